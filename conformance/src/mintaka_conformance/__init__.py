@@ -1,0 +1,1 @@
+"""The Mintaka conformance suite: abstract tests every backend runs against itself."""

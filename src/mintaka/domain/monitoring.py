@@ -1,0 +1,96 @@
+"""Monitoring: captured traffic, signals with owners, alerts and the tickets they open."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import Field
+
+from mintaka.domain.base import AwareDatetime, JSONDict, Record, Spec
+
+
+class CaptureConfig(Spec):
+    """Request/response capture on an endpoint, as the backend configures it natively."""
+
+    enabled: bool = True
+    sample_percent: int = Field(default=100, ge=0, le=100)
+    capture_inputs: bool = True
+    capture_outputs: bool = True
+    destination: str | None = None
+
+
+class CapturedRecord(Record):
+    """One captured request/response pair read back from the backend."""
+
+    endpoint: str
+    route: str | None = None
+    event_id: str
+    at: AwareDatetime
+    inputs: JSONDict | list[JSONDict] | None = None
+    outputs: JSONDict | list[JSONDict] | list[float] | list[int] | None = None
+    extra: JSONDict = Field(default_factory=dict)
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class SignalKind(StrEnum):
+    DRIFT = "drift"
+    PERFORMANCE = "performance"
+    FAIRNESS = "fairness"
+    TELEMETRY = "telemetry"
+
+
+class Escalation(Spec):
+    after_minutes: float = Field(gt=0)
+    to: str
+
+
+class Signal(Spec):
+    """What is measured, against what threshold, and who answers for it."""
+
+    name: str
+    kind: SignalKind
+    metric: str
+    threshold: float
+    window: str = "1h"
+    severity: Severity = Severity.WARNING
+    owner: str
+    escalation: list[Escalation] = Field(default_factory=list)
+    runbook_url: str | None = None
+
+
+class MonitorSpec(Spec):
+    endpoint: str
+    model: str
+    signals: list[Signal]
+
+
+class Alert(Record):
+    id: str
+    signal: str
+    endpoint: str
+    value: float
+    threshold: float
+    severity: Severity
+    at: AwareDatetime
+    details: JSONDict = Field(default_factory=dict)
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+class Ticket(Record):
+    id: str
+    alert_id: str
+    owner: str
+    status: TicketStatus
+    runbook_url: str | None = None
+    opened_at: AwareDatetime
+    sink: str

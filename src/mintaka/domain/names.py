@@ -1,0 +1,98 @@
+"""Names, validated once in core against the strictest rules of every cloud Mintaka targets.
+
+The intersection (see docs/architecture.md):
+
+- SageMaker entity names: ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$``, endpoint names case-insensitive.
+- Vertex AI resource ids start with a letter; aliases ``[a-z][a-zA-Z0-9-]{0,126}[a-z0-9]``.
+- Azure ML endpoints and deployments: a leading letter, 3-32 characters, single dashes.
+- Unity Catalog identifiers are case-insensitive.
+
+So a Mintaka name is lower-case, starts with a letter, ends with a letter or digit, and uses single
+dashes only. A backend that needs another form (``catalog.schema.model``) derives it from its
+configuration; it never receives a name that one of the other clouds would refuse.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Final
+
+from pydantic import AfterValidator
+
+from mintaka.errors import InvalidName
+
+MODEL_NAME_RULE: Final = "lower-case letters, digits and single dashes, starting with a letter, 1-63 chars"
+ENDPOINT_NAME_RULE: Final = "lower-case letters, digits and single dashes, starting with a letter, 3-32 chars"
+ALIAS_RULE: Final = (
+    "lower-case letters, digits and single dashes, starting with a letter, 2-63 chars, "
+    "not 'latest' or 'default'"
+)
+TAG_KEY_RULE: Final = "1-128 chars: letters, digits and _ . : / - , starting with a letter or _"
+TAG_VALUE_RULE: Final = "at most 256 printable characters"
+
+_MODEL = re.compile(r"[a-z](?:-?[a-z0-9]){0,62}")
+_ENDPOINT = re.compile(r"[a-z](?:-?[a-z0-9]){2,31}")
+_ALIAS = re.compile(r"[a-z](?:-?[a-z0-9]){1,62}")
+_TAG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]{0,127}")
+RESERVED_ALIASES: Final = frozenset({"latest", "default"})
+
+
+def _check(kind: str, value: object, pattern: re.Pattern[str], rule: str) -> str:
+    if not isinstance(value, str) or pattern.fullmatch(value) is None:
+        raise InvalidName(kind, value, rule)
+    return value
+
+
+def validate_model_name(value: object) -> str:
+    """Return ``value`` if it is a valid model name, else raise :class:`InvalidName`."""
+    return _check("model name", value, _MODEL, MODEL_NAME_RULE)
+
+
+def validate_endpoint_name(value: object) -> str:
+    """Return ``value`` if it is a valid endpoint or deployment name."""
+    return _check("endpoint name", value, _ENDPOINT, ENDPOINT_NAME_RULE)
+
+
+def validate_alias(value: object) -> str:
+    """Return ``value`` if it is a valid, non-reserved alias."""
+    alias = _check("alias", value, _ALIAS, ALIAS_RULE)
+    if alias in RESERVED_ALIASES:
+        raise InvalidName("alias", value, ALIAS_RULE)
+    return alias
+
+
+def validate_tag(key: object, value: object) -> tuple[str, str]:
+    """Return the pair if the key and value are valid for a tag on every cloud."""
+    _check("tag key", key, _TAG_KEY, TAG_KEY_RULE)
+    if not isinstance(value, str) or len(value) > 256 or not value.isprintable():
+        raise InvalidName("tag value", value, TAG_VALUE_RULE)
+    return str(key), value
+
+
+def validate_version(value: object) -> int:
+    """Return a positive version number; strings of digits are accepted."""
+    if isinstance(value, bool):
+        raise InvalidName("version", value, "a positive integer")
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or value < 1:
+        raise InvalidName("version", value, "a positive integer")
+    return value
+
+
+ModelName = Annotated[str, AfterValidator(validate_model_name)]
+EndpointName = Annotated[str, AfterValidator(validate_endpoint_name)]
+Alias = Annotated[str, AfterValidator(validate_alias)]
+
+
+def parse_model_ref(ref: str) -> tuple[str, int | None, str | None]:
+    """Split ``NAME``, ``NAME:VERSION`` or ``NAME@ALIAS`` into (name, version, alias)."""
+    if not isinstance(ref, str):
+        raise InvalidName("model reference", ref, "NAME, NAME:VERSION or NAME@ALIAS")
+    if "@" in ref:
+        name, _, alias = ref.partition("@")
+        return validate_model_name(name), None, validate_alias(alias)
+    if ":" in ref:
+        name, _, version = ref.partition(":")
+        return validate_model_name(name), validate_version(version), None
+    return validate_model_name(ref), None, None

@@ -1,0 +1,104 @@
+"""The one error tree of Mintaka.
+
+Every error Mintaka raises derives from :class:`MintakaError`; where a builtin says the same thing,
+the error derives from it too, so ``except LookupError`` keeps working for callers who know nothing
+of Mintaka. Backends translate their SDK's exceptions into this tree and keep the original as
+``__cause__``.
+"""
+
+from __future__ import annotations
+
+
+class MintakaError(Exception):
+    """Root of every error Mintaka raises."""
+
+
+class ValidationError(MintakaError, ValueError):
+    """Input was refused before anything was written or any backend was called."""
+
+
+class InvalidName(ValidationError):
+    """A name breaks the naming rules shared by every cloud Mintaka targets."""
+
+    def __init__(self, kind: str, value: object, rule: str) -> None:
+        self.kind = kind
+        self.value = value
+        self.rule = rule
+        super().__init__(f"invalid {kind} {value!r}: {rule}")
+
+
+class NotFound(MintakaError, LookupError):
+    """The named object does not exist."""
+
+
+class Conflict(MintakaError):
+    """The object already exists, or the change clashes with the current state."""
+
+
+class PolicyViolation(MintakaError, PermissionError):
+    """Governance policy refused the operation; ``unmet`` lists every unmet control."""
+
+    def __init__(self, message: str, unmet: list[str] | None = None) -> None:
+        self.unmet = list(unmet or [])
+        detail = "" if not self.unmet else ": " + "; ".join(self.unmet)
+        super().__init__(message + detail)
+
+
+class UnsupportedCapability(MintakaError, NotImplementedError):
+    """The selected backend lacks a capability that the operation needs."""
+
+    def __init__(self, backend: str, capability: str, hint: str = "") -> None:
+        self.backend = backend
+        self.capability = capability
+        message = f"backend {backend!r} lacks capability {capability!r}"
+        super().__init__(message + (f" ({hint})" if hint else ""))
+
+
+class BackendError(MintakaError):
+    """A backend call failed; ``backend`` names it and ``__cause__`` holds the SDK error."""
+
+    def __init__(self, message: str, backend: str) -> None:
+        self.backend = backend
+        super().__init__(f"[{backend}] {message}")
+
+
+class Throttled(BackendError):
+    """The cloud asked us to slow down."""
+
+
+class RetryExhausted(BackendError):
+    """A call kept failing until its retry budget ran out; no partial state was kept."""
+
+
+class IntegrityError(MintakaError):
+    """Stored data does not match its recorded digest or hash chain."""
+
+
+class StoreError(MintakaError):
+    """The control-plane store cannot be opened, migrated or written."""
+
+
+class PluginError(MintakaError):
+    """A plugin failed to load, or registered something invalid."""
+
+
+class ConfigurationError(MintakaError):
+    """Configuration is missing or inconsistent."""
+
+
+__all__ = [
+    "BackendError",
+    "ConfigurationError",
+    "Conflict",
+    "IntegrityError",
+    "InvalidName",
+    "MintakaError",
+    "NotFound",
+    "PluginError",
+    "PolicyViolation",
+    "RetryExhausted",
+    "StoreError",
+    "Throttled",
+    "UnsupportedCapability",
+    "ValidationError",
+]

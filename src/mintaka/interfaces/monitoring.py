@@ -1,0 +1,28 @@
+"""Monitoring inputs: captured traffic and endpoint metrics read back from the backend."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from datetime import datetime
+
+from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
+from mintaka.domain.serving import EndpointMetrics
+
+
+class CaptureSource(ABC):
+    """``Capability.MONITORING_CAPTURE``: request/response capture configured and read back."""
+
+    @abstractmethod
+    def configure_capture(self, endpoint: str, config: CaptureConfig) -> None: ...
+
+    @abstractmethod
+    def read_captured(
+        self, endpoint: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[CapturedRecord]: ...
+
+
+class MetricsSource(ABC):
+    """``Capability.MONITORING_METRICS``: latency, error and request counts per route."""
+
+    @abstractmethod
+    def read_metrics(self, endpoint: str, start: datetime, end: datetime) -> EndpointMetrics: ...

@@ -1,0 +1,80 @@
+"""Registry interfaces: one ABC per capability, so a backend implements only what it declares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+
+from mintaka.domain.registry import ApprovalStatus, BackendVersion, Stage, VersionRequest
+
+
+class ModelRegistry(ABC):
+    """``Capability.REGISTRY``: models and immutable, numbered versions."""
+
+    @abstractmethod
+    def ensure_model(self, name: str, description: str = "") -> dict[str, str]:
+        """Create the model (group) if missing; idempotent. Returns its backend ids."""
+
+    @abstractmethod
+    def create_version(self, request: VersionRequest) -> BackendVersion:
+        """Upload the artifact and create a new version; the backend picks the number.
+
+        Must be idempotent on ``request.idempotency_key``: a retry after a lost response returns
+        the version created the first time instead of creating another.
+        """
+
+    @abstractmethod
+    def get_version(self, name: str, version: int) -> BackendVersion:
+        """Raise :class:`~mintaka.errors.NotFound` when the model or version is missing."""
+
+    @abstractmethod
+    def list_versions(self, name: str) -> list[BackendVersion]:
+        """Versions in ascending order; ``NotFound`` when the model is missing."""
+
+    @abstractmethod
+    def list_models(self) -> list[str]:
+        """Names of every model in the registry, managed by Mintaka or not."""
+
+
+class ModelAliases(ABC):
+    """``Capability.REGISTRY_ALIASES``: named pointers that move between versions."""
+
+    @abstractmethod
+    def set_alias(self, name: str, alias: str, version: int) -> None: ...
+
+    @abstractmethod
+    def delete_alias(self, name: str, alias: str) -> None: ...
+
+    @abstractmethod
+    def get_aliases(self, name: str) -> dict[str, int]: ...
+
+
+class ModelTags(ABC):
+    """``Capability.REGISTRY_TAGS``: key/value tags on versions."""
+
+    @abstractmethod
+    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None: ...
+
+    @abstractmethod
+    def delete_tag(self, name: str, version: int, key: str) -> None: ...
+
+
+class ModelStages(ABC):
+    """``Capability.REGISTRY_STAGES``: the lifecycle stage projected onto the cloud."""
+
+    @abstractmethod
+    def set_stage(self, name: str, version: int, stage: Stage) -> None: ...
+
+
+class ApprovalProjection(ABC):
+    """``Capability.REGISTRY_APPROVAL``: core's approval record projected onto the registry."""
+
+    @abstractmethod
+    def set_approval(self, name: str, version: int, status: ApprovalStatus) -> None: ...
+
+
+class VersionDeletion(ABC):
+    """``Capability.REGISTRY_DELETE``: a version removed from the cloud registry."""
+
+    @abstractmethod
+    def delete_version(self, name: str, version: int) -> None: ...

@@ -1,0 +1,67 @@
+"""Serving interfaces: endpoints, routes, traffic, shadow, native rollouts, batch."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mintaka.domain.serving import Endpoint, Route, TrafficMap, TrafficPlan
+
+
+class Serving(ABC):
+    """``Capability.SERVING``: endpoints with routes to model versions, invoked for predictions."""
+
+    @abstractmethod
+    def create_endpoint(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
+        """Create an endpoint; ``Conflict`` when it exists."""
+
+    @abstractmethod
+    def get_endpoint(self, name: str) -> Endpoint: ...
+
+    @abstractmethod
+    def list_endpoints(self) -> list[Endpoint]: ...
+
+    @abstractmethod
+    def update_routes(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
+        """Replace the set of routes (deploy a new version) together with the traffic map."""
+
+    @abstractmethod
+    def delete_endpoint(self, name: str) -> None: ...
+
+    @abstractmethod
+    def invoke(self, name: str, payload: Any, route: str | None = None) -> dict[str, Any]:
+        """Send one request; ``route`` pins it to one route where the cloud allows."""
+
+
+class TrafficSplit(ABC):
+    """``Capability.SERVING_TRAFFIC_SPLIT``: weights changed without redeploying routes."""
+
+    @abstractmethod
+    def set_traffic(self, name: str, traffic: TrafficMap) -> Endpoint: ...
+
+
+class ShadowTraffic(ABC):
+    """``Capability.SERVING_SHADOW``: one route receives a copy of live requests."""
+
+    @abstractmethod
+    def set_shadow(self, name: str, route: str | None, percent: int) -> Endpoint: ...
+
+
+class NativeRollout(ABC):
+    """``Capability.SERVING_NATIVE_ROLLOUT``: the cloud walks the plan and rolls back itself."""
+
+    @abstractmethod
+    def start_rollout(self, plan: TrafficPlan) -> str:
+        """Start a native rollout; returns the backend's rollout id."""
+
+    @abstractmethod
+    def rollout_status(self, name: str, rollout_id: str) -> str: ...
+
+
+class BatchScoring(ABC):
+    """``Capability.SERVING_BATCH``: score a file with a model version outside any endpoint."""
+
+    @abstractmethod
+    def score_batch(self, route: Route, input_path: Path, output_path: Path) -> dict[str, str]: ...

@@ -1,0 +1,169 @@
+"""The control-plane schema, as SQLAlchemy Core tables.
+
+The migrations under ``migrations/versions`` create exactly these tables; a test compares the
+migrated database with this metadata so the two cannot drift apart. Timestamps are ISO-8601 UTC
+strings, JSON columns use SQLAlchemy's portable JSON type, and nothing here is SQLite-specific.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+models = Table(
+    "models",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("risk_tier", String(16), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("backend", String(64), nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(63), ForeignKey("models.name"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("artifact_uri", Text, nullable=False),
+    Column("artifact_digest", String(80), nullable=False),
+    Column("flavor", String(32), nullable=False),
+    Column("signature", JSON, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("owner", String(256), nullable=False),
+    Column("risk_tier", String(16), nullable=False),
+    Column("stage", String(16), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("run_id", String(64), nullable=True),
+    Column("code_commit", String(64), nullable=True),
+    Column("dataset_ids", JSON, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("backend", String(64), nullable=False),
+    Column("backend_ids", JSON, nullable=False),
+    UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
+)
+Index("ix_model_versions_digest", model_versions.c.artifact_digest)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(63), ForeignKey("models.name"), nullable=False),
+    Column("alias", String(63), nullable=False),
+    Column("version", Integer, nullable=False),
+    PrimaryKeyConstraint("name", "alias", name="pk_model_aliases"),
+)
+
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column("version_id", String(64), ForeignKey("model_versions.id"), nullable=False),
+    Column("key", String(128), nullable=False),
+    Column("value", String(256), nullable=False),
+    PrimaryKeyConstraint("version_id", "key", name="pk_model_tags"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("experiment", String(256), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("code_commit", String(64), nullable=True),
+    Column("dataset_ids", JSON, nullable=False),
+    Column("params", JSON, nullable=False),
+    Column("metrics", JSON, nullable=False),
+    Column("environment", JSON, nullable=False),
+    Column("started_at", String(40), nullable=False),
+    Column("ended_at", String(40), nullable=True),
+    Column("backend", String(64), nullable=False),
+    Column("backend_ids", JSON, nullable=False),
+)
+Index("ix_runs_experiment", runs.c.experiment)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("name", String(256), nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("schema", JSON, nullable=False),
+    Column("rows", BigInteger, nullable=True),
+    Column("profile", JSON, nullable=True),
+    Column("created_at", String(40), nullable=False),
+    UniqueConstraint("name", "digest", name="uq_datasets_name_digest"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("digest", String(80), primary_key=True),
+    Column("uri", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("files", Integer, nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+
+audit_events = Table(
+    "audit_events",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("at", String(40), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(512), nullable=False),
+    Column("backend", String(64), nullable=True),
+    Column("canonical", LargeBinary, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+# One row (id = 1) holding the chain's head; writers lock it, so the chain stays linear even with
+# several processes appending at once.
+audit_head = Table(
+    "audit_head",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
+)
+
+lineage_nodes = Table(
+    "lineage_nodes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(32), nullable=False),
+    Column("key", String(512), nullable=False),
+    Column("label", Text, nullable=False),
+    Column("attrs", JSON, nullable=False),
+    UniqueConstraint("kind", "key", name="uq_lineage_nodes_kind_key"),
+)
+
+lineage_edges = Table(
+    "lineage_edges",
+    metadata,
+    Column("src", Integer, ForeignKey("lineage_nodes.id"), nullable=False),
+    Column("dst", Integer, ForeignKey("lineage_nodes.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    PrimaryKeyConstraint("src", "dst", name="pk_lineage_edges"),
+    sqlite_with_rowid=False,
+)
+Index("ix_lineage_edges_dst_src", lineage_edges.c.dst, lineage_edges.c.src)
