@@ -44,5 +44,7 @@ class IdFactory:
         self._random: random.Random | None = None if seed is None else random.Random(seed)
 
     def new(self, prefix: str) -> str:
-        token = secrets.token_hex(8) if self._random is None else f"{self._random.getrandbits(64):016x}"
+        token = (
+            secrets.token_hex(8) if self._random is None else f"{self._random.getrandbits(64):016x}"
+        )
         return f"{prefix}-{token}"

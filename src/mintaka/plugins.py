@@ -68,8 +68,10 @@ class BackendRegistry:
             and not issubclass(backend, iface)
         ]
         if missing:
-            raise PluginError(f"backend {name!r} declares capabilities it does not implement: "
-                              + ", ".join(missing))
+            raise PluginError(
+                f"backend {name!r} declares capabilities it does not implement: "
+                + ", ".join(missing)
+            )
         if getattr(backend, "__abstractmethods__", None):
             raise PluginError(
                 f"backend {name!r} leaves abstract methods unimplemented: "
@@ -157,4 +159,3 @@ class PluginManager:
     @property
     def hook(self) -> Any:
         return self._pm.hook
-

@@ -17,12 +17,18 @@ def code_commit(path: Path | None = None) -> str | None:
     cwd = str(path or Path.cwd())
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "HEAD"],
+            check=False,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         if head.returncode != 0:
             return None
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
+            check=False,
             cwd=cwd,
             capture_output=True,
             text=True,

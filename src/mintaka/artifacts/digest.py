@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import rfc8785
 
@@ -33,7 +34,7 @@ class Manifest:
     def size(self) -> int:
         return sum(entry.size for entry in self.entries)
 
-    def to_json(self) -> list[dict[str, object]]:
+    def to_json(self) -> list[dict[str, Any]]:
         return [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in self.entries]
 
     def canonical(self) -> bytes:

@@ -176,14 +176,21 @@ class AuditLog:
         prev = GENESIS
         count = 0
         with self.store.read() as conn:
-            for seq, at, actor, action, subject, backend, canonical, prev_hash, digest in self._rows(
-                conn
-            ):
-                canonical = bytes(canonical)
+            for (
+                seq,
+                at,
+                actor,
+                action,
+                subject,
+                backend,
+                blob,
+                prev_hash,
+                digest,
+            ) in self._rows(conn):
+                canonical = bytes(blob)
                 reason = None
                 if seq != expected_seq:
                     reason = f"expected sequence {expected_seq}, found {seq}"
-                    seq = expected_seq
                 elif prev_hash != prev:
                     reason = "previous-hash link does not match the preceding event"
                 elif link_hash(prev, canonical) != digest:
@@ -207,7 +214,9 @@ class AuditLog:
                     ):
                         reason = "columns differ from the canonical bytes"
                 if reason is not None:
-                    return ChainReport(ok=False, events=count, first_bad_seq=seq, reason=reason)
+                    return ChainReport(
+                        ok=False, events=count, first_bad_seq=expected_seq, reason=reason
+                    )
                 prev = digest
                 expected_seq += 1
                 count += 1

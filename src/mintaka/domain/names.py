@@ -21,8 +21,12 @@ from pydantic import AfterValidator
 
 from mintaka.errors import InvalidName
 
-MODEL_NAME_RULE: Final = "lower-case letters, digits and single dashes, starting with a letter, 1-63 chars"
-ENDPOINT_NAME_RULE: Final = "lower-case letters, digits and single dashes, starting with a letter, 3-32 chars"
+MODEL_NAME_RULE: Final = (
+    "lower-case letters, digits and single dashes, starting with a letter, 1-63 chars"
+)
+ENDPOINT_NAME_RULE: Final = (
+    "lower-case letters, digits and single dashes, starting with a letter, 3-32 chars"
+)
 ALIAS_RULE: Final = (
     "lower-case letters, digits and single dashes, starting with a letter, 2-63 chars, "
     "not 'latest' or 'default'"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+
 from pydantic import Field, field_validator
 
 from mintaka.domain.base import AwareDatetime, JSONDict, Record

@@ -89,14 +89,14 @@ class LineageStore:
         by_kind: dict[str, list[str]] = {}
         for kind, key in pairs:
             by_kind.setdefault(kind.value, []).append(key)
-        for kind, keys in by_kind.items():
+        for kind_name, keys in by_kind.items():
             rows = conn.execute(
                 select(lineage_nodes.c.id, lineage_nodes.c.key).where(
-                    lineage_nodes.c.kind == kind, lineage_nodes.c.key.in_(keys)
+                    lineage_nodes.c.kind == kind_name, lineage_nodes.c.key.in_(keys)
                 )
             )
             for row in rows:
-                found[(kind, row.key)] = int(row.id)
+                found[(kind_name, row.key)] = int(row.id)
         return found
 
     # -- reading ------------------------------------------------------------------------------
@@ -130,14 +130,22 @@ class LineageStore:
         with self.store.read() as conn:
             start = self._node_pk(conn, node_id)
             node_rows = conn.execute(
-                text(walk + "SELECT n.id, n.kind, n.key, n.label, n.attrs FROM lineage_nodes n "
-                     "JOIN reach ON n.id = reach.id"),
+                text(
+                    walk + "SELECT n.id, n.kind, n.key, n.label, n.attrs FROM lineage_nodes n "
+                    "JOIN reach ON n.id = reach.id"
+                ),
                 {"start": start},
             ).all()
             edge_rows = conn.execute(
-                text(walk + "SELECT e.src, e.dst, e.kind FROM lineage_edges e "
-                     + ("JOIN reach ON e.src = reach.id" if direction == "down"
-                        else "JOIN reach ON e.dst = reach.id")),
+                text(
+                    walk
+                    + "SELECT e.src, e.dst, e.kind FROM lineage_edges e "
+                    + (
+                        "JOIN reach ON e.src = reach.id"
+                        if direction == "down"
+                        else "JOIN reach ON e.dst = reach.id"
+                    )
+                ),
                 {"start": start},
             ).all()
         nodes = {int(row.id): _node(row) for row in node_rows}

@@ -58,9 +58,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "model_tags",
-        sa.Column(
-            "version_id", sa.String(64), sa.ForeignKey("model_versions.id"), nullable=False
-        ),
+        sa.Column("version_id", sa.String(64), sa.ForeignKey("model_versions.id"), nullable=False),
         sa.Column("key", sa.String(128), nullable=False),
         sa.Column("value", sa.String(256), nullable=False),
         sa.PrimaryKeyConstraint("version_id", "key", name="pk_model_tags"),

@@ -61,10 +61,10 @@ def _backfill() -> None:
 
     def node(kind: str, key: str, label: str) -> int:
         if (kind, key) not in ids:
-            result = bind.execute(
-                nodes.insert().values(kind=kind, key=key, label=label, attrs={})
-            )
-            ids[(kind, key)] = int(result.inserted_primary_key[0])
+            result = bind.execute(nodes.insert().values(kind=kind, key=key, label=label, attrs={}))
+            pk = result.inserted_primary_key
+            assert pk is not None
+            ids[(kind, key)] = int(pk[0])
         return ids[(kind, key)]
 
     def edge(src: int, dst: int, kind: str) -> None:

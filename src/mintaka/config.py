@@ -1,0 +1,88 @@
+"""Where Mintaka keeps its state and which backend it talks to.
+
+Resolution order, later wins: built-in defaults, ``<home>/config.toml`` (written by ``mintaka
+init``), environment variables (``MINTAKA_HOME``, ``MINTAKA_BACKEND``, ``MINTAKA_STORE_URL``), and
+explicit arguments.
+
+.. code-block:: toml
+
+    backend = "local"
+    # store_url = "postgresql+psycopg://mintaka@db/mintaka"
+
+    [backend_settings]
+    # settings of the chosen backend, validated by its own settings model
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from mintaka.errors import ConfigurationError
+
+CONFIG_FILE = "config.toml"
+DEFAULT_HOME = ".mintaka"
+
+
+class MintakaConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    home: Path
+    backend: str = "local"
+    store_url: str | None = None
+    backend_settings: dict[str, Any] = Field(default_factory=dict)
+
+
+def resolve_home(home: str | Path | None = None) -> Path:
+    return Path(home or os.environ.get("MINTAKA_HOME") or DEFAULT_HOME).absolute()
+
+
+def load_config(
+    home: str | Path | None = None,
+    *,
+    backend: str | None = None,
+    store_url: str | None = None,
+    backend_settings: dict[str, Any] | None = None,
+) -> MintakaConfig:
+    root = resolve_home(home)
+    data: dict[str, Any] = {}
+    path = root / CONFIG_FILE
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
+    for key, variable in (("backend", "MINTAKA_BACKEND"), ("store_url", "MINTAKA_STORE_URL")):
+        if os.environ.get(variable):
+            data[key] = os.environ[variable]
+    if backend is not None:
+        data["backend"] = backend
+    if store_url is not None:
+        data["store_url"] = store_url
+    if backend_settings is not None:
+        data["backend_settings"] = backend_settings
+    try:
+        return MintakaConfig(home=root, **data)
+    except PydanticValidationError as exc:
+        raise ConfigurationError(f"invalid configuration in {path}: {exc}") from exc
+
+
+def write_config(config: MintakaConfig) -> Path:
+    """Write the non-default parts of ``config`` to ``<home>/config.toml``."""
+    lines = [f'backend = "{config.backend}"']
+    if config.store_url:
+        lines.append(f'store_url = "{config.store_url}"')
+    if config.backend_settings:
+        lines.append("\n[backend_settings]")
+        for key, value in config.backend_settings.items():
+            rendered = f'"{value}"' if isinstance(value, str) else str(value).lower()
+            lines.append(f"{key} = {rendered}")
+    config.home.mkdir(parents=True, exist_ok=True)
+    path = config.home / CONFIG_FILE
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -1,0 +1,1 @@
+"""The local reference backend (the embedded default)."""

@@ -1,0 +1,932 @@
+"""``Platform``: the facade that wires a backend to governance, audit, lineage and the store.
+
+Every operation follows the same order: validate the input in core (names, tags, references),
+check that the backend declares the capability, call the backend, then record the outcome in the
+control-plane store, lineage and audit trail in one transaction. Bad input therefore never
+reaches a cloud, and a record never points at something the cloud did not accept.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from mintaka.artifacts import ArtifactStore, manifest_of
+from mintaka.audit import AuditLog
+from mintaka.capabilities import Capability
+from mintaka.clock import Clock, IdFactory, SystemClock
+from mintaka.config import MintakaConfig, load_config
+from mintaka.domain.audit import AuditEvent, ChainReport
+from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
+from mintaka.domain.names import (
+    parse_model_ref,
+    validate_alias,
+    validate_model_name,
+    validate_tag,
+    validate_version,
+)
+from mintaka.domain.registry import (
+    Flavor,
+    ModelVersion,
+    RegisteredModel,
+    RiskTier,
+    Signature,
+    Stage,
+    VersionRequest,
+)
+from mintaka.domain.runs import DatasetVersion, Run, RunStatus
+from mintaka.errors import Conflict, NotFound, UnsupportedCapability, ValidationError
+from mintaka.interfaces import (
+    Backend,
+    BackendContext,
+    ModelAliases,
+    ModelRegistry,
+    ModelStages,
+    ModelTags,
+    RunTracking,
+)
+from mintaka.lineage import LineageStore
+from mintaka.plugins import PluginManager
+from mintaka.provenance import code_commit, environment
+from mintaka.store import Store, default_url
+from mintaka.store.schema import (
+    artifacts,
+    datasets,
+    model_aliases,
+    model_tags,
+    model_versions,
+    models,
+    runs,
+)
+
+T = TypeVar("T")
+
+
+def _parse(model: type[T], **data: Any) -> T:
+    """Build a domain model, turning pydantic's error into Mintaka's ``ValidationError``."""
+    try:
+        return model(**data)
+    except PydanticValidationError as exc:
+        raise ValidationError(str(exc)) from exc
+
+
+def _enum(kind: type[T], value: Any, what: str) -> T:
+    try:
+        return kind(value)  # type: ignore[call-arg]
+    except ValueError:
+        options = ", ".join(str(getattr(m, "value", m)) for m in kind)  # type: ignore[attr-defined]
+        raise ValidationError(f"invalid {what} {value!r}; expected one of: {options}") from None
+
+
+class Platform:
+    """One control plane over one backend, with its store under ``home``."""
+
+    def __init__(
+        self,
+        home: str | Path | None = None,
+        *,
+        backend: str | None = None,
+        backend_settings: dict[str, Any] | None = None,
+        store_url: str | None = None,
+        actor: str | None = None,
+        clock: Clock | None = None,
+        ids: IdFactory | None = None,
+        plugins: PluginManager | None = None,
+    ) -> None:
+        self.config: MintakaConfig = load_config(
+            home, backend=backend, store_url=store_url, backend_settings=backend_settings
+        )
+        self.home = self.config.home
+        self.clock: Clock = clock or SystemClock()
+        self.ids = ids or IdFactory()
+        self.actor = actor or os.environ.get("MINTAKA_ACTOR") or getpass.getuser()
+        self.plugins = plugins or PluginManager()
+        self.store = Store(self.config.store_url or default_url(self.home))
+        self.artifacts = ArtifactStore(self.home / "artifacts")
+        self.audit = AuditLog(self.store)
+        self.lineage = LineageStore(self.store)
+        entry = self.plugins.backends().get(self.config.backend)
+        try:
+            settings = entry.cls.settings_model(**self.config.backend_settings)
+        except PydanticValidationError as exc:
+            raise ValidationError(f"invalid settings for backend {entry.name!r}: {exc}") from exc
+        self.backend: Backend = entry.cls(
+            settings, BackendContext(home=self.home, clock=self.clock, ids=self.ids)
+        )
+        self._insert = (
+            postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
+        )
+
+    def close(self) -> None:
+        self.backend.close()
+        self.store.dispose()
+
+    def __enter__(self) -> Platform:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- plumbing -----------------------------------------------------------------------------
+
+    def _area(self, capability: Capability, interface: type[T]) -> T:
+        """The backend as ``interface``, after checking it declares ``capability``."""
+        if capability not in self.backend.capabilities or not isinstance(self.backend, interface):
+            raise UnsupportedCapability(self.backend.name, capability.value)
+        return cast(T, self.backend)
+
+    def supports(self, capability: Capability) -> bool:
+        return capability in self.backend.capabilities
+
+    def _now(self) -> datetime:
+        return self.clock.now()
+
+    def _audit(self, conn: Connection, action: str, subject: str, **details: Any) -> AuditEvent:
+        event = self.audit.append(
+            conn,
+            at=self._now(),
+            actor=self.actor,
+            action=action,
+            subject=subject,
+            details=details,
+            backend=self.backend.name,
+        )
+        return event
+
+    def _after_commit(self, events: Sequence[AuditEvent]) -> None:
+        for event in events:
+            try:
+                self.plugins.hook.mintaka_audit_event(event=event)
+            except Exception:  # observers must not undo a committed change
+                import logging
+
+                logging.getLogger(__name__).exception("audit observer failed")
+
+    # -- models and versions ------------------------------------------------------------------
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        owner: str | None = None,
+        tier: RiskTier | str = RiskTier.MEDIUM,
+        description: str = "",
+    ) -> RegisteredModel:
+        """Create a model; ``Conflict`` when one of that name exists."""
+        name = validate_model_name(name)
+        risk_tier = _enum(RiskTier, tier, "risk tier")
+        registry = self._area(Capability.REGISTRY, ModelRegistry)
+        with self.store.read() as conn:
+            if conn.execute(select(models.c.name).where(models.c.name == name)).first():
+                raise Conflict(f"model {name!r} already exists")
+        registry.ensure_model(name, description)
+        record = RegisteredModel(
+            name=name,
+            owner=owner or self.actor,
+            risk_tier=risk_tier,
+            description=description,
+            created_at=self._now(),
+            backend=self.backend.name,
+        )
+        with self.store.write() as conn:
+            if conn.execute(select(models.c.name).where(models.c.name == name)).first():
+                raise Conflict(f"model {name!r} already exists")
+            self._insert_model(conn, record)
+            event = self._audit(conn, "model.create", name, tier=risk_tier, owner=record.owner)
+        self._after_commit([event])
+        return record
+
+    def _insert_model(self, conn: Connection, record: RegisteredModel) -> None:
+        conn.execute(
+            models.insert().values(
+                name=record.name,
+                owner=record.owner,
+                risk_tier=record.risk_tier.value,
+                description=record.description,
+                backend=record.backend,
+                created_at=record.created_at.isoformat(),
+            )
+        )
+
+    def register_model(
+        self,
+        name: str,
+        artifact: str | Path,
+        *,
+        run_id: str | None = None,
+        dataset_ids: Sequence[str] = (),
+        tier: RiskTier | str | None = None,
+        flavor: Flavor | str = Flavor.OPAQUE,
+        signature: Signature | None = None,
+        params: Mapping[str, Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+        tags: Mapping[str, str] | None = None,
+        owner: str | None = None,
+        description: str = "",
+        code_commit: str | None = None,
+    ) -> ModelVersion:
+        """Register a new version of ``name`` from the file or directory ``artifact``.
+
+        The artifact's digest is computed, its bytes stored content-addressed (durably, before
+        any row refers to them), the backend creates the version, and the version, its lineage
+        (datasets -> run -> version) and an audit event are committed together.
+        """
+        name = validate_model_name(name)
+        flavor = _enum(Flavor, flavor, "flavor")
+        risk_tier = None if tier is None else _enum(RiskTier, tier, "risk tier")
+        tags = dict(tags or {})
+        for key, value in tags.items():
+            validate_tag(key, value)
+        params_s = {str(k): str(v) for k, v in (params or {}).items()}
+        try:
+            metrics_f = {str(k): float(v) for k, v in (metrics or {}).items()}
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"metrics must be numbers: {exc}") from exc
+        path = Path(artifact)
+        registry = self._area(Capability.REGISTRY, ModelRegistry)
+        if tags:
+            self._area(Capability.REGISTRY_TAGS, ModelTags)
+
+        with self.store.read() as conn:
+            model_row = conn.execute(select(models).where(models.c.name == name)).one_or_none()
+            run = self._run_row(conn, run_id) if run_id else None
+            datasets_used = list(dataset_ids)
+            if run is not None:
+                datasets_used = list(dict.fromkeys([*run.dataset_ids, *datasets_used]))
+                params_s = {**run.params, **params_s}
+                metrics_f = {**run.metrics, **metrics_f}
+            self._require_datasets(conn, datasets_used)
+
+        manifest = manifest_of(path)
+        with self.store.read() as conn:
+            clash = conn.execute(
+                select(model_versions.c.version).where(
+                    model_versions.c.name == name,
+                    model_versions.c.artifact_digest == manifest.digest,
+                )
+            ).scalar()
+        if clash is not None:
+            raise Conflict(f"{name}:{clash} already holds artifact {manifest.digest}")
+        stored = self.artifacts.ingest(path, manifest)
+
+        if model_row is None:
+            registry.ensure_model(name, description)
+        version_id = self.ids.new("mv")
+        created = registry.create_version(
+            VersionRequest(
+                name=name,
+                artifact_path=str(stored.content),
+                artifact_digest=stored.digest,
+                flavor=flavor,
+                metrics=metrics_f,
+                tags=tags,
+                description=description,
+                mintaka_id=version_id,
+                idempotency_key=version_id,
+            )
+        )
+        now = self._now()
+        record = _parse(
+            ModelVersion,
+            id=version_id,
+            name=name,
+            version=created.version,
+            artifact_uri=stored.uri,
+            artifact_digest=stored.digest,
+            flavor=flavor,
+            signature=signature or Signature(),
+            params=params_s,
+            metrics=metrics_f,
+            tags=tags,
+            owner=owner or (model_row.owner if model_row is not None else self.actor),
+            risk_tier=risk_tier
+            or (RiskTier(model_row.risk_tier) if model_row else RiskTier.MEDIUM),
+            description=description,
+            run_id=run.id if run is not None else None,
+            code_commit=code_commit or (run.code_commit if run is not None else None),
+            dataset_ids=tuple(datasets_used),
+            created_at=now,
+            backend=self.backend.name,
+            backend_ids=created.backend_ids,
+        )
+        with self.store.write() as conn:
+            if model_row is None:
+                conn.execute(
+                    self._insert(models)
+                    .values(
+                        name=name,
+                        owner=record.owner,
+                        risk_tier=record.risk_tier.value,
+                        description=description,
+                        backend=self.backend.name,
+                        created_at=now.isoformat(),
+                    )
+                    .on_conflict_do_nothing()
+                )
+            conn.execute(
+                self._insert(artifacts)
+                .values(
+                    digest=stored.digest,
+                    uri=stored.uri,
+                    size=manifest.size,
+                    files=len(manifest.entries),
+                    created_at=now.isoformat(),
+                )
+                .on_conflict_do_nothing()
+            )
+            exists = conn.execute(
+                select(model_versions.c.id).where(
+                    model_versions.c.name == name, model_versions.c.version == record.version
+                )
+            ).first()
+            if exists is not None:
+                raise Conflict(f"{name}:{record.version} is already recorded")
+            conn.execute(model_versions.insert().values(**self._version_row(record)))
+            if tags:
+                conn.execute(
+                    model_tags.insert(),
+                    [{"version_id": record.id, "key": k, "value": v} for k, v in tags.items()],
+                )
+            self._record_version_lineage(conn, record)
+            event = self._audit(
+                conn,
+                "model.register",
+                record.ref,
+                id=record.id,
+                digest=record.artifact_digest,
+                run_id=record.run_id,
+                datasets=list(record.dataset_ids),
+                tier=record.risk_tier,
+            )
+        self._after_commit([event])
+        return record
+
+    @staticmethod
+    def _version_row(record: ModelVersion) -> dict[str, Any]:
+        return {
+            "id": record.id,
+            "name": record.name,
+            "version": record.version,
+            "artifact_uri": record.artifact_uri,
+            "artifact_digest": record.artifact_digest,
+            "flavor": record.flavor.value,
+            "signature": record.signature.model_dump(mode="json"),
+            "params": record.params,
+            "metrics": record.metrics,
+            "owner": record.owner,
+            "risk_tier": record.risk_tier.value,
+            "stage": record.stage.value,
+            "description": record.description,
+            "run_id": record.run_id,
+            "code_commit": record.code_commit,
+            "dataset_ids": list(record.dataset_ids),
+            "created_at": record.created_at.isoformat(),
+            "backend": record.backend,
+            "backend_ids": record.backend_ids,
+        }
+
+    def _record_version_lineage(self, conn: Connection, record: ModelVersion) -> None:
+        nodes = [
+            LineageNode(
+                kind=NodeKind.MODEL_VERSION,
+                key=record.id,
+                label=record.ref,
+                attrs={"digest": record.artifact_digest},
+            )
+        ]
+        edges: list[LineageEdge] = []
+        version_node = nodes[0].id
+        upstream = version_node
+        if record.run_id:
+            run_node = LineageNode(kind=NodeKind.RUN, key=record.run_id, label=record.run_id)
+            nodes.append(run_node)
+            edges.append(LineageEdge(src=run_node.id, dst=version_node, kind=EdgeKind.PRODUCED))
+            upstream = run_node.id
+        for dataset_id in record.dataset_ids:
+            node = LineageNode(kind=NodeKind.DATASET, key=dataset_id, label=dataset_id)
+            nodes.append(node)
+            edges.append(LineageEdge(src=node.id, dst=upstream, kind=EdgeKind.TRAINED_ON))
+        self.lineage.add(conn, nodes, edges)
+
+    def _version_from_row(self, conn: Connection, row: Any) -> ModelVersion:
+        tags = {
+            r.key: r.value
+            for r in conn.execute(
+                select(model_tags.c.key, model_tags.c.value).where(
+                    model_tags.c.version_id == row.id
+                )
+            )
+        }
+        aliases = tuple(
+            sorted(
+                conn.execute(
+                    select(model_aliases.c.alias).where(
+                        model_aliases.c.name == row.name, model_aliases.c.version == row.version
+                    )
+                ).scalars()
+            )
+        )
+
+        def js(value: Any) -> Any:
+            return json.loads(value) if isinstance(value, str) else value
+
+        return ModelVersion(
+            id=row.id,
+            name=row.name,
+            version=row.version,
+            artifact_uri=row.artifact_uri,
+            artifact_digest=row.artifact_digest,
+            flavor=Flavor(row.flavor),
+            signature=Signature(**js(row.signature)),
+            params=js(row.params),
+            metrics=js(row.metrics),
+            tags=tags,
+            aliases=aliases,
+            owner=row.owner,
+            risk_tier=RiskTier(row.risk_tier),
+            stage=Stage(row.stage),
+            description=row.description,
+            run_id=row.run_id,
+            code_commit=row.code_commit,
+            dataset_ids=tuple(js(row.dataset_ids)),
+            created_at=datetime.fromisoformat(row.created_at),
+            backend=row.backend,
+            backend_ids=js(row.backend_ids),
+        )
+
+    def _version_row_for(
+        self, conn: Connection, name: str, version: int | None, alias: str | None
+    ) -> Any:
+        if alias is not None:
+            query = (
+                select(model_versions)
+                .join(
+                    model_aliases,
+                    (model_aliases.c.name == model_versions.c.name)
+                    & (model_aliases.c.version == model_versions.c.version),
+                )
+                .where(model_aliases.c.name == name, model_aliases.c.alias == alias)
+            )
+            what = f"{name}@{alias}"
+        elif version is not None:
+            query = select(model_versions).where(
+                model_versions.c.name == name, model_versions.c.version == version
+            )
+            what = f"{name}:{version}"
+        else:
+            query = (
+                select(model_versions)
+                .where(model_versions.c.name == name)
+                .order_by(model_versions.c.version.desc())
+                .limit(1)
+            )
+            what = name
+        row = conn.execute(query).one_or_none()
+        if row is None:
+            if conn.execute(select(models.c.name).where(models.c.name == name)).first() is None:
+                raise NotFound(f"model {name!r} not found")
+            raise NotFound(f"model version {what} not found")
+        return row
+
+    def get_model_version(
+        self, name: str, version: int | str | None = None, *, alias: str | None = None
+    ) -> ModelVersion:
+        """A version by number, by alias, or (neither given) the latest one.
+
+        ``name`` may also be a reference: ``NAME:VERSION`` or ``NAME@ALIAS``.
+        """
+        if version is None and alias is None and (":" in name or "@" in name):
+            name, number, alias = parse_model_ref(name)
+        else:
+            name = validate_model_name(name)
+            number = None if version is None else validate_version(version)
+            alias = None if alias is None else validate_alias(alias)
+        with self.store.read() as conn:
+            row = self._version_row_for(conn, name, number, alias)
+            return self._version_from_row(conn, row)
+
+    def get_model(self, name: str) -> RegisteredModel:
+        name = validate_model_name(name)
+        with self.store.read() as conn:
+            row = conn.execute(select(models).where(models.c.name == name)).one_or_none()
+        if row is None:
+            raise NotFound(f"model {name!r} not found")
+        return RegisteredModel(
+            name=row.name,
+            owner=row.owner,
+            risk_tier=RiskTier(row.risk_tier),
+            description=row.description,
+            created_at=datetime.fromisoformat(row.created_at),
+            backend=row.backend,
+        )
+
+    def list_models(self) -> list[RegisteredModel]:
+        with self.store.read() as conn:
+            names = list(conn.execute(select(models.c.name).order_by(models.c.name)).scalars())
+        return [self.get_model(name) for name in names]
+
+    def list_versions(self, name: str, *, include_archived: bool = True) -> list[ModelVersion]:
+        name = validate_model_name(name)
+        with self.store.read() as conn:
+            if conn.execute(select(models.c.name).where(models.c.name == name)).first() is None:
+                raise NotFound(f"model {name!r} not found")
+            query = (
+                select(model_versions)
+                .where(model_versions.c.name == name)
+                .order_by(model_versions.c.version)
+            )
+            if not include_archived:
+                query = query.where(model_versions.c.stage != Stage.ARCHIVED.value)
+            return [self._version_from_row(conn, row) for row in conn.execute(query).all()]
+
+    def _existing_version(self, name: str, version: int | str) -> ModelVersion:
+        return self.get_model_version(validate_model_name(name), validate_version(version))
+
+    def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersion:
+        """Point ``alias`` at a version (moving it if it pointed elsewhere)."""
+        alias = validate_alias(alias)
+        current = self._existing_version(name, version)
+        aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
+        with self.store.read() as conn:
+            before = conn.execute(
+                select(model_aliases.c.version).where(
+                    model_aliases.c.name == current.name, model_aliases.c.alias == alias
+                )
+            ).scalar()
+        aliases.set_alias(current.name, alias, current.version)
+        with self.store.write() as conn:
+            conn.execute(
+                self._insert(model_aliases)
+                .values(name=current.name, alias=alias, version=current.version)
+                .on_conflict_do_update(
+                    index_elements=["name", "alias"], set_={"version": current.version}
+                )
+            )
+            event = self._audit(
+                conn,
+                "model.alias.set",
+                f"{current.name}@{alias}",
+                version=current.version,
+                previous=before,
+            )
+        self._after_commit([event])
+        return self.get_model_version(current.name, current.version)
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        name = validate_model_name(name)
+        alias = validate_alias(alias)
+        self.get_model_version(name, alias=alias)  # NotFound when missing
+        self._area(Capability.REGISTRY_ALIASES, ModelAliases).delete_alias(name, alias)
+        with self.store.write() as conn:
+            conn.execute(
+                delete(model_aliases).where(
+                    model_aliases.c.name == name, model_aliases.c.alias == alias
+                )
+            )
+            event = self._audit(conn, "model.alias.delete", f"{name}@{alias}")
+        self._after_commit([event])
+
+    def set_tags(self, name: str, version: int | str, tags: Mapping[str, str]) -> ModelVersion:
+        for key, value in tags.items():
+            validate_tag(key, value)
+        current = self._existing_version(name, version)
+        self._area(Capability.REGISTRY_TAGS, ModelTags).set_tags(
+            current.name, current.version, dict(tags)
+        )
+        with self.store.write() as conn:
+            for key, value in tags.items():
+                conn.execute(
+                    self._insert(model_tags)
+                    .values(version_id=current.id, key=key, value=value)
+                    .on_conflict_do_update(
+                        index_elements=["version_id", "key"], set_={"value": value}
+                    )
+                )
+            event = self._audit(conn, "model.tags.set", current.ref, tags=dict(tags))
+        self._after_commit([event])
+        return self.get_model_version(current.name, current.version)
+
+    def set_stage(self, name: str, version: int | str, stage: Stage | str) -> ModelVersion:
+        target = _enum(Stage, stage, "stage")
+        current = self._existing_version(name, version)
+        if current.stage is Stage.ARCHIVED and target is not Stage.ARCHIVED:
+            raise Conflict(f"{current.ref} is archived; register a new version instead")
+        self._area(Capability.REGISTRY_STAGES, ModelStages).set_stage(
+            current.name, current.version, target
+        )
+        with self.store.write() as conn:
+            conn.execute(
+                update(model_versions)
+                .where(model_versions.c.id == current.id)
+                .values(stage=target.value)
+            )
+            event = self._audit(
+                conn, "model.stage.set", current.ref, stage=target, previous=current.stage
+            )
+        self._after_commit([event])
+        return self.get_model_version(current.name, current.version)
+
+    def archive_version(self, name: str, version: int | str, *, reason: str = "") -> ModelVersion:
+        """Archive a version: its aliases are removed and it can no longer be promoted."""
+        current = self._existing_version(name, version)
+        if current.aliases:
+            aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
+            for alias in current.aliases:
+                aliases.delete_alias(current.name, alias)
+        if self.supports(Capability.REGISTRY_STAGES):
+            self._area(Capability.REGISTRY_STAGES, ModelStages).set_stage(
+                current.name, current.version, Stage.ARCHIVED
+            )
+        with self.store.write() as conn:
+            conn.execute(
+                update(model_versions)
+                .where(model_versions.c.id == current.id)
+                .values(stage=Stage.ARCHIVED.value)
+            )
+            conn.execute(
+                delete(model_aliases).where(
+                    model_aliases.c.name == current.name,
+                    model_aliases.c.version == current.version,
+                )
+            )
+            event = self._audit(
+                conn, "model.archive", current.ref, reason=reason, aliases=list(current.aliases)
+            )
+        self._after_commit([event])
+        return self.get_model_version(current.name, current.version)
+
+    # -- datasets -------------------------------------------------------------------------------
+
+    def register_dataset(
+        self,
+        name: str,
+        path: str | Path,
+        *,
+        schema: Mapping[str, str] | None = None,
+        rows: int | None = None,
+    ) -> DatasetVersion:
+        """Record a dataset version by the digest of its bytes; idempotent per (name, digest)."""
+        if not isinstance(name, str) or not name.strip() or len(name) > 256:
+            raise ValidationError(f"dataset name must be 1-256 characters, got {name!r}")
+        source = Path(path)
+        digest = manifest_of(source).digest
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(datasets).where(datasets.c.name == name, datasets.c.digest == digest)
+            ).one_or_none()
+        if row is not None:
+            return self._dataset(row)
+        record = _parse(
+            DatasetVersion,
+            id=self.ids.new("ds"),
+            name=name,
+            uri=source.absolute().as_uri(),
+            digest=digest,
+            schema=dict(schema or {}),
+            rows=rows,
+            created_at=self._now(),
+        )
+        with self.store.write() as conn:
+            conn.execute(
+                datasets.insert().values(
+                    id=record.id,
+                    name=record.name,
+                    uri=record.uri,
+                    digest=record.digest,
+                    schema=record.schema_,
+                    rows=record.rows,
+                    profile=None,
+                    created_at=record.created_at.isoformat(),
+                )
+            )
+            self.lineage.add(
+                conn,
+                [
+                    LineageNode(
+                        kind=NodeKind.DATASET,
+                        key=record.id,
+                        label=f"{record.name}@{digest[7:19]}",
+                        attrs={"name": record.name, "digest": digest, "uri": record.uri},
+                    )
+                ],
+                [],
+            )
+            event = self._audit(conn, "dataset.register", record.id, name=name, digest=digest)
+        self._after_commit([event])
+        return record
+
+    @staticmethod
+    def _dataset(row: Any) -> DatasetVersion:
+        return DatasetVersion(
+            id=row.id,
+            name=row.name,
+            uri=row.uri,
+            digest=row.digest,
+            schema=row.schema,
+            rows=row.rows,
+            profile=row.profile,
+            created_at=datetime.fromisoformat(row.created_at),
+        )
+
+    def get_dataset(self, dataset_id: str) -> DatasetVersion:
+        with self.store.read() as conn:
+            row = conn.execute(select(datasets).where(datasets.c.id == dataset_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"dataset {dataset_id!r} not found")
+        return self._dataset(row)
+
+    def find_datasets(self, name: str) -> list[DatasetVersion]:
+        with self.store.read() as conn:
+            rows = conn.execute(
+                select(datasets).where(datasets.c.name == name).order_by(datasets.c.created_at)
+            ).all()
+        return [self._dataset(row) for row in rows]
+
+    def _require_datasets(self, conn: Connection, dataset_ids: Sequence[str]) -> None:
+        if not dataset_ids:
+            return
+        known = set(
+            conn.execute(
+                select(datasets.c.id).where(datasets.c.id.in_(list(dataset_ids)))
+            ).scalars()
+        )
+        missing = [d for d in dataset_ids if d not in known]
+        if missing:
+            raise NotFound(f"dataset(s) not found: {', '.join(missing)}")
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def start_run(
+        self,
+        experiment: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        dataset_ids: Sequence[str] = (),
+        code_commit_: str | None = None,
+        source_dir: Path | None = None,
+    ) -> Run:
+        """Start an experiment run; the code commit is read from git when not given."""
+        with self.store.read() as conn:
+            self._require_datasets(conn, dataset_ids)
+        run = _parse(
+            Run,
+            id=self.ids.new("run"),
+            experiment=experiment,
+            code_commit=code_commit_ or code_commit(source_dir),
+            dataset_ids=tuple(dataset_ids),
+            params={str(k): str(v) for k, v in (params or {}).items()},
+            environment=environment(),
+            started_at=self._now(),
+            backend=self.backend.name,
+        )
+        backend_ids: dict[str, str] = {}
+        if self.supports(Capability.RUNS):
+            backend_ids = self._area(Capability.RUNS, RunTracking).create_run(run)
+        run = run.model_copy(update={"backend_ids": backend_ids})
+        with self.store.write() as conn:
+            conn.execute(runs.insert().values(**self._run_values(run)))
+            nodes = [LineageNode(kind=NodeKind.RUN, key=run.id, label=f"{experiment}/{run.id}")]
+            edges = [
+                LineageEdge(src=f"dataset:{d}", dst=f"run:{run.id}", kind=EdgeKind.TRAINED_ON)
+                for d in run.dataset_ids
+            ]
+            self.lineage.add(conn, nodes, edges)
+            event = self._audit(
+                conn, "run.start", run.id, experiment=experiment, datasets=list(dataset_ids)
+            )
+        self._after_commit([event])
+        return run
+
+    @staticmethod
+    def _run_values(run: Run) -> dict[str, Any]:
+        return {
+            "id": run.id,
+            "experiment": run.experiment,
+            "status": run.status.value,
+            "code_commit": run.code_commit,
+            "dataset_ids": list(run.dataset_ids),
+            "params": run.params,
+            "metrics": run.metrics,
+            "environment": run.environment,
+            "started_at": run.started_at.isoformat(),
+            "ended_at": run.ended_at.isoformat() if run.ended_at else None,
+            "backend": run.backend,
+            "backend_ids": run.backend_ids,
+        }
+
+    def _run_row(self, conn: Connection, run_id: str) -> Run:
+        row = conn.execute(select(runs).where(runs.c.id == run_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return Run(
+            id=row.id,
+            experiment=row.experiment,
+            status=RunStatus(row.status),
+            code_commit=row.code_commit,
+            dataset_ids=tuple(row.dataset_ids),
+            params=row.params,
+            metrics=row.metrics,
+            environment=row.environment,
+            started_at=datetime.fromisoformat(row.started_at),
+            ended_at=datetime.fromisoformat(row.ended_at) if row.ended_at else None,
+            backend=row.backend,
+            backend_ids=row.backend_ids,
+        )
+
+    def get_run(self, run_id: str) -> Run:
+        with self.store.read() as conn:
+            return self._run_row(conn, run_id)
+
+    def list_runs(self, experiment: str | None = None) -> list[Run]:
+        query = select(runs.c.id).order_by(runs.c.started_at, runs.c.id)
+        if experiment is not None:
+            query = query.where(runs.c.experiment == experiment)
+        with self.store.read() as conn:
+            return [self._run_row(conn, run_id) for run_id in conn.execute(query).scalars()]
+
+    def _update_run(self, run_id: str, action: str, **changes: Any) -> Run:
+        with self.store.write() as conn:
+            current = self._run_row(conn, run_id)
+            if current.status is not RunStatus.RUNNING:
+                raise Conflict(f"run {run_id} has ended ({current.status.value})")
+            updated = current.model_copy(update=changes)
+            conn.execute(
+                update(runs).where(runs.c.id == run_id).values(**self._run_values(updated))
+            )
+            event = self._audit(
+                conn,
+                action,
+                run_id,
+                **{
+                    k: (v.value if hasattr(v, "value") else v)
+                    for k, v in changes.items()
+                    if k != "ended_at"
+                },
+            )
+        self._after_commit([event])
+        return updated
+
+    def log_params(self, run_id: str, params: Mapping[str, Any]) -> Run:
+        values = {str(k): str(v) for k, v in params.items()}
+        current = self.get_run(run_id)
+        clash = sorted(k for k, v in values.items() if current.params.get(k, v) != v)
+        if clash:
+            raise Conflict(f"run {run_id}: parameters already logged with other values: {clash}")
+        if self.supports(Capability.RUNS):
+            self._area(Capability.RUNS, RunTracking).log_params(run_id, values)
+        return self._update_run(run_id, "run.params", params={**current.params, **values})
+
+    def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> Run:
+        try:
+            values = {str(k): float(v) for k, v in metrics.items()}
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"metrics must be numbers: {exc}") from exc
+        current = self.get_run(run_id)
+        if self.supports(Capability.RUNS):
+            self._area(Capability.RUNS, RunTracking).log_metrics(run_id, values)
+        return self._update_run(run_id, "run.metrics", metrics={**current.metrics, **values})
+
+    def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
+        final = _enum(RunStatus, status, "run status")
+        if final is RunStatus.RUNNING:
+            raise ValidationError("a run ends as finished or failed")
+        self.get_run(run_id)
+        if self.supports(Capability.RUNS):
+            self._area(Capability.RUNS, RunTracking).end_run(run_id, final)
+        return self._update_run(run_id, "run.end", status=final, ended_at=self._now())
+
+    # -- lineage and audit -------------------------------------------------------------------
+
+    def _node_for(self, ref: str) -> str:
+        """A lineage node id for a model reference, a dataset name or id, or ``KIND:KEY``."""
+        kind, _, _key = ref.partition(":")
+        if kind in {k.value for k in NodeKind}:
+            return ref
+        if ref.startswith("ds-"):
+            return f"dataset:{ref}"
+        if ":" in ref or "@" in ref:
+            return f"model_version:{self.get_model_version(ref).id}"
+        found = self.find_datasets(ref)
+        if found:
+            return f"dataset:{found[-1].id}"
+        return f"model_version:{self.get_model_version(ref).id}"
+
+    def lineage_upstream(self, ref: str) -> LineageGraph:
+        """Everything a model version (``NAME:VERSION``, ``NAME@ALIAS``) was made from."""
+        return self.lineage.walk(self._node_for(ref), "up")
+
+    def lineage_downstream(self, ref: str) -> LineageGraph:
+        """Everything made from a dataset (by name or id) or other node."""
+        return self.lineage.walk(self._node_for(ref), "down")
+
+    def verify_audit(self) -> ChainReport:
+        return self.audit.verify()
