@@ -1,0 +1,1 @@
+"""The ``mintaka`` command line (typer + rich)."""

@@ -1,0 +1,166 @@
+"""The ``mintaka`` command: global options, top-level commands and error handling."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mintaka.cli import audit, lineage, models, runs
+from mintaka.cli.output import console, emit_json, err_console, table
+from mintaka.cli.state import CliState, platform, state
+from mintaka.errors import MintakaError
+
+app = typer.Typer(
+    name="mintaka",
+    help="One governed MLOps control plane over the ML services you already run.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(models.app, name="models")
+app.add_typer(runs.app, name="runs")
+app.add_typer(lineage.app, name="lineage")
+app.add_typer(audit.app, name="audit")
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", envvar="MINTAKA_HOME", help="State directory [default: .mintaka]."),
+    ] = None,
+    actor: Annotated[
+        str | None,
+        typer.Option("--as", envvar="MINTAKA_ACTOR", help="Act as this identity."),
+    ] = None,
+    backend: Annotated[
+        str | None, typer.Option("--backend", envvar="MINTAKA_BACKEND", help="Backend to use.")
+    ] = None,
+) -> None:
+    ctx.obj = CliState(home=home, actor=actor, backend=backend)
+    ctx.call_on_close(ctx.obj.close)
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    backend: Annotated[str, typer.Option(help="Backend for this home.")] = "local",
+) -> None:
+    """Create the state directory and its store, and record the backend to use."""
+    from mintaka.config import load_config, write_config
+    from mintaka.plugins import PluginManager
+
+    current = state(ctx)
+    PluginManager().backends().get(backend)  # NotFound names the installed ones
+    config = load_config(current.home, backend=backend)
+    path = write_config(config)
+    current.backend = backend
+    plat = platform(ctx)
+    console.print(f"initialised [bold]{plat.home}[/] (backend {backend}, config {path})")
+    console.print(f"store: {plat.store.durability()}")
+
+
+@app.command()
+def backends(
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List the installed backends and their capabilities."""
+    from mintaka.plugins import PluginManager
+
+    manager = PluginManager()
+    entries = list(manager.backends())
+    if as_json:
+        emit_json(
+            {
+                "backends": [
+                    {
+                        "name": e.name,
+                        "plugin": e.plugin,
+                        "description": e.cls.description,
+                        "capabilities": {
+                            c.value: str(e.cls.support(c)) for c in sorted(e.cls.capabilities)
+                        },
+                    }
+                    for e in entries
+                ],
+                "failed": manager.failed,
+            }
+        )
+        return
+    table(
+        "backends",
+        ["name", "plugin", "capabilities", "description"],
+        [
+            (
+                e.name,
+                e.plugin,
+                ", ".join(
+                    c.value + (" (emulated)" if c in e.cls.emulated else "")
+                    for c in sorted(e.cls.capabilities)
+                ),
+                e.cls.description,
+            )
+            for e in entries
+        ],
+    )
+    for name, reason in manager.failed.items():
+        err_console.print(f"[yellow]plugin {name!r} failed to load[/]: {reason}")
+
+
+@app.command()
+def demo(ctx: typer.Context) -> None:
+    """Run the lifecycle demo on the local backend (no cloud, no downloads)."""
+    from rich.status import Status
+
+    from mintaka.cli.lineage import render
+    from mintaka.demo import run_demo
+
+    current = state(ctx)
+    if current.backend not in (None, "local"):
+        raise typer.BadParameter("the demo runs on the local backend")
+    current.backend = "local"
+    plat = platform(ctx)
+    console.print(f"[bold]Mintaka demo[/] in {plat.home} ({plat.store.durability()})")
+    with Status("starting", console=console) as status:
+
+        def step(message: str) -> None:
+            console.print(f"[cyan]>[/] {message}")
+            status.update(message)
+
+        result = run_demo(plat, step)
+    v = result.version
+    console.print(
+        f"registered [bold]{v.ref}[/] tier={v.risk_tier.value} aliases={list(v.aliases)} "
+        f"auc={result.metrics['auc']:.3f} digest={v.artifact_digest[:23]}..."
+    )
+    console.print("[bold]lineage[/] (upstream of credit-default@champion):")
+    console.print(render(result.lineage, "up"))
+    if result.audit.ok:
+        console.print(f"[green]audit chain verified[/]: {result.audit.events} events")
+    else:
+        console.print(f"[red]audit chain broken at {result.audit.first_bad_seq}[/]")
+        raise typer.Exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: Mintaka errors become one red line and exit status 1."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except MintakaError as exc:
+        err_console.print(f"[red]error[/]: {exc}")
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

@@ -1,0 +1,64 @@
+"""``mintaka lineage ...``: walk the lineage graph."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.tree import Tree
+
+from mintaka.cli.output import console, emit_json
+from mintaka.cli.state import platform
+from mintaka.domain.lineage import LineageGraph
+
+app = typer.Typer(
+    help="Lineage: where a model came from, and what a dataset fed.", no_args_is_help=True
+)
+
+
+def render(graph: LineageGraph, direction: str) -> Tree:
+    """Draw the graph as a tree from its root (a node reached twice is shown twice)."""
+    labels = {
+        node.id: f"[bold]{node.kind.value}[/] {node.label or node.key}" for node in graph.nodes
+    }
+    children: dict[str, list[str]] = {}
+    for edge in graph.edges:
+        src, dst = (edge.src, edge.dst) if direction == "down" else (edge.dst, edge.src)
+        children.setdefault(src, []).append(dst)
+    tree = Tree(labels.get(graph.root, graph.root))
+
+    def grow(branch: Tree, node: str, path: frozenset[str]) -> None:
+        for child in sorted(children.get(node, [])):
+            if child not in path:
+                grow(branch.add(labels.get(child, child)), child, path | {child})
+
+    grow(tree, graph.root, frozenset({graph.root}))
+    return tree
+
+
+@app.command("upstream")
+def upstream(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION, NAME@ALIAS or KIND:KEY.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """What a model version was made from: runs and datasets."""
+    graph = platform(ctx).lineage_upstream(ref)
+    if as_json:
+        emit_json(graph)
+    else:
+        console.print(render(graph, "up"))
+
+
+@app.command("downstream")
+def downstream(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="Dataset name or id, or KIND:KEY.")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Everything made from a dataset: runs, model versions, deployments."""
+    graph = platform(ctx).lineage_downstream(ref)
+    if as_json:
+        emit_json(graph)
+    else:
+        console.print(render(graph, "down"))

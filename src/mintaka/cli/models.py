@@ -1,0 +1,195 @@
+"""``mintaka models ...``: register, list, show, alias, tag, stage, archive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mintaka.cli.output import console, emit_json, fields, table
+from mintaka.cli.state import platform
+from mintaka.domain.registry import ModelVersion
+
+app = typer.Typer(help="Register and manage model versions.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _show(version: ModelVersion) -> None:
+    fields(
+        f"{version.name}:{version.version}",
+        [
+            ("id", version.id),
+            ("digest", version.artifact_digest),
+            ("artifact", version.artifact_uri),
+            ("flavor", version.flavor.value),
+            ("stage", version.stage.value),
+            ("risk tier", version.risk_tier.value),
+            ("owner", version.owner),
+            ("aliases", version.aliases),
+            ("tags", version.tags),
+            ("params", version.params),
+            ("metrics", version.metrics),
+            ("run", version.run_id),
+            ("code commit", version.code_commit),
+            ("datasets", version.dataset_ids),
+            ("backend", version.backend),
+            ("created", version.created_at.isoformat()),
+        ],
+    )
+
+
+@app.command("register")
+def register(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Model name.")],
+    artifact: Annotated[Path, typer.Option("--artifact", help="File or directory to register.")],
+    run: Annotated[str | None, typer.Option("--run", help="Run that produced it.")] = None,
+    tier: Annotated[
+        str | None, typer.Option("--tier", help="Risk tier: low, medium, high.")
+    ] = None,
+    flavor: Annotated[str, typer.Option(help="sklearn, pyfunc or opaque.")] = "opaque",
+    dataset: Annotated[
+        list[str] | None, typer.Option("--dataset", help="Dataset id it was trained on.")
+    ] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE, repeatable.")] = None,
+    description: Annotated[str, typer.Option(help="Free text.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a new version of NAME from an artifact."""
+    tags = dict(_pair(t) for t in tag or [])
+    version = platform(ctx).register_model(
+        name,
+        artifact,
+        run_id=run,
+        dataset_ids=dataset or [],
+        tier=tier,
+        flavor=flavor,
+        tags=tags,
+        description=description,
+    )
+    if as_json:
+        emit_json(version)
+    else:
+        console.print(f"registered [bold]{version.ref}[/] ({version.artifact_digest})")
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise typer.BadParameter(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="List this model's versions.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List models, or the versions of one model."""
+    plat = platform(ctx)
+    if name is None:
+        found = plat.list_models()
+        if as_json:
+            emit_json(found)
+            return
+        table(
+            "models",
+            ["name", "tier", "owner", "backend", "created"],
+            [
+                (m.name, m.risk_tier.value, m.owner, m.backend, m.created_at.isoformat())
+                for m in found
+            ],
+        )
+        return
+    versions = plat.list_versions(name)
+    if as_json:
+        emit_json(versions)
+        return
+    table(
+        f"{name} versions",
+        ["version", "stage", "aliases", "digest", "run", "created"],
+        [
+            (
+                v.version,
+                v.stage.value,
+                ", ".join(v.aliases),
+                v.artifact_digest[:19],
+                v.run_id,
+                v.created_at.isoformat(),
+            )
+            for v in versions
+        ],
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME, NAME:VERSION or NAME@ALIAS.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one version (the latest when no version or alias is given)."""
+    version = platform(ctx).get_model_version(ref)
+    if as_json:
+        emit_json(version)
+    else:
+        _show(version)
+
+
+@app.command("alias")
+def alias(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION to point the alias at.")],
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS")],
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the alias instead.")] = False,
+) -> None:
+    """Point ALIAS at NAME:VERSION (or remove it with --delete; then REF is the model name)."""
+    plat = platform(ctx)
+    if delete:
+        plat.delete_alias(ref.partition(":")[0], alias_name)
+        console.print(f"removed alias [bold]{ref.partition(':')[0]}@{alias_name}[/]")
+        return
+    name, _, version = ref.partition(":")
+    if not version:
+        raise typer.BadParameter("give the version to point at: NAME:VERSION")
+    moved = plat.set_alias(name, alias_name, version)
+    console.print(f"[bold]{name}@{alias_name}[/] -> {moved.ref}")
+
+
+@app.command("tag")
+def tag(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION.")],
+    pairs: Annotated[list[str], typer.Argument(help="KEY=VALUE ...")],
+) -> None:
+    """Set tags on a version."""
+    name, _, version = ref.partition(":")
+    updated = platform(ctx).set_tags(name, version, dict(_pair(p) for p in pairs))
+    console.print(f"{updated.ref} tags: {updated.tags}")
+
+
+@app.command("stage")
+def stage(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION.")],
+    stage_name: Annotated[str, typer.Argument(metavar="STAGE", help="none, staging, production.")],
+) -> None:
+    """Move a version to a lifecycle stage."""
+    name, _, version = ref.partition(":")
+    updated = platform(ctx).set_stage(name, version, stage_name)
+    console.print(f"{updated.ref} is now in stage [bold]{updated.stage.value}[/]")
+
+
+@app.command("archive")
+def archive(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION.")],
+    reason: Annotated[str, typer.Option(help="Why it is archived (audited).")] = "",
+) -> None:
+    """Archive a version: its aliases are removed and it can no longer be promoted."""
+    name, _, version = ref.partition(":")
+    updated = platform(ctx).archive_version(name, version, reason=reason)
+    console.print(f"archived {updated.ref}")

@@ -1,0 +1,55 @@
+"""Rendering for the CLI: rich tables for people, ``--json`` for scripts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    return value
+
+
+def emit_json(value: Any) -> None:
+    """Print ``value`` as JSON on stdout, with nothing else, so scripts can parse it."""
+    print(json.dumps(to_jsonable(value), indent=2, sort_keys=True, default=str))
+
+
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    grid = Table(title=title, title_justify="left")
+    for column in columns:
+        grid.add_column(column)
+    for row in rows:
+        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+    console.print(grid)
+
+
+def fields(title: str, pairs: Iterable[tuple[str, Any]]) -> None:
+    grid = Table(title=title, title_justify="left", show_header=False)
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in pairs:
+        grid.add_row(key, _cell(value))
+    console.print(grid)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)
