@@ -1,0 +1,59 @@
+"""Shared fixtures: an isolated home, an injected clock, seeded ids, a clean environment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mintaka import IdFactory, ManualClock, Platform
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's Mintaka settings or writes outside its tmp_path."""
+    for variable in (
+        "MINTAKA_HOME",
+        "MINTAKA_BACKEND",
+        "MINTAKA_STORE_URL",
+        "MINTAKA_ACTOR",
+        "MINTAKA_PLUGINS",
+        "MINTAKA_DISABLE_PLUGINS",
+        "MINTAKA_STORE_SYNC",
+    ):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    return tmp_path / ".mintaka"
+
+
+@pytest.fixture
+def platform(home: Path, clock: ManualClock) -> Iterator[Platform]:
+    with Platform(home, clock=clock, ids=IdFactory(seed=1234), actor="alice") as plat:
+        yield plat
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Path:
+    """A small model artifact directory with two files."""
+    root = tmp_path / "artifact"
+    (root / "sub").mkdir(parents=True)
+    (root / "model.bin").write_bytes(b"weights-v1")
+    (root / "sub" / "config.json").write_text('{"layers": 3}')
+    return root
+
+
+def make_artifact(tmp_path: Path, content: bytes, name: str = "model.bin") -> Path:
+    path = tmp_path / f"artifact-{content.hex()[:16]}" / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path.parent
