@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -52,8 +52,15 @@ def artifact(tmp_path: Path) -> Path:
     return root
 
 
-def make_artifact(tmp_path: Path, content: bytes, name: str = "model.bin") -> Path:
-    path = tmp_path / f"artifact-{content.hex()[:16]}" / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(content)
-    return path.parent
+@pytest.fixture
+def make_artifact(tmp_path: Path) -> Callable[[bytes], Path]:
+    """Build an artifact directory holding ``content`` as ``model.bin``."""
+    counter = iter(range(1_000_000))
+
+    def make(content: bytes) -> Path:
+        root = tmp_path / f"artifact-{next(counter)}"
+        root.mkdir()
+        (root / "model.bin").write_bytes(content)
+        return root
+
+    return make

@@ -61,10 +61,10 @@ def _backfill() -> None:
 
     def node(kind: str, key: str, label: str) -> int:
         if (kind, key) not in ids:
-            result = bind.execute(nodes.insert().values(kind=kind, key=key, label=label, attrs={}))
-            pk = result.inserted_primary_key
-            assert pk is not None
-            ids[(kind, key)] = int(pk[0])
+            bind.execute(nodes.insert().values(kind=kind, key=key, label=label, attrs={}))
+            ids[(kind, key)] = bind.execute(
+                sa.select(nodes.c.id).where(nodes.c.kind == kind, nodes.c.key == key)
+            ).scalar_one()
         return ids[(kind, key)]
 
     def edge(src: int, dst: int, kind: str) -> None:

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mintaka.artifacts import ArtifactStore, manifest_of
+from mintaka.errors import IntegrityError, NotFound, ValidationError
+
+
+def test_digest_is_stable_and_covers_paths_and_bytes(artifact: Path, tmp_path: Path) -> None:
+    first = manifest_of(artifact).digest
+    assert first == manifest_of(artifact).digest
+    assert first.startswith("sha256:") and len(first) == 71
+    (artifact / "sub" / "config.json").rename(artifact / "sub" / "renamed.json")
+    assert manifest_of(artifact).digest != first
+    (artifact / "model.bin").write_bytes(b"weights-v2")
+    assert manifest_of(artifact).digest != first
+
+
+def test_single_file_and_directory_of_that_file_share_content(tmp_path: Path) -> None:
+    single = tmp_path / "model.bin"
+    single.write_bytes(b"x")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"x")
+    assert manifest_of(single).digest == manifest_of(folder).digest
+
+
+def test_ingest_copies_verifies_and_is_idempotent(artifact: Path, tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "artifacts")
+    stored = store.ingest(artifact)
+    assert (stored.content / "sub" / "config.json").read_text() == '{"layers": 3}'
+    assert store.ingest(artifact).path == stored.path
+    assert store.verify(stored.digest).digest == stored.digest
+    assert list((tmp_path / "artifacts" / "tmp").iterdir()) == []
+
+
+def test_verify_detects_changed_bytes(artifact: Path, tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path / "artifacts")
+    stored = store.ingest(artifact)
+    target = stored.content / "model.bin"
+    os.chmod(target, 0o644)
+    target.write_bytes(b"tampered")
+    with pytest.raises(IntegrityError):
+        store.verify(stored.digest)
+
+
+def test_unknown_digest_is_not_found(tmp_path: Path) -> None:
+    with pytest.raises(NotFound):
+        ArtifactStore(tmp_path).get("sha256:" + "0" * 64)
+
+
+def test_symlinks_and_empty_directories_are_refused(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValidationError, match="no files"):
+        manifest_of(empty)
+    folder = tmp_path / "with-link"
+    folder.mkdir()
+    (folder / "real").write_bytes(b"x")
+    (folder / "link").symlink_to(folder / "real")
+    with pytest.raises(ValidationError, match="symbolic link"):
+        manifest_of(folder)
+
+
+def test_sweep_removes_only_stale_staging_directories(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path)
+    stale = tmp_path / "tmp" / "ingest-old"
+    fresh = tmp_path / "tmp" / "ingest-new"
+    stale.mkdir(parents=True)
+    fresh.mkdir()
+    os.utime(stale, (0, 0))
+    assert store.sweep(min_age_seconds=60) == 1
+    assert not stale.exists() and fresh.exists()

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from mintaka.audit import GENESIS, AuditLog, canonical_bytes, link_hash
+from mintaka.store import Store
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store(f"sqlite:///{tmp_path / 'store.db'}")
+
+
+@pytest.fixture
+def chain(store: Store) -> AuditLog:
+    log = AuditLog(store)
+    for i in range(1, 11):
+        with store.write() as conn:
+            log.append(conn, at=AT, actor=f"user{i % 3}", action="model.register",
+                       subject=f"m:{i}", details={"i": i, "score": 0.5})
+    return log
+
+
+def _sql(store: Store, statement: str, **params: object) -> None:
+    with store.write() as conn:
+        conn.execute(text(statement), params)
+
+
+def test_intact_chain_verifies(chain: AuditLog) -> None:
+    report = chain.verify()
+    assert report.ok
+    assert report.events == 10
+
+
+def test_each_link_is_sha256_of_previous_hash_and_canonical_json(chain: AuditLog) -> None:
+    events = chain.events()
+    assert events[0].prev_hash == GENESIS
+    for before, after in zip(events, events[1:], strict=False):
+        assert after.prev_hash == before.hash
+    first = events[0]
+    body = {
+        "format": "mintaka-audit/1",
+        "seq": 1,
+        "at": first.at.isoformat(),
+        "actor": first.actor,
+        "action": first.action,
+        "subject": first.subject,
+        "backend": None,
+        "details": first.details,
+        "prev_hash": GENESIS,
+    }
+    assert link_hash(GENESIS, canonical_bytes(body)) == first.hash
+
+
+def test_single_byte_edit_of_canonical_bytes_is_caught(store: Store, chain: AuditLog) -> None:
+    with store.write() as conn:
+        blob = conn.execute(text("SELECT canonical FROM audit_events WHERE seq = 4")).scalar()
+        edited = bytearray(blob)
+        index = edited.index(b'"i":4') + 4
+        edited[index] = ord("5")
+        conn.execute(text("UPDATE audit_events SET canonical = :b WHERE seq = 4"), {"b": bytes(edited)})
+    report = chain.verify()
+    assert not report.ok
+    assert report.first_bad_seq == 4
+
+
+def test_column_edit_is_caught(store: Store, chain: AuditLog) -> None:
+    _sql(store, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 6")
+    assert chain.verify().first_bad_seq == 6
+
+
+def test_deleted_row_is_caught(store: Store, chain: AuditLog) -> None:
+    _sql(store, "DELETE FROM audit_events WHERE seq = 3")
+    report = chain.verify()
+    assert not report.ok
+    assert report.first_bad_seq == 3
+
+
+def test_deleted_tail_is_caught(store: Store, chain: AuditLog) -> None:
+    _sql(store, "DELETE FROM audit_events WHERE seq >= 9")
+    report = chain.verify()
+    assert not report.ok
+    assert report.first_bad_seq == 9
+
+
+def test_reordered_rows_are_caught(store: Store, chain: AuditLog) -> None:
+    _sql(store, "UPDATE audit_events SET seq = -1 WHERE seq = 5")
+    _sql(store, "UPDATE audit_events SET seq = 5 WHERE seq = 6")
+    _sql(store, "UPDATE audit_events SET seq = 6 WHERE seq = -1")
+    assert chain.verify().first_bad_seq == 5
+
+
+def test_inserted_row_is_caught(store: Store, chain: AuditLog) -> None:
+    _sql(store, "UPDATE audit_events SET seq = -(seq + 1) WHERE seq >= 7")  # make room
+    _sql(store, "UPDATE audit_events SET seq = -seq WHERE seq < 0")
+    _sql(
+        store,
+        "INSERT INTO audit_events (seq, at, actor, action, subject, backend, canonical, "
+        "prev_hash, hash) SELECT 7, at, actor, action, subject, backend, canonical, prev_hash, "
+        "hash FROM audit_events WHERE seq = 6",
+    )
+    assert chain.verify().first_bad_seq == 7
+
+
+def test_concurrent_processes_append_one_linear_chain(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    Store(url).dispose()  # migrate once, as `mintaka init` would
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from datetime import UTC, datetime
+        from mintaka.audit import AuditLog
+        from mintaka.store import Store
+        store = Store({url!r})
+        log = AuditLog(store)
+        for i in range(40):
+            with store.write() as conn:
+                log.append(conn, at=datetime.now(UTC), actor=sys.argv[1], action="tick",
+                           subject=str(i))
+        """
+    )
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, f"writer{n}"]) for n in range(3)
+    ]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
+    store = Store(url)
+    report = AuditLog(store).verify()
+    assert report.ok, report
+    assert report.events == 120
+    actors = {e.actor for e in AuditLog(store).events()}
+    assert actors == {"writer0", "writer1", "writer2"}

@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from mintaka import (
+    Conflict,
+    InvalidName,
+    NotFound,
+    Platform,
+    RiskTier,
+    Stage,
+    ValidationError,
+)
+from mintaka.store.schema import audit_events, model_versions, models
+
+MakeArtifact = Callable[[bytes], Path]
+
+
+def test_register_records_digest_run_datasets_and_code(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("x,y\n1,0\n")
+    dataset = platform.register_dataset("train", data)
+    run = platform.start_run("exp", params={"lr": 0.1}, dataset_ids=[dataset.id])
+    platform.log_metrics(run.id, {"auc": 0.91})
+    platform.end_run(run.id)
+
+    version = platform.register_model(
+        "credit", make_artifact(b"v1"), run_id=run.id, tier="high", tags={"team": "risk"}
+    )
+
+    assert version.version == 1
+    assert version.artifact_digest.startswith("sha256:")
+    assert version.run_id == run.id
+    assert version.dataset_ids == (dataset.id,)
+    assert version.params == {"lr": "0.1"}
+    assert version.metrics == {"auc": 0.91}
+    assert version.risk_tier is RiskTier.HIGH
+    assert version.tags == {"team": "risk"}
+    assert version.owner == "alice"
+    assert platform.get_model_version("credit", 1) == version
+
+
+def test_versions_are_numbered_and_latest_is_default(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    for content in (b"a", b"b", b"c"):
+        platform.register_model("m", make_artifact(content))
+    assert [v.version for v in platform.list_versions("m")] == [1, 2, 3]
+    assert platform.get_model_version("m").version == 3
+    assert platform.get_model_version("m:2").version == 2
+
+
+def test_alias_moves_between_versions_and_resolves(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    platform.register_model("m", make_artifact(b"a"))
+    platform.register_model("m", make_artifact(b"b"))
+    platform.set_alias("m", "champion", 1)
+    assert platform.get_model_version("m@champion").version == 1
+    platform.set_alias("m", "champion", 2)
+    assert platform.get_model_version("m", alias="champion").version == 2
+    assert platform.get_model_version("m", 1).aliases == ()
+    assert platform.backend.get_aliases("m") == {"champion": 2}  # type: ignore[attr-defined]
+    platform.delete_alias("m", "champion")
+    with pytest.raises(NotFound):
+        platform.get_model_version("m@champion")
+
+
+def test_tags_stage_and_archive(platform: Platform, make_artifact: MakeArtifact) -> None:
+    platform.register_model("m", make_artifact(b"a"))
+    platform.set_alias("m", "champion", 1)
+    assert platform.set_tags("m", 1, {"owner": "risk"}).tags == {"owner": "risk"}
+    assert platform.set_stage("m", 1, "production").stage is Stage.PRODUCTION
+    archived = platform.archive_version("m", 1, reason="superseded")
+    assert archived.stage is Stage.ARCHIVED
+    assert archived.aliases == ()
+    with pytest.raises(Conflict):
+        platform.set_stage("m", 1, "production")
+    assert platform.list_versions("m", include_archived=False) == []
+
+
+def test_same_bytes_twice_is_a_conflict(platform: Platform, make_artifact: MakeArtifact) -> None:
+    platform.register_model("m", make_artifact(b"same"))
+    with pytest.raises(Conflict, match="m:1 already holds"):
+        platform.register_model("m", make_artifact(b"same"))
+
+
+def test_create_model_twice_is_a_conflict(platform: Platform) -> None:
+    platform.create_model("m", tier="low")
+    with pytest.raises(Conflict):
+        platform.create_model("m")
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p: p.get_model_version("missing", 1),
+        lambda p: p.get_model_version("missing@champion"),
+        lambda p: p.list_versions("missing"),
+        lambda p: p.get_run("run-missing"),
+        lambda p: p.get_dataset("ds-missing"),
+    ],
+)
+def test_missing_things_are_not_found(platform: Platform, call: Callable[[Platform], object]) -> None:
+    with pytest.raises(NotFound):
+        call(platform)
+
+
+def test_missing_version_of_existing_model_is_not_found(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    platform.register_model("m", make_artifact(b"a"))
+    with pytest.raises(NotFound, match="m:9"):
+        platform.get_model_version("m", 9)
+    with pytest.raises(NotFound):
+        platform.set_alias("m", "champion", 9)
+
+
+@pytest.mark.parametrize("name", ["Bad_Name", "1model", "a--b", "-a", "a-", "x" * 64, "", "ünï"])
+def test_bad_model_name_is_refused_before_any_write(
+    platform: Platform, artifact: Path, name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+    monkeypatch.setattr(platform.backend, "create_version", lambda *a, **k: calls.append("x"))
+    monkeypatch.setattr(platform.backend, "ensure_model", lambda *a, **k: calls.append("x"))
+    with pytest.raises(InvalidName):
+        platform.register_model(name, artifact)
+    assert calls == []
+    with platform.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(models)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(model_versions)).scalar() == 0
+        assert conn.execute(select(func.count()).select_from(audit_events)).scalar() == 0
+    assert not (platform.home / "artifacts").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"tier": "extreme"}, ValidationError),
+        ({"flavor": "tensorflow"}, ValidationError),
+        ({"tags": {"bad key!": "v"}}, InvalidName),
+        ({"tags": {"k": "x" * 300}}, InvalidName),
+        ({"metrics": {"auc": "high"}}, ValidationError),
+        ({"run_id": "run-nope"}, NotFound),
+        ({"dataset_ids": ["ds-nope"]}, NotFound),
+    ],
+)
+def test_bad_registration_input_gets_a_typed_error_and_writes_nothing(
+    platform: Platform, artifact: Path, kwargs: dict[str, object], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        platform.register_model("m", artifact, **kwargs)  # type: ignore[arg-type]
+    with platform.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(model_versions)).scalar() == 0
+    assert platform.backend.list_models() == []  # type: ignore[attr-defined]
+
+
+def test_missing_artifact_is_a_validation_error(platform: Platform, tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="does not exist"):
+        platform.register_model("m", tmp_path / "nope")
+
+
+def test_every_state_change_is_audited(platform: Platform, make_artifact: MakeArtifact) -> None:
+    platform.register_model("m", make_artifact(b"a"))
+    platform.set_alias("m", "champion", 1)
+    platform.set_tags("m", 1, {"k": "v"})
+    platform.set_stage("m", 1, "staging")
+    platform.archive_version("m", 1)
+    actions = [e.action for e in platform.audit.events()]
+    assert actions == [
+        "model.register",
+        "model.alias.set",
+        "model.tags.set",
+        "model.stage.set",
+        "model.archive",
+    ]
+    assert all(e.actor == "alice" for e in platform.audit.events())
+    assert platform.verify_audit().ok
+
+
+def test_run_lifecycle(platform: Platform) -> None:
+    run = platform.start_run("exp", params={"a": 1}, code_commit_="abc123")
+    assert run.code_commit == "abc123"
+    assert "python" in run.environment
+    platform.log_params(run.id, {"b": 2})
+    with pytest.raises(Conflict):
+        platform.log_params(run.id, {"a": 99})
+    ended = platform.end_run(run.id, "failed")
+    assert ended.status.value == "failed"
+    assert ended.ended_at is not None
+    with pytest.raises(Conflict):
+        platform.log_metrics(run.id, {"x": 1.0})
+    assert [r.id for r in platform.list_runs("exp")] == [run.id]
+    assert platform.backend.get_run(run.id).params == {"a": "1", "b": "2"}  # type: ignore[attr-defined]
+
+
+def test_run_reads_git_commit(platform: Platform, tmp_path: Path) -> None:
+    import subprocess
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    (repo / "train.py").write_text("print('hi')\n")
+    subprocess.run([*git, "-C", str(repo), "add", "."], check=True)
+    subprocess.run([*git, "-C", str(repo), "commit", "-qm", "init"], check=True)
+    head = subprocess.run(
+        ["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    assert platform.start_run("exp", source_dir=repo).code_commit == head
+    (repo / "train.py").write_text("print('changed')\n")
+    assert platform.start_run("exp", source_dir=repo).code_commit == head + "+dirty"
+
+
+def test_dataset_registration_is_idempotent_per_digest(platform: Platform, tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("a\n1\n")
+    first = platform.register_dataset("d", data)
+    assert platform.register_dataset("d", data) == first
+    data.write_text("a\n2\n")
+    second = platform.register_dataset("d", data)
+    assert second.id != first.id
+    assert second.digest != first.digest
