@@ -107,7 +107,9 @@ def test_create_model_twice_is_a_conflict(platform: Platform) -> None:
         lambda p: p.get_dataset("ds-missing"),
     ],
 )
-def test_missing_things_are_not_found(platform: Platform, call: Callable[[Platform], object]) -> None:
+def test_missing_things_are_not_found(
+    platform: Platform, call: Callable[[Platform], object]
+) -> None:
     with pytest.raises(NotFound):
         call(platform)
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from mintaka.domain.audit import ChainReport
 from mintaka.domain.lineage import LineageGraph
 from mintaka.domain.registry import ModelVersion
+from mintaka.flavors import sklearn as sklearn_flavor
 from mintaka.platform import Platform
 
 FEATURES = ("income", "debt_ratio", "age", "late_payments", "utilisation", "tenure")
@@ -62,7 +63,6 @@ def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, roc_auc_score
     from sklearn.model_selection import train_test_split
-    from skops.io import dump
 
     work = platform.home / "demo"
     step("generating the credit dataset")
@@ -83,19 +83,17 @@ def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -
     }
     platform.log_metrics(run.id, metrics)
     platform.end_run(run.id)
-    artifact = work / "model" / "model.skops"
-    artifact.parent.mkdir(parents=True, exist_ok=True)
-    dump(model, artifact)
+    artifact = sklearn_flavor.save(model, work / "model")
 
     step("registering the model as high risk, with its lineage")
     name = "credit-default"
     existing = {v.artifact_digest: v for v in _versions(platform, name)}
     from mintaka.artifacts import manifest_of
 
-    digest = manifest_of(artifact.parent).digest
+    digest = manifest_of(artifact).digest
     version = existing.get(digest) or platform.register_model(
         name,
-        artifact.parent,
+        artifact,
         run_id=run.id,
         tier="high",
         flavor="sklearn",

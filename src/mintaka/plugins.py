@@ -113,8 +113,15 @@ class PluginManager:
             self._load_entry_points()
         for plugin in extra:
             self._pm.register(plugin)
-        self._pm.check_pending()
+        self._check_pending()
         self._backends: BackendRegistry | None = None
+
+    def _check_pending(self) -> None:
+        """Fail loudly on a ``mintaka_*`` hook implementation that matches no hookspec."""
+        try:
+            self._pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(f"plugin {exc.plugin!r}: {exc}") from exc
 
     def _load_entry_points(self) -> None:
         allow = _names("MINTAKA_PLUGINS")
@@ -139,7 +146,7 @@ class PluginManager:
     def register(self, plugin: object, name: str | None = None) -> None:
         """Register an in-process plugin (tests, notebooks) and re-check hook names."""
         self._pm.register(plugin, name=name)
-        self._pm.check_pending()
+        self._check_pending()
         self._backends = None
 
     @property

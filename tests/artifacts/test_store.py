@@ -12,7 +12,8 @@ from mintaka.errors import IntegrityError, NotFound, ValidationError
 def test_digest_is_stable_and_covers_paths_and_bytes(artifact: Path, tmp_path: Path) -> None:
     first = manifest_of(artifact).digest
     assert first == manifest_of(artifact).digest
-    assert first.startswith("sha256:") and len(first) == 71
+    assert first.startswith("sha256:")
+    assert len(first) == 71
     (artifact / "sub" / "config.json").rename(artifact / "sub" / "renamed.json")
     assert manifest_of(artifact).digest != first
     (artifact / "model.bin").write_bytes(b"weights-v2")
@@ -73,4 +74,5 @@ def test_sweep_removes_only_stale_staging_directories(tmp_path: Path) -> None:
     fresh.mkdir()
     os.utime(stale, (0, 0))
     assert store.sweep(min_age_seconds=60) == 1
-    assert not stale.exists() and fresh.exists()
+    assert not stale.exists()
+    assert fresh.exists()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 import textwrap
@@ -25,8 +26,14 @@ def chain(store: Store) -> AuditLog:
     log = AuditLog(store)
     for i in range(1, 11):
         with store.write() as conn:
-            log.append(conn, at=AT, actor=f"user{i % 3}", action="model.register",
-                       subject=f"m:{i}", details={"i": i, "score": 0.5})
+            log.append(
+                conn,
+                at=AT,
+                actor=f"user{i % 3}",
+                action="model.register",
+                subject=f"m:{i}",
+                details={"i": i, "score": 0.5},
+            )
     return log
 
 
@@ -44,7 +51,7 @@ def test_intact_chain_verifies(chain: AuditLog) -> None:
 def test_each_link_is_sha256_of_previous_hash_and_canonical_json(chain: AuditLog) -> None:
     events = chain.events()
     assert events[0].prev_hash == GENESIS
-    for before, after in zip(events, events[1:], strict=False):
+    for before, after in itertools.pairwise(events):
         assert after.prev_hash == before.hash
     first = events[0]
     body = {
@@ -67,7 +74,9 @@ def test_single_byte_edit_of_canonical_bytes_is_caught(store: Store, chain: Audi
         edited = bytearray(blob)
         index = edited.index(b'"i":4') + 4
         edited[index] = ord("5")
-        conn.execute(text("UPDATE audit_events SET canonical = :b WHERE seq = 4"), {"b": bytes(edited)})
+        conn.execute(
+            text("UPDATE audit_events SET canonical = :b WHERE seq = 4"), {"b": bytes(edited)}
+        )
     report = chain.verify()
     assert not report.ok
     assert report.first_bad_seq == 4
@@ -128,9 +137,7 @@ def test_concurrent_processes_append_one_linear_chain(tmp_path: Path) -> None:
                            subject=str(i))
         """
     )
-    procs = [
-        subprocess.Popen([sys.executable, "-c", script, f"writer{n}"]) for n in range(3)
-    ]
+    procs = [subprocess.Popen([sys.executable, "-c", script, f"writer{n}"]) for n in range(3)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0, 0]
     store = Store(url)
     report = AuditLog(store).verify()

@@ -34,9 +34,7 @@ def test_store_from_first_release_upgrades_in_place_and_keeps_data(tmp_path: Pat
     now = "2026-01-01T00:00:00+00:00"
     with old.write() as conn:
         conn.execute(
-            text(
-                "INSERT INTO models VALUES ('credit', 'alice', 'high', '', 'local', :now)"
-            ),
+            text("INSERT INTO models VALUES ('credit', 'alice', 'high', '', 'local', :now)"),
             {"now": now},
         )
         conn.execute(

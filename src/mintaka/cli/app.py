@@ -148,7 +148,10 @@ def demo(ctx: typer.Context) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: Mintaka errors become one red line and exit status 1."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the code of a ``typer.Exit`` instead of exiting.
+        code = app(args=argv, standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except MintakaError as exc:
         err_console.print(f"[red]error[/]: {exc}")
         sys.exit(1)

@@ -1,0 +1,5 @@
+"""``python -m mintaka`` runs the command line."""
+
+from mintaka.cli.app import main
+
+main()

@@ -1,0 +1,96 @@
+"""scikit-learn models saved with skops, byte for byte reproducible.
+
+skops writes a zip archive whose entries carry the current time and whose array files are named
+after Python object ids, so the same model saved twice gives two digests. :func:`dumps` rewrites
+the archive with a fixed timestamp, array files and object ids renumbered in order of first
+appearance in the schema, and sorted entries, so the same fitted model always has the same
+artifact digest. :func:`load` only admits the types skops trusts by default plus the ones
+named by the caller.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mintaka.errors import ValidationError
+
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+FILENAME = "model.skops"
+SCHEMA = "schema.json"
+
+
+def dumps(model: Any) -> bytes:
+    from skops.io import dumps as skops_dumps
+
+    raw = skops_dumps(model)
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(raw)) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target,
+    ):
+        schema = json.loads(source.read(SCHEMA))
+        files = set(source.namelist()) - {SCHEMA}
+        renames: dict[str, str] = {}
+        ids: dict[int, int] = {}
+
+        def collect_ids(node: Any) -> None:
+            if isinstance(node, dict):
+                if isinstance(node.get("__id__"), int):
+                    ids.setdefault(node["__id__"], len(ids) + 1)
+                for value in node.values():
+                    collect_ids(value)
+            elif isinstance(node, list):
+                for value in node:
+                    collect_ids(value)
+
+        def rename(node: Any) -> Any:
+            if isinstance(node, dict):
+                return {key: rename(value) for key, value in node.items()}
+            if isinstance(node, list):
+                return [rename(value) for value in node]
+            if isinstance(node, str) and node in files:
+                if node not in renames:
+                    renames[node] = f"{len(renames):06d}{Path(node).suffix}"
+                return renames[node]
+            if isinstance(node, int) and not isinstance(node, bool) and node in ids:
+                return ids[node]  # object ids (memo keys and references to them)
+            return node
+
+        collect_ids(schema)
+
+        schema = rename(schema)
+        unreferenced = files - set(renames)
+        if unreferenced:
+            raise ValidationError(f"skops archive holds unreferenced files: {sorted(unreferenced)}")
+        entries = {SCHEMA: json.dumps(schema, sort_keys=True).encode()}
+        entries.update({renames[name]: source.read(name) for name in files})
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            target.writestr(info, entries[name])
+    return out.getvalue()
+
+
+def save(model: Any, directory: Path) -> Path:
+    """Write ``model`` to ``directory/model.skops`` and return the directory."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / FILENAME).write_bytes(dumps(model))
+    return directory
+
+
+def load(directory: Path, trusted: Sequence[str] = ()) -> Any:
+    """Load a model saved by :func:`save`, refusing any type not explicitly trusted."""
+    from skops.io import get_untrusted_types
+    from skops.io import load as skops_load
+
+    path = directory / FILENAME if directory.is_dir() else directory
+    untrusted = sorted(set(get_untrusted_types(file=path)) - set(trusted))
+    if untrusted:
+        raise ValidationError(f"model at {path} needs untrusted types: {', '.join(untrusted)}")
+    return skops_load(path, trusted=list(trusted))

@@ -1,0 +1,164 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from mintaka.cli.app import main
+from mintaka.store import Store
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(b"weights")
+    return folder
+
+
+def test_init_writes_config_and_store(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, _ = cli(capsys, "--home", str(tmp_path / "h"), "init")
+    assert code == 0
+    assert "synchronous=NORMAL" in out
+    assert (tmp_path / "h" / "config.toml").read_text() == 'backend = "local"\n'
+    assert (tmp_path / "h" / "store.db").exists()
+
+
+def test_init_with_unknown_backend_names_installed_ones(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = cli(capsys, "--home", str(tmp_path / "h"), "init", "--backend", "nope")
+    assert code == 1
+    assert "no backend named 'nope'" in err
+    assert "local" in err
+
+
+def test_register_list_show_alias_and_json(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
+) -> None:
+    home = ["--home", str(tmp_path / "h"), "--as", "bob"]
+    code, out, err = cli(
+        capsys,
+        *home,
+        "models",
+        "register",
+        "credit",
+        "--artifact",
+        str(model_dir),
+        "--tier",
+        "high",
+        "--tag",
+        "team=risk",
+    )
+    assert code == 0, err
+    assert "registered credit:1" in out
+    code, out, _ = cli(capsys, *home, "models", "alias", "credit:1", "champion")
+    assert code == 0
+    code, out, _ = cli(capsys, *home, "models", "show", "credit@champion", "--json")
+    shown = json.loads(out)
+    assert shown["version"] == 1
+    assert shown["aliases"] == ["champion"]
+    assert shown["owner"] == "bob"
+    assert shown["tags"] == {"team": "risk"}
+    code, out, _ = cli(capsys, *home, "models", "list", "--json")
+    assert [m["name"] for m in json.loads(out)] == ["credit"]
+    code, out, _ = cli(capsys, *home, "models", "list", "credit", "--json")
+    assert [v["version"] for v in json.loads(out)] == [1]
+    code, out, _ = cli(capsys, *home, "models", "list")
+    assert "credit" in out
+    code, out, _ = cli(capsys, *home, "models", "stage", "credit:1", "staging")
+    assert "staging" in out
+    code, out, _ = cli(capsys, *home, "models", "archive", "credit:1", "--reason", "old")
+    assert code == 0
+    code, out, _ = cli(capsys, *home, "audit", "log", "--json")
+    assert [e["action"] for e in json.loads(out)] == [
+        "model.register",
+        "model.alias.set",
+        "model.stage.set",
+        "model.archive",
+    ]
+
+
+def test_bad_name_is_one_clear_error_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
+) -> None:
+    code, out, err = cli(
+        capsys,
+        "--home",
+        str(tmp_path / "h"),
+        "models",
+        "register",
+        "Bad_Name",
+        "--artifact",
+        str(model_dir),
+    )
+    assert code == 1
+    assert "invalid model name 'Bad_Name'" in err
+    assert "Traceback" not in err + out
+
+
+def test_missing_model_is_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = cli(capsys, "--home", str(tmp_path / "h"), "models", "show", "ghost:1")
+    assert code == 1
+    assert "model 'ghost' not found" in err
+
+
+def test_lineage_and_runs_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from mintaka import Platform
+
+    home = tmp_path / "h"
+    data = tmp_path / "train.csv"
+    data.write_text("a\n1\n")
+    artifact = tmp_path / "m.bin"
+    artifact.write_bytes(b"m")
+    with Platform(home) as plat:
+        ds = plat.register_dataset("train", data)
+        run = plat.start_run("exp", dataset_ids=[ds.id])
+        plat.register_model("m", artifact, run_id=run.id)
+    code, out, _ = cli(capsys, "--home", str(home), "lineage", "upstream", "m:1", "--json")
+    graph = json.loads(out)
+    assert {n["kind"] for n in graph["nodes"]} == {"dataset", "run", "model_version"}
+    code, out, _ = cli(capsys, "--home", str(home), "lineage", "downstream", "train")
+    assert "model_version" in out
+    assert "m:1" in out
+    code, out, _ = cli(capsys, "--home", str(home), "runs", "list", "--json")
+    assert code == 0
+    assert [r["id"] for r in json.loads(out)] == [run.id]
+    _code, out, _ = cli(capsys, "--home", str(home), "runs", "show", run.id)
+    assert "exp" in out
+
+
+def test_audit_verify_names_the_first_broken_sequence(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
+) -> None:
+    home = tmp_path / "h"
+    cli(capsys, "--home", str(home), "models", "register", "m", "--artifact", str(model_dir))
+    cli(capsys, "--home", str(home), "models", "alias", "m:1", "champion")
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "verify")
+    assert code == 0
+    assert "2 events" in out
+    store = Store(f"sqlite:///{home / 'store.db'}")
+    with store.write() as conn:
+        conn.execute(text("UPDATE audit_events SET subject = 'm@rogue' WHERE seq = 2"))
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "verify")
+    assert code == 1
+    assert "broken at sequence 2" in out
+
+
+def test_backends_table_lists_local(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "backends")
+    assert code == 0
+    assert "local" in out
+    assert "registry.aliases" in out
