@@ -26,6 +26,7 @@ from mintaka.capabilities import Capability
 from mintaka.clock import Clock, IdFactory, SystemClock
 from mintaka.config import MintakaConfig, load_config
 from mintaka.domain.audit import AuditEvent, ChainReport
+from mintaka.domain.discovery import Difference
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
 from mintaka.domain.names import (
     parse_model_ref,
@@ -930,3 +931,16 @@ class Platform:
 
     def verify_audit(self) -> ChainReport:
         return self.audit.verify()
+
+    # -- sync -----------------------------------------------------------------------------------
+
+    def sync(self) -> list[Difference]:
+        """Differences between the store's records of managed models and the cloud's view.
+
+        Neither side is changed; each new difference is appended to the audit trail as a
+        ``sync.difference`` event, and an unchanged one is reported again without being re-audited
+        (see :mod:`mintaka.sync`).
+        """
+        from mintaka.sync import sync_models
+
+        return sync_models(self)

@@ -1,0 +1,310 @@
+"""Sync: compare the store's records of managed models with what the cloud reports now.
+
+The control-plane store is the source of truth for governance records and the cloud for cloud
+resources, so sync changes neither side: it reports every difference it finds. The first time a
+difference is seen it is appended to the audit trail as a ``sync.difference`` event; while it stays
+the same, later syncs report it again (with its original detection time) but do not audit it again.
+A difference that has gone away is closed with a ``sync.resolved`` event, so it is audited afresh
+if it ever comes back. The open set is read back from the audit trail itself, which therefore
+stays the one record of what sync saw and when.
+
+Compared, per model recorded for the platform's backend: the version numbers, each version's
+artifact digest, tags and (where the backend projects stages) stage, and the aliases. Aliases the
+clouds reserve for themselves (``latest``, ``default``) are ignored.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
+
+from mintaka.capabilities import Capability
+from mintaka.domain.discovery import Difference, ObservedModel
+from mintaka.domain.names import RESERVED_ALIASES
+from mintaka.domain.registry import Stage
+from mintaka.errors import NotFound
+from mintaka.interfaces import StateObserver
+from mintaka.store.schema import audit_events, model_aliases, model_tags, model_versions, models
+
+if TYPE_CHECKING:
+    from mintaka.domain.audit import AuditEvent
+    from mintaka.platform import Platform
+
+DIFFERENCE_ACTION = "sync.difference"
+RESOLVED_ACTION = "sync.resolved"
+
+Value = dict[str, Any] | str | int | None
+
+
+class DifferenceKind(StrEnum):
+    """What kind of disagreement a :class:`~mintaka.domain.discovery.Difference` reports."""
+
+    MODEL_MISSING = "model.missing"  # recorded model, absent from the cloud
+    VERSION_MISSING = "version.missing"  # recorded version, absent from the cloud
+    VERSION_UNRECORDED = "version.unrecorded"  # version in the cloud that the store never saw
+    DIGEST = "version.digest"  # the cloud's artifact digest is not the recorded one
+    TAGS = "version.tags"
+    STAGE = "version.stage"
+    ALIAS = "alias"  # an alias points elsewhere, or exists on one side only
+
+
+@dataclass(frozen=True)
+class RecordedVersion:
+    version: int
+    id: str
+    digest: str
+    stage: Stage
+    tags: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RecordedModel:
+    """A managed model as the control-plane store records it."""
+
+    name: str
+    versions: dict[int, RecordedVersion]
+    aliases: dict[str, int]
+
+
+def recorded_models(conn: Connection, backend: str) -> list[RecordedModel]:
+    """Every model the store records for ``backend``, with versions, tags and aliases."""
+    names = list(
+        conn.execute(
+            select(models.c.name).where(models.c.backend == backend).order_by(models.c.name)
+        ).scalars()
+    )
+    found: list[RecordedModel] = []
+    for name in names:
+        rows = conn.execute(
+            select(
+                model_versions.c.id,
+                model_versions.c.version,
+                model_versions.c.artifact_digest,
+                model_versions.c.stage,
+            ).where(model_versions.c.name == name)
+        ).all()
+        tags: dict[str, dict[str, str]] = {}
+        ids = [row.id for row in rows]
+        if ids:
+            for tag in conn.execute(
+                select(model_tags.c.version_id, model_tags.c.key, model_tags.c.value).where(
+                    model_tags.c.version_id.in_(ids)
+                )
+            ):
+                tags.setdefault(tag.version_id, {})[tag.key] = tag.value
+        versions = {
+            int(row.version): RecordedVersion(
+                version=int(row.version),
+                id=row.id,
+                digest=row.artifact_digest,
+                stage=Stage(row.stage),
+                tags=tags.get(row.id, {}),
+            )
+            for row in rows
+        }
+        aliases = {
+            row.alias: int(row.version)
+            for row in conn.execute(
+                select(model_aliases.c.alias, model_aliases.c.version).where(
+                    model_aliases.c.name == name
+                )
+            )
+        }
+        found.append(RecordedModel(name=name, versions=versions, aliases=aliases))
+    return found
+
+
+def compare(
+    recorded: RecordedModel,
+    observed: ObservedModel | None,
+    *,
+    at: datetime,
+    stages: bool,
+) -> list[Difference]:
+    """The differences between one recorded model and the cloud's view of it (``None``: absent)."""
+
+    def diff(kind: DifferenceKind, subject: str, was: Value, now: Value) -> Difference:
+        return Difference(
+            kind=kind.value, subject=subject, recorded=was, observed=now, detected_at=at
+        )
+
+    name = recorded.name
+    if observed is None:
+        return [
+            diff(
+                DifferenceKind.MODEL_MISSING,
+                name,
+                {"versions": sorted(recorded.versions)},
+                None,
+            )
+        ]
+    found: list[Difference] = []
+    cloud = {v.version: v for v in observed.versions}
+    for number in sorted(set(recorded.versions) | set(cloud)):
+        subject = f"{name}:{number}"
+        mine, theirs = recorded.versions.get(number), cloud.get(number)
+        if theirs is None:
+            assert mine is not None
+            found.append(
+                diff(
+                    DifferenceKind.VERSION_MISSING,
+                    subject,
+                    {"id": mine.id, "digest": mine.digest},
+                    None,
+                )
+            )
+            continue
+        if mine is None:
+            found.append(
+                diff(
+                    DifferenceKind.VERSION_UNRECORDED,
+                    subject,
+                    None,
+                    {"digest": theirs.artifact_digest, "mintaka_id": theirs.mintaka_id},
+                )
+            )
+            continue
+        if theirs.artifact_digest is not None and theirs.artifact_digest != mine.digest:
+            found.append(diff(DifferenceKind.DIGEST, subject, mine.digest, theirs.artifact_digest))
+        if dict(theirs.tags) != mine.tags:
+            found.append(diff(DifferenceKind.TAGS, subject, dict(mine.tags), dict(theirs.tags)))
+        if stages and (theirs.stage or Stage.NONE) is not mine.stage:
+            found.append(
+                diff(
+                    DifferenceKind.STAGE,
+                    subject,
+                    mine.stage.value,
+                    (theirs.stage or Stage.NONE).value,
+                )
+            )
+    cloud_aliases = {a: v for a, v in observed.aliases.items() if a not in RESERVED_ALIASES}
+    for alias in sorted(set(recorded.aliases) | set(cloud_aliases)):
+        was, now = recorded.aliases.get(alias), cloud_aliases.get(alias)
+        if was != now:
+            found.append(diff(DifferenceKind.ALIAS, f"{name}@{alias}", was, now))
+    return found
+
+
+@dataclass(frozen=True)
+class OpenDifference:
+    recorded: Any
+    observed: Any
+    detected_at: datetime
+
+
+def open_differences(conn: Connection) -> dict[tuple[str, str], OpenDifference]:
+    """Differences audited by earlier syncs and not resolved since, keyed by (kind, subject)."""
+    rows = conn.execute(
+        select(
+            audit_events.c.action,
+            audit_events.c.at,
+            audit_events.c.subject,
+            audit_events.c.canonical,
+        )
+        .where(audit_events.c.action.in_([DIFFERENCE_ACTION, RESOLVED_ACTION]))
+        .order_by(audit_events.c.seq)
+    )
+    current: dict[tuple[str, str], OpenDifference] = {}
+    for row in rows:
+        details = json.loads(bytes(row.canonical)).get("details", {})
+        key = (str(details.get("kind")), str(row.subject))
+        if row.action == RESOLVED_ACTION:
+            current.pop(key, None)
+        else:
+            current[key] = OpenDifference(
+                recorded=details.get("recorded"),
+                observed=details.get("observed"),
+                detected_at=datetime.fromisoformat(row.at),
+            )
+    return current
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, sort_keys=True))
+
+
+def observe(observer: StateObserver, name: str) -> ObservedModel | None:
+    try:
+        return observer.observe_model(name)
+    except NotFound:
+        return None
+
+
+def sync_models(platform: Platform) -> list[Difference]:
+    """Report every difference for the platform's managed models; audit the new ones."""
+    observer = platform._area(Capability.SYNC, StateObserver)
+    with platform.store.read() as conn:
+        recorded = recorded_models(conn, platform.backend.name)
+    now = platform.clock.now()
+    stages = platform.supports(Capability.REGISTRY_STAGES)
+    found: list[Difference] = []
+    for model in recorded:
+        found.extend(compare(model, observe(observer, model.name), at=now, stages=stages))
+
+    reported: list[Difference] = []
+    events: list[AuditEvent] = []
+    with platform.store.write() as conn:
+        still_open = open_differences(conn)
+        for difference in found:
+            key = (difference.kind, difference.subject)
+            previous = still_open.pop(key, None)
+            if (
+                previous is not None
+                and _jsonable(previous.recorded) == _jsonable(difference.recorded)
+                and _jsonable(previous.observed) == _jsonable(difference.observed)
+            ):
+                reported.append(difference.model_copy(update={"detected_at": previous.detected_at}))
+                continue
+            events.append(
+                platform._audit(
+                    conn,
+                    DIFFERENCE_ACTION,
+                    difference.subject,
+                    kind=difference.kind,
+                    recorded=difference.recorded,
+                    observed=difference.observed,
+                )
+            )
+            reported.append(difference)
+        managed = {model.name for model in recorded}
+        gone = {key: v for key, v in still_open.items() if _model_of(key[1]) in managed}
+        events.extend(_resolve(platform, conn, gone))
+    platform._after_commit(events)
+    return reported
+
+
+def _model_of(subject: str) -> str:
+    return subject.split("@", 1)[0].split(":", 1)[0]
+
+
+def _resolve(
+    platform: Platform, conn: Connection, gone: Mapping[tuple[str, str], OpenDifference]
+) -> Iterable[AuditEvent]:
+    for (kind, subject), previous in sorted(gone.items()):
+        yield platform._audit(
+            conn,
+            RESOLVED_ACTION,
+            subject,
+            kind=kind,
+            recorded=previous.recorded,
+            observed=previous.observed,
+        )
+
+
+__all__ = [
+    "DIFFERENCE_ACTION",
+    "RESOLVED_ACTION",
+    "DifferenceKind",
+    "RecordedModel",
+    "RecordedVersion",
+    "compare",
+    "open_differences",
+    "recorded_models",
+    "sync_models",
+]
