@@ -21,7 +21,7 @@ from mintaka.errors import ConfigurationError, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 
 def default_url(home: Path) -> str:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -167,3 +168,64 @@ lineage_edges = Table(
     sqlite_with_rowid=False,
 )
 Index("ix_lineage_edges_dst_src", lineage_edges.c.dst, lineage_edges.c.src)
+
+endpoints = Table(
+    "endpoints",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("backend", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("routes", JSON, nullable=False),
+    Column("traffic", JSON, nullable=False),
+    Column("killed", Integer, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("backend_ids", JSON, nullable=False),
+)
+
+# Every traffic change ever made, kept forever: "what ran when" and the rollback targets.
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("endpoint", String(32), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("routes", JSON, nullable=False),
+    Column("traffic", JSON, nullable=False),
+    Column("strategy", String(16), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("at", String(40), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("known_good", Integer, nullable=False),
+    UniqueConstraint("endpoint", "seq", name="uq_deployments_endpoint_seq"),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("endpoint", String(32), nullable=False),
+    Column("route", String(32), nullable=True),
+    Column("model", String(63), nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("version_id", String(64), nullable=True),
+    Column("input_digest", String(80), nullable=False),
+    Column("inputs", JSON, nullable=True),
+    Column("output", JSON, nullable=True),
+    Column("status", String(8), nullable=False),
+    Column("shadow", Integer, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("at", String(40), nullable=False),
+)
+Index("ix_predictions_endpoint_at", predictions.c.endpoint, predictions.c.at)
+
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("prediction_id", String(64), ForeignKey("predictions.id"), nullable=False),
+    Column("decision", Text, nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("at", String(40), nullable=False),
+)
+Index("ix_decisions_prediction", decisions.c.prediction_id)
