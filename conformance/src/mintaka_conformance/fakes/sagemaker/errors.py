@@ -1,0 +1,14 @@
+"""The error shapes the extension raises, serialised by moto exactly like its own."""
+
+from __future__ import annotations
+
+from moto.core.exceptions import ServiceException
+from moto.sagemaker.exceptions import ConflictException, ValidationError
+
+__all__ = ["ConflictException", "RuntimeValidationError", "ValidationError"]
+
+
+class RuntimeValidationError(ServiceException):
+    """SageMaker Runtime's modelled 400 error: its code is ``ValidationError`` (no "Exception")."""
+
+    code = "ValidationError"

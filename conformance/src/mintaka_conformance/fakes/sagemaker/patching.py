@@ -1,0 +1,212 @@
+"""Installing the extension into moto, and the handle tests use to script and inspect it."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+from collections import deque
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import botocore.session
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
+from moto.sagemaker.responses import SageMakerResponse
+from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
+
+from . import endpoints, registry, runtime
+from ._compat import compatibility_problems
+from .originals import ORIGINALS
+from .state import Invocation, InvokeHandler, StatusScript, state_of
+
+SAGEMAKER_PATCHES: dict[str, Any] = {
+    "create_model": registry.create_model,
+    "create_model_package_group": registry.create_model_package_group,
+    "delete_model_package_group": registry.delete_model_package_group,
+    "create_model_package": registry.create_model_package,
+    "describe_model_package": registry.describe_model_package,
+    "list_model_packages": registry.list_model_packages,
+    "update_model_package": registry.update_model_package,
+    "delete_model_package": registry.delete_model_package,
+    "add_tags": registry.add_tags,
+    "list_tags": registry.list_tags,
+    "delete_tags": registry.delete_tags,
+    "create_endpoint_config": endpoints.create_endpoint_config,
+    "describe_endpoint_config": endpoints.describe_endpoint_config,
+    "delete_endpoint_config": endpoints.delete_endpoint_config,
+    "create_endpoint": endpoints.create_endpoint,
+    "describe_endpoint": endpoints.describe_endpoint,
+    "delete_endpoint": endpoints.delete_endpoint,
+    "update_endpoint": endpoints.update_endpoint,
+    "update_endpoint_weights_and_capacities": endpoints.update_endpoint_weights_and_capacities,
+}
+
+RUNTIME_PATCHES: dict[str, Any] = {"invoke_endpoint": runtime.invoke_endpoint}
+
+_INSTALL_LOCK = threading.Lock()
+_installed = False
+
+
+class IncompatibleMotoError(RuntimeError):
+    """The installed moto lacks an internal the extension patches."""
+
+
+def install() -> None:
+    """Patch moto's SageMaker and SageMaker Runtime responses. Idempotent and process-wide.
+
+    Works for ``mock_aws`` and for ``ThreadedMotoServer`` in the same process (both dispatch to
+    the same response classes and backends). Raises :class:`IncompatibleMotoError` when moto no
+    longer has what the extension relies on.
+    """
+    global _installed
+    with _INSTALL_LOCK:
+        if _installed:
+            return
+        problems = compatibility_problems(check_version=False)
+        if problems:
+            raise IncompatibleMotoError("; ".join(problems))
+        for cls, patches in (
+            (SageMakerResponse, SAGEMAKER_PATCHES),
+            (SageMakerRuntimeResponse, RUNTIME_PATCHES),
+        ):
+            for name, func in patches.items():
+                ORIGINALS[name] = cls.__dict__.get(name)
+                setattr(cls, name, func)
+        _installed = True
+
+
+def uninstall() -> None:
+    """Put moto's own methods back (the extension's state on existing backends stays inert)."""
+    global _installed
+    with _INSTALL_LOCK:
+        if not _installed:
+            return
+        for cls, patches in (
+            (SageMakerResponse, SAGEMAKER_PATCHES),
+            (SageMakerRuntimeResponse, RUNTIME_PATCHES),
+        ):
+            for name in patches:
+                original = ORIGINALS.pop(name, None)
+                if original is None:
+                    delattr(cls, name)
+                else:
+                    setattr(cls, name, original)
+        _installed = False
+
+
+def is_installed() -> bool:
+    return _installed
+
+
+def _enum(shape: str) -> frozenset[str]:
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for(shape).enum)
+
+
+class SageMakerFake:
+    """Scripts and inspects the fake for one account and region (the same process as moto)."""
+
+    def __init__(self, account_id: str = DEFAULT_ACCOUNT_ID, region_name: str = "us-east-1"):
+        self.account_id = account_id
+        self.region_name = region_name
+
+    @property
+    def backend(self) -> SageMakerModelBackend:
+        return sagemaker_backends[self.account_id][self.region_name]
+
+    def script_endpoint(
+        self, name: str, statuses: Sequence[str], *, failure_reason: str | None = None
+    ) -> None:
+        """Queue the statuses the *next* create/update of endpoint ``name`` goes through.
+
+        Each DescribeEndpoint moves one step; the last status is where the step ends
+        (``InService``: success; anything else: failed with ``failure_reason``). Queue several
+        scripts for several steps. Unscripted steps finish at once.
+        """
+        self._queue(self._valid(statuses, "EndpointStatus"), failure_reason, name.lower(), "e")
+
+    def script_model_package(
+        self, group_or_name: str, statuses: Sequence[str], *, failure_reason: str | None = None
+    ) -> None:
+        """Queue the statuses the next package created in group ``group_or_name`` goes through
+        (or the unversioned package of that name), one per DescribeModelPackage."""
+        self._queue(self._valid(statuses, "ModelPackageStatus"), failure_reason, group_or_name, "p")
+
+    def set_invoke_handler(self, model_name: str, handler: InvokeHandler) -> None:
+        """Answer invocations of variants serving ``model_name`` with ``handler(body, variant)``."""
+        state_of(self.backend).invoke_handlers[model_name] = handler
+
+    def invocations(
+        self, endpoint: str | None = None, *, shadow: bool | None = None
+    ) -> list[Invocation]:
+        """Requests served so far (``shadow=False``: only answered ones; ``True``: mirrors)."""
+        return [
+            i
+            for i in state_of(self.backend).invocations
+            if endpoint in (None, i.endpoint) and shadow in (None, i.shadow)
+        ]
+
+    @staticmethod
+    def _valid(statuses: Sequence[str], shape: str) -> list[str]:
+        allowed = _enum(shape)
+        if not statuses:
+            raise ValueError("a status script needs at least one status")
+        unknown = [s for s in statuses if s not in allowed]
+        if unknown:
+            raise ValueError(f"{unknown} are not {shape} values; use {sorted(allowed)}")
+        return list(statuses)
+
+    def _queue(self, statuses: list[str], reason: str | None, key: str, kind: str) -> None:
+        state = state_of(self.backend)
+        table = state.endpoint_scripts if kind == "e" else state.package_scripts
+        with state.lock:
+            table.setdefault(key, deque()).append(StatusScript(statuses, reason))
+
+
+@contextmanager
+def mock_sagemaker(
+    account_id: str = DEFAULT_ACCOUNT_ID, region_name: str = "us-east-1"
+) -> Iterator[SageMakerFake]:
+    """``mock_aws()`` with the extension installed; yields the :class:`SageMakerFake` handle."""
+    from moto import mock_aws
+
+    install()
+    with mock_aws():
+        yield SageMakerFake(account_id, region_name)
+
+
+@dataclass(frozen=True)
+class SageMakerServer:
+    """A running ``ThreadedMotoServer`` with the extension installed."""
+
+    endpoint_url: str
+    fake: SageMakerFake
+
+    def reset(self) -> None:
+        """Clear every moto backend (and the extension's state) through moto's own API."""
+        request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            response.read()
+
+
+@contextmanager
+def sagemaker_server(
+    account_id: str = DEFAULT_ACCOUNT_ID, region_name: str = "us-east-1"
+) -> Iterator[SageMakerServer]:
+    """moto's server on 127.0.0.1 (a free port) with the extension installed; reset on exit."""
+    from moto.server import ThreadedMotoServer
+
+    install()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    handle = SageMakerServer(f"http://{host}:{port}", SageMakerFake(account_id, region_name))
+    try:
+        yield handle
+    finally:
+        try:
+            handle.reset()
+        finally:
+            server.stop()
