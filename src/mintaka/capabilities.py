@@ -29,6 +29,7 @@ class Capability(StrEnum):
     SERVING_SHADOW = "serving.shadow"
     SERVING_NATIVE_ROLLOUT = "serving.native_rollout"
     SERVING_BATCH = "serving.batch"
+    SERVING_KILL = "serving.kill"
     # Monitoring inputs: request/response capture and endpoint metrics read-back.
     MONITORING_CAPTURE = "monitoring.capture"
     MONITORING_METRICS = "monitoring.metrics"

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
+    from mintaka.cli.conformance import ConformanceSuites
     from mintaka.domain.audit import AuditEvent
+    from mintaka.domain.monitoring import Alert
     from mintaka.plugins import BackendRegistry
 
 PROJECT = "mintaka"
@@ -33,6 +35,23 @@ def mintaka_register_backends(registry: BackendRegistry) -> None:
     """
 
 
+@hookspec
+def mintaka_conformance_suites(suites: ConformanceSuites) -> None:
+    """Tell ``mintaka conformance matrix`` where each of this plugin's backends opts into the suite.
+
+    Called only by that command. Call ``suites.add(backend, target)`` once per backend, where
+    ``backend`` is the name the backend registered under and ``target`` is what pytest runs:
+
+    - the path of the test file that subclasses the ``Abstract*Tests`` classes of
+      ``mintaka-conformance``, e.g. ``Path(__file__).parents[2] / "tests" / "test_conformance.py"``
+      for a plugin installed from its source tree; or
+    - the dotted name of a module shipped inside the plugin's distribution, for a plugin installed
+      from a wheel (pytest runs it with ``--pyargs``).
+
+    A backend without a suite appears in the matrix with its declared capabilities as "not run".
+    """
+
+
 # -- observers ------------------------------------------------------------------------------------
 
 
@@ -47,3 +66,11 @@ def mintaka_audit_event(event: AuditEvent) -> None:
 @hookspec
 def mintaka_lineage_event(kind: str, payload: dict[str, Any]) -> None:
     """Called after lineage nodes or edges are committed (``kind`` is ``"node"`` or ``"edge"``)."""
+
+
+@hookspec
+def mintaka_alert(alert: Alert) -> None:
+    """Called after an alert is raised and audited (an SLA breach, a drift signal, ...).
+
+    Observers (ticket sinks, pagers, retraining triggers) must not raise; the alert stands.
+    """

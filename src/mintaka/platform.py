@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, delete, select, update
@@ -58,9 +58,10 @@ from mintaka.interfaces import (
 from mintaka.lineage import LineageStore
 from mintaka.plugins import PluginManager
 from mintaka.provenance import code_commit, environment
+from mintaka.serving.ops import ServingService
 from mintaka.store import Store, default_url
+from mintaka.store.engine import Sql
 from mintaka.store.schema import (
-    artifacts,
     datasets,
     model_aliases,
     model_tags,
@@ -86,6 +87,54 @@ def _enum(kind: type[T], value: Any, what: str) -> T:
     except ValueError:
         options = ", ".join(str(getattr(m, "value", m)) for m in kind)  # type: ignore[attr-defined]
         raise ValidationError(f"invalid {what} {value!r}; expected one of: {options}") from None
+
+
+def _json(value: Any) -> Any:
+    """A JSON column's value: SQLite hands back its text, other drivers the parsed value."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+class _RunInputs(NamedTuple):
+    id: str
+    code_commit: str | None
+    dataset_ids: tuple[str, ...]
+    params: dict[str, str]
+    metrics: dict[str, float]
+
+
+class _VersionRow(NamedTuple):
+    """A ``model_versions`` row, its columns in table order."""
+
+    id: str
+    name: str
+    version: int
+    artifact_uri: str
+    artifact_digest: str
+    flavor: str
+    signature: Any
+    params: Any
+    metrics: Any
+    owner: str
+    risk_tier: str
+    stage: str
+    description: str
+    run_id: str | None
+    code_commit: str | None
+    dataset_ids: Any
+    created_at: str
+    backend: str
+    backend_ids: Any
+
+
+_INSERT_VERSION = (
+    f"INSERT INTO model_versions ({', '.join(_VersionRow._fields)}) "
+    f"VALUES ({', '.join(':' + f for f in _VersionRow._fields)})"
+)
+_SELECT_VERSION = f"SELECT {', '.join('v.' + f for f in _VersionRow._fields)} FROM model_versions v"
+_SELECT_VERSION_BY_ALIAS = (
+    _SELECT_VERSION + " JOIN model_aliases a ON a.name = v.name AND a.version = v.version"
+    " WHERE a.name = :name AND a.alias = :alias"
+)
 
 
 class Platform:
@@ -121,8 +170,12 @@ class Platform:
         except PydanticValidationError as exc:
             raise ValidationError(f"invalid settings for backend {entry.name!r}: {exc}") from exc
         self.backend: Backend = entry.cls(
-            settings, BackendContext(home=self.home, clock=self.clock, ids=self.ids)
+            settings,
+            BackendContext(
+                home=self.home, clock=self.clock, ids=self.ids, store_url=self.store.url
+            ),
         )
+        self.serving = ServingService(self)
         self._insert = (
             postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
         )
@@ -258,8 +311,11 @@ class Platform:
             self._area(Capability.REGISTRY_TAGS, ModelTags)
 
         with self.store.read() as conn:
-            model_row = conn.execute(select(models).where(models.c.name == name)).one_or_none()
-            run = self._run_row(conn, run_id) if run_id else None
+            sql = Sql(conn)
+            model_row = sql.one(
+                "SELECT owner, risk_tier FROM models WHERE name = :name", {"name": name}
+            )
+            run = self._run_for_version(sql, run_id) if run_id else None
             datasets_used = list(dataset_ids)
             if run is not None:
                 datasets_used = list(dict.fromkeys([*run.dataset_ids, *datasets_used]))
@@ -268,15 +324,15 @@ class Platform:
             self._require_datasets(conn, datasets_used)
 
         manifest = manifest_of(path)
+        digest = manifest.digest
         with self.store.read() as conn:
-            clash = conn.execute(
-                select(model_versions.c.version).where(
-                    model_versions.c.name == name,
-                    model_versions.c.artifact_digest == manifest.digest,
-                )
-            ).scalar()
+            clash = Sql(conn).one(
+                "SELECT version FROM model_versions "
+                "WHERE name = :name AND artifact_digest = :digest",
+                {"name": name, "digest": digest},
+            )
         if clash is not None:
-            raise Conflict(f"{name}:{clash} already holds artifact {manifest.digest}")
+            raise Conflict(f"{name}:{clash[0]} already holds artifact {digest}")
         stored = self.artifacts.ingest(path, manifest)
 
         if model_row is None:
@@ -308,9 +364,9 @@ class Platform:
             params=params_s,
             metrics=metrics_f,
             tags=tags,
-            owner=owner or (model_row.owner if model_row is not None else self.actor),
+            owner=owner or (model_row[0] if model_row is not None else self.actor),
             risk_tier=risk_tier
-            or (RiskTier(model_row.risk_tier) if model_row else RiskTier.MEDIUM),
+            or (RiskTier(model_row[1]) if model_row is not None else RiskTier.MEDIUM),
             description=description,
             run_id=run.id if run is not None else None,
             code_commit=code_commit or (run.code_commit if run is not None else None),
@@ -320,42 +376,43 @@ class Platform:
             backend_ids=created.backend_ids,
         )
         with self.store.write() as conn:
+            sql = Sql(conn)
             if model_row is None:
-                conn.execute(
-                    self._insert(models)
-                    .values(
-                        name=name,
-                        owner=record.owner,
-                        risk_tier=record.risk_tier.value,
-                        description=description,
-                        backend=self.backend.name,
-                        created_at=now.isoformat(),
-                    )
-                    .on_conflict_do_nothing()
+                sql.run(
+                    "INSERT INTO models (name, owner, risk_tier, description, backend, created_at) "
+                    "VALUES (:name, :owner, :tier, :description, :backend, :at) "
+                    "ON CONFLICT DO NOTHING",
+                    {
+                        "name": name,
+                        "owner": record.owner,
+                        "tier": record.risk_tier.value,
+                        "description": description,
+                        "backend": self.backend.name,
+                        "at": now.isoformat(),
+                    },
                 )
-            conn.execute(
-                self._insert(artifacts)
-                .values(
-                    digest=stored.digest,
-                    uri=stored.uri,
-                    size=manifest.size,
-                    files=len(manifest.entries),
-                    created_at=now.isoformat(),
-                )
-                .on_conflict_do_nothing()
+            sql.run(
+                "INSERT INTO artifacts (digest, uri, size, files, created_at) "
+                "VALUES (:digest, :uri, :size, :files, :at) ON CONFLICT DO NOTHING",
+                {
+                    "digest": stored.digest,
+                    "uri": stored.uri,
+                    "size": manifest.size,
+                    "files": len(manifest.entries),
+                    "at": now.isoformat(),
+                },
             )
-            exists = conn.execute(
-                select(model_versions.c.id).where(
-                    model_versions.c.name == name, model_versions.c.version == record.version
-                )
-            ).first()
+            exists = sql.one(
+                "SELECT id FROM model_versions WHERE name = :name AND version = :version",
+                {"name": name, "version": record.version},
+            )
             if exists is not None:
                 raise Conflict(f"{name}:{record.version} is already recorded")
-            conn.execute(model_versions.insert().values(**self._version_row(record)))
+            sql.run(_INSERT_VERSION, self._version_row(record))
             if tags:
-                conn.execute(
-                    model_tags.insert(),
-                    [{"version_id": record.id, "key": k, "value": v} for k, v in tags.items()],
+                sql.run_many(
+                    "INSERT INTO model_tags (version_id, key, value) VALUES (:id, :key, :value)",
+                    [{"id": record.id, "key": k, "value": v} for k, v in tags.items()],
                 )
             self._record_version_lineage(conn, record)
             event = self._audit(
@@ -372,7 +429,25 @@ class Platform:
         return record
 
     @staticmethod
+    def _run_for_version(sql: Sql, run_id: str) -> _RunInputs:
+        """What a registration takes from its run (one row, no full ``Run`` to validate)."""
+        row = sql.one(
+            "SELECT id, code_commit, dataset_ids, params, metrics FROM runs WHERE id = :id",
+            {"id": run_id},
+        )
+        if row is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return _RunInputs(
+            id=row[0],
+            code_commit=row[1],
+            dataset_ids=tuple(_json(row[2])),
+            params=dict(_json(row[3])),
+            metrics=dict(_json(row[4])),
+        )
+
+    @staticmethod
     def _version_row(record: ModelVersion) -> dict[str, Any]:
+        """Parameters for ``_INSERT_VERSION``; JSON columns as their serialised text."""
         return {
             "id": record.id,
             "name": record.name,
@@ -380,19 +455,19 @@ class Platform:
             "artifact_uri": record.artifact_uri,
             "artifact_digest": record.artifact_digest,
             "flavor": record.flavor.value,
-            "signature": record.signature.model_dump(mode="json"),
-            "params": record.params,
-            "metrics": record.metrics,
+            "signature": json.dumps(record.signature.model_dump(mode="json")),
+            "params": json.dumps(record.params),
+            "metrics": json.dumps(record.metrics),
             "owner": record.owner,
             "risk_tier": record.risk_tier.value,
             "stage": record.stage.value,
             "description": record.description,
             "run_id": record.run_id,
             "code_commit": record.code_commit,
-            "dataset_ids": list(record.dataset_ids),
+            "dataset_ids": json.dumps(list(record.dataset_ids)),
             "created_at": record.created_at.isoformat(),
             "backend": record.backend,
-            "backend_ids": record.backend_ids,
+            "backend_ids": json.dumps(record.backend_ids),
         }
 
     def _record_version_lineage(self, conn: Connection, record: ModelVersion) -> None:
@@ -419,37 +494,37 @@ class Platform:
         self.lineage.add(conn, nodes, edges)
 
     def _version_from_row(self, conn: Connection, row: Any) -> ModelVersion:
+        """A version from its ``model_versions`` row (a ``_VersionRow`` or a SQLAlchemy row).
+
+        The row was written by ``register_model`` from a validated record, so it is rebuilt
+        without validating it again.
+        """
+        sql = Sql(conn)
         tags = {
-            r.key: r.value
-            for r in conn.execute(
-                select(model_tags.c.key, model_tags.c.value).where(
-                    model_tags.c.version_id == row.id
-                )
+            key: value
+            for key, value in sql.rows(
+                "SELECT key, value FROM model_tags WHERE version_id = :id", {"id": row.id}
             )
         }
         aliases = tuple(
             sorted(
-                conn.execute(
-                    select(model_aliases.c.alias).where(
-                        model_aliases.c.name == row.name, model_aliases.c.version == row.version
-                    )
-                ).scalars()
+                alias
+                for (alias,) in sql.rows(
+                    "SELECT alias FROM model_aliases WHERE name = :name AND version = :version",
+                    {"name": row.name, "version": row.version},
+                )
             )
         )
-
-        def js(value: Any) -> Any:
-            return json.loads(value) if isinstance(value, str) else value
-
-        return ModelVersion(
+        return ModelVersion.model_construct(
             id=row.id,
             name=row.name,
-            version=row.version,
+            version=int(row.version),
             artifact_uri=row.artifact_uri,
             artifact_digest=row.artifact_digest,
             flavor=Flavor(row.flavor),
-            signature=Signature(**js(row.signature)),
-            params=js(row.params),
-            metrics=js(row.metrics),
+            signature=Signature.model_construct(**_json(row.signature)),
+            params=_json(row.params),
+            metrics=_json(row.metrics),
             tags=tags,
             aliases=aliases,
             owner=row.owner,
@@ -458,45 +533,39 @@ class Platform:
             description=row.description,
             run_id=row.run_id,
             code_commit=row.code_commit,
-            dataset_ids=tuple(js(row.dataset_ids)),
+            dataset_ids=tuple(_json(row.dataset_ids)),
             created_at=datetime.fromisoformat(row.created_at),
             backend=row.backend,
-            backend_ids=js(row.backend_ids),
+            backend_ids=_json(row.backend_ids),
         )
 
     def _version_row_for(
         self, conn: Connection, name: str, version: int | None, alias: str | None
-    ) -> Any:
+    ) -> _VersionRow:
+        sql = Sql(conn)
         if alias is not None:
-            query = (
-                select(model_versions)
-                .join(
-                    model_aliases,
-                    (model_aliases.c.name == model_versions.c.name)
-                    & (model_aliases.c.version == model_versions.c.version),
-                )
-                .where(model_aliases.c.name == name, model_aliases.c.alias == alias)
+            found = sql.one(
+                _SELECT_VERSION_BY_ALIAS,
+                {"name": name, "alias": alias},
             )
             what = f"{name}@{alias}"
         elif version is not None:
-            query = select(model_versions).where(
-                model_versions.c.name == name, model_versions.c.version == version
+            found = sql.one(
+                _SELECT_VERSION + " WHERE v.name = :name AND v.version = :version",
+                {"name": name, "version": version},
             )
             what = f"{name}:{version}"
         else:
-            query = (
-                select(model_versions)
-                .where(model_versions.c.name == name)
-                .order_by(model_versions.c.version.desc())
-                .limit(1)
+            found = sql.one(
+                _SELECT_VERSION + " WHERE v.name = :name ORDER BY v.version DESC LIMIT 1",
+                {"name": name},
             )
             what = name
-        row = conn.execute(query).one_or_none()
-        if row is None:
-            if conn.execute(select(models.c.name).where(models.c.name == name)).first() is None:
+        if found is None:
+            if sql.one("SELECT name FROM models WHERE name = :name", {"name": name}) is None:
                 raise NotFound(f"model {name!r} not found")
             raise NotFound(f"model version {what} not found")
-        return row
+        return _VersionRow(*found)
 
     def get_model_version(
         self, name: str, version: int | str | None = None, *, alias: str | None = None

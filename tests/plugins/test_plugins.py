@@ -96,10 +96,10 @@ def test_a_backend_must_implement_what_it_declares() -> None:
     class Liar(LocalBackend):
         name = "liar"
         capabilities: ClassVar[frozenset[Capability]] = LocalBackend.capabilities | {
-            Capability.SERVING
+            Capability.SERVING_BATCH
         }
 
-    with pytest.raises(PluginError, match="serving needs Serving"):
+    with pytest.raises(PluginError, match="serving.batch needs BatchScoring"):
         BackendRegistry().add(Liar)
 
 

@@ -77,6 +77,7 @@ class SLA(Spec):
 
     p99_latency_ms: float | None = Field(default=None, gt=0)
     max_error_rate: float | None = Field(default=None, ge=0, le=1)
+    min_requests: int = Field(default=1, ge=0)
     custom: dict[str, float] = Field(default_factory=dict)
 
 
@@ -115,6 +116,7 @@ class Deployment(Record):
     actor: str
     at: AwareDatetime
     reason: str = ""
+    known_good: bool = False
 
 
 class EndpointMetrics(Record):

@@ -28,6 +28,7 @@ from mintaka.interfaces.registry import (
 from mintaka.interfaces.runs import RunTracking
 from mintaka.interfaces.serving import (
     BatchScoring,
+    KillSwitch,
     NativeRollout,
     Serving,
     ShadowTraffic,
@@ -48,6 +49,7 @@ CAPABILITY_INTERFACES: dict[Capability, type] = {
     Capability.SERVING_SHADOW: ShadowTraffic,
     Capability.SERVING_NATIVE_ROLLOUT: NativeRollout,
     Capability.SERVING_BATCH: BatchScoring,
+    Capability.SERVING_KILL: KillSwitch,
     Capability.MONITORING_CAPTURE: CaptureSource,
     Capability.MONITORING_METRICS: MetricsSource,
     Capability.PIPELINES: PipelineExecution,
@@ -67,6 +69,7 @@ __all__ = [
     "CaptureSource",
     "Discovery",
     "Emulation",
+    "KillSwitch",
     "LineageMetadata",
     "MetricsSource",
     "ModelAliases",

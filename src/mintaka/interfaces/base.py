@@ -37,11 +37,16 @@ class BackendSettings(BaseModel):
 
 @dataclass(frozen=True)
 class BackendContext:
-    """What core hands a backend: where it may keep local files, and the injected clock."""
+    """What core hands a backend: where it may keep local files, the injected clock and ids.
+
+    ``store_url`` is the control-plane store's URL; only the local backend, whose data plane
+    writes the prediction log there, uses it.
+    """
 
     home: Path
     clock: Clock = field(default_factory=SystemClock)
     ids: IdFactory = field(default_factory=IdFactory)
+    store_url: str | None = None
 
 
 class Backend(ABC):

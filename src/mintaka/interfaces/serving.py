@@ -65,3 +65,17 @@ class BatchScoring(ABC):
 
     @abstractmethod
     def score_batch(self, route: Route, input_path: Path, output_path: Path) -> dict[str, str]: ...
+
+
+class KillSwitch(ABC):
+    """``Capability.SERVING_KILL``: the endpoint refuses every request until released.
+
+    Core's kill switch uses this when no approved version is left to route traffic to; a killed
+    endpoint answers 503 (or the cloud's equivalent) and serves no model at all.
+    """
+
+    @abstractmethod
+    def kill(self, name: str) -> Endpoint: ...
+
+    @abstractmethod
+    def unkill(self, name: str) -> Endpoint: ...

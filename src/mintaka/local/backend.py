@@ -6,12 +6,13 @@ also the reference the conformance suite is checked against.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects.sqlite import insert
 
 from mintaka.capabilities import Capability
@@ -46,7 +47,8 @@ from mintaka.local.registry_db import (
     local_versions,
     metadata,
 )
-from mintaka.store.engine import make_engine
+from mintaka.local.serving import LocalServing
+from mintaka.store.engine import Sql, make_engine
 
 
 class LocalSettings(BackendSettings):
@@ -56,6 +58,7 @@ class LocalSettings(BackendSettings):
 
 
 class LocalBackend(
+    LocalServing,
     Backend,
     ModelRegistry,
     ModelAliases,
@@ -80,6 +83,12 @@ class LocalBackend(
             Capability.RUNS,
             Capability.DISCOVERY,
             Capability.SYNC,
+            Capability.SERVING,
+            Capability.SERVING_TRAFFIC_SPLIT,
+            Capability.SERVING_SHADOW,
+            Capability.SERVING_KILL,
+            Capability.MONITORING_CAPTURE,
+            Capability.MONITORING_METRICS,
         }
     )
     settings_model = LocalSettings
@@ -95,6 +104,8 @@ class LocalBackend(
         return {"path": str(self.path)}
 
     def close(self) -> None:
+        if self._http is not None:
+            self._http.close()
         self.engine.dispose()
 
     @contextmanager
@@ -126,92 +137,108 @@ class LocalBackend(
             raise NotFound(f"model {name!r} not found in the local registry")
 
     def create_version(self, request: VersionRequest) -> BackendVersion:
+        artifact_uri = Path(request.artifact_path).resolve().as_uri()
         with self._write() as conn:
-            self._model_exists(conn, request.name)
-            existing = conn.execute(
-                select(local_versions.c.version).where(
-                    local_versions.c.idempotency_key == request.idempotency_key
+            sql = Sql(conn)
+            known, existing, latest = sql.one(
+                "SELECT (SELECT 1 FROM local_models WHERE name = :name), "
+                "(SELECT version FROM local_versions WHERE idempotency_key = :key), "
+                "(SELECT max(version) FROM local_versions WHERE name = :name)",
+                {"name": request.name, "key": request.idempotency_key},
+            ) or (None, None, None)
+            if known is None:
+                raise NotFound(f"model {request.name!r} not found in the local registry")
+            if existing is not None:  # a retried request: report what the first one created
+                return self._version(sql, request.name, int(existing))
+            number = int(latest or 0) + 1
+            sql.run(
+                "INSERT INTO local_versions (name, version, artifact_uri, artifact_digest, "
+                "flavor, metrics, description, stage, approval, mintaka_id, idempotency_key, "
+                "created_at) VALUES (:name, :version, :uri, :digest, :flavor, :metrics, "
+                ":description, NULL, NULL, :mintaka_id, :key, :at)",
+                {
+                    "name": request.name,
+                    "version": number,
+                    "uri": artifact_uri,
+                    "digest": request.artifact_digest,
+                    "flavor": request.flavor.value,
+                    "metrics": json.dumps(dict(request.metrics)),
+                    "description": request.description,
+                    "mintaka_id": request.mintaka_id,
+                    "key": request.idempotency_key,
+                    "at": self._now(),
+                },
+            )
+            if request.tags:
+                sql.run_many(
+                    "INSERT INTO local_tags (name, version, key, value) "
+                    "VALUES (:name, :version, :key, :value)",
+                    [
+                        {"name": request.name, "version": number, "key": k, "value": v}
+                        for k, v in request.tags.items()
+                    ],
                 )
-            ).scalar()
-            if existing is None:
-                number = (
-                    conn.execute(
-                        select(func.max(local_versions.c.version)).where(
-                            local_versions.c.name == request.name
-                        )
-                    ).scalar()
-                    or 0
-                ) + 1
-                conn.execute(
-                    local_versions.insert().values(
-                        name=request.name,
-                        version=number,
-                        artifact_uri=Path(request.artifact_path).resolve().as_uri(),
-                        artifact_digest=request.artifact_digest,
-                        flavor=request.flavor.value,
-                        metrics=dict(request.metrics),
-                        description=request.description,
-                        stage=None,
-                        approval=None,
-                        mintaka_id=request.mintaka_id,
-                        idempotency_key=request.idempotency_key,
-                        created_at=self._now(),
-                    )
-                )
-                if request.tags:
-                    conn.execute(
-                        local_tags.insert(),
-                        [
-                            {"name": request.name, "version": number, "key": k, "value": v}
-                            for k, v in request.tags.items()
-                        ],
-                    )
-                existing = number
-            return self._version(conn, request.name, int(existing))
+            # Aliases are read back rather than assumed empty: this registry can be changed
+            # behind Mintaka's back, like any cloud's.
+            return BackendVersion.model_construct(
+                name=request.name,
+                version=number,
+                artifact_uri=artifact_uri,
+                artifact_digest=request.artifact_digest,
+                aliases=self._aliases(sql, request.name, number),
+                tags=dict(request.tags),
+                stage=None,
+                approval=None,
+                mintaka_id=request.mintaka_id,
+                backend_ids={"model": request.name, "version": str(number)},
+                extra={},
+            )
 
-    def _version(self, conn: Connection, name: str, version: int) -> BackendVersion:
-        row = conn.execute(
-            select(local_versions).where(
-                local_versions.c.name == name, local_versions.c.version == version
-            )
-        ).one_or_none()
-        if row is None:
-            self._model_exists(conn, name)
-            raise NotFound(f"version {name}:{version} not found in the local registry")
-        tags = {
-            t.key: t.value
-            for t in conn.execute(
-                select(local_tags.c.key, local_tags.c.value).where(
-                    local_tags.c.name == name, local_tags.c.version == version
-                )
-            )
-        }
-        aliases = tuple(
+    @staticmethod
+    def _aliases(sql: Sql, name: str, version: int) -> tuple[str, ...]:
+        return tuple(
             sorted(
-                a
-                for (a,) in conn.execute(
-                    select(local_aliases.c.alias).where(
-                        local_aliases.c.name == name, local_aliases.c.version == version
-                    )
+                alias
+                for (alias,) in sql.rows(
+                    "SELECT alias FROM local_aliases WHERE name = :name AND version = :version",
+                    {"name": name, "version": version},
                 )
+            )
+        )
+
+    def _version(self, sql: Sql, name: str, version: int) -> BackendVersion:
+        row = sql.one(
+            "SELECT artifact_uri, artifact_digest, stage, approval, mintaka_id "
+            "FROM local_versions WHERE name = :name AND version = :version",
+            {"name": name, "version": version},
+        )
+        if row is None:
+            if sql.one("SELECT 1 FROM local_models WHERE name = :name", {"name": name}) is None:
+                raise NotFound(f"model {name!r} not found in the local registry")
+            raise NotFound(f"version {name}:{version} not found in the local registry")
+        artifact_uri, artifact_digest, stage, approval, mintaka_id = row
+        tags = dict(
+            sql.rows(
+                "SELECT key, value FROM local_tags WHERE name = :name AND version = :version",
+                {"name": name, "version": version},
             )
         )
         return BackendVersion(
             name=name,
             version=version,
-            artifact_uri=row.artifact_uri,
-            artifact_digest=row.artifact_digest,
-            aliases=aliases,
+            artifact_uri=artifact_uri,
+            artifact_digest=artifact_digest,
+            aliases=self._aliases(sql, name, version),
             tags=tags,
-            stage=Stage(row.stage) if row.stage else None,
-            approval=ApprovalStatus(row.approval) if row.approval else None,
-            mintaka_id=row.mintaka_id,
+            stage=Stage(stage) if stage else None,
+            approval=ApprovalStatus(approval) if approval else None,
+            mintaka_id=mintaka_id,
             backend_ids={"model": name, "version": str(version)},
         )
 
     def get_version(self, name: str, version: int) -> BackendVersion:
         with self.engine.connect() as conn, conn.begin():
-            return self._version(conn, name, version)
+            return self._version(Sql(conn), name, version)
 
     def list_versions(self, name: str) -> list[BackendVersion]:
         with self.engine.connect() as conn, conn.begin():
@@ -221,7 +248,7 @@ class LocalBackend(
                 .where(local_versions.c.name == name)
                 .order_by(local_versions.c.version)
             ).scalars()
-            return [self._version(conn, name, int(n)) for n in numbers]
+            return [self._version(Sql(conn), name, int(n)) for n in numbers]
 
     def list_models(self) -> list[str]:
         with self.engine.connect() as conn, conn.begin():
@@ -407,6 +434,16 @@ class LocalBackend(
                         extra={"mintaka_id": row.mintaka_id} if row.mintaka_id else {},
                     )
                 )
+        for endpoint in self.list_endpoints():
+            found.append(
+                DiscoveredResource(
+                    kind=ResourceKind.ENDPOINT,
+                    name=endpoint.name,
+                    backend_id=endpoint.name,
+                    managed=False,
+                    extra={"routes": [r.name for r in endpoint.routes]},
+                )
+            )
         return found
 
     def observe_model(self, name: str) -> ObservedModel:
@@ -414,4 +451,12 @@ class LocalBackend(
         return ObservedModel(name=name, versions=tuple(versions), aliases=self.get_aliases(name))
 
     def observe_endpoint(self, name: str) -> ObservedEndpoint:
-        raise NotFound(f"endpoint {name!r} not found in the local backend")
+        endpoint = self.get_endpoint(name)
+        return ObservedEndpoint(
+            name=name,
+            traffic=endpoint.traffic,
+            extra={
+                "killed": endpoint.status.value == "killed",
+                "routes": [r.model_dump(mode="json") for r in endpoint.routes],
+            },
+        )

@@ -76,3 +76,16 @@ local_runs = Table(
     Column("record", JSON, nullable=False),
     UniqueConstraint("id", name="uq_local_runs_id"),
 )
+
+local_endpoints = Table(
+    "local_endpoints",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("routes", JSON, nullable=False),
+    Column("traffic", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("killed", Integer, nullable=False),
+    Column("capture", JSON, nullable=False),
+    Column("config_version", Integer, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+)

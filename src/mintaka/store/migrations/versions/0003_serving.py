@@ -62,9 +62,7 @@ def upgrade() -> None:
     op.create_table(
         "decisions",
         sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column(
-            "prediction_id", sa.String(64), sa.ForeignKey("predictions.id"), nullable=False
-        ),
+        sa.Column("prediction_id", sa.String(64), sa.ForeignKey("predictions.id"), nullable=False),
         sa.Column("decision", sa.Text, nullable=False),
         sa.Column("actor", sa.String(256), nullable=False),
         sa.Column("at", sa.String(40), nullable=False),

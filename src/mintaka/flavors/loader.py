@@ -1,0 +1,114 @@
+"""Loading a registered model for serving: verify the bytes, refuse unsafe formats, wrap it.
+
+Two flavors are served:
+
+- ``sklearn``: a directory holding ``model.skops`` (see :mod:`mintaka.flavors.sklearn`), loaded
+  with skops and an explicit list of trusted types, never with pickle.
+- ``pyfunc``: a directory holding ``pyfunc.json`` naming an importable function
+  (``{"function": "package.module:predict"}``) that takes a list of row dicts and returns a list
+  of predictions. The code comes from the installed environment, not from the artifact.
+
+A pickle-family file (``.pkl``, ``.pickle``, ``.joblib``, ``.pt``, ``.pth``, ``.dill``,
+``.cloudpickle`` or a file starting with a pickle protocol header) anywhere in the artifact is
+refused unless the caller explicitly allows pickle (policy decides who may).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mintaka.domain.registry import Flavor
+from mintaka.errors import ValidationError
+
+PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".pt", ".pth", ".dill", ".cloudpickle"})
+PYFUNC_FILE = "pyfunc.json"
+
+
+class UnsafeArtifact(ValidationError):
+    """The artifact holds a format that can run arbitrary code when loaded."""
+
+
+def pickle_files(content: Path) -> list[str]:
+    found = []
+    for path in sorted(content.rglob("*")):
+        if not path.is_file():
+            continue
+        if path.suffix.lower() in PICKLE_SUFFIXES:
+            found.append(path.relative_to(content).as_posix())
+            continue
+        with path.open("rb") as handle:
+            head = handle.read(2)
+        if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+            found.append(path.relative_to(content).as_posix())
+    return found
+
+
+@dataclass(frozen=True)
+class Predictor:
+    """A loaded model: ``predict`` maps a batch of row dicts to one output per row."""
+
+    flavor: Flavor
+    features: tuple[str, ...]
+    _predict: Callable[[list[dict[str, Any]]], list[Any]]
+
+    def predict(self, rows: list[dict[str, Any]]) -> list[Any]:
+        outputs = self._predict(rows)
+        if len(outputs) != len(rows):
+            raise ValidationError(f"model returned {len(outputs)} outputs for {len(rows)} rows")
+        return outputs
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def load_predictor(
+    content: Path,
+    flavor: Flavor,
+    *,
+    features: Sequence[str] = (),
+    trusted_types: Sequence[str] = (),
+    allow_pickle: bool = False,
+) -> Predictor:
+    """Load the model stored in ``content`` (an artifact's content directory)."""
+    unsafe = pickle_files(content)
+    if unsafe and not allow_pickle:
+        raise UnsafeArtifact(
+            f"artifact holds pickle-family files {unsafe}; loading them can run arbitrary code "
+            "and the policy does not allow it"
+        )
+    if flavor is Flavor.SKLEARN:
+        from mintaka.flavors import sklearn as sklearn_flavor
+
+        model = sklearn_flavor.load(content, trusted=trusted_types)
+        names = tuple(features) or tuple(getattr(model, "feature_names_in_", ()))
+
+        def predict(rows: list[dict[str, Any]]) -> list[Any]:
+            columns = names or tuple(rows[0])
+            try:
+                matrix = [[float(row[c]) for c in columns] for row in rows]
+            except KeyError as exc:
+                raise ValidationError(f"missing feature {exc.args[0]!r}") from None
+            except (TypeError, ValueError) as exc:
+                raise ValidationError(f"features must be numbers: {exc}") from None
+            if hasattr(model, "predict_proba"):
+                return [_plain(p[-1]) for p in model.predict_proba(matrix)]
+            return [_plain(p) for p in model.predict(matrix)]
+
+        return Predictor(flavor, names, predict)
+    if flavor is Flavor.PYFUNC:
+        spec_file = content / PYFUNC_FILE
+        if not spec_file.exists():
+            raise ValidationError(f"pyfunc artifact lacks {PYFUNC_FILE}")
+        target = json.loads(spec_file.read_text()).get("function", "")
+        module_name, _, attribute = str(target).partition(":")
+        if not module_name or not attribute:
+            raise ValidationError(f"{PYFUNC_FILE} must name a function as 'module:function'")
+        function = getattr(importlib.import_module(module_name), attribute)
+        return Predictor(flavor, tuple(features), lambda rows: list(function(rows)))
+    raise ValidationError(f"flavor {flavor.value!r} cannot be served")

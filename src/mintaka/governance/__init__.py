@@ -1,0 +1,1 @@
+"""Governance: the checks every lifecycle change passes before any backend is called."""

@@ -1,0 +1,294 @@
+"""The local backend's serving side: endpoint state in its own database, served by
+:mod:`mintaka.local.server`, metrics and captured traffic read from the prediction log."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, select, update
+
+from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
+from mintaka.domain.serving import Endpoint, EndpointMetrics, EndpointStatus, Route, TrafficMap
+from mintaka.errors import BackendError, Conflict, NotFound, ValidationError
+from mintaka.interfaces import (
+    BackendContext,
+    CaptureSource,
+    KillSwitch,
+    MetricsSource,
+    Serving,
+    ShadowTraffic,
+    TrafficSplit,
+)
+from mintaka.local.registry_db import local_endpoints, local_versions
+from mintaka.store.schema import predictions
+
+SERVER_FILE = "server.json"
+
+
+def server_address(path: Path) -> str | None:
+    """The URL of the inference server running for this local backend, if one is."""
+    marker = path / SERVER_FILE
+    if not marker.exists():
+        return None
+    try:
+        return str(json.loads(marker.read_text())["url"])
+    except (ValueError, KeyError):
+        return None
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
+
+
+class LocalServing(Serving, TrafficSplit, ShadowTraffic, KillSwitch, MetricsSource, CaptureSource):
+    """Serving for the local backend; mixed into :class:`~mintaka.local.backend.LocalBackend`."""
+
+    engine: Engine
+    path: Path
+    context: BackendContext
+
+    _backend_name = "local"
+    _http: Any = None  # one pooled HTTP client, made on first invoke
+
+    @contextmanager
+    def _serving_write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(mintaka_write=True)
+            with conn.begin():
+                yield conn
+
+    def _endpoint_row(self, conn: Connection, name: str) -> Any:
+        row = conn.execute(
+            select(local_endpoints).where(local_endpoints.c.name == name)
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"endpoint {name!r} not found in the local backend")
+        return row
+
+    @staticmethod
+    def _endpoint(row: Any, backend: str) -> Endpoint:
+        status = EndpointStatus.KILLED if row.killed else EndpointStatus(row.status)
+        return Endpoint(
+            name=row.name,
+            status=status,
+            routes=tuple(Route(**r) for r in row.routes),
+            traffic=TrafficMap(**row.traffic),
+            backend=backend,
+            backend_ids={"endpoint": row.name, "config_version": str(row.config_version)},
+            extra={"capture": row.capture},
+        )
+
+    def _check_routes(self, conn: Connection, routes: Sequence[Route], traffic: TrafficMap) -> None:
+        names = [r.name for r in routes]
+        if len(set(names)) != len(names):
+            raise ValidationError(f"route names must be unique: {names}")
+        for route in routes:
+            found = conn.execute(
+                select(local_versions.c.version).where(
+                    local_versions.c.name == route.model, local_versions.c.version == route.version
+                )
+            ).first()
+            if found is None:
+                raise NotFound(f"model version {route.model}:{route.version} not in the registry")
+        named = set(traffic.weights) | ({traffic.shadow} if traffic.shadow else set())
+        unknown = named - set(names)
+        if unknown:
+            raise ValidationError(f"traffic names routes the endpoint lacks: {sorted(unknown)}")
+
+    def create_endpoint(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
+        with self._serving_write() as conn:
+            if conn.execute(
+                select(local_endpoints.c.name).where(local_endpoints.c.name == name)
+            ).first():
+                raise Conflict(f"endpoint {name!r} already exists")
+            self._check_routes(conn, routes, traffic)
+            conn.execute(
+                local_endpoints.insert().values(
+                    name=name,
+                    routes=[r.model_dump(mode="json") for r in routes],
+                    traffic=traffic.model_dump(mode="json"),
+                    status=EndpointStatus.IN_SERVICE.value,
+                    killed=0,
+                    capture=CaptureConfig().model_dump(mode="json"),
+                    config_version=1,
+                    updated_at=self.context.clock.now().isoformat(),
+                )
+            )
+            return self._endpoint(self._endpoint_row(conn, name), self._backend_name)
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        with self.engine.connect() as conn, conn.begin():
+            return self._endpoint(self._endpoint_row(conn, name), self._backend_name)
+
+    def list_endpoints(self) -> list[Endpoint]:
+        with self.engine.connect() as conn, conn.begin():
+            rows = conn.execute(select(local_endpoints).order_by(local_endpoints.c.name)).all()
+        return [self._endpoint(row, self._backend_name) for row in rows]
+
+    def _change(self, name: str, **values: Any) -> Endpoint:
+        with self._serving_write() as conn:
+            row = self._endpoint_row(conn, name)
+            routes = values.get("routes", row.routes)
+            traffic = values.get("traffic", row.traffic)
+            self._check_routes(conn, [Route(**r) for r in routes], TrafficMap(**traffic))
+            conn.execute(
+                update(local_endpoints)
+                .where(local_endpoints.c.name == name)
+                .values(
+                    config_version=row.config_version + 1,
+                    updated_at=self.context.clock.now().isoformat(),
+                    **values,
+                )
+            )
+            return self._endpoint(self._endpoint_row(conn, name), self._backend_name)
+
+    def update_routes(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
+        return self._change(
+            name,
+            routes=[r.model_dump(mode="json") for r in routes],
+            traffic=traffic.model_dump(mode="json"),
+        )
+
+    def set_traffic(self, name: str, traffic: TrafficMap) -> Endpoint:
+        return self._change(name, traffic=traffic.model_dump(mode="json"))
+
+    def set_shadow(self, name: str, route: str | None, percent: int) -> Endpoint:
+        current = self.get_endpoint(name)
+        traffic = TrafficMap(
+            weights=current.traffic.weights, shadow=route, shadow_percent=percent if route else 0
+        )
+        return self.set_traffic(name, traffic)
+
+    def kill(self, name: str) -> Endpoint:
+        return self._change(name, killed=1)
+
+    def unkill(self, name: str) -> Endpoint:
+        return self._change(name, killed=0)
+
+    def delete_endpoint(self, name: str) -> None:
+        with self._serving_write() as conn:
+            self._endpoint_row(conn, name)
+            conn.execute(delete(local_endpoints).where(local_endpoints.c.name == name))
+
+    def invoke(self, name: str, payload: Any, route: str | None = None) -> dict[str, Any]:
+        import httpx
+
+        self.get_endpoint(name)
+        url = server_address(self.path)
+        if url is None:
+            raise BackendError(
+                f"no local inference server is running for {self.path}; start `mintaka serve`",
+                self._backend_name,
+            )
+        headers = {"X-Mintaka-Route": route} if route else {}
+        if self._http is None:
+            self._http = httpx.Client(timeout=30)
+        try:
+            response = self._http.post(
+                f"{url}/endpoints/{name}/invocations", json=payload, headers=headers
+            )
+        except httpx.HTTPError as exc:
+            raise BackendError(f"invoking {name!r} failed: {exc}", self._backend_name) from exc
+        body: dict[str, Any] = response.json()
+        if response.status_code == 404:
+            raise NotFound(body.get("error", f"endpoint {name!r} not served"))
+        if response.status_code == 400:
+            raise ValidationError(body.get("error", "invalid request"))
+        if response.status_code >= 300:
+            raise BackendError(
+                f"endpoint {name!r} answered {response.status_code}: {body.get('error')}",
+                self._backend_name,
+            )
+        return body
+
+    # -- monitoring inputs: the prediction log is this backend's capture -----------------------
+
+    def _store(self) -> Any:
+        from mintaka.store import Store
+
+        if self.context.store_url is None:
+            raise BackendError(
+                "the local backend needs the store URL for metrics", self._backend_name
+            )
+        return Store(self.context.store_url, migrate=False)
+
+    def read_metrics(self, endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        self.get_endpoint(endpoint)
+        store = self._store()
+        try:
+            with store.read() as conn:
+                rows = conn.execute(
+                    select(
+                        predictions.c.route, predictions.c.status, predictions.c.latency_ms
+                    ).where(
+                        predictions.c.endpoint == endpoint,
+                        predictions.c.shadow == 0,
+                        predictions.c.at >= start.isoformat(),
+                        predictions.c.at < end.isoformat(),
+                    )
+                ).all()
+        finally:
+            store.dispose()
+        requests: dict[str, int] = {}
+        errors: dict[str, int] = {}
+        latencies: dict[str, list[float]] = {}
+        for row in rows:
+            route = row.route or "-"
+            requests[route] = requests.get(route, 0) + 1
+            if row.status == "error":
+                errors[route] = errors.get(route, 0) + 1
+            latencies.setdefault(route, []).append(float(row.latency_ms))
+        return EndpointMetrics(
+            endpoint=endpoint,
+            start=start,
+            end=end,
+            requests=requests,
+            errors=errors,
+            p50_latency_ms={r: _percentile(v, 50) for r, v in latencies.items()},
+            p99_latency_ms={r: _percentile(v, 99) for r, v in latencies.items()},
+        )
+
+    def configure_capture(self, endpoint: str, config: CaptureConfig) -> None:
+        self._change(endpoint, capture=config.model_dump(mode="json"))
+
+    def read_captured(
+        self, endpoint: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[CapturedRecord]:
+        self.get_endpoint(endpoint)
+        query = select(predictions).where(predictions.c.endpoint == endpoint)
+        if since is not None:
+            query = query.where(predictions.c.at >= since.isoformat())
+        query = query.order_by(predictions.c.at, predictions.c.id)
+        if limit is not None:
+            query = query.limit(limit)
+        store = self._store()
+        try:
+            with store.read() as conn:
+                rows = conn.execute(query).all()
+        finally:
+            store.dispose()
+        return [
+            CapturedRecord(
+                endpoint=row.endpoint,
+                route=row.route,
+                event_id=row.id,
+                at=datetime.fromisoformat(row.at),
+                inputs=row.inputs,
+                outputs=None if row.output is None else [row.output],
+                extra={
+                    "status": row.status,
+                    "shadow": bool(row.shadow),
+                    "model": row.model,
+                    "version": row.version,
+                },
+            )
+            for row in rows
+        ]

@@ -1,0 +1,1 @@
+"""Rollouts driven by core: canary, linear and blue-green steps with SLA gates and rollback."""

@@ -1,0 +1,13 @@
+"""Python-function models for serving tests (imported by the pyfunc flavor)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def always_fails(rows: list[dict[str, Any]]) -> list[Any]:
+    raise RuntimeError("challenger is broken")
+
+
+def echo_sum(rows: list[dict[str, Any]]) -> list[Any]:
+    return [sum(float(v) for v in row.values()) for row in rows]

@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import httpx
+import pytest
+from conftest import row
+from sqlalchemy import select
+
+from mintaka import Platform, PolicyViolation, ValidationError
+from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan, TrafficStep
+from mintaka.local.server import InferenceServer
+from mintaka.rollout.controller import RolloutController
+from mintaka.store.schema import predictions
+
+Served = tuple[Platform, InferenceServer]
+HTTP = httpx.Client(timeout=10)  # one client: building one per request costs tens of ms
+
+
+def post(server: InferenceServer, body: object, route: str | None = None) -> httpx.Response:
+    headers = {"X-Mintaka-Route": route} if route else {}
+    return HTTP.post(f"{server.url}/endpoints/scoring/invocations", json=body, headers=headers)
+
+
+def logged(plat: Platform, server: InferenceServer) -> list[dict[str, object]]:
+    server.predlog.flush()
+    with plat.store.read() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(predictions)).all()]
+
+
+def wait_for(condition, timeout: float = 1.0) -> float:  # type: ignore[no-untyped-def]
+    """Poll ``condition`` until true; returns the seconds it took (fails after ``timeout``)."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, "condition not met in time"
+        time.sleep(0.005)
+    return time.monotonic() - started
+
+
+def test_prediction_carries_ids_version_and_is_logged(served: Served) -> None:
+    plat, server = served
+    answer = post(server, {"inputs": [row(0), row(1)]})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert (body["model"], body["version"], body["route"]) == ("credit", 1, "blue")
+    ids = [p["id"] for p in body["predictions"]]
+    assert len(set(ids)) == 2
+    assert all(0.0 <= p["output"] <= 1.0 for p in body["predictions"])
+    records = {r["id"]: r for r in logged(plat, server)}
+    assert set(records) == set(ids)
+    version = plat.get_model_version("credit", 1)
+    assert {r["version_id"] for r in records.values()} == {version.id}
+    assert all(str(r["input_digest"]).startswith("sha256:") for r in records.values())
+
+
+def test_single_row_and_bad_requests(served: Served) -> None:
+    _, server = served
+    assert len(post(server, {"inputs": row(3)}).json()["predictions"]) == 1
+    assert post(server, {"rows": []}).status_code == 400
+    assert post(server, {"inputs": [{"a": 1.0}]}).status_code == 400
+    assert post(server, {"inputs": row(0)}, route="nope").status_code == 404
+    missing = HTTP.post(f"{server.url}/endpoints/ghost/invocations", json={"inputs": row(0)})
+    assert missing.status_code == 404
+
+
+def test_weights_are_followed_exactly(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plat.serving.set_traffic("scoring", {"blue": 70, "green": 30})
+    server.reload()
+    routes = Counter(post(server, {"inputs": row(i)}).json()["route"] for i in range(100))
+    assert routes == {"blue": 70, "green": 30}
+
+
+def test_shadow_answers_are_never_returned(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="shadowy")
+    plat.serving.set_traffic("scoring", {"blue": 100}, shadow="shadowy", shadow_percent=50)
+    server.reload()
+    answers = [post(server, {"inputs": row(i)}).json() for i in range(40)]
+    assert {a["route"] for a in answers} == {"blue"}
+    server._shadow_pool.shutdown(wait=True)  # let mirrored copies finish before counting
+    records = logged(plat, server)
+    shadow_rows = [r for r in records if r["shadow"]]
+    assert {r["route"] for r in shadow_rows} == {"shadowy"}
+    assert len(shadow_rows) == 20
+    returned_ids = {p["id"] for a in answers for p in a["predictions"]}
+    assert returned_ids.isdisjoint({r["id"] for r in shadow_rows})
+
+
+def test_failing_shadow_never_fails_the_caller(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:3", route="broken")
+    plat.serving.set_traffic("scoring", {"blue": 100}, shadow="broken", shadow_percent=100)
+    server.reload()
+    assert all(post(server, {"inputs": row(i)}).status_code == 200 for i in range(10))
+
+
+def test_changes_from_another_process_reach_the_server_within_a_second(
+    served: Served, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    with Platform(plat.home, actor="cli-user") as other:  # another process's view of the store
+        other.serving.set_traffic("scoring", {"green": 100})
+        wait_for(lambda: server.endpoints["scoring"].traffic.weights == {"green": 100})
+        assert post(server, {"inputs": row(0)}).json()["route"] == "green"
+        other.serving.kill("scoring", reason="incident 42")
+        wait_for(lambda: post(server, {"inputs": row(0)}).status_code == 503)
+        other.serving.unkill("scoring")
+        wait_for(lambda: post(server, {"inputs": row(0)}).status_code == 200)
+    actions = [e.action for e in plat.audit.events()]
+    assert actions[-2:] == ["endpoint.kill", "endpoint.unkill"]
+    assert plat.audit.events()[-2].actor == "cli-user"
+
+
+def test_metrics_endpoint_counts_requests_and_latency(served: Served) -> None:
+    _, server = served
+    for i in range(3):
+        post(server, {"inputs": row(i)})
+    text = HTTP.get(f"{server.url}/metrics").text
+    assert 'mintaka_requests_total{endpoint="scoring",route="blue",status="200"} 3.0' in text
+    assert "mintaka_request_latency_seconds_bucket" in text
+    assert HTTP.get(f"{server.url}/health").json()["endpoints"] == ["scoring"]
+
+
+def _bake(plat: Platform, server: InferenceServer, requests: int):  # type: ignore[no-untyped-def]
+    def wait(seconds: float) -> None:
+        server.reload()
+        for i in range(requests):
+            post(server, {"inputs": row(i)})
+        server.predlog.flush()
+        plat.clock.advance(seconds)  # type: ignore[attr-defined]
+
+    return wait
+
+
+def test_faulty_challenger_is_rolled_back_automatically(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:3", route="green")
+    plan = TrafficPlan(
+        endpoint="scoring",
+        strategy=RolloutStrategy.CANARY,
+        steps=[
+            TrafficStep(weights={"blue": 90, "green": 10}, bake_seconds=60),
+            TrafficStep(weights={"green": 100}, bake_seconds=60),
+        ],
+        sla=SLA(max_error_rate=0.01, min_requests=5),
+    )
+    result = RolloutController(plat, wait=_bake(plat, server, 100)).run(plan)
+    assert not result.promoted
+    assert len(result.steps) == 1
+    assert "green: error rate 1.0000 > 0.01" in result.breaches
+    assert result.rolled_back_to == {"blue": 100, "green": 0}
+    assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 100, "green": 0}
+    server.reload()
+    rollback_time = plat.clock.now().isoformat()
+    answers = [post(server, {"inputs": row(i)}).json() for i in range(50)]
+    assert {a["route"] for a in answers} == {"blue"}
+    after = [r for r in logged(plat, server) if str(r["at"]) >= rollback_time]
+    assert len(after) == 50
+    assert {r["route"] for r in after} == {"blue"}
+    actions = [e.action for e in plat.audit.events()]
+    assert "endpoint.rollback" in actions
+    assert actions[-1] == "alert.raise"
+
+
+def test_healthy_canary_is_promoted_and_becomes_known_good(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plan = TrafficPlan(
+        endpoint="scoring",
+        strategy=RolloutStrategy.CANARY,
+        steps=[
+            TrafficStep(weights={"blue": 90, "green": 10}, bake_seconds=30),
+            TrafficStep(weights={"blue": 50, "green": 50}, bake_seconds=30),
+            TrafficStep(weights={"green": 100}, bake_seconds=30),
+        ],
+        sla=SLA(max_error_rate=0.0, p99_latency_ms=5000, min_requests=5),
+    )
+    result = RolloutController(plat, wait=_bake(plat, server, 60)).run(plan)
+    assert result.promoted
+    assert result.breaches == ()
+    assert plat.serving.get_endpoint("scoring").traffic.weights == {"green": 100}
+    history = plat.serving.deployment_history("scoring")
+    assert history[-1].known_good
+    rolled = plat.serving.rollback("scoring", reason="manual")
+    assert rolled.traffic.weights == {"blue": 100, "green": 0}
+
+
+def test_step_without_traffic_cannot_verify_the_sla(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plan = TrafficPlan(
+        endpoint="scoring",
+        strategy=RolloutStrategy.BLUE_GREEN,
+        steps=[TrafficStep(weights={"green": 100}, bake_seconds=10)],
+        sla=SLA(min_requests=1),
+    )
+    result = RolloutController(plat, wait=_bake(plat, server, 0)).run(plan)
+    assert not result.promoted
+    assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 100, "green": 0}
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        ({"blue": 60, "green": 30}, "sum to 100"),
+        ({"blue": 100, "ghost": 0}, "no route"),
+        ({"blue": 101, "green": -1}, "between 0 and 100"),
+    ],
+)
+def test_invalid_traffic_is_refused_before_any_backend_call(
+    served: Served, weights: dict[str, int], message: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plat, _ = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    calls: list[object] = []
+    monkeypatch.setattr(plat.backend, "set_traffic", lambda *a: calls.append(a))
+    with pytest.raises(ValidationError, match=message):
+        plat.serving.set_traffic("scoring", weights)
+    assert calls == []
+
+
+def test_archived_version_takes_no_traffic(served: Served) -> None:
+    plat, _ = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plat.archive_version("credit", 2, reason="superseded")
+    with pytest.raises(PolicyViolation, match="credit:2 is archived"):
+        plat.serving.set_traffic("scoring", {"blue": 50, "green": 50})
+    assert plat.audit.events()[-1].action == "policy.deny"
+
+
+def test_killed_endpoint_refuses_traffic_changes_until_unkilled(served: Served) -> None:
+    plat, _ = served
+    plat.serving.kill("scoring")
+    with pytest.raises(PolicyViolation, match="is killed"):
+        plat.serving.set_traffic("scoring", {"blue": 100})
+    plat.serving.unkill("scoring")
+    assert plat.serving.set_traffic("scoring", {"blue": 100}).status.value == "in_service"
+
+
+def test_deployments_are_lineage_downstream_of_the_model(served: Served) -> None:
+    plat, _ = served
+    graph = plat.lineage_downstream("credit:1")
+    assert [n.label for n in graph.nodes if n.kind.value == "deployment"] == [
+        "scoring/blue (credit:1)"
+    ]
