@@ -326,6 +326,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
     timeout = 30
+    # Headers and body go out in separate writes; with Nagle's algorithm on, each response
+    # would wait for the client's delayed ACK (about 40 ms).
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:
         return
