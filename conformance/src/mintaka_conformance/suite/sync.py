@@ -1,0 +1,139 @@
+"""Discovery and sync: the cloud's view of managed resources, and changes made behind Mintaka's
+back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mintaka import Capability, Platform
+from mintaka.domain.discovery import ResourceKind
+from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
+from mintaka_conformance.fixtures import AbstractBackendFixtures, OutOfBand
+from mintaka_conformance.scenarios import ModelScenario
+
+
+def _audited(platform: Platform, action: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(e.subject, e.details) for e in platform.audit.events() if e.action == action]
+
+
+class AbstractSyncTests(AbstractBackendFixtures):
+    area = "sync"
+
+    @pytest.mark.requires(Capability.DISCOVERY)
+    def test_discovery_lists_managed_versions(self, cloud: Any, scenario: ModelScenario) -> None:
+        """The backend MUST discover every version registered by Mintaka and mark it managed."""
+        found = {
+            r.name: r
+            for r in cloud.discover()
+            if r.kind is ResourceKind.MODEL_VERSION and r.name.startswith(f"{scenario.name}:")
+        }
+        assert sorted(found) == [f"{scenario.name}:{n}" for n in (1, 2, 3)]
+        assert all(r.managed for r in found.values())
+        assert any(
+            r.kind is ResourceKind.MODEL and r.name == scenario.name for r in cloud.discover()
+        )
+
+    @pytest.mark.requires(Capability.SYNC)
+    def test_observed_model_matches_what_was_registered(
+        self, cloud: Any, scenario: ModelScenario
+    ) -> None:
+        """The backend MUST observe a managed model with the versions, digests, tags and aliases
+        Mintaka set."""
+        observed = cloud.observe_model(scenario.name)
+        assert observed.name == scenario.name
+        assert [v.version for v in observed.versions] == [1, 2, 3]
+        assert [v.artifact_digest for v in observed.versions] == [
+            v.artifact_digest for v in scenario.versions
+        ]
+        assert [v.tags for v in observed.versions] == [scenario.tags.get(n, {}) for n in (1, 2, 3)]
+        assert {a: v for a, v in observed.aliases.items() if a in scenario.aliases} == (
+            scenario.aliases
+        )
+
+    @pytest.mark.requires(Capability.SYNC)
+    def test_sync_in_step_reports_nothing(
+        self, platform: Platform, scenario: ModelScenario
+    ) -> None:
+        """The backend MUST observe state changed only through Mintaka so that sync finds no
+        difference."""
+        assert platform.sync() == []
+        assert _audited(platform, DIFFERENCE_ACTION) == []
+
+    @pytest.mark.requires(Capability.SYNC, Capability.REGISTRY_ALIASES)
+    def test_alias_moved_out_of_band_is_reported_and_audited(
+        self, platform: Platform, out_of_band: OutOfBand, scenario: ModelScenario
+    ) -> None:
+        """The backend MUST reveal an alias moved through the cloud's own API, which sync reports
+        and audits."""
+        out_of_band.move_alias(scenario.name, "champion", 1)
+        differences = platform.sync()
+        assert [(d.kind, d.subject, d.recorded, d.observed) for d in differences] == [
+            ("alias", f"{scenario.name}@champion", 2, 1)
+        ]
+        assert _audited(platform, DIFFERENCE_ACTION) == [
+            (
+                f"{scenario.name}@champion",
+                {"kind": "alias", "recorded": 2, "observed": 1},
+            )
+        ]
+
+    @pytest.mark.requires(Capability.SYNC, Capability.REGISTRY_DELETE)
+    def test_version_deleted_out_of_band_is_reported(
+        self, platform: Platform, out_of_band: OutOfBand, scenario: ModelScenario
+    ) -> None:
+        """The backend MUST reveal a version deleted through the cloud's own API as missing."""
+        out_of_band.delete_version(scenario.name, 1)
+        kinds = {(d.kind, d.subject) for d in platform.sync()}
+        assert ("version.missing", f"{scenario.name}:1") in kinds
+
+    @pytest.mark.requires(Capability.SYNC, Capability.REGISTRY_TAGS)
+    def test_tags_changed_out_of_band_are_reported(
+        self, platform: Platform, out_of_band: OutOfBand, scenario: ModelScenario
+    ) -> None:
+        """The backend MUST reveal tags changed through the cloud's own API, recorded and observed
+        side by side."""
+        out_of_band.set_tags(scenario.name, 1, {"team": "fraud"})
+        differences = platform.sync()
+        assert [(d.kind, d.subject, d.recorded, d.observed) for d in differences] == [
+            ("version.tags", f"{scenario.name}:1", {"team": "risk"}, {"team": "fraud"})
+        ]
+
+    @pytest.mark.requires(Capability.SYNC, Capability.REGISTRY_ALIASES)
+    def test_sync_is_idempotent(
+        self, platform: Platform, out_of_band: OutOfBand, scenario: ModelScenario, clock: Any
+    ) -> None:
+        """The backend MUST report an unchanged out-of-band change the same way on every sync,
+        audited once."""
+        out_of_band.move_alias(scenario.name, "champion", 1)
+        first = platform.sync()
+        clock.advance(3600)
+        assert platform.sync() == first
+        assert len(_audited(platform, DIFFERENCE_ACTION)) == 1
+
+    @pytest.mark.requires(Capability.SYNC, Capability.REGISTRY_ALIASES)
+    def test_sync_overwrites_neither_side(
+        self,
+        platform: Platform,
+        cloud: Any,
+        out_of_band: OutOfBand,
+        scenario: ModelScenario,
+    ) -> None:
+        """The backend MUST keep an out-of-band change after sync, and core keeps its own record."""
+        out_of_band.move_alias(scenario.name, "champion", 1)
+        platform.sync()
+        assert cloud.get_aliases(scenario.name)["champion"] == 1
+        assert platform.get_model_version(scenario.name, alias="champion").version == 2
+
+    @pytest.mark.requires(Capability.SYNC, Capability.REGISTRY_ALIASES)
+    def test_reverted_change_is_resolved(
+        self, platform: Platform, out_of_band: OutOfBand, scenario: ModelScenario
+    ) -> None:
+        """The backend MUST reveal an out-of-band change that was undone, so sync records it as
+        resolved."""
+        out_of_band.move_alias(scenario.name, "champion", 1)
+        assert platform.sync() != []
+        out_of_band.move_alias(scenario.name, "champion", 2)
+        assert platform.sync() == []
+        assert [s for s, _ in _audited(platform, RESOLVED_ACTION)] == [f"{scenario.name}@champion"]
