@@ -1,0 +1,1 @@
+"""An example Mintaka backend: everything in memory, for documentation and tests."""
