@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.cloudwatch.models import cloudwatch_backends
-from moto.core.responses import ActionResult, EmptyResult
+from moto.core.responses import ActionResult
 from moto.core.utils import utcnow
 from moto.sagemaker.models import FakeEndpoint, FakeEndpointConfig, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
 from .errors import ValidationError
-from .originals import call_original
+from .originals import call_original, original_body
 from .state import (
     EndpointState,
     PendingDeployment,
@@ -199,9 +199,8 @@ def create_endpoint_config(self: SageMakerResponse) -> ActionResult:
 
 
 def describe_endpoint_config(self: SageMakerResponse) -> ActionResult:
-    result = call_original(self, "describe_endpoint_config")
+    body = original_body(self, "describe_endpoint_config")
     name = self._get_param("EndpointConfigName")
-    body = dict(result.result)
     shadow = state_of(self.sagemaker_backend).shadow_variants.get(name)
     if shadow:
         body["ShadowProductionVariants"] = shadow
@@ -210,12 +209,12 @@ def describe_endpoint_config(self: SageMakerResponse) -> ActionResult:
     return ActionResult(body)
 
 
-def delete_endpoint_config(self: SageMakerResponse) -> EmptyResult:
+def delete_endpoint_config(self: SageMakerResponse) -> ActionResult:
     result = call_original(self, "delete_endpoint_config")
     state_of(self.sagemaker_backend).shadow_variants.pop(
         self._get_param("EndpointConfigName"), None
     )
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 # --- endpoints ----------------------------------------------------------------------------------
@@ -279,10 +278,10 @@ def describe_endpoint(self: SageMakerResponse) -> ActionResult:
     return ActionResult(body)
 
 
-def delete_endpoint(self: SageMakerResponse) -> EmptyResult:
+def delete_endpoint(self: SageMakerResponse) -> ActionResult:
     result = call_original(self, "delete_endpoint")
     state_of(self.sagemaker_backend).endpoints.pop(self._get_param("EndpointName"), None)
-    return result  # type: ignore[no-any-return]
+    return result
 
 
 def _require_in_service(backend: SageMakerModelBackend, ep: EndpointState) -> None:
@@ -401,7 +400,7 @@ def _validate_deployment_config(
                 raise ValidationError(
                     f"{kind} traffic routing is not supported for serverless variants."
                 )
-            size = canary if kind == "CANARY" else linear
+            size: dict[str, Any] = (canary if kind == "CANARY" else linear) or {}
             field = "CanarySize" if kind == "CANARY" else "LinearStepSize"
             for variant in variants:
                 fraction = _capacity_fraction(size, variant.desired_instance_count, field)

@@ -173,7 +173,7 @@ def _error_response(fault: Fault, protocol: str) -> AWSResponse:
         "x-amzn-RequestId": str(uuid.uuid4()),
     }
     body = json.dumps({"__type": code, "message": message}).encode("utf-8")
-    return AWSResponse(FAULT_HOST, status, headers, _Body(body))  # type: ignore[arg-type]
+    return AWSResponse(FAULT_HOST, status, headers, _Body(body))
 
 
 def _deliver(client: Any, request: AWSPreparedRequest, event_name: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import urllib.request
 from collections import deque
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import botocore.session
-from moto.core import DEFAULT_ACCOUNT_ID
+from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
@@ -100,6 +101,7 @@ def is_installed() -> bool:
     return _installed
 
 
+@functools.cache
 def _enum(shape: str) -> frozenset[str]:
     model = botocore.session.get_session().get_service_model("sagemaker")
     return frozenset(model.shape_for(shape).enum)

@@ -16,7 +16,7 @@ from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemaker.utils import arn_formatter
 
 from .errors import ConflictException, ValidationError
-from .originals import call_original
+from .originals import call_original, original_body
 from .state import PackageState, SageMakerState, state_of
 
 # Fields CreateModelPackage / UpdateModelPackage accept that moto's ModelPackage does not keep.
@@ -247,10 +247,9 @@ def describe_model_package(self: SageMakerResponse) -> ActionResult:
 
 
 def list_model_packages(self: SageMakerResponse) -> ActionResult:
-    result = call_original(self, "list_model_packages")
+    body = original_body(self, "list_model_packages")
     backend = self.sagemaker_backend
     state = state_of(backend)
-    body = dict(result.result)
     summaries = []
     for item in body.get("ModelPackageSummaryList", []):
         package = backend.model_packages[item["ModelPackageArn"]]
