@@ -15,10 +15,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
+    from databricks.sdk.clock import Clock
 
     from .server import FakeDatabricks
 
@@ -123,7 +124,7 @@ def workspace_client(
         auth_type="pat",
         retry_timeout_seconds=retry_timeout_seconds,
         http_timeout_seconds=http_timeout_seconds,
-        clock=clock if clock is not None else NoWaitClock(),
+        clock=cast("Clock", clock if clock is not None else NoWaitClock()),
         **config,
     )
     return WorkspaceClient(config=settings)

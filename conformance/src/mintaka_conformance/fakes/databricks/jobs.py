@@ -271,10 +271,14 @@ class Jobs:
                 task.life_cycle, task.result_state = "TERMINATED", "CANCELED"
                 task.message = "Run cancelled."
             elif not _should_run(task.spec.get("run_if") or "ALL_SUCCESS", upstream):
-                failed = any(r in ("FAILED", "TIMEDOUT", "UPSTREAM_FAILED") for r in upstream)
+                upstream_failed = any(
+                    r in ("FAILED", "TIMEDOUT", "UPSTREAM_FAILED") for r in upstream
+                )
                 task.life_cycle = "SKIPPED"
-                task.result_state = "UPSTREAM_FAILED" if failed else "EXCLUDED"
-                task.message = "Upstream task(s) failed." if failed else "Skipped by run_if."
+                task.result_state = "UPSTREAM_FAILED" if upstream_failed else "EXCLUDED"
+                task.message = (
+                    "Upstream task(s) failed." if upstream_failed else "Skipped by run_if."
+                )
             else:
                 outcome = self._outcome(task.task_key)
                 task.outcome = outcome

@@ -389,7 +389,7 @@ def _parse_run_filter(text: str) -> list[Any]:
         def condition(
             run: TrackedRun, read: Any = read, value: str = value, negate: bool = negate
         ) -> bool:
-            return (read(run) == value) != negate
+            return bool(read(run) == value) != negate
 
         conditions.append(condition)
     return conditions
