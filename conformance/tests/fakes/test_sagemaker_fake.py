@@ -378,6 +378,14 @@ def test_scripted_model_package_statuses(sm: Any, fake: SageMakerFake) -> None:
     )
 
 
+def test_an_existing_package_can_be_scripted_by_arn(sm: Any, fake: SageMakerFake) -> None:
+    arn = _package(sm)
+    fake.script_model_package(arn, ["Deleting", "Completed"])
+    assert [
+        sm.describe_model_package(ModelPackageName=arn)["ModelPackageStatus"] for _ in range(3)
+    ] == ["Deleting", "Completed", "Completed"]
+
+
 def test_status_scripts_must_use_documented_statuses(fake: SageMakerFake) -> None:
     with pytest.raises(ValueError, match="Booting"):
         fake.script_endpoint("churn", ["Booting", "InService"])

@@ -133,8 +133,18 @@ class SageMakerFake:
         self, group_or_name: str, statuses: Sequence[str], *, failure_reason: str | None = None
     ) -> None:
         """Queue the statuses the next package created in group ``group_or_name`` goes through
-        (or the unversioned package of that name), one per DescribeModelPackage."""
-        self._queue(self._valid(statuses, "ModelPackageStatus"), failure_reason, group_or_name, "p")
+        (or the unversioned package of that name), one per DescribeModelPackage. Given the ARN
+        of an existing package, the script applies to that package from its next describe."""
+        valid = self._valid(statuses, "ModelPackageStatus")
+        state = state_of(self.backend)
+        if group_or_name in self.backend.model_packages:
+            with state.lock:
+                package = registry.package_state(state, group_or_name)
+                package.script = deque(valid)
+                package.status = valid[0]
+                package.failure_reason = failure_reason
+            return
+        self._queue(valid, failure_reason, group_or_name, "p")
 
     def set_invoke_handler(self, model_name: str, handler: InvokeHandler) -> None:
         """Answer invocations of variants serving ``model_name`` with ``handler(body, variant)``."""

@@ -86,7 +86,7 @@ def delete_model_package_group(self: SageMakerResponse) -> EmptyResult:
 # --- model packages -----------------------------------------------------------------------------
 
 
-def _package_state(state: SageMakerState, arn: str) -> PackageState:
+def package_state(state: SageMakerState, arn: str) -> PackageState:
     package = state.packages.get(arn)
     if package is None:
         package = state.packages[arn] = PackageState()
@@ -199,36 +199,36 @@ def create_model_package(self: SageMakerResponse) -> ActionResult:
         backend.model_packages[package.arn] = package
         if token:
             state.client_tokens[token] = package.arn
-        package_state = _package_state(state, package.arn)
-        package_state.extras = {
+        pstate = package_state(state, package.arn)
+        pstate.extras = {
             key: value
             for key in PACKAGE_EXTRA_FIELDS
             if (value := self._get_param(key)) is not None
         }
-        _apply_script(state, name, package_state)
+        _apply_script(state, name, pstate)
     return ActionResult({"ModelPackageArn": package.arn})
 
 
 def _package_response(
-    package: ModelPackage, package_state: PackageState, *, summary: bool = False
+    package: ModelPackage, pstate: PackageState, *, summary: bool = False
 ) -> dict[str, Any]:
     response = package.gen_response_object()
     response["ModelPackageName"] = package.model_package_name
-    response["ModelPackageStatus"] = package_state.status
+    response["ModelPackageStatus"] = pstate.status
     if not summary:
-        response.update(package_state.extras)
+        response.update(pstate.extras)
         item: dict[str, Any] = {"Name": package.arn, "Status": "Completed"}
-        if package_state.status == "Failed":
+        if pstate.status == "Failed":
             item = {
                 "Name": package.arn,
                 "Status": "Failed",
-                "FailureReason": package_state.failure_reason or "Model package validation failed",
+                "FailureReason": pstate.failure_reason or "Model package validation failed",
             }
-        elif package_state.status in ("Pending", "InProgress"):
+        elif pstate.status in ("Pending", "InProgress"):
             item = {"Name": package.arn, "Status": "InProgress"}
         response["ModelPackageStatusDetails"] = {"ValidationStatuses": [item]}
     else:
-        extras = package_state.extras
+        extras = pstate.extras
         for key in ("ModelLifeCycle", "ModelPackageRegistrationType"):
             if key in extras:
                 response[key] = extras[key]
@@ -240,10 +240,10 @@ def describe_model_package(self: SageMakerResponse) -> ActionResult:
     state = state_of(backend)
     package = _find_package(backend, self._get_param("ModelPackageName"))
     with state.lock:
-        package_state = _package_state(state, package.arn)
-        if package_state.script:
-            package_state.status = package_state.script.popleft()
-        return ActionResult(_package_response(package, package_state))
+        pstate = package_state(state, package.arn)
+        if pstate.script:
+            pstate.status = pstate.script.popleft()
+        return ActionResult(_package_response(package, pstate))
 
 
 def list_model_packages(self: SageMakerResponse) -> ActionResult:
@@ -254,7 +254,7 @@ def list_model_packages(self: SageMakerResponse) -> ActionResult:
     for item in body.get("ModelPackageSummaryList", []):
         package = backend.model_packages[item["ModelPackageArn"]]
         summaries.append(
-            _package_response(package, _package_state(state, package.arn), summary=True)
+            _package_response(package, package_state(state, package.arn), summary=True)
         )
     body["ModelPackageSummaryList"] = summaries
     return ActionResult(body)
@@ -285,7 +285,7 @@ def update_model_package(self: SageMakerResponse) -> ActionResult:
         inference = self._get_param("InferenceSpecification")
         if inference is not None:
             package.inference_specification = inference
-        extras = _package_state(state, package.arn).extras
+        extras = package_state(state, package.arn).extras
         for key in PACKAGE_EXTRA_FIELDS:
             value = self._get_param(key)
             if value is not None:
