@@ -34,9 +34,9 @@ ALIAS_RULE: Final = (
 TAG_KEY_RULE: Final = "1-128 chars: letters, digits and _ . : / - , starting with a letter or _"
 TAG_VALUE_RULE: Final = "at most 256 printable characters"
 
-_MODEL = re.compile(r"[a-z](?:-?[a-z0-9]){0,62}")
-_ENDPOINT = re.compile(r"[a-z](?:-?[a-z0-9]){2,31}")
-_ALIAS = re.compile(r"[a-z](?:-?[a-z0-9]){1,62}")
+_MODEL = re.compile(r"(?=.{1,63}\Z)[a-z](?:-?[a-z0-9]){0,62}")
+_ENDPOINT = re.compile(r"(?=.{3,32}\Z)[a-z](?:-?[a-z0-9]){1,31}")
+_ALIAS = re.compile(r"(?=.{2,63}\Z)[a-z](?:-?[a-z0-9]){1,62}")
 _TAG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.:/-]{0,127}")
 RESERVED_ALIASES: Final = frozenset({"latest", "default"})
 
@@ -77,9 +77,9 @@ def validate_version(value: object) -> int:
     """Return a positive version number; strings of digits are accepted."""
     if isinstance(value, bool):
         raise InvalidName("version", value, "a positive integer")
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
         value = int(value)
-    if not isinstance(value, int) or value < 1:
+    if not isinstance(value, int) or not 1 <= value < 2**31:  # an INTEGER column everywhere
         raise InvalidName("version", value, "a positive integer")
     return value
 
