@@ -34,6 +34,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -327,7 +328,7 @@ def check_home(home: Path, acked: list[Ack]) -> HomeState:
 
 
 @pytest.fixture
-def writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, WriterPipe]]:
     monkeypatch.setenv("MINTAKA_PLUGINS", "local")
     home = tmp_path / "home"
     scratch = tmp_path / "scratch"
@@ -380,7 +381,8 @@ def test_killed_writer_never_loses_an_acknowledged_version_or_leaves_a_partial_o
         pipe.send(f"go {round_no}")
         pid = int(pipe.expect("child", ROUND_TIMEOUT))
         pipe.pump(delay)
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it died on its own: reported below
+            os.kill(pid, signal.SIGKILL)
         status = int(pipe.expect(f"exit {pid}", ROUND_TIMEOUT))
         killed = os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL
         assert killed, (
