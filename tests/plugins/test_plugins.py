@@ -96,10 +96,10 @@ def test_a_backend_must_implement_what_it_declares() -> None:
     class Liar(LocalBackend):
         name = "liar"
         capabilities: ClassVar[frozenset[Capability]] = LocalBackend.capabilities | {
-            Capability.SERVING_BATCH
+            Capability.SERVING_NATIVE_ROLLOUT
         }
 
-    with pytest.raises(PluginError, match="serving.batch needs BatchScoring"):
+    with pytest.raises(PluginError, match="serving.native_rollout needs NativeRollout"):
         BackendRegistry().add(Liar)
 
 

@@ -64,7 +64,17 @@ class BatchScoring(ABC):
     """``Capability.SERVING_BATCH``: score a file with a model version outside any endpoint."""
 
     @abstractmethod
-    def score_batch(self, route: Route, input_path: Path, output_path: Path) -> dict[str, str]: ...
+    def score_batch(
+        self,
+        route: Route,
+        input_path: Path,
+        output_path: Path,
+        *,
+        batch_id: str,
+        features: Sequence[str] = (),
+    ) -> dict[str, str]:
+        """Score every row of ``input_path`` into ``output_path`` (rows gain ``prediction_id``
+        and ``prediction`` columns); each row's prediction is logged like an online one."""
 
 
 class KillSwitch(ABC):

@@ -87,6 +87,7 @@ class LocalBackend(
             Capability.SERVING_TRAFFIC_SPLIT,
             Capability.SERVING_SHADOW,
             Capability.SERVING_KILL,
+            Capability.SERVING_BATCH,
             Capability.MONITORING_CAPTURE,
             Capability.MONITORING_METRICS,
         }

@@ -18,6 +18,7 @@ from mintaka.domain.serving import Endpoint, EndpointMetrics, EndpointStatus, Ro
 from mintaka.errors import BackendError, Conflict, NotFound, ValidationError
 from mintaka.interfaces import (
     BackendContext,
+    BatchScoring,
     CaptureSource,
     KillSwitch,
     MetricsSource,
@@ -48,7 +49,9 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
-class LocalServing(Serving, TrafficSplit, ShadowTraffic, KillSwitch, MetricsSource, CaptureSource):
+class LocalServing(
+    Serving, TrafficSplit, ShadowTraffic, KillSwitch, BatchScoring, MetricsSource, CaptureSource
+):
     """Serving for the local backend; mixed into :class:`~mintaka.local.backend.LocalBackend`."""
 
     engine: Engine
@@ -208,6 +211,73 @@ class LocalServing(Serving, TrafficSplit, ShadowTraffic, KillSwitch, MetricsSour
                 self._backend_name,
             )
         return body
+
+    def score_batch(
+        self,
+        route: Route,
+        input_path: Path,
+        output_path: Path,
+        *,
+        batch_id: str,
+        features: Sequence[str] = (),
+    ) -> dict[str, str]:
+        from mintaka.artifacts import manifest_of
+        from mintaka.domain.registry import Flavor
+        from mintaka.flavors.loader import load_predictor
+        from mintaka.serving.batch import read_rows, write_rows
+        from mintaka.serving.predlog import input_digest
+
+        with self.engine.connect() as conn, conn.begin():
+            row = conn.execute(
+                select(local_versions).where(
+                    local_versions.c.name == route.model, local_versions.c.version == route.version
+                )
+            ).one_or_none()
+        if row is None:
+            raise NotFound(f"model version {route.model}:{route.version} not in the registry")
+        content = Path(row.artifact_uri.removeprefix("file://"))
+        if manifest_of(content).digest != row.artifact_digest:
+            from mintaka.errors import IntegrityError
+
+            raise IntegrityError(f"{route.model}:{route.version} bytes do not match their digest")
+        predictor = load_predictor(content, Flavor(row.flavor), features=features)
+        rows = read_rows(input_path)
+        if not rows:
+            raise ValidationError(f"{input_path} holds no rows")
+        now = self.context.clock.now().isoformat()
+        scored: list[dict[str, Any]] = []
+        logged: list[dict[str, Any]] = []
+        for start in range(0, len(rows), 1000):
+            chunk = rows[start : start + 1000]
+            outputs = predictor.predict(chunk)
+            for values, output in zip(chunk, outputs, strict=True):
+                prediction_id = self.context.ids.new("pred")
+                scored.append({**values, "prediction_id": prediction_id, "prediction": output})
+                logged.append(
+                    {
+                        "id": prediction_id,
+                        "endpoint": "batch",
+                        "route": batch_id[:32],
+                        "model": route.model,
+                        "version": route.version,
+                        "version_id": row.mintaka_id,
+                        "input_digest": input_digest(values),
+                        "inputs": values,
+                        "output": output,
+                        "status": "ok",
+                        "shadow": 0,
+                        "latency_ms": 0.0,
+                        "at": now,
+                    }
+                )
+        write_rows(output_path, scored)
+        store = self._store()
+        try:
+            with store.write() as conn:
+                conn.execute(predictions.insert(), logged)
+        finally:
+            store.dispose()
+        return {"rows": str(len(scored)), "output": str(output_path)}
 
     # -- monitoring inputs: the prediction log is this backend's capture -----------------------
 

@@ -8,17 +8,19 @@ with the deployment history, lineage and audit trail in one transaction.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select, update
 
 from mintaka.capabilities import Capability
 from mintaka.domain.audit import AuditEvent
-from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
+from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
 from mintaka.domain.monitoring import Alert, Severity
 from mintaka.domain.names import validate_endpoint_name
-from mintaka.domain.registry import ModelVersion
+from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.domain.serving import (
     Deployment,
     Endpoint,
@@ -28,12 +30,40 @@ from mintaka.domain.serving import (
     TrafficMap,
 )
 from mintaka.errors import Conflict, NotFound, PolicyViolation, ValidationError
+from mintaka.flavors.loader import load_predictor
 from mintaka.governance.gate import TrafficChange, evaluate_traffic_change
-from mintaka.interfaces import KillSwitch, MetricsSource, Serving, ShadowTraffic, TrafficSplit
-from mintaka.store.schema import deployments, endpoints
+from mintaka.interfaces import (
+    BatchScoring,
+    KillSwitch,
+    MetricsSource,
+    Serving,
+    ShadowTraffic,
+    TrafficSplit,
+)
+from mintaka.rollout.challenger import Comparison, CostMatrix, auc
+from mintaka.serving.batch import file_format
+from mintaka.store.schema import (
+    decisions,
+    deployments,
+    endpoints,
+    lineage_nodes,
+    models,
+    predictions,
+)
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
+
+
+@dataclass(frozen=True)
+class PredictionTrace:
+    """A prediction with the model version that made it, that version's upstream lineage
+    (run, datasets) and the decisions taken on it."""
+
+    prediction: dict[str, Any]
+    version: ModelVersion
+    upstream: LineageGraph
+    decisions: list[dict[str, Any]]
 
 
 def default_route_name(version: ModelVersion) -> str:
@@ -361,6 +391,225 @@ class ServingService:
         self.platform._after_commit([event])
         self.platform.plugins.hook.mintaka_alert(alert=alert)
         return alert
+
+    # -- predictions, decisions and batch scoring ------------------------------------------------
+
+    def prediction(self, prediction_id: str) -> dict[str, Any]:
+        """One logged prediction, as recorded."""
+        with self.platform.store.read() as conn:
+            row = conn.execute(
+                select(predictions).where(predictions.c.id == prediction_id)
+            ).one_or_none()
+        if row is None:
+            raise NotFound(f"prediction {prediction_id!r} not found (is the log flushed?)")
+        return dict(row._mapping)
+
+    def record_decision(self, prediction_id: str, decision: str) -> str:
+        """Record the business decision taken on a prediction, so lineage reaches it."""
+        if not isinstance(decision, str) or not decision.strip() or len(decision) > 2000:
+            raise ValidationError("a decision is 1-2000 characters of text")
+        record = self.prediction(prediction_id)
+        decision_id = self.platform.ids.new("dec")
+        now = self.platform._now()
+        prediction_node = LineageNode(
+            kind=NodeKind.PREDICTION,
+            key=prediction_id,
+            label=f"{record['endpoint']} -> {record['model']}:{record['version']}",
+            attrs={"endpoint": record["endpoint"], "route": record["route"]},
+        )
+        decision_node = LineageNode(kind=NodeKind.DECISION, key=decision_id, label=decision[:80])
+        nodes = [prediction_node, decision_node]
+        edges = [LineageEdge(src=prediction_node.id, dst=decision_node.id, kind=EdgeKind.DECIDED)]
+        if record["version_id"]:
+            upstream = (
+                f"deployment:{record['endpoint']}/{record['route']}/{record['version_id']}"
+                if record["endpoint"] != "batch"
+                else f"prediction_batch:{record['route']}"
+            )
+            with self.platform.store.read() as conn:
+                kind, _, key = upstream.partition(":")
+                known = conn.execute(
+                    select(lineage_nodes.c.id).where(
+                        lineage_nodes.c.kind == kind, lineage_nodes.c.key == key
+                    )
+                ).first()
+            if known is None:
+                upstream = f"model_version:{record['version_id']}"
+            edges.append(LineageEdge(src=upstream, dst=prediction_node.id, kind=EdgeKind.SERVED))
+        with self.platform.store.write() as conn:
+            conn.execute(
+                decisions.insert().values(
+                    id=decision_id,
+                    prediction_id=prediction_id,
+                    decision=decision,
+                    actor=self.platform.actor,
+                    at=now.isoformat(),
+                )
+            )
+            self.platform.lineage.add(conn, nodes, edges)
+            event = self.platform._audit(
+                conn, "prediction.decision", prediction_id, decision=decision, id=decision_id
+            )
+        self.platform._after_commit([event])
+        return decision_id
+
+    def trace(self, prediction_id: str) -> PredictionTrace:
+        """From a prediction back to the model version, its run and its training data."""
+        record = self.prediction(prediction_id)
+        if not record["version_id"]:
+            raise NotFound(f"prediction {prediction_id!r} names no model version")
+        upstream = self.platform.lineage.walk(f"model_version:{record['version_id']}", "up")
+        with self.platform.store.read() as conn:
+            taken = conn.execute(
+                select(decisions.c.id, decisions.c.decision, decisions.c.actor, decisions.c.at)
+                .where(decisions.c.prediction_id == prediction_id)
+                .order_by(decisions.c.at)
+            ).all()
+        return PredictionTrace(
+            prediction=record,
+            version=self.platform.get_model_version(record["model"], record["version"]),
+            upstream=upstream,
+            decisions=[dict(row._mapping) for row in taken],
+        )
+
+    def score_batch(
+        self, model: str, input_path: str | Path, output_path: str | Path
+    ) -> dict[str, str]:
+        """Score a CSV or Parquet file with a registered version; each row gets a prediction id."""
+        source, target = Path(input_path), Path(output_path)
+        file_format(source)
+        file_format(target)
+        if not source.exists():
+            raise ValidationError(f"input file {source} does not exist")
+        version = self.platform.get_model_version(model)
+        if version.stage is Stage.ARCHIVED:
+            with self.platform.store.write() as conn:
+                event = self.platform._audit(
+                    conn,
+                    "policy.deny",
+                    version.ref,
+                    refused="batch.score",
+                    unmet=["archived-versions-take-no-traffic"],
+                )
+            self.platform._after_commit([event])
+            raise PolicyViolation(
+                f"batch scoring with {version.ref} refused",
+                [f"archived-versions-take-no-traffic: {version.ref} is archived"],
+            )
+        scorer = self.platform._area(Capability.SERVING_BATCH, BatchScoring)
+        batch_id = self.platform.ids.new("batch")
+        route = Route(name=default_route_name(version), model=version.name, version=version.version)
+        result = scorer.score_batch(
+            route, source, target, batch_id=batch_id, features=tuple(version.signature.inputs)
+        )
+        node = LineageNode(
+            kind=NodeKind.PREDICTION_BATCH,
+            key=batch_id[:32],
+            label=f"batch {batch_id} ({version.ref})",
+            attrs={"input": str(source), "output": str(target), "rows": result.get("rows")},
+        )
+        with self.platform.store.write() as conn:
+            self.platform.lineage.add(
+                conn,
+                [node],
+                [LineageEdge(src=f"model_version:{version.id}", dst=node.id, kind=EdgeKind.SERVED)],
+            )
+            event = self.platform._audit(
+                conn,
+                "batch.score",
+                version.ref,
+                batch=batch_id,
+                input=str(source),
+                output=str(target),
+                rows=result.get("rows"),
+            )
+        self.platform._after_commit([event])
+        return {**result, "batch_id": batch_id}
+
+    # -- champion-challenger ---------------------------------------------------------------------
+
+    def declare_business_metric(self, model: str, metric: CostMatrix) -> None:
+        """Declare what a challenger of ``model`` must beat the champion on."""
+        self.platform.get_model(model)
+        with self.platform.store.write() as conn:
+            conn.execute(
+                update(models)
+                .where(models.c.name == model)
+                .values(business_metric=metric.model_dump(mode="json"))
+            )
+            event = self.platform._audit(
+                conn, "model.business_metric", model, metric=metric.model_dump(mode="json")
+            )
+        self.platform._after_commit([event])
+
+    def business_metric(self, model: str) -> CostMatrix:
+        self.platform.get_model(model)
+        with self.platform.store.read() as conn:
+            value = conn.execute(
+                select(models.c.business_metric).where(models.c.name == model)
+            ).scalar()
+        if value is None:
+            raise NotFound(f"model {model!r} declares no business metric")
+        return CostMatrix.model_validate(value)
+
+    def compare(
+        self,
+        model: str,
+        champion: int | str,
+        challenger: int | str,
+        rows: Sequence[Mapping[str, Any]],
+        labels: Sequence[int],
+    ) -> Comparison:
+        """Score both versions on the same holdout; the comparison is audited as evidence."""
+        if len(rows) != len(labels) or not rows:
+            raise ValidationError("the holdout needs one label per row, and at least one row")
+        metric = self.business_metric(model)
+        first = self.platform.get_model_version(model, champion)
+        second = self.platform.get_model_version(model, challenger)
+        scores = {}
+        for version in (first, second):
+            stored = self.platform.artifacts.verify(version.artifact_digest)
+            predictor = load_predictor(
+                stored.content, version.flavor, features=tuple(version.signature.inputs)
+            )
+            scores[version.version] = [float(s) for s in predictor.predict([dict(r) for r in rows])]
+        comparison = Comparison(
+            model=model,
+            champion=first.version,
+            challenger=second.version,
+            metric=metric,
+            holdout_rows=len(rows),
+            champion_cost=metric.expected_cost(labels, scores[first.version]),
+            challenger_cost=metric.expected_cost(labels, scores[second.version]),
+            champion_auc=auc(labels, scores[first.version]),
+            challenger_auc=auc(labels, scores[second.version]),
+        )
+        with self.platform.store.write() as conn:
+            event = self.platform._audit(
+                conn,
+                "model.comparison",
+                f"{model}:{first.version}..{second.version}",
+                comparison=comparison.model_dump(mode="json"),
+                challenger_wins=comparison.challenger_wins,
+            )
+        self.platform._after_commit([event])
+        return comparison
+
+    def promote_if_better(
+        self,
+        model: str,
+        challenger: int | str,
+        rows: Sequence[Mapping[str, Any]],
+        labels: Sequence[int],
+        *,
+        alias: str = "champion",
+    ) -> Comparison:
+        """Move ``alias`` to the challenger only when it beats the current holder on cost."""
+        current = self.platform.get_model_version(model, alias=alias)
+        comparison = self.compare(model, current.version, challenger, rows, labels)
+        if comparison.challenger_wins:
+            self.platform.set_alias(model, alias, comparison.challenger)
+        return comparison
 
     # -- plumbing -------------------------------------------------------------------------------
 

@@ -35,6 +35,8 @@ models = Table(
     Column("description", Text, nullable=False, default=""),
     Column("backend", String(64), nullable=False),
     Column("created_at", String(40), nullable=False),
+    # The business metric a challenger must beat the champion on (a cost matrix, ...).
+    Column("business_metric", JSON, nullable=True),
 )
 
 model_versions = Table(

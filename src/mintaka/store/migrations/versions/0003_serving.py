@@ -1,4 +1,5 @@
-"""Serving: endpoints, the deployment history, the prediction log and downstream decisions.
+"""Serving: endpoints, the deployment history, the prediction log, downstream decisions, and
+each model's declared business metric for champion-challenger promotion.
 
 Revision ID: 0003
 Revises: 0002
@@ -16,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("models") as batch:
+        batch.add_column(sa.Column("business_metric", sa.JSON, nullable=True))
     op.create_table(
         "endpoints",
         sa.Column("name", sa.String(32), primary_key=True),
@@ -77,3 +80,5 @@ def downgrade() -> None:
     op.drop_table("predictions")
     op.drop_table("deployments")
     op.drop_table("endpoints")
+    with op.batch_alter_table("models") as batch:
+        batch.drop_column("business_metric")

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from conftest import FEATURES, X, Y, row
+from sklearn.linear_model import LogisticRegression
+
+from mintaka import NotFound, Platform, PolicyViolation, ValidationError
+from mintaka.domain.registry import Signature
+from mintaka.flavors import sklearn as sklearn_flavor
+from mintaka.local.server import InferenceServer
+from mintaka.rollout.challenger import CostMatrix, auc
+
+Served = tuple[Platform, InferenceServer]
+
+
+def test_prediction_traces_back_to_training_data_and_forward_to_the_decision(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, server = served
+    answer = plat.serving.invoke("scoring", row(0))
+    prediction_id = answer["predictions"][0]["id"]
+    server.predlog.flush()
+
+    decision_id = plat.serving.record_decision(prediction_id, "loan approved")
+    trace = plat.serving.trace(prediction_id)
+
+    assert trace.version.ref == "credit:1"
+    assert trace.prediction["endpoint"] == "scoring"
+    assert [d["decision"] for d in trace.decisions] == ["loan approved"]
+    assert {n.kind.value for n in trace.upstream.nodes} >= {"model_version"}
+    downstream = plat.lineage_downstream("credit:1")
+    assert f"decision:{decision_id}" in {n.id for n in downstream.nodes}
+    assert plat.audit.events()[-1].action == "prediction.decision"
+
+
+def test_trace_of_training_data_through_a_run(tmp_path: Path) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("a,b\n1,2\n")
+    with Platform(tmp_path / "h") as plat:
+        dataset = plat.register_dataset("applications", data)
+        run = plat.start_run("exp", dataset_ids=[dataset.id])
+        model = LogisticRegression().fit(X, Y)
+        plat.register_model(
+            "credit",
+            sklearn_flavor.save(model, tmp_path / "m"),
+            run_id=run.id,
+            flavor="sklearn",
+            signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
+        )
+        source = tmp_path / "in.csv"
+        with source.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=["customer", *FEATURES])
+            writer.writeheader()
+            for i in range(5):
+                writer.writerow({"customer": f"c{i}", **row(i)})
+        result = plat.serving.score_batch("credit:1", source, tmp_path / "out.csv")
+        with (tmp_path / "out.csv").open() as handle:
+            scored = list(csv.DictReader(handle))
+        assert result["rows"] == "5"
+        assert [r["customer"] for r in scored] == [f"c{i}" for i in range(5)]
+        trace = plat.serving.trace(scored[0]["prediction_id"])
+        datasets = [n for n in trace.upstream.nodes if n.kind.value == "dataset"]
+        assert [n.key for n in datasets] == [dataset.id]
+        assert plat.lineage.descendants(f"dataset:{dataset.id}")
+
+
+def test_batch_scoring_reads_and_writes_parquet(served: Served, tmp_path: Path) -> None:
+    plat, _ = served
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.Table.from_pylist([row(i) for i in range(7)]), source)
+    out = tmp_path / "out.parquet"
+    plat.serving.score_batch("credit:1", source, out)
+    table = pq.read_table(out).to_pylist()
+    assert len(table) == 7
+    assert all(0.0 <= r["prediction"] <= 1.0 for r in table)
+    assert len({r["prediction_id"] for r in table}) == 7
+
+
+def test_batch_scoring_refuses_bad_files_and_archived_versions(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, _ = served
+    with pytest.raises(ValidationError, match="unknown format"):
+        plat.serving.score_batch("credit:1", tmp_path / "in.json", tmp_path / "out.csv")
+    with pytest.raises(ValidationError, match="does not exist"):
+        plat.serving.score_batch("credit:1", tmp_path / "in.csv", tmp_path / "out.csv")
+    source = tmp_path / "in.csv"
+    source.write_text("a,b,c\n1,2,3\n")
+    plat.archive_version("credit", 2)
+    with pytest.raises(PolicyViolation):
+        plat.serving.score_batch("credit:2", source, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_decision_on_unknown_prediction_is_not_found(served: Served) -> None:
+    plat, _ = served
+    with pytest.raises(NotFound):
+        plat.serving.record_decision("pred-missing", "approved")
+
+
+def test_auc_matches_scikit_learn() -> None:
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 200).tolist()
+    scores = rng.random(200).tolist()
+    assert auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+def test_challenger_that_wins_on_auc_but_loses_on_cost_is_not_promoted(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, _ = served
+    # Holdout where the champion (C=1) is well calibrated around 0.5, and a challenger whose
+    # ranking is slightly better but whose scores sit above the threshold for most negatives.
+    rng = np.random.default_rng(11)
+    holdout_x = rng.normal(size=(400, 3))
+    holdout_y = (holdout_x[:, 0] - holdout_x[:, 2] > 0).astype(int)
+    shifted = LogisticRegression(C=1.0, fit_intercept=True).fit(X, Y)
+    shifted.intercept_ = shifted.intercept_ + 4.0  # same ranking, almost always "positive"
+    plat.register_model(
+        "credit",
+        sklearn_flavor.save(shifted, tmp_path / "shifted"),
+        flavor="sklearn",
+        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
+    )
+    plat.set_alias("credit", "champion", 1)
+    plat.serving.declare_business_metric(
+        "credit", CostMatrix(false_positive=10.0, false_negative=1.0)
+    )
+    rows = [dict(zip(FEATURES, map(float, r), strict=True)) for r in holdout_x]
+    labels = holdout_y.tolist()
+
+    comparison = plat.serving.promote_if_better("credit", 4, rows, labels)
+
+    assert comparison.challenger_auc is not None
+    assert comparison.champion_auc is not None
+    assert comparison.challenger_auc >= comparison.champion_auc - 1e-12
+    assert comparison.challenger_cost > comparison.champion_cost
+    assert not comparison.challenger_wins
+    assert plat.get_model_version("credit@champion").version == 1
+    evidence = [e for e in plat.audit.events() if e.action == "model.comparison"]
+    assert evidence[-1].details["challenger_wins"] is False
+
+
+def test_challenger_that_wins_on_cost_is_promoted(served: Served, tmp_path: Path) -> None:
+    plat, _ = served
+    biased = LogisticRegression().fit(X, Y)
+    biased.intercept_ = biased.intercept_ + 4.0  # calls almost everyone positive
+    plat.register_model(
+        "credit",
+        sklearn_flavor.save(biased, tmp_path / "biased"),
+        flavor="sklearn",
+        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
+    )
+    plat.set_alias("credit", "champion", 4)
+    plat.serving.declare_business_metric(
+        "credit", CostMatrix(false_positive=1.0, false_negative=1.0)
+    )
+    comparison = plat.serving.promote_if_better(
+        "credit", 1, [row(i) for i in range(300)], Y.tolist()
+    )
+    assert comparison.challenger_wins
+    assert comparison.challenger_cost < 0.1 < comparison.champion_cost
+    assert plat.get_model_version("credit@champion").version == 1
+
+
+def test_missing_business_metric_is_not_found(served: Served) -> None:
+    plat, _ = served
+    with pytest.raises(NotFound, match="no business metric"):
+        plat.serving.compare("credit", 1, 2, [row(0)], [1])
