@@ -22,6 +22,7 @@ from mintaka_conformance.fakes.sagemaker import (
     SageMakerServer,
     compatibility_problems,
     install,
+    installed,
     is_installed,
     make_client,
     mock_sagemaker,
@@ -153,20 +154,36 @@ def test_installed_moto_is_the_one_the_extension_was_written_for() -> None:
     assert compatibility_problems() == []
 
 
-def test_install_is_idempotent_and_uninstall_restores_moto() -> None:
+def test_compatibility_check_names_what_moved(monkeypatch: pytest.MonkeyPatch) -> None:
     from moto.sagemaker.responses import SageMakerResponse
 
+    monkeypatch.setattr(moto, "__version__", "9.9.9")
+    monkeypatch.delattr(SageMakerResponse, "create_endpoint_config")
+    problems = compatibility_problems()
+    assert any("moto 9.9.9 is installed" in p and EXPECTED_MOTO_VERSION in p for p in problems)
+    assert any("'create_endpoint_config'" in p for p in problems)
+
+
+def test_the_extension_is_installed_only_where_asked() -> None:
+    from moto.sagemaker.responses import SageMakerResponse
+
+    before = is_installed()
+    with installed():
+        with installed():
+            assert hasattr(SageMakerResponse, "update_endpoint")
+        assert is_installed()
+    assert is_installed() == before
+    if before:
+        return
+    assert not hasattr(SageMakerResponse, "update_endpoint")
     install()
     install()
     assert is_installed()
-    patched = SageMakerResponse.update_model_package
+    with installed():
+        pass
+    assert is_installed(), "a scoped use leaves a permanent install() alone"
     uninstall()
-    try:
-        assert not hasattr(SageMakerResponse, "update_endpoint")
-        assert SageMakerResponse.update_model_package is not patched
-    finally:
-        install()
-    assert SageMakerResponse.update_model_package is patched
+    assert not hasattr(SageMakerResponse, "update_endpoint")
 
 
 def test_moto_reset_clears_the_extension_state() -> None:
@@ -738,6 +755,15 @@ def test_server_errors_are_retried_as_transient(fake: SageMakerFake) -> None:
     response = sm.create_model_package_group(ModelPackageGroupName="churn")
     assert response["ResponseMetadata"]["RetryAttempts"] == 2
     assert len(sm.list_model_package_groups()["ModelPackageGroupSummaryList"]) == 1
+
+
+def test_a_throttled_invocation_never_reaches_the_endpoint(sm: Any, fake: SageMakerFake) -> None:
+    _endpoint(sm, "churn", [_variant("blue")])
+    faults = FaultInjector(script=[Fault.THROTTLING, Fault.SERVICE_UNAVAILABLE])
+    rt = make_client("sagemaker-runtime", faults=faults)
+    response = rt.invoke_endpoint(EndpointName="churn", Body=b"[1]")
+    assert response["ResponseMetadata"]["RetryAttempts"] == 2
+    assert len(fake.invocations("churn")) == 1
 
 
 def test_an_exhausted_budget_raises_a_clean_botocore_error(fake: SageMakerFake) -> None:

@@ -1,8 +1,9 @@
 """A moto extension that makes SageMaker behave as AWS documents, for backends' own tests.
 
-moto 5.2.5 is shallow where Mintaka's SageMaker backend needs depth. Once :func:`install` has run
-(or inside :func:`mock_sagemaker` / :func:`sagemaker_server`), moto's SageMaker and SageMaker
-Runtime response classes answer these operations the way the AWS API reference describes:
+moto 5.2.5 is shallow where Mintaka's SageMaker backend needs depth. Inside
+:func:`mock_sagemaker`, :func:`sagemaker_server` or :func:`installed` (or for good after
+:func:`install`), moto's SageMaker and SageMaker Runtime response classes answer these operations
+the way the AWS API reference describes:
 
 * **Registry.** ``UpdateModelPackage`` changes only the fields given (approval status included);
   ``DescribeModelPackage`` returns ``ModelPackageName``; versioned packages start
@@ -40,6 +41,7 @@ from .patching import (
     SageMakerFake,
     SageMakerServer,
     install,
+    installed,
     is_installed,
     mock_sagemaker,
     sagemaker_server,
@@ -61,6 +63,7 @@ __all__ = [
     "choose_variant",
     "compatibility_problems",
     "install",
+    "installed",
     "is_installed",
     "make_client",
     "mock_sagemaker",

@@ -109,6 +109,17 @@ def compatibility_problems(*, check_version: bool = True) -> list[str]:
             problems.append(f"moto's SageMakerResponse no longer has the method {name!r}")
     if not inspect.isfunction(getattr(SageMakerRuntimeResponse, "invoke_endpoint", None)):
         problems.append("moto's SageMakerRuntimeResponse no longer has 'invoke_endpoint'")
+    from .originals import ORIGINALS
+
+    for name in ADDED_SAGEMAKER_OPERATIONS:
+        native = (
+            ORIGINALS.get(name) if name in ORIGINALS else getattr(SageMakerResponse, name, None)
+        )
+        if native is not None:
+            problems.append(
+                f"moto now implements {name!r} itself; compare it with the extension's version "
+                "and drop whichever is shallower"
+            )
     if not hasattr(SageMakerResponse, "sagemaker_backend"):
         problems.append("moto's SageMakerResponse no longer has the 'sagemaker_backend' property")
 

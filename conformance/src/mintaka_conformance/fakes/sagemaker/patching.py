@@ -47,58 +47,91 @@ SAGEMAKER_PATCHES: dict[str, Any] = {
 RUNTIME_PATCHES: dict[str, Any] = {"invoke_endpoint": runtime.invoke_endpoint}
 
 _INSTALL_LOCK = threading.Lock()
-_installed = False
+_patched = False
+_permanent = False
+_scoped_users = 0
 
 
 class IncompatibleMotoError(RuntimeError):
     """The installed moto lacks an internal the extension patches."""
 
 
+def _patch() -> None:
+    global _patched
+    if _patched:
+        return
+    problems = compatibility_problems(check_version=False)
+    if problems:
+        raise IncompatibleMotoError("; ".join(problems))
+    for cls, patches in (
+        (SageMakerResponse, SAGEMAKER_PATCHES),
+        (SageMakerRuntimeResponse, RUNTIME_PATCHES),
+    ):
+        for name, func in patches.items():
+            ORIGINALS[name] = cls.__dict__.get(name)
+            setattr(cls, name, func)
+    _patched = True
+
+
+def _unpatch() -> None:
+    global _patched
+    if not _patched:
+        return
+    for cls, patches in (
+        (SageMakerResponse, SAGEMAKER_PATCHES),
+        (SageMakerRuntimeResponse, RUNTIME_PATCHES),
+    ):
+        for name in patches:
+            original = ORIGINALS.pop(name, None)
+            if original is None:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, original)
+    _patched = False
+
+
 def install() -> None:
-    """Patch moto's SageMaker and SageMaker Runtime responses. Idempotent and process-wide.
+    """Patch moto's SageMaker and SageMaker Runtime responses for good. Idempotent, process-wide.
 
     Works for ``mock_aws`` and for ``ThreadedMotoServer`` in the same process (both dispatch to
     the same response classes and backends). Raises :class:`IncompatibleMotoError` when moto no
-    longer has what the extension relies on.
+    longer has what the extension relies on. Prefer :func:`installed` (or :func:`mock_sagemaker`)
+    in a test suite shared with tests that expect plain moto.
     """
-    global _installed
+    global _permanent
     with _INSTALL_LOCK:
-        if _installed:
-            return
-        problems = compatibility_problems(check_version=False)
-        if problems:
-            raise IncompatibleMotoError("; ".join(problems))
-        for cls, patches in (
-            (SageMakerResponse, SAGEMAKER_PATCHES),
-            (SageMakerRuntimeResponse, RUNTIME_PATCHES),
-        ):
-            for name, func in patches.items():
-                ORIGINALS[name] = cls.__dict__.get(name)
-                setattr(cls, name, func)
-        _installed = True
+        _patch()
+        _permanent = True
 
 
 def uninstall() -> None:
-    """Put moto's own methods back (the extension's state on existing backends stays inert)."""
-    global _installed
+    """Put moto's own methods back now (the extension's state on backends stays inert)."""
+    global _permanent, _scoped_users
     with _INSTALL_LOCK:
-        if not _installed:
-            return
-        for cls, patches in (
-            (SageMakerResponse, SAGEMAKER_PATCHES),
-            (SageMakerRuntimeResponse, RUNTIME_PATCHES),
-        ):
-            for name in patches:
-                original = ORIGINALS.pop(name, None)
-                if original is None:
-                    delattr(cls, name)
-                else:
-                    setattr(cls, name, original)
-        _installed = False
+        _permanent = False
+        _scoped_users = 0
+        _unpatch()
 
 
 def is_installed() -> bool:
-    return _installed
+    return _patched
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """The extension for the duration of the block; nests, and leaves :func:`install` alone."""
+    global _scoped_users
+    with _INSTALL_LOCK:
+        _patch()
+        _scoped_users += 1
+    try:
+        yield
+    finally:
+        with _INSTALL_LOCK:
+            _scoped_users -= 1
+            if _scoped_users <= 0 and not _permanent:
+                _scoped_users = 0
+                _unpatch()
 
 
 @functools.cache
@@ -181,11 +214,10 @@ class SageMakerFake:
 def mock_sagemaker(
     account_id: str = DEFAULT_ACCOUNT_ID, region_name: str = "us-east-1"
 ) -> Iterator[SageMakerFake]:
-    """``mock_aws()`` with the extension installed; yields the :class:`SageMakerFake` handle."""
+    """``mock_aws()`` with the extension installed for the block; yields the fake's handle."""
     from moto import mock_aws
 
-    install()
-    with mock_aws():
+    with installed(), mock_aws():
         yield SageMakerFake(account_id, region_name)
 
 
@@ -207,18 +239,21 @@ class SageMakerServer:
 def sagemaker_server(
     account_id: str = DEFAULT_ACCOUNT_ID, region_name: str = "us-east-1"
 ) -> Iterator[SageMakerServer]:
-    """moto's server on 127.0.0.1 (a free port) with the extension installed; reset on exit."""
+    """moto's server on 127.0.0.1 (a free port) with the extension installed; reset on exit.
+
+    The extension stays installed while the server runs (it is process-wide: an in-process
+    ``mock_aws`` started meanwhile sees it too)."""
     from moto.server import ThreadedMotoServer
 
-    install()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    handle = SageMakerServer(f"http://{host}:{port}", SageMakerFake(account_id, region_name))
-    try:
-        yield handle
-    finally:
+    with installed():
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        handle = SageMakerServer(f"http://{host}:{port}", SageMakerFake(account_id, region_name))
         try:
-            handle.reset()
+            yield handle
         finally:
-            server.stop()
+            try:
+                handle.reset()
+            finally:
+                server.stop()
