@@ -15,6 +15,8 @@ explicit arguments.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -54,9 +56,13 @@ def load_config(
     path = root / CONFIG_FILE
     if path.exists():
         try:
-            data = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigurationError(f"{path} is not valid TOML: {exc}") from exc
+            data = tomllib.loads(path.read_bytes().decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            raise ConfigurationError(f"{path} is not valid UTF-8 TOML: {exc}") from exc
+        if "home" in data:
+            raise ConfigurationError(
+                f"{path} sets 'home'; the home is where the file lives (or MINTAKA_HOME)"
+            )
     for key, variable in (("backend", "MINTAKA_BACKEND"), ("store_url", "MINTAKA_STORE_URL")):
         if os.environ.get(variable):
             data[key] = os.environ[variable]
@@ -72,16 +78,32 @@ def load_config(
         raise ConfigurationError(f"invalid configuration in {path}: {exc}") from exc
 
 
+def _toml_string(value: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, plus DEL, which TOML also escapes."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float) and math.isfinite(value):
+        return repr(value)
+    if isinstance(value, str):
+        return _toml_string(value)
+    raise ConfigurationError(f"cannot write {value!r} to config.toml: use a string or a number")
+
+
 def write_config(config: MintakaConfig) -> Path:
     """Write the non-default parts of ``config`` to ``<home>/config.toml``."""
-    lines = [f'backend = "{config.backend}"']
-    if config.store_url:
-        lines.append(f'store_url = "{config.store_url}"')
+    lines = [f"backend = {_toml_string(config.backend)}"]
+    if config.store_url is not None:
+        lines.append(f"store_url = {_toml_string(config.store_url)}")
     if config.backend_settings:
         lines.append("\n[backend_settings]")
         for key, value in config.backend_settings.items():
-            rendered = f'"{value}"' if isinstance(value, str) else str(value).lower()
-            lines.append(f"{key} = {rendered}")
+            lines.append(f"{_toml_string(key)} = {_toml_value(value)}")
     config.home.mkdir(parents=True, exist_ok=True)
     path = config.home / CONFIG_FILE
     path.write_text("\n".join(lines) + "\n")

@@ -162,3 +162,63 @@ def test_backends_table_lists_local(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     assert "local" in out
     assert "registry.aliases" in out
+
+
+def test_serving_commands_drive_endpoints_and_batch_scoring(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from mintaka import Platform
+    from mintaka.domain.registry import Signature
+    from mintaka.flavors import sklearn as sklearn_flavor
+
+    from sklearn.dummy import DummyClassifier
+
+    home = tmp_path / "h"
+    x, y = [[0.0, 1.0], [1.0, 0.0]], [0, 1]
+    with Platform(home) as plat:
+        for strategy in ("prior", "most_frequent"):
+            plat.register_model(
+                "m",
+                sklearn_flavor.save(
+                    DummyClassifier(strategy=strategy).fit(x, y), tmp_path / strategy
+                ),
+                flavor="sklearn",
+                signature=Signature(inputs={"x": "float", "y": "float"}),
+            )
+    h = ["--home", str(home), "--as", "ops"]
+    assert cli(capsys, *h, "endpoints", "create", "api", "m:1", "--route", "blue")[0] == 0
+    assert cli(capsys, *h, "endpoints", "deploy", "api", "m:2", "--route", "green")[0] == 0
+    code, out, err = cli(capsys, *h, "endpoints", "traffic", "api", "blue=80", "green=20")
+    assert code == 0, err
+    assert "green=20" in out
+    code, _, err = cli(capsys, *h, "endpoints", "traffic", "api", "blue=80", "green=30")
+    assert code == 1
+    assert "sum to 100" in err
+    code, out, _ = cli(capsys, *h, "endpoints", "history", "api", "--json")
+    assert [d["traffic"]["weights"] for d in json.loads(out)] == [
+        {"blue": 100},
+        {"blue": 100, "green": 0},
+        {"blue": 80, "green": 20},
+    ]
+    assert cli(capsys, *h, "rollback", "api")[0] == 0
+    code, out, _ = cli(capsys, *h, "endpoints", "show", "api", "--json")
+    assert json.loads(out)["traffic"]["weights"] == {"blue": 100}
+    assert cli(capsys, *h, "kill", "api", "--reason", "incident")[0] == 0
+    code, out, _ = cli(capsys, *h, "endpoints", "list", "--json")
+    assert json.loads(out)[0]["status"] == "killed"
+    assert cli(capsys, *h, "unkill", "api")[0] == 0
+
+    source = tmp_path / "in.csv"
+    source.write_text("x,y\n0.5,0.5\n1.0,0.0\n")
+    code, out, err = cli(
+        capsys, *h, "score", "m:1", "--input", str(source), "--output", str(tmp_path / "o.csv")
+    )
+    assert code == 0, err
+    assert "scored 2 rows" in out
+    prediction_id = (tmp_path / "o.csv").read_text().splitlines()[1].split(",")[2]
+    code, out, err = cli(capsys, *h, "lineage", "decide", prediction_id, "--decision", "approve")
+    assert code == 0, err
+    code, out, _ = cli(capsys, *h, "lineage", "trace", prediction_id, "--json")
+    traced = json.loads(out)
+    assert traced["version"]["version"] == 1
+    assert [d["decision"] for d in traced["decisions"]] == ["approve"]

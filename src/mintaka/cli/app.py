@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mintaka.cli import audit, conformance, lineage, models, runs
+from mintaka.cli import audit, conformance, lineage, models, runs, serving
 from mintaka.cli.output import console, emit_json, err_console, table
 from mintaka.cli.state import CliState, platform, state
 from mintaka.errors import MintakaError
@@ -23,6 +23,16 @@ app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
 app.add_typer(lineage.app, name="lineage")
 app.add_typer(audit.app, name="audit")
+app.add_typer(serving.app, name="endpoints")
+for command in (
+    serving.serve,
+    serving.rollout,
+    serving.rollback,
+    serving.kill,
+    serving.unkill,
+    serving.score,
+):
+    app.command()(command)
 app.add_typer(conformance.app, name="conformance")
 
 

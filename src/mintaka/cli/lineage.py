@@ -62,3 +62,42 @@ def downstream(
         emit_json(graph)
     else:
         console.print(render(graph, "down"))
+
+
+@app.command("trace")
+def trace(
+    ctx: typer.Context,
+    prediction_id: Annotated[str, typer.Argument(metavar="PREDICTION_ID")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """From a prediction back to the model version, its run and its training data."""
+    found = platform(ctx).serving.trace(prediction_id)
+    if as_json:
+        emit_json(
+            {
+                "prediction": found.prediction,
+                "version": found.version,
+                "upstream": found.upstream,
+                "decisions": found.decisions,
+            }
+        )
+        return
+    p = found.prediction
+    console.print(
+        f"[bold]prediction[/] {prediction_id}: {p['endpoint']}/{p['route']} -> "
+        f"{found.version.ref} output={p['output']} at {p['at']}"
+    )
+    for decision in found.decisions:
+        console.print(f"  decision {decision['id']}: {decision['decision']} ({decision['actor']})")
+    console.print(render(found.upstream, "up"))
+
+
+@app.command("decide")
+def decide(
+    ctx: typer.Context,
+    prediction_id: Annotated[str, typer.Argument(metavar="PREDICTION_ID")],
+    decision: Annotated[str, typer.Option("--decision", help="What the business decided.")],
+) -> None:
+    """Record the decision taken on a prediction, so lineage runs forward to it."""
+    decision_id = platform(ctx).serving.record_decision(prediction_id, decision)
+    console.print(f"recorded decision {decision_id} on {prediction_id}")

@@ -1,0 +1,259 @@
+"""Serving commands: ``mintaka serve``, ``endpoints ...``, ``rollout``, ``rollback``, ``kill``,
+``unkill`` and ``score``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mintaka.cli.output import console, emit_json, fields, table
+from mintaka.cli.state import platform
+from mintaka.domain.serving import Endpoint
+
+app = typer.Typer(help="Endpoints, routes and traffic.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+Reason = Annotated[str, typer.Option(help="Why (audited).")]
+
+
+def _weights(pairs: list[str]) -> dict[str, int]:
+    weights: dict[str, int] = {}
+    for pair in pairs:
+        route, sep, value = pair.partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit():
+            raise typer.BadParameter(f"expected ROUTE=PERCENT, got {pair!r}")
+        weights[route] = int(value)
+    return weights
+
+
+def show_endpoint(endpoint: Endpoint) -> None:
+    fields(
+        endpoint.name,
+        [
+            ("status", endpoint.status.value),
+            ("routes", [f"{r.name} -> {r.model}:{r.version}" for r in endpoint.routes]),
+            ("traffic", endpoint.traffic.weights),
+            (
+                "shadow",
+                f"{endpoint.traffic.shadow} ({endpoint.traffic.shadow_percent}%)"
+                if endpoint.traffic.shadow
+                else None,
+            ),
+            ("backend", endpoint.backend),
+        ],
+    )
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Endpoint name.")],
+    model: Annotated[str, typer.Argument(help="NAME:VERSION or NAME@ALIAS to serve.")],
+    route: Annotated[str | None, typer.Option(help="Route name [default: MODEL-vN].")] = None,
+    reason: Reason = "",
+) -> None:
+    """Create an endpoint serving one model version with all traffic."""
+    show_endpoint(platform(ctx).serving.create_endpoint(name, model, route=route, reason=reason))
+
+
+@app.command("deploy")
+def deploy(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Endpoint name.")],
+    model: Annotated[str, typer.Argument(help="NAME:VERSION or NAME@ALIAS to add.")],
+    route: Annotated[str | None, typer.Option(help="Route name [default: MODEL-vN].")] = None,
+    reason: Reason = "",
+) -> None:
+    """Add a route for a model version, taking no traffic until you move some to it."""
+    show_endpoint(platform(ctx).serving.deploy(name, model, route=route, reason=reason))
+
+
+@app.command("traffic")
+def traffic(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Endpoint name.")],
+    weights: Annotated[list[str], typer.Argument(help="ROUTE=PERCENT ..., summing to 100.")],
+    shadow: Annotated[str | None, typer.Option(help="Route receiving a copy.")] = None,
+    shadow_percent: Annotated[int, typer.Option(help="Share of requests copied.")] = 0,
+    reason: Reason = "",
+) -> None:
+    """Set the traffic split (and optionally a shadow route)."""
+    show_endpoint(
+        platform(ctx).serving.set_traffic(
+            name, _weights(weights), shadow=shadow, shadow_percent=shadow_percent, reason=reason
+        )
+    )
+
+
+@app.command("list")
+def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List endpoints."""
+    found = platform(ctx).serving.list_endpoints()
+    if as_json:
+        emit_json(found)
+        return
+    table(
+        "endpoints",
+        ["name", "status", "traffic", "shadow"],
+        [
+            (
+                e.name,
+                e.status.value,
+                ", ".join(f"{k}={v}" for k, v in e.traffic.weights.items()),
+                e.traffic.shadow,
+            )
+            for e in found
+        ],
+    )
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Endpoint name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one endpoint."""
+    endpoint = platform(ctx).serving.get_endpoint(name)
+    if as_json:
+        emit_json(endpoint)
+    else:
+        show_endpoint(endpoint)
+
+
+@app.command("history")
+def history(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Endpoint name.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Every traffic change on an endpoint: what ran when, and who moved it."""
+    found = platform(ctx).serving.deployment_history(name)
+    if as_json:
+        emit_json(found)
+        return
+    table(
+        f"{name} deployments",
+        ["at", "traffic", "strategy", "actor", "known good", "reason"],
+        [
+            (
+                d.at.isoformat(),
+                ", ".join(f"{k}={v}" for k, v in d.traffic.weights.items()),
+                d.strategy.value,
+                d.actor,
+                "yes" if d.known_good else "",
+                d.reason,
+            )
+            for d in found
+        ],
+    )
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, name: Annotated[str, typer.Argument()], reason: Reason = "") -> None:
+    """Delete an endpoint."""
+    platform(ctx).serving.delete_endpoint(name, reason=reason)
+    console.print(f"deleted endpoint {name}")
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8080,
+    allow_pickle: Annotated[
+        bool, typer.Option(help="Load pickle-family artifacts (can run arbitrary code).")
+    ] = False,
+) -> None:
+    """Serve every endpoint of the local backend over HTTP until interrupted."""
+    from mintaka.local.server import InferenceServer, serve_forever
+
+    server = InferenceServer(platform(ctx), allow_pickle=allow_pickle)
+    console.print(f"serving {sorted(server.endpoints) or 'no endpoints yet'} (Ctrl-C stops)")
+    serve_forever(server, host, port)
+
+
+def rollout(
+    ctx: typer.Context,
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
+    to: Annotated[str, typer.Option("--to", help="Route to roll out.")],
+    strategy: Annotated[str, typer.Option(help="canary, linear or blue_green.")] = "canary",
+    bake: Annotated[float, typer.Option(help="Seconds to bake each step.")] = 60.0,
+    max_error_rate: Annotated[float | None, typer.Option(help="SLA: highest error rate.")] = 0.01,
+    p99_ms: Annotated[float | None, typer.Option(help="SLA: highest p99 latency (ms).")] = None,
+    min_requests: Annotated[int, typer.Option(help="Requests needed to judge a step.")] = 20,
+) -> None:
+    """Shift traffic to a route step by step, verifying the SLA; roll back on a breach."""
+    from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan
+    from mintaka.rollout.controller import RolloutController, plan_steps
+
+    plat = platform(ctx)
+    current = plat.serving.get_endpoint(endpoint)
+    live = [r for r, w in current.traffic.weights.items() if w > 0 and r != to]
+    if len(live) != 1:
+        raise typer.BadParameter(
+            f"{endpoint} must have exactly one live route besides {to!r}, has {live}"
+        )
+    plan = plan_steps(
+        TrafficPlan(
+            endpoint=endpoint,
+            strategy=RolloutStrategy(strategy),
+            sla=SLA(
+                max_error_rate=max_error_rate, p99_latency_ms=p99_ms, min_requests=min_requests
+            ),
+        ),
+        challenger=to,
+        champion=live[0],
+        bake_seconds=bake,
+    )
+
+    def wait(seconds: float) -> None:
+        import time
+
+        console.print(f"  baking {seconds:.0f}s ...")
+        time.sleep(seconds)
+
+    result = RolloutController(plat, wait=wait).run(plan)
+    for step in result.steps:
+        verdict = "[red]breach[/]" if step.breaches else "[green]ok[/]"
+        console.print(f"step {step.index} {step.weights}: {verdict} {'; '.join(step.breaches)}")
+    if result.promoted:
+        console.print(f"[green]rolled out[/] {to} on {endpoint}")
+    else:
+        console.print(f"[red]rolled back[/] {endpoint} to {result.rolled_back_to}")
+        raise typer.Exit(1)
+
+
+def rollback(
+    ctx: typer.Context, endpoint: Annotated[str, typer.Argument()], reason: Reason = ""
+) -> None:
+    """Restore the endpoint's last known-good traffic."""
+    show_endpoint(platform(ctx).serving.rollback(endpoint, reason=reason))
+
+
+def kill(
+    ctx: typer.Context, endpoint: Annotated[str, typer.Argument()], reason: Reason = ""
+) -> None:
+    """Kill switch: the endpoint refuses every request until released with unkill."""
+    show_endpoint(platform(ctx).serving.kill(endpoint, reason=reason))
+
+
+def unkill(
+    ctx: typer.Context, endpoint: Annotated[str, typer.Argument()], reason: Reason = ""
+) -> None:
+    """Release the kill switch."""
+    show_endpoint(platform(ctx).serving.unkill(endpoint, reason=reason))
+
+
+def score(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(help="NAME:VERSION or NAME@ALIAS.")],
+    input_path: Annotated[Path, typer.Option("--input", help="CSV or Parquet file.")],
+    output_path: Annotated[Path, typer.Option("--output", help="CSV or Parquet file.")],
+) -> None:
+    """Score a file with a registered version; every row gets a logged prediction id."""
+    result = platform(ctx).serving.score_batch(model, input_path, output_path)
+    console.print(
+        f"scored {result['rows']} rows into {result['output']} (batch {result['batch_id']})"
+    )
