@@ -167,11 +167,11 @@ def test_backends_table_lists_local(capsys: pytest.CaptureFixture[str]) -> None:
 def test_serving_commands_drive_endpoints_and_batch_scoring(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    from sklearn.dummy import DummyClassifier
+
     from mintaka import Platform
     from mintaka.domain.registry import Signature
     from mintaka.flavors import sklearn as sklearn_flavor
-
-    from sklearn.dummy import DummyClassifier
 
     home = tmp_path / "h"
     x, y = [[0.0, 1.0], [1.0, 0.0]], [0, 1]
