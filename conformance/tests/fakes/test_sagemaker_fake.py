@@ -152,6 +152,10 @@ def test_installed_moto_is_the_one_the_extension_was_written_for() -> None:
     """MUST fail, naming the internal, when an upstream moto change breaks the extension."""
     assert moto.__version__ == EXPECTED_MOTO_VERSION, compatibility_problems()[0]
     assert compatibility_problems() == []
+    from mintaka_conformance.fakes.sagemaker import _compat, patching
+
+    checked = {*_compat.WRAPPED_SAGEMAKER_OPERATIONS, *_compat.ADDED_SAGEMAKER_OPERATIONS}
+    assert set(patching.SAGEMAKER_PATCHES) == checked, "every patched operation is checked"
 
 
 def test_compatibility_check_names_what_moved(monkeypatch: pytest.MonkeyPatch) -> None:
