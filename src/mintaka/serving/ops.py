@@ -38,10 +38,12 @@ from mintaka.interfaces import (
     MetricsSource,
     Serving,
     ShadowTraffic,
+    Support,
     TrafficSplit,
 )
 from mintaka.rollout.challenger import Comparison, CostMatrix, auc
 from mintaka.serving.batch import file_format
+from mintaka.serving.mirror import ShadowMirror
 from mintaka.store.schema import (
     decisions,
     deployments,
@@ -84,6 +86,7 @@ class ServingService:
 
     def __init__(self, platform: Platform) -> None:
         self.platform = platform
+        self._mirror = ShadowMirror()
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -257,12 +260,14 @@ class ServingService:
             current.traffic.shadow,
             current.traffic.shadow_percent,
         )
-        if shadow_changed:
+        emulated = self._shadow_emulated()
+        if shadow_changed and not emulated:
             self.platform._area(Capability.SERVING_SHADOW, ShadowTraffic)
         splitter = self.platform._area(Capability.SERVING_TRAFFIC_SPLIT, TrafficSplit)
         versions = self._route_versions(current.routes)
         decision = self._gate(action, endpoint, current.routes, traffic, versions, current)
-        splitter.set_traffic(endpoint, traffic)
+        # Where core emulates shadow traffic the cloud only ever sees the live weights.
+        splitter.set_traffic(endpoint, TrafficMap(weights=traffic.weights) if emulated else traffic)
         with self.platform.store.write() as conn:
             events = self._record_deployment(
                 conn,
@@ -352,11 +357,28 @@ class ServingService:
         self.platform._after_commit([event])
 
     def invoke(self, endpoint: str, inputs: Any, *, route: str | None = None) -> dict[str, Any]:
-        """Send rows to ``endpoint``; the answer carries one prediction id per row."""
-        self.get_endpoint(endpoint)
-        return self.platform._area(Capability.SERVING, Serving).invoke(
-            endpoint, {"inputs": inputs}, route=route
-        )
+        """Send rows to ``endpoint``; the answer carries one prediction id per row.
+
+        Where the backend's shadow capability is emulated, core mirrors the configured share of
+        these requests to the shadow route after the live answer is in hand, on a bounded worker
+        pool: the shadow's answer is discarded and its failures only logged.
+        """
+        current = self.get_endpoint(endpoint)
+        serving = self.platform._area(Capability.SERVING, Serving)
+        payload = {"inputs": inputs}
+        answer = serving.invoke(endpoint, payload, route=route)
+        shadow = current.traffic.shadow
+        if route is None and shadow and self._shadow_emulated():
+            self._mirror.send(
+                endpoint,
+                shadow,
+                current.traffic.shadow_percent,
+                lambda: serving.invoke(endpoint, payload, route=shadow),
+            )
+        return answer
+
+    def _shadow_emulated(self) -> bool:
+        return self.platform.backend.support(Capability.SERVING_SHADOW) is Support.EMULATED
 
     def endpoint_metrics(self, endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
         self.get_endpoint(endpoint)
