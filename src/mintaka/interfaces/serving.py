@@ -32,7 +32,13 @@ class Serving(ABC):
 
     @abstractmethod
     def invoke(self, name: str, payload: Any, route: str | None = None) -> dict[str, Any]:
-        """Send one request; ``route`` pins it to one route where the cloud allows."""
+        """Send one request; ``route`` pins it to one route where the cloud allows.
+
+        ``payload`` is ``{"inputs": row}`` or ``{"inputs": [rows]}``. The answer MUST hold
+        ``"route"`` (the route that answered) and ``"predictions"``: one ``{"id", "output"}``
+        per row, where ``id`` is a prediction id unique across calls (the backend makes one
+        when the cloud does not). A killed or unreachable endpoint raises ``BackendError``.
+        """
 
 
 class TrafficSplit(ABC):
