@@ -322,11 +322,9 @@ class Platform:
                 params_s = {**run.params, **params_s}
                 metrics_f = {**run.metrics, **metrics_f}
             self._require_datasets(conn, datasets_used)
-
-        manifest = manifest_of(path)
-        digest = manifest.digest
-        with self.store.read() as conn:
-            clash = Sql(conn).one(
+            manifest = manifest_of(path)
+            digest = manifest.digest
+            clash = sql.one(
                 "SELECT version FROM model_versions "
                 "WHERE name = :name AND artifact_digest = :digest",
                 {"name": name, "digest": digest},
@@ -824,11 +822,15 @@ class Platform:
     def _require_datasets(self, conn: Connection, dataset_ids: Sequence[str]) -> None:
         if not dataset_ids:
             return
-        known = set(
-            conn.execute(
-                select(datasets.c.id).where(datasets.c.id.in_(list(dataset_ids)))
-            ).scalars()
-        )
+        wanted = list(dict.fromkeys(dataset_ids))
+        marks = ", ".join(f":d{i}" for i in range(len(wanted)))
+        known = {
+            row[0]
+            for row in Sql(conn).rows(
+                f"SELECT id FROM datasets WHERE id IN ({marks})",
+                {f"d{i}": dataset_id for i, dataset_id in enumerate(wanted)},
+            )
+        }
         missing = [d for d in dataset_ids if d not in known]
         if missing:
             raise NotFound(f"dataset(s) not found: {', '.join(missing)}")

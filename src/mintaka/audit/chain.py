@@ -22,14 +22,20 @@ from enum import Enum
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select
 
 from mintaka.domain.audit import AuditEvent, ChainReport
-from mintaka.store.engine import Store
+from mintaka.errors import StoreError
+from mintaka.store.engine import Sql, Store
 from mintaka.store.schema import audit_events, audit_head
 
 GENESIS = "0" * 64
 FORMAT = "mintaka-audit/1"
+
+# The head row is read under the write lock: SQLite's BEGIN IMMEDIATE already holds it; other
+# databases lock the row itself.
+_HEAD_SQLITE = "SELECT seq, hash FROM audit_head WHERE id = 1"
+_HEAD_LOCKING = _HEAD_SQLITE + " FOR UPDATE"
 
 
 def _jsonable(value: Any) -> Any:
@@ -78,13 +84,12 @@ class AuditLog:
         backend: str | None = None,
     ) -> AuditEvent:
         """Append one event inside the caller's write transaction."""
-        head = conn.execute(
-            select(audit_head.c.seq, audit_head.c.hash)
-            .where(audit_head.c.id == 1)
-            .with_for_update()
-        ).one()
-        seq = int(head.seq) + 1
-        prev = str(head.hash)
+        sql = Sql(conn)
+        head = sql.one(_HEAD_SQLITE if sql.is_sqlite else _HEAD_LOCKING)
+        if head is None:
+            raise StoreError("the audit chain head is missing; the store is not migrated")
+        seq = int(head[0]) + 1
+        prev = str(head[1])
         when = at.isoformat()
         body = {
             "format": FORMAT,
@@ -99,20 +104,26 @@ class AuditLog:
         }
         canonical = canonical_bytes(body)
         digest = link_hash(prev, canonical)
-        conn.execute(
-            audit_events.insert().values(
-                seq=seq,
-                at=when,
-                actor=actor,
-                action=action,
-                subject=subject,
-                backend=backend,
-                canonical=canonical,
-                prev_hash=prev,
-                hash=digest,
-            )
+        sql.run(
+            "INSERT INTO audit_events "
+            "(seq, at, actor, action, subject, backend, canonical, prev_hash, hash) "
+            "VALUES (:seq, :at, :actor, :action, :subject, :backend, :canonical, :prev, :hash)",
+            {
+                "seq": seq,
+                "at": when,
+                "actor": actor,
+                "action": action,
+                "subject": subject,
+                "backend": backend,
+                "canonical": canonical,
+                "prev": prev,
+                "hash": digest,
+            },
         )
-        conn.execute(update(audit_head).where(audit_head.c.id == 1).values(seq=seq, hash=digest))
+        sql.run(
+            "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1",
+            {"seq": seq, "hash": digest},
+        )
         return AuditEvent(
             seq=seq,
             at=at,

@@ -10,12 +10,13 @@ with ``MINTAKA_STORE_URL``; the SQL is kept portable, but only SQLite is tested 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, TextClause, create_engine, event, inspect, text
 
 from mintaka.errors import ConfigurationError, StoreError
 
@@ -48,14 +49,74 @@ def make_engine(url: str, sync: str = "NORMAL") -> Engine:
         cursor.execute(f"PRAGMA synchronous={sync}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # Lineage queries touch many pages: a 64 MiB page cache (the default is 2 MiB) keeps them
+        # in memory, and temporary b-trees (UNION in recursive walks) stay off the disk.
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.execute("PRAGMA temp_store=MEMORY")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get("mintaka_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # Straight to the driver: this runs once per transaction, on every hot path.
+        conn.connection.driver_connection.execute(  # type: ignore[union-attr]
+            "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        )
 
     return engine
+
+
+@lru_cache(maxsize=512)
+def _text(sql: str) -> TextClause:
+    return text(sql)
+
+
+class Sql:
+    """Hand-written SQL with ``:name`` parameters, run inside a caller's transaction.
+
+    On SQLite the text goes straight to the driver's cursor: on the registry's hot paths,
+    building and compiling SQLAlchemy statements costs far more than SQLite takes to run them.
+    On other dialects the same text runs through SQLAlchemy's ``text()``, so it must be portable
+    SQL, and JSON values are passed and compared as their serialised text.
+    """
+
+    __slots__ = ("_conn", "_cursor", "is_sqlite")
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+        self.is_sqlite = conn.dialect.name == "sqlite"
+        self._cursor = (
+            conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            if self.is_sqlite
+            else None
+        )
+
+    def rows(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        if self._cursor is not None:
+            return list(self._cursor.execute(sql, params or {}).fetchall())
+        return [tuple(row) for row in self._conn.execute(_text(sql), dict(params or {}))]
+
+    def one(self, sql: str, params: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
+        if self._cursor is not None:
+            row = self._cursor.execute(sql, params or {}).fetchone()
+            return None if row is None else tuple(row)
+        found = self._conn.execute(_text(sql), dict(params or {})).first()
+        return None if found is None else tuple(found)
+
+    def run(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
+        if self._cursor is not None:
+            self._cursor.execute(sql, params or {})
+        else:
+            self._conn.execute(_text(sql), dict(params or {}))
+
+    def run_many(self, sql: str, params: Iterable[Mapping[str, Any]]) -> None:
+        batch = [dict(p) for p in params]
+        if not batch:
+            return
+        if self._cursor is not None:
+            self._cursor.executemany(sql, batch)
+        else:
+            self._conn.execute(_text(sql), batch)
 
 
 class Store:
