@@ -13,12 +13,11 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select, text
-from sqlalchemy.dialects import postgresql, sqlite
 
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
 from mintaka.errors import NotFound, ValidationError
-from mintaka.store.engine import Store
-from mintaka.store.schema import lineage_edges, lineage_nodes
+from mintaka.store.engine import Sql, Store
+from mintaka.store.schema import lineage_nodes
 
 
 def split_node_id(node_id: str) -> tuple[NodeKind, str]:
@@ -42,13 +41,23 @@ _WALKS = {
 }
 
 
+_IN_CHUNK = 500  # keys per IN list, well under every database's bound-parameter limit
+
+# Kinds whose ancestors ``lineage_reach`` indexes, so that "which deployments descend from X"
+# costs one index range however many runs and versions lie in between.
+INDEXED_KINDS = frozenset({NodeKind.DEPLOYMENT})
+_REACH_FROM = "SELECT dst FROM lineage_reach WHERE src = :node"
+_UPSTREAM = (
+    "WITH RECURSIVE up(id) AS (SELECT :start UNION "
+    "SELECT e.src FROM lineage_edges e JOIN up ON e.dst = up.id) SELECT id FROM up"
+)
+
+
 class LineageStore:
     """Writes nodes and edges inside a caller's transaction; walks the graph in SQL."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        dialect = store.engine.dialect.name
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
 
     # -- writing ------------------------------------------------------------------------------
 
@@ -56,47 +65,94 @@ class LineageStore:
         self, conn: Connection, nodes: Sequence[LineageNode], edges: Sequence[LineageEdge]
     ) -> None:
         """Insert nodes and edges that are not there yet (idempotent)."""
+        sql = Sql(conn)
         if nodes:
-            conn.execute(
-                self._insert(lineage_nodes).on_conflict_do_nothing(),
+            sql.run_many(
+                "INSERT INTO lineage_nodes (kind, key, label, attrs) "
+                "VALUES (:kind, :key, :label, :attrs) ON CONFLICT DO NOTHING",
                 [
-                    {"kind": n.kind.value, "key": n.key, "label": n.label, "attrs": n.attrs}
+                    {
+                        "kind": n.kind.value,
+                        "key": n.key,
+                        "label": n.label,
+                        "attrs": json.dumps(n.attrs),
+                    }
                     for n in nodes
                 ],
             )
         if not edges:
             return
         wanted = {split_node_id(e.src) for e in edges} | {split_node_id(e.dst) for e in edges}
-        ids = self._ids(conn, wanted)
+        ids = self._ids(sql, wanted)
         missing = [f"{k.value}:{key}" for k, key in wanted if (k.value, key) not in ids]
         if missing:
             raise NotFound(f"lineage edge refers to unknown node(s): {', '.join(sorted(missing))}")
-        conn.execute(
-            self._insert(lineage_edges).on_conflict_do_nothing(),
+        pairs = [(ids[_pair(e.src)], ids[_pair(e.dst)]) for e in edges]
+        sql.run_many(
+            "INSERT INTO lineage_edges (src, dst, kind) VALUES (:src, :dst, :kind) "
+            "ON CONFLICT DO NOTHING",
             [
-                {
-                    "src": ids[_pair(e.src)],
-                    "dst": ids[_pair(e.dst)],
-                    "kind": e.kind.value,
-                }
-                for e in edges
+                {"src": src, "dst": dst, "kind": e.kind.value}
+                for (src, dst), e in zip(pairs, edges, strict=True)
             ],
         )
+        for (src, dst), edge in zip(pairs, edges, strict=True):
+            self._extend_reach(sql, src, dst, split_node_id(edge.dst)[0])
 
     @staticmethod
-    def _ids(conn: Connection, pairs: Iterable[tuple[NodeKind, str]]) -> dict[tuple[str, str], int]:
+    def _extend_reach(sql: Sql, src: int, dst: int, dst_kind: NodeKind) -> None:
+        """Keep ``lineage_reach`` whole after the edge ``src -> dst``.
+
+        The edge joins everything upstream of ``src`` (``src`` included) to every indexed node
+        downstream of ``dst`` (``dst`` included); the latter are already in the index.
+        """
+        targets = [t for (t,) in sql.rows(_REACH_FROM, {"node": dst})]
+        if dst_kind in INDEXED_KINDS:
+            targets.append(dst)
+        if not targets:
+            return
+        upstream = [u for (u,) in sql.rows(_UPSTREAM, {"start": src})]
+        sql.run_many(
+            "INSERT INTO lineage_reach (src, dst) VALUES (:src, :dst) ON CONFLICT DO NOTHING",
+            [{"src": u, "dst": t} for t in targets for u in upstream if u != t],
+        )
+
+    def reindex(self, conn: Connection) -> int:
+        """Rebuild ``lineage_reach`` from the edges; returns its size.
+
+        ``add`` keeps the index current; this is for edges written by other means (a bulk
+        load, a restore).
+        """
+        sql = Sql(conn)
+        sql.run("DELETE FROM lineage_reach")
+        kinds = ", ".join(f"'{kind.value}'" for kind in sorted(INDEXED_KINDS))
+        sql.run(
+            "INSERT INTO lineage_reach (src, dst) "
+            "WITH RECURSIVE up(id, target) AS ("
+            f"SELECT id, id FROM lineage_nodes WHERE kind IN ({kinds}) "
+            "UNION SELECT e.src, up.target FROM lineage_edges e JOIN up ON e.dst = up.id) "
+            "SELECT id, target FROM up WHERE id != target"
+        )
+        row = sql.one("SELECT count(*) FROM lineage_reach")
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _ids(sql: Sql, pairs: Iterable[tuple[NodeKind, str]]) -> dict[tuple[str, str], int]:
         found: dict[tuple[str, str], int] = {}
         by_kind: dict[str, list[str]] = {}
         for kind, key in pairs:
             by_kind.setdefault(kind.value, []).append(key)
         for kind_name, keys in by_kind.items():
-            rows = conn.execute(
-                select(lineage_nodes.c.id, lineage_nodes.c.key).where(
-                    lineage_nodes.c.kind == kind_name, lineage_nodes.c.key.in_(keys)
-                )
-            )
-            for row in rows:
-                found[(kind_name, row.key)] = int(row.id)
+            for start in range(0, len(keys), _IN_CHUNK):
+                chunk = keys[start : start + _IN_CHUNK]
+                marks = ", ".join(f":k{i}" for i in range(len(chunk)))
+                params: dict[str, Any] = {f"k{i}": key for i, key in enumerate(chunk)}
+                params["kind"] = kind_name
+                for pk, key in sql.rows(
+                    f"SELECT id, key FROM lineage_nodes WHERE kind = :kind AND key IN ({marks})",
+                    params,
+                ):
+                    found[(kind_name, key)] = int(pk)
         return found
 
     # -- reading ------------------------------------------------------------------------------
@@ -164,17 +220,26 @@ class LineageStore:
         return self._reach(node_id, "up", kind)
 
     def _reach(self, node_id: str, direction: str, kind: NodeKind | None) -> list[str]:
-        sql = (
-            _WALKS[direction]
-            + "SELECT n.key FROM lineage_nodes n JOIN reach ON n.id = reach.id WHERE n.id != :start"
-        )
-        params: dict[str, Any] = {}
-        if kind is not None:
-            sql += " AND n.kind = :kind"
-            params["kind"] = kind.value
         with self.store.read() as conn:
-            params["start"] = self._node_pk(conn, node_id)
-            return [str(row[0]) for row in conn.execute(text(sql), params)]
+            start = self._node_pk(conn, node_id)
+            sql = Sql(conn)
+            if direction == "down" and kind in INDEXED_KINDS:
+                rows = sql.rows(
+                    "SELECT n.key FROM lineage_reach r JOIN lineage_nodes n ON n.id = r.dst "
+                    "WHERE r.src = :start AND n.kind = :kind",
+                    {"start": start, "kind": kind.value},
+                )
+            else:
+                query = (
+                    _WALKS[direction] + "SELECT n.key FROM lineage_nodes n "
+                    "JOIN reach ON n.id = reach.id WHERE n.id != :start"
+                )
+                params: dict[str, Any] = {"start": start}
+                if kind is not None:
+                    query += " AND n.kind = :kind"
+                    params["kind"] = kind.value
+                rows = sql.rows(query, params)
+        return [str(row[0]) for row in rows]
 
 
 def _pair(node_id: str) -> tuple[str, str]:

@@ -231,3 +231,15 @@ decisions = Table(
     Column("at", String(40), nullable=False),
 )
 Index("ix_decisions_prediction", decisions.c.prediction_id)
+
+# For each node of an indexed kind (deployments), every node upstream of it: "which deployments
+# descend from this dataset" is then one index range instead of a walk through every run and
+# model version in between. ``LineageStore`` keeps it in step with ``lineage_edges``.
+lineage_reach = Table(
+    "lineage_reach",
+    metadata,
+    Column("src", Integer, ForeignKey("lineage_nodes.id"), nullable=False),
+    Column("dst", Integer, ForeignKey("lineage_nodes.id"), nullable=False),
+    PrimaryKeyConstraint("src", "dst", name="pk_lineage_reach"),
+    sqlite_with_rowid=False,
+)

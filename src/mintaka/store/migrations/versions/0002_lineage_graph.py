@@ -1,4 +1,5 @@
-"""The lineage graph: integer-keyed nodes and a covering index for upstream walks.
+"""The lineage graph: integer-keyed nodes, a covering index for upstream walks, and the
+ancestors of every deployment (``lineage_reach``).
 
 Revision ID: 0002
 Revises: 0001
@@ -34,8 +35,16 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     op.create_index("ix_lineage_edges_dst_src", "lineage_edges", ["dst", "src"])
+    op.create_table(
+        "lineage_reach",
+        sa.Column("src", sa.Integer, sa.ForeignKey("lineage_nodes.id"), nullable=False),
+        sa.Column("dst", sa.Integer, sa.ForeignKey("lineage_nodes.id"), nullable=False),
+        sa.PrimaryKeyConstraint("src", "dst", name="pk_lineage_reach"),
+        sqlite_with_rowid=False,
+    )
     # Versions registered before the graph existed get their dataset -> run -> version edges
-    # from the columns that already recorded them.
+    # from the columns that already recorded them. No deployment predates this revision, so
+    # lineage_reach starts empty.
     _backfill()
 
 
@@ -89,6 +98,7 @@ def _backfill() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("lineage_reach")
     op.drop_index("ix_lineage_edges_dst_src", "lineage_edges")
     op.drop_table("lineage_edges")
     op.drop_table("lineage_nodes")
