@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from mintaka_conformance import (
     AbstractBackendFixtures,
@@ -16,13 +18,22 @@ from mintaka_conformance import (
     BackendUnderTest,
 )
 
+from mintaka import Platform
 from mintaka.local.backend import LocalBackend
+from mintaka.local.server import InferenceServer
 
 
 class LocalFixtures(AbstractBackendFixtures):
     @pytest.fixture
     def backend(self) -> BackendUnderTest:
         return BackendUnderTest(LocalBackend)
+
+    @pytest.fixture
+    def data_plane(self, platform: Platform) -> Iterator[None]:
+        """The local backend answers invocations through its inference server."""
+        with InferenceServer(platform, poll_interval=0.01) as server:
+            server.start()
+            yield None
 
 
 class TestLocalRegistry(LocalFixtures, AbstractRegistryTests): ...

@@ -247,3 +247,13 @@ def test_deployments_are_lineage_downstream_of_the_model(served: Served) -> None
     assert [n.label for n in graph.nodes if n.kind.value == "deployment"] == [
         "scoring/blue (credit:1)"
     ]
+
+
+def test_a_traffic_change_is_in_force_when_the_call_returns(served: Served) -> None:
+    plat, server = served
+    server._stop.set()  # no help from polling: the backend notifies the server
+    assert server._poller is not None
+    server._poller.join()
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plat.serving.set_traffic("scoring", {"green": 100})
+    assert post(server, {"inputs": row(0)}).json()["route"] == "green"

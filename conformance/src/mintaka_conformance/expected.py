@@ -49,6 +49,13 @@ EXPECTED: Mapping[str, Expectation] = {
                 C.RUNS,
                 C.DISCOVERY,
                 C.SYNC,
+                C.SERVING,
+                C.SERVING_TRAFFIC_SPLIT,
+                C.SERVING_SHADOW,
+                C.SERVING_KILL,
+                C.SERVING_BATCH,
+                C.MONITORING_CAPTURE,
+                C.MONITORING_METRICS,
             }
         )
     ),

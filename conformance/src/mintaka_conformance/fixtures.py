@@ -26,7 +26,14 @@ import pytest
 from mintaka import Backend, Capability, IdFactory, ManualClock, Platform, hookimpl
 from mintaka.plugins import BackendRegistry, PluginManager
 from mintaka.store import default_url
-from mintaka_conformance.scenarios import ModelScenario, Names, build_model_scenario, cleanup_models
+from mintaka_conformance.scenarios import (
+    ModelScenario,
+    Names,
+    ServableModel,
+    build_model_scenario,
+    build_servable_model,
+    cleanup_models,
+)
 from mintaka_conformance.spy import BackendSpy
 
 ACTOR = "conformance"
@@ -186,6 +193,19 @@ class AbstractBackendFixtures:
             return root
 
         return make
+
+    @pytest.fixture
+    def data_plane(self, platform: Platform) -> None:
+        """Override to start what answers invocations (the local backend's inference server);
+        a cloud's mock usually answers by itself, so the default does nothing."""
+        return None
+
+    @pytest.fixture
+    def servable(self, platform: Platform, names: Names, tmp_path: Path) -> Iterator[ServableModel]:
+        """A model with two servable scikit-learn versions (v1 and v2) over three features."""
+        built = build_servable_model(platform, names, tmp_path)
+        yield built
+        cleanup_models(platform.backend, [built.name])
 
     @pytest.fixture
     def scenario(

@@ -125,3 +125,40 @@ def cleanup_models(backend: Any, names: Iterable[str]) -> None:
         for found in versions:
             with contextlib.suppress(MintakaError):
                 backend.delete_version(name, found.version)
+
+
+SERVABLE_FEATURES = ("f0", "f1", "f2")
+
+
+@dataclass(frozen=True)
+class ServableModel:
+    """A model whose versions 1 and 2 are real scikit-learn classifiers any backend can serve."""
+
+    name: str
+    features: tuple[str, ...] = SERVABLE_FEATURES
+
+    def row(self, i: int = 0) -> dict[str, float]:
+        rng = random.Random(i)
+        return {feature: rng.uniform(-2, 2) for feature in self.features}
+
+
+def build_servable_model(platform: Platform, names: Names, tmp_path: Path) -> ServableModel:
+    from sklearn.linear_model import LogisticRegression
+
+    from mintaka.domain.registry import Signature
+    from mintaka.flavors import sklearn as sklearn_flavor
+
+    rng = random.Random(5)
+    x = [[rng.uniform(-2, 2) for _ in SERVABLE_FEATURES] for _ in range(60)]
+    y = [int(row[0] + row[1] > 0) for row in x]
+    name = names.model("servable")
+    signature = Signature(inputs=dict.fromkeys(SERVABLE_FEATURES, "float"))
+    for c in (1.0, 0.05):
+        model = LogisticRegression(C=c).fit(x, y)
+        platform.register_model(
+            name,
+            sklearn_flavor.save(model, tmp_path / f"servable-{c}"),
+            flavor="sklearn",
+            signature=signature,
+        )
+    return ServableModel(name)

@@ -132,6 +132,7 @@ class InferenceServer:
                 HttpRoute("/health", self._health, methods=["GET"]),
                 HttpRoute("/metrics", self._metrics, methods=["GET"]),
                 HttpRoute("/endpoints", self._list, methods=["GET"]),
+                HttpRoute("/-/reload", self._reload, methods=["POST"]),
                 HttpRoute("/endpoints/{name}/invocations", self._invoke, methods=["POST"]),
             ]
         )
@@ -214,6 +215,11 @@ class InferenceServer:
 
     async def _metrics(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def _reload(self, request: Request) -> Response:
+        """Re-read endpoint configuration now (the local backend calls this after a change)."""
+        self.reload()
+        return JSONResponse({"endpoints": sorted(self.endpoints)})
 
     async def _list(self, request: Request) -> Response:
         return JSONResponse(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import statistics
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -125,7 +125,23 @@ class LocalServing(
                     updated_at=self.context.clock.now().isoformat(),
                 )
             )
-            return self._endpoint(self._endpoint_row(conn, name), self._backend_name)
+            created = self._endpoint(self._endpoint_row(conn, name), self._backend_name)
+        self._notify_server()
+        return created
+
+    def _notify_server(self) -> None:
+        """Ask a running inference server to pick a change up now rather than at its next poll,
+        so a change is in force when the call that made it returns. Best effort: a server that
+        misses this still sees the change within its poll interval."""
+        url = server_address(self.path)
+        if url is None:
+            return
+        import httpx
+
+        if self._http is None:
+            self._http = httpx.Client(timeout=30)
+        with suppress(httpx.HTTPError):
+            self._http.post(f"{url}/-/reload", timeout=2)
 
     def get_endpoint(self, name: str) -> Endpoint:
         with self.engine.connect() as conn, conn.begin():
@@ -151,7 +167,9 @@ class LocalServing(
                     **values,
                 )
             )
-            return self._endpoint(self._endpoint_row(conn, name), self._backend_name)
+            changed = self._endpoint(self._endpoint_row(conn, name), self._backend_name)
+        self._notify_server()
+        return changed
 
     def update_routes(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
         return self._change(
@@ -180,6 +198,7 @@ class LocalServing(
         with self._serving_write() as conn:
             self._endpoint_row(conn, name)
             conn.execute(delete(local_endpoints).where(local_endpoints.c.name == name))
+        self._notify_server()
 
     def invoke(self, name: str, payload: Any, route: str | None = None) -> dict[str, Any]:
         import httpx

@@ -1,21 +1,24 @@
 """Serving: endpoints with routes to model versions, and traffic changed without redeploying.
 
-Behaviour tests cover what the interfaces define today; native rollouts, shadow traffic and batch
-scoring are held to the error contract only (``AbstractErrorContractTests``) until core drives them.
+The first tests drive the backend's serving interface directly; the rest go through core
+(``platform.serving``): invocations with prediction ids, weights, pinned routes, rollback, shadow
+traffic and the kill switch. Native rollouts and batch scoring are held to the error contract
+(``AbstractErrorContractTests``).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from mintaka import Capability, Conflict, MintakaError, NotFound
+from mintaka import BackendError, Capability, Conflict, MintakaError, NotFound, Platform
 from mintaka.domain.serving import Route, TrafficMap
 from mintaka_conformance.fixtures import AbstractBackendFixtures
-from mintaka_conformance.scenarios import ModelScenario, Names
+from mintaka_conformance.scenarios import ModelScenario, Names, ServableModel
 
 
 class AbstractServingTests(AbstractBackendFixtures):
@@ -104,3 +107,108 @@ class AbstractServingTests(AbstractBackendFixtures):
         seen = cloud.get_endpoint(endpoint_name)
         assert seen.traffic.weights == {"blue": 75, "green": 25}
         assert {r.name for r in seen.routes} == {"blue", "green"}
+
+    # -- through core: invocations, traffic, rollback, shadow and the kill switch ---------------
+
+    @pytest.fixture
+    def live_endpoint(
+        self, platform: Platform, servable: ServableModel, names: Names, data_plane: None
+    ) -> Iterator[str]:
+        """An endpoint created through core: route ``blue`` -> v1 with all traffic, ``green`` -> v2
+        deployed with none."""
+        name = names.endpoint("live")
+        platform.serving.create_endpoint(name, f"{servable.name}:1", route="blue")
+        platform.serving.deploy(name, f"{servable.name}:2", route="green")
+        yield name
+        with contextlib.suppress(MintakaError):
+            platform.serving.delete_endpoint(name)
+
+    @pytest.mark.requires(Capability.SERVING)
+    def test_invocation_answers_each_row_with_a_prediction_id_and_the_route(
+        self, platform: Platform, servable: ServableModel, live_endpoint: str
+    ) -> None:
+        """The backend MUST answer an invocation with the route that served it and one unique
+        prediction id per row."""
+        first = platform.serving.invoke(live_endpoint, [servable.row(0), servable.row(1)])
+        second = platform.serving.invoke(live_endpoint, servable.row(2))
+        assert first["route"] == "blue"
+        assert len(first["predictions"]) == 2
+        assert len(second["predictions"]) == 1
+        ids = [p["id"] for p in first["predictions"] + second["predictions"]]
+        assert len(set(ids)) == 3
+        assert all(isinstance(i, str) and i for i in ids)
+
+    @pytest.mark.requires(Capability.SERVING)
+    def test_pinned_invocation_is_answered_by_that_route(
+        self, platform: Platform, servable: ServableModel, live_endpoint: str
+    ) -> None:
+        """The backend MUST let an invocation pinned to a route be answered by that route, even
+        one taking no traffic."""
+        answer = platform.serving.invoke(live_endpoint, servable.row(0), route="green")
+        assert answer["route"] == "green"
+
+    @pytest.mark.requires(Capability.SERVING, Capability.SERVING_TRAFFIC_SPLIT)
+    def test_traffic_follows_the_weights(
+        self, platform: Platform, servable: ServableModel, live_endpoint: str
+    ) -> None:
+        """The backend MUST route requests in proportion to the weights (1,000 requests at 70/30
+        land within 80 of 700/300: a false failure is rarer than one in ten million)."""
+        platform.serving.set_traffic(live_endpoint, {"blue": 70, "green": 30})
+        counts = {"blue": 0, "green": 0}
+        for i in range(1000):
+            counts[platform.serving.invoke(live_endpoint, servable.row(i))["route"]] += 1
+        assert abs(counts["green"] - 300) <= 80
+
+    @pytest.mark.requires(Capability.SERVING, Capability.SERVING_TRAFFIC_SPLIT)
+    def test_rollback_restores_the_last_known_good_traffic(
+        self, platform: Platform, servable: ServableModel, live_endpoint: str
+    ) -> None:
+        """The backend MUST serve the last known-good traffic again after core's rollback."""
+        platform.serving.set_traffic(live_endpoint, {"green": 100})
+        assert platform.serving.invoke(live_endpoint, servable.row(0))["route"] == "green"
+        restored = platform.serving.rollback(live_endpoint, reason="conformance")
+        assert restored.traffic.weights["blue"] == 100
+        assert platform.backend.get_endpoint(live_endpoint).traffic.weights["blue"] == 100
+        answers = {
+            platform.serving.invoke(live_endpoint, servable.row(i))["route"] for i in range(20)
+        }
+        assert answers == {"blue"}
+
+    @pytest.mark.requires(Capability.SERVING, Capability.SERVING_SHADOW)
+    def test_shadow_route_never_answers_the_caller(
+        self, platform: Platform, servable: ServableModel, live_endpoint: str
+    ) -> None:
+        """The backend MUST never return a shadow route's answer to the caller."""
+        platform.serving.set_traffic(
+            live_endpoint, {"blue": 100, "green": 0}, shadow="green", shadow_percent=100
+        )
+        assert platform.serving.get_endpoint(live_endpoint).traffic.shadow == "green"
+        routes = {
+            platform.serving.invoke(live_endpoint, servable.row(i))["route"] for i in range(20)
+        }
+        assert routes == {"blue"}
+
+    @pytest.mark.requires(Capability.SERVING, Capability.SERVING_KILL)
+    def test_killed_endpoint_refuses_requests_until_released(
+        self, platform: Platform, servable: ServableModel, live_endpoint: str
+    ) -> None:
+        """The backend MUST refuse every request to a killed endpoint with BackendError, and
+        serve again once released."""
+        platform.serving.kill(live_endpoint, reason="conformance")
+        with pytest.raises(BackendError):
+            platform.serving.invoke(live_endpoint, servable.row(0))
+        platform.serving.unkill(live_endpoint)
+        assert platform.serving.invoke(live_endpoint, servable.row(0))["route"] == "blue"
+
+    @pytest.mark.requires(Capability.SERVING, Capability.MONITORING_METRICS)
+    def test_metrics_cover_the_requested_window(
+        self, platform: Platform, servable: ServableModel, live_endpoint: str
+    ) -> None:
+        """The backend MUST read back metrics for an endpoint over the window asked for."""
+        start = platform.clock.now()
+        platform.serving.invoke(live_endpoint, servable.row(0))
+        end = start + timedelta(minutes=5)
+        metrics = platform.serving.endpoint_metrics(live_endpoint, start, end)
+        assert metrics.endpoint == live_endpoint
+        assert (metrics.start, metrics.end) == (start, end)
+        assert all(count >= 0 for count in metrics.requests.values())
