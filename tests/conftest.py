@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from mintaka import IdFactory, ManualClock, Platform
+from mintaka.governance.policy import OPEN_POLICY
 
 
 @pytest.fixture(autouse=True)
@@ -21,8 +22,11 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
         "MINTAKA_PLUGINS",
         "MINTAKA_DISABLE_PLUGINS",
         "MINTAKA_STORE_SYNC",
+        "MINTAKA_POLICY",
     ):
         monkeypatch.delenv(variable, raising=False)
+    # Tests about other areas run under the open policy; governance tests set their own.
+    monkeypatch.setenv("MINTAKA_POLICY", str(OPEN_POLICY))
     monkeypatch.chdir(tmp_path)
 
 

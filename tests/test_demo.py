@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mintaka import IdFactory, ManualClock, Platform
 from mintaka.demo import run_demo, write_dataset
 
@@ -12,13 +14,21 @@ def test_dataset_generation_is_deterministic(tmp_path: Path) -> None:
     assert a == b
 
 
-def test_demo_registers_a_real_model_with_lineage_and_a_verified_audit(tmp_path: Path) -> None:
+def test_demo_registers_a_real_model_with_lineage_and_a_verified_audit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MINTAKA_POLICY")  # the demo runs under the default policy, with roles
     steps: list[str] = []
     with Platform(tmp_path / "h", clock=ManualClock(), ids=IdFactory(3), actor="demo") as plat:
         result = run_demo(plat, steps.append)
         again = run_demo(plat)  # re-running reuses the identical version
-    assert len(steps) == 4
+    assert len(steps) == 6
+    assert any(u.startswith("approvals: 0 of 2") for u in result.refused)
+    assert any(u.startswith("documentation:") for u in result.refused)
+    assert again.refused == ()
     assert result.version.aliases == ("champion",)
+    approvers = {a.approver.name for a in plat.governance.approvals(result.version)}
+    assert approvers == {"rita.risk", "raj.risk"}
     assert result.version.risk_tier.value == "high"
     assert result.version.flavor.value == "sklearn"
     assert result.metrics["auc"] > 0.8

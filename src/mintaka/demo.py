@@ -1,8 +1,9 @@
 """The lifecycle demo behind ``mintaka demo``, on the local backend with no cloud and no download.
 
 It generates a credit-style dataset deterministically, trains a real scikit-learn model in a
-recorded run, saves it with skops, registers it as a high-risk model with its lineage, points the
-``champion`` alias at it, and verifies the audit trail.
+recorded run, saves it with skops, registers it as a high-risk model with its lineage, shows the
+policy refusing its promotion, documents it, gets two model-risk approvals from people other than
+its developer, promotes it to ``champion``, and verifies the audit trail.
 """
 
 from __future__ import annotations
@@ -15,11 +16,21 @@ from pathlib import Path
 from mintaka.domain.audit import ChainReport
 from mintaka.domain.lineage import LineageGraph
 from mintaka.domain.registry import ModelVersion
+from mintaka.errors import PolicyViolation
 from mintaka.flavors import sklearn as sklearn_flavor
 from mintaka.platform import Platform
 
 FEATURES = ("income", "debt_ratio", "age", "late_payments", "utilisation", "tenure")
 SEED = 7
+
+
+DEVELOPER = "dana.developer"
+APPROVERS = ("rita.risk", "raj.risk")
+DEMO_ROLES = f"""
+[roles]
+"{APPROVERS[0]}" = ["model-risk"]
+"{APPROVERS[1]}" = ["model-risk"]
+"""
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,20 @@ class DemoResult:
     lineage: LineageGraph
     audit: ChainReport
     metrics: dict[str, float]
+    refused: tuple[str, ...] = ()
+
+
+def install_demo_policy(home: Path) -> Path:
+    """The shipped default policy plus the demo's two model-risk approvers, unless the home
+    already has a policy of its own."""
+    from mintaka.governance.policy import DEFAULT_POLICY, POLICY_FILE
+
+    path = home / POLICY_FILE
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        text = DEFAULT_POLICY.read_text().replace("[roles]\n", DEMO_ROLES.lstrip(), 1)
+        path.write_text(text)
+    return path
 
 
 def write_dataset(path: Path, rows: int = 2000, seed: int = SEED) -> Path:
@@ -65,6 +90,8 @@ def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -
     from sklearn.model_selection import train_test_split
 
     work = platform.home / "demo"
+    install_demo_policy(platform.home)
+    platform.governance.reload_policy()
     step("generating the credit dataset")
     data = write_dataset(work / "credit.csv")
     dataset = platform.register_dataset(
@@ -99,13 +126,42 @@ def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -
         flavor="sklearn",
         tags={"team": "credit-risk", "use": "loan-approval"},
         description="Probability that an applicant defaults within 12 months.",
+        owner=DEVELOPER,
     )
-    version = platform.set_alias(name, "champion", version.version)
+
+    refused: tuple[str, ...] = ()
+    if "champion" not in version.aliases:
+        step("asking to promote it to champion: the high-risk policy refuses")
+        try:
+            version = platform.set_alias(name, "champion", version.version)
+        except PolicyViolation as exc:
+            refused = tuple(exc.unmet)
+    if refused:
+        step("documenting it and collecting two model-risk approvals")
+        platform.governance.set_model_card(
+            version.ref,
+            intended_use="Rank loan applicants by 12-month default risk for manual review.",
+            limitations="Trained on synthetic data; not validated for small-business loans.",
+            training_data="credit-applications (generated, seed 7), 2,000 rows.",
+            evaluation=f"AUC {metrics['auc']:.3f}, accuracy {metrics['accuracy']:.3f} "
+            "on a 25% holdout.",
+            owner=DEVELOPER,
+        )
+        approved = {a.approver.name for a in platform.governance.approvals(version)}
+        for approver in APPROVERS:
+            if approver not in approved:
+                with Platform(
+                    platform.home, actor=approver, clock=platform.clock, plugins=platform.plugins
+                ) as colleague:
+                    colleague.governance.approve(version.ref, comment="validated holdout metrics")
+        version = platform.set_alias(name, "champion", version.version)
 
     step("walking the lineage and verifying the audit chain")
     lineage = platform.lineage_upstream(f"{name}@champion")
     report = platform.verify_audit()
-    return DemoResult(version=version, lineage=lineage, audit=report, metrics=metrics)
+    return DemoResult(
+        version=version, lineage=lineage, audit=report, metrics=metrics, refused=refused
+    )
 
 
 def _versions(platform: Platform, name: str) -> list[ModelVersion]:

@@ -8,9 +8,7 @@ reaches a cloud, and a record never points at something the cloud did not accept
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -46,6 +44,7 @@ from mintaka.domain.registry import (
 )
 from mintaka.domain.runs import DatasetVersion, Run, RunStatus
 from mintaka.errors import Conflict, NotFound, UnsupportedCapability, ValidationError
+from mintaka.governance.service import Control, GovernanceService, resolve_identity
 from mintaka.interfaces import (
     Backend,
     BackendContext,
@@ -158,7 +157,8 @@ class Platform:
         self.home = self.config.home
         self.clock: Clock = clock or SystemClock()
         self.ids = ids or IdFactory()
-        self.actor = actor or os.environ.get("MINTAKA_ACTOR") or getpass.getuser()
+        self._explicit_actor = actor
+        self._governance: GovernanceService | None = None
         self.plugins = plugins or PluginManager()
         self.store = Store(self.config.store_url or default_url(self.home))
         self.artifacts = ArtifactStore(self.home / "artifacts")
@@ -179,6 +179,19 @@ class Platform:
         self._insert = (
             postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
         )
+
+    @property
+    def governance(self) -> GovernanceService:
+        """Policy, approvals, exceptions and decisions (the identity is resolved on first use)."""
+        if self._governance is None:
+            identity = resolve_identity(self, self._explicit_actor)
+            self._governance = GovernanceService(self, identity)
+        return self._governance
+
+    @property
+    def actor(self) -> str:
+        """The acting identity's name, as recorded on every audit event."""
+        return self.governance.identity.name
 
     def close(self) -> None:
         self.backend.close()
@@ -309,6 +322,17 @@ class Platform:
         registry = self._area(Capability.REGISTRY, ModelRegistry)
         if tags:
             self._area(Capability.REGISTRY_TAGS, ModelTags)
+        decision = self.governance.decide(
+            "model.register",
+            name,
+            [
+                Control(
+                    "owner-known",
+                    bool(owner or self.actor),
+                    "a model version needs an accountable owner",
+                )
+            ],
+        )
 
         with self.store.read() as conn:
             sql = Sql(conn)
@@ -422,6 +446,7 @@ class Platform:
                 run_id=record.run_id,
                 datasets=list(record.dataset_ids),
                 tier=record.risk_tier,
+                decision=self.governance.record(conn, decision),
             )
         self._after_commit([event])
         return record
@@ -624,6 +649,11 @@ class Platform:
         alias = validate_alias(alias)
         current = self._existing_version(name, version)
         aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
+        decision = None
+        if alias in self.governance.policy.production_aliases:
+            decision = self.governance.decide(
+                "model.promote", current.ref, self.governance.production_controls(current)
+            )
         with self.store.read() as conn:
             before = conn.execute(
                 select(model_aliases.c.version).where(
@@ -645,6 +675,7 @@ class Platform:
                 f"{current.name}@{alias}",
                 version=current.version,
                 previous=before,
+                decision=None if decision is None else self.governance.record(conn, decision),
             )
         self._after_commit([event])
         return self.get_model_version(current.name, current.version)
@@ -688,9 +719,15 @@ class Platform:
         current = self._existing_version(name, version)
         if current.stage is Stage.ARCHIVED and target is not Stage.ARCHIVED:
             raise Conflict(f"{current.ref} is archived; register a new version instead")
-        self._area(Capability.REGISTRY_STAGES, ModelStages).set_stage(
-            current.name, current.version, target
-        )
+        if target is Stage.ARCHIVED:
+            return self.archive_version(current.name, current.version)
+        stages = self._area(Capability.REGISTRY_STAGES, ModelStages)
+        decision = None
+        if target is Stage.PRODUCTION:
+            decision = self.governance.decide(
+                "model.promote", current.ref, self.governance.production_controls(current)
+            )
+        stages.set_stage(current.name, current.version, target)
         with self.store.write() as conn:
             conn.execute(
                 update(model_versions)
@@ -698,14 +735,40 @@ class Platform:
                 .values(stage=target.value)
             )
             event = self._audit(
-                conn, "model.stage.set", current.ref, stage=target, previous=current.stage
+                conn,
+                "model.stage.set",
+                current.ref,
+                stage=target,
+                previous=current.stage,
+                decision=None if decision is None else self.governance.record(conn, decision),
             )
         self._after_commit([event])
         return self.get_model_version(current.name, current.version)
 
     def archive_version(self, name: str, version: int | str, *, reason: str = "") -> ModelVersion:
-        """Archive a version: its aliases are removed and it can no longer be promoted."""
+        """Archive a version: its aliases are removed and it can no longer be promoted.
+
+        Refused while the version takes live traffic on any endpoint.
+        """
         current = self._existing_version(name, version)
+        serving_on = [
+            f"{e.name}/{r.name}"
+            for e in self.serving.list_endpoints()
+            for r in e.routes
+            if (r.model, r.version) == (current.name, current.version)
+            and e.traffic.weights.get(r.name, 0) > 0
+        ]
+        decision = self.governance.decide(
+            "model.retire",
+            current.ref,
+            [
+                Control(
+                    "not-serving",
+                    not serving_on,
+                    f"{current.ref} takes live traffic on {', '.join(serving_on)}",
+                )
+            ],
+        )
         if current.aliases:
             aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
             for alias in current.aliases:
@@ -727,7 +790,12 @@ class Platform:
                 )
             )
             event = self._audit(
-                conn, "model.archive", current.ref, reason=reason, aliases=list(current.aliases)
+                conn,
+                "model.archive",
+                current.ref,
+                reason=reason,
+                aliases=list(current.aliases),
+                decision=self.governance.record(conn, decision),
             )
         self._after_commit([event])
         return self.get_model_version(current.name, current.version)

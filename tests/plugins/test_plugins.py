@@ -99,7 +99,7 @@ def test_a_backend_must_implement_what_it_declares() -> None:
             Capability.SERVING_NATIVE_ROLLOUT
         }
 
-    with pytest.raises(PluginError, match="serving.native_rollout needs NativeRollout"):
+    with pytest.raises(PluginError, match=r"serving\.native_rollout needs NativeRollout"):
         BackendRegistry().add(Liar)
 
 

@@ -106,13 +106,22 @@ def test_changes_from_another_process_reach_the_server_within_a_second(
         other.serving.set_traffic("scoring", {"green": 100})
         wait_for(lambda: server.endpoints["scoring"].traffic.weights == {"green": 100})
         assert post(server, {"inputs": row(0)}).json()["route"] == "green"
-        other.serving.kill("scoring", reason="incident 42")
+        other.serving.kill("scoring", reason="incident 42")  # back to the approved blue
+        wait_for(lambda: post(server, {"inputs": row(0)}).json()["route"] == "blue")
+    kill = [e for e in plat.audit.events() if e.action == "endpoint.kill"][-1]
+    assert kill.actor == "cli-user"
+    assert kill.details["reason"] == "incident 42"
+
+
+def test_kill_without_an_approved_fallback_refuses_every_request(served: Served) -> None:
+    plat, server = served
+    with Platform(plat.home, actor="cli-user") as other:
+        other.serving.kill("scoring", reason="incident 43")
         wait_for(lambda: post(server, {"inputs": row(0)}).status_code == 503)
         other.serving.unkill("scoring")
         wait_for(lambda: post(server, {"inputs": row(0)}).status_code == 200)
     actions = [e.action for e in plat.audit.events()]
     assert actions[-2:] == ["endpoint.kill", "endpoint.unkill"]
-    assert plat.audit.events()[-2].actor == "cli-user"
 
 
 def test_metrics_endpoint_counts_requests_and_latency(served: Served) -> None:

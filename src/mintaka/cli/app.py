@@ -45,7 +45,7 @@ def _root(
     ] = None,
     actor: Annotated[
         str | None,
-        typer.Option("--as", envvar="MINTAKA_ACTOR", help="Act as this identity."),
+        typer.Option("--as", help="Act as this identity [default: MINTAKA_ACTOR, else OS user]."),
     ] = None,
     backend: Annotated[
         str | None, typer.Option("--backend", envvar="MINTAKA_BACKEND", help="Backend to use.")
@@ -143,6 +143,10 @@ def demo(ctx: typer.Context) -> None:
 
         result = run_demo(plat, step)
     v = result.version
+    if result.refused:
+        console.print("[yellow]promotion refused before sign-off[/]; unmet controls:")
+        for control in result.refused:
+            console.print(f"  - {control}")
     console.print(
         f"registered [bold]{v.ref}[/] tier={v.risk_tier.value} aliases={list(v.aliases)} "
         f"auc={result.metrics['auc']:.3f} digest={v.artifact_digest[:23]}..."

@@ -1,25 +1,27 @@
 """The one check every traffic change passes through, before any backend call.
 
 Every way traffic can move (a new endpoint, a deploy, a weight change, a rollout step, a
-rollback, the kill switch) calls :func:`evaluate_traffic_change`. It evaluates the built-in
-serving controls and returns a :class:`PolicyDecision`; the caller audits it, and on a deny
-raises :class:`PolicyViolation` listing every unmet control. Policy-as-code controls (approvals,
-risk tiers, exceptions) plug in here.
+rollback, the kill switch) builds a :class:`TrafficChange` and asks :func:`traffic_controls` for
+the controls it must meet: the built-in serving rules, and for every version that would take
+live traffic the policy's production controls (approvals of these exact bytes, documentation,
+evaluation thresholds) and the tier's allowed rollout strategies. A shadow route takes copies,
+never answers, so it needs no production sign-off; an archived version takes no traffic at all.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
-from mintaka.domain.governance import PolicyDecision
 from mintaka.domain.registry import ModelVersion, Stage
-from mintaka.domain.serving import Route, TrafficMap
+from mintaka.domain.serving import RolloutStrategy, Route, TrafficMap
+from mintaka.governance.service import Control, GovernanceService
 
-BUILTIN_POLICY = "mintaka-builtin-serving/1"
-BUILTIN_DIGEST = "sha256:" + hashlib.sha256(BUILTIN_POLICY.encode()).hexdigest()
+# A first deployment has no live traffic to protect, and a rollback or the kill switch (either
+# way) changes no version mix that a rollout strategy would govern.
+UNSTRATEGIC = frozenset(
+    {"endpoint.create", "endpoint.rollback", "endpoint.kill", "endpoint.unkill"}
+)
 
 
 @dataclass(frozen=True)
@@ -30,32 +32,53 @@ class TrafficChange:
     traffic: TrafficMap
     versions: dict[str, ModelVersion]  # route name -> version it serves
     killed: bool
-    actor: str
-    at: datetime
+    strategy: RolloutStrategy = RolloutStrategy.DIRECT
 
 
-def evaluate_traffic_change(change: TrafficChange, decision_id: str) -> PolicyDecision:
-    checked = ["archived-versions-take-no-traffic", "killed-endpoint-stays-killed"]
-    unmet: list[str] = []
-    live = {r for r, w in change.traffic.weights.items() if w > 0}
-    if change.traffic.shadow:
-        live.add(change.traffic.shadow)
-    for route in sorted(live):
+def traffic_controls(change: TrafficChange, governance: GovernanceService) -> list[Control]:
+    controls = [
+        Control(
+            "killed-endpoint-stays-killed",
+            not change.killed or change.action in {"endpoint.kill", "endpoint.unkill"},
+            f"{change.endpoint} is killed; release it with unkill",
+        )
+    ]
+    live = sorted(r for r, w in change.traffic.weights.items() if w > 0)
+    watched = set(live) | ({change.traffic.shadow} if change.traffic.shadow else set())
+    for route in sorted(watched):
         version = change.versions.get(route)
         if version is not None and version.stage is Stage.ARCHIVED:
-            unmet.append(f"archived-versions-take-no-traffic: {version.ref} is archived")
-    if change.killed and change.action not in {"endpoint.kill", "endpoint.unkill"}:
-        unmet.append(
-            f"killed-endpoint-stays-killed: {change.endpoint} is killed; release it with unkill"
+            controls.append(
+                Control(
+                    "archived-versions-take-no-traffic",
+                    False,
+                    f"{version.ref} is archived",
+                    version.id,
+                )
+            )
+    if change.action == "endpoint.kill":
+        return controls  # pulling the switch never waits for sign-off
+    seen: set[str] = set()
+    for route in live:
+        version = change.versions.get(route)
+        if version is None or version.id in seen:
+            continue
+        seen.add(version.id)
+        controls += [
+            Control(c.name, c.met, f"{route}: {c.detail}", c.version_id)
+            for c in governance.production_controls(version)
+            if c.name != "not-archived"
+        ]
+        if change.action in UNSTRATEGIC:
+            continue
+        allowed = governance.policy.controls(version.risk_tier).allowed_strategies
+        controls.append(
+            Control(
+                "rollout-strategy",
+                change.strategy in allowed,
+                f"{version.risk_tier.value} tier allows {[s.value for s in allowed]}, "
+                f"not {change.strategy.value}",
+                version.id,
+            )
         )
-    return PolicyDecision(
-        id=decision_id,
-        action=change.action,
-        subject=change.endpoint,
-        allowed=not unmet,
-        controls_checked=tuple(checked),
-        unmet=tuple(unmet),
-        policy_digest=BUILTIN_DIGEST,
-        actor=change.actor,
-        at=change.at,
-    )
+    return controls

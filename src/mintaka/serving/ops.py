@@ -17,6 +17,7 @@ from sqlalchemy import Connection, func, select, update
 
 from mintaka.capabilities import Capability
 from mintaka.domain.audit import AuditEvent
+from mintaka.domain.governance import PolicyDecision
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
 from mintaka.domain.monitoring import Alert, Severity
 from mintaka.domain.names import validate_endpoint_name
@@ -31,7 +32,7 @@ from mintaka.domain.serving import (
 )
 from mintaka.errors import Conflict, NotFound, PolicyViolation, ValidationError
 from mintaka.flavors.loader import load_predictor
-from mintaka.governance.gate import TrafficChange, evaluate_traffic_change
+from mintaka.governance.gate import TrafficChange, traffic_controls
 from mintaka.interfaces import (
     BatchScoring,
     KillSwitch,
@@ -155,7 +156,7 @@ class ServingService:
                 versions,
                 RolloutStrategy.DIRECT,
                 reason,
-                decision_id=decision,
+                decision=decision,
                 known_good=True,
                 action="endpoint.create",
             )
@@ -197,7 +198,7 @@ class ServingService:
                 versions,
                 RolloutStrategy.DIRECT,
                 reason,
-                decision_id=decision,
+                decision=decision,
                 action="endpoint.deploy",
             )
         self.platform._after_commit(events)
@@ -225,7 +226,7 @@ class ServingService:
                 versions,
                 RolloutStrategy.DIRECT,
                 reason,
-                decision_id=decision,
+                decision=decision,
                 action="endpoint.retire_route",
             )
         self.platform._after_commit(events)
@@ -265,7 +266,9 @@ class ServingService:
             self.platform._area(Capability.SERVING_SHADOW, ShadowTraffic)
         splitter = self.platform._area(Capability.SERVING_TRAFFIC_SPLIT, TrafficSplit)
         versions = self._route_versions(current.routes)
-        decision = self._gate(action, endpoint, current.routes, traffic, versions, current)
+        decision = self._gate(
+            action, endpoint, current.routes, traffic, versions, current, strategy=strategy
+        )
         # Where core emulates shadow traffic the cloud only ever sees the live weights.
         splitter.set_traffic(endpoint, TrafficMap(weights=traffic.weights) if emulated else traffic)
         with self.platform.store.write() as conn:
@@ -277,7 +280,7 @@ class ServingService:
                 versions,
                 strategy,
                 reason,
-                decision_id=decision,
+                decision=decision,
                 known_good=known_good,
                 action=action,
             )
@@ -325,11 +328,45 @@ class ServingService:
         )
 
     def kill(self, endpoint: str, *, reason: str = "") -> Endpoint:
-        """Stop the endpoint serving any model: every request is refused until ``unkill``."""
+        """Put the endpoint in a safe state: traffic back to the last known-good map whose live
+        versions are all approved under the policy, or, when none exists, refuse every request
+        until ``unkill``. Pulling the switch needs no approval and is audited."""
+        current = self.get_endpoint(endpoint)
+        target = self._safe_traffic(endpoint, current)
+        if target is not None:
+            return self.set_traffic(
+                endpoint,
+                target.weights,
+                reason=reason or "kill switch: back to the last approved traffic",
+                known_good=True,
+                action="endpoint.kill",
+            )
         return self._switch(endpoint, True, reason)
 
     def unkill(self, endpoint: str, *, reason: str = "") -> Endpoint:
+        """Release the kill switch; the policy may require a role to do so."""
         return self._switch(endpoint, False, reason)
+
+    def _safe_traffic(self, endpoint: str, current: Endpoint) -> TrafficMap | None:
+        governance = self.platform.governance
+        routes = {r.name: r for r in current.routes}
+        serving_now = {r: w for r, w in current.traffic.weights.items() if w > 0}
+        for candidate in reversed(self.deployment_history(endpoint)[:-1]):
+            live = [r for r, w in candidate.traffic.weights.items() if w > 0]
+            if (
+                not candidate.known_good
+                or {r: candidate.traffic.weights[r] for r in live} == serving_now
+            ):
+                continue
+            if not live or any(r not in routes for r in live):
+                continue
+            versions = [
+                self.platform.get_model_version(routes[r].model, routes[r].version) for r in live
+            ]
+            checks = [c for v in versions for c in governance.production_controls(v)]
+            if governance.evaluate("endpoint.kill", endpoint, checks).allowed:
+                return TrafficMap(weights=candidate.traffic.weights)
+        return None
 
     def _switch(self, endpoint: str, killed: bool, reason: str) -> Endpoint:
         current = self.get_endpoint(endpoint)
@@ -344,7 +381,13 @@ class ServingService:
                 .where(endpoints.c.name == endpoint)
                 .values(killed=int(killed), updated_at=self.platform._now().isoformat())
             )
-            event = self.platform._audit(conn, action, endpoint, reason=reason, decision=decision)
+            event = self.platform._audit(
+                conn,
+                action,
+                endpoint,
+                reason=reason,
+                decision=self.platform.governance.record(conn, decision),
+            )
         self.platform._after_commit([event])
         return self.get_endpoint(endpoint)
 
@@ -648,8 +691,9 @@ class ServingService:
         current: Endpoint | None = None,
         *,
         killed: bool | None = None,
-    ) -> str:
-        """Evaluate the traffic gate; audit a refusal and raise, or return the decision id."""
+        strategy: RolloutStrategy = RolloutStrategy.DIRECT,
+    ) -> PolicyDecision:
+        """The traffic gate: every traffic change passes governance before any backend call."""
         is_killed = (
             killed if killed is not None else bool(current and current.status.value == "killed")
         )
@@ -660,18 +704,13 @@ class ServingService:
             traffic=traffic,
             versions=versions,
             killed=is_killed,
-            actor=self.platform.actor,
-            at=self.platform._now(),
+            strategy=strategy,
         )
-        decision = evaluate_traffic_change(change, self.platform.ids.new("pd"))
-        if not decision.allowed:
-            with self.platform.store.write() as conn:
-                event = self.platform._audit(
-                    conn, "policy.deny", endpoint, decision=decision.model_dump(mode="json")
-                )
-            self.platform._after_commit([event])
-            raise PolicyViolation(f"{action} on {endpoint} refused", list(decision.unmet))
-        return decision.id
+        governance = self.platform.governance
+        checks = traffic_controls(change, governance)
+        if action == "endpoint.unkill":
+            checks += governance.unkill_controls(versions)
+        return governance.decide(action, endpoint, checks)
 
     def _record_deployment(
         self,
@@ -683,7 +722,7 @@ class ServingService:
         strategy: RolloutStrategy,
         reason: str,
         *,
-        decision_id: str,
+        decision: PolicyDecision,
         action: str,
         known_good: bool = False,
     ) -> list[AuditEvent]:
@@ -748,7 +787,7 @@ class ServingService:
             routes={r.name: f"{r.model}:{r.version}" for r in routes},
             strategy=strategy.value,
             reason=reason,
-            decision=decision_id,
+            decision=self.platform.governance.record(conn, decision),
         )
         return [event]
 

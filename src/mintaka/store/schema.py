@@ -243,3 +243,56 @@ lineage_reach = Table(
     PrimaryKeyConstraint("src", "dst", name="pk_lineage_reach"),
     sqlite_with_rowid=False,
 )
+
+model_cards = Table(
+    "model_cards",
+    metadata,
+    Column("version_id", String(64), ForeignKey("model_versions.id"), primary_key=True),
+    Column("card", JSON, nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("updated_by", String(256), nullable=False),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("version_id", String(64), ForeignKey("model_versions.id"), nullable=False),
+    Column("artifact_digest", String(80), nullable=False),
+    Column("approver", String(256), nullable=False),
+    Column("identity_source", String(16), nullable=False),
+    Column("role", String(64), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("at", String(40), nullable=False),
+)
+Index("ix_approvals_version", approvals.c.version_id)
+
+policy_decisions = Table(
+    "policy_decisions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("action", String(64), nullable=False),
+    Column("subject", String(512), nullable=False),
+    Column("allowed", Integer, nullable=False),
+    Column("controls", JSON, nullable=False),
+    Column("unmet", JSON, nullable=False),
+    Column("exceptions", JSON, nullable=False),
+    Column("policy_digest", String(80), nullable=False),
+    Column("actor", String(256), nullable=False),
+    Column("at", String(40), nullable=False),
+)
+Index("ix_policy_decisions_subject", policy_decisions.c.subject)
+
+policy_exceptions = Table(
+    "policy_exceptions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("version_id", String(64), ForeignKey("model_versions.id"), nullable=False),
+    Column("control", String(64), nullable=False),
+    Column("justification", Text, nullable=False),
+    Column("requester", String(256), nullable=False),
+    Column("approver", String(256), nullable=False),
+    Column("expires_at", String(40), nullable=False),
+    Column("created_at", String(40), nullable=False),
+)
+Index("ix_policy_exceptions_version", policy_exceptions.c.version_id)

@@ -1,0 +1,121 @@
+"""Policy as code: risk tiers and, per tier, the controls a model version must satisfy.
+
+A policy is a TOML file validated by pydantic. ``MINTAKA_POLICY`` (a path) wins, then
+``<home>/policy.toml``, otherwise the default shipped with Mintaka (``default_policy.toml``
+beside this module). ``open_policy.toml`` beside it allows everything, for sandboxes and
+conformance runs. Its
+digest (sha256 of the file's bytes) is recorded on every decision, so any decision can be traced
+to the exact policy text in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tomllib
+from pathlib import Path
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ValidationError as PydanticValidationError
+
+from mintaka.domain.registry import RiskTier
+from mintaka.domain.serving import RolloutStrategy
+from mintaka.errors import ConfigurationError
+
+DEFAULT_POLICY = Path(__file__).with_name("default_policy.toml")
+OPEN_POLICY = Path(__file__).with_name("open_policy.toml")
+POLICY_FILE = "policy.toml"
+MODEL_CARD_FIELDS = ("intended_use", "limitations", "training_data", "evaluation", "owner")
+
+
+class Threshold(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min: float | None = None
+    max: float | None = None
+
+    def breach(self, value: float | None) -> str | None:
+        if value is None:
+            return "not measured"
+        if self.min is not None and value < self.min:
+            return f"{value:.4g} < {self.min}"
+        if self.max is not None and value > self.max:
+            return f"{value:.4g} > {self.max}"
+        return None
+
+
+class TierControls(BaseModel):
+    """The controls of one risk tier."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    approvals: int = Field(default=0, ge=0, le=10)
+    approver_roles: tuple[str, ...] = ()
+    require_authenticated_approvers: bool = False
+    documentation: tuple[str, ...] = ()
+    evaluation: dict[str, Threshold] = Field(default_factory=dict)
+    allowed_strategies: tuple[RolloutStrategy, ...] = tuple(RolloutStrategy)
+    monitors_required: bool = False
+    revalidation_days: int | None = Field(default=None, gt=0)
+    unkill_roles: tuple[str, ...] = ()
+    allow_pickle: bool = False
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Self:
+        unknown = set(self.documentation) - set(MODEL_CARD_FIELDS)
+        if unknown:
+            raise ValueError(f"unknown model-card fields {sorted(unknown)}")
+        if self.approvals and not self.approver_roles:
+            raise ValueError("a tier that needs approvals must name the approver roles")
+        return self
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: str = Field(min_length=1)
+    production_aliases: tuple[str, ...] = ("champion", "production")
+    roles: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    tiers: dict[RiskTier, TierControls]
+    digest: str = ""
+    source: str = ""
+
+    @model_validator(mode="after")
+    def _every_tier(self) -> Self:
+        missing = set(RiskTier) - set(self.tiers)
+        if missing:
+            raise ValueError(f"the policy must define every tier; missing {sorted(missing)}")
+        return self
+
+    def controls(self, tier: RiskTier) -> TierControls:
+        return self.tiers[tier]
+
+    def roles_of(self, identity: str) -> tuple[str, ...]:
+        return self.roles.get(identity, ())
+
+
+def parse_policy(data: bytes, source: str) -> Policy:
+    try:
+        raw = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"policy {source} is not valid UTF-8 TOML: {exc}") from exc
+    raw.pop("digest", None)
+    raw.pop("source", None)
+    try:
+        return Policy(**raw, digest="sha256:" + hashlib.sha256(data).hexdigest(), source=source)
+    except PydanticValidationError as exc:
+        raise ConfigurationError(f"policy {source} is invalid: {exc}") from exc
+
+
+def load_policy(home: Path | None = None, path: Path | None = None) -> Policy:
+    """The policy in force: ``path``, else ``MINTAKA_POLICY``, else ``<home>/policy.toml``,
+    else the shipped default."""
+    if path is None and os.environ.get("MINTAKA_POLICY"):
+        path = Path(os.environ["MINTAKA_POLICY"])
+    chosen = path or (home / POLICY_FILE if home is not None else None)
+    if chosen is None or not chosen.exists():
+        if path is not None:
+            raise ConfigurationError(f"policy file {path} does not exist")
+        chosen = DEFAULT_POLICY
+    return parse_policy(chosen.read_bytes(), str(chosen))

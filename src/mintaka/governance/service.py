@@ -1,0 +1,519 @@
+"""Governance in core: the policy's controls evaluated at every enforcement point, identical on
+every backend, before any backend call.
+
+Enforcement points: register, approve, promote (a production alias or the production stage),
+deploy and every traffic change (through :mod:`mintaka.governance.gate`), retire, and releasing
+the kill switch. Each evaluation yields a :class:`PolicyDecision` (the controls checked, the
+unmet ones, the exceptions applied, the policy digest) that is stored and audited; a deny raises
+:class:`PolicyViolation` listing every unmet control.
+
+Approvals bind to the artifact digest: an approval counts only for the exact bytes approved.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, select
+
+from mintaka.capabilities import Capability
+from mintaka.domain.governance import (
+    Approval,
+    Identity,
+    IdentitySource,
+    PolicyDecision,
+    PolicyException,
+)
+from mintaka.domain.registry import ModelVersion, RiskTier
+from mintaka.errors import PolicyViolation, ValidationError
+from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, load_policy
+from mintaka.store.schema import approvals, model_cards, policy_decisions, policy_exceptions
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
+
+
+@dataclass(frozen=True)
+class Control:
+    """One control's outcome for one subject; ``version_id`` scopes exceptions."""
+
+    name: str
+    met: bool
+    detail: str = ""
+    version_id: str | None = None
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.detail}" if self.detail else self.name
+
+
+def resolve_identity(platform: Platform, explicit: str | None) -> Identity:
+    """``--as``/``actor=``, else ``MINTAKA_ACTOR``, else the backend's caller, else the OS user."""
+    if explicit:
+        return Identity(name=explicit, source=IdentitySource.FLAG)
+    if os.environ.get("MINTAKA_ACTOR"):
+        return Identity(name=os.environ["MINTAKA_ACTOR"], source=IdentitySource.ENVIRONMENT)
+    if Capability.IDENTITY in platform.backend.capabilities:
+        from mintaka.interfaces import CallerIdentity
+
+        backend = platform.backend
+        if isinstance(backend, CallerIdentity):
+            return backend.whoami()
+    return Identity(name=getpass.getuser(), source=IdentitySource.OS_USER)
+
+
+class GovernanceService:
+    """``platform.governance``: policy, model cards, approvals, exceptions and decisions."""
+
+    def __init__(self, platform: Platform, identity: Identity) -> None:
+        self.platform = platform
+        self.identity = identity
+        self.policy: Policy = load_policy(platform.home)
+
+    def reload_policy(self) -> Policy:
+        self.policy = load_policy(self.platform.home)
+        return self.policy
+
+    # -- model cards --------------------------------------------------------------------------
+
+    def set_model_card(self, model: str, **fields: str) -> dict[str, str]:
+        """Set model-card fields (intended use, limitations, training data, evaluation, owner)."""
+        unknown = set(fields) - set(MODEL_CARD_FIELDS)
+        if unknown:
+            raise ValidationError(
+                f"unknown model-card fields {sorted(unknown)}; use {', '.join(MODEL_CARD_FIELDS)}"
+            )
+        if any(not isinstance(v, str) or not v.strip() for v in fields.values()):
+            raise ValidationError("model-card fields are non-empty text")
+        version = self.platform.get_model_version(model)
+        card = {**self.model_card(version), **fields}
+        now = self.platform._now().isoformat()
+        with self.platform.store.write() as conn:
+            exists = conn.execute(
+                select(model_cards.c.version_id).where(model_cards.c.version_id == version.id)
+            ).first()
+            values = {"card": card, "updated_at": now, "updated_by": self.identity.name}
+            if exists:
+                conn.execute(
+                    model_cards.update()
+                    .where(model_cards.c.version_id == version.id)
+                    .values(**values)
+                )
+            else:
+                conn.execute(model_cards.insert().values(version_id=version.id, **values))
+            event = self.platform._audit(conn, "model.card", version.ref, fields=sorted(fields))
+        self.platform._after_commit([event])
+        return card
+
+    def model_card(self, version: ModelVersion | str) -> dict[str, str]:
+        resolved = self.platform.get_model_version(version) if isinstance(version, str) else version
+        with self.platform.store.read() as conn:
+            card = conn.execute(
+                select(model_cards.c.card).where(model_cards.c.version_id == resolved.id)
+            ).scalar()
+        return dict(card or {})
+
+    # -- approvals ------------------------------------------------------------------------------
+
+    def approvals(self, version: ModelVersion) -> list[Approval]:
+        with self.platform.store.read() as conn:
+            rows = conn.execute(
+                select(approvals)
+                .where(approvals.c.version_id == version.id)
+                .order_by(approvals.c.at)
+            ).all()
+        return [
+            Approval(
+                id=row.id,
+                model=version.name,
+                version=version.version,
+                artifact_digest=row.artifact_digest,
+                approver=Identity(name=row.approver, source=IdentitySource(row.identity_source)),
+                role=row.role,
+                at=datetime.fromisoformat(row.at),
+                comment=row.comment,
+            )
+            for row in rows
+        ]
+
+    def _registered_by(self, version: ModelVersion) -> set[str]:
+        events = self.platform.audit.events(subject=version.ref)
+        return {e.actor for e in events if e.action == "model.register"} | {version.owner}
+
+    def approve(self, model: str, *, role: str | None = None, comment: str = "") -> Approval:
+        """Sign off a version's current bytes as the acting identity."""
+        version = self.platform.get_model_version(model)
+        controls = self.policy.controls(version.risk_tier)
+        held = self.policy.roles_of(self.identity.name)
+        eligible = [r for r in held if r in controls.approver_roles]
+        chosen = role or (eligible[0] if eligible else (held[0] if held else ""))
+        checks = [
+            Control(
+                "approver-is-not-developer",
+                self.identity.name not in self._registered_by(version),
+                f"{self.identity.name} developed or registered {version.ref}",
+            ),
+            Control(
+                "approver-holds-role",
+                chosen in controls.approver_roles and chosen in held,
+                f"{self.identity.name} holds {list(held) or 'no role'}; {version.risk_tier.value}"
+                f" needs one of {list(controls.approver_roles) or 'no approver role defined'}",
+            ),
+            Control(
+                "approver-not-repeated",
+                all(
+                    a.approver.name != self.identity.name
+                    or a.artifact_digest != version.artifact_digest
+                    for a in self.approvals(version)
+                ),
+                f"{self.identity.name} already approved these bytes",
+            ),
+        ]
+        if controls.require_authenticated_approvers:
+            checks.append(
+                Control(
+                    "approver-authenticated",
+                    self.identity.authenticated,
+                    f"identity established by {self.identity.source.value}, not by the backend",
+                )
+            )
+        decision = self.decide("model.approve", version.ref, checks)
+        approval = Approval(
+            id=self.platform.ids.new("apr"),
+            model=version.name,
+            version=version.version,
+            artifact_digest=version.artifact_digest,
+            approver=self.identity,
+            role=chosen,
+            at=self.platform._now(),
+            comment=comment,
+        )
+        with self.platform.store.write() as conn:
+            conn.execute(
+                approvals.insert().values(
+                    id=approval.id,
+                    version_id=version.id,
+                    artifact_digest=approval.artifact_digest,
+                    approver=self.identity.name,
+                    identity_source=self.identity.source.value,
+                    role=chosen,
+                    comment=comment,
+                    at=approval.at.isoformat(),
+                )
+            )
+            event = self.platform._audit(
+                conn,
+                "model.approve",
+                version.ref,
+                approval=approval.id,
+                digest=version.artifact_digest,
+                role=chosen,
+                identity_source=self.identity.source.value,
+                decision=self.record(conn, decision),
+            )
+        self.platform._after_commit([event])
+        self._project_approval(version)
+        return approval
+
+    def _project_approval(self, version: ModelVersion) -> None:
+        """Show core's verdict on the cloud registry where it has an approval field."""
+        if Capability.REGISTRY_APPROVAL not in self.platform.backend.capabilities:
+            return
+        from mintaka.domain.registry import ApprovalStatus
+        from mintaka.interfaces import ApprovalProjection
+
+        unmet = [c for c in self._approval_controls(version) if not c.met]
+        status = ApprovalStatus.PENDING if unmet else ApprovalStatus.APPROVED
+        self.platform._area(Capability.REGISTRY_APPROVAL, ApprovalProjection).set_approval(
+            version.name, version.version, status
+        )
+
+    # -- exceptions -----------------------------------------------------------------------------
+
+    def grant_exception(
+        self,
+        model: str,
+        control: str,
+        *,
+        requester: str,
+        justification: str,
+        expires_at: datetime,
+    ) -> PolicyException:
+        """Let one control pass for one version until ``expires_at``; the acting identity
+        approves it and may not be the requester."""
+        version = self.platform.get_model_version(model)
+        if not justification.strip():
+            raise ValidationError("an exception needs a justification")
+        if expires_at.tzinfo is None or expires_at <= self.platform._now():
+            raise ValidationError("an exception needs an aware expiry in the future")
+        controls = self.policy.controls(version.risk_tier)
+        held = self.policy.roles_of(self.identity.name)
+        decision = self.decide(
+            "policy.exception",
+            version.ref,
+            [
+                Control(
+                    "exception-approver-is-not-requester",
+                    self.identity.name != requester,
+                    f"{requester} cannot approve their own exception",
+                ),
+                Control(
+                    "exception-approver-holds-role",
+                    any(r in controls.approver_roles for r in held),
+                    f"{self.identity.name} holds {list(held) or 'no role'}",
+                ),
+            ],
+        )
+        granted = PolicyException(
+            id=self.platform.ids.new("exc"),
+            model=version.name,
+            version=version.version,
+            control=control,
+            justification=justification,
+            requester=requester,
+            approver=self.identity.name,
+            expires_at=expires_at,
+        )
+        with self.platform.store.write() as conn:
+            conn.execute(
+                policy_exceptions.insert().values(
+                    id=granted.id,
+                    version_id=version.id,
+                    control=control,
+                    justification=justification,
+                    requester=requester,
+                    approver=self.identity.name,
+                    expires_at=expires_at.isoformat(),
+                    created_at=self.platform._now().isoformat(),
+                )
+            )
+            event = self.platform._audit(
+                conn,
+                "policy.exception",
+                version.ref,
+                exception=granted.model_dump(mode="json"),
+                decision=self.record(conn, decision),
+            )
+        self.platform._after_commit([event])
+        return granted
+
+    def exceptions(
+        self, version: ModelVersion, *, active_at: datetime | None = None
+    ) -> list[PolicyException]:
+        with self.platform.store.read() as conn:
+            rows = conn.execute(
+                select(policy_exceptions).where(policy_exceptions.c.version_id == version.id)
+            ).all()
+        found = [
+            PolicyException(
+                id=row.id,
+                model=version.name,
+                version=version.version,
+                control=row.control,
+                justification=row.justification,
+                requester=row.requester,
+                approver=row.approver,
+                expires_at=datetime.fromisoformat(row.expires_at),
+            )
+            for row in rows
+        ]
+        if active_at is not None:
+            found = [e for e in found if e.expires_at > active_at]
+        return found
+
+    # -- controls -------------------------------------------------------------------------------
+
+    def _approval_controls(self, version: ModelVersion) -> list[Control]:
+        controls = self.policy.controls(version.risk_tier)
+        now = self.platform._now()
+        counted = {
+            a.approver.name
+            for a in self.approvals(version)
+            if a.artifact_digest == version.artifact_digest
+            and a.role in controls.approver_roles
+            and (not controls.require_authenticated_approvers or a.approver.authenticated)
+            and (
+                controls.revalidation_days is None
+                or now - a.at <= timedelta(days=controls.revalidation_days)
+            )
+        }
+        return [
+            Control(
+                "approvals",
+                len(counted) >= controls.approvals,
+                f"{len(counted)} of {controls.approvals} current approvals of these bytes by "
+                f"{' or '.join(controls.approver_roles) or 'anyone'}",
+                version.id,
+            )
+        ]
+
+    def production_controls(self, version: ModelVersion) -> list[Control]:
+        """What a version must satisfy to serve live traffic or hold a production alias."""
+        controls = self.policy.controls(version.risk_tier)
+        card = self.model_card(version)
+        missing = [f for f in controls.documentation if not card.get(f)]
+        breaches = []
+        for metric, threshold in sorted(controls.evaluation.items()):
+            breach = threshold.breach(version.metrics.get(metric))
+            if breach:
+                breaches.append(f"{metric} {breach}")
+        checks = [
+            Control(
+                "not-archived",
+                version.stage.value != "archived",
+                f"{version.ref} is archived",
+                version.id,
+            ),
+            *self._approval_controls(version),
+            Control(
+                "documentation",
+                not missing,
+                f"model card lacks {', '.join(missing)}",
+                version.id,
+            ),
+            Control("evaluation", not breaches, "; ".join(breaches), version.id),
+        ]
+        if controls.monitors_required:
+            checks.append(
+                Control(
+                    "monitors",
+                    False,
+                    "no monitor is configured for this version",
+                    version.id,
+                )
+            )
+        return checks
+
+    # -- decisions ------------------------------------------------------------------------------
+
+    def evaluate(self, action: str, subject: str, checks: Sequence[Control]) -> PolicyDecision:
+        """A decision on ``checks``, applying exceptions in force for each control's version."""
+        now = self.platform._now()
+        applied: list[str] = []
+        unmet: list[str] = []
+        for check in checks:
+            if check.met:
+                continue
+            waiver = self._exception_for(check, now)
+            if waiver is not None:
+                applied.append(waiver)
+            else:
+                unmet.append(check.describe())
+        return PolicyDecision(
+            id=self.platform.ids.new("pd"),
+            action=action,
+            subject=subject,
+            allowed=not unmet,
+            controls_checked=tuple(dict.fromkeys(c.name for c in checks)),
+            unmet=tuple(unmet),
+            exceptions_applied=tuple(applied),
+            policy_digest=self.policy.digest,
+            actor=self.identity.name,
+            at=now,
+        )
+
+    def _exception_for(self, check: Control, now: datetime) -> str | None:
+        """The exception letting ``check`` pass now, described for the decision, if any."""
+        if check.version_id is None:
+            return None
+        with self.platform.store.read() as conn:
+            row = conn.execute(
+                select(policy_exceptions.c.id, policy_exceptions.c.expires_at)
+                .where(
+                    policy_exceptions.c.version_id == check.version_id,
+                    policy_exceptions.c.control == check.name,
+                    policy_exceptions.c.expires_at > now.isoformat(),
+                )
+                .order_by(policy_exceptions.c.expires_at.desc())
+                .limit(1)
+            ).one_or_none()
+        if row is None:
+            return None
+        return f"{row.id} ({check.name}, until {row.expires_at})"
+
+    def record(self, conn: Connection, decision: PolicyDecision) -> dict[str, Any]:
+        """Store ``decision`` in the caller's transaction; returns it as audit details, which the
+        caller puts on the audit event of the change the decision allowed."""
+        conn.execute(
+            policy_decisions.insert().values(
+                id=decision.id,
+                action=decision.action,
+                subject=decision.subject,
+                allowed=int(decision.allowed),
+                controls=list(decision.controls_checked),
+                unmet=list(decision.unmet),
+                exceptions=list(decision.exceptions_applied),
+                policy_digest=decision.policy_digest,
+                actor=decision.actor,
+                at=decision.at.isoformat(),
+            )
+        )
+        return {
+            "id": decision.id,
+            "allowed": decision.allowed,
+            "controls": list(decision.controls_checked),
+            "exceptions": list(decision.exceptions_applied),
+            "policy": decision.policy_digest,
+        }
+
+    def decide(self, action: str, subject: str, checks: Sequence[Control]) -> PolicyDecision:
+        """Evaluate a decision; a deny is stored, audited and raised as ``PolicyViolation``.
+
+        An allowed decision is returned unrecorded: the caller records it (``record``) in the
+        transaction of the change it allows, so the decision and the change commit together.
+        """
+        decision = self.evaluate(action, subject, checks)
+        if not decision.allowed:
+            with self.platform.store.write() as conn:
+                self.record(conn, decision)
+                event = self.platform._audit(
+                    conn, "policy.deny", subject, decision=decision.model_dump(mode="json")
+                )
+            self.platform._after_commit([event])
+            raise PolicyViolation(f"{action} on {subject} refused", list(decision.unmet))
+        return decision
+
+    def decisions(self, subject: str | None = None) -> list[PolicyDecision]:
+        query = select(policy_decisions).order_by(policy_decisions.c.at, policy_decisions.c.id)
+        if subject is not None:
+            query = query.where(policy_decisions.c.subject == subject)
+        with self.platform.store.read() as conn:
+            rows = conn.execute(query).all()
+        return [
+            PolicyDecision(
+                id=row.id,
+                action=row.action,
+                subject=row.subject,
+                allowed=bool(row.allowed),
+                controls_checked=tuple(row.controls),
+                unmet=tuple(row.unmet),
+                exceptions_applied=tuple(row.exceptions),
+                policy_digest=row.policy_digest,
+                actor=row.actor,
+                at=datetime.fromisoformat(row.at),
+            )
+            for row in rows
+        ]
+
+    def tier_of(self, versions: Iterable[ModelVersion]) -> RiskTier:
+        order = [RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH]
+        return max((v.risk_tier for v in versions), key=order.index, default=RiskTier.LOW)
+
+    def unkill_controls(self, versions: Mapping[str, ModelVersion]) -> list[Control]:
+        tier = self.tier_of(versions.values())
+        roles = self.policy.controls(tier).unkill_roles
+        if not roles:
+            return []
+        held = self.policy.roles_of(self.identity.name)
+        return [
+            Control(
+                "unkill-role",
+                any(r in roles for r in held),
+                f"releasing a {tier.value}-tier endpoint needs one of {list(roles)}; "
+                f"{self.identity.name} holds {list(held) or 'no role'}",
+            )
+        ]

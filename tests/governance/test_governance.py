@@ -1,0 +1,262 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from mintaka import IdFactory, ManualClock, Platform, PolicyViolation, ValidationError
+from mintaka.domain.governance import IdentitySource
+from mintaka.governance.policy import DEFAULT_POLICY, load_policy
+
+MakeArtifact = Callable[[bytes], Path]
+ROLES = """
+[roles]
+"rita" = ["model-risk"]
+"raj" = ["model-risk"]
+"lee" = ["ml-lead"]
+"ivy" = ["incident-commander"]
+"""
+CARD = {
+    "intended_use": "rank applicants",
+    "limitations": "synthetic data",
+    "training_data": "applications v1",
+    "evaluation": "AUC 0.9",
+    "owner": "dana",
+}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("MINTAKA_POLICY")
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "policy.toml").write_text(DEFAULT_POLICY.read_text().replace("[roles]\n", ROLES, 1))
+    return home
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def as_(home: Path, clock: ManualClock) -> Iterator[Callable[[str], Platform]]:
+    """Open the same home as a given identity (closed at the end of the test)."""
+    opened: list[Platform] = []
+
+    def open_as(actor: str) -> Platform:
+        plat = Platform(home, actor=actor, clock=clock, ids=IdFactory(len(opened) + 1))
+        opened.append(plat)
+        return plat
+
+    yield open_as
+    for plat in opened:
+        plat.close()
+
+
+@pytest.fixture
+def high(as_: Callable[[str], Platform], make_artifact: MakeArtifact) -> str:
+    dana = as_("dana")
+    version = dana.register_model(
+        "credit", make_artifact(b"v1"), tier="high", metrics={"auc": 0.91}
+    )
+    return version.ref
+
+
+def test_default_policy_ships_and_is_recorded_by_digest(home: Path) -> None:
+    policy = load_policy(home)
+    assert policy.digest.startswith("sha256:")
+    assert policy.controls("high").approvals == 2  # type: ignore[arg-type]
+    assert policy.roles_of("rita") == ("model-risk",)
+
+
+def test_unapproved_high_tier_promotion_lists_every_unmet_control(
+    as_: Callable[[str], Platform], high: str
+) -> None:
+    dana = as_("dana")
+    with pytest.raises(PolicyViolation) as refused:
+        dana.set_alias("credit", "champion", 1)
+    unmet = refused.value.unmet
+    assert any(u.startswith("approvals: 0 of 2") for u in unmet)
+    assert any(u.startswith("documentation: model card lacks intended_use") for u in unmet)
+    decision = dana.governance.decisions(high)[-1]
+    assert not decision.allowed
+    assert decision.policy_digest == dana.governance.policy.digest
+    assert dana.audit.events()[-1].action == "policy.deny"
+
+
+def test_unapproved_high_tier_deploy_is_refused_before_the_backend_is_called(
+    as_: Callable[[str], Platform], high: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dana = as_("dana")
+    calls: list[object] = []
+    monkeypatch.setattr(dana.backend, "create_endpoint", lambda *a: calls.append(a))
+    with pytest.raises(PolicyViolation, match="approvals: credit-v1: 0 of 2"):
+        dana.serving.create_endpoint("scoring", high)
+    assert calls == []
+
+
+def test_self_approval_is_refused(as_: Callable[[str], Platform], high: str) -> None:
+    dana = as_("dana")
+    with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
+        dana.governance.approve(high)
+
+
+def test_approver_without_the_role_is_refused(as_: Callable[[str], Platform], high: str) -> None:
+    with pytest.raises(PolicyViolation, match="approver-holds-role"):
+        as_("lee").governance.approve(high)  # ml-lead cannot sign off a high-tier model
+
+
+def test_two_distinct_approvers_let_it_through(as_: Callable[[str], Platform], high: str) -> None:
+    as_("dana").governance.set_model_card(high, **CARD)
+    as_("rita").governance.approve(high, comment="ok")
+    with pytest.raises(PolicyViolation, match="approvals: 1 of 2"):
+        as_("dana").set_alias("credit", "champion", 1)
+    with pytest.raises(PolicyViolation, match="already approved"):
+        as_("rita").governance.approve(high)
+    as_("raj").governance.approve(high)
+    promoted = as_("dana").set_alias("credit", "champion", 1)
+    assert promoted.aliases == ("champion",)
+    approvals = as_("dana").governance.approvals(promoted)
+    assert {a.approver.source for a in approvals} == {IdentitySource.FLAG}
+
+
+def test_changed_bytes_are_unapproved_bytes(
+    as_: Callable[[str], Platform], high: str, make_artifact: MakeArtifact
+) -> None:
+    for approver in ("rita", "raj"):
+        as_(approver).governance.approve(high)
+    dana = as_("dana")
+    v2 = dana.register_model("credit", make_artifact(b"v2"), metrics={"auc": 0.95})
+    dana.governance.set_model_card(v2.ref, **CARD)
+    with pytest.raises(PolicyViolation, match="approvals: 0 of 2"):
+        dana.set_alias("credit", "champion", 2)
+
+
+def test_evaluation_threshold_is_enforced(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+) -> None:
+    dana = as_("dana")
+    weak = dana.register_model("weak", make_artifact(b"w"), tier="high", metrics={"auc": 0.55})
+    with pytest.raises(PolicyViolation, match=r"evaluation: auc 0.55 < 0.7"):
+        dana.set_stage("weak", weak.version, "production")
+
+
+def test_exception_lets_exactly_one_control_pass_until_it_expires(
+    as_: Callable[[str], Platform], high: str, clock: ManualClock
+) -> None:
+    dana = as_("dana")
+    dana.governance.set_model_card(high, **CARD)
+    with pytest.raises(PolicyViolation, match="approver-is-not-requester"):
+        dana.governance.grant_exception(
+            high,
+            "approvals",
+            requester="dana",
+            justification="x",
+            expires_at=clock.now() + timedelta(days=1),
+        )
+    granted = as_("rita").governance.grant_exception(
+        high,
+        "approvals",
+        requester="dana",
+        justification="regulator-approved pilot, ticket RISK-12",
+        expires_at=clock.now() + timedelta(days=7),
+    )
+    promoted = dana.set_alias("credit", "champion", 1)
+    assert promoted.aliases == ("champion",)
+    decision = [d for d in dana.governance.decisions(high) if d.action == "model.promote"][-1]
+    assert decision.allowed
+    assert decision.exceptions_applied[0].startswith(granted.id)
+    dana.delete_alias("credit", "champion")
+    clock.advance(days=8)
+    with pytest.raises(PolicyViolation, match="approvals: 0 of 2"):
+        dana.set_alias("credit", "champion", 1)
+
+
+def test_exception_needs_a_future_expiry_and_a_reason(
+    as_: Callable[[str], Platform], high: str, clock: ManualClock
+) -> None:
+    rita = as_("rita")
+    with pytest.raises(ValidationError):
+        rita.governance.grant_exception(
+            high, "approvals", requester="dana", justification="", expires_at=clock.now()
+        )
+
+
+def test_approval_expires_with_the_revalidation_interval(
+    as_: Callable[[str], Platform], high: str, clock: ManualClock
+) -> None:
+    as_("dana").governance.set_model_card(high, **CARD)
+    for approver in ("rita", "raj"):
+        as_(approver).governance.approve(high)
+    clock.advance(days=181)
+    with pytest.raises(PolicyViolation, match="approvals: 0 of 2"):
+        as_("dana").set_alias("credit", "champion", 1)
+
+
+def test_retiring_a_version_that_serves_traffic_is_refused(
+    as_: Callable[[str], Platform], high: str
+) -> None:
+    as_("dana").governance.set_model_card(high, **CARD)
+    for approver in ("rita", "raj"):
+        as_(approver).governance.approve(high)
+    dana = as_("dana")
+    dana.serving.create_endpoint("scoring", high)
+    with pytest.raises(PolicyViolation, match="not-serving"):
+        dana.archive_version("credit", 1)
+
+
+def test_kill_needs_no_approval_but_unkill_needs_the_role(
+    as_: Callable[[str], Platform], high: str
+) -> None:
+    as_("dana").governance.set_model_card(high, **CARD)
+    for approver in ("rita", "raj"):
+        as_(approver).governance.approve(high)
+    as_("dana").serving.create_endpoint("scoring", high)
+    killed = as_("dana").serving.kill("scoring", reason="bad outputs")
+    assert killed.status.value == "killed"
+    with pytest.raises(PolicyViolation, match="unkill-role"):
+        as_("dana").serving.unkill("scoring")
+    assert as_("ivy").serving.unkill("scoring").status.value == "in_service"
+    actions = [e.action for e in as_("ivy").audit.events()]
+    assert "endpoint.kill" in actions
+    assert actions[-1] == "endpoint.unkill"
+
+
+def test_identity_comes_from_the_environment_then_the_os(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINTAKA_ACTOR", "env-user")
+    with Platform(home) as plat:
+        assert plat.governance.identity.name == "env-user"
+        assert plat.governance.identity.source is IdentitySource.ENVIRONMENT
+    monkeypatch.delenv("MINTAKA_ACTOR")
+    with Platform(home) as plat:
+        assert plat.governance.identity.source is IdentitySource.OS_USER
+
+
+def test_authenticated_approvers_can_be_required(
+    home: Path, as_: Callable[[str], Platform], make_artifact: MakeArtifact
+) -> None:
+    text = (
+        (home / "policy.toml")
+        .read_text()
+        .replace(
+            "[tiers.high]\napprovals = 2",
+            "[tiers.high]\napprovals = 2\nrequire_authenticated_approvers = true",
+        )
+    )
+    (home / "policy.toml").write_text(text)
+    version = as_("dana").register_model("m", make_artifact(b"x"), tier="high")
+    with pytest.raises(PolicyViolation, match="approver-authenticated"):
+        as_("rita").governance.approve(version.ref)
+
+
+def test_an_invalid_policy_is_a_configuration_error(home: Path) -> None:
+    from mintaka.errors import ConfigurationError
+
+    (home / "policy.toml").write_text('version = "x"\n[tiers.low]\napprovals = 1\n')
+    with pytest.raises(ConfigurationError):
+        load_policy(home)
