@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ class Manifest:
     def canonical(self) -> bytes:
         return bytes(rfc8785.dumps({"files": self.to_json(), "format": "mintaka-manifest/1"}))
 
-    @property
+    @cached_property
     def digest(self) -> str:
         return "sha256:" + hashlib.sha256(self.canonical()).hexdigest()
 
