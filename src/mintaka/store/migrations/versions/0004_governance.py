@@ -28,9 +28,7 @@ def upgrade() -> None:
     op.create_table(
         "approvals",
         sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column(
-            "version_id", sa.String(64), sa.ForeignKey("model_versions.id"), nullable=False
-        ),
+        sa.Column("version_id", sa.String(64), sa.ForeignKey("model_versions.id"), nullable=False),
         sa.Column("artifact_digest", sa.String(80), nullable=False),
         sa.Column("approver", sa.String(256), nullable=False),
         sa.Column("identity_source", sa.String(16), nullable=False),
@@ -56,9 +54,7 @@ def upgrade() -> None:
     op.create_table(
         "policy_exceptions",
         sa.Column("id", sa.String(64), primary_key=True),
-        sa.Column(
-            "version_id", sa.String(64), sa.ForeignKey("model_versions.id"), nullable=False
-        ),
+        sa.Column("version_id", sa.String(64), sa.ForeignKey("model_versions.id"), nullable=False),
         sa.Column("control", sa.String(64), nullable=False),
         sa.Column("justification", sa.Text, nullable=False),
         sa.Column("requester", sa.String(256), nullable=False),
