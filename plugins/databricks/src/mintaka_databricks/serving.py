@@ -1,0 +1,447 @@
+"""Model Serving endpoints: one served entity per route, traffic as integer route percentages.
+
+A Mintaka route is a served entity of the same name serving ``<catalog>.<schema>.<model>`` at a
+version; the traffic map is the endpoint's ``traffic_config.routes``. Every change goes through
+``update_config`` and is waited for (polling on the backend's clock) until the endpoint serves it.
+Invocations pinned to a route use the served-model invocation path. Metrics are the endpoint's
+Prometheus export; captured traffic is its inference table, read back through a SQL warehouse.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
+from mintaka.domain.serving import Endpoint, EndpointMetrics, EndpointStatus, Route, TrafficMap
+from mintaka.errors import BackendError, ConfigurationError, Conflict, NotFound, ValidationError
+from mintaka.interfaces import CaptureSource, MetricsSource, Serving, TrafficSplit
+from mintaka_databricks.errors import BACKEND
+from mintaka_databricks.names import mintaka_name, table_prefix
+from mintaka_databricks.workspace import WorkspaceAccess
+
+MANAGED_TAG = "mintaka-managed"
+REQUEST_TAG = "mintaka-request"
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return obj.as_dict() if obj is not None else {}
+
+
+class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, CaptureSource):
+    """``Capability.SERVING``, traffic split, metrics and capture over Model Serving."""
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _details(self, name: str) -> dict[str, Any]:
+        found = self._call(
+            f"reading endpoint {name}", lambda: self.client.serving_endpoints.get(name)
+        )
+        return _as_dict(found)
+
+    def _route_of(self, served: dict[str, Any]) -> Route | None:
+        entity = str(served.get("entity_name") or served.get("model_name") or "")
+        catalog, _, rest = entity.partition(".")
+        schema, _, leaf = rest.partition(".")
+        model = mintaka_name(leaf)
+        ours = (catalog, schema) == (
+            self.settings.catalog.lower(),
+            self.settings.schema_name.lower(),
+        )
+        version = served.get("entity_version") or served.get("model_version")
+        if not ours or model is None or version is None:
+            return None
+        try:
+            return Route(name=served["name"], model=model, version=int(version))
+        except ValueError:  # a served entity whose name is not a Mintaka route name
+            return None
+
+    def _endpoint(self, details: dict[str, Any]) -> Endpoint:
+        config = details.get("config") or details.get("pending_config") or {}
+        state = details.get("state") or {}
+        routes = [self._route_of(s) for s in config.get("served_entities") or []]
+        weights = {
+            str(r.get("served_entity_name") or r.get("served_model_name")): int(
+                r.get("traffic_percentage", 0)
+            )
+            for r in (config.get("traffic_config") or {}).get("routes") or []
+        }
+        extra: dict[str, Any] = {
+            "config_version": config.get("config_version"),
+            "ready": state.get("ready"),
+            "config_update": state.get("config_update"),
+            "capture": config.get("auto_capture_config"),
+        }
+        try:
+            mapped = tuple(r for r in routes if r is not None)
+            if len(mapped) != len(routes):
+                raise ValueError("served entities that are not Mintaka routes")
+            traffic = TrafficMap(weights=weights)
+        except ValueError:  # not Mintaka's: report it raw rather than guess
+            mapped, traffic = (), TrafficMap(weights={})
+            extra["config"] = config
+        return Endpoint(
+            name=details["name"],
+            status=_status(state, has_config=bool(details.get("config"))),
+            routes=mapped,
+            traffic=traffic,
+            backend=BACKEND,
+            backend_ids={"id": str(details.get("id", ""))},
+            extra=extra,
+        )
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return self._endpoint(self._details(name))
+
+    def list_endpoints(self) -> list[Endpoint]:
+        listed = self._call(
+            "listing serving endpoints", lambda: list(self.client.serving_endpoints.list())
+        )
+        return [self.get_endpoint(str(e.name)) for e in listed]
+
+    # -- changing -------------------------------------------------------------------------------
+
+    def _served(self, routes: Sequence[Route]) -> list[Any]:
+        from databricks.sdk.service.serving import ServedEntityInput
+
+        return [
+            ServedEntityInput(
+                name=route.name,
+                entity_name=self._full_name(route.model),
+                entity_version=str(route.version),
+                workload_size=self.settings.workload_size,
+                scale_to_zero_enabled=self.settings.scale_to_zero,
+            )
+            for route in routes
+        ]
+
+    @staticmethod
+    def _traffic(routes: Sequence[Route], traffic: TrafficMap) -> Any:
+        from databricks.sdk.service.serving import Route as SdkRoute
+        from databricks.sdk.service.serving import TrafficConfig
+
+        unknown = set(traffic.weights) - {r.name for r in routes}
+        if unknown:
+            raise ValidationError(f"traffic names routes the endpoint lacks: {sorted(unknown)}")
+        return TrafficConfig(
+            routes=[
+                SdkRoute(
+                    served_model_name=r.name, traffic_percentage=traffic.weights.get(r.name, 0)
+                )
+                for r in routes
+            ]
+        )
+
+    def _settled(self, name: str) -> dict[str, Any]:
+        """Poll until no config change is in progress; a failed change is a BackendError."""
+        clock = self._elapsed_clock()
+        deadline = clock.time() + self.settings.endpoint_timeout_seconds
+        while True:
+            details = self._details(name)
+            state = details.get("state") or {}
+            if state.get("config_update") != "IN_PROGRESS":
+                if state.get("config_update") == "UPDATE_FAILED":
+                    raise BackendError(f"endpoint {name!r}: the config update failed", BACKEND)
+                return details
+            if clock.time() >= deadline:
+                raise BackendError(
+                    f"endpoint {name!r} still updating after "
+                    f"{self.settings.endpoint_timeout_seconds}s",
+                    BACKEND,
+                )
+            clock.sleep(self.settings.poll_seconds)
+
+    def create_endpoint(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
+        from databricks.sdk.service.serving import EndpointCoreConfigInput, EndpointTag
+
+        token = self.context.ids.new("create")
+        config = EndpointCoreConfigInput(
+            name=name,
+            served_entities=self._served(routes),
+            traffic_config=self._traffic(routes, traffic),
+        )
+        try:
+            self._call(
+                f"creating endpoint {name}",
+                lambda: self.client.serving_endpoints.create(
+                    name,
+                    config=config,
+                    tags=[
+                        EndpointTag(key=MANAGED_TAG, value="true"),
+                        EndpointTag(key=REQUEST_TAG, value=token),
+                    ],
+                ),
+            )
+        except Conflict:
+            # Ours if our request token is on it: the answer to our create was lost, the retry
+            # found the endpoint made by the first attempt.
+            tags = {t.get("key"): t.get("value") for t in self._details(name).get("tags") or []}
+            if tags.get(REQUEST_TAG) != token:
+                raise
+        return self._endpoint(self._settled(name))
+
+    def _update(
+        self,
+        name: str,
+        routes: Sequence[Route],
+        traffic: TrafficMap,
+        capture: dict[str, Any] | None = None,
+    ) -> Endpoint:
+        from databricks.sdk.service.serving import AutoCaptureConfigInput
+
+        served = self._served(routes)
+        traffic_config = self._traffic(routes, traffic)
+        capture_input = None if capture is None else AutoCaptureConfigInput.from_dict(capture)
+        wanted = ({r.name: (r.model, r.version) for r in routes}, dict(traffic.weights))
+        for _ in range(3):
+            current = self._settled(name)
+            if self._matches(current, wanted) and capture is None:
+                return self._endpoint(current)
+            try:
+                self._call(
+                    f"updating endpoint {name}",
+                    lambda: self.client.serving_endpoints.update_config(
+                        name,
+                        served_entities=served,
+                        traffic_config=traffic_config,
+                        auto_capture_config=capture_input,
+                    ),
+                )
+            except Conflict:
+                continue  # another update (or our own, answered late) is in progress: re-check
+            capture = None
+        settled = self._settled(name)
+        if not self._matches(settled, wanted):
+            raise Conflict(f"endpoint {name!r} kept changing under a concurrent update")
+        return self._endpoint(settled)
+
+    def _matches(
+        self, details: dict[str, Any], wanted: tuple[dict[str, Any], dict[str, int]]
+    ) -> bool:
+        endpoint = self._endpoint(details)
+        routes = {r.name: (r.model, r.version) for r in endpoint.routes}
+        weights = {k: v for k, v in endpoint.traffic.weights.items()}
+        want_routes, want_weights = wanted
+        full = {r: want_weights.get(r, 0) for r in want_routes}
+        return routes == want_routes and weights == full
+
+    def update_routes(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
+        return self._update(name, routes, traffic)
+
+    def set_traffic(self, name: str, traffic: TrafficMap) -> Endpoint:
+        current = self.get_endpoint(name)
+        return self._update(name, current.routes, traffic)
+
+    def delete_endpoint(self, name: str) -> None:
+        self._call(f"deleting endpoint {name}", lambda: self.client.serving_endpoints.delete(name))
+
+    # -- invocations ----------------------------------------------------------------------------
+
+    def invoke(self, name: str, payload: Any, route: str | None = None) -> dict[str, Any]:
+        rows = payload.get("inputs") if isinstance(payload, dict) else None
+        if rows is None:
+            raise ValidationError("an invocation payload is {'inputs': row or [rows]}")
+        records = [rows] if isinstance(rows, dict) else list(rows)
+        request_id = self.context.ids.new("req")
+        path = (
+            f"/serving-endpoints/{name}/served-models/{route}/invocations"
+            if route
+            else f"/serving-endpoints/{name}/invocations"
+        )
+        try:
+            answer = self._rest(
+                "POST",
+                path,
+                f"invoking endpoint {name}",
+                body={"dataframe_records": records, "client_request_id": request_id},
+                response_headers=["served-model-name", "x-request-id"],
+            )
+        except Conflict as exc:  # not READY: the endpoint cannot answer now
+            raise BackendError(str(exc), BACKEND) from exc.__cause__
+        predictions = answer.get("predictions")
+        if not isinstance(predictions, list):
+            predictions = [predictions]
+        return {
+            "route": answer.get("served-model-name") or route,
+            "predictions": [
+                {"id": f"{request_id}-{i}", "output": output}
+                for i, output in enumerate(predictions)
+            ],
+            "request_id": answer.get("x-request-id"),
+        }
+
+    # -- monitoring -----------------------------------------------------------------------------
+
+    def read_metrics(self, endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        """The endpoint's exported counters, per served entity (route).
+
+        Databricks exports cumulative counters as they stand now, with no history: the numbers
+        cover the endpoint's life up to the read, whatever window is asked for.
+        """
+        from prometheus_client.parser import text_string_to_metric_families
+
+        exported = self._call(
+            f"reading metrics of {endpoint}",
+            lambda: self.client.serving_endpoints.export_metrics(endpoint),
+        )
+        text = exported.contents.read().decode() if exported.contents is not None else ""
+        requests: dict[str, int] = {}
+        errors: dict[str, int] = {}
+        p50: dict[str, float] = {}
+        p99: dict[str, float] = {}
+        custom: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                route = sample.labels.get("served_entity_name") or sample.labels.get(
+                    "served_model_name", "-"
+                )
+                if sample.name == "request_count_total":
+                    requests[route] = requests.get(route, 0) + int(sample.value)
+                elif sample.name in ("request_4xx_count_total", "request_5xx_count_total"):
+                    errors[route] = errors.get(route, 0) + int(sample.value)
+                elif "latency" in sample.name and sample.labels.get("quantile") in ("0.5", "0.99"):
+                    (p50 if sample.labels["quantile"] == "0.5" else p99)[route] = sample.value
+                else:
+                    custom[f"{sample.name}/{route}"] = sample.value
+        return EndpointMetrics(
+            endpoint=endpoint,
+            start=start,
+            end=end,
+            requests=requests,
+            errors=errors,
+            p50_latency_ms=p50,
+            p99_latency_ms=p99,
+            custom=custom,
+        )
+
+    def _payload_table(self, endpoint: str, config: CaptureConfig) -> dict[str, Any]:
+        catalog, schema, prefix = (
+            self.settings.catalog,
+            self.settings.schema_name,
+            table_prefix(endpoint),
+        )
+        if config.destination:
+            parts = config.destination.split(".")
+            if len(parts) not in (2, 3):
+                raise ValidationError(
+                    "a Databricks capture destination is 'catalog.schema[.table_prefix]'"
+                )
+            catalog, schema = parts[0], parts[1]
+            prefix = parts[2] if len(parts) == 3 else prefix
+        return {
+            "catalog_name": catalog,
+            "schema_name": schema,
+            "table_name_prefix": prefix,
+            "enabled": config.enabled,
+        }
+
+    def configure_capture(self, endpoint: str, config: CaptureConfig) -> None:
+        """Turn the endpoint's inference table on (or off).
+
+        Inference tables log every request with both payloads: a sample rate or capturing only
+        one side cannot be expressed, and is refused rather than ignored.
+        """
+        current = self.get_endpoint(endpoint)
+        if config.enabled and (
+            config.sample_percent != 100 or not (config.capture_inputs and config.capture_outputs)
+        ):
+            raise ValidationError(
+                "Databricks inference tables capture every request and response: "
+                "sample_percent must be 100 and both inputs and outputs captured"
+            )
+        self._update(
+            endpoint, current.routes, current.traffic, self._payload_table(endpoint, config)
+        )
+
+    def read_captured(
+        self, endpoint: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[CapturedRecord]:
+        from databricks.sdk.service.sql import (
+            Disposition,
+            Format,
+            StatementParameterListItem,
+            StatementState,
+        )
+
+        details = self._details(endpoint)
+        capture = ((details.get("config") or {}).get("auto_capture_config")) or {}
+        table = ((capture.get("state") or {}).get("payload_table") or {}).get("name")
+        if not table:
+            raise NotFound(f"endpoint {endpoint!r} has no inference table; configure capture first")
+        if not self.settings.warehouse_id:
+            raise ConfigurationError(
+                "reading an inference table needs a SQL warehouse: set warehouse_id"
+            )
+        statement = (
+            "SELECT client_request_id, databricks_request_id, timestamp_ms, status_code, "
+            "execution_time_ms, request, response, request_metadata "
+            f"FROM {table} WHERE timestamp_ms >= :since "
+            "ORDER BY timestamp_ms, databricks_request_id"
+        )
+        if limit is not None:
+            statement += f" LIMIT {int(limit)}"
+        since_ms = 0 if since is None else int(since.timestamp() * 1000)
+        result = self._call(
+            f"reading inference table {table}",
+            lambda: self.client.statement_execution.execute_statement(
+                statement=statement,
+                warehouse_id=str(self.settings.warehouse_id),
+                parameters=[
+                    StatementParameterListItem(name="since", value=str(since_ms), type="BIGINT")
+                ],
+                wait_timeout="30s",
+                format=Format.JSON_ARRAY,
+                disposition=Disposition.INLINE,
+            ),
+        )
+        state = result.status.state if result.status else None
+        if state is not StatementState.SUCCEEDED:
+            error = result.status.error if result.status else None
+            raise BackendError(f"reading {table} ended {state}: {error}", BACKEND)
+        columns = (
+            [str(c.name) for c in (result.manifest.schema.columns or [])]
+            if result.manifest and result.manifest.schema
+            else []
+        )
+        rows = (result.result.data_array if result.result else None) or []
+        return [self._record(endpoint, dict(zip(columns, row, strict=True))) for row in rows]
+
+    @staticmethod
+    def _record(endpoint: str, row: dict[str, Any]) -> CapturedRecord:
+        metadata = row.get("request_metadata") or {}
+        if isinstance(metadata, str):
+            metadata = json.loads(metadata)
+        request = json.loads(row["request"]) if row.get("request") else {}
+        response = json.loads(row["response"]) if row.get("response") else {}
+        inputs = request.get("dataframe_records") if isinstance(request, dict) else None
+        outputs = response.get("predictions") if isinstance(response, dict) else None
+        return CapturedRecord(
+            endpoint=endpoint,
+            route=metadata.get("served_entity_name"),
+            event_id=str(row.get("databricks_request_id")),
+            at=datetime.fromtimestamp(int(row["timestamp_ms"]) / 1000, tz=UTC),
+            inputs=inputs,
+            outputs=outputs,
+            extra={
+                "client_request_id": row.get("client_request_id"),
+                "status_code": int(row.get("status_code") or 0),
+                "execution_time_ms": int(row.get("execution_time_ms") or 0),
+                "model": metadata.get("model_name"),
+                "version": metadata.get("model_version"),
+            },
+        )
+
+
+def _status(state: dict[str, Any], *, has_config: bool) -> EndpointStatus:
+    update = state.get("config_update")
+    if update == "IN_PROGRESS":
+        return EndpointStatus.UPDATING if has_config else EndpointStatus.CREATING
+    if state.get("ready") == "READY":
+        return EndpointStatus.IN_SERVICE
+    return (
+        EndpointStatus.FAILED
+        if update == "UPDATE_FAILED" or has_config
+        else EndpointStatus.CREATING
+    )

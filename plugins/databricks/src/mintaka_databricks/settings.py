@@ -1,0 +1,54 @@
+"""How the Databricks backend is configured: the workspace, the Unity Catalog schema, timeouts."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import ConfigDict, Field, SecretStr, field_validator
+
+from mintaka.interfaces import BackendSettings
+
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
+
+
+class DatabricksSettings(BackendSettings):
+    """Where the workspace is and where Mintaka keeps its models in it.
+
+    ``token`` is a personal access token; it is never logged nor shown by ``describe()``. Without
+    one the SDK's own resolution applies (environment, ``~/.databrickscfg``, OAuth ...).
+    ``retry_timeout_seconds`` bounds the SDK's retries of 429, 503 and connection errors;
+    ``http_timeout_seconds`` bounds one HTTP request.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    host: str = Field(min_length=1)
+    token: SecretStr | None = None
+    catalog: str = Field(default="main", pattern=_IDENTIFIER)
+    schema_name: str = Field(default="default", alias="schema", pattern=_IDENTIFIER)
+    registry: Literal["uc", "workspace"] = "uc"
+    retry_timeout_seconds: int = Field(default=300, ge=1)
+    http_timeout_seconds: int = Field(default=60, ge=1)
+    endpoint_timeout_seconds: int = Field(default=1200, ge=1)
+    """How long a serving endpoint may take to apply a config change."""
+    poll_seconds: float = Field(default=5.0, gt=0)
+    """Pause between polls of a changing endpoint or a running job."""
+    experiment_root: str = Field(default="/Shared/mintaka", pattern=r"^/")
+    """Workspace folder under which Mintaka's MLflow experiments are created."""
+    artifact_root: str | None = None
+    """Where the content-addressed artifacts are mirrored (``s3://...``, ``/Volumes/...``); a
+    version's source is ``<artifact_root>/<digest hex>``. Unset: the local file URI."""
+    warehouse_id: str | None = None
+    """SQL warehouse that reads inference tables back (captured requests)."""
+    step_runner: str = "/Workspace/Shared/mintaka/run_step.py"
+    """Python file each pipeline task runs, given the step's entry point and parameters."""
+    workload_size: Literal["Small", "Medium", "Large"] = "Small"
+    scale_to_zero: bool = True
+
+    @field_validator("host")
+    @classmethod
+    def _has_scheme(cls, value: str) -> str:
+        # Without a scheme the SDK assumes https, which silently misdirects a plain-HTTP host.
+        if "://" not in value:
+            value = f"https://{value}"
+        return value.rstrip("/")

@@ -1,0 +1,52 @@
+"""Shared by the Databricks backend's tests: the fake workspace wired to the backend's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from mintaka_conformance.fakes.databricks import FakeDatabricks
+
+CATALOG = "main"
+SCHEMA = "mintaka"
+WAREHOUSE = "fake-warehouse"
+
+
+def settings_for(fake: FakeDatabricks, **overrides: Any) -> dict[str, Any]:
+    """Backend settings pointing at ``fake``; polls are instant on the simulated clock."""
+    return {
+        "host": fake.host,
+        "token": fake.token,
+        "catalog": CATALOG,
+        "schema": SCHEMA,
+        "retry_timeout_seconds": 60,
+        "http_timeout_seconds": 5,
+        "poll_seconds": 1,
+        "warehouse_id": WAREHOUSE,
+        **overrides,
+    }
+
+
+def full_name(model: str) -> str:
+    return f"{CATALOG}.{SCHEMA}.{model.replace('-', '_')}"
+
+
+class SdkOutOfBand:
+    """Changes made by another user through the real SDK, behind Mintaka's back."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def move_alias(self, name: str, alias: str, version: int) -> None:
+        self.client.registered_models.set_alias(full_name(name), alias, version)
+
+    def delete_version(self, name: str, version: int) -> None:
+        self.client.model_versions.delete(full_name(name), version)
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.api_client.do(
+                "POST",
+                "/api/2.0/mlflow/unity-catalog/model-versions/tags",
+                body={"name": full_name(name), "version": str(version), "key": key, "value": value},
+            )
