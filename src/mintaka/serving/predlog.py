@@ -1,8 +1,12 @@
 """The prediction log: every prediction id with its endpoint, model version, input digest,
 output and time, written in batches by a background thread so requests never wait on the store.
 
-``close()`` drains the queue, so a clean stop loses nothing; ``flush()`` waits until everything
-appended so far is committed.
+The request path only appends a :class:`Prediction` to a deque (O(1), no lock, no wake-up); the
+writer thread wakes every ``interval`` seconds, derives the input digests and stored text, and
+commits what it finds in transactions of at most ``max_batch`` rows. ``close()`` drains
+everything appended before it, so a clean stop loses nothing; ``flush()`` waits until
+everything appended so far is committed. A batch the store refuses three times goes to the
+spill file, one JSON record a line, for replay.
 """
 
 from __future__ import annotations
@@ -10,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import rfc8785
 
@@ -23,16 +28,136 @@ from mintaka.store.schema import predictions
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
+_SAFE_INT = 2**53 - 1
+_COLUMNS = (
+    "id",
+    "endpoint",
+    "route",
+    "model",
+    "version",
+    "version_id",
+    "input_digest",
+    "inputs",
+    "output",
+    "status",
+    "shadow",
+    "latency_ms",
+    "at",
+)
+_INSERT = (
+    f"INSERT INTO predictions ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
+)
+
+
+def _canonical_text(value: Any) -> str | None:
+    """RFC 8785 text of a scalar whose canonical form Python writes directly, else ``None``."""
+    kind = type(value)
+    if kind is float:
+        text = repr(value)
+        if "e" in text or "n" in text:  # exponents, inf and nan: leave them to rfc8785
+            return None
+        if text.endswith(".0"):
+            text = text[:-2]
+            return "0" if text in ("0", "-0") else text
+        return text
+    if kind is int:
+        return str(value) if -_SAFE_INT <= value <= _SAFE_INT else None
+    if kind is str:
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return f'"{value}"'
+        return None
+    if kind is bool:
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return None
+
+
+def _fast_canonical(row: Any) -> bytes | None:
+    """The RFC 8785 bytes of a flat row of plain scalars (the usual request), else ``None``.
+
+    For ASCII keys, sorting by UTF-16 code units (RFC 8785) is sorting by code points, and the
+    number and string forms above are exactly what RFC 8785 prescribes; anything else (nested
+    values, non-ASCII text, exponents) goes through the ``rfc8785`` package.
+    """
+    if type(row) is not dict:
+        return None
+    parts = []
+    for key in sorted(row):
+        if type(key) is not str:
+            return None
+        name = _canonical_text(key)
+        text = _canonical_text(row[key])
+        if name is None or text is None:
+            return None
+        parts.append(f"{name}:{text}")
+    return ("{" + ",".join(parts) + "}").encode()
 
 
 def input_digest(row: Any) -> str:
     """sha256 of the RFC 8785 canonical JSON of one input row."""
-    try:
-        canonical = rfc8785.dumps(row)
-    except (TypeError, ValueError, rfc8785.CanonicalizationError):
-        canonical = repr(row).encode()
+    canonical = _fast_canonical(row)
+    if canonical is None:
+        try:
+            canonical = rfc8785.dumps(row)
+        except (TypeError, ValueError, rfc8785.CanonicalizationError):
+            canonical = repr(row).encode()
     return "sha256:" + hashlib.sha256(canonical).hexdigest()
+
+
+class Prediction(NamedTuple):
+    """One prediction as the request path hands it over (the writer derives the rest)."""
+
+    id: str
+    endpoint: str
+    route: str | None
+    model: str | None
+    version: int | None
+    version_id: str | None
+    row: Mapping[str, Any]
+    keep_inputs: bool
+    output: Any
+    status: str
+    shadow: int
+    latency_ms: float
+    at: datetime | str
+
+    def record(self) -> dict[str, Any]:
+        """The row of the ``predictions`` table."""
+        return dict(zip(_COLUMNS, self._values(), strict=True))
+
+    def stored(self) -> tuple[Any, ...]:
+        """The row as SQLite stores it, JSON columns as their text (in ``_COLUMNS`` order)."""
+        values = self._values()
+        return (*values[:7], _json_text(values[7]), _json_text(values[8]), *values[9:])
+
+    def _values(self) -> tuple[Any, ...]:
+        return (
+            self.id,
+            self.endpoint,
+            self.route,
+            self.model,
+            self.version,
+            self.version_id,
+            input_digest(self.row),
+            dict(self.row) if self.keep_inputs else None,
+            self.output,
+            self.status,
+            self.shadow,
+            self.latency_ms,
+            self.at if isinstance(self.at, str) else self.at.isoformat(),
+        )
+
+
+def _json_text(value: Any) -> str:
+    """The text SQLAlchemy's JSON type stores; values JSON cannot hold are kept as strings."""
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        try:
+            return json.dumps(value, default=str)
+        except (TypeError, ValueError):
+            return json.dumps(repr(value))
 
 
 class PredictionLog:
@@ -48,64 +173,73 @@ class PredictionLog:
         self.spill = spill
         self.max_batch = max_batch
         self.interval = interval
-        self._queue: queue.Queue[Any] = queue.Queue()
+        self.written = 0
+        self._pending: deque[Prediction | threading.Event] = deque()
+        self._wake = threading.Event()
+        self._closing = False
         self._thread = threading.Thread(target=self._run, name="mintaka-predlog", daemon=True)
         self._thread.start()
-        self.written = 0
 
-    def append(self, record: Mapping[str, Any]) -> None:
-        self._queue.put(dict(record))
+    def append(self, prediction: Prediction) -> None:
+        """Queue one prediction for the store; never blocks."""
+        self._pending.append(prediction)
 
     def flush(self) -> None:
-        self._queue.join()
+        """Wait until every prediction appended so far is committed (or spilled)."""
+        done = threading.Event()
+        self._pending.append(done)
+        self._wake.set()
+        while not done.wait(0.1):
+            if not self._thread.is_alive():
+                return  # closed: everything appended before close() was written
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(_STOP)
-            self._thread.join()
+        """Write everything appended so far, then stop the writer."""
+        self._closing = True
+        self._wake.set()
+        self._thread.join()
 
     def _run(self) -> None:
-        stopping = False
-        while not stopping:
-            first = self._queue.get()
-            batch: list[dict[str, Any]] = []
-            taken = 1
-            if first is _STOP:
-                stopping = True
-            else:
-                batch.append(first)
-            while not stopping and len(batch) < self.max_batch:
-                try:
-                    item = self._queue.get(timeout=self.interval)
-                except queue.Empty:
-                    break
-                taken += 1
-                if item is _STOP:
-                    stopping = True
+        while True:
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            closing = self._closing  # read first: whatever was appended before close() is seen
+            self._drain()
+            if closing:
+                return
+
+    def _drain(self) -> None:
+        pending = self._pending
+        while pending:
+            batch: list[Prediction] = []
+            markers: list[threading.Event] = []
+            while pending and len(batch) < self.max_batch:
+                item = pending.popleft()
+                if isinstance(item, Prediction):
+                    batch.append(item)
                 else:
-                    batch.append(item)
-            # Drain whatever is already queued on the way out: a clean stop loses nothing.
-            while stopping:
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                taken += 1
-                if item is not _STOP:
-                    batch.append(item)
+                    markers.append(item)
             try:
                 if batch:
                     self._write(batch)
+            except Exception:  # the writer must outlive any one bad batch
+                log.exception("writing %d predictions failed", len(batch))
             finally:
-                for _ in range(taken):
-                    self._queue.task_done()
+                for marker in markers:
+                    marker.set()
 
-    def _write(self, batch: list[dict[str, Any]]) -> None:
+    def _write(self, batch: list[Prediction]) -> None:
         error: Exception | None = None
         for _attempt in range(3):
             try:
                 with self.store.write() as conn:
-                    conn.execute(predictions.insert(), batch)
+                    if conn.dialect.name == "sqlite":
+                        # Straight to the driver: SQLAlchemy's per-row processing would cost
+                        # more than SQLite takes to insert the rows.
+                        driver = conn.connection.driver_connection
+                        driver.executemany(_INSERT, [p.stored() for p in batch])  # type: ignore[union-attr]
+                    else:
+                        conn.execute(predictions.insert(), [p.record() for p in batch])
                 self.written += len(batch)
                 return
             except Exception as exc:  # the store is busy or gone: retry, then spill
@@ -113,6 +247,6 @@ class PredictionLog:
         log.error("could not write %d predictions to the store: %s", len(batch), error)
         if self.spill is not None:
             with self.spill.open("a") as handle:
-                for record in batch:
-                    handle.write(json.dumps(record, default=str) + "\n")
+                for prediction in batch:
+                    handle.write(json.dumps(prediction.record(), default=str) + "\n")
             log.error("predictions kept in %s for replay", self.spill)
