@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from mintaka.domain.registry import Flavor
 from mintaka.errors import ValidationError
 
@@ -67,6 +69,13 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
+def _plain_list(values: Any) -> list[Any]:
+    """Python values for a model's output column (numpy scalars would not serialise)."""
+    if isinstance(values, np.ndarray) and values.dtype != object:
+        return list(values.tolist())
+    return [_plain(v) for v in values]
+
+
 def load_predictor(
     content: Path,
     flavor: Flavor,
@@ -88,17 +97,21 @@ def load_predictor(
         model = sklearn_flavor.load(content, trusted=trusted_types)
         names = tuple(features) or tuple(getattr(model, "feature_names_in_", ()))
 
+        proba = getattr(model, "predict_proba", None)
+
         def predict(rows: list[dict[str, Any]]) -> list[Any]:
             columns = names or tuple(rows[0])
             try:
-                matrix = [[float(row[c]) for c in columns] for row in rows]
+                # An ndarray, not nested lists: scikit-learn's input checks on a list cost more
+                # than a small model's prediction.
+                matrix = np.array([[float(row[c]) for c in columns] for row in rows])
             except KeyError as exc:
                 raise ValidationError(f"missing feature {exc.args[0]!r}") from None
             except (TypeError, ValueError) as exc:
                 raise ValidationError(f"features must be numbers: {exc}") from None
-            if hasattr(model, "predict_proba"):
-                return [_plain(p[-1]) for p in model.predict_proba(matrix)]
-            return [_plain(p) for p in model.predict(matrix)]
+            if proba is not None:
+                return _plain_list(proba(matrix)[:, -1])
+            return _plain_list(model.predict(matrix))
 
         return Predictor(flavor, names, predict)
     if flavor is Flavor.PYFUNC:

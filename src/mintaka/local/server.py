@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.metrics import MetricWrapperBase
 from sqlalchemy import func, select
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -41,17 +43,22 @@ from mintaka.errors import MintakaError, ValidationError
 from mintaka.flavors.loader import Predictor, load_predictor
 from mintaka.local.registry_db import local_endpoints
 from mintaka.local.serving import SERVER_FILE
-from mintaka.serving.predlog import PredictionLog, input_digest
+from mintaka.serving.predlog import Prediction, PredictionLog
 from mintaka.serving.routing import ShadowSampler, WeightedRouter
 
 if TYPE_CHECKING:
     import uvicorn
+    from starlette.types import Receive, Scope, Send
 
     from mintaka.local.backend import LocalBackend
     from mintaka.platform import Platform
 
 log = logging.getLogger(__name__)
 ROUTE_HEADER = "X-Mintaka-Route"
+_ROUTE_HEADER_KEY = ROUTE_HEADER.lower().encode("latin-1")
+_INVOKE_PREFIX = "/endpoints/"
+_INVOKE_SUFFIX = "/invocations"
+_JSON_HEADER = (b"content-type", b"application/json")
 
 
 @dataclass
@@ -127,7 +134,8 @@ class InferenceServer:
         self.shadow_dropped = Counter(
             "mintaka_shadow_dropped", "Shadow copies dropped", ["endpoint"], registry=self.registry
         )
-        self.app = Starlette(
+        self._children: dict[tuple[object, ...], Any] = {}
+        self._routes = Starlette(
             routes=[
                 HttpRoute("/health", self._health, methods=["GET"]),
                 HttpRoute("/metrics", self._metrics, methods=["GET"]),
@@ -137,6 +145,29 @@ class InferenceServer:
             ]
         )
         self.reload()
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The ASGI application: invocations go straight to their handler, the rest to routing.
+
+        An invocation is the hot path: Starlette's routing, request and response objects cost
+        more than the rest of the request, so it is served on the raw ASGI interface.
+        """
+        if scope["type"] == "http" and scope["method"] == "POST":
+            path: str = scope["path"]
+            if path.startswith(_INVOKE_PREFIX) and path.endswith(_INVOKE_SUFFIX):
+                name = path[len(_INVOKE_PREFIX) : -len(_INVOKE_SUFFIX)]
+                if name and "/" not in name:
+                    await self._invoke_asgi(name, scope, receive, send)
+                    return
+        await self._routes(scope, receive, send)
+
+    def _child(self, metric: MetricWrapperBase, *labels: str) -> Any:
+        """``metric.labels(*labels)``, bound once per label set (the hot path reuses it)."""
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     # -- configuration ----------------------------------------------------------------------
 
@@ -236,37 +267,66 @@ class InferenceServer:
         )
 
     async def _invoke(self, request: Request) -> Response:
-        name = request.path_params["name"]
+        # Reached only when the ASGI front door does not take the request (it always does for
+        # POST); kept so that the routing table states every path the server answers.
+        status, body = self._answer(
+            request.path_params["name"], await request.body(), request.headers.get(ROUTE_HEADER)
+        )
+        return JSONResponse(body, status_code=status)
+
+    async def _invoke_asgi(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        pinned = None
+        for key, value in scope["headers"]:
+            if key == _ROUTE_HEADER_KEY:
+                pinned = value.decode("latin-1")
+                break
+        status, answer = self._answer(name, b"".join(chunks), pinned)
+        try:
+            body = _json_bytes(answer)
+        except ValueError as exc:  # e.g. a model answering NaN, which JSON cannot carry
+            status, body = 500, _json_bytes({"error": f"model output is not JSON: {exc}"})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [_JSON_HEADER, (b"content-length", str(len(body)).encode())],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    def _answer(self, name: str, raw: bytes, pinned: str | None) -> tuple[int, dict[str, Any]]:
+        """Status and JSON body for one invocation of endpoint ``name``."""
         runtime = self.endpoints.get(name)
         if runtime is None:
-            return JSONResponse({"error": f"endpoint {name!r} is not served"}, status_code=404)
+            return 404, {"error": f"endpoint {name!r} is not served"}
         if runtime.killed:
-            self.requests.labels(name, "-", "503").inc()
-            return JSONResponse({"error": f"endpoint {name!r} is killed"}, status_code=503)
+            self._child(self.requests, name, "-", "503").inc()
+            return 503, {"error": f"endpoint {name!r} is killed"}
         try:
-            payload = json.loads(await request.body())
-            rows = _rows(payload)
+            rows = _rows(json.loads(raw))
         except (ValueError, ValidationError) as exc:
-            self.requests.labels(name, "-", "400").inc()
-            return JSONResponse({"error": f"invalid request: {exc}"}, status_code=400)
-        pinned = request.headers.get(ROUTE_HEADER)
+            self._child(self.requests, name, "-", "400").inc()
+            return 400, {"error": f"invalid request: {exc}"}
         route_name = pinned if pinned else runtime.router.pick()
         if route_name is None or route_name not in runtime.routes:
-            self.requests.labels(name, route_name or "-", "503").inc()
+            self._child(self.requests, name, route_name or "-", "503").inc()
             message = (
                 f"route {pinned!r} not on endpoint {name!r}" if pinned else "no route takes traffic"
             )
-            return JSONResponse({"error": message}, status_code=404 if pinned else 503)
-        loaded = runtime.routes[route_name]
-        status, body = self._predict(runtime, loaded, rows, shadow=False)
-        if (
-            runtime.traffic.shadow
-            and not pinned
-            and runtime.traffic.shadow in runtime.routes
-            and runtime.sampler.take()
-        ):
-            self._mirror(runtime, runtime.routes[runtime.traffic.shadow], rows)
-        return JSONResponse(body, status_code=status)
+            return (404 if pinned else 503), {"error": message}
+        status, body = self._predict(runtime, runtime.routes[route_name], rows, shadow=False)
+        shadow = runtime.traffic.shadow
+        if shadow and not pinned and shadow in runtime.routes and runtime.sampler.take():
+            self._mirror(runtime, runtime.routes[shadow], rows)
+        return status, body
 
     def _predict(
         self,
@@ -286,31 +346,34 @@ class InferenceServer:
             log.warning("model %s failed: %s", loaded.version.ref, exc)
             outputs, status, state, error = [], 500, "error", f"model failed: {exc}"
         elapsed = time.perf_counter() - started
-        now = self.platform.clock.now().isoformat()
-        ids = [self.platform.ids.new("pred") for _ in rows]
+        now = self.platform.clock.now()
+        new_id = self.platform.ids.new
+        ids = [new_id("pred") for _ in rows]
+        append = self.predlog.append
+        latency_ms = elapsed * 1000.0
         for index, row in enumerate(rows):
-            self.predlog.append(
-                {
-                    "id": ids[index],
-                    "endpoint": runtime.name,
-                    "route": route.name,
-                    "model": route.model,
-                    "version": route.version,
-                    "version_id": loaded.version.id,
-                    "input_digest": input_digest(row),
-                    "inputs": row if runtime.log_inputs else None,
-                    "output": outputs[index] if outputs else None,
-                    "status": state,
-                    "shadow": int(shadow),
-                    "latency_ms": elapsed * 1000.0,
-                    "at": now,
-                }
+            append(
+                Prediction(
+                    ids[index],
+                    runtime.name,
+                    route.name,
+                    route.model,
+                    route.version,
+                    loaded.version.id,
+                    row,
+                    runtime.log_inputs,
+                    outputs[index] if outputs else None,
+                    state,
+                    int(shadow),
+                    latency_ms,
+                    now,
+                )
             )
         if not shadow:
-            self.requests.labels(runtime.name, route.name, str(status)).inc()
-            self.latency.labels(runtime.name, route.name).observe(elapsed)
+            self._child(self.requests, runtime.name, route.name, str(status)).inc()
+            self._child(self.latency, runtime.name, route.name).observe(elapsed)
             if status >= 500:
-                self.errors.labels(runtime.name, route.name).inc()
+                self._child(self.errors, runtime.name, route.name).inc()
         if status != 200:
             return status, {"error": error, "route": route.name}
         return status, {
@@ -343,7 +406,13 @@ class InferenceServer:
         import uvicorn
 
         config = uvicorn.Config(
-            self.app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+            self.app,
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            access_log=False,
+            interface="asgi3",
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="mintaka-http", daemon=True)
@@ -386,6 +455,13 @@ class InferenceServer:
         self.stop()
 
 
+def _json_bytes(content: Any) -> bytes:
+    """JSON exactly as Starlette's ``JSONResponse`` renders it."""
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
+
+
 def _rows(payload: Any) -> list[dict[str, Any]]:
     if not isinstance(payload, Mapping) or "inputs" not in payload:
         raise ValidationError('expected a JSON object {"inputs": row or [rows]}')
@@ -399,13 +475,23 @@ def _rows(payload: Any) -> list[dict[str, Any]]:
 
 
 def serve_forever(server: InferenceServer, host: str, port: int) -> None:
-    """Run until interrupted (the ``mintaka serve`` command)."""
+    """Run until interrupted (the ``mintaka serve`` command).
+
+    Ctrl-C and SIGTERM (what process managers and container runtimes send) both stop cleanly:
+    the prediction log is drained to the store before the process exits.
+    """
     url = server.start(host, port)
     log.info("serving on %s", url)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda *_: server._stop.set())
     try:
         while server._thread is not None and server._thread.is_alive():
-            server._thread.join(timeout=0.5)
+            if server._stop.wait(timeout=0.5):
+                break
     except KeyboardInterrupt:
         pass
     finally:
         server.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
