@@ -13,6 +13,7 @@ Approvals bind to the artifact digest: an approval counts only for the exact byt
 from __future__ import annotations
 
 import getpass
+import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from mintaka.domain.governance import (
 from mintaka.domain.registry import ModelVersion, RiskTier
 from mintaka.errors import PolicyViolation, ValidationError
 from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, load_policy
+from mintaka.store.engine import Sql
 from mintaka.store.schema import approvals, model_cards, policy_decisions, policy_exceptions
 
 if TYPE_CHECKING:
@@ -438,19 +440,22 @@ class GovernanceService:
     def record(self, conn: Connection, decision: PolicyDecision) -> dict[str, Any]:
         """Store ``decision`` in the caller's transaction; returns it as audit details, which the
         caller puts on the audit event of the change the decision allowed."""
-        conn.execute(
-            policy_decisions.insert().values(
-                id=decision.id,
-                action=decision.action,
-                subject=decision.subject,
-                allowed=int(decision.allowed),
-                controls=list(decision.controls_checked),
-                unmet=list(decision.unmet),
-                exceptions=list(decision.exceptions_applied),
-                policy_digest=decision.policy_digest,
-                actor=decision.actor,
-                at=decision.at.isoformat(),
-            )
+        Sql(conn).run(
+            "INSERT INTO policy_decisions (id, action, subject, allowed, controls, unmet, "
+            "exceptions, policy_digest, actor, at) VALUES (:id, :action, :subject, :allowed, "
+            ":controls, :unmet, :exceptions, :digest, :actor, :at)",
+            {
+                "id": decision.id,
+                "action": decision.action,
+                "subject": decision.subject,
+                "allowed": int(decision.allowed),
+                "controls": json.dumps(list(decision.controls_checked)),
+                "unmet": json.dumps(list(decision.unmet)),
+                "exceptions": json.dumps(list(decision.exceptions_applied)),
+                "digest": decision.policy_digest,
+                "actor": decision.actor,
+                "at": decision.at.isoformat(),
+            },
         )
         return {
             "id": decision.id,
