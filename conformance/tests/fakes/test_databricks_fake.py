@@ -859,3 +859,127 @@ def test_a_retry_storm_ends_at_the_retry_timeout_without_real_waiting(
         uc_model(w)
     assert time.monotonic() - started < 1.0
     assert fake.errors == []
+
+
+# Inference tables read through the SQL Statement Execution API
+
+
+def test_an_inference_table_reads_back_through_a_sql_statement(
+    fake: FakeDatabricks, w: WorkspaceClient
+) -> None:
+    from databricks.sdk.service import sql
+
+    uc_model(w)
+    create_uc_version(w)
+    w.serving_endpoints.create_and_wait(
+        name="ep",
+        config=serving.EndpointCoreConfigInput(
+            name="ep",
+            served_entities=[served(MODEL, 1)],
+            auto_capture_config=serving.AutoCaptureConfigInput(
+                catalog_name="main", schema_name="monitoring", table_name_prefix="churn"
+            ),
+        ),
+    )
+    for request in ("req-1", "req-2", "req-3"):
+        w.serving_endpoints.query("ep", inputs=[1], client_request_id=request)
+    since = fake.state.serving.endpoint("ep").captured[1]["timestamp_ms"]
+    result = w.statement_execution.execute_statement(
+        statement="SELECT client_request_id, status_code, request_metadata "
+        "FROM main.monitoring.churn_payload WHERE timestamp_ms >= :since "
+        "ORDER BY timestamp_ms LIMIT 5",
+        warehouse_id="fake-warehouse",
+        parameters=[sql.StatementParameterListItem(name="since", value=str(since), type="BIGINT")],
+    )
+    assert result.status is not None
+    assert result.status.state is sql.StatementState.SUCCEEDED
+    assert result.manifest is not None
+    assert result.manifest.schema is not None
+    assert [c.name for c in result.manifest.schema.columns or []] == [
+        "client_request_id",
+        "status_code",
+        "request_metadata",
+    ]
+    assert result.result is not None
+    rows = result.result.data_array or []
+    assert [row[:2] for row in rows][-1] == ["req-3", "200"]
+    assert {row[0] for row in rows} <= {"req-1", "req-2", "req-3"}
+    assert "req-2" in {row[0] for row in rows}
+    assert '"served_entity_name"' in rows[0][2]
+
+
+def test_sql_statements_fail_as_the_service_does(w: WorkspaceClient) -> None:
+    from databricks.sdk.service import sql
+
+    unknown = w.statement_execution.execute_statement(
+        statement="SELECT * FROM main.monitoring.nothing_payload", warehouse_id="fake-warehouse"
+    )
+    assert unknown.status is not None
+    assert unknown.status.state is sql.StatementState.FAILED
+    assert unknown.status.error is not None
+    assert "TABLE_OR_VIEW_NOT_FOUND" in str(unknown.status.error.message)
+    with pytest.raises(NotFound):
+        w.statement_execution.execute_statement(statement="SELECT 1", warehouse_id="nope")
+
+
+# External metadata and external lineage
+
+
+def external(name: str) -> catalog.ExternalLineageObject:
+    return catalog.ExternalLineageObject(
+        external_metadata=catalog.ExternalLineageExternalMetadata(name=name)
+    )
+
+
+def test_external_lineage_connects_external_metadata_objects(w: WorkspaceClient) -> None:
+    for name in ("raw_data", "training_run"):
+        w.external_metadata.create_external_metadata(
+            catalog.ExternalMetadata(
+                name=name, system_type=catalog.SystemType.OTHER, entity_type="mintaka.run"
+            )
+        )
+    with pytest.raises(ResourceConflict):
+        w.external_metadata.create_external_metadata(
+            catalog.ExternalMetadata(
+                name="raw_data", system_type=catalog.SystemType.OTHER, entity_type="x"
+            )
+        )
+    created = w.external_lineage.create_external_lineage_relationship(
+        catalog.CreateRequestExternalLineage(
+            source=external("raw_data"), target=external("training_run"), properties={"k": "v"}
+        )
+    )
+    assert created.id
+    with pytest.raises(ResourceConflict):
+        w.external_lineage.create_external_lineage_relationship(
+            catalog.CreateRequestExternalLineage(
+                source=external("raw_data"), target=external("training_run")
+            )
+        )
+    with pytest.raises(NotFound):
+        w.external_lineage.create_external_lineage_relationship(
+            catalog.CreateRequestExternalLineage(
+                source=external("raw_data"), target=external("missing")
+            )
+        )
+    up = list(
+        w.external_lineage.list_external_lineage_relationships(
+            external("training_run"), catalog.LineageDirection.UPSTREAM
+        )
+    )
+    assert len(up) == 1
+    assert up[0].external_lineage_info is not None
+    assert up[0].external_lineage_info.properties == {"k": "v"}
+    assert up[0].external_metadata_info is not None
+    assert up[0].external_metadata_info.name == "raw_data"
+    assert not list(
+        w.external_lineage.list_external_lineage_relationships(
+            external("training_run"), catalog.LineageDirection.DOWNSTREAM
+        )
+    )
+    w.external_metadata.delete_external_metadata("raw_data")
+    assert not list(
+        w.external_lineage.list_external_lineage_relationships(
+            external("training_run"), catalog.LineageDirection.UPSTREAM
+        )
+    )

@@ -18,8 +18,10 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from .context import WorkspaceContext
 from .faults import Fault, FaultSchedule
 from .jobs import Jobs
+from .lineage import Lineage
 from .routing import ApiError, Request, Response, Router
 from .serving import Serving
+from .sql import Statements
 from .tracking import Tracking
 from .unity_catalog import UnityCatalogModels
 from .workspace_registry import WorkspaceRegistry
@@ -31,7 +33,8 @@ class WorkspaceState:
     """Everything the fake workspace holds, reachable directly for out-of-band changes.
 
     ``uc`` (Unity Catalog models), ``registry`` (workspace model registry), ``tracking``
-    (experiments and runs), ``serving`` (endpoints) and ``jobs``. Each area's own methods
+    (experiments and runs), ``serving`` (endpoints), ``jobs``, ``lineage`` (external metadata and
+    external lineage) and ``sql`` (statements over inference tables). Each area's own methods
     (``uc.set_alias``, ``serving.hold``, ``jobs.script_task`` ...) take the workspace lock.
     """
 
@@ -42,6 +45,8 @@ class WorkspaceState:
         self.tracking = Tracking(ctx)
         self.serving = Serving(ctx, self.uc, self.registry, settle_after)
         self.jobs = Jobs(ctx)
+        self.lineage = Lineage(ctx)
+        self.sql = Statements(ctx, self.serving)
 
     @property
     def lock(self) -> Any:
@@ -102,6 +107,8 @@ class FakeDatabricks:
             self.state.tracking,
             self.state.serving,
             self.state.jobs,
+            self.state.lineage,
+            self.state.sql,
         ):
             area.register(self._router)
         self._server: _Server | None = None
