@@ -23,6 +23,7 @@ from mintaka.interfaces import (
     Emulation,
     StateObserver,
 )
+from mintaka_databricks.lineage import ExternalLineage
 from mintaka_databricks.names import mintaka_name
 from mintaka_databricks.pipelines import JobsPipelines
 from mintaka_databricks.registry import UnityCatalogRegistry
@@ -37,6 +38,7 @@ class DatabricksBackend(
     EndpointServing,
     MlflowRuns,
     JobsPipelines,
+    ExternalLineage,
     Backend,
     Discovery,
     StateObserver,
@@ -44,7 +46,7 @@ class DatabricksBackend(
     name = "databricks"
     description = (
         "Databricks: Unity Catalog models and aliases, Model Serving endpoints with traffic "
-        "routes, MLflow runs, Jobs, inference tables and endpoint metrics."
+        "routes, MLflow runs, Jobs, inference tables, endpoint metrics and external lineage."
     )
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {
@@ -64,6 +66,7 @@ class DatabricksBackend(
             Capability.MONITORING_CAPTURE,
             Capability.MONITORING_METRICS,
             Capability.PIPELINES,
+            Capability.LINEAGE_METADATA,
         }
     )
     emulated: ClassVar[dict[Capability, Emulation]] = {
