@@ -372,7 +372,8 @@ def test_killed_writer_never_loses_an_acknowledged_version_or_leaves_a_partial_o
     seen: set[tuple[str, int]] = set()
     round_no = 0
     # A loaded machine can slow the writers down so much that few kills find a registration
-    # under way; more rounds then follow (at most 3x) until enough versions were written.
+    # under way; more rounds then follow (at most 3x) until enough versions were written, and in
+    # those the kill waits for the round's first acknowledgement, so each one makes progress.
     while round_no < kills or (len(pipe.acks) < MIN_ACKS and round_no < 3 * kills):
         round_no += 1
         delay = _kill_delay(rng)
@@ -380,6 +381,10 @@ def test_killed_writer_never_loses_an_acknowledged_version_or_leaves_a_partial_o
         before = len(pipe.acks)
         pipe.send(f"go {round_no}")
         pid = int(pipe.expect("child", ROUND_TIMEOUT))
+        if round_no > kills:
+            deadline = time.monotonic() + ROUND_TIMEOUT
+            while len(pipe.acks) == before and time.monotonic() < deadline:
+                pipe.pump(0.01)
         pipe.pump(delay)
         with contextlib.suppress(ProcessLookupError):  # it died on its own: reported below
             os.kill(pid, signal.SIGKILL)
