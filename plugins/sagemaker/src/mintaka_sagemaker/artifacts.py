@@ -1,0 +1,48 @@
+"""Model artifacts in S3: one reproducible ``model.tar.gz`` per artifact digest.
+
+SageMaker hosting expects ``ModelDataUrl`` to name a gzipped tar, so that is what is stored:
+every file of the artifact directory (sorted, mtime 0, owner 0, mode 0644, gzip without a
+timestamp), at ``s3://<bucket>/<prefix>/artifacts/<sha256 hex>/model.tar.gz``. The key is
+content-addressed, so uploading the same bytes twice (a retry, the same model registered under two
+names) writes the same object, and an object that is already there is not uploaded again.
+"""
+
+from __future__ import annotations
+
+import gzip
+import tarfile
+import tempfile
+from pathlib import Path
+from typing import IO
+
+
+def write_tarball(source: Path, out: IO[bytes]) -> None:
+    """Write ``source`` (a directory, or one file) as a byte-reproducible tar.gz into ``out``."""
+    files = sorted(p for p in source.rglob("*") if p.is_file()) if source.is_dir() else [source]
+    root = source if source.is_dir() else source.parent
+    with (
+        gzip.GzipFile(filename="", mode="wb", fileobj=out, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.USTAR_FORMAT) as tar,
+    ):
+        for path in files:
+            info = tarfile.TarInfo(path.relative_to(root).as_posix())
+            info.size = path.stat().st_size
+            info.mtime = 0
+            info.mode = 0o644
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with path.open("rb") as handle:
+                tar.addfile(info, handle)
+
+
+def artifact_key(prefix: str, digest: str) -> str:
+    hex_digest = digest.removeprefix("sha256:")
+    return "/".join(p for p in (prefix, "artifacts", hex_digest, "model.tar.gz") if p)
+
+
+def spooled_tarball(source: Path) -> IO[bytes]:
+    """The tarball in a temporary file (kept in memory below 8 MiB), rewound for upload."""
+    out = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
+    write_tarball(source, out)
+    out.seek(0)
+    return out

@@ -1,0 +1,204 @@
+"""Monitoring inputs on SageMaker: data capture on the endpoint config, metrics from CloudWatch.
+
+Capture is ``DataCaptureConfig`` on a new endpoint config. SageMaker writes one JSON Lines file
+per batch under ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/``, each line
+``{"captureData": {"endpointInput": {...}, "endpointOutput": {...}}, "eventMetadata": {"eventId",
+"inferenceTime"}, "eventVersion"}`` with ``data`` encoded as ``JSON``, ``CSV`` or ``BASE64``;
+:meth:`read_captured` lists the endpoint's prefix and parses those lines.
+
+Metrics are CloudWatch's ``AWS/SageMaker`` per variant: ``Invocations`` and
+``Invocation5XXErrors`` (sums over the window) and ``ModelLatency`` (p50/p99, microseconds,
+reported in milliseconds).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
+from mintaka.domain.serving import EndpointMetrics
+from mintaka_sagemaker.serving import SageMakerServing
+
+NAMESPACE = "AWS/SageMaker"
+
+
+def _decode(part: dict[str, Any] | None) -> tuple[Any, str | None]:
+    """(decoded JSON or None, the raw text when it is not JSON)."""
+    if not part or "data" not in part:
+        return None, None
+    data = str(part["data"])
+    encoding = str(part.get("encoding", "JSON")).upper()
+    if encoding == "BASE64":
+        data = base64.b64decode(data).decode("utf-8", errors="replace")
+    try:
+        return json.loads(data), None
+    except ValueError:
+        return None, data
+
+
+def _shaped(value: Any) -> Any:
+    """Keep what ``CapturedRecord`` can hold (an object, a list of objects or of numbers)."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, list) and (
+        all(isinstance(v, dict) for v in value)
+        or all(isinstance(v, int | float) and not isinstance(v, bool) for v in value)
+    ):
+        return value
+    return None if value is None else {"value": value}
+
+
+def parse_capture_line(endpoint: str, variant: str, line: str) -> CapturedRecord | None:
+    """One line of a SageMaker capture file as a record (None for a blank line)."""
+    if not line.strip():
+        return None
+    event = json.loads(line)
+    capture = event.get("captureData", {})
+    meta = event.get("eventMetadata", {})
+    inputs, raw_in = _decode(capture.get("endpointInput"))
+    outputs, raw_out = _decode(capture.get("endpointOutput"))
+    at = datetime.fromisoformat(str(meta["inferenceTime"]).replace("Z", "+00:00"))
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    extra: dict[str, Any] = {"event_version": event.get("eventVersion")}
+    if meta.get("inferenceId"):
+        extra["inference_id"] = meta["inferenceId"]
+    if raw_in is not None:
+        extra["raw_input"] = raw_in
+    if raw_out is not None:
+        extra["raw_output"] = raw_out
+    return CapturedRecord(
+        endpoint=endpoint,
+        route=variant,
+        event_id=str(meta["eventId"]),
+        at=at,
+        inputs=_shaped(inputs),
+        outputs=_shaped(outputs),
+        extra=extra,
+    )
+
+
+class SageMakerMonitoring(SageMakerServing):
+    """Data capture and CloudWatch metrics."""
+
+    def _capture_destination(self, endpoint: str) -> str:
+        return self.settings.s3_uri("capture")
+
+    def configure_capture(self, endpoint: str, config: CaptureConfig) -> None:
+        current = self.get_endpoint(endpoint)
+        options = [
+            {"CaptureMode": mode}
+            for mode, wanted in (
+                ("Input", config.capture_inputs),
+                ("Output", config.capture_outputs),
+            )
+            if wanted
+        ] or [{"CaptureMode": "Input"}]
+        capture = {
+            "EnableCapture": config.enabled and (config.capture_inputs or config.capture_outputs),
+            "InitialSamplingPercentage": config.sample_percent,
+            "DestinationS3Uri": config.destination or self._capture_destination(endpoint),
+            "CaptureOptions": options,
+            "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
+        }
+        self._deploy_config(endpoint, current.routes, current.traffic, capture=capture)
+
+    def read_captured(
+        self, endpoint: str, since: datetime | None = None, limit: int | None = None
+    ) -> list[CapturedRecord]:
+        described = self._describe_endpoint(endpoint)
+        destination = (described.get("DataCaptureConfig") or {}).get(
+            "DestinationS3Uri"
+        ) or self._capture_destination(endpoint)
+        bucket, _, prefix = str(destination).removeprefix("s3://").partition("/")
+        root = "/".join(p for p in (prefix.strip("/"), endpoint) if p) + "/"
+        records: list[CapturedRecord] = []
+        for page in self._pages("s3", "list_objects_v2", Bucket=bucket, Prefix=root):
+            for item in page.get("Contents", []):
+                key = str(item["Key"])
+                if not key.endswith(".jsonl"):
+                    continue
+                variant = key[len(root) :].split("/", 1)[0]
+                body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
+                for line in body.decode("utf-8").splitlines():
+                    record = parse_capture_line(endpoint, variant, line)
+                    if record is not None and (since is None or record.at >= since):
+                        records.append(record)
+        records.sort(key=lambda r: (r.at, r.event_id))
+        return records if limit is None else records[:limit]
+
+    def read_metrics(self, endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        described = self._describe_endpoint(endpoint)
+        variants = [str(v["VariantName"]) for v in described.get("ProductionVariants") or []]
+        seconds = max(60, math.ceil((end - start).total_seconds() / 60) * 60)
+        queries: list[dict[str, Any]] = []
+        for i, variant in enumerate(variants):
+            for metric, tag in (("Invocations", "r"), ("Invocation5XXErrors", "e")):
+                queries.append(
+                    {
+                        "Id": f"{tag}{i}",
+                        "MetricStat": {
+                            "Metric": {
+                                "Namespace": NAMESPACE,
+                                "MetricName": metric,
+                                "Dimensions": self._dimensions(endpoint, variant),
+                            },
+                            "Period": seconds,
+                            "Stat": "Sum",
+                        },
+                        "ReturnData": True,
+                    }
+                )
+        sums: dict[str, float] = {}
+        if queries:
+            for page in self._pages(
+                "cloudwatch",
+                "get_metric_data",
+                MetricDataQueries=queries,
+                StartTime=start,
+                EndTime=end,
+            ):
+                for result in page.get("MetricDataResults", []):
+                    sums[result["Id"]] = sums.get(result["Id"], 0.0) + sum(result.get("Values", []))
+        metrics = EndpointMetrics(endpoint=endpoint, start=start, end=end)
+        for i, variant in enumerate(variants):
+            metrics.requests[variant] = int(sums.get(f"r{i}", 0.0))
+            metrics.errors[variant] = int(sums.get(f"e{i}", 0.0))
+            latency = self._latency(endpoint, variant, start, end, seconds)
+            if "p50" in latency:
+                metrics.p50_latency_ms[variant] = latency["p50"]
+            if "p99" in latency:
+                metrics.p99_latency_ms[variant] = latency["p99"]
+        return metrics
+
+    @staticmethod
+    def _dimensions(endpoint: str, variant: str) -> list[dict[str, str]]:
+        return [
+            {"Name": "EndpointName", "Value": endpoint},
+            {"Name": "VariantName", "Value": variant},
+        ]
+
+    def _latency(
+        self, endpoint: str, variant: str, start: datetime, end: datetime, seconds: int
+    ) -> dict[str, float]:
+        """p50 and p99 ``ModelLatency`` in ms (the worst period where the window spans several)."""
+        found = self._call(
+            "cloudwatch",
+            "get_metric_statistics",
+            Namespace=NAMESPACE,
+            MetricName="ModelLatency",
+            Dimensions=self._dimensions(endpoint, variant),
+            StartTime=start,
+            EndTime=end,
+            Period=seconds,
+            ExtendedStatistics=["p50", "p99"],
+        )
+        latency: dict[str, float] = {}
+        for point in found.get("Datapoints", []):
+            for stat, value in (point.get("ExtendedStatistics") or {}).items():
+                latency[stat] = max(latency.get(stat, 0.0), float(value) / 1000.0)
+        return latency

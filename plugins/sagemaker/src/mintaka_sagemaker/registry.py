@@ -1,0 +1,286 @@
+"""The registry on SageMaker: a model package group per model, a model package per version.
+
+- A version's Mintaka id, artifact digest, flavor and lifecycle stage are kept in the package's
+  ``CustomerMetadataProperties`` (``mintaka_id``, ``mintaka_digest``, ``mintaka_flavor``,
+  ``mintaka_stage``); its tags are the package's own tags.
+- Aliases are tags on the group (``mintaka:alias:<alias>`` = version number): one tag write moves
+  an alias atomically, and a version's tags stay exactly the user's.
+- Core's approval is projected onto ``ModelApprovalStatus``.
+- ``ClientToken`` is the request's idempotency key, so a retried create returns the package the
+  first one made; an existing group is "already done", not an error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mintaka.domain.registry import ApprovalStatus, BackendVersion, Stage, VersionRequest
+from mintaka.errors import Conflict, MintakaError, NotFound
+from mintaka_sagemaker.artifacts import artifact_key, spooled_tarball
+from mintaka_sagemaker.aws import SYSTEM_TAG_PREFIXES, AwsCalls, short_hash, tag_list
+from mintaka_sagemaker.errors import is_already_exists
+
+META_ID = "mintaka_id"
+META_DIGEST = "mintaka_digest"
+META_FLAVOR = "mintaka_flavor"
+META_STAGE = "mintaka_stage"
+MANAGED_TAG = "mintaka:managed"
+ALIAS_TAG = "mintaka:alias:"
+
+APPROVAL_TO_SAGEMAKER = {
+    ApprovalStatus.PENDING: "PendingManualApproval",
+    ApprovalStatus.APPROVED: "Approved",
+    ApprovalStatus.REJECTED: "Rejected",
+}
+APPROVAL_FROM_SAGEMAKER = {v: k for k, v in APPROVAL_TO_SAGEMAKER.items()}
+_CLIENT_TOKEN = re.compile(r"^[a-zA-Z0-9-]{1,36}$")
+
+
+def client_token(idempotency_key: str) -> str:
+    """``ClientToken`` accepts 1-36 of ``[a-zA-Z0-9-]``; other keys are hashed into that form."""
+    if _CLIENT_TOKEN.match(idempotency_key):
+        return idempotency_key
+    return "mk-" + short_hash(idempotency_key) * 4
+
+
+class SageMakerRegistry(AwsCalls):
+    """Registry, aliases, tags, stages, approval and version deletion."""
+
+    # -- names and ARNs ---------------------------------------------------------------------------
+
+    def _group_arn(self, name: str) -> str:
+        return self._arn(f"model-package-group/{name}")
+
+    def _package_arn(self, name: str, version: int) -> str:
+        return self._arn(f"model-package/{name}/{version}")
+
+    def _describe_group(self, name: str) -> dict[str, Any]:
+        try:
+            return self._sm("describe_model_package_group", ModelPackageGroupName=name)
+        except NotFound:
+            raise NotFound(f"[sagemaker] model {name!r} (model package group) not found") from None
+
+    def _describe_package(self, name: str, version: int) -> dict[str, Any]:
+        try:
+            return self._sm(
+                "describe_model_package", ModelPackageName=self._package_arn(name, version)
+            )
+        except NotFound:
+            self._describe_group(name)
+            raise NotFound(f"[sagemaker] version {name}:{version} not found") from None
+
+    # -- models and versions ----------------------------------------------------------------------
+
+    def ensure_model(self, name: str, description: str = "") -> dict[str, str]:
+        params: dict[str, Any] = {
+            "ModelPackageGroupName": name,
+            "Tags": tag_list({MANAGED_TAG: "true"}),
+        }
+        if description:
+            params["ModelPackageGroupDescription"] = description[:1024]
+        try:
+            arn = self._sm("create_model_package_group", **params)["ModelPackageGroupArn"]
+        except Conflict as exc:
+            if not is_already_exists(exc):
+                raise
+            arn = self._describe_group(name)["ModelPackageGroupArn"]
+        return {"model_package_group": str(arn)}
+
+    def _upload_artifact(self, request: VersionRequest) -> tuple[str, bool]:
+        """Upload the artifact unless its content-addressed object exists; (S3 URI, uploaded)."""
+        key = artifact_key(self.settings.key_prefix, request.artifact_digest)
+        uri = f"s3://{self.settings.bucket}/{key}"
+        try:
+            self._call("s3", "head_object", Bucket=self.settings.bucket, Key=key)
+            return uri, False
+        except NotFound:
+            pass
+        with spooled_tarball(Path(request.artifact_path)) as body:
+            self._call(
+                "s3",
+                "put_object",
+                Bucket=self.settings.bucket,
+                Key=key,
+                Body=body,
+                ContentType="application/gzip",
+                Metadata={"mintaka-digest": request.artifact_digest},
+            )
+        return uri, True
+
+    def create_version(self, request: VersionRequest) -> BackendVersion:
+        self._describe_group(request.name)
+        uri, uploaded = self._upload_artifact(request)
+        params: dict[str, Any] = {
+            "ModelPackageGroupName": request.name,
+            "ClientToken": client_token(request.idempotency_key),
+            "ModelApprovalStatus": APPROVAL_TO_SAGEMAKER[ApprovalStatus.PENDING],
+            "CustomerMetadataProperties": {
+                META_ID: request.mintaka_id,
+                META_DIGEST: request.artifact_digest,
+                META_FLAVOR: request.flavor.value,
+            },
+        }
+        if request.description:
+            params["ModelPackageDescription"] = request.description[:1024]
+        if request.tags:
+            params["Tags"] = tag_list(request.tags)
+        if self.settings.image_uri:
+            params["InferenceSpecification"] = {
+                "Containers": [{"Image": self.settings.image_uri, "ModelDataUrl": uri}],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            }
+        else:
+            params["SourceUri"] = uri
+        try:
+            arn = str(self._sm("create_model_package", **params)["ModelPackageArn"])
+        except MintakaError:
+            if uploaded:  # leave nothing behind that no version refers to
+                self._forget_artifact(uri)
+            raise
+        return self.get_version(request.name, int(arn.rsplit("/", 1)[1]))
+
+    def _forget_artifact(self, uri: str) -> None:
+        key = uri.removeprefix(f"s3://{self.settings.bucket}/")
+        with contextlib.suppress(MintakaError):
+            self._call("s3", "delete_object", Bucket=self.settings.bucket, Key=key)
+
+    def _version(
+        self, name: str, described: Mapping[str, Any], aliases: Mapping[str, int]
+    ) -> BackendVersion:
+        number = int(described["ModelPackageVersion"])
+        arn = str(described["ModelPackageArn"])
+        meta = dict(described.get("CustomerMetadataProperties") or {})
+        containers = (described.get("InferenceSpecification") or {}).get("Containers") or [{}]
+        uri = containers[0].get("ModelDataUrl") or described.get("SourceUri") or ""
+        tags = {k: v for k, v in self._tags(arn).items() if not k.startswith(SYSTEM_TAG_PREFIXES)}
+        stage = str(meta.get(META_STAGE, ""))
+        approval = APPROVAL_FROM_SAGEMAKER.get(str(described.get("ModelApprovalStatus")))
+        return BackendVersion(
+            name=name,
+            version=number,
+            artifact_uri=str(uri),
+            artifact_digest=meta.get(META_DIGEST),
+            aliases=tuple(sorted(a for a, v in aliases.items() if v == number)),
+            tags=tags,
+            stage=Stage(stage) if stage in {s.value for s in Stage} else None,
+            approval=approval,
+            mintaka_id=meta.get(META_ID),
+            backend_ids={"model_package": arn, "model_package_group": name},
+            extra={
+                "status": str(described.get("ModelPackageStatus", "")),
+                "approval_status": str(described.get("ModelApprovalStatus", "")),
+                "flavor": meta.get(META_FLAVOR, ""),
+            },
+        )
+
+    def get_version(self, name: str, version: int) -> BackendVersion:
+        described = self._describe_package(name, version)
+        return self._version(name, described, self.get_aliases(name))
+
+    def _version_numbers(self, name: str) -> list[int]:
+        numbers: list[int] = []
+        for page in self._pages(
+            "sagemaker",
+            "list_model_packages",
+            ModelPackageGroupName=name,
+            ModelPackageType="Versioned",
+        ):
+            numbers += [
+                int(s["ModelPackageVersion"])
+                for s in page.get("ModelPackageSummaryList", [])
+                if s.get("ModelPackageVersion") is not None
+            ]
+        return sorted(numbers)
+
+    def list_versions(self, name: str) -> list[BackendVersion]:
+        aliases = self.get_aliases(name)  # also raises NotFound for a missing model
+        found: list[BackendVersion] = []
+        for number in self._version_numbers(name):
+            try:
+                described = self._describe_package(name, number)
+            except NotFound:  # deleted while listing
+                continue
+            found.append(self._version(name, described, aliases))
+        return found
+
+    def list_models(self) -> list[str]:
+        names: list[str] = []
+        for page in self._pages("sagemaker", "list_model_package_groups"):
+            names += [
+                g["ModelPackageGroupName"] for g in page.get("ModelPackageGroupSummaryList", [])
+            ]
+        return sorted(names)
+
+    # -- aliases (emulated: tags on the group) ----------------------------------------------------
+
+    def get_aliases(self, name: str) -> dict[str, int]:
+        self._describe_group(name)
+        aliases: dict[str, int] = {}
+        for key, value in self._tags(self._group_arn(name)).items():
+            if key.startswith(ALIAS_TAG) and value.isdigit():
+                aliases[key.removeprefix(ALIAS_TAG)] = int(value)
+        return aliases
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        self._describe_package(name, version)
+        self._sm(
+            "add_tags",
+            ResourceArn=self._group_arn(name),
+            Tags=tag_list({ALIAS_TAG + alias: str(version)}),
+        )
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        if alias not in self.get_aliases(name):
+            raise NotFound(f"[sagemaker] alias {name}@{alias} not found")
+        self._sm("delete_tags", ResourceArn=self._group_arn(name), TagKeys=[ALIAS_TAG + alias])
+
+    # -- tags, stage, approval, deletion ----------------------------------------------------------
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        self._describe_package(name, version)
+        if tags:
+            self._sm("add_tags", ResourceArn=self._package_arn(name, version), Tags=tag_list(tags))
+
+    def delete_tag(self, name: str, version: int, key: str) -> None:
+        self._describe_package(name, version)
+        self._sm("delete_tags", ResourceArn=self._package_arn(name, version), TagKeys=[key])
+
+    def set_stage(self, name: str, version: int, stage: Stage) -> None:
+        self._describe_package(name, version)
+        arn = self._package_arn(name, version)
+        if stage is Stage.NONE:
+            self._sm(
+                "update_model_package",
+                ModelPackageArn=arn,
+                CustomerMetadataPropertiesToRemove=[META_STAGE],
+            )
+        else:
+            self._sm(
+                "update_model_package",
+                ModelPackageArn=arn,
+                CustomerMetadataProperties={META_STAGE: stage.value},
+            )
+
+    def set_approval(self, name: str, version: int, status: ApprovalStatus) -> None:
+        self._describe_package(name, version)
+        self._sm(
+            "update_model_package",
+            ModelPackageArn=self._package_arn(name, version),
+            ModelApprovalStatus=APPROVAL_TO_SAGEMAKER[status],
+        )
+
+    def delete_version(self, name: str, version: int) -> None:
+        self._describe_package(name, version)
+        self._sm("delete_model_package", ModelPackageName=self._package_arn(name, version))
+        stale = [a for a, v in self.get_aliases(name).items() if v == version]
+        if stale:
+            self._sm(
+                "delete_tags",
+                ResourceArn=self._group_arn(name),
+                TagKeys=[ALIAS_TAG + a for a in stale],
+            )

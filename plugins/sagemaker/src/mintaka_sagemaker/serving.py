@@ -1,0 +1,668 @@
+"""Endpoints on SageMaker: one Model per route, one EndpointConfig per change, variants = routes.
+
+- Each route is a production variant named after it, serving a SageMaker Model built from the
+  version's package (image + ``ModelDataUrl``); integer weights become ``InitialVariantWeight``.
+- The shadow route is a ``ShadowProductionVariants`` entry whose weight is ``shadow_percent``
+  beside a production weight of 100 (SageMaker mirrors that share of requests). SageMaker allows a
+  shadow only beside exactly one production variant: a traffic map with a shadow must send all
+  live traffic to one route; the other routes are kept in the config's tags only.
+- The config's tags (``mintaka:route:<route>`` = ``<model>:<version>``) record every route, so
+  routes read back exactly, with zero-weight and shadow routes included.
+- A weight change keeps the config and calls ``UpdateEndpointWeightsAndCapacities``; a change of
+  routes, shadow or capture creates the next config (``<endpoint>-c<n>-<hash>``) and calls
+  ``UpdateEndpoint``. Names derive from the content, so a retried create finds what the first one
+  made ("already exists" is reconciled, not an error). A change is in force when the call returns:
+  the backend waits for the endpoint to leave ``Creating``/``Updating``.
+- Native rollouts are ``UpdateEndpoint`` with a blue/green ``DeploymentConfig`` and CloudWatch
+  alarms for automatic rollback; the backend does not wait for them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from mintaka.domain.serving import (
+    Endpoint,
+    EndpointStatus,
+    RolloutStrategy,
+    Route,
+    TrafficMap,
+    TrafficPlan,
+)
+from mintaka.errors import (
+    BackendError,
+    ConfigurationError,
+    Conflict,
+    MintakaError,
+    NotFound,
+    ValidationError,
+)
+from mintaka.interfaces import BackendContext
+from mintaka_sagemaker.aws import derived_name, short_hash, tag_list
+from mintaka_sagemaker.errors import is_already_exists
+from mintaka_sagemaker.registry import SageMakerRegistry
+
+ROUTE_TAG = "mintaka:route:"
+MANAGED_TAG = "mintaka:managed"
+_CONFIG_COUNTER = re.compile(r"-c(\d+)-[0-9a-f]{8}$")
+TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+STATUS = {
+    "Creating": EndpointStatus.CREATING,
+    "Updating": EndpointStatus.UPDATING,
+    "SystemUpdating": EndpointStatus.UPDATING,
+    "RollingBack": EndpointStatus.UPDATING,
+    "InService": EndpointStatus.IN_SERVICE,
+    "Deleting": EndpointStatus.DELETING,
+}
+
+
+def percentages(weights: dict[str, float]) -> dict[str, int]:
+    """Relative variant weights as integer percentages summing to 100 (largest remainder)."""
+    total = sum(weights.values())
+    if total <= 0:
+        return {}
+    exact = {k: w * 100 / total for k, w in weights.items()}
+    result = {k: int(v) for k, v in exact.items()}
+    short = 100 - sum(result.values())
+    for key in sorted(exact, key=lambda k: (result[k] - exact[k], k))[:short]:
+        result[key] += 1
+    return result
+
+
+@dataclass
+class Layout:
+    """What an endpoint config holds: variants, the shadow, the routes, and data capture."""
+
+    routes: tuple[Route, ...]
+    traffic: TrafficMap
+    variants: list[dict[str, Any]] = field(default_factory=list)
+    shadow_variants: list[dict[str, Any]] = field(default_factory=list)
+    capture: dict[str, Any] | None = None
+
+    @property
+    def shape(self) -> tuple[tuple[str, ...], tuple[tuple[str, float], ...]]:
+        """What cannot change without a new config: the variant names and the shadow."""
+        return (
+            tuple(v["VariantName"] for v in self.variants),
+            tuple((v["VariantName"], v["InitialVariantWeight"]) for v in self.shadow_variants),
+        )
+
+
+class SageMakerServing(SageMakerRegistry):
+    """Serving, traffic split, native shadow and native rollouts."""
+
+    context: BackendContext
+
+    # -- layout -----------------------------------------------------------------------------------
+
+    def _require_serving_settings(self) -> tuple[str, str]:
+        if not self.settings.image_uri or not self.settings.role_arn:
+            raise ConfigurationError(
+                "[sagemaker] serving needs image_uri (the inference image) and role_arn (the "
+                "execution role) in [backend_settings]"
+            )
+        return self.settings.image_uri, self.settings.role_arn
+
+    def _model_name(self, endpoint: str, route: Route) -> str:
+        image, role = self._require_serving_settings()
+        key = [endpoint, route.name, route.model, route.version, image, role]
+        return derived_name(f"{endpoint}-{route.name}-v{route.version}", key)
+
+    def _variant(self, endpoint: str, route: Route, weight: float) -> dict[str, Any]:
+        return {
+            "VariantName": route.name,
+            "ModelName": self._model_name(endpoint, route),
+            "InitialInstanceCount": self.settings.instance_count,
+            "InstanceType": self.settings.instance_type,
+            "InitialVariantWeight": float(weight),
+        }
+
+    def _layout(
+        self,
+        endpoint: str,
+        routes: Sequence[Route],
+        traffic: TrafficMap,
+        capture: dict[str, Any] | None = None,
+    ) -> Layout:
+        names = [r.name for r in routes]
+        if len(set(names)) != len(names):
+            raise ValidationError(f"route names must be unique: {names}")
+        named = set(traffic.weights) | ({traffic.shadow} if traffic.shadow else set())
+        unknown = named - set(names)
+        if unknown:
+            raise ValidationError(f"traffic names routes the endpoint lacks: {sorted(unknown)}")
+        if not routes:
+            raise ValidationError("an endpoint needs at least one route")
+        by_name = {r.name: r for r in routes}
+        layout = Layout(routes=tuple(routes), traffic=traffic, capture=capture)
+        if traffic.shadow is None:
+            weights = {r.name: traffic.weights.get(r.name, 0) for r in routes}
+            layout.variants = [self._variant(endpoint, r, weights[r.name]) for r in routes]
+            return layout
+        live = [r for r, w in traffic.weights.items() if w > 0]
+        if len(live) != 1:
+            raise ValidationError(
+                "SageMaker mirrors traffic to a shadow variant beside exactly one production "
+                f"variant: send all live traffic to one route (got {sorted(live)})"
+            )
+        layout.variants = [self._variant(endpoint, by_name[live[0]], 100)]
+        layout.shadow_variants = [
+            self._variant(endpoint, by_name[traffic.shadow], traffic.shadow_percent)
+        ]
+        return layout
+
+    def _config_name(self, endpoint: str, counter: int, layout: Layout) -> str:
+        key = [
+            layout.variants,
+            layout.shadow_variants,
+            layout.capture,
+            [r.model_dump(mode="json") for r in layout.routes],
+        ]
+        return f"{endpoint}-c{counter}-{short_hash(key)}"
+
+    @staticmethod
+    def _counter(config_name: str) -> int:
+        match = _CONFIG_COUNTER.search(config_name)
+        return int(match.group(1)) if match else 0
+
+    # -- creating models and configs --------------------------------------------------------------
+
+    def _ensure_models(self, endpoint: str, layout: Layout) -> list[str]:
+        """Create the Models the layout's variants serve; returns those this call created."""
+        image, role = self._require_serving_settings()
+        created: list[str] = []
+        by_name = {r.name: r for r in layout.routes}
+        for variant in layout.variants + layout.shadow_variants:
+            route = by_name[variant["VariantName"]]
+            package = self._describe_package(route.model, route.version)
+            containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+            data_url = containers[0].get("ModelDataUrl") or package.get("SourceUri")
+            container: dict[str, Any] = {
+                "Image": containers[0].get("Image") or image,
+                "Environment": {
+                    "MINTAKA_MODEL": route.model,
+                    "MINTAKA_VERSION": str(route.version),
+                },
+            }
+            if data_url:
+                container["ModelDataUrl"] = data_url
+            try:
+                self._sm(
+                    "create_model",
+                    ModelName=variant["ModelName"],
+                    PrimaryContainer=container,
+                    ExecutionRoleArn=role,
+                    Tags=tag_list(
+                        {
+                            MANAGED_TAG: "true",
+                            "mintaka:model-package": str(package["ModelPackageArn"]),
+                        }
+                    ),
+                )
+                created.append(variant["ModelName"])
+            except Conflict as exc:
+                if not is_already_exists(exc):
+                    raise
+        return created
+
+    def _create_config(self, name: str, layout: Layout) -> bool:
+        """Create the endpoint config; False when a retried create finds it already made."""
+        params: dict[str, Any] = {
+            "EndpointConfigName": name,
+            "ProductionVariants": layout.variants,
+            "Tags": tag_list(
+                {
+                    MANAGED_TAG: "true",
+                    **{ROUTE_TAG + r.name: f"{r.model}:{r.version}" for r in layout.routes},
+                }
+            ),
+        }
+        if layout.shadow_variants:
+            params["ShadowProductionVariants"] = layout.shadow_variants
+        if layout.capture:
+            params["DataCaptureConfig"] = layout.capture
+        try:
+            self._sm("create_endpoint_config", **params)
+            return True
+        except Conflict as exc:
+            if not is_already_exists(exc):
+                raise
+            return False
+
+    def _discard(self, configs: Sequence[str], models: Sequence[str]) -> None:
+        """Best-effort removal of configs and models nothing serves any more."""
+        for config in configs:
+            with contextlib.suppress(MintakaError):
+                self._sm("delete_endpoint_config", EndpointConfigName=config)
+        for model in models:
+            with contextlib.suppress(MintakaError):
+                self._sm("delete_model", ModelName=model)
+
+    def _wait(self, name: str) -> dict[str, Any]:
+        """Describe ``name`` until it leaves a transitional status (or the wait times out)."""
+        deadline = time.monotonic() + self.settings.wait_timeout_seconds
+        while True:
+            described = self._describe_endpoint(name)
+            if described["EndpointStatus"] not in TRANSITIONAL:
+                return described
+            if time.monotonic() >= deadline:
+                raise BackendError(
+                    f"endpoint {name!r} still {described['EndpointStatus']} after "
+                    f"{self.settings.wait_timeout_seconds:.0f} s",
+                    "sagemaker",
+                )
+            time.sleep(self.settings.poll_seconds)
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    def _config_routes(self, config_name: str) -> tuple[Route, ...]:
+        tags = self._tags(self._arn(f"endpoint-config/{config_name}"))
+        routes = []
+        for key, value in sorted(tags.items()):
+            if key.startswith(ROUTE_TAG):
+                model, _, version = value.rpartition(":")
+                if model and version.isdigit():
+                    routes.append(
+                        Route(name=key.removeprefix(ROUTE_TAG), model=model, version=int(version))
+                    )
+        return tuple(routes)
+
+    def _endpoint_from(self, described: dict[str, Any]) -> Endpoint:
+        name = str(described["EndpointName"])
+        config = str(described.get("EndpointConfigName", ""))
+        routes = self._config_routes(config) if config else ()
+        raw = {
+            v["VariantName"]: float(v.get("CurrentWeight", v.get("DesiredWeight", 0.0)) or 0.0)
+            for v in described.get("ProductionVariants") or []
+        }
+        weights = percentages(raw)
+        if weights:
+            for route in routes:
+                weights.setdefault(route.name, 0)
+        shadow: str | None = None
+        shadow_percent = 0
+        shadows = described.get("ShadowProductionVariants") or []
+        live_weight = sum(raw.values())
+        if shadows and live_weight > 0:
+            first = shadows[0]
+            share = float(first.get("CurrentWeight", first.get("DesiredWeight", 0.0)) or 0.0)
+            shadow_percent = max(0, min(100, round(share * 100 / live_weight)))
+            if shadow_percent:
+                shadow = str(first["VariantName"])
+                weights.setdefault(shadow, 0)
+        status = STATUS.get(str(described.get("EndpointStatus")), EndpointStatus.FAILED)
+        capture = described.get("DataCaptureConfig") or {}
+        return Endpoint(
+            name=name,
+            status=status,
+            routes=routes,
+            traffic=TrafficMap(weights=weights, shadow=shadow, shadow_percent=shadow_percent),
+            backend="sagemaker",
+            backend_ids={
+                "endpoint": str(described.get("EndpointArn", "")),
+                "endpoint_config": config,
+            },
+            extra={
+                "status": str(described.get("EndpointStatus", "")),
+                "failure_reason": str(described.get("FailureReason", "") or ""),
+                "variant_weights": raw,
+                "capture": {
+                    "enabled": bool(capture.get("EnableCapture", False)),
+                    "sample_percent": capture.get("CurrentSamplingPercentage"),
+                    "destination": capture.get("DestinationS3Uri"),
+                },
+            },
+        )
+
+    def get_endpoint(self, name: str) -> Endpoint:
+        return self._endpoint_from(self._describe_endpoint(name))
+
+    def list_endpoints(self) -> list[Endpoint]:
+        found: list[Endpoint] = []
+        for page in self._pages("sagemaker", "list_endpoints"):
+            for summary in page.get("Endpoints", []):
+                try:
+                    found.append(self.get_endpoint(summary["EndpointName"]))
+                except NotFound:  # deleted while listing
+                    continue
+        return sorted(found, key=lambda e: e.name)
+
+    # -- changing ---------------------------------------------------------------------------------
+
+    def create_endpoint(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
+        try:
+            self._describe_endpoint(name)
+            raise Conflict(f"[sagemaker] endpoint {name!r} already exists")
+        except NotFound:
+            pass
+        layout = self._layout(name, routes, traffic)
+        config = self._config_name(name, 1, layout)
+        models = self._ensure_models(name, layout)
+        made_config = False
+        try:
+            made_config = self._create_config(config, layout)
+            try:
+                self._sm(
+                    "create_endpoint",
+                    EndpointName=name,
+                    EndpointConfigName=config,
+                    Tags=tag_list({MANAGED_TAG: "true"}),
+                )
+            except Conflict as exc:
+                # A retried create whose first attempt succeeded: reconcile if it is ours.
+                if not is_already_exists(exc):
+                    raise
+                if self._describe_endpoint(name).get("EndpointConfigName") != config:
+                    raise
+            described = self._wait(name)
+        except MintakaError:
+            self._discard([config] if made_config else [], models)
+            raise
+        if described["EndpointStatus"] != "InService":
+            raise BackendError(
+                f"endpoint {name!r} is {described['EndpointStatus']}: "
+                f"{described.get('FailureReason', '')}",
+                "sagemaker",
+            )
+        return self._endpoint_from(described)
+
+    def _current_capture(self, config_name: str) -> dict[str, Any] | None:
+        if not config_name:
+            return None
+        found = self._sm("describe_endpoint_config", EndpointConfigName=config_name)
+        capture = found.get("DataCaptureConfig")
+        return dict(capture) if capture else None
+
+    def _deploy_config(
+        self,
+        name: str,
+        routes: Sequence[Route],
+        traffic: TrafficMap,
+        *,
+        capture: dict[str, Any] | bool | None = True,
+        deployment: dict[str, Any] | None = None,
+        wait: bool = True,
+    ) -> str:
+        """Create the next config for ``name`` and switch the endpoint to it; its name.
+
+        ``capture=True`` carries the current data capture over; a dict replaces it.
+        """
+        described = self._describe_endpoint(name)
+        if described["EndpointStatus"] != "InService":
+            raise Conflict(
+                f"[sagemaker] endpoint {name!r} is {described['EndpointStatus']}; "
+                "wait for it to be InService"
+            )
+        old = str(described.get("EndpointConfigName", ""))
+        current_capture = self._current_capture(old)
+        new_capture = current_capture if capture is True else (capture or None)
+        layout = self._layout(name, routes, traffic, new_capture)
+        config = self._config_name(name, self._counter(old) + 1, layout)
+        if config == old:
+            return config
+        models = self._ensure_models(name, layout)
+        made_config = False
+        try:
+            made_config = self._create_config(config, layout)
+            params: dict[str, Any] = {"EndpointName": name, "EndpointConfigName": config}
+            if deployment:
+                params["DeploymentConfig"] = deployment
+            self._sm("update_endpoint", **params)
+        except MintakaError:
+            self._discard([config] if made_config else [], models)
+            raise
+        if not wait:
+            return config
+        done = self._wait(name)
+        if done.get("EndpointConfigName") != config:
+            raise BackendError(
+                f"update of endpoint {name!r} to {config} did not take: "
+                f"{done['EndpointStatus']} {done.get('FailureReason', '')}".strip(),
+                "sagemaker",
+            )
+        self._retire_config(old, keep=layout)
+        return config
+
+    def _retire_config(self, old: str, keep: Layout) -> None:
+        if not old:
+            return
+        try:
+            found = self._sm("describe_endpoint_config", EndpointConfigName=old)
+        except MintakaError:
+            return
+        in_use = {v["ModelName"] for v in keep.variants + keep.shadow_variants}
+        stale = {
+            v["ModelName"]
+            for v in (found.get("ProductionVariants") or [])
+            + (found.get("ShadowProductionVariants") or [])
+        } - in_use
+        self._discard([old], sorted(stale))
+
+    def update_routes(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
+        self._deploy_config(name, routes, traffic)
+        return self.get_endpoint(name)
+
+    def set_traffic(self, name: str, traffic: TrafficMap) -> Endpoint:
+        current = self.get_endpoint(name)
+        described_config = current.backend_ids.get("endpoint_config", "")
+        capture = self._current_capture(described_config)
+        wanted = self._layout(name, current.routes, traffic, capture)
+        running = self._layout(name, current.routes, current.traffic, capture)
+        if wanted.shape != running.shape:
+            self._deploy_config(name, current.routes, traffic)
+            return self.get_endpoint(name)
+        running_weights = current.extra.get("variant_weights", {})
+        changes = [
+            {"VariantName": v["VariantName"], "DesiredWeight": v["InitialVariantWeight"]}
+            for v in wanted.variants
+            if running_weights.get(v["VariantName"]) != v["InitialVariantWeight"]
+        ]
+        if changes:
+            self._sm(
+                "update_endpoint_weights_and_capacities",
+                EndpointName=name,
+                DesiredWeightsAndCapacities=changes,
+            )
+            self._wait(name)
+        return self.get_endpoint(name)
+
+    def set_shadow(self, name: str, route: str | None, percent: int) -> Endpoint:
+        current = self.get_endpoint(name)
+        traffic = TrafficMap(
+            weights=current.traffic.weights, shadow=route, shadow_percent=percent if route else 0
+        )
+        return self.set_traffic(name, traffic)
+
+    def delete_endpoint(self, name: str) -> None:
+        described = self._describe_endpoint(name)
+        config = str(described.get("EndpointConfigName", ""))
+        models: list[str] = []
+        if config:
+            try:
+                found = self._sm("describe_endpoint_config", EndpointConfigName=config)
+                models = sorted(
+                    {
+                        v["ModelName"]
+                        for v in (found.get("ProductionVariants") or [])
+                        + (found.get("ShadowProductionVariants") or [])
+                    }
+                )
+            except NotFound:
+                pass
+        self._sm("delete_endpoint", EndpointName=name)
+        self._discard([config] if config else [], models)
+
+    def invoke(self, name: str, payload: Any, route: str | None = None) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "EndpointName": name,
+            "Body": json.dumps(payload).encode("utf-8"),
+            "ContentType": "application/json",
+            "Accept": "application/json",
+        }
+        if route is not None:
+            params["TargetVariant"] = route
+        answer = self._call("sagemaker-runtime", "invoke_endpoint", **params)
+        try:
+            raw = answer["Body"].read()
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise BackendError(
+                f"endpoint {name!r} answered with non-JSON: {exc}", "sagemaker"
+            ) from exc
+        outputs = body.get("predictions") if isinstance(body, dict) else body
+        inputs = payload.get("inputs") if isinstance(payload, dict) else payload
+        rows = len(inputs) if isinstance(inputs, list) else 1
+        if not isinstance(outputs, list) or len(outputs) != rows:
+            raise BackendError(
+                f"endpoint {name!r} answered {rows} row(s) with {outputs!r}; the inference image "
+                'must answer {"predictions": [one output per row]}',
+                "sagemaker",
+            )
+        variant = str(answer.get("InvokedProductionVariant") or route or "")
+        return {
+            "endpoint": name,
+            "route": variant,
+            "predictions": [
+                {"id": self.context.ids.new("pred"), "output": output} for output in outputs
+            ],
+        }
+
+    # -- native rollout ---------------------------------------------------------------------------
+
+    def _rollout_alarms(self, name: str, plan: TrafficPlan, rising: list[str]) -> list[str]:
+        """Alarm names for ``AutoRollbackConfiguration``: the configured ones, and one per SLA
+        bound on each route gaining traffic (created or updated here)."""
+        alarms = list(self.settings.rollback_alarms)
+        for route in rising:
+            dimensions = [
+                {"Name": "EndpointName", "Value": name},
+                {"Name": "VariantName", "Value": route},
+            ]
+            if plan.sla.p99_latency_ms is not None:
+                alarm = f"mintaka-{name}-{route}-p99-latency"
+                self._call(
+                    "cloudwatch",
+                    "put_metric_alarm",
+                    AlarmName=alarm,
+                    AlarmDescription=f"Mintaka rollout SLA of {name}/{route}: p99 latency",
+                    Namespace="AWS/SageMaker",
+                    MetricName="ModelLatency",
+                    Dimensions=dimensions,
+                    ExtendedStatistic="p99",
+                    Period=60,
+                    EvaluationPeriods=1,
+                    Threshold=plan.sla.p99_latency_ms * 1000.0,  # ModelLatency is in µs
+                    ComparisonOperator="GreaterThanThreshold",
+                    TreatMissingData="notBreaching",
+                )
+                alarms.append(alarm)
+            if plan.sla.max_error_rate is not None:
+                alarm = f"mintaka-{name}-{route}-error-rate"
+                self._call(
+                    "cloudwatch",
+                    "put_metric_alarm",
+                    AlarmName=alarm,
+                    AlarmDescription=f"Mintaka rollout SLA of {name}/{route}: 5xx error rate",
+                    Metrics=[
+                        {
+                            "Id": "errors",
+                            "MetricStat": {
+                                "Metric": {
+                                    "Namespace": "AWS/SageMaker",
+                                    "MetricName": "Invocation5XXErrors",
+                                    "Dimensions": dimensions,
+                                },
+                                "Period": 60,
+                                "Stat": "Sum",
+                            },
+                            "ReturnData": False,
+                        },
+                        {
+                            "Id": "calls",
+                            "MetricStat": {
+                                "Metric": {
+                                    "Namespace": "AWS/SageMaker",
+                                    "MetricName": "Invocations",
+                                    "Dimensions": dimensions,
+                                },
+                                "Period": 60,
+                                "Stat": "Sum",
+                            },
+                            "ReturnData": False,
+                        },
+                        {
+                            "Id": "rate",
+                            "Expression": "IF(calls > 0, errors / calls, 0)",
+                            "ReturnData": True,
+                        },
+                    ],
+                    EvaluationPeriods=1,
+                    Threshold=plan.sla.max_error_rate,
+                    ComparisonOperator="GreaterThanThreshold",
+                    TreatMissingData="notBreaching",
+                )
+                alarms.append(alarm)
+        return alarms
+
+    def start_rollout(self, plan: TrafficPlan) -> str:
+        if not plan.steps:
+            raise ValidationError("a native rollout needs at least one traffic step")
+        if plan.strategy is RolloutStrategy.SHADOW:
+            raise ValidationError(
+                "shadow is not a SageMaker deployment policy: set the shadow with set_traffic"
+            )
+        current = self.get_endpoint(plan.endpoint)
+        target = TrafficMap(
+            weights=plan.steps[-1].weights, shadow=plan.shadow, shadow_percent=plan.shadow_percent
+        )
+        first = plan.steps[0].weights
+        rising = sorted(
+            r for r, w in target.weights.items() if w > current.traffic.weights.get(r, 0)
+        )
+        shifted = sum(max(0, w - current.traffic.weights.get(r, 0)) for r, w in first.items())
+        wait = int(min(plan.steps[0].bake_seconds, 3600))
+        routing: dict[str, Any] = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": wait}
+        if plan.strategy is RolloutStrategy.CANARY:
+            routing = {
+                "Type": "CANARY",
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": shifted},
+                "WaitIntervalInSeconds": wait,
+            }
+        elif plan.strategy is RolloutStrategy.LINEAR:
+            routing = {
+                "Type": "LINEAR",
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": shifted},
+                "WaitIntervalInSeconds": wait,
+            }
+        if routing["Type"] != "ALL_AT_ONCE" and shifted < 1:
+            raise ValidationError(
+                f"the first step of a {plan.strategy.value} rollout must move traffic onto the "
+                "new routes"
+            )
+        deployment: dict[str, Any] = {
+            "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing},
+        }
+        alarms = self._rollout_alarms(plan.endpoint, plan, rising)
+        if alarms:
+            deployment["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
+        return self._deploy_config(
+            plan.endpoint, current.routes, target, deployment=deployment, wait=False
+        )
+
+    def rollout_status(self, name: str, rollout_id: str) -> str:
+        """``in_progress``, ``succeeded``, ``rolled_back`` (an alarm fired) or ``failed``."""
+        described = self._describe_endpoint(name)
+        status = described["EndpointStatus"]
+        if status in TRANSITIONAL:
+            return "in_progress"
+        if status == "InService":
+            return (
+                "succeeded" if described.get("EndpointConfigName") == rollout_id else "rolled_back"
+            )
+        return "failed"

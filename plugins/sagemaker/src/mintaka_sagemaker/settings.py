@@ -1,0 +1,51 @@
+"""How the SageMaker backend is configured: ``[backend_settings]`` in ``config.toml``."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from mintaka.interfaces import BackendSettings
+
+
+class SageMakerSettings(BackendSettings):
+    """Where Mintaka's SageMaker resources live and how patiently it talks to AWS.
+
+    Credentials are never settings: boto3's own chain (environment, ``profile``, instance role)
+    provides them. ``endpoint_url`` points every client at one URL (a moto server, a VPC
+    endpoint); ``max_attempts`` counts the first request; ``max_backoff_seconds`` caps botocore's
+    exponential backoff in ``standard`` mode (0 retries at once, for tests).
+    """
+
+    region: str = "us-east-1"
+    bucket: str = Field(min_length=3, max_length=63)
+    prefix: str = Field(default="mintaka", pattern=r"^[A-Za-z0-9!_.*'()/-]{0,200}$")
+    role_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+    image_uri: str | None = None
+    instance_type: str = "ml.m5.large"
+    instance_count: int = Field(default=1, ge=1)
+    endpoint_url: str | None = None
+    profile: str | None = None
+    retry_mode: Literal["standard", "adaptive", "legacy"] = "standard"
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    max_backoff_seconds: float = Field(default=20.0, ge=0, le=300)
+    connect_timeout: float = Field(default=5.0, gt=0)
+    read_timeout: float = Field(default=60.0, gt=0)
+    poll_seconds: float = Field(default=15.0, ge=0)
+    wait_timeout_seconds: float = Field(default=3600.0, ge=0)
+    rollback_alarms: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _backoff_cap_needs_standard_retries(self) -> SageMakerSettings:
+        if self.max_backoff_seconds != 20.0 and self.retry_mode != "standard":
+            raise ValueError("max_backoff_seconds applies to retry_mode 'standard' only")
+        return self
+
+    @property
+    def key_prefix(self) -> str:
+        return self.prefix.strip("/")
+
+    def s3_uri(self, *parts: str) -> str:
+        key = "/".join(p.strip("/") for p in (self.key_prefix, *parts) if p.strip("/"))
+        return f"s3://{self.bucket}/{key}"
