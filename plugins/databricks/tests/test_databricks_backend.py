@@ -1,0 +1,281 @@
+"""What the conformance suite does not reach: capture read back from the inference table, metrics
+parsed from the Prometheus export, Jobs runs to completion, unmanaged resources in discovery,
+routes changed behind Mintaka's back, settings and the lazy SDK import."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from databricks_support import settings_for
+from mintaka_conformance.fakes.databricks import FakeDatabricks, workspace_client
+from mintaka_databricks.backend import DatabricksBackend
+from mintaka_databricks.settings import DatabricksSettings
+
+from mintaka import ConfigurationError, IdFactory, ManualClock, ValidationError
+from mintaka.domain.discovery import ResourceKind
+from mintaka.domain.monitoring import CaptureConfig
+from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
+from mintaka.domain.registry import VersionRequest
+from mintaka.domain.runs import Run, RunStatus
+from mintaka.domain.serving import Route, TrafficMap
+from mintaka.interfaces import BackendContext
+
+pytest_plugins = ["mintaka_conformance.fakes.databricks_fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        assert seconds <= 0.1, f"a real sleep of {seconds:.2f}s"
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+
+
+def make_backend(fake: FakeDatabricks, home: Path, **overrides: object) -> DatabricksBackend:
+    return DatabricksBackend(
+        DatabricksSettings(**settings_for(fake, **overrides)),
+        BackendContext(home=home, clock=ManualClock(), ids=IdFactory(seed=11)),
+    )
+
+
+@pytest.fixture
+def cloud(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> Iterator[DatabricksBackend]:
+    backend = make_backend(databricks_fake, tmp_path)
+    yield backend
+    backend.close()
+
+
+def register(cloud: DatabricksBackend, tmp_path: Path, model: str, count: int) -> None:
+    cloud.ensure_model(model)
+    for number in range(1, count + 1):
+        artifact = tmp_path / f"{model}-{number}.bin"
+        artifact.write_bytes(bytes([number]))
+        cloud.create_version(
+            VersionRequest(
+                name=model,
+                artifact_path=str(artifact),
+                artifact_digest="sha256:" + f"{number:02x}" * 32,
+                mintaka_id=f"mv-{model}-{number}",
+                idempotency_key=f"mv-{model}-{number}",
+            )
+        )
+
+
+@pytest.fixture
+def endpoint(cloud: DatabricksBackend, tmp_path: Path) -> str:
+    register(cloud, tmp_path, "churn", 2)
+    routes = [
+        Route(name="blue", model="churn", version=1),
+        Route(name="green", model="churn", version=2),
+    ]
+    cloud.create_endpoint("churn-ep", routes, TrafficMap(weights={"blue": 100, "green": 0}))
+    return "churn-ep"
+
+
+def test_models_live_under_the_configured_schema_with_uc_safe_names(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    register(cloud, tmp_path, "credit-risk", 1)
+    model = databricks_fake.state.uc.model("main.mintaka.credit_risk")
+    assert model.versions[1].tags["mintaka.digest"] == "sha256:" + "01" * 32
+    assert model.versions[1].source.startswith("file://")
+    assert cloud.list_models() == ["credit-risk"]
+
+
+def test_an_artifact_root_names_the_source_by_digest(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    backend = make_backend(databricks_fake, tmp_path, artifact_root="s3://bucket/mintaka/")
+    register(backend, tmp_path, "churn", 1)
+    assert backend.get_version("churn", 1).artifact_uri == "s3://bucket/mintaka/" + "01" * 32
+
+
+def test_reserved_tag_keys_are_refused(cloud: DatabricksBackend, tmp_path: Path) -> None:
+    register(cloud, tmp_path, "churn", 1)
+    with pytest.raises(ValidationError, match="reserved"):
+        cloud.set_tags("churn", 1, {"mintaka.stage": "production"})
+
+
+def test_captured_requests_read_back_from_the_inference_table(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, endpoint: str
+) -> None:
+    cloud.configure_capture(endpoint, CaptureConfig())
+    capture = cloud.get_endpoint(endpoint).extra["capture"]
+    assert capture["table_name_prefix"] == "churn_ep"
+    first = cloud.invoke(endpoint, {"inputs": [{"f0": 1.0}, {"f0": 2.0}]})
+    cloud.invoke(endpoint, {"inputs": {"f0": 3.0}}, route="green")
+    records = {r.route: r for r in cloud.read_captured(endpoint)}
+    assert sorted(records) == ["blue", "green"]
+    blue = records["blue"]
+    assert blue.inputs == [{"f0": 1.0}, {"f0": 2.0}]
+    assert blue.extra["client_request_id"] == first["predictions"][0]["id"].rsplit("-", 1)[0]
+    assert blue.event_id == first["request_id"]
+    assert len(cloud.read_captured(endpoint, limit=1)) == 1
+    later = max(r.at for r in records.values()) + timedelta(seconds=1)
+    assert cloud.read_captured(endpoint, since=later) == []
+
+
+def test_capture_that_databricks_cannot_express_is_refused(
+    cloud: DatabricksBackend, endpoint: str
+) -> None:
+    with pytest.raises(ValidationError, match="every request"):
+        cloud.configure_capture(endpoint, CaptureConfig(sample_percent=10))
+
+
+def test_reading_capture_needs_a_warehouse(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    backend = make_backend(databricks_fake, tmp_path, warehouse_id=None)
+    register(backend, tmp_path, "churn", 1)
+    backend.create_endpoint(
+        "churn-ep",
+        [Route(name="blue", model="churn", version=1)],
+        TrafficMap(weights={"blue": 100}),
+    )
+    backend.configure_capture("churn-ep", CaptureConfig())
+    with pytest.raises(ConfigurationError, match="warehouse_id"):
+        backend.read_captured("churn-ep")
+
+
+def test_metrics_come_from_the_prometheus_export_per_route(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, endpoint: str
+) -> None:
+    for _ in range(3):
+        cloud.invoke(endpoint, {"inputs": {"f0": 1.0}})
+    cloud.invoke(endpoint, {"inputs": {"f0": 1.0}}, route="green")
+    now = cloud.context.clock.now()
+    metrics = cloud.read_metrics(endpoint, now - timedelta(hours=1), now)
+    assert metrics.requests == {"blue": 3, "green": 1}
+    assert metrics.errors == {"blue": 0, "green": 0}
+
+
+def test_routes_changed_behind_mintakas_back_are_observed(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, endpoint: str
+) -> None:
+    from databricks.sdk.service.serving import Route as SdkRoute
+    from databricks.sdk.service.serving import TrafficConfig
+
+    other = workspace_client(databricks_fake)
+    other.serving_endpoints.update_config(
+        endpoint,
+        traffic_config=TrafficConfig(
+            routes=[
+                SdkRoute(served_model_name="blue", traffic_percentage=50),
+                SdkRoute(served_model_name="green", traffic_percentage=50),
+            ]
+        ),
+    )
+    assert cloud.observe_endpoint(endpoint).traffic.weights == {"blue": 50, "green": 50}
+
+
+def test_discovery_reports_what_mintaka_did_not_make(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    register(cloud, tmp_path, "churn", 1)
+    databricks_fake.state.uc.create_model("main.mintaka.Legacy_Model")
+    databricks_fake.state.uc.add_version("main.mintaka.legacy_model")
+    databricks_fake.state.uc.create_model("main.mintaka.old__scores")
+    found = {(r.kind, r.name): r for r in cloud.discover()}
+    assert found[(ResourceKind.MODEL, "churn")].managed
+    assert found[(ResourceKind.MODEL_VERSION, "churn:1")].managed
+    assert not found[(ResourceKind.MODEL, "legacy-model")].managed
+    assert not found[(ResourceKind.MODEL_VERSION, "legacy-model:1")].managed
+    assert not found[(ResourceKind.MODEL, "main.mintaka.old__scores")].managed
+
+
+def test_a_pipeline_compiles_to_jobs_tasks_and_runs_to_completion(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    spec = PipelineSpec(
+        name="train",
+        parameters={"depth": 3},
+        steps=[
+            StepSpec(name="prepare", entrypoint="pkg.steps:prepare"),
+            StepSpec(name="fit", entrypoint="pkg.steps:fit", depends_on=["prepare"]),
+        ],
+    )
+    native = cloud.compile(spec)
+    tasks = native.definition["tasks"]
+    assert [t["task_key"] for t in tasks] == ["prepare", "fit"]
+    assert tasks[1]["depends_on"] == [{"task_key": "prepare"}]
+    assert "--param=depth={{job.parameters.depth}}" in tasks[0]["spark_python_task"]["parameters"]
+    databricks_fake.state.jobs.run_states = ("RUNNING", "TERMINATED")
+    databricks_fake.state.jobs.script_task("fit", "FAILED", "diverged")
+    run = cloud.submit(native, {"depth": "5"})
+    finished = cloud.wait_for_pipeline_run(run.id)
+    assert finished.status is PipelineStatus.FAILED
+    assert {s.name: s.status for s in finished.steps} == {
+        "prepare": PipelineStatus.SUCCEEDED,
+        "fit": PipelineStatus.FAILED,
+    }
+    again = cloud.submit(native, {"depth": "5"})
+    assert len(databricks_fake.state.jobs.jobs) == 1
+    cloud.stop_pipeline_run(again.id)
+    assert cloud.wait_for_pipeline_run(again.id).status is PipelineStatus.STOPPED
+
+
+def test_an_unknown_pipeline_parameter_is_refused(cloud: DatabricksBackend) -> None:
+    spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
+    with pytest.raises(ValidationError):
+        cloud.submit(cloud.compile(spec), {"depth": "5"})
+
+
+def test_another_process_finds_a_run_by_its_mintaka_id(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    run = Run(
+        id="run-7",
+        experiment="churn",
+        code_commit="abc",
+        dataset_ids=("ds-1",),
+        params={"depth": "3"},
+        started_at=cloud.context.clock.now(),
+        backend="databricks",
+    )
+    cloud.create_run(run)
+    cloud.end_run("run-7", RunStatus.FINISHED)
+    elsewhere = make_backend(databricks_fake, tmp_path)
+    seen = elsewhere.get_run("run-7")
+    assert (seen.experiment, seen.code_commit, seen.dataset_ids) == ("churn", "abc", ("ds-1",))
+    assert (seen.params, seen.status) == ({"depth": "3"}, RunStatus.FINISHED)
+    experiment = databricks_fake.state.tracking.experiment_by_name("/Shared/mintaka/churn")
+    assert experiment.experiment_id == seen.backend_ids["experiment_id"]
+
+
+def test_describe_never_shows_the_token(cloud: DatabricksBackend) -> None:
+    shown = json.dumps(cloud.describe())
+    assert cloud.settings.token is not None
+    assert cloud.settings.token.get_secret_value() not in shown
+    assert cloud.settings.token.get_secret_value() not in repr(cloud.settings)
+    assert "main" in shown
+
+
+def test_a_host_without_a_scheme_is_https() -> None:
+    assert DatabricksSettings(host="adb-1.azuredatabricks.net").host == (
+        "https://adb-1.azuredatabricks.net"
+    )
+
+
+def test_registering_the_backend_imports_no_sdk() -> None:
+    code = (
+        "import sys\nfrom mintaka.plugins import PluginManager\n"
+        "names = [e.name for e in PluginManager().backends()]\n"
+        "assert 'databricks' in names, names\n"
+        "print(any(m == 'databricks' or m.startswith('databricks.') for m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip().splitlines()[-1] == "False"
