@@ -9,6 +9,11 @@ or a reorder is reported at the first sequence number it breaks.
 Appends take the chain head row under the write lock of the surrounding transaction, so several
 processes appending at once still produce one linear chain, and an event commits with the state
 change it records, or not at all.
+
+Canonicalisation has a fast path: for the values Mintaka logs (strings, safe integers, booleans,
+null, floats printed without an exponent, lists, and maps with ASCII keys) the standard library's
+C JSON encoder with sorted keys and no whitespace produces exactly RFC 8785's bytes; anything else
+goes through ``rfc8785`` itself. ``tests/audit/test_canonical.py`` checks the two agree.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from sqlalchemy import Connection, select
 from mintaka.domain.audit import AuditEvent, ChainReport
 from mintaka.errors import StoreError
 from mintaka.store.engine import Sql, Store
-from mintaka.store.schema import audit_events, audit_head
+from mintaka.store.schema import audit_events
 
 GENESIS = "0" * 64
 FORMAT = "mintaka-audit/1"
@@ -36,6 +41,22 @@ FORMAT = "mintaka-audit/1"
 # databases lock the row itself.
 _HEAD_SQLITE = "SELECT seq, hash FROM audit_head WHERE id = 1"
 _HEAD_LOCKING = _HEAD_SQLITE + " FOR UPDATE"
+_INSERT = (
+    "INSERT INTO audit_events "
+    "(seq, at, actor, action, subject, backend, canonical, prev_hash, hash) "
+    "VALUES (:seq, :at, :actor, :action, :subject, :backend, :canonical, :prev, :hash)"
+)
+_MOVE_HEAD = "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1"
+_ROWS = (
+    "SELECT seq, at, actor, action, subject, backend, canonical, prev_hash, hash "
+    "FROM audit_events ORDER BY seq"
+)
+
+_SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE 754 doubles
+_quote = json.encoder.encode_basestring  # C; escapes exactly what RFC 8785 escapes
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":"), sort_keys=True
+).encode
 
 
 def _jsonable(value: Any) -> Any:
@@ -58,12 +79,75 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _plain(value: Any) -> bool:
+    """Whether the C JSON encoder writes ``value`` exactly as RFC 8785 does.
+
+    Exact built-in types only (no subclasses, whose ``repr`` or ``value`` may differ); integers
+    within RFC 8785's safe range; floats whose shortest ``repr`` has no exponent and no ``.0``
+    (RFC 8785 prints ``1.0`` as ``1`` and ``1e16`` in full); map keys in ASCII, where code-point
+    order (``sort_keys``) is RFC 8785's UTF-16 order. Strings are checked when encoded to UTF-8.
+    """
+    kind = type(value)
+    if kind is str or value is None or kind is bool:
+        return True
+    if kind is int:
+        return bool(-_SAFE_INT <= value <= _SAFE_INT)
+    if kind is float:
+        text = repr(value)
+        return "e" not in text and "n" not in text and not text.endswith(".0")
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) is not str or not key.isascii() or not _plain(item):
+                return False
+        return True
+    if kind is list or kind is tuple:
+        return all(_plain(item) for item in value)
+    return False
+
+
 def canonical_bytes(body: Mapping[str, Any]) -> bytes:
-    return bytes(rfc8785.dumps(_jsonable(body)))
+    """The RFC 8785 canonical JSON of ``body`` (after ``_jsonable``), as UTF-8 bytes."""
+    value = body if _plain(body) else _jsonable(body)
+    if value is body or _plain(value):
+        try:
+            return _dumps(value).encode("utf-8")
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: let rfc8785 raise its own error
+    return bytes(rfc8785.dumps(value))
 
 
 def link_hash(prev_hash: str, canonical: bytes) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical).hexdigest()
+
+
+def _frame(
+    seq: int, at: str, actor: str, action: str, subject: str, backend: str | None, prev: str
+) -> tuple[bytes, bytes] | None:
+    """The canonical bytes before and after ``details`` for these columns, or None when a value
+    needs the general path. Keys are written in RFC 8785 order."""
+    if not (
+        type(at) is str
+        and type(actor) is str
+        and type(action) is str
+        and type(subject) is str
+        and type(prev) is str
+        and (backend is None or type(backend) is str)
+        and type(seq) is int
+        and 0 <= seq <= _SAFE_INT
+    ):
+        return None
+    try:
+        head = (
+            f'{{"action":{_quote(action)},"actor":{_quote(actor)},"at":{_quote(at)},"backend":'
+            f'{"null" if backend is None else _quote(backend)},"details":'
+        ).encode()
+        tail = (
+            f',"format":"{FORMAT}","prev_hash":{_quote(prev)},"seq":{seq},'
+            f'"subject":{_quote(subject)}}}'
+        ).encode()
+    except UnicodeEncodeError:
+        return None
+    return head, tail
 
 
 class AuditLog:
@@ -91,23 +175,28 @@ class AuditLog:
         seq = int(head[0]) + 1
         prev = str(head[1])
         when = at.isoformat()
-        body = {
-            "format": FORMAT,
-            "seq": seq,
-            "at": when,
-            "actor": actor,
-            "action": action,
-            "subject": subject,
-            "backend": backend,
-            "details": details or {},
-            "prev_hash": prev,
-        }
-        canonical = canonical_bytes(body)
+        details = details or {}
+        frame = _frame(seq, when, actor, action, subject, backend, prev)
+        if frame is not None and _plain(details):
+            inner = _dumps(details).encode("utf-8") if details else b"{}"
+            canonical = frame[0] + inner + frame[1]
+        else:
+            body = {
+                "format": FORMAT,
+                "seq": seq,
+                "at": when,
+                "actor": actor,
+                "action": action,
+                "subject": subject,
+                "backend": backend,
+                "details": details,
+                "prev_hash": prev,
+            }
+            canonical = canonical_bytes(body)
+            inner = None
         digest = link_hash(prev, canonical)
         sql.run(
-            "INSERT INTO audit_events "
-            "(seq, at, actor, action, subject, backend, canonical, prev_hash, hash) "
-            "VALUES (:seq, :at, :actor, :action, :subject, :backend, :canonical, :prev, :hash)",
+            _INSERT,
             {
                 "seq": seq,
                 "at": when,
@@ -120,10 +209,7 @@ class AuditLog:
                 "hash": digest,
             },
         )
-        sql.run(
-            "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1",
-            {"seq": seq, "hash": digest},
-        )
+        sql.run(_MOVE_HEAD, {"seq": seq, "hash": digest})
         return AuditEvent(
             seq=seq,
             at=at,
@@ -131,7 +217,7 @@ class AuditLog:
             action=action,
             subject=subject,
             backend=backend,
-            details=json.loads(canonical)["details"],
+            details=json.loads(canonical)["details"] if inner is None else json.loads(inner),
             prev_hash=prev,
             hash=digest,
         )
@@ -164,88 +250,142 @@ class AuditLog:
             hash=row.hash,
         )
 
-    def _rows(self, conn: Connection) -> Iterator[tuple[Any, ...]]:
-        result = conn.execution_options(yield_per=10_000).execute(
-            select(
-                audit_events.c.seq,
-                audit_events.c.at,
-                audit_events.c.actor,
-                audit_events.c.action,
-                audit_events.c.subject,
-                audit_events.c.backend,
-                audit_events.c.canonical,
-                audit_events.c.prev_hash,
-                audit_events.c.hash,
-            ).order_by(audit_events.c.seq)
-        )
+    @staticmethod
+    def _rows(conn: Connection) -> Iterator[tuple[Any, ...]]:
+        """Every event row in sequence order, in batches, straight from the driver on SQLite."""
+        if conn.dialect.name == "sqlite":
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            cursor.arraysize = 4096
+            cursor.execute(_ROWS)
+            while batch := cursor.fetchmany():
+                yield from batch
+            return
+        result = conn.execution_options(yield_per=10_000).exec_driver_sql(_ROWS)
         for row in result:
             yield tuple(row)
 
-    def verify(self) -> ChainReport:
-        """Recompute every link; report the first sequence number where the chain breaks."""
+    def head(self, conn: Connection) -> tuple[int, str] | None:
+        """The head row (sequence number and hash) as stored, inside ``conn``'s transaction."""
+        row = Sql(conn).one(_HEAD_SQLITE)
+        return None if row is None else (int(row[0]), str(row[1]))
+
+    def verify(self, anchors: Mapping[int, str] | None = None) -> ChainReport:
+        """Recompute every link; report the first sequence number where the chain breaks.
+
+        ``anchors`` maps sequence numbers to hashes the chain must reproduce there (signed
+        checkpoints): a chain rewritten consistently from its first changed event on passes every
+        link, but no longer reproduces an anchored hash, nor does a chain cut below an anchor.
+        """
+        with self.store.read() as conn:
+            return self.verify_in(conn, anchors)[0]
+
+    def verify_in(
+        self, conn: Connection, anchors: Mapping[int, str] | None = None
+    ) -> tuple[ChainReport, str]:
+        """``verify`` inside ``conn``'s snapshot; also returns the last event's hash."""
+        anchors = anchors or {}
+        anchored = 0  # the highest anchored sequence number reproduced so far
         expected_seq = 1
         prev = GENESIS
-        count = 0
-        with self.store.read() as conn:
-            for (
-                seq,
-                at,
-                actor,
-                action,
-                subject,
-                backend,
-                blob,
-                prev_hash,
-                digest,
-            ) in self._rows(conn):
-                canonical = bytes(blob)
-                reason = None
-                if seq != expected_seq:
-                    reason = f"expected sequence {expected_seq}, found {seq}"
-                elif prev_hash != prev:
-                    reason = "previous-hash link does not match the preceding event"
-                elif link_hash(prev, canonical) != digest:
-                    reason = "hash does not match the stored canonical bytes"
-                else:
-                    try:
-                        body = json.loads(canonical)
-                    except ValueError:
-                        body = None
-                    columns = {
-                        "seq": seq,
-                        "at": at,
-                        "actor": actor,
-                        "action": action,
-                        "subject": subject,
-                        "backend": backend,
-                        "prev_hash": prev_hash,
-                    }
-                    if not isinstance(body, dict) or any(
-                        body.get(k) != v for k, v in columns.items()
-                    ):
-                        reason = "columns differ from the canonical bytes"
-                if reason is not None:
-                    return ChainReport(
-                        ok=False, events=count, first_bad_seq=expected_seq, reason=reason
+        sha256 = hashlib.sha256
+        loads = json.loads
+        for seq, at, actor, action, subject, backend, blob, prev_hash, digest in self._rows(conn):
+            canonical = bytes(blob)
+            reason = None
+            if seq != expected_seq:
+                reason = f"expected sequence {expected_seq}, found {seq}"
+            elif prev_hash != prev:
+                reason = "previous-hash link does not match the preceding event"
+            elif sha256(prev.encode("ascii") + canonical).hexdigest() != digest:
+                reason = "hash does not match the stored canonical bytes"
+            elif not _columns_match(
+                canonical, seq, at, actor, action, subject, backend, prev_hash, loads
+            ):
+                reason = "columns differ from the canonical bytes"
+            elif seq in anchors:
+                if anchors[seq] != digest:
+                    reason = (
+                        f"the chain no longer reproduces the checkpointed hash at sequence {seq}: "
+                        f"events {anchored + 1}..{seq} were rewritten"
                     )
-                prev = digest
-                expected_seq += 1
-                count += 1
-            head = conn.execute(
-                select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-            ).one_or_none()
-        head_seq = 0 if head is None else int(head.seq)
-        if head is None or head_seq != count or head.hash != prev:
+                else:
+                    anchored = seq
+            if reason is not None:
+                report = ChainReport(
+                    ok=False, events=expected_seq - 1, first_bad_seq=expected_seq, reason=reason
+                )
+                return report, prev
+            prev = digest
+            expected_seq += 1
+        count = expected_seq - 1
+        head = self.head(conn)
+        head_seq = 0 if head is None else head[0]
+        if head is None or head_seq != count or head[1] != prev:
             if head_seq > count:
                 first_bad = count + 1  # events removed from the end
             elif head_seq < count:
                 first_bad = head_seq + 1  # events appended without moving the head
             else:
                 first_bad = max(count, 1)
-            return ChainReport(
+            report = ChainReport(
                 ok=False,
                 events=count,
                 first_bad_seq=first_bad,
                 reason=f"chain head (sequence {head_seq}) does not match the last event",
             )
-        return ChainReport(ok=True, events=count)
+            return report, prev
+        beyond = [s for s in anchors if s > count]
+        if beyond:
+            report = ChainReport(
+                ok=False,
+                events=count,
+                first_bad_seq=count + 1,
+                reason=(
+                    f"the chain ends at sequence {count}, below the checkpoint at sequence "
+                    f"{min(beyond)}: events {count + 1}.. were removed"
+                ),
+            )
+            return report, prev
+        return ChainReport(ok=True, events=count), prev
+
+
+def _columns_match(
+    canonical: bytes,
+    seq: int,
+    at: str,
+    actor: str,
+    action: str,
+    subject: str,
+    backend: str | None,
+    prev_hash: str,
+    loads: Any,
+) -> bool:
+    """Whether the columns say what the canonical bytes say.
+
+    Fast path: the bytes are exactly the frame these columns make around one JSON value (the
+    details), which implies every column matches. Otherwise, parse and compare field by field.
+    """
+    frame = _frame(seq, at, actor, action, subject, backend, prev_hash)
+    if frame is not None and canonical.startswith(frame[0]) and canonical.endswith(frame[1]):
+        inner = canonical[len(frame[0]) : len(canonical) - len(frame[1])]
+        if inner == b"{}":
+            return True
+        try:
+            loads(inner)  # one JSON value, so no field can be repeated after it
+            return True
+        except ValueError:
+            pass
+    try:
+        body = loads(canonical)
+    except ValueError:
+        return False
+    columns = {
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "action": action,
+        "subject": subject,
+        "backend": backend,
+        "prev_hash": prev_hash,
+    }
+    return isinstance(body, dict) and all(body.get(k) == v for k, v in columns.items())
