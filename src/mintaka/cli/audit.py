@@ -1,13 +1,17 @@
-"""``mintaka audit ...``: verify and read the hash-chained audit trail."""
+"""``mintaka audit ...``: verify, read and checkpoint the hash-chained audit trail."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from mintaka.audit import checkpoints
 from mintaka.cli.output import console, emit_json, table
 from mintaka.cli.state import platform
+from mintaka.errors import ValidationError
+from mintaka.platform import Platform
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 
@@ -15,19 +19,44 @@ app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 @app.command("verify")
 def verify(
     ctx: typer.Context,
+    public_key: Annotated[
+        Path | None,
+        typer.Option("--public-key", help="Also check signed checkpoints with this public key."),
+    ] = None,
+    checkpoint_file: Annotated[
+        Path | None,
+        typer.Option("--checkpoints", help="The checkpoint file written by `audit checkpoint`."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Recompute every link of the chain; exit 1 and name the first bad sequence number."""
-    report = platform(ctx).verify_audit()
-    if as_json:
-        emit_json(report)
-    elif report.ok:
-        console.print(f"[green]audit chain verified[/]: {report.events} events")
+    """Recompute every link of the chain; exit 1 and name the first bad sequence number.
+
+    With --public-key and --checkpoints, also check every checkpoint's signature and that the
+    chain reproduces each checkpointed head, which catches a chain rewritten from end to end.
+    """
+    if (public_key is None) != (checkpoint_file is None):
+        raise ValidationError("--public-key and --checkpoints go together")
+    if public_key is not None and checkpoint_file is not None:
+        key = checkpoints.load_public_key(public_key)
+        entries = checkpoints.read(checkpoint_file)
+        report = checkpoints.verify(platform(ctx).audit, key, entries)
+        ok, reason, first_bad = report.ok, report.reason, report.first_bad_seq
+        summary = f"{report.events} events, {report.checkpoints} signed checkpoints"
+        result: object = report
     else:
-        console.print(
-            f"[red]audit chain broken at sequence {report.first_bad_seq}[/]: {report.reason}"
-        )
-    if not report.ok:
+        chain = platform(ctx).verify_audit()
+        ok, reason, first_bad = chain.ok, chain.reason, chain.first_bad_seq
+        summary = f"{chain.events} events"
+        result = chain
+    if as_json:
+        emit_json(result)
+    elif ok:
+        console.print(f"[green]audit chain verified[/]: {summary}")
+    elif first_bad is None:
+        console.print(f"[red]audit checkpoints rejected[/]: {reason}")
+    else:
+        console.print(f"[red]audit chain broken at sequence {first_bad}[/]: {reason}")
+    if not ok:
         raise typer.Exit(1)
 
 
@@ -48,3 +77,50 @@ def log(
         ["seq", "at", "actor", "action", "subject"],
         [(e.seq, e.at.isoformat(), e.actor, e.action, e.subject) for e in events],
     )
+
+
+@app.command("keygen")
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="Directory outside the store.")],
+) -> None:
+    """Write a new Ed25519 signing key (audit-signing.pem, 0600) and its public key."""
+    private_path, public_path = checkpoints.generate_keypair(out)
+    console.print(f"signing key: {private_path} (keep it away from the store)")
+    console.print(f"public key: {public_path}")
+
+
+@app.command("checkpoint")
+def checkpoint(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="Directory for checkpoints.jsonl.")],
+    key: Annotated[
+        Path | None,
+        typer.Option("--key", help="Signing key (PEM) [default: MINTAKA_AUDIT_KEY]."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Verify the chain, sign its head and append the checkpoint to OUT/checkpoints.jsonl."""
+    plat = platform(ctx)
+    key_path = checkpoints.private_key_path(key)
+    target = out / checkpoints.CHECKPOINTS_FILE
+    checkpoints.ensure_outside(key_path, _store_dirs(plat), "signing key")
+    checkpoints.ensure_outside(target, _store_dirs(plat), "checkpoint file")
+    signed = checkpoints.checkpoint(
+        plat.audit, checkpoints.load_private_key(key_path), at=plat.clock.now()
+    )
+    checkpoints.append(target, signed)
+    if as_json:
+        emit_json(signed)
+    else:
+        console.print(
+            f"checkpoint at sequence {signed.seq} ({signed.hash[:16]}...) "
+            f"signed by {signed.key_id}, appended to {target}"
+        )
+
+
+def _store_dirs(plat: Platform) -> list[Path]:
+    dirs = [plat.home]
+    url = plat.store.url
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        dirs.append(Path(url.removeprefix("sqlite:///")).parent)
+    return dirs
