@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from mintaka.cli.conformance import ConformanceSuites
     from mintaka.domain.audit import AuditEvent
     from mintaka.domain.monitoring import Alert
+    from mintaka.monitoring.tickets import TicketSinks
     from mintaka.plugins import BackendRegistry
 
 PROJECT = "mintaka"
@@ -49,6 +50,14 @@ def mintaka_conformance_suites(suites: ConformanceSuites) -> None:
       from a wheel (pytest runs it with ``--pyargs``).
 
     A backend without a suite appears in the matrix with its declared capabilities as "not run".
+    """
+
+
+@hookspec
+def mintaka_ticket_sinks(sinks: TicketSinks) -> None:
+    """Add ticket sinks with ``sinks.add(sink)``; each receives every ticket an alert opens,
+    updates or escalates (``sink.open(ticket, event)``). Called once per Platform, on the first
+    alert. The store always keeps the ticket; a sink that raises is logged, never fatal.
     """
 
 

@@ -57,6 +57,7 @@ from mintaka.interfaces import (
 from mintaka.lineage import LineageStore
 from mintaka.plugins import PluginManager
 from mintaka.provenance import code_commit, environment
+from mintaka.monitoring.service import MonitoringService
 from mintaka.serving.ops import ServingService
 from mintaka.store import Store, default_url
 from mintaka.store.engine import Sql
@@ -176,6 +177,7 @@ class Platform:
             ),
         )
         self.serving = ServingService(self)
+        self.monitoring = MonitoringService(self)
         self._insert = (
             postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
         )

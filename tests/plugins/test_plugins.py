@@ -50,7 +50,7 @@ def test_third_party_plugin_is_listed_by_mintaka_backends(tmp_path: Path) -> Non
     result = run_cli("backends", "--json", extra_path=site)
     assert result.returncode == 0, result.stderr
     listed = {b["name"]: b for b in json.loads(result.stdout)["backends"]}
-    assert set(listed) == {"local", "hello"}
+    assert {"local", "hello"} <= set(listed)
     assert listed["hello"]["plugin"] == "hello"
     assert listed["hello"]["capabilities"] == {"registry": "native"}
 
@@ -58,7 +58,9 @@ def test_third_party_plugin_is_listed_by_mintaka_backends(tmp_path: Path) -> Non
 def test_disable_and_allow_lists_make_runs_hermetic(tmp_path: Path) -> None:
     site = install_hello(tmp_path / "site")
     disabled = run_cli("backends", "--json", extra_path=site, MINTAKA_DISABLE_PLUGINS="hello")
-    assert [b["name"] for b in json.loads(disabled.stdout)["backends"]] == ["local"]
+    names = [b["name"] for b in json.loads(disabled.stdout)["backends"]]
+    assert "local" in names
+    assert "hello" not in names
     allowed = run_cli("backends", "--json", extra_path=site, MINTAKA_PLUGINS="hello")
     assert [b["name"] for b in json.loads(allowed.stdout)["backends"]] == ["hello"]
 

@@ -173,6 +173,8 @@ def test_faulty_challenger_is_rolled_back_automatically(served: Served) -> None:
     actions = [e.action for e in plat.audit.events()]
     assert "endpoint.rollback" in actions
     assert actions[-1] == "alert.raise"
+    [ticket] = plat.monitoring.tickets("open")
+    assert (ticket.signal, ticket.severity.value) == ("rollout-sla", "critical")
 
 
 def test_healthy_canary_is_promoted_and_becomes_known_good(served: Served) -> None:

@@ -87,10 +87,20 @@ class TicketStatus(StrEnum):
 
 
 class Ticket(Record):
+    """The work item an alert opens; one stays open per signal and endpoint until resolved."""
+
     id: str
     alert_id: str
+    signal: str
+    endpoint: str
     owner: str
+    severity: Severity
     status: TicketStatus
     runbook_url: str | None = None
+    escalation: tuple[Escalation, ...] = ()
+    escalation_level: int = 0
+    alerts: int = 1
     opened_at: AwareDatetime
-    sink: str
+    updated_at: AwareDatetime
+    acked_by: str | None = None
+    sinks: dict[str, str] = Field(default_factory=dict)

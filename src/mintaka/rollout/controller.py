@@ -5,8 +5,8 @@ cloud. Before the first step the current traffic is marked known-good; each step
 (through the traffic gate), bakes for ``bake_seconds`` (the injected ``wait`` lets tests move a
 manual clock instead of sleeping), reads the endpoint's metrics for exactly that window, and
 promotes only when the SLA holds for every route taking traffic. On a breach it restores the
-known-good traffic map, audits the rollback and raises an alert through the
-``mintaka_alert`` hook. A finished rollout's final map becomes the new known-good.
+known-good traffic map, audits the rollback and raises an alert, which opens a ticket. A
+finished rollout's final map becomes the new known-good.
 """
 
 from __future__ import annotations
@@ -143,8 +143,8 @@ class RolloutController:
                     action="endpoint.rollback",
                 )
                 result.rolled_back_to = dict(start.weights)
-                platform.serving.raise_alert(
-                    "rollout.sla_breach",
+                platform.monitoring.raise_alert(
+                    "rollout-sla",
                     plan.endpoint,
                     severity="critical",
                     details={"step": index, "breaches": list(breaches)},

@@ -19,7 +19,6 @@ from mintaka.capabilities import Capability
 from mintaka.domain.audit import AuditEvent
 from mintaka.domain.governance import PolicyDecision
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
-from mintaka.domain.monitoring import Alert, Severity
 from mintaka.domain.names import validate_endpoint_name
 from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.domain.serving import (
@@ -427,35 +426,6 @@ class ServingService:
         self.get_endpoint(endpoint)
         reader = self.platform._area(Capability.MONITORING_METRICS, MetricsSource)
         return reader.read_metrics(endpoint, start, end)
-
-    def raise_alert(
-        self,
-        signal: str,
-        endpoint: str,
-        *,
-        severity: str = "warning",
-        value: float = 1.0,
-        threshold: float = 0.0,
-        details: Mapping[str, Any] | None = None,
-    ) -> Alert:
-        """Record an alert (audited) and hand it to every ``mintaka_alert`` observer."""
-        alert = Alert(
-            id=self.platform.ids.new("alert"),
-            signal=signal,
-            endpoint=endpoint,
-            value=value,
-            threshold=threshold,
-            severity=Severity(severity),
-            at=self.platform._now(),
-            details=dict(details or {}),
-        )
-        with self.platform.store.write() as conn:
-            event = self.platform._audit(
-                conn, "alert.raise", endpoint, alert=alert.model_dump(mode="json")
-            )
-        self.platform._after_commit([event])
-        self.platform.plugins.hook.mintaka_alert(alert=alert)
-        return alert
 
     # -- predictions, decisions and batch scoring ------------------------------------------------
 

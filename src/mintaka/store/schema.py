@@ -296,3 +296,45 @@ policy_exceptions = Table(
     Column("created_at", String(40), nullable=False),
 )
 Index("ix_policy_exceptions_version", policy_exceptions.c.version_id)
+
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("endpoint", String(32), nullable=False),
+    Column("model", String(63), nullable=False),
+    Column("spec", JSON, nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(256), nullable=False),
+)
+Index("ix_monitors_endpoint", monitors.c.endpoint)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("alert_id", String(64), nullable=False),
+    Column("signal", String(128), nullable=False),
+    Column("endpoint", String(32), nullable=False),
+    Column("owner", String(256), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("runbook_url", Text, nullable=True),
+    Column("escalation", JSON, nullable=False),
+    Column("escalation_level", Integer, nullable=False),
+    Column("alerts", Integer, nullable=False),
+    Column("opened_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
+    Column("acked_by", String(256), nullable=True),
+    Column("sinks", JSON, nullable=False),
+    Column("details", JSON, nullable=False),
+)
+# One open ticket per signal and endpoint: a repeated alert updates it, even from two runners.
+Index(
+    "ux_tickets_open_signal",
+    tickets.c.signal,
+    tickets.c.endpoint,
+    unique=True,
+    sqlite_where=tickets.c.status != "resolved",
+    postgresql_where=tickets.c.status != "resolved",
+)

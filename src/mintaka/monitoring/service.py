@@ -1,0 +1,410 @@
+"""``platform.monitoring``: monitor specs, alerts that become tickets, escalation, coverage and
+the runner that evaluates it all without a person.
+
+Every signal has an owner, a threshold, a window, a severity, an escalation path and a runbook.
+An alert is audited, handed to ``mintaka_alert`` observers, and opens a ticket; a repeated alert
+for the same signal and endpoint updates the open ticket instead of opening another (a unique
+index makes this hold even for two runners at once). A ticket nobody acknowledges in time moves
+to the next person on its escalation path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+
+from mintaka.capabilities import Capability
+from mintaka.domain.monitoring import (
+    Alert,
+    Escalation,
+    MonitorSpec,
+    Severity,
+    Signal,
+    SignalKind,
+    Ticket,
+    TicketStatus,
+)
+from mintaka.domain.names import validate_endpoint_name
+from mintaka.errors import Conflict, NotFound, ValidationError
+from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
+from mintaka.store.schema import monitors, tickets
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
+
+log = logging.getLogger(__name__)
+
+WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+TELEMETRY_METRICS = ("error_rate", "p99_latency_ms", "p50_latency_ms")
+
+
+def window_seconds(window: str) -> float:
+    """``"15m"``, ``"1h"``, ``"2d"`` ... in seconds."""
+    unit = window[-1:]
+    if unit not in WINDOW_UNITS or not window[:-1].replace(".", "", 1).isdigit():
+        raise ValidationError(f"window {window!r} must be a number and one of s, m, h, d")
+    seconds = float(window[:-1]) * WINDOW_UNITS[unit]
+    if seconds <= 0:
+        raise ValidationError(f"window {window!r} must be positive")
+    return seconds
+
+
+@dataclass(frozen=True)
+class Coverage:
+    endpoint: str
+    routes: tuple[str, ...]
+    monitored: bool
+
+
+@dataclass(frozen=True)
+class RunReport:
+    evaluated: int
+    alerts: tuple[Alert, ...]
+    escalated: tuple[str, ...]
+
+
+class MonitoringService:
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self._sinks: TicketSinks | None = None
+
+    # -- monitor specs -------------------------------------------------------------------------
+
+    def add_monitor(self, spec: MonitorSpec) -> str:
+        """Attach a monitor to an endpoint; every signal is validated before anything is stored."""
+        validate_endpoint_name(spec.endpoint)
+        self.platform.serving.get_endpoint(spec.endpoint)
+        self.platform.get_model(spec.model)
+        if not spec.signals:
+            raise ValidationError("a monitor needs at least one signal")
+        names = [s.name for s in spec.signals]
+        if len(set(names)) != len(names):
+            raise ValidationError(f"signal names must be unique: {names}")
+        for signal in spec.signals:
+            window_seconds(signal.window)
+            if not signal.owner.strip():
+                raise ValidationError(f"signal {signal.name!r} needs an owner")
+            if signal.kind is SignalKind.TELEMETRY and signal.metric not in TELEMETRY_METRICS:
+                raise ValidationError(
+                    f"telemetry signal {signal.name!r} measures one of {TELEMETRY_METRICS}"
+                )
+        monitor_id = self.platform.ids.new("mon")
+        with self.platform.store.write() as conn:
+            conn.execute(
+                monitors.insert().values(
+                    id=monitor_id,
+                    endpoint=spec.endpoint,
+                    model=spec.model,
+                    spec=spec.model_dump(mode="json"),
+                    created_at=self.platform._now().isoformat(),
+                    created_by=self.platform.actor,
+                )
+            )
+            event = self.platform._audit(
+                conn, "monitor.add", spec.endpoint, monitor=monitor_id, signals=names
+            )
+        self.platform._after_commit([event])
+        return monitor_id
+
+    def monitors(self, endpoint: str | None = None) -> list[MonitorSpec]:
+        query = select(monitors.c.spec).order_by(monitors.c.created_at, monitors.c.id)
+        if endpoint is not None:
+            query = query.where(monitors.c.endpoint == endpoint)
+        with self.platform.store.read() as conn:
+            return [MonitorSpec.model_validate(spec) for spec in conn.execute(query).scalars()]
+
+    def coverage(self) -> list[Coverage]:
+        """Every endpoint taking live traffic, and whether any monitor watches it."""
+        watched = {m.endpoint for m in self.monitors()}
+        return [
+            Coverage(
+                endpoint=e.name,
+                routes=tuple(sorted(r for r, w in e.traffic.weights.items() if w > 0)),
+                monitored=e.name in watched,
+            )
+            for e in self.platform.serving.list_endpoints()
+            if any(w > 0 for w in e.traffic.weights.values())
+        ]
+
+    # -- alerts and tickets ------------------------------------------------------------------
+
+    def sinks(self) -> TicketSinks:
+        if self._sinks is None:
+            collected = TicketSinks()
+            for sink in builtin_sinks():
+                collected.add(sink)
+            self.platform.plugins.hook.mintaka_ticket_sinks(sinks=collected)
+            self._sinks = collected
+        return self._sinks
+
+    def raise_alert(
+        self,
+        signal: str,
+        endpoint: str,
+        *,
+        value: float = 1.0,
+        threshold: float = 0.0,
+        severity: Severity | str = Severity.WARNING,
+        owner: str | None = None,
+        runbook_url: str | None = None,
+        escalation: Sequence[Escalation] = (),
+        details: Mapping[str, Any] | None = None,
+    ) -> tuple[Alert, Ticket]:
+        """Audit an alert, tell the observers, and open (or update) its ticket."""
+        alert = Alert(
+            id=self.platform.ids.new("alert"),
+            signal=signal,
+            endpoint=endpoint,
+            value=value,
+            threshold=threshold,
+            severity=Severity(severity),
+            at=self.platform._now(),
+            details=dict(details or {}),
+        )
+        owner = owner or self._default_owner(endpoint)
+        ticket = self._open_ticket(alert, owner, runbook_url, tuple(escalation))
+        with self.platform.store.write() as conn:
+            event = self.platform._audit(
+                conn,
+                "alert.raise",
+                endpoint,
+                alert=alert.model_dump(mode="json"),
+                ticket=ticket.id,
+                owner=ticket.owner,
+            )
+        self.platform._after_commit([event])
+        self.platform.plugins.hook.mintaka_alert(alert=alert)
+        return alert, ticket
+
+    def _default_owner(self, endpoint: str) -> str:
+        try:
+            current = self.platform.serving.get_endpoint(endpoint)
+        except NotFound:
+            return self.platform.actor
+        for route in current.routes:
+            return self.platform.get_model_version(route.model, route.version).owner
+        return self.platform.actor
+
+    def _open_ticket(
+        self,
+        alert: Alert,
+        owner: str,
+        runbook_url: str | None,
+        escalation: tuple[Escalation, ...],
+    ) -> Ticket:
+        now = alert.at.isoformat()
+        with self.platform.store.write() as conn:
+            row = conn.execute(
+                select(tickets).where(
+                    tickets.c.signal == alert.signal,
+                    tickets.c.endpoint == alert.endpoint,
+                    tickets.c.status != TicketStatus.RESOLVED.value,
+                )
+            ).one_or_none()
+            if row is not None:
+                conn.execute(
+                    update(tickets)
+                    .where(tickets.c.id == row.id)
+                    .values(alerts=row.alerts + 1, updated_at=now, alert_id=alert.id)
+                )
+                event_name = "updated"
+                ticket_id = row.id
+            else:
+                ticket_id = self.platform.ids.new("tkt")
+                try:
+                    conn.execute(
+                        tickets.insert().values(
+                            id=ticket_id,
+                            alert_id=alert.id,
+                            signal=alert.signal,
+                            endpoint=alert.endpoint,
+                            owner=owner,
+                            severity=alert.severity.value,
+                            status=TicketStatus.OPEN.value,
+                            runbook_url=runbook_url,
+                            escalation=[e.model_dump(mode="json") for e in escalation],
+                            escalation_level=0,
+                            alerts=1,
+                            opened_at=now,
+                            updated_at=now,
+                            acked_by=None,
+                            sinks={},
+                            details=alert.details,
+                        )
+                    )
+                except SQLIntegrityError as exc:  # another runner opened it a moment ago
+                    raise Conflict("a ticket for this signal was opened concurrently") from exc
+                event_name = "opened"
+        ticket = self.ticket(ticket_id)
+        return self._notify(ticket, event_name)
+
+    def _notify(self, ticket: Ticket, event: str) -> Ticket:
+        refs = dict(ticket.sinks)
+        for sink in self.sinks():
+            try:
+                refs[sink.name] = sink.open(ticket, event)
+            except Exception as exc:  # a sink never loses the ticket
+                log.warning("ticket sink %s failed: %s", sink.name, exc)
+                refs[sink.name] = f"failed: {type(exc).__name__}"
+        if refs != ticket.sinks:
+            with self.platform.store.write() as conn:
+                conn.execute(update(tickets).where(tickets.c.id == ticket.id).values(sinks=refs))
+            ticket = ticket.model_copy(update={"sinks": refs})
+        return ticket
+
+    def ticket(self, ticket_id: str) -> Ticket:
+        with self.platform.store.read() as conn:
+            row = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"ticket {ticket_id!r} not found")
+        return _ticket(row)
+
+    def tickets(self, status: TicketStatus | str | None = None) -> list[Ticket]:
+        query = select(tickets).order_by(tickets.c.opened_at, tickets.c.id)
+        if status is not None:
+            query = query.where(tickets.c.status == TicketStatus(status).value)
+        with self.platform.store.read() as conn:
+            return [_ticket(row) for row in conn.execute(query).all()]
+
+    def acknowledge(self, ticket_id: str) -> Ticket:
+        return self._transition(ticket_id, TicketStatus.ACKNOWLEDGED, "ticket.ack")
+
+    def resolve(self, ticket_id: str, note: str = "") -> Ticket:
+        return self._transition(ticket_id, TicketStatus.RESOLVED, "ticket.resolve", note=note)
+
+    def _transition(
+        self, ticket_id: str, status: TicketStatus, action: str, **extra: Any
+    ) -> Ticket:
+        current = self.ticket(ticket_id)
+        if current.status is TicketStatus.RESOLVED:
+            raise Conflict(f"ticket {ticket_id} is already resolved")
+        with self.platform.store.write() as conn:
+            values: dict[str, Any] = {
+                "status": status.value,
+                "updated_at": self.platform._now().isoformat(),
+            }
+            if status is TicketStatus.ACKNOWLEDGED:
+                values["acked_by"] = self.platform.actor
+            conn.execute(update(tickets).where(tickets.c.id == ticket_id).values(**values))
+            event = self.platform._audit(
+                conn, action, ticket_id, endpoint=current.endpoint, signal=current.signal, **extra
+            )
+        self.platform._after_commit([event])
+        return self.ticket(ticket_id)
+
+    def escalate_due(self) -> list[str]:
+        """Move every open, unacknowledged ticket past its next escalation step to that person."""
+        now = self.platform._now()
+        moved: list[str] = []
+        for ticket in self.tickets(TicketStatus.OPEN):
+            if ticket.escalation_level >= len(ticket.escalation):
+                continue
+            step = ticket.escalation[ticket.escalation_level]
+            due = ticket.opened_at + timedelta(
+                minutes=sum(
+                    e.after_minutes for e in ticket.escalation[: ticket.escalation_level + 1]
+                )
+            )
+            if now < due:
+                continue
+            with self.platform.store.write() as conn:
+                result = conn.execute(
+                    update(tickets)
+                    .where(
+                        tickets.c.id == ticket.id,
+                        tickets.c.escalation_level == ticket.escalation_level,
+                        tickets.c.status == TicketStatus.OPEN.value,
+                    )
+                    .values(
+                        owner=step.to,
+                        escalation_level=ticket.escalation_level + 1,
+                        updated_at=now.isoformat(),
+                    )
+                )
+                if result.rowcount == 0:  # another runner escalated it first
+                    continue
+                event = self.platform._audit(
+                    conn,
+                    "ticket.escalate",
+                    ticket.id,
+                    endpoint=ticket.endpoint,
+                    signal=ticket.signal,
+                    previous_owner=ticket.owner,
+                    owner=step.to,
+                    level=ticket.escalation_level + 1,
+                )
+            self.platform._after_commit([event])
+            self._notify(self.ticket(ticket.id), "escalated")
+            moved.append(ticket.id)
+        return moved
+
+    # -- the runner ---------------------------------------------------------------------------
+
+    def run_once(self) -> RunReport:
+        """Evaluate every monitor's signals over their windows, then escalations; idempotent."""
+        now = self.platform._now()
+        alerts: list[Alert] = []
+        evaluated = 0
+        for spec in self.monitors():
+            for signal in spec.signals:
+                value = self._measure(spec, signal, now)
+                if value is None:
+                    continue
+                evaluated += 1
+                if value > signal.threshold:
+                    alert, _ = self.raise_alert(
+                        f"{spec.endpoint}:{signal.name}",
+                        spec.endpoint,
+                        value=value,
+                        threshold=signal.threshold,
+                        severity=signal.severity,
+                        owner=signal.owner,
+                        runbook_url=signal.runbook_url,
+                        escalation=signal.escalation,
+                        details={"metric": signal.metric, "window": signal.window},
+                    )
+                    alerts.append(alert)
+        return RunReport(evaluated, tuple(alerts), tuple(self.escalate_due()))
+
+    def _measure(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
+        if signal.kind is not SignalKind.TELEMETRY:
+            return None  # drift, performance and fairness signals are measured by their evaluators
+        if Capability.MONITORING_METRICS not in self.platform.backend.capabilities:
+            return None
+        start = now - timedelta(seconds=window_seconds(signal.window))
+        metrics = self.platform.serving.endpoint_metrics(spec.endpoint, start, now)
+        requests = sum(metrics.requests.values())
+        if requests == 0:
+            return None
+        if signal.metric == "error_rate":
+            return sum(metrics.errors.values()) / requests
+        table = (
+            metrics.p99_latency_ms if signal.metric == "p99_latency_ms" else metrics.p50_latency_ms
+        )
+        return max(table.values(), default=0.0)
+
+
+def _ticket(row: Any) -> Ticket:
+    return Ticket(
+        id=row.id,
+        alert_id=row.alert_id,
+        signal=row.signal,
+        endpoint=row.endpoint,
+        owner=row.owner,
+        severity=Severity(row.severity),
+        status=TicketStatus(row.status),
+        runbook_url=row.runbook_url,
+        escalation=tuple(Escalation(**e) for e in row.escalation),
+        escalation_level=row.escalation_level,
+        alerts=row.alerts,
+        opened_at=datetime.fromisoformat(row.opened_at),
+        updated_at=datetime.fromisoformat(row.updated_at),
+        acked_by=row.acked_by,
+        sinks=row.sinks,
+    )

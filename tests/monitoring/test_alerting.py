@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mintaka import Conflict, ManualClock, Platform, ValidationError, hookimpl
+from mintaka.domain.monitoring import (
+    Escalation,
+    MonitorSpec,
+    Signal,
+    SignalKind,
+    Ticket,
+    TicketStatus,
+)
+from mintaka.domain.serving import EndpointMetrics
+from mintaka.monitoring.tickets import TicketSinks
+
+MakeArtifact = Callable[[bytes], Path]
+
+
+@pytest.fixture
+def served(platform: Platform, make_artifact: MakeArtifact) -> Platform:
+    platform.register_model("credit", make_artifact(b"v1"), owner="dana")
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    return platform
+
+
+def latency_signal(**overrides: Any) -> Signal:
+    values: dict[str, Any] = {
+        "name": "errors",
+        "kind": SignalKind.TELEMETRY,
+        "metric": "error_rate",
+        "threshold": 0.05,
+        "window": "15m",
+        "owner": "oncall-a",
+        "escalation": [Escalation(after_minutes=30, to="lead-b")],
+        "runbook_url": "https://runbooks.example/scoring-errors",
+    }
+    values.update(overrides)
+    return Signal(**values)
+
+
+def test_an_alert_opens_exactly_one_ticket_with_owner_and_runbook(served: Platform) -> None:
+    monitoring = served.monitoring
+    _, first = monitoring.raise_alert(
+        "drift", "scoring", owner="oncall-a", runbook_url="https://runbooks.example/drift"
+    )
+    _, again = monitoring.raise_alert("drift", "scoring", owner="someone-else")
+    assert again.id == first.id
+    assert again.alerts == 2
+    assert again.owner == "oncall-a"
+    assert again.runbook_url == "https://runbooks.example/drift"
+    assert [t.id for t in monitoring.tickets(TicketStatus.OPEN)] == [first.id]
+    assert [e.action for e in served.audit.events()][-2:] == ["alert.raise", "alert.raise"]
+
+
+def test_default_owner_is_the_model_owner(served: Platform) -> None:
+    _, ticket = served.monitoring.raise_alert("latency", "scoring")
+    assert ticket.owner == "dana"
+
+
+def test_unacknowledged_ticket_escalates_and_acknowledged_one_does_not(
+    served: Platform, clock: ManualClock
+) -> None:
+    monitoring = served.monitoring
+    path = [Escalation(after_minutes=30, to="lead-b"), Escalation(after_minutes=60, to="head-c")]
+    _, ticket = monitoring.raise_alert("drift", "scoring", owner="oncall-a", escalation=path)
+    clock.advance(minutes=29)
+    assert monitoring.escalate_due() == []
+    clock.advance(minutes=2)
+    assert monitoring.escalate_due() == [ticket.id]
+    assert monitoring.escalate_due() == []  # idempotent until the next step is due
+    assert monitoring.ticket(ticket.id).owner == "lead-b"
+    clock.advance(minutes=60)
+    assert monitoring.escalate_due() == [ticket.id]
+    assert monitoring.ticket(ticket.id).owner == "head-c"
+    _, other = monitoring.raise_alert("latency", "scoring", owner="x", escalation=path)
+    monitoring.acknowledge(other.id)
+    clock.advance(days=1)
+    assert other.id not in monitoring.escalate_due()
+    escalations = [e for e in served.audit.events() if e.action == "ticket.escalate"]
+    assert [e.details["owner"] for e in escalations] == ["lead-b", "head-c"]
+
+
+def test_resolving_a_ticket_lets_the_next_alert_open_a_new_one(served: Platform) -> None:
+    monitoring = served.monitoring
+    _, first = monitoring.raise_alert("drift", "scoring")
+    resolved = monitoring.resolve(first.id, note="retrained")
+    assert resolved.status is TicketStatus.RESOLVED
+    with pytest.raises(Conflict):
+        monitoring.resolve(first.id)
+    _, second = monitoring.raise_alert("drift", "scoring")
+    assert second.id != first.id
+
+
+class _Catcher(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Catcher.received.append(json.loads(body))
+        self.send_response(201)
+        self.send_header("Location", "/tickets/1")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    server = HTTPServer(("127.0.0.1", 0), _Catcher)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _Catcher.received = []
+    monkeypatch.setenv("MINTAKA_TICKET_WEBHOOK", f"http://127.0.0.1:{server.server_port}/hook")
+    yield _Catcher.received
+    server.shutdown()
+
+
+def test_webhook_sink_receives_opened_and_escalated_tickets(
+    served: Platform, webhook: list[dict[str, Any]], clock: ManualClock
+) -> None:
+    _, ticket = served.monitoring.raise_alert(
+        "drift", "scoring", escalation=[Escalation(after_minutes=5, to="lead")]
+    )
+    assert served.monitoring.ticket(ticket.id).sinks == {"webhook": "/tickets/1"}
+    clock.advance(minutes=6)
+    served.monitoring.escalate_due()
+    assert [r["event"] for r in webhook] == ["opened", "escalated"]
+    assert webhook[-1]["ticket"]["owner"] == "lead"
+
+
+def test_plugin_sinks_come_from_the_hook_and_a_failing_sink_loses_nothing(
+    served: Platform,
+) -> None:
+    seen: list[str] = []
+
+    class Recorder:
+        name = "recorder"
+
+        def open(self, ticket: Ticket, event: str) -> str:
+            seen.append(f"{event}:{ticket.signal}")
+            return "rec-1"
+
+    class Broken:
+        name = "broken"
+
+        def open(self, ticket: Ticket, event: str) -> str:
+            raise RuntimeError("pager is down")
+
+    class Plugin:
+        @hookimpl
+        def mintaka_ticket_sinks(self, sinks: TicketSinks) -> None:
+            sinks.add(Recorder())
+            sinks.add(Broken())
+
+    served.plugins.register(Plugin())
+    _, ticket = served.monitoring.raise_alert("drift", "scoring")
+    assert seen == ["opened:drift"]
+    assert served.monitoring.ticket(ticket.id).sinks == {
+        "recorder": "rec-1",
+        "broken": "failed: RuntimeError",
+    }
+
+
+def test_coverage_lists_production_endpoints_without_monitors(served: Platform) -> None:
+    [only] = served.monitoring.coverage()
+    assert (only.endpoint, only.monitored) == ("scoring", False)
+    served.monitoring.add_monitor(
+        MonitorSpec(endpoint="scoring", model="credit", signals=[latency_signal()])
+    )
+    assert [c.monitored for c in served.monitoring.coverage()] == [True]
+
+
+@pytest.mark.parametrize(
+    ("signal", "message"),
+    [
+        (latency_signal(window="soon"), "window"),
+        (latency_signal(owner=" "), "needs an owner"),
+        (latency_signal(metric="accuracy"), "telemetry signal"),
+    ],
+)
+def test_bad_monitor_specs_are_refused(served: Platform, signal: Signal, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        served.monitoring.add_monitor(
+            MonitorSpec(endpoint="scoring", model="credit", signals=[signal])
+        )
+
+
+def test_runner_alerts_on_a_breached_telemetry_signal_once_per_ticket(
+    served: Platform, monkeypatch: pytest.MonkeyPatch, clock: ManualClock
+) -> None:
+    served.monitoring.add_monitor(
+        MonitorSpec(endpoint="scoring", model="credit", signals=[latency_signal()])
+    )
+    windows: list[tuple[datetime, datetime]] = []
+
+    def metrics(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        windows.append((start, end))
+        return EndpointMetrics(
+            endpoint=endpoint, start=start, end=end, requests={"blue": 100}, errors={"blue": 9}
+        )
+
+    monkeypatch.setattr(served.serving, "endpoint_metrics", metrics)
+    first = served.monitoring.run_once()
+    second = served.monitoring.run_once()
+    assert (first.evaluated, len(first.alerts)) == (1, 1)
+    assert first.alerts[0].value == pytest.approx(0.09)
+    assert len(second.alerts) == 1
+    [ticket] = served.monitoring.tickets(TicketStatus.OPEN)
+    assert (ticket.alerts, ticket.owner) == (2, "oncall-a")
+    assert windows[0][1] - windows[0][0] == timedelta(minutes=15)
+    clock.advance(minutes=31)
+    assert served.monitoring.run_once().escalated == (ticket.id,)
+
+
+def test_runner_stays_quiet_when_the_signal_holds(
+    served: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    served.monitoring.add_monitor(
+        MonitorSpec(endpoint="scoring", model="credit", signals=[latency_signal()])
+    )
+
+    def metrics(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        return EndpointMetrics(
+            endpoint=endpoint, start=start, end=end, requests={"blue": 100}, errors={"blue": 1}
+        )
+
+    monkeypatch.setattr(served.serving, "endpoint_metrics", metrics)
+    assert served.monitoring.run_once().alerts == ()
+    assert served.monitoring.tickets() == []
