@@ -55,9 +55,9 @@ from mintaka.interfaces import (
     RunTracking,
 )
 from mintaka.lineage import LineageStore
+from mintaka.monitoring.service import MonitoringService
 from mintaka.plugins import PluginManager
 from mintaka.provenance import code_commit, environment
-from mintaka.monitoring.service import MonitoringService
 from mintaka.serving.ops import ServingService
 from mintaka.store import Store, default_url
 from mintaka.store.engine import Sql
