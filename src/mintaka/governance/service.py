@@ -380,11 +380,12 @@ class GovernanceService:
             Control("evaluation", not breaches, "; ".join(breaches), version.id),
         ]
         if controls.monitors_required:
+            watched = any(m.model == version.name for m in self.platform.monitoring.monitors())
             checks.append(
                 Control(
                     "monitors",
-                    False,
-                    "no monitor is configured for this version",
+                    watched,
+                    f"no monitor watches {version.name}: add one before production",
                     version.id,
                 )
             )
