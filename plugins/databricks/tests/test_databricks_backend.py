@@ -279,3 +279,10 @@ def test_registering_the_backend_imports_no_sdk() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_workspace_registry_is_refused_not_ignored(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError, match="Unity Catalog only"):
+        make_backend(databricks_fake, tmp_path, registry="workspace")

@@ -15,6 +15,7 @@ from mintaka.domain.discovery import (
     ObservedModel,
     ResourceKind,
 )
+from mintaka.errors import ConfigurationError
 from mintaka.interfaces import (
     Backend,
     BackendContext,
@@ -100,6 +101,11 @@ class DatabricksBackend(
     def __init__(self, settings: BackendSettings, context: BackendContext) -> None:
         super().__init__(settings, context)
         assert isinstance(settings, DatabricksSettings)
+        if settings.registry != "uc":
+            raise ConfigurationError(
+                "the Databricks backend keeps models in Unity Catalog only; the workspace model "
+                "registry (registry = 'workspace') is not implemented"
+            )
         self.settings: DatabricksSettings = settings
         self._client = None
         self._runs = {}
