@@ -111,9 +111,8 @@ class SageMakerMonitoring(SageMakerServing):
         self, endpoint: str, since: datetime | None = None, limit: int | None = None
     ) -> list[CapturedRecord]:
         described = self._describe_endpoint(endpoint)
-        destination = (described.get("DataCaptureConfig") or {}).get(
-            "DestinationS3Uri"
-        ) or self._capture_destination(endpoint)
+        capture = self._current_capture(str(described.get("EndpointConfigName", ""))) or {}
+        destination = capture.get("DestinationS3Uri") or self._capture_destination(endpoint)
         bucket, _, prefix = str(destination).removeprefix("s3://").partition("/")
         root = "/".join(p for p in (prefix.strip("/"), endpoint) if p) + "/"
         records: list[CapturedRecord] = []

@@ -1,0 +1,406 @@
+"""What the SageMaker backend does beyond the shared suite: how Mintaka's objects are laid out in
+SageMaker, native shadow and rollouts, capture read-back, CloudWatch metrics, identity, discovery
+and out-of-band changes."""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BUCKET, SETTINGS
+from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
+from mintaka_conformance.fixtures import InProcessPlugin
+from mintaka_sagemaker.artifacts import write_tarball
+from mintaka_sagemaker.backend import SageMakerBackend
+from mintaka_sagemaker.serving import percentages
+
+from mintaka import IdFactory, ManualClock, Platform, ValidationError
+from mintaka.domain.discovery import ResourceKind
+from mintaka.domain.governance import IdentitySource
+from mintaka.domain.monitoring import CaptureConfig
+from mintaka.domain.pipelines import PipelineSpec, StepSpec
+from mintaka.domain.registry import ApprovalStatus, Stage
+from mintaka.domain.serving import RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
+from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
+from mintaka.plugins import PluginManager
+
+
+@pytest.fixture
+def fake(inference_image: None) -> Iterator[SageMakerFake]:
+    with mock_sagemaker() as handle:
+        make_client("s3").create_bucket(Bucket=BUCKET)
+        yield handle
+
+
+@pytest.fixture
+def platform(tmp_path: Path, fake: SageMakerFake) -> Iterator[Platform]:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
+    with Platform(
+        home,
+        backend="sagemaker",
+        backend_settings=dict(SETTINGS),
+        actor="tester",
+        clock=ManualClock(),
+        ids=IdFactory(seed=3),
+        plugins=PluginManager(load_entry_points=False, extra=[InProcessPlugin(SageMakerBackend)]),
+    ) as plat:
+        yield plat
+
+
+@pytest.fixture
+def cloud(platform: Platform) -> SageMakerBackend:
+    assert isinstance(platform.backend, SageMakerBackend)
+    return platform.backend
+
+
+@pytest.fixture
+def sm(fake: SageMakerFake) -> Any:
+    return make_client("sagemaker")
+
+
+def artifact(tmp_path: Path, content: bytes) -> Path:
+    root = tmp_path / f"artifact-{len(list(tmp_path.iterdir()))}"
+    (root / "sub").mkdir(parents=True)
+    (root / "model.bin").write_bytes(content)
+    (root / "sub" / "meta.json").write_text("{}")
+    return root
+
+
+@pytest.fixture
+def two_versions(platform: Platform, tmp_path: Path) -> str:
+    platform.register_model("churn", artifact(tmp_path, b"v1"))
+    platform.register_model("churn", artifact(tmp_path, b"v2"))
+    return "churn"
+
+
+@pytest.fixture
+def live(platform: Platform, two_versions: str) -> str:
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    platform.serving.deploy("churn-live", "churn:2", route="green")
+    return "churn-live"
+
+
+# -- registry layout ------------------------------------------------------------------------------
+
+
+def test_version_is_a_model_package_with_mintaka_metadata(
+    platform: Platform, sm: Any, tmp_path: Path
+) -> None:
+    version = platform.register_model("churn", artifact(tmp_path, b"weights"), tags={"t": "1"})
+    arn = version.backend_ids["model_package"]
+    described = sm.describe_model_package(ModelPackageName=arn)
+    assert described["ModelPackageGroupName"] == "churn"
+    assert described["CustomerMetadataProperties"] == {
+        "mintaka_id": version.id,
+        "mintaka_digest": version.artifact_digest,
+        "mintaka_flavor": "opaque",
+    }
+    assert described["ModelApprovalStatus"] == "PendingManualApproval"
+    container = described["InferenceSpecification"]["Containers"][0]
+    assert container["Image"] == SETTINGS["image_uri"]
+    hex_digest = version.artifact_digest.removeprefix("sha256:")
+    assert container["ModelDataUrl"] == (
+        f"s3://{BUCKET}/mintaka/artifacts/{hex_digest}/model.tar.gz"
+    )
+    assert sm.list_tags(ResourceArn=arn)["Tags"] == [{"Key": "t", "Value": "1"}]
+
+
+def test_artifact_tarball_is_reproducible_and_complete(tmp_path: Path) -> None:
+    root = artifact(tmp_path, b"weights")
+    first, second = io.BytesIO(), io.BytesIO()
+    write_tarball(root, first)
+    (root / "model.bin").touch()  # a new mtime changes nothing
+    write_tarball(root, second)
+    assert first.getvalue() == second.getvalue()
+    with tarfile.open(fileobj=io.BytesIO(first.getvalue()), mode="r:gz") as tar:
+        assert tar.getnames() == ["model.bin", "sub/meta.json"]
+
+
+def test_client_token_makes_a_retried_create_return_the_first_package(
+    cloud: SageMakerBackend, platform: Platform, sm: Any, tmp_path: Path
+) -> None:
+    from mintaka.domain.registry import VersionRequest
+
+    stored = platform.artifacts.ingest(artifact(tmp_path, b"weights"))
+    cloud.ensure_model("churn")
+    request = VersionRequest(
+        name="churn",
+        artifact_path=str(stored.content),
+        artifact_digest=stored.digest,
+        mintaka_id="mv-1",
+        idempotency_key="a key with spaces that is far longer than thirty-six characters",
+    )
+    assert cloud.create_version(request).version == cloud.create_version(request).version == 1
+    assert (
+        len(sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]) == 1
+    )
+
+
+def test_aliases_are_group_tags_and_stage_and_approval_are_native_fields(
+    cloud: SageMakerBackend, platform: Platform, two_versions: str, sm: Any
+) -> None:
+    platform.set_alias("churn", "champion", 2)
+    platform.set_stage("churn", 2, Stage.STAGING)
+    cloud.set_approval("churn", 2, ApprovalStatus.APPROVED)
+    group = sm.describe_model_package_group(ModelPackageGroupName="churn")
+    tags = {
+        t["Key"]: t["Value"]
+        for t in sm.list_tags(ResourceArn=group["ModelPackageGroupArn"])["Tags"]
+    }
+    assert tags["mintaka:alias:champion"] == "2"
+    package = sm.describe_model_package(
+        ModelPackageName=cloud.get_version("churn", 2).backend_ids["model_package"]
+    )
+    assert package["ModelApprovalStatus"] == "Approved"
+    assert package["CustomerMetadataProperties"]["mintaka_stage"] == "staging"
+    platform.set_stage("churn", 2, Stage.NONE)
+    assert cloud.get_version("churn", 2).stage is None
+
+
+# -- serving -------------------------------------------------------------------------------------
+
+
+def test_routes_are_variants_and_weights_change_in_place(
+    platform: Platform, cloud: SageMakerBackend, live: str, sm: Any
+) -> None:
+    config = sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+    assert config.startswith(f"{live}-c2-")
+    assert sm.list_endpoint_configs()["EndpointConfigs"][0]["EndpointConfigName"] == config
+    platform.serving.set_traffic(live, {"blue": 75, "green": 25})
+    described = sm.describe_endpoint(EndpointName=live)
+    assert described["EndpointConfigName"] == config  # weights changed without a new config
+    assert {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]} == {
+        "blue": 75.0,
+        "green": 25.0,
+    }
+    assert len(sm.list_models()["Models"]) == 2
+
+
+def test_shadow_is_a_native_shadow_variant(
+    platform: Platform, fake: SageMakerFake, live: str, sm: Any
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 100, "green": 0}, shadow="green", shadow_percent=50)
+    described = sm.describe_endpoint(EndpointName=live)
+    assert [v["VariantName"] for v in described["ProductionVariants"]] == ["blue"]
+    assert [v["VariantName"] for v in described["ShadowProductionVariants"]] == ["green"]
+    seen = platform.backend.get_endpoint(live)  # type: ignore[attr-defined]
+    assert seen.traffic == TrafficMap(
+        weights={"blue": 100, "green": 0}, shadow="green", shadow_percent=50
+    )
+    for i in range(4):
+        assert platform.serving.invoke(live, {"a": float(i)})["route"] == "blue"
+    assert [i.variant for i in fake.invocations(live, shadow=True)] == ["green"] * 4
+
+
+def test_shadow_needs_all_live_traffic_on_one_route(
+    platform: Platform, cloud: SageMakerBackend, live: str
+) -> None:
+    platform.serving.deploy(live, "churn:1", route="red")
+    with pytest.raises(ValidationError, match="exactly one production variant"):
+        cloud.set_traffic(
+            live, TrafficMap(weights={"blue": 50, "green": 50}, shadow="red", shadow_percent=10)
+        )
+
+
+def test_percentages_sum_to_100() -> None:
+    assert percentages({"a": 1.0, "b": 1.0, "c": 1.0}) == {"a": 34, "b": 33, "c": 33}
+    assert percentages({"a": 0.0}) == {}
+    assert percentages({"a": 3.0, "b": 1.0}) == {"a": 75, "b": 25}
+
+
+def test_native_rollout_completes_or_rolls_back_on_its_alarm(
+    cloud: SageMakerBackend, fake: SageMakerFake, live: str
+) -> None:
+    plan = TrafficPlan(
+        endpoint=live,
+        strategy=RolloutStrategy.CANARY,
+        steps=[
+            TrafficStep(weights={"blue": 90, "green": 10}, bake_seconds=300),
+            TrafficStep(weights={"blue": 0, "green": 100}),
+        ],
+    )
+    first = cloud.start_rollout(plan)
+    assert cloud.rollout_status(live, first) == "succeeded"
+    assert cloud.get_endpoint(live).traffic.weights == {"blue": 0, "green": 100}
+    deployed = make_client("sagemaker").describe_endpoint(EndpointName=live)["LastDeploymentConfig"]
+    routing = deployed["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"]
+    assert routing == {
+        "Type": "CANARY",
+        "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+        "WaitIntervalInSeconds": 300,
+    }
+
+    back = TrafficPlan(
+        endpoint=live,
+        strategy=RolloutStrategy.LINEAR,
+        steps=[
+            TrafficStep(weights={"blue": 20, "green": 80}),
+            TrafficStep(weights={"blue": 100, "green": 0}),
+        ],
+        sla={"p99_latency_ms": 250},
+    )
+    cw = make_client("cloudwatch")
+    fake.script_endpoint(live, ["Updating", "InService"])
+    second = cloud.start_rollout(back)
+    assert cloud.rollout_status(live, second) == "in_progress"
+    cw.set_alarm_state(
+        AlarmName=f"mintaka-{live}-blue-p99-latency", StateValue="ALARM", StateReason="slow"
+    )
+    assert cloud.rollout_status(live, second) == "rolled_back"
+    assert cloud.get_endpoint(live).traffic.weights == {"blue": 0, "green": 100}
+    assert "ALARM" in cloud.get_endpoint(live).extra["failure_reason"]
+
+
+# -- monitoring ---------------------------------------------------------------------------------
+
+
+def test_capture_is_configured_and_read_back_from_s3(
+    cloud: SageMakerBackend, live: str, sm: Any
+) -> None:
+    cloud.configure_capture(live, CaptureConfig(sample_percent=20))
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+    )
+    capture = config["DataCaptureConfig"]
+    assert capture["InitialSamplingPercentage"] == 20
+    assert capture["DestinationS3Uri"] == f"s3://{BUCKET}/mintaka/capture"
+    lines = [
+        {
+            "captureData": {
+                "endpointInput": {
+                    "observedContentType": "application/json",
+                    "mode": "INPUT",
+                    "data": json.dumps({"inputs": {"a": i}}),
+                    "encoding": "JSON",
+                },
+                "endpointOutput": {
+                    "observedContentType": "application/json",
+                    "mode": "OUTPUT",
+                    "data": json.dumps({"predictions": [i]}),
+                    "encoding": "JSON",
+                },
+            },
+            "eventMetadata": {"eventId": f"ev-{i}", "inferenceTime": f"2026-01-01T00:0{i}:00Z"},
+            "eventVersion": "0",
+        }
+        for i in range(3)
+    ]
+    make_client("s3").put_object(
+        Bucket=BUCKET,
+        Key=f"mintaka/capture/{live}/blue/2026/01/01/00/batch-1.jsonl",
+        Body="\n".join(json.dumps(line) for line in lines).encode(),
+    )
+    records = cloud.read_captured(live)
+    assert [(r.event_id, r.route, r.inputs, r.outputs) for r in records] == [
+        (f"ev-{i}", "blue", {"inputs": {"a": i}}, {"predictions": [i]}) for i in range(3)
+    ]
+    since = datetime(2026, 1, 1, 0, 1, tzinfo=UTC)
+    assert [r.event_id for r in cloud.read_captured(live, since=since, limit=1)] == ["ev-1"]
+    # the next config keeps capture on
+    cloud.set_traffic(
+        live, TrafficMap(weights={"green": 100, "blue": 0}, shadow="blue", shadow_percent=5)
+    )
+    current = sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+    kept = sm.describe_endpoint_config(EndpointConfigName=current)["DataCaptureConfig"]
+    assert kept["EnableCapture"] is True
+
+
+def test_metrics_are_read_from_cloudwatch_per_variant(cloud: SageMakerBackend, live: str) -> None:
+    start = datetime.now(UTC) - timedelta(minutes=10)
+    cw = make_client("cloudwatch")
+    for variant, calls, errors in (("blue", 40, 2), ("green", 10, 0)):
+        dimensions = [
+            {"Name": "EndpointName", "Value": live},
+            {"Name": "VariantName", "Value": variant},
+        ]
+        cw.put_metric_data(
+            Namespace="AWS/SageMaker",
+            MetricData=[
+                {
+                    "MetricName": "Invocations",
+                    "Dimensions": dimensions,
+                    "Value": calls,
+                    "Timestamp": start + timedelta(minutes=1),
+                },
+                {
+                    "MetricName": "Invocation5XXErrors",
+                    "Dimensions": dimensions,
+                    "Value": errors,
+                    "Timestamp": start + timedelta(minutes=1),
+                },
+            ],
+        )
+    metrics = cloud.read_metrics(live, start, start + timedelta(minutes=10))
+    assert metrics.requests == {"blue": 40, "green": 10}
+    assert metrics.errors == {"blue": 2, "green": 0}
+
+
+# -- identity, discovery, sync, pipelines --------------------------------------------------------
+
+
+def test_whoami_is_an_authenticated_backend_identity(cloud: SageMakerBackend) -> None:
+    me = cloud.whoami()
+    assert me.source is IdentitySource.BACKEND
+    assert me.authenticated
+    assert me.detail["account"] == "123456789012"
+
+
+def test_discovery_tells_unmanaged_resources_apart(
+    cloud: SageMakerBackend, two_versions: str, sm: Any
+) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="legacy")
+    sm.create_model_package(ModelPackageGroupName="legacy", SourceUri="s3://elsewhere/model.tar.gz")
+    found = {(r.kind, r.name): r.managed for r in cloud.discover()}
+    assert found[(ResourceKind.MODEL, "legacy")] is False
+    assert found[(ResourceKind.MODEL_VERSION, "legacy:1")] is False
+    assert found[(ResourceKind.MODEL, "churn")] is True
+    assert found[(ResourceKind.MODEL_VERSION, "churn:2")] is True
+
+
+def test_out_of_band_approval_and_weights_are_observed(
+    platform: Platform, cloud: SageMakerBackend, live: str, sm: Any
+) -> None:
+    arn = cloud.get_version("churn", 1).backend_ids["model_package"]
+    sm.update_model_package(ModelPackageArn=arn, ModelApprovalStatus="Rejected")
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName=live,
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "blue", "DesiredWeight": 1.0},
+            {"VariantName": "green", "DesiredWeight": 3.0},
+        ],
+    )
+    observed = cloud.observe_model("churn")
+    assert observed.versions[0].approval is ApprovalStatus.REJECTED
+    assert cloud.observe_endpoint(live).traffic.weights == {"blue": 25, "green": 75}
+    sm.delete_model_package(ModelPackageName=arn)
+    assert ("version.missing", "churn:1") in {(d.kind, d.subject) for d in platform.sync()}
+
+
+def test_pipeline_compiles_to_a_sagemaker_pipelines_definition(
+    cloud: SageMakerBackend, sm: Any
+) -> None:
+    spec = PipelineSpec(
+        name="train",
+        parameters={"depth": 4},
+        steps=[
+            StepSpec(name="fit", entrypoint="pkg.steps:fit"),
+            StepSpec(name="score", entrypoint="pkg.steps:score", depends_on=["fit"]),
+        ],
+    )
+    native = cloud.compile(spec)
+    run = cloud.submit(native, {"depth": "5"})
+    stored = json.loads(sm.describe_pipeline(PipelineName="train")["PipelineDefinition"])
+    assert [(s["Name"], s["Type"], s["DependsOn"]) for s in stored["Steps"]] == [
+        ("fit", "Processing", []),
+        ("score", "Processing", ["fit"]),
+    ]
+    assert stored["Parameters"] == [{"Name": "depth", "Type": "String", "DefaultValue": "4"}]
+    assert cloud.get_pipeline_run(run.id).pipeline == "train"

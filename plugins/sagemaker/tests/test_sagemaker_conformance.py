@@ -1,0 +1,113 @@
+"""The SageMaker backend runs the whole conformance suite against moto with the SageMaker
+extension in-process, and a representative part again through moto's server (``endpoint_url``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pytest
+from conftest import BUCKET, SETTINGS
+from mintaka_conformance import (
+    AbstractBackendFixtures,
+    AbstractErrorContractTests,
+    AbstractLineageTests,
+    AbstractMonitoringTests,
+    AbstractPipelineTests,
+    AbstractRegistryTests,
+    AbstractRunTests,
+    AbstractServingTests,
+    AbstractSyncTests,
+    BackendUnderTest,
+)
+from mintaka_conformance.fakes.sagemaker import make_client, mock_sagemaker
+from mintaka_sagemaker.backend import SageMakerBackend
+
+from mintaka import Platform
+
+
+class BotoOutOfBand:
+    """Changes made with plain boto3, behind Mintaka's back."""
+
+    def __init__(self, endpoint_url: str | None = None) -> None:
+        self.sm = make_client("sagemaker", endpoint_url=endpoint_url)
+        self.account = make_client("sts", endpoint_url=endpoint_url).get_caller_identity()[
+            "Account"
+        ]
+
+    def _arn(self, resource: str) -> str:
+        return f"arn:aws:sagemaker:us-east-1:{self.account}:{resource}"
+
+    def move_alias(self, name: str, alias: str, version: int) -> None:
+        self.sm.add_tags(
+            ResourceArn=self._arn(f"model-package-group/{name}"),
+            Tags=[{"Key": f"mintaka:alias:{alias}", "Value": str(version)}],
+        )
+
+    def delete_version(self, name: str, version: int) -> None:
+        self.sm.delete_model_package(ModelPackageName=self._arn(f"model-package/{name}/{version}"))
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        self.sm.add_tags(
+            ResourceArn=self._arn(f"model-package/{name}/{version}"),
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
+
+
+class InProcessFixtures(AbstractBackendFixtures):
+    @pytest.fixture
+    def backend(self, inference_image: None) -> Iterator[BackendUnderTest]:
+        with mock_sagemaker():
+            make_client("s3").create_bucket(Bucket=BUCKET)
+            yield BackendUnderTest(SageMakerBackend, SETTINGS)
+
+    @pytest.fixture
+    def out_of_band(self, platform: Platform) -> BotoOutOfBand:
+        return BotoOutOfBand()
+
+
+class TestSageMakerRegistry(InProcessFixtures, AbstractRegistryTests): ...
+
+
+class TestSageMakerRuns(InProcessFixtures, AbstractRunTests): ...
+
+
+class TestSageMakerLineage(InProcessFixtures, AbstractLineageTests): ...
+
+
+class TestSageMakerServing(InProcessFixtures, AbstractServingTests): ...
+
+
+class TestSageMakerPipelines(InProcessFixtures, AbstractPipelineTests): ...
+
+
+class TestSageMakerMonitoring(InProcessFixtures, AbstractMonitoringTests): ...
+
+
+class TestSageMakerSync(InProcessFixtures, AbstractSyncTests): ...
+
+
+class TestSageMakerErrors(InProcessFixtures, AbstractErrorContractTests): ...
+
+
+# -- the same backend through moto's server on 127.0.0.1 ------------------------------------------
+
+
+class ServerFixtures(AbstractBackendFixtures):
+    @pytest.fixture
+    def backend(self, moto_server: Any, inference_image: None) -> BackendUnderTest:
+        s3 = make_client("s3", endpoint_url=moto_server.endpoint_url)
+        if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+            s3.create_bucket(Bucket=BUCKET)
+        return BackendUnderTest(
+            SageMakerBackend, {**SETTINGS, "endpoint_url": moto_server.endpoint_url}
+        )
+
+    @pytest.fixture
+    def out_of_band(self, platform: Platform, moto_server: Any) -> BotoOutOfBand:
+        return BotoOutOfBand(moto_server.endpoint_url)
+
+
+# Sync exercises the registry, aliases, tags, deletion and out-of-band boto3 calls over HTTP;
+# test_sagemaker_server.py drives serving through the same server.
+class TestSageMakerServerSync(ServerFixtures, AbstractSyncTests): ...

@@ -1,0 +1,150 @@
+"""Throttling, exhausted retry budgets and lost responses, injected into the backend's own
+clients (moto in-process, no backoff, seeded schedules)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import BUCKET, SETTINGS
+from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_client, mock_sagemaker
+from mintaka_conformance.fixtures import InProcessPlugin
+from mintaka_sagemaker.backend import SageMakerBackend
+
+from mintaka import IdFactory, ManualClock, Platform, RetryExhausted
+from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
+from mintaka.plugins import PluginManager
+
+
+@pytest.fixture
+def platform(tmp_path: Path, inference_image: None) -> Iterator[Platform]:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
+    with mock_sagemaker():
+        make_client("s3").create_bucket(Bucket=BUCKET)
+        with Platform(
+            home,
+            backend="sagemaker",
+            backend_settings=dict(SETTINGS),
+            actor="tester",
+            clock=ManualClock(),
+            ids=IdFactory(seed=7),
+            plugins=PluginManager(
+                load_entry_points=False, extra=[InProcessPlugin(SageMakerBackend)]
+            ),
+        ) as plat:
+            yield plat
+
+
+def artifact(tmp_path: Path, content: bytes) -> Path:
+    root = tmp_path / f"artifact-{len(list(tmp_path.iterdir()))}"
+    root.mkdir()
+    (root / "model.bin").write_bytes(content)
+    return root
+
+
+def sagemaker_client(platform: Platform) -> Any:
+    backend = platform.backend
+    assert isinstance(backend, SageMakerBackend)
+    return backend.clients.sagemaker
+
+
+def audited(platform: Platform, action: str) -> list[str]:
+    return [e.subject for e in platform.audit.events() if e.action == action]
+
+
+def test_every_operation_completes_under_thirty_percent_throttling(
+    platform: Platform, tmp_path: Path
+) -> None:
+    faults = FaultInjector(seed=20261127, throttling=0.3, max_consecutive=3)
+    faults.attach(sagemaker_client(platform))
+    for n in range(3):
+        platform.register_model("churn", artifact(tmp_path, b"weights %d" % n), tags={"n": str(n)})
+    platform.set_alias("churn", "champion", 2)
+    platform.set_tags("churn", 1, {"team": "risk"})
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    platform.serving.deploy("churn-live", "churn:2", route="green")
+    platform.serving.set_traffic("churn-live", {"blue": 80, "green": 20})
+    platform.serving.delete_endpoint("churn-live")
+    assert [v.version for v in platform.list_versions("churn")] == [1, 2, 3]
+    assert platform.backend.get_aliases("churn") == {"champion": 2}  # type: ignore[attr-defined]
+    throttled = faults.faults(Fault.THROTTLING)
+    assert len(throttled) >= 10
+    assert any(a.attempt > 1 for a in faults.history)
+
+
+def test_exhausted_budget_is_retry_exhausted_and_leaves_no_version(
+    platform: Platform, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"first"))
+    faults = FaultInjector(throttling=1.0, operations={"CreateModelPackage"})
+    faults.attach(sagemaker_client(platform))
+    with pytest.raises(RetryExhausted) as caught:
+        platform.register_model("churn", artifact(tmp_path, b"second"))
+    assert caught.value.backend == "sagemaker"
+    assert caught.value.__cause__ is not None
+    assert len(faults.faults()) == SETTINGS["max_attempts"]
+    assert [v.version for v in platform.list_versions("churn")] == [1]
+    packages = make_client("sagemaker").list_model_packages(ModelPackageGroupName="churn")
+    assert len(packages["ModelPackageSummaryList"]) == 1
+    objects = make_client("s3").list_objects_v2(Bucket=BUCKET).get("Contents", [])
+    assert len(objects) == 1  # the refused version's artifact was removed again
+    assert len(audited(platform, "model.register")) == 1
+
+
+def test_exhausted_budget_on_create_endpoint_leaves_no_config_or_model(
+    platform: Platform, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"weights"))
+    faults = FaultInjector(throttling=1.0, operations={"CreateEndpoint"})
+    faults.attach(sagemaker_client(platform))
+    with pytest.raises(RetryExhausted):
+        platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    sm = make_client("sagemaker")
+    assert sm.list_endpoints()["Endpoints"] == []
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sm.list_models()["Models"] == []
+    assert platform.serving.list_endpoints() == []
+
+
+def test_lost_response_duplicates_no_version_and_no_audit_event(
+    platform: Platform, tmp_path: Path
+) -> None:
+    faults = FaultInjector(
+        script=[Fault.LOST_RESPONSE],
+        operations={"CreateModelPackage"},
+    )
+    faults.attach(sagemaker_client(platform))
+    version = platform.register_model("churn", artifact(tmp_path, b"weights"))
+    assert faults.faults(Fault.LOST_RESPONSE)
+    packages = make_client("sagemaker").list_model_packages(ModelPackageGroupName="churn")
+    assert len(packages["ModelPackageSummaryList"]) == 1
+    assert version.version == 1
+    assert len(audited(platform, "model.register")) == 1
+
+
+def test_lost_responses_on_creates_are_reconciled(platform: Platform, tmp_path: Path) -> None:
+    faults = FaultInjector(
+        script=[Fault.LOST_RESPONSE, None] * 4,  # each create: lost, then retried
+        operations={
+            "CreateModelPackageGroup",
+            "CreateModel",
+            "CreateEndpointConfig",
+            "CreateEndpoint",
+        },
+    )
+    faults.attach(sagemaker_client(platform))
+    platform.register_model("churn", artifact(tmp_path, b"weights"))
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    assert len(faults.faults(Fault.LOST_RESPONSE)) == 4
+    sm = make_client("sagemaker")
+    assert len(sm.list_model_package_groups()["ModelPackageGroupSummaryList"]) == 1
+    assert len(sm.list_endpoints()["Endpoints"]) == 1
+    assert len(sm.list_endpoint_configs()["EndpointConfigs"]) == 1
+    assert len(sm.list_models()["Models"]) == 1
+    assert audited(platform, "endpoint.create") == ["churn-live"]
+    answer = platform.serving.invoke("churn-live", {"a": 1.0})
+    assert answer["route"] == "blue"
