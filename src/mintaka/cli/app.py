@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from mintaka.cli import audit, conformance, lineage, models, runs, serving
+from mintaka.cli import audit, conformance, governance, lineage, models, runs, serving
 from mintaka.cli.output import console, emit_json, err_console, table
 from mintaka.cli.state import CliState, platform, state
 from mintaka.errors import MintakaError
@@ -34,6 +34,7 @@ for command in (
 ):
     app.command()(command)
 app.add_typer(conformance.app, name="conformance")
+governance.register(app)
 
 
 @app.callback()
