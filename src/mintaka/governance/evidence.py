@@ -1,0 +1,730 @@
+"""Evidence packs: everything an auditor asks about one model version, in two files.
+
+``export_evidence`` writes a deterministic JSON file (sorted keys, stable ordering everywhere,
+no time of export: re-exporting unchanged state gives the same bytes) and a self-contained HTML
+report rendered from the same data, with the lineage sub-graph drawn by matplotlib (Agg) and
+embedded as a base64 PNG. The PNG lives only in the HTML: the JSON carries the graph as data.
+
+The pack is stated *as of* the head of the audit chain when it was built (sequence number, hash
+and time of the last event), not as of the wall clock; whatever depends on time (exceptions in
+force, revalidation) is judged at that instant. Exporting is a read: it appends no audit event.
+
+Every record carries an ``id``; the control mapping (``control_map.toml``, see
+``docs/governance.md``) cites, for each control of the EU AI Act, NIST AI RMF and SR 11-7, the
+ids of the records that satisfy it, and lists a control without such records as a GAP. Every
+string written passes through :mod:`mintaka.governance.redaction`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import tomllib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select
+
+from mintaka.domain.lineage import LineageGraph, NodeKind
+from mintaka.domain.registry import ModelVersion
+from mintaka.errors import MintakaError, StoreError
+from mintaka.governance.inventory import entry_for, serving_index
+from mintaka.governance.policy import MODEL_CARD_FIELDS
+from mintaka.governance.redaction import Redactor
+from mintaka.store.schema import audit_events, audit_head, deployments, model_cards
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
+
+log = logging.getLogger(__name__)
+
+FORMAT = "mintaka-evidence/1"
+CONTROL_MAP = Path(__file__).with_name("control_map.toml")
+TEMPLATE = "evidence.html.j2"
+NO_MONITORS = "no monitors configured"
+MAX_DRAWN_NODES = 60
+
+Pack = dict[str, Any]
+
+
+# -- evidence kinds: what each kind in the control map counts --------------------------------
+
+
+@dataclass(frozen=True)
+class EvidenceKind:
+    """How to find one kind of evidence in a pack, and what its absence means."""
+
+    describe: str
+    missing: str
+    find: Callable[[Pack], list[str]]
+
+
+def _ids(records: Iterable[dict[str, Any]]) -> list[str]:
+    return [str(r["id"]) for r in records]
+
+
+def _nodes(pack: Pack, kind: NodeKind) -> list[str]:
+    return [n["id"] for n in pack["lineage"]["upstream"]["nodes"] if n["kind"] == kind.value]
+
+
+def _card_field(field: str) -> EvidenceKind:
+    words = field.replace("_", " ")
+    return EvidenceKind(
+        f"the model card states its {words}",
+        f"the model card has no {words}",
+        lambda p: _ids(f for f in p["model_card"]["fields"] if f["field"] == field),
+    )
+
+
+def _thresholds(pack: Pack) -> list[str]:
+    checked = pack["evaluations"]["thresholds"]
+    return _ids(checked) if checked and all(t["met"] for t in checked) else []
+
+
+def _approvals(pack: Pack) -> list[str]:
+    return _ids(a for a in pack["approvals"] if a["current"] and a["independent"])
+
+
+def _kill_switch(pack: Pack) -> list[str]:
+    declared = [c for c in pack["environment"]["capabilities"] if c["name"] == "serving.kill"]
+    used = [
+        e for e in pack["audit"]["events"] if e["action"] in ("endpoint.kill", "endpoint.unkill")
+    ]
+    return _ids(declared) + _ids(used) if declared or used else []
+
+
+EVIDENCE_KINDS: dict[str, EvidenceKind] = {
+    "inventory-record": EvidenceKind(
+        "the version is in the inventory with an owner and a risk tier",
+        "the version has no accountable owner",
+        lambda p: [p["inventory"]["id"]] if p["inventory"]["owner"] else [],
+    ),
+    "risk-classification": EvidenceKind(
+        "the version carries a risk tier whose controls the policy defines",
+        "the version has no risk tier",
+        lambda p: [p["subject"]["id"], p["policy"]["id"]] if p["subject"]["tier"] else [],
+    ),
+    "policy-decisions": EvidenceKind(
+        "policy decisions taken on the version and its endpoints, with the policy digest",
+        "no policy decision is recorded",
+        lambda p: _ids(p["policy_decisions"]),
+    ),
+    "training-data-lineage": EvidenceKind(
+        "the datasets it was trained on, by digest, in the lineage graph",
+        "no training dataset is recorded in the lineage",
+        lambda p: _nodes(p, NodeKind.DATASET),
+    ),
+    "training-run": EvidenceKind(
+        "the run that produced it (code commit, parameters, environment)",
+        "no training run is recorded in the lineage",
+        lambda p: _nodes(p, NodeKind.RUN),
+    ),
+    **{f"card-{f.replace('_', '-')}": _card_field(f) for f in MODEL_CARD_FIELDS},
+    "model-card-complete": EvidenceKind(
+        "the model card has every field the tier requires",
+        "the model card lacks fields the tier requires",
+        lambda p: (
+            [p["model_card"]["id"]]
+            if p["model_card"]["fields"] and not p["model_card"]["missing"]
+            else []
+        ),
+    ),
+    "evaluation-metrics": EvidenceKind(
+        "evaluation metrics recorded with the version",
+        "no evaluation metric is recorded",
+        lambda p: (
+            [p["evaluations"]["metrics"]["id"]] if p["evaluations"]["metrics"]["values"] else []
+        ),
+    ),
+    "evaluation-thresholds": EvidenceKind(
+        "every evaluation threshold of the tier is met",
+        "the tier sets no evaluation threshold, or one is not met",
+        _thresholds,
+    ),
+    "comparisons": EvidenceKind(
+        "champion-challenger comparisons on the declared business metric",
+        "no champion-challenger comparison is recorded",
+        lambda p: _ids(p["evaluations"]["comparisons"]),
+    ),
+    "independent-approvals": EvidenceKind(
+        "approvals of these exact bytes by someone other than the developer",
+        "no current approval of these bytes by anyone other than the developer",
+        _approvals,
+    ),
+    "artifact-integrity": EvidenceKind(
+        "the stored bytes match the approved artifact digest",
+        "the artifact's bytes could not be verified against its digest",
+        lambda p: [p["artifact"]["id"]] if p["artifact"]["verified"] else [],
+    ),
+    "audit-chain": EvidenceKind(
+        "the hash-chained audit trail verifies end to end",
+        "the audit chain does not verify",
+        lambda p: [p["audit"]["chain"]["id"]] if p["audit"]["chain"]["verified"] else [],
+    ),
+    "audit-events": EvidenceKind(
+        "audit events about the version, each with its chain link",
+        "no audit event is recorded",
+        lambda p: _ids(p["audit"]["events"]),
+    ),
+    "deployment-history": EvidenceKind(
+        "every traffic change on endpoints serving the version",
+        "the version never took live traffic",
+        lambda p: _ids(d for e in p["deployments"] for d in e["history"] if d["version_live"]),
+    ),
+    "kill-switch": EvidenceKind(
+        "the serving backend declares a kill switch (and any use of it)",
+        "the serving backend has no kill switch",
+        _kill_switch,
+    ),
+    "monitors": EvidenceKind(
+        "monitors configured on the version's endpoints",
+        NO_MONITORS,
+        lambda p: _ids(p["monitoring"]["monitors"]),
+    ),
+}
+
+
+def load_control_map(path: Path | None = None) -> dict[str, Any]:
+    """The control map (``control_map.toml`` by default); unknown evidence kinds are refused."""
+    chosen = path or CONTROL_MAP
+    data = tomllib.loads(chosen.read_text("utf-8"))
+    for control in data["controls"]:
+        unknown = [k for k in control["evidence"] if k not in EVIDENCE_KINDS]
+        if unknown or control["framework"] not in data["frameworks"]:
+            from mintaka.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"{chosen}: control {control['id']} names unknown evidence {unknown} "
+                f"or framework {control['framework']!r}"
+            )
+    return data
+
+
+def map_controls(pack: Pack, control_map: dict[str, Any] | None = None) -> dict[str, Any]:
+    """For each control: met (citing record ids) or a GAP (naming what is missing)."""
+    mapping = control_map or load_control_map()
+    results = []
+    for control in mapping["controls"]:
+        cited: list[str] = []
+        missing: list[str] = []
+        for kind in control["evidence"]:
+            found = EVIDENCE_KINDS[kind].find(pack)
+            if found:
+                cited += found
+            else:
+                missing.append(f"{kind}: {EVIDENCE_KINDS[kind].missing}")
+        results.append(
+            {
+                "framework": control["framework"],
+                "control": control["id"],
+                "title": control["title"],
+                "evidence_kinds": list(control["evidence"]),
+                "status": "met" if not missing else "gap",
+                "evidence": sorted(set(cited)),
+                "missing": missing,
+            }
+        )
+    return {
+        "map_version": mapping["version"],
+        "frameworks": {k: dict(v) for k, v in sorted(mapping["frameworks"].items())},
+        "kinds": {k: EVIDENCE_KINDS[k].describe for k in sorted(EVIDENCE_KINDS)},
+        "results": results,
+        "gaps": sum(1 for r in results if r["status"] == "gap"),
+    }
+
+
+# -- building the pack -----------------------------------------------------------------------
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _graph(graph: LineageGraph) -> dict[str, Any]:
+    return {
+        "root": graph.root,
+        "nodes": sorted(
+            (
+                {"id": n.id, "kind": n.kind.value, "key": n.key, "label": n.label, "attrs": n.attrs}
+                for n in graph.nodes
+            ),
+            key=lambda n: n["id"],
+        ),
+        "edges": sorted(
+            ({"src": e.src, "dst": e.dst, "kind": e.kind.value} for e in graph.edges),
+            key=lambda e: (e["src"], e["dst"], e["kind"]),
+        ),
+    }
+
+
+def _head(platform: Platform) -> tuple[int, str, str]:
+    with platform.store.read() as conn:
+        head = conn.execute(
+            select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+        ).one_or_none()
+        if head is None or not head.seq:
+            raise StoreError("the audit trail is empty; there is nothing to give evidence of")
+        at = conn.execute(
+            select(audit_events.c.at).where(audit_events.c.seq == head.seq)
+        ).scalar_one()
+    return int(head.seq), str(head.hash), str(at)
+
+
+def _serving_history(platform: Platform, version: ModelVersion) -> list[dict[str, Any]]:
+    with platform.store.read() as conn:
+        rows = conn.execute(
+            select(deployments).order_by(deployments.c.endpoint, deployments.c.seq)
+        ).all()
+    mine = {(version.name, version.version)}
+    touched = sorted(
+        {
+            row.endpoint
+            for row in rows
+            if any((r["model"], r["version"]) in mine for r in row.routes)
+        }
+    )
+    history = []
+    for endpoint in touched:
+        entries = []
+        for row in (r for r in rows if r.endpoint == endpoint):
+            routes = {r["name"]: f"{r['model']}:{r['version']}" for r in row.routes}
+            weights = dict(row.traffic.get("weights", {}))
+            weight = sum(w for route, w in weights.items() if routes.get(route) == version.ref)
+            entries.append(
+                {
+                    "id": row.id,
+                    "seq": row.seq,
+                    "at": row.at,
+                    "actor": row.actor,
+                    "strategy": row.strategy,
+                    "reason": row.reason,
+                    "known_good": bool(row.known_good),
+                    "routes": dict(sorted(routes.items())),
+                    "traffic": row.traffic,
+                    "version_weight": weight,
+                    "version_live": weight > 0,
+                    "version_shadow": routes.get(row.traffic.get("shadow") or "") == version.ref,
+                }
+            )
+        history.append({"endpoint": endpoint, "history": entries})
+    return history
+
+
+def _audit(platform: Platform, version: ModelVersion, endpoints: list[str]) -> list[dict[str, Any]]:
+    """Events about the version: its own, its production-alias moves, comparisons naming it,
+    its model's, and every event of the endpoints that served it."""
+    condition = or_(
+        audit_events.c.subject.in_([version.ref, version.name, *endpoints]),
+        audit_events.c.subject.like(f"{version.name}@%"),
+        (audit_events.c.action == "model.comparison")
+        & audit_events.c.subject.like(f"{version.name}:%..%"),
+    )
+    with platform.store.read() as conn:
+        rows = conn.execute(
+            select(audit_events).where(condition).order_by(audit_events.c.seq)
+        ).all()
+    chosen = []
+    holds: set[str] = set()  # aliases this version holds while replaying
+    for row in rows:
+        canonical = bytes(row.canonical)
+        details = json.loads(canonical).get("details", {})
+        if row.subject.startswith(f"{version.name}@"):
+            alias = row.subject.partition("@")[2]
+            if row.action == "model.alias.set":
+                if details.get("version") == version.version:
+                    holds.add(alias)
+                elif alias in holds:
+                    holds.discard(alias)
+                    chosen.append((row, canonical, details))
+                    continue
+                else:
+                    continue
+            elif alias in holds:
+                holds.discard(alias)
+            else:
+                continue
+        if row.action == "model.comparison":
+            pair = row.subject.rpartition(":")[2].split("..")
+            if str(version.version) not in pair:
+                continue
+        chosen.append((row, canonical, details))
+    return [
+        {
+            "id": f"audit:{row.seq}",
+            "seq": int(row.seq),
+            "at": row.at,
+            "actor": row.actor,
+            "action": row.action,
+            "subject": row.subject,
+            "backend": row.backend,
+            "details": details,
+            "prev_hash": row.prev_hash,
+            "hash": row.hash,
+            "canonical": canonical.decode("utf-8"),
+        }
+        for row, canonical, details in chosen
+    ]
+
+
+def _card(platform: Platform, version: ModelVersion, required: tuple[str, ...]) -> dict[str, Any]:
+    with platform.store.read() as conn:
+        row = conn.execute(
+            select(model_cards).where(model_cards.c.version_id == version.id)
+        ).one_or_none()
+    card = dict(row.card) if row is not None else {}
+    return {
+        "id": f"card:{version.id}",
+        "fields": [
+            {"id": f"card:{version.id}#{k}", "field": k, "value": card[k]}
+            for k in MODEL_CARD_FIELDS
+            if card.get(k)
+        ],
+        "required": list(required),
+        "missing": [f for f in required if not card.get(f)],
+        "updated_at": None if row is None else row.updated_at,
+        "updated_by": None if row is None else row.updated_by,
+    }
+
+
+def _capabilities(platform: Platform, version: ModelVersion) -> list[dict[str, Any]]:
+    cls: Any = type(platform.backend)
+    if platform.backend.name != version.backend:
+        try:
+            cls = platform.plugins.backends().get(version.backend).cls
+        except MintakaError:
+            return []
+    return [
+        {"id": f"capability:{c.value}", "name": c.value, "support": str(cls.support(c))}
+        for c in sorted(cls.capabilities, key=lambda c: c.value)
+    ]
+
+
+def build_pack(platform: Platform, ref: str) -> Pack:
+    """The evidence pack of ``ref`` (``NAME:VERSION`` or ``NAME@ALIAS``), redacted."""
+    version = platform.get_model_version(ref)
+    governance = platform.governance
+    policy = governance.policy
+    controls = policy.controls(version.risk_tier)
+    head_seq, head_hash, head_at = _head(platform)
+    as_of = datetime.fromisoformat(head_at)
+
+    approvals = [
+        {
+            "id": a.id,
+            "approver": a.approver.name,
+            "identity_source": a.approver.source.value,
+            "authenticated": a.approver.authenticated,
+            "role": a.role,
+            "at": a.at.isoformat(),
+            "comment": a.comment,
+            "artifact_digest": a.artifact_digest,
+            "current": a.artifact_digest == version.artifact_digest,
+            "independent": a.approver.name not in governance._registered_by(version),
+        }
+        for a in sorted(governance.approvals(version), key=lambda a: (a.at, a.id))
+    ]
+    history = _serving_history(platform, version)
+    endpoints = [e["endpoint"] for e in history]
+    events = _audit(platform, version, endpoints)
+    decisions = sorted(
+        (
+            d
+            for subject in dict.fromkeys([version.ref, *endpoints])
+            for d in governance.decisions(subject)
+        ),
+        key=lambda d: (d.at, d.id),
+    )
+    exceptions = sorted(governance.exceptions(version), key=lambda e: (e.expires_at, e.id))
+    thresholds = []
+    for metric, threshold in sorted(controls.evaluation.items()):
+        value = version.metrics.get(metric)
+        breach = threshold.breach(value)
+        thresholds.append(
+            {
+                "id": f"threshold:{version.id}#{metric}",
+                "metric": metric,
+                "min": threshold.min,
+                "max": threshold.max,
+                "value": value,
+                "met": breach is None,
+                "detail": breach or "met",
+            }
+        )
+    comparisons = [
+        {"id": e["id"], "at": e["at"], "actor": e["actor"], **e["details"]}
+        for e in events
+        if e["action"] == "model.comparison"
+    ]
+    alerts = [
+        {"id": e["id"], "at": e["at"], "endpoint": e["subject"], **e["details"]}
+        for e in events
+        if e["action"] == "alert.raise"
+    ]
+    try:
+        platform.artifacts.verify(version.artifact_digest)
+        artifact = {"verified": True, "detail": "stored bytes match the digest"}
+    except MintakaError as exc:
+        artifact = {"verified": False, "detail": str(exc)}
+    chain = platform.verify_audit()
+    upstream = platform.lineage.walk(f"model_version:{version.id}", "up")
+    downstream = platform.lineage.walk(f"model_version:{version.id}", "down")
+    redactor = Redactor.for_platform(platform)
+    inventory = entry_for(
+        platform,
+        version,
+        now=as_of,
+        serving=serving_index(platform).get((version.name, version.version), ()),
+    ).model_dump(mode="json")
+
+    pack: Pack = {
+        "format": FORMAT,
+        "as_of": {"audit_seq": head_seq, "audit_hash": head_hash, "at": head_at},
+        "subject": {
+            "id": version.id,
+            "ref": version.ref,
+            "name": version.name,
+            "version": version.version,
+            "artifact_digest": version.artifact_digest,
+            "artifact_uri": version.artifact_uri,
+            "flavor": version.flavor.value,
+            "tier": version.risk_tier.value,
+            "stage": version.stage.value,
+            "owner": version.owner,
+            "aliases": sorted(version.aliases),
+            "backend": version.backend,
+            "backend_ids": version.backend_ids,
+            "run_id": version.run_id,
+            "code_commit": version.code_commit,
+            "dataset_ids": list(version.dataset_ids),
+            "params": version.params,
+            "tags": version.tags,
+            "signature": version.signature.model_dump(mode="json"),
+            "created_at": version.created_at.isoformat(),
+        },
+        "policy": {
+            "id": f"policy:{policy.digest}",
+            "version": policy.version,
+            "digest": policy.digest,
+            "source": policy.source,
+            "tier": version.risk_tier.value,
+            "controls": controls.model_dump(mode="json"),
+            "production_aliases": list(policy.production_aliases),
+        },
+        "environment": {
+            "backend": platform.backend.name,
+            "backend_description": platform.backend.describe(),
+            "backend_settings": platform.config.backend_settings,
+            "capabilities": _capabilities(platform, version),
+            "store_url": redactor.url(platform.store.url),
+            "home": str(platform.home),
+        },
+        "inventory": {**inventory, "version_id": version.id, "id": f"inventory:{version.ref}"},
+        "model_card": _card(platform, version, controls.documentation),
+        "approvals": approvals,
+        "policy_decisions": [d.model_dump(mode="json") for d in decisions],
+        "exceptions": [
+            {**e.model_dump(mode="json"), "in_force_at_as_of": e.expires_at > as_of}
+            for e in exceptions
+        ],
+        "evaluations": {
+            "metrics": {"id": f"metrics:{version.id}", "values": version.metrics},
+            "thresholds": thresholds,
+            "comparisons": comparisons,
+        },
+        "artifact": {"id": f"artifact:{version.artifact_digest}", **artifact},
+        "deployments": history,
+        "monitoring": {
+            "status": NO_MONITORS,
+            "detail": (
+                "Mintaka records no monitors for this version's endpoints yet; nothing here is "
+                "estimated or filled in."
+            ),
+            "monitors": [],
+            "alerts": alerts,
+        },
+        "lineage": {"upstream": _graph(upstream), "downstream": _graph(downstream)},
+        "audit": {
+            "chain": {
+                "id": f"audit-chain:{head_seq}",
+                "verified": chain.ok,
+                "events": chain.events,
+                "first_bad_seq": chain.first_bad_seq,
+                "reason": chain.reason,
+                "head_seq": head_seq,
+                "head_hash": head_hash,
+            },
+            "link": (
+                "hash = sha256(ascii(prev_hash) || utf8(canonical)); canonical is RFC 8785 JSON"
+            ),
+            "events": events,
+        },
+    }
+    pack["controls"] = map_controls(pack)
+    safe: Pack = redactor.value(pack)
+    _mark_redacted_links(safe)
+    return safe
+
+
+def _mark_redacted_links(pack: Pack) -> None:
+    """An event whose canonical bytes had to be redacted can no longer be re-hashed from the
+    pack; say so instead of presenting a link that does not verify."""
+    for event in pack["audit"]["events"]:
+        raw = event["canonical"].encode("utf-8")
+        recomputed = hashlib.sha256(event["prev_hash"].encode("ascii") + raw).hexdigest()
+        event["link_verifiable"] = recomputed == event["hash"]
+        if not event["link_verifiable"]:
+            event["note"] = (
+                "canonical bytes redacted (they held a secret); verify this link against the "
+                "store with `mintaka audit verify`"
+            )
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def render_json(pack: Pack) -> bytes:
+    """The pack as deterministic JSON: sorted keys, two-space indent, UTF-8, final newline."""
+    return (json.dumps(pack, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+_KIND_COLOURS = {
+    "dataset": "#4c9be8",
+    "run": "#f0a030",
+    "model_version": "#58b368",
+    "deployment": "#b070d0",
+    "prediction": "#a0a0a0",
+    "prediction_batch": "#a0a0a0",
+    "decision": "#e05858",
+    "pipeline_run": "#d0c040",
+}
+
+
+def lineage_png(pack: Pack) -> bytes:
+    """The lineage sub-graph (upstream and downstream of the version) as PNG bytes.
+
+    Layout is computed, not random (columns by topological generation, rows by node id), and
+    the PNG carries no time or software metadata, so the same graph gives the same bytes with
+    the same matplotlib and fonts.
+    """
+    import networkx as nx
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    lineage = pack["lineage"]
+    nodes = {n["id"]: n for part in ("upstream", "downstream") for n in lineage[part]["nodes"]}
+    edges = {
+        (e["src"], e["dst"]) for part in ("upstream", "downstream") for e in lineage[part]["edges"]
+    }
+    graph = nx.DiGraph()
+    graph.add_nodes_from(sorted(nodes))
+    graph.add_edges_from(sorted(edges))
+    try:
+        generations = [sorted(g) for g in nx.topological_generations(graph)]
+    except nx.NetworkXUnfeasible:  # a cycle: fall back to one column
+        generations = [sorted(graph.nodes)]
+    drawn: list[str] = []
+    position: dict[str, tuple[float, float]] = {}
+    for column, generation in enumerate(generations):
+        for row, node in enumerate(generation):
+            if len(drawn) >= MAX_DRAWN_NODES:
+                break
+            drawn.append(node)
+            position[node] = (float(column), -float(row))
+    width = max(4.0, 2.6 * len(generations))
+    height = max(2.5, 0.9 * max((len(g) for g in generations), default=1))
+    figure = Figure(figsize=(min(width, 24.0), min(height, 30.0)), dpi=90)
+    FigureCanvasAgg(figure)
+    axes = figure.add_subplot()
+    axes.set_axis_off()
+    root = pack["lineage"]["upstream"]["root"]
+    boxes = {}
+    for node in drawn:
+        x, y = position[node]
+        info = nodes[node]
+        label = (info["label"] or info["key"])[:28]
+        boxes[node] = axes.text(
+            x,
+            y,
+            f"{info['kind']}\n{label}",
+            ha="center",
+            va="center",
+            fontsize=7,
+            bbox={
+                "boxstyle": "round,pad=0.3",
+                "facecolor": _KIND_COLOURS.get(info["kind"], "#dddddd"),
+                "edgecolor": "black" if node == root else "none",
+                "linewidth": 1.5,
+            },
+        )
+    for src, dst in sorted(edges):
+        if src in boxes and dst in boxes:
+            axes.annotate(
+                "",
+                xy=(0.0, 0.5),
+                xycoords=boxes[dst],
+                xytext=(1.0, 0.5),
+                textcoords=boxes[src],
+                arrowprops={"arrowstyle": "-|>", "color": "#444444", "shrinkA": 4, "shrinkB": 4},
+            )
+    if len(drawn) < len(nodes):
+        axes.set_title(f"{len(nodes) - len(drawn)} more nodes not drawn", fontsize=8)
+    xs = [p[0] for p in position.values()] or [0.0]
+    ys = [p[1] for p in position.values()] or [0.0]
+    axes.set_xlim(min(xs) - 0.6, max(xs) + 0.6)
+    axes.set_ylim(min(ys) - 0.6, max(ys) + 0.6)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def render_html(pack: Pack, png_base64: str) -> str:
+    """The self-contained HTML report (autoescaped), with the lineage picture as base64 PNG."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    environment = Environment(
+        loader=FileSystemLoader(str(Path(__file__).with_name("templates"))),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    environment.filters["pretty"] = lambda v: json.dumps(v, sort_keys=True, indent=2)
+    template = environment.get_template(TEMPLATE)
+    return template.render(pack=pack, lineage_png=png_base64)
+
+
+@dataclass(frozen=True)
+class ExportedPack:
+    json_path: Path
+    html_path: Path
+    gaps: int
+    controls: int
+
+
+def export_evidence(platform: Platform, ref: str, out: str | Path) -> ExportedPack:
+    """Write ``<name>-v<version>.evidence.json`` and ``.html`` under ``out``."""
+    pack = build_pack(platform, ref)
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = f"{pack['subject']['name']}-v{pack['subject']['version']}.evidence"
+    json_path = directory / f"{stem}.json"
+    html_path = directory / f"{stem}.html"
+    json_path.write_bytes(render_json(pack))
+    # The pack is redacted already; scrub the rendered page once more around the picture
+    # (base64 is left alone: a chance match inside it would only corrupt the image).
+    placeholder = "MINTAKA-LINEAGE-PNG"
+    page = Redactor.for_platform(platform).text(render_html(pack, placeholder))
+    picture = base64.b64encode(lineage_png(pack)).decode("ascii")
+    html_path.write_text(page.replace(placeholder, picture, 1), encoding="utf-8")
+    log.info("evidence pack for %s written to %s", pack["subject"]["ref"], directory)
+    return ExportedPack(
+        json_path=json_path,
+        html_path=html_path,
+        gaps=pack["controls"]["gaps"],
+        controls=len(pack["controls"]["results"]),
+    )

@@ -1,0 +1,331 @@
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import re
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from mintaka import IdFactory, ManualClock, Platform, hookimpl
+from mintaka.cli.app import main
+from mintaka.errors import BackendError
+from mintaka.governance.evidence import (
+    EVIDENCE_KINDS,
+    build_pack,
+    export_evidence,
+    lineage_png,
+    load_control_map,
+)
+from mintaka.governance.policy import DEFAULT_POLICY
+from mintaka.governance.redaction import REDACTED, Redactor, redact_logging
+from mintaka.local.backend import LocalBackend, LocalSettings
+from mintaka.plugins import BackendRegistry, PluginManager
+
+MakeArtifact = Callable[[bytes], Path]
+ROLES = '[roles]\n"rita" = ["model-risk"]\n"raj" = ["model-risk"]\n'
+CARD = {
+    "intended_use": "rank applicants",
+    "limitations": "synthetic data",
+    "training_data": "applications v1",
+    "evaluation": "AUC 0.9",
+    "owner": "dana",
+}
+SECRET = "sk-test-7Qm2vX9pL4rT8wZ1yB6nK3"
+
+
+class VaultedSettings(LocalSettings):
+    api_token: str = ""
+
+
+class VaultedLocal(LocalBackend):
+    """The local backend with a credential in its settings and a URL with a password in its
+    description, as a cloud backend would have."""
+
+    name = "vaulted"
+    settings_model: ClassVar[type[LocalSettings]] = VaultedSettings
+
+    def describe(self) -> dict[str, Any]:
+        return {**super().describe(), "tracking_uri": f"postgresql://svc:{SECRET}@db:5432/ml"}
+
+
+class Plugin:
+    @hookimpl
+    def mintaka_register_backends(self, registry: BackendRegistry) -> None:
+        registry.add(VaultedLocal)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("MINTAKA_POLICY")
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "policy.toml").write_text(DEFAULT_POLICY.read_text().replace("[roles]\n", ROLES, 1))
+    return home
+
+
+@pytest.fixture
+def as_(home: Path) -> Iterator[Callable[[str], Platform]]:
+    clock = ManualClock()
+    opened: dict[str, Platform] = {}
+    plugins = PluginManager(load_entry_points=False, extra=[Plugin()])
+
+    def open_as(actor: str) -> Platform:
+        if actor not in opened:
+            opened[actor] = Platform(
+                home,
+                actor=actor,
+                clock=clock,
+                ids=IdFactory(len(opened) + 7),
+                backend="vaulted",
+                backend_settings={"api_token": SECRET},
+                plugins=plugins,
+            )
+        return opened[actor]
+
+    yield open_as
+    for plat in opened.values():
+        plat.close()
+
+
+@pytest.fixture
+def governed(
+    as_: Callable[[str], Platform], tmp_path: Path, make_artifact: MakeArtifact
+) -> Platform:
+    """A high-tier model trained in a run on a dataset, documented, approved twice, served and
+    promoted; then a second version (unapproved) that is refused production."""
+    dana = as_("dana")
+    data = tmp_path / "train.csv"
+    data.write_text("x,y\n1,0\n2,1\n")
+    dataset = dana.register_dataset("applications", data)
+    run = dana.start_run("credit", params={"C": 0.5}, dataset_ids=[dataset.id], code_commit_="abc")
+    dana.log_metrics(run.id, {"auc": 0.91})
+    dana.end_run(run.id)
+    v1 = dana.register_model("credit", make_artifact(b"v1"), run_id=run.id, tier="high")
+    dana.governance.set_model_card(v1.ref, **CARD)
+    for approver in ("rita", "raj"):
+        as_(approver).governance.approve(v1.ref, comment="validated")
+    dana.serving.create_endpoint("scoring", v1.ref, route="blue")
+    dana.set_alias("credit", "champion", 1)
+    return dana
+
+
+def _export(plat: Platform, out: Path) -> tuple[bytes, bytes]:
+    written = export_evidence(plat, "credit:1", out)
+    return written.json_path.read_bytes(), written.html_path.read_bytes()
+
+
+def test_re_export_is_byte_identical(governed: Platform, tmp_path: Path) -> None:
+    first = _export(governed, tmp_path / "a")
+    second = _export(governed, tmp_path / "b")
+    assert first == second
+    governed.clock.advance(days=30)  # type: ignore[attr-defined]  # a ManualClock
+    assert _export(governed, tmp_path / "c") == first  # no time of export anywhere
+    pack = json.loads(first[0])
+    assert lineage_png(pack) == lineage_png(pack)
+    assert re.search(rb"data:image/png;base64,[A-Za-z0-9+/=]{100,}", first[1])
+    assert b"base64" not in first[0]  # the picture lives in the HTML only
+
+
+def test_pack_holds_every_section(governed: Platform) -> None:
+    pack = build_pack(governed, "credit@champion")
+    assert pack["subject"]["ref"] == "credit:1"
+    assert [f["field"] for f in pack["model_card"]["fields"]] == list(CARD)
+    assert sorted((a["approver"], a["current"]) for a in pack["approvals"]) == [
+        ("raj", True),
+        ("rita", True),
+    ]
+    assert {d["action"] for d in pack["policy_decisions"]} >= {
+        "model.approve",
+        "model.promote",
+        "endpoint.create",
+    }
+    assert pack["evaluations"]["metrics"]["values"] == {"auc": 0.91}
+    assert [t["metric"] for t in pack["evaluations"]["thresholds"]] == ["auc"]
+    [endpoint] = pack["deployments"]
+    assert endpoint["endpoint"] == "scoring"
+    assert endpoint["history"][0]["version_live"] is True
+    assert pack["monitoring"]["status"] == "no monitors configured"
+    assert pack["monitoring"]["monitors"] == []
+    upstream = {n["kind"] for n in pack["lineage"]["upstream"]["nodes"]}
+    assert upstream == {"dataset", "run", "model_version"}
+    assert {n["kind"] for n in pack["lineage"]["downstream"]["nodes"]} == {
+        "model_version",
+        "deployment",
+    }
+    assert pack["audit"]["chain"]["verified"] is True
+    actions = [e["action"] for e in pack["audit"]["events"]]
+    assert "model.register" in actions
+    assert "model.alias.set" in actions
+    assert "endpoint.create" in actions
+
+
+def test_every_audit_link_can_be_recomputed_from_the_pack(governed: Platform) -> None:
+    pack = build_pack(governed, "credit:1")
+    stored = {e.seq: e.hash for e in governed.audit.events()}
+    for event in pack["audit"]["events"]:
+        assert event["link_verifiable"]
+        recomputed = hashlib.sha256(
+            event["prev_hash"].encode("ascii") + event["canonical"].encode("utf-8")
+        ).hexdigest()
+        assert recomputed == event["hash"] == stored[event["seq"]]
+        assert json.loads(event["canonical"])["seq"] == event["seq"]
+
+
+def test_controls_cite_records_in_the_pack_and_gaps_are_never_met(
+    governed: Platform,
+) -> None:
+    pack = build_pack(governed, "credit:1")
+    ids: set[str] = set()
+
+    def collect(value: Any) -> None:
+        if isinstance(value, dict):
+            if isinstance(value.get("id"), str):
+                ids.add(value["id"])
+            for item in value.values():
+                collect(item)
+        elif isinstance(value, list):
+            for item in value:
+                collect(item)
+
+    collect({k: v for k, v in pack.items() if k != "controls"})
+    results = {r["control"]: r for r in pack["controls"]["results"]}
+    for result in results.values():
+        assert set(result["evidence"]) <= ids, result["control"]
+        assert (result["status"] == "met") == (not result["missing"])
+    assert results["Art. 14"]["status"] == "met"
+    assert {a["id"] for a in pack["approvals"]} <= set(results["Art. 14"]["evidence"])
+    assert results["Art. 12"]["status"] == "met"
+    assert results["MANAGE 2.4"]["evidence"] == ["capability:serving.kill"]
+    for monitored in ("Art. 72", "MEASURE 2.4", "V. Ongoing monitoring"):
+        assert results[monitored]["status"] == "gap"
+        assert results[monitored]["evidence"] == []
+        assert results[monitored]["missing"] == ["monitors: no monitors configured"]
+    assert results["V. Outcomes analysis"]["status"] == "gap"  # no comparison recorded
+    assert pack["controls"]["gaps"] == sum(1 for r in results.values() if r["status"] == "gap")
+    frameworks = {r["framework"] for r in results.values()}
+    assert frameworks == {"eu-ai-act", "nist-ai-rmf", "sr-11-7"}
+
+
+def test_unapproved_version_shows_gaps_not_met(
+    governed: Platform, make_artifact: MakeArtifact
+) -> None:
+    governed.register_model("credit", make_artifact(b"v2"))
+    pack = build_pack(governed, "credit:2")
+    results = {r["control"]: r for r in pack["controls"]["results"]}
+    assert results["Art. 14"]["status"] == "gap"
+    assert results["Art. 13"]["status"] == "gap"
+    assert pack["approvals"] == []
+    assert pack["deployments"] == []
+
+
+def test_control_map_names_only_known_evidence_kinds() -> None:
+    mapping = load_control_map()
+    used = {kind for c in mapping["controls"] for kind in c["evidence"]}
+    assert used <= set(EVIDENCE_KINDS)
+    assert "SR 26-2" in mapping["frameworks"]["sr-11-7"]["note"]
+
+
+def test_no_secret_reaches_any_output(
+    as_: Callable[[str], Platform],
+    governed: Platform,
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("MINTAKA_TEST_TOKEN", SECRET)
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="sqlalchemy.engine")  # echoes statement parameters
+    log_file = tmp_path / "debug.log"
+    file_handler = logging.FileHandler(log_file)
+    file_handler.setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(file_handler)
+    try:
+        redact_logging(Redactor.from_environment())
+        rita = as_("rita")
+        rita.governance.grant_exception(
+            "credit:1",
+            "documentation",
+            requester="dana",
+            justification=f"vendor outage; temporary key {SECRET} rotates Friday",
+            expires_at=rita.clock.now() + timedelta(days=7),
+        )
+        try:
+            raise BackendError(f"401 from the registry with token {SECRET}", "vaulted")
+        except BackendError:
+            logging.getLogger("mintaka.test").exception("backend call failed")
+        written = export_evidence(governed, "credit:1", tmp_path / "pack")
+        cli_outputs = []
+        for args in (
+            ["exceptions", "list", "credit:1"],
+            ["exceptions", "list", "credit:1", "--json"],
+            ["evidence", "export", "credit:1", "--out", str(tmp_path / "cli-pack"), "--json"],
+            ["decisions", "list", "--json"],
+            ["inventory", "--json"],
+        ):
+            code = 0
+            try:
+                main(["--home", str(home), "--as", "rita", *args])
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+            cli_outputs.append(capsys.readouterr())
+            assert code == 0, cli_outputs[-1].err
+    finally:
+        logging.getLogger().removeHandler(file_handler)
+        file_handler.close()
+
+    pack_json = written.json_path.read_text()
+    html = written.html_path.read_text()
+    cli_pack = (tmp_path / "cli-pack" / "credit-v1.evidence.json").read_text()
+    outputs = {
+        "json": pack_json,
+        "html": html,
+        "cli pack": cli_pack,
+        "log file": log_file.read_text(),
+        "caplog": caplog.text,
+        "records": "\n".join(r.getMessage() for r in caplog.records),
+        "cli": "\n".join(o.out + o.err for o in cli_outputs),
+    }
+    for where, text in outputs.items():
+        assert SECRET not in text, where
+        assert SECRET[8:] not in text, where
+    assert "backend call failed" in caplog.text
+    assert "401 from the registry" in caplog.text
+    inserts = [m for m in (r.getMessage() for r in caplog.records) if "INSERT INTO policy_exc" in m]
+    assert inserts
+    assert all(REDACTED in m for m in inserts[1:])
+    pack = json.loads(pack_json)
+    environment = pack["environment"]
+    assert environment["backend_settings"] == {"api_token": REDACTED}
+    assert environment["backend_description"]["tracking_uri"] == "postgresql://svc:***@db:5432/ml"
+    [exception] = pack["exceptions"]
+    assert exception["justification"] == f"vendor outage; temporary key {REDACTED} rotates Friday"
+    redacted = [e for e in pack["audit"]["events"] if not e["link_verifiable"]]
+    assert [e["action"] for e in redacted] == ["policy.exception"]
+    png = base64.b64decode(re.search(r"base64,([A-Za-z0-9+/=]+)", html).group(1))  # type: ignore[union-attr]
+    assert png.startswith(b"\x89PNG")
+
+
+def test_redactor_rules() -> None:
+    redactor = Redactor(["hunter2-long-enough"])
+    assert redactor.url("postgresql+psycopg://mintaka:pa55@db/mintaka") == (
+        "postgresql+psycopg://mintaka:***@db/mintaka"
+    )
+    assert redactor.text("password=pa55 and more") == f"password={REDACTED} and more"
+    assert redactor.text("said hunter2-long-enough twice") == f"said {REDACTED} twice"
+    assert redactor.text("AKIAABCDEFGHIJKLMNOP") == REDACTED
+    assert redactor.value({"client_secret": "x", "region": "eu", "nested": {"api_key": "y"}}) == {
+        "client_secret": REDACTED,
+        "region": "eu",
+        "nested": {"api_key": REDACTED},
+    }
+    kept = "model-risk approver-holds-role sha256:0123abcd risk-tier-is-high-enough-here"
+    assert redactor.text(kept) == kept
+    assert redactor.value({"key": "dataset:ds-1"}) == {"key": "dataset:ds-1"}

@@ -1,0 +1,328 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from mintaka import IdFactory, ManualClock, Platform, ValidationError
+from mintaka.cli.app import main
+from mintaka.governance.inventory import inventory, parse_instant, production_at
+from mintaka.governance.policy import DEFAULT_POLICY
+
+MakeArtifact = Callable[[bytes], Path]
+ROLES = '[roles]\n"rita" = ["model-risk"]\n"raj" = ["model-risk"]\n'
+CARD = {
+    "intended_use": "rank applicants",
+    "limitations": "synthetic data",
+    "training_data": "applications v1",
+    "evaluation": "AUC 0.9",
+    "owner": "dana",
+}
+ALL = 'allowed_strategies = ["direct", "canary", "blue_green", "shadow"]'
+DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("MINTAKA_POLICY")
+    home = tmp_path / "h"
+    home.mkdir()
+    text = DEFAULT_POLICY.read_text().replace("[roles]\n", ROLES, 1)
+    # Adding a route at weight 0 is judged as a direct rollout; let the high tier do that.
+    text = text.replace('allowed_strategies = ["canary", "blue_green", "shadow"]', ALL, 1)
+    (home / "policy.toml").write_text(text)
+    return home
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(DAY0)
+
+
+@pytest.fixture
+def as_(home: Path, clock: ManualClock) -> Iterator[Callable[[str], Platform]]:
+    opened: dict[str, Platform] = {}
+
+    def open_as(actor: str) -> Platform:
+        if actor not in opened:
+            opened[actor] = Platform(home, actor=actor, clock=clock, ids=IdFactory(len(opened)))
+        return opened[actor]
+
+    yield open_as
+    for plat in opened.values():
+        plat.close()
+
+
+def _approved(as_: Callable[[str], Platform], ref: str) -> None:
+    as_("dana").governance.set_model_card(ref, **CARD)
+    for approver in ("rita", "raj"):
+        as_(approver).governance.approve(ref)
+
+
+@pytest.fixture
+def history(
+    as_: Callable[[str], Platform], clock: ManualClock, make_artifact: MakeArtifact
+) -> Platform:
+    """credit:1 live from day 0, a 10% canary of credit:2 on day 10, credit:2 alone on day 20;
+    churn:1 (low tier) registered and never deployed."""
+    dana = as_("dana")
+    v1 = dana.register_model("credit", make_artifact(b"v1"), tier="high", metrics={"auc": 0.91})
+    _approved(as_, v1.ref)
+    dana.serving.create_endpoint("scoring", v1.ref, route="blue")
+    dana.set_alias("credit", "champion", 1)
+    dana.register_model("churn", make_artifact(b"c1"), tier="low", owner="omar")
+    clock.advance(days=10)
+    v2 = dana.register_model("credit", make_artifact(b"v2"), metrics={"auc": 0.93})
+    _approved(as_, v2.ref)
+    dana.serving.deploy("scoring", v2.ref, route="green")
+    dana.serving.set_traffic("scoring", {"blue": 90, "green": 10}, strategy="canary")
+    clock.advance(days=10)
+    dana.serving.set_traffic("scoring", {"blue": 0, "green": 100}, strategy="canary")
+    dana.set_alias("credit", "champion", 2)
+    return dana
+
+
+def test_inventory_lists_every_version_with_tier_stage_owner_and_traffic(
+    history: Platform,
+) -> None:
+    entries = {e.ref: e for e in inventory(history)}
+    assert list(entries) == ["churn:1", "credit:1", "credit:2"]
+    v1, v2, churn = entries["credit:1"], entries["credit:2"], entries["churn:1"]
+    assert (v2.tier.value, v2.stage.value, v2.owner, v2.backend) == (
+        "high",
+        "none",
+        "dana",
+        "local",
+    )
+    assert v2.aliases == ("champion",)
+    assert v2.production_aliases == ("champion",)
+    assert v2.live
+    assert v2.endpoints == ["scoring"]
+    assert not v1.live
+    assert v1.endpoints == []
+    assert [s.route for s in v1.serving] == ["blue"]
+    assert v2.approvals == 2
+    assert v2.approved_at == DAY0 + timedelta(days=10)
+    assert v2.revalidation_due == DAY0 + timedelta(days=190)
+    assert not churn.in_use
+    assert churn.approved_at is None
+    assert not churn.overdue
+
+
+def test_inventory_filters(history: Platform) -> None:
+    assert [e.ref for e in inventory(history, tier="low")] == ["churn:1"]
+    assert [e.ref for e in inventory(history, owner="omar")] == ["churn:1"]
+    assert [e.ref for e in inventory(history, backend="local")] == [
+        "churn:1",
+        "credit:1",
+        "credit:2",
+    ]
+    assert inventory(history, backend="sagemaker") == []
+    assert inventory(history, stage="production") == []
+    with pytest.raises(ValidationError, match="risk tier"):
+        inventory(history, tier="extreme")
+
+
+def test_revalidation_is_overdue_only_for_versions_in_use(
+    history: Platform, clock: ManualClock
+) -> None:
+    assert inventory(history, overdue=True) == []
+    clock.advance(days=171)  # credit:2 was approved 191 days ago; the high tier allows 180
+    assert [e.ref for e in inventory(history, overdue=True)] == ["credit:2"]
+
+
+def test_exception_filter_shows_exceptions_in_force(
+    history: Platform, as_: Callable[[str], Platform], clock: ManualClock
+) -> None:
+    granted = as_("rita").governance.grant_exception(
+        "credit:1",
+        "approvals",
+        requester="dana",
+        justification="pilot",
+        expires_at=clock.now() + timedelta(days=3),
+    )
+    [entry] = inventory(history, with_exceptions=True)
+    assert entry.ref == "credit:1"
+    assert [(x.id, x.control) for x in entry.exceptions] == [(granted.id, "approvals")]
+    clock.advance(days=4)
+    assert inventory(history, with_exceptions=True) == []
+
+
+def test_what_was_in_production_at_an_instant(history: Platform) -> None:
+    assert production_at(history, DAY0 - timedelta(seconds=1)).endpoints == ()
+    early = production_at(history, DAY0 + timedelta(days=5))
+    assert early.live_versions == ["credit:1"]
+    assert [(a.model, a.alias, a.version) for a in early.aliases] == [("credit", "champion", 1)]
+    canary = production_at(history, DAY0 + timedelta(days=15))
+    [scoring] = canary.endpoints
+    assert {(v.model, v.version, v.weight) for v in scoring.live} == {
+        ("credit", 1, 90),
+        ("credit", 2, 10),
+    }
+    assert scoring.since == DAY0 + timedelta(days=10)
+    late = production_at(history, DAY0 + timedelta(days=20))  # changes at the instant count
+    assert late.live_versions == ["credit:2"]
+    assert [a.version for a in late.aliases] == [2]
+
+
+def test_kill_switch_and_deletion_take_versions_out_of_production(
+    history: Platform, clock: ManualClock
+) -> None:
+    clock.advance(days=1)
+    history.serving.kill("scoring", reason="bad outputs")  # back to the last approved map
+    after_kill = production_at(history, clock.now())
+    assert after_kill.live_versions == ["credit:1"]
+    clock.advance(days=1)
+    history.serving.delete_endpoint("scoring")
+    gone = production_at(history, clock.now())
+    assert [(e.endpoint, e.status, e.live) for e in gone.endpoints] == [("scoring", "deleted", ())]
+    assert production_at(history, clock.now() - timedelta(days=1)).live_versions == ["credit:1"]
+
+
+def test_archiving_removes_production_aliases_from_history(
+    as_: Callable[[str], Platform], clock: ManualClock, make_artifact: MakeArtifact
+) -> None:
+    dana = as_("dana")
+    low = dana.register_model("churn", make_artifact(b"c"), tier="low")
+    dana.governance.set_model_card(low.ref, intended_use="x", owner="dana")
+    dana.set_alias("churn", "production", 1)
+    dana.set_stage("churn", 1, "production")
+    held = production_at(dana, clock.now())
+    assert [(a.model, a.alias) for a in held.aliases] == [("churn", "production")]
+    assert [(s.model, s.version) for s in held.production_stage] == [("churn", 1)]
+    clock.advance(hours=1)
+    dana.archive_version("churn", 1)
+    after = production_at(dana, clock.now())
+    assert after.aliases == ()
+    assert after.production_stage == ()
+
+
+def test_instants_parse_as_iso_8601() -> None:
+    assert parse_instant("2026-03-31") == datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC)
+    assert parse_instant("2026-03-31T12:00Z") == datetime(2026, 3, 31, 12, tzinfo=UTC)
+    assert parse_instant("2026-03-31T12:00") == datetime(2026, 3, 31, 12, tzinfo=UTC)
+    with pytest.raises(ValidationError, match="ISO 8601"):
+        parse_instant("last tuesday")
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_inventory_cli_table_json_filters_and_at(
+    history: Platform, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--home", str(home), "--as", "dana"]
+    code, out, err = cli(capsys, *base, "inventory", "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert [e["ref"] for e in listed] == ["churn:1", "credit:1", "credit:2"]
+    assert listed[2]["live"] is True
+    code, out, _ = cli(capsys, *base, "inventory", "--tier", "high", "--json")
+    assert [e["ref"] for e in json.loads(out)] == ["credit:1", "credit:2"]
+    code, out, _ = cli(capsys, *base, "inventory")
+    assert code == 0
+    assert "credit:2" in out
+    assert "churn:1" in out
+    code, out, _ = cli(capsys, *base, "inventory", "--at", "2026-01-15", "--json")
+    snapshot = json.loads(out)
+    assert {(v["model"], v["version"]) for v in snapshot["endpoints"][0]["live"]} == {
+        ("credit", 1),
+        ("credit", 2),
+    }
+    code, out, _ = cli(capsys, *base, "inventory", "--at", "2026-01-15")
+    assert code == 0
+    assert "scoring" in out
+    assert "10%" in out
+    code, _, err = cli(capsys, *base, "inventory", "--at", "soon")
+    assert code == 1
+    assert "ISO 8601" in err
+
+
+def test_governance_cli_commands(
+    as_: Callable[[str], Platform],
+    home: Path,
+    make_artifact: MakeArtifact,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    as_("dana").register_model("credit", make_artifact(b"v1"), tier="high", metrics={"auc": 0.9})
+    dana = ["--home", str(home), "--as", "dana"]
+    code, out, err = cli(
+        capsys, *dana, "card", "set", "credit:1", "intended_use=rank", "limitations=none known"
+    )
+    assert code == 0, err
+    code, out, _ = cli(capsys, *dana, "card", "show", "credit:1", "--json")
+    assert json.loads(out) == {"intended_use": "rank", "limitations": "none known"}
+    code, _, err = cli(capsys, *dana, "card", "set", "credit:1", "colour=blue")
+    assert code == 1
+    assert "unknown model-card fields" in err
+    code, _, err = cli(capsys, *dana, "approve", "credit:1")
+    assert code == 1
+    assert "approver-is-not-developer" in err
+    code, out, err = cli(
+        capsys, "--home", str(home), "--as", "rita", "approve", "credit:1", "--comment", "ok"
+    )
+    assert code == 0, err
+    assert "approved credit:1 as rita (model-risk)" in out
+    rita = ["--home", str(home), "--as", "rita"]
+    code, out, err = cli(
+        capsys,
+        *rita,
+        "exceptions",
+        "grant",
+        "credit:1",
+        "documentation",
+        "--requester",
+        "dana",
+        "--justification",
+        "pilot RISK-12",
+        "--expires",
+        "2099-01-01T00:00:00+00:00",
+        "--json",
+    )
+    assert code == 0, err
+    granted = json.loads(out)
+    assert granted["control"] == "documentation"
+    code, out, _ = cli(capsys, *rita, "exceptions", "list", "credit:1", "--json")
+    assert [e["id"] for e in json.loads(out)] == [granted["id"]]
+    code, out, _ = cli(capsys, *rita, "exceptions", "list", "credit:1")
+    assert granted["id"] in out
+    code, _, err = cli(
+        capsys,
+        *rita,
+        "exceptions",
+        "grant",
+        "credit:1",
+        "approvals",
+        "--requester",
+        "dana",
+        "--justification",
+        "x",
+        "--expires",
+        "2099-01-01",
+    )
+    assert code == 1
+    assert "time zone" in err
+    code, out, _ = cli(capsys, *rita, "policy", "show", "--json")
+    shown = json.loads(out)
+    assert shown["version"] == "mintaka-default/1"
+    assert shown["digest"].startswith("sha256:")
+    code, out, _ = cli(capsys, *rita, "policy", "show")
+    assert "mintaka-default/1" in out
+    assert "medium" in out
+    code, out, _ = cli(capsys, *rita, "decisions", "list", "credit:1", "--json")
+    actions = [(d["action"], d["allowed"]) for d in json.loads(out)]
+    assert ("model.approve", False) in actions
+    assert ("model.approve", True) in actions
+    code, out, _ = cli(capsys, *rita, "decisions", "list")
+    assert code == 0
+    assert "DENY" in out
