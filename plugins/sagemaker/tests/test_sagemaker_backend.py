@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUCKET, SETTINGS
 from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
 from mintaka_conformance.fixtures import InProcessPlugin
 from mintaka_sagemaker.artifacts import write_tarball
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages
+from sagemaker_testkit import BUCKET, SETTINGS
 
 from mintaka import IdFactory, ManualClock, Platform, ValidationError
 from mintaka.domain.discovery import ResourceKind

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
-from conftest import SETTINGS
 from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, mock_sagemaker
 from mintaka_sagemaker.clients import SERVICES, ClientFactory
 from mintaka_sagemaker.errors import translate, translated
 from mintaka_sagemaker.settings import SageMakerSettings
+from sagemaker_testkit import SETTINGS
 
 from mintaka.errors import (
     BackendError,
@@ -61,7 +61,7 @@ def test_clients_are_built_once_per_factory() -> None:
 
 def test_unknown_service_is_refused() -> None:
     with pytest.raises(ValueError, match="no 'ec2' client"):
-        ClientFactory(SageMakerSettings(bucket="bucket")).get("ec2")
+        ClientFactory(SageMakerSettings()).get("ec2")
 
 
 def test_zero_backoff_retries_throttling_without_waiting() -> None:
@@ -129,3 +129,9 @@ def test_non_sdk_errors_pass_through_untouched() -> None:
     with pytest.raises(KeyError), translated("anything"):
         raise KeyError("x")
     assert issubclass(RetryExhausted, MintakaError)
+
+
+def test_settings_without_a_bucket_build_but_refuse_an_upload() -> None:
+    settings = SageMakerSettings()
+    with pytest.raises(ConfigurationError, match="set bucket"):
+        settings.s3_uri("capture")

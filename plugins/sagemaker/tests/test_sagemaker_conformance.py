@@ -7,7 +7,6 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
-from conftest import BUCKET, SETTINGS
 from mintaka_conformance import (
     AbstractBackendFixtures,
     AbstractErrorContractTests,
@@ -22,6 +21,7 @@ from mintaka_conformance import (
 )
 from mintaka_conformance.fakes.sagemaker import make_client, mock_sagemaker
 from mintaka_sagemaker.backend import SageMakerBackend
+from sagemaker_testkit import BUCKET, SETTINGS
 
 from mintaka import Platform
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import BUCKET, SETTINGS
 from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_client, mock_sagemaker
 from mintaka_conformance.fixtures import InProcessPlugin
 from mintaka_sagemaker.backend import SageMakerBackend
+from sagemaker_testkit import BUCKET, SETTINGS
 
 from mintaka import IdFactory, ManualClock, Platform, RetryExhausted
 from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE

@@ -92,10 +92,11 @@ class SageMakerRegistry(AwsCalls):
 
     def _upload_artifact(self, request: VersionRequest) -> tuple[str, bool]:
         """Upload the artifact unless its content-addressed object exists; (S3 URI, uploaded)."""
+        bucket = self.settings.require_bucket()
         key = artifact_key(self.settings.key_prefix, request.artifact_digest)
-        uri = f"s3://{self.settings.bucket}/{key}"
+        uri = f"s3://{bucket}/{key}"
         try:
-            self._call("s3", "head_object", Bucket=self.settings.bucket, Key=key)
+            self._call("s3", "head_object", Bucket=bucket, Key=key)
             return uri, False
         except NotFound:
             pass
@@ -103,7 +104,7 @@ class SageMakerRegistry(AwsCalls):
             self._call(
                 "s3",
                 "put_object",
-                Bucket=self.settings.bucket,
+                Bucket=bucket,
                 Key=key,
                 Body=body,
                 ContentType="application/gzip",

@@ -6,20 +6,23 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from mintaka.errors import ConfigurationError
 from mintaka.interfaces import BackendSettings
 
 
 class SageMakerSettings(BackendSettings):
     """Where Mintaka's SageMaker resources live and how patiently it talks to AWS.
 
-    Credentials are never settings: boto3's own chain (environment, ``profile``, instance role)
-    provides them. ``endpoint_url`` points every client at one URL (a moto server, a VPC
-    endpoint); ``max_attempts`` counts the first request; ``max_backoff_seconds`` caps botocore's
-    exponential backoff in ``standard`` mode (0 retries at once, for tests).
+    ``bucket`` is needed as soon as an artifact is uploaded or capture is configured, so that
+    ``mintaka init --backend sagemaker`` works before it is set. Credentials are never settings:
+    boto3's own chain (environment, ``profile``, instance role) provides them. ``endpoint_url``
+    points every client at one URL (a moto server, a VPC endpoint); ``max_attempts`` counts the
+    first request; ``max_backoff_seconds`` caps botocore's exponential backoff in ``standard``
+    mode (0 retries at once, for tests).
     """
 
     region: str = "us-east-1"
-    bucket: str = Field(min_length=3, max_length=63)
+    bucket: str | None = Field(default=None, min_length=3, max_length=63)
     prefix: str = Field(default="mintaka", pattern=r"^[A-Za-z0-9!_.*'()/-]{0,200}$")
     role_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
     image_uri: str | None = None
@@ -46,6 +49,15 @@ class SageMakerSettings(BackendSettings):
     def key_prefix(self) -> str:
         return self.prefix.strip("/")
 
+    def require_bucket(self) -> str:
+        """The artifact bucket; a clear configuration error where none is set yet."""
+        if not self.bucket:
+            raise ConfigurationError(
+                "[sagemaker] set bucket (an S3 bucket for artifacts and captured traffic) in "
+                "[backend_settings] of config.toml"
+            )
+        return self.bucket
+
     def s3_uri(self, *parts: str) -> str:
         key = "/".join(p.strip("/") for p in (self.key_prefix, *parts) if p.strip("/"))
-        return f"s3://{self.bucket}/{key}"
+        return f"s3://{self.require_bucket()}/{key}"
