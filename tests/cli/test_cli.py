@@ -222,3 +222,37 @@ def test_serving_commands_drive_endpoints_and_batch_scoring(
     traced = json.loads(out)
     assert traced["version"]["version"] == 1
     assert [d["decision"] for d in traced["decisions"]] == ["approve"]
+
+
+def test_monitor_and_ticket_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from mintaka import Platform
+
+    home = tmp_path / "h"
+    artifact = tmp_path / "m.bin"
+    artifact.write_bytes(b"m")
+    with Platform(home, actor="dana") as plat:
+        plat.register_model("m", artifact)
+        plat.serving.create_endpoint("api", "m:1", route="blue")
+    h = ["--home", str(home), "--as", "ops"]
+    code, out, _ = cli(capsys, *h, "monitor", "coverage", "--json")
+    assert code == 1
+    assert json.loads(out) == [{"endpoint": "api", "routes": ["blue"], "monitored": False}]
+    spec = tmp_path / "monitor.toml"
+    spec.write_text(
+        'endpoint = "api"\nmodel = "m"\n\n[[signals]]\nname = "errors"\nkind = "telemetry"\n'
+        'metric = "error_rate"\nthreshold = 0.05\nwindow = "15m"\nowner = "oncall"\n'
+        'runbook_url = "https://runbooks.example/api"\n'
+    )
+    assert cli(capsys, *h, "monitor", "add", str(spec))[0] == 0
+    assert cli(capsys, *h, "monitor", "coverage")[0] == 0
+    code, out, _ = cli(capsys, *h, "monitor", "run", "--once")
+    assert code == 0
+    assert "evaluated 0 signals" in out  # no traffic yet: nothing to judge
+    with Platform(home, actor="ops") as plat:
+        _, ticket = plat.monitoring.raise_alert("drift", "api", owner="oncall")
+    code, out, _ = cli(capsys, *h, "tickets", "list", "--json")
+    assert [t["id"] for t in json.loads(out)] == [ticket.id]
+    assert cli(capsys, *h, "tickets", "ack", ticket.id)[0] == 0
+    assert cli(capsys, *h, "tickets", "resolve", ticket.id, "--note", "fixed")[0] == 0
+    code, out, _ = cli(capsys, *h, "tickets", "list", "--status", "resolved", "--json")
+    assert json.loads(out)[0]["acked_by"] == "ops"

@@ -8,7 +8,16 @@ from typing import Annotated
 
 import typer
 
-from mintaka.cli import audit, conformance, governance, lineage, models, runs, serving
+from mintaka.cli import (
+    audit,
+    conformance,
+    governance,
+    lineage,
+    models,
+    monitoring,
+    runs,
+    serving,
+)
 from mintaka.cli.output import console, emit_json, err_console, table
 from mintaka.cli.state import CliState, platform, state
 from mintaka.errors import MintakaError
@@ -34,6 +43,8 @@ for command in (
 ):
     app.command()(command)
 app.add_typer(conformance.app, name="conformance")
+app.add_typer(monitoring.monitor_app, name="monitor")
+app.add_typer(monitoring.tickets_app, name="tickets")
 governance.register(app)
 
 

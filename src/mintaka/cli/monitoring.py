@@ -1,0 +1,148 @@
+"""``mintaka monitor ...`` and ``mintaka tickets ...``."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mintaka.cli.output import console, emit_json, table
+from mintaka.cli.state import platform
+from mintaka.domain.monitoring import MonitorSpec
+from mintaka.errors import ValidationError
+
+monitor_app = typer.Typer(
+    help="Monitors, coverage and the monitoring runner.", no_args_is_help=True
+)
+tickets_app = typer.Typer(help="Tickets opened by alerts.", no_args_is_help=True)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+@monitor_app.command("add")
+def add(
+    ctx: typer.Context,
+    spec_file: Annotated[
+        Path, typer.Argument(help="Monitor spec (TOML): endpoint, model, signals.")
+    ],
+) -> None:
+    """Attach a monitor described in a TOML file to an endpoint."""
+    try:
+        raw = tomllib.loads(spec_file.read_text())
+        spec = MonitorSpec.model_validate(raw)
+    except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ValidationError(f"{spec_file}: {exc}") from exc
+    monitor_id = platform(ctx).monitoring.add_monitor(spec)
+    console.print(f"monitor {monitor_id} watches {spec.endpoint} ({len(spec.signals)} signals)")
+
+
+@monitor_app.command("list")
+def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """List monitors and their signals."""
+    specs = platform(ctx).monitoring.monitors()
+    if as_json:
+        emit_json(specs)
+        return
+    table(
+        "monitors",
+        ["endpoint", "model", "signal", "metric", "threshold", "window", "owner"],
+        [
+            (m.endpoint, m.model, s.name, s.metric, s.threshold, s.window, s.owner)
+            for m in specs
+            for s in m.signals
+        ],
+    )
+
+
+@monitor_app.command("coverage")
+def coverage(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Endpoints taking live traffic, and which have no monitor (exit 1 if any)."""
+    found = platform(ctx).monitoring.coverage()
+    if as_json:
+        emit_json(
+            [{"endpoint": c.endpoint, "routes": c.routes, "monitored": c.monitored} for c in found]
+        )
+    else:
+        table(
+            "coverage",
+            ["endpoint", "live routes", "monitored"],
+            [
+                (c.endpoint, ", ".join(c.routes), "yes" if c.monitored else "[red]NO[/]")
+                for c in found
+            ],
+        )
+    if any(not c.monitored for c in found):
+        raise typer.Exit(1)
+
+
+@monitor_app.command("run")
+def run(
+    ctx: typer.Context,
+    once: Annotated[
+        bool, typer.Option("--once", help="Evaluate once and exit (for cron).")
+    ] = False,
+    every: Annotated[float, typer.Option(help="Seconds between evaluations.")] = 60.0,
+) -> None:
+    """Evaluate every monitor and escalation; once, or repeatedly until interrupted."""
+    import time
+
+    plat = platform(ctx)
+    while True:
+        report = plat.monitoring.run_once()
+        console.print(
+            f"evaluated {report.evaluated} signals: {len(report.alerts)} alerts, "
+            f"{len(report.escalated)} escalations"
+        )
+        if once:
+            return
+        time.sleep(every)
+
+
+@tickets_app.command("list")
+def tickets_list(
+    ctx: typer.Context,
+    status: Annotated[str | None, typer.Option(help="open, acknowledged or resolved.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List tickets."""
+    found = platform(ctx).monitoring.tickets(status)
+    if as_json:
+        emit_json(found)
+        return
+    table(
+        "tickets",
+        ["id", "status", "severity", "signal", "endpoint", "owner", "alerts", "runbook"],
+        [
+            (
+                t.id,
+                t.status.value,
+                t.severity.value,
+                t.signal,
+                t.endpoint,
+                t.owner,
+                t.alerts,
+                t.runbook_url,
+            )
+            for t in found
+        ],
+    )
+
+
+@tickets_app.command("ack")
+def ack(ctx: typer.Context, ticket_id: Annotated[str, typer.Argument(metavar="TICKET")]) -> None:
+    """Acknowledge a ticket (stops its escalation)."""
+    ticket = platform(ctx).monitoring.acknowledge(ticket_id)
+    console.print(f"{ticket.id} acknowledged by {ticket.acked_by}")
+
+
+@tickets_app.command("resolve")
+def resolve(
+    ctx: typer.Context,
+    ticket_id: Annotated[str, typer.Argument(metavar="TICKET")],
+    note: Annotated[str, typer.Option(help="What was done (audited).")] = "",
+) -> None:
+    """Resolve a ticket; the next alert on its signal opens a new one."""
+    ticket = platform(ctx).monitoring.resolve(ticket_id, note)
+    console.print(f"{ticket.id} resolved")
