@@ -329,3 +329,33 @@ def test_redactor_rules() -> None:
     kept = "model-risk approver-holds-role sha256:0123abcd risk-tier-is-high-enough-here"
     assert redactor.text(kept) == kept
     assert redactor.value({"key": "dataset:ds-1"}) == {"key": "dataset:ds-1"}
+
+
+def test_a_monitor_on_the_model_turns_the_monitoring_gaps_into_met_controls(
+    governed: Platform,
+) -> None:
+    from mintaka.domain.monitoring import MonitorSpec, Signal, SignalKind
+
+    monitor_id = governed.monitoring.add_monitor(
+        MonitorSpec(
+            endpoint="scoring",
+            model="credit",
+            signals=[
+                Signal(
+                    name="errors",
+                    kind=SignalKind.TELEMETRY,
+                    metric="error_rate",
+                    threshold=0.05,
+                    owner="oncall",
+                    runbook_url="https://runbooks.example/scoring",
+                )
+            ],
+        )
+    )
+    pack = build_pack(governed, "credit:1")
+    assert pack["monitoring"]["status"] == "monitored"
+    assert [m["id"] for m in pack["monitoring"]["monitors"]] == [monitor_id]
+    results = {r["control"]: r for r in pack["controls"]["results"]}
+    for monitored in ("Art. 72", "MEASURE 2.4", "V. Ongoing monitoring"):
+        assert results[monitored]["status"] == "met"
+        assert results[monitored]["evidence"] == [monitor_id]

@@ -190,6 +190,52 @@ EVIDENCE_KINDS: dict[str, EvidenceKind] = {
 }
 
 
+def _monitoring(platform: Platform, model: str, alerts: Any) -> dict[str, Any]:
+    """The monitors watching ``model`` as recorded (never estimated), with the alerts raised."""
+    from sqlalchemy import select
+
+    from mintaka.store.schema import monitors
+
+    with platform.store.read() as conn:
+        rows = conn.execute(
+            select(monitors.c.id, monitors.c.endpoint, monitors.c.spec)
+            .where(monitors.c.model == model)
+            .order_by(monitors.c.id)
+        ).all()
+    watching = [
+        {
+            "id": row.id,
+            "endpoint": row.endpoint,
+            "signals": [
+                {
+                    k: signal.get(k)
+                    for k in (
+                        "name",
+                        "kind",
+                        "metric",
+                        "threshold",
+                        "window",
+                        "owner",
+                        "runbook_url",
+                    )
+                }
+                for signal in row.spec.get("signals", [])
+            ],
+        }
+        for row in rows
+    ]
+    return {
+        "status": "monitored" if watching else NO_MONITORS,
+        "detail": (
+            f"{len(watching)} monitor(s) watch this model; alerts below are as raised."
+            if watching
+            else "Mintaka records no monitor for this model; nothing here is estimated."
+        ),
+        "monitors": watching,
+        "alerts": alerts,
+    }
+
+
 def load_control_map(path: Path | None = None) -> dict[str, Any]:
     """The control map (``control_map.toml`` by default); unknown evidence kinds are refused."""
     chosen = path or CONTROL_MAP
@@ -539,15 +585,7 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         },
         "artifact": {"id": f"artifact:{version.artifact_digest}", **artifact},
         "deployments": history,
-        "monitoring": {
-            "status": NO_MONITORS,
-            "detail": (
-                "Mintaka records no monitors for this version's endpoints yet; nothing here is "
-                "estimated or filled in."
-            ),
-            "monitors": [],
-            "alerts": alerts,
-        },
+        "monitoring": _monitoring(platform, version.name, alerts),
         "lineage": {"upstream": _graph(upstream), "downstream": _graph(downstream)},
         "audit": {
             "chain": {
