@@ -18,6 +18,7 @@ from mintaka_conformance.fixtures import InProcessPlugin
 from mintaka_sagemaker.artifacts import write_tarball
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages
+from sagemaker_lineage_fake import lineage_installed
 from sagemaker_testkit import BUCKET, SETTINGS
 
 from mintaka import IdFactory, ManualClock, Platform, ValidationError
@@ -33,7 +34,7 @@ from mintaka.plugins import PluginManager
 
 @pytest.fixture
 def fake(inference_image: None) -> Iterator[SageMakerFake]:
-    with mock_sagemaker() as handle:
+    with lineage_installed(), mock_sagemaker() as handle:
         make_client("s3").create_bucket(Bucket=BUCKET)
         yield handle
 
@@ -404,3 +405,28 @@ def test_pipeline_compiles_to_a_sagemaker_pipelines_definition(
     ]
     assert stored["Parameters"] == [{"Name": "depth", "Type": "String", "DefaultValue": "4"}]
     assert cloud.get_pipeline_run(run.id).pipeline == "train"
+
+
+def test_lineage_is_contexts_and_associations(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path
+) -> None:
+    from mintaka_sagemaker.lineage import context_name
+
+    from mintaka.domain.lineage import EdgeKind
+
+    data = tmp_path / "train.csv"
+    data.write_text("a,b\n1,2\n")
+    dataset = platform.register_dataset("train", data)
+    run = platform.start_run("exp", dataset_ids=[dataset.id])
+    platform.end_run(run.id)
+    version = platform.register_model("churn", artifact(tmp_path, b"w"), run_id=run.id)
+    graph = platform.lineage_upstream("churn:1")
+    cloud.push_lineage(list(graph.nodes), list(graph.edges))
+    run_context = sm.describe_context(ContextName=context_name(f"run:{run.id}"))
+    assert run_context["ContextType"] == "run"
+    assert run_context["Source"]["SourceUri"] == f"mintaka:run:{run.id}"
+    produced = sm.list_associations(SourceArn=run_context["ContextArn"])["AssociationSummaries"]
+    assert [a["AssociationType"] for a in produced] == ["Produced"]
+    assert cloud.read_lineage(f"model_version:{version.id}") == [
+        e for e in graph.edges if e.kind is EdgeKind.PRODUCED
+    ]

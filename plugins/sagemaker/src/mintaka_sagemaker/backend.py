@@ -23,6 +23,7 @@ from mintaka.interfaces import (
     CaptureSource,
     Discovery,
     Emulation,
+    LineageMetadata,
     MetricsSource,
     ModelAliases,
     ModelRegistry,
@@ -37,6 +38,7 @@ from mintaka.interfaces import (
     VersionDeletion,
 )
 from mintaka_sagemaker.clients import ClientFactory
+from mintaka_sagemaker.lineage import SageMakerLineage
 from mintaka_sagemaker.monitoring import SageMakerMonitoring
 from mintaka_sagemaker.pipelines import SageMakerPipelines
 from mintaka_sagemaker.registry import MANAGED_TAG, META_ID
@@ -46,6 +48,7 @@ from mintaka_sagemaker.settings import SageMakerSettings
 class SageMakerBackend(
     SageMakerMonitoring,
     SageMakerPipelines,
+    SageMakerLineage,
     Backend,
     ModelRegistry,
     ModelAliases,
@@ -63,6 +66,7 @@ class SageMakerBackend(
     Discovery,
     StateObserver,
     CallerIdentity,
+    LineageMetadata,
 ):
     name = "sagemaker"
     description = "Amazon SageMaker: model package groups, endpoints with variants, CloudWatch."
@@ -81,6 +85,7 @@ class SageMakerBackend(
             Capability.MONITORING_CAPTURE,
             Capability.MONITORING_METRICS,
             Capability.PIPELINES,
+            Capability.LINEAGE_METADATA,
             Capability.DISCOVERY,
             Capability.SYNC,
             Capability.IDENTITY,
