@@ -81,7 +81,11 @@ class AbstractErrorContractTests(AbstractBackendFixtures):
     def test_missing_model_in_the_cloud_is_not_found(self, cloud: Any, names: Names) -> None:
         """The backend MUST translate the cloud's own "no such model" error into NotFound."""
         missing = names.model("missing")
-        for call in (lambda: cloud.list_versions(missing), lambda: cloud.get_version(missing, 1)):
+        calls: tuple[Callable[[], object], ...] = (
+            lambda: cloud.list_versions(missing),
+            lambda: cloud.get_version(missing, 1),
+        )
+        for call in calls:
             with pytest.raises(NotFound) as caught:
                 call()
             assert isinstance(caught.value, MintakaError)

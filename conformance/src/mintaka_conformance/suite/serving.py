@@ -161,14 +161,14 @@ class AbstractServingTests(AbstractBackendFixtures):
 
     @pytest.mark.requires(Capability.SERVING, Capability.SERVING_TRAFFIC_SPLIT)
     def test_rollback_restores_the_last_known_good_traffic(
-        self, platform: Platform, servable: ServableModel, live_endpoint: str
+        self, platform: Platform, cloud: Any, servable: ServableModel, live_endpoint: str
     ) -> None:
         """The backend MUST serve the last known-good traffic again after core's rollback."""
         platform.serving.set_traffic(live_endpoint, {"green": 100})
         assert platform.serving.invoke(live_endpoint, servable.row(0))["route"] == "green"
         restored = platform.serving.rollback(live_endpoint, reason="conformance")
         assert restored.traffic.weights["blue"] == 100
-        assert platform.backend.get_endpoint(live_endpoint).traffic.weights["blue"] == 100
+        assert cloud.get_endpoint(live_endpoint).traffic.weights["blue"] == 100
         answers = {
             platform.serving.invoke(live_endpoint, servable.row(i))["route"] for i in range(20)
         }
