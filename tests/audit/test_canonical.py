@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
@@ -11,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mintaka.audit import canonical_bytes
-from mintaka.audit.chain import _frame, _jsonable, _plain
+from mintaka.audit.chain import _detached, _frame, _jsonable, _plain
 
 # Every code point, surrogates included, so the fallback for unencodable text is exercised.
 any_text = st.text(st.characters(exclude_categories=()), max_size=12)
@@ -121,3 +122,11 @@ def test_values_outside_the_fast_path_still_canonicalise() -> None:
     body = {"x": 1.0, "y": 1e21, "z": [1e-7, -0.0], "\U0001f600": 1, "\ue000": 2, "s": {3, 1}}
     assert canonical_bytes(body) == rfc8785.dumps(_jsonable(body))
     assert not _plain(body)
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.dictionaries(st.text(st.characters(max_codepoint=0x7F), max_size=6), values, max_size=6))
+def test_returned_details_equal_the_parsed_canonical_details(details: dict[str, Any]) -> None:
+    if _plain(details):
+        encoded = canonical_bytes(details)
+        assert _detached(details, encoded) == json.loads(encoded)
