@@ -5,7 +5,17 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from mintaka_conformance.fixtures import InProcessPlugin
+from mintaka_sagemaker.backend import SageMakerBackend
+
+from mintaka import IdFactory, ManualClock, Platform
+from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
+from mintaka.plugins import PluginManager
 
 ACCOUNT = "123456789012"
 BUCKET = "mintaka-artifacts"
@@ -36,3 +46,23 @@ def container_answer(body: bytes, variant: str) -> Any:
     request = json.loads(body)
     rows = request["inputs"] if isinstance(request["inputs"], list) else [request["inputs"]]
     return [round(sum(float(v) for v in row.values()), 6) for row in rows]
+
+
+@contextmanager
+def sagemaker_platform(
+    home: Path, settings: Mapping[str, Any] = SETTINGS, *, seed: int = 1
+) -> Iterator[Platform]:
+    """A Platform over the SageMaker backend alone, with the open policy, a manual clock and
+    seeded ids (the mock or server it talks to is the caller's)."""
+    home.mkdir(parents=True, exist_ok=True)
+    (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
+    with Platform(
+        home,
+        backend="sagemaker",
+        backend_settings=dict(settings),
+        actor="tester",
+        clock=ManualClock(),
+        ids=IdFactory(seed=seed),
+        plugins=PluginManager(load_entry_points=False, extra=[InProcessPlugin(SageMakerBackend)]),
+    ) as platform:
+        yield platform

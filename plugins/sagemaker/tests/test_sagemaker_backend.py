@@ -14,22 +14,19 @@ from typing import Any
 
 import pytest
 from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
-from mintaka_conformance.fixtures import InProcessPlugin
 from mintaka_sagemaker.artifacts import write_tarball
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages
 from sagemaker_lineage_fake import lineage_installed
-from sagemaker_testkit import BUCKET, SETTINGS
+from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
 
-from mintaka import IdFactory, ManualClock, Platform, ValidationError
+from mintaka import Platform, ValidationError
 from mintaka.domain.discovery import ResourceKind
 from mintaka.domain.governance import IdentitySource
 from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.pipelines import PipelineSpec, StepSpec
 from mintaka.domain.registry import ApprovalStatus, Stage
 from mintaka.domain.serving import RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
-from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
-from mintaka.plugins import PluginManager
 
 
 @pytest.fixture
@@ -41,18 +38,7 @@ def fake(inference_image: None) -> Iterator[SageMakerFake]:
 
 @pytest.fixture
 def platform(tmp_path: Path, fake: SageMakerFake) -> Iterator[Platform]:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
-    with Platform(
-        home,
-        backend="sagemaker",
-        backend_settings=dict(SETTINGS),
-        actor="tester",
-        clock=ManualClock(),
-        ids=IdFactory(seed=3),
-        plugins=PluginManager(load_entry_points=False, extra=[InProcessPlugin(SageMakerBackend)]),
-    ) as plat:
+    with sagemaker_platform(tmp_path / "home", seed=3) as plat:
         yield plat
 
 
@@ -246,12 +232,14 @@ def test_native_rollout_completes_or_rolls_back_on_its_alarm(
             TrafficStep(weights={"blue": 20, "green": 80}),
             TrafficStep(weights={"blue": 100, "green": 0}),
         ],
-        sla={"p99_latency_ms": 250},
+        sla={"p99_latency_ms": 250, "max_error_rate": 0.01},
     )
     cw = make_client("cloudwatch")
     fake.script_endpoint(live, ["Updating", "InService"])
     second = cloud.start_rollout(back)
     assert cloud.rollout_status(live, second) == "in_progress"
+    alarms = {a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]}
+    assert alarms == {f"mintaka-{live}-blue-p99-latency", f"mintaka-{live}-blue-error-rate"}
     cw.set_alarm_state(
         AlarmName=f"mintaka-{live}-blue-p99-latency", StateValue="ALARM", StateReason="slow"
     )

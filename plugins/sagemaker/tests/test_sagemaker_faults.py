@@ -9,33 +9,17 @@ from typing import Any
 
 import pytest
 from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_client, mock_sagemaker
-from mintaka_conformance.fixtures import InProcessPlugin
 from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_testkit import BUCKET, SETTINGS
+from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
 
-from mintaka import IdFactory, ManualClock, Platform, RetryExhausted
-from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
-from mintaka.plugins import PluginManager
+from mintaka import Platform, RetryExhausted
 
 
 @pytest.fixture
 def platform(tmp_path: Path, inference_image: None) -> Iterator[Platform]:
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
     with mock_sagemaker():
         make_client("s3").create_bucket(Bucket=BUCKET)
-        with Platform(
-            home,
-            backend="sagemaker",
-            backend_settings=dict(SETTINGS),
-            actor="tester",
-            clock=ManualClock(),
-            ids=IdFactory(seed=7),
-            plugins=PluginManager(
-                load_entry_points=False, extra=[InProcessPlugin(SageMakerBackend)]
-            ),
-        ) as plat:
+        with sagemaker_platform(tmp_path / "home", seed=7) as plat:
             yield plat
 
 

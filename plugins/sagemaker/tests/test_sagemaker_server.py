@@ -9,13 +9,9 @@ from typing import Any
 
 import pytest
 from mintaka_conformance.fakes.sagemaker import make_client
-from mintaka_conformance.fixtures import InProcessPlugin
-from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_testkit import BUCKET, SETTINGS
+from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
 
-from mintaka import IdFactory, ManualClock, Platform
-from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
-from mintaka.plugins import PluginManager
+from mintaka import Platform
 
 
 @pytest.fixture
@@ -23,18 +19,8 @@ def platform(tmp_path: Path, moto_server: Any, inference_image: None) -> Iterato
     s3 = make_client("s3", endpoint_url=moto_server.endpoint_url)
     if BUCKET not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
         s3.create_bucket(Bucket=BUCKET)
-    home = tmp_path / "home"
-    home.mkdir()
-    (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
-    with Platform(
-        home,
-        backend="sagemaker",
-        backend_settings={**SETTINGS, "endpoint_url": moto_server.endpoint_url},
-        actor="tester",
-        clock=ManualClock(),
-        ids=IdFactory(seed=11),
-        plugins=PluginManager(load_entry_points=False, extra=[InProcessPlugin(SageMakerBackend)]),
-    ) as plat:
+    settings = {**SETTINGS, "endpoint_url": moto_server.endpoint_url}
+    with sagemaker_platform(tmp_path / "home", settings, seed=11) as plat:
         yield plat
 
 

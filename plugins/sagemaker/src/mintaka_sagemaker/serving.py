@@ -75,6 +75,23 @@ def percentages(weights: dict[str, float]) -> dict[str, int]:
     return result
 
 
+def _sum_query(query_id: str, metric: str, dimensions: list[dict[str, str]]) -> dict[str, Any]:
+    """A per-minute Sum of one ``AWS/SageMaker`` metric, as an input of a metric-math alarm."""
+    return {
+        "Id": query_id,
+        "MetricStat": {
+            "Metric": {
+                "Namespace": "AWS/SageMaker",
+                "MetricName": metric,
+                "Dimensions": dimensions,
+            },
+            "Period": 60,
+            "Stat": "Sum",
+        },
+        "ReturnData": False,
+    }
+
+
 @dataclass
 class Layout:
     """What an endpoint config holds: variants, the shadow, the routes, and data capture."""
@@ -570,32 +587,8 @@ class SageMakerServing(SageMakerRegistry):
                     AlarmName=alarm,
                     AlarmDescription=f"Mintaka rollout SLA of {name}/{route}: 5xx error rate",
                     Metrics=[
-                        {
-                            "Id": "errors",
-                            "MetricStat": {
-                                "Metric": {
-                                    "Namespace": "AWS/SageMaker",
-                                    "MetricName": "Invocation5XXErrors",
-                                    "Dimensions": dimensions,
-                                },
-                                "Period": 60,
-                                "Stat": "Sum",
-                            },
-                            "ReturnData": False,
-                        },
-                        {
-                            "Id": "calls",
-                            "MetricStat": {
-                                "Metric": {
-                                    "Namespace": "AWS/SageMaker",
-                                    "MetricName": "Invocations",
-                                    "Dimensions": dimensions,
-                                },
-                                "Period": 60,
-                                "Stat": "Sum",
-                            },
-                            "ReturnData": False,
-                        },
+                        _sum_query("errors", "Invocation5XXErrors", dimensions),
+                        _sum_query("calls", "Invocations", dimensions),
                         {
                             "Id": "rate",
                             "Expression": "IF(calls > 0, errors / calls, 0)",
