@@ -135,3 +135,28 @@ def test_settings_without_a_bucket_build_but_refuse_an_upload() -> None:
     settings = SageMakerSettings()
     with pytest.raises(ConfigurationError, match="set bucket"):
         settings.s3_uri("capture")
+
+
+def test_registering_the_backend_imports_no_aws_sdk() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from mintaka.plugins import BackendRegistry\n"
+        "import mintaka_sagemaker.plugin as plugin\n"
+        "plugin.mintaka_register_backends(BackendRegistry())\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_missing_boto3_gives_the_install_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "boto3", None)
+    with pytest.raises(ConfigurationError, match=r"pip install 'mintaka\[sagemaker\]'"):
+        ClientFactory(SageMakerSettings()).get("sts")

@@ -30,7 +30,7 @@ _SESSIONS: dict[tuple[str | None, str], Any] = {}
 def _boto3() -> Any:
     try:
         import boto3
-    except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    except ImportError as exc:
         raise ConfigurationError(
             f"the SageMaker backend needs boto3, which is not installed: {INSTALL_HINT}"
         ) from exc
