@@ -10,7 +10,9 @@ stays the one record of what sync saw and when.
 
 Compared, per model recorded for the platform's backend: the version numbers, each version's
 artifact digest, tags and (where the backend projects stages) stage, and the aliases. Aliases the
-clouds reserve for themselves (``latest``, ``default``) are ignored.
+clouds reserve for themselves (``latest``, ``default``) are ignored. Per endpoint recorded for the
+backend: whether it still exists, and its live traffic weights (and its shadow route, where the
+cloud itself holds the shadow).
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class DifferenceKind(StrEnum):
     TAGS = "version.tags"
     STAGE = "version.stage"
     ALIAS = "alias"  # an alias points elsewhere, or exists on one side only
+    ENDPOINT_MISSING = "endpoint.missing"  # recorded endpoint, absent from the cloud
+    TRAFFIC = "endpoint.traffic"  # the cloud routes traffic differently from the record
 
 
 @dataclass(frozen=True)
@@ -236,8 +240,59 @@ def observe(observer: StateObserver, name: str) -> ObservedModel | None:
         return None
 
 
+ENDPOINT_SUBJECT = "endpoint "
+
+
+def compare_endpoints(
+    platform: Platform, observer: StateObserver, at: datetime
+) -> list[Difference]:
+    """Recorded endpoints against the cloud: missing ones, and live weights that differ."""
+    from mintaka.interfaces import Support
+
+    shadow_in_cloud = platform.backend.support(Capability.SERVING_SHADOW) is Support.NATIVE
+    found: list[Difference] = []
+    for endpoint in platform.serving.list_endpoints():
+        if endpoint.backend != platform.backend.name:
+            continue
+        subject = ENDPOINT_SUBJECT + endpoint.name
+        try:
+            seen = observer.observe_endpoint(endpoint.name)
+        except NotFound:
+            found.append(
+                Difference(
+                    kind=DifferenceKind.ENDPOINT_MISSING.value,
+                    subject=subject,
+                    recorded={"routes": sorted(r.name for r in endpoint.routes)},
+                    observed=None,
+                    detected_at=at,
+                )
+            )
+            continue
+
+        def live(weights: Mapping[str, int]) -> dict[str, int]:
+            return {route: w for route, w in sorted(weights.items()) if w > 0}
+
+        was: dict[str, Any] = {"weights": live(endpoint.traffic.weights)}
+        now: dict[str, Any] = {"weights": live(seen.traffic.weights)}
+        if shadow_in_cloud:
+            was["shadow"] = endpoint.traffic.shadow
+            now["shadow"] = seen.traffic.shadow
+        if was != now:
+            found.append(
+                Difference(
+                    kind=DifferenceKind.TRAFFIC.value,
+                    subject=subject,
+                    recorded=was,
+                    observed=now,
+                    detected_at=at,
+                )
+            )
+    return found
+
+
 def sync_models(platform: Platform) -> list[Difference]:
-    """Report every difference for the platform's managed models; audit the new ones."""
+    """Report every difference for the platform's managed models and endpoints; audit the new
+    ones."""
     observer = platform._area(Capability.SYNC, StateObserver)
     with platform.store.read() as conn:
         recorded = recorded_models(conn, platform.backend.name)
@@ -246,6 +301,7 @@ def sync_models(platform: Platform) -> list[Difference]:
     found: list[Difference] = []
     for model in recorded:
         found.extend(compare(model, observe(observer, model.name), at=now, stages=stages))
+    found.extend(compare_endpoints(platform, observer, now))
 
     reported: list[Difference] = []
     events: list[AuditEvent] = []
@@ -272,7 +328,9 @@ def sync_models(platform: Platform) -> list[Difference]:
                 )
             )
             reported.append(difference)
-        managed = {model.name for model in recorded}
+        managed = {model.name for model in recorded} | {
+            ENDPOINT_SUBJECT + e.name for e in platform.serving.list_endpoints()
+        }
         gone = {key: v for key, v in still_open.items() if _model_of(key[1]) in managed}
         events.extend(_resolve(platform, conn, gone))
     platform._after_commit(events)
@@ -280,6 +338,9 @@ def sync_models(platform: Platform) -> list[Difference]:
 
 
 def _model_of(subject: str) -> str:
+    """The managed thing a difference is about: a model name, or ``endpoint NAME``."""
+    if subject.startswith(ENDPOINT_SUBJECT):
+        return subject
     return subject.split("@", 1)[0].split(":", 1)[0]
 
 

@@ -9,9 +9,10 @@ import pytest
 
 from mintaka import Capability, Platform
 from mintaka.domain.discovery import ResourceKind
+from mintaka.domain.serving import TrafficMap
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
 from mintaka_conformance.fixtures import AbstractBackendFixtures, OutOfBand
-from mintaka_conformance.scenarios import ModelScenario
+from mintaka_conformance.scenarios import ModelScenario, Names, ServableModel
 
 
 def _audited(platform: Platform, action: str) -> list[tuple[str, dict[str, Any]]]:
@@ -78,6 +79,35 @@ class AbstractSyncTests(AbstractBackendFixtures):
                 {"kind": "alias", "recorded": 2, "observed": 1},
             )
         ]
+
+    @pytest.mark.requires(Capability.SYNC, Capability.SERVING, Capability.SERVING_TRAFFIC_SPLIT)
+    def test_traffic_changed_out_of_band_is_reported(
+        self,
+        platform: Platform,
+        cloud: Any,
+        out_of_band: OutOfBand,
+        servable: ServableModel,
+        names: Names,
+        data_plane: None,
+    ) -> None:
+        """The backend MUST reveal traffic moved through the cloud's own API, which sync reports
+        and audits."""
+        endpoint = names.endpoint("sync")
+        platform.serving.create_endpoint(endpoint, f"{servable.name}:1", route="blue")
+        platform.serving.deploy(endpoint, f"{servable.name}:2", route="green")
+        assert platform.sync() == []
+        weights = {"blue": 40, "green": 60}
+        mover = getattr(out_of_band, "set_traffic", None)
+        if mover is not None:
+            mover(endpoint, weights)
+        else:  # the backend's own call, which core never hears of
+            cloud.set_traffic(endpoint, TrafficMap(weights=weights))
+        [difference] = platform.sync()
+        assert (difference.kind, difference.subject) == ("endpoint.traffic", f"endpoint {endpoint}")
+        assert difference.recorded["weights"] == {"blue": 100}  # type: ignore[index]
+        assert difference.observed["weights"] == weights  # type: ignore[index]
+        assert [s for s, _ in _audited(platform, DIFFERENCE_ACTION)] == [f"endpoint {endpoint}"]
+        assert platform.serving.get_endpoint(endpoint).traffic.weights["blue"] == 100
 
     @pytest.mark.requires(Capability.SYNC, Capability.REGISTRY_DELETE)
     def test_version_deleted_out_of_band_is_reported(
