@@ -9,8 +9,10 @@ traffic and the kill switch. Native rollouts and batch scoring are held to the e
 from __future__ import annotations
 
 import contextlib
+import csv
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -212,3 +214,23 @@ class AbstractServingTests(AbstractBackendFixtures):
         assert metrics.endpoint == live_endpoint
         assert (metrics.start, metrics.end) == (start, end)
         assert all(count >= 0 for count in metrics.requests.values())
+
+    @pytest.mark.requires(Capability.SERVING_BATCH)
+    def test_batch_scoring_gives_every_row_a_prediction_id(
+        self, platform: Platform, servable: ServableModel, tmp_path: Path
+    ) -> None:
+        """The backend MUST score every row of a batch file and give each its own prediction id."""
+        source = tmp_path / "batch-in.csv"
+        rows = [servable.row(i) for i in range(5)]
+        with source.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(servable.features))
+            writer.writeheader()
+            writer.writerows(rows)
+        target = tmp_path / "batch-out.csv"
+        result = platform.serving.score_batch(f"{servable.name}:1", source, target)
+        with target.open(newline="") as handle:
+            scored = list(csv.DictReader(handle))
+        assert result["rows"] == "5"
+        assert len(scored) == 5
+        assert len({r["prediction_id"] for r in scored}) == 5
+        assert all(r["prediction"] != "" for r in scored)
