@@ -260,3 +260,21 @@ def test_an_invalid_policy_is_a_configuration_error(home: Path) -> None:
     (home / "policy.toml").write_text('version = "x"\n[tiers.low]\napprovals = 1\n')
     with pytest.raises(ConfigurationError):
         load_policy(home)
+
+
+def test_staging_a_route_needs_no_rollout_but_moving_live_traffic_directly_is_refused(
+    as_: Callable[[str], Platform], high: str, make_artifact: MakeArtifact
+) -> None:
+    dana = as_("dana")
+    v2 = dana.register_model("credit", make_artifact(b"v2"), metrics={"auc": 0.93})
+    for ref in (high, v2.ref):
+        dana.governance.set_model_card(ref, **CARD)
+        for approver in ("rita", "raj"):
+            as_(approver).governance.approve(ref)
+    dana.serving.create_endpoint("scoring", high, route="blue")
+    staged = dana.serving.deploy("scoring", v2.ref, route="green")  # no live change
+    assert staged.traffic.weights == {"blue": 100, "green": 0}
+    with pytest.raises(PolicyViolation, match="rollout-strategy"):
+        dana.serving.set_traffic("scoring", {"green": 100})  # a direct switch on a high tier
+    moved = dana.serving.set_traffic("scoring", {"blue": 90, "green": 10}, strategy="canary")
+    assert moved.traffic.weights == {"blue": 90, "green": 10}

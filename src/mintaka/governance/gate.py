@@ -33,6 +33,11 @@ class TrafficChange:
     versions: dict[str, ModelVersion]  # route name -> version it serves
     killed: bool
     strategy: RolloutStrategy = RolloutStrategy.DIRECT
+    previous: TrafficMap | None = None  # the traffic before the change, if the endpoint exists
+
+
+def _live(traffic: TrafficMap) -> dict[str, int]:
+    return {route: weight for route, weight in traffic.weights.items() if weight > 0}
 
 
 def traffic_controls(change: TrafficChange, governance: GovernanceService) -> list[Control]:
@@ -69,8 +74,11 @@ def traffic_controls(change: TrafficChange, governance: GovernanceService) -> li
             for c in governance.production_controls(version)
             if c.name != "not-archived"
         ]
-        if change.action in UNSTRATEGIC:
-            continue
+        unchanged_mix = change.previous is not None and _live(change.previous) == _live(
+            change.traffic
+        )
+        if change.action in UNSTRATEGIC or unchanged_mix:
+            continue  # the live version mix stays as it was: no rollout to govern
         allowed = governance.policy.controls(version.risk_tier).allowed_strategies
         controls.append(
             Control(

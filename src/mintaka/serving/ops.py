@@ -177,7 +177,7 @@ class ServingService:
         route_name = validate_endpoint_name(route or default_route_name(version))
         if any(r.name == route_name for r in current.routes):
             raise Conflict(f"endpoint {endpoint!r} already has a route {route_name!r}")
-        serving = self.platform._area(Capability.SERVING, Serving)
+        self.platform._area(Capability.SERVING, Serving)
         routes = (
             *current.routes,
             Route(name=route_name, model=version.name, version=version.version),
@@ -185,23 +185,7 @@ class ServingService:
         new_weights = dict(weights) if weights is not None else dict(current.traffic.weights)
         new_weights.setdefault(route_name, 0)
         traffic = _traffic(new_weights, current.traffic.shadow, current.traffic.shadow_percent)
-        versions = self._route_versions(routes)
-        decision = self._gate("endpoint.deploy", endpoint, routes, traffic, versions, current)
-        serving.update_routes(endpoint, routes, traffic)
-        with self.platform.store.write() as conn:
-            events = self._record_deployment(
-                conn,
-                endpoint,
-                routes,
-                traffic,
-                versions,
-                RolloutStrategy.DIRECT,
-                reason,
-                decision=decision,
-                action="endpoint.deploy",
-            )
-        self.platform._after_commit(events)
-        return self.get_endpoint(endpoint)
+        return self._replace_routes("endpoint.deploy", current, routes, traffic, reason)
 
     def retire_route(self, endpoint: str, route: str, *, reason: str = "") -> Endpoint:
         """Remove a route that takes no live or shadow traffic."""
@@ -213,23 +197,36 @@ class ServingService:
         routes = tuple(r for r in current.routes if r.name != route)
         weights = {k: v for k, v in current.traffic.weights.items() if k != route}
         traffic = _traffic(weights, current.traffic.shadow, current.traffic.shadow_percent)
+        return self._replace_routes("endpoint.retire_route", current, routes, traffic, reason)
+
+    def _replace_routes(
+        self,
+        action: str,
+        current: Endpoint,
+        routes: Sequence[Route],
+        traffic: TrafficMap,
+        reason: str,
+    ) -> Endpoint:
+        """Gate, apply and record a change of an endpoint's routes (with its traffic)."""
         versions = self._route_versions(routes)
-        decision = self._gate("endpoint.retire_route", endpoint, routes, traffic, versions, current)
-        self.platform._area(Capability.SERVING, Serving).update_routes(endpoint, routes, traffic)
+        decision = self._gate(action, current.name, routes, traffic, versions, current)
+        self.platform._area(Capability.SERVING, Serving).update_routes(
+            current.name, routes, traffic
+        )
         with self.platform.store.write() as conn:
             events = self._record_deployment(
                 conn,
-                endpoint,
+                current.name,
                 routes,
                 traffic,
                 versions,
                 RolloutStrategy.DIRECT,
                 reason,
                 decision=decision,
-                action="endpoint.retire_route",
+                action=action,
             )
         self.platform._after_commit(events)
-        return self.get_endpoint(endpoint)
+        return self.get_endpoint(current.name)
 
     def set_traffic(
         self,
@@ -675,6 +672,7 @@ class ServingService:
             versions=versions,
             killed=is_killed,
             strategy=strategy,
+            previous=None if current is None else current.traffic,
         )
         governance = self.platform.governance
         checks = traffic_controls(change, governance)
