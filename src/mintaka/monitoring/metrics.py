@@ -1,0 +1,305 @@
+"""Performance and fairness of a model from its logged predictions and late-arriving labels.
+
+Labels arrive after the prediction, keyed by prediction id; :func:`join_labels` pairs them (a
+later label for the same id replaces an earlier one, as a correction does) and reports what is
+still unlabelled and which labels name no known prediction. The metrics are plain functions on
+arrays, equal to scikit-learn's where it has them:
+
+- :func:`accuracy`, :func:`roc_auc` (binary, ties at their average rank), :func:`rmse`;
+- :func:`expected_calibration_error`: ``sum_b n_b / n * |mean(y_b) - mean(p_b)|`` over
+  ``n_bins`` equal-width bins of the predicted probability, binned as
+  ``sklearn.calibration.calibration_curve(strategy="uniform")`` does (a value on an inner edge
+  belongs to the lower bin);
+- :func:`demographic_parity_difference`: the largest minus the smallest rate of positive
+  predictions across the groups of a sensitive attribute;
+- :func:`equalized_odds_difference`: the larger of the between-group spreads of the true positive
+  rate and of the false positive rate (a group without actual positives, or without actual
+  negatives, has no such rate and is left out of that spread).
+
+:func:`performance` and :func:`fairness` compute them on a window of joined records, with
+:func:`mintaka.monitoring.windows.windows` doing the slicing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal, NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import Field
+
+from mintaka.domain.base import Record
+from mintaka.errors import ValidationError
+
+Array = Sequence[Any] | npt.NDArray[Any]
+
+
+class LabelledPrediction(NamedTuple):
+    """A logged prediction with the label that arrived for it."""
+
+    id: str
+    at: datetime | str
+    inputs: Mapping[str, Any] | None
+    output: Any
+    label: Any
+
+
+class Joined(NamedTuple):
+    records: list[LabelledPrediction]
+    unlabelled: int
+    unknown_labels: list[str]
+
+
+def join_labels(
+    predictions: Iterable[Mapping[str, Any]],
+    labels: Mapping[str, Any] | Iterable[tuple[str, Any]],
+) -> Joined:
+    """Pair prediction-log records with labels by prediction id, in prediction order.
+
+    ``labels`` is a mapping from prediction id to label, or ``(prediction_id, label)`` pairs in
+    arrival order, where a later pair for the same id wins. A prediction without a label is
+    counted in ``unlabelled``; a label whose id matches no prediction is listed in
+    ``unknown_labels`` (its prediction may not be in this slice of the log, or never existed).
+    """
+    by_id = dict(labels.items() if isinstance(labels, Mapping) else labels)
+    records = []
+    seen = set()
+    unlabelled = 0
+    for row in predictions:
+        pid = str(row["id"])
+        seen.add(pid)
+        if pid not in by_id:
+            unlabelled += 1
+            continue
+        records.append(
+            LabelledPrediction(pid, row["at"], row.get("inputs"), row.get("output"), by_id[pid])
+        )
+    return Joined(records, unlabelled, sorted(set(by_id) - seen))
+
+
+# --- performance ---------------------------------------------------------------------------------
+
+
+def _pair(y_true: Array, y_other: Array) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
+    a, b = np.asarray(y_true), np.asarray(y_other)
+    if a.shape != b.shape or a.ndim != 1:
+        raise ValidationError(f"expected two 1-d arrays of one length, got {a.shape}, {b.shape}")
+    if len(a) == 0:
+        raise ValidationError("no labelled predictions")
+    return a, b
+
+
+def accuracy(y_true: Array, y_pred: Array) -> float:
+    a, b = _pair(y_true, y_pred)
+    return float(np.mean(a == b))
+
+
+def rmse(y_true: Array, y_pred: Array) -> float:
+    a, b = _pair(y_true, y_pred)
+    diff = a.astype(np.float64) - b.astype(np.float64)
+    return float(np.sqrt(np.mean(diff * diff)))
+
+
+def _binary(y_true: npt.NDArray[Any], positive: Any) -> npt.NDArray[np.bool_]:
+    if positive is None:
+        classes = np.unique(y_true)
+        if len(classes) > 2:
+            raise ValidationError(f"expected a binary label, got classes {classes.tolist()}")
+        positive = classes[-1]
+    return np.asarray(y_true == positive)
+
+
+def roc_auc(y_true: Array, y_score: Array, *, positive: Any = None) -> float:
+    """Area under the ROC curve of a binary label (the larger class is positive by default)."""
+    a, score = _pair(y_true, y_score)
+    pos = _binary(a, positive)
+    n_pos = int(pos.sum())
+    n_neg = len(pos) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValidationError("ROC AUC needs both classes among the labels")
+    from scipy.stats import rankdata
+
+    ranks = rankdata(score.astype(np.float64))  # average ranks for ties
+    u = float(ranks[pos].sum()) - n_pos * (n_pos + 1) / 2.0
+    return u / (n_pos * n_neg)
+
+
+def expected_calibration_error(
+    y_true: Array, y_prob: Array, *, n_bins: int = 10, positive: Any = None
+) -> float:
+    """Expected calibration error of predicted positive-class probabilities (binary labels)."""
+    a, prob = _pair(y_true, y_prob)
+    p = prob.astype(np.float64)
+    if np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
+        raise ValidationError("probabilities must lie in [0, 1]")
+    y = _binary(a, positive).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.searchsorted(edges[1:-1], p)
+    count = np.bincount(bins, minlength=n_bins)
+    observed = np.bincount(bins, weights=y, minlength=n_bins)
+    predicted = np.bincount(bins, weights=p, minlength=n_bins)
+    used = count > 0
+    gaps = np.abs(observed[used] - predicted[used]) / count[used]
+    return float(np.sum(gaps * count[used]) / len(p))
+
+
+# --- fairness ------------------------------------------------------------------------------------
+
+
+class GroupRates(Record):
+    """Rates of one group of the sensitive attribute; a rate is ``None`` where undefined."""
+
+    count: int
+    selection_rate: float
+    true_positive_rate: float | None = None
+    false_positive_rate: float | None = None
+
+
+def group_rates(
+    y_true: Array | None, y_pred: Array, groups: Array, *, positive: Any = 1
+) -> dict[str, GroupRates]:
+    """Selection rate and, with labels, true and false positive rates, per group (``str`` keys)."""
+    pred = np.asarray(y_pred) == positive
+    g = np.asarray([str(v) for v in np.asarray(groups, dtype=object).tolist()], dtype=str)
+    if len(g) != len(pred):
+        raise ValidationError("groups and predictions differ in length")
+    actual = None if y_true is None else np.asarray(y_true) == positive
+    keys, index = np.unique(g, return_inverse=True)
+    counts = np.bincount(index, minlength=len(keys))
+    selected = np.bincount(index, weights=pred, minlength=len(keys))
+    out = {}
+    for k, key in enumerate(keys.tolist()):
+        tpr = fpr = None
+        if actual is not None:
+            mine = index == k
+            pos, neg = actual & mine, ~actual & mine
+            tpr = float(pred[pos].mean()) if pos.any() else None
+            fpr = float(pred[neg].mean()) if neg.any() else None
+        out[key] = GroupRates(
+            count=int(counts[k]),
+            selection_rate=float(selected[k] / counts[k]),
+            true_positive_rate=tpr,
+            false_positive_rate=fpr,
+        )
+    return out
+
+
+def _spread(values: Iterable[float | None]) -> float:
+    found = [v for v in values if v is not None]
+    return max(found) - min(found) if found else 0.0
+
+
+def demographic_parity_difference(y_pred: Array, groups: Array, *, positive: Any = 1) -> float:
+    rates = group_rates(None, y_pred, groups, positive=positive)
+    return _spread(r.selection_rate for r in rates.values())
+
+
+def equalized_odds_difference(
+    y_true: Array, y_pred: Array, groups: Array, *, positive: Any = 1
+) -> float:
+    rates = group_rates(y_true, y_pred, groups, positive=positive)
+    return max(
+        _spread(r.true_positive_rate for r in rates.values()),
+        _spread(r.false_positive_rate for r in rates.values()),
+    )
+
+
+# --- on windows of joined records ----------------------------------------------------------------
+
+
+class Performance(Record):
+    """Performance on one set of labelled predictions; a metric that does not apply is ``None``."""
+
+    count: int
+    accuracy: float | None = None
+    roc_auc: float | None = None
+    expected_calibration_error: float | None = None
+    rmse: float | None = None
+
+
+def performance(
+    records: Sequence[LabelledPrediction],
+    *,
+    task: Literal["classification", "regression"],
+    prediction: Callable[[Any], Any] = lambda output: output,
+    score: Callable[[Any], float] | None = None,
+    positive: Any = None,
+    n_bins: int = 10,
+) -> Performance:
+    """Metrics of one window of joined records.
+
+    ``prediction`` reads the predicted label (or value) from a logged output and ``score`` the
+    predicted positive-class probability; with a score, ROC AUC and the calibration error are
+    computed too (binary labels only).
+    """
+    if not records:
+        return Performance(count=0)
+    labels = np.asarray([r.label for r in records])
+    predicted = np.asarray([prediction(r.output) for r in records])
+    if task == "regression":
+        return Performance(count=len(records), rmse=rmse(labels, predicted))
+    found: dict[str, float | None] = {"accuracy": accuracy(labels, predicted)}
+    if score is not None:
+        scores = np.asarray([score(r.output) for r in records], dtype=np.float64)
+        classes = np.unique(labels)
+        found["roc_auc"] = roc_auc(labels, scores, positive=positive) if len(classes) == 2 else None
+        if len(classes) <= 2:
+            found["expected_calibration_error"] = expected_calibration_error(
+                labels, scores, n_bins=n_bins, positive=positive
+            )
+    return Performance(count=len(records), **found)
+
+
+class Fairness(Record):
+    """Group fairness across one sensitive attribute, flagged past ``threshold``."""
+
+    attribute: str
+    groups: dict[str, GroupRates]
+    demographic_parity_difference: float
+    equalized_odds_difference: float | None = None
+    threshold: float
+    flagged: bool = Field(description="either difference exceeds the threshold")
+
+
+def fairness(
+    records: Sequence[LabelledPrediction] | Sequence[Mapping[str, Any]],
+    attribute: str,
+    *,
+    prediction: Callable[[Any], Any] = lambda output: output,
+    positive: Any = 1,
+    threshold: float = 0.1,
+) -> Fairness:
+    """Demographic parity and equalized odds across the declared sensitive ``attribute``.
+
+    ``attribute`` is an input column of each record. Unlabelled prediction-log records (mappings)
+    give demographic parity only; joined records give equalized odds too.
+    """
+    if not records:
+        raise ValidationError("no predictions to assess")
+    inputs = [(r.get("inputs") if isinstance(r, Mapping) else r.inputs) or {} for r in records]
+    groups = [row.get(attribute) for row in inputs]
+    outputs = [r.get("output") if isinstance(r, Mapping) else r.output for r in records]
+    predicted = np.asarray([prediction(o) for o in outputs])
+    labels = (
+        None
+        if isinstance(records[0], Mapping)
+        else np.asarray([r.label for r in records if not isinstance(r, Mapping)])
+    )
+    rates = group_rates(labels, predicted, groups, positive=positive)
+    dpd = _spread(r.selection_rate for r in rates.values())
+    eod = None
+    if labels is not None:
+        eod = max(
+            _spread(r.true_positive_rate for r in rates.values()),
+            _spread(r.false_positive_rate for r in rates.values()),
+        )
+    return Fairness(
+        attribute=attribute,
+        groups=rates,
+        demographic_parity_difference=dpd,
+        equalized_odds_difference=eod,
+        threshold=threshold,
+        flagged=dpd > threshold or (eod is not None and eod > threshold),
+    )

@@ -1,0 +1,122 @@
+"""Drift statistics equal scipy's and the textbook formulas on fixed data."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+from scipy.spatial.distance import jensenshannon
+
+from mintaka.errors import ValidationError
+from mintaka.monitoring import chi_square, compare, drift, jensen_shannon, ks_2samp, profile, psi
+from mintaka.monitoring import wasserstein as wasserstein_distance
+
+
+def close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@pytest.mark.parametrize(("n1", "n2"), [(40, 65), (3000, 3000), (12000, 15000)])
+def test_ks_and_wasserstein_equal_scipy(n1: int, n2: int) -> None:
+    rng = np.random.default_rng(n1)
+    a = np.round(rng.normal(size=n1), 2)  # rounded: many ties
+    b = np.round(rng.normal(0.05, 1.1, size=n2), 2)
+    ours, theirs = ks_2samp(a, b), stats.ks_2samp(a, b)
+    assert close(ours.statistic, theirs.statistic)
+    assert close(ours.pvalue, theirs.pvalue)
+    assert close(wasserstein_distance(a, b), stats.wasserstein_distance(a, b))
+
+
+def test_psi_textbook_formula_and_epsilon() -> None:
+    ref, cur = np.array([10, 20, 30, 0]), np.array([15, 15, 20, 10])
+    p, q = ref / ref.sum(), cur / cur.sum()
+    p = np.where(p == 0, 1e-4, p)
+    expected = sum((qi - pi) * math.log(qi / pi) for pi, qi in zip(p, q, strict=True))
+    assert close(psi(ref, cur), expected)
+    assert psi(ref, ref) == 0.0
+
+
+def test_jensen_shannon_equals_scipy() -> None:
+    ref, cur = np.array([10, 20, 0, 5]), np.array([3, 0, 7, 9])
+    assert close(jensen_shannon(ref, cur), float(jensenshannon(ref, cur)))
+    assert close(jensen_shannon(ref, cur, base=2), float(jensenshannon(ref, cur, base=2)))
+
+
+def test_chi_square_equals_contingency_without_correction() -> None:
+    ref, cur = np.array([120, 80, 40, 0]), np.array([50, 60, 20, 0])
+    ours = chi_square(ref, cur)
+    theirs = stats.chi2_contingency(np.vstack([ref[:3], cur[:3]]), correction=False)
+    assert close(ours.statistic, theirs.statistic)
+    assert close(ours.pvalue, theirs.pvalue)
+    assert ours.dof == theirs.dof == 2
+
+
+def test_unseen_category_is_pooled_and_shows_as_drift() -> None:
+    ref = profile({"c": ["a"] * 60 + ["b"] * 40})
+    report = drift(ref, {"c": ["a"] * 30 + ["b"] * 20 + ["new"] * 10 + ["newer"] * 5})
+    found = report.features["c"]
+    assert found.reference_bins == [60, 40, 0]
+    assert found.current_bins == [30, 20, 15]
+    theirs = stats.chi2_contingency(np.array([[60, 40, 0], [30, 20, 15]]), correction=False)
+    assert found.chi2_statistic is not None
+    assert close(found.chi2_statistic, theirs.statistic)
+    assert found.chi2_pvalue is not None
+    assert found.chi2_pvalue < 1e-4
+
+
+def test_drift_against_profile_uses_full_reference_when_small() -> None:
+    rng = np.random.default_rng(3)
+    ref = rng.normal(size=5000)
+    cur = rng.normal(0.3, 1, size=4000)
+    report = compare({"x": ref}, {"x": cur})
+    found = report.features["x"]
+    assert found.ks_pvalue is not None
+    assert found.wasserstein is not None
+    assert close(found.ks_pvalue, stats.ks_2samp(ref, cur).pvalue)
+    assert close(found.wasserstein, stats.wasserstein_distance(ref, cur))
+    # a 0.3 sd shift at these sizes: the p-value is astronomically small, far below 1e-6
+    assert found.ks_pvalue < 1e-6
+    assert found.psi is not None
+    assert found.psi > 0.05
+
+
+def test_no_drift_between_samples_of_one_distribution() -> None:
+    rng = np.random.default_rng(11)
+    report = compare({"x": rng.normal(size=20000)}, {"x": rng.normal(size=20000)})
+    found = report.features["x"]
+    # D > 0.05 has probability far below 1e-6 for n = m = 20000 under the null
+    assert found.ks_statistic is not None
+    assert found.ks_statistic < 0.05
+    assert found.psi is not None
+    assert found.psi < 0.01
+
+
+def test_threads_do_not_change_results() -> None:
+    rng = np.random.default_rng(5)
+    data = {f"f{i}": rng.normal(size=2000) for i in range(6)}
+    current = {f"f{i}": rng.normal(0.1, 1, size=1500) for i in range(6)}
+    assert compare(data, current, workers=1) == compare(data, current, workers=4)
+
+
+def test_missing_and_infinite_current_values() -> None:
+    ref = profile({"x": [1.0, 2.0, 3.0, 4.0]})
+    report = drift(ref, {"x": [math.nan, None, "oops", math.inf, -math.inf, 2.5]})
+    found = report.features["x"]
+    assert found.current_missing_rate == 0.5  # NaN, None and a non-number
+    assert found.current_count == 3
+    assert found.current_bins[0] == 1  # -inf below the reference
+    assert found.current_bins[-1] == 1  # +inf above it
+    assert found.ks_statistic is not None  # on the one finite value
+
+
+def test_empty_current_window_gives_no_statistics() -> None:
+    report = drift(profile({"x": [1.0, 2.0]}), {"x": []})
+    assert report.features["x"].psi is None
+    assert report.features["x"].ks_pvalue is None
+
+
+def test_empty_counts_are_refused() -> None:
+    with pytest.raises(ValidationError):
+        psi([0, 0], [1, 2])

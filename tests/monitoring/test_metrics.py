@@ -1,0 +1,108 @@
+"""Performance and fairness metrics equal scikit-learn's, or hand-computed values."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sklearn import metrics as sk
+from sklearn.calibration import calibration_curve
+
+from mintaka.monitoring import (
+    accuracy,
+    demographic_parity_difference,
+    equalized_odds_difference,
+    expected_calibration_error,
+    fairness,
+    join_labels,
+    performance,
+    rmse,
+    roc_auc,
+)
+
+
+def close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9)
+
+
+@pytest.fixture
+def binary() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(42)
+    y = rng.integers(0, 2, 500)
+    score = np.clip(np.round(0.3 * y + rng.uniform(0, 0.7, 500), 2), 0, 1)  # ties
+    return y, score
+
+
+def test_accuracy_auc_rmse_equal_sklearn(binary: tuple[np.ndarray, np.ndarray]) -> None:
+    y, score = binary
+    pred = (score >= 0.5).astype(int)
+    assert close(accuracy(y, pred), sk.accuracy_score(y, pred))
+    assert close(roc_auc(y, score), sk.roc_auc_score(y, score))
+    assert close(rmse(y, score), math.sqrt(sk.mean_squared_error(y, score)))
+
+
+def test_ece_from_sklearn_calibration_curve(binary: tuple[np.ndarray, np.ndarray]) -> None:
+    y, score = binary
+    prob_true, prob_pred = calibration_curve(y, score, n_bins=10, strategy="uniform")
+    bins = np.searchsorted(np.linspace(0, 1, 11)[1:-1], score)
+    counts = np.bincount(bins, minlength=10)
+    counts = counts[counts > 0]
+    expected = float(np.sum(counts * np.abs(prob_true - prob_pred)) / len(y))
+    assert close(expected_calibration_error(y, score), expected)
+
+
+def test_ece_by_hand() -> None:
+    # bin [0, 0.1]: p=0.1, y=0; bin (0.8, 0.9]: p=0.9 twice, y=1 and 0
+    assert close(expected_calibration_error([0, 1, 0], [0.1, 0.9, 0.9]), (0.1 + 2 * 0.4) / 3)
+
+
+def test_join_labels_late_and_corrected() -> None:
+    predictions = [
+        {"id": "a", "at": "2025-01-01T00:00:00+00:00", "inputs": {}, "output": 1},
+        {"id": "b", "at": "2025-01-01T00:01:00+00:00", "inputs": {}, "output": 0},
+        {"id": "c", "at": "2025-01-01T00:02:00+00:00", "inputs": {}, "output": 1},
+    ]
+    joined = join_labels(predictions, [("a", 0), ("c", 1), ("a", 1), ("zzz", 1)])
+    assert [(r.id, r.label) for r in joined.records] == [("a", 1), ("c", 1)]
+    assert joined.unlabelled == 1
+    assert joined.unknown_labels == ["zzz"]
+    found = performance(joined.records, task="classification")
+    assert found.accuracy == 1.0
+
+
+def test_fairness_by_hand() -> None:
+    y_true = [1, 0, 1, 0, 1, 0, 1, 0]
+    y_pred = [1, 1, 1, 0, 1, 0, 0, 0]
+    groups = ["a", "a", "a", "a", "b", "b", "b", "b"]
+    # selection a = 3/4, b = 1/4; TPR a = 1, b = 1/2; FPR a = 1/2, b = 0
+    assert close(demographic_parity_difference(y_pred, groups), 0.5)
+    assert close(equalized_odds_difference(y_true, y_pred, groups), 0.5)
+
+
+def labelled(biased: bool) -> list[object]:
+    rng = np.random.default_rng(9)
+    n = 4000
+    group = rng.choice(["f", "m"], n)
+    y = rng.integers(0, 2, n)
+    correct = rng.uniform(size=n) < 0.85
+    pred = np.where(correct, y, 1 - y)
+    if biased:  # the model refuses group "f" a positive half of the time
+        pred = np.where((group == "f") & (rng.uniform(size=n) < 0.5), 0, pred)
+    rows = [
+        {"id": str(i), "at": "2025-01-01T00:00:00+00:00", "inputs": {"sex": g}, "output": int(p)}
+        for i, (g, p) in enumerate(zip(group, pred, strict=True))
+    ]
+    return list(join_labels(rows, {str(i): int(v) for i, v in enumerate(y)}).records)
+
+
+def test_biased_model_is_flagged_and_fair_one_is_not() -> None:
+    # Fair model: group rates differ only by sampling noise (sd ~0.016 at n=2000 per group),
+    # so 0.1 is > 6 sd away. Biased model: selection rate of "f" drops by ~0.25.
+    fair = fairness(labelled(biased=False), "sex")  # type: ignore[arg-type]
+    biased = fairness(labelled(biased=True), "sex")  # type: ignore[arg-type]
+    assert not fair.flagged
+    assert biased.flagged
+    assert biased.demographic_parity_difference > 0.2
+    assert biased.equalized_odds_difference is not None
+    assert biased.equalized_odds_difference > 0.3

@@ -1,0 +1,105 @@
+"""Reference profiles: deterministic, JSON-ready, and every value lands in exactly one bin."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mintaka.monitoring import DatasetProfile, NumericProfile, profile
+from mintaka.monitoring.profiles import bin_count, histogram
+
+values = st.lists(
+    st.one_of(
+        st.floats(allow_nan=True, allow_infinity=True, width=64),
+        st.none(),
+        st.sampled_from([0.0, 1.0, 1.0, 2.5]),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(values, st.integers(min_value=1, max_value=12))
+def test_every_value_lands_in_one_bin(column: list[float | None], bins: int) -> None:
+    found = profile({"x": column}, bins=bins).features["x"]
+    assert isinstance(found, NumericProfile)
+    present = [v for v in column if v is not None and not math.isnan(v)]
+    assert found.count == len(column)
+    assert found.missing == len(column) - len(present)
+    assert sum(found.counts) == len(present)
+    assert len(found.counts) == bin_count(found.edges)
+    assert found.infinite == sum(1 for v in present if math.isinf(v))
+    assert all(math.isfinite(v) for v in found.sample + found.edges + found.quantiles)
+    assert found.edges == sorted(set(found.edges))
+    assert found.counts[0] == 0 or len(found.edges) == 0 or any(v == -math.inf for v in present)
+    json.dumps(found.model_dump(mode="json"), allow_nan=False)  # valid JSON, no NaN/inf
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6), min_size=1, max_size=40),
+    st.lists(st.floats(allow_nan=False), max_size=40),
+)
+def test_current_values_always_binned(reference: list[float], current: list[float]) -> None:
+    found = profile({"x": reference}).features["x"]
+    assert isinstance(found, NumericProfile)
+    counts = histogram(found.edges, np.asarray(current, dtype=np.float64))
+    assert counts.sum() == len(current)
+    assert len(counts) == bin_count(found.edges)
+
+
+def test_constant_feature_has_three_bins() -> None:
+    found = profile({"x": [3.0] * 10}).features["x"]
+    assert isinstance(found, NumericProfile)
+    assert found.edges == [3.0]
+    assert found.counts == [0, 10, 0]
+    assert histogram(found.edges, np.array([1.0, 3.0, 3.0, 9.0])).tolist() == [1, 2, 1]
+
+
+def test_all_missing_and_empty() -> None:
+    missing = profile({"x": [None, math.nan, ""]}).features["x"]
+    assert missing.missing == 3
+    assert missing.missing_rate == 1.0
+    empty = profile({"x": np.array([], dtype=np.float64)})
+    assert empty.rows == 0
+    assert empty.features["x"].count == 0
+
+
+def test_inner_bins_are_deciles_with_open_outer_bins() -> None:
+    found = profile({"x": np.arange(1000, dtype=np.float64)}).features["x"]
+    assert isinstance(found, NumericProfile)
+    assert len(found.edges) == 11
+    assert found.counts[0] == found.counts[-1] == 0
+    assert found.counts[1:-1] == [100] * 9 + [100]
+
+
+def test_deterministic_and_round_trips_through_json() -> None:
+    rng = np.random.default_rng(0)
+    data = {"x": rng.normal(size=30000), "c": rng.choice(["a", "b", "c"], size=30000)}
+    first = profile(data, seed=7)
+    assert first.to_json() == profile(data, seed=7).to_json()
+    assert first.to_json() != profile(data, seed=8).to_json()
+    stored = json.loads(json.dumps(first.to_json()))
+    assert DatasetProfile.from_json(stored) == first
+    assert len(first.features["x"].sample) == 10_000
+    assert first.features["c"].kind == "categorical"
+
+
+def test_rows_structured_arrays_and_csv_strings_agree() -> None:
+    rows = [{"x": "1.5", "c": "a"}, {"x": "", "c": "b"}, {"x": "2", "c": None}]
+    from_rows = profile(rows)
+    assert from_rows.features["x"].kind == "numeric"
+    assert from_rows.features["x"].missing == 1
+    assert from_rows.features["c"].missing == 1
+    structured = np.array([(1.5, "a"), (math.nan, "b")], dtype=[("x", "f8"), ("c", "U1")])
+    assert profile(structured).features["x"].missing == 1
+
+
+def test_category_cap_sums_the_rest_in_other() -> None:
+    found = profile({"c": ["a"] * 5 + ["b"] * 3 + ["c", "d"]}, max_categories=2).features["c"]
+    assert found.frequencies == {"a": 5, "b": 3}
+    assert found.other == 2
