@@ -137,6 +137,20 @@ _SELECT_VERSION_BY_ALIAS = (
 )
 
 
+def _profile_of(source: Path, categorical: Sequence[str]) -> dict[str, Any] | None:
+    """The reference profile of a tabular file, or ``None`` for anything that is not one."""
+    from mintaka.serving.batch import FORMATS, read_rows
+
+    if not source.is_file() or source.suffix.lower() not in FORMATS:
+        return None
+    from mintaka.monitoring.profiles import profile
+
+    rows = read_rows(source)
+    if not rows:
+        return None
+    return profile(rows, categorical=categorical).to_json()
+
+
 class Platform:
     """One control plane over one backend, with its store under ``home``."""
 
@@ -811,8 +825,15 @@ class Platform:
         *,
         schema: Mapping[str, str] | None = None,
         rows: int | None = None,
+        profile: bool = True,
+        categorical: Sequence[str] = (),
     ) -> DatasetVersion:
-        """Record a dataset version by the digest of its bytes; idempotent per (name, digest)."""
+        """Record a dataset version by the digest of its bytes; idempotent per (name, digest).
+
+        A CSV or Parquet file is also profiled (quantiles, histograms, category frequencies,
+        missing rates and a seeded sample per column): the reference that drift monitors compare
+        live traffic with. ``categorical`` names the columns to treat as categories.
+        """
         if not isinstance(name, str) or not name.strip() or len(name) > 256:
             raise ValidationError(f"dataset name must be 1-256 characters, got {name!r}")
         source = Path(path)
@@ -831,6 +852,7 @@ class Platform:
             digest=digest,
             schema=dict(schema or {}),
             rows=rows,
+            profile=_profile_of(source, categorical) if profile else None,
             created_at=self._now(),
         )
         with self.store.write() as conn:
@@ -842,7 +864,7 @@ class Platform:
                     digest=record.digest,
                     schema=record.schema_,
                     rows=record.rows,
-                    profile=None,
+                    profile=record.profile,
                     created_at=record.created_at.isoformat(),
                 )
             )

@@ -33,7 +33,7 @@ from mintaka.domain.monitoring import (
 from mintaka.domain.names import validate_endpoint_name
 from mintaka.errors import Conflict, NotFound, ValidationError
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
-from mintaka.store.schema import monitors, tickets
+from mintaka.store.schema import monitors, predictions, tickets
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -90,6 +90,14 @@ class MonitoringService:
             window_seconds(signal.window)
             if not signal.owner.strip():
                 raise ValidationError(f"signal {signal.name!r} needs an owner")
+            if (
+                signal.kind is SignalKind.DRIFT
+                and signal.metric.partition(":")[0] not in DRIFT_METRICS
+            ):
+                raise ValidationError(
+                    f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}"
+                    " (optionally METRIC:FEATURE)"
+                )
             if signal.kind is SignalKind.TELEMETRY and signal.metric not in TELEMETRY_METRICS:
                 raise ValidationError(
                     f"telemetry signal {signal.name!r} measures one of {TELEMETRY_METRICS}"
@@ -373,8 +381,10 @@ class MonitoringService:
         return RunReport(evaluated, tuple(alerts), tuple(self.escalate_due()))
 
     def _measure(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
+        if signal.kind is SignalKind.DRIFT:
+            return self._drift(spec, signal, now)
         if signal.kind is not SignalKind.TELEMETRY:
-            return None  # drift, performance and fairness signals are measured by their evaluators
+            return None  # performance and fairness need labels: measured by their evaluators
         if Capability.MONITORING_METRICS not in self.platform.backend.capabilities:
             return None
         start = now - timedelta(seconds=window_seconds(signal.window))
@@ -388,6 +398,62 @@ class MonitoringService:
             metrics.p99_latency_ms if signal.metric == "p99_latency_ms" else metrics.p50_latency_ms
         )
         return max(table.values(), default=0.0)
+
+    def reference_profile(self, endpoint: str) -> tuple[str, dict[str, Any]] | None:
+        """The training-data profile of the version taking most of ``endpoint``'s traffic."""
+        current = self.platform.serving.get_endpoint(endpoint)
+        live = sorted(current.traffic.weights.items(), key=lambda item: -item[1])
+        routes = {r.name: r for r in current.routes}
+        for route, weight in live:
+            if weight <= 0 or route not in routes:
+                continue
+            version = self.platform.get_model_version(routes[route].model, routes[route].version)
+            for dataset_id in version.dataset_ids:
+                found = self.platform.get_dataset(dataset_id).profile
+                if found:
+                    return dataset_id, found
+        return None
+
+    def _drift(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
+        """The largest drift statistic ``signal.metric`` (``psi``, ``jensen_shannon``,
+        ``wasserstein``, ``ks_statistic``, ``chi2_statistic``; ``METRIC:FEATURE`` for one
+        feature) between the window's logged inputs and the training data's profile."""
+        from mintaka.monitoring.drift import drift
+        from mintaka.monitoring.profiles import DatasetProfile
+
+        metric, _, feature = signal.metric.partition(":")
+        if metric not in DRIFT_METRICS:
+            raise ValidationError(f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}")
+        reference = self.reference_profile(spec.endpoint)
+        if reference is None:
+            return None
+        profile = DatasetProfile.from_json(reference[1])
+        start = now - timedelta(seconds=window_seconds(signal.window))
+        with self.platform.store.read() as conn:
+            rows = [
+                inputs
+                for (inputs,) in conn.execute(
+                    select(predictions.c.inputs).where(
+                        predictions.c.endpoint == spec.endpoint,
+                        predictions.c.shadow == 0,
+                        predictions.c.status == "ok",
+                        predictions.c.at >= start.isoformat(),
+                        predictions.c.at < now.isoformat(),
+                    )
+                )
+                if isinstance(inputs, dict)
+            ]
+        if not rows:
+            return None
+        features = [feature] if feature else [f for f in profile.features if f in rows[0]]
+        if not features:
+            return None
+        report = drift(profile, rows, features=features)
+        values = [report.value(f, metric) for f in features]
+        return max((v for v in values if v is not None), default=None)
+
+
+DRIFT_METRICS = ("psi", "jensen_shannon", "wasserstein", "ks_statistic", "chi2_statistic")
 
 
 def _ticket(row: Any) -> Ticket:

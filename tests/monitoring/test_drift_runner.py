@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mintaka import ManualClock, Platform
+from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
+from mintaka.store.schema import predictions
+
+MakeArtifact = Callable[[bytes], Path]
+FEATURES = ("income", "debt")
+
+
+def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, float]]:
+    values = rng.normal(size=(n, len(FEATURES)))
+    values[:, 0] += shift
+    return [dict(zip(FEATURES, map(float, row), strict=True)) for row in values]
+
+
+@pytest.fixture
+def watched(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> Platform:
+    train = tmp_path / "train.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(FEATURES))
+        writer.writeheader()
+        writer.writerows(_rows(np.random.default_rng(1), 3000))
+    dataset = platform.register_dataset("applications", train)
+    assert dataset.profile is not None
+    assert set(dataset.profile["features"]) == set(FEATURES)
+    platform.register_model("credit", make_artifact(b"v1"), dataset_ids=[dataset.id])
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    platform.monitoring.add_monitor(
+        MonitorSpec(
+            endpoint="scoring",
+            model="credit",
+            signals=[
+                Signal(
+                    name="income-drift",
+                    kind=SignalKind.DRIFT,
+                    metric="psi:income",
+                    threshold=0.2,
+                    window="1h",
+                    owner="oncall",
+                    escalation=[Escalation(after_minutes=30, to="lead")],
+                    runbook_url="https://runbooks.example/drift",
+                )
+            ],
+        )
+    )
+    return platform
+
+
+def _replay(platform: Platform, rows: list[dict[str, float]]) -> None:
+    """Log predictions as the serving data plane does, stamped with the current time."""
+    version = platform.get_model_version("credit", 1)
+    at = platform.clock.now().isoformat()
+    with platform.store.write() as conn:
+        conn.execute(
+            predictions.insert(),
+            [
+                {
+                    "id": platform.ids.new("pred"),
+                    "endpoint": "scoring",
+                    "route": "blue",
+                    "model": "credit",
+                    "version": 1,
+                    "version_id": version.id,
+                    "input_digest": "sha256:" + "0" * 64,
+                    "inputs": row,
+                    "output": 0.5,
+                    "status": "ok",
+                    "shadow": 0,
+                    "latency_ms": 1.0,
+                    "at": at,
+                }
+                for row in rows
+            ],
+        )
+
+
+def test_a_stationary_replay_raises_no_alert(watched: Platform, clock: ManualClock) -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        _replay(watched, _rows(rng, 2000))
+        clock.advance(minutes=5)
+        report = watched.monitoring.run_once()
+        assert report.evaluated == 1
+        assert report.alerts == ()
+        clock.advance(minutes=61)  # the next replay falls in a fresh window
+    assert watched.monitoring.tickets() == []
+
+
+def test_an_injected_shift_opens_one_ticket_that_escalates(
+    watched: Platform, clock: ManualClock
+) -> None:
+    rng = np.random.default_rng(3)
+    _replay(watched, _rows(rng, 2000))
+    clock.advance(minutes=5)
+    calm = watched.monitoring.run_once()
+    assert (calm.evaluated, calm.alerts) == (1, ())
+    clock.advance(minutes=61)
+    _replay(watched, _rows(rng, 2000, shift=1.5))
+    clock.advance(minutes=5)
+    first = watched.monitoring.run_once()
+    assert len(first.alerts) == 1
+    assert first.alerts[0].value > 0.2
+    [ticket] = watched.monitoring.tickets(TicketStatus.OPEN)
+    assert (ticket.owner, ticket.runbook_url) == ("oncall", "https://runbooks.example/drift")
+    clock.advance(minutes=5)
+    watched.monitoring.run_once()  # still drifting: the same ticket, not a second one
+    assert [t.id for t in watched.monitoring.tickets()] == [ticket.id]
+    clock.advance(timedelta(minutes=30).total_seconds())
+    assert watched.monitoring.run_once().escalated == (ticket.id,)
+    assert watched.monitoring.ticket(ticket.id).owner == "lead"
+
+
+def test_a_drift_signal_must_name_a_statistic(watched: Platform) -> None:
+    from mintaka import ValidationError
+
+    with pytest.raises(ValidationError, match="drift signal"):
+        watched.monitoring.add_monitor(
+            MonitorSpec(
+                endpoint="scoring",
+                model="credit",
+                signals=[
+                    Signal(
+                        name="bad", kind=SignalKind.DRIFT, metric="vibes", threshold=1, owner="x"
+                    )
+                ],
+            )
+        )
