@@ -37,7 +37,9 @@ def make_engine(url: str, sync: str = "NORMAL") -> Engine:
     """
     if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url)
+    # Every unit of work ends in an explicit commit or rollback, so the pool need not issue one
+    # more on check-in.
+    engine = create_engine(url, pool_reset_on_return=None)
     if engine.dialect.name != "sqlite":
         return engine
 
