@@ -22,7 +22,15 @@ def test_demo_registers_a_real_model_with_lineage_and_a_verified_audit(
     with Platform(tmp_path / "h", clock=ManualClock(), ids=IdFactory(3), actor="demo") as plat:
         result = run_demo(plat, steps.append)
         again = run_demo(plat)  # re-running reuses the identical version
-    assert len(steps) == 6
+    assert len(steps) == 9
+    assert result.served == 400
+    assert result.calm_alerts == 0
+    assert len(result.drift_alerts) == 1
+    assert result.drift_alerts[0].value > 0.2
+    [ticket] = result.tickets
+    assert (ticket.owner, ticket.signal) == ("credit-oncall", "credit-scoring:income-drift")
+    assert result.traced is not None
+    assert result.traced.version.ref == result.version.ref
     assert any(u.startswith("approvals: 0 of 2") for u in result.refused)
     assert any(u.startswith("documentation:") for u in result.refused)
     assert again.refused == ()

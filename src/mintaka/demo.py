@@ -15,10 +15,12 @@ from pathlib import Path
 
 from mintaka.domain.audit import ChainReport
 from mintaka.domain.lineage import LineageGraph
-from mintaka.domain.registry import ModelVersion
+from mintaka.domain.monitoring import Alert, Ticket
+from mintaka.domain.registry import ModelVersion, Signature
 from mintaka.errors import PolicyViolation
 from mintaka.flavors import sklearn as sklearn_flavor
 from mintaka.platform import Platform
+from mintaka.serving.ops import PredictionTrace
 
 FEATURES = ("income", "debt_ratio", "age", "late_payments", "utilisation", "tenure")
 SEED = 7
@@ -40,6 +42,11 @@ class DemoResult:
     audit: ChainReport
     metrics: dict[str, float]
     refused: tuple[str, ...] = ()
+    served: int = 0
+    calm_alerts: int = 0
+    drift_alerts: tuple[Alert, ...] = ()
+    tickets: tuple[Ticket, ...] = ()
+    traced: PredictionTrace | None = None
 
 
 def install_demo_policy(home: Path) -> Path:
@@ -124,6 +131,7 @@ def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -
         run_id=run.id,
         tier="high",
         flavor="sklearn",
+        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
         tags={"team": "credit-risk", "use": "loan-approval"},
         description="Probability that an applicant defaults within 12 months.",
         owner=DEVELOPER,
@@ -156,12 +164,73 @@ def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -
                     colleague.governance.approve(version.ref, comment="validated holdout metrics")
         version = platform.set_alias(name, "champion", version.version)
 
+    step("serving the champion on a local endpoint and sending it applicants")
+    rows = [dict(zip(FEATURES, row, strict=True)) for row in x_test[:200]]
+    served, calm, drifted, first_id = _serve_and_watch(platform, name, rows, step)
+    traced = platform.serving.trace(first_id)
+
     step("walking the lineage and verifying the audit chain")
     lineage = platform.lineage_upstream(f"{name}@champion")
     report = platform.verify_audit()
     return DemoResult(
-        version=version, lineage=lineage, audit=report, metrics=metrics, refused=refused
+        version=version,
+        lineage=lineage,
+        audit=report,
+        metrics=metrics,
+        refused=refused,
+        served=served,
+        calm_alerts=len(calm),
+        drift_alerts=drifted,
+        tickets=tuple(platform.monitoring.tickets("open")),
+        traced=traced,
     )
+
+
+ENDPOINT = "credit-scoring"
+
+
+def _serve_and_watch(
+    platform: Platform, name: str, rows: list[dict[str, float]], step: Callable[[str], None]
+) -> tuple[int, tuple[Alert, ...], tuple[Alert, ...], str]:
+    """Serve the champion on the local inference server, watch it with a drift monitor, send
+    ordinary traffic (no alert), then traffic whose income has shifted (an alert and a ticket)."""
+    from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind
+    from mintaka.local.server import InferenceServer
+
+    if ENDPOINT not in {e.name for e in platform.serving.list_endpoints()}:
+        platform.serving.create_endpoint(ENDPOINT, f"{name}@champion", route="champion")
+    if not platform.monitoring.monitors(ENDPOINT):
+        platform.monitoring.add_monitor(
+            MonitorSpec(
+                endpoint=ENDPOINT,
+                model=name,
+                signals=[
+                    Signal(
+                        name="income-drift",
+                        kind=SignalKind.DRIFT,
+                        metric="psi:income",
+                        threshold=0.2,
+                        window="1h",
+                        severity="critical",
+                        owner="credit-oncall",
+                        escalation=[Escalation(after_minutes=30, to="credit-lead")],
+                        runbook_url="https://runbooks.example/credit-scoring/drift",
+                    )
+                ],
+            )
+        )
+    with InferenceServer(platform) as server:
+        server.start()
+        answers = [platform.serving.invoke(ENDPOINT, row) for row in rows]
+        server.predlog.flush()
+        calm = platform.monitoring.run_once().alerts
+        step("injecting drift: the same applicants with a much higher income")
+        for row in rows:
+            platform.serving.invoke(ENDPOINT, {**row, "income": row["income"] + 2.5})
+        server.predlog.flush()
+        step("running the monitors: drift is detected and a ticket opens")
+        drifted = platform.monitoring.run_once().alerts
+    return 2 * len(rows), calm, drifted, answers[0]["predictions"][0]["id"]
 
 
 def _versions(platform: Platform, name: str) -> list[ModelVersion]:

@@ -163,6 +163,25 @@ def demo(ctx: typer.Context) -> None:
         f"registered [bold]{v.ref}[/] tier={v.risk_tier.value} aliases={list(v.aliases)} "
         f"auc={result.metrics['auc']:.3f} digest={v.artifact_digest[:23]}..."
     )
+    console.print(
+        f"served {result.served} predictions on credit-scoring; monitor before drift: "
+        f"{result.calm_alerts} alerts, after: {len(result.drift_alerts)}"
+    )
+    for alert in result.drift_alerts:
+        console.print(f"  [red]alert[/] {alert.signal}: psi {alert.value:.3f} > {alert.threshold}")
+    for ticket in result.tickets:
+        next_up = ", ".join(e.to for e in ticket.escalation) or "nobody"
+        console.print(
+            f"  ticket {ticket.id} for [bold]{ticket.owner}[/] (escalates to {next_up}), "
+            f"runbook {ticket.runbook_url}"
+        )
+    if result.traced is not None:
+        traced = result.traced
+        datasets = [n.label for n in traced.upstream.nodes if n.kind.value == "dataset"]
+        console.print(
+            f"prediction {traced.prediction['id']} was made by {traced.version.ref}, trained on "
+            f"{', '.join(datasets)}"
+        )
     console.print("[bold]lineage[/] (upstream of credit-default@champion):")
     console.print(render(result.lineage, "up"))
     if result.audit.ok:

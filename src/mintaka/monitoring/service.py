@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
@@ -32,8 +32,18 @@ from mintaka.domain.monitoring import (
 )
 from mintaka.domain.names import validate_endpoint_name
 from mintaka.errors import Conflict, NotFound, ValidationError
+from mintaka.monitoring.metrics import (
+    Joined,
+    accuracy,
+    demographic_parity_difference,
+    equalized_odds_difference,
+    expected_calibration_error,
+    join_labels,
+    roc_auc,
+    rmse,
+)
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
-from mintaka.store.schema import monitors, predictions, tickets
+from mintaka.store.schema import labels, monitors, predictions, tickets
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -42,6 +52,47 @@ log = logging.getLogger(__name__)
 
 WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 TELEMETRY_METRICS = ("error_rate", "p99_latency_ms", "p50_latency_ms")
+DRIFT_METRICS = ("psi", "jensen_shannon", "wasserstein", "ks_statistic", "chi2_statistic")
+FAIRNESS_METRICS = ("demographic_parity", "equalized_odds")
+
+# A threshold marks where a metric turns bad. For these the bad side is below it: an accuracy or
+# ROC AUC under the threshold alerts. For every other metric (drift statistics, latencies, error
+# rate, RMSE, calibration error, fairness differences) a value above the threshold alerts.
+Direction = Literal["below", "above"]
+PERFORMANCE_METRICS: dict[str, Direction] = {
+    "accuracy": "below",
+    "roc_auc": "below",
+    "rmse": "above",
+    "calibration_error": "above",
+}
+LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database's parameter limit
+
+
+def breaches(signal: Signal, value: float) -> bool:
+    """Whether ``value`` is on the bad side of ``signal.threshold`` (see ``PERFORMANCE_METRICS``)."""
+    if signal.kind is SignalKind.PERFORMANCE and PERFORMANCE_METRICS.get(signal.metric) == "below":
+        return value < signal.threshold
+    return value > signal.threshold
+
+
+def predicted_label(output: Any) -> Any:
+    """The predicted class or value in a logged output: the output itself, or its ``"label"``
+    (else ``"prediction"``) when the model answers with a mapping."""
+    if isinstance(output, Mapping):
+        return output.get("label", output.get("prediction"))
+    return output
+
+
+def predicted_score(output: Any) -> float:
+    """The predicted positive-class probability in a logged output: the output itself when it is
+    a number, or its ``"score"`` (else ``"probability"``) when the model answers with a mapping."""
+    if isinstance(output, Mapping):
+        found = output.get("score", output.get("probability"))
+    else:
+        found = output
+    if isinstance(found, bool) or not isinstance(found, int | float):
+        raise ValidationError(f"logged output {output!r} carries no numeric score")
+    return float(found)
 
 
 def window_seconds(window: str) -> float:
@@ -102,6 +153,18 @@ class MonitoringService:
                 raise ValidationError(
                     f"telemetry signal {signal.name!r} measures one of {TELEMETRY_METRICS}"
                 )
+            if signal.kind is SignalKind.PERFORMANCE and signal.metric not in PERFORMANCE_METRICS:
+                raise ValidationError(
+                    f"performance signal {signal.name!r} measures one of "
+                    f"{tuple(PERFORMANCE_METRICS)}"
+                )
+            if signal.kind is SignalKind.FAIRNESS:
+                metric, _, attribute = signal.metric.partition(":")
+                if metric not in FAIRNESS_METRICS or not attribute:
+                    raise ValidationError(
+                        f"fairness signal {signal.name!r} measures METRIC:ATTRIBUTE with METRIC"
+                        f" one of {FAIRNESS_METRICS} and ATTRIBUTE a logged input column"
+                    )
         monitor_id = self.platform.ids.new("mon")
         with self.platform.store.write() as conn:
             conn.execute(
@@ -365,7 +428,7 @@ class MonitoringService:
                 if value is None:
                     continue
                 evaluated += 1
-                if value > signal.threshold:
+                if breaches(signal, value):
                     alert, _ = self.raise_alert(
                         f"{spec.endpoint}:{signal.name}",
                         spec.endpoint,
@@ -378,13 +441,30 @@ class MonitoringService:
                         details={"metric": signal.metric, "window": signal.window},
                     )
                     alerts.append(alert)
+                    if signal.retrain and signal.kind in (SignalKind.DRIFT, SignalKind.PERFORMANCE):
+                        self._request_retraining(spec, signal, alert)
         return RunReport(evaluated, tuple(alerts), tuple(self.escalate_due()))
+
+    def _request_retraining(self, spec: MonitorSpec, signal: Signal, alert: Alert) -> None:
+        direction = "below" if not breaches(signal, signal.threshold + 1.0) else "above"
+        reason = (
+            f"{signal.kind.value} signal {signal.name!r} on {spec.endpoint}: {signal.metric} ="
+            f" {alert.value:.4g}, {direction} the threshold {signal.threshold:g}"
+        )
+        try:
+            self.platform.plugins.hook.mintaka_retraining_requested(
+                model=spec.model, reason=reason, alert=alert
+            )
+        except Exception:  # a failing trigger never undoes the alert
+            log.exception("retraining trigger failed for %s", spec.model)
 
     def _measure(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
         if signal.kind is SignalKind.DRIFT:
             return self._drift(spec, signal, now)
-        if signal.kind is not SignalKind.TELEMETRY:
-            return None  # performance and fairness need labels: measured by their evaluators
+        if signal.kind is SignalKind.PERFORMANCE:
+            return self._performance(spec, signal, now)
+        if signal.kind is SignalKind.FAIRNESS:
+            return self._fairness(spec, signal, now)
         if Capability.MONITORING_METRICS not in self.platform.backend.capabilities:
             return None
         start = now - timedelta(seconds=window_seconds(signal.window))
@@ -428,21 +508,11 @@ class MonitoringService:
         if reference is None:
             return None
         profile = DatasetProfile.from_json(reference[1])
-        start = now - timedelta(seconds=window_seconds(signal.window))
-        with self.platform.store.read() as conn:
-            rows = [
-                inputs
-                for (inputs,) in conn.execute(
-                    select(predictions.c.inputs).where(
-                        predictions.c.endpoint == spec.endpoint,
-                        predictions.c.shadow == 0,
-                        predictions.c.status == "ok",
-                        predictions.c.at >= start.isoformat(),
-                        predictions.c.at < now.isoformat(),
-                    )
-                )
-                if isinstance(inputs, dict)
-            ]
+        rows = [
+            r["inputs"]
+            for r in self.window_predictions(spec.endpoint, signal.window, now)
+            if isinstance(r["inputs"], dict)
+        ]
         if not rows:
             return None
         features = [feature] if feature else [f for f in profile.features if f in rows[0]]
@@ -452,8 +522,161 @@ class MonitoringService:
         values = [report.value(f, metric) for f in features]
         return max((v for v in values if v is not None), default=None)
 
+    def window_predictions(
+        self, endpoint: str, window: str, now: datetime
+    ) -> list[dict[str, Any]]:
+        """The live (not shadow), successful predictions logged for ``endpoint`` in the
+        ``window`` up to ``now``, oldest first, as ``{"id", "at", "inputs", "output"}``."""
+        start = now - timedelta(seconds=window_seconds(window))
+        query = (
+            select(predictions.c.id, predictions.c.at, predictions.c.inputs, predictions.c.output)
+            .where(
+                predictions.c.endpoint == endpoint,
+                predictions.c.shadow == 0,
+                predictions.c.status == "ok",
+                predictions.c.at >= start.isoformat(),
+                predictions.c.at <= now.isoformat(),
+            )
+            .order_by(predictions.c.at, predictions.c.id)
+        )
+        with self.platform.store.read() as conn:
+            return [row._asdict() for row in conn.execute(query)]
 
-DRIFT_METRICS = ("psi", "jensen_shannon", "wasserstein", "ks_statistic", "chi2_statistic")
+    def _labelled(self, endpoint: str, window: str, now: datetime) -> Joined:
+        rows = self.window_predictions(endpoint, window, now)
+        start = now - timedelta(seconds=window_seconds(window))
+        query = (
+            select(labels.c.prediction_id, labels.c.label)
+            .join(predictions, predictions.c.id == labels.c.prediction_id)
+            .where(
+                predictions.c.endpoint == endpoint,
+                predictions.c.at >= start.isoformat(),
+                predictions.c.at <= now.isoformat(),
+            )
+        )
+        with self.platform.store.read() as conn:
+            found = {pid: label for pid, label in conn.execute(query)}
+        return join_labels(rows, found)
+
+    def _performance(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
+        """``signal.metric`` over the window's predictions that have labels; nothing while none
+        has. The window is over prediction time, so it should be wide enough for labels to
+        arrive (``"7d"`` for labels a few days late)."""
+        joined = self._labelled(spec.endpoint, signal.window, now)
+        if not joined.records:
+            return None
+        truth = [r.label for r in joined.records]
+        if signal.metric == "accuracy":
+            return accuracy(truth, [predicted_label(r.output) for r in joined.records])
+        if signal.metric == "rmse":
+            return rmse(truth, [predicted_label(r.output) for r in joined.records])
+        scores = [predicted_score(r.output) for r in joined.records]
+        if signal.metric == "roc_auc":
+            if len(set(map(str, truth))) < 2:
+                return None  # undefined until both classes have been labelled
+            return roc_auc(truth, scores)
+        return expected_calibration_error(truth, scores)
+
+    def _fairness(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
+        """Demographic parity difference over the window's predictions, or equalized odds
+        difference over those with labels, across the groups of a logged input column."""
+        metric, _, attribute = signal.metric.partition(":")
+        if metric == "demographic_parity":
+            rows = [
+                r
+                for r in self.window_predictions(spec.endpoint, signal.window, now)
+                if isinstance(r["inputs"], dict) and attribute in r["inputs"]
+            ]
+            if not rows:
+                return None
+            return demographic_parity_difference(
+                [predicted_label(r["output"]) for r in rows],
+                [r["inputs"][attribute] for r in rows],
+            )
+        records = [
+            r
+            for r in self._labelled(spec.endpoint, signal.window, now).records
+            if isinstance(r.inputs, Mapping) and attribute in r.inputs
+        ]
+        if not records:
+            return None
+        return equalized_odds_difference(
+            [r.label for r in records],
+            [predicted_label(r.output) for r in records],
+            [r.inputs[attribute] for r in records if r.inputs is not None],
+        )
+
+    # -- labels -------------------------------------------------------------------------------
+
+    def record_labels(self, found: Mapping[str, Any]) -> int:
+        """Store the ground truth for logged predictions, keyed by prediction id.
+
+        Every id must name a logged prediction: one unknown id refuses the whole batch with
+        ``NotFound`` before anything is written. A label for an id that already has one replaces
+        it, and the replacement is audited with the previous value. Returns how many were stored.
+        """
+        if not found:
+            return 0
+        missing = [pid for pid, label in found.items() if label is None]
+        if missing:
+            raise ValidationError(f"labels must not be empty: {sorted(missing)[:5]}")
+        ids = list(found)
+        now = self.platform._now().isoformat()
+        with self.platform.store.write() as conn:
+            known: set[str] = set()
+            previous: dict[str, Any] = {}
+            for i in range(0, len(ids), LABEL_CHUNK):
+                chunk = ids[i : i + LABEL_CHUNK]
+                known.update(
+                    conn.execute(
+                        select(predictions.c.id).where(predictions.c.id.in_(chunk))
+                    ).scalars()
+                )
+                previous.update(
+                    conn.execute(
+                        select(labels.c.prediction_id, labels.c.label).where(
+                            labels.c.prediction_id.in_(chunk)
+                        )
+                    ).tuples()
+                )
+            unknown = [pid for pid in ids if pid not in known]
+            if unknown:
+                raise NotFound(
+                    f"{len(unknown)} label(s) name no logged prediction, e.g. {unknown[:5]}"
+                )
+            fresh = [
+                {
+                    "prediction_id": pid,
+                    "label": found[pid],
+                    "received_at": now,
+                    "sent_by": self.platform.actor,
+                }
+                for pid in ids
+                if pid not in previous
+            ]
+            if fresh:
+                conn.execute(labels.insert(), fresh)
+            events = []
+            for pid in ids:
+                if pid not in previous:
+                    continue
+                conn.execute(
+                    update(labels)
+                    .where(labels.c.prediction_id == pid)
+                    .values(label=found[pid], received_at=now, sent_by=self.platform.actor)
+                )
+                events.append(
+                    self.platform._audit(
+                        conn, "label.replace", pid, previous=previous[pid], label=found[pid]
+                    )
+                )
+            events.append(
+                self.platform._audit(
+                    conn, "labels.record", "labels", count=len(ids), replaced=len(previous)
+                )
+            )
+        self.platform._after_commit(events)
+        return len(ids)
 
 
 def _ticket(row: Any) -> Ticket:
