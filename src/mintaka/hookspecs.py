@@ -83,3 +83,14 @@ def mintaka_alert(alert: Alert) -> None:
 
     Observers (ticket sinks, pagers, retraining triggers) must not raise; the alert stands.
     """
+
+
+@hookspec
+def mintaka_retraining_requested(model: str, reason: str, alert: Alert) -> None:
+    """Called after a drift or performance alert on a signal marked ``retrain=True``.
+
+    ``model`` is the monitored model's name, ``reason`` a sentence naming the signal, its value and
+    its threshold, and ``alert`` the alert just raised. Implementations start a pipeline, open a
+    pull request, ... and return nothing; an exception is logged and the alert stands. Called once
+    per alert, so a signal that keeps alerting keeps asking: deduplicate in the plugin if needed.
+    """

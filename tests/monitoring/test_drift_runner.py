@@ -1,18 +1,19 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
-from mintaka.store.schema import predictions
 
 MakeArtifact = Callable[[bytes], Path]
+LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
 FEATURES = ("income", "debt")
 
 
@@ -55,38 +56,12 @@ def watched(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> 
     return platform
 
 
-def _replay(platform: Platform, rows: list[dict[str, float]]) -> None:
-    """Log predictions as the serving data plane does, stamped with the current time."""
-    version = platform.get_model_version("credit", 1)
-    at = platform.clock.now().isoformat()
-    with platform.store.write() as conn:
-        conn.execute(
-            predictions.insert(),
-            [
-                {
-                    "id": platform.ids.new("pred"),
-                    "endpoint": "scoring",
-                    "route": "blue",
-                    "model": "credit",
-                    "version": 1,
-                    "version_id": version.id,
-                    "input_digest": "sha256:" + "0" * 64,
-                    "inputs": row,
-                    "output": 0.5,
-                    "status": "ok",
-                    "shadow": 0,
-                    "latency_ms": 1.0,
-                    "at": at,
-                }
-                for row in rows
-            ],
-        )
-
-
-def test_a_stationary_replay_raises_no_alert(watched: Platform, clock: ManualClock) -> None:
+def test_a_stationary_replay_raises_no_alert(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
     rng = np.random.default_rng(2)
     for _ in range(3):
-        _replay(watched, _rows(rng, 2000))
+        log_predictions([(row, 0.5) for row in _rows(rng, 2000)])
         clock.advance(minutes=5)
         report = watched.monitoring.run_once()
         assert report.evaluated == 1
@@ -96,15 +71,15 @@ def test_a_stationary_replay_raises_no_alert(watched: Platform, clock: ManualClo
 
 
 def test_an_injected_shift_opens_one_ticket_that_escalates(
-    watched: Platform, clock: ManualClock
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
     rng = np.random.default_rng(3)
-    _replay(watched, _rows(rng, 2000))
+    log_predictions([(row, 0.5) for row in _rows(rng, 2000)])
     clock.advance(minutes=5)
     calm = watched.monitoring.run_once()
     assert (calm.evaluated, calm.alerts) == (1, ())
     clock.advance(minutes=61)
-    _replay(watched, _rows(rng, 2000, shift=1.5))
+    log_predictions([(row, 0.5) for row in _rows(rng, 2000, shift=1.5)])
     clock.advance(minutes=5)
     first = watched.monitoring.run_once()
     assert len(first.alerts) == 1

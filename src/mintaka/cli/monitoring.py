@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import tomllib
 from pathlib import Path
 from typing import Annotated
@@ -98,6 +100,36 @@ def run(
         if once:
             return
         time.sleep(every)
+
+
+def parse_label(text: str) -> object:
+    """A CSV cell as a label: JSON when it parses (``1``, ``0.25``, ``true``), else the text."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@monitor_app.command("labels")
+def labels(
+    ctx: typer.Context,
+    file: Annotated[
+        Path, typer.Argument(help="CSV with a header row and columns prediction_id,label.")
+    ],
+) -> None:
+    """Record late-arriving ground truth for logged predictions (a later label replaces one)."""
+    found: dict[str, object] = {}
+    try:
+        with file.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if not {"prediction_id", "label"} <= set(reader.fieldnames or ()):
+                raise ValidationError(f"{file}: the header must name prediction_id and label")
+            for row in reader:
+                found[row["prediction_id"].strip()] = parse_label(row["label"].strip())
+    except (OSError, csv.Error, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{file}: {exc}") from exc
+    stored = platform(ctx).monitoring.record_labels(found)
+    console.print(f"{stored} labels recorded")
 
 
 @tickets_app.command("list")

@@ -61,6 +61,11 @@ class Signal(Spec):
     owner: str
     escalation: list[Escalation] = Field(default_factory=list)
     runbook_url: str | None = None
+    retrain: bool = Field(
+        default=False,
+        description="a drift or performance alert on this signal asks for the model's retraining"
+        " (the mintaka_retraining_requested hook)",
+    )
 
 
 class MonitorSpec(Spec):

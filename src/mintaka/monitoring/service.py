@@ -32,20 +32,11 @@ from mintaka.domain.monitoring import (
 )
 from mintaka.domain.names import validate_endpoint_name
 from mintaka.errors import Conflict, NotFound, ValidationError
-from mintaka.monitoring.metrics import (
-    Joined,
-    accuracy,
-    demographic_parity_difference,
-    equalized_odds_difference,
-    expected_calibration_error,
-    join_labels,
-    roc_auc,
-    rmse,
-)
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
 from mintaka.store.schema import labels, monitors, predictions, tickets
 
 if TYPE_CHECKING:
+    from mintaka.monitoring.metrics import Joined
     from mintaka.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -68,9 +59,16 @@ PERFORMANCE_METRICS: dict[str, Direction] = {
 LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database's parameter limit
 
 
+def direction(signal: Signal) -> Direction:
+    """On which side of the signal's threshold its values are bad (``PERFORMANCE_METRICS``)."""
+    if signal.kind is SignalKind.PERFORMANCE:
+        return PERFORMANCE_METRICS.get(signal.metric, "above")
+    return "above"
+
+
 def breaches(signal: Signal, value: float) -> bool:
-    """Whether ``value`` is on the bad side of ``signal.threshold`` (see ``PERFORMANCE_METRICS``)."""
-    if signal.kind is SignalKind.PERFORMANCE and PERFORMANCE_METRICS.get(signal.metric) == "below":
+    """Whether ``value`` is on the bad side of ``signal.threshold``."""
+    if direction(signal) == "below":
         return value < signal.threshold
     return value > signal.threshold
 
@@ -446,10 +444,9 @@ class MonitoringService:
         return RunReport(evaluated, tuple(alerts), tuple(self.escalate_due()))
 
     def _request_retraining(self, spec: MonitorSpec, signal: Signal, alert: Alert) -> None:
-        direction = "below" if not breaches(signal, signal.threshold + 1.0) else "above"
         reason = (
             f"{signal.kind.value} signal {signal.name!r} on {spec.endpoint}: {signal.metric} ="
-            f" {alert.value:.4g}, {direction} the threshold {signal.threshold:g}"
+            f" {alert.value:.4g}, {direction(signal)} the threshold {signal.threshold:g}"
         )
         try:
             self.platform.plugins.hook.mintaka_retraining_requested(
@@ -522,9 +519,7 @@ class MonitoringService:
         values = [report.value(f, metric) for f in features]
         return max((v for v in values if v is not None), default=None)
 
-    def window_predictions(
-        self, endpoint: str, window: str, now: datetime
-    ) -> list[dict[str, Any]]:
+    def window_predictions(self, endpoint: str, window: str, now: datetime) -> list[dict[str, Any]]:
         """The live (not shadow), successful predictions logged for ``endpoint`` in the
         ``window`` up to ``now``, oldest first, as ``{"id", "at", "inputs", "output"}``."""
         start = now - timedelta(seconds=window_seconds(window))
@@ -543,6 +538,8 @@ class MonitoringService:
             return [row._asdict() for row in conn.execute(query)]
 
     def _labelled(self, endpoint: str, window: str, now: datetime) -> Joined:
+        from mintaka.monitoring.metrics import join_labels
+
         rows = self.window_predictions(endpoint, window, now)
         start = now - timedelta(seconds=window_seconds(window))
         query = (
@@ -562,6 +559,8 @@ class MonitoringService:
         """``signal.metric`` over the window's predictions that have labels; nothing while none
         has. The window is over prediction time, so it should be wide enough for labels to
         arrive (``"7d"`` for labels a few days late)."""
+        from mintaka.monitoring.metrics import accuracy, expected_calibration_error, rmse, roc_auc
+
         joined = self._labelled(spec.endpoint, signal.window, now)
         if not joined.records:
             return None
@@ -580,6 +579,11 @@ class MonitoringService:
     def _fairness(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
         """Demographic parity difference over the window's predictions, or equalized odds
         difference over those with labels, across the groups of a logged input column."""
+        from mintaka.monitoring.metrics import (
+            demographic_parity_difference,
+            equalized_odds_difference,
+        )
+
         metric, _, attribute = signal.metric.partition(":")
         if metric == "demographic_parity":
             rows = [
@@ -632,13 +636,12 @@ class MonitoringService:
                         select(predictions.c.id).where(predictions.c.id.in_(chunk))
                     ).scalars()
                 )
-                previous.update(
-                    conn.execute(
-                        select(labels.c.prediction_id, labels.c.label).where(
-                            labels.c.prediction_id.in_(chunk)
-                        )
-                    ).tuples()
-                )
+                for pid, label in conn.execute(
+                    select(labels.c.prediction_id, labels.c.label).where(
+                        labels.c.prediction_id.in_(chunk)
+                    )
+                ):
+                    previous[pid] = label
             unknown = [pid for pid in ids if pid not in known]
             if unknown:
                 raise NotFound(

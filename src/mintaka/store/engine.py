@@ -22,7 +22,7 @@ from mintaka.errors import ConfigurationError, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 
 def default_url(home: Path) -> str:

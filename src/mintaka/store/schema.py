@@ -338,3 +338,13 @@ Index(
     sqlite_where=tickets.c.status != "resolved",
     postgresql_where=tickets.c.status != "resolved",
 )
+
+# Ground truth that arrives after the prediction; a later label for the same id replaces it.
+labels = Table(
+    "labels",
+    metadata,
+    Column("prediction_id", String(64), ForeignKey("predictions.id"), primary_key=True),
+    Column("label", JSON, nullable=False),
+    Column("received_at", String(40), nullable=False),
+    Column("sent_by", String(256), nullable=False),
+)

@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from mintaka import ManualClock, NotFound, Platform, ValidationError, hookimpl
+from mintaka.cli.app import main
+from mintaka.domain.monitoring import Alert, MonitorSpec, Signal, SignalKind
+from mintaka.monitoring.service import PERFORMANCE_METRICS, breaches
+from mintaka.store.schema import labels
+
+MakeArtifact = Callable[[bytes], Path]
+LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
+
+
+def performance_signal(**overrides: Any) -> Signal:
+    values: dict[str, Any] = {
+        "name": "accuracy",
+        "kind": SignalKind.PERFORMANCE,
+        "metric": "accuracy",
+        "threshold": 0.8,
+        "window": "1d",
+        "owner": "oncall",
+    }
+    values.update(overrides)
+    return Signal(**values)
+
+
+@pytest.fixture
+def served(platform: Platform, make_artifact: MakeArtifact) -> Platform:
+    platform.register_model("credit", make_artifact(b"v1"), owner="dana")
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    return platform
+
+
+def watch(platform: Platform, *signals: Signal) -> None:
+    platform.monitoring.add_monitor(
+        MonitorSpec(endpoint="scoring", model="credit", signals=list(signals))
+    )
+
+
+def test_late_labels_turn_into_a_performance_value_and_a_replacement_is_audited(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(served, performance_signal())
+    ids = log_predictions([({"x": i}, i % 2) for i in range(100)])
+    clock.advance(minutes=5)
+    assert served.monitoring.run_once().evaluated == 0  # no labels yet: nothing to judge
+
+    clock.advance(hours=2)  # the ground truth arrives late; 60 of 100 predictions were right
+    truth = {pid: (i % 2 if i < 60 else 1 - i % 2) for i, pid in enumerate(ids)}
+    assert served.monitoring.record_labels(truth) == 100
+    report = served.monitoring.run_once()
+    assert report.evaluated == 1
+    [alert] = report.alerts
+    assert (alert.value, alert.threshold) == (pytest.approx(0.6), 0.8)
+
+    corrected = {pid: i % 2 for i, pid in enumerate(ids[60:], start=60)}
+    served.monitoring.record_labels(corrected)  # corrections replace the earlier labels
+    clock.advance(minutes=5)
+    again = served.monitoring.run_once()
+    assert (again.evaluated, again.alerts) == (1, ())
+    replaced = [e for e in served.audit.events() if e.action == "label.replace"]
+    assert len(replaced) == 40
+    assert replaced[0].subject == ids[60]
+    assert (replaced[0].details["previous"], replaced[0].details["label"]) == (1, 0)
+    with served.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(labels)).scalar() == 100
+
+
+def test_a_label_for_an_unknown_prediction_refuses_the_whole_batch(
+    served: Platform, log_predictions: LogPredictions
+) -> None:
+    [known] = log_predictions([({"x": 1}, 1)])
+    with pytest.raises(NotFound, match="pred-nope"):
+        served.monitoring.record_labels({known: 1, "pred-nope": 0})
+    with served.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(labels)).scalar() == 0
+
+
+@pytest.mark.parametrize(
+    ("metric", "threshold", "bad", "good"),
+    [
+        ("accuracy", 0.8, 0.7, 0.9),
+        ("roc_auc", 0.75, 0.6, 0.8),
+        ("rmse", 1.0, 1.5, 0.5),
+        ("calibration_error", 0.05, 0.1, 0.01),
+    ],
+)
+def test_a_threshold_marks_where_each_metric_turns_bad(
+    metric: str, threshold: float, bad: float, good: float
+) -> None:
+    signal = performance_signal(metric=metric, threshold=threshold)
+    assert breaches(signal, bad)
+    assert not breaches(signal, good)
+    assert PERFORMANCE_METRICS[metric] == ("below" if bad < threshold else "above")
+
+
+def test_scores_and_regression_values_are_read_from_the_logged_output(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(
+        served,
+        performance_signal(name="auc", metric="roc_auc", threshold=0.9),
+        performance_signal(name="ece", metric="calibration_error", threshold=0.5),
+        performance_signal(name="rmse", metric="rmse", threshold=0.4),
+    )
+    scores = [0.1, 0.4, 0.35, 0.8]
+    truth = [0, 0, 1, 1]  # scikit-learn's example: ROC AUC 0.75
+    outputs = [{"label": int(s > 0.5), "score": s} for s in scores]
+    ids = log_predictions([({"x": i}, out) for i, out in enumerate(outputs)])
+    served.monitoring.record_labels(dict(zip(ids, truth, strict=True)))
+    clock.advance(minutes=1)
+    report = served.monitoring.run_once()
+    assert report.evaluated == 3
+    found = {a.signal: a.value for a in report.alerts}  # calibration error 0.1375: no alert
+    assert found == {"scoring:auc": pytest.approx(0.75), "scoring:rmse": pytest.approx(0.5)}
+
+
+def test_performance_and_fairness_signals_name_a_known_metric(served: Platform) -> None:
+    with pytest.raises(ValidationError, match="performance signal"):
+        watch(served, performance_signal(metric="f1"))
+    with pytest.raises(ValidationError, match="fairness signal"):
+        watch(served, performance_signal(kind=SignalKind.FAIRNESS, metric="demographic_parity"))
+
+
+class RetrainingRecorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, Alert]] = []
+
+    @hookimpl
+    def mintaka_retraining_requested(self, model: str, reason: str, alert: Alert) -> None:
+        self.calls.append((model, reason, alert))
+
+
+def test_a_performance_alert_on_a_retrain_signal_asks_for_retraining(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    recorder = RetrainingRecorder()
+    served.plugins.register(recorder)
+    watch(
+        served,
+        performance_signal(name="retrains", retrain=True),
+        performance_signal(name="only-alerts", threshold=0.9),
+    )
+    ids = log_predictions([({"x": i}, 1) for i in range(10)])
+    served.monitoring.record_labels({pid: int(i < 5) for i, pid in enumerate(ids)})
+    clock.advance(minutes=1)
+    report = served.monitoring.run_once()
+    assert len(report.alerts) == 2
+    [(model, reason, alert)] = recorder.calls
+    assert model == "credit"
+    assert alert.signal == "scoring:retrains"
+    assert "accuracy = 0.5, below the threshold 0.8" in reason
+
+
+def test_monitor_labels_reads_a_csv(
+    served: Platform,
+    log_predictions: LogPredictions,
+    home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ids = log_predictions([({"x": 1}, 1), ({"x": 2}, "no")])
+    path = tmp_path / "labels.csv"
+    path.write_text(f"prediction_id,label\n{ids[0]},1\n{ids[1]},no\n")
+    served.close()
+    code = 0
+    try:
+        main(["--home", str(home), "--as", "labeller", "monitor", "labels", str(path)])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    assert code == 0
+    assert "2 labels recorded" in capsys.readouterr().out
+    with Platform(home) as plat, plat.store.read() as conn:
+        stored = {p: v for p, v in conn.execute(select(labels.c.prediction_id, labels.c.label))}
+        senders = set(conn.execute(select(labels.c.sent_by)).scalars())
+    assert stored == {ids[0]: 1, ids[1]: "no"}
+    assert senders == {"labeller"}
