@@ -109,3 +109,44 @@ def test_a_drift_signal_must_name_a_statistic(watched: Platform) -> None:
                 ],
             )
         )
+
+
+def test_a_drift_alert_on_a_retrain_signal_asks_for_retraining(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    from mintaka import hookimpl
+    from mintaka.domain.monitoring import Alert
+
+    requests: list[tuple[str, str, Alert]] = []
+
+    class Retrainer:
+        @hookimpl
+        def mintaka_retraining_requested(self, model: str, reason: str, alert: Alert) -> None:
+            requests.append((model, reason, alert))
+
+    watched.plugins.register(Retrainer())
+    watched.monitoring.add_monitor(
+        MonitorSpec(
+            endpoint="scoring",
+            model="credit",
+            signals=[
+                Signal(
+                    name="debt-drift",
+                    kind=SignalKind.DRIFT,
+                    metric="psi:debt",
+                    threshold=0.2,
+                    owner="oncall",
+                    retrain=True,
+                )
+            ],
+        )
+    )
+    rng = np.random.default_rng(4)
+    shifted = [{k: v + 1.5 for k, v in row.items()} for row in _rows(rng, 2000)]
+    log_predictions([(row, 0.5) for row in shifted])
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert {a.signal for a in report.alerts} == {"scoring:income-drift", "scoring:debt-drift"}
+    [(model, reason, alert)] = requests  # only the signal marked retrain asks
+    assert (model, alert.signal) == ("credit", "scoring:debt-drift")
+    assert reason.startswith("drift signal 'debt-drift' on scoring: psi:debt =")

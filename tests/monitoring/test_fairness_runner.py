@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mintaka import ManualClock, Platform
+from mintaka.domain.monitoring import MonitorSpec, Signal, SignalKind
+
+MakeArtifact = Callable[[bytes], Path]
+LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
+N = 2000  # per group: a fair model's difference sits more than 6 standard errors below 0.1
+
+
+@pytest.fixture
+def watched(platform: Platform, make_artifact: MakeArtifact) -> Platform:
+    platform.register_model("credit", make_artifact(b"v1"))
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    platform.monitoring.add_monitor(
+        MonitorSpec(
+            endpoint="scoring",
+            model="credit",
+            signals=[
+                Signal(
+                    name=name,
+                    kind=SignalKind.FAIRNESS,
+                    metric=f"{name}:group",
+                    threshold=0.1,
+                    window="1d",
+                    owner="fairness-lead",
+                )
+                for name in ("demographic_parity", "equalized_odds")
+            ],
+        )
+    )
+    return platform
+
+
+def replay(platform: Platform, log_predictions: LogPredictions, *, biased: bool, seed: int) -> None:
+    """Log approvals for two groups with equal true repayment rates; a biased model flips 40% of
+    group b's answers to a refusal, a fair one errs 10% of the time in both groups."""
+    rng = np.random.default_rng(seed)
+    truth: list[int] = []
+    pairs: list[tuple[dict[str, Any], Any]] = []
+    for group in ("a", "b"):
+        y = rng.random(N) < 0.5
+        wrong = rng.random(N) < 0.1
+        predicted = y ^ wrong
+        if biased and group == "b":
+            predicted &= rng.random(N) >= 0.4
+        truth += y.astype(int).tolist()
+        pairs += [({"group": group, "income": 1.0}, int(p)) for p in predicted]
+    ids = log_predictions(pairs)
+    platform.monitoring.record_labels(dict(zip(ids, truth, strict=True)))
+
+
+def test_a_biased_model_raises_both_fairness_alerts(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    replay(watched, log_predictions, biased=True, seed=11)
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert report.evaluated == 2
+    found = {a.signal: a.value for a in report.alerts}
+    assert set(found) == {"scoring:demographic_parity", "scoring:equalized_odds"}
+    assert all(a.threshold == 0.1 for a in report.alerts)
+    assert {t.owner for t in watched.monitoring.tickets()} == {"fairness-lead"}
+
+
+def test_a_fair_model_raises_none(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    replay(watched, log_predictions, biased=False, seed=12)
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (2, ())
+
+
+def test_demographic_parity_needs_no_labels_but_equalized_odds_does(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    log_predictions([({"group": "a"}, 1), ({"group": "b"}, 0)])
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert report.evaluated == 1
+    assert [a.signal for a in report.alerts] == ["scoring:demographic_parity"]
