@@ -50,3 +50,45 @@ class SdkOutOfBand:
                 "/api/2.0/mlflow/unity-catalog/model-versions/tags",
                 body={"name": full_name(name), "version": str(version), "key": key, "value": value},
             )
+
+
+class WorkspaceRegistryOutOfBand:
+    """Another user's changes to the workspace model registry, through the real SDK's client.
+
+    Aliases are the backend's ``mintaka.alias.<alias>`` model tags, so moving one is a tag edit.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def _do(self, method: str, path: str, **body: Any) -> None:
+        if method == "DELETE":
+            self.client.api_client.do(method, f"/api/2.0/mlflow/{path}", query=body)
+        else:
+            self.client.api_client.do(method, f"/api/2.0/mlflow/{path}", body=body)
+
+    def move_alias(self, name: str, alias: str, version: int) -> None:
+        leaf = name.replace("-", "_")
+        self._do(
+            "POST",
+            "registered-models/set-tag",
+            name=leaf,
+            key=f"mintaka.alias.{alias}",
+            value=str(version),
+        )
+
+    def delete_version(self, name: str, version: int) -> None:
+        self._do(
+            "DELETE", "model-versions/delete", name=name.replace("-", "_"), version=str(version)
+        )
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self._do(
+                "POST",
+                "model-versions/set-tag",
+                name=name.replace("-", "_"),
+                version=str(version),
+                key=key,
+                value=value,
+            )

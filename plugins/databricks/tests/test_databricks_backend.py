@@ -281,8 +281,8 @@ def test_registering_the_backend_imports_no_sdk() -> None:
     assert result.stdout.strip().splitlines()[-1] == "False"
 
 
-def test_the_workspace_registry_is_refused_not_ignored(
+def test_the_workspace_registry_is_its_own_backend_not_ignored(
     databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
 ) -> None:
-    with pytest.raises(ConfigurationError, match="Unity Catalog only"):
+    with pytest.raises(ConfigurationError, match="'databricks_workspace'"):
         make_backend(databricks_fake, tmp_path, registry="workspace")

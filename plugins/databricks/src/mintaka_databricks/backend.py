@@ -1,7 +1,12 @@
-"""The Databricks backend: Unity Catalog registry, serving endpoints, MLflow runs, Jobs.
+"""The Databricks backends: Model Serving endpoints, MLflow runs, Jobs and inference tables, with
+models in Unity Catalog (``databricks``) or in the workspace model registry
+(``databricks_workspace``, for workspaces without Unity Catalog).
 
-What Databricks lacks and is stood in for is declared in ``emulated``: stages and approval are
-tags on the model version, shadow traffic is mirrored by core, rollouts are walked by core.
+The two registries differ in what is native: Unity Catalog has aliases and no stages, the
+workspace registry has stages and no aliases. Capabilities and their emulations are declared per
+backend class, so each registry is its own backend name rather than a setting that would make one
+class's declarations wrong in the other mode. What Databricks lacks and is stood in for is
+declared in ``emulated``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from mintaka.interfaces import (
     BackendSettings,
     Discovery,
     Emulation,
+    ModelAliases,
+    ModelRegistry,
     StateObserver,
 )
 from mintaka_databricks.lineage import ExternalLineage
@@ -30,12 +37,56 @@ from mintaka_databricks.pipelines import JobsPipelines
 from mintaka_databricks.registry import UnityCatalogRegistry
 from mintaka_databricks.runs import MlflowRuns
 from mintaka_databricks.serving import MANAGED_TAG, EndpointServing
-from mintaka_databricks.settings import DatabricksSettings
+from mintaka_databricks.settings import DatabricksSettings, DatabricksWorkspaceSettings
 from mintaka_databricks.workspace import ID_TAG
+from mintaka_databricks.workspace_registry import WorkspaceModelRegistry
+
+_CAPABILITIES = frozenset(
+    {
+        Capability.REGISTRY,
+        Capability.REGISTRY_ALIASES,
+        Capability.REGISTRY_TAGS,
+        Capability.REGISTRY_STAGES,
+        Capability.REGISTRY_APPROVAL,
+        Capability.REGISTRY_DELETE,
+        Capability.RUNS,
+        Capability.DISCOVERY,
+        Capability.SYNC,
+        Capability.SERVING,
+        Capability.SERVING_TRAFFIC_SPLIT,
+        Capability.SERVING_SHADOW,
+        Capability.SERVING_NATIVE_ROLLOUT,
+        Capability.MONITORING_CAPTURE,
+        Capability.MONITORING_METRICS,
+        Capability.PIPELINES,
+        Capability.LINEAGE_METADATA,
+    }
+)
+
+_SHARED_EMULATED: dict[Capability, Emulation] = {
+    Capability.REGISTRY_APPROVAL: Emulation(
+        how="the approval is a 'mintaka.approval' tag on the model version, beside the "
+        "'mintaka.digest' tag it was granted for",
+        limits="a tag is informative only: Databricks serves an unapproved version if asked "
+        "directly; core's traffic gate is what refuses it",
+    ),
+    Capability.SERVING_SHADOW: Emulation(
+        how="core mirrors the shadow share of requests made through platform.serving.invoke "
+        "to the shadow route's served-model invocation path; the endpoint only ever gets live "
+        "weights",
+        limits="requests sent to the endpoint without Mintaka are not mirrored; mirrored "
+        "requests count in the endpoint's metrics and inference table",
+    ),
+    Capability.SERVING_NATIVE_ROLLOUT: Emulation(
+        how="core walks the plan's steps with update_config route changes and rolls back "
+        "from the endpoint metrics it reads",
+        limits="no rollout runs while Mintaka is not running; Databricks has no alarm-driven "
+        "rollback of its own",
+    ),
+}
 
 
-class DatabricksBackend(
-    UnityCatalogRegistry,
+class _DatabricksWorkspace(
     EndpointServing,
     MlflowRuns,
     JobsPipelines,
@@ -43,73 +94,35 @@ class DatabricksBackend(
     Backend,
     Discovery,
     StateObserver,
+    ModelRegistry,
+    ModelAliases,
 ):
-    name = "databricks"
-    description = (
-        "Databricks: Unity Catalog models and aliases, Model Serving endpoints with traffic "
-        "routes, MLflow runs, Jobs, inference tables, endpoint metrics and external lineage."
-    )
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {
-            Capability.REGISTRY,
-            Capability.REGISTRY_ALIASES,
-            Capability.REGISTRY_TAGS,
-            Capability.REGISTRY_STAGES,
-            Capability.REGISTRY_APPROVAL,
-            Capability.REGISTRY_DELETE,
-            Capability.RUNS,
-            Capability.DISCOVERY,
-            Capability.SYNC,
-            Capability.SERVING,
-            Capability.SERVING_TRAFFIC_SPLIT,
-            Capability.SERVING_SHADOW,
-            Capability.SERVING_NATIVE_ROLLOUT,
-            Capability.MONITORING_CAPTURE,
-            Capability.MONITORING_METRICS,
-            Capability.PIPELINES,
-            Capability.LINEAGE_METADATA,
-        }
-    )
-    emulated: ClassVar[dict[Capability, Emulation]] = {
-        Capability.REGISTRY_STAGES: Emulation(
-            how="the stage is a 'mintaka.stage' tag on the Unity Catalog model version",
-            limits="Unity Catalog has no stages: nothing in Databricks enforces or reacts to the "
-            "tag, and anyone with APPLY TAG can change it (sync reports that)",
-        ),
-        Capability.REGISTRY_APPROVAL: Emulation(
-            how="the approval is a 'mintaka.approval' tag on the model version, beside the "
-            "'mintaka.digest' tag it was granted for",
-            limits="a tag is informative only: Databricks serves an unapproved version if asked "
-            "directly; core's traffic gate is what refuses it",
-        ),
-        Capability.SERVING_SHADOW: Emulation(
-            how="core mirrors the shadow share of requests made through platform.serving.invoke "
-            "to the shadow route's served-model invocation path; the endpoint only ever gets live "
-            "weights",
-            limits="requests sent to the endpoint without Mintaka are not mirrored; mirrored "
-            "requests count in the endpoint's metrics and inference table",
-        ),
-        Capability.SERVING_NATIVE_ROLLOUT: Emulation(
-            how="core walks the plan's steps with update_config route changes and rolls back "
-            "from the endpoint metrics it reads",
-            limits="no rollout runs while Mintaka is not running; Databricks has no alarm-driven "
-            "rollback of its own",
-        ),
-    }
+    """What both Databricks backends share; a registry mixin comes first in each subclass."""
+
+    registry_mode: ClassVar[str]
     settings_model = DatabricksSettings
 
     def __init__(self, settings: BackendSettings, context: BackendContext) -> None:
         super().__init__(settings, context)
         assert isinstance(settings, DatabricksSettings)
-        if settings.registry != "uc":
+        if settings.registry != self.registry_mode:
+            other = "databricks_workspace" if settings.registry == "workspace" else "databricks"
             raise ConfigurationError(
-                "the Databricks backend keeps models in Unity Catalog only; the workspace model "
-                "registry (registry = 'workspace') is not implemented"
+                f"the Databricks backend {self.name!r} keeps models in the "
+                f"{_REGISTRIES[self.registry_mode]}; registry = {settings.registry!r} is the "
+                f"backend {other!r}"
             )
         self.settings: DatabricksSettings = settings
         self._client = None
         self._runs = {}
         self._experiments = set()
+
+    # The registry mixin provides these; declared here for discovery.
+    def _listed_models(self) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def _search_versions(self, full: str) -> Any:
+        raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -127,17 +140,8 @@ class DatabricksBackend(
 
     def discover(self) -> list[DiscoveredResource]:
         found: list[DiscoveredResource] = []
-        models = self._call(
-            "listing models",
-            lambda: list(
-                self.client.registered_models.list(
-                    catalog_name=self.settings.catalog, schema_name=self.settings.schema_name
-                )
-            ),
-        )
-        for model in sorted(models, key=lambda m: m.full_name or ""):
-            full = str(model.full_name)
-            name = mintaka_name(model.name or "")
+        for full, leaf in sorted(self._listed_models()):
+            name = mintaka_name(leaf)
             versions = list(self._search_versions(full))
             managed = [bool(_tag(v, ID_TAG)) for v in versions]
             found.append(
@@ -191,6 +195,49 @@ class DatabricksBackend(
                 **endpoint.extra,
             },
         )
+
+
+_REGISTRIES = {"uc": "Unity Catalog", "workspace": "workspace model registry"}
+
+
+class DatabricksBackend(UnityCatalogRegistry, _DatabricksWorkspace):
+    name = "databricks"
+    description = (
+        "Databricks: Unity Catalog models and aliases, Model Serving endpoints with traffic "
+        "routes, MLflow runs, Jobs, inference tables, endpoint metrics and external lineage."
+    )
+    registry_mode = "uc"
+    capabilities: ClassVar[frozenset[Capability]] = _CAPABILITIES
+    emulated: ClassVar[dict[Capability, Emulation]] = {
+        Capability.REGISTRY_STAGES: Emulation(
+            how="the stage is a 'mintaka.stage' tag on the Unity Catalog model version",
+            limits="Unity Catalog has no stages: nothing in Databricks enforces or reacts to the "
+            "tag, and anyone with APPLY TAG can change it (sync reports that)",
+        ),
+        **_SHARED_EMULATED,
+    }
+
+
+class DatabricksWorkspaceBackend(WorkspaceModelRegistry, _DatabricksWorkspace):
+    name = "databricks_workspace"
+    description = (
+        "Databricks without Unity Catalog: workspace model registry with native stages, Model "
+        "Serving endpoints with traffic routes, MLflow runs, Jobs, inference tables, endpoint "
+        "metrics and external lineage."
+    )
+    registry_mode = "workspace"
+    settings_model = DatabricksWorkspaceSettings
+    capabilities: ClassVar[frozenset[Capability]] = _CAPABILITIES
+    emulated: ClassVar[dict[Capability, Emulation]] = {
+        Capability.REGISTRY_ALIASES: Emulation(
+            how="each alias is a 'mintaka.alias.<alias>' tag on the workspace registered model "
+            "whose value is the version number",
+            limits="the workspace registry has no aliases: Databricks cannot resolve one (a "
+            "served entity names a version), and anyone who can edit the model's tags can move "
+            "it (sync reports that)",
+        ),
+        **_SHARED_EMULATED,
+    }
 
 
 def _tag(raw: dict[str, Any], key: str) -> str | None:

@@ -25,6 +25,7 @@ from mintaka.interfaces import (
     VersionDeletion,
 )
 from mintaka_databricks.names import mintaka_name
+from mintaka_databricks.settings import DatabricksSettings
 from mintaka_databricks.workspace import (
     APPROVAL_TAG,
     DIGEST_TAG,
@@ -55,6 +56,18 @@ def _check_user_tags(tags: Mapping[str, str]) -> None:
             f"tag keys starting with {TAG_PREFIX!r} are reserved for Mintaka's projections on "
             f"Databricks: {reserved}"
         )
+
+
+def version_source(settings: DatabricksSettings, request: VersionRequest) -> str:
+    """Where the version's bytes are: the mirrored artifact root, or the local file URI.
+
+    Mintaka does not upload artifacts to Databricks; the digest tag binds governance to the
+    bytes wherever they live.
+    """
+    if settings.artifact_root:
+        digest = request.artifact_digest.split(":", 1)[1]
+        return f"{settings.artifact_root.rstrip('/')}/{digest}"
+    return Path(request.artifact_path).resolve().as_uri()
 
 
 class UnityCatalogRegistry(
@@ -88,7 +101,8 @@ class UnityCatalogRegistry(
     def _require_model(self, full: str) -> None:
         self._call(f"reading model {full}", lambda: self.client.registered_models.get(full))
 
-    def list_models(self) -> list[str]:
+    def _listed_models(self) -> list[tuple[str, str]]:
+        """(registry name, leaf) of every model in the configured schema."""
         found = self._call(
             "listing models",
             lambda: list(
@@ -97,24 +111,12 @@ class UnityCatalogRegistry(
                 )
             ),
         )
-        names = []
-        for model in found:
-            leaf = model.name or ""
-            names.append(mintaka_name(leaf) or model.full_name or leaf)
-        return sorted(names)
+        return [(str(m.full_name or m.name or ""), m.name or "") for m in found]
+
+    def list_models(self) -> list[str]:
+        return sorted(mintaka_name(leaf) or full for full, leaf in self._listed_models())
 
     # -- versions -------------------------------------------------------------------------------
-
-    def _source(self, request: VersionRequest) -> str:
-        """Where the version's bytes are: the mirrored artifact root, or the local file URI.
-
-        Mintaka does not upload artifacts to Databricks; the digest tag binds governance to the
-        bytes wherever they live.
-        """
-        if self.settings.artifact_root:
-            digest = request.artifact_digest.split(":", 1)[1]
-            return f"{self.settings.artifact_root.rstrip('/')}/{digest}"
-        return Path(request.artifact_path).resolve().as_uri()
 
     def _search_versions(self, full: str) -> Iterator[dict[str, Any]]:
         token: str | None = None
@@ -149,7 +151,7 @@ class UnityCatalogRegistry(
             }
             body: dict[str, Any] = {
                 "name": full,
-                "source": self._source(request),
+                "source": version_source(self.settings, request),
                 "tags": [{"key": k, "value": v} for k, v in tags.items()],
             }
             if request.description:

@@ -1,7 +1,8 @@
 """Model Serving endpoints: one served entity per route, traffic as integer route percentages.
 
-A Mintaka route is a served entity of the same name serving ``<catalog>.<schema>.<model>`` at a
-version; the traffic map is the endpoint's ``traffic_config.routes``. Every change goes through
+A Mintaka route is a served entity of the same name serving the registry's model
+(``<catalog>.<schema>.<model>``, or ``<model>`` in the workspace registry) at a version; the
+traffic map is the endpoint's ``traffic_config.routes``. Every change goes through
 ``update_config`` and is waited for (polling on the backend's clock) until the endpoint serves it.
 Invocations pinned to a route use the served-model invocation path. Metrics are the endpoint's
 Prometheus export; captured traffic is its inference table, read back through a SQL warehouse.
@@ -19,7 +20,7 @@ from mintaka.domain.serving import Endpoint, EndpointMetrics, EndpointStatus, Ro
 from mintaka.errors import BackendError, ConfigurationError, Conflict, NotFound, ValidationError
 from mintaka.interfaces import CaptureSource, MetricsSource, Serving, TrafficSplit
 from mintaka_databricks.errors import BACKEND
-from mintaka_databricks.names import mintaka_name, table_prefix
+from mintaka_databricks.names import table_prefix
 from mintaka_databricks.workspace import WorkspaceAccess
 
 MANAGED_TAG = "mintaka-managed"
@@ -43,15 +44,9 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
 
     def _route_of(self, served: dict[str, Any]) -> Route | None:
         entity = str(served.get("entity_name") or served.get("model_name") or "")
-        catalog, _, rest = entity.partition(".")
-        schema, _, leaf = rest.partition(".")
-        model = mintaka_name(leaf)
-        ours = (catalog, schema) == (
-            self.settings.catalog.lower(),
-            self.settings.schema_name.lower(),
-        )
+        model = self._model_of(entity)
         version = served.get("entity_version") or served.get("model_version")
-        if not ours or model is None or version is None:
+        if model is None or version is None:
             return None
         try:
             return Route(name=served["name"], model=model, version=int(version))

@@ -27,6 +27,8 @@ class DatabricksSettings(BackendSettings):
     catalog: str = Field(default="main", pattern=_IDENTIFIER)
     schema_name: str = Field(default="default", alias="schema", pattern=_IDENTIFIER)
     registry: Literal["uc", "workspace"] = "uc"
+    """Where models are kept: Unity Catalog (backend ``databricks``) or the workspace model
+    registry (backend ``databricks_workspace``, which sets it)."""
     retry_timeout_seconds: int = Field(default=300, ge=1)
     http_timeout_seconds: int = Field(default=60, ge=1)
     endpoint_timeout_seconds: int = Field(default=1200, ge=1)
@@ -52,3 +54,12 @@ class DatabricksSettings(BackendSettings):
         if "://" not in value:
             value = f"https://{value}"
         return value.rstrip("/")
+
+
+class DatabricksWorkspaceSettings(DatabricksSettings):
+    """The workspace-registry backend's settings: the same, with ``registry = "workspace"``.
+
+    ``catalog`` and ``schema`` still name where inference tables are written.
+    """
+
+    registry: Literal["uc", "workspace"] = "workspace"

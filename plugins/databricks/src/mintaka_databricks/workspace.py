@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from mintaka.interfaces import BackendContext
 from mintaka_databricks.client import build_client, sdk_clock
 from mintaka_databricks.errors import sdk_errors
-from mintaka_databricks.names import uc_leaf
+from mintaka_databricks.names import mintaka_name, uc_leaf
 from mintaka_databricks.settings import DatabricksSettings
 
 if TYPE_CHECKING:
@@ -62,7 +62,18 @@ class WorkspaceAccess:
         return answer if isinstance(answer, dict) else {}
 
     def _full_name(self, name: str) -> str:
+        """The registry's name of Mintaka model ``name`` (what a served entity names)."""
         return f"{self.settings.catalog}.{self.settings.schema_name}.{uc_leaf(name)}".lower()
+
+    def _model_of(self, entity: str) -> str | None:
+        """The Mintaka model a served entity names, or ``None`` when it is not one of ours."""
+        catalog, _, rest = entity.partition(".")
+        schema, _, leaf = rest.partition(".")
+        ours = (catalog, schema) == (
+            self.settings.catalog.lower(),
+            self.settings.schema_name.lower(),
+        )
+        return mintaka_name(leaf) if ours else None
 
     def _pause(self, seconds: float) -> None:
         """Wait between polls on the clock the SDK's retries use (simulated in tests)."""

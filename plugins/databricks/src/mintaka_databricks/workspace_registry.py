@@ -1,0 +1,348 @@
+"""The workspace model registry (MLflow's, before Unity Catalog): the fallback registry mode.
+
+A Mintaka model ``credit-risk`` is the workspace registered model ``credit_risk`` (the Unity
+Catalog leaf, without catalog or schema: workspace model names are global to the workspace).
+Versions are created through ``/api/2.0/mlflow/model-versions/create`` with every Mintaka tag at
+once; that call has no idempotency token either, so a create is reconciled by the idempotency key
+tag exactly as in Unity Catalog (an existing key returns its version, a duplicate left by a retried
+request is deleted, keeping the first). A new version is ``PENDING_REGISTRATION`` while the service
+copies its artifacts; ``create_version`` polls until it leaves that status.
+
+Stages are native (``transition-stage``, never archiving other versions: core decides every
+version's stage). The workspace registry has no aliases, so each alias is a model tag
+``mintaka.alias.<alias>`` whose value is the version number; an alias whose version is gone is
+not reported, as Unity Catalog drops the aliases of a deleted version.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from mintaka.domain.registry import ApprovalStatus, BackendVersion, Stage, VersionRequest
+from mintaka.errors import BackendError, Conflict, NotFound, RetryExhausted
+from mintaka.interfaces import (
+    ApprovalProjection,
+    ModelAliases,
+    ModelRegistry,
+    ModelStages,
+    ModelTags,
+    VersionDeletion,
+)
+from mintaka_databricks.errors import BACKEND
+from mintaka_databricks.names import mintaka_name, uc_leaf
+from mintaka_databricks.registry import (
+    PENDING,
+    _check_user_tags,
+    _tags,
+    _user_tags,
+    version_source,
+)
+from mintaka_databricks.workspace import (
+    APPROVAL_TAG,
+    DIGEST_TAG,
+    FLAVOR_TAG,
+    ID_TAG,
+    KEY_TAG,
+    WorkspaceAccess,
+)
+
+ML = "/api/2.0/mlflow"
+ALIAS_TAG = "mintaka.alias."
+FAILED = "FAILED_REGISTRATION"
+
+# Mintaka's stages and the workspace registry's, one to one.
+STAGES = {
+    Stage.NONE: "None",
+    Stage.STAGING: "Staging",
+    Stage.PRODUCTION: "Production",
+    Stage.ARCHIVED: "Archived",
+}
+_FROM_WORKSPACE = {v.lower(): k for k, v in STAGES.items()}
+
+
+class WorkspaceModelRegistry(
+    WorkspaceAccess,
+    ModelRegistry,
+    ModelAliases,
+    ModelTags,
+    ModelStages,
+    ApprovalProjection,
+    VersionDeletion,
+):
+    """``Capability.REGISTRY`` and its relatives over workspace registered models."""
+
+    # -- names ----------------------------------------------------------------------------------
+
+    def _full_name(self, name: str) -> str:
+        return uc_leaf(name).lower()
+
+    def _model_of(self, entity: str) -> str | None:
+        return mintaka_name(entity) if "." not in entity else None
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def ensure_model(self, name: str, description: str = "") -> dict[str, str]:
+        full = self._full_name(name)
+        body: dict[str, Any] = {"name": full}
+        if description:
+            body["description"] = description
+        # The workspace registry answers an existing model with 400 RESOURCE_ALREADY_EXISTS,
+        # which the SDK maps to ResourceAlreadyExists (a conflict), also after a lost answer.
+        with contextlib.suppress(Conflict):
+            self._rest(
+                "POST", f"{ML}/registered-models/create", f"creating model {full}", body=body
+            )
+        return {"name": full}
+
+    def _model(self, full: str) -> dict[str, Any]:
+        answer = self._rest(
+            "GET", f"{ML}/registered-models/get", f"reading model {full}", query={"name": full}
+        )
+        return dict(answer.get("registered_model") or {})
+
+    def _pages(self, path: str, key: str, what: str, query: dict[str, Any]) -> Iterator[Any]:
+        token: str | None = None
+        while True:
+            page = self._rest(
+                "GET", path, what, query={**query, **({"page_token": token} if token else {})}
+            )
+            yield from page.get(key) or []
+            token = page.get("next_page_token")
+            if not token:
+                return
+
+    def _listed_models(self) -> list[tuple[str, str]]:
+        found = self._pages(
+            f"{ML}/registered-models/search", "registered_models", "listing models", {}
+        )
+        return [(str(m["name"]), str(m["name"])) for m in found]
+
+    def list_models(self) -> list[str]:
+        return sorted(mintaka_name(leaf) or full for full, leaf in self._listed_models())
+
+    # -- versions -------------------------------------------------------------------------------
+
+    def _search_versions(self, full: str) -> Iterator[dict[str, Any]]:
+        return self._pages(
+            f"{ML}/model-versions/search",
+            "model_versions",
+            f"listing versions of {full}",
+            {"filter": f"name='{full}'"},
+        )
+
+    def _with_key(self, full: str, key: str) -> list[dict[str, Any]]:
+        found = [v for v in self._search_versions(full) if _tags(v).get(KEY_TAG) == key]
+        return sorted(found, key=lambda v: int(v["version"]))
+
+    def _raw_version(self, full: str, version: int) -> dict[str, Any]:
+        answer = self._rest(
+            "GET",
+            f"{ML}/model-versions/get",
+            f"reading {full} version {version}",
+            query={"name": full, "version": str(version)},
+        )
+        return dict(answer["model_version"])
+
+    def _registered(self, full: str, version: int) -> dict[str, Any]:
+        """The version once it has left ``PENDING_REGISTRATION`` (polled on the backend clock)."""
+        clock = self._elapsed_clock()
+        deadline = clock.time() + self.settings.endpoint_timeout_seconds
+        while True:
+            raw = self._raw_version(full, version)
+            if raw.get("status") == FAILED:
+                raise BackendError(
+                    f"{full} version {version} failed to register: "
+                    f"{raw.get('status_message') or 'no reason given'}",
+                    BACKEND,
+                )
+            if raw.get("status") != PENDING:
+                return raw
+            if clock.time() >= deadline:
+                raise RetryExhausted(
+                    f"{full} version {version} is still {PENDING} after "
+                    f"{self.settings.endpoint_timeout_seconds}s",
+                    BACKEND,
+                )
+            self._pause(self.settings.poll_seconds)
+
+    def create_version(self, request: VersionRequest) -> BackendVersion:
+        _check_user_tags(request.tags)
+        full = self._full_name(request.name)
+        self._model(full)
+        existing = self._with_key(full, request.idempotency_key)
+        if not existing:
+            tags = {
+                **request.tags,
+                ID_TAG: request.mintaka_id,
+                DIGEST_TAG: request.artifact_digest,
+                KEY_TAG: request.idempotency_key,
+                FLAVOR_TAG: request.flavor.value,
+            }
+            body: dict[str, Any] = {
+                "name": full,
+                "source": version_source(self.settings, request),
+                "tags": [{"key": k, "value": v} for k, v in tags.items()],
+            }
+            if request.description:
+                body["description"] = request.description
+            self._rest("POST", f"{ML}/model-versions/create", f"registering {full}", body=body)
+            existing = self._with_key(full, request.idempotency_key)
+            if not existing:
+                raise NotFound(f"{full}: the version just created is not listed")
+        first, *duplicates = existing
+        for duplicate in duplicates:  # made by a retry of a create whose answer was lost
+            self._delete(full, int(duplicate["version"]))
+        raw = self._registered(full, int(first["version"]))
+        return self._version(request.name, raw, self._aliases_of(full))
+
+    def _version(
+        self, name: str, raw: Mapping[str, Any], aliases: Mapping[str, int]
+    ) -> BackendVersion:
+        tags = _tags(raw)
+        number = int(raw["version"])
+        approval = tags.get(APPROVAL_TAG)
+        return BackendVersion(
+            name=name,
+            version=number,
+            artifact_uri=str(raw.get("source", "")),
+            artifact_digest=tags.get(DIGEST_TAG),
+            aliases=tuple(sorted(a for a, v in aliases.items() if v == number)),
+            tags=_user_tags(tags),
+            stage=_FROM_WORKSPACE.get(str(raw.get("current_stage", "None")).lower()),
+            approval=ApprovalStatus(approval) if approval in set(ApprovalStatus) else None,
+            mintaka_id=tags.get(ID_TAG),
+            backend_ids={
+                "name": str(raw.get("name", self._full_name(name))),
+                "version": str(number),
+            },
+            extra={
+                "status": raw.get("status"),
+                "current_stage": raw.get("current_stage"),
+                "run_link": raw.get("run_link"),
+                "flavor": tags.get(FLAVOR_TAG),
+            },
+        )
+
+    def get_version(self, name: str, version: int) -> BackendVersion:
+        full = self._full_name(name)
+        raw = self._raw_version(full, version)
+        return self._version(name, raw, self._aliases_of(full))
+
+    def list_versions(self, name: str) -> list[BackendVersion]:
+        full = self._full_name(name)
+        model = self._model(full)
+        raws = list(self._search_versions(full))
+        aliases = _alias_tags(model, {int(r["version"]) for r in raws})
+        return sorted((self._version(name, r, aliases) for r in raws), key=lambda v: v.version)
+
+    def _delete(self, full: str, version: int) -> None:
+        self._rest(
+            "DELETE",
+            f"{ML}/model-versions/delete",
+            f"deleting {full} version {version}",
+            query={"name": full, "version": str(version)},
+        )
+
+    def delete_version(self, name: str, version: int) -> None:
+        full = self._full_name(name)
+        self._delete(full, version)
+        for alias, number in _alias_tags(self._model(full), None).items():
+            if number == version:
+                self._delete_model_tag(full, ALIAS_TAG + alias)
+
+    # -- aliases: model tags --------------------------------------------------------------------
+
+    def _aliases_of(self, full: str) -> dict[str, int]:
+        model = self._model(full)
+        versions = {int(v["version"]) for v in self._search_versions(full)}
+        return _alias_tags(model, versions)
+
+    def _delete_model_tag(self, full: str, key: str) -> None:
+        with contextlib.suppress(NotFound):  # already gone
+            self._rest(
+                "DELETE",
+                f"{ML}/registered-models/delete-tag",
+                f"deleting tag {key} of {full}",
+                query={"name": full, "key": key},
+            )
+
+    def set_alias(self, name: str, alias: str, version: int) -> None:
+        full = self._full_name(name)
+        self._raw_version(full, version)  # NotFound for a missing version, as Unity Catalog
+        self._rest(
+            "POST",
+            f"{ML}/registered-models/set-tag",
+            f"setting alias {alias} of {full}",
+            body={"name": full, "key": ALIAS_TAG + alias, "value": str(version)},
+        )
+
+    def delete_alias(self, name: str, alias: str) -> None:
+        full = self._full_name(name)
+        self._model(full)
+        self._delete_model_tag(full, ALIAS_TAG + alias)
+
+    def get_aliases(self, name: str) -> dict[str, int]:
+        return self._aliases_of(self._full_name(name))
+
+    # -- tags, stage and approval ---------------------------------------------------------------
+
+    def _set_tag(self, name: str, version: int, key: str, value: str) -> None:
+        full = self._full_name(name)
+        self._rest(
+            "POST",
+            f"{ML}/model-versions/set-tag",
+            f"tagging {full} version {version}",
+            body={"name": full, "version": str(version), "key": key, "value": value},
+        )
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        _check_user_tags(tags)
+        for key, value in tags.items():
+            self._set_tag(name, version, key, value)
+
+    def delete_tag(self, name: str, version: int, key: str) -> None:
+        _check_user_tags({key: ""})
+        full = self._full_name(name)
+        try:
+            self._rest(
+                "DELETE",
+                f"{ML}/model-versions/delete-tag",
+                f"deleting tag {key} of {full} version {version}",
+                query={"name": full, "version": str(version), "key": key},
+            )
+        except NotFound:
+            self._raw_version(full, version)  # a missing version is NotFound; a missing key is not
+
+    def set_stage(self, name: str, version: int, stage: Stage) -> None:
+        full = self._full_name(name)
+        self._rest(
+            "POST",
+            f"{ML}/model-versions/transition-stage",
+            f"moving {full} version {version} to {stage.value}",
+            body={
+                "name": full,
+                "version": str(version),
+                "stage": STAGES[stage],
+                "archive_existing_versions": False,
+            },
+        )
+
+    def set_approval(self, name: str, version: int, status: ApprovalStatus) -> None:
+        self._set_tag(name, version, APPROVAL_TAG, status.value)
+
+
+def _alias_tags(model: Mapping[str, Any], versions: set[int] | None) -> dict[str, int]:
+    """The aliases kept in ``model``'s tags, those on a version in ``versions`` (all if None)."""
+    found: dict[str, int] = {}
+    for key, value in _tags(model).items():
+        if not key.startswith(ALIAS_TAG):
+            continue
+        try:
+            number = int(value)
+        except ValueError:  # a tag edited by hand into something that is no version
+            continue
+        if versions is None or number in versions:
+            found[key.removeprefix(ALIAS_TAG)] = number
+    return found

@@ -1,0 +1,180 @@
+"""The workspace-registry backend beyond the conformance suite: names without catalog or schema,
+native stages, aliases as model tags, versions that settle before they are returned, discovery,
+and a lost answer to a version create."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from databricks_support import settings_for
+from mintaka_conformance.fakes.databricks import FakeDatabricks, Fault
+from mintaka_databricks.backend import DatabricksWorkspaceBackend
+from mintaka_databricks.settings import DatabricksWorkspaceSettings
+
+from mintaka import ConfigurationError, IdFactory, ManualClock, NotFound
+from mintaka.domain.discovery import ResourceKind
+from mintaka.domain.registry import Stage, VersionRequest
+from mintaka.domain.serving import Route, TrafficMap
+from mintaka.interfaces import BackendContext
+
+pytest_plugins = ["mintaka_conformance.fakes.databricks_fixtures"]
+
+CREATE_VERSION = r"^/api/2\.0/mlflow/model-versions/create$"
+
+
+@pytest.fixture(autouse=True)
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        assert seconds <= 0.1, f"a real sleep of {seconds:.2f}s"
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
+
+
+def make_backend(
+    fake: FakeDatabricks, home: Path, **overrides: object
+) -> DatabricksWorkspaceBackend:
+    return DatabricksWorkspaceBackend(
+        DatabricksWorkspaceSettings(**settings_for(fake, **overrides)),
+        BackendContext(home=home, clock=ManualClock(), ids=IdFactory(seed=5)),
+    )
+
+
+@pytest.fixture
+def cloud(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> Iterator[DatabricksWorkspaceBackend]:
+    backend = make_backend(databricks_fake, tmp_path, retry_timeout_seconds=30)
+    yield backend
+    backend.close()
+
+
+def request(tmp_path: Path, model: str, key: str) -> VersionRequest:
+    artifact = tmp_path / f"{key}.bin"
+    artifact.write_bytes(key.encode())
+    return VersionRequest(
+        name=model,
+        artifact_path=str(artifact),
+        artifact_digest="sha256:" + "cd" * 32,
+        mintaka_id=key,
+        idempotency_key=key,
+        tags={"team": "risk"},
+    )
+
+
+def test_models_are_workspace_models_named_without_catalog_or_schema(
+    databricks_fake: FakeDatabricks, cloud: DatabricksWorkspaceBackend, tmp_path: Path
+) -> None:
+    assert cloud.ensure_model("credit-risk") == {"name": "credit_risk"}
+    created = cloud.create_version(request(tmp_path, "credit-risk", "mv-1"))
+    model = databricks_fake.state.registry.model("credit_risk")
+    tags = model.versions[1].tags
+    assert (tags["mintaka.id"], tags["mintaka.idempotency_key"]) == ("mv-1", "mv-1")
+    assert tags["mintaka.digest"] == "sha256:" + "cd" * 32
+    assert model.versions[1].source == created.artifact_uri
+    assert created.artifact_uri.startswith("file://")
+    assert created.extra["status"] == "READY"  # polled out of PENDING_REGISTRATION
+    assert created.tags == {"team": "risk"}
+    assert cloud.list_models() == ["credit-risk"]
+    assert (
+        databricks_fake.state.uc.models == {}
+        if hasattr(databricks_fake.state.uc, "models")
+        else True
+    )
+
+
+def test_stages_are_the_registrys_own(
+    databricks_fake: FakeDatabricks, cloud: DatabricksWorkspaceBackend, tmp_path: Path
+) -> None:
+    cloud.ensure_model("churn")
+    for key in ("mv-1", "mv-2"):
+        cloud.create_version(request(tmp_path, "churn", key))
+    cloud.set_stage("churn", 1, Stage.PRODUCTION)
+    cloud.set_stage("churn", 2, Stage.PRODUCTION)  # core decides; nothing else is archived
+    model = databricks_fake.state.registry.model("churn")
+    assert [model.versions[n].current_stage for n in (1, 2)] == ["Production", "Production"]
+    assert "mintaka.stage" not in model.versions[1].tags
+    databricks_fake.state.registry.set_stage("churn", 1, "Archived")  # behind Mintaka's back
+    assert cloud.get_version("churn", 1).stage is Stage.ARCHIVED
+
+
+def test_aliases_are_model_tags_and_die_with_their_version(
+    databricks_fake: FakeDatabricks, cloud: DatabricksWorkspaceBackend, tmp_path: Path
+) -> None:
+    cloud.ensure_model("churn")
+    for key in ("mv-1", "mv-2"):
+        cloud.create_version(request(tmp_path, "churn", key))
+    cloud.set_alias("churn", "champion", 2)
+    assert databricks_fake.state.registry.model("churn").tags == {"mintaka.alias.champion": "2"}
+    with pytest.raises(NotFound):
+        cloud.set_alias("churn", "ghost", 9)
+    cloud.delete_alias("churn", "ghost")  # deleting an alias that is not there is a no-op
+    cloud.delete_version("churn", 2)
+    assert cloud.get_aliases("churn") == {}
+    assert databricks_fake.state.registry.model("churn").tags == {}
+
+
+def test_discovery_reports_workspace_models_mintaka_did_not_make(
+    databricks_fake: FakeDatabricks, cloud: DatabricksWorkspaceBackend, tmp_path: Path
+) -> None:
+    cloud.ensure_model("churn")
+    cloud.create_version(request(tmp_path, "churn", "mv-1"))
+    other = make_backend(databricks_fake, tmp_path)
+    other._rest("POST", "/api/2.0/mlflow/registered-models/create", "", body={"name": "Legacy X"})
+    found = {(r.kind, r.name): r for r in cloud.discover()}
+    assert found[(ResourceKind.MODEL, "churn")].managed
+    assert found[(ResourceKind.MODEL_VERSION, "churn:1")].extra == {"mintaka_id": "mv-1"}
+    assert not found[(ResourceKind.MODEL, "Legacy X")].managed
+
+
+def test_an_endpoint_serves_the_workspace_model(
+    databricks_fake: FakeDatabricks, cloud: DatabricksWorkspaceBackend, tmp_path: Path
+) -> None:
+    cloud.ensure_model("churn")
+    cloud.create_version(request(tmp_path, "churn", "mv-1"))
+    created = cloud.create_endpoint(
+        "churn-ep",
+        [Route(name="blue", model="churn", version=1)],
+        TrafficMap(weights={"blue": 100}),
+    )
+    assert created.routes == (Route(name="blue", model="churn", version=1),)
+    details = cloud._details("churn-ep")
+    entity = (details.get("config") or details["pending_config"])["served_entities"][0]
+    assert (entity["entity_name"], entity["entity_version"]) == ("churn", "1")
+
+
+def test_a_lost_version_create_leaves_one_version(
+    databricks_fake: FakeDatabricks, cloud: DatabricksWorkspaceBackend, tmp_path: Path
+) -> None:
+    cloud.ensure_model("churn")
+    databricks_fake.faults.script(Fault.LOST, method="POST", path=CREATE_VERSION)
+    created = cloud.create_version(request(tmp_path, "churn", "mv-1"))
+    assert len(databricks_fake.calls("POST", "/mlflow/model-versions/create")) == 2  # retried
+    assert created.version == 1
+    assert [v.version for v in cloud.list_versions("churn")] == [1]
+    assert cloud.create_version(request(tmp_path, "churn", "mv-1")).version == 1
+    second = cloud.create_version(request(tmp_path, "churn", "mv-2"))
+    assert [v.mintaka_id for v in cloud.list_versions("churn")] == ["mv-1", "mv-2"]
+    assert second.version == 3  # the deleted duplicate's number is not reused
+
+
+def test_a_lost_model_create_is_not_a_conflict(
+    databricks_fake: FakeDatabricks, cloud: DatabricksWorkspaceBackend
+) -> None:
+    databricks_fake.faults.script(
+        Fault.LOST, method="POST", path=r"/mlflow/registered-models/create$"
+    )
+    assert cloud.ensure_model("churn") == {"name": "churn"}
+    assert cloud.list_models() == ["churn"]
+
+
+def test_unity_catalog_settings_are_refused(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigurationError, match="'databricks'"):
+        make_backend(databricks_fake, tmp_path, registry="uc")
