@@ -102,6 +102,20 @@ def run(
         time.sleep(every)
 
 
+@monitor_app.command("report")
+def report(
+    ctx: typer.Context,
+    endpoint: Annotated[str, typer.Argument(metavar="ENDPOINT")],
+    out: Annotated[Path, typer.Option("--out", help="Directory to write the page into.")],
+    window: Annotated[str, typer.Option(help="How far back the current data reaches.")] = "1d",
+) -> None:
+    """Write an HTML page with the endpoint's drift charts, drift table and tickets."""
+    from mintaka.monitoring.report import write_report
+
+    path = write_report(platform(ctx), endpoint, out, window)
+    console.print(f"wrote {path}")
+
+
 def parse_label(text: str) -> object:
     """A CSV cell as a label: JSON when it parses (``1``, ``0.25``, ``true``), else the text."""
     try:

@@ -1,0 +1,153 @@
+"""``mintaka monitor report``: one self-contained HTML page per endpoint.
+
+For the window's logged inputs against the training data's stored profile, the page shows each
+numeric feature's reference histogram beside the current one (on the profile's bin edges, as
+proportions, drawn with matplotlib's Agg backend and embedded as PNG), the drift table, and the
+endpoint's tickets.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mintaka.domain.monitoring import Ticket
+
+if TYPE_CHECKING:
+    from mintaka.monitoring.drift import DriftReport
+    from mintaka.monitoring.profiles import DatasetProfile, NumericProfile
+    from mintaka.platform import Platform
+
+TEMPLATE = "monitor_report.html.j2"
+STATISTICS = ("psi", "jensen_shannon", "ks_statistic", "wasserstein", "chi2_statistic")
+
+
+@dataclass(frozen=True)
+class FeatureSection:
+    name: str
+    kind: str
+    statistics: dict[str, float | None]
+    chart_png: str | None  # base64, numeric features only
+
+
+@dataclass(frozen=True)
+class MonitorReport:
+    endpoint: str
+    generated_at: datetime
+    window: str
+    dataset_id: str | None
+    current_rows: int
+    features: list[FeatureSection]
+    tickets: list[Ticket]
+
+
+def histogram_png(feature: str, numeric: NumericProfile, current: list[float]) -> bytes:
+    """Reference vs current proportions in the profile's bins: the inner bins on its edges, and
+    the two open-ended outer bins (where current values outside the reference range fall) drawn
+    one mean bin width wide on either side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from mintaka.monitoring.profiles import histogram
+
+    edges = np.asarray(numeric.edges, dtype=np.float64)
+    reference = np.asarray(numeric.counts, dtype=np.float64)
+    now = histogram(edges, np.asarray(current, dtype=np.float64)).astype(np.float64)
+    inner = np.diff(edges)
+    outer = float(inner.mean()) if len(inner) and inner.mean() > 0 else 1.0
+    lefts = np.concatenate(([edges[0] - outer], edges[:-1], [edges[-1]]))
+    widths = np.concatenate(([outer], inner, [outer]))
+    figure = Figure(figsize=(5.0, 2.6), dpi=80)
+    axes = figure.subplots()
+    for counts, label, colour in ((reference, "reference", "#8aa"), (now, "current", "#c63")):
+        total = counts.sum()
+        share = counts / total if total else counts
+        axes.bar(lefts, share, width=widths, align="edge", alpha=0.55, label=label, color=colour)
+    axes.set_title(feature)
+    axes.set_ylabel("share of rows")
+    axes.legend(loc="upper right", fontsize="small")
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def build_report(platform: Platform, endpoint: str, window: str = "1d") -> MonitorReport:
+    """The drift of ``endpoint``'s last ``window`` of live predictions, and its tickets."""
+    from mintaka.monitoring.drift import drift
+    from mintaka.monitoring.profiles import DatasetProfile
+
+    platform.serving.get_endpoint(endpoint)
+    now = platform._now()
+    rows = [
+        r["inputs"]
+        for r in platform.monitoring.window_predictions(endpoint, window, now)
+        if isinstance(r["inputs"], dict)
+    ]
+    reference = platform.monitoring.reference_profile(endpoint)
+    sections: list[FeatureSection] = []
+    if reference is not None:
+        profile = DatasetProfile.from_json(reference[1])
+        report: DriftReport | None = drift(profile, rows) if rows else None
+        for name in profile.features:
+            sections.append(_section(profile, report, name, rows))
+    tickets = [t for t in platform.monitoring.tickets() if t.endpoint == endpoint]
+    return MonitorReport(
+        endpoint=endpoint,
+        generated_at=now,
+        window=window,
+        dataset_id=None if reference is None else reference[0],
+        current_rows=len(rows),
+        features=sections,
+        tickets=tickets,
+    )
+
+
+def _section(
+    profile: DatasetProfile,
+    report: DriftReport | None,
+    name: str,
+    rows: list[dict[str, Any]],
+) -> FeatureSection:
+    from mintaka.monitoring.profiles import NumericProfile
+
+    feature = profile.features[name]
+    statistics = {s: None if report is None else report.value(name, s) for s in STATISTICS}
+    chart = None
+    if isinstance(feature, NumericProfile) and len(feature.edges) > 1:
+        current = [
+            float(value)
+            for value in (r.get(name) for r in rows)
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        ]
+        chart = base64.b64encode(histogram_png(name, feature, current)).decode("ascii")
+    return FeatureSection(name, feature.kind, statistics, chart)
+
+
+def render_html(report: MonitorReport) -> str:
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+    environment = Environment(
+        loader=FileSystemLoader(str(Path(__file__).with_name("templates"))),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+    environment.filters["stat"] = lambda v: "-" if v is None else f"{v:.4f}"
+    return environment.get_template(TEMPLATE).render(report=report, statistics=STATISTICS)
+
+
+def write_report(platform: Platform, endpoint: str, out: str | Path, window: str = "1d") -> Path:
+    """Write ``<endpoint>.monitor.html`` under ``out`` and return its path."""
+    directory = Path(out)
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{endpoint}.monitor.html"
+    path.write_text(render_html(build_report(platform, endpoint, window)), encoding="utf-8")
+    return path

@@ -1,0 +1,84 @@
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from mintaka import ManualClock, Platform
+from mintaka.cli.app import main
+
+MakeArtifact = Callable[[bytes], Path]
+LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
+
+
+def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, Any]]:
+    return [
+        {
+            "income": float(rng.normal() + shift),
+            "debt": float(rng.normal()),
+            "region": str(rng.choice(["north", "south"])),
+        }
+        for _ in range(n)
+    ]
+
+
+@pytest.fixture
+def served(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> Platform:
+    train = tmp_path / "train.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "region"])
+        writer.writeheader()
+        writer.writerows(_rows(np.random.default_rng(1), 500))
+    dataset = platform.register_dataset("applications", train)
+    platform.register_model("credit", make_artifact(b"v1"), dataset_ids=[dataset.id])
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    return platform
+
+
+def test_report_draws_every_feature_and_lists_the_tickets(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions, tmp_path: Path
+) -> None:
+    from mintaka.monitoring.report import build_report, write_report
+
+    log_predictions([(row, 1) for row in _rows(np.random.default_rng(2), 300, shift=1.0)])
+    _, ticket = served.monitoring.raise_alert("scoring:income-drift", "scoring", owner="oncall")
+    clock.advance(minutes=5)
+    page = write_report(served, "scoring", tmp_path / "report").read_text()
+    for feature in ("income", "debt", "region"):
+        assert f"<td>{feature}</td>" in page
+    assert page.count("data:image/png;base64,") == 2  # one chart per numeric feature
+    assert 'alt="income: reference and current histograms"' in page
+    assert ticket.id in page
+    assert "300 logged predictions" in page
+    income = next(f for f in build_report(served, "scoring").features if f.name == "income")
+    assert (income.statistics["psi"] or 0.0) > 0.2  # the shifted feature shows in the table
+
+
+def test_monitor_report_command_writes_the_page(
+    served: Platform, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served.close()
+    out = tmp_path / "report"
+    code = 0
+    try:
+        main(["--home", str(home), "monitor", "report", "scoring", "--out", str(out)])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    assert code == 0
+    assert "wrote" in capsys.readouterr().out
+    page = (out / "scoring.monitor.html").read_text()
+    assert all(f"<td>{feature}</td>" in page for feature in ("income", "debt", "region"))
+
+
+def test_report_without_traffic_still_names_the_features(served: Platform, tmp_path: Path) -> None:
+    from mintaka.monitoring.report import build_report, write_report
+
+    report = build_report(served, "scoring")
+    assert [f.name for f in report.features] == ["income", "debt", "region"]
+    assert all(v is None for f in report.features for v in f.statistics.values())
+    page = write_report(served, "scoring", tmp_path).read_text()
+    assert "<p>No tickets.</p>" in page
