@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from mintaka import Capability, ManualClock, NotFound
+from mintaka import Capability, ManualClock, MintakaError, NotFound, Platform
 from mintaka.domain.monitoring import CaptureConfig
 from mintaka_conformance.fixtures import AbstractBackendFixtures
-from mintaka_conformance.scenarios import Names
+from mintaka_conformance.scenarios import Names, ServableModel
+
+CAPTURE_LAG_SECONDS = 10.0  # how long captured traffic may take to become readable
 
 
 class AbstractMonitoringTests(AbstractBackendFixtures):
@@ -34,3 +39,33 @@ class AbstractMonitoringTests(AbstractBackendFixtures):
         end = clock.now()
         with pytest.raises(NotFound):
             cloud.read_metrics(names.endpoint("missing"), end - timedelta(hours=1), end)
+
+    @pytest.fixture
+    def captured_endpoint(
+        self, platform: Platform, servable: ServableModel, names: Names, data_plane: None
+    ) -> Iterator[str]:
+        """A live endpoint created through core, serving v1 on route ``blue``."""
+        name = names.endpoint("captured")
+        platform.serving.create_endpoint(name, f"{servable.name}:1", route="blue")
+        yield name
+        with contextlib.suppress(MintakaError):
+            platform.serving.delete_endpoint(name)
+
+    @pytest.mark.requires(Capability.MONITORING_CAPTURE, Capability.SERVING)
+    def test_captured_invocations_are_read_back(
+        self, platform: Platform, cloud: Any, servable: ServableModel, captured_endpoint: str
+    ) -> None:
+        """The backend MUST return the invocations made after capture is configured on an
+        endpoint as captured records of that endpoint (capture may lag by a few seconds)."""
+        cloud.configure_capture(captured_endpoint, CaptureConfig(sample_percent=100))
+        for i in range(3):
+            platform.serving.invoke(captured_endpoint, servable.row(i))
+        deadline = time.monotonic() + CAPTURE_LAG_SECONDS
+        records = cloud.read_captured(captured_endpoint)
+        while len(records) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            records = cloud.read_captured(captured_endpoint)
+        assert len(records) >= 3
+        assert {r.endpoint for r in records} == {captured_endpoint}
+        assert len({r.event_id for r in records}) == len(records)
+        assert all(r.inputs is not None for r in records)

@@ -15,9 +15,12 @@ request payload echoed back (parsed as JSON when it is JSON). The
 
 from __future__ import annotations
 
+import contextlib
 import json
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote
+from uuid import uuid4
 
 from moto.core.common_types import TYPE_RESPONSE
 from moto.sagemaker.models import sagemaker_backends
@@ -106,6 +109,7 @@ def invoke_endpoint(self: SageMakerRuntimeResponse) -> TYPE_RESPONSE:
         "model": chosen.model_name,
         "predictions": predictions,
     }
+    _capture(account, backend, ep.config_name, name, chosen.name, body, json.dumps(payload))
     headers = {
         "Content-Type": "application/json",
         "x-Amzn-Invoked-Production-Variant": chosen.name,
@@ -114,3 +118,64 @@ def invoke_endpoint(self: SageMakerRuntimeResponse) -> TYPE_RESPONSE:
     if custom:
         headers["X-Amzn-SageMaker-Custom-Attributes"] = custom
     return 200, headers, json.dumps(payload)
+
+
+def _capture(
+    account: str,
+    backend: Any,
+    config_name: str,
+    endpoint: str,
+    variant: str,
+    request: bytes,
+    response: str,
+) -> None:
+    """Write the request/response pair the way SageMaker data capture does: one JSON line per
+    invocation under ``<DestinationS3Uri>/<endpoint>/<variant>/YYYY/MM/DD/HH/``, when the
+    endpoint's config enables capture. A missing bucket loses the record, as on AWS."""
+    config = backend.endpoint_configs.get(config_name)
+    capture = getattr(config, "data_capture_config", None) or {}
+    destination = capture.get("DestinationS3Uri")
+    if not destination or not capture.get("EnableCapture", True):
+        return
+    modes = {str(o.get("CaptureMode")) for o in capture.get("CaptureOptions") or []}
+    modes = modes or {"Input", "Output"}
+    now = datetime.now(UTC)
+    data: dict[str, Any] = {}
+    if "Input" in modes:
+        data["endpointInput"] = {
+            "observedContentType": "application/json",
+            "mode": "INPUT",
+            "data": request.decode("utf-8", "replace"),
+            "encoding": "JSON",
+        }
+    if "Output" in modes:
+        data["endpointOutput"] = {
+            "observedContentType": "application/json",
+            "mode": "OUTPUT",
+            "data": response,
+            "encoding": "JSON",
+        }
+    event = {
+        "captureData": data,
+        "eventMetadata": {
+            "eventId": str(uuid4()),
+            "inferenceTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        },
+        "eventVersion": "0",
+    }
+    bucket, _, prefix = str(destination).removeprefix("s3://").partition("/")
+    key = "/".join(
+        part
+        for part in (
+            prefix.strip("/"),
+            endpoint,
+            variant,
+            now.strftime("%Y/%m/%d/%H"),
+            f"{now.strftime('%M-%S-%f')}-{uuid4().hex[:8]}.jsonl",
+        )
+        if part
+    )
+    from moto.s3.models import s3_backends
+
+    with contextlib.suppress(Exception):  # no bucket: the capture is lost, the call succeeds
+        s3_backends[account]["aws"].put_object(bucket, key, json.dumps(event).encode() + b"\n")
