@@ -150,3 +150,53 @@ def test_a_drift_alert_on_a_retrain_signal_asks_for_retraining(
     [(model, reason, alert)] = requests  # only the signal marked retrain asks
     assert (model, alert.signal) == ("credit", "scoring:debt-drift")
     assert reason.startswith("drift signal 'debt-drift' on scoring: psi:debt =")
+
+
+def test_a_count_window_judges_the_latest_records(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watched.monitoring.add_monitor(
+        MonitorSpec(
+            endpoint="scoring",
+            model="credit",
+            signals=[
+                Signal(
+                    name="last-500",
+                    kind=SignalKind.DRIFT,
+                    metric="psi:income",
+                    threshold=0.2,
+                    window="500n",
+                    owner="oncall",
+                )
+            ],
+        )
+    )
+    rng = np.random.default_rng(4)
+    log_predictions([(row, 0.5) for row in _rows(rng, 2000, shift=1.5)])  # old drifted traffic
+    clock.advance(minutes=1)
+    log_predictions([(row, 0.5) for row in _rows(rng, 500)])  # the latest 500: ordinary again
+    report = watched.monitoring.run_once()
+    # The hour-wide signal still sees the drift; the count window judges only the latest 500.
+    assert [a.signal for a in report.alerts] == ["scoring:income-drift"]
+
+
+def test_telemetry_signals_need_a_time_window(watched: Platform) -> None:
+    from mintaka import ValidationError
+
+    with pytest.raises(ValidationError, match="time window"):
+        watched.monitoring.add_monitor(
+            MonitorSpec(
+                endpoint="scoring",
+                model="credit",
+                signals=[
+                    Signal(
+                        name="errors",
+                        kind=SignalKind.TELEMETRY,
+                        metric="error_rate",
+                        threshold=0.1,
+                        window="100n",
+                        owner="x",
+                    )
+                ],
+            )
+        )

@@ -33,6 +33,7 @@ from mintaka.domain.monitoring import (
 from mintaka.domain.names import validate_endpoint_name
 from mintaka.errors import Conflict, NotFound, ValidationError
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
+from mintaka.monitoring.windows import parse_window
 from mintaka.store.schema import labels, monitors, predictions, tickets
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-WINDOW_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 TELEMETRY_METRICS = ("error_rate", "p99_latency_ms", "p50_latency_ms")
 DRIFT_METRICS = ("psi", "jensen_shannon", "wasserstein", "ks_statistic", "chi2_statistic")
 FAIRNESS_METRICS = ("demographic_parity", "equalized_odds")
@@ -93,17 +93,6 @@ def predicted_score(output: Any) -> float:
     return float(found)
 
 
-def window_seconds(window: str) -> float:
-    """``"15m"``, ``"1h"``, ``"2d"`` ... in seconds."""
-    unit = window[-1:]
-    if unit not in WINDOW_UNITS or not window[:-1].replace(".", "", 1).isdigit():
-        raise ValidationError(f"window {window!r} must be a number and one of s, m, h, d")
-    seconds = float(window[:-1]) * WINDOW_UNITS[unit]
-    if seconds <= 0:
-        raise ValidationError(f"window {window!r} must be positive")
-    return seconds
-
-
 @dataclass(frozen=True)
 class Coverage:
     endpoint: str
@@ -136,7 +125,12 @@ class MonitoringService:
         if len(set(names)) != len(names):
             raise ValidationError(f"signal names must be unique: {names}")
         for signal in spec.signals:
-            window_seconds(signal.window)
+            if isinstance(parse_window(signal.window), int) and (
+                signal.kind is SignalKind.TELEMETRY
+            ):
+                raise ValidationError(
+                    f"telemetry signal {signal.name!r} needs a time window, not a record count"
+                )
             if not signal.owner.strip():
                 raise ValidationError(f"signal {signal.name!r} needs an owner")
             if (
@@ -464,8 +458,10 @@ class MonitoringService:
             return self._fairness(spec, signal, now)
         if Capability.MONITORING_METRICS not in self.platform.backend.capabilities:
             return None
-        start = now - timedelta(seconds=window_seconds(signal.window))
-        metrics = self.platform.serving.endpoint_metrics(spec.endpoint, start, now)
+        width = parse_window(signal.window)
+        if isinstance(width, int):  # refused by add_monitor; a record count is no time span
+            return None
+        metrics = self.platform.serving.endpoint_metrics(spec.endpoint, now - width, now)
         requests = sum(metrics.requests.values())
         if requests == 0:
             return None
@@ -521,38 +517,42 @@ class MonitoringService:
 
     def window_predictions(self, endpoint: str, window: str, now: datetime) -> list[dict[str, Any]]:
         """The live (not shadow), successful predictions logged for ``endpoint`` in the
-        ``window`` up to ``now``, oldest first, as ``{"id", "at", "inputs", "output"}``."""
-        start = now - timedelta(seconds=window_seconds(window))
-        query = (
-            select(predictions.c.id, predictions.c.at, predictions.c.inputs, predictions.c.output)
-            .where(
-                predictions.c.endpoint == endpoint,
-                predictions.c.shadow == 0,
-                predictions.c.status == "ok",
-                predictions.c.at >= start.isoformat(),
-                predictions.c.at <= now.isoformat(),
-            )
-            .order_by(predictions.c.at, predictions.c.id)
+        ``window`` up to ``now``, oldest first, as ``{"id", "at", "inputs", "output"}``.
+
+        A time window (``"1h"``) takes every prediction since ``now - 1h``; a count window
+        (``"5000n"``) takes the latest 5,000 up to ``now``.
+        """
+        spec = parse_window(window)
+        query = select(
+            predictions.c.id, predictions.c.at, predictions.c.inputs, predictions.c.output
+        ).where(
+            predictions.c.endpoint == endpoint,
+            predictions.c.shadow == 0,
+            predictions.c.status == "ok",
+            predictions.c.at <= now.isoformat(),
         )
+        if isinstance(spec, int):
+            query = query.order_by(predictions.c.at.desc(), predictions.c.id.desc()).limit(spec)
+        else:
+            query = query.where(predictions.c.at >= (now - spec).isoformat()).order_by(
+                predictions.c.at, predictions.c.id
+            )
         with self.platform.store.read() as conn:
-            return [row._asdict() for row in conn.execute(query)]
+            rows = [row._asdict() for row in conn.execute(query)]
+        return rows[::-1] if isinstance(spec, int) else rows
 
     def _labelled(self, endpoint: str, window: str, now: datetime) -> Joined:
         from mintaka.monitoring.metrics import join_labels
 
         rows = self.window_predictions(endpoint, window, now)
-        start = now - timedelta(seconds=window_seconds(window))
-        query = (
-            select(labels.c.prediction_id, labels.c.label)
-            .join(predictions, predictions.c.id == labels.c.prediction_id)
-            .where(
-                predictions.c.endpoint == endpoint,
-                predictions.c.at >= start.isoformat(),
-                predictions.c.at <= now.isoformat(),
-            )
-        )
+        ids = [r["id"] for r in rows]
+        found: dict[str, Any] = {}
         with self.platform.store.read() as conn:
-            found = {pid: label for pid, label in conn.execute(query)}
+            for start in range(0, len(ids), 500):
+                query = select(labels.c.prediction_id, labels.c.label).where(
+                    labels.c.prediction_id.in_(ids[start : start + 500])
+                )
+                found.update({pid: label for pid, label in conn.execute(query)})
         return join_labels(rows, found)
 
     def _performance(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
