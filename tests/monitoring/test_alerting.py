@@ -237,3 +237,29 @@ def test_runner_stays_quiet_when_the_signal_holds(
     monkeypatch.setattr(served.serving, "endpoint_metrics", metrics)
     assert served.monitoring.run_once().alerts == ()
     assert served.monitoring.tickets() == []
+
+
+def test_overlapping_runners_keep_one_ticket_per_signal(served: Platform, home: Path) -> None:
+    """Two processes' runners raising the same alert at once end with one ticket, counted twice."""
+    import threading
+
+    served.monitoring.add_monitor(
+        MonitorSpec(endpoint="scoring", model="credit", signals=[latency_signal()])
+    )
+    errors: list[BaseException] = []
+
+    def runner() -> None:
+        try:
+            with Platform(home, actor="runner") as other:
+                other.monitoring.raise_alert("scoring:errors", "scoring", owner="oncall-a")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=runner) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    [ticket] = served.monitoring.tickets()
+    assert ticket.alerts == 4

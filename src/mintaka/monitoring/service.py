@@ -261,6 +261,27 @@ class MonitoringService:
         runbook_url: str | None,
         escalation: tuple[Escalation, ...],
     ) -> Ticket:
+        """Open the signal's ticket, or count the alert on the one already open.
+
+        On SQLite the write lock serialises runners; on a server database two runners can race
+        to open the same ticket, the unique index refuses the second, and it retries as an update.
+        """
+        for attempt in range(2):
+            try:
+                ticket_id, event_name = self._open_or_update(alert, owner, runbook_url, escalation)
+                break
+            except SQLIntegrityError as exc:  # another runner opened it a moment ago
+                if attempt:
+                    raise Conflict("the signal's ticket could not be opened or updated") from exc
+        return self._notify(self.ticket(ticket_id), event_name)
+
+    def _open_or_update(
+        self,
+        alert: Alert,
+        owner: str,
+        runbook_url: str | None,
+        escalation: tuple[Escalation, ...],
+    ) -> tuple[str, str]:
         now = alert.at.isoformat()
         with self.platform.store.write() as conn:
             row = conn.execute(
@@ -276,36 +297,29 @@ class MonitoringService:
                     .where(tickets.c.id == row.id)
                     .values(alerts=row.alerts + 1, updated_at=now, alert_id=alert.id)
                 )
-                event_name = "updated"
-                ticket_id = row.id
-            else:
-                ticket_id = self.platform.ids.new("tkt")
-                try:
-                    conn.execute(
-                        tickets.insert().values(
-                            id=ticket_id,
-                            alert_id=alert.id,
-                            signal=alert.signal,
-                            endpoint=alert.endpoint,
-                            owner=owner,
-                            severity=alert.severity.value,
-                            status=TicketStatus.OPEN.value,
-                            runbook_url=runbook_url,
-                            escalation=[e.model_dump(mode="json") for e in escalation],
-                            escalation_level=0,
-                            alerts=1,
-                            opened_at=now,
-                            updated_at=now,
-                            acked_by=None,
-                            sinks={},
-                            details=alert.details,
-                        )
-                    )
-                except SQLIntegrityError as exc:  # another runner opened it a moment ago
-                    raise Conflict("a ticket for this signal was opened concurrently") from exc
-                event_name = "opened"
-        ticket = self.ticket(ticket_id)
-        return self._notify(ticket, event_name)
+                return str(row.id), "updated"
+            ticket_id = self.platform.ids.new("tkt")
+            conn.execute(
+                tickets.insert().values(
+                    id=ticket_id,
+                    alert_id=alert.id,
+                    signal=alert.signal,
+                    endpoint=alert.endpoint,
+                    owner=owner,
+                    severity=alert.severity.value,
+                    status=TicketStatus.OPEN.value,
+                    runbook_url=runbook_url,
+                    escalation=[e.model_dump(mode="json") for e in escalation],
+                    escalation_level=0,
+                    alerts=1,
+                    opened_at=now,
+                    updated_at=now,
+                    acked_by=None,
+                    sinks={},
+                    details=alert.details,
+                )
+            )
+            return ticket_id, "opened"
 
     def _notify(self, ticket: Ticket, event: str) -> Ticket:
         refs = dict(ticket.sinks)
