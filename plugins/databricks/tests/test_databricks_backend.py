@@ -286,3 +286,10 @@ def test_the_workspace_registry_is_its_own_backend_not_ignored(
 ) -> None:
     with pytest.raises(ConfigurationError, match="'databricks_workspace'"):
         make_backend(databricks_fake, tmp_path, registry="workspace")
+
+
+def test_the_workspace_says_who_is_calling(cloud: DatabricksBackend) -> None:
+    """The caller identity comes from the workspace (SCIM Me), marked as authenticated."""
+    identity = cloud.whoami()
+    assert identity.authenticated
+    assert identity.name

@@ -167,3 +167,10 @@ class AbstractSyncTests(AbstractBackendFixtures):
         out_of_band.move_alias(scenario.name, "champion", 2)
         assert platform.sync() == []
         assert [s for s, _ in _audited(platform, RESOLVED_ACTION)] == [f"{scenario.name}@champion"]
+
+    @pytest.mark.requires(Capability.IDENTITY)
+    def test_the_cloud_names_the_authenticated_caller(self, cloud: Any) -> None:
+        """The backend MUST name the caller the cloud authenticated, marked as authenticated."""
+        identity = cloud.whoami()
+        assert identity.name
+        assert identity.authenticated

@@ -20,11 +20,13 @@ from mintaka.domain.discovery import (
     ObservedModel,
     ResourceKind,
 )
+from mintaka.domain.governance import Identity, IdentitySource
 from mintaka.errors import ConfigurationError
 from mintaka.interfaces import (
     Backend,
     BackendContext,
     BackendSettings,
+    CallerIdentity,
     Discovery,
     Emulation,
     ModelAliases,
@@ -60,6 +62,7 @@ _CAPABILITIES = frozenset(
         Capability.MONITORING_METRICS,
         Capability.PIPELINES,
         Capability.LINEAGE_METADATA,
+        Capability.IDENTITY,
     }
 )
 
@@ -94,6 +97,7 @@ class _DatabricksWorkspace(
     Backend,
     Discovery,
     StateObserver,
+    CallerIdentity,
     ModelRegistry,
     ModelAliases,
 ):
@@ -183,6 +187,15 @@ class _DatabricksWorkspace(
     def observe_model(self, name: str) -> ObservedModel:
         return ObservedModel(
             name=name, versions=tuple(self.list_versions(name)), aliases=self.get_aliases(name)
+        )
+
+    def whoami(self) -> Identity:
+        """The workspace's own answer to "who is calling" (SCIM Me): an authenticated identity."""
+        me = self._call("reading the calling user", self.client.current_user.me)
+        return Identity(
+            name=str(me.user_name or me.id),
+            source=IdentitySource.BACKEND,
+            detail={"id": str(me.id), "host": self.describe().get("host", "")},
         )
 
     def observe_endpoint(self, name: str) -> ObservedEndpoint:
