@@ -14,6 +14,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import select, update
@@ -37,12 +38,15 @@ from mintaka.monitoring.windows import parse_window
 from mintaka.store.schema import labels, monitors, predictions, tickets
 
 if TYPE_CHECKING:
+    from mintaka.domain.registry import ModelVersion
     from mintaka.monitoring.metrics import Joined
+    from mintaka.monitoring.profiles import DatasetProfile
     from mintaka.platform import Platform
 
 log = logging.getLogger(__name__)
 
 TELEMETRY_METRICS = ("error_rate", "p99_latency_ms", "p50_latency_ms")
+PREDICTION = "prediction"  # ``psi:prediction`` watches the model's own output
 DRIFT_METRICS = ("psi", "jensen_shannon", "wasserstein", "ks_statistic", "chi2_statistic")
 FAIRNESS_METRICS = ("demographic_parity", "equalized_odds")
 
@@ -511,6 +515,8 @@ class MonitoringService:
         metric, _, feature = signal.metric.partition(":")
         if metric not in DRIFT_METRICS:
             raise ValidationError(f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}")
+        if feature == PREDICTION:
+            return self._prediction_drift(spec, signal, metric, now)
         reference = self.reference_profile(spec.endpoint)
         if reference is None:
             return None
@@ -528,6 +534,54 @@ class MonitoringService:
         report = drift(profile, rows, features=features)
         values = [report.value(f, metric) for f in features]
         return max((v for v in values if v is not None), default=None)
+
+    def prediction_reference(self, endpoint: str) -> DatasetProfile | None:
+        """The profile of the live model's own predictions on its training data: the reference
+        for drift of the prediction itself. Recomputed on each call (it scores at most 10,000
+        training rows with the verified artifact), so it always matches the version serving."""
+        from mintaka.flavors.loader import load_predictor
+        from mintaka.monitoring.profiles import profile
+        from mintaka.serving.batch import read_rows
+
+        found = self._live_version(endpoint)
+        if found is None or not found.dataset_ids:
+            return None
+        dataset = self.platform.get_dataset(found.dataset_ids[0])
+        source = Path(dataset.uri.removeprefix("file://"))
+        if not source.is_file():
+            return None
+        stored = self.platform.artifacts.verify(found.artifact_digest)
+        predictor = load_predictor(
+            stored.content, found.flavor, features=tuple(found.signature.inputs)
+        )
+        rows = read_rows(source)[:10_000]
+        scores = [predicted_score(output) for output in predictor.predict(rows)]
+        return profile({PREDICTION: scores})
+
+    def _live_version(self, endpoint: str) -> ModelVersion | None:
+        current = self.platform.serving.get_endpoint(endpoint)
+        routes = {r.name: r for r in current.routes}
+        for route, weight in sorted(current.traffic.weights.items(), key=lambda item: -item[1]):
+            if weight > 0 and route in routes:
+                return self.platform.get_model_version(routes[route].model, routes[route].version)
+        return None
+
+    def _prediction_drift(
+        self, spec: MonitorSpec, signal: Signal, metric: str, now: datetime
+    ) -> float | None:
+        from mintaka.monitoring.drift import drift
+
+        reference = self.prediction_reference(spec.endpoint)
+        if reference is None:
+            return None
+        current = [
+            predicted_score(r["output"])
+            for r in self.window_predictions(spec.endpoint, signal.window, now)
+            if r["output"] is not None
+        ]
+        if not current:
+            return None
+        return drift(reference, {PREDICTION: current}).value(PREDICTION, metric)
 
     def window_predictions(self, endpoint: str, window: str, now: datetime) -> list[dict[str, Any]]:
         """The live (not shadow), successful predictions logged for ``endpoint`` in the
