@@ -256,3 +256,36 @@ def test_monitor_and_ticket_commands(capsys: pytest.CaptureFixture[str], tmp_pat
     assert cli(capsys, *h, "tickets", "resolve", ticket.id, "--note", "fixed")[0] == 0
     code, out, _ = cli(capsys, *h, "tickets", "list", "--status", "resolved", "--json")
     assert json.loads(out)[0]["acked_by"] == "ops"
+
+
+def test_audit_log_redacts_secrets_in_event_details(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import timedelta
+
+    from mintaka import Platform
+    from mintaka.governance.policy import DEFAULT_POLICY
+
+    secret = "sk-test-0123456789abcdef0123456789abcdef"
+    monkeypatch.setenv("MINTAKA_TEST_TOKEN", secret)
+    monkeypatch.delenv("MINTAKA_POLICY")
+    home = tmp_path / "h"
+    home.mkdir()
+    roles = '[roles]\n"rita" = ["model-risk"]\n'
+    (home / "policy.toml").write_text(DEFAULT_POLICY.read_text().replace("[roles]\n", roles, 1))
+    artifact = tmp_path / "m.bin"
+    artifact.write_bytes(b"m")
+    with Platform(home, actor="dana") as dana:
+        version = dana.register_model("m", artifact, tier="high")
+    with Platform(home, actor="rita") as rita:
+        rita.governance.grant_exception(
+            version.ref,
+            "approvals",
+            requester="dana",
+            justification=f"pilot approved, token {secret}",
+            expires_at=rita.clock.now() + timedelta(days=1),
+        )
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "log", "--json")
+    assert code == 0
+    assert secret not in out
+    assert "policy.exception" in out

@@ -67,15 +67,19 @@ def log(
     limit: Annotated[int, typer.Option(help="At most this many events.")] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List audit events, oldest first."""
-    events = platform(ctx).audit.events(subject=subject, limit=limit)
+    """List audit events, oldest first (secrets in their details are redacted on output)."""
+    from mintaka.governance.redaction import Redactor
+
+    plat = platform(ctx)
+    events = plat.audit.events(subject=subject, limit=limit)
+    redactor = Redactor.for_platform(plat)
     if as_json:
-        emit_json(events)
+        emit_json([redactor.value(e) for e in events])
         return
     table(
         "audit events",
         ["seq", "at", "actor", "action", "subject"],
-        [(e.seq, e.at.isoformat(), e.actor, e.action, e.subject) for e in events],
+        [(e.seq, e.at.isoformat(), e.actor, e.action, redactor.text(e.subject)) for e in events],
     )
 
 
