@@ -94,7 +94,6 @@ class TrafficPlan(Spec):
     steps: list[TrafficStep] = Field(default_factory=list)
     shadow: str | None = None
     shadow_percent: int = Field(default=0, ge=0, le=100)
-    shadow_latency_budget_ms: float = Field(default=5.0, ge=0)
     sla: SLA = Field(default_factory=SLA)
     rollback_to: TrafficMap | None = None
 
