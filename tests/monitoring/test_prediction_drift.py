@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from conftest import LogPredictions
 from sklearn.linear_model import LogisticRegression
 
 from mintaka import ManualClock, Platform
@@ -12,6 +13,7 @@ from mintaka.domain.monitoring import MonitorSpec, Signal, SignalKind
 from mintaka.domain.registry import Signature
 from mintaka.flavors import sklearn as sklearn_flavor
 
+LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
 FEATURES = ("income", "debt")
 
 

@@ -1,37 +1,13 @@
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from sklearn.linear_model import LogisticRegression
+from serving_kit import FEATURES, pyfunc_artifact, sklearn_artifact
 
 from mintaka import IdFactory, ManualClock, Platform
-from mintaka.flavors import sklearn as sklearn_flavor
 from mintaka.local.server import InferenceServer
-
-FEATURES = ["a", "b", "c"]
-RNG = np.random.default_rng(42)
-X = RNG.normal(size=(300, 3))
-Y = (X[:, 0] - X[:, 2] > 0).astype(int)
-
-
-def sklearn_artifact(root: Path, c: float) -> Path:
-    model = LogisticRegression(C=c).fit(X, Y)
-    return sklearn_flavor.save(model, root / f"sk-{c}")
-
-
-def pyfunc_artifact(root: Path, function: str) -> Path:
-    folder = root / f"py-{function.replace(':', '-')}"
-    folder.mkdir(parents=True)
-    (folder / "pyfunc.json").write_text(json.dumps({"function": function}))
-    return folder
-
-
-def row(i: int = 0) -> dict[str, float]:
-    return {name: float(X[i % len(X), j]) for j, name in enumerate(FEATURES)}
 
 
 @pytest.fixture

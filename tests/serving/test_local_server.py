@@ -5,7 +5,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from conftest import row
+from serving_kit import row
 from sqlalchemy import select
 
 from mintaka import Platform, PolicyViolation, ValidationError

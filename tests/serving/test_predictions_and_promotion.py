@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import FEATURES, X, Y, row
+from serving_kit import FEATURES, X, Y, row
 from sklearn.linear_model import LogisticRegression
 
 from mintaka import NotFound, Platform, PolicyViolation, ValidationError

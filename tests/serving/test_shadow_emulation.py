@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from conftest import FEATURES, row, sklearn_artifact
+from serving_kit import FEATURES, row, sklearn_artifact
 
 from mintaka import Capability, Emulation, IdFactory, ManualClock, Platform, hookimpl
 from mintaka.domain.registry import Signature

@@ -1,0 +1,33 @@
+"""Models and rows shared by the serving tests (a uniquely named module: every test folder's
+``conftest`` is imported as ``conftest``, so helpers imported by name live here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+from mintaka.flavors import sklearn as sklearn_flavor
+
+FEATURES = ["a", "b", "c"]
+RNG = np.random.default_rng(42)
+X = RNG.normal(size=(300, 3))
+Y = (X[:, 0] - X[:, 2] > 0).astype(int)
+
+
+def sklearn_artifact(root: Path, c: float) -> Path:
+    model = LogisticRegression(C=c).fit(X, Y)
+    return sklearn_flavor.save(model, root / f"sk-{c}")
+
+
+def pyfunc_artifact(root: Path, function: str) -> Path:
+    folder = root / f"py-{function.replace(':', '-')}"
+    folder.mkdir(parents=True)
+    (folder / "pyfunc.json").write_text(json.dumps({"function": function}))
+    return folder
+
+
+def row(i: int = 0) -> dict[str, float]:
+    return {name: float(X[i % len(X), j]) for j, name in enumerate(FEATURES)}
