@@ -107,6 +107,8 @@ class LocalBackend(
     def close(self) -> None:
         if self._http is not None:
             self._http.close()
+        if self._log_store is not None:
+            self._log_store.dispose()
         self.engine.dispose()
 
     @contextmanager

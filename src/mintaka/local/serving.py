@@ -60,6 +60,7 @@ class LocalServing(
 
     _backend_name = "local"
     _http: Any = None  # one pooled HTTP client, made on first invoke
+    _log_store: Any = None  # the control-plane store, opened on first read of the log
 
     @contextmanager
     def _serving_write(self) -> Iterator[Connection]:
@@ -291,41 +292,36 @@ class LocalServing(
                 )
         write_rows(output_path, scored)
         store = self._store()
-        try:
-            with store.write() as conn:
-                conn.execute(predictions.insert(), logged)
-        finally:
-            store.dispose()
+        with store.write() as conn:
+            conn.execute(predictions.insert(), logged)
         return {"rows": str(len(scored)), "output": str(output_path)}
 
     # -- monitoring inputs: the prediction log is this backend's capture -----------------------
 
     def _store(self) -> Any:
+        """The control-plane store, opened once (the prediction log lives there)."""
         from mintaka.store import Store
 
-        if self.context.store_url is None:
-            raise BackendError(
-                "the local backend needs the store URL for metrics", self._backend_name
-            )
-        return Store(self.context.store_url, migrate=False)
+        if self._log_store is None:
+            if self.context.store_url is None:
+                raise BackendError(
+                    "the local backend needs the store URL for metrics", self._backend_name
+                )
+            self._log_store = Store(self.context.store_url, migrate=False)
+        return self._log_store
 
     def read_metrics(self, endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
         self.get_endpoint(endpoint)
         store = self._store()
-        try:
-            with store.read() as conn:
-                rows = conn.execute(
-                    select(
-                        predictions.c.route, predictions.c.status, predictions.c.latency_ms
-                    ).where(
-                        predictions.c.endpoint == endpoint,
-                        predictions.c.shadow == 0,
-                        predictions.c.at >= start.isoformat(),
-                        predictions.c.at < end.isoformat(),
-                    )
-                ).all()
-        finally:
-            store.dispose()
+        with store.read() as conn:
+            rows = conn.execute(
+                select(predictions.c.route, predictions.c.status, predictions.c.latency_ms).where(
+                    predictions.c.endpoint == endpoint,
+                    predictions.c.shadow == 0,
+                    predictions.c.at >= start.isoformat(),
+                    predictions.c.at < end.isoformat(),
+                )
+            ).all()
         requests: dict[str, int] = {}
         errors: dict[str, int] = {}
         latencies: dict[str, list[float]] = {}
@@ -359,11 +355,8 @@ class LocalServing(
         if limit is not None:
             query = query.limit(limit)
         store = self._store()
-        try:
-            with store.read() as conn:
-                rows = conn.execute(query).all()
-        finally:
-            store.dispose()
+        with store.read() as conn:
+            rows = conn.execute(query).all()
         return [
             CapturedRecord(
                 endpoint=row.endpoint,
