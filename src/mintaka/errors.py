@@ -8,6 +8,8 @@ of Mintaka. Backends translate their SDK's exceptions into this tree and keep th
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MintakaError(Exception):
     """Root of every error Mintaka raises."""
@@ -102,3 +104,15 @@ __all__ = [
     "UnsupportedCapability",
     "ValidationError",
 ]
+
+
+class GateFailed(MintakaError):
+    """A pipeline gate did not pass: ``.gate`` is the step, ``.kind`` its gate kind, ``.checks``
+    the failed checks with their numbers."""
+
+    def __init__(self, gate: str, kind: str, checks: list[Any]) -> None:
+        self.gate = gate
+        self.kind = kind
+        self.checks = list(checks)
+        described = "; ".join(c.describe() if hasattr(c, "describe") else str(c) for c in checks)
+        super().__init__(f"gate {gate!r} ({kind}) failed: {described or 'no check passed'}")
