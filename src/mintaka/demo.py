@@ -1,31 +1,52 @@
-"""The lifecycle demo behind ``mintaka demo``, on the local backend with no cloud and no download.
+"""The lifecycle demo behind ``mintaka demo``: the whole lifecycle on the local backend, with no
+cloud and no download.
 
-It generates a credit-style dataset deterministically, trains a real scikit-learn model in a
-recorded run, saves it with skops, registers it as a high-risk model with its lineage, shows the
-policy refusing its promotion, documents it, gets two model-risk approvals from people other than
-its developer, promotes it to ``champion``, and verifies the audit trail.
+1. It generates a credit-default dataset deterministically and binds the training pipeline
+   (:mod:`mintaka.demo_pipeline`) to the ``credit-default`` model.
+2. The pipeline registers the data, passes the data-validation gate, trains a scikit-learn model in
+   a sub-process, passes the evaluation gate and registers the model as high risk; the deployment
+   gate then refuses it: no model card, no model-risk approvals.
+3. The model is documented and two model-risk approvers (not its developer) sign off; the run
+   resumes from that gate, deploys the model on the local inference server, verifies the SLA
+   under real traffic and makes it ``champion``.
+4. A drift monitor watches the endpoint. Ordinary traffic raises nothing; then applicants arrive
+   whose income has shifted and whose risk now depends on it differently. The monitoring runner
+   raises a drift alert, opens a ticket for the on-call owner and queues a retraining.
+5. The retraining runs the same validated pipeline on the recent labelled data; the challenger
+   beats the champion on the declared business cost, is approved, walks the canary 10/50/100 under
+   the SLA and is promoted; the old route is retired.
+6. Lineage answers which production models used the data source, a prediction is traced back to its
+   training data, the audit chain is verified and an evidence pack is exported.
 """
 
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+
+from mintaka.clock import ManualClock
+from mintaka.demo_pipeline import FEATURES, LABEL, SEGMENT, credit_pipeline
 from mintaka.domain.audit import ChainReport
 from mintaka.domain.lineage import LineageGraph
 from mintaka.domain.monitoring import Alert, Ticket
-from mintaka.domain.registry import ModelVersion, Signature
-from mintaka.errors import PolicyViolation
-from mintaka.flavors import sklearn as sklearn_flavor
+from mintaka.domain.pipelines import GateCheck, PipelineRun
+from mintaka.domain.registry import ModelVersion
+from mintaka.errors import GateFailed, NotFound
+from mintaka.pipelines.local import StepEvent
 from mintaka.platform import Platform
+from mintaka.rollout.challenger import CostMatrix
 from mintaka.serving.ops import PredictionTrace
 
-FEATURES = ("income", "debt_ratio", "age", "late_payments", "utilisation", "tenure")
 SEED = 7
-
-
+MODEL = "credit-default"
+ENDPOINT = "credit-scoring"
+DATA_SOURCE = "credit-applications"
 DEVELOPER = "dana.developer"
 APPROVERS = ("rita.risk", "raj.risk")
 DEMO_ROLES = f"""
@@ -33,20 +54,40 @@ DEMO_ROLES = f"""
 "{APPROVERS[0]}" = ["model-risk"]
 "{APPROVERS[1]}" = ["model-risk"]
 """
+# The world before and after: income shifts up by one standard deviation and, in the recent
+# applications, raises the default risk where it used to lower it.
+WEIGHTS = (-1.2, 1.4, -0.3, 1.0, 0.8, -0.4)
+RECENT_WEIGHTS = (0.9, 1.4, -0.3, 1.0, 0.8, -0.4)
+INTERCEPT = -1.6
+COSTS = CostMatrix(threshold=0.3, false_positive=1.0, false_negative=5.0)
 
 
-@dataclass(frozen=True)
+@dataclass
 class DemoResult:
-    version: ModelVersion
+    champion: ModelVersion
+    first: ModelVersion
     lineage: LineageGraph
     audit: ChainReport
     metrics: dict[str, float]
-    refused: tuple[str, ...] = ()
+    refused: tuple[GateCheck, ...] = ()
     served: int = 0
     calm_alerts: int = 0
     drift_alerts: tuple[Alert, ...] = ()
     tickets: tuple[Ticket, ...] = ()
     traced: PredictionTrace | None = None
+    runs: tuple[PipelineRun, ...] = ()
+    challenge: tuple[GateCheck, ...] = ()
+    canary: tuple[GateCheck, ...] = ()
+    retired_routes: tuple[str, ...] = ()
+    production_from_source: tuple[str, ...] = ()
+    evidence: Path | None = None
+    evidence_gaps: int = 0
+    already_ran: bool = False
+    events: list[StepEvent] = field(default_factory=list)
+
+    @property
+    def version(self) -> ModelVersion:
+        return self.champion
 
 
 def install_demo_policy(home: Path) -> Path:
@@ -62,181 +103,255 @@ def install_demo_policy(home: Path) -> Path:
     return path
 
 
-def write_dataset(path: Path, rows: int = 2000, seed: int = SEED) -> Path:
-    """A deterministic credit-default dataset: same seed, same bytes."""
-    from sklearn.datasets import make_classification
+def applicants(
+    rows: int, seed: int, *, shift: float = 0.0, weights: tuple[float, ...] = WEIGHTS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features, segments and default labels of ``rows`` applicants (same seed, same values)."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(rows, len(FEATURES)))
+    x[:, 0] += shift
+    segments = rng.choice(np.array(["north", "south"]), size=rows)
+    logits = x @ np.asarray(weights) + INTERCEPT
+    labels = (rng.random(rows) < 1 / (1 + np.exp(-logits))).astype(int)
+    return x, segments, labels
 
-    x, y = make_classification(
-        n_samples=rows,
-        n_features=len(FEATURES),
-        n_informative=4,
-        n_redundant=1,
-        weights=[0.8, 0.2],
-        random_state=seed,
-    )
+
+def write_dataset(
+    path: Path,
+    rows: int = 2000,
+    seed: int = SEED,
+    *,
+    shift: float = 0.0,
+    weights: tuple[float, ...] = WEIGHTS,
+) -> Path:
+    """A deterministic credit-default dataset: same arguments, same bytes."""
+    x, segments, labels = applicants(rows, seed, shift=shift, weights=weights)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow([*FEATURES, "default"])
-        for features, label in zip(x, y, strict=True):
-            writer.writerow([f"{v:.6f}" for v in features] + [int(label)])
+        writer.writerow([*FEATURES, SEGMENT, LABEL])
+        for features, segment, label in zip(x, segments, labels, strict=True):
+            writer.writerow([*(f"{v:.6f}" for v in features), segment, int(label)])
     return path
 
 
-def _load(path: Path) -> tuple[list[list[float]], list[int]]:
-    with path.open() as handle:
-        reader = csv.reader(handle)
-        next(reader)
-        rows = [[float(v) for v in row] for row in reader]
-    return [row[:-1] for row in rows], [int(row[-1]) for row in rows]
+def traffic(seed: int, *, shift: float = 0.0) -> Iterator[dict[str, float]]:
+    """An endless, deterministic stream of applicants to score."""
+    batch = 0
+    while True:
+        x, _, _ = applicants(200, seed + 1000 * batch, shift=shift)
+        for row in x:
+            yield dict(zip(FEATURES, (round(float(v), 6) for v in row), strict=True))
+        batch += 1
 
 
 def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -> DemoResult:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, roc_auc_score
-    from sklearn.model_selection import train_test_split
+    from mintaka.local.server import InferenceServer
 
-    work = platform.home / "demo"
     install_demo_policy(platform.home)
     platform.governance.reload_policy()
-    step("generating the credit dataset")
-    data = write_dataset(work / "credit.csv")
-    dataset = platform.register_dataset(
-        "credit-applications", data, schema={f: "float" for f in FEATURES} | {"default": "int"}
-    )
+    work = platform.home / "demo"
+    if _already_ran(platform):
+        step("the demo already ran in this home: reporting what it left")
+        return _report(platform, work, already_ran=True)
 
-    step("training a logistic regression in a recorded run")
-    params = {"C": 0.5, "max_iter": 500, "seed": SEED}
-    run = platform.start_run("credit-default", params=params, dataset_ids=[dataset.id])
-    x, y = _load(data)
-    x_train, x_test, y_train, y_test = train_test_split(x, y, test_size=0.25, random_state=SEED)
-    model = LogisticRegression(C=params["C"], max_iter=params["max_iter"]).fit(x_train, y_train)
-    metrics = {
-        "auc": float(roc_auc_score(y_test, model.predict_proba(x_test)[:, 1])),
-        "accuracy": float(accuracy_score(y_test, model.predict(x_test))),
-    }
-    platform.log_metrics(run.id, metrics)
-    platform.end_run(run.id)
-    artifact = sklearn_flavor.save(model, work / "model")
-
-    step("registering the model as high risk, with its lineage")
-    name = "credit-default"
-    existing = {v.artifact_digest: v for v in _versions(platform, name)}
-    from mintaka.artifacts import manifest_of
-
-    digest = manifest_of(artifact).digest
-    version = existing.get(digest) or platform.register_model(
-        name,
-        artifact,
-        run_id=run.id,
+    step("generating the credit data and binding the training pipeline to the model")
+    data = write_dataset(work / "credit-applications.csv")
+    platform.create_model(
+        MODEL,
         tier="high",
-        flavor="sklearn",
-        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
-        tags={"team": "credit-risk", "use": "loan-approval"},
+        owner=DEVELOPER,
         description="Probability that an applicant defaults within 12 months.",
+    )
+    platform.serving.declare_business_metric(MODEL, COSTS)
+    spec = credit_pipeline()
+    platform.pipelines.bind(MODEL, spec, {"data": str(data)}, every="30d")
+    events: list[StepEvent] = []
+
+    with InferenceServer(platform) as server:
+        server.start()
+        stream = traffic(11)
+
+        def bake(seconds: float) -> None:
+            started = time.monotonic()
+            for _ in range(200):
+                platform.serving.invoke(ENDPOINT, next(stream))
+            server.predlog.flush()
+            if isinstance(platform.clock, ManualClock):
+                platform.clock.advance(seconds)
+            else:
+                time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+
+        def progress(event: StepEvent) -> None:
+            events.append(event)
+            if event.status in ("succeeded", "cached", "failed"):
+                mark = {"succeeded": "ok", "cached": "cached", "failed": "STOPPED"}[event.status]
+                step(f"  [{event.index}/{event.total}] {event.step}: {mark}")
+
+        options: dict[str, Any] = {"wait": bake, "on_event": progress}
+        step("running the training pipeline: data gate, training, evaluation gate, registration")
+        refused: tuple[GateCheck, ...] = ()
+        try:
+            platform.pipelines.retrain(MODEL, "initial training", **options)
+        except GateFailed as exc:
+            if exc.gate != "approvals" or exc.run_id is None:
+                raise
+            refused = tuple(exc.checks)
+            first = platform.get_model_version(MODEL, 1)
+            step("the deployment gate refused it; documenting it and collecting two approvals")
+            _document_and_approve(platform, first, "credit-applications (seed 7), 2,000 rows")
+            step("resuming the pipeline from the refused gate: deploy, verify the SLA, promote")
+            platform.pipelines.resume(exc.run_id, **options)
+        answer = platform.serving.invoke(ENDPOINT, next(stream))
+        traced_id = str(answer["predictions"][0]["id"])
+
+        step("watching the champion for drift; ordinary applicants first")
+        _add_monitor(platform)
+        _send(platform, traffic(21), 200)
+        server.predlog.flush()
+        calm = platform.monitoring.run_once().alerts
+        step("applicants change: income up one standard deviation, risk tied to it differently")
+        _send(platform, traffic(31, shift=1.0), 1000)
+        server.predlog.flush()
+        drifted = platform.monitoring.run_once().alerts
+
+        step("retraining on the recent labelled applications, through the same pipeline")
+        write_dataset(data, rows=2000, seed=SEED + 1, shift=1.0, weights=RECENT_WEIGHTS)
+        stream = traffic(41, shift=1.0)
+        for request, _run in platform.pipelines.process_requests(**options):
+            if request.status != "failed" or request.pipeline_run is None:
+                continue
+            state = platform.pipelines.get(request.pipeline_run)
+            stopped = [s.name for s in state.run.steps if s.status.value == "failed"]
+            if stopped != ["approvals"]:
+                raise GateFailed(
+                    stopped[0] if stopped else "?",
+                    "gate",
+                    [request.outcome],
+                    run_id=request.pipeline_run,
+                )
+            challenger = platform.list_versions(MODEL)[-1]
+            step("the challenger beat the champion; it needs its own sign-off first")
+            _document_and_approve(platform, challenger, "recent applications (seed 8), 2,000 rows")
+            step("resuming: canary 10% -> 50% -> 100% under the SLA, then promotion")
+            platform.pipelines.resume(request.pipeline_run, **options)
+    result = _report(
+        platform, work, refused=refused, calm=calm, drifted=drifted, traced_id=traced_id
+    )
+    result.events = events
+    return result
+
+
+def _send(platform: Platform, rows: Iterator[dict[str, float]], count: int) -> None:
+    """``count`` applicants, fifty to a request."""
+    for start in range(0, count, 50):
+        batch = [next(rows) for _ in range(min(50, count - start))]
+        platform.serving.invoke(ENDPOINT, batch)
+
+
+def _already_ran(platform: Platform) -> bool:
+    try:
+        return len(platform.list_versions(MODEL)) >= 2
+    except NotFound:
+        return False
+
+
+def _document_and_approve(platform: Platform, version: ModelVersion, data: str) -> None:
+    platform.governance.set_model_card(
+        version.ref,
+        intended_use="Rank loan applicants by 12-month default risk for manual review.",
+        limitations="Trained on synthetic data; not validated for small-business loans.",
+        training_data=data,
+        evaluation=", ".join(f"{k} {v:.3f}" for k, v in sorted(version.metrics.items())),
         owner=DEVELOPER,
     )
+    approved = {a.approver.name for a in platform.governance.approvals(version)}
+    for approver in APPROVERS:
+        if approver not in approved:
+            with Platform(
+                platform.home, actor=approver, clock=platform.clock, plugins=platform.plugins
+            ) as colleague:
+                colleague.governance.approve(version.ref, comment="validated the holdout metrics")
 
-    refused: tuple[str, ...] = ()
-    if "champion" not in version.aliases:
-        step("asking to promote it to champion: the high-risk policy refuses")
-        try:
-            version = platform.set_alias(name, "champion", version.version)
-        except PolicyViolation as exc:
-            refused = tuple(exc.unmet)
-    if refused:
-        step("documenting it and collecting two model-risk approvals")
-        platform.governance.set_model_card(
-            version.ref,
-            intended_use="Rank loan applicants by 12-month default risk for manual review.",
-            limitations="Trained on synthetic data; not validated for small-business loans.",
-            training_data="credit-applications (generated, seed 7), 2,000 rows.",
-            evaluation=f"AUC {metrics['auc']:.3f}, accuracy {metrics['accuracy']:.3f} "
-            "on a 25% holdout.",
-            owner=DEVELOPER,
+
+def _add_monitor(platform: Platform) -> None:
+    from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind
+
+    if platform.monitoring.monitors(ENDPOINT):
+        return
+    platform.monitoring.add_monitor(
+        MonitorSpec(
+            endpoint=ENDPOINT,
+            model=MODEL,
+            signals=[
+                Signal(
+                    name="income-drift",
+                    kind=SignalKind.DRIFT,
+                    metric="psi:income",
+                    threshold=0.2,
+                    window="1h",
+                    severity="critical",
+                    owner="credit-oncall",
+                    escalation=[Escalation(after_minutes=30, to="credit-lead")],
+                    runbook_url="https://runbooks.example/credit-scoring/drift",
+                    retrain=True,
+                )
+            ],
         )
-        approved = {a.approver.name for a in platform.governance.approvals(version)}
-        for approver in APPROVERS:
-            if approver not in approved:
-                with Platform(
-                    platform.home, actor=approver, clock=platform.clock, plugins=platform.plugins
-                ) as colleague:
-                    colleague.governance.approve(version.ref, comment="validated holdout metrics")
-        version = platform.set_alias(name, "champion", version.version)
+    )
 
-    step("serving the champion on a local endpoint and sending it applicants")
-    rows = [dict(zip(FEATURES, row, strict=True)) for row in x_test[:200]]
-    served, calm, drifted, first_id = _serve_and_watch(platform, name, rows, step)
-    traced = platform.serving.trace(first_id)
 
-    step("walking the lineage and verifying the audit chain")
-    lineage = platform.lineage_upstream(f"{name}@champion")
-    report = platform.verify_audit()
+def _report(
+    platform: Platform,
+    work: Path,
+    *,
+    refused: tuple[GateCheck, ...] = (),
+    calm: tuple[Alert, ...] = (),
+    drifted: tuple[Alert, ...] = (),
+    already_ran: bool = False,
+    traced_id: str | None = None,
+) -> DemoResult:
+    from mintaka.domain.pipelines import PipelineStatus
+    from mintaka.governance.evidence import export_evidence
+
+    champion = platform.get_model_version(MODEL, alias="champion")
+    first = platform.get_model_version(MODEL, 1)
+    runs = tuple(platform.pipelines.runs())
+    last = platform.pipelines.get(runs[-1].id).run if runs else None
+    steps = {s.name: s for s in last.steps} if last else {}
+    challenge = (
+        steps["challenge"].gate.checks if "challenge" in steps and steps["challenge"].gate else ()
+    )
+    canary = steps["canary"].gate.checks if "canary" in steps and steps["canary"].gate else ()
+    promoted = steps.get("promote")
+    retired = (
+        tuple(promoted.outputs.get("retired_routes", []))
+        if promoted and (promoted.status is PipelineStatus.SUCCEEDED)
+        else ()
+    )
+    production = platform.lineage_downstream(DATA_SOURCE, stage="production")
+    refs = tuple(sorted(n.label for n in production.nodes if n.kind.value == "model_version"))
+    traced = platform.serving.trace(traced_id) if traced_id else None
+    metrics = platform.serving.endpoint_metrics(ENDPOINT, first.created_at, platform.clock.now())
+    exported = export_evidence(platform, champion.ref, work / "evidence")
     return DemoResult(
-        version=version,
-        lineage=lineage,
-        audit=report,
-        metrics=metrics,
+        champion=champion,
+        first=first,
+        lineage=platform.lineage_upstream(f"{MODEL}@champion"),
+        audit=platform.verify_audit(),
+        metrics=dict(champion.metrics),
         refused=refused,
-        served=served,
+        served=sum(metrics.requests.values()),
         calm_alerts=len(calm),
         drift_alerts=drifted,
         tickets=tuple(platform.monitoring.tickets("open")),
         traced=traced,
+        runs=runs,
+        challenge=challenge,
+        canary=canary,
+        retired_routes=retired,
+        production_from_source=refs,
+        evidence=exported.html_path,
+        evidence_gaps=exported.gaps,
+        already_ran=already_ran,
     )
-
-
-ENDPOINT = "credit-scoring"
-
-
-def _serve_and_watch(
-    platform: Platform, name: str, rows: list[dict[str, float]], step: Callable[[str], None]
-) -> tuple[int, tuple[Alert, ...], tuple[Alert, ...], str]:
-    """Serve the champion on the local inference server, watch it with a drift monitor, send
-    ordinary traffic (no alert), then traffic whose income has shifted (an alert and a ticket)."""
-    from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind
-    from mintaka.local.server import InferenceServer
-
-    if ENDPOINT not in {e.name for e in platform.serving.list_endpoints()}:
-        platform.serving.create_endpoint(ENDPOINT, f"{name}@champion", route="champion")
-    if not platform.monitoring.monitors(ENDPOINT):
-        platform.monitoring.add_monitor(
-            MonitorSpec(
-                endpoint=ENDPOINT,
-                model=name,
-                signals=[
-                    Signal(
-                        name="income-drift",
-                        kind=SignalKind.DRIFT,
-                        metric="psi:income",
-                        threshold=0.2,
-                        window="1h",
-                        severity="critical",
-                        owner="credit-oncall",
-                        escalation=[Escalation(after_minutes=30, to="credit-lead")],
-                        runbook_url="https://runbooks.example/credit-scoring/drift",
-                    )
-                ],
-            )
-        )
-    with InferenceServer(platform) as server:
-        server.start()
-        answers = [platform.serving.invoke(ENDPOINT, row) for row in rows]
-        server.predlog.flush()
-        calm = platform.monitoring.run_once().alerts
-        step("injecting drift: the same applicants with a much higher income")
-        for row in rows:
-            platform.serving.invoke(ENDPOINT, {**row, "income": row["income"] + 2.5})
-        server.predlog.flush()
-        step("running the monitors: drift is detected and a ticket opens")
-        drifted = platform.monitoring.run_once().alerts
-    return 2 * len(rows), calm, drifted, answers[0]["predictions"][0]["id"]
-
-
-def _versions(platform: Platform, name: str) -> list[ModelVersion]:
-    from mintaka.errors import NotFound
-
-    try:
-        return platform.list_versions(name)
-    except NotFound:
-        return []

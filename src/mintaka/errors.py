@@ -110,9 +110,12 @@ class GateFailed(MintakaError):
     """A pipeline gate did not pass: ``.gate`` is the step, ``.kind`` its gate kind, ``.checks``
     the failed checks with their numbers."""
 
-    def __init__(self, gate: str, kind: str, checks: list[Any]) -> None:
+    def __init__(
+        self, gate: str, kind: str, checks: list[Any], *, run_id: str | None = None
+    ) -> None:
         self.gate = gate
         self.kind = kind
         self.checks = list(checks)
+        self.run_id = run_id
         described = "; ".join(c.describe() if hasattr(c, "describe") else str(c) for c in checks)
         super().__init__(f"gate {gate!r} ({kind}) failed: {described or 'no check passed'}")

@@ -43,6 +43,7 @@ from mintaka.domain.registry import (
     VersionRequest,
 )
 from mintaka.domain.runs import DatasetVersion, Run, RunStatus
+from mintaka.domain.serving import EndpointStatus
 from mintaka.errors import Conflict, NotFound, UnsupportedCapability, ValidationError
 from mintaka.governance.service import Control, GovernanceService, resolve_identity
 from mintaka.interfaces import (
@@ -56,6 +57,7 @@ from mintaka.interfaces import (
 )
 from mintaka.lineage import LineageStore
 from mintaka.monitoring.service import MonitoringService
+from mintaka.pipelines.service import PipelineService
 from mintaka.plugins import PluginManager
 from mintaka.provenance import code_commit, environment
 from mintaka.serving.ops import ServingService
@@ -192,6 +194,7 @@ class Platform:
         )
         self.serving = ServingService(self)
         self.monitoring = MonitoringService(self)
+        self.pipelines = PipelineService(self)
         self._insert = (
             postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
         )
@@ -1088,9 +1091,69 @@ class Platform:
         """Everything a model version (``NAME:VERSION``, ``NAME@ALIAS``) was made from."""
         return self.lineage.walk(self._node_for(ref), "up")
 
-    def lineage_downstream(self, ref: str) -> LineageGraph:
-        """Everything made from a dataset (by name or id) or other node."""
-        return self.lineage.walk(self._node_for(ref), "down")
+    def lineage_downstream(self, ref: str, *, stage: Stage | str | None = None) -> LineageGraph:
+        """Everything made from a dataset (by name or id) or other node.
+
+        With ``stage``, only the model versions in that stage and the paths to them (for a
+        dataset name, from every version of it) with their deployments: ``stage="production"``
+        answers "which production models used data source X". A version is in production when
+        it is in the production stage, holds a production alias of the policy, or takes live
+        traffic.
+        """
+        if stage is None:
+            return self.lineage.walk(self._node_for(ref), "down")
+        import networkx as nx
+
+        wanted = _enum(Stage, stage, "stage")
+        starts = [f"dataset:{d.id}" for d in self.find_datasets(ref)] or [self._node_for(ref)]
+        nodes: dict[str, LineageNode] = {}
+        edges: dict[tuple[str, str], LineageEdge] = {}
+        for start in starts:
+            walked = self.lineage.walk(start, "down")
+            nodes.update({n.id: n for n in walked.nodes})
+            edges.update({(e.src, e.dst): e for e in walked.edges})
+        graph = LineageGraph(
+            root=starts[0], nodes=tuple(nodes.values()), edges=tuple(edges.values())
+        )
+        versions = [n for n in graph.nodes if n.kind is NodeKind.MODEL_VERSION]
+        targets = {n.id for n in versions if self._in_stage(n.key, wanted)}
+        g = graph.to_networkx()  # type: ignore[no-untyped-call]
+        keep = set(targets) | set(starts)
+        for target in targets:
+            keep |= nx.ancestors(g, target)
+            keep |= {
+                d for d in nx.descendants(g, target) if nodes[d].kind is NodeKind.DEPLOYMENT
+            }
+        return LineageGraph(
+            root=starts[0],
+            nodes=tuple(n for n in graph.nodes if n.id in keep),
+            edges=tuple(e for e in graph.edges if e.src in keep and e.dst in keep),
+        )
+
+    def _in_stage(self, version_id: str, stage: Stage) -> bool:
+        with self.store.read() as conn:
+            row = conn.execute(
+                select(model_versions.c.name, model_versions.c.version).where(
+                    model_versions.c.id == version_id
+                )
+            ).one_or_none()
+        if row is None:
+            return False
+        version = self.get_model_version(row.name, row.version)
+        if version.stage is Stage.ARCHIVED or stage is not Stage.PRODUCTION:
+            return version.stage is stage
+        if version.stage is Stage.PRODUCTION:
+            return True
+        if set(version.aliases) & set(self.governance.policy.production_aliases):
+            return True
+        return any(
+            route.model == version.name
+            and route.version == version.version
+            and (endpoint.traffic.weights.get(route.name) or 0) > 0
+            and endpoint.status is not EndpointStatus.KILLED
+            for endpoint in self.serving.list_endpoints()
+            for route in endpoint.routes
+        )
 
     def verify_audit(self) -> ChainReport:
         return self.audit.verify()

@@ -18,6 +18,7 @@ class NodeKind(StrEnum):
     PREDICTION_BATCH = "prediction_batch"
     DECISION = "decision"
     PIPELINE_RUN = "pipeline_run"
+    GATE = "gate"
 
 
 class EdgeKind(StrEnum):
@@ -62,7 +63,7 @@ class LineageGraph(Record):
 
         graph = nx.DiGraph()
         for node in self.nodes:
-            graph.add_node(node.id, kind=node.kind.value, label=node.label, **node.attrs)
+            graph.add_node(node.id, **{**node.attrs, "kind": node.kind.value, "label": node.label})
         for edge in self.edges:
             graph.add_edge(edge.src, edge.dst, kind=edge.kind.value)
         return graph

@@ -115,12 +115,12 @@ class GateCheck(Record):
     detail: str = ""
 
     def describe(self) -> str:
+        if self.value is None:
+            return f"{self.name}: {self.detail}" if self.detail else self.name
         text = f"{self.name}: {_fmt(self.value)}"
         if self.limit is not None:
             text += f" (limit {_fmt(self.limit)})"
-        if self.detail:
-            text += f" - {self.detail}"
-        return text
+        return f"{text} - {self.detail}" if self.detail else text
 
 
 def _fmt(value: Any) -> str:

@@ -60,6 +60,11 @@ class TierControls(BaseModel):
     revalidation_days: int | None = Field(default=None, gt=0)
     unkill_roles: tuple[str, ...] = ()
     allow_pickle: bool = False
+    superseded_grace_days: int = Field(
+        default=30,
+        ge=0,
+        description="days a superseded version is kept (for rollback) before it is retired",
+    )
 
     @model_validator(mode="after")
     def _coherent(self) -> Self:

@@ -460,6 +460,12 @@ class MonitoringService:
             f"{signal.kind.value} signal {signal.name!r} on {spec.endpoint}: {signal.metric} ="
             f" {alert.value:.4g}, {direction(signal)} the threshold {signal.threshold:g}"
         )
+        self.platform.pipelines.request_retraining(
+            spec.model,
+            reason,
+            trigger="drift" if signal.kind is SignalKind.DRIFT else "performance",
+            alert=alert.id,
+        )
         try:
             self.platform.plugins.hook.mintaka_retraining_requested(
                 model=spec.model, reason=reason, alert=alert

@@ -1,0 +1,233 @@
+"""Step contracts: what a step callable takes and returns, checked before a run starts.
+
+A step is ``def step(inputs: SomeInputs[, ctx: StepContext]) -> SomeOutputs`` where both models
+are pydantic. :func:`check_spec` imports every entrypoint and verifies the wiring of the whole
+pipeline: every required input field is wired, every wired field exists, a parameter's value
+validates as the field's type, and an upstream output's type fits the input it feeds. A mismatch is
+a :class:`PipelineSpecError` before any step runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import inspect
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from pydantic import BaseModel, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
+
+from mintaka.domain.pipelines import GateOutcome, PipelineSpec, StepSpec
+from mintaka.errors import ValidationError
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
+
+
+class PipelineSpecError(ValidationError):
+    """A pipeline whose steps do not fit together: found before the run starts."""
+
+
+CONTROLLER_ATTRIBUTE = "__mintaka_controller_step__"
+
+F = typing.TypeVar("F", bound=Callable[..., Any])
+
+
+def controller_step(fn: F) -> F:
+    """Mark a step that runs in the controller process with the platform at hand (registering a
+    dataset or a model, deploying): it is never cached, and it must be idempotent."""
+    setattr(fn, CONTROLLER_ATTRIBUTE, True)
+    return fn
+
+
+@dataclass
+class StepContext:
+    """What a step gets besides its inputs."""
+
+    pipeline: str
+    run_id: str
+    step: str
+    workdir: Path
+    platform: Platform | None = None
+    experiment_run: Callable[[], str] | None = None
+    wait: Callable[[float], None] | None = None
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def require_platform(self) -> Platform:
+        if self.platform is None:
+            raise ValidationError(f"step {self.step!r} needs the platform: mark it controller_step")
+        return self.platform
+
+
+@dataclass(frozen=True)
+class StepContract:
+    entrypoint: str
+    fn: Callable[..., BaseModel]
+    input_model: type[BaseModel]
+    output_model: type[BaseModel]
+    controller: bool
+    takes_context: bool
+    code_digest: str
+
+    @property
+    def is_gate(self) -> bool:
+        return issubclass(self.output_model, GateOutcome)
+
+    def path_fields(self, model: type[BaseModel]) -> list[str]:
+        return [name for name, info in model.model_fields.items() if _is_path(info.annotation)]
+
+
+def _is_path(annotation: Any) -> bool:
+    if annotation is Path:
+        return True
+    return Path in typing.get_args(annotation)
+
+
+def _model_of(annotation: Any, what: str, entrypoint: str) -> type[BaseModel]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    raise PipelineSpecError(f"step {entrypoint!r}: its {what} must be a pydantic model")
+
+
+_CACHE: dict[str, StepContract] = {}
+
+
+def load_step(entrypoint: str) -> StepContract:
+    """Import ``module:function`` and read its typed contract."""
+    module_name, _, function = entrypoint.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise PipelineSpecError(f"step entrypoint {entrypoint!r}: cannot import: {exc}") from exc
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise PipelineSpecError(f"step entrypoint {entrypoint!r}: no callable {function!r}")
+    source = inspect.getsourcefile(fn) or getattr(module, "__file__", None)
+    code = Path(source).read_bytes() if source and Path(source).is_file() else entrypoint.encode()
+    digest = "sha256:" + hashlib.sha256(code).hexdigest()
+    cached = _CACHE.get(entrypoint)
+    if cached is not None and cached.code_digest == digest and cached.fn is fn:
+        return cached
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception as exc:  # an annotation that does not resolve
+        raise PipelineSpecError(f"step {entrypoint!r}: unresolvable annotations: {exc}") from exc
+    parameters = list(inspect.signature(fn).parameters)
+    if not parameters or parameters[0] not in hints or "return" not in hints:
+        raise PipelineSpecError(
+            f"step {entrypoint!r} must be annotated: def step(inputs: Model[, ctx]) -> Model"
+        )
+    contract = StepContract(
+        entrypoint=entrypoint,
+        fn=fn,
+        input_model=_model_of(hints[parameters[0]], "input", entrypoint),
+        output_model=_model_of(hints["return"], "return type", entrypoint),
+        controller=bool(getattr(fn, CONTROLLER_ATTRIBUTE, False)),
+        takes_context=len(parameters) > 1,
+        code_digest=digest,
+    )
+    _CACHE[entrypoint] = contract
+    return contract
+
+
+def _fits(source: Any, target: Any) -> bool:
+    """Whether a value typed ``source`` is acceptable where ``target`` is expected."""
+    if target is Any or source == target:
+        return True
+    target_args = set(typing.get_args(target)) if _is_union(target) else {target}
+    source_args = set(typing.get_args(source)) if _is_union(source) else {source}
+    if Any in target_args:
+        return True
+    return all(any(_fits_one(s, t) for t in target_args) for s in source_args)
+
+
+def _is_union(annotation: Any) -> bool:
+    return typing.get_origin(annotation) in (Union, types.UnionType)
+
+
+def _fits_one(source: Any, target: Any) -> bool:
+    if source == target:
+        return True
+    if source is int and target is float:
+        return True
+    if isinstance(source, type) and isinstance(target, type):
+        return issubclass(source, target)
+    source_origin, target_origin = typing.get_origin(source), typing.get_origin(target)
+    if source_origin is not None and source_origin == target_origin:
+        return all(
+            _fits(s, t)
+            for s, t in zip(typing.get_args(source), typing.get_args(target), strict=False)
+        )
+    return False
+
+
+def _name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def check_spec(spec: PipelineSpec, parameters: Mapping[str, Any]) -> dict[str, StepContract]:
+    """Every step's contract, once the whole pipeline's wiring is checked."""
+    contracts: dict[str, StepContract] = {}
+    problems: list[str] = []
+    for step in spec.order():
+        contract = load_step(step.entrypoint)
+        contracts[step.name] = contract
+        problems += _check_step(step, contract, contracts, parameters)
+        if step.gate is not None and not contract.is_gate:
+            problems.append(
+                f"step {step.name!r} is a {step.gate.value} gate but returns "
+                f"{contract.output_model.__name__}, not a GateOutcome"
+            )
+    if problems:
+        raise PipelineSpecError(f"pipeline {spec.name!r}: " + "; ".join(problems))
+    return contracts
+
+
+def _check_step(
+    step: StepSpec,
+    contract: StepContract,
+    contracts: Mapping[str, StepContract],
+    parameters: Mapping[str, Any],
+) -> list[str]:
+    problems = []
+    fields = contract.input_model.model_fields
+    wired = step.references()
+    for name in sorted(set(wired) - set(fields)):
+        problems.append(
+            f"step {step.name!r} wires {name!r}, which {contract.input_model.__name__} lacks"
+        )
+    for name, info in fields.items():
+        if name not in wired:
+            if info.is_required():
+                problems.append(
+                    f"step {step.name!r}: input {name!r} ({_name(info.annotation)}) is not wired"
+                )
+            continue
+        source, value = wired[name]
+        if source == "params":
+            try:
+                TypeAdapter(info.annotation or Any).validate_python(parameters[value])
+            except PydanticValidationError:
+                problems.append(
+                    f"step {step.name!r}: input {name!r} expects {_name(info.annotation)}, "
+                    f"parameter {value!r} is {parameters[value]!r}"
+                )
+            continue
+        upstream = contracts[source]
+        produced = upstream.output_model.model_fields.get(value)
+        if produced is None:
+            problems.append(
+                f"step {step.name!r}: input {name!r} reads {source}.{value}, which "
+                f"{upstream.output_model.__name__} does not produce"
+            )
+        elif not _fits(produced.annotation, info.annotation):
+            problems.append(
+                f"step {step.name!r}: input {name!r} expects {_name(info.annotation)}, "
+                f"{source}.{value} is {_name(produced.annotation)}"
+            )
+    return problems

@@ -1,0 +1,369 @@
+"""The gates a pipeline can put between its steps, each a controller step returning a GateOutcome.
+
+- :func:`validate_data` (data validation, before training): schema against the reference
+  profile, volume, missing rates, distribution (PSI per feature) and the fairness of the training
+  set (the label rate of each group of a protected attribute against the best-off group's).
+- :func:`evaluate_model` (evaluation, before registration): performance (AUC, accuracy),
+  calibration (expected calibration error, Brier score) and business cost, held to the thresholds
+  the policy sets for the model's risk tier and to the pipeline's own.
+- :func:`beat_champion` (evaluation, before promotion): the challenger must beat the champion on
+  the model's declared business metric over the same holdout.
+- :func:`approvals` (deployment): the production controls of the policy (approvals bound to the
+  artifact digest, documentation, evaluation thresholds) for the registered version.
+
+The canary with SLA verification, the last deployment gate, is :func:`mintaka.pipelines.builtins.
+deploy_canary`. Every check carries its number and its limit, so a refusal says how far off it was.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+
+from mintaka.domain.pipelines import GateCheck, GateOutcome
+from mintaka.domain.registry import Flavor, RiskTier
+from mintaka.errors import NotFound
+from mintaka.pipelines.contract import StepContext, controller_step
+
+
+def _read(path: Path) -> list[dict[str, Any]]:
+    from mintaka.serving.batch import read_rows
+
+    return read_rows(path)
+
+
+# -- data validation ------------------------------------------------------------------------------
+
+
+class DataValidationInputs(BaseModel):
+    dataset_id: str
+    reference: str = ""
+    label: str = ""
+    min_rows: int = 1
+    max_missing_rate: float = 0.0
+    max_psi: float = 0.25
+    protected: str = ""
+    min_group_ratio: float = 0.8
+
+
+class DataValidationOutcome(GateOutcome):
+    rows: int = 0
+    reference_dataset: str | None = None
+
+
+def _reference(ctx: StepContext, inputs: DataValidationInputs, name: str) -> Any:
+    platform = ctx.require_platform()
+    if inputs.reference:
+        try:
+            return platform.get_dataset(inputs.reference)
+        except NotFound:
+            found = platform.find_datasets(inputs.reference)
+            if not found:
+                raise
+            return found[0]
+    earlier = [d for d in platform.find_datasets(name) if d.id != inputs.dataset_id]
+    return earlier[0] if earlier else None
+
+
+@controller_step
+def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidationOutcome:
+    """Refuse data that is too small, too incomplete, shaped or distributed unlike the
+    reference, or unfair across a protected attribute's groups."""
+    from mintaka.monitoring.drift import drift
+    from mintaka.monitoring.profiles import DatasetProfile, as_columns
+
+    platform = ctx.require_platform()
+    dataset = platform.get_dataset(inputs.dataset_id)
+    rows = _read(Path(dataset.uri.removeprefix("file://")))
+    checks = [
+        GateCheck(
+            name="rows", passed=len(rows) >= inputs.min_rows, value=len(rows), limit=inputs.min_rows
+        )
+    ]
+    profile = DatasetProfile.from_json(dataset.profile) if dataset.profile else None
+    if profile is not None:
+        worst = max(profile.features.items(), key=lambda kv: _missing(kv[1]), default=None)
+        if worst is not None:
+            rate = _missing(worst[1])
+            checks.append(
+                GateCheck(
+                    name="missing rate",
+                    passed=rate <= inputs.max_missing_rate,
+                    value=round(rate, 6),
+                    limit=inputs.max_missing_rate,
+                    detail=f"worst column {worst[0]!r}",
+                )
+            )
+    reference = _reference(ctx, inputs, dataset.name)
+    if reference is None or not reference.profile or profile is None:
+        checks.append(
+            GateCheck(
+                name="schema",
+                passed=True,
+                detail="no earlier version: this one becomes the reference",
+            )
+        )
+    else:
+        ref = DatasetProfile.from_json(reference.profile)
+        expected = {k: v.kind for k, v in ref.features.items()}
+        actual = {k: v.kind for k, v in profile.features.items()}
+        changes = [f"missing {k}" for k in expected if k not in actual]
+        changes += [f"new {k}" for k in actual if k not in expected]
+        changes += [
+            f"{k} {expected[k]} -> {actual[k]}"
+            for k in expected
+            if k in actual and expected[k] != actual[k]
+        ]
+        checks.append(
+            GateCheck(
+                name="schema",
+                passed=not changes,
+                value=len(changes),
+                limit=0,
+                detail="; ".join(changes) or f"matches {reference.id}",
+            )
+        )
+        if not changes:
+            features = [k for k in expected if k != inputs.label]
+            report = drift(ref, as_columns(rows), features=features)
+            scores = {k: report.value(k, "psi") or 0.0 for k in features}
+            feature, value = max(scores.items(), key=lambda kv: kv[1], default=("", 0.0))
+            checks.append(
+                GateCheck(
+                    name="distribution (PSI)",
+                    passed=value <= inputs.max_psi,
+                    value=round(value, 6),
+                    limit=inputs.max_psi,
+                    detail=f"worst feature {feature!r} against {reference.id}",
+                )
+            )
+    if inputs.protected:
+        checks.append(_group_fairness(rows, inputs))
+    return DataValidationOutcome(
+        passed=all(c.passed for c in checks),
+        checks=tuple(checks),
+        rows=len(rows),
+        reference_dataset=reference.id if reference is not None else None,
+    )
+
+
+def _missing(feature: Any) -> float:
+    return float(feature.count and feature.missing / feature.count)
+
+
+def _group_fairness(rows: list[dict[str, Any]], inputs: DataValidationInputs) -> GateCheck:
+    if not inputs.label:
+        return GateCheck(
+            name="training-set fairness",
+            passed=False,
+            detail="a protected attribute needs the label column named",
+        )
+    groups: dict[str, list[float]] = {}
+    for row in rows:
+        groups.setdefault(str(row.get(inputs.protected)), []).append(float(row[inputs.label]))
+    rates = {g: sum(v) / len(v) for g, v in groups.items() if v}
+    if len(rates) < 2 or max(rates.values()) == 0:
+        return GateCheck(
+            name="training-set fairness",
+            passed=True,
+            detail=f"{len(rates)} group(s) of {inputs.protected!r}: nothing to compare",
+        )
+    ratio = min(rates.values()) / max(rates.values())
+    shown = ", ".join(f"{g}={r:.3f}" for g, r in sorted(rates.items()))
+    return GateCheck(
+        name="training-set fairness",
+        passed=ratio >= inputs.min_group_ratio,
+        value=round(ratio, 6),
+        limit=inputs.min_group_ratio,
+        detail=f"label rate ratio across {inputs.protected!r} ({shown})",
+    )
+
+
+# -- evaluation -----------------------------------------------------------------------------------
+
+
+class EvaluationInputs(BaseModel):
+    model: Path
+    holdout: Path
+    label: str
+    tier: RiskTier = RiskTier.LOW
+    features: str = ""
+    min_auc: float = 0.0
+    max_calibration_error: float = 1.0
+    cost_model: str = ""
+    max_expected_cost: float = 0.0
+
+
+class EvaluationOutcome(GateOutcome):
+    metrics: dict[str, float] = {}
+
+
+def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:
+    """Mean gap between predicted probability and observed rate, over equal-width bins,
+    weighted by how many predictions fall in each."""
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        members = index == b
+        if members.any():
+            total += members.sum() * abs(scores[members].mean() - labels[members].mean())
+    return float(total / len(labels))
+
+
+@controller_step
+def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutcome:
+    """Score the holdout and hold the numbers to the policy's and the pipeline's thresholds."""
+    from mintaka.flavors.loader import load_predictor
+    from mintaka.rollout.challenger import CostMatrix, auc
+
+    platform = ctx.require_platform()
+    rows = _read(inputs.holdout)
+    labels = np.asarray([int(float(r.pop(inputs.label))) for r in rows])
+    features = tuple(f for f in inputs.features.split(",") if f)
+    predictor = load_predictor(inputs.model, Flavor.SKLEARN, features=features)
+    scores = np.asarray([float(s) for s in predictor.predict(rows)])
+    metrics = {
+        "auc": float(auc(labels.tolist(), scores.tolist()) or 0.0),
+        "accuracy": float(((scores >= 0.5).astype(int) == labels).mean()),
+        "brier": float(((scores - labels) ** 2).mean()),
+        "calibration_error": expected_calibration_error(labels, scores),
+    }
+    checks = []
+    metric: CostMatrix | None = None
+    if inputs.cost_model:
+        try:
+            metric = platform.serving.business_metric(inputs.cost_model)
+        except NotFound:
+            checks.append(
+                GateCheck(
+                    name="expected cost",
+                    passed=False,
+                    detail=f"{inputs.cost_model!r} declares no business metric",
+                )
+            )
+    if metric is not None:
+        metrics["expected_cost"] = metric.expected_cost(labels.tolist(), scores.tolist())
+    limits: dict[str, tuple[float | None, float | None]] = {}
+    tier_controls = platform.governance.policy.controls(inputs.tier)
+    for name, threshold in tier_controls.evaluation.items():
+        limits[name] = (threshold.min, threshold.max)
+    if inputs.min_auc:
+        low, high = limits.get("auc", (None, None))
+        limits["auc"] = (max(low or 0.0, inputs.min_auc), high)
+    if inputs.max_calibration_error < 1.0:
+        limits["calibration_error"] = (None, inputs.max_calibration_error)
+    if inputs.max_expected_cost and metric is not None:
+        limits["expected_cost"] = (None, inputs.max_expected_cost)
+    for name, (low, high) in sorted(limits.items()):
+        value = metrics.get(name)
+        if value is None:
+            checks.append(GateCheck(name=name, passed=False, detail="not measured"))
+            continue
+        if low is not None:
+            checks.append(
+                GateCheck(
+                    name=f"{name} (min)", passed=value >= low, value=round(value, 6), limit=low
+                )
+            )
+        if high is not None:
+            checks.append(
+                GateCheck(
+                    name=f"{name} (max)", passed=value <= high, value=round(value, 6), limit=high
+                )
+            )
+    return EvaluationOutcome(
+        passed=all(c.passed for c in checks), checks=tuple(checks), metrics=metrics
+    )
+
+
+# -- champion-challenger --------------------------------------------------------------------------
+
+
+class ChallengeInputs(BaseModel):
+    model: str
+    holdout: Path
+    label: str
+    alias: str = "champion"
+
+
+class ChallengeOutcome(GateOutcome):
+    champion: int | None = None
+    challenger: int = 0
+
+
+@controller_step
+def beat_champion(inputs: ChallengeInputs, ctx: StepContext) -> ChallengeOutcome:
+    """The challenger passes only when it beats the alias holder on the business metric."""
+    platform = ctx.require_platform()
+    version = platform.get_model_version(inputs.model)
+    try:
+        champion = platform.get_model_version(version.name, alias=inputs.alias)
+    except NotFound:
+        check = GateCheck(name="champion", passed=True, detail=f"no {inputs.alias} yet")
+        return ChallengeOutcome(passed=True, checks=(check,), challenger=version.version)
+    if champion.version == version.version:
+        check = GateCheck(name="champion", passed=True, detail=f"already the {inputs.alias}")
+        return ChallengeOutcome(
+            passed=True, checks=(check,), champion=champion.version, challenger=version.version
+        )
+    rows = _read(inputs.holdout)
+    labels = [int(float(r.pop(inputs.label))) for r in rows]
+    try:
+        comparison = platform.serving.compare(
+            version.name, champion.version, version.version, rows, labels
+        )
+    except NotFound as exc:
+        check = GateCheck(name="expected cost", passed=False, detail=str(exc))
+        return ChallengeOutcome(
+            passed=False, checks=(check,), champion=champion.version, challenger=version.version
+        )
+    check = GateCheck(
+        name="expected cost vs champion",
+        passed=comparison.challenger_wins,
+        value=round(comparison.challenger_cost, 6),
+        limit=round(comparison.champion_cost, 6),
+        detail=f"v{version.version} against v{champion.version} on {len(rows)} holdout rows "
+        f"(AUC {comparison.challenger_auc or 0:.3f} vs {comparison.champion_auc or 0:.3f})",
+    )
+    return ChallengeOutcome(
+        passed=check.passed, checks=(check,), champion=champion.version, challenger=version.version
+    )
+
+
+# -- approvals ------------------------------------------------------------------------------------
+
+
+class ApprovalInputs(BaseModel):
+    model: str
+
+
+@controller_step
+def approvals(inputs: ApprovalInputs, ctx: StepContext) -> GateOutcome:
+    """The policy's production controls for the version; the decision is recorded either way."""
+    platform = ctx.require_platform()
+    version = platform.get_model_version(inputs.model)
+    controls = platform.governance.production_controls(version)
+    decision = platform.governance.evaluate("pipeline.deploy", version.ref, controls)
+    with platform.store.write() as conn:
+        recorded = platform.governance.record(conn, decision)
+        event = platform._audit(
+            conn,
+            "policy.allow" if decision.allowed else "policy.deny",
+            version.ref,
+            decision=recorded,
+            unmet=list(decision.unmet),
+        )
+    platform._after_commit([event])
+    checks = tuple(
+        GateCheck(
+            name=c.name,
+            passed=c.describe() not in decision.unmet,
+            detail=c.detail if not c.met else "",
+        )
+        for c in controls
+    )
+    return GateOutcome(passed=decision.allowed, checks=checks)

@@ -1,0 +1,622 @@
+"""The local executor: runs a PipelineSpec step by step, caches, gates, resumes.
+
+Each computing step runs in a sub-process of its own (``python -m mintaka.pipelines.step``);
+controller steps (registering a dataset or a model, the gates that read the policy, deploying) run
+here, with the platform. A computing step's outputs are cached under a key covering its code's
+digest and its inputs, with the content digest of every file or directory it reads, so a re-run
+with the same inputs reuses them and changed code or data is a miss. The run's state is written
+after every step (``<home>/pipelines/runs/<id>.json``, atomically), so a failed or stopped run
+resumes from its last good step. A gate that does not pass stops the run with
+:class:`~mintaka.errors.GateFailed`; anything else that fails raises :class:`PipelineFailed`.
+
+The pipeline writes its own lineage and audit trail: the pipeline run, the experiment run it
+trains in (code commit, environment, parameters, data versions), each gate's result, and, through
+the controller steps, the datasets, model versions and deployments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mintaka.artifacts import manifest_of
+from mintaka.domain.base import JSONDict
+from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
+from mintaka.domain.pipelines import (
+    GateOutcome,
+    PipelineRun,
+    PipelineSpec,
+    PipelineStatus,
+    StepRun,
+    StepSpec,
+)
+from mintaka.domain.runs import RunStatus
+from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError
+from mintaka.pipelines.contract import StepContext, StepContract, check_spec
+from mintaka.provenance import code_commit, environment
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
+
+SEED_NAMES = ("seed", "random_state")
+
+
+class PipelineFailed(MintakaError):
+    """A pipeline step failed; ``.run_id`` resumes it, ``.step`` names the step."""
+
+    def __init__(self, message: str, *, run_id: str, step: str) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.step = step
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """Progress of a run, one event per step transition (for progress bars and logs)."""
+
+    run_id: str
+    step: str
+    index: int
+    total: int
+    status: Literal["started", "succeeded", "cached", "reused", "failed"]
+    detail: str = ""
+
+
+class RunState(BaseModel):
+    """Everything a run needs to resume, and what makes it reproducible."""
+
+    spec: PipelineSpec
+    parameters: JSONDict
+    run: PipelineRun
+    trigger: str = "manual"
+    reason: str = ""
+    experiment_run: str | None = None
+    datasets: list[str] = Field(default_factory=list)
+    code_commit: str | None = None
+    environment: dict[str, str] = Field(default_factory=dict)
+    seeds: dict[str, Any] = Field(default_factory=dict)
+    data_digests: dict[str, str] = Field(default_factory=dict)
+    model: str | None = None
+
+
+def canonical_digest(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def content_digest(path: Path) -> str | None:
+    return manifest_of(path).digest if path.exists() else None
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with partial.open("w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(partial, path)
+
+
+class LocalExecutor:
+    """Runs pipelines on this machine; see the module docstring."""
+
+    def __init__(
+        self,
+        platform: Platform,
+        *,
+        isolation: Literal["process", "inline"] = "process",
+        wait: Callable[[float], None] | None = None,
+        on_event: Callable[[StepEvent], None] | None = None,
+    ) -> None:
+        self.platform = platform
+        self.isolation = isolation
+        self.wait = wait
+        self.on_event = on_event or (lambda _event: None)
+        self.root = platform.home / "pipelines"
+
+    # -- public ---------------------------------------------------------------------------------
+
+    def run(
+        self,
+        spec: PipelineSpec,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        trigger: str = "manual",
+        reason: str = "",
+        model: str | None = None,
+    ) -> PipelineRun:
+        """Check the pipeline's wiring, then run it; raises GateFailed / PipelineFailed."""
+        unknown = sorted(set(parameters or {}) - set(spec.parameters))
+        if unknown:
+            raise ValidationError(f"pipeline {spec.name!r} declares no parameters {unknown}")
+        merged: dict[str, Any] = {**spec.parameters, **dict(parameters or {})}
+        contracts = check_spec(spec, merged)
+        run_id = self.platform.ids.new("prun")
+        state = RunState(
+            spec=spec,
+            parameters=merged,
+            run=PipelineRun(
+                id=run_id,
+                pipeline=spec.name,
+                status=PipelineStatus.RUNNING,
+                steps=tuple(
+                    StepRun(name=s.name, status=PipelineStatus.PENDING) for s in spec.steps
+                ),
+                started_at=self.platform._now(),
+                backend="local",
+                parameters=merged,
+            ),
+            trigger=trigger,
+            reason=reason,
+            code_commit=code_commit(),
+            environment=environment(),
+            seeds={k: v for k, v in merged.items() if k in SEED_NAMES or k.endswith("_seed")},
+            model=model,
+        )
+        self._save(state)
+        node = LineageNode(
+            kind=NodeKind.PIPELINE_RUN,
+            key=run_id,
+            label=f"{spec.name}/{run_id}",
+            attrs={
+                "pipeline": spec.name,
+                "trigger": trigger,
+                "spec": canonical_digest(spec.model_dump(mode="json")),
+            },
+        )
+        self._record(
+            "pipeline.start",
+            run_id,
+            [node],
+            [],
+            pipeline=spec.name,
+            trigger=trigger,
+            reason=reason,
+            parameters=merged,
+            code_commit=state.code_commit,
+        )
+        return self._drive(state, contracts)
+
+    def resume(self, run_id: str) -> PipelineRun:
+        """Continue a failed or stopped run from its last good step (a finished one is returned
+        as it is)."""
+        state = self.load(run_id)
+        if state.run.status is PipelineStatus.SUCCEEDED:
+            return state.run
+        contracts = check_spec(state.spec, state.parameters)
+        state = self._with_run(state, status=PipelineStatus.RUNNING, ended_at=None)
+        self._record("pipeline.resume", run_id, [], [], pipeline=state.spec.name)
+        return self._drive(state, contracts)
+
+    def load(self, run_id: str) -> RunState:
+        path = self.root / "runs" / f"{run_id}.json"
+        if not path.is_file():
+            raise NotFound(f"pipeline run {run_id!r} not found")
+        return RunState.model_validate_json(path.read_text())
+
+    def runs(self) -> list[PipelineRun]:
+        folder = self.root / "runs"
+        if not folder.is_dir():
+            return []
+        found = [RunState.model_validate_json(p.read_text()).run for p in folder.glob("*.json")]
+        return sorted(found, key=lambda r: (r.started_at, r.id))
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _drive(self, state: RunState, contracts: dict[str, StepContract]) -> PipelineRun:
+        order = state.spec.order()
+        outputs: dict[str, JSONDict] = {}
+        for index, step in enumerate(order, start=1):
+            previous = self._step_run(state, step.name)
+            if previous.status is PipelineStatus.SUCCEEDED:
+                outputs[step.name] = previous.outputs
+                self._emit(state, step, index, len(order), "reused", "done in an earlier attempt")
+                continue
+            state = self._run_step(state, step, contracts[step.name], outputs, index, len(order))
+        return self._finish(state, PipelineStatus.SUCCEEDED)
+
+    def _run_step(
+        self,
+        state: RunState,
+        step: StepSpec,
+        contract: StepContract,
+        outputs: dict[str, JSONDict],
+        index: int,
+        total: int,
+    ) -> RunState:
+        started = self.platform._now()
+        self._emit(state, step, index, total, "started")
+        state = self._with_step(state, step.name, status=PipelineStatus.RUNNING, started_at=started)
+        try:
+            inputs = self._inputs(state, step, contract, outputs)
+            if "dataset_id" not in contract.output_model.model_fields:
+                self._experiment_run(state)
+            result, key, cached = self._execute(state, step, contract, inputs)
+        except GateFailed:
+            raise
+        except MintakaError as exc:
+            self._fail(state, step, index, total, str(exc))
+            raise
+        except Exception as exc:
+            detail = f"{type(exc).__name__}: {exc}"
+            self._fail(state, step, index, total, detail)
+            raise PipelineFailed(
+                f"pipeline {state.spec.name!r} step {step.name!r} failed: {detail}",
+                run_id=state.run.id,
+                step=step.name,
+            ) from exc
+        produced = result.model_dump(mode="json")
+        outputs[step.name] = produced
+        gate = result if isinstance(result, GateOutcome) else None
+        state = self._absorb(state, produced)
+        state = self._with_step(
+            state,
+            step.name,
+            status=PipelineStatus.SUCCEEDED
+            if gate is None or gate.passed
+            else PipelineStatus.FAILED,
+            ended_at=self.platform._now(),
+            cached=cached,
+            cache_key=key,
+            outputs=produced,
+            gate=GateOutcome(passed=gate.passed, checks=gate.checks) if gate else None,
+            failure_reason=None,
+        )
+        if gate is not None:
+            self._record_gate(state, step, gate)
+            if not gate.passed:
+                kind = step.gate.value if step.gate else "gate"
+                error = GateFailed(step.name, kind, gate.failures(), run_id=state.run.id)
+                self._fail(state, step, index, total, str(error))
+                raise error
+        self._save(state)
+        self._emit(state, step, index, total, "cached" if cached else "succeeded")
+        return state
+
+    def _inputs(
+        self,
+        state: RunState,
+        step: StepSpec,
+        contract: StepContract,
+        outputs: Mapping[str, JSONDict],
+    ) -> BaseModel:
+        values: dict[str, Any] = {}
+        for field_name, (source, value) in step.references().items():
+            if source == "params":
+                values[field_name] = state.parameters[value]
+            else:
+                values[field_name] = outputs[source][value]
+        try:
+            return contract.input_model.model_validate(values)
+        except Exception as exc:
+            raise ValidationError(f"step {step.name!r}: inputs do not validate: {exc}") from exc
+
+    def _execute(
+        self, state: RunState, step: StepSpec, contract: StepContract, inputs: BaseModel
+    ) -> tuple[BaseModel, str | None, bool]:
+        if contract.controller:
+            workdir = self.root / "runs" / state.run.id / step.name
+            workdir.mkdir(parents=True, exist_ok=True)
+            return self._call(state, step, contract, inputs, workdir, controller=True), None, False
+        key = self._cache_key(contract, inputs)
+        entry = self.root / "cache" / key.removeprefix("sha256:")
+        if step.cache:
+            hit = self._cached(contract, entry)
+            if hit is not None:
+                return hit, key, True
+        work = entry / "work"
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        if self.isolation == "process":
+            result = self._subprocess(state, step, contract, inputs, work)
+        else:
+            result = self._call(state, step, contract, inputs, work, controller=False)
+        digests = {}
+        for name in contract.path_fields(contract.output_model):
+            value = getattr(result, name)
+            if value is not None:
+                digests[name] = content_digest(Path(value))
+        _write_atomic(
+            entry / "outputs.json",
+            json.dumps({"outputs": result.model_dump(mode="json"), "digests": digests}),
+        )
+        return result, key, False
+
+    def _call(
+        self,
+        state: RunState,
+        step: StepSpec,
+        contract: StepContract,
+        inputs: BaseModel,
+        workdir: Path,
+        *,
+        controller: bool,
+    ) -> BaseModel:
+        context = StepContext(
+            pipeline=state.spec.name,
+            run_id=state.run.id,
+            step=step.name,
+            workdir=workdir,
+            platform=self.platform if controller else None,
+            experiment_run=(lambda: self._experiment_run(state)) if controller else None,
+            wait=self.wait,
+            notes={
+                "trigger": state.trigger,
+                "reason": state.reason,
+                "model": state.model,
+                "passed_gates": [
+                    s.name
+                    for s in state.run.steps
+                    if s.gate is not None and s.gate.passed and s.status is PipelineStatus.SUCCEEDED
+                ],
+            },
+        )
+        result = contract.fn(inputs, context) if contract.takes_context else contract.fn(inputs)
+        return contract.output_model.model_validate(result)
+
+    def _subprocess(
+        self, state: RunState, step: StepSpec, contract: StepContract, inputs: BaseModel, work: Path
+    ) -> BaseModel:
+        inputs_file = work.parent / "inputs.json"
+        outputs_file = work.parent / "step-outputs.json"
+        outputs_file.unlink(missing_ok=True)
+        _write_atomic(inputs_file, inputs.model_dump_json())
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+            "PYTHONHASHSEED": "0",
+            "MINTAKA_PIPELINE": state.spec.name,
+            "MINTAKA_STEP": step.name,
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "mintaka.pipelines.step",
+            contract.entrypoint,
+            "--inputs",
+            str(inputs_file),
+            "--outputs",
+            str(outputs_file),
+            "--workdir",
+            str(work),
+            "--run-id",
+            state.run.id,
+            "--pipeline",
+            state.spec.name,
+            "--step",
+            step.name,
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        if done.returncode != 0:
+            tail = "\n".join(done.stderr.strip().splitlines()[-6:])
+            raise RuntimeError(f"exit status {done.returncode}\n{tail}")
+        return contract.output_model.model_validate_json(outputs_file.read_text())
+
+    def _cache_key(self, contract: StepContract, inputs: BaseModel) -> str:
+        values = inputs.model_dump(mode="json")
+        for name in contract.path_fields(contract.input_model):
+            if values.get(name) is not None:
+                values[name] = content_digest(Path(values[name]))
+        return canonical_digest(
+            {"entrypoint": contract.entrypoint, "code": contract.code_digest, "inputs": values}
+        )
+
+    @staticmethod
+    def _cached(contract: StepContract, entry: Path) -> BaseModel | None:
+        stored = entry / "outputs.json"
+        if not stored.is_file():
+            return None
+        data = json.loads(stored.read_text())
+        for name, digest in data.get("digests", {}).items():
+            value = data["outputs"].get(name)
+            if value is None or content_digest(Path(value)) != digest:
+                return None
+        return contract.output_model.model_validate(data["outputs"])
+
+    # -- records --------------------------------------------------------------------------------
+
+    def _experiment_run(self, state: RunState) -> str:
+        """The experiment run this pipeline run trains in, started once its data is known."""
+        if state.experiment_run is not None:
+            run = self.platform.get_run(state.experiment_run)
+            if run.status is RunStatus.RUNNING or run.status is RunStatus.FINISHED:
+                return run.id
+        params = {
+            **{k: v for k, v in state.parameters.items()},
+            "pipeline": state.spec.name,
+            "pipeline_run": state.run.id,
+        }
+        run = self.platform.start_run(
+            state.spec.name,
+            params=params,
+            dataset_ids=state.datasets,
+            code_commit_=state.code_commit,
+        )
+        state.experiment_run = run.id
+        self._save(state)
+        self._record(
+            "pipeline.link",
+            state.run.id,
+            [],
+            [
+                LineageEdge(
+                    src=f"pipeline_run:{state.run.id}", dst=f"run:{run.id}", kind=EdgeKind.DERIVED
+                )
+            ],
+            experiment_run=run.id,
+        )
+        return run.id
+
+    def _absorb(self, state: RunState, produced: JSONDict) -> RunState:
+        """Pick up what a step's outputs say about the run: datasets, digests, metrics."""
+        dataset = produced.get("dataset_id")
+        if isinstance(dataset, str) and dataset not in state.datasets:
+            state.datasets.append(dataset)
+            digest = produced.get("digest")
+            if isinstance(digest, str):
+                state.data_digests[dataset] = digest
+            self._record(
+                "pipeline.data",
+                state.run.id,
+                [],
+                [
+                    LineageEdge(
+                        src=f"dataset:{dataset}",
+                        dst=f"pipeline_run:{state.run.id}",
+                        kind=EdgeKind.DERIVED,
+                    )
+                ],
+                dataset=dataset,
+            )
+        metrics = produced.get("metrics")
+        if isinstance(metrics, dict) and metrics and state.experiment_run:
+            run = self.platform.get_run(state.experiment_run)
+            if run.status is RunStatus.RUNNING:
+                numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+                self.platform.log_metrics(run.id, numbers)
+        return state
+
+    def _record_gate(self, state: RunState, step: StepSpec, gate: GateOutcome) -> None:
+        node = LineageNode(
+            kind=NodeKind.GATE,
+            key=f"{state.run.id}/{step.name}",
+            label=f"{step.gate.value if step.gate else 'gate'} {step.name}: "
+            + ("passed" if gate.passed else "failed"),
+            attrs={
+                "gate": step.gate.value if step.gate else None,
+                "passed": gate.passed,
+                "checks": [c.model_dump(mode="json") for c in gate.checks],
+            },
+        )
+        edges = [
+            LineageEdge(src=f"pipeline_run:{state.run.id}", dst=node.id, kind=EdgeKind.DERIVED)
+        ]
+        self._record(
+            "pipeline.gate",
+            f"{state.run.id}/{step.name}",
+            [node],
+            edges,
+            gate=step.name,
+            kind=step.gate.value if step.gate else None,
+            passed=gate.passed,
+            checks=[c.model_dump(mode="json") for c in gate.checks],
+        )
+
+    def link_gates_to(self, run_id: str, version_id: str, *, before: bool) -> None:
+        """Edges between a model version and the gates of ``run_id`` (the ones that admitted it
+        point to it; deployment gates hang below it)."""
+        state = self.load(run_id)
+        edges = []
+        for step_run in state.run.steps:
+            if step_run.gate is None or step_run.status is not PipelineStatus.SUCCEEDED:
+                continue
+            node = f"gate:{run_id}/{step_run.name}"
+            edges.append(
+                LineageEdge(src=node, dst=f"model_version:{version_id}", kind=EdgeKind.DERIVED)
+                if before
+                else LineageEdge(src=f"model_version:{version_id}", dst=node, kind=EdgeKind.DERIVED)
+            )
+        if edges:
+            with self.platform.store.write() as conn:
+                self.platform.lineage.add(conn, [], edges)
+
+    def _record(
+        self,
+        action: str,
+        subject: str,
+        nodes: list[LineageNode],
+        edges: list[LineageEdge],
+        **details: Any,
+    ) -> None:
+        with self.platform.store.write() as conn:
+            if nodes or edges:
+                self.platform.lineage.add(conn, nodes, edges)
+            event = self.platform._audit(conn, action, subject, **details)
+        self.platform._after_commit([event])
+
+    def _fail(self, state: RunState, step: StepSpec, index: int, total: int, detail: str) -> None:
+        state = self._with_step(
+            state,
+            step.name,
+            status=PipelineStatus.FAILED,
+            ended_at=self.platform._now(),
+            failure_reason=detail,
+        )
+        self._emit(state, step, index, total, "failed", detail)
+        self._finish(state, PipelineStatus.FAILED, detail)
+
+    def _finish(
+        self, state: RunState, status: PipelineStatus, failure: str | None = None
+    ) -> PipelineRun:
+        if state.experiment_run:
+            run = self.platform.get_run(state.experiment_run)
+            if run.status is RunStatus.RUNNING and (status is PipelineStatus.SUCCEEDED):
+                self.platform.end_run(run.id)
+            elif run.status is RunStatus.RUNNING and not _registered(state):
+                self.platform.end_run(run.id, RunStatus.FAILED)
+        state = self._with_run(
+            state, status=status, ended_at=self.platform._now(), failure_reason=failure
+        )
+        self._record(
+            f"pipeline.{status.value}",
+            state.run.id,
+            [],
+            [],
+            pipeline=state.spec.name,
+            failure=failure,
+            experiment_run=state.experiment_run,
+        )
+        return state.run
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _save(self, state: RunState) -> None:
+        _write_atomic(self.root / "runs" / f"{state.run.id}.json", state.model_dump_json())
+
+    @staticmethod
+    def _step_run(state: RunState, name: str) -> StepRun:
+        return next(s for s in state.run.steps if s.name == name)
+
+    def _with_step(self, state: RunState, name: str, **changes: Any) -> RunState:
+        steps = tuple(
+            s.model_copy(update=changes) if s.name == name else s for s in state.run.steps
+        )
+        state.run = state.run.model_copy(update={"steps": steps})
+        self._save(state)
+        return state
+
+    def _with_run(self, state: RunState, **changes: Any) -> RunState:
+        state.run = state.run.model_copy(update=changes)
+        self._save(state)
+        return state
+
+    def _emit(
+        self,
+        state: RunState,
+        step: StepSpec,
+        index: int,
+        total: int,
+        status: Literal["started", "succeeded", "cached", "reused", "failed"],
+        detail: str = "",
+    ) -> None:
+        self.on_event(StepEvent(state.run.id, step.name, index, total, status, detail))
+
+
+def _registered(state: RunState) -> bool:
+    return any(
+        "version" in s.outputs and "ref" in s.outputs
+        for s in state.run.steps
+        if s.status is PipelineStatus.SUCCEEDED
+    )

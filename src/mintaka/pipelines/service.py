@@ -1,0 +1,330 @@
+"""``platform.pipelines``: run, resume and compile pipelines; retrain models; retire the superseded.
+
+A model's training pipeline is bound to it once (:meth:`PipelineService.bind`), optionally with a
+schedule. Retraining always goes through that validated pipeline, whatever asks for it: an event
+(``mintaka retrain NAME --reason ...``), a drift or performance alert from the monitoring runner
+(queued as a request, then run by :meth:`process_requests`), or the schedule (:meth:`run_due`).
+Every request and every retirement is audited with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, Field
+
+from mintaka.capabilities import Capability
+from mintaka.domain.base import AwareDatetime, JSONDict
+from mintaka.domain.pipelines import NativePipeline, PipelineRun, PipelineSpec
+from mintaka.domain.registry import ModelVersion, Stage
+from mintaka.errors import MintakaError, NotFound, ValidationError
+from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent, _write_atomic
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
+
+Trigger = Literal["manual", "event", "drift", "performance", "schedule"]
+_EVERY = re.compile(r"^(\d+)([mhd])$")
+
+
+def parse_every(text: str) -> timedelta:
+    match = _EVERY.match(text.strip())
+    if match is None:
+        raise ValidationError(f"schedule {text!r}: use a number and m, h or d (e.g. 7d)")
+    amount, unit = int(match.group(1)), match.group(2)
+    if amount <= 0:
+        raise ValidationError(f"schedule {text!r} must be positive")
+    return {"m": timedelta(minutes=amount), "h": timedelta(hours=amount)}.get(
+        unit, timedelta(days=amount)
+    )
+
+
+def load_spec(path: Path) -> PipelineSpec:
+    """A pipeline spec from a TOML or JSON file."""
+    import tomllib
+
+    if not path.is_file():
+        raise ValidationError(f"pipeline spec {path} does not exist")
+    text = path.read_text()
+    try:
+        data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ValidationError(f"pipeline spec {path}: {exc}") from exc
+    return PipelineSpec.model_validate(data)
+
+
+class TrainingBinding(BaseModel):
+    """The pipeline that (re)trains a model, its standing parameters and schedule."""
+
+    model: str
+    spec: PipelineSpec
+    parameters: JSONDict = Field(default_factory=dict)
+    every: str | None = None
+    bound_at: AwareDatetime
+
+
+class RetrainRequest(BaseModel):
+    id: str
+    model: str
+    reason: str
+    trigger: Trigger
+    at: AwareDatetime
+    alert: str | None = None
+    status: Literal["pending", "done", "failed"] = "pending"
+    pipeline_run: str | None = None
+    outcome: str = ""
+
+
+class PipelineService:
+    """See the module docstring."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        self.root = platform.home / "pipelines"
+
+    # -- running --------------------------------------------------------------------------------
+
+    def executor(
+        self,
+        *,
+        isolation: Literal["process", "inline"] = "process",
+        wait: Callable[[float], None] | None = None,
+        on_event: Callable[[StepEvent], None] | None = None,
+    ) -> LocalExecutor:
+        return LocalExecutor(self.platform, isolation=isolation, wait=wait, on_event=on_event)
+
+    def run(
+        self, spec: PipelineSpec, parameters: Mapping[str, Any] | None = None, **options: Any
+    ) -> PipelineRun:
+        """Run ``spec`` with the local executor (``options``: isolation, wait, on_event,
+        trigger, reason, model)."""
+        run_options = {k: options.pop(k) for k in ("trigger", "reason", "model") if k in options}
+        return self.executor(**options).run(spec, parameters, **run_options)
+
+    def resume(self, run_id: str, **options: Any) -> PipelineRun:
+        return self.executor(**options).resume(run_id)
+
+    def runs(self) -> list[PipelineRun]:
+        return self.executor().runs()
+
+    def get(self, run_id: str) -> RunState:
+        return self.executor().load(run_id)
+
+    def compile(self, spec: PipelineSpec) -> NativePipeline:
+        """The spec in the backend's native format (the local backend runs it as it is)."""
+        if self.platform.supports(Capability.PIPELINES):
+            from mintaka.interfaces import PipelineExecution
+
+            return self.platform._area(Capability.PIPELINES, PipelineExecution).compile(spec)
+        return NativePipeline(
+            pipeline=spec.name, format="mintaka-local/1", definition=spec.model_dump(mode="json")
+        )
+
+    # -- retraining -----------------------------------------------------------------------------
+
+    def bind(
+        self,
+        model: str,
+        spec: PipelineSpec,
+        parameters: Mapping[str, Any] | None = None,
+        *,
+        every: str | None = None,
+    ) -> TrainingBinding:
+        """Make ``spec`` the pipeline that retrains ``model`` (checked now, not at retrain)."""
+        from mintaka.domain.names import validate_model_name
+        from mintaka.pipelines.contract import check_spec
+
+        validate_model_name(model)
+        if every is not None:
+            parse_every(every)
+        unknown = sorted(set(parameters or {}) - set(spec.parameters))
+        if unknown:
+            raise ValidationError(f"pipeline {spec.name!r} declares no parameters {unknown}")
+        check_spec(spec, {**spec.parameters, **dict(parameters or {})})
+        binding = TrainingBinding(
+            model=model,
+            spec=spec,
+            parameters=dict(parameters or {}),
+            every=every,
+            bound_at=self.platform._now(),
+        )
+        _write_atomic(self.root / "training" / f"{model}.json", binding.model_dump_json())
+        self._audit("pipeline.bind", model, pipeline=spec.name, every=every)
+        return binding
+
+    def binding(self, model: str) -> TrainingBinding:
+        path = self.root / "training" / f"{model}.json"
+        if not path.is_file():
+            raise NotFound(
+                f"no training pipeline is bound to {model!r}: bind one with platform.pipelines"
+                ".bind(...) or `mintaka pipeline bind`"
+            )
+        return TrainingBinding.model_validate_json(path.read_text())
+
+    def bindings(self) -> list[TrainingBinding]:
+        folder = self.root / "training"
+        if not folder.is_dir():
+            return []
+        return [
+            TrainingBinding.model_validate_json(p.read_text())
+            for p in sorted(folder.glob("*.json"))
+        ]
+
+    def retrain(
+        self,
+        model: str,
+        reason: str,
+        *,
+        trigger: Trigger = "event",
+        parameters: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> PipelineRun:
+        """Retrain ``model`` through its bound pipeline; the reason is audited with the run."""
+        if not reason.strip():
+            raise ValidationError("a retraining needs a reason")
+        binding = self.binding(model)
+        merged = {**binding.parameters, **dict(parameters or {})}
+        self._audit("model.retrain", model, reason=reason, trigger=trigger, parameters=merged)
+        return self.run(
+            binding.spec, merged, trigger=trigger, reason=reason, model=model, **options
+        )
+
+    def request_retraining(
+        self, model: str, reason: str, *, trigger: Trigger = "event", alert: str | None = None
+    ) -> RetrainRequest:
+        """Queue a retraining (the monitoring runner does this on a ``retrain`` signal)."""
+        request = RetrainRequest(
+            id=self.platform.ids.new("rtr"),
+            model=model,
+            reason=reason,
+            trigger=trigger,
+            at=self.platform._now(),
+            alert=alert,
+        )
+        self._save_request(request)
+        self._audit(
+            "retrain.requested",
+            model,
+            request=request.id,
+            reason=reason,
+            trigger=trigger,
+            alert=alert,
+        )
+        return request
+
+    def requests(self, status: str | None = None) -> list[RetrainRequest]:
+        folder = self.root / "requests"
+        if not folder.is_dir():
+            return []
+        found = [RetrainRequest.model_validate_json(p.read_text()) for p in folder.glob("*.json")]
+        found.sort(key=lambda r: (r.at, r.id))
+        return [r for r in found if status is None or r.status == status]
+
+    def process_requests(self, **options: Any) -> list[tuple[RetrainRequest, PipelineRun | None]]:
+        """Run every pending retraining request (one run per model, oldest reason first)."""
+        done: list[tuple[RetrainRequest, PipelineRun | None]] = []
+        pending = self.requests("pending")
+        seen: dict[str, RetrainRequest] = {}
+        for request in pending:
+            if request.model in seen:
+                merged = request.model_copy(
+                    update={"status": "done", "outcome": f"merged into {seen[request.model].id}"}
+                )
+                self._save_request(merged)
+                continue
+            seen[request.model] = request
+            try:
+                run = self.retrain(
+                    request.model, request.reason, trigger=request.trigger, **options
+                )
+            except MintakaError as exc:
+                failed_run = getattr(exc, "run_id", None)
+                updated = request.model_copy(
+                    update={"status": "failed", "outcome": str(exc), "pipeline_run": failed_run}
+                )
+                self._save_request(updated)
+                done.append((updated, None))
+                continue
+            updated = request.model_copy(
+                update={"status": "done", "pipeline_run": run.id, "outcome": run.status.value}
+            )
+            self._save_request(updated)
+            done.append((updated, run))
+        return done
+
+    def due(self, now: datetime | None = None) -> list[str]:
+        """Models whose schedule says they are due for retraining at ``now``."""
+        moment = now or self.platform._now()
+        started: dict[str, datetime] = {}
+        for path in (self.root / "runs").glob("*.json") if (self.root / "runs").is_dir() else ():
+            state = RunState.model_validate_json(path.read_text())
+            if state.model:
+                last = started.get(state.model)
+                if last is None or state.run.started_at > last:
+                    started[state.model] = state.run.started_at
+        found = []
+        for binding in self.bindings():
+            if binding.every is None:
+                continue
+            last = started.get(binding.model, binding.bound_at)
+            if moment - last >= parse_every(binding.every):
+                found.append(binding.model)
+        return found
+
+    def run_due(self, **options: Any) -> list[PipelineRun]:
+        runs = []
+        for model in self.due():
+            every = self.binding(model).every
+            runs.append(
+                self.retrain(model, f"scheduled every {every}", trigger="schedule", **options)
+            )
+        return runs
+
+    # -- retirement -----------------------------------------------------------------------------
+
+    def retire_superseded(self, model: str, *, alias: str = "champion") -> list[ModelVersion]:
+        """Archive the versions ``alias``'s holder superseded once the policy's grace period
+        for their tier has passed; versions holding an alias or serving traffic are kept."""
+        champion = self.platform.get_model_version(model, alias=alias)
+        policy = self.platform.governance.policy
+        live = {
+            (r.model, r.version)
+            for e in self.platform.serving.list_endpoints()
+            for r in e.routes
+            if e.traffic.weights.get(r.name) or e.traffic.shadow == r.name
+        }
+        now = self.platform._now()
+        retired = []
+        for version in self.platform.list_versions(model):
+            if version.version >= champion.version or version.stage is Stage.ARCHIVED:
+                continue
+            if version.aliases or (version.name, version.version) in live:
+                continue
+            grace = policy.controls(version.risk_tier).superseded_grace_days
+            if now - champion.created_at < timedelta(days=grace):
+                continue
+            retired.append(
+                self.platform.archive_version(
+                    model,
+                    version.version,
+                    reason=f"superseded by {champion.ref} ({alias}); the {grace}-day grace period "
+                    f"of the {version.risk_tier.value} tier has passed (policy "
+                    f"{policy.digest[:19]})",
+                )
+            )
+        return retired
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _save_request(self, request: RetrainRequest) -> None:
+        _write_atomic(self.root / "requests" / f"{request.id}.json", request.model_dump_json())
+
+    def _audit(self, action: str, subject: str, **details: Any) -> None:
+        with self.platform.store.write() as conn:
+            event = self.platform._audit(conn, action, subject, **details)
+        self.platform._after_commit([event])
