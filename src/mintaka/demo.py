@@ -35,10 +35,10 @@ from mintaka.demo_pipeline import FEATURES, LABEL, SEGMENT, credit_pipeline
 from mintaka.domain.audit import ChainReport
 from mintaka.domain.lineage import LineageGraph
 from mintaka.domain.monitoring import Alert, Ticket
-from mintaka.domain.pipelines import GateCheck, PipelineRun
+from mintaka.domain.pipelines import GateCheck
 from mintaka.domain.registry import ModelVersion
 from mintaka.errors import GateFailed, NotFound
-from mintaka.pipelines.local import StepEvent
+from mintaka.pipelines.local import RunState, StepEvent
 from mintaka.platform import Platform
 from mintaka.rollout.challenger import CostMatrix
 from mintaka.serving.ops import PredictionTrace
@@ -75,7 +75,7 @@ class DemoResult:
     drift_alerts: tuple[Alert, ...] = ()
     tickets: tuple[Ticket, ...] = ()
     traced: PredictionTrace | None = None
-    runs: tuple[PipelineRun, ...] = ()
+    runs: tuple[RunState, ...] = ()
     challenge: tuple[GateCheck, ...] = ()
     canary: tuple[GateCheck, ...] = ()
     retired_routes: tuple[str, ...] = ()
@@ -316,8 +316,8 @@ def _report(
 
     champion = platform.get_model_version(MODEL, alias="champion")
     first = platform.get_model_version(MODEL, 1)
-    runs = tuple(platform.pipelines.runs())
-    last = platform.pipelines.get(runs[-1].id).run if runs else None
+    runs = tuple(platform.pipelines.get(r.id) for r in platform.pipelines.runs())
+    last = runs[-1].run if runs else None
     steps = {s.name: s for s in last.steps} if last else {}
     challenge = (
         steps["challenge"].gate.checks if "challenge" in steps and steps["challenge"].gate else ()

@@ -80,7 +80,7 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
         "seed": 7,
         "min_rows": 500,
         "max_missing_rate": 0.0,
-        "max_psi": 1.0,
+        "max_psi": 2.0,
         "min_group_ratio": 0.8,
         "min_auc": 0.7,
         "max_calibration_error": 0.1,

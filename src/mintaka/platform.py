@@ -1118,14 +1118,14 @@ class Platform:
         versions = [n for n in graph.nodes if n.kind is NodeKind.MODEL_VERSION]
         targets = {n.id for n in versions if self._in_stage(n.key, wanted)}
         g = graph.to_networkx()  # type: ignore[no-untyped-call]
-        keep = set(targets) | set(starts)
+        keep = set(targets)
         for target in targets:
             keep |= nx.ancestors(g, target)
-            keep |= {
-                d for d in nx.descendants(g, target) if nodes[d].kind is NodeKind.DEPLOYMENT
-            }
+            keep |= {d for d in nx.descendants(g, target) if nodes[d].kind is NodeKind.DEPLOYMENT}
+        root = next((s for s in starts if s in keep), starts[-1])
+        keep.add(root)
         return LineageGraph(
-            root=starts[0],
+            root=root,
             nodes=tuple(n for n in graph.nodes if n.id in keep),
             edges=tuple(e for e in graph.edges if e.src in keep and e.dst in keep),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,12 +15,16 @@ from mintaka.cli import (
     lineage,
     models,
     monitoring,
+    pipelines,
     runs,
     serving,
 )
 from mintaka.cli.output import console, emit_json, err_console, table
 from mintaka.cli.state import CliState, platform, state
 from mintaka.errors import MintakaError
+
+if TYPE_CHECKING:
+    from mintaka.demo import DemoResult
 
 app = typer.Typer(
     name="mintaka",
@@ -42,6 +46,9 @@ for command in (
     serving.score,
 ):
     app.command()(command)
+app.add_typer(pipelines.app, name="pipeline")
+app.command("retrain")(pipelines.retrain)
+app.command("retire-superseded")(pipelines.retire_superseded)
 app.add_typer(conformance.app, name="conformance")
 app.add_typer(monitoring.monitor_app, name="monitor")
 app.add_typer(monitoring.tickets_app, name="tickets")
@@ -138,7 +145,6 @@ def demo(ctx: typer.Context) -> None:
     """Run the lifecycle demo on the local backend (no cloud, no downloads)."""
     from rich.status import Status
 
-    from mintaka.cli.lineage import render
     from mintaka.demo import run_demo
 
     current = state(ctx)
@@ -154,17 +160,32 @@ def demo(ctx: typer.Context) -> None:
             status.update(message)
 
         result = run_demo(plat, step)
-    v = result.version
+    _demo_summary(result)
+
+
+def _demo_summary(result: DemoResult) -> None:
+    from rich.table import Table
+
+    from mintaka.cli.lineage import render
+
+    if result.already_ran:
+        console.print("[dim]state left by an earlier demo run in this home[/]")
     if result.refused:
-        console.print("[yellow]promotion refused before sign-off[/]; unmet controls:")
-        for control in result.refused:
-            console.print(f"  - {control}")
+        console.print("[yellow]deployment gate refused v1 before sign-off[/]; unmet controls:")
+        for check in result.refused:
+            console.print(f"  - {check.describe()}")
+    runs = Table("pipeline run", "trigger", "status", "steps", title="training pipeline runs")
+    for recorded in result.runs:
+        run = recorded.run
+        cached = sum(1 for s in run.steps if s.cached)
+        done = sum(1 for s in run.steps if s.status.value == "succeeded")
+        trigger = f"{recorded.trigger}: {recorded.reason}" if recorded.reason else recorded.trigger
+        runs.add_row(
+            run.id, trigger, run.status.value, f"{done}/{len(run.steps)} ({cached} cached)"
+        )
+    console.print(runs)
     console.print(
-        f"registered [bold]{v.ref}[/] tier={v.risk_tier.value} aliases={list(v.aliases)} "
-        f"auc={result.metrics['auc']:.3f} digest={v.artifact_digest[:23]}..."
-    )
-    console.print(
-        f"served {result.served} predictions on credit-scoring; monitor before drift: "
+        f"served {result.served} predictions on credit-scoring; drift monitor before the shift: "
         f"{result.calm_alerts} alerts, after: {len(result.drift_alerts)}"
     )
     for alert in result.drift_alerts:
@@ -175,6 +196,21 @@ def demo(ctx: typer.Context) -> None:
             f"  ticket {ticket.id} for [bold]{ticket.owner}[/] (escalates to {next_up}), "
             f"runbook {ticket.runbook_url}"
         )
+    for check in result.challenge:
+        console.print(f"challenger: {check.describe()}")
+    for check in result.canary:
+        console.print(f"canary {check.describe()}")
+    v = result.champion
+    console.print(
+        f"champion [bold]{v.ref}[/] tier={v.risk_tier.value} auc={v.metrics.get('auc', 0):.3f} "
+        f"digest={v.artifact_digest[:23]}... (v1 was {result.first.artifact_digest[:23]}...)"
+    )
+    if result.retired_routes:
+        console.print(f"retired idle routes: {', '.join(result.retired_routes)}")
+    console.print(
+        "production models that used credit-applications: "
+        + (", ".join(result.production_from_source) or "none")
+    )
     if result.traced is not None:
         traced = result.traced
         datasets = [n.label for n in traced.upstream.nodes if n.kind.value == "dataset"]
@@ -184,6 +220,8 @@ def demo(ctx: typer.Context) -> None:
         )
     console.print("[bold]lineage[/] (upstream of credit-default@champion):")
     console.print(render(result.lineage, "up"))
+    if result.evidence is not None:
+        console.print(f"evidence pack: {result.evidence} ({result.evidence_gaps} gaps)")
     if result.audit.ok:
         console.print(f"[green]audit chain verified[/]: {result.audit.events} events")
     else:

@@ -25,14 +25,27 @@ def render(graph: LineageGraph, direction: str) -> Tree:
     for edge in graph.edges:
         src, dst = (edge.src, edge.dst) if direction == "down" else (edge.dst, edge.src)
         children.setdefault(src, []).append(dst)
-    tree = Tree(labels.get(graph.root, graph.root))
 
     def grow(branch: Tree, node: str, path: frozenset[str]) -> None:
         for child in sorted(children.get(node, [])):
             if child not in path:
                 grow(branch.add(labels.get(child, child)), child, path | {child})
 
-    grow(tree, graph.root, frozenset({graph.root}))
+    reached = {dst for dsts in children.values() for dst in dsts}
+    root_kind = graph.root.split(":", 1)[0]
+    others = sorted(
+        n.id
+        for n in graph.nodes
+        if n.id != graph.root and n.kind.value == root_kind and n.id not in reached
+    )
+    tops = [graph.root, *others]
+    if len(tops) == 1:
+        tree = Tree(labels.get(graph.root, graph.root))
+        grow(tree, graph.root, frozenset({graph.root}))
+        return tree
+    tree = Tree(f"[bold]{len(tops)} {root_kind} versions[/]")
+    for top in tops:
+        grow(tree.add(labels.get(top, top)), top, frozenset({top}))
     return tree
 
 
@@ -54,10 +67,17 @@ def upstream(
 def downstream(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="Dataset name or id, or KIND:KEY.")],
+    stage: Annotated[
+        str | None,
+        typer.Option(
+            help="Only model versions in this stage (production: also those holding a "
+            "production alias or live traffic), with the paths to them."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Everything made from a dataset: runs, model versions, deployments."""
-    graph = platform(ctx).lineage_downstream(ref)
+    graph = platform(ctx).lineage_downstream(ref, stage=stage)
     if as_json:
         emit_json(graph)
     else:

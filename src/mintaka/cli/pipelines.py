@@ -1,0 +1,245 @@
+"""``mintaka pipeline ...`` and ``mintaka retrain``: run, resume and inspect training pipelines,
+and retrain a model through the pipeline bound to it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from mintaka.cli.output import console, emit_json, table
+from mintaka.cli.state import platform
+from mintaka.domain.pipelines import PipelineRun
+from mintaka.errors import GateFailed, ValidationError
+from mintaka.pipelines.local import StepEvent
+
+app = typer.Typer(help="Training pipelines: typed steps, gates, caching.", no_args_is_help=True)
+
+
+def _parameters(values: list[str]) -> dict[str, str]:
+    found = {}
+    for value in values:
+        key, sep, text = value.partition("=")
+        if not sep or not key:
+            raise ValidationError(f"--param takes NAME=VALUE, got {value!r}")
+        found[key] = text
+    return found
+
+
+class _Bar:
+    """A progress bar over a run's steps, with one line per finished step."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def __call__(self, event: StepEvent) -> None:
+        if self.task is None:
+            self.task = self.progress.add_task("pipeline", total=event.total)
+        if event.status == "started":
+            self.progress.update(self.task, description=f"{event.step}")
+            return
+        mark = {
+            "succeeded": "[green]ok[/]",
+            "cached": "[cyan]cached[/]",
+            "reused": "[dim]done earlier[/]",
+            "failed": "[red]failed[/]",
+        }[event.status]
+        self.progress.console.print(f"  [{event.index}/{event.total}] {event.step}: {mark}")
+        if event.status != "failed":
+            self.progress.update(self.task, completed=event.index)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _run_with_bar(action: Any) -> PipelineRun:
+    with _progress() as progress:
+        try:
+            run: PipelineRun | None = action(_Bar(progress))
+        except GateFailed as exc:
+            progress.stop()
+            console.print(f"[red]gate {exc.gate!r} ({exc.kind}) refused the run[/]:")
+            for check in exc.checks:
+                console.print(f"  - {check.describe() if hasattr(check, 'describe') else check}")
+            if exc.run_id:
+                console.print(f"resume it with: mintaka pipeline resume {exc.run_id}")
+            raise typer.Exit(1) from exc
+    assert run is not None
+    console.print(f"pipeline run [bold]{run.id}[/]: {run.status.value}")
+    return run
+
+
+@app.command("run")
+def run(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="Pipeline spec (TOML or JSON).")],
+    param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE")] = [],  # noqa: B006
+    inline: Annotated[
+        bool, typer.Option(help="Run computing steps in this process, not sub-processes.")
+    ] = False,
+) -> None:
+    """Run a pipeline on this machine (each computing step in its own sub-process)."""
+    from mintaka.pipelines.service import load_spec
+
+    loaded = load_spec(spec)
+    plat = platform(ctx)
+    isolation = "inline" if inline else "process"
+    _run_with_bar(
+        lambda bar: plat.pipelines.run(
+            loaded, _parameters(param), on_event=bar, isolation=isolation
+        )
+    )
+
+
+@app.command("resume")
+def resume(ctx: typer.Context, run_id: Annotated[str, typer.Argument(metavar="RUN_ID")]) -> None:
+    """Resume a failed or stopped run from its last good step."""
+    plat = platform(ctx)
+    _run_with_bar(lambda bar: plat.pipelines.resume(run_id, on_event=bar))
+
+
+@app.command("runs")
+def runs(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Pipeline runs on this machine, oldest first."""
+    found = platform(ctx).pipelines.runs()
+    if as_json:
+        emit_json(found)
+        return
+    rows = [
+        (
+            r.id,
+            r.pipeline,
+            r.status.value,
+            r.started_at.isoformat(timespec="seconds"),
+            r.failure_reason or "",
+        )
+        for r in found
+    ]
+    table("pipeline runs", ["run", "pipeline", "status", "started", "failure"], rows)
+
+
+@app.command("show")
+def show(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A run's steps, gates, cache hits and what makes it reproducible."""
+    state = platform(ctx).pipelines.get(run_id)
+    if as_json:
+        emit_json(state)
+        return
+    run = state.run
+    console.print(f"[bold]{run.id}[/] {run.pipeline}: {run.status.value} ({state.trigger})")
+    console.print(
+        f"code {state.code_commit or 'unknown'}; seeds {state.seeds}; "
+        f"data {state.data_digests}; experiment run {state.experiment_run}"
+    )
+    rows = []
+    for step in run.steps:
+        gate = ""
+        if step.gate is not None:
+            gate = "; ".join(c.describe() for c in step.gate.checks)
+        rows.append(
+            (
+                step.name,
+                step.status.value,
+                "yes" if step.cached else "",
+                step.failure_reason or gate,
+            )
+        )
+    table("steps", ["step", "status", "cached", "gate checks / failure"], rows)
+
+
+@app.command("compile")
+def compile_(
+    ctx: typer.Context,
+    spec: Annotated[Path, typer.Argument(help="Pipeline spec (TOML or JSON).")],
+    out: Annotated[Path | None, typer.Option(help="Write the definition here.")] = None,
+) -> None:
+    """The spec in the backend's native format (SageMaker Pipelines JSON, a Databricks job)."""
+    from mintaka.pipelines.service import load_spec
+
+    native = platform(ctx).pipelines.compile(load_spec(spec))
+    if out is not None:
+        import json
+
+        out.write_text(json.dumps(native.definition, indent=2, sort_keys=True))
+        console.print(f"{native.format} definition written to {out}")
+    else:
+        emit_json(native)
+
+
+@app.command("bind")
+def bind(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Argument(metavar="NAME")],
+    spec: Annotated[Path, typer.Argument(help="Pipeline spec (TOML or JSON).")],
+    param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE")] = [],  # noqa: B006
+    every: Annotated[str | None, typer.Option(help="Retrain on a schedule, e.g. 7d.")] = None,
+) -> None:
+    """Make a pipeline the one that (re)trains a model."""
+    from mintaka.pipelines.service import load_spec
+
+    binding = platform(ctx).pipelines.bind(model, load_spec(spec), _parameters(param), every=every)
+    console.print(
+        f"{model} retrains through {binding.spec.name}" + (f" every {every}" if every else "")
+    )
+
+
+def retrain(
+    ctx: typer.Context,
+    model: Annotated[str | None, typer.Argument(metavar="NAME")] = None,
+    reason: Annotated[str, typer.Option(help="Why (audited with the run).")] = "",
+    param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE")] = [],  # noqa: B006
+    due: Annotated[
+        bool, typer.Option("--due", help="Retrain every model whose schedule is due.")
+    ] = False,
+    pending: Annotated[
+        bool, typer.Option("--pending", help="Run the retrainings that alerts asked for.")
+    ] = False,
+) -> None:
+    """Retrain a model through its bound pipeline (or the scheduled / alert-requested ones)."""
+    plat = platform(ctx)
+    if due:
+        for found in plat.pipelines.run_due():
+            console.print(f"{found.id}: {found.status.value}")
+        return
+    if pending:
+        for request, outcome in plat.pipelines.process_requests():
+            console.print(
+                f"{request.model} ({request.trigger}): {request.status} "
+                f"{outcome.id if outcome else request.outcome}"
+            )
+        return
+    if model is None:
+        raise ValidationError("name a model, or pass --due or --pending")
+    if not reason:
+        raise ValidationError("--reason is required: a retraining is audited with its reason")
+    _run_with_bar(
+        lambda bar: plat.pipelines.retrain(
+            model, reason, parameters=_parameters(param), on_event=bar
+        )
+    )
+
+
+def retire_superseded(
+    ctx: typer.Context, model: Annotated[str, typer.Argument(metavar="NAME")]
+) -> None:
+    """Archive the versions the champion superseded once the policy's grace period is over."""
+    retired = platform(ctx).pipelines.retire_superseded(model)
+    for version in retired:
+        console.print(f"retired {version.ref}")
+    if not retired:
+        console.print("nothing to retire")
