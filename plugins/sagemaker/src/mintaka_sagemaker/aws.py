@@ -76,10 +76,17 @@ class AwsCalls:
         return f"{self._arn_base}:{resource}"
 
     def _tags(self, arn: str) -> dict[str, str]:
+        # ListTags pages by NextToken; followed by hand, as botocore's paginator costs more
+        # Python than the one page a resource's tags nearly always fit in.
         tags: dict[str, str] = {}
-        for page in self._pages("sagemaker", "list_tags", ResourceArn=arn):
+        params: dict[str, Any] = {"ResourceArn": arn}
+        while True:
+            page = self._sm("list_tags", **params)
             tags.update(tag_dict(page.get("Tags", [])))
-        return tags
+            token = page.get("NextToken")
+            if not token:
+                return tags
+            params["NextToken"] = token
 
     def _describe_endpoint(self, name: str) -> dict[str, Any]:
         found = self._sm("describe_endpoint", EndpointName=name)

@@ -69,6 +69,21 @@ def is_already_exists(error: BaseException) -> bool:
     return isinstance(error, Conflict) and bool(MESSAGES[1][0].search(str(error)))
 
 
+def was_retried(error: BaseException) -> bool:
+    """Whether the SDK call behind a translated error was sent more than once.
+
+    botocore counts the attempts of one call in ``ResponseMetadata.RetryAttempts``. A create that
+    fails with "already exists" on its first attempt met a resource that was there before the
+    call; on a later attempt, the resource may be this call's own, made by an attempt whose
+    response was lost.
+    """
+    cause = error.__cause__
+    response = getattr(cause, "response", None)
+    if not isinstance(response, dict):
+        return False
+    return int(response.get("ResponseMetadata", {}).get("RetryAttempts", 0) or 0) > 0
+
+
 def _make(kind: type[MintakaError], message: str) -> MintakaError:
     if issubclass(kind, BackendError):
         return kind(message, BACKEND)

@@ -113,7 +113,8 @@ class SageMakerRegistry(AwsCalls):
         return uri, True
 
     def create_version(self, request: VersionRequest) -> BackendVersion:
-        self._describe_group(request.name)
+        """Upload the artifact unless it is there, then create the package. The answer is built
+        from the request and the package's ARN: a new version has no aliases or stage yet."""
         uri, uploaded = self._upload_artifact(request)
         params: dict[str, Any] = {
             "ModelPackageGroupName": request.name,
@@ -139,11 +140,32 @@ class SageMakerRegistry(AwsCalls):
             params["SourceUri"] = uri
         try:
             arn = str(self._sm("create_model_package", **params)["ModelPackageArn"])
-        except MintakaError:
+        except MintakaError:  # a missing group is SageMaker's NotFound, naming the group
             if uploaded:  # leave nothing behind that no version refers to
                 self._forget_artifact(uri)
             raise
-        return self.get_version(request.name, int(arn.rsplit("/", 1)[1]))
+        group, _, number = arn.rpartition(":model-package/")[2].rpartition("/")
+        if group.lower() != request.name.lower() or not number.isdigit():
+            if uploaded:
+                self._forget_artifact(uri)
+            raise Conflict(
+                f"[sagemaker] idempotency key {request.idempotency_key!r} already made {arn}, "
+                f"not a version of {request.name!r}"
+            )
+        return BackendVersion(
+            name=request.name,
+            version=int(number),
+            artifact_uri=uri,
+            artifact_digest=request.artifact_digest,
+            tags=dict(request.tags),
+            approval=ApprovalStatus.PENDING,
+            mintaka_id=request.mintaka_id,
+            backend_ids={"model_package": arn, "model_package_group": request.name},
+            extra={
+                "approval_status": APPROVAL_TO_SAGEMAKER[ApprovalStatus.PENDING],
+                "flavor": request.flavor.value,
+            },
+        )
 
     def _forget_artifact(self, uri: str) -> None:
         key = uri.removeprefix(f"s3://{self.settings.bucket}/")
@@ -180,8 +202,8 @@ class SageMakerRegistry(AwsCalls):
         )
 
     def get_version(self, name: str, version: int) -> BackendVersion:
-        described = self._describe_package(name, version)
-        return self._version(name, described, self.get_aliases(name))
+        described = self._describe_package(name, version)  # the group exists if the package does
+        return self._version(name, described, self._alias_tags(name))
 
     def _version_numbers(self, name: str) -> list[int]:
         numbers: list[int] = []
@@ -220,7 +242,10 @@ class SageMakerRegistry(AwsCalls):
     # -- aliases (emulated: tags on the group) ----------------------------------------------------
 
     def get_aliases(self, name: str) -> dict[str, int]:
-        self._describe_group(name)
+        self._describe_group(name)  # NotFound for a missing model, whatever ListTags would say
+        return self._alias_tags(name)
+
+    def _alias_tags(self, name: str) -> dict[str, int]:
         aliases: dict[str, int] = {}
         for key, value in self._tags(self._group_arn(name)).items():
             if key.startswith(ALIAS_TAG) and value.isdigit():

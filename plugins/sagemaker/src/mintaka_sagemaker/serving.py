@@ -13,6 +13,9 @@
   ``UpdateEndpoint``. Names derive from the content, so a retried create finds what the first one
   made ("already exists" is reconciled, not an error). A change is in force when the call returns:
   the backend waits for the endpoint to leave ``Creating``/``Updating``.
+- A config's name is derived from everything in it, routes included, and SageMaker never changes
+  a config, so the routes read from (or written to) a config's tags are kept per config name and
+  read once per process.
 - Native rollouts are ``UpdateEndpoint`` with a blue/green ``DeploymentConfig`` and CloudWatch
   alarms for automatic rollback; the backend does not wait for them.
 """
@@ -22,9 +25,11 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from mintaka.domain.serving import (
@@ -45,7 +50,7 @@ from mintaka.errors import (
 )
 from mintaka.interfaces import BackendContext
 from mintaka_sagemaker.aws import derived_name, short_hash, tag_list
-from mintaka_sagemaker.errors import is_already_exists
+from mintaka_sagemaker.errors import is_already_exists, was_retried
 from mintaka_sagemaker.registry import SageMakerRegistry
 
 ROUTE_TAG = "mintaka:route:"
@@ -111,10 +116,44 @@ class Layout:
         )
 
 
+class ConfigRoutes:
+    """The routes of each endpoint config, by config name (thread-safe, at most ``limit``).
+
+    Sound because a config never changes once made and Mintaka's config names hash the routes.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._limit = limit
+        self._lock = threading.Lock()
+        self._routes: dict[str, tuple[Route, ...]] = {}
+
+    def get(self, config: str) -> tuple[Route, ...] | None:
+        return self._routes.get(config)
+
+    def put(self, config: str, routes: tuple[Route, ...]) -> None:
+        with self._lock:
+            self._routes.pop(config, None)
+            self._routes[config] = routes
+            while len(self._routes) > self._limit:
+                del self._routes[next(iter(self._routes))]
+
+    def forget(self, config: str) -> None:
+        with self._lock:
+            self._routes.pop(config, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._routes.clear()
+
+
 class SageMakerServing(SageMakerRegistry):
     """Serving, traffic split, native shadow and native rollouts."""
 
     context: BackendContext
+
+    @cached_property
+    def config_routes(self) -> ConfigRoutes:
+        return ConfigRoutes()
 
     # -- layout -----------------------------------------------------------------------------------
 
@@ -246,15 +285,18 @@ class SageMakerServing(SageMakerRegistry):
             params["DataCaptureConfig"] = layout.capture
         try:
             self._sm("create_endpoint_config", **params)
-            return True
+            made = True
         except Conflict as exc:
             if not is_already_exists(exc):
                 raise
-            return False
+            made = False
+        self.config_routes.put(name, tuple(sorted(layout.routes, key=lambda r: r.name)))
+        return made
 
     def _discard(self, configs: Sequence[str], models: Sequence[str]) -> None:
         """Best-effort removal of configs and models nothing serves any more."""
         for config in configs:
+            self.config_routes.forget(config)
             with contextlib.suppress(MintakaError):
                 self._sm("delete_endpoint_config", EndpointConfigName=config)
         for model in models:
@@ -279,6 +321,9 @@ class SageMakerServing(SageMakerRegistry):
     # -- reading ----------------------------------------------------------------------------------
 
     def _config_routes(self, config_name: str) -> tuple[Route, ...]:
+        known = self.config_routes.get(config_name)
+        if known is not None:
+            return known
         tags = self._tags(self._arn(f"endpoint-config/{config_name}"))
         routes = []
         for key, value in sorted(tags.items()):
@@ -288,6 +333,7 @@ class SageMakerServing(SageMakerRegistry):
                     routes.append(
                         Route(name=key.removeprefix(ROUTE_TAG), model=model, version=int(version))
                     )
+        self.config_routes.put(config_name, tuple(routes))
         return tuple(routes)
 
     def _endpoint_from(self, described: dict[str, Any]) -> Endpoint:
@@ -353,11 +399,10 @@ class SageMakerServing(SageMakerRegistry):
     # -- changing ---------------------------------------------------------------------------------
 
     def create_endpoint(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
-        try:
-            self._describe_endpoint(name)
-            raise Conflict(f"[sagemaker] endpoint {name!r} already exists")
-        except NotFound:
-            pass
+        """``Conflict`` when the name is taken, as ``CreateEndpoint`` itself reports it: an
+        "already exists" on the call's first attempt is someone else's endpoint (what this call
+        made for it is removed again); on a retried attempt it is reconciled when the endpoint
+        serves this call's config (the first attempt succeeded and its response was lost)."""
         layout = self._layout(name, routes, traffic)
         config = self._config_name(name, 1, layout)
         models = self._ensure_models(name, layout)
@@ -372,11 +417,10 @@ class SageMakerServing(SageMakerRegistry):
                     Tags=tag_list({MANAGED_TAG: "true"}),
                 )
             except Conflict as exc:
-                # A retried create whose first attempt succeeded: reconcile if it is ours.
                 if not is_already_exists(exc):
                     raise
-                if self._describe_endpoint(name).get("EndpointConfigName") != config:
-                    raise
+                if not (was_retried(exc) and self._serves_config(name, config)):
+                    raise Conflict(f"[sagemaker] endpoint {name!r} already exists") from exc
             described = self._wait(name)
         except MintakaError:
             self._discard([config] if made_config else [], models)
@@ -389,12 +433,24 @@ class SageMakerServing(SageMakerRegistry):
             )
         return self._endpoint_from(described)
 
+    def _serves_config(self, name: str, config: str) -> bool:
+        try:
+            found = self._describe_endpoint(name)
+        except NotFound:  # a "Deleting" endpoint too
+            return False
+        return bool(found.get("EndpointConfigName") == config)
+
+    @staticmethod
+    def _capture_of(config: dict[str, Any] | None) -> dict[str, Any] | None:
+        capture = (config or {}).get("DataCaptureConfig")
+        return dict(capture) if capture else None
+
     def _current_capture(self, config_name: str) -> dict[str, Any] | None:
         if not config_name:
             return None
-        found = self._sm("describe_endpoint_config", EndpointConfigName=config_name)
-        capture = found.get("DataCaptureConfig")
-        return dict(capture) if capture else None
+        return self._capture_of(
+            self._sm("describe_endpoint_config", EndpointConfigName=config_name)
+        )
 
     def _deploy_config(
         self,
@@ -410,19 +466,39 @@ class SageMakerServing(SageMakerRegistry):
 
         ``capture=True`` carries the current data capture over; a dict replaces it.
         """
-        described = self._describe_endpoint(name)
+        config, _ = self._switch_config(
+            name, routes, traffic, capture=capture, deployment=deployment, wait=wait
+        )
+        return config
+
+    def _switch_config(
+        self,
+        name: str,
+        routes: Sequence[Route],
+        traffic: TrafficMap,
+        *,
+        capture: dict[str, Any] | bool | None = True,
+        deployment: dict[str, Any] | None = None,
+        wait: bool = True,
+        described: dict[str, Any] | None = None,
+    ) -> tuple[str, dict[str, Any] | None]:
+        """:meth:`_deploy_config`, answering (the new config's name, the endpoint as described
+        once the switch is done, or None without ``wait``); ``described`` is the endpoint as the
+        caller has just described it, so it is not described again."""
+        if described is None:
+            described = self._describe_endpoint(name)
         if described["EndpointStatus"] != "InService":
             raise Conflict(
                 f"[sagemaker] endpoint {name!r} is {described['EndpointStatus']}; "
                 "wait for it to be InService"
             )
         old = str(described.get("EndpointConfigName", ""))
-        current_capture = self._current_capture(old)
-        new_capture = current_capture if capture is True else (capture or None)
+        old_config = self._sm("describe_endpoint_config", EndpointConfigName=old) if old else None
+        new_capture = self._capture_of(old_config) if capture is True else (capture or None)
         layout = self._layout(name, routes, traffic, new_capture)
         config = self._config_name(name, self._counter(old) + 1, layout)
         if config == old:
-            return config
+            return config, described
         models = self._ensure_models(name, layout)
         made_config = False
         try:
@@ -435,7 +511,7 @@ class SageMakerServing(SageMakerRegistry):
             self._discard([config] if made_config else [], models)
             raise
         if not wait:
-            return config
+            return config, None
         done = self._wait(name)
         if done.get("EndpointConfigName") != config:
             raise BackendError(
@@ -443,16 +519,13 @@ class SageMakerServing(SageMakerRegistry):
                 f"{done['EndpointStatus']} {done.get('FailureReason', '')}".strip(),
                 "sagemaker",
             )
-        self._retire_config(old, keep=layout)
-        return config
+        if old_config is not None:
+            self._retire_config(old, old_config, keep=layout)
+        return config, done
 
-    def _retire_config(self, old: str, keep: Layout) -> None:
-        if not old:
-            return
-        try:
-            found = self._sm("describe_endpoint_config", EndpointConfigName=old)
-        except MintakaError:
-            return
+    def _retire_config(self, old: str, found: dict[str, Any], keep: Layout) -> None:
+        """Delete the config an endpoint left (as described before the switch) and its models
+        that the new layout does not serve."""
         in_use = {v["ModelName"] for v in keep.variants + keep.shadow_variants}
         stale = {
             v["ModelName"]
@@ -461,33 +534,38 @@ class SageMakerServing(SageMakerRegistry):
         } - in_use
         self._discard([old], sorted(stale))
 
+    def _answer(self, name: str, done: dict[str, Any] | None) -> Endpoint:
+        return self._endpoint_from(done) if done is not None else self.get_endpoint(name)
+
     def update_routes(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
-        self._deploy_config(name, routes, traffic)
-        return self.get_endpoint(name)
+        _, done = self._switch_config(name, routes, traffic)
+        return self._answer(name, done)
 
     def set_traffic(self, name: str, traffic: TrafficMap) -> Endpoint:
-        current = self.get_endpoint(name)
-        described_config = current.backend_ids.get("endpoint_config", "")
-        capture = self._current_capture(described_config)
-        wanted = self._layout(name, current.routes, traffic, capture)
-        running = self._layout(name, current.routes, current.traffic, capture)
+        """Weights alone change in place (``UpdateEndpointWeightsAndCapacities``); a new shadow
+        needs the next config. The endpoint is described before (its routes and shape) and after
+        (the wait, which is also the answer)."""
+        described = self._describe_endpoint(name)
+        current = self._endpoint_from(described)
+        wanted = self._layout(name, current.routes, traffic)
+        running = self._layout(name, current.routes, current.traffic)
         if wanted.shape != running.shape:
-            self._deploy_config(name, current.routes, traffic)
-            return self.get_endpoint(name)
+            _, done = self._switch_config(name, current.routes, traffic, described=described)
+            return self._answer(name, done)
         running_weights = current.extra.get("variant_weights", {})
         changes = [
             {"VariantName": v["VariantName"], "DesiredWeight": v["InitialVariantWeight"]}
             for v in wanted.variants
             if running_weights.get(v["VariantName"]) != v["InitialVariantWeight"]
         ]
-        if changes:
-            self._sm(
-                "update_endpoint_weights_and_capacities",
-                EndpointName=name,
-                DesiredWeightsAndCapacities=changes,
-            )
-            self._wait(name)
-        return self.get_endpoint(name)
+        if not changes:
+            return current
+        self._sm(
+            "update_endpoint_weights_and_capacities",
+            EndpointName=name,
+            DesiredWeightsAndCapacities=changes,
+        )
+        return self._endpoint_from(self._wait(name))
 
     def set_shadow(self, name: str, route: str | None, percent: int) -> Endpoint:
         current = self.get_endpoint(name)
@@ -610,7 +688,8 @@ class SageMakerServing(SageMakerRegistry):
             raise ValidationError(
                 "shadow is not a SageMaker deployment policy: set the shadow with set_traffic"
             )
-        current = self.get_endpoint(plan.endpoint)
+        described = self._describe_endpoint(plan.endpoint)
+        current = self._endpoint_from(described)
         target = TrafficMap(
             weights=plan.steps[-1].weights, shadow=plan.shadow, shadow_percent=plan.shadow_percent
         )
@@ -644,9 +723,15 @@ class SageMakerServing(SageMakerRegistry):
         alarms = self._rollout_alarms(plan.endpoint, plan, rising)
         if alarms:
             deployment["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
-        return self._deploy_config(
-            plan.endpoint, current.routes, target, deployment=deployment, wait=False
+        config, _ = self._switch_config(
+            plan.endpoint,
+            current.routes,
+            target,
+            deployment=deployment,
+            wait=False,
+            described=described,
         )
+        return config
 
     def rollout_status(self, name: str, rollout_id: str) -> str:
         """``in_progress``, ``succeeded``, ``rolled_back`` (an alarm fired) or ``failed``."""
