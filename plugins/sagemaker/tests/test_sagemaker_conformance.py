@@ -21,7 +21,6 @@ from mintaka_conformance import (
 )
 from mintaka_conformance.fakes.sagemaker import make_client, mock_sagemaker
 from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_lineage_fake import lineage_installed
 from sagemaker_testkit import BUCKET, SETTINGS
 
 from mintaka import Platform
@@ -58,7 +57,7 @@ class BotoOutOfBand:
 class InProcessFixtures(AbstractBackendFixtures):
     @pytest.fixture
     def backend(self, inference_image: None) -> Iterator[BackendUnderTest]:
-        with lineage_installed(), mock_sagemaker():
+        with mock_sagemaker():
             make_client("s3").create_bucket(Bucket=BUCKET)
             yield BackendUnderTest(SageMakerBackend, SETTINGS)
 

@@ -25,6 +25,15 @@ the way the AWS API reference describes:
 * **Invocation.** ``InvokeEndpoint`` answers per endpoint and variant: ``TargetVariant`` or smooth
   weighted round-robin, the ``x-Amzn-Invoked-Production-Variant`` header, a JSON body naming the
   variant and model, and ``ValidationError`` for an unknown endpoint or variant.
+* **Pipelines.** ``CreatePipeline`` / ``UpdatePipeline`` check the definition against the shape of
+  the published pipeline-definition schema (``ValidationException`` when it does not fit); an
+  execution walks its steps (conditions evaluated, Fail steps ending it, RegisterModel creating a
+  version), ``ListPipelineExecutionSteps`` and ``StopPipelineExecution`` exist, and
+  :meth:`SageMakerFake.script_pipeline_execution` scripts property files, step failures and the
+  pace (one step per describe).
+* **Model Monitor.** Monitoring schedules (create, describe, list, delete) and their executions
+  (:meth:`SageMakerFake.add_monitoring_execution`, ``ListMonitoringExecutions``).
+* **ML Lineage.** Artifacts, contexts, actions, associations and ``QueryLineage``.
 
 Fault injection (:class:`FaultInjector`) and retry-ready clients (:func:`make_client`) are per
 client and need no patching of moto. All state lives on moto's backends, so moto's reset clears it.

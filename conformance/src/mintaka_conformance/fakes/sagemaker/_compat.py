@@ -31,6 +31,11 @@ WRAPPED_SAGEMAKER_OPERATIONS = (
     "add_tags",
     "list_tags",
     "delete_tags",
+    "create_pipeline",
+    "update_pipeline",
+    "start_pipeline_execution",
+    "describe_pipeline_execution",
+    "list_pipeline_executions",
 )
 
 # Operations moto 5.2.5 does not implement; the extension adds them. If moto starts implementing
@@ -39,6 +44,29 @@ ADDED_SAGEMAKER_OPERATIONS = (
     "update_endpoint",
     "delete_model_package",
     "delete_model_package_group",
+    "list_pipeline_execution_steps",
+    "stop_pipeline_execution",
+    "create_monitoring_schedule",
+    "describe_monitoring_schedule",
+    "list_monitoring_schedules",
+    "delete_monitoring_schedule",
+    "list_monitoring_executions",
+    "create_artifact",
+    "describe_artifact",
+    "update_artifact",
+    "list_artifacts",
+    "create_context",
+    "describe_context",
+    "update_context",
+    "list_contexts",
+    "create_action",
+    "describe_action",
+    "update_action",
+    "list_actions",
+    "add_association",
+    "delete_association",
+    "list_associations",
+    "query_lineage",
 )
 
 # Attributes of ``SageMakerModelBackend`` the extension reads or writes.
@@ -49,6 +77,8 @@ BACKEND_ATTRIBUTES = (
     "model_package_groups",
     "model_packages",
     "model_package_name_mapping",
+    "pipelines",
+    "data_quality_job_definitions",
 )
 
 # Keyword parameters of moto's model constructors that the extension passes or reads.
@@ -137,6 +167,15 @@ def compatibility_problems(*, check_version: bool = True) -> list[str]:
     for cls_name, attrs in (
         ("FakeEndpoint", ("endpoint_status", "endpoint_config_name", "production_variants")),
         ("FakeEndpointConfig", ("production_variants",)),
+        ("FakePipeline", ("pipeline_definition", "pipeline_executions")),
+        (
+            "FakePipelineExecution",
+            (
+                "pipeline_execution_status",
+                "pipeline_execution_failure_reason",
+                "last_modified_time",
+            ),
+        ),
     ):
         cls = getattr(sm_models, cls_name, None)
         if cls is None:

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from moto.core.exceptions import ServiceException
-from moto.sagemaker.exceptions import ConflictException, ValidationError
+from moto.sagemaker.exceptions import ConflictException, ResourceNotFound, ValidationError
+from moto.sagemaker.exceptions import ResourceInUseException as ResourceInUse
 
-__all__ = ["ConflictException", "RuntimeValidationError", "ValidationError"]
+__all__ = [
+    "ConflictException",
+    "ResourceInUse",
+    "ResourceNotFound",
+    "RuntimeValidationError",
+    "ValidationError",
+]
 
 
 class RuntimeValidationError(ServiceException):

@@ -6,21 +6,31 @@ import functools
 import threading
 import urllib.request
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import botocore.session
 from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.core.utils import utcnow
 from moto.sagemaker.models import SageMakerModelBackend, sagemaker_backends
 from moto.sagemaker.responses import SageMakerResponse
+from moto.sagemaker.utils import arn_formatter
 from moto.sagemakerruntime.responses import SageMakerRuntimeResponse
 
-from . import endpoints, registry, runtime
+from . import endpoints, lineage, monitoring, pipelines, registry, runtime
 from ._compat import compatibility_problems
 from .originals import ORIGINALS
-from .state import Invocation, InvokeHandler, StatusScript, state_of
+from .state import (
+    ExecutionScript,
+    Invocation,
+    InvokeHandler,
+    MonitoringExecution,
+    StatusScript,
+    state_of,
+)
 
 SAGEMAKER_PATCHES: dict[str, Any] = {
     "create_model": registry.create_model,
@@ -42,6 +52,9 @@ SAGEMAKER_PATCHES: dict[str, Any] = {
     "delete_endpoint": endpoints.delete_endpoint,
     "update_endpoint": endpoints.update_endpoint,
     "update_endpoint_weights_and_capacities": endpoints.update_endpoint_weights_and_capacities,
+    **pipelines.OPERATIONS,
+    **monitoring.OPERATIONS,
+    **lineage.OPERATIONS,
 }
 
 RUNTIME_PATCHES: dict[str, Any] = {"invoke_endpoint": runtime.invoke_endpoint}
@@ -192,6 +205,77 @@ class SageMakerFake:
             for i in state_of(self.backend).invocations
             if endpoint in (None, i.endpoint) and shadow in (None, i.shadow)
         ]
+
+    def script_pipeline_execution(
+        self,
+        pipeline: str,
+        *,
+        property_files: Mapping[str, Mapping[str, Any]] | None = None,
+        failures: Mapping[str, str] | None = None,
+        paced: bool = True,
+    ) -> None:
+        """Script the *next* execution of ``pipeline`` (queue several for several executions).
+
+        ``property_files`` gives the JSON each step's property files hold (``{step: {file:
+        json}}``): what a Condition step's ``Std:JsonGet`` reads. ``failures`` fails steps with a
+        reason. ``paced`` runs one step per DescribePipelineExecution (``Executing`` until the
+        last step ends); unpaced, the execution ends inside StartPipelineExecution.
+        """
+        script = ExecutionScript(
+            property_files={s: dict(files) for s, files in (property_files or {}).items()},
+            failures=dict(failures or {}),
+            paced=paced,
+        )
+        state = state_of(self.backend)
+        with state.lock:
+            state.execution_scripts.setdefault(pipeline, deque()).append(script)
+
+    def script_monitoring_schedule(
+        self, name: str, statuses: Sequence[str], *, failure_reason: str | None = None
+    ) -> None:
+        """Queue the statuses the next monitoring schedule named ``name`` goes through, one per
+        DescribeMonitoringSchedule (``["Pending", "Scheduled"]``, ``["Pending", "Failed"]``)."""
+        valid = self._valid(statuses, "ScheduleStatus")
+        state = state_of(self.backend)
+        with state.lock:
+            state.schedule_scripts.setdefault(name, deque()).append(
+                StatusScript(valid, failure_reason)
+            )
+
+    def add_monitoring_execution(
+        self,
+        schedule: str,
+        status: str = "Completed",
+        *,
+        scheduled: datetime | None = None,
+        failure_reason: str | None = None,
+    ) -> None:
+        """Record one run of monitoring schedule ``schedule`` (there is no clock that runs it)."""
+        status = self._valid([status], "ExecutionStatus")[0]
+        state = state_of(self.backend)
+        with state.lock:
+            found = state.schedules.get(schedule)
+            if found is None:
+                raise ValueError(f"there is no monitoring schedule {schedule!r}")
+            now = utcnow()
+            at = scheduled or now
+            job = f"model-monitoring-{at:%Y%m%d%H%M}-{found.name}"[:63]
+            state.monitoring_executions.append(
+                MonitoringExecution(
+                    schedule=found.name,
+                    endpoint=found.endpoint,
+                    monitoring_type=found.monitoring_type,
+                    job_definition=found.config.get("MonitoringJobDefinitionName"),
+                    status=status,
+                    scheduled=at,
+                    created=now,
+                    modified=now,
+                    processing_job_arn=None
+                    if status == "Pending"
+                    else arn_formatter("processing-job", job, self.account_id, self.region_name),
+                    failure_reason=failure_reason if status == "Failed" else None,
+                )
+            )
 
     @staticmethod
     def _valid(statuses: Sequence[str], shape: str) -> list[str]:

@@ -126,12 +126,20 @@ def _apply_script(state: SageMakerState, key: str, package: PackageState) -> Non
         package.failure_reason = script.failure_reason
 
 
-def create_model_package(self: SageMakerResponse) -> ActionResult:
-    backend = self.sagemaker_backend
-    state = state_of(backend)
-    name = self._get_param("ModelPackageName")
-    group = self._get_param("ModelPackageGroupName")
-    token = self._get_param("ClientToken")
+def _new_package(
+    backend: SageMakerModelBackend,
+    state: SageMakerState,
+    fields: dict[str, Any],
+) -> str:
+    """Create a model package from CreateModelPackage's fields; its ARN (the first package's,
+    for a ClientToken seen before). The caller holds ``state.lock``."""
+
+    def param(key: str, default: Any = None) -> Any:
+        return fields.get(key, default)
+
+    name = param("ModelPackageName")
+    group = param("ModelPackageGroupName")
+    token = param("ClientToken")
     if group and name:
         raise ValidationError(
             "Both ModelPackageName and ModelPackageGroupName are provided in the input. "
@@ -139,74 +147,111 @@ def create_model_package(self: SageMakerResponse) -> ActionResult:
         )
     if not group and not name:
         raise ValidationError("Missing ARN.")
+    if token and token in state.client_tokens:
+        existing = state.client_tokens[token]
+        if existing in backend.model_packages:
+            return existing
+    approval = param("ModelApprovalStatus")
+    if group:
+        group = _group_name(group)
+        if group not in backend.model_package_groups:
+            raise ValidationError(
+                f"Model Package Group {_group_arn(backend, group)} does not exist."
+            )
+        version: int | None = _next_version(backend, state, group)
+        package_type = "Versioned"
+        name = group
+        # AWS puts new versions in the registry as pending unless the caller says otherwise.
+        approval = approval or "PendingManualApproval"
+    else:
+        version = None
+        package_type = "Unversioned"
+        if any(
+            p.model_package_name == name and p.model_package_version is None
+            for p in backend.model_packages.values()
+        ):
+            raise ValidationError(
+                f"Model Package {resource_arn(backend, 'model-package', name.lower())} "
+                "already exists."
+            )
+    package = ModelPackage(
+        model_package_name=name,
+        model_package_group_name=group,
+        model_package_version=version,
+        model_package_description=param("ModelPackageDescription"),
+        inference_specification=param("InferenceSpecification"),
+        source_algorithm_specification=param("SourceAlgorithmSpecification"),
+        validation_specification=param("ValidationSpecification"),
+        certify_for_marketplace=param("CertifyForMarketplace", False),
+        model_approval_status=approval,
+        metadata_properties=param("MetadataProperties"),
+        model_metrics=param("ModelMetrics"),
+        approval_description=None,
+        customer_metadata_properties=param("CustomerMetadataProperties"),
+        drift_check_baselines=param("DriftCheckBaselines"),
+        domain=param("Domain"),
+        task=param("Task"),
+        sample_payload_url=param("SamplePayloadUrl"),
+        additional_inference_specifications=param("AdditionalInferenceSpecifications"),
+        client_token=token,
+        region_name=backend.region_name,
+        account_id=backend.account_id,
+        model_package_type=package_type,
+        tags=param("Tags") or [],
+    )
+    backend.model_package_name_mapping[name] = package.arn
+    backend.model_package_name_mapping[package.arn] = package.arn
+    backend.model_packages[package.arn] = package
+    if token:
+        state.client_tokens[token] = package.arn
+    pstate = package_state(state, package.arn)
+    pstate.extras = {
+        key: value for key in PACKAGE_EXTRA_FIELDS if (value := param(key)) is not None
+    }
+    _apply_script(state, name, pstate)
+    return str(package.arn)
+
+
+# Fields of CreateModelPackage that the extension reads.
+CREATE_FIELDS = (
+    "ModelPackageName",
+    "ModelPackageGroupName",
+    "ClientToken",
+    "ModelApprovalStatus",
+    "ModelPackageDescription",
+    "InferenceSpecification",
+    "SourceAlgorithmSpecification",
+    "ValidationSpecification",
+    "CertifyForMarketplace",
+    "MetadataProperties",
+    "ModelMetrics",
+    "CustomerMetadataProperties",
+    "DriftCheckBaselines",
+    "Domain",
+    "Task",
+    "SamplePayloadUrl",
+    "AdditionalInferenceSpecifications",
+    "Tags",
+    *PACKAGE_EXTRA_FIELDS,
+)
+
+
+def create_model_package(self: SageMakerResponse) -> ActionResult:
+    backend = self.sagemaker_backend
+    state = state_of(backend)
+    fields = {key: value for key in CREATE_FIELDS if (value := self._get_param(key)) is not None}
     with state.lock:
-        if token and token in state.client_tokens:
-            existing = state.client_tokens[token]
-            if existing in backend.model_packages:
-                return ActionResult({"ModelPackageArn": existing})
-        approval = self._get_param("ModelApprovalStatus")
-        if group:
-            group = _group_name(group)
-            if group not in backend.model_package_groups:
-                raise ValidationError(
-                    f"Model Package Group {_group_arn(backend, group)} does not exist."
-                )
-            version: int | None = _next_version(backend, state, group)
-            package_type = "Versioned"
-            name = group
-            # AWS puts new versions in the registry as pending unless the caller says otherwise.
-            approval = approval or "PendingManualApproval"
-        else:
-            version = None
-            package_type = "Unversioned"
-            if any(
-                p.model_package_name == name and p.model_package_version is None
-                for p in backend.model_packages.values()
-            ):
-                raise ValidationError(
-                    f"Model Package {resource_arn(backend, 'model-package', name.lower())} "
-                    "already exists."
-                )
-        package = ModelPackage(
-            model_package_name=name,
-            model_package_group_name=group,
-            model_package_version=version,
-            model_package_description=self._get_param("ModelPackageDescription"),
-            inference_specification=self._get_param("InferenceSpecification"),
-            source_algorithm_specification=self._get_param("SourceAlgorithmSpecification"),
-            validation_specification=self._get_param("ValidationSpecification"),
-            certify_for_marketplace=self._get_param("CertifyForMarketplace", False),
-            model_approval_status=approval,
-            metadata_properties=self._get_param("MetadataProperties"),
-            model_metrics=self._get_param("ModelMetrics"),
-            approval_description=None,
-            customer_metadata_properties=self._get_param("CustomerMetadataProperties"),
-            drift_check_baselines=self._get_param("DriftCheckBaselines"),
-            domain=self._get_param("Domain"),
-            task=self._get_param("Task"),
-            sample_payload_url=self._get_param("SamplePayloadUrl"),
-            additional_inference_specifications=self._get_param(
-                "AdditionalInferenceSpecifications"
-            ),
-            client_token=token,
-            region_name=backend.region_name,
-            account_id=backend.account_id,
-            model_package_type=package_type,
-            tags=self._get_param("Tags") or [],
-        )
-        backend.model_package_name_mapping[name] = package.arn
-        backend.model_package_name_mapping[package.arn] = package.arn
-        backend.model_packages[package.arn] = package
-        if token:
-            state.client_tokens[token] = package.arn
-        pstate = package_state(state, package.arn)
-        pstate.extras = {
-            key: value
-            for key in PACKAGE_EXTRA_FIELDS
-            if (value := self._get_param(key)) is not None
-        }
-        _apply_script(state, name, pstate)
-    return ActionResult({"ModelPackageArn": package.arn})
+        return ActionResult({"ModelPackageArn": _new_package(backend, state, fields)})
+
+
+def register_from_pipeline(backend: SageMakerModelBackend, arguments: dict[str, Any]) -> str:
+    """The model package a pipeline's RegisterModel step creates from its (resolved) arguments."""
+    state = state_of(backend)
+    fields = {k: v for k, v in arguments.items() if k in CREATE_FIELDS}
+    fields.pop("ModelPackageName", None)
+    fields.pop("ClientToken", None)
+    with state.lock:
+        return _new_package(backend, state, fields)
 
 
 def _package_response(

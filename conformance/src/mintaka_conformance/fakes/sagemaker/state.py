@@ -145,6 +145,101 @@ class Invocation:
 
 
 @dataclass
+class LineageEntity:
+    """An artifact, context or action of SageMaker ML Lineage."""
+
+    kind: str  # Artifact | Context | Action
+    name: str | None
+    arn: str
+    type: str
+    source: dict[str, Any]
+    description: str | None
+    status: str | None
+    properties: dict[str, str]
+    created: datetime
+    modified: datetime
+
+
+@dataclass
+class LineageState:
+    lock: threading.RLock = field(default_factory=threading.RLock)
+    entities: dict[str, LineageEntity] = field(default_factory=dict)  # by ARN
+    associations: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    issued: int = 0  # artifacts created, for their generated ids
+
+
+@dataclass
+class ExecutionScript:
+    """What the next execution of a pipeline meets: the JSON its steps' property files hold,
+    the steps that fail (with their reasons), and whether it runs one step per describe."""
+
+    property_files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+    paced: bool = True
+
+
+@dataclass
+class StepExecution:
+    """One started step of a pipeline execution, as ListPipelineExecutionSteps reports it."""
+
+    name: str
+    type: str
+    status: str
+    start: datetime
+    end: datetime | None = None
+    failure_reason: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    arguments: Any = None  # the step's arguments with every expression resolved
+    display_name: str | None = None
+    description: str | None = None
+
+
+@dataclass
+class ExecutionState:
+    arn: str
+    pipeline: str
+    execution_id: str
+    definition: Any  # pipeline_definition.Definition
+    parameters: dict[str, Any]
+    script: ExecutionScript
+    status: str = "Executing"
+    failure_reason: str | None = None
+    steps: list[StepExecution] = field(default_factory=list)
+    started: datetime | None = None
+
+
+@dataclass
+class ScheduleState:
+    """A monitoring schedule; its status follows its script like an endpoint's."""
+
+    name: str
+    arn: str
+    config: dict[str, Any]
+    endpoint: str | None
+    monitoring_type: str
+    status: str
+    created: datetime
+    modified: datetime
+    script: deque[str] = field(default_factory=deque)
+    failure_reason: str | None = None
+    tags: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class MonitoringExecution:
+    schedule: str
+    endpoint: str | None
+    monitoring_type: str
+    job_definition: str | None
+    status: str
+    scheduled: datetime
+    created: datetime
+    modified: datetime
+    processing_job_arn: str | None = None
+    failure_reason: str | None = None
+
+
+@dataclass
 class SageMakerState:
     lock: threading.RLock = field(default_factory=threading.RLock)
     endpoints: dict[str, EndpointState] = field(default_factory=dict)
@@ -156,6 +251,12 @@ class SageMakerState:
     client_tokens: dict[str, str] = field(default_factory=dict)
     invoke_handlers: dict[str, InvokeHandler] = field(default_factory=dict)
     invocations: list[Invocation] = field(default_factory=list)
+    lineage: LineageState = field(default_factory=LineageState)
+    executions: dict[str, ExecutionState] = field(default_factory=dict)
+    execution_scripts: dict[str, deque[ExecutionScript]] = field(default_factory=dict)
+    schedules: dict[str, ScheduleState] = field(default_factory=dict)
+    schedule_scripts: dict[str, deque[StatusScript]] = field(default_factory=dict)
+    monitoring_executions: list[MonitoringExecution] = field(default_factory=list)
 
 
 _CREATE_LOCK = threading.Lock()
