@@ -38,7 +38,8 @@ class TrainOutputs(BaseModel):
 
 def train(inputs: TrainInputs, ctx: StepContext) -> TrainOutputs:
     """A logistic regression on a seeded split; the model is saved with skops (same inputs, same
-    bytes) and the holdout written beside it for the gates."""
+    bytes) and the holdout (every feature column and the label) written beside it for the
+    gates."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
 
@@ -47,20 +48,22 @@ def train(inputs: TrainInputs, ctx: StepContext) -> TrainOutputs:
     features = [f for f in inputs.features.split(",") if f]
     with inputs.data.open() as handle:
         rows = list(csv.DictReader(handle))
-    x = [[float(row[f]) for f in features] for row in rows]
     y = [int(float(row[inputs.label])) for row in rows]
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=inputs.test_size, random_state=inputs.seed, stratify=y
+    train_rows, test_rows = train_test_split(
+        rows, test_size=inputs.test_size, random_state=inputs.seed, stratify=y
     )
-    model = LogisticRegression(C=inputs.c, max_iter=inputs.max_iter).fit(x_train, y_train)
+    model = LogisticRegression(C=inputs.c, max_iter=inputs.max_iter).fit(
+        [[float(row[f]) for f in features] for row in train_rows],
+        [int(float(row[inputs.label])) for row in train_rows],
+    )
     directory = sklearn_flavor.save(model, ctx.workdir / "model")
     holdout = ctx.workdir / "holdout.csv"
+    numeric = [c for c in rows[0] if c in FEATURES or c == inputs.label]
     with holdout.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*features, inputs.label])
-        for features_row, label in zip(x_test, y_test, strict=True):
-            writer.writerow([*(f"{v:.6f}" for v in features_row), label])
-    return TrainOutputs(model=directory, holdout=holdout, train_rows=len(x_train))
+        writer = csv.DictWriter(handle, fieldnames=numeric, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(test_rows)
+    return TrainOutputs(model=directory, holdout=holdout, train_rows=len(train_rows))
 
 
 def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
@@ -84,6 +87,7 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
         "min_group_ratio": 0.8,
         "min_auc": 0.7,
         "max_calibration_error": 0.1,
+        "max_expected_cost": 0.0,
         "endpoint": "credit-scoring",
         "canary_steps": "10,50,100",
         "bake_seconds": 1.0,
@@ -150,6 +154,7 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
                     "min_auc": "params.min_auc",
                     "max_calibration_error": "params.max_calibration_error",
                     "cost_model": "params.model",
+                    "max_expected_cost": "params.max_expected_cost",
                 },
             ),
             StepSpec(

@@ -238,13 +238,7 @@ def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutc
         try:
             metric = platform.serving.business_metric(inputs.cost_model)
         except NotFound:
-            checks.append(
-                GateCheck(
-                    name="expected cost",
-                    passed=False,
-                    detail=f"{inputs.cost_model!r} declares no business metric",
-                )
-            )
+            metric = None  # only an error when a cost threshold asks for it (below)
     if metric is not None:
         metrics["expected_cost"] = metric.expected_cost(labels.tolist(), scores.tolist())
     limits: dict[str, tuple[float | None, float | None]] = {}
@@ -256,12 +250,15 @@ def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutc
         limits["auc"] = (max(low or 0.0, inputs.min_auc), high)
     if inputs.max_calibration_error < 1.0:
         limits["calibration_error"] = (None, inputs.max_calibration_error)
-    if inputs.max_expected_cost and metric is not None:
+    if inputs.max_expected_cost:
         limits["expected_cost"] = (None, inputs.max_expected_cost)
     for name, (low, high) in sorted(limits.items()):
         value = metrics.get(name)
         if value is None:
-            checks.append(GateCheck(name=name, passed=False, detail="not measured"))
+            detail = "not measured"
+            if name == "expected_cost":
+                detail += f": {inputs.cost_model or 'no model'!r} declares no business metric"
+            checks.append(GateCheck(name=name, passed=False, detail=detail))
             continue
         if low is not None:
             checks.append(

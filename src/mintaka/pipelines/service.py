@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
+from pydantic import ValidationError as PydanticValidationError
 
 from mintaka.capabilities import Capability
 from mintaka.domain.base import AwareDatetime, JSONDict
@@ -55,7 +56,10 @@ def load_spec(path: Path) -> PipelineSpec:
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ValidationError(f"pipeline spec {path}: {exc}") from exc
-    return PipelineSpec.model_validate(data)
+    try:
+        return PipelineSpec.model_validate(data)
+    except PydanticValidationError as exc:
+        raise ValidationError(f"pipeline spec {path}: {exc}") from exc
 
 
 class TrainingBinding(BaseModel):

@@ -1,0 +1,76 @@
+"""Step callables for the pipeline tests (a uniquely named module, importable by the sub-process
+steps through the parent's sys.path)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from mintaka.domain.pipelines import GateCheck, GateOutcome
+from mintaka.pipelines.contract import StepContext
+
+FAIL_FLAG = "MINTAKA_TEST_FAIL_FLAG"
+
+
+class ProduceInputs(BaseModel):
+    n: int
+    data: Path | None = None
+
+
+class ProduceOutputs(BaseModel):
+    total: int
+    pid: int
+    file: Path
+
+
+def produce(inputs: ProduceInputs, ctx: StepContext) -> ProduceOutputs:
+    extra = len(inputs.data.read_text()) if inputs.data is not None else 0
+    total = inputs.n * 2 + extra
+    out = ctx.workdir / "out.txt"
+    out.write_text(str(total))
+    return ProduceOutputs(total=total, pid=os.getpid(), file=out)
+
+
+class ConsumeInputs(BaseModel):
+    file: Path
+    total: int
+
+
+class ConsumeOutputs(BaseModel):
+    doubled: int
+
+
+def consume(inputs: ConsumeInputs) -> ConsumeOutputs:
+    flag = os.environ.get(FAIL_FLAG)
+    if flag and Path(flag).exists():
+        raise RuntimeError("asked to fail by the flag file")
+    return ConsumeOutputs(doubled=int(inputs.file.read_text()) + inputs.total)
+
+
+class TextOutputs(BaseModel):
+    text: str
+
+
+class NoInputs(BaseModel):
+    pass
+
+
+def text(inputs: NoInputs) -> TextOutputs:
+    return TextOutputs(text="seven")
+
+
+class LimitInputs(BaseModel):
+    value: float
+    limit: float
+
+
+def at_most(inputs: LimitInputs) -> GateOutcome:
+    passed = inputs.value <= inputs.limit
+    check = GateCheck(name="value", passed=passed, value=inputs.value, limit=inputs.limit)
+    return GateOutcome(passed=passed, checks=(check,))
+
+
+def untyped(inputs, ctx):  # type: ignore[no-untyped-def]
+    return {}

@@ -1,0 +1,174 @@
+"""The local executor: sub-processes, caching by code and input digests, resuming, gates."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from mintaka import GateFailed, NodeKind, Platform
+from mintaka.domain.pipelines import GateKind, PipelineSpec, PipelineStatus, StepSpec
+from mintaka.pipelines.local import PipelineFailed, StepEvent
+
+STEPS = "pipeline_steps"
+
+
+def two_steps(**parameters: str | int | float | bool) -> PipelineSpec:
+    return PipelineSpec(
+        name="two-steps",
+        parameters={"n": 3, **parameters},
+        steps=[
+            StepSpec(name="produce", entrypoint=f"{STEPS}:produce", inputs={"n": "params.n"}),
+            StepSpec(
+                name="consume",
+                entrypoint=f"{STEPS}:consume",
+                inputs={"file": "produce.file", "total": "produce.total"},
+            ),
+        ],
+    )
+
+
+def test_steps_run_in_sub_processes_and_pass_typed_outputs_on(platform: Platform) -> None:
+    events: list[StepEvent] = []
+    run = platform.pipelines.run(two_steps(), on_event=events.append)
+    assert run.status is PipelineStatus.SUCCEEDED
+    produce, consume = run.steps
+    assert produce.outputs["pid"] != os.getpid()
+    assert consume.outputs == {"doubled": 12}
+    assert [(e.step, e.status) for e in events] == [
+        ("produce", "started"),
+        ("produce", "succeeded"),
+        ("consume", "started"),
+        ("consume", "succeeded"),
+    ]
+    actions = [e.action for e in platform.audit.events()]
+    assert actions[0] == "pipeline.start"
+    assert actions[-1] == "pipeline.succeeded"
+
+
+def test_a_rerun_with_the_same_inputs_is_served_from_the_cache(platform: Platform) -> None:
+    first = platform.pipelines.run(two_steps(), isolation="inline")
+    second = platform.pipelines.run(two_steps(), isolation="inline")
+    assert [s.cached for s in first.steps] == [False, False]
+    assert [s.cached for s in second.steps] == [True, True]
+    assert [s.outputs for s in second.steps] == [s.outputs for s in first.steps]
+    assert [s.cache_key for s in second.steps] == [s.cache_key for s in first.steps]
+    changed = platform.pipelines.run(two_steps(), {"n": 4}, isolation="inline")
+    assert [s.cached for s in changed.steps] == [False, False]
+
+
+def test_changed_data_bytes_are_a_cache_miss(platform: Platform, tmp_path: Path) -> None:
+    data = tmp_path / "data.txt"
+    data.write_text("abc")
+    spec = PipelineSpec(
+        name="reads-data",
+        parameters={"n": 1, "data": str(data)},
+        steps=[
+            StepSpec(
+                name="produce",
+                entrypoint=f"{STEPS}:produce",
+                inputs={"n": "params.n", "data": "params.data"},
+            )
+        ],
+    )
+    assert platform.pipelines.run(spec, isolation="inline").steps[0].outputs["total"] == 5
+    assert platform.pipelines.run(spec, isolation="inline").steps[0].cached
+    data.write_text("abcd")  # same path, other bytes
+    again = platform.pipelines.run(spec, isolation="inline").steps[0]
+    assert not again.cached
+    assert again.outputs["total"] == 6
+
+
+def test_changed_step_code_is_a_cache_miss(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    module = tmp_path / "editable_steps.py"
+    module.write_text(Path(__file__).with_name("pipeline_steps.py").read_text())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = PipelineSpec(
+        name="edited",
+        parameters={"n": 2},
+        steps=[StepSpec(name="p", entrypoint="editable_steps:produce", inputs={"n": "params.n"})],
+    )
+    assert not platform.pipelines.run(spec, isolation="inline").steps[0].cached
+    assert platform.pipelines.run(spec, isolation="inline").steps[0].cached
+    module.write_text(module.read_text() + "\n# a changed line of step code\n")
+    assert not platform.pipelines.run(spec, isolation="inline").steps[0].cached
+
+
+def test_a_cached_output_whose_file_changed_is_recomputed(platform: Platform) -> None:
+    first = platform.pipelines.run(two_steps(), isolation="inline")
+    Path(first.steps[0].outputs["file"]).write_text("999")
+    again = platform.pipelines.run(two_steps(), isolation="inline")
+    assert not again.steps[0].cached
+    assert again.steps[1].outputs == {"doubled": 12}
+
+
+def test_a_failed_run_resumes_from_its_last_good_step(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = tmp_path / "fail"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    with pytest.raises(PipelineFailed, match="asked to fail by the flag file") as raised:
+        platform.pipelines.run(two_steps(), isolation="inline")
+    state = platform.pipelines.get(raised.value.run_id)
+    assert state.run.status is PipelineStatus.FAILED
+    assert [s.status for s in state.run.steps] == [PipelineStatus.SUCCEEDED, PipelineStatus.FAILED]
+    assert raised.value.step == "consume"
+    flag.unlink()
+    events: list[StepEvent] = []
+    resumed = platform.pipelines.resume(
+        raised.value.run_id, on_event=events.append, isolation="inline"
+    )
+    assert resumed.id == raised.value.run_id
+    assert resumed.status is PipelineStatus.SUCCEEDED
+    assert [(e.step, e.status) for e in events] == [
+        ("produce", "reused"),
+        ("consume", "started"),
+        ("consume", "succeeded"),
+    ]
+    assert platform.pipelines.resume(resumed.id).status is PipelineStatus.SUCCEEDED
+
+
+def test_a_failing_gate_stops_the_run_naming_the_gate_and_its_numbers(
+    platform: Platform,
+) -> None:
+    spec = PipelineSpec(
+        name="gated",
+        parameters={"n": 3, "value": 0.42, "limit": 0.3},
+        steps=[
+            StepSpec(
+                name="check",
+                entrypoint=f"{STEPS}:at_most",
+                gate=GateKind.EVALUATION,
+                inputs={"value": "params.value", "limit": "params.limit"},
+            ),
+            StepSpec(
+                name="produce",
+                entrypoint=f"{STEPS}:produce",
+                depends_on=["check"],
+                inputs={"n": "params.n"},
+            ),
+        ],
+    )
+    with pytest.raises(GateFailed) as raised:
+        platform.pipelines.run(spec, isolation="inline")
+    error = raised.value
+    assert (error.gate, error.kind) == ("check", "evaluation")
+    assert str(error) == "gate 'check' (evaluation) failed: value: 0.42 (limit 0.3)"
+    state = platform.pipelines.get(error.run_id or "")
+    assert [s.status for s in state.run.steps] == [PipelineStatus.FAILED, PipelineStatus.PENDING]
+    [gate] = platform.lineage_downstream(f"pipeline_run:{state.run.id}").of_kind(NodeKind.GATE)
+    assert gate.attrs["passed"] is False
+    assert gate.attrs["checks"][0]["value"] == 0.42
+    passing = platform.pipelines.run(spec, {"value": 0.1}, isolation="inline")
+    assert passing.status is PipelineStatus.SUCCEEDED
+
+
+def test_missing_runs_are_not_found(platform: Platform) -> None:
+    from mintaka import NotFound
+
+    with pytest.raises(NotFound):
+        platform.pipelines.resume("prun-nope")

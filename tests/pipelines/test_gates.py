@@ -1,0 +1,197 @@
+"""Each gate of the credit pipeline failing, with the numbers that made it fail."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mintaka import GateFailed, IdFactory, ManualClock, Platform
+from mintaka.demo import COSTS, write_dataset
+from mintaka.demo_pipeline import credit_pipeline
+from mintaka.domain.pipelines import PipelineSpec, PipelineStatus
+from mintaka.governance.policy import DEFAULT_POLICY
+
+UP_TO_VALIDATION = ("ingest", "validate-data")
+UP_TO_EVALUATION = (*UP_TO_VALIDATION, "train", "evaluate")
+UP_TO_CHALLENGE = (*UP_TO_EVALUATION, "register", "challenge")
+
+
+def partial(names: tuple[str, ...], **overrides: str | int | float | bool) -> PipelineSpec:
+    full = credit_pipeline(**overrides)
+    return PipelineSpec(
+        name=full.name,
+        parameters=full.parameters,
+        steps=[
+            s.model_copy(update={"depends_on": [d for d in s.depends_on if d in names]})
+            for s in full.steps
+            if s.name in names
+        ],
+    )
+
+
+def rewrite(path: Path, change) -> Path:  # type: ignore[no-untyped-def]
+    with path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    rows = [change(dict(r)) for r in rows]
+    columns = list(rows[0])
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def failing(platform: Platform, spec: PipelineSpec) -> GateFailed:
+    with pytest.raises(GateFailed) as raised:
+        platform.pipelines.run(spec, isolation="inline")
+    return raised.value
+
+
+def checks(error: GateFailed) -> dict[str, tuple[object, object]]:
+    return {c.name: (c.value, c.limit) for c in error.checks}
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    return write_dataset(tmp_path / "credit.csv", rows=600)
+
+
+def test_too_few_rows(platform: Platform, data: Path) -> None:
+    error = failing(platform, partial(UP_TO_VALIDATION, data=str(data), min_rows=1000))
+    assert (error.gate, error.kind) == ("validate-data", "data_validation")
+    assert checks(error) == {"rows": (600, 1000)}
+
+
+def test_missing_values(platform: Platform, data: Path) -> None:
+    rewrite(data, lambda r: {**r, "age": "" if r["tenure"].startswith("-") else r["age"]})
+    error = failing(platform, partial(UP_TO_VALIDATION, data=str(data), max_missing_rate=0.05))
+    [(name, (value, limit))] = checks(error).items()
+    assert name == "missing rate"
+    assert limit == 0.05
+    assert 0.4 < float(value) < 0.6  # type: ignore[arg-type]
+    assert "worst column 'age'" in str(error)
+
+
+def test_data_that_silently_changed_shape(platform: Platform, data: Path, tmp_path: Path) -> None:
+    platform.pipelines.run(partial(UP_TO_VALIDATION, data=str(data)), isolation="inline")
+    dropped = rewrite(
+        write_dataset(tmp_path / "v2.csv", rows=600, seed=8),
+        lambda r: {k: v for k, v in r.items() if k != "tenure"},
+    )
+    error = failing(platform, partial(UP_TO_VALIDATION, data=str(dropped)))
+    assert checks(error)["schema"] == (1, 0)
+    assert "missing tenure" in str(error)
+
+
+def test_a_unit_change_breaks_the_distribution_check(
+    platform: Platform, data: Path, tmp_path: Path
+) -> None:
+    platform.pipelines.run(partial(UP_TO_VALIDATION, data=str(data)), isolation="inline")
+    cents = rewrite(
+        write_dataset(tmp_path / "v2.csv", rows=600, seed=8),
+        lambda r: {**r, "income": str(float(r["income"]) * 1000)},
+    )
+    error = failing(platform, partial(UP_TO_VALIDATION, data=str(cents)))
+    value, limit = checks(error)["distribution (PSI)"]
+    assert limit == 2.0
+    assert float(value) > 2.0
+    assert "worst feature 'income'" in str(error)
+
+
+def test_an_unfair_training_set(platform: Platform, data: Path) -> None:
+    rewrite(data, lambda r: {**r, "default": "0" if r["segment"] == "north" else r["default"]})
+    error = failing(platform, partial(UP_TO_VALIDATION, data=str(data)))
+    value, limit = checks(error)["training-set fairness"]
+    assert (value, limit) == (0.0, 0.8)
+    assert "north=0.000" in str(error)
+
+
+def test_evaluation_thresholds_of_the_pipeline(platform: Platform, data: Path) -> None:
+    error = failing(
+        platform,
+        partial(UP_TO_EVALUATION, data=str(data), min_auc=0.99, max_calibration_error=0.001),
+    )
+    assert (error.gate, error.kind) == ("evaluate", "evaluation")
+    found = checks(error)
+    assert set(found) == {"auc (min)", "calibration_error (max)"}
+    assert found["auc (min)"][1] == 0.99
+    assert 0.7 < float(found["auc (min)"][0]) < 0.99
+    assert found["calibration_error (max)"][1] == 0.001
+
+
+def test_evaluation_thresholds_of_the_policy_tier(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: Path
+) -> None:
+    monkeypatch.setenv("MINTAKA_POLICY", str(DEFAULT_POLICY))  # high tier: auc >= 0.7
+    # labels that no feature explains: the last digit of an income's decimals
+    rewrite(data, lambda r: {**r, "default": str(int(r["income"][-1]) % 2)})
+    with Platform(tmp_path / "h", clock=ManualClock(), ids=IdFactory(5)) as plat:
+        error = failing(
+            plat, partial(UP_TO_EVALUATION, data=str(data), min_auc=0.0, min_group_ratio=0.0)
+        )
+    value, limit = checks(error)["auc (min)"]
+    assert limit == 0.7
+    assert float(value) < 0.7
+
+
+def test_the_business_cost_threshold(platform: Platform, data: Path) -> None:
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    error = failing(platform, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.01))
+    value, limit = checks(error)["expected_cost (max)"]
+    assert limit == 0.01
+    assert float(value) > 0.01
+
+
+@pytest.fixture
+def champion(platform: Platform, data: Path) -> Iterator[Platform]:
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    run = platform.pipelines.run(partial(UP_TO_CHALLENGE, data=str(data)), isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    assert run.steps[-1].gate is not None
+    assert run.steps[-1].gate.checks[0].detail == "no champion yet"
+    platform.set_alias("credit-default", "champion", 1)
+    return platform
+
+
+def test_a_challenger_that_does_not_beat_the_champion(champion: Platform, tmp_path: Path) -> None:
+    # the same kind of data, but a challenger that may only look at one weak feature
+    fresh = write_dataset(tmp_path / "fresh.csv", rows=600, seed=9)
+    error = failing(
+        champion,
+        partial(
+            UP_TO_CHALLENGE,
+            data=str(fresh),
+            features="age",
+            min_auc=0.0,
+            max_calibration_error=1.0,
+            min_group_ratio=0.0,
+        ),
+    )
+    assert (error.gate, error.kind) == ("challenge", "evaluation")
+    [check] = error.checks
+    assert check.name == "expected cost vs champion"
+    assert float(check.value) >= float(check.limit)  # type: ignore[arg-type]
+    assert "v2 against v1" in check.detail
+    assert champion.get_model_version("credit-default", alias="champion").version == 1
+
+
+def test_a_canary_that_cannot_verify_the_sla_rolls_back(champion: Platform, tmp_path: Path) -> None:
+    champion.serving.create_endpoint("credit-scoring", "credit-default@champion")
+    better = write_dataset(tmp_path / "v2.csv", rows=600, seed=10)
+    names = (*UP_TO_EVALUATION, "register", "approvals", "canary")
+    with pytest.raises(GateFailed) as raised:
+        champion.pipelines.run(
+            partial(names, data=str(better), canary_steps="25,100"),
+            isolation="inline",
+            wait=lambda seconds: None,  # no traffic arrives during the bake
+        )
+    error = raised.value
+    assert (error.gate, error.kind) == ("canary", "deployment")
+    assert "fewer than the 10 needed to verify the SLA" in str(error)
+    endpoint = champion.serving.get_endpoint("credit-scoring")
+    assert endpoint.traffic.weights == {"credit-default-v1": 100, "credit-default-v2": 0}
