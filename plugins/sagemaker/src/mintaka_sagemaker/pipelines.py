@@ -1,28 +1,67 @@
-"""Pipelines on SageMaker: a PipelineSpec compiled to a SageMaker Pipelines definition.
+"""Pipelines on SageMaker: a PipelineSpec compiled to a SageMaker Pipelines definition and run.
 
-Each step becomes a ``Processing`` step running the inference image (or the step's own image)
-with ``python -m mintaka.pipelines.step <entrypoint>``; ``depends_on`` becomes ``DependsOn`` and
-the spec's parameters become ``String`` pipeline parameters. ``submit`` creates (or updates) the
-pipeline and starts an execution; the run id is the execution ARN.
+Compilation (the definition follows the published pipeline-definition schema, version
+``2020-12-01``):
+
+* each parameter becomes a typed pipeline parameter (``String``, ``Integer``, ``Float``,
+  ``Boolean``) with the spec's value as its default;
+* each step becomes a ``Processing`` step running the step's image (or ``image_uri``) with
+  ``python -m mintaka.pipelines.step ENTRYPOINT --outputs /opt/ml/processing/output/outputs.json
+  --FIELD VALUE ...``. An input wired to ``params.NAME`` is ``{"Get": "Parameters.NAME"}``; one
+  wired to ``STEP.FIELD`` is ``Std:JsonGet`` on ``STEP``'s property file ``outputs`` (its
+  ``outputs.json``, uploaded under
+  ``s3://<bucket>/<prefix>/pipelines/<pipeline>/<execution id>/<step>/``). ``DependsOn`` is the
+  step's ``upstream()``;
+* a gate step is followed by a ``Condition`` step (``<step>-gate``): ``Equals`` of
+  ``Std:JsonGet(outputs, "passed")`` and ``true``, whose ``ElseSteps`` is a ``Fail`` step
+  (``<step>-gate-failed``) whose ``ErrorMessage`` names the gate. Steps downstream of the gate
+  depend on the condition step, so they start only once the gate has passed;
+* a step whose entry point is ``mintaka.pipelines.builtins:register_model`` becomes a
+  ``RegisterModel`` step: a version in the model package group named by its ``name`` input, with
+  the model data its ``artifact_uri`` input names and the inference image, always
+  ``PendingManualApproval`` (approval stays core's).
+
+``submit`` creates (or updates) the pipeline and starts an execution; the run id is the execution
+ARN. ``get_pipeline_run`` reads the execution and its steps back: each Mintaka step as a
+:class:`StepRun`, a gate's verdict folded into the gate step (a failed gate's step fails with the
+Fail step's message), and the outputs each step uploaded. ``stop_pipeline_run`` stops a running
+execution; stopping one that has ended changes nothing.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Any
 
 from mintaka.domain.pipelines import (
+    GateOutcome,
     NativePipeline,
     PipelineRun,
     PipelineSpec,
     PipelineStatus,
+    StepRun,
+    StepSpec,
 )
-from mintaka.errors import ConfigurationError, Conflict, NotFound
+from mintaka.errors import ConfigurationError, Conflict, NotFound, ValidationError
+from mintaka.interfaces import BackendContext
 from mintaka_sagemaker.aws import AwsCalls, short_hash
 from mintaka_sagemaker.errors import is_already_exists
 
 FORMAT = "sagemaker-pipelines/2020-12-01"
+REGISTER_ENTRYPOINT = "mintaka.pipelines.builtins:register_model"
+STEP_RUNNER = ["python", "-m", "mintaka.pipelines.step"]
+OUTPUT_DIR = "/opt/ml/processing/output"
+OUTPUTS_FILE = "outputs.json"
+PROPERTY_FILE = "outputs"
+GATE_SUFFIX = "-gate"
+# Options of the step runner itself, which no input field may be named.
+RUNNER_OPTIONS = frozenset({"inputs", "outputs", "workdir", "run-id", "run_id", "pipeline", "step"})
+# The register_model inputs the RegisterModel step reads, first match wins.
+REGISTER_NAME_FIELDS = ("name", "model", "model_name")
+REGISTER_ARTIFACT_FIELDS = ("artifact_uri", "model_uri", "artifact", "artifact_path")
+NAME_RULE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 STATUSES = {
     "Executing": PipelineStatus.RUNNING,
     "Stopping": PipelineStatus.RUNNING,
@@ -30,63 +69,283 @@ STATUSES = {
     "Failed": PipelineStatus.FAILED,
     "Succeeded": PipelineStatus.SUCCEEDED,
 }
+STEP_STATUSES = {
+    "Starting": PipelineStatus.PENDING,
+    "Executing": PipelineStatus.RUNNING,
+    "Stopping": PipelineStatus.RUNNING,
+    "Stopped": PipelineStatus.STOPPED,
+    "Failed": PipelineStatus.FAILED,
+    "Succeeded": PipelineStatus.SUCCEEDED,
+}
+TERMINAL = frozenset({PipelineStatus.SUCCEEDED, PipelineStatus.FAILED, PipelineStatus.STOPPED})
+
+
+def _parameter_type(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, int):
+        return "Integer"
+    if isinstance(value, float):
+        return "Float"
+    return "String"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _outputs_of(step: str) -> dict[str, Any]:
+    return {"Get": f"Steps.{step}.PropertyFiles.{PROPERTY_FILE}"}
+
+
+def _unique(base: str, taken: set[str]) -> str:
+    """A SageMaker step name from ``base``: at most 64 characters, not among ``taken``."""
+    name = base if len(base) <= 64 else base[:55].rstrip("-_") + "-" + short_hash(base)
+    if name in taken:
+        name = name[:55].rstrip("-_") + "-" + short_hash([base, sorted(taken)])
+    taken.add(name)
+    return name
 
 
 class SageMakerPipelines(AwsCalls):
     """``Capability.PIPELINES`` through SageMaker Pipelines."""
+
+    context: BackendContext
 
     def _pipeline_role(self) -> str:
         if not self.settings.role_arn:
             raise ConfigurationError("[sagemaker] pipelines need role_arn in [backend_settings]")
         return self.settings.role_arn
 
+    # -- compile ----------------------------------------------------------------------------------
+
     def compile(self, spec: PipelineSpec) -> NativePipeline:
         role = self._pipeline_role()
-        steps: list[dict[str, Any]] = []
-        for step in spec.steps:
-            image = step.image or self.settings.image_uri
-            if not image:
-                raise ConfigurationError(
-                    f"[sagemaker] step {step.name!r} names no image and image_uri is not set"
+        for parameter in spec.parameters:
+            if not NAME_RULE.match(parameter):
+                raise ValidationError(
+                    f"[sagemaker] parameter {parameter!r} of pipeline {spec.name!r}: SageMaker "
+                    f"pipeline parameters match {NAME_RULE.pattern}"
                 )
-            arguments: list[Any] = [step.entrypoint]
-            for parameter in spec.parameters:
-                arguments += [f"--{parameter}", {"Get": f"Parameters.{parameter}"}]
-            steps.append(
-                {
-                    "Name": step.name,
-                    "Type": "Processing",
-                    "DependsOn": list(step.depends_on),
-                    "Arguments": {
-                        "ProcessingResources": {
-                            "ClusterConfig": {
-                                "InstanceType": self.settings.instance_type,
-                                "InstanceCount": 1,
-                                "VolumeSizeInGB": 30,
-                            }
-                        },
-                        "AppSpecification": {
-                            "ImageUri": image,
-                            "ContainerEntrypoint": ["python", "-m", "mintaka.pipelines.step"],
-                            "ContainerArguments": arguments,
-                        },
-                        "RoleArn": role,
-                        "Environment": {"MINTAKA_PIPELINE": spec.name, "MINTAKA_STEP": step.name},
-                    },
-                }
+        taken = {s.name for s in spec.steps}
+        gates = {
+            s.name: (
+                _unique(s.name + GATE_SUFFIX, taken),
+                _unique(s.name + GATE_SUFFIX + "-failed", taken),
             )
+            for s in spec.order()
+            if s.gate is not None
+        }
+        kinds = {s.name: s.entrypoint == REGISTER_ENTRYPOINT for s in spec.steps}
+        steps: list[dict[str, Any]] = []
+        for step in spec.order():
+            depends_on = [gates[u][0] if u in gates else u for u in step.upstream()]
+            if kinds[step.name]:
+                steps.append(self._register_step(spec, step, depends_on, kinds))
+            else:
+                steps.append(self._processing_step(spec, step, depends_on, role, kinds))
+            if step.name in gates:
+                condition, fail = gates[step.name]
+                steps.append(self._gate_steps(step, condition, fail))
         definition = {
             "Version": "2020-12-01",
-            "Metadata": {"mintaka": {"pipeline": spec.name}},
+            "Metadata": {"mintaka_pipeline": spec.name},
             "Parameters": [
-                {"Name": name, "Type": "String", "DefaultValue": str(value)}
+                {"Name": name, "Type": _parameter_type(value), "DefaultValue": value}
                 for name, value in spec.parameters.items()
             ],
             "Steps": steps,
         }
         return NativePipeline(pipeline=spec.name, format=FORMAT, definition=definition)
 
+    def _value(
+        self, spec: PipelineSpec, step: StepSpec, source: tuple[str, str], kinds: dict[str, bool]
+    ) -> Any:
+        origin, name = source
+        if origin == "params":
+            return {"Get": f"Parameters.{name}"}
+        if kinds[origin]:
+            raise ValidationError(
+                f"[sagemaker] step {step.name!r} reads {origin}.{name}, an output of a "
+                "register_model step; on SageMaker that step is a RegisterModel step, whose "
+                "outputs Mintaka reads back from the run rather than wiring them into steps"
+            )
+        return {"Std:JsonGet": {"PropertyFile": _outputs_of(origin), "Path": name}}
+
+    def _processing_step(
+        self,
+        spec: PipelineSpec,
+        step: StepSpec,
+        depends_on: list[str],
+        role: str,
+        kinds: dict[str, bool],
+    ) -> dict[str, Any]:
+        image = step.image or self.settings.image_uri
+        if not image:
+            raise ConfigurationError(
+                f"[sagemaker] step {step.name!r} names no image and image_uri is not set"
+            )
+        arguments: list[Any] = [
+            step.entrypoint,
+            "--outputs",
+            f"{OUTPUT_DIR}/{OUTPUTS_FILE}",
+            "--workdir",
+            "/opt/ml/processing/work",
+            "--pipeline",
+            spec.name,
+            "--step",
+            step.name,
+            "--run-id",
+            {"Get": "Execution.PipelineExecutionId"},
+        ]
+        for field, source in step.references().items():
+            if field in RUNNER_OPTIONS:
+                raise ValidationError(
+                    f"[sagemaker] step {step.name!r}: input {field!r} has the name of a step "
+                    "runner option; rename the field"
+                )
+            arguments += [f"--{field}", self._value(spec, step, source, kinds)]
+        output_uri = {
+            "Std:Join": {
+                "On": "/",
+                "Values": [
+                    self.settings.s3_uri("pipelines", spec.name),
+                    {"Get": "Execution.PipelineExecutionId"},
+                    step.name,
+                ],
+            }
+        }
+        return {
+            "Name": step.name,
+            "Type": "Processing",
+            "DependsOn": depends_on,
+            "Arguments": {
+                "ProcessingResources": {
+                    "ClusterConfig": {
+                        "InstanceType": self.settings.instance_type,
+                        "InstanceCount": 1,
+                        "VolumeSizeInGB": 30,
+                    }
+                },
+                "AppSpecification": {
+                    "ImageUri": image,
+                    "ContainerEntrypoint": list(STEP_RUNNER),
+                    "ContainerArguments": arguments,
+                },
+                "RoleArn": role,
+                "Environment": {"MINTAKA_PIPELINE": spec.name, "MINTAKA_STEP": step.name},
+                "ProcessingOutputConfig": {
+                    "Outputs": [
+                        {
+                            "OutputName": PROPERTY_FILE,
+                            "S3Output": {
+                                "S3Uri": output_uri,
+                                "LocalPath": OUTPUT_DIR,
+                                "S3UploadMode": "EndOfJob",
+                            },
+                        }
+                    ]
+                },
+            },
+            "PropertyFiles": [
+                {
+                    "PropertyFileName": PROPERTY_FILE,
+                    "OutputName": PROPERTY_FILE,
+                    "FilePath": OUTPUTS_FILE,
+                }
+            ],
+        }
+
+    def _register_step(
+        self,
+        spec: PipelineSpec,
+        step: StepSpec,
+        depends_on: list[str],
+        kinds: dict[str, bool],
+    ) -> dict[str, Any]:
+        references = step.references()
+
+        def wired(fields: tuple[str, ...], what: str) -> Any:
+            for field in fields:
+                if field in references:
+                    return self._value(spec, step, references[field], kinds)
+            raise ValidationError(
+                f"[sagemaker] register_model step {step.name!r} needs its {what} wired as one "
+                f"of the inputs {list(fields)}"
+            )
+
+        image = step.image or self.settings.image_uri
+        if not image:
+            raise ConfigurationError(
+                f"[sagemaker] step {step.name!r} names no image and image_uri is not set"
+            )
+        return {
+            "Name": step.name,
+            "Type": "RegisterModel",
+            "DependsOn": depends_on,
+            "Arguments": {
+                "ModelPackageGroupName": wired(REGISTER_NAME_FIELDS, "model name"),
+                "InferenceSpecification": {
+                    "Containers": [
+                        {
+                            "Image": image,
+                            "ModelDataUrl": wired(REGISTER_ARTIFACT_FIELDS, "artifact"),
+                        }
+                    ],
+                    "SupportedContentTypes": ["application/json"],
+                    "SupportedResponseMIMETypes": ["application/json"],
+                },
+                "ModelApprovalStatus": "PendingManualApproval",
+                "CustomerMetadataProperties": {
+                    "mintaka_pipeline": spec.name,
+                    "mintaka_step": step.name,
+                },
+            },
+        }
+
+    @staticmethod
+    def _gate_steps(step: StepSpec, condition: str, fail: str) -> dict[str, Any]:
+        assert step.gate is not None
+        return {
+            "Name": condition,
+            "Type": "Condition",
+            "DependsOn": [step.name],
+            "Arguments": {
+                "Conditions": [
+                    {
+                        "Type": "Equals",
+                        "LeftValue": {
+                            "Std:JsonGet": {
+                                "PropertyFile": _outputs_of(step.name),
+                                "Path": "passed",
+                            }
+                        },
+                        "RightValue": True,
+                    }
+                ],
+                "IfSteps": [],
+                "ElseSteps": [
+                    {
+                        "Name": fail,
+                        "Type": "Fail",
+                        "Arguments": {
+                            "ErrorMessage": (
+                                f"gate {step.name!r} ({step.gate.value}) did not pass; its checks "
+                                f"are in the step's {OUTPUTS_FILE}"
+                            )
+                        },
+                    }
+                ],
+            },
+        }
+
+    # -- submit, read back, stop ------------------------------------------------------------------
+
     def submit(self, pipeline: NativePipeline, parameters: dict[str, str]) -> PipelineRun:
+        if pipeline.format != FORMAT:
+            raise ValidationError(f"[sagemaker] cannot run a {pipeline.format!r} pipeline")
         role = self._pipeline_role()
         body = json.dumps(pipeline.definition, sort_keys=True)
         try:
@@ -109,7 +368,7 @@ class SageMakerPipelines(AwsCalls):
         started = self._sm(
             "start_pipeline_execution",
             PipelineName=pipeline.pipeline,
-            PipelineParameters=[{"Name": k, "Value": str(v)} for k, v in parameters.items()],
+            PipelineParameters=[{"Name": k, "Value": _text(v)} for k, v in parameters.items()],
         )
         return self.get_pipeline_run(str(started["PipelineExecutionArn"]))
 
@@ -118,27 +377,157 @@ class SageMakerPipelines(AwsCalls):
             raise NotFound(f"[sagemaker] pipeline run {run_id!r} not found (not an execution ARN)")
         found = self._sm("describe_pipeline_execution", PipelineExecutionArn=run_id)
         status = STATUSES.get(str(found.get("PipelineExecutionStatus")), PipelineStatus.PENDING)
+        definition = json.loads(
+            self._sm("describe_pipeline_definition_for_execution", PipelineExecutionArn=run_id)[
+                "PipelineDefinition"
+            ]
+        )
+        listed: list[dict[str, Any]] = []
+        for page in self._pages(
+            "sagemaker",
+            "list_pipeline_execution_steps",
+            PipelineExecutionArn=run_id,
+            SortOrder="Ascending",
+        ):
+            listed.extend(page.get("PipelineExecutionSteps", []))
+        steps, backend_ids, gate_message = self._step_runs(run_id, definition, listed)
+        parameters = {
+            str(p["Name"]): p["Value"]
+            for p in self._sm(
+                "list_pipeline_parameters_for_execution", PipelineExecutionArn=run_id
+            ).get("PipelineParameters", [])
+            or []
+        }
         created = found.get("CreationTime")
         modified = found.get("LastModifiedTime")
-        terminal = status in {
-            PipelineStatus.SUCCEEDED,
-            PipelineStatus.FAILED,
-            PipelineStatus.STOPPED,
-        }
+        reason = gate_message or found.get("FailureReason") or None
         return PipelineRun(
             id=run_id,
             pipeline=run_id.split(":pipeline/", 1)[1].split("/", 1)[0],
             status=status,
-            started_at=created if isinstance(created, datetime) else datetime.now().astimezone(),
-            ended_at=modified if terminal and isinstance(modified, datetime) else None,
+            steps=tuple(steps),
+            started_at=created if isinstance(created, datetime) else self.context.clock.now(),
+            ended_at=modified if status in TERMINAL and isinstance(modified, datetime) else None,
             backend="sagemaker",
-            backend_ids={"pipeline_execution": run_id, "pipeline": str(found.get("PipelineArn"))},
+            backend_ids={
+                "pipeline_execution": run_id,
+                "pipeline": str(found.get("PipelineArn")),
+                **backend_ids,
+            },
+            parameters=parameters,
+            failure_reason=str(reason) if status is PipelineStatus.FAILED and reason else None,
         )
 
+    @staticmethod
+    def _gate_of(definition: dict[str, Any]) -> dict[str, str]:
+        """SageMaker step name -> the gate step it belongs to (its condition and Fail steps)."""
+        found: dict[str, str] = {}
+        for step in definition.get("Steps", []):
+            if step.get("Type") != "Condition":
+                continue
+            for condition in (step.get("Arguments") or {}).get("Conditions", []):
+                left = condition.get("LeftValue")
+                target = (
+                    ((left or {}).get("Std:JsonGet") or {}).get("PropertyFile") or {}
+                    if isinstance(left, dict)
+                    else {}
+                )
+                match = re.match(r"^Steps\.(.+)\.PropertyFiles\.", str(target.get("Get", "")))
+                if match:
+                    gate = match.group(1)
+                    found[step["Name"]] = gate
+                    for fail in (step.get("Arguments") or {}).get("ElseSteps", []):
+                        found[fail["Name"]] = gate
+        return found
+
+    def _step_runs(
+        self, run_id: str, definition: dict[str, Any], listed: list[dict[str, Any]]
+    ) -> tuple[list[StepRun], dict[str, str], str | None]:
+        gate_of = self._gate_of(definition)
+        runs: dict[str, dict[str, Any]] = {}
+        backend_ids: dict[str, str] = {}
+        gate_message: str | None = None
+        execution = run_id.rsplit("/", 1)[-1]
+        pipeline = run_id.split(":pipeline/", 1)[1].split("/", 1)[0]
+        for item in listed:
+            name = str(item["StepName"])
+            status = STEP_STATUSES.get(str(item.get("StepStatus")), PipelineStatus.PENDING)
+            metadata = item.get("Metadata") or {}
+            gate = gate_of.get(name)
+            if gate is not None:
+                run = runs.get(gate)
+                if run is None:
+                    continue
+                outcome = (metadata.get("Condition") or {}).get("Outcome")
+                if outcome is not None:
+                    run["gate"] = self._gate_outcome(run, outcome == "True")
+                    if outcome == "False":
+                        run["status"] = PipelineStatus.FAILED
+                if status in (PipelineStatus.FAILED, PipelineStatus.STOPPED):
+                    message = (metadata.get("Fail") or {}).get("ErrorMessage") or item.get(
+                        "FailureReason"
+                    )
+                    run["status"] = status
+                    run["failure_reason"] = message
+                    if metadata.get("Fail"):
+                        gate_message = str(message)
+                continue
+            run = {
+                "name": name,
+                "status": status,
+                "started_at": item.get("StartTime"),
+                "ended_at": item.get("EndTime"),
+                "failure_reason": item.get("FailureReason"),
+                "outputs": {},
+            }
+            for kind in ("ProcessingJob", "RegisterModel", "TrainingJob", "Model"):
+                arn = (metadata.get(kind) or {}).get("Arn")
+                if arn:
+                    backend_ids[f"step:{name}"] = str(arn)
+            registered = (metadata.get("RegisterModel") or {}).get("Arn")
+            if registered:
+                run["outputs"] = {"model_package_arn": str(registered)}
+            elif status is PipelineStatus.SUCCEEDED and metadata.get("ProcessingJob"):
+                run["outputs"] = self._uploaded_outputs(pipeline, execution, name)
+            runs[name] = run
+        return [StepRun(**run) for run in runs.values()], backend_ids, gate_message
+
+    @staticmethod
+    def _gate_outcome(run: dict[str, Any], passed: bool) -> GateOutcome:
+        """The gate's verdict as SageMaker's condition decided it, with the checks the gate step
+        reported in its outputs where they could be read."""
+        checks = (run.get("outputs") or {}).get("checks") or []
+        try:
+            return GateOutcome.model_validate({"passed": passed, "checks": checks})
+        except ValueError:
+            return GateOutcome(passed=passed)
+
+    def _uploaded_outputs(self, pipeline: str, execution: str, step: str) -> dict[str, Any]:
+        """The outputs.json a Processing step uploaded ({} when it is not there to read)."""
+        uri = self.settings.s3_uri("pipelines", pipeline, execution, step, OUTPUTS_FILE)
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        try:
+            body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
+            loaded = json.loads(body)
+        except (NotFound, ValueError):
+            return {}
+        return loaded if isinstance(loaded, dict) else {"value": loaded}
+
+    def _run_status(self, run_id: str) -> PipelineStatus:
+        if ":pipeline/" not in run_id or "/execution/" not in run_id:
+            raise NotFound(f"[sagemaker] pipeline run {run_id!r} not found (not an execution ARN)")
+        found = self._sm("describe_pipeline_execution", PipelineExecutionArn=run_id)
+        return STATUSES.get(str(found.get("PipelineExecutionStatus")), PipelineStatus.PENDING)
+
     def stop_pipeline_run(self, run_id: str) -> None:
-        self.get_pipeline_run(run_id)
-        self._sm(
-            "stop_pipeline_execution",
-            PipelineExecutionArn=run_id,
-            ClientRequestToken="mk-" + short_hash(["stop", run_id]) * 4,
-        )
+        if self._run_status(run_id) in TERMINAL:
+            return
+        try:
+            self._sm(
+                "stop_pipeline_execution",
+                PipelineExecutionArn=run_id,
+                ClientRequestToken="mk-" + short_hash(["stop", run_id]) * 4,
+            )
+        except Conflict:
+            if self._run_status(run_id) not in TERMINAL:
+                raise

@@ -1,0 +1,335 @@
+"""Pipelines on SageMaker: a PipelineSpec with wired inputs and gates compiled to a SageMaker
+Pipelines definition, run through the mocked cloud with scripted outcomes, read back step by step
+and stopped."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
+from mintaka_conformance.fakes.sagemaker.pipeline_definition import parse_definition
+from mintaka_sagemaker.backend import SageMakerBackend
+from mintaka_sagemaker.pipelines import REGISTER_ENTRYPOINT
+from sagemaker_testkit import BUCKET, sagemaker_platform
+
+from mintaka import NotFound, Platform, ValidationError
+from mintaka.domain.pipelines import GateKind, PipelineSpec, PipelineStatus, StepSpec
+
+
+@pytest.fixture
+def fake() -> Iterator[SageMakerFake]:
+    with mock_sagemaker() as handle:
+        make_client("s3").create_bucket(Bucket=BUCKET)
+        yield handle
+
+
+@pytest.fixture
+def platform(tmp_path: Path, fake: SageMakerFake) -> Iterator[Platform]:
+    with sagemaker_platform(tmp_path / "home", seed=5) as plat:
+        yield plat
+
+
+@pytest.fixture
+def cloud(platform: Platform) -> SageMakerBackend:
+    assert isinstance(platform.backend, SageMakerBackend)
+    return platform.backend
+
+
+@pytest.fixture
+def sm(fake: SageMakerFake) -> Any:
+    return make_client("sagemaker")
+
+
+def retrain() -> PipelineSpec:
+    """validate (a data gate) -> fit -> evaluate (an evaluation gate) -> publish."""
+    return PipelineSpec(
+        name="retrain",
+        parameters={"data_uri": "s3://data/train.csv", "max_depth": 4, "min_auc": 0.8},
+        steps=[
+            StepSpec(
+                name="validate",
+                entrypoint="pkg.steps:validate",
+                inputs={"data_uri": "params.data_uri"},
+                gate=GateKind.DATA_VALIDATION,
+            ),
+            StepSpec(
+                name="fit",
+                entrypoint="pkg.steps:fit",
+                inputs={"data_uri": "params.data_uri", "max_depth": "params.max_depth"},
+                depends_on=["validate"],
+            ),
+            StepSpec(
+                name="evaluate",
+                entrypoint="pkg.steps:evaluate",
+                inputs={"model_uri": "fit.model_uri", "min_auc": "params.min_auc"},
+                gate=GateKind.EVALUATION,
+            ),
+            StepSpec(
+                name="publish",
+                entrypoint="pkg.steps:publish",
+                inputs={"model_uri": "fit.model_uri"},
+                depends_on=["evaluate"],
+            ),
+        ],
+    )
+
+
+def passing(auc: float = 0.91) -> dict[str, dict[str, Any]]:
+    """What the steps' outputs.json files hold in a run whose gates pass."""
+    return {
+        "validate": {"outputs": {"passed": True, "checks": []}},
+        "fit": {"outputs": {"model_uri": "s3://models/retrain/model.tar.gz"}},
+        "evaluate": {
+            "outputs": {
+                "passed": auc >= 0.8,
+                "checks": [{"name": "auc", "passed": auc >= 0.8, "value": auc, "limit": 0.8}],
+            }
+        },
+    }
+
+
+def _by_name(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for step in definition["Steps"]:
+        found[step["Name"]] = step
+        for branch in ("IfSteps", "ElseSteps"):
+            for inner in (step.get("Arguments") or {}).get(branch, []):
+                found[inner["Name"]] = inner
+    return found
+
+
+# -- compile --------------------------------------------------------------------------------------
+
+
+def test_steps_gates_and_parameters_compile_to_a_definition(cloud: SageMakerBackend) -> None:
+    native = cloud.compile(retrain())
+    definition = native.definition
+    assert definition["Parameters"] == [
+        {"Name": "data_uri", "Type": "String", "DefaultValue": "s3://data/train.csv"},
+        {"Name": "max_depth", "Type": "Integer", "DefaultValue": 4},
+        {"Name": "min_auc", "Type": "Float", "DefaultValue": 0.8},
+    ]
+    steps = _by_name(definition)
+    assert [(s["Name"], s["Type"], s.get("DependsOn")) for s in definition["Steps"]] == [
+        ("validate", "Processing", []),
+        ("validate-gate", "Condition", ["validate"]),
+        ("fit", "Processing", ["validate-gate"]),
+        ("evaluate", "Processing", ["fit"]),
+        ("evaluate-gate", "Condition", ["evaluate"]),
+        ("publish", "Processing", ["evaluate-gate", "fit"]),
+    ]
+    gate = steps["evaluate-gate"]["Arguments"]
+    assert gate["Conditions"] == [
+        {
+            "Type": "Equals",
+            "LeftValue": {
+                "Std:JsonGet": {
+                    "PropertyFile": {"Get": "Steps.evaluate.PropertyFiles.outputs"},
+                    "Path": "passed",
+                }
+            },
+            "RightValue": True,
+        }
+    ]
+    [fail] = gate["ElseSteps"]
+    assert (fail["Name"], fail["Type"]) == ("evaluate-gate-failed", "Fail")
+    assert "gate 'evaluate' (evaluation) did not pass" in fail["Arguments"]["ErrorMessage"]
+    arguments = steps["evaluate"]["Arguments"]["AppSpecification"]["ContainerArguments"]
+    assert arguments[0] == "pkg.steps:evaluate"
+    wired = dict(zip(arguments[11::2], arguments[12::2], strict=True))
+    assert wired == {
+        "--model_uri": {
+            "Std:JsonGet": {
+                "PropertyFile": {"Get": "Steps.fit.PropertyFiles.outputs"},
+                "Path": "model_uri",
+            }
+        },
+        "--min_auc": {"Get": "Parameters.min_auc"},
+    }
+    assert steps["fit"]["PropertyFiles"] == [
+        {"PropertyFileName": "outputs", "OutputName": "outputs", "FilePath": "outputs.json"}
+    ]
+
+
+def test_the_compiled_definition_fits_the_published_schema(cloud: SageMakerBackend) -> None:
+    parsed = parse_definition(json.dumps(cloud.compile(retrain()).definition))
+    assert parsed.upstream(parsed.steps["publish"]) == {"evaluate-gate", "fit"}
+    assert parsed.steps["evaluate-gate-failed"].branch == ("evaluate-gate", False)
+
+
+def test_a_register_model_step_compiles_to_register_model(cloud: SageMakerBackend) -> None:
+    spec = retrain()
+    spec.steps.append(
+        StepSpec(
+            name="register",
+            entrypoint=REGISTER_ENTRYPOINT,
+            inputs={"name": "params.model", "artifact_uri": "fit.model_uri"},
+            depends_on=["publish"],
+        )
+    )
+    spec.parameters["model"] = "churn"
+    step = _by_name(cloud.compile(spec).definition)["register"]
+    assert step["Type"] == "RegisterModel"
+    assert step["DependsOn"] == ["publish", "fit"]
+    arguments = step["Arguments"]
+    assert arguments["ModelPackageGroupName"] == {"Get": "Parameters.model"}
+    assert arguments["ModelApprovalStatus"] == "PendingManualApproval"
+    container = arguments["InferenceSpecification"]["Containers"][0]
+    assert container["ModelDataUrl"]["Std:JsonGet"]["Path"] == "model_uri"
+
+
+@pytest.mark.parametrize(
+    ("step", "complaint"),
+    [
+        (
+            StepSpec(name="register", entrypoint=REGISTER_ENTRYPOINT, inputs={"x": "params.p"}),
+            "needs its model name wired",
+        ),
+        (StepSpec(name="s", entrypoint="pkg:s", inputs={"step": "params.p"}), "step runner"),
+    ],
+)
+def test_steps_the_definition_cannot_express_are_refused(
+    cloud: SageMakerBackend, step: StepSpec, complaint: str
+) -> None:
+    spec = PipelineSpec(name="odd", parameters={"p": "v"}, steps=[step])
+    with pytest.raises(ValidationError, match=complaint):
+        cloud.compile(spec)
+
+
+def test_a_long_gate_name_stays_within_sagemakers_limit(cloud: SageMakerBackend) -> None:
+    long = "g" + "a" * 62
+    spec = PipelineSpec(
+        name="long",
+        steps=[StepSpec(name=long, entrypoint="pkg:g", gate=GateKind.DEPLOYMENT)],
+    )
+    names = list(_by_name(cloud.compile(spec).definition))
+    assert len(names) == 3
+    assert all(len(n) <= 64 for n in names)
+    assert len(set(names)) == 3
+
+
+# -- run through the mocked cloud -----------------------------------------------------------------
+
+
+def test_a_run_whose_gates_pass_succeeds_step_by_step(
+    cloud: SageMakerBackend, fake: SageMakerFake
+) -> None:
+    fake.script_pipeline_execution("retrain", property_files=passing())
+    run = cloud.submit(cloud.compile(retrain()), {"max_depth": 6})
+    assert run.status is PipelineStatus.RUNNING
+    assert run.parameters["max_depth"] == "6"
+    seen = [cloud.get_pipeline_run(run.id) for _ in range(6)]
+    assert [r.status for r in seen][-1] is PipelineStatus.SUCCEEDED
+    assert PipelineStatus.RUNNING in {r.status for r in seen[:-1]}
+    done = seen[-1]
+    assert [(s.name, s.status) for s in done.steps] == [
+        ("validate", PipelineStatus.SUCCEEDED),
+        ("fit", PipelineStatus.SUCCEEDED),
+        ("evaluate", PipelineStatus.SUCCEEDED),
+        ("publish", PipelineStatus.SUCCEEDED),
+    ]
+    steps = {s.name: s for s in done.steps}
+    assert steps["fit"].outputs == {"model_uri": "s3://models/retrain/model.tar.gz"}
+    evaluate = steps["evaluate"].gate
+    assert evaluate is not None
+    assert evaluate.passed
+    assert [(c.name, c.value) for c in evaluate.checks] == [("auc", 0.91)]
+    assert done.failure_reason is None
+    assert done.ended_at is not None
+    assert done.backend_ids["step:fit"].startswith("arn:aws:sagemaker:")
+
+
+def test_a_failed_gate_fails_the_run_with_the_fail_steps_message(
+    cloud: SageMakerBackend, fake: SageMakerFake
+) -> None:
+    fake.script_pipeline_execution("retrain", property_files=passing(auc=0.62), paced=False)
+    run = cloud.submit(cloud.compile(retrain()), {})
+    assert run.status is PipelineStatus.FAILED
+    assert [(s.name, s.status) for s in run.steps] == [
+        ("validate", PipelineStatus.SUCCEEDED),
+        ("fit", PipelineStatus.SUCCEEDED),
+        ("evaluate", PipelineStatus.FAILED),
+    ]
+    evaluate = run.steps[-1]
+    assert evaluate.failure_reason is not None
+    assert "gate 'evaluate' (evaluation) did not pass" in evaluate.failure_reason
+    assert evaluate.gate is not None
+    assert not evaluate.gate.passed
+    assert [c.describe() for c in evaluate.gate.failures()] == ["auc: 0.62 (limit 0.8)"]
+    assert run.failure_reason == evaluate.failure_reason
+
+
+def test_a_failing_step_reports_its_reason(cloud: SageMakerBackend, fake: SageMakerFake) -> None:
+    fake.script_pipeline_execution(
+        "retrain", property_files=passing(), failures={"fit": "AlgorithmError: OOM"}, paced=False
+    )
+    run = cloud.submit(cloud.compile(retrain()), {})
+    assert run.status is PipelineStatus.FAILED
+    assert (run.steps[-1].name, run.steps[-1].failure_reason) == ("fit", "AlgorithmError: OOM")
+    assert run.failure_reason == "Step failure: One or multiple steps failed."
+
+
+def test_a_running_run_is_stopped_and_a_finished_one_left_alone(
+    cloud: SageMakerBackend, fake: SageMakerFake
+) -> None:
+    fake.script_pipeline_execution("retrain", property_files=passing())
+    run = cloud.submit(cloud.compile(retrain()), {})
+    cloud.stop_pipeline_run(run.id)
+    stopped = cloud.get_pipeline_run(run.id)
+    assert stopped.status is PipelineStatus.STOPPED
+    assert stopped.steps[-1].status is PipelineStatus.STOPPED
+    cloud.stop_pipeline_run(run.id)
+    assert cloud.get_pipeline_run(run.id).status is PipelineStatus.STOPPED
+
+
+def test_a_registration_step_creates_a_version_awaiting_approval(
+    cloud: SageMakerBackend, fake: SageMakerFake, sm: Any
+) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    spec = retrain()
+    spec.parameters["model"] = "churn"
+    spec.steps.append(
+        StepSpec(
+            name="register",
+            entrypoint=REGISTER_ENTRYPOINT,
+            inputs={"name": "params.model", "artifact_uri": "fit.model_uri"},
+            depends_on=["publish"],
+        )
+    )
+    fake.script_pipeline_execution("retrain", property_files=passing(), paced=False)
+    run = cloud.submit(cloud.compile(spec), {})
+    assert run.status is PipelineStatus.SUCCEEDED
+    register = run.steps[-1]
+    assert register.name == "register"
+    package = sm.describe_model_package(ModelPackageName=register.outputs["model_package_arn"])
+    assert package["ModelPackageGroupName"] == "churn"
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    assert package["CustomerMetadataProperties"] == {
+        "mintaka_pipeline": "retrain",
+        "mintaka_step": "register",
+    }
+
+
+def test_a_second_submit_updates_the_pipeline(cloud: SageMakerBackend, sm: Any) -> None:
+    first = retrain()
+    cloud.submit(cloud.compile(first), {})
+    second = retrain()
+    second.parameters["max_depth"] = 9
+    cloud.submit(cloud.compile(second), {})
+    stored = json.loads(sm.describe_pipeline(PipelineName="retrain")["PipelineDefinition"])
+    assert stored["Parameters"][1]["DefaultValue"] == 9
+    assert (
+        len(sm.list_pipeline_executions(PipelineName="retrain")["PipelineExecutionSummaries"]) == 2
+    )
+
+
+def test_unknown_runs_are_not_found(cloud: SageMakerBackend) -> None:
+    cloud.submit(cloud.compile(retrain()), {})
+    missing = "arn:aws:sagemaker:us-east-1:123456789012:pipeline/retrain/execution/nope"
+    for call in (cloud.get_pipeline_run, cloud.stop_pipeline_run):
+        with pytest.raises(NotFound):
+            call(missing)
