@@ -1,11 +1,15 @@
+"""The lifecycle demo, end to end on the local backend (one run shared by the assertions)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mintaka import IdFactory, ManualClock, Platform
-from mintaka.demo import run_demo, write_dataset
+from mintaka.demo import DemoResult, run_demo, write_dataset
+from mintaka.domain.pipelines import PipelineStatus
 
 
 def test_dataset_generation_is_deterministic(tmp_path: Path) -> None:
@@ -14,44 +18,91 @@ def test_dataset_generation_is_deterministic(tmp_path: Path) -> None:
     assert a == b
 
 
-def test_demo_registers_a_real_model_with_lineage_and_a_verified_audit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, DemoResult]]:
+    home = tmp_path_factory.mktemp("demo") / ".mintaka"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MINTAKA_POLICY", raising=False)  # the default policy, with the demo roles
+        with Platform(home, clock=ManualClock(), ids=IdFactory(3), actor="dana.developer") as plat:
+            steps: list[str] = []
+            result = run_demo(plat, steps.append)
+            assert steps[0].startswith("generating")
+            yield plat, result
+
+
+@pytest.mark.timeout(180)
+def test_the_first_version_is_refused_at_the_deployment_gate_until_signed_off(
+    demo: tuple[Platform, DemoResult],
 ) -> None:
-    monkeypatch.delenv("MINTAKA_POLICY")  # the demo runs under the default policy, with roles
-    steps: list[str] = []
-    with Platform(tmp_path / "h", clock=ManualClock(), ids=IdFactory(3), actor="demo") as plat:
-        result = run_demo(plat, steps.append)
-        again = run_demo(plat)  # re-running reuses the identical version
-    assert len(steps) == 9
-    assert result.served == 400
+    plat, result = demo
+    refused = {c.name: c.describe() for c in result.refused}
+    assert refused["approvals"].startswith("approvals: 0 of 2")
+    assert "model card lacks" in refused["documentation"]
+    first = result.first
+    assert first.risk_tier.value == "high"
+    assert first.flavor.value == "sklearn"
+    assert {a.approver.name for a in plat.governance.approvals(first)} == {"rita.risk", "raj.risk"}
+    initial = result.runs[0]
+    assert (initial.trigger, initial.reason) == ("event", "initial training")
+    assert initial.run.status is PipelineStatus.SUCCEEDED
+    assert initial.code_commit is not None
+    assert [e.status for e in result.events if e.step == "approvals"][:2] == ["started", "failed"]
+
+
+def test_drift_from_the_monitoring_runner_retrains_a_challenger_that_wins(
+    demo: tuple[Platform, DemoResult],
+) -> None:
+    plat, result = demo
     assert result.calm_alerts == 0
-    assert len(result.drift_alerts) == 1
-    assert result.drift_alerts[0].value > 0.2
+    [alert] = result.drift_alerts
+    assert alert.value > 0.2
     [ticket] = result.tickets
     assert (ticket.owner, ticket.signal) == ("credit-oncall", "credit-scoring:income-drift")
-    assert result.traced is not None
-    assert result.traced.version.ref == result.version.ref
-    assert any(u.startswith("approvals: 0 of 2") for u in result.refused)
-    assert any(u.startswith("documentation:") for u in result.refused)
-    assert again.refused == ()
-    assert result.version.aliases == ("champion",)
-    approvers = {a.approver.name for a in plat.governance.approvals(result.version)}
-    assert approvers == {"rita.risk", "raj.risk"}
-    assert result.version.risk_tier.value == "high"
-    assert result.version.flavor.value == "sklearn"
-    assert result.metrics["auc"] > 0.8
+    [request] = plat.pipelines.requests()
+    assert (request.trigger, request.alert, request.status) == ("drift", alert.id, "failed")
+    retrain = result.runs[1]
+    assert retrain.trigger == "drift"
+    assert retrain.run.id == request.pipeline_run
+    assert retrain.run.status is PipelineStatus.SUCCEEDED
+    [challenge] = result.challenge
+    assert challenge.passed
+    assert float(challenge.value) < float(challenge.limit)  # type: ignore[arg-type]
+    assert [c.name for c in result.canary] == ["step 1 (10%)", "step 2 (50%)", "step 3 (100%)"]
+    assert all(c.passed for c in result.canary)
+    assert result.champion.version == 2
+    assert result.champion.aliases == ("champion",)
+    assert result.retired_routes == ("credit-default-v1",)
+    endpoint = plat.serving.get_endpoint("credit-scoring")
+    assert endpoint.traffic.weights == {"credit-default-v2": 100}
+
+
+def test_lineage_audit_and_evidence(demo: tuple[Platform, DemoResult]) -> None:
+    _plat, result = demo
+    assert result.production_from_source == ("credit-default:2",)
     kinds = {node.kind.value for node in result.lineage.nodes}
-    assert kinds == {"dataset", "run", "model_version"}
+    assert {"dataset", "run", "model_version", "pipeline_run", "gate"} <= kinds
+    assert result.traced is not None
+    assert result.traced.version.version == 1
     assert result.audit.ok
-    assert again.version.version == result.version.version
-    assert again.version.artifact_digest == result.version.artifact_digest
+    assert result.evidence is not None
+    assert result.evidence.is_file()
+    assert result.served > 1000
 
 
-def test_demo_model_loads_back_with_trusted_types(tmp_path: Path) -> None:
+def test_a_second_demo_run_in_the_same_home_reports_what_is_there(
+    demo: tuple[Platform, DemoResult],
+) -> None:
+    plat, result = demo
+    again = run_demo(plat)
+    assert again.already_ran
+    assert again.champion.ref == result.champion.ref
+    assert again.audit.ok
+
+
+def test_the_demo_model_loads_back(demo: tuple[Platform, DemoResult]) -> None:
     from mintaka.flavors import sklearn as sklearn_flavor
 
-    with Platform(tmp_path / "h", clock=ManualClock(), ids=IdFactory(3)) as plat:
-        version = run_demo(plat).version
-        content = plat.artifacts.verify(version.artifact_digest).content
+    plat, result = demo
+    content = plat.artifacts.verify(result.champion.artifact_digest).content
     model = sklearn_flavor.load(content)
     assert model.predict([[0.0] * 6]).shape == (1,)

@@ -159,7 +159,7 @@ class LocalExecutor:
             ),
             trigger=trigger,
             reason=reason,
-            code_commit=code_commit(),
+            code_commit=code_commit(_source_dir(contracts)),
             environment=environment(),
             seeds={k: v for k, v in merged.items() if k in SEED_NAMES or k.endswith("_seed")},
             model=model,
@@ -612,6 +612,19 @@ class LocalExecutor:
         detail: str = "",
     ) -> None:
         self.on_event(StepEvent(state.run.id, step.name, index, total, status, detail))
+
+
+def _source_dir(contracts: Mapping[str, StepContract]) -> Path | None:
+    """Where the pipeline's own code lives: the first step that is not one of Mintaka's."""
+    import inspect
+
+    for contract in contracts.values():
+        if contract.entrypoint.startswith("mintaka.pipelines."):
+            continue
+        source = inspect.getsourcefile(contract.fn)
+        if source:
+            return Path(source).parent
+    return None
 
 
 def _registered(state: RunState) -> bool:

@@ -74,6 +74,7 @@ class TrainingBinding(BaseModel):
 
 class RetrainRequest(BaseModel):
     id: str
+    seq: int = 0
     model: str
     reason: str
     trigger: Trigger
@@ -204,6 +205,7 @@ class PipelineService:
         """Queue a retraining (the monitoring runner does this on a ``retrain`` signal)."""
         request = RetrainRequest(
             id=self.platform.ids.new("rtr"),
+            seq=max((r.seq for r in self.requests()), default=0) + 1,
             model=model,
             reason=reason,
             trigger=trigger,
@@ -226,7 +228,7 @@ class PipelineService:
         if not folder.is_dir():
             return []
         found = [RetrainRequest.model_validate_json(p.read_text()) for p in folder.glob("*.json")]
-        found.sort(key=lambda r: (r.at, r.id))
+        found.sort(key=lambda r: (r.seq, r.at, r.id))
         return [r for r in found if status is None or r.status == status]
 
     def process_requests(self, **options: Any) -> list[tuple[RetrainRequest, PipelineRun | None]]:

@@ -1,0 +1,194 @@
+"""Retraining through the bound pipeline (event, alert request, schedule), reproducible digests,
+retirement of superseded versions, and the production lineage query."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from mintaka import IdFactory, ManualClock, NotFound, Platform, ValidationError
+from mintaka.demo import write_dataset
+from mintaka.demo_pipeline import credit_pipeline
+from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
+from mintaka.domain.registry import Stage
+
+STEPS = "pipeline_steps"
+
+
+def tiny() -> PipelineSpec:
+    return PipelineSpec(
+        name="tiny",
+        parameters={"n": 1},
+        steps=[StepSpec(name="produce", entrypoint=f"{STEPS}:produce", inputs={"n": "params.n"})],
+    )
+
+
+def test_the_same_inputs_give_the_same_artifact_digest(tmp_path: Path) -> None:
+    data = write_dataset(tmp_path / "credit.csv", rows=600)
+    full = credit_pipeline(data=str(data))
+    spec = full.model_copy(
+        update={
+            "steps": [
+                s
+                for s in full.steps
+                if s.name in ("ingest", "validate-data", "train", "evaluate", "register")
+            ]
+        }
+    )
+    digests, states = [], []
+    for home in ("a", "b"):
+        with Platform(tmp_path / home, clock=ManualClock(), ids=IdFactory(1)) as plat:
+            run = plat.pipelines.run(spec)  # the training step in its own sub-process
+            assert run.status is PipelineStatus.SUCCEEDED
+            digests.append(run.steps[-1].outputs["digest"])
+            state = plat.pipelines.get(run.id)
+            states.append(state)
+            experiment = plat.get_run(state.experiment_run or "")
+            assert experiment.dataset_ids == tuple(state.datasets)
+            assert experiment.params["seed"] == "7"
+            assert experiment.code_commit == state.code_commit
+            assert experiment.environment["scikit-learn"]
+            version = plat.get_model_version("credit-default", 1)
+            assert version.run_id == experiment.id
+    assert digests[0] == digests[1]
+    first, second = states
+    assert first.code_commit is not None  # the pipeline's code is in this repository
+    assert first.seeds == {"seed": 7}
+    assert first.data_digests
+    assert list(first.data_digests.values()) == list(second.data_digests.values())
+    assert first.environment == second.environment
+    assert first.parameters == second.parameters
+
+
+def test_retrain_needs_a_bound_pipeline_and_a_reason(platform: Platform) -> None:
+    with pytest.raises(NotFound, match="no training pipeline is bound to 'm'"):
+        platform.pipelines.retrain("m", "because")
+    platform.pipelines.bind("m", tiny())
+    with pytest.raises(ValidationError, match="needs a reason"):
+        platform.pipelines.retrain("m", "  ")
+    with pytest.raises(ValidationError, match="declares no parameters"):
+        platform.pipelines.bind("m", tiny(), {"x": 1})
+    with pytest.raises(ValidationError, match="schedule"):
+        platform.pipelines.bind("m", tiny(), every="weekly")
+
+
+def test_an_event_retrains_through_the_bound_pipeline(platform: Platform) -> None:
+    platform.pipelines.bind("m", tiny(), {"n": 5})
+    run = platform.pipelines.retrain("m", "new labels arrived", isolation="inline")
+    assert run.steps[0].outputs["total"] == 10
+    state = platform.pipelines.get(run.id)
+    assert (state.trigger, state.reason, state.model) == ("event", "new labels arrived", "m")
+    [event] = [e for e in platform.audit.events() if e.action == "model.retrain"]
+    assert event.details["reason"] == "new labels arrived"
+
+
+def test_alert_requests_are_queued_then_run_once_per_model(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform.pipelines.bind("m", tiny())
+    first = platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift", alert="a1")
+    platform.pipelines.request_retraining("m", "psi 0.6 > 0.2", trigger="drift", alert="a2")
+    assert [r.status for r in platform.pipelines.requests()] == ["pending", "pending"]
+    [(request, run)] = platform.pipelines.process_requests(isolation="inline")
+    assert request.id == first.id
+    assert run is not None
+    assert request.pipeline_run == run.id
+    assert platform.pipelines.get(run.id).trigger == "drift"
+    statuses = {r.id: (r.status, r.outcome) for r in platform.pipelines.requests()}
+    assert statuses[first.id] == ("done", "succeeded")
+    assert [o for s, o in statuses.values() if s == "done"][1] == f"merged into {first.id}"
+    assert platform.pipelines.process_requests() == []
+    # a failing retrain keeps the request, marked failed with the run to resume
+    flag = tmp_path / "fail"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    broken = PipelineSpec(
+        name="broken",
+        parameters={"n": 1},
+        steps=[
+            *tiny().steps,
+            StepSpec(
+                name="consume",
+                entrypoint=f"{STEPS}:consume",
+                inputs={"file": "produce.file", "total": "produce.total"},
+            ),
+        ],
+    )
+    platform.pipelines.bind("m", broken)
+    platform.pipelines.request_retraining("m", "again", trigger="performance")
+    [(failed, none)] = platform.pipelines.process_requests(isolation="inline")
+    assert none is None
+    assert failed.status == "failed"
+    assert "asked to fail" in failed.outcome
+    assert platform.pipelines.get(failed.pipeline_run or "").run.status is PipelineStatus.FAILED
+
+
+def test_a_schedule_makes_a_model_due(platform: Platform, clock: ManualClock) -> None:
+    platform.pipelines.bind("m", tiny(), every="7d")
+    platform.pipelines.bind("unscheduled", tiny())
+    assert platform.pipelines.due() == []
+    clock.advance(days=7)
+    assert platform.pipelines.due() == ["m"]
+    [run] = platform.pipelines.run_due(isolation="inline")
+    assert platform.pipelines.get(run.id).trigger == "schedule"
+    assert platform.pipelines.due() == []
+    clock.advance(days=6)
+    assert platform.pipelines.due() == []
+
+
+def test_superseded_versions_retire_after_the_policy_grace_period(
+    platform: Platform, clock: ManualClock, make_artifact: Callable[[bytes], Path]
+) -> None:
+    for content in (b"v1", b"v2", b"v3", b"v4"):
+        platform.register_model("m", make_artifact(content), tier="low")
+    platform.set_alias("m", "stable", 2)
+    platform.set_alias("m", "champion", 4)
+    assert platform.pipelines.retire_superseded("m") == []  # 30-day grace (default policy)
+    clock.advance(days=31)
+    retired = platform.pipelines.retire_superseded("m")
+    assert [v.version for v in retired] == [1, 3]
+    assert all(v.stage is Stage.ARCHIVED for v in retired)
+    kept = {v.version: v.stage for v in platform.list_versions("m")}
+    assert kept[2] is not Stage.ARCHIVED
+    assert kept[4] is not Stage.ARCHIVED
+    reasons = [
+        e.details.get("reason", "") for e in platform.audit.events() if e.action == "model.archive"
+    ]
+    assert len(reasons) == 2
+    assert all("superseded by m:4 (champion)" in r and "30-day grace" in r for r in reasons)
+    assert platform.pipelines.retire_superseded("m") == []
+
+
+def test_which_production_models_used_a_data_source(
+    platform: Platform, tmp_path: Path, make_artifact: Callable[[bytes], Path]
+) -> None:
+    first = tmp_path / "x1.csv"
+    first.write_text("a,b\n1,2\n")
+    second = tmp_path / "x2.csv"
+    second.write_text("a,b\n3,4\n")
+    d1 = platform.register_dataset("source-x", first)
+    d2 = platform.register_dataset("source-x", second)
+
+    def trained(name: str, dataset: str, content: bytes) -> int:
+        run = platform.start_run(name, dataset_ids=[dataset])
+        platform.end_run(run.id)
+        return platform.register_model(name, make_artifact(content), run_id=run.id).version
+
+    trained("a", d1.id, b"a1")
+    trained("a", d2.id, b"a2")
+    trained("b", d1.id, b"b1")
+    trained("c", d2.id, b"c1")
+    platform.set_alias("a", "champion", 1)
+    platform.set_stage("c", 1, "production")
+    graph = platform.lineage_downstream("source-x", stage="production")
+    labels = sorted(n.label for n in graph.nodes if n.kind.value == "model_version")
+    assert labels == ["a:1", "c:1"]
+    from_first = platform.lineage_downstream(d1.id)
+    assert sorted(n.label for n in from_first.nodes if n.kind.value == "model_version") == [
+        "a:1",
+        "b:1",
+    ]
+    with pytest.raises(ValidationError):
+        platform.lineage_downstream("source-x", stage="live")
