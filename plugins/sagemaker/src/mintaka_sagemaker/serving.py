@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 from mintaka.domain.serving import (
@@ -78,6 +78,14 @@ def percentages(weights: dict[str, float]) -> dict[str, int]:
     for key in sorted(exact, key=lambda k: (result[k] - exact[k], k))[:short]:
         result[key] += 1
     return result
+
+
+@lru_cache(maxsize=4096)
+def model_name(endpoint: str, route: str, model: str, version: int, image: str, role: str) -> str:
+    """The SageMaker Model serving ``route`` of ``endpoint`` (derived, so pure and memoised: every
+    traffic change lays out the endpoint's variants again)."""
+    key = [endpoint, route, model, version, image, role]
+    return derived_name(f"{endpoint}-{route}-v{version}", key)
 
 
 def _sum_query(query_id: str, metric: str, dimensions: list[dict[str, str]]) -> dict[str, Any]:
@@ -167,8 +175,7 @@ class SageMakerServing(SageMakerRegistry):
 
     def _model_name(self, endpoint: str, route: Route) -> str:
         image, role = self._require_serving_settings()
-        key = [endpoint, route.name, route.model, route.version, image, role]
-        return derived_name(f"{endpoint}-{route.name}-v{route.version}", key)
+        return model_name(endpoint, route.name, route.model, route.version, image, role)
 
     def _variant(self, endpoint: str, route: Route, weight: float) -> dict[str, Any]:
         return {
