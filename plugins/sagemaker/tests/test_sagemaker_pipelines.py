@@ -167,7 +167,7 @@ def test_a_register_model_step_compiles_to_register_model(cloud: SageMakerBacken
         StepSpec(
             name="register",
             entrypoint=REGISTER_ENTRYPOINT,
-            inputs={"name": "params.model", "artifact_uri": "fit.model_uri"},
+            inputs={"name": "params.model", "model": "fit.model_dir"},
             depends_on=["publish"],
         )
     )
@@ -179,17 +179,33 @@ def test_a_register_model_step_compiles_to_register_model(cloud: SageMakerBacken
     assert arguments["ModelPackageGroupName"] == {"Get": "Parameters.model"}
     assert arguments["ModelApprovalStatus"] == "PendingManualApproval"
     container = arguments["InferenceSpecification"]["Containers"][0]
-    assert container["ModelDataUrl"]["Std:JsonGet"]["Path"] == "model_uri"
+    assert container["ModelDataUrl"] == {
+        "Std:Join": {
+            "On": "/",
+            "Values": [
+                {"Get": "Steps.fit.ProcessingOutputConfig.Outputs['outputs'].S3Output.S3Uri"},
+                "model.tar.gz",
+            ],
+        }
+    }
 
 
 @pytest.mark.parametrize(
     ("step", "complaint"),
     [
         (
-            StepSpec(name="register", entrypoint=REGISTER_ENTRYPOINT, inputs={"x": "params.p"}),
-            "needs its model name wired",
+            StepSpec(name="register", entrypoint=REGISTER_ENTRYPOINT, inputs={"name": "params.p"}),
+            "needs its 'model' input wired",
         ),
         (StepSpec(name="s", entrypoint="pkg:s", inputs={"step": "params.p"}), "step runner"),
+        (
+            StepSpec(
+                name="data",
+                entrypoint="mintaka.pipelines.builtins:register_dataset",
+                inputs={"name": "params.p"},
+            ),
+            "acts on Mintaka's control plane",
+        ),
     ],
 )
 def test_steps_the_definition_cannot_express_are_refused(
@@ -296,7 +312,7 @@ def test_a_registration_step_creates_a_version_awaiting_approval(
         StepSpec(
             name="register",
             entrypoint=REGISTER_ENTRYPOINT,
-            inputs={"name": "params.model", "artifact_uri": "fit.model_uri"},
+            inputs={"name": "params.model", "model": "fit.model_dir"},
             depends_on=["publish"],
         )
     )
@@ -307,6 +323,10 @@ def test_a_registration_step_creates_a_version_awaiting_approval(
     assert register.name == "register"
     package = sm.describe_model_package(ModelPackageName=register.outputs["model_package_arn"])
     assert package["ModelPackageGroupName"] == "churn"
+    execution = run.id.rsplit("/", 1)[-1]
+    assert package["InferenceSpecification"]["Containers"][0]["ModelDataUrl"] == (
+        f"s3://{BUCKET}/mintaka/pipelines/retrain/{execution}/fit/model.tar.gz"
+    )
     assert package["ModelApprovalStatus"] == "PendingManualApproval"
     assert package["CustomerMetadataProperties"] == {
         "mintaka_pipeline": "retrain",

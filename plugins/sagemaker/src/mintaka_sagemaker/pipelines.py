@@ -18,8 +18,10 @@ Compilation (the definition follows the published pipeline-definition schema, ve
   depend on the condition step, so they start only once the gate has passed;
 * a step whose entry point is ``mintaka.pipelines.builtins:register_model`` becomes a
   ``RegisterModel`` step: a version in the model package group named by its ``name`` input, with
-  the model data its ``artifact_uri`` input names and the inference image, always
-  ``PendingManualApproval`` (approval stays core's).
+  the inference image and, as model data, the ``model.tar.gz`` that the step producing its
+  ``model`` input left in its outputs folder (or the S3 URI a parameter gives), always
+  ``PendingManualApproval``: approval stays core's. SageMaker creates that version, not core:
+  until Mintaka records it, ``mintaka sync`` reports it as a version the store never saw.
 
 ``submit`` creates (or updates) the pipeline and starts an execution; the run id is the execution
 ARN. ``get_pipeline_run`` reads the execution and its steps back: each Mintaka step as a
@@ -50,7 +52,8 @@ from mintaka_sagemaker.aws import AwsCalls, short_hash
 from mintaka_sagemaker.errors import is_already_exists
 
 FORMAT = "sagemaker-pipelines/2020-12-01"
-REGISTER_ENTRYPOINT = "mintaka.pipelines.builtins:register_model"
+BUILTINS = "mintaka.pipelines.builtins"
+REGISTER_ENTRYPOINT = f"{BUILTINS}:register_model"
 STEP_RUNNER = ["python", "-m", "mintaka.pipelines.step"]
 OUTPUT_DIR = "/opt/ml/processing/output"
 OUTPUTS_FILE = "outputs.json"
@@ -58,9 +61,8 @@ PROPERTY_FILE = "outputs"
 GATE_SUFFIX = "-gate"
 # Options of the step runner itself, which no input field may be named.
 RUNNER_OPTIONS = frozenset({"inputs", "outputs", "workdir", "run-id", "run_id", "pipeline", "step"})
-# The register_model inputs the RegisterModel step reads, first match wins.
-REGISTER_NAME_FIELDS = ("name", "model", "model_name")
-REGISTER_ARTIFACT_FIELDS = ("artifact_uri", "model_uri", "artifact", "artifact_path")
+# The model artifact a producing step leaves in its outputs folder for a RegisterModel step.
+MODEL_TARBALL = "model.tar.gz"
 NAME_RULE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
 STATUSES = {
     "Executing": PipelineStatus.RUNNING,
@@ -98,6 +100,26 @@ def _text(value: Any) -> str:
 
 def _outputs_of(step: str) -> dict[str, Any]:
     return {"Get": f"Steps.{step}.PropertyFiles.{PROPERTY_FILE}"}
+
+
+def _refuse_controller_step(step: StepSpec) -> None:
+    """Mintaka's own controller steps (register a dataset, deploy, promote) act on the control
+    plane from the process running the pipeline; a SageMaker job cannot. ``register_model`` is
+    the exception: it has a native equivalent."""
+    module, _, function = step.entrypoint.partition(":")
+    if module != BUILTINS or step.entrypoint == REGISTER_ENTRYPOINT:
+        return
+    import importlib
+
+    from mintaka.pipelines.contract import CONTROLLER_ATTRIBUTE
+
+    target = getattr(importlib.import_module(module), function, None)
+    if getattr(target, CONTROLLER_ATTRIBUTE, False):
+        raise ValidationError(
+            f"[sagemaker] step {step.name!r} runs {step.entrypoint}, which acts on Mintaka's "
+            "control plane and cannot run as a SageMaker job; run this pipeline with the local "
+            "executor, or leave that step out of the SageMaker pipeline"
+        )
 
 
 def _unique(base: str, taken: set[str]) -> str:
@@ -138,6 +160,8 @@ class SageMakerPipelines(AwsCalls):
             for s in spec.order()
             if s.gate is not None
         }
+        for step in spec.steps:
+            _refuse_controller_step(step)
         kinds = {s.name: s.entrypoint == REGISTER_ENTRYPOINT for s in spec.steps}
         steps: list[dict[str, Any]] = []
         for step in spec.order():
@@ -265,44 +289,64 @@ class SageMakerPipelines(AwsCalls):
         depends_on: list[str],
         kinds: dict[str, bool],
     ) -> dict[str, Any]:
+        """``register_model``'s ``name`` is the model package group; its ``model`` is the model
+        data: a parameter holding an S3 URI, or the ``model.tar.gz`` the producing step left in
+        its outputs folder (a path inside that step's container means nothing to SageMaker)."""
         references = step.references()
-
-        def wired(fields: tuple[str, ...], what: str) -> Any:
-            for field in fields:
-                if field in references:
-                    return self._value(spec, step, references[field], kinds)
+        for required in ("name", "model"):
+            if required not in references:
+                raise ValidationError(
+                    f"[sagemaker] register_model step {step.name!r} needs its {required!r} "
+                    "input wired (params.NAME or STEP.FIELD)"
+                )
+        origin, _ = references["model"]
+        if origin == "params":
+            model_data: Any = self._value(spec, step, references["model"], kinds)
+        elif kinds[origin]:
             raise ValidationError(
-                f"[sagemaker] register_model step {step.name!r} needs its {what} wired as one "
-                f"of the inputs {list(fields)}"
+                f"[sagemaker] register_model step {step.name!r} reads its model from another "
+                "register_model step"
             )
-
+        else:
+            model_data = {
+                "Std:Join": {
+                    "On": "/",
+                    "Values": [
+                        {
+                            "Get": f"Steps.{origin}.ProcessingOutputConfig.Outputs"
+                            f"['{PROPERTY_FILE}'].S3Output.S3Uri"
+                        },
+                        MODEL_TARBALL,
+                    ],
+                }
+            }
         image = step.image or self.settings.image_uri
         if not image:
             raise ConfigurationError(
                 f"[sagemaker] step {step.name!r} names no image and image_uri is not set"
             )
+        arguments: dict[str, Any] = {
+            "ModelPackageGroupName": self._value(spec, step, references["name"], kinds),
+            "InferenceSpecification": {
+                "Containers": [{"Image": image, "ModelDataUrl": model_data}],
+                "SupportedContentTypes": ["application/json"],
+                "SupportedResponseMIMETypes": ["application/json"],
+            },
+            "ModelApprovalStatus": "PendingManualApproval",
+            "CustomerMetadataProperties": {
+                "mintaka_pipeline": spec.name,
+                "mintaka_step": step.name,
+            },
+        }
+        if "description" in references:
+            arguments["ModelPackageDescription"] = self._value(
+                spec, step, references["description"], kinds
+            )
         return {
             "Name": step.name,
             "Type": "RegisterModel",
             "DependsOn": depends_on,
-            "Arguments": {
-                "ModelPackageGroupName": wired(REGISTER_NAME_FIELDS, "model name"),
-                "InferenceSpecification": {
-                    "Containers": [
-                        {
-                            "Image": image,
-                            "ModelDataUrl": wired(REGISTER_ARTIFACT_FIELDS, "artifact"),
-                        }
-                    ],
-                    "SupportedContentTypes": ["application/json"],
-                    "SupportedResponseMIMETypes": ["application/json"],
-                },
-                "ModelApprovalStatus": "PendingManualApproval",
-                "CustomerMetadataProperties": {
-                    "mintaka_pipeline": spec.name,
-                    "mintaka_step": step.name,
-                },
-            },
+            "Arguments": arguments,
         }
 
     @staticmethod
