@@ -1,0 +1,141 @@
+"""``mintaka pipeline ...``, ``mintaka retrain`` and ``lineage downstream --stage``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mintaka.cli.app import main
+
+SPEC = """
+name = "cli-pipeline"
+parameters = {n = 2, limit = 10.0}
+
+[[steps]]
+name = "produce"
+entrypoint = "pipeline_steps:produce"
+inputs = {n = "params.n"}
+
+[[steps]]
+name = "check"
+entrypoint = "pipeline_steps:at_most"
+gate = "evaluation"
+inputs = {value = "produce.total", limit = "params.limit"}
+"""
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "pipelines"))
+    path = tmp_path / "pipeline.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def test_run_show_and_rerun_from_the_cache(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
+) -> None:
+    home = ["--home", str(tmp_path / "h")]
+    code, out, err = cli(capsys, *home, "pipeline", "run", str(spec), "--inline")
+    assert code == 0, err
+    assert "produce: ok" in out
+    assert "succeeded" in out
+    code, out, _ = cli(capsys, *home, "pipeline", "run", str(spec), "--inline", "-p", "n=2")
+    assert "produce: cached" in out
+    code, out, _ = cli(capsys, *home, "pipeline", "runs", "--json")
+    runs = json.loads(out)
+    assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
+    code, out, _ = cli(capsys, *home, "pipeline", "show", runs[0]["id"])
+    assert "value: 4 (limit 10)" in out
+
+
+def test_a_refusing_gate_exits_1_with_its_numbers_and_resumes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
+) -> None:
+    home = ["--home", str(tmp_path / "h")]
+    code, out, _ = cli(capsys, *home, "pipeline", "run", str(spec), "--inline", "-p", "n=9")
+    assert code == 1
+    assert "gate 'check' (evaluation) refused the run" in out
+    assert "value: 18 (limit 10)" in out
+    run_id = out.split("mintaka pipeline resume ")[1].split()[0]
+    code, out, _ = cli(capsys, *home, "pipeline", "resume", run_id)
+    assert code == 1  # the same inputs meet the same gate
+    code, _, err = cli(capsys, *home, "pipeline", "run", str(spec), "-p", "nope")
+    assert code == 1
+    assert "NAME=VALUE" in err
+
+
+def test_bind_and_retrain_with_a_reason(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
+) -> None:
+    home = ["--home", str(tmp_path / "h")]
+    code, out, err = cli(capsys, *home, "pipeline", "bind", "scorer", str(spec), "--every", "7d")
+    assert code == 0, err
+    assert "every 7d" in out
+    code, _, err = cli(capsys, *home, "retrain", "scorer")
+    assert code == 1
+    assert "--reason is required" in err
+    code, out, err = cli(capsys, *home, "retrain", "scorer", "--reason", "labels arrived")
+    assert code == 0, err
+    assert "succeeded" in out
+    code, out, _ = cli(capsys, *home, "retrain", "--due")
+    assert code == 0
+    assert out == ""
+
+
+def test_compile_on_the_local_backend(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
+) -> None:
+    code, out, _ = cli(capsys, "--home", str(tmp_path / "h"), "pipeline", "compile", str(spec))
+    assert code == 0
+    assert json.loads(out)["format"] == "mintaka-local/1"
+
+
+def test_a_bad_spec_file_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('name = "Bad Name"\n')
+    code, _, err = cli(capsys, "--home", str(tmp_path / "h"), "pipeline", "run", str(path))
+    assert code == 1
+    assert "pipeline spec" in err
+
+
+def test_lineage_downstream_of_a_data_source_in_production(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from mintaka import Platform
+
+    data = tmp_path / "x.csv"
+    data.write_text("a\n1\n")
+    artifact = tmp_path / "m"
+    artifact.mkdir()
+    (artifact / "w.bin").write_bytes(b"w")
+    with Platform(tmp_path / "h") as plat:
+        dataset = plat.register_dataset("source-x", data)
+        run = plat.start_run("e", dataset_ids=[dataset.id])
+        plat.register_model("served", artifact, run_id=run.id)
+        plat.register_model("idle", artifact, run_id=run.id)
+        plat.set_alias("served", "champion", 1)
+    home = ["--home", str(tmp_path / "h")]
+    code, out, _ = cli(
+        capsys, *home, "lineage", "downstream", "source-x", "--stage", "production", "--json"
+    )
+    assert code == 0
+    labels = {n["label"] for n in json.loads(out)["nodes"] if n["kind"] == "model_version"}
+    assert labels == {"served:1"}
+    code, out, _ = cli(capsys, *home, "lineage", "downstream", "source-x", "--stage", "production")
+    assert "served:1" in out
+    assert "idle:1" not in out
