@@ -226,6 +226,33 @@ def test_a_pipeline_compiles_to_jobs_tasks_and_runs_to_completion(
     assert cloud.wait_for_pipeline_run(again.id).status is PipelineStatus.STOPPED
 
 
+def test_wired_inputs_become_dynamic_value_references_and_edges(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    spec = PipelineSpec(
+        name="wired",
+        parameters={"depth": 3},
+        steps=[
+            StepSpec(name="prepare", entrypoint="pkg.steps:prepare"),
+            StepSpec(
+                name="fit",
+                entrypoint="pkg.steps:fit",
+                gate="evaluation",
+                inputs={"data": "prepare.path", "depth": "params.depth"},
+            ),
+        ],
+    )
+    native = cloud.compile(spec)
+    fit = native.definition["tasks"][1]
+    assert fit["depends_on"] == [{"task_key": "prepare"}]  # from the wiring alone
+    arguments = fit["spark_python_task"]["parameters"]
+    assert "--input=data={{tasks.prepare.values.path}}" in arguments
+    assert "--input=depth={{job.parameters.depth}}" in arguments
+    assert fit["description"] == "gate: evaluation"
+    run = cloud.submit(native, {"depth": "4"})
+    assert cloud.wait_for_pipeline_run(run.id).status is PipelineStatus.SUCCEEDED
+
+
 def test_an_unknown_pipeline_parameter_is_refused(cloud: DatabricksBackend) -> None:
     spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
     with pytest.raises(ValidationError):

@@ -65,9 +65,18 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             ]
             for key in spec.parameters:
                 arguments.append(f"--param={key}={{{{job.parameters.{key}}}}}")
+            # Wired inputs as dynamic value references: a parameter, or a value an upstream task
+            # set with dbutils.jobs.taskValues.
+            for field, (source, name) in step.references().items():
+                reference = (
+                    f"job.parameters.{name}"
+                    if source == "params"
+                    else f"tasks.{source}.values.{name}"
+                )
+                arguments.append(f"--input={field}={{{{{reference}}}}}")
             task: dict[str, Any] = {
                 "task_key": step.name,
-                "depends_on": [{"task_key": upstream} for upstream in step.depends_on],
+                "depends_on": [{"task_key": upstream} for upstream in step.upstream()],
                 "spark_python_task": {
                     "python_file": self.settings.step_runner,
                     "parameters": arguments,
