@@ -320,3 +320,29 @@ def test_the_workspace_says_who_is_calling(cloud: DatabricksBackend) -> None:
     identity = cloud.whoami()
     assert identity.authenticated
     assert identity.name
+
+
+def test_the_platform_submits_a_pipeline_to_the_backend_and_audits_it(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    from mintaka import Platform
+
+    spec = PipelineSpec(
+        name="submitted",
+        parameters={"depth": 3},
+        steps=[StepSpec(name="fit", entrypoint="pkg.steps:fit", inputs={"d": "params.depth"})],
+    )
+    with Platform(
+        tmp_path / "home",
+        backend="databricks",
+        backend_settings=settings_for(databricks_fake),
+        clock=ManualClock(),
+        ids=IdFactory(seed=3),
+    ) as plat:
+        run = plat.pipelines.submit(spec, {"depth": 5})
+        assert run.backend == "databricks"
+        [event] = [e for e in plat.audit.events() if e.action == "pipeline.submit"]
+        assert event.details["parameters"] == {"depth": "5"}
+        assert plat.lineage_downstream(f"pipeline_run:{run.id}").root == f"pipeline_run:{run.id}"
+        with pytest.raises(ValidationError, match="declares no parameters"):
+            plat.pipelines.submit(spec, {"nope": 1})

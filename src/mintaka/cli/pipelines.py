@@ -88,12 +88,23 @@ def run(
     inline: Annotated[
         bool, typer.Option(help="Run computing steps in this process, not sub-processes.")
     ] = False,
+    local: Annotated[
+        bool, typer.Option("--local", help="Run here even when the backend runs pipelines.")
+    ] = False,
 ) -> None:
-    """Run a pipeline on this machine (each computing step in its own sub-process)."""
+    """Run a pipeline: on the backend when it runs pipelines (SageMaker Pipelines, Databricks
+    Jobs), else on this machine, each computing step in its own sub-process."""
+    from mintaka.capabilities import Capability
     from mintaka.pipelines.service import load_spec
 
     loaded = load_spec(spec)
     plat = platform(ctx)
+    if plat.supports(Capability.PIPELINES) and not local:
+        submitted = plat.pipelines.submit(loaded, _parameters(param))
+        console.print(
+            f"submitted [bold]{submitted.id}[/] to {submitted.backend}: {submitted.status.value}"
+        )
+        return
     isolation = "inline" if inline else "process"
     _run_with_bar(
         lambda bar: plat.pipelines.run(

@@ -245,6 +245,10 @@ class LocalExecutor:
             result, key, cached = self._execute(state, step, contract, inputs)
         except GateFailed:
             raise
+        except KeyboardInterrupt:
+            self._with_step(state, step.name, status=PipelineStatus.STOPPED)
+            self._finish(state, PipelineStatus.STOPPED, f"interrupted in step {step.name!r}")
+            raise
         except MintakaError as exc:
             self._fail(state, step, index, total, str(exc))
             raise

@@ -130,6 +130,40 @@ class PipelineService:
             pipeline=spec.name, format="mintaka-local/1", definition=spec.model_dump(mode="json")
         )
 
+    def submit(
+        self, spec: PipelineSpec, parameters: Mapping[str, Any] | None = None
+    ) -> PipelineRun:
+        """Compile ``spec`` to the backend's format and start it there (a cloud backend with
+        ``Capability.PIPELINES``); the run is audited and becomes a lineage node."""
+        from mintaka.domain.lineage import LineageNode, NodeKind
+        from mintaka.interfaces import PipelineExecution
+
+        unknown = sorted(set(parameters or {}) - set(spec.parameters))
+        if unknown:
+            raise ValidationError(f"pipeline {spec.name!r} declares no parameters {unknown}")
+        backend = self.platform._area(Capability.PIPELINES, PipelineExecution)
+        native = backend.compile(spec)
+        merged = {k: str(v) for k, v in {**spec.parameters, **dict(parameters or {})}.items()}
+        run = backend.submit(native, merged)
+        node = LineageNode(
+            kind=NodeKind.PIPELINE_RUN,
+            key=run.id[:512],
+            label=f"{spec.name}/{run.id}",
+            attrs={"pipeline": spec.name, "backend": run.backend, "format": native.format},
+        )
+        with self.platform.store.write() as conn:
+            self.platform.lineage.add(conn, [node], [])
+            event = self.platform._audit(
+                conn,
+                "pipeline.submit",
+                run.id,
+                pipeline=spec.name,
+                parameters=merged,
+                backend=run.backend,
+            )
+        self.platform._after_commit([event])
+        return run
+
     # -- retraining -----------------------------------------------------------------------------
 
     def bind(
