@@ -8,31 +8,45 @@ A difference that has gone away is closed with a ``sync.resolved`` event, so it 
 if it ever comes back. The open set is read back from the audit trail itself, which therefore
 stays the one record of what sync saw and when.
 
-Compared, per model recorded for the platform's backend: the version numbers, each version's
-artifact digest, tags and (where the backend projects stages) stage, and the aliases. Aliases the
-clouds reserve for themselves (``latest``, ``default``) are ignored. Per endpoint recorded for the
-backend: whether it still exists, and its live traffic weights (and its shadow route, where the
-cloud itself holds the shadow).
+Compared, per model recorded for the platform's backend: the version numbers (a version deleted in
+the cloud is ``version.missing``), each version's artifact digest, tags, (where the backend
+projects stages) stage and (where it projects approvals) approval status, and the aliases. Aliases
+the clouds reserve for themselves (``latest``, ``default``) are ignored. Per endpoint recorded for
+the backend: whether it still exists, and its live traffic weights (and its shadow route, where
+the cloud itself holds the shadow).
+
+The approval status core stands behind is what governance projects onto the cloud's approval
+field: ``pending`` until a version has approvals, then ``approved`` once its approval controls are
+met (approvals of these bytes, by the roles and in the number the policy asks) and ``pending``
+while they are not. A cloud that reports no approval status for a version (one that never had
+core's projected onto it) is not compared.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from mintaka.capabilities import Capability
 from mintaka.domain.discovery import Difference, ObservedModel
 from mintaka.domain.names import RESERVED_ALIASES
-from mintaka.domain.registry import Stage
+from mintaka.domain.registry import ApprovalStatus, Stage
 from mintaka.errors import NotFound
 from mintaka.interfaces import StateObserver
-from mintaka.store.schema import audit_events, model_aliases, model_tags, model_versions, models
+from mintaka.store.schema import (
+    approvals,
+    audit_events,
+    model_aliases,
+    model_tags,
+    model_versions,
+    models,
+)
 
 if TYPE_CHECKING:
     from mintaka.domain.audit import AuditEvent
@@ -53,6 +67,7 @@ class DifferenceKind(StrEnum):
     DIGEST = "version.digest"  # the cloud's artifact digest is not the recorded one
     TAGS = "version.tags"
     STAGE = "version.stage"
+    APPROVAL = "version.approval"  # the cloud's approval status is not the one core projects
     ALIAS = "alias"  # an alias points elsewhere, or exists on one side only
     ENDPOINT_MISSING = "endpoint.missing"  # recorded endpoint, absent from the cloud
     TRAFFIC = "endpoint.traffic"  # the cloud routes traffic differently from the record
@@ -65,6 +80,9 @@ class RecordedVersion:
     digest: str
     stage: Stage
     tags: dict[str, str] = field(default_factory=dict)
+    approvals: int = 0  # approval records core holds for this version
+    # The approval status core projects (None: not compared, the backend projects none).
+    approval: ApprovalStatus | None = None
 
 
 @dataclass(frozen=True)
@@ -95,7 +113,16 @@ def recorded_models(conn: Connection, backend: str) -> list[RecordedModel]:
         ).all()
         tags: dict[str, dict[str, str]] = {}
         ids = [row.id for row in rows]
+        approved: dict[str, int] = {}
         if ids:
+            approved = {
+                row.version_id: int(row.n)
+                for row in conn.execute(
+                    select(approvals.c.version_id, func.count().label("n"))
+                    .where(approvals.c.version_id.in_(ids))
+                    .group_by(approvals.c.version_id)
+                )
+            }
             for tag in conn.execute(
                 select(model_tags.c.version_id, model_tags.c.key, model_tags.c.value).where(
                     model_tags.c.version_id.in_(ids)
@@ -109,6 +136,7 @@ def recorded_models(conn: Connection, backend: str) -> list[RecordedModel]:
                 digest=row.artifact_digest,
                 stage=Stage(row.stage),
                 tags=tags.get(row.id, {}),
+                approvals=approved.get(row.id, 0),
             )
             for row in rows
         }
@@ -178,6 +206,14 @@ def compare(
             found.append(diff(DifferenceKind.DIGEST, subject, mine.digest, theirs.artifact_digest))
         if dict(theirs.tags) != mine.tags:
             found.append(diff(DifferenceKind.TAGS, subject, dict(mine.tags), dict(theirs.tags)))
+        if (
+            mine.approval is not None
+            and theirs.approval is not None
+            and theirs.approval is not mine.approval
+        ):
+            found.append(
+                diff(DifferenceKind.APPROVAL, subject, mine.approval.value, theirs.approval.value)
+            )
         if stages and (theirs.stage or Stage.NONE) is not mine.stage:
             found.append(
                 diff(
@@ -227,6 +263,20 @@ def open_differences(conn: Connection) -> dict[tuple[str, str], OpenDifference]:
                 detected_at=datetime.fromisoformat(row.at),
             )
     return current
+
+
+def with_projected_approvals(platform: Platform, model: RecordedModel) -> RecordedModel:
+    """``model`` with the approval status core projects onto the cloud for each version."""
+    versions: dict[int, RecordedVersion] = {}
+    for number, version in model.versions.items():
+        status = ApprovalStatus.PENDING
+        if version.approvals:
+            record = platform.get_model_version(f"{model.name}:{number}")
+            controls = platform.governance._approval_controls(record)
+            if all(control.met for control in controls):
+                status = ApprovalStatus.APPROVED
+        versions[number] = replace(version, approval=status)
+    return replace(model, versions=versions)
 
 
 def _jsonable(value: Any) -> Any:
@@ -296,6 +346,8 @@ def sync_models(platform: Platform) -> list[Difference]:
     observer = platform._area(Capability.SYNC, StateObserver)
     with platform.store.read() as conn:
         recorded = recorded_models(conn, platform.backend.name)
+    if platform.supports(Capability.REGISTRY_APPROVAL):
+        recorded = [with_projected_approvals(platform, model) for model in recorded]
     now = platform.clock.now()
     stages = platform.supports(Capability.REGISTRY_STAGES)
     found: list[Difference] = []
@@ -368,4 +420,5 @@ __all__ = [
     "open_differences",
     "recorded_models",
     "sync_models",
+    "with_projected_approvals",
 ]

@@ -50,17 +50,23 @@ def container_answer(body: bytes, variant: str) -> Any:
 
 @contextmanager
 def sagemaker_platform(
-    home: Path, settings: Mapping[str, Any] = SETTINGS, *, seed: int = 1
+    home: Path,
+    settings: Mapping[str, Any] = SETTINGS,
+    *,
+    seed: int = 1,
+    actor: str = "tester",
 ) -> Iterator[Platform]:
-    """A Platform over the SageMaker backend alone, with the open policy, a manual clock and
-    seeded ids (the mock or server it talks to is the caller's)."""
+    """A Platform over the SageMaker backend alone, acting as ``actor``, with a manual clock,
+    seeded ids and the open policy unless the home has a policy already (the mock or server it
+    talks to is the caller's)."""
     home.mkdir(parents=True, exist_ok=True)
-    (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
+    if not (home / POLICY_FILE).exists():
+        (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
     with Platform(
         home,
         backend="sagemaker",
         backend_settings=dict(settings),
-        actor="tester",
+        actor=actor,
         clock=ManualClock(),
         ids=IdFactory(seed=seed),
         plugins=PluginManager(load_entry_points=False, extra=[InProcessPlugin(SageMakerBackend)]),

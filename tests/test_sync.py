@@ -1,0 +1,107 @@
+"""Sync compares the approval status core projects with the one the registry reports: an
+approval changed behind Mintaka's back is reported and audited, never overwritten, and resolved
+when undone."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mintaka import IdFactory, ManualClock, Platform
+from mintaka.domain.registry import ApprovalStatus
+from mintaka.governance.policy import DEFAULT_POLICY
+from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
+
+MakeArtifact = Callable[[bytes], Path]
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.delenv("MINTAKA_POLICY")
+    home = tmp_path / "h"
+    home.mkdir()
+    roles = '[roles]\n"rita" = ["model-risk"]\n"raj" = ["model-risk"]\n'
+    (home / "policy.toml").write_text(DEFAULT_POLICY.read_text().replace("[roles]\n", roles, 1))
+    return home
+
+
+@pytest.fixture
+def as_(home: Path, clock: ManualClock) -> Iterator[Callable[[str], Platform]]:
+    opened: list[Platform] = []
+
+    def open_as(actor: str) -> Platform:
+        plat = Platform(home, actor=actor, clock=clock, ids=IdFactory(len(opened) + 1))
+        opened.append(plat)
+        return plat
+
+    yield open_as
+    for plat in opened:
+        plat.close()
+
+
+@pytest.fixture
+def dana(as_: Callable[[str], Platform], make_artifact: MakeArtifact) -> Platform:
+    plat = as_("dana")
+    plat.register_model("credit", make_artifact(b"v1"), tier="high")
+    plat.register_model("credit", make_artifact(b"v2"), tier="high")
+    return plat
+
+
+def _audited(platform: Platform, action: str) -> list[tuple[str, dict[str, Any]]]:
+    return [(e.subject, e.details) for e in platform.audit.events() if e.action == action]
+
+
+def _approved(as_: Callable[[str], Platform], ref: str) -> None:
+    as_("rita").governance.approve(ref, role="model-risk")
+    as_("raj").governance.approve(ref, role="model-risk")
+
+
+def test_an_approval_changed_behind_mintakas_back_is_reported_not_overwritten(
+    as_: Callable[[str], Platform], dana: Platform
+) -> None:
+    _approved(as_, "credit:1")
+    assert dana.backend.get_version("credit", 1).approval is ApprovalStatus.APPROVED
+    assert dana.sync() == []
+    dana.backend.set_approval("credit", 1, ApprovalStatus.REJECTED)  # type: ignore[attr-defined]
+    differences = dana.sync()
+    assert [(d.kind, d.subject, d.recorded, d.observed) for d in differences] == [
+        ("version.approval", "credit:1", "approved", "rejected")
+    ]
+    assert _audited(dana, DIFFERENCE_ACTION) == [
+        ("credit:1", {"kind": "version.approval", "recorded": "approved", "observed": "rejected"})
+    ]
+    assert dana.backend.get_version("credit", 1).approval is ApprovalStatus.REJECTED
+    assert len(dana.governance.approvals(dana.get_model_version("credit:1"))) == 2
+    dana.backend.set_approval("credit", 1, ApprovalStatus.APPROVED)  # type: ignore[attr-defined]
+    assert dana.sync() == []
+    assert [s for s, _ in _audited(dana, RESOLVED_ACTION)] == ["credit:1"]
+
+
+def test_a_version_approved_out_of_band_is_reported_as_pending_in_core(
+    as_: Callable[[str], Platform], dana: Platform
+) -> None:
+    as_("rita").governance.approve("credit:2", role="model-risk")  # 1 of the 2 approvals
+    assert dana.backend.get_version("credit", 2).approval is ApprovalStatus.PENDING
+    assert dana.sync() == []
+    dana.backend.set_approval("credit", 2, ApprovalStatus.APPROVED)  # type: ignore[attr-defined]
+    assert [(d.kind, d.subject, d.recorded, d.observed) for d in dana.sync()] == [
+        ("version.approval", "credit:2", "pending", "approved")
+    ]
+
+
+def test_a_version_the_registry_shows_no_approval_for_is_not_compared(dana: Platform) -> None:
+    assert dana.backend.get_version("credit", 1).approval is None
+    assert dana.sync() == []
+
+
+def test_an_approval_past_revalidation_is_a_difference_until_renewed(
+    as_: Callable[[str], Platform], dana: Platform, clock: ManualClock
+) -> None:
+    _approved(as_, "credit:1")
+    clock.advance(days=181)
+    assert [(d.kind, d.recorded, d.observed) for d in dana.sync()] == [
+        ("version.approval", "pending", "approved")
+    ]
