@@ -155,16 +155,23 @@ class SageMakerBackend(
                         extra={"mintaka_id": mintaka_id} if mintaka_id else {},
                     )
                 )
+        monitors: dict[str, list[str]] = {}
+        for schedule in self.monitoring_schedules():
+            monitors.setdefault(str(schedule["endpoint"]), []).append(schedule["name"])
         for page in self._pages("sagemaker", "list_endpoints"):
             for summary in page.get("Endpoints", []):
                 arn = str(summary["EndpointArn"])
+                name = str(summary["EndpointName"])
+                extra: dict[str, Any] = {"status": str(summary.get("EndpointStatus", ""))}
+                if name in monitors:
+                    extra["monitoring_schedules"] = sorted(monitors[name])
                 found.append(
                     DiscoveredResource(
                         kind=ResourceKind.ENDPOINT,
-                        name=str(summary["EndpointName"]),
+                        name=name,
                         backend_id=arn,
                         managed=self._tags(arn).get(MANAGED_TAG) == "true",
-                        extra={"status": str(summary.get("EndpointStatus", ""))},
+                        extra=extra,
                     )
                 )
         return found

@@ -9,6 +9,12 @@ per batch under ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/``, each line
 Metrics are CloudWatch's ``AWS/SageMaker`` per variant: ``Invocations`` and
 ``Invocation5XXErrors`` (sums over the window) and ``ModelLatency`` (p50/p99, microseconds,
 reported in milliseconds).
+
+Model Monitor schedules are read, never made: Mintaka's drift, performance and fairness signals
+run in core on the captured traffic read back here, the same way on every backend, so a
+SageMaker monitoring schedule is something someone else set up. :meth:`monitoring_schedules`
+and :meth:`monitoring_executions` read them, and discovery reports them on the endpoints they
+watch.
 """
 
 from __future__ import annotations
@@ -129,6 +135,46 @@ class SageMakerMonitoring(SageMakerServing):
                         records.append(record)
         records.sort(key=lambda r: (r.at, r.event_id))
         return records if limit is None else records[:limit]
+
+    def monitoring_schedules(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """Model Monitor schedules (all of them, or those watching ``endpoint``): name, status,
+        monitoring type and endpoint."""
+        filters = {"EndpointName": endpoint} if endpoint else {}
+        return [
+            {
+                "name": str(summary["MonitoringScheduleName"]),
+                "status": str(summary.get("MonitoringScheduleStatus", "")),
+                "type": str(summary.get("MonitoringType", "")),
+                "endpoint": summary.get("EndpointName"),
+            }
+            for page in self._pages("sagemaker", "list_monitoring_schedules", **filters)
+            for summary in page.get("MonitoringScheduleSummaries", [])
+        ]
+
+    def monitoring_executions(
+        self, schedule: str, since: datetime | None = None
+    ) -> list[dict[str, Any]]:
+        """The runs of one monitoring schedule, oldest first: when each was scheduled, its status
+        (``CompletedWithViolations`` when it found violations) and why it failed."""
+        filters: dict[str, Any] = {"ScheduledTimeAfter": since} if since else {}
+        runs = [
+            {
+                "scheduled": execution["ScheduledTime"],
+                "status": str(execution["MonitoringExecutionStatus"]),
+                "failure_reason": execution.get("FailureReason"),
+                "processing_job": execution.get("ProcessingJobArn"),
+            }
+            for page in self._pages(
+                "sagemaker",
+                "list_monitoring_executions",
+                MonitoringScheduleName=schedule,
+                SortBy="ScheduledTime",
+                SortOrder="Ascending",
+                **filters,
+            )
+            for execution in page.get("MonitoringExecutionSummaries", [])
+        ]
+        return runs
 
     def read_metrics(self, endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
         described = self._describe_endpoint(endpoint)
