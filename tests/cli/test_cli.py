@@ -4,20 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_kit import cli
 from sqlalchemy import text
 
-from mintaka.cli.app import main
 from mintaka.store import Store
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture

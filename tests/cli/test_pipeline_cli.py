@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from mintaka.cli.app import main
+from cli_kit import cli
 
 SPEC = """
 name = "cli-pipeline"
@@ -24,16 +23,6 @@ entrypoint = "pipeline_steps:at_most"
 gate = "evaluation"
 inputs = {value = "produce.total", limit = "params.limit"}
 """
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
