@@ -353,3 +353,17 @@ def test_unknown_runs_are_not_found(cloud: SageMakerBackend) -> None:
     for call in (cloud.get_pipeline_run, cloud.stop_pipeline_run):
         with pytest.raises(NotFound):
             call(missing)
+
+
+def test_platform_pipelines_submit_runs_the_spec_on_sagemaker(
+    platform: Platform, cloud: SageMakerBackend, fake: SageMakerFake
+) -> None:
+    spec = retrain()
+    spec.parameters["refit"] = True
+    fake.script_pipeline_execution("retrain", property_files=passing(), paced=False)
+    run = platform.pipelines.submit(spec, {"max_depth": 6, "refit": False})
+    assert run.backend == "sagemaker"
+    assert run.status is PipelineStatus.SUCCEEDED
+    assert run.parameters["refit"] == "false"
+    assert [e.subject for e in platform.audit.events() if e.action == "pipeline.submit"] == [run.id]
+    assert cloud.get_pipeline_run(run.id).steps[-1].name == "publish"

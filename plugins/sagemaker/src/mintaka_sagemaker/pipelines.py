@@ -409,10 +409,21 @@ class SageMakerPipelines(AwsCalls):
                 PipelineDefinition=body,
                 RoleArn=role,
             )
+        types = {
+            str(p.get("Name")): p.get("Type") for p in pipeline.definition.get("Parameters", [])
+        }
+        values = [
+            {
+                "Name": name,
+                # a Boolean parameter takes true / false, whatever case Python gave it
+                "Value": _text(value).lower() if types.get(name) == "Boolean" else _text(value),
+            }
+            for name, value in parameters.items()
+        ]
         started = self._sm(
             "start_pipeline_execution",
             PipelineName=pipeline.pipeline,
-            PipelineParameters=[{"Name": k, "Value": _text(v)} for k, v in parameters.items()],
+            PipelineParameters=values,
         )
         return self.get_pipeline_run(str(started["PipelineExecutionArn"]))
 
