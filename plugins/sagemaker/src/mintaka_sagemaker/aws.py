@@ -11,7 +11,7 @@ from typing import Any
 
 from mintaka.errors import NotFound
 from mintaka_sagemaker.clients import ClientFactory
-from mintaka_sagemaker.errors import translated
+from mintaka_sagemaker.errors import sdk_error, translated
 from mintaka_sagemaker.settings import SageMakerSettings
 
 NAME_LIMIT = 63
@@ -55,8 +55,14 @@ class AwsCalls:
         return self._call("sagemaker", operation, **params)
 
     def _call(self, service: str, operation: str, **params: Any) -> dict[str, Any]:
-        with translated(f"{service} {operation}"):
+        # What ``translated`` does, inline: this runs around every call the backend makes.
+        try:
             result: dict[str, Any] = getattr(self.clients.get(service), operation)(**params)
+        except Exception as exc:
+            error = sdk_error(exc, f"{service} {operation}")
+            if error is None:
+                raise
+            raise error from exc
         return result
 
     def _pages(self, service: str, operation: str, **params: Any) -> Iterator[dict[str, Any]]:

@@ -60,6 +60,9 @@ class ClientFactory:
         return Config(**options)
 
     def get(self, service: str) -> Any:
+        client = self._clients.get(service)  # built once; later calls need no lock
+        if client is not None:
+            return client
         if service not in SERVICES:
             raise ValueError(f"the SageMaker backend uses no {service!r} client")
         with self._lock:

@@ -121,16 +121,24 @@ def translate(exc: BaseException, action: str) -> MintakaError:
     return BackendError(f"{action}: {type(exc).__name__}: {exc}", BACKEND)
 
 
+def sdk_error(exc: Exception, action: str) -> MintakaError | None:
+    """The Mintaka error for a botocore exception; None for anything else (raised as it is)."""
+    if isinstance(exc, MintakaError):
+        return None
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    if isinstance(exc, BotoCoreError | ClientError):
+        return translate(exc, action)
+    return None
+
+
 @contextmanager
 def translated(action: str) -> Iterator[None]:
     """Run SDK calls; re-raise any botocore error as a Mintaka error with it as ``__cause__``."""
     try:
         yield
-    except MintakaError:
-        raise
     except Exception as exc:
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        if isinstance(exc, BotoCoreError | ClientError):
-            raise translate(exc, action) from exc
-        raise
+        error = sdk_error(exc, action)
+        if error is None:
+            raise
+        raise error from exc
