@@ -48,6 +48,14 @@ def container_answer(body: bytes, variant: str) -> Any:
     return [round(sum(float(v) for v in row.values()), 6) for row in rows]
 
 
+def model_artifact(root: Path, content: bytes) -> Path:
+    """A one-file model directory under ``root``, named after its content."""
+    folder = root / f"model-{content.decode()}"
+    folder.mkdir()
+    (folder / "model.bin").write_bytes(content)
+    return folder
+
+
 @contextmanager
 def sagemaker_platform(
     home: Path,

@@ -3,49 +3,16 @@ node by node and edge by edge, and the entities are the ones SageMaker uses for 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.lineage import ASSOCIATION_TYPES, LINEAGE_TYPES, context_name
-from sagemaker_testkit import BUCKET, sagemaker_platform
+from sagemaker_testkit import model_artifact
 
 from mintaka import NotFound, Platform
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
-
-
-@pytest.fixture
-def fake(inference_image: None) -> Iterator[SageMakerFake]:
-    with mock_sagemaker() as handle:
-        make_client("s3").create_bucket(Bucket=BUCKET)
-        yield handle
-
-
-@pytest.fixture
-def platform(tmp_path: Path, fake: SageMakerFake) -> Iterator[Platform]:
-    with sagemaker_platform(tmp_path / "home", seed=11) as plat:
-        yield plat
-
-
-@pytest.fixture
-def cloud(platform: Platform) -> SageMakerBackend:
-    assert isinstance(platform.backend, SageMakerBackend)
-    return platform.backend
-
-
-@pytest.fixture
-def sm(fake: SageMakerFake) -> Any:
-    return make_client("sagemaker")
-
-
-def _model(tmp_path: Path, content: bytes) -> Path:
-    root = tmp_path / f"model-{content.decode()}"
-    root.mkdir()
-    (root / "model.bin").write_bytes(content)
-    return root
 
 
 @pytest.fixture
@@ -56,8 +23,8 @@ def recorded(platform: Platform, tmp_path: Path) -> LineageGraph:
     dataset = platform.register_dataset("applications", data)
     run = platform.start_run("churn", dataset_ids=[dataset.id])
     platform.end_run(run.id)
-    platform.register_model("churn", _model(tmp_path, b"v1"), run_id=run.id)
-    platform.register_model("churn", _model(tmp_path, b"v2"), run_id=run.id)
+    platform.register_model("churn", model_artifact(tmp_path, b"v1"), run_id=run.id)
+    platform.register_model("churn", model_artifact(tmp_path, b"v2"), run_id=run.id)
     platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
     platform.serving.deploy("churn-live", "churn:2", route="green")
     graph = platform.lineage_downstream(dataset.id)

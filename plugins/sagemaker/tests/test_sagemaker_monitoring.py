@@ -3,15 +3,14 @@ and reported by discovery on the endpoints they watch; Mintaka never creates the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
+from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
+from sagemaker_testkit import BUCKET, SETTINGS, model_artifact
 
 from mintaka import Platform
 from mintaka.domain.discovery import ResourceKind
@@ -20,30 +19,8 @@ T0 = datetime(2026, 11, 2, 8, tzinfo=UTC)
 
 
 @pytest.fixture
-def fake(inference_image: None) -> Iterator[SageMakerFake]:
-    with mock_sagemaker() as handle:
-        make_client("s3").create_bucket(Bucket=BUCKET)
-        yield handle
-
-
-@pytest.fixture
-def platform(tmp_path: Path, fake: SageMakerFake) -> Iterator[Platform]:
-    with sagemaker_platform(tmp_path / "home", seed=31) as plat:
-        yield plat
-
-
-@pytest.fixture
-def cloud(platform: Platform) -> SageMakerBackend:
-    assert isinstance(platform.backend, SageMakerBackend)
-    return platform.backend
-
-
-@pytest.fixture
 def live(platform: Platform, tmp_path: Path) -> str:
-    model = tmp_path / "model"
-    model.mkdir()
-    (model / "model.bin").write_bytes(b"weights")
-    platform.register_model("churn", model)
+    platform.register_model("churn", model_artifact(tmp_path, b"weights"))
     platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
     return "churn-live"
 

@@ -5,43 +5,17 @@ and stopped."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
+from mintaka_conformance.fakes.sagemaker import SageMakerFake
 from mintaka_conformance.fakes.sagemaker.pipeline_definition import parse_definition
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.pipelines import REGISTER_ENTRYPOINT
-from sagemaker_testkit import BUCKET, sagemaker_platform
+from sagemaker_testkit import BUCKET
 
 from mintaka import NotFound, Platform, ValidationError
 from mintaka.domain.pipelines import GateKind, PipelineSpec, PipelineStatus, StepSpec
-
-
-@pytest.fixture
-def fake() -> Iterator[SageMakerFake]:
-    with mock_sagemaker() as handle:
-        make_client("s3").create_bucket(Bucket=BUCKET)
-        yield handle
-
-
-@pytest.fixture
-def platform(tmp_path: Path, fake: SageMakerFake) -> Iterator[Platform]:
-    with sagemaker_platform(tmp_path / "home", seed=5) as plat:
-        yield plat
-
-
-@pytest.fixture
-def cloud(platform: Platform) -> SageMakerBackend:
-    assert isinstance(platform.backend, SageMakerBackend)
-    return platform.backend
-
-
-@pytest.fixture
-def sm(fake: SageMakerFake) -> Any:
-    return make_client("sagemaker")
 
 
 def retrain() -> PipelineSpec:

@@ -4,13 +4,11 @@ overwritten."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
-from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
+from sagemaker_testkit import SETTINGS, model_artifact, sagemaker_platform
 
 from mintaka import Platform
 from mintaka.governance.policy import POLICY_FILE
@@ -18,35 +16,10 @@ from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
 
 
 @pytest.fixture
-def fake(inference_image: None) -> Iterator[SageMakerFake]:
-    with mock_sagemaker() as handle:
-        make_client("s3").create_bucket(Bucket=BUCKET)
-        yield handle
-
-
-@pytest.fixture
-def platform(tmp_path: Path, fake: SageMakerFake) -> Iterator[Platform]:
-    with sagemaker_platform(tmp_path / "home", seed=21) as plat:
-        yield plat
-
-
-@pytest.fixture
-def sm(fake: SageMakerFake) -> Any:
-    return make_client("sagemaker")
-
-
-def _model(tmp_path: Path, content: bytes) -> Path:
-    root = tmp_path / f"model-{content.decode()}"
-    root.mkdir()
-    (root / "model.bin").write_bytes(content)
-    return root
-
-
-@pytest.fixture
 def live(platform: Platform, tmp_path: Path) -> str:
     """churn:1 on route blue (all traffic) and churn:2 on green, both recorded by Mintaka."""
-    platform.register_model("churn", _model(tmp_path, b"v1"))
-    platform.register_model("churn", _model(tmp_path, b"v2"))
+    platform.register_model("churn", model_artifact(tmp_path, b"v1"))
+    platform.register_model("churn", model_artifact(tmp_path, b"v2"))
     platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
     platform.serving.deploy("churn-live", "churn:2", route="green")
     assert platform.sync() == []

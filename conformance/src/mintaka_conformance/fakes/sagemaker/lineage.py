@@ -248,22 +248,40 @@ def list_artifacts(self: SageMakerResponse) -> ActionResult:
     return _list(self, "Artifact", "ArtifactSummaries")
 
 
+def _describe_named(kind: str) -> Callable[[SageMakerResponse], ActionResult]:
+    """DescribeContext / DescribeAction: the entity named by ``ContextName`` / ``ActionName``."""
+    name_field = _FIELDS[kind][0]
+
+    def describe(self: SageMakerResponse) -> ActionResult:
+        lineage = lineage_of(self.sagemaker_backend)
+        with lineage.lock:
+            return ActionResult(_describe(_named(lineage, kind, self._get_param(name_field))))
+
+    describe.__name__ = f"describe_{kind.lower()}"
+    return describe
+
+
+def _update_named(kind: str) -> Callable[[SageMakerResponse], ActionResult]:
+    """UpdateContext / UpdateAction."""
+    name_field, arn_field, _ = _FIELDS[kind]
+
+    def update(self: SageMakerResponse) -> ActionResult:
+        lineage = lineage_of(self.sagemaker_backend)
+        with lineage.lock:
+            entity = _named(lineage, kind, self._get_param(name_field))
+            _update(self, entity)
+        return ActionResult({arn_field: entity.arn})
+
+    update.__name__ = f"update_{kind.lower()}"
+    return update
+
+
 def create_context(self: SageMakerResponse) -> ActionResult:
     return _create(self, "Context")
 
 
-def describe_context(self: SageMakerResponse) -> ActionResult:
-    lineage = lineage_of(self.sagemaker_backend)
-    with lineage.lock:
-        return ActionResult(_describe(_named(lineage, "Context", self._get_param("ContextName"))))
-
-
-def update_context(self: SageMakerResponse) -> ActionResult:
-    lineage = lineage_of(self.sagemaker_backend)
-    with lineage.lock:
-        entity = _named(lineage, "Context", self._get_param("ContextName"))
-        _update(self, entity)
-    return ActionResult({"ContextArn": entity.arn})
+describe_context = _describe_named("Context")
+update_context = _update_named("Context")
 
 
 def list_contexts(self: SageMakerResponse) -> ActionResult:
@@ -274,18 +292,8 @@ def create_action(self: SageMakerResponse) -> ActionResult:
     return _create(self, "Action")
 
 
-def describe_action(self: SageMakerResponse) -> ActionResult:
-    lineage = lineage_of(self.sagemaker_backend)
-    with lineage.lock:
-        return ActionResult(_describe(_named(lineage, "Action", self._get_param("ActionName"))))
-
-
-def update_action(self: SageMakerResponse) -> ActionResult:
-    lineage = lineage_of(self.sagemaker_backend)
-    with lineage.lock:
-        entity = _named(lineage, "Action", self._get_param("ActionName"))
-        _update(self, entity)
-    return ActionResult({"ActionArn": entity.arn})
+describe_action = _describe_named("Action")
+update_action = _update_named("Action")
 
 
 def list_actions(self: SageMakerResponse) -> ActionResult:
