@@ -302,6 +302,27 @@ def test_new_shadow_switches_config_and_answers_from_the_wait(
     assert answer == backend.get_endpoint(live)
 
 
+def test_update_routes_switches_config_retires_the_old_one_and_answers_from_the_wait(
+    backend: SageMakerBackend, live: str
+) -> None:
+    with Calls(backend) as sent:
+        answer = backend.update_routes(live, [BLUE], TrafficMap(weights={"blue": 100}))
+    assert sent == [
+        "DescribeEndpoint",
+        "DescribeEndpointConfig",  # capture to carry over, and the models to retire
+        "DescribeModelPackage",
+        "CreateModel",  # exists already: reconciled
+        "CreateEndpointConfig",
+        "UpdateEndpoint",
+        "DescribeEndpoint",
+        "DeleteEndpointConfig",
+        "DeleteModel",  # green's
+    ]
+    assert answer.routes == (BLUE,)
+    assert answer == backend.get_endpoint(live)
+    assert len(make_client("sagemaker").list_models()["Models"]) == 1
+
+
 def test_invoke_is_one_call(backend: SageMakerBackend, live: str) -> None:
     with Calls(backend) as sent:
         answer = backend.invoke(live, {"inputs": [{"a": 1.0}]})
