@@ -468,30 +468,14 @@ class SageMakerServing(SageMakerRegistry):
         capture: dict[str, Any] | bool | None = True,
         deployment: dict[str, Any] | None = None,
         wait: bool = True,
-    ) -> str:
-        """Create the next config for ``name`` and switch the endpoint to it; its name.
-
-        ``capture=True`` carries the current data capture over; a dict replaces it.
-        """
-        config, _ = self._switch_config(
-            name, routes, traffic, capture=capture, deployment=deployment, wait=wait
-        )
-        return config
-
-    def _switch_config(
-        self,
-        name: str,
-        routes: Sequence[Route],
-        traffic: TrafficMap,
-        *,
-        capture: dict[str, Any] | bool | None = True,
-        deployment: dict[str, Any] | None = None,
-        wait: bool = True,
         described: dict[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any] | None]:
-        """:meth:`_deploy_config`, answering (the new config's name, the endpoint as described
-        once the switch is done, or None without ``wait``); ``described`` is the endpoint as the
-        caller has just described it, so it is not described again."""
+        """Create the next config for ``name`` and switch the endpoint to it: (its name, the
+        endpoint as described once the switch is done, or None without ``wait``).
+
+        ``capture=True`` carries the current data capture over; a dict replaces it.
+        ``described`` is the endpoint as the caller has just described it (not described again).
+        """
         if described is None:
             described = self._describe_endpoint(name)
         if described["EndpointStatus"] != "InService":
@@ -545,7 +529,7 @@ class SageMakerServing(SageMakerRegistry):
         return self._endpoint_from(done) if done is not None else self.get_endpoint(name)
 
     def update_routes(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
-        _, done = self._switch_config(name, routes, traffic)
+        _, done = self._deploy_config(name, routes, traffic)
         return self._answer(name, done)
 
     def set_traffic(self, name: str, traffic: TrafficMap) -> Endpoint:
@@ -557,7 +541,7 @@ class SageMakerServing(SageMakerRegistry):
         wanted = self._layout(name, current.routes, traffic)
         running = self._layout(name, current.routes, current.traffic)
         if wanted.shape != running.shape:
-            _, done = self._switch_config(name, current.routes, traffic, described=described)
+            _, done = self._deploy_config(name, current.routes, traffic, described=described)
             return self._answer(name, done)
         running_weights = current.extra.get("variant_weights", {})
         changes = [
@@ -730,7 +714,7 @@ class SageMakerServing(SageMakerRegistry):
         alarms = self._rollout_alarms(plan.endpoint, plan, rising)
         if alarms:
             deployment["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
-        config, _ = self._switch_config(
+        config, _ = self._deploy_config(
             plan.endpoint,
             current.routes,
             target,
