@@ -7,18 +7,16 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
+from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_sagemaker.artifacts import write_tarball
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages
-from sagemaker_lineage_fake import lineage_installed
-from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
+from sagemaker_testkit import BUCKET, SETTINGS
 
 from mintaka import Platform, ValidationError
 from mintaka.domain.discovery import ResourceKind
@@ -27,30 +25,6 @@ from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.pipelines import PipelineSpec, StepSpec
 from mintaka.domain.registry import ApprovalStatus, Stage
 from mintaka.domain.serving import RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
-
-
-@pytest.fixture
-def fake(inference_image: None) -> Iterator[SageMakerFake]:
-    with lineage_installed(), mock_sagemaker() as handle:
-        make_client("s3").create_bucket(Bucket=BUCKET)
-        yield handle
-
-
-@pytest.fixture
-def platform(tmp_path: Path, fake: SageMakerFake) -> Iterator[Platform]:
-    with sagemaker_platform(tmp_path / "home", seed=3) as plat:
-        yield plat
-
-
-@pytest.fixture
-def cloud(platform: Platform) -> SageMakerBackend:
-    assert isinstance(platform.backend, SageMakerBackend)
-    return platform.backend
-
-
-@pytest.fixture
-def sm(fake: SageMakerFake) -> Any:
-    return make_client("sagemaker")
 
 
 def artifact(tmp_path: Path, content: bytes) -> Path:
@@ -391,7 +365,7 @@ def test_pipeline_compiles_to_a_sagemaker_pipelines_definition(
         ("fit", "Processing", []),
         ("score", "Processing", ["fit"]),
     ]
-    assert stored["Parameters"] == [{"Name": "depth", "Type": "String", "DefaultValue": "4"}]
+    assert stored["Parameters"] == [{"Name": "depth", "Type": "Integer", "DefaultValue": 4}]
     assert cloud.get_pipeline_run(run.id).pipeline == "train"
 
 

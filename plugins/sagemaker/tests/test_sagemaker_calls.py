@@ -13,13 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mintaka_conformance.fakes.sagemaker import (
-    Fault,
-    FaultInjector,
-    SageMakerFake,
-    make_client,
-    mock_sagemaker,
-)
+from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, SageMakerFake, make_client
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.settings import SageMakerSettings
 from sagemaker_testkit import BUCKET, SETTINGS
@@ -62,14 +56,8 @@ def new_backend(home: Path) -> SageMakerBackend:
 
 
 @pytest.fixture
-def fake(inference_image: None) -> Iterator[SageMakerFake]:
-    with mock_sagemaker() as handle:
-        make_client("s3").create_bucket(Bucket=BUCKET)
-        yield handle
-
-
-@pytest.fixture
 def backend(fake: SageMakerFake, tmp_path: Path) -> Iterator[SageMakerBackend]:
+    """A backend of its own over conftest's ``fake`` (no Platform: only the adapter's calls)."""
     made = new_backend(tmp_path / "home")
     made.whoami()  # the account, for ARNs, is asked once per backend; not part of any count
     made._arn("")
