@@ -427,11 +427,99 @@ class MonitoringService:
 
     # -- the runner ---------------------------------------------------------------------------
 
+    def import_captured(self, endpoint: str) -> int:
+        """Copy the traffic a cloud backend captured for ``endpoint`` into the prediction log, so
+        the drift, performance and fairness monitors run on it as on local traffic.
+
+        Each captured request becomes one prediction per row (ids derived from the capture's
+        event id, so importing twice adds nothing), attributed to the model version of the route
+        that answered. The local backend logs predictions there directly and imports nothing.
+        Returns how many predictions were added.
+        """
+        from mintaka.interfaces import CaptureSource
+        from mintaka.local.backend import LocalBackend
+        from mintaka.serving.predlog import Prediction
+
+        if isinstance(self.platform.backend, LocalBackend) or not self.platform.supports(
+            Capability.MONITORING_CAPTURE
+        ):
+            return 0
+        current = self.platform.serving.get_endpoint(endpoint)
+        source = self.platform._area(Capability.MONITORING_CAPTURE, CaptureSource)
+        with self.platform.store.read() as conn:
+            latest = conn.execute(
+                select(predictions.c.at)
+                .where(predictions.c.endpoint == endpoint)
+                .order_by(predictions.c.at.desc())
+                .limit(1)
+            ).scalar()
+        since = datetime.fromisoformat(latest) if latest else None
+        routes = {r.name: r for r in current.routes}
+        versions: dict[str, Any] = {}
+        rows: list[dict[str, Any]] = []
+        for record in source.read_captured(endpoint, since=since):
+            route = routes.get(record.route or "")
+            version = None
+            if route is not None:
+                if route.name not in versions:
+                    versions[route.name] = self.platform.get_model_version(
+                        route.model, route.version
+                    )
+                version = versions[route.name]
+            inputs, outputs = _captured_rows(record.inputs, record.outputs)
+            for index, (row, output) in enumerate(zip(inputs, outputs, strict=True)):
+                rows.append(
+                    Prediction(
+                        id=f"{record.event_id}-{index}"[:64],
+                        endpoint=endpoint,
+                        route=record.route,
+                        model=route.model if route else None,
+                        version=route.version if route else None,
+                        version_id=version.id if version else None,
+                        row=row if isinstance(row, Mapping) else {"value": row},
+                        keep_inputs=True,
+                        output=output,
+                        status="ok" if output is not None else "unknown",
+                        shadow=int(
+                            record.route is not None and record.route == current.traffic.shadow
+                        ),
+                        latency_ms=float(record.extra.get("latency_ms", 0.0) or 0.0),
+                        at=record.at,
+                    ).record()
+                )
+        if not rows:
+            return 0
+        with self.platform.store.write() as conn:
+            known: set[str] = set()
+            for start in range(0, len(rows), 500):
+                chunk = [r["id"] for r in rows[start : start + 500]]
+                known.update(
+                    conn.execute(
+                        select(predictions.c.id).where(predictions.c.id.in_(chunk))
+                    ).scalars()
+                )
+            fresh = [r for r in rows if r["id"] not in known]
+            if fresh:
+                conn.execute(predictions.insert(), fresh)
+                event = self.platform._audit(
+                    conn, "monitor.capture.import", endpoint, predictions=len(fresh)
+                )
+        if fresh:
+            self.platform._after_commit([event])
+        return len(fresh)
+
     def run_once(self) -> RunReport:
-        """Evaluate every monitor's signals over their windows, then escalations; idempotent."""
+        """Evaluate every monitor's signals over their windows, then escalations; idempotent.
+
+        Traffic a cloud backend captured is imported into the prediction log first."""
         now = self.platform._now()
         alerts: list[Alert] = []
         evaluated = 0
+        for endpoint in sorted({spec.endpoint for spec in self.monitors()}):
+            try:
+                self.import_captured(endpoint)
+            except Exception:  # monitoring keeps running on what is already logged
+                log.exception("importing captured traffic of %s failed", endpoint)
         for spec in self.monitors():
             for signal in spec.signals:
                 value = self._measure(spec, signal, now)
@@ -774,3 +862,19 @@ def _ticket(row: Any) -> Ticket:
         acked_by=row.acked_by,
         sinks=row.sinks,
     )
+
+
+def _captured_rows(payload: Any, answer: Any) -> tuple[list[Any], list[Any]]:
+    """The rows of a captured request body and one output per row from its answer: Mintaka's
+    invocation shape (``{"inputs": row or [rows]}`` answered by ``{"predictions": [...]}``, each
+    prediction a value or ``{"id", "output"}``) or bare rows and outputs."""
+    if isinstance(payload, Mapping) and "inputs" in payload:
+        payload = payload["inputs"]
+    rows = list(payload) if isinstance(payload, list) else [payload or {}]
+    if isinstance(answer, Mapping) and "predictions" in answer:
+        answer = answer["predictions"]
+    outputs = list(answer) if isinstance(answer, list) else [answer]
+    outputs = [o["output"] if isinstance(o, Mapping) and "output" in o else o for o in outputs]
+    if len(outputs) != len(rows):
+        outputs = [None] * len(rows)
+    return rows, outputs
