@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from mintaka.errors import StoreError
+from mintaka.store import Store
+from mintaka.store.engine import Sql
+
+
+@pytest.fixture(params=["driver", "sqlalchemy"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A store whose transactions run on the SQLite driver, or on SQLAlchemy's own path (the
+    one every other database takes)."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    if request.param == "sqlalchemy":
+        store.transactions.is_sqlite = False
+    return store
+
+
+def _models(store: Store) -> list[str]:
+    with store.read() as conn:
+        return [row[0] for row in Sql(conn).rows("SELECT name FROM models ORDER BY name")]
+
+
+def _insert(conn: object, name: str) -> None:
+    Sql(conn).run(  # type: ignore[arg-type]
+        "INSERT INTO models (name, owner, risk_tier, description, backend, created_at) "
+        "VALUES (:name, 'o', 'low', '', 'local', 't')",
+        {"name": name},
+    )
+
+
+def test_a_write_commits_driver_and_sqlalchemy_statements_together(store: Store) -> None:
+    with store.write() as conn:
+        _insert(conn, "a")
+        conn.execute(
+            text(
+                "INSERT INTO models (name, owner, risk_tier, description, backend, created_at) "
+                "VALUES ('b', 'o', 'low', '', 'local', 't')"
+            )
+        )
+    assert _models(store) == ["a", "b"]
+
+
+@pytest.mark.parametrize("with_sqlalchemy", [False, True])
+def test_an_exception_rolls_the_whole_write_back(store: Store, with_sqlalchemy: bool) -> None:
+    def failing_write() -> None:
+        with store.write() as conn:
+            _insert(conn, "a")
+            if with_sqlalchemy:
+                conn.execute(text("UPDATE models SET owner = 'p' WHERE name = 'a'"))
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing_write()
+    assert _models(store) == []
+    with store.write() as conn:  # the connection is usable again
+        _insert(conn, "c")
+    assert _models(store) == ["c"]
+
+
+def test_a_failed_statement_leaves_nothing_and_the_store_usable(store: Store) -> None:
+    def twice() -> None:
+        with store.write() as conn:
+            _insert(conn, "a")
+            _insert(conn, "a")
+
+    with pytest.raises(Exception, match="UNIQUE"):
+        twice()
+    assert _models(store) == []
+    with store.write() as conn:
+        _insert(conn, "a")
+    assert _models(store) == ["a"]
+
+
+def test_a_write_takes_the_write_lock_before_reading(store: Store, tmp_path: Path) -> None:
+    other = sqlite3.connect(tmp_path / "store.db", timeout=0, isolation_level=None)
+    with store.write(), pytest.raises(sqlite3.OperationalError, match="locked"):
+        other.execute("BEGIN IMMEDIATE")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("ROLLBACK")
+    other.close()
+
+
+def test_a_read_is_a_snapshot_while_another_write_commits(store: Store) -> None:
+    with store.read() as conn:
+        sql = Sql(conn)
+        assert sql.rows("SELECT name FROM models") == []
+        with store.write() as writer:
+            _insert(writer, "a")
+        assert sql.rows("SELECT name FROM models") == []
+    assert _models(store) == ["a"]
+
+
+def test_ending_the_transaction_inside_its_block_is_an_error(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+
+    def committing_inside() -> None:
+        with store.write() as conn:
+            _insert(conn, "a")
+            conn.connection.driver_connection.execute("COMMIT")  # type: ignore[union-attr]
+
+    with pytest.raises(StoreError, match="ended inside its block"):
+        committing_inside()
+    with store.write() as conn:
+        _insert(conn, "b")
+    assert _models(store) == ["a", "b"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_opens_its_own_connections(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    with store.write() as conn:
+        _insert(conn, "parent")
+    idle_before = list(store.transactions._idle)
+    pid = os.fork()
+    if pid == 0:  # the child: its own connection, never one of the parent's
+        code = 1
+        try:
+            with store.write() as conn:
+                if all(conn is not held for held in idle_before):
+                    _insert(conn, "child")
+                    code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    with store.write() as conn:
+        _insert(conn, "parent-again")
+    assert _models(store) == ["child", "parent", "parent-again"]
