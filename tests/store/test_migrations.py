@@ -10,7 +10,7 @@ from sqlalchemy import text
 from mintaka.domain.lineage import NodeKind
 from mintaka.lineage import LineageStore
 from mintaka.store import Store
-from mintaka.store.engine import HEAD_REVISION
+from mintaka.store.engine import HEAD_REVISION, Sql
 from mintaka.store.schema import metadata
 
 
@@ -65,3 +65,81 @@ def test_opening_an_up_to_date_store_twice_is_harmless(tmp_path: Path) -> None:
     Store(url).dispose()
     again = Store(url)
     assert again.revision() == HEAD_REVISION
+
+
+def test_store_at_0006_upgrades_its_audit_chain_and_digest_index_in_place(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from mintaka.audit import AuditLog
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    old = Store(url, migrate=False)
+    old.migrate("0006")
+    log = AuditLog(old)
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for i in range(1, 6):
+        with old.write() as conn:
+            log.append(conn, at=at, actor="alice", action="tick", subject=f"s:{i}")
+    old.dispose()
+
+    upgraded = Store(url)
+
+    assert upgraded.revision() == HEAD_REVISION == "0007"
+    log = AuditLog(upgraded)
+    assert log.verify().ok
+    with upgraded.write() as conn:
+        log.append(conn, at=at, actor="bob", action="tick", subject="s:6")
+    report = log.verify()
+    assert report.ok
+    assert report.events == 6
+    with upgraded.read() as conn:
+        sql = Sql(conn)
+        indexes = {
+            row[0] for row in sql.rows("SELECT name FROM sqlite_master WHERE type = 'index'")
+        }
+        # The sequence number is the row id: no separate primary-key index on audit_events.
+        assert sql.one("SELECT max(rowid) = max(seq) FROM audit_events") == (1,)
+    assert not any(name.startswith("sqlite_autoindex_audit_events") for name in indexes)
+    assert "ix_model_versions_name_digest" in indexes
+    assert "ix_model_versions_digest" not in indexes
+
+
+def test_the_duplicate_artifact_check_uses_the_name_and_digest_index(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    with store.read() as conn:
+        plan = Sql(conn).rows(
+            "EXPLAIN QUERY PLAN SELECT version FROM model_versions "
+            "WHERE name = :name AND artifact_digest = :digest",
+            {"name": "m", "digest": "sha256:0"},
+        )
+    assert "ix_model_versions_name_digest" in " ".join(str(step[-1]) for step in plan)
+
+
+def test_downgrade_to_0006_and_back_keeps_the_chain(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from mintaka.audit import AuditLog
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(url)
+    log = AuditLog(store)
+    for i in range(3):
+        with store.write() as conn:
+            log.append(
+                conn, at=datetime(2026, 1, 1, tzinfo=UTC), actor="a", action="t", subject=str(i)
+            )
+    from alembic import command
+    from alembic.config import Config
+
+    from mintaka.store.engine import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0006")
+    store.dispose()
+    assert Store(url, migrate=False).revision() == "0006"
+    again = Store(url)
+    assert again.revision() == HEAD_REVISION
+    assert AuditLog(again).verify().ok

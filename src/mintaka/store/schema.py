@@ -63,7 +63,8 @@ model_versions = Table(
     Column("backend_ids", JSON, nullable=False),
     UniqueConstraint("name", "version", name="uq_model_versions_name_version"),
 )
-Index("ix_model_versions_digest", model_versions.c.artifact_digest)
+# The duplicate-artifact check at registration looks a digest up within one model.
+Index("ix_model_versions_name_digest", model_versions.c.name, model_versions.c.artifact_digest)
 
 model_aliases = Table(
     "model_aliases",
@@ -128,7 +129,13 @@ artifacts = Table(
 audit_events = Table(
     "audit_events",
     metadata,
-    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    # INTEGER on SQLite makes the sequence number the row id (no separate primary-key index).
+    Column(
+        "seq",
+        BigInteger().with_variant(Integer(), "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
     Column("at", String(40), nullable=False),
     Column("actor", String(256), nullable=False),
     Column("action", String(64), nullable=False),
