@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any
 
 import rfc8785
@@ -31,12 +31,18 @@ class Tier(Enum):
     HIGH = "high"
 
 
+class Stage(StrEnum):
+    LIVE = "live"
+    ODD = '\u00e9\n"x'
+
+
 scalars = st.one_of(
     st.none(),
     st.booleans(),
     numbers,
     any_text,
     st.just(Tier.HIGH),
+    st.sampled_from(Stage),
     st.just(datetime(2026, 1, 1, tzinfo=UTC)),
 )
 values = st.recursive(
@@ -130,3 +136,11 @@ def test_returned_details_equal_the_parsed_canonical_details(details: dict[str, 
     if _plain(details):
         encoded = canonical_bytes(details)
         assert _detached(details, encoded) == json.loads(encoded)
+
+
+def test_str_enum_members_take_the_fast_path_and_encode_as_their_values() -> None:
+    body = {"stage": Stage.LIVE, "odd": [Stage.ODD], "nested": {"s": Stage.LIVE}}
+    assert _plain(body)
+    assert canonical_bytes(body) == rfc8785.dumps(
+        {"stage": "live", "odd": ['\u00e9\n"x'], "nested": {"s": "live"}}
+    )

@@ -145,3 +145,71 @@ def test_concurrent_processes_append_one_linear_chain(tmp_path: Path) -> None:
     assert report.events == 120
     actors = {e.actor for e in AuditLog(store).events()}
     assert actors == {"writer0", "writer1", "writer2"}
+
+
+def _append_one(log: AuditLog, **fields: object) -> None:
+    with log.store.write() as conn:
+        log.append(conn, **{"at": AT, "action": "model.register", **fields})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def awkward(store: Store) -> AuditLog:
+    """Events whose columns and details need escaping, or leave the canonical fast path."""
+    log = AuditLog(store)
+    _append_one(log, actor="plain", subject="m:1", details={"i": 1})
+    _append_one(log, actor='quo"te\\back\nline', subject="m:2 \u00e9\U0001f600", backend="b\t1")
+    _append_one(log, actor="x", subject="m:3", details={"big": 1e21, "tiny": 1e-7, "\u00e9": [1.0]})
+    _append_one(log, actor="y", subject='sub"ject', details={"nested": {"list": [None, True]}})
+    _append_one(log, actor="z", subject="m:5")
+    return log
+
+
+def test_columns_and_details_that_need_escaping_verify(awkward: AuditLog) -> None:
+    report = awkward.verify()
+    assert report.ok, report
+    assert report.events == 5
+    assert [e.actor for e in awkward.events()][:2] == ["plain", 'quo"te\\back\nline']
+
+
+@pytest.mark.parametrize(
+    ("seq", "column", "value"),
+    [
+        (2, "actor", 'quo\\"te\\back\nline'),  # the escaped text itself, read as the value
+        (2, "actor", 'quo"te\\back line'),
+        (2, "backend", None),
+        (2, "subject", "m:2 \u00e9"),
+        (3, "at", "2026-01-01T00:00:00Z"),
+        (4, "subject", 'sub\\"ject'),
+        (5, "action", "model.delete"),
+        (1, "prev_hash", "1" * 64),
+    ],
+)
+def test_any_column_edit_is_caught_at_its_sequence(
+    store: Store, awkward: AuditLog, seq: int, column: str, value: object
+) -> None:
+    _sql(store, f"UPDATE audit_events SET {column} = :v WHERE seq = :s", v=value, s=seq)
+    report = awkward.verify()
+    assert not report.ok
+    assert report.first_bad_seq == seq
+
+
+def test_canonical_bytes_stored_as_text_are_read_as_their_bytes(
+    store: Store, chain: AuditLog
+) -> None:
+    _sql(store, "UPDATE audit_events SET canonical = CAST(canonical AS TEXT) WHERE seq = 3")
+    assert chain.verify().ok
+    _sql(
+        store, "UPDATE audit_events SET canonical = replace(canonical, 'm:3', 'm:9') WHERE seq = 3"
+    )
+    assert chain.verify().first_bad_seq == 3
+
+
+def test_the_portable_read_path_verifies_and_catches_the_same_edits(
+    store: Store, chain: AuditLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Other databases read through SQLAlchemy rather than the SQLite driver; SQLite runs the
+    # same portable statements when its dialect answers to another name.
+    monkeypatch.setattr(store.engine.dialect, "name", "postgresql")
+    assert chain.verify().ok
+    _sql(store, "UPDATE audit_events SET subject = 'm:x' WHERE seq = 8")
+    assert chain.verify().first_bad_seq == 8
