@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection, select, text
@@ -46,7 +47,6 @@ _IN_CHUNK = 500  # keys per IN list, well under every database's bound-parameter
 # Kinds whose ancestors ``lineage_reach`` indexes, so that "which deployments descend from X"
 # costs one index range however many runs and versions lie in between.
 INDEXED_KINDS = frozenset({NodeKind.DEPLOYMENT})
-_REACH_FROM = "SELECT dst FROM lineage_reach WHERE src = :node"
 _UPSTREAM = (
     "WITH RECURSIVE up(id) AS (SELECT :start UNION "
     "SELECT e.src FROM lineage_edges e JOIN up ON e.dst = up.id) SELECT id FROM up"
@@ -66,28 +66,35 @@ class LineageStore:
     ) -> None:
         """Insert nodes and edges that are not there yet (idempotent)."""
         sql = Sql(conn)
+        given: dict[str, tuple[str, str]] = {}
         if nodes:
+            rows = []
+            for n in nodes:
+                kind = n.kind.value
+                given[f"{kind}:{n.key}"] = (kind, n.key)
+                rows.append(
+                    {
+                        "kind": kind,
+                        "key": n.key,
+                        "label": n.label,
+                        "attrs": json.dumps(n.attrs) if n.attrs else "{}",
+                    }
+                )
             sql.run_many(
                 "INSERT INTO lineage_nodes (kind, key, label, attrs) "
                 "VALUES (:kind, :key, :label, :attrs) ON CONFLICT DO NOTHING",
-                [
-                    {
-                        "kind": n.kind.value,
-                        "key": n.key,
-                        "label": n.label,
-                        "attrs": json.dumps(n.attrs),
-                    }
-                    for n in nodes
-                ],
+                rows,
             )
         if not edges:
             return
-        wanted = {split_node_id(e.src) for e in edges} | {split_node_id(e.dst) for e in edges}
-        ids = self._ids(sql, wanted)
-        missing = [f"{k.value}:{key}" for k, key in wanted if (k.value, key) not in ids]
+        ends = [(given.get(e.src) or _pair(e.src), given.get(e.dst) or _pair(e.dst)) for e in edges]
+        ids = self._ids(sql, {end for pair in ends for end in pair})
+        missing = sorted(
+            {f"{kind}:{key}" for pair in ends for kind, key in pair if (kind, key) not in ids}
+        )
         if missing:
-            raise NotFound(f"lineage edge refers to unknown node(s): {', '.join(sorted(missing))}")
-        pairs = [(ids[_pair(e.src)], ids[_pair(e.dst)]) for e in edges]
+            raise NotFound(f"lineage edge refers to unknown node(s): {', '.join(missing)}")
+        pairs = [(ids[src], ids[dst]) for src, dst in ends]
         sql.run_many(
             "INSERT INTO lineage_edges (src, dst, kind) VALUES (:src, :dst, :kind) "
             "ON CONFLICT DO NOTHING",
@@ -96,26 +103,41 @@ class LineageStore:
                 for (src, dst), e in zip(pairs, edges, strict=True)
             ],
         )
-        for (src, dst), edge in zip(pairs, edges, strict=True):
-            self._extend_reach(sql, src, dst, split_node_id(edge.dst)[0])
+        self._extend_reach(
+            sql, [(src, dst, end[1][0]) for (src, dst), end in zip(pairs, ends, strict=True)]
+        )
 
     @staticmethod
-    def _extend_reach(sql: Sql, src: int, dst: int, dst_kind: NodeKind) -> None:
-        """Keep ``lineage_reach`` whole after the edge ``src -> dst``.
+    def _extend_reach(sql: Sql, edges: Sequence[tuple[int, int, str]]) -> None:
+        """Keep ``lineage_reach`` whole after the edges ``src -> dst`` (``dst`` of a kind).
 
-        The edge joins everything upstream of ``src`` (``src`` included) to every indexed node
-        downstream of ``dst`` (``dst`` included); the latter are already in the index.
+        An edge joins everything upstream of ``src`` (``src`` included) to every indexed node
+        downstream of ``dst`` (``dst`` included). Those were in the index before this call:
+        take the new edge nearest to such a node on any path; below it the path is old, and
+        every edge, new ones included, is already stored when the upstream side is walked. So
+        they are looked up once, for all the edges (usually there are none: nothing is deployed
+        below a new edge).
         """
-        targets = [t for (t,) in sql.rows(_REACH_FROM, {"node": dst})]
-        if dst_kind in INDEXED_KINDS:
-            targets.append(dst)
-        if not targets:
-            return
-        upstream = [u for (u,) in sql.rows(_UPSTREAM, {"start": src})]
-        sql.run_many(
-            "INSERT INTO lineage_reach (src, dst) VALUES (:src, :dst) ON CONFLICT DO NOTHING",
-            [{"src": u, "dst": t} for t in targets for u in upstream if u != t],
-        )
+        indexed = {kind.value for kind in INDEXED_KINDS}
+        below: dict[int, list[int]] = {dst: [] for _, dst, _ in edges}
+        heads = list(below)
+        for start in range(0, len(heads), _IN_CHUNK):
+            chunk = heads[start : start + _IN_CHUNK]
+            marks = ", ".join(f":d{i}" for i in range(len(chunk)))
+            for src, dst in sql.rows(
+                f"SELECT src, dst FROM lineage_reach WHERE src IN ({marks})",
+                {f"d{i}": node for i, node in enumerate(chunk)},
+            ):
+                below[int(src)].append(int(dst))
+        for src, dst, dst_kind in edges:
+            targets = [*below[dst], dst] if dst_kind in indexed else below[dst]
+            if not targets:
+                continue
+            upstream = [u for (u,) in sql.rows(_UPSTREAM, {"start": src})]
+            sql.run_many(
+                "INSERT INTO lineage_reach (src, dst) VALUES (:src, :dst) ON CONFLICT DO NOTHING",
+                [{"src": u, "dst": t} for t in targets for u in upstream if u != t],
+            )
 
     def reindex(self, conn: Connection) -> int:
         """Rebuild ``lineage_reach`` from the edges; returns its size.
@@ -137,22 +159,33 @@ class LineageStore:
         return int(row[0]) if row else 0
 
     @staticmethod
-    def _ids(sql: Sql, pairs: Iterable[tuple[NodeKind, str]]) -> dict[tuple[str, str], int]:
-        found: dict[tuple[str, str], int] = {}
+    def _ids(sql: Sql, pairs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
+        """The integer ids of the nodes ``(kind, key)`` that exist, in as few statements as the
+        bound-parameter budget allows (one for a registration's handful of nodes)."""
         by_kind: dict[str, list[str]] = {}
         for kind, key in pairs:
-            by_kind.setdefault(kind.value, []).append(key)
-        for kind_name, keys in by_kind.items():
+            by_kind.setdefault(kind, []).append(key)
+        found: dict[tuple[str, str], int] = {}
+        shape: list[int] = []  # keys per kind in the statement being built
+        params: list[str] = []  # each kind followed by its keys
+
+        def flush() -> None:
+            values = {f"p{i}": value for i, value in enumerate(params)}
+            for pk, kind, key in sql.rows(_ids_query(tuple(shape)), values):
+                found[(kind, key)] = int(pk)
+            shape.clear()
+            params.clear()
+
+        for kind, keys in by_kind.items():
             for start in range(0, len(keys), _IN_CHUNK):
                 chunk = keys[start : start + _IN_CHUNK]
-                marks = ", ".join(f":k{i}" for i in range(len(chunk)))
-                params: dict[str, Any] = {f"k{i}": key for i, key in enumerate(chunk)}
-                params["kind"] = kind_name
-                for pk, key in sql.rows(
-                    f"SELECT id, key FROM lineage_nodes WHERE kind = :kind AND key IN ({marks})",
-                    params,
-                ):
-                    found[(kind_name, key)] = int(pk)
+                if params and len(params) + len(chunk) + 1 > _IN_CHUNK:
+                    flush()
+                shape.append(len(chunk))
+                params.append(kind)
+                params.extend(chunk)
+        if shape:
+            flush()
         return found
 
     # -- reading ------------------------------------------------------------------------------
@@ -240,6 +273,19 @@ class LineageStore:
                     params["kind"] = kind.value
                 rows = sql.rows(query, params)
         return [str(row[0]) for row in rows]
+
+
+@lru_cache(maxsize=256)
+def _ids_query(shape: tuple[int, ...]) -> str:
+    """``SELECT id, kind, key`` for nodes of ``len(shape)`` kinds, ``shape[i]`` keys each; the
+    parameters are ``p0, p1, ...``: each kind followed by its keys."""
+    terms = []
+    n = 0
+    for count in shape:
+        marks = ", ".join(f":p{i}" for i in range(n + 1, n + 1 + count))
+        terms.append(f"(kind = :p{n} AND key IN ({marks}))")
+        n += count + 1
+    return f"SELECT id, kind, key FROM lineage_nodes WHERE {' OR '.join(terms)}"
 
 
 def _pair(node_id: str) -> tuple[str, str]:
