@@ -76,3 +76,34 @@ def test_sweep_removes_only_stale_staging_directories(tmp_path: Path) -> None:
     assert store.sweep(min_age_seconds=60) == 1
     assert not stale.exists()
     assert fresh.exists()
+
+
+def test_digest_is_sha256_of_the_rfc8785_manifest(artifact: Path) -> None:
+    import hashlib
+
+    import rfc8785
+
+    files = [
+        {
+            "path": p.relative_to(artifact).as_posix(),
+            "sha256": hashlib.sha256(p.read_bytes()).hexdigest(),
+            "size": p.stat().st_size,
+        }
+        for p in sorted(artifact.rglob("*"))
+        if p.is_file()
+    ]
+    reference = rfc8785.dumps({"files": files, "format": "mintaka-manifest/1"})
+    assert manifest_of(artifact).digest == "sha256:" + hashlib.sha256(reference).hexdigest()
+
+
+def test_source_changed_after_its_manifest_was_taken_is_not_stored(tmp_path: Path) -> None:
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"weights")
+    manifest = manifest_of(source)
+    source.write_bytes(b"weights, retrained")
+    store = ArtifactStore(tmp_path / "artifacts")
+    with pytest.raises(IntegrityError, match="changed while it was being copied"):
+        store.ingest(source, manifest)
+    assert list((tmp_path / "artifacts" / "tmp").iterdir()) == []
+    with pytest.raises(NotFound):
+        store.get(manifest.digest)

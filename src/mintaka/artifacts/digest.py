@@ -8,13 +8,14 @@ sha256 of the manifest's RFC 8785 canonical JSON, so any tool can recompute it.
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import rfc8785
-
+from mintaka.audit.chain import canonical_bytes
 from mintaka.errors import ValidationError
 
 CHUNK = 1 << 20
@@ -39,7 +40,7 @@ class Manifest:
         return [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in self.entries]
 
     def canonical(self) -> bytes:
-        return bytes(rfc8785.dumps({"files": self.to_json(), "format": "mintaka-manifest/1"}))
+        return canonical_bytes({"files": self.to_json(), "format": "mintaka-manifest/1"})
 
     @cached_property
     def digest(self) -> str:
@@ -47,32 +48,55 @@ class Manifest:
 
 
 def file_sha256(path: Path) -> str:
+    return sized_sha256(path)[1]
+
+
+def sized_sha256(path: Path) -> tuple[int, str]:
+    """The size and sha256 of the bytes read from ``path``, in one pass.
+
+    A file that fits in one chunk is read with one system call (a short read is the end of a
+    regular file); a larger one, or one that grew since it was measured, chunk by chunk.
+    """
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
+        expected = os.fstat(fd).st_size
+        size = 0
+        want = expected + 1 if expected < CHUNK else CHUNK
+        while chunk := os.read(fd, want):
             digest.update(chunk)
-    return digest.hexdigest()
+            size += len(chunk)
+            want = CHUNK
+    finally:
+        os.close(fd)
+    return size, digest.hexdigest()
+
+
+def _mode(path: Path) -> int:
+    try:
+        return os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
 
 
 def manifest_of(path: Path) -> Manifest:
     """The manifest of a file or of every regular file under a directory, sorted by path."""
     path = Path(path)
-    if path.is_symlink():
+    mode = _mode(path)
+    if stat.S_ISLNK(mode):
         raise ValidationError(f"artifact {path} is a symbolic link; pass the real path")
-    if path.is_file():
+    if stat.S_ISREG(mode):
         files = [(path.name, path)]
-    elif path.is_dir():
+    elif stat.S_ISDIR(mode):
         files = []
         for child in sorted(path.rglob("*")):
-            if child.is_symlink():
+            child_mode = _mode(child)
+            if stat.S_ISLNK(child_mode):
                 raise ValidationError(f"artifact contains a symbolic link: {child}")
-            if child.is_file():
+            if stat.S_ISREG(child_mode):
                 files.append((child.relative_to(path).as_posix(), child))
     else:
         raise ValidationError(f"artifact path does not exist: {path}")
     if not files:
         raise ValidationError(f"artifact directory {path} holds no files")
-    entries = tuple(
-        ManifestEntry(rel, file.stat().st_size, file_sha256(file)) for rel, file in files
-    )
-    return Manifest(entries)
+    return Manifest(tuple(ManifestEntry(rel, *sized_sha256(file)) for rel, file in files))

@@ -8,15 +8,17 @@ stray temporary directory that the next ingest sweeps away.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
 import time
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-from mintaka.artifacts.digest import Manifest, ManifestEntry, file_sha256, manifest_of
+from mintaka.artifacts.digest import CHUNK, Manifest, ManifestEntry, manifest_of
 from mintaka.errors import IntegrityError, NotFound
 
 MANIFEST_NAME = "MANIFEST.json"
@@ -29,11 +31,11 @@ class StoredArtifact:
     path: Path
     manifest: Manifest
 
-    @property
+    @cached_property
     def uri(self) -> str:
         return self.path.as_uri()
 
-    @property
+    @cached_property
     def content(self) -> Path:
         """The directory holding the artifact's files under their original relative paths."""
         return self.path / CONTENT_DIR
@@ -47,9 +49,25 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _copy_hashed(origin: Path, target: Path) -> tuple[int, str]:
+    """Copy ``origin`` to ``target`` and fsync it; the size and sha256 of the bytes written."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(origin, "rb", buffering=0) as source, open(target, "wb", buffering=0) as sink:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[sink.write(view) :]
+            size += len(chunk)
+        os.fsync(sink.fileno())
+    return size, digest.hexdigest()
+
+
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._objects = os.path.join(self.root, "sha256")
 
     def _final(self, digest: str) -> Path:
         hexdigest = digest.removeprefix("sha256:")
@@ -59,32 +77,26 @@ class ArtifactStore:
         """Copy ``source`` (a file or directory) into the store; idempotent per digest."""
         source = Path(source)
         manifest = manifest or manifest_of(source)
+        hexdigest = manifest.digest.removeprefix("sha256:")
+        existing = os.path.join(self._objects, hexdigest[:2], hexdigest)
+        if os.path.exists(existing):
+            return StoredArtifact(manifest.digest, Path(existing), manifest)
         final = self._final(manifest.digest)
-        if final.exists():
-            return StoredArtifact(manifest.digest, final, manifest)
         staging = self.root / "tmp"
         staging.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="ingest-", dir=staging))
         try:
             content = tmp / CONTENT_DIR
+            single = source.is_file()
+            copied = []
             for entry in manifest.entries:
-                origin = source if source.is_file() else source / entry.path
                 target = content / entry.path
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(origin, target)
-                with target.open("rb") as handle:
-                    os.fsync(handle.fileno())
-            copied = Manifest(
-                tuple(
-                    ManifestEntry(
-                        entry.path,
-                        (content / entry.path).stat().st_size,
-                        file_sha256(content / entry.path),
-                    )
-                    for entry in manifest.entries
-                )
-            )
-            if copied.digest != manifest.digest:
+                # The bytes are hashed as they are written: the copy is what was hashed, and a
+                # source that changed since its manifest was taken is caught here.
+                size, sha = _copy_hashed(source if single else source / entry.path, target)
+                copied.append(ManifestEntry(entry.path, size, sha))
+            if Manifest(tuple(copied)).digest != manifest.digest:
                 raise IntegrityError(
                     f"artifact {source} changed while it was being copied; nothing was stored"
                 )
