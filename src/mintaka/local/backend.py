@@ -7,8 +7,9 @@ also the reference the conformance suite is checked against.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+import os
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,7 +49,7 @@ from mintaka.local.registry_db import (
     metadata,
 )
 from mintaka.local.serving import LocalServing
-from mintaka.store.engine import Sql, make_engine
+from mintaka.store.engine import Sql, Transactions, make_engine
 
 
 class LocalSettings(BackendSettings):
@@ -100,6 +101,7 @@ class LocalBackend(
         self.path = settings.path or context.home / "local"
         self.engine = make_engine(f"sqlite:///{self.path / 'registry.db'}")
         metadata.create_all(self.engine)
+        self.transactions = Transactions(self.engine)
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path)}
@@ -109,14 +111,11 @@ class LocalBackend(
             self._http.close()
         if self._log_store is not None:
             self._log_store.dispose()
+        self.transactions.close()
         self.engine.dispose()
 
-    @contextmanager
-    def _write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            conn.execution_options(mintaka_write=True)
-            with conn.begin():
-                yield conn
+    def _write(self) -> AbstractContextManager[Connection]:
+        return self.transactions.write()
 
     def _now(self) -> str:
         return self.context.clock.now().isoformat()
@@ -140,7 +139,7 @@ class LocalBackend(
             raise NotFound(f"model {name!r} not found in the local registry")
 
     def create_version(self, request: VersionRequest) -> BackendVersion:
-        artifact_uri = Path(request.artifact_path).resolve().as_uri()
+        artifact_uri = Path(os.path.abspath(request.artifact_path)).as_uri()
         with self._write() as conn:
             sql = Sql(conn)
             known, existing, latest = sql.one(
@@ -240,11 +239,11 @@ class LocalBackend(
         )
 
     def get_version(self, name: str, version: int) -> BackendVersion:
-        with self.engine.connect() as conn, conn.begin():
+        with self.transactions.read() as conn:
             return self._version(Sql(conn), name, version)
 
     def list_versions(self, name: str) -> list[BackendVersion]:
-        with self.engine.connect() as conn, conn.begin():
+        with self.transactions.read() as conn:
             self._model_exists(conn, name)
             numbers = conn.execute(
                 select(local_versions.c.version)
@@ -254,7 +253,7 @@ class LocalBackend(
             return [self._version(Sql(conn), name, int(n)) for n in numbers]
 
     def list_models(self) -> list[str]:
-        with self.engine.connect() as conn, conn.begin():
+        with self.transactions.read() as conn:
             return list(
                 conn.execute(select(local_models.c.name).order_by(local_models.c.name)).scalars()
             )
@@ -290,7 +289,7 @@ class LocalBackend(
                 raise NotFound(f"alias {name}@{alias} not found in the local registry")
 
     def get_aliases(self, name: str) -> dict[str, int]:
-        with self.engine.connect() as conn, conn.begin():
+        with self.transactions.read() as conn:
             self._model_exists(conn, name)
             rows = conn.execute(
                 select(local_aliases.c.alias, local_aliases.c.version).where(
@@ -404,7 +403,7 @@ class LocalBackend(
             )
 
     def get_run(self, run_id: str) -> Run:
-        with self.engine.connect() as conn, conn.begin():
+        with self.transactions.read() as conn:
             row = self._run_row(conn, run_id)
         record = dict(row.record)
         record.update(status=row.status, params=row.params, metrics=row.metrics)
@@ -414,7 +413,7 @@ class LocalBackend(
 
     def discover(self) -> list[DiscoveredResource]:
         found: list[DiscoveredResource] = []
-        with self.engine.connect() as conn, conn.begin():
+        with self.transactions.read() as conn:
             for name in conn.execute(
                 select(local_models.c.name).order_by(local_models.c.name)
             ).scalars():
