@@ -91,6 +91,30 @@ def test_same_bytes_twice_is_a_conflict(platform: Platform, make_artifact: MakeA
         platform.register_model("m", make_artifact(b"same"))
 
 
+def test_a_version_number_the_backend_hands_out_again_is_a_conflict_and_writes_nothing(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    platform.register_model("m", make_artifact(b"first"))
+    # Behind Mintaka's back, the backend forgets version 1 and will issue the number again.
+    import sqlite3
+
+    local = sqlite3.connect(platform.home / "local" / "registry.db")
+    with local:
+        local.execute("DELETE FROM local_versions WHERE name = 'm' AND version = 1")
+    local.close()
+    with platform.store.read() as conn:
+        events_before = conn.execute(select(func.count()).select_from(audit_events)).scalar()
+
+    with pytest.raises(Conflict, match="m:1 is already recorded"):
+        platform.register_model("m", make_artifact(b"second"))
+
+    with platform.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(model_versions)).scalar() == 1
+        events = conn.execute(select(func.count()).select_from(audit_events)).scalar()
+    assert events == events_before
+    assert platform.verify_audit().ok
+
+
 def test_create_model_twice_is_a_conflict(platform: Platform) -> None:
     platform.create_model("m", tier="low")
     with pytest.raises(Conflict):

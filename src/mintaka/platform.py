@@ -130,7 +130,7 @@ class _VersionRow(NamedTuple):
 
 _INSERT_VERSION = (
     f"INSERT INTO model_versions ({', '.join(_VersionRow._fields)}) "
-    f"VALUES ({', '.join(':' + f for f in _VersionRow._fields)})"
+    f"VALUES ({', '.join(':' + f for f in _VersionRow._fields)}) ON CONFLICT DO NOTHING"
 )
 _SELECT_VERSION = f"SELECT {', '.join('v.' + f for f in _VersionRow._fields)} FROM model_versions v"
 _SELECT_VERSION_BY_ALIAS = (
@@ -443,13 +443,10 @@ class Platform:
                     "at": now.isoformat(),
                 },
             )
-            exists = sql.one(
-                "SELECT id FROM model_versions WHERE name = :name AND version = :version",
-                {"name": name, "version": record.version},
-            )
-            if exists is not None:
+            # A version number the store already holds (the backend's state moved behind
+            # Mintaka's back) hits the (name, version) unique key and inserts nothing.
+            if not sql.run(_INSERT_VERSION, self._version_row(record)):
                 raise Conflict(f"{name}:{record.version} is already recorded")
-            sql.run(_INSERT_VERSION, self._version_row(record))
             if tags:
                 sql.run_many(
                     "INSERT INTO model_tags (version_id, key, value) VALUES (:id, :key, :value)",
@@ -513,8 +510,10 @@ class Platform:
         }
 
     def _record_version_lineage(self, conn: Connection, record: ModelVersion) -> None:
+        # The keys are ids of validated records, so the nodes and edges are built unvalidated.
+        node, edge = LineageNode.model_construct, LineageEdge.model_construct
         nodes = [
-            LineageNode(
+            node(
                 kind=NodeKind.MODEL_VERSION,
                 key=record.id,
                 label=record.ref,
@@ -525,14 +524,14 @@ class Platform:
         version_node = nodes[0].id
         upstream = version_node
         if record.run_id:
-            run_node = LineageNode(kind=NodeKind.RUN, key=record.run_id, label=record.run_id)
+            run_node = node(kind=NodeKind.RUN, key=record.run_id, label=record.run_id, attrs={})
             nodes.append(run_node)
-            edges.append(LineageEdge(src=run_node.id, dst=version_node, kind=EdgeKind.PRODUCED))
+            edges.append(edge(src=run_node.id, dst=version_node, kind=EdgeKind.PRODUCED))
             upstream = run_node.id
         for dataset_id in record.dataset_ids:
-            node = LineageNode(kind=NodeKind.DATASET, key=dataset_id, label=dataset_id)
-            nodes.append(node)
-            edges.append(LineageEdge(src=node.id, dst=upstream, kind=EdgeKind.TRAINED_ON))
+            data_node = node(kind=NodeKind.DATASET, key=dataset_id, label=dataset_id, attrs={})
+            nodes.append(data_node)
+            edges.append(edge(src=data_node.id, dst=upstream, kind=EdgeKind.TRAINED_ON))
         self.lineage.add(conn, nodes, edges)
 
     def _version_from_row(self, conn: Connection, row: Any) -> ModelVersion:
