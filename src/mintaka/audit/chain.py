@@ -101,10 +101,7 @@ def _plain(value: Any) -> bool:
                 return False
         return True
     if kind is list or kind is tuple:
-        for item in value:
-            if type(item) is not str and not _plain(item):
-                return False
-        return True
+        return all(type(item) is str or _plain(item) for item in value)
     if kind is float:
         text = repr(value)
         return "e" not in text and "n" not in text and not text.endswith(".0")
@@ -336,7 +333,7 @@ class AuditLog:
             for row in batch:
                 seq, at, actor, action, subject, backend, canonical, prev_hash, digest = row
                 # The common case in one expression: the sequence, the link, the hash, and the
-                # columns against the canonical bytes (see ``_framed``; ``prev_hash`` is the
+                # columns against the canonical bytes (see ``_columns_match``; ``prev_hash`` is the
                 # previous event's verified hex hash here). Anything else, an anchor included,
                 # is examined in detail.
                 try:
@@ -445,35 +442,6 @@ def _examine(
     return None, anchored
 
 
-def _framed(
-    canonical: bytes,
-    seq: int,
-    at: str,
-    actor: str,
-    action: str,
-    subject: str,
-    backend: str | None,
-    prev_hash: str,
-) -> bool:
-    """Whether the canonical bytes are the columns' own RFC 8785 encoding around ``details``.
-
-    RFC 8785 sorts the keys, so an event's canonical JSON is always ``{"action":…,"actor":…,
-    "at":…,"backend":…,"details":{…},"format":…,"prev_hash":…,"seq":…,"subject":…}``. The
-    encoded columns fix the text before and after the details object; a JSON string literal
-    ends at its first unescaped quote, so that text cannot also be read with other values.
-    Bytes that match say exactly what the columns say; a mismatch is decided by parsing.
-    """
-    frame = _frame(seq, at, actor, action, subject, backend, prev_hash)
-    if frame is None:
-        return False
-    before, after = frame
-    return (
-        len(canonical) >= len(before) + len(after) + 2
-        and canonical.startswith(before + b"{")
-        and canonical.endswith(b"}" + after)
-    )
-
-
 # What json.loads runs after its Python-level wrapping: (value, end index) for text at an index.
 _scan: Callable[[str, int], tuple[Any, int]] = json.decoder.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
@@ -490,12 +458,23 @@ def _columns_match(
 ) -> bool:
     """Whether the columns say what the canonical bytes say.
 
-    The common case is the columns' own encoding (``_framed``); otherwise the bytes are parsed,
-    by the C scanner that ``json.loads`` wraps (same parse, same result when it consumes the
-    whole text), or by ``json.loads`` itself for anything unusual.
+    RFC 8785 sorts the keys, so an event's canonical JSON is always ``{"action":…,"actor":…,
+    "at":…,"backend":…,"details":{…},"format":…,"prev_hash":…,"seq":…,"subject":…}``. The
+    encoded columns fix the text before and after the details object, and a JSON string literal
+    ends at its first unescaped quote, so bytes that match say exactly what the columns say.
+    Otherwise the bytes are parsed, by the C scanner that ``json.loads`` wraps (same parse,
+    same result when it consumes the whole text), or by ``json.loads`` itself for anything
+    unusual.
     """
-    if _framed(canonical, seq, at, actor, action, subject, backend, prev_hash):
-        return True
+    frame = _frame(seq, at, actor, action, subject, backend, prev_hash)
+    if frame is not None:
+        before, after = frame
+        if (
+            len(canonical) >= len(before) + len(after) + 2
+            and canonical.startswith(before + b"{")
+            and canonical.endswith(b"}" + after)
+        ):
+            return True
     try:
         text = canonical.decode("utf-8")
         body, end = _scan(text, 0)
