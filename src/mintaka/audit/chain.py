@@ -96,8 +96,7 @@ def _plain(value: Any) -> bool:
         for key, item in value.items():
             if type(key) is not str or not key.isascii():
                 return False
-            kind = type(item)
-            if kind is not str and item is not None and kind is not bool and not _plain(item):
+            if type(item) is not str and not _plain(item):
                 return False
         return True
     if kind is list or kind is tuple:
