@@ -14,7 +14,9 @@ exact ``CREATE TABLE`` statements of Mintaka's migrated store), with the same du
   into both databases with identical bytes. Mintaka: ``AuditLog.verify()`` (sequence, link, hash,
   columns against canonical bytes, head). Raw: sequence, link, hash and head only (it does not
   check the columns against the canonical bytes, which Mintaka does; a third loop, raw sqlite3
-  with that column check too, is printed for information).
+  with a parse-based column check too, is printed for information). Every loop reads rows in
+  batches of ``BATCH``, the size Mintaka reads with (smaller batches stay in the processor's
+  caches: both sides are faster with 256 rows than with 4,096).
 
 Run with::
 
@@ -48,6 +50,7 @@ from mintaka.audit import GENESIS, AuditLog, canonical_bytes
 from mintaka.store import Store
 
 BASE = datetime(2026, 1, 1, tzinfo=UTC)
+BATCH = 256  # rows per fetch on every side, as ``AuditLog.verify`` reads them
 INSERT = (
     "INSERT INTO audit_events "
     "(seq, at, actor, action, subject, backend, canonical, prev_hash, hash) "
@@ -132,7 +135,7 @@ def raw_verify(conn: sqlite3.Connection) -> tuple[bool, int]:
     cursor = conn.execute("SELECT seq, canonical, prev_hash, hash FROM audit_events ORDER BY seq")
     expected, prev = 1, GENESIS
     sha256 = hashlib.sha256
-    while batch := cursor.fetchmany(4096):
+    while batch := cursor.fetchmany(BATCH):
         for seq, canonical, prev_hash, digest in batch:
             if (
                 seq != expected
@@ -147,15 +150,15 @@ def raw_verify(conn: sqlite3.Connection) -> tuple[bool, int]:
 
 
 def raw_verify_columns(conn: sqlite3.Connection) -> tuple[bool, int]:
-    """``raw_verify`` plus Mintaka's column check (``json.loads`` of each event, 7 fields);
-    for information: the same work as ``AuditLog.verify`` in a bare loop."""
+    """``raw_verify`` plus a parse-based column check (``json.loads`` of each event, 7 fields),
+    for information: the straightforward way to check what ``AuditLog.verify`` checks."""
     cursor = conn.execute(
         "SELECT seq, at, actor, action, subject, backend, canonical, prev_hash, hash "
         "FROM audit_events ORDER BY seq"
     )
     expected, prev = 1, GENESIS
     sha256, loads = hashlib.sha256, json.loads
-    while batch := cursor.fetchmany(4096):
+    while batch := cursor.fetchmany(BATCH):
         for seq, at, actor, action, subject, backend, canonical, prev_hash, digest in batch:
             if (
                 seq != expected
@@ -374,7 +377,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  ratio Mintaka/raw time: {best_m / best_r:.2f}x   (target <= 2x at 1,000,000)")
         best_s = min(same_work)
         print(
-            f"  (raw sqlite3 with Mintaka's column check too: {best_s:.3f} s best, "
+            f"  (raw sqlite3 with a parse-based column check too: {best_s:.3f} s best, "
             f"{statistics.median(same_work):.3f} s median; Mintaka/that {best_m / best_s:.2f}x)"
         )
     raw.close()
