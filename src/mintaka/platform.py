@@ -9,7 +9,7 @@ reaches a cloud, and a record never points at something the cloud did not accept
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
@@ -43,7 +43,6 @@ from mintaka.domain.registry import (
     VersionRequest,
 )
 from mintaka.domain.runs import DatasetVersion, Run, RunStatus
-from mintaka.domain.serving import EndpointStatus
 from mintaka.errors import Conflict, NotFound, UnsupportedCapability, ValidationError
 from mintaka.governance.service import Control, GovernanceService, resolve_identity
 from mintaka.interfaces import (
@@ -1114,8 +1113,8 @@ class Platform:
         graph = LineageGraph(
             root=starts[0], nodes=tuple(nodes.values()), edges=tuple(edges.values())
         )
-        versions = [n for n in graph.nodes if n.kind is NodeKind.MODEL_VERSION]
-        targets = {n.id for n in versions if self._in_stage(n.key, wanted)}
+        version_nodes = {n.key: n.id for n in graph.nodes if n.kind is NodeKind.MODEL_VERSION}
+        targets = {version_nodes[key] for key in self._in_stage(version_nodes, wanted)}
         g = graph.to_networkx()  # type: ignore[no-untyped-call]
         keep = set(targets)
         for target in targets:
@@ -1129,30 +1128,25 @@ class Platform:
             edges=tuple(e for e in graph.edges if e.src in keep and e.dst in keep),
         )
 
-    def _in_stage(self, version_id: str, stage: Stage) -> bool:
+    def _in_stage(self, version_ids: Iterable[str], stage: Stage) -> set[str]:
+        """Those of ``version_ids`` in ``stage``; for production, every version in use (see
+        :func:`mintaka.governance.inventory.in_production`)."""
+        from mintaka.governance.inventory import in_production, serving_index
+
         with self.store.read() as conn:
-            row = conn.execute(
+            rows = conn.execute(
                 select(model_versions.c.name, model_versions.c.version).where(
-                    model_versions.c.id == version_id
+                    model_versions.c.id.in_(list(version_ids))
                 )
-            ).one_or_none()
-        if row is None:
-            return False
-        version = self.get_model_version(row.name, row.version)
-        if version.stage is Stage.ARCHIVED or stage is not Stage.PRODUCTION:
-            return version.stage is stage
-        if version.stage is Stage.PRODUCTION:
-            return True
-        if set(version.aliases) & set(self.governance.policy.production_aliases):
-            return True
-        return any(
-            route.model == version.name
-            and route.version == version.version
-            and (endpoint.traffic.weights.get(route.name) or 0) > 0
-            and endpoint.status is not EndpointStatus.KILLED
-            for endpoint in self.serving.list_endpoints()
-            for route in endpoint.routes
-        )
+            ).all()
+        versions = [self.get_model_version(row.name, row.version) for row in rows]
+        if stage is not Stage.PRODUCTION:
+            return {v.id for v in versions if v.stage is stage}
+        index = serving_index(self)
+        aliases = self.governance.policy.production_aliases
+        return {
+            v.id for v in versions if in_production(v, aliases, index.get((v.name, v.version), []))
+        }
 
     def verify_audit(self) -> ChainReport:
         return self.audit.verify()

@@ -107,6 +107,20 @@ def serving_index(platform: Platform) -> dict[tuple[str, int], list[ServingRoute
     return index
 
 
+def in_production(
+    version: ModelVersion, production_aliases: Iterable[str], serving: Iterable[ServingRoute]
+) -> bool:
+    """Whether a version is in use: not archived, and taking live traffic, holding one of the
+    policy's production aliases, or in the production stage."""
+    if version.stage is Stage.ARCHIVED:
+        return False
+    return (
+        any(s.live for s in serving)
+        or bool(set(version.aliases) & set(production_aliases))
+        or version.stage is Stage.PRODUCTION
+    )
+
+
 def entry_for(
     platform: Platform,
     version: ModelVersion,
@@ -121,9 +135,7 @@ def entry_for(
     routes = tuple(sorted(serving, key=lambda s: (s.endpoint, s.route)))
     live = any(s.live for s in routes)
     production_aliases = tuple(a for a in version.aliases if a in policy.production_aliases)
-    in_use = version.stage is not Stage.ARCHIVED and (
-        live or bool(production_aliases) or version.stage is Stage.PRODUCTION
-    )
+    in_use = in_production(version, policy.production_aliases, routes)
     current = [
         a
         for a in governance.approvals(version)

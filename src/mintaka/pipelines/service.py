@@ -330,20 +330,18 @@ class PipelineService:
     def retire_superseded(self, model: str, *, alias: str = "champion") -> list[ModelVersion]:
         """Archive the versions ``alias``'s holder superseded once the policy's grace period
         for their tier has passed; versions holding an alias or serving traffic are kept."""
+        from mintaka.governance.inventory import serving_index
+
         champion = self.platform.get_model_version(model, alias=alias)
         policy = self.platform.governance.policy
-        live = {
-            (r.model, r.version)
-            for e in self.platform.serving.list_endpoints()
-            for r in e.routes
-            if e.traffic.weights.get(r.name) or e.traffic.shadow == r.name
-        }
+        serving = serving_index(self.platform)
         now = self.platform._now()
         retired = []
         for version in self.platform.list_versions(model):
             if version.version >= champion.version or version.stage is Stage.ARCHIVED:
                 continue
-            if version.aliases or (version.name, version.version) in live:
+            routes = serving.get((version.name, version.version), [])
+            if version.aliases or any(r.weight > 0 or r.shadow for r in routes):
                 continue
             grace = policy.controls(version.risk_tier).superseded_grace_days
             if now - champion.created_at < timedelta(days=grace):
