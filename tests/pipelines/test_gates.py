@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -147,7 +146,7 @@ def test_the_business_cost_threshold(platform: Platform, data: Path) -> None:
 
 
 @pytest.fixture
-def champion(platform: Platform, data: Path) -> Iterator[Platform]:
+def champion(platform: Platform, data: Path) -> Platform:
     platform.create_model("credit-default", tier="high")
     platform.serving.declare_business_metric("credit-default", COSTS)
     run = platform.pipelines.run(partial(UP_TO_CHALLENGE, data=str(data)), isolation="inline")
