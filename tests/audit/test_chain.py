@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from mintaka.audit import GENESIS, AuditLog, canonical_bytes, link_hash
+from mintaka.audit.chain import derived_columns
 from mintaka.store import Store
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -82,7 +84,48 @@ def test_single_byte_edit_of_canonical_bytes_is_caught(store: Store, chain: Audi
     assert report.first_bad_seq == 4
 
 
-def test_column_edit_is_caught(store: Store, chain: AuditLog) -> None:
+@pytest.mark.parametrize("column", ["at", "actor", "action", "subject", "backend"])
+def test_the_database_refuses_to_edit_a_column_apart_from_the_canonical_bytes(
+    store: Store, chain: AuditLog, column: str
+) -> None:
+    with pytest.raises(OperationalError, match="cannot UPDATE generated column"):
+        _sql(store, f"UPDATE audit_events SET {column} = 'mallory' WHERE seq = 6")
+    assert chain.verify().ok
+    assert derived_columns_of(store)
+
+
+def test_columns_follow_the_canonical_bytes(store: Store, chain: AuditLog) -> None:
+    _sql(
+        store,
+        "UPDATE audit_events SET canonical = replace(canonical, 'user0', 'eve') WHERE seq = 6",
+    )
+    assert chain.events()[5].actor == "eve"  # one copy of the value, the hashed one
+    assert chain.verify().first_bad_seq == 6
+
+
+def _store_the_columns(store: Store) -> None:
+    """Rebuild ``audit_events`` with plain columns holding the same values, as a database without
+    derived columns keeps them (or a schema edited to break the derivation)."""
+    _sql(
+        store,
+        "CREATE TABLE plain AS SELECT seq, canonical, prev_hash, hash, at, actor, action, "
+        "subject, backend FROM audit_events",
+    )
+    _sql(store, "DROP TABLE audit_events")
+    _sql(store, "ALTER TABLE plain RENAME TO audit_events")
+    assert not derived_columns_of(store)
+
+
+def derived_columns_of(store: Store) -> bool:
+    with store.read() as conn:
+        return derived_columns(conn)
+
+
+def test_stored_columns_are_checked_against_the_canonical_bytes(
+    store: Store, chain: AuditLog
+) -> None:
+    _store_the_columns(store)
+    assert chain.verify().ok
     _sql(store, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 6")
     assert chain.verify().first_bad_seq == 6
 
@@ -113,9 +156,8 @@ def test_inserted_row_is_caught(store: Store, chain: AuditLog) -> None:
     _sql(store, "UPDATE audit_events SET seq = -seq WHERE seq < 0")
     _sql(
         store,
-        "INSERT INTO audit_events (seq, at, actor, action, subject, backend, canonical, "
-        "prev_hash, hash) SELECT 7, at, actor, action, subject, backend, canonical, prev_hash, "
-        "hash FROM audit_events WHERE seq = 6",
+        "INSERT INTO audit_events (seq, canonical, prev_hash, hash) "
+        "SELECT 7, canonical, prev_hash, hash FROM audit_events WHERE seq = 6",
     )
     assert chain.verify().first_bad_seq == 7
 
@@ -187,6 +229,8 @@ def test_columns_and_details_that_need_escaping_verify(awkward: AuditLog) -> Non
 def test_any_column_edit_is_caught_at_its_sequence(
     store: Store, awkward: AuditLog, seq: int, column: str, value: object
 ) -> None:
+    _store_the_columns(store)
+    assert awkward.verify().ok
     _sql(store, f"UPDATE audit_events SET {column} = :v WHERE seq = :s", v=value, s=seq)
     report = awkward.verify()
     assert not report.ok
@@ -209,6 +253,7 @@ def test_the_portable_read_path_verifies_and_catches_the_same_edits(
 ) -> None:
     # Other databases read through SQLAlchemy rather than the SQLite driver; SQLite runs the
     # same portable statements when its dialect answers to another name.
+    _store_the_columns(store)
     monkeypatch.setattr(store.engine.dialect, "name", "postgresql")
     assert chain.verify().ok
     _sql(store, "UPDATE audit_events SET subject = 'm:x' WHERE seq = 8")

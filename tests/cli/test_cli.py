@@ -141,7 +141,12 @@ def test_audit_verify_names_the_first_broken_sequence(
     assert "2 events" in out
     store = Store(f"sqlite:///{home / 'store.db'}")
     with store.write() as conn:
-        conn.execute(text("UPDATE audit_events SET subject = 'm@rogue' WHERE seq = 2"))
+        conn.execute(
+            text(
+                "UPDATE audit_events SET canonical = replace(canonical, 'm@champion', 'm@rogue') "
+                "WHERE seq = 2"
+            )
+        )
     code, out, _ = cli(capsys, "--home", str(home), "audit", "verify")
     assert code == 1
     assert "broken at sequence 2" in out

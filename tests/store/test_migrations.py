@@ -3,11 +3,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
+from mintaka.audit.chain import derived_columns
 from mintaka.domain.lineage import NodeKind
+from mintaka.errors import StoreError
 from mintaka.lineage import LineageStore
 from mintaka.store import Store
 from mintaka.store.engine import HEAD_REVISION, Sql
@@ -84,7 +87,7 @@ def test_store_at_0006_upgrades_its_audit_chain_and_digest_index_in_place(tmp_pa
 
     upgraded = Store(url)
 
-    assert upgraded.revision() == HEAD_REVISION == "0007"
+    assert upgraded.revision() == HEAD_REVISION == "0008"
     log = AuditLog(upgraded)
     assert log.verify().ok
     with upgraded.write() as conn:
@@ -99,9 +102,43 @@ def test_store_at_0006_upgrades_its_audit_chain_and_digest_index_in_place(tmp_pa
         }
         # The sequence number is the row id: no separate primary-key index on audit_events.
         assert sql.one("SELECT max(rowid) = max(seq) FROM audit_events") == (1,)
+        # The query columns are read out of the canonical bytes (0008), the same values.
+        assert derived_columns(conn)
+        assert [row[0] for row in sql.rows("SELECT actor FROM audit_events ORDER BY seq")] == [
+            *["alice"] * 5,
+            "bob",
+        ]
     assert not any(name.startswith("sqlite_autoindex_audit_events") for name in indexes)
     assert "ix_model_versions_name_digest" in indexes
     assert "ix_model_versions_digest" not in indexes
+    assert "ix_audit_events_action" in indexes
+
+
+def test_a_store_whose_audit_columns_were_edited_is_not_upgraded(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from mintaka.audit import AuditLog
+
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    old = Store(url, migrate=False)
+    old.migrate("0007")
+    log = AuditLog(old)
+    for i in range(1, 4):
+        with old.write() as conn:
+            log.append(
+                conn, at=datetime(2026, 1, 1, tzinfo=UTC), actor="alice", action="t", subject=str(i)
+            )
+    with old.write() as conn:
+        conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 2"))
+    old.dispose()
+
+    # Rebuilding the table would replace the edited column with the hashed value: the evidence.
+    with pytest.raises(StoreError, match="audit event 2: its columns differ"):
+        Store(url)
+    kept = Store(url, migrate=False)
+    assert kept.revision() == "0007"
+    with kept.read() as conn:
+        assert Sql(conn).one("SELECT actor FROM audit_events WHERE seq = 2") == ("mallory",)
 
 
 def test_the_duplicate_artifact_check_uses_the_name_and_digest_index(tmp_path: Path) -> None:

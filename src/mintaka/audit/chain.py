@@ -1,10 +1,13 @@
 """The hash-chained, append-only audit log.
 
 Each event's canonical form is the RFC 8785 JSON of its fields (sequence number and previous hash
-included), stored byte for byte; its hash is ``sha256(prev_hash_hex || canonical)``. Verification
-recomputes every link from those stored bytes, checks that the columns say what the canonical
-bytes say, and that the chain head matches the last event, so an edit, a deletion, an insertion
-or a reorder is reported at the first sequence number it breaks.
+included), stored byte for byte; its hash is ``sha256(prev_hash_hex || canonical)``. The columns
+queries filter on (time, actor, action, subject, backend) are derived from those bytes by the
+database itself on SQLite (virtual generated columns), so they cannot disagree with what the
+hashes cover. Verification confirms the table is declared that way (or else compares the stored
+columns with the bytes row by row), recomputes every link from the stored bytes, and checks that
+the chain head matches the last event, so an edit, a deletion, an insertion or a reorder is
+reported at the first sequence number it breaks.
 
 Appends take the chain head row under the write lock of the surrounding transaction, so several
 processes appending at once still produce one linear chain, and an event commits with the state
@@ -41,16 +44,61 @@ FORMAT = "mintaka-audit/1"
 # databases lock the row itself.
 _HEAD_SQLITE = "SELECT seq, hash FROM audit_head WHERE id = 1"
 _HEAD_LOCKING = _HEAD_SQLITE + " FOR UPDATE"
+# Where the query columns are derived from the canonical bytes (SQLite since migration 0008),
+# only the chain is written; elsewhere the appender writes the columns too.
+_INSERT_CHAIN = (
+    "INSERT INTO audit_events (seq, canonical, prev_hash, hash) "
+    "VALUES (:seq, :canonical, :prev, :hash)"
+)
 _INSERT = (
     "INSERT INTO audit_events "
     "(seq, at, actor, action, subject, backend, canonical, prev_hash, hash) "
     "VALUES (:seq, :at, :actor, :action, :subject, :backend, :canonical, :prev, :hash)"
 )
 _MOVE_HEAD = "UPDATE audit_head SET seq = :seq, hash = :hash WHERE id = 1"
+_CHAIN_ROWS = "SELECT seq, canonical, prev_hash, hash FROM audit_events ORDER BY seq"
 _ROWS = (
-    "SELECT seq, at, actor, action, subject, backend, canonical, prev_hash, hash "
+    "SELECT seq, canonical, prev_hash, hash, at, actor, action, subject, backend "
     "FROM audit_events ORDER BY seq"
 )
+
+# The table ``verify`` trusts to derive the query columns from the canonical bytes (migration
+# 0008), exactly as SQLite keeps it in ``sqlite_master``. A table declared any other way (an older
+# layout, or a schema edited to store plain columns) has its columns checked row by row.
+_DERIVED = (
+    "CASE WHEN json_valid(CAST(canonical AS TEXT)) "
+    "THEN json_extract(CAST(canonical AS TEXT), '$.{}') END"
+)
+DERIVED_TABLE = (
+    'CREATE TABLE "audit_events" (\n'
+    "    seq INTEGER NOT NULL PRIMARY KEY,\n"
+    "    canonical BLOB NOT NULL,\n"
+    "    prev_hash VARCHAR(64) NOT NULL,\n"
+    "    hash VARCHAR(64) NOT NULL,\n"
+    + ",\n".join(
+        f"    {field} {kind} GENERATED ALWAYS AS ({_DERIVED.format(field)}) VIRTUAL"
+        for field, kind in (
+            ("at", "VARCHAR(40)"),
+            ("actor", "VARCHAR(256)"),
+            ("action", "VARCHAR(64)"),
+            ("subject", "VARCHAR(512)"),
+            ("backend", "VARCHAR(64)"),
+        )
+    )
+    + "\n)"
+)
+
+
+def derived_columns(conn: Connection) -> bool:
+    """Whether ``audit_events`` derives its query columns from the canonical bytes, so that they
+    cannot disagree with what the chain's hashes cover."""
+    if conn.dialect.name != "sqlite":
+        return False
+    row = Sql(conn).one(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'audit_events'"
+    )
+    return row is not None and row[0] == DERIVED_TABLE
+
 
 _SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE 754 doubles
 _quote = json.encoder.encode_basestring  # C; escapes exactly what RFC 8785 escapes
@@ -173,6 +221,12 @@ class AuditLog:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._derived: bool | None = None  # the table's layout, read at the first append
+
+    def _insert_for(self, conn: Connection) -> str:
+        if self._derived is None:
+            self._derived = derived_columns(conn)
+        return _INSERT_CHAIN if self._derived else _INSERT
 
     def append(
         self,
@@ -214,7 +268,7 @@ class AuditLog:
             inner = None
         digest = link_hash(prev, canonical)
         sql.run(
-            _INSERT,
+            self._insert_for(conn),
             {
                 "seq": seq,
                 "at": when,
@@ -284,7 +338,7 @@ class AuditLog:
         )
 
     @staticmethod
-    def _batches(conn: Connection) -> Iterator[list[tuple[Any, ...]]]:
+    def _batches(conn: Connection, query: str) -> Iterator[list[tuple[Any, ...]]]:
         """Every event row in sequence order, in batches, straight from the driver on SQLite.
 
         Small batches (a few hundred rows) stay in the processor's caches while they are checked.
@@ -292,13 +346,13 @@ class AuditLog:
         if conn.dialect.name == "sqlite":
             cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
             cursor.arraysize = _BATCH
-            cursor.execute(_ROWS)
+            cursor.execute(query)
             while batch := cursor.fetchmany():
                 yield batch
             return
-        result = conn.execution_options(yield_per=10_000).exec_driver_sql(_ROWS)
+        result = conn.execution_options(yield_per=10_000).exec_driver_sql(query)
         for part in result.partitions(_BATCH):
-            yield [(*row[:6], _as_bytes(row[6]), *row[7:]) for row in part]
+            yield [(row[0], _as_bytes(row[1]), *row[2:]) for row in part]
 
     def head(self, conn: Connection) -> tuple[int, str] | None:
         """The head row (sequence number and hash) as stored, inside ``conn``'s transaction."""
@@ -328,36 +382,51 @@ class AuditLog:
         format_and_link = f'}},"format":"{FORMAT}","prev_hash":"'
         pending = sorted(s for s in anchors if s >= 1)  # anchors ahead, checked in detail
         next_anchor = pending.pop(0) if pending else 0
-        for batch in self._batches(conn):
+        derived = derived_columns(conn)
+        for batch in self._batches(conn, _CHAIN_ROWS if derived else _ROWS):
             for row in batch:
-                seq, at, actor, action, subject, backend, canonical, prev_hash, digest = row
-                # The common case in one expression: the sequence, the link, the hash, and the
-                # columns against the canonical bytes (see ``_columns_match``; ``prev_hash`` is the
-                # previous event's verified hex hash here). Anything else, an anchor included,
-                # is examined in detail.
+                # The common case in one expression: the sequence, the link and the hash; and,
+                # where the columns are stored rather than derived, the columns against the
+                # canonical bytes (see ``_columns_match``; ``prev_hash`` is the previous event's
+                # verified hex hash here). Anything else, an anchor included, is examined in
+                # detail.
                 try:
-                    if (
-                        seq == expected_seq
-                        and prev_hash == prev
-                        and sha256(prev_hash.encode() + canonical).hexdigest() == digest
-                        and (text := canonical.decode()).startswith(
-                            before := f'{{"action":{quote(action)},"actor":{quote(actor)},'
-                            f'"at":{quote(at)},"backend":'
-                            f'{"null" if backend is None else quote(backend)},"details":{{'
-                        )
-                        and text.endswith(
-                            f'{format_and_link}{prev_hash}","seq":{seq},"subject":{quote(subject)}}}',
-                            len(before),
-                        )
-                        and seq != next_anchor
-                    ):
-                        prev = digest
-                        expected_seq += 1
-                        continue
+                    if derived:
+                        seq, canonical, prev_hash, digest = row
+                        if (
+                            seq == expected_seq
+                            and prev_hash == prev
+                            and sha256(prev_hash.encode() + canonical).hexdigest() == digest
+                            and seq != next_anchor
+                        ):
+                            prev = digest
+                            expected_seq += 1
+                            continue
+                    else:
+                        seq, canonical, prev_hash, digest, at, actor, action, subject, backend = row
+                        if (
+                            seq == expected_seq
+                            and prev_hash == prev
+                            and sha256(prev_hash.encode() + canonical).hexdigest() == digest
+                            and (text := canonical.decode()).startswith(
+                                before := f'{{"action":{quote(action)},"actor":{quote(actor)},'
+                                f'"at":{quote(at)},"backend":'
+                                f'{"null" if backend is None else quote(backend)},"details":{{'
+                            )
+                            and text.endswith(
+                                f'{format_and_link}{prev_hash}","seq":{seq},'
+                                f'"subject":{quote(subject)}}}',
+                                len(before),
+                            )
+                            and seq != next_anchor
+                        ):
+                            prev = digest
+                            expected_seq += 1
+                            continue
                 except (AttributeError, TypeError, ValueError):
                     pass
                 reason, anchored = _examine(row, expected_seq, prev, anchors, anchored)
-                if seq == next_anchor and reason is None:
+                if row[0] == next_anchor and reason is None:
                     next_anchor = pending.pop(0) if pending else 0
                 if reason is not None:
                     report = ChainReport(
@@ -367,7 +436,7 @@ class AuditLog:
                         reason=reason,
                     )
                     return report, prev
-                prev = digest
+                prev = row[3]
                 expected_seq += 1
         count = expected_seq - 1
         head = self.head(conn)
@@ -420,8 +489,12 @@ def _examine(
     anchors: Mapping[int, str],
     anchored: int,
 ) -> tuple[str | None, int]:
-    """What is wrong with one event row, if anything; and the highest anchor reproduced."""
-    seq, at, actor, action, subject, backend, blob, prev_hash, digest = row
+    """What is wrong with one event row, if anything; and the highest anchor reproduced.
+
+    ``row`` is the chain (sequence, canonical bytes, previous hash, hash), followed by the stored
+    columns where they are not derived from the bytes.
+    """
+    seq, blob, prev_hash, digest = row[:4]
     canonical = _as_bytes(blob)
     if seq != expected_seq:
         return f"expected sequence {expected_seq}, found {seq}", anchored
@@ -429,8 +502,10 @@ def _examine(
         return "previous-hash link does not match the preceding event", anchored
     if hashlib.sha256(prev.encode("ascii") + canonical).hexdigest() != digest:
         return "hash does not match the stored canonical bytes", anchored
-    if not _columns_match(canonical, seq, at, actor, action, subject, backend, prev_hash):
-        return "columns differ from the canonical bytes", anchored
+    if len(row) > 4:
+        at, actor, action, subject, backend = row[4:9]
+        if not _columns_match(canonical, seq, at, actor, action, subject, backend, prev_hash):
+            return "columns differ from the canonical bytes", anchored
     if seq in anchors:
         if anchors[seq] != digest:
             return (

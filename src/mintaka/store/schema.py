@@ -11,6 +11,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Column,
+    Computed,
     Float,
     ForeignKey,
     Index,
@@ -126,6 +127,14 @@ artifacts = Table(
     Column("created_at", String(40), nullable=False),
 )
 
+
+def _derived_from_canonical(field: str) -> Computed:
+    text = "CAST(canonical AS TEXT)"
+    return Computed(
+        f"CASE WHEN json_valid({text}) THEN json_extract({text}, '$.{field}') END", persisted=False
+    )
+
+
 audit_events = Table(
     "audit_events",
     metadata,
@@ -136,15 +145,24 @@ audit_events = Table(
         primary_key=True,
         autoincrement=False,
     ),
-    Column("at", String(40), nullable=False),
-    Column("actor", String(256), nullable=False),
-    Column("action", String(64), nullable=False),
-    Column("subject", String(512), nullable=False),
-    Column("backend", String(64), nullable=True),
     Column("canonical", LargeBinary, nullable=False),
     Column("prev_hash", String(64), nullable=False),
     Column("hash", String(64), nullable=False),
+    # On SQLite the query columns are read out of the canonical bytes (virtual generated columns,
+    # migration 0008): one copy of each value, which the database refuses to update (NULL only
+    # where the bytes are not JSON, which verification reports).
+    *(
+        Column(field, String(length), _derived_from_canonical(field), nullable=True)
+        for field, length in (
+            ("at", 40),
+            ("actor", 256),
+            ("action", 64),
+            ("subject", 512),
+            ("backend", 64),
+        )
+    ),
 )
+Index("ix_audit_events_action", audit_events.c.action)
 
 # One row (id = 1) holding the chain's head; writers lock it, so the chain stays linear even with
 # several processes appending at once.
