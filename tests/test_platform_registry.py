@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -96,9 +97,7 @@ def test_a_version_number_the_backend_hands_out_again_is_a_conflict_and_writes_n
 ) -> None:
     platform.register_model("m", make_artifact(b"first"))
     # Behind Mintaka's back, the backend forgets version 1 and will issue the number again.
-    import sqlite3
-
-    local = sqlite3.connect(platform.home / "local" / "registry.db")
+    local = sqlite3.connect(platform.backend.engine.url.database)
     with local:
         local.execute("DELETE FROM local_versions WHERE name = 'm' AND version = 1")
     local.close()
@@ -113,6 +112,33 @@ def test_a_version_number_the_backend_hands_out_again_is_a_conflict_and_writes_n
         events = conn.execute(select(func.count()).select_from(audit_events)).scalar()
     assert events == events_before
     assert platform.verify_audit().ok
+    # The local registry lives in the store: its version rolled back with the refused record.
+    assert platform.backend.list_versions("m") == []
+
+
+def test_local_registry_lives_in_the_store_and_creates_versions_in_its_transaction(
+    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    registry = platform.backend
+    assert registry.resides_in(platform.store.url)
+    assert not (platform.home / "local" / "registry.db").exists()
+    monkeypatch.setattr(registry, "create_version", lambda *a, **k: pytest.fail("own commit"))
+    assert platform.register_model("m", make_artifact(b"joined")).version == 1
+    assert [v.version for v in registry.list_versions("m")] == [1]
+
+
+def test_a_local_registry_file_from_before_stays_in_use(tmp_path: Path) -> None:
+    legacy = tmp_path / "home" / "local" / "registry.db"
+    legacy.parent.mkdir(parents=True)
+    sqlite3.connect(legacy).close()
+    with Platform(tmp_path / "home", backend="local") as platform:
+        assert not platform.backend.resides_in(platform.store.url)
+        artifact = tmp_path / "model.bin"
+        artifact.write_bytes(b"kept apart")
+        assert platform.register_model("m", artifact).version == 1
+        assert [v.version for v in platform.backend.list_versions("m")] == [1]
+    with sqlite3.connect(legacy) as conn:
+        assert conn.execute("SELECT count(*) FROM local_versions").fetchone() == (1,)
 
 
 def test_create_model_twice_is_a_conflict(platform: Platform) -> None:
@@ -153,8 +179,8 @@ def test_bad_model_name_is_refused_before_any_write(
     platform: Platform, artifact: Path, name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    monkeypatch.setattr(platform.backend, "create_version", lambda *a, **k: calls.append("x"))
-    monkeypatch.setattr(platform.backend, "ensure_model", lambda *a, **k: calls.append("x"))
+    for method in ("create_version", "create_version_in", "ensure_model"):
+        monkeypatch.setattr(platform.backend, method, lambda *a, **k: calls.append("x"))
     with pytest.raises(InvalidName):
         platform.register_model(name, artifact)
     assert calls == []

@@ -53,6 +53,7 @@ from mintaka.interfaces import (
     ModelStages,
     ModelTags,
     RunTracking,
+    StoreResidentRegistry,
 )
 from mintaka.lineage import LineageStore
 from mintaka.monitoring.service import MonitoringService
@@ -323,7 +324,8 @@ class Platform:
 
         The artifact's digest is computed, its bytes stored content-addressed (durably, before
         any row refers to them), the backend creates the version, and the version, its lineage
-        (datasets -> run -> version) and an audit event are committed together.
+        (datasets -> run -> version) and an audit event are committed together, in one
+        transaction with the backend's version when the backend's registry lives in the store.
         """
         name = validate_model_name(name)
         flavor = _enum(Flavor, flavor, "flavor")
@@ -378,44 +380,48 @@ class Platform:
         if model_row is None:
             registry.ensure_model(name, description)
         version_id = self.ids.new("mv")
-        created = registry.create_version(
-            VersionRequest(
-                name=name,
-                artifact_path=str(stored.content),
-                artifact_digest=stored.digest,
-                flavor=flavor,
-                metrics=metrics_f,
-                tags=tags,
-                description=description,
-                mintaka_id=version_id,
-                idempotency_key=version_id,
-            )
-        )
-        now = self._now()
-        record = _parse(
-            ModelVersion,
-            id=version_id,
+        request = VersionRequest(
             name=name,
-            version=created.version,
-            artifact_uri=stored.uri,
+            artifact_path=str(stored.content),
             artifact_digest=stored.digest,
             flavor=flavor,
-            signature=signature or Signature(),
-            params=params_s,
             metrics=metrics_f,
             tags=tags,
-            owner=owner or (model_row[0] if model_row is not None else self.actor),
-            risk_tier=risk_tier
-            or (RiskTier(model_row[1]) if model_row is not None else RiskTier.MEDIUM),
             description=description,
-            run_id=run.id if run is not None else None,
-            code_commit=code_commit or (run.code_commit if run is not None else None),
-            dataset_ids=tuple(datasets_used),
-            created_at=now,
-            backend=self.backend.name,
-            backend_ids=created.backend_ids,
+            mintaka_id=version_id,
+            idempotency_key=version_id,
         )
+        # A registry in the store's own database creates the version in the transaction below;
+        # any other is called first, never under the store's write lock.
+        joined = isinstance(registry, StoreResidentRegistry) and registry.resides_in(self.store.url)
+        created = None if joined else registry.create_version(request)
         with self.store.write() as conn:
+            if created is None:
+                created = cast(StoreResidentRegistry, registry).create_version_in(conn, request)
+            now = self._now()
+            record = _parse(
+                ModelVersion,
+                id=version_id,
+                name=name,
+                version=created.version,
+                artifact_uri=stored.uri,
+                artifact_digest=stored.digest,
+                flavor=flavor,
+                signature=signature or Signature(),
+                params=params_s,
+                metrics=metrics_f,
+                tags=tags,
+                owner=owner or (model_row[0] if model_row is not None else self.actor),
+                risk_tier=risk_tier
+                or (RiskTier(model_row[1]) if model_row is not None else RiskTier.MEDIUM),
+                description=description,
+                run_id=run.id if run is not None else None,
+                code_commit=code_commit or (run.code_commit if run is not None else None),
+                dataset_ids=tuple(datasets_used),
+                created_at=now,
+                backend=self.backend.name,
+                backend_ids=created.backend_ids,
+            )
             sql = Sql(conn)
             if model_row is None:
                 sql.run(

@@ -531,7 +531,7 @@ def test_a_bad_model_name_is_refused_before_any_write(
     platform.register_model("existing", make_artifact(b"first"))
     artifact = make_artifact(b"never stored")
     calls: list[str] = []
-    for method in ("create_version", "ensure_model"):
+    for method in ("create_version", "create_version_in", "ensure_model"):
         original = getattr(platform.backend, method)
 
         def spy(*args: Any, _original: Any = original, _name: str = method, **kw: Any) -> Any:

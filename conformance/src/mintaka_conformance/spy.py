@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 
 from mintaka import Backend
-from mintaka.interfaces import CAPABILITY_INTERFACES
+from mintaka.interfaces import CAPABILITY_INTERFACES, StoreResidentRegistry
 
 
 def interface_methods() -> frozenset[str]:
-    """Every method any area interface defines: all the ways core can reach a backend."""
+    """Every method any backend interface defines: all the ways core can reach a backend."""
     return frozenset(
         name
-        for iface in CAPABILITY_INTERFACES.values()
+        for iface in (*CAPABILITY_INTERFACES.values(), StoreResidentRegistry)
         for name in getattr(iface, "__abstractmethods__", ())
     )
 

@@ -23,6 +23,7 @@ from mintaka.interfaces.registry import (
     ModelRegistry,
     ModelStages,
     ModelTags,
+    StoreResidentRegistry,
     VersionDeletion,
 )
 from mintaka.interfaces.runs import RunTracking
@@ -82,6 +83,7 @@ __all__ = [
     "Serving",
     "ShadowTraffic",
     "StateObserver",
+    "StoreResidentRegistry",
     "Support",
     "TrafficSplit",
     "VersionDeletion",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 
+from sqlalchemy import Connection
+
 from mintaka.domain.registry import ApprovalStatus, BackendVersion, Stage, VersionRequest
 
 
@@ -34,6 +36,29 @@ class ModelRegistry(ABC):
     @abstractmethod
     def list_models(self) -> list[str]:
         """Names of every model in the registry, managed by Mintaka or not."""
+
+
+class StoreResidentRegistry(ABC):
+    """A registry whose state is a set of tables in the control-plane store's own database.
+
+    Core then creates a version inside the store transaction that records it: one commit instead
+    of two, and no version that the registry holds and the store never heard of after a crash.
+    Only a registry that lives in that database may offer this; core never holds the store's
+    write lock across a call that could leave the machine. Not a capability: what a backend can
+    do is the same either way.
+    """
+
+    @abstractmethod
+    def resides_in(self, store_url: str) -> bool:
+        """Whether this registry's tables are in the database at ``store_url``."""
+
+    @abstractmethod
+    def create_version_in(self, conn: Connection, request: VersionRequest) -> BackendVersion:
+        """``create_version`` inside the caller's write transaction on the store.
+
+        It neither commits nor rolls back: the version exists once the caller commits, and not at
+        all if the caller rolls back.
+        """
 
 
 class ModelAliases(ABC):

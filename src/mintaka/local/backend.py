@@ -2,6 +2,13 @@
 
 It needs no cloud and is the default. It implements every registry capability natively, so it is
 also the reference the conformance suite is checked against.
+
+Its tables (``registry_db``) live in the control-plane store's SQLite database when there is one,
+beside core's tables but apart from them: they are this backend's state, which can change behind
+Mintaka's back like a cloud's, and ``sync`` compares them with the store. Sharing the database lets
+a registration create its version in the store transaction that records it (one commit, and no
+version the store never heard of after a crash). A home whose ``local/registry.db`` predates this
+keeps it; a store on another database gets that separate file too.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from mintaka.interfaces import (
     ModelTags,
     RunTracking,
     StateObserver,
+    StoreResidentRegistry,
     VersionDeletion,
 )
 from mintaka.local.registry_db import (
@@ -52,6 +60,10 @@ from mintaka.local.serving import LocalServing
 from mintaka.store.engine import Sql, Transactions, make_engine
 
 
+def _sqlite_file(url: str) -> bool:
+    return url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+
+
 class LocalSettings(BackendSettings):
     """Where the local backend keeps its state; defaults to ``<home>/local``."""
 
@@ -62,6 +74,7 @@ class LocalBackend(
     LocalServing,
     Backend,
     ModelRegistry,
+    StoreResidentRegistry,
     ModelAliases,
     ModelTags,
     ModelStages,
@@ -99,12 +112,17 @@ class LocalBackend(
         super().__init__(settings, context)
         assert isinstance(settings, LocalSettings)
         self.path = settings.path or context.home / "local"
-        self.engine = make_engine(f"sqlite:///{self.path / 'registry.db'}")
+        self.path.mkdir(parents=True, exist_ok=True)  # the server's address file, ...
+        own = self.path / "registry.db"
+        store = context.store_url
+        shared = store is not None and _sqlite_file(store) and not own.exists()
+        self.url = store if shared and store is not None else f"sqlite:///{own}"
+        self.engine = make_engine(self.url)
         metadata.create_all(self.engine)
         self.transactions = Transactions(self.engine)
 
     def describe(self) -> dict[str, Any]:
-        return {"path": str(self.path)}
+        return {"path": str(self.path), "registry": self.engine.url.database or ""}
 
     def close(self) -> None:
         if self._http is not None:
@@ -138,63 +156,69 @@ class LocalBackend(
         ):
             raise NotFound(f"model {name!r} not found in the local registry")
 
+    def resides_in(self, store_url: str) -> bool:
+        return self.url == store_url
+
     def create_version(self, request: VersionRequest) -> BackendVersion:
-        artifact_uri = Path(os.path.abspath(request.artifact_path)).as_uri()
         with self._write() as conn:
-            sql = Sql(conn)
-            known, existing, latest = sql.one(
-                "SELECT (SELECT 1 FROM local_models WHERE name = :name), "
-                "(SELECT version FROM local_versions WHERE idempotency_key = :key), "
-                "(SELECT max(version) FROM local_versions WHERE name = :name)",
-                {"name": request.name, "key": request.idempotency_key},
-            ) or (None, None, None)
-            if known is None:
-                raise NotFound(f"model {request.name!r} not found in the local registry")
-            if existing is not None:  # a retried request: report what the first one created
-                return self._version(sql, request.name, int(existing))
-            number = int(latest or 0) + 1
-            sql.run(
-                "INSERT INTO local_versions (name, version, artifact_uri, artifact_digest, "
-                "flavor, metrics, description, stage, approval, mintaka_id, idempotency_key, "
-                "created_at) VALUES (:name, :version, :uri, :digest, :flavor, :metrics, "
-                ":description, NULL, NULL, :mintaka_id, :key, :at)",
-                {
-                    "name": request.name,
-                    "version": number,
-                    "uri": artifact_uri,
-                    "digest": request.artifact_digest,
-                    "flavor": request.flavor.value,
-                    "metrics": json.dumps(dict(request.metrics)),
-                    "description": request.description,
-                    "mintaka_id": request.mintaka_id,
-                    "key": request.idempotency_key,
-                    "at": self._now(),
-                },
+            return self.create_version_in(conn, request)
+
+    def create_version_in(self, conn: Connection, request: VersionRequest) -> BackendVersion:
+        artifact_uri = Path(os.path.abspath(request.artifact_path)).as_uri()
+        sql = Sql(conn)
+        known, existing, latest = sql.one(
+            "SELECT (SELECT 1 FROM local_models WHERE name = :name), "
+            "(SELECT version FROM local_versions WHERE idempotency_key = :key), "
+            "(SELECT max(version) FROM local_versions WHERE name = :name)",
+            {"name": request.name, "key": request.idempotency_key},
+        ) or (None, None, None)
+        if known is None:
+            raise NotFound(f"model {request.name!r} not found in the local registry")
+        if existing is not None:  # a retried request: report what the first one created
+            return self._version(sql, request.name, int(existing))
+        number = int(latest or 0) + 1
+        sql.run(
+            "INSERT INTO local_versions (name, version, artifact_uri, artifact_digest, "
+            "flavor, metrics, description, stage, approval, mintaka_id, idempotency_key, "
+            "created_at) VALUES (:name, :version, :uri, :digest, :flavor, :metrics, "
+            ":description, NULL, NULL, :mintaka_id, :key, :at)",
+            {
+                "name": request.name,
+                "version": number,
+                "uri": artifact_uri,
+                "digest": request.artifact_digest,
+                "flavor": request.flavor.value,
+                "metrics": json.dumps(dict(request.metrics)),
+                "description": request.description,
+                "mintaka_id": request.mintaka_id,
+                "key": request.idempotency_key,
+                "at": self._now(),
+            },
+        )
+        if request.tags:
+            sql.run_many(
+                "INSERT INTO local_tags (name, version, key, value) "
+                "VALUES (:name, :version, :key, :value)",
+                [
+                    {"name": request.name, "version": number, "key": k, "value": v}
+                    for k, v in request.tags.items()
+                ],
             )
-            if request.tags:
-                sql.run_many(
-                    "INSERT INTO local_tags (name, version, key, value) "
-                    "VALUES (:name, :version, :key, :value)",
-                    [
-                        {"name": request.name, "version": number, "key": k, "value": v}
-                        for k, v in request.tags.items()
-                    ],
-                )
-            # Aliases are read back rather than assumed empty: this registry can be changed
-            # behind Mintaka's back, like any cloud's.
-            return BackendVersion.model_construct(
-                name=request.name,
-                version=number,
-                artifact_uri=artifact_uri,
-                artifact_digest=request.artifact_digest,
-                aliases=self._aliases(sql, request.name, number),
-                tags=dict(request.tags),
-                stage=None,
-                approval=None,
-                mintaka_id=request.mintaka_id,
-                backend_ids={"model": request.name, "version": str(number)},
-                extra={},
-            )
+        # Aliases are read back rather than assumed empty: this registry can be changed
+        # behind Mintaka's back, like any cloud's.
+        return BackendVersion.model_construct(
+            name=request.name,
+            version=number,
+            artifact_uri=artifact_uri,
+            artifact_digest=request.artifact_digest,
+            aliases=self._aliases(sql, request.name, number),
+            tags=dict(request.tags),
+            stage=None,
+            approval=None,
+            mintaka_id=request.mintaka_id,
+            backend_ids={"model": request.name, "version": str(number)},
+            extra={},
+        )
 
     @staticmethod
     def _aliases(sql: Sql, name: str, version: int) -> tuple[str, ...]:

@@ -1,7 +1,8 @@
-"""The local backend's own state: what a cloud registry would hold, in one SQLite file.
+"""The local backend's own state: what a cloud registry would hold.
 
-It is kept apart from the control-plane store on purpose: the local backend is a cloud like any
-other, so its state can be changed behind Mintaka's back and ``sync`` must notice.
+These tables are kept apart from the control-plane tables on purpose (in the store's database or
+in a file of their own, see ``LocalBackend``): the local backend is a cloud like any other, so its
+state can be changed behind Mintaka's back and ``sync`` must notice.
 """
 
 from __future__ import annotations
@@ -44,6 +45,9 @@ local_versions = Table(
     Column("idempotency_key", String(128), nullable=True, unique=True),
     Column("created_at", String(40), nullable=False),
     PrimaryKeyConstraint("name", "version"),
+    # Clustered on (name, version): a new version writes this b-tree and the idempotency-key
+    # index, not a row-id b-tree besides.
+    sqlite_with_rowid=False,
 )
 
 local_aliases = Table(

@@ -10,6 +10,7 @@ import pytest
 
 from mintaka import Capability, NotFound, Platform, Stage
 from mintaka.domain.registry import ApprovalStatus, VersionRequest
+from mintaka.interfaces import StoreResidentRegistry
 from mintaka_conformance.fixtures import AbstractBackendFixtures
 from mintaka_conformance.scenarios import ModelScenario, Names
 
@@ -80,6 +81,48 @@ class AbstractRegistryTests(AbstractBackendFixtures):
         again = cloud.create_version(request)
         assert again.version == first.version == 1
         assert [v.version for v in cloud.list_versions(name)] == [1]
+
+    @pytest.mark.requires(Capability.REGISTRY)
+    def test_version_created_in_the_store_transaction_commits_with_it(
+        self,
+        platform: Platform,
+        cloud: Any,
+        names: Names,
+        make_artifact: Callable[[bytes], Path],
+    ) -> None:
+        """The backend MUST create a version inside the caller's store transaction when its registry
+        resides in the control-plane store: absent after a rollback, there once it commits, and
+        idempotent on its key within it."""
+        resident = cloud if isinstance(cloud, StoreResidentRegistry) else None
+        if resident is None or not resident.resides_in(platform.store.url):
+            pytest.skip(f"backend '{cloud.name}' keeps its registry outside the store")
+        name = names.model()
+        stored = platform.artifacts.ingest(make_artifact(b"weights in the store"))
+        cloud.ensure_model(name)
+        request = VersionRequest(
+            name=name,
+            artifact_path=str(stored.content),
+            artifact_digest=stored.digest,
+            mintaka_id="mv-in-store",
+            idempotency_key="mv-in-store",
+        )
+
+        class RolledBack(Exception):
+            pass
+
+        def abandoned() -> None:
+            with platform.store.write() as conn:
+                assert resident.create_version_in(conn, request).version == 1
+                raise RolledBack
+
+        with pytest.raises(RolledBack):
+            abandoned()
+        assert cloud.list_versions(name) == []
+        with platform.store.write() as conn:
+            first = resident.create_version_in(conn, request)
+            again = resident.create_version_in(conn, request)
+        assert again.version == first.version == 1
+        assert [v.mintaka_id for v in cloud.list_versions(name)] == ["mv-in-store"]
 
     @pytest.mark.requires(Capability.REGISTRY)
     def test_get_missing_version_raises_not_found(
