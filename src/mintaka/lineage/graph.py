@@ -9,7 +9,7 @@ algorithms and drawing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Sequence, Set
 from functools import lru_cache
 from typing import Any
 
@@ -47,6 +47,13 @@ _IN_CHUNK = 500  # keys per IN list, well under every database's bound-parameter
 # Kinds whose ancestors ``lineage_reach`` indexes, so that "which deployments descend from X"
 # costs one index range however many runs and versions lie in between.
 INDEXED_KINDS = frozenset({NodeKind.DEPLOYMENT})
+_INSERT_NODE = (
+    "INSERT INTO lineage_nodes (kind, key, label, attrs) "
+    "VALUES (:kind, :key, :label, :attrs) ON CONFLICT DO NOTHING"
+)
+_INSERT_EDGE = (
+    "INSERT INTO lineage_edges (src, dst, kind) VALUES (:src, :dst, :kind) ON CONFLICT DO NOTHING"
+)
 _UPSTREAM = (
     "WITH RECURSIVE up(id) AS (SELECT :start UNION "
     "SELECT e.src FROM lineage_edges e JOIN up ON e.dst = up.id) SELECT id FROM up"
@@ -64,63 +71,65 @@ class LineageStore:
     def add(
         self, conn: Connection, nodes: Sequence[LineageNode], edges: Sequence[LineageEdge]
     ) -> None:
-        """Insert nodes and edges that are not there yet (idempotent)."""
+        """Insert nodes and edges that are not there yet (idempotent).
+
+        Rows go in one at a time so that each statement says whether it inserted anything: the
+        id of a new node needs no lookup, and the reach index changes only for new edges (an
+        edge already stored was indexed when it was added) and never below a node this call
+        created (nothing lies below it yet).
+        """
         sql = Sql(conn)
         given: dict[str, tuple[str, str]] = {}
-        if nodes:
-            rows = []
-            for n in nodes:
-                kind = n.kind.value
-                given[f"{kind}:{n.key}"] = (kind, n.key)
-                rows.append(
-                    {
-                        "kind": kind,
-                        "key": n.key,
-                        "label": n.label,
-                        "attrs": json.dumps(n.attrs) if n.attrs else "{}",
-                    }
-                )
-            sql.run_many(
-                "INSERT INTO lineage_nodes (kind, key, label, attrs) "
-                "VALUES (:kind, :key, :label, :attrs) ON CONFLICT DO NOTHING",
-                rows,
+        ids: dict[tuple[str, str], int] = {}
+        created: set[int] = set()
+        for n in nodes:
+            kind = n.kind.value
+            pair = given[f"{kind}:{n.key}"] = (kind, n.key)
+            pk = sql.insert_id(
+                _INSERT_NODE,
+                {
+                    "kind": kind,
+                    "key": n.key,
+                    "label": n.label,
+                    "attrs": json.dumps(n.attrs) if n.attrs else "{}",
+                },
             )
+            if pk is not None:
+                ids[pair] = pk
+                created.add(pk)
         if not edges:
             return
         ends = [(given.get(e.src) or _pair(e.src), given.get(e.dst) or _pair(e.dst)) for e in edges]
-        ids = self._ids(sql, {end for pair in ends for end in pair})
-        missing = sorted(
-            {f"{kind}:{key}" for pair in ends for kind, key in pair if (kind, key) not in ids}
-        )
+        unknown = {end for pair in ends for end in pair if end not in ids}
+        if unknown:
+            ids.update(self._ids(sql, unknown))
+        missing = sorted({f"{kind}:{key}" for kind, key in unknown if (kind, key) not in ids})
         if missing:
             raise NotFound(f"lineage edge refers to unknown node(s): {', '.join(missing)}")
-        pairs = [(ids[src], ids[dst]) for src, dst in ends]
-        sql.run_many(
-            "INSERT INTO lineage_edges (src, dst, kind) VALUES (:src, :dst, :kind) "
-            "ON CONFLICT DO NOTHING",
-            [
-                {"src": src, "dst": dst, "kind": e.kind.value}
-                for (src, dst), e in zip(pairs, edges, strict=True)
-            ],
-        )
-        self._extend_reach(
-            sql, [(src, dst, end[1][0]) for (src, dst), end in zip(pairs, ends, strict=True)]
-        )
+        fresh: list[tuple[int, int, str]] = []
+        for (src, dst), edge in zip(ends, edges, strict=True):
+            src_id, dst_id = ids[src], ids[dst]
+            if sql.run(_INSERT_EDGE, {"src": src_id, "dst": dst_id, "kind": edge.kind.value}):
+                fresh.append((src_id, dst_id, dst[0]))
+        if fresh:
+            self._extend_reach(sql, fresh, created)
 
     @staticmethod
-    def _extend_reach(sql: Sql, edges: Sequence[tuple[int, int, str]]) -> None:
-        """Keep ``lineage_reach`` whole after the edges ``src -> dst`` (``dst`` of a kind).
+    def _extend_reach(
+        sql: Sql, edges: Sequence[tuple[int, int, str]], created: Set[int] = frozenset()
+    ) -> None:
+        """Keep ``lineage_reach`` whole after the new edges ``src -> dst`` (``dst`` of a kind).
 
         An edge joins everything upstream of ``src`` (``src`` included) to every indexed node
         downstream of ``dst`` (``dst`` included). Those were in the index before this call:
         take the new edge nearest to such a node on any path; below it the path is old, and
         every edge, new ones included, is already stored when the upstream side is walked. So
-        they are looked up once, for all the edges (usually there are none: nothing is deployed
-        below a new edge).
+        they are looked up once, for all the edges, except below the nodes in ``created``, which
+        have nothing below them in the index (usually there is nothing to look up at all).
         """
         indexed = {kind.value for kind in INDEXED_KINDS}
         below: dict[int, list[int]] = {dst: [] for _, dst, _ in edges}
-        heads = list(below)
+        heads = [node for node in below if node not in created]
         for start in range(0, len(heads), _IN_CHUNK):
             chunk = heads[start : start + _IN_CHUNK]
             marks = ", ".join(f":d{i}" for i in range(len(chunk)))

@@ -250,6 +250,15 @@ class Sql:
             return int(self._cursor.execute(sql, params or {}).rowcount)
         return int(self._conn.execute(_text(sql), dict(params or {})).rowcount)
 
+    def insert_id(self, sql: str, params: Mapping[str, Any]) -> int | None:
+        """Run one ``INSERT`` into a table keyed by an integer ``id``; the new row's id, or None
+        when it inserted nothing (``ON CONFLICT DO NOTHING``)."""
+        if self._cursor is not None:
+            cursor = self._cursor.execute(sql, params)
+            return int(cursor.lastrowid) if cursor.rowcount == 1 and cursor.lastrowid else None
+        row = self._conn.execute(_text(sql + " RETURNING id"), dict(params)).first()
+        return None if row is None else int(row[0])
+
     def run_many(self, sql: str, params: Iterable[Mapping[str, Any]]) -> None:
         batch = [dict(p) for p in params]
         if not batch:
