@@ -58,6 +58,25 @@ def test_a_rerun_with_the_same_inputs_is_served_from_the_cache(platform: Platfor
     assert [s.cached for s in changed.steps] == [False, False]
 
 
+def test_runs_computing_the_same_step_each_get_their_own_workdir(platform: Platform) -> None:
+    uncached = PipelineSpec(
+        name="uncached",
+        parameters={"n": 3},
+        steps=[
+            StepSpec(
+                name="produce", entrypoint=f"{STEPS}:produce", inputs={"n": "params.n"}, cache=False
+            )
+        ],
+    )
+    first = platform.pipelines.run(uncached, isolation="inline")
+    second = platform.pipelines.run(uncached, isolation="inline")
+    assert first.steps[0].cache_key == second.steps[0].cache_key
+    files = [Path(run.steps[0].outputs["file"]) for run in (first, second)]
+    assert files[0] != files[1]
+    assert [f.parent.name for f in files] == [first.id, second.id]
+    assert all(f.read_text() == "6" for f in files)  # the earlier run's outputs are intact
+
+
 def test_changed_data_bytes_are_a_cache_miss(platform: Platform, tmp_path: Path) -> None:
     data = tmp_path / "data.txt"
     data.write_text("abc")

@@ -319,7 +319,9 @@ class LocalExecutor:
             hit = self._cached(contract, entry)
             if hit is not None:
                 return hit, key, True
-        work = entry / "work"
+        # A workdir per run: two runs computing the same entry at once never share files (the
+        # entry's outputs.json is replaced atomically, the last writer's outputs win).
+        work = entry / "work" / state.run.id
         if work.exists():
             shutil.rmtree(work)
         work.mkdir(parents=True)
@@ -332,6 +334,9 @@ class LocalExecutor:
             value = getattr(result, name)
             if value is not None:
                 digests[name] = content_digest(Path(value))
+        if isinstance(result, GateOutcome) and not result.passed:
+            # A gate that held is asked again on the next attempt (its reason may have gone).
+            return result, key, False
         _write_atomic(
             entry / "outputs.json",
             json.dumps({"outputs": result.model_dump(mode="json"), "digests": digests}),
