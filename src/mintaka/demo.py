@@ -219,7 +219,7 @@ def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -
         write_dataset(data, rows=2000, seed=SEED + 1, shift=1.0, weights=RECENT_WEIGHTS)
         stream = traffic(41, shift=1.0)
         for request, _run in platform.pipelines.process_requests(**options):
-            if request.status != "failed" or request.pipeline_run is None:
+            if request.status != "waiting" or request.pipeline_run is None:
                 continue
             state = platform.pipelines.get(request.pipeline_run)
             stopped = [s.name for s in state.run.steps if s.status.value == "failed"]
@@ -235,6 +235,7 @@ def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -
             _document_and_approve(platform, challenger, "recent applications (seed 8), 2,000 rows")
             step("resuming: canary 10% -> 50% -> 100% under the SLA, then promotion")
             platform.pipelines.resume(request.pipeline_run, **options)
+        platform.pipelines.process_requests(**options)  # the resumed run settles its request
     result = _report(
         platform, work, refused=refused, calm=calm, drifted=drifted, traced_id=traced_id
     )

@@ -74,3 +74,15 @@ def at_most(inputs: LimitInputs) -> GateOutcome:
 
 def untyped(inputs, ctx):  # type: ignore[no-untyped-def]
     return {}
+
+
+class SignOffInputs(BaseModel):
+    total: int
+
+
+def signed_off(inputs: SignOffInputs) -> GateOutcome:
+    """A gate that holds while the flag file exists (someone's sign-off still outstanding)."""
+    flag = os.environ.get(FAIL_FLAG)
+    passed = not (flag and Path(flag).exists())
+    check = GateCheck(name="sign-off", passed=passed, value=int(passed), limit=1)
+    return GateOutcome(passed=passed, checks=(check,))

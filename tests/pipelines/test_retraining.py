@@ -11,7 +11,7 @@ import pytest
 from mintaka import IdFactory, ManualClock, NotFound, Platform, ValidationError
 from mintaka.demo import write_dataset
 from mintaka.demo_pipeline import credit_pipeline
-from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
+from mintaka.domain.pipelines import GateKind, PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.registry import Stage
 
 STEPS = "pipeline_steps"
@@ -123,6 +123,71 @@ def test_alert_requests_are_queued_then_run_once_per_model(
     assert failed.status == "failed"
     assert "asked to fail" in failed.outcome
     assert platform.pipelines.get(failed.pipeline_run or "").run.status is PipelineStatus.FAILED
+
+
+def held() -> PipelineSpec:
+    """``tiny`` followed by a gate that holds while the fail flag exists."""
+    return PipelineSpec(
+        name="held",
+        parameters={"n": 1},
+        steps=[
+            *tiny().steps,
+            StepSpec(
+                name="sign-off",
+                entrypoint=f"{STEPS}:signed_off",
+                gate=GateKind.DEPLOYMENT,
+                inputs={"total": "produce.total"},
+            ),
+        ],
+    )
+
+
+def test_a_request_stopped_at_a_gate_waits_for_its_run_to_be_resumed(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = tmp_path / "hold"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    platform.pipelines.bind("m", held())
+    request = platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
+    [(waiting, none)] = platform.pipelines.process_requests(isolation="inline")
+    assert none is None
+    assert waiting.status == "waiting"
+    assert "gate 'sign-off'" in waiting.outcome
+    run_id = waiting.pipeline_run or ""
+    assert platform.pipelines.get(run_id).run.status is PipelineStatus.FAILED
+    # nothing changes until the run is resumed past its gate
+    assert platform.pipelines.process_requests(isolation="inline") == []
+    assert platform.pipelines.requests("waiting") == [waiting]
+
+    flag.unlink()  # the sign-off arrives
+    resumed = platform.pipelines.resume(run_id, isolation="inline")
+    assert resumed.status is PipelineStatus.SUCCEEDED
+    [(settled, run)] = platform.pipelines.process_requests(isolation="inline")
+    assert (settled.id, settled.status) == (request.id, "done")
+    assert settled.outcome == "succeeded after resuming"
+    assert run is not None
+    assert run.id == run_id
+    assert platform.pipelines.process_requests(isolation="inline") == []
+
+
+def test_a_later_retraining_supersedes_a_waiting_request(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = tmp_path / "hold"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    platform.pipelines.bind("m", held())
+    first = platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
+    platform.pipelines.process_requests(isolation="inline")
+    flag.unlink()
+    second = platform.pipelines.request_retraining("m", "psi 0.7 > 0.2", trigger="drift")
+    [(done, run)] = platform.pipelines.process_requests(isolation="inline")
+    assert (done.id, done.status) == (second.id, "done")
+    assert run is not None
+    assert run.status is PipelineStatus.SUCCEEDED
+    statuses = {r.id: (r.status, r.outcome) for r in platform.pipelines.requests()}
+    assert statuses[first.id] == ("done", f"superseded by {second.id}")
 
 
 def test_a_schedule_makes_a_model_due(platform: Platform, clock: ManualClock) -> None:

@@ -21,9 +21,9 @@ from pydantic import ValidationError as PydanticValidationError
 
 from mintaka.capabilities import Capability
 from mintaka.domain.base import AwareDatetime, JSONDict
-from mintaka.domain.pipelines import NativePipeline, PipelineRun, PipelineSpec
+from mintaka.domain.pipelines import NativePipeline, PipelineRun, PipelineSpec, PipelineStatus
 from mintaka.domain.registry import ModelVersion, Stage
-from mintaka.errors import MintakaError, NotFound, ValidationError
+from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError
 from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent, _write_atomic
 
 if TYPE_CHECKING:
@@ -80,7 +80,8 @@ class RetrainRequest(BaseModel):
     trigger: Trigger
     at: AwareDatetime
     alert: str | None = None
-    status: Literal["pending", "done", "failed"] = "pending"
+    # pending -> done | waiting (stopped at a gate; ``pipeline_run`` resumes it) | failed
+    status: Literal["pending", "waiting", "done", "failed"] = "pending"
     pipeline_run: str | None = None
     outcome: str = ""
 
@@ -266,11 +267,25 @@ class PipelineService:
         return [r for r in found if status is None or r.status == status]
 
     def process_requests(self, **options: Any) -> list[tuple[RetrainRequest, PipelineRun | None]]:
-        """Run every pending retraining request (one run per model, oldest reason first)."""
-        done: list[tuple[RetrainRequest, PipelineRun | None]] = []
-        pending = self.requests("pending")
+        """Run every pending retraining request (one run per model, oldest reason first), and
+        settle the waiting ones.
+
+        A request whose run stopped at a gate (approvals to collect, a champion not beaten) is
+        ``waiting``, with the run to resume; it becomes ``done`` once that run has succeeded
+        (resumed by whoever collected the approvals), or once a later request for the same model
+        has retrained it. Any other error marks the request ``failed``.
+        """
+        handled: list[tuple[RetrainRequest, PipelineRun | None]] = []
+        for request in self.requests("waiting"):
+            run = self._run_of(request)
+            if run is not None and run.status is PipelineStatus.SUCCEEDED:
+                settled = request.model_copy(
+                    update={"status": "done", "outcome": "succeeded after resuming"}
+                )
+                self._save_request(settled)
+                handled.append((settled, run))
         seen: dict[str, RetrainRequest] = {}
-        for request in pending:
+        for request in self.requests("pending"):
             if request.model in seen:
                 merged = request.model_copy(
                     update={"status": "done", "outcome": f"merged into {seen[request.model].id}"}
@@ -282,20 +297,44 @@ class PipelineService:
                 run = self.retrain(
                     request.model, request.reason, trigger=request.trigger, **options
                 )
-            except MintakaError as exc:
-                failed_run = getattr(exc, "run_id", None)
+            except GateFailed as exc:
+                status = "waiting" if exc.run_id else "failed"
                 updated = request.model_copy(
-                    update={"status": "failed", "outcome": str(exc), "pipeline_run": failed_run}
+                    update={"status": status, "outcome": str(exc), "pipeline_run": exc.run_id}
                 )
                 self._save_request(updated)
-                done.append((updated, None))
+                handled.append((updated, None))
+                continue
+            except MintakaError as exc:
+                updated = request.model_copy(
+                    update={
+                        "status": "failed",
+                        "outcome": str(exc),
+                        "pipeline_run": getattr(exc, "run_id", None),
+                    }
+                )
+                self._save_request(updated)
+                handled.append((updated, None))
                 continue
             updated = request.model_copy(
                 update={"status": "done", "pipeline_run": run.id, "outcome": run.status.value}
             )
             self._save_request(updated)
-            done.append((updated, run))
-        return done
+            handled.append((updated, run))
+            for older in self.requests("waiting"):
+                if older.model == request.model and older.seq < request.seq:
+                    self._save_request(
+                        older.model_copy(
+                            update={"status": "done", "outcome": f"superseded by {request.id}"}
+                        )
+                    )
+        return handled
+
+    def _run_of(self, request: RetrainRequest) -> PipelineRun | None:
+        try:
+            return self.get(request.pipeline_run).run if request.pipeline_run else None
+        except NotFound:
+            return None
 
     def due(self, now: datetime | None = None) -> list[str]:
         """Models whose schedule says they are due for retraining at ``now``."""
