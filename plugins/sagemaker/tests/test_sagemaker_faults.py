@@ -132,3 +132,52 @@ def test_lost_responses_on_creates_are_reconciled(platform: Platform, tmp_path: 
     assert audited(platform, "endpoint.create") == ["churn-live"]
     answer = platform.serving.invoke("churn-live", {"a": 1.0})
     assert answer["route"] == "blue"
+
+
+def _lost_then_throttled() -> list[Fault]:
+    """One create's attempts: the first succeeds with its response lost, every retry throttled."""
+    return [Fault.LOST_RESPONSE, *[Fault.THROTTLING] * (SETTINGS["max_attempts"] - 1)]
+
+
+def test_a_lost_create_endpoint_throttled_to_the_end_of_its_budget_is_reconciled(
+    platform: Platform, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"weights"))
+    faults = FaultInjector(script=_lost_then_throttled(), operations={"CreateEndpoint"})
+    faults.attach(sagemaker_client(platform))
+    endpoint = platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    assert len(faults.faults(Fault.THROTTLING)) == SETTINGS["max_attempts"] - 1
+    sm = make_client("sagemaker")
+    [config] = sm.list_endpoint_configs()["EndpointConfigs"]
+    [found] = sm.list_endpoints()["Endpoints"]
+    assert (
+        sm.describe_endpoint(EndpointName="churn-live")["EndpointConfigName"]
+        == (config["EndpointConfigName"])
+    )
+    assert found["EndpointStatus"] == "InService"
+    assert len(sm.list_models()["Models"]) == 1
+    assert [r.name for r in endpoint.routes] == ["blue"]
+    assert audited(platform, "endpoint.create") == ["churn-live"]
+    assert platform.serving.invoke("churn-live", {"a": 1.0})["route"] == "blue"
+
+
+def test_a_create_endpoint_whose_outcome_cannot_be_told_keeps_what_it_may_use(
+    platform: Platform, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"weights"))
+    faults = FaultInjector(
+        script=[*_lost_then_throttled(), *[Fault.THROTTLING] * SETTINGS["max_attempts"]],
+        operations={"CreateEndpoint", "DescribeEndpoint"},
+    )
+    faults.attach(sagemaker_client(platform))
+    with pytest.raises(RetryExhausted):
+        platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    sm = make_client("sagemaker")
+    [config] = sm.list_endpoint_configs()["EndpointConfigs"]
+    # The endpoint was created by the lost attempt and still has its config and model.
+    assert (
+        sm.describe_endpoint(EndpointName="churn-live")["EndpointConfigName"]
+        == (config["EndpointConfigName"])
+    )
+    assert len(sm.list_models()["Models"]) == 1
+    assert audited(platform, "endpoint.create") == []

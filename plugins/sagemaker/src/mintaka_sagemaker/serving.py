@@ -409,11 +409,16 @@ class SageMakerServing(SageMakerRegistry):
         """``Conflict`` when the name is taken, as ``CreateEndpoint`` itself reports it: an
         "already exists" on the call's first attempt is someone else's endpoint (what this call
         made for it is removed again); on a retried attempt it is reconciled when the endpoint
-        serves this call's config (the first attempt succeeded and its response was lost)."""
+        serves this call's config (the first attempt succeeded and its response was lost). A
+        retried call that fails otherwise (throttled until its budget ran out) is reconciled the
+        same way; when the endpoint cannot be described either, the error is raised and the
+        config and models it may be using are kept (discovery lists the endpoint, which Mintaka
+        has no record of)."""
         layout = self._layout(name, routes, traffic)
         config = self._config_name(name, 1, layout)
         models = self._ensure_models(name, layout)
         made_config = False
+        created = False  # once the endpoint may exist, its config and models are never removed
         try:
             made_config = self._create_config(config, layout)
             try:
@@ -428,9 +433,21 @@ class SageMakerServing(SageMakerRegistry):
                     raise
                 if not (was_retried(exc) and self._serves_config(name, config)):
                     raise Conflict(f"[sagemaker] endpoint {name!r} already exists") from exc
+            except MintakaError as exc:
+                # A retried call may have created the endpoint on an attempt whose response was
+                # lost (then throttled until the budget ran out): it is this call's if it serves
+                # this call's config; if that cannot be told, nothing it may use is removed.
+                if not was_retried(exc):
+                    raise
+                serves = self._may_serve(name, config)
+                if serves is not True:
+                    created = serves is None
+                    raise
+            created = True
             described = self._wait(name)
         except MintakaError:
-            self._discard([config] if made_config else [], models)
+            if not created:
+                self._discard([config] if made_config else [], models)
             raise
         if described["EndpointStatus"] != "InService":
             raise BackendError(
@@ -439,6 +456,13 @@ class SageMakerServing(SageMakerRegistry):
                 "sagemaker",
             )
         return self._endpoint_from(described)
+
+    def _may_serve(self, name: str, config: str) -> bool | None:
+        """``_serves_config``, or None when the endpoint cannot be described right now."""
+        try:
+            return self._serves_config(name, config)
+        except MintakaError:
+            return None
 
     def _serves_config(self, name: str, config: str) -> bool:
         try:
