@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mintaka.domain.registry import ApprovalStatus, BackendVersion, Stage, VersionRequest
 from mintaka.errors import Conflict, NotFound, ValidationError
@@ -70,8 +70,50 @@ def version_source(settings: DatabricksSettings, request: VersionRequest) -> str
     return Path(request.artifact_path).resolve().as_uri()
 
 
+class VersionTagWrites(WorkspaceAccess):
+    """Version tags written over REST, shared by both registries: the paths differ, the rules
+    (reserved keys, NotFound only for a missing version) do not."""
+
+    _SET_TAG_PATH: str
+    _DELETE_TAG_PATH: str
+
+    if TYPE_CHECKING:  # each registry reads its versions its own way
+
+        def get_version(self, name: str, version: int) -> BackendVersion: ...
+
+    def _set_tag(self, name: str, version: int, key: str, value: str) -> None:
+        full = self._full_name(name)
+        self._rest(
+            "POST",
+            self._SET_TAG_PATH,
+            f"tagging {full} version {version}",
+            body={"name": full, "version": str(version), "key": key, "value": value},
+        )
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        _check_user_tags(tags)
+        for key, value in tags.items():
+            self._set_tag(name, version, key, value)
+
+    def delete_tag(self, name: str, version: int, key: str) -> None:
+        _check_user_tags({key: ""})
+        full = self._full_name(name)
+        try:
+            self._rest(
+                "DELETE",
+                self._DELETE_TAG_PATH,
+                f"deleting tag {key} of {full} version {version}",
+                query={"name": full, "version": str(version), "key": key},
+            )
+        except NotFound:
+            self.get_version(name, version)  # a missing version is NotFound; a missing key is not
+
+    def set_approval(self, name: str, version: int, status: ApprovalStatus) -> None:
+        self._set_tag(name, version, APPROVAL_TAG, status.value)
+
+
 class UnityCatalogRegistry(
-    WorkspaceAccess,
+    VersionTagWrites,
     ModelRegistry,
     ModelAliases,
     ModelTags,
@@ -80,6 +122,9 @@ class UnityCatalogRegistry(
     VersionDeletion,
 ):
     """``Capability.REGISTRY`` and its relatives over Unity Catalog registered models."""
+
+    _SET_TAG_PATH = f"{ML_UC}/model-versions/tags"
+    _DELETE_TAG_PATH = f"{ML_UC}/model-versions/tags"
 
     # -- models ---------------------------------------------------------------------------------
 
@@ -251,35 +296,5 @@ class UnityCatalogRegistry(
 
     # -- tags, stage and approval ---------------------------------------------------------------
 
-    def _set_tag(self, name: str, version: int, key: str, value: str) -> None:
-        full = self._full_name(name)
-        self._rest(
-            "POST",
-            f"{ML_UC}/model-versions/tags",
-            f"tagging {full} version {version}",
-            body={"name": full, "version": str(version), "key": key, "value": value},
-        )
-
-    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
-        _check_user_tags(tags)
-        for key, value in tags.items():
-            self._set_tag(name, version, key, value)
-
-    def delete_tag(self, name: str, version: int, key: str) -> None:
-        _check_user_tags({key: ""})
-        full = self._full_name(name)
-        try:
-            self._rest(
-                "DELETE",
-                f"{ML_UC}/model-versions/tags",
-                f"deleting tag {key} of {full} version {version}",
-                query={"name": full, "version": str(version), "key": key},
-            )
-        except NotFound:
-            self.get_version(name, version)  # a missing version is NotFound; a missing key is not
-
     def set_stage(self, name: str, version: int, stage: Stage) -> None:
         self._set_tag(name, version, STAGE_TAG, stage.value)
-
-    def set_approval(self, name: str, version: int, status: ApprovalStatus) -> None:
-        self._set_tag(name, version, APPROVAL_TAG, status.value)

@@ -34,6 +34,7 @@ from mintaka_databricks.errors import BACKEND
 from mintaka_databricks.names import mintaka_name, uc_leaf
 from mintaka_databricks.registry import (
     PENDING,
+    VersionTagWrites,
     _check_user_tags,
     _tags,
     _user_tags,
@@ -45,7 +46,6 @@ from mintaka_databricks.workspace import (
     FLAVOR_TAG,
     ID_TAG,
     KEY_TAG,
-    WorkspaceAccess,
 )
 
 ML = "/api/2.0/mlflow"
@@ -63,7 +63,7 @@ _FROM_WORKSPACE = {v.lower(): k for k, v in STAGES.items()}
 
 
 class WorkspaceModelRegistry(
-    WorkspaceAccess,
+    VersionTagWrites,
     ModelRegistry,
     ModelAliases,
     ModelTags,
@@ -72,6 +72,9 @@ class WorkspaceModelRegistry(
     VersionDeletion,
 ):
     """``Capability.REGISTRY`` and its relatives over workspace registered models."""
+
+    _SET_TAG_PATH = f"{ML}/model-versions/set-tag"
+    _DELETE_TAG_PATH = f"{ML}/model-versions/delete-tag"
 
     # -- names ----------------------------------------------------------------------------------
 
@@ -288,33 +291,6 @@ class WorkspaceModelRegistry(
 
     # -- tags, stage and approval ---------------------------------------------------------------
 
-    def _set_tag(self, name: str, version: int, key: str, value: str) -> None:
-        full = self._full_name(name)
-        self._rest(
-            "POST",
-            f"{ML}/model-versions/set-tag",
-            f"tagging {full} version {version}",
-            body={"name": full, "version": str(version), "key": key, "value": value},
-        )
-
-    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
-        _check_user_tags(tags)
-        for key, value in tags.items():
-            self._set_tag(name, version, key, value)
-
-    def delete_tag(self, name: str, version: int, key: str) -> None:
-        _check_user_tags({key: ""})
-        full = self._full_name(name)
-        try:
-            self._rest(
-                "DELETE",
-                f"{ML}/model-versions/delete-tag",
-                f"deleting tag {key} of {full} version {version}",
-                query={"name": full, "version": str(version), "key": key},
-            )
-        except NotFound:
-            self._raw_version(full, version)  # a missing version is NotFound; a missing key is not
-
     def set_stage(self, name: str, version: int, stage: Stage) -> None:
         full = self._full_name(name)
         self._rest(
@@ -328,9 +304,6 @@ class WorkspaceModelRegistry(
                 "archive_existing_versions": False,
             },
         )
-
-    def set_approval(self, name: str, version: int, status: ApprovalStatus) -> None:
-        self._set_tag(name, version, APPROVAL_TAG, status.value)
 
 
 def _alias_tags(model: Mapping[str, Any], versions: set[int] | None) -> dict[str, int]:
