@@ -9,6 +9,7 @@ import pytest
 
 from mintaka import Capability, Platform
 from mintaka.domain.discovery import ResourceKind
+from mintaka.domain.registry import ApprovalStatus
 from mintaka.domain.serving import TrafficMap
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
 from mintaka_conformance.fixtures import AbstractBackendFixtures, OutOfBand
@@ -129,6 +130,23 @@ class AbstractSyncTests(AbstractBackendFixtures):
         assert [(d.kind, d.subject, d.recorded, d.observed) for d in differences] == [
             ("version.tags", f"{scenario.name}:1", {"team": "risk"}, {"team": "fraud"})
         ]
+
+    @pytest.mark.requires(Capability.SYNC, Capability.REGISTRY_APPROVAL)
+    def test_approval_changed_out_of_band_is_reported_then_resolved(
+        self, platform: Platform, cloud: Any, out_of_band: OutOfBand, scenario: ModelScenario
+    ) -> None:
+        """The backend MUST reveal a version approved through the cloud's own API while core
+        projects it pending (it has no approvals), and the undoing of that change."""
+        approve = getattr(out_of_band, "set_approval", None) or cloud.set_approval
+        approve(scenario.name, 1, ApprovalStatus.APPROVED)
+        differences = platform.sync()
+        assert [(d.kind, d.subject, d.recorded, d.observed) for d in differences] == [
+            ("version.approval", f"{scenario.name}:1", "pending", "approved")
+        ]
+        assert [s for s, _ in _audited(platform, DIFFERENCE_ACTION)] == [f"{scenario.name}:1"]
+        approve(scenario.name, 1, ApprovalStatus.PENDING)
+        assert platform.sync() == []
+        assert [s for s, _ in _audited(platform, RESOLVED_ACTION)] == [f"{scenario.name}:1"]
 
     @pytest.mark.requires(Capability.SYNC, Capability.REGISTRY_ALIASES)
     def test_sync_is_idempotent(
