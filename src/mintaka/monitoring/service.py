@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, Table, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
+from sqlalchemy.sql.expression import Executable
 
 from mintaka.capabilities import Capability
 from mintaka.domain.monitoring import (
@@ -490,23 +491,15 @@ class MonitoringService:
         if not rows:
             return 0
         with self.platform.store.write() as conn:
-            known: set[str] = set()
-            for start in range(0, len(rows), 500):
-                chunk = [r["id"] for r in rows[start : start + 500]]
-                known.update(
-                    conn.execute(
-                        select(predictions.c.id).where(predictions.c.id.in_(chunk))
-                    ).scalars()
-                )
-            fresh = [r for r in rows if r["id"] not in known]
-            if fresh:
-                conn.execute(predictions.insert(), fresh)
+            # Ids already imported hit the primary key and are skipped by the database itself.
+            added = conn.execute(_insert_new(conn, predictions), rows).rowcount
+            if added:
                 event = self.platform._audit(
-                    conn, "monitor.capture.import", endpoint, predictions=len(fresh)
+                    conn, "monitor.capture.import", endpoint, predictions=added
                 )
-        if fresh:
+        if added:
             self.platform._after_commit([event])
-        return len(fresh)
+        return int(added)
 
     def run_once(self) -> RunReport:
         """Evaluate every monitor's signals over their windows, then escalations; idempotent.
@@ -878,3 +871,14 @@ def _captured_rows(payload: Any, answer: Any) -> tuple[list[Any], list[Any]]:
     if len(outputs) != len(rows):
         outputs = [None] * len(rows)
     return rows, outputs
+
+
+def _insert_new(conn: Connection, table: Table) -> Executable:
+    """An insert into ``table`` that skips rows whose key is already there (SQLite, PostgreSQL)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
