@@ -457,7 +457,7 @@ class Platform:
                     "INSERT INTO model_tags (version_id, key, value) VALUES (:id, :key, :value)",
                     [{"id": record.id, "key": k, "value": v} for k, v in tags.items()],
                 )
-            self._record_version_lineage(conn, record)
+            self._record_version_lineage(conn, record, run.dataset_ids if run is not None else ())
             event = self._audit(
                 conn,
                 "model.register",
@@ -514,30 +514,37 @@ class Platform:
             "backend_ids": json.dumps(record.backend_ids),
         }
 
-    def _record_version_lineage(self, conn: Connection, record: ModelVersion) -> None:
+    def _record_version_lineage(
+        self, conn: Connection, record: ModelVersion, run_datasets: Sequence[str]
+    ) -> None:
+        """The version's node and the edges into it: run -> version, and dataset -> run for a
+        dataset the run did not name (``run_datasets``); dataset -> version without a run.
+
+        A run's node and its dataset -> run edges were written with the run (``start_run``,
+        whose row the registration read), a dataset's node with the dataset: they are not
+        written again.
+        """
         # The keys are ids of validated records, so the nodes and edges are built unvalidated.
         node, edge = LineageNode.model_construct, LineageEdge.model_construct
-        nodes = [
-            node(
-                kind=NodeKind.MODEL_VERSION,
-                key=record.id,
-                label=record.ref,
-                attrs={"digest": record.artifact_digest},
-            )
-        ]
-        edges: list[LineageEdge] = []
-        version_node = nodes[0].id
-        upstream = version_node
+        version_node = node(
+            kind=NodeKind.MODEL_VERSION,
+            key=record.id,
+            label=record.ref,
+            attrs={"digest": record.artifact_digest},
+        )
         if record.run_id:
-            run_node = node(kind=NodeKind.RUN, key=record.run_id, label=record.run_id, attrs={})
-            nodes.append(run_node)
-            edges.append(edge(src=run_node.id, dst=version_node, kind=EdgeKind.PRODUCED))
-            upstream = run_node.id
-        for dataset_id in record.dataset_ids:
-            data_node = node(kind=NodeKind.DATASET, key=dataset_id, label=dataset_id, attrs={})
-            nodes.append(data_node)
-            edges.append(edge(src=data_node.id, dst=upstream, kind=EdgeKind.TRAINED_ON))
-        self.lineage.add(conn, nodes, edges)
+            upstream = f"{NodeKind.RUN.value}:{record.run_id}"
+            edges = [edge(src=upstream, dst=version_node.id, kind=EdgeKind.PRODUCED)]
+            new_datasets = [d for d in record.dataset_ids if d not in run_datasets]
+        else:
+            upstream = version_node.id
+            edges = []
+            new_datasets = list(record.dataset_ids)
+        edges.extend(
+            edge(src=f"{NodeKind.DATASET.value}:{d}", dst=upstream, kind=EdgeKind.TRAINED_ON)
+            for d in new_datasets
+        )
+        self.lineage.add(conn, [version_node], edges)
 
     def _version_from_row(self, conn: Connection, row: Any) -> ModelVersion:
         """A version from its ``model_versions`` row (a ``_VersionRow`` or a SQLAlchemy row).
