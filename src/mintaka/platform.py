@@ -380,7 +380,8 @@ class Platform:
         if model_row is None:
             registry.ensure_model(name, description)
         version_id = self.ids.new("mv")
-        request = VersionRequest(
+        # Every field is already validated (name, tags, metrics) or computed here.
+        request = VersionRequest.model_construct(
             name=name,
             artifact_path=str(stored.content),
             artifact_digest=stored.digest,
@@ -499,7 +500,7 @@ class Platform:
             "artifact_uri": record.artifact_uri,
             "artifact_digest": record.artifact_digest,
             "flavor": record.flavor.value,
-            "signature": json.dumps(record.signature.model_dump(mode="json")),
+            "signature": record.signature.model_dump_json(),
             "params": json.dumps(record.params),
             "metrics": json.dumps(record.metrics),
             "owner": record.owner,
