@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -159,6 +159,38 @@ def test_metrics_come_from_the_prometheus_export_per_route(
     metrics = cloud.read_metrics(endpoint, now - timedelta(hours=1), now)
     assert metrics.requests == {"blue": 3, "green": 1}
     assert metrics.errors == {"blue": 0, "green": 0}
+
+
+def test_a_metrics_window_counts_from_the_last_read_before_it(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, endpoint: str
+) -> None:
+    clock = cloud.context.clock
+    assert isinstance(clock, ManualClock)
+    created = workspace_client(databricks_fake).serving_endpoints.get(endpoint).creation_timestamp
+    # The fake stamps creation on its own (wall) clock: put the backend's a day after it.
+    born = datetime.fromtimestamp((created or 0) / 1000, UTC)
+    clock.advance((born - clock.now()).total_seconds() + 86_400)
+    for _ in range(3):
+        cloud.invoke(endpoint, {"inputs": {"f0": 1.0}})
+    clock.advance(60)
+    asked = clock.now() - timedelta(seconds=30)
+    first = cloud.read_metrics(endpoint, asked, clock.now())
+    # No earlier read: the counters since the endpoint was created, and the window says so.
+    assert first.requests == {"blue": 3}
+    assert first.start == born
+    clock.advance(60)
+    window_start = clock.now()
+    cloud.invoke(endpoint, {"inputs": {"f0": 1.0}})
+    cloud.invoke(endpoint, {"inputs": {"f0": 1.0}}, route="green")
+    clock.advance(60)
+    second = cloud.read_metrics(endpoint, window_start, clock.now())
+    assert second.requests == {"blue": 1, "green": 1}
+    assert (second.start, second.end) == (first.end, clock.now())
+    # A later process reads the same remembered history.
+    again = DatabricksBackend(cloud.settings, BackendContext(home=cloud.context.home, clock=clock))
+    clock.advance(60)
+    third = again.read_metrics(endpoint, second.end, clock.now())
+    assert third.requests == {"blue": 0, "green": 0}
 
 
 def test_routes_changed_behind_mintakas_back_are_observed(

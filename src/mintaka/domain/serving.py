@@ -119,7 +119,9 @@ class Deployment(Record):
 
 
 class EndpointMetrics(Record):
-    """Serving telemetry over a window, per route where the backend can tell."""
+    """Serving telemetry per route where the backend can tell, over the window ``start`` to
+    ``end`` that the numbers cover: the one asked for, or a wider one where the cloud keeps no
+    history to cut it from (Databricks' cumulative counters before a first read)."""
 
     endpoint: str
     start: AwareDatetime

@@ -206,13 +206,15 @@ class AbstractServingTests(AbstractBackendFixtures):
     def test_metrics_cover_the_requested_window(
         self, platform: Platform, servable: ServableModel, live_endpoint: str
     ) -> None:
-        """The backend MUST read back metrics for an endpoint over the window asked for."""
+        """The backend MUST read back metrics for an endpoint that cover the window asked for (up
+        to now), and report the window its numbers actually cover."""
         start = platform.clock.now()
         platform.serving.invoke(live_endpoint, servable.row(0))
         end = start + timedelta(minutes=5)
         metrics = platform.serving.endpoint_metrics(live_endpoint, start, end)
         assert metrics.endpoint == live_endpoint
-        assert (metrics.start, metrics.end) == (start, end)
+        assert metrics.start <= start
+        assert metrics.end >= min(end, platform.clock.now())
         assert all(count >= 0 for count in metrics.requests.values())
 
     @pytest.mark.requires(Capability.SERVING_BATCH)

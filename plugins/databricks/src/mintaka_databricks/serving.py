@@ -19,6 +19,7 @@ from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
 from mintaka.domain.serving import Endpoint, EndpointMetrics, EndpointStatus, Route, TrafficMap
 from mintaka.errors import BackendError, ConfigurationError, Conflict, NotFound, ValidationError
 from mintaka.interfaces import CaptureSource, MetricsSource, Serving, TrafficSplit
+from mintaka_databricks.counters import Counters, CounterSnapshots, Snapshot, baseline, since
 from mintaka_databricks.errors import BACKEND
 from mintaka_databricks.names import table_prefix
 from mintaka_databricks.workspace import WorkspaceAccess
@@ -270,10 +271,14 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
     # -- monitoring -----------------------------------------------------------------------------
 
     def read_metrics(self, endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
-        """The endpoint's exported counters, per served entity (route).
+        """The endpoint's request and error counts per served entity (route) since ``start``.
 
-        Databricks exports cumulative counters as they stand now, with no history: the numbers
-        cover the endpoint's life up to the read, whatever window is asked for.
+        Databricks exports cumulative counters as they stand now, with no history, so each read
+        is remembered (``counters.py``) and the window is the difference from the last read at or
+        before ``start``. The metrics report the window they actually cover: ``start`` is that
+        read's time, or, when there is none, the endpoint's creation if it came before ``start``
+        (the counters since then); ``end`` is the time of this read. Latency quantiles and other
+        samples are as exported.
         """
         from prometheus_client.parser import text_string_to_metric_families
 
@@ -281,9 +286,9 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
             f"reading metrics of {endpoint}",
             lambda: self.client.serving_endpoints.export_metrics(endpoint),
         )
+        now = self.context.clock.now()
         text = exported.contents.read().decode() if exported.contents is not None else ""
-        requests: dict[str, int] = {}
-        errors: dict[str, int] = {}
+        counters: Counters = {"requests": {}, "errors": {}}
         p50: dict[str, float] = {}
         p99: dict[str, float] = {}
         custom: dict[str, float] = {}
@@ -293,23 +298,39 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
                     "served_model_name", "-"
                 )
                 if sample.name == "request_count_total":
-                    requests[route] = requests.get(route, 0) + int(sample.value)
+                    kind = counters["requests"]
+                    kind[route] = kind.get(route, 0) + int(sample.value)
                 elif sample.name in ("request_4xx_count_total", "request_5xx_count_total"):
-                    errors[route] = errors.get(route, 0) + int(sample.value)
+                    kind = counters["errors"]
+                    kind[route] = kind.get(route, 0) + int(sample.value)
                 elif "latency" in sample.name and sample.labels.get("quantile") in ("0.5", "0.99"):
                     (p50 if sample.labels["quantile"] == "0.5" else p99)[route] = sample.value
                 else:
                     custom[f"{sample.name}/{route}"] = sample.value
+        earlier = self._snapshots.record(endpoint, Snapshot(now, counters))
+        base = baseline(earlier, start)
+        if base is not None:
+            counters, covered = since(counters, base.counters), base.at
+        else:
+            # Counters since creation: exactly the window when the endpoint is younger than it.
+            created = self._details(endpoint).get("creation_timestamp")
+            covered = start
+            if created and datetime.fromtimestamp(created / 1000, UTC) < start:
+                covered = datetime.fromtimestamp(created / 1000, UTC)
         return EndpointMetrics(
             endpoint=endpoint,
-            start=start,
-            end=end,
-            requests=requests,
-            errors=errors,
+            start=covered,
+            end=max(now, covered),
+            requests=counters["requests"],
+            errors=counters["errors"],
             p50_latency_ms=p50,
             p99_latency_ms=p99,
             custom=custom,
         )
+
+    @property
+    def _snapshots(self) -> CounterSnapshots:
+        return CounterSnapshots(self.context.home / "databricks" / "metrics")
 
     def _payload_table(self, endpoint: str, config: CaptureConfig) -> dict[str, Any]:
         catalog, schema, prefix = (

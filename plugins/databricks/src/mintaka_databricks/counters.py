@@ -1,0 +1,88 @@
+"""Windows over counters that only ever stand as they are now.
+
+Model Serving exports cumulative counters (requests and errors per served entity since it
+started) and keeps no history. To answer "how many requests between ``start`` and ``end``", every
+read is remembered under the backend's home, and a window is the counters read now minus those of
+the last read at or before ``start``. Without such a read, the counters since the endpoint was
+created are all there is, and the metrics say so through the ``start`` they report.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+# Counters per kind ("requests", "errors"), then per route.
+Counters = dict[str, dict[str, int]]
+
+KEEP = 512  # reads remembered per endpoint
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    at: datetime
+    counters: Counters
+
+
+class CounterSnapshots:
+    """Each endpoint's remembered reads, oldest first, in ``<root>/<endpoint>.json``."""
+
+    def __init__(self, root: Path, keep: int = KEEP) -> None:
+        self.root = root
+        self.keep = keep
+
+    def _path(self, endpoint: str) -> Path:
+        return self.root / f"{endpoint}.json"
+
+    def load(self, endpoint: str) -> list[Snapshot]:
+        try:
+            stored = json.loads(self._path(endpoint).read_text())
+        except (FileNotFoundError, ValueError):  # none yet, or a torn file: start again
+            return []
+        return [
+            Snapshot(datetime.fromisoformat(item["at"]), item["counters"])
+            for item in stored
+            if isinstance(item, dict) and "at" in item and "counters" in item
+        ]
+
+    def record(self, endpoint: str, snapshot: Snapshot) -> list[Snapshot]:
+        """Remember ``snapshot``; returns the reads remembered before it."""
+        earlier = self.load(endpoint)
+        kept = [*earlier, snapshot][-self.keep :]
+        self.root.mkdir(parents=True, exist_ok=True)
+        data = json.dumps([{"at": s.at.isoformat(), "counters": s.counters} for s in kept])
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".snapshots-")
+        try:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(data)
+            os.replace(tmp, self._path(endpoint))
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return earlier
+
+
+def baseline(earlier: list[Snapshot], start: datetime) -> Snapshot | None:
+    """The last read at or before ``start``."""
+    found = None
+    for snapshot in earlier:
+        if snapshot.at <= start and (found is None or snapshot.at >= found.at):
+            found = snapshot
+    return found
+
+
+def since(now: Counters, base: Counters) -> Counters:
+    """``now`` minus ``base``, per kind and route. A counter below its baseline was reset (the
+    served entity was recreated), so it counts from zero."""
+    window: Counters = {}
+    for kind, routes in now.items():
+        before = base.get(kind, {})
+        window[kind] = {
+            route: value - before.get(route, 0) if value >= before.get(route, 0) else value
+            for route, value in routes.items()
+        }
+    return window
