@@ -127,6 +127,17 @@ def test_local_registry_lives_in_the_store_and_creates_versions_in_its_transacti
     assert [v.version for v in registry.list_versions("m")] == [1]
 
 
+def test_the_local_registry_in_the_store_commits_as_durably_as_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINTAKA_STORE_SYNC", "FULL")
+    with (
+        Platform(tmp_path / "home", backend="local") as platform,
+        platform.backend.engine.connect() as conn,
+    ):
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+
+
 def test_a_local_registry_file_from_before_stays_in_use(tmp_path: Path) -> None:
     legacy = tmp_path / "home" / "local" / "registry.db"
     legacy.parent.mkdir(parents=True)

@@ -57,7 +57,7 @@ from mintaka.local.registry_db import (
     metadata,
 )
 from mintaka.local.serving import LocalServing
-from mintaka.store.engine import Sql, Transactions, make_engine
+from mintaka.store.engine import Sql, Transactions, make_engine, sync_mode
 
 
 def _sqlite_file(url: str) -> bool:
@@ -117,7 +117,8 @@ class LocalBackend(
         store = context.store_url
         shared = store is not None and _sqlite_file(store) and not own.exists()
         self.url = store if shared and store is not None else f"sqlite:///{own}"
-        self.engine = make_engine(self.url)
+        # In the store's database, commit as durably as the store does.
+        self.engine = make_engine(self.url, sync_mode() if shared else "NORMAL")
         metadata.create_all(self.engine)
         self.transactions = Transactions(self.engine)
 

@@ -29,6 +29,14 @@ HEAD_REVISION = "0008"
 WAL_AUTOCHECKPOINT = 8192  # pages (32 MiB of WAL at 4 KiB pages)
 
 
+def sync_mode(sync: str | None = None) -> str:
+    """The SQLite ``synchronous`` mode: ``sync``, else ``MINTAKA_STORE_SYNC``, else NORMAL."""
+    mode = (sync or os.environ.get("MINTAKA_STORE_SYNC", "NORMAL")).upper()
+    if mode not in SYNC_MODES:
+        raise ConfigurationError(f"MINTAKA_STORE_SYNC must be one of {SYNC_MODES}")
+    return mode
+
+
 def default_url(home: Path) -> str:
     return f"sqlite:///{home / 'store.db'}"
 
@@ -274,9 +282,7 @@ class Store:
 
     def __init__(self, url: str, *, sync: str | None = None, migrate: bool = True) -> None:
         self.url = url
-        self.sync = (sync or os.environ.get("MINTAKA_STORE_SYNC", "NORMAL")).upper()
-        if self.sync not in SYNC_MODES:
-            raise ConfigurationError(f"MINTAKA_STORE_SYNC must be one of {SYNC_MODES}")
+        self.sync = sync_mode(sync)
         self.engine = make_engine(url, self.sync)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.transactions = Transactions(self.engine)
