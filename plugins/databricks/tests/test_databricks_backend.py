@@ -311,6 +311,12 @@ def test_another_process_finds_a_run_by_its_mintaka_id(
     assert (seen.params, seen.status) == ({"depth": "3"}, RunStatus.FINISHED)
     experiment = databricks_fake.state.tracking.experiment_by_name("/Shared/mintaka/churn")
     assert experiment.experiment_id == seen.backend_ids["experiment_id"]
+    # It was found among the experiments under the root: a run search naming no experiment
+    # finds nothing, as on MLflow.
+    other = workspace_client(databricks_fake).experiments
+    assert list(other.search_runs(filter="tags.`mintaka.run_id` = 'run-7'")) == []
+    under_root = other.search_experiments(filter="name LIKE '/Shared/mintaka/%'")
+    assert [e.name for e in under_root] == ["/Shared/mintaka/churn"]
 
 
 def test_describe_never_shows_the_token(cloud: DatabricksBackend) -> None:

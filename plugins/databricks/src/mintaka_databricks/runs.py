@@ -21,6 +21,7 @@ from mintaka_databricks.workspace import WorkspaceAccess
 RUN_TAG = "mintaka.run_id"
 RUN_FIELDS_TAG = "mintaka.run"  # code commit, datasets, environment as JSON
 _BATCH = 100
+_SCOPE = 100  # experiments per run search
 _STATUS = {"RUNNING": RunStatus.RUNNING, "FINISHED": RunStatus.FINISHED}
 
 
@@ -59,19 +60,42 @@ class MlflowRuns(WorkspaceAccess, RunTracking):
 
     def _search_runs(self, run_id: str) -> list[Any]:
         """Runs tagged with ``run_id``, oldest first: in the experiments this backend used, then
-        (for a run another process created) in every experiment."""
+        (for a run another process created) in every experiment under the experiment root.
+
+        A run search names its experiments (MLflow finds nothing in none), so the second scope
+        is listed first, and searched ``_SCOPE`` experiments at a time.
+        """
         where = f"tags.`{RUN_TAG}` = '{run_id}'"
-        scopes = [sorted(self._experiments), None] if self._experiments else [None]
-        for scope in scopes:
-            found = self._call(
-                f"finding run {run_id}",
-                lambda scope=scope: list(  # type: ignore[misc]
-                    self.client.experiments.search_runs(experiment_ids=scope, filter=where)
-                ),
-            )
-            if found:
-                return sorted(found, key=lambda r: (r.info.start_time or 0, r.info.run_id or ""))
+        known = sorted(self._experiments)
+        for scope in self._chunks(known):
+            if found := self._runs_in(scope, where, run_id):
+                return found
+        others = [e for e in self._experiments_under_root() if e not in self._experiments]
+        for scope in self._chunks(others):
+            if found := self._runs_in(scope, where, run_id):
+                return found
         return []
+
+    @staticmethod
+    def _chunks(ids: list[str]) -> list[list[str]]:
+        return [ids[i : i + _SCOPE] for i in range(0, len(ids), _SCOPE)]
+
+    def _runs_in(self, scope: list[str], where: str, run_id: str) -> list[Any]:
+        found = self._call(
+            f"finding run {run_id}",
+            lambda: list(self.client.experiments.search_runs(experiment_ids=scope, filter=where)),
+        )
+        return sorted(found, key=lambda r: (r.info.start_time or 0, r.info.run_id or ""))
+
+    def _experiments_under_root(self) -> list[str]:
+        root = self.settings.experiment_root.rstrip("/").replace("'", "''")
+        found = self._call(
+            f"listing experiments under {root}",
+            lambda: list(
+                self.client.experiments.search_experiments(filter=f"name LIKE '{root}/%'")
+            ),
+        )
+        return sorted(str(e.experiment_id) for e in found if e.experiment_id)
 
     def _locate(self, run_id: str) -> str:
         if run_id in self._runs:

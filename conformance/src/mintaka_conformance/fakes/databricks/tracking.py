@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,6 +158,7 @@ class Tracking:
         router.add("POST", base + "/runs/set-tag", self.set_tag)
         router.add("POST", base + "/runs/delete-tag", self.delete_tag)
         router.add("POST", base + "/runs/search", self.search_runs)
+        router.add("POST", base + "/experiments/search", self.search_experiments)
         router.add("GET", base + "/metrics/get-history", self.metric_history)
 
     def create_experiment(self, req: Request) -> dict[str, Any]:
@@ -325,10 +327,11 @@ class Tracking:
         stages = {"ACTIVE_ONLY": {"active"}, "DELETED_ONLY": {"deleted"}}.get(
             view, {"active", "deleted"}
         )
+        # As MLflow's own store: no experiment ids, no runs (a search never spans them all).
         runs = [
             run
             for run in self.runs.values()
-            if (not experiment_ids or run.experiment_id in experiment_ids)
+            if run.experiment_id in experiment_ids
             and run.lifecycle_stage in stages
             and all(condition(run) for condition in conditions)
         ]
@@ -338,6 +341,29 @@ class Tracking:
             raise invalid(f"Invalid value for max_results: {size}. It must be at most 50000.")
         page, token = paginate(runs, req.arg("page_token"), size)
         body: dict[str, Any] = {"runs": [self._render_run(r) for r in page]}
+        if token:
+            body["next_page_token"] = token
+        return body
+
+    def search_experiments(self, req: Request) -> dict[str, Any]:
+        conditions = _parse_experiment_filter(req.arg("filter") or "")
+        view = req.arg("view_type") or "ACTIVE_ONLY"
+        stages = {"ACTIVE_ONLY": {"active"}, "DELETED_ONLY": {"deleted"}}.get(
+            view, {"active", "deleted"}
+        )
+        found = sorted(
+            (
+                e
+                for e in self.experiments.values()
+                if e.lifecycle_stage in stages and all(c(e.name) for c in conditions)
+            ),
+            key=lambda e: (-e.created, e.experiment_id),
+        )
+        size = req.int_arg("max_results") or 1000
+        if size > 3000:
+            raise invalid(f"Invalid value for max_results: {size}. It must be at most 3000.")
+        page, token = paginate(found, req.arg("page_token"), size)
+        body: dict[str, Any] = {"experiments": [self._render_experiment(e) for e in page]}
         if token:
             body["next_page_token"] = token
         return body
@@ -354,6 +380,42 @@ _CLAUSE = re.compile(
     \s*(?P<op>=|!=)\s*'(?P<value>(?:[^']|'')*)'\s*$""",
     re.VERBOSE | re.IGNORECASE,
 )
+
+
+_NAME_CLAUSE = re.compile(
+    r"^\s*(?:attributes\.|attribute\.)?name\s+(?P<op>=|!=|LIKE|ILIKE)\s+'(?P<value>(?:[^']|'')*)'\s*$",
+    re.IGNORECASE,
+)
+
+
+def _parse_experiment_filter(text: str) -> list[Callable[[str], bool]]:
+    """The subset of MLflow's experiment filter a backend needs: ``name`` compared with ``=``,
+    ``!=``, ``LIKE`` or ``ILIKE`` (``%`` and ``_`` wildcards), joined with ``AND``."""
+    if not text.strip():
+        return []
+    conditions: list[Callable[[str], bool]] = []
+    for clause in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
+        found = _NAME_CLAUSE.match(clause)
+        if found is None:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid filter '{text}'.")
+        op, value = found.group("op").upper(), found.group("value").replace("''", "'")
+        if op in ("LIKE", "ILIKE"):
+            pattern = "".join(
+                ".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in value
+            )
+            flags = re.IGNORECASE | re.DOTALL if op == "ILIKE" else re.DOTALL
+            conditions.append(_matches(re.compile(pattern, flags)))
+        else:
+            conditions.append(_equals(value, op == "="))
+    return conditions
+
+
+def _matches(pattern: re.Pattern[str]) -> Callable[[str], bool]:
+    return lambda name: pattern.fullmatch(name) is not None
+
+
+def _equals(value: str, equal: bool) -> Callable[[str], bool]:
+    return lambda name: (name == value) is equal
 
 
 def _parse_run_filter(text: str) -> list[Any]:
