@@ -142,13 +142,19 @@ def held() -> PipelineSpec:
     )
 
 
-def test_a_request_stopped_at_a_gate_waits_for_its_run_to_be_resumed(
-    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def hold(platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """``m`` bound to ``held``; the sign-off gate holds while the returned file exists."""
     flag = tmp_path / "hold"
     flag.touch()
     monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
     platform.pipelines.bind("m", held())
+    return flag
+
+
+def test_a_request_stopped_at_a_gate_waits_for_its_run_to_be_resumed(
+    platform: Platform, hold: Path
+) -> None:
     request = platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
     [(waiting, none)] = platform.pipelines.process_requests(isolation="inline")
     assert none is None
@@ -160,7 +166,7 @@ def test_a_request_stopped_at_a_gate_waits_for_its_run_to_be_resumed(
     assert platform.pipelines.process_requests(isolation="inline") == []
     assert platform.pipelines.requests("waiting") == [waiting]
 
-    flag.unlink()  # the sign-off arrives
+    hold.unlink()  # the sign-off arrives
     resumed = platform.pipelines.resume(run_id, isolation="inline")
     assert resumed.status is PipelineStatus.SUCCEEDED
     [(settled, run)] = platform.pipelines.process_requests(isolation="inline")
@@ -171,16 +177,10 @@ def test_a_request_stopped_at_a_gate_waits_for_its_run_to_be_resumed(
     assert platform.pipelines.process_requests(isolation="inline") == []
 
 
-def test_a_later_retraining_supersedes_a_waiting_request(
-    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    flag = tmp_path / "hold"
-    flag.touch()
-    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
-    platform.pipelines.bind("m", held())
+def test_a_later_retraining_supersedes_a_waiting_request(platform: Platform, hold: Path) -> None:
     first = platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
     platform.pipelines.process_requests(isolation="inline")
-    flag.unlink()
+    hold.unlink()
     second = platform.pipelines.request_retraining("m", "psi 0.7 > 0.2", trigger="drift")
     [(done, run)] = platform.pipelines.process_requests(isolation="inline")
     assert (done.id, done.status) == (second.id, "done")
