@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -90,6 +91,36 @@ def test_same_bytes_twice_is_a_conflict(platform: Platform, make_artifact: MakeA
     platform.register_model("m", make_artifact(b"same"))
     with pytest.raises(Conflict, match="m:1 already holds"):
         platform.register_model("m", make_artifact(b"same"))
+
+
+def test_an_ingested_artifact_registers_without_reading_its_bytes_again(
+    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stored = platform.artifacts.ingest(make_artifact(b"weights"))
+
+    def unread(path: object) -> None:
+        raise AssertionError(f"{path} was read again")
+
+    monkeypatch.setattr("mintaka.platform.manifest_of", unread)
+    version = platform.register_model("m", stored)
+    assert (version.artifact_digest, version.artifact_uri) == (stored.digest, stored.uri)
+    with pytest.raises(Conflict, match="m:1 already holds"):
+        platform.register_model("m", stored)
+
+
+def test_an_ingested_artifact_must_be_in_this_store(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    from mintaka.artifacts import ArtifactStore
+
+    elsewhere = ArtifactStore(tmp_path / "other").ingest(make_artifact(b"other bytes"))
+    with pytest.raises(ValidationError, match="not one this store holds"):
+        platform.register_model("m", elsewhere)
+    stored = platform.artifacts.ingest(make_artifact(b"gone"))
+    shutil.rmtree(stored.path)
+    with pytest.raises(NotFound, match="not in the store"):
+        platform.register_model("m", stored)
+    assert platform.list_models() == []
 
 
 def test_a_version_number_the_backend_hands_out_again_is_a_conflict_and_writes_nothing(

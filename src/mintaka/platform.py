@@ -18,7 +18,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mintaka.artifacts import ArtifactStore, manifest_of
+from mintaka.artifacts import ArtifactStore, StoredArtifact, manifest_of
 from mintaka.audit import AuditLog
 from mintaka.capabilities import Capability
 from mintaka.clock import Clock, IdFactory, SystemClock
@@ -306,7 +306,7 @@ class Platform:
     def register_model(
         self,
         name: str,
-        artifact: str | Path,
+        artifact: str | Path | StoredArtifact,
         *,
         run_id: str | None = None,
         dataset_ids: Sequence[str] = (),
@@ -326,6 +326,8 @@ class Platform:
         any row refers to them), the backend creates the version, and the version, its lineage
         (datasets -> run -> version) and an audit event are committed together, in one
         transaction with the backend's version when the backend's registry lives in the store.
+        ``artifact`` may also be what ``platform.artifacts.ingest`` returned: bytes already
+        digested and stored, which are not read again.
         """
         name = validate_model_name(name)
         flavor = _enum(Flavor, flavor, "flavor")
@@ -338,7 +340,8 @@ class Platform:
             metrics_f = {str(k): float(v) for k, v in (metrics or {}).items()}
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"metrics must be numbers: {exc}") from exc
-        path = Path(artifact)
+        ingested = self.artifacts.check(artifact) if isinstance(artifact, StoredArtifact) else None
+        path = None if ingested is not None else Path(cast(str | Path, artifact))
         registry = self._area(Capability.REGISTRY, ModelRegistry)
         if tags:
             self._area(Capability.REGISTRY_TAGS, ModelTags)
@@ -366,7 +369,7 @@ class Platform:
                 params_s = {**run.params, **params_s}
                 metrics_f = {**run.metrics, **metrics_f}
             self._require_datasets(conn, datasets_used)
-            manifest = manifest_of(path)
+            manifest = ingested.manifest if ingested is not None else manifest_of(cast(Path, path))
             digest = manifest.digest
             clash = sql.one(
                 "SELECT version FROM model_versions "
@@ -375,7 +378,7 @@ class Platform:
             )
         if clash is not None:
             raise Conflict(f"{name}:{clash[0]} already holds artifact {digest}")
-        stored = self.artifacts.ingest(path, manifest)
+        stored = ingested or self.artifacts.ingest(cast(Path, path), manifest)
 
         if model_row is None:
             registry.ensure_model(name, description)

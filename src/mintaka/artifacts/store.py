@@ -19,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 
 from mintaka.artifacts.digest import CHUNK, Manifest, ManifestEntry, manifest_of
-from mintaka.errors import IntegrityError, NotFound
+from mintaka.errors import IntegrityError, NotFound, ValidationError
 
 MANIFEST_NAME = "MANIFEST.json"
 CONTENT_DIR = "content"
@@ -121,6 +121,17 @@ class ArtifactStore:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return StoredArtifact(manifest.digest, final, manifest)
+
+    def check(self, stored: StoredArtifact) -> StoredArtifact:
+        """``stored`` (as ``ingest`` returned it), once it is known to be in this store under its
+        digest: a stat, the bytes are not read again (``verify`` does that)."""
+        hexdigest = stored.digest.removeprefix("sha256:")
+        final = os.path.join(self._objects, hexdigest[:2], hexdigest)
+        if stored.manifest.digest != stored.digest or os.fspath(stored.path) != final:
+            raise ValidationError(f"artifact {stored.digest} is not one this store holds")
+        if not os.path.exists(os.path.join(final, MANIFEST_NAME)):
+            raise NotFound(f"artifact {stored.digest} is not in the store at {self.root}")
+        return stored
 
     def get(self, digest: str) -> StoredArtifact:
         final = self._final(digest)
