@@ -297,13 +297,18 @@ def check_home(home: Path, acked: list[Ack]) -> HomeState:
                 if not has_edge(("dataset", dataset_id), ("run", run_id), "trained_on"):
                     problems.append(f"run {run_id}: lineage edge from {dataset_id} missing")
 
-        # Backend-only versions are allowed (the kill fell between the backend call and the
-        # commit), but their bytes were stored before the backend was called.
+        # A backend whose registry lives in the store commits its version with the store's
+        # record, so neither exists without the other. Any other backend may hold versions the
+        # store lacks (the kill fell between the backend call and the commit), but their bytes
+        # were stored before the backend was called.
+        atomic = platform.backend.resides_in(platform.store.url)
         recorded = {(row.name, row.version) for row in version_rows}
         for key, remote in backend_versions.items():
             if key in recorded:
                 continue
             state.backend_orphans += 1
+            if atomic:
+                problems.append(f"backend-only version {key} in the store's own database")
             if remote.mintaka_id in by_id:
                 problems.append(f"backend {key} carries the id of another version")
             try:
@@ -428,8 +433,24 @@ def test_checker_reports_lost_partial_and_corrupt_records(
     with platform.store.write() as conn:
         conn.execute(lineage_nodes.delete().where(lineage_nodes.c.key == third.id))
     lost = Ack("m", 9, third.artifact_digest, "mv-never-committed")
+    with platform.backend.engine.begin() as conn:
+        conn.execute(
+            local_versions.insert().values(
+                name="m",
+                version=7,
+                artifact_uri=stored.uri,
+                artifact_digest=first.artifact_digest,
+                flavor="opaque",
+                metrics="{}",
+                description="",
+                mintaka_id="mv-orphan",
+                idempotency_key="mv-orphan",
+                created_at="2026-01-01T00:00:00+00:00",
+            )
+        )
 
     problems = "\n".join(check_home(platform.home, [*acked, lost]).problems)
+    assert "backend-only version ('m', 7) in the store's own database" in problems
     assert f"m:1 ({first.id}): artifact fails verification" in problems
     assert f"m:2 ({second.id}): no backend version" in problems
     assert f"m:3 ({third.id}): lineage node missing" in problems
