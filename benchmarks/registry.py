@@ -7,9 +7,9 @@ Mintaka's artifact ingest (manifest + content-addressed, fsync'd copy) is timed 
 the registrations; each registration is then handed the ingested artifact (its digest computed and
 its bytes stored by the ingest, checked to be in the store, not read again) and is timed as the
 registration proper: the policy decision, the backend call and the store transaction with the
-version, its lineage writes and its audit-chain append. MLflow's registry records a source URI and copies no bytes, so its
-registration is compared with Mintaka's registration phase; MLflow's ``log_artifact`` (a plain copy,
-not fsync'd) is reported beside Mintaka's ingest for information.
+version, its lineage writes and its audit-chain append. MLflow's registry records a source URI and
+copies no bytes, so its registration is compared with Mintaka's registration phase; MLflow's
+``log_artifact`` (a plain copy, not fsync'd) is reported beside Mintaka's ingest for information.
 
 MLflow is not a dependency of Mintaka; run this with::
 
