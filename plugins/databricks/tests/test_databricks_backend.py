@@ -193,6 +193,23 @@ def test_a_metrics_window_counts_from_the_last_read_before_it(
     assert third.requests == {"blue": 0, "green": 0}
 
 
+def test_a_traffic_change_is_the_baseline_of_the_next_metrics_window(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, endpoint: str
+) -> None:
+    clock = cloud.context.clock
+    assert isinstance(clock, ManualClock)
+    for _ in range(4):
+        cloud.invoke(endpoint, {"inputs": {"f0": 1.0}})
+    cloud.set_traffic(endpoint, TrafficMap(weights={"blue": 50, "green": 50}))
+    clock.advance(1)
+    step_start = clock.now()
+    cloud.invoke(endpoint, {"inputs": {"f0": 1.0}}, route="green")
+    clock.advance(60)
+    metrics = cloud.read_metrics(endpoint, step_start, clock.now())
+    assert metrics.requests == {"blue": 0, "green": 1}  # the four earlier requests are not in it
+    assert metrics.start < step_start
+
+
 def test_routes_changed_behind_mintakas_back_are_observed(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend, endpoint: str
 ) -> None:

@@ -10,14 +10,22 @@ Prometheus export; captured traffic is its inference table, read back through a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
 from mintaka.domain.serving import Endpoint, EndpointMetrics, EndpointStatus, Route, TrafficMap
-from mintaka.errors import BackendError, ConfigurationError, Conflict, NotFound, ValidationError
+from mintaka.errors import (
+    BackendError,
+    ConfigurationError,
+    Conflict,
+    MintakaError,
+    NotFound,
+    ValidationError,
+)
 from mintaka.interfaces import CaptureSource, MetricsSource, Serving, TrafficSplit
 from mintaka_databricks.counters import Counters, CounterSnapshots, Snapshot, baseline, since
 from mintaka_databricks.errors import BACKEND
@@ -26,6 +34,15 @@ from mintaka_databricks.workspace import WorkspaceAccess
 
 MANAGED_TAG = "mintaka-managed"
 REQUEST_TAG = "mintaka-request"
+
+
+class _Reading(NamedTuple):
+    at: datetime
+    counters: Counters
+    p50: dict[str, float]
+    p99: dict[str, float]
+    custom: dict[str, float]
+    earlier: list[Snapshot]  # the reads remembered before this one
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
@@ -228,7 +245,12 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
 
     def set_traffic(self, name: str, traffic: TrafficMap) -> Endpoint:
         current = self.get_endpoint(name)
-        return self._update(name, current.routes, traffic)
+        endpoint = self._update(name, current.routes, traffic)
+        # A traffic change opens a new metrics window (a rollout's step): the counters as they
+        # stand now are that window's baseline. Best effort: the change itself has succeeded.
+        with contextlib.suppress(MintakaError):
+            self._read_counters(name)
+        return endpoint
 
     def delete_endpoint(self, name: str) -> None:
         self._call(f"deleting endpoint {name}", lambda: self.client.serving_endpoints.delete(name))
@@ -274,12 +296,37 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         """The endpoint's request and error counts per served entity (route) since ``start``.
 
         Databricks exports cumulative counters as they stand now, with no history, so each read
-        is remembered (``counters.py``) and the window is the difference from the last read at or
-        before ``start``. The metrics report the window they actually cover: ``start`` is that
-        read's time, or, when there is none, the endpoint's creation if it came before ``start``
-        (the counters since then); ``end`` is the time of this read. Latency quantiles and other
+        is remembered (``counters.py``; a traffic change takes one too, so a rollout's step has
+        its baseline) and the window is the difference from the last read at or before
+        ``start``. The metrics report the window they actually cover: ``start`` is that read's
+        time, or, when there is none, the endpoint's creation if it came before ``start`` (the
+        counters since then); ``end`` is the time of this read. Latency quantiles and other
         samples are as exported.
         """
+        read = self._read_counters(endpoint)
+        now, counters = read.at, read.counters
+        base = baseline(read.earlier, start)
+        if base is not None:
+            counters, covered = since(counters, base.counters), base.at
+        else:
+            # Counters since creation: exactly the window when the endpoint is younger than it.
+            created = self._details(endpoint).get("creation_timestamp")
+            covered = start
+            if created and datetime.fromtimestamp(created / 1000, UTC) < start:
+                covered = datetime.fromtimestamp(created / 1000, UTC)
+        return EndpointMetrics(
+            endpoint=endpoint,
+            start=covered,
+            end=max(now, covered),
+            requests=counters["requests"],
+            errors=counters["errors"],
+            p50_latency_ms=read.p50,
+            p99_latency_ms=read.p99,
+            custom=read.custom,
+        )
+
+    def _read_counters(self, endpoint: str) -> _Reading:
+        """The exported samples as they stand now; the counters are remembered."""
         from prometheus_client.parser import text_string_to_metric_families
 
         exported = self._call(
@@ -308,25 +355,7 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
                 else:
                     custom[f"{sample.name}/{route}"] = sample.value
         earlier = self._snapshots.record(endpoint, Snapshot(now, counters))
-        base = baseline(earlier, start)
-        if base is not None:
-            counters, covered = since(counters, base.counters), base.at
-        else:
-            # Counters since creation: exactly the window when the endpoint is younger than it.
-            created = self._details(endpoint).get("creation_timestamp")
-            covered = start
-            if created and datetime.fromtimestamp(created / 1000, UTC) < start:
-                covered = datetime.fromtimestamp(created / 1000, UTC)
-        return EndpointMetrics(
-            endpoint=endpoint,
-            start=covered,
-            end=max(now, covered),
-            requests=counters["requests"],
-            errors=counters["errors"],
-            p50_latency_ms=p50,
-            p99_latency_ms=p99,
-            custom=custom,
-        )
+        return _Reading(now, counters, p50, p99, custom, earlier)
 
     @property
     def _snapshots(self) -> CounterSnapshots:
