@@ -382,6 +382,24 @@ def test_runs_are_created_logged_finished_and_searched(w: WorkspaceClient) -> No
     )
 
 
+def test_searches_page_and_name_their_experiments(w: WorkspaceClient) -> None:
+    ids = [w.experiments.create_experiment(f"/Shared/mintaka/e{n}").experiment_id for n in range(3)]
+    w.experiments.create_experiment("/Shared/other")
+    for experiment_id in ids:
+        w.experiments.create_run(experiment_id=experiment_id, run_name="r")
+    under = w.experiments.search_experiments(filter="name LIKE '/Shared/mintaka/%'", max_results=1)
+    assert sorted(e.name or "" for e in under) == [f"/Shared/mintaka/e{n}" for n in range(3)]
+    assert [e.name for e in w.experiments.search_experiments(filter="name = '/Shared/other'")] == [
+        "/Shared/other"
+    ]
+    assert len(list(w.experiments.search_runs(experiment_ids=ids, max_results=2))) == 3
+    assert list(w.experiments.search_runs()) == []  # no experiment named, no runs
+    with pytest.raises(InvalidParameterValue):
+        list(w.experiments.search_experiments(filter="tags.x = 'y'"))
+    with pytest.raises(InvalidParameterValue):
+        list(w.experiments.search_experiments(max_results=3001))
+
+
 def test_tracking_errors(w: WorkspaceClient) -> None:
     with pytest.raises(InvalidParameterValue):
         w.experiments.create_experiment("relative-name")

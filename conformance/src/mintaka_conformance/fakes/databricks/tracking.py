@@ -323,10 +323,7 @@ class Tracking:
     def search_runs(self, req: Request) -> dict[str, Any]:
         experiment_ids = [str(e) for e in req.args("experiment_ids")]
         conditions = _parse_run_filter(req.arg("filter") or "")
-        view = req.arg("run_view_type") or "ACTIVE_ONLY"
-        stages = {"ACTIVE_ONLY": {"active"}, "DELETED_ONLY": {"deleted"}}.get(
-            view, {"active", "deleted"}
-        )
+        stages = _stages(req.arg("run_view_type"))
         # As MLflow's own store: no experiment ids, no runs (a search never spans them all).
         runs = [
             run
@@ -336,21 +333,12 @@ class Tracking:
             and all(condition(run) for condition in conditions)
         ]
         runs.sort(key=lambda r: (-r.start_time, r.run_id))
-        size = req.int_arg("max_results") or 1000
-        if size > 50000:
-            raise invalid(f"Invalid value for max_results: {size}. It must be at most 50000.")
-        page, token = paginate(runs, req.arg("page_token"), size)
-        body: dict[str, Any] = {"runs": [self._render_run(r) for r in page]}
-        if token:
-            body["next_page_token"] = token
-        return body
+        page, token = _page(req, runs, limit=50000)
+        return {"runs": [self._render_run(r) for r in page], **token}
 
     def search_experiments(self, req: Request) -> dict[str, Any]:
         conditions = _parse_experiment_filter(req.arg("filter") or "")
-        view = req.arg("view_type") or "ACTIVE_ONLY"
-        stages = {"ACTIVE_ONLY": {"active"}, "DELETED_ONLY": {"deleted"}}.get(
-            view, {"active", "deleted"}
-        )
+        stages = _stages(req.arg("view_type"))
         found = sorted(
             (
                 e
@@ -359,19 +347,29 @@ class Tracking:
             ),
             key=lambda e: (-e.created, e.experiment_id),
         )
-        size = req.int_arg("max_results") or 1000
-        if size > 3000:
-            raise invalid(f"Invalid value for max_results: {size}. It must be at most 3000.")
-        page, token = paginate(found, req.arg("page_token"), size)
-        body: dict[str, Any] = {"experiments": [self._render_experiment(e) for e in page]}
-        if token:
-            body["next_page_token"] = token
-        return body
+        page, token = _page(req, found, limit=3000)
+        return {"experiments": [self._render_experiment(e) for e in page], **token}
 
     def metric_history(self, req: Request) -> dict[str, Any]:
         run = self._run(req.arg("run_id") or req.require("run_uuid"))
         key = req.require("metric_key")
         return {"metrics": [m for m in run.metrics if m["key"] == key]}
+
+
+def _stages(view: str | None) -> set[str]:
+    """The lifecycle stages a search's view type admits (``ACTIVE_ONLY`` by default)."""
+    return {"ACTIVE_ONLY": {"active"}, "DELETED_ONLY": {"deleted"}}.get(
+        view or "ACTIVE_ONLY", {"active", "deleted"}
+    )
+
+
+def _page(req: Request, items: list[Any], *, limit: int) -> tuple[list[Any], dict[str, str]]:
+    """One page of ``items``, and the answer's ``next_page_token`` field (none on the last)."""
+    size = req.int_arg("max_results") or 1000
+    if size > limit:
+        raise invalid(f"Invalid value for max_results: {size}. It must be at most {limit}.")
+    page, token = paginate(items, req.arg("page_token"), size)
+    return page, {"next_page_token": token} if token else {}
 
 
 _CLAUSE = re.compile(
