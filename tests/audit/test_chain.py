@@ -121,6 +121,38 @@ def derived_columns_of(store: Store) -> bool:
         return derived_columns(conn)
 
 
+def test_generated_columns_declared_another_way_are_appended_to_and_checked_row_by_row(
+    store: Store, chain: AuditLog
+) -> None:
+    from mintaka.audit.chain import DERIVED_TABLE
+
+    with store.read() as conn:
+        indexes = [
+            row[0]
+            for row in conn.execute(
+                text(
+                    "SELECT sql FROM sqlite_master "
+                    "WHERE tbl_name = 'audit_events' AND type = 'index'"
+                )
+            )
+        ]
+    _sql(store, DERIVED_TABLE.replace('"audit_events"', "other").replace(" VIRTUAL", " virtual"))
+    _sql(
+        store,
+        "INSERT INTO other (seq, canonical, prev_hash, hash) "
+        "SELECT seq, canonical, prev_hash, hash FROM audit_events",
+    )
+    _sql(store, "DROP TABLE audit_events")
+    _sql(store, "ALTER TABLE other RENAME TO audit_events")
+    for index in indexes:
+        _sql(store, index)
+    assert not derived_columns_of(store)  # not the declaration verify trusts
+    fresh = AuditLog(store)
+    _append_one(fresh, actor="after", subject="m:11")
+    assert fresh.verify().ok
+    assert fresh.events()[-1].actor == "after"
+
+
 def test_stored_columns_are_checked_against_the_canonical_bytes(
     store: Store, chain: AuditLog
 ) -> None:
