@@ -35,7 +35,7 @@ from sqlalchemy import Connection, select
 from mintaka.domain.audit import AuditEvent, ChainReport
 from mintaka.errors import StoreError
 from mintaka.store.engine import Sql, Store
-from mintaka.store.schema import audit_events
+from mintaka.store.schema import audit_events, derived_from_canonical
 
 GENESIS = "0" * 64
 FORMAT = "mintaka-audit/1"
@@ -65,10 +65,6 @@ _ROWS = (
 # The table ``verify`` trusts to derive the query columns from the canonical bytes (migration
 # 0008), exactly as SQLite keeps it in ``sqlite_master``. A table declared any other way (an older
 # layout, or a schema edited to store plain columns) has its columns checked row by row.
-_DERIVED = (
-    "CASE WHEN json_valid(CAST(canonical AS TEXT)) "
-    "THEN json_extract(CAST(canonical AS TEXT), '$.{}') END"
-)
 DERIVED_TABLE = (
     'CREATE TABLE "audit_events" (\n'
     "    seq INTEGER NOT NULL PRIMARY KEY,\n"
@@ -76,7 +72,7 @@ DERIVED_TABLE = (
     "    prev_hash VARCHAR(64) NOT NULL,\n"
     "    hash VARCHAR(64) NOT NULL,\n"
     + ",\n".join(
-        f"    {field} {kind} GENERATED ALWAYS AS ({_DERIVED.format(field)}) VIRTUAL"
+        f"    {field} {kind} GENERATED ALWAYS AS ({derived_from_canonical(field)}) VIRTUAL"
         for field, kind in (
             ("at", "VARCHAR(40)"),
             ("actor", "VARCHAR(256)"),
@@ -383,8 +379,7 @@ class AuditLog:
         expected_seq = 1
         prev = GENESIS
         sha256 = hashlib.sha256
-        quote = _quote
-        format_and_link = f'}},"format":"{FORMAT}","prev_hash":"'
+        columns_match = _columns_match
         pending = sorted(s for s in anchors if s >= 1)  # anchors ahead, checked in detail
         next_anchor = pending.pop(0) if pending else 0
         derived = derived_columns(conn)
@@ -392,9 +387,7 @@ class AuditLog:
             for row in batch:
                 # The common case in one expression: the sequence, the link and the hash; and,
                 # where the columns are stored rather than derived, the columns against the
-                # canonical bytes (see ``_columns_match``; ``prev_hash`` is the previous event's
-                # verified hex hash here). Anything else, an anchor included, is examined in
-                # detail.
+                # canonical bytes. Anything else, an anchor included, is examined in detail.
                 try:
                     if derived:
                         seq, canonical, prev_hash, digest = row
@@ -413,15 +406,8 @@ class AuditLog:
                             seq == expected_seq
                             and prev_hash == prev
                             and sha256(prev_hash.encode() + canonical).hexdigest() == digest
-                            and (text := canonical.decode()).startswith(
-                                before := f'{{"action":{quote(action)},"actor":{quote(actor)},'
-                                f'"at":{quote(at)},"backend":'
-                                f'{"null" if backend is None else quote(backend)},"details":{{'
-                            )
-                            and text.endswith(
-                                f'{format_and_link}{prev_hash}","seq":{seq},'
-                                f'"subject":{quote(subject)}}}',
-                                len(before),
+                            and columns_match(
+                                canonical, seq, at, actor, action, subject, backend, prev_hash
                             )
                             and seq != next_anchor
                         ):

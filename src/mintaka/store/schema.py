@@ -128,11 +128,11 @@ artifacts = Table(
 )
 
 
-def _derived_from_canonical(field: str) -> Computed:
+def derived_from_canonical(field: str) -> str:
+    """SQLite's expression for an audit event's ``field``, read out of its canonical bytes (CAST:
+    to SQLite 3.45+ a BLOB is JSONB, while these bytes are JSON text)."""
     text = "CAST(canonical AS TEXT)"
-    return Computed(
-        f"CASE WHEN json_valid({text}) THEN json_extract({text}, '$.{field}') END", persisted=False
-    )
+    return f"CASE WHEN json_valid({text}) THEN json_extract({text}, '$.{field}') END"
 
 
 audit_events = Table(
@@ -152,7 +152,12 @@ audit_events = Table(
     # migration 0008): one copy of each value, which the database refuses to update (NULL only
     # where the bytes are not JSON, which verification reports).
     *(
-        Column(field, String(length), _derived_from_canonical(field), nullable=True)
+        Column(
+            field,
+            String(length),
+            Computed(derived_from_canonical(field), persisted=False),
+            nullable=True,
+        )
         for field, length in (
             ("at", 40),
             ("actor", 256),
