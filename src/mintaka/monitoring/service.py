@@ -17,9 +17,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
-from sqlalchemy.sql.expression import Executable
 
 from mintaka.capabilities import Capability
 from mintaka.domain.monitoring import (
@@ -492,7 +491,8 @@ class MonitoringService:
             return 0
         with self.platform.store.write() as conn:
             # Ids already imported hit the primary key and are skipped by the database itself.
-            added = conn.execute(_insert_new(conn, predictions), rows).rowcount
+            insert = self.platform._insert(predictions).on_conflict_do_nothing()
+            added = conn.execute(insert, rows).rowcount
             if added:
                 event = self.platform._audit(
                     conn, "monitor.capture.import", endpoint, predictions=added
@@ -871,14 +871,3 @@ def _captured_rows(payload: Any, answer: Any) -> tuple[list[Any], list[Any]]:
     if len(outputs) != len(rows):
         outputs = [None] * len(rows)
     return rows, outputs
-
-
-def _insert_new(conn: Connection, table: Table) -> Executable:
-    """An insert into ``table`` that skips rows whose key is already there (SQLite, PostgreSQL)."""
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as pg_insert
-
-        return pg_insert(table).on_conflict_do_nothing()
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table).on_conflict_do_nothing()
