@@ -297,20 +297,14 @@ class PipelineService:
                 run = self.retrain(
                     request.model, request.reason, trigger=request.trigger, **options
                 )
-            except GateFailed as exc:
-                status = "waiting" if exc.run_id else "failed"
-                updated = request.model_copy(
-                    update={"status": status, "outcome": str(exc), "pipeline_run": exc.run_id}
-                )
-                self._save_request(updated)
-                handled.append((updated, None))
-                continue
             except MintakaError as exc:
+                run_id = getattr(exc, "run_id", None)
+                stopped = isinstance(exc, GateFailed) and run_id is not None
                 updated = request.model_copy(
                     update={
-                        "status": "failed",
+                        "status": "waiting" if stopped else "failed",
                         "outcome": str(exc),
-                        "pipeline_run": getattr(exc, "run_id", None),
+                        "pipeline_run": run_id,
                     }
                 )
                 self._save_request(updated)
