@@ -440,8 +440,8 @@ class SageMakerServing(SageMakerRegistry):
                 if not was_retried(exc):
                     raise
                 serves = self._may_serve(name, config)
-                if serves is not True:
-                    created = serves is None
+                created = serves is None  # cannot be told: keep what the endpoint may use
+                if not serves:
                     raise
             created = True
             described = self._wait(name)
