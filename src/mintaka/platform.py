@@ -9,7 +9,7 @@ reaches a cloud, and a record never points at something the cloud did not accept
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar, cast
@@ -18,7 +18,7 @@ from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from mintaka.artifacts import ArtifactStore, StoredArtifact, manifest_of
+from mintaka.artifacts import ArtifactStore, Manifest, StoredArtifact, manifest_of
 from mintaka.audit import AuditLog
 from mintaka.capabilities import Capability
 from mintaka.clock import Clock, IdFactory, SystemClock
@@ -340,8 +340,7 @@ class Platform:
             metrics_f = {str(k): float(v) for k, v in (metrics or {}).items()}
         except (TypeError, ValueError) as exc:
             raise ValidationError(f"metrics must be numbers: {exc}") from exc
-        ingested = self.artifacts.check(artifact) if isinstance(artifact, StoredArtifact) else None
-        path = None if ingested is not None else Path(cast(str | Path, artifact))
+        digest_artifact, store_artifact = self._artifact_steps(artifact)
         registry = self._area(Capability.REGISTRY, ModelRegistry)
         if tags:
             self._area(Capability.REGISTRY_TAGS, ModelTags)
@@ -369,7 +368,7 @@ class Platform:
                 params_s = {**run.params, **params_s}
                 metrics_f = {**run.metrics, **metrics_f}
             self._require_datasets(conn, datasets_used)
-            manifest = ingested.manifest if ingested is not None else manifest_of(cast(Path, path))
+            manifest = digest_artifact()
             digest = manifest.digest
             clash = sql.one(
                 "SELECT version FROM model_versions "
@@ -378,7 +377,7 @@ class Platform:
             )
         if clash is not None:
             raise Conflict(f"{name}:{clash[0]} already holds artifact {digest}")
-        stored = ingested or self.artifacts.ingest(cast(Path, path), manifest)
+        stored = store_artifact(manifest)
 
         if model_row is None:
             registry.ensure_model(name, description)
@@ -475,6 +474,24 @@ class Platform:
             )
         self._after_commit([event])
         return record
+
+    def _artifact_steps(
+        self, artifact: str | Path | StoredArtifact
+    ) -> tuple[Callable[[], Manifest], Callable[[Manifest], StoredArtifact]]:
+        """How ``register_model`` digests and stores ``artifact``.
+
+        What ``artifacts.ingest`` returned is checked to be in this store now and is not read
+        again. A file or directory is digested when asked (after the cheap checks) and stored,
+        durably, once the registration's checks pass.
+        """
+        if isinstance(artifact, StoredArtifact):
+            ingested = self.artifacts.check(artifact)
+            return (lambda: ingested.manifest), (lambda _manifest: ingested)
+        source = Path(artifact)
+        return (
+            lambda: manifest_of(source),
+            lambda manifest: self.artifacts.ingest(source, manifest),
+        )
 
     @staticmethod
     def _run_for_version(sql: Sql, run_id: str) -> _RunInputs:
