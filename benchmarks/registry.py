@@ -15,6 +15,11 @@ MLflow is not a dependency of Mintaka; run this with::
 
     uv run --isolated --with-editable . --with 'mlflow==3.17.*' python benchmarks/registry.py
 
+Each of ``--rounds`` rounds (default 3) runs both systems on fresh directories, alternating which
+goes first; the summary gives every round's ratio and their median. MLflow's registration is
+dominated by the fsyncs of its rollback-journal commits, whose latency on a shared VM drifts from
+minute to minute, so a single round's ratio says more about the disk than about either system.
+
 ``--skip-mlflow`` runs the Mintaka side alone (``uv run python benchmarks/registry.py
 --skip-mlflow``). ``MINTAKA_STORE_SYNC=FULL`` in the environment switches Mintaka's store to
 fsync every commit.
@@ -217,49 +222,87 @@ def bench_mlflow(work: Path, artifacts: list[Path], reads: int, seed: int) -> Ti
 # -- report ------------------------------------------------------------------------------------
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--versions", type=int, default=1000)
-    parser.add_argument("--reads", type=int, default=100)
-    parser.add_argument("--artifact-bytes", type=int, default=16 * 1024)
-    parser.add_argument("--seed", type=int, default=20260101)
-    parser.add_argument("--skip-mlflow", action="store_true")
-    args = parser.parse_args()
-
-    print(f"python {sys.version.split()[0]} on {host.platform()}, {os.cpu_count()} CPUs")
-    print(
-        f"{args.versions} versions of one model, {args.artifact_bytes} distinct bytes each; "
-        f"{args.reads} random gets by version and {args.reads} by alias"
-    )
+def run_round(args: argparse.Namespace, number: int) -> dict[str, Timings]:
+    """Both systems on fresh directories; odd rounds run MLflow first, so drift in the machine's
+    speed (its disk's fsync latency above all) does not always favour the same side."""
     with tempfile.TemporaryDirectory(prefix="mintaka-bench-") as tmp:
         work = Path(tmp)
         artifacts = make_artifacts(work / "src", args.versions, args.artifact_bytes, args.seed)
-        results = {"mintaka": bench_mintaka(work, artifacts, args.reads, args.seed)}
+        systems: dict[str, Callable[[], Timings]] = {
+            "mintaka": lambda: bench_mintaka(work, artifacts, args.reads, args.seed)
+        }
         if not args.skip_mlflow:
-            results["mlflow"] = bench_mlflow(work, artifacts, args.reads, args.seed)
+            systems["mlflow"] = lambda: bench_mlflow(work, artifacts, args.reads, args.seed)
+        order = list(systems)[::-1] if number % 2 else list(systems)
+        results = {system: systems[system]() for system in order}
+    return {system: results[system] for system in systems}
 
+
+def report_round(number: int, results: dict[str, Timings]) -> None:
+    print(f"\n#### round {number + 1}")
     for system, timings in results.items():
-        print(f"\n== {system}: {timings.notes.get('durability', '')}")
+        print(f"== {system}: {timings.notes.get('durability', '')}")
         for note, value in timings.notes.items():
             if note != "durability":
                 print(f"   {note}: {value}")
         for phase in timings.samples:
             print("   " + timings.line(phase))
-
     if "mlflow" in results:
         ours, theirs = results["mintaka"], results["mlflow"]
-        print("\n== ratio (MLflow mean / Mintaka mean; higher is better for Mintaka; target >= 10)")
-        for phase in ("register", "get by version", "get by alias"):
-            ratio = theirs.mean_ms(phase) / ours.mean_ms(phase)
+        print("== ratio (MLflow mean / Mintaka mean; higher is better for Mintaka; target >= 10)")
+        for phase in PHASES:
             print(
                 f"   {phase:<16} MLflow {theirs.mean_ms(phase):8.3f} ms  "
-                f"Mintaka {ours.mean_ms(phase):8.3f} ms  ratio {ratio:6.1f}x"
+                f"Mintaka {ours.mean_ms(phase):8.3f} ms  ratio {ratio(results, phase):6.1f}x"
             )
         print(
             f"   {'artifact bytes':<16} MLflow log_artifact {theirs.mean_ms('log_artifact'):.3f} "
             f"ms (copy, no fsync)  Mintaka ingest {ours.mean_ms('ingest'):.3f} ms "
             "(manifest + copy + fsync + rename)"
         )
+
+
+PHASES = ("register", "get by version", "get by alias")
+
+
+def ratio(results: dict[str, Timings], phase: str) -> float:
+    return results["mlflow"].mean_ms(phase) / results["mintaka"].mean_ms(phase)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--versions", type=int, default=1000)
+    parser.add_argument("--reads", type=int, default=100)
+    parser.add_argument("--artifact-bytes", type=int, default=16 * 1024)
+    parser.add_argument("--seed", type=int, default=20260101)
+    parser.add_argument("--rounds", type=int, default=3, help="repeat both systems this often")
+    parser.add_argument("--skip-mlflow", action="store_true")
+    args = parser.parse_args()
+
+    print(f"python {sys.version.split()[0]} on {host.platform()}, {os.cpu_count()} CPUs")
+    print(
+        f"{args.versions} versions of one model, {args.artifact_bytes} distinct bytes each; "
+        f"{args.reads} random gets by version and {args.reads} by alias; {args.rounds} round(s)"
+    )
+    rounds = []
+    for number in range(args.rounds):
+        results = run_round(args, number)
+        report_round(number, results)
+        rounds.append(results)
+
+    print("\n#### summary over rounds (mean per operation, ms)")
+    for phase in PHASES:
+        ours = [r["mintaka"].mean_ms(phase) for r in rounds]
+        line = f"   {phase:<16} Mintaka {' '.join(f'{v:7.3f}' for v in ours)}"
+        if not args.skip_mlflow:
+            theirs = [r["mlflow"].mean_ms(phase) for r in rounds]
+            ratios = [ratio(r, phase) for r in rounds]
+            line += (
+                f"  MLflow {' '.join(f'{v:7.3f}' for v in theirs)}"
+                f"  ratio {' '.join(f'{v:5.1f}x' for v in ratios)}"
+                f"  median {statistics.median(ratios):5.1f}x"
+            )
+        print(line)
 
 
 if __name__ == "__main__":
