@@ -1,11 +1,17 @@
-"""Shared by the Databricks backend's tests: the fake workspace wired to the backend's settings."""
+"""Shared by the Databricks backend's tests: the fake workspace wired to the backend's settings,
+another user's SDK client on each model registry, and the conformance suite's fixtures."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
-from mintaka_conformance.fakes.databricks import FakeDatabricks
+import pytest
+from mintaka_conformance import AbstractBackendFixtures, BackendUnderTest, OutOfBand
+from mintaka_conformance.fakes.databricks import FakeDatabricks, workspace_client
+
+from mintaka.interfaces import Backend
 
 CATALOG = "main"
 SCHEMA = "mintaka"
@@ -92,3 +98,26 @@ class WorkspaceRegistryOutOfBand:
                 key=key,
                 value=value,
             )
+
+
+class DatabricksConformanceFixtures(AbstractBackendFixtures):
+    """The conformance suite's backend over the fake workspace, and another user's SDK client on it.
+
+    A subclass names the backend class and the out-of-band client for its model registry; its
+    module loads the fake's fixtures (``mintaka_conformance.fakes.databricks_fixtures``).
+    """
+
+    backend_class: ClassVar[type[Backend]]
+    out_of_band_class: ClassVar[type[SdkOutOfBand | WorkspaceRegistryOutOfBand]]
+
+    @pytest.fixture
+    def backend(
+        self, databricks_fake: FakeDatabricks, databricks_environment: Path
+    ) -> BackendUnderTest:
+        return BackendUnderTest(self.backend_class, settings_for(databricks_fake))
+
+    @pytest.fixture
+    def out_of_band(
+        self, databricks_fake: FakeDatabricks, databricks_environment: Path, platform: Any
+    ) -> OutOfBand:
+        return self.out_of_band_class(workspace_client(databricks_fake))

@@ -3,13 +3,8 @@ databricks-sdk; out-of-band changes are made by a second SDK client."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import pytest
-from databricks_support import SdkOutOfBand, settings_for
+from databricks_support import DatabricksConformanceFixtures, SdkOutOfBand
 from mintaka_conformance import (
-    AbstractBackendFixtures,
     AbstractErrorContractTests,
     AbstractLineageTests,
     AbstractMonitoringTests,
@@ -18,27 +13,15 @@ from mintaka_conformance import (
     AbstractRunTests,
     AbstractServingTests,
     AbstractSyncTests,
-    BackendUnderTest,
-    OutOfBand,
 )
-from mintaka_conformance.fakes.databricks import FakeDatabricks, workspace_client
 from mintaka_databricks.backend import DatabricksBackend
 
 pytest_plugins = ["mintaka_conformance.fakes.databricks_fixtures"]
 
 
-class DatabricksFixtures(AbstractBackendFixtures):
-    @pytest.fixture
-    def backend(
-        self, databricks_fake: FakeDatabricks, databricks_environment: Path
-    ) -> BackendUnderTest:
-        return BackendUnderTest(DatabricksBackend, settings_for(databricks_fake))
-
-    @pytest.fixture
-    def out_of_band(
-        self, databricks_fake: FakeDatabricks, databricks_environment: Path, platform: Any
-    ) -> OutOfBand:
-        return SdkOutOfBand(workspace_client(databricks_fake))
+class DatabricksFixtures(DatabricksConformanceFixtures):
+    backend_class = DatabricksBackend
+    out_of_band_class = SdkOutOfBand
 
 
 class TestDatabricksRegistry(DatabricksFixtures, AbstractRegistryTests): ...

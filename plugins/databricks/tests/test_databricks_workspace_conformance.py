@@ -4,13 +4,8 @@ a second SDK client on the workspace registry's REST paths."""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-import pytest
-from databricks_support import WorkspaceRegistryOutOfBand, settings_for
+from databricks_support import DatabricksConformanceFixtures, WorkspaceRegistryOutOfBand
 from mintaka_conformance import (
-    AbstractBackendFixtures,
     AbstractErrorContractTests,
     AbstractLineageTests,
     AbstractMonitoringTests,
@@ -19,27 +14,15 @@ from mintaka_conformance import (
     AbstractRunTests,
     AbstractServingTests,
     AbstractSyncTests,
-    BackendUnderTest,
-    OutOfBand,
 )
-from mintaka_conformance.fakes.databricks import FakeDatabricks, workspace_client
 from mintaka_databricks.backend import DatabricksWorkspaceBackend
 
 pytest_plugins = ["mintaka_conformance.fakes.databricks_fixtures"]
 
 
-class WorkspaceRegistryFixtures(AbstractBackendFixtures):
-    @pytest.fixture
-    def backend(
-        self, databricks_fake: FakeDatabricks, databricks_environment: Path
-    ) -> BackendUnderTest:
-        return BackendUnderTest(DatabricksWorkspaceBackend, settings_for(databricks_fake))
-
-    @pytest.fixture
-    def out_of_band(
-        self, databricks_fake: FakeDatabricks, databricks_environment: Path, platform: Any
-    ) -> OutOfBand:
-        return WorkspaceRegistryOutOfBand(workspace_client(databricks_fake))
+class WorkspaceRegistryFixtures(DatabricksConformanceFixtures):
+    backend_class = DatabricksWorkspaceBackend
+    out_of_band_class = WorkspaceRegistryOutOfBand
 
 
 class TestWorkspaceRegistry(WorkspaceRegistryFixtures, AbstractRegistryTests): ...
