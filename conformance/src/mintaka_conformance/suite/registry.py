@@ -18,6 +18,31 @@ from mintaka_conformance.scenarios import ModelScenario, Names
 class AbstractRegistryTests(AbstractBackendFixtures):
     area = "registry"
 
+    @pytest.fixture
+    def version_request(
+        self,
+        platform: Platform,
+        cloud: Any,
+        names: Names,
+        make_artifact: Callable[[bytes], Path],
+    ) -> Callable[[bytes, str], VersionRequest]:
+        """A request for a version of a new, empty model holding ``weights``, with ``key`` as both
+        its Mintaka id and its idempotency key."""
+
+        def build(weights: bytes, key: str) -> VersionRequest:
+            name = names.model()
+            stored = platform.artifacts.ingest(make_artifact(weights))
+            cloud.ensure_model(name)
+            return VersionRequest(
+                name=name,
+                artifact_path=str(stored.content),
+                artifact_digest=stored.digest,
+                mintaka_id=key,
+                idempotency_key=key,
+            )
+
+        return build
+
     @pytest.mark.requires(Capability.REGISTRY)
     def test_versions_are_numbered_in_registration_order(
         self, cloud: Any, scenario: ModelScenario
@@ -59,36 +84,22 @@ class AbstractRegistryTests(AbstractBackendFixtures):
 
     @pytest.mark.requires(Capability.REGISTRY)
     def test_create_version_is_idempotent_on_key(
-        self,
-        platform: Platform,
-        cloud: Any,
-        names: Names,
-        make_artifact: Callable[[bytes], Path],
+        self, cloud: Any, version_request: Callable[[bytes, str], VersionRequest]
     ) -> None:
         """The backend MUST return the version created first when a create is retried with the same
         idempotency key."""
-        name = names.model()
-        stored = platform.artifacts.ingest(make_artifact(b"retried weights"))
-        cloud.ensure_model(name)
-        request = VersionRequest(
-            name=name,
-            artifact_path=str(stored.content),
-            artifact_digest=stored.digest,
-            mintaka_id="mv-retry",
-            idempotency_key="mv-retry",
-        )
+        request = version_request(b"retried weights", "mv-retry")
         first = cloud.create_version(request)
         again = cloud.create_version(request)
         assert again.version == first.version == 1
-        assert [v.version for v in cloud.list_versions(name)] == [1]
+        assert [v.version for v in cloud.list_versions(request.name)] == [1]
 
     @pytest.mark.requires(Capability.REGISTRY)
     def test_version_created_in_the_store_transaction_commits_with_it(
         self,
         platform: Platform,
         cloud: Any,
-        names: Names,
-        make_artifact: Callable[[bytes], Path],
+        version_request: Callable[[bytes, str], VersionRequest],
     ) -> None:
         """The backend MUST create a version inside the caller's store transaction when its registry
         resides in the control-plane store: absent after a rollback, there once it commits, and
@@ -96,16 +107,7 @@ class AbstractRegistryTests(AbstractBackendFixtures):
         resident = cloud if isinstance(cloud, StoreResidentRegistry) else None
         if resident is None or not resident.resides_in(platform.store.url):
             pytest.skip(f"backend '{cloud.name}' keeps its registry outside the store")
-        name = names.model()
-        stored = platform.artifacts.ingest(make_artifact(b"weights in the store"))
-        cloud.ensure_model(name)
-        request = VersionRequest(
-            name=name,
-            artifact_path=str(stored.content),
-            artifact_digest=stored.digest,
-            mintaka_id="mv-in-store",
-            idempotency_key="mv-in-store",
-        )
+        request = version_request(b"weights in the store", "mv-in-store")
 
         class RolledBack(Exception):
             pass
@@ -117,12 +119,12 @@ class AbstractRegistryTests(AbstractBackendFixtures):
 
         with pytest.raises(RolledBack):
             abandoned()
-        assert cloud.list_versions(name) == []
+        assert cloud.list_versions(request.name) == []
         with platform.store.write() as conn:
             first = resident.create_version_in(conn, request)
             again = resident.create_version_in(conn, request)
         assert again.version == first.version == 1
-        assert [v.mintaka_id for v in cloud.list_versions(name)] == ["mv-in-store"]
+        assert [v.mintaka_id for v in cloud.list_versions(request.name)] == ["mv-in-store"]
 
     @pytest.mark.requires(Capability.REGISTRY)
     def test_get_missing_version_raises_not_found(
