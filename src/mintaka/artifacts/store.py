@@ -20,6 +20,7 @@ from pathlib import Path
 
 from mintaka.artifacts.digest import CHUNK, Manifest, ManifestEntry, manifest_of
 from mintaka.errors import IntegrityError, NotFound, ValidationError
+from mintaka.files import fsync_directory
 
 MANIFEST_NAME = "MANIFEST.json"
 CONTENT_DIR = "content"
@@ -39,14 +40,6 @@ class StoredArtifact:
     def content(self) -> Path:
         """The directory holding the artifact's files under their original relative paths."""
         return self.path / CONTENT_DIR
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _copy_hashed(origin: Path, target: Path) -> tuple[int, str]:
@@ -106,9 +99,9 @@ class ArtifactStore:
             with (tmp / MANIFEST_NAME).open("rb") as handle:
                 os.fsync(handle.fileno())
             for directory in sorted({(content / e.path).parent for e in manifest.entries}):
-                _fsync_dir(directory)
-            _fsync_dir(content)
-            _fsync_dir(tmp)
+                fsync_directory(directory)
+            fsync_directory(content)
+            fsync_directory(tmp)
             final.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.rename(tmp, final)
@@ -116,7 +109,7 @@ class ArtifactStore:
                 if not final.exists():
                     raise
                 shutil.rmtree(tmp, ignore_errors=True)  # another writer stored the same bytes
-            _fsync_dir(final.parent)
+            fsync_directory(final.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

@@ -42,6 +42,7 @@ from mintaka.domain.pipelines import (
 )
 from mintaka.domain.runs import RunStatus
 from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError
+from mintaka.files import write_atomic
 from mintaka.pipelines.contract import StepContext, StepContract, check_spec
 from mintaka.provenance import code_commit, environment
 
@@ -96,16 +97,6 @@ def canonical_digest(value: Any) -> str:
 
 def content_digest(path: Path) -> str | None:
     return manifest_of(path).digest if path.exists() else None
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    with partial.open("w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, path)
 
 
 class LocalExecutor:
@@ -337,7 +328,7 @@ class LocalExecutor:
         if isinstance(result, GateOutcome) and not result.passed:
             # A gate that held is asked again on the next attempt (its reason may have gone).
             return result, key, False
-        _write_atomic(
+        write_atomic(
             entry / "outputs.json",
             json.dumps({"outputs": result.model_dump(mode="json"), "digests": digests}),
         )
@@ -381,7 +372,7 @@ class LocalExecutor:
         inputs_file = work.parent / "inputs.json"
         outputs_file = work.parent / "step-outputs.json"
         outputs_file.unlink(missing_ok=True)
-        _write_atomic(inputs_file, inputs.model_dump_json())
+        write_atomic(inputs_file, inputs.model_dump_json())
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
@@ -592,7 +583,9 @@ class LocalExecutor:
     # -- state ----------------------------------------------------------------------------------
 
     def _save(self, state: RunState) -> None:
-        _write_atomic(self.root / "runs" / f"{state.run.id}.json", state.model_dump_json())
+        runs = self.root / "runs"
+        runs.mkdir(parents=True, exist_ok=True)
+        write_atomic(runs / f"{state.run.id}.json", state.model_dump_json())
 
     @staticmethod
     def _step_run(state: RunState, name: str) -> StepRun:

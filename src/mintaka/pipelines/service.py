@@ -24,7 +24,8 @@ from mintaka.domain.base import AwareDatetime, JSONDict
 from mintaka.domain.pipelines import NativePipeline, PipelineRun, PipelineSpec, PipelineStatus
 from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError
-from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent, _write_atomic
+from mintaka.files import write_atomic
+from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -193,7 +194,9 @@ class PipelineService:
             every=every,
             bound_at=self.platform._now(),
         )
-        _write_atomic(self.root / "training" / f"{model}.json", binding.model_dump_json())
+        folder = self.root / "training"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / f"{model}.json", binding.model_dump_json())
         self._audit("pipeline.bind", model, pipeline=spec.name, every=every)
         return binding
 
@@ -393,7 +396,9 @@ class PipelineService:
     # -- plumbing -------------------------------------------------------------------------------
 
     def _save_request(self, request: RetrainRequest) -> None:
-        _write_atomic(self.root / "requests" / f"{request.id}.json", request.model_dump_json())
+        folder = self.root / "requests"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_atomic(folder / f"{request.id}.json", request.model_dump_json())
 
     def _audit(self, action: str, subject: str, **details: Any) -> None:
         with self.platform.store.write() as conn:

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mintaka.files import write_atomic
 from mintaka.pipelines.contract import StepContext, load_step
 
 
@@ -58,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         outputs = contract.fn(inputs)
     text = contract.output_model.model_validate(outputs).model_dump_json()
     if "outputs" in options:
-        target = Path(options["outputs"])
-        partial = target.with_suffix(".partial")
-        partial.write_text(text)
-        os.replace(partial, target)
+        write_atomic(Path(options["outputs"]), text, durable=False)
     else:
         print(text)
     return 0

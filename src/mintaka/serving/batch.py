@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mintaka.errors import ValidationError
+from mintaka.files import open_atomic
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
@@ -34,9 +35,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write ``rows`` atomically: a partial output file never appears under ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.partial")
     if file_format(path) == "csv":
-        with tmp.open("w", newline="") as handle:
+        with open_atomic(path, "w", durable=False, newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
             writer.writeheader()
             writer.writerows(rows)
@@ -44,5 +44,5 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pq.write_table(pa.Table.from_pylist(rows), tmp)
-    tmp.replace(path)
+        with open_atomic(path, "wb", durable=False) as binary:
+            pq.write_table(pa.Table.from_pylist(rows), binary)

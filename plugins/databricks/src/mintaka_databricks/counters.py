@@ -10,11 +10,11 @@ created are all there is, and the metrics say so through the ``start`` they repo
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from mintaka.files import write_atomic
 
 # Counters per kind ("requests", "errors"), then per route.
 Counters = dict[str, dict[str, int]]
@@ -55,14 +55,7 @@ class CounterSnapshots:
         kept = [*earlier, snapshot][-self.keep :]
         self.root.mkdir(parents=True, exist_ok=True)
         data = json.dumps([{"at": s.at.isoformat(), "counters": s.counters} for s in kept])
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".snapshots-")
-        try:
-            with os.fdopen(fd, "w") as handle:
-                handle.write(data)
-            os.replace(tmp, self._path(endpoint))
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomic(self._path(endpoint), data, durable=False)
         return earlier
 
 

@@ -1,0 +1,102 @@
+"""Writing a file atomically: a reader sees the old content or the new, never a part of either.
+
+The bytes go to a temporary file of a name of its own in the target's directory, which then
+replaces the target in one ``os.replace``. Two writers of the same target never share a temporary
+file (the last to finish wins); a write that fails leaves the old target as it was and no
+temporary file behind. ``durable`` (the default) also fsyncs the file before the rename and the
+directory after it, so the new content survives a crash once the call returns.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, Literal, TextIO, overload
+
+_NAME_ATTEMPTS = 100
+
+
+def write_atomic(path: Path, data: str | bytes, *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` (text in the default encoding, or bytes) atomically."""
+    if isinstance(data, bytes):
+        with open_atomic(path, "wb", durable=durable) as binary:
+            binary.write(data)
+    else:
+        with open_atomic(path, "w", durable=durable) as text:
+            text.write(data)
+
+
+@overload
+def open_atomic(
+    path: Path,
+    mode: Literal["w"] = "w",
+    *,
+    durable: bool = True,
+    encoding: str | None = None,
+    newline: str | None = None,
+) -> AbstractContextManager[TextIO]: ...
+
+
+@overload
+def open_atomic(
+    path: Path, mode: Literal["wb"], *, durable: bool = True
+) -> AbstractContextManager[BinaryIO]: ...
+
+
+@contextmanager
+def open_atomic(
+    path: Path,
+    mode: Literal["w", "wb"] = "w",
+    *,
+    durable: bool = True,
+    encoding: str | None = None,
+    newline: str | None = None,
+) -> Iterator[Any]:
+    """A file to write that replaces ``path`` atomically when the ``with`` block ends without
+    an error, for output that is streamed rather than held whole (``write_atomic`` otherwise).
+
+    An error in the block, or in writing, leaves ``path`` untouched and removes the temporary
+    file. The parent directory must exist.
+    """
+    fd, temporary = _create_temporary(path)
+    try:
+        with os.fdopen(fd, mode, encoding=encoding, newline=newline) as handle:
+            yield handle
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
+    if durable:
+        fsync_directory(path.parent)
+
+
+def fsync_directory(path: Path) -> None:
+    """Make the entries of directory ``path`` (a file created, renamed or removed) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _create_temporary(path: Path) -> tuple[int, Path]:
+    """A new file beside ``path`` under an unused random name, opened for writing.
+
+    This is what ``tempfile.mkstemp`` does, except that the file is created with the usual
+    permissions (``0o666`` less the umask) rather than ``0o600``, since it becomes ``path``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(_NAME_ATTEMPTS):
+        candidate = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(candidate, flags, 0o666), candidate
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(path.parent))
