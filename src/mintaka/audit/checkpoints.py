@@ -32,6 +32,7 @@ from pydantic import ValidationError as PydanticValidationError
 from mintaka.audit.chain import GENESIS, AuditLog, canonical_bytes
 from mintaka.domain.base import Record
 from mintaka.errors import Conflict, IntegrityError, ValidationError
+from mintaka.files import fsync_directory
 
 CHECKPOINT_FORMAT = "mintaka-audit-checkpoint/1"
 KEY_ENV = "MINTAKA_AUDIT_KEY"
@@ -189,11 +190,7 @@ def append(path: Path, entry: Checkpoint) -> None:
     finally:
         os.close(fd)
     if created:
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_directory(path.parent)
 
 
 def read(path: Path) -> list[Checkpoint]:
