@@ -169,18 +169,21 @@ def test_the_local_registry_in_the_store_commits_as_durably_as_the_store(
         assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
 
 
-def test_a_local_registry_file_from_before_stays_in_use(tmp_path: Path) -> None:
+def test_a_local_registry_file_from_before_is_imported_into_the_store(tmp_path: Path) -> None:
     legacy = tmp_path / "home" / "local" / "registry.db"
     legacy.parent.mkdir(parents=True)
     sqlite3.connect(legacy).close()
     with Platform(tmp_path / "home", backend="local") as platform:
-        assert not platform.backend.resides_in(platform.store.url)
+        assert platform.backend.resides_in(platform.store.url)
         artifact = tmp_path / "model.bin"
-        artifact.write_bytes(b"kept apart")
+        artifact.write_bytes(b"in the store")
         assert platform.register_model("m", artifact).version == 1
         assert [v.version for v in platform.backend.list_versions("m")] == [1]
-    with sqlite3.connect(legacy) as conn:
-        assert conn.execute("SELECT count(*) FROM local_versions").fetchone() == (1,)
+    assert not legacy.exists()
+    (kept,) = legacy.parent.glob("registry.db.imported-*")
+    with sqlite3.connect(kept) as conn:
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    conn.close()
 
 
 def test_create_model_twice_is_a_conflict(platform: Platform) -> None:

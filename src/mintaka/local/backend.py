@@ -8,7 +8,9 @@ beside core's tables but apart from them: they are this backend's state, which c
 Mintaka's back like a cloud's, and ``sync`` compares them with the store. Sharing the database lets
 a registration create its version in the store transaction that records it (one commit, and no
 version the store never heard of after a crash). A home whose ``local/registry.db`` predates this
-keeps it; a store on another database gets that separate file too.
+has that file's rows imported into the store's database when the backend opens, and the file is
+then renamed aside (``registry_db.import_registry_file``). A store on another database keeps the
+tables in that separate file.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from mintaka.interfaces import (
     VersionDeletion,
 )
 from mintaka.local.registry_db import (
+    import_registry_file,
     local_aliases,
     local_models,
     local_runs,
@@ -115,12 +118,22 @@ class LocalBackend(
         self.path.mkdir(parents=True, exist_ok=True)  # the server's address file, ...
         own = self.path / "registry.db"
         store = context.store_url
-        shared = store is not None and _sqlite_file(store) and not own.exists()
+        shared = store is not None and _sqlite_file(store)
         self.url = store if shared and store is not None else f"sqlite:///{own}"
         # In the store's database, commit as durably as the store does.
         self.engine = make_engine(self.url, sync_mode() if shared else "NORMAL")
-        metadata.create_all(self.engine)
         self.transactions = Transactions(self.engine)
+        try:
+            # Under the write lock: two processes opening the same new home must not both find
+            # a table missing and then race to create it.
+            with self.transactions.write() as conn:
+                metadata.create_all(conn)
+            if shared and own.exists():
+                import_registry_file(self.transactions, own, context.clock.now())
+        except BaseException:
+            self.transactions.close()
+            self.engine.dispose()
+            raise
 
     def describe(self) -> dict[str, Any]:
         return {"path": str(self.path), "registry": self.engine.url.database or ""}

@@ -2,10 +2,19 @@
 
 These tables are kept apart from the control-plane tables on purpose (in the store's database or
 in a file of their own, see ``LocalBackend``): the local backend is a cloud like any other, so its
-state can be changed behind Mintaka's back and ``sync`` must notice.
+state can be changed behind Mintaka's back and ``sync`` must notice. ``import_registry_file``
+moves the file an older home kept them in into the store's database.
 """
 
 from __future__ import annotations
+
+import logging
+import sqlite3
+from contextlib import suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -18,6 +27,11 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+
+from mintaka.errors import Conflict, StoreError
+from mintaka.store.engine import Sql, Transactions
+
+log = logging.getLogger(__name__)
 
 metadata = MetaData()
 
@@ -93,3 +107,166 @@ local_endpoints = Table(
     Column("config_version", Integer, nullable=False),
     Column("updated_at", String(40), nullable=False),
 )
+
+
+# -- an older home's registry file ------------------------------------------------------------
+
+# SQLite's companions of a database file, renamed with it so that the kept copy stays whole.
+SIBLINGS = ("-wal", "-shm", "-journal")
+
+
+@dataclass(frozen=True)
+class _OldRows:
+    table: Table
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+
+
+def import_registry_file(transactions: Transactions, path: Path, now: datetime) -> Path | None:
+    """Copy the rows of the registry file ``path`` into the ``local_*`` tables of the store
+    database that ``transactions`` writes, then rename the file out of the way.
+
+    All tables are copied in one store transaction, and the file is renamed (kept, with its
+    ``-wal``/``-shm``, as ``registry.db.imported-<UTC time>``) only after it commits. A row the
+    store already holds as it is in the file is skipped, so a second run after a crash between
+    the commit and the rename inserts nothing and only renames. A row the store holds with other
+    content refuses the import (``Conflict``), as does a file whose tables have columns this
+    schema lacks or lack a required one (``StoreError``); either leaves both databases as they
+    were. The transaction takes the store's write lock first (``BEGIN IMMEDIATE``), so of two
+    processes opening the same home the second finds the rows, or the file gone. Returns where
+    the file is kept, or None when another process retired it first.
+    """
+    with transactions.write() as conn:
+        old = _open_existing(path)
+        if old is None:
+            return None
+        try:
+            found = _read_tables(old, path)
+        finally:
+            old.close()  # closing the last connection checkpoints the file's WAL into it
+        imported = _insert_missing(Sql(conn), found, path)
+    kept = _retire(path, now)
+    if kept is not None:
+        log.info(
+            "imported %d rows of %s into the store's database; kept it as %s",
+            imported,
+            path,
+            kept.name,
+        )
+    return kept
+
+
+def _open_existing(path: Path) -> sqlite3.Connection | None:
+    """A connection to ``path`` (never creating it), or None when the file is gone."""
+    try:
+        conn = sqlite3.connect(
+            f"{path.absolute().as_uri()}?mode=rw", uri=True, timeout=30, isolation_level=None
+        )
+    except sqlite3.OperationalError as exc:
+        if not path.exists():
+            return None
+        raise StoreError(f"cannot open the local registry file {path}: {exc}") from exc
+    return conn
+
+
+def _read_tables(old: sqlite3.Connection, path: Path) -> list[_OldRows]:
+    """Every table of this schema that ``old`` holds, read in one snapshot."""
+    found: list[_OldRows] = []
+    try:
+        old.execute("BEGIN")
+        names = {
+            row[0] for row in old.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        for table in metadata.sorted_tables:
+            if table.name not in names:
+                continue  # the file predates this table
+            columns = [row[1] for row in old.execute(f'PRAGMA table_info("{table.name}")')]
+            unknown = sorted(set(columns) - set(table.c.keys()))
+            missing = [
+                column.name
+                for column in table.c
+                if column.name not in columns
+                and not column.nullable
+                and column.server_default is None
+            ]
+            if unknown or missing:
+                raise StoreError(
+                    f"cannot import the local registry file {path}: its table {table.name} "
+                    + (
+                        f"has columns this Mintaka does not know ({', '.join(unknown)})"
+                        if unknown
+                        else f"lacks required columns ({', '.join(missing)})"
+                    )
+                )
+            listed = ", ".join(f'"{c}"' for c in columns)
+            rows = [tuple(row) for row in old.execute(f'SELECT {listed} FROM "{table.name}"')]
+            found.append(_OldRows(table, columns, rows))
+        old.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"cannot read the local registry file {path}: {exc}") from exc
+    return found
+
+
+def _insert_missing(sql: Sql, found: list[_OldRows], path: Path) -> int:
+    """Insert the rows the store lacks; refuse if it holds any of them with other content."""
+    missing: list[tuple[_OldRows, list[tuple[Any, ...]]]] = []
+    clashes: list[str] = []
+    for old in found:
+        key = [old.columns.index(column.name) for column in old.table.primary_key.columns]
+        listed = ", ".join(f'"{c}"' for c in old.columns)
+        held = {
+            tuple(row[i] for i in key): row
+            for row in sql.rows(f'SELECT {listed} FROM "{old.table.name}"')
+        }
+        new = []
+        for row in old.rows:
+            there = held.get(tuple(row[i] for i in key))
+            if there is None:
+                new.append(row)
+            elif there != row:
+                clashes.append(f"{old.table.name} {tuple(row[i] for i in key)}")
+        missing.append((old, new))
+    if clashes:
+        raise Conflict(
+            f"cannot import the local registry file {path}: the store's database holds other "
+            f"content for {len(clashes)} of its rows ({'; '.join(clashes[:5])}"
+            f"{'; ...' if len(clashes) > 5 else ''}); nothing was changed"
+        )
+    for old, new in missing:
+        listed = ", ".join(f'"{c}"' for c in old.columns)
+        values = ", ".join(f":{c}" for c in old.columns)
+        try:
+            sql.run_many(
+                f'INSERT INTO "{old.table.name}" ({listed}) VALUES ({values})',
+                (dict(zip(old.columns, row, strict=True)) for row in new),
+            )
+        except sqlite3.IntegrityError as exc:  # e.g. an idempotency key held by another version
+            raise Conflict(
+                f"cannot import the local registry file {path}: {old.table.name}: {exc}; "
+                "nothing was changed"
+            ) from exc
+    return sum(len(new) for _, new in missing)
+
+
+def _retire(path: Path, now: datetime) -> Path | None:
+    """Rename ``path`` and its SQLite companions to a new ``<name>.imported-<UTC time>``."""
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    kept = path.with_name(f"{path.name}.imported-{stamp}")
+    n = 1
+    while any(Path(f"{kept}{suffix}").exists() for suffix in ("", *SIBLINGS)):
+        n += 1
+        kept = path.with_name(f"{path.name}.imported-{stamp}-{n}")
+    try:
+        try:
+            path.rename(kept)
+        except FileNotFoundError:
+            return None  # another process retired it
+        for suffix in SIBLINGS:
+            with suppress(FileNotFoundError):
+                Path(f"{path}{suffix}").rename(f"{kept}{suffix}")
+    except OSError as exc:
+        raise StoreError(
+            f"the local registry file {path} was imported into the store's database but could "
+            f"not be renamed: {exc}"
+        ) from exc
+    return kept
