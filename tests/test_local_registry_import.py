@@ -33,7 +33,7 @@ def old_home(
 ) -> Path:
     """A home written by a Mintaka that kept the local registry in ``local/registry.db``."""
     with monkeypatch.context() as patched:
-        patched.setattr(local_backend, "_sqlite_file", lambda url: False)
+        patched.setattr(local_backend, "sqlite_file", lambda url: None)
         with _open(home, clock) as platform:
             assert not platform.backend.resides_in(platform.store.url)
             run = platform.start_run("exp", params={"lr": "0.1"})
@@ -219,7 +219,7 @@ def test_sync_reports_nothing_new_for_the_imported_versions(
     old_home: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with monkeypatch.context() as patched:
-        patched.setattr(local_backend, "_sqlite_file", lambda url: False)
+        patched.setattr(local_backend, "sqlite_file", lambda url: None)
         with _open(old_home, clock) as platform:
             assert platform.sync() == []
             platform.backend.set_alias("m", "champion", 2)  # type: ignore[attr-defined]

@@ -17,6 +17,7 @@ from mintaka import (
     Stage,
     ValidationError,
 )
+from mintaka.store import Store
 from mintaka.store.schema import audit_events, model_versions, models
 
 MakeArtifact = Callable[[bytes], Path]
@@ -184,6 +185,22 @@ def test_a_local_registry_file_from_before_is_imported_into_the_store(tmp_path: 
     with sqlite3.connect(kept) as conn:
         assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
     conn.close()
+
+
+def test_a_platform_whose_backend_fails_to_open_releases_its_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    disposed: list[Store] = []
+    dispose = Store.dispose
+
+    def record(store: Store) -> None:
+        disposed.append(store)
+        dispose(store)
+
+    monkeypatch.setattr(Store, "dispose", record)
+    with pytest.raises(ValidationError, match="invalid settings for backend 'local'"):
+        Platform(tmp_path / "home", backend="local", backend_settings={"path": [1, 2]})
+    assert len(disposed) == 1
 
 
 def test_create_model_twice_is_a_conflict(platform: Platform) -> None:

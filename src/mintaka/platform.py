@@ -181,22 +181,29 @@ class Platform:
         self.artifacts = ArtifactStore(self.home / "artifacts")
         self.audit = AuditLog(self.store)
         self.lineage = LineageStore(self.store)
-        entry = self.plugins.backends().get(self.config.backend)
         try:
-            settings = entry.cls.settings_model(**self.config.backend_settings)
-        except PydanticValidationError as exc:
-            raise ValidationError(f"invalid settings for backend {entry.name!r}: {exc}") from exc
-        self.backend: Backend = entry.cls(
-            settings,
-            BackendContext(
-                home=self.home, clock=self.clock, ids=self.ids, store_url=self.store.url
-            ),
-        )
+            self.backend: Backend = self._open_backend()
+        except BaseException:
+            self.store.dispose()  # a platform that failed to open holds no connections
+            raise
         self.serving = ServingService(self)
         self.monitoring = MonitoringService(self)
         self.pipelines = PipelineService(self)
         self._insert = (
             postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
+        )
+
+    def _open_backend(self) -> Backend:
+        entry = self.plugins.backends().get(self.config.backend)
+        try:
+            settings = entry.cls.settings_model(**self.config.backend_settings)
+        except PydanticValidationError as exc:
+            raise ValidationError(f"invalid settings for backend {entry.name!r}: {exc}") from exc
+        return entry.cls(
+            settings,
+            BackendContext(
+                home=self.home, clock=self.clock, ids=self.ids, store_url=self.store.url
+            ),
         )
 
     @property

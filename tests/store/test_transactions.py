@@ -9,7 +9,7 @@ from sqlalchemy import text
 
 from mintaka.errors import StoreError
 from mintaka.store import Store
-from mintaka.store.engine import Sql
+from mintaka.store.engine import Sql, sqlite_file
 
 
 @pytest.fixture(params=["driver", "sqlalchemy"])
@@ -133,3 +133,20 @@ def test_a_forked_child_opens_its_own_connections(tmp_path: Path) -> None:
     with store.write() as conn:
         _insert(conn, "parent-again")
     assert _models(store) == ["child", "parent", "parent-again"]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:////var/m/store.db", Path("/var/m/store.db")),
+        ("sqlite+pysqlite:////var/m/store.db", Path("/var/m/store.db")),
+        ("sqlite:///relative.db", Path("relative.db")),
+        ("sqlite:///:memory:", None),
+        ("sqlite://", None),
+        ("postgresql+psycopg://u@127.0.0.1/mintaka", None),
+    ],
+)
+def test_sqlite_file_names_the_database_file_of_any_sqlite_url(
+    url: str, expected: Path | None
+) -> None:
+    assert sqlite_file(url) == expected

@@ -12,6 +12,7 @@ from mintaka.cli.output import console, emit_json, table
 from mintaka.cli.state import platform
 from mintaka.errors import ValidationError
 from mintaka.platform import Platform
+from mintaka.store.engine import sqlite_file
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 
@@ -124,7 +125,7 @@ def checkpoint(
 
 def _store_dirs(plat: Platform) -> list[Path]:
     dirs = [plat.home]
-    url = plat.store.url
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        dirs.append(Path(url.removeprefix("sqlite:///")).parent)
+    database = sqlite_file(plat.store.url)
+    if database is not None:
+        dirs.append(database.parent)
     return dirs

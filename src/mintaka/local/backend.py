@@ -60,11 +60,7 @@ from mintaka.local.registry_db import (
     metadata,
 )
 from mintaka.local.serving import LocalServing
-from mintaka.store.engine import Sql, Transactions, make_engine, sync_mode
-
-
-def _sqlite_file(url: str) -> bool:
-    return url.startswith("sqlite:///") and url != "sqlite:///:memory:"
+from mintaka.store.engine import Sql, Transactions, make_engine, sqlite_file, sync_mode
 
 
 class LocalSettings(BackendSettings):
@@ -118,7 +114,7 @@ class LocalBackend(
         self.path.mkdir(parents=True, exist_ok=True)  # the server's address file, ...
         own = self.path / "registry.db"
         store = context.store_url
-        shared = store is not None and _sqlite_file(store)
+        shared = store is not None and sqlite_file(store) is not None
         self.url = store if shared and store is not None else f"sqlite:///{own}"
         # In the store's database, commit as durably as the store does.
         self.engine = make_engine(self.url, sync_mode() if shared else "NORMAL")

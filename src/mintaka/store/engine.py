@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, TextClause, create_engine, event, inspect, text
+from sqlalchemy import Connection, Engine, TextClause, create_engine, event, inspect, make_url, text
 
 from mintaka.errors import ConfigurationError, StoreError
 
@@ -41,14 +41,24 @@ def default_url(home: Path) -> str:
     return f"sqlite:///{home / 'store.db'}"
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (any driver, e.g. ``sqlite+pysqlite:///``); None for
+    another database or an in-memory one."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
 def make_engine(url: str, sync: str = "NORMAL") -> Engine:
     """An engine whose SQLite connections use WAL, the given sync mode and explicit BEGINs.
 
     Writers ask for ``BEGIN IMMEDIATE`` (execution option ``mintaka_write``) so they take the
     write lock before reading anything they then update; readers use a plain deferred ``BEGIN``.
     """
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    database = sqlite_file(url)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
     # Every unit of work ends in an explicit commit or rollback, so the pool need not issue one
     # more on check-in.
     engine = create_engine(url, pool_reset_on_return=None)
