@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from mintaka.interfaces import BackendContext
@@ -60,6 +60,18 @@ class WorkspaceAccess:
                 method, path, query=query, body=body, response_headers=response_headers
             )
         return answer if isinstance(answer, dict) else {}
+
+    def _pages(self, path: str, key: str, what: str, query: dict[str, Any]) -> Iterator[Any]:
+        """The ``key`` items of every page of a paged REST listing (``page_token`` onwards)."""
+        token: str | None = None
+        while True:
+            page = self._rest(
+                "GET", path, what, query={**query, **({"page_token": token} if token else {})}
+            )
+            yield from page.get(key) or []
+            token = page.get("next_page_token")
+            if not token:
+                return
 
     def _full_name(self, name: str) -> str:
         """The registry's name of Mintaka model ``name`` (what a served entity names)."""

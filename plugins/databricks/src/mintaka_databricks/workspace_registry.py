@@ -3,10 +3,9 @@
 A Mintaka model ``credit-risk`` is the workspace registered model ``credit_risk`` (the Unity
 Catalog leaf, without catalog or schema: workspace model names are global to the workspace).
 Versions are created through ``/api/2.0/mlflow/model-versions/create`` with every Mintaka tag at
-once; that call has no idempotency token either, so a create is reconciled by the idempotency key
-tag exactly as in Unity Catalog (an existing key returns its version, a duplicate left by a retried
-request is deleted, keeping the first). A new version is ``PENDING_REGISTRATION`` while the service
-copies its artifacts; ``create_version`` polls until it leaves that status.
+once, reconciled by idempotency key exactly as in Unity Catalog (``mintaka_databricks.versions``).
+A new version is ``PENDING_REGISTRATION`` while the service copies its artifacts; ``create_version``
+polls until it leaves that status.
 
 Stages are native (``transition-stage``, never archiving other versions: core decides every
 version's stage). The workspace registry has no aliases, so each alias is a model tag
@@ -17,10 +16,10 @@ not reported, as Unity Catalog drops the aliases of a deleted version.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
-from mintaka.domain.registry import ApprovalStatus, BackendVersion, Stage, VersionRequest
+from mintaka.domain.registry import BackendVersion, Stage
 from mintaka.errors import BackendError, Conflict, NotFound, RetryExhausted
 from mintaka.interfaces import (
     ApprovalProjection,
@@ -32,21 +31,14 @@ from mintaka.interfaces import (
 )
 from mintaka_databricks.errors import BACKEND
 from mintaka_databricks.names import mintaka_name, uc_leaf
-from mintaka_databricks.registry import (
+from mintaka_databricks.versions import (
     PENDING,
+    KeyedVersions,
     VersionTagWrites,
-    _check_user_tags,
-    _tags,
-    _user_tags,
-    version_source,
+    tag_map,
+    tagged_fields,
 )
-from mintaka_databricks.workspace import (
-    APPROVAL_TAG,
-    DIGEST_TAG,
-    FLAVOR_TAG,
-    ID_TAG,
-    KEY_TAG,
-)
+from mintaka_databricks.workspace import FLAVOR_TAG
 
 ML = "/api/2.0/mlflow"
 ALIAS_TAG = "mintaka.alias."
@@ -63,6 +55,7 @@ _FROM_WORKSPACE = {v.lower(): k for k, v in STAGES.items()}
 
 
 class WorkspaceModelRegistry(
+    KeyedVersions,
     VersionTagWrites,
     ModelRegistry,
     ModelAliases,
@@ -73,6 +66,8 @@ class WorkspaceModelRegistry(
 ):
     """``Capability.REGISTRY`` and its relatives over workspace registered models."""
 
+    _CREATE_VERSION_PATH = f"{ML}/model-versions/create"
+    _SEARCH_VERSIONS_PATH = f"{ML}/model-versions/search"
     _SET_TAG_PATH = f"{ML}/model-versions/set-tag"
     _DELETE_TAG_PATH = f"{ML}/model-versions/delete-tag"
 
@@ -105,16 +100,8 @@ class WorkspaceModelRegistry(
         )
         return dict(answer.get("registered_model") or {})
 
-    def _pages(self, path: str, key: str, what: str, query: dict[str, Any]) -> Iterator[Any]:
-        token: str | None = None
-        while True:
-            page = self._rest(
-                "GET", path, what, query={**query, **({"page_token": token} if token else {})}
-            )
-            yield from page.get(key) or []
-            token = page.get("next_page_token")
-            if not token:
-                return
+    def _require_model(self, full: str) -> None:
+        self._model(full)
 
     def _listed_models(self) -> list[tuple[str, str]]:
         found = self._pages(
@@ -122,22 +109,7 @@ class WorkspaceModelRegistry(
         )
         return [(str(m["name"]), str(m["name"])) for m in found]
 
-    def list_models(self) -> list[str]:
-        return sorted(mintaka_name(leaf) or full for full, leaf in self._listed_models())
-
     # -- versions -------------------------------------------------------------------------------
-
-    def _search_versions(self, full: str) -> Iterator[dict[str, Any]]:
-        return self._pages(
-            f"{ML}/model-versions/search",
-            "model_versions",
-            f"listing versions of {full}",
-            {"filter": f"name='{full}'"},
-        )
-
-    def _with_key(self, full: str, key: str) -> list[dict[str, Any]]:
-        found = [v for v in self._search_versions(full) if _tags(v).get(KEY_TAG) == key]
-        return sorted(found, key=lambda v: int(v["version"]))
 
     def _raw_version(self, full: str, version: int) -> dict[str, Any]:
         answer = self._rest(
@@ -170,52 +142,20 @@ class WorkspaceModelRegistry(
                 )
             self._pause(self.settings.poll_seconds)
 
-    def create_version(self, request: VersionRequest) -> BackendVersion:
-        _check_user_tags(request.tags)
-        full = self._full_name(request.name)
-        self._model(full)
-        existing = self._with_key(full, request.idempotency_key)
-        if not existing:
-            tags = {
-                **request.tags,
-                ID_TAG: request.mintaka_id,
-                DIGEST_TAG: request.artifact_digest,
-                KEY_TAG: request.idempotency_key,
-                FLAVOR_TAG: request.flavor.value,
-            }
-            body: dict[str, Any] = {
-                "name": full,
-                "source": version_source(self.settings, request),
-                "tags": [{"key": k, "value": v} for k, v in tags.items()],
-            }
-            if request.description:
-                body["description"] = request.description
-            self._rest("POST", f"{ML}/model-versions/create", f"registering {full}", body=body)
-            existing = self._with_key(full, request.idempotency_key)
-            if not existing:
-                raise NotFound(f"{full}: the version just created is not listed")
-        first, *duplicates = existing
-        for duplicate in duplicates:  # made by a retry of a create whose answer was lost
-            self._delete(full, int(duplicate["version"]))
-        raw = self._registered(full, int(first["version"]))
-        return self._version(request.name, raw, self._aliases_of(full))
+    def _ready(self, name: str, full: str, listed: Mapping[str, Any]) -> BackendVersion:
+        raw = self._registered(full, int(listed["version"]))
+        return self._version(name, raw, self._aliases_of(full))
 
     def _version(
         self, name: str, raw: Mapping[str, Any], aliases: Mapping[str, int]
     ) -> BackendVersion:
-        tags = _tags(raw)
+        tags = tag_map(raw)
         number = int(raw["version"])
-        approval = tags.get(APPROVAL_TAG)
         return BackendVersion(
             name=name,
-            version=number,
-            artifact_uri=str(raw.get("source", "")),
-            artifact_digest=tags.get(DIGEST_TAG),
+            **tagged_fields(raw, tags),
             aliases=tuple(sorted(a for a, v in aliases.items() if v == number)),
-            tags=_user_tags(tags),
             stage=_FROM_WORKSPACE.get(str(raw.get("current_stage", "None")).lower()),
-            approval=ApprovalStatus(approval) if approval in set(ApprovalStatus) else None,
-            mintaka_id=tags.get(ID_TAG),
             backend_ids={
                 "name": str(raw.get("name", self._full_name(name))),
                 "version": str(number),
@@ -309,7 +249,7 @@ class WorkspaceModelRegistry(
 def _alias_tags(model: Mapping[str, Any], versions: set[int] | None) -> dict[str, int]:
     """The aliases kept in ``model``'s tags, those on a version in ``versions`` (all if None)."""
     found: dict[str, int] = {}
-    for key, value in _tags(model).items():
+    for key, value in tag_map(model).items():
         if not key.startswith(ALIAS_TAG):
             continue
         try:

@@ -1,0 +1,178 @@
+"""Model versions as both Databricks registries keep them, over MLflow's REST paths.
+
+Mintaka's id, digest, idempotency key and flavor are tags on each version, written with it in one
+``model-versions/create``; user tags may not use their prefix. That create carries no idempotency
+token, and the SDK retries a POST whose answer was lost, so a create is reconciled by the
+idempotency key: a key already present returns that version, and a duplicate made by a retried
+request is deleted again, keeping the first. Each registry states its paths, how it checks a model
+and deletes a version, and what makes a new version ready.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mintaka.domain.registry import ApprovalStatus, BackendVersion, VersionRequest
+from mintaka.errors import NotFound, ValidationError
+from mintaka_databricks.names import mintaka_name
+from mintaka_databricks.settings import DatabricksSettings
+from mintaka_databricks.workspace import (
+    APPROVAL_TAG,
+    DIGEST_TAG,
+    FLAVOR_TAG,
+    ID_TAG,
+    KEY_TAG,
+    TAG_PREFIX,
+    WorkspaceAccess,
+)
+
+PENDING = "PENDING_REGISTRATION"
+
+
+def tag_map(raw: Mapping[str, Any]) -> dict[str, str]:
+    """The tags of a registry object as MLflow lists them (``[{"key": …, "value": …}]``)."""
+    return {str(t["key"]): str(t.get("value", "")) for t in raw.get("tags") or []}
+
+
+def user_tags(tags: Mapping[str, str]) -> dict[str, str]:
+    return {k: v for k, v in tags.items() if not k.startswith(TAG_PREFIX)}
+
+
+def check_user_tags(tags: Mapping[str, str]) -> None:
+    reserved = sorted(k for k in tags if k.startswith(TAG_PREFIX))
+    if reserved:
+        raise ValidationError(
+            f"tag keys starting with {TAG_PREFIX!r} are reserved for Mintaka's projections on "
+            f"Databricks: {reserved}"
+        )
+
+
+def version_source(settings: DatabricksSettings, request: VersionRequest) -> str:
+    """Where the version's bytes are: the mirrored artifact root, or the local file URI.
+
+    Mintaka does not upload artifacts to Databricks; the digest tag binds governance to the
+    bytes wherever they live.
+    """
+    if settings.artifact_root:
+        digest = request.artifact_digest.split(":", 1)[1]
+        return f"{settings.artifact_root.rstrip('/')}/{digest}"
+    return Path(request.artifact_path).resolve().as_uri()
+
+
+def tagged_fields(raw: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, Any]:
+    """The ``BackendVersion`` fields read alike from either registry's version ``raw``."""
+    approval = tags.get(APPROVAL_TAG)
+    return {
+        "version": int(raw["version"]),
+        "artifact_uri": str(raw.get("source", "")),
+        "artifact_digest": tags.get(DIGEST_TAG),
+        "tags": user_tags(tags),
+        "approval": ApprovalStatus(approval) if approval in set(ApprovalStatus) else None,
+        "mintaka_id": tags.get(ID_TAG),
+    }
+
+
+class KeyedVersions(WorkspaceAccess):
+    """Models listed and versions searched and created, shared by both registries."""
+
+    _CREATE_VERSION_PATH: str
+    _SEARCH_VERSIONS_PATH: str
+
+    if TYPE_CHECKING:  # each registry reads models and deletes versions its own way
+
+        def _listed_models(self) -> list[tuple[str, str]]: ...
+
+        def _require_model(self, full: str) -> None: ...
+
+        def _delete(self, full: str, version: int) -> None: ...
+
+        def _ready(self, name: str, full: str, listed: Mapping[str, Any]) -> BackendVersion:
+            """The version ``listed`` (as a search lists it) once the registry has it ready."""
+
+    def list_models(self) -> list[str]:
+        return sorted(mintaka_name(leaf) or full for full, leaf in self._listed_models())
+
+    def _search_versions(self, full: str) -> Iterator[dict[str, Any]]:
+        return self._pages(
+            self._SEARCH_VERSIONS_PATH,
+            "model_versions",
+            f"listing versions of {full}",
+            {"filter": f"name='{full}'"},
+        )
+
+    def _with_key(self, full: str, key: str) -> list[dict[str, Any]]:
+        found = [v for v in self._search_versions(full) if tag_map(v).get(KEY_TAG) == key]
+        return sorted(found, key=lambda v: int(v["version"]))
+
+    def create_version(self, request: VersionRequest) -> BackendVersion:
+        check_user_tags(request.tags)
+        full = self._full_name(request.name)
+        self._require_model(full)
+        existing = self._with_key(full, request.idempotency_key)
+        if not existing:
+            tags = {
+                **request.tags,
+                ID_TAG: request.mintaka_id,
+                DIGEST_TAG: request.artifact_digest,
+                KEY_TAG: request.idempotency_key,
+                FLAVOR_TAG: request.flavor.value,
+            }
+            body: dict[str, Any] = {
+                "name": full,
+                "source": version_source(self.settings, request),
+                "tags": [{"key": k, "value": v} for k, v in tags.items()],
+            }
+            if request.description:
+                body["description"] = request.description
+            self._rest("POST", self._CREATE_VERSION_PATH, f"registering {full}", body=body)
+            existing = self._with_key(full, request.idempotency_key)
+            if not existing:
+                raise NotFound(f"{full}: the version just created is not listed")
+        first, *duplicates = existing
+        for duplicate in duplicates:  # made by a retry of a create whose answer was lost
+            self._delete(full, int(duplicate["version"]))
+        return self._ready(request.name, full, first)
+
+
+class VersionTagWrites(WorkspaceAccess):
+    """Version tags written over REST, shared by both registries: the paths differ, the rules
+    (reserved keys, NotFound only for a missing version) do not."""
+
+    _SET_TAG_PATH: str
+    _DELETE_TAG_PATH: str
+
+    if TYPE_CHECKING:  # each registry reads its versions its own way
+
+        def get_version(self, name: str, version: int) -> BackendVersion: ...
+
+    def _set_tag(self, name: str, version: int, key: str, value: str) -> None:
+        full = self._full_name(name)
+        self._rest(
+            "POST",
+            self._SET_TAG_PATH,
+            f"tagging {full} version {version}",
+            body={"name": full, "version": str(version), "key": key, "value": value},
+        )
+
+    def set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
+        check_user_tags(tags)
+        for key, value in tags.items():
+            self._set_tag(name, version, key, value)
+
+    def delete_tag(self, name: str, version: int, key: str) -> None:
+        check_user_tags({key: ""})
+        full = self._full_name(name)
+        try:
+            self._rest(
+                "DELETE",
+                self._DELETE_TAG_PATH,
+                f"deleting tag {key} of {full} version {version}",
+                query={"name": full, "version": str(version), "key": key},
+            )
+        except NotFound:
+            self.get_version(name, version)  # a missing version is NotFound; a missing key is not
+
+    def set_approval(self, name: str, version: int, status: ApprovalStatus) -> None:
+        self._set_tag(name, version, APPROVAL_TAG, status.value)
