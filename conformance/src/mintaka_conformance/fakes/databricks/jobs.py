@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import re
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -445,18 +446,8 @@ class Jobs:
             for job_id in sorted(self.jobs, reverse=True)
             if not name or str(self.jobs[job_id].settings.get("name", "")).lower() == name.lower()
         ]
-        token = req.arg("page_token")
-        if not token and req.int_arg("offset"):
-            token = encode_page_token(req.int_arg("offset") or 0)
-        page, following = paginate(jobs, token, limit)
         expand = req.bool_arg("expand_tasks")
-        body: dict[str, Any] = {
-            "jobs": [self._render_job(job, with_tasks=expand) for job in page],
-            "has_more": following is not None,
-        }
-        if following:
-            body["next_page_token"] = following
-        return body
+        return _listing(req, "jobs", jobs, limit, lambda j: self._render_job(j, with_tasks=expand))
 
     def delete(self, req: Request) -> None:
         job = self._job(req.require("job_id"))
@@ -575,18 +566,8 @@ class Jobs:
             and (not completed_only or not run.active)
             and (not run_type or run.run_type == run_type)
         ]
-        token = req.arg("page_token")
-        if not token and req.int_arg("offset"):
-            token = encode_page_token(req.int_arg("offset") or 0)
-        page, following = paginate(runs, token, limit)
         expand = req.bool_arg("expand_tasks")
-        body: dict[str, Any] = {
-            "runs": [self._render_run(run, with_tasks=expand) for run in page],
-            "has_more": following is not None,
-        }
-        if following:
-            body["next_page_token"] = following
-        return body
+        return _listing(req, "runs", runs, limit, lambda r: self._render_run(r, with_tasks=expand))
 
     def cancel(self, req: Request) -> None:
         run = self._run(req.require("run_id"))
@@ -630,6 +611,24 @@ def _should_run(run_if: str, upstream: list[str]) -> bool:
     if run_if not in rules:
         raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid run_if condition: {run_if}")
     return rules[run_if]
+
+
+def _listing(
+    req: Request, key: str, items: list[Any], limit: int, render: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """A Jobs listing's answer: from ``page_token`` or else the older ``offset``, with
+    ``has_more`` and, unless on the last page, ``next_page_token``."""
+    token = req.arg("page_token")
+    if not token and req.int_arg("offset"):
+        token = encode_page_token(req.int_arg("offset") or 0)
+    page, following = paginate(items, token, limit)
+    body: dict[str, Any] = {
+        key: [render(item) for item in page],
+        "has_more": following is not None,
+    }
+    if following:
+        body["next_page_token"] = following
+    return body
 
 
 def _topological(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .context import WorkspaceContext
-from .routing import ApiError, Request, Router, already_exists, invalid, not_found, paginate
+from .routing import ApiError, Request, Router, already_exists, invalid, not_found, page_answer
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,254}$")
 _OBJECT_KINDS = ("external_metadata", "table", "model_version", "path")
@@ -180,13 +180,13 @@ class Lineage:
         if not 0 < size <= 1000:
             raise invalid("page_size must be between 1 and 1000.")
         items = [self.metadata[n] for n in sorted(self.metadata)]
-        page, token = paginate(items, req.arg("page_token"), size)
-        body: dict[str, Any] = {
-            "external_metadata": [m.render(self.ctx.metastore_id) for m in page]
-        }
-        if token:
-            body["next_page_token"] = token
-        return body
+        return page_answer(
+            "external_metadata",
+            items,
+            req.arg("page_token"),
+            size,
+            lambda m: m.render(self.ctx.metastore_id),
+        )
 
     def get_metadata(self, req: Request) -> dict[str, Any]:
         return self._metadata(req.params["name"]).render(self.ctx.metastore_id)
@@ -244,11 +244,7 @@ class Lineage:
             )
             if _key(mine) == wanted:
                 found.append(self._info(relationship, other))
-        page, token = paginate(found, req.arg("page_token"), size)
-        body: dict[str, Any] = {"external_lineage_relationships": page}
-        if token:
-            body["next_page_token"] = token
-        return body
+        return page_answer("external_lineage_relationships", found, req.arg("page_token"), size)
 
     def delete_relationship(self, req: Request) -> None:
         prefix = "external_lineage_relationship."

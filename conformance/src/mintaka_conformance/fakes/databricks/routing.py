@@ -166,3 +166,19 @@ def paginate(
     page = list(items[start : start + page_size])
     following = start + page_size
     return page, encode_page_token(following) if following < len(items) else None
+
+
+def page_answer(
+    key: str,
+    items: Sequence[Any],
+    page_token: str | None,
+    page_size: int,
+    render: Callable[[Any], Any] | None = None,
+) -> dict[str, Any]:
+    """A listing's answer: one page of ``items`` under ``key`` (each through ``render``, when
+    given) and ``next_page_token`` unless it is the last page."""
+    page, token = paginate(items, page_token, page_size)
+    body: dict[str, Any] = {key: [render(item) for item in page] if render else page}
+    if token:
+        body["next_page_token"] = token
+    return body
