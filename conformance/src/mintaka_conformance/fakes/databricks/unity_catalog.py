@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import WorkspaceContext
+from .model_versions import NamedVersions, version_number
 from .routing import (
     ApiError,
     Request,
@@ -22,7 +23,7 @@ from .routing import (
     already_exists,
     invalid,
     not_found,
-    paginate,
+    page_answer,
 )
 
 PENDING = "PENDING_REGISTRATION"
@@ -78,7 +79,7 @@ class UcModel:
         return sorted(alias for alias, target in self.aliases.items() if target == version)
 
 
-class UnityCatalogModels:
+class UnityCatalogModels(NamedVersions[UcModel, UcModelVersion]):
     """The registered models of the metastore, keyed by lower-case full name.
 
     Unity Catalog names are case-insensitive and stored in lower case, so ``Main.Default.M`` and
@@ -145,10 +146,7 @@ class UnityCatalogModels:
         return model
 
     def _version(self, model: UcModel, version: int | str) -> UcModelVersion:
-        try:
-            number = int(version)
-        except (TypeError, ValueError):
-            raise invalid(f"Invalid model version number: {version!r}") from None
+        number = version_number(version)
         found = model.versions.get(number)
         if found is None:
             raise not_found(f"Model version {number} of '{model.full_name}' does not exist.")
@@ -379,11 +377,13 @@ class UnityCatalogModels:
             if (not catalog or m.catalog_name == catalog.lower())
             and (not schema or m.schema_name == schema.lower())
         ]
-        page, token = paginate(models, req.arg("page_token"), page_size)
-        body: dict[str, Any] = {"registered_models": [self._model_info(m, False) for m in page]}
-        if token:
-            body["next_page_token"] = token
-        return body
+        return page_answer(
+            "registered_models",
+            models,
+            req.arg("page_token"),
+            page_size,
+            lambda m: self._model_info(m, False),
+        )
 
     def get(self, req: Request) -> dict[str, Any]:
         model = self._model(req.params["full_name"])
@@ -418,13 +418,13 @@ class UnityCatalogModels:
         page_size = _page_size(req.int_arg("max_results"), default=100, maximum=1000)
         # The service promises no order; newest first is what it tends to return.
         versions = [model.versions[n] for n in sorted(model.versions, reverse=True)]
-        page, token = paginate(versions, req.arg("page_token"), page_size)
-        body: dict[str, Any] = {
-            "model_versions": [self._version_info(model, v, False) for v in page]
-        }
-        if token:
-            body["next_page_token"] = token
-        return body
+        return page_answer(
+            "model_versions",
+            versions,
+            req.arg("page_token"),
+            page_size,
+            lambda v: self._version_info(model, v, False),
+        )
 
     def get_version(self, req: Request) -> dict[str, Any]:
         model = self._model(req.params["full_name"])
@@ -501,11 +501,9 @@ class UnityCatalogModels:
     def ml_search_models(self, req: Request) -> dict[str, Any]:
         page_size = _page_size(req.int_arg("max_results"), default=100, maximum=1000)
         models = [self.models[key] for key in sorted(self.models)]
-        page, token = paginate(models, req.arg("page_token"), page_size)
-        body: dict[str, Any] = {"registered_models": [self._mlflow_model(m) for m in page]}
-        if token:
-            body["next_page_token"] = token
-        return body
+        return page_answer(
+            "registered_models", models, req.arg("page_token"), page_size, self._mlflow_model
+        )
 
     def ml_set_model_tag(self, req: Request) -> None:
         model = self._model(req.require("name"))
@@ -553,8 +551,7 @@ class UnityCatalogModels:
         return {"model_version": self._mlflow_version(model, version)}
 
     def ml_finalize_version(self, req: Request) -> dict[str, Any]:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        model, version = self._named_version(req)
         if version.status == FAILED:
             raise ApiError(
                 400, "INVALID_STATE", f"Model version {version.version} failed registration."
@@ -565,21 +562,18 @@ class UnityCatalogModels:
         return {"model_version": self._mlflow_version(model, version)}
 
     def ml_get_version(self, req: Request) -> dict[str, Any]:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        model, version = self._named_version(req)
         return {"model_version": self._mlflow_version(model, version)}
 
     def ml_update_version(self, req: Request) -> dict[str, Any]:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        model, version = self._named_version(req)
         if req.arg("description") is not None:
             version.comment = req.arg("description")
         version.updated_at = self.ctx.now_ms()
         return {"model_version": self._mlflow_version(model, version)}
 
     def ml_delete_version(self, req: Request) -> None:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        model, version = self._named_version(req)
         del model.versions[version.version]
         for alias in model.aliases_of(version.version):
             del model.aliases[alias]
@@ -600,26 +594,19 @@ class UnityCatalogModels:
                 if "run_id" in conditions and version.run_id != conditions["run_id"]:
                     continue
                 found.append(self._mlflow_version(model, version))
-        page, token = paginate(found, req.arg("page_token"), page_size)
-        body: dict[str, Any] = {"model_versions": page}
-        if token:
-            body["next_page_token"] = token
-        return body
+        return page_answer("model_versions", found, req.arg("page_token"), page_size)
 
     def ml_download_uri(self, req: Request) -> dict[str, Any]:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        _, version = self._named_version(req)
         return {"artifact_uri": version.storage_location}
 
     def ml_set_version_tag(self, req: Request) -> None:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        _, version = self._named_version(req)
         version.tags[req.require("key")] = str(req.arg("value", ""))
         version.updated_at = self.ctx.now_ms()
 
     def ml_delete_version_tag(self, req: Request) -> None:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        _, version = self._named_version(req)
         key = req.require("key")
         if key not in version.tags:
             raise not_found(f"Tag '{key}' does not exist on version {version.version}.")

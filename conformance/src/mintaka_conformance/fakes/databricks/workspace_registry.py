@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import WorkspaceContext
-from .routing import Request, Router, already_exists, invalid, not_found, paginate
+from .model_versions import NamedVersions, version_number
+from .routing import Request, Router, already_exists, invalid, not_found, page_answer
 
 STAGES = ("None", "Staging", "Production", "Archived")
 
@@ -49,7 +50,7 @@ class WsModel:
     updated: int = 0
 
 
-class WorkspaceRegistry:
+class WorkspaceRegistry(NamedVersions[WsModel, WsModelVersion]):
     def __init__(self, ctx: WorkspaceContext, settle_after: int) -> None:
         self.ctx = ctx
         self.settle_after = settle_after
@@ -74,10 +75,7 @@ class WorkspaceRegistry:
         return model
 
     def _version(self, model: WsModel, version: Any) -> WsModelVersion:
-        try:
-            number = int(version)
-        except (TypeError, ValueError):
-            raise invalid(f"Invalid model version number: {version!r}") from None
+        number = version_number(version)
         found = model.versions.get(number)
         if found is None:
             raise not_found(f"Model Version (name={model.name}, version={number}) not found")
@@ -187,11 +185,7 @@ class WorkspaceRegistry:
 
     def _page(self, req: Request, items: list[Any], key: str, default: int) -> dict[str, Any]:
         size = req.int_arg("max_results") or default
-        page, token = paginate(items, req.arg("page_token"), size)
-        body: dict[str, Any] = {key: page}
-        if token:
-            body["next_page_token"] = token
-        return body
+        return page_answer(key, items, req.arg("page_token"), size)
 
     def list_models(self, req: Request) -> dict[str, Any]:
         models = [self._render_model(self.models[n]) for n in sorted(self.models)]
@@ -249,8 +243,7 @@ class WorkspaceRegistry:
         return {"model_version": self._render_version(model, version)}
 
     def get_version(self, req: Request) -> dict[str, Any]:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        model, version = self._named_version(req)
         self._observe(version)
         return {"model_version": self._render_version(model, version)}
 
@@ -265,25 +258,22 @@ class WorkspaceRegistry:
         return self._page(req, found, "model_versions", 10000)
 
     def update_version(self, req: Request) -> dict[str, Any]:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        model, version = self._named_version(req)
         if req.arg("description") is not None:
             version.description = req.arg("description")
         version.updated = self.ctx.now_ms()
         return {"model_version": self._render_version(model, version)}
 
     def delete_version(self, req: Request) -> None:
-        model = self._model(req.require("name"))
-        del model.versions[self._version(model, req.require("version")).version]
+        model, version = self._named_version(req)
+        del model.versions[version.version]
 
     def set_version_tag(self, req: Request) -> None:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        _, version = self._named_version(req)
         version.tags[req.require("key")] = str(req.arg("value", ""))
 
     def delete_version_tag(self, req: Request) -> None:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        model, version = self._named_version(req)
         key = req.require("key")
         if key not in version.tags:
             raise not_found(
@@ -292,12 +282,11 @@ class WorkspaceRegistry:
         del version.tags[key]
 
     def download_uri(self, req: Request) -> dict[str, Any]:
-        model = self._model(req.require("name"))
-        return {"artifact_uri": self._version(model, req.require("version")).source}
+        _, version = self._named_version(req)
+        return {"artifact_uri": version.source}
 
     def _transition(self, req: Request) -> tuple[WsModel, WsModelVersion]:
-        model = self._model(req.require("name"))
-        version = self._version(model, req.require("version"))
+        model, version = self._named_version(req)
         stage = _stage(req.require("stage"))
         if req.bool_arg("archive_existing_versions") and stage in ("Staging", "Production"):
             for other in model.versions.values():
