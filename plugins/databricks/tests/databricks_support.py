@@ -1,17 +1,22 @@
 """Shared by the Databricks backend's tests: the fake workspace wired to the backend's settings,
-another user's SDK client on each model registry, and the conformance suite's fixtures."""
+a backend on it, version requests, a guard against real sleeps, another user's SDK client on each
+model registry, and the conformance suite's fixtures."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 from mintaka_conformance import AbstractBackendFixtures, BackendUnderTest, OutOfBand
 from mintaka_conformance.fakes.databricks import FakeDatabricks, workspace_client
+from mintaka_databricks.backend import DatabricksBackend, DatabricksWorkspaceBackend
 
-from mintaka.interfaces import Backend
+from mintaka import IdFactory, ManualClock
+from mintaka.domain.registry import VersionRequest
+from mintaka.interfaces import Backend, BackendContext
 
 CATALOG = "main"
 SCHEMA = "mintaka"
@@ -35,6 +40,61 @@ def settings_for(fake: FakeDatabricks, **overrides: Any) -> dict[str, Any]:
 
 def full_name(model: str) -> str:
     return f"{CATALOG}.{SCHEMA}.{model.replace('-', '_')}"
+
+
+AnyDatabricksBackend = TypeVar(
+    "AnyDatabricksBackend", DatabricksBackend, DatabricksWorkspaceBackend
+)
+
+
+def databricks_backend(
+    backend_class: type[AnyDatabricksBackend],
+    fake: FakeDatabricks,
+    home: Path,
+    *,
+    seed: int,
+    clock: ManualClock | None = None,
+    **overrides: Any,
+) -> AnyDatabricksBackend:
+    """A backend of ``backend_class`` on ``fake``, its ids seeded, on a simulated clock."""
+    return backend_class(
+        backend_class.settings_model(**settings_for(fake, **overrides)),
+        BackendContext(
+            home=home,
+            clock=ManualClock() if clock is None else clock,
+            ids=IdFactory(seed=seed),
+        ),
+    )
+
+
+def version_request(
+    directory: Path, model: str, key: str, digest: str, **fields: Any
+) -> VersionRequest:
+    """A version of ``model`` whose Mintaka id and idempotency key are ``key``, from an artifact
+    file of its own in ``directory``."""
+    artifact = directory / f"{key}.bin"
+    artifact.write_bytes(key.encode())
+    return VersionRequest(
+        name=model,
+        artifact_path=str(artifact),
+        artifact_digest=digest,
+        mintaka_id=key,
+        idempotency_key=key,
+        **fields,
+    )
+
+
+@pytest.fixture(autouse=True)
+def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fails a test that sleeps for real: the SDK's retries and the backend's polls wait on the
+    simulated clock. A test module turns it on by importing it."""
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        assert seconds <= 0.1, f"a real sleep of {seconds:.2f}s"
+        real_sleep(seconds)
+
+    monkeypatch.setattr(time, "sleep", sleep)
 
 
 class SdkOutOfBand:

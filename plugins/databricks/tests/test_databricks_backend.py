@@ -7,13 +7,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from databricks_support import settings_for
+from databricks_support import (
+    databricks_backend,
+    no_real_sleep,  # noqa: F401  (an autouse fixture)
+    settings_for,
+)
 from mintaka_conformance.fakes.databricks import FakeDatabricks, workspace_client
 from mintaka_databricks.backend import DatabricksBackend
 from mintaka_databricks.settings import DatabricksSettings
@@ -30,22 +33,8 @@ from mintaka.interfaces import BackendContext
 pytest_plugins = ["mintaka_conformance.fakes.databricks_fixtures"]
 
 
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_sleep = time.sleep
-
-    def sleep(seconds: float) -> None:
-        assert seconds <= 0.1, f"a real sleep of {seconds:.2f}s"
-        real_sleep(seconds)
-
-    monkeypatch.setattr(time, "sleep", sleep)
-
-
 def make_backend(fake: FakeDatabricks, home: Path, **overrides: object) -> DatabricksBackend:
-    return DatabricksBackend(
-        DatabricksSettings(**settings_for(fake, **overrides)),
-        BackendContext(home=home, clock=ManualClock(), ids=IdFactory(seed=11)),
-    )
+    return databricks_backend(DatabricksBackend, fake, home, seed=11, **overrides)
 
 
 @pytest.fixture

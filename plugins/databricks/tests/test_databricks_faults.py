@@ -3,38 +3,29 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from databricks.sdk.errors import InternalError
-from databricks_support import full_name, settings_for
+from databricks_support import (
+    databricks_backend,
+    full_name,
+    no_real_sleep,  # noqa: F401  (an autouse fixture)
+    version_request,
+)
 from mintaka_conformance.fakes.databricks import FakeDatabricks, Fault
 from mintaka_databricks.backend import DatabricksBackend
-from mintaka_databricks.settings import DatabricksSettings
 
-from mintaka import BackendError, IdFactory, ManualClock, RetryExhausted
+from mintaka import BackendError, ManualClock, RetryExhausted
 from mintaka.domain.pipelines import PipelineSpec, StepSpec
 from mintaka.domain.registry import VersionRequest
 from mintaka.domain.runs import Run
 from mintaka.domain.serving import Route, TrafficMap
-from mintaka.interfaces import BackendContext
 
 pytest_plugins = ["mintaka_conformance.fakes.databricks_fixtures"]
 
 DIGEST = "sha256:" + "ab" * 32
-
-
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_sleep = time.sleep
-
-    def sleep(seconds: float) -> None:
-        assert seconds <= 0.1, f"a real sleep of {seconds:.2f}s"
-        real_sleep(seconds)
-
-    monkeypatch.setattr(time, "sleep", sleep)
 
 
 @pytest.fixture
@@ -49,24 +40,15 @@ def cloud(
     tmp_path: Path,
     clock: ManualClock,
 ) -> Iterator[DatabricksBackend]:
-    settings = DatabricksSettings(**settings_for(databricks_fake, retry_timeout_seconds=30))
-    backend = DatabricksBackend(
-        settings, BackendContext(home=tmp_path, clock=clock, ids=IdFactory(seed=3))
+    backend = databricks_backend(
+        DatabricksBackend, databricks_fake, tmp_path, seed=3, clock=clock, retry_timeout_seconds=30
     )
     yield backend
     backend.close()
 
 
 def request(tmp_path: Path, model: str, key: str) -> VersionRequest:
-    artifact = tmp_path / f"{key}.bin"
-    artifact.write_bytes(key.encode())
-    return VersionRequest(
-        name=model,
-        artifact_path=str(artifact),
-        artifact_digest=DIGEST,
-        mintaka_id=key,
-        idempotency_key=key,
-    )
+    return version_request(tmp_path, model, key, DIGEST)
 
 
 CREATE_VERSION = r"/unity-catalog/model-versions/create$"

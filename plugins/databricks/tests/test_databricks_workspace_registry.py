@@ -4,45 +4,32 @@ and a lost answer to a version create."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from databricks_support import settings_for
+from databricks_support import (
+    databricks_backend,
+    no_real_sleep,  # noqa: F401  (an autouse fixture)
+    version_request,
+)
 from mintaka_conformance.fakes.databricks import FakeDatabricks, Fault
 from mintaka_databricks.backend import DatabricksWorkspaceBackend
-from mintaka_databricks.settings import DatabricksWorkspaceSettings
 
-from mintaka import ConfigurationError, IdFactory, ManualClock, NotFound
+from mintaka import ConfigurationError, NotFound
 from mintaka.domain.discovery import ResourceKind
 from mintaka.domain.registry import Stage, VersionRequest
 from mintaka.domain.serving import Route, TrafficMap
-from mintaka.interfaces import BackendContext
 
 pytest_plugins = ["mintaka_conformance.fakes.databricks_fixtures"]
 
 CREATE_VERSION = r"^/api/2\.0/mlflow/model-versions/create$"
 
 
-@pytest.fixture(autouse=True)
-def no_real_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_sleep = time.sleep
-
-    def sleep(seconds: float) -> None:
-        assert seconds <= 0.1, f"a real sleep of {seconds:.2f}s"
-        real_sleep(seconds)
-
-    monkeypatch.setattr(time, "sleep", sleep)
-
-
 def make_backend(
     fake: FakeDatabricks, home: Path, **overrides: object
 ) -> DatabricksWorkspaceBackend:
-    return DatabricksWorkspaceBackend(
-        DatabricksWorkspaceSettings(**settings_for(fake, **overrides)),
-        BackendContext(home=home, clock=ManualClock(), ids=IdFactory(seed=5)),
-    )
+    return databricks_backend(DatabricksWorkspaceBackend, fake, home, seed=5, **overrides)
 
 
 @pytest.fixture
@@ -55,16 +42,7 @@ def cloud(
 
 
 def request(tmp_path: Path, model: str, key: str) -> VersionRequest:
-    artifact = tmp_path / f"{key}.bin"
-    artifact.write_bytes(key.encode())
-    return VersionRequest(
-        name=model,
-        artifact_path=str(artifact),
-        artifact_digest="sha256:" + "cd" * 32,
-        mintaka_id=key,
-        idempotency_key=key,
-        tags={"team": "risk"},
-    )
+    return version_request(tmp_path, model, key, "sha256:" + "cd" * 32, tags={"team": "risk"})
 
 
 def test_models_are_workspace_models_named_without_catalog_or_schema(
