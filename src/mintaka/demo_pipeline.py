@@ -66,6 +66,11 @@ def train(inputs: TrainInputs, ctx: StepContext) -> TrainOutputs:
     return TrainOutputs(model=directory, holdout=holdout, train_rows=len(train_rows))
 
 
+def _params(*names: str) -> dict[str, str]:
+    """Step inputs read from the pipeline parameters of the same names."""
+    return {name: f"params.{name}" for name in names}
+
+
 def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
     """The demo's pipeline; ``overrides`` change parameter defaults."""
     parameters: dict[str, str | int | float | bool] = {
@@ -120,12 +125,14 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
                 gate=GateKind.DATA_VALIDATION,
                 inputs={
                     "dataset_id": "ingest.dataset_id",
-                    "label": "params.label",
-                    "min_rows": "params.min_rows",
-                    "max_missing_rate": "params.max_missing_rate",
-                    "max_psi": "params.max_psi",
-                    "protected": "params.protected",
-                    "min_group_ratio": "params.min_group_ratio",
+                    **_params(
+                        "label",
+                        "min_rows",
+                        "max_missing_rate",
+                        "max_psi",
+                        "protected",
+                        "min_group_ratio",
+                    ),
                 },
             ),
             StepSpec(
@@ -134,11 +141,7 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
                 depends_on=["validate-data"],
                 inputs={
                     "data": "ingest.path",
-                    "label": "params.label",
-                    "features": "params.features",
-                    "c": "params.c",
-                    "max_iter": "params.max_iter",
-                    "seed": "params.seed",
+                    **_params("label", "features", "c", "max_iter", "seed"),
                 },
             ),
             StepSpec(
@@ -148,11 +151,7 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
                 inputs={
                     "model": "train.model",
                     "holdout": "train.holdout",
-                    "label": "params.label",
-                    "tier": "params.tier",
-                    "features": "params.features",
-                    "min_auc": "params.min_auc",
-                    "max_calibration_error": "params.max_calibration_error",
+                    **_params("label", "tier", "features", "min_auc", "max_calibration_error"),
                     "cost_model": "params.model",
                     "max_expected_cost": "params.max_expected_cost",
                 },
@@ -163,9 +162,7 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
                 inputs={
                     "name": "params.model",
                     "model": "train.model",
-                    "tier": "params.tier",
-                    "features": "params.features",
-                    "owner": "params.owner",
+                    **_params("tier", "features", "owner"),
                     "metrics": "evaluate.metrics",
                 },
             ),
@@ -195,10 +192,7 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
                     "model": "register.ref",
                     "endpoint": "params.endpoint",
                     "steps": "params.canary_steps",
-                    "bake_seconds": "params.bake_seconds",
-                    "min_requests": "params.min_requests",
-                    "max_error_rate": "params.max_error_rate",
-                    "p99_latency_ms": "params.p99_latency_ms",
+                    **_params("bake_seconds", "min_requests", "max_error_rate", "p99_latency_ms"),
                 },
             ),
             StepSpec(
