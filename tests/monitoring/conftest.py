@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from monitoring_kit import LogPredictions
 
 from mintaka import Platform
 from mintaka.store.schema import predictions
-
-LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from monitoring_kit import scoring_monitor
 
 from mintaka import Conflict, ManualClock, Platform, ValidationError, hookimpl
 from mintaka.domain.monitoring import (
     Escalation,
-    MonitorSpec,
     Signal,
     SignalKind,
     Ticket,
@@ -174,9 +174,7 @@ def test_plugin_sinks_come_from_the_hook_and_a_failing_sink_loses_nothing(
 def test_coverage_lists_production_endpoints_without_monitors(served: Platform) -> None:
     [only] = served.monitoring.coverage()
     assert (only.endpoint, only.monitored) == ("scoring", False)
-    served.monitoring.add_monitor(
-        MonitorSpec(endpoint="scoring", model="credit", signals=[latency_signal()])
-    )
+    served.monitoring.add_monitor(scoring_monitor(latency_signal()))
     assert [c.monitored for c in served.monitoring.coverage()] == [True]
 
 
@@ -190,17 +188,13 @@ def test_coverage_lists_production_endpoints_without_monitors(served: Platform) 
 )
 def test_bad_monitor_specs_are_refused(served: Platform, signal: Signal, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
-        served.monitoring.add_monitor(
-            MonitorSpec(endpoint="scoring", model="credit", signals=[signal])
-        )
+        served.monitoring.add_monitor(scoring_monitor(signal))
 
 
 def test_runner_alerts_on_a_breached_telemetry_signal_once_per_ticket(
     served: Platform, monkeypatch: pytest.MonkeyPatch, clock: ManualClock
 ) -> None:
-    served.monitoring.add_monitor(
-        MonitorSpec(endpoint="scoring", model="credit", signals=[latency_signal()])
-    )
+    served.monitoring.add_monitor(scoring_monitor(latency_signal()))
     windows: list[tuple[datetime, datetime]] = []
 
     def metrics(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
@@ -225,9 +219,7 @@ def test_runner_alerts_on_a_breached_telemetry_signal_once_per_ticket(
 def test_runner_stays_quiet_when_the_signal_holds(
     served: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    served.monitoring.add_monitor(
-        MonitorSpec(endpoint="scoring", model="credit", signals=[latency_signal()])
-    )
+    served.monitoring.add_monitor(scoring_monitor(latency_signal()))
 
     def metrics(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
         return EndpointMetrics(
@@ -243,9 +235,7 @@ def test_overlapping_runners_keep_one_ticket_per_signal(served: Platform, home: 
     """Two processes' runners raising the same alert at once end with one ticket, counted twice."""
     import threading
 
-    served.monitoring.add_monitor(
-        MonitorSpec(endpoint="scoring", model="credit", signals=[latency_signal()])
-    )
+    served.monitoring.add_monitor(scoring_monitor(latency_signal()))
     errors: list[BaseException] = []
 
     def runner() -> None:

@@ -1,19 +1,18 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
+from monitoring_kit import LogPredictions, drift_signal, scoring_monitor
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
 
 MakeArtifact = Callable[[bytes], Path]
-LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
 FEATURES = ("income", "debt")
 
 
@@ -36,21 +35,12 @@ def watched(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> 
     platform.register_model("credit", make_artifact(b"v1"), dataset_ids=[dataset.id])
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     platform.monitoring.add_monitor(
-        MonitorSpec(
-            endpoint="scoring",
-            model="credit",
-            signals=[
-                Signal(
-                    name="income-drift",
-                    kind=SignalKind.DRIFT,
-                    metric="psi:income",
-                    threshold=0.2,
-                    window="1h",
-                    owner="oncall",
-                    escalation=[Escalation(after_minutes=30, to="lead")],
-                    runbook_url="https://runbooks.example/drift",
-                )
-            ],
+        scoring_monitor(
+            drift_signal(
+                window="1h",
+                escalation=[Escalation(after_minutes=30, to="lead")],
+                runbook_url="https://runbooks.example/drift",
+            )
         )
     )
     return platform
@@ -99,14 +89,8 @@ def test_a_drift_signal_must_name_a_statistic(watched: Platform) -> None:
 
     with pytest.raises(ValidationError, match="drift signal"):
         watched.monitoring.add_monitor(
-            MonitorSpec(
-                endpoint="scoring",
-                model="credit",
-                signals=[
-                    Signal(
-                        name="bad", kind=SignalKind.DRIFT, metric="vibes", threshold=1, owner="x"
-                    )
-                ],
+            scoring_monitor(
+                Signal(name="bad", kind=SignalKind.DRIFT, metric="vibes", threshold=1, owner="x")
             )
         )
 
@@ -126,20 +110,7 @@ def test_a_drift_alert_on_a_retrain_signal_asks_for_retraining(
 
     watched.plugins.register(Retrainer())
     watched.monitoring.add_monitor(
-        MonitorSpec(
-            endpoint="scoring",
-            model="credit",
-            signals=[
-                Signal(
-                    name="debt-drift",
-                    kind=SignalKind.DRIFT,
-                    metric="psi:debt",
-                    threshold=0.2,
-                    owner="oncall",
-                    retrain=True,
-                )
-            ],
-        )
+        scoring_monitor(drift_signal(name="debt-drift", metric="psi:debt", retrain=True))
     )
     rng = np.random.default_rng(4)
     shifted = [{k: v + 1.5 for k, v in row.items()} for row in _rows(rng, 2000)]
@@ -155,22 +126,7 @@ def test_a_drift_alert_on_a_retrain_signal_asks_for_retraining(
 def test_a_count_window_judges_the_latest_records(
     watched: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
-    watched.monitoring.add_monitor(
-        MonitorSpec(
-            endpoint="scoring",
-            model="credit",
-            signals=[
-                Signal(
-                    name="last-500",
-                    kind=SignalKind.DRIFT,
-                    metric="psi:income",
-                    threshold=0.2,
-                    window="500n",
-                    owner="oncall",
-                )
-            ],
-        )
-    )
+    watched.monitoring.add_monitor(scoring_monitor(drift_signal(name="last-500", window="500n")))
     rng = np.random.default_rng(4)
     log_predictions([(row, 0.5) for row in _rows(rng, 2000, shift=1.5)])  # old drifted traffic
     clock.advance(minutes=1)

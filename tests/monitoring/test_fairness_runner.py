@@ -1,17 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from monitoring_kit import LogPredictions, scoring_monitor
 
 from mintaka import ManualClock, Platform
-from mintaka.domain.monitoring import MonitorSpec, Signal, SignalKind
+from mintaka.domain.monitoring import Signal, SignalKind
 
 MakeArtifact = Callable[[bytes], Path]
-LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
 N = 2000  # per group: a fair model's difference sits more than 6 standard errors below 0.1
 
 
@@ -20,10 +20,8 @@ def watched(platform: Platform, make_artifact: MakeArtifact) -> Platform:
     platform.register_model("credit", make_artifact(b"v1"))
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     platform.monitoring.add_monitor(
-        MonitorSpec(
-            endpoint="scoring",
-            model="credit",
-            signals=[
+        scoring_monitor(
+            *(
                 Signal(
                     name=name,
                     kind=SignalKind.FAIRNESS,
@@ -33,7 +31,7 @@ def watched(platform: Platform, make_artifact: MakeArtifact) -> Platform:
                     owner="fairness-lead",
                 )
                 for name in ("demographic_parity", "equalized_odds")
-            ],
+            )
         )
     )
     return platform

@@ -1,20 +1,20 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from monitoring_kit import LogPredictions, scoring_monitor
 from sqlalchemy import func, select
 
 from mintaka import ManualClock, NotFound, Platform, ValidationError, hookimpl
 from mintaka.cli.app import main
-from mintaka.domain.monitoring import Alert, MonitorSpec, Signal, SignalKind
+from mintaka.domain.monitoring import Alert, Signal, SignalKind
 from mintaka.monitoring.service import PERFORMANCE_METRICS, breaches
 from mintaka.store.schema import labels
 
 MakeArtifact = Callable[[bytes], Path]
-LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
 
 
 def performance_signal(**overrides: Any) -> Signal:
@@ -38,9 +38,7 @@ def served(platform: Platform, make_artifact: MakeArtifact) -> Platform:
 
 
 def watch(platform: Platform, *signals: Signal) -> None:
-    platform.monitoring.add_monitor(
-        MonitorSpec(endpoint="scoring", model="credit", signals=list(signals))
-    )
+    platform.monitoring.add_monitor(scoring_monitor(*signals))
 
 
 def test_late_labels_turn_into_a_performance_value_and_a_replacement_is_audited(

@@ -1,19 +1,16 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+from monitoring_kit import LogPredictions, drift_signal, scoring_monitor
 from sklearn.linear_model import LogisticRegression
 
 from mintaka import ManualClock, Platform
-from mintaka.domain.monitoring import MonitorSpec, Signal, SignalKind
 from mintaka.domain.registry import Signature
 from mintaka.flavors import sklearn as sklearn_flavor
 
-LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
 FEATURES = ("income", "debt")
 
 
@@ -45,20 +42,7 @@ def test_drift_of_the_prediction_itself_is_judged_against_the_models_own_trainin
     )
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     platform.monitoring.add_monitor(
-        MonitorSpec(
-            endpoint="scoring",
-            model="credit",
-            signals=[
-                Signal(
-                    name="score-drift",
-                    kind=SignalKind.DRIFT,
-                    metric="psi:prediction",
-                    threshold=0.2,
-                    window="1h",
-                    owner="oncall",
-                )
-            ],
-        )
+        scoring_monitor(drift_signal(name="score-drift", metric="psi:prediction", window="1h"))
     )
 
     def serve(values: np.ndarray) -> None:

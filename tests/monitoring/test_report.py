@@ -1,18 +1,18 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from monitoring_kit import LogPredictions
 
 from mintaka import ManualClock, Platform
 from mintaka.cli.app import main
 
 MakeArtifact = Callable[[bytes], Path]
-LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
 
 
 def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, Any]]:
