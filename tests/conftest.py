@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from mintaka import IdFactory, ManualClock, Platform
-from mintaka.governance.policy import OPEN_POLICY
+from mintaka.governance.policy import DEFAULT_POLICY, OPEN_POLICY
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +68,34 @@ def make_artifact(tmp_path: Path) -> Callable[[bytes], Path]:
         return root
 
     return make
+
+
+@pytest.fixture
+def governed_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Path]:
+    """Make a home governed by the shipped default policy with ``roles`` as its ``[roles]``
+    table, in place of the open policy the other tests run under."""
+
+    def make(roles: str) -> Path:
+        monkeypatch.delenv("MINTAKA_POLICY")
+        home = tmp_path / "h"
+        home.mkdir()
+        policy = DEFAULT_POLICY.read_text().replace("[roles]\n", roles, 1)
+        (home / "policy.toml").write_text(policy)
+        return home
+
+    return make
+
+
+@pytest.fixture
+def as_(home: Path, clock: ManualClock) -> Iterator[Callable[[str], Platform]]:
+    """Open the same home as a given identity (closed at the end of the test)."""
+    opened: list[Platform] = []
+
+    def open_as(actor: str) -> Platform:
+        plat = Platform(home, actor=actor, clock=clock, ids=IdFactory(len(opened) + 1))
+        opened.append(plat)
+        return plat
+
+    yield open_as
+    for plat in opened:
+        plat.close()

@@ -4,42 +4,22 @@ when undone."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mintaka import IdFactory, ManualClock, Platform
+from mintaka import ManualClock, Platform
 from mintaka.domain.registry import ApprovalStatus
-from mintaka.governance.policy import DEFAULT_POLICY
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
 
 MakeArtifact = Callable[[bytes], Path]
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("MINTAKA_POLICY")
-    home = tmp_path / "h"
-    home.mkdir()
-    roles = '[roles]\n"rita" = ["model-risk"]\n"raj" = ["model-risk"]\n'
-    (home / "policy.toml").write_text(DEFAULT_POLICY.read_text().replace("[roles]\n", roles, 1))
-    return home
-
-
-@pytest.fixture
-def as_(home: Path, clock: ManualClock) -> Iterator[Callable[[str], Platform]]:
-    opened: list[Platform] = []
-
-    def open_as(actor: str) -> Platform:
-        plat = Platform(home, actor=actor, clock=clock, ids=IdFactory(len(opened) + 1))
-        opened.append(plat)
-        return plat
-
-    yield open_as
-    for plat in opened:
-        plat.close()
+def home(governed_home: Callable[[str], Path]) -> Path:
+    return governed_home('[roles]\n"rita" = ["model-risk"]\n"raj" = ["model-risk"]\n')
 
 
 @pytest.fixture

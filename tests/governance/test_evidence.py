@@ -22,7 +22,6 @@ from mintaka.governance.evidence import (
     lineage_png,
     load_control_map,
 )
-from mintaka.governance.policy import DEFAULT_POLICY
 from mintaka.governance.redaction import REDACTED, Redactor, redact_logging
 from mintaka.local.backend import LocalBackend, LocalSettings
 from mintaka.plugins import BackendRegistry, PluginManager
@@ -61,12 +60,8 @@ class Plugin:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("MINTAKA_POLICY")
-    home = tmp_path / "h"
-    home.mkdir()
-    (home / "policy.toml").write_text(DEFAULT_POLICY.read_text().replace("[roles]\n", ROLES, 1))
-    return home
+def home(governed_home: Callable[[str], Path]) -> Path:
+    return governed_home(ROLES)
 
 
 @pytest.fixture

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from mintaka import IdFactory, ManualClock, Platform, PolicyViolation, ValidationError
+from mintaka import ManualClock, Platform, PolicyViolation, ValidationError
 from mintaka.domain.governance import IdentitySource
-from mintaka.governance.policy import DEFAULT_POLICY, load_policy
+from mintaka.governance.policy import load_policy
 
 MakeArtifact = Callable[[bytes], Path]
 ROLES = """
@@ -28,32 +28,8 @@ CARD = {
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("MINTAKA_POLICY")
-    home = tmp_path / "h"
-    home.mkdir()
-    (home / "policy.toml").write_text(DEFAULT_POLICY.read_text().replace("[roles]\n", ROLES, 1))
-    return home
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def as_(home: Path, clock: ManualClock) -> Iterator[Callable[[str], Platform]]:
-    """Open the same home as a given identity (closed at the end of the test)."""
-    opened: list[Platform] = []
-
-    def open_as(actor: str) -> Platform:
-        plat = Platform(home, actor=actor, clock=clock, ids=IdFactory(len(opened) + 1))
-        opened.append(plat)
-        return plat
-
-    yield open_as
-    for plat in opened:
-        plat.close()
+def home(governed_home: Callable[[str], Path]) -> Path:
+    return governed_home(ROLES)
 
 
 @pytest.fixture
