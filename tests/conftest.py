@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from artifact_kit import MakeArtifact
 
 from mintaka import IdFactory, ManualClock, Platform
 from mintaka.governance.policy import DEFAULT_POLICY, OPEN_POLICY
@@ -57,7 +58,7 @@ def artifact(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def make_artifact(tmp_path: Path) -> Callable[[bytes], Path]:
+def make_artifact(tmp_path: Path) -> MakeArtifact:
     """Build an artifact directory holding ``content`` as ``model.bin``."""
     counter = iter(range(1_000_000))
 

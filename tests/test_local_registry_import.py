@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import multiprocessing
 import sqlite3
-from collections.abc import Callable
 from multiprocessing.synchronize import Barrier
 from pathlib import Path
 
 import pytest
+from artifact_kit import MakeArtifact
 from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 from sqlalchemy.schema import CreateTable
 
@@ -18,7 +18,6 @@ from mintaka.local import backend as local_backend
 from mintaka.local.registry_db import metadata
 from mintaka.sync import DIFFERENCE_ACTION
 
-MakeArtifact = Callable[[bytes], Path]
 LOCAL_TABLES = tuple(table.name for table in metadata.sorted_tables)
 KEPT = "registry.db.imported-20260101T000000Z"  # the ManualClock's start, in UTC
 

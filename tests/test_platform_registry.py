@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from artifact_kit import MakeArtifact
 from sqlalchemy import func, select
 
 from mintaka import (
@@ -19,8 +20,6 @@ from mintaka import (
 )
 from mintaka.store import Store
 from mintaka.store.schema import audit_events, model_versions, models
-
-MakeArtifact = Callable[[bytes], Path]
 
 
 def test_register_records_digest_run_datasets_and_code(

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifact_kit import MakeArtifact
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.registry import ApprovalStatus
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
-
-MakeArtifact = Callable[[bytes], Path]
 
 
 @pytest.fixture

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
+from artifact_kit import MakeArtifact
+from governance_kit import APPROVERS, CARD
 
 from mintaka import IdFactory, ManualClock, Platform, hookimpl
 from mintaka.cli.app import main
@@ -26,15 +28,6 @@ from mintaka.governance.redaction import REDACTED, Redactor, redact_logging
 from mintaka.local.backend import LocalBackend, LocalSettings
 from mintaka.plugins import BackendRegistry, PluginManager
 
-MakeArtifact = Callable[[bytes], Path]
-ROLES = '[roles]\n"rita" = ["model-risk"]\n"raj" = ["model-risk"]\n'
-CARD = {
-    "intended_use": "rank applicants",
-    "limitations": "synthetic data",
-    "training_data": "applications v1",
-    "evaluation": "AUC 0.9",
-    "owner": "dana",
-}
 SECRET = "sk-test-7Qm2vX9pL4rT8wZ1yB6nK3"
 
 
@@ -61,7 +54,7 @@ class Plugin:
 
 @pytest.fixture
 def home(governed_home: Callable[[str], Path]) -> Path:
-    return governed_home(ROLES)
+    return governed_home(APPROVERS)
 
 
 @pytest.fixture

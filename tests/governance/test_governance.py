@@ -5,26 +5,14 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from artifact_kit import MakeArtifact
+from governance_kit import APPROVERS, CARD
 
 from mintaka import ManualClock, Platform, PolicyViolation, ValidationError
 from mintaka.domain.governance import IdentitySource
 from mintaka.governance.policy import load_policy
 
-MakeArtifact = Callable[[bytes], Path]
-ROLES = """
-[roles]
-"rita" = ["model-risk"]
-"raj" = ["model-risk"]
-"lee" = ["ml-lead"]
-"ivy" = ["incident-commander"]
-"""
-CARD = {
-    "intended_use": "rank applicants",
-    "limitations": "synthetic data",
-    "training_data": "applications v1",
-    "evaluation": "AUC 0.9",
-    "owner": "dana",
-}
+ROLES = APPROVERS + '"lee" = ["ml-lead"]\n"ivy" = ["incident-commander"]\n'
 
 
 @pytest.fixture

@@ -1,59 +1,37 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from artifact_kit import MakeArtifact
+from governance_kit import APPROVERS, CARD
 
-from mintaka import IdFactory, ManualClock, Platform, ValidationError
+from mintaka import ManualClock, Platform, ValidationError
 from mintaka.cli.app import main
 from mintaka.governance.inventory import inventory, parse_instant, production_at
-from mintaka.governance.policy import DEFAULT_POLICY
 
-MakeArtifact = Callable[[bytes], Path]
-ROLES = '[roles]\n"rita" = ["model-risk"]\n"raj" = ["model-risk"]\n'
-CARD = {
-    "intended_use": "rank applicants",
-    "limitations": "synthetic data",
-    "training_data": "applications v1",
-    "evaluation": "AUC 0.9",
-    "owner": "dana",
-}
 ALL = 'allowed_strategies = ["direct", "canary", "blue_green", "shadow"]'
 DAY0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.delenv("MINTAKA_POLICY")
-    home = tmp_path / "h"
-    home.mkdir()
-    text = DEFAULT_POLICY.read_text().replace("[roles]\n", ROLES, 1)
+def home(governed_home: Callable[[str], Path]) -> Path:
+    home = governed_home(APPROVERS)
+    policy = home / "policy.toml"
     # Adding a route at weight 0 is judged as a direct rollout; let the high tier do that.
-    text = text.replace('allowed_strategies = ["canary", "blue_green", "shadow"]', ALL, 1)
-    (home / "policy.toml").write_text(text)
+    text = policy.read_text().replace(
+        'allowed_strategies = ["canary", "blue_green", "shadow"]', ALL, 1
+    )
+    policy.write_text(text)
     return home
 
 
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(DAY0)
-
-
-@pytest.fixture
-def as_(home: Path, clock: ManualClock) -> Iterator[Callable[[str], Platform]]:
-    opened: dict[str, Platform] = {}
-
-    def open_as(actor: str) -> Platform:
-        if actor not in opened:
-            opened[actor] = Platform(home, actor=actor, clock=clock, ids=IdFactory(len(opened)))
-        return opened[actor]
-
-    yield open_as
-    for plat in opened.values():
-        plat.close()
 
 
 def _approved(as_: Callable[[str], Platform], ref: str) -> None:

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
+from artifact_kit import MakeArtifact
 from monitoring_kit import scoring_monitor
 
 from mintaka import Conflict, ManualClock, Platform, ValidationError, hookimpl
@@ -21,8 +22,6 @@ from mintaka.domain.monitoring import (
 )
 from mintaka.domain.serving import EndpointMetrics
 from mintaka.monitoring.tickets import TicketSinks
-
-MakeArtifact = Callable[[bytes], Path]
 
 
 @pytest.fixture

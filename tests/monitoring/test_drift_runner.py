@@ -1,18 +1,17 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 import pytest
+from artifact_kit import MakeArtifact
 from monitoring_kit import LogPredictions, drift_signal, scoring_monitor
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
 
-MakeArtifact = Callable[[bytes], Path]
 FEATURES = ("income", "debt")
 
 

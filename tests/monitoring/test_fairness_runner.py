@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from artifact_kit import MakeArtifact
 from monitoring_kit import LogPredictions, scoring_monitor
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.monitoring import Signal, SignalKind
 
-MakeArtifact = Callable[[bytes], Path]
 N = 2000  # per group: a fair model's difference sits more than 6 standard errors below 0.1
 
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from artifact_kit import MakeArtifact
 from monitoring_kit import LogPredictions, scoring_monitor
 from sqlalchemy import func, select
 
@@ -13,8 +13,6 @@ from mintaka.cli.app import main
 from mintaka.domain.monitoring import Alert, Signal, SignalKind
 from mintaka.monitoring.service import PERFORMANCE_METRICS, breaches
 from mintaka.store.schema import labels
-
-MakeArtifact = Callable[[bytes], Path]
 
 
 def performance_signal(**overrides: Any) -> Signal:

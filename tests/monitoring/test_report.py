@@ -1,18 +1,16 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from artifact_kit import MakeArtifact
 from monitoring_kit import LogPredictions
 
 from mintaka import ManualClock, Platform
 from mintaka.cli.app import main
-
-MakeArtifact = Callable[[bytes], Path]
 
 
 def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, Any]]:

@@ -1,0 +1,9 @@
+"""The type of the shared ``make_artifact`` fixture, for tests that take it (a uniquely named
+module: every test folder's ``conftest`` is imported as ``conftest``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+MakeArtifact = Callable[[bytes], Path]
