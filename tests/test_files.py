@@ -36,6 +36,13 @@ def test_bytes_are_written_as_they_are(tmp_path: Path) -> None:
     assert _names(tmp_path) == ["blob.bin"]
 
 
+def test_a_missing_parent_directory_is_created(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "b" / "out.json"
+    write_atomic(target, "{}")
+    assert target.read_text() == "{}"
+    assert [p.name for p in target.parent.iterdir()] == ["out.json"]
+
+
 def test_durable_write_fsyncs_the_file_and_the_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -60,8 +60,9 @@ def open_atomic(
     an error, for output that is streamed rather than held whole (``write_atomic`` otherwise).
 
     An error in the block, or in writing, leaves ``path`` untouched and removes the temporary
-    file. The parent directory must exist.
+    file. A missing parent directory is created.
     """
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = _create_temporary(path)
     try:
         with os.fdopen(fd, mode, encoding=encoding, newline=newline) as handle:

@@ -583,9 +583,7 @@ class LocalExecutor:
     # -- state ----------------------------------------------------------------------------------
 
     def _save(self, state: RunState) -> None:
-        runs = self.root / "runs"
-        runs.mkdir(parents=True, exist_ok=True)
-        write_atomic(runs / f"{state.run.id}.json", state.model_dump_json())
+        write_atomic(self.root / "runs" / f"{state.run.id}.json", state.model_dump_json())
 
     @staticmethod
     def _step_run(state: RunState, name: str) -> StepRun:

@@ -194,9 +194,7 @@ class PipelineService:
             every=every,
             bound_at=self.platform._now(),
         )
-        folder = self.root / "training"
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / f"{model}.json", binding.model_dump_json())
+        write_atomic(self.root / "training" / f"{model}.json", binding.model_dump_json())
         self._audit("pipeline.bind", model, pipeline=spec.name, every=every)
         return binding
 
@@ -396,9 +394,7 @@ class PipelineService:
     # -- plumbing -------------------------------------------------------------------------------
 
     def _save_request(self, request: RetrainRequest) -> None:
-        folder = self.root / "requests"
-        folder.mkdir(parents=True, exist_ok=True)
-        write_atomic(folder / f"{request.id}.json", request.model_dump_json())
+        write_atomic(self.root / "requests" / f"{request.id}.json", request.model_dump_json())
 
     def _audit(self, action: str, subject: str, **details: Any) -> None:
         with self.platform.store.write() as conn:

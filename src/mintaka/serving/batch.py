@@ -34,7 +34,6 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write ``rows`` atomically: a partial output file never appears under ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     if file_format(path) == "csv":
         with open_atomic(path, "w", durable=False, newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])

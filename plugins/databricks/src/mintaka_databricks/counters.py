@@ -53,7 +53,6 @@ class CounterSnapshots:
         """Remember ``snapshot``; returns the reads remembered before it."""
         earlier = self.load(endpoint)
         kept = [*earlier, snapshot][-self.keep :]
-        self.root.mkdir(parents=True, exist_ok=True)
         data = json.dumps([{"at": s.at.isoformat(), "counters": s.counters} for s in kept])
         write_atomic(self._path(endpoint), data, durable=False)
         return earlier
