@@ -122,6 +122,11 @@ class _OldRows:
     rows: list[tuple[Any, ...]]
 
 
+def _listed(columns: list[str]) -> str:
+    """``columns`` quoted, as a SELECT or INSERT column list."""
+    return ", ".join(f'"{c}"' for c in columns)
+
+
 def import_registry_file(transactions: Transactions, path: Path, now: datetime) -> Path | None:
     """Copy the rows of the registry file ``path`` into the ``local_*`` tables of the store
     database that ``transactions`` writes, then rename the file out of the way.
@@ -198,8 +203,9 @@ def _read_tables(old: sqlite3.Connection, path: Path) -> list[_OldRows]:
                         else f"lacks required columns ({', '.join(missing)})"
                     )
                 )
-            listed = ", ".join(f'"{c}"' for c in columns)
-            rows = [tuple(row) for row in old.execute(f'SELECT {listed} FROM "{table.name}"')]
+            rows = [
+                tuple(row) for row in old.execute(f'SELECT {_listed(columns)} FROM "{table.name}"')
+            ]
             found.append(_OldRows(table, columns, rows))
         old.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
@@ -213,10 +219,9 @@ def _insert_missing(sql: Sql, found: list[_OldRows], path: Path) -> int:
     clashes: list[str] = []
     for old in found:
         key = [old.columns.index(column.name) for column in old.table.primary_key.columns]
-        listed = ", ".join(f'"{c}"' for c in old.columns)
         held = {
             tuple(row[i] for i in key): row
-            for row in sql.rows(f'SELECT {listed} FROM "{old.table.name}"')
+            for row in sql.rows(f'SELECT {_listed(old.columns)} FROM "{old.table.name}"')
         }
         new = []
         for row in old.rows:
@@ -233,11 +238,10 @@ def _insert_missing(sql: Sql, found: list[_OldRows], path: Path) -> int:
             f"{'; ...' if len(clashes) > 5 else ''}); nothing was changed"
         )
     for old, new in missing:
-        listed = ", ".join(f'"{c}"' for c in old.columns)
         values = ", ".join(f":{c}" for c in old.columns)
         try:
             sql.run_many(
-                f'INSERT INTO "{old.table.name}" ({listed}) VALUES ({values})',
+                f'INSERT INTO "{old.table.name}" ({_listed(old.columns)}) VALUES ({values})',
                 (dict(zip(old.columns, row, strict=True)) for row in new),
             )
         except sqlite3.IntegrityError as exc:  # e.g. an idempotency key held by another version
