@@ -3,7 +3,6 @@ module: every test folder's ``conftest`` is imported as ``conftest``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
+from mintaka_conformance.scenarios import MakeArtifact
 
-MakeArtifact = Callable[[bytes], Path]
+__all__ = ["MakeArtifact"]

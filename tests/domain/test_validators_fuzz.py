@@ -16,6 +16,7 @@ from typing import Any
 
 import pydantic
 import pytest
+from artifact_kit import MakeArtifact
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
@@ -526,7 +527,7 @@ def _snapshot(platform: Platform) -> tuple[dict[str, list[Any]], list[str]]:
 
 
 def test_a_bad_model_name_is_refused_before_any_write(
-    platform: Platform, make_artifact: Callable[[bytes], Path], monkeypatch: pytest.MonkeyPatch
+    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     platform.register_model("existing", make_artifact(b"first"))
     artifact = make_artifact(b"never stored")

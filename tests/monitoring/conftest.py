@@ -6,10 +6,19 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from artifact_kit import MakeArtifact
 from monitoring_kit import LogPredictions
 
 from mintaka import Platform
 from mintaka.store.schema import predictions
+
+
+@pytest.fixture
+def served(platform: Platform, make_artifact: MakeArtifact) -> Platform:
+    """Model ``credit`` version 1, served on endpoint ``scoring`` (route ``blue``)."""
+    platform.register_model("credit", make_artifact(b"v1"), owner="dana")
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    return platform
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from artifact_kit import MakeArtifact
 from monitoring_kit import scoring_monitor
 
 from mintaka import Conflict, ManualClock, Platform, ValidationError, hookimpl
@@ -22,13 +21,6 @@ from mintaka.domain.monitoring import (
 )
 from mintaka.domain.serving import EndpointMetrics
 from mintaka.monitoring.tickets import TicketSinks
-
-
-@pytest.fixture
-def served(platform: Platform, make_artifact: MakeArtifact) -> Platform:
-    platform.register_model("credit", make_artifact(b"v1"), owner="dana")
-    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
-    return platform
 
 
 def latency_signal(**overrides: Any) -> Signal:

@@ -4,7 +4,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from artifact_kit import MakeArtifact
 from monitoring_kit import LogPredictions, scoring_monitor
 from sqlalchemy import func, select
 
@@ -26,13 +25,6 @@ def performance_signal(**overrides: Any) -> Signal:
     }
     values.update(overrides)
     return Signal(**values)
-
-
-@pytest.fixture
-def served(platform: Platform, make_artifact: MakeArtifact) -> Platform:
-    platform.register_model("credit", make_artifact(b"v1"), owner="dana")
-    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
-    return platform
 
 
 def watch(platform: Platform, *signals: Signal) -> None:

@@ -3,10 +3,10 @@ retirement of superseded versions, and the production lineage query."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from artifact_kit import MakeArtifact
 
 from mintaka import IdFactory, ManualClock, NotFound, Platform, ValidationError
 from mintaka.demo import write_dataset
@@ -204,7 +204,7 @@ def test_a_schedule_makes_a_model_due(platform: Platform, clock: ManualClock) ->
 
 
 def test_superseded_versions_retire_after_the_policy_grace_period(
-    platform: Platform, clock: ManualClock, make_artifact: Callable[[bytes], Path]
+    platform: Platform, clock: ManualClock, make_artifact: MakeArtifact
 ) -> None:
     for content in (b"v1", b"v2", b"v3", b"v4"):
         platform.register_model("m", make_artifact(content), tier="low")
@@ -227,7 +227,7 @@ def test_superseded_versions_retire_after_the_policy_grace_period(
 
 
 def test_which_production_models_used_a_data_source(
-    platform: Platform, tmp_path: Path, make_artifact: Callable[[bytes], Path]
+    platform: Platform, tmp_path: Path, make_artifact: MakeArtifact
 ) -> None:
     first = tmp_path / "x1.csv"
     first.write_text("a,b\n1,2\n")

@@ -16,7 +16,7 @@ that fixture is active; the suite never imports a mock.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -28,6 +28,7 @@ from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
 from mintaka.plugins import BackendRegistry, PluginManager
 from mintaka.store import default_url
 from mintaka_conformance.scenarios import (
+    MakeArtifact,
     ModelScenario,
     Names,
     ServableModel,
@@ -186,7 +187,7 @@ class AbstractBackendFixtures:
         return BackendOutOfBand(platform.backend)
 
     @pytest.fixture
-    def make_artifact(self, tmp_path: Path) -> Callable[[bytes], Path]:
+    def make_artifact(self, tmp_path: Path) -> MakeArtifact:
         """A fresh artifact directory holding ``content`` as ``model.bin``."""
         counter = iter(range(1_000_000))
 
@@ -217,7 +218,7 @@ class AbstractBackendFixtures:
         platform: Platform,
         clock: ManualClock,
         names: Names,
-        make_artifact: Callable[[bytes], Path],
+        make_artifact: MakeArtifact,
         tmp_path: Path,
     ) -> Iterator[ModelScenario]:
         """A model with three versions, tags, two aliases, and a run trained on a dataset."""

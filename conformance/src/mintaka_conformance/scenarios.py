@@ -25,6 +25,9 @@ from mintaka import (
 
 CODE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
+MakeArtifact = Callable[[bytes], Path]
+"""The ``make_artifact`` fixture: a fresh artifact directory holding the given bytes."""
+
 
 class Names:
     """Valid, unique names for models, endpoints and experiments, from a per-test seed."""
@@ -65,7 +68,7 @@ def build_model_scenario(
     platform: Platform,
     clock: ManualClock,
     names: Names,
-    make_artifact: Callable[[bytes], Path],
+    make_artifact: MakeArtifact,
     tmp_path: Path,
 ) -> ModelScenario:
     name = names.model("credit")

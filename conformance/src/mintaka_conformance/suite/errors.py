@@ -19,10 +19,8 @@ from mintaka import (
 )
 from mintaka.interfaces import CAPABILITY_INTERFACES
 from mintaka_conformance.fixtures import AbstractBackendFixtures, BackendUnderTest, lacks_reason
-from mintaka_conformance.scenarios import Names
+from mintaka_conformance.scenarios import MakeArtifact, Names
 from mintaka_conformance.spy import BackendSpy
-
-MakeArtifact = Callable[[bytes], Path]
 
 # Each operation passes a name that every cloud would refuse; core must refuse it first.
 INVALID_NAME_CALLS: dict[str, Callable[[Platform, str, Path], Any]] = {

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,7 +11,7 @@ from mintaka import Capability, NotFound, Platform, Stage
 from mintaka.domain.registry import ApprovalStatus, VersionRequest
 from mintaka.interfaces import StoreResidentRegistry
 from mintaka_conformance.fixtures import AbstractBackendFixtures
-from mintaka_conformance.scenarios import ModelScenario, Names
+from mintaka_conformance.scenarios import MakeArtifact, ModelScenario, Names
 
 
 class AbstractRegistryTests(AbstractBackendFixtures):
@@ -24,7 +23,7 @@ class AbstractRegistryTests(AbstractBackendFixtures):
         platform: Platform,
         cloud: Any,
         names: Names,
-        make_artifact: Callable[[bytes], Path],
+        make_artifact: MakeArtifact,
     ) -> Callable[[bytes, str], VersionRequest]:
         """A request for a version of a new, empty model holding ``weights``, with ``key`` as both
         its Mintaka id and its idempotency key."""

@@ -40,6 +40,7 @@ from mintaka_databricks.registry import UnityCatalogRegistry
 from mintaka_databricks.runs import MlflowRuns
 from mintaka_databricks.serving import MANAGED_TAG, EndpointServing
 from mintaka_databricks.settings import DatabricksSettings, DatabricksWorkspaceSettings
+from mintaka_databricks.versions import tag_map
 from mintaka_databricks.workspace import ID_TAG
 from mintaka_databricks.workspace_registry import WorkspaceModelRegistry
 
@@ -147,7 +148,7 @@ class _DatabricksWorkspace(
         for full, leaf in sorted(self._listed_models()):
             name = mintaka_name(leaf)
             versions = list(self._search_versions(full))
-            managed = [bool(_tag(v, ID_TAG)) for v in versions]
+            managed = [bool(tag_map(v).get(ID_TAG)) for v in versions]
             found.append(
                 DiscoveredResource(
                     kind=ResourceKind.MODEL,
@@ -165,7 +166,7 @@ class _DatabricksWorkspace(
                         name=f"{name or full}:{raw['version']}",
                         backend_id=f"{full}/{raw['version']}",
                         managed=is_managed and name is not None,
-                        extra={"mintaka_id": _tag(raw, ID_TAG)} if is_managed else {},
+                        extra={"mintaka_id": tag_map(raw).get(ID_TAG)} if is_managed else {},
                     )
                 )
         endpoints = self._call(
@@ -251,10 +252,3 @@ class DatabricksWorkspaceBackend(WorkspaceModelRegistry, _DatabricksWorkspace):
         ),
         **_SHARED_EMULATED,
     }
-
-
-def _tag(raw: dict[str, Any], key: str) -> str | None:
-    for tag in raw.get("tags") or []:
-        if tag.get("key") == key:
-            return str(tag.get("value", ""))
-    return None

@@ -176,9 +176,7 @@ class Lineage:
         return found.render(self.ctx.metastore_id)
 
     def list_metadata(self, req: Request) -> dict[str, Any]:
-        size = req.int_arg("page_size") or 100
-        if not 0 < size <= 1000:
-            raise invalid("page_size must be between 1 and 1000.")
+        size = _page_size(req)
         items = [self.metadata[n] for n in sorted(self.metadata)]
         return page_answer(
             "external_metadata",
@@ -232,9 +230,7 @@ class Lineage:
         if len(fields) != 1 or next(iter(fields)) not in _OBJECT_KINDS:
             raise invalid("object_info must name exactly one object, e.g. object_info.table.name.")
         wanted = _key(fields)
-        size = req.int_arg("page_size") or 100
-        if not 0 < size <= 1000:
-            raise invalid("page_size must be between 1 and 1000.")
+        size = _page_size(req)
         found = []
         for relationship in self.relationships.values():
             mine, other = (
@@ -260,3 +256,11 @@ class Lineage:
         raise ApiError(
             400, "INVALID_PARAMETER_VALUE", "external_lineage_relationship.id is required."
         )
+
+
+def _page_size(req: Request) -> int:
+    """The external lineage APIs' ``page_size``: 100 when absent, else 1-1000."""
+    size = req.int_arg("page_size") or 100
+    if not 0 < size <= 1000:
+        raise invalid("page_size must be between 1 and 1000.")
+    return size

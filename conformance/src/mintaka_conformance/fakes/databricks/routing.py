@@ -158,6 +158,11 @@ def decode_page_token(token: str | None) -> int:
         raise invalid(f"Invalid page token: {token!r}") from None
 
 
+def key_values(pairs: Mapping[str, str]) -> list[dict[str, str]]:
+    """Tags or params as the REST APIs render them: ``[{"key": k, "value": v}]``, sorted."""
+    return [{"key": k, "value": v} for k, v in sorted(pairs.items())]
+
+
 def paginate(
     items: Sequence[Any], page_token: str | None, page_size: int
 ) -> tuple[list[Any], str | None]:

@@ -27,6 +27,7 @@ from .routing import (
     conflict,
     invalid,
     invalid_state,
+    key_values,
     not_found,
 )
 from .unity_catalog import READY, UnityCatalogModels
@@ -385,7 +386,7 @@ class Serving:
             "creation_timestamp": endpoint.created,
             "last_updated_timestamp": endpoint.updated,
             "state": {"ready": endpoint.ready, "config_update": endpoint.config_update},
-            "tags": [{"key": k, "value": v} for k, v in sorted(endpoint.tags.items())],
+            "tags": key_values(endpoint.tags),
             "permission_level": "CAN_MANAGE",
             "route_optimized": endpoint.route_optimized,
         }
@@ -503,7 +504,7 @@ class Serving:
             endpoint.tags[tag["key"]] = tag.get("value", "")
         for key in req.arg("delete_tags") or []:
             endpoint.tags.pop(key, None)
-        return {"tags": [{"key": k, "value": v} for k, v in sorted(endpoint.tags.items())]}
+        return {"tags": key_values(endpoint.tags)}
 
     def put_ai_gateway(self, req: Request) -> dict[str, Any]:
         endpoint = self._endpoint(req.params["name"])

@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .context import WorkspaceContext
-from .routing import ApiError, Request, Router, already_exists, invalid, not_found, paginate
+from .routing import (
+    ApiError,
+    Request,
+    Router,
+    already_exists,
+    invalid,
+    key_values,
+    not_found,
+    paginate,
+)
 
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 MAX_METRICS_PER_BATCH = 1000
@@ -108,7 +117,7 @@ class Tracking:
             "lifecycle_stage": experiment.lifecycle_stage,
             "creation_time": experiment.created,
             "last_update_time": experiment.updated,
-            "tags": [{"key": k, "value": v} for k, v in sorted(experiment.tags.items())],
+            "tags": key_values(experiment.tags),
         }
 
     def _render_info(self, run: TrackedRun) -> dict[str, Any]:
@@ -132,8 +141,8 @@ class Tracking:
             "info": self._render_info(run),
             "data": {
                 "metrics": run.latest_metrics(),
-                "params": [{"key": k, "value": v} for k, v in sorted(run.params.items())],
-                "tags": [{"key": k, "value": v} for k, v in sorted(run.tags.items())],
+                "params": key_values(run.params),
+                "tags": key_values(run.tags),
             },
             "inputs": {},
         }

@@ -22,6 +22,7 @@ from .routing import (
     Router,
     already_exists,
     invalid,
+    key_values,
     not_found,
     page_answer,
 )
@@ -285,7 +286,7 @@ class UnityCatalogModels(NamedVersions[UcModel, UcModelVersion]):
                 {"alias": alias, "version": str(target)}
                 for alias, target in sorted(model.aliases.items())
             ],
-            "tags": [{"key": k, "value": v} for k, v in sorted(model.tags.items())],
+            "tags": key_values(model.tags),
         }
         if model.comment is not None:
             body["description"] = model.comment
@@ -305,7 +306,7 @@ class UnityCatalogModels(NamedVersions[UcModel, UcModelVersion]):
                 {"alias": alias, "version": str(version.version)}
                 for alias in model.aliases_of(version.version)
             ],
-            "tags": [{"key": k, "value": v} for k, v in sorted(version.tags.items())],
+            "tags": key_values(version.tags),
         }
         for key, value in (
             ("run_id", version.run_id),

@@ -15,7 +15,7 @@ from typing import Any
 
 from .context import WorkspaceContext
 from .model_versions import NamedVersions, version_number
-from .routing import Request, Router, already_exists, invalid, not_found, page_answer
+from .routing import Request, Router, already_exists, invalid, key_values, not_found, page_answer
 
 STAGES = ("None", "Staging", "Production", "Archived")
 
@@ -96,7 +96,7 @@ class WorkspaceRegistry(NamedVersions[WsModel, WsModelVersion]):
             "current_stage": version.current_stage,
             "source": version.source,
             "status": version.status,
-            "tags": [{"key": k, "value": v} for k, v in sorted(version.tags.items())],
+            "tags": key_values(version.tags),
         }
         for key, value in (
             ("description", version.description),
@@ -123,7 +123,7 @@ class WorkspaceRegistry(NamedVersions[WsModel, WsModelVersion]):
             "last_updated_timestamp": model.updated,
             "user_id": model.user_id,
             "latest_versions": [self._render_version(model, v) for v in self._latest(model)],
-            "tags": [{"key": k, "value": v} for k, v in sorted(model.tags.items())],
+            "tags": key_values(model.tags),
         }
         if model.description is not None:
             body["description"] = model.description
