@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cli_kit import cli
 from sqlalchemy import text
 
 from mintaka.audit import GENESIS, AuditLog, canonical_bytes, link_hash
@@ -258,14 +259,8 @@ def test_signing_key_comes_from_the_environment(
 
 
 def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
-    from mintaka.cli.app import main
-
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
+    """``mintaka ARGS``: the exit status and everything printed."""
+    code, out, err = cli(capsys, *args)
     return code, out + err
 
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from artifact_kit import MakeArtifact
+from cli_kit import cli
 from governance_kit import APPROVERS, CARD
 
 from mintaka import ManualClock, Platform, ValidationError
-from mintaka.cli.app import main
 from mintaka.governance.inventory import inventory, parse_instant, production_at
 
 ALL = 'allowed_strategies = ["direct", "canary", "blue_green", "shadow"]'
@@ -184,16 +184,6 @@ def test_instants_parse_as_iso_8601() -> None:
     assert parse_instant("2026-03-31T12:00") == datetime(2026, 3, 31, 12, tzinfo=UTC)
     with pytest.raises(ValidationError, match="ISO 8601"):
         parse_instant("last tuesday")
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_inventory_cli_table_json_filters_and_at(

@@ -14,6 +14,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -73,6 +74,9 @@ class ArtifactStore:
         hexdigest = manifest.digest.removeprefix("sha256:")
         existing = os.path.join(self._objects, hexdigest[:2], hexdigest)
         if os.path.exists(existing):
+            # Stored already, perhaps as an orphan: its new age keeps ``sweep`` off it while
+            # this ingest's registration commits.
+            os.utime(existing)
             return StoredArtifact(manifest.digest, Path(existing), manifest)
         final = self._final(manifest.digest)
         staging = self.root / "tmp"
@@ -143,6 +147,35 @@ class ArtifactStore:
         if actual.to_json() != stored.manifest.to_json() or stored.manifest.digest != digest:
             raise IntegrityError(f"artifact {digest} does not match its stored bytes")
         return stored
+
+    def objects(self) -> Iterator[tuple[str, float]]:
+        """Every artifact in the store: its digest and when it was stored (or last ingested)."""
+        if not os.path.isdir(self._objects):
+            return
+        for prefix in sorted(os.listdir(self._objects)):
+            folder = os.path.join(self._objects, prefix)
+            if len(prefix) != 2 or not os.path.isdir(folder):
+                continue
+            for hexdigest in sorted(os.listdir(folder)):
+                path = os.path.join(folder, hexdigest)
+                if hexdigest.startswith(prefix) and os.path.isdir(path):
+                    yield f"sha256:{hexdigest}", os.stat(path).st_mtime
+
+    def exists(self, digest: str) -> bool:
+        return (self._final(digest) / MANIFEST_NAME).exists()
+
+    def remove(self, digest: str) -> None:
+        """Take an artifact out of the store: renamed into the staging area in one step (so it
+        is either whole or gone), then deleted there (what a crash leaves, ``sweep`` removes)."""
+        final = self._final(digest)
+        if not final.exists():
+            return
+        staging = self.root / "tmp"
+        staging.mkdir(parents=True, exist_ok=True)
+        doomed = Path(tempfile.mkdtemp(prefix="remove-", dir=staging))
+        os.rename(final, doomed / "object")
+        fsync_directory(final.parent)
+        shutil.rmtree(doomed, ignore_errors=True)
 
     def sweep(self, min_age_seconds: float = 3600.0) -> int:
         """Remove temporary directories left by interrupted ingests; returns how many.

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mintaka.cli import (
+    artifacts,
     audit,
     conformance,
     governance,
@@ -36,6 +37,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
 app.add_typer(lineage.app, name="lineage")
 app.add_typer(audit.app, name="audit")
+app.add_typer(artifacts.app, name="artifacts")
 app.add_typer(serving.app, name="endpoints")
 for command in (
     serving.serve,

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
-from mintaka.cli.output import console, emit_json, table
+from mintaka.cli.output import console, emit_json, progress_bar, table
 from mintaka.cli.state import platform
 from mintaka.domain.pipelines import PipelineRun
 from mintaka.errors import GateFailed, ValidationError
@@ -52,19 +52,8 @@ class _Bar:
             self.progress.update(self.task, completed=event.index)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    )
-
-
 def _run_with_bar(action: Any) -> PipelineRun:
-    with _progress() as progress:
+    with progress_bar() as progress:
         try:
             run: PipelineRun | None = action(_Bar(progress))
         except GateFailed as exc:

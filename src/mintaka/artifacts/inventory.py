@@ -1,0 +1,201 @@
+"""What the artifact store holds, checked against what the control-plane store records.
+
+An artifact is *recorded* when a registration wrote its ``artifacts`` row or a model version
+names its digest. ``verify`` re-reads and re-hashes the bytes of every recorded artifact (or of
+the digests asked for) and reports each one that is missing or no longer matches its digest,
+with the versions that use it. Bytes in the store that nothing records are *orphans*: a
+registration refused after its artifact was stored, or an ``ingest`` never registered. They are
+reported, and ``sweep(orphans=True)`` removes those older than a minimum age (so a registration
+still on its way to committing keeps its bytes), under the store's write lock, with an audit
+event naming every digest removed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from mintaka.errors import IntegrityError, NotFound, ValidationError
+from mintaka.store.engine import Sql
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from mintaka.platform import Platform
+
+SWEEP_ACTION = "artifacts.sweep"
+DEFAULT_MIN_AGE_SECONDS = 3600.0
+
+Progress = Callable[[int, int, str], None]
+"""Called after each artifact checked: ``(done, total, digest)``."""
+
+
+class Problem(StrEnum):
+    MISSING = "missing"  # recorded, but its bytes are not in the store
+    CORRUPT = "corrupt"  # in the store, but its bytes no longer hash to its digest
+
+
+@dataclass(frozen=True)
+class RecordedArtifact:
+    """An artifact the control-plane store records: its row (when registration wrote one) and
+    the versions (``NAME:VERSION``) that use it."""
+
+    digest: str
+    size: int | None
+    files: int | None
+    created_at: str | None
+    versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    digest: str
+    problem: Problem
+    detail: str
+    versions: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    checked: int
+    findings: tuple[Finding, ...]
+    orphans: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+@dataclass(frozen=True)
+class SweepReport:
+    staging_removed: int
+    orphans_removed: tuple[str, ...]
+    orphans_kept: tuple[str, ...]  # younger than the minimum age
+    dry_run: bool
+
+
+def _check_digest(digest: str) -> str:
+    hexdigest = digest.removeprefix("sha256:")
+    if not digest.startswith("sha256:") or len(hexdigest) != 64 or not _is_hex(hexdigest):
+        raise ValidationError(f"not an artifact digest (sha256:<64 hex digits>): {digest!r}")
+    return digest
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
+
+
+def _recorded(conn: Connection, digests: Iterable[str] | None = None) -> list[RecordedArtifact]:
+    sql = Sql(conn)
+    rows = {
+        digest: (size, files, created_at)
+        for digest, size, files, created_at in sql.rows(
+            "SELECT digest, size, files, created_at FROM artifacts"
+        )
+    }
+    versions: dict[str, list[tuple[str, int]]] = {}
+    for name, version, digest in sql.rows(
+        "SELECT name, version, artifact_digest FROM model_versions"
+    ):
+        versions.setdefault(digest, []).append((name, int(version)))
+    wanted = sorted(set(rows) | set(versions)) if digests is None else list(digests)
+    return [
+        RecordedArtifact(
+            digest,
+            *rows.get(digest, (None, None, None)),
+            versions=tuple(f"{n}:{v}" for n, v in sorted(versions.get(digest, []))),
+        )
+        for digest in wanted
+    ]
+
+
+def recorded(platform: Platform) -> list[RecordedArtifact]:
+    """Every recorded artifact, by digest."""
+    with platform.store.read() as conn:
+        return _recorded(conn)
+
+
+def verify(
+    platform: Platform, digests: Sequence[str] = (), progress: Progress | None = None
+) -> VerifyReport:
+    """Re-hash the bytes of ``digests`` (default: every recorded artifact) and report each one
+    that is missing or changed; a digest given that nothing records is ``NotFound``. Orphans are
+    listed when every recorded artifact was checked."""
+    asked = [_check_digest(d) for d in dict.fromkeys(digests)]
+    with platform.store.read() as conn:
+        everything = _recorded(conn)
+    if asked:
+        known = {a.digest: a for a in everything}
+        unknown = [d for d in asked if d not in known]
+        if unknown:
+            raise NotFound(f"no artifact recorded with digest {', '.join(unknown)}")
+        targets = [known[d] for d in asked]
+    else:
+        targets = everything
+    findings = []
+    for done, artifact in enumerate(targets, 1):
+        try:
+            platform.artifacts.verify(artifact.digest)
+        except NotFound as exc:
+            findings.append(Finding(artifact.digest, Problem.MISSING, str(exc), artifact.versions))
+        except IntegrityError as exc:
+            findings.append(Finding(artifact.digest, Problem.CORRUPT, str(exc), artifact.versions))
+        if progress is not None:
+            progress(done, len(targets), artifact.digest)
+    orphans: tuple[str, ...] = ()
+    if not asked:
+        referenced = {a.digest for a in everything}
+        orphans = tuple(d for d, _ in platform.artifacts.objects() if d not in referenced)
+    return VerifyReport(len(targets), tuple(findings), orphans)
+
+
+def sweep(
+    platform: Platform,
+    *,
+    min_age_seconds: float = DEFAULT_MIN_AGE_SECONDS,
+    orphans: bool = False,
+    dry_run: bool = False,
+) -> SweepReport:
+    """Remove staging directories left by interrupted ingests and (``orphans``) stored bytes
+    that nothing records, both only when older than ``min_age_seconds``.
+
+    Orphans are chosen again under the store's write lock, so no registration can commit a row
+    for one while it goes, and their removal is audited in the same transaction.
+    """
+    if min_age_seconds < 0:
+        raise ValidationError(f"the minimum age must not be negative, got {min_age_seconds}")
+    store = platform.artifacts
+    staging = 0 if dry_run else store.sweep(min_age_seconds)
+    if not orphans:
+        return SweepReport(staging, (), (), dry_run)
+    cutoff = time.time() - min_age_seconds
+    if dry_run:
+        with platform.store.read() as conn:
+            old, young = _orphans(conn, store.objects(), cutoff)
+        return SweepReport(staging, old, young, dry_run)
+    with platform.store.write() as conn:
+        old, young = _orphans(conn, store.objects(), cutoff)
+        if not old:
+            return SweepReport(staging, (), young, dry_run)
+        for digest in old:
+            store.remove(digest)
+        event = platform._audit(
+            conn, SWEEP_ACTION, "artifacts", removed=list(old), min_age_seconds=min_age_seconds
+        )
+    platform._after_commit([event])
+    return SweepReport(staging, old, young, dry_run)
+
+
+def _orphans(
+    conn: Connection, objects: Iterable[tuple[str, float]], cutoff: float
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    referenced = {a.digest for a in _recorded(conn)}
+    old: list[str] = []
+    young: list[str] = []
+    for digest, modified in objects:
+        if digest not in referenced:
+            (old if modified <= cutoff else young).append(digest)
+    return tuple(old), tuple(young)

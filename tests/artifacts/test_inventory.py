@@ -1,0 +1,219 @@
+"""Checking the artifact store against the control-plane store's records, and sweeping it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+from artifact_kit import MakeArtifact
+from cli_kit import cli
+from sqlalchemy import func, select
+
+from mintaka import Capability, NotFound, Platform, ValidationError
+from mintaka.artifacts import inventory
+from mintaka.artifacts.inventory import Problem
+from mintaka.artifacts.store import CONTENT_DIR
+from mintaka.interfaces import ModelRegistry
+from mintaka.store.schema import audit_events, model_versions
+
+
+def _age(platform: Platform, digest: str, seconds: float) -> None:
+    """Make the stored object ``seconds`` old (no sleeping)."""
+    path = platform.artifacts.get(digest).path
+    stamp = time.time() - seconds
+    os.utime(path, (stamp, stamp))
+
+
+def _rows(platform: Platform) -> tuple[int, int]:
+    with platform.store.read() as conn:
+        versions = conn.execute(select(func.count()).select_from(model_versions)).scalar_one()
+        events = conn.execute(select(func.count()).select_from(audit_events)).scalar_one()
+    return versions, events
+
+
+def test_a_clean_store_verifies_and_lists_what_uses_each_artifact(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    one = platform.register_model("credit", make_artifact(b"v1"))
+    two = platform.register_model("credit", make_artifact(b"v2"))
+    platform.register_model("churn", make_artifact(b"v1"))  # same bytes, another model
+
+    listed = {a.digest: a for a in inventory.recorded(platform)}
+    assert listed[one.artifact_digest].versions == ("churn:1", "credit:1")
+    assert listed[two.artifact_digest].versions == ("credit:2",)
+    assert listed[two.artifact_digest].size == 2
+    assert listed[two.artifact_digest].files == 1
+
+    seen: list[tuple[int, int]] = []
+    report = inventory.verify(platform, progress=lambda done, total, _d: seen.append((done, total)))
+    assert report.ok
+    assert report.checked == 2
+    assert report.orphans == ()
+    assert seen == [(1, 2), (2, 2)]
+
+
+def test_changed_and_missing_bytes_are_reported_with_the_versions_using_them(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    one = platform.register_model("credit", make_artifact(b"v1"))
+    two = platform.register_model("credit", make_artifact(b"v2"))
+    three = platform.register_model("credit", make_artifact(b"v3"))
+    (platform.artifacts.get(one.artifact_digest).content / "model.bin").write_bytes(b"evil")
+    shutil.rmtree(platform.artifacts.get(two.artifact_digest).path)
+
+    report = inventory.verify(platform)
+    assert not report.ok
+    assert report.checked == 3
+    found = {f.digest: f for f in report.findings}
+    assert set(found) == {one.artifact_digest, two.artifact_digest}
+    assert found[one.artifact_digest].problem is Problem.CORRUPT
+    assert found[one.artifact_digest].versions == ("credit:1",)
+    assert found[two.artifact_digest].problem is Problem.MISSING
+    assert found[two.artifact_digest].versions == ("credit:2",)
+
+    only = inventory.verify(platform, [three.artifact_digest])
+    assert only.ok
+    assert only.checked == 1
+    assert only.orphans == ()  # orphans are looked for only when everything is checked
+
+
+def test_a_digest_to_verify_must_be_well_formed_and_recorded(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    platform.register_model("credit", make_artifact(b"v1"))
+    with pytest.raises(ValidationError, match="not an artifact digest"):
+        inventory.verify(platform, ["md5:abc"])
+    with pytest.raises(ValidationError, match="not an artifact digest"):
+        inventory.verify(platform, ["sha256:" + "G" * 64])
+    with pytest.raises(NotFound, match="no artifact recorded"):
+        inventory.verify(platform, ["sha256:" + "0" * 64])
+
+
+def test_orphans_are_listed_and_only_old_ones_are_swept_with_an_audit_event(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    kept = platform.register_model("credit", make_artifact(b"v1"))
+    old = platform.artifacts.ingest(make_artifact(b"never registered"))
+    young = platform.artifacts.ingest(make_artifact(b"registration on its way"))
+    _age(platform, old.digest, 7200)
+    _age(platform, kept.artifact_digest, 7200)
+
+    report = inventory.verify(platform)
+    assert report.ok  # orphans are not a failure
+    assert set(report.orphans) == {old.digest, young.digest}
+
+    planned = inventory.sweep(platform, orphans=True, dry_run=True)
+    assert planned.orphans_removed == (old.digest,)
+    assert planned.orphans_kept == (young.digest,)
+    assert platform.artifacts.exists(old.digest)  # a dry run removes nothing
+
+    versions, events = _rows(platform)
+    done = inventory.sweep(platform, orphans=True)
+    assert done.orphans_removed == (old.digest,)
+    assert done.orphans_kept == (young.digest,)
+    assert not platform.artifacts.exists(old.digest)
+    assert platform.artifacts.exists(young.digest)
+    assert platform.artifacts.verify(kept.artifact_digest).digest == kept.artifact_digest
+    assert _rows(platform) == (versions, events + 1)
+    [event] = platform.audit.events(subject="artifacts")
+    assert event.action == inventory.SWEEP_ACTION
+    assert event.details["removed"] == [old.digest]
+    assert platform.verify_audit().ok
+    assert list((platform.artifacts.root / "tmp").iterdir()) == []
+
+    again = inventory.sweep(platform, orphans=True)
+    assert again.orphans_removed == ()
+    assert _rows(platform) == (versions, events + 1)  # nothing removed, nothing audited
+
+
+def test_sweeping_without_orphans_leaves_stored_bytes_alone(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    orphan = platform.artifacts.ingest(make_artifact(b"x"))
+    _age(platform, orphan.digest, 7200)
+    stale = platform.artifacts.root / "tmp" / "ingest-interrupted"
+    (stale / CONTENT_DIR).mkdir(parents=True)
+    os.utime(stale, (time.time() - 7200,) * 2)
+
+    report = inventory.sweep(platform)
+    assert report.staging_removed == 1
+    assert not stale.exists()
+    assert platform.artifacts.exists(orphan.digest)
+    with pytest.raises(ValidationError, match="negative"):
+        inventory.sweep(platform, min_age_seconds=-1)
+
+
+def test_ingesting_an_old_orphan_again_makes_it_young(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    source = make_artifact(b"weights")
+    orphan = platform.artifacts.ingest(source)
+    _age(platform, orphan.digest, 7200)
+    platform.artifacts.ingest(source)
+    assert inventory.sweep(platform, orphans=True).orphans_kept == (orphan.digest,)
+
+
+def test_a_registration_whose_bytes_were_swept_is_refused_and_records_nothing(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    ingested = platform.artifacts.ingest(make_artifact(b"weights"))
+    before = _rows(platform)
+    real_check = platform.artifacts.check
+
+    def check_then_sweep(stored):  # type: ignore[no-untyped-def]
+        # The bytes go between the registration's early check and its write transaction.
+        checked = real_check(stored)
+        inventory.sweep(platform, orphans=True, min_age_seconds=0)
+        return checked
+
+    platform.artifacts.check = check_then_sweep  # type: ignore[method-assign]
+    with pytest.raises(NotFound, match="left the store"):
+        platform.register_model("credit", ingested)
+    versions, events = _rows(platform)
+    assert (versions, events) == (before[0], before[1] + 1)  # only the sweep's own event
+    registry = platform._area(Capability.REGISTRY, ModelRegistry)
+    assert registry.list_versions("credit") == []  # rolled back with the store's transaction
+    assert platform.verify_audit().ok
+
+
+def test_cli_lists_verifies_and_sweeps(
+    platform: Platform, make_artifact: MakeArtifact, capsys: pytest.CaptureFixture[str]
+) -> None:
+    version = platform.register_model("credit", make_artifact(b"v1"))
+    orphan = platform.artifacts.ingest(make_artifact(b"orphan"))
+    home = str(platform.home)
+
+    code, out, _ = cli(capsys, "--home", home, "artifacts", "list", "--json")
+    assert code == 0
+    [listed] = json.loads(out)
+    assert listed["digest"] == version.artifact_digest
+    assert listed["versions"] == ["credit:1"]
+
+    code, out, _ = cli(capsys, "--home", home, "artifacts", "verify")
+    assert code == 0
+    assert "1 checked, 0 problem(s)" in out
+    assert "1 orphaned artifact(s)" in out
+
+    (platform.artifacts.get(version.artifact_digest).content / "model.bin").write_bytes(b"x")
+    code, out, _ = cli(capsys, "--home", home, "artifacts", "verify", "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert report["ok"] is False
+    assert report["findings"][0]["problem"] == "corrupt"
+    assert report["orphans"] == [orphan.digest]
+
+    code, out, _ = cli(capsys, "--home", home, "artifacts", "sweep", "--orphans", "--dry-run")
+    assert code == 0
+    assert "kept 1 orphan(s)" in out
+    code, out, _ = cli(
+        capsys, "--home", home, "artifacts", "sweep", "--orphans", "--min-age", "0", "--json"
+    )
+    assert code == 0
+    assert json.loads(out)["orphans_removed"] == [orphan.digest]
+    assert not platform.artifacts.exists(orphan.digest)
+    code, _, err = cli(capsys, "--home", home, "artifacts", "sweep", "--min-age", "-5")
+    assert code == 1
+    assert "must not be negative" in err
