@@ -80,16 +80,33 @@ def test_changed_and_missing_bytes_are_reported_with_the_versions_using_them(
     assert only.orphans == ()  # orphans are looked for only when everything is checked
 
 
-def test_a_digest_to_verify_must_be_well_formed_and_recorded(
+def test_a_digest_to_verify_is_whole_or_a_unique_prefix_of_a_recorded_one(
     platform: Platform, make_artifact: MakeArtifact
 ) -> None:
-    platform.register_model("credit", make_artifact(b"v1"))
-    with pytest.raises(ValidationError, match="not an artifact digest"):
-        inventory.verify(platform, ["md5:abc"])
-    with pytest.raises(ValidationError, match="not an artifact digest"):
-        inventory.verify(platform, ["sha256:" + "G" * 64])
+    version = platform.register_model("credit", make_artifact(b"v1"))
+    digest = version.artifact_digest
+    for given in (digest, digest[:19], digest.removeprefix("sha256:")[:20]):
+        assert inventory.verify(platform, [given, digest]).checked == 1
+    for bad in ("md5:abc", "sha256:" + "G" * 64, digest[:18], digest + "0"):
+        with pytest.raises(ValidationError, match="not an artifact digest"):
+            inventory.verify(platform, [bad])
     with pytest.raises(NotFound, match="no artifact recorded"):
         inventory.verify(platform, ["sha256:" + "0" * 64])
+
+
+def test_a_prefix_naming_two_artifacts_is_refused(
+    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform.register_model("credit", make_artifact(b"v1"))
+    platform.register_model("credit", make_artifact(b"v2"))
+    twins = ["sha256:" + "ab" * 6 + "0" * 52, "sha256:" + "ab" * 6 + "1" * 52]
+    monkeypatch.setattr(
+        inventory,
+        "_recorded",
+        lambda conn: [inventory.RecordedArtifact(d, 1, 1, None, ()) for d in twins],
+    )
+    with pytest.raises(ValidationError, match="names 2 artifacts"):
+        inventory.verify(platform, ["sha256:" + "ab" * 6])
 
 
 def test_orphans_are_listed_and_only_old_ones_are_swept_with_an_audit_event(

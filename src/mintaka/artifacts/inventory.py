@@ -77,18 +77,28 @@ class SweepReport:
     dry_run: bool
 
 
-def _check_digest(digest: str) -> str:
-    hexdigest = digest.removeprefix("sha256:")
-    if not digest.startswith("sha256:") or len(hexdigest) != 64 or not _is_hex(hexdigest):
-        raise ValidationError(f"not an artifact digest (sha256:<64 hex digits>): {digest!r}")
-    return digest
+MIN_PREFIX = 12  # hex digits of a digest that name an artifact, as the CLI's tables show them
 
 
-def _is_hex(text: str) -> bool:
-    return all(c in "0123456789abcdef" for c in text)
+def _resolve(asked: str, known: Iterable[str]) -> str:
+    """The recorded digest that ``asked`` names: the whole digest, or a unique prefix of at least
+    ``MIN_PREFIX`` hex digits (``sha256:`` optional)."""
+    hexdigest = asked.removeprefix("sha256:")
+    well_formed = all(c in "0123456789abcdef" for c in hexdigest)
+    if not well_formed or not MIN_PREFIX <= len(hexdigest) <= 64:
+        raise ValidationError(
+            f"not an artifact digest (sha256: and {MIN_PREFIX} to 64 lowercase hex digits): "
+            f"{asked!r}"
+        )
+    found = [d for d in known if d.startswith("sha256:" + hexdigest)]
+    if not found:
+        raise NotFound(f"no artifact recorded with digest {asked}")
+    if len(found) > 1:
+        raise ValidationError(f"{asked} names {len(found)} artifacts; give more of the digest")
+    return found[0]
 
 
-def _recorded(conn: Connection, digests: Iterable[str] | None = None) -> list[RecordedArtifact]:
+def _recorded(conn: Connection) -> list[RecordedArtifact]:
     sql = Sql(conn)
     rows = {
         digest: (size, files, created_at)
@@ -101,14 +111,13 @@ def _recorded(conn: Connection, digests: Iterable[str] | None = None) -> list[Re
         "SELECT name, version, artifact_digest FROM model_versions"
     ):
         versions.setdefault(digest, []).append((name, int(version)))
-    wanted = sorted(set(rows) | set(versions)) if digests is None else list(digests)
     return [
         RecordedArtifact(
             digest,
             *rows.get(digest, (None, None, None)),
             versions=tuple(f"{n}:{v}" for n, v in sorted(versions.get(digest, []))),
         )
-        for digest in wanted
+        for digest in sorted(set(rows) | set(versions))
     ]
 
 
@@ -122,19 +131,13 @@ def verify(
     platform: Platform, digests: Sequence[str] = (), progress: Progress | None = None
 ) -> VerifyReport:
     """Re-hash the bytes of ``digests`` (default: every recorded artifact) and report each one
-    that is missing or changed; a digest given that nothing records is ``NotFound``. Orphans are
-    listed when every recorded artifact was checked."""
-    asked = [_check_digest(d) for d in dict.fromkeys(digests)]
+    that is missing or changed. A digest may be given by a unique prefix; one that nothing records
+    is ``NotFound``. Orphans are listed when every recorded artifact was checked."""
     with platform.store.read() as conn:
         everything = _recorded(conn)
-    if asked:
-        known = {a.digest: a for a in everything}
-        unknown = [d for d in asked if d not in known]
-        if unknown:
-            raise NotFound(f"no artifact recorded with digest {', '.join(unknown)}")
-        targets = [known[d] for d in asked]
-    else:
-        targets = everything
+    known = {a.digest: a for a in everything}
+    asked = list(dict.fromkeys(_resolve(d, known) for d in digests))
+    targets = [known[d] for d in asked] if asked else everything
     findings = []
     for done, artifact in enumerate(targets, 1):
         try:

@@ -24,7 +24,10 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
     table(
         "artifacts",
         ["digest", "size", "files", "stored", "versions"],
-        [(a.digest, a.size, a.files, a.created_at, ", ".join(a.versions)) for a in artifacts],
+        [
+            (a.digest[:19], a.size, a.files, (a.created_at or "")[:19], ", ".join(a.versions))
+            for a in artifacts
+        ],
     )
 
 
@@ -32,7 +35,11 @@ def list_(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] =
 def verify(
     ctx: typer.Context,
     digests: Annotated[
-        list[str] | None, typer.Argument(help="Only these digests [default: every recorded one].")
+        list[str] | None,
+        typer.Argument(
+            help="Only these digests, or their first 12 or more hex digits [default: every "
+            "recorded one]."
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
