@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -30,12 +32,34 @@ def emit_json(value: Any) -> None:
     print(json.dumps(to_jsonable(value), indent=2, sort_keys=True, default=str))
 
 
+_INSTANT = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(?:\+00:00|Z)?$")
+
+
+def _table_cell(cell: Any) -> str:
+    """A cell as people read it: UTC instants to the second (``--json`` keeps them whole)."""
+    if cell is None:
+        return ""
+    if isinstance(cell, datetime):
+        cell = cell.isoformat()
+    text = str(cell)
+    found = _INSTANT.match(text)
+    return f"{found[1]} {found[2]}" if found else text
+
+
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """A table whose first column (the name or id to type in the next command) is never cut;
+    the other columns give way on a narrow terminal."""
+    cells = [[_table_cell(cell) for cell in row] for row in rows]
     grid = Table(title=title, title_justify="left")
-    for column in columns:
-        grid.add_column(column)
-    for row in rows:
-        grid.add_row(*("" if cell is None else str(cell) for cell in row))
+    for index, column in enumerate(columns):
+        values = [row[index] for row in cells if index < len(row) and row[index]]
+        if index == 0:
+            widest = max((len(text) for text in values), default=0)
+            grid.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
+        else:
+            grid.add_column(column)
+    for row in cells:
+        grid.add_row(*row)
     console.print(grid)
 
 

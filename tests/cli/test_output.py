@@ -1,0 +1,42 @@
+"""How the CLI's tables read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from mintaka.cli import output
+
+RUN_ID = "prun-24b9450c1e09a83d0000058b"
+ROWS = [
+    (RUN_ID, "credit-default-training", "succeeded", "auc=0.8608, accuracy=0.8",
+     "2026-11-28T04:14:05.123456+00:00"),
+    ("prun-2", None, "failed", "", datetime(2026, 11, 28, 4, 15, 6, 999, tzinfo=UTC)),
+    ("prun-3", "p", "running", "", "2026-11-28T04:16:07Z"),
+]  # fmt: skip
+COLUMNS = ["run", "pipeline", "status", "metrics", "started"]
+
+
+def test_instants_read_to_the_second(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output.console, "width", 140)
+    output.table("runs", COLUMNS, ROWS)
+    out = capsys.readouterr().out
+    for instant in ("2026-11-28 04:14:05 ", "2026-11-28 04:15:06 ", "2026-11-28 04:16:07 "):
+        assert instant in out
+    assert "T04" not in out
+    output.table("notes", ["id", "note"], [("a", "seen 2026-11-28T04:16:07Z"), ("b", 7)])
+    assert "seen 2026-11-28T04:16:07Z" in capsys.readouterr().out  # only a whole cell is one
+
+
+def test_the_first_column_is_never_cut_on_a_narrow_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output.console, "width", 64)
+    output.table("runs", COLUMNS, ROWS)
+    out = capsys.readouterr().out
+    assert f"│ {RUN_ID} │" in out
+    assert "credit-default-training" not in out  # the other columns gave way
+    assert max(len(line) for line in out.splitlines()) <= 64
