@@ -29,3 +29,16 @@ def test_listing_backends_imports_no_cloud_sdk() -> None:
         "from mintaka.plugins import PluginManager\nlist(PluginManager().backends())"
     )
     assert _cloud_modules(loaded) == []
+
+
+def test_the_cli_starts_without_the_numeric_stack() -> None:
+    """numpy, pandas and scikit-learn load when a model is served or monitored, not for every
+    command (they cost a few hundred milliseconds at start-up)."""
+    loaded = _modules_after("import mintaka.cli.app")
+    heavy = ("numpy", "pandas", "sklearn", "scipy", "pyarrow")
+    assert [m for m in loaded if m.split(".")[0] in heavy] == []
+
+
+def test_monitoring_names_import_from_the_package() -> None:
+    loaded = _modules_after("from mintaka.monitoring import psi, DriftReport, parse_window")
+    assert "numpy" in loaded

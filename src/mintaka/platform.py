@@ -12,8 +12,9 @@ import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, delete, select, update
@@ -58,7 +59,6 @@ from mintaka.interfaces import (
     StoreResidentRegistry,
 )
 from mintaka.lineage import LineageStore
-from mintaka.monitoring.service import MonitoringService
 from mintaka.pipelines.service import PipelineService
 from mintaka.plugins import PluginManager
 from mintaka.provenance import code_commit, environment
@@ -73,6 +73,9 @@ from mintaka.store.schema import (
     models,
     runs,
 )
+
+if TYPE_CHECKING:
+    from mintaka.monitoring.service import MonitoringService
 
 T = TypeVar("T")
 
@@ -189,7 +192,6 @@ class Platform:
             self.store.dispose()  # a platform that failed to open holds no connections
             raise
         self.serving = ServingService(self)
-        self.monitoring = MonitoringService(self)
         self.pipelines = PipelineService(self)
         self._insert = (
             postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
@@ -207,6 +209,13 @@ class Platform:
                 home=self.home, clock=self.clock, ids=self.ids, store_url=self.store.url
             ),
         )
+
+    @cached_property
+    def monitoring(self) -> MonitoringService:
+        """Monitors, alerts and tickets (its drift maths loads numpy, so on first use only)."""
+        from mintaka.monitoring.service import MonitoringService
+
+        return MonitoringService(self)
 
     @property
     def governance(self) -> GovernanceService:

@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mintaka.domain.registry import Flavor
 from mintaka.errors import ValidationError
 
@@ -71,6 +69,8 @@ def _plain(value: Any) -> Any:
 
 def _plain_list(values: Any) -> list[Any]:
     """Python values for a model's output column (numpy scalars would not serialise)."""
+    import numpy as np  # imported when a model serves, so the control plane starts without it
+
     if isinstance(values, np.ndarray) and values.dtype != object:
         return list(values.tolist())
     return [_plain(v) for v in values]
@@ -104,6 +104,8 @@ def load_predictor(
             try:
                 # An ndarray, not nested lists: scikit-learn's input checks on a list cost more
                 # than a small model's prediction.
+                import numpy as np
+
                 matrix = np.array([[float(row[c]) for c in columns] for row in rows])
             except KeyError as exc:
                 raise ValidationError(f"missing feature {exc.args[0]!r}") from None

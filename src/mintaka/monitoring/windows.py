@@ -12,12 +12,12 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Generic, TypeVar
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from mintaka.errors import ValidationError
+
+if TYPE_CHECKING:
+    import numpy.typing as npt
 
 R = TypeVar("R")
 
@@ -145,6 +145,8 @@ def prediction_columns(
         for values in outputs.values():
             if len(values) < i + 1:
                 values.append(None)
+    import numpy as np  # here, not at import: the control plane starts without numpy
+
     out: dict[str, npt.NDArray[Any]] = {}
     for name, values in (columns | outputs).items():
         array = np.empty(len(values), dtype=object)
