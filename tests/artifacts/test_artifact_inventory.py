@@ -234,3 +234,23 @@ def test_cli_lists_verifies_and_sweeps(
     code, _, err = cli(capsys, "--home", home, "artifacts", "sweep", "--min-age", "-5")
     assert code == 1
     assert "must not be negative" in err
+
+
+def test_an_ingest_whose_stored_copy_is_swept_meanwhile_stores_it_again(
+    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = make_artifact(b"weights")
+    first = platform.artifacts.ingest(source)
+    _age(platform, first.digest, 7200)
+    real_utime = os.utime
+
+    def swept_first(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        monkeypatch.setattr(os, "utime", real_utime)
+        inventory.sweep(platform, orphans=True)  # between the ingest's look and its touch
+        return real_utime(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "utime", swept_first)
+    again = platform.artifacts.ingest(source)
+    assert again.digest == first.digest
+    assert platform.artifacts.verify(again.digest).digest == first.digest
+    assert platform.register_model("credit", again).artifact_digest == first.digest

@@ -75,9 +75,12 @@ class ArtifactStore:
         existing = os.path.join(self._objects, hexdigest[:2], hexdigest)
         if os.path.exists(existing):
             # Stored already, perhaps as an orphan: its new age keeps ``sweep`` off it while
-            # this ingest's registration commits.
-            os.utime(existing)
-            return StoredArtifact(manifest.digest, Path(existing), manifest)
+            # this ingest's registration commits. Swept away in between: stored again below.
+            try:
+                os.utime(existing)
+                return StoredArtifact(manifest.digest, Path(existing), manifest)
+            except FileNotFoundError:
+                pass
         final = self._final(manifest.digest)
         staging = self.root / "tmp"
         staging.mkdir(parents=True, exist_ok=True)
