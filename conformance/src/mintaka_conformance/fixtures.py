@@ -16,7 +16,7 @@ that fixture is active; the suite never imports a mock.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -198,6 +198,19 @@ class AbstractBackendFixtures:
             return root
 
         return make
+
+    @pytest.fixture
+    def hold_pipeline_run(self) -> Callable[[str], None]:
+        """Override to make the cloud keep the next run of the named pipeline running until it
+        has been read a few times (a fake's pacing), so a test can act on a running run. The
+        default cannot: a test that needs it is skipped, and the matrix shows it unproven."""
+
+        def cannot(_pipeline: str) -> None:
+            pytest.skip(
+                "these fixtures cannot hold a pipeline run running (override hold_pipeline_run)"
+            )
+
+        return cannot
 
     @pytest.fixture
     def data_plane(self, platform: Platform) -> None:

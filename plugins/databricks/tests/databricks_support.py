@@ -5,7 +5,7 @@ model registry, and the conformance suite's fixtures."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -181,3 +181,12 @@ class DatabricksConformanceFixtures(AbstractBackendFixtures):
         self, databricks_fake: FakeDatabricks, databricks_environment: Path, platform: Any
     ) -> OutOfBand:
         return self.out_of_band_class(workspace_client(databricks_fake))
+
+    @pytest.fixture
+    def hold_pipeline_run(self, databricks_fake: FakeDatabricks) -> Callable[[str], None]:
+        """The fake's job runs move one lifecycle state per read: pending, running, then done."""
+
+        def hold(_pipeline: str) -> None:
+            databricks_fake.state.jobs.run_states = ("PENDING", "RUNNING", "RUNNING", "TERMINATED")
+
+        return hold

@@ -258,6 +258,8 @@ def test_a_pipeline_compiles_to_jobs_tasks_and_runs_to_completion(
         "prepare": PipelineStatus.SUCCEEDED,
         "fit": PipelineStatus.FAILED,
     }
+    assert finished.parameters == {"depth": "5"}
+    assert finished.failure_reason == "Task fit failed with message: diverged"
     again = cloud.submit(native, {"depth": "5"})
     assert len(databricks_fake.state.jobs.jobs) == 1
     cloud.stop_pipeline_run(again.id)

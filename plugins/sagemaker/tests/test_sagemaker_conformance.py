@@ -3,7 +3,7 @@ extension in-process, and a representative part again through moto's server (``e
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ from mintaka_conformance import (
     AbstractSyncTests,
     BackendUnderTest,
 )
-from mintaka_conformance.fakes.sagemaker import make_client, mock_sagemaker
+from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
 from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import BUCKET, SETTINGS
 
@@ -64,6 +64,13 @@ class InProcessFixtures(AbstractBackendFixtures):
     @pytest.fixture
     def out_of_band(self, platform: Platform) -> BotoOutOfBand:
         return BotoOutOfBand()
+
+    @pytest.fixture
+    def hold_pipeline_run(self, backend: BackendUnderTest) -> Callable[[str], None]:
+        """The fake's paced executions: a step ends every third DescribePipelineExecution."""
+        return lambda pipeline: SageMakerFake().script_pipeline_execution(
+            pipeline, paced=True, reads_per_step=3
+        )
 
 
 class TestSageMakerRegistry(InProcessFixtures, AbstractRegistryTests): ...

@@ -276,6 +276,22 @@ def test_a_running_run_is_stopped_and_a_finished_one_left_alone(
     assert cloud.get_pipeline_run(run.id).status is PipelineStatus.STOPPED
 
 
+def test_a_slower_paced_run_ends_a_step_every_few_reads(
+    cloud: SageMakerBackend, fake: SageMakerFake, sm: Any
+) -> None:
+    fake.script_pipeline_execution("retrain", property_files=passing(), reads_per_step=3)
+    run = cloud.submit(cloud.compile(retrain()), {})  # the submit reads it once
+    arn = run.id
+    finished = []
+    for _ in range(11):
+        steps = sm.list_pipeline_execution_steps(PipelineExecutionArn=arn)["PipelineExecutionSteps"]
+        finished.append(sum(1 for s in steps if s["StepStatus"] == "Succeeded"))
+        sm.describe_pipeline_execution(PipelineExecutionArn=arn)
+    assert finished == [0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    with pytest.raises(ValueError, match="reads_per_step"):
+        fake.script_pipeline_execution("retrain", reads_per_step=0)
+
+
 def test_a_registration_step_creates_a_version_awaiting_approval(
     cloud: SageMakerBackend, fake: SageMakerFake, sm: Any
 ) -> None:

@@ -187,15 +187,24 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             )
         name = str(raw.get("run_name") or "")
         started = _time(raw.get("start_time")) or self.context.clock.now()
+        status = _status(state.get("life_cycle_state"), state.get("result_state"))
         return PipelineRun(
             id=str(raw["run_id"]),
             pipeline=name.removeprefix(JOB_PREFIX),
-            status=_status(state.get("life_cycle_state"), state.get("result_state")),
+            status=status,
             steps=tuple(steps),
             started_at=started,
             ended_at=_time(raw.get("end_time")),
             backend=BACKEND,
             backend_ids={"run_id": str(raw["run_id"]), "job_id": str(raw.get("job_id", ""))},
+            # The values the run used: what it was given, else the job's defaults.
+            parameters={
+                str(p["name"]): str(p.get("value", p.get("default", "")))
+                for p in raw.get("job_parameters") or []
+            },
+            failure_reason=(state.get("state_message") or None)
+            if status is PipelineStatus.FAILED
+            else None,
         )
 
     def wait_for_pipeline_run(self, run_id: str, timeout_seconds: float = 3600) -> PipelineRun:

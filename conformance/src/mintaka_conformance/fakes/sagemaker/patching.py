@@ -213,18 +213,23 @@ class SageMakerFake:
         property_files: Mapping[str, Mapping[str, Any]] | None = None,
         failures: Mapping[str, str] | None = None,
         paced: bool = True,
+        reads_per_step: int = 1,
     ) -> None:
         """Script the *next* execution of ``pipeline`` (queue several for several executions).
 
         ``property_files`` gives the JSON each step's property files hold (``{step: {file:
         json}}``): what a Condition step's ``Std:JsonGet`` reads. ``failures`` fails steps with a
-        reason. ``paced`` runs one step per DescribePipelineExecution (``Executing`` until the
-        last step ends); unpaced, the execution ends inside StartPipelineExecution.
+        reason. ``paced`` runs one step per DescribePipelineExecution, or per ``reads_per_step``
+        of them (``Executing`` until the last step ends); unpaced, the execution ends inside
+        StartPipelineExecution. A stop takes effect at the next describe either way.
         """
+        if reads_per_step < 1:
+            raise ValueError(f"reads_per_step must be at least 1, got {reads_per_step}")
         script = ExecutionScript(
             property_files={s: dict(files) for s, files in (property_files or {}).items()},
             failures=dict(failures or {}),
             paced=paced,
+            reads_per_step=reads_per_step,
         )
         state = state_of(self.backend)
         with state.lock:

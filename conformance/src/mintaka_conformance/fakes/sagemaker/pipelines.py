@@ -18,8 +18,9 @@ execution walks its steps in dependency order:
 
 By default an execution runs to its end inside ``StartPipelineExecution``. Scripted with
 :meth:`~.patching.SageMakerFake.script_pipeline_execution` (``paced=True``), it starts
-``Executing`` and each ``DescribePipelineExecution`` finishes the running step and starts the
-next: the one-step-per-describe pacing the extension uses for endpoint statuses.
+``Executing`` and each ``DescribePipelineExecution`` (or every ``reads_per_step``-th) finishes the
+running step and starts the next: the one-step-per-describe pacing the extension uses for
+endpoint statuses.
 ``StopPipelineExecution`` moves a running execution to ``Stopping``; the next describe stops the
 running step and ends it ``Stopped``.
 """
@@ -444,7 +445,9 @@ def describe_pipeline_execution(self: SageMakerResponse) -> ActionResult:
     arn = self._get_param("PipelineExecutionArn")
     with state.lock:
         execution = _execution(backend, arn)
-        _tick(backend, execution)
+        execution.reads += 1
+        if execution.status == "Stopping" or execution.reads % execution.script.reads_per_step == 0:
+            _tick(backend, execution)
         _sync_moto(backend, execution)
         body = original_body(self, "describe_pipeline_execution")
         body["PipelineExecutionStatus"] = execution.status

@@ -171,11 +171,13 @@ class LineageState:
 @dataclass
 class ExecutionScript:
     """What the next execution of a pipeline meets: the JSON its steps' property files hold,
-    the steps that fail (with their reasons), and whether it runs one step per describe."""
+    the steps that fail (with their reasons), and whether it runs one step per describe (or per
+    ``reads_per_step`` describes)."""
 
     property_files: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
     paced: bool = True
+    reads_per_step: int = 1
 
 
 @dataclass
@@ -206,6 +208,7 @@ class ExecutionState:
     failure_reason: str | None = None
     steps: list[StepExecution] = field(default_factory=list)
     started: datetime | None = None
+    reads: int = 0  # DescribePipelineExecution calls so far (paced progress)
 
 
 @dataclass
