@@ -146,6 +146,24 @@ def test_orphans_are_listed_and_only_old_ones_are_swept_with_an_audit_event(
     assert _rows(platform) == (versions, events + 1)  # nothing removed, nothing audited
 
 
+def test_a_sweep_that_fails_before_it_is_recorded_removes_nothing(
+    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    orphan = platform.artifacts.ingest(make_artifact(b"x"))
+    _age(platform, orphan.digest, 7200)
+    versions, events = _rows(platform)
+
+    def refuse(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("audit store unavailable")
+
+    monkeypatch.setattr(platform, "_audit", refuse)
+    with pytest.raises(RuntimeError, match="unavailable"):
+        inventory.sweep(platform, orphans=True)
+    assert platform.artifacts.verify(orphan.digest).digest == orphan.digest
+    assert _rows(platform) == (versions, events)
+    assert list((platform.artifacts.root / "tmp").iterdir()) == []
+
+
 def test_sweeping_without_orphans_leaves_stored_bytes_alone(
     platform: Platform, make_artifact: MakeArtifact
 ) -> None:

@@ -12,10 +12,12 @@ event naming every digest removed.
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mintaka.errors import IntegrityError, NotFound, ValidationError
@@ -179,16 +181,29 @@ def sweep(
         with platform.store.read() as conn:
             old, young = _orphans(conn, store.objects(), cutoff)
         return SweepReport(staging, old, young, dry_run)
-    with platform.store.write() as conn:
-        old, young = _orphans(conn, store.objects(), cutoff)
-        if not old:
-            return SweepReport(staging, (), young, dry_run)
-        for digest in old:
-            store.remove(digest)
-        event = platform._audit(
-            conn, SWEEP_ACTION, "artifacts", removed=list(old), min_age_seconds=min_age_seconds
-        )
+    # Under the write lock the orphans are only renamed aside (quick, whatever their size), so
+    # registrations wait for no deletion; the bytes are deleted once the sweep is committed.
+    # A sweep that fails before it is recorded puts everything back.
+    detached: list[tuple[str, Path]] = []
+    try:
+        with platform.store.write() as conn:
+            old, young = _orphans(conn, store.objects(), cutoff)
+            if not old:
+                return SweepReport(staging, (), young, dry_run)
+            for digest in old:
+                doomed = store.detach(digest)
+                if doomed is not None:
+                    detached.append((digest, doomed))
+            event = platform._audit(
+                conn, SWEEP_ACTION, "artifacts", removed=list(old), min_age_seconds=min_age_seconds
+            )
+    except BaseException:
+        for digest, doomed in detached:
+            store.reattach(digest, doomed)
+        raise
     platform._after_commit([event])
+    for _digest, doomed in detached:
+        shutil.rmtree(doomed, ignore_errors=True)
     return SweepReport(staging, old, young, dry_run)
 
 

@@ -167,18 +167,33 @@ class ArtifactStore:
     def exists(self, digest: str) -> bool:
         return (self._final(digest) / MANIFEST_NAME).exists()
 
-    def remove(self, digest: str) -> None:
-        """Take an artifact out of the store: renamed into the staging area in one step (so it
-        is either whole or gone), then deleted there (what a crash leaves, ``sweep`` removes)."""
+    def detach(self, digest: str) -> Path | None:
+        """Take an artifact out of the store in one step (it is whole or gone): renamed into the
+        staging area; returns that directory for the caller to delete (what is left there, say
+        after a crash, ``sweep`` removes), or None when the artifact was not in the store."""
         final = self._final(digest)
         if not final.exists():
-            return
+            return None
         staging = self.root / "tmp"
         staging.mkdir(parents=True, exist_ok=True)
         doomed = Path(tempfile.mkdtemp(prefix="remove-", dir=staging))
         os.rename(final, doomed / "object")
         fsync_directory(final.parent)
-        shutil.rmtree(doomed, ignore_errors=True)
+        return doomed
+
+    def reattach(self, digest: str, detached: Path) -> None:
+        """Put back what ``detach`` took out (a sweep that failed before it was recorded)."""
+        final = self._final(digest)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(detached / "object", final)
+        fsync_directory(final.parent)
+        shutil.rmtree(detached, ignore_errors=True)
+
+    def remove(self, digest: str) -> None:
+        """Take an artifact out of the store (``detach``) and delete its bytes."""
+        doomed = self.detach(digest)
+        if doomed is not None:
+            shutil.rmtree(doomed, ignore_errors=True)
 
     def sweep(self, min_age_seconds: float = 3600.0) -> int:
         """Remove temporary directories left by interrupted ingests; returns how many.
