@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 import time
+from pathlib import Path
 
 import pytest
 from artifact_kit import MakeArtifact
 from cli_kit import cli
 from sqlalchemy import func, select
 
-from mintaka import Capability, NotFound, Platform, ValidationError
+from mintaka import Capability, ManualClock, NotFound, Platform, ValidationError
 from mintaka.artifacts import inventory
 from mintaka.artifacts.inventory import Problem
 from mintaka.artifacts.store import CONTENT_DIR
@@ -272,3 +274,48 @@ def test_an_ingest_whose_stored_copy_is_swept_meanwhile_stores_it_again(
     assert again.digest == first.digest
     assert platform.artifacts.verify(again.digest).digest == first.digest
     assert platform.register_model("credit", again).artifact_digest == first.digest
+
+
+def test_an_ingest_still_copying_is_never_swept(platform: Platform) -> None:
+    copying = platform.artifacts.root / "tmp" / "ingest-in-progress"
+    copying.mkdir(parents=True)
+    assert inventory.sweep(platform, orphans=True, min_age_seconds=0).staging_removed == 0
+    assert copying.exists()
+
+
+def test_registrations_racing_a_sweep_never_record_bytes_it_took(
+    home: Path, clock: ManualClock, make_artifact: MakeArtifact
+) -> None:
+    """Two platforms on one home: one ingests and registers, the other sweeps every orphan at
+    once, again and again. A registration may be refused (its fresh bytes went first), but every
+    version recorded has its bytes."""
+    sources = [make_artifact(f"weights {i}".encode()) for i in range(20)]
+    with Platform(home, clock=clock) as writer, Platform(home, clock=clock) as sweeper:
+        stop = threading.Event()
+        sweeps: list[int] = []
+
+        def sweep_until_stopped() -> None:
+            while not stop.wait(0.001):  # a breath between sweeps lets the writer take the lock
+                report = inventory.sweep(sweeper, orphans=True, min_age_seconds=0)
+                sweeps.append(len(report.orphans_removed))
+
+        thread = threading.Thread(target=sweep_until_stopped)
+        thread.start()
+        recorded, refusals = 0, []
+        try:
+            for source in sources:
+                try:
+                    writer.register_model("credit", writer.artifacts.ingest(source))
+                    recorded += 1
+                except NotFound as exc:
+                    refusals.append(str(exc))
+        finally:
+            stop.set()
+            thread.join(timeout=30)
+        assert recorded + len(refusals) == len(sources)
+        assert all("left the store" in r or "is not in the store" in r for r in refusals)
+        assert sweeps  # the sweeper ran
+        report = inventory.verify(writer)
+        assert report.ok, report.findings
+        assert report.checked == recorded
+        assert writer.verify_audit().ok

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 SWEEP_ACTION = "artifacts.sweep"
 DEFAULT_MIN_AGE_SECONDS = 3600.0
+STAGING_MIN_AGE_SECONDS = 3600.0  # interrupted ingests: never younger, whatever min_age says
 
 Progress = Callable[[int, int, str], None]
 """Called after each artifact checked: ``(done, total, digest)``."""
@@ -164,8 +165,9 @@ def sweep(
     orphans: bool = False,
     dry_run: bool = False,
 ) -> SweepReport:
-    """Remove staging directories left by interrupted ingests and (``orphans``) stored bytes
-    that nothing records, both only when older than ``min_age_seconds``.
+    """Remove staging directories left by interrupted ingests (older than an hour, or
+    ``min_age_seconds`` when longer) and (``orphans``) stored bytes that nothing records, older
+    than ``min_age_seconds``.
 
     Orphans are chosen again under the store's write lock, so no registration can commit a row
     for one while it goes, and their removal is audited in the same transaction.
@@ -173,7 +175,8 @@ def sweep(
     if min_age_seconds < 0:
         raise ValidationError(f"the minimum age must not be negative, got {min_age_seconds}")
     store = platform.artifacts
-    staging = 0 if dry_run else store.sweep(min_age_seconds)
+    # A staging directory may be an ingest still copying in another process: an hour at least.
+    staging = 0 if dry_run else store.sweep(max(min_age_seconds, STAGING_MIN_AGE_SECONDS))
     if not orphans:
         return SweepReport(staging, (), (), dry_run)
     cutoff = time.time() - min_age_seconds

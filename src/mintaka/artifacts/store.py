@@ -160,9 +160,13 @@ class ArtifactStore:
             if len(prefix) != 2 or not os.path.isdir(folder):
                 continue
             for hexdigest in sorted(os.listdir(folder)):
-                path = os.path.join(folder, hexdigest)
-                if hexdigest.startswith(prefix) and os.path.isdir(path):
-                    yield f"sha256:{hexdigest}", os.stat(path).st_mtime
+                if not hexdigest.startswith(prefix):
+                    continue
+                try:
+                    modified = os.stat(os.path.join(folder, hexdigest)).st_mtime
+                except FileNotFoundError:  # taken out of the store meanwhile
+                    continue
+                yield f"sha256:{hexdigest}", modified
 
     def exists(self, digest: str) -> bool:
         return (self._final(digest) / MANIFEST_NAME).exists()
@@ -207,7 +211,11 @@ class ArtifactStore:
         removed = 0
         cutoff = time.time() - min_age_seconds
         for child in staging.iterdir():
-            if child.stat().st_mtime <= cutoff:
+            try:
+                old = child.stat().st_mtime <= cutoff
+            except FileNotFoundError:  # renamed into place (or deleted) meanwhile
+                continue
+            if old:
                 shutil.rmtree(child, ignore_errors=True)
                 removed += 1
         return removed

@@ -91,7 +91,11 @@ def sweep(
     ] = False,
     min_age: Annotated[
         float,
-        typer.Option("--min-age", help="Only what is older than this many seconds."),
+        typer.Option(
+            "--min-age",
+            help="Only orphans older than this many seconds (interrupted ingests: an hour at "
+            "least, as one may still be copying).",
+        ),
     ] = inventory.DEFAULT_MIN_AGE_SECONDS,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")
