@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import cast
 
 import pytest
 from databricks_support import (
@@ -21,14 +23,22 @@ from mintaka_conformance.fakes.databricks import FakeDatabricks, workspace_clien
 from mintaka_databricks.backend import DatabricksBackend
 from mintaka_databricks.settings import DatabricksSettings
 
-from mintaka import ConfigurationError, IdFactory, ManualClock, ValidationError
+from mintaka import (
+    ConfigurationError,
+    IdFactory,
+    ManualClock,
+    Platform,
+    UnsupportedCapability,
+    ValidationError,
+)
 from mintaka.domain.discovery import ResourceKind
 from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.registry import VersionRequest
 from mintaka.domain.runs import Run, RunStatus
-from mintaka.domain.serving import Route, TrafficMap
+from mintaka.domain.serving import Route, TrafficMap, TrafficPlan
 from mintaka.interfaces import BackendContext
+from mintaka.rollout import native
 
 pytest_plugins = ["mintaka_conformance.fakes.databricks_fixtures"]
 
@@ -392,3 +402,9 @@ def test_the_platform_submits_a_pipeline_to_the_backend_and_audits_it(
         assert plat.lineage_downstream(f"pipeline_run:{run.id}").root == f"pipeline_run:{run.id}"
         with pytest.raises(ValidationError, match="declares no parameters"):
             plat.pipelines.submit(spec, {"nope": 1})
+
+
+def test_native_rollout_is_core_s_controller_here_and_says_so(cloud: DatabricksBackend) -> None:
+    # Only the platform's backend is consulted before refusing.
+    with pytest.raises(UnsupportedCapability, match="emulated by core's rollout controller"):
+        native.start(cast(Platform, SimpleNamespace(backend=cloud)), cast(TrafficPlan, None))

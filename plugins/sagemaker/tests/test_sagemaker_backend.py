@@ -18,13 +18,14 @@ from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages
 from sagemaker_testkit import BUCKET, SETTINGS
 
-from mintaka import Platform, ValidationError
+from mintaka import NotFound, Platform, PolicyViolation, ValidationError
 from mintaka.domain.discovery import ResourceKind
 from mintaka.domain.governance import IdentitySource
 from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.pipelines import PipelineSpec, StepSpec
 from mintaka.domain.registry import ApprovalStatus, Stage
 from mintaka.domain.serving import RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
+from mintaka.rollout import native
 
 
 def artifact(tmp_path: Path, content: bytes) -> Path:
@@ -220,6 +221,89 @@ def test_native_rollout_completes_or_rolls_back_on_its_alarm(
     assert cloud.rollout_status(live, second) == "rolled_back"
     assert cloud.get_endpoint(live).traffic.weights == {"blue": 0, "green": 100}
     assert "ALARM" in cloud.get_endpoint(live).extra["failure_reason"]
+
+
+def _canary(live: str, to: str, keep: str, **extra: Any) -> TrafficPlan:
+    return TrafficPlan(
+        endpoint=live,
+        strategy=RolloutStrategy.CANARY,
+        steps=[
+            TrafficStep(weights={keep: 90, to: 10}, bake_seconds=300),
+            TrafficStep(weights={keep: 0, to: 100}),
+        ],
+        **extra,
+    )
+
+
+def _actions(platform: Platform, endpoint: str) -> list[str]:
+    return [e.action for e in platform.audit.events(subject=endpoint)]
+
+
+def test_a_native_rollout_is_gated_recorded_and_marked_known_good_when_it_succeeds(
+    platform: Platform, live: str
+) -> None:
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    latest = platform.serving.deployment_history(live)[-1]
+    assert latest.traffic.weights == {"blue": 0, "green": 100}
+    assert latest.reason == f"native rollout {rollout_id}"
+    assert not latest.known_good
+    assert _actions(platform, live)[-2:] == ["endpoint.known_good", "endpoint.rollout"]
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert platform.serving.deployment_history(live)[-1].known_good
+    events = len(_actions(platform, live))
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert len(_actions(platform, live)) == events  # recorded once
+    assert not [d for d in platform.sync() if d.subject == live]
+    with pytest.raises(NotFound, match="no native rollout"):
+        native.status(platform, live, "endpoint-config-never-started")
+
+
+def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(
+    platform: Platform, fake: SageMakerFake, live: str
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 0, "green": 100})
+    fake.script_endpoint(live, ["Updating", "InService"])
+    plan = _canary(live, "blue", "green", sla={"p99_latency_ms": 250, "max_error_rate": 0.01})
+    rollout_id = native.start(platform, plan)
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.IN_PROGRESS
+    make_client("cloudwatch").set_alarm_state(
+        AlarmName=f"mintaka-{live}-blue-error-rate", StateValue="ALARM", StateReason="errors"
+    )
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.ROLLED_BACK
+    latest = platform.serving.deployment_history(live)[-1]
+    assert latest.traffic.weights == {"blue": 0, "green": 100}  # what the cloud went back to
+    assert latest.known_good
+    assert latest.reason == f"the cloud rolled back native rollout {rollout_id}"
+    [ticket] = platform.monitoring.tickets()
+    assert ticket.signal == native.ALERT_SIGNAL
+    events = len(_actions(platform, live))
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.ROLLED_BACK
+    assert len(_actions(platform, live)) == events
+    assert len(platform.monitoring.tickets()) == 1
+    assert not [d for d in platform.sync() if d.subject == live]
+    assert platform.verify_audit().ok
+
+
+def test_a_native_rollout_the_gate_refuses_never_reaches_the_cloud(
+    platform: Platform, cloud: SageMakerBackend, live: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started: list[TrafficPlan] = []
+    monkeypatch.setattr(cloud, "start_rollout", started.append)
+    gated: list[tuple[Any, ...]] = []
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        gated.append(args)
+        raise PolicyViolation("green's version is not approved")
+
+    monkeypatch.setattr(platform.serving, "_gate", refuse)
+    with pytest.raises(PolicyViolation, match="not approved"):
+        native.start(platform, _canary(live, "green", "blue"))
+    [(action, endpoint, _routes, traffic, *_rest)] = gated
+    assert (action, endpoint) == ("endpoint.rollout", live)
+    assert traffic.weights == {"blue": 0, "green": 100}  # the plan's final traffic
+    with pytest.raises(ValidationError, match="not on"):
+        native.start(platform, _canary(live, "purple", "blue"))
+    assert started == []
 
 
 # -- monitoring ---------------------------------------------------------------------------------

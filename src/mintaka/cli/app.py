@@ -42,6 +42,7 @@ app.add_typer(serving.app, name="endpoints")
 for command in (
     serving.serve,
     serving.rollout,
+    serving.rollout_status,
     serving.rollback,
     serving.kill,
     serving.unkill,

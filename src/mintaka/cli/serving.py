@@ -183,6 +183,14 @@ def rollout(
     max_error_rate: Annotated[float | None, typer.Option(help="SLA: highest error rate.")] = 0.01,
     p99_ms: Annotated[float | None, typer.Option(help="SLA: highest p99 latency (ms).")] = None,
     min_requests: Annotated[int, typer.Option(help="Requests needed to judge a step.")] = 20,
+    native: Annotated[
+        bool,
+        typer.Option(
+            "--native",
+            help="Hand the plan to the cloud's own deployment policy (it walks the steps and "
+            "rolls back on its alarms); follow it with `mintaka rollout-status`.",
+        ),
+    ] = False,
 ) -> None:
     """Shift traffic to a route step by step, verifying the SLA; roll back on a breach."""
     from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan
@@ -208,6 +216,16 @@ def rollout(
         bake_seconds=bake,
     )
 
+    if native:
+        from mintaka.rollout import native as native_rollout
+
+        rollout_id = native_rollout.start(plat, plan)
+        console.print(
+            f"started native rollout [bold]{rollout_id}[/] of {to} on {endpoint}; follow it with "
+            f"`mintaka rollout-status {endpoint} {rollout_id}`"
+        )
+        return
+
     def wait(seconds: float) -> None:
         import time
 
@@ -222,6 +240,26 @@ def rollout(
         console.print(f"[green]rolled out[/] {to} on {endpoint}")
     else:
         console.print(f"[red]rolled back[/] {endpoint} to {result.rolled_back_to}")
+        raise typer.Exit(1)
+
+
+def rollout_status(
+    ctx: typer.Context,
+    endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
+    rollout_id: Annotated[str, typer.Argument(metavar="ROLLOUT_ID")],
+) -> None:
+    """Where a native rollout stands; its end is recorded (a rollback also raises an alert).
+    Exits 1 when the cloud rolled it back or it failed."""
+    from mintaka.rollout import native as native_rollout
+
+    found = native_rollout.status(platform(ctx), endpoint, rollout_id)
+    colour = {"succeeded": "green", "in_progress": "cyan"}.get(found.value, "red")
+    console.print(f"native rollout {rollout_id} on {endpoint}: [{colour}]{found.value}[/]")
+    ended_badly = (
+        native_rollout.NativeRolloutStatus.ROLLED_BACK,
+        native_rollout.NativeRolloutStatus.FAILED,
+    )
+    if found in ended_badly:
         raise typer.Exit(1)
 
 

@@ -63,7 +63,9 @@ class NativeRollout(ABC):
         """Start a native rollout; returns the backend's rollout id."""
 
     @abstractmethod
-    def rollout_status(self, name: str, rollout_id: str) -> str: ...
+    def rollout_status(self, name: str, rollout_id: str) -> str:
+        """``in_progress``, ``succeeded``, ``rolled_back`` (the cloud undid it, e.g. on an alarm)
+        or ``failed`` (``mintaka.rollout.native.NativeRolloutStatus``)."""
 
 
 class BatchScoring(ABC):

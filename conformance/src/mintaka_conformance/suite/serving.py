@@ -18,7 +18,8 @@ from typing import Any
 import pytest
 
 from mintaka import BackendError, Capability, Conflict, MintakaError, NotFound, Platform
-from mintaka.domain.serving import Route, TrafficMap
+from mintaka.domain.serving import RolloutStrategy, Route, TrafficMap, TrafficPlan, TrafficStep
+from mintaka.rollout import native
 from mintaka_conformance.fixtures import AbstractBackendFixtures
 from mintaka_conformance.scenarios import ModelScenario, Names, ServableModel
 
@@ -189,6 +190,35 @@ class AbstractServingTests(AbstractBackendFixtures):
             platform.serving.invoke(live_endpoint, servable.row(i))["route"] for i in range(20)
         }
         assert routes == {"blue"}
+
+    @pytest.mark.requires(Capability.SERVING, Capability.SERVING_NATIVE_ROLLOUT)
+    def test_native_rollout_ends_on_the_plans_traffic(
+        self, platform: Platform, cloud: Any, live_endpoint: str
+    ) -> None:
+        """The backend MUST walk a native rollout (one it implements, not one core emulates) to
+        the plan's final traffic and report it ``succeeded`` within a few reads; core records it
+        and marks that traffic known-good."""
+        if Capability.SERVING_NATIVE_ROLLOUT in type(cloud).emulated:
+            pytest.skip("emulated: core's rollout controller walks the plan (the traffic tests)")
+        plan = TrafficPlan(
+            endpoint=live_endpoint,
+            strategy=RolloutStrategy.CANARY,
+            steps=[
+                TrafficStep(weights={"blue": 90, "green": 10}),
+                TrafficStep(weights={"blue": 0, "green": 100}),
+            ],
+        )
+        rollout_id = native.start(platform, plan)
+        found = native.status(platform, live_endpoint, rollout_id)
+        for _ in range(20):  # a cloud takes a moment to walk the plan
+            if found is not native.NativeRolloutStatus.IN_PROGRESS:
+                break
+            found = native.status(platform, live_endpoint, rollout_id)
+        assert found is native.NativeRolloutStatus.SUCCEEDED
+        assert cloud.get_endpoint(live_endpoint).traffic.weights == {"blue": 0, "green": 100}
+        latest = platform.serving.deployment_history(live_endpoint)[-1]
+        assert latest.traffic.weights == {"blue": 0, "green": 100}
+        assert latest.known_good
 
     @pytest.mark.requires(Capability.SERVING, Capability.SERVING_KILL)
     def test_killed_endpoint_refuses_requests_until_released(

@@ -1,0 +1,184 @@
+"""Rollouts the cloud walks itself (``Capability.SERVING_NATIVE_ROLLOUT``), under core's rules.
+
+Core's own controller (:mod:`mintaka.rollout.controller`) walks a plan step by step on any backend
+that splits traffic. A cloud with a native deployment policy (SageMaker's blue/green with canary or
+linear traffic shifting and alarm-driven auto-rollback) can walk it instead, and keeps walking
+while Mintaka is not running. Governance and the record stay in core, exactly as for any traffic
+change:
+
+- ``start``: the plan's final traffic passes the traffic gate (approvals, risk tier, the kill
+  switch) before any cloud call; the current traffic is marked known-good (the rollback target);
+  the cloud starts the rollout; the final traffic is recorded as a deployment (``endpoint.rollout``,
+  its reason naming the rollout id), audited with the gate's decision.
+- ``status``: asks the cloud. ``succeeded`` marks the new traffic known-good. ``rolled_back`` or
+  ``failed`` records the traffic the cloud went back to (``endpoint.rollback``) and raises a
+  critical ``rollout-native`` alert, once per rollout however often it is asked.
+
+A backend that declares the capability as emulated has no native rollout: core's controller is the
+emulation (``mintaka rollout`` without ``--native``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+from mintaka.capabilities import Capability
+from mintaka.domain.serving import RolloutStrategy, TrafficMap, TrafficPlan
+from mintaka.errors import BackendError, NotFound, UnsupportedCapability, ValidationError
+from mintaka.interfaces import NativeRollout, Serving
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
+
+START_ACTION = "endpoint.rollout"
+ALERT_SIGNAL = "rollout-native"
+
+
+class NativeRolloutStatus(StrEnum):
+    """What ``NativeRollout.rollout_status`` reports."""
+
+    IN_PROGRESS = "in_progress"
+    SUCCEEDED = "succeeded"
+    ROLLED_BACK = "rolled_back"  # the cloud undid it (an alarm fired)
+    FAILED = "failed"
+
+
+def _marker(rollout_id: str) -> str:
+    return f"native rollout {rollout_id}"
+
+
+def _native(platform: Platform) -> NativeRollout:
+    backend = platform.backend
+    if (
+        Capability.SERVING_NATIVE_ROLLOUT in backend.capabilities
+        and Capability.SERVING_NATIVE_ROLLOUT in backend.emulated
+    ):
+        raise UnsupportedCapability(
+            backend.name,
+            f"{Capability.SERVING_NATIVE_ROLLOUT.value} (emulated by core's rollout controller: "
+            "run the rollout without --native)",
+        )
+    return platform._area(Capability.SERVING_NATIVE_ROLLOUT, NativeRollout)
+
+
+def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
+    """Hand ``plan`` to the cloud after the traffic gate; returns the cloud's rollout id."""
+    rollout = _native(platform)  # before anything else: refused with nothing done
+    serving = platform.serving
+    current = serving.get_endpoint(plan.endpoint)
+    if not plan.steps:
+        raise ValidationError("a rollout plan needs at least one step")
+    routes = {r.name for r in current.routes}
+    named = {r for step in plan.steps for r in step.weights} | (
+        {plan.shadow} if plan.shadow else set()
+    )
+    if named - routes:
+        raise ValidationError(
+            f"plan names routes {sorted(named - routes)} not on {plan.endpoint}; deploy them first"
+        )
+    target = TrafficMap(
+        weights=plan.steps[-1].weights,
+        shadow=plan.shadow,
+        shadow_percent=plan.shadow_percent if plan.shadow else 0,
+    )
+    versions = serving._route_versions(current.routes)
+    decision = serving._gate(
+        START_ACTION,
+        plan.endpoint,
+        current.routes,
+        target,
+        versions,
+        current,
+        strategy=plan.strategy,
+    )
+    serving.mark_known_good(plan.endpoint)
+    rollout_id = rollout.start_rollout(plan)
+    why = _marker(rollout_id) + (f": {reason}" if reason else "")
+    with platform.store.write() as conn:
+        events = serving._record_deployment(
+            conn,
+            plan.endpoint,
+            current.routes,
+            target,
+            versions,
+            plan.strategy,
+            why,
+            decision=decision,
+            action=START_ACTION,
+        )
+    platform._after_commit(events)
+    return rollout_id
+
+
+def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutStatus:
+    """The cloud's word on a native rollout, recorded once it has ended (see the module)."""
+    rollout = _native(platform)
+    serving = platform.serving
+    history = serving.deployment_history(endpoint)
+    started = [d for d in history if d.reason.startswith(_marker(rollout_id))]
+    if not started:
+        raise NotFound(f"no native rollout {rollout_id!r} was started on {endpoint!r}")
+    said = rollout.rollout_status(endpoint, rollout_id)
+    try:
+        found = NativeRolloutStatus(said)
+    except ValueError:
+        raise BackendError(
+            f"reported rollout status {said!r}, not one of "
+            f"{[s.value for s in NativeRolloutStatus]}",
+            platform.backend.name,
+        ) from None
+    latest = history[-1]
+    if latest.id != started[-1].id:
+        return found  # the endpoint moved on since (recorded then)
+    if found is NativeRolloutStatus.SUCCEEDED and not latest.known_good:
+        serving.mark_known_good(endpoint)
+    elif found in (NativeRolloutStatus.ROLLED_BACK, NativeRolloutStatus.FAILED):
+        _record_undone(platform, endpoint, rollout_id, found)
+    return found
+
+
+def _record_undone(
+    platform: Platform, endpoint: str, rollout_id: str, found: NativeRolloutStatus
+) -> None:
+    serving = platform.serving
+    current = serving.get_endpoint(endpoint)
+    now_serving = platform._area(Capability.SERVING, Serving).get_endpoint(endpoint).traffic
+    traffic = TrafficMap(
+        weights=now_serving.weights,
+        shadow=now_serving.shadow,
+        shadow_percent=now_serving.shadow_percent,
+    )
+    versions = serving._route_versions(current.routes)
+    why = f"the cloud {found.value.replace('_', ' ')} {_marker(rollout_id)}"
+    # What the cloud now serves was the known-good traffic: recorded as a rollback, which the
+    # gate never refuses (a safe state needs no approval).
+    decision = serving._gate(
+        "endpoint.rollback",
+        endpoint,
+        current.routes,
+        traffic,
+        versions,
+        current,
+        strategy=RolloutStrategy.DIRECT,
+    )
+    with platform.store.write() as conn:
+        events = serving._record_deployment(
+            conn,
+            endpoint,
+            current.routes,
+            traffic,
+            versions,
+            RolloutStrategy.DIRECT,
+            why,
+            decision=decision,
+            known_good=True,
+            action="endpoint.rollback",
+        )
+    platform._after_commit(events)
+    platform.monitoring.raise_alert(
+        ALERT_SIGNAL,
+        endpoint,
+        severity="critical",
+        details={"rollout": rollout_id, "status": found.value},
+    )
