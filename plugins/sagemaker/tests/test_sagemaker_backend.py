@@ -256,6 +256,8 @@ def test_a_native_rollout_is_gated_recorded_and_marked_known_good_when_it_succee
     assert not [d for d in platform.sync() if d.subject == live]
     with pytest.raises(NotFound, match="no native rollout"):
         native.status(platform, live, "endpoint-config-never-started")
+    with pytest.raises(NotFound, match="no native rollout"):
+        native.status(platform, live, rollout_id[:-1])  # a prefix of one names no rollout
 
 
 def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(
@@ -264,8 +266,10 @@ def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(
     platform.serving.set_traffic(live, {"blue": 0, "green": 100})
     fake.script_endpoint(live, ["Updating", "InService"])
     plan = _canary(live, "blue", "green", sla={"p99_latency_ms": 250, "max_error_rate": 0.01})
-    rollout_id = native.start(platform, plan)
+    rollout_id = native.start(platform, plan, reason="blue back")
     assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.IN_PROGRESS
+    started = platform.serving.deployment_history(live)[-1]
+    assert started.reason == f"native rollout {rollout_id}: blue back"
     make_client("cloudwatch").set_alarm_state(
         AlarmName=f"mintaka-{live}-blue-error-rate", StateValue="ALARM", StateReason="errors"
     )

@@ -116,7 +116,8 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
     rollout = _native(platform)
     serving = platform.serving
     history = serving.deployment_history(endpoint)
-    started = [d for d in history if d.reason.startswith(_marker(rollout_id))]
+    marker = _marker(rollout_id)
+    started = [d for d in history if d.reason == marker or d.reason.startswith(marker + ": ")]
     if not started:
         raise NotFound(f"no native rollout {rollout_id!r} was started on {endpoint!r}")
     said = rollout.rollout_status(endpoint, rollout_id)
