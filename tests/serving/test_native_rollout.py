@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from artifact_kit import MakeArtifact
 from cli_kit import cli
@@ -35,3 +38,40 @@ def test_the_local_backend_has_no_native_rollout(
     )
     assert code == 1
     assert "serving.native_rollout" in err
+    code, _, err = cli(
+        capsys, "--home", str(platform.home), "rollout-status", "scoring", "r-1", "--json"
+    )
+    assert code == 1
+    assert "serving.native_rollout" in err
+
+
+@pytest.mark.parametrize(
+    ("status", "code"),
+    [
+        (native.NativeRolloutStatus.IN_PROGRESS, 0),
+        (native.NativeRolloutStatus.SUCCEEDED, 0),
+        (native.NativeRolloutStatus.ROLLED_BACK, 1),
+        (native.NativeRolloutStatus.FAILED, 1),
+    ],
+)
+def test_rollout_status_reports_for_scripts_and_fails_on_a_rollback(
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    status: native.NativeRolloutStatus,
+    code: int,
+) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def answer(_platform: Platform, endpoint: str, rollout_id: str) -> native.NativeRolloutStatus:
+        asked.append((endpoint, rollout_id))
+        return status
+
+    monkeypatch.setattr(native, "status", answer)
+    got, out, _ = cli(capsys, "--home", str(home), "rollout-status", "scoring", "r-7", "--json")
+    assert got == code
+    assert json.loads(out) == {"endpoint": "scoring", "rollout": "r-7", "status": status.value}
+    assert asked == [("scoring", "r-7")]
+    got, out, _ = cli(capsys, "--home", str(home), "rollout-status", "scoring", "r-7")
+    assert got == code
+    assert f"native rollout r-7 on scoring: {status.value}" in out

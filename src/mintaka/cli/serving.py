@@ -247,14 +247,18 @@ def rollout_status(
     ctx: typer.Context,
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
     rollout_id: Annotated[str, typer.Argument(metavar="ROLLOUT_ID")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Where a native rollout stands; its end is recorded (a rollback also raises an alert).
     Exits 1 when the cloud rolled it back or it failed."""
     from mintaka.rollout import native as native_rollout
 
     found = native_rollout.status(platform(ctx), endpoint, rollout_id)
-    colour = {"succeeded": "green", "in_progress": "cyan"}.get(found.value, "red")
-    console.print(f"native rollout {rollout_id} on {endpoint}: [{colour}]{found.value}[/]")
+    if as_json:
+        emit_json({"endpoint": endpoint, "rollout": rollout_id, "status": found.value})
+    else:
+        colour = {"succeeded": "green", "in_progress": "cyan"}.get(found.value, "red")
+        console.print(f"native rollout {rollout_id} on {endpoint}: [{colour}]{found.value}[/]")
     ended_badly = (
         native_rollout.NativeRolloutStatus.ROLLED_BACK,
         native_rollout.NativeRolloutStatus.FAILED,
