@@ -85,6 +85,9 @@ def test_lineage_audit_and_evidence(demo: tuple[Platform, DemoResult]) -> None:
     assert result.traced is not None
     assert result.traced.version.version == 1
     assert result.audit.ok
+    assert result.artifacts is not None
+    assert result.artifacts.ok
+    assert result.artifacts.checked == 2  # the two registered versions' bytes, re-hashed
     assert result.evidence is not None
     assert result.evidence.is_file()
     assert result.served > 1000

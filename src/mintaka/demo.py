@@ -16,7 +16,8 @@ cloud and no download.
    beats the champion on the declared business cost, is approved, walks the canary 10/50/100 under
    the SLA and is promoted; the old route is retired.
 6. Lineage answers which production models used the data source, a prediction is traced back to its
-   training data, the audit chain is verified and an evidence pack is exported.
+   training data, the audit chain and every stored model's bytes are verified and an evidence
+   pack is exported.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from mintaka.artifacts.inventory import VerifyReport
+from mintaka.artifacts.inventory import verify as verify_artifacts
 from mintaka.clock import ManualClock
 from mintaka.demo_pipeline import FEATURES, LABEL, SEGMENT, credit_pipeline
 from mintaka.domain.audit import ChainReport
@@ -69,6 +72,7 @@ class DemoResult:
     lineage: LineageGraph
     audit: ChainReport
     metrics: dict[str, float]
+    artifacts: VerifyReport | None = None
     refused: tuple[GateCheck, ...] = ()
     served: int = 0
     calm_alerts: int = 0
@@ -340,6 +344,7 @@ def _report(
         first=first,
         lineage=platform.lineage_upstream(f"{MODEL}@champion"),
         audit=platform.verify_audit(),
+        artifacts=verify_artifacts(platform),
         metrics=dict(champion.metrics),
         refused=refused,
         served=sum(metrics.requests.values()),

@@ -225,10 +225,16 @@ def _demo_summary(result: DemoResult) -> None:
     console.print(render(result.lineage, "up"))
     if result.evidence is not None:
         console.print(f"evidence pack: {result.evidence} ({result.evidence_gaps} gaps)")
+    stored = result.artifacts
+    if stored is not None and stored.ok:
+        console.print(f"[green]artifacts verified[/]: {stored.checked} re-hashed")
+    elif stored is not None:
+        console.print(f"[red]artifacts failed[/]: {len(stored.findings)} missing or changed")
     if result.audit.ok:
         console.print(f"[green]audit chain verified[/]: {result.audit.events} events")
     else:
         console.print(f"[red]audit chain broken at {result.audit.first_bad_seq}[/]")
+    if not result.audit.ok or (stored is not None and not stored.ok):
         raise typer.Exit(1)
 
 
