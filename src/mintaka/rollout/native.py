@@ -142,6 +142,14 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
 def _record_undone(
     platform: Platform, endpoint: str, rollout_id: str, found: NativeRolloutStatus
 ) -> None:
+    # The alert first: the cloud has acted, whatever becomes of recording it (a repeated alert
+    # updates the signal's open ticket rather than opening another).
+    platform.monitoring.raise_alert(
+        ALERT_SIGNAL,
+        endpoint,
+        severity="critical",
+        details={"rollout": rollout_id, "status": found.value},
+    )
     serving = platform.serving
     current = serving.get_endpoint(endpoint)
     now_serving = platform._area(Capability.SERVING, Serving).get_endpoint(endpoint).traffic
@@ -177,9 +185,3 @@ def _record_undone(
             action="endpoint.rollback",
         )
     platform._after_commit(events)
-    platform.monitoring.raise_alert(
-        ALERT_SIGNAL,
-        endpoint,
-        severity="critical",
-        details={"rollout": rollout_id, "status": found.value},
-    )
