@@ -13,7 +13,8 @@ the cloud is ``version.missing``), each version's artifact digest, tags, (where 
 projects stages) stage and (where it projects approvals) approval status, and the aliases. Aliases
 the clouds reserve for themselves (``latest``, ``default``) are ignored. Per endpoint recorded for
 the backend: whether it still exists, and its live traffic weights (and its shadow route, where
-the cloud itself holds the shadow).
+the cloud itself holds the shadow), except while the cloud still walks a native rollout whose end
+is already recorded.
 
 The approval status core stands behind is what governance projects onto the cloud's approval
 field: ``pending`` until a version has approvals, then ``approved`` once its approval controls are
@@ -298,6 +299,7 @@ def compare_endpoints(
 ) -> list[Difference]:
     """Recorded endpoints against the cloud: missing ones, and live weights that differ."""
     from mintaka.interfaces import Support
+    from mintaka.rollout import native as native_rollout
 
     shadow_in_cloud = platform.backend.support(Capability.SERVING_SHADOW) is Support.NATIVE
     found: list[Difference] = []
@@ -327,7 +329,8 @@ def compare_endpoints(
         if shadow_in_cloud:
             was["shadow"] = endpoint.traffic.shadow
             now["shadow"] = seen.traffic.shadow
-        if was != now:
+        # A native rollout the cloud is still walking: the record already holds its end.
+        if was != now and native_rollout.in_flight(platform, endpoint.name) is None:
             found.append(
                 Difference(
                     kind=DifferenceKind.TRAFFIC.value,

@@ -19,13 +19,14 @@ from mintaka_sagemaker.serving import percentages
 from sagemaker_testkit import BUCKET, SETTINGS
 
 from mintaka import NotFound, Platform, PolicyViolation, ValidationError
-from mintaka.domain.discovery import ResourceKind
+from mintaka.domain.discovery import Difference, ResourceKind
 from mintaka.domain.governance import IdentitySource
 from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.pipelines import PipelineSpec, StepSpec
 from mintaka.domain.registry import ApprovalStatus, Stage
 from mintaka.domain.serving import RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
 from mintaka.rollout import native
+from mintaka.sync import ENDPOINT_SUBJECT, DifferenceKind
 
 
 def artifact(tmp_path: Path, content: bytes) -> Path:
@@ -239,6 +240,14 @@ def _actions(platform: Platform, endpoint: str) -> list[str]:
     return [e.action for e in platform.audit.events(subject=endpoint)]
 
 
+def _traffic_differences(platform: Platform, endpoint: str) -> list[Difference]:
+    return [
+        d
+        for d in platform.sync()
+        if d.kind == DifferenceKind.TRAFFIC.value and d.subject == ENDPOINT_SUBJECT + endpoint
+    ]
+
+
 def test_a_native_rollout_is_gated_recorded_and_marked_known_good_when_it_succeeds(
     platform: Platform, live: str
 ) -> None:
@@ -253,7 +262,7 @@ def test_a_native_rollout_is_gated_recorded_and_marked_known_good_when_it_succee
     events = len(_actions(platform, live))
     assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
     assert len(_actions(platform, live)) == events  # recorded once
-    assert not [d for d in platform.sync() if d.subject == live]
+    assert _traffic_differences(platform, live) == []
     with pytest.raises(NotFound, match="no native rollout"):
         native.status(platform, live, "endpoint-config-never-started")
     with pytest.raises(NotFound, match="no native rollout"):
@@ -261,13 +270,29 @@ def test_a_native_rollout_is_gated_recorded_and_marked_known_good_when_it_succee
 
 
 def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(
-    platform: Platform, fake: SageMakerFake, live: str
+    platform: Platform,
+    cloud: SageMakerBackend,
+    fake: SageMakerFake,
+    live: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     platform.serving.set_traffic(live, {"blue": 0, "green": 100})
-    fake.script_endpoint(live, ["Updating", "InService"])
+    fake.script_endpoint(live, ["Updating"] * 4 + ["InService"])  # a slow blue/green update
     plan = _canary(live, "blue", "green", sla={"p99_latency_ms": 250, "max_error_rate": 0.01})
     rollout_id = native.start(platform, plan, reason="blue back")
     assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.IN_PROGRESS
+    # SageMaker reports the old variant weights until a blue/green update ends (the fake applies
+    # them at once): while the cloud walks the plan its traffic differs from the recorded end.
+    observe = cloud.observe_endpoint
+    monkeypatch.setattr(
+        cloud,
+        "observe_endpoint",
+        lambda name: observe(name).model_copy(
+            update={"traffic": TrafficMap(weights={"blue": 0, "green": 100})}
+        ),
+    )
+    assert native.in_flight(platform, live) == rollout_id
+    assert _traffic_differences(platform, live) == []  # in flight: not a difference
     started = platform.serving.deployment_history(live)[-1]
     assert started.reason == f"native rollout {rollout_id}: blue back"
     make_client("cloudwatch").set_alarm_state(
@@ -284,7 +309,19 @@ def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(
     assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.ROLLED_BACK
     assert len(_actions(platform, live)) == events
     assert len(platform.monitoring.tickets()) == 1
-    assert not [d for d in platform.sync() if d.subject == live]
+    assert _traffic_differences(platform, live) == []
+    assert native.in_flight(platform, live) is None
+    monkeypatch.undo()
+    make_client("sagemaker").update_endpoint_weights_and_capacities(
+        EndpointName=live,
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "blue", "DesiredWeight": 1.0},
+            {"VariantName": "green", "DesiredWeight": 1.0},
+        ],
+    )
+    [moved] = _traffic_differences(platform, live)  # no rollout in flight: a real difference
+    assert moved.observed is not None
+    assert moved.observed["weights"] == {"blue": 50, "green": 50}
     assert platform.verify_audit().ok
 
 

@@ -48,6 +48,32 @@ def _marker(rollout_id: str) -> str:
     return f"native rollout {rollout_id}"
 
 
+def _started_by(reason: str, rollout_id: str) -> bool:
+    marker = _marker(rollout_id)
+    return reason == marker or reason.startswith(marker + ": ")
+
+
+def in_flight(platform: Platform, endpoint: str) -> str | None:
+    """The id of the native rollout the cloud is still walking on ``endpoint``, else None: its
+    start is the endpoint's latest deployment and the cloud says ``in_progress``. A read only
+    (sync uses it: while the cloud walks the plan, its traffic differs from the recorded end)."""
+    backend = platform.backend
+    if (
+        Capability.SERVING_NATIVE_ROLLOUT not in backend.capabilities
+        or Capability.SERVING_NATIVE_ROLLOUT in backend.emulated
+        or not isinstance(backend, NativeRollout)
+    ):
+        return None
+    latest = platform.serving.deployment_history(endpoint)[-1]
+    prefix = _marker("")
+    if latest.known_good or not latest.reason.startswith(prefix):
+        return None
+    rollout_id = latest.reason[len(prefix) :].split(": ", 1)[0]
+    if not rollout_id or backend.rollout_status(endpoint, rollout_id) != "in_progress":
+        return None
+    return rollout_id
+
+
 def _native(platform: Platform) -> NativeRollout:
     backend = platform.backend
     if (
@@ -116,8 +142,7 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
     rollout = _native(platform)
     serving = platform.serving
     history = serving.deployment_history(endpoint)
-    marker = _marker(rollout_id)
-    started = [d for d in history if d.reason == marker or d.reason.startswith(marker + ": ")]
+    started = [d for d in history if _started_by(d.reason, rollout_id)]
     if not started:
         raise NotFound(f"no native rollout {rollout_id!r} was started on {endpoint!r}")
     said = rollout.rollout_status(endpoint, rollout_id)
