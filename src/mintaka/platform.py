@@ -9,7 +9,6 @@ reaches a cloud, and a record never points at something the cloud did not accept
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
@@ -21,7 +20,6 @@ from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from mintaka.artifacts import ArtifactStore, Manifest, StoredArtifact, manifest_of
-from mintaka.artifacts.store import MANIFEST_NAME
 from mintaka.audit import AuditLog
 from mintaka.capabilities import Capability
 from mintaka.clock import Clock, IdFactory, SystemClock
@@ -419,7 +417,7 @@ class Platform:
         with self.store.write() as conn:
             # Under the write lock, where ``artifacts sweep`` also decides: the bytes are still
             # there (a sweep of orphans may have taken bytes stored long before).
-            if not os.path.exists(os.path.join(stored.path, MANIFEST_NAME)):
+            if not self.artifacts.exists(stored.digest):
                 raise NotFound(f"artifact {stored.digest} left the store before it was recorded")
             if created is None:
                 created = cast(StoreResidentRegistry, registry).create_version_in(conn, request)

@@ -153,8 +153,7 @@ def verify(
             progress(done, len(targets), artifact.digest)
     orphans: tuple[str, ...] = ()
     if not asked:
-        referenced = {a.digest for a in everything}
-        orphans = tuple(d for d, _ in platform.artifacts.objects() if d not in referenced)
+        orphans = tuple(d for d, _ in platform.artifacts.objects() if d not in known)
     return VerifyReport(len(targets), tuple(findings), orphans)
 
 
@@ -213,7 +212,13 @@ def sweep(
 def _orphans(
     conn: Connection, objects: Iterable[tuple[str, float]], cutoff: float
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    referenced = {a.digest for a in _recorded(conn)}
+    # Only the digests: this runs under the write lock.
+    referenced = {
+        digest
+        for (digest,) in Sql(conn).rows(
+            "SELECT digest FROM artifacts UNION SELECT artifact_digest FROM model_versions"
+        )
+    }
     old: list[str] = []
     young: list[str] = []
     for digest, modified in objects:

@@ -63,6 +63,11 @@ class ArtifactStore:
         self.root = Path(root)
         self._objects = os.path.join(self.root, "sha256")
 
+    @property
+    def _staging(self) -> Path:
+        """Where ingests copy and removals park bytes; what is left there, ``sweep`` removes."""
+        return self.root / "tmp"
+
     def _final(self, digest: str) -> Path:
         hexdigest = digest.removeprefix("sha256:")
         return self.root / "sha256" / hexdigest[:2] / hexdigest
@@ -82,7 +87,7 @@ class ArtifactStore:
             except FileNotFoundError:
                 pass
         final = self._final(manifest.digest)
-        staging = self.root / "tmp"
+        staging = self._staging
         staging.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="ingest-", dir=staging))
         try:
@@ -129,7 +134,7 @@ class ArtifactStore:
         final = os.path.join(self._objects, hexdigest[:2], hexdigest)
         if stored.manifest.digest != stored.digest or os.fspath(stored.path) != final:
             raise ValidationError(f"artifact {stored.digest} is not one this store holds")
-        if not os.path.exists(os.path.join(final, MANIFEST_NAME)):
+        if not self.exists(stored.digest):
             raise NotFound(f"artifact {stored.digest} is not in the store at {self.root}")
         return stored
 
@@ -169,7 +174,9 @@ class ArtifactStore:
                 yield f"sha256:{hexdigest}", modified
 
     def exists(self, digest: str) -> bool:
-        return (self._final(digest) / MANIFEST_NAME).exists()
+        """Whether the store holds ``digest`` now (a stat: registration asks on its hot path)."""
+        hexdigest = digest.removeprefix("sha256:")
+        return os.path.exists(os.path.join(self._objects, hexdigest[:2], hexdigest, MANIFEST_NAME))
 
     def detach(self, digest: str) -> Path | None:
         """Take an artifact out of the store in one step (it is whole or gone): renamed into the
@@ -178,7 +185,7 @@ class ArtifactStore:
         final = self._final(digest)
         if not final.exists():
             return None
-        staging = self.root / "tmp"
+        staging = self._staging
         staging.mkdir(parents=True, exist_ok=True)
         doomed = Path(tempfile.mkdtemp(prefix="remove-", dir=staging))
         os.rename(final, doomed / "object")
@@ -193,19 +200,13 @@ class ArtifactStore:
         fsync_directory(final.parent)
         shutil.rmtree(detached, ignore_errors=True)
 
-    def remove(self, digest: str) -> None:
-        """Take an artifact out of the store (``detach``) and delete its bytes."""
-        doomed = self.detach(digest)
-        if doomed is not None:
-            shutil.rmtree(doomed, ignore_errors=True)
-
     def sweep(self, min_age_seconds: float = 3600.0) -> int:
         """Remove temporary directories left by interrupted ingests; returns how many.
 
         Only directories older than ``min_age_seconds`` go, so an ingest still running in
         another process keeps its staging directory.
         """
-        staging = self.root / "tmp"
+        staging = self._staging
         if not staging.exists():
             return 0
         removed = 0
