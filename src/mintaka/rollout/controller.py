@@ -16,7 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from mintaka.domain.serving import SLA, EndpointMetrics, RolloutStrategy, TrafficPlan, TrafficStep
+from mintaka.domain.serving import (
+    SLA,
+    Endpoint,
+    EndpointMetrics,
+    RolloutStrategy,
+    TrafficPlan,
+    TrafficStep,
+)
 from mintaka.errors import ValidationError
 
 if TYPE_CHECKING:
@@ -97,6 +104,17 @@ def plan_steps(
     return plan.model_copy(update={"steps": steps})
 
 
+def check_plan(plan: TrafficPlan, endpoint: Endpoint) -> None:
+    """A plan has steps, and every route it weighs is on ``endpoint``."""
+    if not plan.steps:
+        raise ValidationError("a rollout plan needs at least one step")
+    routes = {r.name for r in endpoint.routes}
+    for step in plan.steps:
+        unknown = set(step.weights) - routes
+        if unknown:
+            raise ValidationError(f"plan names routes {sorted(unknown)} not on {plan.endpoint}")
+
+
 class RolloutController:
     def __init__(self, platform: Platform, *, wait: Callable[[float], None] | None = None) -> None:
         self.platform = platform
@@ -105,13 +123,7 @@ class RolloutController:
     def run(self, plan: TrafficPlan) -> RolloutResult:
         platform = self.platform
         endpoint = platform.serving.get_endpoint(plan.endpoint)
-        if not plan.steps:
-            raise ValidationError("a rollout plan needs at least one step")
-        routes = {r.name for r in endpoint.routes}
-        for step in plan.steps:
-            unknown = set(step.weights) - routes
-            if unknown:
-                raise ValidationError(f"plan names routes {sorted(unknown)} not on {plan.endpoint}")
+        check_plan(plan, endpoint)
         start = plan.rollback_to or endpoint.traffic
         platform.serving.mark_known_good(plan.endpoint)
         result = RolloutResult(endpoint=plan.endpoint, promoted=False)

@@ -27,6 +27,7 @@ from mintaka.capabilities import Capability
 from mintaka.domain.serving import RolloutStrategy, TrafficMap, TrafficPlan
 from mintaka.errors import BackendError, NotFound, UnsupportedCapability, ValidationError
 from mintaka.interfaces import NativeRollout, Serving
+from mintaka.rollout.controller import check_plan
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -44,42 +45,21 @@ class NativeRolloutStatus(StrEnum):
     FAILED = "failed"
 
 
-def _marker(rollout_id: str) -> str:
-    return f"native rollout {rollout_id}"
+MARKER = "native rollout "  # a start's deployment reason: MARKER + id [+ ": " + reason]
 
 
-def _started_by(reason: str, rollout_id: str) -> bool:
-    marker = _marker(rollout_id)
-    return reason == marker or reason.startswith(marker + ": ")
-
-
-def in_flight(platform: Platform, endpoint: str) -> str | None:
-    """The id of the native rollout the cloud is still walking on ``endpoint``, else None: its
-    start is the endpoint's latest deployment and the cloud says ``in_progress``. A read only
-    (sync uses it: while the cloud walks the plan, its traffic differs from the recorded end)."""
-    backend = platform.backend
-    if (
-        Capability.SERVING_NATIVE_ROLLOUT not in backend.capabilities
-        or Capability.SERVING_NATIVE_ROLLOUT in backend.emulated
-        or not isinstance(backend, NativeRollout)
-    ):
+def _rollout_of(reason: str) -> str | None:
+    """The rollout id a deployment's reason names, when a native rollout's start wrote it."""
+    if not reason.startswith(MARKER):
         return None
-    latest = platform.serving.deployment_history(endpoint)[-1]
-    prefix = _marker("")
-    if latest.known_good or not latest.reason.startswith(prefix):
-        return None
-    rollout_id = latest.reason[len(prefix) :].split(": ", 1)[0]
-    if not rollout_id or backend.rollout_status(endpoint, rollout_id) != "in_progress":
-        return None
-    return rollout_id
+    return reason[len(MARKER) :].split(": ", 1)[0] or None
 
 
 def _native(platform: Platform) -> NativeRollout:
+    """The backend's own rollout; ``UnsupportedCapability`` where it has none or core emulates
+    it (its controller is then the rollout)."""
     backend = platform.backend
-    if (
-        Capability.SERVING_NATIVE_ROLLOUT in backend.capabilities
-        and Capability.SERVING_NATIVE_ROLLOUT in backend.emulated
-    ):
+    if Capability.SERVING_NATIVE_ROLLOUT in backend.emulated:
         raise UnsupportedCapability(
             backend.name,
             f"{Capability.SERVING_NATIVE_ROLLOUT.value} (emulated by core's rollout controller: "
@@ -88,21 +68,29 @@ def _native(platform: Platform) -> NativeRollout:
     return platform._area(Capability.SERVING_NATIVE_ROLLOUT, NativeRollout)
 
 
+def in_flight(platform: Platform, endpoint: str) -> str | None:
+    """The id of the native rollout the cloud is still walking on ``endpoint``, else None: its
+    start is the endpoint's latest deployment and the cloud says ``in_progress``. A read only
+    (sync uses it: while the cloud walks the plan, its traffic differs from the recorded end)."""
+    try:
+        rollout = _native(platform)
+    except UnsupportedCapability:
+        return None
+    latest = platform.serving.deployment_history(endpoint)[-1]
+    rollout_id = None if latest.known_good else _rollout_of(latest.reason)
+    if rollout_id is None or rollout.rollout_status(endpoint, rollout_id) != "in_progress":
+        return None
+    return rollout_id
+
+
 def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     """Hand ``plan`` to the cloud after the traffic gate; returns the cloud's rollout id."""
     rollout = _native(platform)  # before anything else: refused with nothing done
     serving = platform.serving
     current = serving.get_endpoint(plan.endpoint)
-    if not plan.steps:
-        raise ValidationError("a rollout plan needs at least one step")
-    routes = {r.name for r in current.routes}
-    named = {r for step in plan.steps for r in step.weights} | (
-        {plan.shadow} if plan.shadow else set()
-    )
-    if named - routes:
-        raise ValidationError(
-            f"plan names routes {sorted(named - routes)} not on {plan.endpoint}; deploy them first"
-        )
+    check_plan(plan, current)
+    if plan.shadow and plan.shadow not in {r.name for r in current.routes}:
+        raise ValidationError(f"plan names routes {[plan.shadow]} not on {plan.endpoint}")
     target = TrafficMap(
         weights=plan.steps[-1].weights,
         shadow=plan.shadow,
@@ -120,7 +108,7 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     )
     serving.mark_known_good(plan.endpoint)
     rollout_id = rollout.start_rollout(plan)
-    why = _marker(rollout_id) + (f": {reason}" if reason else "")
+    why = MARKER + rollout_id + (f": {reason}" if reason else "")
     with platform.store.write() as conn:
         events = serving._record_deployment(
             conn,
@@ -142,7 +130,7 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
     rollout = _native(platform)
     serving = platform.serving
     history = serving.deployment_history(endpoint)
-    started = [d for d in history if _started_by(d.reason, rollout_id)]
+    started = [d for d in history if _rollout_of(d.reason) == rollout_id]
     if not started:
         raise NotFound(f"no native rollout {rollout_id!r} was started on {endpoint!r}")
     said = rollout.rollout_status(endpoint, rollout_id)
@@ -177,14 +165,9 @@ def _record_undone(
     )
     serving = platform.serving
     current = serving.get_endpoint(endpoint)
-    now_serving = platform._area(Capability.SERVING, Serving).get_endpoint(endpoint).traffic
-    traffic = TrafficMap(
-        weights=now_serving.weights,
-        shadow=now_serving.shadow,
-        shadow_percent=now_serving.shadow_percent,
-    )
+    traffic = platform._area(Capability.SERVING, Serving).get_endpoint(endpoint).traffic
     versions = serving._route_versions(current.routes)
-    why = f"the cloud {found.value.replace('_', ' ')} {_marker(rollout_id)}"
+    why = f"the cloud {found.value.replace('_', ' ')} {MARKER}{rollout_id}"
     # What the cloud now serves was the known-good traffic: recorded as a rollback, which the
     # gate never refuses (a safe state needs no approval).
     decision = serving._gate(
