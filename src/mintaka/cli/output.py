@@ -52,9 +52,8 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     cells = [[_table_cell(cell) for cell in row] for row in rows]
     grid = Table(title=title, title_justify="left")
     for index, column in enumerate(columns):
-        values = [row[index] for row in cells if index < len(row) and row[index]]
         if index == 0:
-            widest = max((len(text) for text in values), default=0)
+            widest = max((len(row[0]) for row in cells if row), default=0)
             grid.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
         else:
             grid.add_column(column)

@@ -67,11 +67,9 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def _plain_list(values: Any) -> list[Any]:
+def _plain_list(values: Any, ndarray: type[Any]) -> list[Any]:
     """Python values for a model's output column (numpy scalars would not serialise)."""
-    import numpy as np  # imported when a model serves, so the control plane starts without it
-
-    if isinstance(values, np.ndarray) and values.dtype != object:
+    if isinstance(values, ndarray) and values.dtype != object:
         return list(values.tolist())
     return [_plain(v) for v in values]
 
@@ -92,6 +90,9 @@ def load_predictor(
             "and the policy does not allow it"
         )
     if flavor is Flavor.SKLEARN:
+        # numpy is imported here, when a model loads, so the control plane starts without it.
+        import numpy as np
+
         from mintaka.flavors import sklearn as sklearn_flavor
 
         model = sklearn_flavor.load(content, trusted=trusted_types)
@@ -104,16 +105,14 @@ def load_predictor(
             try:
                 # An ndarray, not nested lists: scikit-learn's input checks on a list cost more
                 # than a small model's prediction.
-                import numpy as np
-
                 matrix = np.array([[float(row[c]) for c in columns] for row in rows])
             except KeyError as exc:
                 raise ValidationError(f"missing feature {exc.args[0]!r}") from None
             except (TypeError, ValueError) as exc:
                 raise ValidationError(f"features must be numbers: {exc}") from None
             if proba is not None:
-                return _plain_list(proba(matrix)[:, -1])
-            return _plain_list(model.predict(matrix))
+                return _plain_list(proba(matrix)[:, -1], np.ndarray)
+            return _plain_list(model.predict(matrix), np.ndarray)
 
         return Predictor(flavor, names, predict)
     if flavor is Flavor.PYFUNC:
