@@ -19,6 +19,8 @@ class Capability(StrEnum):
     REGISTRY_STAGES = "registry.stages"
     REGISTRY_APPROVAL = "registry.approval"
     REGISTRY_DELETE = "registry.delete"
+    # A version's model bytes read back from the cloud (adopting versions Mintaka did not create).
+    REGISTRY_FETCH = "registry.fetch"
     # Experiment runs.
     RUNS = "runs"
     # Lineage pushed to, and read back from, the cloud's own lineage service.

@@ -57,6 +57,7 @@ from mintaka.interfaces import (
     StoreResidentRegistry,
 )
 from mintaka.lineage import LineageStore
+from mintaka.migration import MigrationService
 from mintaka.pipelines.service import PipelineService
 from mintaka.plugins import PluginManager
 from mintaka.provenance import code_commit, environment
@@ -191,6 +192,7 @@ class Platform:
             raise
         self.serving = ServingService(self)
         self.pipelines = PipelineService(self)
+        self.migration = MigrationService(self)
         self._insert = (
             postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
         )
@@ -556,10 +558,16 @@ class Platform:
         }
 
     def _record_version_lineage(
-        self, conn: Connection, record: ModelVersion, run_datasets: Sequence[str]
+        self,
+        conn: Connection,
+        record: ModelVersion,
+        run_datasets: Sequence[str],
+        *,
+        attrs: Mapping[str, Any] | None = None,
     ) -> None:
         """The version's node and the edges into it: run -> version, and dataset -> run for a
         dataset the run did not name (``run_datasets``); dataset -> version without a run.
+        ``attrs`` adds to the version node's attributes (an adoption names who adopted it).
 
         A run's node and its dataset -> run edges were written with the run (``start_run``,
         whose row the registration read), a dataset's node with the dataset: they are not
@@ -571,7 +579,7 @@ class Platform:
             kind=NodeKind.MODEL_VERSION,
             key=record.id,
             label=record.ref,
-            attrs={"digest": record.artifact_digest},
+            attrs={"digest": record.artifact_digest, **(attrs or {})},
         )
         if record.run_id:
             upstream = f"{NodeKind.RUN.value}:{record.run_id}"

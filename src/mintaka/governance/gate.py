@@ -17,10 +17,17 @@ from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.domain.serving import RolloutStrategy, Route, TrafficMap
 from mintaka.governance.service import Control, GovernanceService
 
-# A first deployment has no live traffic to protect, and a rollback or the kill switch (either
-# way) changes no version mix that a rollout strategy would govern.
+# A first deployment has no live traffic to protect, an adopted endpoint's traffic is already
+# live, and a rollback or the kill switch (either way) changes no version mix that a rollout
+# strategy would govern.
 UNSTRATEGIC = frozenset(
-    {"endpoint.create", "endpoint.rollback", "endpoint.kill", "endpoint.unkill"}
+    {
+        "endpoint.create",
+        "endpoint.adopt",
+        "endpoint.rollback",
+        "endpoint.kill",
+        "endpoint.unkill",
+    }
 )
 
 

@@ -19,6 +19,7 @@ from mintaka.interfaces.monitoring import CaptureSource, MetricsSource
 from mintaka.interfaces.pipelines import PipelineExecution
 from mintaka.interfaces.registry import (
     ApprovalProjection,
+    ArtifactFetch,
     ModelAliases,
     ModelRegistry,
     ModelStages,
@@ -43,6 +44,7 @@ CAPABILITY_INTERFACES: dict[Capability, type] = {
     Capability.REGISTRY_STAGES: ModelStages,
     Capability.REGISTRY_APPROVAL: ApprovalProjection,
     Capability.REGISTRY_DELETE: VersionDeletion,
+    Capability.REGISTRY_FETCH: ArtifactFetch,
     Capability.RUNS: RunTracking,
     Capability.LINEAGE_METADATA: LineageMetadata,
     Capability.SERVING: Serving,
@@ -62,6 +64,7 @@ CAPABILITY_INTERFACES: dict[Capability, type] = {
 __all__ = [
     "CAPABILITY_INTERFACES",
     "ApprovalProjection",
+    "ArtifactFetch",
     "Backend",
     "BackendContext",
     "BackendSettings",

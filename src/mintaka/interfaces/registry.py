@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from pathlib import Path
 
 from sqlalchemy import Connection
 
@@ -103,3 +104,23 @@ class VersionDeletion(ABC):
 
     @abstractmethod
     def delete_version(self, name: str, version: int) -> None: ...
+
+
+class ArtifactFetch(ABC):
+    """``Capability.REGISTRY_FETCH``: a version's model bytes, read back as the cloud holds them.
+
+    Core uses it to adopt versions that Mintaka did not create (``mintaka adopt model``): the
+    bytes are digested and stored content-addressed like a registration's, so every recorded
+    version is bound to bytes Mintaka has verified.
+    """
+
+    @abstractmethod
+    def fetch_artifact(self, name: str, version: int, into: Path) -> Path:
+        """Write the model files of ``name:version`` under the empty directory ``into`` and
+        return the file or directory to digest (inside ``into``).
+
+        The files are the model's as the cloud serves them (an archive the cloud requires, such
+        as SageMaker's ``model.tar.gz``, unpacked), so bytes Mintaka registered come back with
+        the digest they were registered with. ``NotFound`` when the version, or its bytes, are
+        not there.
+        """

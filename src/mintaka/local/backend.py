@@ -50,6 +50,7 @@ from mintaka.interfaces import (
     StoreResidentRegistry,
     VersionDeletion,
 )
+from mintaka.local.fetch import LocalArtifactFetch
 from mintaka.local.registry_db import (
     import_registry_file,
     local_aliases,
@@ -79,6 +80,7 @@ class LocalBackend(
     ModelStages,
     ApprovalProjection,
     VersionDeletion,
+    LocalArtifactFetch,
     RunTracking,
     Discovery,
     StateObserver,
@@ -93,6 +95,7 @@ class LocalBackend(
             Capability.REGISTRY_STAGES,
             Capability.REGISTRY_APPROVAL,
             Capability.REGISTRY_DELETE,
+            Capability.REGISTRY_FETCH,
             Capability.RUNS,
             Capability.DISCOVERY,
             Capability.SYNC,

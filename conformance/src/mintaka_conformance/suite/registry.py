@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mintaka import Capability, NotFound, Platform, Stage
+from mintaka.artifacts import manifest_of
 from mintaka.domain.registry import ApprovalStatus, VersionRequest
 from mintaka.interfaces import StoreResidentRegistry
 from mintaka_conformance.fixtures import AbstractBackendFixtures
@@ -219,6 +221,27 @@ class AbstractRegistryTests(AbstractBackendFixtures):
         assert cloud.get_version(scenario.name, 1).approval is ApprovalStatus.APPROVED
         cloud.set_approval(scenario.name, 1, ApprovalStatus.REJECTED)
         assert cloud.get_version(scenario.name, 1).approval is ApprovalStatus.REJECTED
+
+    @pytest.mark.requires(Capability.REGISTRY_FETCH)
+    def test_fetched_bytes_digest_to_the_registered_digest(
+        self, cloud: Any, scenario: ModelScenario, tmp_path: Path
+    ) -> None:
+        """The backend MUST read a version's model files back, inside the directory it is given,
+        so that they digest to what the version was registered with."""
+        for number, recorded in enumerate(scenario.versions, start=1):
+            into = tmp_path / f"fetched-{number}"
+            into.mkdir()
+            path = cloud.fetch_artifact(scenario.name, recorded.version, into)
+            assert path.resolve().is_relative_to(into.resolve())
+            assert manifest_of(path).digest == recorded.artifact_digest
+
+    @pytest.mark.requires(Capability.REGISTRY_FETCH)
+    def test_fetching_a_missing_version_is_not_found(
+        self, cloud: Any, scenario: ModelScenario, tmp_path: Path
+    ) -> None:
+        """The backend MUST raise NotFound for the bytes of a version it does not have."""
+        with pytest.raises(NotFound):
+            cloud.fetch_artifact(scenario.name, 99, tmp_path)
 
     @pytest.mark.requires(Capability.REGISTRY_DELETE)
     def test_deleted_version_is_gone_and_others_keep_numbers(

@@ -1,5 +1,5 @@
-"""Discovery and sync: the cloud's view of managed resources, and changes made behind Mintaka's
-back."""
+"""Discovery, sync and adoption: the cloud's view of managed resources, changes made behind
+Mintaka's back, and what was created there brought under management."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 
 from mintaka import Capability, Platform
+from mintaka.artifacts import manifest_of
 from mintaka.domain.discovery import ResourceKind
-from mintaka.domain.registry import ApprovalStatus
-from mintaka.domain.serving import TrafficMap
+from mintaka.domain.lineage import NodeKind
+from mintaka.domain.registry import ApprovalStatus, VersionRequest
+from mintaka.domain.serving import Route, TrafficMap
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
 from mintaka_conformance.fixtures import AbstractBackendFixtures, OutOfBand
-from mintaka_conformance.scenarios import ModelScenario, Names, ServableModel
+from mintaka_conformance.scenarios import MakeArtifact, ModelScenario, Names, ServableModel
 
 
 def _audited(platform: Platform, action: str) -> list[tuple[str, dict[str, Any]]]:
@@ -185,6 +187,86 @@ class AbstractSyncTests(AbstractBackendFixtures):
         out_of_band.move_alias(scenario.name, "champion", 2)
         assert platform.sync() == []
         assert [s for s, _ in _audited(platform, RESOLVED_ACTION)] == [f"{scenario.name}@champion"]
+
+    @pytest.mark.requires(Capability.REGISTRY, Capability.SYNC)
+    def test_version_created_behind_mintakas_back_is_adopted(
+        self,
+        platform: Platform,
+        cloud: Any,
+        scenario: ModelScenario,
+        make_artifact: MakeArtifact,
+    ) -> None:
+        """The backend MUST let core adopt a version created through the cloud's own API: core
+        records it under the cloud's number, bound to the digest of its bytes (read back where
+        the backend can, else given), and sync then finds nothing to report."""
+        source = make_artifact(b"weights-made-elsewhere" + scenario.name.encode())
+        digest = manifest_of(source).digest
+        made = cloud.create_version(
+            VersionRequest(
+                name=scenario.name,
+                artifact_path=str(source),
+                artifact_digest=digest,
+                mintaka_id="mv-made-elsewhere",
+                idempotency_key="made-elsewhere",
+            )
+        )
+        assert made.version == 4
+        assert [(d.kind, d.subject) for d in platform.sync()] == [
+            ("version.unrecorded", f"{scenario.name}:4")
+        ]
+        given = {} if platform.supports(Capability.REGISTRY_FETCH) else {4: source}
+        adoption = platform.migration.adopt_model(
+            scenario.name,
+            reason="registered by a training job before Mintaka",
+            run_id=scenario.run.id,
+            artifacts=given,
+        )
+        [adopted] = adoption.adopted
+        assert (adopted.version, adopted.artifact_digest) == (4, digest)
+        assert adoption.already_recorded == (1, 2, 3)
+        assert platform.artifacts.exists(digest)
+        assert platform.sync() == []
+        assert [s for s, _ in _audited(platform, RESOLVED_ACTION)] == [f"{scenario.name}:4"]
+        [(subject, details)] = _audited(platform, "model.adopt")
+        assert (subject, details["digest"]) == (f"{scenario.name}:4", digest)
+        upstream = platform.lineage_upstream(f"{scenario.name}:4")
+        assert any(n.kind is NodeKind.DATASET for n in upstream.nodes)
+        again = platform.migration.adopt_model(scenario.name, reason="second look")
+        assert (again.adopted, again.already_recorded) == ((), (1, 2, 3, 4))
+        assert len(_audited(platform, "model.adopt")) == 1
+
+    @pytest.mark.requires(Capability.SYNC, Capability.SERVING, Capability.SERVING_TRAFFIC_SPLIT)
+    def test_endpoint_created_behind_mintakas_back_is_adopted(
+        self,
+        platform: Platform,
+        cloud: Any,
+        servable: ServableModel,
+        names: Names,
+        data_plane: None,
+    ) -> None:
+        """The backend MUST report an endpoint created through the cloud's own API with the
+        routes and traffic it serves, so core adopts it with that traffic as its first
+        deployment and sync finds nothing to report."""
+        endpoint = names.endpoint("adopt")
+        routes = [
+            Route(name="blue", model=servable.name, version=1),
+            Route(name="green", model=servable.name, version=2),
+        ]
+        cloud.create_endpoint(endpoint, routes, TrafficMap(weights={"blue": 100, "green": 0}))
+        cloud.set_traffic(endpoint, TrafficMap(weights={"blue": 70, "green": 30}))
+        adoption = platform.migration.adopt_endpoint(endpoint, reason="serving before Mintaka")
+        assert adoption.adopted
+        recorded = platform.serving.get_endpoint(endpoint)
+        assert {r.name: (r.model, r.version) for r in recorded.routes} == {
+            "blue": (servable.name, 1),
+            "green": (servable.name, 2),
+        }
+        assert recorded.traffic.weights == {"blue": 70, "green": 30}
+        [deployment] = platform.serving.deployment_history(endpoint)
+        assert deployment.known_good is adoption.known_good
+        assert platform.sync() == []
+        assert not platform.migration.adopt_endpoint(endpoint, reason="again").adopted
+        assert [s for s, _ in _audited(platform, "endpoint.adopt")] == [endpoint]
 
     @pytest.mark.requires(Capability.IDENTITY)
     def test_the_cloud_names_the_authenticated_caller(self, cloud: Any) -> None:

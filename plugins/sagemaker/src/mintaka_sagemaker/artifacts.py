@@ -15,6 +15,10 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
+from mintaka.errors import ValidationError
+
+TARBALL_SUFFIXES = (".tar.gz", ".tgz")
+
 
 def write_tarball(source: Path, out: IO[bytes]) -> None:
     """Write ``source`` (a directory, or one file) as a byte-reproducible tar.gz into ``out``."""
@@ -46,3 +50,22 @@ def spooled_tarball(source: Path) -> IO[bytes]:
     write_tarball(source, out)
     out.seek(0)
     return out
+
+
+def unpack_tarball(body: IO[bytes], into: Path) -> Path:
+    """Unpack a model ``tar.gz`` into ``into/model`` and return that directory.
+
+    Only regular files and directories are taken, and none may leave the directory (tarfile's
+    ``data`` filter): a model archive from an unmanaged version is not trusted.
+    """
+    target = into / "model"
+    target.mkdir()
+    try:
+        with tarfile.open(fileobj=body, mode="r:gz") as tar:
+            members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
+            tar.extractall(target, members=members, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise ValidationError(f"[sagemaker] the model archive cannot be unpacked: {exc}") from exc
+    if not any(p.is_file() for p in target.rglob("*")):
+        raise ValidationError("[sagemaker] the model archive holds no files")
+    return target

@@ -16,6 +16,7 @@ from mintaka.domain.governance import Identity, IdentitySource
 from mintaka.errors import NotFound
 from mintaka.interfaces import (
     ApprovalProjection,
+    ArtifactFetch,
     Backend,
     BackendContext,
     BackendSettings,
@@ -56,6 +57,7 @@ class SageMakerBackend(
     ModelStages,
     ApprovalProjection,
     VersionDeletion,
+    ArtifactFetch,
     Serving,
     TrafficSplit,
     ShadowTraffic,
@@ -76,6 +78,7 @@ class SageMakerBackend(
             Capability.REGISTRY_ALIASES,
             Capability.REGISTRY_TAGS,
             Capability.REGISTRY_STAGES,
+            Capability.REGISTRY_FETCH,
             Capability.REGISTRY_APPROVAL,
             Capability.REGISTRY_DELETE,
             Capability.SERVING,

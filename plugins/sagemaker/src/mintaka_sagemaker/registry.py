@@ -14,13 +14,20 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from mintaka.domain.registry import ApprovalStatus, BackendVersion, Stage, VersionRequest
 from mintaka.errors import Conflict, MintakaError, NotFound
-from mintaka_sagemaker.artifacts import artifact_key, spooled_tarball
+from mintaka_sagemaker.artifacts import (
+    TARBALL_SUFFIXES,
+    artifact_key,
+    spooled_tarball,
+    unpack_tarball,
+)
 from mintaka_sagemaker.aws import SYSTEM_TAG_PREFIXES, AwsCalls, short_hash, tag_list
 from mintaka_sagemaker.errors import is_already_exists
 
@@ -166,6 +173,27 @@ class SageMakerRegistry(AwsCalls):
                 "flavor": request.flavor.value,
             },
         )
+
+    def fetch_artifact(self, name: str, version: int, into: Path) -> Path:
+        """The package's model data from S3: a ``tar.gz`` unpacked, any other object as a file."""
+        described = self._describe_package(name, version)
+        containers = (described.get("InferenceSpecification") or {}).get("Containers") or [{}]
+        uri = str(containers[0].get("ModelDataUrl") or described.get("SourceUri") or "")
+        if not uri.startswith("s3://"):
+            raise NotFound(f"[sagemaker] version {name}:{version} names no S3 model data: {uri!r}")
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        if not bucket or not key or key.endswith("/"):
+            raise NotFound(f"[sagemaker] version {name}:{version}: {uri} is not an S3 object")
+        body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"]
+        with body, tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as local:
+            shutil.copyfileobj(body, local, 1024 * 1024)
+            local.seek(0)
+            if key.endswith(TARBALL_SUFFIXES):
+                return unpack_tarball(local, into)
+            target = into / key.rsplit("/", 1)[-1]
+            with target.open("wb") as out:
+                shutil.copyfileobj(local, out, 1024 * 1024)
+        return target
 
     def _forget_artifact(self, uri: str) -> None:
         key = uri.removeprefix(f"s3://{self.settings.bucket}/")

@@ -1,0 +1,563 @@
+"""Migration: bring models and endpoints that already run in the cloud under Mintaka's management.
+
+A company adopting Mintaka already serves models it registered and deployed by other means.
+``platform.migration`` finds them and adopts them, so that from then on they have what a model
+registered through Mintaka has: a recorded version bound to the digest of its bytes, lineage,
+an audit trail, governance over every later traffic change, rollback, the kill switch and sync.
+
+- :meth:`MigrationService.discover` lists what the backend's cloud holds (``Capability.DISCOVERY``)
+  beside what the store records, so the unmanaged resources stand out.
+- :meth:`MigrationService.adopt_model` records the cloud's versions of a model that the store does
+  not record yet, under the numbers the cloud gave them. Each version's bytes are read back from
+  the cloud (``Capability.REGISTRY_FETCH``) or, where the backend cannot, supplied by the adopter
+  (``artifacts``); either way they are digested and stored content-addressed before any row
+  refers to them, and a version for which the cloud reports a Mintaka digest must match it.
+  The cloud's tags, stage and aliases are recorded as they are, so the first sync finds nothing to
+  report. Lineage is retrofitted from what the adopter attests (the training run, the datasets,
+  the code commit), and the version's lineage node says it was adopted, by whom and when.
+  Nothing is written to the cloud.
+- :meth:`MigrationService.adopt_endpoint` records a live endpoint whose routes all serve recorded
+  versions, with its current traffic as its first deployment. The traffic gate is evaluated, not
+  enforced (the traffic is already live): the decision is recorded, the deployment counts as
+  known-good only if the gate passed, and every unmet control is returned as a finding. After
+  that, rollouts, rollback, the kill switch, monitors (``mintaka monitor add``) and sync work on it
+  as on any endpoint Mintaka created.
+
+Adoption is idempotent: versions and endpoints the store already records are skipped, and an
+adoption with nothing new writes nothing. Every adoption is audited (``model.adopt``,
+``endpoint.adopt``) with the adopter's reason.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from mintaka.artifacts import StoredArtifact, manifest_of
+from mintaka.capabilities import Capability
+from mintaka.domain.base import JSONDict
+from mintaka.domain.discovery import ObservedModel, ResourceKind
+from mintaka.domain.names import (
+    RESERVED_ALIASES,
+    validate_endpoint_name,
+    validate_model_name,
+    validate_tag,
+    validate_version,
+)
+from mintaka.domain.registry import (
+    ApprovalStatus,
+    BackendVersion,
+    ModelVersion,
+    RiskTier,
+    Signature,
+    Stage,
+)
+from mintaka.domain.serving import Endpoint, EndpointStatus, RolloutStrategy
+from mintaka.errors import Conflict, NotFound, UnsupportedCapability, ValidationError
+from mintaka.governance.gate import TrafficChange, traffic_controls
+from mintaka.governance.service import Control
+from mintaka.interfaces import ArtifactFetch, Discovery, Serving, StateObserver
+from mintaka.store.engine import Sql
+from mintaka.store.schema import endpoints, model_aliases, model_versions, models
+
+if TYPE_CHECKING:
+    from mintaka.domain.audit import AuditEvent
+    from mintaka.platform import Platform
+
+ADOPT_MODEL = "model.adopt"
+ADOPT_ENDPOINT = "endpoint.adopt"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A resource in the cloud, and whether the store records it (``recorded``) and the cloud
+    marks it as Mintaka's (``managed``)."""
+
+    kind: ResourceKind
+    name: str
+    backend_id: str
+    recorded: bool
+    managed: bool
+    extra: JSONDict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ModelAdoption:
+    """What ``adopt_model`` recorded; ``findings`` are what the adopter should act on next."""
+
+    model: str
+    adopted: tuple[ModelVersion, ...]
+    already_recorded: tuple[int, ...]
+    findings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class EndpointAdoption:
+    """What ``adopt_endpoint`` recorded (``adopted`` False: the store already recorded it)."""
+
+    endpoint: Endpoint
+    adopted: bool
+    known_good: bool
+    findings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Fetched:
+    version: BackendVersion
+    stored: StoredArtifact
+
+
+def _recorded_versions(sql: Sql, name: str) -> set[int]:
+    rows = sql.rows("SELECT version FROM model_versions WHERE name = :name", {"name": name})
+    return {int(row[0]) for row in rows}
+
+
+def _reason(reason: str) -> str:
+    text = (reason or "").strip()
+    if not text:
+        raise ValidationError("an adoption needs a reason, recorded for auditors (--reason)")
+    return text
+
+
+class MigrationService:
+    """``platform.migration``: discover unmanaged cloud resources and adopt them."""
+
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+
+    # -- discovery ------------------------------------------------------------------------------
+
+    def discover(self) -> list[Candidate]:
+        """Every model, version and endpoint the backend's cloud holds, with what the store
+        records of it."""
+        platform = self.platform
+        found = platform._area(Capability.DISCOVERY, Discovery).discover()
+        backend = platform.backend.name
+        with platform.store.read() as conn:
+            recorded_models = set(
+                conn.execute(select(models.c.name).where(models.c.backend == backend)).scalars()
+            )
+            recorded_versions = {
+                f"{name}:{version}"
+                for name, version in conn.execute(
+                    select(model_versions.c.name, model_versions.c.version).where(
+                        model_versions.c.backend == backend
+                    )
+                )
+            }
+            recorded_endpoints = set(
+                conn.execute(
+                    select(endpoints.c.name).where(endpoints.c.backend == backend)
+                ).scalars()
+            )
+        recorded = {
+            ResourceKind.MODEL: recorded_models,
+            ResourceKind.MODEL_VERSION: recorded_versions,
+            ResourceKind.ENDPOINT: recorded_endpoints,
+        }
+        return [
+            Candidate(
+                kind=r.kind,
+                name=r.name,
+                backend_id=r.backend_id,
+                recorded=r.name in recorded[r.kind],
+                managed=r.managed,
+                extra=dict(r.extra),
+            )
+            for r in found
+        ]
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def adopt_model(
+        self,
+        name: str,
+        *,
+        reason: str,
+        owner: str | None = None,
+        tier: RiskTier | str | None = None,
+        versions: Iterable[int | str] | None = None,
+        artifacts: Mapping[int, str | Path] | None = None,
+        run_id: str | None = None,
+        dataset_ids: Sequence[str] = (),
+        code_commit: str | None = None,
+        on_fetch: Callable[[BackendVersion], None] | None = None,
+    ) -> ModelAdoption:
+        """Record the cloud's versions of ``name`` that the store does not record yet (or only
+        ``versions``), each bound to the digest of its bytes.
+
+        ``artifacts`` supplies a version's bytes (version number -> file or directory) where the
+        backend cannot read them back, or instead of reading them. ``run_id``, ``dataset_ids``
+        and ``code_commit`` retrofit the versions' lineage: the adopter attests them, and the
+        audit event says so. ``on_fetch`` is called before each version's bytes are read.
+        """
+        from mintaka.platform import _enum, _parse
+
+        platform = self.platform
+        name = validate_model_name(name)
+        reason = _reason(reason)
+        risk_tier = None if tier is None else _enum(RiskTier, tier, "risk tier")
+        wanted = None if versions is None else sorted({validate_version(v) for v in versions})
+        supplied = {validate_version(k): Path(v) for k, v in (artifacts or {}).items()}
+        if code_commit is not None and not code_commit.strip():
+            raise ValidationError("code commit must not be empty")
+        observer = platform._area(Capability.SYNC, StateObserver)
+        with platform.store.read() as conn:
+            sql = Sql(conn)
+            model_row = sql.one(
+                "SELECT owner, risk_tier, backend FROM models WHERE name = :name", {"name": name}
+            )
+            if model_row is not None and model_row[2] != platform.backend.name:
+                raise Conflict(
+                    f"model {name!r} is recorded for backend {model_row[2]!r}, "
+                    f"not {platform.backend.name!r}"
+                )
+            run = platform._run_for_version(sql, run_id) if run_id else None
+            datasets = list(dataset_ids)
+            if run is not None:
+                datasets = list(dict.fromkeys([*run.dataset_ids, *datasets]))
+            platform._require_datasets(conn, datasets)
+            recorded = _recorded_versions(sql, name)
+
+        observed = observer.observe_model(name)  # NotFound: the cloud has no such model
+        cloud = {v.version: v for v in observed.versions}
+        missing = [v for v in wanted or () if v not in cloud]
+        if missing:
+            raise NotFound(f"the cloud has no version {missing} of {name!r}")
+        candidates = sorted(set(cloud) if wanted is None else set(wanted))
+        already = tuple(v for v in candidates if v in recorded)
+        todo = [cloud[v] for v in candidates if v not in recorded]
+        stray = sorted(set(supplied) - {v.version for v in todo})
+        if stray:
+            raise ValidationError(
+                f"artifacts were given for {name} versions {stray}, which are not being adopted"
+            )
+        if not todo:
+            return ModelAdoption(name, (), already, ())
+        self._check_adoptable(name, todo, supplied)
+        owner_name = owner or (model_row[0] if model_row is not None else platform.actor)
+        decision = platform.governance.decide(
+            ADOPT_MODEL,
+            name,
+            [
+                Control(
+                    "owner-known", bool(owner_name), "a model version needs an accountable owner"
+                )
+            ],
+        )
+
+        fetched = [self._bytes_of(v, supplied.get(v.version), on_fetch) for v in todo]
+        stages = platform.supports(Capability.REGISTRY_STAGES)
+        risk = risk_tier or (RiskTier(model_row[1]) if model_row is not None else RiskTier.MEDIUM)
+        adopted: list[ModelVersion] = []
+        events: list[AuditEvent] = []
+        with platform.store.write() as conn:
+            sql = Sql(conn)
+            now = platform._now()
+            if model_row is None:
+                sql.run(
+                    "INSERT INTO models (name, owner, risk_tier, description, backend, "
+                    "created_at) VALUES (:name, :owner, :tier, '', :backend, :at) "
+                    "ON CONFLICT DO NOTHING",
+                    {
+                        "name": name,
+                        "owner": owner_name,
+                        "tier": risk.value,
+                        "backend": platform.backend.name,
+                        "at": now.isoformat(),
+                    },
+                )
+            taken = _recorded_versions(sql, name)
+            recorded_decision: dict[str, Any] | None = None
+            for item in fetched:
+                theirs, stored = item.version, item.stored
+                if theirs.version in taken:  # adopted by someone else meanwhile
+                    continue
+                if not platform.artifacts.exists(stored.digest):
+                    raise NotFound(
+                        f"artifact {stored.digest} left the store before it was recorded"
+                    )
+                record = _parse(
+                    ModelVersion,
+                    id=self._version_id(sql, theirs),
+                    name=name,
+                    version=theirs.version,
+                    artifact_uri=stored.uri,
+                    artifact_digest=stored.digest,
+                    signature=Signature(),
+                    tags=dict(theirs.tags),
+                    owner=owner_name,
+                    risk_tier=risk,
+                    stage=(theirs.stage or Stage.NONE) if stages else Stage.NONE,
+                    run_id=run.id if run is not None else None,
+                    code_commit=code_commit or (run.code_commit if run is not None else None),
+                    dataset_ids=tuple(datasets),
+                    created_at=now,
+                    backend=platform.backend.name,
+                    backend_ids=dict(theirs.backend_ids),
+                )
+                sql.run(
+                    "INSERT INTO artifacts (digest, uri, size, files, created_at) "
+                    "VALUES (:digest, :uri, :size, :files, :at) ON CONFLICT DO NOTHING",
+                    {
+                        "digest": stored.digest,
+                        "uri": stored.uri,
+                        "size": stored.manifest.size,
+                        "files": len(stored.manifest.entries),
+                        "at": now.isoformat(),
+                    },
+                )
+                from mintaka.platform import _INSERT_VERSION
+
+                if not sql.run(_INSERT_VERSION, platform._version_row(record)):
+                    continue
+                if record.tags:
+                    sql.run_many(
+                        "INSERT INTO model_tags (version_id, key, value) "
+                        "VALUES (:id, :key, :value)",
+                        [{"id": record.id, "key": k, "value": v} for k, v in record.tags.items()],
+                    )
+                platform._record_version_lineage(
+                    conn,
+                    record,
+                    run.dataset_ids if run is not None else (),
+                    attrs={"adopted_by": platform.actor, "adopted_at": now.isoformat()},
+                )
+                if recorded_decision is None:
+                    recorded_decision = platform.governance.record(conn, decision)
+                events.append(
+                    platform._audit(
+                        conn,
+                        ADOPT_MODEL,
+                        record.ref,
+                        id=record.id,
+                        digest=record.artifact_digest,
+                        source=theirs.artifact_uri,
+                        backend_ids=dict(theirs.backend_ids),
+                        bytes_from="adopter" if theirs.version in supplied else "cloud",
+                        run_id=record.run_id,
+                        datasets=list(record.dataset_ids),
+                        code_commit=record.code_commit,
+                        tier=record.risk_tier,
+                        reason=reason,
+                        decision=recorded_decision,
+                    )
+                )
+                adopted.append(record)
+            events.extend(self._record_aliases(conn, name, observed, {v.version for v in adopted}))
+        platform._after_commit(events)
+        if not adopted:
+            return ModelAdoption(name, (), already, ())
+        fresh = tuple(platform.get_model_version(name, v.version) for v in adopted)
+        return ModelAdoption(name, fresh, already, tuple(self._model_findings(fresh, cloud)))
+
+    def _check_adoptable(
+        self, name: str, todo: Sequence[BackendVersion], supplied: Mapping[int, Path]
+    ) -> None:
+        """Everything that would refuse the adoption, checked before any byte is read."""
+        platform = self.platform
+        if not platform.supports(Capability.REGISTRY_FETCH):
+            lacking = [v.version for v in todo if v.version not in supplied]
+            if lacking:
+                raise UnsupportedCapability(
+                    platform.backend.name,
+                    Capability.REGISTRY_FETCH.value,
+                    f"it cannot read the bytes of {name} versions {lacking} back; give them "
+                    "with --artifact VERSION=PATH",
+                )
+        for theirs in todo:
+            for key, value in theirs.tags.items():
+                try:
+                    validate_tag(key, value)
+                except ValidationError as exc:
+                    raise ValidationError(
+                        f"{name}:{theirs.version} carries a tag Mintaka cannot record ({exc}); "
+                        "rename it in the cloud, then adopt"
+                    ) from exc
+        for path in supplied.values():
+            manifest_of(path)  # a missing or empty artifact fails here, before any fetch
+
+    def _bytes_of(
+        self,
+        theirs: BackendVersion,
+        supplied: Path | None,
+        on_fetch: Callable[[BackendVersion], None] | None,
+    ) -> _Fetched:
+        """The version's bytes in the artifact store, from the adopter or read from the cloud."""
+        platform = self.platform
+        if on_fetch is not None:
+            on_fetch(theirs)
+        ref = f"{theirs.name}:{theirs.version}"
+        if supplied is not None:
+            stored = platform.artifacts.ingest(supplied)
+        else:
+            fetcher = platform._area(Capability.REGISTRY_FETCH, ArtifactFetch)
+            with tempfile.TemporaryDirectory(prefix="mintaka-adopt-") as scratch:
+                into = Path(scratch)
+                path = fetcher.fetch_artifact(theirs.name, theirs.version, into)
+                if not path.resolve().is_relative_to(into.resolve()):
+                    raise ValidationError(f"{ref}: the backend wrote its bytes outside {into}")
+                stored = platform.artifacts.ingest(path)
+        if theirs.artifact_digest is not None and theirs.artifact_digest != stored.digest:
+            raise Conflict(
+                f"{ref}: the cloud records digest {theirs.artifact_digest}, but its bytes "
+                f"digest to {stored.digest}"
+            )
+        return _Fetched(theirs, stored)
+
+    def _version_id(self, sql: Sql, theirs: BackendVersion) -> str:
+        """The Mintaka id the cloud carries (a version a cloud pipeline registered, or one a
+        store since lost recorded), unless this store already uses it; else a new one."""
+        candidate = theirs.mintaka_id
+        if candidate and not sql.one(
+            "SELECT 1 FROM model_versions WHERE id = :id", {"id": candidate}
+        ):
+            return candidate
+        return self.platform.ids.new("mv")
+
+    def _record_aliases(
+        self, conn: Any, name: str, observed: ObservedModel, adopted: set[int]
+    ) -> list[AuditEvent]:
+        """The cloud's aliases onto adopted versions, where the store has no such alias."""
+        events: list[AuditEvent] = []
+        for alias, version in sorted(observed.aliases.items()):
+            if alias in RESERVED_ALIASES or version not in adopted:
+                continue
+            inserted = conn.execute(
+                self.platform._insert(model_aliases)
+                .values(name=name, alias=alias, version=version)
+                .on_conflict_do_nothing(index_elements=["name", "alias"])
+            ).rowcount
+            if inserted:
+                events.append(
+                    self.platform._audit(
+                        conn, "model.alias.set", f"{name}@{alias}", version=version, adopted=True
+                    )
+                )
+        return events
+
+    def _model_findings(
+        self, adopted: Sequence[ModelVersion], cloud: Mapping[int, BackendVersion]
+    ) -> list[str]:
+        platform = self.platform
+        governance = platform.governance
+        findings: list[str] = []
+        for version in adopted:
+            production = [a for a in version.aliases if a in governance.policy.production_aliases]
+            if production:
+                unmet = [c.describe() for c in governance.production_controls(version) if not c.met]
+                if unmet:
+                    findings.append(
+                        f"{version.ref} holds {', '.join('@' + a for a in production)} but "
+                        f"does not meet the production controls: {'; '.join(unmet)}"
+                    )
+            theirs = cloud[version.version]
+            if (
+                platform.supports(Capability.REGISTRY_APPROVAL)
+                and theirs.approval is ApprovalStatus.APPROVED
+                and not governance.approvals(version)
+            ):
+                findings.append(
+                    f"{version.ref} is approved in the cloud, but Mintaka holds no approval of "
+                    f"its bytes: approve it (mintaka approve {version.ref}) or sync will report it"
+                )
+        if adopted and not adopted[0].run_id and not adopted[0].dataset_ids:
+            findings.append(
+                "no training run or dataset was given: the adopted versions' lineage starts at "
+                "the versions themselves"
+            )
+        return findings
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    def adopt_endpoint(self, name: str, *, reason: str) -> EndpointAdoption:
+        """Record the live endpoint ``name`` and its current traffic as its first deployment.
+
+        Every route must serve a version the store records (adopt the model first). The traffic
+        gate is evaluated and recorded, not enforced: the traffic is already live.
+        """
+        platform = self.platform
+        name = validate_endpoint_name(name)
+        reason = _reason(reason)
+        with platform.store.read() as conn:
+            known = conn.execute(select(endpoints.c.name).where(endpoints.c.name == name)).first()
+        if known is not None:
+            return EndpointAdoption(platform.serving.get_endpoint(name), False, False, ())
+        cloud = platform._area(Capability.SERVING, Serving).get_endpoint(name)
+        versions: dict[str, ModelVersion] = {}
+        unrecorded: list[str] = []
+        for route in cloud.routes:
+            try:
+                versions[route.name] = platform.get_model_version(route.model, route.version)
+            except NotFound:
+                unrecorded.append(f"{route.model}:{route.version} (route {route.name})")
+        if unrecorded:
+            models_named = sorted({r.split(":", 1)[0] for r in unrecorded})
+            raise ValidationError(
+                f"endpoint {name!r} serves versions Mintaka does not record: "
+                f"{', '.join(unrecorded)}; adopt them first "
+                f"({'; '.join(f'mintaka adopt model {m}' for m in models_named)})"
+            )
+        killed = cloud.status is EndpointStatus.KILLED
+        change = TrafficChange(
+            endpoint=name,
+            action=ADOPT_ENDPOINT,
+            routes=cloud.routes,
+            traffic=cloud.traffic,
+            versions=versions,
+            killed=killed,
+        )
+        governance = platform.governance
+        decision = governance.evaluate(ADOPT_ENDPOINT, name, traffic_controls(change, governance))
+        now = platform._now()
+        with platform.store.write() as conn:
+            if conn.execute(select(endpoints.c.name).where(endpoints.c.name == name)).first():
+                adopted_meanwhile = True
+                events: list[AuditEvent] = []
+            else:
+                adopted_meanwhile = False
+                conn.execute(
+                    endpoints.insert().values(
+                        name=name,
+                        backend=platform.backend.name,
+                        status=EndpointStatus.IN_SERVICE.value if killed else cloud.status.value,
+                        routes=[r.model_dump(mode="json") for r in cloud.routes],
+                        traffic=cloud.traffic.model_dump(mode="json"),
+                        killed=int(killed),
+                        created_at=now.isoformat(),
+                        updated_at=now.isoformat(),
+                        backend_ids=dict(cloud.backend_ids),
+                    )
+                )
+                events = platform.serving._record_deployment(
+                    conn,
+                    name,
+                    cloud.routes,
+                    cloud.traffic,
+                    versions,
+                    RolloutStrategy.DIRECT,
+                    reason,
+                    decision=decision,
+                    action=ADOPT_ENDPOINT,
+                    known_good=decision.allowed,
+                )
+        platform._after_commit(events)
+        endpoint = platform.serving.get_endpoint(name)
+        if adopted_meanwhile:
+            return EndpointAdoption(endpoint, False, False, ())
+        return EndpointAdoption(endpoint, True, decision.allowed, decision.unmet)
+
+
+__all__ = [
+    "ADOPT_ENDPOINT",
+    "ADOPT_MODEL",
+    "Candidate",
+    "EndpointAdoption",
+    "MigrationService",
+    "ModelAdoption",
+]
