@@ -14,6 +14,7 @@ from mintaka.cli import (
     conformance,
     governance,
     lineage,
+    migration,
     models,
     monitoring,
     pipelines,
@@ -56,6 +57,8 @@ app.add_typer(conformance.app, name="conformance")
 app.add_typer(monitoring.monitor_app, name="monitor")
 app.add_typer(monitoring.tickets_app, name="tickets")
 governance.register(app)
+app.command("discover")(migration.discover)
+app.add_typer(migration.adopt_app, name="adopt")
 
 
 @app.callback()

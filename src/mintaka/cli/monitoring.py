@@ -31,13 +31,18 @@ def add(
     ],
 ) -> None:
     """Attach a monitor described in a TOML file to an endpoint."""
-    try:
-        raw = tomllib.loads(spec_file.read_text())
-        spec = MonitorSpec.model_validate(raw)
-    except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ValidationError(f"{spec_file}: {exc}") from exc
+    spec = read_monitor_spec(spec_file)
     monitor_id = platform(ctx).monitoring.add_monitor(spec)
     console.print(f"monitor {monitor_id} watches {spec.endpoint} ({len(spec.signals)} signals)")
+
+
+def read_monitor_spec(spec_file: Path) -> MonitorSpec:
+    """A monitor spec from its TOML file; a clear error when it cannot be read or is invalid."""
+    try:
+        raw = tomllib.loads(spec_file.read_text())
+        return MonitorSpec.model_validate(raw)
+    except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
+        raise ValidationError(f"{spec_file}: {exc}") from exc
 
 
 @monitor_app.command("list")

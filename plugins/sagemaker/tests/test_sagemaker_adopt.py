@@ -1,0 +1,93 @@
+"""Adopting model packages that were made with boto3, not Mintaka: their bytes are read back from
+S3 (a ``model.tar.gz`` unpacked, or a plain object), digested and stored."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mintaka_conformance.fakes.sagemaker import make_client
+from mintaka_sagemaker.backend import SageMakerBackend
+from sagemaker_testkit import BUCKET
+
+from mintaka import Platform
+from mintaka.artifacts import manifest_of
+from mintaka.errors import ValidationError
+
+GROUP = "legacy-churn"
+
+
+def tarball(files: dict[str, bytes]) -> bytes:
+    """A model.tar.gz as a training job writes it (with mtimes and owners, not reproducible)."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, content in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mtime = 1_700_000_000
+            tar.addfile(info, io.BytesIO(content))
+    return out.getvalue()
+
+
+def legacy_package(sm: Any, key: str, body: bytes) -> str:
+    """A package in ``GROUP`` made by plain boto3 calls, with model data at ``key``."""
+    make_client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
+    with contextlib.suppress(sm.exceptions.ClientError):
+        sm.create_model_package_group(ModelPackageGroupName=GROUP)
+    return str(
+        sm.create_model_package(
+            ModelPackageGroupName=GROUP,
+            ModelApprovalStatus="PendingManualApproval",
+            InferenceSpecification={
+                "Containers": [
+                    {
+                        "Image": "1.dkr.ecr.us-east-1.amazonaws.com/x:1",
+                        "ModelDataUrl": (f"s3://{BUCKET}/{key}"),
+                    }
+                ],
+                "SupportedContentTypes": ["text/csv"],
+                "SupportedResponseMIMETypes": ["text/csv"],
+            },
+        )["ModelPackageArn"]
+    )
+
+
+def test_packages_made_without_mintaka_are_adopted_with_their_bytes(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path
+) -> None:
+    files = {"model.joblib": b"legacy-weights", "code/inference.py": b"def predict(): ..."}
+    first = legacy_package(sm, "jobs/train-1/output/model.tar.gz", tarball(files))
+    legacy_package(sm, "exports/model-2.bin", b"raw-weights-2")
+    expected_dir = tmp_path / "expected"
+    for name, content in files.items():
+        (expected_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (expected_dir / name).write_bytes(content)
+    (tmp_path / "model-2.bin").write_bytes(b"raw-weights-2")
+
+    discovered = {c.name: c for c in platform.migration.discover()}
+    assert not discovered[f"{GROUP}:1"].managed
+    assert not discovered[f"{GROUP}:1"].recorded
+
+    adoption = platform.migration.adopt_model(GROUP, reason="trained by the 2024 job")
+    assert [v.artifact_digest for v in adoption.adopted] == [
+        manifest_of(expected_dir).digest,
+        manifest_of(tmp_path / "model-2.bin").digest,
+    ]
+    for version in adoption.adopted:
+        assert version.backend_ids["model_package"].endswith(f"/{GROUP}/{version.version}")
+    assert platform.sync() == []
+    # Nothing was written to the cloud: the packages carry no Mintaka metadata still.
+    described = sm.describe_model_package(ModelPackageName=first)
+    assert not described.get("CustomerMetadataProperties")
+
+
+def test_an_archive_reaching_outside_its_directory_is_refused(platform: Platform, sm: Any) -> None:
+    legacy_package(sm, "evil/model.tar.gz", tarball({"../../escaped.txt": b"x"}))
+    with pytest.raises(ValidationError, match="cannot be unpacked"):
+        platform.migration.adopt_model(GROUP, reason="inherited")
+    with platform.store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 0

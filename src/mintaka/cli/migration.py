@@ -1,0 +1,208 @@
+"""``mintaka discover`` and ``mintaka adopt ...``: bring what already runs in the cloud under
+management."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mintaka.cli.output import console, emit_json, err_console, progress_bar, table
+from mintaka.cli.state import platform
+from mintaka.errors import ValidationError
+
+adopt_app = typer.Typer(
+    help="Adopt models and endpoints that were created outside Mintaka.", no_args_is_help=True
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ReasonOpt = Annotated[
+    str, typer.Option("--reason", help="Why this is adopted (recorded for auditors).")
+]
+
+
+def discover(
+    ctx: typer.Context,
+    unrecorded: Annotated[
+        bool, typer.Option("--unrecorded", help="Only what the store does not record yet.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the models, versions and endpoints in the backend's cloud, and whether Mintaka
+    records them (`mintaka adopt` brings the others under management)."""
+    found = platform(ctx).migration.discover()
+    if unrecorded:
+        found = [c for c in found if not c.recorded]
+    if as_json:
+        emit_json(
+            [
+                {
+                    "kind": c.kind.value,
+                    "name": c.name,
+                    "backend_id": c.backend_id,
+                    "recorded": c.recorded,
+                    "managed": c.managed,
+                    "extra": c.extra,
+                }
+                for c in found
+            ]
+        )
+        return
+    table(
+        "in the cloud",
+        ["name", "kind", "recorded", "managed", "backend id"],
+        [
+            (
+                c.name,
+                c.kind.value,
+                "yes" if c.recorded else "no",
+                "yes" if c.managed else "no",
+                c.backend_id,
+            )
+            for c in found
+        ],
+    )
+
+
+def _artifacts(values: list[str]) -> dict[int, Path]:
+    supplied: dict[int, Path] = {}
+    for value in values:
+        number, sep, path = value.partition("=")
+        if not sep or not number.strip().isdigit() or not path:
+            raise ValidationError(f"--artifact {value!r}: use VERSION=PATH, e.g. 3=./model")
+        supplied[int(number)] = Path(path)
+    return supplied
+
+
+@adopt_app.command("model")
+def adopt_model(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The model's name in the cloud.")],
+    reason: ReasonOpt,
+    version: Annotated[
+        list[int] | None,
+        typer.Option("--version", "-v", help="Only this version (repeatable) [default: all]."),
+    ] = None,
+    artifact: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--artifact",
+            help="VERSION=PATH: that version's bytes, where the backend cannot read them back.",
+        ),
+    ] = None,
+    owner: Annotated[str | None, typer.Option(help="Accountable owner [default: you].")] = None,
+    tier: Annotated[str | None, typer.Option(help="Risk tier: low, medium or high.")] = None,
+    run: Annotated[
+        str | None, typer.Option("--run", help="The recorded run that trained these versions.")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", help="A recorded dataset they were trained on (repeatable)."),
+    ] = None,
+    code_commit: Annotated[
+        str | None, typer.Option("--code-commit", help="The commit of the training code.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record the cloud's versions of NAME that Mintaka does not record yet, each bound to the
+    digest of its bytes, with the lineage you attest (--run, --dataset, --code-commit)."""
+    plat = platform(ctx)
+    supplied = _artifacts(artifact or [])
+    progress = progress_bar(err_console, "reading bytes")
+    with progress:
+        task = progress.add_task("adopt", total=None)
+
+        def fetching(_version: object) -> None:
+            progress.update(task, advance=1)
+
+        adoption = plat.migration.adopt_model(
+            name,
+            reason=reason,
+            owner=owner,
+            tier=tier,
+            versions=version,
+            artifacts=supplied,
+            run_id=run,
+            dataset_ids=dataset or (),
+            code_commit=code_commit,
+            on_fetch=fetching,
+        )
+    if as_json:
+        emit_json(
+            {
+                "model": adoption.model,
+                "adopted": list(adoption.adopted),
+                "already_recorded": list(adoption.already_recorded),
+                "findings": list(adoption.findings),
+            }
+        )
+        return
+    if not adoption.adopted:
+        console.print(f"nothing to adopt: {name} has no version that Mintaka does not record")
+        return
+    table(
+        f"adopted {len(adoption.adopted)} version(s) of {name}",
+        ["version", "digest", "tags", "aliases"],
+        [
+            (
+                v.ref,
+                v.artifact_digest[:19],
+                ", ".join(f"{k}={val}" for k, val in sorted(v.tags.items())),
+                ", ".join(v.aliases),
+            )
+            for v in adoption.adopted
+        ],
+    )
+    _findings(adoption.findings)
+
+
+@adopt_app.command("endpoint")
+def adopt_endpoint(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The endpoint's name in the cloud.")],
+    reason: ReasonOpt,
+    monitor: Annotated[
+        Path | None,
+        typer.Option(help="A monitor spec (TOML) to attach once the endpoint is adopted."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a live endpoint whose routes serve recorded versions, with its traffic as its
+    first deployment; rollouts, rollback, the kill switch and sync then work on it."""
+    from mintaka.cli.monitoring import read_monitor_spec
+
+    plat = platform(ctx)
+    spec = read_monitor_spec(monitor) if monitor is not None else None
+    if spec is not None and spec.endpoint != name:
+        raise ValidationError(f"{monitor}: the monitor watches {spec.endpoint!r}, not {name!r}")
+    adoption = plat.migration.adopt_endpoint(name, reason=reason)
+    monitor_id = plat.monitoring.add_monitor(spec) if spec is not None else None
+    if as_json:
+        emit_json(
+            {
+                "endpoint": adoption.endpoint,
+                "adopted": adoption.adopted,
+                "known_good": adoption.known_good,
+                "findings": list(adoption.findings),
+                "monitor": monitor_id,
+            }
+        )
+        return
+    endpoint = adoption.endpoint
+    weights = ", ".join(f"{r}={w}%" for r, w in sorted(endpoint.traffic.weights.items()))
+    if adoption.adopted:
+        state = "known-good" if adoption.known_good else "not known-good (the gate did not pass)"
+        console.print(f"adopted endpoint [bold]{endpoint.name}[/]: {weights}; {state}")
+    else:
+        console.print(f"endpoint {endpoint.name} is already recorded: {weights}")
+    if monitor_id is not None:
+        console.print(f"monitor {monitor_id} watches {endpoint.name}")
+    _findings(adoption.findings)
+
+
+def _findings(findings: tuple[str, ...]) -> None:
+    if findings:
+        console.print("[yellow]to act on:[/]")
+        for finding in findings:
+            console.print(f"  - {finding}")

@@ -1,0 +1,300 @@
+"""Adopting models and endpoints that a legacy tool created in the local backend's registry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cli_kit import cli
+
+from mintaka import Capability, IdFactory, ManualClock, Platform
+from mintaka.artifacts import inventory, manifest_of
+from mintaka.domain.lineage import NodeKind
+from mintaka.domain.serving import Route, TrafficMap
+from mintaka.errors import Conflict, NotFound, UnsupportedCapability, ValidationError
+
+
+@dataclass
+class Legacy:
+    """What a tool other than Mintaka left in the backend: model ``churn`` with two versions."""
+
+    sources: dict[int, Path]
+    digests: dict[int, str]
+
+
+def write_legacy(platform: Platform, tmp_path: Path, *, wrong_digest: bool = False) -> Legacy:
+    """Rows as another tool writes them into the local registry: no Mintaka id, tags, a stage and
+    an alias; version 1's bytes are one file, version 2's a directory."""
+    one = tmp_path / "legacy" / "v1" / "model.pkl"
+    one.parent.mkdir(parents=True)
+    one.write_bytes(b"legacy-weights-1")
+    two = tmp_path / "legacy" / "v2"
+    (two / "sub").mkdir(parents=True)
+    (two / "model.pkl").write_bytes(b"legacy-weights-2")
+    (two / "sub" / "config.json").write_text('{"depth": 3}')
+    sources = {1: one, 2: two}
+    digests = {n: manifest_of(p).digest for n, p in sources.items()}
+    backend = platform.backend
+    with backend.transactions.write() as conn:  # type: ignore[attr-defined]
+        conn.exec_driver_sql(
+            "INSERT INTO local_models (name, description, created_at) "
+            "VALUES ('churn', 'legacy', '2024-01-01T00:00:00+00:00')"
+        )
+        for number, path in sources.items():
+            digest = "sha256:" + "0" * 64 if wrong_digest and number == 2 else digests[number]
+            conn.exec_driver_sql(
+                "INSERT INTO local_versions (name, version, artifact_uri, artifact_digest, "
+                "flavor, metrics, description, stage, approval, mintaka_id, idempotency_key, "
+                "created_at) VALUES ('churn', ?, ?, ?, 'opaque', '{}', '', ?, NULL, NULL, NULL, "
+                "'2024-01-01T00:00:00+00:00')",
+                (number, path.as_uri(), digest, "production" if number == 2 else None),
+            )
+        conn.exec_driver_sql(
+            "INSERT INTO local_tags (name, version, key, value) VALUES ('churn', 2, 'team', 'crm')"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO local_aliases (name, alias, version) VALUES ('churn', 'champion', 2)"
+        )
+    return Legacy(sources, digests)
+
+
+@pytest.fixture
+def legacy(platform: Platform, tmp_path: Path) -> Legacy:
+    return write_legacy(platform, tmp_path)
+
+
+def legacy_endpoint(platform: Platform, name: str = "churn-api") -> None:
+    """A live endpoint another tool made: 80/20 over churn versions 1 and 2."""
+    platform.backend.create_endpoint(  # type: ignore[attr-defined]
+        name,
+        [Route(name="old", model="churn", version=1), Route(name="new", model="churn", version=2)],
+        TrafficMap(weights={"old": 80, "new": 20}),
+    )
+
+
+def audited(platform: Platform, action: str) -> list[tuple[str, dict[str, object]]]:
+    return [(e.subject, e.details) for e in platform.audit.events() if e.action == action]
+
+
+def test_discover_shows_what_the_store_does_not_record(platform: Platform, legacy: Legacy) -> None:
+    legacy_endpoint(platform)
+    found = {(c.kind.value, c.name): c for c in platform.migration.discover()}
+    assert set(found) == {
+        ("model", "churn"),
+        ("model_version", "churn:1"),
+        ("model_version", "churn:2"),
+        ("endpoint", "churn-api"),
+    }
+    assert not any(c.recorded or c.managed for c in found.values())
+    platform.migration.adopt_model("churn", reason="inherited")
+    after = {(c.kind.value, c.name): c.recorded for c in platform.migration.discover()}
+    assert after == {
+        ("model", "churn"): True,
+        ("model_version", "churn:1"): True,
+        ("model_version", "churn:2"): True,
+        ("endpoint", "churn-api"): False,
+    }
+
+
+def test_adopted_versions_are_recorded_as_the_cloud_has_them(
+    platform: Platform, legacy: Legacy, tmp_path: Path
+) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("x,y\n1,0\n")
+    dataset = platform.register_dataset("churn-train", data)
+    adoption = platform.migration.adopt_model(
+        "churn",
+        reason="served by the batch scorer since 2024",
+        owner="crm-team",
+        tier="high",
+        dataset_ids=[dataset.id],
+        code_commit="a" * 40,
+    )
+    assert [v.version for v in adoption.adopted] == [1, 2]
+    one, two = adoption.adopted
+    assert (one.artifact_digest, two.artifact_digest) == (legacy.digests[1], legacy.digests[2])
+    assert (two.tags, two.aliases, two.stage.value) == (
+        {"team": "crm"},
+        ("champion",),
+        "production",
+    )
+    assert {v.owner for v in adoption.adopted} == {"crm-team"}
+    assert {v.risk_tier.value for v in adoption.adopted} == {"high"}
+    assert two.code_commit == "a" * 40
+    assert platform.get_model_version("churn", alias="champion").version == 2
+    assert platform.sync() == []
+    # The bytes are Mintaka's now, and verify.
+    assert inventory.verify(platform).ok
+    # Lineage retrofitted from what the adopter attested, marked as adopted.
+    graph = platform.lineage_upstream("churn:2")
+    assert dataset.id in {n.key for n in graph.nodes if n.kind is NodeKind.DATASET}
+    [node] = [n for n in graph.nodes if n.kind is NodeKind.MODEL_VERSION]
+    assert node.attrs["adopted_by"] == "alice"
+    events = audited(platform, "model.adopt")
+    assert [s for s, _ in events] == ["churn:1", "churn:2"]
+    assert {d["reason"] for _, d in events} == {"served by the batch scorer since 2024"}
+    assert {d["bytes_from"] for _, d in events} == {"cloud"}
+    assert events[0][1]["source"] == legacy.sources[1].as_uri()
+    assert platform.verify_audit().ok
+
+
+def test_adopting_again_writes_nothing(platform: Platform, legacy: Legacy) -> None:
+    platform.migration.adopt_model("churn", reason="inherited")
+    before = len(platform.audit.events())
+    again = platform.migration.adopt_model("churn", reason="inherited")
+    assert (again.adopted, again.already_recorded) == ((), (1, 2))
+    assert len(platform.audit.events()) == before
+
+
+def test_only_the_versions_asked_for(platform: Platform, legacy: Legacy) -> None:
+    adoption = platform.migration.adopt_model("churn", reason="only the live one", versions=[2])
+    assert [v.version for v in adoption.adopted] == [2]
+    assert [(d.kind, d.subject) for d in platform.sync()] == [("version.unrecorded", "churn:1")]
+    rest = platform.migration.adopt_model("churn", reason="and the old one")
+    assert ([v.version for v in rest.adopted], rest.already_recorded) == ([1], (2,))
+
+
+def nothing_recorded(platform: Platform) -> bool:
+    with platform.store.read() as conn:
+        versions = conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar()
+        models = conn.exec_driver_sql("SELECT count(*) FROM models").scalar()
+    return versions == 0 and models == 0 and not audited(platform, "model.adopt")
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "says"),
+    [
+        (lambda p: p.migration.adopt_model("churn", reason="  "), ValidationError, "reason"),
+        (lambda p: p.migration.adopt_model("churn_2!", reason="r"), ValidationError, "churn_2!"),
+        (lambda p: p.migration.adopt_model("absent", reason="r"), NotFound, "absent"),
+        (
+            lambda p: p.migration.adopt_model("churn", reason="r", versions=[7]),
+            NotFound,
+            "[7]",
+        ),
+        (
+            lambda p: p.migration.adopt_model(
+                "churn", reason="r", versions=[2], artifacts={1: "anything"}
+            ),
+            ValidationError,
+            "versions [1]",
+        ),
+        (lambda p: p.migration.adopt_model("churn", reason="r", tier="huge"), ValidationError, ""),
+        (
+            lambda p: p.migration.adopt_model("churn", reason="r", run_id="run-nope"),
+            NotFound,
+            "run-nope",
+        ),
+    ],
+)
+def test_bad_input_is_refused_before_anything_is_written(
+    platform: Platform,
+    legacy: Legacy,
+    call: Callable[[Platform], object],
+    error: type[Exception],
+    says: str,
+) -> None:
+    with pytest.raises(error, match=None) as raised:
+        call(platform)
+    assert says in str(raised.value)
+    assert nothing_recorded(platform)
+
+
+def test_bytes_that_do_not_match_the_clouds_digest_are_refused(
+    platform: Platform, tmp_path: Path
+) -> None:
+    write_legacy(platform, tmp_path, wrong_digest=True)
+    with pytest.raises(Conflict, match="churn:2"):
+        platform.migration.adopt_model("churn", reason="inherited")
+    assert nothing_recorded(platform)  # version 1 is not recorded without version 2 either
+
+
+def test_bytes_gone_from_the_cloud_refuse_the_whole_adoption(
+    platform: Platform, legacy: Legacy
+) -> None:
+    legacy.sources[1].unlink()
+    with pytest.raises(NotFound, match="churn:1"):
+        platform.migration.adopt_model("churn", reason="inherited")
+    assert nothing_recorded(platform)
+
+
+def test_a_backend_that_cannot_read_bytes_back_takes_them_from_the_adopter(
+    platform: Platform, legacy: Legacy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    backend = type(platform.backend)
+    monkeypatch.setattr(backend, "capabilities", backend.capabilities - {Capability.REGISTRY_FETCH})
+    with pytest.raises(UnsupportedCapability, match=r"registry\.fetch.*versions \[1\]"):
+        platform.migration.adopt_model("churn", reason="r", artifacts={2: legacy.sources[2]})
+    assert nothing_recorded(platform)
+    adoption = platform.migration.adopt_model("churn", reason="r", artifacts=legacy.sources)
+    assert [v.artifact_digest for v in adoption.adopted] == [legacy.digests[1], legacy.digests[2]]
+    assert {d["bytes_from"] for _, d in audited(platform, "model.adopt")} == {"adopter"}
+
+
+def test_an_endpoint_is_adopted_once_its_versions_are(platform: Platform, legacy: Legacy) -> None:
+    legacy_endpoint(platform)
+    with pytest.raises(ValidationError, match="mintaka adopt model churn"):
+        platform.migration.adopt_endpoint("churn-api", reason="inherited")
+    assert platform.serving.list_endpoints() == []
+    platform.migration.adopt_model("churn", reason="inherited")
+    adoption = platform.migration.adopt_endpoint("churn-api", reason="inherited")
+    assert (adoption.adopted, adoption.known_good, adoption.findings) == (True, True, ())
+    assert adoption.endpoint.traffic.weights == {"old": 80, "new": 20}
+    [deployment] = platform.serving.deployment_history("churn-api")
+    assert deployment.known_good
+    assert deployment.reason == "inherited"
+    assert platform.sync() == []
+    # Now it is Mintaka's: traffic changes pass the gate, rollback has a known-good target.
+    platform.serving.set_traffic("churn-api", {"old": 50, "new": 50})
+    assert platform.serving.rollback("churn-api").traffic.weights == {"old": 80, "new": 20}
+    assert platform.serving.kill("churn-api").status.value == "killed"
+    downstream = platform.lineage_downstream("churn:2")
+    assert any(n.kind is NodeKind.DEPLOYMENT for n in downstream.nodes)
+
+
+def test_an_endpoint_failing_the_gate_is_adopted_with_findings(
+    governed_home: Callable[[str], Path], clock: ManualClock, tmp_path: Path
+) -> None:
+    home = governed_home('[roles]\nalice = ["ml-engineer"]\n')
+    with Platform(home, clock=clock, ids=IdFactory(seed=7), actor="alice") as platform:
+        write_legacy(platform, tmp_path)
+        legacy_endpoint(platform)
+        adoption = platform.migration.adopt_model("churn", reason="inherited", tier="high")
+        assert any("champion" in f for f in adoption.findings)  # a production alias, unapproved
+        endpoint = platform.migration.adopt_endpoint("churn-api", reason="inherited")
+        assert endpoint.adopted
+        assert not endpoint.known_good
+        assert endpoint.findings
+        [deployment] = platform.serving.deployment_history("churn-api")
+        assert not deployment.known_good
+        [decision] = [d for d in platform.governance.decisions("churn-api")]
+        assert decision.action == "endpoint.adopt"
+        assert not decision.allowed
+
+
+def test_cli_discovers_and_adopts(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path, clock: ManualClock
+) -> None:
+    with Platform(home, clock=clock, actor="alice") as platform:
+        legacy = write_legacy(platform, tmp_path)
+        legacy_endpoint(platform)
+    base = ["--home", str(home), "--as", "alice"]
+    code, out, _ = cli(capsys, *base, "discover", "--unrecorded", "--json")
+    assert code == 0
+    assert {r["name"] for r in json.loads(out)} == {"churn", "churn:1", "churn:2", "churn-api"}
+    code, _, err = cli(capsys, *base, "adopt", "model", "churn", "--reason", "r", "--artifact", "x")
+    assert code != 0
+    assert "VERSION=PATH" in err
+    code, out, _ = cli(capsys, *base, "adopt", "model", "churn", "--reason", "inherited", "--json")
+    assert code == 0
+    adopted = json.loads(out)["adopted"]
+    assert [v["artifact_digest"] for v in adopted] == [legacy.digests[1], legacy.digests[2]]
+    code, out, _ = cli(capsys, *base, "adopt", "endpoint", "churn-api", "--reason", "inherited")
+    assert code == 0
+    assert "adopted endpoint" in out
+    assert "known-good" in out
+    code, out, _ = cli(capsys, *base, "discover", "--unrecorded", "--json")
+    assert (code, json.loads(out)) == (0, [])
