@@ -186,7 +186,7 @@ class MigrationService:
         run_id: str | None = None,
         dataset_ids: Sequence[str] = (),
         code_commit: str | None = None,
-        on_fetch: Callable[[BackendVersion], None] | None = None,
+        on_fetch: Callable[[BackendVersion, int, int], None] | None = None,
     ) -> ModelAdoption:
         """Record the cloud's versions of ``name`` that the store does not record yet (or only
         ``versions``), each bound to the digest of its bytes.
@@ -194,9 +194,10 @@ class MigrationService:
         ``artifacts`` supplies a version's bytes (version number -> file or directory) where the
         backend cannot read them back, or instead of reading them. ``run_id``, ``dataset_ids``
         and ``code_commit`` retrofit the versions' lineage: the adopter attests them, and the
-        audit event says so. ``on_fetch`` is called before each version's bytes are read.
+        audit event says so. ``on_fetch(version, index, total)`` is called before each version's
+        bytes are read (``index`` counts from 0), for progress output.
         """
-        from mintaka.platform import _enum, _parse
+        from mintaka.platform import _INSERT_VERSION, _enum, _parse
 
         platform = self.platform
         name = validate_model_name(name)
@@ -251,7 +252,11 @@ class MigrationService:
             ],
         )
 
-        fetched = [self._bytes_of(v, supplied.get(v.version), on_fetch) for v in todo]
+        fetched = []
+        for index, theirs in enumerate(todo):
+            if on_fetch is not None:
+                on_fetch(theirs, index, len(todo))
+            fetched.append(self._bytes_of(theirs, supplied.get(theirs.version)))
         stages = platform.supports(Capability.REGISTRY_STAGES)
         risk = risk_tier or (RiskTier(model_row[1]) if model_row is not None else RiskTier.MEDIUM)
         adopted: list[ModelVersion] = []
@@ -312,8 +317,6 @@ class MigrationService:
                         "at": now.isoformat(),
                     },
                 )
-                from mintaka.platform import _INSERT_VERSION
-
                 if not sql.run(_INSERT_VERSION, platform._version_row(record)):
                     continue
                 if record.tags:
@@ -382,16 +385,9 @@ class MigrationService:
         for path in supplied.values():
             manifest_of(path)  # a missing or empty artifact fails here, before any fetch
 
-    def _bytes_of(
-        self,
-        theirs: BackendVersion,
-        supplied: Path | None,
-        on_fetch: Callable[[BackendVersion], None] | None,
-    ) -> _Fetched:
+    def _bytes_of(self, theirs: BackendVersion, supplied: Path | None) -> _Fetched:
         """The version's bytes in the artifact store, from the adopter or read from the cloud."""
         platform = self.platform
-        if on_fetch is not None:
-            on_fetch(theirs)
         ref = f"{theirs.name}:{theirs.version}"
         if supplied is not None:
             stored = platform.artifacts.ingest(supplied)

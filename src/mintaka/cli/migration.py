@@ -113,8 +113,8 @@ def adopt_model(
     with progress:
         task = progress.add_task("adopt", total=None)
 
-        def fetching(_version: object) -> None:
-            progress.update(task, advance=1)
+        def fetching(_version: object, index: int, total: int) -> None:
+            progress.update(task, completed=index, total=total)
 
         adoption = plat.migration.adopt_model(
             name,
