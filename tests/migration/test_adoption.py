@@ -288,10 +288,25 @@ def test_cli_discovers_and_adopts(
     code, _, err = cli(capsys, *base, "adopt", "model", "churn", "--reason", "r", "--artifact", "x")
     assert code != 0
     assert "VERSION=PATH" in err
+    code, out, _ = cli(capsys, *base, "adopt", "model", "churn", "--reason", "r", "-v", "2")
+    assert code == 0
+    assert "adopted 1 version(s) of churn" in out
+    code, out, _ = cli(capsys, *base, "sync")
+    assert code == 1
+    assert "1 difference(s)" in out
+    assert "  mintaka adopt model churn\n" in out
+    code, out, _ = cli(capsys, *base, "sync", "--json")
+    assert code == 1
+    assert [(d["kind"], d["subject"]) for d in json.loads(out)] == [
+        ("version.unrecorded", "churn:1")
+    ]
     code, out, _ = cli(capsys, *base, "adopt", "model", "churn", "--reason", "inherited", "--json")
     assert code == 0
-    adopted = json.loads(out)["adopted"]
-    assert [v["artifact_digest"] for v in adopted] == [legacy.digests[1], legacy.digests[2]]
+    adopted = json.loads(out)
+    assert [v["artifact_digest"] for v in adopted["adopted"]] == [legacy.digests[1]]
+    assert adopted["already_recorded"] == [2]
+    code, out, _ = cli(capsys, *base, "sync", "--json")
+    assert (code, json.loads(out)) == (0, [])
     code, out, _ = cli(capsys, *base, "adopt", "endpoint", "churn-api", "--reason", "inherited")
     assert code == 0
     assert "adopted endpoint" in out

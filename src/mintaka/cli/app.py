@@ -58,6 +58,7 @@ app.add_typer(monitoring.monitor_app, name="monitor")
 app.add_typer(monitoring.tickets_app, name="tickets")
 governance.register(app)
 app.command("discover")(migration.discover)
+app.command("sync")(migration.sync)
 app.add_typer(migration.adopt_app, name="adopt")
 
 

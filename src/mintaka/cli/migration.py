@@ -1,5 +1,5 @@
-"""``mintaka discover`` and ``mintaka adopt ...``: bring what already runs in the cloud under
-management."""
+"""``mintaka discover``, ``mintaka sync`` and ``mintaka adopt ...``: compare the cloud with the
+store, and bring what already runs in the cloud under management."""
 
 from __future__ import annotations
 
@@ -63,6 +63,47 @@ def discover(
             for c in found
         ],
     )
+
+
+# What to do about each kind of difference sync reports.
+_NEXT_STEP = {
+    "version.unrecorded": "mintaka adopt model {model}",
+    "endpoint.traffic": "mintaka rollback {endpoint}, or record the change through Mintaka",
+    "version.approval": "mintaka approve {subject}",
+}
+
+
+def sync(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Compare the store's records with the cloud, changing neither; report and audit every
+    difference (exit 1 when there is one, for schedulers and CI)."""
+    found = platform(ctx).sync()
+    if as_json:
+        emit_json(found)
+    elif not found:
+        console.print("in step: the cloud matches the records")
+    else:
+        table(
+            f"{len(found)} difference(s)",
+            ["subject", "kind", "recorded", "in the cloud", "since"],
+            [(d.subject, d.kind, d.recorded, d.observed, d.detected_at) for d in found],
+        )
+        steps = []
+        for d in found:
+            hint = _NEXT_STEP.get(d.kind)
+            if hint:
+                steps.append(
+                    hint.format(
+                        model=d.subject.split("@", 1)[0].split(":", 1)[0],
+                        endpoint=d.subject.removeprefix("endpoint "),
+                        subject=d.subject,
+                    )
+                )
+        if steps:
+            console.print("next steps:")
+            for step in dict.fromkeys(steps):
+                console.print(f"  {step}", soft_wrap=True)
+    if found:
+        raise typer.Exit(1)
 
 
 def _artifacts(values: list[str]) -> dict[int, Path]:
