@@ -88,6 +88,7 @@ def test_lineage_audit_and_evidence(demo: tuple[Platform, DemoResult]) -> None:
     assert result.artifacts is not None
     assert result.artifacts.ok
     assert result.artifacts.checked == 2  # the two registered versions' bytes, re-hashed
+    assert result.differences == ()  # the local backend holds what the store records
     assert result.evidence is not None
     assert result.evidence.is_file()
     assert result.served > 1000

@@ -36,6 +36,7 @@ from mintaka.artifacts.inventory import verify as verify_artifacts
 from mintaka.clock import ManualClock
 from mintaka.demo_pipeline import FEATURES, LABEL, SEGMENT, credit_pipeline
 from mintaka.domain.audit import ChainReport
+from mintaka.domain.discovery import Difference
 from mintaka.domain.lineage import LineageGraph
 from mintaka.domain.monitoring import Alert, Ticket
 from mintaka.domain.pipelines import GateCheck
@@ -87,6 +88,7 @@ class DemoResult:
     evidence: Path | None = None
     evidence_gaps: int = 0
     already_ran: bool = False
+    differences: tuple[Difference, ...] | None = None  # sync against the backend, None: not run
     events: list[StepEvent] = field(default_factory=list)
 
     @property
@@ -360,4 +362,5 @@ def _report(
         evidence=exported.html_path,
         evidence_gaps=exported.gaps,
         already_ran=already_ran,
+        differences=tuple(platform.sync()),
     )

@@ -234,11 +234,16 @@ def _demo_summary(result: DemoResult) -> None:
         console.print(f"[green]artifacts verified[/]: {stored.checked} re-hashed")
     elif stored is not None:
         console.print(f"[red]artifacts failed[/]: {len(stored.findings)} missing or changed")
+    differences = result.differences
+    if differences == ():
+        console.print("[green]records match the backend[/]: sync found no difference")
+    elif differences is not None:
+        console.print(f"[red]sync found {len(differences)} difference(s)[/] (mintaka sync)")
     if result.audit.ok:
         console.print(f"[green]audit chain verified[/]: {result.audit.events} events")
     else:
         console.print(f"[red]audit chain broken at {result.audit.first_bad_seq}[/]")
-    if not result.audit.ok or (stored is not None and not stored.ok):
+    if not result.audit.ok or (stored is not None and not stored.ok) or differences:
         raise typer.Exit(1)
 
 
