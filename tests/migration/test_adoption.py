@@ -313,3 +313,23 @@ def test_cli_discovers_and_adopts(
     assert "known-good" in out
     code, out, _ = cli(capsys, *base, "discover", "--unrecorded", "--json")
     assert (code, json.loads(out)) == (0, [])
+
+
+def test_an_adopted_versions_evidence_pack_shows_the_adoption_and_its_gaps(
+    platform: Platform, legacy: Legacy
+) -> None:
+    from mintaka.governance.evidence import build_pack
+
+    platform.migration.adopt_model("churn", reason="inherited from the CRM team")
+    pack = build_pack(platform, "churn:2")
+    [adopted] = [e for e in pack["audit"]["events"] if e["action"] == "model.adopt"]
+    assert adopted["details"]["reason"] == "inherited from the CRM team"
+    # No run or data was attested: the pack says so instead of inventing lineage.
+    gaps = {r["control"] for r in pack["controls"]["results"] if r["status"] == "gap"}
+    lineage_controls = {
+        r["control"]
+        for r in pack["controls"]["results"]
+        if "training-data-lineage" in r["evidence_kinds"]
+    }
+    assert lineage_controls
+    assert lineage_controls <= gaps
