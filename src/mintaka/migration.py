@@ -306,17 +306,7 @@ class MigrationService:
                     backend=platform.backend.name,
                     backend_ids=dict(theirs.backend_ids),
                 )
-                sql.run(
-                    "INSERT INTO artifacts (digest, uri, size, files, created_at) "
-                    "VALUES (:digest, :uri, :size, :files, :at) ON CONFLICT DO NOTHING",
-                    {
-                        "digest": stored.digest,
-                        "uri": stored.uri,
-                        "size": stored.manifest.size,
-                        "files": len(stored.manifest.entries),
-                        "at": now.isoformat(),
-                    },
-                )
+                platform._record_artifact(sql, stored, now)
                 if not sql.run(_INSERT_VERSION, platform._version_row(record)):
                     continue
                 if record.tags:

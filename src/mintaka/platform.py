@@ -462,17 +462,7 @@ class Platform:
                         "at": now.isoformat(),
                     },
                 )
-            sql.run(
-                "INSERT INTO artifacts (digest, uri, size, files, created_at) "
-                "VALUES (:digest, :uri, :size, :files, :at) ON CONFLICT DO NOTHING",
-                {
-                    "digest": stored.digest,
-                    "uri": stored.uri,
-                    "size": manifest.size,
-                    "files": len(manifest.entries),
-                    "at": now.isoformat(),
-                },
-            )
+            self._record_artifact(sql, stored, now)
             # A version number the store already holds (the backend's state moved behind
             # Mintaka's back) hits the (name, version) unique key and inserts nothing.
             if not sql.run(_INSERT_VERSION, self._version_row(record)):
@@ -496,6 +486,21 @@ class Platform:
             )
         self._after_commit([event])
         return record
+
+    @staticmethod
+    def _record_artifact(sql: Sql, stored: StoredArtifact, at: datetime) -> None:
+        """The ``artifacts`` row of bytes a version is about to refer to (kept if there)."""
+        sql.run(
+            "INSERT INTO artifacts (digest, uri, size, files, created_at) "
+            "VALUES (:digest, :uri, :size, :files, :at) ON CONFLICT DO NOTHING",
+            {
+                "digest": stored.digest,
+                "uri": stored.uri,
+                "size": stored.manifest.size,
+                "files": len(stored.manifest.entries),
+                "at": at.isoformat(),
+            },
+        )
 
     def _artifact_steps(
         self, artifact: str | Path | StoredArtifact
