@@ -42,6 +42,7 @@ from mintaka.artifacts import StoredArtifact, manifest_of
 from mintaka.capabilities import Capability
 from mintaka.domain.base import JSONDict
 from mintaka.domain.discovery import ObservedModel, ResourceKind
+from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
 from mintaka.domain.names import (
     RESERVED_ALIASES,
     validate_endpoint_name,
@@ -110,6 +111,13 @@ class EndpointAdoption:
 class _Fetched:
     version: BackendVersion
     stored: StoredArtifact
+
+
+def _pipeline_run_node(run_id: str, backend: str) -> LineageNode:
+    """The node of a cloud pipeline run (written at submit; kept as it is when there)."""
+    return LineageNode(
+        kind=NodeKind.PIPELINE_RUN, key=run_id[:512], label=run_id, attrs={"backend": backend}
+    )
 
 
 def _recorded_versions(sql: Sql, name: str) -> set[int]:
@@ -186,6 +194,7 @@ class MigrationService:
         run_id: str | None = None,
         dataset_ids: Sequence[str] = (),
         code_commit: str | None = None,
+        pipeline_run_id: str | None = None,
         on_fetch: Callable[[BackendVersion, int, int], None] | None = None,
     ) -> ModelAdoption:
         """Record the cloud's versions of ``name`` that the store does not record yet (or only
@@ -194,8 +203,9 @@ class MigrationService:
         ``artifacts`` supplies a version's bytes (version number -> file or directory) where the
         backend cannot read them back, or instead of reading them. ``run_id``, ``dataset_ids``
         and ``code_commit`` retrofit the versions' lineage: the adopter attests them, and the
-        audit event says so. ``on_fetch(version, index, total)`` is called before each version's
-        bytes are read (``index`` counts from 0), for progress output.
+        audit event says so. ``pipeline_run_id`` names the cloud pipeline run that registered
+        them (a ``pipeline_run -> version`` lineage edge). ``on_fetch(version, index, total)`` is
+        called before each version's bytes are read (``index`` counts from 0), for progress.
         """
         from mintaka.platform import _INSERT_VERSION, _enum, _parse
 
@@ -207,6 +217,8 @@ class MigrationService:
         supplied = {validate_version(k): Path(v) for k, v in (artifacts or {}).items()}
         if code_commit is not None and not code_commit.strip():
             raise ValidationError("code commit must not be empty")
+        if pipeline_run_id is not None and not pipeline_run_id.strip():
+            raise ValidationError("pipeline run id must not be empty")
         observer = platform._area(Capability.SYNC, StateObserver)
         with platform.store.read() as conn:
             sql = Sql(conn)
@@ -321,6 +333,18 @@ class MigrationService:
                     run.dataset_ids if run is not None else (),
                     attrs={"adopted_by": platform.actor, "adopted_at": now.isoformat()},
                 )
+                if pipeline_run_id is not None:
+                    platform.lineage.add(
+                        conn,
+                        [_pipeline_run_node(pipeline_run_id, platform.backend.name)],
+                        [
+                            LineageEdge(
+                                src=f"{NodeKind.PIPELINE_RUN.value}:{pipeline_run_id[:512]}",
+                                dst=f"{NodeKind.MODEL_VERSION.value}:{record.id}",
+                                kind=EdgeKind.PRODUCED,
+                            )
+                        ],
+                    )
                 if recorded_decision is None:
                     recorded_decision = platform.governance.record(conn, decision)
                 events.append(
@@ -336,6 +360,7 @@ class MigrationService:
                         run_id=record.run_id,
                         datasets=list(record.dataset_ids),
                         code_commit=record.code_commit,
+                        pipeline_run=pipeline_run_id,
                         tier=record.risk_tier,
                         reason=reason,
                         decision=recorded_decision,

@@ -4,17 +4,22 @@ and stopped."""
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
+from pathlib import Path
 from typing import Any
 
 import pytest
-from mintaka_conformance.fakes.sagemaker import SageMakerFake
+from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_conformance.fakes.sagemaker.pipeline_definition import parse_definition
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.pipelines import REGISTER_ENTRYPOINT
 from sagemaker_testkit import BUCKET
 
 from mintaka import NotFound, Platform, ValidationError
+from mintaka.artifacts import manifest_of
+from mintaka.domain.lineage import NodeKind
 from mintaka.domain.pipelines import GateKind, PipelineSpec, PipelineStatus, StepSpec
 
 
@@ -357,3 +362,54 @@ def test_platform_pipelines_submit_runs_the_spec_on_sagemaker(
     assert run.parameters["refit"] == "false"
     assert [e.subject for e in platform.audit.events() if e.action == "pipeline.submit"] == [run.id]
     assert cloud.get_pipeline_run(run.id).steps[-1].name == "publish"
+
+
+def test_a_version_a_run_registered_is_adopted_when_its_status_is_read(
+    platform: Platform, fake: SageMakerFake, sm: Any, tmp_path: Path
+) -> None:
+    sm.create_model_package_group(ModelPackageGroupName="churn")
+    spec = retrain()
+    spec.parameters["model"] = "churn"
+    spec.steps.append(
+        StepSpec(
+            name="register",
+            entrypoint=REGISTER_ENTRYPOINT,
+            inputs={"name": "params.model", "model": "fit.model_dir"},
+            depends_on=["publish"],
+        )
+    )
+    fake.script_pipeline_execution("retrain", property_files=passing(), paced=False)
+    run = platform.pipelines.submit(spec, {})
+    register = run.steps[-1].outputs
+    assert (register["registered_model"], register["registered_version"]) == ("churn", 1)
+
+    # The fit step's model.tar.gz is not in S3 yet: the status is still reported.
+    early = platform.pipelines.status(run.id)
+    assert early.run.status is PipelineStatus.SUCCEEDED
+    assert early.adopted == ()
+    assert "churn:1" in early.problems[0]
+
+    weights = b"fitted-by-sagemaker"
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("model.joblib")
+        info.size = len(weights)
+        tar.addfile(info, io.BytesIO(weights))
+    execution = run.id.rsplit("/", 1)[-1]
+    make_client("s3").put_object(
+        Bucket=BUCKET,
+        Key=f"mintaka/pipelines/retrain/{execution}/fit/model.tar.gz",
+        Body=archive.getvalue(),
+    )
+    (tmp_path / "model.joblib").write_bytes(weights)
+
+    found = platform.pipelines.status(run.id)
+    [version] = found.adopted
+    assert (version.ref, version.artifact_digest) == (
+        "churn:1",
+        manifest_of(tmp_path / "model.joblib").digest,
+    )
+    upstream = platform.lineage_upstream("churn:1")
+    assert [n.key for n in upstream.nodes if n.kind is NodeKind.PIPELINE_RUN] == [run.id]
+    assert platform.pipelines.status(run.id).adopted == ()  # once
+    assert [d.subject for d in platform.sync() if d.subject.startswith("churn")] == []

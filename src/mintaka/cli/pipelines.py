@@ -243,3 +243,36 @@ def retire_superseded(
         console.print(f"retired {version.ref}")
     if not retired:
         console.print("nothing to retire")
+
+
+@app.command("status")
+def status(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(metavar="RUN_ID")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """A run submitted to the backend, as the backend reports it now. Model versions its steps
+    registered in the cloud are adopted, with lineage from the run. Exits 1 when the run failed
+    or a registered version could not be adopted."""
+    from mintaka.domain.pipelines import PipelineStatus
+
+    found = platform(ctx).pipelines.status(run_id)
+    run = found.run
+    if as_json:
+        emit_json(found)
+    else:
+        console.print(f"pipeline run [bold]{run.id}[/] on {run.backend}: {run.status.value}")
+        table(
+            "steps",
+            ["step", "status", "started", "ended", "failure"],
+            [
+                (s.name, s.status.value, s.started_at, s.ended_at, s.failure_reason or "")
+                for s in run.steps
+            ],
+        )
+        for version in found.adopted:
+            console.print(f"adopted {version.ref} ({version.artifact_digest[:19]})")
+        for problem in found.problems:
+            console.print(f"[red]{problem}[/]")
+    if run.status is PipelineStatus.FAILED or found.problems:
+        raise typer.Exit(1)

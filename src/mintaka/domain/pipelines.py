@@ -145,7 +145,16 @@ class PipelineStatus(StrEnum):
     STOPPED = "stopped"
 
 
+# A step that registered a model version in the cloud names it in its outputs under these keys,
+# so core can adopt the version (``platform.pipelines.status``).
+REGISTERED_MODEL = "registered_model"
+REGISTERED_VERSION = "registered_version"
+
+
 class StepRun(Record):
+    """One step of a pipeline run; ``outputs`` are what the step reported (a step that registered
+    a model version in the cloud gives ``registered_model`` and ``registered_version``)."""
+
     name: str
     status: PipelineStatus
     started_at: AwareDatetime | None = None

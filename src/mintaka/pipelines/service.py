@@ -34,6 +34,14 @@ Trigger = Literal["manual", "event", "drift", "performance", "schedule"]
 _EVERY = re.compile(r"^(\d+)([mhd])$")
 
 
+class SubmittedRun(BaseModel):
+    """A run on the backend, and the versions it registered that were adopted just now."""
+
+    run: PipelineRun
+    adopted: tuple[ModelVersion, ...] = ()
+    problems: tuple[str, ...] = ()  # registered versions that could not be adopted, and why
+
+
 def parse_every(text: str) -> timedelta:
     match = _EVERY.match(text.strip())
     if match is None:
@@ -165,6 +173,36 @@ class PipelineService:
             )
         self.platform._after_commit([event])
         return run
+
+    def status(self, run_id: str) -> SubmittedRun:
+        """A submitted run as the backend reports it now; the model versions its steps
+        registered in the cloud are adopted (bytes read back and digested, lineage from the
+        pipeline run), once, so the store records them as it records a local registration. A
+        version that cannot be adopted yet is named in ``problems``; asking again retries it."""
+        from mintaka.domain.pipelines import REGISTERED_MODEL, REGISTERED_VERSION
+        from mintaka.interfaces import PipelineExecution
+
+        backend = self.platform._area(Capability.PIPELINES, PipelineExecution)
+        run = backend.get_pipeline_run(run_id)
+        adopted: list[ModelVersion] = []
+        problems: list[str] = []
+        for step in run.steps:
+            model = step.outputs.get(REGISTERED_MODEL)
+            number = step.outputs.get(REGISTERED_VERSION)
+            if not isinstance(model, str) or not isinstance(number, int):
+                continue
+            try:
+                adoption = self.platform.migration.adopt_model(
+                    model,
+                    versions=[number],
+                    reason=f"registered by pipeline run {run.id} (step {step.name})",
+                    pipeline_run_id=run.id,
+                )
+            except MintakaError as exc:  # the run's state is still worth reporting
+                problems.append(f"{model}:{number} (step {step.name}) not adopted: {exc}")
+                continue
+            adopted.extend(adoption.adopted)
+        return SubmittedRun(run=run, adopted=tuple(adopted), problems=tuple(problems))
 
     # -- retraining -----------------------------------------------------------------------------
 

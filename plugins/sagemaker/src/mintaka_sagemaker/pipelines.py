@@ -38,6 +38,8 @@ from datetime import datetime
 from typing import Any
 
 from mintaka.domain.pipelines import (
+    REGISTERED_MODEL,
+    REGISTERED_VERSION,
     GateOutcome,
     NativePipeline,
     PipelineRun,
@@ -541,7 +543,7 @@ class SageMakerPipelines(AwsCalls):
                     backend_ids[f"step:{name}"] = str(arn)
             registered = (metadata.get("RegisterModel") or {}).get("Arn")
             if registered:
-                run["outputs"] = {"model_package_arn": str(registered)}
+                run["outputs"] = {"model_package_arn": str(registered), **_package_of(registered)}
             elif status is PipelineStatus.SUCCEEDED and metadata.get("ProcessingJob"):
                 run["outputs"] = self._uploaded_outputs(pipeline, execution, name)
             runs[name] = run
@@ -586,3 +588,12 @@ class SageMakerPipelines(AwsCalls):
         except Conflict:
             if self._run_status(run_id) not in TERMINAL:
                 raise
+
+
+def _package_of(arn: str) -> dict[str, Any]:
+    """``registered_model`` / ``registered_version`` from a versioned model package's ARN
+    (``...:model-package/<group>/<version>``); nothing when the ARN has another form."""
+    group, _, number = arn.rpartition(":model-package/")[2].rpartition("/")
+    if not group or not number.isdigit():
+        return {}
+    return {REGISTERED_MODEL: group, REGISTERED_VERSION: int(number)}
