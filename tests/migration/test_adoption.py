@@ -333,3 +333,33 @@ def test_an_adopted_versions_evidence_pack_shows_the_adoption_and_its_gaps(
     }
     assert lineage_controls
     assert lineage_controls <= gaps
+
+
+@pytest.mark.parametrize(
+    ("kind", "subject", "recorded", "step"),
+    [
+        ("version.unrecorded", "churn:3", None, "mintaka adopt model churn"),
+        ("alias", "churn@champion", 2, "mintaka models alias churn:2 champion"),
+        ("alias", "churn@shadow", None, None),  # only in the cloud: nothing to put back
+        ("version.tags", "churn:1", {}, None),
+    ],
+)
+def test_sync_names_the_command_that_settles_a_difference(
+    kind: str, subject: str, recorded: object, step: str | None
+) -> None:
+    from datetime import UTC, datetime
+
+    from mintaka.cli.migration import _next_step
+    from mintaka.domain.discovery import Difference
+
+    found = _next_step(
+        Difference(
+            kind=kind,
+            subject=subject,
+            recorded=recorded,  # type: ignore[arg-type]
+            observed=None,
+            detected_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
+    )
+    assert (found or "").startswith(step or "")
+    assert (found is None) == (step is None)

@@ -3,6 +3,7 @@ store, and bring what already runs in the cloud under management."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,7 @@ import typer
 
 from mintaka.cli.output import console, emit_json, err_console, progress_bar, table
 from mintaka.cli.state import platform
+from mintaka.domain.discovery import Difference
 from mintaka.errors import ValidationError
 
 adopt_app = typer.Typer(
@@ -70,7 +72,32 @@ _NEXT_STEP = {
     "version.unrecorded": "mintaka adopt model {model}",
     "endpoint.traffic": "mintaka rollback {endpoint}, or record the change through Mintaka",
     "version.approval": "mintaka approve {subject}",
+    "alias": "mintaka models alias {model}:{recorded} {alias} (puts the recorded one back)",
 }
+
+
+def _shown(value: object) -> str:
+    """A recorded or observed value as compact JSON (``None``: nothing on that side)."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
+
+
+def _next_step(difference: Difference) -> str | None:
+    """What to run about ``difference``, where one command settles it."""
+    hint = _NEXT_STEP.get(difference.kind)
+    if hint is None or (difference.kind == "alias" and difference.recorded is None):
+        return None
+    subject = difference.subject
+    return hint.format(
+        model=subject.split("@", 1)[0].split(":", 1)[0],
+        alias=subject.partition("@")[2],
+        recorded=difference.recorded,
+        endpoint=subject.removeprefix("endpoint "),
+        subject=subject,
+    )
 
 
 def sync(ctx: typer.Context, as_json: JsonOpt = False) -> None:
@@ -85,19 +112,12 @@ def sync(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         table(
             f"{len(found)} difference(s)",
             ["subject", "kind", "recorded", "in the cloud", "since"],
-            [(d.subject, d.kind, d.recorded, d.observed, d.detected_at) for d in found],
+            [
+                (d.subject, d.kind, _shown(d.recorded), _shown(d.observed), d.detected_at)
+                for d in found
+            ],
         )
-        steps = []
-        for d in found:
-            hint = _NEXT_STEP.get(d.kind)
-            if hint:
-                steps.append(
-                    hint.format(
-                        model=d.subject.split("@", 1)[0].split(":", 1)[0],
-                        endpoint=d.subject.removeprefix("endpoint "),
-                        subject=d.subject,
-                    )
-                )
+        steps = [step for step in map(_next_step, found) if step]
         if steps:
             console.print("next steps:")
             for step in dict.fromkeys(steps):
