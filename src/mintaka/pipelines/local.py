@@ -41,7 +41,7 @@ from mintaka.domain.pipelines import (
     StepSpec,
 )
 from mintaka.domain.runs import RunStatus
-from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError
+from mintaka.errors import Conflict, GateFailed, MintakaError, NotFound, ValidationError
 from mintaka.files import write_atomic
 from mintaka.pipelines.contract import StepContext, StepContract, check_spec
 from mintaka.provenance import code_commit, environment
@@ -126,14 +126,18 @@ class LocalExecutor:
         trigger: str = "manual",
         reason: str = "",
         model: str | None = None,
+        run_id: str | None = None,
     ) -> PipelineRun:
-        """Check the pipeline's wiring, then run it; raises GateFailed / PipelineFailed."""
+        """Check the pipeline's wiring, then run it; raises GateFailed / PipelineFailed.
+        ``run_id`` is the id a backend already gave the run (a submitted run), else a new one."""
         unknown = sorted(set(parameters or {}) - set(spec.parameters))
         if unknown:
             raise ValidationError(f"pipeline {spec.name!r} declares no parameters {unknown}")
         merged: dict[str, Any] = {**spec.parameters, **dict(parameters or {})}
         contracts = check_spec(spec, merged)
-        run_id = self.platform.ids.new("prun")
+        run_id = run_id or self.platform.ids.new("prun")
+        if (self.root / "runs" / f"{run_id}.json").exists():
+            raise Conflict(f"pipeline run {run_id!r} already exists")
         state = RunState(
             spec=spec,
             parameters=merged,
