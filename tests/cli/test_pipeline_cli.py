@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,51 @@ def test_bind_and_retrain_with_a_reason(
     code, out, _ = cli(capsys, *home, "retrain", "--due")
     assert code == 0
     assert out == ""
+
+
+def test_detach_submits_to_a_local_worker_and_status_follows_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
+) -> None:
+    from mintaka import Platform
+    from mintaka.domain.pipelines import PipelineStatus
+    from mintaka.local.backend import LocalBackend
+
+    home = ["--home", str(tmp_path / "h")]
+    # In the foreground by default (this also fills the cache the detached run reads).
+    code, out, err = cli(capsys, *home, "pipeline", "run", str(spec), "--inline", "-p", "n=3")
+    assert code == 0, err
+    assert "produce: ok" in out
+    code, _, err = cli(capsys, *home, "pipeline", "run", str(spec), "--detach", "--inline")
+    assert code == 1
+    assert "--detach submits the run" in err
+    code, _, err = cli(capsys, *home, "pipeline", "run", str(spec), "--detach", "-p", "m=1")
+    assert code == 1
+    assert "declares no parameters ['m']" in err
+    code, out, err = cli(capsys, *home, "pipeline", "run", str(spec), "--detach", "-p", "n=3")
+    assert code == 0, err
+    assert "to local: pending" in out
+    run_id = out.split("mintaka pipeline status ")[1].split()[0]
+    with Platform(tmp_path / "h") as plat:
+        backend = plat.backend
+        assert isinstance(backend, LocalBackend)
+        try:
+            deadline = time.monotonic() + 60
+            while backend.get_pipeline_run(run_id).status in (
+                PipelineStatus.PENDING,
+                PipelineStatus.RUNNING,
+            ):
+                assert time.monotonic() < deadline, "the detached run never ended"
+                time.sleep(0.02)
+        finally:
+            backend.stop_pipeline_run(run_id)  # no worker outlives the test
+    code, out, _ = cli(capsys, *home, "pipeline", "status", run_id, "--json")
+    assert code == 0
+    found = json.loads(out)["run"]
+    assert (found["status"], found["parameters"]) == ("succeeded", {"n": "3", "limit": "10.0"})
+    code, out, _ = cli(capsys, *home, "pipeline", "show", run_id)
+    assert "value: 6 (limit 10)" in out
+    code, out, _ = cli(capsys, *home, "pipeline", "runs", "--json")
+    assert [r["id"] for r in json.loads(out)][-1] == run_id
 
 
 def test_compile_on_the_local_backend(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 from mintaka_conformance import (
@@ -48,7 +49,19 @@ class TestLocalLineage(LocalFixtures, AbstractLineageTests): ...
 class TestLocalServing(LocalFixtures, AbstractServingTests): ...
 
 
-class TestLocalPipelines(LocalFixtures, AbstractPipelineTests): ...
+class TestLocalPipelines(LocalFixtures, AbstractPipelineTests):
+    @pytest.fixture
+    def hold_pipeline_run(self, cloud: Any) -> Callable[[str], None]:
+        """The next run of the pipeline waits before its first step until stopped."""
+        hold: Callable[[str], None] = cloud.hold_next_run
+        return hold
+
+    @pytest.fixture(autouse=True)
+    def _no_worker_outlives_the_test(self, cloud: Any) -> Iterator[None]:
+        """A submitted run's worker is detached: stop every run the test left behind."""
+        yield
+        for run in cloud.list_pipeline_runs():
+            cloud.stop_pipeline_run(run.id)
 
 
 class TestLocalMonitoring(LocalFixtures, AbstractMonitoringTests): ...

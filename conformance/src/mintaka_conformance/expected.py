@@ -56,6 +56,7 @@ EXPECTED: Mapping[str, Expectation] = {
                 C.SERVING_BATCH,
                 C.MONITORING_CAPTURE,
                 C.MONITORING_METRICS,
+                C.PIPELINES,
             }
         )
     ),

@@ -80,19 +80,31 @@ def run(
     local: Annotated[
         bool, typer.Option("--local", help="Run here even when the backend runs pipelines.")
     ] = False,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach", help="Submit the run to the backend and return (local: a worker process)."
+        ),
+    ] = False,
 ) -> None:
     """Run a pipeline: on the backend when it runs pipelines (SageMaker Pipelines, Databricks
-    Jobs), else on this machine, each computing step in its own sub-process."""
+    Jobs), else on this machine in the foreground, each computing step in its own sub-process.
+    With --detach the local backend runs it in a worker process of its own."""
     from mintaka.capabilities import Capability
+    from mintaka.local.pipelines import LocalPipelines
     from mintaka.pipelines.service import load_spec
 
+    if detach and (local or inline):
+        raise ValidationError("--detach submits the run; --local and --inline run it here")
     loaded = load_spec(spec)
     plat = platform(ctx)
-    if plat.supports(Capability.PIPELINES) and not local:
+    here = isinstance(plat.backend, LocalPipelines)  # this machine is the backend
+    if detach or (plat.supports(Capability.PIPELINES) and not local and not here):
         submitted = plat.pipelines.submit(loaded, _parameters(param))
         console.print(
             f"submitted [bold]{submitted.id}[/] to {submitted.backend}: {submitted.status.value}"
         )
+        console.print(f"follow it with: mintaka pipeline status {submitted.id}")
         return
     isolation = "inline" if inline else "process"
     _run_with_bar(

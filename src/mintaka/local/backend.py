@@ -51,6 +51,7 @@ from mintaka.interfaces import (
     VersionDeletion,
 )
 from mintaka.local.fetch import LocalArtifactFetch
+from mintaka.local.pipelines import LocalPipelines
 from mintaka.local.registry_db import (
     import_registry_file,
     local_aliases,
@@ -72,6 +73,7 @@ class LocalSettings(BackendSettings):
 
 class LocalBackend(
     LocalServing,
+    LocalPipelines,
     Backend,
     ModelRegistry,
     StoreResidentRegistry,
@@ -106,6 +108,7 @@ class LocalBackend(
             Capability.SERVING_BATCH,
             Capability.MONITORING_CAPTURE,
             Capability.MONITORING_METRICS,
+            Capability.PIPELINES,
         }
     )
     settings_model = LocalSettings

@@ -1,0 +1,163 @@
+"""The local backend's pipelines: a submitted run carried out by a detached worker process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from mintaka import Platform
+from mintaka.domain.pipelines import NativePipeline, PipelineRun, PipelineSpec, PipelineStatus
+from mintaka.domain.pipelines import StepSpec as Step
+from mintaka.errors import NotFound, ValidationError
+from mintaka.local.backend import LocalBackend
+from mintaka.local.pipelines import WorkerProcess, alive, start_marker
+
+ENDED = {PipelineStatus.SUCCEEDED, PipelineStatus.FAILED, PipelineStatus.STOPPED}
+
+
+def waiting_pipeline() -> PipelineSpec:
+    return PipelineSpec(
+        name="wait-once",
+        parameters={"folder": ""},
+        steps=[
+            Step(
+                name="wait",
+                entrypoint="detached_steps:wait_for_release",
+                inputs={"folder": "params.folder"},
+            )
+        ],
+    )
+
+
+def until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` (a worker takes about a second to start) with tiny sleeps."""
+    deadline = time.monotonic() + 60
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def local(platform: Platform) -> Iterator[LocalBackend]:
+    backend = platform.backend
+    assert isinstance(backend, LocalBackend)
+    yield backend
+    for run in backend.list_pipeline_runs():  # no worker outlives the test
+        backend.stop_pipeline_run(run.id)
+
+
+def ended(local: LocalBackend, run_id: str) -> PipelineRun:
+    found: list[PipelineRun] = []
+
+    def check() -> bool:
+        found[:] = [local.get_pipeline_run(run_id)]
+        return found[0].status in ENDED
+
+    until(check, f"run {run_id} to end")
+    return found[0]
+
+
+def test_a_held_run_runs_when_released_and_reads_back_succeeded(
+    platform: Platform, local: LocalBackend, tmp_path: Path
+) -> None:
+    local.hold_next_run("wait-once")
+    run = platform.pipelines.submit(waiting_pipeline(), {"folder": str(tmp_path)})
+    assert run.status is PipelineStatus.PENDING
+    assert run.parameters == {"folder": str(tmp_path)}
+    assert run.started_at == platform.clock.now()  # not started yet: the submission time
+    until(lambda: local.get_pipeline_run(run.id).status is PipelineStatus.RUNNING, "the worker")
+    assert [s.status for s in local.get_pipeline_run(run.id).steps] == [PipelineStatus.PENDING]
+    assert not (tmp_path / "started").exists()  # held before its first step
+
+    local.release_pipeline_run(run.id)
+    until((tmp_path / "started").exists, "the step to start")
+    (tmp_path / "release").write_text("")
+    done = ended(local, run.id)
+    assert done.status is PipelineStatus.SUCCEEDED, done.failure_reason
+    assert done.parameters == {"folder": str(tmp_path)}
+    assert done.ended_at is not None
+    assert done.ended_at >= done.started_at
+    assert [(s.name, s.status, s.outputs) for s in done.steps] == [
+        ("wait", PipelineStatus.SUCCEEDED, {"waited": True})
+    ]
+    # The worker ran the local executor under the submitted id, with its lineage and audit.
+    assert platform.pipelines.get(run.id).run.status is PipelineStatus.SUCCEEDED
+    actions = [e.action for e in platform.audit.events() if e.subject == run.id]
+    assert actions == ["pipeline.submit", "pipeline.start", "pipeline.link", "pipeline.succeeded"]
+    assert platform.lineage.node(f"pipeline_run:{run.id}").attrs["pipeline"] == "wait-once"
+
+    local.stop_pipeline_run(run.id)  # an ended run: nothing changes
+    assert local.get_pipeline_run(run.id) == done
+
+
+def test_stopping_a_run_in_a_step_ends_the_step_and_records_it_stopped(
+    platform: Platform, local: LocalBackend, tmp_path: Path
+) -> None:
+    run = platform.pipelines.submit(waiting_pipeline(), {"folder": str(tmp_path)})
+    until((tmp_path / "started").exists, "the step to start")
+    step_process = WorkerProcess(pid=int((tmp_path / "started").read_text()))
+    local.stop_pipeline_run(run.id)
+    stopped = local.get_pipeline_run(run.id)
+    assert stopped.status is PipelineStatus.STOPPED
+    assert [s.status for s in stopped.steps] == [PipelineStatus.STOPPED]
+    assert not alive(step_process)
+    assert platform.pipelines.get(run.id).run.status is PipelineStatus.STOPPED
+    assert "pipeline.stopped" in [e.action for e in platform.audit.events() if e.subject == run.id]
+
+
+def test_a_worker_that_died_without_recording_an_end_reads_back_failed(
+    local: LocalBackend,
+) -> None:
+    spec = waiting_pipeline()
+    local.hold_next_run(spec.name)
+    run = local.submit(local.compile(spec), {})
+    os.killpg(int(run.backend_ids["pid"]), signal.SIGKILL)
+    failed = ended(local, run.id)
+    assert failed.status is PipelineStatus.FAILED
+    assert failed.failure_reason is not None
+    assert "ended without recording how the run ended" in failed.failure_reason
+    assert local.get_pipeline_run(run.id) == failed  # settled once, not re-decided per read
+
+
+def test_a_run_whose_steps_do_not_fit_reads_back_failed_with_the_reason(
+    local: LocalBackend,
+) -> None:
+    spec = PipelineSpec(
+        name="untyped", steps=[Step(name="loose", entrypoint="pipeline_steps:untyped")]
+    )
+    failed = ended(local, local.submit(local.compile(spec), {}).id)
+    assert failed.status is PipelineStatus.FAILED
+    assert failed.failure_reason is not None
+    assert "must be annotated" in failed.failure_reason
+
+
+def test_bad_input_is_refused_before_any_worker_starts(local: LocalBackend) -> None:
+    spec = waiting_pipeline()
+    native = local.compile(spec)
+    with pytest.raises(ValidationError, match="declares no parameters"):
+        local.submit(native, {"nope": "1"})
+    with pytest.raises(ValidationError, match="not strings"):
+        local.submit(native, {"folder": 3})  # type: ignore[dict-item]
+    with pytest.raises(ValidationError, match="format"):
+        local.submit(native.model_copy(update={"format": "sagemaker-pipeline/1"}), {})
+    with pytest.raises(ValidationError, match="carries the definition"):
+        local.submit(native.model_copy(update={"pipeline": "other"}), {})
+    with pytest.raises(ValidationError):
+        local.submit(NativePipeline(pipeline="x", format=native.format, definition={}), {})
+    assert local.list_pipeline_runs() == []
+    with pytest.raises(NotFound):
+        local.get_pipeline_run("../../etc")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="start markers come from /proc")
+def test_a_pid_another_process_took_is_not_the_worker() -> None:
+    me = os.getpid()
+    assert alive(WorkerProcess(pid=me, start=start_marker(me)))
+    assert not alive(WorkerProcess(pid=me, start="a-process-started-at-another-time"))
