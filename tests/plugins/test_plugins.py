@@ -4,13 +4,14 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
 import pytest
 
 from mintaka import Backend, Capability, Platform, PluginError, UnsupportedCapability, hookimpl
-from mintaka.interfaces import ModelAliases
+from mintaka.interfaces import Emulation, ModelAliases
 from mintaka.local.backend import LocalBackend
 from mintaka.plugins import BackendRegistry, PluginManager
 
@@ -100,6 +101,7 @@ def test_a_backend_must_implement_what_it_declares() -> None:
         capabilities: ClassVar[frozenset[Capability]] = LocalBackend.capabilities | {
             Capability.SERVING_NATIVE_ROLLOUT
         }
+        emulated: ClassVar[Mapping[Capability, Emulation]] = {}  # claimed as native
 
     with pytest.raises(PluginError, match=r"serving\.native_rollout needs NativeRollout"):
         BackendRegistry().add(Liar)

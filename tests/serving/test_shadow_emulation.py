@@ -19,10 +19,11 @@ class MirroredLocal(LocalBackend):
 
     name = "mirrored"
     emulated: ClassVar[dict[Capability, Emulation]] = {
+        **LocalBackend.emulated,
         Capability.SERVING_SHADOW: Emulation(
             how="core copies requests sent through Mintaka to the shadow route",
             limits="requests that bypass Mintaka are not mirrored",
-        )
+        ),
     }
 
 

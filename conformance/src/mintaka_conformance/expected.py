@@ -58,7 +58,9 @@ EXPECTED: Mapping[str, Expectation] = {
                 C.MONITORING_METRICS,
                 C.PIPELINES,
             }
-        )
+        ),
+        # Core's rollout controller walks the plan on the inference server's routes.
+        emulated=frozenset({C.SERVING_NATIVE_ROLLOUT}),
     ),
     # Model package groups / packages; ModelApprovalStatus; production and shadow variants;
     # BlueGreenUpdatePolicy with alarm rollback; data capture, Model Monitor, CloudWatch; Pipelines;

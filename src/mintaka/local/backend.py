@@ -41,6 +41,7 @@ from mintaka.interfaces import (
     BackendContext,
     BackendSettings,
     Discovery,
+    Emulation,
     ModelAliases,
     ModelRegistry,
     ModelStages,
@@ -109,8 +110,18 @@ class LocalBackend(
             Capability.MONITORING_CAPTURE,
             Capability.MONITORING_METRICS,
             Capability.PIPELINES,
+            Capability.SERVING_NATIVE_ROLLOUT,
         }
     )
+    emulated: ClassVar[Mapping[Capability, Emulation]] = {
+        Capability.SERVING_NATIVE_ROLLOUT: Emulation(
+            how="core's rollout controller walks the plan's steps on the inference server's "
+            "weighted routes, checks the SLA from the prediction log after each bake, and "
+            "rolls back to the known-good traffic on a breach",
+            limits="the rollout runs in the process that started it (mintaka rollout); no "
+            "rollout goes on while Mintaka is not running",
+        ),
+    }
     settings_model = LocalSettings
 
     def __init__(self, settings: BackendSettings, context: BackendContext) -> None:
