@@ -46,6 +46,7 @@ EXPECTED: Mapping[str, Expectation] = {
                 C.REGISTRY_STAGES,
                 C.REGISTRY_APPROVAL,
                 C.REGISTRY_DELETE,
+                C.REGISTRY_FETCH,
                 C.RUNS,
                 C.DISCOVERY,
                 C.SYNC,
@@ -64,13 +65,15 @@ EXPECTED: Mapping[str, Expectation] = {
     ),
     # Model package groups / packages; ModelApprovalStatus; production and shadow variants;
     # BlueGreenUpdatePolicy with alarm rollback; data capture, Model Monitor, CloudWatch; Pipelines;
-    # lineage entities. No aliases or stages: kept in tags / CustomerMetadataProperties.
+    # lineage entities; model data in S3 (read back to adopt a package). No aliases or stages:
+    # kept in tags / CustomerMetadataProperties.
     "sagemaker": Expectation(
         native=_REGISTRY_BASICS
         | _SERVING_BASICS
         | {
             C.REGISTRY_APPROVAL,
             C.REGISTRY_DELETE,
+            C.REGISTRY_FETCH,
             C.SERVING_SHADOW,
             C.SERVING_NATIVE_ROLLOUT,
             C.MONITORING_CAPTURE,
