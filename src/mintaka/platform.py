@@ -206,7 +206,11 @@ class Platform:
         return entry.cls(
             settings,
             BackendContext(
-                home=self.home, clock=self.clock, ids=self.ids, store_url=self.store.url
+                home=self.home,
+                clock=self.clock,
+                ids=self.ids,
+                store_url=self.store.url,
+                actor=lambda: self.actor,
             ),
         )
 

@@ -91,6 +91,7 @@ def test_a_held_run_runs_when_released_and_reads_back_succeeded(
     assert platform.pipelines.get(run.id).run.status is PipelineStatus.SUCCEEDED
     actions = [e.action for e in platform.audit.events() if e.subject == run.id]
     assert actions == ["pipeline.submit", "pipeline.start", "pipeline.link", "pipeline.succeeded"]
+    assert {e.actor for e in platform.audit.events() if e.subject == run.id} == {"alice"}
     assert platform.lineage.node(f"pipeline_run:{run.id}").attrs["pipeline"] == "wait-once"
 
     local.stop_pipeline_run(run.id)  # an ended run: nothing changes

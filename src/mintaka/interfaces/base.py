@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -40,13 +40,16 @@ class BackendContext:
     """What core hands a backend: where it may keep local files, the injected clock and ids.
 
     ``store_url`` is the control-plane store's URL; only the local backend, whose data plane
-    writes the prediction log there, uses it.
+    writes the prediction log there, uses it. ``actor`` names the acting identity, for a backend
+    that starts work which records its own audit events (the local backend's pipeline worker),
+    so that work is audited under the identity that asked for it.
     """
 
     home: Path
     clock: Clock = field(default_factory=SystemClock)
     ids: IdFactory = field(default_factory=IdFactory)
     store_url: str | None = None
+    actor: Callable[[], str] | None = None
 
 
 class Backend(ABC):

@@ -293,6 +293,8 @@ class LocalPipelines(PipelineExecution):
         if self.context.store_url is not None:
             # The store's URL may hold a password: it goes through the environment, not a file.
             env["MINTAKA_STORE_URL"] = self.context.store_url
+        if self.context.actor is not None:  # the run is audited under whoever submitted it
+            env["MINTAKA_ACTOR"] = self.context.actor()
         command = [sys.executable, "-m", "mintaka.local.pipeline_worker", str(folder)]
         try:
             with open(folder / LOG, "ab") as log:
