@@ -162,3 +162,15 @@ def test_a_pid_another_process_took_is_not_the_worker() -> None:
     me = os.getpid()
     assert alive(WorkerProcess(pid=me, start=start_marker(me)))
     assert not alive(WorkerProcess(pid=me, start="a-process-started-at-another-time"))
+
+
+def test_the_conformance_pipeline_runs_to_the_end(local: LocalBackend) -> None:
+    from mintaka_conformance.suite.pipelines import two_step_pipeline
+
+    run = local.submit(local.compile(two_step_pipeline()), {"max_depth": "7"})
+    done = ended(local, run.id)
+    assert done.status is PipelineStatus.SUCCEEDED, done.failure_reason
+    assert [(s.name, s.status) for s in done.steps] == [
+        ("train", PipelineStatus.SUCCEEDED),
+        ("evaluate", PipelineStatus.SUCCEEDED),
+    ]
