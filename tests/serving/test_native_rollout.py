@@ -14,7 +14,7 @@ from mintaka.domain.serving import RolloutStrategy, TrafficPlan, TrafficStep
 from mintaka.rollout import native
 
 
-def test_the_local_backend_has_no_native_rollout(
+def test_the_local_backend_emulates_native_rollout_with_cores_controller(
     platform: Platform, make_artifact: MakeArtifact, capsys: pytest.CaptureFixture[str]
 ) -> None:
     platform.register_model("credit", make_artifact(b"v1"))
@@ -27,9 +27,9 @@ def test_the_local_backend_has_no_native_rollout(
         steps=[TrafficStep(weights={"blue": 0, "green": 100})],
     )
     history = platform.serving.deployment_history("scoring")
-    with pytest.raises(UnsupportedCapability, match=r"serving\.native_rollout"):
+    with pytest.raises(UnsupportedCapability, match=r"serving\.native_rollout \(emulated"):
         native.start(platform, plan)
-    with pytest.raises(UnsupportedCapability, match=r"serving\.native_rollout"):
+    with pytest.raises(UnsupportedCapability, match=r"serving\.native_rollout \(emulated"):
         native.status(platform, "scoring", "any")
     assert platform.serving.deployment_history("scoring") == history  # nothing recorded
 
