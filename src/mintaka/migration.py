@@ -43,6 +43,7 @@ from mintaka.capabilities import Capability
 from mintaka.domain.base import JSONDict
 from mintaka.domain.discovery import ObservedModel, ResourceKind
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
+from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.names import (
     RESERVED_ALIASES,
     validate_endpoint_name,
@@ -62,7 +63,13 @@ from mintaka.domain.serving import Endpoint, EndpointStatus, RolloutStrategy
 from mintaka.errors import Conflict, NotFound, UnsupportedCapability, ValidationError
 from mintaka.governance.gate import TrafficChange, traffic_controls
 from mintaka.governance.service import Control
-from mintaka.interfaces import ArtifactFetch, Discovery, Serving, StateObserver
+from mintaka.interfaces import (
+    ArtifactFetch,
+    CaptureSource,
+    Discovery,
+    Serving,
+    StateObserver,
+)
 from mintaka.store.engine import Sql
 from mintaka.store.schema import endpoints, model_aliases, model_versions, models
 
@@ -486,18 +493,30 @@ class MigrationService:
 
     # -- endpoints ------------------------------------------------------------------------------
 
-    def adopt_endpoint(self, name: str, *, reason: str) -> EndpointAdoption:
+    def adopt_endpoint(
+        self, name: str, *, reason: str, capture: CaptureConfig | None = None
+    ) -> EndpointAdoption:
         """Record the live endpoint ``name`` and its current traffic as its first deployment.
 
         Every route must serve a version the store records (adopt the model first). The traffic
-        gate is evaluated and recorded, not enforced: the traffic is already live.
+        gate is evaluated and recorded, not enforced: the traffic is already live. ``capture``
+        also turns the cloud's request/response capture on (``Capability.MONITORING_CAPTURE``),
+        so monitors get the endpoint's traffic: the one change adoption makes to the cloud, and
+        only when asked (on SageMaker it deploys a new endpoint config). It is audited as
+        ``endpoint.capture``, and applied to an endpoint already recorded as well.
         """
         platform = self.platform
         name = validate_endpoint_name(name)
         reason = _reason(reason)
+        capturer = (
+            None
+            if capture is None
+            else platform._area(Capability.MONITORING_CAPTURE, CaptureSource)
+        )
         with platform.store.read() as conn:
             known = conn.execute(select(endpoints.c.name).where(endpoints.c.name == name)).first()
         if known is not None:
+            self._capture(name, capturer, capture)
             return EndpointAdoption(platform.serving.get_endpoint(name), False, False, ())
         cloud = platform._area(Capability.SERVING, Serving).get_endpoint(name)
         versions: dict[str, ModelVersion] = {}
@@ -558,10 +577,24 @@ class MigrationService:
                     known_good=decision.allowed,
                 )
         platform._after_commit(events)
+        self._capture(name, capturer, capture)
         endpoint = platform.serving.get_endpoint(name)
         if adopted_meanwhile:
             return EndpointAdoption(endpoint, False, False, ())
         return EndpointAdoption(endpoint, True, decision.allowed, decision.unmet)
+
+    def _capture(
+        self, name: str, capturer: CaptureSource | None, config: CaptureConfig | None
+    ) -> None:
+        if capturer is None or config is None:
+            return
+        capturer.configure_capture(name, config)
+        platform = self.platform
+        with platform.store.write() as conn:
+            event = platform._audit(
+                conn, "endpoint.capture", name, capture=config.model_dump(mode="json")
+            )
+        platform._after_commit([event])
 
 
 __all__ = [

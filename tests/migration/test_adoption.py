@@ -307,10 +307,38 @@ def test_cli_discovers_and_adopts(
     assert adopted["already_recorded"] == [2]
     code, out, _ = cli(capsys, *base, "sync", "--json")
     assert (code, json.loads(out)) == (0, [])
-    code, out, _ = cli(capsys, *base, "adopt", "endpoint", "churn-api", "--reason", "inherited")
+    spec = tmp_path / "monitor.toml"
+    spec.write_text(
+        'endpoint = "other-api"\nmodel = "churn"\n\n[[signals]]\nname = "errors"\n'
+        'kind = "telemetry"\nmetric = "error_rate"\nthreshold = 0.05\nwindow = "15m"\n'
+        'owner = "oncall"\n'
+    )
+    code, _, err = cli(
+        capsys, *base, "adopt", "endpoint", "churn-api", "--reason", "r", "--monitor", str(spec)
+    )
+    assert code == 1
+    assert "watches 'other-api'" in err  # refused before anything is adopted
+    spec.write_text(spec.read_text().replace("other-api", "churn-api"))
+    code, out, _ = cli(
+        capsys,
+        *base,
+        *("adopt", "endpoint", "churn-api", "--reason", "inherited"),
+        *("--monitor", str(spec), "--capture", "--capture-sample", "25"),
+    )
     assert code == 0
     assert "adopted endpoint" in out
     assert "known-good" in out
+    assert "request capture is on for churn-api (25% of requests)" in out
+    with Platform(home, clock=clock, actor="alice") as platform:
+        [monitor] = platform.monitoring.monitors()
+        assert monitor.endpoint == "churn-api"
+        capture = platform.backend.transactions.read  # type: ignore[attr-defined]
+        with capture() as conn:
+            stored = conn.exec_driver_sql(
+                "SELECT capture FROM local_endpoints WHERE name = 'churn-api'"
+            ).scalar()
+        assert json.loads(stored)["sample_percent"] == 25
+        assert [s for s, _ in audited(platform, "endpoint.capture")] == ["churn-api"]
     code, out, _ = cli(capsys, *base, "discover", "--unrecorded", "--json")
     assert (code, json.loads(out)) == (0, [])
 
@@ -363,3 +391,31 @@ def test_sync_names_the_command_that_settles_a_difference(
     )
     assert (found or "").startswith(step or "")
     assert (found is None) == (step is None)
+
+
+def test_capture_is_turned_on_only_when_asked_and_also_for_an_adopted_endpoint(
+    platform: Platform, legacy: Legacy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.domain.monitoring import CaptureConfig
+
+    calls: list[tuple[str, int]] = []
+    backend = type(platform.backend)
+    monkeypatch.setattr(
+        backend,
+        "configure_capture",
+        lambda _self, endpoint, config: calls.append((endpoint, config.sample_percent)),
+    )
+    legacy_endpoint(platform)
+    platform.migration.adopt_model("churn", reason="inherited")
+    platform.migration.adopt_endpoint("churn-api", reason="inherited")
+    assert calls == []  # adoption alone changes nothing in the cloud
+    again = platform.migration.adopt_endpoint(
+        "churn-api", reason="watch it", capture=CaptureConfig(sample_percent=10)
+    )
+    assert not again.adopted
+    assert calls == [("churn-api", 10)]
+    monkeypatch.setattr(
+        backend, "capabilities", backend.capabilities - {Capability.MONITORING_CAPTURE}
+    )
+    with pytest.raises(UnsupportedCapability, match=r"monitoring\.capture"):
+        platform.migration.adopt_endpoint("churn-api", reason="r", capture=CaptureConfig())

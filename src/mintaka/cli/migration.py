@@ -227,6 +227,17 @@ def adopt_endpoint(
         Path | None,
         typer.Option(help="A monitor spec (TOML) to attach once the endpoint is adopted."),
     ] = None,
+    capture: Annotated[
+        bool,
+        typer.Option(
+            "--capture",
+            help="Also turn the cloud's request capture on, so monitors see the traffic "
+            "(changes the live endpoint).",
+        ),
+    ] = False,
+    sample: Annotated[
+        int, typer.Option("--capture-sample", min=1, max=100, help="Percent of requests.")
+    ] = 100,
     as_json: JsonOpt = False,
 ) -> None:
     """Record a live endpoint whose routes serve recorded versions, with its traffic as its
@@ -237,7 +248,11 @@ def adopt_endpoint(
     spec = read_monitor_spec(monitor) if monitor is not None else None
     if spec is not None and spec.endpoint != name:
         raise ValidationError(f"{monitor}: the monitor watches {spec.endpoint!r}, not {name!r}")
-    adoption = plat.migration.adopt_endpoint(name, reason=reason)
+    from mintaka.domain.monitoring import CaptureConfig
+
+    adoption = plat.migration.adopt_endpoint(
+        name, reason=reason, capture=CaptureConfig(sample_percent=sample) if capture else None
+    )
     monitor_id = plat.monitoring.add_monitor(spec) if spec is not None else None
     if as_json:
         emit_json(
@@ -257,6 +272,8 @@ def adopt_endpoint(
         console.print(f"adopted endpoint [bold]{endpoint.name}[/]: {weights}; {state}")
     else:
         console.print(f"endpoint {endpoint.name} is already recorded: {weights}")
+    if capture:
+        console.print(f"request capture is on for {endpoint.name} ({sample}% of requests)")
     if monitor_id is not None:
         console.print(f"monitor {monitor_id} watches {endpoint.name}")
     _findings(adoption.findings)
