@@ -227,3 +227,24 @@ def test_sync_reports_nothing_new_for_the_imported_versions(
         assert platform.sync() == [seen]
         audited = [e for e in platform.audit.events() if e.action == DIFFERENCE_ACTION]
         assert [e.subject for e in audited] == [seen.subject]
+
+
+def test_a_file_another_process_has_open_is_not_imported_until_it_closes(
+    old_home: Path, clock: ManualClock
+) -> None:
+    legacy = old_home / "local" / "registry.db"
+    before_file = _rows(legacy)
+    # An older Mintaka still running against the home: its connection is idle but open.
+    holder = sqlite3.connect(legacy)
+    holder.execute("SELECT count(*) FROM local_versions").fetchone()
+    try:
+        with pytest.raises(StoreError, match="open in another process"):
+            _open(old_home, clock)
+        assert "registry.db" in _kept(old_home)  # not renamed
+        assert not any(_rows(old_home / "store.db").values())  # nothing imported
+    finally:
+        holder.close()
+    assert _rows(legacy) == before_file
+    with _open(old_home, clock) as platform:
+        assert [v.version for v in platform.backend.list_versions("m")] == [1, 2]  # type: ignore[attr-defined]
+    assert _kept(old_home) == [KEPT]

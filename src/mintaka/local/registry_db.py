@@ -138,18 +138,21 @@ def import_registry_file(transactions: Transactions, path: Path, now: datetime) 
     content refuses the import (``Conflict``), as does a file whose tables have columns this
     schema lacks or lack a required one (``StoreError``); either leaves both databases as they
     were. The transaction takes the store's write lock first (``BEGIN IMMEDIATE``), so of two
-    processes opening the same home the second finds the rows, or the file gone. Returns where
-    the file is kept, or None when another process retired it first.
+    processes opening the same home the second finds the rows, or the file gone. The file is
+    held exclusively while it is read and its rows inserted, and a file another process has open
+    (an older Mintaka still running) refuses the import with ``StoreError`` and changes nothing.
+    Returns where the file is kept, or None when another process retired it first.
     """
     with transactions.write() as conn:
         old = _open_existing(path)
         if old is None:
             return None
         try:
+            _lock_out_other_processes(old, path)
             found = _read_tables(old, path)
+            imported = _insert_missing(Sql(conn), found, path)
         finally:
             old.close()  # closing the last connection checkpoints the file's WAL into it
-        imported = _insert_missing(Sql(conn), found, path)
     kept = _retire(path, now)
     if kept is not None:
         log.info(
@@ -174,11 +177,33 @@ def _open_existing(path: Path) -> sqlite3.Connection | None:
     return conn
 
 
+def _lock_out_other_processes(old: sqlite3.Connection, path: Path) -> None:
+    """Hold the file exclusively until ``old`` closes, or refuse with ``StoreError`` when
+    another connection has it open: an older Mintaka still running against this home would go
+    on writing registrations into the file after it is renamed aside, and they would be lost to
+    the store. In WAL mode (how Mintaka opens it) every open connection holds a lock that makes
+    this fail, idle or not; a connection in rollback-journal mode is seen only while it reads or
+    writes."""
+    try:
+        old.execute("PRAGMA busy_timeout=2000")
+        old.execute("PRAGMA locking_mode=EXCLUSIVE")
+        old.execute("BEGIN EXCLUSIVE")
+    except sqlite3.OperationalError as exc:
+        if "locked" not in str(exc) and "busy" not in str(exc):
+            raise StoreError(f"cannot open the local registry file {path}: {exc}") from exc
+        raise StoreError(
+            f"the local registry file {path} is open in another process (an older Mintaka "
+            "still running against this home?): stop it, then open the home again to import "
+            "the file; nothing was imported"
+        ) from exc
+
+
 def _read_tables(old: sqlite3.Connection, path: Path) -> list[_OldRows]:
     """Every table of this schema that ``old`` holds, read in one snapshot."""
     found: list[_OldRows] = []
     try:
-        old.execute("BEGIN")
+        if not old.in_transaction:
+            old.execute("BEGIN")
         names = {
             row[0] for row in old.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
         }
