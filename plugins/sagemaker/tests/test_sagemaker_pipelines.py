@@ -297,9 +297,9 @@ def test_a_slower_paced_run_ends_a_step_every_few_reads(
         fake.script_pipeline_execution("retrain", reads_per_step=0)
 
 
-def test_a_registration_step_creates_a_version_awaiting_approval(
-    cloud: SageMakerBackend, fake: SageMakerFake, sm: Any
-) -> None:
+def retrain_and_register(sm: Any, fake: SageMakerFake) -> PipelineSpec:
+    """``retrain`` with a last step registering the fitted model in group ``churn`` (made here),
+    scripted to pass."""
     sm.create_model_package_group(ModelPackageGroupName="churn")
     spec = retrain()
     spec.parameters["model"] = "churn"
@@ -312,6 +312,13 @@ def test_a_registration_step_creates_a_version_awaiting_approval(
         )
     )
     fake.script_pipeline_execution("retrain", property_files=passing(), paced=False)
+    return spec
+
+
+def test_a_registration_step_creates_a_version_awaiting_approval(
+    cloud: SageMakerBackend, fake: SageMakerFake, sm: Any
+) -> None:
+    spec = retrain_and_register(sm, fake)
     run = cloud.submit(cloud.compile(spec), {})
     assert run.status is PipelineStatus.SUCCEEDED
     register = run.steps[-1]
@@ -367,18 +374,7 @@ def test_platform_pipelines_submit_runs_the_spec_on_sagemaker(
 def test_a_version_a_run_registered_is_adopted_when_its_status_is_read(
     platform: Platform, fake: SageMakerFake, sm: Any, tmp_path: Path
 ) -> None:
-    sm.create_model_package_group(ModelPackageGroupName="churn")
-    spec = retrain()
-    spec.parameters["model"] = "churn"
-    spec.steps.append(
-        StepSpec(
-            name="register",
-            entrypoint=REGISTER_ENTRYPOINT,
-            inputs={"name": "params.model", "model": "fit.model_dir"},
-            depends_on=["publish"],
-        )
-    )
-    fake.script_pipeline_execution("retrain", property_files=passing(), paced=False)
+    spec = retrain_and_register(sm, fake)
     run = platform.pipelines.submit(spec, {})
     register = run.steps[-1].outputs
     assert (register["registered_model"], register["registered_version"]) == ("churn", 1)
