@@ -386,13 +386,13 @@ def sync_models(platform: Platform) -> list[Difference]:
         managed = {model.name for model in recorded} | {
             ENDPOINT_SUBJECT + e.name for e in platform.serving.list_endpoints()
         }
-        gone = {key: v for key, v in still_open.items() if _model_of(key[1]) in managed}
+        gone = {key: v for key, v in still_open.items() if subject_of(key[1]) in managed}
         events.extend(_resolve(platform, conn, gone))
     platform._after_commit(events)
     return reported
 
 
-def _model_of(subject: str) -> str:
+def subject_of(subject: str) -> str:
     """The managed thing a difference is about: a model name, or ``endpoint NAME``."""
     if subject.startswith(ENDPOINT_SUBJECT):
         return subject
@@ -415,6 +415,7 @@ def _resolve(
 
 __all__ = [
     "DIFFERENCE_ACTION",
+    "ENDPOINT_SUBJECT",
     "RESOLVED_ACTION",
     "DifferenceKind",
     "RecordedModel",
@@ -422,6 +423,7 @@ __all__ = [
     "compare",
     "open_differences",
     "recorded_models",
+    "subject_of",
     "sync_models",
     "with_projected_approvals",
 ]

@@ -13,6 +13,7 @@ from mintaka.cli.output import console, emit_json, err_console, progress_bar, ta
 from mintaka.cli.state import platform
 from mintaka.domain.discovery import Difference
 from mintaka.errors import ValidationError
+from mintaka.sync import ENDPOINT_SUBJECT, DifferenceKind, subject_of
 
 adopt_app = typer.Typer(
     help="Adopt models and endpoints that were created outside Mintaka.", no_args_is_help=True
@@ -68,11 +69,12 @@ def discover(
 
 
 # What to do about each kind of difference sync reports.
-_NEXT_STEP = {
-    "version.unrecorded": "mintaka adopt model {model}",
-    "endpoint.traffic": "mintaka rollback {endpoint}, or record the change through Mintaka",
-    "version.approval": "mintaka approve {subject}",
-    "alias": "mintaka models alias {model}:{recorded} {alias} (puts the recorded one back)",
+_NEXT_STEP: dict[str, str] = {
+    DifferenceKind.VERSION_UNRECORDED: "mintaka adopt model {model}",
+    DifferenceKind.TRAFFIC: "mintaka rollback {endpoint}, or record the change through Mintaka",
+    DifferenceKind.APPROVAL: "mintaka approve {subject}",
+    DifferenceKind.ALIAS: "mintaka models alias {model}:{recorded} {alias} (puts the recorded "
+    "one back)",
 }
 
 
@@ -88,14 +90,14 @@ def _shown(value: object) -> str:
 def _next_step(difference: Difference) -> str | None:
     """What to run about ``difference``, where one command settles it."""
     hint = _NEXT_STEP.get(difference.kind)
-    if hint is None or (difference.kind == "alias" and difference.recorded is None):
+    if hint is None or (difference.kind == DifferenceKind.ALIAS and difference.recorded is None):
         return None
     subject = difference.subject
     return hint.format(
-        model=subject.split("@", 1)[0].split(":", 1)[0],
+        model=subject_of(subject),
         alias=subject.partition("@")[2],
         recorded=difference.recorded,
-        endpoint=subject.removeprefix("endpoint "),
+        endpoint=subject.removeprefix(ENDPOINT_SUBJECT),
         subject=subject,
     )
 
