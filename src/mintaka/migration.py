@@ -284,18 +284,7 @@ class MigrationService:
             sql = Sql(conn)
             now = platform._now()
             if model_row is None:
-                sql.run(
-                    "INSERT INTO models (name, owner, risk_tier, description, backend, "
-                    "created_at) VALUES (:name, :owner, :tier, '', :backend, :at) "
-                    "ON CONFLICT DO NOTHING",
-                    {
-                        "name": name,
-                        "owner": owner_name,
-                        "tier": risk.value,
-                        "backend": platform.backend.name,
-                        "at": now.isoformat(),
-                    },
-                )
+                platform._record_model(sql, name, owner_name, risk, "", now)
             taken = _recorded_versions(sql, name)
             recorded_decision: dict[str, Any] | None = None
             for item in fetched:
@@ -341,17 +330,13 @@ class MigrationService:
                     attrs={"adopted_by": platform.actor, "adopted_at": now.isoformat()},
                 )
                 if pipeline_run_id is not None:
-                    platform.lineage.add(
-                        conn,
-                        [_pipeline_run_node(pipeline_run_id, platform.backend.name)],
-                        [
-                            LineageEdge(
-                                src=f"{NodeKind.PIPELINE_RUN.value}:{pipeline_run_id[:512]}",
-                                dst=f"{NodeKind.MODEL_VERSION.value}:{record.id}",
-                                kind=EdgeKind.PRODUCED,
-                            )
-                        ],
+                    node = _pipeline_run_node(pipeline_run_id, platform.backend.name)
+                    produced = LineageEdge(
+                        src=node.id,
+                        dst=f"{NodeKind.MODEL_VERSION.value}:{record.id}",
+                        kind=EdgeKind.PRODUCED,
                     )
+                    platform.lineage.add(conn, [node], [produced])
                 if recorded_decision is None:
                     recorded_decision = platform.governance.record(conn, decision)
                 events.append(
@@ -551,18 +536,13 @@ class MigrationService:
                 events: list[AuditEvent] = []
             else:
                 adopted_meanwhile = False
-                conn.execute(
-                    endpoints.insert().values(
-                        name=name,
-                        backend=platform.backend.name,
-                        status=EndpointStatus.IN_SERVICE.value if killed else cloud.status.value,
-                        routes=[r.model_dump(mode="json") for r in cloud.routes],
-                        traffic=cloud.traffic.model_dump(mode="json"),
-                        killed=int(killed),
-                        created_at=now.isoformat(),
-                        updated_at=now.isoformat(),
-                        backend_ids=dict(cloud.backend_ids),
-                    )
+                platform.serving._insert_endpoint(
+                    conn,
+                    cloud.model_copy(
+                        update={"status": EndpointStatus.IN_SERVICE} if killed else {}
+                    ),
+                    killed=killed,
+                    at=now,
                 )
                 events = platform.serving._record_deployment(
                     conn,

@@ -453,19 +453,7 @@ class Platform:
             )
             sql = Sql(conn)
             if model_row is None:
-                sql.run(
-                    "INSERT INTO models (name, owner, risk_tier, description, backend, created_at) "
-                    "VALUES (:name, :owner, :tier, :description, :backend, :at) "
-                    "ON CONFLICT DO NOTHING",
-                    {
-                        "name": name,
-                        "owner": record.owner,
-                        "tier": record.risk_tier.value,
-                        "description": description,
-                        "backend": self.backend.name,
-                        "at": now.isoformat(),
-                    },
-                )
+                self._record_model(sql, name, record.owner, record.risk_tier, description, now)
             self._record_artifact(sql, stored, now)
             # A version number the store already holds (the backend's state moved behind
             # Mintaka's back) hits the (name, version) unique key and inserts nothing.
@@ -490,6 +478,24 @@ class Platform:
             )
         self._after_commit([event])
         return record
+
+    def _record_model(
+        self, sql: Sql, name: str, owner: str, tier: RiskTier, description: str, at: datetime
+    ) -> None:
+        """The ``models`` row of a model its first version creates (kept if there)."""
+        sql.run(
+            "INSERT INTO models (name, owner, risk_tier, description, backend, created_at) "
+            "VALUES (:name, :owner, :tier, :description, :backend, :at) "
+            "ON CONFLICT DO NOTHING",
+            {
+                "name": name,
+                "owner": owner,
+                "tier": tier.value,
+                "description": description,
+                "backend": self.backend.name,
+                "at": at.isoformat(),
+            },
+        )
 
     @staticmethod
     def _record_artifact(sql: Sql, stored: StoredArtifact, at: datetime) -> None:

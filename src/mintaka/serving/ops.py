@@ -134,18 +134,11 @@ class ServingService:
         created = serving.create_endpoint(name, routes, traffic)
         now = self.platform._now()
         with self.platform.store.write() as conn:
-            conn.execute(
-                endpoints.insert().values(
-                    name=name,
-                    backend=self.platform.backend.name,
-                    status=created.status.value,
-                    routes=[r.model_dump(mode="json") for r in routes],
-                    traffic=traffic.model_dump(mode="json"),
-                    killed=0,
-                    created_at=now.isoformat(),
-                    updated_at=now.isoformat(),
-                    backend_ids=created.backend_ids,
-                )
+            self._insert_endpoint(
+                conn,
+                created.model_copy(update={"name": name, "routes": routes, "traffic": traffic}),
+                killed=False,
+                at=now,
             )
             events = self._record_deployment(
                 conn,
@@ -679,6 +672,25 @@ class ServingService:
         if action == "endpoint.unkill":
             checks += governance.unkill_controls(versions)
         return governance.decide(action, endpoint, checks)
+
+    def _insert_endpoint(
+        self, conn: Connection, endpoint: Endpoint, *, killed: bool, at: datetime
+    ) -> None:
+        """The ``endpoints`` row of a new endpoint (its routes, traffic, status and the
+        backend's ids, as ``endpoint`` has them); its first deployment is recorded apart."""
+        conn.execute(
+            endpoints.insert().values(
+                name=endpoint.name,
+                backend=self.platform.backend.name,
+                status=endpoint.status.value,
+                routes=[r.model_dump(mode="json") for r in endpoint.routes],
+                traffic=endpoint.traffic.model_dump(mode="json"),
+                killed=int(killed),
+                created_at=at.isoformat(),
+                updated_at=at.isoformat(),
+                backend_ids=dict(endpoint.backend_ids),
+            )
+        )
 
     def _record_deployment(
         self,
