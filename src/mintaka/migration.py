@@ -54,6 +54,7 @@ from mintaka.domain.names import (
 from mintaka.domain.registry import (
     ApprovalStatus,
     BackendVersion,
+    Flavor,
     ModelVersion,
     RiskTier,
     Signature,
@@ -61,6 +62,7 @@ from mintaka.domain.registry import (
 )
 from mintaka.domain.serving import Endpoint, EndpointStatus, RolloutStrategy
 from mintaka.errors import Conflict, NotFound, UnsupportedCapability, ValidationError
+from mintaka.flavors.loader import detect_flavor
 from mintaka.governance.gate import TrafficChange, traffic_controls
 from mintaka.governance.service import Control
 from mintaka.interfaces import (
@@ -202,6 +204,7 @@ class MigrationService:
         dataset_ids: Sequence[str] = (),
         code_commit: str | None = None,
         pipeline_run_id: str | None = None,
+        flavor: Flavor | str | None = None,
         on_fetch: Callable[[BackendVersion, int, int], None] | None = None,
     ) -> ModelAdoption:
         """Record the cloud's versions of ``name`` that the store does not record yet (or only
@@ -211,7 +214,9 @@ class MigrationService:
         backend cannot read them back, or instead of reading them. ``run_id``, ``dataset_ids``
         and ``code_commit`` retrofit the versions' lineage: the adopter attests them, and the
         audit event says so. ``pipeline_run_id`` names the cloud pipeline run that registered
-        them (a ``pipeline_run -> version`` lineage edge). ``on_fetch(version, index, total)`` is
+        them (a ``pipeline_run -> version`` lineage edge). ``flavor`` says how the bytes are
+        loaded for serving; by default it is read from them (``model.skops``: sklearn,
+        ``pyfunc.json``: pyfunc, anything else opaque). ``on_fetch(version, index, total)`` is
         called before each version's bytes are read (``index`` counts from 0), for progress.
         """
         from mintaka.platform import _INSERT_VERSION, _enum, _parse
@@ -220,6 +225,7 @@ class MigrationService:
         name = validate_model_name(name)
         reason = _reason(reason)
         risk_tier = None if tier is None else _enum(RiskTier, tier, "risk tier")
+        given_flavor = None if flavor is None else _enum(Flavor, flavor, "flavor")
         wanted = None if versions is None else sorted({validate_version(v) for v in versions})
         supplied = {validate_version(k): Path(v) for k, v in (artifacts or {}).items()}
         if code_commit is not None and not code_commit.strip():
@@ -302,6 +308,7 @@ class MigrationService:
                     version=theirs.version,
                     artifact_uri=stored.uri,
                     artifact_digest=stored.digest,
+                    flavor=given_flavor or detect_flavor(stored.content),
                     signature=Signature(),
                     tags=dict(theirs.tags),
                     owner=owner_name,
@@ -346,6 +353,7 @@ class MigrationService:
                         record.ref,
                         id=record.id,
                         digest=record.artifact_digest,
+                        flavor=record.flavor,
                         source=theirs.artifact_uri,
                         backend_ids=dict(theirs.backend_ids),
                         bytes_from="adopter" if theirs.version in supplied else "cloud",

@@ -184,6 +184,11 @@ def nothing_recorded(platform: Platform) -> bool:
         ),
         (lambda p: p.migration.adopt_model("churn", reason="r", tier="huge"), ValidationError, ""),
         (
+            lambda p: p.migration.adopt_model("churn", reason="r", flavor="onnx"),
+            ValidationError,
+            "onnx",
+        ),
+        (
             lambda p: p.migration.adopt_model("churn", reason="r", run_id="run-nope"),
             NotFound,
             "run-nope",
@@ -419,3 +424,39 @@ def test_capture_is_turned_on_only_when_asked_and_also_for_an_adopted_endpoint(
     )
     with pytest.raises(UnsupportedCapability, match=r"monitoring\.capture"):
         platform.migration.adopt_endpoint("churn-api", reason="r", capture=CaptureConfig())
+
+
+def test_the_flavor_is_read_from_the_bytes_unless_given(
+    platform: Platform, legacy: Legacy, tmp_path: Path
+) -> None:
+    from mintaka.domain.registry import Flavor, VersionRequest
+    from mintaka.flavors.loader import PYFUNC_FILE, detect_flavor
+
+    skops = tmp_path / "skops"
+    skops.mkdir()
+    (skops / "model.skops").write_bytes(b"PK")
+    pyfunc = tmp_path / "pyfunc"
+    pyfunc.mkdir()
+    (pyfunc / PYFUNC_FILE).write_text('{"function": "m:f"}')
+    assert [detect_flavor(p) for p in (skops, pyfunc, legacy.sources[2])] == [
+        Flavor.SKLEARN,
+        Flavor.PYFUNC,
+        Flavor.OPAQUE,
+    ]
+    for source in (skops, pyfunc):  # versions 3 and 4, made through the backend's own API
+        platform.backend.create_version(  # type: ignore[attr-defined]
+            VersionRequest(
+                name="churn",
+                artifact_path=str(source),
+                artifact_digest=manifest_of(source).digest,
+                mintaka_id="",
+                idempotency_key=f"legacy-{source.name}",
+            )
+        )
+    unmanaged = {c.name: c.managed for c in platform.migration.discover()}
+    assert (unmanaged["churn:3"], unmanaged["churn:4"]) == (False, False)
+    adoption = platform.migration.adopt_model("churn", reason="inherited", versions=[1, 3, 4])
+    assert [v.flavor for v in adoption.adopted] == [Flavor.OPAQUE, Flavor.SKLEARN, Flavor.PYFUNC]
+    assert audited(platform, "model.adopt")[1][1]["flavor"] == "sklearn"
+    forced = platform.migration.adopt_model("churn", reason="inherited", flavor="opaque")
+    assert [(v.version, v.flavor) for v in forced.adopted] == [(2, Flavor.OPAQUE)]

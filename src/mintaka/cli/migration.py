@@ -166,6 +166,10 @@ def adopt_model(
     code_commit: Annotated[
         str | None, typer.Option("--code-commit", help="The commit of the training code.")
     ] = None,
+    flavor: Annotated[
+        str | None,
+        typer.Option(help="sklearn, pyfunc or opaque [default: read from the bytes]."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record the cloud's versions of NAME that Mintaka does not record yet, each bound to the
@@ -189,6 +193,7 @@ def adopt_model(
             run_id=run,
             dataset_ids=dataset or (),
             code_commit=code_commit,
+            flavor=flavor,
             on_fetch=fetching,
         )
     if as_json:
@@ -206,11 +211,12 @@ def adopt_model(
         return
     table(
         f"adopted {len(adoption.adopted)} version(s) of {name}",
-        ["version", "digest", "tags", "aliases"],
+        ["version", "digest", "flavor", "tags", "aliases"],
         [
             (
                 v.ref,
                 v.artifact_digest[:19],
+                v.flavor.value,
                 ", ".join(f"{k}={val}" for k, val in sorted(v.tags.items())),
                 ", ".join(v.aliases),
             )

@@ -105,7 +105,7 @@ class VersionRequest(Record):
     metrics: dict[str, float] = Field(default_factory=dict)
     tags: dict[str, str] = Field(default_factory=dict)
     description: str = ""
-    mintaka_id: str
+    mintaka_id: str  # the local backend records an empty one as none: not made by Mintaka
     idempotency_key: str
 
     _validate_tags = field_validator("tags")(_check_tags)

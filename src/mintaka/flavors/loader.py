@@ -48,6 +48,18 @@ def pickle_files(content: Path) -> list[str]:
     return found
 
 
+def detect_flavor(content: Path) -> Flavor:
+    """The flavor an artifact's files show: ``sklearn`` for a ``model.skops`` at the top,
+    ``pyfunc`` for a ``pyfunc.json``, else ``opaque`` (stored and governed, never served)."""
+    from mintaka.flavors.sklearn import FILENAME as SKOPS_FILE
+
+    if (content / SKOPS_FILE).is_file():
+        return Flavor.SKLEARN
+    if (content / PYFUNC_FILE).is_file():
+        return Flavor.PYFUNC
+    return Flavor.OPAQUE
+
+
 @dataclass(frozen=True)
 class Predictor:
     """A loaded model: ``predict`` maps a batch of row dicts to one output per row."""

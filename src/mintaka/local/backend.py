@@ -217,7 +217,7 @@ class LocalBackend(
                 "flavor": request.flavor.value,
                 "metrics": json.dumps(dict(request.metrics)),
                 "description": request.description,
-                "mintaka_id": request.mintaka_id,
+                "mintaka_id": request.mintaka_id or None,  # empty: not made by Mintaka
                 "key": request.idempotency_key,
                 "at": self._now(),
             },
@@ -242,7 +242,7 @@ class LocalBackend(
             tags=dict(request.tags),
             stage=None,
             approval=None,
-            mintaka_id=request.mintaka_id,
+            mintaka_id=request.mintaka_id or None,
             backend_ids={"model": request.name, "version": str(number)},
             extra={},
         )
