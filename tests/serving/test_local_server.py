@@ -268,3 +268,48 @@ def test_a_traffic_change_is_in_force_when_the_call_returns(served: Served) -> N
     plat.serving.deploy("scoring", "credit:2", route="green")
     plat.serving.set_traffic("scoring", {"green": 100})
     assert post(server, {"inputs": row(0)}).json()["route"] == "green"
+
+
+def test_an_endpoint_made_outside_mintaka_is_served_once_adopted(
+    served: Served, tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    from serving_kit import sklearn_artifact
+
+    from mintaka.artifacts import manifest_of
+    from mintaka.domain.registry import Flavor, VersionRequest
+    from mintaka.domain.serving import Route, TrafficMap
+
+    plat, server = served
+    legacy = sklearn_artifact(tmp_path, 0.5)
+    backend = plat.backend
+    backend.ensure_model("legacy", "")  # type: ignore[attr-defined]
+    backend.create_version(  # type: ignore[attr-defined]
+        VersionRequest(
+            name="legacy",
+            artifact_path=str(legacy),
+            artifact_digest=manifest_of(legacy).digest,
+            flavor=Flavor.SKLEARN,
+            mintaka_id="",
+            idempotency_key="legacy-1",
+        )
+    )
+    url = f"{server.url}/endpoints/legacy-api/invocations"
+    with caplog.at_level(logging.WARNING, logger="mintaka.local.server"):
+        backend.create_endpoint(  # type: ignore[attr-defined]
+            "legacy-api",
+            [Route(name="live", model="legacy", version=1)],
+            TrafficMap(weights={"live": 100}),
+        )
+        for _ in range(3):  # the server serves nothing Mintaka does not record
+            assert HTTP.post(url, json={"inputs": row(0)}).status_code == 404
+        time.sleep(0.05)  # a few polls of the server, which retry the endpoint
+    warned = [r.getMessage() for r in caplog.records if "legacy-api" in r.getMessage()]
+    assert len(warned) == 1  # said once, not at every retry
+    assert "mintaka adopt" in warned[0]
+    plat.migration.adopt_model("legacy", reason="served before Mintaka")
+    plat.migration.adopt_endpoint("legacy-api", reason="served before Mintaka")
+    answer = HTTP.post(url, json={"inputs": row(0)})  # no reload asked: the request retries it
+    assert answer.status_code == 200
+    assert (answer.json()["model"], answer.json()["version"]) == ("legacy", 1)

@@ -39,7 +39,7 @@ from starlette.routing import Route as HttpRoute
 
 from mintaka.domain.registry import ModelVersion
 from mintaka.domain.serving import Route, TrafficMap
-from mintaka.errors import MintakaError, ValidationError
+from mintaka.errors import MintakaError, NotFound, ValidationError
 from mintaka.flavors.loader import Predictor, load_predictor
 from mintaka.local.registry_db import local_endpoints
 from mintaka.local.serving import SERVER_FILE
@@ -108,6 +108,9 @@ class InferenceServer:
         self._predictors: dict[str, Predictor] = {}
         self._reload_lock = threading.Lock()
         self._seen_version: tuple[int, int] = (-1, -1)
+        # Endpoints whose configuration could not be loaded, by the config version that failed:
+        # tried again at every look (a model recorded since, e.g. by adoption, makes it load).
+        self._unloaded: dict[str, int] = {}
         self.predlog = PredictionLog(
             platform.store, spill=platform.home / "predictions-spill.jsonl"
         )
@@ -182,11 +185,12 @@ class InferenceServer:
         """Re-read endpoint configuration if any endpoint changed since the last look."""
         with self._reload_lock:
             marker = self._config_marker()
-            if marker == self._seen_version and not force:
+            if marker == self._seen_version and not force and not self._unloaded:
                 return
             with self.backend.engine.connect() as conn, conn.begin():
                 rows = conn.execute(select(local_endpoints)).all()
             fresh: dict[str, EndpointRuntime] = {}
+            unloaded: dict[str, int] = {}
             for row in rows:
                 current = self.endpoints.get(row.name)
                 if current is not None and current.config_version == row.config_version:
@@ -195,11 +199,28 @@ class InferenceServer:
                 try:
                     fresh[row.name] = self._runtime(row)
                 except MintakaError as exc:
-                    log.error("endpoint %s not reloaded: %s", row.name, exc)
+                    unloaded[row.name] = row.config_version
+                    if self._unloaded.get(row.name) != row.config_version:  # said once
+                        self._log_unloaded(row.name, exc, current is not None)
                     if current is not None:
                         fresh[row.name] = current
             self.endpoints = fresh
+            self._unloaded = unloaded
             self._seen_version = marker
+
+    @staticmethod
+    def _log_unloaded(name: str, exc: MintakaError, kept: bool) -> None:
+        still = "; still serving its previous configuration" if kept else ""
+        if isinstance(exc, NotFound):  # e.g. an endpoint made outside Mintaka, not adopted yet
+            log.warning(
+                "endpoint %s is not served until Mintaka records what it serves (%s); "
+                "`mintaka adopt` brings it under management%s",
+                name,
+                exc,
+                still,
+            )
+        else:
+            log.error("endpoint %s not reloaded: %s%s", name, exc, still)
 
     def _runtime(self, row: Any) -> EndpointRuntime:
         traffic = TrafficMap(**row.traffic)
@@ -305,6 +326,9 @@ class InferenceServer:
     def _answer(self, name: str, raw: bytes, pinned: str | None) -> tuple[int, dict[str, Any]]:
         """Status and JSON body for one invocation of endpoint ``name``."""
         runtime = self.endpoints.get(name)
+        if runtime is None and name in self._unloaded:
+            self.reload()  # what it serves may have been recorded since the last look
+            runtime = self.endpoints.get(name)
         if runtime is None:
             return 404, {"error": f"endpoint {name!r} is not served"}
         if runtime.killed:
