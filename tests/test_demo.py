@@ -87,11 +87,56 @@ def test_lineage_audit_and_evidence(demo: tuple[Platform, DemoResult]) -> None:
     assert result.audit.ok
     assert result.artifacts is not None
     assert result.artifacts.ok
-    assert result.artifacts.checked == 2  # the two registered versions' bytes, re-hashed
+    # The two registered versions' bytes and the adopted one's, re-hashed.
+    assert result.artifacts.checked == 3
     assert result.differences == ()  # the local backend holds what the store records
     assert result.evidence is not None
     assert result.evidence.is_file()
     assert result.served > 1000
+
+
+def test_the_kill_switch_stops_the_endpoint_until_a_model_risk_approver_releases_it(
+    demo: tuple[Platform, DemoResult],
+) -> None:
+    plat, result = demo
+    drill = result.drill
+    assert drill is not None
+    assert "answered 503" in drill.refused
+    assert "unkill-role" in drill.release_refused
+    assert "dana.developer holds no role" in drill.release_refused
+    assert (drill.released_by, drill.answered_after) == ("rita.risk", True)
+    switched = [
+        (e.action, e.actor)
+        for e in plat.audit.events()
+        if e.action in ("endpoint.kill", "endpoint.unkill")
+    ]
+    assert switched == [("endpoint.kill", "dana.developer"), ("endpoint.unkill", "rita.risk")]
+    assert plat.serving.get_endpoint("credit-scoring").status.value == "in_service"
+
+
+def test_a_model_that_predates_mintaka_is_discovered_adopted_and_served(
+    demo: tuple[Platform, DemoResult],
+) -> None:
+    plat, result = demo
+    adoption = result.adoption
+    assert adoption is not None
+    assert set(adoption.discovered) == {
+        "model collections-priority",
+        "model_version collections-priority:1",
+        "endpoint collections-api",
+    }
+    [version] = adoption.versions
+    assert (version.ref, version.flavor.value, version.owner, version.risk_tier.value) == (
+        "collections-priority:1",
+        "sklearn",
+        "colin.collections",
+        "medium",
+    )
+    assert not adoption.known_good  # no approval or model card yet: listed as findings
+    assert any(f.startswith("approvals:") for f in adoption.findings)
+    assert adoption.traced is not None
+    assert adoption.traced.version.ref == "collections-priority:1"
+    assert not [c for c in plat.migration.discover() if not c.recorded]
 
 
 def test_a_second_demo_run_in_the_same_home_reports_what_is_there(

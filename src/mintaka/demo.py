@@ -15,9 +15,17 @@ cloud and no download.
 5. The retraining runs the same validated pipeline on the recent labelled data; the challenger
    beats the champion on the declared business cost, is approved, walks the canary 10/50/100 under
    the SLA and is promoted; the old route is retired.
-6. Lineage answers which production models used the data source, a prediction is traced back to its
-   training data, the audit chain and every stored model's bytes are verified and an evidence
-   pack is exported.
+6. An incident drill: the developer pulls the kill switch on the endpoint, which refuses requests
+   at once; she may not release it herself (the policy wants model-risk), a model-risk approver
+   does, and traffic flows again.
+7. A model that predates Mintaka: a team's own script trained it, registered it straight in the
+   backend's registry and serves it on an endpoint of its own. Discovery finds both unrecorded;
+   they are adopted (bytes read back and digested, flavor read from them, the endpoint's traffic
+   as its first deployment) with the controls they fail listed, and the adopted endpoint's
+   predictions are traced like any other.
+8. Lineage answers which production models used the data source, a prediction is traced back to its
+   training data, the audit chain and every stored model's bytes are verified, sync confirms the
+   records match the backend, and an evidence pack is exported.
 """
 
 from __future__ import annotations
@@ -53,6 +61,9 @@ ENDPOINT = "credit-scoring"
 DATA_SOURCE = "credit-applications"
 DEVELOPER = "dana.developer"
 APPROVERS = ("rita.risk", "raj.risk")
+LEGACY_MODEL = "collections-priority"
+LEGACY_ENDPOINT = "collections-api"
+LEGACY_OWNER = "colin.collections"
 DEMO_ROLES = f"""
 [roles]
 "{APPROVERS[0]}" = ["model-risk"]
@@ -64,6 +75,31 @@ WEIGHTS = (-1.2, 1.4, -0.3, 1.0, 0.8, -0.4)
 RECENT_WEIGHTS = (0.9, 1.4, -0.3, 1.0, 0.8, -0.4)
 INTERCEPT = -1.6
 COSTS = CostMatrix(threshold=0.3, false_positive=1.0, false_negative=5.0)
+
+
+@dataclass(frozen=True)
+class KillDrill:
+    """The kill-switch drill: what a request met while the switch was pulled, why the developer
+    could not release it, who did, and the endpoint's answer afterwards."""
+
+    pulled_by: str
+    refused: str
+    release_refused: str
+    released_by: str
+    answered_after: bool
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """The model that predates Mintaka: what discovery found unrecorded, what was adopted, the
+    controls it fails, and a prediction from the adopted endpoint traced back."""
+
+    discovered: tuple[str, ...]
+    versions: tuple[ModelVersion, ...]
+    endpoint: str
+    known_good: bool
+    findings: tuple[str, ...]
+    traced: PredictionTrace | None
 
 
 @dataclass
@@ -89,6 +125,8 @@ class DemoResult:
     evidence_gaps: int = 0
     already_ran: bool = False
     differences: tuple[Difference, ...] | None = None  # sync against the backend, None: not run
+    drill: KillDrill | None = None
+    adoption: Adoption | None = None
     events: list[StepEvent] = field(default_factory=list)
 
     @property
@@ -242,11 +280,109 @@ def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -
             step("resuming: canary 10% -> 50% -> 100% under the SLA, then promotion")
             platform.pipelines.resume(request.pipeline_run, **options)
         platform.pipelines.process_requests(**options)  # the resumed run settles its request
+
+        step("incident drill: pulling the kill switch on credit-scoring")
+        drill = _kill_drill(platform, next(stream))
+        step("a model that predates Mintaka: discovered in the backend, then adopted")
+        _deploy_legacy(platform, work / "legacy")
+        adoption = _adopt_legacy(platform, next(stream), server.predlog.flush)
     result = _report(
         platform, work, refused=refused, calm=calm, drifted=drifted, traced_id=traced_id
     )
     result.events = events
+    result.drill = drill
+    result.adoption = adoption
     return result
+
+
+def _kill_drill(platform: Platform, row: dict[str, float]) -> KillDrill:
+    """Pull the switch, see a request refused, fail to release it as the developer, release it
+    as a model-risk approver, see the endpoint answer again."""
+    from mintaka.errors import BackendError, PolicyViolation
+
+    with _colleague(platform, DEVELOPER) as developer:
+        developer.serving.kill(ENDPOINT, reason="drill: scores look wrong, stop first, ask later")
+        try:
+            platform.serving.invoke(ENDPOINT, row)
+            refused = "nothing: the endpoint still answered"
+        except BackendError as exc:
+            refused = str(exc)
+        try:
+            developer.serving.unkill(ENDPOINT, reason="drill over")
+            release_refused = "nothing: the developer released it"
+        except PolicyViolation as exc:
+            release_refused = str(exc)
+    with _colleague(platform, APPROVERS[0]) as risk:
+        risk.serving.unkill(ENDPOINT, reason="drill over: scores checked")
+    answered = bool(platform.serving.invoke(ENDPOINT, row)["predictions"])
+    return KillDrill(DEVELOPER, refused, release_refused, APPROVERS[0], answered)
+
+
+def _deploy_legacy(platform: Platform, folder: Path) -> None:
+    """What a team's own script did before Mintaka ran here: train a model, register it straight
+    in the backend's registry and serve it, with no record in Mintaka's store."""
+    from sklearn.linear_model import LogisticRegression
+
+    from mintaka.artifacts import manifest_of
+    from mintaka.domain.registry import Flavor, VersionRequest
+    from mintaka.domain.serving import Route, TrafficMap
+    from mintaka.flavors import sklearn as sklearn_flavor
+    from mintaka.local.backend import LocalBackend
+
+    backend = platform.backend
+    if not isinstance(backend, LocalBackend):
+        raise TypeError("the demo runs on the local backend")
+    x, _, labels = applicants(1000, SEED + 100)
+    model = LogisticRegression(max_iter=200).fit(x, labels)
+    directory = sklearn_flavor.save(model, folder / f"{LEGACY_MODEL}-1")
+    backend.ensure_model(LEGACY_MODEL, "Which overdue accounts to call first.")
+    backend.create_version(
+        VersionRequest(
+            name=LEGACY_MODEL,
+            artifact_path=str(directory),
+            artifact_digest=manifest_of(directory).digest,
+            flavor=Flavor.SKLEARN,
+            mintaka_id="",
+            idempotency_key=f"{LEGACY_MODEL}-script-1",
+        )
+    )
+    backend.create_endpoint(
+        LEGACY_ENDPOINT,
+        [Route(name="live", model=LEGACY_MODEL, version=1)],
+        TrafficMap(weights={"live": 100}),
+    )
+
+
+def _adopt_legacy(
+    platform: Platform, row: dict[str, float], flush: Callable[[], object]
+) -> Adoption:
+    migration = platform.migration
+    found = tuple(f"{c.kind.value} {c.name}" for c in migration.discover() if not c.recorded)
+    model = migration.adopt_model(
+        LEGACY_MODEL,
+        reason="scores collections since before Mintaka; brought under management",
+        owner=LEGACY_OWNER,
+        tier="medium",
+    )
+    endpoint = migration.adopt_endpoint(
+        LEGACY_ENDPOINT, reason="serves collections-priority; brought under management"
+    )
+    answer = platform.serving.invoke(LEGACY_ENDPOINT, row)
+    flush()
+    traced = platform.serving.trace(str(answer["predictions"][0]["id"]))
+    return Adoption(
+        discovered=found,
+        versions=model.adopted,
+        endpoint=LEGACY_ENDPOINT,
+        known_good=endpoint.known_good,
+        findings=(*model.findings, *endpoint.findings),
+        traced=traced,
+    )
+
+
+def _colleague(platform: Platform, actor: str) -> Platform:
+    """The same home, acting as someone else."""
+    return Platform(platform.home, actor=actor, clock=platform.clock, plugins=platform.plugins)
 
 
 def _send(platform: Platform, rows: Iterator[dict[str, float]], count: int) -> None:
@@ -275,9 +411,7 @@ def _document_and_approve(platform: Platform, version: ModelVersion, data: str) 
     approved = {a.approver.name for a in platform.governance.approvals(version)}
     for approver in APPROVERS:
         if approver not in approved:
-            with Platform(
-                platform.home, actor=approver, clock=platform.clock, plugins=platform.plugins
-            ) as colleague:
+            with _colleague(platform, approver) as colleague:
                 colleague.governance.approve(version.ref, comment="validated the holdout metrics")
 
 

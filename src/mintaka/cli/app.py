@@ -191,10 +191,13 @@ def _demo_summary(result: DemoResult) -> None:
             run.id, trigger, run.status.value, f"{done}/{len(run.steps)} ({cached} cached)"
         )
     console.print(runs)
-    console.print(
-        f"served {result.served} predictions on credit-scoring; drift monitor before the shift: "
-        f"{result.calm_alerts} alerts, after: {len(result.drift_alerts)}"
-    )
+    if result.already_ran:  # the alerts of that run are in its tickets, not counted again
+        console.print(f"served {result.served} predictions on credit-scoring")
+    else:
+        console.print(
+            f"served {result.served} predictions on credit-scoring; drift monitor before the "
+            f"shift: {result.calm_alerts} alerts, after: {len(result.drift_alerts)}"
+        )
     for alert in result.drift_alerts:
         console.print(f"  [red]alert[/] {alert.signal}: psi {alert.value:.3f} > {alert.threshold}")
     for ticket in result.tickets:
@@ -225,6 +228,7 @@ def _demo_summary(result: DemoResult) -> None:
             f"prediction {traced.prediction['id']} was made by {traced.version.ref}, trained on "
             f"{', '.join(datasets)}"
         )
+    _drill_and_adoption(result)
     console.print("[bold]lineage[/] (upstream of credit-default@champion):")
     console.print(render(result.lineage, "up"))
     if result.evidence is not None:
@@ -245,6 +249,39 @@ def _demo_summary(result: DemoResult) -> None:
         console.print(f"[red]audit chain broken at {result.audit.first_bad_seq}[/]")
     if not result.audit.ok or (stored is not None and not stored.ok) or differences:
         raise typer.Exit(1)
+
+
+def _drill_and_adoption(result: DemoResult) -> None:
+    from rich.markup import escape
+
+    drill = result.drill
+    if drill is not None:
+        console.print(
+            f"kill switch pulled on credit-scoring by {drill.pulled_by}: the next request was "
+            f"refused ({escape(drill.refused)})"
+        )
+        console.print(f"  {drill.pulled_by} could not release it: {escape(drill.release_refused)}")
+        answered = "answers again" if drill.answered_after else "[red]still refuses[/]"
+        console.print(f"  released by {drill.released_by}; the endpoint {answered}")
+    adoption = result.adoption
+    if adoption is None:
+        return
+    console.print("found in the backend, unrecorded: " + escape(", ".join(adoption.discovered)))
+    good = "known-good" if adoption.known_good else "not yet known-good"
+    for v in adoption.versions:
+        console.print(
+            f"adopted [bold]{v.ref}[/] ({v.flavor.value}, owner {v.owner}, tier "
+            f"{v.risk_tier.value}, digest {v.artifact_digest[:23]}...) and endpoint "
+            f"{adoption.endpoint} ({good})"
+        )
+    for finding in adoption.findings:
+        console.print(f"  to act on: {escape(finding)}")
+    if adoption.traced is not None:
+        traced = adoption.traced
+        console.print(
+            f"prediction {traced.prediction['id']} on {adoption.endpoint} was made by "
+            f"{traced.version.ref}, adopted"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
