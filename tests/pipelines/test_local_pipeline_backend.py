@@ -127,6 +127,40 @@ def test_a_worker_that_died_without_recording_an_end_reads_back_failed(
     assert local.get_pipeline_run(run.id) == failed  # settled once, not re-decided per read
 
 
+def test_a_killed_workers_run_reads_back_failed_in_mintaka_too_and_resumes(
+    platform: Platform, local: LocalBackend, tmp_path: Path
+) -> None:
+    from mintaka.errors import Conflict
+
+    run = platform.pipelines.submit(waiting_pipeline(), {"folder": str(tmp_path)})
+    until((tmp_path / "started").exists, "the step to start")
+    with pytest.raises(Conflict, match="is running in process"):
+        platform.pipelines.resume(run.id)  # never two processes on one run
+    os.killpg(int(run.backend_ids["pid"]), signal.SIGKILL)
+    ended(local, run.id)
+    # Two readers that both loaded the stale "running" state: both see it failed, one records it.
+    from mintaka.pipelines.local import RunState
+
+    stale = (platform.home / "pipelines" / "runs" / f"{run.id}.json").read_text()
+    executor = platform.pipelines.executor()
+    readers = [executor._settled(RunState.model_validate_json(stale)) for _ in range(2)]
+    assert [r.run.status for r in readers] == [PipelineStatus.FAILED] * 2
+    state = platform.pipelines.get(run.id)
+    assert state.run.status is PipelineStatus.FAILED
+    assert state.run.failure_reason is not None
+    assert "interrupted: the process running it" in state.run.failure_reason
+    assert [s.status for s in state.run.steps] == [PipelineStatus.FAILED]
+    listed = {r.id: r.status for r in platform.pipelines.runs()}
+    assert listed[run.id] is PipelineStatus.FAILED
+    failed = [e for e in platform.audit.events() if e.subject == run.id]
+    assert [e.action for e in failed].count("pipeline.failed") == 1  # recorded once, by one reader
+
+    (tmp_path / "release").write_text("")
+    resumed = platform.pipelines.resume(run.id)  # in this process, from the interrupted step
+    assert resumed.status is PipelineStatus.SUCCEEDED
+    assert platform.pipelines.get(run.id).run.status is PipelineStatus.SUCCEEDED
+
+
 def test_a_run_whose_steps_do_not_fit_reads_back_failed_with_the_reason(
     local: LocalBackend,
 ) -> None:

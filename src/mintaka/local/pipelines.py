@@ -45,6 +45,7 @@ from mintaka.domain.pipelines import (
 from mintaka.errors import BackendError, Conflict, NotFound, ValidationError
 from mintaka.files import write_atomic
 from mintaka.interfaces import BackendContext, PipelineExecution
+from mintaka.processes import HAS_PROC, ProcessId, held_by_another, running, start_marker
 
 FORMAT = "mintaka-local/1"
 RUN_PREFIX = "prun"
@@ -84,11 +85,8 @@ class Progress(Record):
     failure_reason: str | None = None
 
 
-class WorkerProcess(Record):
+class WorkerProcess(ProcessId):
     """The worker of a run: its pid (also its process group) and when that process started."""
-
-    pid: int
-    start: str | None = None
 
 
 class StopRequest(Record):
@@ -100,23 +98,6 @@ class StopRequest(Record):
 # Workers this process started, until seen gone: polling them reaps them, so a worker that ended
 # is never kept as a zombie that would look alive.
 _started: dict[int, subprocess.Popen[bytes]] = {}
-_HAS_PROC = Path("/proc/self/stat").is_file()
-
-
-def _stat(pid: int) -> tuple[str, str] | None:
-    """The state and start time of process ``pid`` from /proc; None when it has no entry."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text.rpartition(")")[2].split()
-    return fields[0], fields[19]
-
-
-def start_marker(pid: int) -> str | None:
-    """What tells this process apart from a later one given the same pid (where /proc says)."""
-    found = _stat(pid)
-    return found[1] if found else None
 
 
 def alive(worker: WorkerProcess) -> bool:
@@ -127,24 +108,11 @@ def alive(worker: WorkerProcess) -> bool:
             return True
         _started.pop(worker.pid, None)
         return False
-    try:
-        os.kill(worker.pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process holds the pid now
-        return False
-    if not _HAS_PROC:
-        return True  # the pid is all this system tells
-    found = _stat(worker.pid)
-    if found is None:
-        return False
-    state, start = found
-    return state != "Z" and (worker.start is None or start == worker.start)
+    return running(worker)
 
 
 def _held_by_another(worker: WorkerProcess) -> bool:
-    found = _stat(worker.pid) if worker.pid not in _started else None
-    return found is not None and worker.start is not None and found[1] != worker.start
+    return worker.pid not in _started and held_by_another(worker)
 
 
 def _signal_group(worker: WorkerProcess, signum: int) -> None:
@@ -173,7 +141,7 @@ def end_worker(worker: WorkerProcess, grace: float) -> None:
     """End the worker's process group: SIGTERM, then SIGKILL if it is still there after
     ``grace`` seconds; then whatever of the group outlived the worker (a step's process), where
     the worker's pid can be told apart from a later process's."""
-    known = _HAS_PROC or worker.pid in _started
+    known = HAS_PROC or worker.pid in _started
     if alive(worker):
         _signal_group(worker, signal.SIGTERM)
         if not _wait_gone(worker, grace):

@@ -44,6 +44,7 @@ from mintaka.domain.runs import RunStatus
 from mintaka.errors import Conflict, GateFailed, MintakaError, NotFound, ValidationError
 from mintaka.files import write_atomic
 from mintaka.pipelines.contract import StepContext, StepContract, check_spec
+from mintaka.processes import ProcessId, running, this_process
 from mintaka.provenance import code_commit, environment
 
 if TYPE_CHECKING:
@@ -88,6 +89,9 @@ class RunState(BaseModel):
     seeds: dict[str, Any] = Field(default_factory=dict)
     data_digests: dict[str, str] = Field(default_factory=dict)
     model: str | None = None
+    # The process carrying the run out while it is running: a run whose process has gone
+    # without recording an end reads back as failed, never as running.
+    driver: ProcessId | None = None
 
 
 def canonical_digest(value: Any) -> str:
@@ -158,6 +162,7 @@ class LocalExecutor:
             environment=environment(),
             seeds={k: v for k, v in merged.items() if k in SEED_NAMES or k.endswith("_seed")},
             model=model,
+            driver=this_process(),
         )
         self._save(state)
         node = LineageNode(
@@ -189,7 +194,13 @@ class LocalExecutor:
         state = self.load(run_id)
         if state.run.status is PipelineStatus.SUCCEEDED:
             return state.run
+        if state.run.status is PipelineStatus.RUNNING and state.driver is not None:
+            raise Conflict(
+                f"pipeline run {run_id!r} is running in process {state.driver.pid}; "
+                "stop it or let it end before resuming"
+            )
         contracts = check_spec(state.spec, state.parameters)
+        state.driver = this_process()
         state = self._with_run(state, status=PipelineStatus.RUNNING, ended_at=None)
         self._record("pipeline.resume", run_id, [], [], pipeline=state.spec.name)
         return self._drive(state, contracts)
@@ -198,14 +209,51 @@ class LocalExecutor:
         path = self.root / "runs" / f"{run_id}.json"
         if not path.is_file():
             raise NotFound(f"pipeline run {run_id!r} not found")
-        return RunState.model_validate_json(path.read_text())
+        return self._settled(RunState.model_validate_json(path.read_text()))
 
     def runs(self) -> list[PipelineRun]:
         folder = self.root / "runs"
         if not folder.is_dir():
             return []
-        found = [RunState.model_validate_json(p.read_text()).run for p in folder.glob("*.json")]
+        found = [
+            self._settled(RunState.model_validate_json(p.read_text())).run
+            for p in folder.glob("*.json")
+        ]
         return sorted(found, key=lambda r: (r.started_at, r.id))
+
+    def _settled(self, state: RunState) -> RunState:
+        """``state``, or, for a run whose process has gone without recording how it ended
+        (killed, or its machine went down), the run ended as failed: the step it was in failed,
+        its experiment run ended and ``pipeline.failed`` audited, as for any failure. One reader
+        records that end (the first to claim it); another sees the same end without recording
+        it again. A run whose process is unknown (recorded by an older Mintaka) is left as is."""
+        driver = state.driver
+        if state.run.status is not PipelineStatus.RUNNING or driver is None or running(driver):
+            return state
+        now = self.platform._now()
+        reason = (
+            f"interrupted: the process running it (pid {driver.pid}) ended without recording "
+            "how the run ended; resume it to continue from its last good step"
+        )
+        steps = tuple(
+            s.model_copy(
+                update={"status": PipelineStatus.FAILED, "ended_at": now, "failure_reason": reason}
+            )
+            if s.status is PipelineStatus.RUNNING
+            else s
+            for s in state.run.steps
+        )
+        state.run = state.run.model_copy(update={"steps": steps})
+        claim = self.root / "runs" / f"{state.run.id}.{driver.pid}-{driver.start}.ended"
+        try:
+            os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:  # another reader records the end; report the same
+            state.run = state.run.model_copy(
+                update={"status": PipelineStatus.FAILED, "ended_at": now, "failure_reason": reason}
+            )
+            return state
+        self._finish(state, PipelineStatus.FAILED, reason)
+        return state
 
     # -- the loop -------------------------------------------------------------------------------
 
