@@ -2,12 +2,14 @@
 
 A process is recorded by its pid and, where the system tells it (``/proc`` on Linux), the time it
 started, so that a later process given the same pid is not taken for it. Without ``/proc`` the pid
-is all there is, and a reused pid reads as the recorded process still running.
+is all there is, and a reused pid reads as the recorded process still running. A process recorded
+on another machine (a home on shared storage) always reads as running: nothing here can tell.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 from mintaka.domain.base import Record
@@ -16,10 +18,11 @@ HAS_PROC = Path("/proc/self/stat").is_file()
 
 
 class ProcessId(Record):
-    """A process: its pid and, where known, its start marker."""
+    """A process: its pid and, where known, its start marker and the machine it runs on."""
 
     pid: int
     start: str | None = None
+    host: str | None = None
 
 
 def _stat(pid: int) -> tuple[str, str] | None:
@@ -40,11 +43,13 @@ def start_marker(pid: int) -> str | None:
 
 def this_process() -> ProcessId:
     pid = os.getpid()
-    return ProcessId(pid=pid, start=start_marker(pid))
+    return ProcessId(pid=pid, start=start_marker(pid), host=socket.gethostname())
 
 
 def running(process: ProcessId) -> bool:
     """Whether ``process`` still runs: not gone, not a zombie, not another process on its pid."""
+    if process.host is not None and process.host != socket.gethostname():
+        return True  # another machine's process: it cannot be looked at from here
     try:
         os.kill(process.pid, 0)
     except ProcessLookupError:
