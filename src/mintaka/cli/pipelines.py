@@ -91,14 +91,13 @@ def run(
     Jobs), else on this machine in the foreground, each computing step in its own sub-process.
     With --detach the local backend runs it in a worker process of its own."""
     from mintaka.capabilities import Capability
-    from mintaka.local.pipelines import LocalPipelines
     from mintaka.pipelines.service import load_spec
 
     if detach and (local or inline):
         raise ValidationError("--detach submits the run; --local and --inline run it here")
     loaded = load_spec(spec)
     plat = platform(ctx)
-    here = isinstance(plat.backend, LocalPipelines)  # this machine is the backend
+    here = plat.backend.computes_here
     if detach or (plat.supports(Capability.PIPELINES) and not local and not here):
         submitted = plat.pipelines.submit(loaded, _parameters(param))
         console.print(

@@ -66,6 +66,9 @@ class Backend(ABC):
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
     emulated: ClassVar[Mapping[Capability, Emulation]] = {}
     settings_model: ClassVar[type[BackendSettings]] = BackendSettings
+    # Whether the backend computes on this machine (the local backend): running a pipeline in
+    # the foreground then does what submitting it would, and stays the default.
+    computes_here: ClassVar[bool] = False
 
     def __init__(self, settings: BackendSettings, context: BackendContext) -> None:
         self.settings = settings

@@ -90,6 +90,7 @@ class LocalBackend(
 ):
     name = "local"
     description = "Embedded reference backend: SQLite registry, content-addressed files on disk."
+    computes_here = True
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {
             Capability.REGISTRY,
