@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -284,11 +284,28 @@ def _drill_and_adoption(result: DemoResult) -> None:
         )
 
 
+def _command() -> Any:
+    """The click command behind ``app``, each sub-command's line in a command list being its
+    docstring's first paragraph on one line (Typer's rich mode would keep the line breaks)."""
+    import inspect
+
+    def tidy(group: Any) -> None:
+        for sub in getattr(group, "commands", {}).values():
+            if sub.short_help is None and sub.help:
+                first = inspect.cleandoc(sub.help).split("\n\n")[0]
+                sub.short_help = " ".join(first.split())
+            tidy(sub)
+
+    command = typer.main.get_command(app)
+    tidy(command)
+    return command
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: Mintaka errors become one red line and exit status 1."""
     try:
         # Without standalone mode click returns the code of a ``typer.Exit`` instead of exiting.
-        code = app(args=argv, standalone_mode=False)
+        code = _command().main(args=argv, standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except MintakaError as exc:

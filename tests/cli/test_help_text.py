@@ -1,0 +1,17 @@
+"""The command lists of ``--help``: one line of prose per command, however its docstring wraps."""
+
+from __future__ import annotations
+
+import pytest
+from cli_kit import cli
+
+
+def test_a_wrapped_docstring_reads_as_one_paragraph_in_the_command_list(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # wide enough that nothing wraps for width
+    code, out, _ = cli(capsys, "pipeline", "--help")
+    assert code == 0
+    [line] = [row for row in out.splitlines() if "│ run " in row]
+    # The docstring breaks after "Databricks"; the list must not.
+    assert "(SageMaker Pipelines, Databricks Jobs), else on this machine" in line
