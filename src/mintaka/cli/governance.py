@@ -68,14 +68,17 @@ def _emit(plat: Platform, value: Any) -> None:
 def _table(plat: Platform, title: str, columns: list[str], rows: list[list[Any]]) -> None:
     """A table whose first column is never cut and whose other cells wrap instead of being
     truncated, every cell redacted."""
+    from rich import box
     from rich.table import Table
 
     redactor = Redactor.for_platform(plat)
-    grid = Table(title=title, title_justify="left")
+    # Wide listings (the inventory has ten columns): a light frame leaves the cells the width.
+    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    cells = [[redactor.text("" if c is None else str(c)) for c in row] for row in rows]
     for index, column in enumerate(columns):
         grid.add_column(column, no_wrap=index == 0, overflow="fold")
-    for row in rows:
-        grid.add_row(*(redactor.text("" if c is None else str(c)) for c in row))
+    for row in cells:
+        grid.add_row(*row)
     console.print(grid)
 
 
@@ -165,9 +168,11 @@ def inventory(
                 e.backend,
                 ", ".join(e.aliases),
                 ", ".join(e.endpoints),
-                e.approved_at.isoformat() if e.approved_at else "",
-                (e.revalidation_due.date().isoformat() if e.revalidation_due else "")
-                + (" OVERDUE" if e.overdue else ""),
+                e.approved_at.date().isoformat() if e.approved_at else "",
+                " ".join(
+                    ([e.revalidation_due.date().isoformat()] if e.revalidation_due else [])
+                    + (["OVERDUE"] if e.overdue else [])
+                ),
                 ", ".join(f"{x.control} ({x.id})" for x in e.exceptions),
             ]
             for e in entries
