@@ -315,7 +315,9 @@ class MigrationService:
                     risk_tier=risk,
                     stage=(theirs.stage or Stage.NONE) if stages else Stage.NONE,
                     run_id=run.id if run is not None else None,
-                    code_commit=code_commit or (run.code_commit if run is not None else None),
+                    code_commit=code_commit
+                    or (run.code_commit if run is not None else None)
+                    or (theirs.origin.code_commit if theirs.origin else None),
                     dataset_ids=tuple(datasets),
                     created_at=now,
                     backend=platform.backend.name,
@@ -334,7 +336,11 @@ class MigrationService:
                     conn,
                     record,
                     run.dataset_ids if run is not None else (),
-                    attrs={"adopted_by": platform.actor, "adopted_at": now.isoformat()},
+                    attrs={
+                        "adopted_by": platform.actor,
+                        "adopted_at": now.isoformat(),
+                        **(theirs.origin.attrs() if theirs.origin else {}),
+                    },
                 )
                 if pipeline_run_id is not None:
                     node = _pipeline_run_node(pipeline_run_id, platform.backend.name)
@@ -357,6 +363,7 @@ class MigrationService:
                         source=theirs.artifact_uri,
                         backend_ids=dict(theirs.backend_ids),
                         bytes_from="adopter" if theirs.version in supplied else "cloud",
+                        origin=theirs.origin.model_dump() if theirs.origin else None,
                         run_id=record.run_id,
                         datasets=list(record.dataset_ids),
                         code_commit=record.code_commit,
@@ -478,9 +485,15 @@ class MigrationService:
                     f"its bytes: approve it (mintaka approve {version.ref}) or sync will report it"
                 )
         if adopted and not adopted[0].run_id and not adopted[0].dataset_ids:
+            produced = sorted(
+                {o.produced_by for v in adopted if (o := cloud[v.version].origin) and o.produced_by}
+            )
+            said = (
+                f"; the cloud names what produced them: {', '.join(produced)}" if produced else ""
+            )
             findings.append(
                 "no training run or dataset was given: the adopted versions' lineage starts at "
-                "the versions themselves"
+                f"the versions themselves{said}"
             )
         return findings
 

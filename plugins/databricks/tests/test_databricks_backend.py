@@ -243,6 +243,19 @@ def test_discovery_reports_what_mintaka_did_not_make(
     assert not found[(ResourceKind.MODEL, "main.mintaka.old__scores")].managed
 
 
+def test_the_mlflow_run_that_logged_a_version_is_reported_as_its_origin(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    register(cloud, tmp_path, "churn", 1)  # Mintaka's: no run
+    databricks_fake.state.uc.create_model("main.mintaka.legacy_model")
+    databricks_fake.state.uc.add_version("main.mintaka.legacy_model", run_id="0af3c9")
+    [listed] = cloud.list_versions("legacy-model")
+    for version in (listed, cloud.get_version("legacy-model", 1)):
+        assert version.origin is not None
+        assert version.origin.produced_by == "mlflow-run:0af3c9"
+    assert cloud.get_version("churn", 1).origin is None
+
+
 def test_a_pipeline_compiles_to_jobs_tasks_and_runs_to_completion(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend
 ) -> None:

@@ -33,13 +33,14 @@ def tarball(files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def legacy_package(sm: Any, key: str, body: bytes) -> str:
+def legacy_package(sm: Any, key: str, body: bytes, **more: Any) -> str:
     """A package in ``GROUP`` made by plain boto3 calls, with model data at ``key``."""
     make_client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
     with contextlib.suppress(sm.exceptions.ClientError):
         sm.create_model_package_group(ModelPackageGroupName=GROUP)
     return str(
         sm.create_model_package(
+            **more,
             ModelPackageGroupName=GROUP,
             ModelApprovalStatus="PendingManualApproval",
             InferenceSpecification={
@@ -91,3 +92,38 @@ def test_an_archive_reaching_outside_its_directory_is_refused(platform: Platform
         platform.migration.adopt_model(GROUP, reason="inherited")
     with platform.store.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 0
+
+
+TRAINING_JOB = "arn:aws:sagemaker:us-east-1:123456789012:training-job/churn-2024-03"
+
+
+def test_what_the_package_says_produced_it_is_recorded_on_the_adopted_version(
+    platform: Platform, sm: Any
+) -> None:
+    legacy_package(
+        sm,
+        "jobs/churn-2024-03/output/model.tar.gz",
+        tarball({"model.joblib": b"w"}),
+        MetadataProperties={
+            "GeneratedBy": TRAINING_JOB,
+            "CommitId": "c" * 40,
+            "Repository": "https://git.example/churn",
+        },
+    )
+    legacy_package(sm, "exports/model-2.bin", b"raw-weights-2")  # says nothing of its origin
+    one, two = (platform.backend.get_version(GROUP, n) for n in (1, 2))  # type: ignore[attr-defined]
+    assert one.origin is not None
+    assert (one.origin.produced_by, one.origin.code_commit) == (TRAINING_JOB, "c" * 40)
+    assert two.origin is None
+
+    adoption = platform.migration.adopt_model(GROUP, reason="trained by the 2024 job")
+    first, second = adoption.adopted
+    assert (first.code_commit, second.code_commit) == ("c" * 40, None)
+    node = platform.lineage.node(f"model_version:{first.id}")
+    assert node.attrs["origin_produced_by"] == TRAINING_JOB
+    assert node.attrs["origin_repository"] == "https://git.example/churn"
+    assert "origin_produced_by" not in platform.lineage.node(f"model_version:{second.id}").attrs
+    [event] = [e for e in platform.audit.events() if e.subject == f"{GROUP}:1"]
+    assert event.details["origin"]["produced_by"] == TRAINING_JOB
+    [lineage_finding] = [f for f in adoption.findings if "lineage starts" in f]
+    assert TRAINING_JOB in lineage_finding

@@ -111,8 +111,23 @@ class VersionRequest(Record):
     _validate_tags = field_validator("tags")(_check_tags)
 
 
+class VersionOrigin(Record):
+    """Where the cloud says a version came from, as far as it records it: what produced it (a
+    SageMaker training job or pipeline execution ARN, an MLflow run), the commit and the
+    repository of its code. Adoption records it on the version's lineage."""
+
+    produced_by: str | None = None
+    code_commit: str | None = None
+    repository: str | None = None
+
+    def attrs(self) -> dict[str, str]:
+        """The fields the cloud gave, as lineage attributes (``origin_<field>``)."""
+        return {f"origin_{k}": v for k, v in self.model_dump().items() if v}
+
+
 class BackendVersion(Record):
-    """A model version as a backend reports it: the cloud's view, for sync and discovery."""
+    """A model version as a backend reports it: the cloud's view, for sync and discovery.
+    ``origin`` is what the cloud records of where it came from (None: nothing)."""
 
     name: str
     version: int = Field(ge=1)
@@ -124,4 +139,5 @@ class BackendVersion(Record):
     approval: ApprovalStatus | None = None
     mintaka_id: str | None = None
     backend_ids: dict[str, str] = Field(default_factory=dict)
+    origin: VersionOrigin | None = None
     extra: JSONDict = Field(default_factory=dict)

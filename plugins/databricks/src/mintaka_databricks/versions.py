@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mintaka.domain.registry import ApprovalStatus, BackendVersion, VersionRequest
+from mintaka.domain.registry import ApprovalStatus, BackendVersion, VersionOrigin, VersionRequest
 from mintaka.errors import NotFound, ValidationError
 from mintaka_databricks.names import mintaka_name
 from mintaka_databricks.settings import DatabricksSettings
@@ -71,6 +71,9 @@ def tagged_fields(raw: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, 
         "tags": user_tags(tags),
         "approval": ApprovalStatus(approval) if approval in set(ApprovalStatus) else None,
         "mintaka_id": tags.get(ID_TAG),
+        "origin": VersionOrigin(produced_by=f"mlflow-run:{raw['run_id']}")
+        if raw.get("run_id")
+        else None,
     }
 
 

@@ -20,7 +20,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mintaka.domain.registry import ApprovalStatus, BackendVersion, Stage, VersionRequest
+from mintaka.domain.registry import (
+    ApprovalStatus,
+    BackendVersion,
+    Stage,
+    VersionOrigin,
+    VersionRequest,
+)
 from mintaka.errors import Conflict, MintakaError, NotFound
 from mintaka_sagemaker.artifacts import (
     TARBALL_SUFFIXES,
@@ -45,6 +51,16 @@ APPROVAL_TO_SAGEMAKER = {
 }
 APPROVAL_FROM_SAGEMAKER = {v: k for k, v in APPROVAL_TO_SAGEMAKER.items()}
 _CLIENT_TOKEN = re.compile(r"^[a-zA-Z0-9-]{1,36}$")
+
+
+def _origin(metadata: Mapping[str, Any]) -> VersionOrigin | None:
+    """A package's ``MetadataProperties`` (GeneratedBy, CommitId, Repository), where set."""
+    origin = VersionOrigin(
+        produced_by=metadata.get("GeneratedBy") or None,
+        code_commit=metadata.get("CommitId") or None,
+        repository=metadata.get("Repository") or None,
+    )
+    return origin if origin.attrs() else None
 
 
 def client_token(idempotency_key: str) -> str:
@@ -222,6 +238,7 @@ class SageMakerRegistry(AwsCalls):
             approval=approval,
             mintaka_id=meta.get(META_ID),
             backend_ids={"model_package": arn, "model_package_group": name},
+            origin=_origin(described.get("MetadataProperties") or {}),
             extra={
                 "status": str(described.get("ModelPackageStatus", "")),
                 "approval_status": str(described.get("ModelApprovalStatus", "")),
