@@ -77,7 +77,7 @@ from mintaka.store.schema import endpoints, model_aliases, model_versions, model
 
 if TYPE_CHECKING:
     from mintaka.domain.audit import AuditEvent
-    from mintaka.platform import Platform
+    from mintaka.platform import Platform, _RunInputs
 
 ADOPT_MODEL = "model.adopt"
 ADOPT_ENDPOINT = "endpoint.adopt"
@@ -277,6 +277,9 @@ class MigrationService:
             ],
         )
 
+        # Versions whose cloud origin names a run Mintaka recorded are linked to it, unless the
+        # adopter named a run for all of them.
+        linked = {} if run is not None else self._recorded_runs_of(todo)
         fetched = []
         for index, theirs in enumerate(todo):
             if on_fetch is not None:
@@ -301,6 +304,12 @@ class MigrationService:
                     raise NotFound(
                         f"artifact {stored.digest} left the store before it was recorded"
                     )
+                version_run = run or linked.get(theirs.version)
+                version_datasets = (
+                    datasets
+                    if version_run is run or version_run is None
+                    else list(dict.fromkeys([*version_run.dataset_ids, *datasets]))
+                )
                 record = _parse(
                     ModelVersion,
                     id=self._version_id(sql, theirs),
@@ -314,11 +323,11 @@ class MigrationService:
                     owner=owner_name,
                     risk_tier=risk,
                     stage=(theirs.stage or Stage.NONE) if stages else Stage.NONE,
-                    run_id=run.id if run is not None else None,
+                    run_id=version_run.id if version_run is not None else None,
                     code_commit=code_commit
-                    or (run.code_commit if run is not None else None)
+                    or (version_run.code_commit if version_run is not None else None)
                     or (theirs.origin.code_commit if theirs.origin else None),
-                    dataset_ids=tuple(datasets),
+                    dataset_ids=tuple(version_datasets),
                     created_at=now,
                     backend=platform.backend.name,
                     backend_ids=dict(theirs.backend_ids),
@@ -335,7 +344,7 @@ class MigrationService:
                 platform._record_version_lineage(
                     conn,
                     record,
-                    run.dataset_ids if run is not None else (),
+                    version_run.dataset_ids if version_run is not None else (),
                     attrs={
                         "adopted_by": platform.actor,
                         "adopted_at": now.isoformat(),
@@ -364,6 +373,9 @@ class MigrationService:
                         backend_ids=dict(theirs.backend_ids),
                         bytes_from="adopter" if theirs.version in supplied else "cloud",
                         origin=theirs.origin.model_dump() if theirs.origin else None,
+                        run_from=None
+                        if version_run is None
+                        else ("adopter" if version_run is run else "cloud"),
                         run_id=record.run_id,
                         datasets=list(record.dataset_ids),
                         code_commit=record.code_commit,
@@ -380,6 +392,33 @@ class MigrationService:
             return ModelAdoption(name, (), already, ())
         fresh = tuple(platform.get_model_version(name, v.version) for v in adopted)
         return ModelAdoption(name, fresh, already, tuple(self._model_findings(fresh, cloud)))
+
+    def _recorded_runs_of(self, versions: Sequence[BackendVersion]) -> dict[int, _RunInputs]:
+        """The recorded run each version's cloud origin names (its ``run_ids`` among the run's
+        backend ids), by version number; a version naming none, or an unrecorded one, is left
+        out."""
+        from mintaka.platform import _json
+
+        platform = self.platform
+        wanted = {v.version: v.origin.run_ids for v in versions if v.origin and v.origin.run_ids}
+        if not wanted:
+            return {}
+        found: dict[int, _RunInputs] = {}
+        with platform.store.read() as conn:
+            sql = Sql(conn)
+            runs = [
+                (run_id, dict(_json(ids)))
+                for run_id, ids in sql.rows(
+                    "SELECT id, backend_ids FROM runs WHERE backend = :backend",
+                    {"backend": platform.backend.name},
+                )
+            ]
+            for number, ids in wanted.items():
+                for run_id, backend_ids in runs:
+                    if ids.items() <= backend_ids.items():
+                        found[number] = platform._run_for_version(sql, run_id)
+                        break
+        return found
 
     def _check_adoptable(
         self, name: str, todo: Sequence[BackendVersion], supplied: Mapping[int, Path]
@@ -484,16 +523,18 @@ class MigrationService:
                     f"{version.ref} is approved in the cloud, but Mintaka holds no approval of "
                     f"its bytes: approve it (mintaka approve {version.ref}) or sync will report it"
                 )
-        if adopted and not adopted[0].run_id and not adopted[0].dataset_ids:
+        bare = [v for v in adopted if not v.run_id and not v.dataset_ids]
+        if bare:
             produced = sorted(
-                {o.produced_by for v in adopted if (o := cloud[v.version].origin) and o.produced_by}
+                {o.produced_by for v in bare if (o := cloud[v.version].origin) and o.produced_by}
             )
             said = (
                 f"; the cloud names what produced them: {', '.join(produced)}" if produced else ""
             )
+            which = "" if len(bare) == len(adopted) else f" ({', '.join(v.ref for v in bare)})"
             findings.append(
-                "no training run or dataset was given: the adopted versions' lineage starts at "
-                f"the versions themselves{said}"
+                "no training run or dataset was given or found: the adopted versions' lineage "
+                f"starts at the versions themselves{which}{said}"
             )
         return findings
 

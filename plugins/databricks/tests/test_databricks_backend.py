@@ -421,3 +421,47 @@ def test_native_rollout_is_core_s_controller_here_and_says_so(cloud: DatabricksB
     # Only the platform's backend is consulted before refusing.
     with pytest.raises(UnsupportedCapability, match="emulated by core's rollout controller"):
         native.start(cast(Platform, SimpleNamespace(backend=cloud)), cast(TrafficPlan, None))
+
+
+def test_a_version_logged_by_a_run_mintaka_recorded_is_adopted_with_that_runs_lineage(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    from mintaka import Platform
+    from mintaka.domain.lineage import NodeKind
+
+    data = tmp_path / "train.csv"
+    data.write_text("x,y\n1,0\n")
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"weights logged by the notebook")
+    with Platform(
+        tmp_path / "home",
+        backend="databricks",
+        backend_settings=settings_for(databricks_fake),
+        clock=ManualClock(),
+        ids=IdFactory(seed=3),
+        actor="alice",
+    ) as plat:
+        dataset = plat.register_dataset("churn-train", data)
+        run = plat.start_run("churn", dataset_ids=[dataset.id], code_commit_="d" * 40)
+        mlflow_run = run.backend_ids["run_id"]
+        # A notebook registers the run's model in Unity Catalog, Mintaka not involved.
+        databricks_fake.state.uc.create_model("main.mintaka.churn")
+        databricks_fake.state.uc.add_version("main.mintaka.churn", run_id=mlflow_run)
+        databricks_fake.state.uc.add_version("main.mintaka.churn", run_id="not-recorded")
+        adoption = plat.migration.adopt_model(
+            "churn", reason="registered from a notebook", artifacts={1: weights, 2: weights}
+        )
+        one, two = adoption.adopted
+        assert (one.run_id, one.dataset_ids, one.code_commit) == (run.id, (dataset.id,), "d" * 40)
+        assert (two.run_id, two.dataset_ids) == (None, ())
+        upstream = plat.lineage_upstream("churn:1")
+        assert dataset.id in {n.key for n in upstream.nodes if n.kind is NodeKind.DATASET}
+        runs_from = {
+            e.subject: e.details["run_from"]
+            for e in plat.audit.events()
+            if e.action == "model.adopt"
+        }
+        assert runs_from == {"churn:1": "cloud", "churn:2": None}
+        [finding] = [f for f in adoption.findings if "lineage starts" in f]
+        assert "(churn:2)" in finding
+        assert "mlflow-run:not-recorded" in finding

@@ -119,10 +119,14 @@ class VersionOrigin(Record):
     produced_by: str | None = None
     code_commit: str | None = None
     repository: str | None = None
+    # The backend ids of the run that produced it, named as the backend's runs name them
+    # (``Run.backend_ids``): a run Mintaka recorded with these ids is linked on adoption.
+    run_ids: dict[str, str] = Field(default_factory=dict)
 
     def attrs(self) -> dict[str, str]:
         """The fields the cloud gave, as lineage attributes (``origin_<field>``)."""
-        return {f"origin_{k}": v for k, v in self.model_dump().items() if v}
+        given = self.model_dump(exclude={"run_ids"})
+        return {f"origin_{k}": v for k, v in given.items() if v}
 
 
 class BackendVersion(Record):

@@ -71,7 +71,9 @@ def tagged_fields(raw: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, 
         "tags": user_tags(tags),
         "approval": ApprovalStatus(approval) if approval in set(ApprovalStatus) else None,
         "mintaka_id": tags.get(ID_TAG),
-        "origin": VersionOrigin(produced_by=f"mlflow-run:{raw['run_id']}")
+        "origin": VersionOrigin(
+            produced_by=f"mlflow-run:{raw['run_id']}", run_ids={"run_id": str(raw["run_id"])}
+        )
         if raw.get("run_id")
         else None,
     }
