@@ -47,6 +47,17 @@ def make_backend(fake: FakeDatabricks, home: Path, **overrides: object) -> Datab
     return databricks_backend(DatabricksBackend, fake, home, seed=11, **overrides)
 
 
+def platform_on(fake: FakeDatabricks, tmp_path: Path) -> Platform:
+    """A platform on the Databricks backend over ``fake``, in a home under ``tmp_path``."""
+    return Platform(
+        tmp_path / "home",
+        backend="databricks",
+        backend_settings=settings_for(fake),
+        clock=ManualClock(),
+        ids=IdFactory(seed=3),
+    )
+
+
 @pytest.fixture
 def cloud(
     databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
@@ -394,20 +405,12 @@ def test_the_workspace_says_who_is_calling(cloud: DatabricksBackend) -> None:
 def test_the_platform_submits_a_pipeline_to_the_backend_and_audits_it(
     databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
 ) -> None:
-    from mintaka import Platform
-
     spec = PipelineSpec(
         name="submitted",
         parameters={"depth": 3},
         steps=[StepSpec(name="fit", entrypoint="pkg.steps:fit", inputs={"d": "params.depth"})],
     )
-    with Platform(
-        tmp_path / "home",
-        backend="databricks",
-        backend_settings=settings_for(databricks_fake),
-        clock=ManualClock(),
-        ids=IdFactory(seed=3),
-    ) as plat:
+    with platform_on(databricks_fake, tmp_path) as plat:
         run = plat.pipelines.submit(spec, {"depth": 5})
         assert run.backend == "databricks"
         [event] = [e for e in plat.audit.events() if e.action == "pipeline.submit"]
@@ -426,21 +429,13 @@ def test_native_rollout_is_core_s_controller_here_and_says_so(cloud: DatabricksB
 def test_a_version_logged_by_a_run_mintaka_recorded_is_adopted_with_that_runs_lineage(
     databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
 ) -> None:
-    from mintaka import Platform
     from mintaka.domain.lineage import NodeKind
 
     data = tmp_path / "train.csv"
     data.write_text("x,y\n1,0\n")
     weights = tmp_path / "model.bin"
     weights.write_bytes(b"weights logged by the notebook")
-    with Platform(
-        tmp_path / "home",
-        backend="databricks",
-        backend_settings=settings_for(databricks_fake),
-        clock=ManualClock(),
-        ids=IdFactory(seed=3),
-        actor="alice",
-    ) as plat:
+    with platform_on(databricks_fake, tmp_path) as plat:
         dataset = plat.register_dataset("churn-train", data)
         run = plat.start_run("churn", dataset_ids=[dataset.id], code_commit_="d" * 40)
         mlflow_run = run.backend_ids["run_id"]
