@@ -125,6 +125,35 @@ def test_alert_requests_are_queued_then_run_once_per_model(
     assert platform.pipelines.get(failed.pipeline_run or "").run.status is PipelineStatus.FAILED
 
 
+def test_a_request_another_runner_holds_is_left_to_it_and_taken_over_once_it_is_gone(
+    platform: Platform,
+) -> None:
+    import subprocess
+    import sys
+
+    from mintaka.processes import ProcessId, start_marker
+
+    platform.pipelines.bind("m", tiny())
+    request = platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
+    claim = platform.home / "pipelines" / "requests" / f"{request.id}.claim"
+    other = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE
+    )
+    try:
+        holder = ProcessId(pid=other.pid, start=start_marker(other.pid))
+        claim.write_text(holder.model_dump_json())
+        assert platform.pipelines.process_requests(isolation="inline") == []  # it is theirs
+        assert [r.status for r in platform.pipelines.requests()] == ["pending"]
+        assert not [e for e in platform.audit.events() if e.action == "model.retrain"]
+    finally:
+        other.communicate(b"")  # the other runner dies without settling the request
+    [(done, run)] = platform.pipelines.process_requests(isolation="inline")
+    assert (done.id, done.status) == (request.id, "done")
+    assert run is not None
+    assert run.status is PipelineStatus.SUCCEEDED
+    assert not claim.exists()  # released once settled
+
+
 def held() -> PipelineSpec:
     """``tiny`` followed by a gate that holds while the fail flag exists."""
     return PipelineSpec(

@@ -10,6 +10,7 @@ Every request and every retirement is audited with its reason.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -26,6 +27,7 @@ from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError
 from mintaka.files import write_atomic
 from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent
+from mintaka.processes import ProcessId, running, this_process
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -313,6 +315,10 @@ class PipelineService:
         ``waiting``, with the run to resume; it becomes ``done`` once that run has succeeded
         (resumed by whoever collected the approvals), or once a later request for the same model
         has retrained it. Any other error marks the request ``failed``.
+
+        A pending request is claimed by the process that runs it, so two runners started at once
+        (an overlapping cron, a second terminal) never train the same request twice; a claim
+        whose process has gone is taken over.
         """
         handled: list[tuple[RetrainRequest, PipelineRun | None]] = []
         for request in self.requests("waiting"):
@@ -332,6 +338,8 @@ class PipelineService:
                 self._save_request(merged)
                 continue
             seen[request.model] = request
+            if not self._claim(request):
+                continue  # another process is running it
             try:
                 run = self.retrain(
                     request.model, request.reason, trigger=request.trigger, **options
@@ -347,12 +355,17 @@ class PipelineService:
                     }
                 )
                 self._save_request(updated)
+                self._release(request)
                 handled.append((updated, None))
                 continue
+            except BaseException:
+                self._release(request)  # still pending: the next runner takes it up
+                raise
             updated = request.model_copy(
                 update={"status": "done", "pipeline_run": run.id, "outcome": run.status.value}
             )
             self._save_request(updated)
+            self._release(request)
             handled.append((updated, run))
             for older in self.requests("waiting"):
                 if older.model == request.model and older.seq < request.seq:
@@ -430,6 +443,28 @@ class PipelineService:
         return retired
 
     # -- plumbing -------------------------------------------------------------------------------
+
+    def _claim(self, request: RetrainRequest) -> bool:
+        """Take ``request`` for this process: False while another live process holds it."""
+        path = self.root / "requests" / f"{request.id}.claim"
+        mine = this_process().model_dump_json()
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = ProcessId.model_validate_json(path.read_text())
+            except (OSError, PydanticValidationError):
+                holder = None  # half-written by a process that died at once
+            if holder is not None and running(holder):
+                return False
+            write_atomic(path, mine)  # its process has gone: take it over
+            return True
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(mine)
+        return True
+
+    def _release(self, request: RetrainRequest) -> None:
+        (self.root / "requests" / f"{request.id}.claim").unlink(missing_ok=True)
 
     def _save_request(self, request: RetrainRequest) -> None:
         write_atomic(self.root / "requests" / f"{request.id}.json", request.model_dump_json())
