@@ -177,12 +177,13 @@ def adopt_model(
     plat = platform(ctx)
     supplied = _artifacts(artifact or [])
     progress = progress_bar(err_console, "reading bytes")
-    with progress:
-        task = progress.add_task("adopt", total=None)
+    task = progress.add_task("adopt", total=None)
 
-        def fetching(_version: object, index: int, total: int) -> None:
-            progress.update(task, completed=index, total=total)
+    def fetching(_version: object, index: int, total: int) -> None:
+        progress.start()  # shown once bytes are read: input refused before leaves no trace
+        progress.update(task, completed=index, total=total)
 
+    try:
         adoption = plat.migration.adopt_model(
             name,
             reason=reason,
@@ -196,6 +197,9 @@ def adopt_model(
             flavor=flavor,
             on_fetch=fetching,
         )
+    finally:
+        if progress.live.is_started:
+            progress.stop()
     if as_json:
         emit_json(
             {

@@ -80,7 +80,8 @@ def _cell(value: Any) -> str:
 
 
 def progress_bar(on: Console = console, label: str = "{task.description}") -> Progress:
-    """A transient bar with a count and the time taken, for work over many items."""
+    """A transient bar with a count and the time taken, for work over many items; nothing at all
+    when ``on`` is not a terminal (a log or a pipe keeps only the result)."""
     return Progress(
         TextColumn(label),
         BarColumn(),
@@ -88,4 +89,5 @@ def progress_bar(on: Console = console, label: str = "{task.description}") -> Pr
         TimeElapsedColumn(),
         console=on,
         transient=True,
+        disable=not on.is_terminal,
     )
