@@ -55,6 +55,18 @@ class AbstractRegistryTests(AbstractBackendFixtures):
         assert [v.version for v in scenario.versions] == [1, 2, 3]
 
     @pytest.mark.requires(Capability.REGISTRY)
+    def test_a_version_reads_the_same_listed_or_fetched(
+        self, cloud: Any, scenario: ModelScenario
+    ) -> None:
+        """The backend MUST report a version alike from ``list_versions`` and ``get_version``:
+        sync and adoption read it one way or the other, and must see the same bytes, aliases,
+        tags and origin (None here: Mintaka made these versions, not a job the cloud names)."""
+        listed = cloud.list_versions(scenario.name)
+        fetched = [cloud.get_version(scenario.name, v.version) for v in listed]
+        assert listed == fetched
+        assert {v.origin for v in listed} == {None}
+
+    @pytest.mark.requires(Capability.REGISTRY)
     def test_version_reports_digest_and_mintaka_id(
         self, cloud: Any, scenario: ModelScenario
     ) -> None:
