@@ -313,3 +313,39 @@ def test_an_endpoint_made_outside_mintaka_is_served_once_adopted(
     answer = HTTP.post(url, json={"inputs": row(0)})  # no reload asked: the request retries it
     assert answer.status_code == 200
     assert (answer.json()["model"], answer.json()["version"]) == ("legacy", 1)
+
+
+def test_an_endpoint_whose_bytes_fail_is_not_read_again_until_it_changes(
+    served: Served, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from mintaka.domain.serving import Route, TrafficMap
+    from mintaka.errors import IntegrityError
+
+    plat, server = served
+    loads: list[str] = []
+    real = server._runtime
+
+    def runtime(row):  # type: ignore[no-untyped-def]
+        if row.name == "broken-api":
+            loads.append(row.name)
+            raise IntegrityError("credit:1 bytes do not match their digest")
+        return real(row)
+
+    monkeypatch.setattr(server, "_runtime", runtime)
+    with caplog.at_level(logging.ERROR, logger="mintaka.local.server"):
+        plat.backend.create_endpoint(  # type: ignore[attr-defined]
+            "broken-api",
+            [Route(name="broken", model="credit", version=1)],
+            TrafficMap(weights={"broken": 100}),
+        )
+        wait_for(lambda: bool(loads))
+        time.sleep(0.1)  # five polls of the server
+        assert (
+            HTTP.post(f"{server.url}/endpoints/broken-api/invocations", json={}).status_code == 404
+        )
+    assert loads == ["broken-api"]  # hashing a large model every poll would burn the CPU
+    assert len([r for r in caplog.records if "broken-api" in r.getMessage()]) == 1
+    plat.backend.set_traffic("broken-api", TrafficMap(weights={"broken": 100}))  # type: ignore[attr-defined]
+    wait_for(lambda: len(loads) == 2)  # a change to the endpoint is tried again

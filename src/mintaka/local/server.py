@@ -108,9 +108,12 @@ class InferenceServer:
         self._predictors: dict[str, Predictor] = {}
         self._reload_lock = threading.Lock()
         self._seen_version: tuple[int, int] = (-1, -1)
-        # Endpoints whose configuration could not be loaded, by the config version that failed:
-        # tried again at every look (a model recorded since, e.g. by adoption, makes it load).
-        self._unloaded: dict[str, int] = {}
+        # Endpoints whose configuration could not be loaded, by the config version that failed
+        # (said once, tried again when it changes), and those among them that route to a model
+        # the store does not record: tried again at every look, since recording it (adoption)
+        # makes them load without any change to the endpoint.
+        self._failed: dict[str, int] = {}
+        self._unrecorded: set[str] = set()
         self.predlog = PredictionLog(
             platform.store, spill=platform.home / "predictions-spill.jsonl"
         )
@@ -185,27 +188,37 @@ class InferenceServer:
         """Re-read endpoint configuration if any endpoint changed since the last look."""
         with self._reload_lock:
             marker = self._config_marker()
-            if marker == self._seen_version and not force and not self._unloaded:
+            if marker == self._seen_version and not force and not self._unrecorded:
                 return
             with self.backend.engine.connect() as conn, conn.begin():
                 rows = conn.execute(select(local_endpoints)).all()
             fresh: dict[str, EndpointRuntime] = {}
-            unloaded: dict[str, int] = {}
+            failed: dict[str, int] = {}
+            unrecorded: set[str] = set()
             for row in rows:
                 current = self.endpoints.get(row.name)
                 if current is not None and current.config_version == row.config_version:
                     fresh[row.name] = current
                     continue
+                known_bad = self._failed.get(row.name) == row.config_version
+                if known_bad and not force and row.name not in self._unrecorded:
+                    failed[row.name] = row.config_version  # e.g. bytes that fail their digest:
+                    if current is not None:  # not re-read until the endpoint changes
+                        fresh[row.name] = current
+                    continue
                 try:
                     fresh[row.name] = self._runtime(row)
                 except MintakaError as exc:
-                    unloaded[row.name] = row.config_version
-                    if self._unloaded.get(row.name) != row.config_version:  # said once
+                    failed[row.name] = row.config_version
+                    if isinstance(exc, NotFound):
+                        unrecorded.add(row.name)
+                    if not known_bad:  # said once per configuration
                         self._log_unloaded(row.name, exc, current is not None)
                     if current is not None:
                         fresh[row.name] = current
             self.endpoints = fresh
-            self._unloaded = unloaded
+            self._failed = failed
+            self._unrecorded = unrecorded
             self._seen_version = marker
 
     @staticmethod
@@ -326,7 +339,7 @@ class InferenceServer:
     def _answer(self, name: str, raw: bytes, pinned: str | None) -> tuple[int, dict[str, Any]]:
         """Status and JSON body for one invocation of endpoint ``name``."""
         runtime = self.endpoints.get(name)
-        if runtime is None and name in self._unloaded:
+        if runtime is None and name in self._unrecorded:
             self.reload()  # what it serves may have been recorded since the last look
             runtime = self.endpoints.get(name)
         if runtime is None:
