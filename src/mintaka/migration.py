@@ -61,7 +61,13 @@ from mintaka.domain.registry import (
     Stage,
 )
 from mintaka.domain.serving import Endpoint, EndpointStatus, RolloutStrategy
-from mintaka.errors import Conflict, NotFound, UnsupportedCapability, ValidationError
+from mintaka.errors import (
+    Conflict,
+    InvalidName,
+    NotFound,
+    UnsupportedCapability,
+    ValidationError,
+)
 from mintaka.flavors.loader import detect_flavor
 from mintaka.governance.gate import TrafficChange, traffic_controls
 from mintaka.governance.service import Control
@@ -222,7 +228,15 @@ class MigrationService:
         from mintaka.platform import _INSERT_VERSION, _enum, _parse
 
         platform = self.platform
-        name = validate_model_name(name)
+        try:
+            name = validate_model_name(name)
+        except InvalidName as exc:
+            raise InvalidName(
+                exc.kind,
+                exc.value,
+                f"{exc.rule}; a cloud model named so is adopted under a Mintaka name that the "
+                "backend's settings map to it (SageMaker: model_names; docs/migration.md)",
+            ) from None
         reason = _reason(reason)
         risk_tier = None if tier is None else _enum(RiskTier, tier, "risk tier")
         given_flavor = None if flavor is None else _enum(Flavor, flavor, "flavor")

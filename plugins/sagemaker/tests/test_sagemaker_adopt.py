@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from mintaka_conformance.fakes.sagemaker import make_client
 from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_testkit import BUCKET
+from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
 
 from mintaka import Platform
 from mintaka.artifacts import manifest_of
-from mintaka.errors import ValidationError
+from mintaka.errors import ConfigurationError, InvalidName, ValidationError
 
 GROUP = "legacy-churn"
 
@@ -33,15 +33,15 @@ def tarball(files: dict[str, bytes]) -> bytes:
     return out.getvalue()
 
 
-def legacy_package(sm: Any, key: str, body: bytes, **more: Any) -> str:
-    """A package in ``GROUP`` made by plain boto3 calls, with model data at ``key``."""
+def legacy_package(sm: Any, key: str, body: bytes, group: str = GROUP, **more: Any) -> str:
+    """A package in ``group`` made by plain boto3 calls, with model data at ``key``."""
     make_client("s3").put_object(Bucket=BUCKET, Key=key, Body=body)
     with contextlib.suppress(sm.exceptions.ClientError):
-        sm.create_model_package_group(ModelPackageGroupName=GROUP)
+        sm.create_model_package_group(ModelPackageGroupName=group)
     return str(
         sm.create_model_package(
             **more,
-            ModelPackageGroupName=GROUP,
+            ModelPackageGroupName=group,
             ModelApprovalStatus="PendingManualApproval",
             InferenceSpecification={
                 "Containers": [
@@ -127,3 +127,45 @@ def test_what_the_package_says_produced_it_is_recorded_on_the_adopted_version(
     assert event.details["origin"]["produced_by"] == TRAINING_JOB
     [lineage_finding] = [f for f in adoption.findings if "lineage starts" in f]
     assert TRAINING_JOB in lineage_finding
+
+
+def test_a_group_whose_name_mintaka_cannot_use_is_adopted_under_a_mapped_name(
+    fake: Any, sm: Any, tmp_path: Path
+) -> None:
+    legacy_package(sm, "jobs/churn/model.tar.gz", tarball({"model.joblib": b"w"}), "ChurnModel")
+    with sagemaker_platform(tmp_path / "unmapped") as plain:
+        names = {c.name for c in plain.migration.discover()}
+        assert "ChurnModel" in names  # listed as the cloud names it
+        with pytest.raises(InvalidName, match="backend's settings map"):
+            plain.migration.adopt_model("ChurnModel", reason="inherited")
+    settings = {**SETTINGS, "model_names": {"churn-model": "ChurnModel"}}
+    with sagemaker_platform(tmp_path / "mapped", settings) as platform:
+        found = {c.name: c for c in platform.migration.discover()}
+        assert {"churn-model", "churn-model:1"} <= set(found)
+        assert found["churn-model"].backend_id.endswith(":model-package-group/ChurnModel")
+        [adopted] = platform.migration.adopt_model("churn-model", reason="inherited").adopted
+        assert adopted.ref == "churn-model:1"
+        assert adopted.backend_ids["model_package_group"] == "ChurnModel"
+        platform.set_alias("churn-model", "champion", 1)  # tags on the group the map names
+        tags = sm.list_tags(ResourceArn=found["churn-model"].backend_id)["Tags"]
+        assert {"Key": "mintaka:alias:champion", "Value": "1"} in tags
+        assert platform.sync() == []
+
+
+@pytest.mark.parametrize(
+    ("names", "says"),
+    [
+        ({"Churn": "ChurnModel"}, "invalid model name"),
+        ({"churn": "churn_model"}, "not a SageMaker model package group name"),
+        ({"churn": "legacy-churn"}, "valid Mintaka name already"),
+        ({"a-model": "ModelA", "b-model": "ModelA"}, "two Mintaka names"),
+    ],
+)
+def test_a_name_map_that_is_not_one_to_one_is_refused(
+    fake: Any, tmp_path: Path, names: dict[str, str], says: str
+) -> None:
+    with (
+        pytest.raises((ConfigurationError, ValidationError), match=says),
+        sagemaker_platform(tmp_path / "home", {**SETTINGS, "model_names": names}),
+    ):
+        pass

@@ -543,7 +543,10 @@ class SageMakerPipelines(AwsCalls):
                     backend_ids[f"step:{name}"] = str(arn)
             registered = (metadata.get("RegisterModel") or {}).get("Arn")
             if registered:
-                run["outputs"] = {"model_package_arn": str(registered), **_package_of(registered)}
+                package = _package_of(registered)
+                if REGISTERED_MODEL in package:  # under its Mintaka name (model_names)
+                    package[REGISTERED_MODEL] = self.settings.name_of(package[REGISTERED_MODEL])
+                run["outputs"] = {"model_package_arn": str(registered), **package}
             elif status is PipelineStatus.SUCCEEDED and metadata.get("ProcessingJob"):
                 run["outputs"] = self._uploaded_outputs(pipeline, execution, name)
             runs[name] = run

@@ -75,15 +75,19 @@ class SageMakerRegistry(AwsCalls):
 
     # -- names and ARNs ---------------------------------------------------------------------------
 
+    # A Mintaka model name is its group's name unless ``model_names`` maps it to another.
+
     def _group_arn(self, name: str) -> str:
-        return self._arn(f"model-package-group/{name}")
+        return self._arn(f"model-package-group/{self.settings.group_of(name)}")
 
     def _package_arn(self, name: str, version: int) -> str:
-        return self._arn(f"model-package/{name}/{version}")
+        return self._arn(f"model-package/{self.settings.group_of(name)}/{version}")
 
     def _describe_group(self, name: str) -> dict[str, Any]:
         try:
-            return self._sm("describe_model_package_group", ModelPackageGroupName=name)
+            return self._sm(
+                "describe_model_package_group", ModelPackageGroupName=self.settings.group_of(name)
+            )
         except NotFound:
             raise NotFound(f"[sagemaker] model {name!r} (model package group) not found") from None
 
@@ -100,7 +104,7 @@ class SageMakerRegistry(AwsCalls):
 
     def ensure_model(self, name: str, description: str = "") -> dict[str, str]:
         params: dict[str, Any] = {
-            "ModelPackageGroupName": name,
+            "ModelPackageGroupName": self.settings.group_of(name),
             "Tags": tag_list({MANAGED_TAG: "true"}),
         }
         if description:
@@ -140,7 +144,7 @@ class SageMakerRegistry(AwsCalls):
         from the request and the package's ARN: a new version has no aliases or stage yet."""
         uri, uploaded = self._upload_artifact(request)
         params: dict[str, Any] = {
-            "ModelPackageGroupName": request.name,
+            "ModelPackageGroupName": self.settings.group_of(request.name),
             "ClientToken": client_token(request.idempotency_key),
             "ModelApprovalStatus": APPROVAL_TO_SAGEMAKER[ApprovalStatus.PENDING],
             "CustomerMetadataProperties": {
@@ -168,7 +172,7 @@ class SageMakerRegistry(AwsCalls):
                 self._forget_artifact(uri)
             raise
         group, _, number = arn.rpartition(":model-package/")[2].rpartition("/")
-        if group.lower() != request.name.lower() or not number.isdigit():
+        if group.lower() != self.settings.group_of(request.name).lower() or not number.isdigit():
             if uploaded:
                 self._forget_artifact(uri)
             raise Conflict(
@@ -183,7 +187,10 @@ class SageMakerRegistry(AwsCalls):
             tags=dict(request.tags),
             approval=ApprovalStatus.PENDING,
             mintaka_id=request.mintaka_id,
-            backend_ids={"model_package": arn, "model_package_group": request.name},
+            backend_ids={
+                "model_package": arn,
+                "model_package_group": self.settings.group_of(request.name),
+            },
             extra={
                 "approval_status": APPROVAL_TO_SAGEMAKER[ApprovalStatus.PENDING],
                 "flavor": request.flavor.value,
@@ -237,7 +244,7 @@ class SageMakerRegistry(AwsCalls):
             stage=Stage(stage) if stage in {s.value for s in Stage} else None,
             approval=approval,
             mintaka_id=meta.get(META_ID),
-            backend_ids={"model_package": arn, "model_package_group": name},
+            backend_ids={"model_package": arn, "model_package_group": self.settings.group_of(name)},
             origin=_origin(described.get("MetadataProperties") or {}),
             extra={
                 "status": str(described.get("ModelPackageStatus", "")),
@@ -255,7 +262,7 @@ class SageMakerRegistry(AwsCalls):
         for page in self._pages(
             "sagemaker",
             "list_model_packages",
-            ModelPackageGroupName=name,
+            ModelPackageGroupName=self.settings.group_of(name),
             ModelPackageType="Versioned",
         ):
             numbers += [
@@ -280,7 +287,8 @@ class SageMakerRegistry(AwsCalls):
         names: list[str] = []
         for page in self._pages("sagemaker", "list_model_package_groups"):
             names += [
-                g["ModelPackageGroupName"] for g in page.get("ModelPackageGroupSummaryList", [])
+                self.settings.name_of(g["ModelPackageGroupName"])
+                for g in page.get("ModelPackageGroupSummaryList", [])
             ]
         return sorted(names)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from mintaka.errors import ConfigurationError
+from mintaka.domain.names import validate_model_name
+from mintaka.errors import ConfigurationError, InvalidName
 from mintaka.interfaces import BackendSettings
+
+GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 class SageMakerSettings(BackendSettings):
@@ -18,7 +22,9 @@ class SageMakerSettings(BackendSettings):
     boto3's own chain (environment, ``profile``, instance role) provides them. ``endpoint_url``
     points every client at one URL (a moto server, a VPC endpoint); ``max_attempts`` counts the
     first request; ``max_backoff_seconds`` caps botocore's exponential backoff in ``standard``
-    mode (0 retries at once, for tests).
+    mode (0 retries at once, for tests). ``model_names`` maps a Mintaka model name to the model
+    package group that holds it where the group's name is one Mintaka cannot use (upper case,
+    a leading digit), so that a group made before Mintaka can be adopted under a Mintaka name.
     """
 
     region: str = "us-east-1"
@@ -38,12 +44,43 @@ class SageMakerSettings(BackendSettings):
     poll_seconds: float = Field(default=15.0, ge=0)
     wait_timeout_seconds: float = Field(default=3600.0, ge=0)
     rollback_alarms: tuple[str, ...] = ()
+    model_names: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("model_names")
+    @classmethod
+    def _names_map_one_to_one(cls, names: dict[str, str]) -> dict[str, str]:
+        for mintaka, group in names.items():
+            validate_model_name(mintaka)
+            if not GROUP_NAME.match(group):
+                raise ValueError(f"{group!r} is not a SageMaker model package group name")
+            try:
+                validate_model_name(group)
+            except InvalidName:
+                continue
+            # A group Mintaka could name itself would be reachable under two names.
+            raise ValueError(
+                f"model package group {group!r} is a valid Mintaka name already: use it as is"
+            )
+        if len(set(names.values())) != len(names):
+            raise ValueError("model_names maps two Mintaka names to one model package group")
+        return names
 
     @model_validator(mode="after")
     def _backoff_cap_needs_standard_retries(self) -> SageMakerSettings:
         if self.max_backoff_seconds != 20.0 and self.retry_mode != "standard":
             raise ValueError("max_backoff_seconds applies to retry_mode 'standard' only")
         return self
+
+    def group_of(self, name: str) -> str:
+        """The model package group holding Mintaka model ``name``."""
+        return self.model_names.get(name, name)
+
+    def name_of(self, group: str) -> str:
+        """The Mintaka name of model package group ``group`` (itself unless mapped)."""
+        for mintaka, mapped in self.model_names.items():
+            if mapped == group:
+                return mintaka
+        return group
 
     @property
     def key_prefix(self) -> str:
