@@ -91,8 +91,9 @@ ADOPT_ENDPOINT = "endpoint.adopt"
 
 @dataclass(frozen=True)
 class Candidate:
-    """A resource in the cloud, and whether the store records it (``recorded``) and the cloud
-    marks it as Mintaka's (``managed``)."""
+    """A resource in the cloud, and whether the store records it (``recorded``), the cloud
+    marks it as Mintaka's (``managed``) and its name is one Mintaka can use (``usable_name``:
+    else it is adopted under a name the backend's settings map to it, where the backend can)."""
 
     kind: ResourceKind
     name: str
@@ -100,6 +101,7 @@ class Candidate:
     recorded: bool
     managed: bool
     extra: JSONDict = field(default_factory=dict)
+    usable_name: bool = True
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,16 @@ def _pipeline_run_node(run_id: str, backend: str) -> LineageNode:
     return LineageNode(
         kind=NodeKind.PIPELINE_RUN, key=run_id[:512], label=run_id, attrs={"backend": backend}
     )
+
+
+def _usable(kind: ResourceKind, name: str) -> bool:
+    """Whether Mintaka can use ``name`` (a version's model part, for a version) as it is."""
+    check = validate_endpoint_name if kind is ResourceKind.ENDPOINT else validate_model_name
+    try:
+        check(name.rpartition(":")[0] if kind is ResourceKind.MODEL_VERSION else name)
+    except InvalidName:
+        return False
+    return True
 
 
 def _recorded_versions(sql: Sql, name: str) -> set[int]:
@@ -191,6 +203,7 @@ class MigrationService:
                 recorded=r.name in recorded[r.kind],
                 managed=r.managed,
                 extra=dict(r.extra),
+                usable_name=_usable(r.kind, r.name),
             )
             for r in found
         ]

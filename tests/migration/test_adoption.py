@@ -460,3 +460,22 @@ def test_the_flavor_is_read_from_the_bytes_unless_given(
     assert audited(platform, "model.adopt")[1][1]["flavor"] == "sklearn"
     forced = platform.migration.adopt_model("churn", reason="inherited", flavor="opaque")
     assert [(v.version, v.flavor) for v in forced.adopted] == [(2, Flavor.OPAQUE)]
+
+
+def test_discover_says_which_names_mintaka_cannot_use(
+    capsys: pytest.CaptureFixture[str], home: Path, clock: ManualClock
+) -> None:
+    with Platform(home, clock=clock, actor="alice") as platform:
+        with platform.backend.transactions.write() as conn:  # type: ignore[attr-defined]
+            conn.exec_driver_sql(
+                "INSERT INTO local_models (name, description, created_at) "
+                "VALUES ('Churn_Legacy', '', '2024-01-01T00:00:00+00:00')"
+            )
+        found = {c.name: c.usable_name for c in platform.migration.discover()}
+        assert found == {"Churn_Legacy": False}
+    base = ["--home", str(home), "--as", "alice"]
+    code, out, _ = cli(capsys, *base, "discover", "--json")
+    assert (code, [r["usable_name"] for r in json.loads(out)]) == (0, [False])
+    code, out, _ = cli(capsys, *base, "discover")
+    assert "names Mintaka cannot use" in out
+    assert "Churn_Legacy" in out

@@ -134,14 +134,16 @@ def test_a_group_whose_name_mintaka_cannot_use_is_adopted_under_a_mapped_name(
 ) -> None:
     legacy_package(sm, "jobs/churn/model.tar.gz", tarball({"model.joblib": b"w"}), "ChurnModel")
     with sagemaker_platform(tmp_path / "unmapped") as plain:
-        names = {c.name for c in plain.migration.discover()}
-        assert "ChurnModel" in names  # listed as the cloud names it
+        listed = {c.name: c for c in plain.migration.discover()}
+        assert not listed["ChurnModel"].usable_name  # listed as the cloud names it
+        assert not listed["ChurnModel:1"].usable_name
         with pytest.raises(InvalidName, match="backend's settings map"):
             plain.migration.adopt_model("ChurnModel", reason="inherited")
     settings = {**SETTINGS, "model_names": {"churn-model": "ChurnModel"}}
     with sagemaker_platform(tmp_path / "mapped", settings) as platform:
         found = {c.name: c for c in platform.migration.discover()}
         assert {"churn-model", "churn-model:1"} <= set(found)
+        assert found["churn-model"].usable_name
         assert found["churn-model"].backend_id.endswith(":model-package-group/ChurnModel")
         [adopted] = platform.migration.adopt_model("churn-model", reason="inherited").adopted
         assert adopted.ref == "churn-model:1"

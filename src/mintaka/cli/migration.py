@@ -11,7 +11,7 @@ import typer
 
 from mintaka.cli.output import console, emit_json, err_console, progress_bar, table
 from mintaka.cli.state import platform
-from mintaka.domain.discovery import Difference
+from mintaka.domain.discovery import Difference, ResourceKind
 from mintaka.errors import ValidationError
 from mintaka.sync import ENDPOINT_SUBJECT, DifferenceKind, subject_of
 
@@ -46,6 +46,7 @@ def discover(
                     "backend_id": c.backend_id,
                     "recorded": c.recorded,
                     "managed": c.managed,
+                    "usable_name": c.usable_name,
                     "extra": c.extra,
                 }
                 for c in found
@@ -66,6 +67,14 @@ def discover(
             for c in found
         ],
     )
+    unusable = sorted(
+        {c.name for c in found if not c.usable_name and c.kind is not ResourceKind.MODEL_VERSION}
+    )
+    if unusable:
+        console.print(
+            f"[yellow]names Mintaka cannot use[/]: {', '.join(unusable)}; adopt them under names "
+            "the backend's settings map to them (docs/migration.md)"
+        )
 
 
 # What to do about each kind of difference sync reports.
