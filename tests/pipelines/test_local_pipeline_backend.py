@@ -161,6 +161,29 @@ def test_a_killed_workers_run_reads_back_failed_in_mintaka_too_and_resumes(
     assert platform.pipelines.get(run.id).run.status is PipelineStatus.SUCCEEDED
 
 
+def test_a_worker_killed_after_a_stop_request_reads_back_stopped_in_mintaka_too(
+    platform: Platform, local: LocalBackend, tmp_path: Path
+) -> None:
+    """What stop_pipeline_run does when the worker outlives SIGTERM: the request, then
+    SIGKILL; the run then reads back stopped in the backend and in Mintaka's own state."""
+    from mintaka.local.pipelines import STOP
+
+    run = platform.pipelines.submit(waiting_pipeline(), {"folder": str(tmp_path)})
+    until((tmp_path / "started").exists, "the step to start")
+    folder = local._folder(run.id)
+    (folder / STOP).write_text("{}")  # the request, as stop_pipeline_run records it
+    os.killpg(int(run.backend_ids["pid"]), signal.SIGKILL)
+    assert ended(local, run.id).status is PipelineStatus.STOPPED
+    state = platform.pipelines.get(run.id)
+    assert (state.run.status, state.run.failure_reason) == (
+        PipelineStatus.STOPPED,
+        "stopped on request",
+    )
+    assert [s.status for s in state.run.steps] == [PipelineStatus.STOPPED]
+    actions = [e.action for e in platform.audit.events() if e.subject == run.id]
+    assert actions.count("pipeline.stopped") == 1
+
+
 def test_a_run_whose_steps_do_not_fit_reads_back_failed_with_the_reason(
     local: LocalBackend,
 ) -> None:

@@ -147,6 +147,7 @@ class PipelineStatus(StrEnum):
 
 # A step that registered a model version in the cloud names it in its outputs under these keys,
 # so core can adopt the version (``platform.pipelines.status``).
+STOPPED_ON_REQUEST = "stopped on request"  # why a run that was asked to stop ended
 REGISTERED_MODEL = "registered_model"
 REGISTERED_VERSION = "registered_version"
 

@@ -21,12 +21,12 @@ from pathlib import Path
 from types import FrameType
 
 from mintaka.clock import SystemClock
-from mintaka.domain.pipelines import PipelineStatus
+from mintaka.domain.pipelines import STOPPED_ON_REQUEST, PipelineStatus
 from mintaka.errors import MintakaError
 from mintaka.local.pipelines import (
     ENDED,
     HOLD,
-    STOPPED_ON_REQUEST,
+    STOP,
     SUBMISSION,
     Progress,
     Submission,
@@ -73,7 +73,7 @@ def _run(folder: Path, submission: Submission) -> None:
         backend_settings={"path": submission.backend_path},
     ) as platform:
         platform.pipelines.executor().run(
-            submission.spec, submission.parameters, run_id=submission.id
+            submission.spec, submission.parameters, run_id=submission.id, stop_marker=folder / STOP
         )
 
 

@@ -36,6 +36,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from mintaka.domain.base import AwareDatetime, Record
 from mintaka.domain.pipelines import (
+    STOPPED_ON_REQUEST,
     NativePipeline,
     PipelineRun,
     PipelineSpec,
@@ -60,7 +61,6 @@ HOLD = "hold"
 LOG = "worker.log"
 
 ENDED = frozenset({PipelineStatus.SUCCEEDED, PipelineStatus.FAILED, PipelineStatus.STOPPED})
-STOPPED_ON_REQUEST = "stopped on request"
 # A run whose worker was not recorded this many seconds after its submission never got one.
 LAUNCH_TIMEOUT = 60.0
 

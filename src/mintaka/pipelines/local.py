@@ -33,6 +33,7 @@ from mintaka.artifacts import manifest_of
 from mintaka.domain.base import JSONDict
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
 from mintaka.domain.pipelines import (
+    STOPPED_ON_REQUEST,
     GateOutcome,
     PipelineRun,
     PipelineSpec,
@@ -90,8 +91,10 @@ class RunState(BaseModel):
     data_digests: dict[str, str] = Field(default_factory=dict)
     model: str | None = None
     # The process carrying the run out while it is running: a run whose process has gone
-    # without recording an end reads back as failed, never as running.
+    # without recording an end reads back as failed, never as running; as stopped when the
+    # file ``stop_marker`` (a stop request, written by whoever asked) exists.
     driver: ProcessId | None = None
+    stop_marker: str | None = None
 
 
 def canonical_digest(value: Any) -> str:
@@ -131,9 +134,12 @@ class LocalExecutor:
         reason: str = "",
         model: str | None = None,
         run_id: str | None = None,
+        stop_marker: Path | None = None,
     ) -> PipelineRun:
         """Check the pipeline's wiring, then run it; raises GateFailed / PipelineFailed.
-        ``run_id`` is the id a backend already gave the run (a submitted run), else a new one."""
+        ``run_id`` is the id a backend already gave the run (a submitted run), else a new one.
+        ``stop_marker`` is a file whose existence says a stop was asked for: if the process
+        running the run is killed, the run then reads back as stopped rather than failed."""
         unknown = sorted(set(parameters or {}) - set(spec.parameters))
         if unknown:
             raise ValidationError(f"pipeline {spec.name!r} declares no parameters {unknown}")
@@ -163,6 +169,7 @@ class LocalExecutor:
             seeds={k: v for k, v in merged.items() if k in SEED_NAMES or k.endswith("_seed")},
             model=model,
             driver=this_process(),
+            stop_marker=str(stop_marker) if stop_marker is not None else None,
         )
         self._save(state)
         node = LineageNode(
@@ -231,14 +238,16 @@ class LocalExecutor:
         if state.run.status is not PipelineStatus.RUNNING or driver is None or running(driver):
             return state
         now = self.platform._now()
-        reason = (
-            f"interrupted: the process running it (pid {driver.pid}) ended without recording "
-            "how the run ended; resume it to continue from its last good step"
-        )
-        steps = tuple(
-            s.model_copy(
-                update={"status": PipelineStatus.FAILED, "ended_at": now, "failure_reason": reason}
+        if state.stop_marker is not None and Path(state.stop_marker).exists():
+            status, reason = PipelineStatus.STOPPED, STOPPED_ON_REQUEST
+        else:
+            status = PipelineStatus.FAILED
+            reason = (
+                f"interrupted: the process running it (pid {driver.pid}) ended without "
+                "recording how the run ended; resume it to continue from its last good step"
             )
+        steps = tuple(
+            s.model_copy(update={"status": status, "ended_at": now, "failure_reason": reason})
             if s.status is PipelineStatus.RUNNING
             else s
             for s in state.run.steps
@@ -249,10 +258,10 @@ class LocalExecutor:
             os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
         except FileExistsError:  # another reader records the end; report the same
             state.run = state.run.model_copy(
-                update={"status": PipelineStatus.FAILED, "ended_at": now, "failure_reason": reason}
+                update={"status": status, "ended_at": now, "failure_reason": reason}
             )
             return state
-        self._finish(state, PipelineStatus.FAILED, reason)
+        self._finish(state, status, reason)
         return state
 
     # -- the loop -------------------------------------------------------------------------------
