@@ -171,3 +171,55 @@ def test_a_name_map_that_is_not_one_to_one_is_refused(
         sagemaker_platform(tmp_path / "home", {**SETTINGS, "model_names": names}),
     ):
         pass
+
+
+def legacy_endpoint(sm: Any, packages: dict[str, str]) -> None:
+    """``churn-api`` as boto3 makes it: one Model per package, variants named as SageMaker's
+    SDK names them (``AllTraffic``), all traffic on the first, no Mintaka tag anywhere."""
+    variants = []
+    for index, (variant, package) in enumerate(packages.items()):
+        model = f"churn-model-{index}"
+        sm.create_model(
+            ModelName=model,
+            PrimaryContainer={"ModelPackageName": package},
+            ExecutionRoleArn=SETTINGS["role_arn"],
+        )
+        variants.append(
+            {
+                "VariantName": variant,
+                "ModelName": model,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 1.0 if index == 0 else 0.0,
+            }
+        )
+    sm.create_endpoint_config(EndpointConfigName="churn-config", ProductionVariants=variants)
+    sm.create_endpoint(EndpointName="churn-api", EndpointConfigName="churn-config")
+
+
+def test_an_endpoint_made_without_mintaka_is_adopted_with_routes_from_its_packages(
+    platform: Platform, sm: Any
+) -> None:
+    one = legacy_package(sm, "jobs/1/model.tar.gz", tarball({"model.joblib": b"1"}))
+    two = legacy_package(sm, "jobs/2/model.tar.gz", tarball({"model.joblib": b"2"}))
+    legacy_endpoint(sm, {"AllTraffic": one, "Canary_2": two})
+    platform.migration.adopt_model(GROUP, reason="trained by the 2024 job")
+    adoption = platform.migration.adopt_endpoint("churn-api", reason="the CRM scoring endpoint")
+    endpoint = adoption.endpoint
+    assert {(r.name, r.model, r.version) for r in endpoint.routes} == {
+        ("alltraffic", GROUP, 1),
+        ("canary-2", GROUP, 2),
+    }
+    assert endpoint.traffic.weights == {"alltraffic": 100, "canary-2": 0}
+    assert platform.sync() == []
+    # A weights change goes to the variants the endpoint has, under their own names.
+    platform.serving.set_traffic("churn-api", {"alltraffic": 50, "canary-2": 50}, reason="test")
+    described = sm.describe_endpoint(EndpointName="churn-api")
+    weights = {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
+    assert weights == {"AllTraffic": 50.0, "Canary_2": 50.0}
+    assert described["EndpointConfigName"] == "churn-config"  # changed in place
+    assert platform.serving.get_endpoint("churn-api").traffic.weights == {
+        "alltraffic": 50,
+        "canary-2": 50,
+    }
+    assert platform.sync() == []

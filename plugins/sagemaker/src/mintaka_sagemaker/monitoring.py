@@ -28,6 +28,7 @@ from typing import Any
 from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
 from mintaka.domain.serving import EndpointMetrics
 from mintaka_sagemaker.serving import SageMakerServing
+from mintaka_sagemaker.variants import route_name
 
 NAMESPACE = "AWS/SageMaker"
 
@@ -79,7 +80,7 @@ def parse_capture_line(endpoint: str, variant: str, line: str) -> CapturedRecord
         extra["raw_output"] = raw_out
     return CapturedRecord(
         endpoint=endpoint,
-        route=variant,
+        route=route_name(variant),
         event_id=str(meta["eventId"]),
         at=at,
         inputs=_shaped(inputs),
@@ -211,13 +212,14 @@ class SageMakerMonitoring(SageMakerServing):
                     sums[result["Id"]] = sums.get(result["Id"], 0.0) + sum(result.get("Values", []))
         metrics = EndpointMetrics(endpoint=endpoint, start=start, end=end)
         for i, variant in enumerate(variants):
-            metrics.requests[variant] = int(sums.get(f"r{i}", 0.0))
-            metrics.errors[variant] = int(sums.get(f"e{i}", 0.0))
+            route = route_name(variant)
+            metrics.requests[route] = int(sums.get(f"r{i}", 0.0))
+            metrics.errors[route] = int(sums.get(f"e{i}", 0.0))
             latency = self._latency(endpoint, variant, start, end, seconds)
             if "p50" in latency:
-                metrics.p50_latency_ms[variant] = latency["p50"]
+                metrics.p50_latency_ms[route] = latency["p50"]
             if "p99" in latency:
-                metrics.p99_latency_ms[variant] = latency["p99"]
+                metrics.p99_latency_ms[route] = latency["p99"]
         return metrics
 
     @staticmethod

@@ -52,6 +52,7 @@ from mintaka.interfaces import BackendContext
 from mintaka_sagemaker.aws import derived_name, short_hash, tag_list
 from mintaka_sagemaker.errors import is_already_exists, was_retried
 from mintaka_sagemaker.registry import SageMakerRegistry
+from mintaka_sagemaker.variants import route_name, variant_names
 
 ROUTE_TAG = "mintaka:route:"
 MANAGED_TAG = "mintaka:managed"
@@ -340,8 +341,41 @@ class SageMakerServing(SageMakerRegistry):
                     routes.append(
                         Route(name=key.removeprefix(ROUTE_TAG), model=model, version=int(version))
                     )
+        if not routes:  # a config made outside Mintaka
+            routes = self._package_routes(config_name)
         self.config_routes.put(config_name, tuple(routes))
         return tuple(routes)
+
+    def _package_routes(self, config_name: str) -> list[Route]:
+        """The routes of a config Mintaka did not make: each variant whose model serves a
+        versioned model package is a route to that version (a variant whose model names no
+        package has no version Mintaka could record, and is left out)."""
+        try:
+            config = self._sm("describe_endpoint_config", EndpointConfigName=config_name)
+        except NotFound:
+            return []
+        variants = [
+            *(config.get("ProductionVariants") or []),
+            *(config.get("ShadowProductionVariants") or []),
+        ]
+        names = variant_names([str(v["VariantName"]) for v in variants])
+        routes: list[Route] = []
+        for route, variant in sorted(names.items()):
+            model = next(v.get("ModelName") for v in variants if v["VariantName"] == variant)
+            try:
+                described = self._sm("describe_model", ModelName=str(model))
+            except NotFound:
+                continue
+            containers = [described.get("PrimaryContainer") or {}]
+            containers += described.get("Containers") or []
+            packages = [c["ModelPackageName"] for c in containers if c.get("ModelPackageName")]
+            package = packages[0] if packages else ""
+            group, _, number = str(package).rpartition(":model-package/")[2].rpartition("/")
+            if group and number.isdigit():
+                routes.append(
+                    Route(name=route, model=self.settings.name_of(group), version=int(number))
+                )
+        return routes
 
     def _endpoint_from(self, described: dict[str, Any]) -> Endpoint:
         name = str(described["EndpointName"])
@@ -351,20 +385,21 @@ class SageMakerServing(SageMakerRegistry):
             v["VariantName"]: float(v.get("CurrentWeight", v.get("DesiredWeight", 0.0)) or 0.0)
             for v in described.get("ProductionVariants") or []
         }
-        weights = percentages(raw)
+        shadows = described.get("ShadowProductionVariants") or []
+        variants = variant_names([*raw, *(str(v["VariantName"]) for v in shadows)])
+        weights = percentages({route_name(v): w for v, w in raw.items()})
         if weights:
             for route in routes:
                 weights.setdefault(route.name, 0)
         shadow: str | None = None
         shadow_percent = 0
-        shadows = described.get("ShadowProductionVariants") or []
         live_weight = sum(raw.values())
         if shadows and live_weight > 0:
             first = shadows[0]
             share = float(first.get("CurrentWeight", first.get("DesiredWeight", 0.0)) or 0.0)
             shadow_percent = max(0, min(100, round(share * 100 / live_weight)))
             if shadow_percent:
-                shadow = str(first["VariantName"])
+                shadow = route_name(str(first["VariantName"]))
                 weights.setdefault(shadow, 0)
         status = STATUS.get(str(described.get("EndpointStatus")), EndpointStatus.FAILED)
         capture = described.get("DataCaptureConfig") or {}
@@ -382,6 +417,7 @@ class SageMakerServing(SageMakerRegistry):
                 "status": str(described.get("EndpointStatus", "")),
                 "failure_reason": str(described.get("FailureReason", "") or ""),
                 "variant_weights": raw,
+                "variants": variants,  # route -> variant
                 "capture": {
                     "enabled": bool(capture.get("EnableCapture", False)),
                     "sample_percent": capture.get("CurrentSamplingPercentage"),
@@ -568,10 +604,12 @@ class SageMakerServing(SageMakerRegistry):
             _, done = self._deploy_config(name, current.routes, traffic, described=described)
             return self._answer(name, done)
         running_weights = current.extra.get("variant_weights", {})
+        variants = current.extra.get("variants", {})  # an endpoint made outside Mintaka's names
         changes = [
-            {"VariantName": v["VariantName"], "DesiredWeight": v["InitialVariantWeight"]}
+            {"VariantName": variant, "DesiredWeight": v["InitialVariantWeight"]}
             for v in wanted.variants
-            if running_weights.get(v["VariantName"]) != v["InitialVariantWeight"]
+            if running_weights.get(variant := variants.get(v["VariantName"], v["VariantName"]))
+            != v["InitialVariantWeight"]
         ]
         if not changes:
             return current
