@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import tarfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -173,8 +174,8 @@ def test_a_name_map_that_is_not_one_to_one_is_refused(
         pass
 
 
-def legacy_endpoint(sm: Any, packages: dict[str, str]) -> None:
-    """``churn-api`` as boto3 makes it: one Model per package, variants named as SageMaker's
+def legacy_endpoint(sm: Any, packages: dict[str, str], name: str = "churn-api") -> None:
+    """Endpoint ``name`` as boto3 makes it: one Model per package, variants named as SageMaker's
     SDK names them (``AllTraffic``), all traffic on the first, no Mintaka tag anywhere."""
     variants = []
     for index, (variant, package) in enumerate(packages.items()):
@@ -194,7 +195,7 @@ def legacy_endpoint(sm: Any, packages: dict[str, str]) -> None:
             }
         )
     sm.create_endpoint_config(EndpointConfigName="churn-config", ProductionVariants=variants)
-    sm.create_endpoint(EndpointName="churn-api", EndpointConfigName="churn-config")
+    sm.create_endpoint(EndpointName=name, EndpointConfigName="churn-config")
 
 
 def test_an_endpoint_made_without_mintaka_is_adopted_with_routes_from_its_packages(
@@ -223,3 +224,38 @@ def test_an_endpoint_made_without_mintaka_is_adopted_with_routes_from_its_packag
         "canary-2": 50,
     }
     assert platform.sync() == []
+
+
+def test_an_endpoint_whose_name_mintaka_cannot_use_is_managed_under_a_mapped_name(
+    fake: Any, sm: Any, tmp_path: Path
+) -> None:
+    one = legacy_package(sm, "jobs/1/model.tar.gz", tarball({"model.joblib": b"1"}))
+    two = legacy_package(sm, "jobs/2/model.tar.gz", tarball({"model.joblib": b"2"}))
+    legacy_endpoint(sm, {"AllTraffic": one, "Canary": two}, name="ChurnApi")
+    settings = {**SETTINGS, "endpoint_names": {"churn-api": "ChurnApi"}}
+    with sagemaker_platform(tmp_path / "home", settings) as platform:
+        found = {c.name: c for c in platform.migration.discover()}
+        assert found["churn-api"].usable_name
+        assert found["churn-api"].backend_id.lower().endswith(":endpoint/churnapi")
+        platform.migration.adopt_model(GROUP, reason="inherited")
+        adopted = platform.migration.adopt_endpoint("churn-api", reason="inherited").endpoint
+        assert adopted.name == "churn-api"
+        assert adopted.traffic.weights == {"alltraffic": 100, "canary": 0}
+        platform.serving.set_traffic("churn-api", {"alltraffic": 90, "canary": 10}, reason="t")
+        described = sm.describe_endpoint(EndpointName="ChurnApi")
+        weights = {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
+        assert weights == {"AllTraffic": 90.0, "Canary": 10.0}
+        assert [e.name for e in platform.backend.list_endpoints()] == ["churn-api"]  # type: ignore[attr-defined]
+        now = platform.clock.now()
+        metrics = platform.serving.endpoint_metrics("churn-api", now - timedelta(hours=1), now)
+        assert set(metrics.requests) == {"alltraffic", "canary"}  # read under the routes' names
+        assert platform.sync() == []
+
+
+def test_an_endpoint_name_map_must_be_one_to_one(fake: Any, tmp_path: Path) -> None:
+    settings = {**SETTINGS, "endpoint_names": {"churn-api": "churn-prod"}}
+    with (
+        pytest.raises((ConfigurationError, ValidationError), match="valid Mintaka name already"),
+        sagemaker_platform(tmp_path / "home", settings),
+    ):
+        pass

@@ -95,7 +95,7 @@ class AwsCalls:
             params["NextToken"] = token
 
     def _describe_endpoint(self, name: str) -> dict[str, Any]:
-        found = self._sm("describe_endpoint", EndpointName=name)
+        found = self._sm("describe_endpoint", EndpointName=self.settings.endpoint_of(name))
         if found.get("EndpointStatus") == "Deleting":
             raise NotFound(f"[sagemaker] endpoint {name!r} is being deleted")
         return found

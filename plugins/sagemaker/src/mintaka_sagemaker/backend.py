@@ -164,7 +164,7 @@ class SageMakerBackend(
         for page in self._pages("sagemaker", "list_endpoints"):
             for summary in page.get("Endpoints", []):
                 arn = str(summary["EndpointArn"])
-                name = str(summary["EndpointName"])
+                name = self.settings.endpoint_name_of(str(summary["EndpointName"]))
                 extra: dict[str, Any] = {"status": str(summary.get("EndpointStatus", ""))}
                 if name in monitors:
                     extra["monitoring_schedules"] = sorted(monitors[name])

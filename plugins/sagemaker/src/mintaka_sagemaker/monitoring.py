@@ -121,7 +121,9 @@ class SageMakerMonitoring(SageMakerServing):
         capture = self._current_capture(str(described.get("EndpointConfigName", ""))) or {}
         destination = capture.get("DestinationS3Uri") or self._capture_destination(endpoint)
         bucket, _, prefix = str(destination).removeprefix("s3://").partition("/")
-        root = "/".join(p for p in (prefix.strip("/"), endpoint) if p) + "/"
+        # SageMaker writes under the endpoint's own name.
+        cloud = self.settings.endpoint_of(endpoint)
+        root = "/".join(p for p in (prefix.strip("/"), cloud) if p) + "/"
         records: list[CapturedRecord] = []
         for page in self._pages("s3", "list_objects_v2", Bucket=bucket, Prefix=root):
             for item in page.get("Contents", []):
@@ -140,13 +142,13 @@ class SageMakerMonitoring(SageMakerServing):
     def monitoring_schedules(self, endpoint: str | None = None) -> list[dict[str, Any]]:
         """Model Monitor schedules (all of them, or those watching ``endpoint``): name, status,
         monitoring type and endpoint."""
-        filters = {"EndpointName": endpoint} if endpoint else {}
+        filters = {"EndpointName": self.settings.endpoint_of(endpoint)} if endpoint else {}
         return [
             {
                 "name": str(summary["MonitoringScheduleName"]),
                 "status": str(summary.get("MonitoringScheduleStatus", "")),
                 "type": str(summary.get("MonitoringType", "")),
-                "endpoint": summary.get("EndpointName"),
+                "endpoint": self.settings.endpoint_name_of(str(summary.get("EndpointName", ""))),
             }
             for page in self._pages("sagemaker", "list_monitoring_schedules", **filters)
             for summary in page.get("MonitoringScheduleSummaries", [])
@@ -222,10 +224,9 @@ class SageMakerMonitoring(SageMakerServing):
                 metrics.p99_latency_ms[route] = latency["p99"]
         return metrics
 
-    @staticmethod
-    def _dimensions(endpoint: str, variant: str) -> list[dict[str, str]]:
+    def _dimensions(self, endpoint: str, variant: str) -> list[dict[str, str]]:
         return [
-            {"Name": "EndpointName", "Value": endpoint},
+            {"Name": "EndpointName", "Value": self.settings.endpoint_of(endpoint)},
             {"Name": "VariantName", "Value": variant},
         ]
 

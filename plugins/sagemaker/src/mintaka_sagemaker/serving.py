@@ -378,7 +378,7 @@ class SageMakerServing(SageMakerRegistry):
         return routes
 
     def _endpoint_from(self, described: dict[str, Any]) -> Endpoint:
-        name = str(described["EndpointName"])
+        name = self.settings.endpoint_name_of(str(described["EndpointName"]))
         config = str(described.get("EndpointConfigName", ""))
         routes = self._config_routes(config) if config else ()
         raw = {
@@ -434,7 +434,8 @@ class SageMakerServing(SageMakerRegistry):
         for page in self._pages("sagemaker", "list_endpoints"):
             for summary in page.get("Endpoints", []):
                 try:
-                    found.append(self.get_endpoint(summary["EndpointName"]))
+                    name = self.settings.endpoint_name_of(str(summary["EndpointName"]))
+                    found.append(self.get_endpoint(name))
                 except NotFound:  # deleted while listing
                     continue
         return sorted(found, key=lambda e: e.name)
@@ -460,7 +461,7 @@ class SageMakerServing(SageMakerRegistry):
             try:
                 self._sm(
                     "create_endpoint",
-                    EndpointName=name,
+                    EndpointName=self.settings.endpoint_of(name),
                     EndpointConfigName=config,
                     Tags=tag_list({MANAGED_TAG: "true"}),
                 )
@@ -554,7 +555,10 @@ class SageMakerServing(SageMakerRegistry):
         made_config = False
         try:
             made_config = self._create_config(config, layout)
-            params: dict[str, Any] = {"EndpointName": name, "EndpointConfigName": config}
+            params: dict[str, Any] = {
+                "EndpointName": self.settings.endpoint_of(name),
+                "EndpointConfigName": config,
+            }
             if deployment:
                 params["DeploymentConfig"] = deployment
             self._sm("update_endpoint", **params)
@@ -615,7 +619,7 @@ class SageMakerServing(SageMakerRegistry):
             return current
         self._sm(
             "update_endpoint_weights_and_capacities",
-            EndpointName=name,
+            EndpointName=self.settings.endpoint_of(name),
             DesiredWeightsAndCapacities=changes,
         )
         return self._endpoint_from(self._wait(name))
@@ -643,12 +647,12 @@ class SageMakerServing(SageMakerRegistry):
                 )
             except NotFound:
                 pass
-        self._sm("delete_endpoint", EndpointName=name)
+        self._sm("delete_endpoint", EndpointName=self.settings.endpoint_of(name))
         self._discard([config] if config else [], models)
 
     def invoke(self, name: str, payload: Any, route: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {
-            "EndpointName": name,
+            "EndpointName": self.settings.endpoint_of(name),
             "Body": json.dumps(payload).encode("utf-8"),
             "ContentType": "application/json",
             "Accept": "application/json",
@@ -689,7 +693,7 @@ class SageMakerServing(SageMakerRegistry):
         alarms = list(self.settings.rollback_alarms)
         for route in rising:
             dimensions = [
-                {"Name": "EndpointName", "Value": name},
+                {"Name": "EndpointName", "Value": self.settings.endpoint_of(name)},
                 {"Name": "VariantName", "Value": route},
             ]
             if plan.sla.p99_latency_ms is not None:

@@ -3,15 +3,43 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mintaka.domain.names import validate_model_name
+from mintaka.domain.names import validate_endpoint_name, validate_model_name
 from mintaka.errors import ConfigurationError, InvalidName
 from mintaka.interfaces import BackendSettings
 
-GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# Model package groups and endpoints are named alike on SageMaker.
+SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+def _one_to_one(
+    names: dict[str, str], what: str, mintaka_rule: Callable[[object], str]
+) -> dict[str, str]:
+    """A map from Mintaka names to SageMaker names Mintaka cannot use, each used once."""
+    for mintaka, theirs in names.items():
+        mintaka_rule(mintaka)
+        if not SAGEMAKER_NAME.match(theirs):
+            raise ValueError(f"{theirs!r} is not a SageMaker {what} name")
+        try:
+            mintaka_rule(theirs)
+        except InvalidName:
+            continue
+        # A name Mintaka could use itself would be reachable under two names.
+        raise ValueError(f"{what} {theirs!r} is a valid Mintaka name already: use it as is")
+    if len(set(names.values())) != len(names):
+        raise ValueError(f"two Mintaka names map to one {what}")
+    return names
+
+
+def _mintaka_name(names: dict[str, str], theirs: str) -> str:
+    for mintaka, mapped in names.items():
+        if mapped == theirs:
+            return mintaka
+    return theirs
 
 
 class SageMakerSettings(BackendSettings):
@@ -24,7 +52,8 @@ class SageMakerSettings(BackendSettings):
     first request; ``max_backoff_seconds`` caps botocore's exponential backoff in ``standard``
     mode (0 retries at once, for tests). ``model_names`` maps a Mintaka model name to the model
     package group that holds it where the group's name is one Mintaka cannot use (upper case,
-    a leading digit), so that a group made before Mintaka can be adopted under a Mintaka name.
+    a leading digit), so that a group made before Mintaka can be adopted under a Mintaka name;
+    ``endpoint_names`` does the same for endpoints.
     """
 
     region: str = "us-east-1"
@@ -45,25 +74,17 @@ class SageMakerSettings(BackendSettings):
     wait_timeout_seconds: float = Field(default=3600.0, ge=0)
     rollback_alarms: tuple[str, ...] = ()
     model_names: dict[str, str] = Field(default_factory=dict)
+    endpoint_names: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("model_names")
     @classmethod
-    def _names_map_one_to_one(cls, names: dict[str, str]) -> dict[str, str]:
-        for mintaka, group in names.items():
-            validate_model_name(mintaka)
-            if not GROUP_NAME.match(group):
-                raise ValueError(f"{group!r} is not a SageMaker model package group name")
-            try:
-                validate_model_name(group)
-            except InvalidName:
-                continue
-            # A group Mintaka could name itself would be reachable under two names.
-            raise ValueError(
-                f"model package group {group!r} is a valid Mintaka name already: use it as is"
-            )
-        if len(set(names.values())) != len(names):
-            raise ValueError("model_names maps two Mintaka names to one model package group")
-        return names
+    def _model_names_one_to_one(cls, names: dict[str, str]) -> dict[str, str]:
+        return _one_to_one(names, "model package group", validate_model_name)
+
+    @field_validator("endpoint_names")
+    @classmethod
+    def _endpoint_names_one_to_one(cls, names: dict[str, str]) -> dict[str, str]:
+        return _one_to_one(names, "endpoint", validate_endpoint_name)
 
     @model_validator(mode="after")
     def _backoff_cap_needs_standard_retries(self) -> SageMakerSettings:
@@ -77,10 +98,15 @@ class SageMakerSettings(BackendSettings):
 
     def name_of(self, group: str) -> str:
         """The Mintaka name of model package group ``group`` (itself unless mapped)."""
-        for mintaka, mapped in self.model_names.items():
-            if mapped == group:
-                return mintaka
-        return group
+        return _mintaka_name(self.model_names, group)
+
+    def endpoint_of(self, name: str) -> str:
+        """The SageMaker endpoint that is Mintaka endpoint ``name``."""
+        return self.endpoint_names.get(name, name)
+
+    def endpoint_name_of(self, endpoint: str) -> str:
+        """The Mintaka name of SageMaker endpoint ``endpoint`` (itself unless mapped)."""
+        return _mintaka_name(self.endpoint_names, endpoint)
 
     @property
     def key_prefix(self) -> str:
