@@ -137,6 +137,19 @@ def _pipeline_run_node(run_id: str, backend: str) -> LineageNode:
     )
 
 
+def _cloud_name(validate: Callable[[object], str], name: str, setting: str) -> str:
+    """``name`` validated; a refusal says how a cloud resource named so is adopted."""
+    try:
+        return validate(name)
+    except InvalidName as exc:
+        raise InvalidName(
+            exc.kind,
+            exc.value,
+            f"{exc.rule}; a cloud resource named so is adopted under a Mintaka name that the "
+            f"backend's settings map to it (SageMaker: {setting}; docs/migration.md)",
+        ) from None
+
+
 def _usable(kind: ResourceKind, name: str) -> bool:
     """Whether Mintaka can use ``name`` (a version's model part, for a version) as it is."""
     check = validate_endpoint_name if kind is ResourceKind.ENDPOINT else validate_model_name
@@ -241,15 +254,7 @@ class MigrationService:
         from mintaka.platform import _INSERT_VERSION, _enum, _parse
 
         platform = self.platform
-        try:
-            name = validate_model_name(name)
-        except InvalidName as exc:
-            raise InvalidName(
-                exc.kind,
-                exc.value,
-                f"{exc.rule}; a cloud model named so is adopted under a Mintaka name that the "
-                "backend's settings map to it (SageMaker: model_names; docs/migration.md)",
-            ) from None
+        name = _cloud_name(validate_model_name, name, "model_names")
         reason = _reason(reason)
         risk_tier = None if tier is None else _enum(RiskTier, tier, "risk tier")
         given_flavor = None if flavor is None else _enum(Flavor, flavor, "flavor")
@@ -580,7 +585,7 @@ class MigrationService:
         ``endpoint.capture``, and applied to an endpoint already recorded as well.
         """
         platform = self.platform
-        name = validate_endpoint_name(name)
+        name = _cloud_name(validate_endpoint_name, name, "endpoint_names")
         reason = _reason(reason)
         capturer = (
             None

@@ -232,6 +232,10 @@ def test_an_endpoint_whose_name_mintaka_cannot_use_is_managed_under_a_mapped_nam
     one = legacy_package(sm, "jobs/1/model.tar.gz", tarball({"model.joblib": b"1"}))
     two = legacy_package(sm, "jobs/2/model.tar.gz", tarball({"model.joblib": b"2"}))
     legacy_endpoint(sm, {"AllTraffic": one, "Canary": two}, name="ChurnApi")
+    with sagemaker_platform(tmp_path / "unmapped") as plain:
+        assert not {c.name: c for c in plain.migration.discover()}["ChurnApi"].usable_name
+        with pytest.raises(InvalidName, match="SageMaker: endpoint_names"):
+            plain.migration.adopt_endpoint("ChurnApi", reason="inherited")
     settings = {**SETTINGS, "endpoint_names": {"churn-api": "ChurnApi"}}
     with sagemaker_platform(tmp_path / "home", settings) as platform:
         found = {c.name: c for c in platform.migration.discover()}
