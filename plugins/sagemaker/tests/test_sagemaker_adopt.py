@@ -250,6 +250,9 @@ def test_an_endpoint_whose_name_mintaka_cannot_use_is_managed_under_a_mapped_nam
         weights = {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
         assert weights == {"AllTraffic": 90.0, "Canary": 10.0}
         assert [e.name for e in platform.backend.list_endpoints()] == ["churn-api"]  # type: ignore[attr-defined]
+        pinned = platform.serving.invoke("churn-api", {"x": 1.0}, route="canary")
+        assert pinned["route"] == "canary"  # sent to the variant Canary, read back as its route
+        assert platform.serving.invoke("churn-api", {"x": 1.0})["route"] in {"alltraffic", "canary"}
         now = platform.clock.now()
         metrics = platform.serving.endpoint_metrics("churn-api", now - timedelta(hours=1), now)
         assert set(metrics.requests) == {"alltraffic", "canary"}  # read under the routes' names

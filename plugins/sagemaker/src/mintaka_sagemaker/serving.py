@@ -657,8 +657,9 @@ class SageMakerServing(SageMakerRegistry):
             "ContentType": "application/json",
             "Accept": "application/json",
         }
-        if route is not None:
-            params["TargetVariant"] = route
+        if route is not None:  # the variant the endpoint has under that route's name
+            variants = self.get_endpoint(name).extra.get("variants", {})
+            params["TargetVariant"] = variants.get(route, route)
         answer = self._call("sagemaker-runtime", "invoke_endpoint", **params)
         try:
             raw = answer["Body"].read()
@@ -676,10 +677,10 @@ class SageMakerServing(SageMakerRegistry):
                 'must answer {"predictions": [one output per row]}',
                 "sagemaker",
             )
-        variant = str(answer.get("InvokedProductionVariant") or route or "")
+        invoked = answer.get("InvokedProductionVariant")
         return {
             "endpoint": name,
-            "route": variant,
+            "route": route_name(str(invoked)) if invoked else (route or ""),
             "predictions": [
                 {"id": self.context.ids.new("pred"), "output": output} for output in outputs
             ],
