@@ -598,6 +598,14 @@ class MigrationService:
             self._capture(name, capturer, capture)
             return EndpointAdoption(platform.serving.get_endpoint(name), False, False, ())
         cloud = platform._area(Capability.SERVING, Serving).get_endpoint(name)
+        unread = sorted(set(cloud.traffic.weights) - {r.name for r in cloud.routes})
+        if not cloud.routes or unread:
+            raise ValidationError(
+                f"endpoint {name!r}: Mintaka reads "
+                + (f"no route to a registered version for {unread}" if unread else "no routes")
+                + " from what the cloud serves there (a model that is no registered version, or "
+                "a slot name it cannot hold); it cannot be adopted as it stands"
+            )
         versions: dict[str, ModelVersion] = {}
         unrecorded: list[str] = []
         for route in cloud.routes:

@@ -460,3 +460,35 @@ def test_a_version_logged_by_a_run_mintaka_recorded_is_adopted_with_that_runs_li
         [finding] = [f for f in adoption.findings if "lineage starts" in f]
         assert "(churn:2)" in finding
         assert "mlflow-run:not-recorded" in finding
+
+
+def test_an_endpoint_whose_served_entities_are_not_routes_is_not_adopted(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    from databricks.sdk.service.serving import EndpointCoreConfigInput, ServedEntityInput
+
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"w")
+    with platform_on(databricks_fake, tmp_path) as plat:
+        databricks_fake.state.uc.create_model("main.mintaka.churn")
+        databricks_fake.state.uc.add_version("main.mintaka.churn")
+        plat.migration.adopt_model("churn", reason="inherited", artifacts={1: weights})
+        # As the Databricks UI names a served entity: the model's leaf and its version.
+        workspace_client(databricks_fake).serving_endpoints.create(
+            "churn-api",
+            config=EndpointCoreConfigInput(
+                name="churn-api",
+                served_entities=[
+                    ServedEntityInput(
+                        name="churn_model-1",
+                        entity_name="main.mintaka.churn",
+                        entity_version="1",
+                        workload_size="Small",
+                        scale_to_zero_enabled=True,
+                    )
+                ],
+            ),
+        )
+        with pytest.raises(ValidationError, match="cannot be adopted as it stands"):
+            plat.migration.adopt_endpoint("churn-api", reason="inherited")
+        assert plat.serving.list_endpoints() == []

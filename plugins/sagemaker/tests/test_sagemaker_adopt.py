@@ -266,3 +266,48 @@ def test_an_endpoint_name_map_must_be_one_to_one(fake: Any, tmp_path: Path) -> N
         sagemaker_platform(tmp_path / "home", settings),
     ):
         pass
+
+
+def test_an_endpoint_serving_a_model_that_is_no_package_version_is_not_adopted(
+    platform: Platform, sm: Any
+) -> None:
+    one = legacy_package(sm, "jobs/1/model.tar.gz", tarball({"model.joblib": b"1"}))
+    platform.migration.adopt_model(GROUP, reason="inherited")
+    sm.create_model(
+        ModelName="straight-from-s3",
+        PrimaryContainer={
+            "Image": "1.dkr.ecr.us-east-1.amazonaws.com/x:1",
+            "ModelDataUrl": f"s3://{BUCKET}/jobs/1/model.tar.gz",
+        },
+        ExecutionRoleArn=SETTINGS["role_arn"],
+    )
+    sm.create_model(
+        ModelName="from-package",
+        PrimaryContainer={"ModelPackageName": one},
+        ExecutionRoleArn=SETTINGS["role_arn"],
+    )
+    variant = {"InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+    sm.create_endpoint_config(
+        EndpointConfigName="mixed",
+        ProductionVariants=[
+            {
+                **variant,
+                "VariantName": "AllTraffic",
+                "ModelName": "straight-from-s3",
+                "InitialVariantWeight": 1.0,
+            },
+            {
+                **variant,
+                "VariantName": "Packaged",
+                "ModelName": "from-package",
+                "InitialVariantWeight": 0.0,
+            },
+        ],
+    )
+    sm.create_endpoint(EndpointName="mixed-api", EndpointConfigName="mixed")
+    with pytest.raises(
+        ValidationError, match=r"no route to a registered version for \['alltraffic'\]"
+    ):
+        platform.migration.adopt_endpoint("mixed-api", reason="inherited")
+    with platform.store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM endpoints").scalar() == 0
