@@ -3,6 +3,7 @@ and reported by discovery on the endpoints they watch; Mintaka never creates the
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_sagemaker.backend import SageMakerBackend
+from mintaka_sagemaker.monitoring import parse_capture_line
 from sagemaker_testkit import BUCKET, SETTINGS, model_artifact
 
 from mintaka import Platform
@@ -125,3 +127,19 @@ def sm_endpoint(fake: SageMakerFake) -> str:
     )
     sm.create_endpoint(EndpointName="legacy", EndpointConfigName="legacy-config")
     return "legacy"
+
+
+def test_a_captured_record_names_the_variants_route() -> None:
+    line = json.dumps(
+        {
+            "captureData": {
+                "endpointInput": {"mode": "INPUT", "encoding": "JSON", "data": '{"x": 1}'},
+                "endpointOutput": {"mode": "OUTPUT", "encoding": "JSON", "data": "[0.5]"},
+            },
+            "eventMetadata": {"eventId": "e-1", "inferenceTime": "2026-01-01T00:00:00Z"},
+            "eventVersion": "0",
+        }
+    )
+    record = parse_capture_line("churn-api", "AllTraffic", line)
+    assert record is not None
+    assert record.route == "alltraffic"

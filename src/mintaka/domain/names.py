@@ -15,6 +15,7 @@ configuration; it never receives a name that one of the other clouds would refus
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Annotated, Final
 
 from pydantic import AfterValidator
@@ -55,6 +56,40 @@ def validate_model_name(value: object) -> str:
 def validate_endpoint_name(value: object) -> str:
     """Return ``value`` if it is a valid endpoint or deployment name."""
     return _check("endpoint name", value, _ENDPOINT, ENDPOINT_NAME_RULE)
+
+
+_NOT_IN_NAMES = re.compile(r"[^a-z0-9]+")
+
+
+def route_name_of(slot: str) -> str:
+    """The route name of a serving slot a cloud names (a SageMaker production variant, a
+    Databricks served entity): the slot's own name where Mintaka can use it, as it is for every
+    slot Mintaka makes, else one derived from it. Lower case, every run of other characters a
+    dash, ``v-`` before a leading digit, at most 32 characters: SageMaker's default
+    ``AllTraffic`` is ``alltraffic``, a served entity ``churn_model-1`` is ``churn-model-1``."""
+    try:
+        return validate_endpoint_name(slot)
+    except InvalidName:
+        pass
+    derived = _NOT_IN_NAMES.sub("-", slot.lower()).strip("-")
+    if not derived[:1].isalpha():
+        derived = f"v-{derived}".rstrip("-")
+    derived = derived[:32].rstrip("-")
+    if len(derived) < 3:
+        derived = f"{derived}-slot"
+    return validate_endpoint_name(derived)
+
+
+def route_names_of(slots: Iterable[str], what: str = "serving slot") -> dict[str, str]:
+    """Route name -> slot name for one endpoint's slots; two slots that would read as one
+    route are refused rather than confused."""
+    routes: dict[str, str] = {}
+    for slot in slots:
+        route = route_name_of(slot)
+        if route in routes:
+            raise InvalidName(what, slot, f"reads as route {route!r}, as {routes[route]!r} does")
+        routes[route] = slot
+    return routes
 
 
 def validate_alias(value: object) -> str:

@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
+from mintaka.domain.names import route_name_of
 from mintaka.domain.serving import EndpointMetrics
 from mintaka_sagemaker.serving import SageMakerServing
-from mintaka_sagemaker.variants import route_name
 
 NAMESPACE = "AWS/SageMaker"
 
@@ -80,7 +80,7 @@ def parse_capture_line(endpoint: str, variant: str, line: str) -> CapturedRecord
         extra["raw_output"] = raw_out
     return CapturedRecord(
         endpoint=endpoint,
-        route=route_name(variant),
+        route=route_name_of(variant),
         event_id=str(meta["eventId"]),
         at=at,
         inputs=_shaped(inputs),
@@ -214,7 +214,7 @@ class SageMakerMonitoring(SageMakerServing):
                     sums[result["Id"]] = sums.get(result["Id"], 0.0) + sum(result.get("Values", []))
         metrics = EndpointMetrics(endpoint=endpoint, start=start, end=end)
         for i, variant in enumerate(variants):
-            route = route_name(variant)
+            route = route_name_of(variant)
             metrics.requests[route] = int(sums.get(f"r{i}", 0.0))
             metrics.errors[route] = int(sums.get(f"e{i}", 0.0))
             latency = self._latency(endpoint, variant, start, end, seconds)

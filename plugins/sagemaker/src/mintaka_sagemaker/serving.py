@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from typing import Any
 
+from mintaka.domain.names import route_name_of, route_names_of
 from mintaka.domain.serving import (
     Endpoint,
     EndpointStatus,
@@ -52,7 +53,6 @@ from mintaka.interfaces import BackendContext
 from mintaka_sagemaker.aws import derived_name, short_hash, tag_list
 from mintaka_sagemaker.errors import is_already_exists, was_retried
 from mintaka_sagemaker.registry import SageMakerRegistry
-from mintaka_sagemaker.variants import route_name, variant_names
 
 ROUTE_TAG = "mintaka:route:"
 MANAGED_TAG = "mintaka:managed"
@@ -358,7 +358,7 @@ class SageMakerServing(SageMakerRegistry):
             *(config.get("ProductionVariants") or []),
             *(config.get("ShadowProductionVariants") or []),
         ]
-        names = variant_names([str(v["VariantName"]) for v in variants])
+        names = route_names_of([str(v["VariantName"]) for v in variants], "production variant")
         routes: list[Route] = []
         for route, variant in sorted(names.items()):
             model = next(v.get("ModelName") for v in variants if v["VariantName"] == variant)
@@ -386,8 +386,10 @@ class SageMakerServing(SageMakerRegistry):
             for v in described.get("ProductionVariants") or []
         }
         shadows = described.get("ShadowProductionVariants") or []
-        variants = variant_names([*raw, *(str(v["VariantName"]) for v in shadows)])
-        weights = percentages({route_name(v): w for v, w in raw.items()})
+        variants = route_names_of(
+            [*raw, *(str(v["VariantName"]) for v in shadows)], "production variant"
+        )
+        weights = percentages({route_name_of(v): w for v, w in raw.items()})
         if weights:
             for route in routes:
                 weights.setdefault(route.name, 0)
@@ -399,7 +401,7 @@ class SageMakerServing(SageMakerRegistry):
             share = float(first.get("CurrentWeight", first.get("DesiredWeight", 0.0)) or 0.0)
             shadow_percent = max(0, min(100, round(share * 100 / live_weight)))
             if shadow_percent:
-                shadow = route_name(str(first["VariantName"]))
+                shadow = route_name_of(str(first["VariantName"]))
                 weights.setdefault(shadow, 0)
         status = STATUS.get(str(described.get("EndpointStatus")), EndpointStatus.FAILED)
         capture = described.get("DataCaptureConfig") or {}
@@ -680,7 +682,7 @@ class SageMakerServing(SageMakerRegistry):
         invoked = answer.get("InvokedProductionVariant")
         return {
             "endpoint": name,
-            "route": route_name(str(invoked)) if invoked else (route or ""),
+            "route": route_name_of(str(invoked)) if invoked else (route or ""),
             "predictions": [
                 {"id": self.context.ids.new("pred"), "output": output} for output in outputs
             ],
