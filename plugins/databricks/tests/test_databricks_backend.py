@@ -462,33 +462,64 @@ def test_a_version_logged_by_a_run_mintaka_recorded_is_adopted_with_that_runs_li
         assert "mlflow-run:not-recorded" in finding
 
 
-def test_an_endpoint_whose_served_entities_are_not_routes_is_not_adopted(
+def test_an_endpoint_made_outside_mintaka_is_adopted_with_its_served_entities_as_routes(
     databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
 ) -> None:
-    from databricks.sdk.service.serving import EndpointCoreConfigInput, ServedEntityInput
+    from databricks.sdk.service.serving import (
+        EndpointCoreConfigInput,
+        ServedEntityInput,
+        TrafficConfig,
+    )
+    from databricks.sdk.service.serving import Route as SdkRoute
 
     weights = tmp_path / "model.bin"
     weights.write_bytes(b"w")
+    from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
+
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())  # no sign-offs here
     with platform_on(databricks_fake, tmp_path) as plat:
         databricks_fake.state.uc.create_model("main.mintaka.churn")
-        databricks_fake.state.uc.add_version("main.mintaka.churn")
-        plat.migration.adopt_model("churn", reason="inherited", artifacts={1: weights})
-        # As the Databricks UI names a served entity: the model's leaf and its version.
+        for _ in range(2):
+            databricks_fake.state.uc.add_version("main.mintaka.churn")
+        plat.migration.adopt_model("churn", reason="inherited", artifacts={1: weights, 2: weights})
+        # Served entities named as the Databricks UI names them: the model's leaf and version.
+        served = [
+            ServedEntityInput(
+                name=f"churn_model-{n}",
+                entity_name="main.mintaka.churn",
+                entity_version=str(n),
+                workload_size="Small",
+                scale_to_zero_enabled=True,
+            )
+            for n in (1, 2)
+        ]
+        routes = [SdkRoute(served_model_name="churn_model-1", traffic_percentage=100)]
+        routes.append(SdkRoute(served_model_name="churn_model-2", traffic_percentage=0))
         workspace_client(databricks_fake).serving_endpoints.create(
             "churn-api",
             config=EndpointCoreConfigInput(
-                name="churn-api",
-                served_entities=[
-                    ServedEntityInput(
-                        name="churn_model-1",
-                        entity_name="main.mintaka.churn",
-                        entity_version="1",
-                        workload_size="Small",
-                        scale_to_zero_enabled=True,
-                    )
-                ],
+                name="churn-api", served_entities=served, traffic_config=TrafficConfig(routes)
             ),
         )
-        with pytest.raises(ValidationError, match="cannot be adopted as it stands"):
-            plat.migration.adopt_endpoint("churn-api", reason="inherited")
-        assert plat.serving.list_endpoints() == []
+        adopted = plat.migration.adopt_endpoint("churn-api", reason="inherited").endpoint
+        assert {(r.name, r.version) for r in adopted.routes} == {
+            ("churn-model-1", 1),
+            ("churn-model-2", 2),
+        }
+        assert adopted.traffic.weights == {"churn-model-1": 100, "churn-model-2": 0}
+        plat.serving.set_traffic("churn-api", {"churn-model-1": 50, "churn-model-2": 50})
+        # The served entities keep their names: renaming them would redeploy them.
+        config = workspace_client(databricks_fake).serving_endpoints.get("churn-api").config
+        assert config is not None
+        assert sorted(str(e.name) for e in config.served_entities or []) == [
+            "churn_model-1",
+            "churn_model-2",
+        ]
+        assert plat.serving.get_endpoint("churn-api").traffic.weights == {
+            "churn-model-1": 50,
+            "churn-model-2": 50,
+        }
+        pinned = plat.serving.invoke("churn-api", {"x": 1.0}, route="churn-model-2")
+        assert pinned["route"] == "churn-model-2"
+        assert plat.sync() == []

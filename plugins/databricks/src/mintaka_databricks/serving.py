@@ -11,12 +11,14 @@ Prometheus export; captured traffic is its inference table, read back through a 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
+from mintaka.domain.names import route_name_of, route_names_of
 from mintaka.domain.serving import Endpoint, EndpointMetrics, EndpointStatus, Route, TrafficMap
 from mintaka.errors import (
     BackendError,
@@ -66,21 +68,14 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         version = served.get("entity_version") or served.get("model_version")
         if model is None or version is None:
             return None
-        try:
-            return Route(name=served["name"], model=model, version=int(version))
-        except ValueError:  # a served entity whose name is not a Mintaka route name
-            return None
+        # A served entity named outside Mintaka (``churn_model-1``) reads as route
+        # ``churn-model-1``; one Mintaka made has its route's name already.
+        return Route(name=route_name_of(str(served["name"])), model=model, version=int(version))
 
     def _endpoint(self, details: dict[str, Any]) -> Endpoint:
         config = details.get("config") or details.get("pending_config") or {}
         state = details.get("state") or {}
-        routes = [self._route_of(s) for s in config.get("served_entities") or []]
-        weights = {
-            str(r.get("served_entity_name") or r.get("served_model_name")): int(
-                r.get("traffic_percentage", 0)
-            )
-            for r in (config.get("traffic_config") or {}).get("routes") or []
-        }
+        entities = config.get("served_entities") or []
         extra: dict[str, Any] = {
             "config_version": config.get("config_version"),
             "ready": state.get("ready"),
@@ -88,10 +83,19 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
             "capture": config.get("auto_capture_config"),
         }
         try:
+            served_names = route_names_of([str(s["name"]) for s in entities], "served entity")
+            routes = [self._route_of(s) for s in entities]
+            weights = {
+                route_name_of(str(r.get("served_entity_name") or r.get("served_model_name"))): int(
+                    r.get("traffic_percentage", 0)
+                )
+                for r in (config.get("traffic_config") or {}).get("routes") or []
+            }
             mapped = tuple(r for r in routes if r is not None)
             if len(mapped) != len(routes):
                 raise ValueError("served entities that are not Mintaka routes")
             traffic = TrafficMap(weights=weights)
+            extra["served_names"] = served_names  # route -> served entity
         except ValueError:  # not Mintaka's: report it raw rather than guess
             mapped, traffic = (), TrafficMap(weights={})
             extra["config"] = config
@@ -116,12 +120,15 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
 
     # -- changing -------------------------------------------------------------------------------
 
-    def _served(self, routes: Sequence[Route]) -> list[Any]:
+    def _served(self, routes: Sequence[Route], names: dict[str, str] | None = None) -> list[Any]:
+        """The served entities of ``routes``, each under the name the endpoint already gives its
+        route (``names``, for an endpoint made outside Mintaka), else the route's own."""
         from databricks.sdk.service.serving import ServedEntityInput
 
+        names = names or {}
         return [
             ServedEntityInput(
-                name=route.name,
+                name=names.get(route.name, route.name),
                 entity_name=self._full_name(route.model),
                 entity_version=str(route.version),
                 workload_size=self.settings.workload_size,
@@ -131,7 +138,9 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         ]
 
     @staticmethod
-    def _traffic(routes: Sequence[Route], traffic: TrafficMap) -> Any:
+    def _traffic(
+        routes: Sequence[Route], traffic: TrafficMap, names: dict[str, str] | None = None
+    ) -> Any:
         from databricks.sdk.service.serving import Route as SdkRoute
         from databricks.sdk.service.serving import TrafficConfig
 
@@ -141,7 +150,8 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         return TrafficConfig(
             routes=[
                 SdkRoute(
-                    served_model_name=r.name, traffic_percentage=traffic.weights.get(r.name, 0)
+                    served_model_name=(names or {}).get(r.name, r.name),
+                    traffic_percentage=traffic.weights.get(r.name, 0),
                 )
                 for r in routes
             ]
@@ -204,24 +214,23 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
     ) -> Endpoint:
         from databricks.sdk.service.serving import AutoCaptureConfigInput
 
-        served = self._served(routes)
-        traffic_config = self._traffic(routes, traffic)
         capture_input = None if capture is None else AutoCaptureConfigInput.from_dict(capture)
         wanted = ({r.name: (r.model, r.version) for r in routes}, dict(traffic.weights))
         for _ in range(3):
             current = self._settled(name)
             if self._matches(current, wanted) and capture is None:
                 return self._endpoint(current)
+            # Served entities keep the names they have (a rename would redeploy them).
+            names = self._endpoint(current).extra.get("served_names", {})
+            update = functools.partial(
+                self.client.serving_endpoints.update_config,
+                name,
+                served_entities=self._served(routes, names),
+                traffic_config=self._traffic(routes, traffic, names),
+                auto_capture_config=capture_input,
+            )
             try:
-                self._call(
-                    f"updating endpoint {name}",
-                    lambda: self.client.serving_endpoints.update_config(
-                        name,
-                        served_entities=served,
-                        traffic_config=traffic_config,
-                        auto_capture_config=capture_input,
-                    ),
-                )
+                self._call(f"updating endpoint {name}", update)
             except Conflict:
                 continue  # another update (or our own, answered late) is in progress: re-check
             capture = None
@@ -263,11 +272,11 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
             raise ValidationError("an invocation payload is {'inputs': row or [rows]}")
         records = [rows] if isinstance(rows, dict) else list(rows)
         request_id = self.context.ids.new("req")
-        path = (
-            f"/serving-endpoints/{name}/served-models/{route}/invocations"
-            if route
-            else f"/serving-endpoints/{name}/invocations"
-        )
+        if route:  # the served entity the endpoint has under that route's name
+            served = self.get_endpoint(name).extra.get("served_names", {}).get(route, route)
+            path = f"/serving-endpoints/{name}/served-models/{served}/invocations"
+        else:
+            path = f"/serving-endpoints/{name}/invocations"
         try:
             answer = self._rest(
                 "POST",
@@ -282,7 +291,9 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         if not isinstance(predictions, list):
             predictions = [predictions]
         return {
-            "route": answer.get("served-model-name") or route,
+            "route": route_name_of(str(answer["served-model-name"]))
+            if answer.get("served-model-name")
+            else route,
             "predictions": [
                 {"id": f"{request_id}-{i}", "output": output}
                 for i, output in enumerate(predictions)
@@ -341,8 +352,10 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         custom: dict[str, float] = {}
         for family in text_string_to_metric_families(text):
             for sample in family.samples:
-                route = sample.labels.get("served_entity_name") or sample.labels.get(
-                    "served_model_name", "-"
+                route = route_name_of(
+                    sample.labels.get("served_entity_name")
+                    or sample.labels.get("served_model_name")
+                    or "-"
                 )
                 if sample.name == "request_count_total":
                     kind = counters["requests"]
@@ -464,7 +477,9 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         outputs = response.get("predictions") if isinstance(response, dict) else None
         return CapturedRecord(
             endpoint=endpoint,
-            route=metadata.get("served_entity_name"),
+            route=route_name_of(str(metadata["served_entity_name"]))
+            if metadata.get("served_entity_name")
+            else None,
             event_id=str(row.get("databricks_request_id")),
             at=datetime.fromtimestamp(int(row["timestamp_ms"]) / 1000, tz=UTC),
             inputs=inputs,
