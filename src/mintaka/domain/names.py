@@ -15,7 +15,7 @@ configuration; it never receives a name that one of the other clouds would refus
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Final
 
 from pydantic import AfterValidator
@@ -90,6 +90,38 @@ def route_names_of(slots: Iterable[str], what: str = "serving slot") -> dict[str
             raise InvalidName(what, slot, f"reads as route {route!r}, as {routes[route]!r} does")
         routes[route] = slot
     return routes
+
+
+def check_name_map(
+    names: dict[str, str],
+    what: str,
+    rule: Callable[[object], str],
+    cloud_name: re.Pattern[str],
+) -> dict[str, str]:
+    """A backend setting that maps Mintaka names to cloud names Mintaka cannot use (a SageMaker
+    group ``ChurnModel``), checked one to one: each key passes ``rule``, each value matches
+    ``cloud_name`` and is no name Mintaka could use itself (it would be reachable under two
+    names), and no two keys share a value. Raises ``ValueError`` (a settings error)."""
+    for mintaka, theirs in names.items():
+        rule(mintaka)
+        if not cloud_name.match(theirs):
+            raise ValueError(f"{theirs!r} is not a valid {what} name in the cloud")
+        try:
+            rule(theirs)
+        except InvalidName:
+            continue
+        raise ValueError(f"{what} {theirs!r} is a valid Mintaka name already: use it as is")
+    if len(set(names.values())) != len(names):
+        raise ValueError(f"two Mintaka names map to one {what}")
+    return names
+
+
+def mintaka_name_in(names: dict[str, str], theirs: str) -> str:
+    """The Mintaka name that ``names`` maps to cloud name ``theirs``; ``theirs`` if none does."""
+    for mintaka, mapped in names.items():
+        if mapped == theirs:
+            return mintaka
+    return theirs
 
 
 def validate_alias(value: object) -> str:

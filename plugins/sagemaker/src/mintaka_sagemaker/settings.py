@@ -3,43 +3,21 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from mintaka.domain.names import validate_endpoint_name, validate_model_name
-from mintaka.errors import ConfigurationError, InvalidName
+from mintaka.domain.names import (
+    check_name_map,
+    mintaka_name_in,
+    validate_endpoint_name,
+    validate_model_name,
+)
+from mintaka.errors import ConfigurationError
 from mintaka.interfaces import BackendSettings
 
 # Model package groups and endpoints are named alike on SageMaker.
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-
-
-def _one_to_one(
-    names: dict[str, str], what: str, mintaka_rule: Callable[[object], str]
-) -> dict[str, str]:
-    """A map from Mintaka names to SageMaker names Mintaka cannot use, each used once."""
-    for mintaka, theirs in names.items():
-        mintaka_rule(mintaka)
-        if not SAGEMAKER_NAME.match(theirs):
-            raise ValueError(f"{theirs!r} is not a SageMaker {what} name")
-        try:
-            mintaka_rule(theirs)
-        except InvalidName:
-            continue
-        # A name Mintaka could use itself would be reachable under two names.
-        raise ValueError(f"{what} {theirs!r} is a valid Mintaka name already: use it as is")
-    if len(set(names.values())) != len(names):
-        raise ValueError(f"two Mintaka names map to one {what}")
-    return names
-
-
-def _mintaka_name(names: dict[str, str], theirs: str) -> str:
-    for mintaka, mapped in names.items():
-        if mapped == theirs:
-            return mintaka
-    return theirs
 
 
 class SageMakerSettings(BackendSettings):
@@ -79,12 +57,12 @@ class SageMakerSettings(BackendSettings):
     @field_validator("model_names")
     @classmethod
     def _model_names_one_to_one(cls, names: dict[str, str]) -> dict[str, str]:
-        return _one_to_one(names, "model package group", validate_model_name)
+        return check_name_map(names, "model package group", validate_model_name, SAGEMAKER_NAME)
 
     @field_validator("endpoint_names")
     @classmethod
     def _endpoint_names_one_to_one(cls, names: dict[str, str]) -> dict[str, str]:
-        return _one_to_one(names, "endpoint", validate_endpoint_name)
+        return check_name_map(names, "endpoint", validate_endpoint_name, SAGEMAKER_NAME)
 
     @model_validator(mode="after")
     def _backoff_cap_needs_standard_retries(self) -> SageMakerSettings:
@@ -98,7 +76,7 @@ class SageMakerSettings(BackendSettings):
 
     def name_of(self, group: str) -> str:
         """The Mintaka name of model package group ``group`` (itself unless mapped)."""
-        return _mintaka_name(self.model_names, group)
+        return mintaka_name_in(self.model_names, group)
 
     def endpoint_of(self, name: str) -> str:
         """The SageMaker endpoint that is Mintaka endpoint ``name``."""
@@ -106,7 +84,7 @@ class SageMakerSettings(BackendSettings):
 
     def endpoint_name_of(self, endpoint: str) -> str:
         """The Mintaka name of SageMaker endpoint ``endpoint`` (itself unless mapped)."""
-        return _mintaka_name(self.endpoint_names, endpoint)
+        return mintaka_name_in(self.endpoint_names, endpoint)
 
     @property
     def key_prefix(self) -> str:
