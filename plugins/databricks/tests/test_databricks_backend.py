@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from databricks_support import (
@@ -47,12 +47,12 @@ def make_backend(fake: FakeDatabricks, home: Path, **overrides: object) -> Datab
     return databricks_backend(DatabricksBackend, fake, home, seed=11, **overrides)
 
 
-def platform_on(fake: FakeDatabricks, tmp_path: Path) -> Platform:
+def platform_on(fake: FakeDatabricks, tmp_path: Path, **settings: Any) -> Platform:
     """A platform on the Databricks backend over ``fake``, in a home under ``tmp_path``."""
     return Platform(
         tmp_path / "home",
         backend="databricks",
-        backend_settings=settings_for(fake),
+        backend_settings=settings_for(fake, **settings),
         clock=ManualClock(),
         ids=IdFactory(seed=3),
     )
@@ -462,8 +462,19 @@ def test_a_version_logged_by_a_run_mintaka_recorded_is_adopted_with_that_runs_li
         assert "mlflow-run:not-recorded" in finding
 
 
+@pytest.mark.parametrize(
+    ("cloud_name", "settings"),
+    [
+        ("churn-api", {}),
+        ("churn_api", {"endpoint_names": {"churn-api": "churn_api"}}),  # a name Mintaka can't use
+    ],
+)
 def test_an_endpoint_made_outside_mintaka_is_adopted_with_its_served_entities_as_routes(
-    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+    databricks_fake: FakeDatabricks,
+    databricks_environment: Path,
+    tmp_path: Path,
+    cloud_name: str,
+    settings: dict[str, Any],
 ) -> None:
     from databricks.sdk.service.serving import (
         EndpointCoreConfigInput,
@@ -478,7 +489,7 @@ def test_an_endpoint_made_outside_mintaka_is_adopted_with_its_served_entities_as
 
     (tmp_path / "home").mkdir()
     (tmp_path / "home" / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())  # no sign-offs here
-    with platform_on(databricks_fake, tmp_path) as plat:
+    with platform_on(databricks_fake, tmp_path, **settings) as plat:
         databricks_fake.state.uc.create_model("main.mintaka.churn")
         for _ in range(2):
             databricks_fake.state.uc.add_version("main.mintaka.churn")
@@ -497,11 +508,12 @@ def test_an_endpoint_made_outside_mintaka_is_adopted_with_its_served_entities_as
         routes = [SdkRoute(served_model_name="churn_model-1", traffic_percentage=100)]
         routes.append(SdkRoute(served_model_name="churn_model-2", traffic_percentage=0))
         workspace_client(databricks_fake).serving_endpoints.create(
-            "churn-api",
+            cloud_name,
             config=EndpointCoreConfigInput(
-                name="churn-api", served_entities=served, traffic_config=TrafficConfig(routes)
+                name=cloud_name, served_entities=served, traffic_config=TrafficConfig(routes)
             ),
         )
+        assert {c.name: c.usable_name for c in plat.migration.discover()}["churn-api"]
         adopted = plat.migration.adopt_endpoint("churn-api", reason="inherited").endpoint
         assert {(r.name, r.version) for r in adopted.routes} == {
             ("churn-model-1", 1),
@@ -510,7 +522,7 @@ def test_an_endpoint_made_outside_mintaka_is_adopted_with_its_served_entities_as
         assert adopted.traffic.weights == {"churn-model-1": 100, "churn-model-2": 0}
         plat.serving.set_traffic("churn-api", {"churn-model-1": 50, "churn-model-2": 50})
         # The served entities keep their names: renaming them would redeploy them.
-        config = workspace_client(databricks_fake).serving_endpoints.get("churn-api").config
+        config = workspace_client(databricks_fake).serving_endpoints.get(cloud_name).config
         assert config is not None
         assert sorted(str(e.name) for e in config.served_entities or []) == [
             "churn_model-1",
@@ -522,4 +534,21 @@ def test_an_endpoint_made_outside_mintaka_is_adopted_with_its_served_entities_as
         }
         pinned = plat.serving.invoke("churn-api", {"x": 1.0}, route="churn-model-2")
         assert pinned["route"] == "churn-model-2"
+        now = plat.clock.now()
+        metrics = plat.serving.endpoint_metrics("churn-api", now - timedelta(hours=1), now)
+        assert set(metrics.requests) <= {"churn-model-1", "churn-model-2"}
+        assert [e.name for e in plat.serving.list_endpoints()] == ["churn-api"]
         assert plat.sync() == []
+
+
+@pytest.mark.parametrize(
+    ("names", "says"),
+    [
+        ({"churn-api": "churn-prod"}, "valid Mintaka name already"),
+        ({"churn-api": "churn api"}, "not a valid serving endpoint name"),
+        ({"a-api": "A_API", "b-api": "A_API"}, "two Mintaka names map to one"),
+    ],
+)
+def test_an_endpoint_name_map_must_be_one_to_one(names: dict[str, str], says: str) -> None:
+    with pytest.raises(ValueError, match=says):
+        DatabricksSettings(host="https://example.cloud.databricks.com", endpoint_names=names)

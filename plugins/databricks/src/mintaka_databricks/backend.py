@@ -177,7 +177,7 @@ class _DatabricksWorkspace(
             found.append(
                 DiscoveredResource(
                     kind=ResourceKind.ENDPOINT,
-                    name=str(endpoint.name),
+                    name=self.settings.endpoint_name_of(str(endpoint.name)),
                     backend_id=str(endpoint.id or endpoint.name),
                     managed=MANAGED_TAG in tags,
                     extra={"creator": endpoint.creator},

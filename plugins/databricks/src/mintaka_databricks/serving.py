@@ -58,7 +58,8 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
 
     def _details(self, name: str) -> dict[str, Any]:
         found = self._call(
-            f"reading endpoint {name}", lambda: self.client.serving_endpoints.get(name)
+            f"reading endpoint {name}",
+            lambda: self.client.serving_endpoints.get(self.settings.endpoint_of(name)),
         )
         return _as_dict(found)
 
@@ -100,7 +101,7 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
             mapped, traffic = (), TrafficMap(weights={})
             extra["config"] = config
         return Endpoint(
-            name=details["name"],
+            name=self.settings.endpoint_name_of(str(details["name"])),
             status=_status(state, has_config=bool(details.get("config"))),
             routes=mapped,
             traffic=traffic,
@@ -116,7 +117,7 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         listed = self._call(
             "listing serving endpoints", lambda: list(self.client.serving_endpoints.list())
         )
-        return [self.get_endpoint(str(e.name)) for e in listed]
+        return [self.get_endpoint(self.settings.endpoint_name_of(str(e.name))) for e in listed]
 
     # -- changing -------------------------------------------------------------------------------
 
@@ -180,8 +181,9 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         from databricks.sdk.service.serving import EndpointCoreConfigInput, EndpointTag
 
         token = self.context.ids.new("create")
+        cloud = self.settings.endpoint_of(name)
         config = EndpointCoreConfigInput(
-            name=name,
+            name=cloud,
             served_entities=self._served(routes),
             traffic_config=self._traffic(routes, traffic),
         )
@@ -189,7 +191,7 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
             self._call(
                 f"creating endpoint {name}",
                 lambda: self.client.serving_endpoints.create(
-                    name,
+                    cloud,
                     config=config,
                     tags=[
                         EndpointTag(key=MANAGED_TAG, value="true"),
@@ -224,7 +226,7 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
             names = self._endpoint(current).extra.get("served_names", {})
             update = functools.partial(
                 self.client.serving_endpoints.update_config,
-                name,
+                self.settings.endpoint_of(name),
                 served_entities=self._served(routes, names),
                 traffic_config=self._traffic(routes, traffic, names),
                 auto_capture_config=capture_input,
@@ -262,7 +264,10 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         return endpoint
 
     def delete_endpoint(self, name: str) -> None:
-        self._call(f"deleting endpoint {name}", lambda: self.client.serving_endpoints.delete(name))
+        self._call(
+            f"deleting endpoint {name}",
+            lambda: self.client.serving_endpoints.delete(self.settings.endpoint_of(name)),
+        )
 
     # -- invocations ----------------------------------------------------------------------------
 
@@ -272,11 +277,12 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
             raise ValidationError("an invocation payload is {'inputs': row or [rows]}")
         records = [rows] if isinstance(rows, dict) else list(rows)
         request_id = self.context.ids.new("req")
+        cloud = self.settings.endpoint_of(name)
         if route:  # the served entity the endpoint has under that route's name
             served = self.get_endpoint(name).extra.get("served_names", {}).get(route, route)
-            path = f"/serving-endpoints/{name}/served-models/{served}/invocations"
+            path = f"/serving-endpoints/{cloud}/served-models/{served}/invocations"
         else:
-            path = f"/serving-endpoints/{name}/invocations"
+            path = f"/serving-endpoints/{cloud}/invocations"
         try:
             answer = self._rest(
                 "POST",
@@ -342,7 +348,9 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
 
         exported = self._call(
             f"reading metrics of {endpoint}",
-            lambda: self.client.serving_endpoints.export_metrics(endpoint),
+            lambda: self.client.serving_endpoints.export_metrics(
+                self.settings.endpoint_of(endpoint)
+            ),
         )
         now = self.context.clock.now()
         text = exported.contents.read().decode() if exported.contents is not None else ""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 from pydantic import ConfigDict, Field, SecretStr, field_validator
 
+from mintaka.domain.names import check_name_map, mintaka_name_in, validate_endpoint_name
 from mintaka.interfaces import BackendSettings
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
+ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")  # a Model Serving endpoint
 
 
 class DatabricksSettings(BackendSettings):
@@ -46,6 +49,22 @@ class DatabricksSettings(BackendSettings):
     """Python file each pipeline task runs, given the step's entry point and parameters."""
     workload_size: Literal["Small", "Medium", "Large"] = "Small"
     scale_to_zero: bool = True
+    endpoint_names: dict[str, str] = Field(default_factory=dict)
+    """Mintaka endpoint name -> serving endpoint whose name Mintaka cannot use (``churn_api``),
+    so that an endpoint made before Mintaka can be adopted under a Mintaka name."""
+
+    @field_validator("endpoint_names")
+    @classmethod
+    def _endpoint_names_one_to_one(cls, names: dict[str, str]) -> dict[str, str]:
+        return check_name_map(names, "serving endpoint", validate_endpoint_name, ENDPOINT_NAME)
+
+    def endpoint_of(self, name: str) -> str:
+        """The serving endpoint that is Mintaka endpoint ``name``."""
+        return self.endpoint_names.get(name, name)
+
+    def endpoint_name_of(self, endpoint: str) -> str:
+        """The Mintaka name of serving endpoint ``endpoint`` (itself unless mapped)."""
+        return mintaka_name_in(self.endpoint_names, endpoint)
 
     @field_validator("host")
     @classmethod
