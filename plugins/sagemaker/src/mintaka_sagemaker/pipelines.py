@@ -52,6 +52,7 @@ from mintaka.errors import ConfigurationError, Conflict, NotFound, ValidationErr
 from mintaka.interfaces import BackendContext
 from mintaka_sagemaker.aws import AwsCalls, short_hash
 from mintaka_sagemaker.errors import is_already_exists
+from mintaka_sagemaker.registry import package_version
 
 FORMAT = "sagemaker-pipelines/2020-12-01"
 BUILTINS = "mintaka.pipelines.builtins"
@@ -543,10 +544,11 @@ class SageMakerPipelines(AwsCalls):
                     backend_ids[f"step:{name}"] = str(arn)
             registered = (metadata.get("RegisterModel") or {}).get("Arn")
             if registered:
-                package = _package_of(registered)
-                if REGISTERED_MODEL in package:  # under its Mintaka name (model_names)
-                    package[REGISTERED_MODEL] = self.settings.name_of(package[REGISTERED_MODEL])
-                run["outputs"] = {"model_package_arn": str(registered), **package}
+                run["outputs"] = {"model_package_arn": str(registered)}
+                made = package_version(str(registered))
+                if made is not None:  # the version, under its Mintaka name (model_names)
+                    run["outputs"][REGISTERED_MODEL] = self.settings.name_of(made[0])
+                    run["outputs"][REGISTERED_VERSION] = made[1]
             elif status is PipelineStatus.SUCCEEDED and metadata.get("ProcessingJob"):
                 run["outputs"] = self._uploaded_outputs(pipeline, execution, name)
             runs[name] = run
@@ -591,12 +593,3 @@ class SageMakerPipelines(AwsCalls):
         except Conflict:
             if self._run_status(run_id) not in TERMINAL:
                 raise
-
-
-def _package_of(arn: str) -> dict[str, Any]:
-    """``registered_model`` / ``registered_version`` from a versioned model package's ARN
-    (``...:model-package/<group>/<version>``); nothing when the ARN has another form."""
-    group, _, number = arn.rpartition(":model-package/")[2].rpartition("/")
-    if not group or not number.isdigit():
-        return {}
-    return {REGISTERED_MODEL: group, REGISTERED_VERSION: int(number)}

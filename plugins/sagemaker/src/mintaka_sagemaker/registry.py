@@ -63,6 +63,13 @@ def _origin(metadata: Mapping[str, Any]) -> VersionOrigin | None:
     return origin if origin.attrs() else None
 
 
+def package_version(arn: str) -> tuple[str, int] | None:
+    """The group and version number in a versioned model package's ARN
+    (``...:model-package/<group>/<version>``); None when the ARN has another form."""
+    group, _, number = arn.rpartition(":model-package/")[2].rpartition("/")
+    return (group, int(number)) if group and number.isdigit() else None
+
+
 def client_token(idempotency_key: str) -> str:
     """``ClientToken`` accepts 1-36 of ``[a-zA-Z0-9-]``; other keys are hashed into that form."""
     if _CLIENT_TOKEN.match(idempotency_key):
@@ -171,8 +178,8 @@ class SageMakerRegistry(AwsCalls):
             if uploaded:  # leave nothing behind that no version refers to
                 self._forget_artifact(uri)
             raise
-        group, _, number = arn.rpartition(":model-package/")[2].rpartition("/")
-        if group.lower() != self.settings.group_of(request.name).lower() or not number.isdigit():
+        made = package_version(arn)
+        if made is None or made[0].lower() != self.settings.group_of(request.name).lower():
             if uploaded:
                 self._forget_artifact(uri)
             raise Conflict(
@@ -181,7 +188,7 @@ class SageMakerRegistry(AwsCalls):
             )
         return BackendVersion(
             name=request.name,
-            version=int(number),
+            version=made[1],
             artifact_uri=uri,
             artifact_digest=request.artifact_digest,
             tags=dict(request.tags),

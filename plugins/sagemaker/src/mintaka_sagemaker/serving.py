@@ -52,7 +52,7 @@ from mintaka.errors import (
 from mintaka.interfaces import BackendContext
 from mintaka_sagemaker.aws import derived_name, short_hash, tag_list
 from mintaka_sagemaker.errors import is_already_exists, was_retried
-from mintaka_sagemaker.registry import SageMakerRegistry
+from mintaka_sagemaker.registry import SageMakerRegistry, package_version
 
 ROUTE_TAG = "mintaka:route:"
 MANAGED_TAG = "mintaka:managed"
@@ -369,12 +369,10 @@ class SageMakerServing(SageMakerRegistry):
             containers = [described.get("PrimaryContainer") or {}]
             containers += described.get("Containers") or []
             packages = [c["ModelPackageName"] for c in containers if c.get("ModelPackageName")]
-            package = packages[0] if packages else ""
-            group, _, number = str(package).rpartition(":model-package/")[2].rpartition("/")
-            if group and number.isdigit():
-                routes.append(
-                    Route(name=route, model=self.settings.name_of(group), version=int(number))
-                )
+            made = package_version(str(packages[0])) if packages else None
+            if made is not None:
+                group, number = made
+                routes.append(Route(name=route, model=self.settings.name_of(group), version=number))
         return routes
 
     def _endpoint_from(self, described: dict[str, Any]) -> Endpoint:
