@@ -219,11 +219,11 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         capture_input = None if capture is None else AutoCaptureConfigInput.from_dict(capture)
         wanted = ({r.name: (r.model, r.version) for r in routes}, dict(traffic.weights))
         for _ in range(3):
-            current = self._settled(name)
+            current = self._endpoint(self._settled(name))
             if self._matches(current, wanted) and capture is None:
-                return self._endpoint(current)
+                return current
             # Served entities keep the names they have (a rename would redeploy them).
-            names = self._endpoint(current).extra.get("served_names", {})
+            names = current.extra.get("served_names", {})
             update = functools.partial(
                 self.client.serving_endpoints.update_config,
                 self.settings.endpoint_of(name),
@@ -236,15 +236,13 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
             except Conflict:
                 continue  # another update (or our own, answered late) is in progress: re-check
             capture = None
-        settled = self._settled(name)
+        settled = self._endpoint(self._settled(name))
         if not self._matches(settled, wanted):
             raise Conflict(f"endpoint {name!r} kept changing under a concurrent update")
-        return self._endpoint(settled)
+        return settled
 
-    def _matches(
-        self, details: dict[str, Any], wanted: tuple[dict[str, Any], dict[str, int]]
-    ) -> bool:
-        endpoint = self._endpoint(details)
+    @staticmethod
+    def _matches(endpoint: Endpoint, wanted: tuple[dict[str, Any], dict[str, int]]) -> bool:
         routes = {r.name: (r.model, r.version) for r in endpoint.routes}
         weights = {k: v for k, v in endpoint.traffic.weights.items()}
         want_routes, want_weights = wanted
