@@ -340,33 +340,13 @@ class PipelineService:
             seen[request.model] = request
             if not self._claim(request):
                 continue  # another process is running it
-            try:
-                run = self.retrain(
-                    request.model, request.reason, trigger=request.trigger, **options
-                )
-            except MintakaError as exc:
-                run_id = getattr(exc, "run_id", None)
-                stopped = isinstance(exc, GateFailed) and run_id is not None
-                updated = request.model_copy(
-                    update={
-                        "status": "waiting" if stopped else "failed",
-                        "outcome": str(exc),
-                        "pipeline_run": run_id,
-                    }
-                )
-                self._save_request(updated)
+            try:  # released once settled; on any other error it stays pending for the next runner
+                updated, run = self._run_request(request, options)
+            finally:
                 self._release(request)
-                handled.append((updated, None))
-                continue
-            except BaseException:
-                self._release(request)  # still pending: the next runner takes it up
-                raise
-            updated = request.model_copy(
-                update={"status": "done", "pipeline_run": run.id, "outcome": run.status.value}
-            )
-            self._save_request(updated)
-            self._release(request)
             handled.append((updated, run))
+            if run is None:
+                continue
             for older in self.requests("waiting"):
                 if older.model == request.model and older.seq < request.seq:
                     self._save_request(
@@ -443,6 +423,31 @@ class PipelineService:
         return retired
 
     # -- plumbing -------------------------------------------------------------------------------
+
+    def _run_request(
+        self, request: RetrainRequest, options: Mapping[str, Any]
+    ) -> tuple[RetrainRequest, PipelineRun | None]:
+        """Retrain for ``request`` and record how it settled: done with its run, waiting at a
+        gate (no run yet) or failed."""
+        try:
+            run = self.retrain(request.model, request.reason, trigger=request.trigger, **options)
+        except MintakaError as exc:
+            run_id = getattr(exc, "run_id", None)
+            stopped = isinstance(exc, GateFailed) and run_id is not None
+            updated = request.model_copy(
+                update={
+                    "status": "waiting" if stopped else "failed",
+                    "outcome": str(exc),
+                    "pipeline_run": run_id,
+                }
+            )
+            self._save_request(updated)
+            return updated, None
+        updated = request.model_copy(
+            update={"status": "done", "pipeline_run": run.id, "outcome": run.status.value}
+        )
+        self._save_request(updated)
+        return updated, run
 
     def _claim(self, request: RetrainRequest) -> bool:
         """Take ``request`` for this process: False while another live process holds it."""
