@@ -145,9 +145,10 @@ class PipelineStatus(StrEnum):
     STOPPED = "stopped"
 
 
+STOPPED_ON_REQUEST = "stopped on request"  # why a run that was asked to stop ended
+
 # A step that registered a model version in the cloud names it in its outputs under these keys,
 # so core can adopt the version (``platform.pipelines.status``).
-STOPPED_ON_REQUEST = "stopped on request"  # why a run that was asked to stop ended
 REGISTERED_MODEL = "registered_model"
 REGISTERED_VERSION = "registered_version"
 
