@@ -21,6 +21,9 @@ class Capability(StrEnum):
     REGISTRY_DELETE = "registry.delete"
     # A version's model bytes read back from the cloud (adopting versions Mintaka did not create).
     REGISTRY_FETCH = "registry.fetch"
+    # What an endpoint serves with no registry version behind it (a model deployed straight
+    # from its files), registered as a version, so the endpoint can be adopted.
+    REGISTRY_FROM_SERVING = "registry.from_serving"
     # Experiment runs.
     RUNS = "runs"
     # Lineage pushed to, and read back from, the cloud's own lineage service.

@@ -16,6 +16,11 @@ an audit trail, governance over every later traffic change, rollback, the kill s
   report. Lineage is retrofitted from what the adopter attests (the training run, the datasets,
   the code commit), and the version's lineage node says it was adopted, by whom and when.
   Nothing is written to the cloud.
+- :meth:`MigrationService.adopt_served` is for an endpoint deployed without the registry, whose
+  route serves bytes no version describes (a SageMaker Model made straight from its model data):
+  the backend registers what the route serves as a new version
+  (``Capability.REGISTRY_FROM_SERVING``, the one write to the cloud here, leaving the endpoint
+  as it is), and that version is adopted as above.
 - :meth:`MigrationService.adopt_endpoint` records a live endpoint whose routes all serve recorded
   versions, with its current traffic as its first deployment. The traffic gate is evaluated, not
   enforced (the traffic is already live): the decision is recorded, the deployment counts as
@@ -23,7 +28,8 @@ an audit trail, governance over every later traffic change, rollback, the kill s
   that, rollouts, rollback, the kill switch, monitors (``mintaka monitor add``) and sync work on it
   as on any endpoint Mintaka created.
 
-Adoption is idempotent: versions and endpoints the store already records are skipped, and an
+Except for ``adopt_served``'s registration and a capture asked for, nothing is written to the
+cloud. Adoption is idempotent: versions and endpoints the store already records are skipped, and an
 adoption with nothing new writes nothing. Every adoption is audited (``model.adopt``,
 ``endpoint.adopt``) with the adopter's reason.
 """
@@ -46,6 +52,7 @@ from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
 from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.names import (
     RESERVED_ALIASES,
+    route_name_of,
     validate_endpoint_name,
     validate_model_name,
     validate_tag,
@@ -75,6 +82,7 @@ from mintaka.interfaces import (
     ArtifactFetch,
     CaptureSource,
     Discovery,
+    ServedRegistration,
     Serving,
     StateObserver,
 )
@@ -122,6 +130,26 @@ class EndpointAdoption:
     adopted: bool
     known_good: bool
     findings: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _ModelArgs:
+    """An adoption's checked arguments, with what the store recorded of the model then."""
+
+    name: str
+    reason: str
+    owner: str
+    risk_tier: RiskTier
+    new_model: bool
+    flavor: Flavor | None
+    wanted: list[int] | None
+    supplied: dict[int, Path]
+    run: _RunInputs | None
+    datasets: list[str]
+    code_commit: str | None
+    pipeline_run_id: str | None
+    recorded: set[int]
+    served: tuple[str, str] | None  # (endpoint, route) a version was registered from
 
 
 @dataclass(frozen=True)
@@ -251,7 +279,104 @@ class MigrationService:
         ``pyfunc.json``: pyfunc, anything else opaque). ``on_fetch(version, index, total)`` is
         called before each version's bytes are read (``index`` counts from 0), for progress.
         """
-        from mintaka.platform import _INSERT_VERSION, _enum, _parse
+        return self._adopt_model(
+            self._prepare(
+                name,
+                reason=reason,
+                owner=owner,
+                tier=tier,
+                versions=versions,
+                artifacts=artifacts,
+                run_id=run_id,
+                dataset_ids=dataset_ids,
+                code_commit=code_commit,
+                pipeline_run_id=pipeline_run_id,
+                flavor=flavor,
+            ),
+            on_fetch=on_fetch,
+        )
+
+    def adopt_served(
+        self,
+        endpoint: str,
+        route: str,
+        model: str,
+        *,
+        reason: str,
+        owner: str | None = None,
+        tier: RiskTier | str | None = None,
+        run_id: str | None = None,
+        dataset_ids: Sequence[str] = (),
+        code_commit: str | None = None,
+        flavor: Flavor | str | None = None,
+    ) -> ModelAdoption:
+        """Register what ``route`` of the live ``endpoint`` serves as a new version of ``model``
+        in the cloud's registry, then adopt that version as :meth:`adopt_model` does.
+
+        For an endpoint deployed without the registry (on SageMaker, a Model made straight from
+        its model data): its route serves bytes no version describes, so the endpoint cannot be
+        adopted until they are one (``Capability.REGISTRY_FROM_SERVING``). The endpoint is not
+        changed; ``adopt_endpoint`` then reads the route as serving the new version. ``route``
+        is the route name Mintaka reads (``alltraffic``) or the slot's own name in the cloud
+        (``AllTraffic``). Idempotent: a route already registered returns its version, adopted
+        once. Every argument is checked before the cloud is written to.
+        """
+        platform = self.platform
+        endpoint = _cloud_name(validate_endpoint_name, endpoint, "endpoint_names")
+        if not isinstance(route, str) or not route.strip():
+            raise InvalidName("route", route, "a route name must not be empty")
+        route = route_name_of(route.strip())
+        options: dict[str, Any] = {
+            "reason": reason,
+            "owner": owner,
+            "tier": tier,
+            "versions": None,
+            "artifacts": None,
+            "run_id": run_id,
+            "dataset_ids": dataset_ids,
+            "code_commit": code_commit,
+            "pipeline_run_id": None,
+            "flavor": flavor,
+            "served": (endpoint, route),
+        }
+        name = self._prepare(model, **options).name
+        registrar = platform._area(Capability.REGISTRY_FROM_SERVING, ServedRegistration)
+        platform._area(Capability.SYNC, StateObserver)
+        if not platform.supports(Capability.REGISTRY_FETCH):
+            raise UnsupportedCapability(
+                platform.backend.name,
+                Capability.REGISTRY_FETCH.value,
+                "the bytes of what the endpoint serves cannot be read back to be digested",
+            )
+        registered = registrar.register_served(endpoint, route, name)
+        if registered.name != name:
+            raise Conflict(
+                f"endpoint {endpoint!r}: route {route!r} serves "
+                f"{registered.name}:{registered.version}, not a version of {name!r}"
+            )
+        # Prepared again, for that one version and with the store as it is now.
+        args = self._prepare(name, **{**options, "versions": [registered.version]})
+        return self._adopt_model(args)
+
+    def _prepare(
+        self,
+        name: str,
+        *,
+        reason: str,
+        owner: str | None,
+        tier: RiskTier | str | None,
+        versions: Iterable[int | str] | None,
+        artifacts: Mapping[int, str | Path] | None,
+        run_id: str | None,
+        dataset_ids: Sequence[str],
+        code_commit: str | None,
+        pipeline_run_id: str | None,
+        flavor: Flavor | str | None,
+        served: tuple[str, str] | None = None,
+    ) -> _ModelArgs:
+        """An adoption's arguments checked, and what the store records for them: everything
+        that would refuse it, before the cloud is read or written."""
+        from mintaka.platform import _enum
 
         platform = self.platform
         name = _cloud_name(validate_model_name, name, "model_names")
@@ -264,7 +389,6 @@ class MigrationService:
             raise ValidationError("code commit must not be empty")
         if pipeline_run_id is not None and not pipeline_run_id.strip():
             raise ValidationError("pipeline run id must not be empty")
-        observer = platform._area(Capability.SYNC, StateObserver)
         with platform.store.read() as conn:
             sql = Sql(conn)
             model_row = sql.one(
@@ -281,7 +405,35 @@ class MigrationService:
                 datasets = list(dict.fromkeys([*run.dataset_ids, *datasets]))
             platform._require_datasets(conn, datasets)
             recorded = _recorded_versions(sql, name)
+        return _ModelArgs(
+            name=name,
+            reason=reason,
+            owner=owner or (model_row[0] if model_row is not None else platform.actor),
+            risk_tier=risk_tier
+            or (RiskTier(model_row[1]) if model_row is not None else RiskTier.MEDIUM),
+            new_model=model_row is None,
+            flavor=given_flavor,
+            wanted=wanted,
+            supplied=supplied,
+            run=run,
+            datasets=datasets,
+            code_commit=code_commit,
+            pipeline_run_id=pipeline_run_id,
+            recorded=recorded,
+            served=served,
+        )
 
+    def _adopt_model(
+        self,
+        args: _ModelArgs,
+        on_fetch: Callable[[BackendVersion, int, int], None] | None = None,
+    ) -> ModelAdoption:
+        from mintaka.platform import _INSERT_VERSION, _parse
+
+        platform = self.platform
+        name, supplied, run, datasets = args.name, args.supplied, args.run, args.datasets
+        wanted, recorded, code_commit = args.wanted, args.recorded, args.code_commit
+        observer = platform._area(Capability.SYNC, StateObserver)
         observed = observer.observe_model(name)  # NotFound: the cloud has no such model
         cloud = {v.version: v for v in observed.versions}
         missing = [v for v in wanted or () if v not in cloud]
@@ -298,7 +450,7 @@ class MigrationService:
         if not todo:
             return ModelAdoption(name, (), already, ())
         self._check_adoptable(name, todo, supplied)
-        owner_name = owner or (model_row[0] if model_row is not None else platform.actor)
+        owner_name = args.owner
         decision = platform.governance.decide(
             ADOPT_MODEL,
             name,
@@ -318,13 +470,13 @@ class MigrationService:
                 on_fetch(theirs, index, len(todo))
             fetched.append(self._bytes_of(theirs, supplied.get(theirs.version)))
         stages = platform.supports(Capability.REGISTRY_STAGES)
-        risk = risk_tier or (RiskTier(model_row[1]) if model_row is not None else RiskTier.MEDIUM)
+        risk = args.risk_tier
         adopted: list[ModelVersion] = []
         events: list[AuditEvent] = []
         with platform.store.write() as conn:
             sql = Sql(conn)
             now = platform._now()
-            if model_row is None:
+            if args.new_model:
                 platform._record_model(sql, name, owner_name, risk, "", now)
             taken = _recorded_versions(sql, name)
             recorded_decision: dict[str, Any] | None = None
@@ -349,7 +501,7 @@ class MigrationService:
                     version=theirs.version,
                     artifact_uri=stored.uri,
                     artifact_digest=stored.digest,
-                    flavor=given_flavor or detect_flavor(stored.content),
+                    flavor=args.flavor or detect_flavor(stored.content),
                     signature=Signature(),
                     tags=dict(theirs.tags),
                     owner=owner_name,
@@ -383,8 +535,8 @@ class MigrationService:
                         **(theirs.origin.attrs() if theirs.origin else {}),
                     },
                 )
-                if pipeline_run_id is not None:
-                    node = _pipeline_run_node(pipeline_run_id, platform.backend.name)
+                if args.pipeline_run_id is not None:
+                    node = _pipeline_run_node(args.pipeline_run_id, platform.backend.name)
                     produced = LineageEdge(
                         src=node.id,
                         dst=f"{NodeKind.MODEL_VERSION.value}:{record.id}",
@@ -411,9 +563,12 @@ class MigrationService:
                         run_id=record.run_id,
                         datasets=list(record.dataset_ids),
                         code_commit=record.code_commit,
-                        pipeline_run=pipeline_run_id,
+                        pipeline_run=args.pipeline_run_id,
+                        registered_from=None
+                        if args.served is None
+                        else {"endpoint": args.served[0], "route": args.served[1]},
                         tier=record.risk_tier,
-                        reason=reason,
+                        reason=args.reason,
                         decision=recorded_decision,
                     )
                 )
@@ -600,11 +755,20 @@ class MigrationService:
         cloud = platform._area(Capability.SERVING, Serving).get_endpoint(name)
         unread = sorted(set(cloud.traffic.weights) - {r.name for r in cloud.routes})
         if not cloud.routes or unread:
+            hint = "it cannot be adopted as it stands"
+            if unread and platform.supports(Capability.REGISTRY_FROM_SERVING):
+                hint = (
+                    "register what it serves as a version first ("
+                    + "; ".join(
+                        f"mintaka adopt served {name} {route} --model NAME" for route in unread
+                    )
+                    + ")"
+                )
             raise ValidationError(
                 f"endpoint {name!r}: Mintaka reads "
                 + (f"no route to a registered version for {unread}" if unread else "no routes")
                 + " from what the cloud serves there (a model that is no registered version, or "
-                "a slot name it cannot hold); it cannot be adopted as it stands"
+                f"a slot name it cannot hold); {hint}"
             )
         versions: dict[str, ModelVersion] = {}
         unrecorded: list[str] = []

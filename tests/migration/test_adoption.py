@@ -479,3 +479,16 @@ def test_discover_says_which_names_mintaka_cannot_use(
     code, out, _ = cli(capsys, *base, "discover")
     assert "names Mintaka cannot use" in out
     assert "Churn_Legacy" in out
+
+
+def test_registering_what_an_endpoint_serves_is_refused_where_the_backend_cannot(
+    platform: Platform, legacy: Legacy, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every local endpoint serves registered versions: the local backend declares no
+    ``registry.from_serving``, so core refuses, naming both, and records nothing."""
+    legacy_endpoint(platform)
+    with pytest.raises(UnsupportedCapability, match=r"local.*registry\.from_serving"):
+        platform.migration.adopt_served("churn-api", "old", "churn", reason="inherited")
+    with pytest.raises(ValidationError, match="needs a reason"):
+        platform.migration.adopt_served("churn-api", "old", "churn", reason="")
+    assert nothing_recorded(platform)

@@ -65,8 +65,9 @@ EXPECTED: Mapping[str, Expectation] = {
     ),
     # Model package groups / packages; ModelApprovalStatus; production and shadow variants;
     # BlueGreenUpdatePolicy with alarm rollback; data capture, Model Monitor, CloudWatch; Pipelines;
-    # lineage entities; model data in S3 (read back to adopt a package). No aliases or stages:
-    # kept in tags / CustomerMetadataProperties.
+    # lineage entities; model data in S3 (read back to adopt a package, and registered as a
+    # package where a Model serves it without one). No aliases or stages: kept in tags /
+    # CustomerMetadataProperties.
     "sagemaker": Expectation(
         native=_REGISTRY_BASICS
         | _SERVING_BASICS
@@ -74,6 +75,7 @@ EXPECTED: Mapping[str, Expectation] = {
             C.REGISTRY_APPROVAL,
             C.REGISTRY_DELETE,
             C.REGISTRY_FETCH,
+            C.REGISTRY_FROM_SERVING,
             C.SERVING_SHADOW,
             C.SERVING_NATIVE_ROLLOUT,
             C.MONITORING_CAPTURE,

@@ -213,6 +213,22 @@ class AbstractBackendFixtures:
         return cannot
 
     @pytest.fixture
+    def serve_unregistered(self, names: Names) -> Callable[[Path], tuple[str, str]]:
+        """Override to make, through the cloud's own API and not its registry, an endpoint whose
+        one route serves the model files under the given directory (deployed straight from
+        them, as an endpoint made before Mintaka often is); return the endpoint's name and the
+        route Mintaka reads there. The default cannot: a test that needs it is skipped, and the
+        matrix shows it unproven."""
+
+        def cannot(_files: Path) -> tuple[str, str]:
+            pytest.skip(
+                "these fixtures cannot deploy model files without the registry "
+                "(override serve_unregistered)"
+            )
+
+        return cannot
+
+    @pytest.fixture
     def data_plane(self, platform: Platform) -> None:
         """Override to start what answers invocations (the local backend's inference server);
         a cloud's mock usually answers by itself, so the default does nothing."""

@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mintaka_conformance.fakes.sagemaker import make_client
+from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_client
 from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
 
 from mintaka import Platform
 from mintaka.artifacts import manifest_of
-from mintaka.errors import ConfigurationError, InvalidName, ValidationError
+from mintaka.cli.app import main
+from mintaka.config import MintakaConfig, write_config
+from mintaka.domain.serving import Route, TrafficMap
+from mintaka.errors import ConfigurationError, Conflict, InvalidName, NotFound, ValidationError
+from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
 
 GROUP = "legacy-churn"
 
@@ -311,3 +315,226 @@ def test_an_endpoint_serving_a_model_that_is_no_package_version_is_not_adopted(
         platform.migration.adopt_endpoint("mixed-api", reason="inherited")
     with platform.store.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM endpoints").scalar() == 0
+
+
+# -- endpoints deployed straight from model data (Model(...).deploy()) -----------------------------
+
+IMAGE = "1.dkr.ecr.us-east-1.amazonaws.com/x:1"
+LEGACY_ENV = {"SAGEMAKER_PROGRAM": "inference.py"}
+
+
+def deployed_from_model_data(
+    sm: Any, endpoint: str = "legacy-api", key: str = "jobs/7/model.tar.gz", **container: Any
+) -> str:
+    """An endpoint as the SageMaker SDK's ``Model(...).deploy()`` makes one: a Model made from
+    a container (by default one ``model.tar.gz`` in S3), served by ``AllTraffic``."""
+    if not container:
+        make_client("s3").put_object(
+            Bucket=BUCKET, Key=key, Body=tarball({"model.joblib": b"served-weights"})
+        )
+        container = {
+            "PrimaryContainer": {
+                "Image": IMAGE,
+                "ModelDataUrl": f"s3://{BUCKET}/{key}",
+                "Environment": LEGACY_ENV,
+            }
+        }
+    sm.create_model(
+        ModelName=f"{endpoint}-model", ExecutionRoleArn=SETTINGS["role_arn"], **container
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=f"{endpoint}-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": f"{endpoint}-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"{endpoint}-config")
+    return endpoint
+
+
+def test_a_route_serving_model_data_is_registered_as_a_package_and_the_endpoint_adopted(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    with pytest.raises(ValidationError, match="mintaka adopt served legacy-api alltraffic"):
+        platform.migration.adopt_endpoint(endpoint, reason="inherited")
+
+    # The cloud's own slot name is taken as well as the route name Mintaka reads.
+    adoption = platform.migration.adopt_served(
+        endpoint, "AllTraffic", "churn", reason="deployed by hand in 2024"
+    )
+    [version] = adoption.adopted
+    (tmp_path / "expected").mkdir()
+    (tmp_path / "expected" / "model.joblib").write_bytes(b"served-weights")
+    assert version.ref == "churn:1"
+    assert version.artifact_digest == manifest_of(tmp_path / "expected").digest
+    package = sm.describe_model_package(ModelPackageName=version.backend_ids["model_package"])
+    [container] = package["InferenceSpecification"]["Containers"]
+    assert container["Image"] == IMAGE
+    assert container["ModelDataUrl"] == f"s3://{BUCKET}/jobs/7/model.tar.gz"
+    assert container["Environment"] == LEGACY_ENV
+    assert package["ModelApprovalStatus"] == "PendingManualApproval"
+    # The live endpoint is as it was: same config, same Model; the Model names its package.
+    described = sm.describe_endpoint(EndpointName=endpoint)
+    assert described["EndpointConfigName"] == "legacy-api-config"
+    model_arn = sm.describe_model(ModelName="legacy-api-model")["ModelArn"]
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=model_arn)["Tags"]}
+    assert tags["mintaka:model-package"] == version.backend_ids["model_package"]
+
+    adopted = platform.migration.adopt_endpoint(endpoint, reason="inherited")
+    assert [(r.name, r.model, r.version) for r in adopted.endpoint.routes] == [
+        ("alltraffic", "churn", 1)
+    ]
+    assert platform.sync() == []
+
+    # Mintaka deploys the version with the environment the Model had, beside its own.
+    cloud.create_endpoint(
+        "churn-next",
+        [Route(name="blue", model="churn", version=1)],
+        TrafficMap(weights={"blue": 100}),
+    )
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName="churn-next")["EndpointConfigName"]
+    )
+    made = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert made["PrimaryContainer"]["Environment"] == {
+        **LEGACY_ENV,
+        "MINTAKA_MODEL": "churn",
+        "MINTAKA_VERSION": "1",
+    }
+
+
+def test_registering_what_a_route_serves_twice_or_after_a_lost_response_makes_one_package(
+    platform: Platform, cloud: SageMakerBackend, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    faults = FaultInjector(
+        script=[Fault.LOST_RESPONSE, None], operations={"CreateModelPackage", "AddTags"}
+    )
+    faults.attach(cloud.clients.sagemaker)
+    first = cloud.register_served(endpoint, "alltraffic", "churn")
+    again = cloud.register_served(endpoint, "alltraffic", "churn")
+    assert (first.version, again.version) == (1, 1)
+    assert [v.version for v in cloud.list_versions("churn")] == [1]
+    assert faults.faults(Fault.LOST_RESPONSE)
+
+
+@pytest.mark.parametrize(
+    ("container", "refusal"),
+    [
+        (
+            {
+                "Containers": [
+                    {"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/a.tar.gz"},
+                    {"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/b.tar.gz"},
+                ]
+            },
+            "serves 2 containers",
+        ),
+        (
+            {
+                "PrimaryContainer": {
+                    "Image": IMAGE,
+                    "ModelDataSource": {
+                        "S3DataSource": {
+                            "S3Uri": f"s3://{BUCKET}/model/",
+                            "S3DataType": "S3Prefix",
+                            "CompressionType": "None",
+                        }
+                    },
+                }
+            },
+            r"uncompressed model data \(ModelDataSource\)",
+        ),
+        ({"PrimaryContainer": {"Image": IMAGE}}, "serves no S3 model data"),
+        (
+            {
+                "PrimaryContainer": {
+                    "Image": IMAGE,
+                    "Mode": "MultiModel",
+                    "ModelDataUrl": f"s3://{BUCKET}/models/",
+                }
+            },
+            "multi-model endpoint",
+        ),
+    ],
+    ids=["pipeline", "uncompressed", "in-the-image", "multi-model"],
+)
+def test_what_cannot_be_one_version_is_refused_and_nothing_registered(
+    platform: Platform, sm: Any, container: dict[str, Any], refusal: str
+) -> None:
+    endpoint = deployed_from_model_data(sm, **container)
+    with pytest.raises(ValidationError, match=refusal):
+        platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+def test_bad_input_and_other_models_routes_are_refused_before_anything_is_registered(
+    platform: Platform, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    with pytest.raises(ValidationError, match="needs a reason"):
+        platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason=" ")
+    with pytest.raises(InvalidName):
+        platform.migration.adopt_served(endpoint, "alltraffic", "Churn_Model", reason="x")
+    with pytest.raises(ValidationError, match="invalid risk tier"):
+        platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="x", tier="vip")
+    with pytest.raises(NotFound, match=r"no route 'blue' \(its variants read as \['alltraffic'\]"):
+        platform.migration.adopt_served(endpoint, "blue", "churn", reason="x")
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+    platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
+    with pytest.raises(Conflict, match="serves churn:1, not a version of 'fraud'"):
+        platform.migration.adopt_served(endpoint, "alltraffic", "fraud", reason="inherited")
+    groups = sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
+    assert [g["ModelPackageGroupName"] for g in groups] == ["churn"]
+
+
+def test_mintaka_adopt_served_registers_and_adopts_from_the_command_line(
+    fake: Any,
+    sm: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    home = tmp_path / "cli-home"
+    write_config(MintakaConfig(home=home, backend="sagemaker", backend_settings=dict(SETTINGS)))
+    (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
+    monkeypatch.setenv("MINTAKA_HOME", str(home))
+    endpoint = deployed_from_model_data(sm)
+
+    def mintaka(*args: str) -> tuple[int, str]:
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        else:
+            code = 0
+        out, err = capsys.readouterr()
+        return code, " ".join((out + err).split())
+
+    served = (
+        "adopt",
+        "served",
+        endpoint,
+        "AllTraffic",
+        "--model",
+        "churn",
+        "--reason",
+        "inherited",
+    )
+    code, said = mintaka(*served)
+    assert code == 0, said
+    assert "registered what legacy-api alltraffic serves as churn:1" in said
+    assert "next: mintaka adopt endpoint legacy-api" in said
+    code, said = mintaka(*served)
+    assert (code, said.split(":")[0]) == (0, "already adopted")
+    code, said = mintaka("adopt", "endpoint", endpoint, "--reason", "inherited")
+    assert code == 0, said
+    assert "adopted endpoint legacy-api: alltraffic=100%" in said

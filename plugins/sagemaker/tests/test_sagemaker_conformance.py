@@ -3,7 +3,10 @@ extension in-process, and a representative part again through moto's server (``e
 
 from __future__ import annotations
 
+import io
+import tarfile
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +23,7 @@ from mintaka_conformance import (
     BackendUnderTest,
 )
 from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
+from mintaka_conformance.scenarios import Names
 from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import BUCKET, SETTINGS
 
@@ -31,6 +35,7 @@ class BotoOutOfBand:
 
     def __init__(self, endpoint_url: str | None = None) -> None:
         self.sm = make_client("sagemaker", endpoint_url=endpoint_url)
+        self.s3 = make_client("s3", endpoint_url=endpoint_url)
         self.account = make_client("sts", endpoint_url=endpoint_url).get_caller_identity()[
             "Account"
         ]
@@ -53,6 +58,39 @@ class BotoOutOfBand:
             Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
         )
 
+    def deploy_unregistered(self, endpoint: str, files: Path) -> tuple[str, str]:
+        """An endpoint as ``Model(...).deploy()`` makes one: a Model made straight from a
+        ``model.tar.gz`` in S3, no package, served by the default variant ``AllTraffic``."""
+        body = io.BytesIO()
+        with tarfile.open(fileobj=body, mode="w:gz") as tar:
+            for path in sorted(p for p in files.rglob("*") if p.is_file()):
+                tar.add(path, arcname=path.relative_to(files).as_posix())
+        key = f"legacy/{endpoint}/model.tar.gz"
+        self.s3.put_object(Bucket=BUCKET, Key=key, Body=body.getvalue())
+        self.sm.create_model(
+            ModelName=f"{endpoint}-model",
+            PrimaryContainer={
+                "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/sklearn-inference:1.2-1",
+                "ModelDataUrl": f"s3://{BUCKET}/{key}",
+                "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
+            },
+            ExecutionRoleArn=SETTINGS["role_arn"],
+        )
+        self.sm.create_endpoint_config(
+            EndpointConfigName=f"{endpoint}-config",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": f"{endpoint}-model",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                    "InitialVariantWeight": 1.0,
+                }
+            ],
+        )
+        self.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"{endpoint}-config")
+        return endpoint, "alltraffic"
+
 
 class InProcessFixtures(AbstractBackendFixtures):
     @pytest.fixture
@@ -64,6 +102,12 @@ class InProcessFixtures(AbstractBackendFixtures):
     @pytest.fixture
     def out_of_band(self, platform: Platform) -> BotoOutOfBand:
         return BotoOutOfBand()
+
+    @pytest.fixture
+    def serve_unregistered(
+        self, out_of_band: BotoOutOfBand, names: Names
+    ) -> Callable[[Path], tuple[str, str]]:
+        return lambda files: out_of_band.deploy_unregistered(names.endpoint("legacy"), files)
 
     @pytest.fixture
     def hold_pipeline_run(self, backend: BackendUnderTest) -> Callable[[str], None]:
@@ -113,6 +157,12 @@ class ServerFixtures(AbstractBackendFixtures):
     @pytest.fixture
     def out_of_band(self, platform: Platform, moto_server: Any) -> BotoOutOfBand:
         return BotoOutOfBand(moto_server.endpoint_url)
+
+    @pytest.fixture
+    def serve_unregistered(
+        self, out_of_band: BotoOutOfBand, names: Names
+    ) -> Callable[[Path], tuple[str, str]]:
+        return lambda files: out_of_band.deploy_unregistered(names.endpoint("legacy"), files)
 
 
 # Sync exercises the registry, aliases, tags, deletion and out-of-band boto3 calls over HTTP;

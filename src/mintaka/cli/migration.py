@@ -12,6 +12,7 @@ import typer
 from mintaka.cli.output import console, emit_json, err_console, progress_bar, table
 from mintaka.cli.state import platform
 from mintaka.domain.discovery import Difference, ResourceKind
+from mintaka.domain.names import route_name_of
 from mintaka.errors import ValidationError
 from mintaka.sync import ENDPOINT_SUBJECT, DifferenceKind, subject_of
 
@@ -235,6 +236,77 @@ def adopt_model(
             )
             for v in adoption.adopted
         ],
+    )
+    _findings(adoption.findings)
+
+
+@adopt_app.command("served")
+def adopt_served(
+    ctx: typer.Context,
+    endpoint: Annotated[str, typer.Argument(help="The endpoint's name in the cloud.")],
+    route: Annotated[
+        str, typer.Argument(help="The route (or the cloud's slot name, e.g. AllTraffic).")
+    ],
+    model: Annotated[str, typer.Option("--model", help="The model to register it under.")],
+    reason: ReasonOpt,
+    owner: Annotated[str | None, typer.Option(help="Accountable owner [default: you].")] = None,
+    tier: Annotated[str | None, typer.Option(help="Risk tier: low, medium or high.")] = None,
+    run: Annotated[
+        str | None, typer.Option("--run", help="The recorded run that trained it.")
+    ] = None,
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option("--dataset", help="A recorded dataset it was trained on (repeatable)."),
+    ] = None,
+    code_commit: Annotated[
+        str | None, typer.Option("--code-commit", help="The commit of the training code.")
+    ] = None,
+    flavor: Annotated[
+        str | None,
+        typer.Option(help="sklearn, pyfunc or opaque [default: read from the bytes]."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register what ROUTE of a live ENDPOINT serves (deployed without the registry) as a new
+    version of --model in the cloud's registry, and adopt that version; the endpoint is left as
+    it is and can be adopted next."""
+    adoption = platform(ctx).migration.adopt_served(
+        endpoint,
+        route,
+        model,
+        reason=reason,
+        owner=owner,
+        tier=tier,
+        run_id=run,
+        dataset_ids=dataset or (),
+        code_commit=code_commit,
+        flavor=flavor,
+    )
+    route = route_name_of(route)  # as Mintaka reads it (AllTraffic: alltraffic)
+    if as_json:
+        emit_json(
+            {
+                "model": adoption.model,
+                "endpoint": endpoint,
+                "route": route,
+                "adopted": list(adoption.adopted),
+                "already_recorded": list(adoption.already_recorded),
+                "findings": list(adoption.findings),
+            }
+        )
+        return
+    if not adoption.adopted:
+        [number] = adoption.already_recorded
+        console.print(
+            f"already adopted: {endpoint} {route} serves {adoption.model}:{number}; next: "
+            f"mintaka adopt endpoint {endpoint}"
+        )
+        return
+    [version] = adoption.adopted
+    console.print(
+        f"registered what {endpoint} {route} serves as [bold]{version.ref}[/] "
+        f"(digest {version.artifact_digest[:19]}, {version.flavor.value}); next: "
+        f"mintaka adopt endpoint {endpoint}"
     )
     _findings(adoption.findings)
 

@@ -24,6 +24,7 @@ from mintaka.interfaces.registry import (
     ModelRegistry,
     ModelStages,
     ModelTags,
+    ServedRegistration,
     StoreResidentRegistry,
     VersionDeletion,
 )
@@ -45,6 +46,7 @@ CAPABILITY_INTERFACES: dict[Capability, type] = {
     Capability.REGISTRY_APPROVAL: ApprovalProjection,
     Capability.REGISTRY_DELETE: VersionDeletion,
     Capability.REGISTRY_FETCH: ArtifactFetch,
+    Capability.REGISTRY_FROM_SERVING: ServedRegistration,
     Capability.RUNS: RunTracking,
     Capability.LINEAGE_METADATA: LineageMetadata,
     Capability.SERVING: Serving,
@@ -83,6 +85,7 @@ __all__ = [
     "NativeRollout",
     "PipelineExecution",
     "RunTracking",
+    "ServedRegistration",
     "Serving",
     "ShadowTraffic",
     "StateObserver",

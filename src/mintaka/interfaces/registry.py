@@ -124,3 +124,27 @@ class ArtifactFetch(ABC):
         the digest they were registered with. ``NotFound`` when the version, or its bytes, are
         not there.
         """
+
+
+class ServedRegistration(ABC):
+    """``Capability.REGISTRY_FROM_SERVING``: register what an endpoint serves as a version.
+
+    An endpoint deployed without the registry (on SageMaker, a Model made straight from its
+    ``ModelDataUrl``) serves bytes that no version describes, so core cannot record its routes.
+    Core uses this to adopt it (``mintaka adopt served``): the backend registers what the slot
+    serves as a new version of a model, then core adopts that version like any other (its bytes
+    read back, digested and stored) and the endpoint becomes adoptable.
+    """
+
+    @abstractmethod
+    def register_served(self, endpoint: str, route: str, model: str) -> BackendVersion:
+        """Register what ``route`` of ``endpoint`` serves as a new version of ``model``
+        (created when the cloud has no such model), leaving the live endpoint as it is; from then
+        on the endpoint reads ``route`` as serving that version.
+
+        Idempotent: a route that already reads as serving a version of ``model`` returns that
+        version, and a retry after a lost response creates no second one. ``NotFound`` for a
+        missing endpoint or route; ``Conflict`` when the route serves a version of another model;
+        ``ValidationError`` when what the slot serves cannot be one version (several containers,
+        model data in a form the registry cannot hold).
+        """

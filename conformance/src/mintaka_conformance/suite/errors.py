@@ -35,6 +35,9 @@ INVALID_NAME_CALLS: dict[str, Callable[[Platform, str, Path], Any]] = {
     "set_tags": lambda p, ok, art: p.set_tags(ok, 1, {"bad key": "value"}),
     "set_stage": lambda p, ok, art: p.set_stage("bad name", 1, "production"),
     "archive_version": lambda p, ok, art: p.archive_version("a--b", 1),
+    "adopt_served": lambda p, ok, art: p.migration.adopt_served(
+        "legacy-api", "alltraffic", "Churn_Model", reason="inherited"
+    ),
 }
 
 
@@ -46,6 +49,9 @@ PLATFORM_CALLS: dict[Capability, Callable[[Platform, Callable[[], str]], Any]] =
     Capability.REGISTRY_TAGS: lambda p, model: p.set_tags(model(), 1, {"team": "risk"}),
     Capability.REGISTRY_STAGES: lambda p, model: p.set_stage(model(), 1, "staging"),
     Capability.SYNC: lambda p, model: p.sync(),
+    Capability.REGISTRY_FROM_SERVING: lambda p, model: p.migration.adopt_served(
+        "legacy-api", "alltraffic", model(), reason="inherited"
+    ),
 }
 NEEDS_A_VERSION = frozenset(
     {Capability.REGISTRY_ALIASES, Capability.REGISTRY_TAGS, Capability.REGISTRY_STAGES}

@@ -3,6 +3,8 @@ Mintaka's back, and what was created there brought under management."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +15,16 @@ from mintaka.domain.discovery import ResourceKind
 from mintaka.domain.lineage import NodeKind
 from mintaka.domain.registry import ApprovalStatus, VersionRequest
 from mintaka.domain.serving import Route, TrafficMap
+from mintaka.errors import ValidationError
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
 from mintaka_conformance.fixtures import AbstractBackendFixtures, OutOfBand
-from mintaka_conformance.scenarios import MakeArtifact, ModelScenario, Names, ServableModel
+from mintaka_conformance.scenarios import (
+    MakeArtifact,
+    ModelScenario,
+    Names,
+    ServableModel,
+    cleanup_models,
+)
 
 
 def _audited(platform: Platform, action: str) -> list[tuple[str, dict[str, Any]]]:
@@ -267,6 +276,60 @@ class AbstractSyncTests(AbstractBackendFixtures):
         assert platform.sync() == []
         assert not platform.migration.adopt_endpoint(endpoint, reason="again").adopted
         assert [s for s, _ in _audited(platform, "endpoint.adopt")] == [endpoint]
+
+    @pytest.mark.requires(
+        Capability.REGISTRY_FROM_SERVING,
+        Capability.REGISTRY_FETCH,
+        Capability.SERVING,
+        Capability.SYNC,
+    )
+    def test_what_an_endpoint_serves_without_the_registry_is_registered_then_adopted(
+        self,
+        platform: Platform,
+        cloud: Any,
+        names: Names,
+        make_artifact: MakeArtifact,
+        serve_unregistered: Callable[[Path], tuple[str, str]],
+    ) -> None:
+        """The backend MUST register what a route of an endpoint deployed without its registry
+        serves as one new version however often asked, leaving the endpoint as it is and then
+        reading the route as serving that version, so core adopts the version (bound to the
+        digest of those files), then the endpoint, with nothing left for sync to report."""
+        files = make_artifact(b"deployed-straight-from-its-files")
+        endpoint, route = serve_unregistered(files)
+        model = names.model("served")
+        with pytest.raises(ValidationError, match=f"mintaka adopt served {endpoint} {route}"):
+            platform.migration.adopt_endpoint(endpoint, reason="serving before Mintaka")
+
+        try:
+            self._register_served_and_adopt(platform, cloud, endpoint, route, model, files)
+        finally:
+            cleanup_models(cloud, [model])
+
+    @staticmethod
+    def _register_served_and_adopt(
+        platform: Platform, cloud: Any, endpoint: str, route: str, model: str, files: Path
+    ) -> None:
+        adoption = platform.migration.adopt_served(
+            endpoint, route, model, reason="deployed by hand before Mintaka"
+        )
+        [version] = adoption.adopted
+        assert (version.name, version.version) == (model, 1)
+        assert version.artifact_digest == manifest_of(files).digest
+        [(subject, details)] = _audited(platform, "model.adopt")
+        assert subject == f"{model}:1"
+        assert details["registered_from"] == {"endpoint": endpoint, "route": route}
+
+        again = platform.migration.adopt_served(endpoint, route, model, reason="a second look")
+        assert (again.adopted, again.already_recorded) == ((), (1,))
+        assert [v.version for v in cloud.list_versions(model)] == [1]
+
+        endpoint_adoption = platform.migration.adopt_endpoint(endpoint, reason="serving before")
+        assert endpoint_adoption.adopted
+        recorded = platform.serving.get_endpoint(endpoint)
+        assert [(r.name, r.model, r.version) for r in recorded.routes] == [(route, model, 1)]
+        assert recorded.traffic.weights == {route: 100}
+        assert platform.sync() == []
 
     @pytest.mark.requires(Capability.IDENTITY)
     def test_the_cloud_names_the_authenticated_caller(self, cloud: Any) -> None:

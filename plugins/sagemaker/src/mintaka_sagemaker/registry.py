@@ -41,6 +41,7 @@ META_ID = "mintaka_id"
 META_DIGEST = "mintaka_digest"
 META_FLAVOR = "mintaka_flavor"
 META_STAGE = "mintaka_stage"
+META_SERVED_BY = "mintaka_served_by"  # a package registered from what a SageMaker Model serves
 MANAGED_TAG = "mintaka:managed"
 ALIAS_TAG = "mintaka:alias:"
 

@@ -15,7 +15,10 @@
   the backend waits for the endpoint to leave ``Creating``/``Updating``.
 - A config's name is derived from everything in it, routes included, and SageMaker never changes
   a config, so the routes read from (or written to) a config's tags are kept per config name and
-  read once per process.
+  read once per process. A config made outside Mintaka has its routes read from its variants'
+  Models (the package each serves); it is kept only once every variant reads as a route, since a
+  Model serving bare model data becomes one when Mintaka registers that data
+  (``register_served``).
 - Native rollouts are ``UpdateEndpoint`` with a blue/green ``DeploymentConfig`` and CloudWatch
   alarms for automatic rollback; the backend does not wait for them.
 """
@@ -33,6 +36,7 @@ from functools import cached_property, lru_cache
 from typing import Any
 
 from mintaka.domain.names import route_name_of, route_names_of
+from mintaka.domain.registry import ApprovalStatus, BackendVersion
 from mintaka.domain.serving import (
     Endpoint,
     EndpointStatus,
@@ -52,10 +56,19 @@ from mintaka.errors import (
 from mintaka.interfaces import BackendContext
 from mintaka_sagemaker.aws import derived_name, short_hash, tag_list
 from mintaka_sagemaker.errors import is_already_exists, was_retried
-from mintaka_sagemaker.registry import SageMakerRegistry, package_version
+from mintaka_sagemaker.registry import (
+    APPROVAL_TO_SAGEMAKER,
+    META_SERVED_BY,
+    SageMakerRegistry,
+    client_token,
+    package_version,
+)
 
 ROUTE_TAG = "mintaka:route:"
 MANAGED_TAG = "mintaka:managed"
+# On a SageMaker Model: the model package it serves (Models Mintaka makes, and Models made
+# straight from model data that Mintaka registered as a package).
+PACKAGE_TAG = "mintaka:model-package"
 _CONFIG_COUNTER = re.compile(r"-c(\d+)-[0-9a-f]{8}$")
 TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
 STATUS = {
@@ -250,6 +263,7 @@ class SageMakerServing(SageMakerRegistry):
             container: dict[str, Any] = {
                 "Image": containers[0].get("Image") or image,
                 "Environment": {
+                    **(containers[0].get("Environment") or {}),
                     "MINTAKA_MODEL": route.model,
                     "MINTAKA_VERSION": str(route.version),
                 },
@@ -265,7 +279,7 @@ class SageMakerServing(SageMakerRegistry):
                     Tags=tag_list(
                         {
                             MANAGED_TAG: "true",
-                            "mintaka:model-package": str(package["ModelPackageArn"]),
+                            PACKAGE_TAG: str(package["ModelPackageArn"]),
                         }
                     ),
                 )
@@ -342,22 +356,39 @@ class SageMakerServing(SageMakerRegistry):
                         Route(name=key.removeprefix(ROUTE_TAG), model=model, version=int(version))
                     )
         if not routes:  # a config made outside Mintaka
-            routes = self._package_routes(config_name)
+            routes, complete = self._package_routes(config_name)
+            if not complete:  # a variant may read as a route once registered (register_served)
+                return tuple(routes)
         self.config_routes.put(config_name, tuple(routes))
         return tuple(routes)
 
-    def _package_routes(self, config_name: str) -> list[Route]:
-        """The routes of a config Mintaka did not make: each variant whose model serves a
-        versioned model package is a route to that version (a variant whose model names no
-        package has no version Mintaka could record, and is left out)."""
-        try:
-            config = self._sm("describe_endpoint_config", EndpointConfigName=config_name)
-        except NotFound:
-            return []
-        variants = [
+    def _config_variants(self, config_name: str) -> list[dict[str, Any]]:
+        """The production and shadow variants of a config; NotFound when it is gone."""
+        config = self._sm("describe_endpoint_config", EndpointConfigName=config_name)
+        return [
             *(config.get("ProductionVariants") or []),
             *(config.get("ShadowProductionVariants") or []),
         ]
+
+    def _package_of(self, described: dict[str, Any]) -> str | None:
+        """The model package a SageMaker Model serves: the one its container names, else the one
+        Mintaka registered from its model data (``register_served``, a tag on the Model)."""
+        containers = [described.get("PrimaryContainer") or {}]
+        containers += described.get("Containers") or []
+        packages = [c["ModelPackageName"] for c in containers if c.get("ModelPackageName")]
+        if packages:
+            return str(packages[0])
+        return self._tags(str(described["ModelArn"])).get(PACKAGE_TAG)
+
+    def _package_routes(self, config_name: str) -> tuple[list[Route], bool]:
+        """The routes of a config Mintaka did not make, and whether every variant is one: each
+        variant whose model serves a versioned model package is a route to that version (a
+        variant whose model names no package has no version Mintaka could record, and is left
+        out until its model data is registered as one)."""
+        try:
+            variants = self._config_variants(config_name)
+        except NotFound:
+            return [], True
         names = route_names_of([str(v["VariantName"]) for v in variants], "production variant")
         routes: list[Route] = []
         for route, variant in sorted(names.items()):
@@ -366,14 +397,99 @@ class SageMakerServing(SageMakerRegistry):
                 described = self._sm("describe_model", ModelName=str(model))
             except NotFound:
                 continue
-            containers = [described.get("PrimaryContainer") or {}]
-            containers += described.get("Containers") or []
-            packages = [c["ModelPackageName"] for c in containers if c.get("ModelPackageName")]
-            made = package_version(str(packages[0])) if packages else None
+            package = self._package_of(described)
+            made = package_version(package) if package else None
             if made is not None:
                 group, number = made
                 routes.append(Route(name=route, model=self.settings.name_of(group), version=number))
-        return routes
+        return routes, len(routes) == len(names)
+
+    # -- registering what an endpoint serves ------------------------------------------------------
+
+    def register_served(self, endpoint: str, route: str, model: str) -> BackendVersion:
+        """Register the model data a variant's Model serves as a new package in ``model``'s
+        group (image, ``ModelDataUrl`` and environment as the Model has them), and tag the Model
+        with the package, so the variant reads as a route to it. The endpoint is not changed."""
+        described = self._describe_endpoint(endpoint)
+        config_name = str(described.get("EndpointConfigName", ""))
+        variants = self._config_variants(config_name)
+        names = route_names_of([str(v["VariantName"]) for v in variants], "production variant")
+        if route not in names:
+            raise NotFound(
+                f"[sagemaker] endpoint {endpoint!r} has no route {route!r} "
+                f"(its variants read as {sorted(names)})"
+            )
+        variant = next(v for v in variants if v["VariantName"] == names[route])
+        served = self._sm("describe_model", ModelName=str(variant.get("ModelName")))
+        package = self._package_of(served)
+        if package is not None:
+            made = package_version(package)
+            if made is None:
+                raise ValidationError(
+                    f"[sagemaker] endpoint {endpoint!r}: route {route!r} serves {package}, "
+                    "which is no versioned model package"
+                )
+            group, number = made
+            return self.get_version(self.settings.name_of(group), number)
+        container = self._registrable_container(served, f"endpoint {endpoint!r} route {route!r}")
+        self.ensure_model(model)
+        model_arn = str(served["ModelArn"])
+        params: dict[str, Any] = {
+            "ModelPackageGroupName": self.settings.group_of(model),
+            "ClientToken": client_token(f"served:{model_arn}:{self.settings.group_of(model)}"),
+            "ModelApprovalStatus": APPROVAL_TO_SAGEMAKER[ApprovalStatus.PENDING],
+            "ModelPackageDescription": (
+                f"Registered by Mintaka from the model data that SageMaker Model "
+                f"{served['ModelName']} serves at endpoint {described['EndpointName']} "
+                f"(variant {names[route]})"
+            )[:1024],
+            "InferenceSpecification": {
+                "Containers": [container],
+                "SupportedContentTypes": ["application/json", "text/csv"],
+                "SupportedResponseMIMETypes": ["application/json", "text/csv"],
+            },
+            "CustomerMetadataProperties": {META_SERVED_BY: model_arn},
+        }
+        arn = str(self._sm("create_model_package", **params)["ModelPackageArn"])
+        made = package_version(arn)
+        if made is None or made[0].lower() != self.settings.group_of(model).lower():
+            raise Conflict(f"[sagemaker] registering what {model_arn} serves made {arn}")
+        self._sm("add_tags", ResourceArn=model_arn, Tags=tag_list({PACKAGE_TAG: arn}))
+        self.config_routes.forget(config_name)
+        return self.get_version(model, made[1])
+
+    @staticmethod
+    def _registrable_container(served: dict[str, Any], what: str) -> dict[str, Any]:
+        """The package container for what a Model serves, refused unless it is one container
+        with its model data in one S3 object (which ``fetch_artifact`` reads back)."""
+        containers = served.get("Containers") or []
+        if len(containers) > 1:
+            raise ValidationError(
+                f"[sagemaker] {what} serves {len(containers)} containers (an inference "
+                "pipeline); Mintaka registers one container's model data as one version"
+            )
+        container = dict(served.get("PrimaryContainer") or (containers[0] if containers else {}))
+        if container.get("Mode") == "MultiModel":
+            raise ValidationError(
+                f"[sagemaker] {what} is a multi-model endpoint; it serves no single version"
+            )
+        data_url = str(container.get("ModelDataUrl") or "")
+        if not data_url.startswith("s3://") or data_url.endswith("/"):
+            form = (
+                "uncompressed model data (ModelDataSource)"
+                if container.get("ModelDataSource")
+                else f"no S3 model data (image {container.get('Image')!r})"
+                if not data_url
+                else f"model data at {data_url!r}"
+            )
+            raise ValidationError(
+                f"[sagemaker] {what} serves {form}; Mintaka registers model data held in one "
+                "S3 object (a model.tar.gz or a single file)"
+            )
+        registered: dict[str, Any] = {"Image": container.get("Image"), "ModelDataUrl": data_url}
+        if container.get("Environment"):
+            registered["Environment"] = dict(container["Environment"])
+        return registered
 
     def _endpoint_from(self, described: dict[str, Any]) -> Endpoint:
         name = self.settings.endpoint_name_of(str(described["EndpointName"]))
