@@ -80,3 +80,25 @@ def sagemaker_platform(
         plugins=PluginManager(load_entry_points=False, extra=[InProcessPlugin(SageMakerBackend)]),
     ) as platform:
         yield platform
+
+
+def deploy_without_registry(sm: Any, endpoint: str, container: Mapping[str, Any]) -> None:
+    """An endpoint as the SageMaker SDK's ``Model(...).deploy()`` makes one, with plain boto3: a
+    Model ``<endpoint>-model`` made from ``container`` (``PrimaryContainer=...`` or
+    ``Containers=[...]``), no model package, served by the default variant ``AllTraffic``."""
+    sm.create_model(
+        ModelName=f"{endpoint}-model", ExecutionRoleArn=SETTINGS["role_arn"], **container
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=f"{endpoint}-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": f"{endpoint}-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"{endpoint}-config")

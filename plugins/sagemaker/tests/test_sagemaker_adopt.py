@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_client
 from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
+from sagemaker_testkit import BUCKET, SETTINGS, deploy_without_registry, sagemaker_platform
 
 from mintaka import Platform
 from mintaka.artifacts import manifest_of
@@ -339,22 +339,7 @@ def deployed_from_model_data(
                 "Environment": LEGACY_ENV,
             }
         }
-    sm.create_model(
-        ModelName=f"{endpoint}-model", ExecutionRoleArn=SETTINGS["role_arn"], **container
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName=f"{endpoint}-config",
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": f"{endpoint}-model",
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "InitialVariantWeight": 1.0,
-            }
-        ],
-    )
-    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"{endpoint}-config")
+    deploy_without_registry(sm, endpoint, container)
     return endpoint
 
 

@@ -25,7 +25,7 @@ from mintaka_conformance import (
 from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
 from mintaka_conformance.scenarios import Names
 from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_testkit import BUCKET, SETTINGS
+from sagemaker_testkit import BUCKET, SETTINGS, deploy_without_registry
 
 from mintaka import Platform
 
@@ -67,28 +67,17 @@ class BotoOutOfBand:
                 tar.add(path, arcname=path.relative_to(files).as_posix())
         key = f"legacy/{endpoint}/model.tar.gz"
         self.s3.put_object(Bucket=BUCKET, Key=key, Body=body.getvalue())
-        self.sm.create_model(
-            ModelName=f"{endpoint}-model",
-            PrimaryContainer={
-                "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/sklearn-inference:1.2-1",
-                "ModelDataUrl": f"s3://{BUCKET}/{key}",
-                "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
-            },
-            ExecutionRoleArn=SETTINGS["role_arn"],
-        )
-        self.sm.create_endpoint_config(
-            EndpointConfigName=f"{endpoint}-config",
-            ProductionVariants=[
-                {
-                    "VariantName": "AllTraffic",
-                    "ModelName": f"{endpoint}-model",
-                    "InitialInstanceCount": 1,
-                    "InstanceType": "ml.m5.large",
-                    "InitialVariantWeight": 1.0,
+        deploy_without_registry(
+            self.sm,
+            endpoint,
+            {
+                "PrimaryContainer": {
+                    "Image": "763104351884.dkr.ecr.us-east-1.amazonaws.com/sklearn-inference:1.2-1",
+                    "ModelDataUrl": f"s3://{BUCKET}/{key}",
+                    "Environment": {"SAGEMAKER_PROGRAM": "inference.py"},
                 }
-            ],
+            },
         )
-        self.sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"{endpoint}-config")
         return endpoint, "alltraffic"
 
 

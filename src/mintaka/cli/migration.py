@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -16,6 +16,9 @@ from mintaka.domain.names import route_name_of
 from mintaka.errors import ValidationError
 from mintaka.sync import ENDPOINT_SUBJECT, DifferenceKind, subject_of
 
+if TYPE_CHECKING:
+    from mintaka.migration import ModelAdoption
+
 adopt_app = typer.Typer(
     help="Adopt models and endpoints that were created outside Mintaka.", no_args_is_help=True
 )
@@ -23,6 +26,21 @@ adopt_app = typer.Typer(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ReasonOpt = Annotated[
     str, typer.Option("--reason", help="Why this is adopted (recorded for auditors).")
+]
+OwnerOpt = Annotated[str | None, typer.Option(help="Accountable owner [default: you].")]
+TierOpt = Annotated[str | None, typer.Option(help="Risk tier: low, medium or high.")]
+RunOpt = Annotated[
+    str | None, typer.Option("--run", help="The recorded run that trained the model.")
+]
+DatasetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--dataset", help="A recorded dataset it was trained on (repeatable)."),
+]
+CodeCommitOpt = Annotated[
+    str | None, typer.Option("--code-commit", help="The commit of the training code.")
+]
+FlavorOpt = Annotated[
+    str | None, typer.Option(help="sklearn, pyfunc or opaque [default: read from the bytes].")
 ]
 
 
@@ -164,22 +182,12 @@ def adopt_model(
             help="VERSION=PATH: that version's bytes, where the backend cannot read them back.",
         ),
     ] = None,
-    owner: Annotated[str | None, typer.Option(help="Accountable owner [default: you].")] = None,
-    tier: Annotated[str | None, typer.Option(help="Risk tier: low, medium or high.")] = None,
-    run: Annotated[
-        str | None, typer.Option("--run", help="The recorded run that trained these versions.")
-    ] = None,
-    dataset: Annotated[
-        list[str] | None,
-        typer.Option("--dataset", help="A recorded dataset they were trained on (repeatable)."),
-    ] = None,
-    code_commit: Annotated[
-        str | None, typer.Option("--code-commit", help="The commit of the training code.")
-    ] = None,
-    flavor: Annotated[
-        str | None,
-        typer.Option(help="sklearn, pyfunc or opaque [default: read from the bytes]."),
-    ] = None,
+    owner: OwnerOpt = None,
+    tier: TierOpt = None,
+    run: RunOpt = None,
+    dataset: DatasetOpt = None,
+    code_commit: CodeCommitOpt = None,
+    flavor: FlavorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record the cloud's versions of NAME that Mintaka does not record yet, each bound to the
@@ -211,14 +219,7 @@ def adopt_model(
         if progress.live.is_started:
             progress.stop()
     if as_json:
-        emit_json(
-            {
-                "model": adoption.model,
-                "adopted": list(adoption.adopted),
-                "already_recorded": list(adoption.already_recorded),
-                "findings": list(adoption.findings),
-            }
-        )
+        _emit_adoption(adoption)
         return
     if not adoption.adopted:
         console.print(f"nothing to adopt: {name} has no version that Mintaka does not record")
@@ -249,22 +250,12 @@ def adopt_served(
     ],
     model: Annotated[str, typer.Option("--model", help="The model to register it under.")],
     reason: ReasonOpt,
-    owner: Annotated[str | None, typer.Option(help="Accountable owner [default: you].")] = None,
-    tier: Annotated[str | None, typer.Option(help="Risk tier: low, medium or high.")] = None,
-    run: Annotated[
-        str | None, typer.Option("--run", help="The recorded run that trained it.")
-    ] = None,
-    dataset: Annotated[
-        list[str] | None,
-        typer.Option("--dataset", help="A recorded dataset it was trained on (repeatable)."),
-    ] = None,
-    code_commit: Annotated[
-        str | None, typer.Option("--code-commit", help="The commit of the training code.")
-    ] = None,
-    flavor: Annotated[
-        str | None,
-        typer.Option(help="sklearn, pyfunc or opaque [default: read from the bytes]."),
-    ] = None,
+    owner: OwnerOpt = None,
+    tier: TierOpt = None,
+    run: RunOpt = None,
+    dataset: DatasetOpt = None,
+    code_commit: CodeCommitOpt = None,
+    flavor: FlavorOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register what ROUTE of a live ENDPOINT serves (deployed without the registry) as a new
@@ -284,16 +275,7 @@ def adopt_served(
     )
     route = route_name_of(route)  # as Mintaka reads it (AllTraffic: alltraffic)
     if as_json:
-        emit_json(
-            {
-                "model": adoption.model,
-                "endpoint": endpoint,
-                "route": route,
-                "adopted": list(adoption.adopted),
-                "already_recorded": list(adoption.already_recorded),
-                "findings": list(adoption.findings),
-            }
-        )
+        _emit_adoption(adoption, endpoint=endpoint, route=route)
         return
     if not adoption.adopted:
         [number] = adoption.already_recorded
@@ -370,6 +352,18 @@ def adopt_endpoint(
     if monitor_id is not None:
         console.print(f"monitor {monitor_id} watches {endpoint.name}")
     _findings(adoption.findings)
+
+
+def _emit_adoption(adoption: ModelAdoption, **more: str) -> None:
+    emit_json(
+        {
+            "model": adoption.model,
+            **more,
+            "adopted": list(adoption.adopted),
+            "already_recorded": list(adoption.already_recorded),
+            "findings": list(adoption.findings),
+        }
+    )
 
 
 def _findings(findings: tuple[str, ...]) -> None:
