@@ -1160,7 +1160,17 @@ class Platform:
         found = self.find_datasets(ref)
         if found:
             return f"dataset:{found[-1].id}"
-        return f"model_version:{self.get_model_version(ref).id}"
+        try:
+            return f"model_version:{self.get_model_version(ref).id}"
+        except NotFound:
+            try:
+                self.get_model(ref)
+            except NotFound:
+                raise NotFound(
+                    f"no dataset or model named {ref!r} (a dataset by name or id, a model as "
+                    "NAME, NAME:VERSION or NAME@ALIAS, or a node as KIND:KEY)"
+                ) from None
+            raise
 
     def lineage_upstream(self, ref: str) -> LineageGraph:
         """Everything a model version (``NAME:VERSION``, ``NAME@ALIAS``) was made from."""

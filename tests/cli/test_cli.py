@@ -123,6 +123,9 @@ def test_lineage_and_runs_commands(capsys: pytest.CaptureFixture[str], tmp_path:
     code, out, _ = cli(capsys, "--home", str(home), "lineage", "downstream", "train")
     assert "model_version" in out
     assert "m:1" in out
+    code, _, err = cli(capsys, "--home", str(home), "lineage", "downstream", "tarin")
+    assert code != 0
+    assert "no dataset or model named 'tarin'" in " ".join(err.split())
     code, out, _ = cli(capsys, "--home", str(home), "runs", "list", "--json")
     assert code == 0
     assert [r["id"] for r in json.loads(out)] == [run.id]
