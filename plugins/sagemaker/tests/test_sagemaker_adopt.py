@@ -423,19 +423,8 @@ def test_registering_what_a_route_serves_twice_or_after_a_lost_response_makes_on
             "serves 2 containers",
         ),
         (
-            {
-                "PrimaryContainer": {
-                    "Image": IMAGE,
-                    "ModelDataSource": {
-                        "S3DataSource": {
-                            "S3Uri": f"s3://{BUCKET}/model/",
-                            "S3DataType": "S3Prefix",
-                            "CompressionType": "None",
-                        }
-                    },
-                }
-            },
-            r"uncompressed model data \(ModelDataSource\)",
+            {"PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/models/"}},
+            "serves 's3://mintaka-artifacts/models/'",
         ),
         ({"PrimaryContainer": {"Image": IMAGE}}, "serves no S3 model data"),
         (
@@ -449,7 +438,7 @@ def test_registering_what_a_route_serves_twice_or_after_a_lost_response_makes_on
             "multi-model endpoint",
         ),
     ],
-    ids=["pipeline", "uncompressed", "in-the-image", "multi-model"],
+    ids=["pipeline", "a-prefix-as-a-url", "in-the-image", "multi-model"],
 )
 def test_what_cannot_be_one_version_is_refused_and_nothing_registered(
     platform: Platform, sm: Any, container: dict[str, Any], refusal: str
@@ -523,3 +512,65 @@ def test_mintaka_adopt_served_registers_and_adopts_from_the_command_line(
     code, said = mintaka("adopt", "endpoint", endpoint, "--reason", "inherited")
     assert code == 0, said
     assert "adopted endpoint legacy-api: alltraffic=100%" in said
+
+
+def uncompressed(prefix: str) -> dict[str, Any]:
+    return {
+        "S3DataSource": {
+            "S3Uri": f"s3://{BUCKET}/{prefix}",
+            "S3DataType": "S3Prefix",
+            "CompressionType": "None",
+        }
+    }
+
+
+def test_uncompressed_model_data_under_a_prefix_is_registered_read_back_and_deployed(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path
+) -> None:
+    """Large models are deployed from an S3 prefix (``ModelDataSource``), not a tarball: every
+    object below it is the model's files."""
+    files = {"config.json": b"{}", "weights/part-1.safetensors": b"w1", "weights/part-2": b"w2"}
+    s3 = make_client("s3")
+    for name, content in files.items():
+        s3.put_object(Bucket=BUCKET, Key=f"llm/v3/{name}", Body=content)
+    s3.put_object(Bucket=BUCKET, Key="llm/v3/weights/", Body=b"")  # a console "folder"
+    s3.put_object(Bucket=BUCKET, Key="llm/v30/other", Body=b"not this model")
+    source = uncompressed("llm/v3/")
+    endpoint = deployed_from_model_data(
+        sm, "llm-api", PrimaryContainer={"Image": IMAGE, "ModelDataSource": source}
+    )
+    adoption = platform.migration.adopt_served(endpoint, "alltraffic", "llm", reason="inherited")
+    [version] = adoption.adopted
+    expected = tmp_path / "expected"
+    for name, content in files.items():
+        (expected / name).parent.mkdir(parents=True, exist_ok=True)
+        (expected / name).write_bytes(content)
+    assert version.artifact_digest == manifest_of(expected).digest
+    package = sm.describe_model_package(ModelPackageName=version.backend_ids["model_package"])
+    assert package["InferenceSpecification"]["Containers"][0]["ModelDataSource"] == source
+    assert platform.migration.adopt_endpoint(endpoint, reason="inherited").adopted
+
+    cloud.create_endpoint(
+        "llm-next", [Route(name="blue", model="llm", version=1)], TrafficMap(weights={"blue": 100})
+    )
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName="llm-next")["EndpointConfigName"]
+    )
+    made = sm.describe_model(ModelName=config["ProductionVariants"][0]["ModelName"])
+    assert made["PrimaryContainer"]["ModelDataSource"] == source
+    assert "ModelDataUrl" not in made["PrimaryContainer"]
+
+
+def test_a_prefix_key_reaching_outside_the_model_directory_is_refused(
+    platform: Platform, sm: Any
+) -> None:
+    s3 = make_client("s3")
+    s3.put_object(Bucket=BUCKET, Key="evil/ok.bin", Body=b"1")
+    s3.put_object(Bucket=BUCKET, Key="evil/../../escaped.bin", Body=b"2")
+    endpoint = deployed_from_model_data(
+        sm, "evil-api", PrimaryContainer={"Image": IMAGE, "ModelDataSource": uncompressed("evil/")}
+    )
+    with pytest.raises(ValidationError, match="would land outside the model directory"):
+        platform.migration.adopt_served(endpoint, "alltraffic", "evil", reason="inherited")
+    with platform.store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 0

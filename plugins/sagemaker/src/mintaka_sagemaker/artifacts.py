@@ -1,6 +1,6 @@
 """Model artifacts in S3: one reproducible ``model.tar.gz`` per artifact digest.
 
-SageMaker hosting expects ``ModelDataUrl`` to name a gzipped tar, so that is what is stored:
+SageMaker hosting expects ``ModelDataUrl`` to name a gzipped tar, so that is what Mintaka stores:
 every file of the artifact directory (sorted, mtime 0, owner 0, mode 0644, gzip without a
 timestamp), at ``s3://<bucket>/<prefix>/artifacts/<sha256 hex>/model.tar.gz``. The key is
 content-addressed, so uploading the same bytes twice (a retry, the same model registered under two
@@ -12,12 +12,41 @@ from __future__ import annotations
 import gzip
 import tarfile
 import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from mintaka.errors import ValidationError
 
 TARBALL_SUFFIXES = (".tar.gz", ".tgz")
+
+
+@dataclass(frozen=True)
+class ModelData:
+    """Where a SageMaker container's model data is: one S3 object (``ModelDataUrl``, or a
+    ``ModelDataSource`` naming an object), or every object under an S3 prefix (an uncompressed
+    ``ModelDataSource`` of type ``S3Prefix``, as large models are deployed)."""
+
+    uri: str
+    prefix: bool = False  # every object under ``uri``
+    tarball: bool = False  # a gzipped tar, whatever its name
+
+
+def model_data_of(container: Mapping[str, Any]) -> ModelData | None:
+    """The model data a container (of a Model or a model package) names; None when it names
+    none (a model built into its image)."""
+    url = container.get("ModelDataUrl")
+    if url:
+        return ModelData(str(url), tarball=str(url).endswith(TARBALL_SUFFIXES))
+    source = (container.get("ModelDataSource") or {}).get("S3DataSource") or {}
+    uri = str(source.get("S3Uri") or "")
+    if not uri:
+        return None
+    if source.get("S3DataType") == "S3Prefix":
+        return ModelData(uri, prefix=True)
+    gzipped = source.get("CompressionType") == "Gzip" or uri.endswith(TARBALL_SUFFIXES)
+    return ModelData(uri, tarball=gzipped)
 
 
 def write_tarball(source: Path, out: IO[bytes]) -> None:

@@ -17,7 +17,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mintaka.domain.registry import (
@@ -27,10 +27,12 @@ from mintaka.domain.registry import (
     VersionOrigin,
     VersionRequest,
 )
-from mintaka.errors import Conflict, MintakaError, NotFound
+from mintaka.errors import Conflict, MintakaError, NotFound, ValidationError
 from mintaka_sagemaker.artifacts import (
     TARBALL_SUFFIXES,
+    ModelData,
     artifact_key,
+    model_data_of,
     spooled_tarball,
     unpack_tarball,
 )
@@ -206,24 +208,59 @@ class SageMakerRegistry(AwsCalls):
         )
 
     def fetch_artifact(self, name: str, version: int, into: Path) -> Path:
-        """The package's model data from S3: a ``tar.gz`` unpacked, any other object as a file."""
+        """The package's model data from S3: a ``tar.gz`` unpacked, any other object as a file,
+        and an uncompressed ``ModelDataSource`` prefix as the directory of its objects."""
         described = self._describe_package(name, version)
         containers = (described.get("InferenceSpecification") or {}).get("Containers") or [{}]
-        uri = str(containers[0].get("ModelDataUrl") or described.get("SourceUri") or "")
-        if not uri.startswith("s3://"):
-            raise NotFound(f"[sagemaker] version {name}:{version} names no S3 model data: {uri!r}")
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        data = model_data_of(containers[0])
+        if data is None and described.get("SourceUri"):
+            uri = str(described["SourceUri"])
+            data = ModelData(uri, tarball=uri.endswith(TARBALL_SUFFIXES))
+        if data is None or not data.uri.startswith("s3://"):
+            raise NotFound(
+                f"[sagemaker] version {name}:{version} names no S3 model data: "
+                f"{data.uri if data else ''!r}"
+            )
+        bucket, _, key = data.uri.removeprefix("s3://").partition("/")
+        if data.prefix:
+            return self._download_prefix(bucket, key, into / "model")
         if not bucket or not key or key.endswith("/"):
-            raise NotFound(f"[sagemaker] version {name}:{version}: {uri} is not an S3 object")
+            raise NotFound(f"[sagemaker] version {name}:{version}: {data.uri} is not an S3 object")
         body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"]
         with body, tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as local:
             shutil.copyfileobj(body, local, 1024 * 1024)
             local.seek(0)
-            if key.endswith(TARBALL_SUFFIXES):
+            if data.tarball:
                 return unpack_tarball(local, into)
             target = into / key.rsplit("/", 1)[-1]
             with target.open("wb") as out:
                 shutil.copyfileobj(local, out, 1024 * 1024)
+        return target
+
+    def _download_prefix(self, bucket: str, prefix: str, target: Path) -> Path:
+        """Every object under ``s3://bucket/prefix/`` into ``target``, at its path below the
+        prefix; a key that would land outside ``target`` is refused."""
+        base = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
+        target.mkdir()
+        found = 0
+        for page in self._pages("s3", "list_objects_v2", Bucket=bucket, Prefix=base):
+            for item in page.get("Contents") or []:
+                key = str(item["Key"])
+                relative = PurePosixPath(key[len(base) :])
+                if key.endswith("/") or not relative.parts:
+                    continue  # a "folder" marker
+                if relative.is_absolute() or ".." in relative.parts:
+                    raise ValidationError(
+                        f"[sagemaker] s3://{bucket}/{key} would land outside the model directory"
+                    )
+                path = target.joinpath(*relative.parts)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"]
+                with body, path.open("wb") as out:
+                    shutil.copyfileobj(body, out, 1024 * 1024)
+                found += 1
+        if not found:
+            raise NotFound(f"[sagemaker] no model data under s3://{bucket}/{base}")
         return target
 
     def _forget_artifact(self, uri: str) -> None:
@@ -238,7 +275,8 @@ class SageMakerRegistry(AwsCalls):
         arn = str(described["ModelPackageArn"])
         meta = dict(described.get("CustomerMetadataProperties") or {})
         containers = (described.get("InferenceSpecification") or {}).get("Containers") or [{}]
-        uri = containers[0].get("ModelDataUrl") or described.get("SourceUri") or ""
+        data = model_data_of(containers[0])
+        uri = data.uri if data else described.get("SourceUri") or ""
         tags = {k: v for k, v in self._tags(arn).items() if not k.startswith(SYSTEM_TAG_PREFIXES)}
         stage = str(meta.get(META_STAGE, ""))
         approval = APPROVAL_FROM_SAGEMAKER.get(str(described.get("ModelApprovalStatus")))

@@ -54,6 +54,7 @@ from mintaka.errors import (
     ValidationError,
 )
 from mintaka.interfaces import BackendContext
+from mintaka_sagemaker.artifacts import model_data_of
 from mintaka_sagemaker.aws import derived_name, short_hash, tag_list
 from mintaka_sagemaker.errors import is_already_exists, was_retried
 from mintaka_sagemaker.registry import (
@@ -259,7 +260,6 @@ class SageMakerServing(SageMakerRegistry):
             route = by_name[variant["VariantName"]]
             package = self._describe_package(route.model, route.version)
             containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
-            data_url = containers[0].get("ModelDataUrl") or package.get("SourceUri")
             container: dict[str, Any] = {
                 "Image": containers[0].get("Image") or image,
                 "Environment": {
@@ -268,8 +268,12 @@ class SageMakerServing(SageMakerRegistry):
                     "MINTAKA_VERSION": str(route.version),
                 },
             }
-            if data_url:
-                container["ModelDataUrl"] = data_url
+            if containers[0].get("ModelDataUrl"):
+                container["ModelDataUrl"] = containers[0]["ModelDataUrl"]
+            elif containers[0].get("ModelDataSource"):
+                container["ModelDataSource"] = containers[0]["ModelDataSource"]
+            elif package.get("SourceUri"):
+                container["ModelDataUrl"] = package["SourceUri"]
             try:
                 self._sm(
                     "create_model",
@@ -461,7 +465,7 @@ class SageMakerServing(SageMakerRegistry):
     @staticmethod
     def _registrable_container(served: dict[str, Any], what: str) -> dict[str, Any]:
         """The package container for what a Model serves, refused unless it is one container
-        with its model data in one S3 object (which ``fetch_artifact`` reads back)."""
+        with its model data in S3 (which ``fetch_artifact`` reads back)."""
         containers = served.get("Containers") or []
         if len(containers) > 1:
             raise ValidationError(
@@ -473,20 +477,27 @@ class SageMakerServing(SageMakerRegistry):
             raise ValidationError(
                 f"[sagemaker] {what} is a multi-model endpoint; it serves no single version"
             )
-        data_url = str(container.get("ModelDataUrl") or "")
-        if not data_url.startswith("s3://") or data_url.endswith("/"):
-            form = (
-                "uncompressed model data (ModelDataSource)"
-                if container.get("ModelDataSource")
-                else f"no S3 model data (image {container.get('Image')!r})"
-                if not data_url
-                else f"model data at {data_url!r}"
+        data = model_data_of(container)
+        if (
+            data is None
+            or not data.uri.startswith("s3://")
+            or (not data.prefix and data.uri.endswith("/"))
+        ):
+            held = (
+                f"no S3 model data (image {container.get('Image')!r})"
+                if data is None
+                else repr(data.uri)
             )
             raise ValidationError(
-                f"[sagemaker] {what} serves {form}; Mintaka registers model data held in one "
-                "S3 object (a model.tar.gz or a single file)"
+                f"[sagemaker] {what} serves {held}; Mintaka "
+                "registers model data held in S3 (a model.tar.gz, a single file, or an "
+                "uncompressed ModelDataSource prefix)"
             )
-        registered: dict[str, Any] = {"Image": container.get("Image"), "ModelDataUrl": data_url}
+        registered: dict[str, Any] = {"Image": container.get("Image")}
+        if container.get("ModelDataUrl"):
+            registered["ModelDataUrl"] = str(container["ModelDataUrl"])
+        else:
+            registered["ModelDataSource"] = dict(container["ModelDataSource"])
         if container.get("Environment"):
             registered["Environment"] = dict(container["Environment"])
         return registered
