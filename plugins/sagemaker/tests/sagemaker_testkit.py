@@ -82,10 +82,16 @@ def sagemaker_platform(
         yield platform
 
 
-def deploy_without_registry(sm: Any, endpoint: str, container: Mapping[str, Any]) -> None:
+def deploy_without_registry(
+    sm: Any,
+    endpoint: str,
+    container: Mapping[str, Any],
+    compute: Mapping[str, Any] | None = None,
+) -> None:
     """An endpoint as the SageMaker SDK's ``Model(...).deploy()`` makes one, with plain boto3: a
     Model ``<endpoint>-model`` made from ``container`` (``PrimaryContainer=...`` or
-    ``Containers=[...]``), no model package, served by the default variant ``AllTraffic``."""
+    ``Containers=[...]``), no model package, served by the default variant ``AllTraffic`` on
+    ``compute`` (one ml.m5.large by default)."""
     sm.create_model(
         ModelName=f"{endpoint}-model", ExecutionRoleArn=SETTINGS["role_arn"], **container
     )
@@ -95,8 +101,7 @@ def deploy_without_registry(sm: Any, endpoint: str, container: Mapping[str, Any]
             {
                 "VariantName": "AllTraffic",
                 "ModelName": f"{endpoint}-model",
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
+                **(compute or {"InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}),
                 "InitialVariantWeight": 1.0,
             }
         ],

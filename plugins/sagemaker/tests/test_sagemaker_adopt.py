@@ -19,7 +19,13 @@ from mintaka import Platform
 from mintaka.artifacts import manifest_of
 from mintaka.cli.app import main
 from mintaka.config import MintakaConfig, write_config
-from mintaka.domain.serving import Route, TrafficMap
+from mintaka.domain.serving import (
+    RolloutStrategy,
+    Route,
+    TrafficMap,
+    TrafficPlan,
+    TrafficStep,
+)
 from mintaka.errors import ConfigurationError, Conflict, InvalidName, NotFound, ValidationError
 from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
 
@@ -324,7 +330,11 @@ LEGACY_ENV = {"SAGEMAKER_PROGRAM": "inference.py"}
 
 
 def deployed_from_model_data(
-    sm: Any, endpoint: str = "legacy-api", key: str = "jobs/7/model.tar.gz", **container: Any
+    sm: Any,
+    endpoint: str = "legacy-api",
+    key: str = "jobs/7/model.tar.gz",
+    compute: dict[str, Any] | None = None,
+    **container: Any,
 ) -> str:
     """An endpoint as the SageMaker SDK's ``Model(...).deploy()`` makes one: a Model made from
     a container (by default one ``model.tar.gz`` in S3), served by ``AllTraffic``."""
@@ -339,7 +349,7 @@ def deployed_from_model_data(
                 "Environment": LEGACY_ENV,
             }
         }
-    deploy_without_registry(sm, endpoint, container)
+    deploy_without_registry(sm, endpoint, container, compute)
     return endpoint
 
 
@@ -574,3 +584,88 @@ def test_a_prefix_key_reaching_outside_the_model_directory_is_refused(
         platform.migration.adopt_served(endpoint, "alltraffic", "evil", reason="inherited")
     with platform.store.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 0
+
+
+def current_config(sm: Any, endpoint: str) -> dict[str, Any]:
+    name = sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"]
+    return dict(sm.describe_endpoint_config(EndpointConfigName=name))
+
+
+@pytest.mark.parametrize(
+    "compute",
+    [
+        {
+            "InstanceType": "ml.g4dn.xlarge",
+            "InitialInstanceCount": 2,
+            "ContainerStartupHealthCheckTimeoutInSeconds": 600,
+        },
+        {"ServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 5}},
+    ],
+    ids=["gpu-instances", "serverless"],
+)
+def test_an_adopted_endpoint_keeps_its_variant_names_compute_and_history_as_mintaka_changes_it(
+    platform: Platform, sm: Any, tmp_path: Path, compute: dict[str, Any]
+) -> None:
+    endpoint = deployed_from_model_data(sm, compute=compute)
+    platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
+    platform.migration.adopt_endpoint(endpoint, reason="inherited")
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "model.bin").write_bytes(b"retrained")
+    platform.register_model("churn", tmp_path / "v2")
+
+    platform.serving.deploy(endpoint, "churn:2", route="green")
+    first = current_config(sm, endpoint)
+    variants = {v["VariantName"]: v for v in first["ProductionVariants"]}
+    # The route Mintaka read keeps its variant's name (autoscaling and alarms are attached to
+    # it) and its compute; the new route runs on the same compute, not the settings' default.
+    assert set(variants) == {"AllTraffic", "green"}
+    for variant in variants.values():
+        assert {k: variant[k] for k in compute} == compute
+        if "ServerlessConfig" in compute:
+            assert "InstanceType" not in variant
+    # What predates Mintaka is kept: other tools may refer to it.
+    assert sm.describe_endpoint_config(EndpointConfigName="legacy-api-config")
+    assert sm.describe_model(ModelName="legacy-api-model")
+
+    platform.serving.set_traffic(endpoint, {"alltraffic": 40, "green": 60})
+    live = sm.describe_endpoint(EndpointName=endpoint)["ProductionVariants"]
+    assert {v["VariantName"]: v["CurrentWeight"] for v in live} == {"AllTraffic": 40, "green": 60}
+    assert platform.sync() == []
+
+    # Mintaka's own configs are retired as the endpoint moves on, and deleted with it.
+    platform.serving.deploy(endpoint, "churn:2", route="blue")
+    with pytest.raises(sm.exceptions.ClientError):
+        sm.describe_endpoint_config(EndpointConfigName=first["EndpointConfigName"])
+    platform.serving.delete_endpoint(endpoint)
+    assert sm.describe_endpoint_config(EndpointConfigName="legacy-api-config")
+    assert sm.describe_model(ModelName="legacy-api-model")
+    left = {m["ModelName"] for m in sm.list_models()["Models"]}
+    assert left == {"legacy-api-model"}
+
+
+def test_a_rollout_back_to_an_adopted_route_watches_the_variant_it_runs_on(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
+    platform.migration.adopt_endpoint(endpoint, reason="inherited")
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "model.bin").write_bytes(b"retrained")
+    platform.register_model("churn", tmp_path / "v2")
+    platform.serving.deploy(endpoint, "churn:2", route="green")
+    platform.serving.set_traffic(endpoint, {"alltraffic": 0, "green": 100})
+
+    back = TrafficPlan(
+        endpoint=endpoint,
+        strategy=RolloutStrategy.CANARY,
+        steps=[
+            TrafficStep(weights={"alltraffic": 10, "green": 90}, bake_seconds=60),
+            TrafficStep(weights={"alltraffic": 100, "green": 0}),
+        ],
+        sla={"max_error_rate": 0.01},
+    )
+    cloud.start_rollout(back)
+    [alarm] = make_client("cloudwatch").describe_alarms()["MetricAlarms"]
+    [query] = [m for m in alarm["Metrics"] if m["Id"] == "errors"]
+    dimensions = {d["Name"]: d["Value"] for d in query["MetricStat"]["Metric"]["Dimensions"]}
+    assert dimensions == {"EndpointName": endpoint, "VariantName": "AllTraffic"}

@@ -1,7 +1,11 @@
 """Endpoints on SageMaker: one Model per route, one EndpointConfig per change, variants = routes.
 
 - Each route is a production variant named after it, serving a SageMaker Model built from the
-  version's package (image + ``ModelDataUrl``); integer weights become ``InitialVariantWeight``.
+  version's package (image, model data, environment); integer weights become
+  ``InitialVariantWeight``. A route keeps its variant's name and compute in every later config
+  (``Carried``: an adopted endpoint's ``AllTraffic`` stays ``AllTraffic``, on its own instances);
+  a new route runs on the compute of the variant with the most traffic, and the settings'
+  instance type and count apply to endpoints Mintaka creates.
 - The shadow route is a ``ShadowProductionVariants`` entry whose weight is ``shadow_percent``
   beside a production weight of 100 (SageMaker mirrors that share of requests). SageMaker allows a
   shadow only beside exactly one production variant: a traffic map with a shadow must send all
@@ -19,6 +23,8 @@
   Models (the package each serves); it is kept only once every variant reads as a route, since a
   Model serving bare model data becomes one when Mintaka registers that data
   (``register_served``).
+- Only configs and Models Mintaka made are deleted when an endpoint moves on or is deleted; those
+  an adopted endpoint had before are left to the tools that made them.
 - Native rollouts are ``UpdateEndpoint`` with a blue/green ``DeploymentConfig`` and CloudWatch
   alarms for automatic rollback; the backend does not wait for them.
 """
@@ -130,6 +136,15 @@ class Layout:
     shadow_variants: list[dict[str, Any]] = field(default_factory=list)
     capture: dict[str, Any] | None = None
 
+    def route_of(self, variant: dict[str, Any]) -> Route:
+        """The route a variant of this layout serves (its name is the route's, or the name the
+        variant had in the config before, ``Carried``)."""
+        return next(r for r in self.routes if r.name == variant["_route"])
+
+    def request(self, variants: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The variants as CreateEndpointConfig takes them (without the layout's own keys)."""
+        return [{k: v for k, v in variant.items() if not k.startswith("_")} for variant in variants]
+
     @property
     def shape(self) -> tuple[tuple[str, ...], tuple[tuple[str, float], ...]]:
         """What cannot change without a new config: the variant names and the shadow."""
@@ -137,6 +152,53 @@ class Layout:
             tuple(v["VariantName"] for v in self.variants),
             tuple((v["VariantName"], v["InitialVariantWeight"]) for v in self.shadow_variants),
         )
+
+
+# What a production variant runs on, as CreateEndpointConfig takes it: kept by every later config.
+COMPUTE_FIELDS = (
+    "InstanceType",
+    "InitialInstanceCount",
+    "ServerlessConfig",
+    "AcceleratorType",
+    "VolumeSizeInGB",
+    "ModelDataDownloadTimeoutInSeconds",
+    "ContainerStartupHealthCheckTimeoutInSeconds",
+    "EnableSSMAccess",
+    "ManagedInstanceScaling",
+    "RoutingConfig",
+    "InferenceAmiVersion",
+    "CoreDumpConfig",
+)
+
+
+@dataclass(frozen=True)
+class Carried:
+    """What the config an endpoint serves now hands on to its next one: each route's variant
+    keeps its name (so autoscaling policies and alarms on it stay attached) and its compute; a
+    new route runs on the compute of the variant with the most traffic. Endpoints Mintaka creates
+    run on the backend settings' instance type and count."""
+
+    names: dict[str, str] = field(default_factory=dict)  # route -> variant name
+    compute: dict[str, dict[str, Any]] = field(default_factory=dict)  # route -> compute
+    default: dict[str, Any] | None = None
+
+    @classmethod
+    def of(cls, config: dict[str, Any] | None) -> Carried:
+        production = list((config or {}).get("ProductionVariants") or [])
+        variants = production + list((config or {}).get("ShadowProductionVariants") or [])
+        if not variants:
+            return cls()
+        names = route_names_of([str(v["VariantName"]) for v in variants], "production variant")
+        by_variant = {str(v["VariantName"]): v for v in variants}
+        compute = {
+            route: {k: by_variant[slot][k] for k in COMPUTE_FIELDS if k in by_variant[slot]}
+            for route, slot in names.items()
+        }
+        default = None
+        if production:
+            heaviest = max(production, key=lambda v: float(v.get("InitialVariantWeight") or 0))
+            default = compute[route_name_of(str(heaviest["VariantName"]))]
+        return cls(names=names, compute=compute, default=default)
 
 
 class ConfigRoutes:
@@ -192,13 +254,23 @@ class SageMakerServing(SageMakerRegistry):
         image, role = self._require_serving_settings()
         return model_name(endpoint, route.name, route.model, route.version, image, role)
 
-    def _variant(self, endpoint: str, route: Route, weight: float) -> dict[str, Any]:
+    def _variant(
+        self, endpoint: str, route: Route, weight: float, carried: Carried
+    ) -> dict[str, Any]:
+        compute = carried.compute.get(route.name) or carried.default
         return {
-            "VariantName": route.name,
+            "VariantName": carried.names.get(route.name, route.name),
             "ModelName": self._model_name(endpoint, route),
-            "InitialInstanceCount": self.settings.instance_count,
-            "InstanceType": self.settings.instance_type,
+            **(
+                compute
+                if compute
+                else {
+                    "InitialInstanceCount": self.settings.instance_count,
+                    "InstanceType": self.settings.instance_type,
+                }
+            ),
             "InitialVariantWeight": float(weight),
+            "_route": route.name,
         }
 
     def _layout(
@@ -207,6 +279,7 @@ class SageMakerServing(SageMakerRegistry):
         routes: Sequence[Route],
         traffic: TrafficMap,
         capture: dict[str, Any] | None = None,
+        carried: Carried | None = None,
     ) -> Layout:
         names = [r.name for r in routes]
         if len(set(names)) != len(names):
@@ -218,10 +291,11 @@ class SageMakerServing(SageMakerRegistry):
         if not routes:
             raise ValidationError("an endpoint needs at least one route")
         by_name = {r.name: r for r in routes}
+        carried = carried or Carried()
         layout = Layout(routes=tuple(routes), traffic=traffic, capture=capture)
         if traffic.shadow is None:
             weights = {r.name: traffic.weights.get(r.name, 0) for r in routes}
-            layout.variants = [self._variant(endpoint, r, weights[r.name]) for r in routes]
+            layout.variants = [self._variant(endpoint, r, weights[r.name], carried) for r in routes]
             return layout
         live = [r for r, w in traffic.weights.items() if w > 0]
         if len(live) != 1:
@@ -229,16 +303,16 @@ class SageMakerServing(SageMakerRegistry):
                 "SageMaker mirrors traffic to a shadow variant beside exactly one production "
                 f"variant: send all live traffic to one route (got {sorted(live)})"
             )
-        layout.variants = [self._variant(endpoint, by_name[live[0]], 100)]
+        layout.variants = [self._variant(endpoint, by_name[live[0]], 100, carried)]
         layout.shadow_variants = [
-            self._variant(endpoint, by_name[traffic.shadow], traffic.shadow_percent)
+            self._variant(endpoint, by_name[traffic.shadow], traffic.shadow_percent, carried)
         ]
         return layout
 
     def _config_name(self, endpoint: str, counter: int, layout: Layout) -> str:
         key = [
-            layout.variants,
-            layout.shadow_variants,
+            layout.request(layout.variants),
+            layout.request(layout.shadow_variants),
             layout.capture,
             [r.model_dump(mode="json") for r in layout.routes],
         ]
@@ -255,9 +329,8 @@ class SageMakerServing(SageMakerRegistry):
         """Create the Models the layout's variants serve; returns those this call created."""
         image, role = self._require_serving_settings()
         created: list[str] = []
-        by_name = {r.name: r for r in layout.routes}
         for variant in layout.variants + layout.shadow_variants:
-            route = by_name[variant["VariantName"]]
+            route = layout.route_of(variant)
             package = self._describe_package(route.model, route.version)
             containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
             container: dict[str, Any] = {
@@ -297,7 +370,7 @@ class SageMakerServing(SageMakerRegistry):
         """Create the endpoint config; False when a retried create finds it already made."""
         params: dict[str, Any] = {
             "EndpointConfigName": name,
-            "ProductionVariants": layout.variants,
+            "ProductionVariants": layout.request(layout.variants),
             "Tags": tag_list(
                 {
                     MANAGED_TAG: "true",
@@ -306,7 +379,7 @@ class SageMakerServing(SageMakerRegistry):
             ),
         }
         if layout.shadow_variants:
-            params["ShadowProductionVariants"] = layout.shadow_variants
+            params["ShadowProductionVariants"] = layout.request(layout.shadow_variants)
         if layout.capture:
             params["DataCaptureConfig"] = layout.capture
         try:
@@ -674,7 +747,7 @@ class SageMakerServing(SageMakerRegistry):
         old = str(described.get("EndpointConfigName", ""))
         old_config = self._sm("describe_endpoint_config", EndpointConfigName=old) if old else None
         new_capture = self._capture_of(old_config) if capture is True else (capture or None)
-        layout = self._layout(name, routes, traffic, new_capture)
+        layout = self._layout(name, routes, traffic, new_capture, Carried.of(old_config))
         config = self._config_name(name, self._counter(old) + 1, layout)
         if config == old:
             return config, described
@@ -702,12 +775,23 @@ class SageMakerServing(SageMakerRegistry):
                 "sagemaker",
             )
         if old_config is not None:
-            self._retire_config(old, old_config, keep=layout)
+            self._retire_config(name, old, old_config, keep=layout)
         return config, done
 
-    def _retire_config(self, old: str, found: dict[str, Any], keep: Layout) -> None:
+    @staticmethod
+    def _made_by_mintaka(endpoint: str, config: str) -> bool:
+        """Whether Mintaka made ``endpoint``'s config ``config`` (it names every config it makes
+        ``<endpoint>-c<n>-<hash>``). A config made before Mintaka managed the endpoint, and the
+        Models it serves, are left as they are when the endpoint moves on or is deleted: other
+        tools (infrastructure as code, autoscaling, a console rollback) may still refer to them."""
+        return re.fullmatch(re.escape(endpoint) + r"-c\d+-[0-9a-f]{8}", config) is not None
+
+    def _retire_config(self, name: str, old: str, found: dict[str, Any], keep: Layout) -> None:
         """Delete the config an endpoint left (as described before the switch) and its models
-        that the new layout does not serve."""
+        that the new layout does not serve, where Mintaka made them."""
+        if not self._made_by_mintaka(name, old):
+            self.config_routes.forget(old)
+            return
         in_use = {v["ModelName"] for v in keep.variants + keep.shadow_variants}
         stale = {
             v["ModelName"]
@@ -762,6 +846,8 @@ class SageMakerServing(SageMakerRegistry):
         described = self._describe_endpoint(name)
         config = str(described.get("EndpointConfigName", ""))
         models: list[str] = []
+        if config and not self._made_by_mintaka(name, config):
+            config = ""  # made before Mintaka managed the endpoint: kept, with its Models
         if config:
             try:
                 found = self._sm("describe_endpoint_config", EndpointConfigName=config)
@@ -815,14 +901,16 @@ class SageMakerServing(SageMakerRegistry):
 
     # -- native rollout ---------------------------------------------------------------------------
 
-    def _rollout_alarms(self, name: str, plan: TrafficPlan, rising: list[str]) -> list[str]:
+    def _rollout_alarms(
+        self, name: str, plan: TrafficPlan, rising: list[str], variants: dict[str, str]
+    ) -> list[str]:
         """Alarm names for ``AutoRollbackConfiguration``: the configured ones, and one per SLA
         bound on each route gaining traffic (created or updated here)."""
         alarms = list(self.settings.rollback_alarms)
         for route in rising:
             dimensions = [
                 {"Name": "EndpointName", "Value": self.settings.endpoint_of(name)},
-                {"Name": "VariantName", "Value": route},
+                {"Name": "VariantName", "Value": variants.get(route, route)},
             ]
             if plan.sla.p99_latency_ms is not None:
                 alarm = f"mintaka-{name}-{route}-p99-latency"
@@ -905,7 +993,10 @@ class SageMakerServing(SageMakerRegistry):
         deployment: dict[str, Any] = {
             "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing},
         }
-        alarms = self._rollout_alarms(plan.endpoint, plan, rising)
+        # A route keeps its variant's name in the next config (``Carried``); a new one is named
+        # after the route.
+        variants = dict(current.extra.get("variants") or {})
+        alarms = self._rollout_alarms(plan.endpoint, plan, rising, variants)
         if alarms:
             deployment["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
         config, _ = self._deploy_config(
