@@ -541,6 +541,54 @@ def test_an_endpoint_made_outside_mintaka_is_adopted_with_its_served_entities_as
         assert plat.sync() == []
 
 
+def test_an_adopted_endpoints_served_entities_keep_their_compute_through_mintakas_changes(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    """A traffic change rewrites every served entity (update_config): each keeps its workload
+    type and size, scale to zero and environment; a new route takes the busiest entity's."""
+    from databricks.sdk.service.serving import EndpointCoreConfigInput, ServedEntityInput
+
+    from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
+
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"w")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
+    compute = {
+        "workload_type": "GPU_SMALL",
+        "workload_size": "Medium",
+        "scale_to_zero_enabled": False,
+        "environment_vars": {"FEATURE_STORE_TOKEN": "{{secrets/churn/token}}"},
+    }
+    client = workspace_client(databricks_fake)
+    with platform_on(databricks_fake, tmp_path) as plat:
+        databricks_fake.state.uc.create_model("main.mintaka.churn")
+        for _ in range(2):
+            databricks_fake.state.uc.add_version("main.mintaka.churn")
+        plat.migration.adopt_model("churn", reason="inherited", artifacts={1: weights, 2: weights})
+        served = ServedEntityInput.from_dict(
+            {
+                "name": "churn_model-1",
+                "entity_name": "main.mintaka.churn",
+                "entity_version": "1",
+                **compute,
+            }
+        )
+        client.serving_endpoints.create(
+            "churn-api", config=EndpointCoreConfigInput(name="churn-api", served_entities=[served])
+        )
+        plat.migration.adopt_endpoint("churn-api", reason="inherited")
+        plat.serving.deploy("churn-api", "churn:2", route="green")
+        plat.serving.set_traffic("churn-api", {"churn-model-1": 70, "green": 30})
+        config = client.serving_endpoints.get("churn-api").config
+        assert config is not None
+        entities = {str(e.name): e.as_dict() for e in config.served_entities or []}
+        assert set(entities) == {"churn_model-1", "green"}
+        for entity in entities.values():
+            assert {key: entity.get(key) for key in compute} == compute
+        assert plat.sync() == []
+
+
 @pytest.mark.parametrize(
     ("names", "says"),
     [

@@ -3,7 +3,8 @@
 A Mintaka route is a served entity of the same name serving the registry's model
 (``<catalog>.<schema>.<model>``, or ``<model>`` in the workspace registry) at a version; the
 traffic map is the endpoint's ``traffic_config.routes``. Every change goes through
-``update_config`` and is waited for (polling on the backend's clock) until the endpoint serves it.
+``update_config`` and is waited for (polling on the backend's clock) until the endpoint serves it;
+``update_config`` restates every served entity, so each keeps its name and compute (``_Carried``).
 Invocations pinned to a route use the served-model invocation path. Metrics are the endpoint's
 Prometheus export; captured traffic is its inference table, read back through a SQL warehouse.
 """
@@ -49,6 +50,49 @@ class _Reading(NamedTuple):
 
 def _as_dict(obj: Any) -> dict[str, Any]:
     return obj.as_dict() if obj is not None else {}
+
+
+# What a served entity runs on and with: kept by every later config of its endpoint.
+COMPUTE_FIELDS = (
+    "workload_size",
+    "workload_type",
+    "scale_to_zero_enabled",
+    "environment_vars",
+    "instance_profile_arn",
+    "min_provisioned_throughput",
+    "max_provisioned_throughput",
+    "min_provisioned_concurrency",
+    "max_provisioned_concurrency",
+    "provisioned_model_units",
+    "burst_scaling_enabled",
+)
+
+
+class _Carried(NamedTuple):
+    """What an endpoint's config hands on to its next one: each route's served entity keeps its
+    compute (workload size and type, scale to zero, environment variables, provisioned
+    throughput); a new route runs on that of the entity with the most traffic."""
+
+    compute: dict[str, dict[str, Any]]  # route -> compute
+    default: dict[str, Any] | None
+
+    @classmethod
+    def of(cls, details: dict[str, Any]) -> _Carried:
+        config = details.get("config") or details.get("pending_config") or {}
+        compute = {
+            route_name_of(str(entity["name"])): {
+                key: entity[key] for key in COMPUTE_FIELDS if entity.get(key) is not None
+            }
+            for entity in config.get("served_entities") or []
+        }
+        weights = {
+            route_name_of(str(r.get("served_entity_name") or r.get("served_model_name"))): int(
+                r.get("traffic_percentage", 0)
+            )
+            for r in (config.get("traffic_config") or {}).get("routes") or []
+        }
+        busiest = max(compute, key=lambda route: weights.get(route, 0), default=None)
+        return cls(compute, None if busiest is None else compute[busiest])
 
 
 class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, CaptureSource):
@@ -121,19 +165,32 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
 
     # -- changing -------------------------------------------------------------------------------
 
-    def _served(self, routes: Sequence[Route], names: dict[str, str] | None = None) -> list[Any]:
+    def _served(
+        self,
+        routes: Sequence[Route],
+        names: dict[str, str] | None = None,
+        carried: _Carried | None = None,
+    ) -> list[Any]:
         """The served entities of ``routes``, each under the name the endpoint already gives its
-        route (``names``, for an endpoint made outside Mintaka), else the route's own."""
+        route (``names``, for an endpoint made outside Mintaka), else the route's own, and on the
+        compute it runs on (``carried``); the settings' workload size and scale to zero apply to
+        endpoints Mintaka creates."""
         from databricks.sdk.service.serving import ServedEntityInput
 
         names = names or {}
+        carried = carried or _Carried({}, None)
+        created = {
+            "workload_size": self.settings.workload_size,
+            "scale_to_zero_enabled": self.settings.scale_to_zero,
+        }
         return [
-            ServedEntityInput(
-                name=names.get(route.name, route.name),
-                entity_name=self._full_name(route.model),
-                entity_version=str(route.version),
-                workload_size=self.settings.workload_size,
-                scale_to_zero_enabled=self.settings.scale_to_zero,
+            ServedEntityInput.from_dict(
+                {
+                    "name": names.get(route.name, route.name),
+                    "entity_name": self._full_name(route.model),
+                    "entity_version": str(route.version),
+                    **(carried.compute.get(route.name) or carried.default or created),
+                }
             )
             for route in routes
         ]
@@ -219,15 +276,17 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         capture_input = None if capture is None else AutoCaptureConfigInput.from_dict(capture)
         wanted = ({r.name: (r.model, r.version) for r in routes}, dict(traffic.weights))
         for _ in range(3):
-            current = self._endpoint(self._settled(name))
+            details = self._settled(name)
+            current = self._endpoint(details)
             if self._matches(current, wanted) and capture is None:
                 return current
-            # Served entities keep the names they have (a rename would redeploy them).
+            # Served entities keep the names they have (a rename would redeploy them) and the
+            # compute they run on.
             names = current.extra.get("served_names", {})
             update = functools.partial(
                 self.client.serving_endpoints.update_config,
                 self.settings.endpoint_of(name),
-                served_entities=self._served(routes, names),
+                served_entities=self._served(routes, names, _Carried.of(details)),
                 traffic_config=self._traffic(routes, traffic, names),
                 auto_capture_config=capture_input,
             )

@@ -49,6 +49,7 @@ class DatabricksSettings(BackendSettings):
     """Python file each pipeline task runs, given the step's entry point and parameters."""
     workload_size: Literal["Small", "Medium", "Large"] = "Small"
     scale_to_zero: bool = True
+    """The served entities of endpoints Mintaka creates; a change keeps what each runs on."""
     endpoint_names: dict[str, str] = Field(default_factory=dict)
     """Mintaka endpoint name -> serving endpoint whose name Mintaka cannot use (``churn_api``),
     so that an endpoint made before Mintaka can be adopted under a Mintaka name."""
