@@ -619,6 +619,7 @@ def test_an_adopted_endpoint_keeps_its_variant_names_compute_and_history_as_mint
     # The route Mintaka read keeps its variant's name (autoscaling and alarms are attached to
     # it) and its compute; the new route runs on the same compute, not the settings' default.
     assert set(variants) == {"AllTraffic", "green"}
+    assert variants["AllTraffic"]["ModelName"] == "legacy-api-model"  # still serving churn:1
     for variant in variants.values():
         assert {k: variant[k] for k in compute} == compute
         if "ServerlessConfig" in compute:
@@ -669,3 +670,46 @@ def test_a_rollout_back_to_an_adopted_route_watches_the_variant_it_runs_on(
     [query] = [m for m in alarm["Metrics"] if m["Id"] == "errors"]
     dimensions = {d["Name"]: d["Value"] for d in query["MetricStat"]["Metric"]["Dimensions"]}
     assert dimensions == {"EndpointName": endpoint, "VariantName": "AllTraffic"}
+
+
+def test_models_mintaka_makes_on_an_adopted_endpoint_run_in_its_network(
+    platform: Platform, sm: Any, tmp_path: Path
+) -> None:
+    vpc = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]}
+    make_client("s3").put_object(
+        Bucket=BUCKET, Key="jobs/7/model.tar.gz", Body=tarball({"model.joblib": b"w"})
+    )
+    sm.create_model(
+        ModelName="private-api-model",
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/jobs/7/model.tar.gz"},
+        ExecutionRoleArn="arn:aws:iam::123456789012:role/private-models",
+        VpcConfig=vpc,
+        EnableNetworkIsolation=True,
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="private-api-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "private-api-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName="private-api", EndpointConfigName="private-api-config")
+    platform.migration.adopt_served("private-api", "alltraffic", "churn", reason="inherited")
+    platform.migration.adopt_endpoint("private-api", reason="inherited")
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "model.bin").write_bytes(b"retrained")
+    platform.register_model("churn", tmp_path / "v2")
+
+    platform.serving.deploy("private-api", "churn:2", route="green")
+    variants = {
+        v["VariantName"]: v for v in current_config(sm, "private-api")["ProductionVariants"]
+    }
+    assert variants["AllTraffic"]["ModelName"] == "private-api-model"
+    made = sm.describe_model(ModelName=variants["green"]["ModelName"])
+    assert made["VpcConfig"] == vpc
+    assert made["EnableNetworkIsolation"] is True

@@ -297,10 +297,8 @@ def test_update_routes_switches_config_retires_the_old_one_and_answers_from_the_
         answer = backend.update_routes(live, [BLUE], TrafficMap(weights={"blue": 100}))
     assert sent == [
         "DescribeEndpoint",
-        "DescribeEndpointConfig",  # capture to carry over, and the models to retire
-        "DescribeModelPackage",
-        "CreateModel",  # exists already: reconciled
-        "CreateEndpointConfig",
+        "DescribeEndpointConfig",  # capture, names and compute to carry over, models to retire
+        "CreateEndpointConfig",  # blue keeps the Model it serves: none is made
         "UpdateEndpoint",
         "DescribeEndpoint",
         "DeleteEndpointConfig",
@@ -316,3 +314,24 @@ def test_invoke_is_one_call(backend: SageMakerBackend, live: str) -> None:
         answer = backend.invoke(live, {"inputs": [{"a": 1.0}]})
     assert sent == ["InvokeEndpoint"]
     assert answer["route"] == "blue"
+
+
+def test_a_new_route_reads_the_busiest_model_once_for_its_network_settings(
+    backend: SageMakerBackend, live: str
+) -> None:
+    red = Route(name="red", model=BLUE.model, version=BLUE.version)
+    with Calls(backend) as sent:
+        backend.update_routes(
+            live, [BLUE, GREEN, red], TrafficMap(weights={"blue": 50, "green": 50})
+        )
+    assert sent == [
+        "DescribeEndpoint",
+        "DescribeEndpointConfig",
+        "DescribeModel",  # blue's or green's: its VpcConfig and network isolation, if any
+        "DescribeModelPackage",
+        "CreateModel",  # red's; blue and green keep theirs
+        "CreateEndpointConfig",
+        "UpdateEndpoint",
+        "DescribeEndpoint",
+        "DeleteEndpointConfig",
+    ]

@@ -2,10 +2,11 @@
 
 - Each route is a production variant named after it, serving a SageMaker Model built from the
   version's package (image, model data, environment); integer weights become
-  ``InitialVariantWeight``. A route keeps its variant's name and compute in every later config
-  (``Carried``: an adopted endpoint's ``AllTraffic`` stays ``AllTraffic``, on its own instances);
-  a new route runs on the compute of the variant with the most traffic, and the settings'
-  instance type and count apply to endpoints Mintaka creates.
+  ``InitialVariantWeight``. A route keeps its variant's name and compute in every later config,
+  and its Model while it serves the same version (``Carried``: an adopted endpoint's
+  ``AllTraffic`` stays ``AllTraffic``, on its own instances and Model); a new route runs on the
+  compute of the variant with the most traffic, its Model in that variant's Model's VPC, and the
+  settings' instance type and count apply to endpoints Mintaka creates.
 - The shadow route is a ``ShadowProductionVariants`` entry whose weight is ``shadow_percent``
   beside a production weight of 100 (SageMaker mirrors that share of requests). SageMaker allows a
   shadow only beside exactly one production variant: a traffic map with a shadow must send all
@@ -32,6 +33,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import re
 import threading
@@ -102,11 +104,26 @@ def percentages(weights: dict[str, float]) -> dict[str, int]:
 
 
 @lru_cache(maxsize=4096)
-def model_name(endpoint: str, route: str, model: str, version: int, image: str, role: str) -> str:
+def model_name(
+    endpoint: str, route: str, model: str, version: int, image: str, role: str, network: str = ""
+) -> str:
     """The SageMaker Model serving ``route`` of ``endpoint`` (derived, so pure and memoised: every
-    traffic change lays out the endpoint's variants again)."""
-    key = [endpoint, route, model, version, image, role]
+    traffic change lays out the endpoint's variants again). ``network`` is the JSON of the
+    network settings it carries over (``Carried.network``), empty for none."""
+    key: list[Any] = [endpoint, route, model, version, image, role]
+    if network:
+        key.append(network)
     return derived_name(f"{endpoint}-{route}-v{version}", key)
+
+
+_MADE_MODEL = re.compile(r"-[0-9a-f]{8}")
+
+
+def made_model(endpoint: str, name: str) -> bool:
+    """Whether Mintaka made the SageMaker Model ``name`` for ``endpoint`` (``model_name``: the
+    endpoint's name, a dash, ..., a dash and eight hex digits); a Model an adopted endpoint
+    served before is not Mintaka's to delete."""
+    return name.startswith(f"{endpoint}-") and _MADE_MODEL.fullmatch(name[-9:]) is not None
 
 
 def _sum_query(query_id: str, metric: str, dimensions: list[dict[str, str]]) -> dict[str, Any]:
@@ -135,6 +152,7 @@ class Layout:
     variants: list[dict[str, Any]] = field(default_factory=list)
     shadow_variants: list[dict[str, Any]] = field(default_factory=list)
     capture: dict[str, Any] | None = None
+    network: dict[str, Any] = field(default_factory=dict)  # of the Models Mintaka makes
 
     def route_of(self, variant: dict[str, Any]) -> Route:
         """The route a variant of this layout serves (its name is the route's, or the name the
@@ -171,6 +189,10 @@ COMPUTE_FIELDS = (
 )
 
 
+# What a Model runs in, carried from an adopted endpoint's Model to the Models Mintaka makes there.
+NETWORK_FIELDS = ("VpcConfig", "EnableNetworkIsolation")
+
+
 @dataclass(frozen=True)
 class Carried:
     """What the config an endpoint serves now hands on to its next one: each route's variant
@@ -181,9 +203,20 @@ class Carried:
     names: dict[str, str] = field(default_factory=dict)  # route -> variant name
     compute: dict[str, dict[str, Any]] = field(default_factory=dict)  # route -> compute
     default: dict[str, Any] | None = None
+    # route -> (the Model its variant serves, its route): a route still serving that version keeps
+    # its Model, so an adopted endpoint's Model (its role, VPC, network isolation) keeps serving
+    models: dict[str, tuple[str, Route]] = field(default_factory=dict)
+    busiest: str | None = None  # the Model of the variant with the most traffic
+    # VpcConfig / EnableNetworkIsolation for the Models Mintaka makes, from ``busiest``
+    network: dict[str, Any] = field(default_factory=dict)
+
+    def kept_model(self, route: Route) -> str | None:
+        """The Model ``route`` keeps: the one its variant serves, if it serves that version."""
+        found = self.models.get(route.name)
+        return found[0] if found is not None and found[1] == route else None
 
     @classmethod
-    def of(cls, config: dict[str, Any] | None) -> Carried:
+    def of(cls, config: dict[str, Any] | None, routes: Sequence[Route] = ()) -> Carried:
         production = list((config or {}).get("ProductionVariants") or [])
         variants = production + list((config or {}).get("ShadowProductionVariants") or [])
         if not variants:
@@ -194,11 +227,18 @@ class Carried:
             route: {k: by_variant[slot][k] for k in COMPUTE_FIELDS if k in by_variant[slot]}
             for route, slot in names.items()
         }
-        default = None
+        by_route = {r.name: r for r in routes}
+        models = {
+            route: (str(by_variant[slot]["ModelName"]), by_route[route])
+            for route, slot in names.items()
+            if route in by_route and by_variant[slot].get("ModelName")
+        }
+        default = busiest = None
         if production:
             heaviest = max(production, key=lambda v: float(v.get("InitialVariantWeight") or 0))
             default = compute[route_name_of(str(heaviest["VariantName"]))]
-        return cls(names=names, compute=compute, default=default)
+            busiest = str(heaviest.get("ModelName") or "") or None
+        return cls(names, compute, default, models, busiest)
 
 
 class ConfigRoutes:
@@ -250,17 +290,21 @@ class SageMakerServing(SageMakerRegistry):
             )
         return self.settings.image_uri, self.settings.role_arn
 
-    def _model_name(self, endpoint: str, route: Route) -> str:
+    def _model_name(
+        self, endpoint: str, route: Route, network: dict[str, Any] | None = None
+    ) -> str:
         image, role = self._require_serving_settings()
-        return model_name(endpoint, route.name, route.model, route.version, image, role)
+        carried = json.dumps(network, sort_keys=True) if network else ""
+        return model_name(endpoint, route.name, route.model, route.version, image, role, carried)
 
     def _variant(
         self, endpoint: str, route: Route, weight: float, carried: Carried
     ) -> dict[str, Any]:
         compute = carried.compute.get(route.name) or carried.default
+        kept = carried.kept_model(route)
         return {
             "VariantName": carried.names.get(route.name, route.name),
-            "ModelName": self._model_name(endpoint, route),
+            "ModelName": kept or self._model_name(endpoint, route, carried.network),
             **(
                 compute
                 if compute
@@ -271,6 +315,7 @@ class SageMakerServing(SageMakerRegistry):
             ),
             "InitialVariantWeight": float(weight),
             "_route": route.name,
+            "_kept": kept is not None,
         }
 
     def _layout(
@@ -292,7 +337,9 @@ class SageMakerServing(SageMakerRegistry):
             raise ValidationError("an endpoint needs at least one route")
         by_name = {r.name: r for r in routes}
         carried = carried or Carried()
-        layout = Layout(routes=tuple(routes), traffic=traffic, capture=capture)
+        layout = Layout(
+            routes=tuple(routes), traffic=traffic, capture=capture, network=carried.network
+        )
         if traffic.shadow is None:
             weights = {r.name: traffic.weights.get(r.name, 0) for r in routes}
             layout.variants = [self._variant(endpoint, r, weights[r.name], carried) for r in routes]
@@ -330,6 +377,8 @@ class SageMakerServing(SageMakerRegistry):
         image, role = self._require_serving_settings()
         created: list[str] = []
         for variant in layout.variants + layout.shadow_variants:
+            if variant["_kept"]:  # the Model the route serves already
+                continue
             route = layout.route_of(variant)
             package = self._describe_package(route.model, route.version)
             containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
@@ -353,6 +402,7 @@ class SageMakerServing(SageMakerRegistry):
                     ModelName=variant["ModelName"],
                     PrimaryContainer=container,
                     ExecutionRoleArn=role,
+                    **layout.network,
                     Tags=tag_list(
                         {
                             MANAGED_TAG: "true",
@@ -747,7 +797,9 @@ class SageMakerServing(SageMakerRegistry):
         old = str(described.get("EndpointConfigName", ""))
         old_config = self._sm("describe_endpoint_config", EndpointConfigName=old) if old else None
         new_capture = self._capture_of(old_config) if capture is True else (capture or None)
-        layout = self._layout(name, routes, traffic, new_capture, Carried.of(old_config))
+        layout = self._layout(
+            name, routes, traffic, new_capture, self._carried(old, old_config, routes)
+        )
         config = self._config_name(name, self._counter(old) + 1, layout)
         if config == old:
             return config, described
@@ -778,6 +830,19 @@ class SageMakerServing(SageMakerRegistry):
             self._retire_config(name, old, old_config, keep=layout)
         return config, done
 
+    def _carried(self, old: str, config: dict[str, Any] | None, routes: Sequence[Route]) -> Carried:
+        """What the endpoint's config ``old`` hands on (``Carried``); when a route needs a new
+        Model, the network settings of the busiest variant's Model too (one ``DescribeModel``)."""
+        carried = Carried.of(config, self._config_routes(old) if config else ())
+        if carried.busiest is None or all(carried.kept_model(r) for r in routes):
+            return carried
+        try:
+            busiest = self._sm("describe_model", ModelName=carried.busiest)
+        except NotFound:
+            return carried
+        network = {k: busiest[k] for k in NETWORK_FIELDS if busiest.get(k)}
+        return dataclasses.replace(carried, network=network)
+
     @staticmethod
     def _made_by_mintaka(endpoint: str, config: str) -> bool:
         """Whether Mintaka made ``endpoint``'s config ``config`` (it names every config it makes
@@ -797,6 +862,7 @@ class SageMakerServing(SageMakerRegistry):
             v["ModelName"]
             for v in (found.get("ProductionVariants") or [])
             + (found.get("ShadowProductionVariants") or [])
+            if made_model(name, str(v["ModelName"]))
         } - in_use
         self._discard([old], sorted(stale))
 
@@ -856,6 +922,7 @@ class SageMakerServing(SageMakerRegistry):
                         v["ModelName"]
                         for v in (found.get("ProductionVariants") or [])
                         + (found.get("ShadowProductionVariants") or [])
+                        if made_model(name, str(v["ModelName"]))
                     }
                 )
             except NotFound:

@@ -41,7 +41,12 @@ def create_model(self: SageMakerResponse) -> ActionResult:
         raise ValidationError(
             f'Cannot create already existing model "{resource_arn(backend, "model", name)}".'
         )
-    return call_original(self, "create_model")
+    answer = call_original(self, "create_model")
+    # moto drops EnableNetworkIsolation (always False); AWS keeps what was asked.
+    backend._models[name].enable_network_isolation = bool(
+        self._get_param("EnableNetworkIsolation", False)
+    )
+    return answer
 
 
 # --- model package groups -----------------------------------------------------------------------
