@@ -713,3 +713,44 @@ def test_models_mintaka_makes_on_an_adopted_endpoint_run_in_its_network(
     made = sm.describe_model(ModelName=variants["green"]["ModelName"])
     assert made["VpcConfig"] == vpc
     assert made["EnableNetworkIsolation"] is True
+
+
+def test_an_adopted_asynchronous_endpoint_stays_asynchronous(
+    platform: Platform, sm: Any, tmp_path: Path
+) -> None:
+    serving = {
+        "AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": f"s3://{BUCKET}/async-out/"}},
+        "KmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/abcd",
+    }
+    make_client("s3").put_object(
+        Bucket=BUCKET, Key="jobs/7/model.tar.gz", Body=tarball({"model.joblib": b"w"})
+    )
+    sm.create_model(
+        ModelName="async-api-model",
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/jobs/7/model.tar.gz"},
+        ExecutionRoleArn=SETTINGS["role_arn"],
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="async-api-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "async-api-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+        **serving,
+    )
+    sm.create_endpoint(EndpointName="async-api", EndpointConfigName="async-api-config")
+    platform.migration.adopt_served("async-api", "alltraffic", "churn", reason="inherited")
+    platform.migration.adopt_endpoint("async-api", reason="inherited")
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "model.bin").write_bytes(b"retrained")
+    platform.register_model("churn", tmp_path / "v2")
+
+    platform.serving.deploy("async-api", "churn:2", route="green")
+    config = current_config(sm, "async-api")
+    assert config["EndpointConfigName"] != "async-api-config"
+    assert {k: config.get(k) for k in serving} == serving

@@ -153,6 +153,7 @@ class Layout:
     shadow_variants: list[dict[str, Any]] = field(default_factory=list)
     capture: dict[str, Any] | None = None
     network: dict[str, Any] = field(default_factory=dict)  # of the Models Mintaka makes
+    config: dict[str, Any] = field(default_factory=dict)  # Carried.config
 
     def route_of(self, variant: dict[str, Any]) -> Route:
         """The route a variant of this layout serves (its name is the route's, or the name the
@@ -191,6 +192,9 @@ COMPUTE_FIELDS = (
 
 # What a Model runs in, carried from an adopted endpoint's Model to the Models Mintaka makes there.
 NETWORK_FIELDS = ("VpcConfig", "EnableNetworkIsolation")
+# How an endpoint config serves, beside its variants: kept by every later config (an asynchronous
+# endpoint stays asynchronous, its storage volumes keep their key).
+CONFIG_FIELDS = ("AsyncInferenceConfig", "KmsKeyId", "ExplainerConfig")
 
 
 @dataclass(frozen=True)
@@ -209,6 +213,7 @@ class Carried:
     busiest: str | None = None  # the Model of the variant with the most traffic
     # VpcConfig / EnableNetworkIsolation for the Models Mintaka makes, from ``busiest``
     network: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)  # CONFIG_FIELDS the config has
 
     def kept_model(self, route: Route) -> str | None:
         """The Model ``route`` keeps: the one its variant serves, if it serves that version."""
@@ -238,7 +243,8 @@ class Carried:
             heaviest = max(production, key=lambda v: float(v.get("InitialVariantWeight") or 0))
             default = compute[route_name_of(str(heaviest["VariantName"]))]
             busiest = str(heaviest.get("ModelName") or "") or None
-        return cls(names, compute, default, models, busiest)
+        fields = {k: config[k] for k in CONFIG_FIELDS if config and config.get(k)}
+        return cls(names, compute, default, models, busiest, config=fields)
 
 
 class ConfigRoutes:
@@ -338,7 +344,11 @@ class SageMakerServing(SageMakerRegistry):
         by_name = {r.name: r for r in routes}
         carried = carried or Carried()
         layout = Layout(
-            routes=tuple(routes), traffic=traffic, capture=capture, network=carried.network
+            routes=tuple(routes),
+            traffic=traffic,
+            capture=capture,
+            network=carried.network,
+            config=carried.config,
         )
         if traffic.shadow is None:
             weights = {r.name: traffic.weights.get(r.name, 0) for r in routes}
@@ -363,6 +373,8 @@ class SageMakerServing(SageMakerRegistry):
             layout.capture,
             [r.model_dump(mode="json") for r in layout.routes],
         ]
+        if layout.config:
+            key.append(layout.config)
         return f"{endpoint}-c{counter}-{short_hash(key)}"
 
     @staticmethod
@@ -432,6 +444,7 @@ class SageMakerServing(SageMakerRegistry):
             params["ShadowProductionVariants"] = layout.request(layout.shadow_variants)
         if layout.capture:
             params["DataCaptureConfig"] = layout.capture
+        params.update(layout.config)
         try:
             self._sm("create_endpoint_config", **params)
             made = True
