@@ -87,15 +87,18 @@ def deploy_without_registry(
     endpoint: str,
     container: Mapping[str, Any],
     compute: Mapping[str, Any] | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> None:
     """An endpoint as the SageMaker SDK's ``Model(...).deploy()`` makes one, with plain boto3: a
     Model ``<endpoint>-model`` made from ``container`` (``PrimaryContainer=...`` or
-    ``Containers=[...]``), no model package, served by the default variant ``AllTraffic`` on
-    ``compute`` (one ml.m5.large by default)."""
+    ``Containers=[...]``, and any other CreateModel field), no model package, served by the
+    default variant ``AllTraffic`` on ``compute`` (one ml.m5.large by default), in a config with
+    ``config``'s other CreateEndpointConfig fields."""
     sm.create_model(
-        ModelName=f"{endpoint}-model", ExecutionRoleArn=SETTINGS["role_arn"], **container
+        **{"ModelName": f"{endpoint}-model", "ExecutionRoleArn": SETTINGS["role_arn"], **container}
     )
     sm.create_endpoint_config(
+        **(config or {}),
         EndpointConfigName=f"{endpoint}-config",
         ProductionVariants=[
             {

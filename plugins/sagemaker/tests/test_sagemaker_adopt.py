@@ -334,23 +334,32 @@ def deployed_from_model_data(
     endpoint: str = "legacy-api",
     key: str = "jobs/7/model.tar.gz",
     compute: dict[str, Any] | None = None,
-    **container: Any,
+    config: dict[str, Any] | None = None,
+    **model: Any,
 ) -> str:
     """An endpoint as the SageMaker SDK's ``Model(...).deploy()`` makes one: a Model made from
-    a container (by default one ``model.tar.gz`` in S3), served by ``AllTraffic``."""
-    if not container:
+    a container (by default one ``model.tar.gz`` in S3, and ``model``'s other fields), served
+    by ``AllTraffic``."""
+    if "PrimaryContainer" not in model and "Containers" not in model:
         make_client("s3").put_object(
             Bucket=BUCKET, Key=key, Body=tarball({"model.joblib": b"served-weights"})
         )
-        container = {
-            "PrimaryContainer": {
-                "Image": IMAGE,
-                "ModelDataUrl": f"s3://{BUCKET}/{key}",
-                "Environment": LEGACY_ENV,
-            }
+        model["PrimaryContainer"] = {
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{BUCKET}/{key}",
+            "Environment": LEGACY_ENV,
         }
-    deploy_without_registry(sm, endpoint, container, compute)
+    deploy_without_registry(sm, endpoint, model, compute, config)
     return endpoint
+
+
+def adopted_with_a_second_version(platform: Platform, endpoint: str, tmp_path: Path) -> None:
+    """``endpoint``'s route adopted as churn:1, the endpoint adopted, and churn:2 registered."""
+    platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
+    platform.migration.adopt_endpoint(endpoint, reason="inherited")
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "model.bin").write_bytes(b"retrained")
+    platform.register_model("churn", tmp_path / "v2")
 
 
 def test_a_route_serving_model_data_is_registered_as_a_package_and_the_endpoint_adopted(
@@ -607,11 +616,7 @@ def test_an_adopted_endpoint_keeps_its_variant_names_compute_and_history_as_mint
     platform: Platform, sm: Any, tmp_path: Path, compute: dict[str, Any]
 ) -> None:
     endpoint = deployed_from_model_data(sm, compute=compute)
-    platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
-    platform.migration.adopt_endpoint(endpoint, reason="inherited")
-    (tmp_path / "v2").mkdir()
-    (tmp_path / "v2" / "model.bin").write_bytes(b"retrained")
-    platform.register_model("churn", tmp_path / "v2")
+    adopted_with_a_second_version(platform, endpoint, tmp_path)
 
     platform.serving.deploy(endpoint, "churn:2", route="green")
     first = current_config(sm, endpoint)
@@ -648,11 +653,7 @@ def test_a_rollout_back_to_an_adopted_route_watches_the_variant_it_runs_on(
     platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path
 ) -> None:
     endpoint = deployed_from_model_data(sm)
-    platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
-    platform.migration.adopt_endpoint(endpoint, reason="inherited")
-    (tmp_path / "v2").mkdir()
-    (tmp_path / "v2" / "model.bin").write_bytes(b"retrained")
-    platform.register_model("churn", tmp_path / "v2")
+    adopted_with_a_second_version(platform, endpoint, tmp_path)
     platform.serving.deploy(endpoint, "churn:2", route="green")
     platform.serving.set_traffic(endpoint, {"alltraffic": 0, "green": 100})
 
@@ -676,34 +677,14 @@ def test_models_mintaka_makes_on_an_adopted_endpoint_run_in_its_network(
     platform: Platform, sm: Any, tmp_path: Path
 ) -> None:
     vpc = {"SecurityGroupIds": ["sg-0123456789abcdef0"], "Subnets": ["subnet-0123456789abcdef0"]}
-    make_client("s3").put_object(
-        Bucket=BUCKET, Key="jobs/7/model.tar.gz", Body=tarball({"model.joblib": b"w"})
-    )
-    sm.create_model(
-        ModelName="private-api-model",
-        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/jobs/7/model.tar.gz"},
+    deployed_from_model_data(
+        sm,
+        "private-api",
         ExecutionRoleArn="arn:aws:iam::123456789012:role/private-models",
         VpcConfig=vpc,
         EnableNetworkIsolation=True,
     )
-    sm.create_endpoint_config(
-        EndpointConfigName="private-api-config",
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": "private-api-model",
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "InitialVariantWeight": 1.0,
-            }
-        ],
-    )
-    sm.create_endpoint(EndpointName="private-api", EndpointConfigName="private-api-config")
-    platform.migration.adopt_served("private-api", "alltraffic", "churn", reason="inherited")
-    platform.migration.adopt_endpoint("private-api", reason="inherited")
-    (tmp_path / "v2").mkdir()
-    (tmp_path / "v2" / "model.bin").write_bytes(b"retrained")
-    platform.register_model("churn", tmp_path / "v2")
+    adopted_with_a_second_version(platform, "private-api", tmp_path)
 
     platform.serving.deploy("private-api", "churn:2", route="green")
     variants = {
@@ -722,33 +703,8 @@ def test_an_adopted_asynchronous_endpoint_stays_asynchronous(
         "AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": f"s3://{BUCKET}/async-out/"}},
         "KmsKeyId": "arn:aws:kms:us-east-1:123456789012:key/abcd",
     }
-    make_client("s3").put_object(
-        Bucket=BUCKET, Key="jobs/7/model.tar.gz", Body=tarball({"model.joblib": b"w"})
-    )
-    sm.create_model(
-        ModelName="async-api-model",
-        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/jobs/7/model.tar.gz"},
-        ExecutionRoleArn=SETTINGS["role_arn"],
-    )
-    sm.create_endpoint_config(
-        EndpointConfigName="async-api-config",
-        ProductionVariants=[
-            {
-                "VariantName": "AllTraffic",
-                "ModelName": "async-api-model",
-                "InitialInstanceCount": 1,
-                "InstanceType": "ml.m5.large",
-                "InitialVariantWeight": 1.0,
-            }
-        ],
-        **serving,
-    )
-    sm.create_endpoint(EndpointName="async-api", EndpointConfigName="async-api-config")
-    platform.migration.adopt_served("async-api", "alltraffic", "churn", reason="inherited")
-    platform.migration.adopt_endpoint("async-api", reason="inherited")
-    (tmp_path / "v2").mkdir()
-    (tmp_path / "v2" / "model.bin").write_bytes(b"retrained")
-    platform.register_model("churn", tmp_path / "v2")
+    deployed_from_model_data(sm, "async-api", config=serving)
+    adopted_with_a_second_version(platform, "async-api", tmp_path)
 
     platform.serving.deploy("async-api", "churn:2", route="green")
     config = current_config(sm, "async-api")
