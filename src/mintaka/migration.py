@@ -309,6 +309,7 @@ class MigrationService:
         dataset_ids: Sequence[str] = (),
         code_commit: str | None = None,
         flavor: Flavor | str | None = None,
+        on_fetch: Callable[[BackendVersion, int, int], None] | None = None,
     ) -> ModelAdoption:
         """Register what ``route`` of the live ``endpoint`` serves as a new version of ``model``
         in the cloud's registry, then adopt that version as :meth:`adopt_model` does.
@@ -319,7 +320,8 @@ class MigrationService:
         changed; ``adopt_endpoint`` then reads the route as serving the new version. ``route``
         is the route name Mintaka reads (``alltraffic``) or the slot's own name in the cloud
         (``AllTraffic``). Idempotent: a route already registered returns its version, adopted
-        once. Every argument is checked before the cloud is written to.
+        once. Every argument is checked before the cloud is written to. ``on_fetch`` is called
+        before the version's bytes are read, as in :meth:`adopt_model`.
         """
         platform = self.platform
         endpoint = _cloud_name(validate_endpoint_name, endpoint, "endpoint_names")
@@ -356,7 +358,7 @@ class MigrationService:
             )
         # Prepared again, for that one version and with the store as it is now.
         args = self._prepare(name, **{**options, "versions": [registered.version]})
-        return self._adopt_model(args)
+        return self._adopt_model(args, on_fetch)
 
     def _prepare(
         self,

@@ -370,9 +370,15 @@ def test_a_route_serving_model_data_is_registered_as_a_package_and_the_endpoint_
         platform.migration.adopt_endpoint(endpoint, reason="inherited")
 
     # The cloud's own slot name is taken as well as the route name Mintaka reads.
+    read: list[tuple[int, int, int]] = []
     adoption = platform.migration.adopt_served(
-        endpoint, "AllTraffic", "churn", reason="deployed by hand in 2024"
+        endpoint,
+        "AllTraffic",
+        "churn",
+        reason="deployed by hand in 2024",
+        on_fetch=lambda theirs, index, total: read.append((theirs.version, index, total)),
     )
+    assert read == [(1, 0, 1)]  # progress: the one version's bytes are read
     [version] = adoption.adopted
     (tmp_path / "expected").mkdir()
     (tmp_path / "expected" / "model.joblib").write_bytes(b"served-weights")

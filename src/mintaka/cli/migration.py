@@ -4,6 +4,8 @@ store, and bring what already runs in the cloud under management."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -194,14 +196,7 @@ def adopt_model(
     digest of its bytes, with the lineage you attest (--run, --dataset, --code-commit)."""
     plat = platform(ctx)
     supplied = _artifacts(artifact or [])
-    progress = progress_bar(err_console, "reading bytes")
-    task = progress.add_task("adopt", total=None)
-
-    def fetching(_version: object, index: int, total: int) -> None:
-        progress.start()  # shown once bytes are read: input refused before leaves no trace
-        progress.update(task, completed=index, total=total)
-
-    try:
+    with _fetch_progress() as fetching:
         adoption = plat.migration.adopt_model(
             name,
             reason=reason,
@@ -215,9 +210,6 @@ def adopt_model(
             flavor=flavor,
             on_fetch=fetching,
         )
-    finally:
-        if progress.live.is_started:
-            progress.stop()
     if as_json:
         _emit_adoption(adoption)
         return
@@ -261,18 +253,20 @@ def adopt_served(
     """Register what ROUTE of a live ENDPOINT serves (deployed without the registry) as a new
     version of --model in the cloud's registry, and adopt that version; the endpoint is left as
     it is and can be adopted next."""
-    adoption = platform(ctx).migration.adopt_served(
-        endpoint,
-        route,
-        model,
-        reason=reason,
-        owner=owner,
-        tier=tier,
-        run_id=run,
-        dataset_ids=dataset or (),
-        code_commit=code_commit,
-        flavor=flavor,
-    )
+    with _fetch_progress() as fetching:
+        adoption = platform(ctx).migration.adopt_served(
+            endpoint,
+            route,
+            model,
+            reason=reason,
+            owner=owner,
+            tier=tier,
+            run_id=run,
+            dataset_ids=dataset or (),
+            code_commit=code_commit,
+            flavor=flavor,
+            on_fetch=fetching,
+        )
     route = route_name_of(route)  # as Mintaka reads it (AllTraffic: alltraffic)
     if as_json:
         _emit_adoption(adoption, endpoint=endpoint, route=route)
@@ -352,6 +346,24 @@ def adopt_endpoint(
     if monitor_id is not None:
         console.print(f"monitor {monitor_id} watches {endpoint.name}")
     _findings(adoption.findings)
+
+
+@contextmanager
+def _fetch_progress() -> Iterator[Callable[[object, int, int], None]]:
+    """An ``on_fetch`` that shows versions' bytes being read (count and time taken), from the
+    first read on: input refused before any read leaves no trace on the terminal."""
+    progress = progress_bar(err_console, "reading bytes")
+    task = progress.add_task("adopt", total=None)
+
+    def fetching(_version: object, index: int, total: int) -> None:
+        progress.start()
+        progress.update(task, completed=index, total=total)
+
+    try:
+        yield fetching
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def _emit_adoption(adoption: ModelAdoption, **more: str) -> None:
