@@ -716,3 +716,51 @@ def test_an_adopted_asynchronous_endpoint_stays_asynchronous(
     config = current_config(sm, "async-api")
     assert config["EndpointConfigName"] != "async-api-config"
     assert {k: config.get(k) for k in serving} == serving
+
+
+def test_traffic_on_an_adopted_endpoint_needs_no_image_or_role_until_a_model_is_made(
+    fake: Any, sm: Any, tmp_path: Path
+) -> None:
+    """Adopting endpoints and moving their traffic is work a platform team does before it
+    builds an inference image for Mintaka: the routes keep their Models, so none is made."""
+    bare = {k: v for k, v in SETTINGS.items() if k not in ("image_uri", "role_arn")}
+    one = legacy_package(sm, "jobs/1/model.tar.gz", tarball({"model.joblib": b"1"}))
+    two = legacy_package(sm, "jobs/2/model.tar.gz", tarball({"model.joblib": b"2"}))
+    for name, package in (("blue-model", one), ("green-model", two)):
+        sm.create_model(
+            ModelName=name,
+            PrimaryContainer={"ModelPackageName": package},
+            ExecutionRoleArn=SETTINGS["role_arn"],
+        )
+    variant = {"InitialInstanceCount": 1, "InstanceType": "ml.m5.large"}
+    sm.create_endpoint_config(
+        EndpointConfigName="two-config",
+        ProductionVariants=[
+            {
+                **variant,
+                "VariantName": "Blue",
+                "ModelName": "blue-model",
+                "InitialVariantWeight": 1,
+            },
+            {
+                **variant,
+                "VariantName": "Green",
+                "ModelName": "green-model",
+                "InitialVariantWeight": 0,
+            },
+        ],
+    )
+    sm.create_endpoint(EndpointName="two-api", EndpointConfigName="two-config")
+    with sagemaker_platform(tmp_path / "home", bare) as platform:
+        platform.migration.adopt_model(GROUP, reason="inherited")
+        platform.migration.adopt_endpoint("two-api", reason="inherited")
+        platform.serving.set_traffic("two-api", {"blue": 20, "green": 80})
+        with pytest.raises(ConfigurationError, match="serving needs image_uri"):
+            platform.serving.deploy("two-api", f"{GROUP}:1", route="red")  # a Model to make
+        assert current_config(sm, "two-api")["EndpointConfigName"] == "two-config"
+        platform.serving.set_traffic(
+            "two-api", {"blue": 100, "green": 0}, shadow="green", shadow_percent=10
+        )  # a new config: both routes keep their Models
+        config = current_config(sm, "two-api")
+        assert [v["ModelName"] for v in config["ProductionVariants"]] == ["blue-model"]
+        assert [v["ModelName"] for v in config["ShadowProductionVariants"]] == ["green-model"]

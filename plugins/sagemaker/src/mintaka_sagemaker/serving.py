@@ -298,8 +298,13 @@ class SageMakerServing(SageMakerRegistry):
 
     def _model_name(
         self, endpoint: str, route: Route, network: dict[str, Any] | None = None
-    ) -> str:
-        image, role = self._require_serving_settings()
+    ) -> str | None:
+        """The Model Mintaka makes for ``route``; None without the serving settings (refused
+        by ``_ensure_models`` if the Model is needed: traffic between routes that keep their
+        Models needs neither an image nor a role)."""
+        image, role = self.settings.image_uri, self.settings.role_arn
+        if not image or not role:
+            return None
         carried = json.dumps(network, sort_keys=True) if network else ""
         return model_name(endpoint, route.name, route.model, route.version, image, role, carried)
 
@@ -386,11 +391,11 @@ class SageMakerServing(SageMakerRegistry):
 
     def _ensure_models(self, endpoint: str, layout: Layout) -> list[str]:
         """Create the Models the layout's variants serve; returns those this call created."""
-        image, role = self._require_serving_settings()
         created: list[str] = []
         for variant in layout.variants + layout.shadow_variants:
             if variant["_kept"]:  # the Model the route serves already
                 continue
+            image, role = self._require_serving_settings()
             route = layout.route_of(variant)
             package = self._describe_package(route.model, route.version)
             containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
