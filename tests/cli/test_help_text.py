@@ -15,3 +15,25 @@ def test_a_wrapped_docstring_reads_as_one_paragraph_in_the_command_list(
     [line] = [row for row in out.splitlines() if "│ run " in row]
     # The docstring breaks after "Databricks"; the list must not.
     assert "(SageMaker Pipelines, Databricks Jobs), else on this machine" in line
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        ((), "State directory [default: .mintaka]."),
+        (("adopt", "model"), "Accountable owner [default: you]."),
+        (("adopt", "model"), "Only this version (repeatable) [default: all]."),
+        (("endpoints", "create"), "Route name [default: MODEL-vN]."),
+    ],
+)
+def test_help_texts_show_their_square_brackets(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: tuple[str, ...],
+    shown: str,
+) -> None:
+    """Typer's rich mode reads ``[default: ...]`` as markup and drops it unless escaped."""
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, _ = cli(capsys, *command, "--help")
+    assert code == 0
+    assert shown in out

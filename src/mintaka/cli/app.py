@@ -286,15 +286,24 @@ def _drill_and_adoption(result: DemoResult) -> None:
 
 def _command() -> Any:
     """The click command behind ``app``, each sub-command's line in a command list being its
-    docstring's first paragraph on one line (Typer's rich mode would keep the line breaks)."""
+    docstring's first paragraph on one line (Typer's rich mode would keep the line breaks), and
+    every help text shown as written: Typer's rich mode reads ``[default: you]`` as markup and
+    drops it, so square brackets are escaped."""
     import inspect
 
+    from rich.markup import escape
+
     def tidy(group: Any) -> None:
+        for param in getattr(group, "params", []):
+            if getattr(param, "help", None):
+                param.help = escape(param.help)
+        if group.help:
+            group.help = escape(group.help)
         for sub in getattr(group, "commands", {}).values():
+            tidy(sub)
             if sub.short_help is None and sub.help:
                 first = inspect.cleandoc(sub.help).split("\n\n")[0]
                 sub.short_help = " ".join(first.split())
-            tidy(sub)
 
     command = typer.main.get_command(app)
     tidy(command)
