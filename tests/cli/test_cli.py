@@ -287,3 +287,14 @@ def test_audit_log_redacts_secrets_in_event_details(
     assert code == 0
     assert secret not in out
     assert "policy.exception" in out
+
+
+@pytest.mark.parametrize("name", ["[bold]", "[/x]", "[sagemaker]"])
+def test_an_error_message_is_printed_as_written(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, name: str
+) -> None:
+    """Messages carry user input and backend prefixes in square brackets: not read as markup
+    (dropped), nor crashing the error printer."""
+    code, _, err = cli(capsys, "--home", str(tmp_path / "h"), "models", "show", name)
+    assert code == 1
+    assert f"invalid model name '{name}'" in " ".join(err.split())

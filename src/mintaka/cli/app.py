@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from mintaka.cli import (
     artifacts,
@@ -144,7 +145,7 @@ def backends(
         ],
     )
     for name, reason in manager.failed.items():
-        err_console.print(f"[yellow]plugin {name!r} failed to load[/]: {reason}")
+        err_console.print(f"[yellow]plugin {name!r} failed to load[/]: {escape(str(reason))}")
 
 
 @app.command()
@@ -163,7 +164,7 @@ def demo(ctx: typer.Context) -> None:
     with Status("starting", console=console) as status:
 
         def step(message: str) -> None:
-            console.print(f"[cyan]>[/] {message}")
+            console.print(f"[cyan]>[/] {escape(message)}")
             status.update(message)
 
         result = run_demo(plat, step)
@@ -180,7 +181,7 @@ def _demo_summary(result: DemoResult) -> None:
     if result.refused:
         console.print("[yellow]deployment gate refused v1 before sign-off[/]; unmet controls:")
         for check in result.refused:
-            console.print(f"  - {check.describe()}")
+            console.print(f"  - {escape(check.describe())}")
     runs = Table("pipeline run", "trigger", "status", "steps", title="training pipeline runs")
     for recorded in result.runs:
         run = recorded.run
@@ -207,9 +208,9 @@ def _demo_summary(result: DemoResult) -> None:
             f"runbook {ticket.runbook_url}"
         )
     for check in result.challenge:
-        console.print(f"challenger: {check.describe()}")
+        console.print(f"challenger: {escape(check.describe())}")
     for check in result.canary:
-        console.print(f"canary {check.describe()}")
+        console.print(f"canary {escape(check.describe())}")
     v = result.champion
     console.print(
         f"champion [bold]{v.ref}[/] tier={v.risk_tier.value} auc={v.metrics.get('auc', 0):.3f} "
@@ -252,8 +253,6 @@ def _demo_summary(result: DemoResult) -> None:
 
 
 def _drill_and_adoption(result: DemoResult) -> None:
-    from rich.markup import escape
-
     drill = result.drill
     if drill is not None:
         console.print(
@@ -291,8 +290,6 @@ def _command() -> Any:
     drops it, so square brackets are escaped."""
     import inspect
 
-    from rich.markup import escape
-
     def tidy(group: Any) -> None:
         for param in getattr(group, "params", []):
             if getattr(param, "help", None):
@@ -318,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except MintakaError as exc:
-        err_console.print(f"[red]error[/]: {exc}")
+        err_console.print(f"[red]error[/]: {escape(str(exc))}")
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -6,6 +6,7 @@ from dataclasses import asdict
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from mintaka.artifacts import inventory
 from mintaka.cli.output import console, emit_json, err_console, progress_bar, table
@@ -69,7 +70,7 @@ def verify(
         for finding in report.findings:
             used = ", ".join(finding.versions) or "no version"
             console.print(f"[red]{finding.problem}[/] {finding.digest} (used by {used})")
-            console.print(f"  {finding.detail}")
+            console.print(f"  {escape(finding.detail)}")
         if report.orphans:
             console.print(
                 f"[yellow]{len(report.orphans)} orphaned artifact(s)[/] in the store, recorded "

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from mintaka.audit import checkpoints
 from mintaka.cli.output import console, emit_json, table
@@ -54,9 +55,9 @@ def verify(
     elif ok:
         console.print(f"[green]audit chain verified[/]: {summary}")
     elif first_bad is None:
-        console.print(f"[red]audit checkpoints rejected[/]: {reason}")
+        console.print(f"[red]audit checkpoints rejected[/]: {escape(str(reason))}")
     else:
-        console.print(f"[red]audit chain broken at sequence {first_bad}[/]: {reason}")
+        console.print(f"[red]audit chain broken at sequence {first_bad}[/]: {escape(str(reason))}")
     if not ok:
         raise typer.Exit(1)
 

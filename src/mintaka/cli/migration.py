@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from mintaka.cli.output import console, emit_json, err_console, progress_bar, table
 from mintaka.cli.state import platform
@@ -382,4 +383,4 @@ def _findings(findings: tuple[str, ...]) -> None:
     if findings:
         console.print("[yellow]to act on:[/]")
         for finding in findings:
-            console.print(f"  - {finding}")
+            console.print(f"  - {escape(finding)}")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 
 from mintaka.cli.output import console, emit_json, progress_bar, table
@@ -60,7 +61,9 @@ def _run_with_bar(action: Any) -> PipelineRun:
             progress.stop()
             console.print(f"[red]gate {exc.gate!r} ({exc.kind}) refused the run[/]:")
             for check in exc.checks:
-                console.print(f"  - {check.describe() if hasattr(check, 'describe') else check}")
+                console.print(
+                    f"  - {escape(check.describe() if hasattr(check, 'describe') else str(check))}"
+                )
             if exc.run_id:
                 console.print(f"resume it with: mintaka pipeline resume {exc.run_id}")
             raise typer.Exit(1) from exc
@@ -284,6 +287,6 @@ def status(
         for version in found.adopted:
             console.print(f"adopted {version.ref} ({version.artifact_digest[:19]})")
         for problem in found.problems:
-            console.print(f"[red]{problem}[/]")
+            console.print(f"[red]{escape(str(problem))}[/]")
     if run.status is PipelineStatus.FAILED or found.problems:
         raise typer.Exit(1)
