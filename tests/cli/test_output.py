@@ -40,3 +40,17 @@ def test_the_first_column_is_never_cut_on_a_narrow_terminal(
     assert f"│ {RUN_ID} │" in out
     assert "credit-default-training" not in out  # the other columns gave way
     assert max(len(line) for line in out.splitlines()) <= 64
+
+
+def test_table_and_field_cells_are_shown_as_written(capsys: pytest.CaptureFixture[str]) -> None:
+    """Tags, descriptions and messages may hold square brackets: shown, never read as markup."""
+    from rich.text import Text
+
+    from mintaka.cli.output import fields, table
+
+    table("t", ["name", "note"], [("m", "[bold] kept"), ("n", "[/x] kept"), ("o", Text("NO"))])
+    fields("f", [("tags", {"team": "[risk]"})])
+    out = capsys.readouterr().out
+    assert "[bold] kept" in out
+    assert "[/x] kept" in out
+    assert "team=[risk]" in out

@@ -70,11 +70,12 @@ def _table(plat: Platform, title: str, columns: list[str], rows: list[list[Any]]
     truncated, every cell redacted."""
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     redactor = Redactor.for_platform(plat)
     # Wide listings (the inventory has ten columns): a light frame leaves the cells the width.
     grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
-    cells = [[redactor.text("" if c is None else str(c)) for c in row] for row in rows]
+    cells = [[Text(redactor.text("" if c is None else str(c))) for c in row] for row in rows]
     for index, column in enumerate(columns):
         grid.add_column(column, no_wrap=index == 0, overflow="fold")
     for row in cells:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.tree import Tree
 
 from mintaka.cli.output import console, emit_json
@@ -19,7 +20,8 @@ app = typer.Typer(
 def render(graph: LineageGraph, direction: str) -> Tree:
     """Draw the graph as a tree from its root (a node reached twice is shown twice)."""
     labels = {
-        node.id: f"[bold]{node.kind.value}[/] {node.label or node.key}" for node in graph.nodes
+        node.id: f"[bold]{node.kind.value}[/] {escape(node.label or node.key)}"
+        for node in graph.nodes
     }
     children: dict[str, list[str]] = {}
     for edge in graph.edges:

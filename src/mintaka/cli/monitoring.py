@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.text import Text
 
 from mintaka.cli.output import console, emit_json, table
 from mintaka.cli.state import platform
@@ -76,7 +77,7 @@ def coverage(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             "coverage",
             ["endpoint", "live routes", "monitored"],
             [
-                (c.endpoint, ", ".join(c.routes), "yes" if c.monitored else "[red]NO[/]")
+                (c.endpoint, ", ".join(c.routes), "yes" if c.monitored else Text("NO", style="red"))
                 for c in found
             ],
         )

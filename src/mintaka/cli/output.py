@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 console = Console()
 err_console = Console(stderr=True)
@@ -35,15 +36,18 @@ def emit_json(value: Any) -> None:
 _INSTANT = re.compile(r"^(\d{4}-\d\d-\d\d)T(\d\d:\d\d:\d\d)(?:\.\d+)?(?:\+00:00|Z)?$")
 
 
-def _table_cell(cell: Any) -> str:
-    """A cell as people read it: UTC instants to the second (``--json`` keeps them whole)."""
+def _table_cell(cell: Any) -> Text:
+    """A cell as people read it: UTC instants to the second (``--json`` keeps them whole), and
+    its text as written (square brackets are not markup); a ``Text`` is kept with its style."""
+    if isinstance(cell, Text):
+        return cell
     if cell is None:
-        return ""
+        return Text("")
     if isinstance(cell, datetime):
         cell = cell.isoformat()
     text = str(cell)
     found = _INSTANT.match(text)
-    return f"{found[1]} {found[2]}" if found else text
+    return Text(f"{found[1]} {found[2]}" if found else text)
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -67,7 +71,7 @@ def fields(title: str, pairs: Iterable[tuple[str, Any]]) -> None:
     grid.add_column(style="bold")
     grid.add_column()
     for key, value in pairs:
-        grid.add_row(key, _cell(value))
+        grid.add_row(key, value if isinstance(value, Text) else Text(_cell(value)))
     console.print(grid)
 
 
