@@ -200,8 +200,10 @@ CONFIG_FIELDS = ("AsyncInferenceConfig", "KmsKeyId", "ExplainerConfig")
 @dataclass(frozen=True)
 class Carried:
     """What the config an endpoint serves now hands on to its next one: each route's variant
-    keeps its name (so autoscaling policies and alarms on it stay attached) and its compute; a
-    new route runs on the compute of the variant with the most traffic. Endpoints Mintaka creates
+    keeps its name (so autoscaling policies and alarms on it stay attached), its compute, and
+    its Model while it serves the same version; a new route runs on the compute of the variant
+    with the most traffic, its new Model in that variant's Model's network; the config's own
+    serving fields (asynchronous inference, the volume key) are kept. Endpoints Mintaka creates
     run on the backend settings' instance type and count."""
 
     names: dict[str, str] = field(default_factory=dict)  # route -> variant name
@@ -553,8 +555,8 @@ class SageMakerServing(SageMakerRegistry):
 
     def register_served(self, endpoint: str, route: str, model: str) -> BackendVersion:
         """Register the model data a variant's Model serves as a new package in ``model``'s
-        group (image, ``ModelDataUrl`` and environment as the Model has them), and tag the Model
-        with the package, so the variant reads as a route to it. The endpoint is not changed."""
+        group (image, model data and environment as the Model has them), and tag the Model with
+        the package, so the variant reads as a route to it. The endpoint is not changed."""
         described = self._describe_endpoint(endpoint)
         config_name = str(described.get("EndpointConfigName", ""))
         variants = self._config_variants(config_name)
