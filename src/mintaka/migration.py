@@ -342,6 +342,13 @@ class MigrationService:
             "served": (endpoint, route),
         }
         name = self._prepare(model, **options).name
+        if not platform.supports(Capability.REGISTRY_FROM_SERVING):
+            raise UnsupportedCapability(
+                platform.backend.name,
+                Capability.REGISTRY_FROM_SERVING.value,
+                "its endpoints serve registry versions only: adopt their models "
+                "(mintaka adopt model), then the endpoint",
+            )
         registrar = platform._area(Capability.REGISTRY_FROM_SERVING, ServedRegistration)
         platform._area(Capability.SYNC, StateObserver)
         if not platform.supports(Capability.REGISTRY_FETCH):
