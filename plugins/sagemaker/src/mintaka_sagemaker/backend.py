@@ -24,6 +24,7 @@ from mintaka.interfaces import (
     CaptureSource,
     Discovery,
     Emulation,
+    KillSwitch,
     LineageMetadata,
     MetricsSource,
     ModelAliases,
@@ -64,6 +65,7 @@ class SageMakerBackend(
     TrafficSplit,
     ShadowTraffic,
     NativeRollout,
+    KillSwitch,
     CaptureSource,
     MetricsSource,
     PipelineExecution,
@@ -88,6 +90,7 @@ class SageMakerBackend(
             Capability.SERVING_TRAFFIC_SPLIT,
             Capability.SERVING_SHADOW,
             Capability.SERVING_NATIVE_ROLLOUT,
+            Capability.SERVING_KILL,
             Capability.MONITORING_CAPTURE,
             Capability.MONITORING_METRICS,
             Capability.PIPELINES,
@@ -102,6 +105,14 @@ class SageMakerBackend(
             how="tags on the model package group, mintaka:alias:<alias> = version number",
             limits="invisible to SageMaker's own tools as aliases; an alias is not resolvable "
             "in a SageMaker API call, only through Mintaka",
+        ),
+        Capability.SERVING_KILL: Emulation(
+            how="the endpoint is deleted, its config and Models kept, with a kill record (config "
+            "and traffic) in the artifact bucket; releasing re-creates it from that config and "
+            "restores its weights",
+            limits="a request to a killed endpoint fails as to a missing one; releasing takes as "
+            "long as creating the endpoint (minutes); discovery does not list a killed endpoint; "
+            "autoscaling targets on its variants are left as they are",
         ),
         Capability.REGISTRY_STAGES: Emulation(
             how="CustomerMetadataProperties mintaka_stage on the model package",

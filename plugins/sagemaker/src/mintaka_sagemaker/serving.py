@@ -697,7 +697,13 @@ class SageMakerServing(SageMakerRegistry):
         )
 
     def get_endpoint(self, name: str) -> Endpoint:
-        return self._endpoint_from(self._describe_endpoint(name))
+        try:
+            return self._endpoint_from(self._describe_endpoint(name))
+        except NotFound:
+            record = self._kill_record(name)
+            if record is None:
+                raise
+            return self._killed(name, record)
 
     def list_endpoints(self) -> list[Endpoint]:
         found: list[Endpoint] = []
@@ -929,8 +935,20 @@ class SageMakerServing(SageMakerRegistry):
         return self.set_traffic(name, traffic)
 
     def delete_endpoint(self, name: str) -> None:
-        described = self._describe_endpoint(name)
-        config = str(described.get("EndpointConfigName", ""))
+        try:
+            described = self._describe_endpoint(name)
+        except NotFound:
+            record = self._kill_record(name)
+            if record is None:
+                raise
+            self._discard_deployed(name, str(record["config"]))  # a killed endpoint's config
+            self._forget_kill(name)
+            return
+        self._sm("delete_endpoint", EndpointName=self.settings.endpoint_of(name))
+        self._discard_deployed(name, str(described.get("EndpointConfigName", "")))
+
+    def _discard_deployed(self, name: str, config: str) -> None:
+        """Delete the config an endpoint served and its Models, where Mintaka made them."""
         models: list[str] = []
         if config and not self._made_by_mintaka(name, config):
             config = ""  # made before Mintaka managed the endpoint: kept, with its Models
@@ -947,8 +965,131 @@ class SageMakerServing(SageMakerRegistry):
                 )
             except NotFound:
                 pass
-        self._sm("delete_endpoint", EndpointName=self.settings.endpoint_of(name))
         self._discard([config] if config else [], models)
+
+    # -- kill switch (emulated) -------------------------------------------------------------------
+
+    # SageMaker cannot make an endpoint refuse requests, so a killed endpoint is deleted: nothing
+    # serves, and a request fails as to a missing endpoint. Its config and Models are kept, and a
+    # kill record in the artifact bucket (written before the delete) holds the config and the
+    # traffic, so the endpoint reads back as killed, and releasing it re-creates it from that
+    # config with that traffic.
+
+    def _kill_key(self, name: str) -> str:
+        cloud = self.settings.endpoint_of(name)
+        return "/".join(p for p in (self.settings.key_prefix, "killed", f"{cloud}.json") if p)
+
+    def _kill_record(self, name: str) -> dict[str, Any] | None:
+        try:
+            body = self._call(
+                "s3", "get_object", Bucket=self.settings.require_bucket(), Key=self._kill_key(name)
+            )["Body"]
+        except NotFound:
+            return None
+        with body:
+            return dict(json.loads(body.read()))
+
+    def _forget_kill(self, name: str) -> None:
+        self._call(
+            "s3", "delete_object", Bucket=self.settings.require_bucket(), Key=self._kill_key(name)
+        )
+
+    def _killed(self, name: str, record: dict[str, Any]) -> Endpoint:
+        config = str(record["config"])
+        return Endpoint(
+            name=name,
+            status=EndpointStatus.KILLED,
+            routes=self._config_routes(config),
+            traffic=TrafficMap.model_validate(record["traffic"]),
+            backend="sagemaker",
+            backend_ids={"endpoint_config": config},
+            extra={"killed_at": record.get("killed_at", "")},
+        )
+
+    def kill(self, name: str) -> Endpoint:
+        """Record the endpoint's config and traffic, then delete the endpoint (not its config or
+        Models). Killing a killed endpoint changes nothing."""
+        record = self._kill_record(name)
+        if record is None:
+            described = self._describe_endpoint(name)
+            current = self._endpoint_from(described)
+            record = {
+                "config": str(described.get("EndpointConfigName", "")),
+                "traffic": current.traffic.model_dump(mode="json"),
+                "variant_weights": current.extra.get("variant_weights", {}),
+                "killed_at": self.context.clock.now().isoformat(),
+            }
+            self._call(
+                "s3",
+                "put_object",
+                Bucket=self.settings.require_bucket(),
+                Key=self._kill_key(name),
+                Body=json.dumps(record, sort_keys=True).encode(),
+                ContentType="application/json",
+            )
+        with contextlib.suppress(NotFound):  # deleted already: a repeated or resumed kill
+            self._sm("delete_endpoint", EndpointName=self.settings.endpoint_of(name))
+        return self._killed(name, record)
+
+    def unkill(self, name: str) -> Endpoint:
+        """Re-create the killed endpoint from the config it served, restore its weights and drop
+        the kill record; an endpoint that is not killed is answered as it is."""
+        record = self._kill_record(name)
+        if record is None:
+            return self.get_endpoint(name)
+        cloud = self.settings.endpoint_of(name)
+        self._wait_gone(name)
+        try:
+            self._sm(
+                "create_endpoint",
+                EndpointName=cloud,
+                EndpointConfigName=str(record["config"]),
+                Tags=tag_list({MANAGED_TAG: "true"}),
+            )
+        except Conflict as exc:  # re-created by a release whose record is still there
+            if not is_already_exists(exc):
+                raise
+        described = self._wait(name)
+        if described["EndpointStatus"] != "InService":
+            raise BackendError(
+                f"endpoint {name!r} is {described['EndpointStatus']} after its release: "
+                f"{described.get('FailureReason', '')}",
+                "sagemaker",
+            )
+        wanted: dict[str, float] = dict(record.get("variant_weights") or {})
+        running = {
+            str(v["VariantName"]): float(v.get("CurrentWeight", 0.0) or 0.0)
+            for v in described.get("ProductionVariants") or []
+        }
+        changes = [
+            {"VariantName": variant, "DesiredWeight": weight}
+            for variant, weight in sorted(wanted.items())
+            if variant in running and running[variant] != weight
+        ]
+        if changes:
+            self._sm(
+                "update_endpoint_weights_and_capacities",
+                EndpointName=cloud,
+                DesiredWeightsAndCapacities=changes,
+            )
+            described = self._wait(name)
+        self._forget_kill(name)
+        return self._endpoint_from(described)
+
+    def _wait_gone(self, name: str) -> None:
+        """Wait while a killed endpoint is still being deleted (a name cannot be taken again
+        before that ends)."""
+        deadline = time.monotonic() + self.settings.wait_timeout_seconds
+        while True:
+            try:
+                found = self._sm("describe_endpoint", EndpointName=self.settings.endpoint_of(name))
+            except NotFound:
+                return
+            if found.get("EndpointStatus") != "Deleting":
+                return
+            if time.monotonic() >= deadline:
+                raise BackendError(f"endpoint {name!r} still Deleting", "sagemaker")
+            time.sleep(self.settings.poll_seconds)
 
     def invoke(self, name: str, payload: Any, route: str | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -960,7 +1101,15 @@ class SageMakerServing(SageMakerRegistry):
         if route is not None:  # the variant the endpoint has under that route's name
             variants = self.get_endpoint(name).extra.get("variants", {})
             params["TargetVariant"] = variants.get(route, route)
-        answer = self._call("sagemaker-runtime", "invoke_endpoint", **params)
+        try:
+            answer = self._call("sagemaker-runtime", "invoke_endpoint", **params)
+        except (NotFound, ValidationError):
+            if self._kill_record(name) is not None:
+                raise BackendError(
+                    f"endpoint {name!r} is killed: it serves no model until released",
+                    "sagemaker",
+                ) from None
+            raise
         try:
             raw = answer["Body"].read()
             body = json.loads(raw)

@@ -1,0 +1,103 @@
+"""The kill switch on SageMaker (emulated): a killed endpoint is deleted, its config and Models
+kept with a kill record, and re-created from them when released."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mintaka_conformance.fakes.sagemaker import make_client
+from mintaka_sagemaker.backend import SageMakerBackend
+from sagemaker_testkit import BUCKET, SETTINGS
+
+from mintaka import BackendError, Platform
+from mintaka.domain.serving import EndpointStatus, Route, TrafficMap
+
+KILL_RECORD = f"{SETTINGS['prefix']}/killed/churn-live.json"
+BLUE = Route(name="blue", model="churn", version=1)
+GREEN = Route(name="green", model="churn", version=2)
+
+
+@pytest.fixture
+def versions(platform: Platform, tmp_path: Path) -> None:
+    for n in (1, 2):
+        root = tmp_path / f"v{n}"
+        root.mkdir()
+        (root / "model.bin").write_bytes(b"weights %d" % n)
+        platform.register_model("churn", root)
+
+
+def names(sm: Any) -> tuple[set[str], set[str], set[str]]:
+    endpoints = {e["EndpointName"] for e in sm.list_endpoints()["Endpoints"]}
+    configs = {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]}
+    models = {m["ModelName"] for m in sm.list_models()["Models"]}
+    return endpoints, configs, models
+
+
+def kill_records() -> list[Any]:
+    listed = make_client("s3").list_objects_v2(Bucket=BUCKET, Prefix=KILL_RECORD)
+    return list(listed.get("Contents") or [])
+
+
+def test_a_killed_endpoint_serves_nothing_until_released(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, versions: None
+) -> None:
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    _, configs, models = names(sm)
+    # No earlier traffic to go back to: the switch stops the endpoint.
+    platform.serving.kill("churn-live", reason="fairness incident")
+
+    assert names(sm) == (set(), configs, models)  # deleted; its config and Models kept
+    killed = cloud.get_endpoint("churn-live")
+    assert killed.status is EndpointStatus.KILLED
+    assert [r.name for r in killed.routes] == ["blue"]
+    with pytest.raises(BackendError, match="is killed"):
+        platform.serving.invoke("churn-live", [{"x": 1.0}])
+    assert platform.sync() == []
+    assert cloud.kill("churn-live") == killed  # killing it again changes nothing
+
+    released = platform.serving.unkill("churn-live", reason="retrained and re-approved")
+    assert released.status is EndpointStatus.IN_SERVICE
+    assert names(sm) == ({"churn-live"}, configs, models)
+    assert platform.serving.invoke("churn-live", [{"x": 1.0}])["predictions"]
+    assert kill_records() == []
+    assert platform.sync() == []
+    actions = [e.action for e in platform.audit.events(subject="churn-live")]
+    assert actions[-2:] == ["endpoint.kill", "endpoint.unkill"]
+
+
+def test_a_released_endpoint_gets_back_the_weights_it_had(
+    cloud: SageMakerBackend, sm: Any, versions: None
+) -> None:
+    cloud.create_endpoint("churn-live", [BLUE, GREEN], TrafficMap(weights={"blue": 100}))
+    cloud.set_traffic("churn-live", TrafficMap(weights={"blue": 70, "green": 30}))  # in place
+    cloud.kill("churn-live")
+    record = json.loads(make_client("s3").get_object(Bucket=BUCKET, Key=KILL_RECORD)["Body"].read())
+    assert record["traffic"]["weights"] == {"blue": 70, "green": 30}
+    assert cloud.get_endpoint("churn-live").traffic.weights == {"blue": 70, "green": 30}
+
+    assert cloud.unkill("churn-live").traffic.weights == {"blue": 70, "green": 30}
+    described = sm.describe_endpoint(EndpointName="churn-live")
+    weights = {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
+    assert weights == {"blue": 70, "green": 30}
+
+
+def test_releasing_an_endpoint_that_is_not_killed_changes_nothing(
+    cloud: SageMakerBackend, sm: Any, versions: None
+) -> None:
+    cloud.create_endpoint("churn-live", [BLUE], TrafficMap(weights={"blue": 100}))
+    before = sm.describe_endpoint(EndpointName="churn-live")["EndpointConfigName"]
+    assert cloud.unkill("churn-live").status is EndpointStatus.IN_SERVICE
+    assert sm.describe_endpoint(EndpointName="churn-live")["EndpointConfigName"] == before
+
+
+def test_deleting_a_killed_endpoint_removes_what_mintaka_made_and_the_record(
+    cloud: SageMakerBackend, sm: Any, versions: None
+) -> None:
+    cloud.create_endpoint("churn-live", [BLUE], TrafficMap(weights={"blue": 100}))
+    cloud.kill("churn-live")
+    cloud.delete_endpoint("churn-live")
+    assert names(sm) == (set(), set(), set())
+    assert kill_records() == []
