@@ -101,3 +101,36 @@ def test_deleting_a_killed_endpoint_removes_what_mintaka_made_and_the_record(
     cloud.delete_endpoint("churn-live")
     assert names(sm) == (set(), set(), set())
     assert kill_records() == []
+
+
+def test_without_a_bucket_a_missing_endpoint_is_still_not_found_and_kill_is_refused_first(
+    fake: Any, sm: Any, tmp_path: Path
+) -> None:
+    from sagemaker_testkit import sagemaker_platform
+
+    from mintaka import ConfigurationError, NotFound
+
+    bare = {k: v for k, v in SETTINGS.items() if k != "bucket"}
+    with sagemaker_platform(tmp_path / "home", bare) as platform:
+        cloud = platform.backend
+        assert isinstance(cloud, SageMakerBackend)
+        with pytest.raises(NotFound):
+            cloud.get_endpoint("nowhere")
+        sm.create_model(
+            ModelName="m", PrimaryContainer={"Image": "i"}, ExecutionRoleArn=SETTINGS["role_arn"]
+        )
+        sm.create_endpoint_config(
+            EndpointConfigName="c",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "m",
+                    "InitialInstanceCount": 1,
+                    "InstanceType": "ml.m5.large",
+                }
+            ],
+        )
+        sm.create_endpoint(EndpointName="churn-live", EndpointConfigName="c")
+        with pytest.raises(ConfigurationError, match="set bucket"):
+            cloud.kill("churn-live")
+        assert sm.describe_endpoint(EndpointName="churn-live")["EndpointStatus"] == "InService"

@@ -980,6 +980,8 @@ class SageMakerServing(SageMakerRegistry):
         return "/".join(p for p in (self.settings.key_prefix, "killed", f"{cloud}.json") if p)
 
     def _kill_record(self, name: str) -> dict[str, Any] | None:
+        if not self.settings.bucket:  # no bucket, so nothing was ever killed here
+            return None
         try:
             body = self._call(
                 "s3", "get_object", Bucket=self.settings.require_bucket(), Key=self._kill_key(name)
