@@ -36,6 +36,7 @@ adoption with nothing new writes nothing. Every adoption is audited (``model.ado
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -328,20 +329,20 @@ class MigrationService:
         if not isinstance(route, str) or not route.strip():
             raise InvalidName("route", route, "a route name must not be empty")
         route = route_name_of(route.strip())
-        options: dict[str, Any] = {
-            "reason": reason,
-            "owner": owner,
-            "tier": tier,
-            "versions": None,
-            "artifacts": None,
-            "run_id": run_id,
-            "dataset_ids": dataset_ids,
-            "code_commit": code_commit,
-            "pipeline_run_id": None,
-            "flavor": flavor,
-            "served": (endpoint, route),
-        }
-        name = self._prepare(model, **options).name
+        prepare = functools.partial(
+            self._prepare,
+            reason=reason,
+            owner=owner,
+            tier=tier,
+            artifacts=None,
+            run_id=run_id,
+            dataset_ids=dataset_ids,
+            code_commit=code_commit,
+            pipeline_run_id=None,
+            flavor=flavor,
+            served=(endpoint, route),
+        )
+        name = prepare(model, versions=None).name
         if not platform.supports(Capability.REGISTRY_FROM_SERVING):
             raise UnsupportedCapability(
                 platform.backend.name,
@@ -364,7 +365,7 @@ class MigrationService:
                 f"{registered.name}:{registered.version}, not a version of {name!r}"
             )
         # Prepared again, for that one version and with the store as it is now.
-        args = self._prepare(name, **{**options, "versions": [registered.version]})
+        args = prepare(name, versions=[registered.version])
         return self._adopt_model(args, on_fetch)
 
     def _prepare(
