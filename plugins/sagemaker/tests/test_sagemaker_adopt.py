@@ -162,6 +162,11 @@ def test_a_group_whose_name_mintaka_cannot_use_is_adopted_under_a_mapped_name(
         platform.set_alias("churn-model", "champion", 1)  # tags on the group the map names
         tags = sm.list_tags(ResourceArn=found["churn-model"].backend_id)["Tags"]
         assert {"Key": "mintaka:alias:champion", "Value": "1"} in tags
+        # An endpoint names the package by its ARN, where SageMaker writes the group lower case.
+        package = str(adopted.backend_ids["model_package"])
+        deployed_from_model_data(sm, "churn-api", PrimaryContainer={"ModelPackageName": package})
+        endpoint = platform.migration.adopt_endpoint("churn-api", reason="inherited").endpoint
+        assert [(r.model, r.version) for r in endpoint.routes] == [("churn-model", 1)]
         assert platform.sync() == []
 
 

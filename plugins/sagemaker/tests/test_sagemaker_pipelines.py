@@ -409,3 +409,31 @@ def test_a_version_a_run_registered_is_adopted_when_its_status_is_read(
     assert [n.key for n in upstream.nodes if n.kind is NodeKind.PIPELINE_RUN] == [run.id]
     assert platform.pipelines.status(run.id).adopted == ()  # once
     assert [d.subject for d in platform.sync() if d.subject.startswith("churn")] == []
+
+
+def test_a_registration_goes_to_the_group_model_names_maps_the_model_to(
+    fake: SageMakerFake, sm: Any, tmp_path: Path
+) -> None:
+    """A pipeline cannot look a name up, so the RegisterModel step reads a hidden parameter
+    that submit sets to the mapped group; the run reads back under the Mintaka name."""
+    from sagemaker_testkit import SETTINGS, sagemaker_platform
+
+    spec = retrain_and_register(sm, fake)
+    spec.parameters["model"] = "churn-model"
+    sm.create_model_package_group(ModelPackageGroupName="ChurnModel")
+    settings = {**SETTINGS, "model_names": {"churn-model": "ChurnModel"}}
+    with sagemaker_platform(tmp_path / "home", settings) as platform:
+        cloud = platform.backend
+        assert isinstance(cloud, SageMakerBackend)
+        native = cloud.compile(spec)
+        assert parse_definition(json.dumps(native.definition)) is not None
+        run = cloud.submit(native, {"model": "churn-model"})
+        assert run.status is PipelineStatus.SUCCEEDED
+        register = run.steps[-1]
+        package = sm.describe_model_package(ModelPackageName=register.outputs["model_package_arn"])
+        assert package["ModelPackageGroupName"] == "ChurnModel"
+        assert register.outputs["registered_model"] == "churn-model"
+        assert run.parameters["model"] == "churn-model"
+        assert not any(name.startswith("MintakaGroupOf") for name in run.parameters)
+        groups = sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
+        assert "churn-model" not in {g["ModelPackageGroupName"] for g in groups}

@@ -116,10 +116,13 @@ def check_name_map(
     return names
 
 
-def mintaka_name_in(names: dict[str, str], theirs: str) -> str:
-    """The Mintaka name that ``names`` maps to cloud name ``theirs``; ``theirs`` if none does."""
+def mintaka_name_in(names: dict[str, str], theirs: str, *, ignore_case: bool = False) -> str:
+    """The Mintaka name that ``names`` maps to cloud name ``theirs``; ``theirs`` if none does.
+    ``ignore_case`` for a cloud whose names are case-insensitive (SageMaker writes them lower
+    case in ARNs)."""
+    wanted = theirs.lower() if ignore_case else theirs
     for mintaka, mapped in names.items():
-        if mapped == theirs:
+        if (mapped.lower() if ignore_case else mapped) == wanted:
             return mintaka
     return theirs
 

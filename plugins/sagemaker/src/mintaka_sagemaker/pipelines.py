@@ -67,6 +67,7 @@ RUNNER_OPTIONS = frozenset({"inputs", "outputs", "workdir", "run-id", "run_id", 
 # The model artifact a producing step leaves in its outputs folder for a RegisterModel step.
 MODEL_TARBALL = "model.tar.gz"
 NAME_RULE = re.compile(r"^[A-Za-z0-9\-_]{1,64}$")
+GROUP_PARAMETERS = "mintaka_group_parameters"
 STATUSES = {
     "Executing": PipelineStatus.RUNNING,
     "Stopping": PipelineStatus.RUNNING,
@@ -125,6 +126,12 @@ def _refuse_controller_step(step: StepSpec) -> None:
         )
 
 
+def _groups_of(definition: dict[str, Any]) -> dict[str, str]:
+    """The hidden group parameters of a definition (``_group_parameters``) -> their sources."""
+    raw = (definition.get("Metadata") or {}).get(GROUP_PARAMETERS)
+    return dict(json.loads(raw)) if raw else {}
+
+
 def _unique(base: str, taken: set[str]) -> str:
     """A SageMaker step name from ``base``: at most 64 characters, not among ``taken``."""
     name = base if len(base) <= 64 else base[:55].rstrip("-_") + "-" + short_hash(base)
@@ -176,16 +183,48 @@ class SageMakerPipelines(AwsCalls):
             if step.name in gates:
                 condition, fail = gates[step.name]
                 steps.append(self._gate_steps(step, condition, fail))
+        metadata: dict[str, Any] = {"mintaka_pipeline": spec.name}
+        parameters = [
+            {"Name": name, "Type": _parameter_type(value), "DefaultValue": value}
+            for name, value in spec.parameters.items()
+        ]
+        groups = self._group_parameters(steps) if self.settings.model_names else {}
+        if groups:
+            metadata[GROUP_PARAMETERS] = json.dumps(groups, sort_keys=True)  # strings only
+            parameters += [
+                {
+                    "Name": hidden,
+                    "Type": "String",
+                    "DefaultValue": self.settings.group_of(str(spec.parameters.get(source, ""))),
+                }
+                for hidden, source in groups.items()
+            ]
         definition = {
             "Version": "2020-12-01",
-            "Metadata": {"mintaka_pipeline": spec.name},
-            "Parameters": [
-                {"Name": name, "Type": _parameter_type(value), "DefaultValue": value}
-                for name, value in spec.parameters.items()
-            ],
+            "Metadata": metadata,
+            "Parameters": parameters,
             "Steps": steps,
         }
         return NativePipeline(pipeline=spec.name, format=FORMAT, definition=definition)
+
+    @staticmethod
+    def _group_parameters(steps: list[dict[str, Any]]) -> dict[str, str]:
+        """Point each RegisterModel step that takes its group from a parameter at a parameter of
+        its own, which ``submit`` sets to the group ``model_names`` maps the model name to (a
+        pipeline cannot look a name up); hidden parameter -> the parameter naming the model."""
+        groups: dict[str, str] = {}
+        for step in steps:
+            arguments = step.get("Arguments") or {}
+            named = arguments.get("ModelPackageGroupName")
+            if step.get("Type") != "RegisterModel" or not isinstance(named, dict):
+                continue
+            source = str(named.get("Get", "")).removeprefix("Parameters.")
+            if not source or source == named.get("Get"):
+                continue
+            hidden = f"MintakaGroupOf-{source}"[:64]
+            groups[hidden] = source
+            arguments["ModelPackageGroupName"] = {"Get": f"Parameters.{hidden}"}
+        return groups
 
     def _value(
         self, spec: PipelineSpec, step: StepSpec, source: tuple[str, str], kinds: dict[str, bool]
@@ -423,6 +462,12 @@ class SageMakerPipelines(AwsCalls):
             }
             for name, value in parameters.items()
         ]
+        # The group each registration goes to, from the model name it is given (model_names).
+        for hidden, source in _groups_of(pipeline.definition).items():
+            if source in parameters:
+                group = self.settings.group_of(_text(parameters[source]))
+                values = [v for v in values if v["Name"] != hidden]
+                values.append({"Name": hidden, "Value": group})
         started = self._sm(
             "start_pipeline_execution",
             PipelineName=pipeline.pipeline,
@@ -449,12 +494,14 @@ class SageMakerPipelines(AwsCalls):
         ):
             listed.extend(page.get("PipelineExecutionSteps", []))
         steps, backend_ids, gate_message = self._step_runs(run_id, definition, listed)
+        hidden = _groups_of(definition)
         parameters = {
             str(p["Name"]): p["Value"]
             for p in self._sm(
                 "list_pipeline_parameters_for_execution", PipelineExecutionArn=run_id
             ).get("PipelineParameters", [])
             or []
+            if str(p["Name"]) not in hidden
         }
         created = found.get("CreationTime")
         modified = found.get("LastModifiedTime")

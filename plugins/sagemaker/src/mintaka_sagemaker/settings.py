@@ -76,7 +76,7 @@ class SageMakerSettings(BackendSettings):
 
     def name_of(self, group: str) -> str:
         """The Mintaka name of model package group ``group`` (itself unless mapped)."""
-        return mintaka_name_in(self.model_names, group)
+        return mintaka_name_in(self.model_names, group, ignore_case=True)  # ARNs: lower case
 
     def endpoint_of(self, name: str) -> str:
         """The SageMaker endpoint that is Mintaka endpoint ``name``."""
@@ -84,7 +84,7 @@ class SageMakerSettings(BackendSettings):
 
     def endpoint_name_of(self, endpoint: str) -> str:
         """The Mintaka name of SageMaker endpoint ``endpoint`` (itself unless mapped)."""
-        return mintaka_name_in(self.endpoint_names, endpoint)
+        return mintaka_name_in(self.endpoint_names, endpoint, ignore_case=True)
 
     @property
     def key_prefix(self) -> str:
