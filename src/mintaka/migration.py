@@ -343,21 +343,18 @@ class MigrationService:
             served=(endpoint, route),
         )
         name = prepare(model, versions=None).name
-        if not platform.supports(Capability.REGISTRY_FROM_SERVING):
-            raise UnsupportedCapability(
-                platform.backend.name,
-                Capability.REGISTRY_FROM_SERVING.value,
-                "its endpoints serve registry versions only: adopt their models "
-                "(mintaka adopt model), then the endpoint",
-            )
-        registrar = platform._area(Capability.REGISTRY_FROM_SERVING, ServedRegistration)
+        registrar = platform._area(
+            Capability.REGISTRY_FROM_SERVING,
+            ServedRegistration,
+            "its endpoints serve registry versions only: adopt their models "
+            "(mintaka adopt model), then the endpoint",
+        )
         platform._area(Capability.SYNC, StateObserver)
-        if not platform.supports(Capability.REGISTRY_FETCH):
-            raise UnsupportedCapability(
-                platform.backend.name,
-                Capability.REGISTRY_FETCH.value,
-                "the bytes of what the endpoint serves cannot be read back to be digested",
-            )
+        platform._area(
+            Capability.REGISTRY_FETCH,
+            ArtifactFetch,
+            "the bytes of what the endpoint serves cannot be read back to be digested",
+        )
         registered = registrar.register_served(endpoint, route, name)
         if registered.name != name:
             raise Conflict(

@@ -246,10 +246,11 @@ class Platform:
 
     # -- plumbing -----------------------------------------------------------------------------
 
-    def _area(self, capability: Capability, interface: type[T]) -> T:
-        """The backend as ``interface``, after checking it declares ``capability``."""
+    def _area(self, capability: Capability, interface: type[T], hint: str = "") -> T:
+        """The backend as ``interface``, after checking it declares ``capability`` (``hint``:
+        what the refusal adds, such as what to do instead)."""
         if capability not in self.backend.capabilities or not isinstance(self.backend, interface):
-            raise UnsupportedCapability(self.backend.name, capability.value)
+            raise UnsupportedCapability(self.backend.name, capability.value, hint)
         return cast(T, self.backend)
 
     def supports(self, capability: Capability) -> bool:
