@@ -177,6 +177,7 @@ def test_a_group_whose_name_mintaka_cannot_use_is_adopted_under_a_mapped_name(
         ({"churn": "churn_model"}, "not a valid model package group name in the cloud"),
         ({"churn": "legacy-churn"}, "valid Mintaka name already"),
         ({"a-model": "ModelA", "b-model": "ModelA"}, "two Mintaka names map to one"),
+        ({"a-model": "ModelA", "b-model": "MODELA"}, "two Mintaka names map to one"),
     ],
 )
 def test_a_name_map_that_is_not_one_to_one_is_refused(

@@ -97,11 +97,14 @@ def check_name_map(
     what: str,
     rule: Callable[[object], str],
     cloud_name: re.Pattern[str],
+    *,
+    ignore_case: bool = False,
 ) -> dict[str, str]:
     """A backend setting that maps Mintaka names to cloud names Mintaka cannot use (a SageMaker
     group ``ChurnModel``), checked one to one: each key passes ``rule``, each value matches
     ``cloud_name`` and is no name Mintaka could use itself (it would be reachable under two
-    names), and no two keys share a value. Raises ``ValueError`` (a settings error)."""
+    names), and no two keys share a value (compared without case where the cloud's names are
+    case-insensitive, as ``mintaka_name_in`` then reads them). Raises ``ValueError``."""
     for mintaka, theirs in names.items():
         rule(mintaka)
         if not cloud_name.match(theirs):
@@ -111,7 +114,8 @@ def check_name_map(
         except InvalidName:
             continue
         raise ValueError(f"{what} {theirs!r} is a valid Mintaka name already: use it as is")
-    if len(set(names.values())) != len(names):
+    values = {v.lower() if ignore_case else v for v in names.values()}
+    if len(values) != len(names):
         raise ValueError(f"two Mintaka names map to one {what}")
     return names
 

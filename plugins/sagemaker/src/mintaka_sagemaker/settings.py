@@ -57,12 +57,16 @@ class SageMakerSettings(BackendSettings):
     @field_validator("model_names")
     @classmethod
     def _model_names_one_to_one(cls, names: dict[str, str]) -> dict[str, str]:
-        return check_name_map(names, "model package group", validate_model_name, SAGEMAKER_NAME)
+        return check_name_map(
+            names, "model package group", validate_model_name, SAGEMAKER_NAME, ignore_case=True
+        )
 
     @field_validator("endpoint_names")
     @classmethod
     def _endpoint_names_one_to_one(cls, names: dict[str, str]) -> dict[str, str]:
-        return check_name_map(names, "endpoint", validate_endpoint_name, SAGEMAKER_NAME)
+        return check_name_map(
+            names, "endpoint", validate_endpoint_name, SAGEMAKER_NAME, ignore_case=True
+        )
 
     @model_validator(mode="after")
     def _backoff_cap_needs_standard_retries(self) -> SageMakerSettings:
