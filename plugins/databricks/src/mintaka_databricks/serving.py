@@ -52,6 +52,16 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return obj.as_dict() if obj is not None else {}
 
 
+def _weights_of(config: dict[str, Any]) -> dict[str, int]:
+    """Route name -> traffic percentage of an endpoint config's ``traffic_config``."""
+    return {
+        route_name_of(str(r.get("served_entity_name") or r.get("served_model_name"))): int(
+            r.get("traffic_percentage", 0)
+        )
+        for r in (config.get("traffic_config") or {}).get("routes") or []
+    }
+
+
 # What a served entity runs on and with: kept by every later config of its endpoint.
 COMPUTE_FIELDS = (
     "workload_size",
@@ -85,12 +95,7 @@ class _Carried(NamedTuple):
             }
             for entity in config.get("served_entities") or []
         }
-        weights = {
-            route_name_of(str(r.get("served_entity_name") or r.get("served_model_name"))): int(
-                r.get("traffic_percentage", 0)
-            )
-            for r in (config.get("traffic_config") or {}).get("routes") or []
-        }
+        weights = _weights_of(config)
         busiest = max(compute, key=lambda route: weights.get(route, 0), default=None)
         return cls(compute, None if busiest is None else compute[busiest])
 
@@ -130,12 +135,7 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         try:
             served_names = route_names_of([str(s["name"]) for s in entities], "served entity")
             routes = [self._route_of(s) for s in entities]
-            weights = {
-                route_name_of(str(r.get("served_entity_name") or r.get("served_model_name"))): int(
-                    r.get("traffic_percentage", 0)
-                )
-                for r in (config.get("traffic_config") or {}).get("routes") or []
-            }
+            weights = _weights_of(config)
             mapped = tuple(r for r in routes if r is not None)
             if len(mapped) != len(routes):
                 raise ValueError("served entities that are not Mintaka routes")
