@@ -126,6 +126,28 @@ def made_model(endpoint: str, name: str) -> bool:
     return name.startswith(f"{endpoint}-") and _MADE_MODEL.fullmatch(name[-9:]) is not None
 
 
+def variants_of(config: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The production and shadow variants of a described endpoint config."""
+    return [
+        *((config or {}).get("ProductionVariants") or []),
+        *((config or {}).get("ShadowProductionVariants") or []),
+    ]
+
+
+def slot_routes(variants: list[dict[str, Any]]) -> dict[str, str]:
+    """Route name -> variant name, for variants of one config (``route_names_of``)."""
+    return route_names_of([str(v["VariantName"]) for v in variants], "production variant")
+
+
+def made_models(endpoint: str, config: dict[str, Any]) -> set[str]:
+    """The Models a described config of ``endpoint`` serves that Mintaka made."""
+    return {
+        str(v["ModelName"])
+        for v in variants_of(config)
+        if made_model(endpoint, str(v["ModelName"]))
+    }
+
+
 def _sum_query(query_id: str, metric: str, dimensions: list[dict[str, str]]) -> dict[str, Any]:
     """A per-minute Sum of one ``AWS/SageMaker`` metric, as an input of a metric-math alarm."""
     return {
@@ -225,10 +247,10 @@ class Carried:
     @classmethod
     def of(cls, config: dict[str, Any] | None, routes: Sequence[Route] = ()) -> Carried:
         production = list((config or {}).get("ProductionVariants") or [])
-        variants = production + list((config or {}).get("ShadowProductionVariants") or [])
+        variants = variants_of(config)
         if not variants:
             return cls()
-        names = route_names_of([str(v["VariantName"]) for v in variants], "production variant")
+        names = slot_routes(variants)
         by_variant = {str(v["VariantName"]): v for v in variants}
         compute = {
             route: {k: by_variant[slot][k] for k in COMPUTE_FIELDS if k in by_variant[slot]}
@@ -511,11 +533,7 @@ class SageMakerServing(SageMakerRegistry):
 
     def _config_variants(self, config_name: str) -> list[dict[str, Any]]:
         """The production and shadow variants of a config; NotFound when it is gone."""
-        config = self._sm("describe_endpoint_config", EndpointConfigName=config_name)
-        return [
-            *(config.get("ProductionVariants") or []),
-            *(config.get("ShadowProductionVariants") or []),
-        ]
+        return variants_of(self._sm("describe_endpoint_config", EndpointConfigName=config_name))
 
     def _package_of(self, described: dict[str, Any]) -> str | None:
         """The model package a SageMaker Model serves: the one its container names, else the one
@@ -536,7 +554,7 @@ class SageMakerServing(SageMakerRegistry):
             variants = self._config_variants(config_name)
         except NotFound:
             return [], True
-        names = route_names_of([str(v["VariantName"]) for v in variants], "production variant")
+        names = slot_routes(variants)
         routes: list[Route] = []
         for route, variant in sorted(names.items()):
             model = next(v.get("ModelName") for v in variants if v["VariantName"] == variant)
@@ -560,7 +578,7 @@ class SageMakerServing(SageMakerRegistry):
         described = self._describe_endpoint(endpoint)
         config_name = str(described.get("EndpointConfigName", ""))
         variants = self._config_variants(config_name)
-        names = route_names_of([str(v["VariantName"]) for v in variants], "production variant")
+        names = slot_routes(variants)
         if route not in names:
             raise NotFound(
                 f"[sagemaker] endpoint {endpoint!r} has no route {route!r} "
@@ -654,9 +672,7 @@ class SageMakerServing(SageMakerRegistry):
             for v in described.get("ProductionVariants") or []
         }
         shadows = described.get("ShadowProductionVariants") or []
-        variants = route_names_of(
-            [*raw, *(str(v["VariantName"]) for v in shadows)], "production variant"
-        )
+        variants = slot_routes(variants_of(described))
         weights = percentages({route_name_of(v): w for v, w in raw.items()})
         if weights:
             for route in routes:
@@ -884,12 +900,7 @@ class SageMakerServing(SageMakerRegistry):
             self.config_routes.forget(old)
             return
         in_use = {v["ModelName"] for v in keep.variants + keep.shadow_variants}
-        stale = {
-            v["ModelName"]
-            for v in (found.get("ProductionVariants") or [])
-            + (found.get("ShadowProductionVariants") or [])
-            if made_model(name, str(v["ModelName"]))
-        } - in_use
+        stale = made_models(name, found) - in_use
         self._discard([old], sorted(stale))
 
     def _answer(self, name: str, done: dict[str, Any] | None) -> Endpoint:
@@ -955,14 +966,7 @@ class SageMakerServing(SageMakerRegistry):
         if config:
             try:
                 found = self._sm("describe_endpoint_config", EndpointConfigName=config)
-                models = sorted(
-                    {
-                        v["ModelName"]
-                        for v in (found.get("ProductionVariants") or [])
-                        + (found.get("ShadowProductionVariants") or [])
-                        if made_model(name, str(v["ModelName"]))
-                    }
-                )
+                models = sorted(made_models(name, found))
             except NotFound:
                 pass
         self._discard([config] if config else [], models)
