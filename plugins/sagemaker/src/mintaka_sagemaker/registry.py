@@ -66,6 +66,22 @@ def _origin(metadata: Mapping[str, Any]) -> VersionOrigin | None:
     return origin if origin.attrs() else None
 
 
+def package_container(described: Mapping[str, Any]) -> dict[str, Any]:
+    """A described model package's (first) inference container; empty when it has none."""
+    containers = (described.get("InferenceSpecification") or {}).get("Containers") or [{}]
+    return dict(containers[0])
+
+
+def package_data(described: Mapping[str, Any]) -> ModelData | None:
+    """Where a described model package's model data is: its container's, else its
+    ``SourceUri`` (a package Mintaka registered without an inference image)."""
+    data = model_data_of(package_container(described))
+    if data is None and described.get("SourceUri"):
+        uri = str(described["SourceUri"])
+        data = ModelData(uri, tarball=uri.endswith(TARBALL_SUFFIXES))
+    return data
+
+
 def package_version(arn: str) -> tuple[str, int] | None:
     """The group and version number in a versioned model package's ARN
     (``...:model-package/<group>/<version>``); None when the ARN has another form."""
@@ -211,11 +227,7 @@ class SageMakerRegistry(AwsCalls):
         """The package's model data from S3: a ``tar.gz`` unpacked, any other object as a file,
         and an uncompressed ``ModelDataSource`` prefix as the directory of its objects."""
         described = self._describe_package(name, version)
-        containers = (described.get("InferenceSpecification") or {}).get("Containers") or [{}]
-        data = model_data_of(containers[0])
-        if data is None and described.get("SourceUri"):
-            uri = str(described["SourceUri"])
-            data = ModelData(uri, tarball=uri.endswith(TARBALL_SUFFIXES))
+        data = package_data(described)
         if data is None or not data.uri.startswith("s3://"):
             raise NotFound(
                 f"[sagemaker] version {name}:{version} names no S3 model data: "
@@ -274,9 +286,8 @@ class SageMakerRegistry(AwsCalls):
         number = int(described["ModelPackageVersion"])
         arn = str(described["ModelPackageArn"])
         meta = dict(described.get("CustomerMetadataProperties") or {})
-        containers = (described.get("InferenceSpecification") or {}).get("Containers") or [{}]
-        data = model_data_of(containers[0])
-        uri = data.uri if data else described.get("SourceUri") or ""
+        data = package_data(described)
+        uri = data.uri if data else ""
         tags = {k: v for k, v in self._tags(arn).items() if not k.startswith(SYSTEM_TAG_PREFIXES)}
         stage = str(meta.get(META_STAGE, ""))
         approval = APPROVAL_FROM_SAGEMAKER.get(str(described.get("ModelApprovalStatus")))

@@ -70,6 +70,7 @@ from mintaka_sagemaker.registry import (
     META_SERVED_BY,
     SageMakerRegistry,
     client_token,
+    package_container,
     package_version,
 )
 
@@ -422,19 +423,19 @@ class SageMakerServing(SageMakerRegistry):
             image, role = self._require_serving_settings()
             route = layout.route_of(variant)
             package = self._describe_package(route.model, route.version)
-            containers = (package.get("InferenceSpecification") or {}).get("Containers") or [{}]
+            packaged = package_container(package)
             container: dict[str, Any] = {
-                "Image": containers[0].get("Image") or image,
+                "Image": packaged.get("Image") or image,
                 "Environment": {
-                    **(containers[0].get("Environment") or {}),
+                    **(packaged.get("Environment") or {}),
                     "MINTAKA_MODEL": route.model,
                     "MINTAKA_VERSION": str(route.version),
                 },
             }
-            if containers[0].get("ModelDataUrl"):
-                container["ModelDataUrl"] = containers[0]["ModelDataUrl"]
-            elif containers[0].get("ModelDataSource"):
-                container["ModelDataSource"] = containers[0]["ModelDataSource"]
+            if packaged.get("ModelDataUrl"):
+                container["ModelDataUrl"] = packaged["ModelDataUrl"]
+            elif packaged.get("ModelDataSource"):
+                container["ModelDataSource"] = packaged["ModelDataSource"]
             elif package.get("SourceUri"):
                 container["ModelDataUrl"] = package["SourceUri"]
             try:
