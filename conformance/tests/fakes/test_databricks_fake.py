@@ -12,6 +12,7 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import requests
 from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.errors import (
@@ -617,6 +618,72 @@ def test_invoking_an_endpoint_that_is_not_ready_is_refused(
         w.serving_endpoints.query("ep", inputs=[1])
     with pytest.raises(ResourceDoesNotExist):
         w.serving_endpoints.query("missing", inputs=[1])
+
+
+def test_ai_gateway_rate_limits_are_validated_and_call_limits_enforced_per_minute(
+    databricks_environment: Path,
+) -> None:
+    now = [1_800_000_000.0]
+    with FakeDatabricks(seed=0, clock=lambda: now[0]) as fake:
+        w = workspace_client(fake, clock=NoWaitClock())
+        endpoint_with_two_versions(w)
+        gateway = "/api/2.0/serving-endpoints/churn-ep/ai-gateway"
+        for bad, says in (
+            ({"calls": 1, "renewal_period": "hour"}, "renewal_period"),
+            ({"calls": -1, "renewal_period": "minute"}, "non-negative"),
+            ({"renewal_period": "minute"}, "calls or tokens"),
+            ({"calls": 1, "key": "team", "renewal_period": "minute"}, "key 'team'"),
+            ({"calls": 1, "key": "user_group", "renewal_period": "minute"}, "principal"),
+        ):
+            with pytest.raises(InvalidParameterValue, match=says):
+                w.api_client.do("PUT", gateway, body={"rate_limits": [bad]})
+        with pytest.raises(InvalidParameterValue, match="More than one"):
+            w.api_client.do(
+                "PUT",
+                gateway,
+                body={"rate_limits": [{"calls": 1, "renewal_period": "minute"}] * 2},
+            )
+
+        def status() -> int:
+            answer = requests.post(
+                f"{fake.host}/serving-endpoints/churn-ep/invocations",
+                json={"inputs": [1]},
+                headers={"Authorization": f"Bearer {fake.token}"},
+                timeout=5,
+            )
+            if answer.status_code == 429:
+                assert answer.json()["error_code"] == "REQUEST_LIMIT_EXCEEDED"
+            return answer.status_code
+
+        w.serving_endpoints.put_ai_gateway(
+            "churn-ep",
+            rate_limits=[
+                serving.AiGatewayRateLimit(
+                    calls=2,
+                    key=serving.AiGatewayRateLimitKey.ENDPOINT,
+                    renewal_period=serving.AiGatewayRateLimitRenewalPeriod.MINUTE,
+                ),
+                serving.AiGatewayRateLimit(
+                    calls=1,
+                    key=serving.AiGatewayRateLimitKey.USER,
+                    principal="someone-else@example.com",
+                    renewal_period=serving.AiGatewayRateLimitRenewalPeriod.MINUTE,
+                ),
+            ],
+            usage_tracking_config=serving.AiGatewayUsageTrackingConfig(enabled=True),
+        )
+        assert [status() for _ in range(3)] == [200, 200, 429]
+        now[0] += 60  # the next minute
+        assert status() == 200
+        w.api_client.do(
+            "PUT", gateway, body={"rate_limits": [{"calls": 0, "renewal_period": "minute"}]}
+        )
+        assert status() == 429  # a limit of 0 refuses every request
+        read = w.serving_endpoints.get("churn-ep").ai_gateway
+        assert read is not None
+        assert read.rate_limits is not None
+        assert read.rate_limits[0].calls == 0
+        assert read.usage_tracking_config is None  # a PUT replaces the whole gateway config
 
 
 def test_predictors_and_inference_tables(fake: FakeDatabricks, w: WorkspaceClient) -> None:

@@ -59,6 +59,7 @@ _CAPABILITIES = frozenset(
         Capability.SERVING_TRAFFIC_SPLIT,
         Capability.SERVING_SHADOW,
         Capability.SERVING_NATIVE_ROLLOUT,
+        Capability.SERVING_KILL,
         Capability.MONITORING_CAPTURE,
         Capability.MONITORING_METRICS,
         Capability.PIPELINES,
@@ -86,6 +87,15 @@ _SHARED_EMULATED: dict[Capability, Emulation] = {
         "from the endpoint metrics it reads",
         limits="no rollout runs while Mintaka is not running; Databricks has no alarm-driven "
         "rollback of its own",
+    ),
+    Capability.SERVING_KILL: Emulation(
+        how="an endpoint-wide AI Gateway rate limit of 0 calls per minute refuses every request "
+        "while the endpoint keeps its config and compute; the endpoint-wide limit it had is kept "
+        "in its 'mintaka-killed' tag and restored on release",
+        limits="Databricks applies a rate-limit change within about a minute, so requests may "
+        "still be answered for that long; callers get 429 REQUEST_LIMIT_EXCEEDED, which the "
+        "Databricks SDK retries until its retry timeout; a workspace without AI Gateway rate "
+        "limits for the endpoint's type refuses the kill (BackendError)",
     ),
 }
 

@@ -7,6 +7,11 @@ traffic map is the endpoint's ``traffic_config.routes``. Every change goes throu
 ``update_config`` restates every served entity, so each keeps its name and compute (``_Carried``).
 Invocations pinned to a route use the served-model invocation path. Metrics are the endpoint's
 Prometheus export; captured traffic is its inference table, read back through a SQL warehouse.
+
+The kill switch is an endpoint-wide AI Gateway rate limit of 0 calls per minute: the endpoint
+keeps its config and compute but refuses every request. The endpoint-wide limit it had before is
+kept in its ``mintaka-killed`` tag (the kill record, written before the limit) and restored on
+release.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from mintaka.errors import (
     NotFound,
     ValidationError,
 )
-from mintaka.interfaces import CaptureSource, MetricsSource, Serving, TrafficSplit
+from mintaka.interfaces import CaptureSource, KillSwitch, MetricsSource, Serving, TrafficSplit
 from mintaka_databricks.counters import Counters, CounterSnapshots, Snapshot, baseline, since
 from mintaka_databricks.errors import BACKEND
 from mintaka_databricks.names import table_prefix
@@ -37,6 +42,25 @@ from mintaka_databricks.workspace import WorkspaceAccess
 
 MANAGED_TAG = "mintaka-managed"
 REQUEST_TAG = "mintaka-request"
+KILL_TAG = "mintaka-killed"
+_REFUSE_ALL = {"calls": 0, "key": "endpoint", "renewal_period": "minute"}
+
+
+def _endpoint_wide(limit: dict[str, Any]) -> bool:
+    return bool(limit.get("key", "endpoint") == "endpoint")
+
+
+def _rate_limits(details: dict[str, Any]) -> list[dict[str, Any]]:
+    return list((details.get("ai_gateway") or {}).get("rate_limits") or [])
+
+
+def _refusing(details: dict[str, Any]) -> bool:
+    """Whether an endpoint-wide limit of 0 calls per minute is in force: every request refused."""
+    return any(_endpoint_wide(r) and r.get("calls") == 0 for r in _rate_limits(details))
+
+
+def _tag(details: dict[str, Any], key: str) -> str | None:
+    return next((t.get("value") for t in details.get("tags") or [] if t.get("key") == key), None)
 
 
 class _Reading(NamedTuple):
@@ -100,8 +124,11 @@ class _Carried(NamedTuple):
         return cls(compute, None if busiest is None else compute[busiest])
 
 
-class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, CaptureSource):
-    """``Capability.SERVING``, traffic split, metrics and capture over Model Serving."""
+class EndpointServing(
+    WorkspaceAccess, Serving, TrafficSplit, KillSwitch, MetricsSource, CaptureSource
+):
+    """``Capability.SERVING``, traffic split, the kill switch, metrics and capture over Model
+    Serving."""
 
     # -- reading --------------------------------------------------------------------------------
 
@@ -144,9 +171,15 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         except ValueError:  # not Mintaka's: report it raw rather than guess
             mapped, traffic = (), TrafficMap(weights={})
             extra["config"] = config
+        killed = _refusing(details)
+        if killed:
+            with contextlib.suppress(Conflict):  # a stray tag does not stop reading the endpoint
+                extra["killed_at"] = (self._kill_record(details) or {}).get("killed_at")
         return Endpoint(
             name=self.settings.endpoint_name_of(str(details["name"])),
-            status=_status(state, has_config=bool(details.get("config"))),
+            status=EndpointStatus.KILLED
+            if killed
+            else _status(state, has_config=bool(details.get("config"))),
             routes=mapped,
             traffic=traffic,
             backend=BACKEND,
@@ -326,6 +359,103 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
             lambda: self.client.serving_endpoints.delete(self.settings.endpoint_of(name)),
         )
 
+    # -- kill switch (emulated) -------------------------------------------------------------------
+    #
+    # Model Serving cannot stop an endpoint, but AI Gateway rate limits apply to every caller: an
+    # endpoint-wide limit of 0 calls per minute refuses every request (429) while the endpoint
+    # keeps its config, compute, permissions and URL, so releasing it is one call. The
+    # endpoint-wide limit it had is recorded first, in the ``mintaka-killed`` tag, so an
+    # interrupted kill or release can be run again and never loses that limit.
+
+    def _raw(self, name: str) -> dict[str, Any]:
+        """The endpoint as the service returns it (every AI Gateway field, known to the SDK or
+        not, so that writing the gateway back keeps them)."""
+        return self._rest(
+            "GET",
+            f"/api/2.0/serving-endpoints/{self.settings.endpoint_of(name)}",
+            f"reading endpoint {name}",
+        )
+
+    def _kill_record(self, details: dict[str, Any]) -> dict[str, Any] | None:
+        value = _tag(details, KILL_TAG)
+        if value is None:
+            return None
+        try:
+            record = json.loads(value)
+        except ValueError:
+            record = None
+        if not isinstance(record, dict) or not isinstance(record.get("endpoint_limits"), list):
+            raise Conflict(
+                f"endpoint {details.get('name')!r} has a {KILL_TAG!r} tag that is not a kill "
+                f"record ({value!r}): remove the tag in Databricks, then retry"
+            )
+        return record
+
+    def _put_rate_limits(
+        self, name: str, details: dict[str, Any], limits: list[dict[str, Any]]
+    ) -> None:
+        gateway = {**(details.get("ai_gateway") or {}), "rate_limits": limits}
+        self._rest(
+            "PUT",
+            f"/api/2.0/serving-endpoints/{self.settings.endpoint_of(name)}/ai-gateway",
+            f"setting the rate limits of endpoint {name}",
+            body=gateway,
+        )
+
+    def _set_kill_tag(self, name: str, record: dict[str, Any] | None) -> None:
+        from databricks.sdk.service.serving import EndpointTag
+
+        cloud = self.settings.endpoint_of(name)
+        if record is None:
+            change = functools.partial(
+                self.client.serving_endpoints.patch, cloud, delete_tags=[KILL_TAG]
+            )
+        else:
+            value = json.dumps(record, sort_keys=True, separators=(",", ":"))
+            change = functools.partial(
+                self.client.serving_endpoints.patch,
+                cloud,
+                add_tags=[EndpointTag(key=KILL_TAG, value=value)],
+            )
+        self._call(f"tagging endpoint {name}", change)
+
+    def kill(self, name: str) -> Endpoint:
+        """Make the endpoint refuse every request (an endpoint-wide rate limit of 0 calls per
+        minute), after recording the endpoint-wide limit it had; killing a killed endpoint
+        changes nothing."""
+        details = self._raw(name)
+        limits = _rate_limits(details)
+        if self._kill_record(details) is None:
+            record = {
+                "killed_at": self.context.clock.now().isoformat(),
+                "endpoint_limits": [r for r in limits if _endpoint_wide(r)],
+            }
+            self._set_kill_tag(name, record)
+        if not _refusing(details):
+            kept = [r for r in limits if not _endpoint_wide(r)]
+            self._put_rate_limits(name, details, [*kept, dict(_REFUSE_ALL)])
+        return self.get_endpoint(name)
+
+    def unkill(self, name: str) -> Endpoint:
+        """Put back the endpoint-wide rate limit the endpoint had before it was killed (none, most
+        often) and drop the kill record; an endpoint that is not killed is answered as it is."""
+        details = self._raw(name)
+        record = self._kill_record(details)
+        if record is None:
+            if _refusing(details):
+                raise Conflict(
+                    f"endpoint {name!r} refuses every request through an endpoint-wide rate "
+                    "limit of 0 that Mintaka did not set (no kill record): change its AI Gateway "
+                    "rate limits in Databricks"
+                )
+            return self.get_endpoint(name)
+        limits = _rate_limits(details)
+        restored = [r for r in limits if not _endpoint_wide(r)] + list(record["endpoint_limits"])
+        if restored != limits:
+            self._put_rate_limits(name, details, restored)
+        self._set_kill_tag(name, None)
+        return self.get_endpoint(name)
+
     # -- invocations ----------------------------------------------------------------------------
 
     def invoke(self, name: str, payload: Any, route: str | None = None) -> dict[str, Any]:
@@ -335,8 +465,15 @@ class EndpointServing(WorkspaceAccess, Serving, TrafficSplit, MetricsSource, Cap
         records = [rows] if isinstance(rows, dict) else list(rows)
         request_id = self.context.ids.new("req")
         cloud = self.settings.endpoint_of(name)
+        # Read first: the service answers a killed endpoint 429, which the SDK would retry
+        # until its retry timeout.
+        details = self._details(name)
+        if _refusing(details):
+            raise BackendError(
+                f"endpoint {name!r} is killed: it refuses every request until released", BACKEND
+            )
         if route:  # the served entity the endpoint has under that route's name
-            served = self.get_endpoint(name).extra.get("served_names", {}).get(route, route)
+            served = self._endpoint(details).extra.get("served_names", {}).get(route, route)
             path = f"/serving-endpoints/{cloud}/served-models/{served}/invocations"
         else:
             path = f"/serving-endpoints/{cloud}/invocations"

@@ -35,6 +35,17 @@ from .workspace_registry import WorkspaceRegistry
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")
 MAX_SERVED_ENTITIES = 10
+MAX_RATE_LIMITS = 20
+_GATEWAY_FIELDS = frozenset(
+    {
+        "fallback_config",
+        "guardrails",
+        "inference_table_config",
+        "rate_limits",
+        "usage_tracking_config",
+    }
+)
+_RATE_LIMIT_KEYS = ("endpoint", "user", "user_group", "service_principal")
 Predictor = Callable[[dict[str, Any], "ServedEntity"], Any]
 
 
@@ -86,6 +97,8 @@ class Endpoint:
     description: str | None = None
     route_optimized: bool = False
     ai_gateway: dict[str, Any] | None = None
+    calls: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    """Invocations counted against each enforced rate limit: (key, principal) -> (minute, calls)."""
     counters: dict[str, RouteCounters] = field(default_factory=dict)
     captured: list[dict[str, Any]] = field(default_factory=list)
     """Rows of the inference (payload) table, written when ``auto_capture_config`` is enabled."""
@@ -508,7 +521,13 @@ class Serving:
 
     def put_ai_gateway(self, req: Request) -> dict[str, Any]:
         endpoint = self._endpoint(req.params["name"])
-        endpoint.ai_gateway = {k: v for k, v in req.body.items() if k != "name"}
+        gateway = {k: v for k, v in req.body.items() if k != "name"}
+        unknown = sorted(set(gateway) - _GATEWAY_FIELDS)
+        if unknown:
+            raise invalid(f"Unknown AI Gateway field(s): {', '.join(unknown)}.")
+        _check_rate_limits(gateway.get("rate_limits") or [])
+        endpoint.ai_gateway = gateway
+        endpoint.calls.clear()
         return endpoint.ai_gateway
 
     def metrics(self, req: Request) -> Response:
@@ -537,6 +556,32 @@ class Serving:
             point -= percentage
         raise invalid_state("The endpoint has no route with traffic.")
 
+    def _rate_limit(self, endpoint: Endpoint) -> None:
+        """Count this call against the endpoint-wide and per-user call limits (per minute of the
+        fake's clock); refuse it with ``429 REQUEST_LIMIT_EXCEEDED`` once a limit is used up."""
+        minute = self.ctx.now_ms() // 60_000
+        for limit in (endpoint.ai_gateway or {}).get("rate_limits") or []:
+            key, principal, calls = (
+                limit.get("key", "endpoint"),
+                limit.get("principal"),
+                limit.get("calls"),
+            )
+            if calls is None or key not in ("endpoint", "user"):
+                continue  # token limits, groups and service principals are not enforced
+            if key == "user" and principal not in (None, self.ctx.user):
+                continue
+            counted = (key, principal or "")
+            window, used = endpoint.calls.get(counted, (minute, 0))
+            used = used if window == minute else 0
+            if used >= calls:
+                raise ApiError(
+                    429,
+                    "REQUEST_LIMIT_EXCEEDED",
+                    f"Exceeded the {key} rate limit of {calls} calls per minute "
+                    f"for endpoint '{endpoint.name}'.",
+                )
+            endpoint.calls[counted] = (minute, used + 1)
+
     def invoke(self, req: Request) -> Response:
         endpoint = self._endpoint(req.params["name"])
         config = endpoint.config
@@ -545,6 +590,7 @@ class Serving:
                 f"Endpoint '{endpoint.name}' is not ready (state: {endpoint.ready}); "
                 "wait until it is READY before querying it."
             )
+        self._rate_limit(endpoint)
         pinned = req.params.get("served")
         if pinned is not None and config.served_entity(pinned) is None:
             raise not_found(
@@ -624,6 +670,35 @@ class Serving:
                 },
             }
         )
+
+
+def _check_rate_limits(limits: Any) -> None:
+    """Refuse rate limits the service refuses: a renewal period other than a minute, an unknown
+    key, negative counts, no count at all, a principal where none applies, duplicates."""
+    if not isinstance(limits, list) or len(limits) > MAX_RATE_LIMITS:
+        raise invalid(f"rate_limits must be a list of at most {MAX_RATE_LIMITS} rate limits.")
+    seen: set[tuple[str, str]] = set()
+    for limit in limits:
+        if not isinstance(limit, dict):
+            raise invalid("Each rate limit must be an object.")
+        if limit.get("renewal_period") != "minute":
+            raise invalid("renewal_period must be 'minute'.")
+        key = limit.get("key", "endpoint")
+        if key not in _RATE_LIMIT_KEYS:
+            raise invalid(f"Invalid rate limit key '{key}'.")
+        counts = [limit.get(f) for f in ("calls", "tokens") if limit.get(f) is not None]
+        if not counts:
+            raise invalid("A rate limit must set calls or tokens.")
+        if any(isinstance(c, bool) or not isinstance(c, int) or c < 0 for c in counts):
+            raise invalid("calls and tokens must be non-negative integers.")
+        principal = limit.get("principal")
+        if key == "endpoint" and principal is not None:
+            raise invalid("An endpoint rate limit takes no principal.")
+        if key in ("user_group", "service_principal") and not principal:
+            raise invalid(f"A {key} rate limit needs a principal.")
+        if (key, principal or "") in seen:
+            raise invalid(f"More than one rate limit for key '{key}' and the same principal.")
+        seen.add((key, principal or ""))
 
 
 _INPUT_FIELDS = (
