@@ -31,15 +31,44 @@ def test_instants_read_to_the_second(
     assert "seen 2026-11-28T04:16:07Z" in capsys.readouterr().out  # only a whole cell is one
 
 
-def test_the_first_column_is_never_cut_on_a_narrow_terminal(
+def test_a_table_that_fits_is_a_table(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(output.console, "width", 140)
+    output.table("runs", COLUMNS, ROWS)
+    assert f"│ {RUN_ID} │ credit-default-training │" in capsys.readouterr().out
+
+
+def test_a_table_wider_than_the_terminal_becomes_one_record_per_row(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing is cut or broken mid-word: each row is its first cell, then its other cells one
+    per line under their column's name; empty cells are left out."""
     monkeypatch.setattr(output.console, "width", 64)
     output.table("runs", COLUMNS, ROWS)
     out = capsys.readouterr().out
-    assert f"│ {RUN_ID} │" in out
-    assert "credit-default-training" not in out  # the other columns gave way
-    assert max(len(line) for line in out.splitlines()) <= 64
+    lines = [line.rstrip() for line in out.splitlines()]
+    assert max(len(line) for line in lines) <= 64
+    assert lines[:6] == [
+        "runs",
+        f"run {RUN_ID}",
+        "  pipeline  credit-default-training",
+        "  status    succeeded",
+        "  metrics   auc=0.8608, accuracy=0.8",
+        "  started   2026-11-28 04:14:05",
+    ]
+    assert lines[6:9] == ["run prun-2", "  status    failed", "  started   2026-11-28 04:15:06"]
+
+
+def test_a_field_value_is_shown_whole_on_a_narrow_terminal(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    digest = "sha256:" + "4d" * 32
+    monkeypatch.setattr(output.console, "width", 60)
+    output.fields("churn:1", [("digest", digest), ("stage", "none")])
+    out = capsys.readouterr().out
+    assert "…" not in out
+    assert digest in "".join(line.strip(" │") for line in out.splitlines())
 
 
 def test_table_and_field_cells_are_shown_as_written(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from rich.console import Console
+from rich.console import Console, Group
+from rich.padding import Padding
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
@@ -51,8 +52,9 @@ def _table_cell(cell: Any) -> Text:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A table whose first column (the name or id to type in the next command) is never cut;
-    the other columns give way on a narrow terminal."""
+    """A table when it fits the terminal; else each row as a record (its first cell, then one
+    ``column  value`` line per non-empty cell), so that nothing is cut or broken mid-word. The
+    first column (the name or id to type in the next command) is never cut."""
     cells = [[_table_cell(cell) for cell in row] for row in rows]
     grid = Table(title=title, title_justify="left")
     for index, column in enumerate(columns):
@@ -63,13 +65,35 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
             grid.add_column(column)
     for row in cells:
         grid.add_row(*row)
-    console.print(grid)
+    natural = console.measure(grid, options=console.options.update_width(1 << 16)).maximum
+    if len(columns) <= 2 or natural <= console.width:
+        console.print(grid)
+    else:
+        console.print(_records(title, columns, cells))
+
+
+def _records(title: str, columns: Sequence[str], cells: Sequence[Sequence[Text]]) -> Group:
+    """Rows as records, for a table wider than the terminal (psql's expanded display)."""
+    parts: list[Any] = [Text(title, style="italic")] if title else []
+    names = max((len(c) for c in columns[1:]), default=0)
+    for row in cells:
+        if not row:
+            continue
+        parts.append(Text.assemble((f"{columns[0]} ", "dim"), (row[0].plain, "bold")))
+        record = Table.grid(padding=(0, 2))
+        record.add_column(style="dim", no_wrap=True, min_width=names)
+        record.add_column(overflow="fold")
+        for name, cell in zip(columns[1:], row[1:], strict=False):
+            if cell.plain:
+                record.add_row(name, cell)
+        parts.append(Padding(record, (0, 0, 0, 2)))
+    return Group(*parts)
 
 
 def fields(title: str, pairs: Iterable[tuple[str, Any]]) -> None:
     grid = Table(title=title, title_justify="left", show_header=False)
-    grid.add_column(style="bold")
-    grid.add_column()
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(overflow="fold")  # a digest or a URI is shown whole, wrapped if need be
     for key, value in pairs:
         grid.add_row(key, value if isinstance(value, Text) else Text(_cell(value)))
     console.print(grid)
