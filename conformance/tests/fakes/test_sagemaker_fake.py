@@ -103,11 +103,14 @@ def _endpoint(
     *,
     config: str | None = None,
     shadow: list[dict[str, Any]] | None = None,
+    **fields: Any,
 ) -> None:
     _models(sm, *[v["ModelName"] for v in [*variants, *(shadow or [])]])
     config = config or f"{name}-config"
     extra = {"ShadowProductionVariants": shadow} if shadow else {}
-    sm.create_endpoint_config(EndpointConfigName=config, ProductionVariants=variants, **extra)
+    sm.create_endpoint_config(
+        EndpointConfigName=config, ProductionVariants=variants, **extra, **fields
+    )
     sm.create_endpoint(EndpointName=name, EndpointConfigName=config)
 
 
@@ -156,6 +159,7 @@ def test_installed_moto_is_the_one_the_extension_was_written_for() -> None:
 
     checked = {*_compat.WRAPPED_SAGEMAKER_OPERATIONS, *_compat.ADDED_SAGEMAKER_OPERATIONS}
     assert set(patching.SAGEMAKER_PATCHES) == checked, "every patched operation is checked"
+    assert set(patching.RUNTIME_PATCHES) == set(_compat.WRAPPED_RUNTIME_OPERATIONS)
 
 
 def test_compatibility_check_names_what_moved(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -711,6 +715,150 @@ def test_unknown_endpoint_or_variant_is_a_validation_error(sm: Any, rt: Any) -> 
     assert "nope" in str(no_endpoint.value)
 
 
+# --- InvokeEndpointAsync ------------------------------------------------------------------------
+
+BUCKET = "async-io"
+OUTPUTS = {"S3OutputPath": f"s3://{BUCKET}/outputs/", "S3FailurePath": f"s3://{BUCKET}/failures"}
+
+
+def _async_endpoint(
+    sm: Any, name: str, variants: list[dict[str, Any]], outputs: dict[str, str] = OUTPUTS
+) -> Any:
+    """An asynchronous endpoint writing to ``outputs``, and an S3 client with its bucket made."""
+    s3 = make_client("s3")
+    s3.create_bucket(Bucket=BUCKET)
+    _endpoint(sm, name, variants, AsyncInferenceConfig={"OutputConfig": outputs})
+    return s3
+
+
+def _object(s3: Any, uri: str) -> bytes | None:
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    try:
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except s3.exceptions.NoSuchKey:
+        return None
+
+
+def _invoke_async(rt: Any, s3: Any, endpoint: str, request: bytes, key: str) -> dict[str, Any]:
+    s3.put_object(Bucket=BUCKET, Key=key, Body=request)
+    return dict(
+        rt.invoke_endpoint_async(
+            EndpointName=endpoint,
+            InputLocation=f"s3://{BUCKET}/{key}",
+            ContentType="application/json",
+            InferenceId=f"id-{key}",
+        )
+    )
+
+
+def test_async_invocations_read_s3_route_by_weight_and_write_the_output(
+    sm: Any, rt: Any, fake: SageMakerFake
+) -> None:
+    s3 = _async_endpoint(sm, "batchy", [_variant("blue", weight=1), _variant("green", weight=1)])
+    answers = [_invoke_async(rt, s3, "batchy", b'{"rows": [%d]}' % n, f"in/{n}") for n in (1, 2)]
+    assert [a["ResponseMetadata"]["HTTPStatusCode"] for a in answers] == [202, 202]
+    assert [a["InferenceId"] for a in answers] == ["id-in/1", "id-in/2"]
+    outputs = [json.loads(_object(s3, a["OutputLocation"]) or b"null") for a in answers]
+    assert outputs == [
+        {"endpoint": "batchy", "variant": "blue", "model": "blue", "predictions": {"rows": [1]}},
+        {"endpoint": "batchy", "variant": "green", "model": "green", "predictions": {"rows": [2]}},
+    ]
+    for answer in answers:
+        assert answer["OutputLocation"].startswith(f"s3://{BUCKET}/outputs/")
+        assert answer["OutputLocation"].endswith(".out")
+        assert answer["FailureLocation"].startswith(f"s3://{BUCKET}/failures/")
+        assert _object(s3, answer["FailureLocation"]) is None
+    assert [(i.variant, i.body) for i in fake.invocations("batchy")] == [
+        ("blue", b'{"rows": [1]}'),
+        ("green", b'{"rows": [2]}'),
+    ]
+
+
+def test_a_failing_model_writes_its_failure_and_no_output(
+    sm: Any, rt: Any, fake: SageMakerFake
+) -> None:
+    s3 = _async_endpoint(sm, "batchy", [_variant("blue")])
+
+    def fails(body: bytes, variant: str) -> Any:
+        raise RuntimeError("the model ran out of memory")
+
+    fake.set_invoke_handler("blue", fails)
+    answer = _invoke_async(rt, s3, "batchy", b"{}", "in/1")
+    assert _object(s3, answer["FailureLocation"]) == b"the model ran out of memory"
+    assert _object(s3, answer["OutputLocation"]) is None
+
+
+def test_without_a_failure_path_no_failure_location_is_answered(sm: Any, rt: Any) -> None:
+    outputs = {"S3OutputPath": f"s3://{BUCKET}/outputs"}
+    s3 = _async_endpoint(sm, "batchy", [_variant("blue")], outputs)
+    answer = _invoke_async(rt, s3, "batchy", b"{}", "in/1")
+    assert "FailureLocation" not in answer
+    assert _object(s3, answer["OutputLocation"]) is not None
+
+
+def test_async_and_real_time_endpoints_refuse_each_others_calls(sm: Any, rt: Any) -> None:
+    s3 = _async_endpoint(sm, "batchy", [_variant("blue")])
+    _endpoint(sm, "live", [_variant("green")])
+    s3.put_object(Bucket=BUCKET, Key="in/1", Body=b"{}")
+    refused = []
+    for call in (
+        lambda: _invoke(rt, "batchy"),
+        lambda: rt.invoke_endpoint_async(EndpointName="live", InputLocation=f"s3://{BUCKET}/in/1"),
+        lambda: rt.invoke_endpoint_async(
+            EndpointName="batchy", InputLocation=f"s3://{BUCKET}/missing"
+        ),
+        lambda: rt.invoke_endpoint_async(EndpointName="nope", InputLocation=f"s3://{BUCKET}/in/1"),
+        lambda: rt.invoke_endpoint_async(
+            EndpointName="batchy", InputLocation=f"s3://{BUCKET}/in/1", Body=b"{}"
+        ),
+    ):
+        with pytest.raises(ClientError) as error:
+            call()
+        assert error.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        refused.append((_error_code(error), str(error.value)))
+    assert {code for code, _ in refused} == {"ValidationError"}
+    messages = [message for _, message in refused]
+    assert "InvokeEndpointAsync" in messages[0]
+    assert "InvokeEndpoint." in messages[1]
+    assert f"s3://{BUCKET}/missing" in messages[2]
+    assert "nope" in messages[3]
+    assert "mutually exclusive" in messages[4]
+
+
+def test_an_inline_body_is_served_without_an_input_object(sm: Any, rt: Any) -> None:
+    s3 = _async_endpoint(sm, "batchy", [_variant("blue")])
+    answer = rt.invoke_endpoint_async(EndpointName="batchy", Body=b'{"rows": [3]}')
+    assert json.loads(_object(s3, answer["OutputLocation"]) or b"{}")["predictions"] == {
+        "rows": [3]
+    }
+    with pytest.raises(ClientError, match="128000"):
+        rt.invoke_endpoint_async(EndpointName="batchy", Body=b"x" * 128_001)
+
+
+def test_held_async_results_are_written_when_released(
+    sm: Any, rt: Any, fake: SageMakerFake
+) -> None:
+    s3 = _async_endpoint(sm, "batchy", [_variant("blue")])
+    fake.hold_async_results()
+    answers = [_invoke_async(rt, s3, "batchy", b"{}", f"in/{n}") for n in (1, 2)]
+    assert [_object(s3, a["OutputLocation"]) for a in answers] == [None, None]
+    assert fake.release_async_results() == 2
+    assert all(_object(s3, a["OutputLocation"]) for a in answers)
+    later = _invoke_async(rt, s3, "batchy", b"{}", "in/3")  # no longer held
+    assert _object(s3, later["OutputLocation"]) is not None
+    assert fake.release_async_results() == 0
+
+
+def test_moto_reset_drops_held_async_requests() -> None:
+    with mock_sagemaker() as fake:
+        fake.hold_async_results()
+    with mock_sagemaker() as fake:
+        s3 = _async_endpoint(make_client("sagemaker"), "batchy", [_variant("blue")])
+        answer = _invoke_async(make_client("sagemaker-runtime"), s3, "batchy", b"{}", "in/1")
+        assert _object(s3, answer["OutputLocation"]) is not None
+        assert fake.release_async_results() == 0
+
+
 # --- faults and retries -------------------------------------------------------------------------
 
 
@@ -897,6 +1045,19 @@ def test_server_invocations_route_per_variant(server: SageMakerServer) -> None:
     with pytest.raises(ClientError) as missing:
         _invoke(rt, "nope")
     assert _error_code(missing) == "ValidationError"
+
+
+def test_server_async_invocations_write_their_output(server: SageMakerServer) -> None:
+    sm = make_client("sagemaker", endpoint_url=server.endpoint_url)
+    rt = make_client("sagemaker-runtime", endpoint_url=server.endpoint_url)
+    s3 = make_client("s3", endpoint_url=server.endpoint_url)
+    s3.create_bucket(Bucket=BUCKET)
+    _endpoint(sm, "batchy", [_variant("blue")], AsyncInferenceConfig={"OutputConfig": OUTPUTS})
+    answer = _invoke_async(rt, s3, "batchy", b'{"rows": [1]}', "in/1")
+    assert json.loads(_object(s3, answer["OutputLocation"]) or b"{}")["variant"] == "blue"
+    with pytest.raises(ClientError) as refused:
+        _invoke(rt, "batchy")
+    assert _error_code(refused) == "ValidationError"
 
 
 def test_server_faults_throttle_and_lose_responses(server: SageMakerServer) -> None:

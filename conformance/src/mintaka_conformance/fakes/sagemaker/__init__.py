@@ -25,6 +25,9 @@ the way the AWS API reference describes:
 * **Invocation.** ``InvokeEndpoint`` answers per endpoint and variant: ``TargetVariant`` or smooth
   weighted round-robin, the ``x-Amzn-Invoked-Production-Variant`` header, a JSON body naming the
   variant and model, and ``ValidationError`` for an unknown endpoint or variant.
+  ``InvokeEndpointAsync`` on an endpoint with ``AsyncInferenceConfig`` reads its input from S3,
+  routes the same way and writes the body to ``S3OutputPath`` (a failure to ``S3FailurePath``);
+  each kind of endpoint refuses the other call.
 * **Pipelines.** ``CreatePipeline`` / ``UpdatePipeline`` check the definition against the shape of
   the published pipeline-definition schema (``ValidationException`` when it does not fit); an
   execution walks its steps (conditions evaluated, Fail steps ending it, RegisterModel creating a

@@ -38,6 +38,9 @@ WRAPPED_SAGEMAKER_OPERATIONS = (
     "list_pipeline_executions",
 )
 
+# SageMakerRuntimeResponse methods moto implements and the extension replaces.
+WRAPPED_RUNTIME_OPERATIONS = ("invoke_endpoint", "invoke_endpoint_async")
+
 # Operations moto 5.2.5 does not implement; the extension adds them. If moto starts implementing
 # one, the extension still wins, but someone should compare the two.
 ADDED_SAGEMAKER_OPERATIONS = (
@@ -137,8 +140,9 @@ def compatibility_problems(*, check_version: bool = True) -> list[str]:
     for name in WRAPPED_SAGEMAKER_OPERATIONS:
         if not inspect.isfunction(getattr(SageMakerResponse, name, None)):
             problems.append(f"moto's SageMakerResponse no longer has the method {name!r}")
-    if not inspect.isfunction(getattr(SageMakerRuntimeResponse, "invoke_endpoint", None)):
-        problems.append("moto's SageMakerRuntimeResponse no longer has 'invoke_endpoint'")
+    for name in WRAPPED_RUNTIME_OPERATIONS:
+        if not inspect.isfunction(getattr(SageMakerRuntimeResponse, name, None)):
+            problems.append(f"moto's SageMakerRuntimeResponse no longer has {name!r}")
     from .originals import ORIGINALS
 
     for name in ADDED_SAGEMAKER_OPERATIONS:
@@ -166,7 +170,7 @@ def compatibility_problems(*, check_version: bool = True) -> list[str]:
         problems.append(f"moto's ModelPackage.__init__ lost the parameters {missing}")
     for cls_name, attrs in (
         ("FakeEndpoint", ("endpoint_status", "endpoint_config_name", "production_variants")),
-        ("FakeEndpointConfig", ("production_variants",)),
+        ("FakeEndpointConfig", ("production_variants", "async_inference_config")),
         ("FakePipeline", ("pipeline_definition", "pipeline_executions")),
         (
             "FakePipelineExecution",
@@ -202,6 +206,15 @@ def compatibility_problems(*, check_version: bool = True) -> list[str]:
     cw = cloudwatch_backends["123456789012"]["us-east-1"]
     if not isinstance(getattr(cw, "alarms", None), dict):
         problems.append("moto's CloudWatch backend no longer keeps alarms in a dict 'alarms'")
+
+    from moto.s3 import exceptions as s3_exceptions
+    from moto.s3.models import S3Backend
+
+    for method in ("get_object", "put_object"):  # data capture, asynchronous invocations
+        if not callable(getattr(S3Backend, method, None)):
+            problems.append(f"moto's S3Backend no longer has {method!r}")
+    if not hasattr(s3_exceptions, "MissingBucket"):
+        problems.append("moto.s3.exceptions.MissingBucket is gone (asynchronous invocations)")
 
     from botocore import endpoint as botocore_endpoint
     from botocore.retries import standard

@@ -57,7 +57,10 @@ SAGEMAKER_PATCHES: dict[str, Any] = {
     **lineage.OPERATIONS,
 }
 
-RUNTIME_PATCHES: dict[str, Any] = {"invoke_endpoint": runtime.invoke_endpoint}
+RUNTIME_PATCHES: dict[str, Any] = {
+    "invoke_endpoint": runtime.invoke_endpoint,
+    "invoke_endpoint_async": runtime.invoke_endpoint_async,
+}
 
 _INSTALL_LOCK = threading.Lock()
 _patched = False
@@ -205,6 +208,25 @@ class SageMakerFake:
             for i in state_of(self.backend).invocations
             if endpoint in (None, i.endpoint) and shadow in (None, i.shadow)
         ]
+
+    def hold_async_results(self) -> None:
+        """Keep InvokeEndpointAsync requests in flight: each is accepted (its output and failure
+        locations answered) but its model runs, writing the output or the failure, only when
+        :meth:`release_async_results` is called."""
+        state = state_of(self.backend)
+        with state.lock:
+            state.async_held = True
+
+    def release_async_results(self) -> int:
+        """Run the held asynchronous requests in the order they came, stop holding new ones, and
+        return how many ran."""
+        state = state_of(self.backend)
+        with state.lock:
+            pending, state.async_pending = state.async_pending, []
+            state.async_held = False
+        for run in pending:
+            run()
+        return len(pending)
 
     def script_pipeline_execution(
         self,

@@ -254,6 +254,9 @@ class SageMakerState:
     client_tokens: dict[str, str] = field(default_factory=dict)
     invoke_handlers: dict[str, InvokeHandler] = field(default_factory=dict)
     invocations: list[Invocation] = field(default_factory=list)
+    # InvokeEndpointAsync requests accepted while results are held, run when released
+    async_held: bool = False
+    async_pending: list[Callable[[], None]] = field(default_factory=list)
     lineage: LineageState = field(default_factory=LineageState)
     executions: dict[str, ExecutionState] = field(default_factory=dict)
     execution_scripts: dict[str, deque[ExecutionScript]] = field(default_factory=dict)
