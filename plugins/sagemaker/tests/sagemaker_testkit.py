@@ -41,6 +41,29 @@ DUMMY_AWS_ENV = {
 }
 
 
+SERVICES = ("sagemaker", "sagemaker-runtime", "s3", "sts")
+
+
+class Calls:
+    """Records the API operations sent through a backend's clients while it is entered."""
+
+    def __init__(self, backend: SageMakerBackend) -> None:
+        self.clients = [backend.clients.get(service) for service in SERVICES]
+        self.sent: list[str] = []
+
+    def _record(self, model: Any, **_: Any) -> None:
+        self.sent.append(model.name)
+
+    def __enter__(self) -> list[str]:
+        for client in self.clients:
+            client.meta.events.register("before-call", self._record, unique_id="calls-test")
+        return self.sent
+
+    def __exit__(self, *exc: object) -> None:
+        for client in self.clients:
+            client.meta.events.unregister("before-call", unique_id="calls-test")
+
+
 def container_answer(body: bytes, variant: str) -> Any:
     """What the Mintaka inference image answers: one output per input row."""
     request = json.loads(body)

@@ -10,43 +10,21 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, SageMakerFake, make_client
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.settings import SageMakerSettings
-from sagemaker_testkit import BUCKET, SETTINGS
+from sagemaker_testkit import BUCKET, SETTINGS, Calls
 
 from mintaka import Conflict, IdFactory, NotFound
 from mintaka.domain.registry import ApprovalStatus, VersionRequest
 from mintaka.domain.serving import Route, TrafficMap
 from mintaka.interfaces import BackendContext
 
-SERVICES = ("sagemaker", "sagemaker-runtime", "s3", "sts")
 BLUE = Route(name="blue", model="churn", version=1)
 GREEN = Route(name="green", model="churn", version=2)
 ALL_BLUE = TrafficMap(weights={"blue": 100, "green": 0})
-
-
-class Calls:
-    """Records the API operations sent through a backend's clients while it is entered."""
-
-    def __init__(self, backend: SageMakerBackend) -> None:
-        self.clients = [backend.clients.get(service) for service in SERVICES]
-        self.sent: list[str] = []
-
-    def _record(self, model: Any, **_: Any) -> None:
-        self.sent.append(model.name)
-
-    def __enter__(self) -> list[str]:
-        for client in self.clients:
-            client.meta.events.register("before-call", self._record, unique_id="calls-test")
-        return self.sent
-
-    def __exit__(self, *exc: object) -> None:
-        for client in self.clients:
-            client.meta.events.unregister("before-call", unique_id="calls-test")
 
 
 def new_backend(home: Path) -> SageMakerBackend:
