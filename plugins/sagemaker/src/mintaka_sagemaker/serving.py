@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property, lru_cache
 from typing import Any
 
@@ -133,6 +134,14 @@ def variants_of(config: dict[str, Any] | None) -> list[dict[str, Any]]:
         *((config or {}).get("ProductionVariants") or []),
         *((config or {}).get("ShadowProductionVariants") or []),
     ]
+
+
+def variant_weights(described: dict[str, Any]) -> dict[str, float]:
+    """Production variant -> the weight it runs with, of a described endpoint."""
+    return {
+        str(v["VariantName"]): float(v.get("CurrentWeight", v.get("DesiredWeight", 0.0)) or 0.0)
+        for v in described.get("ProductionVariants") or []
+    }
 
 
 def slot_routes(variants: list[dict[str, Any]]) -> dict[str, str]:
@@ -668,10 +677,7 @@ class SageMakerServing(SageMakerRegistry):
         name = self.settings.endpoint_name_of(str(described["EndpointName"]))
         config = str(described.get("EndpointConfigName", ""))
         routes = self._config_routes(config) if config else ()
-        raw = {
-            v["VariantName"]: float(v.get("CurrentWeight", v.get("DesiredWeight", 0.0)) or 0.0)
-            for v in described.get("ProductionVariants") or []
-        }
+        raw = variant_weights(described)
         shadows = described.get("ShadowProductionVariants") or []
         variants = slot_routes(variants_of(described))
         weights = percentages({route_name_of(v): w for v, w in raw.items()})
@@ -981,8 +987,7 @@ class SageMakerServing(SageMakerRegistry):
     # config with that traffic.
 
     def _kill_key(self, name: str) -> str:
-        cloud = self.settings.endpoint_of(name)
-        return "/".join(p for p in (self.settings.key_prefix, "killed", f"{cloud}.json") if p)
+        return self.settings.key("killed", f"{self.settings.endpoint_of(name)}.json")
 
     def _kill_record(self, name: str) -> dict[str, Any] | None:
         if not self.settings.bucket:  # no bucket, so nothing was ever killed here
@@ -1098,7 +1103,54 @@ class SageMakerServing(SageMakerRegistry):
                 raise BackendError(f"endpoint {name!r} still Deleting", "sagemaker")
             time.sleep(self.settings.poll_seconds)
 
+    # -- invoking ---------------------------------------------------------------------------------
+
+    # An endpoint whose config has ``AsyncInferenceConfig`` refuses InvokeEndpoint: its requests go
+    # through S3 and InvokeEndpointAsync. A request is sent with InvokeEndpoint unless its endpoint
+    # is known to be asynchronous; when InvokeEndpoint is refused, the endpoint and its config are
+    # read once, and an asynchronous endpoint is remembered as one, so its later requests go
+    # straight to InvokeEndpointAsync (each reads the config once, which notices an endpoint
+    # re-created real-time under the same name). A real-time request makes no call but its own.
+
+    @cached_property
+    def asynchronous(self) -> set[str]:
+        """The SageMaker endpoints found to be asynchronous."""
+        return set()
+
     def invoke(self, name: str, payload: Any, route: str | None = None) -> dict[str, Any]:
+        cloud = self.settings.endpoint_of(name)
+        if cloud in self.asynchronous:
+            served = self._served(name)
+            if served is not None and served[1].get("AsyncInferenceConfig"):
+                return self._invoke_async(name, payload, route, served[0])
+            self.asynchronous.discard(cloud)
+        try:
+            return self._invoke_real_time(name, payload, route)
+        except (NotFound, ValidationError):
+            served = self._served(name)
+            if served is None or not served[1].get("AsyncInferenceConfig"):
+                raise
+            self.asynchronous.add(cloud)
+            described = served[0]
+        return self._invoke_async(name, payload, route, described)
+
+    def _served(self, name: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The endpoint as described and the config it serves, or None when there is no such
+        endpoint; a killed endpoint raises the BackendError its requests fail with."""
+        try:
+            described = self._describe_endpoint(name)
+        except NotFound:
+            if self._kill_record(name) is not None:
+                raise BackendError(
+                    f"endpoint {name!r} is killed: it serves no model until released",
+                    "sagemaker",
+                ) from None
+            return None
+        config = str(described.get("EndpointConfigName", ""))
+        found = self._sm("describe_endpoint_config", EndpointConfigName=config) if config else {}
+        return described, found
+
+    def _invoke_real_time(self, name: str, payload: Any, route: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {
             "EndpointName": self.settings.endpoint_of(name),
             "Body": json.dumps(payload).encode("utf-8"),
@@ -1108,17 +1160,110 @@ class SageMakerServing(SageMakerRegistry):
         if route is not None:  # the variant the endpoint has under that route's name
             variants = self.get_endpoint(name).extra.get("variants", {})
             params["TargetVariant"] = variants.get(route, route)
+        answer = self._call("sagemaker-runtime", "invoke_endpoint", **params)
+        invoked = answer.get("InvokedProductionVariant")
+        answered = route_name_of(str(invoked)) if invoked else (route or "")
+        return self._predictions(name, payload, answer["Body"].read(), answered)
+
+    def _invoke_async(
+        self, name: str, payload: Any, route: str | None, described: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Put the request in the artifact bucket, call InvokeEndpointAsync and wait for the answer
+        it writes to S3; the request object is deleted afterwards (the answer belongs to the
+        endpoint's owner and is left). InvokeEndpointAsync cannot target a variant, so a request
+        pinned to a route is served only while that route is the endpoint's one live variant."""
+        bucket = self.settings.require_bucket()
+        variants = slot_routes(variants_of(described))  # route -> variant
+        routes = {variant: slot for slot, variant in variants.items()}
+        live = [v for v, weight in variant_weights(described).items() if weight > 0]
+        if route is not None and live != [variants.get(route, route)]:
+            raise ValidationError(
+                f"[sagemaker] endpoint {name!r} is asynchronous and InvokeEndpointAsync cannot "
+                f"target a variant: a request pinned to route {route!r} is served only while it "
+                f"is the endpoint's one live route (live: {sorted(routes[v] for v in live)})"
+            )
+        answered = route or (routes[live[0]] if len(live) == 1 else "")
+        request = self.context.ids.new("req")
+        key = self.settings.key("async-inputs", f"{request}.json")
+        self._call(
+            "s3",
+            "put_object",
+            Bucket=bucket,
+            Key=key,
+            Body=json.dumps(payload).encode("utf-8"),
+            ContentType="application/json",
+        )
         try:
-            answer = self._call("sagemaker-runtime", "invoke_endpoint", **params)
-        except (NotFound, ValidationError):
-            if self._kill_record(name) is not None:
+            accepted = self._call(
+                "sagemaker-runtime",
+                "invoke_endpoint_async",
+                EndpointName=self.settings.endpoint_of(name),
+                InputLocation=f"s3://{bucket}/{key}",
+                ContentType="application/json",
+                Accept="application/json",
+                InferenceId=request,
+            )
+            raw = self._async_answer(name, request, accepted)
+        finally:
+            with contextlib.suppress(MintakaError):
+                self._call("s3", "delete_object", Bucket=bucket, Key=key)
+        return self._predictions(name, payload, raw, answered)
+
+    def _async_answer(self, name: str, request: str, accepted: dict[str, Any]) -> bytes:
+        """What the endpoint wrote to the ``OutputLocation`` of an accepted request, polled on the
+        backend's clock; a ``FailureLocation`` written instead is a BackendError with its text,
+        and so is nothing written within ``async_timeout_seconds``."""
+        output = str(accepted.get("OutputLocation") or "")
+        failure = str(accepted.get("FailureLocation") or "")
+        if not output:
+            raise BackendError(
+                f"endpoint {name!r} accepted request {request} without an OutputLocation",
+                "sagemaker",
+            )
+        clock = self.context.clock
+        deadline = clock.now() + timedelta(seconds=self.settings.async_timeout_seconds)
+        while True:
+            answered = self._s3_object(output)
+            if answered is not None:
+                return answered
+            failed = self._s3_object(failure) if failure else None
+            if failed is not None:
                 raise BackendError(
-                    f"endpoint {name!r} is killed: it serves no model until released",
+                    f"endpoint {name!r} failed request {request}: "
+                    f"{failed.decode('utf-8', 'replace')[:2000]}",
                     "sagemaker",
-                ) from None
-            raise
+                )
+            if clock.now() >= deadline:
+                raise BackendError(
+                    f"endpoint {name!r} has not answered request {request} within "
+                    f"{self.settings.async_timeout_seconds:.0f} s (its answer is due at {output})",
+                    "sagemaker",
+                )
+            self._pause(self.settings.async_poll_seconds)
+
+    def _s3_object(self, uri: str) -> bytes | None:
+        """The object at an ``s3://`` URI; None while there is none."""
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
         try:
-            raw = answer["Body"].read()
+            body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"]
+        except NotFound:
+            return None
+        with body:
+            return bytes(body.read())
+
+    def _pause(self, seconds: float) -> None:
+        """Wait on the backend's clock: a clock that can be moved (a test's ManualClock) is moved
+        on at once; the system clock is waited on."""
+        advance = getattr(self.context.clock, "advance", None)
+        if callable(advance):
+            advance(seconds)
+        else:
+            time.sleep(seconds)
+
+    def _predictions(self, name: str, payload: Any, raw: bytes, route: str) -> dict[str, Any]:
+        """The answer to ``payload`` from the JSON the endpoint returned (at once, or in S3): the
+        inference image answers ``{"predictions": [one output per row]}``."""
+        try:
             body = json.loads(raw)
         except ValueError as exc:
             raise BackendError(
@@ -1133,10 +1278,9 @@ class SageMakerServing(SageMakerRegistry):
                 'must answer {"predictions": [one output per row]}',
                 "sagemaker",
             )
-        invoked = answer.get("InvokedProductionVariant")
         return {
             "endpoint": name,
-            "route": route_name_of(str(invoked)) if invoked else (route or ""),
+            "route": route,
             "predictions": [
                 {"id": self.context.ids.new("pred"), "output": output} for output in outputs
             ],

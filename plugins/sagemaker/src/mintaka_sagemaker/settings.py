@@ -31,7 +31,10 @@ class SageMakerSettings(BackendSettings):
     mode (0 retries at once, for tests). ``model_names`` maps a Mintaka model name to the model
     package group that holds it where the group's name is one Mintaka cannot use (upper case,
     a leading digit), so that a group made before Mintaka can be adopted under a Mintaka name;
-    ``endpoint_names`` does the same for endpoints.
+    ``endpoint_names`` does the same for endpoints. ``poll_seconds`` and
+    ``wait_timeout_seconds`` pace the waits for endpoint changes; ``async_poll_seconds`` and
+    ``async_timeout_seconds`` the wait for an asynchronous endpoint's answer in S3 (SageMaker's
+    own default limit on processing one asynchronous request is 15 minutes).
     """
 
     region: str = "us-east-1"
@@ -50,6 +53,8 @@ class SageMakerSettings(BackendSettings):
     read_timeout: float = Field(default=60.0, gt=0)
     poll_seconds: float = Field(default=15.0, ge=0)
     wait_timeout_seconds: float = Field(default=3600.0, ge=0)
+    async_poll_seconds: float = Field(default=1.0, gt=0)
+    async_timeout_seconds: float = Field(default=900.0, ge=0)
     rollback_alarms: tuple[str, ...] = ()
     model_names: dict[str, str] = Field(default_factory=dict)
     endpoint_names: dict[str, str] = Field(default_factory=dict)
@@ -103,6 +108,9 @@ class SageMakerSettings(BackendSettings):
             )
         return self.bucket
 
+    def key(self, *parts: str) -> str:
+        """The S3 key of ``parts`` under the key prefix."""
+        return "/".join(p.strip("/") for p in (self.key_prefix, *parts) if p.strip("/"))
+
     def s3_uri(self, *parts: str) -> str:
-        key = "/".join(p.strip("/") for p in (self.key_prefix, *parts) if p.strip("/"))
-        return f"s3://{self.require_bucket()}/{key}"
+        return f"s3://{self.require_bucket()}/{self.key(*parts)}"
