@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 CLOUD_SDKS = ("boto3", "botocore", "sagemaker", "databricks", "google.cloud", "azure", "moto")
 
 
@@ -42,3 +44,45 @@ def test_the_cli_starts_without_the_numeric_stack() -> None:
 def test_monitoring_names_import_from_the_package() -> None:
     loaded = _modules_after("from mintaka.monitoring import psi, DriftReport, parse_window")
     assert "numpy" in loaded
+
+
+STORE_AND_RECORDS = ("sqlalchemy", "pydantic", "mintaka.domain", "mintaka.platform")
+
+
+def _loaded(loaded: list[str], prefixes: tuple[str, ...]) -> list[str]:
+    return [m for m in loaded if any(m == p or m.startswith(p + ".") for p in prefixes)]
+
+
+@pytest.mark.parametrize("module", ["mintaka", "mintaka.errors", "mintaka.capabilities"])
+def test_the_package_and_its_errors_import_without_the_store_or_the_records(module: str) -> None:
+    loaded = _modules_after(f"import {module}")
+    assert _loaded(loaded, STORE_AND_RECORDS) == []
+
+
+def test_every_public_name_resolves_to_its_definition() -> None:
+    import mintaka
+    from mintaka.domain import ModelVersion
+    from mintaka.platform import Platform
+
+    for name in mintaka.__all__:
+        assert getattr(mintaka, name) is not None, name
+    assert mintaka.Platform is Platform
+    assert mintaka.ModelVersion is ModelVersion
+
+
+def test_dir_lists_the_names_not_imported_yet() -> None:
+    loaded = _modules_after("import mintaka\nassert set(mintaka.__all__) <= set(dir(mintaka))")
+    assert "mintaka.platform" not in loaded
+
+
+def test_an_unknown_name_is_an_attribute_error() -> None:
+    import mintaka
+
+    with pytest.raises(AttributeError, match="no attribute 'Nonexistent'"):
+        _ = mintaka.Nonexistent  # type: ignore[attr-defined]
+
+
+def test_star_import_gives_the_lazily_imported_names() -> None:
+    namespace: dict[str, object] = {}
+    exec("from mintaka import *", namespace)
+    assert {"Platform", "ModelVersion", "hookimpl", "Capability"} <= set(namespace)

@@ -1,24 +1,16 @@
 """Mintaka: one vendor-neutral, governed MLOps control plane over the ML services you run.
 
-The flat public API. Importing it never imports a cloud SDK: backends load their SDK lazily.
+The flat public API. Importing it never imports a cloud SDK: backends load their SDK lazily. The
+names that need pydantic or SQLAlchemy (the domain records, the backend interfaces, ``Platform``)
+are imported on first use, so ``import mintaka.errors`` and the command line's help stay light.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from mintaka.capabilities import Capability
-from mintaka.clock import IdFactory, ManualClock, SystemClock
-from mintaka.domain import (
-    DatasetVersion,
-    LineageEdge,
-    LineageGraph,
-    LineageNode,
-    ModelVersion,
-    NodeKind,
-    RiskTier,
-    Run,
-    RunStatus,
-    Stage,
-)
 from mintaka.errors import (
     BackendError,
     ConfigurationError,
@@ -36,11 +28,63 @@ from mintaka.errors import (
     UnsupportedCapability,
     ValidationError,
 )
-from mintaka.hookspecs import hookimpl
-from mintaka.interfaces import Backend, BackendContext, BackendSettings, Emulation
-from mintaka.platform import Platform
+
+if TYPE_CHECKING:
+    from mintaka.clock import IdFactory, ManualClock, SystemClock
+    from mintaka.domain import (
+        DatasetVersion,
+        LineageEdge,
+        LineageGraph,
+        LineageNode,
+        ModelVersion,
+        NodeKind,
+        RiskTier,
+        Run,
+        RunStatus,
+        Stage,
+    )
+    from mintaka.hookspecs import hookimpl
+    from mintaka.interfaces import Backend, BackendContext, BackendSettings, Emulation
+    from mintaka.platform import Platform
 
 __version__ = "0.1.0"
+
+# The names imported on first use, by the module that defines them.
+_LAZY_FROM: dict[str, tuple[str, ...]] = {
+    "mintaka.clock": ("IdFactory", "ManualClock", "SystemClock"),
+    "mintaka.domain": (
+        "DatasetVersion",
+        "LineageEdge",
+        "LineageGraph",
+        "LineageNode",
+        "ModelVersion",
+        "NodeKind",
+        "RiskTier",
+        "Run",
+        "RunStatus",
+        "Stage",
+    ),
+    "mintaka.hookspecs": ("hookimpl",),
+    "mintaka.interfaces": ("Backend", "BackendContext", "BackendSettings", "Emulation"),
+    "mintaka.platform": ("Platform",),
+}
+_LAZY = {name: module for module, names in _LAZY_FROM.items() for name in names}
+
+if not TYPE_CHECKING:  # mypy reads the imports above; a module __getattr__ would hide typos
+
+    def __getattr__(name: str) -> object:
+        """Import a name of ``_LAZY`` on first use (PEP 562) and keep it in the module."""
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY})
+
 
 __all__ = [
     "Backend",

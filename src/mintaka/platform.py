@@ -190,9 +190,9 @@ class Platform:
         except BaseException:
             self.store.dispose()  # a platform that failed to open holds no connections
             raise
-        self.serving = ServingService(self)
-        self.pipelines = PipelineService(self)
-        self.migration = MigrationService(self)
+        self.serving: ServingService = ServingService(self)
+        self.pipelines: PipelineService = PipelineService(self)
+        self.migration: MigrationService = MigrationService(self)
         self._insert = (
             postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
         )
