@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Connection, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy.dialects import sqlite
 
 from mintaka.artifacts import ArtifactStore, Manifest, StoredArtifact, manifest_of
 from mintaka.audit import AuditLog
@@ -74,6 +74,8 @@ from mintaka.store.schema import (
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
+
     from mintaka.monitoring.service import MonitoringService
 
 T = TypeVar("T")
@@ -193,9 +195,11 @@ class Platform:
         self.serving: ServingService = ServingService(self)
         self.pipelines: PipelineService = PipelineService(self)
         self.migration: MigrationService = MigrationService(self)
-        self._insert = (
-            postgresql.insert if self.store.engine.dialect.name == "postgresql" else sqlite.insert
-        )
+        self._insert: Callable[[Table], sqlite.Insert | postgresql.Insert] = sqlite.insert
+        if self.store.engine.dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql  # loaded for a PostgreSQL store only
+
+            self._insert = postgresql.insert
 
     def _open_backend(self) -> Backend:
         entry = self.plugins.backends().get(self.config.backend)
