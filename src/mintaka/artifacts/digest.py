@@ -15,7 +15,6 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from mintaka.audit.chain import canonical_bytes
 from mintaka.errors import ValidationError
 
 CHUNK = 1 << 20
@@ -40,6 +39,8 @@ class Manifest:
         return [{"path": e.path, "sha256": e.sha256, "size": e.size} for e in self.entries]
 
     def canonical(self) -> bytes:
+        from mintaka.audit.chain import canonical_bytes  # its module loads SQLAlchemy
+
         return canonical_bytes({"files": self.to_json(), "format": "mintaka-manifest/1"})
 
     @cached_property

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mintaka.errors import IntegrityError, NotFound, ValidationError
-from mintaka.store.engine import Sql
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -102,6 +101,8 @@ def _resolve(asked: str, known: Iterable[str]) -> str:
 
 
 def _recorded(conn: Connection) -> list[RecordedArtifact]:
+    from mintaka.store.engine import Sql
+
     sql = Sql(conn)
     rows = {
         digest: (size, files, created_at)
@@ -212,6 +213,8 @@ def sweep(
 def _orphans(
     conn: Connection, objects: Iterable[tuple[str, float]], cutoff: float
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    from mintaka.store.engine import Sql
+
     # Only the digests: this runs under the write lock.
     referenced = {
         digest
