@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -86,3 +87,44 @@ def test_star_import_gives_the_lazily_imported_names() -> None:
     namespace: dict[str, object] = {}
     exec("from mintaka import *", namespace)
     assert {"Platform", "ModelVersion", "hookimpl", "Capability"} <= set(namespace)
+
+
+def _run_cli(*args: str) -> str:
+    return (
+        "from mintaka.cli.app import main\n"
+        "try:\n"
+        f"    main({list(args)!r})\n"
+        "except SystemExit:\n"
+        "    pass"
+    )
+
+
+def test_help_imports_neither_the_store_nor_the_records() -> None:
+    """``mintaka --help`` is read often; it must not pay for SQLAlchemy, pydantic or the domain."""
+    loaded = _modules_after(_run_cli("--help"))
+    assert _loaded(loaded, (*STORE_AND_RECORDS, "cryptography")) == []
+
+
+def test_the_help_of_every_group_imports_no_store() -> None:
+    """A group's help parses the global options, which Typer coerces with pydantic; SQLAlchemy
+    and the Mintaka records still stay out."""
+    statement = (
+        "from mintaka.cli.app import _command, main\n"
+        "for name, group in _command().commands.items():\n"
+        "    if hasattr(group, 'commands'):\n"
+        "        main([name, '--help'])\n"
+    )
+    loaded = _modules_after(statement)
+    assert "typer.rich_utils" in loaded  # the help was rendered
+    heavy = ("sqlalchemy", "mintaka.domain", "mintaka.platform", "cryptography")
+    assert _loaded(loaded, heavy) == []
+
+
+def test_a_command_loads_only_what_it_uses(tmp_path: Path) -> None:
+    """Listing models opens the store, but signs nothing and renders no Markdown."""
+    home = str(tmp_path / "home")
+    _modules_after(_run_cli("--home", home, "init"))
+    loaded = _modules_after(_run_cli("--home", home, "models", "list"))
+    assert "sqlalchemy" in loaded
+    unused = ("cryptography", "rich.markdown", "pygments", "typer.rich_utils")
+    assert _loaded(loaded, unused) == []

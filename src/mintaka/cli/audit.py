@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from mintaka.audit import checkpoints
 from mintaka.cli.output import console, emit_json, table
 from mintaka.cli.state import platform
 from mintaka.errors import ValidationError
-from mintaka.platform import Platform
-from mintaka.store.engine import sqlite_file
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 
@@ -39,6 +39,8 @@ def verify(
     if (public_key is None) != (checkpoint_file is None):
         raise ValidationError("--public-key and --checkpoints go together")
     if public_key is not None and checkpoint_file is not None:
+        from mintaka.audit import checkpoints
+
         key = checkpoints.load_public_key(public_key)
         entries = checkpoints.read(checkpoint_file)
         report = checkpoints.verify(platform(ctx).audit, key, entries)
@@ -90,6 +92,8 @@ def keygen(
     out: Annotated[Path, typer.Option("--out", help="Directory outside the store.")],
 ) -> None:
     """Write a new Ed25519 signing key (audit-signing.pem, 0600) and its public key."""
+    from mintaka.audit import checkpoints
+
     private_path, public_path = checkpoints.generate_keypair(out)
     console.print(f"signing key: {private_path} (keep it away from the store)")
     console.print(f"public key: {public_path}")
@@ -106,6 +110,8 @@ def checkpoint(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Verify the chain, sign its head and append the checkpoint to OUT/checkpoints.jsonl."""
+    from mintaka.audit import checkpoints
+
     plat = platform(ctx)
     key_path = checkpoints.private_key_path(key)
     target = out / checkpoints.CHECKPOINTS_FILE
@@ -125,6 +131,8 @@ def checkpoint(
 
 
 def _store_dirs(plat: Platform) -> list[Path]:
+    from mintaka.store.engine import sqlite_file
+
     dirs = [plat.home]
     database = sqlite_file(plat.store.url)
     if database is not None:

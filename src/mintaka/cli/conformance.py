@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mintaka.cli.output import console, err_console, table
 from mintaka.errors import ConfigurationError, PluginError
-from mintaka.plugins import PluginManager
+
+if TYPE_CHECKING:
+    from mintaka.plugins import PluginManager
 
 app = typer.Typer(
     help="Run the shared conformance suite and publish the backend x capability matrix.",
@@ -57,6 +59,8 @@ def matrix(
     ] = None,
 ) -> None:
     """Run each installed backend's conformance suite and write the matrix page."""
+    from mintaka.plugins import PluginManager
+
     try:
         from mintaka_conformance import matrix as kit
     except ImportError as exc:

@@ -5,15 +5,16 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from mintaka.cli.output import console, emit_json, fields, to_jsonable
 from mintaka.cli.state import platform
 from mintaka.errors import ValidationError
-from mintaka.governance.redaction import Redactor
-from mintaka.platform import Platform
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
 
 _INVENTORY_COLUMNS = (
     "version",
@@ -58,6 +59,8 @@ def register(app: typer.Typer) -> None:
 
 
 def _safe(plat: Platform, value: Any) -> Any:
+    from mintaka.governance.redaction import Redactor
+
     return Redactor.for_platform(plat).value(to_jsonable(value))
 
 
@@ -71,6 +74,8 @@ def _table(plat: Platform, title: str, columns: list[str], rows: list[list[Any]]
     from rich import box
     from rich.table import Table
     from rich.text import Text
+
+    from mintaka.governance.redaction import Redactor
 
     redactor = Redactor.for_platform(plat)
     # Wide listings (the inventory has ten columns): a light frame leaves the cells the width.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
@@ -10,7 +10,9 @@ from rich.tree import Tree
 
 from mintaka.cli.output import console, emit_json
 from mintaka.cli.state import platform
-from mintaka.domain.lineage import LineageGraph
+
+if TYPE_CHECKING:
+    from mintaka.domain.lineage import LineageGraph
 
 app = typer.Typer(
     help="Lineage: where a model came from, and what a dataset fed.", no_args_is_help=True

@@ -14,12 +14,10 @@ from rich.markup import escape
 
 from mintaka.cli.output import console, emit_json, err_console, progress_bar, table
 from mintaka.cli.state import platform
-from mintaka.domain.discovery import Difference, ResourceKind
-from mintaka.domain.names import route_name_of
 from mintaka.errors import ValidationError
-from mintaka.sync import ENDPOINT_SUBJECT, DifferenceKind, subject_of
 
 if TYPE_CHECKING:
+    from mintaka.domain.discovery import Difference
     from mintaka.migration import ModelAdoption
 
 adopt_app = typer.Typer(
@@ -56,6 +54,8 @@ def discover(
 ) -> None:
     """List the models, versions and endpoints in the backend's cloud, and whether Mintaka
     records them (`mintaka adopt` brings the others under management)."""
+    from mintaka.domain.discovery import ResourceKind
+
     found = platform(ctx).migration.discover()
     if unrecorded:
         found = [c for c in found if not c.recorded]
@@ -99,16 +99,6 @@ def discover(
         )
 
 
-# What to do about each kind of difference sync reports.
-_NEXT_STEP: dict[str, str] = {
-    DifferenceKind.VERSION_UNRECORDED: "mintaka adopt model {model}",
-    DifferenceKind.TRAFFIC: "mintaka rollback {endpoint}, or record the change through Mintaka",
-    DifferenceKind.APPROVAL: "mintaka approve {subject}",
-    DifferenceKind.ALIAS: "mintaka models alias {model}:{recorded} {alias} (puts the recorded "
-    "one back)",
-}
-
-
 def _shown(value: object) -> str:
     """A recorded or observed value as compact JSON (``None``: nothing on that side)."""
     if value is None:
@@ -120,7 +110,17 @@ def _shown(value: object) -> str:
 
 def _next_step(difference: Difference) -> str | None:
     """What to run about ``difference``, where one command settles it."""
-    hint = _NEXT_STEP.get(difference.kind)
+    from mintaka.sync import ENDPOINT_SUBJECT, DifferenceKind, subject_of
+
+    # What to do about each kind of difference sync reports.
+    next_steps: dict[str, str] = {
+        DifferenceKind.VERSION_UNRECORDED: "mintaka adopt model {model}",
+        DifferenceKind.TRAFFIC: "mintaka rollback {endpoint}, or record the change through Mintaka",
+        DifferenceKind.APPROVAL: "mintaka approve {subject}",
+        DifferenceKind.ALIAS: "mintaka models alias {model}:{recorded} {alias} (puts the recorded "
+        "one back)",
+    }
+    hint = next_steps.get(difference.kind)
     if hint is None or (difference.kind == DifferenceKind.ALIAS and difference.recorded is None):
         return None
     subject = difference.subject
@@ -268,6 +268,8 @@ def adopt_served(
             flavor=flavor,
             on_fetch=fetching,
         )
+    from mintaka.domain.names import route_name_of
+
     route = route_name_of(route)  # as Mintaka reads it (AllTraffic: alltraffic)
     if as_json:
         _emit_adoption(adoption, endpoint=endpoint, route=route)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mintaka.cli.output import console, emit_json, fields, table
 from mintaka.cli.state import platform
-from mintaka.domain.registry import ModelVersion
+
+if TYPE_CHECKING:
+    from mintaka.domain.registry import ModelVersion
 
 app = typer.Typer(help="Register and manage model versions.", no_args_is_help=True)
 

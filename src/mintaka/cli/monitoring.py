@@ -6,15 +6,17 @@ import csv
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
 
 from mintaka.cli.output import console, emit_json, table
 from mintaka.cli.state import platform
-from mintaka.domain.monitoring import MonitorSpec
 from mintaka.errors import ValidationError
+
+if TYPE_CHECKING:
+    from mintaka.domain.monitoring import MonitorSpec
 
 monitor_app = typer.Typer(
     help="Monitors, coverage and the monitoring runner.", no_args_is_help=True
@@ -39,6 +41,8 @@ def add(
 
 def read_monitor_spec(spec_file: Path) -> MonitorSpec:
     """A monitor spec from its TOML file; a clear error when it cannot be read or is invalid."""
+    from mintaka.domain.monitoring import MonitorSpec
+
     try:
         raw = tomllib.loads(spec_file.read_text())
         return MonitorSpec.model_validate(raw)

@@ -4,17 +4,20 @@ and retrain a model through the pipeline bound to it."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
-from rich.progress import Progress
 
 from mintaka.cli.output import console, emit_json, progress_bar, table
 from mintaka.cli.state import platform
-from mintaka.domain.pipelines import PipelineRun
 from mintaka.errors import GateFailed, ValidationError
-from mintaka.pipelines.local import StepEvent
+
+if TYPE_CHECKING:
+    from rich.progress import Progress
+
+    from mintaka.domain.pipelines import PipelineRun
+    from mintaka.pipelines.local import StepEvent
 
 app = typer.Typer(help="Training pipelines: typed steps, gates, caching.", no_args_is_help=True)
 

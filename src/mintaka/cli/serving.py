@@ -4,13 +4,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mintaka.cli.output import console, emit_json, fields, table
 from mintaka.cli.state import platform
-from mintaka.domain.serving import Endpoint
+
+if TYPE_CHECKING:
+    from mintaka.domain.serving import Endpoint
 
 app = typer.Typer(help="Endpoints, routes and traffic.", no_args_is_help=True)
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
-from mintaka.platform import Platform
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
 
 
 @dataclass
@@ -19,6 +21,8 @@ class CliState:
 
     def platform(self) -> Platform:
         if self._platform is None:
+            from mintaka.platform import Platform  # SQLAlchemy and the domain: for commands only
+
             self._platform = Platform(self.home, actor=self.actor, backend=self.backend)
         return self._platform
 
