@@ -76,6 +76,17 @@ def test_dir_lists_the_names_not_imported_yet() -> None:
     assert "mintaka.platform" not in loaded
 
 
+def test_no_public_name_is_also_a_module_of_the_package() -> None:
+    """Importing ``mintaka.X`` sets the package's ``X`` to that module, which would hide a lazily
+    imported name ``X``: the package's ``__getattr__`` is asked only for missing names."""
+    import pkgutil
+
+    import mintaka
+
+    modules = {found.name for found in pkgutil.iter_modules(mintaka.__path__)}
+    assert modules.isdisjoint(mintaka.__all__)
+
+
 def test_an_unknown_name_is_an_attribute_error() -> None:
     import mintaka
 
