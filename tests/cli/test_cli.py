@@ -99,6 +99,24 @@ def test_bad_name_is_one_clear_error_line(
     assert "Traceback" not in err + out
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["nosuch"], "No such command 'nosuch'"),
+        (["models", "list", "--bogus"], "No such option: --bogus"),
+        (["models", "show"], "Missing argument"),
+    ],
+)
+def test_a_usage_error_is_a_message_and_exit_status_2_not_a_traceback(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], says: str
+) -> None:
+    code, out, err = cli(capsys, "--home", str(tmp_path / "h"), *args)
+    assert code == 2
+    assert says in err
+    assert "Try 'mintaka" in err
+    assert "Traceback" not in out + err
+
+
 def test_missing_model_is_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = cli(capsys, "--home", str(tmp_path / "h"), "models", "show", "ghost:1")
     assert code == 1

@@ -311,7 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: Mintaka errors become one red line and exit status 1."""
     try:
         # Without standalone mode click returns the code of a ``typer.Exit`` instead of exiting.
-        code = _command().main(args=argv, standalone_mode=False)
+        code = _command().main(args=argv, prog_name="mintaka", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except MintakaError as exc:
@@ -323,9 +323,27 @@ def main(argv: list[str] | None = None) -> None:
         err_console.print("aborted")
         sys.exit(130)
     except Exception as exc:
-        import click
+        if not _is_usage_error(exc):
+            raise
+        _show_usage_error(exc)
+        sys.exit(int(getattr(exc, "exit_code", 2)))
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+
+def _is_usage_error(exc: Exception) -> bool:
+    """A usage error (an unknown command or option, a bad value) from the parser: click's own,
+    or that of the copy of click that Typer 0.2x bundles (a ``typer.TyperException``)."""
+    import click
+
+    bundled = getattr(typer, "TyperException", None)
+    kinds = (click.ClickException, bundled) if bundled is not None else (click.ClickException,)
+    return isinstance(exc, kinds) and callable(getattr(exc, "show", None))
+
+
+def _show_usage_error(exc: Exception) -> None:
+    """The usage, a pointer to --help and the error, on stderr, as Typer prints them."""
+    try:
+        from typer import rich_utils
+
+        rich_utils.rich_format_error(exc)  # type: ignore[arg-type]
+    except (ImportError, AttributeError):
+        exc.show()  # type: ignore[attr-defined]
