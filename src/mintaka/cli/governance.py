@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mintaka.cli.output import console, emit_json, fields, to_jsonable
+from mintaka.cli.output import console, emit_json, fields, table, to_jsonable
 from mintaka.cli.state import platform
 from mintaka.errors import ValidationError
 
@@ -69,23 +69,17 @@ def _emit(plat: Platform, value: Any) -> None:
 
 
 def _table(plat: Platform, title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    """A table whose first column is never cut and whose other cells wrap instead of being
-    truncated, every cell redacted."""
-    from rich import box
-    from rich.table import Table
+    """``output.table`` (one record per row when it does not fit), every cell redacted."""
     from rich.text import Text
 
     from mintaka.governance.redaction import Redactor
 
     redactor = Redactor.for_platform(plat)
-    # Wide listings (the inventory has ten columns): a light frame leaves the cells the width.
-    grid = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
-    cells = [[Text(redactor.text("" if c is None else str(c))) for c in row] for row in rows]
-    for index, column in enumerate(columns):
-        grid.add_column(column, no_wrap=index == 0, overflow="fold")
-    for row in cells:
-        grid.add_row(*row)
-    console.print(grid)
+    table(
+        title,
+        columns,
+        [[Text(redactor.text("" if c is None else str(c))) for c in row] for row in rows],
+    )
 
 
 # -- inventory ---------------------------------------------------------------------------------

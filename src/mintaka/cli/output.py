@@ -89,7 +89,7 @@ def _records(title: str, columns: Sequence[str], cells: Sequence[Sequence[Text]]
         for name, cell in zip(columns[1:], row[1:], strict=False):
             if cell.plain:
                 record.add_row(name, cell)
-        parts.append(Padding(record, (0, 0, 0, 2)))
+        parts.append(Padding(record, (0, 0, 0, 2), expand=False))
     return Group(*parts)
 
 
