@@ -16,15 +16,15 @@ from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_sagemaker.artifacts import write_tarball
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages
-from sagemaker_testkit import BUCKET, SETTINGS
+from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
 
-from mintaka import NotFound, Platform, PolicyViolation, ValidationError
+from mintaka import BackendError, NotFound, Platform, PolicyViolation, ValidationError
 from mintaka.domain.discovery import Difference, ResourceKind
 from mintaka.domain.governance import IdentitySource
 from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.pipelines import PipelineSpec, StepSpec
 from mintaka.domain.registry import ApprovalStatus, Stage
-from mintaka.domain.serving import RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
+from mintaka.domain.serving import RolloutStrategy, Route, TrafficMap, TrafficPlan, TrafficStep
 from mintaka.rollout import native
 from mintaka.sync import ENDPOINT_SUBJECT, DifferenceKind
 
@@ -517,3 +517,29 @@ def test_lineage_is_contexts_and_associations(
     assert cloud.read_lineage(f"model_version:{version.id}") == [
         e for e in graph.edges if e.kind is EdgeKind.PRODUCED
     ]
+
+
+def test_a_change_that_never_settles_times_out_on_the_backends_clock(
+    fake: SageMakerFake, tmp_path: Path
+) -> None:
+    """Waits are paced and bounded by the backend's clock, so a stuck update ends in a
+    BackendError after ``wait_timeout_seconds`` of that clock, with no real waiting."""
+    settings = {**SETTINGS, "poll_seconds": 5.0, "wait_timeout_seconds": 30.0}
+    with sagemaker_platform(tmp_path / "home", settings) as platform:
+        platform.register_model("churn", artifact(tmp_path, b"v1"))
+        platform.register_model("churn", artifact(tmp_path, b"v2"))
+        platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+        cloud = platform.backend
+        assert isinstance(cloud, SageMakerBackend)
+        started = platform.clock.now()
+        fake.script_endpoint("churn-live", ["Updating"] * 50)
+        with pytest.raises(BackendError, match="still Updating after 30 s"):
+            cloud.update_routes(
+                "churn-live",
+                [
+                    *cloud.get_endpoint("churn-live").routes,
+                    Route(name="green", model="churn", version=2),
+                ],
+                TrafficMap(weights={"blue": 100, "green": 0}),
+            )
+        assert platform.clock.now() - started == timedelta(seconds=30)

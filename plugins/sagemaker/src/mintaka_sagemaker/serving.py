@@ -38,11 +38,11 @@ import json
 import re
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property, lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from mintaka.domain.names import route_name_of, route_names_of
 from mintaka.domain.registry import ApprovalStatus, BackendVersion
@@ -75,6 +75,7 @@ from mintaka_sagemaker.registry import (
     package_version,
 )
 
+T = TypeVar("T")
 ROUTE_TAG = "mintaka:route:"
 MANAGED_TAG = "mintaka:managed"
 # On a SageMaker Model: the model package it serves (Models Mintaka makes, and Models made
@@ -506,18 +507,41 @@ class SageMakerServing(SageMakerRegistry):
 
     def _wait(self, name: str) -> dict[str, Any]:
         """Describe ``name`` until it leaves a transitional status (or the wait times out)."""
-        deadline = time.monotonic() + self.settings.wait_timeout_seconds
+        last: dict[str, Any] = {}
+
+        def settled() -> dict[str, Any] | None:
+            last.update(self._describe_endpoint(name))
+            return None if last["EndpointStatus"] in TRANSITIONAL else dict(last)
+
+        return self._poll(
+            settled,
+            timeout=self.settings.wait_timeout_seconds,
+            every=self.settings.poll_seconds,
+            late=lambda: (
+                f"endpoint {name!r} still {last['EndpointStatus']} after "
+                f"{self.settings.wait_timeout_seconds:.0f} s"
+            ),
+        )
+
+    def _poll(
+        self,
+        done: Callable[[], T | None],
+        *,
+        timeout: float,
+        every: float,
+        late: Callable[[], str],
+    ) -> T:
+        """Call ``done`` until it answers (not None), pausing ``every`` seconds on the backend's
+        clock; ``BackendError(late())`` once ``timeout`` seconds have passed on that clock."""
+        clock = self.context.clock
+        deadline = clock.now() + timedelta(seconds=timeout)
         while True:
-            described = self._describe_endpoint(name)
-            if described["EndpointStatus"] not in TRANSITIONAL:
-                return described
-            if time.monotonic() >= deadline:
-                raise BackendError(
-                    f"endpoint {name!r} still {described['EndpointStatus']} after "
-                    f"{self.settings.wait_timeout_seconds:.0f} s",
-                    "sagemaker",
-                )
-            time.sleep(self.settings.poll_seconds)
+            answer = done()
+            if answer is not None:
+                return answer
+            if clock.now() >= deadline:
+                raise BackendError(late(), "sagemaker")
+            self._pause(every)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -1091,17 +1115,20 @@ class SageMakerServing(SageMakerRegistry):
     def _wait_gone(self, name: str) -> None:
         """Wait while a killed endpoint is still being deleted (a name cannot be taken again
         before that ends)."""
-        deadline = time.monotonic() + self.settings.wait_timeout_seconds
-        while True:
+
+        def gone() -> bool | None:
             try:
                 found = self._sm("describe_endpoint", EndpointName=self.settings.endpoint_of(name))
             except NotFound:
-                return
-            if found.get("EndpointStatus") != "Deleting":
-                return
-            if time.monotonic() >= deadline:
-                raise BackendError(f"endpoint {name!r} still Deleting", "sagemaker")
-            time.sleep(self.settings.poll_seconds)
+                return True
+            return True if found.get("EndpointStatus") != "Deleting" else None
+
+        self._poll(
+            gone,
+            timeout=self.settings.wait_timeout_seconds,
+            every=self.settings.poll_seconds,
+            late=lambda: f"endpoint {name!r} still Deleting",
+        )
 
     # -- invoking ---------------------------------------------------------------------------------
 
@@ -1220,26 +1247,27 @@ class SageMakerServing(SageMakerRegistry):
                 f"endpoint {name!r} accepted request {request} without an OutputLocation",
                 "sagemaker",
             )
-        clock = self.context.clock
-        deadline = clock.now() + timedelta(seconds=self.settings.async_timeout_seconds)
-        while True:
-            answered = self._s3_object(output)
-            if answered is not None:
-                return answered
-            failed = self._s3_object(failure) if failure else None
+
+        def answered() -> bytes | None:
+            found = self._s3_object(output)
+            failed = None if found is not None or not failure else self._s3_object(failure)
             if failed is not None:
                 raise BackendError(
                     f"endpoint {name!r} failed request {request}: "
                     f"{failed.decode('utf-8', 'replace')[:2000]}",
                     "sagemaker",
                 )
-            if clock.now() >= deadline:
-                raise BackendError(
-                    f"endpoint {name!r} has not answered request {request} within "
-                    f"{self.settings.async_timeout_seconds:.0f} s (its answer is due at {output})",
-                    "sagemaker",
-                )
-            self._pause(self.settings.async_poll_seconds)
+            return found
+
+        return self._poll(
+            answered,
+            timeout=self.settings.async_timeout_seconds,
+            every=self.settings.async_poll_seconds,
+            late=lambda: (
+                f"endpoint {name!r} has not answered request {request} within "
+                f"{self.settings.async_timeout_seconds:.0f} s (its answer is due at {output})"
+            ),
+        )
 
     def _s3_object(self, uri: str) -> bytes | None:
         """The object at an ``s3://`` URI; None while there is none."""
