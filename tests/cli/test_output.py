@@ -39,6 +39,20 @@ def test_a_table_that_fits_is_a_table(
     assert f"│ {RUN_ID} │ credit-default-training │" in capsys.readouterr().out
 
 
+def test_a_table_that_fits_once_cells_wrap_at_spaces_stays_a_table(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(output.console, "width", 100)
+    output.table("runs", COLUMNS, ROWS)
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    assert f"│ {RUN_ID} │ credit-default-training │" in out
+    assert "…" not in out
+    words = {w for line in lines for w in line.replace("│", " ").split()}
+    assert {"auc=0.8608,", "accuracy=0.8", "2026-11-28", "04:14:05"} <= words  # none broken
+
+
 def test_a_table_wider_than_the_terminal_becomes_one_record_per_row(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

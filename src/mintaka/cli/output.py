@@ -55,24 +55,55 @@ def _table_cell(cell: Any) -> Text:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """A table when it fits the terminal; else each row as a record (its first cell, then one
+    """A table when it fits the terminal with no word broken (cells wrap at spaces, the columns
+    that need it least first); else each row as a record (its first cell, then one
     ``column  value`` line per non-empty cell), so that nothing is cut or broken mid-word. The
-    first column (the name or id to type in the next command) is never cut."""
+    first column (the name or id to type in the next command) is never wrapped."""
     cells = [[_table_cell(cell) for cell in row] for row in rows]
+    widths = _column_widths(columns, cells, console.width)
+    if widths is None:
+        console.print(_records(title, columns, cells))
+        return
     grid = Table(title=title, title_justify="left")
     for index, column in enumerate(columns):
-        if index == 0:
-            widest = max((len(row[0]) for row in cells if row), default=0)
-            grid.add_column(column, no_wrap=True, min_width=max(widest, len(column)))
-        else:
-            grid.add_column(column)
+        grid.add_column(column, no_wrap=index == 0, width=widths[index], overflow="fold")
     for row in cells:
         grid.add_row(*row)
-    natural = console.measure(grid, options=console.options.update_width(1 << 16)).maximum
-    if len(columns) <= 2 or natural <= console.width:
-        console.print(grid)
-    else:
-        console.print(_records(title, columns, cells))
+    console.print(grid)
+
+
+def _column_widths(
+    columns: Sequence[str], cells: Sequence[Sequence[Text]], width: int
+) -> list[int | None] | None:
+    """Each column's width in a table ``width`` wide: None throughout when the table fits as it
+    is; else every column at least its longest word (the first column whole), the room left
+    given to the columns that need the least of it to fit whole; None when even that is too
+    wide (or the table has so few columns that it reads best as it is)."""
+
+    def column(index: int) -> list[Text]:
+        return [row[index] for row in cells if index < len(row)]
+
+    natural = [max([len(name), *(c.cell_len for c in column(i))]) for i, name in enumerate(columns)]
+    shortest = [
+        natural[0],
+        *(
+            max(len(w) for w in [*name.split(), *(w for c in column(i) for w in c.plain.split())])
+            for i, name in enumerate(columns)
+            if i > 0
+        ),
+    ]
+    room = width - (3 * len(columns) + 1)  # the frame: a rule and two spaces per column
+    if sum(natural) <= room or len(columns) <= 2:
+        return [None] * len(columns)
+    if sum(shortest) > room:
+        return None
+    widths = list(shortest)
+    spare = room - sum(widths)
+    for i in sorted(range(len(columns)), key=lambda i: natural[i] - shortest[i]):
+        given = min(spare, natural[i] - widths[i])
+        widths[i] += given
+        spare -= given
+    return list(widths)
 
 
 def _records(title: str, columns: Sequence[str], cells: Sequence[Sequence[Text]]) -> Group:
