@@ -708,6 +708,31 @@ def test_models_mintaka_makes_on_an_adopted_endpoint_run_in_its_network(
     assert made["EnableNetworkIsolation"] is True
 
 
+@pytest.mark.parametrize(
+    ("model_role", "runs_as"),
+    [
+        ("role_arn", SETTINGS["role_arn"]),
+        ("endpoint", "arn:aws:iam::123456789012:role/private-models"),
+    ],
+)
+def test_the_role_of_models_mintaka_makes_on_an_adopted_endpoint_is_a_setting(
+    sm: Any, tmp_path: Path, model_role: str, runs_as: str
+) -> None:
+    deployed_from_model_data(
+        sm, "private-api", ExecutionRoleArn="arn:aws:iam::123456789012:role/private-models"
+    )
+    settings = {**SETTINGS, "model_role": model_role}
+    with sagemaker_platform(tmp_path / "home", settings) as platform:
+        adopted_with_a_second_version(platform, "private-api", tmp_path)
+        platform.serving.deploy("private-api", "churn:2", route="green")
+        config = current_config(sm, "private-api")
+    variants = {v["VariantName"]: v for v in config["ProductionVariants"]}
+    made = sm.describe_model(ModelName=variants["green"]["ModelName"])
+    assert made["ExecutionRoleArn"] == runs_as
+    kept = sm.describe_model(ModelName=variants["AllTraffic"]["ModelName"])
+    assert kept["ExecutionRoleArn"] == "arn:aws:iam::123456789012:role/private-models"
+
+
 def test_an_adopted_asynchronous_endpoint_stays_asynchronous(
     platform: Platform, sm: Any, tmp_path: Path
 ) -> None:

@@ -187,6 +187,7 @@ class Layout:
     capture: dict[str, Any] | None = None
     network: dict[str, Any] = field(default_factory=dict)  # of the Models Mintaka makes
     config: dict[str, Any] = field(default_factory=dict)  # Carried.config
+    role: str | None = None  # Carried.role: the Models Mintaka makes run with it, if set
 
     def route_of(self, variant: dict[str, Any]) -> Route:
         """The route a variant of this layout serves (its name is the route's, or the name the
@@ -249,6 +250,9 @@ class Carried:
     # VpcConfig / EnableNetworkIsolation for the Models Mintaka makes, from ``busiest``
     network: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)  # CONFIG_FIELDS the config has
+    # ``busiest``'s execution role, for the Models Mintaka makes (settings ``model_role =
+    # "endpoint"``); None: the settings' ``role_arn``
+    role: str | None = None
 
     def kept_model(self, route: Route) -> str | None:
         """The Model ``route`` keeps: the one its variant serves, if it serves that version."""
@@ -323,21 +327,28 @@ class SageMakerServing(SageMakerRegistry):
 
     # -- layout -----------------------------------------------------------------------------------
 
-    def _require_serving_settings(self) -> tuple[str, str]:
-        if not self.settings.image_uri or not self.settings.role_arn:
+    def _require_serving_settings(self, role: str | None = None) -> tuple[str, str]:
+        """The inference image and the execution role of the Models Mintaka makes (``role``:
+        the one carried from the endpoint, else the settings' ``role_arn``)."""
+        role = role or self.settings.role_arn
+        if not self.settings.image_uri or not role:
             raise ConfigurationError(
                 "[sagemaker] serving needs image_uri (the inference image) and role_arn (the "
                 "execution role) in [backend_settings]"
             )
-        return self.settings.image_uri, self.settings.role_arn
+        return self.settings.image_uri, role
 
     def _model_name(
-        self, endpoint: str, route: Route, network: dict[str, Any] | None = None
+        self,
+        endpoint: str,
+        route: Route,
+        network: dict[str, Any] | None = None,
+        role: str | None = None,
     ) -> str | None:
         """The Model Mintaka makes for ``route``; None without the serving settings (refused
         by ``_ensure_models`` if the Model is needed: traffic between routes that keep their
         Models needs neither an image nor a role)."""
-        image, role = self.settings.image_uri, self.settings.role_arn
+        image, role = self.settings.image_uri, role or self.settings.role_arn
         if not image or not role:
             return None
         carried = json.dumps(network, sort_keys=True) if network else ""
@@ -350,7 +361,7 @@ class SageMakerServing(SageMakerRegistry):
         kept = carried.kept_model(route)
         return {
             "VariantName": carried.names.get(route.name, route.name),
-            "ModelName": kept or self._model_name(endpoint, route, carried.network),
+            "ModelName": kept or self._model_name(endpoint, route, carried.network, carried.role),
             **(
                 compute
                 if compute
@@ -389,6 +400,7 @@ class SageMakerServing(SageMakerRegistry):
             capture=capture,
             network=carried.network,
             config=carried.config,
+            role=carried.role,
         )
         if traffic.shadow is None:
             weights = {r.name: traffic.weights.get(r.name, 0) for r in routes}
@@ -430,7 +442,7 @@ class SageMakerServing(SageMakerRegistry):
         for variant in layout.variants + layout.shadow_variants:
             if variant["_kept"]:  # the Model the route serves already
                 continue
-            image, role = self._require_serving_settings()
+            image, role = self._require_serving_settings(layout.role)
             route = layout.route_of(variant)
             package = self._describe_package(route.model, route.version)
             packaged = package_container(package)
@@ -905,7 +917,8 @@ class SageMakerServing(SageMakerRegistry):
 
     def _carried(self, old: str, config: dict[str, Any] | None, routes: Sequence[Route]) -> Carried:
         """What the endpoint's config ``old`` hands on (``Carried``); when a route needs a new
-        Model, the network settings of the busiest variant's Model too (one ``DescribeModel``)."""
+        Model, the network settings of the busiest variant's Model too (one ``DescribeModel``),
+        and its execution role with settings ``model_role = "endpoint"``."""
         carried = Carried.of(config, self._config_routes(old) if config else ())
         if carried.busiest is None or all(carried.kept_model(r) for r in routes):
             return carried
@@ -914,7 +927,8 @@ class SageMakerServing(SageMakerRegistry):
         except NotFound:
             return carried
         network = {k: busiest[k] for k in NETWORK_FIELDS if busiest.get(k)}
-        return dataclasses.replace(carried, network=network)
+        role = busiest.get("ExecutionRoleArn") if self.settings.model_role == "endpoint" else None
+        return dataclasses.replace(carried, network=network, role=role or None)
 
     @staticmethod
     def _made_by_mintaka(endpoint: str, config: str) -> bool:

@@ -41,6 +41,11 @@ class SageMakerSettings(BackendSettings):
     bucket: str | None = Field(default=None, min_length=3, max_length=63)
     prefix: str = Field(default="mintaka", pattern=r"^[A-Za-z0-9!_.*'()/-]{0,200}$")
     role_arn: str | None = Field(default=None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$")
+    model_role: Literal["role_arn", "endpoint"] = "role_arn"
+    """The execution role of a Model Mintaka makes on an endpoint: ``role_arn``, or
+    ``endpoint``: the role of the Model serving the endpoint's busiest route (an adopted
+    endpoint's new versions then run under the role its owners gave it, which must be able to
+    read the artifact bucket); ``role_arn`` where the endpoint has no Model yet."""
     image_uri: str | None = None
     instance_type: str = "ml.m5.large"
     instance_count: int = Field(default=1, ge=1)
