@@ -280,7 +280,10 @@ def kill(
     ctx: typer.Context, endpoint: Annotated[str, typer.Argument()], reason: Reason = ""
 ) -> None:
     """Kill switch: the endpoint refuses every request until released with unkill."""
-    show_endpoint(platform(ctx).serving.kill(endpoint, reason=reason))
+    killed = platform(ctx).serving.kill(endpoint, reason=reason)
+    show_endpoint(killed)
+    if killed.status.value == "killed":  # the switch, not a return to approved traffic
+        _switch_limits(ctx)
 
 
 def unkill(
@@ -288,6 +291,22 @@ def unkill(
 ) -> None:
     """Release the kill switch."""
     show_endpoint(platform(ctx).serving.unkill(endpoint, reason=reason))
+    _switch_limits(ctx)
+
+
+def _switch_limits(ctx: typer.Context) -> None:
+    """What the backend's kill switch cannot do, when it stands in for one the cloud lacks: the
+    operator pulling it needs to know (a delay before it holds, a slow release)."""
+    from rich.text import Text
+
+    from mintaka.capabilities import Capability
+
+    backend = platform(ctx).backend
+    emulation = backend.emulated.get(Capability.SERVING_KILL)
+    if emulation is not None and emulation.limits:
+        console.print(
+            Text(f"note: {backend.name} has no kill switch of its own: {emulation.limits}")
+        )
 
 
 def score(
