@@ -6,6 +6,7 @@ import pytest
 
 pytest.importorskip("databricks.sdk")
 
+import io
 import os
 import time
 from collections import Counter
@@ -684,6 +685,34 @@ def test_ai_gateway_rate_limits_are_validated_and_call_limits_enforced_per_minut
         assert read.rate_limits is not None
         assert read.rate_limits[0].calls == 0
         assert read.usage_tracking_config is None  # a PUT replaces the whole gateway config
+
+
+def test_model_version_files_are_written_before_finalize_and_read_any_time(
+    fake: FakeDatabricks, w: WorkspaceClient
+) -> None:
+    uc_model(w)
+    version = create_uc_version(w, finalize=False)
+    base = f"/Models/main/default/churn/{version}"
+    w.files.upload(f"{base}/MLmodel", io.BytesIO(b"flavors: {}"), overwrite=True)
+    w.files.upload(f"{base}/data/model.pkl", io.BytesIO(bytes(range(256))), overwrite=True)
+    with pytest.raises(AlreadyExists):
+        w.files.upload(f"{base}/MLmodel", io.BytesIO(b"again"))
+    w.api_client.do("POST", f"{UC_MV}/finalize", body={"name": MODEL, "version": version})
+
+    assert w.files.download(f"{base}/data/model.pkl").contents.read() == bytes(range(256))
+    listed = {(e.path, e.is_directory) for e in w.files.list_directory_contents(base)}
+    assert listed == {(f"{base}/MLmodel", False), (f"{base}/data/", True)}
+    w.files.get_directory_metadata(base)
+    with pytest.raises(PermissionDenied, match="before it is finalized"):
+        w.files.upload(f"{base}/extra", io.BytesIO(b"late"), overwrite=True)
+    with pytest.raises(ResourceDoesNotExist):
+        w.files.upload("/Models/main/default/churn/9/MLmodel", io.BytesIO(b"x"), overwrite=True)
+    with pytest.raises(NotFound):
+        w.files.download(f"{base}/missing")
+    assert fake.state.files.under(base) == {
+        "MLmodel": b"flavors: {}",
+        "data/model.pkl": bytes(range(256)),
+    }
 
 
 def test_predictors_and_inference_tables(fake: FakeDatabricks, w: WorkspaceClient) -> None:

@@ -134,6 +134,7 @@ def test_release_restores_the_endpoint_wide_limit_and_keeps_the_rest_of_the_gate
 def test_kill_and_release_are_idempotent(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend
 ) -> None:
+    databricks_fake.requests.clear()
     cloud.kill("churn-ep")
     assert writes(databricks_fake) == [f"PATCH /api/2.0{TAGS}", f"PUT /api/2.0{GATEWAY}"]
     databricks_fake.requests.clear()

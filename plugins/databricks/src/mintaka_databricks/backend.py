@@ -231,7 +231,7 @@ class DatabricksBackend(UnityCatalogRegistry, _DatabricksWorkspace):
         "routes, MLflow runs, Jobs, inference tables, endpoint metrics and external lineage."
     )
     registry_mode = "uc"
-    capabilities: ClassVar[frozenset[Capability]] = _CAPABILITIES
+    capabilities: ClassVar[frozenset[Capability]] = _CAPABILITIES | {Capability.REGISTRY_FETCH}
     emulated: ClassVar[dict[Capability, Emulation]] = {
         Capability.REGISTRY_STAGES: Emulation(
             how="the stage is a 'mintaka.stage' tag on the Unity Catalog model version",

@@ -2,19 +2,25 @@
 
 Versions are created through MLflow's Unity Catalog REST path (the SDK has no call for it):
 ``model-versions/create`` with every tag at once, reconciled by idempotency key
-(``mintaka_databricks.versions``), then ``finalize``.
+(``mintaka_databricks.versions``), then the model's files are uploaded into the version (the
+Files API's ``/Models/<catalog>/<schema>/<model>/<version>/``, as MLflow does through the SDK)
+and the version is finalized. The same path reads them back (``registry.fetch``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+import functools
+import shutil
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mintaka.domain.registry import BackendVersion, Stage
-from mintaka.errors import Conflict
+from mintaka.domain.registry import BackendVersion, Stage, VersionRequest
+from mintaka.errors import Conflict, NotFound, ValidationError
 from mintaka.interfaces import (
     ApprovalProjection,
+    ArtifactFetch,
     ModelAliases,
     ModelRegistry,
     ModelStages,
@@ -34,6 +40,7 @@ ML_UC = "/api/2.0/mlflow/unity-catalog"
 
 
 class UnityCatalogRegistry(
+    ArtifactFetch,
     KeyedVersions,
     VersionTagWrites,
     ModelRegistry,
@@ -84,9 +91,17 @@ class UnityCatalogRegistry(
 
     # -- versions -------------------------------------------------------------------------------
 
-    def _ready(self, name: str, full: str, listed: Mapping[str, Any]) -> BackendVersion:
+    def _ready(
+        self,
+        name: str,
+        full: str,
+        listed: Mapping[str, Any],
+        request: VersionRequest | None = None,
+    ) -> BackendVersion:
         number = int(listed["version"])
         if listed.get("status") == PENDING:
+            if request is not None and self.settings.upload_artifacts:
+                self._upload(full, number, Path(request.artifact_path))
             self._rest(
                 "POST",
                 f"{ML_UC}/model-versions/finalize",
@@ -111,6 +126,73 @@ class UnityCatalogRegistry(
                 "flavor": tags.get(FLAVOR_TAG),
             },
         )
+
+    # -- the version's files ----------------------------------------------------------------------
+
+    def _files_root(self, full: str, version: int) -> str:
+        return f"/Models/{full.replace('.', '/')}/{version}"
+
+    def _upload(self, full: str, version: int, artifact: Path) -> None:
+        """Every file of ``artifact`` (a file, or a directory's files at their relative paths)
+        into the pending version; overwriting, so that a retried registration can run again."""
+        root = self._files_root(full, version)
+        if artifact.is_dir():
+            files = sorted(p for p in artifact.rglob("*") if p.is_file())
+            targets = [(p, p.relative_to(artifact).as_posix()) for p in files]
+        else:
+            targets = [(artifact, artifact.name)]
+        for source, relative in targets:
+            with source.open("rb") as body:
+                upload = functools.partial(
+                    self.client.files.upload, f"{root}/{relative}", body, overwrite=True
+                )
+                self._call(f"uploading {relative} of {full} version {version}", upload)
+
+    def _listed_files(self, directory: str) -> Iterator[str]:
+        """The path of every file below ``directory`` (the Files API lists one level)."""
+        entries = self._call(
+            f"listing {directory}",
+            lambda: list(self.client.files.list_directory_contents(directory)),
+        )
+        for entry in entries:
+            path = str(entry.path or "").rstrip("/")
+            if entry.is_directory:
+                yield from self._listed_files(path)
+            else:
+                yield path
+
+    def fetch_artifact(self, name: str, version: int, into: Path) -> Path:
+        """The version's files from Unity Catalog, under ``into/model``; a version that holds one
+        file which Mintaka registered as that file (its digest tag says so) is that file."""
+        from mintaka.artifacts import manifest_of
+
+        full = self._full_name(name)
+        recorded = self.get_version(name, version)  # NotFound for a missing version
+        root = self._files_root(full, version)
+        try:
+            files = sorted(self._listed_files(root))
+        except NotFound:
+            files = []
+        if not files:
+            raise NotFound(f"{full} version {version} holds no model files ({root})")
+        target = into / "model"
+        for path in files:
+            relative = PurePosixPath(path).relative_to(root)
+            if ".." in relative.parts or relative.is_absolute():
+                raise ValidationError(f"{path} would land outside the model directory")
+            local = target.joinpath(*relative.parts)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            read = functools.partial(self.client.files.download, path)
+            body = self._call(f"reading {path}", read).contents
+            if body is None:
+                raise NotFound(f"{path} has no contents")
+            with body, local.open("wb") as out:
+                shutil.copyfileobj(body, out, 1024 * 1024)
+        if len(files) == 1:
+            single = target / PurePosixPath(files[0]).name
+            if manifest_of(single).digest == recorded.artifact_digest:
+                return single
+        return target
 
     def get_version(self, name: str, version: int) -> BackendVersion:
         full = self._full_name(name)

@@ -40,6 +40,10 @@ class DatabricksSettings(BackendSettings):
     """Pause between polls of a changing endpoint or a running job."""
     experiment_root: str = Field(default="/Shared/mintaka", pattern=r"^/")
     """Workspace folder under which Mintaka's MLflow experiments are created."""
+    upload_artifacts: bool = True
+    """Upload a version's model files into its Unity Catalog model version (through the Files
+    API, as MLflow does), so that Model Serving can load them and adoption read them back. Off:
+    the version only names its source (``artifact_root``) and holds no files."""
     artifact_root: str | None = None
     """Where the content-addressed artifacts are mirrored (``s3://...``, ``/Volumes/...``); a
     version's source is ``<artifact_root>/<digest hex>``. Unset: the local file URI."""

@@ -50,10 +50,10 @@ def check_user_tags(tags: Mapping[str, str]) -> None:
 
 
 def version_source(settings: DatabricksSettings, request: VersionRequest) -> str:
-    """Where the version's bytes are: the mirrored artifact root, or the local file URI.
+    """Where the version's bytes came from: the mirrored artifact root, or the local file URI.
 
-    Mintaka does not upload artifacts to Databricks; the digest tag binds governance to the
-    bytes wherever they live.
+    In Unity Catalog the version's files are also uploaded into the version itself (settings
+    ``upload_artifacts``); the digest tag binds governance to the bytes wherever they live.
     """
     if settings.artifact_root:
         digest = request.artifact_digest.split(":", 1)[1]
@@ -93,8 +93,15 @@ class KeyedVersions(WorkspaceAccess):
 
         def _delete(self, full: str, version: int) -> None: ...
 
-        def _ready(self, name: str, full: str, listed: Mapping[str, Any]) -> BackendVersion:
-            """The version ``listed`` (as a search lists it) once the registry has it ready."""
+        def _ready(
+            self,
+            name: str,
+            full: str,
+            listed: Mapping[str, Any],
+            request: VersionRequest | None = None,
+        ) -> BackendVersion:
+            """The version ``listed`` (as a search lists it) once the registry has it ready,
+            its files those of ``request`` where the registry keeps them."""
 
     def list_models(self) -> list[str]:
         return sorted(mintaka_name(leaf) or full for full, leaf in self._listed_models())
@@ -138,7 +145,7 @@ class KeyedVersions(WorkspaceAccess):
         first, *duplicates = existing
         for duplicate in duplicates:  # made by a retry of a create whose answer was lost
             self._delete(full, int(duplicate["version"]))
-        return self._ready(request.name, full, first)
+        return self._ready(request.name, full, first, request)
 
 
 class VersionTagWrites(WorkspaceAccess):

@@ -19,7 +19,7 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from mintaka.domain.registry import BackendVersion, Stage
+from mintaka.domain.registry import BackendVersion, Stage, VersionRequest
 from mintaka.errors import BackendError, Conflict, NotFound, RetryExhausted
 from mintaka.interfaces import (
     ApprovalProjection,
@@ -142,7 +142,13 @@ class WorkspaceModelRegistry(
                 )
             self._pause(self.settings.poll_seconds)
 
-    def _ready(self, name: str, full: str, listed: Mapping[str, Any]) -> BackendVersion:
+    def _ready(
+        self,
+        name: str,
+        full: str,
+        listed: Mapping[str, Any],
+        request: VersionRequest | None = None,
+    ) -> BackendVersion:
         raw = self._registered(full, int(listed["version"]))
         return self._version(name, raw, self._aliases_of(full))
 

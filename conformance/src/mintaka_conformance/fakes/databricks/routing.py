@@ -57,6 +57,8 @@ class Request:
     body: Mapping[str, Any]
     headers: Mapping[str, str]
     params: dict[str, str] = field(default_factory=dict)
+    raw: bytes = b""
+    """The body as sent: what a Files API upload carries (its ``body`` is then empty)."""
 
     def arg(self, name: str, default: Any = None) -> Any:
         if name in self.body:
@@ -103,8 +105,14 @@ class Response:
     body: Any = None
     text: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    data: bytes | None = None
+    """Raw bytes (a Files API download), sent as ``application/octet-stream``."""
 
     def encode(self) -> tuple[bytes, str]:
+        if self.data is not None:
+            return self.data, "application/octet-stream"
+        if self.status == 204:
+            return b"", "application/json"
         if self.text is not None:
             return self.text.encode("utf-8"), "text/plain; version=0.0.4; charset=utf-8"
         return json.dumps({} if self.body is None else self.body).encode(

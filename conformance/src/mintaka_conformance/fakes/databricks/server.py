@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .context import WorkspaceContext
 from .faults import Fault, FaultSchedule
+from .files import WorkspaceFiles
 from .jobs import Jobs
 from .lineage import Lineage
 from .routing import ApiError, Request, Response, Router
@@ -34,13 +35,15 @@ class WorkspaceState:
 
     ``uc`` (Unity Catalog models), ``registry`` (workspace model registry), ``tracking``
     (experiments and runs), ``serving`` (endpoints), ``jobs``, ``lineage`` (external metadata and
-    external lineage) and ``sql`` (statements over inference tables). Each area's own methods
+    external lineage), ``sql`` (statements over inference tables) and ``files`` (the Files API,
+    model versions' files included). Each area's own methods
     (``uc.set_alias``, ``serving.hold``, ``jobs.script_task`` ...) take the workspace lock.
     """
 
     def __init__(self, ctx: WorkspaceContext, settle_after: int, schemas: set[str] | None) -> None:
         self.ctx = ctx
         self.uc = UnityCatalogModels(ctx, schemas)
+        self.files = WorkspaceFiles(ctx, self.uc)
         self.registry = WorkspaceRegistry(ctx, settle_after)
         self.tracking = Tracking(ctx)
         self.serving = Serving(ctx, self.uc, self.registry, settle_after)
@@ -109,6 +112,7 @@ class FakeDatabricks:
             self.state.jobs,
             self.state.lineage,
             self.state.sql,
+            self.state.files,
         ):
             area.register(self._router)
         self._server: _Server | None = None
@@ -191,9 +195,10 @@ class FakeDatabricks:
             return response
         try:
             self._authenticate(path, headers)
-            body = _parse_body(raw)
+            octets = headers.get("content-type", "").startswith("application/octet-stream")
+            body = {} if octets else _parse_body(raw)
             handler, params = self._router.match(method, path)
-            request = Request(method, path, query, body, headers, params)
+            request = Request(method, path, query, body, headers, params, raw)
             with self.ctx.lock:
                 result = handler(request)
             response = result if isinstance(result, Response) else Response(body=result or {})
@@ -351,10 +356,11 @@ class _Handler(BaseHTTPRequestHandler):
         payload, content_type = result.encode()
         self.send_response(result.status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in result.headers.items():
+        headers = {"Content-Length": str(len(payload)), **result.headers}
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        if self.command != "HEAD":  # a HEAD answer has the headers of the GET, and no body
+            self.wfile.write(payload)
 
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _dispatch
