@@ -102,6 +102,16 @@ def test_a_registration_interrupted_before_finalize_uploads_again_and_finalizes(
     assert len(databricks_fake.state.uc.model(FULL).versions) == 1
 
 
+def test_a_refused_upload_names_the_setting_and_leaves_the_version_pending(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    databricks_fake.faults = FaultSchedule(seed=0)
+    databricks_fake.faults.script(Fault.INTERNAL, method="PUT", path="/fs/files/")
+    with pytest.raises(BackendError, match="upload_artifacts = false"):
+        cloud.create_version(request(model_dir(tmp_path)))
+    assert databricks_fake.state.uc.model(FULL).versions[1].status == "PENDING_REGISTRATION"
+
+
 def test_without_uploads_a_version_holds_no_files_and_fetching_it_is_not_found(
     databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
 ) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from mintaka.domain.registry import BackendVersion, Stage, VersionRequest
-from mintaka.errors import Conflict, NotFound, ValidationError
+from mintaka.errors import BackendError, Conflict, MintakaError, NotFound, ValidationError
 from mintaka.interfaces import (
     ApprovalProjection,
     ArtifactFetch,
@@ -27,6 +27,7 @@ from mintaka.interfaces import (
     ModelTags,
     VersionDeletion,
 )
+from mintaka_databricks.errors import BACKEND
 from mintaka_databricks.versions import (
     PENDING,
     KeyedVersions,
@@ -146,7 +147,16 @@ class UnityCatalogRegistry(
                 upload = functools.partial(
                     self.client.files.upload, f"{root}/{relative}", body, overwrite=True
                 )
-                self._call(f"uploading {relative} of {full} version {version}", upload)
+                try:
+                    self._call(f"uploading {relative} of {full} version {version}", upload)
+                except MintakaError as exc:
+                    # Left pending: registering again finds the version and uploads again.
+                    raise BackendError(
+                        f"{exc}; the version stays pending until its files are uploaded "
+                        "(where the workspace does not take model files through the Files "
+                        "API, set upload_artifacts = false to register without them)",
+                        BACKEND,
+                    ) from exc
 
     def _listed_files(self, directory: str) -> Iterator[str]:
         """The path of every file below ``directory`` (the Files API lists one level)."""
