@@ -112,6 +112,20 @@ def test_a_refused_upload_names_the_setting_and_leaves_the_version_pending(
     assert databricks_fake.state.uc.model(FULL).versions[1].status == "PENDING_REGISTRATION"
 
 
+def test_a_single_nested_file_comes_back_inside_its_directory(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    root = tmp_path / "nested"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "model.pkl").write_bytes(b"weights")
+    made = cloud.create_version(request(root))
+    into = tmp_path / "fetched"
+    into.mkdir()
+    fetched = cloud.fetch_artifact("churn", 1, into)
+    assert fetched == into / "model"
+    assert manifest_of(fetched).digest == made.artifact_digest
+
+
 def test_without_uploads_a_version_holds_no_files_and_fetching_it_is_not_found(
     databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
 ) -> None:

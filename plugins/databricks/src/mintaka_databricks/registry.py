@@ -186,9 +186,10 @@ class UnityCatalogRegistry(
         if not files:
             raise NotFound(f"{full} version {version} holds no model files ({root})")
         target = into / "model"
+        placed: list[Path] = []
         for path in files:
-            relative = PurePosixPath(path).relative_to(root)
-            if ".." in relative.parts or relative.is_absolute():
+            relative = PurePosixPath(path.removeprefix(root + "/"))
+            if path == str(relative) or ".." in relative.parts or relative.is_absolute():
                 raise ValidationError(f"{path} would land outside the model directory")
             local = target.joinpath(*relative.parts)
             local.parent.mkdir(parents=True, exist_ok=True)
@@ -198,10 +199,10 @@ class UnityCatalogRegistry(
                 raise NotFound(f"{path} has no contents")
             with body, local.open("wb") as out:
                 shutil.copyfileobj(body, out, 1024 * 1024)
-        if len(files) == 1:
-            single = target / PurePosixPath(files[0]).name
-            if manifest_of(single).digest == recorded.artifact_digest:
-                return single
+            placed.append(local)
+        single = placed[0] if len(placed) == 1 and placed[0].parent == target else None
+        if single is not None and manifest_of(single).digest == recorded.artifact_digest:
+            return single
         return target
 
     def get_version(self, name: str, version: int) -> BackendVersion:
