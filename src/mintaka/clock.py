@@ -6,6 +6,7 @@ import itertools
 import os
 import random
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -37,6 +38,17 @@ class ManualClock:
     def advance(self, seconds: float = 0.0, **kwargs: float) -> datetime:
         self._now += timedelta(seconds=seconds, **kwargs)
         return self._now
+
+
+def pause(clock: Clock, seconds: float) -> None:
+    """Wait ``seconds`` on ``clock`` between polls: a clock that moves only when told to (a
+    :class:`ManualClock`) is moved on at once, so nothing waits in real time; any other clock is
+    waited on."""
+    advance = getattr(clock, "advance", None)
+    if callable(advance):
+        advance(max(0.0, seconds))
+    else:
+        time.sleep(seconds)
 
 
 class IdFactory:

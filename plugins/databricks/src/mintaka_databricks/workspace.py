@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from mintaka.clock import pause
 from mintaka.interfaces import BackendContext
 from mintaka_databricks.client import build_client, sdk_clock
 from mintaka_databricks.errors import sdk_errors
@@ -88,8 +89,8 @@ class WorkspaceAccess:
         return mintaka_name(leaf) if ours else None
 
     def _pause(self, seconds: float) -> None:
-        """Wait between polls on the clock the SDK's retries use (simulated in tests)."""
-        sdk_clock(self.context.clock).sleep(seconds)
+        """Wait between polls on the backend's clock (moved on at once in tests)."""
+        pause(self.context.clock, seconds)
 
     def _elapsed_clock(self) -> Any:
         return sdk_clock(self.context.clock)

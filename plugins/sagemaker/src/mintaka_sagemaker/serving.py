@@ -37,13 +37,13 @@ import dataclasses
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property, lru_cache
 from typing import Any, TypeVar
 
+from mintaka.clock import pause
 from mintaka.domain.names import route_name_of, route_names_of
 from mintaka.domain.registry import ApprovalStatus, BackendVersion
 from mintaka.domain.serving import (
@@ -553,7 +553,7 @@ class SageMakerServing(SageMakerRegistry):
                 return answer
             if clock.now() >= deadline:
                 raise BackendError(late(), "sagemaker")
-            self._pause(every)
+            pause(clock, every)
 
     # -- reading ----------------------------------------------------------------------------------
 
@@ -1292,15 +1292,6 @@ class SageMakerServing(SageMakerRegistry):
             return None
         with body:
             return bytes(body.read())
-
-    def _pause(self, seconds: float) -> None:
-        """Wait on the backend's clock: a clock that can be moved (a test's ManualClock) is moved
-        on at once; the system clock is waited on."""
-        advance = getattr(self.context.clock, "advance", None)
-        if callable(advance):
-            advance(seconds)
-        else:
-            time.sleep(seconds)
 
     def _predictions(self, name: str, payload: Any, raw: bytes, route: str) -> dict[str, Any]:
         """The answer to ``payload`` from the JSON the endpoint returned (at once, or in S3): the
