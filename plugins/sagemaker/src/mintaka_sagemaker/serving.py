@@ -182,12 +182,10 @@ class Layout:
 
     routes: tuple[Route, ...]
     traffic: TrafficMap
+    carried: Carried  # what the endpoint's config before hands on (the Models' network, role)
     variants: list[dict[str, Any]] = field(default_factory=list)
     shadow_variants: list[dict[str, Any]] = field(default_factory=list)
     capture: dict[str, Any] | None = None
-    network: dict[str, Any] = field(default_factory=dict)  # of the Models Mintaka makes
-    config: dict[str, Any] = field(default_factory=dict)  # Carried.config
-    role: str | None = None  # Carried.role: the Models Mintaka makes run with it, if set
 
     def route_of(self, variant: dict[str, Any]) -> Route:
         """The route a variant of this layout serves (its name is the route's, or the name the
@@ -394,14 +392,7 @@ class SageMakerServing(SageMakerRegistry):
             raise ValidationError("an endpoint needs at least one route")
         by_name = {r.name: r for r in routes}
         carried = carried or Carried()
-        layout = Layout(
-            routes=tuple(routes),
-            traffic=traffic,
-            capture=capture,
-            network=carried.network,
-            config=carried.config,
-            role=carried.role,
-        )
+        layout = Layout(routes=tuple(routes), traffic=traffic, carried=carried, capture=capture)
         if traffic.shadow is None:
             weights = {r.name: traffic.weights.get(r.name, 0) for r in routes}
             layout.variants = [self._variant(endpoint, r, weights[r.name], carried) for r in routes]
@@ -425,8 +416,8 @@ class SageMakerServing(SageMakerRegistry):
             layout.capture,
             [r.model_dump(mode="json") for r in layout.routes],
         ]
-        if layout.config:
-            key.append(layout.config)
+        if layout.carried.config:
+            key.append(layout.carried.config)
         return f"{endpoint}-c{counter}-{short_hash(key)}"
 
     @staticmethod
@@ -442,7 +433,7 @@ class SageMakerServing(SageMakerRegistry):
         for variant in layout.variants + layout.shadow_variants:
             if variant["_kept"]:  # the Model the route serves already
                 continue
-            image, role = self._require_serving_settings(layout.role)
+            image, role = self._require_serving_settings(layout.carried.role)
             route = layout.route_of(variant)
             package = self._describe_package(route.model, route.version)
             packaged = package_container(package)
@@ -466,7 +457,7 @@ class SageMakerServing(SageMakerRegistry):
                     ModelName=variant["ModelName"],
                     PrimaryContainer=container,
                     ExecutionRoleArn=role,
-                    **layout.network,
+                    **layout.carried.network,
                     Tags=tag_list(
                         {
                             MANAGED_TAG: "true",
@@ -496,7 +487,7 @@ class SageMakerServing(SageMakerRegistry):
             params["ShadowProductionVariants"] = layout.request(layout.shadow_variants)
         if layout.capture:
             params["DataCaptureConfig"] = layout.capture
-        params.update(layout.config)
+        params.update(layout.carried.config)
         try:
             self._sm("create_endpoint_config", **params)
             made = True
@@ -1030,14 +1021,8 @@ class SageMakerServing(SageMakerRegistry):
     def _kill_record(self, name: str) -> dict[str, Any] | None:
         if not self.settings.bucket:  # no bucket, so nothing was ever killed here
             return None
-        try:
-            body = self._call(
-                "s3", "get_object", Bucket=self.settings.require_bucket(), Key=self._kill_key(name)
-            )["Body"]
-        except NotFound:
-            return None
-        with body:
-            return dict(json.loads(body.read()))
+        found = self._s3_object(f"s3://{self.settings.bucket}/{self._kill_key(name)}")
+        return None if found is None else dict(json.loads(found))
 
     def _forget_kill(self, name: str) -> None:
         self._call(
@@ -1107,10 +1092,7 @@ class SageMakerServing(SageMakerRegistry):
                 "sagemaker",
             )
         wanted: dict[str, float] = dict(record.get("variant_weights") or {})
-        running = {
-            str(v["VariantName"]): float(v.get("CurrentWeight", 0.0) or 0.0)
-            for v in described.get("ProductionVariants") or []
-        }
+        running = variant_weights(described)
         changes = [
             {"VariantName": variant, "DesiredWeight": weight}
             for variant, weight in sorted(wanted.items())
