@@ -97,11 +97,11 @@ class UnityCatalogRegistry(
         name: str,
         full: str,
         listed: Mapping[str, Any],
-        request: VersionRequest | None = None,
+        request: VersionRequest,
     ) -> BackendVersion:
         number = int(listed["version"])
         if listed.get("status") == PENDING:
-            if request is not None and self.settings.upload_artifacts:
+            if self.settings.upload_artifacts:
                 self._upload(full, number, Path(request.artifact_path))
             self._rest(
                 "POST",

@@ -98,7 +98,7 @@ class KeyedVersions(WorkspaceAccess):
             name: str,
             full: str,
             listed: Mapping[str, Any],
-            request: VersionRequest | None = None,
+            request: VersionRequest,
         ) -> BackendVersion:
             """The version ``listed`` (as a search lists it) once the registry has it ready,
             its files those of ``request`` where the registry keeps them."""

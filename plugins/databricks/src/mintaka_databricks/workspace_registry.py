@@ -147,7 +147,7 @@ class WorkspaceModelRegistry(
         name: str,
         full: str,
         listed: Mapping[str, Any],
-        request: VersionRequest | None = None,
+        request: VersionRequest,
     ) -> BackendVersion:
         raw = self._registered(full, int(listed["version"]))
         return self._version(name, raw, self._aliases_of(full))
