@@ -280,9 +280,11 @@ def kill(
     ctx: typer.Context, endpoint: Annotated[str, typer.Argument()], reason: Reason = ""
 ) -> None:
     """Kill switch: the endpoint refuses every request until released with unkill."""
+    from mintaka.domain.serving import EndpointStatus
+
     killed = platform(ctx).serving.kill(endpoint, reason=reason)
     show_endpoint(killed)
-    if killed.status.value == "killed":  # the switch, not a return to approved traffic
+    if killed.status is EndpointStatus.KILLED:  # the switch, not a return to approved traffic
         _switch_limits(ctx)
 
 
