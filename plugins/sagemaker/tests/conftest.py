@@ -20,7 +20,7 @@ from mintaka_conformance.fakes.sagemaker import (
 )
 from mintaka_conformance.fakes.sagemaker import runtime as fake_runtime
 from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_testkit import BUCKET, DUMMY_AWS_ENV, container_answer, sagemaker_platform
+from sagemaker_testkit import BUCKET, DUMMY_AWS_ENV, Cli, container_answer, sagemaker_platform
 
 from mintaka import Platform
 
@@ -73,3 +73,11 @@ def cloud(platform: Platform) -> SageMakerBackend:
 def sm(fake: SageMakerFake) -> Any:
     """A plain boto3 SageMaker client: changes made behind Mintaka's back."""
     return make_client("sagemaker")
+
+
+@pytest.fixture
+def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Cli:
+    """The ``mintaka`` command on a SageMaker home of its own (``sagemaker_testkit.Cli``)."""
+    runner = Cli(tmp_path / "cli-home", capsys)
+    monkeypatch.setenv("MINTAKA_HOME", str(runner.home))
+    return runner

@@ -14,6 +14,8 @@ from mintaka_conformance.fixtures import InProcessPlugin
 from mintaka_sagemaker.backend import SageMakerBackend
 
 from mintaka import IdFactory, ManualClock, Platform
+from mintaka.cli.app import main
+from mintaka.config import MintakaConfig, write_config
 from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
 from mintaka.plugins import PluginManager
 
@@ -133,3 +135,24 @@ def deploy_without_registry(
         ],
     )
     sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=f"{endpoint}-config")
+
+
+class Cli:
+    """``mintaka ARGS`` run in-process on ``home``, a home whose backend is SageMaker under the
+    open policy (``MINTAKA_HOME`` points at it): each call answers the exit status and what was
+    printed, its whitespace folded to single spaces."""
+
+    def __init__(self, home: Path, capture: Any) -> None:
+        self.home = home
+        self.capture = capture
+        write_config(MintakaConfig(home=home, backend="sagemaker", backend_settings=dict(SETTINGS)))
+        (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
+
+    def __call__(self, *args: str) -> tuple[int, str]:
+        code = 0
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        out, err = self.capture.readouterr()
+        return code, " ".join((out + err).split())

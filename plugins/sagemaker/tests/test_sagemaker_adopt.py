@@ -13,12 +13,10 @@ from typing import Any
 import pytest
 from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_client
 from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_testkit import BUCKET, SETTINGS, deploy_without_registry, sagemaker_platform
+from sagemaker_testkit import BUCKET, SETTINGS, Cli, deploy_without_registry, sagemaker_platform
 
 from mintaka import Platform
 from mintaka.artifacts import manifest_of
-from mintaka.cli.app import main
-from mintaka.config import MintakaConfig, write_config
 from mintaka.domain.serving import (
     RolloutStrategy,
     Route,
@@ -27,7 +25,6 @@ from mintaka.domain.serving import (
     TrafficStep,
 )
 from mintaka.errors import ConfigurationError, Conflict, InvalidName, NotFound, ValidationError
-from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
 
 GROUP = "legacy-churn"
 
@@ -502,28 +499,9 @@ def test_bad_input_and_other_models_routes_are_refused_before_anything_is_regist
 
 
 def test_mintaka_adopt_served_registers_and_adopts_from_the_command_line(
-    fake: Any,
-    sm: Any,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    fake: Any, sm: Any, cli: Cli
 ) -> None:
-    home = tmp_path / "cli-home"
-    write_config(MintakaConfig(home=home, backend="sagemaker", backend_settings=dict(SETTINGS)))
-    (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
-    monkeypatch.setenv("MINTAKA_HOME", str(home))
     endpoint = deployed_from_model_data(sm)
-
-    def mintaka(*args: str) -> tuple[int, str]:
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        else:
-            code = 0
-        out, err = capsys.readouterr()
-        return code, " ".join((out + err).split())
-
     served = (
         "adopt",
         "served",
@@ -534,13 +512,13 @@ def test_mintaka_adopt_served_registers_and_adopts_from_the_command_line(
         "--reason",
         "inherited",
     )
-    code, said = mintaka(*served)
+    code, said = cli(*served)
     assert code == 0, said
     assert "registered what legacy-api alltraffic serves as churn:1" in said
     assert "next: mintaka adopt endpoint legacy-api" in said
-    code, said = mintaka(*served)
+    code, said = cli(*served)
     assert (code, said.split(":")[0]) == (0, "already adopted")
-    code, said = mintaka("adopt", "endpoint", endpoint, "--reason", "inherited")
+    code, said = cli("adopt", "endpoint", endpoint, "--reason", "inherited")
     assert code == 0, said
     assert "adopted endpoint legacy-api: alltraffic=100%" in said
 

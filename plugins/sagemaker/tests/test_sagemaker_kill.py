@@ -10,13 +10,10 @@ from typing import Any
 import pytest
 from mintaka_conformance.fakes.sagemaker import make_client
 from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
+from sagemaker_testkit import BUCKET, SETTINGS, Cli, sagemaker_platform
 
 from mintaka import BackendError, Platform
-from mintaka.cli.app import main
-from mintaka.config import MintakaConfig, write_config
 from mintaka.domain.serving import EndpointStatus, Route, TrafficMap
-from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
 
 KILL_RECORD = f"{SETTINGS['prefix']}/killed/churn-live.json"
 BLUE = Route(name="blue", model="churn", version=1)
@@ -140,31 +137,19 @@ def test_without_a_bucket_a_missing_endpoint_is_still_not_found_and_kill_is_refu
 
 
 def test_the_command_line_says_what_the_emulated_switch_cannot_do(
-    fake: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    fake: Any, tmp_path: Path, cli: Cli
 ) -> None:
-    home = tmp_path / "cli-home"
-    write_config(MintakaConfig(home=home, backend="sagemaker", backend_settings=dict(SETTINGS)))
-    (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
-    monkeypatch.setenv("MINTAKA_HOME", str(home))
-    with sagemaker_platform(home) as platform:
+    with sagemaker_platform(cli.home) as platform:
         (tmp_path / "v1").mkdir()
         (tmp_path / "v1" / "model.bin").write_bytes(b"weights")
         platform.register_model("churn", tmp_path / "v1")
         platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
 
-    def mintaka(*args: str) -> str:
-        code = 0
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-        out, err = capsys.readouterr()
-        assert code == 0, err
-        return " ".join((out + err).split())
-
-    said = mintaka("kill", "churn-live", "--reason", "incident")
+    code, said = cli("kill", "churn-live", "--reason", "incident")
+    assert code == 0, said
     assert "killed" in said
     assert "note: sagemaker has no kill switch of its own: a request to a killed endpoint" in said
-    said = mintaka("unkill", "churn-live", "--reason", "fixed")
+    code, said = cli("unkill", "churn-live", "--reason", "fixed")
+    assert code == 0, said
     assert "in_service" in said
     assert "releasing takes as long as creating the endpoint" in said
