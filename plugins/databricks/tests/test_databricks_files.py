@@ -45,6 +45,13 @@ def model_dir(tmp_path: Path) -> Path:
     return root
 
 
+def fetch(cloud: DatabricksBackend, tmp_path: Path) -> Path:
+    """churn:1's files read back into ``tmp_path / "fetched"``."""
+    into = tmp_path / "fetched"
+    into.mkdir()
+    return cloud.fetch_artifact("churn", 1, into)
+
+
 def request(artifact: Path, key: str = "mv-1") -> VersionRequest:
     return VersionRequest(
         name="churn",
@@ -65,10 +72,8 @@ def test_a_registered_directory_is_uploaded_into_the_version_and_fetched_back(
         "MLmodel": (artifact / "MLmodel").read_bytes(),
         "data/model.pkl": (artifact / "data" / "model.pkl").read_bytes(),
     }
-    into = tmp_path / "fetched"
-    into.mkdir()
-    fetched = cloud.fetch_artifact("churn", 1, into)
-    assert fetched == into / "model"
+    fetched = fetch(cloud, tmp_path)
+    assert fetched == tmp_path / "fetched" / "model"
     assert manifest_of(fetched).digest == made.artifact_digest
 
 
@@ -79,9 +84,7 @@ def test_a_registered_file_comes_back_as_that_file(
     artifact.write_bytes(b"weights")
     made = cloud.create_version(request(artifact))
     assert databricks_fake.state.files.under(f"{ROOT}/1") == {"churn.skops": b"weights"}
-    into = tmp_path / "fetched"
-    into.mkdir()
-    fetched = cloud.fetch_artifact("churn", 1, into)
+    fetched = fetch(cloud, tmp_path)
     assert fetched.is_file()
     assert manifest_of(fetched).digest == made.artifact_digest
 
@@ -119,10 +122,8 @@ def test_a_single_nested_file_comes_back_inside_its_directory(
     (root / "data").mkdir(parents=True)
     (root / "data" / "model.pkl").write_bytes(b"weights")
     made = cloud.create_version(request(root))
-    into = tmp_path / "fetched"
-    into.mkdir()
-    fetched = cloud.fetch_artifact("churn", 1, into)
-    assert fetched == into / "model"
+    fetched = fetch(cloud, tmp_path)
+    assert fetched == tmp_path / "fetched" / "model"
     assert manifest_of(fetched).digest == made.artifact_digest
 
 
@@ -135,10 +136,8 @@ def test_without_uploads_a_version_holds_no_files_and_fetching_it_is_not_found(
     backend.ensure_model("churn")
     backend.create_version(request(model_dir(tmp_path)))
     assert databricks_fake.state.files.under(f"{ROOT}/1") == {}
-    into = tmp_path / "fetched"
-    into.mkdir()
     with pytest.raises(NotFound, match="holds no model files"):
-        backend.fetch_artifact("churn", 1, into)
+        fetch(backend, tmp_path)
     backend.close()
 
 
