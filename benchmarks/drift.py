@@ -38,8 +38,8 @@ from typing import Any
 import numpy as np
 
 from mintaka.monitoring import drift, profile, psi
-from mintaka.monitoring.drift import DriftReport
 from mintaka.monitoring.profiles import DatasetProfile
+from mintaka.monitoring.statistics import DriftReport
 
 FEATURES = 20
 DRIFTING = 5

@@ -139,3 +139,44 @@ def test_a_command_loads_only_what_it_uses(tmp_path: Path) -> None:
     assert "sqlalchemy" in loaded
     unused = ("cryptography", "rich.markdown", "pygments", "typer.rich_utils")
     assert _loaded(loaded, unused) == []
+
+
+NUMERIC = ("numpy", "pandas", "sklearn", "scipy", "pyarrow")
+
+
+@pytest.mark.parametrize("command", [("tickets", "list"), ("monitor", "list")])
+def test_listing_tickets_or_monitors_loads_no_numeric_stack(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    """The monitoring service and its tickets need the store, not the drift maths."""
+    home = str(tmp_path / "home")
+    _modules_after(_run_cli("--home", home, "init"))
+    loaded = _modules_after(_run_cli("--home", home, *command))
+    assert "mintaka.monitoring.service" in loaded
+    assert _loaded(loaded, NUMERIC) == []
+
+
+def test_no_lazy_monitoring_name_is_also_a_module_of_the_package() -> None:
+    """As for ``mintaka``: a lazily imported name that is also a submodule would be hidden by the
+    submodule once anything imported it (the package imports ``windows`` at once for this)."""
+    import pkgutil
+
+    import mintaka.monitoring
+
+    modules = {found.name for found in pkgutil.iter_modules(mintaka.monitoring.__path__)}
+    lazy = {name for names in mintaka.monitoring._LAZY_FROM.values() for name in names}
+    assert lazy <= set(mintaka.monitoring.__all__)
+    assert modules.isdisjoint(lazy)
+
+
+def test_monitoring_names_are_the_functions_after_their_modules_load() -> None:
+    statement = (
+        "import mintaka.monitoring.statistics, mintaka.monitoring.windows\n"
+        "import mintaka.monitoring as m\n"
+        "from mintaka.monitoring.statistics import drift\n"
+        "from mintaka.monitoring.windows import windows\n"
+        "assert m.drift is drift and m.windows is windows\n"
+        "assert all(getattr(m, name) is not None for name in m.__all__)\n"
+        "assert set(m.__all__) <= set(dir(m))"
+    )
+    _modules_after(statement)

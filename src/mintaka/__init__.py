@@ -7,9 +7,9 @@ are imported on first use, so ``import mintaka.errors`` and the command line's h
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from mintaka._lazy import lazy_names
 from mintaka.capabilities import Capability
 from mintaka.errors import (
     BackendError,
@@ -68,23 +68,8 @@ _LAZY_FROM: dict[str, tuple[str, ...]] = {
     "mintaka.interfaces": ("Backend", "BackendContext", "BackendSettings", "Emulation"),
     "mintaka.platform": ("Platform",),
 }
-_LAZY = {name: module for module, names in _LAZY_FROM.items() for name in names}
-
 if not TYPE_CHECKING:  # mypy reads the imports above; a module __getattr__ would hide typos
-
-    def __getattr__(name: str) -> object:
-        """Import a name of ``_LAZY`` on first use (PEP 562) and keep it in the module."""
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
-        globals()[name] = value
-        return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *_LAZY})
-
+    __getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY_FROM)
 
 __all__ = [
     "Backend",

@@ -9,7 +9,7 @@ separate and come on top of these pure functions):
    period, slices them with :func:`windows.windows` using each ``Signal.window`` (``"1h"``,
    ``"5000n"``), and turns each window into columns with :func:`windows.prediction_columns`
    (inputs plus the prediction itself).
-3. :func:`drift.drift` compares those columns with the stored profile;
+3. :func:`statistics.drift` compares those columns with the stored profile;
    ``DriftReport.value(feature, signal.metric)`` is what a ``Signal`` of kind ``drift`` checks
    against its threshold.
 4. When labels arrive, :func:`metrics.join_labels` pairs them with the logged predictions by id;
@@ -24,41 +24,11 @@ the predictions.
 
 from __future__ import annotations
 
-from mintaka.monitoring.drift import (
-    PSI_EPSILON,
-    ChiSquareResult,
-    DriftReport,
-    FeatureDrift,
-    KSResult,
-    chi_square,
-    compare,
-    drift,
-    jensen_shannon,
-    ks_2samp,
-    psi,
-    wasserstein,
-)
-from mintaka.monitoring.metrics import (
-    Fairness,
-    Joined,
-    LabelledPrediction,
-    Performance,
-    accuracy,
-    demographic_parity_difference,
-    equalized_odds_difference,
-    expected_calibration_error,
-    fairness,
-    join_labels,
-    performance,
-    rmse,
-    roc_auc,
-)
-from mintaka.monitoring.profiles import (
-    CategoricalProfile,
-    DatasetProfile,
-    NumericProfile,
-    profile,
-)
+from typing import TYPE_CHECKING
+
+from mintaka._lazy import lazy_names
+
+# Imported now: its function `windows` must shadow the module of that name, and it needs no numpy.
 from mintaka.monitoring.windows import (
     Window,
     parse_window,
@@ -67,6 +37,85 @@ from mintaka.monitoring.windows import (
     windows_by_count,
     windows_by_time,
 )
+
+if TYPE_CHECKING:
+    from mintaka.monitoring.metrics import (
+        Fairness,
+        Joined,
+        LabelledPrediction,
+        Performance,
+        accuracy,
+        demographic_parity_difference,
+        equalized_odds_difference,
+        expected_calibration_error,
+        fairness,
+        join_labels,
+        performance,
+        rmse,
+        roc_auc,
+    )
+    from mintaka.monitoring.profiles import (
+        CategoricalProfile,
+        DatasetProfile,
+        NumericProfile,
+        profile,
+    )
+    from mintaka.monitoring.statistics import (
+        PSI_EPSILON,
+        ChiSquareResult,
+        DriftReport,
+        FeatureDrift,
+        KSResult,
+        chi_square,
+        compare,
+        drift,
+        jensen_shannon,
+        ks_2samp,
+        psi,
+        wasserstein,
+    )
+
+# Imported on first use, by the module that defines them: the maths needs numpy, which the
+# monitoring service and the ticket commands do not.
+_LAZY_FROM: dict[str, tuple[str, ...]] = {
+    "mintaka.monitoring.statistics": (
+        "PSI_EPSILON",
+        "ChiSquareResult",
+        "DriftReport",
+        "FeatureDrift",
+        "KSResult",
+        "chi_square",
+        "compare",
+        "drift",
+        "jensen_shannon",
+        "ks_2samp",
+        "psi",
+        "wasserstein",
+    ),
+    "mintaka.monitoring.metrics": (
+        "Fairness",
+        "Joined",
+        "LabelledPrediction",
+        "Performance",
+        "accuracy",
+        "demographic_parity_difference",
+        "equalized_odds_difference",
+        "expected_calibration_error",
+        "fairness",
+        "join_labels",
+        "performance",
+        "rmse",
+        "roc_auc",
+    ),
+    "mintaka.monitoring.profiles": (
+        "CategoricalProfile",
+        "DatasetProfile",
+        "NumericProfile",
+        "profile",
+    ),
+}
+if not TYPE_CHECKING:  # mypy reads the imports above; a module __getattr__ would hide typos
+    __getattr__, __dir__ = lazy_names(__name__, globals(), _LAZY_FROM)
 
 __all__ = [
     "PSI_EPSILON",

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 from mintaka.domain.monitoring import Ticket
 
 if TYPE_CHECKING:
-    from mintaka.monitoring.drift import DriftReport
     from mintaka.monitoring.profiles import DatasetProfile, NumericProfile
+    from mintaka.monitoring.statistics import DriftReport
     from mintaka.platform import Platform
 
 TEMPLATE = "monitor_report.html.j2"
@@ -81,8 +81,8 @@ def histogram_png(feature: str, numeric: NumericProfile, current: list[float]) -
 
 def build_report(platform: Platform, endpoint: str, window: str = "1d") -> MonitorReport:
     """The drift of ``endpoint``'s last ``window`` of live predictions, and its tickets."""
-    from mintaka.monitoring.drift import drift
     from mintaka.monitoring.profiles import DatasetProfile
+    from mintaka.monitoring.statistics import drift
 
     platform.serving.get_endpoint(endpoint)
     now = platform._now()

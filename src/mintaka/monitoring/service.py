@@ -596,8 +596,8 @@ class MonitoringService:
         """The largest drift statistic ``signal.metric`` (``psi``, ``jensen_shannon``,
         ``wasserstein``, ``ks_statistic``, ``chi2_statistic``; ``METRIC:FEATURE`` for one
         feature) between the window's logged inputs and the training data's profile."""
-        from mintaka.monitoring.drift import drift
         from mintaka.monitoring.profiles import DatasetProfile
+        from mintaka.monitoring.statistics import drift
 
         metric, _, feature = signal.metric.partition(":")
         if metric not in DRIFT_METRICS:
@@ -656,7 +656,7 @@ class MonitoringService:
     def _prediction_drift(
         self, spec: MonitorSpec, signal: Signal, metric: str, now: datetime
     ) -> float | None:
-        from mintaka.monitoring.drift import drift
+        from mintaka.monitoring.statistics import drift
 
         reference = self.prediction_reference(spec.endpoint)
         if reference is None:

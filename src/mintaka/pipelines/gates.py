@@ -72,8 +72,8 @@ def _reference(ctx: StepContext, inputs: DataValidationInputs, name: str) -> Any
 def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidationOutcome:
     """Refuse data that is too small, too incomplete, shaped or distributed unlike the
     reference, or unfair across a protected attribute's groups."""
-    from mintaka.monitoring.drift import drift
     from mintaka.monitoring.profiles import DatasetProfile, as_columns
+    from mintaka.monitoring.statistics import drift
 
     platform = ctx.require_platform()
     dataset = platform.get_dataset(inputs.dataset_id)
