@@ -847,15 +847,15 @@ class Platform:
     def archive_version(self, name: str, version: int | str, *, reason: str = "") -> ModelVersion:
         """Archive a version: its aliases are removed and it can no longer be promoted.
 
-        Refused while the version takes live traffic on any endpoint.
+        Refused while the version takes live or shadow traffic on any endpoint.
         """
         current = self._existing_version(name, version)
         serving_on = [
-            f"{e.name}/{r.name}"
+            f"{e.name}/{r.name}" + (" (shadow)" if r.name == e.traffic.shadow else "")
             for e in self.serving.list_endpoints()
             for r in e.routes
             if (r.model, r.version) == (current.name, current.version)
-            and e.traffic.weights.get(r.name, 0) > 0
+            and (e.traffic.weights.get(r.name, 0) > 0 or r.name == e.traffic.shadow)
         ]
         decision = self.governance.decide(
             "model.retire",
@@ -864,7 +864,7 @@ class Platform:
                 Control(
                     "not-serving",
                     not serving_on,
-                    f"{current.ref} takes live traffic on {', '.join(serving_on)}",
+                    f"{current.ref} takes traffic on {', '.join(serving_on)}",
                 )
             ],
         )

@@ -105,6 +105,11 @@ def test_bad_name_is_one_clear_error_line(
         (["nosuch"], "No such command 'nosuch'"),
         (["models", "list", "--bogus"], "No such option: --bogus"),
         (["models", "show"], "Missing argument"),
+        (["rollout", "api", "--to", "g", "--strategy", "bogus"], "'bogus' is not one of"),
+        (["rollout", "api", "--to", "g", "--bake", "-1"], "--bake"),
+        (["rollout", "api", "--to", "g", "--max-error-rate", "2"], "--max-error-rate"),
+        (["rollout", "api", "--to", "g", "--min-requests", "-1"], "--min-requests"),
+        (["rollout", "api", "--to", "g", "--p99-ms", "0"], "--p99-ms"),
     ],
 )
 def test_a_usage_error_is_a_message_and_exit_status_2_not_a_traceback(

@@ -189,6 +189,35 @@ def test_kill_needs_no_approval_but_unkill_needs_the_role(
     assert actions[-1] == "endpoint.unkill"
 
 
+def test_a_killed_endpoint_is_deleted_only_by_whoever_may_release_it(
+    as_: Callable[[str], Platform], high: str
+) -> None:
+    """Else deleting and re-creating it would release the switch without the policy's role."""
+    as_("dana").governance.set_model_card(high, **CARD)
+    for approver in ("rita", "raj"):
+        as_(approver).governance.approve(high)
+    as_("dana").serving.create_endpoint("scoring", high)
+    as_("dana").serving.kill("scoring")
+    with pytest.raises(PolicyViolation, match="unkill-role"):
+        as_("dana").serving.delete_endpoint("scoring")
+    assert as_("dana").serving.get_endpoint("scoring").status.value == "killed"
+    as_("ivy").serving.delete_endpoint("scoring", reason="decommissioned")
+    [deleted] = [e for e in as_("ivy").audit.events() if e.action == "endpoint.delete"]
+    assert deleted.actor == "ivy"
+    assert deleted.details["decision"]
+
+
+def test_an_endpoint_in_service_is_deleted_without_the_role(
+    as_: Callable[[str], Platform], high: str
+) -> None:
+    as_("dana").governance.set_model_card(high, **CARD)
+    for approver in ("rita", "raj"):
+        as_(approver).governance.approve(high)
+    as_("dana").serving.create_endpoint("scoring", high)
+    as_("dana").serving.delete_endpoint("scoring")
+    assert as_("dana").serving.list_endpoints() == []
+
+
 def test_identity_comes_from_the_environment_then_the_os(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

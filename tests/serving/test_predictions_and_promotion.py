@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from serving_kit import FEATURES, X, Y, row
+from serving_kit import FEATURES, X, Y, pyfunc_artifact, row
 from sklearn.linear_model import LogisticRegression
 
 from mintaka import NotFound, Platform, PolicyViolation, ValidationError
@@ -96,6 +96,39 @@ def test_batch_scoring_refuses_bad_files_and_archived_versions(
     with pytest.raises(PolicyViolation):
         plat.serving.score_batch("credit:2", source, tmp_path / "out.csv")
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "says"),
+    [
+        ("ragged.csv", b"a,b,c\n1,2,3\n1,2,3,4\n", "line 3: more fields than the header"),
+        ("latin1.csv", b"a,b,c\n1,2,\xe9\n", "not UTF-8"),
+        ("nan.csv", b"a,b,c\n1,2,nan\n", "finite numbers"),
+        ("huge.csv", b"a,b,c\n1,2,1e999\n", "finite numbers"),
+        ("torn.parquet", b"PAR1 not really parquet", "not a readable Parquet file"),
+    ],
+)
+def test_a_malformed_input_file_is_refused_and_writes_nothing(
+    served: Served, tmp_path: Path, name: str, content: bytes, says: str
+) -> None:
+    plat, _ = served
+    source = tmp_path / name
+    source.write_bytes(content)
+    out = tmp_path / "out.csv"
+    with pytest.raises(ValidationError, match=says):
+        plat.serving.score_batch("credit:1", source, out)
+    assert not out.exists()
+
+
+def test_a_pyfunc_that_cannot_load_is_refused(served: Served, tmp_path: Path) -> None:
+    plat, _ = served
+    missing = plat.register_model(
+        "broken", pyfunc_artifact(tmp_path, "no_such_module_xyz:predict"), flavor="pyfunc"
+    )
+    source = tmp_path / "in.csv"
+    source.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(ValidationError, match="cannot be loaded: ModuleNotFoundError"):
+        plat.serving.score_batch(missing.ref, source, tmp_path / "out.csv")
 
 
 def test_decision_on_unknown_prediction_is_not_found(served: Served) -> None:

@@ -176,15 +176,21 @@ def serve(
     serve_forever(server, host, port)
 
 
+# The strategies whose steps `plan_steps` fills in (a shadow plan needs explicit steps).
+STEPPED_STRATEGIES = ("canary", "linear", "blue_green")
+
+
 def rollout(
     ctx: typer.Context,
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
     to: Annotated[str, typer.Option("--to", help="Route to roll out.")],
     strategy: Annotated[str, typer.Option(help="canary, linear or blue_green.")] = "canary",
-    bake: Annotated[float, typer.Option(help="Seconds to bake each step.")] = 60.0,
-    max_error_rate: Annotated[float | None, typer.Option(help="SLA: highest error rate.")] = 0.01,
+    bake: Annotated[float, typer.Option(min=0, help="Seconds to bake each step.")] = 60.0,
+    max_error_rate: Annotated[
+        float | None, typer.Option(min=0, max=1, help="SLA: highest error rate.")
+    ] = 0.01,
     p99_ms: Annotated[float | None, typer.Option(help="SLA: highest p99 latency (ms).")] = None,
-    min_requests: Annotated[int, typer.Option(help="Requests needed to judge a step.")] = 20,
+    min_requests: Annotated[int, typer.Option(min=0, help="Requests needed to judge a step.")] = 20,
     native: Annotated[
         bool,
         typer.Option(
@@ -198,6 +204,12 @@ def rollout(
     from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan
     from mintaka.rollout.controller import RolloutController, plan_steps
 
+    if strategy not in STEPPED_STRATEGIES:
+        raise typer.BadParameter(
+            f"{strategy!r} is not one of {', '.join(STEPPED_STRATEGIES)}", param_hint="--strategy"
+        )
+    if p99_ms is not None and p99_ms <= 0:
+        raise typer.BadParameter(f"{p99_ms} is not above 0", param_hint="--p99-ms")
     plat = platform(ctx)
     current = plat.serving.get_endpoint(endpoint)
     live = [r for r, w in current.traffic.weights.items() if w > 0 and r != to]

@@ -120,8 +120,10 @@ def load_predictor(
                 matrix = np.array([[float(row[c]) for c in columns] for row in rows])
             except KeyError as exc:
                 raise ValidationError(f"missing feature {exc.args[0]!r}") from None
-            except (TypeError, ValueError) as exc:
+            except (TypeError, ValueError, OverflowError) as exc:
                 raise ValidationError(f"features must be numbers: {exc}") from None
+            if not np.isfinite(matrix).all():  # NaN, inf, or a number beyond a float's range
+                raise ValidationError("features must be finite numbers")
             if proba is not None:
                 return _plain_list(proba(matrix)[:, -1], np.ndarray)
             return _plain_list(model.predict(matrix), np.ndarray)
@@ -131,10 +133,30 @@ def load_predictor(
         spec_file = content / PYFUNC_FILE
         if not spec_file.exists():
             raise ValidationError(f"pyfunc artifact lacks {PYFUNC_FILE}")
-        target = json.loads(spec_file.read_text()).get("function", "")
+        try:
+            spec = json.loads(spec_file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ValidationError(f"{PYFUNC_FILE} is not JSON: {exc}") from None
+        target = spec.get("function", "") if isinstance(spec, dict) else ""
         module_name, _, attribute = str(target).partition(":")
         if not module_name or not attribute:
             raise ValidationError(f"{PYFUNC_FILE} must name a function as 'module:function'")
-        function = getattr(importlib.import_module(module_name), attribute)
-        return Predictor(flavor, tuple(features), lambda rows: list(function(rows)))
+        return Predictor(flavor, tuple(features), _pyfunc(module_name, attribute))
     raise ValidationError(f"flavor {flavor.value!r} cannot be served")
+
+
+def _pyfunc(module_name: str, attribute: str) -> Callable[[list[dict[str, Any]]], list[Any]]:
+    """The function a pyfunc artifact names, imported from the installed environment.
+
+    Importing runs the module's code: whatever it raises (a missing module or dependency, an
+    error at import) is reported as the artifact's, not as a crash of the caller."""
+    target = f"{module_name}:{attribute}"
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except Exception as exc:
+        raise ValidationError(
+            f"pyfunc function {target!r} cannot be loaded: {type(exc).__name__}: {exc}"
+        ) from exc
+    if not callable(function):
+        raise ValidationError(f"pyfunc {target!r} is not a function")
+    return lambda rows: list(function(rows))

@@ -55,6 +55,9 @@ def traffic_controls(change: TrafficChange, governance: GovernanceService) -> li
             f"{change.endpoint} is killed; release it with unkill",
         )
     ]
+    if change.action == "endpoint.kill":
+        # Pulling the switch never waits for sign-off, nor for the traffic it stops to be clean.
+        return controls
     live = sorted(r for r, w in change.traffic.weights.items() if w > 0)
     watched = set(live) | ({change.traffic.shadow} if change.traffic.shadow else set())
     for route in sorted(watched):
@@ -68,8 +71,6 @@ def traffic_controls(change: TrafficChange, governance: GovernanceService) -> li
                     version.id,
                 )
             )
-    if change.action == "endpoint.kill":
-        return controls  # pulling the switch never waits for sign-off
     seen: set[str] = set()
     for route in live:
         version = change.versions.get(route)

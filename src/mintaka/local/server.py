@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -82,6 +82,13 @@ class EndpointRuntime:
     def __post_init__(self) -> None:
         self.router = WeightedRouter(self.traffic.weights)
         self.sampler = ShadowSampler(self.traffic.shadow_percent if self.traffic.shadow else 0)
+
+
+def _switched(runtime: EndpointRuntime, row: Any) -> EndpointRuntime:
+    """``runtime`` kept serving while its new configuration cannot load, with the kill switch
+    as the store has it now: a kill never waits for models to load."""
+    killed = bool(row.killed)
+    return runtime if runtime.killed == killed else replace(runtime, killed=killed)
 
 
 class InferenceServer:
@@ -204,25 +211,25 @@ class InferenceServer:
                 if known_bad and not force and row.name not in self._unrecorded:
                     failed[row.name] = row.config_version  # e.g. bytes that fail their digest:
                     if current is not None:  # not re-read until the endpoint changes
-                        fresh[row.name] = current
+                        fresh[row.name] = _switched(current, row)
                     continue
                 try:
                     fresh[row.name] = self._runtime(row)
-                except MintakaError as exc:
+                except Exception as exc:  # one endpoint's models must not stop the others
                     failed[row.name] = row.config_version
                     if isinstance(exc, NotFound):
                         unrecorded.add(row.name)
                     if not known_bad:  # said once per configuration
                         self._log_unloaded(row.name, exc, current is not None)
                     if current is not None:
-                        fresh[row.name] = current
+                        fresh[row.name] = _switched(current, row)
             self.endpoints = fresh
             self._failed = failed
             self._unrecorded = unrecorded
             self._seen_version = marker
 
     @staticmethod
-    def _log_unloaded(name: str, exc: MintakaError, kept: bool) -> None:
+    def _log_unloaded(name: str, exc: Exception, kept: bool) -> None:
         still = "; still serving its previous configuration" if kept else ""
         if isinstance(exc, NotFound):  # e.g. an endpoint made outside Mintaka, not adopted yet
             log.warning(
@@ -232,8 +239,10 @@ class InferenceServer:
                 exc,
                 still,
             )
-        else:
+        elif isinstance(exc, MintakaError):
             log.error("endpoint %s not reloaded: %s%s", name, exc, still)
+        else:  # a model's own code failed to load: its traceback is the useful part
+            log.error("endpoint %s not reloaded: %r%s", name, exc, still, exc_info=exc)
 
     def _runtime(self, row: Any) -> EndpointRuntime:
         traffic = TrafficMap(**row.traffic)
@@ -348,7 +357,7 @@ class InferenceServer:
             self._child(self.requests, name, "-", "503").inc()
             return 503, {"error": f"endpoint {name!r} is killed"}
         try:
-            rows = _rows(json.loads(raw))
+            rows = _rows(json.loads(raw, parse_constant=_not_json))
         except (ValueError, ValidationError) as exc:
             self._child(self.requests, name, "-", "400").inc()
             return 400, {"error": f"invalid request: {exc}"}
@@ -497,6 +506,11 @@ def _json_bytes(content: Any) -> bytes:
     return json.dumps(
         content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
     ).encode("utf-8")
+
+
+def _not_json(constant: str) -> Any:
+    """Python's JSON reader takes ``NaN`` and ``Infinity``; JSON has no such numbers."""
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 def _rows(payload: Any) -> list[dict[str, Any]]:

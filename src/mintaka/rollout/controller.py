@@ -11,6 +11,7 @@ finished rollout's final map becomes the new known-good.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,16 +19,21 @@ from typing import TYPE_CHECKING
 
 from mintaka.domain.serving import (
     SLA,
+    Deployment,
     Endpoint,
     EndpointMetrics,
+    EndpointStatus,
     RolloutStrategy,
+    TrafficMap,
     TrafficPlan,
     TrafficStep,
 )
-from mintaka.errors import ValidationError
+from mintaka.errors import Conflict, ValidationError
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -61,7 +67,7 @@ def sla_breaches(sla: SLA, metrics: EndpointMetrics, routes: list[str]) -> list[
                 f"{sla.min_requests} needed to verify the SLA"
             )
             continue
-        if sla.max_error_rate is not None:
+        if sla.max_error_rate is not None and requests:
             rate = metrics.errors.get(route, 0) / requests
             if rate > sla.max_error_rate:
                 found.append(f"{route}: error rate {rate:.4f} > {sla.max_error_rate}")
@@ -115,53 +121,152 @@ def check_plan(plan: TrafficPlan, endpoint: Endpoint) -> None:
             raise ValidationError(f"plan names routes {sorted(unknown)} not on {plan.endpoint}")
 
 
+class RolloutInterrupted(Conflict):
+    """Someone else changed the endpoint's traffic, or killed it, while a rollout walked it: the
+    rollout stops and leaves the endpoint as they left it."""
+
+
 class RolloutController:
     def __init__(self, platform: Platform, *, wait: Callable[[float], None] | None = None) -> None:
         self.platform = platform
         self.wait = wait or time.sleep
 
     def run(self, plan: TrafficPlan) -> RolloutResult:
+        """Walk ``plan``; see the module's description.
+
+        The endpoint's shadow route stays as it is unless the plan names one, or the route
+        starts taking live traffic. The controller owns the endpoint's traffic while it runs:
+        before and after every step it checks that the last traffic change is its own and the
+        endpoint is not killed, and otherwise stops with :class:`RolloutInterrupted` without
+        touching the traffic again (a kill or a manual change wins). Any other failure on the way
+        (an error, Ctrl-C) restores the traffic the rollout started from before it propagates.
+        """
         platform = self.platform
         endpoint = platform.serving.get_endpoint(plan.endpoint)
         check_plan(plan, endpoint)
         start = plan.rollback_to or endpoint.traffic
-        platform.serving.mark_known_good(plan.endpoint)
+        ours = platform.serving.mark_known_good(plan.endpoint).id
         result = RolloutResult(endpoint=plan.endpoint, promoted=False)
-        for index, step in enumerate(plan.steps, start=1):
-            platform.serving.set_traffic(
-                plan.endpoint,
-                step.weights,
-                shadow=plan.shadow,
-                shadow_percent=plan.shadow_percent if plan.shadow else 0,
-                strategy=plan.strategy,
-                reason=f"rollout step {index}/{len(plan.steps)}",
-            )
-            window_start = platform.clock.now()
-            self.wait(step.bake_seconds)
-            window_end = platform.clock.now()
-            metrics = platform.serving.endpoint_metrics(plan.endpoint, window_start, window_end)
-            live = sorted(name for name, weight in step.weights.items() if weight > 0)
-            breaches = tuple(sla_breaches(plan.sla, metrics, live))
-            result.steps.append(StepResult(index, dict(step.weights), metrics, breaches))
-            if breaches:
+        try:
+            for index, step in enumerate(plan.steps, start=1):
+                self._check_untouched(plan.endpoint, ours, index)
+                shadow, shadow_percent = _shadow(plan, step, endpoint)
                 platform.serving.set_traffic(
                     plan.endpoint,
-                    start.weights,
-                    shadow=start.shadow,
-                    shadow_percent=start.shadow_percent,
-                    strategy=RolloutStrategy.DIRECT,
-                    reason=f"automatic rollback at step {index}: " + "; ".join(breaches),
-                    known_good=True,
-                    action="endpoint.rollback",
+                    step.weights,
+                    shadow=shadow,
+                    shadow_percent=shadow_percent,
+                    strategy=plan.strategy,
+                    reason=f"rollout step {index}/{len(plan.steps)}",
                 )
-                result.rolled_back_to = dict(start.weights)
-                platform.monitoring.raise_alert(
-                    "rollout-sla",
-                    plan.endpoint,
-                    severity="critical",
-                    details={"step": index, "breaches": list(breaches)},
-                )
-                return result
+                ours = self._own_change(plan.endpoint, ours, index)
+                window_start = platform.clock.now()
+                self.wait(step.bake_seconds)
+                window_end = platform.clock.now()
+                self._check_untouched(plan.endpoint, ours, index)
+                metrics = platform.serving.endpoint_metrics(plan.endpoint, window_start, window_end)
+                live = sorted(name for name, weight in step.weights.items() if weight > 0)
+                breaches = tuple(sla_breaches(plan.sla, metrics, live))
+                result.steps.append(StepResult(index, dict(step.weights), metrics, breaches))
+                if breaches:
+                    self._restore(
+                        plan.endpoint,
+                        start,
+                        f"automatic rollback at step {index}: " + "; ".join(breaches),
+                    )
+                    result.rolled_back_to = dict(start.weights)
+                    platform.monitoring.raise_alert(
+                        "rollout-sla",
+                        plan.endpoint,
+                        severity="critical",
+                        details={"step": index, "breaches": list(breaches)},
+                    )
+                    return result
+        except RolloutInterrupted:
+            raise
+        except BaseException as exc:
+            self._restore_after_failure(plan.endpoint, start, ours, exc)
+            raise
         platform.serving.mark_known_good(plan.endpoint)
         result.promoted = True
         return result
+
+    def _latest(self, endpoint: str) -> tuple[Deployment, Deployment | None, Endpoint]:
+        history = self.platform.serving.deployment_history(endpoint)
+        return (
+            history[-1],
+            history[-2] if len(history) > 1 else None,
+            (self.platform.serving.get_endpoint(endpoint)),
+        )
+
+    def _check_untouched(self, endpoint: str, ours: str, index: int) -> None:
+        last, _, current = self._latest(endpoint)
+        if current.status is EndpointStatus.KILLED:
+            raise RolloutInterrupted(
+                f"rollout of {endpoint} stopped at step {index}: the endpoint was killed"
+            )
+        if last.id != ours:
+            raise RolloutInterrupted(_changed(endpoint, index, last))
+
+    def _own_change(self, endpoint: str, previous: str, index: int) -> str:
+        """The id of the change a step just made; if another change slipped in between the
+        check and the step, it is put back (the step overwrote it) and the rollout stops."""
+        last, before, _ = self._latest(endpoint)
+        if before is not None and before.id != previous:
+            self.platform.serving.set_traffic(
+                endpoint,
+                before.traffic.weights,
+                shadow=before.traffic.shadow,
+                shadow_percent=before.traffic.shadow_percent,
+                strategy=RolloutStrategy.DIRECT,
+                reason=f"restoring deployment {before.id}, made during rollout step {index}",
+                known_good=before.known_good,
+                action="endpoint.rollback",
+            )
+            raise RolloutInterrupted(_changed(endpoint, index, before))
+        return last.id
+
+    def _restore(self, endpoint: str, start: TrafficMap, reason: str) -> None:
+        self.platform.serving.set_traffic(
+            endpoint,
+            start.weights,
+            shadow=start.shadow,
+            shadow_percent=start.shadow_percent,
+            strategy=RolloutStrategy.DIRECT,
+            reason=reason,
+            known_good=True,
+            action="endpoint.rollback",
+        )
+
+    def _restore_after_failure(
+        self, endpoint: str, start: TrafficMap, ours: str, exc: BaseException
+    ) -> None:
+        """Put the starting traffic back after ``exc`` stopped the rollout mid-way, unless
+        someone else changed the traffic since the rollout's last step."""
+        try:
+            last, _, current = self._latest(endpoint)
+            if last.id != ours or current.status is EndpointStatus.KILLED:
+                return
+            if current.traffic != start:
+                what = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
+                self._restore(endpoint, start, f"rollout stopped by {what}")
+        except Exception as failure:  # the original error is the one to raise
+            log.error("could not restore the traffic of %s after %r: %s", endpoint, exc, failure)
+
+
+def _shadow(plan: TrafficPlan, step: TrafficStep, endpoint: Endpoint) -> tuple[str | None, int]:
+    """The shadow a step keeps: the plan's, else the endpoint's own unless it now goes live."""
+    if plan.shadow:
+        return plan.shadow, plan.shadow_percent
+    shadow = endpoint.traffic.shadow
+    if shadow is None or step.weights.get(shadow, 0) > 0:
+        return None, 0
+    return shadow, endpoint.traffic.shadow_percent
+
+
+def _changed(endpoint: str, index: int, change: Deployment) -> str:
+    why = f" ({change.reason})" if change.reason else ""
+    return (
+        f"rollout of {endpoint} stopped at step {index}: {change.actor} changed its traffic to "
+        f"{change.traffic.weights} at {change.at.isoformat()}{why}; the rollout leaves it so"
+    )

@@ -22,14 +22,37 @@ def file_format(path: Path) -> str:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a CSV (UTF-8, with a header) or Parquet file; a malformed file is a
+    ``ValidationError`` naming it, before anything is scored."""
     if not path.exists():
         raise ValidationError(f"input file {path} does not exist")
     if file_format(path) == "csv":
-        with path.open(newline="") as handle:
-            return [dict(row) for row in csv.DictReader(handle)]
+        return _csv_rows(path)
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    return list(pq.read_table(path).to_pylist())
+    try:
+        return list(pq.read_table(path).to_pylist())
+    except (pa.ArrowException, OSError) as exc:
+        raise ValidationError(f"{path} is not a readable Parquet file: {exc}") from None
+
+
+def _csv_rows(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            for row in reader:
+                if None in row:  # csv puts the fields beyond the header under the key None
+                    raise ValidationError(
+                        f"{path}, line {reader.line_num}: more fields than the header names"
+                    )
+                rows.append(row)
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{path} is not UTF-8 text: {exc}") from None
+    except csv.Error as exc:
+        raise ValidationError(f"{path} is not a readable CSV file: {exc}") from None
+    return rows
 
 
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:

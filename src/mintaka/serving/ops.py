@@ -25,6 +25,7 @@ from mintaka.domain.serving import (
     Deployment,
     Endpoint,
     EndpointMetrics,
+    EndpointStatus,
     RolloutStrategy,
     Route,
     TrafficMap,
@@ -381,11 +382,21 @@ class ServingService:
         return self.get_endpoint(endpoint)
 
     def delete_endpoint(self, endpoint: str, *, reason: str = "") -> None:
-        self.get_endpoint(endpoint)
+        """Delete the endpoint. A killed endpoint is deleted only by whoever may release it:
+        deleting and re-creating it would otherwise be a release without the policy's role."""
+        current = self.get_endpoint(endpoint)
+        governance = self.platform.governance
+        decision = None
+        if current.status is EndpointStatus.KILLED:
+            checks = governance.unkill_controls(self._route_versions(current.routes))
+            decision = governance.decide("endpoint.delete", endpoint, checks)
         self.platform._area(Capability.SERVING, Serving).delete_endpoint(endpoint)
         with self.platform.store.write() as conn:
             conn.execute(endpoints.delete().where(endpoints.c.name == endpoint))
-            event = self.platform._audit(conn, "endpoint.delete", endpoint, reason=reason)
+            recorded = {} if decision is None else {"decision": governance.record(conn, decision)}
+            event = self.platform._audit(
+                conn, "endpoint.delete", endpoint, reason=reason, **recorded
+            )
         self.platform._after_commit([event])
 
     def invoke(self, endpoint: str, inputs: Any, *, route: str | None = None) -> dict[str, Any]:
@@ -655,7 +666,9 @@ class ServingService:
     ) -> PolicyDecision:
         """The traffic gate: every traffic change passes governance before any backend call."""
         is_killed = (
-            killed if killed is not None else bool(current and current.status.value == "killed")
+            killed
+            if killed is not None
+            else bool(current and current.status is EndpointStatus.KILLED)
         )
         change = TrafficChange(
             endpoint=endpoint,
