@@ -62,6 +62,12 @@ def test_single_row_and_bad_requests(served: Served) -> None:
     assert post(server, {"inputs": row(0)}, route="nope").status_code == 404
     missing = HTTP.post(f"{server.url}/endpoints/ghost/invocations", json={"inputs": row(0)})
     assert missing.status_code == 404
+    unknown_path = HTTP.get(f"{server.url}/nowhere")
+    assert (unknown_path.status_code, unknown_path.json()) == (404, {"error": "Not Found"})
+    wrong_method = HTTP.get(f"{server.url}/endpoints/scoring/invocations")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json() == {"error": "Method Not Allowed"}
+    assert wrong_method.headers["allow"] == "POST"
 
 
 def test_weights_are_followed_exactly(served: Served) -> None:

@@ -106,6 +106,7 @@ def test_batch_scoring_refuses_bad_files_and_archived_versions(
         ("nan.csv", b"a,b,c\n1,2,nan\n", "finite numbers"),
         ("huge.csv", b"a,b,c\n1,2,1e999\n", "finite numbers"),
         ("torn.parquet", b"PAR1 not really parquet", "not a readable Parquet file"),
+        ("taken.csv", b"a,b,c,prediction\n1,2,3,x\n", "already has column"),
     ],
 )
 def test_a_malformed_input_file_is_refused_and_writes_nothing(

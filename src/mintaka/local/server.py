@@ -33,6 +33,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics import MetricWrapperBase
 from sqlalchemy import func, select
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
@@ -155,7 +156,8 @@ class InferenceServer:
                 HttpRoute("/endpoints", self._list, methods=["GET"]),
                 HttpRoute("/-/reload", self._reload, methods=["POST"]),
                 HttpRoute("/endpoints/{name}/invocations", self._invoke, methods=["POST"]),
-            ]
+            ],
+            exception_handlers={HTTPException: _http_error},
         )
         self.reload()
 
@@ -506,6 +508,12 @@ def _json_bytes(content: Any) -> bytes:
     return json.dumps(
         content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
     ).encode("utf-8")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """An unknown path or method answers in JSON, like every other error of the server."""
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
 def _not_json(constant: str) -> Any:

@@ -264,6 +264,12 @@ class LocalServing(
         rows = read_rows(input_path)
         if not rows:
             raise ValidationError(f"{input_path} holds no rows")
+        taken = sorted({"prediction", "prediction_id"} & set(rows[0]))
+        if taken:
+            raise ValidationError(
+                f"{input_path} already has column(s) {taken}, which scoring adds to every row; "
+                "rename them"
+            )
         now = self.context.clock.now().isoformat()
         scored: list[dict[str, Any]] = []
         logged: list[dict[str, Any]] = []
