@@ -145,6 +145,34 @@ def test_the_business_cost_threshold(platform: Platform, data: Path) -> None:
     assert float(value) > 0.01
 
 
+def test_a_pipeline_threshold_never_loosens_the_tiers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: Path
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        DEFAULT_POLICY.read_text().replace(
+            "[tiers.high.evaluation]\n",
+            "[tiers.high.evaluation]\n"
+            "calibration_error = { max = 0.001 }\nexpected_cost = { max = 0.01 }\n",
+            1,
+        )
+    )
+    monkeypatch.setenv("MINTAKA_POLICY", str(policy))
+    with Platform(tmp_path / "h", clock=ManualClock(), ids=IdFactory(5)) as plat:
+        plat.create_model("credit-default", tier="high")
+        plat.serving.declare_business_metric("credit-default", COSTS)
+        error = failing(
+            plat,
+            partial(
+                UP_TO_EVALUATION, data=str(data), max_calibration_error=0.5, max_expected_cost=1e6
+            ),
+        )
+    found = checks(error)
+    assert found["calibration_error (max)"][1] == 0.001  # the tier's, not the pipeline's 0.5
+    assert found["expected_cost (max)"][1] == 0.01  # the tier's, not the pipeline's 1e6
+    assert float(found["expected_cost (max)"][0]) > 0.01  # type: ignore[arg-type]
+
+
 @pytest.fixture
 def champion(platform: Platform, data: Path) -> Platform:
     platform.create_model("credit-default", tier="high")

@@ -214,6 +214,22 @@ def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int
     return float(total / len(labels))
 
 
+def _tighten(
+    limits: dict[str, tuple[float | None, float | None]],
+    name: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+) -> None:
+    """Hold ``name`` to ``low``/``high`` as well as to the limits already set (the stricter)."""
+    current_low, current_high = limits.get(name, (None, None))
+    if low is not None:
+        current_low = low if current_low is None else max(current_low, low)
+    if high is not None:
+        current_high = high if current_high is None else min(current_high, high)
+    limits[name] = (current_low, current_high)
+
+
 @controller_step
 def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutcome:
     """Score the holdout and hold the numbers to the policy's and the pipeline's thresholds."""
@@ -245,13 +261,13 @@ def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutc
     tier_controls = platform.governance.policy.controls(inputs.tier)
     for name, threshold in tier_controls.evaluation.items():
         limits[name] = (threshold.min, threshold.max)
+    # The pipeline's own thresholds only tighten the tier's: the stricter of the two holds.
     if inputs.min_auc:
-        low, high = limits.get("auc", (None, None))
-        limits["auc"] = (max(low or 0.0, inputs.min_auc), high)
+        _tighten(limits, "auc", low=inputs.min_auc)
     if inputs.max_calibration_error < 1.0:
-        limits["calibration_error"] = (None, inputs.max_calibration_error)
+        _tighten(limits, "calibration_error", high=inputs.max_calibration_error)
     if inputs.max_expected_cost:
-        limits["expected_cost"] = (None, inputs.max_expected_cost)
+        _tighten(limits, "expected_cost", high=inputs.max_expected_cost)
     for name, (low, high) in sorted(limits.items()):
         value = metrics.get(name)
         if value is None:
