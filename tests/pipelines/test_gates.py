@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+import itertools
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from mintaka import GateFailed, IdFactory, ManualClock, Platform
@@ -98,6 +100,30 @@ def test_a_unit_change_breaks_the_distribution_check(
     assert limit == 2.0
     assert float(value) > 2.0
     assert "worst feature 'income'" in str(error)
+
+
+def test_each_version_is_held_to_the_one_before_it(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    rng = np.random.default_rng(11)
+    versions = []
+    for step in range(4):  # each version 0.5 sd on from the last: PSI about 0.27 per step
+        path = tmp_path / f"v{step}.csv"
+        path.write_text("x\n" + "\n".join(f"{v:.6f}" for v in rng.normal(0.5 * step, 1, 5000)))
+        versions.append(platform.register_dataset("applications", path))
+        clock.advance(minutes=1)
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    for named in ("", "applications"):
+        for previous, version in itertools.pairwise(versions):
+            inputs = DataValidationInputs(dataset_id=version.id, reference=named, max_psi=0.5)
+            outcome = validate_data(inputs, context)
+            assert outcome.passed, outcome.failures()
+            assert outcome.reference_dataset == previous.id
 
 
 def test_an_unfair_training_set(platform: Platform, data: Path) -> None:

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from mintaka.domain.pipelines import GateCheck, GateOutcome
 from mintaka.domain.registry import Flavor, RiskTier
+from mintaka.domain.runs import DatasetVersion
 from mintaka.errors import NotFound
 from mintaka.pipelines.contract import StepContext, controller_step
 
@@ -54,18 +55,28 @@ class DataValidationOutcome(GateOutcome):
     reference_dataset: str | None = None
 
 
-def _reference(ctx: StepContext, inputs: DataValidationInputs, name: str) -> Any:
+def _reference(
+    ctx: StepContext, inputs: DataValidationInputs, dataset: DatasetVersion
+) -> DatasetVersion | None:
+    """What ``dataset`` is compared with: the version ``reference`` names by id; else the latest
+    version of the dataset ``reference`` names; else the latest earlier version of ``dataset``
+    itself. Each version is held to the one before it, so the gate measures what changed since
+    the last version, not the drift accumulated since the first."""
     platform = ctx.require_platform()
+    name = dataset.name
     if inputs.reference:
         try:
             return platform.get_dataset(inputs.reference)
         except NotFound:
-            found = platform.find_datasets(inputs.reference)
-            if not found:
+            if not platform.find_datasets(inputs.reference):
                 raise
-            return found[0]
-    earlier = [d for d in platform.find_datasets(name) if d.id != inputs.dataset_id]
-    return earlier[0] if earlier else None
+            name = inputs.reference
+    # Oldest first; a stable sort keeps the store's order among versions of the same instant.
+    versions = sorted(platform.find_datasets(name), key=lambda d: d.created_at)
+    if name == dataset.name:
+        versions = [d for d in versions if d.created_at <= dataset.created_at]
+    earlier = [d for d in versions if d.id != dataset.id]
+    return earlier[-1] if earlier else None
 
 
 @controller_step
@@ -97,7 +108,7 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
                     detail=f"worst column {worst[0]!r}",
                 )
             )
-    reference = _reference(ctx, inputs, dataset.name)
+    reference = _reference(ctx, inputs, dataset)
     if reference is None or not reference.profile or profile is None:
         checks.append(
             GateCheck(
