@@ -3,16 +3,20 @@ retirement of superseded versions, and the production lineage query."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from artifact_kit import MakeArtifact
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mintaka import IdFactory, ManualClock, NotFound, Platform, ValidationError
 from mintaka.demo import write_dataset
 from mintaka.demo_pipeline import credit_pipeline
 from mintaka.domain.pipelines import GateKind, PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.registry import Stage
+from mintaka.pipelines.service import parse_every
 
 STEPS = "pipeline_steps"
 
@@ -230,6 +234,24 @@ def test_a_schedule_makes_a_model_due(platform: Platform, clock: ManualClock) ->
     assert platform.pipelines.due() == []
     clock.advance(days=6)
     assert platform.pipelines.due() == []
+
+
+def test_a_schedule_too_long_for_a_time_span_is_refused(platform: Platform) -> None:
+    with pytest.raises(ValidationError, match="too long"):
+        platform.pipelines.bind("m", tiny(), every="99999999999999999999d")
+    with pytest.raises(ValidationError, match="too long"):
+        parse_every("9" * 5000 + "m")  # more digits than int() reads from text
+    assert parse_every(f"{timedelta.max.days}d") == timedelta(days=timedelta.max.days)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=30) | st.from_regex(r"\A[0-9]{1,30}[mhd]\Z"))
+def test_a_schedule_is_a_positive_span_or_a_validation_error(text: str) -> None:
+    try:
+        span = parse_every(text)
+    except ValidationError:
+        return
+    assert span > timedelta(0)
 
 
 def test_superseded_versions_retire_after_the_policy_grace_period(

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from mintaka.platform import Platform
 
 Trigger = Literal["manual", "event", "drift", "performance", "schedule"]
-_EVERY = re.compile(r"^(\d+)([mhd])$")
+_EVERY = re.compile(r"^([0-9]+)([mhd])$")
 
 
 class SubmittedRun(BaseModel):
@@ -45,15 +45,19 @@ class SubmittedRun(BaseModel):
 
 
 def parse_every(text: str) -> timedelta:
+    """A schedule such as ``30m``, ``12h`` or ``7d`` as a positive time span."""
     match = _EVERY.match(text.strip())
     if match is None:
         raise ValidationError(f"schedule {text!r}: use a number and m, h or d (e.g. 7d)")
-    amount, unit = int(match.group(1)), match.group(2)
-    if amount <= 0:
+    digits, unit = match.group(1), match.group(2)
+    if not digits.strip("0"):
         raise ValidationError(f"schedule {text!r} must be positive")
-    return {"m": timedelta(minutes=amount), "h": timedelta(hours=amount)}.get(
-        unit, timedelta(days=amount)
-    )
+    try:  # beyond timedelta's range (or int's digit limit) is no schedule either
+        return timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: int(digits)})
+    except (OverflowError, ValueError) as exc:
+        raise ValidationError(
+            f"schedule {text!r} is too long: at most {timedelta.max.days} days"
+        ) from exc
 
 
 def load_spec(path: Path) -> PipelineSpec:
