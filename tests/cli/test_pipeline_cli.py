@@ -174,3 +174,20 @@ def test_lineage_downstream_of_a_data_source_in_production(
     code, out, _ = cli(capsys, *home, "lineage", "downstream", "source-x", "--stage", "production")
     assert "served:1" in out
     assert "idle:1" not in out
+
+
+def test_unreadable_specs_and_impossible_schedules_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
+) -> None:
+    home = ["--home", str(tmp_path / "h")]
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes(SPEC.replace("cli-pipeline", "caf\u00e9").encode("latin-1"))
+    for args, message in (
+        (("pipeline", "run", str(latin1)), "is not UTF-8 text"),
+        (("pipeline", "run", str(tmp_path / "missing.toml")), "does not exist"),
+        (("pipeline", "bind", "m", str(spec), "--every", "99999999999999999999d"), "too long"),
+    ):
+        code, _, err = cli(capsys, *home, *args)
+        assert code == 1
+        assert err.startswith("error: ")
+        assert message in " ".join(err.split())  # the console wraps long lines

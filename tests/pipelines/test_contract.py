@@ -118,3 +118,16 @@ def test_a_spec_file_with_bad_wiring_is_a_mintaka_validation_error(tmp_path) -> 
     )
     with pytest.raises(ValidationError, match="reads parameter 'nope'"):
         load_spec(path)
+
+
+def test_a_spec_file_that_cannot_be_read_is_a_mintaka_validation_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mintaka.pipelines.service import load_spec
+
+    latin1 = tmp_path / "latin1.toml"
+    latin1.write_bytes('name = "caf\u00e9"\n'.encode("latin-1"))
+    with pytest.raises(ValidationError, match="is not UTF-8 text"):
+        load_spec(latin1)
+    with pytest.raises(ValidationError, match="does not exist"):
+        load_spec(tmp_path / "missing.toml")
+    with pytest.raises(ValidationError, match="is not a file"):
+        load_spec(tmp_path)

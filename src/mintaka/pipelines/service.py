@@ -61,12 +61,19 @@ def parse_every(text: str) -> timedelta:
 
 
 def load_spec(path: Path) -> PipelineSpec:
-    """A pipeline spec from a TOML or JSON file."""
+    """A pipeline spec from a TOML or JSON file (UTF-8)."""
     import tomllib
 
-    if not path.is_file():
+    if not path.exists():
         raise ValidationError(f"pipeline spec {path} does not exist")
-    text = path.read_text()
+    if not path.is_file():
+        raise ValidationError(f"pipeline spec {path} is not a file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"pipeline spec {path} is not UTF-8 text: {exc}") from exc
+    except OSError as exc:
+        raise ValidationError(f"pipeline spec {path} cannot be read: {exc}") from exc
     try:
         data = tomllib.loads(text) if path.suffix.lower() == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
