@@ -47,7 +47,7 @@ from sqlalchemy import select
 
 from mintaka.artifacts import StoredArtifact, manifest_of
 from mintaka.capabilities import Capability
-from mintaka.domain.base import JSONDict
+from mintaka.domain.base import JSONDict, parse_enum
 from mintaka.domain.discovery import ObservedModel, ResourceKind
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
 from mintaka.domain.monitoring import CaptureConfig
@@ -383,13 +383,11 @@ class MigrationService:
     ) -> _ModelArgs:
         """An adoption's arguments checked, and what the store records for them: everything
         that would refuse it, before the cloud is read or written."""
-        from mintaka.platform import _enum
-
         platform = self.platform
         name = _cloud_name(validate_model_name, name, "model_names")
         reason = _reason(reason)
-        risk_tier = None if tier is None else _enum(RiskTier, tier, "risk tier")
-        given_flavor = None if flavor is None else _enum(Flavor, flavor, "flavor")
+        risk_tier = None if tier is None else parse_enum(RiskTier, tier, "risk tier")
+        given_flavor = None if flavor is None else parse_enum(Flavor, flavor, "flavor")
         wanted = None if versions is None else sorted({validate_version(v) for v in versions})
         supplied = {validate_version(k): Path(v) for k, v in (artifacts or {}).items()}
         if code_commit is not None and not code_commit.strip():

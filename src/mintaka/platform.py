@@ -25,6 +25,7 @@ from mintaka.capabilities import Capability
 from mintaka.clock import Clock, IdFactory, SystemClock
 from mintaka.config import MintakaConfig, load_config
 from mintaka.domain.audit import AuditEvent, ChainReport
+from mintaka.domain.base import parse_enum
 from mintaka.domain.discovery import Difference
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
 from mintaka.domain.names import (
@@ -87,14 +88,6 @@ def _parse(model: type[T], **data: Any) -> T:
         return model(**data)
     except PydanticValidationError as exc:
         raise ValidationError(str(exc)) from exc
-
-
-def _enum(kind: type[T], value: Any, what: str) -> T:
-    try:
-        return kind(value)  # type: ignore[call-arg]
-    except ValueError:
-        options = ", ".join(str(getattr(m, "value", m)) for m in kind)  # type: ignore[attr-defined]
-        raise ValidationError(f"invalid {what} {value!r}; expected one of: {options}") from None
 
 
 def _json(value: Any) -> Any:
@@ -296,7 +289,7 @@ class Platform:
     ) -> RegisteredModel:
         """Create a model; ``Conflict`` when one of that name exists."""
         name = validate_model_name(name)
-        risk_tier = _enum(RiskTier, tier, "risk tier")
+        risk_tier = parse_enum(RiskTier, tier, "risk tier")
         registry = self._area(Capability.REGISTRY, ModelRegistry)
         with self.store.read() as conn:
             if conn.execute(select(models.c.name).where(models.c.name == name)).first():
@@ -357,8 +350,8 @@ class Platform:
         digested and stored, which are not read again.
         """
         name = validate_model_name(name)
-        flavor = _enum(Flavor, flavor, "flavor")
-        risk_tier = None if tier is None else _enum(RiskTier, tier, "risk tier")
+        flavor = parse_enum(Flavor, flavor, "flavor")
+        risk_tier = None if tier is None else parse_enum(RiskTier, tier, "risk tier")
         tags = dict(tags or {})
         for key, value in tags.items():
             validate_tag(key, value)
@@ -814,7 +807,7 @@ class Platform:
         return self.get_model_version(current.name, current.version)
 
     def set_stage(self, name: str, version: int | str, stage: Stage | str) -> ModelVersion:
-        target = _enum(Stage, stage, "stage")
+        target = parse_enum(Stage, stage, "stage")
         current = self._existing_version(name, version)
         if current.stage is Stage.ARCHIVED and target is not Stage.ARCHIVED:
             raise Conflict(f"{current.ref} is archived; register a new version instead")
@@ -1143,7 +1136,7 @@ class Platform:
         return self._update_run(run_id, "run.metrics", metrics={**current.metrics, **values})
 
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
-        final = _enum(RunStatus, status, "run status")
+        final = parse_enum(RunStatus, status, "run status")
         if final is RunStatus.RUNNING:
             raise ValidationError("a run ends as finished or failed")
         self.get_run(run_id)
@@ -1194,7 +1187,7 @@ class Platform:
             return self.lineage.walk(self._node_for(ref), "down")
         import networkx as nx
 
-        wanted = _enum(Stage, stage, "stage")
+        wanted = parse_enum(Stage, stage, "stage")
         starts = [f"dataset:{d.id}" for d in self.find_datasets(ref)] or [self._node_for(ref)]
         nodes: dict[str, LineageNode] = {}
         edges: dict[tuple[str, str], LineageEdge] = {}

@@ -279,6 +279,16 @@ def test_monitor_and_ticket_commands(capsys: pytest.CaptureFixture[str], tmp_pat
     assert json.loads(out)[0]["acked_by"] == "ops"
 
 
+def test_an_unknown_ticket_status_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, _, err = cli(capsys, "--home", str(tmp_path / "h"), "tickets", "list", "--status", "x")
+    assert code == 1
+    assert " ".join(err.split()) == (
+        "error: invalid ticket status 'x'; expected one of: open, acknowledged, resolved"
+    )
+
+
 def test_audit_log_redacts_secrets_in_event_details(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -80,6 +80,14 @@ def test_unacknowledged_ticket_escalates_and_acknowledged_one_does_not(
     assert [e.details["owner"] for e in escalations] == ["lead-b", "head-c"]
 
 
+def test_an_unknown_ticket_status_or_severity_names_the_valid_ones(served: Platform) -> None:
+    with pytest.raises(ValidationError, match="expected one of: open, acknowledged, resolved"):
+        served.monitoring.tickets("bogus")
+    with pytest.raises(ValidationError, match="expected one of: info, warning, critical"):
+        served.monitoring.raise_alert("drift", "scoring", severity="bogus")
+    assert served.monitoring.tickets("open") == []  # nothing was opened
+
+
 def test_resolving_a_ticket_lets_the_next_alert_open_a_new_one(served: Platform) -> None:
     monitoring = served.monitoring
     _, first = monitoring.raise_alert("drift", "scoring")

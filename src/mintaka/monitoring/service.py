@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from mintaka.capabilities import Capability
+from mintaka.domain.base import parse_enum
 from mintaka.domain.monitoring import (
     Alert,
     Escalation,
@@ -230,7 +231,7 @@ class MonitoringService:
             endpoint=endpoint,
             value=value,
             threshold=threshold,
-            severity=Severity(severity),
+            severity=parse_enum(Severity, severity, "severity"),
             at=self.platform._now(),
             details=dict(details or {}),
         )
@@ -349,7 +350,8 @@ class MonitoringService:
     def tickets(self, status: TicketStatus | str | None = None) -> list[Ticket]:
         query = select(tickets).order_by(tickets.c.opened_at, tickets.c.id)
         if status is not None:
-            query = query.where(tickets.c.status == TicketStatus(status).value)
+            wanted = parse_enum(TicketStatus, status, "ticket status")
+            query = query.where(tickets.c.status == wanted.value)
         with self.platform.store.read() as conn:
             return [_ticket(row) for row in conn.execute(query).all()]
 
