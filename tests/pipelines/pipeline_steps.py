@@ -86,3 +86,43 @@ def signed_off(inputs: SignOffInputs) -> GateOutcome:
     passed = not (flag and Path(flag).exists())
     check = GateCheck(name="sign-off", passed=passed, value=int(passed), limit=1)
     return GateOutcome(passed=passed, checks=(check,))
+
+
+class BundleInputs(BaseModel):
+    source: Path
+
+
+class BundleOutputs(BaseModel):
+    files: list[Path]
+    named: dict[str, Path]
+
+
+def bundle(inputs: BundleInputs) -> BundleOutputs:
+    """The text files of a directory, as a list and by name."""
+    files = sorted(inputs.source.glob("*.txt"))
+    return BundleOutputs(files=files, named={f.stem: f for f in files})
+
+
+class MeasureInputs(BaseModel):
+    files: list[Path]
+    named: dict[str, Path] = {}
+
+
+class MeasureOutputs(BaseModel):
+    sizes: list[int]
+    named: dict[str, int]
+
+
+def measure(inputs: MeasureInputs) -> MeasureOutputs:
+    return MeasureOutputs(
+        sizes=[len(f.read_text()) for f in inputs.files],
+        named={name: len(f.read_text()) for name, f in inputs.named.items()},
+    )
+
+
+class UnorderedInputs(BaseModel):
+    files: set[Path] = set()
+
+
+def unordered(inputs: UnorderedInputs) -> TextOutputs:
+    return TextOutputs(text=str(len(inputs.files)))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pydantic
 import pytest
 
 from mintaka import Platform, ValidationError
 from mintaka.domain.pipelines import PipelineSpec, StepSpec
-from mintaka.pipelines.contract import PipelineSpecError
+from mintaka.pipelines.contract import PipelineSpecError, path_field
 
 STEPS = "pipeline_steps"
 
@@ -98,6 +100,36 @@ def test_a_contract_mismatch_fails_before_the_run_starts(
 def test_unknown_parameters_are_refused(platform: Platform) -> None:
     with pytest.raises(ValidationError, match=r"declares no parameters \['m'\]"):
         platform.pipelines.run(spec(produce()), {"m": 1}, isolation="inline")
+    assert_nothing_ran(platform)
+
+
+@pytest.mark.parametrize(
+    ("annotation", "value", "digested"),
+    [
+        (Path | None, "a", "<a>"),
+        (list[Path] | None, ["a", "b"], ["<a>", "<b>"]),
+        (tuple[Path, ...], ["a"], ["<a>"]),
+        (dict[str, list[Path]], {"k": ["a"]}, {"k": ["<a>"]}),
+        (list[Path], None, None),
+    ],
+)
+def test_each_path_in_a_field_is_mapped_where_it_sits(
+    annotation: object, value: object, digested: object
+) -> None:
+    shape = path_field(annotation)
+    assert shape is not None
+    assert shape.map(value, lambda path: f"<{path}>") == digested
+
+
+@pytest.mark.parametrize("annotation", [int, list[int], dict[str, str] | None])
+def test_fields_without_paths_have_no_path_shape(annotation: object) -> None:
+    assert path_field(annotation) is None
+
+
+def test_a_computing_step_holding_paths_in_a_set_is_refused(platform: Platform) -> None:
+    step = StepSpec(name="count", entrypoint=f"{STEPS}:unordered")
+    with pytest.raises(PipelineSpecError, match=r"input 'files': a set\[Path\] holds paths"):
+        platform.pipelines.run(spec(step), isolation="inline")
     assert_nothing_ran(platform)
 
 

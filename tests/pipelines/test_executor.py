@@ -124,6 +124,37 @@ def test_a_cached_output_whose_file_changed_is_recomputed(platform: Platform) ->
     assert again.steps[1].outputs == {"doubled": 12}
 
 
+def test_lists_and_mappings_of_paths_are_passed_on_and_digested_for_the_cache(
+    platform: Platform, tmp_path: Path
+) -> None:
+    source = tmp_path / "parts"
+    source.mkdir()
+    (source / "a.txt").write_text("a")
+    (source / "b.txt").write_text("bb")
+    spec = PipelineSpec(
+        name="bundles",
+        parameters={"source": str(source)},
+        steps=[
+            StepSpec(
+                name="bundle", entrypoint=f"{STEPS}:bundle", inputs={"source": "params.source"}
+            ),
+            StepSpec(
+                name="measure",
+                entrypoint=f"{STEPS}:measure",
+                inputs={"files": "bundle.files", "named": "bundle.named"},
+            ),
+        ],
+    )
+    first = platform.pipelines.run(spec)  # in sub-processes: the paths cross as JSON
+    assert first.steps[1].outputs == {"sizes": [1, 2], "named": {"a": 1, "b": 2}}
+    cached = platform.pipelines.run(spec, isolation="inline")
+    assert [s.cached for s in cached.steps] == [True, True]
+    (source / "b.txt").write_text("bbb")  # the same paths, other bytes
+    again = platform.pipelines.run(spec, isolation="inline")
+    assert [s.cached for s in again.steps] == [False, False]
+    assert again.steps[1].outputs == {"sizes": [1, 3], "named": {"a": 1, "b": 3}}
+
+
 def test_a_failed_run_resumes_from_its_last_good_step(
     platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -9,6 +9,7 @@ a :class:`PipelineSpecError` before any step runs.
 
 from __future__ import annotations
 
+import collections.abc
 import hashlib
 import importlib
 import inspect
@@ -16,8 +17,8 @@ import types
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from pathlib import Path, PurePath
+from typing import TYPE_CHECKING, Any, Literal, Union
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -78,14 +79,76 @@ class StepContract:
     def is_gate(self) -> bool:
         return issubclass(self.output_model, GateOutcome)
 
-    def path_fields(self, model: type[BaseModel]) -> list[str]:
-        return [name for name, info in model.model_fields.items() if _is_path(info.annotation)]
+    def path_fields(self, model: type[BaseModel]) -> dict[str, PathField]:
+        """The fields of ``model`` that hold paths, and where the paths sit in their values."""
+        found = {}
+        for name, info in model.model_fields.items():
+            shape = path_field(info.annotation)
+            if shape is not None:
+                found[name] = shape
+        return found
 
 
-def _is_path(annotation: Any) -> bool:
-    if annotation is Path:
+@dataclass(frozen=True)
+class PathField:
+    """Where the paths sit in a field's JSON value: the value itself (``Path``), each item of a
+    list (``list[Path]``, ``tuple[Path, ...]``) or each value of a mapping (``dict[str, Path]``),
+    nested as the annotation nests them. Each path is digested for the cache as a single
+    ``Path`` field is."""
+
+    kind: Literal["path", "items", "values"]
+    inner: PathField | None = None
+
+    def map(self, value: Any, fn: Callable[[str], Any]) -> Any:
+        """``value`` (JSON, as ``model_dump(mode="json")`` gives it) with ``fn`` of each path."""
+        if value is None:
+            return None
+        if self.kind == "path" or self.inner is None:
+            return fn(value)
+        if self.kind == "items":
+            return [self.inner.map(item, fn) for item in value]
+        return {key: self.inner.map(item, fn) for key, item in value.items()}
+
+
+_SEQUENCES = (list, tuple, collections.abc.Sequence)
+_MAPPINGS = (dict, collections.abc.Mapping)
+
+
+def path_field(annotation: Any) -> PathField | None:
+    """Where ``annotation`` holds paths (``None``: it holds none); a ``PipelineSpecError`` for a
+    type that holds paths in a way the executor cannot digest (a set, a fixed-size tuple)."""
+    if isinstance(annotation, type) and issubclass(annotation, PurePath):
+        return PathField("path")
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return path_field(args[0])
+    if _is_union(annotation):
+        if any(isinstance(a, type) and issubclass(a, PurePath) for a in args):
+            return PathField("path")  # Path | None, or a text that names a path (Path | str)
+        shapes = {path_field(a) for a in args if a is not type(None)}
+        if shapes == {None}:
+            return None
+        if len(shapes) == 1:
+            return shapes.pop()
+    elif origin in _SEQUENCES and (origin is not tuple or (len(args) == 2 and args[1] is ...)):
+        inner = path_field(args[0]) if args else None
+        return None if inner is None else PathField("items", inner)
+    elif origin in _MAPPINGS and len(args) == 2:
+        inner = path_field(args[1])
+        return None if inner is None else PathField("values", inner)
+    elif not _mentions_path(annotation):
+        return None
+    written = str(annotation).replace("typing.", "").replace("pathlib.", "")
+    raise PipelineSpecError(
+        f"a {written} holds paths the executor cannot digest: use Path, list[Path], "
+        "tuple[Path, ...] or dict[str, Path] (or nest those)"
+    )
+
+
+def _mentions_path(annotation: Any) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, PurePath):
         return True
-    return Path in typing.get_args(annotation)
+    return any(_mentions_path(a) for a in typing.get_args(annotation))
 
 
 def _model_of(annotation: Any, what: str, entrypoint: str) -> type[BaseModel]:
@@ -178,6 +241,8 @@ def check_spec(spec: PipelineSpec, parameters: Mapping[str, Any]) -> dict[str, S
         contract = load_step(step.entrypoint)
         contracts[step.name] = contract
         problems += _check_step(step, contract, contracts, parameters)
+        if not contract.controller:  # a computing step's paths are digested for its cache
+            problems += _path_problems(step, contract)
         if step.gate is not None and not contract.is_gate:
             problems.append(
                 f"step {step.name!r} is a {step.gate.value} gate but returns "
@@ -230,4 +295,15 @@ def _check_step(
                 f"step {step.name!r}: input {name!r} expects {_name(info.annotation)}, "
                 f"{source}.{value} is {_name(produced.annotation)}"
             )
+    return problems
+
+
+def _path_problems(step: StepSpec, contract: StepContract) -> list[str]:
+    problems = []
+    for what, model in (("input", contract.input_model), ("output", contract.output_model)):
+        for name, info in model.model_fields.items():
+            try:
+                path_field(info.annotation)
+            except PipelineSpecError as exc:
+                problems.append(f"step {step.name!r}: {what} {name!r}: {exc}")
     return problems

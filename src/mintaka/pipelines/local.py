@@ -106,6 +106,11 @@ def content_digest(path: Path) -> str | None:
     return manifest_of(path).digest if path.exists() else None
 
 
+def _digest_of(value: str) -> str | None:
+    """The content digest of the file or directory a path field's JSON value names."""
+    return content_digest(Path(value))
+
+
 class LocalExecutor:
     """Runs pipelines on this machine; see the module docstring."""
 
@@ -381,18 +386,16 @@ class LocalExecutor:
             result = self._subprocess(state, step, contract, inputs, work)
         else:
             result = self._call(state, step, contract, inputs, work, controller=False)
-        digests = {}
-        for name in contract.path_fields(contract.output_model):
-            value = getattr(result, name)
-            if value is not None:
-                digests[name] = content_digest(Path(value))
+        produced = result.model_dump(mode="json")
+        digests = {
+            name: shape.map(produced.get(name), _digest_of)
+            for name, shape in contract.path_fields(contract.output_model).items()
+            if produced.get(name) is not None
+        }
         if isinstance(result, GateOutcome) and not result.passed:
             # A gate that held is asked again on the next attempt (its reason may have gone).
             return result, key, False
-        write_atomic(
-            entry / "outputs.json",
-            json.dumps({"outputs": result.model_dump(mode="json"), "digests": digests}),
-        )
+        write_atomic(entry / "outputs.json", json.dumps({"outputs": produced, "digests": digests}))
         return result, key, False
 
     def _call(
@@ -467,9 +470,8 @@ class LocalExecutor:
 
     def _cache_key(self, contract: StepContract, inputs: BaseModel) -> str:
         values = inputs.model_dump(mode="json")
-        for name in contract.path_fields(contract.input_model):
-            if values.get(name) is not None:
-                values[name] = content_digest(Path(values[name]))
+        for name, shape in contract.path_fields(contract.input_model).items():
+            values[name] = shape.map(values.get(name), _digest_of)
         return canonical_digest(
             {"entrypoint": contract.entrypoint, "code": contract.code_digest, "inputs": values}
         )
@@ -480,9 +482,11 @@ class LocalExecutor:
         if not stored.is_file():
             return None
         data = json.loads(stored.read_text())
+        shapes = contract.path_fields(contract.output_model)
         for name, digest in data.get("digests", {}).items():
             value = data["outputs"].get(name)
-            if value is None or content_digest(Path(value)) != digest:
+            shape = shapes.get(name)
+            if value is None or shape is None or shape.map(value, _digest_of) != digest:
                 return None
         return contract.output_model.model_validate(data["outputs"])
 
