@@ -135,6 +135,19 @@ def test_a_count_window_judges_the_latest_records(
     assert [a.signal for a in report.alerts] == ["scoring:income-drift"]
 
 
+def test_an_all_features_signal_sees_a_feature_the_oldest_row_lacks(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watched.monitoring.add_monitor(scoring_monitor(drift_signal(name="any-drift", metric="psi")))
+    rng = np.random.default_rng(5)
+    log_predictions([({"debt": 0.0}, 0.5)])  # the oldest prediction logged no income
+    clock.advance(minutes=1)
+    log_predictions([(row, 0.5) for row in _rows(rng, 2000, shift=1.5)])
+    report = watched.monitoring.run_once()
+    found = {a.signal: a.value for a in report.alerts}
+    assert found["scoring:any-drift"] == pytest.approx(found["scoring:income-drift"])
+
+
 def test_telemetry_signals_need_a_time_window(watched: Platform) -> None:
     from mintaka import ValidationError
 

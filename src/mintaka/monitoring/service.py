@@ -617,7 +617,11 @@ class MonitoringService:
         ]
         if not rows:
             return None
-        features = [feature] if feature else [f for f in profile.features if f in rows[0]]
+        if feature:
+            features = [feature]
+        else:  # every profiled feature logged anywhere in the window, not only in its first row
+            logged = set().union(*rows)
+            features = [f for f in profile.features if f in logged]
         if not features:
             return None
         report = drift(profile, rows, features=features)
