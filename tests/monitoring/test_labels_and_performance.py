@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from mintaka import ManualClock, NotFound, Platform, ValidationError, hookimpl
 from mintaka.cli.app import main
-from mintaka.domain.monitoring import Alert, Signal, SignalKind
+from mintaka.domain.monitoring import Alert, Escalation, Signal, SignalKind
 from mintaka.monitoring.service import PERFORMANCE_METRICS, breaches
 from mintaka.store.schema import labels
 
@@ -107,6 +107,50 @@ def test_scores_and_regression_values_are_read_from_the_logged_output(
     assert report.evaluated == 3
     found = {a.signal: a.value for a in report.alerts}  # calibration error 0.1375: no alert
     assert found == {"scoring:auc": pytest.approx(0.75), "scoring:rmse": pytest.approx(0.5)}
+
+
+def test_a_signal_that_cannot_be_evaluated_is_reported_and_the_rest_still_run(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(served, performance_signal(name="auc", metric="roc_auc", threshold=0.7))
+    watch(served, performance_signal(threshold=0.99))  # a later monitor
+    path = [Escalation(after_minutes=10, to="lead")]
+    _, ticket = served.monitoring.raise_alert("latency", "scoring", escalation=path)
+    ids = log_predictions([({"x": i}, {"label": i % 3, "score": 0.5}) for i in range(30)])
+    served.monitoring.record_labels({pid: (i + 1) % 3 for i, pid in enumerate(ids)})
+    clock.advance(minutes=15)
+    report = served.monitoring.run_once()  # three classes: no ROC AUC to compute
+    [failure] = report.failed
+    assert (failure.endpoint, failure.signal) == ("scoring", "auc")
+    assert "expected a binary label" in failure.error
+    assert report.evaluated == 1
+    assert [a.signal for a in report.alerts] == ["scoring:accuracy"]
+    assert report.escalated == (ticket.id,)
+
+
+def test_monitor_run_once_reports_a_failed_signal_and_exits_1(
+    served: Platform,
+    log_predictions: LogPredictions,
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    watch(
+        served,
+        performance_signal(name="auc", metric="roc_auc", threshold=0.7, window="100n"),
+        performance_signal(threshold=0.99, window="100n"),
+    )
+    ids = log_predictions([({"x": i}, {"label": i % 3, "score": 0.5}) for i in range(30)])
+    served.monitoring.record_labels({pid: (i + 1) % 3 for i, pid in enumerate(ids)})
+    served.close()
+    code = 0
+    try:
+        main(["--home", str(home), "monitor", "run", "--once"])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "evaluated 1 signals: 1 alerts, 0 escalations, 1 signals failed" in out
+    assert "signal 'auc' on scoring failed: expected a binary label" in " ".join(err.split())
 
 
 def test_performance_and_fairness_signals_name_a_known_metric(served: Platform) -> None:

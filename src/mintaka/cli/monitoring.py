@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 from rich.text import Text
 
-from mintaka.cli.output import console, emit_json, table
+from mintaka.cli.output import console, emit_json, err_console, table
 from mintaka.cli.state import platform
 from mintaka.errors import ValidationError
 
@@ -97,17 +98,27 @@ def run(
     ] = False,
     every: Annotated[float, typer.Option(help="Seconds between evaluations.")] = 60.0,
 ) -> None:
-    """Evaluate every monitor and escalation; once, or repeatedly until interrupted."""
+    """Evaluate every monitor and escalation; once, or repeatedly until interrupted.
+
+    A signal that cannot be evaluated is reported on stderr and skipped; the other signals and
+    the escalations still run. With --once the exit status is then 1 (0 when every signal could
+    be evaluated, whether or not it alerted); repeated runs report it and go on."""
     import time
 
     plat = platform(ctx)
     while True:
         report = plat.monitoring.run_once()
+        failed = f", {len(report.failed)} signals failed" if report.failed else ""
         console.print(
             f"evaluated {report.evaluated} signals: {len(report.alerts)} alerts, "
-            f"{len(report.escalated)} escalations"
+            f"{len(report.escalated)} escalations{failed}"
         )
+        for failure in report.failed:
+            where = f"signal {failure.signal!r} on {failure.endpoint}"
+            err_console.print(f"[red]{escape(where)} failed[/]: {escape(failure.error)}")
         if once:
+            if report.failed:
+                raise typer.Exit(1)
             return
         time.sleep(every)
 

@@ -33,7 +33,7 @@ from mintaka.domain.monitoring import (
     TicketStatus,
 )
 from mintaka.domain.names import validate_endpoint_name
-from mintaka.errors import Conflict, NotFound, ValidationError
+from mintaka.errors import Conflict, MintakaError, NotFound, ValidationError
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
 from mintaka.monitoring.windows import parse_window
 from mintaka.store.schema import labels, monitors, predictions, tickets
@@ -106,10 +106,23 @@ class Coverage:
 
 
 @dataclass(frozen=True)
+class SignalFailure:
+    """A signal the runner could not evaluate this time, and why (it skipped it and went on)."""
+
+    endpoint: str
+    signal: str
+    error: str
+
+
+@dataclass(frozen=True)
 class RunReport:
+    """One pass of the runner: the signals it measured, the alerts raised, the tickets
+    escalated, and the signals that failed (each skipped; the rest ran as usual)."""
+
     evaluated: int
     alerts: tuple[Alert, ...]
     escalated: tuple[str, ...]
+    failed: tuple[SignalFailure, ...] = ()
 
 
 class MonitoringService:
@@ -506,9 +519,13 @@ class MonitoringService:
     def run_once(self) -> RunReport:
         """Evaluate every monitor's signals over their windows, then escalations; idempotent.
 
-        Traffic a cloud backend captured is imported into the prediction log first."""
+        Traffic a cloud backend captured is imported into the prediction log first. A signal
+        that cannot be evaluated (a feature its reference lacks, labels its metric cannot take)
+        is logged, reported in ``RunReport.failed`` and skipped: the other signals, monitors and
+        escalations still run."""
         now = self.platform._now()
         alerts: list[Alert] = []
+        failed: list[SignalFailure] = []
         evaluated = 0
         for endpoint in sorted({spec.endpoint for spec in self.monitors()}):
             try:
@@ -517,26 +534,41 @@ class MonitoringService:
                 log.exception("importing captured traffic of %s failed", endpoint)
         for spec in self.monitors():
             for signal in spec.signals:
-                value = self._measure(spec, signal, now)
-                if value is None:
-                    continue
-                evaluated += 1
-                if breaches(signal, value):
-                    alert, _ = self.raise_alert(
-                        f"{spec.endpoint}:{signal.name}",
+                try:
+                    value = self._measure(spec, signal, now)
+                    if value is None:
+                        continue
+                    evaluated += 1
+                    if breaches(signal, value):
+                        alerts.append(self._alert(spec, signal, value))
+                except Exception as exc:  # one bad signal never stops the others
+                    error = str(exc) if isinstance(exc, MintakaError) else repr(exc)
+                    log.warning(
+                        "signal %r on %s could not be evaluated: %s",
+                        signal.name,
                         spec.endpoint,
-                        value=value,
-                        threshold=signal.threshold,
-                        severity=signal.severity,
-                        owner=signal.owner,
-                        runbook_url=signal.runbook_url,
-                        escalation=signal.escalation,
-                        details={"metric": signal.metric, "window": signal.window},
+                        error,
+                        exc_info=not isinstance(exc, MintakaError),
                     )
-                    alerts.append(alert)
-                    if signal.retrain and signal.kind in (SignalKind.DRIFT, SignalKind.PERFORMANCE):
-                        self._request_retraining(spec, signal, alert)
-        return RunReport(evaluated, tuple(alerts), tuple(self.escalate_due()))
+                    failed.append(SignalFailure(spec.endpoint, signal.name, error))
+        return RunReport(evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed))
+
+    def _alert(self, spec: MonitorSpec, signal: Signal, value: float) -> Alert:
+        """Raise the alert of a breached signal, and ask for retraining if the signal says so."""
+        alert, _ = self.raise_alert(
+            f"{spec.endpoint}:{signal.name}",
+            spec.endpoint,
+            value=value,
+            threshold=signal.threshold,
+            severity=signal.severity,
+            owner=signal.owner,
+            runbook_url=signal.runbook_url,
+            escalation=signal.escalation,
+            details={"metric": signal.metric, "window": signal.window},
+        )
+        if signal.retrain and signal.kind in (SignalKind.DRIFT, SignalKind.PERFORMANCE):
+            self._request_retraining(spec, signal, alert)
+        return alert
 
     def _request_retraining(self, spec: MonitorSpec, signal: Signal, alert: Alert) -> None:
         reason = (
