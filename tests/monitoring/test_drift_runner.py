@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from datetime import timedelta
 from pathlib import Path
 
@@ -92,6 +93,26 @@ def test_a_drift_signal_must_name_a_statistic(watched: Platform) -> None:
                 Signal(name="bad", kind=SignalKind.DRIFT, metric="vibes", threshold=1, owner="x")
             )
         )
+
+
+def test_a_drift_signal_must_watch_a_profiled_feature(watched: Platform) -> None:
+    from mintaka import ValidationError
+
+    with pytest.raises(ValidationError, match=r"watches 'nosuchfeature'.*\['debt', 'income'\]"):
+        watched.monitoring.add_monitor(
+            scoring_monitor(drift_signal(name="ghost", metric="psi:nosuchfeature"))
+        )
+    watched.monitoring.add_monitor(  # the model's own output needs no training-data column
+        scoring_monitor(drift_signal(name="output", metric="psi:prediction"))
+    )
+
+
+@pytest.mark.parametrize("threshold", [math.nan, math.inf, -math.inf])
+def test_a_signal_threshold_must_be_finite(watched: Platform, threshold: float) -> None:
+    from mintaka import ValidationError
+
+    with pytest.raises(ValidationError, match="needs a finite threshold"):
+        watched.monitoring.add_monitor(scoring_monitor(drift_signal(threshold=threshold)))
 
 
 def test_a_drift_alert_on_a_retrain_signal_asks_for_retraining(

@@ -11,6 +11,7 @@ to the next person on its escalation path.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -151,14 +152,12 @@ class MonitoringService:
                 )
             if not signal.owner.strip():
                 raise ValidationError(f"signal {signal.name!r} needs an owner")
-            if (
-                signal.kind is SignalKind.DRIFT
-                and signal.metric.partition(":")[0] not in DRIFT_METRICS
-            ):
+            if not math.isfinite(signal.threshold):
                 raise ValidationError(
-                    f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}"
-                    " (optionally METRIC:FEATURE)"
+                    f"signal {signal.name!r} needs a finite threshold, not {signal.threshold}"
                 )
+            if signal.kind is SignalKind.DRIFT:
+                self._check_drift_metric(spec, signal)
             if signal.kind is SignalKind.TELEMETRY and signal.metric not in TELEMETRY_METRICS:
                 raise ValidationError(
                     f"telemetry signal {signal.name!r} measures one of {TELEMETRY_METRICS}"
@@ -192,6 +191,32 @@ class MonitoringService:
             )
         self.platform._after_commit([event])
         return monitor_id
+
+    def _check_drift_metric(self, spec: MonitorSpec, signal: Signal) -> None:
+        """A drift signal names a statistic, and a feature the training-data profile of the
+        version serving the endpoint has (when that profile is there to ask now)."""
+        metric, _, feature = signal.metric.partition(":")
+        if metric not in DRIFT_METRICS:
+            raise ValidationError(
+                f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}"
+                " (optionally METRIC:FEATURE)"
+            )
+        if not feature or feature == PREDICTION:
+            return
+        try:
+            reference = self.reference_profile(spec.endpoint)
+        except NotFound:
+            return
+        if reference is None:
+            return
+        dataset_id, found = reference
+        features = sorted(found.get("features", {}))
+        if feature not in features:
+            raise ValidationError(
+                f"drift signal {signal.name!r} watches {feature!r}, which the training data of "
+                f"the model serving {spec.endpoint} ({dataset_id}) does not profile; it profiles"
+                f" {features} (and {PREDICTION!r}, the model's own output)"
+            )
 
     def monitors(self, endpoint: str | None = None) -> list[MonitorSpec]:
         query = select(monitors.c.spec).order_by(monitors.c.created_at, monitors.c.id)
