@@ -61,6 +61,23 @@ def test_parse_window_accepts_only_the_grammar(text: str) -> None:
     assert (found > 0) if isinstance(found, int) else found > timedelta(0)
 
 
+@given(st.from_regex(r"\A[0-9]{1,9}[smhdw]\Z"))
+def test_a_time_window_always_reaches_back_to_a_date(text: str) -> None:
+    try:
+        found = parse_window(text)
+    except ValidationError:
+        return
+    assert isinstance(found, timedelta)
+    assert datetime(2026, 1, 1, tzinfo=UTC) - found > datetime.min.replace(tzinfo=UTC)
+
+
+def test_a_window_longer_than_a_century_is_refused() -> None:
+    assert parse_window("36500d") == timedelta(days=36_500)
+    for text in ("36501d", "999999999w"):
+        with pytest.raises(ValidationError, match="at most 36500 days"):
+            parse_window(text)
+
+
 def test_naive_times_are_refused() -> None:
     with pytest.raises(ValidationError):
         windows_by_time([{"at": "2025-01-01T00:00:00"}], timedelta(hours=1))

@@ -25,6 +25,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PREDICTION = "prediction"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _WINDOW = re.compile(r"^\s*(\d{1,9})\s*([smhdwn])\s*$")
+MAX_WINDOW = timedelta(days=36_500)  # a century: "now - window" stays a date
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,13 @@ def parse_window(text: str) -> timedelta | int:
             f"invalid window {text!r}: a positive whole number then s, m, h, d, w or n (records)"
         )
     amount, unit = int(match.group(1)), match.group(2)
-    return amount if unit == "n" else timedelta(seconds=amount * _UNITS[unit])
+    if unit == "n":
+        return amount
+    if amount * _UNITS[unit] > MAX_WINDOW.total_seconds():
+        raise ValidationError(
+            f"invalid window {text!r}: a time window reaches back at most {MAX_WINDOW.days} days"
+        )
+    return timedelta(seconds=amount * _UNITS[unit])
 
 
 def record_time(record: Any) -> datetime:
