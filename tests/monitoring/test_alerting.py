@@ -52,6 +52,14 @@ def test_an_alert_opens_exactly_one_ticket_with_owner_and_runbook(served: Platfo
     assert [e.action for e in served.audit.events()][-2:] == ["alert.raise", "alert.raise"]
 
 
+def test_a_more_severe_repeat_raises_the_tickets_severity(served: Platform) -> None:
+    monitoring = served.monitoring
+    _, ticket = monitoring.raise_alert("drift", "scoring", severity="warning")
+    assert monitoring.raise_alert("drift", "scoring", severity="critical")[1].severity == "critical"
+    _, milder = monitoring.raise_alert("drift", "scoring", severity="info")
+    assert (milder.id, milder.severity, milder.alerts) == (ticket.id, "critical", 3)
+
+
 def test_default_owner_is_the_model_owner(served: Platform) -> None:
     _, ticket = served.monitoring.raise_alert("latency", "scoring")
     assert ticket.owner == "dana"

@@ -4,7 +4,8 @@ the runner that evaluates it all without a person.
 Every signal has an owner, a threshold, a window, a severity, an escalation path and a runbook.
 An alert is audited, handed to ``mintaka_alert`` observers, and opens a ticket; a repeated alert
 for the same signal and endpoint updates the open ticket instead of opening another (a unique
-index makes this hold even for two runners at once). A ticket nobody acknowledges in time moves
+index makes this hold even for two runners at once), raising its severity when the new alert is
+more severe. A ticket nobody acknowledges in time moves
 to the next person on its escalation path.
 """
 
@@ -62,6 +63,7 @@ PERFORMANCE_METRICS: dict[str, Direction] = {
     "rmse": "above",
     "calibration_error": "above",
 }
+SEVERITY_ORDER = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)  # least severe first
 LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database's parameter limit
 
 
@@ -335,10 +337,17 @@ class MonitoringService:
                 )
             ).one_or_none()
             if row is not None:
+                # A more severe repeat raises the ticket's severity; a milder one never lowers it.
+                severity = max(Severity(row.severity), alert.severity, key=SEVERITY_ORDER.index)
                 conn.execute(
                     update(tickets)
                     .where(tickets.c.id == row.id)
-                    .values(alerts=row.alerts + 1, updated_at=now, alert_id=alert.id)
+                    .values(
+                        alerts=row.alerts + 1,
+                        updated_at=now,
+                        alert_id=alert.id,
+                        severity=severity.value,
+                    )
                 )
                 return str(row.id), "updated"
             ticket_id = self.platform.ids.new("tkt")
