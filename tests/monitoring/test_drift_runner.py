@@ -143,6 +143,26 @@ def test_a_drift_alert_on_a_retrain_signal_asks_for_retraining(
     assert reason.startswith("drift signal 'debt-drift' on scoring: psi:debt =")
 
 
+def test_persistent_drift_queues_one_retraining_while_it_is_pending(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watched.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="debt-drift", metric="psi:debt", retrain=True))
+    )
+    rng = np.random.default_rng(7)
+    shifted = [{k: v + 1.5 for k, v in row.items()} for row in _rows(rng, 2000)]
+    log_predictions([(row, 0.5) for row in shifted])
+    for _ in range(3):  # the drift persists: an alert on every pass
+        clock.advance(minutes=5)
+        assert "scoring:debt-drift" in {a.signal for a in watched.monitoring.run_once().alerts}
+    assert [r.status for r in watched.pipelines.requests()] == ["pending"]
+    [(settled, _)] = watched.pipelines.process_requests()  # no pipeline bound: it fails
+    assert settled.status == "failed"
+    clock.advance(minutes=5)
+    watched.monitoring.run_once()  # still drifting, nothing pending: asked for again
+    assert [r.status for r in watched.pipelines.requests()] == ["failed", "pending"]
+
+
 def test_a_count_window_judges_the_latest_records(
     watched: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:

@@ -605,16 +605,24 @@ class MonitoringService:
         return alert
 
     def _request_retraining(self, spec: MonitorSpec, signal: Signal, alert: Alert) -> None:
+        """Queue the model's retraining, unless a request for it is still pending (drift that
+        persists alerts on every pass; one retraining answers them all). The plugins are told
+        either way."""
         reason = (
             f"{signal.kind.value} signal {signal.name!r} on {spec.endpoint}: {signal.metric} ="
             f" {alert.value:.4g}, {direction(signal)} the threshold {signal.threshold:g}"
         )
-        self.platform.pipelines.request_retraining(
-            spec.model,
-            reason,
-            trigger="drift" if signal.kind is SignalKind.DRIFT else "performance",
-            alert=alert.id,
-        )
+        pipelines = self.platform.pipelines
+        queued = [r.id for r in pipelines.requests("pending") if r.model == spec.model]
+        if queued:
+            log.info("retraining of %s is already requested (%s)", spec.model, queued[0])
+        else:
+            pipelines.request_retraining(
+                spec.model,
+                reason,
+                trigger="drift" if signal.kind is SignalKind.DRIFT else "performance",
+                alert=alert.id,
+            )
         try:
             self.platform.plugins.hook.mintaka_retraining_requested(
                 model=spec.model, reason=reason, alert=alert
