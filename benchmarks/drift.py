@@ -13,8 +13,9 @@ drift in the current frame: shifted, rescaled, skewed). In one run:
 
 Where the methods coincide the values are compared: the KS p-values directly, and PSI through
 ``mintaka.monitoring.psi`` on Evidently's own binning (Sturges bins over both frames, its
-epsilon rule), since Mintaka's profile bins on the reference's deciles instead. Then Mintaka alone
-at 1,000,000 rows, to show how its cost grows. Run with::
+epsilon rule), since Mintaka's profile bins on the reference's deciles instead (a value holding a
+tenth of the reference gets a bin of its own). Then Mintaka alone at 1,000,000 rows, to show how
+its cost grows. Run with::
 
     uv run --isolated --with-editable . --with 'evidently==0.7.*' --with 'pandas<3' \\
         python benchmarks/drift.py

@@ -82,6 +82,27 @@ def test_drift_against_profile_uses_full_reference_when_small() -> None:
     assert found.psi > 0.05
 
 
+def test_a_shift_of_a_zero_inflated_feature_shows_in_psi_and_jensen_shannon() -> None:
+    rng = np.random.default_rng(0)
+    ref = np.r_[np.zeros(9500), rng.uniform(1, 10, 500)]
+    cur = np.r_[np.zeros(1000), rng.uniform(1, 9.9, 9000)]
+    found = compare({"x": ref}, {"x": cur}).features["x"]
+    assert found.psi is not None
+    assert found.jensen_shannon is not None
+    # the zeros' bin alone: (0.1 - 0.95) * ln(0.1 / 0.95) = 1.91
+    assert found.psi > 1.9
+    assert found.jensen_shannon > 0.5
+    assert close(found.psi, psi(found.reference_bins, found.current_bins))
+    assert close(
+        found.jensen_shannon, float(jensenshannon(found.reference_bins, found.current_bins))
+    )
+    # another sample of the reference's own distribution stays calm (PSI about 0.002)
+    same = np.r_[np.zeros(9500), rng.uniform(1, 10, 500)]
+    calm = compare({"x": ref}, {"x": same}).features["x"]
+    assert calm.psi is not None
+    assert calm.psi < 0.05
+
+
 def test_no_drift_between_samples_of_one_distribution() -> None:
     rng = np.random.default_rng(11)
     report = compare({"x": rng.normal(size=20000)}, {"x": rng.normal(size=20000)})

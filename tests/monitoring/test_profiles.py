@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mintaka.monitoring import DatasetProfile, NumericProfile, profile
+from mintaka.monitoring import DatasetProfile, NumericProfile, drift, profile
 from mintaka.monitoring.profiles import bin_count, histogram
 
 values = st.lists(
@@ -58,6 +58,61 @@ def test_constant_feature_has_three_bins() -> None:
     assert found.edges == [3.0]
     assert found.counts == [0, 10, 0]
     assert histogram(found.edges, np.array([1.0, 3.0, 3.0, 9.0])).tolist() == [1, 2, 1]
+
+
+def test_a_dominant_value_gets_a_bin_of_its_own() -> None:
+    rng = np.random.default_rng(1)
+    zeros = profile({"x": np.r_[np.zeros(9500), rng.uniform(1, 10, 500)]}).features["x"]
+    assert isinstance(zeros, NumericProfile)
+    assert zeros.edges[:2] == [0.0, math.nextafter(0.0, math.inf)]
+    assert zeros.counts[1] == 9500  # exactly the zeros
+    rest = zeros.counts[2:-1]  # the other 500 values, still on their own deciles
+    assert (len(rest), sum(rest), max(rest)) == (10, 500, 50)
+    capped = profile({"x": np.r_[rng.uniform(0, 100, 500), np.full(9500, 100.0)]}).features["x"]
+    assert isinstance(capped, NumericProfile)
+    assert capped.edges[-2:] == [math.nextafter(100.0, -math.inf), 100.0]
+    assert capped.counts[-2] == 9500  # the last bin is closed: the cap, alone
+    levels = rng.choice([0.0, 1.0, 2.0], size=3000, p=[0.5, 0.3, 0.2])
+    few = profile({"x": levels}).features["x"]
+    assert isinstance(few, NumericProfile)
+    assert few.counts == [0, *(int((levels == v).sum()) for v in (0.0, 1.0, 2.0)), 0]
+
+
+# Written by the first profile format: the zeros and the tail share the one inner bin [0, 7].
+FIRST_FORMAT = {
+    "format": 1,
+    "rows": 21,
+    "bins": 10,
+    "seed": 0,
+    "sample_size": 10000,
+    "features": {
+        "x": {
+            "kind": "numeric",
+            "count": 21,
+            "missing": 0,
+            "infinite": 0,
+            "min": 0.0,
+            "max": 7.0,
+            "mean": 0.4761904761904762,
+            "std": 1.5922146187905226,
+            "quantile_probabilities": [0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1],
+            "quantiles": [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 3.0, 6.200000000000003, 7.0],
+            "edges": [0.0, 7.0],
+            "counts": [0, 21, 0],
+            "sample": [0.0] * 19 + [3.0, 7.0],
+        }
+    },
+}
+
+
+def test_a_stored_profile_of_the_first_format_is_compared_on_its_own_edges() -> None:
+    old = DatasetProfile.from_json(json.loads(json.dumps(FIRST_FORMAT)))
+    assert old.format == 1
+    found = drift(old, {"x": [0.0, 3.0, 5.0, 7.0, 9.0]}).features["x"]
+    assert (found.reference_bins, found.current_bins) == ([0, 21, 0], [0, 4, 1])
+    rebuilt = profile({"x": [0.0] * 19 + [3.0, 7.0]})
+    assert rebuilt.format == 2
+    assert rebuilt.features["x"].edges != old.features["x"].edges  # type: ignore[union-attr]
 
 
 def test_all_missing_and_empty() -> None:

@@ -27,8 +27,17 @@ Histogram layout (see :func:`histogram`): the inner edges are the distinct refer
 0, 1/B, ..., 1 (B = ``bins``), so the inner bins are roughly equally populated; around them sit
 two open-ended bins, ``(-inf, min)`` and ``(max, +inf)``, which are empty in the reference and
 catch every current value outside its range. Inner bins are ``[e_i, e_{i+1})``, the last one
-closed ``[e_{m-2}, e_{m-1}]``. A constant feature has the single edge ``c`` and the bins
-``(-inf, c)``, ``[c, c]``, ``(c, +inf)``; a feature without finite values has one bin.
+closed ``[e_{m-2}, e_{m-1}]``. A value holding at least 1/B of the reference (the zeros of a
+zero-inflated feature, a cap, the levels of a feature with few levels) gets an inner bin of its
+own, one float wide, and the other values are binned on their own quantiles (see
+:func:`bin_edges`): otherwise the coinciding quantiles would leave that value and the range next to
+it in one bin, and PSI and Jensen-Shannon would miss a shift of the rest of the distribution. A
+constant feature has the single edge ``c`` and the bins ``(-inf, c)``, ``[c, c]``, ``(c, +inf)``;
+a feature without finite values has one bin.
+
+Profiles record the ``format`` that built them. Format 1 profiles (bins on the distinct quantiles
+only) are still read and compared on their own edges and counts; format 2 adds the bins of their
+own for dominant values. Drift is always measured on the edges stored with the profile.
 """
 
 from __future__ import annotations
@@ -54,7 +63,7 @@ ColumnsLike: TypeAlias = (
     Mapping[str, "Sequence[Any] | npt.NDArray[Any]"] | Sequence[Mapping[str, Any]] | np.ndarray
 )
 
-PROFILE_FORMAT = 1
+PROFILE_FORMAT = 2  # 2: a dominant value gets a bin of its own (1: distinct quantiles only)
 DEFAULT_BINS = 10
 DEFAULT_SAMPLE_SIZE = 10_000
 DEFAULT_MAX_CATEGORIES = 1_000
@@ -268,6 +277,68 @@ def histogram(
     return np.diff(np.concatenate(([0], inside, [n]))).astype(np.int64)
 
 
+def bin_edges(finite: FloatArray, bins: int) -> FloatArray:
+    """The histogram edges of a feature from its finite values, ascending (non-empty).
+
+    The inner edges are the distinct quantiles at 0, 1/B, ..., 1. A value that holds at least
+    1/B of the values (a spike: the zeros of a zero-inflated feature, a cap, each level of a
+    feature with few levels) would swallow the bins around it, since quantiles that coincide
+    collapse; such a value gets a bin of its own, ``[v, next float after v)`` (``[previous float,
+    v]`` when it is the maximum, the last bin being closed), and the other values are binned on
+    their own quantiles. An inner bin that holds no reference value is merged into a neighbour,
+    never into a spike's bin; a constant feature keeps its single edge.
+    """
+    n = len(finite)
+    quantiles = np.unique(quantiles_of_sorted(finite, np.linspace(0.0, 1.0, bins + 1)))
+    if len(quantiles) == 1:
+        return quantiles
+    # A run of at least n / B equal values covers one of the positions 0, step, 2*step, ...
+    step = max(1, n // bins)
+    candidates = np.unique(finite[::step])
+    runs = np.searchsorted(finite, candidates, "right") - np.searchsorted(finite, candidates)
+    spikes = candidates[runs * bins >= n]
+    if len(spikes) == 0:
+        return quantiles
+    rest = finite[~np.isin(finite, spikes)]
+    found = (
+        set(quantiles_of_sorted(rest, np.linspace(0.0, 1.0, bins + 1)).tolist())
+        if len(rest)
+        else set()
+    )
+    found |= {float(finite[0]), float(finite[-1])}
+    fixed: set[float] = set()
+    top = float(finite[-1])
+    for spike in spikes.tolist():
+        bounds = (
+            (spike, float(np.nextafter(spike, np.inf)))
+            if spike < top
+            else (float(np.nextafter(spike, -np.inf)), spike)
+        )
+        fixed.update(bounds)
+    edges = sorted(found | fixed)
+    return _without_empty_bins(np.asarray(edges, dtype=np.float64), finite, fixed)
+
+
+def _without_empty_bins(edges: FloatArray, finite: FloatArray, fixed: set[float]) -> FloatArray:
+    """``edges`` with every inner bin that holds none of ``finite`` merged into a neighbour: its
+    upper edge goes (the bin joins the next one) unless that bounds a spike's bin, else its lower
+    edge. The outer edges (the minimum and the maximum) stay."""
+    kept = edges.tolist()
+    while True:
+        counts = histogram(kept, finite, assume_sorted=True)[1:-1]
+        empty = [i for i, c in enumerate(counts.tolist()) if c == 0]
+        if not empty:
+            return np.asarray(kept, dtype=np.float64)
+        i = empty[0]  # the bin [kept[i], kept[i + 1])
+        upper, lower = kept[i + 1], kept[i]
+        if i + 1 < len(kept) - 1 and upper not in fixed:
+            del kept[i + 1]
+        elif i > 0 and lower not in fixed:
+            del kept[i]
+        else:  # between two spikes: the lower one's bin reaches up to the next
+            del kept[i]
+
+
 def quantiles_of_sorted(s: FloatArray, probabilities: Sequence[float] | FloatArray) -> FloatArray:
     """Linear-interpolation quantiles (numpy's default method) of an ascending, non-empty array."""
     h = (len(s) - 1) * np.asarray(probabilities, dtype=np.float64)
@@ -341,7 +412,7 @@ def profile_numeric(
             infinite=len(present),
             counts=histogram([], present, assume_sorted=True).tolist(),
         )
-    edges = np.unique(quantiles_of_sorted(finite, np.linspace(0.0, 1.0, bins + 1)))
+    edges = bin_edges(finite, bins)
     mean, std = _moments(finite)
     indices = sample_indices(len(finite), sample_size, seed, feature)
     sample = finite if indices is None else finite[indices]

@@ -63,7 +63,9 @@ def histogram_png(feature: str, numeric: NumericProfile, current: list[float]) -
     inner = np.diff(edges)
     outer = float(inner.mean()) if len(inner) and inner.mean() > 0 else 1.0
     lefts = np.concatenate(([edges[0] - outer], edges[:-1], [edges[-1]]))
-    widths = np.concatenate(([outer], inner, [outer]))
+    # A dominant value's bin is one float wide: draw it a fiftieth of the range wide.
+    visible = np.maximum(inner, (edges[-1] - edges[0]) / 50) if len(inner) else inner
+    widths = np.concatenate(([outer], visible, [outer]))
     figure = Figure(figsize=(5.0, 2.6), dpi=80)
     axes = figure.subplots()
     for counts, label, colour in ((reference, "reference", "#8aa"), (now, "current", "#c63")):
