@@ -8,6 +8,7 @@ reaches a cloud, and a record never points at something the cloud did not accept
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -397,6 +398,8 @@ class Platform:
             )
         if clash is not None:
             raise Conflict(f"{name}:{clash[0]} already holds artifact {digest}")
+        if risk_tier is not None and model_row is not None:
+            self._refuse_tier_below_model(name, risk_tier, RiskTier(model_row[1]))
         stored = store_artifact(manifest)
 
         if model_row is None:
@@ -476,6 +479,24 @@ class Platform:
             )
         self._after_commit([event])
         return record
+
+    def _refuse_tier_below_model(self, name: str, tier: RiskTier, model_tier: RiskTier) -> None:
+        """A version's tier decides its controls: one below its model's would let a new
+        version of a high-risk model skip the sign-off the model needs."""
+        order = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH)
+        if order.index(tier) < order.index(model_tier):
+            self.governance.decide(
+                "model.register",
+                name,
+                [
+                    Control(
+                        "tier-not-below-model",
+                        False,
+                        f"{name} is a {model_tier.value}-tier model; its versions cannot be "
+                        f"registered as {tier.value}-tier",
+                    )
+                ],
+            )
 
     def _record_model(
         self, sql: Sql, name: str, owner: str, tier: RiskTier, description: str, at: datetime
@@ -1148,8 +1169,12 @@ class Platform:
 
     def _node_for(self, ref: str) -> str:
         """A lineage node id for a model reference, a dataset name or id, or ``KIND:KEY``."""
-        kind, _, _key = ref.partition(":")
+        kind, _, key = ref.partition(":")
         if kind in {k.value for k in NodeKind}:
+            # ``run:3`` is also version 3 of a model named ``run``; node keys are never numbers.
+            if key.isdecimal():
+                with contextlib.suppress(NotFound):
+                    return f"model_version:{self.get_model_version(ref).id}"
             return ref
         if ref.startswith("ds-"):
             return f"dataset:{ref}"

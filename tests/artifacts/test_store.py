@@ -66,6 +66,21 @@ def test_symlinks_and_empty_directories_are_refused(tmp_path: Path) -> None:
         manifest_of(folder)
 
 
+def test_special_files_are_refused_by_what_they_are(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(ValidationError, match="is a named pipe, not a file or directory"):
+        manifest_of(fifo)
+    folder = tmp_path / "with-pipe"
+    folder.mkdir()
+    (folder / "real").write_bytes(b"x")
+    os.mkfifo(folder / "pipe")
+    with pytest.raises(ValidationError, match="contains a named pipe"):
+        manifest_of(folder)
+    with pytest.raises(ValidationError, match="does not exist"):
+        manifest_of(tmp_path / "missing")
+
+
 def test_sweep_removes_only_stale_staging_directories(tmp_path: Path) -> None:
     store = ArtifactStore(tmp_path)
     stale = tmp_path / "tmp" / "ingest-old"

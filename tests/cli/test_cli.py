@@ -331,3 +331,26 @@ def test_an_error_message_is_printed_as_written(
     code, _, err = cli(capsys, "--home", str(tmp_path / "h"), "models", "show", name)
     assert code == 1
     assert f"invalid model name '{name}'" in " ".join(err.split())
+
+
+def test_paths_the_os_refuses_are_one_line_errors(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a_file = tmp_path / "a.txt"
+    a_file.write_text("x")
+    code, out, err = cli(capsys, "--home", str(a_file), "models", "list")
+    assert code == 1
+    assert "Traceback" not in out + err
+    assert str(a_file) in "".join(err.split())
+    home = tmp_path / "h"
+    assert cli(capsys, "--home", str(home), "init")[0] == 0
+    code, out, err = cli(capsys, "--home", str(home), "audit", "keygen", "--out", str(a_file))
+    assert code == 1
+    assert "error" in err
+    assert "Traceback" not in out + err
+    monkeypatch.setenv("MINTAKA_POLICY", str(tmp_path))
+    code, _, err = cli(
+        capsys, "--home", str(home), "models", "register", "m", "--artifact", str(a_file)
+    )
+    assert code == 1
+    assert f"policy {tmp_path} cannot be read" in " ".join(err.split())

@@ -80,6 +80,16 @@ def _mode(path: Path) -> int:
         return 0
 
 
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
 def manifest_of(path: Path) -> Manifest:
     """The manifest of a file or of every regular file under a directory, sorted by path."""
     path = Path(path)
@@ -96,8 +106,12 @@ def manifest_of(path: Path) -> Manifest:
                 raise ValidationError(f"artifact contains a symbolic link: {child}")
             if stat.S_ISREG(child_mode):
                 files.append((child.relative_to(path).as_posix(), child))
-    else:
+            elif not stat.S_ISDIR(child_mode):  # a FIFO, socket or device: no bytes to keep
+                raise ValidationError(f"artifact contains {_kind(child_mode)}: {child}")
+    elif mode == 0:
         raise ValidationError(f"artifact path does not exist: {path}")
+    else:
+        raise ValidationError(f"artifact {path} is {_kind(mode)}, not a file or directory")
     if not files:
         raise ValidationError(f"artifact directory {path} holds no files")
     return Manifest(tuple(ManifestEntry(rel, *sized_sha256(file)) for rel, file in files))

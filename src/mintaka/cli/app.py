@@ -322,6 +322,10 @@ def main(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt):
         err_console.print("aborted")
         sys.exit(130)
+    except OSError as exc:  # a path the command was given or derived: not Mintaka's bug
+        where = f": {exc.filename}" if exc.filename else ""
+        err_console.print(f"[red]error[/]: {escape(f'{exc.strerror or exc}{where}')}")
+        sys.exit(1)
     except Exception as exc:
         if not _is_usage_error(exc):
             raise

@@ -142,13 +142,19 @@ def entry_for(
         if a.artifact_digest == version.artifact_digest and a.at <= now
     ]
     approved_at = max((a.at for a in current), default=None)
-    baseline = approved_at if (approved_at or controls.approvals) else version.created_at
+    days = controls.revalidation_days
     due = None
-    if controls.revalidation_days is not None and baseline is not None:
-        due = baseline + timedelta(days=controls.revalidation_days)
-    overdue = in_use and (
-        (controls.approvals > 0 and approved_at is None) or (due is not None and now > due)
-    )
+    if controls.approvals:
+        # Approved until the oldest of the newest required approvals lapses, as the control counts.
+        counted = sorted(governance.counting_approvals(version, now).values(), reverse=True)
+        enough = len(counted) >= controls.approvals
+        if days is not None and enough:
+            due = counted[controls.approvals - 1] + timedelta(days=days)
+        overdue = in_use and (not enough or (due is not None and now > due))
+    else:
+        if days is not None:
+            due = (approved_at or version.created_at) + timedelta(days=days)
+        overdue = in_use and due is not None and now > due
     exceptions = tuple(
         ExceptionInForce(id=e.id, control=e.control, expires_at=e.expires_at)
         for e in sorted(governance.exceptions(version, active_at=now), key=lambda e: e.id)

@@ -123,4 +123,8 @@ def load_policy(home: Path | None = None, path: Path | None = None) -> Policy:
         if path is not None:
             raise ConfigurationError(f"policy file {path} does not exist")
         chosen = DEFAULT_POLICY
-    return parse_policy(chosen.read_bytes(), str(chosen))
+    try:
+        data = chosen.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"policy {chosen} cannot be read: {exc.strerror or exc}") from exc
+    return parse_policy(data, str(chosen))

@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, select
@@ -35,6 +35,10 @@ from mintaka.errors import PolicyViolation, ValidationError
 from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, load_policy
 from mintaka.store.engine import Sql
 from mintaka.store.schema import approvals, model_cards, policy_decisions, policy_exceptions
+
+# The controls a documented exception may waive: a version's own production controls. Whether a
+# version is archived, a killed endpoint and the roles of those who approve are never waived.
+WAIVABLE_CONTROLS = ("approvals", "documentation", "evaluation", "monitors", "rollout-strategy")
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -248,10 +252,18 @@ class GovernanceService:
         """Let one control pass for one version until ``expires_at``; the acting identity
         approves it and may not be the requester."""
         version = self.platform.get_model_version(model)
+        if control not in WAIVABLE_CONTROLS:
+            raise ValidationError(
+                f"an exception cannot waive {control!r}; it may waive one of "
+                f"{', '.join(WAIVABLE_CONTROLS)}"
+            )
+        if not requester.strip():
+            raise ValidationError("an exception needs the identity that requested it")
         if not justification.strip():
             raise ValidationError("an exception needs a justification")
         if expires_at.tzinfo is None or expires_at <= self.platform._now():
             raise ValidationError("an exception needs an aware expiry in the future")
+        expires_at = expires_at.astimezone(UTC)  # stored and compared as one instant
         controls = self.policy.controls(version.risk_tier)
         held = self.policy.roles_of(self.identity.name)
         decision = self.decide(
@@ -329,19 +341,31 @@ class GovernanceService:
 
     # -- controls -------------------------------------------------------------------------------
 
+    def counting_approvals(self, version: ModelVersion, at: datetime) -> dict[str, datetime]:
+        """The approvers whose sign-off of ``version``'s current bytes counts under the policy at
+        ``at`` (role, authentication), each with the time of their latest one; how old it may be
+        (``revalidation_days``) is left to the caller."""
+        controls = self.policy.controls(version.risk_tier)
+        latest: dict[str, datetime] = {}
+        for a in self.approvals(version):
+            if (
+                a.artifact_digest == version.artifact_digest
+                and a.at <= at
+                and a.role in controls.approver_roles
+                and (not controls.require_authenticated_approvers or a.approver.authenticated)
+            ):
+                name = a.approver.name
+                latest[name] = max(latest.get(name, a.at), a.at)
+        return latest
+
     def _approval_controls(self, version: ModelVersion) -> list[Control]:
         controls = self.policy.controls(version.risk_tier)
         now = self.platform._now()
+        days = controls.revalidation_days
         counted = {
-            a.approver.name
-            for a in self.approvals(version)
-            if a.artifact_digest == version.artifact_digest
-            and a.role in controls.approver_roles
-            and (not controls.require_authenticated_approvers or a.approver.authenticated)
-            and (
-                controls.revalidation_days is None
-                or now - a.at <= timedelta(days=controls.revalidation_days)
-            )
+            name
+            for name, at in self.counting_approvals(version, now).items()
+            if days is None or now - at <= timedelta(days=days)
         }
         return [
             Control(
@@ -424,19 +448,22 @@ class GovernanceService:
         if check.version_id is None:
             return None
         with self.platform.store.read() as conn:
-            row = conn.execute(
-                select(policy_exceptions.c.id, policy_exceptions.c.expires_at)
-                .where(
+            rows = conn.execute(
+                select(policy_exceptions.c.id, policy_exceptions.c.expires_at).where(
                     policy_exceptions.c.version_id == check.version_id,
                     policy_exceptions.c.control == check.name,
-                    policy_exceptions.c.expires_at > now.isoformat(),
                 )
-                .order_by(policy_exceptions.c.expires_at.desc())
-                .limit(1)
-            ).one_or_none()
-        if row is None:
+            ).all()
+        # Compared as instants: an expiry stored with another UTC offset orders wrongly as text.
+        in_force = [
+            (until, row.id)
+            for row in rows
+            if (until := datetime.fromisoformat(row.expires_at)) > now
+        ]
+        if not in_force:
             return None
-        return f"{row.id} ({check.name}, until {row.expires_at})"
+        until, exception_id = max(in_force)
+        return f"{exception_id} ({check.name}, until {until.isoformat()})"
 
     def record(self, conn: Connection, decision: PolicyDecision) -> dict[str, Any]:
         """Store ``decision`` in the caller's transaction; returns it as audit details, which the

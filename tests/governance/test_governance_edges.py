@@ -1,0 +1,137 @@
+"""Governance rules that must hold however their input is spelled: expiries in any UTC offset,
+the controls an exception may waive, a version's tier against its model's, revalidation as the
+gate counts it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta, timezone
+from pathlib import Path
+
+import pytest
+from artifact_kit import MakeArtifact
+from governance_kit import APPROVERS, CARD
+
+from mintaka import ManualClock, Platform, PolicyViolation, ValidationError
+from mintaka.governance.inventory import inventory
+
+TOKYO = timezone(timedelta(hours=9))
+NEW_YORK = timezone(timedelta(hours=-5))
+
+
+@pytest.fixture
+def home(governed_home: Callable[[str], Path]) -> Path:
+    return governed_home(APPROVERS)
+
+
+@pytest.fixture
+def high(as_: Callable[[str], Platform], make_artifact: MakeArtifact) -> str:
+    dana = as_("dana")
+    version = dana.register_model(
+        "credit", make_artifact(b"v1"), tier="high", metrics={"auc": 0.91}
+    )
+    dana.governance.set_model_card(version.ref, **CARD)
+    return version.ref
+
+
+def _grant(plat: Platform, ref: str, expires_in: timedelta, zone: timezone) -> None:
+    plat.governance.grant_exception(
+        ref,
+        "approvals",
+        requester="dana",
+        justification="pilot RISK-12",
+        expires_at=(plat.clock.now() + expires_in).astimezone(zone),
+    )
+
+
+def test_an_expiry_east_of_utc_ends_at_its_instant(
+    as_: Callable[[str], Platform], high: str, clock: ManualClock
+) -> None:
+    """As text, an expired ``…+09:00`` expiry still sorts after the current UTC time."""
+    _grant(as_("rita"), high, timedelta(minutes=15), TOKYO)
+    clock.advance(minutes=20)
+    assert (
+        as_("dana").governance.exceptions(
+            as_("dana").get_model_version(high), active_at=clock.now()
+        )
+        == []
+    )
+    with pytest.raises(PolicyViolation, match="approvals: 0 of 2"):
+        as_("dana").set_alias("credit", "champion", 1)
+
+
+def test_an_expiry_west_of_utc_is_in_force_until_its_instant(
+    as_: Callable[[str], Platform], high: str, clock: ManualClock
+) -> None:
+    """As text, a ``…-05:00`` expiry two hours ahead sorts before the current UTC time."""
+    _grant(as_("rita"), high, timedelta(hours=2), NEW_YORK)
+    assert as_("dana").set_alias("credit", "champion", 1).aliases == ("champion",)
+
+
+@pytest.mark.parametrize(
+    ("control", "requester", "says"),
+    [
+        ("aproovals", "dana", "cannot waive 'aproovals'"),
+        ("not-archived", "dana", "cannot waive 'not-archived'"),
+        ("approvals", " ", "needs the identity that requested it"),
+    ],
+)
+def test_an_exception_names_a_waivable_control_and_its_requester(
+    as_: Callable[[str], Platform],
+    high: str,
+    clock: ManualClock,
+    control: str,
+    requester: str,
+    says: str,
+) -> None:
+    rita = as_("rita")
+    with pytest.raises(ValidationError, match=says):
+        rita.governance.grant_exception(
+            high,
+            control,
+            requester=requester,
+            justification="x",
+            expires_at=clock.now() + timedelta(days=1),
+        )
+    assert rita.governance.exceptions(rita.get_model_version(high)) == []
+
+
+def test_a_version_cannot_be_registered_below_its_models_tier(
+    as_: Callable[[str], Platform], high: str, make_artifact: MakeArtifact
+) -> None:
+    dana = as_("dana")
+    with pytest.raises(PolicyViolation, match="tier-not-below-model"):
+        dana.register_model("credit", make_artifact(b"v2"), tier="low")
+    assert [v.version for v in dana.list_versions("credit")] == [1]
+    assert dana.audit.events()[-1].action == "policy.deny"
+    # the model's tier, or a higher one, is fine
+    assert dana.register_model("credit", make_artifact(b"v3")).risk_tier.value == "high"
+
+
+def test_revalidation_falls_due_when_the_older_required_approval_lapses(
+    as_: Callable[[str], Platform], high: str, clock: ManualClock
+) -> None:
+    """The high tier needs two approvals no older than 180 days: one from day 0 and one from
+    day 170 leave the version approved until day 180, not day 350."""
+    as_("rita").governance.approve(high)
+    clock.advance(days=170)
+    as_("raj").governance.approve(high)
+    as_("dana").set_alias("credit", "champion", 1)
+    [entry] = inventory(as_("dana"))
+    assert not entry.overdue
+    assert entry.revalidation_due == clock.now() + timedelta(days=10)
+    clock.advance(days=15)
+    [entry] = inventory(as_("dana"), overdue=True)
+    assert entry.ref == high
+    controls = as_("dana").governance.production_controls(as_("dana").get_model_version(high))
+    [unmet] = [c.describe() for c in controls if not c.met]
+    assert "approvals: 1 of 2" in unmet
+
+
+def test_a_model_named_like_a_lineage_kind_is_found_by_its_reference(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+) -> None:
+    dana = as_("dana")
+    version = dana.register_model("run", make_artifact(b"r"), tier="low")
+    graph = dana.lineage_upstream("run:1")
+    assert f"model_version:{version.id}" in {n.id for n in graph.nodes}
