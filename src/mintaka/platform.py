@@ -46,7 +46,13 @@ from mintaka.domain.registry import (
     VersionRequest,
 )
 from mintaka.domain.runs import DatasetVersion, Run, RunStatus
-from mintaka.errors import Conflict, NotFound, UnsupportedCapability, ValidationError
+from mintaka.errors import (
+    Conflict,
+    InvalidName,
+    NotFound,
+    UnsupportedCapability,
+    ValidationError,
+)
 from mintaka.governance.service import Control, GovernanceService, resolve_identity
 from mintaka.interfaces import (
     Backend,
@@ -1171,10 +1177,13 @@ class Platform:
         """A lineage node id for a model reference, a dataset name or id, or ``KIND:KEY``."""
         kind, _, key = ref.partition(":")
         if kind in {k.value for k in NodeKind}:
-            # ``run:3`` is also version 3 of a model named ``run``; node keys are never numbers.
+            # ``run:3`` may also be version 3 of a model named ``run``: a node of that id wins.
             if key.isdecimal():
-                with contextlib.suppress(NotFound):
-                    return f"model_version:{self.get_model_version(ref).id}"
+                try:
+                    self.lineage.node(ref)
+                except NotFound:
+                    with contextlib.suppress(NotFound, InvalidName):
+                        return f"model_version:{self.get_model_version(ref).id}"
             return ref
         if ref.startswith("ds-"):
             return f"dataset:{ref}"
