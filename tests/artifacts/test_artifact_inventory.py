@@ -82,6 +82,45 @@ def test_changed_and_missing_bytes_are_reported_with_the_versions_using_them(
     assert only.orphans == ()  # orphans are looked for only when everything is checked
 
 
+def test_every_damaged_object_is_a_finding_and_the_rest_are_still_checked(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    versions = [platform.register_model("credit", make_artifact(b"v%d" % i)) for i in range(6)]
+    objects = [platform.artifacts._final(v.artifact_digest) for v in versions]
+    shutil.rmtree(objects[0] / CONTENT_DIR)  # content gone
+    (objects[1] / CONTENT_DIR / "model.bin").unlink()  # emptied
+    (objects[2] / CONTENT_DIR / "extra").symlink_to("/etc/hostname")  # a link put in
+    (objects[3] / "MANIFEST.json").write_text("[")  # manifest not JSON
+    (objects[4] / "MANIFEST.json").write_text(json.dumps({"files": [{"path": "model.bin"}]}))
+
+    report = inventory.verify(platform)
+    assert report.checked == 6
+    found = {f.digest: f.problem for f in report.findings}
+    digests = [v.artifact_digest for v in versions]
+    assert found == {
+        digests[0]: Problem.MISSING,
+        digests[1]: Problem.CORRUPT,
+        digests[2]: Problem.CORRUPT,
+        digests[3]: Problem.CORRUPT,
+        digests[4]: Problem.CORRUPT,
+    }
+
+
+def test_ingesting_good_bytes_repairs_a_damaged_stored_copy(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    source = make_artifact(b"good")
+    first = platform.register_model("credit", source)
+    stored = platform.artifacts._final(first.artifact_digest)
+    (stored / CONTENT_DIR / "model.bin").write_bytes(b"evil")
+    second = platform.register_model("scoring", source)
+    assert second.artifact_digest == first.artifact_digest
+    assert inventory.verify(platform).ok  # both versions point at matching bytes again
+    (stored / "MANIFEST.json").unlink()  # a copy that lost its manifest is stored again too
+    assert platform.register_model("other", source).artifact_digest == first.artifact_digest
+    assert inventory.verify(platform).ok
+
+
 def test_a_digest_to_verify_is_whole_or_a_unique_prefix_of_a_recorded_one(
     platform: Platform, make_artifact: MakeArtifact
 ) -> None:

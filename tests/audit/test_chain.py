@@ -84,6 +84,15 @@ def test_single_byte_edit_of_canonical_bytes_is_caught(store: Store, chain: Audi
     assert report.first_bad_seq == 4
 
 
+@pytest.mark.parametrize("value", [1.5, 7, "text"])
+def test_canonical_bytes_overwritten_by_another_type_break_the_link(
+    store: Store, chain: AuditLog, value: object
+) -> None:
+    _sql(store, "UPDATE audit_events SET canonical = :v WHERE seq = 2", v=value)
+    report = chain.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 2)
+
+
 @pytest.mark.parametrize("column", ["at", "actor", "action", "subject", "backend"])
 def test_the_database_refuses_to_edit_a_column_apart_from_the_canonical_bytes(
     store: Store, chain: AuditLog, column: str

@@ -8,8 +8,10 @@ stray temporary directory that the next ingest sweeps away.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -22,6 +24,8 @@ from pathlib import Path
 from mintaka.artifacts.digest import CHUNK, Manifest, ManifestEntry, manifest_of
 from mintaka.errors import IntegrityError, NotFound, ValidationError
 from mintaka.files import fsync_directory
+
+log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "MANIFEST.json"
 CONTENT_DIR = "content"
@@ -78,12 +82,24 @@ class ArtifactStore:
         manifest = manifest or manifest_of(source)
         hexdigest = manifest.digest.removeprefix("sha256:")
         existing = os.path.join(self._objects, hexdigest[:2], hexdigest)
+        damaged: Path | None = None
         if os.path.exists(existing):
             # Stored already, perhaps as an orphan: its new age keeps ``sweep`` off it while
             # this ingest's registration commits. Swept away in between: stored again below.
+            # Its bytes are checked first: a copy changed or damaged on disk is replaced with
+            # the caller's, which match the digest, before any row can point at it.
             try:
                 os.utime(existing)
+                self.verify(manifest.digest)
                 return StoredArtifact(manifest.digest, Path(existing), manifest)
+            except (IntegrityError, NotFound) as exc:
+                log.warning(
+                    "replacing stored artifact %s with the bytes of %s: %s",
+                    manifest.digest,
+                    source,
+                    exc,
+                )
+                damaged = Path(existing)
             except FileNotFoundError:
                 pass
         final = self._final(manifest.digest)
@@ -115,6 +131,9 @@ class ArtifactStore:
             fsync_directory(content)
             fsync_directory(tmp)
             final.parent.mkdir(parents=True, exist_ok=True)
+            if damaged is not None:  # parked in staging, where ``sweep`` removes it
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(damaged, tempfile.mkdtemp(prefix="damaged-", dir=staging))
             try:
                 os.rename(tmp, final)
             except OSError:
@@ -143,14 +162,25 @@ class ArtifactStore:
         manifest_file = final / MANIFEST_NAME
         if not manifest_file.exists():
             raise NotFound(f"artifact {digest} is not in the store at {self.root}")
-        data = json.loads(manifest_file.read_text())
-        manifest = Manifest(tuple(ManifestEntry(**entry) for entry in data["files"]))
+        try:
+            data = json.loads(manifest_file.read_text(encoding="utf-8"))
+            manifest = Manifest(tuple(ManifestEntry(**entry) for entry in data["files"]))
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise IntegrityError(f"artifact {digest} has a malformed manifest: {exc}") from None
         return StoredArtifact(digest, final, manifest)
 
     def verify(self, digest: str) -> StoredArtifact:
-        """Recompute the digest of the stored bytes; ``IntegrityError`` when they changed."""
+        """Recompute the digest of the stored bytes; ``IntegrityError`` when they changed or are
+        no longer plain files, ``NotFound`` when they are gone."""
         stored = self.get(digest)
-        actual = manifest_of(stored.content)
+        if not os.path.lexists(stored.content):
+            raise NotFound(f"artifact {digest} has lost its content at {stored.content}")
+        try:
+            actual = manifest_of(stored.content)
+        except ValidationError as exc:  # emptied, a link or a special file put in its place
+            raise IntegrityError(
+                f"artifact {digest} does not match its stored bytes: {exc}"
+            ) from None
         # A single-file artifact is stored under its own name; compare entry by entry.
         if actual.to_json() != stored.manifest.to_json() or stored.manifest.digest != digest:
             raise IntegrityError(f"artifact {digest} does not match its stored bytes")

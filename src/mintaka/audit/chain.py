@@ -470,7 +470,10 @@ def _as_bytes(blob: Any) -> bytes:
         return blob
     if isinstance(blob, str):  # a value rewritten as text
         return blob.encode("utf-8", "surrogatepass")
-    return bytes(blob)
+    if isinstance(blob, bytearray | memoryview):
+        return bytes(blob)
+    # A number or NULL written over the column: never canonical JSON, so its link breaks.
+    return repr(blob).encode()
 
 
 def _examine(

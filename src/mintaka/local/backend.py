@@ -22,7 +22,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, delete, inspect, select, update
 from sqlalchemy.dialects.sqlite import insert
 
 from mintaka.capabilities import Capability
@@ -138,10 +138,15 @@ class LocalBackend(
         self.engine = make_engine(self.url, sync_mode() if shared else "NORMAL")
         self.transactions = Transactions(self.engine)
         try:
-            # Under the write lock: two processes opening the same new home must not both find
-            # a table missing and then race to create it.
-            with self.transactions.write() as conn:
-                metadata.create_all(conn)
+            # Read first: an opened home has its tables, and a reader must not wait behind a
+            # writer for the write lock (SQLite's WAL lets it read meanwhile). Creating them is
+            # done under the write lock: two processes opening the same new home must not both
+            # find a table missing and then race to create it.
+            with self.engine.connect() as conn:
+                present = set(inspect(conn).get_table_names())
+            if not set(metadata.tables) <= present:
+                with self.transactions.write() as conn:
+                    metadata.create_all(conn)
             if shared and own.exists():
                 import_registry_file(self.transactions, own, context.clock.now())
         except BaseException:

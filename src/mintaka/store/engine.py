@@ -12,6 +12,7 @@ the SQL is kept portable, but only SQLite is tested today.
 from __future__ import annotations
 
 import os
+import sqlite3
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, TextClause, create_engine, event, inspect, make_url, text
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from mintaka.errors import ConfigurationError, StoreError
 
@@ -27,6 +29,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 HEAD_REVISION = "0008"
 WAL_AUTOCHECKPOINT = 8192  # pages (32 MiB of WAL at 4 KiB pages)
+BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for the write lock
 
 
 def sync_mode(sync: str | None = None) -> str:
@@ -72,7 +75,7 @@ def make_engine(url: str, sync: str = "NORMAL") -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={sync}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         # Lineage queries touch many pages: a 64 MiB page cache (the default is 2 MiB) keeps them
         # in memory, and temporary b-trees (UNION in recursive walks) stay off the disk.
         cursor.execute("PRAGMA cache_size=-65536")
@@ -214,6 +217,14 @@ class _DriverTransaction:
         driver = conn.connection.driver_connection
         try:
             driver.execute(self._begin)  # type: ignore[union-attr]
+        except sqlite3.Error as exc:
+            conn.close()
+            if "locked" in str(exc):
+                raise StoreError(
+                    f"the store is busy: another process held its write lock longer than "
+                    f"{BUSY_TIMEOUT_MS // 1000} s ({exc}); try again"
+                ) from exc
+            raise StoreError(f"the store cannot begin a transaction: {exc}") from exc
         except BaseException:
             conn.close()
             raise
@@ -287,17 +298,46 @@ class Sql:
             self._conn.execute(_text(sql), batch)
 
 
+def _shown(url: str) -> str:
+    """``url`` without its password, as far as it parses."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (SQLAlchemyError, ValueError):
+        return repr(url)
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's or the OS's own words for why the store did not open."""
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    if isinstance(exc, ImportError):
+        return f"{exc} (the database's driver is not installed)"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 class Store:
     """The control-plane store: one engine, write transactions that serialise, migrations."""
 
     def __init__(self, url: str, *, sync: str | None = None, migrate: bool = True) -> None:
         self.url = url
         self.sync = sync_mode(sync)
-        self.engine = make_engine(url, self.sync)
+        try:
+            self.engine = make_engine(url, self.sync)
+        except (SQLAlchemyError, ImportError, OSError) as exc:
+            raise StoreError(f"cannot open the store at {_shown(url)}: {_reason(exc)}") from exc
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self.transactions = Transactions(self.engine)
         if migrate:
-            self.migrate()
+            try:
+                self.migrate()
+            except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+                self.dispose()
+                raise StoreError(f"cannot open the store at {_shown(url)}: {_reason(exc)}") from exc
+            except BaseException:
+                self.dispose()
+                raise
 
     def durability(self) -> str:
         """A one-line statement of the durability mode in force."""
