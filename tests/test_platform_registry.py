@@ -340,3 +340,21 @@ def test_dataset_registration_is_idempotent_per_digest(platform: Platform, tmp_p
     second = platform.register_dataset("d", data)
     assert second.id != first.id
     assert second.digest != first.digest
+
+
+def test_a_relative_sqlite_store_url_names_a_file_in_the_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_artifact: MakeArtifact
+) -> None:
+    """Run from two directories, a home whose config names ``sqlite:///mystore.db`` opens one
+    store, in the home, not one per working directory."""
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "config.toml").write_text('store_url = "sqlite:///mystore.db"\n')
+    for where in ("d1", "d2"):
+        (tmp_path / where).mkdir()
+        monkeypatch.chdir(tmp_path / where)
+        with Platform(home) as plat:
+            plat.register_model(f"m-{where}", make_artifact(where.encode()))
+            assert plat.store.url == f"sqlite:///{home / 'mystore.db'}"
+            assert len(plat.list_models()) == (1 if where == "d1" else 2)
+    assert not (tmp_path / "d1" / "mystore.db").exists()

@@ -71,7 +71,7 @@ from mintaka.plugins import PluginManager
 from mintaka.provenance import code_commit, environment
 from mintaka.serving.ops import ServingService
 from mintaka.store import Store, default_url
-from mintaka.store.engine import Sql
+from mintaka.store.engine import Sql, url_in_home
 from mintaka.store.schema import (
     datasets,
     model_aliases,
@@ -183,7 +183,8 @@ class Platform:
         self._explicit_actor = actor
         self._governance: GovernanceService | None = None
         self.plugins = plugins or PluginManager()
-        self.store = Store(self.config.store_url or default_url(self.home))
+        url = self.config.store_url
+        self.store = Store(url_in_home(self.home, url) if url else default_url(self.home))
         self.artifacts = ArtifactStore(self.home / "artifacts")
         self.audit = AuditLog(self.store)
         self.lineage = LineageStore(self.store)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, TextClause, create_engine, event, inspect, make_url, text
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 
 from mintaka.errors import ConfigurationError, StoreError
 
@@ -42,6 +42,21 @@ def sync_mode(sync: str | None = None) -> str:
 
 def default_url(home: Path) -> str:
     return f"sqlite:///{home / 'store.db'}"
+
+
+def url_in_home(home: Path, url: str) -> str:
+    """``url`` with a relative SQLite file made absolute under ``home``: a store URL names that
+    home's store wherever the command runs from. Other URLs are returned as they are."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return url  # refused with its reason when the store opens
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return url
+    if database.startswith("file:") or Path(database).is_absolute():
+        return url
+    return parsed.set(database=str(home / database)).render_as_string(hide_password=False)
 
 
 def sqlite_file(url: str) -> Path | None:
