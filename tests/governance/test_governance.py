@@ -172,13 +172,18 @@ def test_retiring_a_version_that_serves_traffic_is_refused(
         dana.archive_version("credit", 1)
 
 
+def _serve_approved(as_: Callable[[str], Platform], ref: str) -> None:
+    """``ref`` documented, signed off by both model-risk approvers and serving on ``scoring``."""
+    as_("dana").governance.set_model_card(ref, **CARD)
+    for approver in ("rita", "raj"):
+        as_(approver).governance.approve(ref)
+    as_("dana").serving.create_endpoint("scoring", ref)
+
+
 def test_kill_needs_no_approval_but_unkill_needs_the_role(
     as_: Callable[[str], Platform], high: str
 ) -> None:
-    as_("dana").governance.set_model_card(high, **CARD)
-    for approver in ("rita", "raj"):
-        as_(approver).governance.approve(high)
-    as_("dana").serving.create_endpoint("scoring", high)
+    _serve_approved(as_, high)
     killed = as_("dana").serving.kill("scoring", reason="bad outputs")
     assert killed.status.value == "killed"
     with pytest.raises(PolicyViolation, match="unkill-role"):
@@ -193,10 +198,7 @@ def test_a_killed_endpoint_is_deleted_only_by_whoever_may_release_it(
     as_: Callable[[str], Platform], high: str
 ) -> None:
     """Else deleting and re-creating it would release the switch without the policy's role."""
-    as_("dana").governance.set_model_card(high, **CARD)
-    for approver in ("rita", "raj"):
-        as_(approver).governance.approve(high)
-    as_("dana").serving.create_endpoint("scoring", high)
+    _serve_approved(as_, high)
     as_("dana").serving.kill("scoring")
     with pytest.raises(PolicyViolation, match="unkill-role"):
         as_("dana").serving.delete_endpoint("scoring")
@@ -210,10 +212,7 @@ def test_a_killed_endpoint_is_deleted_only_by_whoever_may_release_it(
 def test_an_endpoint_in_service_is_deleted_without_the_role(
     as_: Callable[[str], Platform], high: str
 ) -> None:
-    as_("dana").governance.set_model_card(high, **CARD)
-    for approver in ("rita", "raj"):
-        as_(approver).governance.approve(high)
-    as_("dana").serving.create_endpoint("scoring", high)
+    _serve_approved(as_, high)
     as_("dana").serving.delete_endpoint("scoring")
     assert as_("dana").serving.list_endpoints() == []
 
