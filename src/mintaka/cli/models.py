@@ -177,7 +177,12 @@ def tag(
 def stage(
     ctx: typer.Context,
     ref: Annotated[str, typer.Argument(help="NAME:VERSION.")],
-    stage_name: Annotated[str, typer.Argument(metavar="STAGE", help="none, staging, production.")],
+    stage_name: Annotated[
+        str,
+        typer.Argument(
+            metavar="STAGE", help="none, staging, production, or archived (as `models archive`)."
+        ),
+    ],
 ) -> None:
     """Move a version to a lifecycle stage."""
     name, _, version = ref.partition(":")
