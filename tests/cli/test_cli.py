@@ -79,6 +79,10 @@ def test_register_list_show_alias_and_json(
         "model.stage.set",
         "model.archive",
     ]
+    code, out, _ = cli(capsys, *home, "audit", "log", "--limit", "2")
+    assert "the first 2 events; --limit N shows more" in out
+    code, out, _ = cli(capsys, *home, "audit", "log", "--limit", "5")
+    assert "shows more" not in out
 
 
 def test_bad_name_is_one_clear_error_line(

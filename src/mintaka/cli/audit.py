@@ -85,6 +85,8 @@ def log(
         ["seq", "at", "actor", "action", "subject"],
         [(e.seq, e.at.isoformat(), e.actor, e.action, redactor.text(e.subject)) for e in events],
     )
+    if limit > 0 and len(events) == limit:
+        console.print(f"[dim]the first {limit} events; --limit N shows more[/]")
 
 
 @app.command("keygen")
