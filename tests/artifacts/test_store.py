@@ -122,3 +122,33 @@ def test_source_changed_after_its_manifest_was_taken_is_not_stored(tmp_path: Pat
     assert list((tmp_path / "artifacts" / "tmp").iterdir()) == []
     with pytest.raises(NotFound):
         store.get(manifest.digest)
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_ingests_racing_to_repair_one_damaged_copy_all_end_on_good_bytes(
+    tmp_path: Path, round_: int
+) -> None:
+    import threading
+
+    source = tmp_path / "model.bin"
+    source.write_bytes(os.urandom(64 * 1024))
+    store = ArtifactStore(tmp_path / "store")
+    first = store.ingest(source)
+    (first.content / "model.bin").write_bytes(b"damaged")
+    barrier = threading.Barrier(6)
+    outcomes: list[object] = []
+
+    def ingest() -> None:
+        barrier.wait()
+        try:
+            outcomes.append(store.ingest(source).digest)
+        except Exception as exc:  # collected: the test says which
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=ingest) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcomes == [first.digest] * 6
+    assert store.verify(first.digest).digest == first.digest

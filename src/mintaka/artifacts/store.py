@@ -62,6 +62,21 @@ def _copy_hashed(origin: Path, target: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def _place(tmp: Path, final: Path, attempts: int = 8) -> None:
+    """Rename the verified copy ``tmp`` to ``final``, unless another writer stored the same bytes
+    there first. An ingest repairing a damaged copy moves ``final`` aside for a moment, so a
+    rename that failed on an existing ``final`` may find it gone: it is tried again."""
+    for _ in range(attempts):
+        try:
+            os.rename(tmp, final)
+            return
+        except OSError:
+            if final.exists():
+                shutil.rmtree(tmp, ignore_errors=True)  # another writer stored the same bytes
+                return
+    os.rename(tmp, final)  # one last time, its error raised
+
+
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -134,12 +149,7 @@ class ArtifactStore:
             if damaged is not None:  # parked in staging, where ``sweep`` removes it
                 with contextlib.suppress(FileNotFoundError):
                     os.rename(damaged, tempfile.mkdtemp(prefix="damaged-", dir=staging))
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if not final.exists():
-                    raise
-                shutil.rmtree(tmp, ignore_errors=True)  # another writer stored the same bytes
+            _place(tmp, final)
             fsync_directory(final.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
