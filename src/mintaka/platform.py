@@ -53,7 +53,12 @@ from mintaka.errors import (
     UnsupportedCapability,
     ValidationError,
 )
-from mintaka.governance.service import Control, GovernanceService, resolve_identity
+from mintaka.governance.service import (
+    Control,
+    GovernanceService,
+    highest_tier,
+    resolve_identity,
+)
 from mintaka.interfaces import (
     Backend,
     BackendContext,
@@ -490,8 +495,7 @@ class Platform:
     def _refuse_tier_below_model(self, name: str, tier: RiskTier, model_tier: RiskTier) -> None:
         """A version's tier decides its controls: one below its model's would let a new
         version of a high-risk model skip the sign-off the model needs."""
-        order = (RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH)
-        if order.index(tier) < order.index(model_tier):
+        if highest_tier((tier, model_tier)) is not tier:
             self.governance.decide(
                 "model.register",
                 name,

@@ -36,6 +36,14 @@ from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, load_policy
 from mintaka.store.engine import Sql
 from mintaka.store.schema import approvals, model_cards, policy_decisions, policy_exceptions
 
+
+def highest_tier(tiers: Iterable[RiskTier]) -> RiskTier:
+    """The riskiest of ``tiers`` (low when there are none)."""
+    return max(
+        tiers, key=(RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH).index, default=RiskTier.LOW
+    )
+
+
 # The controls a documented exception may waive: a version's own production controls. Whether a
 # version is archived, a killed endpoint and the roles of those who approve are never waived.
 WAIVABLE_CONTROLS = ("approvals", "documentation", "evaluation", "monitors", "rollout-strategy")
@@ -533,8 +541,7 @@ class GovernanceService:
         ]
 
     def tier_of(self, versions: Iterable[ModelVersion]) -> RiskTier:
-        order = [RiskTier.LOW, RiskTier.MEDIUM, RiskTier.HIGH]
-        return max((v.risk_tier for v in versions), key=order.index, default=RiskTier.LOW)
+        return highest_tier(v.risk_tier for v in versions)
 
     def unkill_controls(self, versions: Mapping[str, ModelVersion]) -> list[Control]:
         tier = self.tier_of(versions.values())

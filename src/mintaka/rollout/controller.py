@@ -213,28 +213,27 @@ class RolloutController:
         check and the step, it is put back (the step overwrote it) and the rollout stops."""
         last, before, _ = self._latest(endpoint)
         if before is not None and before.id != previous:
-            self.platform.serving.set_traffic(
+            self._restore(
                 endpoint,
-                before.traffic.weights,
-                shadow=before.traffic.shadow,
-                shadow_percent=before.traffic.shadow_percent,
-                strategy=RolloutStrategy.DIRECT,
-                reason=f"restoring deployment {before.id}, made during rollout step {index}",
+                before.traffic,
+                f"restoring deployment {before.id}, made during rollout step {index}",
                 known_good=before.known_good,
-                action="endpoint.rollback",
             )
             raise RolloutInterrupted(_changed(endpoint, index, before))
         return last.id
 
-    def _restore(self, endpoint: str, start: TrafficMap, reason: str) -> None:
+    def _restore(
+        self, endpoint: str, traffic: TrafficMap, reason: str, *, known_good: bool = True
+    ) -> None:
+        """Put ``traffic`` back on ``endpoint``, as a rollback."""
         self.platform.serving.set_traffic(
             endpoint,
-            start.weights,
-            shadow=start.shadow,
-            shadow_percent=start.shadow_percent,
+            traffic.weights,
+            shadow=traffic.shadow,
+            shadow_percent=traffic.shadow_percent,
             strategy=RolloutStrategy.DIRECT,
             reason=reason,
-            known_good=True,
+            known_good=known_good,
             action="endpoint.rollback",
         )
 
