@@ -87,6 +87,19 @@ def test_tags_stage_and_archive(platform: Platform, make_artifact: MakeArtifact)
     assert platform.list_versions("m", include_archived=False) == []
 
 
+def test_an_archived_version_takes_no_alias(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    platform.register_model("m", make_artifact(b"a"))
+    platform.archive_version("m", 1)
+    events = len(platform.audit.events())
+    with pytest.raises(Conflict, match="m:1 is archived"):
+        platform.set_alias("m", "staging", 1)
+    assert platform.get_model_version("m", 1).aliases == ()
+    assert platform.backend.get_aliases("m") == {}  # type: ignore[attr-defined]
+    assert len(platform.audit.events()) == events
+
+
 def test_same_bytes_twice_is_a_conflict(platform: Platform, make_artifact: MakeArtifact) -> None:
     platform.register_model("m", make_artifact(b"same"))
     with pytest.raises(Conflict, match="m:1 already holds"):

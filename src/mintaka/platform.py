@@ -769,9 +769,15 @@ class Platform:
         return self.get_model_version(validate_model_name(name), validate_version(version))
 
     def set_alias(self, name: str, alias: str, version: int | str) -> ModelVersion:
-        """Point ``alias`` at a version (moving it if it pointed elsewhere)."""
+        """Point ``alias`` at a version (moving it if it pointed elsewhere).
+
+        An archived version takes no alias: archiving removed its aliases, and an alias names a
+        version to use.
+        """
         alias = validate_alias(alias)
         current = self._existing_version(name, version)
+        if current.stage is Stage.ARCHIVED:
+            raise Conflict(f"{current.ref} is archived; an alias can only point at a live version")
         aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
         decision = None
         if alias in self.governance.policy.production_aliases:

@@ -196,7 +196,7 @@ def archive(
     ref: Annotated[str, typer.Argument(help="NAME:VERSION.")],
     reason: Annotated[str, typer.Option(help="Why it is archived (audited).")] = "",
 ) -> None:
-    """Archive a version: its aliases are removed and it can no longer be promoted."""
+    """Archive a version: its aliases are removed, and it can no longer be promoted or aliased."""
     name, _, version = ref.partition(":")
     updated = platform(ctx).archive_version(name, version, reason=reason)
     console.print(f"archived {updated.ref}")
