@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mintaka.cli.app import main
@@ -16,3 +18,10 @@ def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
         code = int(exc.code or 0)
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def init_home(capsys: pytest.CaptureFixture[str], home: Path) -> Path:
+    """``mintaka --home HOME init``: the home the other commands open."""
+    code, _, err = cli(capsys, "--home", str(home), "init")
+    assert code == 0, err
+    return home

@@ -44,6 +44,22 @@ def resolve_home(home: str | Path | None = None) -> Path:
     return Path(home or os.environ.get("MINTAKA_HOME") or DEFAULT_HOME).absolute()
 
 
+def read_config_file(root: Path) -> dict[str, Any]:
+    """What ``<root>/config.toml`` holds, without the environment's overrides ({} without one)."""
+    path = root / CONFIG_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ConfigurationError(f"{path} is not valid UTF-8 TOML: {exc}") from exc
+    if "home" in data:
+        raise ConfigurationError(
+            f"{path} sets 'home'; the home is where the file lives (or MINTAKA_HOME)"
+        )
+    return data
+
+
 def load_config(
     home: str | Path | None = None,
     *,
@@ -52,17 +68,8 @@ def load_config(
     backend_settings: dict[str, Any] | None = None,
 ) -> MintakaConfig:
     root = resolve_home(home)
-    data: dict[str, Any] = {}
     path = root / CONFIG_FILE
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_bytes().decode("utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
-            raise ConfigurationError(f"{path} is not valid UTF-8 TOML: {exc}") from exc
-        if "home" in data:
-            raise ConfigurationError(
-                f"{path} sets 'home'; the home is where the file lives (or MINTAKA_HOME)"
-            )
+    data = read_config_file(root)
     for key, variable in (("backend", "MINTAKA_BACKEND"), ("store_url", "MINTAKA_STORE_URL")):
         if os.environ.get(variable):
             data[key] = os.environ[variable]

@@ -299,6 +299,7 @@ def test_cli_refuses_a_signing_key_inside_the_store_directory(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     home = tmp_path / "home"
+    assert _cli(capsys, "--home", str(home), "init")[0] == 0
     cp.generate_keypair(home / "keys")
     monkeypatch.setenv(cp.KEY_ENV, str(home / "keys" / cp.PRIVATE_KEY_FILE))
     code, out = _cli(capsys, "--home", str(home), "audit", "checkpoint", "--out", str(tmp_path))

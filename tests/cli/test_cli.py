@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_kit import cli
+from cli_kit import cli, init_home
 from sqlalchemy import text
 
 from mintaka.store import Store
@@ -38,6 +38,7 @@ def test_init_with_unknown_backend_names_installed_ones(
 def test_register_list_show_alias_and_json(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
 ) -> None:
+    init_home(capsys, tmp_path / "h")
     home = ["--home", str(tmp_path / "h"), "--as", "bob"]
     code, out, err = cli(
         capsys,
@@ -88,6 +89,7 @@ def test_register_list_show_alias_and_json(
 def test_bad_name_is_one_clear_error_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
 ) -> None:
+    init_home(capsys, tmp_path / "h")
     code, out, err = cli(
         capsys,
         "--home",
@@ -127,6 +129,7 @@ def test_a_usage_error_is_a_message_and_exit_status_2_not_a_traceback(
 
 
 def test_missing_model_is_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    init_home(capsys, tmp_path / "h")
     code, _, err = cli(capsys, "--home", str(tmp_path / "h"), "models", "show", "ghost:1")
     assert code == 1
     assert "model 'ghost' not found" in err
@@ -163,6 +166,7 @@ def test_lineage_and_runs_commands(capsys: pytest.CaptureFixture[str], tmp_path:
 def test_audit_verify_names_the_first_broken_sequence(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
 ) -> None:
+    init_home(capsys, tmp_path / "h")
     home = tmp_path / "h"
     cli(capsys, "--home", str(home), "models", "register", "m", "--artifact", str(model_dir))
     cli(capsys, "--home", str(home), "models", "alias", "m:1", "champion")
@@ -286,6 +290,7 @@ def test_monitor_and_ticket_commands(capsys: pytest.CaptureFixture[str], tmp_pat
 def test_an_unknown_ticket_status_is_a_one_line_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
+    init_home(capsys, tmp_path / "h")
     code, _, err = cli(capsys, "--home", str(tmp_path / "h"), "tickets", "list", "--status", "x")
     assert code == 1
     assert " ".join(err.split()) == (
@@ -332,6 +337,7 @@ def test_an_error_message_is_printed_as_written(
 ) -> None:
     """Messages carry user input and backend prefixes in square brackets: not read as markup
     (dropped), nor crashing the error printer."""
+    init_home(capsys, tmp_path / "h")
     code, _, err = cli(capsys, "--home", str(tmp_path / "h"), "models", "show", name)
     assert code == 1
     assert f"invalid model name '{name}'" in " ".join(err.split())

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_kit import cli
+from cli_kit import cli, init_home
 
 SPEC = """
 name = "cli-pipeline"
@@ -37,6 +37,7 @@ def spec(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_run_show_and_rerun_from_the_cache(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:
+    init_home(capsys, tmp_path / "h")
     home = ["--home", str(tmp_path / "h")]
     code, out, err = cli(capsys, *home, "pipeline", "run", str(spec), "--inline")
     assert code == 0, err
@@ -54,6 +55,7 @@ def test_run_show_and_rerun_from_the_cache(
 def test_a_refusing_gate_exits_1_with_its_numbers_and_resumes(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:
+    init_home(capsys, tmp_path / "h")
     home = ["--home", str(tmp_path / "h")]
     code, out, _ = cli(capsys, *home, "pipeline", "run", str(spec), "--inline", "-p", "n=9")
     assert code == 1
@@ -70,6 +72,7 @@ def test_a_refusing_gate_exits_1_with_its_numbers_and_resumes(
 def test_bind_and_retrain_with_a_reason(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:
+    init_home(capsys, tmp_path / "h")
     home = ["--home", str(tmp_path / "h")]
     code, out, err = cli(capsys, *home, "pipeline", "bind", "scorer", str(spec), "--every", "7d")
     assert code == 0, err
@@ -88,6 +91,7 @@ def test_bind_and_retrain_with_a_reason(
 def test_detach_submits_to_a_local_worker_and_status_follows_it(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:
+    init_home(capsys, tmp_path / "h")
     from mintaka import Platform
     from mintaka.domain.pipelines import PipelineStatus
     from mintaka.local.backend import LocalBackend
@@ -133,6 +137,7 @@ def test_detach_submits_to_a_local_worker_and_status_follows_it(
 def test_compile_on_the_local_backend(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:
+    init_home(capsys, tmp_path / "h")
     code, out, _ = cli(capsys, "--home", str(tmp_path / "h"), "pipeline", "compile", str(spec))
     assert code == 0
     assert json.loads(out)["format"] == "mintaka-local/1"
@@ -179,6 +184,7 @@ def test_lineage_downstream_of_a_data_source_in_production(
 def test_unreadable_specs_and_impossible_schedules_are_one_line_errors(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:
+    init_home(capsys, tmp_path / "h")
     home = ["--home", str(tmp_path / "h")]
     latin1 = tmp_path / "latin1.toml"
     latin1.write_bytes(SPEC.replace("cli-pipeline", "caf\u00e9").encode("latin-1"))

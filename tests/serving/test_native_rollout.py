@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from artifact_kit import MakeArtifact
-from cli_kit import cli
+from cli_kit import cli, init_home
 
 from mintaka import Platform, UnsupportedCapability
 from mintaka.domain.serving import RolloutStrategy, TrafficPlan, TrafficStep
@@ -61,6 +61,7 @@ def test_rollout_status_reports_for_scripts_and_fails_on_a_rollback(
     status: native.NativeRolloutStatus,
     code: int,
 ) -> None:
+    init_home(capsys, home)
     asked: list[tuple[str, str]] = []
 
     def answer(_platform: Platform, endpoint: str, rollout_id: str) -> native.NativeRolloutStatus:

@@ -85,19 +85,65 @@ def _root(
 @app.command()
 def init(
     ctx: typer.Context,
-    backend: Annotated[str, typer.Option(help="Backend for this home.")] = "local",
+    backend: Annotated[
+        str | None,
+        typer.Option(help="Backend for this home [default: the one it has, else local]."),
+    ] = None,
+    switch_backend: Annotated[
+        bool,
+        typer.Option(
+            "--switch-backend",
+            help="Point an initialised home at another backend. The store, its history and "
+            "audit chain stay; what the old backend holds is not moved.",
+        ),
+    ] = False,
 ) -> None:
-    """Create the state directory and its store, and record the backend to use."""
-    from mintaka.config import load_config, write_config
+    """Create the state directory and its store, and record the backend to use.
+
+    Running it again on an initialised home changes nothing. Environment overrides
+    (MINTAKA_BACKEND, MINTAKA_STORE_URL) are not written into config.toml.
+    """
+    from pydantic import ValidationError as PydanticValidationError
+
+    from mintaka.config import (
+        CONFIG_FILE,
+        MintakaConfig,
+        read_config_file,
+        resolve_home,
+        write_config,
+    )
+    from mintaka.errors import ConfigurationError
     from mintaka.plugins import PluginManager
 
     current = state(ctx)
-    PluginManager().backends().get(backend)  # NotFound names the installed ones
-    config = load_config(current.home, backend=backend)
-    path = write_config(config)
-    current.backend = backend
-    plat = platform(ctx)
-    console.print(f"initialised [bold]{plat.home}[/] (backend {backend}, config {path})")
+    root = resolve_home(current.home)
+    recorded = read_config_file(root)
+    had = recorded.get("backend")
+    chosen = backend or (str(had) if had else "local")
+    PluginManager().backends().get(chosen)  # NotFound names the installed ones
+    if had and chosen != had and not switch_backend:
+        raise ConfigurationError(
+            f"{root} is initialised with backend {had!r}; to use {chosen!r} instead, run "
+            f"`mintaka init --backend {chosen} --switch-backend`"
+        )
+    current.creates_home = True
+    current.backend = chosen
+    try:
+        config = MintakaConfig(home=root, **{**recorded, "backend": chosen})
+    except PydanticValidationError as exc:
+        raise ConfigurationError(f"invalid configuration in {root / CONFIG_FILE}: {exc}") from exc
+    plat = platform(ctx)  # opens (or creates) the store and the backend before anything is written
+    if had == chosen:
+        console.print(
+            f"[bold]{plat.home}[/] is already initialised "
+            f"(backend {chosen}, config {root / CONFIG_FILE})"
+        )
+    else:
+        path = write_config(config)
+        switched = f", switched from {had}" if had else ""
+        console.print(
+            f"initialised [bold]{plat.home}[/] (backend {chosen}{switched}, config {path})"
+        )
     console.print(f"store: {plat.store.durability()}")
 
 
@@ -159,6 +205,7 @@ def demo(ctx: typer.Context) -> None:
     if current.backend not in (None, "local"):
         raise typer.BadParameter("the demo runs on the local backend")
     current.backend = "local"
+    current.creates_home = True
     plat = platform(ctx)
     console.print(f"[bold]Mintaka demo[/] in {plat.home} ({plat.store.durability()})")
     with Status("starting", console=console) as status:

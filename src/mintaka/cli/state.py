@@ -1,4 +1,9 @@
-"""Options shared by every command, and the lazily opened Platform."""
+"""Options shared by every command, and the lazily opened Platform.
+
+Only ``mintaka init`` and ``mintaka demo`` create a home. Every other command opens an existing
+one (a directory holding ``config.toml`` or the default store, ``store.db``) and otherwise stops
+with a ConfigurationError naming the path, so a mistyped ``--home`` creates nothing.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +22,15 @@ class CliState:
     home: Path | None = None
     actor: str | None = None
     backend: str | None = None
+    creates_home: bool = False  # set by the commands that may create the home
     _platform: Platform | None = field(default=None, repr=False)
 
     def platform(self) -> Platform:
         if self._platform is None:
             from mintaka.platform import Platform  # SQLAlchemy and the domain: for commands only
 
+            if not self.creates_home:
+                require_home(self.home)
             self._platform = Platform(self.home, actor=self.actor, backend=self.backend)
         return self._platform
 
@@ -41,3 +49,19 @@ def state(ctx: typer.Context) -> CliState:
 
 def platform(ctx: typer.Context) -> Platform:
     return state(ctx).platform()
+
+
+def require_home(home: Path | None) -> Path:
+    """The resolved home, which must be one: a directory with ``config.toml`` or ``store.db``."""
+    from mintaka.config import CONFIG_FILE, resolve_home
+    from mintaka.errors import ConfigurationError
+    from mintaka.store.engine import DEFAULT_STORE_FILE
+
+    root = resolve_home(home)
+    if not any((root / marker).is_file() for marker in (CONFIG_FILE, DEFAULT_STORE_FILE)):
+        what = "is not a directory" if root.exists() and not root.is_dir() else "is not one"
+        raise ConfigurationError(
+            f"no Mintaka home at {root} ({what}): create it with `mintaka init`, "
+            "or point --home / MINTAKA_HOME at an existing home"
+        )
+    return root

@@ -40,8 +40,11 @@ def sync_mode(sync: str | None = None) -> str:
     return mode
 
 
+DEFAULT_STORE_FILE = "store.db"
+
+
 def default_url(home: Path) -> str:
-    return f"sqlite:///{home / 'store.db'}"
+    return f"sqlite:///{home / DEFAULT_STORE_FILE}"
 
 
 def url_in_home(home: Path, url: str) -> str:
@@ -57,6 +60,24 @@ def url_in_home(home: Path, url: str) -> str:
     if database.startswith("file:") or Path(database).is_absolute():
         return url
     return parsed.set(database=str(home / database)).render_as_string(hide_password=False)
+
+
+def in_memory(url: str) -> bool:
+    """Whether ``url`` names an in-memory SQLite database (``sqlite://``, ``:memory:``, or a URI
+    filename with ``mode=memory``)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return False
+    if parsed.get_backend_name() != "sqlite":
+        return False
+    database = parsed.database or ""
+    return (
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or "mode=memory" in database
+        or parsed.query.get("mode") == "memory"
+    )
 
 
 def sqlite_file(url: str) -> Path | None:
@@ -338,6 +359,12 @@ class Store:
     def __init__(self, url: str, *, sync: str | None = None, migrate: bool = True) -> None:
         self.url = url
         self.sync = sync_mode(sync)
+        if in_memory(url):
+            raise ConfigurationError(
+                f"the store URL {_shown(url)} is an in-memory SQLite database, which every "
+                "connection sees empty and which is lost at exit: name a file "
+                "(sqlite:///store.db is in the home) or a server"
+            )
         try:
             self.engine = make_engine(url, self.sync)
         except (SQLAlchemyError, ImportError, OSError) as exc:

@@ -1,0 +1,130 @@
+"""Which commands create a home, and what ``mintaka init`` records."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_kit import cli, init_home
+
+from mintaka.errors import ConfigurationError
+from mintaka.store import Store
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["models", "list"], ["runs", "list", "--json"], ["audit", "verify"], ["tickets", "list"]],
+)
+def test_a_mistyped_home_is_an_error_and_creates_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, command: list[str]
+) -> None:
+    typo = tmp_path / "hmoe"
+    code, out, err = cli(capsys, "--home", str(typo), *command)
+    assert code == 1
+    said = " ".join(err.split())
+    assert "no Mintaka home at" in said
+    assert str(typo) in "".join(err.split())  # a long path may be wrapped
+    assert "mintaka init" in said
+    assert "Traceback" not in out + err
+    assert not typo.exists()
+
+
+def test_an_empty_directory_is_not_a_home(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = cli(capsys, "--home", str(empty), "models", "list")
+    assert code == 1
+    assert "no Mintaka home" in err
+    assert list(empty.iterdir()) == []
+
+
+def test_a_home_made_by_init_or_the_demo_store_opens(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = init_home(capsys, tmp_path / "h")
+    assert cli(capsys, "--home", str(home), "models", "list", "--json")[0] == 0
+    (home / "config.toml").unlink()  # a home made through the Python API has only its store
+    code, out, err = cli(capsys, "--home", str(home), "models", "list", "--json")
+    assert (code, out.strip()) == (0, "[]"), err
+
+
+def test_init_twice_changes_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    home = init_home(capsys, tmp_path / "h")
+    config = (home / "config.toml").read_bytes()
+    code, out, _ = cli(capsys, "--home", str(home), "init")
+    assert code == 0
+    assert "already initialised" in " ".join(out.split())
+    assert (home / "config.toml").read_bytes() == config
+    code, out, _ = cli(capsys, "--home", str(home), "init", "--backend", "local")
+    assert code == 0
+    assert "already initialised" in " ".join(out.split())
+
+
+def test_init_refuses_to_switch_the_backend_unless_asked(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = init_home(capsys, tmp_path / "h")
+    code, _, err = cli(capsys, "--home", str(home), "init", "--backend", "sagemaker")
+    assert code == 1
+    said = " ".join(err.split())
+    assert "initialised with backend 'local'" in said
+    assert "--switch-backend" in said
+    assert (home / "config.toml").read_text() == 'backend = "local"\n'
+
+    # A home recorded for another backend is pointed back at the local one only when asked.
+    (home / "config.toml").write_text('backend = "sagemaker"\n')
+    code, _, err = cli(capsys, "--home", str(home), "init", "--backend", "local")
+    assert code == 1
+    assert "initialised with backend 'sagemaker'" in " ".join(err.split())
+    assert (home / "config.toml").read_text() == 'backend = "sagemaker"\n'
+    code, out, err = cli(
+        capsys, "--home", str(home), "init", "--backend", "local", "--switch-backend"
+    )
+    assert code == 0, err
+    assert "switched from sagemaker" in " ".join(out.split())
+    assert (home / "config.toml").read_text() == 'backend = "local"\n'
+
+
+def test_init_writes_no_environment_override(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "config.toml").write_text('store_url = "sqlite:///kept.db"\n')
+    monkeypatch.setenv("MINTAKA_STORE_URL", f"sqlite:///{tmp_path / 'elsewhere.db'}")
+    monkeypatch.setenv("MINTAKA_BACKEND", "local")
+    code, _, err = cli(capsys, "--home", str(home), "init")
+    assert code == 0, err
+    assert (home / "config.toml").read_text() == (
+        'backend = "local"\nstore_url = "sqlite:///kept.db"\n'
+    )
+    assert (tmp_path / "elsewhere.db").exists()  # the override is used, not recorded
+    assert not (home / "kept.db").exists()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite://",
+        "sqlite:///:memory:",
+        "sqlite+pysqlite:///:memory:",
+        "sqlite:///file::memory:?uri=true",
+        "sqlite:///file:x?mode=memory&uri=true",
+    ],
+)
+def test_an_in_memory_store_is_refused(url: str) -> None:
+    with pytest.raises(ConfigurationError, match="in-memory SQLite database"):
+        Store(url)
+
+
+def test_an_in_memory_store_url_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MINTAKA_STORE_URL", "sqlite://")
+    code, out, err = cli(capsys, "--home", str(tmp_path / "h"), "init")
+    assert code == 1
+    assert "in-memory SQLite database" in " ".join(err.split())
+    assert "Traceback" not in out + err
+    assert not (tmp_path / "h" / "config.toml").exists()
