@@ -370,6 +370,10 @@ class Store:
         except (SQLAlchemyError, ImportError, OSError) as exc:
             raise StoreError(f"cannot open the store at {_shown(url)}: {_reason(exc)}") from exc
         self.is_sqlite = self.engine.dialect.name == "sqlite"
+        if self.engine.dialect.name == "postgresql":
+            from mintaka.store.schema import use_postgresql_options
+
+            use_postgresql_options()
         self.transactions = Transactions(self.engine)
         if migrate:
             try:

@@ -360,14 +360,22 @@ tickets = Table(
     Column("details", JSON, nullable=False),
 )
 # One open ticket per signal and endpoint: a repeated alert updates it, even from two runners.
-Index(
+# (Its PostgreSQL form is added by ``use_postgresql_options``: naming a ``postgresql_`` option
+# here would load SQLAlchemy's PostgreSQL dialect, ~20 ms, into every process.)
+_open_tickets_index = Index(
     "ux_tickets_open_signal",
     tickets.c.signal,
     tickets.c.endpoint,
     unique=True,
     sqlite_where=tickets.c.status != "resolved",
-    postgresql_where=tickets.c.status != "resolved",
 )
+
+
+def use_postgresql_options() -> None:
+    """Give the tables their PostgreSQL-only options (the partial indexes' ``WHERE``): called
+    when a PostgreSQL store opens, before anything reads the metadata for that dialect."""
+    _open_tickets_index.dialect_kwargs["postgresql_where"] = tickets.c.status != "resolved"
+
 
 # Ground truth that arrives after the prediction; a later label for the same id replaces it.
 labels = Table(
