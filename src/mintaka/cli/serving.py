@@ -167,11 +167,19 @@ def serve(
     allow_pickle: Annotated[
         bool, typer.Option(help="Load pickle-family artifacts (can run arbitrary code).")
     ] = False,
+    max_body_mib: Annotated[
+        float,
+        typer.Option(
+            min=0.001, max=4096, help="Largest request body in MiB; larger ones are answered 413."
+        ),
+    ] = 16,
 ) -> None:
     """Serve every endpoint of the local backend over HTTP until interrupted."""
     from mintaka.local.server import InferenceServer, serve_forever
 
-    server = InferenceServer(platform(ctx), allow_pickle=allow_pickle)
+    server = InferenceServer(
+        platform(ctx), allow_pickle=allow_pickle, max_body_bytes=int(max_body_mib * 1024 * 1024)
+    )
     console.print(f"serving {sorted(server.endpoints) or 'no endpoints yet'} (Ctrl-C stops)")
     serve_forever(server, host, port)
 

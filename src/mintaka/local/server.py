@@ -4,6 +4,9 @@
   ``{"inputs": [{...}, ...]}`` (a batch) answers ``{"predictions": [{"id", "output"}], "model",
   "version", "route", "endpoint"}``; each row gets its own prediction id. The header
   ``X-Mintaka-Route`` pins a request to one route.
+- A request body larger than ``max_body_bytes`` (16 MiB by default; ``mintaka serve
+  --max-body-mib``) is answered 413 before it is read in full; the model is not called and the
+  request is no route's error.
 - ``GET /health`` and ``GET /metrics`` (Prometheus text: requests, errors and a latency histogram
   per endpoint and route).
 
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from mintaka.platform import Platform
 
 log = logging.getLogger(__name__)
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 ROUTE_HEADER = "X-Mintaka-Route"
 _ROUTE_HEADER_KEY = ROUTE_HEADER.lower().encode("latin-1")
 _INVOKE_PREFIX = "/endpoints/"
@@ -102,11 +106,15 @@ class InferenceServer:
         shadow_queue: int = 64,
         allow_pickle: bool = False,
         trusted_types: tuple[str, ...] = (),
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         from mintaka.local.backend import LocalBackend
 
         if not isinstance(platform.backend, LocalBackend):
             raise ValidationError("the inference server serves the local backend's endpoints")
+        if max_body_bytes < 1:
+            raise ValidationError(f"max_body_bytes must be at least 1, not {max_body_bytes}")
+        self.max_body_bytes = max_body_bytes
         self.platform = platform
         self.backend: LocalBackend = platform.backend
         self.poll_interval = poll_interval
@@ -320,20 +328,35 @@ class InferenceServer:
         return JSONResponse(body, status_code=status)
 
     async def _invoke_asgi(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
-        chunks: list[bytes] = []
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
         pinned = None
+        declared = -1
         for key, value in scope["headers"]:
             if key == _ROUTE_HEADER_KEY:
                 pinned = value.decode("latin-1")
+            elif key == b"content-length" and value.isdigit():
+                declared = int(value)
+        limit = self.max_body_bytes
+        too_large = declared > limit
+        chunks: list[bytes] = []
+        size = 0
+        while not too_large:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                too_large = True
                 break
-        status, answer = self._answer(name, b"".join(chunks), pinned)
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        if too_large:
+            chunks.clear()
+            self._child(self.requests, name, "-", "413").inc()
+            status, answer = 413, {"error": f"request body over the limit of {limit} bytes"}
+        else:
+            status, answer = self._answer(name, b"".join(chunks), pinned)
         try:
             body = _json_bytes(answer)
         except ValueError as exc:  # e.g. a model answering NaN, which JSON cannot carry

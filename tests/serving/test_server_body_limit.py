@@ -1,0 +1,92 @@
+"""The local server's request-body limit: 413 before the body is read in full, no model call."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from cli_kit import cli, init_home
+from serving_kit import row
+from sqlalchemy import func, select
+
+from mintaka import Platform, ValidationError
+from mintaka.local.server import DEFAULT_MAX_BODY_BYTES, InferenceServer
+from mintaka.store.schema import predictions
+
+Served = tuple[Platform, InferenceServer]
+HTTP = httpx.Client(timeout=10)
+
+
+def _url(server: InferenceServer) -> str:
+    return f"{server.url}/endpoints/scoring/invocations"
+
+
+def _logged(plat: Platform, server: InferenceServer) -> int:
+    server.predlog.flush()
+    with plat.store.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(predictions)).scalar_one())
+
+
+def _metric(server: InferenceServer, name: str, **labels: str) -> float:
+    return server.registry.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def small(served: Served) -> Served:
+    plat, server = served
+    server.max_body_bytes = 1024
+    return plat, server
+
+
+def test_the_default_limit_is_16_mib(served: Served) -> None:
+    assert served[1].max_body_bytes == DEFAULT_MAX_BODY_BYTES == 16 * 1024 * 1024
+
+
+def test_a_body_under_the_limit_is_served(small: Served) -> None:
+    _, server = small
+    body = json.dumps({"inputs": row(0)}).encode()
+    assert len(body) < 1024
+    assert HTTP.post(_url(server), content=body).status_code == 200
+
+
+def test_a_declared_length_over_the_limit_is_413_without_a_model_call(small: Served) -> None:
+    plat, server = small
+    body = json.dumps({"inputs": [row(i) for i in range(40)]}).encode()
+    assert len(body) > 1024
+    answer = HTTP.post(_url(server), content=body)
+    assert answer.status_code == 413
+    assert answer.json() == {"error": "request body over the limit of 1024 bytes"}
+    assert _logged(plat, server) == 0
+    labels = {"endpoint": "scoring", "route": "-", "status": "413"}
+    assert _metric(server, "mintaka_requests_total", **labels) == 1
+    assert _metric(server, "mintaka_errors_total", endpoint="scoring", route="blue") == 0
+
+
+def test_a_chunked_body_over_the_limit_is_413(small: Served) -> None:
+    plat, server = small
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(64):  # 64 KiB in all, with no Content-Length
+            yield b" " * 1024
+
+    answer = HTTP.post(_url(server), content=chunks())
+    assert answer.status_code == 413
+    assert _logged(plat, server) == 0
+    # The server still answers afterwards.
+    assert HTTP.post(_url(server), json={"inputs": row(1)}).status_code == 200
+
+
+def test_a_limit_below_one_byte_is_refused(served: Served) -> None:
+    plat, _ = served
+    with pytest.raises(ValidationError, match="max_body_bytes"):
+        InferenceServer(plat, max_body_bytes=0)
+
+
+def test_serve_refuses_a_nonsense_limit(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    home = init_home(capsys, tmp_path / "h")
+    code, _, err = cli(capsys, "--home", str(home), "serve", "--max-body-mib", "0")
+    assert code == 2
+    assert "--max-body-mib" in err
