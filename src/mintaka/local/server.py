@@ -36,6 +36,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics import MetricWrapperBase
 from sqlalchemy import func, select
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -301,8 +302,11 @@ class InferenceServer:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def _reload(self, request: Request) -> Response:
-        """Re-read endpoint configuration now (the local backend calls this after a change)."""
-        self.reload()
+        """Re-read endpoint configuration now (the local backend calls this after a change).
+
+        The reload (which may load models, or wait for one the poller is loading) runs on a
+        worker thread: requests to every endpoint go on being answered meanwhile."""
+        await run_in_threadpool(self.reload)
         return JSONResponse({"endpoints": sorted(self.endpoints)})
 
     async def _list(self, request: Request) -> Response:
