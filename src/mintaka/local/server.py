@@ -15,20 +15,22 @@ endpoint's weights exactly (smooth weighted round-robin); a shadow route gets a 
 of requests on a separate worker pool, its responses never returned and its failures never
 surfaced; when the pool is saturated the copy is dropped instead of delaying the caller.
 Configuration changes made by any process (traffic, routes, kill) are picked up within
-``poll_interval`` seconds. Predictions are logged in batches off the request path.
+``poll_interval`` seconds, and at once when made through Mintaka: each running server announces
+itself in a file of its own under the local backend's ``servers/`` directory (removed on stop, or
+by the next reader once its process is gone), and every change is sent to each of them. Predictions are logged in batches off the request path.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -47,7 +49,7 @@ from mintaka.domain.serving import Route, TrafficMap
 from mintaka.errors import MintakaError, NotFound, ValidationError
 from mintaka.flavors.loader import Predictor, load_predictor
 from mintaka.local.registry_db import local_endpoints
-from mintaka.local.serving import SERVER_FILE
+from mintaka.local.serving import announce
 from mintaka.serving.predlog import Prediction, PredictionLog
 from mintaka.serving.routing import ShadowSampler, WeightedRouter
 
@@ -141,6 +143,7 @@ class InferenceServer:
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self.url: str | None = None
+        self._marker: Path | None = None  # this server's announcement, while it serves
         self.registry = CollectorRegistry()
         labels = ["endpoint", "route"]
         self.requests = Counter(
@@ -505,8 +508,8 @@ class InferenceServer:
         return self.url
 
     def _announce(self) -> None:
-        marker = self.backend.path / SERVER_FILE
-        marker.write_text(json.dumps({"url": self.url, "pid": os.getpid()}))
+        assert self.url is not None
+        self._marker = announce(self.backend.path, self.url)
 
     def stop(self) -> None:
         """Stop serving, then flush every logged prediction to the store."""
@@ -519,9 +522,9 @@ class InferenceServer:
             self._poller.join(timeout=5)
         self._shadow_pool.shutdown(wait=True)
         self.predlog.close()
-        marker = self.backend.path / SERVER_FILE
-        if marker.exists() and self.url and self.url in marker.read_text():
-            marker.unlink()
+        if self._marker is not None:
+            self._marker.unlink(missing_ok=True)
+            self._marker = None
 
     def __enter__(self) -> InferenceServer:
         return self

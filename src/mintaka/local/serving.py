@@ -4,9 +4,11 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,18 +31,68 @@ from mintaka.interfaces import (
 from mintaka.local.registry_db import local_endpoints, local_versions
 from mintaka.store.schema import predictions
 
+# Each running inference server announces itself in a file of its own under SERVERS_DIR
+# (``<pid>-<port>.json``), so every server on one home hears of a change. SERVER_FILE is where
+# earlier versions announced their one server: still read, never written.
+SERVERS_DIR = "servers"
 SERVER_FILE = "server.json"
 
 
+@dataclass(frozen=True)
+class Announcement:
+    """A running inference server, as it announced itself."""
+
+    url: str
+    pid: int | None
+    marker: Path
+
+
+def announce(path: Path, url: str) -> Path:
+    """Record a server of this process at ``url``; returns its file (``stop`` removes it)."""
+    folder = path / SERVERS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    marker = folder / f"{os.getpid()}-{url.rsplit(':', 1)[-1]}.json"
+    staged = marker.with_suffix(".tmp")
+    staged.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    os.replace(staged, marker)
+    return marker
+
+
+def running_servers(path: Path) -> list[Announcement]:
+    """The inference servers announced for this local backend. A file left by a process that
+    is gone (killed before it could remove it) is removed, not returned."""
+    markers = sorted((path / SERVERS_DIR).glob("*.json")) if (path / SERVERS_DIR).is_dir() else []
+    found: list[Announcement] = []
+    for marker in [*markers, path / SERVER_FILE]:
+        try:
+            data = json.loads(marker.read_text())
+            url = str(data["url"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # absent, being replaced, or not an announcement
+        pid = data.get("pid")
+        pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+        if pid is not None and not _alive(pid):
+            with suppress(OSError):
+                marker.unlink()
+            continue
+        found.append(Announcement(url, pid, marker))
+    return found
+
+
 def server_address(path: Path) -> str | None:
-    """The URL of the inference server running for this local backend, if one is."""
-    marker = path / SERVER_FILE
-    if not marker.exists():
-        return None
+    """The URL of an inference server running for this local backend, if one is."""
+    servers = running_servers(path)
+    return servers[0].url if servers else None
+
+
+def _alive(pid: int) -> bool:
     try:
-        return str(json.loads(marker.read_text())["url"])
-    except (ValueError, KeyError):
-        return None
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return pid > 0  # someone else's process, or a number no process can have
+    return True
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -134,15 +186,16 @@ class LocalServing(
         """Ask a running inference server to pick a change up now rather than at its next poll,
         so a change is in force when the call that made it returns. Best effort: a server that
         misses this still sees the change within its poll interval."""
-        url = server_address(self.path)
-        if url is None:
+        servers = running_servers(self.path)
+        if not servers:
             return
         import httpx
 
         if self._http is None:
             self._http = httpx.Client(timeout=30)
-        with suppress(httpx.HTTPError):
-            self._http.post(f"{url}/-/reload", timeout=2)
+        for server in servers:  # every server on this home, each told once
+            with suppress(httpx.HTTPError):
+                self._http.post(f"{server.url}/-/reload", timeout=2)
 
     def get_endpoint(self, name: str) -> Endpoint:
         with self.engine.connect() as conn, conn.begin():
@@ -205,8 +258,8 @@ class LocalServing(
         import httpx
 
         self.get_endpoint(name)
-        url = server_address(self.path)
-        if url is None:
+        servers = running_servers(self.path)
+        if not servers:
             raise BackendError(
                 f"no local inference server is running for {self.path}; start `mintaka serve`",
                 self._backend_name,
@@ -214,12 +267,19 @@ class LocalServing(
         headers = {"X-Mintaka-Route": route} if route else {}
         if self._http is None:
             self._http = httpx.Client(timeout=30)
-        try:
-            response = self._http.post(
-                f"{url}/endpoints/{name}/invocations", json=payload, headers=headers
-            )
-        except httpx.HTTPError as exc:
-            raise BackendError(f"invoking {name!r} failed: {exc}", self._backend_name) from exc
+        response = None
+        for server in servers:
+            try:
+                response = self._http.post(
+                    f"{server.url}/endpoints/{name}/invocations", json=payload, headers=headers
+                )
+                break
+            except httpx.ConnectError as exc:  # not listening (any more): the next one
+                failure: httpx.HTTPError = exc
+            except httpx.HTTPError as exc:
+                raise BackendError(f"invoking {name!r} failed: {exc}", self._backend_name) from exc
+        if response is None:
+            raise BackendError(f"invoking {name!r} failed: {failure}", self._backend_name)
         body: dict[str, Any] = response.json()
         if response.status_code == 404:
             raise NotFound(body.get("error", f"endpoint {name!r} not served"))
