@@ -232,3 +232,52 @@ def test_an_archived_shadow_does_not_block_the_kill_switch(served: Served) -> No
             .values(stage="archived")
         )
     assert plat.serving.kill("scoring").status.value == "killed"
+
+
+def _interrupt_after_step_2(
+    plat: Platform, monkeypatch: pytest.MonkeyPatch, then: Callable[[], None] = lambda: None
+) -> None:
+    """Ctrl-C right after step 2's traffic change commits, before the controller reads it back."""
+    original = plat.serving.set_traffic
+
+    def committed_then_interrupted(
+        endpoint: str, weights: dict[str, int], **kwargs: object
+    ) -> object:
+        changed = original(endpoint, weights, **kwargs)  # type: ignore[arg-type]
+        if str(kwargs.get("reason", "")).startswith("rollout step 2"):
+            then()
+            raise KeyboardInterrupt
+        return changed
+
+    monkeypatch.setattr(plat.serving, "set_traffic", committed_then_interrupted)
+
+
+def test_ctrl_c_just_after_a_step_commits_restores_the_starting_traffic(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plat, _ = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    _interrupt_after_step_2(plat, monkeypatch)
+    with pytest.raises(KeyboardInterrupt):
+        RolloutController(plat, wait=_waiting(plat, 0, lambda: None)).run(_plan(*CANARY))
+    assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 100, "green": 0}
+    history = plat.serving.deployment_history("scoring")
+    assert history[-2].reason == "rollout step 2/3"
+    assert history[-1].reason == "rollout stopped by KeyboardInterrupt"
+
+
+def test_ctrl_c_after_someone_else_changed_the_traffic_leaves_their_change(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plat, _ = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    other = Platform(plat.home, actor="oncall", clock=plat.clock)
+    hold = lambda: other.serving.set_traffic("scoring", {"blue": 100}, reason="manual hold")  # noqa: E731
+    _interrupt_after_step_2(plat, monkeypatch, hold)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            RolloutController(plat, wait=_waiting(plat, 0, lambda: None)).run(_plan(*CANARY))
+    finally:
+        other.close()
+    assert plat.serving.deployment_history("scoring")[-1].reason == "manual hold"
+    assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 100}

@@ -10,6 +10,7 @@ import typer
 
 from mintaka.cli.output import console, emit_json, fields, table
 from mintaka.cli.state import platform
+from mintaka.rollout.steps import STEPPED_STRATEGIES
 
 if TYPE_CHECKING:
     from mintaka.domain.serving import Endpoint
@@ -184,15 +185,13 @@ def serve(
     serve_forever(server, host, port)
 
 
-# The strategies whose steps `plan_steps` fills in (a shadow plan needs explicit steps).
-STEPPED_STRATEGIES = ("canary", "linear", "blue_green")
-
-
 def rollout(
     ctx: typer.Context,
     endpoint: Annotated[str, typer.Argument(help="Endpoint name.")],
     to: Annotated[str, typer.Option("--to", help="Route to roll out.")],
-    strategy: Annotated[str, typer.Option(help="canary, linear or blue_green.")] = "canary",
+    strategy: Annotated[
+        str, typer.Option(help=f"One of: {', '.join(STEPPED_STRATEGIES)}.")
+    ] = "canary",
     bake: Annotated[float, typer.Option(min=0, help="Seconds to bake each step.")] = 60.0,
     max_error_rate: Annotated[
         float | None, typer.Option(min=0, max=1, help="SLA: highest error rate.")

@@ -17,7 +17,8 @@ surfaced; when the pool is saturated the copy is dropped instead of delaying the
 Configuration changes made by any process (traffic, routes, kill) are picked up within
 ``poll_interval`` seconds, and at once when made through Mintaka: each running server announces
 itself in a file of its own under the local backend's ``servers/`` directory (removed on stop, or
-by the next reader once its process is gone), and every change is sent to each of them. Predictions are logged in batches off the request path.
+by the next reader once its process is gone), and every change is sent to each of them.
+Predictions are logged in batches off the request path.
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ from mintaka.domain.serving import (
     TrafficStep,
 )
 from mintaka.errors import Conflict, ValidationError
+from mintaka.rollout.steps import STEP_SHARES
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -90,12 +91,7 @@ def plan_steps(
     """Fill a plan's steps from its strategy when none are given (canary 10/50/100, ...)."""
     if plan.steps:
         return plan
-    shares = {
-        RolloutStrategy.CANARY: [10, 50, 100],
-        RolloutStrategy.LINEAR: [25, 50, 75, 100],
-        RolloutStrategy.BLUE_GREEN: [100],
-        RolloutStrategy.DIRECT: [100],
-    }.get(plan.strategy)
+    shares = STEP_SHARES.get(plan.strategy.value)
     if shares is None:
         raise ValidationError(f"a {plan.strategy.value} plan needs explicit steps")
     steps = [
@@ -147,19 +143,25 @@ class RolloutController:
         start = plan.rollback_to or endpoint.traffic
         ours = platform.serving.mark_known_good(plan.endpoint).id
         result = RolloutResult(endpoint=plan.endpoint, promoted=False)
+        # The reason of the step being applied: until ``_own_change`` has read back the id of
+        # the change a step made, a failure recognises that change by it (see
+        # ``_restore_after_failure``).
+        pending: str | None = None
         try:
             for index, step in enumerate(plan.steps, start=1):
                 self._check_untouched(plan.endpoint, ours, index)
                 shadow, shadow_percent = _shadow(plan, step, endpoint)
+                pending = f"rollout step {index}/{len(plan.steps)}"
                 platform.serving.set_traffic(
                     plan.endpoint,
                     step.weights,
                     shadow=shadow,
                     shadow_percent=shadow_percent,
                     strategy=plan.strategy,
-                    reason=f"rollout step {index}/{len(plan.steps)}",
+                    reason=pending,
                 )
                 ours = self._own_change(plan.endpoint, ours, index)
+                pending = None
                 window_start = platform.clock.now()
                 self.wait(step.bake_seconds)
                 window_end = platform.clock.now()
@@ -185,7 +187,7 @@ class RolloutController:
         except RolloutInterrupted:
             raise
         except BaseException as exc:
-            self._restore_after_failure(plan.endpoint, start, ours, exc)
+            self._restore_after_failure(plan.endpoint, start, ours, pending, exc)
             raise
         platform.serving.mark_known_good(plan.endpoint)
         result.promoted = True
@@ -238,13 +240,23 @@ class RolloutController:
         )
 
     def _restore_after_failure(
-        self, endpoint: str, start: TrafficMap, ours: str, exc: BaseException
+        self, endpoint: str, start: TrafficMap, ours: str, pending: str | None, exc: BaseException
     ) -> None:
         """Put the starting traffic back after ``exc`` stopped the rollout mid-way, unless
-        someone else changed the traffic since the rollout's last step."""
+        someone else changed the traffic since the rollout's last step. A change that the step
+        under way committed before ``exc`` (Ctrl-C between the commit and reading it back) is the
+        rollout's own: made by this actor with the step's reason, it directly follows the
+        rollout's last change."""
         try:
-            last, _, current = self._latest(endpoint)
-            if last.id != ours or current.status is EndpointStatus.KILLED:
+            last, before, current = self._latest(endpoint)
+            step_committed = (
+                pending is not None
+                and last.reason == pending
+                and last.actor == self.platform.actor
+                and before is not None
+                and before.id == ours
+            )
+            if (last.id != ours and not step_committed) or current.status is EndpointStatus.KILLED:
                 return
             if current.traffic != start:
                 what = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
