@@ -126,6 +126,32 @@ def test_a_signal_that_cannot_be_evaluated_is_reported_and_the_rest_still_run(
     assert report.evaluated == 1
     assert [a.signal for a in report.alerts] == ["scoring:accuracy"]
     assert report.escalated == (ticket.id,)
+    [event] = [e for e in served.audit.events() if e.action == "monitor.signal.failed"]
+    assert event.subject == "scoring:auc"
+    assert "expected a binary label" in event.details["error"]
+    assert served.audit.verify().ok
+
+
+def test_a_failure_to_audit_a_failed_signal_does_not_stop_the_run(
+    served: Platform,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    watch(served, performance_signal(name="auc", metric="roc_auc", threshold=0.7))
+    ids = log_predictions([({"x": i}, {"label": i % 3, "score": 0.5}) for i in range(30)])
+    served.monitoring.record_labels({pid: (i + 1) % 3 for i, pid in enumerate(ids)})
+    clock.advance(minutes=15)
+    original = served._audit
+
+    def refusing(conn: object, action: str, subject: str, **details: object) -> object:
+        if action == "monitor.signal.failed":
+            raise OSError("disk full")
+        return original(conn, action, subject, **details)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(served, "_audit", refusing)
+    report = served.monitoring.run_once()
+    assert [f.signal for f in report.failed] == ["auc"]
 
 
 def test_monitor_run_once_reports_a_failed_signal_and_exits_1(

@@ -555,8 +555,8 @@ class MonitoringService:
 
         Traffic a cloud backend captured is imported into the prediction log first. A signal
         that cannot be evaluated (a feature its reference lacks, labels its metric cannot take)
-        is logged, reported in ``RunReport.failed`` and skipped: the other signals, monitors and
-        escalations still run."""
+        is logged, audited (``monitor.signal.failed``), reported in ``RunReport.failed`` and
+        skipped: the other signals, monitors and escalations still run."""
         now = self.platform._now()
         alerts: list[Alert] = []
         failed: list[SignalFailure] = []
@@ -585,7 +585,31 @@ class MonitoringService:
                         exc_info=not isinstance(exc, MintakaError),
                     )
                     failed.append(SignalFailure(spec.endpoint, signal.name, error))
+        self._audit_failures(failed)
         return RunReport(evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed))
+
+    def _audit_failures(self, failed: list[SignalFailure]) -> None:
+        """Record each signal that could not be evaluated (``monitor.signal.failed``): a gap in
+        monitoring is part of what an auditor asks about. Recording it never stops the run."""
+        if not failed:
+            return
+        try:
+            with self.platform.store.write() as conn:
+                events = [
+                    self.platform._audit(
+                        conn,
+                        "monitor.signal.failed",
+                        f"{failure.endpoint}:{failure.signal}",
+                        endpoint=failure.endpoint,
+                        signal=failure.signal,
+                        error=failure.error[:2000],
+                    )
+                    for failure in failed
+                ]
+        except Exception:
+            log.exception("recording %d failed signal(s) in the audit trail failed", len(failed))
+            return
+        self.platform._after_commit(events)
 
     def _alert(self, spec: MonitorSpec, signal: Signal, value: float) -> Alert:
         """Raise the alert of a breached signal, and ask for retraining if the signal says so."""
