@@ -147,6 +147,27 @@ def test_evaluation_thresholds_of_the_pipeline(platform: Platform, data: Path) -
     assert found["calibration_error (max)"][1] == 0.001
 
 
+def test_the_evaluation_gate_computes_calibration_as_the_monitors_do(
+    platform: Platform, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One definition of ECE (bins, edges, empty bins): a gate and a monitor agree on a model."""
+    from mintaka.monitoring import metrics
+
+    seen: list[float] = []
+    original = metrics.expected_calibration_error
+
+    def recorded(y_true, y_prob, **options):  # type: ignore[no-untyped-def]
+        seen.append(original(y_true, y_prob, **options))
+        return seen[-1]
+
+    monkeypatch.setattr(metrics, "expected_calibration_error", recorded)
+    error = failing(
+        platform, partial(UP_TO_EVALUATION, data=str(data), max_calibration_error=0.001)
+    )
+    assert len(seen) == 1
+    assert checks(error)["calibration_error (max)"][0] == pytest.approx(seen[0], abs=1e-5)
+
+
 def test_evaluation_thresholds_of_the_policy_tier(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: Path
 ) -> None:

@@ -4,8 +4,9 @@
   profile, volume, missing rates, distribution (PSI per feature) and the fairness of the training
   set (the label rate of each group of a protected attribute against the best-off group's).
 - :func:`evaluate_model` (evaluation, before registration): performance (AUC, accuracy),
-  calibration (expected calibration error, Brier score) and business cost, held to the thresholds
-  the policy sets for the model's risk tier and to the pipeline's own.
+  calibration (expected calibration error as the monitors compute it,
+  :func:`mintaka.monitoring.metrics.expected_calibration_error`; Brier score) and business cost,
+  held to the thresholds the policy sets for the model's risk tier and to the pipeline's own.
 - :func:`beat_champion` (evaluation, before promotion): the challenger must beat the champion on
   the model's declared business metric over the same holdout.
 - :func:`approvals` (deployment): the production controls of the policy (approvals bound to the
@@ -212,19 +213,6 @@ class EvaluationOutcome(GateOutcome):
     metrics: dict[str, float] = {}
 
 
-def expected_calibration_error(labels: np.ndarray, scores: np.ndarray, bins: int = 10) -> float:
-    """Mean gap between predicted probability and observed rate, over equal-width bins,
-    weighted by how many predictions fall in each."""
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    index = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        members = index == b
-        if members.any():
-            total += members.sum() * abs(scores[members].mean() - labels[members].mean())
-    return float(total / len(labels))
-
-
 def _tighten(
     limits: dict[str, tuple[float | None, float | None]],
     name: str,
@@ -245,6 +233,7 @@ def _tighten(
 def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutcome:
     """Score the holdout and hold the numbers to the policy's and the pipeline's thresholds."""
     from mintaka.flavors.loader import load_predictor
+    from mintaka.monitoring.metrics import expected_calibration_error
     from mintaka.rollout.challenger import CostMatrix, auc
 
     platform = ctx.require_platform()
@@ -257,7 +246,8 @@ def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutc
         "auc": float(auc(labels.tolist(), scores.tolist()) or 0.0),
         "accuracy": float(((scores >= 0.5).astype(int) == labels).mean()),
         "brier": float(((scores - labels) ** 2).mean()),
-        "calibration_error": expected_calibration_error(labels, scores),
+        # the monitors' definition, so a gate and a monitor agree on one model's number
+        "calibration_error": expected_calibration_error(labels, scores, positive=1),
     }
     checks = []
     metric: CostMatrix | None = None
