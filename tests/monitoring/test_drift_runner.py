@@ -163,6 +163,28 @@ def test_persistent_drift_queues_one_retraining_while_it_is_pending(
     assert [r.status for r in watched.pipelines.requests()] == ["failed", "pending"]
 
 
+def test_persistent_drift_queues_no_retraining_while_one_waits_at_a_gate(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watched.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="debt-drift", metric="psi:debt", retrain=True))
+    )
+    rng = np.random.default_rng(8)
+    shifted = [{k: v + 1.5 for k, v in row.items()} for row in _rows(rng, 2000)]
+    log_predictions([(row, 0.5) for row in shifted])
+    clock.advance(minutes=5)
+    watched.monitoring.run_once()
+    [request] = watched.pipelines.requests()
+    # Its run stopped at a gate (approvals to collect): it waits to be resumed.
+    watched.pipelines._save_request(
+        request.model_copy(update={"status": "waiting", "pipeline_run": "run-1"})
+    )
+    for _ in range(3):  # the drift persists
+        clock.advance(minutes=5)
+        assert "scoring:debt-drift" in {a.signal for a in watched.monitoring.run_once().alerts}
+    assert [r.status for r in watched.pipelines.requests()] == ["waiting"]
+
+
 def test_a_count_window_judges_the_latest_records(
     watched: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:

@@ -629,17 +629,25 @@ class MonitoringService:
         return alert
 
     def _request_retraining(self, spec: MonitorSpec, signal: Signal, alert: Alert) -> None:
-        """Queue the model's retraining, unless a request for it is still pending (drift that
-        persists alerts on every pass; one retraining answers them all). The plugins are told
-        either way."""
+        """Queue the model's retraining, unless a request for it is still pending, or waiting
+        at a gate for its run to be resumed (drift that persists alerts on every pass; one
+        retraining answers them all, and retraining again would stop at the same gate). A
+        retraining asked for by hand (``mintaka retrain``) still supersedes a waiting request.
+        The plugins are told either way."""
         reason = (
             f"{signal.kind.value} signal {signal.name!r} on {spec.endpoint}: {signal.metric} ="
             f" {alert.value:.4g}, {direction(signal)} the threshold {signal.threshold:g}"
         )
         pipelines = self.platform.pipelines
-        queued = [r.id for r in pipelines.requests("pending") if r.model == spec.model]
+        queued = [r for r in pipelines.requests() if r.model == spec.model]
+        queued = [r for r in queued if r.status in ("pending", "waiting")]
         if queued:
-            log.info("retraining of %s is already requested (%s)", spec.model, queued[0])
+            log.info(
+                "retraining of %s is already requested (%s, %s)",
+                spec.model,
+                queued[0].id,
+                queued[0].status,
+            )
         else:
             pipelines.request_retraining(
                 spec.model,
