@@ -281,6 +281,14 @@ class Platform:
         )
         return event
 
+    def record_backend_switch(self, previous: str) -> AuditEvent:
+        """Audit that this home now uses ``self.backend`` instead of ``previous``
+        (``mintaka init --switch-backend``): what the records say was served where changes."""
+        with self.store.write() as conn:
+            event = self._audit(conn, "home.backend.switch", str(self.home), previous=previous)
+        self._after_commit([event])
+        return event
+
     def _after_commit(self, events: Sequence[AuditEvent]) -> None:
         for event in events:
             try:

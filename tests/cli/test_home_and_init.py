@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from cli_kit import cli, init_home
 
+from mintaka import Platform
 from mintaka.errors import ConfigurationError
 from mintaka.store import Store
 
@@ -85,6 +86,9 @@ def test_init_refuses_to_switch_the_backend_unless_asked(
     assert code == 0, err
     assert "switched from sagemaker" in " ".join(out.split())
     assert (home / "config.toml").read_text() == 'backend = "local"\n'
+    with Platform(home) as plat:
+        [event] = [e for e in plat.audit.events() if e.action == "home.backend.switch"]
+        assert (event.backend, event.details["previous"]) == ("local", "sagemaker")
 
 
 def test_init_writes_no_environment_override(

@@ -140,6 +140,8 @@ def init(
         )
     else:
         path = write_config(config)
+        if had:
+            plat.record_backend_switch(str(had))
         switched = f", switched from {had}" if had else ""
         console.print(
             f"initialised [bold]{plat.home}[/] (backend {chosen}{switched}, config {path})"
