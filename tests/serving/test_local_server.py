@@ -355,3 +355,18 @@ def test_an_endpoint_whose_bytes_fail_is_not_read_again_until_it_changes(
     assert len([r for r in caplog.records if "broken-api" in r.getMessage()]) == 1
     plat.backend.set_traffic("broken-api", TrafficMap(weights={"broken": 100}))  # type: ignore[attr-defined]
     wait_for(lambda: len(loads) == 2)  # a change to the endpoint is tried again
+
+
+def test_a_failed_invocation_names_the_records_it_left(served: Served) -> None:
+    """A 400 or 500 still logs each row (error telemetry reads them): the caller gets their ids."""
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:3", route="faulty")
+    failed = post(server, {"inputs": [row(0), row(1)]}, route="faulty")
+    assert failed.status_code == 500
+    ids = failed.json()["prediction_ids"]
+    invalid = post(server, {"inputs": [{"a": 1.0}]})
+    assert invalid.status_code == 400
+    ids += invalid.json()["prediction_ids"]
+    states = {r["id"]: r["status"] for r in logged(plat, server)}
+    assert len(ids) == 3
+    assert [states[i] for i in ids] == ["error", "error", "invalid"]

@@ -3,7 +3,9 @@
 - ``POST /endpoints/{name}/invocations`` with ``{"inputs": {...}}`` (one row) or
   ``{"inputs": [{...}, ...]}`` (a batch) answers ``{"predictions": [{"id", "output"}], "model",
   "version", "route", "endpoint"}``; each row gets its own prediction id. The header
-  ``X-Mintaka-Route`` pins a request to one route.
+  ``X-Mintaka-Route`` pins a request to one route. When the model refuses the rows (400) or
+  fails (500), the answer is ``{"error", "route", "prediction_ids"}``: the rows are still logged,
+  marked ``invalid`` or ``error`` (error telemetry and rollout SLAs read them), under those ids.
 - A request body larger than ``max_body_bytes`` (16 MiB by default; ``mintaka serve
   --max-body-mib``) is answered 413 before it is read in full; the model is not called and the
   request is no route's error.
@@ -453,8 +455,8 @@ class InferenceServer:
             self._child(self.latency, runtime.name, route.name).observe(elapsed)
             if status >= 500:
                 self._child(self.errors, runtime.name, route.name).inc()
-        if status != 200:
-            return status, {"error": error, "route": route.name}
+        if status != 200:  # the ids of the failed rows' records, for tracing them
+            return status, {"error": error, "route": route.name, "prediction_ids": ids}
         return status, {
             "endpoint": runtime.name,
             "route": route.name,
