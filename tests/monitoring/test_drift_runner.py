@@ -143,18 +143,27 @@ def test_a_drift_alert_on_a_retrain_signal_asks_for_retraining(
     assert reason.startswith("drift signal 'debt-drift' on scoring: psi:debt =")
 
 
-def test_persistent_drift_queues_one_retraining_while_it_is_pending(
-    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
-) -> None:
+def _drifting_debt(watched: Platform, log_predictions: LogPredictions, seed: int) -> None:
+    """A retrain signal on ``debt`` and logged traffic shifted far from its profile."""
     watched.monitoring.add_monitor(
         scoring_monitor(drift_signal(name="debt-drift", metric="psi:debt", retrain=True))
     )
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     shifted = [{k: v + 1.5 for k, v in row.items()} for row in _rows(rng, 2000)]
     log_predictions([(row, 0.5) for row in shifted])
-    for _ in range(3):  # the drift persists: an alert on every pass
+
+
+def _passes_alerting(watched: Platform, clock: ManualClock, passes: int = 3) -> None:
+    for _ in range(passes):  # the drift persists: an alert on every pass
         clock.advance(minutes=5)
         assert "scoring:debt-drift" in {a.signal for a in watched.monitoring.run_once().alerts}
+
+
+def test_persistent_drift_queues_one_retraining_while_it_is_pending(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    _drifting_debt(watched, log_predictions, seed=7)
+    _passes_alerting(watched, clock)
     assert [r.status for r in watched.pipelines.requests()] == ["pending"]
     [(settled, _)] = watched.pipelines.process_requests()  # no pipeline bound: it fails
     assert settled.status == "failed"
@@ -166,22 +175,14 @@ def test_persistent_drift_queues_one_retraining_while_it_is_pending(
 def test_persistent_drift_queues_no_retraining_while_one_waits_at_a_gate(
     watched: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
-    watched.monitoring.add_monitor(
-        scoring_monitor(drift_signal(name="debt-drift", metric="psi:debt", retrain=True))
-    )
-    rng = np.random.default_rng(8)
-    shifted = [{k: v + 1.5 for k, v in row.items()} for row in _rows(rng, 2000)]
-    log_predictions([(row, 0.5) for row in shifted])
-    clock.advance(minutes=5)
-    watched.monitoring.run_once()
+    _drifting_debt(watched, log_predictions, seed=8)
+    _passes_alerting(watched, clock, passes=1)
     [request] = watched.pipelines.requests()
     # Its run stopped at a gate (approvals to collect): it waits to be resumed.
     watched.pipelines._save_request(
         request.model_copy(update={"status": "waiting", "pipeline_run": "run-1"})
     )
-    for _ in range(3):  # the drift persists
-        clock.advance(minutes=5)
-        assert "scoring:debt-drift" in {a.signal for a in watched.monitoring.run_once().alerts}
+    _passes_alerting(watched, clock)
     assert [r.status for r in watched.pipelines.requests()] == ["waiting"]
 
 
