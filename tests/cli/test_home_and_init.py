@@ -24,6 +24,7 @@ def test_a_mistyped_home_is_an_error_and_creates_nothing(
     assert code == 1
     said = " ".join(err.split())
     assert "no Mintaka home at" in said
+    assert "(it does not exist)" in said
     assert str(typo) in "".join(err.split())  # a long path may be wrapped
     assert "mintaka init" in said
     assert "Traceback" not in out + err
@@ -37,7 +38,7 @@ def test_an_empty_directory_is_not_a_home(
     empty.mkdir()
     code, _, err = cli(capsys, "--home", str(empty), "models", "list")
     assert code == 1
-    assert "no Mintaka home" in err
+    assert "holds neither config.toml nor store.db" in " ".join(err.split())
     assert list(empty.iterdir()) == []
 
 

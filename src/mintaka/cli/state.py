@@ -59,7 +59,12 @@ def require_home(home: Path | None) -> Path:
 
     root = resolve_home(home)
     if not any((root / marker).is_file() for marker in (CONFIG_FILE, DEFAULT_STORE_FILE)):
-        what = "is not a directory" if root.exists() and not root.is_dir() else "is not one"
+        if not root.exists():
+            what = "it does not exist"
+        elif not root.is_dir():
+            what = "it is not a directory"
+        else:
+            what = f"it holds neither {CONFIG_FILE} nor {DEFAULT_STORE_FILE}"
         raise ConfigurationError(
             f"no Mintaka home at {root} ({what}): create it with `mintaka init`, "
             "or point --home / MINTAKA_HOME at an existing home"
