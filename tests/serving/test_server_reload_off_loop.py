@@ -56,3 +56,25 @@ def test_requests_are_answered_while_a_reload_loads_a_model(served: Served) -> N
             ).status_code
             == 200
         )
+
+
+def test_an_unrecorded_endpoint_is_looked_up_again_off_the_event_loop(served: Served) -> None:
+    _, server = served
+    server._stop.set()  # no polling: only the invocation looks again
+    assert server._poller is not None
+    server._poller.join(5)
+    threads: list[str] = []
+    reload = server.reload
+
+    def recording(force: bool = False) -> None:
+        threads.append(threading.current_thread().name)
+        reload(force)
+
+    server.reload = recording  # type: ignore[method-assign]
+    server._unrecorded = {"legacy-api"}  # an endpoint whose model the store does not record
+    answer = httpx.post(
+        f"{server.url}/endpoints/legacy-api/invocations", json={"inputs": row(0)}, timeout=5
+    )
+    assert answer.status_code == 404
+    assert threads
+    assert "mintaka-http" not in threads  # the server's event loop runs on that thread

@@ -332,10 +332,16 @@ class InferenceServer:
     async def _invoke(self, request: Request) -> Response:
         # Reached only when the ASGI front door does not take the request (it always does for
         # POST); kept so that the routing table states every path the server answers.
-        status, body = self._answer(
-            request.path_params["name"], await request.body(), request.headers.get(ROUTE_HEADER)
-        )
+        name = request.path_params["name"]
+        await self._look_again(name)
+        status, body = self._answer(name, await request.body(), request.headers.get(ROUTE_HEADER))
         return JSONResponse(body, status_code=status)
+
+    async def _look_again(self, name: str) -> None:
+        """Reload, off the event loop, for an endpoint not served because the store did not
+        record what it serves: it may have been recorded (adopted) since the last look."""
+        if name not in self.endpoints and name in self._unrecorded:
+            await run_in_threadpool(self.reload)
 
     async def _invoke_asgi(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         pinned = None
@@ -366,6 +372,7 @@ class InferenceServer:
             self._child(self.requests, name, "-", "413").inc()
             status, answer = 413, {"error": f"request body over the limit of {limit} bytes"}
         else:
+            await self._look_again(name)
             status, answer = self._answer(name, b"".join(chunks), pinned)
         try:
             body = _json_bytes(answer)
@@ -383,9 +390,6 @@ class InferenceServer:
     def _answer(self, name: str, raw: bytes, pinned: str | None) -> tuple[int, dict[str, Any]]:
         """Status and JSON body for one invocation of endpoint ``name``."""
         runtime = self.endpoints.get(name)
-        if runtime is None and name in self._unrecorded:
-            self.reload()  # what it serves may have been recorded since the last look
-            runtime = self.endpoints.get(name)
         if runtime is None:
             return 404, {"error": f"endpoint {name!r} is not served"}
         if runtime.killed:
