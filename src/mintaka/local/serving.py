@@ -70,7 +70,7 @@ def running_servers(path: Path) -> list[Announcement]:
         except (OSError, ValueError, KeyError, TypeError):
             continue  # absent, being replaced, or not an announcement
         pid = data.get("pid")
-        pid = pid if isinstance(pid, int) and not isinstance(pid, bool) else None
+        pid = pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
         if pid is not None and not _alive(pid):
             with suppress(OSError):
                 marker.unlink()
@@ -79,19 +79,15 @@ def running_servers(path: Path) -> list[Announcement]:
     return found
 
 
-def server_address(path: Path) -> str | None:
-    """The URL of an inference server running for this local backend, if one is."""
-    servers = running_servers(path)
-    return servers[0].url if servers else None
-
-
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OverflowError):
-        return pid > 0  # someone else's process, or a number no process can have
+    except PermissionError:
+        return True  # someone else's process
+    except OverflowError:
+        return False  # a number no process can have
     return True
 
 
