@@ -370,3 +370,23 @@ def test_a_failed_invocation_names_the_records_it_left(served: Served) -> None:
     states = {r["id"]: r["status"] for r in logged(plat, server)}
     assert len(ids) == 3
     assert [states[i] for i in ids] == ["error", "error", "invalid"]
+
+
+def test_an_output_json_cannot_carry_is_the_models_failure(served: Served, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """NaN from the model: a 500 counted as the route's error, its records marked error."""
+    from serving_kit import pyfunc_artifact
+
+    plat, server = served
+    plat.register_model(
+        "credit", pyfunc_artifact(tmp_path, "faulty_models:answers_nan"), flavor="pyfunc"
+    )
+    plat.serving.deploy("scoring", "credit:4", route="nan")
+    answer = post(server, {"inputs": [row(0)]}, route="nan")
+    assert answer.status_code == 500
+    assert "model output is not JSON" in answer.json()["error"]
+    [pid] = answer.json()["prediction_ids"]
+    assert {r["id"]: r["status"] for r in logged(plat, server)}[pid] == "error"
+    labels = {"endpoint": "scoring", "route": "nan"}
+    assert server.registry.get_sample_value("mintaka_errors_total", labels) == 1
+    ok = {**labels, "status": "200"}
+    assert server.registry.get_sample_value("mintaka_requests_total", ok) is None

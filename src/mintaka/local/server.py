@@ -335,6 +335,8 @@ class InferenceServer:
         name = request.path_params["name"]
         await self._look_again(name)
         status, body = self._answer(name, await request.body(), request.headers.get(ROUTE_HEADER))
+        if isinstance(body, bytes):
+            return Response(body, status_code=status, media_type="application/json")
         return JSONResponse(body, status_code=status)
 
     async def _look_again(self, name: str) -> None:
@@ -367,6 +369,7 @@ class InferenceServer:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+        answer: dict[str, Any] | bytes
         if too_large:
             chunks.clear()
             self._child(self.requests, name, "-", "413").inc()
@@ -374,10 +377,7 @@ class InferenceServer:
         else:
             await self._look_again(name)
             status, answer = self._answer(name, b"".join(chunks), pinned)
-        try:
-            body = _json_bytes(answer)
-        except ValueError as exc:  # e.g. a model answering NaN, which JSON cannot carry
-            status, body = 500, _json_bytes({"error": f"model output is not JSON: {exc}"})
+        body = answer if isinstance(answer, bytes) else _json_bytes(answer)
         await send(
             {
                 "type": "http.response.start",
@@ -387,7 +387,9 @@ class InferenceServer:
         )
         await send({"type": "http.response.body", "body": body})
 
-    def _answer(self, name: str, raw: bytes, pinned: str | None) -> tuple[int, dict[str, Any]]:
+    def _answer(
+        self, name: str, raw: bytes, pinned: str | None
+    ) -> tuple[int, dict[str, Any] | bytes]:
         """Status and JSON body for one invocation of endpoint ``name``."""
         runtime = self.endpoints.get(name)
         if runtime is None:
@@ -419,7 +421,12 @@ class InferenceServer:
         loaded: LoadedRoute,
         rows: list[dict[str, Any]],
         shadow: bool,
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> tuple[int, dict[str, Any] | bytes]:
+        """Answer ``rows`` with the route's model, log a record per row and count the request.
+
+        A successful answer comes back as its JSON bytes, encoded before anything is logged: an
+        output JSON cannot carry (NaN, infinity) is the model's failure, a 500 whose records say
+        ``error``, not a 200 logged as ``ok``."""
         route = loaded.route
         started = time.perf_counter()
         try:
@@ -434,6 +441,24 @@ class InferenceServer:
         now = self.platform.clock.now()
         new_id = self.platform.ids.new
         ids = [new_id("pred") for _ in rows]
+        answer = b""
+        if status == 200:
+            try:
+                answer = _json_bytes(
+                    {
+                        "endpoint": runtime.name,
+                        "route": route.name,
+                        "model": route.model,
+                        "version": route.version,
+                        "predictions": [
+                            {"id": i, "output": o} for i, o in zip(ids, outputs, strict=True)
+                        ],
+                    }
+                )
+            except (ValueError, TypeError) as exc:  # e.g. NaN, which JSON cannot carry
+                log.warning("model %s answered what JSON cannot carry: %s", loaded.version.ref, exc)
+                outputs, status, state = [], 500, "error"
+                error = f"model output is not JSON: {exc}"
         append = self.predlog.append
         latency_ms = elapsed * 1000.0
         for index, row in enumerate(rows):
@@ -461,13 +486,7 @@ class InferenceServer:
                 self._child(self.errors, runtime.name, route.name).inc()
         if status != 200:  # the ids of the failed rows' records, for tracing them
             return status, {"error": error, "route": route.name, "prediction_ids": ids}
-        return status, {
-            "endpoint": runtime.name,
-            "route": route.name,
-            "model": route.model,
-            "version": route.version,
-            "predictions": [{"id": i, "output": o} for i, o in zip(ids, outputs, strict=True)],
-        }
+        return status, answer
 
     def _mirror(
         self, runtime: EndpointRuntime, loaded: LoadedRoute, rows: list[dict[str, Any]]
