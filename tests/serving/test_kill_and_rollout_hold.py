@@ -67,9 +67,9 @@ def test_a_model_that_fails_to_import_stops_no_other_endpoint(
     server.reload()
     assert post(server, {"inputs": row(0)}).status_code == 503
     assert post(server, {"inputs": row(0)}, endpoint="side").status_code == 404
-    another = InferenceServer(plat)  # a server starting on this home serves what it can
-    assert sorted(another.endpoints) == ["scoring"]
-    assert another.endpoints["scoring"].killed
+    with InferenceServer(plat) as another:  # a server starting on this home serves what it can
+        assert sorted(another.endpoints) == ["scoring"]
+        assert another.endpoints["scoring"].killed
 
 
 # -- what a model cannot take is the caller's error ---------------------------------------------
