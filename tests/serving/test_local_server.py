@@ -390,3 +390,21 @@ def test_an_output_json_cannot_carry_is_the_models_failure(served: Served, tmp_p
     assert server.registry.get_sample_value("mintaka_errors_total", labels) == 1
     ok = {**labels, "status": "200"}
     assert server.registry.get_sample_value("mintaka_requests_total", ok) is None
+
+
+def test_a_model_answering_too_few_rows_is_a_500_not_the_callers_error(
+    served: Served,
+    tmp_path,  # type: ignore[no-untyped-def]
+) -> None:
+    from serving_kit import pyfunc_artifact
+
+    plat, server = served
+    plat.register_model(
+        "credit", pyfunc_artifact(tmp_path, "faulty_models:one_answer_short"), flavor="pyfunc"
+    )
+    plat.serving.deploy("scoring", "credit:4", route="short")
+    answer = post(server, {"inputs": [row(0), row(1)]}, route="short")
+    assert answer.status_code == 500
+    assert "model returned 1 outputs for 2 rows" in answer.json()["error"]
+    labels = {"endpoint": "scoring", "route": "short"}
+    assert server.registry.get_sample_value("mintaka_errors_total", labels) == 1

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mintaka.domain.registry import Flavor
-from mintaka.errors import ValidationError
+from mintaka.errors import MintakaError, ValidationError
 
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".pt", ".pth", ".dill", ".cloudpickle"})
 PYFUNC_FILE = "pyfunc.json"
@@ -70,8 +70,8 @@ class Predictor:
 
     def predict(self, rows: list[dict[str, Any]]) -> list[Any]:
         outputs = self._predict(rows)
-        if len(outputs) != len(rows):
-            raise ValidationError(f"model returned {len(outputs)} outputs for {len(rows)} rows")
+        if len(outputs) != len(rows):  # the model's fault, not the caller's input
+            raise MintakaError(f"model returned {len(outputs)} outputs for {len(rows)} rows")
         return outputs
 
 
