@@ -57,6 +57,13 @@ def test_ece_by_hand() -> None:
     assert close(expected_calibration_error([0, 1, 0], [0.1, 0.9, 0.9]), (0.1 + 2 * 0.4) / 3)
 
 
+def test_ece_of_a_window_holding_only_negatives_keeps_1_as_the_positive_class() -> None:
+    # observed rate 0 in each bin: the error is the mean predicted probability
+    assert close(expected_calibration_error([0, 0, 0], [0.1, 0.2, 0.3]), 0.2)
+    assert close(expected_calibration_error([False, False], [0.25, 0.75]), 0.5)
+    assert close(expected_calibration_error([1, 1], [0.25, 0.75]), 0.5)
+
+
 def test_join_labels_late_and_corrected() -> None:
     predictions = [
         {"id": "a", "at": "2025-01-01T00:00:00+00:00", "inputs": {}, "output": 1},

@@ -107,7 +107,9 @@ def _binary(y_true: npt.NDArray[Any], positive: Any) -> npt.NDArray[np.bool_]:
         classes = np.unique(y_true)
         if len(classes) > 2:
             raise ValidationError(f"expected a binary label, got classes {classes.tolist()}")
-        positive = classes[-1]
+        # 0/1 (or False/True) labels: 1 is the positive class even in a window that holds
+        # only 0s; other labels: the larger class.
+        positive = 1 if set(classes.tolist()) <= {0, 1} else classes[-1]
     return np.asarray(y_true == positive)
 
 
