@@ -364,7 +364,8 @@ def main(argv: list[str] | None = None) -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except MintakaError as exc:
-        err_console.print(f"[red]error[/]: {escape(str(exc))}")
+        # one line, however long: a path or URL in it stays whole for the reader to copy
+        err_console.print(f"[red]error[/]: {escape(str(exc))}", soft_wrap=True)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -373,7 +374,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except OSError as exc:  # a path the command was given or derived: not Mintaka's bug
         where = f": {exc.filename}" if exc.filename else ""
-        err_console.print(f"[red]error[/]: {escape(f'{exc.strerror or exc}{where}')}")
+        err_console.print(
+            f"[red]error[/]: {escape(f'{exc.strerror or exc}{where}')}", soft_wrap=True
+        )
         sys.exit(1)
     except Exception as exc:
         if not _is_usage_error(exc):
