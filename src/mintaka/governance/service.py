@@ -94,7 +94,7 @@ class GovernanceService:
 
     # -- model cards --------------------------------------------------------------------------
 
-    def set_model_card(self, model: str, **fields: str) -> dict[str, str]:
+    def set_model_card(self, model: str, /, **fields: str) -> dict[str, str]:
         """Set model-card fields (intended use, limitations, training data, evaluation, owner)."""
         unknown = set(fields) - set(MODEL_CARD_FIELDS)
         if unknown:
