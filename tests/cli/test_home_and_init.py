@@ -134,3 +134,96 @@ def test_an_in_memory_store_url_is_a_one_line_error(
     assert "in-memory SQLite database" in " ".join(err.split())
     assert "Traceback" not in out + err
     assert not (tmp_path / "h" / "config.toml").exists()
+
+
+def test_init_records_the_backend_given_before_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = tmp_path / "h"
+    code, out, err = cli(capsys, "--home", str(home), "--backend", "sagemaker", "init")
+    assert code == 0, err
+    assert "backend sagemaker" in " ".join(out.split())
+    assert (home / "config.toml").read_text() == 'backend = "sagemaker"\n'
+
+
+def test_two_backends_given_to_init_are_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = tmp_path / "h"
+    code, _, err = cli(
+        capsys, "--home", str(home), "--backend", "sagemaker", "init", "--backend", "local"
+    )
+    assert code == 2
+    said = " ".join(err.replace("│", " ").split())
+    assert "two backends given, 'sagemaker' before `init` and 'local' after it" in said
+    assert not home.exists()
+    # The same one twice is no contradiction.
+    code, _, err = cli(
+        capsys, "--home", str(home), "--backend", "local", "init", "--backend", "local"
+    )
+    assert code == 0, err
+
+
+def test_init_records_no_backend_from_the_environment_and_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "h"
+    monkeypatch.setenv("MINTAKA_BACKEND", "sagemaker")
+    monkeypatch.setenv("MINTAKA_STORE_URL", "sqlite:///other.db")
+    code, _, err = cli(capsys, "--home", str(home), "init")
+    assert code == 0, err
+    assert (home / "config.toml").read_text() == 'backend = "local"\n'
+    said = " ".join(err.split())
+    assert "MINTAKA_BACKEND=sagemaker is set" in said
+    assert "other commands use that backend, not local" in said
+    assert f"this home's store is sqlite:///{home / 'other.db'} while it is" in said
+    monkeypatch.delenv("MINTAKA_STORE_URL")
+    monkeypatch.setenv("MINTAKA_BACKEND", "local")
+    code, _, err = cli(capsys, "--home", str(home), "init")
+    assert (code, err) == (0, "")
+
+
+def test_init_without_config_takes_the_backend_its_store_was_used_with(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = tmp_path / "h"
+    with Platform(home, backend="sagemaker", actor="ana") as plat:  # made by the Python API
+        plat.record_backend_switch("local")  # its newest event names the backend, no cloud call
+    assert not (home / "config.toml").exists()
+    code, _, err = cli(capsys, "--home", str(home), "init", "--backend", "local")
+    assert code == 1
+    said = " ".join(err.split())
+    assert f"the store of {home} was last used with backend 'sagemaker'" in said
+    assert "--switch-backend" in said
+    assert not (home / "config.toml").exists()
+
+    code, out, err = cli(capsys, "--home", str(home), "init")
+    assert code == 0, err
+    assert "backend sagemaker" in " ".join(out.split())
+    assert (home / "config.toml").read_text() == 'backend = "sagemaker"\n'
+    with Platform(home) as plat:
+        assert len([e for e in plat.audit.events() if e.action == "home.backend.switch"]) == 1
+
+    (home / "config.toml").unlink()
+    code, out, err = cli(
+        capsys, "--home", str(home), "init", "--backend", "local", "--switch-backend"
+    )
+    assert code == 0, err
+    assert "switched from sagemaker" in " ".join(out.split())
+    with Platform(home) as plat:
+        *_, event = [e for e in plat.audit.events() if e.action == "home.backend.switch"]
+        assert (event.backend, event.details["previous"]) == ("local", "sagemaker")
+
+
+def test_the_demo_refuses_a_home_set_up_for_another_backend(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = tmp_path / "h"
+    home.mkdir()
+    (home / "config.toml").write_text('backend = "sagemaker"\n')
+    code, out, err = cli(capsys, "--home", str(home), "demo")
+    assert code == 1
+    said = " ".join(err.split())
+    assert "sets backend 'sagemaker'; the demo runs on the local backend only" in said
+    assert "Traceback" not in out + err
+    assert sorted(p.name for p in home.iterdir()) == ["config.toml"]

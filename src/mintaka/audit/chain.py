@@ -355,6 +355,17 @@ class AuditLog:
         for part in result.partitions(_BATCH):
             yield [(row[0], _as_bytes(row[1]), *row[2:]) for row in part]
 
+    def last_backend(self) -> str | None:
+        """The backend of the newest event that names one (None in an empty store)."""
+        query = (
+            select(audit_events.c.backend)
+            .where(audit_events.c.backend.is_not(None))
+            .order_by(audit_events.c.seq.desc())
+            .limit(1)
+        )
+        with self.store.read() as conn:
+            return conn.execute(query).scalar()
+
     def head(self, conn: Connection) -> tuple[int, str] | None:
         """The head row (sequence number and hash) as stored, inside ``conn``'s transaction."""
         row = Sql(conn).one(_HEAD_SQLITE)

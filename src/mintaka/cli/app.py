@@ -78,7 +78,9 @@ def _root(
         str | None, typer.Option("--backend", envvar="MINTAKA_BACKEND", help="Backend to use.")
     ] = None,
 ) -> None:
-    ctx.obj = CliState(home=home, actor=actor, backend=backend)
+    source = ctx.get_parameter_source("backend")
+    from_env = source is not None and source.name == "ENVIRONMENT"
+    ctx.obj = CliState(home=home, actor=actor, backend=backend, backend_from_env=from_env)
     ctx.call_on_close(ctx.obj.close)
 
 
@@ -100,7 +102,9 @@ def init(
 ) -> None:
     """Create the state directory and its store, and record the backend to use.
 
-    Running it again on an initialised home changes nothing. Environment overrides
+    The backend is the one given (here or as `mintaka --backend NAME init`), else the one the
+    home has: in its config.toml or, without one, the one its store was last used with; else
+    local. Running it again on an initialised home changes nothing. Environment overrides
     (MINTAKA_BACKEND, MINTAKA_STORE_URL) are not written into config.toml.
     """
     from pydantic import ValidationError as PydanticValidationError
@@ -116,14 +120,22 @@ def init(
     from mintaka.plugins import PluginManager
 
     current = state(ctx)
+    given = None if current.backend_from_env else current.backend
+    if backend and given and backend != given:
+        raise typer.BadParameter(
+            f"two backends given, {given!r} before `init` and {backend!r} after it: give one"
+        )
     root = resolve_home(current.home)
     recorded = read_config_file(root)
     had = recorded.get("backend")
-    chosen = backend or (str(had) if had else "local")
+    where = f"{root} is initialised with backend {had!r}"
+    if had is None and (had := _backend_of_store(root)) is not None:
+        where = f"the store of {root} was last used with backend {had!r}"
+    chosen = backend or given or (str(had) if had else "local")
     PluginManager().backends().get(chosen)  # NotFound names the installed ones
     if had and chosen != had and not switch_backend:
         raise ConfigurationError(
-            f"{root} is initialised with backend {had!r}; to use {chosen!r} instead, run "
+            f"{where}; to use {chosen!r} instead, run "
             f"`mintaka init --backend {chosen} --switch-backend`"
         )
     current.creates_home = True
@@ -133,20 +145,68 @@ def init(
     except PydanticValidationError as exc:
         raise ConfigurationError(f"invalid configuration in {root / CONFIG_FILE}: {exc}") from exc
     plat = platform(ctx)  # opens (or creates) the store and the backend before anything is written
-    if had == chosen:
+    if had == chosen and recorded.get("backend") == chosen:
         console.print(
             f"[bold]{plat.home}[/] is already initialised "
             f"(backend {chosen}, config {root / CONFIG_FILE})"
         )
     else:
         path = write_config(config)
-        if had:
+        if had and had != chosen:
             plat.record_backend_switch(str(had))
-        switched = f", switched from {had}" if had else ""
+        switched = f", switched from {had}" if had and had != chosen else ""
         console.print(
             f"initialised [bold]{plat.home}[/] (backend {chosen}{switched}, config {path})"
         )
     console.print(f"store: {plat.store.durability()}")
+    _note_overrides(chosen, plat.store.safe_url)
+
+
+def _backend_of_store(root: Path) -> str | None:
+    """The backend named by the newest audit event of the store ``root`` would open (None when
+    there is no such store yet, or it holds no event)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from mintaka.audit.chain import AuditLog
+    from mintaka.config import load_config
+    from mintaka.errors import StoreError
+    from mintaka.store import Store
+    from mintaka.store.engine import default_url, sqlite_file, url_in_home
+
+    url = load_config(root).store_url
+    url = url_in_home(root, url) if url else default_url(root)
+    file = sqlite_file(url)
+    if file is not None and not file.is_file():
+        return None
+    try:
+        store = Store(url, migrate=False)
+    except StoreError:
+        return None  # opening it again, to create it, reports why it cannot be
+    try:
+        return AuditLog(store).last_backend()
+    except SQLAlchemyError:  # no audit table yet: a store that was never written to
+        return None
+    finally:
+        store.dispose()
+
+
+def _note_overrides(chosen: str, store: str) -> None:
+    """Say which environment overrides apply to later commands, since init does not record them."""
+    import os
+
+    env_backend = os.environ.get("MINTAKA_BACKEND")
+    if env_backend and env_backend != chosen:
+        err_console.print(
+            f"note: MINTAKA_BACKEND={escape(env_backend)} is set: while it is, other commands "
+            f"use that backend, not {escape(chosen)}",
+            soft_wrap=True,
+        )
+    if os.environ.get("MINTAKA_STORE_URL"):
+        err_console.print(
+            f"note: MINTAKA_STORE_URL is set: this home's store is {escape(store)} while it is; "
+            "config.toml does not record it",
+            soft_wrap=True,
+        )
 
 
 @app.command()
@@ -201,11 +261,23 @@ def demo(ctx: typer.Context) -> None:
     """Run the lifecycle demo on the local backend (no cloud, no downloads)."""
     from rich.status import Status
 
+    from mintaka.config import CONFIG_FILE, read_config_file, resolve_home
     from mintaka.demo import run_demo
+    from mintaka.errors import ConfigurationError
 
     current = state(ctx)
     if current.backend not in (None, "local"):
-        raise typer.BadParameter("the demo runs on the local backend")
+        source = " (from MINTAKA_BACKEND)" if current.backend_from_env else ""
+        raise typer.BadParameter(
+            f"the demo runs on the local backend, not {current.backend!r}{source}"
+        )
+    root = resolve_home(current.home)
+    recorded = read_config_file(root).get("backend", "local")
+    if recorded != "local":
+        raise ConfigurationError(
+            f"{root / CONFIG_FILE} sets backend {recorded!r}; the demo runs on the local backend "
+            "only: give it another --home"
+        )
     current.backend = "local"
     current.creates_home = True
     plat = platform(ctx)

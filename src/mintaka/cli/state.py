@@ -22,6 +22,7 @@ class CliState:
     home: Path | None = None
     actor: str | None = None
     backend: str | None = None
+    backend_from_env: bool = False  # the global --backend came from MINTAKA_BACKEND
     creates_home: bool = False  # set by the commands that may create the home
     _platform: Platform | None = field(default=None, repr=False)
 
