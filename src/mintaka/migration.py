@@ -52,8 +52,10 @@ from mintaka.domain.discovery import ObservedModel, ResourceKind
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
 from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.names import (
+    ALIAS_RULE,
     RESERVED_ALIASES,
     route_name_of,
+    validate_alias,
     validate_endpoint_name,
     validate_model_name,
     validate_tag,
@@ -184,6 +186,15 @@ def _usable(kind: ResourceKind, name: str) -> bool:
     check = validate_endpoint_name if kind is ResourceKind.ENDPOINT else validate_model_name
     try:
         check(name.rpartition(":")[0] if kind is ResourceKind.MODEL_VERSION else name)
+    except InvalidName:
+        return False
+    return True
+
+
+def _usable_alias(alias: str) -> bool:
+    """Whether Mintaka can record the cloud's ``alias`` (one it could not show nor delete)."""
+    try:
+        validate_alias(alias)
     except InvalidName:
         return False
     return True
@@ -410,6 +421,8 @@ class MigrationService:
                 datasets = list(dict.fromkeys([*run.dataset_ids, *datasets]))
             platform._require_datasets(conn, datasets)
             recorded = _recorded_versions(sql, name)
+        if risk_tier is not None and model_row is not None:
+            platform._refuse_tier_below_model(name, risk_tier, RiskTier(model_row[1]))
         return _ModelArgs(
             name=name,
             reason=reason,
@@ -583,7 +596,8 @@ class MigrationService:
         if not adopted:
             return ModelAdoption(name, (), already, ())
         fresh = tuple(platform.get_model_version(name, v.version) for v in adopted)
-        return ModelAdoption(name, fresh, already, tuple(self._model_findings(fresh, cloud)))
+        findings = self._model_findings(fresh, cloud, observed.aliases)
+        return ModelAdoption(name, fresh, already, tuple(findings))
 
     def _recorded_runs_of(self, versions: Sequence[BackendVersion]) -> dict[int, _RunInputs]:
         """The recorded run each version's cloud origin names (its ``run_ids`` among the run's
@@ -675,7 +689,7 @@ class MigrationService:
         """The cloud's aliases onto adopted versions, where the store has no such alias."""
         events: list[AuditEvent] = []
         for alias, version in sorted(observed.aliases.items()):
-            if alias in RESERVED_ALIASES or version not in adopted:
+            if alias in RESERVED_ALIASES or version not in adopted or not _usable_alias(alias):
                 continue
             inserted = conn.execute(
                 self.platform._insert(model_aliases)
@@ -691,11 +705,22 @@ class MigrationService:
         return events
 
     def _model_findings(
-        self, adopted: Sequence[ModelVersion], cloud: Mapping[int, BackendVersion]
+        self,
+        adopted: Sequence[ModelVersion],
+        cloud: Mapping[int, BackendVersion],
+        aliases: Mapping[str, int],
     ) -> list[str]:
         platform = self.platform
         governance = platform.governance
         findings: list[str] = []
+        numbers = {v.version for v in adopted}
+        for alias, number in sorted(aliases.items()):
+            if alias not in RESERVED_ALIASES and number in numbers and not _usable_alias(alias):
+                findings.append(
+                    f"the cloud's alias {alias!r} on {adopted[0].name}:{number} is not recorded "
+                    f"(aliases are {ALIAS_RULE}): rename it in the cloud; sync reports it "
+                    "until then"
+                )
         for version in adopted:
             production = [a for a in version.aliases if a in governance.policy.production_aliases]
             if production:
@@ -708,6 +733,7 @@ class MigrationService:
             theirs = cloud[version.version]
             if (
                 platform.supports(Capability.REGISTRY_APPROVAL)
+                and governance.policy.controls(version.risk_tier).signs_off
                 and theirs.approval is ApprovalStatus.APPROVED
                 and not governance.approvals(version)
             ):

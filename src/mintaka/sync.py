@@ -13,14 +13,15 @@ the cloud is ``version.missing``), each version's artifact digest, tags, (where 
 projects stages) stage and (where it projects approvals) approval status, and the aliases. Aliases
 the clouds reserve for themselves (``latest``, ``default``) are ignored. Per endpoint recorded for
 the backend: whether it still exists, and its live traffic weights (and its shadow route, where
-the cloud itself holds the shadow), except while the cloud still walks a native rollout whose end
-is already recorded.
+the cloud itself holds the shadow), and which model version each route serves, except while the
+cloud still walks a native rollout whose end is already recorded.
 
 The approval status core stands behind is what governance projects onto the cloud's approval
 field: ``pending`` until a version has approvals, then ``approved`` once its approval controls are
 met (approvals of these bytes, by the roles and in the number the policy asks) and ``pending``
 while they are not. A cloud that reports no approval status for a version (one that never had
-core's projected onto it) is not compared.
+core's projected onto it) is not compared, nor is a version whose risk tier names no approver
+role: no one can approve it through Mintaka, so core has no verdict on that field.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from sqlalchemy import Connection, func, select
 from mintaka.capabilities import Capability
 from mintaka.domain.discovery import Difference, ObservedModel
 from mintaka.domain.names import RESERVED_ALIASES
-from mintaka.domain.registry import ApprovalStatus, Stage
+from mintaka.domain.registry import ApprovalStatus, RiskTier, Stage
 from mintaka.errors import NotFound
 from mintaka.interfaces import StateObserver
 from mintaka.store.schema import (
@@ -72,6 +73,7 @@ class DifferenceKind(StrEnum):
     ALIAS = "alias"  # an alias points elsewhere, or exists on one side only
     ENDPOINT_MISSING = "endpoint.missing"  # recorded endpoint, absent from the cloud
     TRAFFIC = "endpoint.traffic"  # the cloud routes traffic differently from the record
+    ROUTES = "endpoint.routes"  # a route serves another version than the recorded one
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,7 @@ class RecordedVersion:
     digest: str
     stage: Stage
     tags: dict[str, str] = field(default_factory=dict)
+    tier: RiskTier = RiskTier.MEDIUM
     approvals: int = 0  # approval records core holds for this version
     # The approval status core projects (None: not compared, the backend projects none).
     approval: ApprovalStatus | None = None
@@ -110,6 +113,7 @@ def recorded_models(conn: Connection, backend: str) -> list[RecordedModel]:
                 model_versions.c.version,
                 model_versions.c.artifact_digest,
                 model_versions.c.stage,
+                model_versions.c.risk_tier,
             ).where(model_versions.c.name == name)
         ).all()
         tags: dict[str, dict[str, str]] = {}
@@ -137,6 +141,7 @@ def recorded_models(conn: Connection, backend: str) -> list[RecordedModel]:
                 digest=row.artifact_digest,
                 stage=Stage(row.stage),
                 tags=tags.get(row.id, {}),
+                tier=RiskTier(row.risk_tier),
                 approvals=approved.get(row.id, 0),
             )
             for row in rows
@@ -267,9 +272,14 @@ def open_differences(conn: Connection) -> dict[tuple[str, str], OpenDifference]:
 
 
 def with_projected_approvals(platform: Platform, model: RecordedModel) -> RecordedModel:
-    """``model`` with the approval status core projects onto the cloud for each version."""
+    """``model`` with the approval status core projects onto the cloud for each version; a
+    version whose tier names no approver role (no one can approve it) has none to compare."""
     versions: dict[int, RecordedVersion] = {}
+    policy = platform.governance.policy
     for number, version in model.versions.items():
+        if not policy.controls(version.tier).signs_off:
+            versions[number] = replace(version, approval=None)
+            continue
         status = ApprovalStatus.PENDING
         if version.approvals:
             record = platform.get_model_version(f"{model.name}:{number}")
@@ -329,18 +339,52 @@ def compare_endpoints(
         if shadow_in_cloud:
             was["shadow"] = endpoint.traffic.shadow
             now["shadow"] = seen.traffic.shadow
+        served = {r.name: f"{r.model}:{r.version}" for r in endpoint.routes}
+        serves = _served_by(seen.extra.get("routes"))
         # A native rollout the cloud is still walking: the record already holds its end.
-        if was != now and native_rollout.in_flight(platform, endpoint.name) is None:
-            found.append(
-                Difference(
-                    kind=DifferenceKind.TRAFFIC.value,
-                    subject=subject,
-                    recorded=was,
-                    observed=now,
-                    detected_at=at,
+        if (was != now or (serves is not None and serves != served)) and native_rollout.in_flight(
+            platform, endpoint.name
+        ) is None:
+            if was != now:
+                found.append(
+                    Difference(
+                        kind=DifferenceKind.TRAFFIC.value,
+                        subject=subject,
+                        recorded=was,
+                        observed=now,
+                        detected_at=at,
+                    )
                 )
-            )
+            if serves is not None and serves != served:
+                found.append(
+                    Difference(
+                        kind=DifferenceKind.ROUTES.value,
+                        subject=subject,
+                        recorded=dict(sorted(served.items())),
+                        observed=dict(sorted(serves.items())),
+                        detected_at=at,
+                    )
+                )
     return found
+
+
+def _served_by(routes: object) -> dict[str, str] | None:
+    """What each route the cloud reports serves (``model:version``); None when the backend's
+    observation names no routes."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from mintaka.domain.serving import Route
+
+    if not isinstance(routes, list):
+        return None
+    serves: dict[str, str] = {}
+    for item in routes:
+        try:
+            route = Route.model_validate(item)
+        except PydanticValidationError:
+            continue  # not a route Mintaka could record: the recorded one shows as gone
+        serves[route.name] = f"{route.model}:{route.version}"
+    return serves
 
 
 def sync_models(platform: Platform) -> list[Difference]:

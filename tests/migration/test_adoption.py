@@ -299,7 +299,7 @@ def test_cli_discovers_and_adopts(
     code, out, _ = cli(capsys, *base, "sync")
     assert code == 1
     assert "1 difference(s)" in out
-    assert "  mintaka adopt model churn\n" in out
+    assert "  mintaka adopt model churn --reason TEXT\n" in out
     code, out, _ = cli(capsys, *base, "sync", "--json")
     assert code == 1
     assert [(d["kind"], d["subject"]) for d in json.loads(out)] == [

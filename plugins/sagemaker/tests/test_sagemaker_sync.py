@@ -17,7 +17,11 @@ from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
 
 @pytest.fixture
 def live(platform: Platform, tmp_path: Path) -> str:
-    """churn:1 on route blue (all traffic) and churn:2 on green, both recorded by Mintaka."""
+    """churn:1 on route blue (all traffic) and churn:2 on green, both recorded by Mintaka, under
+    a policy whose medium tier can be approved (so core projects an approval status) and need
+    not be."""
+    (platform.home / POLICY_FILE).write_text(POLICY.replace("approvals = 1\n", ""))
+    platform.governance.reload_policy()
     platform.register_model("churn", model_artifact(tmp_path, b"v1"))
     platform.register_model("churn", model_artifact(tmp_path, b"v2"))
     platform.serving.create_endpoint("churn-live", "churn:1", route="blue")

@@ -28,7 +28,13 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 ReasonOpt = Annotated[
     str, typer.Option("--reason", help="Why this is adopted (recorded for auditors).")
 ]
-OwnerOpt = Annotated[str | None, typer.Option(help="Accountable owner [default: you].")]
+OwnerOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Accountable owner of the adopted versions "
+        "[default: the model's recorded owner, else you]."
+    ),
+]
 TierOpt = Annotated[str | None, typer.Option(help="Risk tier: low, medium or high.")]
 RunOpt = Annotated[
     str | None, typer.Option("--run", help="The recorded run that trained the model.")
@@ -114,8 +120,9 @@ def _next_step(difference: Difference) -> str | None:
 
     # What to do about each kind of difference sync reports.
     next_steps: dict[str, str] = {
-        DifferenceKind.VERSION_UNRECORDED: "mintaka adopt model {model}",
+        DifferenceKind.VERSION_UNRECORDED: "mintaka adopt model {model} --reason TEXT",
         DifferenceKind.TRAFFIC: "mintaka rollback {endpoint}, or record the change through Mintaka",
+        DifferenceKind.ROUTES: "mintaka rollback {endpoint}, or record the change through Mintaka",
         DifferenceKind.APPROVAL: "mintaka approve {subject}",
         DifferenceKind.ALIAS: "mintaka models alias {model}:{recorded} {alias} (puts the recorded "
         "one back)",
@@ -320,6 +327,8 @@ def adopt_endpoint(
     spec = read_monitor_spec(monitor) if monitor is not None else None
     if spec is not None and spec.endpoint != name:
         raise ValidationError(f"{monitor}: the monitor watches {spec.endpoint!r}, not {name!r}")
+    if spec is not None:  # refused before the endpoint is adopted, not after
+        plat.monitoring.check_monitor(spec, endpoint_recorded=False)
     from mintaka.domain.monitoring import CaptureConfig
 
     adoption = plat.migration.adopt_endpoint(

@@ -66,6 +66,12 @@ class TierControls(BaseModel):
         description="days a superseded version is kept (for rollback) before it is retired",
     )
 
+    @property
+    def signs_off(self) -> bool:
+        """Whether versions of this tier can be approved at all (an approver role is named);
+        without one, core has no approval verdict for a cloud's approval field."""
+        return bool(self.approver_roles)
+
     @model_validator(mode="after")
     def _coherent(self) -> Self:
         unknown = set(self.documentation) - set(MODEL_CARD_FIELDS)

@@ -136,9 +136,49 @@ class MonitoringService:
     # -- monitor specs -------------------------------------------------------------------------
 
     def add_monitor(self, spec: MonitorSpec) -> str:
-        """Attach a monitor to an endpoint; every signal is validated before anything is stored."""
+        """Attach a monitor to an endpoint; every signal is validated before anything is stored.
+
+        Idempotent: when the same monitor already watches the endpoint, its id is returned and
+        nothing is added.
+        """
+        self.check_monitor(spec)
+        with self.platform.store.write() as conn:
+            rows = conn.execute(
+                select(monitors.c.id, monitors.c.spec)
+                .where(monitors.c.endpoint == spec.endpoint)
+                .order_by(monitors.c.created_at, monitors.c.id)
+            ).all()
+            for row in rows:
+                if MonitorSpec.model_validate(row.spec) == spec:
+                    return str(row.id)
+            monitor_id = self.platform.ids.new("mon")
+            conn.execute(
+                monitors.insert().values(
+                    id=monitor_id,
+                    endpoint=spec.endpoint,
+                    model=spec.model,
+                    spec=spec.model_dump(mode="json"),
+                    created_at=self.platform._now().isoformat(),
+                    created_by=self.platform.actor,
+                )
+            )
+            event = self.platform._audit(
+                conn,
+                "monitor.add",
+                spec.endpoint,
+                monitor=monitor_id,
+                signals=[s.name for s in spec.signals],
+            )
+        self.platform._after_commit([event])
+        return monitor_id
+
+    def check_monitor(self, spec: MonitorSpec, *, endpoint_recorded: bool = True) -> None:
+        """Refuse a monitor :meth:`add_monitor` would refuse. With ``endpoint_recorded=False``
+        (an endpoint about to be adopted) the endpoint's record, and the training-data features
+        it would name, are not asked for."""
         validate_endpoint_name(spec.endpoint)
-        self.platform.serving.get_endpoint(spec.endpoint)
+        if endpoint_recorded:
+            self.platform.serving.get_endpoint(spec.endpoint)
         self.platform.get_model(spec.model)
         if not spec.signals:
             raise ValidationError("a monitor needs at least one signal")
@@ -176,23 +216,6 @@ class MonitoringService:
                         f"fairness signal {signal.name!r} measures METRIC:ATTRIBUTE with METRIC"
                         f" one of {FAIRNESS_METRICS} and ATTRIBUTE a logged input column"
                     )
-        monitor_id = self.platform.ids.new("mon")
-        with self.platform.store.write() as conn:
-            conn.execute(
-                monitors.insert().values(
-                    id=monitor_id,
-                    endpoint=spec.endpoint,
-                    model=spec.model,
-                    spec=spec.model_dump(mode="json"),
-                    created_at=self.platform._now().isoformat(),
-                    created_by=self.platform.actor,
-                )
-            )
-            event = self.platform._audit(
-                conn, "monitor.add", spec.endpoint, monitor=monitor_id, signals=names
-            )
-        self.platform._after_commit([event])
-        return monitor_id
 
     def _check_drift_metric(self, spec: MonitorSpec, signal: Signal) -> None:
         """A drift signal names a statistic, and a feature the training-data profile of the

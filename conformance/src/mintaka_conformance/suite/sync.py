@@ -26,6 +26,28 @@ from mintaka_conformance.scenarios import (
     cleanup_models,
 )
 
+# The open policy names no approver role, so core has no approval verdict to compare; this one
+# lets versions of every tier be approved (none has to be).
+SIGN_OFF_POLICY = """
+version = "conformance-sign-off/1"
+
+[roles]
+
+[tiers.low]
+approver_roles = ["model-risk"]
+[tiers.medium]
+approver_roles = ["model-risk"]
+[tiers.high]
+approver_roles = ["model-risk"]
+"""
+
+
+def _use_sign_off_policy(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = platform.home / "sign-off-policy.toml"
+    path.write_text(SIGN_OFF_POLICY)
+    monkeypatch.setenv("MINTAKA_POLICY", str(path))  # wins over any policy the run set
+    platform.governance.reload_policy()
+
 
 def _audited(platform: Platform, action: str) -> list[tuple[str, dict[str, Any]]]:
     return [(e.subject, e.details) for e in platform.audit.events() if e.action == action]
@@ -121,6 +143,35 @@ class AbstractSyncTests(AbstractBackendFixtures):
         assert [s for s, _ in _audited(platform, DIFFERENCE_ACTION)] == [f"endpoint {endpoint}"]
         assert platform.serving.get_endpoint(endpoint).traffic.weights["blue"] == 100
 
+    @pytest.mark.requires(Capability.SYNC, Capability.SERVING)
+    def test_route_repointed_out_of_band_is_reported(
+        self,
+        platform: Platform,
+        cloud: Any,
+        servable: ServableModel,
+        names: Names,
+        data_plane: None,
+    ) -> None:
+        """The backend MUST reveal which version each route serves, so that a route pointed at
+        another version through the cloud's own API (traffic unchanged) is reported."""
+        endpoint = names.endpoint("repoint")
+        platform.serving.create_endpoint(endpoint, f"{servable.name}:1", route="blue")
+        assert platform.sync() == []
+        cloud.update_routes(  # the backend's own call, which core never hears of
+            endpoint,
+            [Route(name="blue", model=servable.name, version=2)],
+            TrafficMap(weights={"blue": 100}),
+        )
+        [difference] = platform.sync()
+        assert (difference.kind, difference.subject) == ("endpoint.routes", f"endpoint {endpoint}")
+        assert (difference.recorded, difference.observed) == (
+            {"blue": f"{servable.name}:1"},
+            {"blue": f"{servable.name}:2"},
+        )
+        assert [s for s, _ in _audited(platform, DIFFERENCE_ACTION)] == [f"endpoint {endpoint}"]
+        [route] = platform.serving.get_endpoint(endpoint).routes
+        assert route.version == 1  # the record is not overwritten
+
     @pytest.mark.requires(Capability.SYNC, Capability.REGISTRY_DELETE)
     def test_version_deleted_out_of_band_is_reported(
         self, platform: Platform, out_of_band: OutOfBand, scenario: ModelScenario
@@ -144,10 +195,16 @@ class AbstractSyncTests(AbstractBackendFixtures):
 
     @pytest.mark.requires(Capability.SYNC, Capability.REGISTRY_APPROVAL)
     def test_approval_changed_out_of_band_is_reported_then_resolved(
-        self, platform: Platform, cloud: Any, out_of_band: OutOfBand, scenario: ModelScenario
+        self,
+        platform: Platform,
+        cloud: Any,
+        out_of_band: OutOfBand,
+        scenario: ModelScenario,
+        monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """The backend MUST reveal a version approved through the cloud's own API while core
         projects it pending (it has no approvals), and the undoing of that change."""
+        _use_sign_off_policy(platform, monkeypatch)
         approve = getattr(out_of_band, "set_approval", None) or cloud.set_approval
         approve(scenario.name, 1, ApprovalStatus.APPROVED)
         differences = platform.sync()

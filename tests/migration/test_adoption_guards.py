@@ -1,0 +1,129 @@
+"""What adoption refuses or leaves out, and what sync reports and advises about adopted things."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cli_kit import cli
+from test_adoption import legacy_endpoint, write_legacy
+
+from mintaka import ManualClock, Platform
+from mintaka.domain.registry import ApprovalStatus
+from mintaka.errors import PolicyViolation
+from mintaka.governance.policy import OPEN_POLICY
+
+MONITOR = (
+    'endpoint = "churn-api"\nmodel = "churn"\n\n[[signals]]\nname = "errors"\n'
+    'kind = "telemetry"\nmetric = "{metric}"\nthreshold = 0.05\nwindow = "15m"\nowner = "oncall"\n'
+)
+
+
+def test_a_tier_below_the_models_is_refused_before_the_cloud_is_read(
+    platform: Platform, tmp_path: Path
+) -> None:
+    write_legacy(platform, tmp_path)
+    platform.migration.adopt_model("churn", reason="inherited", tier="high", versions=[1])
+    with pytest.raises(PolicyViolation, match="tier-not-below-model"):
+        platform.migration.adopt_model("churn", reason="inherited", tier="low", versions=[2])
+    assert [v.version for v in platform.list_versions("churn")] == [1]
+    adoption = platform.migration.adopt_model("churn", reason="inherited", versions=[2])
+    assert [v.risk_tier.value for v in adoption.adopted] == ["high"]  # the model's, by default
+
+
+def test_a_cloud_alias_mintaka_cannot_use_is_left_out_and_reported(
+    platform: Platform, tmp_path: Path
+) -> None:
+    write_legacy(platform, tmp_path)
+    with platform.backend.transactions.write() as conn:  # type: ignore[attr-defined]
+        conn.exec_driver_sql(
+            "INSERT INTO local_aliases (name, alias, version) VALUES ('churn', 'Prod_1', 2)"
+        )
+    adoption = platform.migration.adopt_model("churn", reason="inherited")
+    assert adoption.adopted[1].aliases == ("champion",)
+    [finding] = [f for f in adoption.findings if "Prod_1" in f]
+    assert "rename it in the cloud" in finding
+    [difference] = platform.sync()
+    assert (difference.kind, difference.subject) == ("alias", "churn@Prod_1")
+    assert (difference.recorded, difference.observed) == (None, 2)
+    # Every alias the store holds can be shown and deleted.
+    platform.delete_alias("churn", "champion")
+
+
+def test_the_monitor_is_checked_before_the_endpoint_is_adopted_and_added_once(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path, clock: ManualClock
+) -> None:
+    with Platform(home, clock=clock, actor="alice") as platform:
+        write_legacy(platform, tmp_path)
+        legacy_endpoint(platform)
+        platform.migration.adopt_model("churn", reason="inherited")
+    spec = tmp_path / "monitor.toml"
+    spec.write_text(MONITOR.format(metric="nope"))
+    base = ["--home", str(home), "--as", "alice", "adopt", "endpoint", "churn-api"]
+    code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
+    assert code == 1
+    assert "telemetry signal 'errors' measures one of" in " ".join(err.split())
+    with Platform(home, clock=clock, actor="alice") as platform:
+        assert platform.serving.list_endpoints() == []  # nothing adopted
+    spec.write_text(MONITOR.format(metric="error_rate"))
+    for _ in range(2):
+        code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
+        assert code == 0, err
+    with Platform(home, clock=clock, actor="alice") as platform:
+        assert len(platform.monitoring.monitors("churn-api")) == 1
+        assert [e.action for e in platform.audit.events()].count("monitor.add") == 1
+
+
+def test_adding_the_same_monitor_twice_keeps_one(platform: Platform, tmp_path: Path) -> None:
+    from mintaka.cli.monitoring import read_monitor_spec
+
+    write_legacy(platform, tmp_path)
+    legacy_endpoint(platform)
+    platform.migration.adopt_model("churn", reason="inherited")
+    platform.migration.adopt_endpoint("churn-api", reason="inherited")
+    path = tmp_path / "monitor.toml"
+    path.write_text(MONITOR.format(metric="error_rate"))
+    spec = read_monitor_spec(path)
+    first = platform.monitoring.add_monitor(spec)
+    assert platform.monitoring.add_monitor(spec) == first
+    other = spec.model_copy(
+        update={"signals": (spec.signals[0].model_copy(update={"threshold": 0.1}),)}
+    )
+    assert platform.monitoring.add_monitor(other) != first
+    assert len(platform.monitoring.monitors("churn-api")) == 2
+
+
+SIGN_OFF = OPEN_POLICY.read_text().replace(
+    "[tiers.medium]", '[tiers.medium]\napprover_roles = ["model-risk"]'
+)
+
+
+def test_no_approval_status_is_compared_where_no_one_can_approve(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_legacy(platform, tmp_path)
+    with platform.backend.transactions.write() as conn:  # type: ignore[attr-defined]
+        conn.exec_driver_sql("UPDATE local_versions SET approval = 'approved' WHERE version = 1")
+    # The open policy names no approver role: approving through Mintaka is impossible, so
+    # neither adoption nor sync asks for it.
+    adoption = platform.migration.adopt_model("churn", reason="inherited")
+    assert not [f for f in adoption.findings if "approve" in f]
+    platform.backend.set_approval("churn", 2, ApprovalStatus.APPROVED)  # type: ignore[attr-defined]
+    assert platform.sync() == []
+
+    policy = tmp_path / "sign-off.toml"
+    policy.write_text(SIGN_OFF)
+    monkeypatch.setenv("MINTAKA_POLICY", str(policy))
+    platform.governance.reload_policy()
+    differences = [(d.kind, d.subject, d.recorded, d.observed) for d in platform.sync()]
+    assert differences == [
+        ("version.approval", "churn:1", "pending", "approved"),
+        ("version.approval", "churn:2", "pending", "approved"),
+    ]
+
+
+def test_adopt_help_tells_the_owner_default(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = cli(capsys, "adopt", "model", "--help")
+    assert code == 0
+    said = " ".join(out.replace("│", " ").split())
+    assert "[default: the model's recorded owner, else you]" in said
