@@ -21,7 +21,7 @@ def test_a_wrapped_docstring_reads_as_one_paragraph_in_the_command_list(
     ("command", "shown"),
     [
         ((), "State directory [default: .mintaka]."),
-        (("adopt", "model"), "Accountable owner [default: you]."),
+        (("adopt", "model"), "[default: the model's recorded owner, else you]."),
         (("adopt", "model"), "Only this version (repeatable) [default: all]."),
         (("endpoints", "create"), "Route name [default: MODEL-vN]."),
     ],

@@ -120,10 +120,3 @@ def test_no_approval_status_is_compared_where_no_one_can_approve(
         ("version.approval", "churn:1", "pending", "approved"),
         ("version.approval", "churn:2", "pending", "approved"),
     ]
-
-
-def test_adopt_help_tells_the_owner_default(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = cli(capsys, "adopt", "model", "--help")
-    assert code == 0
-    said = " ".join(out.replace("│", " ").split())
-    assert "[default: the model's recorded owner, else you]" in said

@@ -202,12 +202,28 @@ def test_a_request_stopped_at_a_gate_waits_for_its_run_to_be_resumed(
     hold.unlink()  # the sign-off arrives
     resumed = platform.pipelines.resume(run_id, isolation="inline")
     assert resumed.status is PipelineStatus.SUCCEEDED
-    [(settled, run)] = platform.pipelines.process_requests(isolation="inline")
+    # Settled by the resume itself: it no longer holds off drift-triggered retraining.
+    assert platform.pipelines.requests("waiting") == []
+    [settled] = platform.pipelines.requests()
     assert (settled.id, settled.status) == (request.id, "done")
     assert settled.outcome == "succeeded after resuming"
+    assert settled.pipeline_run == run_id
+    assert platform.pipelines.process_requests(isolation="inline") == []
+
+
+def test_a_request_whose_run_succeeded_unsettled_is_settled_by_the_next_pass(
+    platform: Platform, hold: Path
+) -> None:
+    platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
+    [(waiting, _)] = platform.pipelines.process_requests(isolation="inline")
+    hold.unlink()
+    run_id = waiting.pipeline_run or ""
+    platform.pipelines.executor(isolation="inline").resume(run_id)  # e.g. a process that died
+    assert platform.pipelines.requests("waiting") == [waiting]
+    [(settled, run)] = platform.pipelines.process_requests(isolation="inline")
+    assert (settled.status, settled.outcome) == ("done", "succeeded after resuming")
     assert run is not None
     assert run.id == run_id
-    assert platform.pipelines.process_requests(isolation="inline") == []
 
 
 def test_a_later_retraining_supersedes_a_waiting_request(platform: Platform, hold: Path) -> None:

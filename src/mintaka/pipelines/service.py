@@ -135,7 +135,29 @@ class PipelineService:
         return self.executor(**options).run(spec, parameters, **run_options)
 
     def resume(self, run_id: str, **options: Any) -> PipelineRun:
-        return self.executor(**options).resume(run_id)
+        """Resume a run stopped at a gate; once it succeeds, the retraining requests that waited
+        for it are settled (done) there and then."""
+        run = self.executor(**options).resume(run_id)
+        if run.status is PipelineStatus.SUCCEEDED:
+            self._settle_waiting(run_id)
+        return run
+
+    def _settle_waiting(
+        self, run_id: str | None = None
+    ) -> list[tuple[RetrainRequest, PipelineRun | None]]:
+        """Mark done the waiting requests whose run has since succeeded (only ``run_id``'s)."""
+        settled: list[tuple[RetrainRequest, PipelineRun | None]] = []
+        for request in self.requests("waiting"):
+            if run_id is not None and request.pipeline_run != run_id:
+                continue
+            run = self._run_of(request)
+            if run is not None and run.status is PipelineStatus.SUCCEEDED:
+                done = request.model_copy(
+                    update={"status": "done", "outcome": "succeeded after resuming"}
+                )
+                self._save_request(done)
+                settled.append((done, run))
+        return settled
 
     def runs(self) -> list[PipelineRun]:
         return self.executor().runs()
@@ -323,23 +345,16 @@ class PipelineService:
         settle the waiting ones.
 
         A request whose run stopped at a gate (approvals to collect, a champion not beaten) is
-        ``waiting``, with the run to resume; it becomes ``done`` once that run has succeeded
-        (resumed by whoever collected the approvals), or once a later request for the same model
-        has retrained it. Any other error marks the request ``failed``.
+        ``waiting``, with the run to resume; it becomes ``done`` when that run succeeds (resumed
+        by whoever collected the approvals; :meth:`resume` settles it, and this settles any it
+        could not), or once a later request for the same model has retrained it. Any other error
+        marks the request ``failed``.
 
         A pending request is claimed by the process that runs it, so two runners started at once
         (an overlapping cron, a second terminal) never train the same request twice; a claim
         whose process has gone is taken over.
         """
-        handled: list[tuple[RetrainRequest, PipelineRun | None]] = []
-        for request in self.requests("waiting"):
-            run = self._run_of(request)
-            if run is not None and run.status is PipelineStatus.SUCCEEDED:
-                settled = request.model_copy(
-                    update={"status": "done", "outcome": "succeeded after resuming"}
-                )
-                self._save_request(settled)
-                handled.append((settled, run))
+        handled = self._settle_waiting()  # a run resumed without settling its request
         seen: dict[str, RetrainRequest] = {}
         for request in self.requests("pending"):
             if request.model in seen:
