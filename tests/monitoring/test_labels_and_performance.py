@@ -132,6 +132,38 @@ def test_a_signal_that_cannot_be_evaluated_is_reported_and_the_rest_still_run(
     assert served.audit.verify().ok
 
 
+def test_a_persisting_failure_is_audited_once_and_its_end_when_measured_again(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(served, performance_signal(name="auc", metric="roc_auc", threshold=0.7))
+    ids = log_predictions([({"x": i}, {"label": i % 3, "score": 0.5}) for i in range(30)])
+    served.monitoring.record_labels({pid: (i + 1) % 3 for i, pid in enumerate(ids)})
+
+    def audited() -> list[tuple[str, str]]:
+        actions = ("monitor.signal.failed", "monitor.signal.recovered")
+        return [(e.action, e.subject) for e in served.audit.events() if e.action in actions]
+
+    for _ in range(3):  # the same failure on every pass: reported each time, audited once
+        clock.advance(minutes=15)
+        assert [f.signal for f in served.monitoring.run_once().failed] == ["auc"]
+    assert audited() == [("monitor.signal.failed", "scoring:auc")]
+
+    clock.advance(days=2)  # the three-class window has passed; binary labels arrive
+    ids = log_predictions([({"x": i}, {"label": i % 2, "score": i % 2}) for i in range(20)])
+    served.monitoring.record_labels({pid: i % 2 for i, pid in enumerate(ids)})
+    clock.advance(minutes=1)
+    report = served.monitoring.run_once()
+    assert (report.failed, report.evaluated) == ((), 1)
+    assert audited() == [
+        ("monitor.signal.failed", "scoring:auc"),
+        ("monitor.signal.recovered", "scoring:auc"),
+    ]
+    clock.advance(minutes=1)
+    served.monitoring.run_once()
+    assert len(audited()) == 2  # nothing more while it is measured
+    assert served.audit.verify().ok
+
+
 def test_a_failure_to_audit_a_failed_signal_does_not_stop_the_run(
     served: Platform,
     clock: ManualClock,

@@ -11,6 +11,7 @@ to the next person on its escalation path.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -38,13 +39,36 @@ from mintaka.domain.names import validate_endpoint_name
 from mintaka.errors import Conflict, MintakaError, NotFound, ValidationError
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
 from mintaka.monitoring.windows import parse_window
-from mintaka.store.schema import labels, monitors, predictions, tickets
+from mintaka.store.schema import audit_events, labels, monitors, predictions, tickets
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
     from mintaka.domain.registry import ModelVersion
     from mintaka.monitoring.metrics import Joined
     from mintaka.monitoring.profiles import DatasetProfile
     from mintaka.platform import Platform
+
+SIGNAL_FAILED = "monitor.signal.failed"
+SIGNAL_RECOVERED = "monitor.signal.recovered"
+
+
+def _failing_signals(conn: Connection) -> dict[str, str]:
+    """The signals ("endpoint:signal") whose last audited evaluation failed, with the error."""
+    failing: dict[str, str] = {}
+    rows = conn.execute(
+        select(audit_events.c.action, audit_events.c.subject, audit_events.c.canonical)
+        .where(audit_events.c.action.in_([SIGNAL_FAILED, SIGNAL_RECOVERED]))
+        .order_by(audit_events.c.seq)
+    )
+    for row in rows:
+        if row.action == SIGNAL_RECOVERED:
+            failing.pop(row.subject, None)
+        else:
+            details = json.loads(bytes(row.canonical)).get("details", {})
+            failing[row.subject] = str(details.get("error", ""))
+    return failing
+
 
 log = logging.getLogger(__name__)
 
@@ -583,6 +607,7 @@ class MonitoringService:
         now = self.platform._now()
         alerts: list[Alert] = []
         failed: list[SignalFailure] = []
+        measured: set[str] = set()  # "endpoint:signal" of the signals measured without error
         evaluated = 0
         for endpoint in sorted({spec.endpoint for spec in self.monitors()}):
             try:
@@ -593,6 +618,7 @@ class MonitoringService:
             for signal in spec.signals:
                 try:
                     value = self._measure(spec, signal, now)
+                    measured.add(f"{spec.endpoint}:{signal.name}")
                     if value is None:
                         continue
                     evaluated += 1
@@ -608,29 +634,37 @@ class MonitoringService:
                         exc_info=not isinstance(exc, MintakaError),
                     )
                     failed.append(SignalFailure(spec.endpoint, signal.name, error))
-        self._audit_failures(failed)
+        self._audit_failures(failed, measured)
         return RunReport(evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed))
 
-    def _audit_failures(self, failed: list[SignalFailure]) -> None:
-        """Record each signal that could not be evaluated (``monitor.signal.failed``): a gap in
-        monitoring is part of what an auditor asks about. Recording it never stops the run."""
-        if not failed:
-            return
+    def _audit_failures(self, failed: list[SignalFailure], measured: set[str]) -> None:
+        """Record when a signal starts failing to evaluate (``monitor.signal.failed``) and when
+        it is measured again (``monitor.signal.recovered``): a gap in monitoring, from its start
+        to its end, is part of what an auditor asks about. A failure that persists with the same
+        error is audited once, not on every pass. Recording it never stops the run."""
         try:
             with self.platform.store.write() as conn:
-                events = [
-                    self.platform._audit(
-                        conn,
-                        "monitor.signal.failed",
-                        f"{failure.endpoint}:{failure.signal}",
-                        endpoint=failure.endpoint,
-                        signal=failure.signal,
-                        error=failure.error[:2000],
+                failing = _failing_signals(conn)
+                events = []
+                for failure in failed:
+                    subject = f"{failure.endpoint}:{failure.signal}"
+                    error = failure.error[:2000]
+                    if failing.get(subject) == error:
+                        continue
+                    events.append(
+                        self.platform._audit(
+                            conn,
+                            SIGNAL_FAILED,
+                            subject,
+                            endpoint=failure.endpoint,
+                            signal=failure.signal,
+                            error=error,
+                        )
                     )
-                    for failure in failed
-                ]
+                for subject in sorted(measured & set(failing)):
+                    events.append(self.platform._audit(conn, SIGNAL_RECOVERED, subject))
         except Exception:
-            log.exception("recording %d failed signal(s) in the audit trail failed", len(failed))
+            log.exception("recording failed signal(s) in the audit trail failed")
             return
         self.platform._after_commit(events)
 
