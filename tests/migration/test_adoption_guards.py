@@ -87,7 +87,7 @@ def test_adding_the_same_monitor_twice_keeps_one(platform: Platform, tmp_path: P
     first = platform.monitoring.add_monitor(spec)
     assert platform.monitoring.add_monitor(spec) == first
     other = spec.model_copy(
-        update={"signals": (spec.signals[0].model_copy(update={"threshold": 0.1}),)}
+        update={"signals": [spec.signals[0].model_copy(update={"threshold": 0.1})]}
     )
     assert platform.monitoring.add_monitor(other) != first
     assert len(platform.monitoring.monitors("churn-api")) == 2
