@@ -1228,29 +1228,34 @@ class Platform:
         return self.lineage.walk(self._node_for(ref), "up")
 
     def lineage_downstream(self, ref: str, *, stage: Stage | str | None = None) -> LineageGraph:
-        """Everything made from a dataset (by name or id) or other node.
+        """Everything made from a dataset (by name: from every version of it; or by id) or
+        other node.
 
-        With ``stage``, only the model versions in that stage and the paths to them (for a
-        dataset name, from every version of it) with their deployments: ``stage="production"``
+        With ``stage``, only the model versions in that stage and the paths to them with their
+        deployments: ``stage="production"``
         answers "which production models used data source X". A version is in production when
         it is in the production stage, holds a production alias of the policy, or takes live
         traffic.
         """
-        if stage is None:
-            return self.lineage.walk(self._node_for(ref), "down")
+        wanted = None if stage is None else parse_enum(Stage, stage, "stage")
+        starts = [f"dataset:{d.id}" for d in self.find_datasets(ref)] or [self._node_for(ref)]
+        if len(starts) == 1:
+            graph = self.lineage.walk(starts[0], "down")
+        else:  # a dataset name: from every version of it
+            nodes: dict[str, LineageNode] = {}
+            edges: dict[tuple[str, str], LineageEdge] = {}
+            for start in starts:
+                walked = self.lineage.walk(start, "down")
+                nodes.update({n.id: n for n in walked.nodes})
+                edges.update({(e.src, e.dst): e for e in walked.edges})
+            graph = LineageGraph(
+                root=starts[-1], nodes=tuple(nodes.values()), edges=tuple(edges.values())
+            )
+        if wanted is None:
+            return graph
         import networkx as nx
 
-        wanted = parse_enum(Stage, stage, "stage")
-        starts = [f"dataset:{d.id}" for d in self.find_datasets(ref)] or [self._node_for(ref)]
-        nodes: dict[str, LineageNode] = {}
-        edges: dict[tuple[str, str], LineageEdge] = {}
-        for start in starts:
-            walked = self.lineage.walk(start, "down")
-            nodes.update({n.id: n for n in walked.nodes})
-            edges.update({(e.src, e.dst): e for e in walked.edges})
-        graph = LineageGraph(
-            root=starts[0], nodes=tuple(nodes.values()), edges=tuple(edges.values())
-        )
+        nodes = {n.id: n for n in graph.nodes}
         version_nodes = {n.key: n.id for n in graph.nodes if n.kind is NodeKind.MODEL_VERSION}
         targets = {version_nodes[key] for key in self._in_stage(version_nodes, wanted)}
         g = graph.to_networkx()  # type: ignore[no-untyped-call]

@@ -294,13 +294,14 @@ def test_superseded_versions_retire_after_the_policy_grace_period(
 
 
 def test_which_production_models_used_a_data_source(
-    platform: Platform, tmp_path: Path, make_artifact: MakeArtifact
+    platform: Platform, tmp_path: Path, make_artifact: MakeArtifact, clock: ManualClock
 ) -> None:
     first = tmp_path / "x1.csv"
     first.write_text("a,b\n1,2\n")
     second = tmp_path / "x2.csv"
     second.write_text("a,b\n3,4\n")
     d1 = platform.register_dataset("source-x", first)
+    clock.advance(minutes=1)
     d2 = platform.register_dataset("source-x", second)
 
     def trained(name: str, dataset: str, content: bytes) -> int:
@@ -324,3 +325,12 @@ def test_which_production_models_used_a_data_source(
     ]
     with pytest.raises(ValidationError):
         platform.lineage_downstream("source-x", stage="live")
+    # By name, without a stage, from every version of the dataset too.
+    every = platform.lineage_downstream("source-x")
+    assert sorted(n.label for n in every.nodes if n.kind.value == "model_version") == [
+        "a:1",
+        "a:2",
+        "b:1",
+        "c:1",
+    ]
+    assert every.root == f"dataset:{d2.id}"

@@ -70,7 +70,10 @@ def upstream(
 @app.command("downstream")
 def downstream(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="Dataset name or id, or KIND:KEY.")],
+    ref: Annotated[
+        str,
+        typer.Argument(help="Dataset name (every version of it) or id, or KIND:KEY."),
+    ],
     stage: Annotated[
         str | None,
         typer.Option(
