@@ -320,7 +320,7 @@ def test_redactor_rules() -> None:
 
 
 def test_a_monitor_on_the_model_turns_the_monitoring_gaps_into_met_controls(
-    governed: Platform,
+    governed: Platform, make_artifact: MakeArtifact
 ) -> None:
     from mintaka.domain.monitoring import MonitorSpec, Signal, SignalKind
 
@@ -347,3 +347,11 @@ def test_a_monitor_on_the_model_turns_the_monitoring_gaps_into_met_controls(
     for monitored in ("Art. 72", "MEASURE 2.4", "V. Ongoing monitoring"):
         assert results[monitored]["status"] == "met"
         assert results[monitored]["evidence"] == [monitor_id]
+
+    # The monitor watches the endpoint serving v1, not a version that never served there.
+    v2 = governed.register_model("credit", make_artifact(b"v2"), tier="high")
+    other = build_pack(governed, v2.ref)
+    assert other["monitoring"]["status"] == "no monitors configured"
+    assert other["monitoring"]["monitors"] == []
+    results = {r["control"]: r for r in other["controls"]["results"]}
+    assert results["Art. 72"]["status"] == "gap"

@@ -23,7 +23,7 @@ import io
 import json
 import logging
 import tomllib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -190,8 +190,12 @@ EVIDENCE_KINDS: dict[str, EvidenceKind] = {
 }
 
 
-def _monitoring(platform: Platform, model: str, alerts: Any) -> dict[str, Any]:
-    """The monitors watching ``model`` as recorded (never estimated), with the alerts raised."""
+def _monitoring(
+    platform: Platform, model: str, endpoints: Sequence[str], alerts: Any
+) -> dict[str, Any]:
+    """The monitors of ``model`` on the ``endpoints`` that served the version, as recorded
+    (never estimated), with the alerts raised there. A monitor on an endpoint of another of the
+    model's versions does not watch this one."""
     from sqlalchemy import select
 
     from mintaka.store.schema import monitors
@@ -199,7 +203,7 @@ def _monitoring(platform: Platform, model: str, alerts: Any) -> dict[str, Any]:
     with platform.store.read() as conn:
         rows = conn.execute(
             select(monitors.c.id, monitors.c.endpoint, monitors.c.spec)
-            .where(monitors.c.model == model)
+            .where(monitors.c.model == model, monitors.c.endpoint.in_(list(endpoints)))
             .order_by(monitors.c.id)
         ).all()
     watching = [
@@ -227,9 +231,11 @@ def _monitoring(platform: Platform, model: str, alerts: Any) -> dict[str, Any]:
     return {
         "status": "monitored" if watching else NO_MONITORS,
         "detail": (
-            f"{len(watching)} monitor(s) watch this model; alerts below are as raised."
+            f"{len(watching)} monitor(s) watch the endpoints that served this version; alerts "
+            "below are as raised."
             if watching
-            else "Mintaka records no monitor for this model; nothing here is estimated."
+            else "Mintaka records no monitor on an endpoint that served this version; nothing "
+            "here is estimated."
         ),
         "monitors": watching,
         "alerts": alerts,
@@ -585,7 +591,9 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         },
         "artifact": {"id": f"artifact:{version.artifact_digest}", **artifact},
         "deployments": history,
-        "monitoring": _monitoring(platform, version.name, alerts),
+        "monitoring": _monitoring(
+            platform, version.name, [entry["endpoint"] for entry in history], alerts
+        ),
         "lineage": {"upstream": _graph(upstream), "downstream": _graph(downstream)},
         "audit": {
             "chain": {
