@@ -586,6 +586,7 @@ class MigrationService:
                         if args.served is None
                         else {"endpoint": args.served[0], "route": args.served[1]},
                         tier=record.risk_tier,
+                        stage=record.stage.value,
                         reason=args.reason,
                         decision=recorded_decision,
                     )
@@ -852,6 +853,7 @@ class MigrationService:
                     decision=decision,
                     action=ADOPT_ENDPOINT,
                     known_good=decision.allowed,
+                    details={"killed": killed},  # replayed by the inventory at an instant
                 )
         platform._after_commit(events)
         self._capture(name, capturer, capture)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,41 @@ def test_no_approval_status_is_compared_where_no_one_can_approve(
         ("version.approval", "churn:1", "pending", "approved"),
         ("version.approval", "churn:2", "pending", "approved"),
     ]
+
+
+def test_what_was_in_production_replays_adoptions(
+    platform: Platform, tmp_path: Path, clock: ManualClock
+) -> None:
+    from mintaka.governance.inventory import production_at
+
+    before = clock.now()
+    clock.advance(minutes=1)
+    write_legacy(platform, tmp_path)  # churn:2 is in the production stage, with @champion
+    legacy_endpoint(platform)
+    platform.backend.kill("churn-api")  # type: ignore[attr-defined]
+    platform.migration.adopt_model("churn", reason="inherited")
+    platform.migration.adopt_endpoint("churn-api", reason="inherited")
+
+    def snapshot(at: datetime) -> tuple[dict[str, str], list[str], list[str]]:
+        found = production_at(platform, at)
+        return (
+            {e.endpoint: e.status for e in found.endpoints},
+            [f"{a.model}@{a.alias}={a.version}" for a in found.aliases],
+            [f"{s.model}:{s.version}" for s in found.production_stage],
+        )
+
+    assert snapshot(before) == ({}, [], [])
+    assert snapshot(clock.now()) == ({"churn-api": "killed"}, ["churn@champion=2"], ["churn:2"])
+    assert production_at(platform, clock.now()).live_versions == []
+
+    # Deleted through Mintaka, made again outside it, adopted again: in service again.
+    clock.advance(minutes=1)
+    platform.serving.unkill("churn-api", reason="restored")
+    platform.serving.delete_endpoint("churn-api", reason="moved")
+    deleted = clock.now()
+    clock.advance(minutes=1)
+    legacy_endpoint(platform)
+    platform.migration.adopt_endpoint("churn-api", reason="back")
+    assert snapshot(deleted)[0] == {"churn-api": "deleted"}
+    assert snapshot(clock.now())[0] == {"churn-api": "in_service"}
+    assert production_at(platform, clock.now()).live_versions == ["churn:1", "churn:2"]

@@ -6,8 +6,9 @@ last approved, whether revalidation is overdue under the policy, and the excepti
 
 :func:`production_at` answers "what was in production on date D" from the records Mintaka keeps
 forever: the deployment history (which versions took live traffic on which endpoint at that
-instant, with the kill switch and endpoint deletion replayed from the audit trail) and the moves
-of production aliases and the production stage in the audit trail.
+instant, with the kill switch, endpoint deletion and adoption replayed from the audit trail) and
+the moves of production aliases and the production stage in the audit trail, adoptions included
+(an adopted version's stage, an adopted endpoint killed or not).
 
 Revalidation: a version *in use* (live traffic, a production alias or the production stage) is
 overdue when its tier sets ``revalidation_days`` and the latest approval of its current bytes is
@@ -34,8 +35,22 @@ if TYPE_CHECKING:
     from mintaka.platform import Platform
 
 # Audit actions replayed by ``production_at``.
-_ALIAS_ACTIONS = ("model.alias.set", "model.alias.delete", "model.archive", "model.stage.set")
-_SWITCH_ACTIONS = ("endpoint.kill", "endpoint.unkill", "endpoint.delete", "endpoint.create")
+# An adoption records the stage a version had in the cloud (``model.adopt``) and whether the
+# endpoint was killed when it was adopted (``endpoint.adopt``).
+_ALIAS_ACTIONS = (
+    "model.alias.set",
+    "model.alias.delete",
+    "model.archive",
+    "model.stage.set",
+    "model.adopt",
+)
+_SWITCH_ACTIONS = (
+    "endpoint.kill",
+    "endpoint.unkill",
+    "endpoint.delete",
+    "endpoint.create",
+    "endpoint.adopt",
+)
 
 
 class ServingRoute(Record):
@@ -346,6 +361,8 @@ def production_at(platform: Platform, at: datetime) -> ProductionSnapshot:
             break
         if action == "endpoint.create":
             status[subject] = "in_service"
+        elif action == "endpoint.adopt":
+            status[subject] = "killed" if details.get("killed") else "in_service"
         elif action == "endpoint.delete":
             status[subject] = "deleted"
         elif action == "endpoint.unkill":

@@ -718,7 +718,10 @@ class ServingService:
         decision: PolicyDecision,
         action: str,
         known_good: bool = False,
+        details: Mapping[str, Any] | None = None,
     ) -> list[AuditEvent]:
+        """Record a deployment of ``routes`` and ``traffic``, audited as ``action`` (with
+        ``details`` added to the event's)."""
         now = self.platform._now()
         seq = (
             conn.execute(
@@ -781,6 +784,7 @@ class ServingService:
             strategy=strategy.value,
             reason=reason,
             decision=self.platform.governance.record(conn, decision),
+            **(details or {}),
         )
         return [event]
 
