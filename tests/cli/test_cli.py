@@ -231,7 +231,7 @@ def test_serving_commands_drive_endpoints_and_batch_scoring(
     ]
     assert cli(capsys, *h, "rollback", "api")[0] == 0
     code, out, _ = cli(capsys, *h, "endpoints", "show", "api", "--json")
-    assert json.loads(out)["traffic"]["weights"] == {"blue": 100}
+    assert json.loads(out)["traffic"]["weights"] == {"blue": 100, "green": 0}
     assert cli(capsys, *h, "kill", "api", "--reason", "incident")[0] == 0
     code, out, _ = cli(capsys, *h, "endpoints", "list", "--json")
     assert json.loads(out)[0]["status"] == "killed"

@@ -268,5 +268,6 @@ def test_staging_a_route_needs_no_rollout_but_moving_live_traffic_directly_is_re
     assert staged.traffic.weights == {"blue": 100, "green": 0}
     with pytest.raises(PolicyViolation, match="rollout-strategy"):
         dana.serving.set_traffic("scoring", {"green": 100})  # a direct switch on a high tier
-    moved = dana.serving.set_traffic("scoring", {"blue": 90, "green": 10}, strategy="canary")
+    # A rollout step, as the controller applies it.
+    moved = dana.serving._set_traffic("scoring", {"blue": 90, "green": 10}, strategy="canary")
     assert moved.traffic.weights == {"blue": 90, "green": 10}

@@ -56,9 +56,9 @@ def history(
     v2 = dana.register_model("credit", make_artifact(b"v2"), metrics={"auc": 0.93})
     _approved(as_, v2.ref)
     dana.serving.deploy("scoring", v2.ref, route="green")
-    dana.serving.set_traffic("scoring", {"blue": 90, "green": 10}, strategy="canary")
+    dana.serving._set_traffic("scoring", {"blue": 90, "green": 10}, strategy="canary")
     clock.advance(days=10)
-    dana.serving.set_traffic("scoring", {"blue": 0, "green": 100}, strategy="canary")
+    dana.serving._set_traffic("scoring", {"blue": 0, "green": 100}, strategy="canary")
     dana.set_alias("credit", "champion", 2)
     return dana
 

@@ -154,7 +154,7 @@ def test_a_change_slipped_in_just_before_a_step_is_put_back(
     overwrote it, so the controller restores it and stops."""
     plat, _ = served
     plat.serving.deploy("scoring", "credit:2", route="green")
-    original = plat.serving.set_traffic
+    original = plat.serving._set_traffic
     other = Platform(plat.home, actor="oncall", clock=plat.clock)
 
     def racing(endpoint: str, weights: dict[str, int], **kwargs: object) -> object:
@@ -162,7 +162,7 @@ def test_a_change_slipped_in_just_before_a_step_is_put_back(
             other.serving.set_traffic("scoring", {"blue": 100}, reason="manual hold")
         return original(endpoint, weights, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(plat.serving, "set_traffic", racing)
+    monkeypatch.setattr(plat.serving, "_set_traffic", racing)
     try:
         with pytest.raises(RolloutInterrupted, match="manual hold"):
             RolloutController(plat, wait=_waiting(plat, 0, lambda: None)).run(_plan(*CANARY))
@@ -238,7 +238,7 @@ def _interrupt_after_step_2(
     plat: Platform, monkeypatch: pytest.MonkeyPatch, then: Callable[[], None] = lambda: None
 ) -> None:
     """Ctrl-C right after step 2's traffic change commits, before the controller reads it back."""
-    original = plat.serving.set_traffic
+    original = plat.serving._set_traffic
 
     def committed_then_interrupted(
         endpoint: str, weights: dict[str, int], **kwargs: object
@@ -249,7 +249,7 @@ def _interrupt_after_step_2(
             raise KeyboardInterrupt
         return changed
 
-    monkeypatch.setattr(plat.serving, "set_traffic", committed_then_interrupted)
+    monkeypatch.setattr(plat.serving, "_set_traffic", committed_then_interrupted)
 
 
 def test_ctrl_c_just_after_a_step_commits_restores_the_starting_traffic(

@@ -10,7 +10,7 @@ import typer
 
 from mintaka.cli.output import console, emit_json, fields, table
 from mintaka.cli.state import platform
-from mintaka.rollout.steps import STEPPED_STRATEGIES
+from mintaka.rollout.steps import MAX_BAKE_SECONDS, STEPPED_STRATEGIES
 
 if TYPE_CHECKING:
     from mintaka.domain.serving import Endpoint
@@ -25,9 +25,12 @@ def _weights(pairs: list[str]) -> dict[str, int]:
     weights: dict[str, int] = {}
     for pair in pairs:
         route, sep, value = pair.partition("=")
-        if not sep or not value.strip().lstrip("-").isdigit():
+        text = value.strip()
+        if not sep or not text.isascii() or not text.lstrip("-").isdigit():
             raise typer.BadParameter(f"expected ROUTE=PERCENT, got {pair!r}")
-        weights[route] = int(value)
+        if route in weights:
+            raise typer.BadParameter(f"route {route!r} is given twice")
+        weights[route] = int(text)
     return weights
 
 
@@ -192,7 +195,9 @@ def rollout(
     strategy: Annotated[
         str, typer.Option(help=f"One of: {', '.join(STEPPED_STRATEGIES)}.")
     ] = "canary",
-    bake: Annotated[float, typer.Option(min=0, help="Seconds to bake each step.")] = 60.0,
+    bake: Annotated[
+        float, typer.Option(min=0, max=MAX_BAKE_SECONDS, help="Seconds to bake each step.")
+    ] = 60.0,
     max_error_rate: Annotated[
         float | None, typer.Option(min=0, max=1, help="SLA: highest error rate.")
     ] = 0.01,
@@ -298,13 +303,21 @@ def rollback(
 def kill(
     ctx: typer.Context, endpoint: Annotated[str, typer.Argument()], reason: Reason = ""
 ) -> None:
-    """Kill switch: the endpoint refuses every request until released with unkill."""
+    """Kill switch: traffic goes back to the last known-good split whose live versions are
+    all approved under the policy; without one, the endpoint refuses every request until
+    released with unkill."""
     from mintaka.domain.serving import EndpointStatus
 
     killed = platform(ctx).serving.kill(endpoint, reason=reason)
     show_endpoint(killed)
     if killed.status is EndpointStatus.KILLED:  # the switch, not a return to approved traffic
+        console.print(f"{killed.name} is killed: it refuses every request until unkill")
         _switch_limits(ctx)
+    else:
+        console.print(
+            f"{killed.name} is not killed: its traffic went back to the last known-good, "
+            "approved split"
+        )
 
 
 def unkill(

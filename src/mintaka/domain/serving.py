@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from mintaka.domain.base import AwareDatetime, JSONDict, Record, Spec
 from mintaka.domain.names import EndpointName, ModelName
+from mintaka.rollout.steps import MAX_BAKE_SECONDS
 
 
 class EndpointStatus(StrEnum):
@@ -83,7 +84,7 @@ class SLA(Spec):
 
 class TrafficStep(Spec):
     weights: dict[str, int]
-    bake_seconds: float = Field(default=0, ge=0)
+    bake_seconds: float = Field(default=0, ge=0, le=MAX_BAKE_SECONDS)
 
 
 class TrafficPlan(Spec):

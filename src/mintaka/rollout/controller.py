@@ -152,7 +152,7 @@ class RolloutController:
                 self._check_untouched(plan.endpoint, ours, index)
                 shadow, shadow_percent = _shadow(plan, step, endpoint)
                 pending = f"rollout step {index}/{len(plan.steps)}"
-                platform.serving.set_traffic(
+                platform.serving._set_traffic(
                     plan.endpoint,
                     step.weights,
                     shadow=shadow,
@@ -228,7 +228,7 @@ class RolloutController:
         self, endpoint: str, traffic: TrafficMap, reason: str, *, known_good: bool = True
     ) -> None:
         """Put ``traffic`` back on ``endpoint``, as a rollback."""
-        self.platform.serving.set_traffic(
+        self.platform.serving._set_traffic(
             endpoint,
             traffic.weights,
             shadow=traffic.shadow,

@@ -13,3 +13,6 @@ STEP_SHARES: dict[str, tuple[int, ...]] = {
 
 # The strategies a rollout walks with an SLA check at each step (``direct`` is a plain change).
 STEPPED_STRATEGIES: tuple[str, ...] = tuple(s for s in STEP_SHARES if s != "direct")
+
+# The longest bake of one rollout step: a week (longer is a typo, and overflows the sleep).
+MAX_BAKE_SECONDS: float = 7 * 24 * 3600

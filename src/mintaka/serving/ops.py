@@ -7,7 +7,9 @@ with the deployment history, lineage and audit trail in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,7 +32,7 @@ from mintaka.domain.serving import (
     Route,
     TrafficMap,
 )
-from mintaka.errors import Conflict, NotFound, PolicyViolation, ValidationError
+from mintaka.errors import Conflict, MintakaError, NotFound, PolicyViolation, ValidationError
 from mintaka.flavors.loader import load_predictor
 from mintaka.governance.gate import TrafficChange, traffic_controls
 from mintaka.interfaces import (
@@ -46,6 +48,7 @@ from mintaka.rollout.challenger import Comparison, CostMatrix, auc
 from mintaka.serving.batch import file_format
 from mintaka.serving.mirror import ShadowMirror
 from mintaka.store.schema import (
+    audit_events,
     decisions,
     deployments,
     endpoints,
@@ -56,6 +59,8 @@ from mintaka.store.schema import (
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,17 @@ def _traffic(weights: Mapping[str, int], shadow: str | None, shadow_percent: int
         return TrafficMap(weights=dict(weights), shadow=shadow, shadow_percent=shadow_percent)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
         raise ValidationError(f"invalid traffic map: {exc}") from exc
+
+
+def _live(weights: Mapping[str, int]) -> dict[str, int]:
+    """The routes of ``weights`` taking live traffic."""
+    return {route: weight for route, weight in weights.items() if weight > 0}
+
+
+def _over(current: Endpoint, weights: Mapping[str, int]) -> dict[str, int]:
+    """``weights``' live traffic over the endpoint's current routes (every other one at 0)."""
+    live = _live(weights)
+    return {r.name: live.get(r.name, 0) for r in current.routes}
 
 
 class ServingService:
@@ -229,13 +245,36 @@ class ServingService:
         *,
         shadow: str | None = None,
         shadow_percent: int = 0,
+        reason: str = "",
+    ) -> Endpoint:
+        """Move traffic directly: integer weights per route summing to 100, and optionally one
+        shadow. A canary, linear or blue-green move is a rollout (``mintaka rollout``, the
+        :class:`~mintaka.rollout.controller.RolloutController`), which checks the SLA at every
+        step; a tier whose policy refuses direct moves of live traffic refuses this."""
+        return self._set_traffic(
+            endpoint, weights, shadow=shadow, shadow_percent=shadow_percent, reason=reason
+        )
+
+    def _set_traffic(
+        self,
+        endpoint: str,
+        weights: Mapping[str, int],
+        *,
+        shadow: str | None = None,
+        shadow_percent: int = 0,
         strategy: RolloutStrategy | str = RolloutStrategy.DIRECT,
         reason: str = "",
         known_good: bool = False,
         action: str = "endpoint.traffic",
     ) -> Endpoint:
-        """Move traffic: integer weights per route summing to 100, and optionally one shadow."""
+        """:meth:`set_traffic` as a rollout step (``strategy``), a rollback or a kill
+        (``action``, ``known_good``) applies it."""
         current = self.get_endpoint(endpoint)
+        if not weights:
+            raise ValidationError(
+                f"a traffic map for {endpoint!r} needs at least one route (weights summing to "
+                "100); to stop all traffic, pull the kill switch"
+            )
         traffic = _traffic(weights, shadow, shadow_percent)
         try:
             strategy = RolloutStrategy(strategy)
@@ -294,68 +333,115 @@ class ServingService:
         return _deployment(row).model_copy(update={"known_good": True})
 
     def rollback(self, endpoint: str, *, reason: str = "") -> Endpoint:
-        """Restore the last known-good traffic map that differs from the current one."""
-        history = self.deployment_history(endpoint)
-        current = history[-1]
-        for candidate in reversed(history[:-1]):
-            if candidate.known_good and candidate.traffic != current.traffic:
-                target = candidate
-                break
-        else:
-            raise Conflict(f"endpoint {endpoint!r} has no earlier known-good traffic to restore")
-        live = {r.name for r in self.get_endpoint(endpoint).routes}
-        if not set(target.traffic.weights) <= live:
-            raise Conflict(f"the known-good traffic of {endpoint!r} names routes since removed")
-        return self.set_traffic(
+        """Restore the last known-good traffic map whose live traffic differs from the current
+        one. A known-good map counts only while every route it sent live traffic to is still on
+        the endpoint and serves the same version it served then (a route name reused for
+        another version restores nothing that was known good); older ones are looked at next."""
+        current = self.get_endpoint(endpoint)
+        target = next(self._restorable(current), None)
+        if target is None:
+            raise Conflict(
+                f"endpoint {endpoint!r} has no earlier known-good traffic to restore (one whose "
+                "routes still serve the versions they served then)"
+            )
+        return self._set_traffic(
             endpoint,
-            target.traffic.weights,
-            shadow=target.traffic.shadow,
-            shadow_percent=target.traffic.shadow_percent,
+            _over(current, target.traffic.weights),
+            shadow=target.traffic.shadow
+            if target.traffic.shadow in {r.name for r in current.routes}
+            else None,
+            shadow_percent=target.traffic.shadow_percent
+            if target.traffic.shadow in {r.name for r in current.routes}
+            else 0,
             strategy=RolloutStrategy.DIRECT,
             reason=reason or f"rollback to deployment {target.id}",
             known_good=True,
             action="endpoint.rollback",
         )
 
+    def _restorable(self, current: Endpoint) -> Iterator[Deployment]:
+        """The known-good deployments of this incarnation of the endpoint, newest first, whose
+        live traffic differs from what serves now and could be put back as it was: each route
+        it sent live traffic to is still there, serving the same version."""
+        now = {r.name: (r.model, r.version) for r in current.routes}
+        serving_now = _live(current.traffic.weights)
+        history = self._incarnation(current.name)
+        for candidate in reversed(history[:-1]):
+            live = _live(candidate.traffic.weights)
+            if not candidate.known_good or not live or live == serving_now:
+                continue
+            then = {r.name: (r.model, r.version) for r in candidate.routes}
+            if all(route in now and now[route] == then.get(route) for route in live):
+                yield candidate
+
+    def _incarnation(self, endpoint: str) -> list[Deployment]:
+        """The deployment history since the endpoint was last created or adopted: an endpoint
+        deleted and made again does not inherit the known-good traffic of the one before."""
+        history = self.deployment_history(endpoint)
+        with self.platform.store.read() as conn:
+            started = conn.execute(
+                select(audit_events.c.canonical)
+                .where(
+                    audit_events.c.subject == endpoint,
+                    audit_events.c.action.in_(["endpoint.create", "endpoint.adopt"]),
+                )
+                .order_by(audit_events.c.seq.desc())
+                .limit(1)
+            ).scalar()
+        if started is None:
+            return history
+        first = json.loads(bytes(started)).get("details", {}).get("deployment")
+        ids = [d.id for d in history]
+        return history[ids.index(first) :] if first in ids else history
+
     def kill(self, endpoint: str, *, reason: str = "") -> Endpoint:
         """Put the endpoint in a safe state: traffic back to the last known-good map whose live
-        versions are all approved under the policy, or, when none exists, refuse every request
-        until ``unkill``. Pulling the switch needs no approval and is audited."""
+        versions are all approved under the policy, or, when none exists (or putting it back
+        fails), refuse every request until ``unkill``. Pulling the switch needs no approval and
+        is audited."""
         current = self.get_endpoint(endpoint)
-        target = self._safe_traffic(endpoint, current)
+        target = self._safe_traffic(current)
         if target is not None:
-            return self.set_traffic(
-                endpoint,
-                target.weights,
-                reason=reason or "kill switch: back to the last approved traffic",
-                known_good=True,
-                action="endpoint.kill",
-            )
+            try:
+                return self._set_traffic(
+                    endpoint,
+                    target.weights,
+                    reason=reason or "kill switch: back to the last approved traffic",
+                    known_good=True,
+                    action="endpoint.kill",
+                )
+            except MintakaError as exc:
+                log.warning(
+                    "kill switch on %s: restoring known-good traffic failed (%s); the endpoint "
+                    "is killed instead",
+                    endpoint,
+                    exc,
+                )
+                why = f"restoring known-good traffic failed: {exc}"
+                return self._switch(endpoint, True, f"{reason}; {why}" if reason else why)
         return self._switch(endpoint, True, reason)
 
     def unkill(self, endpoint: str, *, reason: str = "") -> Endpoint:
-        """Release the kill switch; the policy may require a role to do so."""
+        """Release the kill switch; the policy may require a role to do so. An endpoint that
+        is not killed is a Conflict (nothing is changed or audited)."""
+        if self.get_endpoint(endpoint).status is not EndpointStatus.KILLED:
+            raise Conflict(f"endpoint {endpoint!r} is not killed; there is nothing to release")
         return self._switch(endpoint, False, reason)
 
-    def _safe_traffic(self, endpoint: str, current: Endpoint) -> TrafficMap | None:
+    def _safe_traffic(self, current: Endpoint) -> TrafficMap | None:
+        """The traffic a kill restores: the newest restorable known-good map (see
+        :meth:`_restorable`) whose live versions all meet the production controls now, over
+        the endpoint's current routes."""
         governance = self.platform.governance
         routes = {r.name: r for r in current.routes}
-        serving_now = {r: w for r, w in current.traffic.weights.items() if w > 0}
-        for candidate in reversed(self.deployment_history(endpoint)[:-1]):
-            live = [r for r, w in candidate.traffic.weights.items() if w > 0]
-            if (
-                not candidate.known_good
-                or {r: candidate.traffic.weights[r] for r in live} == serving_now
-            ):
-                continue
-            if not live or any(r not in routes for r in live):
-                continue
+        for candidate in self._restorable(current):
+            live = _live(candidate.traffic.weights)
             versions = [
                 self.platform.get_model_version(routes[r].model, routes[r].version) for r in live
             ]
             checks = [c for v in versions for c in governance.production_controls(v)]
-            if governance.evaluate("endpoint.kill", endpoint, checks).allowed:
-                return TrafficMap(weights=candidate.traffic.weights)
+            if governance.evaluate("endpoint.kill", current.name, checks).allowed:
+                return TrafficMap(weights=_over(current, candidate.traffic.weights))
         return None
 
     def _switch(self, endpoint: str, killed: bool, reason: str) -> Endpoint:

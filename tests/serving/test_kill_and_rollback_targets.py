@@ -1,0 +1,122 @@
+"""Which traffic a rollback or a kill puts back, and what they refuse."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from artifact_kit import MakeArtifact
+from cli_kit import cli, init_home
+
+from mintaka import Platform
+from mintaka.errors import Conflict, StoreError, ValidationError
+
+
+@pytest.fixture
+def three(platform: Platform, make_artifact: MakeArtifact) -> Platform:
+    """m:1, m:2 and m:3, and endpoint ``scoring`` serving m:1 on route blue."""
+    for content in (b"v1", b"v2", b"v3"):
+        platform.register_model("m", make_artifact(content))
+    platform.serving.create_endpoint("scoring", "m:1", route="blue")
+    return platform
+
+
+def test_a_kill_restores_known_good_traffic_that_named_a_route_since_retired(
+    three: Platform,
+) -> None:
+    serving = three.serving
+    serving.deploy("scoring", "m:2", route="green")
+    serving.mark_known_good("scoring")  # {blue: 100, green: 0}
+    serving.retire_route("scoring", "green")
+    serving.deploy("scoring", "m:3", route="purple")
+    serving.set_traffic("scoring", {"blue": 0, "purple": 100}, reason="hotfix")
+    assert serving.rollback("scoring").traffic.weights == {"blue": 100, "purple": 0}
+    serving.set_traffic("scoring", {"blue": 0, "purple": 100}, reason="hotfix again")
+    killed = serving.kill("scoring", reason="purple is bad")
+    assert (killed.status.value, killed.traffic.weights) == (
+        "in_service",
+        {"blue": 100, "purple": 0},
+    )
+
+
+def test_a_reused_route_name_restores_nothing_that_was_not_known_good(three: Platform) -> None:
+    serving = three.serving
+    serving.deploy("scoring", "m:2", route="green")
+    serving.set_traffic("scoring", {"blue": 0, "green": 100})
+    serving.retire_route("scoring", "blue")
+    serving.deploy("scoring", "m:3", route="blue")  # blue now serves m:3, never known good
+    with pytest.raises(Conflict, match="no earlier known-good traffic"):
+        serving.rollback("scoring")
+    killed = serving.kill("scoring")
+    assert killed.status.value == "killed"  # the switch: nothing known good to go back to
+    assert killed.traffic.weights == {"green": 100, "blue": 0}
+
+
+def test_an_endpoint_made_again_does_not_inherit_known_good_traffic(three: Platform) -> None:
+    serving = three.serving
+    serving.delete_endpoint("scoring")
+    serving.create_endpoint("scoring", "m:2", route="green")
+    serving.deploy("scoring", "m:1", route="blue")
+    assert len(serving.deployment_history("scoring")) == 3  # the history is kept
+    with pytest.raises(Conflict, match="no earlier known-good traffic"):
+        serving.rollback("scoring")
+    assert serving.kill("scoring").status.value == "killed"
+
+
+def test_a_rollback_to_the_live_traffic_in_force_is_refused(three: Platform) -> None:
+    three.serving.deploy("scoring", "m:2", route="green")  # 0%: live traffic unchanged
+    with pytest.raises(Conflict, match="no earlier known-good traffic"):
+        three.serving.rollback("scoring")
+
+
+def test_a_kill_whose_restore_fails_pulls_the_switch(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = three.serving
+    serving.deploy("scoring", "m:2", route="green")
+    serving.set_traffic("scoring", {"blue": 0, "green": 100})
+
+    def failing(*_: object) -> None:
+        raise StoreError("the backend is unreachable")
+
+    monkeypatch.setattr(three.backend, "set_traffic", failing)
+    killed = serving.kill("scoring", reason="green is bad")
+    assert killed.status.value == "killed"
+    [event] = [e for e in three.audit.events() if e.action == "endpoint.kill"]
+    assert "restoring known-good traffic failed" in event.details["reason"]
+
+
+def test_traffic_moves_go_through_the_gate_and_name_a_route(three: Platform) -> None:
+    serving = three.serving
+    with pytest.raises(TypeError):
+        serving.set_traffic("scoring", {"blue": 100}, action="endpoint.kill")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        serving.set_traffic("scoring", {"blue": 100}, strategy="canary")  # type: ignore[call-arg]
+    with pytest.raises(ValidationError, match="at least one route"):
+        serving.set_traffic("scoring", {})
+    assert serving.get_endpoint("scoring").traffic.weights == {"blue": 100}
+
+
+def test_releasing_an_endpoint_that_is_not_killed_is_refused(three: Platform) -> None:
+    before = len(three.audit.events())
+    with pytest.raises(Conflict, match="is not killed"):
+        three.serving.unkill("scoring")
+    assert len(three.audit.events()) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["endpoints", "traffic", "api", "blue=²"], "expected ROUTE=PERCENT"),
+        (["endpoints", "traffic", "api", "blue=100", "blue=0"], "given twice"),
+        (["rollout", "api", "--to", "blue", "--bake", "inf"], "--bake"),
+    ],
+)
+def test_bad_traffic_input_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], said: str
+) -> None:
+    home = init_home(capsys, tmp_path / "h")
+    code, out, err = cli(capsys, "--home", str(home), *args)
+    assert code == 2
+    assert said in " ".join(err.replace("│", " ").split())
+    assert "Traceback" not in out + err
