@@ -408,3 +408,25 @@ def test_a_model_answering_too_few_rows_is_a_500_not_the_callers_error(
     assert "model returned 1 outputs for 2 rows" in answer.json()["error"]
     labels = {"endpoint": "scoring", "route": "short"}
     assert server.registry.get_sample_value("mintaka_errors_total", labels) == 1
+
+
+def test_a_pinned_request_to_an_archived_version_is_refused(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="green")  # 0%: it may be archived
+    assert post(server, {"inputs": row(0)}, route="green").status_code == 200
+    plat.archive_version("credit", 2, reason="superseded")
+    answer = post(server, {"inputs": row(0)}, route="green")
+    assert answer.status_code == 409
+    assert "archived" in answer.json()["error"]
+    assert post(server, {"inputs": row(0)}).json()["route"] == "blue"
+
+
+def test_an_endpoint_made_again_with_another_version_is_served_as_made(served: Served) -> None:
+    plat, server = served
+    server.stop()  # a server that misses the change notice sees it at its next look
+    with Platform(plat.home, clock=plat.clock, actor="other") as other:
+        other.serving.delete_endpoint("scoring")
+        other.serving.create_endpoint("scoring", "credit:2", route="blue")
+    server.reload()
+    [loaded] = server.endpoints["scoring"].routes.values()
+    assert (loaded.route.model, loaded.route.version) == ("credit", 2)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics import MetricWrapperBase
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -47,7 +47,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route as HttpRoute
 
-from mintaka.domain.registry import ModelVersion
+from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.domain.serving import Route, TrafficMap
 from mintaka.errors import MintakaError, NotFound, ValidationError
 from mintaka.flavors.loader import Predictor, load_predictor
@@ -83,6 +83,7 @@ class LoadedRoute:
 class EndpointRuntime:
     name: str
     config_version: int
+    fingerprint: str  # the stored configuration it was built from (see ``_fingerprint``)
     routes: dict[str, LoadedRoute]
     traffic: TrafficMap
     killed: bool
@@ -93,6 +94,16 @@ class EndpointRuntime:
     def __post_init__(self) -> None:
         self.router = WeightedRouter(self.traffic.weights)
         self.sampler = ShadowSampler(self.traffic.shadow_percent if self.traffic.shadow else 0)
+
+
+def _fingerprint(row: Any) -> str:
+    """An endpoint row's configuration as a whole. Its config version alone does not tell two
+    incarnations apart: an endpoint deleted and made again starts at version 1 again."""
+    return json.dumps(
+        [row.config_version, row.updated_at, row.routes, row.traffic, row.killed, row.capture],
+        sort_keys=True,
+        default=str,
+    )
 
 
 def _switched(runtime: EndpointRuntime, row: Any) -> EndpointRuntime:
@@ -129,12 +140,12 @@ class InferenceServer:
         self.endpoints: dict[str, EndpointRuntime] = {}
         self._predictors: dict[str, Predictor] = {}
         self._reload_lock = threading.Lock()
-        self._seen_version: tuple[int, int] = (-1, -1)
+        self._seen: tuple[tuple[str, str], ...] | None = None  # every endpoint's fingerprint
         # Endpoints whose configuration could not be loaded, by the config version that failed
         # (said once, tried again when it changes), and those among them that route to a model
         # the store does not record: tried again at every look, since recording it (adoption)
         # makes them load without any change to the endpoint.
-        self._failed: dict[str, int] = {}
+        self._failed: dict[str, str] = {}
         self._unrecorded: set[str] = set()
         self.predlog = PredictionLog(
             platform.store, spill=platform.home / "predictions-spill.jsonl"
@@ -201,39 +212,33 @@ class InferenceServer:
 
     # -- configuration ----------------------------------------------------------------------
 
-    def _config_marker(self) -> tuple[int, int]:
-        with self.backend.engine.connect() as conn, conn.begin():
-            row = conn.execute(
-                select(func.count(), func.coalesce(func.sum(local_endpoints.c.config_version), 0))
-            ).one()
-        return int(row[0]), int(row[1])
-
     def reload(self, force: bool = False) -> None:
         """Re-read endpoint configuration if any endpoint changed since the last look."""
         with self._reload_lock:
-            marker = self._config_marker()
-            if marker == self._seen_version and not force and not self._unrecorded:
-                return
             with self.backend.engine.connect() as conn, conn.begin():
                 rows = conn.execute(select(local_endpoints)).all()
+            marker = tuple(sorted((row.name, _fingerprint(row)) for row in rows))
+            if marker == self._seen and not force and not self._unrecorded:
+                return
             fresh: dict[str, EndpointRuntime] = {}
-            failed: dict[str, int] = {}
+            failed: dict[str, str] = {}
             unrecorded: set[str] = set()
             for row in rows:
                 current = self.endpoints.get(row.name)
-                if current is not None and current.config_version == row.config_version:
+                fingerprint = _fingerprint(row)
+                if current is not None and current.fingerprint == fingerprint:
                     fresh[row.name] = current
                     continue
-                known_bad = self._failed.get(row.name) == row.config_version
+                known_bad = self._failed.get(row.name) == fingerprint
                 if known_bad and not force and row.name not in self._unrecorded:
-                    failed[row.name] = row.config_version  # e.g. bytes that fail their digest:
+                    failed[row.name] = fingerprint  # e.g. bytes that fail their digest:
                     if current is not None:  # not re-read until the endpoint changes
                         fresh[row.name] = _switched(current, row)
                     continue
                 try:
                     fresh[row.name] = self._runtime(row)
                 except Exception as exc:  # one endpoint's models must not stop the others
-                    failed[row.name] = row.config_version
+                    failed[row.name] = fingerprint
                     if isinstance(exc, NotFound):
                         unrecorded.add(row.name)
                     if not known_bad:  # said once per configuration
@@ -243,7 +248,7 @@ class InferenceServer:
             self.endpoints = fresh
             self._failed = failed
             self._unrecorded = unrecorded
-            self._seen_version = marker
+            self._seen = marker
 
     @staticmethod
     def _log_unloaded(name: str, exc: Exception, kept: bool) -> None:
@@ -272,6 +277,7 @@ class InferenceServer:
         return EndpointRuntime(
             name=row.name,
             config_version=row.config_version,
+            fingerprint=_fingerprint(row),
             routes=routes,
             traffic=traffic,
             killed=bool(row.killed),
@@ -387,6 +393,16 @@ class InferenceServer:
         )
         await send({"type": "http.response.body", "body": body})
 
+    def _archived(self, loaded: LoadedRoute) -> bool:
+        """Whether the route's version is archived now (read from the store: archiving changes
+        no endpoint, so the loaded configuration does not show it)."""
+        route = loaded.route
+        try:
+            version = self.platform.get_model_version(route.model, route.version)
+        except NotFound:
+            return True
+        return version.stage is Stage.ARCHIVED
+
     def _answer(
         self, name: str, raw: bytes, pinned: str | None
     ) -> tuple[int, dict[str, Any] | bytes]:
@@ -409,6 +425,13 @@ class InferenceServer:
                 f"route {pinned!r} not on endpoint {name!r}" if pinned else "no route takes traffic"
             )
             return (404 if pinned else 503), {"error": message}
+        if pinned and self._archived(runtime.routes[route_name]):
+            self._child(self.requests, name, route_name, "409").inc()
+            route = runtime.routes[route_name].route
+            return 409, {
+                "error": f"route {pinned!r} serves {route.model}:{route.version}, which is "
+                "archived: an archived version takes no traffic"
+            }
         status, body = self._predict(runtime, runtime.routes[route_name], rows, shadow=False)
         shadow = runtime.traffic.shadow
         if shadow and not pinned and shadow in runtime.routes and runtime.sampler.take():
