@@ -191,21 +191,28 @@ EVIDENCE_KINDS: dict[str, EvidenceKind] = {
 
 
 def _monitoring(
-    platform: Platform, model: str, endpoints: Sequence[str], alerts: Any
+    platform: Platform, model: str, history: Sequence[dict[str, Any]], alerts: Any
 ) -> dict[str, Any]:
-    """The monitors of ``model`` on the ``endpoints`` that served the version, as recorded
-    (never estimated), with the alerts raised there. A monitor on an endpoint of another of the
-    model's versions does not watch this one."""
+    """The monitors that watched the version, as recorded (never estimated), with the alerts
+    raised. A monitor counts when its endpoint gave the version live or shadow traffic at some
+    instant since the monitor was added (``history``: the version's serving history): one on an
+    endpoint of another of the model's versions, or added after the version left, did not."""
     from sqlalchemy import select
 
     from mintaka.store.schema import monitors
 
+    served = {entry["endpoint"]: entry["history"] for entry in history}
     with platform.store.read() as conn:
-        rows = conn.execute(
-            select(monitors.c.id, monitors.c.endpoint, monitors.c.spec)
-            .where(monitors.c.model == model, monitors.c.endpoint.in_(list(endpoints)))
+        found = conn.execute(
+            select(monitors.c.id, monitors.c.endpoint, monitors.c.spec, monitors.c.created_at)
+            .where(monitors.c.model == model, monitors.c.endpoint.in_(list(served)))
             .order_by(monitors.c.id)
         ).all()
+    rows = [
+        row
+        for row in found
+        if _served_since(served[row.endpoint], datetime.fromisoformat(row.created_at))
+    ]
     watching = [
         {
             "id": row.id,
@@ -231,8 +238,8 @@ def _monitoring(
     return {
         "status": "monitored" if watching else NO_MONITORS,
         "detail": (
-            f"{len(watching)} monitor(s) watch the endpoints that served this version; alerts "
-            "below are as raised."
+            f"{len(watching)} monitor(s) watched endpoints while they served this version; "
+            "alerts below are as raised."
             if watching
             else "Mintaka records no monitor on an endpoint that served this version; nothing "
             "here is estimated."
@@ -240,6 +247,16 @@ def _monitoring(
         "monitors": watching,
         "alerts": alerts,
     }
+
+
+def _served_since(deployments: Sequence[dict[str, Any]], since: datetime) -> bool:
+    """Whether one endpoint's deployments (oldest first) gave the version live or shadow
+    traffic at some instant from ``since`` on: the one in force then, or any later one."""
+    in_force = 0
+    for index, entry in enumerate(deployments):
+        if datetime.fromisoformat(entry["at"]) <= since:  # instants, not text
+            in_force = index
+    return any(e["version_live"] or e["version_shadow"] for e in deployments[in_force:])
 
 
 def load_control_map(path: Path | None = None) -> dict[str, Any]:
@@ -591,9 +608,7 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         },
         "artifact": {"id": f"artifact:{version.artifact_digest}", **artifact},
         "deployments": history,
-        "monitoring": _monitoring(
-            platform, version.name, [entry["endpoint"] for entry in history], alerts
-        ),
+        "monitoring": _monitoring(platform, version.name, history, alerts),
         "lineage": {"upstream": _graph(upstream), "downstream": _graph(downstream)},
         "audit": {
             "chain": {

@@ -1,0 +1,45 @@
+"""Which monitors an evidence pack counts as a version's post-market monitoring."""
+
+from __future__ import annotations
+
+from artifact_kit import MakeArtifact
+
+from mintaka import ManualClock, Platform
+from mintaka.domain.monitoring import MonitorSpec, Signal, SignalKind
+from mintaka.governance.evidence import build_pack
+
+
+def _monitor(platform: Platform) -> str:
+    signal = Signal(
+        name="errors",
+        kind=SignalKind.TELEMETRY,
+        metric="error_rate",
+        threshold=0.05,
+        owner="oncall",
+    )
+    return platform.monitoring.add_monitor(
+        MonitorSpec(endpoint="scoring", model="m", signals=[signal])
+    )
+
+
+def _watching(platform: Platform, ref: str) -> list[str]:
+    return [m["id"] for m in build_pack(platform, ref)["monitoring"]["monitors"]]
+
+
+def test_a_monitor_counts_for_the_versions_its_endpoint_served_while_it_watched(
+    platform: Platform, make_artifact: MakeArtifact, clock: ManualClock
+) -> None:
+    for content in (b"v1", b"v2", b"v3"):
+        platform.register_model("m", make_artifact(content))
+    platform.serving.create_endpoint("scoring", "m:1", route="blue")
+    platform.serving.deploy("scoring", "m:2", route="green")
+    clock.advance(minutes=1)
+    platform.serving.set_traffic("scoring", {"blue": 0, "green": 100})
+    clock.advance(minutes=1)
+    late = _monitor(platform)  # added after m:1 stopped taking traffic here
+    assert _watching(platform, "m:1") == []
+    assert _watching(platform, "m:2") == [late]
+    assert _watching(platform, "m:3") == []  # never served
+    clock.advance(minutes=1)
+    platform.serving.set_traffic("scoring", {"blue": 100, "green": 0})
+    assert _watching(platform, "m:1") == [late]  # served again while watched
