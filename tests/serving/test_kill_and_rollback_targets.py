@@ -120,3 +120,37 @@ def test_bad_traffic_input_is_a_usage_error(
     assert code == 2
     assert said in " ".join(err.replace("│", " ").split())
     assert "Traceback" not in out + err
+
+
+def test_a_change_the_store_fails_to_record_is_undone_in_the_backend(
+    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for content in (b"v1", b"v2"):
+        platform.register_model("m", make_artifact(content))
+    serving = platform.serving
+    add = platform.lineage.add
+
+    def disk_full(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(platform.lineage, "add", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        serving.create_endpoint("scoring", "m:1", route="blue")
+    assert platform.backend.list_endpoints() == []  # type: ignore[attr-defined]
+    monkeypatch.setattr(platform.lineage, "add", add)
+    serving.create_endpoint("scoring", "m:1", route="blue")  # the retry starts clean
+
+    monkeypatch.setattr(platform.lineage, "add", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        serving.deploy("scoring", "m:2", route="green")
+    [route] = platform.backend.get_endpoint("scoring").routes  # type: ignore[attr-defined]
+    assert route.name == "blue"
+    monkeypatch.setattr(platform.lineage, "add", add)
+    serving.deploy("scoring", "m:2", route="green")
+
+    monkeypatch.setattr(platform.lineage, "add", disk_full)
+    with pytest.raises(OSError, match="disk full"):
+        serving.set_traffic("scoring", {"blue": 0, "green": 100})
+    backend_traffic = platform.backend.get_endpoint("scoring").traffic  # type: ignore[attr-defined]
+    assert backend_traffic.weights == {"blue": 100, "green": 0}
+    assert serving.get_endpoint("scoring").traffic.weights == {"blue": 100, "green": 0}

@@ -7,9 +7,11 @@ with the deployment history, lineage and audit trail in one transaction.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -87,6 +89,27 @@ def _traffic(weights: Mapping[str, int], shadow: str | None, shadow_percent: int
         raise ValidationError(f"invalid traffic map: {exc}") from exc
 
 
+def _as_sent(traffic: TrafficMap, emulated_shadow: bool) -> TrafficMap:
+    """The traffic map the cloud is sent: where core emulates shadow traffic, the cloud only
+    ever sees the live weights."""
+    return TrafficMap(weights=traffic.weights) if emulated_shadow else traffic
+
+
+@contextmanager
+def _undone_on_failure(undo: Callable[[], object], what: str) -> Iterator[None]:
+    """Record a change the backend has made; if recording fails, ask the backend to undo it, so
+    that the cloud is not left holding what no record describes (a retry then starts clean).
+    The undo is best effort: its own failure is logged, and the recording's error raised."""
+    try:
+        yield
+    except BaseException:
+        try:
+            undo()
+        except Exception:
+            log.exception("%s: recording failed, and undoing it in the backend failed too", what)
+        raise
+
+
 def _live(weights: Mapping[str, int]) -> dict[str, int]:
     """The routes of ``weights`` taking live traffic."""
     return {route: weight for route, weight in weights.items() if weight > 0}
@@ -150,7 +173,11 @@ class ServingService:
         decision = self._gate("endpoint.create", name, routes, traffic, versions, killed=False)
         created = serving.create_endpoint(name, routes, traffic)
         now = self.platform._now()
-        with self.platform.store.write() as conn:
+        undo = functools.partial(serving.delete_endpoint, name)
+        with (
+            _undone_on_failure(undo, f"creating endpoint {name}"),
+            self.platform.store.write() as conn,
+        ):
             self._insert_endpoint(
                 conn,
                 created.model_copy(update={"name": name, "routes": routes, "traffic": traffic}),
@@ -220,10 +247,15 @@ class ServingService:
         """Gate, apply and record a change of an endpoint's routes (with its traffic)."""
         versions = self._route_versions(routes)
         decision = self._gate(action, current.name, routes, traffic, versions, current)
-        self.platform._area(Capability.SERVING, Serving).update_routes(
-            current.name, routes, traffic
+        serving = self.platform._area(Capability.SERVING, Serving)
+        serving.update_routes(current.name, routes, traffic)
+        undo = functools.partial(
+            serving.update_routes, current.name, current.routes, current.traffic
         )
-        with self.platform.store.write() as conn:
+        with (
+            _undone_on_failure(undo, f"{action} on {current.name}"),
+            self.platform.store.write() as conn,
+        ):
             events = self._record_deployment(
                 conn,
                 current.name,
@@ -299,8 +331,14 @@ class ServingService:
             action, endpoint, current.routes, traffic, versions, current, strategy=strategy
         )
         # Where core emulates shadow traffic the cloud only ever sees the live weights.
-        splitter.set_traffic(endpoint, TrafficMap(weights=traffic.weights) if emulated else traffic)
-        with self.platform.store.write() as conn:
+        splitter.set_traffic(endpoint, _as_sent(traffic, emulated))
+        undo = functools.partial(
+            splitter.set_traffic, endpoint, _as_sent(current.traffic, emulated)
+        )
+        with (
+            _undone_on_failure(undo, f"{action} on {endpoint}"),
+            self.platform.store.write() as conn,
+        ):
             events = self._record_deployment(
                 conn,
                 endpoint,
