@@ -154,3 +154,38 @@ def test_a_change_the_store_fails_to_record_is_undone_in_the_backend(
     backend_traffic = platform.backend.get_endpoint("scoring").traffic  # type: ignore[attr-defined]
     assert backend_traffic.weights == {"blue": 100, "green": 0}
     assert serving.get_endpoint("scoring").traffic.weights == {"blue": 100, "green": 0}
+
+
+def test_a_breaching_step_whose_rollback_is_refused_pulls_the_kill_switch(
+    three: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan, TrafficStep
+    from mintaka.governance.policy import OPEN_POLICY
+    from mintaka.rollout.controller import RolloutController
+
+    three.serving.deploy("scoring", "m:2", route="green")
+    strict = tmp_path / "strict.toml"
+    strict.write_text(
+        OPEN_POLICY.read_text().replace(
+            "[tiers.medium]", '[tiers.medium]\napprovals = 1\napprover_roles = ["model-risk"]'
+        )
+    )
+
+    def bake(_: float) -> None:  # m:1 needs an approval it lacks from now on
+        monkeypatch.setenv("MINTAKA_POLICY", str(strict))
+        three.governance.reload_policy()
+
+    plan = TrafficPlan(
+        endpoint="scoring",
+        strategy=RolloutStrategy.CANARY,
+        steps=[TrafficStep(weights={"blue": 90, "green": 10})],
+        sla=SLA(min_requests=1),  # no traffic at all: the step breaches
+    )
+    result = RolloutController(three, wait=bake).run(plan)
+    assert not result.promoted
+    assert result.killed_because is not None
+    assert "the rollback was refused" in result.killed_because
+    endpoint = three.serving.get_endpoint("scoring")
+    assert endpoint.status.value == "killed"
+    [ticket] = three.monitoring.tickets("open")
+    assert (ticket.signal, ticket.severity.value) == ("rollout-sla", "critical")

@@ -264,6 +264,12 @@ def rollout(
         console.print(f"step {step.index} {step.weights}: {verdict} {'; '.join(step.breaches)}")
     if result.promoted:
         console.print(f"[green]rolled out[/] {to} on {endpoint}")
+    elif result.killed_because:
+        console.print(
+            f"[red]kill switch pulled[/] on {endpoint} ({result.killed_because}); traffic now "
+            f"{result.rolled_back_to}"
+        )
+        raise typer.Exit(1)
     else:
         console.print(f"[red]rolled back[/] {endpoint} to {result.rolled_back_to}")
         raise typer.Exit(1)

@@ -28,7 +28,7 @@ from mintaka.domain.serving import (
     TrafficPlan,
     TrafficStep,
 )
-from mintaka.errors import Conflict, ValidationError
+from mintaka.errors import Conflict, MintakaError, ValidationError
 from mintaka.rollout.steps import STEP_SHARES
 
 if TYPE_CHECKING:
@@ -51,6 +51,9 @@ class RolloutResult:
     promoted: bool
     steps: list[StepResult] = field(default_factory=list)
     rolled_back_to: dict[str, int] | None = None
+    # Set when the rollback after a breach was refused (or failed) and the kill switch was
+    # pulled instead: why the rollback did not happen.
+    killed_because: str | None = None
 
     @property
     def breaches(self) -> tuple[str, ...]:
@@ -171,17 +174,27 @@ class RolloutController:
                 breaches = tuple(sla_breaches(plan.sla, metrics, live))
                 result.steps.append(StepResult(index, dict(step.weights), metrics, breaches))
                 if breaches:
-                    self._restore(
-                        plan.endpoint,
-                        start,
-                        f"automatic rollback at step {index}: " + "; ".join(breaches),
-                    )
-                    result.rolled_back_to = dict(start.weights)
+                    why = f"automatic rollback at step {index}: " + "; ".join(breaches)
+                    try:
+                        self._restore(plan.endpoint, start, why)
+                        result.rolled_back_to = dict(start.weights)
+                    except MintakaError as refused:  # e.g. the champion lost its approval
+                        # The breaching step must not stay live: the kill switch needs no
+                        # approval (back to approved known-good traffic, or refuse requests).
+                        result.killed_because = f"the rollback was refused: {refused}"
+                        killed = platform.serving.kill(
+                            plan.endpoint, reason=f"{why}; {result.killed_because}"
+                        )
+                        result.rolled_back_to = dict(killed.traffic.weights)
                     platform.monitoring.raise_alert(
                         "rollout-sla",
                         plan.endpoint,
                         severity="critical",
-                        details={"step": index, "breaches": list(breaches)},
+                        details={
+                            "step": index,
+                            "breaches": list(breaches),
+                            **({"killed": result.killed_because} if result.killed_because else {}),
+                        },
                     )
                     return result
         except RolloutInterrupted:
