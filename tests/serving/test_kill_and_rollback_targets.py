@@ -189,3 +189,26 @@ def test_a_breaching_step_whose_rollback_is_refused_pulls_the_kill_switch(
     assert endpoint.status.value == "killed"
     [ticket] = three.monitoring.tickets("open")
     assert (ticket.signal, ticket.severity.value) == ("rollout-sla", "critical")
+
+
+def test_a_rollback_the_cloud_made_is_recorded_even_where_the_gate_would_refuse_it(
+    three: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.governance.policy import OPEN_POLICY
+    from mintaka.rollout.native import NativeRolloutStatus, _record_undone
+
+    strict = tmp_path / "strict.toml"
+    strict.write_text(
+        OPEN_POLICY.read_text().replace(
+            "[tiers.medium]", '[tiers.medium]\napprovals = 1\napprover_roles = ["model-risk"]'
+        )
+    )
+    monkeypatch.setenv("MINTAKA_POLICY", str(strict))
+    three.governance.reload_policy()  # m:1, serving now, lacks the approval it needs
+    _record_undone(three, "scoring", "rollout-1", NativeRolloutStatus.ROLLED_BACK)
+    last = three.serving.deployment_history("scoring")[-1]
+    assert "rolled back" in last.reason
+    assert not last.known_good  # recorded as it is, not as a safe target
+    [event] = [e for e in three.audit.events() if e.action == "endpoint.rollback"]
+    assert event.details["decision"]["allowed"] is False
+    assert [t.signal for t in three.monitoring.tickets("open")] == ["rollout-native"]

@@ -168,8 +168,8 @@ def _record_undone(
     traffic = platform._area(Capability.SERVING, Serving).get_endpoint(endpoint).traffic
     versions = serving._route_versions(current.routes)
     why = f"the cloud {found.value.replace('_', ' ')} {MARKER}{rollout_id}"
-    # What the cloud now serves was the known-good traffic: recorded as a rollback, which the
-    # gate never refuses (a safe state needs no approval).
+    # The cloud has already gone back: that is recorded as a rollback whatever the gate says
+    # of it now (the decision is kept with it), and counts as known-good only if it allows it.
     decision = serving._gate(
         "endpoint.rollback",
         endpoint,
@@ -178,6 +178,7 @@ def _record_undone(
         versions,
         current,
         strategy=RolloutStrategy.DIRECT,
+        enforce=False,
     )
     with platform.store.write() as conn:
         events = serving._record_deployment(
@@ -189,7 +190,7 @@ def _record_undone(
             RolloutStrategy.DIRECT,
             why,
             decision=decision,
-            known_good=True,
+            known_good=decision.allowed,
             action="endpoint.rollback",
         )
     platform._after_commit(events)

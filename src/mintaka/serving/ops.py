@@ -787,8 +787,11 @@ class ServingService:
         *,
         killed: bool | None = None,
         strategy: RolloutStrategy = RolloutStrategy.DIRECT,
+        enforce: bool = True,
     ) -> PolicyDecision:
-        """The traffic gate: every traffic change passes governance before any backend call."""
+        """The traffic gate: every traffic change passes governance before any backend call.
+        With ``enforce=False`` (recording a change the cloud has already made) the decision is
+        returned, to be recorded, whether or not it allows the change."""
         is_killed = (
             killed
             if killed is not None
@@ -808,6 +811,8 @@ class ServingService:
         checks = traffic_controls(change, governance)
         if action == "endpoint.unkill":
             checks += governance.unkill_controls(versions)
+        if not enforce:
+            return governance.evaluate(action, endpoint, checks)
         return governance.decide(action, endpoint, checks)
 
     def _insert_endpoint(
