@@ -40,6 +40,13 @@ def test_a_monitor_counts_for_the_versions_its_endpoint_served_while_it_watched(
     assert _watching(platform, "m:1") == []
     assert _watching(platform, "m:2") == [late]
     assert _watching(platform, "m:3") == []  # never served
+    platform.monitoring.raise_alert("scoring:errors", "scoring", value=0.2)
+
+    def alerted(ref: str) -> list[str]:
+        return [a["endpoint"] for a in build_pack(platform, ref)["monitoring"]["alerts"]]
+
+    assert alerted("m:2") == ["scoring"]  # raised while m:2 took the traffic
+    assert alerted("m:1") == []
     clock.advance(minutes=1)
     platform.serving.set_traffic("scoring", {"blue": 100, "green": 0})
     assert _watching(platform, "m:1") == [late]  # served again while watched

@@ -259,6 +259,16 @@ def _served_since(deployments: Sequence[dict[str, Any]], since: datetime) -> boo
     return any(e["version_live"] or e["version_shadow"] for e in deployments[in_force:])
 
 
+def _serving_at(deployments: Sequence[dict[str, Any]], at: datetime) -> bool:
+    """Whether the deployment of one endpoint in force at ``at`` gave the version live or
+    shadow traffic."""
+    in_force = None
+    for entry in deployments:
+        if datetime.fromisoformat(entry["at"]) <= at:
+            in_force = entry
+    return in_force is not None and bool(in_force["version_live"] or in_force["version_shadow"])
+
+
 def load_control_map(path: Path | None = None) -> dict[str, Any]:
     """The control map (``control_map.toml`` by default); unknown evidence kinds are refused."""
     chosen = path or CONTROL_MAP
@@ -530,10 +540,14 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         for e in events
         if e["action"] == "model.comparison"
     ]
+    # Alerts raised on an endpoint while it served the version (live or shadow), not before
+    # the version came or after it left.
+    served = {entry["endpoint"]: entry["history"] for entry in history}
     alerts = [
         {"id": e["id"], "at": e["at"], "endpoint": e["subject"], **e["details"]}
         for e in events
         if e["action"] == "alert.raise"
+        and _serving_at(served.get(e["subject"], []), datetime.fromisoformat(e["at"]))
     ]
     try:
         platform.artifacts.verify(version.artifact_digest)
