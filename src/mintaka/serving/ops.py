@@ -382,15 +382,12 @@ class ServingService:
                 f"endpoint {endpoint!r} has no earlier known-good traffic to restore (one whose "
                 "routes still serve the versions they served then)"
             )
+        kept = target.traffic.shadow in {r.name for r in current.routes}  # its shadow route
         return self._set_traffic(
             endpoint,
             _over(current, target.traffic.weights),
-            shadow=target.traffic.shadow
-            if target.traffic.shadow in {r.name for r in current.routes}
-            else None,
-            shadow_percent=target.traffic.shadow_percent
-            if target.traffic.shadow in {r.name for r in current.routes}
-            else 0,
+            shadow=target.traffic.shadow if kept else None,
+            shadow_percent=target.traffic.shadow_percent if kept else 0,
             strategy=RolloutStrategy.DIRECT,
             reason=reason or f"rollback to deployment {target.id}",
             known_good=True,
