@@ -88,6 +88,42 @@ def test_bind_and_retrain_with_a_reason(
     assert out == ""
 
 
+def test_due_and_pending_try_every_model_and_exit_1_when_one_did_not_succeed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
+) -> None:
+    from datetime import timedelta
+
+    from mintaka import Platform
+    from mintaka.pipelines.service import TrainingBinding
+
+    home_dir = init_home(capsys, tmp_path / "h")
+    home = ["--home", str(home_dir)]
+    # "a-held" sorts first and its gate refuses (18 > 10); "b-fine" must still run
+    for model, n in (("a-held", "9"), ("b-fine", "1")):
+        code, _, err = cli(
+            capsys, *home, "pipeline", "bind", model, str(spec), "-p", f"n={n}", "--every", "1d"
+        )
+        assert code == 0, err
+        path = home_dir / "pipelines" / "training" / f"{model}.json"
+        binding = TrainingBinding.model_validate_json(path.read_text())
+        moved = binding.model_copy(update={"bound_at": binding.bound_at - timedelta(days=2)})
+        path.write_text(moved.model_dump_json())
+    code, out, _ = cli(capsys, *home, "retrain", "--due")
+    assert code == 1
+    assert "a-held: gate 'check' (evaluation)" in out
+    assert "b-fine: prun-" in out
+    assert "succeeded" in out
+    with Platform(home_dir) as plat:
+        plat.pipelines.request_retraining("a-held", "psi 0.5 > 0.2", trigger="drift")
+        plat.pipelines.request_retraining("b-fine", "psi 0.5 > 0.2", trigger="drift")
+    code, out, _ = cli(capsys, *home, "retrain", "--pending")
+    assert code == 1
+    assert "a-held (drift): waiting" in out
+    assert "b-fine (drift): done prun-" in out
+    code, out, _ = cli(capsys, *home, "retrain", "--pending")
+    assert (code, out) == (0, "")  # nothing left to run: the waiting one waits for its resume
+
+
 def test_detach_submits_to_a_local_worker_and_status_follows_it(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:

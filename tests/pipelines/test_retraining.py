@@ -236,7 +236,54 @@ def test_a_later_retraining_supersedes_a_waiting_request(platform: Platform, hol
     assert run is not None
     assert run.status is PipelineStatus.SUCCEEDED
     statuses = {r.id: (r.status, r.outcome) for r in platform.pipelines.requests()}
-    assert statuses[first.id] == ("done", f"superseded by {second.id}")
+    assert statuses[first.id] == ("done", f"superseded by run {run.id}")
+
+
+def test_a_retraining_by_hand_settles_the_waiting_request(platform: Platform, hold: Path) -> None:
+    platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
+    [(waiting, _)] = platform.pipelines.process_requests(isolation="inline")
+    hold.unlink()
+    run = platform.pipelines.retrain("m", "fresh labels", isolation="inline")
+    assert platform.pipelines.requests("waiting") == []
+    [settled] = platform.pipelines.requests()
+    assert (settled.id, settled.status) == (waiting.id, "done")
+    assert settled.outcome == f"superseded by run {run.id}"
+    # so a drift alert can queue a retraining again
+    again = platform.pipelines.request_retraining("m", "psi 0.6 > 0.2", trigger="drift")
+    [(done, _)] = platform.pipelines.process_requests(isolation="inline")
+    assert (done.id, done.status) == (again.id, "done")
+
+
+def test_a_refused_retraining_records_nothing(platform: Platform) -> None:
+    platform.pipelines.bind("m", tiny())
+    before = len(platform.audit.events())
+    with pytest.raises(ValidationError, match="declares no parameters"):
+        platform.pipelines.retrain("m", "because", parameters={"x": 1})
+    assert len(platform.audit.events()) == before
+    assert platform.pipelines.runs() == []
+
+
+def test_a_request_another_runner_settled_after_this_one_listed_it_is_not_run_again(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.pipelines.service import PipelineService
+
+    platform.pipelines.bind("m", tiny())
+    platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
+    platform.pipelines.request_retraining("m", "psi 0.6 > 0.2", trigger="drift")
+    stale = platform.pipelines.requests("pending")
+    platform.pipelines.process_requests(isolation="inline")  # the other runner, finished
+    settled = platform.pipelines.requests()
+    listed = PipelineService.requests
+
+    def listing(self: PipelineService, status: str | None = None) -> list[object]:
+        return list(stale) if status == "pending" else listed(self, status)
+
+    monkeypatch.setattr(PipelineService, "requests", listing)
+    assert platform.pipelines.process_requests(isolation="inline") == []
+    monkeypatch.undo()
+    assert platform.pipelines.requests() == settled
+    assert len([e for e in platform.audit.events() if e.action == "model.retrain"]) == 1
 
 
 def test_a_schedule_makes_a_model_due(platform: Platform, clock: ManualClock) -> None:
@@ -245,11 +292,27 @@ def test_a_schedule_makes_a_model_due(platform: Platform, clock: ManualClock) ->
     assert platform.pipelines.due() == []
     clock.advance(days=7)
     assert platform.pipelines.due() == ["m"]
-    [run] = platform.pipelines.run_due(isolation="inline")
-    assert platform.pipelines.get(run.id).trigger == "schedule"
+    [scheduled] = platform.pipelines.run_due(isolation="inline")
+    assert (scheduled.model, scheduled.error) == ("m", "")
+    assert scheduled.run is not None
+    assert platform.pipelines.get(scheduled.run.id).trigger == "schedule"
     assert platform.pipelines.due() == []
     clock.advance(days=6)
     assert platform.pipelines.due() == []
+
+
+def test_a_model_held_at_a_gate_does_not_stop_the_other_due_models(
+    platform: Platform, clock: ManualClock, hold: Path
+) -> None:
+    platform.pipelines.bind("m", held(), every="1d")  # held at its sign-off gate
+    platform.pipelines.bind("n", tiny(), every="1d")
+    clock.advance(days=1)
+    held_one, ran = platform.pipelines.run_due(isolation="inline")
+    assert (held_one.model, held_one.run) == ("m", None)
+    assert "gate 'sign-off'" in held_one.error
+    assert ran.model == "n"
+    assert ran.run is not None
+    assert ran.run.status is PipelineStatus.SUCCEEDED
 
 
 def test_a_schedule_too_long_for_a_time_span_is_refused(platform: Platform) -> None:
@@ -291,6 +354,21 @@ def test_superseded_versions_retire_after_the_policy_grace_period(
     assert len(reasons) == 2
     assert all("superseded by m:4 (champion)" in r and "30-day grace" in r for r in reasons)
     assert platform.pipelines.retire_superseded("m") == []
+
+
+def test_the_grace_period_runs_from_when_the_alias_moved_not_from_the_registration(
+    platform: Platform, clock: ManualClock, make_artifact: MakeArtifact
+) -> None:
+    for content in (b"v1", b"v2"):
+        platform.register_model("m", make_artifact(content), tier="low")
+    platform.set_alias("m", "champion", 1)
+    clock.advance(days=60)  # v2 waited two months as a challenger
+    platform.set_alias("m", "champion", 2)
+    assert platform.pipelines.retire_superseded("m") == []  # v1 was champion until just now
+    clock.advance(days=29)
+    assert platform.pipelines.retire_superseded("m") == []
+    clock.advance(days=2)
+    assert [v.version for v in platform.pipelines.retire_superseded("m")] == [1]
 
 
 def test_which_production_models_used_a_data_source(

@@ -227,18 +227,31 @@ def retrain(
         bool, typer.Option("--pending", help="Run the retrainings that alerts asked for.")
     ] = False,
 ) -> None:
-    """Retrain a model through its bound pipeline (or the scheduled / alert-requested ones)."""
+    """Retrain a model through its bound pipeline (or the scheduled / alert-requested ones).
+    With --due or --pending, every model is tried; exits 1 when any of them failed or stopped
+    at a gate."""
     plat = platform(ctx)
-    if due:
-        for found in plat.pipelines.run_due():
-            console.print(f"{found.id}: {found.status.value}")
-        return
-    if pending:
-        for request, outcome in plat.pipelines.process_requests():
-            console.print(
-                f"{request.model} ({request.trigger}): {request.status} "
-                f"{outcome.id if outcome else request.outcome}"
-            )
+    if due or pending:
+        settled = True
+        if due:
+            for scheduled in plat.pipelines.run_due():
+                if scheduled.run is not None:
+                    console.print(
+                        f"{scheduled.model}: {scheduled.run.id} {scheduled.run.status.value}"
+                    )
+                else:
+                    settled = False
+                    console.print(f"[red]{scheduled.model}: {escape(scheduled.error)}[/]")
+        if pending:
+            for request, outcome in plat.pipelines.process_requests():
+                settled = settled and request.status == "done"
+                line = (
+                    f"{request.model} ({request.trigger}): {request.status} "
+                    f"{outcome.id if outcome else request.outcome}"
+                )
+                console.print(line if request.status == "done" else f"[red]{escape(line)}[/]")
+        if not settled:
+            raise typer.Exit(1)
         return
     if model is None:
         raise ValidationError("name a model, or pass --due or --pending")

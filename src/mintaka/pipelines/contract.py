@@ -233,6 +233,14 @@ def _name(annotation: Any) -> str:
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
+def merged_parameters(spec: PipelineSpec, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The spec's parameters overridden by ``parameters``, which must all be declared."""
+    unknown = sorted(set(parameters or {}) - set(spec.parameters))
+    if unknown:
+        raise ValidationError(f"pipeline {spec.name!r} declares no parameters {unknown}")
+    return {**spec.parameters, **dict(parameters or {})}
+
+
 def check_spec(spec: PipelineSpec, parameters: Mapping[str, Any]) -> dict[str, StepContract]:
     """Every step's contract, once the whole pipeline's wiring is checked."""
     contracts: dict[str, StepContract] = {}

@@ -44,7 +44,7 @@ from mintaka.domain.pipelines import (
 from mintaka.domain.runs import RunStatus
 from mintaka.errors import Conflict, GateFailed, MintakaError, NotFound, ValidationError
 from mintaka.files import write_atomic
-from mintaka.pipelines.contract import StepContext, StepContract, check_spec
+from mintaka.pipelines.contract import StepContext, StepContract, check_spec, merged_parameters
 from mintaka.processes import ProcessId, running, this_process
 from mintaka.provenance import code_commit, environment
 
@@ -145,10 +145,7 @@ class LocalExecutor:
         ``run_id`` is the id a backend already gave the run (a submitted run), else a new one.
         ``stop_marker`` is a file whose existence says a stop was asked for: if the process
         running the run is killed, the run then reads back as stopped rather than failed."""
-        unknown = sorted(set(parameters or {}) - set(spec.parameters))
-        if unknown:
-            raise ValidationError(f"pipeline {spec.name!r} declares no parameters {unknown}")
-        merged: dict[str, Any] = {**spec.parameters, **dict(parameters or {})}
+        merged = merged_parameters(spec, parameters)
         contracts = check_spec(spec, merged)
         run_id = run_id or self.platform.ids.new("prun")
         if (self.root / "runs" / f"{run_id}.json").exists():

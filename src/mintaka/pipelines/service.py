@@ -26,6 +26,7 @@ from mintaka.domain.pipelines import NativePipeline, PipelineRun, PipelineSpec, 
 from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError
 from mintaka.files import write_atomic
+from mintaka.pipelines.contract import check_spec, merged_parameters
 from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent
 from mintaka.processes import ProcessId, running, this_process
 
@@ -108,6 +109,14 @@ class RetrainRequest(BaseModel):
     outcome: str = ""
 
 
+class ScheduledRetraining(BaseModel):
+    """How one due model's scheduled retraining went: its run, or the error that stopped it."""
+
+    model: str
+    run: PipelineRun | None = None
+    error: str = ""
+
+
 class PipelineService:
     """See the module docstring."""
 
@@ -183,12 +192,9 @@ class PipelineService:
         from mintaka.domain.lineage import LineageNode, NodeKind
         from mintaka.interfaces import PipelineExecution
 
-        unknown = sorted(set(parameters or {}) - set(spec.parameters))
-        if unknown:
-            raise ValidationError(f"pipeline {spec.name!r} declares no parameters {unknown}")
+        merged = {k: str(v) for k, v in merged_parameters(spec, parameters).items()}
         backend = self.platform._area(Capability.PIPELINES, PipelineExecution)
         native = backend.compile(spec)
-        merged = {k: str(v) for k, v in {**spec.parameters, **dict(parameters or {})}.items()}
         run = backend.submit(native, merged)
         node = LineageNode(
             kind=NodeKind.PIPELINE_RUN,
@@ -251,15 +257,11 @@ class PipelineService:
     ) -> TrainingBinding:
         """Make ``spec`` the pipeline that retrains ``model`` (checked now, not at retrain)."""
         from mintaka.domain.names import validate_model_name
-        from mintaka.pipelines.contract import check_spec
 
         validate_model_name(model)
         if every is not None:
             parse_every(every)
-        unknown = sorted(set(parameters or {}) - set(spec.parameters))
-        if unknown:
-            raise ValidationError(f"pipeline {spec.name!r} declares no parameters {unknown}")
-        check_spec(spec, {**spec.parameters, **dict(parameters or {})})
+        check_spec(spec, merged_parameters(spec, parameters))
         binding = TrainingBinding(
             model=model,
             spec=spec,
@@ -298,15 +300,26 @@ class PipelineService:
         parameters: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> PipelineRun:
-        """Retrain ``model`` through its bound pipeline; the reason is audited with the run."""
+        """Retrain ``model`` through its bound pipeline; the reason is audited with the run.
+
+        The parameters are checked before anything is recorded. Once the run succeeds, the
+        model's retraining requests still waiting at a gate are settled (done, superseded by
+        this run), so alerts can ask for a retraining again."""
         if not reason.strip():
             raise ValidationError("a retraining needs a reason")
         binding = self.binding(model)
         merged = {**binding.parameters, **dict(parameters or {})}
+        check_spec(binding.spec, merged_parameters(binding.spec, merged))
         self._audit("model.retrain", model, reason=reason, trigger=trigger, parameters=merged)
-        return self.run(
-            binding.spec, merged, trigger=trigger, reason=reason, model=model, **options
-        )
+        run = self.run(binding.spec, merged, trigger=trigger, reason=reason, model=model, **options)
+        for waiting in self.requests("waiting"):
+            if waiting.model == model and waiting.pipeline_run != run.id:
+                self._save_request(
+                    waiting.model_copy(
+                        update={"status": "done", "outcome": f"superseded by run {run.id}"}
+                    )
+                )
+        return run
 
     def request_retraining(
         self, model: str, reason: str, *, trigger: Trigger = "event", alert: str | None = None
@@ -358,28 +371,30 @@ class PipelineService:
         seen: dict[str, RetrainRequest] = {}
         for request in self.requests("pending"):
             if request.model in seen:
-                merged = request.model_copy(
-                    update={"status": "done", "outcome": f"merged into {seen[request.model].id}"}
-                )
-                self._save_request(merged)
+                if self._claim(request):
+                    try:
+                        if self._current(request).status == "pending":
+                            self._save_request(
+                                request.model_copy(
+                                    update={
+                                        "status": "done",
+                                        "outcome": f"merged into {seen[request.model].id}",
+                                    }
+                                )
+                            )
+                    finally:
+                        self._release(request)
                 continue
             seen[request.model] = request
             if not self._claim(request):
                 continue  # another process is running it
             try:  # released once settled; on any other error it stays pending for the next runner
+                if self._current(request).status != "pending":
+                    continue  # settled by another runner since this one listed it
                 updated, run = self._run_request(request, options)
             finally:
                 self._release(request)
             handled.append((updated, run))
-            if run is None:
-                continue
-            for older in self.requests("waiting"):
-                if older.model == request.model and older.seq < request.seq:
-                    self._save_request(
-                        older.model_copy(
-                            update={"status": "done", "outcome": f"superseded by {request.id}"}
-                        )
-                    )
         return handled
 
     def _run_of(self, request: RetrainRequest) -> PipelineRun | None:
@@ -407,26 +422,38 @@ class PipelineService:
                 found.append(binding.model)
         return found
 
-    def run_due(self, **options: Any) -> list[PipelineRun]:
-        runs = []
+    def run_due(self, **options: Any) -> list[ScheduledRetraining]:
+        """Retrain every model that is due, each on its own: a model held at a gate or failing
+        is reported with its error and the next one still runs."""
+        done = []
         for model in self.due():
             every = self.binding(model).every
-            runs.append(
-                self.retrain(model, f"scheduled every {every}", trigger="schedule", **options)
-            )
-        return runs
+            try:
+                run = self.retrain(model, f"scheduled every {every}", trigger="schedule", **options)
+            except MintakaError as exc:
+                done.append(ScheduledRetraining(model=model, error=str(exc)))
+            else:
+                done.append(ScheduledRetraining(model=model, run=run))
+        return done
 
     # -- retirement -----------------------------------------------------------------------------
 
     def retire_superseded(self, model: str, *, alias: str = "champion") -> list[ModelVersion]:
         """Archive the versions ``alias``'s holder superseded once the policy's grace period
-        for their tier has passed; versions holding an alias or serving traffic are kept."""
+        for their tier has passed, counted from when the alias moved to that holder; versions
+        holding an alias or serving traffic are kept."""
         from mintaka.governance.inventory import serving_index
 
         champion = self.platform.get_model_version(model, alias=alias)
         policy = self.platform.governance.policy
         serving = serving_index(self.platform)
         now = self.platform._now()
+        moves = [
+            e.at
+            for e in self.platform.audit.events(subject=f"{model}@{alias}")
+            if e.action == "model.alias.set" and e.details.get("version") == champion.version
+        ]
+        since = moves[-1] if moves else champion.created_at
         retired = []
         for version in self.platform.list_versions(model):
             if version.version >= champion.version or version.stage is Stage.ARCHIVED:
@@ -435,7 +462,7 @@ class PipelineService:
             if version.aliases or any(r.weight > 0 or r.shadow for r in routes):
                 continue
             grace = policy.controls(version.risk_tier).superseded_grace_days
-            if now - champion.created_at < timedelta(days=grace):
+            if now - since < timedelta(days=grace):
                 continue
             retired.append(
                 self.platform.archive_version(
@@ -493,6 +520,11 @@ class PipelineService:
         with os.fdopen(descriptor, "w") as handle:
             handle.write(mine)
         return True
+
+    def _current(self, request: RetrainRequest) -> RetrainRequest:
+        """``request`` as stored now (another runner may have settled it)."""
+        path = self.root / "requests" / f"{request.id}.json"
+        return RetrainRequest.model_validate_json(path.read_text())
 
     def _release(self, request: RetrainRequest) -> None:
         (self.root / "requests" / f"{request.id}.claim").unlink(missing_ok=True)
