@@ -88,6 +88,58 @@ def test_unacknowledged_ticket_escalates_and_acknowledged_one_does_not(
     assert [e.details["owner"] for e in escalations] == ["lead-b", "head-c"]
 
 
+@pytest.mark.parametrize("minutes", [float("inf"), 1e300, 366 * 24 * 60 + 1])
+def test_an_escalation_step_later_than_a_year_is_refused(served: Platform, minutes: float) -> None:
+    with pytest.raises(ValueError, match="less than or equal to"):
+        Escalation(after_minutes=minutes, to="lead-b")
+
+
+def test_a_ticket_whose_stored_escalation_overflows_never_stops_the_others(
+    served: Platform, clock: ManualClock
+) -> None:
+    from sqlalchemy import update
+
+    from mintaka.store.schema import tickets
+
+    monitoring = served.monitoring
+    step = [Escalation(after_minutes=30, to="lead-b")]
+    _, broken = monitoring.raise_alert("drift", "scoring", owner="a", escalation=step)
+    _, fine = monitoring.raise_alert("latency", "scoring", owner="a", escalation=step)
+    with served.store.write() as conn:  # written before steps were capped
+        conn.execute(
+            update(tickets)
+            .where(tickets.c.id == broken.id)
+            .values(escalation=[{"after_minutes": 1e300, "to": "lead-b"}])
+        )
+    clock.advance(minutes=31)
+    assert monitoring.escalate_due() == [fine.id]
+
+
+def test_two_monitors_on_one_endpoint_cannot_share_a_signal_name(served: Platform) -> None:
+    first = served.monitoring.add_monitor(scoring_monitor(latency_signal()))
+    other = latency_signal(metric="p99_latency_ms", threshold=500.0, owner="oncall-z")
+    with pytest.raises(
+        Conflict, match=rf"already has signal\(s\) \['errors'\] \(monitor {first}\)"
+    ):
+        served.monitoring.add_monitor(scoring_monitor(other))
+    assert len(served.monitoring.monitors("scoring")) == 1
+    served.monitoring.add_monitor(scoring_monitor(other.model_copy(update={"name": "latency"})))
+    assert len(served.monitoring.monitors("scoring")) == 2
+
+
+def test_acknowledging_twice_changes_and_records_nothing_the_second_time(
+    served: Platform, home: Path
+) -> None:
+    monitoring = served.monitoring
+    _, ticket = monitoring.raise_alert("drift", "scoring", owner="oncall-a")
+    first = monitoring.acknowledge(ticket.id)
+    with Platform(home, actor="someone-else") as other:
+        again = other.monitoring.acknowledge(ticket.id)
+    assert again == first
+    assert again.acked_by == first.acked_by != "someone-else"
+    assert [e.action for e in served.audit.events()].count("ticket.ack") == 1
+
+
 def test_an_unknown_ticket_status_or_severity_names_the_valid_ones(served: Platform) -> None:
     with pytest.raises(ValidationError, match="expected one of: open, acknowledged, resolved"):
         served.monitoring.tickets("bogus")

@@ -271,3 +271,63 @@ def test_monitor_labels_reads_a_csv(
         senders = set(conn.execute(select(labels.c.sent_by)).scalars())
     assert stored == {ids[0]: 1, ids[1]: "no"}
     assert senders == {"labeller"}
+
+
+@pytest.mark.parametrize("label", ["", "  ", None, float("nan")])
+def test_an_empty_label_is_refused_and_nothing_is_stored(
+    served: Platform, log_predictions: LogPredictions, label: object
+) -> None:
+    [first, second] = log_predictions([({"x": 1}, 1), ({"x": 2}, 0)])
+    with pytest.raises(ValidationError, match="must not be empty"):
+        served.monitoring.record_labels({first: 1, second: label})
+    with served.store.read() as conn:
+        assert conn.execute(select(labels.c.prediction_id)).all() == []
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "prediction_id,label\n{a},1\n{b}\n",
+        "prediction_id,label\n,1\n",
+        "prediction_id,label\n{a},\n",
+    ],
+)
+def test_monitor_labels_names_the_bad_row_of_a_csv(
+    served: Platform,
+    log_predictions: LogPredictions,
+    home: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    body: str,
+) -> None:
+    a, b = log_predictions([({"x": 1}, 1), ({"x": 2}, 0)])
+    path = tmp_path / "labels.csv"
+    path.write_text(body.format(a=a, b=b))
+    served.close()
+    code = 0
+    try:
+        main(["--home", str(home), "monitor", "labels", str(path)])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in err
+    assert "needs a prediction_id and a label" in err or "must not be empty" in err
+    with Platform(home) as plat, plat.store.read() as conn:
+        assert conn.execute(select(labels.c.prediction_id)).all() == []
+
+
+@pytest.mark.parametrize("every", ["-1", "0", "0.5", "nan", "inf", "1e9"])
+def test_monitor_run_refuses_a_pace_it_cannot_keep_before_any_pass(
+    served: Platform, home: Path, capsys: pytest.CaptureFixture[str], every: str
+) -> None:
+    served.close()
+    code = 0
+    try:
+        main(["--home", str(home), "monitor", "run", "--every", every])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert "--every takes 1 to 86400 seconds" in " ".join(err.split())
+    assert "evaluated" not in out

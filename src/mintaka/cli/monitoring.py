@@ -90,6 +90,9 @@ def coverage(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+MIN_EVERY, MAX_EVERY = 1.0, 86400.0  # seconds between passes of `monitor run`
+
+
 @monitor_app.command("run")
 def run(
     ctx: typer.Context,
@@ -105,6 +108,10 @@ def run(
     be evaluated, whether or not it alerted); repeated runs report it and go on."""
     import time
 
+    if not once and not MIN_EVERY <= every <= MAX_EVERY:  # also refuses nan
+        raise ValidationError(
+            f"--every takes {MIN_EVERY:g} to {MAX_EVERY:g} seconds between evaluations, not {every}"
+        )
     plat = platform(ctx)
     while True:
         report = plat.monitoring.run_once()
@@ -160,7 +167,12 @@ def labels(
             if not {"prediction_id", "label"} <= set(reader.fieldnames or ()):
                 raise ValidationError(f"{file}: the header must name prediction_id and label")
             for row in reader:
-                found[row["prediction_id"].strip()] = parse_label(row["label"].strip())
+                pid, label = row["prediction_id"], row["label"]
+                if pid is None or label is None or not pid.strip():
+                    raise ValidationError(
+                        f"{file}, line {reader.line_num}: a row needs a prediction_id and a label"
+                    )
+                found[pid.strip()] = parse_label(label.strip())
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise ValidationError(f"{file}: {exc}") from exc
     stored = platform(ctx).monitoring.record_labels(found)

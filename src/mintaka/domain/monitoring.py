@@ -44,8 +44,13 @@ class SignalKind(StrEnum):
     TELEMETRY = "telemetry"
 
 
+MAX_ESCALATION_MINUTES = 366 * 24 * 60  # a step later than a year is a mistake
+
+
 class Escalation(Spec):
-    after_minutes: float = Field(gt=0)
+    """Hand an unacknowledged ticket to ``to`` this many minutes after the step before it."""
+
+    after_minutes: float = Field(gt=0, le=MAX_ESCALATION_MINUTES)
     to: str
 
 

@@ -163,7 +163,8 @@ class MonitoringService:
         """Attach a monitor to an endpoint; every signal is validated before anything is stored.
 
         Idempotent: when the same monitor already watches the endpoint, its id is returned and
-        nothing is added.
+        nothing is added. A signal name another monitor of the endpoint already uses is a
+        Conflict: an endpoint's alerts are ticketed by signal name.
         """
         self.check_monitor(spec)
         with self.platform.store.write() as conn:
@@ -172,9 +173,17 @@ class MonitoringService:
                 .where(monitors.c.endpoint == spec.endpoint)
                 .order_by(monitors.c.created_at, monitors.c.id)
             ).all()
+            taken: dict[str, str] = {}
             for row in rows:
                 if MonitorSpec.model_validate(row.spec) == spec:
                     return str(row.id)
+                taken.update({s["name"]: str(row.id) for s in row.spec["signals"]})
+            clashes = sorted({s.name for s in spec.signals} & set(taken))
+            if clashes:  # alerts are ticketed per endpoint and signal name
+                raise Conflict(
+                    f"endpoint {spec.endpoint} already has signal(s) {clashes} (monitor "
+                    f"{taken[clashes[0]]}): give each signal on an endpoint its own name"
+                )
             monitor_id = self.platform.ids.new("mon")
             conn.execute(
                 monitors.insert().values(
@@ -458,10 +467,17 @@ class MonitoringService:
     def _transition(
         self, ticket_id: str, status: TicketStatus, action: str, **extra: Any
     ) -> Ticket:
-        current = self.ticket(ticket_id)
-        if current.status is TicketStatus.RESOLVED:
-            raise Conflict(f"ticket {ticket_id} is already resolved")
+        """Move a ticket on; acknowledging one already acknowledged changes and records
+        nothing (who acknowledged it first stays), and a resolved ticket stays resolved."""
         with self.platform.store.write() as conn:
+            row = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).one_or_none()
+            if row is None:
+                raise NotFound(f"ticket {ticket_id!r} not found")
+            current = _ticket(row)
+            if current.status is TicketStatus.RESOLVED:
+                raise Conflict(f"ticket {ticket_id} is already resolved")
+            if current.status is status:
+                return current
             values: dict[str, Any] = {
                 "status": status.value,
                 "updated_at": self.platform._now().isoformat(),
@@ -483,11 +499,11 @@ class MonitoringService:
             if ticket.escalation_level >= len(ticket.escalation):
                 continue
             step = ticket.escalation[ticket.escalation_level]
-            due = ticket.opened_at + timedelta(
-                minutes=sum(
-                    e.after_minutes for e in ticket.escalation[: ticket.escalation_level + 1]
-                )
-            )
+            minutes = sum(e.after_minutes for e in ticket.escalation[: ticket.escalation_level + 1])
+            try:
+                due = ticket.opened_at + timedelta(minutes=minutes)
+            except OverflowError:  # a step stored before steps were capped: never due
+                continue
             if now < due:
                 continue
             with self.platform.store.write() as conn:
@@ -945,9 +961,12 @@ class MonitoringService:
         """
         if not found:
             return 0
-        missing = [pid for pid, label in found.items() if label is None]
+        missing = [pid for pid, label in found.items() if _no_label(label)]
         if missing:
-            raise ValidationError(f"labels must not be empty: {sorted(missing)[:5]}")
+            raise ValidationError(
+                f"labels must not be empty or NaN: {sorted(missing)[:5]} (leave a prediction "
+                "out until its label is known)"
+            )
         ids = list(found)
         now = self.platform._now().isoformat()
         with self.platform.store.write() as conn:
@@ -1006,6 +1025,15 @@ class MonitoringService:
         return len(ids)
 
 
+def _no_label(label: Any) -> bool:
+    """None, a blank string or a non-finite number: no ground truth to score against."""
+    if label is None:
+        return True
+    if isinstance(label, str):
+        return not label.strip()
+    return isinstance(label, float) and not math.isfinite(label)
+
+
 def _ticket(row: Any) -> Ticket:
     return Ticket(
         id=row.id,
@@ -1016,7 +1044,8 @@ def _ticket(row: Any) -> Ticket:
         severity=Severity(row.severity),
         status=TicketStatus(row.status),
         runbook_url=row.runbook_url,
-        escalation=tuple(Escalation(**e) for e in row.escalation),
+        # as stored: a step written before steps were capped still loads
+        escalation=tuple(Escalation.model_construct(**e) for e in row.escalation),
         escalation_level=row.escalation_level,
         alerts=row.alerts,
         opened_at=datetime.fromisoformat(row.opened_at),
