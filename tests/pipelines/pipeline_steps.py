@@ -76,6 +76,14 @@ def untyped(inputs, ctx):  # type: ignore[no-untyped-def]
     return {}
 
 
+def refuses_itself(inputs: LimitInputs) -> TextOutputs:
+    """A step whose own code refuses with GateFailed (an inline check, not a declared gate)."""
+    from mintaka.errors import GateFailed
+
+    check = GateCheck(name="value", passed=False, value=inputs.value, limit=inputs.limit)
+    raise GateFailed("own-check", "evaluation", [check])
+
+
 class SignOffInputs(BaseModel):
     total: int
 

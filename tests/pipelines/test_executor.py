@@ -217,6 +217,30 @@ def test_a_failing_gate_stops_the_run_naming_the_gate_and_its_numbers(
     assert passing.status is PipelineStatus.SUCCEEDED
 
 
+def test_a_step_that_raises_gate_failed_itself_ends_the_run_failed_and_resumable(
+    platform: Platform,
+) -> None:
+    spec = PipelineSpec(
+        name="self-checking",
+        parameters={"value": 0.42, "limit": 0.3},
+        steps=[
+            StepSpec(
+                name="check",
+                entrypoint=f"{STEPS}:refuses_itself",
+                inputs={"value": "params.value", "limit": "params.limit"},
+            )
+        ],
+    )
+    with pytest.raises(GateFailed) as raised:
+        platform.pipelines.run(spec, isolation="inline")
+    state = platform.pipelines.get(raised.value.run_id or "")
+    assert state.run.status is PipelineStatus.FAILED
+    [step] = state.run.steps
+    assert step.status is PipelineStatus.FAILED
+    assert step.failure_reason == "gate 'own-check' (evaluation) failed: value: 0.42 (limit 0.3)"
+    assert [e.action for e in platform.audit.events()][-1] == "pipeline.failed"
+
+
 def test_missing_runs_are_not_found(platform: Platform) -> None:
     from mintaka import NotFound
 

@@ -297,7 +297,10 @@ class LocalExecutor:
             if "dataset_id" not in contract.output_model.model_fields:
                 self._experiment_run(state)
             result, key, cached = self._execute(state, step, contract, inputs)
-        except GateFailed:
+        except GateFailed as exc:  # the step's own code refused: a failed step of this run
+            self._fail(state, step, index, total, str(exc))
+            if exc.run_id is None:
+                exc.run_id = state.run.id  # so a waiting request names the run to resume
             raise
         except KeyboardInterrupt:
             self._with_step(state, step.name, status=PipelineStatus.STOPPED)
