@@ -140,6 +140,28 @@ def test_acknowledging_twice_changes_and_records_nothing_the_second_time(
     assert [e.action for e in served.audit.events()].count("ticket.ack") == 1
 
 
+def test_a_runner_that_was_down_catches_up_every_due_step_in_one_pass(
+    served: Platform, clock: ManualClock
+) -> None:
+    monitoring = served.monitoring
+    path = [
+        Escalation(after_minutes=30, to="lead-b"),
+        Escalation(after_minutes=60, to="head-c"),
+        Escalation(after_minutes=600, to="vp-d"),
+    ]
+    _, ticket = monitoring.raise_alert("drift", "scoring", owner="oncall-a", escalation=path)
+    clock.advance(minutes=120)  # both of the first two steps are due; the third is not
+    assert monitoring.escalate_due() == [ticket.id]
+    moved = monitoring.ticket(ticket.id)
+    assert (moved.owner, moved.escalation_level) == ("head-c", 2)
+    escalations = [e.details for e in served.audit.events() if e.action == "ticket.escalate"]
+    assert [(e["previous_owner"], e["owner"]) for e in escalations] == [
+        ("oncall-a", "lead-b"),
+        ("lead-b", "head-c"),
+    ]
+    assert monitoring.escalate_due() == []
+
+
 def test_an_unknown_ticket_status_or_severity_names_the_valid_ones(served: Platform) -> None:
     with pytest.raises(ValidationError, match="expected one of: open, acknowledged, resolved"):
         served.monitoring.tickets("bogus")
@@ -243,6 +265,7 @@ def test_coverage_lists_production_endpoints_without_monitors(served: Platform) 
         (latency_signal(window="soon"), "window"),
         (latency_signal(owner=" "), "needs an owner"),
         (latency_signal(metric="accuracy"), "telemetry signal"),
+        (latency_signal(retrain=True), "retrain = true applies to drift and performance"),
     ],
 )
 def test_bad_monitor_specs_are_refused(served: Platform, signal: Signal, message: str) -> None:

@@ -331,3 +331,28 @@ def test_monitor_run_refuses_a_pace_it_cannot_keep_before_any_pass(
     assert code == 1
     assert "--every takes 1 to 86400 seconds" in " ".join(err.split())
     assert "evaluated" not in out
+
+
+def test_class_metrics_refuse_outputs_that_are_scores_instead_of_reporting_a_wrong_value(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(
+        served,
+        performance_signal(name="acc"),
+        performance_signal(name="auc", metric="roc_auc", threshold=0.5),
+        performance_signal(
+            name="parity",
+            kind=SignalKind.FAIRNESS,
+            metric="demographic_parity:group",
+            threshold=0.5,
+        ),
+    )
+    ids = log_predictions([({"x": i, "group": i % 2}, 0.9 if i < 5 else 0.1) for i in range(10)])
+    served.monitoring.record_labels({pid: int(i < 5) for i, pid in enumerate(ids)})
+    clock.advance(minutes=1)
+    report = served.monitoring.run_once()
+    assert report.alerts == ()  # the scores rank perfectly: roc_auc 1.0
+    assert report.evaluated == 1
+    failures = {f.signal: f.error for f in report.failed}
+    assert set(failures) == {"acc", "parity"}
+    assert "the logged outputs are scores (e.g. 0." in failures["acc"]

@@ -113,6 +113,21 @@ def predicted_label(output: Any) -> Any:
     return output
 
 
+def predicted_classes(outputs: Sequence[Any], metric: str) -> list[Any]:
+    """The predicted classes of logged outputs, for a metric that compares classes: an output
+    that is a fractional number is a score, not a class, and comparing it with labels would
+    report a wrong value, so it is refused."""
+    found = [predicted_label(output) for output in outputs]
+    for value in found:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValidationError(
+                f"{metric} compares predicted classes, but the logged outputs are scores (e.g. "
+                f'{value:g}): log {{"label": ..., "score": ...}}, or watch roc_auc or '
+                "calibration_error"
+            )
+    return found
+
+
 def predicted_score(output: Any) -> float:
     """The predicted positive-class probability in a logged output: the output itself when it is
     a number, or its ``"score"`` (else ``"probability"``) when the model answers with a mapping."""
@@ -227,6 +242,11 @@ class MonitoringService:
                 )
             if not signal.owner.strip():
                 raise ValidationError(f"signal {signal.name!r} needs an owner")
+            if signal.retrain and signal.kind not in (SignalKind.DRIFT, SignalKind.PERFORMANCE):
+                raise ValidationError(
+                    f"signal {signal.name!r}: retrain = true applies to drift and performance "
+                    f"signals; a {signal.kind.value} alert is ticketed, not retrained on"
+                )
             if not math.isfinite(signal.threshold):
                 raise ValidationError(
                     f"signal {signal.name!r} needs a finite threshold, not {signal.threshold}"
@@ -492,50 +512,58 @@ class MonitoringService:
         return self.ticket(ticket_id)
 
     def escalate_due(self) -> list[str]:
-        """Move every open, unacknowledged ticket past its next escalation step to that person."""
-        now = self.platform._now()
+        """Move every open, unacknowledged ticket along each escalation step that is due, so a
+        runner that was down for a while catches up in one pass (each step audited and sent)."""
         moved: list[str] = []
         for ticket in self.tickets(TicketStatus.OPEN):
-            if ticket.escalation_level >= len(ticket.escalation):
-                continue
-            step = ticket.escalation[ticket.escalation_level]
-            minutes = sum(e.after_minutes for e in ticket.escalation[: ticket.escalation_level + 1])
-            try:
-                due = ticket.opened_at + timedelta(minutes=minutes)
-            except OverflowError:  # a step stored before steps were capped: never due
-                continue
-            if now < due:
-                continue
-            with self.platform.store.write() as conn:
-                result = conn.execute(
-                    update(tickets)
-                    .where(
-                        tickets.c.id == ticket.id,
-                        tickets.c.escalation_level == ticket.escalation_level,
-                        tickets.c.status == TicketStatus.OPEN.value,
-                    )
-                    .values(
-                        owner=step.to,
-                        escalation_level=ticket.escalation_level + 1,
-                        updated_at=now.isoformat(),
-                    )
-                )
-                if result.rowcount == 0:  # another runner escalated it first
-                    continue
-                event = self.platform._audit(
-                    conn,
-                    "ticket.escalate",
-                    ticket.id,
-                    endpoint=ticket.endpoint,
-                    signal=ticket.signal,
-                    previous_owner=ticket.owner,
-                    owner=step.to,
-                    level=ticket.escalation_level + 1,
-                )
-            self.platform._after_commit([event])
-            self._notify(self.ticket(ticket.id), "escalated")
-            moved.append(ticket.id)
+            current = self._escalate(ticket)
+            if current is not None:
+                moved.append(ticket.id)
+            while current is not None:
+                current = self._escalate(current)
         return moved
+
+    def _escalate(self, ticket: Ticket) -> Ticket | None:
+        """``ticket`` moved to its next escalation step if that is due, else None."""
+        now = self.platform._now()
+        if ticket.escalation_level >= len(ticket.escalation):
+            return None
+        step = ticket.escalation[ticket.escalation_level]
+        minutes = sum(e.after_minutes for e in ticket.escalation[: ticket.escalation_level + 1])
+        try:
+            due = ticket.opened_at + timedelta(minutes=minutes)
+        except OverflowError:  # a step stored before steps were capped: never due
+            return None
+        if now < due:
+            return None
+        with self.platform.store.write() as conn:
+            result = conn.execute(
+                update(tickets)
+                .where(
+                    tickets.c.id == ticket.id,
+                    tickets.c.escalation_level == ticket.escalation_level,
+                    tickets.c.status == TicketStatus.OPEN.value,
+                )
+                .values(
+                    owner=step.to,
+                    escalation_level=ticket.escalation_level + 1,
+                    updated_at=now.isoformat(),
+                )
+            )
+            if result.rowcount == 0:  # another runner escalated (or someone acknowledged) it
+                return None
+            event = self.platform._audit(
+                conn,
+                "ticket.escalate",
+                ticket.id,
+                endpoint=ticket.endpoint,
+                signal=ticket.signal,
+                previous_owner=ticket.owner,
+                owner=step.to,
+                level=ticket.escalation_level + 1,
+            )
+        self.platform._after_commit([event])
+        return self._notify(self.ticket(ticket.id), "escalated")
 
     # -- the runner ---------------------------------------------------------------------------
 
@@ -906,7 +934,9 @@ class MonitoringService:
             return None
         truth = [r.label for r in joined.records]
         if signal.metric == "accuracy":
-            return accuracy(truth, [predicted_label(r.output) for r in joined.records])
+            return accuracy(
+                truth, predicted_classes([r.output for r in joined.records], "accuracy")
+            )
         if signal.metric == "rmse":
             return rmse(truth, [predicted_label(r.output) for r in joined.records])
         scores = [predicted_score(r.output) for r in joined.records]
@@ -934,7 +964,7 @@ class MonitoringService:
             if not rows:
                 return None
             return demographic_parity_difference(
-                [predicted_label(r["output"]) for r in rows],
+                predicted_classes([r["output"] for r in rows], metric),
                 [r["inputs"][attribute] for r in rows],
             )
         records = [
@@ -946,7 +976,7 @@ class MonitoringService:
             return None
         return equalized_odds_difference(
             [r.label for r in records],
-            [predicted_label(r.output) for r in records],
+            predicted_classes([r.output for r in records], metric),
             [r.inputs[attribute] for r in records if r.inputs is not None],
         )
 
