@@ -97,6 +97,16 @@ def test_traffic_moves_go_through_the_gate_and_name_a_route(three: Platform) -> 
     assert serving.get_endpoint("scoring").traffic.weights == {"blue": 100}
 
 
+def test_pulling_the_switch_twice_changes_and_records_nothing_the_second_time(
+    three: Platform,
+) -> None:
+    killed = three.serving.kill("scoring", reason="bad answers")
+    assert killed.status.value == "killed"
+    before = len(three.audit.events())
+    assert three.serving.kill("scoring", reason="again") == killed
+    assert len(three.audit.events()) == before
+
+
 def test_releasing_an_endpoint_that_is_not_killed_is_refused(three: Platform) -> None:
     before = len(three.audit.events())
     with pytest.raises(Conflict, match="is not killed"):

@@ -433,8 +433,10 @@ class ServingService:
         """Put the endpoint in a safe state: traffic back to the last known-good map whose live
         versions are all approved under the policy, or, when none exists (or putting it back
         fails), refuse every request until ``unkill``. Pulling the switch needs no approval and
-        is audited."""
+        is audited. Pulling it on an endpoint already killed changes and records nothing."""
         current = self.get_endpoint(endpoint)
+        if current.status is EndpointStatus.KILLED:
+            return current
         target = self._safe_traffic(current)
         if target is not None:
             try:
