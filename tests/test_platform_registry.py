@@ -85,6 +85,9 @@ def test_tags_stage_and_archive(platform: Platform, make_artifact: MakeArtifact)
     with pytest.raises(Conflict):
         platform.set_stage("m", 1, "production")
     assert platform.list_versions("m", include_archived=False) == []
+    events = len(platform.audit.events())
+    assert platform.archive_version("m", 1, reason="again") == archived  # idempotent
+    assert len(platform.audit.events()) == events
 
 
 def test_an_archived_version_takes_no_alias(

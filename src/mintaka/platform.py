@@ -886,9 +886,12 @@ class Platform:
     def archive_version(self, name: str, version: int | str, *, reason: str = "") -> ModelVersion:
         """Archive a version: its aliases are removed and it can no longer be promoted.
 
-        Refused while the version takes live or shadow traffic on any endpoint.
+        Refused while the version takes live or shadow traffic on any endpoint. Archiving a
+        version already archived changes and records nothing.
         """
         current = self._existing_version(name, version)
+        if current.stage is Stage.ARCHIVED:
+            return current
         serving_on = [
             f"{e.name}/{r.name}" + (" (shadow)" if r.name == e.traffic.shadow else "")
             for e in self.serving.list_endpoints()
