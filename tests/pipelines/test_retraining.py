@@ -102,7 +102,9 @@ def test_alert_requests_are_queued_then_run_once_per_model(
     assert platform.pipelines.get(run.id).trigger == "drift"
     statuses = {r.id: (r.status, r.outcome) for r in platform.pipelines.requests()}
     assert statuses[first.id] == ("done", "succeeded")
-    assert [o for s, o in statuses.values() if s == "done"][1] == f"merged into {first.id}"
+    assert [o for s, o in statuses.values() if s == "done"][1] == (
+        f"merged into {first.id}: succeeded"
+    )
     assert platform.pipelines.process_requests() == []
     # a failing retrain keeps the request, marked failed with the run to resume
     flag = tmp_path / "fail"
@@ -209,6 +211,21 @@ def test_a_request_stopped_at_a_gate_waits_for_its_run_to_be_resumed(
     assert settled.outcome == "succeeded after resuming"
     assert settled.pipeline_run == run_id
     assert platform.pipelines.process_requests(isolation="inline") == []
+
+
+def test_a_merged_request_waits_on_the_same_run_and_is_settled_with_it(
+    platform: Platform, hold: Path
+) -> None:
+    first = platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
+    second = platform.pipelines.request_retraining("m", "auc 0.6 < 0.7", trigger="performance")
+    [(waiting, _)] = platform.pipelines.process_requests(isolation="inline")
+    assert waiting.id == first.id
+    merged = {r.id: r for r in platform.pipelines.requests()}[second.id]
+    assert (merged.status, merged.pipeline_run) == ("waiting", waiting.pipeline_run)
+    assert merged.outcome.startswith(f"merged into {first.id}: gate 'sign-off'")
+    hold.unlink()
+    platform.pipelines.resume(waiting.pipeline_run or "", isolation="inline")
+    assert {r.status for r in platform.pipelines.requests()} == {"done"}
 
 
 def test_a_request_whose_run_succeeded_unsettled_is_settled_by_the_next_pass(

@@ -354,8 +354,9 @@ class PipelineService:
         return [r for r in found if status is None or r.status == status]
 
     def process_requests(self, **options: Any) -> list[tuple[RetrainRequest, PipelineRun | None]]:
-        """Run every pending retraining request (one run per model, oldest reason first), and
-        settle the waiting ones.
+        """Run every pending retraining request (one run per model, for its oldest request; the
+        model's later pending requests are settled as that one was), and settle the waiting
+        ones.
 
         A request whose run stopped at a gate (approvals to collect, a champion not beaten) is
         ``waiting``, with the run to resume; it becomes ``done`` when that run succeeds (resumed
@@ -368,34 +369,40 @@ class PipelineService:
         whose process has gone is taken over.
         """
         handled = self._settle_waiting()  # a run resumed without settling its request
-        seen: dict[str, RetrainRequest] = {}
+        by_model: dict[str, list[RetrainRequest]] = {}
         for request in self.requests("pending"):
-            if request.model in seen:
-                if self._claim(request):
-                    try:
-                        if self._current(request).status == "pending":
-                            self._save_request(
-                                request.model_copy(
-                                    update={
-                                        "status": "done",
-                                        "outcome": f"merged into {seen[request.model].id}",
-                                    }
-                                )
-                            )
-                    finally:
-                        self._release(request)
-                continue
-            seen[request.model] = request
-            if not self._claim(request):
+            by_model.setdefault(request.model, []).append(request)
+        for first, *later in by_model.values():
+            if not self._claim(first):
                 continue  # another process is running it
             try:  # released once settled; on any other error it stays pending for the next runner
-                if self._current(request).status != "pending":
+                if self._current(first).status != "pending":
                     continue  # settled by another runner since this one listed it
-                updated, run = self._run_request(request, options)
+                updated, run = self._run_request(first, options)
             finally:
-                self._release(request)
+                self._release(first)
             handled.append((updated, run))
+            for request in later:  # answered by the same run, and settled as it was
+                self._merge(request, updated)
         return handled
+
+    def _merge(self, request: RetrainRequest, into: RetrainRequest) -> None:
+        """Settle ``request`` as ``into`` was (done, waiting on the same run, or failed)."""
+        if not self._claim(request):
+            return
+        try:
+            if self._current(request).status == "pending":
+                self._save_request(
+                    request.model_copy(
+                        update={
+                            "status": into.status,
+                            "pipeline_run": into.pipeline_run,
+                            "outcome": f"merged into {into.id}: {into.outcome}",
+                        }
+                    )
+                )
+        finally:
+            self._release(request)
 
     def _run_of(self, request: RetrainRequest) -> PipelineRun | None:
         try:
