@@ -11,7 +11,7 @@ from test_adoption import legacy_endpoint, write_legacy
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.registry import ApprovalStatus
-from mintaka.errors import PolicyViolation
+from mintaka.errors import Conflict, PolicyViolation
 from mintaka.governance.policy import OPEN_POLICY
 
 MONITOR = (
@@ -87,10 +87,11 @@ def test_adding_the_same_monitor_twice_keeps_one(platform: Platform, tmp_path: P
     spec = read_monitor_spec(path)
     first = platform.monitoring.add_monitor(spec)
     assert platform.monitoring.add_monitor(spec) == first
-    other = spec.model_copy(
-        update={"signals": [spec.signals[0].model_copy(update={"threshold": 0.1})]}
-    )
-    assert platform.monitoring.add_monitor(other) != first
+    stricter = spec.signals[0].model_copy(update={"threshold": 0.1})
+    with pytest.raises(Conflict, match="already has signal"):  # a signal name is one ticket
+        platform.monitoring.add_monitor(spec.model_copy(update={"signals": [stricter]}))
+    renamed = stricter.model_copy(update={"name": f"{stricter.name}-strict"})
+    assert platform.monitoring.add_monitor(spec.model_copy(update={"signals": [renamed]})) != first
     assert len(platform.monitoring.monitors("churn-api")) == 2
 
 
