@@ -186,6 +186,32 @@ def test_persistent_drift_queues_no_retraining_while_one_waits_at_a_gate(
     assert [r.status for r in watched.pipelines.requests()] == ["waiting"]
 
 
+def test_drift_asks_again_a_day_after_a_retraining_an_evaluation_gate_refused(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    _drifting_debt(watched, log_predictions, seed=9)
+    _passes_alerting(watched, clock, passes=1)
+    [request] = watched.pipelines.requests()
+    # Its run met the champion gate and lost: resuming it would meet the same gate again.
+    watched.pipelines._save_request(
+        request.model_copy(
+            update={
+                "status": "waiting",
+                "pipeline_run": "run-1",
+                "gate": "evaluation",
+                "stopped_at": clock.now(),
+            }
+        )
+    )
+    _passes_alerting(watched, clock)
+    assert [r.status for r in watched.pipelines.requests()] == ["waiting"]
+    clock.advance(days=1)
+    rng = np.random.default_rng(10)
+    log_predictions([({k: v + 1.5 for k, v in row.items()}, 0.5) for row in _rows(rng, 2000)])
+    _passes_alerting(watched, clock)  # still drifting a day later: a fresh retraining
+    assert [r.status for r in watched.pipelines.requests()] == ["waiting", "pending"]
+
+
 def test_a_count_window_judges_the_latest_records(
     watched: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:

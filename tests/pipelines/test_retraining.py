@@ -228,6 +228,45 @@ def test_a_merged_request_waits_on_the_same_run_and_is_settled_with_it(
     assert {r.status for r in platform.pipelines.requests()} == {"done"}
 
 
+def test_a_request_an_evaluation_gate_refused_is_retried_by_the_next_one(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: ManualClock
+) -> None:
+    flag = tmp_path / "hold"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    evaluated = held()
+    evaluated.steps[-1].gate = GateKind.EVALUATION  # a champion not beaten, say
+    platform.pipelines.bind("m", evaluated, retry_after="2h")
+    first = platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
+    [(waiting, _)] = platform.pipelines.process_requests(isolation="inline")
+    assert (waiting.gate, waiting.stopped_at) == ("evaluation", clock.now())
+    assert platform.pipelines.holding("m") == waiting
+    clock.advance(hours=2)
+    assert platform.pipelines.holding("m") is None  # drift may ask again
+    second = platform.pipelines.request_retraining("m", "psi 0.7 > 0.2", trigger="drift")
+    [(again, _)] = platform.pipelines.process_requests(isolation="inline")  # refused again
+    assert (again.id, again.status) == (second.id, "waiting")
+    statuses = {r.id: (r.status, r.outcome) for r in platform.pipelines.requests()}
+    assert statuses[first.id] == ("done", f"retried by {second.id}")
+
+
+def test_a_request_waiting_for_a_sign_off_holds_until_it_is_settled(
+    platform: Platform, hold: Path, clock: ManualClock
+) -> None:
+    platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
+    [(waiting, _)] = platform.pipelines.process_requests(isolation="inline")
+    assert waiting.gate == "deployment"
+    clock.advance(days=30)
+    assert platform.pipelines.holding("m") == waiting
+
+
+def test_a_retry_time_is_a_span(platform: Platform) -> None:
+    with pytest.raises(ValidationError, match="retry_after: 'soon': use a number and m, h or d"):
+        platform.pipelines.bind("m", tiny(), retry_after="soon")
+    with pytest.raises(ValidationError, match="retry_after: '0h' must be positive"):
+        platform.pipelines.bind("m", tiny(), retry_after="0h")
+
+
 def test_a_request_whose_run_succeeded_unsettled_is_settled_by_the_next_pass(
     platform: Platform, hold: Path
 ) -> None:

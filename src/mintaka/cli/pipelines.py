@@ -205,11 +205,20 @@ def bind(
     spec: Annotated[Path, typer.Argument(help="Pipeline spec (TOML or JSON).")],
     param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE")] = [],  # noqa: B006
     every: Annotated[str | None, typer.Option(help="Retrain on a schedule, e.g. 7d.")] = None,
+    retry_after: Annotated[
+        str,
+        typer.Option(
+            help="How long a retraining refused by a data-validation or evaluation gate holds "
+            "off the next one a drift or performance alert asks for."
+        ),
+    ] = "1d",
 ) -> None:
     """Make a pipeline the one that (re)trains a model."""
     from mintaka.pipelines.service import load_spec
 
-    binding = platform(ctx).pipelines.bind(model, load_spec(spec), _parameters(param), every=every)
+    binding = platform(ctx).pipelines.bind(
+        model, load_spec(spec), _parameters(param), every=every, retry_after=retry_after
+    )
     console.print(
         f"{model} retrains through {binding.spec.name}" + (f" every {every}" if every else "")
     )

@@ -732,22 +732,22 @@ class MonitoringService:
     def _request_retraining(self, spec: MonitorSpec, signal: Signal, alert: Alert) -> None:
         """Queue the model's retraining, unless a request for it is still pending, or waiting
         at a gate for its run to be resumed (drift that persists alerts on every pass; one
-        retraining answers them all, and retraining again would stop at the same gate). A
-        retraining asked for by hand (``mintaka retrain``) still supersedes a waiting request.
-        The plugins are told either way."""
+        retraining answers them all). A request refused by a data-validation or evaluation
+        gate (a champion not beaten) holds off only for the binding's ``retry_after``: after
+        that, drift that persists asks for a fresh retraining. A successful retraining (one
+        asked for by hand too) settles the waiting requests. The plugins are told either way."""
         reason = (
             f"{signal.kind.value} signal {signal.name!r} on {spec.endpoint}: {signal.metric} ="
             f" {alert.value:.4g}, {direction(signal)} the threshold {signal.threshold:g}"
         )
         pipelines = self.platform.pipelines
-        queued = [r for r in pipelines.requests() if r.model == spec.model]
-        queued = [r for r in queued if r.status in ("pending", "waiting")]
-        if queued:
+        holding = pipelines.holding(spec.model)
+        if holding is not None:
             log.info(
                 "retraining of %s is already requested (%s, %s)",
                 spec.model,
-                queued[0].id,
-                queued[0].status,
+                holding.id,
+                holding.status,
             )
         else:
             pipelines.request_retraining(

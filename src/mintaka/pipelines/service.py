@@ -92,6 +92,10 @@ class TrainingBinding(BaseModel):
     spec: PipelineSpec
     parameters: JSONDict = Field(default_factory=dict)
     every: str | None = None
+    # How long a retraining refused by a data-validation or evaluation gate (a champion not
+    # beaten) holds off the next alert-driven one. Resuming such a run meets the same gate with
+    # the same inputs, so after this long drift that persists asks for a fresh retraining.
+    retry_after: str = "1d"
     bound_at: AwareDatetime
 
 
@@ -107,6 +111,8 @@ class RetrainRequest(BaseModel):
     status: Literal["pending", "waiting", "done", "failed"] = "pending"
     pipeline_run: str | None = None
     outcome: str = ""
+    gate: str | None = None  # the kind of gate a waiting request's run stopped at
+    stopped_at: AwareDatetime | None = None
 
 
 class ScheduledRetraining(BaseModel):
@@ -254,23 +260,33 @@ class PipelineService:
         parameters: Mapping[str, Any] | None = None,
         *,
         every: str | None = None,
+        retry_after: str = "1d",
     ) -> TrainingBinding:
-        """Make ``spec`` the pipeline that retrains ``model`` (checked now, not at retrain)."""
+        """Make ``spec`` the pipeline that retrains ``model`` (checked now, not at retrain).
+        ``every`` is a schedule; ``retry_after`` how long a retraining refused by a
+        data-validation or evaluation gate holds off the next alert-driven one."""
         from mintaka.domain.names import validate_model_name
 
         validate_model_name(model)
         if every is not None:
             parse_every(every)
+        try:
+            parse_every(retry_after)
+        except ValidationError as exc:
+            raise ValidationError(f"retry_after: {exc}".replace("schedule ", "")) from exc
         check_spec(spec, merged_parameters(spec, parameters))
         binding = TrainingBinding(
             model=model,
             spec=spec,
             parameters=dict(parameters or {}),
             every=every,
+            retry_after=retry_after,
             bound_at=self.platform._now(),
         )
         write_atomic(self.root / "training" / f"{model}.json", binding.model_dump_json())
-        self._audit("pipeline.bind", model, pipeline=spec.name, every=every)
+        self._audit(
+            "pipeline.bind", model, pipeline=spec.name, every=every, retry_after=retry_after
+        )
         return binding
 
     def binding(self, model: str) -> TrainingBinding:
@@ -345,6 +361,30 @@ class PipelineService:
         )
         return request
 
+    def holding(self, model: str) -> RetrainRequest | None:
+        """The request that holds off another alert-driven retraining of ``model``: one still
+        pending, or one waiting at a gate that someone can let it past (a deployment gate:
+        approvals, a canary). One refused by a data-validation or evaluation gate (a champion
+        not beaten) holds only for the binding's ``retry_after``: resuming it meets the same
+        gate with the same inputs."""
+        now = self.platform._now()
+        for request in self.requests():
+            if request.model != model or request.status not in ("pending", "waiting"):
+                continue
+            if request.status == "pending" or not self._retryable(request, now):
+                return request
+        return None
+
+    def _retryable(self, request: RetrainRequest, now: datetime) -> bool:
+        """A waiting request refused by a gate no sign-off changes, past its retry time."""
+        if request.gate not in ("data_validation", "evaluation") or request.stopped_at is None:
+            return False
+        try:
+            retry_after = self.binding(request.model).retry_after
+        except NotFound:  # unbound since: the default
+            retry_after = TrainingBinding.model_fields["retry_after"].default
+        return now - request.stopped_at >= parse_every(retry_after)
+
     def requests(self, status: str | None = None) -> list[RetrainRequest]:
         folder = self.root / "requests"
         if not folder.is_dir():
@@ -384,7 +424,21 @@ class PipelineService:
             handled.append((updated, run))
             for request in later:  # answered by the same run, and settled as it was
                 self._merge(request, updated)
+            self._supersede_retried(first)
         return handled
+
+    def _supersede_retried(self, newer: RetrainRequest) -> None:
+        """Settle the model's older requests refused by a data-validation or evaluation gate:
+        ``newer`` retried them (and waits itself if it met the gate again)."""
+        for older in self.requests("waiting"):
+            if (
+                older.model == newer.model
+                and older.seq < newer.seq
+                and older.gate in ("data_validation", "evaluation")
+            ):
+                self._save_request(
+                    older.model_copy(update={"status": "done", "outcome": f"retried by {newer.id}"})
+                )
 
     def _merge(self, request: RetrainRequest, into: RetrainRequest) -> None:
         """Settle ``request`` as ``into`` was (done, waiting on the same run, or failed)."""
@@ -499,6 +553,8 @@ class PipelineService:
                     "status": "waiting" if stopped else "failed",
                     "outcome": str(exc),
                     "pipeline_run": run_id,
+                    "gate": exc.kind if isinstance(exc, GateFailed) and stopped else None,
+                    "stopped_at": self.platform._now(),
                 }
             )
             self._save_request(updated)
