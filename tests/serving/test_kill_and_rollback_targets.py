@@ -39,6 +39,41 @@ def test_a_kill_restores_known_good_traffic_that_named_a_route_since_retired(
     )
 
 
+def _three_maps(three: Platform) -> None:
+    """blue (m:1, known good at creation), then green (m:2, marked known good), then purple."""
+    serving = three.serving
+    serving.deploy("scoring", "m:2", route="green")
+    serving.set_traffic("scoring", {"blue": 0, "green": 100})
+    serving.mark_known_good("scoring")
+    serving.deploy("scoring", "m:3", route="purple")
+    serving.set_traffic("scoring", {"blue": 0, "green": 0, "purple": 100})
+
+
+def test_pulling_the_switch_again_walks_back_then_refuses_every_request(
+    three: Platform,
+) -> None:
+    _three_maps(three)
+    serving = three.serving
+    live = [serving.kill("scoring", reason=f"press {n}") for n in (1, 2, 3)]
+    assert [(e.status.value, e.traffic.weights) for e in live] == [
+        ("in_service", {"blue": 0, "green": 100, "purple": 0}),
+        ("in_service", {"blue": 100, "green": 0, "purple": 0}),
+        ("killed", {"blue": 100, "green": 0, "purple": 0}),  # nowhere further back: stopped
+    ]
+
+
+def test_rolling_back_again_walks_further_back_instead_of_flipping(three: Platform) -> None:
+    _three_maps(three)
+    serving = three.serving
+    assert serving.rollback("scoring").traffic.weights == {"blue": 0, "green": 100, "purple": 0}
+    assert serving.rollback("scoring").traffic.weights == {"blue": 100, "green": 0, "purple": 0}
+    with pytest.raises(Conflict, match="no earlier known-good traffic"):
+        serving.rollback("scoring")
+    # a change made by hand starts the walk afresh
+    serving.set_traffic("scoring", {"blue": 0, "green": 0, "purple": 100})
+    assert serving.rollback("scoring").traffic.weights == {"blue": 100, "green": 0, "purple": 0}
+
+
 def test_a_reused_route_name_restores_nothing_that_was_not_known_good(three: Platform) -> None:
     serving = three.serving
     serving.deploy("scoring", "m:2", route="green")

@@ -298,9 +298,11 @@ class ServingService:
         reason: str = "",
         known_good: bool = False,
         action: str = "endpoint.traffic",
+        restores: str | None = None,
     ) -> Endpoint:
         """:meth:`set_traffic` as a rollout step (``strategy``), a rollback or a kill
-        (``action``, ``known_good``) applies it."""
+        (``action``, ``known_good``, and ``restores``: the deployment whose traffic it puts
+        back) applies it."""
         current = self.get_endpoint(endpoint)
         if not weights:
             raise ValidationError(
@@ -350,6 +352,7 @@ class ServingService:
                 decision=decision,
                 known_good=known_good,
                 action=action,
+                details={"restores": restores} if restores else None,
             )
         self.platform._after_commit(events)
         return self.get_endpoint(endpoint)
@@ -392,22 +395,49 @@ class ServingService:
             reason=reason or f"rollback to deployment {target.id}",
             known_good=True,
             action="endpoint.rollback",
+            restores=target.id,
         )
 
     def _restorable(self, current: Endpoint) -> Iterator[Deployment]:
         """The known-good deployments of this incarnation of the endpoint, newest first, whose
         live traffic differs from what serves now and could be put back as it was: each route
-        it sent live traffic to is still there, serving the same version."""
+        it sent live traffic to is still there, serving the same version.
+
+        Where the traffic serving now was itself put back by a rollback or a kill, only
+        deployments older than the one it restored are looked at: rolling back (or pulling the
+        switch) again walks further back, and a kill with nowhere further to go refuses every
+        request, instead of flipping between the last two maps."""
         now = {r.name: (r.model, r.version) for r in current.routes}
         serving_now = _live(current.traffic.weights)
         history = self._incarnation(current.name)
-        for candidate in reversed(history[:-1]):
+        ids = [d.id for d in history]
+        restored = self._restored_by(current.name, history[-1].id) if history else None
+        older = history[: ids.index(restored)] if restored in ids else history[:-1]
+        for candidate in reversed(older):
             live = _live(candidate.traffic.weights)
             if not candidate.known_good or not live or live == serving_now:
                 continue
             then = {r.name: (r.model, r.version) for r in candidate.routes}
             if all(route in now and now[route] == then.get(route) for route in live):
                 yield candidate
+
+    def _restored_by(self, endpoint: str, deployment: str) -> str | None:
+        """The deployment whose traffic ``deployment`` put back (a rollback or a kill), if any."""
+        with self.platform.store.read() as conn:
+            rows = conn.execute(
+                select(audit_events.c.canonical)
+                .where(
+                    audit_events.c.subject == endpoint,
+                    audit_events.c.action.in_(["endpoint.rollback", "endpoint.kill"]),
+                )
+                .order_by(audit_events.c.seq.desc())
+            )
+            for (canonical,) in rows:
+                details = json.loads(bytes(canonical)).get("details", {})
+                if details.get("deployment") == deployment:
+                    restored = details.get("restores")
+                    return restored if isinstance(restored, str) else None
+        return None
 
     def _incarnation(self, endpoint: str) -> list[Deployment]:
         """The deployment history since the endpoint was last created or adopted: an endpoint
@@ -433,19 +463,23 @@ class ServingService:
         """Put the endpoint in a safe state: traffic back to the last known-good map whose live
         versions are all approved under the policy, or, when none exists (or putting it back
         fails), refuse every request until ``unkill``. Pulling the switch needs no approval and
-        is audited. Pulling it on an endpoint already killed changes and records nothing."""
+        is audited. Pulling it again on traffic a kill (or a rollback) put back walks further
+        back; with nowhere further to go, it refuses every request. Pulling it on an endpoint
+        already killed changes and records nothing."""
         current = self.get_endpoint(endpoint)
         if current.status is EndpointStatus.KILLED:
             return current
         target = self._safe_traffic(current)
         if target is not None:
+            traffic, restores = target
             try:
                 return self._set_traffic(
                     endpoint,
-                    target.weights,
+                    traffic.weights,
                     reason=reason or "kill switch: back to the last approved traffic",
                     known_good=True,
                     action="endpoint.kill",
+                    restores=restores,
                 )
             except MintakaError as exc:
                 log.warning(
@@ -465,10 +499,10 @@ class ServingService:
             raise Conflict(f"endpoint {endpoint!r} is not killed; there is nothing to release")
         return self._switch(endpoint, False, reason)
 
-    def _safe_traffic(self, current: Endpoint) -> TrafficMap | None:
-        """The traffic a kill restores: the newest restorable known-good map (see
-        :meth:`_restorable`) whose live versions all meet the production controls now, over
-        the endpoint's current routes."""
+    def _safe_traffic(self, current: Endpoint) -> tuple[TrafficMap, str] | None:
+        """The traffic a kill restores, and the deployment it comes from: the newest
+        restorable known-good map (see :meth:`_restorable`) whose live versions all meet the
+        production controls now, over the endpoint's current routes."""
         governance = self.platform.governance
         routes = {r.name: r for r in current.routes}
         for candidate in self._restorable(current):
@@ -478,7 +512,7 @@ class ServingService:
             ]
             checks = [c for v in versions for c in governance.production_controls(v)]
             if governance.evaluate("endpoint.kill", current.name, checks).allowed:
-                return TrafficMap(weights=_over(current, candidate.traffic.weights))
+                return TrafficMap(weights=_over(current, candidate.traffic.weights)), candidate.id
         return None
 
     def _switch(self, endpoint: str, killed: bool, reason: str) -> Endpoint:
