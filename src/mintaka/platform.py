@@ -495,7 +495,10 @@ class Platform:
                 run_id=record.run_id,
                 datasets=list(record.dataset_ids),
                 tier=record.risk_tier,
-                decision=self.governance.record(conn, decision),
+                # filed under the version it allowed (known only now), not the model's name
+                decision=self.governance.record(
+                    conn, decision.model_copy(update={"subject": record.ref})
+                ),
             )
         self._after_commit([event])
         return record

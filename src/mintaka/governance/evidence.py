@@ -23,7 +23,7 @@ import io
 import json
 import logging
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -395,6 +395,17 @@ def _serving_history(platform: Platform, version: ModelVersion) -> list[dict[str
     return history
 
 
+_ENDPOINT_ACTIONS = ("endpoint.", "rollout.", "monitor.", "alert.", "ticket.")
+
+
+def _about_an_endpoint(action: str, details: Mapping[str, Any]) -> bool:
+    """Whether an event is about an endpoint (models and endpoints share one subject space)."""
+    if action == "policy.deny":
+        decision = details.get("decision")
+        action = str(decision.get("action", "")) if isinstance(decision, Mapping) else ""
+    return action.startswith(_ENDPOINT_ACTIONS)
+
+
 def _audit(platform: Platform, version: ModelVersion, endpoints: list[str]) -> list[dict[str, Any]]:
     """Events about the version: its own, its production-alias moves, comparisons naming it,
     its model's, and every event of the endpoints that served it."""
@@ -413,6 +424,12 @@ def _audit(platform: Platform, version: ModelVersion, endpoints: list[str]) -> l
     for row in rows:
         canonical = bytes(row.canonical)
         details = json.loads(canonical).get("details", {})
+        if (
+            row.subject == version.name
+            and version.name not in endpoints
+            and _about_an_endpoint(row.action, details)
+        ):
+            continue  # an endpoint that shares the model's name but never served this version
         if row.subject.startswith(f"{version.name}@"):
             alias = row.subject.partition("@")[2]
             if row.action == "model.alias.set":

@@ -252,9 +252,12 @@ def parse_instant(text: str) -> datetime:
     (UTC), so ``--at 2026-03-31`` reports what was in force at the end of March 31."""
     value = text.strip()
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return datetime.combine(day, time.max, tzinfo=UTC)
+        day = date.fromisoformat(value)  # any bare-date form (2026-03-31, 20260331, 2026-W13-2)
+    except ValueError:
+        pass
+    else:
+        return datetime.combine(day, time.max, tzinfo=UTC)
+    try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise ValidationError(

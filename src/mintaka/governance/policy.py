@@ -45,6 +45,9 @@ class Threshold(BaseModel):
         return None
 
 
+MAX_POLICY_DAYS = 36500  # a hundred years: anything longer is a typo, and overflows date sums
+
+
 class TierControls(BaseModel):
     """The controls of one risk tier."""
 
@@ -57,12 +60,13 @@ class TierControls(BaseModel):
     evaluation: dict[str, Threshold] = Field(default_factory=dict)
     allowed_strategies: tuple[RolloutStrategy, ...] = tuple(RolloutStrategy)
     monitors_required: bool = False
-    revalidation_days: int | None = Field(default=None, gt=0)
+    revalidation_days: int | None = Field(default=None, gt=0, le=MAX_POLICY_DAYS)
     unkill_roles: tuple[str, ...] = ()
     allow_pickle: bool = False
     superseded_grace_days: int = Field(
         default=30,
         ge=0,
+        le=MAX_POLICY_DAYS,
         description="days a superseded version is kept (for rollback) before it is retired",
     )
 

@@ -179,12 +179,9 @@ class GovernanceService:
             ),
             Control(
                 "approver-not-repeated",
-                all(
-                    a.approver.name != self.identity.name
-                    or a.artifact_digest != version.artifact_digest
-                    for a in self.approvals(version)
-                ),
-                f"{self.identity.name} already approved these bytes",
+                self.identity.name not in self._current_approvers(version),
+                f"{self.identity.name} already approved these bytes, and that approval still "
+                "counts",
             ),
         ]
         if controls.require_authenticated_approvers:
@@ -271,25 +268,40 @@ class GovernanceService:
             raise ValidationError("an exception needs a justification")
         if expires_at.tzinfo is None or expires_at <= self.platform._now():
             raise ValidationError("an exception needs an aware expiry in the future")
-        expires_at = expires_at.astimezone(UTC)  # stored and compared as one instant
+        try:
+            expires_at = expires_at.astimezone(UTC)  # stored and compared as one instant
+        except OverflowError:
+            raise ValidationError(
+                f"exception expiry {expires_at.isoformat()} is out of range in UTC"
+            ) from None
         controls = self.policy.controls(version.risk_tier)
         held = self.policy.roles_of(self.identity.name)
-        decision = self.decide(
-            "policy.exception",
-            version.ref,
-            [
+        checks = [
+            Control(
+                "exception-approver-is-not-requester",
+                self.identity.name != requester,
+                f"{requester} cannot approve their own exception",
+            ),
+            Control(
+                "exception-approver-is-not-developer",
+                self.identity.name not in self._registered_by(version),
+                f"{self.identity.name} developed or registered {version.ref}",
+            ),
+            Control(
+                "exception-approver-holds-role",
+                any(r in controls.approver_roles for r in held),
+                f"{self.identity.name} holds {list(held) or 'no role'}",
+            ),
+        ]
+        if controls.require_authenticated_approvers:  # as for an approval it stands in for
+            checks.append(
                 Control(
-                    "exception-approver-is-not-requester",
-                    self.identity.name != requester,
-                    f"{requester} cannot approve their own exception",
-                ),
-                Control(
-                    "exception-approver-holds-role",
-                    any(r in controls.approver_roles for r in held),
-                    f"{self.identity.name} holds {list(held) or 'no role'}",
-                ),
-            ],
-        )
+                    "approver-authenticated",
+                    self.identity.authenticated,
+                    f"identity established by {self.identity.source.value}, not by the backend",
+                )
+            )
+        decision = self.decide("policy.exception", version.ref, checks)
         granted = PolicyException(
             id=self.platform.ids.new("exc"),
             model=version.name,
@@ -366,15 +378,20 @@ class GovernanceService:
                 latest[name] = max(latest.get(name, a.at), a.at)
         return latest
 
-    def _approval_controls(self, version: ModelVersion) -> list[Control]:
-        controls = self.policy.controls(version.risk_tier)
+    def _current_approvers(self, version: ModelVersion) -> set[str]:
+        """Who approved ``version``'s current bytes in a way that counts now: under the policy's
+        role and authentication rules, and within ``revalidation_days``."""
+        days = self.policy.controls(version.risk_tier).revalidation_days
         now = self.platform._now()
-        days = controls.revalidation_days
-        counted = {
+        return {
             name
             for name, at in self.counting_approvals(version, now).items()
             if days is None or now - at <= timedelta(days=days)
         }
+
+    def _approval_controls(self, version: ModelVersion) -> list[Control]:
+        controls = self.policy.controls(version.risk_tier)
+        counted = self._current_approvers(version)
         return [
             Control(
                 "approvals",

@@ -1,0 +1,139 @@
+"""Separation of duties holds for exceptions as for approvals, a lapsed approval can be renewed,
+registration decisions and evidence stay with their version, and out-of-range dates are typed
+errors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from artifact_kit import MakeArtifact
+from governance_kit import APPROVERS, CARD
+
+from mintaka import ConfigurationError, ManualClock, Platform, PolicyViolation, ValidationError
+from mintaka.governance.evidence import build_pack
+from mintaka.governance.inventory import parse_instant
+
+# dana develops and also holds the approver role
+ROLES = APPROVERS + '"dana" = ["model-risk"]\n'
+
+
+@pytest.fixture
+def home(governed_home: Callable[[str], Path]) -> Path:
+    return governed_home(ROLES)
+
+
+def _high(plat: Platform, make_artifact: MakeArtifact) -> str:
+    version = plat.register_model("credit", make_artifact(b"v1"), tier="high", metrics={"auc": 0.9})
+    plat.governance.set_model_card(version.ref, **CARD)
+    return version.ref
+
+
+def _waive(plat: Platform, ref: str, clock: ManualClock, **extra: object) -> None:
+    plat.governance.grant_exception(
+        ref,
+        "approvals",
+        requester=str(extra.get("requester", "nobody")),
+        justification="pilot RISK-12",
+        expires_at=extra.get("expires_at", clock.now() + timedelta(days=30)),  # type: ignore[arg-type]
+    )
+
+
+def test_the_developer_cannot_waive_the_approvals_of_their_own_version(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock
+) -> None:
+    dana = as_("dana")
+    ref = _high(dana, make_artifact)
+    with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
+        dana.governance.approve(ref)
+    with pytest.raises(PolicyViolation, match="exception-approver-is-not-developer"):
+        _waive(dana, ref, clock)
+    assert dana.governance.exceptions(dana.get_model_version(ref)) == []
+    with pytest.raises(PolicyViolation):
+        dana.set_alias("credit", "champion", 1)
+
+
+def test_an_exception_needs_an_authenticated_approver_where_approvals_do(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock, home: Path
+) -> None:
+    policy = home / "policy.toml"
+    policy.write_text(
+        policy.read_text().replace(
+            "[tiers.high]\n", "[tiers.high]\nrequire_authenticated_approvers = true\n", 1
+        )
+    )
+    ref = _high(as_("sam"), make_artifact)
+    rita = as_("rita")  # named by --as / actor=: not established by the backend
+    with pytest.raises(PolicyViolation, match="approver-authenticated"):
+        rita.governance.approve(ref)
+    with pytest.raises(PolicyViolation, match="approver-authenticated"):
+        _waive(rita, ref, clock, requester="sam")
+
+
+def test_an_approver_renews_an_approval_that_lapsed(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock
+) -> None:
+    ref = _high(as_("sam"), make_artifact)
+    as_("rita").governance.approve(ref)
+    as_("raj").governance.approve(ref)
+    with pytest.raises(PolicyViolation, match="approver-not-repeated"):
+        as_("rita").governance.approve(ref)  # it still counts
+    clock.advance(days=181)  # past revalidation_days (180): neither counts
+    as_("rita").governance.approve(ref)
+    as_("raj").governance.approve(ref)
+    sam = as_("sam")
+    assert sam.set_alias("credit", "champion", 1).aliases == ("champion",)
+
+
+def test_a_registration_decision_is_filed_under_its_version_and_in_its_pack(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+) -> None:
+    dana = as_("dana")
+    version = dana.register_model("credit", make_artifact(b"c"), tier="low")
+    [decision] = [d for d in dana.governance.decisions() if d.action == "model.register"]
+    assert decision.subject == version.ref
+    pack = build_pack(dana, version.ref)
+    assert [d["id"] for d in pack["policy_decisions"]] == [decision.id]
+
+
+def test_a_pack_leaves_out_an_endpoint_that_only_shares_the_models_name(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+) -> None:
+    dana = as_("dana")
+    credit = dana.register_model("credit", make_artifact(b"c"), tier="low")
+    fraud = dana.register_model("fraud", make_artifact(b"f"), tier="low")
+    dana.governance.set_model_card(fraud.ref, **CARD)
+    dana.serving.create_endpoint("credit", fraud.ref)  # named "credit", serves fraud:1
+    dana.serving.kill("credit")
+    pack = build_pack(dana, credit.ref)
+    assert pack["deployments"] == []
+    actions = [e["action"] for e in pack["audit"]["events"]]
+    assert "model.register" in actions
+    assert not [a for a in actions if a.startswith("endpoint.")]
+
+
+def test_an_expiry_out_of_range_in_utc_is_a_validation_error(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock
+) -> None:
+    ref = _high(as_("sam"), make_artifact)
+    far = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
+    with pytest.raises(ValidationError, match="out of range in UTC"):
+        _waive(as_("rita"), ref, clock, requester="sam", expires_at=far)
+
+
+@pytest.mark.parametrize("field", ["revalidation_days", "superseded_grace_days"])
+def test_a_policy_with_a_day_count_past_a_century_is_refused(
+    as_: Callable[[str], Platform], home: Path, field: str
+) -> None:
+    policy = home / "policy.toml"
+    text = policy.read_text().replace("revalidation_days = 730", "", 1)  # the low tier's
+    policy.write_text(text.replace("[tiers.low]\n", f"[tiers.low]\n{field} = 3000000\n", 1))
+    with pytest.raises(ConfigurationError, match=field):
+        _ = as_("dana").governance.policy
+
+
+@pytest.mark.parametrize("spelled", ["20260331", "2026-03-31", "2026-W14-2"])
+def test_every_bare_date_form_means_the_end_of_that_day(spelled: str) -> None:
+    assert parse_instant(spelled) == datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC)
