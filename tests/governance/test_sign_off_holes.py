@@ -137,3 +137,24 @@ def test_a_policy_with_a_day_count_past_a_century_is_refused(
 @pytest.mark.parametrize("spelled", ["20260331", "2026-03-31", "2026-W14-2"])
 def test_every_bare_date_form_means_the_end_of_that_day(spelled: str) -> None:
     assert parse_instant(spelled) == datetime(2026, 3, 31, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+def test_a_pack_cites_only_approvals_that_still_count(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock
+) -> None:
+    sam = as_("sam")
+    ref = _high(sam, make_artifact)
+    as_("rita").governance.approve(ref)
+    as_("raj").governance.approve(ref)
+
+    def art_14() -> dict[str, object]:
+        pack = build_pack(sam, ref)
+        [result] = [r for r in pack["controls"]["results"] if r["control"] == "Art. 14"]
+        return result
+
+    assert art_14()["status"] == "met"
+    clock.advance(days=200)  # past revalidation_days (180)
+    sam.set_tags("credit", 1, {"reviewed": "no"})  # the pack is as of its newest event
+    lapsed = art_14()
+    assert lapsed["status"] == "gap"
+    assert lapsed["evidence"] == []
