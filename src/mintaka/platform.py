@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
@@ -100,6 +101,18 @@ def _parse(model: type[T], **data: Any) -> T:
         return model(**data)
     except PydanticValidationError as exc:
         raise ValidationError(str(exc)) from exc
+
+
+def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """Metrics as finite floats: NaN or infinity is no measurement (and is not valid JSON)."""
+    try:
+        values = {str(k): float(v) for k, v in metrics.items()}
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"metrics must be numbers: {exc}") from exc
+    bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+    if bad:
+        raise ValidationError(f"metrics must be finite numbers, not NaN or infinity: {bad}")
+    return values
 
 
 def _json(value: Any) -> Any:
@@ -377,10 +390,7 @@ class Platform:
         for key, value in tags.items():
             validate_tag(key, value)
         params_s = {str(k): str(v) for k, v in (params or {}).items()}
-        try:
-            metrics_f = {str(k): float(v) for k, v in (metrics or {}).items()}
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(f"metrics must be numbers: {exc}") from exc
+        metrics_f = finite_metrics(metrics or {})
         digest_artifact, store_artifact = self._artifact_steps(artifact)
         registry = self._area(Capability.REGISTRY, ModelRegistry)
         if tags:
@@ -403,7 +413,7 @@ class Platform:
                 "SELECT owner, risk_tier FROM models WHERE name = :name", {"name": name}
             )
             run = self._run_for_version(sql, run_id) if run_id else None
-            datasets_used = list(dataset_ids)
+            datasets_used = list(dict.fromkeys(dataset_ids))
             if run is not None:
                 datasets_used = list(dict.fromkeys([*run.dataset_ids, *datasets_used]))
                 params_s = {**run.params, **params_s}
@@ -565,11 +575,28 @@ class Platform:
         if isinstance(artifact, StoredArtifact):
             ingested = self.artifacts.check(artifact)
             return (lambda: ingested.manifest), (lambda _manifest: ingested)
+        if not str(artifact).strip():
+            raise ValidationError("an artifact path is needed (a file or a directory)")
         source = Path(artifact)
+        self._refuse_overlap_with_home(source)
         return (
             lambda: manifest_of(source),
             lambda manifest: self.artifacts.ingest(source, manifest),
         )
+
+    def _refuse_overlap_with_home(self, source: Path) -> None:
+        """An artifact may not hold Mintaka's home: its store and artifact store would be copied
+        into themselves, growing with every registration. (Inside the home is fine: pipeline
+        steps write their outputs there.)"""
+        try:
+            where, home = source.resolve(), self.home.resolve()
+        except (OSError, RuntimeError):  # unreadable or a link loop: manifest_of says which
+            return
+        if home.is_relative_to(where):
+            raise ValidationError(
+                f"artifact {source} holds Mintaka's home {self.home}: register the model's own "
+                "files, not a directory around the home"
+            )
 
     @staticmethod
     def _run_for_version(sql: Sql, run_id: str) -> _RunInputs:
@@ -621,8 +648,10 @@ class Platform:
         *,
         attrs: Mapping[str, Any] | None = None,
     ) -> None:
-        """The version's node and the edges into it: run -> version, and dataset -> run for a
-        dataset the run did not name (``run_datasets``); dataset -> version without a run.
+        """The version's node and the edges into it: run -> version, and dataset -> version for
+        a dataset the run did not name (``run_datasets``), or for every dataset without a run.
+        A dataset named only at registration is this version's, not the run's: another version
+        registered from the same run does not descend from it.
         ``attrs`` adds to the version node's attributes (an adoption names who adopted it).
 
         A run's node and its dataset -> run edges were written with the run (``start_run``,
@@ -642,11 +671,10 @@ class Platform:
             edges = [edge(src=upstream, dst=version_node.id, kind=EdgeKind.PRODUCED)]
             new_datasets = [d for d in record.dataset_ids if d not in run_datasets]
         else:
-            upstream = version_node.id
             edges = []
             new_datasets = list(record.dataset_ids)
         edges.extend(
-            edge(src=f"{NodeKind.DATASET.value}:{d}", dst=upstream, kind=EdgeKind.TRAINED_ON)
+            edge(src=f"{NodeKind.DATASET.value}:{d}", dst=version_node.id, kind=EdgeKind.TRAINED_ON)
             for d in new_datasets
         )
         self.lineage.add(conn, [version_node], edges)
@@ -783,12 +811,14 @@ class Platform:
         """Point ``alias`` at a version (moving it if it pointed elsewhere).
 
         An archived version takes no alias: archiving removed its aliases, and an alias names a
-        version to use.
+        version to use. Pointing an alias where it already points changes and records nothing.
         """
         alias = validate_alias(alias)
         current = self._existing_version(name, version)
         if current.stage is Stage.ARCHIVED:
             raise Conflict(f"{current.ref} is archived; an alias can only point at a live version")
+        if alias in current.aliases:
+            return current
         aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
         decision = None
         if alias in self.governance.policy.production_aliases:
@@ -836,9 +866,13 @@ class Platform:
         self._after_commit([event])
 
     def set_tags(self, name: str, version: int | str, tags: Mapping[str, str]) -> ModelVersion:
+        """Set tags on a version; tags it already has with those values change and record
+        nothing."""
         for key, value in tags.items():
             validate_tag(key, value)
         current = self._existing_version(name, version)
+        if all(current.tags.get(key) == value for key, value in tags.items()):
+            return current
         self._area(Capability.REGISTRY_TAGS, ModelTags).set_tags(
             current.name, current.version, dict(tags)
         )
@@ -859,9 +893,11 @@ class Platform:
         target = parse_enum(Stage, stage, "stage")
         current = self._existing_version(name, version)
         if current.stage is Stage.ARCHIVED and target is not Stage.ARCHIVED:
-            raise Conflict(f"{current.ref} is archived; register a new version instead")
+            raise Conflict(f"{current.ref} is archived, and archiving is final")
         if target is Stage.ARCHIVED:
             return self.archive_version(current.name, current.version)
+        if current.stage is target:  # already there: nothing to change or record
+            return current
         stages = self._area(Capability.REGISTRY_STAGES, ModelStages)
         decision = None
         if target is Stage.PRODUCTION:
@@ -1167,9 +1203,17 @@ class Platform:
         self._after_commit([event])
         return updated
 
+    def _running(self, run_id: str) -> Run:
+        """The run, which must still be running: checked before the backend is called, so a
+        refused change reaches neither the backend nor the store."""
+        current = self.get_run(run_id)
+        if current.status is not RunStatus.RUNNING:
+            raise Conflict(f"run {run_id} has ended ({current.status.value})")
+        return current
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> Run:
         values = {str(k): str(v) for k, v in params.items()}
-        current = self.get_run(run_id)
+        current = self._running(run_id)
         clash = sorted(k for k, v in values.items() if current.params.get(k, v) != v)
         if clash:
             raise Conflict(f"run {run_id}: parameters already logged with other values: {clash}")
@@ -1178,11 +1222,8 @@ class Platform:
         return self._update_run(run_id, "run.params", params={**current.params, **values})
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> Run:
-        try:
-            values = {str(k): float(v) for k, v in metrics.items()}
-        except (TypeError, ValueError) as exc:
-            raise ValidationError(f"metrics must be numbers: {exc}") from exc
-        current = self.get_run(run_id)
+        values = finite_metrics(metrics)
+        current = self._running(run_id)
         if self.supports(Capability.RUNS):
             self._area(Capability.RUNS, RunTracking).log_metrics(run_id, values)
         return self._update_run(run_id, "run.metrics", metrics={**current.metrics, **values})
@@ -1191,7 +1232,7 @@ class Platform:
         final = parse_enum(RunStatus, status, "run status")
         if final is RunStatus.RUNNING:
             raise ValidationError("a run ends as finished or failed")
-        self.get_run(run_id)
+        self._running(run_id)
         if self.supports(Capability.RUNS):
             self._area(Capability.RUNS, RunTracking).end_run(run_id, final)
         return self._update_run(run_id, "run.end", status=final, ended_at=self._now())
@@ -1210,10 +1251,11 @@ class Platform:
                     with contextlib.suppress(NotFound, InvalidName):
                         return f"model_version:{self.get_model_version(ref).id}"
             return ref
-        if ref.startswith("ds-"):
-            return f"dataset:{ref}"
-        if ":" in ref or "@" in ref:
+        if ":" in ref or "@" in ref:  # a dataset id has neither
             return f"model_version:{self.get_model_version(ref).id}"
+        if ref.startswith("ds-"):  # a dataset id, or a model or dataset named like one
+            with contextlib.suppress(NotFound):
+                return f"dataset:{self.get_dataset(ref).id}"
         found = self.find_datasets(ref)
         if found:
             return f"dataset:{found[-1].id}"

@@ -114,4 +114,11 @@ def manifest_of(path: Path) -> Manifest:
         raise ValidationError(f"artifact {path} is {_kind(mode)}, not a file or directory")
     if not files:
         raise ValidationError(f"artifact directory {path} holds no files")
+    for rel, file in files:
+        try:
+            rel.encode("utf-8")  # names are kept as UTF-8 text in the manifest
+        except UnicodeEncodeError:
+            raise ValidationError(
+                f"artifact file name is not valid UTF-8: {os.fsencode(file)!r}; rename it"
+            ) from None
     return Manifest(tuple(ManifestEntry(rel, *sized_sha256(file)) for rel, file in files))

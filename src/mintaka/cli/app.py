@@ -67,7 +67,7 @@ app.add_typer(migration.adopt_app, name="adopt")
 def _root(
     ctx: typer.Context,
     home: Annotated[
-        Path | None,
+        str | None,
         typer.Option("--home", envvar="MINTAKA_HOME", help="State directory [default: .mintaka]."),
     ] = None,
     actor: Annotated[
@@ -78,9 +78,16 @@ def _root(
         str | None, typer.Option("--backend", envvar="MINTAKA_BACKEND", help="Backend to use.")
     ] = None,
 ) -> None:
+    if home is not None and not home.strip():  # Path("") would be the working directory
+        raise typer.BadParameter("needs a directory", param_hint="--home")
     source = ctx.get_parameter_source("backend")
     from_env = source is not None and source.name == "ENVIRONMENT"
-    ctx.obj = CliState(home=home, actor=actor, backend=backend, backend_from_env=from_env)
+    ctx.obj = CliState(
+        home=Path(home) if home is not None else None,
+        actor=actor,
+        backend=backend,
+        backend_from_env=from_env,
+    )
     ctx.call_on_close(ctx.obj.close)
 
 

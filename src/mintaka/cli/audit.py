@@ -68,7 +68,7 @@ def verify(
 def log(
     ctx: typer.Context,
     subject: Annotated[str | None, typer.Option(help="Only events about this subject.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many events.")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=2**62, help="At most this many events.")] = 50,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List audit events, oldest first (secrets in their details are redacted on output)."""
@@ -85,7 +85,7 @@ def log(
         ["seq", "at", "actor", "action", "subject"],
         [(e.seq, e.at.isoformat(), e.actor, e.action, redactor.text(e.subject)) for e in events],
     )
-    if limit > 0 and len(events) == limit:
+    if len(events) == limit:
         console.print(f"[dim]the first {limit} events; --limit N shows more[/]")
 
 

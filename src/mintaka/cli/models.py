@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -46,7 +45,7 @@ def _show(version: ModelVersion) -> None:
 def register(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Model name.")],
-    artifact: Annotated[Path, typer.Option("--artifact", help="File or directory to register.")],
+    artifact: Annotated[str, typer.Option("--artifact", help="File or directory to register.")],
     run: Annotated[str | None, typer.Option("--run", help="Run that produced it.")] = None,
     tier: Annotated[
         str | None, typer.Option("--tier", help="Risk tier: low, medium, high.")
