@@ -305,3 +305,14 @@ def test_cli_refuses_a_signing_key_inside_the_store_directory(
     code, out = _cli(capsys, "--home", str(home), "audit", "checkpoint", "--out", str(tmp_path))
     assert code == 1
     assert "inside the store directory" in out
+
+
+def test_an_emptied_checkpoint_file_vouches_for_nothing(
+    signed: tuple[AuditLog, Path], keys: tuple[Path, Path]
+) -> None:
+    log, out = signed
+    out.write_bytes(b"")
+    report = _verify(log, keys[1], out)
+    assert not report.ok
+    assert report.checkpoints == 0
+    assert "no signed checkpoint" in (report.reason or "")

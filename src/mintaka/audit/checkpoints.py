@@ -228,7 +228,16 @@ def _bad_signature(entry: Checkpoint, public_key: Ed25519PublicKey, expected_id:
 def verify(
     log: AuditLog, public_key: Ed25519PublicKey, entries: list[Checkpoint]
 ) -> CheckpointReport:
-    """Check every signature, then the chain with each checkpointed head as an anchor."""
+    """Check every signature, then the chain with each checkpointed head as an anchor. No
+    checkpoint at all is a failure: an emptied checkpoint file would otherwise vouch for a
+    chain rewritten from end to end."""
+    if not entries:
+        return CheckpointReport(
+            ok=False,
+            events=0,
+            checkpoints=0,
+            reason="no signed checkpoint to check: write one with `mintaka audit checkpoint`",
+        )
     expected_id = key_id(public_key)
     anchors: dict[int, str] = {}
     for number, entry in enumerate(entries, start=1):
