@@ -129,6 +129,33 @@ def test_an_alias_stage_or_tags_already_in_force_change_and_record_nothing(
     assert len(platform.audit.events()) == events + 1
 
 
+def test_setting_again_what_the_record_holds_puts_it_back_in_the_cloud(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    from mintaka.domain.registry import Stage
+
+    for content in (b"a", b"b"):
+        platform.register_model("m", make_artifact(content))
+    platform.set_alias("m", "candidate", 2)
+    platform.set_stage("m", 2, "staging")
+    platform.set_tags("m", 2, {"k": "v"})
+    platform.archive_version("m", 1)
+    backend = platform.backend
+    # changed in the cloud, outside Mintaka
+    backend.set_alias("m", "candidate", 1)  # type: ignore[attr-defined]
+    backend.set_stage("m", 2, Stage.PRODUCTION)  # type: ignore[attr-defined]
+    backend.set_tags("m", 2, {"k": "x"})  # type: ignore[attr-defined]
+    backend.set_stage("m", 1, Stage.NONE)  # type: ignore[attr-defined]
+    assert len(platform.sync()) == 4
+    events = len(platform.audit.events())
+    platform.set_alias("m", "candidate", 2)
+    platform.set_stage("m", 2, "staging")
+    platform.set_tags("m", 2, {"k": "v"})
+    platform.archive_version("m", 1)
+    assert [e.action for e in platform.audit.events()[events:]] == []  # the record is unchanged
+    assert platform.sync() == []
+
+
 @pytest.mark.parametrize("limit", ["0", "-1", "99999999999999999999"])
 def test_audit_log_limit_out_of_range_is_a_usage_error(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, limit: str

@@ -811,14 +811,13 @@ class Platform:
         """Point ``alias`` at a version (moving it if it pointed elsewhere).
 
         An archived version takes no alias: archiving removed its aliases, and an alias names a
-        version to use. Pointing an alias where it already points changes and records nothing.
+        version to use. Pointing an alias where the record already has it is sent to the backend
+        again (which settles a cloud that moved it) and records nothing new.
         """
         alias = validate_alias(alias)
         current = self._existing_version(name, version)
         if current.stage is Stage.ARCHIVED:
             raise Conflict(f"{current.ref} is archived; an alias can only point at a live version")
-        if alias in current.aliases:
-            return current
         aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
         decision = None
         if alias in self.governance.policy.production_aliases:
@@ -832,6 +831,8 @@ class Platform:
                 )
             ).scalar()
         aliases.set_alias(current.name, alias, current.version)
+        if before == current.version:  # the record already says so
+            return current
         with self.store.write() as conn:
             conn.execute(
                 self._insert(model_aliases)
@@ -866,16 +867,16 @@ class Platform:
         self._after_commit([event])
 
     def set_tags(self, name: str, version: int | str, tags: Mapping[str, str]) -> ModelVersion:
-        """Set tags on a version; tags it already has with those values change and record
-        nothing."""
+        """Set tags on a version. Tags the record already has with those values are sent to the
+        backend again (which settles a cloud that changed them) and record nothing new."""
         for key, value in tags.items():
             validate_tag(key, value)
         current = self._existing_version(name, version)
-        if all(current.tags.get(key) == value for key, value in tags.items()):
-            return current
         self._area(Capability.REGISTRY_TAGS, ModelTags).set_tags(
             current.name, current.version, dict(tags)
         )
+        if all(current.tags.get(key) == value for key, value in tags.items()):
+            return current
         with self.store.write() as conn:
             for key, value in tags.items():
                 conn.execute(
@@ -896,8 +897,6 @@ class Platform:
             raise Conflict(f"{current.ref} is archived, and archiving is final")
         if target is Stage.ARCHIVED:
             return self.archive_version(current.name, current.version)
-        if current.stage is target:  # already there: nothing to change or record
-            return current
         stages = self._area(Capability.REGISTRY_STAGES, ModelStages)
         decision = None
         if target is Stage.PRODUCTION:
@@ -905,6 +904,8 @@ class Platform:
                 "model.promote", current.ref, self.governance.production_controls(current)
             )
         stages.set_stage(current.name, current.version, target)
+        if current.stage is target:  # sent again (settles a cloud that changed it); no change
+            return current
         with self.store.write() as conn:
             conn.execute(
                 update(model_versions)
@@ -926,10 +927,15 @@ class Platform:
         """Archive a version: its aliases are removed and it can no longer be promoted.
 
         Refused while the version takes live or shadow traffic on any endpoint. Archiving a
-        version already archived changes and records nothing.
+        version already archived sends the stage to the backend again (which settles a cloud that
+        changed it) and records nothing new.
         """
         current = self._existing_version(name, version)
         if current.stage is Stage.ARCHIVED:
+            if self.supports(Capability.REGISTRY_STAGES):
+                self._area(Capability.REGISTRY_STAGES, ModelStages).set_stage(
+                    current.name, current.version, Stage.ARCHIVED
+                )
             return current
         serving_on = [
             f"{e.name}/{r.name}" + (" (shadow)" if r.name == e.traffic.shadow else "")
