@@ -69,6 +69,7 @@ from mintaka.domain.registry import (
     RiskTier,
     Signature,
     Stage,
+    features_signature,
 )
 from mintaka.domain.serving import Endpoint, EndpointStatus, RolloutStrategy
 from mintaka.errors import (
@@ -153,6 +154,7 @@ class _ModelArgs:
     pipeline_run_id: str | None
     recorded: set[int]
     served: tuple[str, str] | None  # (endpoint, route) a version was registered from
+    signature: Signature = field(default_factory=Signature)
 
 
 @dataclass(frozen=True)
@@ -277,6 +279,7 @@ class MigrationService:
         code_commit: str | None = None,
         pipeline_run_id: str | None = None,
         flavor: Flavor | str | None = None,
+        features: Sequence[str] | str = (),
         on_fetch: Callable[[BackendVersion, int, int], None] | None = None,
     ) -> ModelAdoption:
         """Record the cloud's versions of ``name`` that the store does not record yet (or only
@@ -290,6 +293,8 @@ class MigrationService:
         loaded for serving; by default it is read from them (``model.skops``: sklearn,
         ``pyfunc.json``: pyfunc, anything else opaque). ``on_fetch(version, index, total)`` is
         called before each version's bytes are read (``index`` counts from 0), for progress.
+        ``features`` names the input columns in training order (the versions' signature), for a
+        model that does not name its features.
         """
         return self._adopt_model(
             self._prepare(
@@ -304,6 +309,7 @@ class MigrationService:
                 code_commit=code_commit,
                 pipeline_run_id=pipeline_run_id,
                 flavor=flavor,
+                features=features,
             ),
             on_fetch=on_fetch,
         )
@@ -321,6 +327,7 @@ class MigrationService:
         dataset_ids: Sequence[str] = (),
         code_commit: str | None = None,
         flavor: Flavor | str | None = None,
+        features: Sequence[str] | str = (),
         on_fetch: Callable[[BackendVersion, int, int], None] | None = None,
     ) -> ModelAdoption:
         """Register what ``route`` of the live ``endpoint`` serves as a new version of ``model``
@@ -391,6 +398,7 @@ class MigrationService:
         pipeline_run_id: str | None,
         flavor: Flavor | str | None,
         served: tuple[str, str] | None = None,
+        features: Sequence[str] | str = (),
     ) -> _ModelArgs:
         """An adoption's arguments checked, and what the store records for them: everything
         that would refuse it, before the cloud is read or written."""
@@ -399,6 +407,7 @@ class MigrationService:
         reason = _reason(reason)
         risk_tier = None if tier is None else parse_enum(RiskTier, tier, "risk tier")
         given_flavor = None if flavor is None else parse_enum(Flavor, flavor, "flavor")
+        signature = features_signature(features) if features else Signature()
         wanted = None if versions is None else sorted({validate_version(v) for v in versions})
         supplied = {validate_version(k): Path(v) for k, v in (artifacts or {}).items()}
         if code_commit is not None and not code_commit.strip():
@@ -439,6 +448,7 @@ class MigrationService:
             pipeline_run_id=pipeline_run_id,
             recorded=recorded,
             served=served,
+            signature=signature,
         )
 
     def _adopt_model(
@@ -520,7 +530,7 @@ class MigrationService:
                     artifact_uri=stored.uri,
                     artifact_digest=stored.digest,
                     flavor=args.flavor or detect_flavor(stored.content),
-                    signature=Signature(),
+                    signature=args.signature,
                     tags=dict(theirs.tags),
                     owner=owner_name,
                     risk_tier=risk,

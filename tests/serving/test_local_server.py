@@ -314,7 +314,8 @@ def test_an_endpoint_made_outside_mintaka_is_served_once_adopted(
     warned = [r.getMessage() for r in caplog.records if "legacy-api" in r.getMessage()]
     assert len(warned) == 1  # said once, not at every retry
     assert "mintaka adopt" in warned[0]
-    plat.migration.adopt_model("legacy", reason="served before Mintaka")
+    # the legacy model names no features: adoption says in which order it takes them
+    plat.migration.adopt_model("legacy", reason="served before Mintaka", features=list(row(0)))
     plat.migration.adopt_endpoint("legacy-api", reason="served before Mintaka")
     answer = HTTP.post(url, json={"inputs": row(0)})  # no reload asked: the request retries it
     assert answer.status_code == 200

@@ -198,6 +198,13 @@ def adopt_model(
     dataset: DatasetOpt = None,
     code_commit: CodeCommitOpt = None,
     flavor: FlavorOpt = None,
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="Input columns in training order, comma-separated (the versions' signature; "
+            "needed to serve a model that does not name its features)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record the cloud's versions of NAME that Mintaka does not record yet, each bound to the
@@ -216,6 +223,7 @@ def adopt_model(
             dataset_ids=dataset or (),
             code_commit=code_commit,
             flavor=flavor,
+            features=features or (),
             on_fetch=fetching,
         )
     if as_json:

@@ -56,10 +56,20 @@ def register(
     ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE, repeatable.")] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
+    features: Annotated[
+        str | None,
+        typer.Option(
+            help="Input columns in training order, comma-separated (the model's signature; "
+            "needed to serve a model that does not name its features)."
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a new version of NAME from an artifact."""
+    from mintaka.domain.registry import features_signature
+
     tags = dict(_pair(t) for t in tag or [])
+    signature = None if features is None else features_signature(features)
     version = platform(ctx).register_model(
         name,
         artifact,
@@ -69,6 +79,7 @@ def register(
         flavor=flavor,
         tags=tags,
         description=description,
+        signature=signature,
     )
     if as_json:
         emit_json(version)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 
 from pydantic import Field, field_validator
@@ -50,6 +51,19 @@ class Signature(Record):
 
     inputs: dict[str, str] = Field(default_factory=dict)
     outputs: dict[str, str] = Field(default_factory=dict)
+
+
+def features_signature(features: Sequence[str] | str) -> Signature:
+    """A signature naming input columns in training order (``"a,b,c"`` or a sequence), so
+    that a model which does not name its features is fed them in the right order."""
+    from mintaka.errors import ValidationError
+
+    names = [f.strip() for f in (features.split(",") if isinstance(features, str) else features)]
+    if not names or not all(names) or len(set(names)) != len(names):
+        raise ValidationError(
+            f"features are distinct, non-empty column names in training order: {features!r}"
+        )
+    return Signature(inputs=dict.fromkeys(names, "double"))
 
 
 class RegisteredModel(Record):

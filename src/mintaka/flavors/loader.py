@@ -114,6 +114,12 @@ def load_predictor(
 
         def predict(rows: list[dict[str, Any]]) -> list[Any]:
             columns = names or tuple(rows[0])
+            if not names and len(columns) > 1:  # a JSON object's key order means nothing
+                raise ValidationError(
+                    "the model has no signature and no feature names, so the order of its "
+                    "input columns is unknown: register it with its features in training order "
+                    "(`mintaka models register ... --features a,b,c`, or signature=)"
+                )
             try:
                 # An ndarray, not nested lists: scikit-learn's input checks on a list cost more
                 # than a small model's prediction.
