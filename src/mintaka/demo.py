@@ -363,6 +363,7 @@ def _adopt_legacy(
         reason="scores collections since before Mintaka; brought under management",
         owner=LEGACY_OWNER,
         tier="medium",
+        features=FEATURES,  # the script trained it on a bare array, in this column order
     )
     endpoint = migration.adopt_endpoint(
         LEGACY_ENDPOINT, reason="serves collections-priority; brought under management"

@@ -19,3 +19,11 @@ def answers_nan(rows: list[dict[str, Any]]) -> list[Any]:
 
 def one_answer_short(rows: list[dict[str, Any]]) -> list[Any]:
     return [0.5 for _ in rows[1:]]
+
+
+def scribbles(rows: list[dict[str, Any]]) -> list[Any]:
+    """Changes the rows it was given (pyfunc code may), then answers."""
+    for row in rows:
+        row["a"] = 999.0
+        row["added"] = True
+    return [0.0 for _ in rows]

@@ -431,3 +431,53 @@ def test_an_endpoint_made_again_with_another_version_is_served_as_made(served: S
     server.reload()
     [loaded] = server.endpoints["scoring"].routes.values()
     assert (loaded.route.model, loaded.route.version) == ("credit", 2)
+
+
+def test_a_shadow_that_changes_its_rows_leaves_the_live_record_alone(
+    served: Served, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from serving_kit import pyfunc_artifact
+
+    plat, server = served
+    plat.register_model(
+        "credit", pyfunc_artifact(tmp_path, "faulty_models:scribbles"), flavor="pyfunc"
+    )
+    plat.serving.deploy("scoring", "credit:4", route="scribbler")
+    plat.serving.set_traffic("scoring", {"blue": 100}, shadow="scribbler", shadow_percent=100)
+    server.reload()
+    sent = row(0)
+    live = post(server, {"inputs": sent}).json()["predictions"][0]["id"]
+    server._shadow_pool.shutdown(wait=True)
+    records = {r["id"]: r for r in logged(plat, server)}
+    assert records[live]["inputs"] == sent
+
+
+def test_json_nested_too_deep_is_a_400(served: Served) -> None:
+    _, server = served
+    body = b'{"inputs":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    answer = HTTP.post(f"{server.url}/endpoints/scoring/invocations", content=body)
+    assert answer.status_code == 400
+    assert "nested too deep" in answer.json()["error"]
+
+
+def test_a_pinned_unknown_route_is_counted_as_404_without_a_series_of_its_own(
+    served: Served,
+) -> None:
+    _, server = served
+    for i in range(3):
+        assert post(server, {"inputs": row(0)}, route=f"ghost-{i}").status_code == 404
+    text = HTTP.get(f"{server.url}/metrics").text
+    assert "ghost" not in text
+    assert 'route="-",status="404"} 3.0' in text
+
+
+@pytest.mark.parametrize("port", ["99999", "-5"])
+def test_serve_refuses_a_port_out_of_range(
+    capsys: pytest.CaptureFixture[str], tmp_path, port: str
+) -> None:  # type: ignore[no-untyped-def]
+    from cli_kit import cli, init_home
+
+    home = init_home(capsys, tmp_path / "h")
+    code, _, err = cli(capsys, "--home", str(home), "serve", "--port", port)
+    assert code == 2
+    assert "--port" in err

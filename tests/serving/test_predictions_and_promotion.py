@@ -209,3 +209,49 @@ def test_missing_business_metric_is_not_found(served: Served) -> None:
     plat, _ = served
     with pytest.raises(NotFound, match="no business metric"):
         plat.serving.compare("credit", 1, 2, [row(0)], [1])
+
+
+@pytest.mark.parametrize(
+    ("function", "says"), [("always_fails", "challenger is broken"), ("answers_nan", "not JSON")]
+)
+def test_a_batch_whose_model_fails_writes_and_logs_nothing(
+    served: Served, tmp_path: Path, function: str, says: str
+) -> None:
+    from sqlalchemy import func, select
+
+    from mintaka.errors import BackendError
+    from mintaka.store.schema import predictions
+
+    plat, _ = served
+    artifact = pyfunc_artifact(tmp_path / "batch", f"faulty_models:{function}")
+    plat.register_model("faulty", artifact, flavor="pyfunc")
+    source = tmp_path / "in.csv"
+    source.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(BackendError, match=says):
+        plat.serving.score_batch("faulty:1", source, tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()
+    with plat.store.read() as conn:
+        assert conn.execute(select(func.count()).select_from(predictions)).scalar() == 0
+
+
+def test_a_batch_with_columns_json_has_no_type_for_is_logged_as_text(
+    served: Served, tmp_path: Path
+) -> None:
+    from datetime import datetime
+
+    from sqlalchemy import select
+
+    from mintaka.store.schema import predictions
+
+    plat, _ = served
+    source = tmp_path / "in.parquet"
+    stamped = [{**row(i), "at": datetime(2024, 1, i + 1)} for i in range(2)]
+    pq.write_table(pa.Table.from_pylist(stamped), source)
+    plat.serving.score_batch("credit:1", source, tmp_path / "out.parquet")
+    scored = pq.read_table(tmp_path / "out.parquet").to_pylist()
+    with plat.store.read() as conn:
+        logged = {
+            r.id: r.inputs for r in conn.execute(select(predictions.c.id, predictions.c.inputs))
+        }
+    assert {r["prediction_id"] for r in scored} <= set(logged)
+    assert logged[scored[0]["prediction_id"]]["at"] == "2024-01-01 00:00:00"

@@ -167,7 +167,7 @@ def delete(ctx: typer.Context, name: Annotated[str, typer.Argument()], reason: R
 def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0 picks a free one).")] = 8080,
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")] = 8080,
     allow_pickle: Annotated[
         bool, typer.Option(help="Load pickle-family artifacts (can run arbitrary code).")
     ] = False,

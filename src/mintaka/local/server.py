@@ -25,6 +25,7 @@ Predictions are logged in batches off the request path.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import signal
@@ -378,7 +379,8 @@ class InferenceServer:
         answer: dict[str, Any] | bytes
         if too_large:
             chunks.clear()
-            self._child(self.requests, name, "-", "413").inc()
+            # counted under the endpoint only when it is served: a URL must not make a series
+            self._child(self.requests, name if name in self.endpoints else "-", "-", "413").inc()
             status, answer = 413, {"error": f"request body over the limit of {limit} bytes"}
         else:
             await self._look_again(name)
@@ -415,16 +417,19 @@ class InferenceServer:
             return 503, {"error": f"endpoint {name!r} is killed"}
         try:
             rows = _rows(_read_json(raw))
-        except (ValueError, ValidationError) as exc:
+        except (ValueError, ValidationError, RecursionError) as exc:  # also JSON nested too deep
             self._child(self.requests, name, "-", "400").inc()
-            return 400, {"error": f"invalid request: {exc}"}
+            detail = "JSON nested too deep" if isinstance(exc, RecursionError) else exc
+            return 400, {"error": f"invalid request: {detail}"}
         route_name = pinned if pinned else runtime.router.pick()
         if route_name is None or route_name not in runtime.routes:
-            self._child(self.requests, name, route_name or "-", "503").inc()
+            # labelled "-": a route name from a request header must not make a metric series
+            status = 404 if pinned else 503
+            self._child(self.requests, name, "-", str(status)).inc()
             message = (
                 f"route {pinned!r} not on endpoint {name!r}" if pinned else "no route takes traffic"
             )
-            return (404 if pinned else 503), {"error": message}
+            return status, {"error": message}
         if pinned and self._archived(runtime.routes[route_name]):
             self._child(self.requests, name, route_name, "409").inc()
             route = runtime.routes[route_name].route
@@ -432,10 +437,15 @@ class InferenceServer:
                 "error": f"route {pinned!r} serves {route.model}:{route.version}, which is "
                 "archived: an archived version takes no traffic"
             }
-        status, body = self._predict(runtime, runtime.routes[route_name], rows, shadow=False)
         shadow = runtime.traffic.shadow
+        mirrored = None
         if shadow and not pinned and shadow in runtime.routes and runtime.sampler.take():
-            self._mirror(runtime, runtime.routes[shadow], rows)
+            # The shadow's own copy, taken first: what either model does to its rows (pyfunc
+            # code may change them) never reaches the other's answer or logged inputs.
+            mirrored = copy.deepcopy(rows)
+        status, body = self._predict(runtime, runtime.routes[route_name], rows, shadow=False)
+        if mirrored is not None and shadow is not None:
+            self._mirror(runtime, runtime.routes[shadow], mirrored)
         return status, body
 
     def _predict(

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 from collections.abc import Iterator, Sequence
@@ -329,9 +330,25 @@ class LocalServing(
         now = self.context.clock.now().isoformat()
         scored: list[dict[str, Any]] = []
         logged: list[dict[str, Any]] = []
+        ref = f"{route.model}:{route.version}"
         for start in range(0, len(rows), 1000):
             chunk = rows[start : start + 1000]
-            outputs = predictor.predict(chunk)
+            try:
+                outputs = predictor.predict(chunk)
+                json.dumps(outputs, allow_nan=False)  # what the prediction log can hold
+            except ValidationError:
+                raise
+            except (TypeError, ValueError) as exc:
+                raise BackendError(
+                    f"model {ref} answered rows {start + 1}-{start + len(chunk)} with output "
+                    f"that is not JSON (NaN, infinity or an object): {exc}",
+                    self._backend_name,
+                ) from exc
+            except Exception as exc:  # the model's own code failed: nothing is written
+                raise BackendError(
+                    f"model {ref} failed on rows {start + 1}-{start + len(chunk)}: {exc!r}",
+                    self._backend_name,
+                ) from exc
             for values, output in zip(chunk, outputs, strict=True):
                 prediction_id = self.context.ids.new("pred")
                 scored.append({**values, "prediction_id": prediction_id, "prediction": output})
@@ -344,7 +361,7 @@ class LocalServing(
                         "version": route.version,
                         "version_id": row.mintaka_id,
                         "input_digest": input_digest(values),
-                        "inputs": values,
+                        "inputs": _json_safe(values),
                         "output": output,
                         "status": "ok",
                         "shadow": 0,
@@ -352,10 +369,11 @@ class LocalServing(
                         "at": now,
                     }
                 )
-        write_rows(output_path, scored)
+        # Logged first: an output file never names prediction ids the log does not hold.
         store = self._store()
         with store.write() as conn:
             conn.execute(predictions.insert(), logged)
+        write_rows(output_path, scored)
         return {"rows": str(len(scored)), "output": str(output_path)}
 
     # -- monitoring inputs: the prediction log is this backend's capture -----------------------
@@ -436,3 +454,20 @@ class LocalServing(
             )
             for row in rows
         ]
+
+
+def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
+    """A row as the prediction log's JSON column can hold it: values JSON has no type for (a
+    Parquet timestamp, bytes) as their text."""
+    try:
+        json.dumps(values, allow_nan=False)
+    except (TypeError, ValueError):
+        return {
+            k: v if isinstance(v, str | int | float | bool | None) and _finite(v) else str(v)
+            for k, v in values.items()
+        }
+    return values
+
+
+def _finite(value: Any) -> bool:
+    return not isinstance(value, float) or math.isfinite(value)

@@ -58,7 +58,7 @@ def _csv_rows(path: Path) -> list[dict[str, Any]]:
 def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     """Write ``rows`` atomically: a partial output file never appears under ``path``."""
     if file_format(path) == "csv":
-        with open_atomic(path, "w", durable=False, newline="") as handle:
+        with open_atomic(path, "w", durable=False, encoding="utf-8", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [])
             writer.writeheader()
             writer.writerows(rows)
