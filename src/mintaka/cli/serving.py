@@ -169,7 +169,11 @@ def serve(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")] = 8080,
     allow_pickle: Annotated[
-        bool, typer.Option(help="Load pickle-family artifacts (can run arbitrary code).")
+        bool,
+        typer.Option(
+            help="Load pickle-family artifacts (can run arbitrary code) of versions whose "
+            "policy tier sets allow_pickle."
+        ),
     ] = False,
     max_body_mib: Annotated[
         float,

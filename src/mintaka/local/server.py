@@ -51,7 +51,7 @@ from starlette.routing import Route as HttpRoute
 from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.domain.serving import Route, TrafficMap
 from mintaka.errors import MintakaError, NotFound, ValidationError
-from mintaka.flavors.loader import Predictor, load_predictor
+from mintaka.flavors.loader import Predictor, UnsafeArtifact, load_predictor, pickle_files
 from mintaka.local.registry_db import local_endpoints
 from mintaka.local.serving import announce
 from mintaka.serving.predlog import Prediction, PredictionLog
@@ -139,7 +139,7 @@ class InferenceServer:
         self.allow_pickle = allow_pickle
         self.trusted_types = trusted_types
         self.endpoints: dict[str, EndpointRuntime] = {}
-        self._predictors: dict[str, Predictor] = {}
+        self._predictors: dict[tuple[str, tuple[str, ...], bool], Predictor] = {}
         self._reload_lock = threading.Lock()
         self._seen: tuple[tuple[str, str], ...] | None = None  # every endpoint's fingerprint
         # Endpoints whose configuration could not be loaded, by the config version that failed
@@ -286,17 +286,29 @@ class InferenceServer:
         )
 
     def _predictor(self, version: ModelVersion) -> Predictor:
-        cached = self._predictors.get(version.artifact_digest)
+        """The version's model, loaded once per bytes, features and pickle permission. Pickle
+        loads only where the server was started with ``allow_pickle`` and the policy's tier of
+        the version allows it (``allow_pickle`` on the tier)."""
+        features = tuple(version.signature.inputs)
+        tier_allows = self.platform.governance.policy.controls(version.risk_tier).allow_pickle
+        allow = self.allow_pickle and tier_allows
+        key = (version.artifact_digest, features, allow)
+        cached = self._predictors.get(key)
         if cached is None:
             stored = self.platform.artifacts.verify(version.artifact_digest)
+            if self.allow_pickle and not tier_allows and pickle_files(stored.content):
+                raise UnsafeArtifact(
+                    f"{version.ref} holds pickle-family files, and the policy's "
+                    f"{version.risk_tier.value} tier does not allow pickle (allow_pickle)"
+                )
             cached = load_predictor(
                 stored.content,
                 version.flavor,
-                features=tuple(version.signature.inputs),
+                features=features,
                 trusted_types=self.trusted_types,
-                allow_pickle=self.allow_pickle,
+                allow_pickle=allow,
             )
-            self._predictors[version.artifact_digest] = cached
+            self._predictors[key] = cached
         return cached
 
     def _poll(self) -> None:
