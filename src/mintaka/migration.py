@@ -725,20 +725,39 @@ class MigrationService:
         governance = platform.governance
         findings: list[str] = []
         numbers = {v.version for v in adopted}
+        by_number = {v.version: v for v in adopted}
         for alias, number in sorted(aliases.items()):
-            if alias not in RESERVED_ALIASES and number in numbers and not _usable_alias(alias):
+            if alias in RESERVED_ALIASES or number not in numbers:
+                continue
+            name = adopted[0].name
+            if not _usable_alias(alias):
                 findings.append(
-                    f"the cloud's alias {alias!r} on {adopted[0].name}:{number} is not recorded "
+                    f"the cloud's alias {alias!r} on {name}:{number} is not recorded "
                     f"(aliases are {ALIAS_RULE}): rename it in the cloud; sync reports it "
                     "until then"
                 )
+            elif alias not in by_number[number].aliases:  # the record already had it elsewhere
+                try:
+                    kept = platform.get_model_version(name, alias=alias).version
+                except NotFound:
+                    continue
+                findings.append(
+                    f"the cloud's alias {alias!r} points at {name}:{number}, the record keeps it "
+                    f"on {name}:{kept}: `mintaka models alias {name}:{number} {alias}` records "
+                    f"the cloud's choice, `mintaka models alias {name}:{kept} {alias}` puts the "
+                    "record back in the cloud; sync reports it until then"
+                )
         for version in adopted:
-            production = [a for a in version.aliases if a in governance.policy.production_aliases]
+            production = [
+                "@" + a for a in version.aliases if a in governance.policy.production_aliases
+            ]
+            if version.stage is Stage.PRODUCTION:
+                production.append("the production stage")
             if production:
                 unmet = [c.describe() for c in governance.production_controls(version) if not c.met]
                 if unmet:
                     findings.append(
-                        f"{version.ref} holds {', '.join('@' + a for a in production)} but "
+                        f"{version.ref} holds {', '.join(production)} but "
                         f"does not meet the production controls: {'; '.join(unmet)}"
                     )
             theirs = cloud[version.version]
@@ -793,7 +812,7 @@ class MigrationService:
             known = conn.execute(select(endpoints.c.name).where(endpoints.c.name == name)).first()
         if known is not None:
             self._capture(name, capturer, capture)
-            return EndpointAdoption(platform.serving.get_endpoint(name), False, False, ())
+            return self._already_adopted(name)
         cloud = platform._area(Capability.SERVING, Serving).get_endpoint(name)
         unread = sorted(set(cloud.traffic.weights) - {r.name for r in cloud.routes})
         if not cloud.routes or unread:
@@ -869,8 +888,14 @@ class MigrationService:
         self._capture(name, capturer, capture)
         endpoint = platform.serving.get_endpoint(name)
         if adopted_meanwhile:
-            return EndpointAdoption(endpoint, False, False, ())
+            return self._already_adopted(name)
         return EndpointAdoption(endpoint, True, decision.allowed, decision.unmet)
+
+    def _already_adopted(self, name: str) -> EndpointAdoption:
+        """An endpoint the store records: nothing adopted now; ``known_good`` as recorded."""
+        history = self.platform.serving.deployment_history(name)
+        known_good = bool(history) and history[-1].known_good
+        return EndpointAdoption(self.platform.serving.get_endpoint(name), False, known_good, ())
 
     def _capture(
         self, name: str, capturer: CaptureSource | None, config: CaptureConfig | None

@@ -39,6 +39,7 @@ from mintaka.capabilities import Capability
 from mintaka.domain.discovery import Difference, ObservedModel
 from mintaka.domain.names import RESERVED_ALIASES
 from mintaka.domain.registry import ApprovalStatus, RiskTier, Stage
+from mintaka.domain.serving import EndpointStatus
 from mintaka.errors import NotFound
 from mintaka.interfaces import StateObserver
 from mintaka.store.schema import (
@@ -74,6 +75,7 @@ class DifferenceKind(StrEnum):
     ENDPOINT_MISSING = "endpoint.missing"  # recorded endpoint, absent from the cloud
     TRAFFIC = "endpoint.traffic"  # the cloud routes traffic differently from the record
     ROUTES = "endpoint.routes"  # a route serves another version than the recorded one
+    KILLED = "endpoint.killed"  # the kill switch is pulled on one side only
 
 
 @dataclass(frozen=True)
@@ -336,9 +338,23 @@ def compare_endpoints(
 
         was: dict[str, Any] = {"weights": live(endpoint.traffic.weights)}
         now: dict[str, Any] = {"weights": live(seen.traffic.weights)}
-        if shadow_in_cloud:
+        if shadow_in_cloud:  # which route is mirrored, and how much of the traffic
             was["shadow"] = endpoint.traffic.shadow
             now["shadow"] = seen.traffic.shadow
+            if endpoint.traffic.shadow or seen.traffic.shadow:
+                was["shadow_percent"] = endpoint.traffic.shadow_percent
+                now["shadow_percent"] = seen.traffic.shadow_percent
+        killed = seen.extra.get("killed")  # where the backend reports its kill switch
+        if isinstance(killed, bool) and killed != (endpoint.status is EndpointStatus.KILLED):
+            found.append(
+                Difference(
+                    kind=DifferenceKind.KILLED.value,
+                    subject=subject,
+                    recorded={"killed": endpoint.status is EndpointStatus.KILLED},
+                    observed={"killed": killed},
+                    detected_at=at,
+                )
+            )
         served = {r.name: f"{r.model}:{r.version}" for r in endpoint.routes}
         serves = _served_by(seen.extra.get("routes"))
         # A native rollout the cloud is still walking: the record already holds its end.

@@ -121,21 +121,35 @@ def _next_step(difference: Difference) -> str | None:
     # What to do about each kind of difference sync reports.
     next_steps: dict[str, str] = {
         DifferenceKind.VERSION_UNRECORDED: "mintaka adopt model {model} --reason TEXT",
-        DifferenceKind.TRAFFIC: "mintaka rollback {endpoint}, or record the change through Mintaka",
-        DifferenceKind.ROUTES: "mintaka rollback {endpoint}, or record the change through Mintaka",
+        DifferenceKind.ROUTES: "point {endpoint}'s routes back at the recorded versions in the "
+        "cloud (no Mintaka command re-points a route)",
         DifferenceKind.APPROVAL: "mintaka approve {subject}",
         DifferenceKind.ALIAS: "mintaka models alias {model}:{recorded} {alias} (puts the recorded "
         "one back)",
     }
+    subject = difference.subject
+    endpoint = subject.removeprefix(ENDPOINT_SUBJECT)
+    recorded = difference.recorded if isinstance(difference.recorded, dict) else {}
+    if difference.kind == DifferenceKind.TRAFFIC and recorded.get("weights"):
+        weights = " ".join(f"{route}={w}" for route, w in recorded["weights"].items())
+        shadow = recorded.get("shadow")
+        mirror = f" --shadow {shadow} --shadow-percent {recorded.get('shadow_percent', 0)}"
+        return (
+            f"mintaka endpoints traffic {endpoint} {weights}{mirror if shadow else ''} (puts the "
+            "recorded traffic back), or record the change through Mintaka"
+        )
+    if difference.kind == DifferenceKind.KILLED:
+        if recorded.get("killed"):
+            return f"mintaka kill {endpoint} (pulls the recorded kill switch in the cloud again)"
+        return None  # killed in the cloud only: whoever pulled it decides (`mintaka kill`)
     hint = next_steps.get(difference.kind)
     if hint is None or (difference.kind == DifferenceKind.ALIAS and difference.recorded is None):
         return None
-    subject = difference.subject
     return hint.format(
         model=subject_of(subject),
         alias=subject.partition("@")[2],
         recorded=difference.recorded,
-        endpoint=subject.removeprefix(ENDPOINT_SUBJECT),
+        endpoint=endpoint,
         subject=subject,
     )
 

@@ -465,9 +465,11 @@ class ServingService:
         fails), refuse every request until ``unkill``. Pulling the switch needs no approval and
         is audited. Pulling it again on traffic a kill (or a rollback) put back walks further
         back; with nowhere further to go, it refuses every request. Pulling it on an endpoint
-        already killed changes and records nothing."""
+        already killed records nothing; the switch is sent to the backend again, which settles a
+        cloud where it was released outside Mintaka."""
         current = self.get_endpoint(endpoint)
-        if current.status is EndpointStatus.KILLED:
+        if current.status is EndpointStatus.KILLED:  # sent again: settles a cloud released
+            self.platform._area(Capability.SERVING_KILL, KillSwitch).kill(endpoint)  # outside
             return current
         target = self._safe_traffic(current)
         if target is not None:
