@@ -481,3 +481,31 @@ def test_serve_refuses_a_port_out_of_range(
     code, _, err = cli(capsys, "--home", str(home), "serve", "--port", port)
     assert code == 2
     assert "--port" in err
+
+
+def test_a_kill_takes_effect_while_another_reload_is_loading_a_model(
+    served: Served, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    from serving_kit import pyfunc_artifact
+
+    plat, server = served
+    hold = tmp_path / "hold"
+    hold.touch()
+    monkeypatch.setenv("MINTAKA_TEST_HOLD", str(hold))
+    plat.register_model("credit", pyfunc_artifact(tmp_path, "held_model:answer"), flavor="pyfunc")
+    loading = threading.Thread(target=plat.serving.deploy, args=("scoring", "credit:4"))
+    loading.start()  # the server starts loading the held model, under its reload lock
+    try:
+        wait_for(server._reload_lock.locked)
+        killed = threading.Thread(target=plat.serving.kill, args=("scoring",))
+        killed.start()
+        # in force on the server at once, not once the model has loaded
+        wait_for(lambda: post(server, {"inputs": row(0)}).status_code == 503)
+    finally:
+        hold.unlink()
+        loading.join()
+    killed.join()
+    assert plat.serving.get_endpoint("scoring").status.value == "killed"
+    assert post(server, {"inputs": row(0)}).status_code == 503

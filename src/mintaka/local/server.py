@@ -141,6 +141,7 @@ class InferenceServer:
         self.endpoints: dict[str, EndpointRuntime] = {}
         self._predictors: dict[tuple[str, tuple[str, ...], bool], Predictor] = {}
         self._reload_lock = threading.Lock()
+        self._swap_lock = threading.Lock()  # guards replacing self.endpoints
         self._seen: tuple[tuple[str, str], ...] | None = None  # every endpoint's fingerprint
         # Endpoints whose configuration could not be loaded, by the config version that failed
         # (said once, tried again when it changes), and those among them that route to a model
@@ -214,7 +215,11 @@ class InferenceServer:
     # -- configuration ----------------------------------------------------------------------
 
     def reload(self, force: bool = False) -> None:
-        """Re-read endpoint configuration if any endpoint changed since the last look."""
+        """Re-read endpoint configuration if any endpoint changed since the last look.
+
+        Kill switches are applied first, without the reload lock: a kill never waits for
+        another reload that is loading models."""
+        self._apply_kill_switches()
         with self._reload_lock:
             with self.backend.engine.connect() as conn, conn.begin():
                 rows = conn.execute(select(local_endpoints)).all()
@@ -246,10 +251,35 @@ class InferenceServer:
                         self._log_unloaded(row.name, exc, current is not None)
                     if current is not None:
                         fresh[row.name] = _switched(current, row)
-            self.endpoints = fresh
+            with self._swap_lock:  # kill switches as stored now, after any loading
+                self.endpoints = self._with_kill_switches(fresh)
             self._failed = failed
             self._unrecorded = unrecorded
             self._seen = marker
+
+    def _kill_switches(self) -> dict[str, bool]:
+        with self.backend.engine.connect() as conn, conn.begin():
+            rows = conn.execute(select(local_endpoints.c.name, local_endpoints.c.killed)).all()
+        return {name: bool(killed) for name, killed in rows}
+
+    def _with_kill_switches(
+        self, runtimes: dict[str, EndpointRuntime]
+    ) -> dict[str, EndpointRuntime]:
+        """``runtimes`` with each endpoint's kill switch as the store holds it now."""
+        switches = self._kill_switches()
+        return {
+            name: runtime
+            if switches.get(name, runtime.killed) == runtime.killed
+            else replace(runtime, killed=switches[name])
+            for name, runtime in runtimes.items()
+        }
+
+    def _apply_kill_switches(self) -> None:
+        with self._swap_lock:  # never replaces what a finishing reload just put in place
+            current = self.endpoints
+            switched = self._with_kill_switches(current)
+            if any(switched[name] is not current[name] for name in current):
+                self.endpoints = switched
 
     @staticmethod
     def _log_unloaded(name: str, exc: Exception, kept: bool) -> None:
