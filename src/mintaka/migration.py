@@ -771,6 +771,14 @@ class MigrationService:
                     f"{version.ref} is approved in the cloud, but Mintaka holds no approval of "
                     f"its bytes: approve it (mintaka approve {version.ref}) or sync will report it"
                 )
+            if (
+                platform.supports(Capability.REGISTRY_APPROVAL)
+                and theirs.approval is ApprovalStatus.REJECTED
+            ):
+                findings.append(
+                    f"{version.ref} is rejected in the cloud; Mintaka records no rejection, so it "
+                    "counts as not approved: it needs approvals of its bytes before production"
+                )
         bare = [v for v in adopted if not v.run_id and not v.dataset_ids]
         if bare:
             produced = sorted(

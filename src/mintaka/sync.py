@@ -21,7 +21,8 @@ field: ``pending`` until a version has approvals, then ``approved`` once its app
 met (approvals of these bytes, by the roles and in the number the policy asks) and ``pending``
 while they are not. A cloud that reports no approval status for a version (one that never had
 core's projected onto it) is not compared, nor is a version whose risk tier names no approver
-role: no one can approve it through Mintaka, so core has no verdict on that field.
+role: no one can approve it through Mintaka, so core has no verdict on that field. Core never
+projects a rejection: a version rejected in the cloud and pending in core agree (not approved).
 """
 
 from __future__ import annotations
@@ -218,6 +219,9 @@ def compare(
             mine.approval is not None
             and theirs.approval is not None
             and theirs.approval is not mine.approval
+            # core never projects a rejection: rejected in the cloud is not approved, as pending
+            and {theirs.approval, mine.approval}
+            != {ApprovalStatus.REJECTED, ApprovalStatus.PENDING}
         ):
             found.append(
                 diff(DifferenceKind.APPROVAL, subject, mine.approval.value, theirs.approval.value)

@@ -122,3 +122,20 @@ def test_a_cloud_alias_moved_onto_a_newly_adopted_version_is_a_finding(
     [finding] = [f for f in adoption.findings if "'champion'" in f]
     assert "points at churn:3, the record keeps it on churn:2" in finding
     assert platform.get_model_version("churn", alias="champion").version == 2
+
+
+def test_a_version_rejected_in_the_cloud_is_a_finding_and_no_difference(
+    platform: Platform, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    from test_adoption_guards import SIGN_OFF
+
+    policy = tmp_path / "sign-off.toml"
+    policy.write_text(SIGN_OFF)
+    monkeypatch.setenv("MINTAKA_POLICY", str(policy))
+    platform.governance.reload_policy()
+    write_legacy(platform, tmp_path)
+    with platform.backend.transactions.write() as conn:  # type: ignore[attr-defined]
+        conn.exec_driver_sql("UPDATE local_versions SET approval = 'rejected' WHERE version = 1")
+    adoption = platform.migration.adopt_model("churn", reason="inherited")
+    assert any(f.startswith("churn:1 is rejected in the cloud") for f in adoption.findings)
+    assert [d for d in platform.sync() if d.kind == "version.approval"] == []
