@@ -46,3 +46,29 @@ def test_a_clean_close_writes_every_appended_prediction(tmp_path: Path) -> None:
     assert stored["p3"].input_digest == input_digest({"a": 3 / 7, "b": "x"})
     assert stored["p3"].at == at.isoformat()
     store.dispose()
+
+
+def test_spilled_predictions_are_stored_once_when_the_next_log_opens(tmp_path: Path) -> None:
+    import json
+
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    spill = tmp_path / "predictions-spill.jsonl"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    first, second = (
+        Prediction(f"p{i}", "e", "r", "m", 1, "v", {"a": i}, True, 0.5, "ok", 0, 1.0, at)
+        for i in range(2)
+    )
+    log = PredictionLog(store)
+    log.append(first)  # this one reached the store; the spill file holds it too
+    log.close()
+    lines = [json.dumps(p.record(), default=str) for p in (first, second)]
+    spill.write_text("\n".join([lines[0], "not a record", lines[1]]) + "\n")
+    reopened = PredictionLog(store, spill=spill)
+    reopened.close()
+    with store.read() as conn:
+        stored = {r.id: r for r in conn.execute(select(predictions)).all()}
+    assert set(stored) == {"p0", "p1"}
+    assert stored["p1"].inputs == {"a": 1}
+    assert stored["p1"].at == at.isoformat()
+    assert list(tmp_path.glob("predictions-spill.jsonl*")) == []
+    store.dispose()

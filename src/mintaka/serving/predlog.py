@@ -6,7 +6,8 @@ writer thread wakes every ``interval`` seconds, derives the input digests and st
 commits what it finds in transactions of at most ``max_batch`` rows. ``close()`` drains
 everything appended before it, so a clean stop loses nothing; ``flush()`` waits until
 everything appended so far is committed. A batch the store refuses three times goes to the
-spill file, one JSON record a line, for replay.
+spill file, one JSON record a line, for replay: the next log opened on that spill file (the
+next server start) stores the records it holds, once each, before it writes anything new.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import hashlib
 import json
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Mapping
 from datetime import datetime
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import rfc8785
+from sqlalchemy import select
 
 from mintaka.store import Store
 from mintaka.store.schema import predictions
@@ -177,8 +180,49 @@ class PredictionLog:
         self._pending: deque[Prediction | threading.Event] = deque()
         self._wake = threading.Event()
         self._closing = False
+        if spill is not None:
+            try:
+                replayed = self.replay()
+            except Exception:  # the records stay in their file for the next start
+                log.exception("replaying the predictions kept in %s failed", spill)
+            else:
+                if replayed:
+                    log.warning("stored %d predictions kept in %s", replayed, spill)
         self._thread = threading.Thread(target=self._run, name="mintaka-predlog", daemon=True)
         self._thread.start()
+
+    def replay(self) -> int:
+        """Store the predictions the spill file (and any replay a crash interrupted) holds,
+        skipping those already stored; returns how many were added. A file is removed once its
+        records are committed; a line that is not a record is logged and skipped."""
+        if self.spill is None:
+            return 0
+        spill = self.spill
+        if spill.exists():  # taken aside first: a spill written meanwhile goes to a new file
+            spill.replace(spill.with_name(f"{spill.name}.{time.time_ns()}.replaying"))
+        added = 0
+        for taken in sorted(spill.parent.glob(f"{spill.name}.*.replaying")):
+            records: dict[str, dict[str, Any]] = {}
+            for number, line in enumerate(taken.read_text().splitlines(), start=1):
+                try:
+                    record = json.loads(line)
+                    records[str(record["id"])] = record
+                except (ValueError, KeyError, TypeError):
+                    if line.strip():
+                        log.error("%s line %d is not a prediction record; skipped", taken, number)
+            with self.store.write() as conn:
+                ids = list(records)
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    for known in conn.execute(
+                        select(predictions.c.id).where(predictions.c.id.in_(chunk))
+                    ).scalars():
+                        records.pop(known, None)
+                if records:
+                    conn.execute(predictions.insert(), list(records.values()))
+            added += len(records)
+            taken.unlink()
+        return added
 
     def append(self, prediction: Prediction) -> None:
         """Queue one prediction for the store; never blocks."""
