@@ -45,6 +45,7 @@ from mintaka.domain.registry import (
     Signature,
     Stage,
     VersionRequest,
+    features_signature,
 )
 from mintaka.domain.runs import DatasetVersion, Run, RunStatus
 from mintaka.errors import (
@@ -887,6 +888,35 @@ class Platform:
                     )
                 )
             event = self._audit(conn, "model.tags.set", current.ref, tags=dict(tags))
+        self._after_commit([event])
+        return self.get_model_version(current.name, current.version)
+
+    def set_features(
+        self, name: str, version: int | str, features: Sequence[str] | str
+    ) -> ModelVersion:
+        """Record the input columns, in training order, of a version registered or adopted
+        without a signature (a scikit-learn model trained on a bare array serves only with
+        them). A signature once recorded is kept: giving the same columns again changes and
+        records nothing, other columns are a Conflict. A running local server picks the
+        columns up when it next loads the version (a restart, or a change to the endpoint)."""
+        signature = features_signature(features)
+        current = self._existing_version(name, version)
+        if current.signature.inputs:
+            if list(current.signature.inputs) == list(signature.inputs):
+                return current
+            raise Conflict(
+                f"{current.ref} already records its inputs {list(current.signature.inputs)}; "
+                "a recorded signature is not changed"
+            )
+        with self.store.write() as conn:
+            conn.execute(
+                update(model_versions)
+                .where(model_versions.c.id == current.id)
+                .values(signature=signature.model_dump(mode="json"))
+            )
+            event = self._audit(
+                conn, "model.features", current.ref, features=list(signature.inputs)
+            )
         self._after_commit([event])
         return self.get_model_version(current.name, current.version)
 

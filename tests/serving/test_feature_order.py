@@ -51,3 +51,43 @@ def test_models_register_records_the_features_as_the_signature(
     )
     assert code == 1
     assert "distinct" in err
+
+
+def test_features_recorded_after_adoption_let_the_version_serve(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import httpx
+
+    from mintaka import Conflict, Platform
+    from mintaka.local.server import InferenceServer
+
+    home = init_home(capsys, tmp_path / "h")
+    artifact = sklearn_artifact(tmp_path, 0.5)
+
+    def answers(plat: Platform, *rows: dict[str, float]) -> list[httpx.Response]:
+        with InferenceServer(plat) as server:
+            server.start()
+            url = f"{server.url}/endpoints/scoring/invocations"
+            return [httpx.post(url, json={"inputs": r}) for r in rows]
+
+    with Platform(home) as plat:
+        plat.register_model("m", artifact, flavor="sklearn")  # no signature
+        plat.serving.create_endpoint("scoring", "m:1", route="blue")
+        [refused] = answers(plat, row(0))
+        assert refused.status_code == 400
+        assert "order of its input columns is unknown" in refused.json()["error"]
+    code, out, err = cli(capsys, "--home", str(home), "models", "features", "m:1", "a,b,c")
+    assert code == 0, err
+    assert "m:1 inputs: a, b, c" in out
+    with Platform(home) as plat:
+        events = len(plat.audit.events())
+        assert plat.set_features("m", 1, FEATURES).signature.inputs  # the same: nothing new
+        assert len(plat.audit.events()) == events
+        with pytest.raises(Conflict, match="already records its inputs"):
+            plat.set_features("m", 1, "c,b,a")
+        forwards = row(0)
+        backwards = dict(reversed(list(forwards.items())))
+        first, second = answers(plat, forwards, backwards)
+        assert first.status_code == second.status_code == 200
+        output = [r.json()["predictions"][0]["output"] for r in (first, second)]
+        assert output[0] == output[1]

@@ -171,6 +171,21 @@ def alias(
     console.print(f"[bold]{name}@{alias_name}[/] -> {moved.ref}")
 
 
+@app.command("features")
+def features_(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION.")],
+    columns: Annotated[str, typer.Argument(help="Input columns in training order: a,b,c.")],
+) -> None:
+    """Record the input columns of a version that has no signature (a model trained on a bare
+    array serves only with them). A running `mintaka serve` picks them up when restarted."""
+    name, _, version = ref.partition(":")
+    if not version:
+        raise typer.BadParameter("give the version: NAME:VERSION")
+    updated = platform(ctx).set_features(name, version, columns)
+    console.print(f"{updated.ref} inputs: {', '.join(updated.signature.inputs)}")
+
+
 @app.command("tag")
 def tag(
     ctx: typer.Context,
