@@ -423,39 +423,32 @@ class ServingService:
 
     def _restored_by(self, endpoint: str, deployment: str) -> str | None:
         """The deployment whose traffic ``deployment`` put back (a rollback or a kill), if any."""
+        for details in self._event_details(endpoint, ("endpoint.rollback", "endpoint.kill")):
+            if details.get("deployment") == deployment:
+                restored = details.get("restores")
+                return restored if isinstance(restored, str) else None
+        return None
+
+    def _event_details(self, endpoint: str, actions: Sequence[str]) -> list[dict[str, Any]]:
+        """The details of the endpoint's audit events of ``actions``, newest first."""
         with self.platform.store.read() as conn:
             rows = conn.execute(
                 select(audit_events.c.canonical)
-                .where(
-                    audit_events.c.subject == endpoint,
-                    audit_events.c.action.in_(["endpoint.rollback", "endpoint.kill"]),
-                )
+                .where(audit_events.c.subject == endpoint, audit_events.c.action.in_(actions))
                 .order_by(audit_events.c.seq.desc())
-            )
-            for (canonical,) in rows:
-                details = json.loads(bytes(canonical)).get("details", {})
-                if details.get("deployment") == deployment:
-                    restored = details.get("restores")
-                    return restored if isinstance(restored, str) else None
-        return None
+            ).all()
+        return [json.loads(bytes(canonical)).get("details", {}) for (canonical,) in rows]
 
     def _incarnation(self, endpoint: str) -> list[Deployment]:
         """The deployment history since the endpoint was last created or adopted: an endpoint
         deleted and made again does not inherit the known-good traffic of the one before."""
         history = self.deployment_history(endpoint)
-        with self.platform.store.read() as conn:
-            started = conn.execute(
-                select(audit_events.c.canonical)
-                .where(
-                    audit_events.c.subject == endpoint,
-                    audit_events.c.action.in_(["endpoint.create", "endpoint.adopt"]),
-                )
-                .order_by(audit_events.c.seq.desc())
-                .limit(1)
-            ).scalar()
+        started = next(
+            iter(self._event_details(endpoint, ("endpoint.create", "endpoint.adopt"))), None
+        )
         if started is None:
             return history
-        first = json.loads(bytes(started)).get("details", {}).get("deployment")
+        first = started.get("deployment")
         ids = [d.id for d in history]
         return history[ids.index(first) :] if first in ids else history
 
