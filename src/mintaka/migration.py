@@ -777,7 +777,8 @@ class MigrationService:
             ):
                 findings.append(
                     f"{version.ref} is rejected in the cloud; Mintaka records no rejection, so it "
-                    "counts as not approved: it needs approvals of its bytes before production"
+                    "counts as not approved, and sync reports the rejection until it is approved "
+                    f"(mintaka approve {version.ref}) or set back to pending in the cloud"
                 )
         bare = [v for v in adopted if not v.run_id and not v.dataset_ids]
         if bare:

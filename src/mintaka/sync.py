@@ -22,7 +22,8 @@ met (approvals of these bytes, by the roles and in the number the policy asks) a
 while they are not. A cloud that reports no approval status for a version (one that never had
 core's projected onto it) is not compared, nor is a version whose risk tier names no approver
 role: no one can approve it through Mintaka, so core has no verdict on that field. Core never
-projects a rejection: a version rejected in the cloud and pending in core agree (not approved).
+projects a rejection, so a version rejected in the cloud is reported (a rejection is worth
+seeing) until it is approved through Mintaka or set back to pending in the cloud.
 """
 
 from __future__ import annotations
@@ -219,9 +220,6 @@ def compare(
             mine.approval is not None
             and theirs.approval is not None
             and theirs.approval is not mine.approval
-            # core never projects a rejection: rejected in the cloud is not approved, as pending
-            and {theirs.approval, mine.approval}
-            != {ApprovalStatus.REJECTED, ApprovalStatus.PENDING}
         ):
             found.append(
                 diff(DifferenceKind.APPROVAL, subject, mine.approval.value, theirs.approval.value)

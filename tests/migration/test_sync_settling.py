@@ -124,7 +124,7 @@ def test_a_cloud_alias_moved_onto_a_newly_adopted_version_is_a_finding(
     assert platform.get_model_version("churn", alias="champion").version == 2
 
 
-def test_a_version_rejected_in_the_cloud_is_a_finding_and_no_difference(
+def test_a_version_rejected_in_the_cloud_is_a_finding_that_names_what_sync_reports(
     platform: Platform, tmp_path: Path, monkeypatch
 ) -> None:  # type: ignore[no-untyped-def]
     from test_adoption_guards import SIGN_OFF
@@ -137,5 +137,7 @@ def test_a_version_rejected_in_the_cloud_is_a_finding_and_no_difference(
     with platform.backend.transactions.write() as conn:  # type: ignore[attr-defined]
         conn.exec_driver_sql("UPDATE local_versions SET approval = 'rejected' WHERE version = 1")
     adoption = platform.migration.adopt_model("churn", reason="inherited")
-    assert any(f.startswith("churn:1 is rejected in the cloud") for f in adoption.findings)
-    assert [d for d in platform.sync() if d.kind == "version.approval"] == []
+    [finding] = [f for f in adoption.findings if f.startswith("churn:1 is rejected in the cloud")]
+    assert "sync reports the rejection until it is approved" in finding
+    [reported] = [d for d in platform.sync() if d.kind == "version.approval"]
+    assert (reported.subject, reported.observed) == ("churn:1", "rejected")
