@@ -255,3 +255,16 @@ def test_a_batch_with_columns_json_has_no_type_for_is_logged_as_text(
         }
     assert {r["prediction_id"] for r in scored} <= set(logged)
     assert logged[scored[0]["prediction_id"]]["at"] == "2024-01-01 00:00:00"
+
+
+def test_a_csv_written_with_a_byte_order_mark_scores_by_its_column_names(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, _ = served
+    source = tmp_path / "excel.csv"
+    body = "a,b,c\n" + "".join(f"{r['a']},{r['b']},{r['c']}\n" for r in (row(0), row(1)))
+    source.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    result = plat.serving.score_batch("credit:1", source, tmp_path / "out.csv")
+    assert result["rows"] == "2"
+    with (tmp_path / "out.csv").open(encoding="utf-8") as handle:
+        assert next(csv.reader(handle))[:3] == ["a", "b", "c"]

@@ -162,7 +162,7 @@ def labels(
     """Record late-arriving ground truth for logged predictions (a later label replaces one)."""
     found: dict[str, object] = {}
     try:
-        with file.open(newline="") as handle:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             if not {"prediction_id", "label"} <= set(reader.fieldnames or ()):
                 raise ValidationError(f"{file}: the header must name prediction_id and label")

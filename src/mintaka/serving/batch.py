@@ -40,7 +40,8 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 def _csv_rows(path: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: the byte-order mark a spreadsheet writes is not part of the first column name
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             for row in reader:
                 if None in row:  # csv puts the fields beyond the header under the key None
