@@ -91,3 +91,17 @@ def test_features_recorded_after_adoption_let_the_version_serve(
         assert first.status_code == second.status_code == 200
         output = [r.json()["predictions"][0]["output"] for r in (first, second)]
         assert output[0] == output[1]
+
+
+@pytest.mark.parametrize("value", [True, "1_0", "\u0661", "", None, [1.0]])
+def test_a_feature_that_is_not_a_plain_number_is_refused(tmp_path: Path, value: object) -> None:
+    predictor = load_predictor(sklearn_artifact(tmp_path, 0.5), Flavor.SKLEARN, features=FEATURES)
+    with pytest.raises(ValidationError, match="features must be numbers"):
+        predictor.predict([{**row(0), "b": value}])
+
+
+@pytest.mark.parametrize("value", [1, 1.5, "2.5", " -3e-1 ", "7"])
+def test_numbers_and_their_text_are_features(tmp_path: Path, value: object) -> None:
+    predictor = load_predictor(sklearn_artifact(tmp_path, 0.5), Flavor.SKLEARN, features=FEATURES)
+    [answer] = predictor.predict([{**row(0), "b": value}])
+    assert 0.0 <= answer <= 1.0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,6 +87,22 @@ def _plain_list(values: Any, ndarray: type[Any]) -> list[Any]:
     return [_plain(v) for v in values]
 
 
+# A number as text: ASCII digits, no digit-group underscores (float() takes "1_0" as 10 and
+# other scripts' digits too); NaN and infinity pass here and are refused as not finite.
+_NUMBER = re.compile(
+    r"[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf|infinity)", re.IGNORECASE | re.ASCII
+)
+
+
+def _feature(value: Any) -> float:
+    """One feature value as a float: a number (not a bool) or the text of one."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    raise ValueError(f"{value!r} is not a number")
+
+
 def load_predictor(
     content: Path,
     flavor: Flavor,
@@ -123,7 +140,7 @@ def load_predictor(
             try:
                 # An ndarray, not nested lists: scikit-learn's input checks on a list cost more
                 # than a small model's prediction.
-                matrix = np.array([[float(row[c]) for c in columns] for row in rows])
+                matrix = np.array([[_feature(row[c]) for c in columns] for row in rows])
             except KeyError as exc:
                 raise ValidationError(f"missing feature {exc.args[0]!r}") from None
             except (TypeError, ValueError, OverflowError) as exc:
