@@ -25,13 +25,12 @@ import logging
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
-from mintaka.domain.governance import Approval
 from mintaka.domain.lineage import LineageGraph, NodeKind
 from mintaka.domain.registry import ModelVersion
 from mintaka.errors import MintakaError, StoreError
@@ -512,18 +511,6 @@ def build_pack(platform: Platform, ref: str) -> Pack:
     head_seq, head_hash, head_at = _head(platform)
     as_of = datetime.fromisoformat(head_at)
 
-    days = controls.revalidation_days
-
-    def counts(a: Approval) -> bool:
-        """Whether the promotion gate would count ``a`` at the pack's instant."""
-        return (
-            a.artifact_digest == version.artifact_digest
-            and a.at <= as_of
-            and a.role in controls.approver_roles
-            and (not controls.require_authenticated_approvers or a.approver.authenticated)
-            and (days is None or as_of - a.at <= timedelta(days=days))
-        )
-
     approvals = [
         {
             "id": a.id,
@@ -535,7 +522,7 @@ def build_pack(platform: Platform, ref: str) -> Pack:
             "comment": a.comment,
             "artifact_digest": a.artifact_digest,
             "current": a.artifact_digest == version.artifact_digest,
-            "counts": counts(a),
+            "counts": governance.approval_counts(version, a, as_of),
             "independent": a.approver.name not in governance._registered_by(version),
         }
         for a in sorted(governance.approvals(version), key=lambda a: (a.at, a.id))

@@ -32,7 +32,7 @@ from mintaka.domain.governance import (
 )
 from mintaka.domain.registry import ModelVersion, RiskTier
 from mintaka.errors import PolicyViolation, ValidationError
-from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, load_policy
+from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, TierControls, load_policy
 from mintaka.store.engine import Sql
 from mintaka.store.schema import approvals, model_cards, policy_decisions, policy_exceptions
 
@@ -368,26 +368,25 @@ class GovernanceService:
         controls = self.policy.controls(version.risk_tier)
         latest: dict[str, datetime] = {}
         for a in self.approvals(version):
-            if (
-                a.artifact_digest == version.artifact_digest
-                and a.at <= at
-                and a.role in controls.approver_roles
-                and (not controls.require_authenticated_approvers or a.approver.authenticated)
-            ):
+            if _signs_off(a, version, controls, at):
                 name = a.approver.name
                 latest[name] = max(latest.get(name, a.at), a.at)
         return latest
 
+    def approval_counts(self, version: ModelVersion, approval: Approval, at: datetime) -> bool:
+        """Whether the promotion gate counts ``approval`` of ``version`` at ``at``: these bytes,
+        an approver role, authenticated where the tier asks, within ``revalidation_days``."""
+        controls = self.policy.controls(version.risk_tier)
+        days = controls.revalidation_days
+        return _signs_off(approval, version, controls, at) and (
+            days is None or at - approval.at <= timedelta(days=days)
+        )
+
     def _current_approvers(self, version: ModelVersion) -> set[str]:
-        """Who approved ``version``'s current bytes in a way that counts now: under the policy's
-        role and authentication rules, and within ``revalidation_days``."""
-        days = self.policy.controls(version.risk_tier).revalidation_days
+        """Who approved ``version``'s current bytes in a way that counts now."""
         now = self.platform._now()
-        return {
-            name
-            for name, at in self.counting_approvals(version, now).items()
-            if days is None or now - at <= timedelta(days=days)
-        }
+        counting = [a for a in self.approvals(version) if self.approval_counts(version, a, now)]
+        return {a.approver.name for a in counting}
 
     def _approval_controls(self, version: ModelVersion) -> list[Control]:
         controls = self.policy.controls(version.risk_tier)
@@ -574,3 +573,16 @@ class GovernanceService:
                 f"{self.identity.name} holds {list(held) or 'no role'}",
             )
         ]
+
+
+def _signs_off(
+    approval: Approval, version: ModelVersion, controls: TierControls, at: datetime
+) -> bool:
+    """Whether ``approval`` signs off ``version``'s current bytes under ``controls`` at ``at``
+    (its age against ``revalidation_days`` aside)."""
+    return (
+        approval.artifact_digest == version.artifact_digest
+        and approval.at <= at
+        and approval.role in controls.approver_roles
+        and (not controls.require_authenticated_approvers or approval.approver.authenticated)
+    )
