@@ -250,24 +250,30 @@ def _monitoring(
     }
 
 
+def _in_force(deployments: Sequence[dict[str, Any]], at: datetime) -> int | None:
+    """The index of the deployment of one endpoint (oldest first) in force at ``at``."""
+    found = None
+    for index, entry in enumerate(deployments):
+        if datetime.fromisoformat(entry["at"]) <= at:  # instants, not text
+            found = index
+    return found
+
+
+def _serves(entry: dict[str, Any]) -> bool:
+    return bool(entry["version_live"] or entry["version_shadow"])
+
+
 def _served_since(deployments: Sequence[dict[str, Any]], since: datetime) -> bool:
     """Whether one endpoint's deployments (oldest first) gave the version live or shadow
     traffic at some instant from ``since`` on: the one in force then, or any later one."""
-    in_force = 0
-    for index, entry in enumerate(deployments):
-        if datetime.fromisoformat(entry["at"]) <= since:  # instants, not text
-            in_force = index
-    return any(e["version_live"] or e["version_shadow"] for e in deployments[in_force:])
+    return any(map(_serves, deployments[_in_force(deployments, since) or 0 :]))
 
 
 def _serving_at(deployments: Sequence[dict[str, Any]], at: datetime) -> bool:
     """Whether the deployment of one endpoint in force at ``at`` gave the version live or
     shadow traffic."""
-    in_force = None
-    for entry in deployments:
-        if datetime.fromisoformat(entry["at"]) <= at:
-            in_force = entry
-    return in_force is not None and bool(in_force["version_live"] or in_force["version_shadow"])
+    index = _in_force(deployments, at)
+    return index is not None and _serves(deployments[index])
 
 
 def load_control_map(path: Path | None = None) -> dict[str, Any]:
