@@ -217,45 +217,54 @@ class InferenceServer:
     def reload(self, force: bool = False) -> None:
         """Re-read endpoint configuration if any endpoint changed since the last look.
 
-        Kill switches are applied first, without the reload lock: a kill never waits for
-        another reload that is loading models."""
-        self._apply_kill_switches()
-        with self._reload_lock:
-            with self.backend.engine.connect() as conn, conn.begin():
-                rows = conn.execute(select(local_endpoints)).all()
-            marker = tuple(sorted((row.name, _fingerprint(row)) for row in rows))
-            if marker == self._seen and not force and not self._unrecorded:
-                return
-            fresh: dict[str, EndpointRuntime] = {}
-            failed: dict[str, str] = {}
-            unrecorded: set[str] = set()
-            for row in rows:
-                current = self.endpoints.get(row.name)
-                fingerprint = _fingerprint(row)
-                if current is not None and current.fingerprint == fingerprint:
-                    fresh[row.name] = current
-                    continue
-                known_bad = self._failed.get(row.name) == fingerprint
-                if known_bad and not force and row.name not in self._unrecorded:
-                    failed[row.name] = fingerprint  # e.g. bytes that fail their digest:
-                    if current is not None:  # not re-read until the endpoint changes
-                        fresh[row.name] = _switched(current, row)
-                    continue
-                try:
-                    fresh[row.name] = self._runtime(row)
-                except Exception as exc:  # one endpoint's models must not stop the others
-                    failed[row.name] = fingerprint
-                    if isinstance(exc, NotFound):
-                        unrecorded.add(row.name)
-                    if not known_bad:  # said once per configuration
-                        self._log_unloaded(row.name, exc, current is not None)
-                    if current is not None:
-                        fresh[row.name] = _switched(current, row)
-            with self._swap_lock:  # kill switches as stored now, after any loading
-                self.endpoints = self._with_kill_switches(fresh)
-            self._failed = failed
-            self._unrecorded = unrecorded
-            self._seen = marker
+        While another reload holds the lock (loading models, which may take a while), the kill
+        switches are applied first, without it: a kill never waits for models to load. An
+        uncontended look reads the endpoints once."""
+        if not self._reload_lock.acquire(blocking=False):
+            self._apply_kill_switches()
+            self._reload_lock.acquire()
+        try:
+            self._look(force)
+        finally:
+            self._reload_lock.release()
+
+    def _look(self, force: bool) -> None:
+        """:meth:`reload`'s work, under the reload lock."""
+        with self.backend.engine.connect() as conn, conn.begin():
+            rows = conn.execute(select(local_endpoints)).all()
+        marker = tuple(sorted((row.name, _fingerprint(row)) for row in rows))
+        if marker == self._seen and not force and not self._unrecorded:
+            return
+        fresh: dict[str, EndpointRuntime] = {}
+        failed: dict[str, str] = {}
+        unrecorded: set[str] = set()
+        for row in rows:
+            current = self.endpoints.get(row.name)
+            fingerprint = _fingerprint(row)
+            if current is not None and current.fingerprint == fingerprint:
+                fresh[row.name] = current
+                continue
+            known_bad = self._failed.get(row.name) == fingerprint
+            if known_bad and not force and row.name not in self._unrecorded:
+                failed[row.name] = fingerprint  # e.g. bytes that fail their digest:
+                if current is not None:  # not re-read until the endpoint changes
+                    fresh[row.name] = _switched(current, row)
+                continue
+            try:
+                fresh[row.name] = self._runtime(row)
+            except Exception as exc:  # one endpoint's models must not stop the others
+                failed[row.name] = fingerprint
+                if isinstance(exc, NotFound):
+                    unrecorded.add(row.name)
+                if not known_bad:  # said once per configuration
+                    self._log_unloaded(row.name, exc, current is not None)
+                if current is not None:
+                    fresh[row.name] = _switched(current, row)
+        with self._swap_lock:  # kill switches as stored now, after any loading
+            self.endpoints = self._with_kill_switches(fresh)
+        self._failed = failed
+        self._unrecorded = unrecorded
+        self._seen = marker
 
     def _kill_switches(self) -> dict[str, bool]:
         with self.backend.engine.connect() as conn, conn.begin():
