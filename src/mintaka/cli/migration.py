@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.markup import escape
 
+from mintaka.cli.models import FeaturesOpt
 from mintaka.cli.output import console, emit_json, err_console, progress_bar, table
 from mintaka.cli.state import platform
 from mintaka.errors import ValidationError
@@ -212,13 +213,7 @@ def adopt_model(
     dataset: DatasetOpt = None,
     code_commit: CodeCommitOpt = None,
     flavor: FlavorOpt = None,
-    features: Annotated[
-        str | None,
-        typer.Option(
-            help="Input columns in training order, comma-separated (the versions' signature; "
-            "needed to serve a model that does not name its features)."
-        ),
-    ] = None,
+    features: FeaturesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Record the cloud's versions of NAME that Mintaka does not record yet, each bound to the

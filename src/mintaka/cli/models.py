@@ -15,6 +15,13 @@ if TYPE_CHECKING:
 app = typer.Typer(help="Register and manage model versions.", no_args_is_help=True)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+FeaturesOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Input columns in training order, comma-separated (the signature; needed to serve "
+        "a model that does not name its features)."
+    ),
+]
 
 
 def _show(version: ModelVersion) -> None:
@@ -56,13 +63,7 @@ def register(
     ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE, repeatable.")] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
-    features: Annotated[
-        str | None,
-        typer.Option(
-            help="Input columns in training order, comma-separated (the model's signature; "
-            "needed to serve a model that does not name its features)."
-        ),
-    ] = None,
+    features: FeaturesOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Register a new version of NAME from an artifact."""

@@ -87,6 +87,8 @@ PERFORMANCE_METRICS: dict[str, Direction] = {
     "rmse": "above",
     "calibration_error": "above",
 }
+# The signals whose alerts ask for a retraining when marked ``retrain``.
+RETRAINING_KINDS = (SignalKind.DRIFT, SignalKind.PERFORMANCE)
 SEVERITY_ORDER = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)  # least severe first
 LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database's parameter limit
 
@@ -242,7 +244,7 @@ class MonitoringService:
                 )
             if not signal.owner.strip():
                 raise ValidationError(f"signal {signal.name!r} needs an owner")
-            if signal.retrain and signal.kind not in (SignalKind.DRIFT, SignalKind.PERFORMANCE):
+            if signal.retrain and signal.kind not in RETRAINING_KINDS:
                 raise ValidationError(
                     f"signal {signal.name!r}: retrain = true applies to drift and performance "
                     f"signals; a {signal.kind.value} alert is ticketed, not retrained on"
@@ -725,7 +727,7 @@ class MonitoringService:
             escalation=signal.escalation,
             details={"metric": signal.metric, "window": signal.window},
         )
-        if signal.retrain and signal.kind in (SignalKind.DRIFT, SignalKind.PERFORMANCE):
+        if signal.retrain and signal.kind in RETRAINING_KINDS:
             self._request_retraining(spec, signal, alert)
         return alert
 

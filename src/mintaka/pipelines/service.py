@@ -22,7 +22,13 @@ from pydantic import ValidationError as PydanticValidationError
 
 from mintaka.capabilities import Capability
 from mintaka.domain.base import AwareDatetime, JSONDict
-from mintaka.domain.pipelines import NativePipeline, PipelineRun, PipelineSpec, PipelineStatus
+from mintaka.domain.pipelines import (
+    GateKind,
+    NativePipeline,
+    PipelineRun,
+    PipelineSpec,
+    PipelineStatus,
+)
 from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError
 from mintaka.files import write_atomic
@@ -34,6 +40,8 @@ if TYPE_CHECKING:
     from mintaka.platform import Platform
 
 Trigger = Literal["manual", "event", "drift", "performance", "schedule"]
+# Gates a resumed run meets again with the same inputs (no sign-off changes their verdict).
+RETRYABLE_GATES = frozenset({GateKind.DATA_VALIDATION.value, GateKind.EVALUATION.value})
 _EVERY = re.compile(r"^([0-9]+)([mhd])$")
 
 
@@ -45,19 +53,20 @@ class SubmittedRun(BaseModel):
     problems: tuple[str, ...] = ()  # registered versions that could not be adopted, and why
 
 
-def parse_every(text: str) -> timedelta:
-    """A schedule such as ``30m``, ``12h`` or ``7d`` as a positive time span."""
+def parse_every(text: str, label: str = "schedule") -> timedelta:
+    """A schedule such as ``30m``, ``12h`` or ``7d`` as a positive time span (``label`` names
+    it in the errors)."""
     match = _EVERY.match(text.strip())
     if match is None:
-        raise ValidationError(f"schedule {text!r}: use a number and m, h or d (e.g. 7d)")
+        raise ValidationError(f"{label} {text!r}: use a number and m, h or d (e.g. 7d)")
     digits, unit = match.group(1), match.group(2)
     if not digits.strip("0"):
-        raise ValidationError(f"schedule {text!r} must be positive")
+        raise ValidationError(f"{label} {text!r} must be positive")
     try:  # beyond timedelta's range (or int's digit limit) is no schedule either
         return timedelta(**{{"m": "minutes", "h": "hours", "d": "days"}[unit]: int(digits)})
     except (OverflowError, ValueError) as exc:
         raise ValidationError(
-            f"schedule {text!r} is too long: at most {timedelta.max.days} days"
+            f"{label} {text!r} is too long: at most {timedelta.max.days} days"
         ) from exc
 
 
@@ -270,10 +279,7 @@ class PipelineService:
         validate_model_name(model)
         if every is not None:
             parse_every(every)
-        try:
-            parse_every(retry_after)
-        except ValidationError as exc:
-            raise ValidationError(f"retry_after: {exc}".replace("schedule ", "")) from exc
+        parse_every(retry_after, label="retry_after:")
         check_spec(spec, merged_parameters(spec, parameters))
         binding = TrainingBinding(
             model=model,
@@ -377,7 +383,7 @@ class PipelineService:
 
     def _retryable(self, request: RetrainRequest, now: datetime) -> bool:
         """A waiting request refused by a gate no sign-off changes, past its retry time."""
-        if request.gate not in ("data_validation", "evaluation") or request.stopped_at is None:
+        if request.gate not in RETRYABLE_GATES or request.stopped_at is None:
             return False
         try:
             retry_after = self.binding(request.model).retry_after
@@ -434,7 +440,7 @@ class PipelineService:
             if (
                 older.model == newer.model
                 and older.seq < newer.seq
-                and older.gate in ("data_validation", "evaluation")
+                and older.gate in RETRYABLE_GATES
             ):
                 self._save_request(
                     older.model_copy(update={"status": "done", "outcome": f"retried by {newer.id}"})
