@@ -15,6 +15,7 @@ from rich.text import Text
 from mintaka.cli.output import console, emit_json, err_console, table
 from mintaka.cli.state import platform
 from mintaka.errors import ValidationError
+from mintaka.serving.batch import csv_reader
 
 if TYPE_CHECKING:
     from mintaka.domain.monitoring import MonitorSpec
@@ -163,7 +164,7 @@ def labels(
     found: dict[str, object] = {}
     try:
         with file.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
+            reader = csv_reader(file, handle)
             if not {"prediction_id", "label"} <= set(reader.fieldnames or ()):
                 raise ValidationError(f"{file}: the header must name prediction_id and label")
             for row in reader:

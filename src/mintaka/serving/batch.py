@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import csv
+from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from mintaka.errors import ValidationError
 from mintaka.files import open_atomic
@@ -32,9 +34,25 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     try:
-        return list(pq.read_table(path).to_pylist())
+        table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise ValidationError(f"{path} is not a readable Parquet file: {exc}") from None
+    _check_columns(path, table.column_names)
+    return list(table.to_pylist())
+
+
+def csv_reader(path: Path, handle: IO[str]) -> csv.DictReader[str]:
+    """A ``DictReader`` over ``handle`` (the CSV file ``path``) whose header names each column
+    once: a repeated name would hand every row only its last column of that name."""
+    reader = csv.DictReader(handle)
+    _check_columns(path, reader.fieldnames or ())
+    return reader
+
+
+def _check_columns(path: Path, names: Iterable[str]) -> None:
+    repeated = sorted(name for name, n in Counter(names).items() if n > 1)
+    if repeated:
+        raise ValidationError(f"{path}: column {', '.join(map(repr, repeated))} named twice")
 
 
 def _csv_rows(path: Path) -> list[dict[str, Any]]:
@@ -42,7 +60,7 @@ def _csv_rows(path: Path) -> list[dict[str, Any]]:
     try:
         # utf-8-sig: the byte-order mark a spreadsheet writes is not part of the first column name
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
+            reader = csv_reader(path, handle)
             for row in reader:
                 if None in row:  # csv puts the fields beyond the header under the key None
                     raise ValidationError(
