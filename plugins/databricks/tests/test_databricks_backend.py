@@ -600,3 +600,35 @@ def test_an_adopted_endpoints_served_entities_keep_their_compute_through_mintaka
 def test_an_endpoint_name_map_must_be_one_to_one(names: dict[str, str], says: str) -> None:
     with pytest.raises(ValueError, match=says):
         DatabricksSettings(host="https://example.cloud.databricks.com", endpoint_names=names)
+
+
+def test_versions_are_read_whole_where_the_search_leaves_out_tags_and_aliases(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    register(cloud, tmp_path, "churn", 3)
+    cloud.set_alias("churn", "champion", 2)
+    listed = workspace_client(databricks_fake).api_client.do(
+        "GET",
+        "/api/2.0/mlflow/unity-catalog/model-versions/search",
+        query={"filter": "name='main.mintaka.churn'"},
+    )
+    assert all("tags" not in v and "aliases" not in v for v in listed["model_versions"])
+    versions = cloud.list_versions("churn")
+    assert [v.artifact_digest for v in versions] == ["sha256:" + f"{n:02x}" * 32 for n in (1, 2, 3)]
+    assert [v.aliases for v in versions] == [(), ("champion",), ()]
+    assert {r.name for r in cloud.discover() if r.managed} >= {"churn", "churn:1", "churn:3"}
+    # A registration reconciles among the versions of its own source, not every version.
+    before = len(databricks_fake.calls("GET", "model-versions/get"))
+    artifact = tmp_path / "churn-4.bin"
+    artifact.write_bytes(b"\x04")
+    request = VersionRequest(
+        name="churn",
+        artifact_path=str(artifact),
+        artifact_digest="sha256:" + "04" * 32,
+        mintaka_id="mv-churn-4",
+        idempotency_key="mv-churn-4",
+    )
+    first = cloud.create_version(request)
+    again = cloud.create_version(request)
+    assert first.version == again.version == 4
+    assert len(databricks_fake.calls("GET", "model-versions/get")) - before <= 4

@@ -136,7 +136,7 @@ class _DatabricksWorkspace(
     def _listed_models(self) -> list[tuple[str, str]]:
         raise NotImplementedError
 
-    def _search_versions(self, full: str) -> Any:
+    def _listed_versions(self, full: str) -> list[dict[str, Any]]:
         raise NotImplementedError
 
     def describe(self) -> dict[str, Any]:
@@ -157,7 +157,7 @@ class _DatabricksWorkspace(
         found: list[DiscoveredResource] = []
         for full, leaf in sorted(self._listed_models()):
             name = mintaka_name(leaf)
-            versions = list(self._search_versions(full))
+            versions = self._listed_versions(full)
             managed = [bool(tag_map(v).get(ID_TAG)) for v in versions]
             found.append(
                 DiscoveredResource(

@@ -57,6 +57,7 @@ class UnityCatalogRegistry(
     _SEARCH_VERSIONS_PATH = f"{ML_UC}/model-versions/search"
     _SET_TAG_PATH = f"{ML_UC}/model-versions/tags"
     _DELETE_TAG_PATH = f"{ML_UC}/model-versions/tags"
+    _SEARCH_LISTS_TAGS = False  # Unity Catalog's search leaves out tags and aliases
 
     # -- models ---------------------------------------------------------------------------------
 
@@ -205,20 +206,22 @@ class UnityCatalogRegistry(
             return single
         return target
 
-    def get_version(self, name: str, version: int) -> BackendVersion:
-        full = self._full_name(name)
+    def _raw_version(self, full: str, version: int) -> dict[str, Any]:
         answer = self._rest(
             "GET",
             f"{ML_UC}/model-versions/get",
             f"reading {full} version {version}",
             query={"name": full, "version": str(version)},
         )
-        return self._version(name, answer["model_version"])
+        return dict(answer["model_version"])
+
+    def get_version(self, name: str, version: int) -> BackendVersion:
+        return self._version(name, self._raw_version(self._full_name(name), version))
 
     def list_versions(self, name: str) -> list[BackendVersion]:
         full = self._full_name(name)
         self._require_model(full)
-        versions = [self._version(name, raw) for raw in self._search_versions(full)]
+        versions = [self._version(name, raw) for raw in self._listed_versions(full)]
         return sorted(versions, key=lambda v: v.version)
 
     def _delete(self, full: str, version: int) -> None:

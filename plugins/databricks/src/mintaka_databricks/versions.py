@@ -6,6 +6,11 @@ token, and the SDK retries a POST whose answer was lost, so a create is reconcil
 idempotency key: a key already present returns that version, and a duplicate made by a retried
 request is deleted again, keeping the first. Each registry states its paths, how it checks a model
 and deletes a version, and what makes a new version ready.
+
+Unity Catalog's ``model-versions/search`` answers without the versions' tags and aliases (MLflow
+documents this for its ``search_model_versions``): there each listed version is read again with
+``model-versions/get`` where its tags matter, and a create is reconciled among the versions of its
+own ``source`` only, so that registering does not read every version of the model.
 """
 
 from __future__ import annotations
@@ -93,6 +98,8 @@ class KeyedVersions(WorkspaceAccess):
 
         def _delete(self, full: str, version: int) -> None: ...
 
+        def _raw_version(self, full: str, version: int) -> dict[str, Any]: ...
+
         def _ready(
             self,
             name: str,
@@ -114,15 +121,35 @@ class KeyedVersions(WorkspaceAccess):
             {"filter": f"name='{full}'"},
         )
 
-    def _with_key(self, full: str, key: str) -> list[dict[str, Any]]:
-        found = [v for v in self._search_versions(full) if tag_map(v).get(KEY_TAG) == key]
+    # Whether a version listed by ``_SEARCH_VERSIONS_PATH`` carries its tags and aliases.
+    _SEARCH_LISTS_TAGS = True
+
+    def _complete(self, full: str, listed: dict[str, Any]) -> dict[str, Any]:
+        """``listed`` (as the search lists it) with its tags and aliases."""
+        if self._SEARCH_LISTS_TAGS:
+            return listed
+        return self._raw_version(full, int(listed["version"]))
+
+    def _listed_versions(self, full: str) -> list[dict[str, Any]]:
+        """Every version of ``full``, tags and aliases included."""
+        return [self._complete(full, v) for v in self._search_versions(full)]
+
+    def _with_key(self, full: str, key: str, source: str) -> list[dict[str, Any]]:
+        found = []
+        for listed in self._search_versions(full):
+            if not self._SEARCH_LISTS_TAGS and listed.get("source") != source:
+                continue
+            complete = self._complete(full, listed)
+            if tag_map(complete).get(KEY_TAG) == key:
+                found.append(complete)
         return sorted(found, key=lambda v: int(v["version"]))
 
     def create_version(self, request: VersionRequest) -> BackendVersion:
         check_user_tags(request.tags)
         full = self._full_name(request.name)
         self._require_model(full)
-        existing = self._with_key(full, request.idempotency_key)
+        source = version_source(self.settings, request)
+        existing = self._with_key(full, request.idempotency_key, source)
         if not existing:
             tags = {
                 **request.tags,
@@ -133,13 +160,13 @@ class KeyedVersions(WorkspaceAccess):
             }
             body: dict[str, Any] = {
                 "name": full,
-                "source": version_source(self.settings, request),
+                "source": source,
                 "tags": [{"key": k, "value": v} for k, v in tags.items()],
             }
             if request.description:
                 body["description"] = request.description
             self._rest("POST", self._CREATE_VERSION_PATH, f"registering {full}", body=body)
-            existing = self._with_key(full, request.idempotency_key)
+            existing = self._with_key(full, request.idempotency_key, source)
             if not existing:
                 raise NotFound(f"{full}: the version just created is not listed")
         first, *duplicates = existing

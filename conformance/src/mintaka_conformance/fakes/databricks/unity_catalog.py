@@ -594,7 +594,11 @@ class UnityCatalogModels(NamedVersions[UcModel, UcModelVersion]):
                 version = model.versions[number]
                 if "run_id" in conditions and version.run_id != conditions["run_id"]:
                     continue
-                found.append(self._mlflow_version(model, version))
+                listed = self._mlflow_version(model, version)
+                # As on Databricks, the search leaves out tags and aliases (model-versions/get
+                # has them).
+                del listed["tags"], listed["aliases"]
+                found.append(listed)
         return page_answer("model_versions", found, req.arg("page_token"), page_size)
 
     def ml_download_uri(self, req: Request) -> dict[str, Any]:
