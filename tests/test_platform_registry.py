@@ -74,6 +74,19 @@ def test_alias_moves_between_versions_and_resolves(
         platform.get_model_version("m@champion")
 
 
+@pytest.mark.parametrize("alias", ["v2", "v10"])
+def test_a_new_alias_that_reads_as_a_version_is_refused_before_any_write(
+    platform: Platform, make_artifact: MakeArtifact, alias: str
+) -> None:
+    platform.register_model("m", make_artifact(b"a"))
+    events = len(platform.audit.events())
+    with pytest.raises(InvalidName, match="not v followed by digits"):
+        platform.set_alias("m", alias, 1)
+    assert platform.backend.get_aliases("m") == {}  # type: ignore[attr-defined]
+    assert len(platform.audit.events()) == events
+    platform.set_alias("m", "v2-candidate", 1)  # only the whole alias is refused
+
+
 def test_tags_stage_and_archive(platform: Platform, make_artifact: MakeArtifact) -> None:
     platform.register_model("m", make_artifact(b"a"))
     platform.set_alias("m", "champion", 1)

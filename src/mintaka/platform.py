@@ -34,6 +34,7 @@ from mintaka.domain.names import (
     parse_model_ref,
     validate_alias,
     validate_model_name,
+    validate_new_alias,
     validate_tag,
     validate_version,
 )
@@ -815,7 +816,7 @@ class Platform:
         version to use. Pointing an alias where the record already has it is sent to the backend
         again (which settles a cloud that moved it) and records nothing new.
         """
-        alias = validate_alias(alias)
+        alias = validate_new_alias(alias)
         current = self._existing_version(name, version)
         if current.stage is Stage.ARCHIVED:
             raise Conflict(f"{current.ref} is archived; an alias can only point at a live version")

@@ -37,6 +37,7 @@ from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.registry import VersionRequest
 from mintaka.domain.runs import Run, RunStatus
 from mintaka.domain.serving import Route, TrafficMap, TrafficPlan
+from mintaka.errors import BackendError, Conflict
 from mintaka.interfaces import BackendContext
 from mintaka.rollout import native
 
@@ -632,3 +633,68 @@ def test_versions_are_read_whole_where_the_search_leaves_out_tags_and_aliases(
     again = cloud.create_version(request)
     assert first.version == again.version == 4
     assert len(databricks_fake.calls("GET", "model-versions/get")) - before <= 4
+
+
+def test_an_endpoint_changes_again_after_a_failed_config_update(
+    cloud: DatabricksBackend, endpoint: str, databricks_fake: FakeDatabricks
+) -> None:
+    databricks_fake.state.serving.fail_next_update(endpoint)
+    with pytest.raises(BackendError, match="config update failed"):
+        cloud.set_traffic(endpoint, TrafficMap(weights={"blue": 50, "green": 50}))
+    # The failed config never went live; the endpoint still takes a change (a rollback).
+    assert cloud.get_endpoint(endpoint).traffic.weights == {"blue": 100, "green": 0}
+    changed = cloud.set_traffic(endpoint, TrafficMap(weights={"blue": 90, "green": 10}))
+    assert changed.traffic.weights == {"blue": 90, "green": 10}
+    assert databricks_fake.state.serving.endpoint(endpoint).config_update == "NOT_UPDATING"
+
+
+def test_capture_turns_off_where_it_was_turned_on(
+    cloud: DatabricksBackend, endpoint: str, databricks_fake: FakeDatabricks
+) -> None:
+    cloud.configure_capture(endpoint, CaptureConfig(destination="main.logs.churn"))
+    cloud.configure_capture(endpoint, CaptureConfig(enabled=False))
+    capture = databricks_fake.state.serving.endpoint(endpoint).config.auto_capture
+    assert capture is not None
+    assert capture["enabled"] is False
+    assert (capture["catalog_name"], capture["schema_name"]) == ("main", "logs")
+
+
+def test_a_capture_change_crowded_out_by_concurrent_updates_is_a_conflict(
+    cloud: DatabricksBackend, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = cloud._call
+
+    def call(what: str, thunk: Any) -> Any:
+        if what.startswith("updating endpoint"):
+            raise Conflict("another update is in progress")
+        return real(what, thunk)
+
+    monkeypatch.setattr(cloud, "_call", call)
+    with pytest.raises(Conflict, match="kept changing"):
+        cloud.configure_capture(endpoint, CaptureConfig(enabled=True))
+
+
+def test_endpoints_named_outside_mintaka_are_left_out_of_the_listing(
+    cloud: DatabricksBackend, endpoint: str, databricks_fake: FakeDatabricks
+) -> None:
+    from databricks.sdk.service.serving import EndpointCoreConfigInput, ServedEntityInput
+
+    for foreign in ("team_chat_api", "databricks-meta-llama-3-3-70b-instruct"):
+        workspace_client(databricks_fake).serving_endpoints.create(
+            foreign,
+            config=EndpointCoreConfigInput(
+                name=foreign,
+                served_entities=[
+                    ServedEntityInput(
+                        entity_name="main.mintaka.churn",
+                        entity_version="1",
+                        workload_size="Small",
+                        scale_to_zero_enabled=True,
+                    )
+                ],
+            ),
+        )
+    assert [e.name for e in cloud.list_endpoints()] == [endpoint]
+    assert {"team_chat_api", "databricks-meta-llama-3-3-70b-instruct"} <= {
+        r.name for r in cloud.discover()
+    }

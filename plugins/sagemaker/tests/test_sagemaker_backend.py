@@ -16,7 +16,7 @@ from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_sagemaker.artifacts import write_tarball
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages
-from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
+from sagemaker_testkit import BUCKET, SETTINGS, deploy_without_registry, sagemaker_platform
 
 from mintaka import BackendError, NotFound, Platform, PolicyViolation, ValidationError
 from mintaka.domain.discovery import Difference, ResourceKind
@@ -543,3 +543,15 @@ def test_a_change_that_never_settles_times_out_on_the_backends_clock(
                 TrafficMap(weights={"blue": 100, "green": 0}),
             )
         assert platform.clock.now() - started == timedelta(seconds=30)
+
+
+def test_endpoints_named_outside_mintaka_are_left_out_of_the_listing(
+    live: str, cloud: SageMakerBackend, sm: Any
+) -> None:
+    deploy_without_registry(
+        sm,
+        "TeamChatApi",
+        {"PrimaryContainer": {"Image": "123456789012.dkr.ecr.us-east-1.amazonaws.com/chat:1"}},
+    )
+    assert [e.name for e in cloud.list_endpoints()] == [live]
+    assert "TeamChatApi" in {r.name for r in cloud.discover()}

@@ -35,6 +35,7 @@ from mintaka.domain.names import (
     validate_alias,
     validate_endpoint_name,
     validate_model_name,
+    validate_new_alias,
     validate_tag,
     validate_version,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "validate_alias",
     "validate_endpoint_name",
     "validate_model_name",
+    "validate_new_alias",
     "validate_tag",
     "validate_version",
 ]

@@ -58,6 +58,11 @@ def validate_endpoint_name(value: object) -> str:
     return _check("endpoint name", value, _ENDPOINT, ENDPOINT_NAME_RULE)
 
 
+def is_endpoint_name(value: str) -> bool:
+    """Whether ``value`` is a valid endpoint name (a name found in a cloud may not be)."""
+    return _ENDPOINT.fullmatch(value) is not None
+
+
 _NOT_IN_NAMES = re.compile(r"[^a-z0-9]+")
 
 
@@ -136,6 +141,19 @@ def validate_alias(value: object) -> str:
     alias = _check("alias", value, _ALIAS, ALIAS_RULE)
     if alias in RESERVED_ALIASES:
         raise InvalidName("alias", value, ALIAS_RULE)
+    return alias
+
+
+_VERSION_LIKE = re.compile(r"v[0-9]+")
+
+
+def validate_new_alias(value: object) -> str:
+    """:func:`validate_alias`, and not ``v`` followed by digits, which Unity Catalog and MLflow
+    refuse as an alias (it reads as a version). An alias that already exists stays readable and
+    deletable under :func:`validate_alias`."""
+    alias = validate_alias(value)
+    if _VERSION_LIKE.fullmatch(alias):
+        raise InvalidName("alias", value, f"{ALIAS_RULE}, not v followed by digits")
     return alias
 
 

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
-from mintaka.domain.names import route_name_of, route_names_of
+from mintaka.domain.names import is_endpoint_name, route_name_of, route_names_of
 from mintaka.domain.serving import Endpoint, EndpointMetrics, EndpointStatus, Route, TrafficMap
 from mintaka.errors import (
     BackendError,
@@ -194,7 +194,11 @@ class EndpointServing(
         listed = self._call(
             "listing serving endpoints", lambda: list(self.client.serving_endpoints.list())
         )
-        return [self.get_endpoint(self.settings.endpoint_name_of(str(e.name))) for e in listed]
+        names = (self.settings.endpoint_name_of(str(e.name)) for e in listed)
+        # An endpoint whose name Mintaka cannot use (a pay-per-token ``databricks-...`` one, or
+        # ``team_chat_api``) and that ``endpoint_names`` does not map is not Mintaka's to list;
+        # discovery still reports it.
+        return [self.get_endpoint(n) for n in names if is_endpoint_name(n)]
 
     # -- changing -------------------------------------------------------------------------------
 
@@ -248,15 +252,17 @@ class EndpointServing(
             ]
         )
 
-    def _settled(self, name: str) -> dict[str, Any]:
-        """Poll until no config change is in progress; a failed change is a BackendError."""
+    def _settled(self, name: str, *, failed: bool = True) -> dict[str, Any]:
+        """Poll until no config change is in progress; a failed change is a BackendError unless
+        ``failed`` is false (before a change: the endpoint shows ``UPDATE_FAILED`` until a later
+        change succeeds, and keeps serving its previous config meanwhile)."""
         clock = self._elapsed_clock()
         deadline = clock.time() + self.settings.endpoint_timeout_seconds
         while True:
             details = self._details(name)
             state = details.get("state") or {}
             if state.get("config_update") != "IN_PROGRESS":
-                if state.get("config_update") == "UPDATE_FAILED":
+                if failed and state.get("config_update") == "UPDATE_FAILED":
                     raise BackendError(f"endpoint {name!r}: the config update failed", BACKEND)
                 return details
             if clock.time() >= deadline:
@@ -308,8 +314,9 @@ class EndpointServing(
 
         capture_input = None if capture is None else AutoCaptureConfigInput.from_dict(capture)
         wanted = ({r.name: (r.model, r.version) for r in routes}, dict(traffic.weights))
+        submitted = False
         for _ in range(3):
-            details = self._settled(name)
+            details = self._settled(name, failed=submitted)
             current = self._endpoint(details)
             if self._matches(current, wanted) and capture is None:
                 return current
@@ -327,9 +334,10 @@ class EndpointServing(
                 self._call(f"updating endpoint {name}", update)
             except Conflict:
                 continue  # another update (or our own, answered late) is in progress: re-check
+            submitted = True
             capture = None
-        settled = self._endpoint(self._settled(name))
-        if not self._matches(settled, wanted):
+        settled = self._endpoint(self._settled(name, failed=submitted))
+        if not self._matches(settled, wanted) or capture is not None:
             raise Conflict(f"endpoint {name!r} kept changing under a concurrent update")
         return settled
 
@@ -576,7 +584,21 @@ class EndpointServing(
     def _snapshots(self) -> CounterSnapshots:
         return CounterSnapshots(self.context.home / "databricks" / "metrics")
 
-    def _payload_table(self, endpoint: str, config: CaptureConfig) -> dict[str, Any]:
+    def _payload_table(
+        self, endpoint: str, config: CaptureConfig, current: Endpoint
+    ) -> dict[str, Any]:
+        on = current.extra.get("capture") or {}
+        if not config.enabled and not config.destination and on.get("enabled"):
+            # Turning capture off names the table it writes: Databricks refuses a change of
+            # catalog, schema or prefix while inference tables are on.
+            return {
+                **{
+                    k: on[k]
+                    for k in ("catalog_name", "schema_name", "table_name_prefix")
+                    if k in on
+                },
+                "enabled": False,
+            }
         catalog, schema, prefix = (
             self.settings.catalog,
             self.settings.schema_name,
@@ -612,7 +634,10 @@ class EndpointServing(
                 "sample_percent must be 100 and both inputs and outputs captured"
             )
         self._update(
-            endpoint, current.routes, current.traffic, self._payload_table(endpoint, config)
+            endpoint,
+            current.routes,
+            current.traffic,
+            self._payload_table(endpoint, config, current),
         )
 
     def read_captured(

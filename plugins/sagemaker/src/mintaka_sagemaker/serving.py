@@ -44,7 +44,7 @@ from functools import cached_property, lru_cache
 from typing import Any, TypeVar
 
 from mintaka.clock import pause
-from mintaka.domain.names import route_name_of, route_names_of
+from mintaka.domain.names import is_endpoint_name, route_name_of, route_names_of
 from mintaka.domain.registry import ApprovalStatus, BackendVersion
 from mintaka.domain.serving import (
     Endpoint,
@@ -759,8 +759,10 @@ class SageMakerServing(SageMakerRegistry):
         found: list[Endpoint] = []
         for page in self._pages("sagemaker", "list_endpoints"):
             for summary in page.get("Endpoints", []):
+                name = self.settings.endpoint_name_of(str(summary["EndpointName"]))
+                if not is_endpoint_name(name):  # not Mintaka's to list; discovery reports it
+                    continue
                 try:
-                    name = self.settings.endpoint_name_of(str(summary["EndpointName"]))
                     found.append(self.get_endpoint(name))
                 except NotFound:  # deleted while listing
                     continue
