@@ -138,6 +138,31 @@ def test_captured_requests_read_back_from_the_inference_table(
     assert cloud.read_captured(endpoint, since=later) == []
 
 
+def test_captured_requests_are_read_from_a_slow_warehouse_in_every_chunk(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, endpoint: str
+) -> None:
+    cloud.configure_capture(endpoint, CaptureConfig())
+    for value in (1.0, 2.0, 3.0):
+        cloud.invoke(endpoint, {"inputs": {"f0": value}})
+    databricks_fake.state.sql.running_polls = 3  # still RUNNING after wait_timeout
+    databricks_fake.state.sql.chunk_rows = 1
+    records = cloud.read_captured(endpoint)
+    assert [r.inputs for r in records] == [[{"f0": 1.0}], [{"f0": 2.0}], [{"f0": 3.0}]]
+    assert len(databricks_fake.calls("GET", "/result/chunks/")) == 2
+
+
+def test_reading_capture_gives_up_after_the_statement_timeout(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path, endpoint: str
+) -> None:
+    backend = make_backend(databricks_fake, tmp_path, statement_timeout_seconds=60)
+    backend.configure_capture(endpoint, CaptureConfig())
+    databricks_fake.state.sql.running_polls = 10**6
+    with pytest.raises(BackendError, match="still running after 60s"):
+        backend.read_captured(endpoint)
+    polls = len(databricks_fake.calls("GET", "/api/2.0/sql/statements/"))
+    assert 1 <= polls <= 60 / settings_for(databricks_fake)["poll_seconds"] + 1
+
+
 def test_capture_that_databricks_cannot_express_is_refused(
     cloud: DatabricksBackend, endpoint: str
 ) -> None:

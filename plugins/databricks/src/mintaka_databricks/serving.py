@@ -681,6 +681,26 @@ class EndpointServing(
                 disposition=Disposition.INLINE,
             ),
         )
+        # A statement still running after ``wait_timeout`` (a warehouse starting up) is polled;
+        # its rows may come in several chunks, each naming the next.
+        clock = self._elapsed_clock()
+        deadline = clock.time() + self.settings.statement_timeout_seconds
+        running = (StatementState.PENDING, StatementState.RUNNING)
+        while result.status and result.status.state in running:
+            if clock.time() >= deadline:
+                raise BackendError(
+                    f"reading {table} still running after "
+                    f"{self.settings.statement_timeout_seconds}s (statement "
+                    f"{result.statement_id})",
+                    BACKEND,
+                )
+            clock.sleep(self.settings.poll_seconds)
+            result = self._call(
+                f"reading inference table {table}",
+                functools.partial(
+                    self.client.statement_execution.get_statement, str(result.statement_id)
+                ),
+            )
         state = result.status.state if result.status else None
         if state is not StatementState.SUCCEEDED:
             error = result.status.error if result.status else None
@@ -690,7 +710,19 @@ class EndpointServing(
             if result.manifest and result.manifest.schema
             else []
         )
-        rows = (result.result.data_array if result.result else None) or []
+        rows = list((result.result.data_array if result.result else None) or [])
+        following = result.result.next_chunk_index if result.result else None
+        while following is not None:
+            chunk = self._call(
+                f"reading inference table {table}",
+                functools.partial(
+                    self.client.statement_execution.get_statement_result_chunk_n,
+                    str(result.statement_id),
+                    following,
+                ),
+            )
+            rows.extend(chunk.data_array or [])
+            following = chunk.next_chunk_index
         return [self._record(endpoint, dict(zip(columns, row, strict=True))) for row in rows]
 
     @staticmethod

@@ -49,6 +49,8 @@ class DatabricksSettings(BackendSettings):
     version's source is ``<artifact_root>/<digest hex>``. Unset: the local file URI."""
     warehouse_id: str | None = None
     """SQL warehouse that reads inference tables back (captured requests)."""
+    statement_timeout_seconds: int = Field(default=600, ge=1)
+    """How long reading an inference table may take, a SQL warehouse starting up included."""
     step_runner: str = "/Workspace/Shared/mintaka/run_step.py"
     """Python file each pipeline task runs, given the step's entry point and parameters."""
     workload_size: Literal["Small", "Medium", "Large"] = "Small"

@@ -4,10 +4,14 @@ inference (payload) table.
 ``POST /api/2.0/sql/statements`` runs
 ``SELECT <columns> FROM <catalog>.<schema>.<prefix>_payload [WHERE timestamp_ms >= :param]
 [ORDER BY <columns>] [LIMIT n]`` on a known warehouse (``warehouses``, ``{"fake-warehouse"}`` by
-default) and answers at once with the rows inline in ``JSON_ARRAY`` format (every value a string,
-maps as JSON), as the service does within ``wait_timeout``. Any other
+default) with the rows inline in ``JSON_ARRAY`` format (every value a string, maps as JSON). It
+answers at once, as the service does within ``wait_timeout``, unless ``running_polls`` is set:
+then the statement answers ``PENDING`` and stays ``RUNNING`` for that many reads of
+``GET /api/2.0/sql/statements/{id}`` (a warehouse starting up). The rows come in chunks of
+``chunk_rows`` (all in one by default): the first with the statement, each with the
+``next_chunk_index`` of the next, read with ``GET .../result/chunks/{n}``. Any other
 statement, or an unknown table, ends ``FAILED`` with the service's error codes in the body (the
-HTTP status is still 200); an unknown warehouse is ``404``.
+HTTP status is still 200); an unknown warehouse or statement is ``404``.
 """
 
 from __future__ import annotations
@@ -52,9 +56,41 @@ class Statements:
         self.ctx = ctx
         self.serving = serving
         self.warehouses: set[str] = {"fake-warehouse"}
+        self.running_polls = 0
+        self.chunk_rows: int | None = None
+        self._answers: dict[str, dict[str, Any]] = {}
+        self._chunks: dict[str, list[dict[str, Any]]] = {}
+        self._running: dict[str, int] = {}
 
     def register(self, router: Router) -> None:
         router.add("POST", "/api/2.0/sql/statements", self.execute)
+        router.add("GET", "/api/2.0/sql/statements/{statement_id}", self.get)
+        router.add(
+            "GET",
+            "/api/2.0/sql/statements/{statement_id}/result/chunks/{chunk_index}",
+            self.chunk,
+        )
+
+    def get(self, req: Request) -> dict[str, Any]:
+        statement = req.params["statement_id"]
+        with self.ctx.lock:
+            if statement not in self._answers:
+                raise not_found(f"Statement {statement} does not exist.")
+            if self._running.get(statement, 0) > 0:
+                self._running[statement] -= 1
+                return {"statement_id": statement, "status": {"state": "RUNNING"}}
+            return self._answers[statement]
+
+    def chunk(self, req: Request) -> dict[str, Any]:
+        statement = req.params["statement_id"]
+        with self.ctx.lock:
+            chunks = self._chunks.get(statement)
+            if chunks is None or self._running.get(statement, 0) > 0:
+                raise not_found(f"Statement {statement} has no result.")
+            index = int(req.params["chunk_index"])
+            if not 0 <= index < len(chunks):
+                raise invalid(f"Chunk index {index} is out of range.")
+            return chunks[index]
 
     def _payload_tables(self) -> dict[str, list[dict[str, Any]]]:
         tables: dict[str, list[dict[str, Any]]] = {}
@@ -113,8 +149,21 @@ class Statements:
         if found["limit"]:
             selected = selected[: int(found["limit"])]
         data = [[_cell(row.get(c)) for c in columns] for row in selected]
-        return {
-            "statement_id": self.ctx.new_uuid(),
+        size = self.chunk_rows or max(len(data), 1)
+        chunks: list[dict[str, Any]] = []
+        for offset in range(0, max(len(data), 1), size):
+            chunk: dict[str, Any] = {
+                "chunk_index": len(chunks),
+                "row_offset": offset,
+                "row_count": len(data[offset : offset + size]),
+                "data_array": data[offset : offset + size],
+            }
+            if offset + size < len(data):
+                chunk["next_chunk_index"] = len(chunks) + 1
+            chunks.append(chunk)
+        statement_id = self.ctx.new_uuid()
+        answer = {
+            "statement_id": statement_id,
             "status": {"state": "SUCCEEDED"},
             "manifest": {
                 "format": "JSON_ARRAY",
@@ -131,14 +180,18 @@ class Statements:
                     ],
                 },
                 "total_row_count": len(data),
-                "total_chunk_count": 1,
-                "chunks": [{"chunk_index": 0, "row_offset": 0, "row_count": len(data)}],
+                "total_chunk_count": len(chunks),
+                "chunks": [
+                    {k: c[k] for k in ("chunk_index", "row_offset", "row_count")} for c in chunks
+                ],
                 "truncated": False,
             },
-            "result": {
-                "chunk_index": 0,
-                "row_offset": 0,
-                "row_count": len(data),
-                "data_array": data,
-            },
+            "result": chunks[0],
         }
+        with self.ctx.lock:
+            self._answers[statement_id] = answer
+            self._chunks[statement_id] = chunks
+            if self.running_polls:
+                self._running[statement_id] = self.running_polls
+                return {"statement_id": statement_id, "status": {"state": "PENDING"}}
+        return answer
