@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy  # noqa: F401  (see below)
 import pytest
+
+# pytester's in-process run forgets every module first imported after the test began, and numpy
+# (which the suite's scenarios import) cannot be imported twice in one process: it is imported
+# before, so that the tests run after this one in the same process can still import it.
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "mintaka-memory" / "src"
 
