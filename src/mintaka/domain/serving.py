@@ -100,8 +100,12 @@ class TrafficPlan(Spec):
 
     @model_validator(mode="after")
     def _steps_are_traffic_maps(self) -> Self:
+        """Each step, with the plan's shadow, is a valid traffic map: the shadow comes with its
+        share, and never takes live traffic in any step."""
+        if (self.shadow is None) != (self.shadow_percent == 0):
+            raise ValueError("a plan's shadow and shadow_percent are set together")
         for step in self.steps:
-            TrafficMap(weights=step.weights)
+            TrafficMap(weights=step.weights, shadow=self.shadow, shadow_percent=self.shadow_percent)
         return self
 
 

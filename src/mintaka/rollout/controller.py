@@ -1,7 +1,9 @@
 """The rollout controller: walk a traffic plan, verify the SLA at each step, roll back on breach.
 
 It drives any backend through the traffic interface, so the same plan behaves the same on every
-cloud. Before the first step the current traffic is marked known-good; each step sets its weights
+cloud. A plan is checked whole before anything changes (its routes, its shadow, its rollback target
+and the gate's word on that target). Before the first step the current traffic is marked
+known-good; each step sets its weights
 (through the traffic gate), bakes for ``bake_seconds`` (the injected ``wait`` lets tests move a
 manual clock instead of sleeping), reads the endpoint's metrics for exactly that window, and
 promotes only when the SLA holds for every route taking traffic. On a breach it restores the
@@ -110,14 +112,32 @@ def plan_steps(
 
 
 def check_plan(plan: TrafficPlan, endpoint: Endpoint) -> None:
-    """A plan has steps, and every route it weighs is on ``endpoint``."""
+    """A plan has steps; every route it names (in its steps, its shadow and its rollback target)
+    is on ``endpoint``; each step with the plan's shadow is a valid traffic map (the shadow never
+    takes live traffic); and the rollback target sends live traffic somewhere."""
     if not plan.steps:
         raise ValidationError("a rollout plan needs at least one step")
-    routes = {r.name for r in endpoint.routes}
-    for step in plan.steps:
-        unknown = set(step.weights) - routes
-        if unknown:
-            raise ValidationError(f"plan names routes {sorted(unknown)} not on {plan.endpoint}")
+    named = {route for step in plan.steps for route in step.weights}
+    if plan.shadow:
+        named.add(plan.shadow)
+    if plan.rollback_to is not None:
+        named |= set(plan.rollback_to.weights)
+        if plan.rollback_to.shadow:
+            named.add(plan.rollback_to.shadow)
+    unknown = named - {r.name for r in endpoint.routes}
+    if unknown:
+        raise ValidationError(f"plan names routes {sorted(unknown)} not on {plan.endpoint}")
+    for index, step in enumerate(plan.steps, start=1):
+        if not step.weights:
+            raise ValidationError(f"step {index} of the plan sends traffic to no route")
+        try:
+            TrafficMap(weights=step.weights, shadow=plan.shadow, shadow_percent=plan.shadow_percent)
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            raise ValidationError(
+                f"step {index} of the plan is no valid traffic map: {exc}"
+            ) from exc
+    if plan.rollback_to is not None and not plan.rollback_to.weights:
+        raise ValidationError("the plan's rollback_to sends traffic to no route")
 
 
 class RolloutInterrupted(Conflict):
@@ -143,6 +163,8 @@ class RolloutController:
         platform = self.platform
         endpoint = platform.serving.get_endpoint(plan.endpoint)
         check_plan(plan, endpoint)
+        if plan.rollback_to is not None:
+            self._gate_rollback(endpoint, plan.rollback_to)
         start = plan.rollback_to or endpoint.traffic
         ours = platform.serving.mark_known_good(plan.endpoint).id
         result = RolloutResult(endpoint=plan.endpoint, promoted=False)
@@ -205,6 +227,19 @@ class RolloutController:
         platform.serving.mark_known_good(plan.endpoint)
         result.promoted = True
         return result
+
+    def _gate_rollback(self, endpoint: Endpoint, target: TrafficMap) -> None:
+        """The traffic gate on the plan's rollback target, before any step: a target the policy
+        refuses now is refused with the plan, not found out at a breach."""
+        serving = self.platform.serving
+        serving._gate(
+            "endpoint.rollback",
+            endpoint.name,
+            endpoint.routes,
+            target,
+            serving._route_versions(endpoint.routes),
+            endpoint,
+        )
 
     def _latest(self, endpoint: str) -> tuple[Deployment, Deployment | None, Endpoint]:
         history = self.platform.serving.deployment_history(endpoint)

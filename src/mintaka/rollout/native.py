@@ -24,10 +24,11 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from mintaka.capabilities import Capability
-from mintaka.domain.serving import RolloutStrategy, TrafficMap, TrafficPlan
-from mintaka.errors import BackendError, NotFound, UnsupportedCapability, ValidationError
+from mintaka.domain.serving import RolloutStrategy, TrafficPlan
+from mintaka.errors import BackendError, NotFound, UnsupportedCapability
 from mintaka.interfaces import NativeRollout, Serving
 from mintaka.rollout.controller import check_plan
+from mintaka.serving.ops import _traffic
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -89,12 +90,8 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     serving = platform.serving
     current = serving.get_endpoint(plan.endpoint)
     check_plan(plan, current)
-    if plan.shadow and plan.shadow not in {r.name for r in current.routes}:
-        raise ValidationError(f"plan names routes {[plan.shadow]} not on {plan.endpoint}")
-    target = TrafficMap(
-        weights=plan.steps[-1].weights,
-        shadow=plan.shadow,
-        shadow_percent=plan.shadow_percent if plan.shadow else 0,
+    target = _traffic(
+        plan.steps[-1].weights, plan.shadow, plan.shadow_percent if plan.shadow else 0
     )
     versions = serving._route_versions(current.routes)
     decision = serving._gate(

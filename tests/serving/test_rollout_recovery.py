@@ -1,0 +1,136 @@
+"""A rollout starts only from verified traffic, checks its whole plan before changing anything,
+and never takes another actor's change (made while it reads metrics, or after a rollout that
+stopped mid-way) for its own or for known-good traffic."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pydantic
+import pytest
+from artifact_kit import MakeArtifact
+
+from mintaka import Platform
+from mintaka.domain.serving import (
+    SLA,
+    RolloutStrategy,
+    TrafficMap,
+    TrafficPlan,
+    TrafficStep,
+)
+from mintaka.errors import PolicyViolation, ValidationError
+from mintaka.rollout import native
+from mintaka.rollout.controller import RolloutController
+
+CANARY = ({"blue": 90, "green": 10}, {"blue": 50, "green": 50}, {"green": 100})
+
+
+@pytest.fixture
+def three(platform: Platform, make_artifact: MakeArtifact) -> Platform:
+    """``scoring`` serving credit:1 on blue, with credit:2 (green) and credit:3 (red) idle."""
+    for content in (b"v1", b"v2", b"v3"):
+        platform.register_model("credit", make_artifact(content))
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    platform.serving.deploy("scoring", "credit:2", route="green")
+    platform.serving.deploy("scoring", "credit:3", route="red")
+    return platform
+
+
+def _plan(*steps: dict[str, int], min_requests: int = 0, **fields: object) -> TrafficPlan:
+    return TrafficPlan(
+        endpoint="scoring",
+        strategy=RolloutStrategy.CANARY,
+        steps=[TrafficStep(weights=w, bake_seconds=30) for w in steps],
+        sla=SLA(min_requests=min_requests),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def _baking(plat: Platform, baked: list[float] | None = None) -> Callable[[float], None]:
+    def wait(seconds: float) -> None:
+        if baked is not None:
+            baked.append(seconds)
+        plat.clock.advance(seconds)  # type: ignore[attr-defined]
+
+    return wait
+
+
+def _unchanged(plat: Platform) -> tuple[list[object], int]:
+    """The endpoint's deployment history and the length of the audit trail."""
+    return plat.serving.deployment_history("scoring"), len(plat.audit.events())
+
+
+# -- the rollback target ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("rollback_to", "error", "match"),
+    [
+        ({"bleu": 100}, ValidationError, r"plan names routes \['bleu'\] not on scoring"),
+        ({"blue": 100, "green": 0}, None, ""),  # green at 0: a target that can be put back
+        ({"green": 100}, PolicyViolation, "endpoint.rollback on scoring refused"),
+    ],
+)
+def test_a_rollback_target_that_cannot_be_put_back_is_refused_before_any_step(
+    three: Platform, rollback_to: dict[str, int], error: type[Exception] | None, match: str
+) -> None:
+    three.archive_version("credit", 2)  # green may take no traffic
+    baked: list[float] = []
+    plan = _plan(
+        {"blue": 90, "red": 10}, min_requests=1, rollback_to=TrafficMap(weights=rollback_to)
+    )
+    if error is None:
+        result = RolloutController(three, wait=_baking(three, baked)).run(plan)
+        assert result.rolled_back_to == rollback_to
+        assert result.killed_because is None
+        return
+    history = three.serving.deployment_history("scoring")
+    with pytest.raises(error, match=match):
+        RolloutController(three, wait=_baking(three, baked)).run(plan)
+    assert baked == []
+    assert three.serving.deployment_history("scoring") == history
+    assert "endpoint.known_good" not in [e.action for e in three.audit.events()]
+
+
+# -- the plan's shadow --------------------------------------------------------------------------
+
+
+def test_a_plans_shadow_needs_its_share_and_never_goes_live() -> None:
+    with pytest.raises(pydantic.ValidationError, match="set together"):
+        _plan({"blue": 50, "green": 50}, shadow="red")
+    with pytest.raises(pydantic.ValidationError, match="shadow route cannot also take live"):
+        _plan(*CANARY[:2], {"green": 50, "red": 50}, shadow="red", shadow_percent=20)
+
+
+@pytest.mark.parametrize(
+    ("update", "match"),
+    [
+        ({"shadow": "red"}, "set together"),
+        (
+            {"shadow": "red", "shadow_percent": 20, "steps": [TrafficStep(weights={"red": 100})]},
+            ("shadow route cannot also take live traffic"),
+        ),
+        ({"shadow": "purple", "shadow_percent": 20}, r"plan names routes \['purple'\]"),
+    ],
+)
+@pytest.mark.parametrize("walker", ["controller", "native"])
+def test_a_plan_whose_shadow_cannot_be_applied_is_refused_before_any_step(
+    three: Platform,
+    monkeypatch: pytest.MonkeyPatch,
+    update: dict[str, object],
+    match: str,
+    walker: str,
+) -> None:
+    plan = _plan(*CANARY).model_copy(update=update)  # built around the plan's own validation
+    baked: list[float] = []
+    monkeypatch.setattr(native, "_native", lambda plat: object())  # a cloud with its own
+    before = _unchanged(three)
+    start: Callable[[], object] = (
+        (lambda: native.start(three, plan))
+        if walker == "native"
+        else (lambda: RolloutController(three, wait=_baking(three, baked)).run(plan))
+    )
+    with pytest.raises(ValidationError, match=match):
+        start()
+    assert baked == []
+    assert _unchanged(three) == before
