@@ -18,11 +18,12 @@ from mintaka.domain.serving import (
     TrafficPlan,
     TrafficStep,
 )
-from mintaka.errors import PolicyViolation, ValidationError
+from mintaka.errors import Conflict, PolicyViolation, ValidationError
 from mintaka.rollout import native
-from mintaka.rollout.controller import RolloutController
+from mintaka.rollout.controller import RolloutController, RolloutInterrupted
 
 CANARY = ({"blue": 90, "green": 10}, {"blue": 50, "green": 50}, {"green": 100})
+BEFORE = {"blue": 100, "green": 0, "red": 0}
 
 
 @pytest.fixture
@@ -58,6 +59,95 @@ def _baking(plat: Platform, baked: list[float] | None = None) -> Callable[[float
 def _unchanged(plat: Platform) -> tuple[list[object], int]:
     """The endpoint's deployment history and the length of the audit trail."""
     return plat.serving.deployment_history("scoring"), len(plat.audit.events())
+
+
+# -- another rollout's unfinished steps are not known-good --------------------------------------
+
+
+def _stopped_mid_way(plat: Platform) -> None:
+    """What a rollout whose process died while baking step 2 leaves behind."""
+    plat.serving.mark_known_good("scoring")
+    for index, weights in enumerate(CANARY[:2], start=1):
+        plat.serving._set_traffic(
+            "scoring", weights, strategy=RolloutStrategy.CANARY, reason=f"rollout step {index}/3"
+        )
+
+
+def test_a_rollout_after_one_that_stopped_mid_way_is_refused_until_rolled_back(
+    three: Platform,
+) -> None:
+    _stopped_mid_way(three)
+    before = _unchanged(three)
+    with pytest.raises(Conflict, match=r"middle of a rollout.*mintaka rollback scoring"):
+        RolloutController(three, wait=_baking(three)).run(_plan(*CANARY, min_requests=1))
+    assert _unchanged(three) == before  # the half-finished split is not marked known-good
+    three.serving.rollback("scoring")
+    assert three.serving.get_endpoint("scoring").traffic.weights == BEFORE
+    result = RolloutController(three, wait=_baking(three)).run(_plan(*CANARY, min_requests=1))
+    assert result.breaches  # an idle step 1 breaches: back to the traffic verified before
+    assert result.rolled_back_to == BEFORE
+    assert three.serving.get_endpoint("scoring").traffic.weights == BEFORE
+
+
+def test_a_rollout_started_while_another_bakes_is_refused_and_changes_nothing(
+    three: Platform,
+) -> None:
+    refused: list[Exception] = []
+    seen: list[object] = []
+
+    def second_rollout(seconds: float) -> None:
+        if not refused:
+            seen.append(_unchanged(three))
+            try:
+                RolloutController(three, wait=_baking(three)).run(_plan({"red": 100}))
+            except Conflict as exc:
+                refused.append(exc)
+            seen.append(_unchanged(three))
+        three.clock.advance(seconds)  # type: ignore[attr-defined]
+
+    result = RolloutController(three, wait=second_rollout).run(_plan(*CANARY))
+    assert "rollout step 1/3" in str(refused[0])
+    assert seen[0] == seen[1]
+    assert result.promoted
+    assert three.serving.get_endpoint("scoring").traffic.weights == {"green": 100}
+
+
+def test_a_native_rollout_is_not_started_over_an_unfinished_rollout_step(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _stopped_mid_way(three)
+    monkeypatch.setattr(native, "_native", lambda plat: object())  # a cloud with its own
+    before = _unchanged(three)
+    with pytest.raises(Conflict, match="middle of a rollout"):
+        native.start(three, _plan({"green": 100}))
+    assert _unchanged(three) == before
+
+
+# -- a rollout that cannot start marks nothing --------------------------------------------------
+
+
+def test_a_rollout_on_a_killed_endpoint_marks_nothing_known_good(three: Platform) -> None:
+    three.serving.set_traffic("scoring", {"green": 100})
+    three.serving.retire_route("scoring", "blue")  # no earlier known-good traffic to go back to
+    three.serving.set_traffic("scoring", {"green": 50, "red": 50}, reason="bad split")
+    assert three.serving.kill("scoring", reason="incident").status.value == "killed"
+    before = _unchanged(three)
+    with pytest.raises(RolloutInterrupted, match="was killed"):
+        RolloutController(three, wait=_baking(three)).run(_plan({"green": 100}))
+    assert _unchanged(three) == before
+    assert not three.serving.deployment_history("scoring")[-1].known_good
+
+
+def test_a_known_good_mark_for_a_change_no_longer_in_force_is_refused(three: Platform) -> None:
+    first = three.serving.deployment_history("scoring")[-1]
+    three.serving.set_traffic("scoring", {"blue": 50, "red": 50}, reason="manual")
+    with pytest.raises(Conflict, match="changed since"):
+        three.serving.mark_known_good("scoring", expected=first.id)
+    latest = three.serving.deployment_history("scoring")[-1]
+    three.serving._switch("scoring", True, "incident")
+    with pytest.raises(Conflict, match="is killed"):
+        three.serving.mark_known_good("scoring", expected=latest.id)
+    assert not three.serving.deployment_history("scoring")[-1].known_good
 
 
 # -- the rollback target ------------------------------------------------------------------------

@@ -1,14 +1,15 @@
 """The rollout controller: walk a traffic plan, verify the SLA at each step, roll back on breach.
 
 It drives any backend through the traffic interface, so the same plan behaves the same on every
-cloud. A plan is checked whole before anything changes (its routes, its shadow, its rollback target
-and the gate's word on that target). Before the first step the current traffic is marked
-known-good; each step sets its weights
-(through the traffic gate), bakes for ``bake_seconds`` (the injected ``wait`` lets tests move a
-manual clock instead of sleeping), reads the endpoint's metrics for exactly that window, and
-promotes only when the SLA holds for every route taking traffic. On a breach it restores the
-known-good traffic map, audits the rollback and raises an alert, which opens a ticket. A
-finished rollout's final map becomes the new known-good.
+cloud. A plan is checked whole before anything changes (its routes, its shadow, its rollback
+target and the gate's word on that target), and a rollout does not start on a killed endpoint nor
+on one whose latest change is another rollout's unfinished step. Before the first step the
+current traffic is marked known-good; each step sets its weights (through the traffic gate),
+bakes for ``bake_seconds`` (the injected ``wait`` lets tests move a manual clock instead of
+sleeping), reads the endpoint's metrics for exactly that window, and promotes only when the SLA
+holds for every route taking traffic. On a breach it restores the known-good traffic map, audits
+the rollback and raises an alert, which opens a ticket. A finished rollout's final map becomes
+the new known-good.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from mintaka.domain.serving import (
 )
 from mintaka.errors import Conflict, MintakaError, ValidationError
 from mintaka.rollout.steps import STEP_SHARES
+
+# How a rollout step's deployment reason starts: "rollout step <index>/<steps>".
+STEP_REASON = "rollout step "
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -140,6 +144,32 @@ def check_plan(plan: TrafficPlan, endpoint: Endpoint) -> None:
         raise ValidationError("the plan's rollback_to sends traffic to no route")
 
 
+def _unfinished_step(deployment: Deployment) -> bool:
+    """Whether ``deployment`` is a step a rollout made and never finished: a finished rollout's
+    last step is marked known-good, and one that stopped leaves a rollback or another's change
+    after its steps."""
+    return (
+        not deployment.known_good
+        and deployment.strategy is not RolloutStrategy.DIRECT
+        and deployment.reason.startswith(STEP_REASON)
+    )
+
+
+def check_no_rollout_under_way(latest: Deployment) -> None:
+    """Refuse to start a rollout while the endpoint's latest change is another rollout's
+    unfinished step: that rollout is still baking, or its process stopped mid-way. Its traffic
+    was never verified, so it is no rollback target; the last known-good traffic is put back
+    first (``mintaka rollback``), or that rollout is left to finish."""
+    if _unfinished_step(latest):
+        raise Conflict(
+            f"{latest.endpoint} is in the middle of a rollout: its traffic "
+            f"{latest.traffic.weights} was set by {latest.actor}'s {latest.reason} at "
+            f"{latest.at.isoformat()}, and that rollout has not finished (it is still baking, or "
+            "it stopped mid-way). Let it finish, or put back the last known-good traffic with "
+            f"`mintaka rollback {latest.endpoint}` before starting another rollout"
+        )
+
+
 class RolloutInterrupted(Conflict):
     """Someone else changed the endpoint's traffic, or killed it, while a rollout walked it: the
     rollout stops and leaves the endpoint as they left it."""
@@ -153,20 +183,29 @@ class RolloutController:
     def run(self, plan: TrafficPlan) -> RolloutResult:
         """Walk ``plan``; see the module's description.
 
-        The endpoint's shadow route stays as it is unless the plan names one, or the route
-        starts taking live traffic. The controller owns the endpoint's traffic while it runs:
-        before and after every step it checks that the last traffic change is its own and the
-        endpoint is not killed, and otherwise stops with :class:`RolloutInterrupted` without
-        touching the traffic again (a kill or a manual change wins). Any other failure on the way
-        (an error, Ctrl-C) restores the traffic the rollout started from before it propagates.
+        Nothing is changed or marked before the plan, the endpoint and the rollback target have
+        passed every check: a killed endpoint stops the rollout with :class:`RolloutInterrupted`,
+        another rollout's unfinished step as the latest change is a :class:`Conflict`. The
+        endpoint's shadow route stays as it is unless the plan names one, or the route starts
+        taking live traffic. The controller owns the endpoint's traffic while it runs: before
+        and after every step it checks that the last traffic change is its own and the endpoint
+        is not killed, and otherwise stops with :class:`RolloutInterrupted` without touching the
+        traffic again (a kill or a manual change wins). Any other failure on the way (an error,
+        Ctrl-C) restores the traffic the rollout started from before it propagates.
         """
         platform = self.platform
-        endpoint = platform.serving.get_endpoint(plan.endpoint)
+        last, _, endpoint = self._latest(plan.endpoint)
         check_plan(plan, endpoint)
+        if endpoint.status is EndpointStatus.KILLED:
+            raise RolloutInterrupted(
+                f"rollout of {plan.endpoint} not started: the endpoint was killed; release it "
+                "with unkill first"
+            )
+        check_no_rollout_under_way(last)
         if plan.rollback_to is not None:
             self._gate_rollback(endpoint, plan.rollback_to)
         start = plan.rollback_to or endpoint.traffic
-        ours = platform.serving.mark_known_good(plan.endpoint).id
+        ours = self._mark_own(plan.endpoint, last.id, 1)
         result = RolloutResult(endpoint=plan.endpoint, promoted=False)
         # The reason of the step being applied: until ``_own_change`` has read back the id of
         # the change a step made, a failure recognises that change by it (see
@@ -176,7 +215,7 @@ class RolloutController:
             for index, step in enumerate(plan.steps, start=1):
                 self._check_untouched(plan.endpoint, ours, index)
                 shadow, shadow_percent = _shadow(plan, step, endpoint)
-                pending = f"rollout step {index}/{len(plan.steps)}"
+                pending = f"{STEP_REASON}{index}/{len(plan.steps)}"
                 platform.serving._set_traffic(
                     plan.endpoint,
                     step.weights,
@@ -240,6 +279,16 @@ class RolloutController:
             serving._route_versions(endpoint.routes),
             endpoint,
         )
+
+    def _mark_own(self, endpoint: str, ours: str, index: int) -> str:
+        """Mark the deployment ``ours`` known-good, only while it is still the endpoint's latest
+        change and the endpoint is not killed; otherwise the rollout stops (see
+        :meth:`_check_untouched`)."""
+        try:
+            return self.platform.serving.mark_known_good(endpoint, expected=ours).id
+        except Conflict:
+            self._check_untouched(endpoint, ours, index)
+            raise
 
     def _latest(self, endpoint: str) -> tuple[Deployment, Deployment | None, Endpoint]:
         history = self.platform.serving.deployment_history(endpoint)

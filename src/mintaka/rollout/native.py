@@ -27,7 +27,7 @@ from mintaka.capabilities import Capability
 from mintaka.domain.serving import RolloutStrategy, TrafficPlan
 from mintaka.errors import BackendError, NotFound, UnsupportedCapability
 from mintaka.interfaces import NativeRollout, Serving
-from mintaka.rollout.controller import check_plan
+from mintaka.rollout.controller import check_no_rollout_under_way, check_plan
 from mintaka.serving.ops import _traffic
 
 if TYPE_CHECKING:
@@ -90,6 +90,7 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     serving = platform.serving
     current = serving.get_endpoint(plan.endpoint)
     check_plan(plan, current)
+    check_no_rollout_under_way(serving.deployment_history(plan.endpoint)[-1])
     target = _traffic(
         plan.steps[-1].weights, plan.shadow, plan.shadow_percent if plan.shadow else 0
     )

@@ -357,17 +357,31 @@ class ServingService:
         self.platform._after_commit(events)
         return self.get_endpoint(endpoint)
 
-    def mark_known_good(self, endpoint: str) -> Deployment:
-        """Mark the endpoint's current traffic map as a rollback target."""
+    def mark_known_good(self, endpoint: str, *, expected: str | None = None) -> Deployment:
+        """Mark the endpoint's current traffic map as a rollback target. With ``expected`` (a
+        rollout marking its own change) it is marked only while that deployment is still the
+        latest and the endpoint is not killed, else a Conflict: a change made since is not the
+        one that was verified."""
+        name = validate_endpoint_name(endpoint)
         with self.platform.store.write() as conn:
             row = conn.execute(
                 select(deployments)
-                .where(deployments.c.endpoint == validate_endpoint_name(endpoint))
+                .where(deployments.c.endpoint == name)
                 .order_by(deployments.c.seq.desc())
                 .limit(1)
             ).one_or_none()
             if row is None:
                 raise NotFound(f"endpoint {endpoint!r} not found")
+            if expected is not None:
+                if row.id != expected:
+                    raise Conflict(
+                        f"endpoint {endpoint!r} changed since deployment {expected}; its latest "
+                        f"traffic ({row.id}) is not marked known-good"
+                    )
+                if _endpoint(_endpoint_row(conn, name)).status is EndpointStatus.KILLED:
+                    raise Conflict(
+                        f"endpoint {endpoint!r} is killed; its traffic is not known-good"
+                    )
             conn.execute(update(deployments).where(deployments.c.id == row.id).values(known_good=1))
             event = self.platform._audit(conn, "endpoint.known_good", endpoint, deployment=row.id)
         self.platform._after_commit([event])
