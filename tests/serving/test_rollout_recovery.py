@@ -153,6 +153,17 @@ def test_a_known_good_mark_for_a_change_no_longer_in_force_is_refused(three: Pla
 # -- the rollback target ------------------------------------------------------------------------
 
 
+def test_a_step_the_gate_refuses_leaves_the_traffic_alone_whatever_the_rollback_target(
+    three: Platform,
+) -> None:
+    three.archive_version("credit", 2)  # green takes no traffic: archiving it is allowed
+    plan = _plan({"blue": 90, "green": 10}, rollback_to=TrafficMap(weights={"blue": 50, "red": 50}))
+    with pytest.raises(PolicyViolation):
+        RolloutController(three, wait=_baking(three)).run(plan)
+    assert three.serving.get_endpoint("scoring").traffic.weights == BEFORE
+    assert "endpoint.rollback" not in [e.action for e in three.audit.events()]
+
+
 @pytest.mark.parametrize(
     ("rollback_to", "error", "match"),
     [

@@ -191,7 +191,8 @@ class RolloutController:
         and after every step it checks that the last traffic change is its own and the endpoint
         is not killed, and otherwise stops with :class:`RolloutInterrupted` without touching the
         traffic again (a kill or a manual change wins). Any other failure on the way (an error,
-        Ctrl-C) restores the traffic the rollout started from before it propagates.
+        Ctrl-C) restores the traffic the rollout started from before it propagates, if a step of
+        this rollout had changed it.
         """
         platform = self.platform
         last, _, endpoint = self._latest(plan.endpoint)
@@ -205,7 +206,7 @@ class RolloutController:
         if plan.rollback_to is not None:
             self._gate_rollback(endpoint, plan.rollback_to)
         start = plan.rollback_to or endpoint.traffic
-        ours = self._mark_own(plan.endpoint, last.id, 1)
+        ours = marked = self._mark_own(plan.endpoint, last.id, 1)
         result = RolloutResult(endpoint=plan.endpoint, promoted=False)
         # The reason of the step being applied: until ``_own_change`` has read back the id of
         # the change a step made, a failure recognises that change by it (see
@@ -261,7 +262,7 @@ class RolloutController:
         except RolloutInterrupted:
             raise
         except BaseException as exc:
-            self._restore_after_failure(plan.endpoint, start, ours, pending, exc)
+            self._restore_after_failure(plan.endpoint, start, marked, ours, pending, exc)
             raise
         platform.serving.mark_known_good(plan.endpoint)
         result.promoted = True
@@ -337,11 +338,18 @@ class RolloutController:
         )
 
     def _restore_after_failure(
-        self, endpoint: str, start: TrafficMap, ours: str, pending: str | None, exc: BaseException
+        self,
+        endpoint: str,
+        start: TrafficMap,
+        marked: str,
+        ours: str,
+        pending: str | None,
+        exc: BaseException,
     ) -> None:
-        """Put the starting traffic back after ``exc`` stopped the rollout mid-way, unless
-        someone else changed the traffic since the rollout's last step. A change that the step
-        under way committed before ``exc`` (Ctrl-C between the commit and reading it back) is the
+        """Put the starting traffic back after ``exc`` stopped the rollout mid-way, if a step of
+        this rollout changed the traffic (``marked`` is the deployment it started from) and
+        nobody else changed it since the rollout's last step. A change that the step under way
+        committed before ``exc`` (Ctrl-C between the commit and reading it back) is the
         rollout's own: made by this actor with the step's reason, it directly follows the
         rollout's last change."""
         try:
@@ -353,7 +361,8 @@ class RolloutController:
                 and before is not None
                 and before.id == ours
             )
-            if (last.id != ours and not step_committed) or current.status is EndpointStatus.KILLED:
+            stepped = step_committed or (last.id == ours and ours != marked)
+            if not stepped or current.status is EndpointStatus.KILLED:
                 return
             if current.traffic != start:
                 what = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
