@@ -4,7 +4,7 @@ stopped mid-way) for its own or for known-good traffic."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pydantic
 import pytest
@@ -13,12 +13,14 @@ from artifact_kit import MakeArtifact
 from mintaka import Platform
 from mintaka.domain.serving import (
     SLA,
+    EndpointMetrics,
     RolloutStrategy,
     TrafficMap,
     TrafficPlan,
     TrafficStep,
 )
 from mintaka.errors import Conflict, PolicyViolation, ValidationError
+from mintaka.rollout import controller as rollout_controller
 from mintaka.rollout import native
 from mintaka.rollout.controller import RolloutController, RolloutInterrupted
 
@@ -35,6 +37,12 @@ def three(platform: Platform, make_artifact: MakeArtifact) -> Platform:
     platform.serving.deploy("scoring", "credit:2", route="green")
     platform.serving.deploy("scoring", "credit:3", route="red")
     return platform
+
+
+@pytest.fixture
+def oncall(three: Platform) -> Iterator[Platform]:
+    with Platform(three.home, actor="oncall", clock=three.clock) as other:
+        yield other
 
 
 def _plan(*steps: dict[str, int], min_requests: int = 0, **fields: object) -> TrafficPlan:
@@ -191,6 +199,55 @@ def test_a_rollback_target_that_cannot_be_put_back_is_refused_before_any_step(
     assert baked == []
     assert three.serving.deployment_history("scoring") == history
     assert "endpoint.known_good" not in [e.action for e in three.audit.events()]
+
+
+# -- a change made while the rollout reads its metrics wins -------------------------------------
+
+
+def _changed_during_metrics_read(
+    plat: Platform, oncall: Platform, monkeypatch: pytest.MonkeyPatch, on_call: int
+) -> None:
+    """On-call holds the traffic while the controller reads its ``on_call``-th step's metrics."""
+    original = plat.serving.endpoint_metrics
+    calls = iter(range(1, 100))
+
+    def slow_read(endpoint: str, start: object, end: object) -> EndpointMetrics:
+        if next(calls) == on_call:
+            oncall.serving.set_traffic("scoring", {"blue": 50, "red": 50}, reason="manual hold")
+        return original(endpoint, start, end)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(plat.serving, "endpoint_metrics", slow_read)
+
+
+@pytest.mark.parametrize("min_requests", [0, 1], ids=["holds", "breaches"])
+def test_a_change_made_while_the_metrics_are_read_is_left_in_place(
+    three: Platform, oncall: Platform, monkeypatch: pytest.MonkeyPatch, min_requests: int
+) -> None:
+    steps = CANARY[0], CANARY[2]
+    _changed_during_metrics_read(three, oncall, monkeypatch, on_call=1 if min_requests else 2)
+    with pytest.raises(RolloutInterrupted, match="manual hold"):
+        RolloutController(three, wait=_baking(three)).run(_plan(*steps, min_requests=min_requests))
+    latest = three.serving.deployment_history("scoring")[-1]
+    assert (latest.actor, latest.reason, latest.known_good) == ("oncall", "manual hold", False)
+    assert three.serving.get_endpoint("scoring").traffic.weights == {"blue": 50, "red": 50}
+
+
+def test_a_change_made_just_before_the_final_mark_is_not_marked_known_good(
+    three: Platform, oncall: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = rollout_controller.sla_breaches
+    judged = iter(range(1, 100))
+
+    def judging(sla: SLA, metrics: EndpointMetrics, routes: list[str]) -> list[str]:
+        if next(judged) == 2:  # the last step holds; on-call moves traffic right then
+            oncall.serving.set_traffic("scoring", {"blue": 50, "red": 50}, reason="manual hold")
+        return original(sla, metrics, routes)
+
+    monkeypatch.setattr(rollout_controller, "sla_breaches", judging)
+    with pytest.raises(RolloutInterrupted, match="manual hold"):
+        RolloutController(three, wait=_baking(three)).run(_plan(CANARY[0], CANARY[2]))
+    latest = three.serving.deployment_history("scoring")[-1]
+    assert (latest.reason, latest.known_good) == ("manual hold", False)
 
 
 # -- the plan's shadow --------------------------------------------------------------------------

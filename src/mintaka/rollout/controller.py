@@ -188,11 +188,12 @@ class RolloutController:
         another rollout's unfinished step as the latest change is a :class:`Conflict`. The
         endpoint's shadow route stays as it is unless the plan names one, or the route starts
         taking live traffic. The controller owns the endpoint's traffic while it runs: before
-        and after every step it checks that the last traffic change is its own and the endpoint
-        is not killed, and otherwise stops with :class:`RolloutInterrupted` without touching the
-        traffic again (a kill or a manual change wins). Any other failure on the way (an error,
-        Ctrl-C) restores the traffic the rollout started from before it propagates, if a step of
-        this rollout had changed it.
+        and after every step, and again after reading its metrics, it checks that the last
+        traffic change is its own and the endpoint is not killed, and otherwise stops with
+        :class:`RolloutInterrupted` without touching the traffic again (a kill or a manual change
+        wins); the final step is marked known-good only while it is still in force. Any other
+        failure on the way (an error, Ctrl-C) restores the traffic the rollout started from
+        before it propagates, if a step of this rollout had changed it.
         """
         platform = self.platform
         last, _, endpoint = self._latest(plan.endpoint)
@@ -232,6 +233,7 @@ class RolloutController:
                 window_end = platform.clock.now()
                 self._check_untouched(plan.endpoint, ours, index)
                 metrics = platform.serving.endpoint_metrics(plan.endpoint, window_start, window_end)
+                self._check_untouched(plan.endpoint, ours, index)
                 live = sorted(name for name, weight in step.weights.items() if weight > 0)
                 breaches = tuple(sla_breaches(plan.sla, metrics, live))
                 result.steps.append(StepResult(index, dict(step.weights), metrics, breaches))
@@ -264,7 +266,7 @@ class RolloutController:
         except BaseException as exc:
             self._restore_after_failure(plan.endpoint, start, marked, ours, pending, exc)
             raise
-        platform.serving.mark_known_good(plan.endpoint)
+        self._mark_own(plan.endpoint, ours, len(plan.steps))
         result.promoted = True
         return result
 
