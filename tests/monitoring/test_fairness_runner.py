@@ -83,3 +83,60 @@ def test_demographic_parity_needs_no_labels_but_equalized_odds_does(
     report = watched.monitoring.run_once()
     assert report.evaluated == 1
     assert [a.signal for a in report.alerts] == ["scoring:demographic_parity"]
+
+
+def string_class_signals(**overrides: Any) -> list[Signal]:
+    return [
+        Signal(
+            name=name,
+            kind=SignalKind.FAIRNESS,
+            metric=f"{metric}:group",
+            threshold=0.1,
+            window="1d",
+            owner="fairness-lead",
+            **overrides,
+        )
+        for name, metric in (("dp", "demographic_parity"), ("eo", "equalized_odds"))
+    ]
+
+
+def approve_a_deny_b(platform: Platform, log_predictions: LogPredictions) -> None:
+    """Group a is always approved and group b always refused; every applicant deserved it."""
+    ids = log_predictions([({"group": "a"}, "approve")] * 50 + [({"group": "b"}, "deny")] * 50)
+    platform.monitoring.record_labels(dict.fromkeys(ids, "approve"))
+
+
+def test_string_classes_without_a_declared_positive_class_fail_instead_of_reporting_zero(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(*string_class_signals()))
+    approve_a_deny_b(served, log_predictions)
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (0, ())
+    assert {f.signal for f in report.failed} == {"dp", "eo"}
+    assert all("declare which class is the positive one" in f.error for f in report.failed)
+
+
+def test_a_declared_positive_class_measures_string_classes(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(*string_class_signals(positive="approve")))
+    approve_a_deny_b(served, log_predictions)
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.failed) == (2, ())
+    assert {a.signal: a.value for a in report.alerts} == {"scoring:dp": 1.0, "scoring:eo": 1.0}
+
+
+def test_a_positive_class_no_prediction_or_label_has_is_refused(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(*string_class_signals(positive="Approve")))
+    approve_a_deny_b(served, log_predictions)
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (0, ())
+    assert all(
+        "no prediction or label is the positive class 'Approve'" in f.error for f in report.failed
+    )

@@ -9,6 +9,7 @@ import pytest
 from sklearn import metrics as sk
 from sklearn.calibration import calibration_curve
 
+from mintaka.errors import ValidationError
 from mintaka.monitoring import (
     accuracy,
     demographic_parity_difference,
@@ -113,3 +114,16 @@ def test_biased_model_is_flagged_and_fair_one_is_not() -> None:
     assert biased.demographic_parity_difference > 0.2
     assert biased.equalized_odds_difference is not None
     assert biased.equalized_odds_difference > 0.3
+
+
+def test_fairness_of_string_classes_needs_the_positive_class() -> None:
+    y_pred = ["approve", "approve", "deny", "deny"]
+    groups = ["a", "a", "b", "b"]
+    with pytest.raises(ValidationError, match="not 0/1: declare which class"):
+        demographic_parity_difference(y_pred, groups)
+    with pytest.raises(ValidationError, match="no prediction or label is the positive class 1"):
+        demographic_parity_difference(y_pred, groups, positive=1)
+    assert demographic_parity_difference(y_pred, groups, positive="approve") == 1.0
+    y_true = ["approve"] * 4
+    assert equalized_odds_difference(y_true, y_pred, groups, positive="approve") == 1.0
+    assert demographic_parity_difference([True, False], ["a", "b"]) == 1.0

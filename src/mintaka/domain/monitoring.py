@@ -71,6 +71,12 @@ class Signal(Spec):
         description="a drift or performance alert on this signal asks for the model's retraining"
         " (the mintaka_retraining_requested hook)",
     )
+    positive: bool | int | str | None = Field(
+        default=None,
+        description="the positive class of the labels and predicted classes, for fairness"
+        " signals, roc_auc and calibration_error; needed unless the classes are 0/1 (or boolean),"
+        " where 1 is positive",
+    )
 
 
 class MonitorSpec(Spec):

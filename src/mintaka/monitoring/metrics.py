@@ -16,6 +16,9 @@ arrays, equal to scikit-learn's where it has them:
   rate and of the false positive rate (a group without actual positives, or without actual
   negatives, has no such rate and is left out of that spread).
 
+The fairness metrics count the predictions of the positive class: 1 for 0/1 (or boolean)
+classes; other classes must be declared with ``positive`` (see :func:`positive_class`).
+
 :func:`performance` and :func:`fairness` compute them on a window of joined records, with
 :func:`mintaka.monitoring.windows.windows` doing the slicing.
 """
@@ -159,10 +162,47 @@ class GroupRates(Record):
     false_positive_rate: float | None = None
 
 
+def _zero_or_one(value: Any) -> bool:
+    return isinstance(value, bool | int | float | np.bool_ | np.number) and value in (0, 1)
+
+
+def positive_class(y_true: Array | None, y_pred: Array, *, positive: Any = None) -> Any:
+    """The class that counts as positive among the labels and predicted classes.
+
+    0/1 (or boolean) classes need no declaration: 1 is positive. Other classes (``"approve"``,
+    ``"deny"``) must name theirs with ``positive``: counting the predictions equal to 1 would find
+    none, and every rate and difference would be a silent 0. For the same reason a declared class
+    that no prediction and no label equals (a misspelling, a different type) is refused.
+    """
+    seen = [
+        value
+        for values in (y_pred, y_true)
+        if values is not None
+        for value in np.asarray(values, dtype=object).tolist()
+    ]
+    if all(_zero_or_one(value) for value in seen):
+        return 1 if positive is None else positive
+    classes = sorted({str(value) for value in seen})[:5]
+    if positive is None:
+        raise ValidationError(
+            f"the predicted classes and labels {classes} are not 0/1: declare which class is "
+            "the positive one (the signal's positive, e.g. positive = "
+            f"{classes[0]!r})"
+        )
+    if not any(value == positive for value in seen):
+        raise ValidationError(
+            f"no prediction or label is the positive class {positive!r}; the classes are {classes}"
+        )
+    return positive
+
+
 def group_rates(
-    y_true: Array | None, y_pred: Array, groups: Array, *, positive: Any = 1
+    y_true: Array | None, y_pred: Array, groups: Array, *, positive: Any = None
 ) -> dict[str, GroupRates]:
-    """Selection rate and, with labels, true and false positive rates, per group (``str`` keys)."""
+    """Selection rate and, with labels, true and false positive rates, per group (``str`` keys).
+
+    ``positive`` is the positive class, found by :func:`positive_class` (1 for 0/1 classes)."""
+    positive = positive_class(y_true, y_pred, positive=positive)
     pred = np.asarray(y_pred) == positive
     g = np.asarray([str(v) for v in np.asarray(groups, dtype=object).tolist()], dtype=str)
     if len(g) != len(pred):
@@ -193,13 +233,13 @@ def _spread(values: Iterable[float | None]) -> float:
     return max(found) - min(found) if found else 0.0
 
 
-def demographic_parity_difference(y_pred: Array, groups: Array, *, positive: Any = 1) -> float:
+def demographic_parity_difference(y_pred: Array, groups: Array, *, positive: Any = None) -> float:
     rates = group_rates(None, y_pred, groups, positive=positive)
     return _spread(r.selection_rate for r in rates.values())
 
 
 def equalized_odds_difference(
-    y_true: Array, y_pred: Array, groups: Array, *, positive: Any = 1
+    y_true: Array, y_pred: Array, groups: Array, *, positive: Any = None
 ) -> float:
     rates = group_rates(y_true, y_pred, groups, positive=positive)
     return max(
@@ -270,13 +310,14 @@ def fairness(
     attribute: str,
     *,
     prediction: Callable[[Any], Any] = lambda output: output,
-    positive: Any = 1,
+    positive: Any = None,
     threshold: float = 0.1,
 ) -> Fairness:
     """Demographic parity and equalized odds across the declared sensitive ``attribute``.
 
     ``attribute`` is an input column of each record. Unlabelled prediction-log records (mappings)
-    give demographic parity only; joined records give equalized odds too.
+    give demographic parity only; joined records give equalized odds too. ``positive`` is the
+    positive class, needed unless the classes are 0/1 (:func:`positive_class`).
     """
     if not records:
         raise ValidationError("no predictions to assess")

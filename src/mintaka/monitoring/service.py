@@ -950,7 +950,9 @@ class MonitoringService:
 
     def _fairness(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
         """Demographic parity difference over the window's predictions, or equalized odds
-        difference over those with labels, across the groups of a logged input column."""
+        difference over those with labels, across the groups of a logged input column. Classes
+        other than 0/1 need the signal's ``positive``: without it the signal fails instead of
+        reporting 0 (see :func:`~mintaka.monitoring.metrics.positive_class`)."""
         from mintaka.monitoring.metrics import (
             demographic_parity_difference,
             equalized_odds_difference,
@@ -968,6 +970,7 @@ class MonitoringService:
             return demographic_parity_difference(
                 predicted_classes([r["output"] for r in rows], metric),
                 [r["inputs"][attribute] for r in rows],
+                positive=signal.positive,
             )
         records = [
             r
@@ -980,6 +983,7 @@ class MonitoringService:
             [r.label for r in records],
             predicted_classes([r.output for r in records], metric),
             [r.inputs[attribute] for r in records if r.inputs is not None],
+            positive=signal.positive,
         )
 
     # -- labels -------------------------------------------------------------------------------
