@@ -359,3 +359,21 @@ def test_class_metrics_refuse_outputs_that_are_scores_instead_of_reporting_a_wro
     failures = {f.signal: f.error for f in report.failed}
     assert set(failures) == {"acc", "parity"}
     assert "the logged outputs are scores (e.g. 0." in failures["acc"]
+
+
+def test_calibration_error_never_takes_the_single_labelled_class_for_the_positive_one(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(
+        served,
+        performance_signal(name="ece", metric="calibration_error", threshold=0.2),
+        performance_signal(
+            name="ece-yes", metric="calibration_error", threshold=0.2, positive="yes"
+        ),
+    )
+    # a well-calibrated model: P(yes) = 0.05, and every label in this window is "no"
+    ids = log_predictions([({"x": i}, {"label": "no", "score": 0.05}) for i in range(100)])
+    served.monitoring.record_labels(dict.fromkeys(ids, "no"))
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())

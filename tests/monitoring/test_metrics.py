@@ -127,3 +127,19 @@ def test_fairness_of_string_classes_needs_the_positive_class() -> None:
     y_true = ["approve"] * 4
     assert equalized_odds_difference(y_true, y_pred, groups, positive="approve") == 1.0
     assert demographic_parity_difference([True, False], ["a", "b"]) == 1.0
+
+
+def test_ece_of_one_class_other_than_0_1_needs_the_positive_class() -> None:
+    with pytest.raises(ValidationError, match="does not say which class is positive"):
+        expected_calibration_error(["no", "no"], [0.05, 0.05])
+    assert close(expected_calibration_error(["no", "no"], [0.05, 0.05], positive="yes"), 0.05)
+    assert close(expected_calibration_error(["no", "yes"], [0.0, 1.0]), 0.0)
+    rows = [
+        {"id": str(i), "at": "2025-01-01T00:00:00+00:00", "inputs": {}, "output": "no"}
+        for i in range(3)
+    ]
+    records = join_labels(rows, {str(i): "no" for i in range(3)}).records
+    found = performance(records, task="classification", score=lambda _: 0.05)
+    assert (found.accuracy, found.expected_calibration_error) == (1.0, None)
+    declared = performance(records, task="classification", score=lambda _: 0.05, positive="yes")
+    assert declared.expected_calibration_error == pytest.approx(0.05)

@@ -105,19 +105,33 @@ def rmse(y_true: Array, y_pred: Array) -> float:
     return float(np.sqrt(np.mean(diff * diff)))
 
 
+def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
+    """The positive class of binary labels: ``positive`` when declared; else 1 for 0/1 (or
+    boolean) labels, even when only 0s are present; else the larger of two classes. ``None``
+    when the labels cannot tell: a single class that is not 0 or 1 might be either one, and
+    guessing would score the probabilities of one class against the other."""
+    if positive is not None:
+        return positive
+    classes = np.unique(np.asarray(y_true))
+    if len(classes) > 2:
+        raise ValidationError(f"expected a binary label, got classes {classes.tolist()}")
+    if set(classes.tolist()) <= {0, 1}:
+        return 1
+    return classes[-1] if len(classes) == 2 else None
+
+
 def _binary(y_true: npt.NDArray[Any], positive: Any) -> npt.NDArray[np.bool_]:
-    if positive is None:
-        classes = np.unique(y_true)
-        if len(classes) > 2:
-            raise ValidationError(f"expected a binary label, got classes {classes.tolist()}")
-        # 0/1 (or False/True) labels: 1 is the positive class even in a window that holds
-        # only 0s; other labels: the larger class.
-        positive = 1 if set(classes.tolist()) <= {0, 1} else classes[-1]
-    return np.asarray(y_true == positive)
+    found = binary_positive(y_true, positive)
+    if found is None:
+        raise ValidationError(
+            f"the labels hold only the class {y_true[0]!r}, which does not say which class is "
+            "positive: declare it (positive=...)"
+        )
+    return np.asarray(y_true == found)
 
 
 def roc_auc(y_true: Array, y_score: Array, *, positive: Any = None) -> float:
-    """Area under the ROC curve of a binary label (the larger class is positive by default)."""
+    """Area under the ROC curve of a binary label (positive as :func:`binary_positive` finds)."""
     a, score = _pair(y_true, y_score)
     pos = _binary(a, positive)
     n_pos = int(pos.sum())
@@ -134,7 +148,8 @@ def roc_auc(y_true: Array, y_score: Array, *, positive: Any = None) -> float:
 def expected_calibration_error(
     y_true: Array, y_prob: Array, *, n_bins: int = 10, positive: Any = None
 ) -> float:
-    """Expected calibration error of predicted positive-class probabilities (binary labels)."""
+    """Expected calibration error of predicted positive-class probabilities (binary labels;
+    positive as :func:`binary_positive` finds, so labels of one class other than 0/1 need it)."""
     a, prob = _pair(y_true, y_prob)
     p = prob.astype(np.float64)
     if np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
@@ -274,7 +289,8 @@ def performance(
 
     ``prediction`` reads the predicted label (or value) from a logged output and ``score`` the
     predicted positive-class probability; with a score, ROC AUC and the calibration error are
-    computed too (binary labels only).
+    computed too (binary labels only; not where the labels cannot tell which class is positive,
+    see :func:`binary_positive`).
     """
     if not records:
         return Performance(count=0)
@@ -287,7 +303,7 @@ def performance(
         scores = np.asarray([score(r.output) for r in records], dtype=np.float64)
         classes = np.unique(labels)
         found["roc_auc"] = roc_auc(labels, scores, positive=positive) if len(classes) == 2 else None
-        if len(classes) <= 2:
+        if len(classes) <= 2 and binary_positive(labels, positive) is not None:
             found["expected_calibration_error"] = expected_calibration_error(
                 labels, scores, n_bins=n_bins, positive=positive
             )

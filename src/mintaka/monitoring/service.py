@@ -929,7 +929,13 @@ class MonitoringService:
         """``signal.metric`` over the window's predictions that have labels; nothing while none
         has. The window is over prediction time, so it should be wide enough for labels to
         arrive (``"7d"`` for labels a few days late)."""
-        from mintaka.monitoring.metrics import accuracy, expected_calibration_error, rmse, roc_auc
+        from mintaka.monitoring.metrics import (
+            accuracy,
+            binary_positive,
+            expected_calibration_error,
+            rmse,
+            roc_auc,
+        )
 
         joined = self._labelled(spec.endpoint, signal.window, now)
         if not joined.records:
@@ -945,8 +951,10 @@ class MonitoringService:
         if signal.metric == "roc_auc":
             if len(set(map(str, truth))) < 2:
                 return None  # undefined until both classes have been labelled
-            return roc_auc(truth, scores)
-        return expected_calibration_error(truth, scores)
+            return roc_auc(truth, scores, positive=signal.positive)
+        if binary_positive(truth, signal.positive) is None:
+            return None  # one class other than 0/1: not measurable until the signal declares it
+        return expected_calibration_error(truth, scores, positive=signal.positive)
 
     def _fairness(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
         """Demographic parity difference over the window's predictions, or equalized odds
