@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -377,3 +378,38 @@ def test_calibration_error_never_takes_the_single_labelled_class_for_the_positiv
     clock.advance(minutes=5)
     report = served.monitoring.run_once()
     assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+
+def test_a_nan_prediction_or_score_fails_the_signal_instead_of_passing_it(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(
+        served,
+        performance_signal(name="rmse", metric="rmse", threshold=1.0),
+        performance_signal(name="auc", metric="roc_auc", threshold=0.75),
+    )
+    # 99 predictions 100 off and scores perfectly inverted, then one NaN output
+    outputs: list[Any] = [{"label": 100.0, "score": 0.9 - 0.8 * (i % 2)} for i in range(99)]
+    outputs.append({"label": math.nan, "score": math.nan})
+    ids = log_predictions([({"x": i}, out) for i, out in enumerate(outputs)])
+    served.monitoring.record_labels({pid: i % 2 for i, pid in enumerate(ids)})
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (0, ())
+    assert {f.signal: "finite" in f.error for f in report.failed} == {"rmse": True, "auc": True}
+
+
+def test_a_value_that_is_not_finite_is_never_taken_for_fine(
+    served: Platform, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signal = performance_signal(metric="roc_auc", threshold=0.75)
+    with pytest.raises(ValidationError, match="not a finite number"):
+        breaches(signal, math.nan)
+    watch(served, signal)
+    monkeypatch.setattr(type(served.monitoring), "_measure", lambda *_: math.nan)
+    for _ in range(2):  # a failing signal, audited once, never measured nor recovered
+        clock.advance(minutes=5)
+        report = served.monitoring.run_once()
+        assert (report.evaluated, report.alerts, len(report.failed)) == (0, (), 1)
+    actions = [e.action for e in served.audit.events() if e.action.startswith("monitor.signal")]
+    assert actions == ["monitor.signal.failed"]

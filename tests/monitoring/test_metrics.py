@@ -143,3 +143,14 @@ def test_ece_of_one_class_other_than_0_1_needs_the_positive_class() -> None:
     assert (found.accuracy, found.expected_calibration_error) == (1.0, None)
     declared = performance(records, task="classification", score=lambda _: 0.05, positive="yes")
     assert declared.expected_calibration_error == pytest.approx(0.05)
+
+
+def test_rmse_and_roc_auc_refuse_values_that_are_not_finite() -> None:
+    with pytest.raises(ValidationError, match="finite"):
+        rmse([0.0, 0.0], [100.0, math.nan])
+    with pytest.raises(ValidationError, match="finite"):
+        rmse([0.0, math.inf], [100.0, 1.0])
+    with pytest.raises(ValidationError, match="must be numbers"):
+        rmse(["a", "b"], [1.0, 2.0])
+    with pytest.raises(ValidationError, match="finite"):
+        roc_auc([0, 1, 0], [0.9, 0.1, math.nan])

@@ -99,9 +99,24 @@ def accuracy(y_true: Array, y_pred: Array) -> float:
     return float(np.mean(a == b))
 
 
+def _finite(values: npt.NDArray[Any], what: str) -> npt.NDArray[np.float64]:
+    """``values`` as float64, refused when one is not a finite number: a single NaN would make
+    the metric NaN, which no threshold ever flags."""
+    try:
+        found = values.astype(np.float64)
+    except (TypeError, ValueError, OverflowError):
+        raise ValidationError(f"{what} must be numbers, got e.g. {values[:3].tolist()}") from None
+    bad = ~np.isfinite(found)
+    if bad.any():
+        raise ValidationError(
+            f"{what} must be finite numbers; {int(bad.sum())} are not (e.g. {found[bad][0]})"
+        )
+    return found
+
+
 def rmse(y_true: Array, y_pred: Array) -> float:
     a, b = _pair(y_true, y_pred)
-    diff = a.astype(np.float64) - b.astype(np.float64)
+    diff = _finite(a, "labels") - _finite(b, "predicted values")
     return float(np.sqrt(np.mean(diff * diff)))
 
 
@@ -140,7 +155,7 @@ def roc_auc(y_true: Array, y_score: Array, *, positive: Any = None) -> float:
         raise ValidationError("ROC AUC needs both classes among the labels")
     from scipy.stats import rankdata
 
-    ranks = rankdata(score.astype(np.float64))  # average ranks for ties
+    ranks = rankdata(_finite(score, "scores"))  # average ranks for ties
     u = float(ranks[pos].sum()) - n_pos * (n_pos + 1) / 2.0
     return u / (n_pos * n_neg)
 

@@ -101,7 +101,10 @@ def direction(signal: Signal) -> Direction:
 
 
 def breaches(signal: Signal, value: float) -> bool:
-    """Whether ``value`` is on the bad side of ``signal.threshold``."""
+    """Whether ``value`` is on the bad side of ``signal.threshold``. A value that is not a finite
+    number is refused: NaN compares false with every threshold, and would pass as fine."""
+    if not math.isfinite(value):
+        raise ValidationError(f"signal {signal.name!r} measured {value}, not a finite number")
     if direction(signal) == "below":
         return value < signal.threshold
     return value > signal.threshold
@@ -139,7 +142,13 @@ def predicted_score(output: Any) -> float:
         found = output
     if isinstance(found, bool) or not isinstance(found, int | float):
         raise ValidationError(f"logged output {output!r} carries no numeric score")
-    return float(found)
+    try:
+        score = float(found)
+    except OverflowError:
+        score = math.inf
+    if not math.isfinite(score):
+        raise ValidationError(f"logged output {output!r} carries no finite score")
+    return score
 
 
 @dataclass(frozen=True)
@@ -664,11 +673,12 @@ class MonitoringService:
             for signal in spec.signals:
                 try:
                     value = self._measure(spec, signal, now)
+                    breached = value is not None and breaches(signal, value)
                     measured.add(f"{spec.endpoint}:{signal.name}")
                     if value is None:
                         continue
                     evaluated += 1
-                    if breaches(signal, value):
+                    if breached:
                         alerts.append(self._alert(spec, signal, value))
                 except Exception as exc:  # one bad signal never stops the others
                     error = str(exc) if isinstance(exc, MintakaError) else repr(exc)
