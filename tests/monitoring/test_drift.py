@@ -10,7 +10,16 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from mintaka.errors import ValidationError
-from mintaka.monitoring import chi_square, compare, drift, jensen_shannon, ks_2samp, profile, psi
+from mintaka.monitoring import (
+    NumericProfile,
+    chi_square,
+    compare,
+    drift,
+    jensen_shannon,
+    ks_2samp,
+    profile,
+    psi,
+)
 from mintaka.monitoring import wasserstein as wasserstein_distance
 
 
@@ -130,6 +139,17 @@ def test_missing_and_infinite_current_values() -> None:
     assert found.current_bins[0] == 1  # -inf below the reference
     assert found.current_bins[-1] == 1  # +inf above it
     assert found.ks_statistic is not None  # on the one finite value
+
+
+def test_an_integer_beyond_the_float_range_is_infinite_not_an_error() -> None:
+    ref = profile({"x": [1.0, 2.0, 3.0, 4.0]})
+    for column in ([10**400, -(10**400), 2.5], [10**400, -(10**400), "oops", 2.5]):
+        found = drift(ref, {"x": column}).features["x"]
+        assert (found.current_bins[0], found.current_bins[-1]) == (1, 1)
+        assert found.ks_statistic is not None
+    reference = profile([{"x": v} for v in [1, 2, 3, 10**400]]).features["x"]
+    assert isinstance(reference, NumericProfile)
+    assert (reference.infinite, reference.max) == (1, 3.0)
 
 
 def test_empty_current_window_gives_no_statistics() -> None:

@@ -4,6 +4,7 @@ import csv
 import math
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -258,3 +259,15 @@ def test_telemetry_signals_need_a_time_window(watched: Platform) -> None:
                 ],
             )
         )
+
+
+def test_one_logged_integer_beyond_the_float_range_leaves_the_drift_signal_working(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    rows: list[dict[str, Any]] = list(_rows(np.random.default_rng(3), 2000, shift=3.0))
+    rows[0]["income"] = 10**400
+    log_predictions([(row, 0.5) for row in rows])
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert report.failed == ()
+    assert [a.signal for a in report.alerts] == ["scoring:income-drift"]

@@ -80,3 +80,17 @@ def test_report_without_traffic_still_names_the_features(served: Platform, tmp_p
     assert all(v is None for f in report.features for v in f.statistics.values())
     page = write_report(served, "scoring", tmp_path).read_text()
     assert "<p>No tickets.</p>" in page
+
+
+def test_report_draws_a_logged_integer_beyond_the_float_range(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    from mintaka.monitoring.report import build_report
+
+    rows = _rows(np.random.default_rng(4), 50)
+    rows[0]["income"] = 10**400
+    log_predictions([(row, 1) for row in rows])
+    clock.advance(minutes=5)
+    income = next(f for f in build_report(served, "scoring").features if f.name == "income")
+    assert income.chart_png is not None
+    assert income.statistics["psi"] is not None

@@ -19,7 +19,8 @@ Values, as documented and tested:
   named in ``categorical=`` is categorical regardless.
 - ``+inf`` and ``-inf`` are values, not missing: they are counted in ``infinite`` and land in the
   histogram's open-ended outer bins, but quantiles, moments and the sample use finite values only
-  (so the profile stays valid JSON and the sample-based distances stay finite).
+  (so the profile stays valid JSON and the sample-based distances stay finite). An integer beyond
+  the float range (JSON allows any) is one of them, as its string would parse.
 - Categories are keyed by ``str(value)``; at most ``max_categories`` of the most frequent are kept,
   the rest are summed in ``other``.
 
@@ -189,6 +190,15 @@ def _is_missing(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
+def as_float(value: Any) -> float:
+    """``float(value)``, except that an integer beyond the float range is +-inf, as the string of
+    such a number parses, instead of an ``OverflowError`` (JSON integers have no size limit)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def to_numeric(values: npt.NDArray[Any]) -> FloatArray | None:
     """``values`` as float64 with NaN for missing, or ``None`` if some value is not a number."""
     kind = values.dtype.kind
@@ -203,7 +213,7 @@ def to_numeric(values: npt.NDArray[Any]) -> FloatArray | None:
         elif isinstance(value, bool):
             return None
         elif isinstance(value, int | float | np.integer | np.floating):
-            out[i] = value
+            out[i] = as_float(value)
         elif isinstance(value, str):
             try:
                 out[i] = float(value)
@@ -227,7 +237,7 @@ def to_numeric_lenient(values: npt.NDArray[Any]) -> tuple[FloatArray, int]:
             invalid += isinstance(value, bool)
         else:
             try:
-                number = float(value)
+                number = as_float(value)
             except (TypeError, ValueError):
                 number, invalid = math.nan, invalid + 1
         out[i] = number

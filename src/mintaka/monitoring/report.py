@@ -118,14 +118,14 @@ def _section(
     name: str,
     rows: list[dict[str, Any]],
 ) -> FeatureSection:
-    from mintaka.monitoring.profiles import NumericProfile
+    from mintaka.monitoring.profiles import NumericProfile, as_float
 
     feature = profile.features[name]
     statistics = {s: None if report is None else report.value(name, s) for s in STATISTICS}
     chart = None
     if isinstance(feature, NumericProfile) and len(feature.edges) > 1:
         current = [
-            float(value)
+            as_float(value)
             for value in (r.get(name) for r in rows)
             if isinstance(value, int | float) and not isinstance(value, bool)
         ]
