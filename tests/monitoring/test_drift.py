@@ -11,6 +11,7 @@ from scipy.spatial.distance import jensenshannon
 
 from mintaka.errors import ValidationError
 from mintaka.monitoring import (
+    DatasetProfile,
     NumericProfile,
     chi_square,
     compare,
@@ -150,6 +151,19 @@ def test_an_integer_beyond_the_float_range_is_infinite_not_an_error() -> None:
     reference = profile([{"x": v} for v in [1, 2, 3, 10**400]]).features["x"]
     assert isinstance(reference, NumericProfile)
     assert (reference.infinite, reference.max) == (1, 3.0)
+
+
+def test_booleans_from_a_csv_and_from_a_json_log_are_one_category() -> None:
+    ref = profile([{"member": v} for v in ["true", "false"] * 50])
+    found = drift(ref, [{"member": v} for v in [True, False] * 50]).features["member"]
+    assert found.psi == pytest.approx(0.0)
+    assert found.current_bins[-1] == 0  # nothing unseen
+    mixed = profile({"member": ["TRUE", True, "False", np.bool_(False)]}).features["member"]
+    assert mixed.model_dump()["frequencies"] == {"false": 2, "true": 2}
+    stored = ref.to_json()  # a profile stored when booleans were keyed "True" and "False"
+    stored["features"]["member"]["frequencies"] = {"False": 50, "True": 50}
+    old = drift(DatasetProfile.from_json(stored), {"member": ["true", "false"] * 50})
+    assert old.features["member"].psi == pytest.approx(0.0)
 
 
 def test_empty_current_window_gives_no_statistics() -> None:

@@ -21,8 +21,9 @@ Values, as documented and tested:
   histogram's open-ended outer bins, but quantiles, moments and the sample use finite values only
   (so the profile stays valid JSON and the sample-based distances stay finite). An integer beyond
   the float range (JSON allows any) is one of them, as its string would parse.
-- Categories are keyed by ``str(value)``; at most ``max_categories`` of the most frequent are kept,
-  the rest are summed in ``other``.
+- Categories are keyed by ``str(value)``, except booleans and the strings ``true``/``false`` in
+  any case, keyed ``"true"``/``"false"`` (a CSV and a JSON log spell them differently); at most
+  ``max_categories`` of the most frequent are kept, the rest are summed in ``other``.
 
 Histogram layout (see :func:`histogram`): the inner edges are the distinct reference quantiles at
 0, 1/B, ..., 1 (B = ``bins``), so the inner bins are roughly equally populated; around them sit
@@ -244,16 +245,33 @@ def to_numeric_lenient(values: npt.NDArray[Any]) -> tuple[FloatArray, int]:
     return out, invalid
 
 
+def category_key(value: Any) -> str:
+    """The category of a value: ``str(value)``, except that a boolean and the strings ``true``
+    and ``false`` in any case are ``"true"`` and ``"false"``, so that booleans logged as JSON
+    and the same values read from a CSV are one category."""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    key = str(value)
+    lowered = key.lower()
+    return lowered if lowered in ("true", "false") else key
+
+
+def _boolean_keys(strings: npt.NDArray[np.str_]) -> npt.NDArray[np.str_]:
+    """:func:`category_key` of an array of strings, vectorised."""
+    lowered = np.char.lower(strings)
+    return np.where((lowered == "true") | (lowered == "false"), lowered, strings)
+
+
 def to_categories(values: npt.NDArray[Any]) -> tuple[npt.NDArray[np.str_], int]:
-    """The non-missing values as strings, and how many were missing."""
+    """The non-missing values as their :func:`category_key`, and how many were missing."""
     if values.dtype.kind in "US":
         strings = values.astype(str)
         keep = strings != ""
-        return strings[keep], int(len(strings) - keep.sum())
+        return _boolean_keys(strings[keep]), int(len(strings) - keep.sum())
     if values.dtype.kind == "f":
         keep = ~np.isnan(values)
         return np.array([str(v) for v in values[keep].tolist()], dtype=str), int((~keep).sum())
-    kept = [str(v) for v in values.tolist() if not _is_missing(v)]
+    kept = [category_key(v) for v in values.tolist() if not _is_missing(v)]
     return np.array(kept, dtype=str), len(values) - len(kept)
 
 
@@ -450,7 +468,7 @@ def profile_categorical(
     max_categories: int = DEFAULT_MAX_CATEGORIES,
     seed: int = 0,
 ) -> CategoricalProfile:
-    """Profile one categorical column (any values; keyed by ``str(value)``)."""
+    """Profile one categorical column (any values; keyed by :func:`category_key`)."""
     strings, missing = to_categories(values)
     keys, counts = np.unique(strings, return_counts=True)
     other = 0

@@ -52,6 +52,7 @@ from mintaka.monitoring.profiles import (
     FloatArray,
     NumericProfile,
     as_columns,
+    category_key,
     each_feature,
     histogram,
     profile,
@@ -314,11 +315,17 @@ def category_counts(
 
     The last bin holds the reference's ``other`` count and every current value of a category
     the reference does not list. Returns both vectors and the number of missing current values.
+    The reference's categories are keyed again with :func:`category_key`, for a profile stored
+    before booleans had one spelling.
     """
     strings, missing = to_categories(current)
     keys, counts = np.unique(strings, return_counts=True)
-    ref_keys = np.array(list(reference.frequencies), dtype=str)
-    ref_counts = np.array(list(reference.frequencies.values()), dtype=np.int64)
+    frequencies: dict[str, int] = {}
+    for key, count in reference.frequencies.items():
+        canonical = category_key(key)
+        frequencies[canonical] = frequencies.get(canonical, 0) + count
+    ref_keys = np.array(list(frequencies), dtype=str)
+    ref_counts = np.array(list(frequencies.values()), dtype=np.int64)
     order = np.argsort(ref_keys)
     ref_keys, ref_counts = ref_keys[order], ref_counts[order]
     k = len(ref_keys)
