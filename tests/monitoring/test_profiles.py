@@ -36,6 +36,7 @@ def test_every_value_lands_in_one_bin(column: list[float | None], bins: int) -> 
     assert all(math.isfinite(v) for v in found.sample + found.edges + found.quantiles)
     assert found.edges == sorted(set(found.edges))
     assert found.counts[0] == 0 or len(found.edges) == 0 or any(v == -math.inf for v in present)
+    assert 0 not in found.counts[1:-1]  # every inner bin holds reference values
     json.dumps(found.model_dump(mode="json"), allow_nan=False)  # valid JSON, no NaN/inf
 
 
@@ -130,6 +131,19 @@ def test_inner_bins_are_deciles_with_open_outer_bins() -> None:
     assert len(found.edges) == 11
     assert found.counts[0] == found.counts[-1] == 0
     assert found.counts[1:-1] == [100] * 9 + [100]
+
+
+def test_no_inner_bin_is_left_empty_by_an_edge_a_float_above_a_value() -> None:
+    # the positions k (n - 1) / B are whole numbers here; in floating point 3 and 6 of them come
+    # out a hair above, and their quantiles one float above the value that starts their bin
+    values = np.random.default_rng(5).normal(size=11)
+    found = profile({"x": values}).features["x"]
+    assert isinstance(found, NumericProfile)
+    assert found.edges == np.sort(values).tolist()
+    assert found.counts == [0, *[1] * 9, 2, 0]
+    steps = profile({"x": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]}, bins=5).features["x"]
+    assert isinstance(steps, NumericProfile)
+    assert (steps.edges, steps.counts) == ([0.0, 1.0, 2.0, 3.0, 4.0, 5.0], [0, 1, 1, 1, 1, 2, 0])
 
 
 def test_deterministic_and_round_trips_through_json() -> None:

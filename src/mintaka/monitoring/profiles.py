@@ -317,7 +317,7 @@ def bin_edges(finite: FloatArray, bins: int) -> FloatArray:
     never into a spike's bin; a constant feature keeps its single edge.
     """
     n = len(finite)
-    quantiles = np.unique(quantiles_of_sorted(finite, np.linspace(0.0, 1.0, bins + 1)))
+    quantiles = np.unique(even_quantiles(finite, bins))
     if len(quantiles) == 1:
         return quantiles
     # A run of at least n / B equal values covers one of the positions 0, step, 2*step, ...
@@ -328,11 +328,7 @@ def bin_edges(finite: FloatArray, bins: int) -> FloatArray:
     if len(spikes) == 0:
         return quantiles
     rest = finite[~np.isin(finite, spikes)]
-    found = (
-        set(quantiles_of_sorted(rest, np.linspace(0.0, 1.0, bins + 1)).tolist())
-        if len(rest)
-        else set()
-    )
+    found = set(even_quantiles(rest, bins).tolist()) if len(rest) else set()
     found |= {float(finite[0]), float(finite[-1])}
     fixed: set[float] = set()
     top = float(finite[-1])
@@ -371,8 +367,21 @@ def quantiles_of_sorted(s: FloatArray, probabilities: Sequence[float] | FloatArr
     """Linear-interpolation quantiles (numpy's default method) of an ascending, non-empty array."""
     h = (len(s) - 1) * np.asarray(probabilities, dtype=np.float64)
     lo = np.floor(h).astype(np.intp)
+    return _interpolate(s, lo, h - lo)
+
+
+def even_quantiles(s: FloatArray, bins: int) -> FloatArray:
+    """The quantiles at 0, 1/B, ..., 1 of an ascending, non-empty array, as
+    :func:`quantiles_of_sorted` defines them but with each position ``k (n - 1) / B`` computed
+    exactly: in floating point it can come out a hair above a whole number, and the quantile one
+    float above a data value would leave that value out of the bin it starts."""
+    lo, rest = np.divmod(np.arange(bins + 1, dtype=np.int64) * (len(s) - 1), bins)
+    return _interpolate(s, lo.astype(np.intp), rest / bins)
+
+
+def _interpolate(s: FloatArray, lo: npt.NDArray[np.intp], frac: FloatArray) -> FloatArray:
+    """``s[lo]`` moved ``frac`` of the way to the next value (ascending, non-empty ``s``)."""
     hi = np.minimum(lo + 1, len(s) - 1)
-    frac = h - lo
     a, b = s[lo], s[hi]
     with np.errstate(over="ignore", invalid="ignore"):
         value = a + frac * (b - a)
