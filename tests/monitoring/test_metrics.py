@@ -154,3 +154,12 @@ def test_rmse_and_roc_auc_refuse_values_that_are_not_finite() -> None:
         rmse(["a", "b"], [1.0, 2.0])
     with pytest.raises(ValidationError, match="finite"):
         roc_auc([0, 1, 0], [0.9, 0.1, math.nan])
+
+
+def test_fairness_refuses_labels_predictions_and_groups_of_different_lengths() -> None:
+    y_pred, groups = [1, 0, 1, 0], ["a", "a", "b", "b"]
+    for y_true in ([1], [1, 0, 1]):  # one label would broadcast to every prediction
+        with pytest.raises(ValidationError, match="of one length"):
+            equalized_odds_difference(y_true, y_pred, groups)
+    with pytest.raises(ValidationError, match="of one length"):
+        demographic_parity_difference(y_pred, groups[:3])

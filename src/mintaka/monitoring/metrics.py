@@ -232,11 +232,16 @@ def group_rates(
     """Selection rate and, with labels, true and false positive rates, per group (``str`` keys).
 
     ``positive`` is the positive class, found by :func:`positive_class` (1 for 0/1 classes)."""
+    lengths = {
+        what: len(values)
+        for what, values in (("labels", y_true), ("predictions", y_pred), ("groups", groups))
+        if values is not None
+    }
+    if len(set(lengths.values())) > 1:
+        raise ValidationError(f"expected arrays of one length, got {lengths}")
     positive = positive_class(y_true, y_pred, positive=positive)
     pred = np.asarray(y_pred) == positive
     g = np.asarray([str(v) for v in np.asarray(groups, dtype=object).tolist()], dtype=str)
-    if len(g) != len(pred):
-        raise ValidationError("groups and predictions differ in length")
     actual = None if y_true is None else np.asarray(y_true) == positive
     keys, index = np.unique(g, return_inverse=True)
     counts = np.bincount(index, minlength=len(keys))
