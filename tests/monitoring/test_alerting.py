@@ -266,6 +266,7 @@ def test_coverage_lists_production_endpoints_without_monitors(served: Platform) 
         (latency_signal(owner=" "), "needs an owner"),
         (latency_signal(metric="accuracy"), "telemetry signal"),
         (latency_signal(retrain=True), "retrain = true applies to drift and performance"),
+        (latency_signal(positive="approve"), "a telemetry signal has no classes"),
     ],
 )
 def test_bad_monitor_specs_are_refused(served: Platform, signal: Signal, message: str) -> None:

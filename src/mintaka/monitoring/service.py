@@ -89,6 +89,8 @@ PERFORMANCE_METRICS: dict[str, Direction] = {
 }
 # The signals whose alerts ask for a retraining when marked ``retrain``.
 RETRAINING_KINDS = (SignalKind.DRIFT, SignalKind.PERFORMANCE)
+# The signals that compare classes, and so may name the positive one (``Signal.positive``).
+_CLASS_KINDS = (SignalKind.FAIRNESS, SignalKind.PERFORMANCE)
 SEVERITY_ORDER = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)  # least severe first
 LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database's parameter limit
 
@@ -257,6 +259,11 @@ class MonitoringService:
                 raise ValidationError(
                     f"signal {signal.name!r}: retrain = true applies to drift and performance "
                     f"signals; a {signal.kind.value} alert is ticketed, not retrained on"
+                )
+            if signal.positive is not None and signal.kind not in _CLASS_KINDS:
+                raise ValidationError(
+                    f"signal {signal.name!r}: positive names the positive class of fairness and "
+                    f"performance signals; a {signal.kind.value} signal has no classes"
                 )
             if not math.isfinite(signal.threshold):
                 raise ValidationError(
