@@ -131,6 +131,25 @@ def test_a_native_rollout_is_not_started_over_an_unfinished_rollout_step(
     assert _unchanged(three) == before
 
 
+def test_a_rollout_over_a_native_rollout_whose_end_is_not_recorded_is_refused(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Cloud:
+        def start_rollout(self, plan: TrafficPlan) -> str:
+            return "r-7"
+
+    monkeypatch.setattr(native, "_native", lambda plat: Cloud())
+    assert native.start(three, _plan({"blue": 50, "green": 50})) == "r-7"
+    before = _unchanged(three)
+    with pytest.raises(
+        Conflict, match=r"native rollout under way \(r-7.*rollout-status scoring r-7"
+    ):
+        RolloutController(three, wait=_baking(three)).run(_plan({"red": 100}))
+    with pytest.raises(Conflict, match="native rollout under way"):
+        native.start(three, _plan({"red": 100}))
+    assert _unchanged(three) == before  # the start's unverified target is not marked known-good
+
+
 # -- a rollout that cannot start marks nothing --------------------------------------------------
 
 

@@ -36,6 +36,8 @@ from mintaka.rollout.steps import STEP_SHARES
 
 # How a rollout step's deployment reason starts: "rollout step <index>/<steps>".
 STEP_REASON = "rollout step "
+# How the deployment reason of a native rollout's start starts: NATIVE_REASON + id [+ ": " + why].
+NATIVE_REASON = "native rollout "
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -160,6 +162,19 @@ def check_no_rollout_under_way(latest: Deployment) -> None:
     unfinished step: that rollout is still baking, or its process stopped mid-way. Its traffic
     was never verified, so it is no rollback target; the last known-good traffic is put back
     first (``mintaka rollback``), or that rollout is left to finish."""
+    if (
+        not latest.known_good
+        and latest.strategy is not RolloutStrategy.DIRECT
+        and latest.reason.startswith(NATIVE_REASON)
+    ):
+        rollout = latest.reason[len(NATIVE_REASON) :].split(": ", 1)[0]
+        raise Conflict(
+            f"{latest.endpoint} has a native rollout under way ({rollout}, started by "
+            f"{latest.actor} at {latest.at.isoformat()}) whose end is not recorded: ask where it "
+            f"stands with `mintaka rollout-status {latest.endpoint} {rollout}` (its success is "
+            "recorded then), or put back the last known-good traffic with "
+            f"`mintaka rollback {latest.endpoint}`, before starting another rollout"
+        )
     if _unfinished_step(latest):
         raise Conflict(
             f"{latest.endpoint} is in the middle of a rollout: its traffic "

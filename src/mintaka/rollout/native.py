@@ -27,7 +27,7 @@ from mintaka.capabilities import Capability
 from mintaka.domain.serving import RolloutStrategy, TrafficPlan
 from mintaka.errors import BackendError, NotFound, UnsupportedCapability
 from mintaka.interfaces import NativeRollout, Serving
-from mintaka.rollout.controller import check_no_rollout_under_way, check_plan
+from mintaka.rollout.controller import NATIVE_REASON, check_no_rollout_under_way, check_plan
 from mintaka.serving.ops import _traffic
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ class NativeRolloutStatus(StrEnum):
     FAILED = "failed"
 
 
-MARKER = "native rollout "  # a start's deployment reason: MARKER + id [+ ": " + reason]
+MARKER = NATIVE_REASON  # a start's deployment reason: MARKER + id [+ ": " + reason]
 
 
 def _rollout_of(reason: str) -> str | None:
