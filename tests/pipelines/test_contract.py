@@ -97,6 +97,27 @@ def test_a_contract_mismatch_fails_before_the_run_starts(
     assert_nothing_ran(platform)
 
 
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ("def produce(:\n", "SyntaxError"),
+        ("raise RuntimeError('config missing')\n", "RuntimeError: config missing"),
+    ],
+    ids=["syntax-error", "raises-at-top-level"],
+)
+def test_a_step_module_that_fails_at_import_is_a_spec_error(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, source: str, message: str
+) -> None:
+    (tmp_path / "failing_at_import_steps.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    step = StepSpec(name="p", entrypoint="failing_at_import_steps:produce")
+    with pytest.raises(PipelineSpecError, match="'failing_at_import_steps:produce': cannot import"):
+        platform.pipelines.run(spec(step), isolation="inline")
+    with pytest.raises(PipelineSpecError, match=message):
+        platform.pipelines.bind("m", spec(step))
+    assert_nothing_ran(platform)
+
+
 def test_unknown_parameters_are_refused(platform: Platform) -> None:
     with pytest.raises(ValidationError, match=r"declares no parameters \['m'\]"):
         platform.pipelines.run(spec(produce()), {"m": 1}, isolation="inline")

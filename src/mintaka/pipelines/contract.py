@@ -165,8 +165,9 @@ def load_step(entrypoint: str) -> StepContract:
     module_name, _, function = entrypoint.partition(":")
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise PipelineSpecError(f"step entrypoint {entrypoint!r}: cannot import: {exc}") from exc
+    except Exception as exc:  # a missing module, or its code fails at import (syntax, top level)
+        detail = f"{type(exc).__name__}: {exc}"
+        raise PipelineSpecError(f"step entrypoint {entrypoint!r}: cannot import: {detail}") from exc
     fn = getattr(module, function, None)
     if not callable(fn):
         raise PipelineSpecError(f"step entrypoint {entrypoint!r}: no callable {function!r}")
