@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from artifact_kit import MakeArtifact
@@ -14,7 +15,13 @@ from hypothesis import strategies as st
 from mintaka import IdFactory, ManualClock, NotFound, Platform, ValidationError
 from mintaka.demo import write_dataset
 from mintaka.demo_pipeline import credit_pipeline
-from mintaka.domain.pipelines import GateKind, PipelineSpec, PipelineStatus, StepSpec
+from mintaka.domain.pipelines import (
+    GateKind,
+    PipelineRun,
+    PipelineSpec,
+    PipelineStatus,
+    StepSpec,
+)
 from mintaka.domain.registry import Stage
 from mintaka.pipelines.service import parse_every
 
@@ -369,6 +376,38 @@ def test_a_model_held_at_a_gate_does_not_stop_the_other_due_models(
     assert ran.model == "n"
     assert ran.run is not None
     assert ran.run.status is PipelineStatus.SUCCEEDED
+
+
+def test_an_unexpected_error_in_one_model_does_not_stop_the_others(
+    platform: Platform, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = platform.pipelines.run
+
+    def run(spec: PipelineSpec, parameters: Any = None, **options: Any) -> PipelineRun:
+        if options.get("model") == "a":  # a full disk, say, or a bug in a's own code
+            raise OSError("No space left on device")
+        return real(spec, parameters, **options)
+
+    monkeypatch.setattr(platform.pipelines, "run", run)
+    platform.pipelines.bind("a", tiny(), every="1d")
+    platform.pipelines.bind("b", tiny(), every="1d")
+    clock.advance(days=1)
+    broken, ran = platform.pipelines.run_due(isolation="inline")
+    assert (broken.model, broken.run, broken.error) == (
+        "a",
+        None,
+        "OSError: No space left on device",
+    )
+    assert ran.model == "b"
+    assert ran.run is not None
+    assert ran.run.status is PipelineStatus.SUCCEEDED
+    platform.pipelines.request_retraining("a", "psi 0.5 > 0.2", trigger="drift")
+    platform.pipelines.request_retraining("b", "psi 0.5 > 0.2", trigger="drift")
+    (failed, none), (done, after) = platform.pipelines.process_requests(isolation="inline")
+    assert (failed.model, failed.status, none) == ("a", "failed", None)
+    assert failed.outcome == "OSError: No space left on device"
+    assert (done.model, done.status) == ("b", "done")
+    assert after is not None
 
 
 def test_a_schedule_too_long_for_a_time_span_is_refused(platform: Platform) -> None:

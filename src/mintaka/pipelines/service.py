@@ -497,8 +497,8 @@ class PipelineService:
             every = self.binding(model).every
             try:
                 run = self.retrain(model, f"scheduled every {every}", trigger="schedule", **options)
-            except MintakaError as exc:
-                done.append(ScheduledRetraining(model=model, error=str(exc)))
+            except Exception as exc:  # this model's own failure: the next model still runs
+                done.append(ScheduledRetraining(model=model, error=_described(exc)))
             else:
                 done.append(ScheduledRetraining(model=model, run=run))
         return done
@@ -551,13 +551,13 @@ class PipelineService:
         gate (no run yet) or failed."""
         try:
             run = self.retrain(request.model, request.reason, trigger=request.trigger, **options)
-        except MintakaError as exc:
+        except Exception as exc:  # this request's own failure: the other models' still run
             run_id = getattr(exc, "run_id", None)
             stopped = isinstance(exc, GateFailed) and run_id is not None
             updated = request.model_copy(
                 update={
                     "status": "waiting" if stopped else "failed",
-                    "outcome": str(exc),
+                    "outcome": _described(exc),
                     "pipeline_run": run_id,
                     "gate": exc.kind if isinstance(exc, GateFailed) and stopped else None,
                     "stopped_at": self.platform._now(),
@@ -605,3 +605,9 @@ class PipelineService:
         with self.platform.store.write() as conn:
             event = self.platform._audit(conn, action, subject, **details)
         self.platform._after_commit([event])
+
+
+def _described(exc: Exception) -> str:
+    """An error as a request's outcome or a due model's error: Mintaka's own as it reads, any
+    other with its type, so an unexpected failure is told apart from a refusal."""
+    return str(exc) if isinstance(exc, MintakaError) else f"{type(exc).__name__}: {exc}"
