@@ -257,6 +257,28 @@ def test_a_request_an_evaluation_gate_refused_is_retried_by_the_next_one(
     assert statuses[first.id] == ("done", f"retried by {second.id}")
 
 
+def test_a_merged_request_refused_by_an_evaluation_gate_holds_only_for_the_retry_time(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clock: ManualClock
+) -> None:
+    flag = tmp_path / "hold"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    evaluated = held()
+    evaluated.steps[-1].gate = GateKind.EVALUATION
+    platform.pipelines.bind("m", evaluated, retry_after="2h")
+    platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
+    second = platform.pipelines.request_retraining("m", "psi 0.6 > 0.2", trigger="drift")
+    [(waiting, _)] = platform.pipelines.process_requests(isolation="inline")
+    merged = {r.id: r for r in platform.pipelines.requests()}[second.id]
+    assert (merged.gate, merged.stopped_at) == ("evaluation", waiting.stopped_at)
+    clock.advance(hours=3)
+    assert platform.pipelines.holding("m") is None  # neither holds drift off any longer
+    third = platform.pipelines.request_retraining("m", "psi 0.7 > 0.2", trigger="drift")
+    platform.pipelines.process_requests(isolation="inline")
+    statuses = {r.id: (r.status, r.outcome) for r in platform.pipelines.requests()}
+    assert statuses[second.id] == ("done", f"retried by {third.id}")
+
+
 def test_a_request_waiting_for_a_sign_off_holds_until_it_is_settled(
     platform: Platform, hold: Path, clock: ManualClock
 ) -> None:

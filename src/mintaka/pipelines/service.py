@@ -447,7 +447,8 @@ class PipelineService:
                 )
 
     def _merge(self, request: RetrainRequest, into: RetrainRequest) -> None:
-        """Settle ``request`` as ``into`` was (done, waiting on the same run, or failed)."""
+        """Settle ``request`` as ``into`` was (done, waiting on the same run at the same gate, or
+        failed)."""
         if not self._claim(request):
             return
         try:
@@ -458,6 +459,8 @@ class PipelineService:
                             "status": into.status,
                             "pipeline_run": into.pipeline_run,
                             "outcome": f"merged into {into.id}: {into.outcome}",
+                            "gate": into.gate,
+                            "stopped_at": into.stopped_at,
                         }
                     )
                 )
