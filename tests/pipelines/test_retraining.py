@@ -167,6 +167,40 @@ def test_a_request_another_runner_holds_is_left_to_it_and_taken_over_once_it_is_
     assert not claim.exists()  # released once settled
 
 
+def test_of_two_runners_finding_a_dead_runners_claim_only_one_takes_it_over(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    from mintaka.pipelines import claims
+    from mintaka.processes import ProcessId
+
+    platform.pipelines.bind("m", tiny())
+    request = platform.pipelines.request_retraining("m", "psi 0.5 > 0.2", trigger="drift")
+    claim = platform.home / "pipelines" / "requests" / f"{request.id}.claim"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # a runner that died holding the claim
+    claim.write_text(ProcessId(pid=dead.pid, start="gone").model_dump_json())
+    real = claims.running
+    second: list[object] = []
+
+    def interleaved(process: ProcessId) -> bool:
+        alive = real(process)
+        if not second:  # another runner reaches the same stale claim at this very moment
+            second.append(None)
+            second.append(platform.pipelines.process_requests(isolation="inline"))
+        return alive
+
+    monkeypatch.setattr(claims, "running", interleaved)
+    [(done, run)] = platform.pipelines.process_requests(isolation="inline")
+    assert second == [None, []]  # it left the claim to the runner taking it over
+    assert (done.id, done.status) == (request.id, "done")
+    assert run is not None
+    assert len([e for e in platform.audit.events() if e.action == "model.retrain"]) == 1
+    assert not claim.exists()
+
+
 def held() -> PipelineSpec:
     """``tiny`` followed by a gate that holds while the fail flag exists."""
     return PipelineSpec(

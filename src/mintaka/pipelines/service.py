@@ -10,7 +10,6 @@ Every request and every retirement is audited with its reason.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
@@ -32,9 +31,9 @@ from mintaka.domain.pipelines import (
 from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError
 from mintaka.files import write_atomic
+from mintaka.pipelines.claims import claim, release
 from mintaka.pipelines.contract import check_spec, merged_parameters
 from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent
-from mintaka.processes import ProcessId, running, this_process
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -412,7 +411,7 @@ class PipelineService:
 
         A pending request is claimed by the process that runs it, so two runners started at once
         (an overlapping cron, a second terminal) never train the same request twice; a claim
-        whose process has gone is taken over.
+        whose process has gone is taken over by one of them only (see :mod:`.claims`).
         """
         handled = self._settle_waiting()  # a run resumed without settling its request
         by_model: dict[str, list[RetrainRequest]] = {}
@@ -576,22 +575,7 @@ class PipelineService:
 
     def _claim(self, request: RetrainRequest) -> bool:
         """Take ``request`` for this process: False while another live process holds it."""
-        path = self.root / "requests" / f"{request.id}.claim"
-        mine = this_process().model_dump_json()
-        try:
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            try:
-                holder = ProcessId.model_validate_json(path.read_text())
-            except (OSError, PydanticValidationError):
-                holder = None  # half-written by a process that died at once
-            if holder is not None and running(holder):
-                return False
-            write_atomic(path, mine)  # its process has gone: take it over
-            return True
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(mine)
-        return True
+        return claim(self.root / "requests" / f"{request.id}.claim")
 
     def _current(self, request: RetrainRequest) -> RetrainRequest:
         """``request`` as stored now (another runner may have settled it)."""
@@ -599,7 +583,7 @@ class PipelineService:
         return RetrainRequest.model_validate_json(path.read_text())
 
     def _release(self, request: RetrainRequest) -> None:
-        (self.root / "requests" / f"{request.id}.claim").unlink(missing_ok=True)
+        release(self.root / "requests" / f"{request.id}.claim")
 
     def _save_request(self, request: RetrainRequest) -> None:
         write_atomic(self.root / "requests" / f"{request.id}.json", request.model_dump_json())
