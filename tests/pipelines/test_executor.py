@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -180,6 +182,40 @@ def test_a_failed_run_resumes_from_its_last_good_step(
         ("consume", "succeeded"),
     ]
     assert platform.pipelines.resume(resumed.id).status is PipelineStatus.SUCCEEDED
+
+
+def test_of_two_resumes_of_one_run_at_once_only_one_drives_it(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka import Conflict
+    from mintaka.pipelines import local
+
+    flag = tmp_path / "fail"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    with pytest.raises(PipelineFailed) as raised:
+        platform.pipelines.run(two_steps(), isolation="inline")
+    run_id = raised.value.run_id
+    flag.unlink()
+    real = local.check_spec
+    second: list[BaseException | None] = []
+
+    def slow_check(spec: PipelineSpec, parameters: Mapping[str, Any]) -> Any:
+        if not second:  # another process resumes the run while this one checks the spec
+            second.append(None)
+            with pytest.raises(Conflict, match="is being resumed by another process") as other:
+                platform.pipelines.resume(run_id, isolation="inline")
+            second.append(other.value)
+        return real(spec, parameters)
+
+    monkeypatch.setattr(local, "check_spec", slow_check)
+    resumed = platform.pipelines.resume(run_id, isolation="inline")
+    assert resumed.status is PipelineStatus.SUCCEEDED
+    assert len(second) == 2
+    actions = [e.action for e in platform.audit.events()]
+    assert actions.count("pipeline.resume") == 1
+    assert actions.count("pipeline.succeeded") == 1
+    assert not (platform.home / "pipelines" / "runs" / f"{run_id}.claim").exists()
 
 
 def test_a_failing_gate_stops_the_run_naming_the_gate_and_its_numbers(

@@ -44,6 +44,7 @@ from mintaka.domain.pipelines import (
 from mintaka.domain.runs import RunStatus
 from mintaka.errors import Conflict, GateFailed, MintakaError, NotFound, ValidationError
 from mintaka.files import write_atomic
+from mintaka.pipelines.claims import claim, release
 from mintaka.pipelines.contract import StepContext, StepContract, check_spec, merged_parameters
 from mintaka.processes import ProcessId, running, this_process
 from mintaka.provenance import code_commit, environment
@@ -199,20 +200,38 @@ class LocalExecutor:
 
     def resume(self, run_id: str) -> PipelineRun:
         """Continue a failed or stopped run from its last good step (a finished one is returned
-        as it is)."""
+        as it is). The run is claimed before its spec is checked, and read again once claimed,
+        so of two processes resuming it at once one drives it and the other gets Conflict."""
         state = self.load(run_id)
-        if state.run.status is PipelineStatus.SUCCEEDED:
+        if not self._resumable(state):
             return state.run
-        if state.run.status is PipelineStatus.RUNNING and state.driver is not None:
-            raise Conflict(
-                f"pipeline run {run_id!r} is running in process {state.driver.pid}; "
-                "stop it or let it end before resuming"
-            )
-        contracts = check_spec(state.spec, state.parameters)
-        state.driver = this_process()
-        state = self._with_run(state, status=PipelineStatus.RUNNING, ended_at=None)
+        claimed = self.root / "runs" / f"{run_id}.claim"
+        if not claim(claimed):
+            raise Conflict(f"pipeline run {run_id!r} is being resumed by another process")
+        try:
+            state = self.load(run_id)
+            if not self._resumable(state):
+                return state.run
+            contracts = check_spec(state.spec, state.parameters)
+            state.driver = this_process()
+            state = self._with_run(state, status=PipelineStatus.RUNNING, ended_at=None)
+        finally:  # from here on the driver the run names holds off any other resume
+            release(claimed)
         self._record("pipeline.resume", run_id, [], [], pipeline=state.spec.name)
         return self._drive(state, contracts)
+
+    @staticmethod
+    def _resumable(state: RunState) -> bool:
+        """Whether ``state`` has steps left to run (False: it succeeded); Conflict while a live
+        process drives it."""
+        if state.run.status is PipelineStatus.SUCCEEDED:
+            return False
+        if state.run.status is PipelineStatus.RUNNING and state.driver is not None:
+            raise Conflict(
+                f"pipeline run {state.run.id!r} is running in process {state.driver.pid}; "
+                "stop it or let it end before resuming"
+            )
+        return True
 
     def load(self, run_id: str) -> RunState:
         path = self.root / "runs" / f"{run_id}.json"
