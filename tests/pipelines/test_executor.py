@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from mintaka import GateFailed, NodeKind, Platform
-from mintaka.domain.pipelines import GateKind, PipelineSpec, PipelineStatus, StepSpec
+from mintaka.domain.pipelines import GateKind, PipelineRun, PipelineSpec, PipelineStatus, StepSpec
 from mintaka.pipelines.local import PipelineFailed, StepEvent
 
 STEPS = "pipeline_steps"
@@ -77,6 +77,41 @@ def test_runs_computing_the_same_step_each_get_their_own_workdir(platform: Platf
     assert files[0] != files[1]
     assert [f.parent.name for f in files] == [first.id, second.id]
     assert all(f.read_text() == "6" for f in files)  # the earlier run's outputs are intact
+
+
+def test_runs_computing_the_same_step_at_once_each_read_their_own_outputs(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+
+    uncached = PipelineSpec(
+        name="uncached",
+        parameters={"n": 3},
+        steps=[
+            StepSpec(
+                name="produce", entrypoint=f"{STEPS}:produce", inputs={"n": "params.n"}, cache=False
+            )
+        ],
+    )
+    real = subprocess.run
+    other: list[PipelineRun | None] = []
+
+    def step_process(command: list[str], **options: Any) -> Any:
+        done = real(command, **options)
+        if "mintaka.pipelines.step" in command and not other:
+            other.append(None)  # another run computes the same step before this one reads it
+            other.append(platform.pipelines.run(uncached))
+        return done
+
+    monkeypatch.setattr(subprocess, "run", step_process)
+    first = platform.pipelines.run(uncached)
+    [_, second] = other
+    assert second is not None
+    assert first.steps[0].cache_key == second.steps[0].cache_key
+    for run in (first, second):
+        produced = Path(run.steps[0].outputs["file"])
+        assert produced.parent.name == run.id
+        assert produced.read_text() == "6"
 
 
 def test_changed_data_bytes_are_a_cache_miss(platform: Platform, tmp_path: Path) -> None:

@@ -395,8 +395,9 @@ class LocalExecutor:
             hit = self._cached(contract, entry)
             if hit is not None:
                 return hit, key, True
-        # A workdir per run: two runs computing the same entry at once never share files (the
-        # entry's outputs.json is replaced atomically, the last writer's outputs win).
+        # A workdir per run, with the step's inputs and outputs files beside it: two runs
+        # computing the same entry at once never share files (the entry's outputs.json is
+        # replaced atomically, the last writer's outputs win).
         work = entry / "work" / state.run.id
         if work.exists():
             shutil.rmtree(work)
@@ -452,8 +453,8 @@ class LocalExecutor:
     def _subprocess(
         self, state: RunState, step: StepSpec, contract: StepContract, inputs: BaseModel, work: Path
     ) -> BaseModel:
-        inputs_file = work.parent / "inputs.json"
-        outputs_file = work.parent / "step-outputs.json"
+        inputs_file = work.with_name(f"{work.name}.inputs.json")  # the run's own, as its workdir
+        outputs_file = work.with_name(f"{work.name}.outputs.json")
         outputs_file.unlink(missing_ok=True)
         write_atomic(inputs_file, inputs.model_dump_json())
         env = {
