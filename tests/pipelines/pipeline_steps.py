@@ -84,6 +84,17 @@ def refuses_itself(inputs: LimitInputs) -> TextOutputs:
     raise GateFailed("own-check", "evaluation", [check])
 
 
+class MetricsOutputs(BaseModel):
+    metrics: dict[str, float]
+
+
+def measures(inputs: NoInputs) -> MetricsOutputs:
+    """Metrics, one of which is NaN while the flag file exists (a metric that was not measured)."""
+    flag = os.environ.get(FAIL_FLAG)
+    auc = float("nan") if flag and Path(flag).exists() else 0.8
+    return MetricsOutputs(metrics={"auc": auc, "loss": 0.3})
+
+
 class SignOffInputs(BaseModel):
     total: int
 

@@ -11,6 +11,7 @@ import pytest
 
 from mintaka import GateFailed, NodeKind, Platform
 from mintaka.domain.pipelines import GateKind, PipelineRun, PipelineSpec, PipelineStatus, StepSpec
+from mintaka.domain.runs import RunStatus
 from mintaka.pipelines.local import PipelineFailed, StepEvent
 
 STEPS = "pipeline_steps"
@@ -310,6 +311,34 @@ def test_a_step_that_raises_gate_failed_itself_ends_the_run_failed_and_resumable
     assert step.status is PipelineStatus.FAILED
     assert step.failure_reason == "gate 'own-check' (evaluation) failed: value: 0.42 (limit 0.3)"
     assert [e.action for e in platform.audit.events()][-1] == "pipeline.failed"
+
+
+def test_a_step_reporting_a_metric_that_is_not_a_number_fails_and_resumes(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka import ValidationError
+
+    flag = tmp_path / "nan"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    spec = PipelineSpec(
+        name="measured",
+        steps=[StepSpec(name="measure", entrypoint=f"{STEPS}:measures", cache=False)],
+    )
+    with pytest.raises(ValidationError, match=r"step 'measure' reported metrics .* \['auc'\]"):
+        platform.pipelines.run(spec, isolation="inline")
+    [run] = platform.pipelines.runs()
+    assert run.status is PipelineStatus.FAILED
+    assert run.steps[0].status is PipelineStatus.FAILED
+    assert "not finite numbers" in (run.steps[0].failure_reason or "")
+    assert [e.action for e in platform.audit.events()][-1] == "pipeline.failed"
+    experiment = platform.get_run(platform.pipelines.get(run.id).experiment_run or "")
+    assert experiment.status is RunStatus.FAILED
+    flag.unlink()
+    resumed = platform.pipelines.resume(run.id, isolation="inline")
+    assert resumed.status is PipelineStatus.SUCCEEDED
+    retrained = platform.get_run(platform.pipelines.get(run.id).experiment_run or "")
+    assert retrained.metrics == {"auc": 0.8, "loss": 0.3}
 
 
 def test_missing_runs_are_not_found(platform: Platform) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -316,7 +317,8 @@ class LocalExecutor:
             if "dataset_id" not in contract.output_model.model_fields:
                 self._experiment_run(state)
             result, key, cached = self._execute(state, step, contract, inputs)
-        except GateFailed as exc:  # the step's own code refused: a failed step of this run
+            state = self._record_step(state, step, result, key, cached, outputs)
+        except GateFailed as exc:  # its gate held, or its own code refused: a failed step
             self._fail(state, step, index, total, str(exc))
             if exc.run_id is None:
                 exc.run_id = state.run.id  # so a waiting request names the run to resume
@@ -336,10 +338,24 @@ class LocalExecutor:
                 run_id=state.run.id,
                 step=step.name,
             ) from exc
+        self._emit(state, step, index, total, "cached" if cached else "succeeded")
+        return state
+
+    def _record_step(
+        self,
+        state: RunState,
+        step: StepSpec,
+        result: BaseModel,
+        key: str | None,
+        cached: bool,
+        outputs: dict[str, JSONDict],
+    ) -> RunState:
+        """Record what a step produced (its outputs, what they say about the run, its gate's
+        result); raises GateFailed for a gate that did not pass. Anything failing here fails
+        the step, as the step's own failure does."""
         produced = result.model_dump(mode="json")
-        outputs[step.name] = produced
         gate = result if isinstance(result, GateOutcome) else None
-        state = self._absorb(state, produced)
+        state = self._absorb(state, step, produced)
         state = self._with_step(
             state,
             step.name,
@@ -357,11 +373,8 @@ class LocalExecutor:
             self._record_gate(state, step, gate)
             if not gate.passed:
                 kind = step.gate.value if step.gate else "gate"
-                error = GateFailed(step.name, kind, gate.failures(), run_id=state.run.id)
-                self._fail(state, step, index, total, str(error))
-                raise error
-        self._save(state)
-        self._emit(state, step, index, total, "cached" if cached else "succeeded")
+                raise GateFailed(step.name, kind, gate.failures(), run_id=state.run.id)
+        outputs[step.name] = produced
         return state
 
     def _inputs(
@@ -544,8 +557,9 @@ class LocalExecutor:
         )
         return run.id
 
-    def _absorb(self, state: RunState, produced: JSONDict) -> RunState:
-        """Pick up what a step's outputs say about the run: datasets, digests, metrics."""
+    def _absorb(self, state: RunState, step: StepSpec, produced: JSONDict) -> RunState:
+        """Pick up what a step's outputs say about the run: datasets, digests, metrics (which
+        must be finite: NaN or infinity is no measurement)."""
         dataset = produced.get("dataset_id")
         if isinstance(dataset, str) and dataset not in state.datasets:
             state.datasets.append(dataset)
@@ -566,10 +580,18 @@ class LocalExecutor:
                 dataset=dataset,
             )
         metrics = produced.get("metrics")
-        if isinstance(metrics, dict) and metrics and state.experiment_run:
+        if not isinstance(metrics, dict) or not metrics:
+            return state
+        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
+        unmeasured = sorted(k for k, v in numbers.items() if not math.isfinite(v))
+        if unmeasured:
+            raise ValidationError(
+                f"step {step.name!r} reported metrics that are not finite numbers (NaN or "
+                f"infinity): {unmeasured}"
+            )
+        if state.experiment_run:
             run = self.platform.get_run(state.experiment_run)
             if run.status is RunStatus.RUNNING:
-                numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
                 self.platform.log_metrics(run.id, numbers)
         return state
 
