@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -218,6 +218,76 @@ def test_a_failed_run_resumes_from_its_last_good_step(
         ("consume", "succeeded"),
     ]
     assert platform.pipelines.resume(resumed.id).status is PipelineStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    "behind_mintakas_back", [lambda f: f.write_text("999"), Path.unlink], ids=["altered", "deleted"]
+)
+def test_a_resume_runs_again_a_done_step_whose_output_file_changed_or_went(
+    platform: Platform,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    behind_mintakas_back: Callable[[Path], object],
+) -> None:
+    flag = tmp_path / "fail"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    with pytest.raises(PipelineFailed) as raised:
+        platform.pipelines.run(two_steps(), isolation="inline")
+    state = platform.pipelines.get(raised.value.run_id)
+    behind_mintakas_back(Path(state.run.steps[0].outputs["file"]))
+    flag.unlink()
+    events: list[StepEvent] = []
+    resumed = platform.pipelines.resume(
+        raised.value.run_id, on_event=events.append, isolation="inline"
+    )
+    assert resumed.status is PipelineStatus.SUCCEEDED
+    assert resumed.steps[1].outputs == {"doubled": 12}
+    assert [(e.step, e.status) for e in events] == [
+        ("produce", "started"),
+        ("produce", "succeeded"),
+        ("consume", "started"),
+        ("consume", "succeeded"),
+    ]
+
+
+def test_the_steps_downstream_of_a_step_run_again_on_resume_run_again_too(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flag = tmp_path / "hold"
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    spec = PipelineSpec(
+        name="signed",
+        parameters={"n": 3},
+        steps=[
+            *two_steps().steps,
+            StepSpec(
+                name="sign-off",
+                entrypoint=f"{STEPS}:signed_off",
+                gate=GateKind.DEPLOYMENT,
+                depends_on=["consume"],
+                inputs={"total": "produce.total"},
+            ),
+        ],
+    )
+
+    def hold_after_consume(event: StepEvent) -> None:
+        if (event.step, event.status) == ("consume", "succeeded"):
+            flag.touch()  # the sign-off is still outstanding
+
+    with pytest.raises(GateFailed) as raised:
+        platform.pipelines.run(spec, isolation="inline", on_event=hold_after_consume)
+    run_id = raised.value.run_id or ""
+    Path(platform.pipelines.get(run_id).run.steps[0].outputs["file"]).write_text("999")
+    flag.unlink()
+    events: list[StepEvent] = []
+    resumed = platform.pipelines.resume(run_id, on_event=events.append, isolation="inline")
+    assert resumed.status is PipelineStatus.SUCCEEDED
+    assert [(e.step, e.status) for e in events if e.status != "started"] == [
+        ("produce", "succeeded"),
+        ("consume", "cached"),  # run again, not reused: its inputs' bytes are as before
+        ("sign-off", "succeeded"),
+    ]
 
 
 def test_of_two_resumes_of_one_run_at_once_only_one_drives_it(

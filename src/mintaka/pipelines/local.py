@@ -91,6 +91,9 @@ class RunState(BaseModel):
     environment: dict[str, str] = Field(default_factory=dict)
     seeds: dict[str, Any] = Field(default_factory=dict)
     data_digests: dict[str, str] = Field(default_factory=dict)
+    # The content digests of each succeeded step's path outputs, checked before a resume reuses
+    # them (a run recorded by an older Mintaka has none: its outputs are reused unchecked).
+    output_digests: dict[str, JSONDict] = Field(default_factory=dict)
     model: str | None = None
     # The process carrying the run out while it is running: a run whose process has gone
     # without recording an end reads back as failed, never as running; as stopped when the
@@ -289,16 +292,49 @@ class LocalExecutor:
     # -- the loop -------------------------------------------------------------------------------
 
     def _drive(self, state: RunState, contracts: dict[str, StepContract]) -> PipelineRun:
+        """Run the steps in order, reusing the ones that succeeded in an earlier attempt unless
+        a file or directory they produced has changed or gone since: that step runs again, and
+        so does every step downstream of it."""
         order = state.spec.order()
         outputs: dict[str, JSONDict] = {}
+        redone: set[str] = set()
         for index, step in enumerate(order, start=1):
             previous = self._step_run(state, step.name)
-            if previous.status is PipelineStatus.SUCCEEDED:
+            done = previous.status is PipelineStatus.SUCCEEDED
+            if done and self._reusable(state, step, contracts[step.name], redone):
                 outputs[step.name] = previous.outputs
                 self._emit(state, step, index, len(order), "reused", "done in an earlier attempt")
                 continue
+            if done:
+                redone.add(step.name)
+                state = self._reset(state, step)
             state = self._run_step(state, step, contracts[step.name], outputs, index, len(order))
         return self._finish(state, PipelineStatus.SUCCEEDED)
+
+    def _reusable(
+        self, state: RunState, step: StepSpec, contract: StepContract, redone: set[str]
+    ) -> bool:
+        """Whether a succeeded step's outputs can be reused: no step upstream of it runs again,
+        and the files and directories it produced still hold what they did."""
+        if redone.intersection(step.upstream()):
+            return False
+        produced = self._step_run(state, step.name).outputs
+        return _unchanged(contract, produced, state.output_digests.get(step.name, {}))
+
+    def _reset(self, state: RunState, step: StepSpec) -> RunState:
+        """``step`` as if it had not run, to run again."""
+        state.output_digests.pop(step.name, None)
+        return self._with_step(
+            state,
+            step.name,
+            status=PipelineStatus.PENDING,
+            started_at=None,
+            ended_at=None,
+            cached=False,
+            cache_key=None,
+            outputs={},
+            gate=None,
+        )
 
     def _run_step(
         self,
@@ -316,8 +352,8 @@ class LocalExecutor:
             inputs = self._inputs(state, step, contract, outputs)
             if "dataset_id" not in contract.output_model.model_fields:
                 self._experiment_run(state)
-            result, key, cached = self._execute(state, step, contract, inputs)
-            state = self._record_step(state, step, result, key, cached, outputs)
+            result, key, cached, digests = self._execute(state, step, contract, inputs)
+            state = self._record_step(state, step, result, key, cached, digests, outputs)
         except GateFailed as exc:  # its gate held, or its own code refused: a failed step
             self._fail(state, step, index, total, str(exc))
             if exc.run_id is None:
@@ -348,6 +384,7 @@ class LocalExecutor:
         result: BaseModel,
         key: str | None,
         cached: bool,
+        digests: JSONDict,
         outputs: dict[str, JSONDict],
     ) -> RunState:
         """Record what a step produced (its outputs, what they say about the run, its gate's
@@ -356,6 +393,8 @@ class LocalExecutor:
         produced = result.model_dump(mode="json")
         gate = result if isinstance(result, GateOutcome) else None
         state = self._absorb(state, step, produced)
+        if gate is None or gate.passed:
+            state.output_digests[step.name] = digests
         state = self._with_step(
             state,
             step.name,
@@ -397,17 +436,20 @@ class LocalExecutor:
 
     def _execute(
         self, state: RunState, step: StepSpec, contract: StepContract, inputs: BaseModel
-    ) -> tuple[BaseModel, str | None, bool]:
+    ) -> tuple[BaseModel, str | None, bool, JSONDict]:
+        """The step's result, its cache key, whether it came from the cache, and the content
+        digests of the files and directories it produced."""
         if contract.controller:
             workdir = self.root / "runs" / state.run.id / step.name
             workdir.mkdir(parents=True, exist_ok=True)
-            return self._call(state, step, contract, inputs, workdir, controller=True), None, False
+            result = self._call(state, step, contract, inputs, workdir, controller=True)
+            return result, None, False, _output_digests(contract, result.model_dump(mode="json"))
         key = self._cache_key(contract, inputs)
         entry = self.root / "cache" / key.removeprefix("sha256:")
         if step.cache:
             hit = self._cached(contract, entry)
             if hit is not None:
-                return hit, key, True
+                return hit[0], key, True, hit[1]
         # A workdir per run, with the step's inputs and outputs files beside it: two runs
         # computing the same entry at once never share files (the entry's outputs.json is
         # replaced atomically, the last writer's outputs win).
@@ -420,16 +462,12 @@ class LocalExecutor:
         else:
             result = self._call(state, step, contract, inputs, work, controller=False)
         produced = result.model_dump(mode="json")
-        digests = {
-            name: shape.map(produced.get(name), _digest_of)
-            for name, shape in contract.path_fields(contract.output_model).items()
-            if produced.get(name) is not None
-        }
+        digests = _output_digests(contract, produced)
         if isinstance(result, GateOutcome) and not result.passed:
             # A gate that held is asked again on the next attempt (its reason may have gone).
-            return result, key, False
+            return result, key, False, digests
         write_atomic(entry / "outputs.json", json.dumps({"outputs": produced, "digests": digests}))
-        return result, key, False
+        return result, key, False, digests
 
     def _call(
         self,
@@ -510,18 +548,16 @@ class LocalExecutor:
         )
 
     @staticmethod
-    def _cached(contract: StepContract, entry: Path) -> BaseModel | None:
+    def _cached(contract: StepContract, entry: Path) -> tuple[BaseModel, JSONDict] | None:
+        """The entry's outputs and their digests, if every file they name is as it was."""
         stored = entry / "outputs.json"
         if not stored.is_file():
             return None
         data = json.loads(stored.read_text())
-        shapes = contract.path_fields(contract.output_model)
-        for name, digest in data.get("digests", {}).items():
-            value = data["outputs"].get(name)
-            shape = shapes.get(name)
-            if value is None or shape is None or shape.map(value, _digest_of) != digest:
-                return None
-        return contract.output_model.model_validate(data["outputs"])
+        digests: JSONDict = data.get("digests", {})
+        if not _unchanged(contract, data["outputs"], digests):
+            return None
+        return contract.output_model.model_validate(data["outputs"]), digests
 
     # -- records --------------------------------------------------------------------------------
 
@@ -719,6 +755,26 @@ class LocalExecutor:
         detail: str = "",
     ) -> None:
         self.on_event(StepEvent(state.run.id, step.name, index, total, status, detail))
+
+
+def _output_digests(contract: StepContract, produced: JSONDict) -> JSONDict:
+    """The content digest of every file or directory named in a step's path outputs."""
+    return {
+        name: shape.map(produced.get(name), _digest_of)
+        for name, shape in contract.path_fields(contract.output_model).items()
+        if produced.get(name) is not None
+    }
+
+
+def _unchanged(contract: StepContract, produced: JSONDict, digests: JSONDict) -> bool:
+    """Whether the path outputs in ``produced`` still have the content ``digests`` recorded."""
+    shapes = contract.path_fields(contract.output_model)
+    for name, digest in digests.items():
+        value = produced.get(name)
+        shape = shapes.get(name)
+        if value is None or shape is None or shape.map(value, _digest_of) != digest:
+            return False
+    return True
 
 
 def _source_dir(contracts: Mapping[str, StepContract]) -> Path | None:
