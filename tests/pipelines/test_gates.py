@@ -147,6 +147,17 @@ def test_evaluation_thresholds_of_the_pipeline(platform: Platform, data: Path) -
     assert found["calibration_error (max)"][1] == 0.001
 
 
+def test_an_auc_the_holdout_cannot_measure_is_not_measured_rather_than_zero(
+    platform: Platform, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.rollout import challenger
+
+    monkeypatch.setattr(challenger, "auc", lambda labels, scores: None)  # a one-class holdout
+    error = failing(platform, partial(UP_TO_EVALUATION, data=str(data), min_auc=0.7))
+    [check] = [c for c in error.checks if c.name.startswith("auc")]
+    assert (check.name, check.value, check.detail) == ("auc", None, "not measured")
+
+
 def test_the_evaluation_gate_computes_calibration_as_the_monitors_do(
     platform: Platform, data: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -243,12 +243,14 @@ def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutc
     predictor = load_predictor(inputs.model, Flavor.SKLEARN, features=features)
     scores = np.asarray([float(s) for s in predictor.predict(rows)])
     metrics = {
-        "auc": float(auc(labels.tolist(), scores.tolist()) or 0.0),
         "accuracy": float(((scores >= 0.5).astype(int) == labels).mean()),
         "brier": float(((scores - labels) ** 2).mean()),
         # the monitors' definition, so a gate and a monitor agree on one model's number
         "calibration_error": expected_calibration_error(labels, scores, positive=1),
     }
+    measured_auc = auc(labels.tolist(), scores.tolist())
+    if measured_auc is not None:  # a holdout of one class has no AUC: not measured, not 0
+        metrics["auc"] = measured_auc
     checks = []
     metric: CostMatrix | None = None
     if inputs.cost_model:
