@@ -13,6 +13,7 @@ from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
 
 from mintaka import Platform, RetryExhausted
+from mintaka.domain.serving import Route, TrafficMap
 
 
 @pytest.fixture
@@ -181,3 +182,52 @@ def test_a_create_endpoint_whose_outcome_cannot_be_told_keeps_what_it_may_use(
     )
     assert len(sm.list_models()["Models"]) == 1
     assert audited(platform, "endpoint.create") == []
+
+
+def test_a_lost_update_endpoint_throttled_to_the_end_of_its_budget_finishes_the_switch(
+    platform: Platform, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"one"))
+    platform.register_model("churn", artifact(tmp_path, b"two"))
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    sm = make_client("sagemaker")
+    before = sm.describe_endpoint(EndpointName="churn-live")["EndpointConfigName"]
+    faults = FaultInjector(script=_lost_then_throttled(), operations={"UpdateEndpoint"})
+    faults.attach(sagemaker_client(platform))
+    endpoint = platform.serving.deploy("churn-live", "churn:2", route="green")
+    assert len(faults.faults(Fault.THROTTLING)) == SETTINGS["max_attempts"] - 1
+    serving = sm.describe_endpoint(EndpointName="churn-live")["EndpointConfigName"]
+    configs = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
+    assert serving != before
+    assert configs == [serving]  # the config it serves is kept, the one it left is retired
+    assert len(sm.list_models()["Models"]) == 2
+    assert [r.name for r in endpoint.routes] == ["blue", "green"]
+    assert [r.name for r in platform.backend.get_endpoint("churn-live").routes] == [
+        "blue",
+        "green",
+    ]
+    assert platform.sync() == []
+
+
+def test_an_update_endpoint_whose_outcome_cannot_be_told_keeps_what_it_may_use(
+    platform: Platform, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"one"))
+    platform.register_model("churn", artifact(tmp_path, b"two"))
+    backend = platform.backend
+    blue = Route(name="blue", model="churn", version=1)
+    green = Route(name="green", model="churn", version=2)
+    backend.create_endpoint("churn-live", [blue], TrafficMap(weights={"blue": 100}))
+    faults = FaultInjector(  # the one describe before the update, then the update's attempts
+        script=[None, *_lost_then_throttled(), *[Fault.THROTTLING] * SETTINGS["max_attempts"]],
+        operations={"UpdateEndpoint", "DescribeEndpoint"},
+    )
+    faults.attach(sagemaker_client(platform))
+    with pytest.raises(RetryExhausted):
+        backend.update_routes("churn-live", [blue, green], TrafficMap(weights={"blue": 100}))
+    sm = make_client("sagemaker")
+    serving = sm.describe_endpoint(EndpointName="churn-live")["EndpointConfigName"]
+    configs = {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]}
+    assert len(configs) == 2
+    assert serving in configs
+    assert len(sm.list_models()["Models"]) == 2

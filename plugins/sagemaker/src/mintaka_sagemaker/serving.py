@@ -829,6 +829,18 @@ class SageMakerServing(SageMakerRegistry):
         except MintakaError:
             return None
 
+    def _may_switch(self, name: str, config: str) -> bool | None:
+        """Whether the endpoint serves ``config`` or an update to it is under way; None when the
+        endpoint cannot be described right now."""
+        try:
+            found = self._describe_endpoint(name)
+        except NotFound:
+            return False
+        except MintakaError:
+            return None
+        pending = (found.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
+        return config in (found.get("EndpointConfigName"), pending)
+
     def _serves_config(self, name: str, config: str) -> bool:
         try:
             found = self._describe_endpoint(name)
@@ -892,9 +904,16 @@ class SageMakerServing(SageMakerRegistry):
             if deployment:
                 params["DeploymentConfig"] = deployment
             self._sm("update_endpoint", **params)
-        except MintakaError:
-            self._discard([config] if made_config else [], models)
-            raise
+        except MintakaError as exc:
+            # A retried call may have switched the endpoint on an attempt whose response was lost
+            # (then throttled until the budget ran out): the switch is finished when the endpoint
+            # serves or is switching to this config; if that cannot be told, nothing it may use
+            # is removed.
+            switched = self._may_switch(name, config) if was_retried(exc) else False
+            if switched is False:
+                self._discard([config] if made_config else [], models)
+            if not switched:
+                raise
         if not wait:
             return config, None
         done = self._wait(name)
