@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mintaka_conformance.fakes.sagemaker import make_client
+from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_client
 from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import BUCKET, SETTINGS, Cli, sagemaker_platform
 
-from mintaka import BackendError, Platform
+from mintaka import BackendError, Platform, RetryExhausted
 from mintaka.domain.serving import EndpointStatus, Route, TrafficMap
 
 KILL_RECORD = f"{SETTINGS['prefix']}/killed/churn-live.json"
@@ -153,3 +153,47 @@ def test_the_command_line_says_what_the_emulated_switch_cannot_do(
     assert code == 0, said
     assert "in_service" in said
     assert "releasing takes as long as creating the endpoint" in said
+
+
+def _fail_deletes(cloud: SageMakerBackend) -> None:
+    """Throttle the next DeleteEndpoint through its whole retry budget."""
+    faults = FaultInjector(
+        script=[Fault.THROTTLING] * SETTINGS["max_attempts"], operations={"DeleteEndpoint"}
+    )
+    faults.attach(cloud.clients.sagemaker)
+
+
+def test_deleting_an_endpoint_whose_kill_failed_leaves_no_record_to_kill_its_successor(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, versions: None
+) -> None:
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    _fail_deletes(cloud)
+    with pytest.raises(RetryExhausted):
+        platform.serving.kill("churn-live", reason="incident")
+    assert platform.serving.get_endpoint("churn-live").status is EndpointStatus.IN_SERVICE
+    platform.serving.delete_endpoint("churn-live")
+    assert kill_records() == []
+
+    platform.serving.create_endpoint("churn-live", "churn:2", route="green")
+    killed = platform.serving.kill("churn-live", reason="incident")
+    assert [r.name for r in killed.routes] == ["green"]
+    released = platform.serving.unkill("churn-live", reason="fixed")
+    assert released.status is EndpointStatus.IN_SERVICE
+    assert [(r.name, r.version) for r in released.routes] == [("green", 2)]
+    assert names(sm)[0] == {"churn-live"}
+    assert platform.sync() == []
+
+
+def test_a_kill_after_a_failed_one_records_the_endpoint_as_it_is_now(
+    cloud: SageMakerBackend, sm: Any, versions: None
+) -> None:
+    cloud.create_endpoint("churn-live", [BLUE, GREEN], TrafficMap(weights={"blue": 100}))
+    _fail_deletes(cloud)
+    with pytest.raises(RetryExhausted):
+        cloud.kill("churn-live")
+    cloud.set_traffic("churn-live", TrafficMap(weights={"blue": 40, "green": 60}))
+    assert cloud.kill("churn-live").traffic.weights == {"blue": 40, "green": 60}
+    assert cloud.unkill("churn-live").traffic.weights == {"blue": 40, "green": 60}
+    described = sm.describe_endpoint(EndpointName="churn-live")
+    weights = {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
+    assert weights == {"blue": 40, "green": 60}

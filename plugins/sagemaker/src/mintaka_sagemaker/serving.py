@@ -1003,6 +1003,8 @@ class SageMakerServing(SageMakerRegistry):
         return self.set_traffic(name, traffic)
 
     def delete_endpoint(self, name: str) -> None:
+        """Delete the endpoint, the config it serves and its Models (where Mintaka made them),
+        and any kill record of the name (one left by a kill whose delete failed too)."""
         try:
             described = self._describe_endpoint(name)
         except NotFound:
@@ -1013,6 +1015,8 @@ class SageMakerServing(SageMakerRegistry):
             self._forget_kill(name)
             return
         self._sm("delete_endpoint", EndpointName=self.settings.endpoint_of(name))
+        if self.settings.bucket:
+            self._forget_kill(name)
         self._discard_deployed(name, str(described.get("EndpointConfigName", "")))
 
     def _discard_deployed(self, name: str, config: str) -> None:
@@ -1064,25 +1068,31 @@ class SageMakerServing(SageMakerRegistry):
 
     def kill(self, name: str) -> Endpoint:
         """Record the endpoint's config and traffic, then delete the endpoint (not its config or
-        Models). Killing a killed endpoint changes nothing."""
-        record = self._kill_record(name)
-        if record is None:
+        Models). Killing a killed endpoint changes nothing. A record found beside an endpoint
+        that still exists (its kill's delete failed, or the name was taken again) is stale:
+        the endpoint as it is now is recorded instead."""
+        try:
             described = self._describe_endpoint(name)
-            current = self._endpoint_from(described)
-            record = {
-                "config": str(described.get("EndpointConfigName", "")),
-                "traffic": current.traffic.model_dump(mode="json"),
-                "variant_weights": current.extra.get("variant_weights", {}),
-                "killed_at": self.context.clock.now().isoformat(),
-            }
-            self._call(
-                "s3",
-                "put_object",
-                Bucket=self.settings.require_bucket(),
-                Key=self._kill_key(name),
-                Body=json.dumps(record, sort_keys=True).encode(),
-                ContentType="application/json",
-            )
+        except NotFound:
+            record = self._kill_record(name)
+            if record is None:
+                raise
+            return self._killed(name, record)
+        current = self._endpoint_from(described)
+        record = {
+            "config": str(described.get("EndpointConfigName", "")),
+            "traffic": current.traffic.model_dump(mode="json"),
+            "variant_weights": current.extra.get("variant_weights", {}),
+            "killed_at": self.context.clock.now().isoformat(),
+        }
+        self._call(
+            "s3",
+            "put_object",
+            Bucket=self.settings.require_bucket(),
+            Key=self._kill_key(name),
+            Body=json.dumps(record, sort_keys=True).encode(),
+            ContentType="application/json",
+        )
         with contextlib.suppress(NotFound):  # deleted already: a repeated or resumed kill
             self._sm("delete_endpoint", EndpointName=self.settings.endpoint_of(name))
         return self._killed(name, record)
