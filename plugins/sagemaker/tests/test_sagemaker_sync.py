@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import SETTINGS, model_artifact, sagemaker_platform
 
 from mintaka import Platform
+from mintaka.domain.serving import EndpointStatus
 from mintaka.governance.policy import POLICY_FILE
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
 
@@ -143,3 +145,18 @@ def test_a_version_registered_in_sagemaker_alone_is_reported(
         "churn:3",
         None,
     )
+
+
+def test_an_endpoint_whose_config_was_deleted_out_of_band_still_reads_as_serving(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, live: str
+) -> None:
+    config = sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+    sm.delete_endpoint_config(EndpointConfigName=config)  # SageMaker allows it; the endpoint serves
+    cloud.config_routes.clear()  # as a new process reads it
+    endpoint = cloud.get_endpoint(live)
+    assert endpoint.status is EndpointStatus.IN_SERVICE
+    assert endpoint.traffic.weights == {"blue": 100, "green": 0}
+    assert endpoint.routes == ()
+    assert endpoint.extra["routes_known"] is False
+    assert [e.name for e in cloud.list_endpoints()] == [live]
+    assert platform.sync() == []  # neither missing nor serving no routes

@@ -200,11 +200,13 @@ class SageMakerBackend(
 
     def observe_endpoint(self, name: str) -> ObservedEndpoint:
         endpoint = self.get_endpoint(name)
+        routes = [r.model_dump(mode="json") for r in endpoint.routes]
         return ObservedEndpoint(
             name=name,
             traffic=endpoint.traffic,
             extra={
-                "routes": [r.model_dump(mode="json") for r in endpoint.routes],
+                # routes that cannot be read (the config was deleted) are not reported as none
+                **({"routes": routes} if endpoint.extra.get("routes_known", True) else {}),
                 **endpoint.extra,
                 "endpoint_config": endpoint.backend_ids.get("endpoint_config", ""),
             },

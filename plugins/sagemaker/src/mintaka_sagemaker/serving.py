@@ -23,7 +23,8 @@
   read once per process. A config made outside Mintaka has its routes read from its variants'
   Models (the package each serves); it is kept only once every variant reads as a route, since a
   Model serving bare model data becomes one when Mintaka registers that data
-  (``register_served``).
+  (``register_served``). An endpoint whose config was deleted outside Mintaka (SageMaker lets
+  it serve on) reads with its traffic and no routes, ``routes_known`` false in its extra.
 - Only configs and Models Mintaka made are deleted when an endpoint moves on or is deleted; those
   an adopted endpoint had before are left to the tools that made them.
 - Native rollouts are ``UpdateEndpoint`` with a blue/green ``DeploymentConfig`` and CloudWatch
@@ -549,10 +550,20 @@ class SageMakerServing(SageMakerRegistry):
     # -- reading ----------------------------------------------------------------------------------
 
     def _config_routes(self, config_name: str) -> tuple[Route, ...]:
+        """The routes of a config; none where they cannot be read (``_read_routes``)."""
+        routes = self._read_routes(config_name)
+        return routes if routes is not None else ()
+
+    def _read_routes(self, config_name: str) -> tuple[Route, ...] | None:
+        """The routes of a config, or None when the config is gone: SageMaker lets a config be
+        deleted while an endpoint serves it, and the endpoint serves on, its routes unknown."""
         known = self.config_routes.get(config_name)
         if known is not None:
             return known
-        tags = self._tags(self._arn(f"endpoint-config/{config_name}"))
+        try:
+            tags = self._tags(self._arn(f"endpoint-config/{config_name}"))
+        except NotFound:
+            return None
         routes = []
         for key, value in sorted(tags.items()):
             if key.startswith(ROUTE_TAG):
@@ -562,7 +573,10 @@ class SageMakerServing(SageMakerRegistry):
                         Route(name=key.removeprefix(ROUTE_TAG), model=model, version=int(version))
                     )
         if not routes:  # a config made outside Mintaka
-            routes, complete = self._package_routes(config_name)
+            try:
+                routes, complete = self._package_routes(config_name)
+            except NotFound:
+                return None
             if not complete:  # a variant may read as a route once registered (register_served)
                 return tuple(routes)
         self.config_routes.put(config_name, tuple(routes))
@@ -586,11 +600,8 @@ class SageMakerServing(SageMakerRegistry):
         """The routes of a config Mintaka did not make, and whether every variant is one: each
         variant whose model serves a versioned model package is a route to that version (a
         variant whose model names no package has no version Mintaka could record, and is left
-        out until its model data is registered as one)."""
-        try:
-            variants = self._config_variants(config_name)
-        except NotFound:
-            return [], True
+        out until its model data is registered as one). NotFound when the config is gone."""
+        variants = self._config_variants(config_name)
         names = slot_routes(variants)
         routes: list[Route] = []
         for route, variant in sorted(names.items()):
@@ -703,7 +714,8 @@ class SageMakerServing(SageMakerRegistry):
     def _endpoint_from(self, described: dict[str, Any]) -> Endpoint:
         name = self.settings.endpoint_name_of(str(described["EndpointName"]))
         config = str(described.get("EndpointConfigName", ""))
-        routes = self._config_routes(config) if config else ()
+        read = self._read_routes(config) if config else ()
+        routes = read if read is not None else ()
         raw = variant_weights(described)
         shadows = described.get("ShadowProductionVariants") or []
         variants = slot_routes(variants_of(described))
@@ -738,6 +750,7 @@ class SageMakerServing(SageMakerRegistry):
                 "failure_reason": str(described.get("FailureReason", "") or ""),
                 "variant_weights": raw,
                 "variants": variants,  # route -> variant
+                "routes_known": read is not None,  # False: its config was deleted
                 "capture": {
                     "enabled": bool(capture.get("EnableCapture", False)),
                     "sample_percent": capture.get("CurrentSamplingPercentage"),
