@@ -231,3 +231,27 @@ def test_an_update_endpoint_whose_outcome_cannot_be_told_keeps_what_it_may_use(
     assert len(configs) == 2
     assert serving in configs
     assert len(sm.list_models()["Models"]) == 2
+
+
+def test_a_create_endpoint_whose_second_model_cannot_be_made_leaves_no_model(
+    platform: Platform, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"one"))
+    platform.register_model("churn", artifact(tmp_path, b"two"))
+    faults = FaultInjector(
+        script=[None, *[Fault.THROTTLING] * SETTINGS["max_attempts"]],
+        operations={"CreateModel"},
+    )
+    faults.attach(sagemaker_client(platform))
+    routes = [
+        Route(name="blue", model="churn", version=1),
+        Route(name="green", model="churn", version=2),
+    ]
+    with pytest.raises(RetryExhausted):
+        platform.backend.create_endpoint(
+            "churn-live", routes, TrafficMap(weights={"blue": 50, "green": 50})
+        )
+    sm = make_client("sagemaker")
+    assert sm.list_models()["Models"] == []
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sm.list_endpoints()["Endpoints"] == []

@@ -429,48 +429,57 @@ class SageMakerServing(SageMakerRegistry):
     # -- creating models and configs --------------------------------------------------------------
 
     def _ensure_models(self, endpoint: str, layout: Layout) -> list[str]:
-        """Create the Models the layout's variants serve; returns those this call created."""
+        """Create the Models the layout's variants serve; returns those this call created. When
+        one cannot be made, those made before it are deleted again (nothing serves them yet)."""
         created: list[str] = []
-        for variant in layout.variants + layout.shadow_variants:
-            if variant["_kept"]:  # the Model the route serves already
-                continue
-            image, role = self._require_serving_settings(layout.carried.role)
-            route = layout.route_of(variant)
-            package = self._describe_package(route.model, route.version)
-            packaged = package_container(package)
-            container: dict[str, Any] = {
-                "Image": packaged.get("Image") or image,
-                "Environment": {
-                    **(packaged.get("Environment") or {}),
-                    "MINTAKA_MODEL": route.model,
-                    "MINTAKA_VERSION": str(route.version),
-                },
-            }
-            if packaged.get("ModelDataUrl"):
-                container["ModelDataUrl"] = packaged["ModelDataUrl"]
-            elif packaged.get("ModelDataSource"):
-                container["ModelDataSource"] = packaged["ModelDataSource"]
-            elif package.get("SourceUri"):
-                container["ModelDataUrl"] = package["SourceUri"]
-            try:
-                self._sm(
-                    "create_model",
-                    ModelName=variant["ModelName"],
-                    PrimaryContainer=container,
-                    ExecutionRoleArn=role,
-                    **layout.carried.network,
-                    Tags=tag_list(
-                        {
-                            MANAGED_TAG: "true",
-                            PACKAGE_TAG: str(package["ModelPackageArn"]),
-                        }
-                    ),
-                )
-                created.append(variant["ModelName"])
-            except Conflict as exc:
-                if not is_already_exists(exc):
-                    raise
+        try:
+            for variant in layout.variants + layout.shadow_variants:
+                if not variant["_kept"]:  # else the Model the route serves already
+                    self._ensure_model(layout, variant, created)
+        except MintakaError:
+            self._discard([], created)
+            raise
         return created
+
+    def _ensure_model(self, layout: Layout, variant: dict[str, Any], created: list[str]) -> None:
+        """Create the Model one variant serves, adding its name to ``created`` when this call
+        made it ("already exists" is a Model made before: reconciled, not an error)."""
+        image, role = self._require_serving_settings(layout.carried.role)
+        route = layout.route_of(variant)
+        package = self._describe_package(route.model, route.version)
+        packaged = package_container(package)
+        container: dict[str, Any] = {
+            "Image": packaged.get("Image") or image,
+            "Environment": {
+                **(packaged.get("Environment") or {}),
+                "MINTAKA_MODEL": route.model,
+                "MINTAKA_VERSION": str(route.version),
+            },
+        }
+        if packaged.get("ModelDataUrl"):
+            container["ModelDataUrl"] = packaged["ModelDataUrl"]
+        elif packaged.get("ModelDataSource"):
+            container["ModelDataSource"] = packaged["ModelDataSource"]
+        elif package.get("SourceUri"):
+            container["ModelDataUrl"] = package["SourceUri"]
+        try:
+            self._sm(
+                "create_model",
+                ModelName=variant["ModelName"],
+                PrimaryContainer=container,
+                ExecutionRoleArn=role,
+                **layout.carried.network,
+                Tags=tag_list(
+                    {
+                        MANAGED_TAG: "true",
+                        PACKAGE_TAG: str(package["ModelPackageArn"]),
+                    }
+                ),
+            )
+            created.append(variant["ModelName"])
+        except Conflict as exc:
+            if not is_already_exists(exc):
+                raise
 
     def _create_config(self, name: str, layout: Layout) -> bool:
         """Create the endpoint config; False when a retried create finds it already made."""
