@@ -18,7 +18,7 @@ from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages
 from sagemaker_testkit import BUCKET, SETTINGS, deploy_without_registry, sagemaker_platform
 
-from mintaka import BackendError, NotFound, Platform, PolicyViolation, ValidationError
+from mintaka import BackendError, Conflict, NotFound, Platform, PolicyViolation, ValidationError
 from mintaka.domain.discovery import Difference, ResourceKind
 from mintaka.domain.governance import IdentitySource
 from mintaka.domain.monitoring import CaptureConfig
@@ -171,6 +171,18 @@ def test_shadow_needs_all_live_traffic_on_one_route(
         cloud.set_traffic(
             live, TrafficMap(weights={"blue": 50, "green": 50}, shadow="red", shadow_percent=10)
         )
+
+
+def test_a_weight_change_while_the_endpoint_updates_is_a_conflict(
+    cloud: SageMakerBackend, fake: SageMakerFake, live: str, sm: Any
+) -> None:
+    fake.script_endpoint(live, ["Updating"] * 5 + ["InService"])
+    sm.update_endpoint_weights_and_capacities(  # someone else's change, still under way
+        EndpointName=live,
+        DesiredWeightsAndCapacities=[{"VariantName": "green", "DesiredWeight": 10.0}],
+    )
+    with pytest.raises(Conflict, match="wait for it to be InService"):
+        cloud.set_traffic(live, TrafficMap(weights={"blue": 50, "green": 50}))
 
 
 def test_percentages_sum_to_100() -> None:

@@ -89,6 +89,7 @@ def test_backoff_cap_needs_standard_retries() -> None:
         (_error("ValidationException", 'Could not find endpoint "arn:..."'), NotFound),
         (_error("ValidationException", "Model Package Group already exists: arn"), Conflict),
         (_error("ValidationException", "1 validation error detected"), ValidationError),
+        (_error("ValidationException", 'Cannot update in-progress endpoint "arn:..."'), Conflict),
         (_error("ResourceNotFound", "no such thing"), NotFound),
         (_error("ResourceInUse", "in use"), Conflict),
         (_error("ConflictException", "group has versions"), Conflict),

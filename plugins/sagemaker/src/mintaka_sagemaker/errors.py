@@ -60,6 +60,8 @@ CODES: dict[str, type[MintakaError]] = {
 MESSAGES: tuple[tuple[re.Pattern[str], type[MintakaError]], ...] = (
     (re.compile(r"does not exist|not found|could not find|cannot find", re.I), NotFound),
     (re.compile(r"already exist", re.I), Conflict),
+    # a change sent while the endpoint is Creating/Updating: the resource's state, not the request
+    (re.compile(r"cannot update in-progress", re.I), Conflict),
 )
 MESSAGE_CODES = frozenset({"ValidationException", "ValidationError", "ResourceNotFound"})
 

@@ -901,11 +901,7 @@ class SageMakerServing(SageMakerRegistry):
         """
         if described is None:
             described = self._describe_endpoint(name)
-        if described["EndpointStatus"] != "InService":
-            raise Conflict(
-                f"[sagemaker] endpoint {name!r} is {described['EndpointStatus']}; "
-                "wait for it to be InService"
-            )
+        self._require_in_service(name, described)
         old = str(described.get("EndpointConfigName", ""))
         old_config = self._sm("describe_endpoint_config", EndpointConfigName=old) if old else None
         new_capture = self._capture_of(old_config) if capture is True else (capture or None)
@@ -948,6 +944,16 @@ class SageMakerServing(SageMakerRegistry):
         if old_config is not None:
             self._retire_config(name, old, old_config, keep=layout)
         return config, done
+
+    @staticmethod
+    def _require_in_service(name: str, described: dict[str, Any]) -> None:
+        """``Conflict`` unless the described endpoint is InService: SageMaker refuses a change
+        while another is under way."""
+        if described["EndpointStatus"] != "InService":
+            raise Conflict(
+                f"[sagemaker] endpoint {name!r} is {described['EndpointStatus']}; "
+                "wait for it to be InService"
+            )
 
     def _carried(self, old: str, config: dict[str, Any] | None, routes: Sequence[Route]) -> Carried:
         """What the endpoint's config ``old`` hands on (``Carried``); when a route needs a new
@@ -994,6 +1000,7 @@ class SageMakerServing(SageMakerRegistry):
         needs the next config. The endpoint is described before (its routes and shape) and after
         (the wait, which is also the answer)."""
         described = self._describe_endpoint(name)
+        self._require_in_service(name, described)
         current = self._endpoint_from(described)
         wanted = self._layout(name, current.routes, traffic)
         running = self._layout(name, current.routes, current.traffic)
