@@ -24,7 +24,14 @@ from mintaka.domain.governance import IdentitySource
 from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.pipelines import PipelineSpec, StepSpec
 from mintaka.domain.registry import ApprovalStatus, Stage
-from mintaka.domain.serving import RolloutStrategy, Route, TrafficMap, TrafficPlan, TrafficStep
+from mintaka.domain.serving import (
+    EndpointStatus,
+    RolloutStrategy,
+    Route,
+    TrafficMap,
+    TrafficPlan,
+    TrafficStep,
+)
 from mintaka.rollout import native
 from mintaka.sync import ENDPOINT_SUBJECT, DifferenceKind
 
@@ -171,6 +178,21 @@ def test_shadow_needs_all_live_traffic_on_one_route(
         cloud.set_traffic(
             live, TrafficMap(weights={"blue": 50, "green": 50}, shadow="red", shadow_percent=10)
         )
+
+
+def test_a_create_that_ends_failed_leaves_nothing_behind_and_can_be_retried(
+    platform: Platform, fake: SageMakerFake, two_versions: str, sm: Any
+) -> None:
+    fake.script_endpoint("churn-live", ["Creating", "Failed"], failure_reason="image pull failed")
+    with pytest.raises(BackendError, match="Failed: image pull failed; the endpoint was deleted"):
+        platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    assert sm.list_endpoints()["Endpoints"] == []
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sm.list_models()["Models"] == []
+    assert platform.serving.list_endpoints() == []
+    endpoint = platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    assert endpoint.status is EndpointStatus.IN_SERVICE
+    assert platform.sync() == []
 
 
 def test_a_weight_change_while_the_endpoint_updates_is_a_conflict(

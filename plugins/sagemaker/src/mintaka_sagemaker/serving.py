@@ -42,7 +42,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property, lru_cache
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from mintaka.clock import pause
 from mintaka.domain.names import is_endpoint_name, route_name_of, route_names_of
@@ -800,7 +800,8 @@ class SageMakerServing(SageMakerRegistry):
         retried call that fails otherwise (throttled until its budget ran out) is reconciled the
         same way; when the endpoint cannot be described either, the error is raised and the
         config and models it may be using are kept (discovery lists the endpoint, which Mintaka
-        has no record of)."""
+        has no record of). An endpoint of this call's config that ends other than InService is
+        deleted again (``_remove_failed``)."""
         layout = self._layout(name, routes, traffic)
         config = self._config_name(name, 1, layout)
         models = self._ensure_models(name, layout)
@@ -837,12 +838,34 @@ class SageMakerServing(SageMakerRegistry):
                 self._discard([config] if made_config else [], models)
             raise
         if described["EndpointStatus"] != "InService":
-            raise BackendError(
-                f"endpoint {name!r} is {described['EndpointStatus']}: "
-                f"{described.get('FailureReason', '')}",
-                "sagemaker",
+            failed = f"endpoint {name!r} is {described['EndpointStatus']}: " + str(
+                described.get("FailureReason") or "no reason given"
             )
+            if described.get("EndpointConfigName") != config:
+                raise BackendError(failed, "sagemaker")
+            self._remove_failed(name, failed, [config] if made_config else [], models)
         return self._endpoint_from(described)
+
+    def _remove_failed(
+        self, name: str, failed: str, configs: Sequence[str], models: Sequence[str]
+    ) -> NoReturn:
+        """Delete an endpoint that a create left other than InService (SageMaker keeps a Failed
+        endpoint, its name taken, which Mintaka has no record of), then the config and Models
+        made for it, so the create can be tried again; raises the BackendError saying so."""
+        try:
+            self._sm("delete_endpoint", EndpointName=self.settings.endpoint_of(name))
+            self._wait_gone(name)
+        except MintakaError as exc:
+            raise BackendError(
+                f"{failed}; deleting it failed too ({exc}): delete it before creating it again",
+                "sagemaker",
+            ) from exc
+        self._discard(configs, models)
+        raise BackendError(
+            f"{failed}; the endpoint was deleted, with the config and Models made for it, so "
+            "creating it can be tried again",
+            "sagemaker",
+        )
 
     def _may_serve(self, name: str, config: str) -> bool | None:
         """``_serves_config``, or None when the endpoint cannot be described right now."""
@@ -1169,8 +1192,8 @@ class SageMakerServing(SageMakerRegistry):
         return self._endpoint_from(described)
 
     def _wait_gone(self, name: str) -> None:
-        """Wait while a killed endpoint is still being deleted (a name cannot be taken again
-        before that ends)."""
+        """Wait while an endpoint (a killed one, or a failed create) is still being deleted (a
+        name cannot be taken again before that ends)."""
 
         def gone() -> bool | None:
             try:
