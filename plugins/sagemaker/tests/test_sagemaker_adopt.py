@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_client
 from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_testkit import BUCKET, SETTINGS, Cli, deploy_without_registry, sagemaker_platform
+from sagemaker_testkit import (
+    BUCKET,
+    SETTINGS,
+    Cli,
+    deploy_without_registry,
+    model_artifact,
+    sagemaker_platform,
+)
 
 from mintaka import Platform
 from mintaka.artifacts import manifest_of
@@ -185,6 +192,27 @@ def test_a_name_map_that_is_not_one_to_one_is_refused(
         sagemaker_platform(tmp_path / "home", {**SETTINGS, "model_names": names}),
     ):
         pass
+
+
+def test_a_name_that_is_a_mapped_one_without_regard_to_case_is_refused(
+    fake: Any, sm: Any, tmp_path: Path
+) -> None:
+    settings = {
+        **SETTINGS,
+        "model_names": {"churn-a": "ChurnB"},
+        "endpoint_names": {"churn-api": "ChurnApi"},
+    }
+    with sagemaker_platform(tmp_path / "home", settings) as platform:
+        with pytest.raises(ValidationError, match="'churnb' is the model package group 'ChurnB'"):
+            platform.register_model("churnb", model_artifact(tmp_path, b"w"))
+        assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+        platform.register_model("churn-a", model_artifact(tmp_path, b"x"))
+        [group] = sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
+        assert group["ModelPackageGroupName"] == "ChurnB"
+        with pytest.raises(ValidationError, match="endpoint_names maps to Mintaka name"):
+            platform.serving.create_endpoint("churnapi", "churn-a:1", route="blue")
+        assert sm.list_endpoints()["Endpoints"] == []
+        assert len(sm.list_models()["Models"]) == 0
 
 
 def legacy_endpoint(sm: Any, packages: dict[str, str], name: str = "churn-api") -> None:

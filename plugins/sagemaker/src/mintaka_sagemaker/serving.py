@@ -802,6 +802,7 @@ class SageMakerServing(SageMakerRegistry):
         config and models it may be using are kept (discovery lists the endpoint, which Mintaka
         has no record of). An endpoint of this call's config that ends other than InService is
         deleted again (``_remove_failed``)."""
+        cloud = self.settings.endpoint_of(name)
         layout = self._layout(name, routes, traffic)
         config = self._config_name(name, 1, layout)
         models = self._ensure_models(name, layout)
@@ -812,7 +813,7 @@ class SageMakerServing(SageMakerRegistry):
             try:
                 self._sm(
                     "create_endpoint",
-                    EndpointName=self.settings.endpoint_of(name),
+                    EndpointName=cloud,
                     EndpointConfigName=config,
                     Tags=tag_list({MANAGED_TAG: "true"}),
                 )

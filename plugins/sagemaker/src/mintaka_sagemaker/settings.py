@@ -13,11 +13,28 @@ from mintaka.domain.names import (
     validate_endpoint_name,
     validate_model_name,
 )
-from mintaka.errors import ConfigurationError
+from mintaka.errors import ConfigurationError, ValidationError
 from mintaka.interfaces import BackendSettings
 
 # Model package groups and endpoints are named alike on SageMaker.
 SAGEMAKER_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+
+
+def cloud_name_in(names: dict[str, str], name: str, what: str, setting: str) -> str:
+    """The SageMaker name of Mintaka name ``name`` under the map ``names`` (itself unless
+    mapped). SageMaker names ignore case, so an unmapped name that is a mapped one without
+    regard to case (``churnmodel`` beside ``ChurnModel``) is that resource, which reads back
+    under the Mintaka name it is mapped to: it is refused."""
+    mapped = names.get(name)
+    if mapped is not None:
+        return mapped
+    owner = mintaka_name_in(names, name, ignore_case=True)
+    if owner != name:
+        raise ValidationError(
+            f"[sagemaker] {name!r} is the {what} {names[owner]!r} (SageMaker names ignore "
+            f"case), which {setting} maps to Mintaka name {owner!r}: use {owner!r}"
+        )
+    return name
 
 
 class SageMakerSettings(BackendSettings):
@@ -85,16 +102,16 @@ class SageMakerSettings(BackendSettings):
         return self
 
     def group_of(self, name: str) -> str:
-        """The model package group holding Mintaka model ``name``."""
-        return self.model_names.get(name, name)
+        """The model package group holding Mintaka model ``name`` (``cloud_name_in``)."""
+        return cloud_name_in(self.model_names, name, "model package group", "model_names")
 
     def name_of(self, group: str) -> str:
         """The Mintaka name of model package group ``group`` (itself unless mapped)."""
         return mintaka_name_in(self.model_names, group, ignore_case=True)  # ARNs: lower case
 
     def endpoint_of(self, name: str) -> str:
-        """The SageMaker endpoint that is Mintaka endpoint ``name``."""
-        return self.endpoint_names.get(name, name)
+        """The SageMaker endpoint that is Mintaka endpoint ``name`` (``cloud_name_in``)."""
+        return cloud_name_in(self.endpoint_names, name, "endpoint", "endpoint_names")
 
     def endpoint_name_of(self, endpoint: str) -> str:
         """The Mintaka name of SageMaker endpoint ``endpoint`` (itself unless mapped)."""
