@@ -19,7 +19,7 @@ from mintaka import (
     ValidationError,
 )
 from mintaka.store import Store
-from mintaka.store.schema import audit_events, model_versions, models
+from mintaka.store.schema import audit_events, model_aliases, model_versions, models
 
 
 def test_register_records_digest_run_datasets_and_code(
@@ -85,6 +85,18 @@ def test_a_new_alias_that_reads_as_a_version_is_refused_before_any_write(
     assert platform.backend.get_aliases("m") == {}  # type: ignore[attr-defined]
     assert len(platform.audit.events()) == events
     platform.set_alias("m", "v2-candidate", 1)  # only the whole alias is refused
+
+
+def test_an_alias_that_reads_as_a_version_and_exists_already_still_moves(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    platform.register_model("m", make_artifact(b"a"))
+    platform.register_model("m", make_artifact(b"b"))
+    with platform.store.write() as conn:  # as an earlier Mintaka recorded it
+        conn.execute(model_aliases.insert().values(name="m", alias="v1", version=1))
+    platform.backend.set_alias("m", "v1", 1)  # type: ignore[attr-defined]
+    assert platform.set_alias("m", "v1", 2).aliases == ("v1",)
+    assert platform.get_model_version("m@v1").version == 2
 
 
 def test_tags_stage_and_archive(platform: Platform, make_artifact: MakeArtifact) -> None:

@@ -814,10 +814,19 @@ class Platform:
 
         An archived version takes no alias: archiving removed its aliases, and an alias names a
         version to use. Pointing an alias where the record already has it is sent to the backend
-        again (which settles a cloud that moved it) and records nothing new.
+        again (which settles a cloud that moved it) and records nothing new. A new alias follows
+        :func:`validate_new_alias`; one the model already has may be moved whatever its form.
         """
-        alias = validate_new_alias(alias)
+        alias = validate_alias(alias)
         current = self._existing_version(name, version)
+        with self.store.read() as conn:
+            before = conn.execute(
+                select(model_aliases.c.version).where(
+                    model_aliases.c.name == current.name, model_aliases.c.alias == alias
+                )
+            ).scalar()
+        if before is None:
+            validate_new_alias(alias)
         if current.stage is Stage.ARCHIVED:
             raise Conflict(f"{current.ref} is archived; an alias can only point at a live version")
         aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
@@ -826,12 +835,6 @@ class Platform:
             decision = self.governance.decide(
                 "model.promote", current.ref, self.governance.production_controls(current)
             )
-        with self.store.read() as conn:
-            before = conn.execute(
-                select(model_aliases.c.version).where(
-                    model_aliases.c.name == current.name, model_aliases.c.alias == alias
-                )
-            ).scalar()
         aliases.set_alias(current.name, alias, current.version)
         if before == current.version:  # the record already says so
             return current
