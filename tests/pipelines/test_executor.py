@@ -383,8 +383,9 @@ def test_a_step_that_raises_gate_failed_itself_ends_the_run_failed_and_resumable
     assert [e.action for e in platform.audit.events()][-1] == "pipeline.failed"
 
 
+@pytest.mark.parametrize("cache", [False, True])
 def test_a_step_reporting_a_metric_that_is_not_a_number_fails_and_resumes(
-    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
 ) -> None:
     from mintaka import ValidationError
 
@@ -393,7 +394,7 @@ def test_a_step_reporting_a_metric_that_is_not_a_number_fails_and_resumes(
     monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
     spec = PipelineSpec(
         name="measured",
-        steps=[StepSpec(name="measure", entrypoint=f"{STEPS}:measures", cache=False)],
+        steps=[StepSpec(name="measure", entrypoint=f"{STEPS}:measures", cache=cache)],
     )
     with pytest.raises(ValidationError, match=r"step 'measure' reported metrics .* \['auc'\]"):
         platform.pipelines.run(spec, isolation="inline")

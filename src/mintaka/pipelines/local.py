@@ -463,8 +463,9 @@ class LocalExecutor:
             result = self._call(state, step, contract, inputs, work, controller=False)
         produced = result.model_dump(mode="json")
         digests = _output_digests(contract, produced)
-        if isinstance(result, GateOutcome) and not result.passed:
-            # A gate that held is asked again on the next attempt (its reason may have gone).
+        if (isinstance(result, GateOutcome) and not result.passed) or _unmeasured(produced):
+            # A gate that held is asked again on the next attempt (its reason may have gone), and
+            # so is a step whose metrics fail it for not being finite.
             return result, key, False, digests
         write_atomic(entry / "outputs.json", json.dumps({"outputs": produced, "digests": digests}))
         return result, key, False, digests
@@ -619,7 +620,7 @@ class LocalExecutor:
         if not isinstance(metrics, dict) or not metrics:
             return state
         numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-        unmeasured = sorted(k for k, v in numbers.items() if not math.isfinite(v))
+        unmeasured = _unmeasured(produced)
         if unmeasured:
             raise ValidationError(
                 f"step {step.name!r} reported metrics that are not finite numbers (NaN or "
@@ -795,4 +796,14 @@ def _registered(state: RunState) -> bool:
         "version" in s.outputs and "ref" in s.outputs
         for s in state.run.steps
         if s.status is PipelineStatus.SUCCEEDED
+    )
+
+
+def _unmeasured(produced: dict[str, Any]) -> list[str]:
+    """The names of the metrics among a step's outputs that are not finite numbers."""
+    metrics = produced.get("metrics")
+    if not isinstance(metrics, dict):
+        return []
+    return sorted(
+        k for k, v in metrics.items() if isinstance(v, int | float) and not math.isfinite(v)
     )
