@@ -140,3 +140,17 @@ def test_a_positive_class_no_prediction_or_label_has_is_refused(
     assert all(
         "no prediction or label is the positive class 'Approve'" in f.error for f in report.failed
     )
+
+
+@pytest.mark.parametrize("positive", ["1", 2])
+def test_a_positive_class_no_0_1_prediction_equals_fails_the_signals(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions, positive: Any
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(*string_class_signals(positive=positive)))
+    ids = log_predictions([({"group": "a"}, 1)] * 50 + [({"group": "b"}, 0)] * 50)
+    served.monitoring.record_labels(dict.fromkeys(ids, 1))
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (0, ())
+    assert all("the positive class is 0 or 1" in f.error for f in report.failed)
+    assert len(report.failed) == 2

@@ -129,6 +129,19 @@ def test_fairness_of_string_classes_needs_the_positive_class() -> None:
     assert demographic_parity_difference([True, False], ["a", "b"]) == 1.0
 
 
+@pytest.mark.parametrize("positive", ["1", 2])
+def test_a_positive_class_that_is_not_one_of_0_1_classes_is_refused(positive: object) -> None:
+    y_pred, groups = [1, 1, 0, 0], ["a", "a", "b", "b"]
+    with pytest.raises(ValidationError, match="the positive class is 0 or 1"):
+        demographic_parity_difference(y_pred, groups, positive=positive)
+    with pytest.raises(ValidationError, match="none of the label classes"):
+        expected_calibration_error([1, 1, 0, 0], [0.9, 0.9, 0.1, 0.1], positive=positive)
+    with pytest.raises(ValidationError, match="none of the label classes"):
+        roc_auc(["yes", "no"], [0.9, 0.1], positive="Yes")
+    assert demographic_parity_difference(y_pred, groups, positive=0) == 1.0
+    assert close(expected_calibration_error([1, 1, 0, 0], [0.9, 0.9, 0.1, 0.1], positive=1), 0.1)
+
+
 def test_ece_of_one_class_other_than_0_1_needs_the_positive_class() -> None:
     with pytest.raises(ValidationError, match="does not say which class is positive"):
         expected_calibration_error(["no", "no"], [0.05, 0.05])

@@ -125,11 +125,19 @@ def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
     boolean) labels, even when only 0s are present; else the larger of two classes. ``None``
     when the labels cannot tell: a single class that is not 0 or 1 might be either one, and
     guessing would score the probabilities of one class against the other."""
-    if positive is not None:
-        return positive
     classes = np.unique(np.asarray(y_true))
     if len(classes) > 2:
         raise ValidationError(f"expected a binary label, got classes {classes.tolist()}")
+    if positive is not None:
+        labels = classes.tolist()
+        zero_one = all(_zero_or_one(label) for label in labels)
+        if (labels and zero_one and not _zero_or_one(positive)) or (
+            len(labels) == 2 and positive not in labels
+        ):
+            raise ValidationError(
+                f"the positive class {positive!r} is none of the label classes {labels}"
+            )
+        return positive
     if set(classes.tolist()) <= {0, 1}:
         return 1
     return classes[-1] if len(classes) == 2 else None
@@ -211,6 +219,11 @@ def positive_class(y_true: Array | None, y_pred: Array, *, positive: Any = None)
         for value in np.asarray(values, dtype=object).tolist()
     ]
     if all(_zero_or_one(value) for value in seen):
+        if positive is not None and not _zero_or_one(positive):
+            raise ValidationError(
+                f"the predicted classes and labels are 0/1, so the positive class is 0 or 1 "
+                f"(1 when left out), not {positive!r}"
+            )
         return 1 if positive is None else positive
     classes = sorted({str(value) for value in seen})[:5]
     if positive is None:
