@@ -97,6 +97,18 @@ def test_a_rollout_after_one_that_stopped_mid_way_is_refused_until_rolled_back(
     assert three.serving.get_endpoint("scoring").traffic.weights == BEFORE
 
 
+def test_traffic_set_by_hand_after_a_rollout_that_stopped_lets_the_next_one_start(
+    three: Platform,
+) -> None:
+    _stopped_mid_way(three)
+    with pytest.raises(Conflict, match=r"mintaka endpoints traffic scoring"):
+        RolloutController(three, wait=_baking(three)).run(_plan({"red": 100}))
+    three.serving.set_traffic("scoring", {"blue": 100}, reason="back to blue by hand")
+    assert (
+        RolloutController(three, wait=_baking(three)).run(_plan({"blue": 50, "red": 50})).promoted
+    )
+
+
 def test_a_rollout_started_while_another_bakes_is_refused_and_changes_nothing(
     three: Platform,
 ) -> None:

@@ -180,8 +180,10 @@ def check_no_rollout_under_way(latest: Deployment) -> None:
             f"{latest.endpoint} is in the middle of a rollout: its traffic "
             f"{latest.traffic.weights} was set by {latest.actor}'s {latest.reason} at "
             f"{latest.at.isoformat()}, and that rollout has not finished (it is still baking, or "
-            "it stopped mid-way). Let it finish, or put back the last known-good traffic with "
-            f"`mintaka rollback {latest.endpoint}` before starting another rollout"
+            "it stopped mid-way, or the endpoint was killed under it). Let it finish, put back "
+            f"the last known-good traffic with `mintaka rollback {latest.endpoint}`, or set the "
+            f"traffic you want with `mintaka endpoints traffic {latest.endpoint} ...`, before "
+            "starting another rollout"
         )
 
 
