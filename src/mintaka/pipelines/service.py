@@ -420,7 +420,7 @@ class PipelineService:
         for first, *later in by_model.values():
             if not self._claim(first):
                 continue  # another process is running it
-            try:  # released once settled; on any other error it stays pending for the next runner
+            try:  # the claim is released however the request ends (_run_request settles it)
                 if self._current(first).status != "pending":
                     continue  # settled by another runner since this one listed it
                 updated, run = self._run_request(first, options)
