@@ -66,6 +66,25 @@ def test_symlinks_and_empty_directories_are_refused(tmp_path: Path) -> None:
         manifest_of(folder)
 
 
+def test_a_directory_that_cannot_be_listed_is_refused_not_left_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    artifact = tmp_path / "model"
+    (artifact / "weights").mkdir(parents=True)
+    (artifact / "config.json").write_text("{}")
+    (artifact / "weights" / "shard-0.bin").write_bytes(b"w" * 10)
+    real = os.scandir
+
+    def scandir(path: str = ".") -> object:  # as for a mode 000 directory, which root can read
+        if os.fspath(path) == os.fspath(artifact / "weights"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(ValidationError, match=r"weights cannot be read: Permission denied"):
+        manifest_of(artifact)
+
+
 def test_special_files_are_refused_by_what_they_are(tmp_path: Path) -> None:
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)

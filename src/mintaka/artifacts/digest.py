@@ -1,8 +1,10 @@
 """Artifact digests: sha256 over a manifest of every file's relative path, size and sha256.
 
-A single file and a directory holding only that file under the same name have different
-digests, because the manifest names the path. The digest is ``sha256:`` followed by the hex
-sha256 of the manifest's RFC 8785 canonical JSON, so any tool can recompute it.
+A single file and a directory holding only that file under the same name have the same digest:
+the manifest names a directory's files by their paths relative to it, and a single file by its
+name, so a directory fetched back from a cloud matches the file registered before. The digest is
+``sha256:`` followed by the hex sha256 of the manifest's RFC 8785 canonical JSON, so any tool can
+recompute it.
 """
 
 from __future__ import annotations
@@ -90,6 +92,22 @@ def _kind(mode: int) -> str:
     return "a special file"
 
 
+def _tree(root: Path) -> list[Path]:
+    """Every path below the directory ``root`` (symbolic links listed, never followed). A
+    directory that cannot be listed is a ValidationError: left out, its files would silently be
+    missing from the artifact (``Path.rglob`` skips it)."""
+
+    def refuse(error: OSError) -> None:
+        raise ValidationError(
+            f"artifact directory {error.filename} cannot be read: {error.strerror}"
+        )
+
+    found: list[Path] = []
+    for directory, dirnames, filenames in os.walk(root, onerror=refuse):
+        found.extend(Path(directory, name) for name in (*dirnames, *filenames))
+    return found
+
+
 def manifest_of(path: Path) -> Manifest:
     """The manifest of a file or of every regular file under a directory, sorted by path."""
     path = Path(path)
@@ -100,7 +118,7 @@ def manifest_of(path: Path) -> Manifest:
         files = [(path.name, path)]
     elif stat.S_ISDIR(mode):
         files = []
-        for child in sorted(path.rglob("*")):
+        for child in sorted(_tree(path)):
             child_mode = _mode(child)
             if stat.S_ISLNK(child_mode):
                 raise ValidationError(f"artifact contains a symbolic link: {child}")
