@@ -299,3 +299,24 @@ def test_the_portable_read_path_verifies_and_catches_the_same_edits(
     assert chain.verify().ok
     _sql(store, "UPDATE audit_events SET subject = 'm:x' WHERE seq = 8")
     assert chain.verify().first_bad_seq == 8
+
+
+@pytest.mark.parametrize(
+    ("actor", "details"),
+    [
+        ("alice", {"reason": "old\udcff"}),
+        ("alice", {"reasons": ["old\udcff"]}),
+        ("al\udcffce", {}),
+    ],
+)
+def test_text_that_is_not_utf8_is_a_validation_error_and_the_chain_stays_usable(
+    store: Store, actor: str, details: dict[str, object]
+) -> None:
+    from mintaka.errors import ValidationError
+
+    log = AuditLog(store)
+    with pytest.raises(ValidationError, match="valid UTF-8"), store.write() as conn:
+        log.append(conn, at=AT, actor=actor, action="model.archive", subject="m:1", details=details)
+    with store.write() as conn:
+        log.append(conn, at=AT, actor="alice", action="model.archive", subject="m:1")
+    assert log.verify().ok

@@ -105,6 +105,32 @@ def test_bad_name_is_one_clear_error_line(
     assert "Traceback" not in err + out
 
 
+def test_text_that_is_not_utf8_is_refused_before_any_command_runs(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    home = init_home(capsys, tmp_path / "h")
+    code, out, err = cli(
+        capsys, "--home", str(home), "models", "register", "credit", "--artifact", str(model_dir)
+    )
+    assert code == 0, err
+    code, out, err = cli(
+        capsys, "--home", str(home), "models", "archive", "credit:1", "--reason", "old\udcff"
+    )
+    assert code == 1
+    assert "b'old\\xff' is not valid UTF-8 text" in err
+    assert "Traceback" not in err + out
+    monkeypatch.setenv("MINTAKA_ACTOR", "al\udcffce")
+    code, out, err = cli(capsys, "--home", str(home), "models", "archive", "credit:1")
+    assert code == 1
+    assert "MINTAKA_ACTOR b'al\\xffce' is not valid UTF-8 text" in err
+    monkeypatch.delenv("MINTAKA_ACTOR")
+    code, out, _ = cli(capsys, "--home", str(home), "models", "show", "credit:1", "--json")
+    assert json.loads(out)["stage"] != "archived"
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [

@@ -21,6 +21,7 @@ goes through ``rfc8785`` itself. ``tests/audit/test_canonical.py`` checks the tw
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -33,7 +34,7 @@ import rfc8785
 from sqlalchemy import Connection, select
 
 from mintaka.domain.audit import AuditEvent, ChainReport
-from mintaka.errors import StoreError
+from mintaka.errors import StoreError, ValidationError
 from mintaka.store.engine import Sql, Store
 from mintaka.store.schema import audit_events, derived_from_canonical
 
@@ -161,8 +162,15 @@ def canonical_bytes(body: Mapping[str, Any]) -> bytes:
         try:
             return _dumps(value).encode("utf-8")
         except UnicodeEncodeError:
-            pass  # a lone surrogate: let rfc8785 raise its own error
-    return bytes(rfc8785.dumps(value))
+            pass  # a lone surrogate: rfc8785 refuses it below
+    try:
+        return bytes(rfc8785.dumps(value))
+    except rfc8785.CanonicalizationError as exc:
+        if not isinstance(exc.__cause__, UnicodeEncodeError):
+            raise
+        # Text decoded from bytes that are not UTF-8 (a command-line argument, an environment
+        # variable) holds lone surrogates, which no JSON document can carry.
+        raise ValidationError(f"an audit event must be valid UTF-8 text: {exc}") from None
 
 
 _SCALARS = frozenset({str, int, float, bool, type(None)})
@@ -250,8 +258,11 @@ class AuditLog:
         when = at.isoformat()
         details = details or {}
         frame = _frame(seq, when, actor, action, subject, backend, prev)
+        inner = None
         if frame is not None and _plain(details):
-            inner = _dumps(details).encode("utf-8") if details else b"{}"
+            with contextlib.suppress(UnicodeEncodeError):  # the general path says what is wrong
+                inner = _dumps(details).encode("utf-8") if details else b"{}"
+        if frame is not None and inner is not None:
             canonical = frame[0] + inner + frame[1]
         else:
             body = {

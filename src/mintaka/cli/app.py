@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -24,7 +25,7 @@ from mintaka.cli import (
 )
 from mintaka.cli.output import console, emit_json, err_console, table
 from mintaka.cli.state import CliState, platform, state
-from mintaka.errors import MintakaError
+from mintaka.errors import MintakaError, ValidationError
 
 if TYPE_CHECKING:
     from mintaka.demo import DemoResult
@@ -435,9 +436,21 @@ def _command() -> Any:
     return command
 
 
+def _check_text(argv: list[str]) -> None:
+    """Refuse an argument that is not valid UTF-8 before any command runs: Python passes its
+    bytes on as lone surrogates, which no record (the audit trail's JSON least of all) can hold."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            shown = os.fsencode(arg)
+            raise ValidationError(f"argument {shown!r} is not valid UTF-8 text") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: Mintaka errors become one red line and exit status 1."""
     try:
+        _check_text(sys.argv[1:] if argv is None else argv)
         # Without standalone mode click returns the code of a ``typer.Exit`` instead of exiting.
         code = _command().main(args=argv, prog_name="mintaka", standalone_mode=False)
         if isinstance(code, int) and code:

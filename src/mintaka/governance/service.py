@@ -65,12 +65,23 @@ class Control:
         return f"{self.name}: {self.detail}" if self.detail else self.name
 
 
+def _text(value: str, what: str) -> str:
+    """``value``, unless it holds bytes that are not UTF-8 (decoded by Python as lone
+    surrogates), which no record can keep."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} {os.fsencode(value)!r} is not valid UTF-8 text") from None
+    return value
+
+
 def resolve_identity(platform: Platform, explicit: str | None) -> Identity:
     """``--as``/``actor=``, else ``MINTAKA_ACTOR``, else the backend's caller, else the OS user."""
     if explicit:
-        return Identity(name=explicit, source=IdentitySource.FLAG)
+        return Identity(name=_text(explicit, "the identity"), source=IdentitySource.FLAG)
     if os.environ.get("MINTAKA_ACTOR"):
-        return Identity(name=os.environ["MINTAKA_ACTOR"], source=IdentitySource.ENVIRONMENT)
+        name = _text(os.environ["MINTAKA_ACTOR"], "MINTAKA_ACTOR")
+        return Identity(name=name, source=IdentitySource.ENVIRONMENT)
     if Capability.IDENTITY in platform.backend.capabilities:
         from mintaka.interfaces import CallerIdentity
 
