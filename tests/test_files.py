@@ -133,3 +133,14 @@ def test_the_new_file_gets_the_usual_permissions_not_private_ones(tmp_path: Path
     finally:
         os.umask(previous)
     assert (tmp_path / "scores.csv").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize("name", ["p" * 240 + ".csv", "é" * 125 + ".csv"])
+def test_a_long_name_that_a_plain_write_takes_is_written_atomically(
+    tmp_path: Path, name: str
+) -> None:
+    target = tmp_path / name
+    assert len(os.fsencode(name)) <= 255
+    write_atomic(target, "x")
+    assert target.read_text() == "x"
+    assert os.listdir(tmp_path) == [name]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Literal, TextIO, overload
 
 _NAME_ATTEMPTS = 100
+_STEM_BYTES = 200
 
 
 def write_atomic(path: Path, data: str | bytes, *, durable: bool = True) -> None:
@@ -94,8 +95,11 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
     permissions (``0o666`` less the umask) rather than ``0o600``, since it becomes ``path``.
     """
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    # The target's name, cut so that the temporary one (22 bytes longer) still fits in a
+    # directory entry of 255 bytes.
+    stem = os.fsdecode(os.fsencode(path.name)[:_STEM_BYTES])
     for _ in range(_NAME_ATTEMPTS):
-        candidate = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+        candidate = path.with_name(f".{stem}.{secrets.token_hex(8)}.tmp")
         try:
             return os.open(candidate, flags, 0o666), candidate
         except FileExistsError:
