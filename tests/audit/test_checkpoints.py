@@ -316,3 +316,17 @@ def test_an_emptied_checkpoint_file_vouches_for_nothing(
     assert not report.ok
     assert report.checkpoints == 0
     assert "no signed checkpoint" in (report.reason or "")
+
+
+def test_a_checkpoint_appended_after_a_torn_last_line_keeps_a_line_of_its_own(
+    signed: tuple[AuditLog, Path], keys: tuple[Path, Path]
+) -> None:
+    log, out = signed
+    whole = out.read_bytes()
+    out.write_bytes(whole[:-20])  # the last checkpoint's write was cut short
+    added = _checkpoint(log, keys[0], out)
+    lines = out.read_bytes().splitlines()
+    assert len(lines) == 3
+    assert cp.Checkpoint.model_validate(json.loads(lines[-1])) == added
+    with pytest.raises(IntegrityError, match="line 2 is not a checkpoint"):
+        cp.read(out)  # the torn line is still reported, and only it

@@ -183,9 +183,13 @@ def append(path: Path, entry: Checkpoint) -> None:
     """Append one line to the checkpoint file and fsync it (and its directory when new)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     created = not path.exists()
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, entry.line())
+        # A last line left without its newline (a write cut short, an edit) stays a line of its
+        # own: the new checkpoint is not glued onto it and lost with it.
+        size = os.fstat(fd).st_size
+        torn = size > 0 and os.pread(fd, 1, size - 1) != b"\n"
+        os.write(fd, (b"\n" if torn else b"") + entry.line())
         os.fsync(fd)
     finally:
         os.close(fd)
