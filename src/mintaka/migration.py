@@ -71,7 +71,7 @@ from mintaka.domain.registry import (
     Stage,
     features_signature,
 )
-from mintaka.domain.serving import Endpoint, EndpointStatus, RolloutStrategy
+from mintaka.domain.serving import Endpoint, EndpointStatus, RolloutStrategy, TrafficMap
 from mintaka.errors import (
     Conflict,
     InvalidName,
@@ -89,6 +89,7 @@ from mintaka.interfaces import (
     ServedRegistration,
     Serving,
     StateObserver,
+    Support,
 )
 from mintaka.store.engine import Sql
 from mintaka.store.schema import endpoints, model_aliases, model_versions, models
@@ -808,6 +809,10 @@ class MigrationService:
         so monitors get the endpoint's traffic: the one change adoption makes to the cloud, and
         only when asked (on SageMaker it deploys a new endpoint config). It is audited as
         ``endpoint.capture``, and applied to an endpoint already recorded as well.
+
+        An endpoint already recorded is adopted again (a new deployment, ``readopted``) only when
+        the cloud serves other routes or other live weights than the record holds; one that is
+        not in service in the cloud is refused.
         """
         platform = self.platform
         name = _cloud_name(validate_endpoint_name, name, "endpoint_names")
@@ -819,10 +824,17 @@ class MigrationService:
         )
         with platform.store.read() as conn:
             known = conn.execute(select(endpoints.c.name).where(endpoints.c.name == name)).first()
-        if known is not None:
+        cloud = None if known is None else self._changed_in_cloud(name)
+        if known is not None and cloud is None:
             self._capture(name, capturer, capture)
             return self._already_adopted(name)
-        cloud = platform._area(Capability.SERVING, Serving).get_endpoint(name)
+        if cloud is None:
+            cloud = platform._area(Capability.SERVING, Serving).get_endpoint(name)
+        if cloud.status not in (EndpointStatus.IN_SERVICE, EndpointStatus.KILLED):
+            raise ValidationError(
+                f"endpoint {name!r} is not in service in the cloud ({cloud.status.value}): its "
+                "traffic is no known-good state to adopt; adopt it once it serves"
+            )
         unread = sorted(set(cloud.traffic.weights) - {r.name for r in cloud.routes})
         if not cloud.routes or unread:
             hint = "it cannot be adopted as it stands"
@@ -866,20 +878,23 @@ class MigrationService:
         governance = platform.governance
         decision = governance.evaluate(ADOPT_ENDPOINT, name, traffic_controls(change, governance))
         now = platform._now()
+        readopted = known is not None
         with platform.store.write() as conn:
-            if conn.execute(select(endpoints.c.name).where(endpoints.c.name == name)).first():
+            recorded = conn.execute(select(endpoints.c.name).where(endpoints.c.name == name))
+            if recorded.first() is not None and not readopted:
                 adopted_meanwhile = True
                 events: list[AuditEvent] = []
             else:
                 adopted_meanwhile = False
-                platform.serving._insert_endpoint(
-                    conn,
-                    cloud.model_copy(
-                        update={"status": EndpointStatus.IN_SERVICE} if killed else {}
-                    ),
-                    killed=killed,
-                    at=now,
-                )
+                if not readopted:
+                    platform.serving._insert_endpoint(
+                        conn,
+                        cloud.model_copy(
+                            update={"status": EndpointStatus.IN_SERVICE} if killed else {}
+                        ),
+                        killed=killed,
+                        at=now,
+                    )
                 events = platform.serving._record_deployment(
                     conn,
                     name,
@@ -891,7 +906,8 @@ class MigrationService:
                     decision=decision,
                     action=ADOPT_ENDPOINT,
                     known_good=decision.allowed,
-                    details={"killed": killed},  # replayed by the inventory at an instant
+                    # replayed by the inventory at an instant
+                    details={"killed": killed, **({"readopted": True} if readopted else {})},
                 )
         platform._after_commit(events)
         self._capture(name, capturer, capture)
@@ -899,6 +915,40 @@ class MigrationService:
         if adopted_meanwhile:
             return self._already_adopted(name)
         return EndpointAdoption(endpoint, True, decision.allowed, decision.unmet)
+
+    def _changed_in_cloud(self, name: str) -> Endpoint | None:
+        """The cloud's endpoint ``name``, recorded already, when it serves other routes or other
+        traffic than the record holds (replaced or changed outside Mintaka): adopting it again
+        records what it serves now. ``None`` when they agree, or when either is killed (a kill
+        switch is settled with ``kill`` and ``unkill``, not by adoption)."""
+        recorded = self.platform.serving.get_endpoint(name)
+        try:
+            cloud = self.platform._area(Capability.SERVING, Serving).get_endpoint(name)
+        except NotFound:
+            return None  # deleted in the cloud: `mintaka endpoints delete` drops the record
+        if EndpointStatus.KILLED in (recorded.status, cloud.status):
+            return None
+        was, now = recorded.traffic, cloud.traffic
+        same = {(r.name, r.model, r.version) for r in recorded.routes} == {
+            (r.name, r.model, r.version) for r in cloud.routes
+        } and _live(was.weights) == _live(now.weights)
+        native = self.platform.backend.support(Capability.SERVING_SHADOW) is Support.NATIVE
+        if native:
+            same = same and (was.shadow, was.shadow_percent) == (now.shadow, now.shadow_percent)
+        if same:
+            return None
+        if not native and was.shadow and not now.shadow:
+            # Core mirrors the shadow share here, so the cloud does not show it: it stays as
+            # recorded while its route is still there and takes no live traffic.
+            try:
+                shadowed = TrafficMap(
+                    weights=now.weights, shadow=was.shadow, shadow_percent=was.shadow_percent
+                )
+            except ValueError:
+                shadowed = None
+            if shadowed is not None and was.shadow in {r.name for r in cloud.routes}:
+                cloud = cloud.model_copy(update={"traffic": shadowed})
+        return cloud
 
     def _already_adopted(self, name: str) -> EndpointAdoption:
         """An endpoint the store records: nothing adopted now; ``known_good`` as recorded."""
@@ -918,6 +968,10 @@ class MigrationService:
                 conn, "endpoint.capture", name, capture=config.model_dump(mode="json")
             )
         platform._after_commit([event])
+
+
+def _live(weights: Mapping[str, int]) -> dict[str, int]:
+    return {route: weight for route, weight in weights.items() if weight > 0}
 
 
 __all__ = [

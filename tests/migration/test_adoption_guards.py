@@ -160,3 +160,44 @@ def test_what_was_in_production_replays_adoptions(
     assert snapshot(deleted)[0] == {"churn-api": "deleted"}
     assert snapshot(clock.now())[0] == {"churn-api": "in_service"}
     assert production_at(platform, clock.now()).live_versions == ["churn:1", "churn:2"]
+
+
+def test_an_endpoint_changed_in_the_cloud_is_adopted_again_and_keeps_its_mirrored_shadow(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.capabilities import Capability
+    from mintaka.domain.serving import Route, TrafficMap
+    from mintaka.interfaces import Support
+
+    write_legacy(platform, tmp_path)
+    platform.backend.create_endpoint(  # type: ignore[attr-defined]
+        "churn-api",
+        [
+            Route(name="old", model="churn", version=1),
+            Route(name="new", model="churn", version=2),
+            Route(name="spare", model="churn", version=1),
+        ],
+        TrafficMap(weights={"old": 100, "new": 0, "spare": 0}),
+    )
+    platform.migration.adopt_model("churn", reason="inherited")
+    platform.migration.adopt_endpoint("churn-api", reason="inherited")
+    platform.serving.set_traffic("churn-api", {"old": 100}, shadow="new", shadow_percent=10)
+    # As on a cloud whose shadow core mirrors: the cloud's endpoint shows no shadow.
+    real = platform.backend.support
+    monkeypatch.setattr(
+        platform.backend,
+        "support",
+        lambda c: Support.EMULATED if c is Capability.SERVING_SHADOW else real(c),
+    )
+    assert not platform.migration.adopt_endpoint("churn-api", reason="same").adopted
+    platform.backend.set_traffic(  # type: ignore[attr-defined]
+        "churn-api", TrafficMap(weights={"old": 60, "spare": 40})
+    )
+    again = platform.migration.adopt_endpoint("churn-api", reason="changed in the cloud")
+    assert again.adopted
+    traffic = platform.serving.get_endpoint("churn-api").traffic
+    assert (traffic.weights, traffic.shadow, traffic.shadow_percent) == (
+        {"old": 60, "spare": 40},
+        "new",
+        10,
+    )

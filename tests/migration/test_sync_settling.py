@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from cli_kit import cli
 from test_adoption import legacy_endpoint, write_legacy
 
-from mintaka import Platform
+from mintaka import Platform, Stage
 from mintaka.cli.migration import _next_step
 from mintaka.domain.serving import TrafficMap
 
@@ -141,3 +143,48 @@ def test_a_version_rejected_in_the_cloud_is_a_finding_that_names_what_sync_repor
     assert "sync reports the rejection until it is approved" in finding
     [reported] = [d for d in platform.sync() if d.kind == "version.approval"]
     assert (reported.subject, reported.observed) == ("churn:1", "rejected")
+
+
+def test_the_advised_commands_settle_stage_tag_and_endpoint_differences(
+    platform: Platform, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _adopted(platform, tmp_path)
+    platform.set_tags("churn", 2, {"team": "crm"})
+    recorded_stage = platform.get_model_version("churn", 1).stage
+    other = Stage.STAGING if recorded_stage is not Stage.STAGING else Stage.NONE
+    platform.backend.set_stage("churn", 1, other)  # type: ignore[attr-defined]
+    platform.backend.delete_tag("churn", 2, "team")  # type: ignore[attr-defined]
+    platform.backend.delete_endpoint("churn-api")  # type: ignore[attr-defined]
+    found = {d.kind: d for d in platform.sync()}
+    assert set(found) == {"version.stage", "version.tags", "endpoint.missing"}
+    steps = [_next_step(d) for d in found.values()]
+    assert (
+        f"mintaka models stage churn:1 {recorded_stage.value} (puts the recorded stage back)"
+        in steps
+    )
+    assert "mintaka models tag churn:2 team=crm (puts the recorded tags back)" in steps
+    assert (
+        "mintaka endpoints delete churn-api (drops the record of the endpoint deleted in the cloud)"
+        in steps
+    )
+    for step in steps:
+        args = (step or "").split(" (")[0].split()[1:]
+        code, _, err = cli(capsys, "--home", str(platform.home), *args)
+        assert code == 0, err
+    assert platform.sync() == []
+
+
+def test_no_alias_is_advised_onto_a_version_deleted_in_the_cloud(
+    platform: Platform, tmp_path: Path
+) -> None:
+    _adopted(platform, tmp_path)
+    platform.set_alias("churn", "challenger", 2)
+    platform.backend.delete_version("churn", 2)  # type: ignore[attr-defined]
+    found = platform.sync()
+    kinds = {d.kind for d in found}
+    assert {"version.missing", "alias"} <= kinds
+    missing = frozenset(d.subject for d in found if d.kind == "version.missing")
+    aliases = [d for d in found if d.kind == "alias"]
+    assert aliases
+    assert all(_next_step(d) for d in aliases)  # without knowing the version went
+    assert [_next_step(d, missing) for d in aliases] == [None] * len(aliases)

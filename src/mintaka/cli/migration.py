@@ -115,18 +115,23 @@ def _shown(value: object) -> str:
     return json.dumps(value, sort_keys=True, separators=(", ", ": "), default=str)
 
 
-def _next_step(difference: Difference) -> str | None:
-    """What to run about ``difference``, where one command settles it."""
+def _next_step(difference: Difference, missing: frozenset[str] = frozenset()) -> str | None:
+    """What to run about ``difference``, where one command settles it (``missing``: the
+    versions the same sync found missing in the cloud, which no command can point at)."""
     from mintaka.sync import ENDPOINT_SUBJECT, DifferenceKind, subject_of
 
     # What to do about each kind of difference sync reports.
     next_steps: dict[str, str] = {
         DifferenceKind.VERSION_UNRECORDED: "mintaka adopt model {model} --reason TEXT",
-        DifferenceKind.ROUTES: "point {endpoint}'s routes back at the recorded versions in the "
-        "cloud (no Mintaka command re-points a route)",
+        DifferenceKind.ROUTES: "mintaka adopt endpoint {endpoint} --reason TEXT (records what the "
+        "cloud serves now), or point the routes back at the recorded versions in the cloud",
         DifferenceKind.APPROVAL: "mintaka approve {subject}",
         DifferenceKind.ALIAS: "mintaka models alias {model}:{recorded} {alias} (puts the recorded "
         "one back)",
+        DifferenceKind.STAGE: "mintaka models stage {subject} {recorded} (puts the recorded stage "
+        "back)",
+        DifferenceKind.ENDPOINT_MISSING: "mintaka endpoints delete {endpoint} (drops the record "
+        "of the endpoint deleted in the cloud)",
     }
     subject = difference.subject
     endpoint = subject.removeprefix(ENDPOINT_SUBJECT)
@@ -137,8 +142,19 @@ def _next_step(difference: Difference) -> str | None:
         mirror = f" --shadow {shadow} --shadow-percent {recorded.get('shadow_percent', 0)}"
         return (
             f"mintaka endpoints traffic {endpoint} {weights}{mirror if shadow else ''} (puts the "
-            "recorded traffic back), or record the change through Mintaka"
+            f"recorded traffic back), or mintaka adopt endpoint {endpoint} --reason TEXT (records "
+            "the cloud's)"
         )
+    if difference.kind == DifferenceKind.TAGS:
+        observed = difference.observed if isinstance(difference.observed, dict) else {}
+        if not recorded or set(observed) - set(recorded):
+            return None  # a tag only the cloud has is removed there, not by a Mintaka command
+        pairs = " ".join(f"{key}={value}" for key, value in sorted(recorded.items()))
+        return f"mintaka models tag {subject} {pairs} (puts the recorded tags back)"
+    if difference.kind == DifferenceKind.ALIAS and (
+        f"{subject_of(subject)}:{difference.recorded}" in missing
+    ):
+        return None  # the version is gone from the cloud: no alias can point at it there
     if difference.kind == DifferenceKind.KILLED:
         if recorded.get("killed"):
             return f"mintaka kill {endpoint} (pulls the recorded kill switch in the cloud again)"
@@ -158,6 +174,8 @@ def _next_step(difference: Difference) -> str | None:
 def sync(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Compare the store's records with the cloud, changing neither; report and audit every
     difference (exit 1 when there is one, for schedulers and CI)."""
+    from mintaka.sync import DifferenceKind
+
     found = platform(ctx).sync()
     if as_json:
         emit_json(found)
@@ -172,7 +190,8 @@ def sync(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 for d in found
             ],
         )
-        steps = [step for step in map(_next_step, found) if step]
+        missing = frozenset(d.subject for d in found if d.kind == DifferenceKind.VERSION_MISSING)
+        steps = [step for d in found if (step := _next_step(d, missing))]
         if steps:
             console.print("next steps:")
             for step in dict.fromkeys(steps):

@@ -549,17 +549,26 @@ class ServingService:
 
     def delete_endpoint(self, endpoint: str, *, reason: str = "") -> None:
         """Delete the endpoint. A killed endpoint is deleted only by whoever may release it:
-        deleting and re-creating it would otherwise be a release without the policy's role."""
+        deleting and re-creating it would otherwise be a release without the policy's role. An
+        endpoint the backend no longer has (deleted in the cloud) leaves the record, audited
+        with ``gone_from_backend``."""
         current = self.get_endpoint(endpoint)
         governance = self.platform.governance
         decision = None
         if current.status is EndpointStatus.KILLED:
             checks = governance.unkill_controls(self._route_versions(current.routes))
             decision = governance.decide("endpoint.delete", endpoint, checks)
-        self.platform._area(Capability.SERVING, Serving).delete_endpoint(endpoint)
+        try:
+            self.platform._area(Capability.SERVING, Serving).delete_endpoint(endpoint)
+        except NotFound:
+            # Deleted in the cloud already (sync reports it missing): only the record goes.
+            recorded: dict[str, Any] = {"gone_from_backend": True}
+        else:
+            recorded = {}
         with self.platform.store.write() as conn:
             conn.execute(endpoints.delete().where(endpoints.c.name == endpoint))
-            recorded = {} if decision is None else {"decision": governance.record(conn, decision)}
+            if decision is not None:
+                recorded["decision"] = governance.record(conn, decision)
             event = self.platform._audit(
                 conn, "endpoint.delete", endpoint, reason=reason, **recorded
             )
