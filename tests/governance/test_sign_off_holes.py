@@ -76,10 +76,13 @@ def test_an_approver_renews_an_approval_that_lapsed(
     as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock
 ) -> None:
     ref = _high(as_("sam"), make_artifact)
-    as_("rita").governance.approve(ref)
+    first = as_("rita").governance.approve(ref)
     as_("raj").governance.approve(ref)
-    with pytest.raises(PolicyViolation, match="approver-not-repeated"):
-        as_("rita").governance.approve(ref)  # it still counts
+    rita = as_("rita")
+    events = len(rita.audit.events())
+    assert rita.governance.approve(ref) == first  # it still counts: nothing new is recorded
+    assert len(rita.audit.events()) == events
+    assert len(rita.governance.approvals(rita.get_model_version(ref))) == 2
     clock.advance(days=181)  # past revalidation_days (180): neither counts
     as_("rita").governance.approve(ref)
     as_("raj").governance.approve(ref)
@@ -158,3 +161,25 @@ def test_a_pack_cites_only_approvals_that_still_count(
     lapsed = art_14()
     assert lapsed["status"] == "gap"
     assert lapsed["evidence"] == []
+
+
+def test_approving_again_settles_an_approval_status_changed_in_the_cloud(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+) -> None:
+    from mintaka.cli.migration import _next_step
+    from mintaka.domain.registry import ApprovalStatus
+
+    ref = _high(as_("sam"), make_artifact)
+    as_("rita").governance.approve(ref)
+    as_("raj").governance.approve(ref)
+    sam = as_("sam")
+    assert sam.backend.get_version("credit", 1).approval is ApprovalStatus.APPROVED  # type: ignore[attr-defined]
+    sam.backend.set_approval("credit", 1, ApprovalStatus.REJECTED)  # type: ignore[attr-defined]
+    [difference] = sam.sync()
+    assert _next_step(difference) == f"mintaka approve {ref}"
+    rita = as_("rita")
+    events = len(rita.audit.events())
+    rita.governance.approve(ref)  # as the advice says: no second approval, the status re-sent
+    assert len(rita.governance.approvals(rita.get_model_version(ref))) == 2
+    assert [e.action for e in rita.audit.events()[events:]] == []
+    assert rita.sync() == []

@@ -170,7 +170,11 @@ class GovernanceService:
         return {e.actor for e in events if e.action == "model.register"} | {version.owner}
 
     def approve(self, model: str, *, role: str | None = None, comment: str = "") -> Approval:
-        """Sign off a version's current bytes as the acting identity."""
+        """Sign off a version's current bytes as the acting identity.
+
+        An approver whose approval of these bytes still counts gets that approval back: nothing
+        new is recorded, and the verdict is shown on the cloud registry again (which settles an
+        approval status changed in the cloud, as sync advises)."""
         version = self.platform.get_model_version(model)
         controls = self.policy.controls(version.risk_tier)
         held = self.policy.roles_of(self.identity.name)
@@ -188,12 +192,6 @@ class GovernanceService:
                 f"{self.identity.name} holds {list(held) or 'no role'}; {version.risk_tier.value}"
                 f" needs one of {list(controls.approver_roles) or 'no approver role defined'}",
             ),
-            Control(
-                "approver-not-repeated",
-                self.identity.name not in self._current_approvers(version),
-                f"{self.identity.name} already approved these bytes, and that approval still "
-                "counts",
-            ),
         ]
         if controls.require_authenticated_approvers:
             checks.append(
@@ -203,6 +201,15 @@ class GovernanceService:
                     f"identity established by {self.identity.source.value}, not by the backend",
                 )
             )
+        now = self.platform._now()
+        counting = [
+            a
+            for a in self.approvals(version)
+            if a.approver.name == self.identity.name and self.approval_counts(version, a, now)
+        ]
+        if counting and all(c.met for c in checks):
+            self._project_approval(version)
+            return max(counting, key=lambda a: a.at)
         decision = self.decide("model.approve", version.ref, checks)
         approval = Approval(
             id=self.platform.ids.new("apr"),
