@@ -344,6 +344,17 @@ def test_cli_discovers_and_adopts(
             ).scalar()
         assert json.loads(stored)["sample_percent"] == 25
         assert [s for s, _ in audited(platform, "endpoint.capture")] == ["churn-api"]
+    for sample in ("25", "50"):  # the same capture again records nothing; another one does
+        code, out, _ = cli(
+            capsys,
+            *base,
+            *("adopt", "endpoint", "churn-api", "--reason", "inherited"),
+            *("--capture", "--capture-sample", sample),
+        )
+        assert code == 0
+    with Platform(home, clock=clock, actor="alice") as platform:
+        samples = [d["capture"]["sample_percent"] for _, d in audited(platform, "endpoint.capture")]
+        assert samples == [25, 50]
     code, out, _ = cli(capsys, *base, "discover", "--unrecorded", "--json")
     assert (code, json.loads(out)) == (0, [])
 
