@@ -271,3 +271,16 @@ def test_one_logged_integer_beyond_the_float_range_leaves_the_drift_signal_worki
     report = watched.monitoring.run_once()
     assert report.failed == ()
     assert [a.signal for a in report.alerts] == ["scoring:income-drift"]
+
+
+def test_a_drift_signal_with_nothing_to_compare_with_fails_once_there_is_traffic(
+    served: Platform, log_predictions: LogPredictions, clock: ManualClock
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(drift_signal()))
+    assert served.monitoring.run_once().failed == ()  # no traffic yet: nothing to measure
+    log_predictions([({"income": float(i)}, 0.5) for i in range(50)])
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert report.evaluated == 0
+    [failure] = report.failed
+    assert "no version serving scoring (credit:1) names a training dataset" in failure.error

@@ -833,9 +833,6 @@ class MonitoringService:
         if feature == PREDICTION:
             return self._prediction_drift(spec, signal, metric, now)
         reference = self.reference_profile(spec.endpoint)
-        if reference is None:
-            return None
-        profile = DatasetProfile.from_json(reference[1])
         rows = [
             r["inputs"]
             for r in self.window_predictions(spec.endpoint, signal.window, now)
@@ -843,6 +840,21 @@ class MonitoringService:
         ]
         if not rows:
             return None
+        if reference is None:
+            # Traffic to measure, nothing to measure it against: a failure to report, not a
+            # quiet window.
+            serving = self.platform.serving.get_endpoint(spec.endpoint)
+            live = sorted(
+                f"{r.model}:{r.version}"
+                for r in serving.routes
+                if serving.traffic.weights.get(r.name, 0) > 0
+            )
+            raise ValidationError(
+                f"drift signal {signal.name!r}: no version serving {spec.endpoint} "
+                f"({', '.join(live) or 'none'}) names a training dataset with a profile to "
+                "compare with; register the version with --dataset DATASET_ID"
+            )
+        profile = DatasetProfile.from_json(reference[1])
         if feature:
             features = [feature]
         else:  # every profiled feature logged anywhere in the window, not only in its first row
