@@ -336,3 +336,11 @@ def test_overlapping_runners_keep_one_ticket_per_signal(served: Platform, home: 
     assert errors == []
     [ticket] = served.monitoring.tickets()
     assert ticket.alerts == 4
+
+
+def test_the_monitors_of_a_deleted_endpoint_rest_and_stay_on_record(served: Platform) -> None:
+    served.monitoring.add_monitor(scoring_monitor(latency_signal()))
+    served.serving.delete_endpoint("scoring")
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.failed) == (0, ())
+    assert [m.endpoint for m in served.monitoring.monitors()] == ["scoring"]

@@ -665,18 +665,23 @@ class MonitoringService:
         Traffic a cloud backend captured is imported into the prediction log first. A signal
         that cannot be evaluated (a feature its reference lacks, labels its metric cannot take)
         is logged, audited (``monitor.signal.failed``), reported in ``RunReport.failed`` and
-        skipped: the other signals, monitors and escalations still run."""
+        skipped: the other signals, monitors and escalations still run. The monitors of an
+        endpoint that was deleted are not run."""
         now = self.platform._now()
         alerts: list[Alert] = []
         failed: list[SignalFailure] = []
         measured: set[str] = set()  # "endpoint:signal" of the signals measured without error
         evaluated = 0
-        for endpoint in sorted({spec.endpoint for spec in self.monitors()}):
+        # The monitors of a deleted endpoint stay on record (evidence packs cite them) and rest
+        # until an endpoint of that name is created again.
+        recorded = {e.name for e in self.platform.serving.list_endpoints()}
+        specs = [spec for spec in self.monitors() if spec.endpoint in recorded]
+        for endpoint in sorted({spec.endpoint for spec in specs}):
             try:
                 self.import_captured(endpoint)
             except Exception:  # monitoring keeps running on what is already logged
                 log.exception("importing captured traffic of %s failed", endpoint)
-        for spec in self.monitors():
+        for spec in specs:
             for signal in spec.signals:
                 try:
                     value = self._measure(spec, signal, now)
