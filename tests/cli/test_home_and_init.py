@@ -93,6 +93,33 @@ def test_init_refuses_to_switch_the_backend_unless_asked(
         assert (event.backend, event.details["previous"]) == ("local", "sagemaker")
 
 
+@pytest.mark.parametrize("failing", ["identity", "audit"])
+def test_a_backend_switch_that_cannot_be_audited_changes_nothing(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    failing: str,
+) -> None:
+    from mintaka.errors import BackendError
+
+    home = init_home(capsys, tmp_path / "h")
+    (home / "config.toml").write_text('backend = "sagemaker"\n')
+
+    def fail(*args: object, **kwargs: object) -> None:
+        raise BackendError("the caller cannot be established", "local")
+
+    if failing == "identity":
+        monkeypatch.setattr("mintaka.platform.resolve_identity", fail)
+    else:
+        monkeypatch.setattr(Platform, "record_backend_switch", fail)
+    code, _, err = cli(
+        capsys, "--home", str(home), "init", "--backend", "local", "--switch-backend"
+    )
+    assert code == 1
+    assert "the caller cannot be established" in err
+    assert (home / "config.toml").read_text() == 'backend = "sagemaker"\n'
+
+
 def test_init_writes_no_environment_override(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -125,6 +125,7 @@ def init(
         write_config,
     )
     from mintaka.errors import ConfigurationError
+    from mintaka.files import write_atomic
     from mintaka.plugins import PluginManager
 
     current = state(ctx)
@@ -159,9 +160,22 @@ def init(
             f"(backend {chosen}, config {root / CONFIG_FILE})"
         )
     else:
+        switching = bool(had) and had != chosen
+        if switching:
+            _ = plat.actor  # who acts (the backend may be asked) is known before anything changes
+        config_file = root / CONFIG_FILE
+        before = config_file.read_bytes() if config_file.exists() else None
         path = write_config(config)
-        if had and had != chosen:
-            plat.record_backend_switch(str(had))
+        if switching:
+            try:
+                plat.record_backend_switch(str(had))
+            except BaseException:
+                # An unaudited switch is no switch: the previous configuration comes back.
+                if before is None:
+                    config_file.unlink(missing_ok=True)
+                else:
+                    write_atomic(config_file, before)
+                raise
         switched = f", switched from {had}" if had and had != chosen else ""
         console.print(
             f"initialised [bold]{plat.home}[/] (backend {chosen}{switched}, config {path})"
