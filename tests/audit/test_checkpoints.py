@@ -269,7 +269,7 @@ def test_cli_keygen_checkpoint_and_verify_with_the_public_key(
 ) -> None:
     home = tmp_path / "home"
     keys, export = tmp_path / "keys", tmp_path / "export"
-    assert _cli(capsys, "audit", "keygen", "--out", str(keys))[0] == 0
+    assert _cli(capsys, "--home", str(home), "audit", "keygen", "--out", str(keys))[0] == 0
     log = AuditLog(Store(f"sqlite:///{home / 'store.db'}"))
     _append(log, 5)
     base = ["--home", str(home), "audit"]
@@ -305,6 +305,21 @@ def test_cli_refuses_a_signing_key_inside_the_store_directory(
     code, out = _cli(capsys, "--home", str(home), "audit", "checkpoint", "--out", str(tmp_path))
     assert code == 1
     assert "inside the store directory" in out
+
+
+def test_cli_keygen_refuses_to_write_the_signing_key_inside_the_home(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    assert _cli(capsys, "--home", str(home), "audit", "keygen", "--out", str(home / "keys"))[0] == 1
+    assert not (home / "keys").exists()
+    assert _cli(capsys, "--home", str(home), "init")[0] == 0
+    code, out = _cli(capsys, "--home", str(home), "audit", "keygen", "--out", str(home / "keys"))
+    assert code == 1
+    assert "inside the store directory" in out
+    assert not (home / "keys" / cp.PRIVATE_KEY_FILE).exists()
+    code, _ = _cli(capsys, "--home", str(home), "audit", "keygen", "--out", str(tmp_path / "k"))
+    assert code == 0
 
 
 def test_an_emptied_checkpoint_file_vouches_for_nothing(

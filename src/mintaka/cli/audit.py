@@ -91,11 +91,19 @@ def log(
 
 @app.command("keygen")
 def keygen(
+    ctx: typer.Context,
     out: Annotated[Path, typer.Option("--out", help="Directory outside the store.")],
 ) -> None:
-    """Write a new Ed25519 signing key (audit-signing.pem, 0600) and its public key."""
+    """Write a new Ed25519 signing key (audit-signing.pem, 0600) and its public key, outside the
+    home and its store (``audit checkpoint`` refuses a key inside them)."""
     from mintaka.audit import checkpoints
+    from mintaka.cli.state import state
+    from mintaka.config import resolve_home
 
+    home = resolve_home(state(ctx).home)
+    # A home that exists is opened for where its store is; a key made before any home is not.
+    places = _store_dirs(platform(ctx)) if home.exists() else [home]
+    checkpoints.ensure_outside(out / checkpoints.PRIVATE_KEY_FILE, places, "signing key")
     private_path, public_path = checkpoints.generate_keypair(out)
     console.print(f"signing key: {private_path} (keep it away from the store)")
     console.print(f"public key: {public_path}")
