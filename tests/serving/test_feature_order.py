@@ -76,6 +76,7 @@ def test_features_recorded_after_adoption_let_the_version_serve(
         [refused] = answers(plat, row(0))
         assert refused.status_code == 400
         assert "order of its input columns is unknown" in refused.json()["error"]
+        assert "mintaka models features NAME:VERSION a,b,c" in refused.json()["error"]
     code, out, err = cli(capsys, "--home", str(home), "models", "features", "m:1", "a,b,c")
     assert code == 0, err
     assert "m:1 inputs: a, b, c" in out

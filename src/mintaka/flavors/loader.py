@@ -134,8 +134,9 @@ def load_predictor(
             if not names and len(columns) > 1:  # a JSON object's key order means nothing
                 raise ValidationError(
                     "the model has no signature and no feature names, so the order of its "
-                    "input columns is unknown: register it with its features in training order "
-                    "(`mintaka models register ... --features a,b,c`, or signature=)"
+                    "input columns is unknown: record its features in training order "
+                    "(`mintaka models features NAME:VERSION a,b,c`, then restart `mintaka "
+                    "serve`; new bytes take `mintaka models register ... --features a,b,c`)"
                 )
             try:
                 # An ndarray, not nested lists: scikit-learn's input checks on a list cost more

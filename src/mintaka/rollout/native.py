@@ -64,7 +64,7 @@ def _native(platform: Platform) -> NativeRollout:
         raise UnsupportedCapability(
             backend.name,
             f"{Capability.SERVING_NATIVE_ROLLOUT.value} (emulated by core's rollout controller: "
-            "run the rollout without --native)",
+            "`mintaka rollout` without --native walks the plan and records where it ends)",
         )
     return platform._area(Capability.SERVING_NATIVE_ROLLOUT, NativeRollout)
 
