@@ -267,6 +267,49 @@ def test_an_endpoint_made_without_mintaka_is_adopted_with_routes_from_its_packag
     assert platform.sync() == []
 
 
+def sdk_deploy(sm: Any, package: str, model: str, name: str = "churn-api") -> None:
+    """Endpoint ``name`` as the SageMaker SDK's ``Model.deploy(endpoint_name=name)`` makes it:
+    its config named as the endpoint, one variant ``AllTraffic`` serving ``package``."""
+    sm.create_model(
+        ModelName=model,
+        PrimaryContainer={"ModelPackageName": package},
+        ExecutionRoleArn=SETTINGS["role_arn"],
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName=name,
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": model,
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+    )
+    sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+
+
+def test_an_adopted_endpoint_redeployed_under_the_same_config_name_reads_its_new_routes(
+    platform: Platform, cloud: SageMakerBackend, sm: Any
+) -> None:
+    one = legacy_package(sm, "jobs/1/model.tar.gz", tarball({"model.joblib": b"1"}))
+    two = legacy_package(sm, "jobs/2/model.tar.gz", tarball({"model.joblib": b"2"}))
+    sdk_deploy(sm, one, "churn-model-1")
+    platform.migration.adopt_model(GROUP, reason="inherited")
+    platform.migration.adopt_endpoint("churn-api", reason="inherited")
+    assert platform.sync() == []
+    sm.delete_endpoint(EndpointName="churn-api")
+    sm.delete_endpoint_config(EndpointConfigName="churn-api")
+    sdk_deploy(sm, two, "churn-model-2")  # the same names, now serving legacy-churn:2
+    assert [r.version for r in cloud.get_endpoint("churn-api").routes] == [2]
+    [difference] = platform.sync()
+    assert (difference.kind, difference.observed) == (
+        "endpoint.routes",
+        {"alltraffic": f"{GROUP}:2"},
+    )
+
+
 def test_an_endpoint_whose_name_mintaka_cannot_use_is_managed_under_a_mapped_name(
     fake: Any, sm: Any, tmp_path: Path
 ) -> None:

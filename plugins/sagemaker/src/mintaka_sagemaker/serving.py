@@ -286,9 +286,13 @@ class Carried:
 
 
 class ConfigRoutes:
-    """The routes of each endpoint config, by config name (thread-safe, at most ``limit``).
+    """The routes of each endpoint config Mintaka made, by config name (thread-safe, at most
+    ``limit``).
 
     Sound because a config never changes once made and Mintaka's config names hash the routes.
+    A config made outside Mintaka is never held: its name need not say what it serves (the
+    SageMaker SDK names a config after its endpoint), so it may be deleted and made again under
+    the same name serving other versions.
     """
 
     def __init__(self, limit: int = 1024) -> None:
@@ -581,13 +585,11 @@ class SageMakerServing(SageMakerRegistry):
                     routes.append(
                         Route(name=key.removeprefix(ROUTE_TAG), model=model, version=int(version))
                     )
-        if not routes:  # a config made outside Mintaka
+        if not routes:  # a config made outside Mintaka, read afresh each time (ConfigRoutes)
             try:
-                routes, complete = self._package_routes(config_name)
+                return tuple(self._package_routes(config_name))
             except NotFound:
                 return None
-            if not complete:  # a variant may read as a route once registered (register_served)
-                return tuple(routes)
         self.config_routes.put(config_name, tuple(routes))
         return tuple(routes)
 
@@ -605,11 +607,11 @@ class SageMakerServing(SageMakerRegistry):
             return str(packages[0])
         return self._tags(str(described["ModelArn"])).get(PACKAGE_TAG)
 
-    def _package_routes(self, config_name: str) -> tuple[list[Route], bool]:
-        """The routes of a config Mintaka did not make, and whether every variant is one: each
-        variant whose model serves a versioned model package is a route to that version (a
-        variant whose model names no package has no version Mintaka could record, and is left
-        out until its model data is registered as one). NotFound when the config is gone."""
+    def _package_routes(self, config_name: str) -> list[Route]:
+        """The routes of a config Mintaka did not make: each variant whose model serves a
+        versioned model package is a route to that version (a variant whose model names no
+        package has no version Mintaka could record, and is left out until its model data is
+        registered as one). NotFound when the config is gone."""
         variants = self._config_variants(config_name)
         names = slot_routes(variants)
         routes: list[Route] = []
@@ -624,7 +626,7 @@ class SageMakerServing(SageMakerRegistry):
             if made is not None:
                 group, number = made
                 routes.append(Route(name=route, model=self.settings.name_of(group), version=number))
-        return routes, len(routes) == len(names)
+        return routes
 
     # -- registering what an endpoint serves ------------------------------------------------------
 
