@@ -24,6 +24,7 @@ from sagemaker_testkit import (
 
 from mintaka import Platform
 from mintaka.artifacts import manifest_of
+from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.serving import (
     RolloutStrategy,
     Route,
@@ -308,6 +309,22 @@ def test_an_adopted_endpoint_redeployed_under_the_same_config_name_reads_its_new
         "endpoint.routes",
         {"alltraffic": f"{GROUP}:2"},
     )
+
+
+def test_adopting_again_with_the_same_capture_leaves_the_endpoint_on_its_config(
+    platform: Platform, sm: Any
+) -> None:
+    one = legacy_package(sm, "jobs/1/model.tar.gz", tarball({"model.joblib": b"1"}))
+    legacy_endpoint(sm, {"AllTraffic": one})
+    platform.migration.adopt_model(GROUP, reason="inherited")
+    capture = CaptureConfig(sample_percent=50)
+    platform.migration.adopt_endpoint("churn-api", reason="inherited", capture=capture)
+    configured = sm.describe_endpoint(EndpointName="churn-api")["EndpointConfigName"]
+    assert configured != "churn-config"
+    again = platform.migration.adopt_endpoint("churn-api", reason="inherited", capture=capture)
+    assert not again.adopted
+    assert sm.describe_endpoint(EndpointName="churn-api")["EndpointConfigName"] == configured
+    assert platform.sync() == []
 
 
 def test_an_endpoint_whose_name_mintaka_cannot_use_is_managed_under_a_mapped_name(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from mintaka_sagemaker.backend import SageMakerBackend
@@ -74,3 +75,34 @@ def test_captured_traffic_feeds_the_drift_monitor(
     assert platform.monitoring.import_captured("churn-live") == 0  # nothing twice
     actions = [e.action for e in platform.audit.events()]
     assert actions.count("monitor.capture.import") == 1
+
+
+def test_asking_again_for_the_capture_an_endpoint_has_leaves_it_on_its_config(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path
+) -> None:
+    platform.register_model("churn", model_artifact(tmp_path, b"weights"))
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+
+    def config() -> str:
+        return str(sm.describe_endpoint(EndpointName="churn-live")["EndpointConfigName"])
+
+    cloud.configure_capture("churn-live", CaptureConfig(enabled=False))
+    assert "DataCaptureConfig" not in sm.describe_endpoint_config(EndpointConfigName=config())
+    cloud.configure_capture("churn-live", CaptureConfig(sample_percent=50))
+    captured = config()
+    cloud.configure_capture("churn-live", CaptureConfig(sample_percent=50))
+    assert config() == captured
+    for changed in (
+        CaptureConfig(sample_percent=20),
+        CaptureConfig(sample_percent=20, capture_outputs=False),
+        CaptureConfig(sample_percent=20, capture_outputs=False, destination="s3://other/cap"),
+        CaptureConfig(enabled=False),
+    ):
+        before = config()
+        cloud.configure_capture("churn-live", changed)
+        assert config() != before
+        capture = sm.describe_endpoint_config(EndpointConfigName=config())["DataCaptureConfig"]
+        assert capture["EnableCapture"] is changed.enabled
+    off = config()
+    cloud.configure_capture("churn-live", CaptureConfig(enabled=False, sample_percent=5))
+    assert config() == off  # capture off is off, whatever else it says

@@ -1,7 +1,8 @@
 """Monitoring inputs on SageMaker: data capture on the endpoint config, metrics from CloudWatch.
 
-Capture is ``DataCaptureConfig`` on a new endpoint config. SageMaker writes one JSON Lines file
-per batch under ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/``, each line
+Capture is ``DataCaptureConfig`` on a new endpoint config (none is made when the endpoint's
+config already captures as asked: a new config redeploys the endpoint). SageMaker writes one
+JSON Lines file per batch under ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/``, each line
 ``{"captureData": {"endpointInput": {...}, "endpointOutput": {...}}, "eventMetadata": {"eventId",
 "inferenceTime"}, "eventVersion"}`` with ``data`` encoded as ``JSON``, ``CSV`` or ``BASE64``;
 :meth:`read_captured` lists the endpoint's prefix and parses those lines.
@@ -28,6 +29,7 @@ from typing import Any
 from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
 from mintaka.domain.names import route_name_of
 from mintaka.domain.serving import EndpointMetrics
+from mintaka.errors import NotFound
 from mintaka_sagemaker.serving import SageMakerServing
 
 NAMESPACE = "AWS/SageMaker"
@@ -89,6 +91,27 @@ def parse_capture_line(endpoint: str, variant: str, line: str) -> CapturedRecord
     )
 
 
+def _capture_key(capture: dict[str, Any] | None) -> tuple[Any, ...]:
+    """What a ``DataCaptureConfig`` changes about an endpoint: nothing when capture is off."""
+    if not capture or not capture.get("EnableCapture"):
+        return (False,)
+    header = capture.get("CaptureContentTypeHeader") or {}
+    return (
+        True,
+        int(capture.get("InitialSamplingPercentage", 0)),
+        str(capture.get("DestinationS3Uri", "")).rstrip("/"),
+        frozenset(str(o.get("CaptureMode")) for o in capture.get("CaptureOptions") or []),
+        frozenset(str(t) for t in header.get("JsonContentTypes") or []),
+        frozenset(str(t) for t in header.get("CsvContentTypes") or []),
+        capture.get("KmsKeyId"),
+    )
+
+
+def _same_capture(current: dict[str, Any] | None, wanted: dict[str, Any]) -> bool:
+    """Whether an endpoint config with capture ``current`` already captures as ``wanted``."""
+    return _capture_key(current) == _capture_key(wanted)
+
+
 class SageMakerMonitoring(SageMakerServing):
     """Data capture and CloudWatch metrics."""
 
@@ -96,7 +119,19 @@ class SageMakerMonitoring(SageMakerServing):
         return self.settings.s3_uri("capture")
 
     def configure_capture(self, endpoint: str, config: CaptureConfig) -> None:
-        current = self.get_endpoint(endpoint)
+        """Switch the endpoint to a config with this capture, unless its config already has it:
+        a new config is a blue/green redeploy on SageMaker, so asking again changes nothing."""
+        described = self._describe_endpoint(endpoint)
+        capture = self._capture_request(endpoint, config)
+        if _same_capture(self._capture_in_place(described), capture):
+            return
+        current = self._endpoint_from(described)
+        self._deploy_config(
+            endpoint, current.routes, current.traffic, capture=capture, described=described
+        )
+
+    def _capture_request(self, endpoint: str, config: CaptureConfig) -> dict[str, Any]:
+        """The ``DataCaptureConfig`` that ``config`` asks for."""
         options = [
             {"CaptureMode": mode}
             for mode, wanted in (
@@ -105,14 +140,21 @@ class SageMakerMonitoring(SageMakerServing):
             )
             if wanted
         ] or [{"CaptureMode": "Input"}]
-        capture = {
+        return {
             "EnableCapture": config.enabled and (config.capture_inputs or config.capture_outputs),
             "InitialSamplingPercentage": config.sample_percent,
             "DestinationS3Uri": config.destination or self._capture_destination(endpoint),
             "CaptureOptions": options,
             "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
         }
-        self._deploy_config(endpoint, current.routes, current.traffic, capture=capture)
+
+    def _capture_in_place(self, described: dict[str, Any]) -> dict[str, Any] | None:
+        """The capture of the described endpoint's config; None without one, or when the config
+        is gone (then a new config is made as for any other change)."""
+        try:
+            return self._current_capture(str(described.get("EndpointConfigName", "")))
+        except NotFound:
+            return None
 
     def read_captured(
         self, endpoint: str, since: datetime | None = None, limit: int | None = None
