@@ -156,3 +156,23 @@ def test_unity_catalog_settings_are_refused(
 ) -> None:
     with pytest.raises(ConfigurationError, match="'databricks'"):
         make_backend(databricks_fake, tmp_path, registry="uc")
+
+
+def test_a_mixed_case_workspace_model_is_reported_under_its_own_name(
+    cloud: DatabricksWorkspaceBackend,
+) -> None:
+    """The workspace registry compares names with case: ``ChurnModel`` is not ``churnmodel``
+    there, so it is no Mintaka model, even tagged as one, and keeps a name Mintaka cannot use."""
+    cloud._rest("POST", "/api/2.0/mlflow/registered-models/create", "", body={"name": "ChurnModel"})
+    tags = [{"key": "mintaka.id", "value": "mv-1"}]
+    body = {"name": "ChurnModel", "source": "dbfs:/x", "tags": tags}
+    cloud._rest("POST", "/api/2.0/mlflow/model-versions/create", "", body=body)
+    cloud._raw_version("ChurnModel", 1)  # read until registered
+    found = {(r.kind, r.name): r for r in cloud.discover()}
+    assert not found[(ResourceKind.MODEL, "ChurnModel")].managed
+    assert not found[(ResourceKind.MODEL_VERSION, "ChurnModel:1")].managed
+    assert (ResourceKind.MODEL, "churnmodel") not in found
+    assert cloud.list_models() == ["ChurnModel"]
+    assert cloud._model_of("ChurnModel") is None
+    with pytest.raises(NotFound):
+        cloud.observe_model("churnmodel")

@@ -3,7 +3,9 @@
 A Mintaka model name is lower case letters, digits and single dashes (``credit-risk``). Unity
 Catalog folds names to lower case and needs quoting for dashes in SQL, so the model is stored as
 ``<catalog>.<schema>.credit_risk``. Mintaka names never contain ``_``, so the mapping is one to
-one and reversible; a Unity Catalog name that does not map back is not Mintaka's.
+one and reversible; a registry name that does not map back exactly is not Mintaka's.
+The workspace model registry keeps names as written and compares them with case, so a name such
+as ``ChurnModel`` is none of Mintaka's: ``churnmodel`` would be another model there.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ def uc_leaf(name: str) -> str:
 
 
 def mintaka_name(leaf: str) -> str | None:
-    """The Mintaka model name stored as ``leaf``, or ``None`` when none is."""
-    candidate = leaf.lower().replace("_", "-")
-    if uc_leaf(candidate) != leaf.lower():
+    """The Mintaka model name stored as ``leaf``, or ``None`` when none is: only a name whose
+    registry name is exactly ``leaf``, case included (a registry that folds case folds ``leaf``
+    before asking)."""
+    candidate = leaf.replace("_", "-")
+    if uc_leaf(candidate) != leaf:
         return None
     try:
         return validate_model_name(candidate)

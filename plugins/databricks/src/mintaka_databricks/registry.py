@@ -80,7 +80,8 @@ class UnityCatalogRegistry(
         self._call(f"reading model {full}", lambda: self.client.registered_models.get(full))
 
     def _listed_models(self) -> list[tuple[str, str]]:
-        """(registry name, leaf) of every model in the configured schema."""
+        """(registry name, leaf) of every model in the configured schema; the leaf in lower case,
+        as Unity Catalog compares names."""
         found = self._call(
             "listing models",
             lambda: list(
@@ -89,7 +90,7 @@ class UnityCatalogRegistry(
                 )
             ),
         )
-        return [(str(m.full_name or m.name or ""), m.name or "") for m in found]
+        return [(str(m.full_name or m.name or ""), (m.name or "").lower()) for m in found]
 
     # -- versions -------------------------------------------------------------------------------
 

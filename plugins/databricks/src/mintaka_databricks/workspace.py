@@ -86,7 +86,7 @@ class WorkspaceAccess:
             self.settings.catalog.lower(),
             self.settings.schema_name.lower(),
         )
-        return mintaka_name(leaf) if ours else None
+        return mintaka_name(leaf.lower()) if ours else None
 
     def _pause(self, seconds: float) -> None:
         """Wait between polls on the backend's clock (moved on at once in tests)."""
