@@ -723,3 +723,31 @@ def test_endpoints_named_outside_mintaka_are_left_out_of_the_listing(
     assert {"team_chat_api", "databricks-meta-llama-3-3-70b-instruct"} <= {
         r.name for r in cloud.discover()
     }
+
+
+def test_versions_not_ready_are_neither_adopted_nor_reported_by_sync(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    """A version whose registration failed holds no model files, and one still registering is
+    not finished: adoption takes the ready versions, sync and discovery leave the others out."""
+    import io
+
+    from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
+
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
+    client = workspace_client(databricks_fake)
+    uc = databricks_fake.state.uc
+    uc.create_model("main.mintaka.churn")
+    uc.add_version("main.mintaka.churn", status="PENDING_REGISTRATION")
+    client.files.upload("/Models/main/mintaka/churn/1/model.bin", io.BytesIO(b"w1"))
+    uc.set_status("main.mintaka.churn", 1, "READY")
+    uc.add_version("main.mintaka.churn", status="FAILED_REGISTRATION")
+    uc.add_version("main.mintaka.churn", status="PENDING_REGISTRATION")
+    with platform_on(databricks_fake, tmp_path) as plat:
+        found = {c.name for c in plat.migration.discover()}
+        assert {"churn", "churn:1"} <= found
+        assert not found & {"churn:2", "churn:3"}
+        adoption = plat.migration.adopt_model("churn", reason="inherited")
+        assert [v.version for v in adoption.adopted] == [1]
+        assert plat.sync() == []

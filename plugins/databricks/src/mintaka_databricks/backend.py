@@ -40,7 +40,7 @@ from mintaka_databricks.registry import UnityCatalogRegistry
 from mintaka_databricks.runs import MlflowRuns
 from mintaka_databricks.serving import MANAGED_TAG, EndpointServing
 from mintaka_databricks.settings import DatabricksSettings, DatabricksWorkspaceSettings
-from mintaka_databricks.versions import tag_map
+from mintaka_databricks.versions import is_ready, tag_map
 from mintaka_databricks.workspace import ID_TAG
 from mintaka_databricks.workspace_registry import WorkspaceModelRegistry
 
@@ -154,10 +154,12 @@ class _DatabricksWorkspace(
     # -- discovery and sync ---------------------------------------------------------------------
 
     def discover(self) -> list[DiscoveredResource]:
+        """Every model and its ready versions, and every serving endpoint; a version still
+        registering or whose registration failed is left out, as in ``observe_model``."""
         found: list[DiscoveredResource] = []
         for full, leaf in sorted(self._listed_models()):
             name = mintaka_name(leaf)
-            versions = self._listed_versions(full)
+            versions = [v for v in self._listed_versions(full) if is_ready(v)]
             managed = [bool(tag_map(v).get(ID_TAG)) for v in versions]
             found.append(
                 DiscoveredResource(
@@ -196,9 +198,11 @@ class _DatabricksWorkspace(
         return found
 
     def observe_model(self, name: str) -> ObservedModel:
-        return ObservedModel(
-            name=name, versions=tuple(self.list_versions(name)), aliases=self.get_aliases(name)
-        )
+        """The model's ``READY`` versions and its aliases, for adoption and sync: a version
+        ``PENDING_REGISTRATION`` is one a create has not finished (registering it again does),
+        one ``FAILED_REGISTRATION`` holds no model, so neither is one to adopt or record."""
+        versions = (v for v in self.list_versions(name) if is_ready(v.extra))
+        return ObservedModel(name=name, versions=tuple(versions), aliases=self.get_aliases(name))
 
     def whoami(self) -> Identity:
         """The workspace's own answer to "who is calling" (SCIM Me): an authenticated identity."""

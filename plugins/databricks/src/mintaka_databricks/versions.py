@@ -34,6 +34,13 @@ from mintaka_databricks.workspace import (
 )
 
 PENDING = "PENDING_REGISTRATION"
+READY = "READY"
+
+
+def is_ready(raw: Mapping[str, Any]) -> bool:
+    """Whether version ``raw`` holds a registered model: not still registering (creating it
+    again finishes it) nor failed to register (a left-over with no model files)."""
+    return raw.get("status") == READY
 
 
 def tag_map(raw: Mapping[str, Any]) -> dict[str, str]:
