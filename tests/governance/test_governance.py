@@ -267,8 +267,11 @@ def test_staging_a_route_needs_no_rollout_but_moving_live_traffic_directly_is_re
     dana.serving.create_endpoint("scoring", high, route="blue")
     staged = dana.serving.deploy("scoring", v2.ref, route="green")  # no live change
     assert staged.traffic.weights == {"blue": 100, "green": 0}
-    with pytest.raises(PolicyViolation, match="rollout-strategy"):
+    with pytest.raises(PolicyViolation, match="rollout-strategy") as refused:
         dana.serving.set_traffic("scoring", {"green": 100})  # a direct switch on a high tier
+    said = str(refused.value)
+    assert "credit:2 is high tier" in said
+    assert "roll it out with `mintaka rollout scoring --to ROUTE`" in said
     # A rollout step, as the controller applies it.
     moved = dana.serving._set_traffic("scoring", {"blue": 90, "green": 10}, strategy="canary")
     assert moved.traffic.weights == {"blue": 90, "green": 10}

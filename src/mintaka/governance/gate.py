@@ -92,8 +92,13 @@ def traffic_controls(change: TrafficChange, governance: GovernanceService) -> li
             Control(
                 "rollout-strategy",
                 change.strategy in allowed,
-                f"{version.risk_tier.value} tier allows {[s.value for s in allowed]}, "
-                f"not {change.strategy.value}",
+                f"{version.ref} is {version.risk_tier.value} tier, which allows "
+                f"{[s.value for s in allowed]}, not {change.strategy.value}"
+                + (
+                    f" (roll it out with `mintaka rollout {change.endpoint} --to ROUTE`)"
+                    if change.strategy is RolloutStrategy.DIRECT
+                    else ""
+                ),
                 version.id,
             )
         )
