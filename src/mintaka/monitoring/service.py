@@ -11,6 +11,7 @@ to the next person on its escalation path.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -92,6 +93,8 @@ RETRAINING_KINDS = (SignalKind.DRIFT, SignalKind.PERFORMANCE)
 # The signals that compare classes, and so may name the positive one (``Signal.positive``).
 _CLASS_KINDS = (SignalKind.FAIRNESS, SignalKind.PERFORMANCE)
 SEVERITY_ORDER = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)  # least severe first
+# How far before the newest imported capture record a later import looks again.
+CAPTURE_LAG = timedelta(hours=24)
 LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database's parameter limit
 
 
@@ -611,19 +614,28 @@ class MonitoringService:
                 .order_by(predictions.c.at.desc())
                 .limit(1)
             ).scalar()
-        since = datetime.fromisoformat(latest) if latest else None
-        routes = {r.name: r for r in current.routes}
-        versions: dict[str, Any] = {}
+        # Capture lands late and out of order (a file per instance buffer, a table that lags):
+        # records older than the newest imported one are looked for over CAPTURE_LAG again, and
+        # those already imported are skipped by their ids.
+        since = datetime.fromisoformat(latest) - CAPTURE_LAG if latest else None
+        history = self.platform.serving.deployment_history(endpoint)
+        starts = [d.at for d in history]
+        versions: dict[tuple[str, int], Any] = {}
         rows: list[dict[str, Any]] = []
         for record in source.read_captured(endpoint, since=since):
+            # The routes in force when the request was answered, not now: a route re-deployed
+            # since serves another version.
+            found = bisect.bisect_right(starts, record.at) - 1
+            in_force = history[max(found, 0)] if history else current
+            routes = {r.name: r for r in in_force.routes}
+            shadow = in_force.traffic.shadow
             route = routes.get(record.route or "")
             version = None
             if route is not None:
-                if route.name not in versions:
-                    versions[route.name] = self.platform.get_model_version(
-                        route.model, route.version
-                    )
-                version = versions[route.name]
+                key = (route.model, route.version)
+                if key not in versions:
+                    versions[key] = self.platform.get_model_version(route.model, route.version)
+                version = versions[key]
             inputs, outputs = _captured_rows(record.inputs, record.outputs)
             for index, (row, output) in enumerate(zip(inputs, outputs, strict=True)):
                 rows.append(
@@ -638,9 +650,7 @@ class MonitoringService:
                         keep_inputs=True,
                         output=output,
                         status="ok" if output is not None else "unknown",
-                        shadow=int(
-                            record.route is not None and record.route == current.traffic.shadow
-                        ),
+                        shadow=int(record.route is not None and record.route == shadow),
                         latency_ms=float(record.extra.get("latency_ms", 0.0) or 0.0),
                         at=record.at,
                     ).record()

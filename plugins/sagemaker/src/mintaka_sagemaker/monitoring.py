@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +32,8 @@ from mintaka.domain.names import route_name_of
 from mintaka.domain.serving import EndpointMetrics
 from mintaka.errors import NotFound
 from mintaka_sagemaker.serving import SageMakerServing
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/SageMaker"
 
@@ -174,8 +177,16 @@ class SageMakerMonitoring(SageMakerServing):
                     continue
                 variant = key[len(root) :].split("/", 1)[0]
                 body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
-                for line in body.decode("utf-8").splitlines():
-                    record = parse_capture_line(endpoint, variant, line)
+                text = body.decode("utf-8", errors="replace")
+                for number, line in enumerate(text.splitlines(), start=1):
+                    try:
+                        record = parse_capture_line(endpoint, variant, line)
+                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                        # A line cut short or not SageMaker's: the others are still imported.
+                        log.warning(
+                            "skipped capture line s3://%s/%s:%d: %r", bucket, key, number, exc
+                        )
+                        continue
                     if record is not None and (since is None or record.at >= since):
                         records.append(record)
         records.sort(key=lambda r: (r.at, r.event_id))
