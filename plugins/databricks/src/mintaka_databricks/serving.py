@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -39,6 +40,8 @@ from mintaka_databricks.counters import Counters, CounterSnapshots, Snapshot, ba
 from mintaka_databricks.errors import BACKEND
 from mintaka_databricks.names import table_prefix
 from mintaka_databricks.workspace import WorkspaceAccess
+
+log = logging.getLogger(__name__)
 
 MANAGED_TAG = "mintaka-managed"
 REQUEST_TAG = "mintaka-request"
@@ -723,7 +726,14 @@ class EndpointServing(
             )
             rows.extend(chunk.data_array or [])
             following = chunk.next_chunk_index
-        return [self._record(endpoint, dict(zip(columns, row, strict=True))) for row in rows]
+        records = []
+        for row in rows:
+            try:
+                records.append(self._record(endpoint, dict(zip(columns, row, strict=True))))
+            except (ValueError, KeyError, TypeError) as exc:
+                # A row Mintaka cannot read (a request that is not JSON): the others still count.
+                log.warning("skipped a row of %s: %r", table, exc)
+        return records
 
     @staticmethod
     def _record(endpoint: str, row: dict[str, Any]) -> CapturedRecord:
@@ -747,6 +757,7 @@ class EndpointServing(
                 "client_request_id": row.get("client_request_id"),
                 "status_code": int(row.get("status_code") or 0),
                 "execution_time_ms": int(row.get("execution_time_ms") or 0),
+                "latency_ms": float(row.get("execution_time_ms") or 0),
                 "model": metadata.get("model_name"),
                 "version": metadata.get("model_version"),
             },
