@@ -353,6 +353,26 @@ def test_wired_inputs_become_dynamic_value_references_and_edges(
     assert cloud.wait_for_pipeline_run(run.id).status is PipelineStatus.SUCCEEDED
 
 
+@pytest.mark.parametrize(
+    "builtin", ["register_dataset", "register_model", "deploy_canary", "promote"]
+)
+def test_control_plane_steps_are_refused_at_compile(cloud: DatabricksBackend, builtin: str) -> None:
+    spec = PipelineSpec(
+        name="data",
+        parameters={"p": "v"},
+        steps=[
+            StepSpec(name="prepare", entrypoint="pkg.steps:prepare"),
+            StepSpec(
+                name="act",
+                entrypoint=f"mintaka.pipelines.builtins:{builtin}",
+                depends_on=["prepare"],
+            ),
+        ],
+    )
+    with pytest.raises(ValidationError, match="acts on Mintaka's control plane"):
+        cloud.compile(spec)
+
+
 def test_an_unknown_pipeline_parameter_is_refused(cloud: DatabricksBackend) -> None:
     spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
     with pytest.raises(ValidationError):

@@ -46,6 +46,27 @@ def controller_step(fn: F) -> F:
     return fn
 
 
+BUILTINS = "mintaka.pipelines.builtins"
+
+
+def refuse_controller_step(
+    step: StepSpec, backend: str, job: str, native: frozenset[str] = frozenset()
+) -> None:
+    """Refuse a builtin controller step in a pipeline compiled for a cloud ``backend``: it acts on
+    Mintaka's control plane from the process running the pipeline, which a cloud ``job`` is not.
+    Entry points in ``native`` are exempt: the backend compiles them to a native equivalent."""
+    module, _, function = step.entrypoint.partition(":")
+    if module != BUILTINS or step.entrypoint in native:
+        return
+    target = getattr(importlib.import_module(module), function, None)
+    if getattr(target, CONTROLLER_ATTRIBUTE, False):
+        raise ValidationError(
+            f"[{backend}] step {step.name!r} runs {step.entrypoint}, which acts on Mintaka's "
+            f"control plane and cannot run as a {job} job; run this pipeline with the local "
+            f"executor, or leave that step out of the {job} pipeline"
+        )
+
+
 @dataclass
 class StepContext:
     """What a step gets besides its inputs."""

@@ -21,6 +21,7 @@ from mintaka.domain.pipelines import (
 )
 from mintaka.errors import BackendError, NotFound
 from mintaka.interfaces import PipelineExecution
+from mintaka.pipelines.contract import refuse_controller_step
 from mintaka_databricks.errors import BACKEND
 from mintaka_databricks.workspace import WorkspaceAccess
 
@@ -53,6 +54,8 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
     """``Capability.PIPELINES`` over Databricks Jobs."""
 
     def compile(self, spec: PipelineSpec) -> NativePipeline:
+        for step in spec.steps:
+            refuse_controller_step(step, "databricks", "Databricks")
         tasks = []
         for step in spec.steps:
             arguments = [

@@ -50,6 +50,7 @@ from mintaka.domain.pipelines import (
 )
 from mintaka.errors import ConfigurationError, Conflict, NotFound, ValidationError
 from mintaka.interfaces import BackendContext
+from mintaka.pipelines.contract import refuse_controller_step
 from mintaka_sagemaker.aws import AwsCalls, short_hash
 from mintaka_sagemaker.errors import is_already_exists
 from mintaka_sagemaker.registry import package_version
@@ -106,26 +107,6 @@ def _outputs_of(step: str) -> dict[str, Any]:
     return {"Get": f"Steps.{step}.PropertyFiles.{PROPERTY_FILE}"}
 
 
-def _refuse_controller_step(step: StepSpec) -> None:
-    """Mintaka's own controller steps (register a dataset, deploy, promote) act on the control
-    plane from the process running the pipeline; a SageMaker job cannot. ``register_model`` is
-    the exception: it has a native equivalent."""
-    module, _, function = step.entrypoint.partition(":")
-    if module != BUILTINS or step.entrypoint == REGISTER_ENTRYPOINT:
-        return
-    import importlib
-
-    from mintaka.pipelines.contract import CONTROLLER_ATTRIBUTE
-
-    target = getattr(importlib.import_module(module), function, None)
-    if getattr(target, CONTROLLER_ATTRIBUTE, False):
-        raise ValidationError(
-            f"[sagemaker] step {step.name!r} runs {step.entrypoint}, which acts on Mintaka's "
-            "control plane and cannot run as a SageMaker job; run this pipeline with the local "
-            "executor, or leave that step out of the SageMaker pipeline"
-        )
-
-
 def _groups_of(definition: dict[str, Any]) -> dict[str, str]:
     """The hidden group parameters of a definition (``_group_parameters``) -> their sources."""
     raw = (definition.get("Metadata") or {}).get(GROUP_PARAMETERS)
@@ -171,7 +152,7 @@ class SageMakerPipelines(AwsCalls):
             if s.gate is not None
         }
         for step in spec.steps:
-            _refuse_controller_step(step)
+            refuse_controller_step(step, "sagemaker", "SageMaker", frozenset({REGISTER_ENTRYPOINT}))
         kinds = {s.name: s.entrypoint == REGISTER_ENTRYPOINT for s in spec.steps}
         steps: list[dict[str, Any]] = []
         for step in spec.order():
