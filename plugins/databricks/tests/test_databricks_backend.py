@@ -373,6 +373,24 @@ def test_control_plane_steps_are_refused_at_compile(cloud: DatabricksBackend, bu
         cloud.compile(spec)
 
 
+def test_steps_that_never_ran_are_left_out_of_the_run(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    spec = PipelineSpec(
+        name="train",
+        steps=[
+            StepSpec(name="prepare", entrypoint="pkg.steps:prepare"),
+            StepSpec(name="fit", entrypoint="pkg.steps:fit", depends_on=["prepare"]),
+        ],
+    )
+    databricks_fake.state.jobs.script_task("prepare", "FAILED", "bad data")
+    run = cloud.wait_for_pipeline_run(cloud.submit(cloud.compile(spec), {}).id)
+    assert run.status is PipelineStatus.FAILED
+    assert [(s.name, s.status, s.failure_reason) for s in run.steps] == [
+        ("prepare", PipelineStatus.FAILED, "bad data")
+    ]
+
+
 def test_an_unknown_pipeline_parameter_is_refused(cloud: DatabricksBackend) -> None:
     spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
     with pytest.raises(ValidationError):

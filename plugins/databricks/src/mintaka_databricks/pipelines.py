@@ -46,6 +46,15 @@ def _status(life_cycle: str | None, result: str | None) -> PipelineStatus:
     return PipelineStatus.FAILED
 
 
+_NOT_STARTED = {"UPSTREAM_FAILED", "EXCLUDED", "SKIPPED"}
+
+
+def _never_ran(life_cycle: str | None, result: str | None) -> bool:
+    """Whether a task was skipped (its upstream failed, or ``run_if`` left it out): it never
+    started, so it is no step of the run, neither failed nor pending."""
+    return life_cycle == "SKIPPED" or result in _NOT_STARTED
+
+
 def _time(ms: int | None) -> datetime | None:
     return None if not ms else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
@@ -176,7 +185,10 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         steps = []
         for task in raw.get("tasks") or []:
             task_state = task.get("state") or {}
-            status = _status(task_state.get("life_cycle_state"), task_state.get("result_state"))
+            life_cycle, result = task_state.get("life_cycle_state"), task_state.get("result_state")
+            if _never_ran(life_cycle, result):
+                continue
+            status = _status(life_cycle, result)
             steps.append(
                 StepRun(
                     name=task["task_key"],
