@@ -931,7 +931,7 @@ class MigrationService:
         was, now = recorded.traffic, cloud.traffic
         same = {(r.name, r.model, r.version) for r in recorded.routes} == {
             (r.name, r.model, r.version) for r in cloud.routes
-        } and _live(was.weights) == _live(now.weights)
+        } and was.live_weights == now.live_weights
         native = self.platform.backend.support(Capability.SERVING_SHADOW) is Support.NATIVE
         if native:
             same = same and (was.shadow, was.shadow_percent) == (now.shadow, now.shadow_percent)
@@ -974,10 +974,6 @@ class MigrationService:
                 conn, "endpoint.capture", name, capture=config.model_dump(mode="json")
             )
         platform._after_commit([event])
-
-
-def _live(weights: Mapping[str, int]) -> dict[str, int]:
-    return {route: weight for route, weight in weights.items() if weight > 0}
 
 
 __all__ = [

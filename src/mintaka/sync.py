@@ -335,11 +335,8 @@ def compare_endpoints(
             )
             continue
 
-        def live(weights: Mapping[str, int]) -> dict[str, int]:
-            return {route: w for route, w in sorted(weights.items()) if w > 0}
-
-        was: dict[str, Any] = {"weights": live(endpoint.traffic.weights)}
-        now: dict[str, Any] = {"weights": live(seen.traffic.weights)}
+        was: dict[str, Any] = {"weights": endpoint.traffic.live_weights}
+        now: dict[str, Any] = {"weights": seen.traffic.live_weights}
         if shadow_in_cloud:  # which route is mirrored, and how much of the traffic
             was["shadow"] = endpoint.traffic.shadow
             now["shadow"] = seen.traffic.shadow

@@ -52,6 +52,11 @@ class TrafficMap(Record):
             raise ValueError("shadow and shadow_percent are set together")
         return self
 
+    @property
+    def live_weights(self) -> dict[str, int]:
+        """The routes taking live traffic and their weights, in route order."""
+        return {route: w for route, w in sorted(self.weights.items()) if w > 0}
+
 
 class Endpoint(Record):
     """An endpoint as core knows it: its routes and its current traffic."""

@@ -43,10 +43,6 @@ class TrafficChange:
     previous: TrafficMap | None = None  # the traffic before the change, if the endpoint exists
 
 
-def _live(traffic: TrafficMap) -> dict[str, int]:
-    return {route: weight for route, weight in traffic.weights.items() if weight > 0}
-
-
 def traffic_controls(change: TrafficChange, governance: GovernanceService) -> list[Control]:
     controls = [
         Control(
@@ -82,8 +78,9 @@ def traffic_controls(change: TrafficChange, governance: GovernanceService) -> li
             for c in governance.production_controls(version)
             if c.name != "not-archived"
         ]
-        unchanged_mix = change.previous is not None and _live(change.previous) == _live(
-            change.traffic
+        unchanged_mix = (
+            change.previous is not None
+            and change.previous.live_weights == change.traffic.live_weights
         )
         if change.action in UNSTRATEGIC or unchanged_mix:
             continue  # the live version mix stays as it was: no rollout to govern
