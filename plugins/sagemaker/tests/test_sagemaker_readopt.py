@@ -13,14 +13,19 @@ from test_sagemaker_adopt import GROUP, legacy_endpoint, legacy_package, tarball
 from mintaka import Platform, ValidationError
 
 
-def test_an_endpoint_deleted_in_sagemaker_leaves_the_record_when_deleted(
-    platform: Platform, sm: Any
-) -> None:
+def _adopted_then_deleted_in_sagemaker(platform: Platform, sm: Any) -> None:
+    """``churn-api`` made outside Mintaka (package 1), adopted, then deleted in SageMaker."""
     one = legacy_package(sm, "jobs/1/model.tar.gz", tarball({"model.joblib": b"1"}))
     legacy_endpoint(sm, {"AllTraffic": one})
     platform.migration.adopt_model(GROUP, reason="legacy")
     platform.migration.adopt_endpoint("churn-api", reason="legacy")
     sm.delete_endpoint(EndpointName="churn-api")
+
+
+def test_an_endpoint_deleted_in_sagemaker_leaves_the_record_when_deleted(
+    platform: Platform, sm: Any
+) -> None:
+    _adopted_then_deleted_in_sagemaker(platform, sm)
     assert [d.kind for d in platform.sync()] == ["endpoint.missing"]
     platform.serving.delete_endpoint("churn-api", reason="deleted in the console")
     assert platform.sync() == []
@@ -32,11 +37,7 @@ def test_an_endpoint_deleted_in_sagemaker_leaves_the_record_when_deleted(
 def test_an_endpoint_replaced_in_sagemaker_is_adopted_again_as_it_serves_now(
     platform: Platform, sm: Any
 ) -> None:
-    one = legacy_package(sm, "jobs/1/model.tar.gz", tarball({"model.joblib": b"1"}))
-    legacy_endpoint(sm, {"AllTraffic": one})
-    platform.migration.adopt_model(GROUP, reason="legacy")
-    platform.migration.adopt_endpoint("churn-api", reason="legacy")
-    sm.delete_endpoint(EndpointName="churn-api")
+    _adopted_then_deleted_in_sagemaker(platform, sm)
     two = legacy_package(sm, "jobs/2/model.tar.gz", tarball({"model.joblib": b"2"}))
     sm.create_model(
         ModelName="churn-model-next",
