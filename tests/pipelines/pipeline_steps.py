@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from mintaka.domain.pipelines import GateCheck, GateOutcome
-from mintaka.pipelines.contract import StepContext
+from mintaka.pipelines.contract import StepContext, controller_step
 
 FAIL_FLAG = "MINTAKA_TEST_FAIL_FLAG"
 
@@ -145,3 +145,9 @@ class UnorderedInputs(BaseModel):
 
 def unordered(inputs: UnorderedInputs) -> TextOutputs:
     return TextOutputs(text=str(len(inputs.files)))
+
+
+@controller_step
+def announce(inputs: NoInputs, ctx: StepContext) -> TextOutputs:
+    """A user's own controller step: it reads the platform, so only the controller can run it."""
+    return TextOutputs(text=type(ctx.require_platform()).__name__)

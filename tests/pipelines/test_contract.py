@@ -9,7 +9,7 @@ import pytest
 
 from mintaka import Platform, ValidationError
 from mintaka.domain.pipelines import PipelineSpec, StepSpec
-from mintaka.pipelines.contract import PipelineSpecError, path_field
+from mintaka.pipelines.contract import PipelineSpecError, path_field, refuse_controller_step
 
 STEPS = "pipeline_steps"
 
@@ -116,6 +116,28 @@ def test_a_step_module_that_fails_at_import_is_a_spec_error(
     with pytest.raises(PipelineSpecError, match=message):
         platform.pipelines.bind("m", spec(step))
     assert_nothing_ran(platform)
+
+
+@pytest.mark.parametrize(
+    "entrypoint",
+    [
+        f"{STEPS}:announce",
+        "mintaka.pipelines.gates:validate_data",
+        "mintaka.pipelines.builtins:register_dataset",
+    ],
+    ids=["user-step", "builtin-gate", "builtin"],
+)
+def test_every_controller_step_is_refused_in_a_cloud_pipeline(entrypoint: str) -> None:
+    step = StepSpec(name="ctl", entrypoint=entrypoint)
+    with pytest.raises(ValidationError, match=r"\[cloud\] step 'ctl' runs .*control plane"):
+        refuse_controller_step(step, "cloud", "Cloud")
+
+
+@pytest.mark.parametrize("entrypoint", [f"{STEPS}:produce", "module_only_the_cloud_image_has:fit"])
+def test_computing_steps_and_natively_compiled_ones_are_not_refused(entrypoint: str) -> None:
+    refuse_controller_step(StepSpec(name="s", entrypoint=entrypoint), "cloud", "Cloud")
+    native = StepSpec(name="ctl", entrypoint=f"{STEPS}:announce")
+    refuse_controller_step(native, "cloud", "Cloud", frozenset({native.entrypoint}))
 
 
 def test_unknown_parameters_are_refused(platform: Platform) -> None:

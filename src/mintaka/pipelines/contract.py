@@ -46,25 +46,31 @@ def controller_step(fn: F) -> F:
     return fn
 
 
-BUILTINS = "mintaka.pipelines.builtins"
-
-
 def refuse_controller_step(
     step: StepSpec, backend: str, job: str, native: frozenset[str] = frozenset()
 ) -> None:
-    """Refuse a builtin controller step in a pipeline compiled for a cloud ``backend``: it acts on
-    Mintaka's control plane from the process running the pipeline, which a cloud ``job`` is not.
-    Entry points in ``native`` are exempt: the backend compiles them to a native equivalent."""
-    module, _, function = step.entrypoint.partition(":")
-    if module != BUILTINS or step.entrypoint in native:
+    """Refuse a controller step (Mintaka's or a user's own ``@controller_step``) in a pipeline
+    compiled for a cloud ``backend``: it acts on Mintaka's control plane from the process running
+    the pipeline, which a cloud ``job`` is not. Entry points in ``native`` are exempt: the backend
+    compiles them to a native equivalent."""
+    if step.entrypoint in native or not _is_controller(step.entrypoint):
         return
-    target = getattr(importlib.import_module(module), function, None)
-    if getattr(target, CONTROLLER_ATTRIBUTE, False):
-        raise ValidationError(
-            f"[{backend}] step {step.name!r} runs {step.entrypoint}, which acts on Mintaka's "
-            f"control plane and cannot run as a {job} job; run this pipeline with the local "
-            f"executor, or leave that step out of the {job} pipeline"
-        )
+    raise ValidationError(
+        f"[{backend}] step {step.name!r} runs {step.entrypoint}, which acts on Mintaka's "
+        f"control plane and cannot run as a {job} job; run this pipeline with the local "
+        f"executor, or leave that step out of the {job} pipeline"
+    )
+
+
+def _is_controller(entrypoint: str) -> bool:
+    """Whether ``entrypoint`` names a ``@controller_step``. A module that does not import here is
+    computing code for the cloud's own environment, so it is not taken for one."""
+    module, _, function = entrypoint.partition(":")
+    try:
+        target = getattr(importlib.import_module(module), function, None)
+    except Exception:  # a dependency only the cloud's image has, or code failing at import
+        return False
+    return bool(getattr(target, CONTROLLER_ATTRIBUTE, False))
 
 
 @dataclass
