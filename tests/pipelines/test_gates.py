@@ -126,6 +126,33 @@ def test_each_version_is_held_to_the_one_before_it(
             assert outcome.reference_dataset == previous.id
 
 
+def test_a_feature_whose_drift_cannot_be_measured_fails_the_gate(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    rng = np.random.default_rng(5)
+    values = rng.normal(0, 1, 500)
+    first, second = tmp_path / "v1.csv", tmp_path / "v2.csv"
+    first.write_text("x,y\n" + "\n".join(f"{v:.6f},{v:.6f}" for v in values))
+    second.write_text("x,y\n" + "\n".join(f"{v:.6f}," for v in values))
+    platform.register_dataset("applications", first)
+    clock.advance(minutes=1)
+    version = platform.register_dataset("applications", second)
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    inputs = DataValidationInputs(dataset_id=version.id, max_missing_rate=1.0)
+    outcome = validate_data(inputs, context)
+    found = {c.name: c for c in outcome.checks}
+    assert not outcome.passed
+    assert found["distribution (PSI)"].passed
+    unmeasured = found["distribution measured"]
+    assert (unmeasured.passed, unmeasured.value, unmeasured.limit) == (False, 1, 0)
+    assert "'y'" in (unmeasured.detail or "")
+
+
 def test_an_unfair_training_set(platform: Platform, data: Path) -> None:
     rewrite(data, lambda r: {**r, "default": "0" if r["segment"] == "north" else r["default"]})
     error = failing(platform, partial(UP_TO_VALIDATION, data=str(data)))

@@ -141,17 +141,8 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
         if not changes:
             features = [k for k in expected if k != inputs.label]
             report = drift(ref, as_columns(rows), features=features)
-            scores = {k: report.value(k, "psi") or 0.0 for k in features}
-            feature, value = max(scores.items(), key=lambda kv: kv[1], default=("", 0.0))
-            checks.append(
-                GateCheck(
-                    name="distribution (PSI)",
-                    passed=value <= inputs.max_psi,
-                    value=round(value, 6),
-                    limit=inputs.max_psi,
-                    detail=f"worst feature {feature!r} against {reference.id}",
-                )
-            )
+            psis = {k: report.value(k, "psi") for k in features}
+            checks += _distribution_checks(psis, inputs.max_psi, reference.id)
     if inputs.protected:
         checks.append(_group_fairness(rows, inputs))
     return DataValidationOutcome(
@@ -160,6 +151,42 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
         rows=len(rows),
         reference_dataset=reference.id if reference is not None else None,
     )
+
+
+def _distribution_checks(
+    psis: dict[str, float | None], max_psi: float, reference: str
+) -> list[GateCheck]:
+    """The worst measured feature's PSI held to ``max_psi``, and, when a feature's PSI cannot be
+    computed (no values on one side), a failing check naming it: drift that cannot be measured
+    is no evidence of stable data, as a drift signal that cannot be computed is no quiet one."""
+    scores = {k: v for k, v in psis.items() if v is not None}
+    feature, value = max(scores.items(), key=lambda kv: kv[1], default=("", 0.0))
+    checks = [
+        GateCheck(
+            name="distribution (PSI)",
+            passed=value <= max_psi,
+            value=round(value, 6),
+            limit=max_psi,
+            detail=(
+                f"worst feature {feature!r} against {reference}"
+                if scores
+                else f"no feature measured against {reference}"
+            ),
+        )
+    ]
+    unmeasured = sorted(k for k, v in psis.items() if v is None)
+    if unmeasured:
+        checks.append(
+            GateCheck(
+                name="distribution measured",
+                passed=False,
+                value=len(unmeasured),
+                limit=0,
+                detail=f"no PSI against {reference} for {', '.join(map(repr, unmeasured))}: "
+                "no values on one side",
+            )
+        )
+    return checks
 
 
 def _missing(feature: Any) -> float:
