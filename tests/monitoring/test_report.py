@@ -94,3 +94,22 @@ def test_report_draws_a_logged_integer_beyond_the_float_range(
     income = next(f for f in build_report(served, "scoring").features if f.name == "income")
     assert income.chart_png is not None
     assert income.statistics["psi"] is not None
+
+
+def test_a_feature_logged_as_numeric_strings_is_charted_as_its_numbers(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    from mintaka.monitoring.report import build_report
+
+    def income_chart() -> str | None:
+        report = build_report(served, "scoring", window="1h")
+        return next(f for f in report.features if f.name == "income").chart_png
+
+    rows = _rows(np.random.default_rng(6), 50, shift=1.0)
+    log_predictions([(row, 1) for row in rows])
+    clock.advance(minutes=5)
+    as_numbers = income_chart()
+    clock.advance(hours=2)
+    log_predictions([({**row, "income": str(row["income"])}, 1) for row in rows])
+    clock.advance(minutes=5)
+    assert income_chart() == as_numbers

@@ -2,7 +2,8 @@
 
 For the window's logged inputs against the training data's stored profile, the page shows each
 numeric feature's reference histogram beside the current one (on the profile's bin edges, as
-proportions, drawn with matplotlib's Agg backend and embedded as PNG), the drift table, and the
+proportions, drawn with matplotlib's Agg backend and embedded as PNG; the logged values read as
+the drift statistics read them, a numeric string as its number), the drift table, and the
 endpoint's tickets.
 """
 
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 from mintaka.domain.monitoring import Ticket
 
 if TYPE_CHECKING:
+    import numpy.typing as npt
+
     from mintaka.monitoring.profiles import DatasetProfile, NumericProfile
     from mintaka.monitoring.statistics import DriftReport
     from mintaka.platform import Platform
@@ -83,7 +86,7 @@ def histogram_png(feature: str, numeric: NumericProfile, current: list[float]) -
 
 def build_report(platform: Platform, endpoint: str, window: str = "1d") -> MonitorReport:
     """The drift of ``endpoint``'s last ``window`` of live predictions, and its tickets."""
-    from mintaka.monitoring.profiles import DatasetProfile
+    from mintaka.monitoring.profiles import DatasetProfile, as_columns
     from mintaka.monitoring.statistics import drift
 
     platform.serving.get_endpoint(endpoint)
@@ -98,8 +101,9 @@ def build_report(platform: Platform, endpoint: str, window: str = "1d") -> Monit
     if reference is not None:
         profile = DatasetProfile.from_json(reference[1])
         report: DriftReport | None = drift(profile, rows) if rows else None
+        columns = as_columns(rows)
         for name in profile.features:
-            sections.append(_section(profile, report, name, rows))
+            sections.append(_section(profile, report, name, columns.get(name)))
     tickets = [t for t in platform.monitoring.tickets() if t.endpoint == endpoint]
     return MonitorReport(
         endpoint=endpoint,
@@ -116,21 +120,28 @@ def _section(
     profile: DatasetProfile,
     report: DriftReport | None,
     name: str,
-    rows: list[dict[str, Any]],
+    column: npt.NDArray[Any] | None,
 ) -> FeatureSection:
-    from mintaka.monitoring.profiles import NumericProfile, as_float
+    from mintaka.monitoring.profiles import NumericProfile
 
     feature = profile.features[name]
     statistics = {s: None if report is None else report.value(name, s) for s in STATISTICS}
     chart = None
     if isinstance(feature, NumericProfile) and len(feature.edges) > 1:
-        current = [
-            as_float(value)
-            for value in (r.get(name) for r in rows)
-            if isinstance(value, int | float) and not isinstance(value, bool)
-        ]
+        current = [] if column is None else charted_numbers(column)
         chart = base64.b64encode(histogram_png(name, feature, current)).decode("ascii")
     return FeatureSection(name, feature.kind, statistics, chart)
+
+
+def charted_numbers(column: npt.NDArray[Any]) -> list[float]:
+    """The logged values of a numeric feature that the drift statistics count, read as they read
+    them (a numeric string is its number; a value that is not a number is left out)."""
+    import numpy as np
+
+    from mintaka.monitoring.profiles import to_numeric_lenient
+
+    numbers = to_numeric_lenient(column)[0]
+    return [float(n) for n in numbers[~np.isnan(numbers)]]
 
 
 def render_html(report: MonitorReport) -> str:
