@@ -105,13 +105,19 @@ def _parse(model: type[T], **data: Any) -> T:
         raise ValidationError(str(exc)) from exc
 
 
+def nonfinite_metrics(metrics: Mapping[str, float]) -> list[str]:
+    """The names of the metrics that are NaN or infinity, sorted: no measurement, so the store
+    refuses them (:func:`finite_metrics`) and a pipeline step reporting them fails."""
+    return sorted(k for k, v in metrics.items() if not math.isfinite(v))
+
+
 def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Metrics as finite floats: NaN or infinity is no measurement (and is not valid JSON)."""
     try:
         values = {str(k): float(v) for k, v in metrics.items()}
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"metrics must be numbers: {exc}") from exc
-    bad = sorted(k for k, v in values.items() if not math.isfinite(v))
+    bad = nonfinite_metrics(values)
     if bad:
         raise ValidationError(f"metrics must be finite numbers, not NaN or infinity: {bad}")
     return values

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import shutil
 import subprocess
@@ -801,9 +800,9 @@ def _registered(state: RunState) -> bool:
 
 def _unmeasured(produced: dict[str, Any]) -> list[str]:
     """The names of the metrics among a step's outputs that are not finite numbers."""
+    from mintaka.platform import nonfinite_metrics
+
     metrics = produced.get("metrics")
     if not isinstance(metrics, dict):
         return []
-    return sorted(
-        k for k, v in metrics.items() if isinstance(v, int | float) and not math.isfinite(v)
-    )
+    return nonfinite_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
