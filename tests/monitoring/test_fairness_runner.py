@@ -142,6 +142,30 @@ def test_a_positive_class_no_prediction_or_label_has_is_refused(
     )
 
 
+def test_a_window_without_the_declared_positive_class_is_measured(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(*string_class_signals(positive="approve")))
+    ids = log_predictions([({"group": "a"}, "deny")] * 50 + [({"group": "b"}, "deny")] * 50)
+    served.monitoring.record_labels(dict.fromkeys(ids, "deny"))
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (2, (), ())
+
+
+def test_a_positive_class_of_another_type_than_the_classes_fails_the_signals(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(*string_class_signals(positive=1)))
+    ids = log_predictions([({"group": "a"}, "deny")] * 50 + [({"group": "b"}, "deny")] * 50)
+    served.monitoring.record_labels(dict.fromkeys(ids, "deny"))
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (0, ())
+    assert {f.signal for f in report.failed} == {"dp", "eo"}
+    assert all("no prediction or label is the positive class 1" in f.error for f in report.failed)
+
+
 @pytest.mark.parametrize("positive", ["1", 2])
 def test_a_positive_class_no_0_1_prediction_equals_fails_the_signals(
     served: Platform, clock: ManualClock, log_predictions: LogPredictions, positive: Any

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -140,6 +141,26 @@ def test_a_positive_class_that_is_not_one_of_0_1_classes_is_refused(positive: ob
         roc_auc(["yes", "no"], [0.9, 0.1], positive="Yes")
     assert demographic_parity_difference(y_pred, groups, positive=0) == 1.0
     assert close(expected_calibration_error([1, 1, 0, 0], [0.9, 0.9, 0.1, 0.1], positive=1), 0.1)
+
+
+def test_a_declared_class_absent_from_a_window_of_its_own_type_measures() -> None:
+    groups = ["a", "a", "b", "b"]
+    assert demographic_parity_difference(["deny"] * 4, groups, positive="approve") == 0.0
+    assert demographic_parity_difference([0, 0, 0, 0], groups, positive=1) == 0.0
+    assert demographic_parity_difference([2, 2, 2, 2], groups, positive=3) == 0.0
+    assert close(expected_calibration_error(["no", "no"], [0.1, 0.1], positive="yes"), 0.1)
+
+
+@pytest.mark.parametrize(
+    ("classes", "positive"),
+    [(["deny"] * 4, 1), ([2, 2, 2, 2], "3"), (["deny", "deny", "hold", "hold"], "approve")],
+    ids=["number-among-strings", "string-among-numbers", "neither-of-two-classes"],
+)
+def test_a_declared_class_no_value_could_be_is_refused(classes: list[Any], positive: Any) -> None:
+    with pytest.raises(ValidationError, match="no prediction or label is the positive class"):
+        demographic_parity_difference(classes, ["a", "a", "b", "b"], positive=positive)
+    with pytest.raises(ValidationError, match="none of the label classes"):
+        expected_calibration_error(classes, [0.1] * 4, positive=positive)
 
 
 def test_ece_of_one_class_other_than_0_1_needs_the_positive_class() -> None:

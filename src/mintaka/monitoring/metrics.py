@@ -121,10 +121,11 @@ def rmse(y_true: Array, y_pred: Array) -> float:
 
 
 def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
-    """The positive class of binary labels: ``positive`` when declared; else 1 for 0/1 (or
-    boolean) labels, even when only 0s are present; else the larger of two classes. ``None``
-    when the labels cannot tell: a single class that is not 0 or 1 might be either one, and
-    guessing would score the probabilities of one class against the other."""
+    """The positive class of binary labels: ``positive`` when declared (refused when it cannot be
+    one of them, as :func:`positive_class` refuses it); else 1 for 0/1 (or boolean) labels, even
+    when only 0s are present; else the larger of two classes. ``None`` when the labels cannot
+    tell: a single class that is not 0 or 1 might be either one, and guessing would score the
+    probabilities of one class against the other."""
     classes = np.unique(np.asarray(y_true))
     if len(classes) > 2:
         raise ValidationError(f"expected a binary label, got classes {classes.tolist()}")
@@ -132,7 +133,7 @@ def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
         labels = classes.tolist()
         zero_one = all(_zero_or_one(label) for label in labels)
         if (labels and zero_one and not _zero_or_one(positive)) or (
-            len(labels) == 2 and positive not in labels
+            labels and positive not in labels and _absent_class_is_misdeclared(positive, labels)
         ):
             raise ValidationError(
                 f"the positive class {positive!r} is none of the label classes {labels}"
@@ -204,13 +205,33 @@ def _zero_or_one(value: Any) -> bool:
     return isinstance(value, bool | int | float | np.bool_ | np.number) and value in (0, 1)
 
 
+def _kind(value: Any) -> str:
+    """What sort of class ``value`` is: a boolean, a number (of any width) or its own type."""
+    if isinstance(value, bool | np.bool_):
+        return "boolean"
+    if isinstance(value, int | float | np.number):
+        return "number"
+    return type(value).__name__
+
+
+def _absent_class_is_misdeclared(positive: Any, classes: Sequence[Any]) -> bool:
+    """Whether a declared positive class that none of ``classes`` equals is a misdeclaration
+    rather than a window without positives: it is of a sort no class is (``1`` among strings),
+    or the window holds two classes, which a binary model's positive one must be among."""
+    distinct = {str(value) for value in classes}
+    return len(distinct) >= 2 or _kind(positive) not in {_kind(value) for value in classes}
+
+
 def positive_class(y_true: Array | None, y_pred: Array, *, positive: Any = None) -> Any:
     """The class that counts as positive among the labels and predicted classes.
 
     0/1 (or boolean) classes need no declaration: 1 is positive. Other classes (``"approve"``,
     ``"deny"``) must name theirs with ``positive``: counting the predictions equal to 1 would find
     none, and every rate and difference would be a silent 0. For the same reason a declared class
-    that no prediction and no label equals (a misspelling, a different type) is refused.
+    that no prediction and no label equals is refused when it cannot be a class of the window: of
+    another type (``1`` among strings), or neither of two classes the window holds (a
+    misspelling). A window of a single class of the declared one's type, a model that predicted
+    the negative class for everyone, is measured.
     """
     seen = [
         value
@@ -232,7 +253,9 @@ def positive_class(y_true: Array | None, y_pred: Array, *, positive: Any = None)
             "the positive one (the signal's positive, e.g. positive = "
             f"{classes[0]!r})"
         )
-    if not any(value == positive for value in seen):
+    if not any(value == positive for value in seen) and _absent_class_is_misdeclared(
+        positive, seen
+    ):
         raise ValidationError(
             f"no prediction or label is the positive class {positive!r}; the classes are {classes}"
         )
