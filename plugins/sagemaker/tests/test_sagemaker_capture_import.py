@@ -10,7 +10,7 @@ from typing import Any
 
 from mintaka_conformance.fakes.sagemaker import make_client
 from mintaka_sagemaker.backend import SageMakerBackend
-from sagemaker_testkit import model_artifact
+from sagemaker_testkit import Calls, model_artifact
 from sqlalchemy import select
 
 from mintaka import Platform
@@ -120,3 +120,32 @@ def test_captured_traffic_is_attributed_to_the_version_that_answered(
             )
         ).all()
     assert [tuple(r) for r in got] == [("blue", 1)]
+
+
+def test_a_later_import_downloads_only_the_hours_of_its_look_back_window(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path
+) -> None:
+    bucket, root = _setup(platform, cloud, sm, tmp_path)
+    variant_root = root.removesuffix("2030/01/01/00/")
+    s3 = make_client("s3")
+    s3.put_object(
+        Bucket=bucket,
+        Key=variant_root + "2030/01/01/00/old.jsonl",
+        Body=_line("e-old", "2030-01-01T00:00:05.000000Z", {"x": 1.0}),
+    )
+    s3.put_object(
+        Bucket=bucket,
+        Key=variant_root + "2030/01/03/00/new.jsonl",
+        Body=_line("e-new", "2030-01-03T00:00:05.000000Z", {"x": 2.0}),
+    )
+    assert platform.monitoring.import_captured("churn-live") == 2
+    s3.put_object(
+        Bucket=bucket,
+        Key=variant_root + "2030/01/02/23/late.jsonl",
+        Body=_line("e-late", "2030-01-02T23:59:00.000000Z", {"x": 3.0}),
+    )
+    with Calls(cloud) as sent:
+        # the newest record is 2030-01-03T00:00:05: the look-back window opens a day earlier
+        assert platform.monitoring.import_captured("churn-live") == 1
+    assert sent.count("GetObject") == 2  # the late file and the newest, never the old one
+    assert _count(platform) == 3

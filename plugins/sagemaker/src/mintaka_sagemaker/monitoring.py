@@ -5,7 +5,9 @@ config already captures as asked: a new config redeploys the endpoint). SageMake
 JSON Lines file per batch under ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/hh/``, each line
 ``{"captureData": {"endpointInput": {...}, "endpointOutput": {...}}, "eventMetadata": {"eventId",
 "inferenceTime"}, "eventVersion"}`` with ``data`` encoded as ``JSON``, ``CSV`` or ``BASE64``;
-:meth:`read_captured` lists the endpoint's prefix and parses those lines.
+:meth:`read_captured` lists the endpoint's prefix and parses those lines; given ``since`` (an
+import's look-back window) it lists each variant from the hour folder before ``since``'s on,
+so files imported long ago are never downloaded again.
 
 Metrics are CloudWatch's ``AWS/SageMaker`` per variant: ``Invocations`` and
 ``Invocation5XXErrors`` (sums over the window) and ``ModelLatency`` (p50/p99, microseconds,
@@ -24,7 +26,8 @@ import base64
 import json
 import logging
 import math
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
@@ -36,6 +39,8 @@ from mintaka_sagemaker.serving import SageMakerServing
 log = logging.getLogger(__name__)
 
 NAMESPACE = "AWS/SageMaker"
+# How far a capture file's hour folder can be from the records in it: SageMaker buffers them.
+CAPTURE_FOLDER_SLACK = timedelta(hours=1)
 
 
 def _decode(part: dict[str, Any] | None) -> tuple[Any, str | None]:
@@ -159,6 +164,29 @@ class SageMakerMonitoring(SageMakerServing):
         except NotFound:
             return None
 
+    def _capture_keys(self, bucket: str, root: str, since: datetime | None) -> Iterator[str]:
+        """The keys under ``root`` that can hold records at or after ``since``: every key
+        without it, else each variant's keys from the hour folder before ``since``'s on (S3 lists
+        keys in order, and the folders are dates), so an import never downloads the files it
+        read long ago."""
+        if since is None:
+            for page in self._pages("s3", "list_objects_v2", Bucket=bucket, Prefix=root):
+                yield from (str(item["Key"]) for item in page.get("Contents", []))
+            return
+        hour = (since if since.tzinfo is None else since.astimezone(UTC)) - CAPTURE_FOLDER_SLACK
+        first = hour.strftime("%Y/%m/%d/%H")
+        pages = self._pages("s3", "list_objects_v2", Bucket=bucket, Prefix=root, Delimiter="/")
+        variants = [str(p["Prefix"]) for page in pages for p in page.get("CommonPrefixes", [])]
+        for variant in variants:
+            for page in self._pages(
+                "s3",
+                "list_objects_v2",
+                Bucket=bucket,
+                Prefix=variant,
+                StartAfter=variant + first,
+            ):
+                yield from (str(item["Key"]) for item in page.get("Contents", []))
+
     def read_captured(
         self, endpoint: str, since: datetime | None = None, limit: int | None = None
     ) -> list[CapturedRecord]:
@@ -170,25 +198,21 @@ class SageMakerMonitoring(SageMakerServing):
         cloud = self.settings.endpoint_of(endpoint)
         root = "/".join(p for p in (prefix.strip("/"), cloud) if p) + "/"
         records: list[CapturedRecord] = []
-        for page in self._pages("s3", "list_objects_v2", Bucket=bucket, Prefix=root):
-            for item in page.get("Contents", []):
-                key = str(item["Key"])
-                if not key.endswith(".jsonl"):
+        for key in self._capture_keys(bucket, root, since):
+            if not key.endswith(".jsonl"):
+                continue
+            variant = key[len(root) :].split("/", 1)[0]
+            body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
+            text = body.decode("utf-8", errors="replace")
+            for number, line in enumerate(text.splitlines(), start=1):
+                try:
+                    record = parse_capture_line(endpoint, variant, line)
+                except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                    # A line cut short or not SageMaker's: the others are still imported.
+                    log.warning("skipped capture line s3://%s/%s:%d: %r", bucket, key, number, exc)
                     continue
-                variant = key[len(root) :].split("/", 1)[0]
-                body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"].read()
-                text = body.decode("utf-8", errors="replace")
-                for number, line in enumerate(text.splitlines(), start=1):
-                    try:
-                        record = parse_capture_line(endpoint, variant, line)
-                    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                        # A line cut short or not SageMaker's: the others are still imported.
-                        log.warning(
-                            "skipped capture line s3://%s/%s:%d: %r", bucket, key, number, exc
-                        )
-                        continue
-                    if record is not None and (since is None or record.at >= since):
-                        records.append(record)
+                if record is not None and (since is None or record.at >= since):
+                    records.append(record)
         records.sort(key=lambda r: (r.at, r.event_id))
         return records if limit is None else records[:limit]
 
