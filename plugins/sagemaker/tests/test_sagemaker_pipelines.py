@@ -15,7 +15,7 @@ from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_conformance.fakes.sagemaker.pipeline_definition import parse_definition
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.pipelines import REGISTER_ENTRYPOINT
-from sagemaker_testkit import BUCKET
+from sagemaker_testkit import BUCKET, Calls
 
 from mintaka import NotFound, Platform, ValidationError
 from mintaka.artifacts import manifest_of
@@ -346,6 +346,34 @@ def test_a_second_submit_updates_the_pipeline(cloud: SageMakerBackend, sm: Any) 
     assert stored["Parameters"][1]["DefaultValue"] == 9
     assert (
         len(sm.list_pipeline_executions(PipelineName="retrain")["PipelineExecutionSummaries"]) == 2
+    )
+
+
+@pytest.mark.parametrize(
+    ("parameters", "named"),
+    [
+        ({"max_depth": "deep"}, "'max_depth' is an Integer"),
+        ({"min_auc": "high"}, "'min_auc' is a Float"),
+        ({"refit": "maybe"}, "'refit' is a Boolean"),
+        ({"learning_rate": "0.1"}, "'learning_rate'"),
+    ],
+)
+def test_a_bad_parameter_is_refused_before_the_pipeline_changes(
+    cloud: SageMakerBackend, sm: Any, parameters: dict[str, str], named: str
+) -> None:
+    first = retrain()
+    first.parameters["refit"] = True
+    cloud.submit(cloud.compile(first), {})
+    before = sm.describe_pipeline(PipelineName="retrain")["PipelineDefinition"]
+    second = retrain()
+    second.parameters["refit"] = True
+    second.parameters["max_depth"] = 9
+    with Calls(cloud) as sent, pytest.raises(ValidationError, match=named):
+        cloud.submit(cloud.compile(second), parameters)
+    assert sent == []
+    assert sm.describe_pipeline(PipelineName="retrain")["PipelineDefinition"] == before
+    assert (
+        len(sm.list_pipeline_executions(PipelineName="retrain")["PipelineExecutionSummaries"]) == 1
     )
 
 

@@ -23,11 +23,12 @@ Compilation (the definition follows the published pipeline-definition schema, ve
   ``PendingManualApproval``: approval stays core's. SageMaker creates that version, not core:
   until Mintaka records it, ``mintaka sync`` reports it as a version the store never saw.
 
-``submit`` creates (or updates) the pipeline and starts an execution; the run id is the execution
-ARN. ``get_pipeline_run`` reads the execution and its steps back: each Mintaka step as a
-:class:`StepRun`, a gate's verdict folded into the gate step (a failed gate's step fails with the
-Fail step's message), and the outputs each step uploaded. ``stop_pipeline_run`` stops a running
-execution; stopping one that has ended changes nothing.
+``submit`` checks each run parameter against its type (SageMaker checks only when the execution
+starts, after the definition has changed), then creates (or updates) the pipeline and starts an
+execution; the run id is the execution ARN. ``get_pipeline_run`` reads the execution and its
+steps back: each Mintaka step as a :class:`StepRun`, a gate's verdict folded into the gate step
+(a failed gate's step fails with the Fail step's message), and the outputs each step uploaded.
+``stop_pipeline_run`` stops a running execution; stopping one that has ended changes nothing.
 """
 
 from __future__ import annotations
@@ -101,6 +102,21 @@ def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+_ARTICLES = {"Integer": "an", "Float": "a", "Boolean": "a", "String": "a"}
+
+
+def _fits(kind: str, text: str) -> bool:
+    """Whether SageMaker takes ``text`` as the value of a parameter of type ``kind``."""
+    try:
+        if kind == "Integer":
+            int(text)
+        elif kind == "Float":
+            float(text)
+    except ValueError:
+        return False
+    return kind != "Boolean" or text in ("true", "false")
 
 
 def _outputs_of(step: str) -> dict[str, Any]:
@@ -414,6 +430,7 @@ class SageMakerPipelines(AwsCalls):
         if pipeline.format != FORMAT:
             raise ValidationError(f"[sagemaker] cannot run a {pipeline.format!r} pipeline")
         role = self._pipeline_role()
+        values = self._parameter_values(pipeline, parameters)
         body = json.dumps(pipeline.definition, sort_keys=True)
         try:
             self._sm(
@@ -432,29 +449,45 @@ class SageMakerPipelines(AwsCalls):
                 PipelineDefinition=body,
                 RoleArn=role,
             )
-        types = {
-            str(p.get("Name")): p.get("Type") for p in pipeline.definition.get("Parameters", [])
-        }
-        values = [
-            {
-                "Name": name,
-                # a Boolean parameter takes true / false, whatever case Python gave it
-                "Value": _text(value).lower() if types.get(name) == "Boolean" else _text(value),
-            }
-            for name, value in parameters.items()
-        ]
-        # The group each registration goes to, from the model name it is given (model_names).
-        for hidden, source in _groups_of(pipeline.definition).items():
-            if source in parameters:
-                group = self.settings.group_of(_text(parameters[source]))
-                values = [v for v in values if v["Name"] != hidden]
-                values.append({"Name": hidden, "Value": group})
         started = self._sm(
             "start_pipeline_execution",
             PipelineName=pipeline.pipeline,
             PipelineParameters=values,
         )
         return self.get_pipeline_run(str(started["PipelineExecutionArn"]))
+
+    def _parameter_values(
+        self, pipeline: NativePipeline, parameters: dict[str, str]
+    ) -> list[dict[str, str]]:
+        """``PipelineParameters`` for a run of ``pipeline``, each value checked against its
+        parameter's type first: SageMaker only checks when the run starts, after the pipeline
+        definition has been updated."""
+        types = {
+            str(p.get("Name")): str(p.get("Type"))
+            for p in pipeline.definition.get("Parameters", [])
+        }
+        values: list[dict[str, str]] = []
+        for name, value in parameters.items():
+            if name not in types:
+                raise ValidationError(
+                    f"[sagemaker] pipeline {pipeline.pipeline!r} declares no parameter {name!r}"
+                )
+            text = _text(value)
+            # a Boolean parameter takes true / false, whatever case Python gave it
+            text = text.lower() if types[name] == "Boolean" else text
+            if not _fits(types[name], text):
+                raise ValidationError(
+                    f"[sagemaker] parameter {name!r} is {_ARTICLES[types[name]]} "
+                    f"{types[name]} in pipeline {pipeline.pipeline!r}; {value!r} is not"
+                )
+            values.append({"Name": name, "Value": text})
+        # The group each registration goes to, from the model name it is given (model_names).
+        for hidden, source in _groups_of(pipeline.definition).items():
+            if source in parameters:
+                group = self.settings.group_of(_text(parameters[source]))
+                values = [v for v in values if v["Name"] != hidden]
+                values.append({"Name": hidden, "Value": group})
+        return values
 
     def get_pipeline_run(self, run_id: str) -> PipelineRun:
         if ":pipeline/" not in run_id or "/execution/" not in run_id:
