@@ -255,3 +255,79 @@ def test_a_create_endpoint_whose_second_model_cannot_be_made_leaves_no_model(
     assert sm.list_models()["Models"] == []
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []
     assert sm.list_endpoints()["Endpoints"] == []
+
+
+def test_a_model_whose_create_response_was_lost_is_removed_when_the_create_fails(
+    platform: Platform, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"weights"))
+    faults = FaultInjector(  # CreateModel: made, response lost, retried; the config never made
+        script=[Fault.LOST_RESPONSE, None, *[Fault.THROTTLING] * SETTINGS["max_attempts"]],
+        operations={"CreateModel", "CreateEndpointConfig"},
+    )
+    faults.attach(sagemaker_client(platform))
+    with pytest.raises(RetryExhausted):
+        platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    assert faults.faults(Fault.LOST_RESPONSE)
+    sm = make_client("sagemaker")
+    assert sm.list_models()["Models"] == []
+    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
+    assert sm.list_endpoints()["Endpoints"] == []
+
+
+def test_a_model_whose_create_response_was_lost_is_removed_when_the_update_fails(
+    platform: Platform, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"one"))
+    platform.register_model("churn", artifact(tmp_path, b"two"))
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    sm = make_client("sagemaker")
+    serving = sm.describe_endpoint(EndpointName="churn-live")["EndpointConfigName"]
+    [blue] = sm.list_models()["Models"]
+    faults = FaultInjector(
+        script=[Fault.LOST_RESPONSE, None, *[Fault.THROTTLING] * SETTINGS["max_attempts"]],
+        operations={"CreateModel", "CreateEndpointConfig"},
+    )
+    faults.attach(sagemaker_client(platform))
+    with pytest.raises(RetryExhausted):
+        platform.serving.deploy("churn-live", "churn:2", route="green")
+    assert [m["ModelName"] for m in sm.list_models()["Models"]] == [blue["ModelName"]]
+    configs = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
+    assert configs == [serving]
+
+
+def test_a_retried_create_keeps_a_model_another_config_of_the_endpoint_serves(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """A create throttled once and then told the Model exists met one made before the call: a
+    config the endpoint may still switch to serves it, so a failure later keeps it."""
+    platform.register_model("churn", artifact(tmp_path, b"one"))
+    platform.register_model("churn", artifact(tmp_path, b"two"))
+    backend = platform.backend
+    blue = Route(name="blue", model="churn", version=1)
+    green = Route(name="green", model="churn", version=2)
+    backend.create_endpoint("churn-live", [blue], TrafficMap(weights={"blue": 100}))
+    faults = FaultInjector(  # an update whose outcome cannot be told keeps its config and Model
+        script=[None, *[Fault.THROTTLING] * SETTINGS["max_attempts"] * 2],
+        operations={"UpdateEndpoint", "DescribeEndpoint"},
+    )
+    faults.attach(sagemaker_client(platform))
+    with pytest.raises(RetryExhausted):
+        backend.update_routes("churn-live", [blue, green], TrafficMap(weights={"blue": 100}))
+    sm = make_client("sagemaker")
+    models = sorted(m["ModelName"] for m in sm.list_models()["Models"])
+    kept = sorted(c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"])
+    assert len(models) == 2  # the green Model, kept with the config the switch may be going to
+    assert len(kept) == 2
+    again = FaultInjector(  # the same green Model asked for again, then no config made
+        script=[Fault.THROTTLING, None, *[Fault.THROTTLING] * SETTINGS["max_attempts"]],
+        operations={"CreateModel", "CreateEndpointConfig"},
+    )
+    again.attach(sagemaker_client(platform))
+    with pytest.raises(RetryExhausted):
+        backend.update_routes(
+            "churn-live", [blue, green], TrafficMap(weights={"blue": 50, "green": 50})
+        )
+    assert sorted(m["ModelName"] for m in sm.list_models()["Models"]) == models
+    configs = sorted(c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"])
+    assert configs == kept

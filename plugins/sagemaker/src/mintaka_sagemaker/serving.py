@@ -433,21 +433,26 @@ class SageMakerServing(SageMakerRegistry):
     # -- creating models and configs --------------------------------------------------------------
 
     def _ensure_models(self, endpoint: str, layout: Layout) -> list[str]:
-        """Create the Models the layout's variants serve; returns those this call created. When
-        one cannot be made, those made before it are deleted again (nothing serves them yet)."""
+        """Create the Models the layout's variants serve; returns those this call created (with
+        any made by an attempt whose response was lost), for the caller to delete again if the
+        change fails. When one cannot be made, those made before it are deleted again (nothing
+        serves them yet)."""
         created: list[str] = []
         try:
             for variant in layout.variants + layout.shadow_variants:
                 if not variant["_kept"]:  # else the Model the route serves already
-                    self._ensure_model(layout, variant, created)
+                    self._ensure_model(endpoint, layout, variant, created)
         except MintakaError:
             self._discard([], created)
             raise
         return created
 
-    def _ensure_model(self, layout: Layout, variant: dict[str, Any], created: list[str]) -> None:
+    def _ensure_model(
+        self, endpoint: str, layout: Layout, variant: dict[str, Any], created: list[str]
+    ) -> None:
         """Create the Model one variant serves, adding its name to ``created`` when this call
-        made it ("already exists" is a Model made before: reconciled, not an error)."""
+        made it ("already exists" is a Model made before: reconciled, not an error; on a retried
+        attempt, one this call made unless a config serves it, ``_served_by_a_config``)."""
         image, role = self._require_serving_settings(layout.carried.role)
         route = layout.route_of(variant)
         package = self._describe_package(route.model, route.version)
@@ -484,6 +489,26 @@ class SageMakerServing(SageMakerRegistry):
         except Conflict as exc:
             if not is_already_exists(exc):
                 raise
+            if was_retried(exc) and not self._served_by_a_config(endpoint, variant["ModelName"]):
+                created.append(variant["ModelName"])
+
+    def _served_by_a_config(self, endpoint: str, model: str) -> bool:
+        """Whether an endpoint config named after ``endpoint`` serves ``model``: then a Model a
+        retried create was told exists was there before the call (a config the endpoint is on,
+        may still switch to, or was killed from serves it), not made by an attempt whose
+        response was lost."""
+        for page in self._pages("sagemaker", "list_endpoint_configs", NameContains=endpoint):
+            for summary in page.get("EndpointConfigs", []):
+                try:
+                    config = self._sm(
+                        "describe_endpoint_config",
+                        EndpointConfigName=str(summary["EndpointConfigName"]),
+                    )
+                except NotFound:  # deleted while listing
+                    continue
+                if any(str(v.get("ModelName")) == model for v in variants_of(config)):
+                    return True
+        return False
 
     def _create_config(self, name: str, layout: Layout) -> bool:
         """Create the endpoint config; False when a retried create finds it already made."""
