@@ -12,7 +12,7 @@ from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_clien
 from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import BUCKET, SETTINGS, Cli, sagemaker_platform
 
-from mintaka import BackendError, Platform, RetryExhausted
+from mintaka import BackendError, NotFound, Platform, RetryExhausted
 from mintaka.domain.serving import EndpointStatus, Route, TrafficMap
 
 KILL_RECORD = f"{SETTINGS['prefix']}/killed/churn-live.json"
@@ -197,3 +197,20 @@ def test_a_kill_after_a_failed_one_records_the_endpoint_as_it_is_now(
     described = sm.describe_endpoint(EndpointName="churn-live")
     weights = {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
     assert weights == {"blue": 40, "green": 60}
+
+
+def test_releasing_an_endpoint_whose_config_was_deleted_says_what_to_do(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, versions: None
+) -> None:
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    platform.serving.kill("churn-live", reason="fairness incident")
+    [config] = names(sm)[1]
+    sm.delete_endpoint_config(EndpointConfigName=config)
+    assert cloud.get_endpoint("churn-live").status is EndpointStatus.KILLED
+    with pytest.raises(NotFound, match=f"{config}.*was deleted.*delete the endpoint"):
+        platform.serving.unkill("churn-live")
+    assert names(sm)[0] == set()
+    assert kill_records()  # still killed, and reads back so
+    assert platform.serving.get_endpoint("churn-live").status is EndpointStatus.KILLED
+    platform.serving.delete_endpoint("churn-live")
+    assert kill_records() == []

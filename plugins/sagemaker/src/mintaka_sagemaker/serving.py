@@ -1179,22 +1179,32 @@ class SageMakerServing(SageMakerRegistry):
 
     def unkill(self, name: str) -> Endpoint:
         """Re-create the killed endpoint from the config it served, restore its weights and drop
-        the kill record; an endpoint that is not killed is answered as it is."""
+        the kill record; an endpoint that is not killed is answered as it is. ``NotFound``, the
+        endpoint left killed, when that config was deleted outside Mintaka (the record holds its
+        name and traffic, not its compute or capture, so it cannot be made again as it was)."""
         record = self._kill_record(name)
         if record is None:
             return self.get_endpoint(name)
         cloud = self.settings.endpoint_of(name)
+        config = str(record["config"])
         self._wait_gone(name)
         try:
             self._sm(
                 "create_endpoint",
                 EndpointName=cloud,
-                EndpointConfigName=str(record["config"]),
+                EndpointConfigName=config,
                 Tags=tag_list({MANAGED_TAG: "true"}),
             )
         except Conflict as exc:  # re-created by a release whose record is still there
             if not is_already_exists(exc):
                 raise
+        except NotFound as exc:
+            raise NotFound(
+                f"[sagemaker] endpoint {name!r} cannot be released: the endpoint config "
+                f"{config!r} it served when killed was deleted outside Mintaka, and only that "
+                "config holds its compute and capture settings; it stays killed: delete the "
+                "endpoint (its kill record goes with it) and create it again"
+            ) from exc
         described = self._wait(name)
         if described["EndpointStatus"] != "InService":
             raise BackendError(
