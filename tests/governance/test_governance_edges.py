@@ -13,6 +13,7 @@ from artifact_kit import MakeArtifact
 from governance_kit import APPROVERS, CARD
 
 from mintaka import ManualClock, Platform, PolicyViolation, ValidationError
+from mintaka.governance.evidence import build_pack
 from mintaka.governance.inventory import inventory
 
 TOKYO = timezone(timedelta(hours=9))
@@ -126,6 +127,28 @@ def test_revalidation_falls_due_when_the_older_required_approval_lapses(
     controls = as_("dana").governance.production_controls(as_("dana").get_model_version(high))
     [unmet] = [c.describe() for c in controls if not c.met]
     assert "approvals: 1 of 2" in unmet
+
+
+def test_an_approval_stops_counting_when_its_approver_loses_the_role(
+    as_: Callable[[str], Platform], high: str, home: Path
+) -> None:
+    """The gate, the inventory and the evidence pack count an approval only while its
+    approver holds, under the policy in force, the approver role it was given in."""
+    for approver in ("rita", "raj"):
+        as_(approver).governance.approve(high)
+    as_("dana").set_alias("credit", "champion", 1)
+    policy = home / "policy.toml"
+    policy.write_text(policy.read_text().replace('"raj" = ["model-risk"]\n', "", 1))
+    dana = as_("dana")
+    with pytest.raises(PolicyViolation, match="approvals: 1 of 2"):
+        dana.set_alias("credit", "production", 1)
+    [entry] = inventory(dana)
+    assert entry.overdue
+    counts = {a["approver"]: a["counts"] for a in build_pack(dana, high)["approvals"]}
+    assert counts == {"rita": True, "raj": False}
+    with pytest.raises(PolicyViolation, match="approver-holds-role"):
+        as_("raj").governance.approve(high)
+    assert len(dana.governance.approvals(dana.get_model_version(high))) == 2
 
 
 def test_a_model_named_like_a_lineage_kind_is_found_by_its_reference(

@@ -32,7 +32,7 @@ from mintaka.domain.governance import (
 )
 from mintaka.domain.registry import ModelVersion, RiskTier
 from mintaka.errors import PolicyViolation, ValidationError
-from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, TierControls, load_policy
+from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, load_policy
 from mintaka.store.engine import Sql
 from mintaka.store.schema import approvals, model_cards, policy_decisions, policy_exceptions
 
@@ -383,20 +383,19 @@ class GovernanceService:
         """The approvers whose sign-off of ``version``'s current bytes counts under the policy at
         ``at`` (role, authentication), each with the time of their latest one; how old it may be
         (``revalidation_days``) is left to the caller."""
-        controls = self.policy.controls(version.risk_tier)
         latest: dict[str, datetime] = {}
         for a in self.approvals(version):
-            if _signs_off(a, version, controls, at):
+            if _signs_off(a, version, self.policy, at):
                 name = a.approver.name
                 latest[name] = max(latest.get(name, a.at), a.at)
         return latest
 
     def approval_counts(self, version: ModelVersion, approval: Approval, at: datetime) -> bool:
         """Whether the promotion gate counts ``approval`` of ``version`` at ``at``: these bytes,
-        an approver role, authenticated where the tier asks, within ``revalidation_days``."""
-        controls = self.policy.controls(version.risk_tier)
-        days = controls.revalidation_days
-        return _signs_off(approval, version, controls, at) and (
+        an approver role the approver still holds, authenticated where the tier asks, within
+        ``revalidation_days``."""
+        days = self.policy.controls(version.risk_tier).revalidation_days
+        return _signs_off(approval, version, self.policy, at) and (
             days is None or at - approval.at <= timedelta(days=days)
         )
 
@@ -593,14 +592,16 @@ class GovernanceService:
         ]
 
 
-def _signs_off(
-    approval: Approval, version: ModelVersion, controls: TierControls, at: datetime
-) -> bool:
-    """Whether ``approval`` signs off ``version``'s current bytes under ``controls`` at ``at``
-    (its age against ``revalidation_days`` aside)."""
+def _signs_off(approval: Approval, version: ModelVersion, policy: Policy, at: datetime) -> bool:
+    """Whether ``approval`` signs off ``version``'s current bytes under ``policy`` at ``at``
+    (its age against ``revalidation_days`` aside). The role it was given in must still be one
+    of the tier's approver roles and still be held by the approver under ``policy``: a role
+    taken away takes the approvals given in it out of the count."""
+    controls = policy.controls(version.risk_tier)
     return (
         approval.artifact_digest == version.artifact_digest
         and approval.at <= at
         and approval.role in controls.approver_roles
+        and approval.role in policy.roles_of(approval.approver.name)
         and (not controls.require_authenticated_approvers or approval.approver.authenticated)
     )
