@@ -355,3 +355,56 @@ def test_a_monitor_on_the_model_turns_the_monitoring_gaps_into_met_controls(
     assert other["monitoring"]["monitors"] == []
     results = {r["control"]: r for r in other["controls"]["results"]}
     assert results["Art. 72"]["status"] == "gap"
+
+
+def _steps(pack: dict[str, Any]) -> list[tuple[int, str, str, bool]]:
+    return [
+        (e["incarnation"], d["event"], d["status"], d["version_live"])
+        for e in pack["deployments"]
+        for d in e["history"]
+    ]
+
+
+def test_a_killed_endpoint_is_not_live_until_it_is_released(
+    governed: Platform, as_: Callable[[str], Platform]
+) -> None:
+    governed.clock.advance(days=1)  # type: ignore[attr-defined]  # a ManualClock
+    governed.serving.kill("scoring")  # nothing older to go back to: the switch is pulled
+    assert _steps(build_pack(governed, "credit:1")) == [
+        (1, "endpoint.create", "in_service", True),
+        (1, "endpoint.kill", "killed", False),
+    ]
+    as_("rita").serving.unkill("scoring")
+    pack = build_pack(governed, "credit:1")
+    assert _steps(pack)[-1] == (1, "endpoint.unkill", "in_service", True)
+    killed = pack["deployments"][0]["history"][1]["id"]
+    assert killed not in {
+        d["id"] for e in pack["deployments"] for d in e["history"] if d["version_live"]
+    }
+
+
+def test_an_endpoint_made_again_under_the_same_name_keeps_a_history_of_its_own(
+    governed: Platform, as_: Callable[[str], Platform], make_artifact: MakeArtifact
+) -> None:
+    governed.clock.advance(days=1)  # type: ignore[attr-defined]  # a ManualClock
+    governed.serving.delete_endpoint("scoring")
+    governed.clock.advance(days=1)  # type: ignore[attr-defined]
+    v2 = governed.register_model("credit", make_artifact(b"v2"), metrics={"auc": 0.92})
+    governed.governance.set_model_card(v2.ref, **CARD)
+    for approver in ("rita", "raj"):
+        as_(approver).governance.approve(v2.ref)
+    governed.serving.create_endpoint("scoring", v2.ref, route="blue")
+
+    new = build_pack(governed, v2.ref)
+    endpoint_events = [e for e in new["audit"]["events"] if e["subject"] == "scoring"]
+    assert [e["action"] for e in endpoint_events] == ["endpoint.create"]
+    assert endpoint_events[0]["details"]["routes"] == {"blue": "credit:2"}
+    served = {e["details"]["decision"]["id"] for e in endpoint_events}
+    assert {d["id"] for d in new["policy_decisions"] if d["subject"] == "scoring"} == served
+    assert _steps(new) == [(2, "endpoint.create", "in_service", True)]
+    old = build_pack(governed, "credit:1")
+    assert "credit:2" not in json.dumps(old["deployments"])
+    assert _steps(old) == [
+        (1, "endpoint.create", "in_service", True),
+        (1, "endpoint.delete", "deleted", False),
+    ]

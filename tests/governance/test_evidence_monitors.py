@@ -50,3 +50,20 @@ def test_a_monitor_counts_for_the_versions_its_endpoint_served_while_it_watched(
     clock.advance(minutes=1)
     platform.serving.set_traffic("scoring", {"blue": 100, "green": 0})
     assert _watching(platform, "m:1") == [late]  # served again while watched
+
+
+def test_an_alert_raised_while_the_endpoint_is_killed_is_not_the_versions(
+    platform: Platform, make_artifact: MakeArtifact, clock: ManualClock
+) -> None:
+    platform.register_model("m", make_artifact(b"v1"))
+    platform.serving.create_endpoint("scoring", "m:1", route="blue")
+    _monitor(platform)
+    clock.advance(minutes=1)
+    platform.serving.kill("scoring")  # nothing older to go back to: the switch is pulled
+    platform.monitoring.raise_alert("scoring:errors", "scoring", value=0.2)
+    assert build_pack(platform, "m:1")["monitoring"]["alerts"] == []
+    clock.advance(minutes=1)
+    platform.serving.unkill("scoring")
+    platform.monitoring.raise_alert("scoring:errors", "scoring", value=0.3)
+    [alert] = build_pack(platform, "m:1")["monitoring"]["alerts"]
+    assert alert["alert"]["value"] == 0.3

@@ -24,7 +24,7 @@ import json
 import logging
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -192,17 +192,16 @@ EVIDENCE_KINDS: dict[str, EvidenceKind] = {
 
 
 def _monitoring(
-    platform: Platform, model: str, history: Sequence[dict[str, Any]], alerts: Any
+    platform: Platform, model: str, served: Mapping[str, Sequence[dict[str, Any]]], alerts: Any
 ) -> dict[str, Any]:
     """The monitors that watched the version, as recorded (never estimated), with the alerts
     raised. A monitor counts when its endpoint gave the version live or shadow traffic at some
-    instant since the monitor was added (``history``: the version's serving history): one on an
-    endpoint of another of the model's versions, or added after the version left, did not."""
+    instant since the monitor was added (``served``: each endpoint's serving timeline): one on
+    an endpoint of another of the model's versions, or added after the version left, did not."""
     from sqlalchemy import select
 
     from mintaka.store.schema import monitors
 
-    served = {entry["endpoint"]: entry["history"] for entry in history}
     with platform.store.read() as conn:
         found = conn.execute(
             select(monitors.c.id, monitors.c.endpoint, monitors.c.spec, monitors.c.created_at)
@@ -362,44 +361,137 @@ def _head(platform: Platform) -> tuple[int, str, str]:
     return int(head.seq), str(head.hash), str(at)
 
 
-def _serving_history(platform: Platform, version: ModelVersion) -> list[dict[str, Any]]:
+# Audit actions that start an endpoint's incarnation, and the switches that change what a
+# deployment in force serves without a new traffic map (a kill that moves traffic back to
+# approved versions is a deployment of its own).
+_STARTS = ("endpoint.create", "endpoint.adopt")
+_SWITCHES = {
+    "endpoint.kill": "killed",
+    "endpoint.unkill": "in_service",
+    "endpoint.delete": "deleted",
+}
+
+
+@dataclass(frozen=True)
+class Incarnation:
+    """One life of an endpoint name, from its creation (or adoption) to its deletion: the audit
+    events after ``after`` up to ``until`` (open while it exists) and its serving timeline."""
+
+    endpoint: str
+    number: int
+    after: int
+    until: int | None
+    timeline: list[dict[str, Any]]
+
+    def holds(self, seq: int) -> bool:
+        return self.after < seq and (self.until is None or seq <= self.until)
+
+
+def _entry(
+    version: ModelVersion, row: Any, event: Mapping[str, Any], status: str
+) -> dict[str, Any]:
+    """One step of a serving timeline: the deployment ``row`` in force after ``event``, with the
+    endpoint's ``status``; the version takes traffic only while the endpoint is in service."""
+    routes = {r["name"]: f"{r['model']}:{r['version']}" for r in row.routes}
+    weights = dict(row.traffic.get("weights", {}))
+    weight = sum(w for route, w in weights.items() if routes.get(route) == version.ref)
+    serving = status == "in_service"
+    own = event["details"].get("deployment") == row.id
+    return {
+        "id": row.id if own else f"audit:{event['seq']}",
+        "seq": row.seq,
+        "at": row.at if own else event["at"],
+        "actor": row.actor if own else event["actor"],
+        "event": event["action"],
+        "status": status,
+        "strategy": row.strategy,
+        "reason": row.reason if own else str(event["details"].get("reason", "")),
+        "known_good": bool(row.known_good),
+        "routes": dict(sorted(routes.items())),
+        "traffic": row.traffic,
+        "version_weight": weight,
+        "version_live": serving and weight > 0,
+        "version_shadow": serving and routes.get(row.traffic.get("shadow") or "") == version.ref,
+    }
+
+
+def _incarnations(
+    platform: Platform, version: ModelVersion, endpoint: str, rows: Mapping[str, Any]
+) -> list[Incarnation]:
+    """Replay ``endpoint``'s audit events in order: each deployment (``rows``, by id) and each
+    kill, release and deletion becomes a step of the timeline of the incarnation it belongs
+    to, so a killed or deleted endpoint serves nothing, and an endpoint deleted and made again
+    under the same name is another incarnation with a history of its own."""
+    with platform.store.read() as conn:
+        found = conn.execute(
+            select(
+                audit_events.c.seq,
+                audit_events.c.at,
+                audit_events.c.actor,
+                audit_events.c.action,
+                audit_events.c.canonical,
+            )
+            .where(audit_events.c.subject == endpoint)
+            .order_by(audit_events.c.seq)
+        ).all()
+    lives: list[Incarnation] = []
+    in_force: Any = None
+    status = "deleted"
+    for seq, at, actor, action, canonical in found:
+        details = json.loads(bytes(canonical)).get("details", {})
+        event = {"seq": int(seq), "at": at, "actor": actor, "action": action, "details": details}
+        deployment = details.get("deployment")
+        row = rows.get(deployment) if isinstance(deployment, str) else None
+        if row is not None:
+            if action in _STARTS or in_force is None:
+                if in_force is not None:  # adopted again over the record: that life ends here
+                    lives[-1] = replace(lives[-1], until=int(seq) - 1)
+                adopted_killed = action == "endpoint.adopt" and bool(details.get("killed"))
+                status = "killed" if adopted_killed else "in_service"
+                after = (lives[-1].until or 0) if lives else 0
+                lives.append(Incarnation(endpoint, len(lives) + 1, after, None, []))
+            in_force = row
+        elif in_force is None or action not in _SWITCHES:
+            continue
+        else:
+            status = _SWITCHES[action]
+        lives[-1].timeline.append(_entry(version, in_force, event, status))
+        if status == "deleted":
+            lives[-1] = replace(lives[-1], until=int(seq))
+            in_force = None
+    return lives
+
+
+def _serving_history(platform: Platform, version: ModelVersion) -> list[Incarnation]:
+    """Every endpoint incarnation that had a route to the version, oldest first per endpoint."""
     with platform.store.read() as conn:
         rows = conn.execute(
             select(deployments).order_by(deployments.c.endpoint, deployments.c.seq)
         ).all()
-    mine = {(version.name, version.version)}
+    mine = (version.name, version.version)
     touched = sorted(
         {
             row.endpoint
             for row in rows
-            if any((r["model"], r["version"]) in mine for r in row.routes)
+            if any((r["model"], r["version"]) == mine for r in row.routes)
         }
     )
-    history = []
-    for endpoint in touched:
-        entries = []
-        for row in (r for r in rows if r.endpoint == endpoint):
-            routes = {r["name"]: f"{r['model']}:{r['version']}" for r in row.routes}
-            weights = dict(row.traffic.get("weights", {}))
-            weight = sum(w for route, w in weights.items() if routes.get(route) == version.ref)
-            entries.append(
-                {
-                    "id": row.id,
-                    "seq": row.seq,
-                    "at": row.at,
-                    "actor": row.actor,
-                    "strategy": row.strategy,
-                    "reason": row.reason,
-                    "known_good": bool(row.known_good),
-                    "routes": dict(sorted(routes.items())),
-                    "traffic": row.traffic,
-                    "version_weight": weight,
-                    "version_live": weight > 0,
-                    "version_shadow": routes.get(row.traffic.get("shadow") or "") == version.ref,
-                }
-            )
-        history.append({"endpoint": endpoint, "history": entries})
-    return history
+    by_id = {row.id: row for row in rows if row.endpoint in touched}
+    return [
+        life
+        for endpoint in touched
+        for life in _incarnations(platform, version, endpoint, by_id)
+        if any(version.ref in step["routes"].values() for step in life.timeline)
+    ]
+
+
+def _timelines(history: Sequence[Incarnation]) -> dict[str, list[dict[str, Any]]]:
+    """Each endpoint's steps across the incarnations in ``history``, oldest first: every
+    incarnation but the newest ends deleted, so none is in force after its deletion."""
+    steps: dict[str, list[dict[str, Any]]] = {}
+    for life in history:
+        steps.setdefault(life.endpoint, []).extend(life.timeline)
+    return steps
 
 
 _ENDPOINT_ACTIONS = ("endpoint.", "rollout.", "monitor.", "alert.", "ticket.")
@@ -413,9 +505,13 @@ def _about_an_endpoint(action: str, details: Mapping[str, Any]) -> bool:
     return action.startswith(_ENDPOINT_ACTIONS)
 
 
-def _audit(platform: Platform, version: ModelVersion, endpoints: list[str]) -> list[dict[str, Any]]:
+def _audit(
+    platform: Platform, version: ModelVersion, history: Sequence[Incarnation]
+) -> list[dict[str, Any]]:
     """Events about the version: its own, its production-alias moves, comparisons naming it,
-    its model's, and every event of the endpoints that served it."""
+    its model's, and every event of the endpoint incarnations that served it (not those of an
+    endpoint of the same name deleted before, or made after)."""
+    endpoints = sorted({life.endpoint for life in history})
     condition = or_(
         audit_events.c.subject.in_([version.ref, version.name, *endpoints]),
         audit_events.c.subject.like(f"{version.name}@%"),
@@ -437,6 +533,14 @@ def _audit(platform: Platform, version: ModelVersion, endpoints: list[str]) -> l
             and _about_an_endpoint(row.action, details)
         ):
             continue  # an endpoint that shares the model's name but never served this version
+        if (
+            row.subject in endpoints
+            and (row.subject != version.name or _about_an_endpoint(row.action, details))
+            and not any(
+                life.endpoint == row.subject and life.holds(int(row.seq)) for life in history
+            )
+        ):
+            continue  # another incarnation of an endpoint name that served this version
         if row.subject.startswith(f"{version.name}@"):
             alias = row.subject.partition("@")[2]
             if row.action == "model.alias.set":
@@ -534,14 +638,24 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         for a in sorted(governance.approvals(version), key=lambda a: (a.at, a.id))
     ]
     history = _serving_history(platform, version)
-    endpoints = [e["endpoint"] for e in history]
-    events = _audit(platform, version, endpoints)
+    served = _timelines(history)
+    events = _audit(platform, version, history)
+    decided = {
+        str(e["details"]["decision"].get("id"))
+        for e in events
+        if isinstance(e["details"].get("decision"), dict)
+    }
     decisions = sorted(
-        (
-            d
-            for subject in dict.fromkeys([version.ref, *endpoints])
-            for d in governance.decisions(subject)
-        ),
+        [
+            *governance.decisions(version.ref),
+            *(
+                d
+                for endpoint in served
+                if endpoint != version.ref
+                for d in governance.decisions(endpoint)
+                if d.id in decided
+            ),
+        ],
         key=lambda d: (d.at, d.id),
     )
     exceptions = sorted(governance.exceptions(version), key=lambda e: (e.expires_at, e.id))
@@ -567,7 +681,6 @@ def build_pack(platform: Platform, ref: str) -> Pack:
     ]
     # Alerts raised on an endpoint while it served the version (live or shadow), not before
     # the version came or after it left.
-    served = {entry["endpoint"]: entry["history"] for entry in history}
     alerts = [
         {"id": e["id"], "at": e["at"], "endpoint": e["subject"], **e["details"]}
         for e in events
@@ -646,8 +759,11 @@ def build_pack(platform: Platform, ref: str) -> Pack:
             "comparisons": comparisons,
         },
         "artifact": {"id": f"artifact:{version.artifact_digest}", **artifact},
-        "deployments": history,
-        "monitoring": _monitoring(platform, version.name, history, alerts),
+        "deployments": [
+            {"endpoint": life.endpoint, "incarnation": life.number, "history": life.timeline}
+            for life in history
+        ],
+        "monitoring": _monitoring(platform, version.name, served, alerts),
         "lineage": {"upstream": _graph(upstream), "downstream": _graph(downstream)},
         "audit": {
             "chain": {
