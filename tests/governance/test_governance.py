@@ -275,3 +275,40 @@ def test_staging_a_route_needs_no_rollout_but_moving_live_traffic_directly_is_re
     # A rollout step, as the controller applies it.
     moved = dana.serving._set_traffic("scoring", {"blue": 90, "green": 10}, strategy="canary")
     assert moved.traffic.weights == {"blue": 90, "green": 10}
+
+
+def test_a_direct_split_names_the_refused_strategy_once_with_the_rollout_hint(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock
+) -> None:
+    """Moving two medium-tier versions' traffic directly is one unmet control, naming both
+    versions and the rollout command once; it is waived only by an exception for each."""
+    dana = as_("dana")
+    refs = []
+    for content in (b"c1", b"c2"):
+        version = dana.register_model("churn", make_artifact(content), tier="medium")
+        dana.governance.set_model_card(version.ref, **CARD)
+        as_("lee").governance.approve(version.ref)
+        refs.append(version.ref)
+    dana.serving.create_endpoint("scoring", refs[0], route="blue")
+    dana.serving.deploy("scoring", refs[1], route="green")
+    with pytest.raises(PolicyViolation) as refused:
+        dana.serving.set_traffic("scoring", {"blue": 50, "green": 50})
+    [unmet] = refused.value.unmet
+    assert unmet.startswith("rollout-strategy: churn:1 and churn:2 are medium tier")
+    assert unmet.count("mintaka rollout scoring --to ROUTE") == 1
+
+    def waive(ref: str) -> None:
+        as_("rita").governance.grant_exception(
+            ref,
+            "rollout-strategy",
+            requester="dana",
+            justification="emergency split, ticket OPS-7",
+            expires_at=clock.now() + timedelta(days=1),
+        )
+
+    waive(refs[0])
+    with pytest.raises(PolicyViolation, match="rollout-strategy"):
+        dana.serving.set_traffic("scoring", {"blue": 50, "green": 50})
+    waive(refs[1])
+    moved = dana.serving.set_traffic("scoring", {"blue": 50, "green": 50})
+    assert moved.traffic.weights == {"blue": 50, "green": 50}

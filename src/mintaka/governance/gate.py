@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mintaka.domain.registry import ModelVersion, Stage
+from mintaka.domain.registry import ModelVersion, RiskTier, Stage
 from mintaka.domain.serving import RolloutStrategy, Route, TrafficMap
 from mintaka.governance.service import Control, GovernanceService
 
@@ -67,36 +67,52 @@ def traffic_controls(change: TrafficChange, governance: GovernanceService) -> li
                     version.id,
                 )
             )
-    seen: set[str] = set()
+    seen: dict[str, ModelVersion] = {}
     for route in live:
         version = change.versions.get(route)
         if version is None or version.id in seen:
             continue
-        seen.add(version.id)
+        seen[version.id] = version
         controls += [
             Control(c.name, c.met, f"{route}: {c.detail}", c.version_id)
             for c in governance.production_controls(version)
             if c.name != "not-archived"
         ]
-        unchanged_mix = (
-            change.previous is not None
-            and change.previous.live_weights == change.traffic.live_weights
-        )
-        if change.action in UNSTRATEGIC or unchanged_mix:
-            continue  # the live version mix stays as it was: no rollout to govern
-        allowed = governance.policy.controls(version.risk_tier).allowed_strategies
-        controls.append(
-            Control(
-                "rollout-strategy",
-                change.strategy in allowed,
-                f"{version.ref} is {version.risk_tier.value} tier, which allows "
-                f"{[s.value for s in allowed]}, not {change.strategy.value}"
-                + (
-                    f" (roll it out with `mintaka rollout {change.endpoint} --to ROUTE`)"
-                    if change.strategy is RolloutStrategy.DIRECT
-                    else ""
-                ),
-                version.id,
-            )
-        )
+    unchanged_mix = (
+        change.previous is not None and change.previous.live_weights == change.traffic.live_weights
+    )
+    if seen and change.action not in UNSTRATEGIC and not unchanged_mix:
+        controls.append(_strategy_control(change, list(seen.values()), governance))
     return controls
+
+
+def _strategy_control(
+    change: TrafficChange, versions: Sequence[ModelVersion], governance: GovernanceService
+) -> Control:
+    """One ``rollout-strategy`` control for the change: met when every live version's tier
+    allows the strategy; otherwise it names each refusing version once, with the one hint, and
+    only exceptions for every refusing version let it pass."""
+    refusing = [
+        v
+        for v in versions
+        if change.strategy not in governance.policy.controls(v.risk_tier).allowed_strategies
+    ]
+    by_tier: dict[str, list[str]] = {}
+    for version in refusing:
+        by_tier.setdefault(version.risk_tier.value, []).append(version.ref)
+    said = [
+        f"{' and '.join(refs)} {'is' if len(refs) == 1 else 'are'} {tier} tier, which allows "
+        f"{[s.value for s in governance.policy.controls(RiskTier(tier)).allowed_strategies]}"
+        for tier, refs in by_tier.items()
+    ]
+    hint = (
+        f" (roll it out with `mintaka rollout {change.endpoint} --to ROUTE`)"
+        if change.strategy is RolloutStrategy.DIRECT
+        else ""
+    )
+    return Control(
+        "rollout-strategy",
+        not refusing,
+        f"{', and '.join(said)}, not {change.strategy.value}{hint}",
+        version_ids=tuple(v.id for v in refusing),
+    )

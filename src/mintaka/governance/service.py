@@ -54,15 +54,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Control:
-    """One control's outcome for one subject; ``version_id`` scopes exceptions."""
+    """One control's outcome for one subject; ``version_id`` scopes exceptions. A control
+    judged over several versions names them in ``version_ids``: it is waived only while each
+    of them has an exception in force."""
 
     name: str
     met: bool
     detail: str = ""
     version_id: str | None = None
+    version_ids: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return f"{self.name}: {self.detail}" if self.detail else self.name
+
+    @property
+    def waivable_for(self) -> tuple[str, ...]:
+        """The versions whose exceptions together may waive this control (none: it is not
+        waivable)."""
+        return self.version_ids or ((self.version_id,) if self.version_id else ())
 
 
 def _text(value: str, what: str) -> str:
@@ -485,14 +494,21 @@ class GovernanceService:
         )
 
     def _exception_for(self, check: Control, now: datetime) -> str | None:
-        """The exception letting ``check`` pass now, described for the decision, if any."""
-        if check.version_id is None:
+        """The exceptions letting ``check`` pass now (one in force for each version it is
+        judged over), described for the decision, if any."""
+        scope = check.waivable_for
+        found = [self._version_exception(v, check.name, now) for v in scope]
+        if not scope or None in found:
             return None
+        return ", ".join(f for f in found if f is not None)
+
+    def _version_exception(self, version_id: str, control: str, now: datetime) -> str | None:
+        """The exception for ``control`` of one version in force at ``now``, described."""
         with self.platform.store.read() as conn:
             rows = conn.execute(
                 select(policy_exceptions.c.id, policy_exceptions.c.expires_at).where(
-                    policy_exceptions.c.version_id == check.version_id,
-                    policy_exceptions.c.control == check.name,
+                    policy_exceptions.c.version_id == version_id,
+                    policy_exceptions.c.control == control,
                 )
             ).all()
         # Compared as instants: an expiry stored with another UTC offset orders wrongly as text.
@@ -504,7 +520,7 @@ class GovernanceService:
         if not in_force:
             return None
         until, exception_id = max(in_force)
-        return f"{exception_id} ({check.name}, until {until.isoformat()})"
+        return f"{exception_id} ({control}, until {until.isoformat()})"
 
     def record(self, conn: Connection, decision: PolicyDecision) -> dict[str, Any]:
         """Store ``decision`` in the caller's transaction; returns it as audit details, which the
