@@ -97,10 +97,15 @@ def test_an_empty_artifact_path_or_one_around_the_home_is_refused(
     assert (code, out.strip()) == (0, "[]")
 
 
-@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+@pytest.mark.parametrize(
+    "value",
+    [float("nan"), float("inf"), float("-inf"), 10**400, -(10**400)],
+    ids=["nan", "inf", "-inf", "huge", "-huge"],
+)
 def test_a_metric_that_is_not_finite_is_refused(
     platform: Platform, make_artifact: MakeArtifact, value: float
 ) -> None:
+    """NaN, infinity and integers too large for a float (which float() cannot even convert)."""
     run = platform.start_run("exp")
     with pytest.raises(ValidationError, match="finite"):
         platform.log_metrics(run.id, {"loss": value})

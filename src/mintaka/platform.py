@@ -105,16 +105,33 @@ def _parse(model: type[T], **data: Any) -> T:
         raise ValidationError(str(exc)) from exc
 
 
+def _finite(value: float) -> bool:
+    """Whether ``value`` is a finite float; an integer too large for a float is not."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def nonfinite_metrics(metrics: Mapping[str, float]) -> list[str]:
-    """The names of the metrics that are NaN or infinity, sorted: no measurement, so the store
-    refuses them (:func:`finite_metrics`) and a pipeline step reporting them fails."""
-    return sorted(k for k, v in metrics.items() if not math.isfinite(v))
+    """The names of the metrics that are NaN, infinity or beyond a float's range, sorted: no
+    measurement, so the store refuses them (:func:`finite_metrics`) and a pipeline step
+    reporting them fails."""
+    return sorted(k for k, v in metrics.items() if not _finite(v))
+
+
+def _as_float(value: Any) -> float:
+    """``value`` as a float; an integer beyond a float's range becomes a signed infinity."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Metrics as finite floats: NaN or infinity is no measurement (and is not valid JSON)."""
     try:
-        values = {str(k): float(v) for k, v in metrics.items()}
+        values = {str(k): _as_float(v) for k, v in metrics.items()}
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"metrics must be numbers: {exc}") from exc
     bad = nonfinite_metrics(values)
