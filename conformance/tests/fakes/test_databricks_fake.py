@@ -860,6 +860,31 @@ def test_runs_walk_through_their_lifecycle(fake: FakeDatabricks, w: WorkspaceCli
     assert active == []
 
 
+def test_a_run_beyond_max_concurrent_runs_is_skipped_or_queued(
+    fake: FakeDatabricks, w: WorkspaceClient
+) -> None:
+    fake.state.jobs.run_states = ("RUNNING", "TERMINATED")
+    job_id = pipeline_job(w)
+    first = w.jobs.run_now(job_id).response.run_id
+    assert first is not None
+    skipped = w.jobs.get_run(w.jobs.run_now(job_id).response.run_id or 0)
+    assert skipped.state is not None
+    assert skipped.state.life_cycle_state == jobs.RunLifeCycleState.SKIPPED
+    assert skipped.state.result_state == jobs.RunResultState.MAXIMUM_CONCURRENT_RUNS_REACHED
+    assert "limit of 1 maximum concurrent runs" in (skipped.state.state_message or "")
+    w.jobs.update(job_id, new_settings=jobs.JobSettings(queue=jobs.QueueSettings(enabled=True)))
+    queued = w.jobs.run_now(job_id).response.run_id
+    assert queued is not None
+    states = [w.jobs.get_run(queued).state for _ in range(2)]
+    assert [s.life_cycle_state for s in states if s] == [jobs.RunLifeCycleState.QUEUED] * 2
+    fake.state.jobs.finish(first)
+    seen = [w.jobs.get_run(queued).state for _ in range(2)]
+    assert [s.life_cycle_state for s in seen if s] == [
+        jobs.RunLifeCycleState.RUNNING,
+        jobs.RunLifeCycleState.TERMINATED,
+    ]
+
+
 def test_a_cancelled_run_ends_cancelled(fake: FakeDatabricks, w: WorkspaceClient) -> None:
     fake.state.jobs.run_states = ("RUNNING", "TERMINATED")
     run_id = w.jobs.run_now(pipeline_job(w)).response.run_id

@@ -391,6 +391,23 @@ def test_steps_that_never_ran_are_left_out_of_the_run(
     ]
 
 
+def test_a_submit_while_the_pipeline_runs_is_a_conflict_naming_the_active_run(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """The job runs one run at a time: Databricks skips a second run-now, which is no failed
+    run of the pipeline but a refusal to start one."""
+    spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
+    native = cloud.compile(spec)
+    databricks_fake.state.jobs.run_states = ("RUNNING", "RUNNING", "TERMINATED")
+    first = cloud.submit(native, {})
+    with pytest.raises(Conflict, match=rf"already running \(run {first.id}\)"):
+        cloud.submit(native, {})
+    assert cloud.wait_for_pipeline_run(first.id).status is PipelineStatus.SUCCEEDED
+    assert cloud.wait_for_pipeline_run(cloud.submit(native, {}).id).status is (
+        PipelineStatus.SUCCEEDED
+    )
+
+
 def test_an_unknown_pipeline_parameter_is_refused(cloud: DatabricksBackend) -> None:
     spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
     with pytest.raises(ValidationError):

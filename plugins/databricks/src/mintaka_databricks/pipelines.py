@@ -4,7 +4,9 @@ Each task runs ``settings.step_runner`` (a Python file in the workspace) on serv
 with the ``mintaka`` package installed, passing the step's entry point and the pipeline's
 parameters, which become job parameters. A pipeline is one job named ``mintaka/<pipeline>``
 (created, or reset to the compiled definition, on submit); a submit is a ``run-now`` with an
-idempotency token, so a retried request whose answer was lost starts no second run.
+idempotency token, so a retried request whose answer was lost starts no second run. The job runs
+one run at a time (``max_concurrent_runs: 1``, no queue): Databricks skips a run started while
+another is active, and a submit then fails with ``Conflict`` naming the active run.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from mintaka.domain.pipelines import (
     PipelineStatus,
     StepRun,
 )
-from mintaka.errors import BackendError, NotFound
+from mintaka.errors import BackendError, Conflict, NotFound
 from mintaka.interfaces import PipelineExecution
 from mintaka.pipelines.contract import refuse_controller_step
 from mintaka_databricks.errors import BACKEND
@@ -47,12 +49,20 @@ def _status(life_cycle: str | None, result: str | None) -> PipelineStatus:
 
 
 _NOT_STARTED = {"UPSTREAM_FAILED", "EXCLUDED", "SKIPPED"}
+_LIMIT_REACHED = "MAXIMUM_CONCURRENT_RUNS_REACHED"
 
 
 def _never_ran(life_cycle: str | None, result: str | None) -> bool:
     """Whether a task was skipped (its upstream failed, or ``run_if`` left it out): it never
     started, so it is no step of the run, neither failed nor pending."""
     return life_cycle == "SKIPPED" or result in _NOT_STARTED
+
+
+def _skipped_at_limit(raw: dict[str, Any]) -> bool:
+    """Whether Databricks skipped run ``raw`` because its job had its maximum of runs active
+    (a run's own ``SKIPPED`` life cycle means nothing else)."""
+    state = raw.get("state") or {}
+    return state.get("life_cycle_state") == "SKIPPED" or state.get("result_state") == _LIMIT_REACHED
 
 
 def _time(ms: int | None) -> datetime | None:
@@ -169,7 +179,22 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 idempotency_token=token,
             ),
         )
-        return self.get_pipeline_run(str(waiter.run_id))
+        raw = self._raw_run(int(waiter.run_id))
+        if _skipped_at_limit(raw):
+            raise Conflict(self._busy(pipeline.pipeline, job_id))
+        return self._pipeline_run(raw)
+
+    def _busy(self, pipeline: str, job_id: int) -> str:
+        """Why a run of ``pipeline`` was not started: the job's active runs."""
+        active = self._call(
+            f"listing active runs of job {job_id}",
+            lambda: list(self.client.jobs.list_runs(job_id=job_id, active_only=True)),
+        )
+        running = ", ".join(sorted(str(r.run_id) for r in active)) or "one that has just ended"
+        return (
+            f"pipeline {pipeline!r} is already running (run {running}) and its job runs one at "
+            "a time: wait for that run to end or stop it, then submit again"
+        )
 
     @staticmethod
     def _run_number(run_id: str) -> int:
@@ -177,10 +202,15 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             raise NotFound(f"pipeline run {run_id!r} not found: Databricks run ids are numbers")
         return int(run_id)
 
+    def _raw_run(self, number: int) -> dict[str, Any]:
+        run = self._call(f"reading run {number}", lambda: self.client.jobs.get_run(number))
+        return run.as_dict()
+
     def get_pipeline_run(self, run_id: str) -> PipelineRun:
-        number = self._run_number(run_id)
-        run = self._call(f"reading run {run_id}", lambda: self.client.jobs.get_run(number))
-        raw = run.as_dict()
+        return self._pipeline_run(self._raw_run(self._run_number(run_id)))
+
+    def _pipeline_run(self, raw: dict[str, Any]) -> PipelineRun:
+        """The pipeline run that Jobs run ``raw`` (as ``runs/get`` answers) is."""
         state = raw.get("state") or {}
         steps = []
         for task in raw.get("tasks") or []:

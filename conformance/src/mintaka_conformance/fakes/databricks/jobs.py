@@ -6,7 +6,10 @@ its first poll; use ``("PENDING", "RUNNING", "TERMINATED")`` to watch every step
 terminates, each task takes its scripted outcome (``script_task``) or ``SUCCESS``; tasks whose
 upstream failed are ``UPSTREAM_FAILED`` (unless ``run_if`` says otherwise) and the run's result
 follows its leaf tasks, as on Databricks. ``run-now`` and ``runs/submit`` honour
-``idempotency_token``.
+``idempotency_token``. A ``run-now`` of a job with ``max_concurrent_runs`` runs still active
+creates a run that is ``SKIPPED`` at once (result ``MAXIMUM_CONCURRENT_RUNS_REACHED``, termination
+code ``MAX_CONCURRENT_RUNS_EXCEEDED``), unless the job sets ``queue.enabled``: then the run waits
+``QUEUED`` until an active run ends, as on Databricks.
 
 Missing jobs and runs are answered with ``400 INVALID_PARAMETER_VALUE`` "Job 1 does not exist."
 exactly as the service does; the SDK itself turns that into ``ResourceDoesNotExist`` for
@@ -38,6 +41,7 @@ _LIFECYCLE = ("PENDING", "QUEUED", "RUNNING", "TERMINATING", "TERMINATED")
 _ACTIVE = ("PENDING", "QUEUED", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FOR_RETRY")
 _TASK_RESULTS = ("SUCCESS", "FAILED", "TIMEDOUT", "CANCELED", "EXCLUDED")
 _BAD = ("FAILED", "TIMEDOUT", "UPSTREAM_FAILED", "CANCELED", "UPSTREAM_CANCELED")
+_LIMIT_REACHED = "MAXIMUM_CONCURRENT_RUNS_REACHED"
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class JobRun:
     job_parameters: list[dict[str, Any]] = field(default_factory=list)
     overriding_parameters: dict[str, Any] = field(default_factory=dict)
     idempotency_token: str | None = None
+    queue_reason: str = ""
 
     @property
     def active(self) -> bool:
@@ -240,6 +245,10 @@ class Jobs:
         if run.cancel_requested:
             self._terminate(run)
             return
+        if run.life_cycle == "QUEUED":
+            if self._at_limit(run.job_id, before=run):
+                return
+            run.life_cycle = "PENDING"
         run.reads += 1
         states = self.run_states or ("TERMINATED",)
         target = states[min(run.reads, len(states)) - 1]
@@ -254,6 +263,38 @@ class Jobs:
                 if not task.depends_on and task.life_cycle == "PENDING":
                     task.life_cycle = "RUNNING"
                     task.start_time = self.ctx.now_ms()
+
+    def _at_limit(self, job_id: int | None, before: JobRun | None = None) -> bool:
+        """Whether job ``job_id`` has its ``max_concurrent_runs`` runs going (queued runs, and
+        runs started after ``before``, not counted)."""
+        job = self.jobs.get(job_id) if job_id is not None else None
+        if job is None:
+            return False
+        going = [
+            r
+            for r in self.runs.values()
+            if r.job_id == job_id
+            and r.active
+            and r.life_cycle != "QUEUED"
+            and (before is None or r.run_id < before.run_id)
+        ]
+        return len(going) >= int(job.settings.get("max_concurrent_runs", 1))
+
+    def _hold(self, job: Job, run: JobRun) -> None:
+        """A new run of ``job`` while it is at its concurrency limit: queued, or skipped."""
+        limit = int(job.settings.get("max_concurrent_runs", 1))
+        if (job.settings.get("queue") or {}).get("enabled"):
+            run.life_cycle = "QUEUED"
+            run.queue_reason = f"Queued due to reaching maximum concurrent runs of {limit}."
+            return
+        run.life_cycle, run.result_state = "SKIPPED", _LIMIT_REACHED
+        run.state_message = (
+            f"Skipping this run because the limit of {limit} maximum concurrent runs has been "
+            "reached."
+        )
+        run.end_time = run.start_time
+        for task in run.tasks:
+            task.life_cycle, task.result_state = "SKIPPED", _LIMIT_REACHED
 
     def _outcome(self, task_key: str) -> TaskOutcome:
         queued = self._scripted_once.get(task_key)
@@ -328,6 +369,7 @@ class Jobs:
                 "CANCELED": ("USER_CANCELED", "SUCCESS"),
                 "EXCLUDED": ("SKIPPED", "SUCCESS"),
                 "UPSTREAM_FAILED": ("RUN_EXECUTION_ERROR", "CLIENT_ERROR"),
+                _LIMIT_REACHED: ("MAX_CONCURRENT_RUNS_EXCEEDED", "CLIENT_ERROR"),
             }.get(result or "", ("RUN_EXECUTION_ERROR", "CLIENT_ERROR"))
             status["termination_details"] = {"code": code, "type": kind, "message": message}
         return status
@@ -365,7 +407,8 @@ class Jobs:
             "attempt_number": 0,
             "state": self._state(
                 run.life_cycle, run.result_state, run.state_message, run.cancel_requested
-            ),
+            )
+            | ({"queue_reason": run.queue_reason} if run.life_cycle == "QUEUED" else {}),
             "status": self._status(run.life_cycle, run.result_state, run.state_message),
             "start_time": run.start_time,
             "end_time": run.end_time,
@@ -495,7 +538,10 @@ class Jobs:
         unknown = sorted(set(given) - set(defined))
         if unknown:
             raise invalid(f"Job parameter(s) {', '.join(unknown)} are not defined for this job.")
+        at_limit = self._at_limit(job.job_id)
         run = self._new_run(job, job.settings.get("name", ""), tasks, "JOB_RUN", token)
+        if at_limit:
+            self._hold(job, run)
         run.job_parameters = [
             {"name": name, "default": default, "value": str(given.get(name, default))}
             for name, default in defined.items()
