@@ -151,6 +151,29 @@ def test_captured_requests_are_read_from_a_slow_warehouse_in_every_chunk(
     assert len(databricks_fake.calls("GET", "/result/chunks/")) == 2
 
 
+def test_a_capture_window_beyond_one_inline_result_is_read_in_pages(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path, endpoint: str
+) -> None:
+    """An inline result holds 25 MiB (here scaled down to about three rows): each statement
+    reads one page, the next following the last row read, so no request is lost nor repeated,
+    those answered in the same millisecond included."""
+    backend = make_backend(databricks_fake, tmp_path, capture_page_rows=2)
+    backend.configure_capture(endpoint, CaptureConfig())
+    for value in range(7):
+        backend.invoke(endpoint, {"inputs": {"f0": float(value)}})
+    captured = databricks_fake.state.serving.endpoints[endpoint].captured
+    for row in captured[1:5]:  # answered in one millisecond: pages split them
+        row["timestamp_ms"] = captured[1]["timestamp_ms"]
+    databricks_fake.state.sql.inline_byte_limit = 3 * len(json.dumps(captured[0]))
+    records = backend.read_captured(endpoint)
+    assert sorted(r.inputs[0]["f0"] for r in records if r.inputs) == [float(v) for v in range(7)]
+    assert len({r.event_id for r in records}) == 7
+    assert len(databricks_fake.calls("POST", "/api/2.0/sql/statements")) == 4
+    assert len(backend.read_captured(endpoint, limit=3)) == 3
+    with pytest.raises(BackendError, match="INLINE"):
+        make_backend(databricks_fake, tmp_path, capture_page_rows=7).read_captured(endpoint)
+
+
 def test_reading_capture_gives_up_after_the_statement_timeout(
     databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path, endpoint: str
 ) -> None:

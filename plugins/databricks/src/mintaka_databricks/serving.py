@@ -646,13 +646,6 @@ class EndpointServing(
     def read_captured(
         self, endpoint: str, since: datetime | None = None, limit: int | None = None
     ) -> list[CapturedRecord]:
-        from databricks.sdk.service.sql import (
-            Disposition,
-            Format,
-            StatementParameterListItem,
-            StatementState,
-        )
-
         details = self._details(endpoint)
         capture = ((details.get("config") or {}).get("auto_capture_config")) or {}
         table = ((capture.get("state") or {}).get("payload_table") or {}).get("name")
@@ -662,23 +655,66 @@ class EndpointServing(
             raise ConfigurationError(
                 "reading an inference table needs a SQL warehouse: set warehouse_id"
             )
+        records: list[CapturedRecord] = []
+        since_ms = 0 if since is None else int(since.timestamp() * 1000)
+        after: tuple[str, str] | None = None
+        remaining = limit
+        while remaining is None or remaining > 0:
+            size = self.settings.capture_page_rows
+            size = size if remaining is None else min(size, remaining)
+            rows = self._capture_page(table, since_ms, after, size)
+            for row in rows:
+                try:
+                    records.append(self._record(endpoint, row))
+                except (ValueError, KeyError, TypeError) as exc:
+                    # A row Mintaka cannot read (a request that is not JSON): the others count.
+                    log.warning("skipped a row of %s: %r", table, exc)
+            if len(rows) < size:
+                break
+            last = rows[-1]
+            after = (str(last["timestamp_ms"]), str(last["databricks_request_id"]))
+            remaining = None if remaining is None else remaining - len(rows)
+        return records
+
+    def _capture_page(
+        self, table: str, since_ms: int, after: tuple[str, str] | None, size: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``size`` rows of inference table ``table`` from ``since_ms`` on, in request
+        order, those after request ``after`` (its time and id) only: an inline result may hold
+        25 MiB, so a window is read a bounded page at a time, each page following the last."""
+        from databricks.sdk.service.sql import StatementParameterListItem
+
+        condition = "timestamp_ms >= :since"
+        parameters = [StatementParameterListItem(name="since", value=str(since_ms), type="BIGINT")]
+        if after is not None:
+            condition += (
+                " AND (timestamp_ms > :after_ms"
+                " OR (timestamp_ms = :after_ms AND databricks_request_id > :after_id))"
+            )
+            parameters += [
+                StatementParameterListItem(name="after_ms", value=after[0], type="BIGINT"),
+                StatementParameterListItem(name="after_id", value=after[1], type="STRING"),
+            ]
         statement = (
             "SELECT client_request_id, databricks_request_id, timestamp_ms, status_code, "
             "execution_time_ms, request, response, request_metadata "
-            f"FROM {table} WHERE timestamp_ms >= :since "
-            "ORDER BY timestamp_ms, databricks_request_id"
+            f"FROM {table} WHERE {condition} "
+            f"ORDER BY timestamp_ms, databricks_request_id LIMIT {int(size)}"
         )
-        if limit is not None:
-            statement += f" LIMIT {int(limit)}"
-        since_ms = 0 if since is None else int(since.timestamp() * 1000)
+        return self._statement_rows(table, statement, parameters)
+
+    def _statement_rows(
+        self, table: str, statement: str, parameters: list[Any]
+    ) -> list[dict[str, Any]]:
+        """The rows of ``statement`` on the configured warehouse, each as a column -> value map."""
+        from databricks.sdk.service.sql import Disposition, Format, StatementState
+
         result = self._call(
             f"reading inference table {table}",
             lambda: self.client.statement_execution.execute_statement(
                 statement=statement,
                 warehouse_id=str(self.settings.warehouse_id),
-                parameters=[
-                    StatementParameterListItem(name="since", value=str(since_ms), type="BIGINT")
-                ],
+                parameters=parameters,
                 wait_timeout="30s",
                 format=Format.JSON_ARRAY,
                 disposition=Disposition.INLINE,
@@ -726,14 +762,7 @@ class EndpointServing(
             )
             rows.extend(chunk.data_array or [])
             following = chunk.next_chunk_index
-        records = []
-        for row in rows:
-            try:
-                records.append(self._record(endpoint, dict(zip(columns, row, strict=True))))
-            except (ValueError, KeyError, TypeError) as exc:
-                # A row Mintaka cannot read (a request that is not JSON): the others still count.
-                log.warning("skipped a row of %s: %r", table, exc)
-        return records
+        return [dict(zip(columns, row, strict=True)) for row in rows]
 
     @staticmethod
     def _record(endpoint: str, row: dict[str, Any]) -> CapturedRecord:

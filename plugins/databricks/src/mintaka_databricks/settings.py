@@ -51,6 +51,9 @@ class DatabricksSettings(BackendSettings):
     """SQL warehouse that reads inference tables back (captured requests)."""
     statement_timeout_seconds: int = Field(default=600, ge=1)
     """How long reading an inference table may take, a SQL warehouse starting up included."""
+    capture_page_rows: int = Field(default=1000, ge=1)
+    """How many inference-table rows one statement reads: a statement's inline result may hold
+    25 MiB, so a window is read in pages of this many requests (lower it for large payloads)."""
     step_runner: str = "/Workspace/Shared/mintaka/run_step.py"
     """Python file each pipeline task runs, given the step's entry point and parameters."""
     workload_size: Literal["Small", "Medium", "Large"] = "Small"

@@ -2,9 +2,13 @@
 inference (payload) table.
 
 ``POST /api/2.0/sql/statements`` runs
-``SELECT <columns> FROM <catalog>.<schema>.<prefix>_payload [WHERE timestamp_ms >= :param]
+``SELECT <columns> FROM <catalog>.<schema>.<prefix>_payload [WHERE <condition>]
 [ORDER BY <columns>] [LIMIT n]`` on a known warehouse (``warehouses``, ``{"fake-warehouse"}`` by
-default) with the rows inline in ``JSON_ARRAY`` format (every value a string, maps as JSON). It
+default) with the rows inline in ``JSON_ARRAY`` format (every value a string, maps as JSON). A
+condition compares columns with named parameters (``=``, ``<``, ``<=``, ``>``, ``>=``), joined by
+``AND``, ``OR`` and parentheses; columns compare by their type (numbers as numbers). An inline
+result is limited to ``inline_byte_limit`` bytes of rows (25 MiB, as on the service; lower it to
+test a reader's paging): a larger one ends ``FAILED``. It
 answers at once, as the service does within ``wait_timeout``, unless ``running_polls`` is set:
 then the statement answers ``PENDING`` and stays ``RUNNING`` for that many reads of
 ``GET /api/2.0/sql/statements/{id}`` (a warehouse starting up). The rows come in chunks of
@@ -17,7 +21,9 @@ HTTP status is still 200); an unknown warehouse or statement is ``404``.
 from __future__ import annotations
 
 import json
+import operator
 import re
+from collections.abc import Callable
 from typing import Any
 
 from .context import WorkspaceContext
@@ -26,7 +32,7 @@ from .serving import Serving
 
 _SELECT = re.compile(
     r"^\s*SELECT\s+(?P<columns>.+?)\s+FROM\s+(?P<table>[\w.`]+)"
-    r"(?:\s+WHERE\s+(?P<column>\w+)\s*>=\s*:(?P<param>\w+))?"
+    r"(?:\s+WHERE\s+(?P<where>.+?))?"
     r"(?:\s+ORDER\s+BY\s+(?P<order>[\w\s,]+?))?"
     r"(?:\s+LIMIT\s+(?P<limit>\d+))?\s*;?\s*$",
     re.IGNORECASE | re.DOTALL,
@@ -41,6 +47,95 @@ PAYLOAD_COLUMNS = {
     "response": "STRING",
     "request_metadata": "MAP<STRING, STRING>",
 }
+
+
+_TOKEN = re.compile(r"\s*(\(|\)|>=|<=|=|>|<|:\w+|\w+)", re.IGNORECASE)
+_COMPARE: dict[str, Callable[[Any, Any], bool]] = {
+    "=": operator.eq,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}
+INLINE_BYTE_LIMIT = 25 * 1024 * 1024
+
+
+class _Unbound(Exception):
+    """A condition names a parameter the statement does not bind."""
+
+
+def _typed(column: str, value: Any) -> Any:
+    """``value`` as column ``column`` compares it: a number for a numeric column."""
+    if value is None:
+        return None
+    return int(value) if PAYLOAD_COLUMNS[column] in ("BIGINT", "INT") else str(value)
+
+
+def _sort_key(column: str, value: Any) -> tuple[bool, Any]:
+    """Where a row goes in ``ORDER BY column``: by the typed value, nulls last."""
+    typed = _typed(column, value)
+    return (typed is None, typed)
+
+
+class _Condition:
+    """A WHERE condition over the payload columns, parsed once and applied to each row."""
+
+    def __init__(self, text: str, params: dict[str, Any]) -> None:
+        self.tokens: list[str] = _TOKEN.findall(text)
+        if "".join(self.tokens) != re.sub(r"\s+", "", text):
+            raise ValueError(f"cannot read condition {text!r}")
+        self.params = params
+        self.at = 0
+
+    def parse(self) -> Callable[[dict[str, Any]], bool]:
+        check = self._any()
+        if self.at != len(self.tokens):
+            raise ValueError(f"unexpected {self.tokens[self.at]!r}")
+        return check
+
+    def _next(self) -> str:
+        if self.at >= len(self.tokens):
+            raise ValueError("the condition ends too early")
+        self.at += 1
+        return self.tokens[self.at - 1]
+
+    def _peek(self, word: str) -> bool:
+        return self.at < len(self.tokens) and self.tokens[self.at].upper() == word
+
+    def _any(self) -> Callable[[dict[str, Any]], bool]:
+        parts = [self._all()]
+        while self._peek("OR"):
+            self.at += 1
+            parts.append(self._all())
+        return lambda row: any(p(row) for p in parts)
+
+    def _all(self) -> Callable[[dict[str, Any]], bool]:
+        parts = [self._one()]
+        while self._peek("AND"):
+            self.at += 1
+            parts.append(self._one())
+        return lambda row: all(p(row) for p in parts)
+
+    def _one(self) -> Callable[[dict[str, Any]], bool]:
+        if self._peek("("):
+            self.at += 1
+            inner = self._any()
+            if self._next() != ")":
+                raise ValueError("a parenthesis is not closed")
+            return inner
+        column, op, param = self._next(), self._next(), self._next()
+        if column not in PAYLOAD_COLUMNS or op not in _COMPARE or not param.startswith(":"):
+            raise ValueError(f"cannot compare {column} {op} {param}")
+        if param[1:] not in self.params:
+            raise _Unbound(param[1:])
+        bound = _typed(column, self.params[param[1:]])
+        compare = _COMPARE[op]
+
+        def check(row: dict[str, Any]) -> bool:
+            value = _typed(column, row.get(column))
+            return value is not None and compare(value, bound)
+
+        return check
 
 
 def _cell(value: Any) -> str | None:
@@ -58,6 +153,7 @@ class Statements:
         self.warehouses: set[str] = {"fake-warehouse"}
         self.running_polls = 0
         self.chunk_rows: int | None = None
+        self.inline_byte_limit = INLINE_BYTE_LIMIT
         self._answers: dict[str, dict[str, Any]] = {}
         self._chunks: dict[str, list[dict[str, Any]]] = {}
         self._running: dict[str, int] = {}
@@ -135,20 +231,33 @@ class Statements:
                 "BAD_REQUEST", f"[UNRESOLVED_COLUMN] Columns {unknown} do not exist in {table}."
             )
         selected = list(rows)
-        if found["column"]:
+        if found["where"]:
             params = {p["name"]: p.get("value") for p in req.arg("parameters") or []}
-            if found["param"] not in params:
+            try:
+                condition = _Condition(found["where"], params).parse()
+            except _Unbound as exc:
                 return self._failed(
-                    "BAD_REQUEST", f"[UNBOUND_SQL_PARAMETER] Found the unbound :{found['param']}."
+                    "BAD_REQUEST", f"[UNBOUND_SQL_PARAMETER] Found the unbound :{exc}."
                 )
-            bound = int(params[found["param"]])
-            selected = [r for r in selected if int(r[found["column"]]) >= bound]
+            except ValueError as exc:
+                return self._failed("BAD_REQUEST", f"[PARSE_SYNTAX_ERROR] {exc}: {statement}")
+            selected = [r for r in selected if condition(r)]
         if found["order"]:
             keys = [k.strip() for k in found["order"].split(",")]
-            selected.sort(key=lambda r: tuple(str(r.get(k)).zfill(20) for k in keys))
+            if not set(keys) <= set(PAYLOAD_COLUMNS):
+                return self._failed(
+                    "BAD_REQUEST", f"[UNRESOLVED_COLUMN] Cannot order {table} by {keys}."
+                )
+            selected.sort(key=lambda r: tuple(_sort_key(k, r.get(k)) for k in keys))
         if found["limit"]:
             selected = selected[: int(found["limit"])]
         data = [[_cell(row.get(c)) for c in columns] for row in selected]
+        if len(json.dumps(data).encode()) > self.inline_byte_limit:
+            return self._failed(
+                "BAD_REQUEST",
+                f"The result exceeds the {self.inline_byte_limit} bytes an INLINE result may "
+                "hold: use disposition EXTERNAL_LINKS, or read fewer rows at a time.",
+            )
         size = self.chunk_rows or max(len(data), 1)
         chunks: list[dict[str, Any]] = []
         for offset in range(0, max(len(data), 1), size):
