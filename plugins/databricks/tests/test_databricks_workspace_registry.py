@@ -11,12 +11,15 @@ import pytest
 from databricks_support import (
     databricks_backend,
     no_real_sleep,  # noqa: F401  (an autouse fixture)
+    settings_for,
     version_request,
 )
 from mintaka_conformance.fakes.databricks import FakeDatabricks, Fault
 from mintaka_databricks.backend import DatabricksWorkspaceBackend
+from mintaka_databricks.settings import DatabricksSettings, DatabricksWorkspaceSettings
+from pydantic import ValidationError as SettingsError
 
-from mintaka import ConfigurationError, NotFound
+from mintaka import ConfigurationError, IdFactory, ManualClock, NotFound, Platform
 from mintaka.domain.discovery import ResourceKind
 from mintaka.domain.registry import Stage, VersionRequest
 from mintaka.domain.serving import Route, TrafficMap
@@ -176,3 +179,56 @@ def test_a_mixed_case_workspace_model_is_reported_under_its_own_name(
     assert cloud._model_of("ChurnModel") is None
     with pytest.raises(NotFound):
         cloud.observe_model("churnmodel")
+
+
+def test_a_workspace_model_mapped_by_model_names_is_adopted_under_a_mintaka_name(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    """``model_names`` maps a Mintaka name to a registered model whose name Mintaka cannot use;
+    the registered model its Mintaka name would otherwise be is then no Mintaka model."""
+    from mintaka.governance.policy import OPEN_POLICY, POLICY_FILE
+
+    names = {"churn": "ChurnModel"}
+    cloud = make_backend(databricks_fake, tmp_path, model_names=names)
+    cloud._rest("POST", "/api/2.0/mlflow/registered-models/create", "", body={"name": "ChurnModel"})
+    body = {"name": "ChurnModel", "source": "dbfs:/x"}
+    cloud._rest("POST", "/api/2.0/mlflow/model-versions/create", "", body=body)
+    cloud._raw_version("ChurnModel", 1)  # read until registered
+    found = {(r.kind, r.name): r.backend_id for r in cloud.discover()}
+    assert found[(ResourceKind.MODEL, "churn")] == "ChurnModel"
+    assert found[(ResourceKind.MODEL_VERSION, "churn:1")] == "ChurnModel/1"
+    assert cloud.list_models() == ["churn"]
+    assert (cloud._model_of("ChurnModel"), cloud._model_of("churn")) == ("churn", None)
+    assert cloud.ensure_model("churn") == {"name": "ChurnModel"}
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"weights")
+    with Platform(
+        home,
+        backend="databricks_workspace",
+        backend_settings=settings_for(databricks_fake, model_names=names),
+        clock=ManualClock(),
+        ids=IdFactory(seed=3),
+    ) as plat:
+        adoption = plat.migration.adopt_model("churn", reason="inherited", artifacts={1: weights})
+        assert [(v.name, v.version) for v in adoption.adopted] == [("churn", 1)]
+        assert plat.get_model_version("churn", 1).backend_ids["name"] == "ChurnModel"
+
+
+@pytest.mark.parametrize(
+    ("settings", "names", "says"),
+    [
+        (DatabricksWorkspaceSettings, {"churn": "churn_model"}, "Mintaka's 'churn-model'"),
+        (DatabricksWorkspaceSettings, {"churn": "churn"}, "valid Mintaka name already"),
+        (DatabricksWorkspaceSettings, {"a": "Churn", "b": "Churn"}, "two Mintaka names"),
+        (DatabricksWorkspaceSettings, {"churn": "main.x.Churn"}, "not a valid"),
+        (DatabricksSettings, {"churn": "ChurnModel"}, "workspace model registry"),
+    ],
+)
+def test_a_model_name_map_must_be_one_to_one_and_for_the_workspace_registry(
+    settings: type[DatabricksSettings], names: dict[str, str], says: str
+) -> None:
+    with pytest.raises(SettingsError, match=says):
+        settings(host="https://example.invalid", model_names=names)

@@ -34,7 +34,6 @@ from mintaka.interfaces import (
     StateObserver,
 )
 from mintaka_databricks.lineage import ExternalLineage
-from mintaka_databricks.names import mintaka_name
 from mintaka_databricks.pipelines import JobsPipelines
 from mintaka_databricks.registry import UnityCatalogRegistry
 from mintaka_databricks.runs import MlflowRuns
@@ -139,6 +138,9 @@ class _DatabricksWorkspace(
     def _listed_versions(self, full: str) -> list[dict[str, Any]]:
         raise NotImplementedError
 
+    def _mintaka_model(self, full: str, leaf: str) -> str | None:
+        raise NotImplementedError
+
     def describe(self) -> dict[str, Any]:
         return {
             "host": self.settings.host,
@@ -158,7 +160,7 @@ class _DatabricksWorkspace(
         registering or whose registration failed is left out, as in ``observe_model``."""
         found: list[DiscoveredResource] = []
         for full, leaf in sorted(self._listed_models()):
-            name = mintaka_name(leaf)
+            name = self._mintaka_model(full, leaf)
             versions = [v for v in self._listed_versions(full) if is_ready(v)]
             managed = [bool(tag_map(v).get(ID_TAG)) for v in versions]
             found.append(

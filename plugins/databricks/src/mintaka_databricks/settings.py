@@ -5,13 +5,20 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import ConfigDict, Field, SecretStr, field_validator
+from pydantic import ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from mintaka.domain.names import check_name_map, mintaka_name_in, validate_endpoint_name
+from mintaka.domain.names import (
+    check_name_map,
+    mintaka_name_in,
+    validate_endpoint_name,
+    validate_model_name,
+)
 from mintaka.interfaces import BackendSettings
+from mintaka_databricks.names import mintaka_name, uc_leaf
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
 ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")  # a Model Serving endpoint
+WORKSPACE_MODEL_NAME = re.compile(r"^[^./:%]{1,256}$")  # a workspace registered model
 
 
 class DatabricksSettings(BackendSettings):
@@ -63,10 +70,47 @@ class DatabricksSettings(BackendSettings):
     """Mintaka endpoint name -> serving endpoint whose name Mintaka cannot use (``churn_api``),
     so that an endpoint made before Mintaka can be adopted under a Mintaka name."""
 
+    model_names: dict[str, str] = Field(default_factory=dict)
+    """Mintaka model name -> workspace registered model whose name Mintaka cannot use
+    (``ChurnModel``), so that a model made before Mintaka can be adopted under a Mintaka name.
+    The workspace model registry only: Unity Catalog's names all read as Mintaka names."""
+
     @field_validator("endpoint_names")
     @classmethod
     def _endpoint_names_one_to_one(cls, names: dict[str, str]) -> dict[str, str]:
         return check_name_map(names, "serving endpoint", validate_endpoint_name, ENDPOINT_NAME)
+
+    @field_validator("model_names")
+    @classmethod
+    def _model_names_one_to_one(cls, names: dict[str, str]) -> dict[str, str]:
+        what = "workspace registered model"
+        check_name_map(names, what, validate_model_name, WORKSPACE_MODEL_NAME)
+        for theirs in names.values():
+            ours = mintaka_name(theirs)
+            if ours is not None:  # reachable as it is: it would have two Mintaka names
+                raise ValueError(f"{what} {theirs!r} is Mintaka's {ours!r} already: use that")
+        return names
+
+    @model_validator(mode="after")
+    def _model_names_in_the_workspace_registry(self) -> DatabricksSettings:
+        if self.model_names and self.registry != "workspace":
+            raise ValueError(
+                "model_names applies to the workspace model registry (backend "
+                "databricks_workspace): every Unity Catalog model name reads as a Mintaka name"
+            )
+        return self
+
+    def registered_model_of(self, name: str) -> str:
+        """The workspace registered model that is Mintaka model ``name``."""
+        return self.model_names.get(name, uc_leaf(name).lower())
+
+    def model_name_of(self, registered: str) -> str | None:
+        """The Mintaka model that workspace registered model ``registered`` is, or ``None``: a
+        mapped name, else the name it reads as unless that Mintaka name is mapped elsewhere."""
+        if registered in self.model_names.values():
+            return mintaka_name_in(self.model_names, registered)
+        ours = mintaka_name(registered)
+        return None if ours in self.model_names else ours
 
     def endpoint_of(self, name: str) -> str:
         """The serving endpoint that is Mintaka endpoint ``name``."""

@@ -117,8 +117,14 @@ class KeyedVersions(WorkspaceAccess):
             """The version ``listed`` (as a search lists it) once the registry has it ready,
             its files those of ``request`` where the registry keeps them."""
 
+    def _mintaka_model(self, full: str, leaf: str) -> str | None:
+        """The Mintaka model that listed model ``full`` (its leaf ``leaf``) is, or ``None``."""
+        return mintaka_name(leaf)
+
     def list_models(self) -> list[str]:
-        return sorted(mintaka_name(leaf) or full for full, leaf in self._listed_models())
+        return sorted(
+            self._mintaka_model(full, leaf) or full for full, leaf in self._listed_models()
+        )
 
     def _search_versions(self, full: str) -> Iterator[dict[str, Any]]:
         return self._pages(

@@ -1,7 +1,8 @@
 """The workspace model registry (MLflow's, before Unity Catalog): the fallback registry mode.
 
 A Mintaka model ``credit-risk`` is the workspace registered model ``credit_risk`` (the Unity
-Catalog leaf, without catalog or schema: workspace model names are global to the workspace).
+Catalog leaf, without catalog or schema: workspace model names are global to the workspace), or
+the one the ``model_names`` setting maps it to (``ChurnModel``, a name Mintaka cannot use).
 Versions are created through ``/api/2.0/mlflow/model-versions/create`` with every Mintaka tag at
 once, reconciled by idempotency key exactly as in Unity Catalog (``mintaka_databricks.versions``).
 A new version is ``PENDING_REGISTRATION`` while the service copies its artifacts; ``create_version``
@@ -30,7 +31,6 @@ from mintaka.interfaces import (
     VersionDeletion,
 )
 from mintaka_databricks.errors import BACKEND
-from mintaka_databricks.names import mintaka_name, uc_leaf
 from mintaka_databricks.versions import (
     PENDING,
     KeyedVersions,
@@ -74,10 +74,13 @@ class WorkspaceModelRegistry(
     # -- names ----------------------------------------------------------------------------------
 
     def _full_name(self, name: str) -> str:
-        return uc_leaf(name).lower()
+        return self.settings.registered_model_of(name)
 
     def _model_of(self, entity: str) -> str | None:
-        return mintaka_name(entity) if "." not in entity else None
+        return self.settings.model_name_of(entity) if "." not in entity else None
+
+    def _mintaka_model(self, full: str, leaf: str) -> str | None:
+        return self._model_of(full)
 
     # -- models ---------------------------------------------------------------------------------
 
