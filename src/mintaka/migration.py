@@ -86,6 +86,7 @@ from mintaka.interfaces import (
     ArtifactFetch,
     CaptureSource,
     Discovery,
+    ModelRegistry,
     ServedRegistration,
     Serving,
     StateObserver,
@@ -452,6 +453,26 @@ class MigrationService:
             signature=signature,
         )
 
+    def _refuse_missing_versions(self, name: str, missing: Sequence[int]) -> None:
+        """Refuse adopting versions the cloud's observation left out: ``Conflict`` naming the
+        status of those the registry still holds (a registration that failed or is not finished:
+        no model to serve yet), else ``NotFound``."""
+        registry = self.platform._area(Capability.REGISTRY, ModelRegistry)
+        held: dict[int, str] = {}
+        for number in missing:
+            try:
+                found = registry.get_version(name, number)
+            except NotFound:
+                continue
+            held[number] = str(found.extra.get("status") or "not ready")
+        if held:
+            states = ", ".join(f"version {v} is {status}" for v, status in held.items())
+            raise Conflict(
+                f"cannot adopt {name!r}: {states} in the cloud; only versions whose registration "
+                "finished can be adopted (adopt it once it is ready, or leave it out)"
+            )
+        raise NotFound(f"the cloud has no version {list(missing)} of {name!r}")
+
     def _adopt_model(
         self,
         args: _ModelArgs,
@@ -467,7 +488,7 @@ class MigrationService:
         cloud = {v.version: v for v in observed.versions}
         missing = [v for v in wanted or () if v not in cloud]
         if missing:
-            raise NotFound(f"the cloud has no version {missing} of {name!r}")
+            self._refuse_missing_versions(name, missing)
         candidates = sorted(set(cloud) if wanted is None else set(wanted))
         already = tuple(v for v in candidates if v in recorded)
         todo = [cloud[v] for v in candidates if v not in recorded]

@@ -37,7 +37,7 @@ from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.registry import VersionRequest
 from mintaka.domain.runs import Run, RunStatus
 from mintaka.domain.serving import Route, TrafficMap, TrafficPlan
-from mintaka.errors import BackendError, Conflict
+from mintaka.errors import BackendError, Conflict, NotFound
 from mintaka.interfaces import BackendContext
 from mintaka.rollout import native
 
@@ -829,3 +829,7 @@ def test_versions_not_ready_are_neither_adopted_nor_reported_by_sync(
         adoption = plat.migration.adopt_model("churn", reason="inherited")
         assert [v.version for v in adoption.adopted] == [1]
         assert plat.sync() == []
+        with pytest.raises(Conflict, match=r"version 2 is FAILED_REGISTRATION.*version 3 is PEND"):
+            plat.migration.adopt_model("churn", versions=[2, 3], reason="inherited")
+        with pytest.raises(NotFound, match=r"no version \[9\]"):
+            plat.migration.adopt_model("churn", versions=[9], reason="inherited")
