@@ -172,6 +172,10 @@ def _pipeline_run_node(run_id: str, backend: str) -> LineageNode:
     )
 
 
+# The backends whose settings hold each name map, where more than SageMaker's do.
+_MAPPED_BY = {"model_names": "SageMaker, the Databricks workspace registry"}
+
+
 def _cloud_name(validate: Callable[[object], str], name: str, setting: str) -> str:
     """``name`` validated; a refusal says how a cloud resource named so is adopted."""
     try:
@@ -181,7 +185,8 @@ def _cloud_name(validate: Callable[[object], str], name: str, setting: str) -> s
             exc.kind,
             exc.value,
             f"{exc.rule}; a cloud resource named so is adopted under a Mintaka name that the "
-            f"backend's settings map to it (SageMaker: {setting}; docs/migration.md)",
+            f"backend's settings map to it ({_MAPPED_BY.get(setting, 'SageMaker')}: {setting}; "
+            "docs/migration.md)",
         ) from None
 
 

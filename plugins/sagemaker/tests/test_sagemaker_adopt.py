@@ -153,7 +153,7 @@ def test_a_group_whose_name_mintaka_cannot_use_is_adopted_under_a_mapped_name(
         listed = {c.name: c for c in plain.migration.discover()}
         assert not listed["ChurnModel"].usable_name  # listed as the cloud names it
         assert not listed["ChurnModel:1"].usable_name
-        with pytest.raises(InvalidName, match="backend's settings map"):
+        with pytest.raises(InvalidName, match=r"SageMaker, the Databricks workspace registry"):
             plain.migration.adopt_model("ChurnModel", reason="inherited")
     settings = {**SETTINGS, "model_names": {"churn-model": "ChurnModel"}}
     with sagemaker_platform(tmp_path / "mapped", settings) as platform:
