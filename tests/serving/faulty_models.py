@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
+
+PREDICTING = threading.Semaphore(0)  # released once per call of ``waits_for_release``
+RELEASE = threading.Event()
 
 
 def always_fails(rows: list[dict[str, Any]]) -> list[Any]:
@@ -26,4 +30,11 @@ def scribbles(rows: list[dict[str, Any]]) -> list[Any]:
     for row in rows:
         row["a"] = 999.0
         row["added"] = True
+    return [0.0 for _ in rows]
+
+
+def waits_for_release(rows: list[dict[str, Any]]) -> list[Any]:
+    """A slow model under the test's control: answers once ``RELEASE`` is set."""
+    PREDICTING.release()
+    assert RELEASE.wait(10), "the test never released the prediction"
     return [0.0 for _ in rows]

@@ -483,6 +483,17 @@ def test_serve_refuses_a_port_out_of_range(
     assert "--port" in err
 
 
+def test_serve_refuses_fewer_than_one_prediction_worker(
+    capsys: pytest.CaptureFixture[str], tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    from cli_kit import cli, init_home
+
+    home = init_home(capsys, tmp_path / "h")
+    code, _, err = cli(capsys, "--home", str(home), "serve", "--predict-workers", "0")
+    assert code == 2
+    assert "Invalid value for '--predict-workers'" in err  # the option exists, with a floor
+
+
 def test_a_kill_takes_effect_while_another_reload_is_loading_a_model(
     served: Served, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]

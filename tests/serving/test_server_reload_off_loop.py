@@ -1,17 +1,95 @@
-"""A reload that loads a slow model does not stop the server answering other requests."""
+"""Slow work, a reload loading a model or a model predicting, does not stop the server answering
+other requests."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import faulty_models
 import httpx
-from serving_kit import row
+import pytest
+from serving_kit import pyfunc_artifact, row
 
-from mintaka import Platform
+from mintaka import Platform, ValidationError
 from mintaka.local.server import EndpointRuntime, InferenceServer
 
 Served = tuple[Platform, InferenceServer]
+
+
+@pytest.fixture
+def held(served: Served, tmp_path: Path) -> Iterator[Served]:
+    """``served`` with an endpoint ``held`` whose model answers only once the test releases it
+    (``faulty_models.RELEASE``); each call starting signals ``faulty_models.PREDICTING``."""
+    plat, server = served
+    faulty_models.PREDICTING = threading.Semaphore(0)
+    faulty_models.RELEASE.clear()
+    artifact = pyfunc_artifact(tmp_path, "faulty_models:waits_for_release")
+    version = plat.register_model("credit", artifact, flavor="pyfunc")
+    plat.serving.create_endpoint("held", f"credit:{version.version}", route="slow")
+    try:
+        yield plat, server
+    finally:
+        faulty_models.RELEASE.set()
+
+
+def _invoke_in_background(server: InferenceServer, name: str) -> tuple[threading.Thread, list[int]]:
+    statuses: list[int] = []
+
+    def invoke() -> None:
+        answer = httpx.post(
+            f"{server.url}/endpoints/{name}/invocations", json={"inputs": row(0)}, timeout=10
+        )
+        statuses.append(answer.status_code)
+
+    thread = threading.Thread(target=invoke)
+    thread.start()
+    return thread, statuses
+
+
+def test_requests_and_the_kill_switch_are_answered_while_a_model_predicts(held: Served) -> None:
+    plat, server = held
+    slow, statuses = _invoke_in_background(server, "held")
+    try:
+        assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
+        with httpx.Client(timeout=2) as http:  # a blocked event loop would time out
+            assert http.get(f"{server.url}/health").status_code == 200
+            assert http.get(f"{server.url}/metrics").status_code == 200
+            other = http.post(
+                f"{server.url}/endpoints/scoring/invocations", json={"inputs": row(0)}
+            )
+            assert other.status_code == 200
+            plat.serving.kill("held")
+            refused = http.post(f"{server.url}/endpoints/held/invocations", json={"inputs": row(1)})
+            assert refused.status_code == 503
+    finally:
+        faulty_models.RELEASE.set()
+        slow.join(10)
+    assert statuses == [200]  # the prediction under way when the switch was pulled
+
+
+def test_no_more_predictions_run_at_once_than_the_server_has_workers(held: Served) -> None:
+    plat, _ = held
+    server = InferenceServer(plat, poll_interval=0.02, predict_workers=1)
+    server.start()
+    calls = [_invoke_in_background(server, "held") for _ in range(2)]
+    try:
+        assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
+        assert not faulty_models.PREDICTING.acquire(timeout=0.05), "a second worker predicted"
+    finally:
+        faulty_models.RELEASE.set()
+        for thread, _ in calls:
+            thread.join(10)
+        server.stop()
+    assert faulty_models.PREDICTING.acquire(timeout=0)  # the second ran after the first
+    assert [statuses for _, statuses in calls] == [[200], [200]]
+
+
+def test_a_server_without_prediction_workers_is_refused(served: Served) -> None:
+    with pytest.raises(ValidationError, match="predict_workers"):
+        InferenceServer(served[0], predict_workers=0)
 
 
 def test_requests_are_answered_while_a_reload_loads_a_model(served: Served) -> None:

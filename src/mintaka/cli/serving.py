@@ -181,12 +181,23 @@ def serve(
             min=0.001, max=4096, help="Largest request body in MiB; larger ones are answered 413."
         ),
     ] = 16,
+    predict_workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=1024,
+            help="Threads that call the models; requests past them wait for one.",
+        ),
+    ] = 8,
 ) -> None:
     """Serve every endpoint of the local backend over HTTP until interrupted."""
     from mintaka.local.server import InferenceServer, serve_forever
 
     server = InferenceServer(
-        platform(ctx), allow_pickle=allow_pickle, max_body_bytes=int(max_body_mib * 1024 * 1024)
+        platform(ctx),
+        allow_pickle=allow_pickle,
+        max_body_bytes=int(max_body_mib * 1024 * 1024),
+        predict_workers=predict_workers,
     )
     console.print(f"serving {sorted(server.endpoints) or 'no endpoints yet'} (Ctrl-C stops)")
     serve_forever(server, host, port)

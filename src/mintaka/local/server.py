@@ -12,6 +12,12 @@
 - ``GET /health`` and ``GET /metrics`` (Prometheus text: requests, errors and a latency histogram
   per endpoint and route).
 
+Models are called on a pool of ``predict_workers`` threads (8 by default; ``mintaka serve
+--predict-workers``), never on the event loop: a slow prediction holds up no other request, and
+health, metrics, configuration changes and the kill switch are answered meanwhile. Requests past
+the pool's size wait for a worker; one to an endpoint that is not served or is killed is refused
+at once.
+
 Routes load their model from the artifact store after the digest is verified. Traffic follows the
 endpoint's weights exactly (smooth weighted round-robin); a shadow route gets a copy of its share
 of requests on a separate worker pool, its responses never returned and its failures never
@@ -25,7 +31,9 @@ Predictions are logged in batches off the request path.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import functools
 import json
 import logging
 import signal
@@ -66,6 +74,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+DEFAULT_PREDICT_WORKERS = 8
 ROUTE_HEADER = "X-Mintaka-Route"
 _ROUTE_HEADER_KEY = ROUTE_HEADER.lower().encode("latin-1")
 _INVOKE_PREFIX = "/endpoints/"
@@ -125,6 +134,7 @@ class InferenceServer:
         allow_pickle: bool = False,
         trusted_types: tuple[str, ...] = (),
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        predict_workers: int = DEFAULT_PREDICT_WORKERS,
     ) -> None:
         from mintaka.local.backend import LocalBackend
 
@@ -132,6 +142,8 @@ class InferenceServer:
             raise ValidationError("the inference server serves the local backend's endpoints")
         if max_body_bytes < 1:
             raise ValidationError(f"max_body_bytes must be at least 1, not {max_body_bytes}")
+        if predict_workers < 1:
+            raise ValidationError(f"predict_workers must be at least 1, not {predict_workers}")
         self.max_body_bytes = max_body_bytes
         self.platform = platform
         self.backend: LocalBackend = platform.backend
@@ -151,6 +163,9 @@ class InferenceServer:
         self._unrecorded: set[str] = set()
         self.predlog = PredictionLog(
             platform.store, spill=platform.home / "predictions-spill.jsonl"
+        )
+        self._predict_pool = ThreadPoolExecutor(
+            predict_workers, thread_name_prefix="mintaka-predict"
         )
         self._shadow_pool = ThreadPoolExecutor(shadow_workers, thread_name_prefix="mintaka-shadow")
         self._shadow_slots = threading.BoundedSemaphore(shadow_queue)
@@ -392,10 +407,24 @@ class InferenceServer:
         # POST); kept so that the routing table states every path the server answers.
         name = request.path_params["name"]
         await self._look_again(name)
-        status, body = self._answer(name, await request.body(), request.headers.get(ROUTE_HEADER))
+        raw = await request.body()
+        status, body = await self._answer_off_loop(name, raw, request.headers.get(ROUTE_HEADER))
         if isinstance(body, bytes):
             return Response(body, status_code=status, media_type="application/json")
         return JSONResponse(body, status_code=status)
+
+    async def _answer_off_loop(
+        self, name: str, raw: bytes, pinned: str | None
+    ) -> tuple[int, dict[str, Any] | bytes]:
+        """:meth:`_answer` on the prediction pool: the model's time is not the event loop's. A
+        request the server refuses without its model (not served, killed) is answered here at
+        once, never queued behind other endpoints' predictions."""
+        runtime = self.endpoints.get(name)
+        if runtime is None or runtime.killed:
+            return self._refusal(name, runtime)
+        loop = asyncio.get_running_loop()
+        work = functools.partial(self._answer, name, raw, pinned)
+        return await loop.run_in_executor(self._predict_pool, work)
 
     async def _look_again(self, name: str) -> None:
         """Reload, off the event loop, for an endpoint not served because the store did not
@@ -435,7 +464,7 @@ class InferenceServer:
             status, answer = 413, {"error": f"request body over the limit of {limit} bytes"}
         else:
             await self._look_again(name)
-            status, answer = self._answer(name, b"".join(chunks), pinned)
+            status, answer = await self._answer_off_loop(name, b"".join(chunks), pinned)
         body = answer if isinstance(answer, bytes) else _json_bytes(answer)
         await send(
             {
@@ -456,16 +485,20 @@ class InferenceServer:
             return True
         return version.stage is Stage.ARCHIVED
 
+    def _refusal(self, name: str, runtime: EndpointRuntime | None) -> tuple[int, dict[str, Any]]:
+        """The answer for an endpoint that takes no request now: not served, or killed."""
+        if runtime is None:
+            return 404, {"error": f"endpoint {name!r} is not served"}
+        self._child(self.requests, name, "-", "503").inc()
+        return 503, {"error": f"endpoint {name!r} is killed"}
+
     def _answer(
         self, name: str, raw: bytes, pinned: str | None
     ) -> tuple[int, dict[str, Any] | bytes]:
         """Status and JSON body for one invocation of endpoint ``name``."""
         runtime = self.endpoints.get(name)
-        if runtime is None:
-            return 404, {"error": f"endpoint {name!r} is not served"}
-        if runtime.killed:
-            self._child(self.requests, name, "-", "503").inc()
-            return 503, {"error": f"endpoint {name!r} is killed"}
+        if runtime is None or runtime.killed:
+            return self._refusal(name, runtime)
         try:
             rows = _rows(_read_json(raw))
         except (ValueError, ValidationError, RecursionError) as exc:  # also JSON nested too deep
@@ -630,6 +663,7 @@ class InferenceServer:
             self._thread.join(timeout=30)
         if self._poller is not None:
             self._poller.join(timeout=5)
+        self._predict_pool.shutdown(wait=True)
         self._shadow_pool.shutdown(wait=True)
         self.predlog.close()
         if self._marker is not None:
