@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 
@@ -520,3 +521,41 @@ def test_a_kill_takes_effect_while_another_reload_is_loading_a_model(
     killed.join()
     assert plat.serving.get_endpoint("scoring").status.value == "killed"
     assert post(server, {"inputs": row(0)}).status_code == 503
+
+
+class _HeldLock:
+    """A reload lock held by a reload loading models; records each caller that waits for it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.waiters: list[str] = []
+
+    def acquire(self, blocking: bool = True) -> bool:
+        if blocking:
+            self.waiters.append(threading.current_thread().name)
+        return self._lock.acquire(blocking)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def locked(self) -> bool:
+        return self._lock.locked()
+
+
+def test_a_kill_returns_in_force_without_waiting_for_a_reload_loading_models(
+    served: Served,
+) -> None:
+    plat, server = served
+    server._stop.set()  # no polling: only the kill's own notice reaches the server
+    assert server._poller is not None
+    server._poller.join(5)
+    held = _HeldLock()
+    server._reload_lock = held  # type: ignore[assignment]
+    try:
+        plat.serving.kill("scoring")
+        assert held.waiters == []  # the kill's notice did not queue behind the reload
+        assert post(server, {"inputs": row(0)}).status_code == 503
+    finally:
+        held.release()
+    assert plat.serving.get_endpoint("scoring").status.value == "killed"

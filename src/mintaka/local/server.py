@@ -25,7 +25,9 @@ surfaced; when the pool is saturated the copy is dropped instead of delaying the
 Configuration changes made by any process (traffic, routes, kill) are picked up within
 ``poll_interval`` seconds, and at once when made through Mintaka: each running server announces
 itself in a file of its own under the local backend's ``servers/`` directory (removed on stop, or
-by the next reader once its process is gone), and every change is sent to each of them.
+by the next reader once its process is gone), and every change is sent to each of them
+(``POST /-/reload``, which waits for a reload loading models; a kill is sent to
+``POST /-/kill-switches``, which applies the stored kill switches at once and waits for nothing).
 Predictions are logged in batches off the request path.
 """
 
@@ -198,6 +200,7 @@ class InferenceServer:
                 HttpRoute("/metrics", self._metrics, methods=["GET"]),
                 HttpRoute("/endpoints", self._list, methods=["GET"]),
                 HttpRoute("/-/reload", self._reload, methods=["POST"]),
+                HttpRoute("/-/kill-switches", self._kill_switches_now, methods=["POST"]),
                 HttpRoute("/endpoints/{name}/invocations", self._invoke, methods=["POST"]),
             ],
             exception_handlers={HTTPException: _http_error},
@@ -387,6 +390,14 @@ class InferenceServer:
         worker thread: requests to every endpoint go on being answered meanwhile."""
         await run_in_threadpool(self.reload)
         return JSONResponse({"endpoints": sorted(self.endpoints)})
+
+    async def _kill_switches_now(self, request: Request) -> Response:
+        """Apply every endpoint's stored kill switch now (the local backend calls this after a
+        kill). It never waits for the reload lock, which a reload loading models may hold for a
+        while: a kill is in force when the call that pulled it returns. The rest of the change
+        (its config version) is picked up by the next reload."""
+        await run_in_threadpool(self._apply_kill_switches)
+        return JSONResponse({"killed": sorted(n for n, rt in self.endpoints.items() if rt.killed)})
 
     async def _list(self, request: Request) -> Response:
         return JSONResponse(

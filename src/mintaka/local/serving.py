@@ -179,10 +179,11 @@ class LocalServing(
         self._notify_server()
         return created
 
-    def _notify_server(self) -> None:
+    def _notify_server(self, path: str = "/-/reload") -> None:
         """Ask a running inference server to pick a change up now rather than at its next poll,
-        so a change is in force when the call that made it returns. Best effort: a server that
-        misses this still sees the change within its poll interval."""
+        so a change is in force when the call that made it returns: ``/-/reload`` for any change,
+        ``/-/kill-switches`` for a kill (applied without waiting for models to load). Best effort:
+        a server that misses this still sees the change within its poll interval."""
         servers = running_servers(self.path)
         if not servers:
             return
@@ -192,7 +193,7 @@ class LocalServing(
             self._http = httpx.Client(timeout=30)
         for server in servers:  # every server on this home, each told once
             with suppress(httpx.HTTPError):
-                self._http.post(f"{server.url}/-/reload", timeout=2)
+                self._http.post(f"{server.url}{path}", timeout=2)
 
     def get_endpoint(self, name: str) -> Endpoint:
         with self.engine.connect() as conn, conn.begin():
@@ -203,7 +204,7 @@ class LocalServing(
             rows = conn.execute(select(local_endpoints).order_by(local_endpoints.c.name)).all()
         return [self._endpoint(row, self._backend_name) for row in rows]
 
-    def _change(self, name: str, **values: Any) -> Endpoint:
+    def _change(self, name: str, notify: str = "/-/reload", **values: Any) -> Endpoint:
         with self._serving_write() as conn:
             row = self._endpoint_row(conn, name)
             routes = values.get("routes", row.routes)
@@ -219,7 +220,7 @@ class LocalServing(
                 )
             )
             changed = self._endpoint(self._endpoint_row(conn, name), self._backend_name)
-        self._notify_server()
+        self._notify_server(notify)
         return changed
 
     def update_routes(self, name: str, routes: Sequence[Route], traffic: TrafficMap) -> Endpoint:
@@ -240,7 +241,7 @@ class LocalServing(
         return self.set_traffic(name, traffic)
 
     def kill(self, name: str) -> Endpoint:
-        return self._change(name, killed=1)
+        return self._change(name, "/-/kill-switches", killed=1)
 
     def unkill(self, name: str) -> Endpoint:
         return self._change(name, killed=0)
