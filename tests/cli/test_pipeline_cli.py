@@ -8,6 +8,10 @@ from pathlib import Path
 
 import pytest
 from cli_kit import cli, init_home
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mintaka.cli.pipelines import _parameters
 
 SPEC = """
 name = "cli-pipeline"
@@ -43,11 +47,14 @@ def test_run_show_and_rerun_from_the_cache(
     assert code == 0, err
     assert "produce: ok" in out
     assert "succeeded" in out
-    code, out, _ = cli(capsys, *home, "pipeline", "run", str(spec), "--inline", "-p", "n=2")
+    args = ("pipeline", "run", str(spec), "--inline", "-p", "n=2", "-p", "limit=10.0")
+    code, out, _ = cli(capsys, *home, *args)
     assert "produce: cached" in out
     code, out, _ = cli(capsys, *home, "pipeline", "runs", "--json")
     runs = json.loads(out)
     assert [r["status"] for r in runs] == ["succeeded", "succeeded"]
+    # -p values are read as in the spec's TOML: recorded with the types the spec gives them
+    assert [r["parameters"] for r in runs] == [{"n": 2, "limit": 10.0}] * 2
     code, out, _ = cli(capsys, *home, "pipeline", "show", runs[0]["id"])
     assert "value: 4 (limit 10)" in out
 
@@ -67,6 +74,29 @@ def test_a_refusing_gate_exits_1_with_its_numbers_and_resumes(
     code, _, err = cli(capsys, *home, "pipeline", "run", str(spec), "-p", "nope")
     assert code == 1
     assert "NAME=VALUE" in err
+
+
+@given(st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False)))
+def test_a_param_value_reads_as_its_toml_value(value: bool | int | float) -> None:
+    text = str(value).lower() if isinstance(value, bool) else repr(value)
+    assert _parameters([f"x={text}"]) == {"x": value}
+
+
+@pytest.mark.parametrize(
+    ("given_text", "read"),
+    [
+        ('"7"', "7"),
+        ("high", "high"),
+        ("", ""),
+        ("2024-01-31", "2024-01-31"),
+        ("[1, 2]", "[1, 2]"),
+        ("nan", "nan"),
+        ("7\nother = 1", "7\nother = 1"),
+        ("a=b", "a=b"),
+    ],
+)
+def test_a_param_value_that_is_no_toml_scalar_is_its_text(given_text: str, read: str) -> None:
+    assert _parameters([f"x={given_text}"]) == {"x": read}
 
 
 def test_bind_and_retrain_with_a_reason(

@@ -3,6 +3,7 @@ and retrain a model through the pipeline bound to it."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -19,17 +20,35 @@ if TYPE_CHECKING:
     from mintaka.domain.pipelines import PipelineRun
     from mintaka.pipelines.local import StepEvent
 
+PARAM_HELP = 'NAME=VALUE; VALUE is read as in TOML (7, 0.5, true, "7"), else as text.'
 app = typer.Typer(help="Training pipelines: typed steps, gates, caching.", no_args_is_help=True)
 
 
-def _parameters(values: list[str]) -> dict[str, str]:
+def _parameters(values: list[str]) -> dict[str, str | int | float | bool]:
+    """``--param NAME=VALUE`` options, each value read as in the pipeline's TOML (see
+    :func:`_parameter_value`): ``-p seed=7`` overrides ``seed = 7`` with the same integer."""
     found = {}
     for value in values:
         key, sep, text = value.partition("=")
         if not sep or not key:
             raise ValidationError(f"--param takes NAME=VALUE, got {value!r}")
-        found[key] = text
+        found[key] = _parameter_value(text)
     return found
+
+
+def _parameter_value(text: str) -> str | int | float | bool:
+    """``text`` as a TOML value when it is a number, a boolean or a quoted string (``7``,
+    ``0.5``, ``true``, ``"7"``); anything else, a date or a list included, is the text itself."""
+    import tomllib
+
+    try:
+        parsed = tomllib.loads(f"value = {text}")
+    except tomllib.TOMLDecodeError:
+        return text
+    value = parsed.get("value") if len(parsed) == 1 else None
+    if isinstance(value, bool | int | str) or (isinstance(value, float) and math.isfinite(value)):
+        return value
+    return text
 
 
 class _Bar:
@@ -79,7 +98,7 @@ def _run_with_bar(action: Any) -> PipelineRun:
 def run(
     ctx: typer.Context,
     spec: Annotated[Path, typer.Argument(help="Pipeline spec (TOML or JSON).")],
-    param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE")] = [],  # noqa: B006
+    param: Annotated[list[str], typer.Option("--param", "-p", help=PARAM_HELP)] = [],  # noqa: B006
     inline: Annotated[
         bool, typer.Option(help="Run computing steps in this process, not sub-processes.")
     ] = False,
@@ -203,7 +222,7 @@ def bind(
     ctx: typer.Context,
     model: Annotated[str, typer.Argument(metavar="NAME")],
     spec: Annotated[Path, typer.Argument(help="Pipeline spec (TOML or JSON).")],
-    param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE")] = [],  # noqa: B006
+    param: Annotated[list[str], typer.Option("--param", "-p", help=PARAM_HELP)] = [],  # noqa: B006
     every: Annotated[str | None, typer.Option(help="Retrain on a schedule, e.g. 7d.")] = None,
     retry_after: Annotated[
         str,
@@ -228,7 +247,7 @@ def retrain(
     ctx: typer.Context,
     model: Annotated[str | None, typer.Argument(metavar="NAME")] = None,
     reason: Annotated[str, typer.Option(help="Why (audited with the run).")] = "",
-    param: Annotated[list[str], typer.Option("--param", "-p", help="NAME=VALUE")] = [],  # noqa: B006
+    param: Annotated[list[str], typer.Option("--param", "-p", help=PARAM_HELP)] = [],  # noqa: B006
     due: Annotated[
         bool, typer.Option("--due", help="Retrain every model whose schedule is due.")
     ] = False,
