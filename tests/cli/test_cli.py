@@ -189,6 +189,62 @@ def test_lineage_and_runs_commands(capsys: pytest.CaptureFixture[str], tmp_path:
     assert "exp" in out
 
 
+def test_datasets_list_and_show_give_the_ids_dataset_options_take(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
+) -> None:
+    from mintaka import IdFactory, ManualClock, Platform
+
+    home = tmp_path / "h"
+    data = tmp_path / "train.csv"
+    clock = ManualClock()
+    with Platform(home, clock=clock, ids=IdFactory(5)) as plat:
+        data.write_text("a,b\n1,x\n2,y\n")
+        first = plat.register_dataset("train", data)
+        clock.advance(60)
+        labels = plat.register_dataset("labels", model_dir, schema={"label": "int"}, rows=7)
+        clock.advance(60)
+        data.write_text("a,b\n3,z\n")
+        second = plat.register_dataset("train", data)
+    base = ("--home", str(home), "datasets")
+    code, out, err = cli(capsys, *base, "list", "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert [d["id"] for d in listed] == [labels.id, first.id, second.id]  # by name, then age
+    assert [d["profiled"] for d in listed] == [False, True, True]
+    assert all("profile" not in d for d in listed)
+    assert listed[0]["schema"] == {"label": "int"}
+    code, out, _ = cli(capsys, *base, "list", "--name", "train", "--json")
+    assert [d["id"] for d in json.loads(out)] == [first.id, second.id]
+    code, out, _ = cli(capsys, *base, "list")
+    assert code == 0
+    assert first.id in out
+    assert labels.id in out
+    code, out, _ = cli(capsys, *base, "show", first.id)
+    assert code == 0
+    assert first.digest[:40] in out  # a digest is shown whole, folded to the terminal
+    assert "a, b" in out  # the columns its profile found
+    code, out, _ = cli(capsys, *base, "show", first.id, "--json")
+    assert json.loads(out)["profile"]["rows"] == 2
+    code, _, err = cli(capsys, *base, "show", "ds-nope")
+    assert code == 1
+    assert "dataset 'ds-nope' not found" in err
+    code, out, err = cli(
+        capsys,
+        "--home",
+        str(home),
+        "models",
+        "register",
+        "m",
+        "--artifact",
+        str(model_dir),
+        "--dataset",
+        listed[1]["id"],
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["dataset_ids"] == [first.id]
+
+
 def test_audit_verify_names_the_first_broken_sequence(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
 ) -> None:

@@ -14,6 +14,7 @@ from mintaka.cli import (
     artifacts,
     audit,
     conformance,
+    datasets,
     governance,
     lineage,
     migration,
@@ -38,6 +39,7 @@ app = typer.Typer(
 )
 app.add_typer(models.app, name="models")
 app.add_typer(runs.app, name="runs")
+app.add_typer(datasets.app, name="datasets")
 app.add_typer(lineage.app, name="lineage")
 app.add_typer(audit.app, name="audit")
 app.add_typer(artifacts.app, name="artifacts")

@@ -59,7 +59,8 @@ def register(
     ] = None,
     flavor: Annotated[str, typer.Option(help="sklearn, pyfunc or opaque.")] = "opaque",
     dataset: Annotated[
-        list[str] | None, typer.Option("--dataset", help="Dataset id it was trained on.")
+        list[str] | None,
+        typer.Option("--dataset", help="Dataset id it was trained on (see datasets list)."),
     ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE, repeatable.")] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
