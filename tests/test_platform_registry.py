@@ -383,6 +383,17 @@ def test_dataset_registration_is_idempotent_per_digest(platform: Platform, tmp_p
     assert second.digest != first.digest
 
 
+def test_dataset_versions_are_listed_by_name_then_age(platform: Platform, tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("a\n1\n")
+    z1 = platform.register_dataset("zeta", data)
+    a1 = platform.register_dataset("alpha", data)
+    data.write_text("a\n2\n")
+    z2 = platform.register_dataset("zeta", data)
+    assert [d.id for d in platform.list_datasets()] == [a1.id, z1.id, z2.id]
+    assert platform.find_datasets("zeta") == [z1, z2]
+
+
 def test_a_relative_sqlite_store_url_names_a_file_in_the_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make_artifact: MakeArtifact
 ) -> None:

@@ -1138,6 +1138,13 @@ class Platform:
             ).all()
         return [self._dataset(row) for row in rows]
 
+    def list_datasets(self) -> list[DatasetVersion]:
+        """Every recorded dataset version, by name, oldest first."""
+        order = (datasets.c.name, datasets.c.created_at, datasets.c.id)
+        with self.store.read() as conn:
+            rows = conn.execute(select(datasets).order_by(*order)).all()
+        return [self._dataset(row) for row in rows]
+
     def _require_datasets(self, conn: Connection, dataset_ids: Sequence[str]) -> None:
         if not dataset_ids:
             return

@@ -19,16 +19,7 @@ app = typer.Typer(help="Recorded dataset versions (the ids --dataset takes).", n
 
 def _recorded(plat: Platform, name: str | None) -> list[DatasetVersion]:
     """Every recorded dataset version (only ``name``'s when given), by name, oldest first."""
-    if name is not None:
-        return plat.find_datasets(name)
-    from sqlalchemy import select
-
-    from mintaka.store.schema import datasets
-
-    order = (datasets.c.name, datasets.c.created_at, datasets.c.id)
-    with plat.store.read() as conn:
-        ids = conn.execute(select(datasets.c.id).order_by(*order)).scalars().all()
-    return [plat.get_dataset(dataset_id) for dataset_id in ids]
+    return plat.list_datasets() if name is None else plat.find_datasets(name)
 
 
 def _columns(dataset: DatasetVersion) -> list[str]:
