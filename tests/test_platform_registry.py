@@ -18,6 +18,7 @@ from mintaka import (
     Stage,
     ValidationError,
 )
+from mintaka.clock import ManualClock
 from mintaka.store import Store
 from mintaka.store.schema import audit_events, model_aliases, model_versions, models
 
@@ -383,11 +384,14 @@ def test_dataset_registration_is_idempotent_per_digest(platform: Platform, tmp_p
     assert second.digest != first.digest
 
 
-def test_dataset_versions_are_listed_by_name_then_age(platform: Platform, tmp_path: Path) -> None:
+def test_dataset_versions_are_listed_by_name_then_age(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
     data = tmp_path / "d.csv"
     data.write_text("a\n1\n")
     z1 = platform.register_dataset("zeta", data)
     a1 = platform.register_dataset("alpha", data)
+    clock.advance(seconds=1)
     data.write_text("a\n2\n")
     z2 = platform.register_dataset("zeta", data)
     assert [d.id for d in platform.list_datasets()] == [a1.id, z1.id, z2.id]
