@@ -357,6 +357,43 @@ def test_a_monitor_on_the_model_turns_the_monitoring_gaps_into_met_controls(
     assert results["Art. 72"]["status"] == "gap"
 
 
+def test_production_aliases_are_judged_by_the_policy_in_force_at_each_instant(
+    governed: Platform, home: Path
+) -> None:
+    first = governed.governance.policy.digest
+    governed.clock.advance(days=1)  # type: ignore[attr-defined]  # a ManualClock
+    policy = home / "policy.toml"
+    policy.write_text(
+        policy.read_text().replace(
+            'production_aliases = ["champion", "production"]', 'production_aliases = ["production"]'
+        )
+    )
+    governed.governance.reload_policy()
+    # Nothing was done under the new policy yet: at the pack's instant the old one was in force.
+    before = build_pack(governed, "credit:1")
+    assert before["policy"]["production_aliases"] == ["champion", "production"]
+    assert before["policy"]["production_aliases_policy"] == first
+    assert before["inventory"]["production_aliases"] == ["champion"]
+
+    governed.set_alias("credit", "production", 1)
+    pack = build_pack(governed, "credit:1")
+    second = governed.governance.policy.digest
+    assert pack["policy"]["production_aliases"] == ["production"]
+    assert pack["policy"]["production_aliases_policy"] == second
+    assert pack["inventory"]["production_aliases"] == ["production"]
+    assert [(a["digest"], a["production_aliases"]) for a in pack["policy"]["activations"]] == [
+        (first, ["champion", "production"]),
+        (second, ["production"]),
+    ]
+    moves = {
+        e["subject"]: e["production_alias"]
+        for e in pack["audit"]["events"]
+        if e["action"] == "model.alias.set"
+    }
+    assert moves == {"credit@champion": True, "credit@production": True}
+    assert pack["audit"]["chain"]["verified"] is True
+
+
 def _steps(pack: dict[str, Any]) -> list[tuple[int, str, str, bool]]:
     return [
         (e["incarnation"], d["event"], d["status"], d["version_live"])

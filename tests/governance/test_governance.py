@@ -36,6 +36,61 @@ def test_default_policy_ships_and_is_recorded_by_digest(home: Path) -> None:
     assert policy.roles_of("rita") == ("model-risk",)
 
 
+def _activations(plat: Platform) -> list[tuple[str, object]]:
+    return [
+        (e.subject, e.details["production_aliases"])
+        for e in plat.audit.events()
+        if e.action == "policy.activate"
+    ]
+
+
+def test_a_policy_is_recorded_once_when_mintaka_first_acts_under_it(
+    as_: Callable[[str], Platform],
+    high: str,
+    home: Path,
+    clock: ManualClock,
+    make_artifact: MakeArtifact,
+) -> None:
+    dana = as_("dana")
+    original = dana.governance.policy
+    [event] = [e for e in dana.audit.events() if e.action == "policy.activate"]
+    assert event.subject == event.details["digest"] == original.digest
+    assert event.details["source"] == original.source
+    assert event.details["production_aliases"] == ["champion", "production"]
+    assert event.details["policy"]["tiers"]["high"]["approvals"] == 2
+    assert event.details["policy"]["roles"]["rita"] == ["model-risk"]
+    register = next(e for e in dana.audit.events() if e.action == "model.register")
+    assert event.seq < register.seq  # in the transaction of the first decision, before it
+    with pytest.raises(PolicyViolation):
+        as_("lee").governance.approve(high)  # a deny is a decision too
+    dana.governance.set_model_card(high, **CARD)
+    as_("rita").governance.approve(high)
+    assert _activations(dana) == [(original.digest, ["champion", "production"])]
+
+    clock.advance(days=1)
+    policy = home / "policy.toml"
+    text = policy.read_text()
+    policy.write_text(text.replace('["champion", "production"]', '["champion"]', 1))
+    changed = as_("raj")
+    changed.governance.approve(high)
+    changed_digest = changed.governance.policy.digest
+    activated = [(original.digest, ["champion", "production"]), (changed_digest, ["champion"])]
+    assert _activations(dana) == activated
+
+    clock.advance(days=1)
+    dana.register_model("churn", make_artifact(b"c1"))  # read its policy before the change
+    assert _activations(dana) == activated
+
+    policy.write_text(text)  # back to the original policy: recorded again
+    as_("dana").register_model("churn", make_artifact(b"c2"))
+    assert _activations(dana) == [*activated, (original.digest, ["champion", "production"])]
+    assert {d.policy_digest for d in dana.governance.decisions()} == {
+        original.digest,
+        changed_digest,
+    }
+    assert dana.verify_audit().ok
+
+
 def test_unapproved_high_tier_promotion_lists_every_unmet_control(
     as_: Callable[[str], Platform], high: str
 ) -> None:

@@ -296,3 +296,81 @@ def test_governance_cli_commands(
     code, out, _ = cli(capsys, *rita, "decisions", "list")
     assert code == 0
     assert "DENY" in out
+
+
+def _production_aliases(home: Path, aliases: str) -> None:
+    """Rewrite the home's policy with ``aliases`` (TOML list items) as its production aliases."""
+    policy = home / "policy.toml"
+    lines = policy.read_text().splitlines(keepends=True)
+    [at] = [i for i, line in enumerate(lines) if line.startswith("production_aliases =")]
+    lines[at] = f"production_aliases = [{aliases}]\n"
+    policy.write_text("".join(lines))
+
+
+@pytest.fixture
+def policy_changed(
+    as_: Callable[[str], Platform], home: Path, clock: ManualClock, make_artifact: MakeArtifact
+) -> Platform:
+    """``prod`` is a production alias from day 0, when churn:1 takes it, until day 10, when the
+    policy drops it and Mintaka next acts under the new policy."""
+    _production_aliases(home, '"champion", "prod"')
+    dana = as_("dana")
+    low = dana.register_model("churn", make_artifact(b"c"), tier="low")
+    dana.governance.set_model_card(low.ref, intended_use="x", owner="dana")
+    dana.set_alias("churn", "prod", 1)
+    clock.advance(days=10)
+    _production_aliases(home, '"champion"')
+    today = as_("dana")
+    today.register_model("fraud", make_artifact(b"f"), tier="low")
+    return today
+
+
+def test_each_instant_is_judged_by_the_production_aliases_of_the_policy_then(
+    policy_changed: Platform,
+) -> None:
+    march = production_at(policy_changed, DAY0 + timedelta(days=5))
+    assert [(a.model, a.alias, a.version) for a in march.aliases] == [("churn", "prod", 1)]
+    assert march.production_aliases == ("champion", "prod")
+    now = production_at(policy_changed, DAY0 + timedelta(days=15))
+    assert now.production_aliases == ("champion",)
+    assert now.policy == policy_changed.governance.policy.digest
+    assert now.aliases == ()
+    assert march.policy != now.policy
+    # Before the first recorded policy, the earliest recorded one judges.
+    before = production_at(policy_changed, DAY0 - timedelta(days=1))
+    assert before.policy == march.policy
+
+
+def test_inventory_at_reports_the_production_aliases_of_the_policy_then(
+    policy_changed: Platform, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["--home", str(home), "--as", "dana", "inventory", "--at"]
+    code, out, err = cli(capsys, *base, "2026-01-05", "--json")
+    assert code == 0, err
+    snapshot = json.loads(out)
+    assert [(a["model"], a["alias"]) for a in snapshot["aliases"]] == [("churn", "prod")]
+    assert snapshot["production_aliases"] == ["champion", "prod"]
+    code, out, err = cli(capsys, *base, "2026-01-05")
+    assert code == 0, err
+    assert "production aliases then: champion, prod" in out
+    code, out, _ = cli(capsys, *base, "2026-01-15", "--json")
+    assert json.loads(out)["aliases"] == []
+
+
+def test_a_store_without_recorded_policies_is_judged_by_the_policy_in_force(
+    as_: Callable[[str], Platform], clock: ManualClock
+) -> None:
+    dana = as_("dana")
+    with dana.store.write() as conn:  # an alias move recorded before policies were recorded
+        dana.audit.append(
+            conn,
+            at=clock.now(),
+            actor="dana",
+            action="model.alias.set",
+            subject="credit@champion",
+            details={"version": 1, "previous": None},
+        )
+    snapshot = production_at(dana, clock.now())
+    assert [(a.model, a.alias, a.version) for a in snapshot.aliases] == [("credit", "champion", 1)]
+    assert snapshot.policy == dana.governance.policy.digest
+    assert snapshot.production_aliases == ("champion", "production")

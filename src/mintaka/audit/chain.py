@@ -377,6 +377,14 @@ class AuditLog:
         with self.store.read() as conn:
             return conn.execute(query).scalar()
 
+    def lock(self, conn: Connection) -> None:
+        """Take the chain head's lock in the caller's write transaction (SQLite's BEGIN IMMEDIATE
+        holds it already), so that what the caller reads of the chain before appending cannot be
+        appended to by another writer first."""
+        sql = Sql(conn)
+        if not sql.is_sqlite:
+            sql.one(_HEAD_LOCKING)
+
     def head(self, conn: Connection) -> tuple[int, str] | None:
         """The head row (sequence number and hash) as stored, inside ``conn``'s transaction."""
         row = Sql(conn).one(_HEAD_SQLITE)

@@ -118,6 +118,8 @@ def inventory(
             _emit(plat, snapshot)
             return
         console.print(f"in production at [bold]{snapshot.at.isoformat()}[/]")
+        aliases = ", ".join(snapshot.production_aliases) or "none"
+        console.print(f"production aliases then: {aliases} (policy {snapshot.policy})")
         _table(
             plat,
             "live traffic",

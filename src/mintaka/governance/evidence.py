@@ -7,7 +7,9 @@ embedded as a base64 PNG. The PNG lives only in the HTML: the JSON carries the g
 
 The pack is stated *as of* the head of the audit chain when it was built (sequence number, hash
 and time of the last event), not as of the wall clock; whatever depends on time (exceptions in
-force, revalidation) is judged at that instant. Exporting is a read: it appends no audit event.
+force, revalidation) is judged at that instant. Which aliases are production aliases is judged,
+at that instant and at each alias move in the pack, by the policy recorded as in force then
+(:mod:`mintaka.governance.policy_history`). Exporting is a read: it appends no audit event.
 
 Every record carries an ``id``; the control mapping (``control_map.toml``, see
 ``docs/governance.md``) cites, for each control of the EU AI Act, NIST AI RMF and SR 11-7, the
@@ -36,6 +38,12 @@ from mintaka.domain.registry import ModelVersion
 from mintaka.errors import MintakaError, StoreError
 from mintaka.governance.inventory import entry_for, serving_index
 from mintaka.governance.policy import MODEL_CARD_FIELDS
+from mintaka.governance.policy_history import (
+    PolicyActivation,
+    activations,
+    in_force_at,
+    production_aliases_at,
+)
 from mintaka.governance.redaction import Redactor
 from mintaka.store.schema import audit_events, audit_head, deployments, model_cards
 
@@ -639,7 +647,10 @@ def build_pack(platform: Platform, ref: str) -> Pack:
     ]
     history = _serving_history(platform, version)
     served = _timelines(history)
+    recorded = [a for a in activations(platform) if a.seq <= head_seq]
+    judged_by, production = production_aliases_at(recorded, as_of, policy)
     events = _audit(platform, version, history)
+    _mark_production_aliases(events, recorded, policy.production_aliases)
     decided = {
         str(e["details"]["decision"].get("id"))
         for e in events
@@ -701,6 +712,7 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         version,
         now=as_of,
         serving=serving_index(platform).get((version.name, version.version), ()),
+        production=production,
     ).model_dump(mode="json")
 
     pack: Pack = {
@@ -735,7 +747,9 @@ def build_pack(platform: Platform, ref: str) -> Pack:
             "source": policy.source,
             "tier": version.risk_tier.value,
             "controls": controls.model_dump(mode="json"),
-            "production_aliases": list(policy.production_aliases),
+            "production_aliases": list(production),
+            "production_aliases_policy": judged_by,
+            "activations": [_activation(a) for a in recorded],
         },
         "environment": {
             "backend": platform.backend.name,
@@ -785,6 +799,27 @@ def build_pack(platform: Platform, ref: str) -> Pack:
     safe: Pack = redactor.value(pack)
     _mark_redacted_links(safe)
     return safe
+
+
+def _activation(activation: PolicyActivation) -> dict[str, Any]:
+    return {
+        "id": f"audit:{activation.seq}",
+        **activation.model_dump(mode="json"),
+    }
+
+
+def _mark_production_aliases(
+    events: Sequence[dict[str, Any]],
+    recorded: Sequence[PolicyActivation],
+    current: Sequence[str],
+) -> None:
+    """Say of each alias move whether the alias was a production alias under the policy in
+    force when it moved (``current`` where no policy is recorded)."""
+    for event in events:
+        if event["action"] in ("model.alias.set", "model.alias.delete"):
+            activation = in_force_at(recorded, datetime.fromisoformat(event["at"]))
+            production = current if activation is None else activation.production_aliases
+            event["production_alias"] = event["subject"].partition("@")[2] in production
 
 
 def _mark_redacted_links(pack: Pack) -> None:

@@ -8,7 +8,9 @@ last approved, whether revalidation is overdue under the policy, and the excepti
 forever: the deployment history (which versions took live traffic on which endpoint at that
 instant, with the kill switch, endpoint deletion and adoption replayed from the audit trail) and
 the moves of production aliases and the production stage in the audit trail, adoptions included
-(an adopted version's stage, an adopted endpoint killed or not).
+(an adopted version's stage, an adopted endpoint killed or not). Which aliases are production
+aliases is the policy's say at that instant, as recorded by
+:mod:`mintaka.governance.policy_history`, not today's.
 
 Revalidation: a version *in use* (live traffic, a production alias or the production stage) is
 overdue when its tier sets ``revalidation_days`` and the latest approval of its current bytes is
@@ -29,6 +31,7 @@ from sqlalchemy import select
 from mintaka.domain.base import AwareDatetime, Record
 from mintaka.domain.registry import ModelVersion, RiskTier, Stage
 from mintaka.errors import ValidationError
+from mintaka.governance.policy_history import activations, production_aliases_at
 from mintaka.store.schema import audit_events, deployments
 
 if TYPE_CHECKING:
@@ -142,15 +145,18 @@ def entry_for(
     *,
     now: datetime,
     serving: Iterable[ServingRoute] = (),
+    production: Iterable[str] | None = None,
 ) -> InventoryEntry:
-    """The inventory entry of one version, judged at ``now``."""
+    """The inventory entry of one version, judged at ``now``; ``production`` names the production
+    aliases to judge by (the policy's in force, by default)."""
     governance = platform.governance
     policy = governance.policy
     controls = policy.controls(version.risk_tier)
     routes = tuple(sorted(serving, key=lambda s: (s.endpoint, s.route)))
     live = any(s.live for s in routes)
-    production_aliases = tuple(a for a in version.aliases if a in policy.production_aliases)
-    in_use = in_production(version, policy.production_aliases, routes)
+    production = tuple(policy.production_aliases if production is None else production)
+    production_aliases = tuple(a for a in version.aliases if a in production)
+    in_use = in_production(version, production, routes)
     current = [
         a
         for a in governance.approvals(version)
@@ -306,9 +312,12 @@ class StageHolder(Record):
 
 
 class ProductionSnapshot(Record):
-    """What was in production at ``at``: live traffic, production aliases, production stage."""
+    """What was in production at ``at``: live traffic, production aliases, production stage;
+    ``policy`` is the digest of the policy whose ``production_aliases`` judged the aliases."""
 
     at: AwareDatetime
+    policy: str = ""
+    production_aliases: tuple[str, ...] = ()
     endpoints: tuple[EndpointState, ...] = ()
     aliases: tuple[AliasHolder, ...] = ()
     production_stage: tuple[StageHolder, ...] = ()
@@ -407,17 +416,26 @@ def production_at(platform: Platform, at: datetime) -> ProductionSnapshot:
                 live=live,
             )
         )
-    aliases, stages = _registry_at(platform, at)
+    digest, production = production_aliases_at(
+        activations(platform), at, platform.governance.policy
+    )
+    aliases, stages = _registry_at(platform, at, production)
     return ProductionSnapshot(
-        at=at, endpoints=tuple(states), aliases=aliases, production_stage=stages
+        at=at,
+        policy=digest,
+        production_aliases=production,
+        endpoints=tuple(states),
+        aliases=aliases,
+        production_stage=stages,
     )
 
 
 def _registry_at(
-    platform: Platform, at: datetime
+    platform: Platform, at: datetime, production_aliases: Iterable[str]
 ) -> tuple[tuple[AliasHolder, ...], tuple[StageHolder, ...]]:
-    """Replay production-alias and stage moves from the audit trail up to ``at``."""
-    production = set(platform.governance.policy.production_aliases)
+    """Replay the moves of ``production_aliases`` and of the stage from the audit trail up to
+    ``at``."""
+    production = set(production_aliases)
     holders: dict[tuple[str, str], AliasHolder] = {}
     stage: dict[tuple[str, int], StageHolder] = {}
     for seq, when, action, subject, details in _audit_rows(platform, _ALIAS_ACTIONS):

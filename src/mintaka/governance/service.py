@@ -33,6 +33,7 @@ from mintaka.domain.governance import (
 from mintaka.domain.registry import ModelVersion, RiskTier
 from mintaka.errors import PolicyViolation, ValidationError
 from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, load_policy
+from mintaka.governance.policy_history import record_activation
 from mintaka.store.engine import Sql
 from mintaka.store.schema import approvals, model_cards, policy_decisions, policy_exceptions
 
@@ -106,10 +107,18 @@ class GovernanceService:
     def __init__(self, platform: Platform, identity: Identity) -> None:
         self.platform = platform
         self.identity = identity
-        self.policy: Policy = load_policy(platform.home)
+        # Every policy this service has read, by digest, with when it last read it: a decision
+        # names its policy by digest, and the policy is recorded when first acted under.
+        self._read: dict[str, tuple[Policy, datetime]] = {}
+        self.policy: Policy = self._load()
+
+    def _load(self) -> Policy:
+        policy = load_policy(self.platform.home)
+        self._read[policy.digest] = (policy, self.platform._now())
+        return policy
 
     def reload_policy(self) -> Policy:
-        self.policy = load_policy(self.platform.home)
+        self.policy = self._load()
         return self.policy
 
     # -- model cards --------------------------------------------------------------------------
@@ -524,7 +533,13 @@ class GovernanceService:
 
     def record(self, conn: Connection, decision: PolicyDecision) -> dict[str, Any]:
         """Store ``decision`` in the caller's transaction; returns it as audit details, which the
-        caller puts on the audit event of the change the decision allowed."""
+        caller puts on the audit event of the change the decision allowed. The first decision
+        under a policy the audit chain does not hold yet records the policy too
+        (:mod:`mintaka.governance.policy_history`)."""
+        unread = (self.policy, self.platform._now())  # a policy assigned rather than read
+        policy, read_at = self._read.get(decision.policy_digest, unread)
+        if policy.digest == decision.policy_digest:
+            record_activation(self.platform, conn, policy, loaded_at=read_at)
         Sql(conn).run(
             "INSERT INTO policy_decisions (id, action, subject, allowed, controls, unmet, "
             "exceptions, policy_digest, actor, at) VALUES (:id, :action, :subject, :allowed, "

@@ -1,0 +1,129 @@
+"""Which policy Mintaka acted under, and when: the ``policy.activate`` audit events.
+
+A decision stores only its policy's digest, so the policy's text would be lost once the file
+changes. Mintaka therefore records a policy when it first acts under it: the first decision
+recorded under a digest the audit chain has no ``policy.activate`` event for appends one, in the
+decision's transaction, holding the digest, source, version, production aliases and the parsed
+policy. Returning to an earlier policy is recorded again, unless another policy was activated
+after this process read its own (a process still holding the policy it started with does not
+switch the history back). The chain head's lock is taken before the chain is read, so two
+processes acting under a new policy at once record it once.
+
+Readers judge an instant by the policy last activated at or before it; an instant before the
+first activation (a store older than these events) by the earliest one recorded, and a store
+with none by the policy in force now.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, select
+
+from mintaka.domain.audit import AuditEvent
+from mintaka.domain.base import AwareDatetime, Record
+from mintaka.governance.policy import Policy
+from mintaka.store.schema import audit_events
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
+
+ACTIVATE = "policy.activate"
+
+
+class PolicyActivation(Record):
+    """One ``policy.activate`` event: a policy Mintaka acted under from ``at`` on."""
+
+    seq: int
+    at: AwareDatetime
+    hash: str
+    digest: str
+    version: str
+    source: str
+    production_aliases: tuple[str, ...]
+
+
+def _text(value: str) -> str:
+    """``value`` as UTF-8 text an audit event can hold (a path read from bytes that are not
+    UTF-8 carries lone surrogates)."""
+    return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def record_activation(
+    platform: Platform, conn: Connection, policy: Policy, *, loaded_at: datetime
+) -> AuditEvent | None:
+    """Append ``policy.activate`` for ``policy`` inside the caller's write transaction, unless
+    the chain already says it is in force, or it was loaded (``loaded_at``) before the policy
+    activated last, which then stays in force."""
+    platform.audit.lock(conn)
+    rows = conn.execute(
+        select(audit_events.c.subject, audit_events.c.at)
+        .where(audit_events.c.action == ACTIVATE)
+        .order_by(audit_events.c.seq.desc())
+    ).all()
+    if rows:
+        latest, since = rows[0]
+        seen = any(row.subject == policy.digest for row in rows)
+        if latest == policy.digest or (seen and datetime.fromisoformat(since) > loaded_at):
+            return None
+    return platform._audit(
+        conn,
+        ACTIVATE,
+        policy.digest,
+        digest=policy.digest,
+        source=_text(policy.source),
+        version=policy.version,
+        production_aliases=list(policy.production_aliases),
+        policy=policy.model_dump(mode="json", exclude={"digest", "source"}),
+    )
+
+
+def activations(platform: Platform) -> list[PolicyActivation]:
+    """Every recorded activation, in chain order."""
+    query = (
+        select(audit_events.c.seq, audit_events.c.at, audit_events.c.hash, audit_events.c.canonical)
+        .where(audit_events.c.action == ACTIVATE)
+        .order_by(audit_events.c.seq)
+    )
+    with platform.store.read() as conn:
+        rows = conn.execute(query).all()
+    found = []
+    for row in rows:
+        details = json.loads(bytes(row.canonical)).get("details", {})
+        found.append(
+            PolicyActivation(
+                seq=int(row.seq),
+                at=datetime.fromisoformat(row.at),
+                hash=row.hash,
+                digest=str(details.get("digest", "")),
+                version=str(details.get("version", "")),
+                source=str(details.get("source", "")),
+                production_aliases=tuple(details.get("production_aliases", ())),
+            )
+        )
+    return found
+
+
+def in_force_at(recorded: Sequence[PolicyActivation], at: datetime) -> PolicyActivation | None:
+    """The activation in force at ``at`` (one made at ``at`` counts): the last at or before it
+    in chain order, else the earliest recorded; None when nothing is recorded."""
+    chosen = recorded[0] if recorded else None
+    for activation in recorded:
+        if activation.at > at:
+            break
+        chosen = activation
+    return chosen
+
+
+def production_aliases_at(
+    recorded: Sequence[PolicyActivation], at: datetime, current: Policy
+) -> tuple[str, tuple[str, ...]]:
+    """The digest of the policy that judges ``at`` and its production aliases: the activation in
+    force then, or ``current`` when no activation is recorded."""
+    activation = in_force_at(recorded, at)
+    if activation is None:
+        return current.digest, current.production_aliases
+    return activation.digest, activation.production_aliases
