@@ -329,6 +329,7 @@ def test_every_state_change_is_audited(platform: Platform, make_artifact: MakeAr
     platform.archive_version("m", 1)
     actions = [e.action for e in platform.audit.events()]
     assert actions == [
+        "policy.activate",
         "model.register",
         "model.alias.set",
         "model.tags.set",

@@ -75,6 +75,7 @@ def test_register_list_show_alias_and_json(
     assert code == 0
     code, out, _ = cli(capsys, *home, "audit", "log", "--json")
     assert [e["action"] for e in json.loads(out)] == [
+        "policy.activate",
         "model.register",
         "model.alias.set",
         "model.stage.set",
@@ -82,7 +83,7 @@ def test_register_list_show_alias_and_json(
     ]
     code, out, _ = cli(capsys, *home, "audit", "log", "--limit", "2")
     assert "the first 2 events; --limit N shows more" in out
-    code, out, _ = cli(capsys, *home, "audit", "log", "--limit", "5")
+    code, out, _ = cli(capsys, *home, "audit", "log", "--limit", "6")
     assert "shows more" not in out
 
 
@@ -254,18 +255,18 @@ def test_audit_verify_names_the_first_broken_sequence(
     cli(capsys, "--home", str(home), "models", "alias", "m:1", "champion")
     code, out, _ = cli(capsys, "--home", str(home), "audit", "verify")
     assert code == 0
-    assert "2 events" in out
+    assert "3 events" in out  # the policy acted under, the registration, the alias
     store = Store(f"sqlite:///{home / 'store.db'}")
     with store.write() as conn:
         conn.execute(
             text(
                 "UPDATE audit_events SET canonical = replace(canonical, 'm@champion', 'm@rogue') "
-                "WHERE seq = 2"
+                "WHERE seq = 3"
             )
         )
     code, out, _ = cli(capsys, "--home", str(home), "audit", "verify")
     assert code == 1
-    assert "broken at sequence 2" in out
+    assert "broken at sequence 3" in out
 
 
 def test_backends_table_lists_local(capsys: pytest.CaptureFixture[str]) -> None:
