@@ -59,15 +59,19 @@ def record_activation(
     the chain already says it is in force, or it was loaded (``loaded_at``) before the policy
     activated last, which then stays in force."""
     platform.audit.lock(conn)
-    rows = conn.execute(
-        select(audit_events.c.subject, audit_events.c.at)
-        .where(audit_events.c.action == ACTIVATE)
-        .order_by(audit_events.c.seq.desc())
-    ).all()
-    if rows:
-        latest, since = rows[0]
-        seen = any(row.subject == policy.digest for row in rows)
-        if latest == policy.digest or (seen and datetime.fromisoformat(since) > loaded_at):
+    recorded = select(audit_events.c.subject, audit_events.c.at).where(
+        audit_events.c.action == ACTIVATE
+    )
+    # Every decision asks; the usual answer (the latest activation is this policy) takes one
+    # row of the action index.
+    latest = conn.execute(recorded.order_by(audit_events.c.seq.desc()).limit(1)).one_or_none()
+    if latest is not None:
+        if latest.subject == policy.digest:
+            return None
+        seen = conn.execute(
+            recorded.where(audit_events.c.subject == policy.digest).limit(1)
+        ).one_or_none()
+        if seen is not None and datetime.fromisoformat(latest.at) > loaded_at:
             return None
     return platform._audit(
         conn,
