@@ -75,7 +75,9 @@ def log(
     from mintaka.governance.redaction import Redactor
 
     plat = platform(ctx)
-    events = plat.audit.events(subject=subject, limit=limit)
+    events = plat.audit.events(subject=subject, limit=min(limit + 1, 2**62))
+    more = len(events) > limit
+    events = events[:limit]
     redactor = Redactor.for_platform(plat)
     if as_json:
         emit_json([redactor.value(e) for e in events])
@@ -85,7 +87,7 @@ def log(
         ["seq", "at", "actor", "action", "subject"],
         [(e.seq, e.at.isoformat(), e.actor, e.action, redactor.text(e.subject)) for e in events],
     )
-    if len(events) == limit:
+    if more:
         console.print(f"[dim]the first {limit} events; --limit N shows more[/]")
 
 
