@@ -26,7 +26,8 @@ from mintaka.cli import (
 )
 from mintaka.cli.output import console, emit_json, err_console, table
 from mintaka.cli.state import CliState, platform, state
-from mintaka.errors import MintakaError, ValidationError
+from mintaka.errors import MintakaError
+from mintaka.text import require_utf8
 
 if TYPE_CHECKING:
     from mintaka.demo import DemoResult
@@ -216,7 +217,6 @@ def _backend_of_store(root: Path) -> str | None:
 
 def _note_overrides(chosen: str, store: str) -> None:
     """Say which environment overrides apply to later commands, since init does not record them."""
-    import os
 
     env_backend = os.environ.get("MINTAKA_BACKEND")
     if env_backend and env_backend != chosen:
@@ -453,14 +453,9 @@ def _command() -> Any:
 
 
 def _check_text(argv: list[str]) -> None:
-    """Refuse an argument that is not valid UTF-8 before any command runs: Python passes its
-    bytes on as lone surrogates, which no record (the audit trail's JSON least of all) can hold."""
+    """Refuse an argument that is not valid UTF-8 before any command runs."""
     for arg in argv:
-        try:
-            arg.encode("utf-8")
-        except UnicodeEncodeError:
-            shown = os.fsencode(arg)
-            raise ValidationError(f"argument {shown!r} is not valid UTF-8 text") from None
+        require_utf8(arg, "argument")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -36,6 +36,7 @@ from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, load_policy
 from mintaka.governance.policy_history import record_activation
 from mintaka.store.engine import Sql
 from mintaka.store.schema import approvals, model_cards, policy_decisions, policy_exceptions
+from mintaka.text import require_utf8
 
 
 def highest_tier(tiers: Iterable[RiskTier]) -> RiskTier:
@@ -75,22 +76,12 @@ class Control:
         return self.version_ids or ((self.version_id,) if self.version_id else ())
 
 
-def _text(value: str, what: str) -> str:
-    """``value``, unless it holds bytes that are not UTF-8 (decoded by Python as lone
-    surrogates), which no record can keep."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationError(f"{what} {os.fsencode(value)!r} is not valid UTF-8 text") from None
-    return value
-
-
 def resolve_identity(platform: Platform, explicit: str | None) -> Identity:
     """``--as``/``actor=``, else ``MINTAKA_ACTOR``, else the backend's caller, else the OS user."""
     if explicit:
-        return Identity(name=_text(explicit, "the identity"), source=IdentitySource.FLAG)
+        return Identity(name=require_utf8(explicit, "the identity"), source=IdentitySource.FLAG)
     if os.environ.get("MINTAKA_ACTOR"):
-        name = _text(os.environ["MINTAKA_ACTOR"], "MINTAKA_ACTOR")
+        name = require_utf8(os.environ["MINTAKA_ACTOR"], "MINTAKA_ACTOR")
         return Identity(name=name, source=IdentitySource.ENVIRONMENT)
     if Capability.IDENTITY in platform.backend.capabilities:
         from mintaka.interfaces import CallerIdentity
