@@ -44,6 +44,28 @@ def _activations(plat: Platform) -> list[tuple[str, object]]:
     ]
 
 
+def test_a_policy_activation_rolled_back_with_its_decision_is_recorded_again(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    """A process checks its policy against the chain once it is settled there; an activation
+    its own transaction appended is not settled, since that transaction may still roll back."""
+    decision = platform.governance.evaluate("model.register", "m", [])
+
+    def fails_after_its_decisions() -> None:
+        with platform.store.write() as conn:
+            platform.governance.record(conn, decision)
+            platform.governance.record(conn, decision.model_copy(update={"id": "pd-second"}))
+            raise RuntimeError("the change fails after its decisions")
+
+    with pytest.raises(RuntimeError):
+        fails_after_its_decisions()
+    assert _activations(platform) == []
+    platform.register_model("m", make_artifact(b"m"))
+    assert _activations(platform) == [
+        (platform.governance.policy.digest, ["champion", "production"])
+    ]
+
+
 def test_a_policy_is_recorded_once_when_mintaka_first_acts_under_it(
     as_: Callable[[str], Platform],
     high: str,

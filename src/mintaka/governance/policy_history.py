@@ -26,12 +26,15 @@ from sqlalchemy import Connection, select
 from mintaka.domain.audit import AuditEvent
 from mintaka.domain.base import AwareDatetime, Record
 from mintaka.governance.policy import Policy
+from mintaka.store.engine import Sql
 from mintaka.store.schema import audit_events
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
 
 ACTIVATE = "policy.activate"
+_LATEST = "SELECT subject, at FROM audit_events WHERE action = :action ORDER BY seq DESC LIMIT 1"
+_SEEN = "SELECT 1 FROM audit_events WHERE action = :action AND subject = :subject LIMIT 1"
 
 
 class PolicyActivation(Record):
@@ -59,19 +62,16 @@ def record_activation(
     the chain already says it is in force, or it was loaded (``loaded_at``) before the policy
     activated last, which then stays in force."""
     platform.audit.lock(conn)
-    recorded = select(audit_events.c.subject, audit_events.c.at).where(
-        audit_events.c.action == ACTIVATE
-    )
-    # Every decision asks; the usual answer (the latest activation is this policy) takes one
-    # row of the action index.
-    latest = conn.execute(recorded.order_by(audit_events.c.seq.desc()).limit(1)).one_or_none()
+    sql = Sql(conn)
+    # Every decision asks (unless its process settled it, see GovernanceService.record); the
+    # usual answer, that the latest activation is this policy, takes one row of the action index.
+    latest = sql.one(_LATEST, {"action": ACTIVATE})
     if latest is not None:
-        if latest.subject == policy.digest:
+        subject, since = latest
+        if subject == policy.digest:
             return None
-        seen = conn.execute(
-            recorded.where(audit_events.c.subject == policy.digest).limit(1)
-        ).one_or_none()
-        if seen is not None and datetime.fromisoformat(latest.at) > loaded_at:
+        seen = sql.one(_SEEN, {"action": ACTIVATE, "subject": policy.digest})
+        if seen is not None and datetime.fromisoformat(since) > loaded_at:
             return None
     return platform._audit(
         conn,

@@ -101,6 +101,8 @@ class GovernanceService:
         # Every policy this service has read, by digest, with when it last read it: a decision
         # names its policy by digest, and the policy is recorded when first acted under.
         self._read: dict[str, tuple[Policy, datetime]] = {}
+        self._settled: set[tuple[str, datetime]] = set()
+        self._activated_in: Connection | None = None
         self.policy: Policy = self._load()
 
     def _load(self) -> Policy:
@@ -529,8 +531,15 @@ class GovernanceService:
         (:mod:`mintaka.governance.policy_history`)."""
         unread = (self.policy, self.platform._now())  # a policy assigned rather than read
         policy, read_at = self._read.get(decision.policy_digest, unread)
-        if policy.digest == decision.policy_digest:
-            record_activation(self.platform, conn, policy, loaded_at=read_at)
+        settled = (policy.digest, read_at)
+        if policy.digest == decision.policy_digest and settled not in self._settled:
+            if record_activation(self.platform, conn, policy, loaded_at=read_at) is not None:
+                self._activated_in = conn
+            elif conn is not self._activated_in:
+                # The chain holds this reading of the policy, committed (not by an activation
+                # of this transaction, which may still roll back): whatever another process
+                # activates later, it would record nothing again (see policy_history).
+                self._settled.add(settled)
         Sql(conn).run(
             "INSERT INTO policy_decisions (id, action, subject, allowed, controls, unmet, "
             "exceptions, policy_digest, actor, at) VALUES (:id, :action, :subject, :allowed, "
