@@ -95,6 +95,15 @@ def measures(inputs: NoInputs) -> MetricsOutputs:
     return MetricsOutputs(metrics={"auc": auc, "loss": 0.3})
 
 
+class CountsOutputs(BaseModel):
+    metrics: dict[str, int]
+
+
+def counts_too_many(inputs: NoInputs) -> CountsOutputs:
+    """A count beyond a float's range: no metric the store can hold."""
+    return CountsOutputs(metrics={"rows": 10**400, "files": 3})
+
+
 class SignOffInputs(BaseModel):
     total: int
 

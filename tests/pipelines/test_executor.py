@@ -412,6 +412,19 @@ def test_a_step_reporting_a_metric_that_is_not_a_number_fails_and_resumes(
     assert retrained.metrics == {"auc": 0.8, "loss": 0.3}
 
 
+def test_a_step_reporting_a_count_beyond_a_floats_range_fails_typed(platform: Platform) -> None:
+    from mintaka import ValidationError
+
+    spec = PipelineSpec(
+        name="counted", steps=[StepSpec(name="count", entrypoint=f"{STEPS}:counts_too_many")]
+    )
+    with pytest.raises(ValidationError, match=r"step 'count' reported metrics .* \['rows'\]"):
+        platform.pipelines.run(spec, isolation="inline")
+    [run] = platform.pipelines.runs()
+    assert run.status is PipelineStatus.FAILED
+    assert "not finite numbers" in (run.steps[0].failure_reason or "")
+
+
 def test_missing_runs_are_not_found(platform: Platform) -> None:
     from mintaka import NotFound
 

@@ -618,13 +618,13 @@ class LocalExecutor:
         metrics = produced.get("metrics")
         if not isinstance(metrics, dict) or not metrics:
             return state
-        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
         unmeasured = _unmeasured(produced)
         if unmeasured:
             raise ValidationError(
-                f"step {step.name!r} reported metrics that are not finite numbers (NaN or "
-                f"infinity): {unmeasured}"
+                f"step {step.name!r} reported metrics that are not finite numbers (NaN, "
+                f"infinity or beyond a float's range): {unmeasured}"
             )
+        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
         if state.experiment_run:
             run = self.platform.get_run(state.experiment_run)
             if run.status is RunStatus.RUNNING:
