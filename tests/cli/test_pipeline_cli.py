@@ -99,6 +99,38 @@ def test_a_param_value_that_is_no_toml_scalar_is_its_text(given_text: str, read:
     assert _parameters([f"x={given_text}"]) == {"x": read}
 
 
+TAGGED = """
+name = "tagged"
+parameters = {tag = "v1", n = 2}
+
+[[steps]]
+name = "tag"
+entrypoint = "pipeline_steps:echo_tag"
+inputs = {tag = "params.tag"}
+"""
+
+
+def test_a_text_parameter_takes_its_value_as_given_however_it_reads(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
+) -> None:
+    tagged = tmp_path / "tagged.toml"
+    tagged.write_text(TAGGED)
+    init_home(capsys, tmp_path / "h")
+    home = ["--home", str(tmp_path / "h")]
+    for value in ("2024", "true", "1e3", '"quoted"'):
+        code, _, err = cli(
+            capsys, *home, "pipeline", "run", str(tagged), "--inline", "-p", f"tag={value}"
+        )
+        assert code == 0, err
+    code, out, _ = cli(capsys, *home, "pipeline", "runs", "--json")
+    assert [r["parameters"]["tag"] for r in json.loads(out)] == ["2024", "true", "1e3", '"quoted"']
+    assert _parameters(["tag=2024", "n=3"], {"tag": "v1", "n": 2}) == {"tag": "2024", "n": 3}
+    code, _, err = cli(capsys, *home, "pipeline", "bind", "tagger", str(tagged), "-p", "tag=7")
+    assert code == 0, err
+    code, out, err = cli(capsys, *home, "retrain", "tagger", "--reason", "r", "-p", "tag=2025")
+    assert code == 0, err
+
+
 def test_bind_and_retrain_with_a_reason(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:

@@ -61,6 +61,15 @@ def text(inputs: NoInputs) -> TextOutputs:
     return TextOutputs(text="seven")
 
 
+class TagInputs(BaseModel):
+    tag: str
+
+
+def echo_tag(inputs: TagInputs) -> TextOutputs:
+    """A text parameter handed back, whatever it looks like."""
+    return TextOutputs(text=inputs.tag)
+
+
 class LimitInputs(BaseModel):
     value: float
     limit: float

@@ -15,24 +15,34 @@ from mintaka.cli.state import platform
 from mintaka.errors import GateFailed, ValidationError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from rich.progress import Progress
 
     from mintaka.domain.pipelines import PipelineRun
     from mintaka.pipelines.local import StepEvent
 
-PARAM_HELP = 'NAME=VALUE; VALUE is read as in TOML (7, 0.5, true, "7"), else as text.'
+PARAM_HELP = (
+    "NAME=VALUE; the text as given for a parameter declared as text, else read as in TOML "
+    '(7, 0.5, true, "7"), else as text.'
+)
 app = typer.Typer(help="Training pipelines: typed steps, gates, caching.", no_args_is_help=True)
 
 
-def _parameters(values: list[str]) -> dict[str, str | int | float | bool]:
-    """``--param NAME=VALUE`` options, each value read as in the pipeline's TOML (see
-    :func:`_parameter_value`): ``-p seed=7`` overrides ``seed = 7`` with the same integer."""
-    found = {}
+def _parameters(
+    values: list[str], declared: Mapping[str, Any] | None = None
+) -> dict[str, str | int | float | bool]:
+    """``--param NAME=VALUE`` options. A parameter ``declared`` (the pipeline's, or a binding's,
+    value for it) as text takes VALUE as given (``-p tag=2024`` is the text ``"2024"``); any
+    other is read as in the pipeline's TOML (see :func:`_parameter_value`): ``-p seed=7``
+    overrides ``seed = 7`` with the same integer."""
+    found: dict[str, str | int | float | bool] = {}
     for value in values:
         key, sep, text = value.partition("=")
         if not sep or not key:
             raise ValidationError(f"--param takes NAME=VALUE, got {value!r}")
-        found[key] = _parameter_value(text)
+        as_text = declared is not None and isinstance(declared.get(key), str)
+        found[key] = text if as_text else _parameter_value(text)
     return found
 
 
@@ -124,7 +134,7 @@ def run(
     plat = platform(ctx)
     here = plat.backend.computes_here
     if detach or (plat.supports(Capability.PIPELINES) and not local and not here):
-        submitted = plat.pipelines.submit(loaded, _parameters(param))
+        submitted = plat.pipelines.submit(loaded, _parameters(param, loaded.parameters))
         console.print(
             f"submitted [bold]{submitted.id}[/] to {submitted.backend}: {submitted.status.value}"
         )
@@ -133,7 +143,7 @@ def run(
     isolation = "inline" if inline else "process"
     _run_with_bar(
         lambda bar: plat.pipelines.run(
-            loaded, _parameters(param), on_event=bar, isolation=isolation
+            loaded, _parameters(param, loaded.parameters), on_event=bar, isolation=isolation
         )
     )
 
@@ -235,8 +245,9 @@ def bind(
     """Make a pipeline the one that (re)trains a model."""
     from mintaka.pipelines.service import load_spec
 
+    loaded = load_spec(spec)
     binding = platform(ctx).pipelines.bind(
-        model, load_spec(spec), _parameters(param), every=every, retry_after=retry_after
+        model, loaded, _parameters(param, loaded.parameters), every=every, retry_after=retry_after
     )
     console.print(
         f"{model} retrains through {binding.spec.name}" + (f" every {every}" if every else "")
@@ -285,9 +296,11 @@ def retrain(
         raise ValidationError("name a model, or pass --due or --pending")
     if not reason:
         raise ValidationError("--reason is required: a retraining is audited with its reason")
+    bound = plat.pipelines.binding(model)
+    declared = {**bound.spec.parameters, **bound.parameters}
     _run_with_bar(
         lambda bar: plat.pipelines.retrain(
-            model, reason, parameters=_parameters(param), on_event=bar
+            model, reason, parameters=_parameters(param, declared), on_event=bar
         )
     )
 
