@@ -1,4 +1,5 @@
-"""Native rollouts on a backend without one: refused, with the way to roll out instead."""
+"""Native rollouts from the command line: the steps they fill in, and on a backend without one,
+refused with the way to roll out instead."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from cli_kit import cli, init_home
 from mintaka import Platform, UnsupportedCapability
 from mintaka.domain.serving import RolloutStrategy, TrafficPlan, TrafficStep
 from mintaka.rollout import native
+from mintaka.rollout.controller import plan_steps
 
 
 def test_the_local_backend_emulates_native_rollout_with_cores_controller(
@@ -76,3 +78,48 @@ def test_rollout_status_reports_for_scripts_and_fails_on_a_rollback(
     got, out, _ = cli(capsys, "--home", str(home), "rollout-status", "scoring", "r-7")
     assert got == code
     assert f"native rollout r-7 on scoring: {status.value}" in out
+
+
+@pytest.mark.parametrize(
+    ("strategy", "native_shares", "emulated_shares"),
+    [
+        ("canary", [10, 100], [10, 50, 100]),
+        ("linear", [25, 50, 75, 100], [25, 50, 75, 100]),
+        ("blue_green", [100], [100]),
+    ],
+)
+def test_a_native_rollout_fills_the_steps_a_cloud_walks_as_written(
+    platform: Platform,
+    make_artifact: MakeArtifact,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    strategy: str,
+    native_shares: list[int],
+    emulated_shares: list[int],
+) -> None:
+    platform.register_model("credit", make_artifact(b"v1"))
+    platform.register_model("credit", make_artifact(b"v2"))
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    platform.serving.deploy("scoring", "credit:2", route="green")
+    handed: list[TrafficPlan] = []
+
+    def start(_platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
+        handed.append(plan)
+        return "r-1"
+
+    monkeypatch.setattr(native, "start", start)
+    code, out, _ = cli(
+        capsys,
+        *("--home", str(platform.home), "rollout", "scoring", "--to", "green"),
+        *("--strategy", strategy, "--bake", "120", "--native"),
+    )
+    assert code == 0, out
+    [plan] = handed
+    assert [step.weights.get("green") for step in plan.steps] == native_shares
+    assert {step.bake_seconds for step in plan.steps} == {120}
+    assert plan.steps[-1].weights == {"green": 100}
+
+    emulated = plan_steps(
+        TrafficPlan(endpoint="scoring", strategy=RolloutStrategy(strategy)), "green", "blue"
+    )
+    assert [step.weights["green"] for step in emulated.steps] == emulated_shares

@@ -5,6 +5,7 @@ stopped mid-way) for its own or for known-good traffic."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pydantic
 import pytest
@@ -20,6 +21,7 @@ from mintaka.domain.serving import (
     TrafficStep,
 )
 from mintaka.errors import Conflict, PolicyViolation, ValidationError
+from mintaka.interfaces import NativeRollout
 from mintaka.rollout import controller as rollout_controller
 from mintaka.rollout import native
 from mintaka.rollout.controller import RolloutController, RolloutInterrupted
@@ -62,6 +64,20 @@ def _baking(plat: Platform, baked: list[float] | None = None) -> Callable[[float
         plat.clock.advance(seconds)  # type: ignore[attr-defined]
 
     return wait
+
+
+class _Cloud(NativeRollout):
+    """A cloud with a deployment policy of its own, which starts every rollout it is handed."""
+
+    def __init__(self) -> None:
+        self.started: list[TrafficPlan] = []
+
+    def start_rollout(self, plan: TrafficPlan) -> str:
+        self.started.append(plan)
+        return "r-7"
+
+    def rollout_status(self, name: str, rollout_id: str) -> str:
+        return "in_progress"
 
 
 def _unchanged(plat: Platform) -> tuple[list[object], int]:
@@ -136,7 +152,7 @@ def test_a_native_rollout_is_not_started_over_an_unfinished_rollout_step(
     three: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _stopped_mid_way(three)
-    monkeypatch.setattr(native, "_native", lambda plat: object())  # a cloud with its own
+    monkeypatch.setattr(native, "_native", lambda plat: _Cloud())
     before = _unchanged(three)
     with pytest.raises(Conflict, match="middle of a rollout"):
         native.start(three, _plan({"green": 100}))
@@ -146,11 +162,7 @@ def test_a_native_rollout_is_not_started_over_an_unfinished_rollout_step(
 def test_a_rollout_over_a_native_rollout_whose_end_is_not_recorded_is_refused(
     three: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    class Cloud:
-        def start_rollout(self, plan: TrafficPlan) -> str:
-            return "r-7"
-
-    monkeypatch.setattr(native, "_native", lambda plat: Cloud())
+    monkeypatch.setattr(native, "_native", lambda plat: _Cloud())
     assert native.start(three, _plan({"blue": 50, "green": 50})) == "r-7"
     before = _unchanged(three)
     with pytest.raises(
@@ -175,6 +187,33 @@ def test_a_rollout_on_a_killed_endpoint_marks_nothing_known_good(three: Platform
         RolloutController(three, wait=_baking(three)).run(_plan({"green": 100}))
     assert _unchanged(three) == before
     assert not three.serving.deployment_history("scoring")[-1].known_good
+
+
+def test_a_native_plan_the_cloud_cannot_walk_as_written_is_refused_with_nothing_recorded(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class TwoStepsOnly(_Cloud):
+        def check_native_plan(self, plan: TrafficPlan) -> None:
+            if len(plan.steps) != 2:
+                raise ValidationError(f"this cloud walks two steps, not {len(plan.steps)}")
+
+    cloud = TwoStepsOnly()
+    monkeypatch.setattr(native, "_native", lambda plat: cloud)
+    gated: list[object] = []
+    gate = three.serving._gate
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        gated.append(args)
+        return gate(*args, **kwargs)
+
+    monkeypatch.setattr(three.serving, "_gate", spy)
+    before = _unchanged(three)
+    with pytest.raises(ValidationError, match="two steps, not 3"):
+        native.start(three, _plan(*CANARY))
+    assert _unchanged(three) == before
+    assert not three.serving.deployment_history("scoring")[-1].known_good
+    assert cloud.started == []
+    assert gated == []
 
 
 def test_a_known_good_mark_for_a_change_no_longer_in_force_is_refused(three: Platform) -> None:
@@ -312,7 +351,7 @@ def test_a_plan_whose_shadow_cannot_be_applied_is_refused_before_any_step(
 ) -> None:
     plan = _plan(*CANARY).model_copy(update=update)  # built around the plan's own validation
     baked: list[float] = []
-    monkeypatch.setattr(native, "_native", lambda plat: object())  # a cloud with its own
+    monkeypatch.setattr(native, "_native", lambda plat: _Cloud())
     before = _unchanged(three)
     start: Callable[[], object] = (
         (lambda: native.start(three, plan))

@@ -223,7 +223,9 @@ def rollout(
         typer.Option(
             "--native",
             help="Hand the plan to the cloud's own deployment policy (it walks the steps and "
-            "rolls back on its alarms); follow it with `mintaka rollout-status`.",
+            "rolls back on its alarms); follow it with `mintaka rollout-status`. Its steps are "
+            "canary 10/100, linear 25/50/75/100 (without it, canary is 10/50/100); a plan the "
+            "cloud cannot walk as written is refused.",
         ),
     ] = False,
 ) -> None:
@@ -255,6 +257,7 @@ def rollout(
         challenger=to,
         champion=live[0],
         bake_seconds=bake,
+        native=native,
     )
 
     if native:

@@ -58,9 +58,19 @@ class ShadowTraffic(ABC):
 class NativeRollout(ABC):
     """``Capability.SERVING_NATIVE_ROLLOUT``: the cloud walks the plan and rolls back itself."""
 
+    def check_native_plan(self, plan: TrafficPlan) -> None:  # noqa: B027  # optional hook
+        """Refuse with ``ValidationError`` a plan the cloud cannot walk as written (naming the
+        plan's steps and what the cloud can walk), so it is never run as a different rollout.
+
+        Core calls it before the traffic gate and before anything is marked, recorded or sent
+        to the cloud; ``start_rollout`` calls it too. It reads nothing from the cloud. The
+        default accepts every plan: a cloud whose policy walks any plan has nothing to refuse.
+        """
+
     @abstractmethod
     def start_rollout(self, plan: TrafficPlan) -> str:
-        """Start a native rollout; returns the backend's rollout id."""
+        """Start a native rollout of a plan ``check_native_plan`` accepts; returns the backend's
+        rollout id."""
 
     @abstractmethod
     def rollout_status(self, name: str, rollout_id: str) -> str:

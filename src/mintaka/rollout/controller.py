@@ -32,7 +32,7 @@ from mintaka.domain.serving import (
     TrafficStep,
 )
 from mintaka.errors import Conflict, MintakaError, ValidationError
-from mintaka.rollout.steps import STEP_SHARES
+from mintaka.rollout.steps import NATIVE_STEP_SHARES, STEP_SHARES
 
 # How a rollout step's deployment reason starts: "rollout step <index>/<steps>".
 STEP_REASON = "rollout step "
@@ -97,12 +97,19 @@ def sla_breaches(sla: SLA, metrics: EndpointMetrics, routes: list[str]) -> list[
 
 
 def plan_steps(
-    plan: TrafficPlan, challenger: str, champion: str, bake_seconds: float = 60.0
+    plan: TrafficPlan,
+    challenger: str,
+    champion: str,
+    bake_seconds: float = 60.0,
+    *,
+    native: bool = False,
 ) -> TrafficPlan:
-    """Fill a plan's steps from its strategy when none are given (canary 10/50/100, ...)."""
+    """Fill a plan's steps from its strategy when none are given (canary 10/50/100, ...); a
+    ``native`` plan takes ``NATIVE_STEP_SHARES`` (canary 10/100, ...), which a cloud's own
+    deployment policy walks as written."""
     if plan.steps:
         return plan
-    shares = STEP_SHARES.get(plan.strategy.value)
+    shares = (NATIVE_STEP_SHARES if native else STEP_SHARES).get(plan.strategy.value)
     if shares is None:
         raise ValidationError(f"a {plan.strategy.value} plan needs explicit steps")
     steps = [

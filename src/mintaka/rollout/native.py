@@ -6,10 +6,13 @@ linear traffic shifting and alarm-driven auto-rollback) can walk it instead, and
 while Mintaka is not running. Governance and the record stay in core, exactly as for any traffic
 change:
 
-- ``start``: the plan's final traffic passes the traffic gate (approvals, risk tier, the kill
-  switch) before any cloud call; the current traffic is marked known-good (the rollback target);
-  the cloud starts the rollout; the final traffic is recorded as a deployment (``endpoint.rollout``,
-  its reason naming the rollout id), audited with the gate's decision.
+- ``start``: the backend first checks that its cloud can walk the plan as written
+  (``NativeRollout.check_native_plan``: SageMaker's canary, say, is one canary step, then the
+  rest), so a plan it cannot walk is refused with nothing marked, recorded or sent. The plan's
+  final traffic then passes the traffic gate (approvals, risk tier, the kill switch) before any
+  cloud call; the current traffic is marked known-good (the rollback target); the cloud starts
+  the rollout; the final traffic is recorded as a deployment (``endpoint.rollout``, its reason
+  naming the rollout id), audited with the gate's decision.
 - ``status``: asks the cloud. ``succeeded`` marks the new traffic known-good. ``rolled_back`` or
   ``failed`` records the traffic the cloud went back to (``endpoint.rollback``) and raises a
   critical ``rollout-native`` alert, once per rollout however often it is asked.
@@ -90,6 +93,7 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     serving = platform.serving
     current = serving.get_endpoint(plan.endpoint)
     check_plan(plan, current)
+    rollout.check_native_plan(plan)
     check_no_rollout_under_way(serving.deployment_history(plan.endpoint)[-1])
     target = _traffic(
         plan.steps[-1].weights, plan.shadow, plan.shadow_percent if plan.shadow else 0

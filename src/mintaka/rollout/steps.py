@@ -11,6 +11,15 @@ STEP_SHARES: dict[str, tuple[int, ...]] = {
     "direct": (100,),
 }
 
+# The steps Mintaka fills in for a native rollout (``mintaka rollout --native``): plans every cloud
+# with a native deployment policy can walk as written (SageMaker's canary is one canary step, then
+# the rest), where core's controller walks ``STEP_SHARES``.
+NATIVE_STEP_SHARES: dict[str, tuple[int, ...]] = {
+    "canary": (10, 100),
+    "linear": (25, 50, 75, 100),
+    "blue_green": (100,),
+}
+
 # The strategies a rollout walks with an SLA check at each step (``direct`` is a plain change).
 STEPPED_STRATEGIES: tuple[str, ...] = tuple(s for s in STEP_SHARES if s != "direct")
 

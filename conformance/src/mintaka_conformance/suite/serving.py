@@ -2,7 +2,8 @@
 
 The first tests drive the backend's serving interface directly; the rest go through core
 (``platform.serving``): invocations with prediction ids, weights, pinned routes, rollback, shadow
-traffic and the kill switch. Native rollouts and batch scoring are held to the error contract
+traffic and the kill switch. A cloud's own rollout accepts the plans ``mintaka rollout --native``
+fills in; native rollouts and batch scoring are held to the error contract
 (``AbstractErrorContractTests``).
 """
 
@@ -20,6 +21,8 @@ import pytest
 from mintaka import BackendError, Capability, Conflict, MintakaError, NotFound, Platform
 from mintaka.domain.serving import RolloutStrategy, Route, TrafficMap, TrafficPlan, TrafficStep
 from mintaka.rollout import native
+from mintaka.rollout.controller import plan_steps
+from mintaka.rollout.steps import NATIVE_STEP_SHARES
 from mintaka_conformance.fixtures import AbstractBackendFixtures
 from mintaka_conformance.scenarios import ModelScenario, Names, ServableModel
 
@@ -219,6 +222,25 @@ class AbstractServingTests(AbstractBackendFixtures):
         latest = platform.serving.deployment_history(live_endpoint)[-1]
         assert latest.traffic.weights == {"blue": 0, "green": 100}
         assert latest.known_good
+
+    @pytest.mark.requires(Capability.SERVING, Capability.SERVING_NATIVE_ROLLOUT)
+    @pytest.mark.parametrize("strategy", sorted(NATIVE_STEP_SHARES))
+    def test_default_native_plans_are_walked_as_written(
+        self, cloud: Any, endpoint_name: str, strategy: str
+    ) -> None:
+        """The backend MUST accept in ``check_native_plan`` the plans ``mintaka rollout
+        --native`` fills in (``NATIVE_STEP_SHARES``, baking a minute a step): its cloud walks
+        them exactly as written."""
+        if Capability.SERVING_NATIVE_ROLLOUT in type(cloud).emulated:
+            pytest.skip("emulated: core's rollout controller walks the plan (the traffic tests)")
+        plan = plan_steps(
+            TrafficPlan(endpoint=endpoint_name, strategy=RolloutStrategy(strategy)),
+            challenger="green",
+            champion="blue",
+            bake_seconds=60,
+            native=True,
+        )
+        cloud.check_native_plan(plan)
 
     @pytest.mark.requires(Capability.SERVING, Capability.SERVING_KILL)
     def test_killed_endpoint_refuses_requests_until_released(
