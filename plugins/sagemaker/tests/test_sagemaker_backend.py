@@ -33,6 +33,7 @@ from mintaka.domain.serving import (
     TrafficStep,
 )
 from mintaka.rollout import native
+from mintaka.rollout.controller import plan_steps
 from mintaka.sync import ENDPOINT_SUBJECT, DifferenceKind
 
 
@@ -239,8 +240,8 @@ def test_native_rollout_completes_or_rolls_back_on_its_alarm(
         endpoint=live,
         strategy=RolloutStrategy.LINEAR,
         steps=[
-            TrafficStep(weights={"blue": 20, "green": 80}),
-            TrafficStep(weights={"blue": 100, "green": 0}),
+            TrafficStep(weights={"blue": 50, "green": 50}, bake_seconds=120),
+            TrafficStep(weights={"blue": 100, "green": 0}, bake_seconds=120),
         ],
         sla={"p99_latency_ms": 250, "max_error_rate": 0.01},
     )
@@ -256,6 +257,117 @@ def test_native_rollout_completes_or_rolls_back_on_its_alarm(
     assert cloud.rollout_status(live, second) == "rolled_back"
     assert cloud.get_endpoint(live).traffic.weights == {"blue": 0, "green": 100}
     assert "ALARM" in cloud.get_endpoint(live).extra["failure_reason"]
+    deployed = make_client("sagemaker").describe_endpoint(EndpointName=live)["LastDeploymentConfig"]
+    assert deployed["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
+        "Type": "LINEAR",
+        "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
+        "WaitIntervalInSeconds": 120,
+    }
+
+
+def _plan(live: str, strategy: RolloutStrategy, *steps: tuple[int, float]) -> TrafficPlan:
+    """A plan moving ``green`` onto ``live`` by (share, bake) steps, the rest staying on blue."""
+    return TrafficPlan(
+        endpoint=live,
+        strategy=strategy,
+        steps=[
+            TrafficStep(weights={"blue": 100 - share, "green": share}, bake_seconds=bake)
+            for share, bake in steps
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("strategy", "steps", "why"),
+    [
+        (RolloutStrategy.CANARY, [(10, 60), (50, 60), (100, 60)], "a canary is one step"),
+        (RolloutStrategy.CANARY, [(60, 60), (100, 60)], "a canary is one step of 1-50%"),
+        (RolloutStrategy.CANARY, [(10, 7200), (100, 7200)], "7200s is not a whole number"),
+        (RolloutStrategy.CANARY, [(10, 12.5), (100, 12.5)], "12.5s is not a whole number"),
+        (RolloutStrategy.CANARY, [(10, 60), (100, 600)], "last step bakes longer"),
+        (RolloutStrategy.LINEAR, [(20, 0), (100, 0)], "equal shares of 10-50%"),
+        (RolloutStrategy.LINEAR, [(30, 60), (60, 60), (90, 60), (100, 60)], "equal shares"),
+        (RolloutStrategy.LINEAR, [(5, 60)] + [(s, 60) for s in range(10, 101, 5)], "10-50%"),
+        (RolloutStrategy.LINEAR, [(25, 60), (50, 300), (75, 60), (100, 60)], "different times"),
+        (RolloutStrategy.BLUE_GREEN, [(50, 60), (100, 60)], "all at once is one step"),
+        (RolloutStrategy.SHADOW, [(100, 0)], "shadow is not a SageMaker deployment policy"),
+    ],
+)
+def test_a_plan_sagemaker_cannot_walk_as_written_is_refused_with_nothing_done(
+    platform: Platform,
+    cloud: SageMakerBackend,
+    live: str,
+    sm: Any,
+    strategy: RolloutStrategy,
+    steps: list[tuple[int, float]],
+    why: str,
+) -> None:
+    plan = _plan(live, strategy, *steps)
+    with pytest.raises(ValidationError, match=why) as refused:
+        cloud.check_native_plan(plan)
+    assert "SageMaker walks blue_green (one step" in str(refused.value)
+    assert str(plan.steps[0].weights) in str(refused.value)
+    history = platform.serving.deployment_history(live)
+    events = _actions(platform, live)
+    before = sm.describe_endpoint(EndpointName=live)
+    with pytest.raises(ValidationError, match=why):
+        native.start(platform, plan)
+    with pytest.raises(ValidationError, match=why):
+        cloud.start_rollout(plan)
+    assert platform.serving.deployment_history(live) == history
+    assert _actions(platform, live) == events
+    assert (
+        sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+        == (before["EndpointConfigName"])
+    )
+    assert make_client("cloudwatch").describe_alarms()["MetricAlarms"] == []
+
+
+@pytest.mark.parametrize(
+    ("strategy", "routing"),
+    [
+        (
+            RolloutStrategy.CANARY,
+            {"Type": "CANARY", "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10}},
+        ),
+        (
+            RolloutStrategy.LINEAR,
+            {"Type": "LINEAR", "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 25}},
+        ),
+        (RolloutStrategy.BLUE_GREEN, {"Type": "ALL_AT_ONCE"}),
+    ],
+)
+def test_the_default_native_plans_are_walked_exactly_as_written(
+    platform: Platform,
+    cloud: SageMakerBackend,
+    live: str,
+    sm: Any,
+    strategy: RolloutStrategy,
+    routing: dict[str, Any],
+) -> None:
+    plan = plan_steps(
+        TrafficPlan(endpoint=live, strategy=strategy),
+        challenger="green",
+        champion="blue",
+        bake_seconds=3600,
+        native=True,
+    )
+    native.start(platform, plan)
+    deployed = sm.describe_endpoint(EndpointName=live)["LastDeploymentConfig"]
+    assert deployed["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
+        **routing,
+        "WaitIntervalInSeconds": 3600,
+    }
+
+
+def test_a_canary_onto_a_route_already_serving_is_refused_before_the_cloud_changes(
+    platform: Platform, cloud: SageMakerBackend, live: str, sm: Any
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 80, "green": 20})
+    before = sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+    with pytest.raises(ValidationError, match="'green' already takes 20%"):
+        cloud.start_rollout(_plan(live, RolloutStrategy.CANARY, (30, 60), (100, 60)))
+    assert sm.describe_endpoint(EndpointName=live)["EndpointConfigName"] == before
 
 
 def _canary(live: str, to: str, keep: str, **extra: Any) -> TrafficPlan:

@@ -28,7 +28,10 @@
 - Only configs and Models Mintaka made are deleted when an endpoint moves on or is deleted; those
   an adopted endpoint had before are left to the tools that made them.
 - Native rollouts are ``UpdateEndpoint`` with a blue/green ``DeploymentConfig`` and CloudWatch
-  alarms for automatic rollback; the backend does not wait for them.
+  alarms for automatic rollback; the backend does not wait for them. A plan is walked exactly as
+  written or refused (``native_routing``): one all-at-once step, a canary of 1-50% then the rest,
+  or equal linear steps of 10-50%, every step baking the one wait SageMaker has (whole seconds,
+  at most an hour).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ from mintaka.domain.serving import (
     Route,
     TrafficMap,
     TrafficPlan,
+    TrafficStep,
 )
 from mintaka.errors import (
     BackendError,
@@ -92,6 +96,94 @@ STATUS = {
     "InService": EndpointStatus.IN_SERVICE,
     "Deleting": EndpointStatus.DELETING,
 }
+
+
+# SageMaker's blue/green traffic shifting (``TrafficRoutingConfig``): one wait in whole seconds
+# (``WaitIntervalInSeconds``, 0 to 3600) after every shift, the last one included; a canary of 1%
+# to 50% of the traffic, then the rest; linear steps of 10% to 50% each.
+MAX_WAIT_SECONDS = 3600
+MAX_CANARY_PERCENT = 50
+LINEAR_STEP_PERCENTS = (10, 50)
+NATIVE_PLANS = (
+    "blue_green (one step, all at once), canary (two steps: a share of 1-50% on the new route, "
+    "then 100% on it) or linear (equal shares of 10-50% on the new route, ending at 100%), every "
+    f"step baking the same whole number of seconds up to {MAX_WAIT_SECONDS} (the last step no "
+    "longer than the others)"
+)
+
+
+def _steps_of(plan: TrafficPlan) -> str:
+    return (
+        ", ".join(f"{step.weights} baking {step.bake_seconds:g}s" for step in plan.steps)
+        or "no steps"
+    )
+
+
+def _refuse(plan: TrafficPlan, why: str) -> NoReturn:
+    raise ValidationError(
+        f"SageMaker cannot walk this {plan.strategy.value} plan as written ({_steps_of(plan)}): "
+        f"{why}; SageMaker walks {NATIVE_PLANS}"
+    )
+
+
+def _new_route(plan: TrafficPlan) -> str:
+    """The route a canary or linear plan moves all live traffic to in its last step."""
+    live = {r: w for r, w in plan.steps[-1].weights.items() if w > 0}
+    if len(live) != 1:
+        _refuse(plan, "its last step must send all live traffic to one route")
+    [route] = live
+    return route
+
+
+def _wait_of(plan: TrafficPlan, shifts: Sequence[TrafficStep]) -> int:
+    """The one wait SageMaker bakes every step with: the bake of every shift before the last,
+    which bakes no longer (SageMaker watches the last shift as long as the others)."""
+    waits = {step.bake_seconds for step in shifts}
+    if len(waits) != 1:
+        _refuse(plan, "its steps before the last bake for different times")
+    [wait] = waits
+    last = plan.steps[-1].bake_seconds
+    for bake in (wait, last):
+        if bake != int(bake) or bake > MAX_WAIT_SECONDS:
+            _refuse(
+                plan,
+                f"a bake of {bake:g}s is not a whole number of seconds up to {MAX_WAIT_SECONDS}",
+            )
+    if last > wait:
+        _refuse(plan, f"its last step bakes longer ({last:g}s) than the others ({wait:g}s)")
+    return int(wait)
+
+
+def native_routing(plan: TrafficPlan) -> dict[str, Any]:
+    """The ``TrafficRoutingConfiguration`` that walks ``plan`` exactly as written; a
+    ``ValidationError`` naming its steps and what SageMaker walks when none does."""
+    if not plan.steps:
+        _refuse(plan, "a native rollout needs at least one traffic step")
+    if plan.strategy is RolloutStrategy.SHADOW:
+        _refuse(
+            plan, "shadow is not a SageMaker deployment policy: set the shadow with set_traffic"
+        )
+    if plan.strategy in (RolloutStrategy.BLUE_GREEN, RolloutStrategy.DIRECT):
+        if len(plan.steps) != 1:
+            _refuse(plan, "all at once is one step")
+        return {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": _wait_of(plan, plan.steps)}
+    route = _new_route(plan)
+    shares = [step.weights.get(route, 0) for step in plan.steps]
+    wait = _wait_of(plan, plan.steps[:-1] or plan.steps)
+    size = {"Type": "CAPACITY_PERCENT", "Value": shares[0]}
+    if plan.strategy is RolloutStrategy.CANARY:
+        if len(shares) != 2 or not 1 <= shares[0] <= MAX_CANARY_PERCENT:
+            _refuse(
+                plan, f"a canary is one step of 1-{MAX_CANARY_PERCENT}% on {route!r}, then 100%"
+            )
+        return {"Type": "CANARY", "CanarySize": size, "WaitIntervalInSeconds": wait}
+    low, high = LINEAR_STEP_PERCENTS
+    step = shares[0]
+    if not low <= step <= high or shares != list(range(step, 101, step)):
+        _refuse(
+            plan, f"linear steps move equal shares of {low}-{high}% onto {route!r}, ending at 100%"
+        )
+    return {"Type": "LINEAR", "LinearStepSize": size, "WaitIntervalInSeconds": wait}
 
 
 def percentages(weights: dict[str, float]) -> dict[str, int]:
@@ -1477,42 +1569,36 @@ class SageMakerServing(SageMakerRegistry):
                 alarms.append(alarm)
         return alarms
 
-    def start_rollout(self, plan: TrafficPlan) -> str:
-        if not plan.steps:
-            raise ValidationError("a native rollout needs at least one traffic step")
-        if plan.strategy is RolloutStrategy.SHADOW:
-            raise ValidationError(
-                "shadow is not a SageMaker deployment policy: set the shadow with set_traffic"
+    def check_native_plan(self, plan: TrafficPlan) -> None:
+        """Refuse a plan SageMaker's blue/green traffic shifting cannot walk as written (see
+        ``native_routing``): it is never clamped or walked in other steps."""
+        native_routing(plan)
+
+    @staticmethod
+    def _require_new_route(plan: TrafficPlan, current: Endpoint, route: str) -> None:
+        """SageMaker shifts a canary or linear plan's shares from the fleet serving now to one
+        serving ``route`` alone: that walks the plan's steps only while ``route`` takes no live
+        traffic now."""
+        serving = current.traffic.weights.get(route, 0)
+        if serving > 0:
+            _refuse(
+                plan,
+                f"{route!r} already takes {serving}% of {plan.endpoint}'s traffic, and SageMaker "
+                "shifts the plan's shares onto a fleet serving it alone",
             )
+
+    def start_rollout(self, plan: TrafficPlan) -> str:
+        routing = native_routing(plan)
         described = self._describe_endpoint(plan.endpoint)
         current = self._endpoint_from(described)
         target = TrafficMap(
             weights=plan.steps[-1].weights, shadow=plan.shadow, shadow_percent=plan.shadow_percent
         )
-        first = plan.steps[0].weights
+        if routing["Type"] != "ALL_AT_ONCE":
+            self._require_new_route(plan, current, _new_route(plan))
         rising = sorted(
             r for r, w in target.weights.items() if w > current.traffic.weights.get(r, 0)
         )
-        shifted = sum(max(0, w - current.traffic.weights.get(r, 0)) for r, w in first.items())
-        wait = int(min(plan.steps[0].bake_seconds, 3600))
-        routing: dict[str, Any] = {"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": wait}
-        if plan.strategy is RolloutStrategy.CANARY:
-            routing = {
-                "Type": "CANARY",
-                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": shifted},
-                "WaitIntervalInSeconds": wait,
-            }
-        elif plan.strategy is RolloutStrategy.LINEAR:
-            routing = {
-                "Type": "LINEAR",
-                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": shifted},
-                "WaitIntervalInSeconds": wait,
-            }
-        if routing["Type"] != "ALL_AT_ONCE" and shifted < 1:
-            raise ValidationError(
-                f"the first step of a {plan.strategy.value} rollout must move traffic onto the "
-                "new routes"
-            )
         deployment: dict[str, Any] = {
             "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing},
         }
