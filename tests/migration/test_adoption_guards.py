@@ -201,3 +201,45 @@ def test_an_endpoint_changed_in_the_cloud_is_adopted_again_and_keeps_its_mirrore
         "new",
         10,
     )
+
+
+def test_a_version_replaced_in_the_cloud_and_adopted_again_is_not_live_after(
+    platform: Platform, tmp_path: Path, clock: ManualClock
+) -> None:
+    from mintaka.domain.monitoring import MonitorSpec, Signal, SignalKind
+    from mintaka.domain.serving import Route, TrafficMap
+    from mintaka.governance.evidence import build_pack
+
+    write_legacy(platform, tmp_path)
+    platform.backend.create_endpoint(  # type: ignore[attr-defined]
+        "churn-api", [Route(name="old", model="churn", version=1)], TrafficMap(weights={"old": 100})
+    )
+    platform.migration.adopt_model("churn", reason="inherited")
+    platform.migration.adopt_endpoint("churn-api", reason="inherited")
+    clock.advance(hours=1)
+    platform.backend.update_routes(  # type: ignore[attr-defined]
+        "churn-api", [Route(name="new", model="churn", version=2)], TrafficMap(weights={"new": 100})
+    )
+    assert platform.migration.adopt_endpoint("churn-api", reason="changed in the cloud").adopted
+    readopted = clock.now().isoformat()
+    clock.advance(hours=1)
+    signal = Signal(
+        name="errors", kind=SignalKind.TELEMETRY, metric="error_rate", threshold=0.05, owner="ops"
+    )
+    platform.monitoring.add_monitor(
+        MonitorSpec(endpoint="churn-api", model="churn", signals=[signal])
+    )
+
+    pack = build_pack(platform, "churn:1")
+    [life] = pack["deployments"]  # the endpoint was never deleted: one incarnation
+    assert [(d["event"], d["at"], d["version_live"]) for d in life["history"]][-1] == (
+        "endpoint.adopt",
+        readopted,
+        False,
+    )
+    assert pack["monitoring"]["monitors"] == []
+    watched = ("Art. 72", "MEASURE 2.4", "MANAGE 4.1", "V. Ongoing monitoring")
+    results = [r for r in pack["controls"]["results"] if r["control"] in watched]
+    assert [r["status"] for r in results] == ["gap"] * len(watched)
+    later = build_pack(platform, "churn:2")
+    assert [m["endpoint"] for m in later["monitoring"]["monitors"]] == ["churn-api"]

@@ -369,7 +369,8 @@ def _head(platform: Platform) -> tuple[int, str, str]:
     return int(head.seq), str(head.hash), str(at)
 
 
-# Audit actions that start an endpoint's incarnation, and the switches that change what a
+# Audit actions that set an endpoint's status afresh with their deployment (an adoption, first
+# or again, says whether the cloud had it killed), and the switches that change what a
 # deployment in force serves without a new traffic map (a kill that moves traffic back to
 # approved versions is a deployment of its own).
 _STARTS = ("endpoint.create", "endpoint.adopt")
@@ -383,7 +384,9 @@ _SWITCHES = {
 @dataclass(frozen=True)
 class Incarnation:
     """One life of an endpoint name, from its creation (or adoption) to its deletion: the audit
-    events after ``after`` up to ``until`` (open while it exists) and its serving timeline."""
+    events after ``after`` up to ``until`` (open while it exists) and its serving timeline.
+    Adopting a recorded endpoint again (changed in the cloud) is a step of the same life: it was
+    never deleted, only made to serve something else outside Mintaka."""
 
     endpoint: str
     number: int
@@ -429,7 +432,8 @@ def _incarnations(
     """Replay ``endpoint``'s audit events in order: each deployment (``rows``, by id) and each
     kill, release and deletion becomes a step of the timeline of the incarnation it belongs
     to, so a killed or deleted endpoint serves nothing, and an endpoint deleted and made again
-    under the same name is another incarnation with a history of its own."""
+    under the same name is another incarnation with a history of its own. Only a deployment
+    recorded while none is in force (the name's first, or one after a deletion) starts one."""
     with platform.store.read() as conn:
         found = conn.execute(
             select(
@@ -452,10 +456,9 @@ def _incarnations(
         row = rows.get(deployment) if isinstance(deployment, str) else None
         if row is not None:
             if action in _STARTS or in_force is None:
-                if in_force is not None:  # adopted again over the record: that life ends here
-                    lives[-1] = replace(lives[-1], until=int(seq) - 1)
                 adopted_killed = action == "endpoint.adopt" and bool(details.get("killed"))
                 status = "killed" if adopted_killed else "in_service"
+            if in_force is None:
                 after = (lives[-1].until or 0) if lives else 0
                 lives.append(Incarnation(endpoint, len(lives) + 1, after, None, []))
             in_force = row
@@ -494,8 +497,8 @@ def _serving_history(platform: Platform, version: ModelVersion) -> list[Incarnat
 
 
 def _timelines(history: Sequence[Incarnation]) -> dict[str, list[dict[str, Any]]]:
-    """Each endpoint's steps across the incarnations in ``history``, oldest first: every
-    incarnation but the newest ends deleted, so none is in force after its deletion."""
+    """Each endpoint's steps across the incarnations in ``history``, oldest first: an
+    incarnation ends only with its deletion step, so none is in force after it."""
     steps: dict[str, list[dict[str, Any]]] = {}
     for life in history:
         steps.setdefault(life.endpoint, []).extend(life.timeline)
