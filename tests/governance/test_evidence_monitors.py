@@ -67,3 +67,16 @@ def test_an_alert_raised_while_the_endpoint_is_killed_is_not_the_versions(
     platform.monitoring.raise_alert("scoring:errors", "scoring", value=0.3)
     [alert] = build_pack(platform, "m:1")["monitoring"]["alerts"]
     assert alert["alert"]["value"] == 0.3
+
+
+def test_marking_known_good_is_not_a_second_deployment_step(
+    platform: Platform, make_artifact: MakeArtifact, clock: ManualClock
+) -> None:
+    platform.register_model("m", make_artifact(b"v1"))
+    platform.serving.create_endpoint("scoring", "m:1", route="blue")
+    created = clock.now().isoformat()
+    clock.advance(minutes=5)
+    marked = platform.serving.mark_known_good("scoring")  # as a rollout does before it starts
+    history = build_pack(platform, "m:1")["deployments"][0]["history"]
+    steps = [(d["id"], d["event"], d["at"], d["known_good"]) for d in history]
+    assert steps == [(marked.id, "endpoint.create", created, True)]

@@ -429,11 +429,13 @@ def _entry(
 def _incarnations(
     platform: Platform, version: ModelVersion, endpoint: str, rows: Mapping[str, Any]
 ) -> list[Incarnation]:
-    """Replay ``endpoint``'s audit events in order: each deployment (``rows``, by id) and each
-    kill, release and deletion becomes a step of the timeline of the incarnation it belongs
-    to, so a killed or deleted endpoint serves nothing, and an endpoint deleted and made again
-    under the same name is another incarnation with a history of its own. Only a deployment
-    recorded while none is in force (the name's first, or one after a deletion) starts one."""
+    """Replay ``endpoint``'s audit events in order: each deployment (``rows``, by id), at the
+    event that recorded it (the first to name it; a later one, such as marking it known-good,
+    changes nothing it serves), and each kill, release and deletion becomes a step of the
+    timeline of the incarnation it belongs to, so a killed or deleted endpoint serves nothing,
+    and an endpoint deleted and made again under the same name is another incarnation with a
+    history of its own. Only a deployment recorded while none is in force (the name's first, or
+    one after a deletion) starts one."""
     with platform.store.read() as conn:
         found = conn.execute(
             select(
@@ -449,12 +451,15 @@ def _incarnations(
     lives: list[Incarnation] = []
     in_force: Any = None
     status = "deleted"
+    replayed: set[str] = set()
     for seq, at, actor, action, canonical in found:
         details = json.loads(bytes(canonical)).get("details", {})
         event = {"seq": int(seq), "at": at, "actor": actor, "action": action, "details": details}
         deployment = details.get("deployment")
-        row = rows.get(deployment) if isinstance(deployment, str) else None
+        fresh = isinstance(deployment, str) and deployment not in replayed
+        row = rows.get(deployment) if fresh else None
         if row is not None:
+            replayed.add(row.id)
             if action in _STARTS or in_force is None:
                 adopted_killed = action == "endpoint.adopt" and bool(details.get("killed"))
                 status = "killed" if adopted_killed else "in_service"
