@@ -353,7 +353,16 @@ def test_a_second_submit_updates_the_pipeline(cloud: SageMakerBackend, sm: Any) 
     ("parameters", "named"),
     [
         ({"max_depth": "deep"}, "'max_depth' is an Integer"),
+        *(
+            ({"max_depth": text}, "'max_depth' is an Integer")
+            for text in ("1_000", " 5 ", "+5", "\u0665", "5.0", "")
+        ),
         ({"min_auc": "high"}, "'min_auc' is a Float"),
+        *(
+            ({"min_auc": text}, "'min_auc' is a Float")
+            for text in ("nan", "inf", "-Infinity", "1e999", "0_5", " 0.5", "+0.5", "0x1p-2")
+        ),
+        ({"min_auc": float("nan")}, "'min_auc' is a Float"),
         ({"refit": "maybe"}, "'refit' is a Boolean"),
         ({"learning_rate": "0.1"}, "'learning_rate'"),
     ],
@@ -374,6 +383,20 @@ def test_a_bad_parameter_is_refused_before_the_pipeline_changes(
     assert sm.describe_pipeline(PipelineName="retrain")["PipelineDefinition"] == before
     assert (
         len(sm.list_pipeline_executions(PipelineName="retrain")["PipelineExecutionSummaries"]) == 1
+    )
+
+
+@pytest.mark.parametrize(
+    ("max_depth", "min_auc"),
+    [("-3", "0.5"), ("007", ".5"), (12, 1e-05), ("4", "2."), ("4", "1E+3"), ("4", "-7")],
+)
+def test_plainly_written_numbers_are_sent_as_given(
+    cloud: SageMakerBackend, max_depth: str | int, min_auc: str | float
+) -> None:
+    run = cloud.submit(cloud.compile(retrain()), {"max_depth": max_depth, "min_auc": min_auc})
+    assert (run.parameters["max_depth"], run.parameters["min_auc"]) == (
+        str(max_depth),
+        str(min_auc),
     )
 
 

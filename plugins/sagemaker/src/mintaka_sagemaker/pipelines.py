@@ -23,8 +23,10 @@ Compilation (the definition follows the published pipeline-definition schema, ve
   ``PendingManualApproval``: approval stays core's. SageMaker creates that version, not core:
   until Mintaka records it, ``mintaka sync`` reports it as a version the store never saw.
 
-``submit`` checks each run parameter against its type (SageMaker checks only when the execution
-starts, after the definition has changed), then creates (or updates) the pipeline and starts an
+``submit`` checks each run parameter against its type, in a plain form (an ``Integer`` as optional
+``-`` and ASCII digits, a ``Float`` as a finite decimal with an optional exponent, a ``Boolean``
+as ``true`` or ``false``), since SageMaker checks only when the execution starts, after the
+definition has changed; it then creates (or updates) the pipeline and starts an
 execution; the run id is the execution ARN. ``get_pipeline_run`` reads the execution and its
 steps back: each Mintaka step as a :class:`StepRun`, a gate's verdict folded into the gate step
 (a failed gate's step fails with the Fail step's message), and the outputs each step uploaded.
@@ -34,6 +36,7 @@ steps back: each Mintaka step as a :class:`StepRun`, a gate's verdict folded int
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime
 from typing import Any
@@ -107,16 +110,23 @@ def _text(value: Any) -> str:
 _ARTICLES = {"Integer": "an", "Float": "a", "Boolean": "a", "String": "a"}
 
 
+# The plain forms a run value of a typed parameter is given in. Python's int() and float() read
+# more (digit separators, blanks around, a leading plus, nan, inf, non-ASCII digits), which
+# SageMaker need not take: such a value is refused before the definition is replaced.
+_PLAIN = {
+    "Integer": re.compile(r"-?[0-9]+"),
+    "Float": re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"),
+    "Boolean": re.compile(r"true|false"),
+}
+
+
 def _fits(kind: str, text: str) -> bool:
-    """Whether SageMaker takes ``text`` as the value of a parameter of type ``kind``."""
-    try:
-        if kind == "Integer":
-            int(text)
-        elif kind == "Float":
-            float(text)
-    except ValueError:
-        return False
-    return kind != "Boolean" or text in ("true", "false")
+    """Whether SageMaker takes ``text`` as the value of a parameter of type ``kind``: an
+    integer or a finite decimal number written plainly, ``true`` or ``false``, or any string."""
+    plain = _PLAIN.get(kind)
+    if plain is None:
+        return True
+    return plain.fullmatch(text) is not None and (kind != "Float" or math.isfinite(float(text)))
 
 
 def _outputs_of(step: str) -> dict[str, Any]:
