@@ -6,6 +6,7 @@ import pytest
 
 pytest.importorskip("databricks.sdk")
 
+import base64
 import io
 import os
 import time
@@ -18,6 +19,7 @@ from databricks.sdk import WorkspaceClient
 from databricks.sdk.config import Config
 from databricks.sdk.errors import (
     AlreadyExists,
+    BadRequest,
     InternalError,
     InvalidParameterValue,
     InvalidState,
@@ -29,6 +31,7 @@ from databricks.sdk.errors import (
     ResourceDoesNotExist,
 )
 from databricks.sdk.service import catalog, jobs, ml, serving
+from databricks.sdk.service.workspace import ExportFormat, ImportFormat, ObjectType
 from mintaka_conformance.fakes.databricks import (
     FakeDatabricks,
     Fault,
@@ -914,6 +917,76 @@ def test_submitted_runs_and_run_errors(w: WorkspaceClient) -> None:
     with pytest.raises(InvalidParameterValue, match="not defined"):
         w.jobs.run_now(pipeline_job(w), job_parameters={"unknown": "x"})
     assert [r.run_name for r in w.jobs.list_runs(limit=1)] == ["one-off"]
+
+
+def test_a_python_task_answers_get_output_with_its_logs_kept_to_the_last_5_mb(
+    fake: FakeDatabricks, w: WorkspaceClient
+) -> None:
+    def python_run() -> jobs.Run:
+        return w.jobs.submit_and_wait(
+            run_name="script",
+            tasks=[
+                jobs.SubmitTask(
+                    task_key="fit",
+                    spark_python_task=jobs.SparkPythonTask(python_file="/Workspace/fit.py"),
+                )
+            ],
+        )
+
+    fake.state.jobs.script_task("fit", "SUCCESS", logs="fitting\nMINTAKA_STEP_OUTPUTS {}\n")
+    [task] = python_run().tasks or []
+    assert task.run_id is not None
+    output = w.jobs.get_run_output(task.run_id)
+    assert (output.logs, output.logs_truncated) == ("fitting\nMINTAKA_STEP_OUTPUTS {}\n", False)
+    fake.state.jobs.script_task("fit", "SUCCESS", logs="x" * (5 * 1024 * 1024) + "end\n")
+    [task] = python_run().tasks or []
+    assert task.run_id is not None
+    output = w.jobs.get_run_output(task.run_id)
+    assert output.logs_truncated is True
+    assert output.logs is not None
+    assert len(output.logs) == 5 * 1024 * 1024
+    assert output.logs.endswith("end\n")
+    notebook = w.jobs.submit_and_wait(
+        run_name="nb",
+        tasks=[jobs.SubmitTask(task_key="nb", notebook_task=jobs.NotebookTask(notebook_path="/n"))],
+    )
+    assert w.jobs.get_run_output(notebook.run_id or 0).logs is None
+
+
+def test_workspace_files_are_imported_into_folders_that_exist_and_exported(
+    fake: FakeDatabricks, w: WorkspaceClient
+) -> None:
+    source = base64.b64encode(b"print('step')\n").decode()
+    with pytest.raises(ResourceDoesNotExist, match="parent folder"):
+        w.workspace.import_("/Shared/mintaka/run.py", content=source, format=ImportFormat.AUTO)
+    w.workspace.mkdirs("/Shared/mintaka")
+    w.workspace.mkdirs("/Shared/mintaka")  # already there: nothing to do
+    w.workspace.import_("/Shared/mintaka/run.py", content=source, format=ImportFormat.AUTO)
+    with pytest.raises(ResourceAlreadyExists):
+        w.workspace.import_("/Shared/mintaka/run.py", content=source, format=ImportFormat.AUTO)
+    again = base64.b64encode(b"print('again')\n").decode()
+    w.workspace.import_(
+        "/Shared/mintaka/run.py", content=again, format=ImportFormat.AUTO, overwrite=True
+    )
+    exported = w.workspace.export("/Shared/mintaka/run.py", format=ExportFormat.AUTO)
+    assert base64.b64decode(exported.content or "") == b"print('again')\n"
+    status = w.workspace.get_status("/Shared/mintaka/run.py")
+    assert status.object_type == ObjectType.FILE
+    assert fake.state.workspace.read("/Shared/mintaka/run.py") == b"print('again')\n"
+    notebook = base64.b64encode(b"# Databricks notebook source\nprint(1)\n").decode()
+    w.workspace.import_("/Shared/mintaka/nb.py", content=notebook, format=ImportFormat.AUTO)
+    assert w.workspace.get_status("/Shared/mintaka/nb").object_type == ObjectType.NOTEBOOK
+    with pytest.raises(ResourceAlreadyExists):
+        w.workspace.mkdirs("/Shared/mintaka/run.py/sub")
+    with pytest.raises(InvalidParameterValue, match="start with"):
+        w.workspace.mkdirs("Shared/relative")
+    with pytest.raises(NotFound):
+        w.workspace.export("/Shared/missing.py", format=ExportFormat.AUTO)
+    with pytest.raises(BadRequest, match="not empty"):
+        w.workspace.delete("/Shared/mintaka")
+    w.workspace.delete("/Shared/mintaka", recursive=True)
+    with pytest.raises(NotFound):
+        w.workspace.get_status("/Shared/mintaka/run.py")
 
 
 # Faults

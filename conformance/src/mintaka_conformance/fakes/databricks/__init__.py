@@ -25,7 +25,10 @@ Implemented paths:
 - Serving endpoints (``/api/2.0/serving-endpoints``): create, get, list, delete, config updates
   through a pending config, traffic route validation, tags, AI gateway, Prometheus metrics,
   inference-table capture, and invocations answered with the ``served-model-name`` header.
-- Jobs 2.2: jobs, run-now, runs submit / get / get-output / list / cancel, with scripted outcomes.
+- Jobs 2.2: jobs, run-now, runs submit / get / get-output / list / cancel, with scripted outcomes
+  (a script task's ``logs`` among them).
+- The Files API and the Workspace API (folders, files and notebooks: mkdirs, import, export,
+  get-status, delete).
 
 Faults come from a seeded :class:`FaultSchedule` (429 with ``Retry-After``, 503, plain 500, a
 response lost after the operation ran, a connection reset). :func:`workspace_client` builds a

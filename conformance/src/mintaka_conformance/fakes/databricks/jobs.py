@@ -9,7 +9,9 @@ follows its leaf tasks, as on Databricks. ``run-now`` and ``runs/submit`` honour
 ``idempotency_token``. A ``run-now`` of a job with ``max_concurrent_runs`` runs still active
 creates a run that is ``SKIPPED`` at once (result ``MAXIMUM_CONCURRENT_RUNS_REACHED``, termination
 code ``MAX_CONCURRENT_RUNS_EXCEEDED``), unless the job sets ``queue.enabled``: then the run waits
-``QUEUED`` until an active run ends, as on Databricks.
+``QUEUED`` until an active run ends, as on Databricks. A task that writes to standard streams
+(``spark_python_task``, ``python_wheel_task``, ``spark_jar_task``) and ran answers
+``runs/get-output`` with its scripted ``logs``, the last 5 MB of them (``logs_truncated``).
 
 Missing jobs and runs are answered with ``400 INVALID_PARAMETER_VALUE`` "Job 1 does not exist."
 exactly as the service does; the SDK itself turns that into ``ResourceDoesNotExist`` for
@@ -42,6 +44,9 @@ _ACTIVE = ("PENDING", "QUEUED", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FO
 _TASK_RESULTS = ("SUCCESS", "FAILED", "TIMEDOUT", "CANCELED", "EXCLUDED")
 _BAD = ("FAILED", "TIMEDOUT", "UPSTREAM_FAILED", "CANCELED", "UPSTREAM_CANCELED")
 _LIMIT_REACHED = "MAXIMUM_CONCURRENT_RUNS_REACHED"
+# Tasks whose standard streams runs/get-output returns as ``logs``, the last 5 MB of them.
+_LOGGING_TASKS = ("spark_python_task", "python_wheel_task", "spark_jar_task")
+LOGS_LIMIT = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class TaskOutcome:
     message: str = ""
     notebook_result: str | None = None
     error_trace: str | None = None
+    logs: str = ""
 
 
 @dataclass
@@ -123,12 +129,14 @@ class Jobs:
         *,
         notebook_result: str | None = None,
         error_trace: str | None = None,
+        logs: str = "",
         once: bool = False,
     ) -> None:
-        """Decide how ``task_key`` ends in every later run (or only the next one, ``once``)."""
+        """Decide how ``task_key`` ends in every later run (or only the next one, ``once``);
+        ``logs`` is what a task writing to standard streams printed (``runs/get-output``)."""
         if result not in _TASK_RESULTS:
             raise ValueError(f"result must be one of {_TASK_RESULTS}, got {result!r}")
-        outcome = TaskOutcome(result, message, notebook_result, error_trace)
+        outcome = TaskOutcome(result, message, notebook_result, error_trace, logs)
         with self.ctx.lock:
             if once:
                 self._scripted_once.setdefault(task_key, deque()).append(outcome)
@@ -587,6 +595,10 @@ class Jobs:
         outcome = task.outcome
         if outcome is not None and outcome.notebook_result is not None:
             body["notebook_output"] = {"result": outcome.notebook_result, "truncated": False}
+        if task.outcome is not None and any(kind in task.spec for kind in _LOGGING_TASKS):
+            logs = outcome.logs if outcome is not None else ""
+            kept = logs.encode("utf-8")[-LOGS_LIMIT:].decode("utf-8", "ignore")
+            body["logs"], body["logs_truncated"] = kept, len(kept) < len(logs)
         if task.result_state in ("FAILED", "TIMEDOUT"):
             body["error"] = task.message
             if outcome is not None and outcome.error_trace:

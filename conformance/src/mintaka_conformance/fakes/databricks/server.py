@@ -25,6 +25,7 @@ from .serving import Serving
 from .sql import Statements
 from .tracking import Tracking
 from .unity_catalog import UnityCatalogModels
+from .workspace import WorkspaceTree
 from .workspace_registry import WorkspaceRegistry
 
 WELL_KNOWN = "/.well-known/databricks-config"
@@ -35,8 +36,9 @@ class WorkspaceState:
 
     ``uc`` (Unity Catalog models), ``registry`` (workspace model registry), ``tracking``
     (experiments and runs), ``serving`` (endpoints), ``jobs``, ``lineage`` (external metadata and
-    external lineage), ``sql`` (statements over inference tables) and ``files`` (the Files API,
-    model versions' files included). Each area's own methods
+    external lineage), ``sql`` (statements over inference tables), ``files`` (the Files API,
+    model versions' files included) and ``workspace`` (the Workspace API's folders, files and
+    notebooks). Each area's own methods
     (``uc.set_alias``, ``serving.hold``, ``jobs.script_task`` ...) take the workspace lock.
     """
 
@@ -44,6 +46,7 @@ class WorkspaceState:
         self.ctx = ctx
         self.uc = UnityCatalogModels(ctx, schemas)
         self.files = WorkspaceFiles(ctx, self.uc)
+        self.workspace = WorkspaceTree(ctx)
         self.registry = WorkspaceRegistry(ctx, settle_after)
         self.tracking = Tracking(ctx)
         self.serving = Serving(ctx, self.uc, self.registry, settle_after)
@@ -113,6 +116,7 @@ class FakeDatabricks:
             self.state.lineage,
             self.state.sql,
             self.state.files,
+            self.state.workspace,
         ):
             area.register(self._router)
         self._server: _Server | None = None
