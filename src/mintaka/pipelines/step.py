@@ -14,8 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel
+
 from mintaka.files import write_atomic
-from mintaka.pipelines.contract import StepContext, load_step
+from mintaka.pipelines.contract import StepContext, StepContract, load_step
 
 
 def _arguments(argv: list[str]) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -37,6 +39,28 @@ def _arguments(argv: list[str]) -> tuple[str, dict[str, str], dict[str, Any]]:
     return entrypoint, options, extra
 
 
+def run_step(
+    contract: StepContract,
+    values: dict[str, Any],
+    *,
+    pipeline: str,
+    step: str,
+    run_id: str = "",
+    workdir: Path = Path("."),
+) -> BaseModel:
+    """Run one computing step in this process on its input ``values`` and return its outputs,
+    validated as its output model: what every process that runs a step (this module, a cloud
+    job's runner) does the same way."""
+    inputs = contract.input_model.model_validate(values)
+    workdir.mkdir(parents=True, exist_ok=True)
+    if contract.takes_context:
+        context = StepContext(pipeline=pipeline, run_id=run_id, step=step, workdir=workdir)
+        outputs = contract.fn(inputs, context)
+    else:
+        outputs = contract.fn(inputs)
+    return contract.output_model.model_validate(outputs)
+
+
 def main(argv: list[str] | None = None) -> int:
     entrypoint, options, extra = _arguments(list(sys.argv[1:] if argv is None else argv))
     contract = load_step(entrypoint)
@@ -44,20 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     if "inputs" in options:
         values.update(json.loads(Path(options["inputs"]).read_text()))
     values.update(extra)
-    inputs = contract.input_model.model_validate(values)
-    workdir = Path(options.get("workdir", "."))
-    workdir.mkdir(parents=True, exist_ok=True)
-    if contract.takes_context:
-        context = StepContext(
-            pipeline=options.get("pipeline", os.environ.get("MINTAKA_PIPELINE", "")),
-            run_id=options.get("run-id", ""),
-            step=options.get("step", os.environ.get("MINTAKA_STEP", "")),
-            workdir=workdir,
-        )
-        outputs = contract.fn(inputs, context)
-    else:
-        outputs = contract.fn(inputs)
-    text = contract.output_model.model_validate(outputs).model_dump_json()
+    text = run_step(
+        contract,
+        values,
+        pipeline=options.get("pipeline", os.environ.get("MINTAKA_PIPELINE", "")),
+        step=options.get("step", os.environ.get("MINTAKA_STEP", "")),
+        run_id=options.get("run-id", ""),
+        workdir=Path(options.get("workdir", ".")),
+    ).model_dump_json()
     if "outputs" in options:
         write_atomic(Path(options["outputs"]), text, durable=False)
     else:

@@ -1,0 +1,41 @@
+"""Pipeline steps the Databricks step runner's tests run: a plain step, one taking its context,
+and a gate."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from mintaka.domain.pipelines import GateCheck, GateOutcome
+from mintaka.pipelines.contract import StepContext
+
+
+class FitInputs(BaseModel):
+    depth: int
+    features: list[str]
+    label: str = "churned"
+
+
+class FitOutputs(BaseModel):
+    model_uri: str
+    auc: float
+    features: list[str]
+
+
+def fit(inputs: FitInputs, ctx: StepContext) -> FitOutputs:
+    return FitOutputs(
+        model_uri=f"runs:/{ctx.run_id}/{ctx.pipeline}/{ctx.step}/d{inputs.depth}/{inputs.label}",
+        auc=inputs.depth / 10,
+        features=inputs.features,
+    )
+
+
+class GateInputs(BaseModel):
+    auc: float
+    min_auc: float = 0.8
+
+
+def auc_gate(inputs: GateInputs) -> GateOutcome:
+    check = GateCheck(
+        name="auc", passed=inputs.auc >= inputs.min_auc, value=inputs.auc, limit=inputs.min_auc
+    )
+    return GateOutcome(passed=check.passed, checks=(check,))
