@@ -20,8 +20,10 @@ from databricks_support import (
     settings_for,
 )
 from mintaka_conformance.fakes.databricks import FakeDatabricks, workspace_client
+from mintaka_databricks import step_runner
 from mintaka_databricks.backend import DatabricksBackend
 from mintaka_databricks.settings import DatabricksSettings
+from mintaka_databricks.step_runner import TaskArguments, outputs_line
 
 from mintaka import (
     ConfigurationError,
@@ -33,7 +35,7 @@ from mintaka import (
 )
 from mintaka.domain.discovery import ResourceKind
 from mintaka.domain.monitoring import CaptureConfig
-from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
+from mintaka.domain.pipelines import GateCheck, GateOutcome, PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.registry import VersionRequest
 from mintaka.domain.runs import Run, RunStatus
 from mintaka.domain.serving import Route, TrafficMap, TrafficPlan
@@ -374,6 +376,93 @@ def test_wired_inputs_become_dynamic_value_references_and_edges(
     assert fit["description"] == "gate: evaluation"
     run = cloud.submit(native, {"depth": "4"})
     assert cloud.wait_for_pipeline_run(run.id).status is PipelineStatus.SUCCEEDED
+
+
+RUNNER = "/Shared/mintaka/run_step.py"  # settings.step_runner through the Workspace API
+
+
+def gated_spec() -> PipelineSpec:
+    return PipelineSpec(
+        name="train",
+        parameters={"depth": 3},
+        steps=[
+            StepSpec(name="fit", entrypoint="pkg.steps:fit", inputs={"depth": "params.depth"}),
+            StepSpec(
+                name="evaluate",
+                entrypoint="pkg.steps:evaluate",
+                gate="evaluation",
+                inputs={"auc": "fit.auc"},
+            ),
+        ],
+    )
+
+
+def test_submit_uploads_the_step_runner_the_tasks_run(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    native = cloud.compile(gated_spec())
+    evaluate = native.definition["tasks"][1]["spark_python_task"]
+    assert evaluate["python_file"] == "/Workspace" + RUNNER
+    told = TaskArguments.parse(evaluate["parameters"])
+    assert (told.step, told.entrypoint, told.gate) == (
+        "evaluate",
+        "pkg.steps:evaluate",
+        "evaluation",
+    )
+    assert told.inputs == {"auc": "{{tasks.fit.values.auc}}"}
+    source = Path(step_runner.__file__).read_bytes()
+    cloud.wait_for_pipeline_run(cloud.submit(native, {}).id)
+    assert databricks_fake.state.workspace.read(RUNNER) == source
+    cloud.wait_for_pipeline_run(cloud.submit(native, {}).id)
+    assert len(databricks_fake.calls("POST", "/api/2.0/workspace/import")) == 1
+    databricks_fake.state.workspace.put(RUNNER, b"print('edited by hand')\n")
+    cloud.submit(native, {})
+    assert databricks_fake.state.workspace.read(RUNNER) == source
+
+
+def test_a_step_runner_outside_the_workspace_is_refused() -> None:
+    for path in ("/Volumes/main/x/run_step.py", "dbfs:/run_step.py", "/Workspace/Shared/run"):
+        with pytest.raises(ValueError, match=r"absolute workspace path ending in \.py"):
+            DatabricksSettings(host="https://example.cloud.databricks.com", step_runner=path)
+
+
+def test_each_step_reads_back_the_outputs_its_runner_printed(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    jobs = databricks_fake.state.jobs
+    fit = {"auc": 0.91, "model_uri": "runs:/1/model"}
+    jobs.script_task("fit", "SUCCESS", logs=f"fitting\n{outputs_line(fit)}\n")
+    jobs.script_task("evaluate", "SUCCESS", logs=outputs_line({"passed": True, "checks": []}))
+    run = cloud.wait_for_pipeline_run(cloud.submit(cloud.compile(gated_spec()), {}).id)
+    assert run.status is PipelineStatus.SUCCEEDED
+    steps = {s.name: s for s in run.steps}
+    assert steps["fit"].outputs == fit
+    assert steps["fit"].gate is None
+    assert steps["evaluate"].gate == GateOutcome(passed=True)
+    jobs.script_task("fit", "SUCCESS", logs="the outputs line was cut off")
+    again = cloud.wait_for_pipeline_run(cloud.submit(cloud.compile(gated_spec()), {}).id)
+    assert again.status is PipelineStatus.SUCCEEDED
+    assert {s.name: s.outputs for s in again.steps}["fit"] == {}
+
+
+def test_a_gate_that_did_not_pass_reads_back_as_a_failed_step_with_its_reason(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    check = GateCheck(name="auc", passed=False, value=0.61, limit=0.8)
+    outcome = GateOutcome(passed=False, checks=(check,))
+    databricks_fake.state.jobs.script_task(
+        "evaluate",
+        "FAILED",
+        "Workload failed, see run output for details",
+        logs=outputs_line(outcome.model_dump(mode="json")),
+    )
+    run = cloud.get_pipeline_run(cloud.submit(cloud.compile(gated_spec()), {}).id)
+    reason = "gate 'evaluate' (evaluation) failed: auc: 0.61 (limit 0.8)"
+    assert run.status is PipelineStatus.FAILED
+    assert run.failure_reason == reason
+    evaluate = {s.name: s for s in run.steps}["evaluate"]
+    assert (evaluate.status, evaluate.failure_reason) == (PipelineStatus.FAILED, reason)
+    assert evaluate.gate == outcome
 
 
 @pytest.mark.parametrize(

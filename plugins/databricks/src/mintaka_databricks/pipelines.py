@@ -1,30 +1,43 @@
 """Pipelines compiled to Databricks Jobs 2.2: one task per step, ``depends_on`` for the edges.
 
-Each task runs ``settings.step_runner`` (a Python file in the workspace) on serverless compute
-with the ``mintaka`` package installed, passing the step's entry point and the pipeline's
-parameters, which become job parameters. A pipeline is one job named ``mintaka/<pipeline>``
-(created, or reset to the compiled definition, on submit); a submit is a ``run-now`` with an
-idempotency token, so a retried request whose answer was lost starts no second run. The job runs
-one run at a time (``max_concurrent_runs: 1``, no queue): Databricks skips a run started while
-another is active, and a submit then fails with ``Conflict`` naming the active run.
+Each task is a ``spark_python_task`` running Mintaka's step runner
+(:mod:`mintaka_databricks.step_runner`, uploaded by ``submit`` to ``settings.step_runner``) on
+serverless compute with the ``mintaka`` package installed, passing the step's entry point, the
+pipeline's parameters (which become job parameters) and its wired inputs as dynamic value
+references. The runner sets the step's outputs as task values, for the tasks downstream, prints
+them on its last stdout line, and fails the task when a gate's outcome did not pass.
+``get_pipeline_run`` reads each ended task's outputs back from its logs (``runs/get-output``),
+with a gate step's outcome; a failed gate's step fails with the gate's reason.
+
+A pipeline is one job named ``mintaka/<pipeline>`` (created, or reset to the compiled definition,
+on submit); a submit is a ``run-now`` with an idempotency token, so a retried request whose answer
+was lost starts no second run. The job runs one run at a time (``max_concurrent_runs: 1``, no
+queue): Databricks skips a run started while another is active, and a submit then fails with
+``Conflict`` naming the active run.
 """
 
 from __future__ import annotations
 
+import base64
+import posixpath
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from mintaka.domain.pipelines import (
+    GateOutcome,
     NativePipeline,
     PipelineRun,
     PipelineSpec,
     PipelineStatus,
     StepRun,
 )
-from mintaka.errors import BackendError, Conflict, NotFound
+from mintaka.errors import BackendError, Conflict, NotFound, ValidationError
 from mintaka.interfaces import PipelineExecution
 from mintaka.pipelines.contract import refuse_controller_step
+from mintaka_databricks import step_runner
 from mintaka_databricks.errors import BACKEND
+from mintaka_databricks.step_runner import TaskArguments, gate_refusal, read_outputs
 from mintaka_databricks.workspace import WorkspaceAccess
 
 FORMAT = "databricks-jobs-2.2"
@@ -65,8 +78,38 @@ def _skipped_at_limit(raw: dict[str, Any]) -> bool:
     return state.get("life_cycle_state") == "SKIPPED" or state.get("result_state") == _LIMIT_REACHED
 
 
+def _reference(value: str) -> str:
+    """A dynamic value reference, which Databricks replaces by the value when the task starts."""
+    return "{{" + value + "}}"
+
+
+def _workspace_path(path: str) -> str:
+    """Where the Workspace API finds the file a task runs as ``path`` (``/Workspace/Shared/x``
+    is the API's ``/Shared/x``)."""
+    return path.removeprefix("/Workspace") if path.startswith("/Workspace/") else path
+
+
 def _time(ms: int | None) -> datetime | None:
     return None if not ms else datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def _task_arguments(task: dict[str, Any]) -> TaskArguments | None:
+    """What task ``task`` was told to run (``None``: no step runner's arguments)."""
+    parameters = (task.get("spark_python_task") or {}).get("parameters") or []
+    try:
+        return TaskArguments.parse([str(p) for p in parameters])
+    except ValidationError:
+        return None
+
+
+def _gate_outcome(outputs: dict[str, Any]) -> GateOutcome | None:
+    """A gate step's outcome, as its outputs report it (``None`` when they do not)."""
+    try:
+        return GateOutcome.model_validate(
+            {"passed": outputs["passed"], "checks": outputs.get("checks") or []}
+        )
+    except (KeyError, ValueError):
+        return None
 
 
 class JobsPipelines(WorkspaceAccess, PipelineExecution):
@@ -77,25 +120,25 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             refuse_controller_step(step, "databricks", "Databricks")
         tasks = []
         for step in spec.steps:
-            arguments = [
-                "--pipeline",
-                spec.name,
-                "--step",
-                step.name,
-                "--entrypoint",
-                step.entrypoint,
-            ]
-            for key in spec.parameters:
-                arguments.append(f"--param={key}={{{{job.parameters.{key}}}}}")
             # Wired inputs as dynamic value references: a parameter, or a value an upstream task
             # set with dbutils.jobs.taskValues.
-            for field, (source, name) in step.references().items():
-                reference = (
+            inputs = {
+                field: _reference(
                     f"job.parameters.{name}"
                     if source == "params"
                     else f"tasks.{source}.values.{name}"
                 )
-                arguments.append(f"--input={field}={{{{{reference}}}}}")
+                for field, (source, name) in step.references().items()
+            }
+            arguments = TaskArguments(
+                pipeline=spec.name,
+                step=step.name,
+                entrypoint=step.entrypoint,
+                gate=step.gate.value if step.gate is not None else None,
+                run_id=_reference("job.run_id"),
+                parameters={key: _reference(f"job.parameters.{key}") for key in spec.parameters},
+                inputs=inputs,
+            ).render()
             task: dict[str, Any] = {
                 "task_key": step.name,
                 "depends_on": [{"task_key": upstream} for upstream in step.upstream()],
@@ -169,6 +212,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
     def submit(self, pipeline: NativePipeline, parameters: dict[str, str]) -> PipelineRun:
         if pipeline.format != FORMAT:
             raise BackendError(f"cannot run a {pipeline.format!r} pipeline on Databricks", BACKEND)
+        self._upload_runner()
         job_id = self._ensure_job(pipeline)
         token = self.context.ids.new("run")[:64]
         waiter = self._call(
@@ -183,6 +227,34 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         if _skipped_at_limit(raw):
             raise Conflict(self._busy(pipeline.pipeline, job_id))
         return self._pipeline_run(raw)
+
+    def _upload_runner(self) -> None:
+        """Put the step runner where every task runs it (``settings.step_runner``), unless the
+        same file is there already, so that a fresh workspace needs nothing set up by hand."""
+        from databricks.sdk.service.workspace import ExportFormat, ImportFormat
+
+        source = Path(step_runner.__file__).read_bytes()
+        path = _workspace_path(self.settings.step_runner)
+        try:
+            found = self._call(
+                f"reading the step runner {path}",
+                lambda: self.client.workspace.export(path, format=ExportFormat.AUTO),
+            )
+            if found.content and base64.b64decode(found.content) == source:
+                return
+        except NotFound:
+            pass
+        folder = posixpath.dirname(path)
+        self._call(f"creating folder {folder}", lambda: self.client.workspace.mkdirs(folder))
+        self._call(
+            f"uploading the step runner to {path}",
+            lambda: self.client.workspace.import_(
+                path,
+                content=base64.b64encode(source).decode("ascii"),
+                format=ImportFormat.AUTO,
+                overwrite=True,
+            ),
+        )
 
     def _busy(self, pipeline: str, job_id: int) -> str:
         """Why a run of ``pipeline`` was not started: the job's active runs."""
@@ -210,26 +282,18 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         return self._pipeline_run(self._raw_run(self._run_number(run_id)))
 
     def _pipeline_run(self, raw: dict[str, Any]) -> PipelineRun:
-        """The pipeline run that Jobs run ``raw`` (as ``runs/get`` answers) is."""
+        """The pipeline run that Jobs run ``raw`` (as ``runs/get`` answers) is, with the outputs
+        and gate outcome of each step that has ended."""
         state = raw.get("state") or {}
         steps = []
+        gate_failure: str | None = None
         for task in raw.get("tasks") or []:
-            task_state = task.get("state") or {}
-            life_cycle, result = task_state.get("life_cycle_state"), task_state.get("result_state")
-            if _never_ran(life_cycle, result):
+            step = self._step_run(task)
+            if step is None:
                 continue
-            status = _status(life_cycle, result)
-            steps.append(
-                StepRun(
-                    name=task["task_key"],
-                    status=status,
-                    started_at=_time(task.get("start_time")),
-                    ended_at=_time(task.get("end_time")),
-                    failure_reason=task_state.get("state_message") or None
-                    if status is PipelineStatus.FAILED
-                    else None,
-                )
-            )
+            if step.gate is not None and not step.gate.passed:
+                gate_failure = gate_failure or step.failure_reason
+            steps.append(step)
         name = str(raw.get("run_name") or "")
         started = _time(raw.get("start_time")) or self.context.clock.now()
         status = _status(state.get("life_cycle_state"), state.get("result_state"))
@@ -247,22 +311,64 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 str(p["name"]): str(p.get("value", p.get("default", "")))
                 for p in raw.get("job_parameters") or []
             },
-            failure_reason=(state.get("state_message") or None)
+            failure_reason=(gate_failure or state.get("state_message") or None)
             if status is PipelineStatus.FAILED
             else None,
         )
 
+    def _step_run(self, task: dict[str, Any]) -> StepRun | None:
+        """The step task ``task`` ran (``None``: it never started), its outputs read back from the
+        runner's logs once it has ended; a gate whose outcome did not pass is a failed step."""
+        task_state = task.get("state") or {}
+        life_cycle, result = task_state.get("life_cycle_state"), task_state.get("result_state")
+        if _never_ran(life_cycle, result):
+            return None
+        status = _status(life_cycle, result)
+        ended = status not in (PipelineStatus.PENDING, PipelineStatus.RUNNING)
+        outputs = self._task_outputs(task) if ended else {}
+        arguments = _task_arguments(task)
+        gate = _gate_outcome(outputs) if arguments is not None and arguments.gate else None
+        failure = task_state.get("state_message") or None
+        if gate is not None and not gate.passed and arguments is not None:
+            status = PipelineStatus.FAILED
+            failure = gate_refusal(arguments.step, arguments.gate, gate)
+        return StepRun(
+            name=task["task_key"],
+            status=status,
+            started_at=_time(task.get("start_time")),
+            ended_at=_time(task.get("end_time")),
+            failure_reason=failure if status is PipelineStatus.FAILED else None,
+            outputs=outputs,
+            gate=gate,
+        )
+
+    def _task_outputs(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The outputs the step runner printed in task ``task``'s logs (``{}`` when the task runs
+        no runner, or its logs hold no outputs line)."""
+        if "spark_python_task" not in task or task.get("run_id") is None:
+            return {}
+        number = int(task["run_id"])
+        output = self._call(
+            f"reading the output of task run {number}",
+            lambda: self.client.jobs.get_run_output(number),
+        )
+        return read_outputs(output.logs)
+
     def wait_for_pipeline_run(self, run_id: str, timeout_seconds: float = 3600) -> PipelineRun:
-        """Poll the run on the backend's clock until it has ended."""
+        """Poll the run on the backend's clock until it has ended; the steps' outputs are read
+        once it has."""
         clock = self._elapsed_clock()
         deadline = clock.time() + timeout_seconds
+        number = self._run_number(run_id)
         while True:
-            run = self.get_pipeline_run(run_id)
-            if run.status not in (PipelineStatus.PENDING, PipelineStatus.RUNNING):
-                return run
+            raw = self._raw_run(number)
+            state = raw.get("state") or {}
+            status = _status(state.get("life_cycle_state"), state.get("result_state"))
+            if status not in (PipelineStatus.PENDING, PipelineStatus.RUNNING):
+                return self._pipeline_run(raw)
             if clock.time() >= deadline:
                 raise BackendError(
-                    f"run {run_id} still {run.status.value} after {timeout_seconds}s", BACKEND
+                    f"run {run_id} still {status.value} after {timeout_seconds}s", BACKEND
                 )
             clock.sleep(self.settings.poll_seconds)
 

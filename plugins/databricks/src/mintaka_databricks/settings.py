@@ -62,7 +62,8 @@ class DatabricksSettings(BackendSettings):
     """How many inference-table rows one statement reads: a statement's inline result may hold
     25 MiB, so a window is read in pages of this many requests (lower it for large payloads)."""
     step_runner: str = "/Workspace/Shared/mintaka/run_step.py"
-    """Python file each pipeline task runs, given the step's entry point and parameters."""
+    """Workspace file each pipeline task runs: Mintaka's step runner, uploaded there by
+    ``submit`` (through the Workspace API, so an absolute workspace path ending in ``.py``)."""
     workload_size: Literal["Small", "Medium", "Large"] = "Small"
     scale_to_zero: bool = True
     """The served entities of endpoints Mintaka creates; a change keeps what each runs on."""
@@ -119,6 +120,23 @@ class DatabricksSettings(BackendSettings):
     def endpoint_name_of(self, endpoint: str) -> str:
         """The Mintaka name of serving endpoint ``endpoint`` (itself unless mapped)."""
         return mintaka_name_in(self.endpoint_names, endpoint)
+
+    @field_validator("step_runner")
+    @classmethod
+    def _step_runner_in_the_workspace(cls, value: str) -> str:
+        parts = value.split("/")
+        if (
+            not value.startswith("/")
+            or not value.endswith(".py")
+            or parts[1] in ("Volumes", "dbfs")
+            or any(p in ("", ".", "..") for p in parts[1:])
+        ):
+            raise ValueError(
+                "step_runner is the workspace file Mintaka uploads its step runner to: an "
+                f"absolute workspace path ending in .py (/Workspace/Shared/mintaka/run_step.py), "
+                f"not {value!r}"
+            )
+        return value
 
     @field_validator("host")
     @classmethod
