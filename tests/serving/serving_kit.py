@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -31,3 +33,12 @@ def pyfunc_artifact(root: Path, function: str) -> Path:
 
 def row(i: int = 0) -> dict[str, float]:
     return {name: float(X[i % len(X), j]) for j, name in enumerate(FEATURES)}
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 1.0) -> float:
+    """Poll ``condition`` until true; returns the seconds it took (fails after ``timeout``)."""
+    started = time.monotonic()
+    while not condition():
+        assert time.monotonic() - started < timeout, "condition not met in time"
+        time.sleep(0.005)
+    return time.monotonic() - started

@@ -6,7 +6,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from serving_kit import row
+from serving_kit import row, wait_for
 from sqlalchemy import select
 
 from mintaka import Platform, PolicyViolation, ValidationError
@@ -28,15 +28,6 @@ def logged(plat: Platform, server: InferenceServer) -> list[dict[str, object]]:
     server.predlog.flush()
     with plat.store.read() as conn:
         return [dict(r._mapping) for r in conn.execute(select(predictions)).all()]
-
-
-def wait_for(condition, timeout: float = 1.0) -> float:  # type: ignore[no-untyped-def]
-    """Poll ``condition`` until true; returns the seconds it took (fails after ``timeout``)."""
-    started = time.monotonic()
-    while not condition():
-        assert time.monotonic() - started < timeout, "condition not met in time"
-        time.sleep(0.005)
-    return time.monotonic() - started
 
 
 def test_prediction_carries_ids_version_and_is_logged(served: Served) -> None:

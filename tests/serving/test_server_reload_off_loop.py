@@ -11,10 +11,10 @@ from typing import Any
 import faulty_models
 import httpx
 import pytest
-from serving_kit import pyfunc_artifact, row
+from serving_kit import pyfunc_artifact, row, wait_for
 
 from mintaka import Platform, ValidationError
-from mintaka.local.server import EndpointRuntime, InferenceServer
+from mintaka.local.server import DEFAULT_PREDICT_WORKERS, EndpointRuntime, InferenceServer
 
 Served = tuple[Platform, InferenceServer]
 
@@ -70,7 +70,7 @@ def test_requests_and_the_kill_switch_are_answered_while_a_model_predicts(held: 
     assert statuses == [200]  # the prediction under way when the switch was pulled
 
 
-def test_no_more_predictions_run_at_once_than_the_server_has_workers(held: Served) -> None:
+def test_no_more_predictions_run_at_once_than_an_endpoint_has_workers(held: Served) -> None:
     plat, _ = held
     server = InferenceServer(plat, poll_interval=0.02, predict_workers=1)
     server.start()
@@ -85,6 +85,61 @@ def test_no_more_predictions_run_at_once_than_the_server_has_workers(held: Serve
         server.stop()
     assert faulty_models.PREDICTING.acquire(timeout=0)  # the second ran after the first
     assert [statuses for _, statuses in calls] == [[200], [200]]
+
+
+def test_a_slow_model_holds_up_no_other_endpoint(held: Served) -> None:
+    plat, server = held
+    calls = [_invoke_in_background(server, "held") for _ in range(DEFAULT_PREDICT_WORKERS)]
+    try:
+        for _ in calls:
+            assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
+        plat.serving.kill("held")  # refuses new requests; frees none of the held workers
+        with httpx.Client(timeout=2) as http:
+            other = http.post(
+                f"{server.url}/endpoints/scoring/invocations", json={"inputs": row(0)}
+            )
+            assert other.status_code == 200
+    finally:
+        faulty_models.RELEASE.set()
+        for thread, _ in calls:
+            thread.join(10)
+    assert [statuses for _, statuses in calls] == [[200]] * DEFAULT_PREDICT_WORKERS
+
+
+def test_requests_queued_for_an_endpoint_when_it_is_killed_are_refused(held: Served) -> None:
+    plat, _ = held
+    server = InferenceServer(plat, poll_interval=0.02, predict_workers=1)
+    server.start()
+    calls = [_invoke_in_background(server, "held")]
+    try:
+        assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
+        calls.append(_invoke_in_background(server, "held"))
+        wait_for(lambda: server._predict_pools["held"]._work_queue.qsize() == 1, timeout=5)
+        plat.serving.kill("held")
+    finally:
+        faulty_models.RELEASE.set()
+        for thread, _ in calls:
+            thread.join(10)
+        server.stop()
+    assert [statuses for _, statuses in calls] == [[200], [503]]
+    assert not faulty_models.PREDICTING.acquire(timeout=0)  # the queued request's model: never
+
+
+def test_an_endpoint_that_goes_takes_its_prediction_workers_with_it(held: Served) -> None:
+    plat, server = held
+    slow, statuses = _invoke_in_background(server, "held")
+    try:
+        assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
+        workers = [t for t in threading.enumerate() if t.name.startswith("mintaka-predict-held")]
+        assert len(workers) == 1
+        plat.serving.delete_endpoint("held")
+        assert "held" not in server._predict_pools
+    finally:
+        faulty_models.RELEASE.set()
+        slow.join(10)
+    assert statuses == [200]  # the prediction under way when the endpoint went
+    workers[0].join(5)
+    assert not workers[0].is_alive()
 
 
 def test_a_server_without_prediction_workers_is_refused(served: Served) -> None:

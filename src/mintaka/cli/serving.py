@@ -186,7 +186,8 @@ def serve(
         typer.Option(
             min=1,
             max=1024,
-            help="Threads that call the models; requests past them wait for one.",
+            help="Threads that call each endpoint's models; an endpoint's requests past them "
+            "wait for one of its own.",
         ),
     ] = 8,
 ) -> None:

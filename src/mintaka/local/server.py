@@ -12,11 +12,14 @@
 - ``GET /health`` and ``GET /metrics`` (Prometheus text: requests, errors and a latency histogram
   per endpoint and route).
 
-Models are called on a pool of ``predict_workers`` threads (8 by default; ``mintaka serve
---predict-workers``), never on the event loop: a slow prediction holds up no other request, and
-health, metrics, configuration changes and the kill switch are answered meanwhile. Requests past
-the pool's size wait for a worker; one to an endpoint that is not served or is killed is refused
-at once.
+Models are called on worker threads, never on the event loop, each endpoint on a pool of its own
+of up to ``predict_workers`` threads (8 by default; ``mintaka serve --predict-workers``), made
+as its requests need them: a slow or hung model holds up no request to any other endpoint, and
+health, metrics, configuration changes and the kill switch are answered meanwhile. An endpoint's
+requests past its pool's size wait for one of its workers, and are refused (503) when they reach
+it if the endpoint was killed meanwhile; one to an endpoint that is not served or is killed is
+refused at once. A kill refuses requests; it cannot stop a prediction under way, which keeps its
+worker until the model returns. An endpoint's pool is shut down when the endpoint goes.
 
 Routes load their model from the artifact store after the digest is verified. Traffic follows the
 endpoint's weights exactly (smooth weighted round-robin); a shadow route gets a copy of its share
@@ -166,9 +169,8 @@ class InferenceServer:
         self.predlog = PredictionLog(
             platform.store, spill=platform.home / "predictions-spill.jsonl"
         )
-        self._predict_pool = ThreadPoolExecutor(
-            predict_workers, thread_name_prefix="mintaka-predict"
-        )
+        self.predict_workers = predict_workers
+        self._predict_pools: dict[str, ThreadPoolExecutor] = {}  # per endpoint, see _swap
         self._shadow_pool = ThreadPoolExecutor(shadow_workers, thread_name_prefix="mintaka-shadow")
         self._shadow_slots = threading.BoundedSemaphore(shadow_queue)
         self._stop = threading.Event()
@@ -278,11 +280,24 @@ class InferenceServer:
                     self._log_unloaded(row.name, exc, current is not None)
                 if current is not None:
                     fresh[row.name] = _switched(current, row)
-        with self._swap_lock:  # kill switches as stored now, after any loading
-            self.endpoints = self._with_kill_switches(fresh)
+        self._swap(fresh)
         self._failed = failed
         self._unrecorded = unrecorded
         self._seen = marker
+
+    def _swap(self, fresh: dict[str, EndpointRuntime]) -> None:
+        """Serve ``fresh``, with the kill switches as stored now (after any loading), each
+        endpoint with its own prediction pool: made before the endpoint is served, shut down
+        once it is not (predictions under way finish; requests queued find it gone)."""
+        with self._swap_lock:
+            pools = self._predict_pools
+            for name in fresh.keys() - pools.keys():
+                pools[name] = ThreadPoolExecutor(
+                    self.predict_workers, thread_name_prefix=f"mintaka-predict-{name}"
+                )
+            self.endpoints = self._with_kill_switches(fresh)
+            for name in pools.keys() - fresh.keys():
+                pools.pop(name).shutdown(wait=False)
 
     def _kill_switches(self) -> dict[str, bool]:
         with self.backend.engine.connect() as conn, conn.begin():
@@ -427,15 +442,19 @@ class InferenceServer:
     async def _answer_off_loop(
         self, name: str, raw: bytes, pinned: str | None
     ) -> tuple[int, dict[str, Any] | bytes]:
-        """:meth:`_answer` on the prediction pool: the model's time is not the event loop's. A
-        request the server refuses without its model (not served, killed) is answered here at
-        once, never queued behind other endpoints' predictions."""
+        """:meth:`_answer` on the endpoint's own prediction pool: the model's time is not the
+        event loop's, nor any other endpoint's. A request the server refuses without its model
+        (not served, killed) is answered here at once, never queued behind predictions."""
         runtime = self.endpoints.get(name)
-        if runtime is None or runtime.killed:
-            return self._refusal(name, runtime)
-        loop = asyncio.get_running_loop()
+        pool = self._predict_pools.get(name)
+        if runtime is None or runtime.killed or pool is None:
+            return self._refusal(name, runtime if pool is not None else None)
         work = functools.partial(self._answer, name, raw, pinned)
-        return await loop.run_in_executor(self._predict_pool, work)
+        try:
+            answer = asyncio.get_running_loop().run_in_executor(pool, work)
+        except RuntimeError:  # its pool was shut down since: the endpoint went meanwhile
+            return self._refusal(name, None)
+        return await answer
 
     async def _look_again(self, name: str) -> None:
         """Reload, off the event loop, for an endpoint not served because the store did not
@@ -674,7 +693,10 @@ class InferenceServer:
             self._thread.join(timeout=30)
         if self._poller is not None:
             self._poller.join(timeout=5)
-        self._predict_pool.shutdown(wait=True)
+        with self._swap_lock:
+            pools = list(self._predict_pools.values())
+        for pool in pools:
+            pool.shutdown(wait=True)
         self._shadow_pool.shutdown(wait=True)
         self.predlog.close()
         if self._marker is not None:
