@@ -7,11 +7,15 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
 from mintaka.flavors import sklearn as sklearn_flavor
+
+if TYPE_CHECKING:
+    from mintaka.local.server import InferenceServer
 
 FEATURES = ["a", "b", "c"]
 RNG = np.random.default_rng(42)
@@ -42,3 +46,10 @@ def wait_for(condition: Callable[[], object], timeout: float = 1.0) -> float:
         assert time.monotonic() - started < timeout, "condition not met in time"
         time.sleep(0.005)
     return time.monotonic() - started
+
+
+def stop_polling(server: InferenceServer) -> None:
+    """Stop ``server`` polling the store: only what is sent to it reaches it from now on."""
+    server._stop.set()
+    assert server._poller is not None
+    server._poller.join(5)

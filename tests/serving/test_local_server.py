@@ -6,7 +6,7 @@ from collections import Counter
 
 import httpx
 import pytest
-from serving_kit import row, wait_for
+from serving_kit import row, stop_polling, wait_for
 from sqlalchemy import select
 
 from mintaka import Platform, PolicyViolation, ValidationError
@@ -260,9 +260,7 @@ def test_deployments_are_lineage_downstream_of_the_model(served: Served) -> None
 
 def test_a_traffic_change_is_in_force_when_the_call_returns(served: Served) -> None:
     plat, server = served
-    server._stop.set()  # no help from polling: the backend notifies the server
-    assert server._poller is not None
-    server._poller.join()
+    stop_polling(server)  # no help from polling: the backend notifies the server
     plat.serving.deploy("scoring", "credit:2", route="green")
     plat.serving.set_traffic("scoring", {"green": 100})
     assert post(server, {"inputs": row(0)}).json()["route"] == "green"
@@ -538,9 +536,7 @@ def test_a_kill_returns_in_force_without_waiting_for_a_reload_loading_models(
     served: Served,
 ) -> None:
     plat, server = served
-    server._stop.set()  # no polling: only the kill's own notice reaches the server
-    assert server._poller is not None
-    server._poller.join(5)
+    stop_polling(server)  # no polling: only the kill's own notice reaches the server
     held = _HeldLock()
     server._reload_lock = held  # type: ignore[assignment]
     try:

@@ -8,10 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import faulty_models
 import httpx
 import pytest
-from serving_kit import pyfunc_artifact, row, wait_for
+from serving_kit import pyfunc_artifact, row, stop_polling, wait_for
 
 from mintaka import Platform, ValidationError
 from mintaka.local.server import DEFAULT_PREDICT_WORKERS, EndpointRuntime, InferenceServer
@@ -191,11 +192,48 @@ def test_requests_are_answered_while_a_reload_loads_a_model(served: Served) -> N
         )
 
 
+def test_a_kill_is_in_force_at_once_while_reloads_wait_on_every_shared_thread(
+    served: Served,
+) -> None:
+    plat, server = served
+    stop_polling(server)  # no polling: only the kill's own call can apply it
+    waiting: list[None] = []
+    reload = server.reload
+
+    def counted(force: bool = False) -> None:
+        waiting.append(None)
+        reload(force)
+
+    async def shared_threads() -> float:
+        return anyio.to_thread.current_default_thread_limiter().total_tokens
+
+    server.reload = counted  # type: ignore[method-assign]
+    reloads = []
+    server._reload_lock.acquire()  # a reload loading models, for as long as the test needs
+    try:
+        for _ in range(int(anyio.run(shared_threads))):
+            reloads.append(
+                threading.Thread(
+                    target=httpx.post, args=(f"{server.url}/-/reload",), kwargs={"timeout": 10}
+                )
+            )
+            reloads[-1].start()
+        wait_for(lambda: len(waiting) == len(reloads), timeout=10)
+        plat.serving.kill("scoring")
+        with httpx.Client(timeout=2) as http:
+            refused = http.post(
+                f"{server.url}/endpoints/scoring/invocations", json={"inputs": row(0)}
+            )
+            assert refused.status_code == 503
+    finally:
+        server._reload_lock.release()
+        for thread in reloads:
+            thread.join(10)
+
+
 def test_an_unrecorded_endpoint_is_looked_up_again_off_the_event_loop(served: Served) -> None:
     _, server = served
-    server._stop.set()  # no polling: only the invocation looks again
-    assert server._poller is not None
-    server._poller.join(5)
+    stop_polling(server)  # no polling: only the invocation looks again
     threads: list[str] = []
     reload = server.reload
 

@@ -30,7 +30,8 @@ Configuration changes made by any process (traffic, routes, kill) are picked up 
 itself in a file of its own under the local backend's ``servers/`` directory (removed on stop, or
 by the next reader once its process is gone), and every change is sent to each of them
 (``POST /-/reload``, which waits for a reload loading models; a kill is sent to
-``POST /-/kill-switches``, which applies the stored kill switches at once and waits for nothing).
+``POST /-/kill-switches``, which applies the stored kill switches at once on a thread of its own
+and waits for nothing).
 Predictions are logged in batches off the request path.
 """
 
@@ -171,6 +172,7 @@ class InferenceServer:
         )
         self.predict_workers = predict_workers
         self._predict_pools: dict[str, ThreadPoolExecutor] = {}  # per endpoint, see _swap
+        self._switch_pool = ThreadPoolExecutor(1, thread_name_prefix="mintaka-kill-switches")
         self._shadow_pool = ThreadPoolExecutor(shadow_workers, thread_name_prefix="mintaka-shadow")
         self._shadow_slots = threading.BoundedSemaphore(shadow_queue)
         self._stop = threading.Event()
@@ -410,8 +412,11 @@ class InferenceServer:
         """Apply every endpoint's stored kill switch now (the local backend calls this after a
         kill). It never waits for the reload lock, which a reload loading models may hold for a
         while: a kill is in force when the call that pulled it returns. The rest of the change
-        (its config version) is picked up by the next reload."""
-        await run_in_threadpool(self._apply_kill_switches)
+        (its config version) is picked up by the next reload. It runs on a thread of its own,
+        never waiting for one of the shared threads, which reloads (and invocations looking an
+        endpoint up again) hold while they wait for the reload lock."""
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._switch_pool, self._apply_kill_switches)
         return JSONResponse({"killed": sorted(n for n, rt in self.endpoints.items() if rt.killed)})
 
     async def _list(self, request: Request) -> Response:
@@ -697,6 +702,7 @@ class InferenceServer:
             pools = list(self._predict_pools.values())
         for pool in pools:
             pool.shutdown(wait=True)
+        self._switch_pool.shutdown(wait=True)
         self._shadow_pool.shutdown(wait=True)
         self.predlog.close()
         if self._marker is not None:
