@@ -520,6 +520,23 @@ def test_a_submit_while_the_pipeline_runs_is_a_conflict_naming_the_active_run(
     )
 
 
+def test_a_submit_refused_while_the_pipeline_runs_leaves_its_job_as_it_was(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    first = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
+    changed = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:refit")])
+    databricks_fake.state.jobs.run_states = ("RUNNING", "RUNNING", "TERMINATED")
+    running = cloud.submit(cloud.compile(first), {})
+    [job] = databricks_fake.state.jobs.jobs.values()
+    before = json.dumps(job.settings, sort_keys=True)
+    databricks_fake.state.workspace.put(RUNNER, b"print('edited by hand')\n")
+    with pytest.raises(Conflict, match=rf"already running \(run {running.id}\)"):
+        cloud.submit(cloud.compile(changed), {})
+    assert json.dumps(job.settings, sort_keys=True) == before
+    assert databricks_fake.calls("POST", "/api/2.2/jobs/reset") == []
+    assert databricks_fake.state.workspace.read(RUNNER) == b"print('edited by hand')\n"
+
+
 def test_an_unknown_pipeline_parameter_is_refused(cloud: DatabricksBackend) -> None:
     spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
     with pytest.raises(ValidationError):

@@ -12,8 +12,9 @@ with a gate step's outcome; a failed gate's step fails with the gate's reason.
 A pipeline is one job named ``mintaka/<pipeline>`` (created, or reset to the compiled definition,
 on submit); a submit is a ``run-now`` with an idempotency token, so a retried request whose answer
 was lost starts no second run. The job runs one run at a time (``max_concurrent_runs: 1``, no
-queue): Databricks skips a run started while another is active, and a submit then fails with
-``Conflict`` naming the active run.
+queue): a submit while a run is active fails with ``Conflict`` naming that run before it resets
+the job or uploads the runner, and Databricks skips a run started in between, which fails the
+submit the same way.
 """
 
 from __future__ import annotations
@@ -182,6 +183,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         found = self._job_ids(name)
         if found:
             job_id = found[0]
+            self._refuse_while_running(str(pipeline.pipeline), job_id)
             self._call(
                 f"updating job {name}",
                 lambda: self.client.jobs.reset(job_id, new_settings=settings),
@@ -212,8 +214,8 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
     def submit(self, pipeline: NativePipeline, parameters: dict[str, str]) -> PipelineRun:
         if pipeline.format != FORMAT:
             raise BackendError(f"cannot run a {pipeline.format!r} pipeline on Databricks", BACKEND)
-        self._upload_runner()
         job_id = self._ensure_job(pipeline)
+        self._upload_runner()
         token = self.context.ids.new("run")[:64]
         waiter = self._call(
             f"starting job {job_id}",
@@ -225,7 +227,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         )
         raw = self._raw_run(int(waiter.run_id))
         if _skipped_at_limit(raw):
-            raise Conflict(self._busy(pipeline.pipeline, job_id))
+            raise Conflict(self._busy(pipeline.pipeline, self._active_runs(job_id)))
         return self._pipeline_run(raw)
 
     def _upload_runner(self) -> None:
@@ -256,13 +258,25 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             ),
         )
 
-    def _busy(self, pipeline: str, job_id: int) -> str:
-        """Why a run of ``pipeline`` was not started: the job's active runs."""
+    def _active_runs(self, job_id: int) -> list[str]:
         active = self._call(
             f"listing active runs of job {job_id}",
             lambda: list(self.client.jobs.list_runs(job_id=job_id, active_only=True)),
         )
-        running = ", ".join(sorted(str(r.run_id) for r in active)) or "one that has just ended"
+        return sorted(str(r.run_id) for r in active)
+
+    def _refuse_while_running(self, pipeline: str, job_id: int) -> None:
+        """Refuse a submit while the pipeline's job has a run going, before its definition is
+        reset: a submit that starts nothing changes nothing (``run-now`` still refuses a run
+        started in between)."""
+        active = self._active_runs(job_id)
+        if active:
+            raise Conflict(self._busy(pipeline, active))
+
+    @staticmethod
+    def _busy(pipeline: str, active: list[str]) -> str:
+        """Why a run of ``pipeline`` was not started: the job's ``active`` runs."""
+        running = ", ".join(active) or "one that has just ended"
         return (
             f"pipeline {pipeline!r} is already running (run {running}) and its job runs one at "
             "a time: wait for that run to end or stop it, then submit again"
