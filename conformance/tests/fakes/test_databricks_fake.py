@@ -31,7 +31,7 @@ from databricks.sdk.errors import (
     ResourceDoesNotExist,
 )
 from databricks.sdk.service import catalog, jobs, ml, serving
-from databricks.sdk.service.workspace import ExportFormat, ImportFormat, ObjectType
+from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language, ObjectType
 from mintaka_conformance.fakes.databricks import (
     FakeDatabricks,
     Fault,
@@ -951,6 +951,103 @@ def test_a_python_task_answers_get_output_with_its_logs_kept_to_the_last_5_mb(
         tasks=[jobs.SubmitTask(task_key="nb", notebook_task=jobs.NotebookTask(notebook_path="/n"))],
     )
     assert w.jobs.get_run_output(notebook.run_id or 0).logs is None
+
+
+def test_a_notebook_task_answers_get_output_with_its_result_kept_to_the_first_5_mb(
+    fake: FakeDatabricks, w: WorkspaceClient
+) -> None:
+    def notebook_run() -> jobs.Run:
+        task = jobs.SubmitTask(
+            task_key="step",
+            notebook_task=jobs.NotebookTask(
+                notebook_path="/Workspace/Shared/mintaka/run_step",
+                base_parameters={"mintaka_step": "step"},
+                source=jobs.Source.WORKSPACE,
+            ),
+        )
+        return w.jobs.submit_and_wait(run_name="nb", tasks=[task])
+
+    fake.state.jobs.script_task("step", "SUCCESS", notebook_result='{"auc":0.9}')
+    [task] = notebook_run().tasks or []
+    output = w.jobs.get_run_output(task.run_id or 0)
+    assert output.notebook_output is not None
+    assert (output.notebook_output.result, output.notebook_output.truncated) == (
+        '{"auc":0.9}',
+        False,
+    )
+    assert output.logs is None
+    fake.state.jobs.script_task("step", "SUCCESS", notebook_result="x" * (5 * 1024 * 1024 + 3))
+    [task] = notebook_run().tasks or []
+    cut = w.jobs.get_run_output(task.run_id or 0).notebook_output
+    assert cut is not None
+    assert cut.truncated is True
+    assert len(cut.result or "") == 5 * 1024 * 1024
+    fake.state.jobs.clear_scripts()
+    [task] = notebook_run().tasks or []
+    never_exited = w.jobs.get_run_output(task.run_id or 0).notebook_output
+    assert never_exited is not None
+    assert never_exited.result is None
+
+
+@pytest.mark.parametrize(
+    ("notebook", "problem"),
+    [
+        ({"base_parameters": {}}, "notebook_path is required"),
+        ({"notebook_path": "Shared/run_step"}, "must be absolute"),
+        ({"notebook_path": "/Shared/run_step", "source": "GIT"}, "must be relative"),
+        ({"notebook_path": "/Shared/run_step", "source": "S3"}, "invalid notebook_task.source"),
+        ({"notebook_path": "/run", "base_parameters": {"depth": 3}}, "map names to strings"),
+    ],
+)
+def test_notebook_tasks_the_service_refuses_are_refused_on_create_and_reset(
+    w: WorkspaceClient, notebook: dict[str, object], problem: str
+) -> None:
+    tasks = [{"task_key": "step", "notebook_task": notebook}]
+    with pytest.raises(InvalidParameterValue, match=problem):
+        w.api_client.do("POST", "/api/2.2/jobs/create", body={"name": "bad", "tasks": tasks})
+    job_id = pipeline_job(w)
+    with pytest.raises(InvalidParameterValue, match=problem):
+        w.api_client.do(
+            "POST",
+            "/api/2.2/jobs/reset",
+            body={"job_id": job_id, "new_settings": {"name": "bad", "tasks": tasks}},
+        )
+    assert [t.task_key for t in w.jobs.get(job_id).settings.tasks or []] == [  # type: ignore[union-attr]
+        "prepare",
+        "train",
+        "evaluate",
+    ]
+
+
+def test_a_source_notebook_is_imported_at_its_path_and_exports_with_its_header(
+    fake: FakeDatabricks, w: WorkspaceClient
+) -> None:
+    w.workspace.mkdirs("/Shared/mintaka")
+    plain = base64.b64encode(b"print('step')\n").decode()
+    with pytest.raises(InvalidParameterValue, match="Language must be specified"):
+        w.workspace.import_("/Shared/mintaka/run_step", content=plain, format=ImportFormat.SOURCE)
+    w.workspace.import_(
+        "/Shared/mintaka/run_step",
+        content=plain,
+        format=ImportFormat.SOURCE,
+        language=Language.PYTHON,
+    )
+    status = w.workspace.get_status("/Shared/mintaka/run_step")
+    assert (status.object_type, status.language) == (ObjectType.NOTEBOOK, Language.PYTHON)
+    exported = w.workspace.export("/Shared/mintaka/run_step", format=ExportFormat.SOURCE)
+    assert base64.b64decode(exported.content or "") == (
+        b"# Databricks notebook source\nprint('step')\n"
+    )
+    headed = b"# Databricks notebook source\nprint(2)\n"
+    w.workspace.import_(
+        "/Shared/mintaka/run_step",
+        content=base64.b64encode(headed).decode(),
+        format=ImportFormat.SOURCE,
+        language=Language.PYTHON,
+        overwrite=True,
+    )
+    exported = w.workspace.export("/Shared/mintaka/run_step", format=ExportFormat.SOURCE)
+    assert base64.b64decode(exported.content or "") == headed
 
 
 def test_workspace_files_are_imported_into_folders_that_exist_and_exported(

@@ -11,7 +11,11 @@ creates a run that is ``SKIPPED`` at once (result ``MAXIMUM_CONCURRENT_RUNS_REAC
 code ``MAX_CONCURRENT_RUNS_EXCEEDED``), unless the job sets ``queue.enabled``: then the run waits
 ``QUEUED`` until an active run ends, as on Databricks. A task that writes to standard streams
 (``spark_python_task``, ``python_wheel_task``, ``spark_jar_task``) and ran answers
-``runs/get-output`` with its scripted ``logs``, the last 5 MB of them (``logs_truncated``).
+``runs/get-output`` with its scripted ``logs``, the last 5 MB of them (``logs_truncated``); a
+``notebook_task`` that ran answers with ``notebook_output``, its scripted ``notebook_result`` (the
+value of ``dbutils.notebook.exit``, absent unless scripted) cut to the first 5 MB (``truncated``).
+A ``notebook_task`` needs a ``notebook_path`` (absolute for a ``WORKSPACE`` notebook, the default,
+relative for ``GIT``) and ``base_parameters`` mapping names to strings.
 
 Missing jobs and runs are answered with ``400 INVALID_PARAMETER_VALUE`` "Job 1 does not exist."
 exactly as the service does; the SDK itself turns that into ``ResourceDoesNotExist`` for
@@ -47,6 +51,7 @@ _LIMIT_REACHED = "MAXIMUM_CONCURRENT_RUNS_REACHED"
 # Tasks whose standard streams runs/get-output returns as ``logs``, the last 5 MB of them.
 _LOGGING_TASKS = ("spark_python_task", "python_wheel_task", "spark_jar_task")
 LOGS_LIMIT = 5 * 1024 * 1024
+NOTEBOOK_RESULT_LIMIT = 5 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -196,6 +201,8 @@ class Jobs:
                 raise invalid(
                     f"Task '{key}' must define exactly one task type (e.g. notebook_task)."
                 )
+            if "notebook_task" in task:
+                _validate_notebook_task(str(key), task["notebook_task"])
             keys.append(key)
         for task in tasks:
             for dependency in task.get("depends_on") or []:
@@ -593,8 +600,8 @@ class Jobs:
         metadata.update({"job_id": run.job_id, "run_name": run.run_name, "run_type": run.run_type})
         body: dict[str, Any] = {"metadata": metadata}
         outcome = task.outcome
-        if outcome is not None and outcome.notebook_result is not None:
-            body["notebook_output"] = {"result": outcome.notebook_result, "truncated": False}
+        if outcome is not None and "notebook_task" in task.spec:
+            body["notebook_output"] = _notebook_output(outcome.notebook_result)
         if task.outcome is not None and any(kind in task.spec for kind in _LOGGING_TASKS):
             logs = outcome.logs if outcome is not None else ""
             kept = logs.encode("utf-8")[-LOGS_LIMIT:].decode("utf-8", "ignore")
@@ -651,6 +658,41 @@ class Jobs:
         for task in run.tasks:
             self._task_runs.pop(task.run_id, None)
         del self.runs[run.run_id]
+
+
+def _validate_notebook_task(key: str, notebook: Any) -> None:
+    """A ``notebook_task`` as the service accepts it."""
+    if not isinstance(notebook, dict):
+        raise invalid(f"Task '{key}': notebook_task must be an object.")
+    path = notebook.get("notebook_path")
+    if not isinstance(path, str) or not path:
+        raise invalid(f"Task '{key}': notebook_task.notebook_path is required.")
+    source = notebook.get("source") or "WORKSPACE"
+    if source not in ("WORKSPACE", "GIT"):
+        raise invalid(f"Task '{key}': invalid notebook_task.source {source!r}.")
+    if source == "WORKSPACE" and not path.startswith("/"):
+        raise invalid(
+            f"Task '{key}': the notebook_path of a WORKSPACE notebook must be absolute, got "
+            f"{path!r}."
+        )
+    if source == "GIT" and path.startswith("/"):
+        raise invalid(
+            f"Task '{key}': the notebook_path of a GIT notebook must be relative, got {path!r}."
+        )
+    parameters = notebook.get("base_parameters") or {}
+    if not isinstance(parameters, dict) or not all(
+        isinstance(value, str) for value in parameters.values()
+    ):
+        raise invalid(f"Task '{key}': notebook_task.base_parameters must map names to strings.")
+
+
+def _notebook_output(result: str | None) -> dict[str, Any]:
+    """A notebook task's ``notebook_output``: the first 5 MB of what it passed to
+    ``dbutils.notebook.exit`` (nothing when it never called it)."""
+    if result is None:
+        return {}
+    kept = result.encode("utf-8")[:NOTEBOOK_RESULT_LIMIT].decode("utf-8", "ignore")
+    return {"result": kept, "truncated": len(kept) < len(result)}
 
 
 def _should_run(run_if: str, upstream: list[str]) -> bool:

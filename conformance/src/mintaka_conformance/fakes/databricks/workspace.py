@@ -7,8 +7,9 @@ writes one object whose parent folder must exist (``RESOURCE_DOES_NOT_EXIST`` "T
 both ways, at most 10 MB (``MAX_NOTEBOOK_SIZE_EXCEEDED``). ``AUTO`` imports a notebook when the
 content starts with the source-notebook header (``# Databricks notebook source`` for Python) and
 then drops the extension, as the service does; anything else is a file. ``SOURCE`` needs a
-``language`` and makes a notebook. Directory imports and exports (``DBC``, ``HTML`` ...) are not
-served.
+``language`` and makes a notebook at the path as given. A notebook exports (``SOURCE``, ``AUTO``)
+as source starting with its language's header, which the service adds when the imported source
+had none. Directory imports and exports (``DBC``, ``HTML`` ...) are not served.
 """
 
 from __future__ import annotations
@@ -124,7 +125,10 @@ class WorkspaceTree:
             raise invalid("The fake workspace does not export folders.")
         if form not in ("AUTO", "SOURCE", "RAW"):
             raise invalid(f"The fake workspace does not export the {form} format.")
-        answer: dict[str, Any] = {"content": base64.b64encode(found.data).decode("ascii")}
+        data = found.data
+        if found.object_type == "NOTEBOOK" and found.language in _HEADERS:
+            data = _with_header(data, _HEADERS[found.language])
+        answer: dict[str, Any] = {"content": base64.b64encode(data).decode("ascii")}
         if found.object_type == "FILE":
             answer["file_type"] = splitext(path)[1].lstrip(".")
         return answer
@@ -201,6 +205,14 @@ class WorkspaceTree:
             return None
         first = data.decode("utf-8", "replace").lstrip("\ufeff").split("\n", 1)[0].strip()
         return language if first == _HEADERS[language] else None
+
+
+def _with_header(data: bytes, header: str) -> bytes:
+    """Notebook source as the service exports it: starting with its language's header."""
+    text = data.decode("utf-8", "replace").lstrip("\ufeff")
+    if text.split("\n", 1)[0].strip() == header:
+        return data
+    return f"{header}\n{text}".encode()
 
 
 def _clean(path: Any) -> str:
