@@ -23,7 +23,7 @@ from mintaka_conformance.fakes.databricks import FakeDatabricks, workspace_clien
 from mintaka_databricks import step_runner
 from mintaka_databricks.backend import DatabricksBackend
 from mintaka_databricks.settings import DatabricksSettings
-from mintaka_databricks.step_runner import TaskArguments, outputs_line
+from mintaka_databricks.step_runner import GateHeld, TaskArguments
 
 from mintaka import (
     ConfigurationError,
@@ -333,7 +333,8 @@ def test_a_pipeline_compiles_to_jobs_tasks_and_runs_to_completion(
     tasks = native.definition["tasks"]
     assert [t["task_key"] for t in tasks] == ["prepare", "fit"]
     assert tasks[1]["depends_on"] == [{"task_key": "prepare"}]
-    assert "--param=depth={{job.parameters.depth}}" in tasks[0]["spark_python_task"]["parameters"]
+    parameters = tasks[0]["notebook_task"]["base_parameters"]
+    assert parameters["mintaka_param_depth"] == "{{job.parameters.depth}}"
     databricks_fake.state.jobs.run_states = ("RUNNING", "TERMINATED")
     databricks_fake.state.jobs.script_task("fit", "FAILED", "diverged")
     run = cloud.submit(native, {"depth": "5"})
@@ -370,15 +371,17 @@ def test_wired_inputs_become_dynamic_value_references_and_edges(
     native = cloud.compile(spec)
     fit = native.definition["tasks"][1]
     assert fit["depends_on"] == [{"task_key": "prepare"}]  # from the wiring alone
-    arguments = fit["spark_python_task"]["parameters"]
-    assert "--input=data={{tasks.prepare.values.path}}" in arguments
-    assert "--input=depth={{job.parameters.depth}}" in arguments
+    told = TaskArguments.from_base_parameters(fit["notebook_task"]["base_parameters"])
+    assert told.inputs == {
+        "data": "{{tasks.prepare.values.path}}",
+        "depth": "{{job.parameters.depth}}",
+    }
     assert fit["description"] == "gate: evaluation"
     run = cloud.submit(native, {"depth": "4"})
     assert cloud.wait_for_pipeline_run(run.id).status is PipelineStatus.SUCCEEDED
 
 
-RUNNER = "/Shared/mintaka/run_step.py"  # settings.step_runner through the Workspace API
+RUNNER = "/Shared/mintaka/run_step"  # settings.step_runner through the Workspace API
 
 
 def gated_spec() -> PipelineSpec:
@@ -401,9 +404,9 @@ def test_submit_uploads_the_step_runner_the_tasks_run(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend
 ) -> None:
     native = cloud.compile(gated_spec())
-    evaluate = native.definition["tasks"][1]["spark_python_task"]
-    assert evaluate["python_file"] == "/Workspace" + RUNNER
-    told = TaskArguments.parse(evaluate["parameters"])
+    evaluate = native.definition["tasks"][1]["notebook_task"]
+    assert (evaluate["notebook_path"], evaluate["source"]) == ("/Workspace" + RUNNER, "WORKSPACE")
+    told = TaskArguments.from_base_parameters(evaluate["base_parameters"])
     assert (told.step, told.entrypoint, told.gate) == (
         "evaluate",
         "pkg.steps:evaluate",
@@ -413,6 +416,8 @@ def test_submit_uploads_the_step_runner_the_tasks_run(
     source = Path(step_runner.__file__).read_bytes()
     cloud.wait_for_pipeline_run(cloud.submit(native, {}).id)
     assert databricks_fake.state.workspace.read(RUNNER) == source
+    uploaded = databricks_fake.state.workspace.objects[RUNNER]
+    assert (uploaded.object_type, uploaded.language) == ("NOTEBOOK", "PYTHON")
     cloud.wait_for_pipeline_run(cloud.submit(native, {}).id)
     assert len(databricks_fake.calls("POST", "/api/2.0/workspace/import")) == 1
     databricks_fake.state.workspace.put(RUNNER, b"print('edited by hand')\n")
@@ -421,25 +426,30 @@ def test_submit_uploads_the_step_runner_the_tasks_run(
 
 
 def test_a_step_runner_outside_the_workspace_is_refused() -> None:
-    for path in ("/Volumes/main/x/run_step.py", "dbfs:/run_step.py", "/Workspace/Shared/run"):
-        with pytest.raises(ValueError, match=r"absolute workspace path ending in \.py"):
+    for path in (
+        "/Volumes/main/x/run_step",
+        "dbfs:/run_step",
+        "/Workspace/Shared/mintaka/run_step.py",
+        "/Workspace",
+    ):
+        with pytest.raises(ValueError, match="absolute workspace path without an extension"):
             DatabricksSettings(host="https://example.cloud.databricks.com", step_runner=path)
 
 
-def test_each_step_reads_back_the_outputs_its_runner_printed(
+def test_each_step_reads_back_the_outputs_its_notebook_ended_with(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend
 ) -> None:
     jobs = databricks_fake.state.jobs
     fit = {"auc": 0.91, "model_uri": "runs:/1/model"}
-    jobs.script_task("fit", "SUCCESS", logs=f"fitting\n{outputs_line(fit)}\n")
-    jobs.script_task("evaluate", "SUCCESS", logs=outputs_line({"passed": True, "checks": []}))
+    jobs.script_task("fit", "SUCCESS", notebook_result=json.dumps(fit))
+    jobs.script_task("evaluate", "SUCCESS", notebook_result='{"passed": true, "checks": []}')
     run = cloud.wait_for_pipeline_run(cloud.submit(cloud.compile(gated_spec()), {}).id)
     assert run.status is PipelineStatus.SUCCEEDED
     steps = {s.name: s for s in run.steps}
     assert steps["fit"].outputs == fit
     assert steps["fit"].gate is None
     assert steps["evaluate"].gate == GateOutcome(passed=True)
-    jobs.script_task("fit", "SUCCESS", logs="the outputs line was cut off")
+    jobs.script_task("fit", "SUCCESS", notebook_result='{"auc": 0.9')  # cut off
     again = cloud.wait_for_pipeline_run(cloud.submit(cloud.compile(gated_spec()), {}).id)
     assert again.status is PipelineStatus.SUCCEEDED
     assert {s.name: s.outputs for s in again.steps}["fit"] == {}
@@ -450,11 +460,12 @@ def test_a_gate_that_did_not_pass_reads_back_as_a_failed_step_with_its_reason(
 ) -> None:
     check = GateCheck(name="auc", passed=False, value=0.61, limit=0.8)
     outcome = GateOutcome(passed=False, checks=(check,))
+    held = GateHeld("evaluate", "evaluation", outcome)
     databricks_fake.state.jobs.script_task(
         "evaluate",
         "FAILED",
         "Workload failed, see run output for details",
-        logs=outputs_line(outcome.model_dump(mode="json")),
+        error_trace=f"\x1b[0;31mGateHeld\x1b[0m: {held}\n",
     )
     run = cloud.get_pipeline_run(cloud.submit(cloud.compile(gated_spec()), {}).id)
     reason = "gate 'evaluate' (evaluation) failed: auc: 0.61 (limit 0.8)"
@@ -535,6 +546,18 @@ def test_a_submit_refused_while_the_pipeline_runs_leaves_its_job_as_it_was(
     assert json.dumps(job.settings, sort_keys=True) == before
     assert databricks_fake.calls("POST", "/api/2.2/jobs/reset") == []
     assert databricks_fake.state.workspace.read(RUNNER) == b"print('edited by hand')\n"
+
+
+def test_a_pipeline_parameter_named_like_the_runners_own_is_refused_at_compile(
+    cloud: DatabricksBackend,
+) -> None:
+    spec = PipelineSpec(
+        name="train",
+        parameters={"mintaka_step": "x"},
+        steps=[StepSpec(name="fit", entrypoint="pkg:fit")],
+    )
+    with pytest.raises(ValidationError, match="mintaka_step"):
+        cloud.compile(spec)
 
 
 def test_an_unknown_pipeline_parameter_is_refused(cloud: DatabricksBackend) -> None:

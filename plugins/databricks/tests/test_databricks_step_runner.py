@@ -1,20 +1,30 @@
-"""The step runner each Databricks pipeline task runs: its arguments are the ones ``compile``
-emits, it runs the step through Mintaka's step machinery, publishes the outputs as task values and
-as a marker line on stdout, and fails the task when a gate did not pass."""
+"""The step runner each Databricks pipeline task runs as a notebook: its parameters are the ones
+``compile`` emits, it runs the step through Mintaka's step machinery, publishes the outputs as
+task values and as the notebook's result, and fails the task when a gate did not pass."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mintaka_databricks import step_runner
-from mintaka_databricks.step_runner import MARKER, TaskArguments, main, read_outputs
+from mintaka_databricks.step_runner import (
+    MARKER,
+    PREFIX,
+    GateHeld,
+    TaskArguments,
+    main,
+    read_outputs,
+    read_result,
+)
 
 from mintaka.errors import ValidationError
+
+
+class NotebookExit(Exception):
+    """What ``dbutils.notebook.exit`` raises to end the notebook."""
 
 
 class StubTaskValues:
@@ -28,7 +38,40 @@ class StubTaskValues:
         self.values[key] = value
 
 
-def fit_arguments(**inputs: str) -> list[str]:
+class StubWidgets:
+    def __init__(self, parameters: dict[str, str]) -> None:
+        self.parameters = parameters
+
+    def get(self, name: str) -> str:
+        if name not in self.parameters:
+            raise RuntimeError(f"InputWidgetNotDefined: {name}")
+        return self.parameters[name]
+
+
+class StubNotebook:
+    def __init__(self) -> None:
+        self.result: str | None = None
+
+    def exit(self, value: str) -> None:
+        self.result = value
+        raise NotebookExit(value)
+
+
+class StubJobs:
+    def __init__(self) -> None:
+        self.taskValues = StubTaskValues()
+
+
+class StubDbUtils:
+    """The ``dbutils`` of a notebook task whose parameters are ``parameters``."""
+
+    def __init__(self, parameters: dict[str, str]) -> None:
+        self.widgets = StubWidgets(parameters)
+        self.jobs = StubJobs()
+        self.notebook = StubNotebook()
+
+
+def fit_parameters(**inputs: str) -> dict[str, str]:
     return TaskArguments(
         pipeline="train",
         step="fit",
@@ -36,10 +79,10 @@ def fit_arguments(**inputs: str) -> list[str]:
         run_id="881",
         parameters={"depth": "5"},
         inputs=inputs,
-    ).render()
+    ).base_parameters()
 
 
-def test_arguments_round_trip_through_render_and_parse() -> None:
+def test_arguments_round_trip_through_base_parameters() -> None:
     arguments = TaskArguments(
         pipeline="train",
         step="evaluate",
@@ -49,89 +92,82 @@ def test_arguments_round_trip_through_render_and_parse() -> None:
         parameters={"depth": "{{job.parameters.depth}}"},
         inputs={"query": "a=b", "auc": "{{tasks.fit.values.auc}}"},
     )
-    rendered = arguments.render()
-    assert rendered[:6] == [
-        "--pipeline",
-        "train",
-        "--step",
-        "evaluate",
-        "--entrypoint",
-        "pkg.steps:evaluate",
-    ]
-    assert "--input=query=a=b" in rendered
-    assert TaskArguments.parse(rendered) == arguments
+    rendered = arguments.base_parameters()
+    assert all(name.startswith(PREFIX) for name in rendered)
+    assert all(isinstance(value, str) for value in rendered.values())
+    assert rendered[PREFIX + "input_auc"] == "{{tasks.fit.values.auc}}"
+    assert TaskArguments.from_base_parameters(rendered) == arguments
+    plain = TaskArguments(pipeline="p", step="s", entrypoint="m:f")
+    assert TaskArguments.from_base_parameters(plain.base_parameters()) == plain
 
 
 @pytest.mark.parametrize(
-    ("argv", "problem"),
+    ("change", "problem"),
     [
-        (["--pipeline", "p", "--step", "s"], "needs --entrypoint"),
-        (
-            ["--pipeline", "p", "--step", "s", "--entrypoint", "m:f", "--input=novalue"],
-            "NAME=VALUE",
-        ),
-        (["--pipeline", "p", "--step", "s", "--entrypoint", "m:f", "--debug"], "unexpected"),
-        (["--pipeline", "p", "--step"], "needs a value"),
+        ({PREFIX + "entrypoint": ""}, "needs mintaka_entrypoint"),
+        ({PREFIX + "inputs": '["depth", "features"]'}, "needs the mintaka_input_features"),
+        ({PREFIX + "params": "depth"}, "JSON list of names"),
     ],
 )
-def test_arguments_compile_never_emits_are_refused(argv: list[str], problem: str) -> None:
+def test_parameters_compile_never_emits_are_refused(change: dict[str, str], problem: str) -> None:
+    parameters = fit_parameters(depth="7") | change
     with pytest.raises(ValidationError, match=problem):
-        TaskArguments.parse(argv)
+        TaskArguments.from_base_parameters(parameters)
+    with pytest.raises(ValidationError, match="needs the mintaka_pipeline parameter"):
+        TaskArguments.from_widgets(StubWidgets({}).get)
 
 
-def test_a_step_runs_and_its_outputs_become_task_values_and_a_marker_line(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    values = StubTaskValues()
-    code = main(fit_arguments(depth="7", features='["age", "plan"]'), task_values=values)
-    assert code == 0
+def test_a_step_runs_and_its_outputs_become_task_values_and_the_notebooks_result() -> None:
+    dbutils = StubDbUtils(fit_parameters(depth="7", features='["age", "plan"]'))
+    with pytest.raises(NotebookExit):
+        main(dbutils)
     expected = {
         "model_uri": "runs:/881/train/fit/d7/churned",
         "auc": 0.7,
         "features": ["age", "plan"],
     }
-    assert values.values == expected
-    last = capsys.readouterr().out.splitlines()[-1]
-    assert last.startswith(MARKER + " ")
-    assert read_outputs(f"spark says hi\n{last}\n") == expected
+    assert dbutils.jobs.taskValues.values == expected
+    assert read_result(dbutils.notebook.result) == expected
 
 
-def test_a_gate_that_did_not_pass_fails_the_task_with_its_checks(
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    values = StubTaskValues()
-    argv = TaskArguments(
+def test_a_gate_that_did_not_pass_fails_the_task_with_its_checks_and_outcome() -> None:
+    parameters = TaskArguments(
         pipeline="train",
         step="evaluate",
         entrypoint="databricks_steps:auc_gate",
         gate="evaluation",
         inputs={"auc": "0.61"},
-    ).render()
-    assert main(argv, task_values=values) == 1
-    captured = capsys.readouterr()
-    assert "gate 'evaluate' (evaluation) failed: auc: 0.61 (limit 0.8)" in captured.err
-    assert read_outputs(captured.out)["passed"] is False
-    assert values.values["passed"] is False
-    assert main([*argv[:-1], "--input=auc=0.91"], task_values=StubTaskValues()) == 0
+    ).base_parameters()
+    dbutils = StubDbUtils(parameters)
+    with pytest.raises(GateHeld) as held:
+        main(dbutils)
+    message = str(held.value)
+    assert message.startswith("gate 'evaluate' (evaluation) failed: auc: 0.61 (limit 0.8)\n")
+    assert read_outputs(f"\x1b[0;31mGateHeld\x1b[0m: {message}")["passed"] is False
+    assert dbutils.jobs.taskValues.values["passed"] is False
+    assert dbutils.notebook.result is None
+    passing = StubDbUtils(parameters | {PREFIX + "input_auc": "0.91"})
+    with pytest.raises(NotebookExit):
+        main(passing)
+    assert read_result(passing.notebook.result)["passed"] is True
 
 
-def test_missing_or_cut_logs_hold_no_outputs() -> None:
+def test_missing_or_cut_output_holds_no_outputs() -> None:
     assert read_outputs(None) == {}
     assert read_outputs("a traceback\n") == {}
     assert read_outputs(f'{MARKER} {{"auc": 0.9') == {}
     assert read_outputs('"auc": 0.9}\n') == {}
+    assert read_result(None) == {}
+    assert read_result('{"auc": 0.9') == {}
+    assert read_result("[1]") == {}
 
 
-def test_the_runner_runs_as_a_plain_script(tmp_path: Path) -> None:
-    """The file ``submit`` uploads runs as ``python run_step.py ...`` with only ``mintaka``."""
-    script = Path(step_runner.__file__)
-    done = subprocess.run(
-        [sys.executable, str(script), "--pipeline", "train", "--step", "fit"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 2, done.stderr
-    assert "the step runner needs --entrypoint" in done.stderr
+def test_the_runner_is_a_python_source_notebook_that_runs_as_one() -> None:
+    """The file ``submit`` uploads as a notebook: run top to bottom with the notebook's own
+    ``dbutils``, it runs the step its widgets name."""
+    source = Path(step_runner.__file__).read_text()
+    assert source.splitlines()[0] == "# Databricks notebook source"
+    dbutils = StubDbUtils(fit_parameters(depth="3", features="[]"))
+    with pytest.raises(NotebookExit):
+        exec(compile(source, "run_step", "exec"), {"__name__": "__main__", "dbutils": dbutils})
+    assert read_result(dbutils.notebook.result)["auc"] == pytest.approx(0.3)

@@ -1,13 +1,15 @@
 """Pipelines compiled to Databricks Jobs 2.2: one task per step, ``depends_on`` for the edges.
 
-Each task is a ``spark_python_task`` running Mintaka's step runner
-(:mod:`mintaka_databricks.step_runner`, uploaded by ``submit`` to ``settings.step_runner``) on
-serverless compute with the ``mintaka`` package installed, passing the step's entry point, the
-pipeline's parameters (which become job parameters) and its wired inputs as dynamic value
-references. The runner sets the step's outputs as task values, for the tasks downstream, prints
-them on its last stdout line, and fails the task when a gate's outcome did not pass.
-``get_pipeline_run`` reads each ended task's outputs back from its logs (``runs/get-output``),
-with a gate step's outcome; a failed gate's step fails with the gate's reason.
+Each task is a ``notebook_task`` running Mintaka's step runner
+(:mod:`mintaka_databricks.step_runner`, uploaded by ``submit`` as a Python notebook to
+``settings.step_runner``) on serverless compute with the ``mintaka`` package installed, passing
+the step's entry point, the pipeline's parameters (which become job parameters) and its wired
+inputs as dynamic value references in its ``base_parameters``. A notebook, because only a notebook
+can set task values: the runner sets the step's outputs as task values, for the tasks downstream,
+ends with them as the notebook's result, and fails the task when a gate's outcome did not pass.
+``get_pipeline_run`` reads each ended task's outputs back from ``runs/get-output`` (the notebook's
+result, or a failed gate's error), with a gate step's outcome; a failed gate's step fails with
+the gate's reason.
 
 A pipeline is one job named ``mintaka/<pipeline>`` (created, or reset to the compiled definition,
 on submit); a submit is a ``run-now`` with an idempotency token, so a retried request whose answer
@@ -38,7 +40,13 @@ from mintaka.interfaces import PipelineExecution
 from mintaka.pipelines.contract import refuse_controller_step
 from mintaka_databricks import step_runner
 from mintaka_databricks.errors import BACKEND
-from mintaka_databricks.step_runner import TaskArguments, gate_refusal, read_outputs
+from mintaka_databricks.step_runner import (
+    PREFIX,
+    TaskArguments,
+    gate_refusal,
+    read_outputs,
+    read_result,
+)
 from mintaka_databricks.workspace import WorkspaceAccess
 
 FORMAT = "databricks-jobs-2.2"
@@ -96,9 +104,9 @@ def _time(ms: int | None) -> datetime | None:
 
 def _task_arguments(task: dict[str, Any]) -> TaskArguments | None:
     """What task ``task`` was told to run (``None``: no step runner's arguments)."""
-    parameters = (task.get("spark_python_task") or {}).get("parameters") or []
+    parameters = (task.get("notebook_task") or {}).get("base_parameters") or {}
     try:
-        return TaskArguments.parse([str(p) for p in parameters])
+        return TaskArguments.from_base_parameters({str(k): str(v) for k, v in parameters.items()})
     except ValidationError:
         return None
 
@@ -119,10 +127,17 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
     def compile(self, spec: PipelineSpec) -> NativePipeline:
         for step in spec.steps:
             refuse_controller_step(step, "databricks", "Databricks")
+        taken = sorted(key for key in spec.parameters if key.startswith(PREFIX))
+        if taken:
+            raise ValidationError(
+                f"pipeline parameter(s) {', '.join(taken)} cannot run on Databricks: names "
+                f"starting with {PREFIX!r} are the step runner's own (a job parameter would "
+                "replace the task parameter of the same name)"
+            )
         tasks = []
         for step in spec.steps:
             # Wired inputs as dynamic value references: a parameter, or a value an upstream task
-            # set with dbutils.jobs.taskValues.
+            # set with dbutils.jobs.taskValues in its notebook.
             inputs = {
                 field: _reference(
                     f"job.parameters.{name}"
@@ -139,13 +154,14 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 run_id=_reference("job.run_id"),
                 parameters={key: _reference(f"job.parameters.{key}") for key in spec.parameters},
                 inputs=inputs,
-            ).render()
+            ).base_parameters()
             task: dict[str, Any] = {
                 "task_key": step.name,
                 "depends_on": [{"task_key": upstream} for upstream in step.upstream()],
-                "spark_python_task": {
-                    "python_file": self.settings.step_runner,
-                    "parameters": arguments,
+                "notebook_task": {
+                    "notebook_path": self.settings.step_runner,
+                    "base_parameters": arguments,
+                    "source": "WORKSPACE",
                 },
                 "environment_key": ENVIRONMENT,
             }
@@ -231,16 +247,17 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         return self._pipeline_run(raw)
 
     def _upload_runner(self) -> None:
-        """Put the step runner where every task runs it (``settings.step_runner``), unless the
-        same file is there already, so that a fresh workspace needs nothing set up by hand."""
-        from databricks.sdk.service.workspace import ExportFormat, ImportFormat
+        """Put the step runner where every task runs it (``settings.step_runner``, a Python
+        notebook), unless the same source is there already, so that a fresh workspace needs
+        nothing set up by hand."""
+        from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language
 
         source = Path(step_runner.__file__).read_bytes()
         path = _workspace_path(self.settings.step_runner)
         try:
             found = self._call(
                 f"reading the step runner {path}",
-                lambda: self.client.workspace.export(path, format=ExportFormat.AUTO),
+                lambda: self.client.workspace.export(path, format=ExportFormat.SOURCE),
             )
             if found.content and base64.b64decode(found.content) == source:
                 return
@@ -253,7 +270,8 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             lambda: self.client.workspace.import_(
                 path,
                 content=base64.b64encode(source).decode("ascii"),
-                format=ImportFormat.AUTO,
+                format=ImportFormat.SOURCE,
+                language=Language.PYTHON,
                 overwrite=True,
             ),
         )
@@ -332,7 +350,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
 
     def _step_run(self, task: dict[str, Any]) -> StepRun | None:
         """The step task ``task`` ran (``None``: it never started), its outputs read back from the
-        runner's logs once it has ended; a gate whose outcome did not pass is a failed step."""
+        runner's output once it has ended; a gate whose outcome did not pass is a failed step."""
         task_state = task.get("state") or {}
         life_cycle, result = task_state.get("life_cycle_state"), task_state.get("result_state")
         if _never_ran(life_cycle, result):
@@ -357,16 +375,19 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         )
 
     def _task_outputs(self, task: dict[str, Any]) -> dict[str, Any]:
-        """The outputs the step runner printed in task ``task``'s logs (``{}`` when the task runs
-        no runner, or its logs hold no outputs line)."""
-        if "spark_python_task" not in task or task.get("run_id") is None:
+        """The outputs the step runner left in task ``task``'s output: its notebook's result, else
+        (a gate that did not pass) the outputs line of its error (``{}`` when the task runs no
+        runner, or its output holds no outputs)."""
+        if "notebook_task" not in task or task.get("run_id") is None:
             return {}
         number = int(task["run_id"])
         output = self._call(
             f"reading the output of task run {number}",
             lambda: self.client.jobs.get_run_output(number),
         )
-        return read_outputs(output.logs)
+        if output.notebook_output is not None and output.notebook_output.result is not None:
+            return read_result(output.notebook_output.result)
+        return read_outputs(output.error_trace) or read_outputs(output.error)
 
     def wait_for_pipeline_run(self, run_id: str, timeout_seconds: float = 3600) -> PipelineRun:
         """Poll the run on the backend's clock until it has ended; the steps' outputs are read

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Literal
 
@@ -61,9 +62,10 @@ class DatabricksSettings(BackendSettings):
     capture_page_rows: int = Field(default=1000, ge=1)
     """How many inference-table rows one statement reads: a statement's inline result may hold
     25 MiB, so a window is read in pages of this many requests (lower it for large payloads)."""
-    step_runner: str = "/Workspace/Shared/mintaka/run_step.py"
-    """Workspace file each pipeline task runs: Mintaka's step runner, uploaded there by
-    ``submit`` (through the Workspace API, so an absolute workspace path ending in ``.py``)."""
+    step_runner: str = "/Workspace/Shared/mintaka/run_step"
+    """Workspace notebook each pipeline task runs: Mintaka's step runner, uploaded there as a
+    Python notebook by ``submit`` (through the Workspace API, so an absolute workspace path; a
+    notebook's path has no extension)."""
     workload_size: Literal["Small", "Medium", "Large"] = "Small"
     scale_to_zero: bool = True
     """The served entities of endpoints Mintaka creates; a change keeps what each runs on."""
@@ -127,14 +129,15 @@ class DatabricksSettings(BackendSettings):
         parts = value.split("/")
         if (
             not value.startswith("/")
-            or not value.endswith(".py")
+            or posixpath.splitext(value)[1]
             or parts[1] in ("Volumes", "dbfs")
+            or value.rstrip("/") == "/Workspace"
             or any(p in ("", ".", "..") for p in parts[1:])
         ):
             raise ValueError(
-                "step_runner is the workspace file Mintaka uploads its step runner to: an "
-                f"absolute workspace path ending in .py (/Workspace/Shared/mintaka/run_step.py), "
-                f"not {value!r}"
+                "step_runner is the workspace notebook Mintaka uploads its step runner to: an "
+                "absolute workspace path without an extension "
+                f"(/Workspace/Shared/mintaka/run_step), not {value!r}"
             )
         return value
 

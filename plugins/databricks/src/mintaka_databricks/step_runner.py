@@ -1,35 +1,36 @@
-"""Run one pipeline step as a Databricks Jobs task: the file ``submit`` uploads to ``step_runner``.
+# Databricks notebook source
+"""Run one pipeline step as a Databricks Jobs task: the notebook ``submit`` uploads to
+``step_runner``.
 
-Each task of a compiled pipeline is a ``spark_python_task`` running this file with the arguments
-:meth:`TaskArguments.render` gives (the one definition of that format, read back by
-:meth:`TaskArguments.parse`)::
-
-    --pipeline P --step S --entrypoint E [--gate=KIND] [--run-id=R]
-    --param=NAME=VALUE ... --input=FIELD=VALUE ...
-
+Each task of a compiled pipeline is a ``notebook_task`` running this file, uploaded as a Python
+source notebook (the header above makes it one; as a module it is a comment). The task's
+``base_parameters`` are the ones :meth:`TaskArguments.base_parameters` gives, the one definition
+of their names, which the notebook reads back as widgets (:meth:`TaskArguments.from_widgets`).
 Job parameters and upstream outputs arrive as dynamic value references that Databricks has
 replaced by text; each input is passed as that text when its field accepts it, else as the JSON it
-holds (a list, a mapping). The step runs through Mintaka's own step machinery
-(:func:`mintaka.pipelines.step.run_step`). Its outputs become task values (what
-``{{tasks.<step>.values.<field>}}`` reads downstream) and one last line on stdout,
-``MINTAKA_STEP_OUTPUTS <json>``, which the backend reads back from the task's logs. A gate whose
-outcome did not pass ends the task non-zero, so the steps after it do not run.
+holds (a list, a mapping).
 
-The file needs only ``mintaka`` and the standard library (plus ``databricks.sdk.runtime`` for
-``dbutils``, which the Databricks runtime provides), so the job's environment installs ``mintaka``
-alone: run it as ``python run_step.py ARGUMENTS``.
+The step runs through Mintaka's own step machinery (:func:`mintaka.pipelines.step.run_step`). Its
+outputs become task values (what ``{{tasks.<step>.values.<field>}}`` reads downstream; only a
+notebook can set them) and the notebook's result (``dbutils.notebook.exit``, JSON), which the
+backend reads back from ``runs/get-output``. A gate whose outcome did not pass raises
+:class:`GateHeld` instead, so the task fails and the steps after it do not run; its message ends
+with the line ``MINTAKA_STEP_OUTPUTS <json>``, so the outcome reads back from the task's error.
+
+The notebook needs only ``mintaka`` and the standard library (plus ``dbutils``, which the
+Databricks runtime provides), so the job's environment installs ``mintaka`` alone.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import sys
+import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
@@ -40,17 +41,62 @@ from mintaka.pipelines.contract import load_step
 from mintaka.pipelines.step import run_step
 
 MARKER = "MINTAKA_STEP_OUTPUTS"
-"""The start of the stdout line that carries a step's outputs as JSON."""
+"""The start of the line that carries a failed gate's outputs as JSON in the task's error."""
 
+PREFIX = "mintaka_"
+"""The start of every task parameter the runner reads: job parameters are passed to a notebook
+as widgets too, and one of the same name would replace the task's own."""
 _NAMED = ("pipeline", "step", "entrypoint")
-_OPTIONAL = ("gate", "run-id")
+_OPTIONAL = ("gate", "run_id")
 _PAIRS = {"param": "parameters", "input": "inputs"}
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
 class TaskValues(Protocol):
     """``dbutils.jobs.taskValues``: where a task leaves values for the tasks after it."""
 
     def set(self, key: str, value: Any) -> None: ...
+
+
+class Widgets(Protocol):
+    """``dbutils.widgets``: the notebook task's parameters."""
+
+    def get(self, name: str) -> str: ...
+
+
+class Notebook(Protocol):
+    """``dbutils.notebook``: ``exit`` ends the notebook with its result."""
+
+    def exit(self, value: str) -> None: ...
+
+
+class JobsUtilities(Protocol):
+    """``dbutils.jobs``."""
+
+    @property
+    def taskValues(self) -> TaskValues: ...
+
+
+class DbUtils(Protocol):
+    """The part of ``dbutils`` the runner uses."""
+
+    @property
+    def widgets(self) -> Widgets: ...
+
+    @property
+    def jobs(self) -> JobsUtilities: ...
+
+    @property
+    def notebook(self) -> Notebook: ...
+
+
+class GateHeld(GateFailed):
+    """A gate step's outcome did not pass: the task fails with the gate's reason, its outputs on
+    the message's last line."""
+
+    def __init__(self, step: str, kind: str | None, outcome: GateOutcome) -> None:
+        super().__init__(step, kind or "gate", outcome.failures())
+        self.args = (f"{self.args[0]}\n{outputs_line(outcome.model_dump(mode='json'))}",)
 
 
 @dataclass(frozen=True)
@@ -65,52 +111,62 @@ class TaskArguments:
     parameters: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
 
-    def render(self) -> list[str]:
-        """The task's ``spark_python_task.parameters``."""
-        rendered = ["--pipeline", self.pipeline, "--step", self.step]
-        rendered += ["--entrypoint", self.entrypoint]
-        if self.gate is not None:
-            rendered.append(f"--gate={self.gate}")
-        if self.run_id:
-            rendered.append(f"--run-id={self.run_id}")
-        rendered += [f"--param={key}={value}" for key, value in self.parameters.items()]
-        rendered += [f"--input={key}={value}" for key, value in self.inputs.items()]
+    def base_parameters(self) -> dict[str, str]:
+        """The task's ``notebook_task.base_parameters``: one per argument, each parameter and
+        input under its own name (a reference replaced by text may hold any character), with the
+        lists of those names."""
+        rendered = {
+            PREFIX + "pipeline": self.pipeline,
+            PREFIX + "step": self.step,
+            PREFIX + "entrypoint": self.entrypoint,
+            PREFIX + "gate": self.gate or "",
+            PREFIX + "run_id": self.run_id,
+        }
+        for kind, attribute in _PAIRS.items():
+            values: dict[str, str] = getattr(self, attribute)
+            rendered[f"{PREFIX}{kind}s"] = json.dumps(list(values))
+            rendered |= {f"{PREFIX}{kind}_{key}": value for key, value in values.items()}
         return rendered
 
     @classmethod
-    def parse(cls, argv: Sequence[str]) -> TaskArguments:
-        """The arguments :meth:`render` gave; anything else is a ``ValidationError``."""
-        named: dict[str, str] = {}
-        pairs: dict[str, dict[str, str]] = {"parameters": {}, "inputs": {}}
-        rest = list(argv)
-        while rest:
-            flag = rest.pop(0)
-            name, equals, value = flag.removeprefix("--").partition("=")
-            if not flag.startswith("--") or name not in (*_NAMED, *_OPTIONAL, *_PAIRS):
-                raise ValidationError(f"unexpected step runner argument {flag!r}")
-            if name not in _PAIRS and not equals:
-                if not rest:
-                    raise ValidationError(f"step runner argument {flag} needs a value")
-                value = rest.pop(0)
-            if name in _PAIRS:
-                key, equals, value = value.partition("=")
-                if not key or not equals:
-                    raise ValidationError(f"expected {flag.split('=')[0]}=NAME=VALUE, got {flag!r}")
-                pairs[_PAIRS[name]][key] = value
-            else:
-                named[name] = value
-        missing = [f"--{name}" for name in _NAMED if not named.get(name)]
+    def from_widgets(cls, get: Callable[[str], str]) -> TaskArguments:
+        """The arguments :meth:`base_parameters` gave, read through ``get`` (a widget's value);
+        anything else is a ``ValidationError``."""
+
+        def read(name: str) -> str:
+            try:
+                return str(get(PREFIX + name))
+            except Exception:  # dbutils raises its own kinds for a missing widget
+                needed = f"the step runner needs the {PREFIX}{name} parameter"
+                raise ValidationError(needed) from None
+
+        named = {name: read(name) for name in (*_NAMED, *_OPTIONAL)}
+        missing = [PREFIX + name for name in _NAMED if not named[name]]
         if missing:
             raise ValidationError(f"the step runner needs {', '.join(missing)}")
+        pairs: dict[str, dict[str, str]] = {}
+        for kind, attribute in _PAIRS.items():
+            try:
+                keys = json.loads(read(f"{kind}s"))
+            except ValueError:
+                keys = None
+            if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+                raise ValidationError(f"{PREFIX}{kind}s must be a JSON list of names")
+            pairs[attribute] = {key: read(f"{kind}_{key}") for key in keys}
         return cls(
             pipeline=named["pipeline"],
             step=named["step"],
             entrypoint=named["entrypoint"],
-            gate=named.get("gate"),
-            run_id=named.get("run-id", ""),
+            gate=named["gate"] or None,
+            run_id=named["run_id"],
             parameters=pairs["parameters"],
             inputs=pairs["inputs"],
         )
+
+    @classmethod
+    def from_base_parameters(cls, parameters: Mapping[str, str]) -> TaskArguments:
+        """The arguments a task's ``base_parameters`` hold."""
+        return cls.from_widgets(lambda name: parameters[name])
 
 
 def gate_refusal(step: str, kind: str | None, outcome: GateOutcome) -> str:
@@ -119,18 +175,28 @@ def gate_refusal(step: str, kind: str | None, outcome: GateOutcome) -> str:
 
 
 def outputs_line(outputs: dict[str, Any]) -> str:
-    """The stdout line that carries ``outputs`` (JSON on one line)."""
+    """The line that carries ``outputs`` (JSON on one line)."""
     return f"{MARKER} {json.dumps(outputs, separators=(',', ':'), sort_keys=True)}"
 
 
-def read_outputs(logs: str | None) -> dict[str, Any]:
-    """The outputs the last marker line of a task's ``logs`` carries; ``{}`` when there is none
-    (or the logs were cut through it)."""
-    for line in reversed((logs or "").splitlines()):
-        if not line.startswith(MARKER + " "):
+def read_result(result: str | None) -> dict[str, Any]:
+    """The outputs a notebook's result holds; ``{}`` when there is none (or it was cut)."""
+    try:
+        found = json.loads(result or "")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def read_outputs(text: str | None) -> dict[str, Any]:
+    """The outputs the last marker line in ``text`` (a task's error or its trace, colours and
+    all) carries; ``{}`` when there is none (or it was cut through)."""
+    for line in reversed(_ANSI.sub("", text or "").splitlines()):
+        at = line.find(MARKER + " ")
+        if at < 0:
             continue
         try:
-            found = json.loads(line[len(MARKER) + 1 :])
+            found, _ = json.JSONDecoder().raw_decode(line[at + len(MARKER) + 1 :])
         except ValueError:
             return {}
         return found if isinstance(found, dict) else {}
@@ -153,20 +219,21 @@ def _decoded(model: type[BaseModel], texts: dict[str, str]) -> dict[str, Any]:
     return values
 
 
-def _dbutils_task_values() -> TaskValues:
+def _runtime_dbutils() -> DbUtils:
+    """The notebook's own ``dbutils``, else the one the Databricks runtime provides."""
+    own = globals().get("dbutils")
+    if own is not None:
+        return cast("DbUtils", own)
     from databricks.sdk.runtime import dbutils
 
-    task_values: TaskValues = dbutils.jobs.taskValues
-    return task_values
+    return cast("DbUtils", dbutils)
 
 
-def main(argv: Sequence[str] | None = None, task_values: TaskValues | None = None) -> int:
-    """Run the step the arguments name, publish its outputs, and fail on a gate that held."""
-    try:
-        arguments = TaskArguments.parse(sys.argv[1:] if argv is None else argv)
-    except ValidationError as exc:
-        print(f"mintaka step runner: {exc}", file=sys.stderr)
-        return 2
+def main(dbutils: DbUtils | None = None) -> dict[str, Any]:
+    """Run the step the task's parameters name, publish its outputs as task values and the
+    notebook's result, and raise :class:`GateHeld` on a gate that did not pass."""
+    utils = _runtime_dbutils() if dbutils is None else dbutils
+    arguments = TaskArguments.from_widgets(utils.widgets.get)
     contract = load_step(arguments.entrypoint)
     result = run_step(
         contract,
@@ -176,16 +243,14 @@ def main(argv: Sequence[str] | None = None, task_values: TaskValues | None = Non
         run_id=arguments.run_id,
         workdir=Path(tempfile.mkdtemp(prefix=f"mintaka-{arguments.step}-")),
     )
-    outputs = result.model_dump(mode="json")
-    values = _dbutils_task_values() if task_values is None else task_values
+    outputs: dict[str, Any] = result.model_dump(mode="json")
     for key, value in outputs.items():
-        values.set(key, value)
-    print(outputs_line(outputs), flush=True)
+        utils.jobs.taskValues.set(key, value)
     if isinstance(result, GateOutcome) and not result.passed:
-        print(gate_refusal(arguments.step, arguments.gate, result), file=sys.stderr)
-        return 1
-    return 0
+        raise GateHeld(arguments.step, arguments.gate, result)
+    utils.notebook.exit(json.dumps(outputs, separators=(",", ":"), sort_keys=True))
+    return outputs
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    main()
