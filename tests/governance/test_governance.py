@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from artifact_kit import MakeArtifact
@@ -42,6 +43,28 @@ def _activations(plat: Platform) -> list[tuple[str, object]]:
         for e in plat.audit.events()
         if e.action == "policy.activate"
     ]
+
+
+def test_a_process_stops_checking_its_policy_once_the_chain_holds_it(
+    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first decision records the activation, the next (a later transaction, on the same
+    pooled connection) finds it committed; later decisions do not ask again."""
+    from mintaka.governance import service
+
+    found: list[bool] = []
+    real = service.record_activation
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        event = real(*args, **kwargs)
+        found.append(event is not None)
+        return event
+
+    monkeypatch.setattr(service, "record_activation", counted)
+    for n in range(4):
+        platform.register_model("m", make_artifact(bytes([n])))
+    assert found == [True, False]
+    assert len(_activations(platform)) == 1
 
 
 def test_a_policy_activation_rolled_back_with_its_decision_is_recorded_again(

@@ -34,7 +34,7 @@ from mintaka.domain.registry import ModelVersion, RiskTier
 from mintaka.errors import PolicyViolation, ValidationError
 from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, load_policy
 from mintaka.governance.policy_history import record_activation
-from mintaka.store.engine import Sql
+from mintaka.store.engine import Sql, transaction_scoped
 from mintaka.store.schema import approvals, model_cards, policy_decisions, policy_exceptions
 from mintaka.text import require_utf8
 
@@ -49,6 +49,10 @@ def highest_tier(tiers: Iterable[RiskTier]) -> RiskTier:
 # The controls a documented exception may waive: a version's own production controls. Whether a
 # version is archived, a killed endpoint and the roles of those who approve are never waived.
 WAIVABLE_CONTROLS = ("approvals", "documentation", "evaluation", "monitors", "rollout-strategy")
+
+# Marks, in a transaction's scoped dict, that it recorded a policy activation (not settled
+# until that transaction commits).
+_ACTIVATED = "policy.activated"
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -102,7 +106,6 @@ class GovernanceService:
         # names its policy by digest, and the policy is recorded when first acted under.
         self._read: dict[str, tuple[Policy, datetime]] = {}
         self._settled: set[tuple[str, datetime]] = set()
-        self._activated_in: Connection | None = None
         self.policy: Policy = self._load()
 
     def _load(self) -> Policy:
@@ -533,9 +536,10 @@ class GovernanceService:
         policy, read_at = self._read.get(decision.policy_digest, unread)
         settled = (policy.digest, read_at)
         if policy.digest == decision.policy_digest and settled not in self._settled:
+            scoped = transaction_scoped(conn)
             if record_activation(self.platform, conn, policy, loaded_at=read_at) is not None:
-                self._activated_in = conn
-            elif conn is not self._activated_in:
+                scoped[_ACTIVATED] = True
+            elif not scoped.get(_ACTIVATED):
                 # The chain holds this reading of the policy, committed (not by an activation
                 # of this transaction, which may still roll back): whatever another process
                 # activates later, it would record nothing again (see policy_history).

@@ -134,6 +134,17 @@ def make_engine(url: str, sync: str = "NORMAL") -> Engine:
     return engine
 
 
+# Where ``transaction_scoped`` keeps its dict in a connection's ``info``.
+_SCOPED = "mintaka.transaction"
+
+
+def transaction_scoped(conn: Connection) -> dict[str, Any]:
+    """A dict that lives as long as ``conn``'s current transaction (``Transactions`` drops it
+    when the transaction ends, committed or not; a connection outlives its transactions)."""
+    scoped: dict[str, Any] = conn.info.setdefault(_SCOPED, {})
+    return scoped
+
+
 class Transactions:
     """Write and read transactions on one engine.
 
@@ -174,8 +185,11 @@ class Transactions:
         with self.engine.connect() as conn:
             if write:
                 conn.execution_options(mintaka_write=True)
-            with conn.begin():
-                yield conn
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                conn.info.pop(_SCOPED, None)
 
     def _take(self) -> Connection:
         try:
@@ -189,6 +203,7 @@ class Transactions:
         return conn
 
     def _end(self, conn: Connection, driver: Any, *, commit: bool) -> None:
+        conn.info.pop(_SCOPED, None)
         try:
             if conn.in_transaction():  # SQLAlchemy joined: it ends both
                 if commit:
