@@ -726,6 +726,8 @@ class MigrationService:
     ) -> list[AuditEvent]:
         """The cloud's aliases onto adopted versions, where the store has no such alias."""
         events: list[AuditEvent] = []
+        if observed.aliases:
+            self.platform.governance.note_policy(conn)  # which aliases count is the policy's
         for alias, version in sorted(observed.aliases.items()):
             if alias in RESERVED_ALIASES or version not in adopted or not _usable_alias(alias):
                 continue

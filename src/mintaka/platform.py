@@ -869,6 +869,8 @@ class Platform:
                     index_elements=["name", "alias"], set_={"version": current.version}
                 )
             )
+            if decision is None:
+                self.governance.note_policy(conn)  # which aliases count is the policy's word
             event = self._audit(
                 conn,
                 "model.alias.set",
@@ -891,6 +893,7 @@ class Platform:
                     model_aliases.c.name == name, model_aliases.c.alias == alias
                 )
             )
+            self.governance.note_policy(conn)  # which aliases count is the policy's word
             event = self._audit(conn, "model.alias.delete", f"{name}@{alias}")
         self._after_commit([event])
 

@@ -374,3 +374,31 @@ def test_a_store_without_recorded_policies_is_judged_by_the_policy_in_force(
     assert [(a.model, a.alias, a.version) for a in snapshot.aliases] == [("credit", "champion", 1)]
     assert snapshot.policy == dana.governance.policy.digest
     assert snapshot.production_aliases == ("champion", "production")
+
+
+def test_an_alias_moved_after_the_policy_dropped_it_is_judged_by_the_new_policy(
+    as_: Callable[[str], Platform], home: Path, clock: ManualClock, make_artifact: MakeArtifact
+) -> None:
+    """Moving an alias the new policy does not count takes no decision, yet it is an act under
+    that policy: the instant is judged by it, not by the last policy a decision named."""
+    from mintaka.governance.evidence import build_pack
+
+    _production_aliases(home, '"champion", "prod"')
+    dana = as_("dana")
+    dana.register_model("churn", make_artifact(b"c1"), tier="low")
+    dana.register_model("churn", make_artifact(b"c2"), tier="low")
+    dana.governance.set_model_card("churn:1", intended_use="x", owner="dana")
+    dana.set_alias("churn", "prod", 1)
+    clock.advance(days=10)
+    _production_aliases(home, '"champion"')
+    today = as_("dana")
+    today.set_alias("churn", "prod", 2)  # no decision: "prod" no longer counts
+    snapshot = production_at(today, clock.now())
+    assert [e.in_use for e in inventory(today)] == [False, False]
+    assert snapshot.production_aliases == ("champion",)
+    assert snapshot.aliases == ()
+    assert build_pack(today, "churn:2")["inventory"]["in_use"] is False
+    clock.advance(days=1)
+    _production_aliases(home, '"champion", "prod"')
+    as_("dana").delete_alias("churn", "prod")  # deleting one is an act under the policy too
+    assert production_at(today, clock.now()).production_aliases == ("champion", "prod")

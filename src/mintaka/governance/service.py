@@ -527,23 +527,33 @@ class GovernanceService:
         until, exception_id = max(in_force)
         return f"{exception_id} ({control}, until {until.isoformat()})"
 
+    def note_policy(self, conn: Connection, digest: str | None = None) -> None:
+        """Record, in the caller's transaction, that Mintaka acts under the policy ``digest``
+        names (the one in force when None), unless the audit chain already says so: every
+        decision does this, and so does a change the production aliases classify without a
+        decision (an alias the policy does not count moved), so that history judges that
+        instant by this policy (:mod:`mintaka.governance.policy_history`)."""
+        digest = self.policy.digest if digest is None else digest
+        unread = (self.policy, self.platform._now())  # a policy assigned rather than read
+        policy, read_at = self._read.get(digest, unread)
+        settled = (policy.digest, read_at)
+        if policy.digest != digest or settled in self._settled:
+            return
+        scoped = transaction_scoped(conn)
+        if record_activation(self.platform, conn, policy, loaded_at=read_at) is not None:
+            scoped[_ACTIVATED] = True
+        elif not scoped.get(_ACTIVATED):
+            # The chain holds this reading of the policy, committed (not by an activation of
+            # this transaction, which may still roll back): whatever another process activates
+            # later, it would record nothing again (see policy_history).
+            self._settled.add(settled)
+
     def record(self, conn: Connection, decision: PolicyDecision) -> dict[str, Any]:
         """Store ``decision`` in the caller's transaction; returns it as audit details, which the
         caller puts on the audit event of the change the decision allowed. The first decision
         under a policy the audit chain does not hold yet records the policy too
         (:mod:`mintaka.governance.policy_history`)."""
-        unread = (self.policy, self.platform._now())  # a policy assigned rather than read
-        policy, read_at = self._read.get(decision.policy_digest, unread)
-        settled = (policy.digest, read_at)
-        if policy.digest == decision.policy_digest and settled not in self._settled:
-            scoped = transaction_scoped(conn)
-            if record_activation(self.platform, conn, policy, loaded_at=read_at) is not None:
-                scoped[_ACTIVATED] = True
-            elif not scoped.get(_ACTIVATED):
-                # The chain holds this reading of the policy, committed (not by an activation
-                # of this transaction, which may still roll back): whatever another process
-                # activates later, it would record nothing again (see policy_history).
-                self._settled.add(settled)
+        self.note_policy(conn, decision.policy_digest)
         Sql(conn).run(
             "INSERT INTO policy_decisions (id, action, subject, allowed, controls, unmet, "
             "exceptions, policy_digest, actor, at) VALUES (:id, :action, :subject, :allowed, "
