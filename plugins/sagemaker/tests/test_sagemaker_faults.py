@@ -251,6 +251,11 @@ def test_a_create_endpoint_whose_second_model_cannot_be_made_leaves_no_model(
         platform.backend.create_endpoint(
             "churn-live", routes, TrafficMap(weights={"blue": 50, "green": 50})
         )
+    _nothing_left_in_sagemaker()
+
+
+def _nothing_left_in_sagemaker() -> None:
+    """No Model, endpoint config or endpoint: a failed create took back all it made."""
     sm = make_client("sagemaker")
     assert sm.list_models()["Models"] == []
     assert sm.list_endpoint_configs()["EndpointConfigs"] == []
@@ -269,10 +274,7 @@ def test_a_model_whose_create_response_was_lost_is_removed_when_the_create_fails
     with pytest.raises(RetryExhausted):
         platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
     assert faults.faults(Fault.LOST_RESPONSE)
-    sm = make_client("sagemaker")
-    assert sm.list_models()["Models"] == []
-    assert sm.list_endpoint_configs()["EndpointConfigs"] == []
-    assert sm.list_endpoints()["Endpoints"] == []
+    _nothing_left_in_sagemaker()
 
 
 def test_a_model_whose_create_response_was_lost_is_removed_when_the_update_fails(
