@@ -14,6 +14,7 @@ from artifact_kit import MakeArtifact
 from mintaka import Platform
 from mintaka.domain.serving import (
     SLA,
+    Endpoint,
     EndpointMetrics,
     RolloutStrategy,
     TrafficMap,
@@ -193,7 +194,7 @@ def test_a_native_plan_the_cloud_cannot_walk_as_written_is_refused_with_nothing_
     three: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class TwoStepsOnly(_Cloud):
-        def check_native_plan(self, plan: TrafficPlan) -> None:
+        def check_native_plan(self, plan: TrafficPlan, current: Endpoint) -> None:
             if len(plan.steps) != 2:
                 raise ValidationError(f"this cloud walks two steps, not {len(plan.steps)}")
 

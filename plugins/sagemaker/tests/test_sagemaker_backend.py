@@ -304,7 +304,7 @@ def test_a_plan_sagemaker_cannot_walk_as_written_is_refused_with_nothing_done(
 ) -> None:
     plan = _plan(live, strategy, *steps)
     with pytest.raises(ValidationError, match=why) as refused:
-        cloud.check_native_plan(plan)
+        cloud.check_native_plan(plan, platform.serving.get_endpoint(live))
     assert "SageMaker walks blue_green (one step" in str(refused.value)
     assert str(plan.steps[0].weights) in str(refused.value)
     history = platform.serving.deployment_history(live)
@@ -368,6 +368,23 @@ def test_a_canary_onto_a_route_already_serving_is_refused_before_the_cloud_chang
     with pytest.raises(ValidationError, match="'green' already takes 20%"):
         cloud.start_rollout(_plan(live, RolloutStrategy.CANARY, (30, 60), (100, 60)))
     assert sm.describe_endpoint(EndpointName=live)["EndpointConfigName"] == before
+
+
+def test_a_canary_onto_a_route_already_serving_marks_nothing_and_keeps_the_rollback_target(
+    platform: Platform, cloud: SageMakerBackend, live: str
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 80, "green": 20})  # never verified
+    history = platform.serving.deployment_history(live)
+    events = _actions(platform, live)
+    plan = _plan(live, RolloutStrategy.CANARY, (30, 60), (100, 60))
+    with pytest.raises(ValidationError, match="'green' already takes 20%"):
+        cloud.check_native_plan(plan, platform.serving.get_endpoint(live))
+    with pytest.raises(ValidationError, match="'green' already takes 20%"):
+        native.start(platform, plan)
+    assert platform.serving.deployment_history(live) == history
+    assert _actions(platform, live) == events
+    platform.serving.set_traffic(live, {"blue": 50, "green": 50})
+    assert platform.serving.rollback(live).traffic.weights == {"blue": 100, "green": 0}
 
 
 def _canary(live: str, to: str, keep: str, **extra: Any) -> TrafficPlan:

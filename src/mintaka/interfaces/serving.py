@@ -58,13 +58,16 @@ class ShadowTraffic(ABC):
 class NativeRollout(ABC):
     """``Capability.SERVING_NATIVE_ROLLOUT``: the cloud walks the plan and rolls back itself."""
 
-    def check_native_plan(self, plan: TrafficPlan) -> None:  # noqa: B027  # optional hook
-        """Refuse with ``ValidationError`` a plan the cloud cannot walk as written (naming the
-        plan's steps and what the cloud can walk), so it is never run as a different rollout.
+    def check_native_plan(self, plan: TrafficPlan, current: Endpoint) -> None:  # noqa: B027
+        """Refuse with ``ValidationError`` a plan the cloud cannot walk as written from the
+        endpoint ``current`` (naming the plan's steps and what the cloud can walk), so it is
+        never run as a different rollout.
 
-        Core calls it before the traffic gate and before anything is marked, recorded or sent
-        to the cloud; ``start_rollout`` calls it too. It reads nothing from the cloud. The
-        default accepts every plan: a cloud whose policy walks any plan has nothing to refuse.
+        Core calls it with the endpoint as it has it recorded, before the traffic gate and
+        before anything is marked, recorded or sent to the cloud; ``start_rollout`` calls it too,
+        with the endpoint the cloud reports. It reads nothing from the cloud. An optional hook:
+        the default accepts every plan, as a cloud whose policy walks any plan has nothing to
+        refuse.
         """
 
     @abstractmethod

@@ -6,9 +6,10 @@ linear traffic shifting and alarm-driven auto-rollback) can walk it instead, and
 while Mintaka is not running. Governance and the record stay in core, exactly as for any traffic
 change:
 
-- ``start``: the backend first checks that its cloud can walk the plan as written
-  (``NativeRollout.check_native_plan``: SageMaker's canary, say, is one canary step, then the
-  rest), so a plan it cannot walk is refused with nothing marked, recorded or sent. The plan's
+- ``start``: the backend first checks that its cloud can walk the plan as written from the
+  endpoint's current traffic (``NativeRollout.check_native_plan``: SageMaker's canary, say, is
+  one canary step onto a route taking no live traffic yet, then the rest), so a plan it cannot
+  walk is refused with nothing marked, recorded or sent. The plan's
   final traffic then passes the traffic gate (approvals, risk tier, the kill switch) before any
   cloud call; the current traffic is marked known-good (the rollback target); the cloud starts
   the rollout; the final traffic is recorded as a deployment (``endpoint.rollout``, its reason
@@ -93,7 +94,7 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     serving = platform.serving
     current = serving.get_endpoint(plan.endpoint)
     check_plan(plan, current)
-    rollout.check_native_plan(plan)
+    rollout.check_native_plan(plan, current)
     check_no_rollout_under_way(serving.deployment_history(plan.endpoint)[-1])
     target = _traffic(
         plan.steps[-1].weights, plan.shadow, plan.shadow_percent if plan.shadow else 0

@@ -19,7 +19,15 @@ from typing import Any
 import pytest
 
 from mintaka import BackendError, Capability, Conflict, MintakaError, NotFound, Platform
-from mintaka.domain.serving import RolloutStrategy, Route, TrafficMap, TrafficPlan, TrafficStep
+from mintaka.domain.serving import (
+    Endpoint,
+    EndpointStatus,
+    RolloutStrategy,
+    Route,
+    TrafficMap,
+    TrafficPlan,
+    TrafficStep,
+)
 from mintaka.rollout import native
 from mintaka.rollout.controller import plan_steps
 from mintaka.rollout.steps import NATIVE_STEP_SHARES
@@ -240,7 +248,14 @@ class AbstractServingTests(AbstractBackendFixtures):
             bake_seconds=60,
             native=True,
         )
-        cloud.check_native_plan(plan)
+        current = Endpoint(
+            name=endpoint_name,
+            status=EndpointStatus.IN_SERVICE,
+            routes=tuple(Route(name=r, model="model", version=1) for r in ("blue", "green")),
+            traffic=TrafficMap(weights={"blue": 100, "green": 0}),
+            backend=cloud.name,
+        )
+        cloud.check_native_plan(plan, current)
 
     @pytest.mark.requires(Capability.SERVING, Capability.SERVING_KILL)
     def test_killed_endpoint_refuses_requests_until_released(

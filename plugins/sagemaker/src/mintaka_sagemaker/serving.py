@@ -1569,10 +1569,13 @@ class SageMakerServing(SageMakerRegistry):
                 alarms.append(alarm)
         return alarms
 
-    def check_native_plan(self, plan: TrafficPlan) -> None:
-        """Refuse a plan SageMaker's blue/green traffic shifting cannot walk as written (see
-        ``native_routing``): it is never clamped or walked in other steps."""
-        native_routing(plan)
+    def check_native_plan(self, plan: TrafficPlan, current: Endpoint) -> None:
+        """Refuse a plan SageMaker's blue/green traffic shifting cannot walk as written from
+        ``current`` (see ``native_routing`` and ``_require_new_route``): it is never clamped or
+        walked in other steps."""
+        routing = native_routing(plan)
+        if routing["Type"] != "ALL_AT_ONCE":
+            self._require_new_route(plan, current, _new_route(plan))
 
     @staticmethod
     def _require_new_route(plan: TrafficPlan, current: Endpoint, route: str) -> None:
@@ -1591,11 +1594,10 @@ class SageMakerServing(SageMakerRegistry):
         routing = native_routing(plan)
         described = self._describe_endpoint(plan.endpoint)
         current = self._endpoint_from(described)
+        self.check_native_plan(plan, current)
         target = TrafficMap(
             weights=plan.steps[-1].weights, shadow=plan.shadow, shadow_percent=plan.shadow_percent
         )
-        if routing["Type"] != "ALL_AT_ONCE":
-            self._require_new_route(plan, current, _new_route(plan))
         rising = sorted(
             r for r, w in target.weights.items() if w > current.traffic.weights.get(r, 0)
         )
