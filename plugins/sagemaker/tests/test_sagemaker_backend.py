@@ -387,6 +387,64 @@ def test_a_canary_onto_a_route_already_serving_marks_nothing_and_keeps_the_rollb
     assert platform.serving.rollback(live).traffic.weights == {"blue": 100, "green": 0}
 
 
+@pytest.mark.parametrize(
+    ("first", "accepted"),
+    [
+        ({"blue": 50, "red": 40, "green": 10}, False),  # moves 40% off blue onto red
+        ({"blue": 63, "red": 27, "green": 10}, True),  # blue 70 / red 30, scaled to 90%
+        ({"blue": 61, "red": 29, "green": 10}, False),
+    ],
+)
+def test_a_canary_step_must_keep_the_other_routes_current_split(
+    platform: Platform,
+    cloud: SageMakerBackend,
+    live: str,
+    tmp_path: Path,
+    first: dict[str, int],
+    accepted: bool,
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"v3"))
+    platform.serving.deploy(live, "churn:3", route="red")
+    platform.serving.set_traffic(live, {"blue": 70, "green": 0, "red": 30})
+    plan = TrafficPlan(
+        endpoint=live,
+        strategy=RolloutStrategy.CANARY,
+        steps=[
+            TrafficStep(weights=first, bake_seconds=60),
+            TrafficStep(weights={"blue": 0, "red": 0, "green": 100}, bake_seconds=60),
+        ],
+    )
+    current = platform.serving.get_endpoint(live)
+    if accepted:
+        cloud.check_native_plan(plan, current)
+        return
+    history = platform.serving.deployment_history(live)
+    with pytest.raises(ValidationError, match="step 1 splits the other 90%"):
+        cloud.check_native_plan(plan, current)
+    with pytest.raises(ValidationError, match="step 1 splits the other 90%"):
+        native.start(platform, plan)
+    assert platform.serving.deployment_history(live) == history
+
+
+def test_a_linear_plan_with_rounded_shares_of_the_other_routes_is_accepted(
+    platform: Platform, cloud: SageMakerBackend, live: str, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"v3"))
+    platform.serving.deploy(live, "churn:3", route="red")
+    platform.serving.set_traffic(live, {"blue": 33, "green": 0, "red": 67})
+    shares = (25, 50, 75)
+    steps = [
+        TrafficStep(weights={"blue": b, "red": 100 - share - b, "green": share}, bake_seconds=60)
+        for share, b in zip(shares, (25, 16, 8), strict=True)  # 24.75, 16.5, 8.25 rounded
+    ]
+    plan = TrafficPlan(
+        endpoint=live,
+        strategy=RolloutStrategy.LINEAR,
+        steps=[*steps, TrafficStep(weights={"green": 100}, bake_seconds=60)],
+    )
+    cloud.check_native_plan(plan, platform.serving.get_endpoint(live))
+
+
 def _canary(live: str, to: str, keep: str, **extra: Any) -> TrafficPlan:
     return TrafficPlan(
         endpoint=live,

@@ -186,6 +186,24 @@ def native_routing(plan: TrafficPlan) -> dict[str, Any]:
     return {"Type": "LINEAR", "LinearStepSize": size, "WaitIntervalInSeconds": wait}
 
 
+def _require_current_split(plan: TrafficPlan, current: Endpoint, route: str) -> None:
+    """SageMaker shifts each share onto ``route`` off the fleet serving now as a whole, so the
+    other routes keep their current split: every step before the last must give them their
+    current weights scaled to what ``route`` leaves (to within the rounding to whole percent)."""
+    others = {r: w for r, w in current.traffic.weights.items() if r != route}
+    for index, step in enumerate(plan.steps[:-1], start=1):
+        rest = 100 - step.weights.get(route, 0)
+        named = (set(others) | set(step.weights)) - {route}
+        if any(abs(step.weights.get(r, 0) - others.get(r, 0) * rest / 100) >= 1 for r in named):
+            _refuse(
+                plan,
+                f"step {index} splits the other {rest}% of the traffic otherwise than "
+                f"{plan.endpoint}'s current traffic {current.traffic.weights}, and SageMaker "
+                f"shifts each share onto {route!r} off the fleet serving now, which keeps its "
+                "split",
+            )
+
+
 def percentages(weights: dict[str, float]) -> dict[str, int]:
     """Relative variant weights as integer percentages summing to 100 (largest remainder)."""
     total = sum(weights.values())
@@ -1575,7 +1593,9 @@ class SageMakerServing(SageMakerRegistry):
         walked in other steps."""
         routing = native_routing(plan)
         if routing["Type"] != "ALL_AT_ONCE":
-            self._require_new_route(plan, current, _new_route(plan))
+            route = _new_route(plan)
+            self._require_new_route(plan, current, route)
+            _require_current_split(plan, current, route)
 
     @staticmethod
     def _require_new_route(plan: TrafficPlan, current: Endpoint, route: str) -> None:
