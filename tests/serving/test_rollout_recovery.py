@@ -217,6 +217,25 @@ def test_a_native_plan_the_cloud_cannot_walk_as_written_is_refused_with_nothing_
     assert gated == []
 
 
+@pytest.mark.parametrize(
+    ("last", "shadow"),
+    [({"blue": 0, "green": 100}, "red"), ({"blue": 0, "red": 100}, None)],
+)
+def test_a_native_rollout_keeps_the_endpoints_shadow_unless_it_goes_live(
+    three: Platform,
+    monkeypatch: pytest.MonkeyPatch,
+    last: dict[str, int],
+    shadow: str | None,
+) -> None:
+    monkeypatch.setattr(native, "_native", lambda plat: _Cloud())
+    three.serving.set_traffic(
+        "scoring", {"blue": 100, "green": 0, "red": 0}, shadow="red", shadow_percent=20
+    )
+    native.start(three, _plan({"blue": 90, **{r: 10 for r in last if r != "blue"}}, last))
+    recorded = three.serving.deployment_history("scoring")[-1].traffic
+    assert (recorded.shadow, recorded.shadow_percent) == (shadow, 20 if shadow else 0)
+
+
 def test_a_known_good_mark_for_a_change_no_longer_in_force_is_refused(three: Platform) -> None:
     first = three.serving.deployment_history("scoring")[-1]
     three.serving.set_traffic("scoring", {"blue": 50, "red": 50}, reason="manual")

@@ -445,6 +445,45 @@ def test_a_linear_plan_with_rounded_shares_of_the_other_routes_is_accepted(
     cloud.check_native_plan(plan, platform.serving.get_endpoint(live))
 
 
+def test_a_native_rollout_keeps_the_endpoints_shadow_variant(
+    platform: Platform, cloud: SageMakerBackend, live: str, sm: Any, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"v3"))
+    platform.serving.deploy(live, "churn:3", route="red")
+    platform.serving.set_traffic(
+        live, {"blue": 100, "green": 0, "red": 0}, shadow="red", shadow_percent=20
+    )
+    native.start(platform, _plan(live, RolloutStrategy.CANARY, (10, 60), (100, 60)))
+    for traffic in (
+        platform.serving.get_endpoint(live).traffic,
+        cloud.get_endpoint(live).traffic,
+    ):
+        assert (traffic.shadow, traffic.shadow_percent) == ("red", 20)
+    config = sm.describe_endpoint_config(
+        EndpointConfigName=sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+    )
+    assert [v["VariantName"] for v in config["ShadowProductionVariants"]] == ["red"]
+
+
+def test_an_all_at_once_plan_that_would_drop_the_shadow_is_refused(
+    platform: Platform, cloud: SageMakerBackend, live: str, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"v3"))
+    platform.serving.deploy(live, "churn:3", route="red")
+    platform.serving.set_traffic(
+        live, {"blue": 100, "green": 0, "red": 0}, shadow="red", shadow_percent=20
+    )
+    history = platform.serving.deployment_history(live)
+    events = _actions(platform, live)
+    plan = _plan(live, RolloutStrategy.BLUE_GREEN, (50, 60))
+    with pytest.raises(ValidationError, match="with the shadow 'red' kept"):
+        native.start(platform, plan)
+    with pytest.raises(ValidationError, match="with the shadow 'red' kept"):
+        cloud.start_rollout(plan)
+    assert platform.serving.deployment_history(live) == history
+    assert _actions(platform, live) == events
+
+
 def _canary(live: str, to: str, keep: str, **extra: Any) -> TrafficPlan:
     return TrafficPlan(
         endpoint=live,

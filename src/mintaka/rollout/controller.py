@@ -240,7 +240,7 @@ class RolloutController:
         try:
             for index, step in enumerate(plan.steps, start=1):
                 self._check_untouched(plan.endpoint, ours, index)
-                shadow, shadow_percent = _shadow(plan, step, endpoint)
+                shadow, shadow_percent = step_shadow(plan, step, endpoint)
                 pending = f"{STEP_REASON}{index}/{len(plan.steps)}"
                 platform.serving._set_traffic(
                     plan.endpoint,
@@ -397,8 +397,9 @@ class RolloutController:
             log.error("could not restore the traffic of %s after %r: %s", endpoint, exc, failure)
 
 
-def _shadow(plan: TrafficPlan, step: TrafficStep, endpoint: Endpoint) -> tuple[str | None, int]:
-    """The shadow a step keeps: the plan's, else the endpoint's own unless it now goes live."""
+def step_shadow(plan: TrafficPlan, step: TrafficStep, endpoint: Endpoint) -> tuple[str | None, int]:
+    """The shadow a step keeps, and its share: the plan's, else the endpoint's own unless it now
+    goes live (the same rule for the controller's steps and a native rollout's end)."""
     if plan.shadow:
         return plan.shadow, plan.shadow_percent
     shadow = endpoint.traffic.shadow

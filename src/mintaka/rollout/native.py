@@ -9,11 +9,12 @@ change:
 - ``start``: the backend first checks that its cloud can walk the plan as written from the
   endpoint's current traffic (``NativeRollout.check_native_plan``: SageMaker's canary, say, is
   one canary step onto a route taking no live traffic yet, then the rest), so a plan it cannot
-  walk is refused with nothing marked, recorded or sent. The plan's
-  final traffic then passes the traffic gate (approvals, risk tier, the kill switch) before any
-  cloud call; the current traffic is marked known-good (the rollback target); the cloud starts
-  the rollout; the final traffic is recorded as a deployment (``endpoint.rollout``, its reason
-  naming the rollout id), audited with the gate's decision.
+  walk is refused with nothing marked, recorded or sent. The plan's final traffic (its last
+  step, keeping the shadow as core's controller does: the plan's, else the endpoint's own
+  unless it goes live) then passes the traffic gate (approvals, risk tier, the kill switch)
+  before any cloud call; the current traffic is marked known-good (the rollback target); the
+  cloud starts the rollout; the final traffic is recorded as a deployment (``endpoint.rollout``,
+  its reason naming the rollout id), audited with the gate's decision.
 - ``status``: asks the cloud. ``succeeded`` marks the new traffic known-good. ``rolled_back`` or
   ``failed`` records the traffic the cloud went back to (``endpoint.rollback``) and raises a
   critical ``rollout-native`` alert, once per rollout however often it is asked.
@@ -31,7 +32,12 @@ from mintaka.capabilities import Capability
 from mintaka.domain.serving import RolloutStrategy, TrafficPlan
 from mintaka.errors import BackendError, NotFound, UnsupportedCapability
 from mintaka.interfaces import NativeRollout, Serving
-from mintaka.rollout.controller import NATIVE_REASON, check_no_rollout_under_way, check_plan
+from mintaka.rollout.controller import (
+    NATIVE_REASON,
+    check_no_rollout_under_way,
+    check_plan,
+    step_shadow,
+)
 from mintaka.serving.ops import _traffic
 
 if TYPE_CHECKING:
@@ -96,9 +102,7 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     check_plan(plan, current)
     rollout.check_native_plan(plan, current)
     check_no_rollout_under_way(serving.deployment_history(plan.endpoint)[-1])
-    target = _traffic(
-        plan.steps[-1].weights, plan.shadow, plan.shadow_percent if plan.shadow else 0
-    )
+    target = _traffic(plan.steps[-1].weights, *step_shadow(plan, plan.steps[-1], current))
     versions = serving._route_versions(current.routes)
     decision = serving._gate(
         START_ACTION,

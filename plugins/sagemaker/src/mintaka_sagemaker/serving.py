@@ -68,6 +68,7 @@ from mintaka.errors import (
     ValidationError,
 )
 from mintaka.interfaces import BackendContext
+from mintaka.rollout.controller import step_shadow
 from mintaka_sagemaker.artifacts import model_data_of
 from mintaka_sagemaker.aws import derived_name, short_hash, tag_list
 from mintaka_sagemaker.errors import is_already_exists, was_retried
@@ -202,6 +203,22 @@ def _require_current_split(plan: TrafficPlan, current: Endpoint, route: str) -> 
                 f"shifts each share onto {route!r} off the fleet serving now, which keeps its "
                 "split",
             )
+
+
+def _require_shadow_kept(plan: TrafficPlan, current: Endpoint) -> None:
+    """A native rollout keeps the shadow core's controller would (``step_shadow``), and
+    SageMaker mirrors traffic to a shadow variant beside exactly one production variant: a plan
+    ending on more than one live route with a shadow kept is refused rather than dropping it."""
+    last = plan.steps[-1]
+    shadow, _ = step_shadow(plan, last, current)
+    live = sorted(r for r, w in last.weights.items() if w > 0)
+    if shadow is not None and len(live) > 1:
+        _refuse(
+            plan,
+            f"it ends on {live} with the shadow {shadow!r} kept, and SageMaker mirrors traffic to "
+            "a shadow variant beside exactly one production variant (remove the shadow first, "
+            "or end on one route)",
+        )
 
 
 def percentages(weights: dict[str, float]) -> dict[str, int]:
@@ -1596,6 +1613,7 @@ class SageMakerServing(SageMakerRegistry):
             route = _new_route(plan)
             self._require_new_route(plan, current, route)
             _require_current_split(plan, current, route)
+        _require_shadow_kept(plan, current)
 
     @staticmethod
     def _require_new_route(plan: TrafficPlan, current: Endpoint, route: str) -> None:
@@ -1615,8 +1633,9 @@ class SageMakerServing(SageMakerRegistry):
         described = self._describe_endpoint(plan.endpoint)
         current = self._endpoint_from(described)
         self.check_native_plan(plan, current)
+        shadow, shadow_percent = step_shadow(plan, plan.steps[-1], current)
         target = TrafficMap(
-            weights=plan.steps[-1].weights, shadow=plan.shadow, shadow_percent=plan.shadow_percent
+            weights=plan.steps[-1].weights, shadow=shadow, shadow_percent=shadow_percent
         )
         rising = sorted(
             r for r, w in target.weights.items() if w > current.traffic.weights.get(r, 0)
