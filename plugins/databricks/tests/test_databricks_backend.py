@@ -560,6 +560,38 @@ def test_a_pipeline_parameter_named_like_the_runners_own_is_refused_at_compile(
         cloud.compile(spec)
 
 
+def test_identifiers_other_than_letters_digits_and_underscores_are_quoted_in_references(
+    cloud: DatabricksBackend,
+) -> None:
+    """Databricks reads an unquoted ``{{tasks.prep-data.values.path}}`` as a syntax error and
+    hands the task that literal text instead of the upstream output."""
+    spec = PipelineSpec(
+        name="wired",
+        parameters={"max-depth": 4, "seed": 1},
+        steps=[
+            StepSpec(name="prep-data", entrypoint="pkg.steps:prepare"),
+            StepSpec(
+                name="fit",
+                entrypoint="pkg.steps:fit",
+                inputs={
+                    "data": "prep-data.path",
+                    "seed": "params.seed",
+                },
+            ),
+        ],
+    )
+    fit = cloud.compile(spec).definition["tasks"][1]
+    told = TaskArguments.from_base_parameters(fit["notebook_task"]["base_parameters"])
+    assert told.inputs == {
+        "data": "{{tasks.`prep-data`.values.path}}",
+        "seed": "{{job.parameters.seed}}",
+    }
+    assert told.parameters["max-depth"] == "{{job.parameters.`max-depth`}}"
+    quoted = spec.model_copy(update={"parameters": {"a`b": 1}})
+    with pytest.raises(ValidationError, match="cannot be named in a Databricks dynamic value"):
+        cloud.compile(quoted)
+
+
 def test_an_unknown_pipeline_parameter_is_refused(cloud: DatabricksBackend) -> None:
     spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
     with pytest.raises(ValidationError):

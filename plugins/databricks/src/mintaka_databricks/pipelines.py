@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import posixpath
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -87,9 +88,26 @@ def _skipped_at_limit(raw: dict[str, Any]) -> bool:
     return state.get("life_cycle_state") == "SKIPPED" or state.get("result_state") == _LIMIT_REACHED
 
 
-def _reference(value: str) -> str:
-    """A dynamic value reference, which Databricks replaces by the value when the task starts."""
-    return "{{" + value + "}}"
+_PLAIN_IDENTIFIER = re.compile(r"[A-Za-z0-9_]+")
+
+
+def _reference(*path: str) -> str:
+    """A dynamic value reference to ``path`` (``tasks``, a task key, ``values``, a key), which
+    Databricks replaces by the value when the task starts. An identifier of anything but
+    letters, digits and ``_`` (a step named ``prep-data``) is quoted in backticks: unquoted,
+    Databricks takes the reference as a syntax error and hands the task its literal text."""
+    return "{{" + ".".join(_identifier(part) for part in path) + "}}"
+
+
+def _identifier(name: str) -> str:
+    if _PLAIN_IDENTIFIER.fullmatch(name):
+        return name
+    if "`" in name or "}" in name:
+        raise ValidationError(
+            f"{name!r} cannot be named in a Databricks dynamic value reference (a backtick or "
+            "a closing brace cannot be quoted); rename it"
+        )
+    return f"`{name}`"
 
 
 def _workspace_path(path: str) -> str:
@@ -139,11 +157,9 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             # Wired inputs as dynamic value references: a parameter, or a value an upstream task
             # set with dbutils.jobs.taskValues in its notebook.
             inputs = {
-                field: _reference(
-                    f"job.parameters.{name}"
-                    if source == "params"
-                    else f"tasks.{source}.values.{name}"
-                )
+                field: _reference("job", "parameters", name)
+                if source == "params"
+                else _reference("tasks", source, "values", name)
                 for field, (source, name) in step.references().items()
             }
             arguments = TaskArguments(
@@ -151,8 +167,8 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 step=step.name,
                 entrypoint=step.entrypoint,
                 gate=step.gate.value if step.gate is not None else None,
-                run_id=_reference("job.run_id"),
-                parameters={key: _reference(f"job.parameters.{key}") for key in spec.parameters},
+                run_id=_reference("job", "run_id"),
+                parameters={key: _reference("job", "parameters", key) for key in spec.parameters},
                 inputs=inputs,
             ).base_parameters()
             task: dict[str, Any] = {
