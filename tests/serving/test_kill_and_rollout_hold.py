@@ -4,6 +4,7 @@ a model cannot take is the caller's error, never the route's."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,8 +14,16 @@ from serving_kit import pyfunc_artifact, row
 from sqlalchemy import select
 
 from mintaka import Platform
-from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan, TrafficStep
+from mintaka.domain.serving import (
+    SLA,
+    RolloutStrategy,
+    Route,
+    TrafficMap,
+    TrafficPlan,
+    TrafficStep,
+)
 from mintaka.errors import PolicyViolation
+from mintaka.local.backend import LocalBackend
 from mintaka.local.server import InferenceServer
 from mintaka.rollout.controller import RolloutController, RolloutInterrupted
 from mintaka.store.schema import predictions
@@ -55,6 +64,82 @@ def test_a_kill_holds_while_the_endpoints_new_configuration_cannot_load(
     plat.serving.unkill("scoring")
     server.reload()
     assert post(server, {"inputs": row(0)}).status_code == 200
+
+
+def test_a_kill_pulled_before_a_change_that_cannot_load_holds_until_released(
+    served: Served, tmp_path: Path
+) -> None:
+    """Kill, then a route change made in the backend that cannot load, then unkill: the
+    endpoint stays killed until released, and the release serves its previous routes, as an
+    unkill through Mintaka does (traffic changes are refused while it is killed)."""
+    plat, server = served
+    plat.serving.kill("scoring")
+    server.reload()
+    unloadable(plat, tmp_path)
+    backend: LocalBackend = plat.backend  # type: ignore[assignment]
+    broken = Route(name="broken", model="broken", version=1)
+    backend.update_routes("scoring", [broken], TrafficMap(weights={"broken": 100}))
+    server.reload()
+    assert post(server, {"inputs": row(0)}).status_code == 503
+    backend.unkill("scoring")
+    server.reload()
+    answer = post(server, {"inputs": row(0)})
+    assert answer.status_code == 200
+    assert answer.json()["route"] == "blue"
+
+
+# -- an endpoint made again is never served by the one it replaces ------------------------------
+
+
+def _invoked(server: InferenceServer) -> int:
+    status, _ = server._answer("scoring", json.dumps({"inputs": row(0)}).encode(), None)
+    return status
+
+
+def test_an_endpoint_made_again_that_cannot_load_is_not_served_by_the_one_deleted(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, _ = served
+    with InferenceServer(plat, poll_interval=60) as other:  # sees changes at reload() only
+        plat.serving.delete_endpoint("scoring")
+        plat.serving.create_endpoint("scoring", unloadable(plat, tmp_path), route="new")
+        other.reload()
+        assert "scoring" not in other.endpoints
+        assert "scoring" not in other._predict_pools
+        assert _invoked(other) == 404
+        plat.serving.create_endpoint("side", "credit:1", route="only")
+        other.reload()  # the failed configuration is not read again, nor the old one served
+        assert sorted(other.endpoints) == ["side"]
+
+
+def test_a_killed_endpoint_deleted_is_not_revived_by_one_made_again_that_cannot_load(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, _ = served
+    with InferenceServer(plat, poll_interval=60) as other:
+        plat.serving.kill("scoring")
+        plat.serving.delete_endpoint("scoring")
+        plat.serving.create_endpoint("scoring", unloadable(plat, tmp_path), route="new")
+        other.reload()
+        assert other.endpoints.get("scoring") is None
+        assert _invoked(other) == 404
+
+
+def test_kill_switches_of_an_endpoint_made_again_release_nothing_of_the_one_deleted(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, _ = served
+    with InferenceServer(plat, poll_interval=60) as other:
+        plat.serving.kill("scoring")
+        other._apply_kill_switches()
+        assert other.endpoints["scoring"].killed
+        plat.serving.delete_endpoint("scoring")
+        plat.serving.create_endpoint("scoring", unloadable(plat, tmp_path), route="new")
+        other._apply_kill_switches()  # as while a reload loads models
+        assert other.endpoints["scoring"].killed
+        assert _invoked(other) == 503
+        other.reload()
+        assert _invoked(other) == 404
 
 
 def test_a_model_that_fails_to_import_stops_no_other_endpoint(

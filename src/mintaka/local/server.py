@@ -31,7 +31,9 @@ itself in a file of its own under the local backend's ``servers/`` directory (re
 by the next reader once its process is gone), and every change is sent to each of them
 (``POST /-/reload``, which waits for a reload loading models; a kill is sent to
 ``POST /-/kill-switches``, which applies the stored kill switches at once on a thread of its own
-and waits for nothing).
+and waits for nothing). An endpoint whose new configuration cannot load goes on serving its
+previous one, under its kill switch as stored; one deleted and made again is not served until its
+own configuration loads, never by the one it replaces.
 Predictions are logged in batches off the request path.
 """
 
@@ -122,11 +124,32 @@ def _fingerprint(row: Any) -> str:
     )
 
 
+def _same_incarnation(runtime: EndpointRuntime, row: Any) -> bool:
+    """Whether ``row`` is the configuration ``runtime`` was built from, or a later one of the
+    same endpoint. Every change of an endpoint raises its config version, and one deleted and
+    made again starts at 1 again: a row at the runtime's config version or below that is not
+    its own configuration belongs to another endpoint under the same name."""
+    return row.config_version > runtime.config_version or _fingerprint(row) == runtime.fingerprint
+
+
 def _switched(runtime: EndpointRuntime, row: Any) -> EndpointRuntime:
-    """``runtime`` kept serving while its new configuration cannot load, with the kill switch
-    as the store has it now: a kill never waits for models to load."""
+    """``runtime`` kept serving while its new configuration ``row`` (of the same endpoint, see
+    :func:`_same_incarnation`) cannot load, with the kill switch as the store has it now: a
+    kill never waits for models to load."""
     killed = bool(row.killed)
     return runtime if runtime.killed == killed else replace(runtime, killed=killed)
+
+
+def _with_kill_switch(runtime: EndpointRuntime, row: Any | None) -> EndpointRuntime:
+    """``runtime`` with the kill switch of the stored ``row`` under its name: a kill holds
+    whichever endpoint pulled it, a release only that of the endpoint ``runtime`` serves (one
+    deleted and made again under its name never releases it). An endpoint gone from the store
+    keeps its switch until the next look drops it."""
+    if row is None or bool(row.killed) == runtime.killed:
+        return runtime
+    if row.killed or _same_incarnation(runtime, row):
+        return replace(runtime, killed=bool(row.killed))
+    return runtime
 
 
 class InferenceServer:
@@ -266,11 +289,14 @@ class InferenceServer:
             if current is not None and current.fingerprint == fingerprint:
                 fresh[row.name] = current
                 continue
+            # What serves while this configuration cannot load: the endpoint's previous one,
+            # never that of an endpoint deleted since under the same name.
+            previous = current if current is not None and _same_incarnation(current, row) else None
             known_bad = self._failed.get(row.name) == fingerprint
             if known_bad and not force and row.name not in self._unrecorded:
                 failed[row.name] = fingerprint  # e.g. bytes that fail their digest:
-                if current is not None:  # not re-read until the endpoint changes
-                    fresh[row.name] = _switched(current, row)
+                if previous is not None:  # not re-read until the endpoint changes
+                    fresh[row.name] = _switched(previous, row)
                 continue
             try:
                 fresh[row.name] = self._runtime(row)
@@ -279,9 +305,9 @@ class InferenceServer:
                 if isinstance(exc, NotFound):
                     unrecorded.add(row.name)
                 if not known_bad:  # said once per configuration
-                    self._log_unloaded(row.name, exc, current is not None)
-                if current is not None:
-                    fresh[row.name] = _switched(current, row)
+                    self._log_unloaded(row.name, exc, previous is not None)
+                if previous is not None:
+                    fresh[row.name] = _switched(previous, row)
         self._swap(fresh)
         self._failed = failed
         self._unrecorded = unrecorded
@@ -301,21 +327,18 @@ class InferenceServer:
             for name in pools.keys() - fresh.keys():
                 pools.pop(name).shutdown(wait=False)
 
-    def _kill_switches(self) -> dict[str, bool]:
+    def _stored_rows(self) -> dict[str, Any]:
         with self.backend.engine.connect() as conn, conn.begin():
-            rows = conn.execute(select(local_endpoints.c.name, local_endpoints.c.killed)).all()
-        return {name: bool(killed) for name, killed in rows}
+            rows = conn.execute(select(local_endpoints)).all()
+        return {row.name: row for row in rows}
 
     def _with_kill_switches(
         self, runtimes: dict[str, EndpointRuntime]
     ) -> dict[str, EndpointRuntime]:
         """``runtimes`` with each endpoint's kill switch as the store holds it now."""
-        switches = self._kill_switches()
+        rows = self._stored_rows()
         return {
-            name: runtime
-            if switches.get(name, runtime.killed) == runtime.killed
-            else replace(runtime, killed=switches[name])
-            for name, runtime in runtimes.items()
+            name: _with_kill_switch(runtime, rows.get(name)) for name, runtime in runtimes.items()
         }
 
     def _apply_kill_switches(self) -> None:
