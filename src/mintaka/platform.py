@@ -225,6 +225,7 @@ class Platform:
         self.ids = ids or IdFactory()
         self._explicit_actor = actor
         self._governance: GovernanceService | None = None
+        self._unannounced: list[AuditEvent] = []
         self.plugins = plugins or PluginManager()
         url = self.config.store_url
         self.store = Store(url_in_home(self.home, url) if url else default_url(self.home))
@@ -319,6 +320,25 @@ class Platform:
         )
         return event
 
+    def _announce_later(self, event: AuditEvent) -> None:
+        """Have the next ``_after_commit`` announce ``event`` too, if its transaction committed:
+        an event appended inside a caller's transaction on the store's own account (a policy's
+        activation), which that caller does not know to announce."""
+        self._unannounced.append(event)
+
+    def _committed(self, candidates: Sequence[AuditEvent]) -> list[AuditEvent]:
+        """Those of ``candidates`` the chain holds (a rolled-back transaction's are not), each
+        once: an event appended again after a rollback may be the very same event."""
+        unique = {(e.seq, e.hash): e for e in candidates}
+        with self.store.read() as conn:
+            sql = Sql(conn)
+            return [
+                e
+                for (seq, digest), e in sorted(unique.items())
+                if sql.one("SELECT hash FROM audit_events WHERE seq = :seq", {"seq": seq})
+                == (digest,)
+            ]
+
     def record_backend_switch(self, previous: str) -> AuditEvent:
         """Audit that this home now uses ``self.backend`` instead of ``previous``
         (``mintaka init --switch-backend``): what the records say was served where changes."""
@@ -328,6 +348,9 @@ class Platform:
         return event
 
     def _after_commit(self, events: Sequence[AuditEvent]) -> None:
+        if self._unannounced:  # appended on the store's own account, not by the caller
+            pending, self._unannounced = self._unannounced, []
+            events = [*self._committed(pending), *events]
         for event in events:
             try:
                 self.plugins.hook.mintaka_audit_event(event=event)

@@ -45,6 +45,38 @@ def _activations(plat: Platform) -> list[tuple[str, object]]:
     ]
 
 
+def test_a_policy_activation_is_announced_to_observers_once_committed(
+    tmp_path: Path, make_artifact: MakeArtifact
+) -> None:
+    """An activation is appended on the store's own account inside the caller's transaction;
+    observers hear of it with the caller's event, and not at all when that transaction fails."""
+    from mintaka import IdFactory, ManualClock, hookimpl
+    from mintaka.domain.audit import AuditEvent
+    from mintaka.plugins import PluginManager
+
+    heard: list[str] = []
+
+    class Observer:
+        @hookimpl
+        def mintaka_audit_event(self, event: AuditEvent) -> None:
+            heard.append(event.action)
+
+    plugins = PluginManager(extra=[Observer()])
+    with Platform(tmp_path / "h", clock=ManualClock(), ids=IdFactory(3), plugins=plugins) as plat:
+        decision = plat.governance.evaluate("model.register", "m", [])
+
+        def fails_after_its_decision() -> None:
+            with plat.store.write() as conn:
+                plat.governance.record(conn, decision)
+                raise RuntimeError("the change fails after its decision")
+
+        with pytest.raises(RuntimeError):
+            fails_after_its_decision()
+        plat.register_model("m", make_artifact(b"m"))
+        plat.register_model("m", make_artifact(b"n"))
+    assert heard == ["policy.activate", "model.register", "model.register"]
+
+
 def test_a_process_stops_checking_its_policy_once_the_chain_holds_it(
     platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
 ) -> None:

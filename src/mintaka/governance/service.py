@@ -540,8 +540,10 @@ class GovernanceService:
         if policy.digest != digest or settled in self._settled:
             return
         scoped = transaction_scoped(conn)
-        if record_activation(self.platform, conn, policy, loaded_at=read_at) is not None:
+        activation = record_activation(self.platform, conn, policy, loaded_at=read_at)
+        if activation is not None:
             scoped[_ACTIVATED] = True
+            self.platform._announce_later(activation)
         elif not scoped.get(_ACTIVATED):
             # The chain holds this reading of the policy, committed (not by an activation of
             # this transaction, which may still roll back): whatever another process activates
