@@ -992,15 +992,11 @@ class MigrationService:
         capturer.configure_capture(name, config)
         platform = self.platform
         wanted = config.model_dump(mode="json")
-        captures = [
-            e for e in platform.audit.events(subject=name) if e.action == "endpoint.capture"
-        ]
-        if captures and captures[-1].details.get("capture") == wanted:
+        captures = platform.serving._event_details(name, ("endpoint.capture",))  # newest first
+        if captures and captures[0].get("capture") == wanted:
             return  # sent to the backend again (it may have changed there); nothing new to record
         with platform.store.write() as conn:
-            event = platform._audit(
-                conn, "endpoint.capture", name, capture=config.model_dump(mode="json")
-            )
+            event = platform._audit(conn, "endpoint.capture", name, capture=wanted)
         platform._after_commit([event])
 
 

@@ -37,11 +37,10 @@ from mintaka.domain.lineage import LineageGraph, NodeKind
 from mintaka.domain.registry import ModelVersion
 from mintaka.errors import MintakaError, StoreError
 from mintaka.governance.inventory import entry_for, serving_index
-from mintaka.governance.policy import MODEL_CARD_FIELDS
+from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy
 from mintaka.governance.policy_history import (
     PolicyActivation,
     activations,
-    in_force_at,
     production_aliases_at,
 )
 from mintaka.governance.redaction import Redactor
@@ -658,7 +657,7 @@ def build_pack(platform: Platform, ref: str) -> Pack:
     recorded = [a for a in activations(platform) if a.seq <= head_seq]
     judged_by, production = production_aliases_at(recorded, as_of, policy)
     events = _audit(platform, version, history)
-    _mark_production_aliases(events, recorded, policy.production_aliases)
+    _mark_production_aliases(events, recorded, policy)
     decided = {
         str(e["details"]["decision"].get("id"))
         for e in events
@@ -819,14 +818,14 @@ def _activation(activation: PolicyActivation) -> dict[str, Any]:
 def _mark_production_aliases(
     events: Sequence[dict[str, Any]],
     recorded: Sequence[PolicyActivation],
-    current: Sequence[str],
+    current: Policy,
 ) -> None:
     """Say of each alias move whether the alias was a production alias under the policy in
     force when it moved (``current`` where no policy is recorded)."""
     for event in events:
         if event["action"] in ("model.alias.set", "model.alias.delete"):
-            activation = in_force_at(recorded, datetime.fromisoformat(event["at"]))
-            production = current if activation is None else activation.production_aliases
+            at = datetime.fromisoformat(event["at"])
+            production = production_aliases_at(recorded, at, current)[1]
             event["production_alias"] = event["subject"].partition("@")[2] in production
 
 

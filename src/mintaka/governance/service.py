@@ -215,12 +215,7 @@ class GovernanceService:
                     f"identity established by {self.identity.source.value}, not by the backend",
                 )
             )
-        now = self.platform._now()
-        counting = [
-            a
-            for a in self.approvals(version)
-            if a.approver.name == self.identity.name and self.approval_counts(version, a, now)
-        ]
+        counting = [a for a in self._counting(version) if a.approver.name == self.identity.name]
         if counting and all(c.met for c in checks):
             self._project_approval(version)
             return max(counting, key=lambda a: a.at)
@@ -413,11 +408,14 @@ class GovernanceService:
             days is None or at - approval.at <= timedelta(days=days)
         )
 
+    def _counting(self, version: ModelVersion) -> list[Approval]:
+        """The approvals of ``version``'s current bytes that count now."""
+        now = self.platform._now()
+        return [a for a in self.approvals(version) if self.approval_counts(version, a, now)]
+
     def _current_approvers(self, version: ModelVersion) -> set[str]:
         """Who approved ``version``'s current bytes in a way that counts now."""
-        now = self.platform._now()
-        counting = [a for a in self.approvals(version) if self.approval_counts(version, a, now)]
-        return {a.approver.name for a in counting}
+        return {a.approver.name for a in self._counting(version)}
 
     def _approval_controls(self, version: ModelVersion) -> list[Control]:
         controls = self.policy.controls(version.risk_tier)
