@@ -39,6 +39,14 @@ STEP_REASON = "rollout step "
 # How the deployment reason of a native rollout's start starts: NATIVE_REASON + id [+ ": " + why].
 NATIVE_REASON = "native rollout "
 
+
+def rollout_of(reason: str) -> str | None:
+    """The rollout id a deployment's reason names, when a native rollout's start wrote it."""
+    if not reason.startswith(NATIVE_REASON):
+        return None
+    return reason[len(NATIVE_REASON) :].split(": ", 1)[0] or None
+
+
 if TYPE_CHECKING:
     from mintaka.platform import Platform
 
@@ -169,12 +177,9 @@ def check_no_rollout_under_way(latest: Deployment) -> None:
     unfinished step: that rollout is still baking, or its process stopped mid-way. Its traffic
     was never verified, so it is no rollback target; the last known-good traffic is put back
     first (``mintaka rollback``), or that rollout is left to finish."""
-    if (
-        not latest.known_good
-        and latest.strategy is not RolloutStrategy.DIRECT
-        and latest.reason.startswith(NATIVE_REASON)
-    ):
-        rollout = latest.reason[len(NATIVE_REASON) :].split(": ", 1)[0]
+    unfinished = not latest.known_good and latest.strategy is not RolloutStrategy.DIRECT
+    rollout = rollout_of(latest.reason) if unfinished else None
+    if rollout is not None:
         raise Conflict(
             f"{latest.endpoint} has a native rollout under way ({rollout}, started by "
             f"{latest.actor} at {latest.at.isoformat()}) whose end is not recorded: ask where it "

@@ -36,6 +36,7 @@ from mintaka.rollout.controller import (
     NATIVE_REASON,
     check_no_rollout_under_way,
     check_plan,
+    rollout_of,
     step_shadow,
 )
 from mintaka.serving.ops import _traffic
@@ -54,16 +55,6 @@ class NativeRolloutStatus(StrEnum):
     SUCCEEDED = "succeeded"
     ROLLED_BACK = "rolled_back"  # the cloud undid it (an alarm fired)
     FAILED = "failed"
-
-
-MARKER = NATIVE_REASON  # a start's deployment reason: MARKER + id [+ ": " + reason]
-
-
-def _rollout_of(reason: str) -> str | None:
-    """The rollout id a deployment's reason names, when a native rollout's start wrote it."""
-    if not reason.startswith(MARKER):
-        return None
-    return reason[len(MARKER) :].split(": ", 1)[0] or None
 
 
 def _native(platform: Platform) -> NativeRollout:
@@ -88,7 +79,7 @@ def in_flight(platform: Platform, endpoint: str) -> str | None:
     except UnsupportedCapability:
         return None
     latest = platform.serving.deployment_history(endpoint)[-1]
-    rollout_id = None if latest.known_good else _rollout_of(latest.reason)
+    rollout_id = None if latest.known_good else rollout_of(latest.reason)
     if rollout_id is None or rollout.rollout_status(endpoint, rollout_id) != "in_progress":
         return None
     return rollout_id
@@ -115,7 +106,7 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     )
     serving.mark_known_good(plan.endpoint)
     rollout_id = rollout.start_rollout(plan)
-    why = MARKER + rollout_id + (f": {reason}" if reason else "")
+    why = NATIVE_REASON + rollout_id + (f": {reason}" if reason else "")
     with platform.store.write() as conn:
         events = serving._record_deployment(
             conn,
@@ -137,7 +128,7 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
     rollout = _native(platform)
     serving = platform.serving
     history = serving.deployment_history(endpoint)
-    started = [d for d in history if _rollout_of(d.reason) == rollout_id]
+    started = [d for d in history if rollout_of(d.reason) == rollout_id]
     if not started:
         raise NotFound(f"no native rollout {rollout_id!r} was started on {endpoint!r}")
     said = rollout.rollout_status(endpoint, rollout_id)
@@ -174,7 +165,7 @@ def _record_undone(
     current = serving.get_endpoint(endpoint)
     traffic = platform._area(Capability.SERVING, Serving).get_endpoint(endpoint).traffic
     versions = serving._route_versions(current.routes)
-    why = f"the cloud {found.value.replace('_', ' ')} {MARKER}{rollout_id}"
+    why = f"the cloud {found.value.replace('_', ' ')} {NATIVE_REASON}{rollout_id}"
     # The cloud has already gone back: that is recorded as a rollback whatever the gate says
     # of it now (the decision is kept with it), and counts as known-good only if it allows it.
     decision = serving._gate(
