@@ -100,8 +100,8 @@ def build_report(platform: Platform, endpoint: str, window: str = "1d") -> Monit
     sections: list[FeatureSection] = []
     if reference is not None:
         profile = DatasetProfile.from_json(reference[1])
-        report: DriftReport | None = drift(profile, rows) if rows else None
-        columns = as_columns(rows)
+        columns = as_columns(rows)  # once: the drift statistics read the same columns
+        report: DriftReport | None = drift(profile, columns) if rows else None
         for name in profile.features:
             sections.append(_section(profile, report, name, columns.get(name)))
     tickets = [t for t in platform.monitoring.tickets() if t.endpoint == endpoint]

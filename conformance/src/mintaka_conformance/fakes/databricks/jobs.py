@@ -602,8 +602,8 @@ class Jobs:
         outcome = task.outcome
         if outcome is not None and "notebook_task" in task.spec:
             body["notebook_output"] = _notebook_output(outcome.notebook_result)
-        if task.outcome is not None and any(kind in task.spec for kind in _LOGGING_TASKS):
-            logs = outcome.logs if outcome is not None else ""
+        if outcome is not None and any(kind in task.spec for kind in _LOGGING_TASKS):
+            logs = outcome.logs
             kept = logs.encode("utf-8")[-LOGS_LIMIT:].decode("utf-8", "ignore")
             body["logs"], body["logs_truncated"] = kept, len(kept) < len(logs)
         if task.result_state in ("FAILED", "TIMEDOUT"):
