@@ -74,6 +74,7 @@ from mintaka.interfaces import (
 )
 from mintaka.lineage import LineageStore
 from mintaka.migration import MigrationService
+from mintaka.numbers import as_float
 from mintaka.pipelines.service import PipelineService
 from mintaka.plugins import PluginManager
 from mintaka.provenance import code_commit, environment
@@ -120,18 +121,10 @@ def nonfinite_metrics(metrics: Mapping[str, float]) -> list[str]:
     return sorted(k for k, v in metrics.items() if not _finite(v))
 
 
-def _as_float(value: Any) -> float:
-    """``value`` as a float; an integer beyond a float's range becomes a signed infinity."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
-
-
 def finite_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Metrics as finite floats: NaN or infinity is no measurement (and is not valid JSON)."""
     try:
-        values = {str(k): _as_float(v) for k, v in metrics.items()}
+        values = {str(k): as_float(v) for k, v in metrics.items()}
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"metrics must be numbers: {exc}") from exc
     bad = nonfinite_metrics(values)

@@ -58,6 +58,7 @@ from pydantic import Field
 
 from mintaka.domain.base import JSONDict, Record
 from mintaka.errors import ValidationError
+from mintaka.numbers import as_float
 
 T = TypeVar("T")
 FloatArray: TypeAlias = npt.NDArray[np.float64]
@@ -189,15 +190,6 @@ def _object_array(values: list[Any]) -> npt.NDArray[Any]:
 
 def _is_missing(value: Any) -> bool:
     return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
-
-
-def as_float(value: Any) -> float:
-    """``float(value)``, except that an integer beyond the float range is +-inf, as the string of
-    such a number parses, instead of an ``OverflowError`` (JSON integers have no size limit)."""
-    try:
-        return float(value)
-    except OverflowError:
-        return math.inf if value > 0 else -math.inf
 
 
 def to_numeric(values: npt.NDArray[Any]) -> FloatArray | None:

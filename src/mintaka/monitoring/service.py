@@ -40,6 +40,7 @@ from mintaka.domain.names import validate_endpoint_name
 from mintaka.errors import Conflict, MintakaError, NotFound, ValidationError
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
 from mintaka.monitoring.windows import parse_window
+from mintaka.numbers import as_float
 from mintaka.store.schema import audit_events, labels, monitors, predictions, tickets
 
 if TYPE_CHECKING:
@@ -147,10 +148,7 @@ def predicted_score(output: Any) -> float:
         found = output
     if isinstance(found, bool) or not isinstance(found, int | float):
         raise ValidationError(f"logged output {output!r} carries no numeric score")
-    try:
-        score = float(found)
-    except OverflowError:
-        score = math.inf
+    score = as_float(found)
     if not math.isfinite(score):
         raise ValidationError(f"logged output {output!r} carries no finite score")
     return score
