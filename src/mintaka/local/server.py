@@ -132,18 +132,12 @@ def _same_incarnation(runtime: EndpointRuntime, row: Any) -> bool:
     return row.config_version > runtime.config_version or _fingerprint(row) == runtime.fingerprint
 
 
-def _switched(runtime: EndpointRuntime, row: Any) -> EndpointRuntime:
-    """``runtime`` kept serving while its new configuration ``row`` (of the same endpoint, see
-    :func:`_same_incarnation`) cannot load, with the kill switch as the store has it now: a
-    kill never waits for models to load."""
-    killed = bool(row.killed)
-    return runtime if runtime.killed == killed else replace(runtime, killed=killed)
-
-
 def _with_kill_switch(runtime: EndpointRuntime, row: Any | None) -> EndpointRuntime:
     """``runtime`` with the kill switch of the stored ``row`` under its name: a kill holds
     whichever endpoint pulled it, a release only that of the endpoint ``runtime`` serves (one
-    deleted and made again under its name never releases it). An endpoint gone from the store
+    deleted and made again under its name never releases it). It also keeps an endpoint's
+    previous configuration serving while its new one cannot load, switched as the store says
+    now: a kill never waits for models to load. An endpoint gone from the store
     keeps its switch until the next look drops it."""
     if row is None or bool(row.killed) == runtime.killed:
         return runtime
@@ -296,7 +290,7 @@ class InferenceServer:
             if known_bad and not force and row.name not in self._unrecorded:
                 failed[row.name] = fingerprint  # e.g. bytes that fail their digest:
                 if previous is not None:  # not re-read until the endpoint changes
-                    fresh[row.name] = _switched(previous, row)
+                    fresh[row.name] = _with_kill_switch(previous, row)
                 continue
             try:
                 fresh[row.name] = self._runtime(row)
@@ -307,7 +301,7 @@ class InferenceServer:
                 if not known_bad:  # said once per configuration
                     self._log_unloaded(row.name, exc, previous is not None)
                 if previous is not None:
-                    fresh[row.name] = _switched(previous, row)
+                    fresh[row.name] = _with_kill_switch(previous, row)
         self._swap(fresh)
         self._failed = failed
         self._unrecorded = unrecorded
