@@ -2,9 +2,9 @@
 
 A decision stores only its policy's digest, so the policy's text would be lost once the file
 changes. Mintaka therefore records a policy when it first acts under it: the first decision
-recorded under a digest the audit chain has no ``policy.activate`` event for appends one, in the
-decision's transaction, holding the digest, source, version, production aliases and the parsed
-policy. Returning to an earlier policy is recorded again, unless another policy was activated
+recorded under a digest the audit chain has no ``policy.activate`` event for, or the first alias
+moved, deleted or adopted under it, appends one in that change's transaction, holding the digest,
+source, version, production aliases and the parsed policy. Returning to an earlier policy is recorded again, unless another policy was activated
 after this process read its own (a process still holding the policy it started with does not
 switch the history back). The chain head's lock is taken before the chain is read, so two
 processes acting under a new policy at once record it once.
