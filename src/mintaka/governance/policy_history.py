@@ -4,10 +4,11 @@ A decision stores only its policy's digest, so the policy's text would be lost o
 changes. Mintaka therefore records a policy when it first acts under it: the first decision
 recorded under a digest the audit chain has no ``policy.activate`` event for, or the first alias
 moved, deleted or adopted under it, appends one in that change's transaction, holding the digest,
-source, version, production aliases and the parsed policy. Returning to an earlier policy is recorded again, unless another policy was activated
-after this process read its own (a process still holding the policy it started with does not
-switch the history back). The chain head's lock is taken before the chain is read, so two
-processes acting under a new policy at once record it once.
+source, version, production aliases and the parsed policy. Returning to an earlier policy is
+recorded again, unless another policy was activated after this process read its own (a process
+still holding the policy it started with does not switch the history back). The chain head's
+lock is taken before the chain is read, so two processes acting under a new policy at once
+record it once.
 
 Readers judge an instant by the policy last activated at or before it; an instant before the
 first activation (a store older than these events) by the earliest one recorded, and a store
