@@ -176,6 +176,26 @@ def test_a_capture_window_beyond_one_inline_result_is_read_in_pages(
         make_backend(databricks_fake, tmp_path, capture_page_rows=7).read_captured(endpoint)
 
 
+def test_requests_without_a_databricks_request_id_are_each_read_once_across_pages(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path, endpoint: str
+) -> None:
+    """The inference table's ``databricks_request_id`` column may hold NULLs, which sort first
+    and tie with each other: a page ending among them does not lose or repeat any."""
+    backend = make_backend(databricks_fake, tmp_path, capture_page_rows=2)
+    backend.configure_capture(endpoint, CaptureConfig())
+    for value in range(7):
+        backend.invoke(endpoint, {"inputs": {"f0": float(value)}})
+    captured = databricks_fake.state.serving.endpoints[endpoint].captured
+    for row in captured[1:6]:
+        row["timestamp_ms"] = captured[1]["timestamp_ms"]
+    for row in captured[1:4]:
+        row["databricks_request_id"] = None
+    records = backend.read_captured(endpoint)
+    assert sorted(r.inputs[0]["f0"] for r in records if r.inputs) == [float(v) for v in range(7)]
+    assert len({r.event_id for r in records}) == 7
+    assert len(backend.read_captured(endpoint, limit=3)) == 3
+
+
 def test_reading_capture_gives_up_after_the_statement_timeout(
     databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path, endpoint: str
 ) -> None:

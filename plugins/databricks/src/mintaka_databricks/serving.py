@@ -47,6 +47,10 @@ MANAGED_TAG = "mintaka-managed"
 REQUEST_TAG = "mintaka-request"
 KILL_TAG = "mintaka-killed"
 _REFUSE_ALL = {"calls": 0, "key": "endpoint", "renewal_period": "minute"}
+_CAPTURE_COLUMNS = (
+    "client_request_id, databricks_request_id, timestamp_ms, status_code, "
+    "execution_time_ms, request, response, request_metadata"
+)
 
 
 def _endpoint_wide(limit: dict[str, Any]) -> bool:
@@ -657,48 +661,77 @@ class EndpointServing(
             )
         records: list[CapturedRecord] = []
         since_ms = 0 if since is None else int(since.timestamp() * 1000)
-        after: tuple[str, str] | None = None
+        after: tuple[str, str | None] | None = None
         remaining = limit
         while remaining is None or remaining > 0:
             size = self.settings.capture_page_rows
             size = size if remaining is None else min(size, remaining)
             rows = self._capture_page(table, since_ms, after, size)
+            full = len(rows) >= size
+            if full and rows[-1].get("databricks_request_id") is None:
+                rows = self._with_all_unidentified(table, rows)
+            rows = rows if remaining is None else rows[:remaining]
             for row in rows:
                 try:
                     records.append(self._record(endpoint, row))
                 except (ValueError, KeyError, TypeError) as exc:
                     # A row Mintaka cannot read (a request that is not JSON): the others count.
                     log.warning("skipped a row of %s: %r", table, exc)
-            if len(rows) < size:
+            if not full:
                 break
             last = rows[-1]
-            after = (str(last["timestamp_ms"]), str(last["databricks_request_id"]))
+            request_id = last.get("databricks_request_id")
+            after = (str(last["timestamp_ms"]), None if request_id is None else str(request_id))
             remaining = None if remaining is None else remaining - len(rows)
         return records
 
+    def _with_all_unidentified(
+        self, table: str, rows: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        """Page ``rows`` ending in rows without a request id, with every such row of the last
+        row's millisecond: those rows tie in the paging order, so no later page could tell which
+        of them it has read; they are read together instead (NULLs sort first, so they are the
+        page's last rows)."""
+        from databricks.sdk.service.sql import StatementParameterListItem
+
+        at = str(rows[-1]["timestamp_ms"])
+        earlier = [r for r in rows if str(r["timestamp_ms"]) != at]
+        statement = (
+            f"SELECT {_CAPTURE_COLUMNS} FROM {table} "
+            "WHERE timestamp_ms = :at AND databricks_request_id IS NULL"
+        )
+        parameters = [StatementParameterListItem(name="at", value=at, type="BIGINT")]
+        return earlier + self._statement_rows(table, statement, parameters)
+
     def _capture_page(
-        self, table: str, since_ms: int, after: tuple[str, str] | None, size: int
+        self, table: str, since_ms: int, after: tuple[str, str | None] | None, size: int
     ) -> list[dict[str, Any]]:
         """Up to ``size`` rows of inference table ``table`` from ``since_ms`` on, in request
         order, those after request ``after`` (its time and id) only: an inline result may hold
-        25 MiB, so a window is read a bounded page at a time, each page following the last."""
+        25 MiB, so a window is read a bounded page at a time, each page following the last.
+
+        Rows are ordered by time, then request id, rows without an id first (Databricks SQL's
+        default); ``after`` without an id stands for all such rows of its millisecond."""
         from databricks.sdk.service.sql import StatementParameterListItem
 
         condition = "timestamp_ms >= :since"
         parameters = [StatementParameterListItem(name="since", value=str(since_ms), type="BIGINT")]
         if after is not None:
-            condition += (
-                " AND (timestamp_ms > :after_ms"
-                " OR (timestamp_ms = :after_ms AND databricks_request_id > :after_id))"
+            tie = (
+                "databricks_request_id IS NOT NULL"
+                if after[1] is None
+                else "databricks_request_id > :after_id"
             )
-            parameters += [
-                StatementParameterListItem(name="after_ms", value=after[0], type="BIGINT"),
-                StatementParameterListItem(name="after_id", value=after[1], type="STRING"),
-            ]
+            condition += f" AND (timestamp_ms > :after_ms OR (timestamp_ms = :after_ms AND {tie}))"
+            parameters.append(
+                StatementParameterListItem(name="after_ms", value=after[0], type="BIGINT")
+            )
+            if after[1] is not None:
+                parameters.append(
+                    StatementParameterListItem(name="after_id", value=after[1], type="STRING")
+                )
         statement = (
-            "SELECT client_request_id, databricks_request_id, timestamp_ms, status_code, "
-            "execution_time_ms, request, response, request_metadata "
-            f"FROM {table} WHERE {condition} "
+            f"SELECT {_CAPTURE_COLUMNS} FROM {table} WHERE {condition} "
             f"ORDER BY timestamp_ms, databricks_request_id LIMIT {int(size)}"
         )
         return self._statement_rows(table, statement, parameters)
@@ -778,7 +811,11 @@ class EndpointServing(
             route=route_name_of(str(metadata["served_entity_name"]))
             if metadata.get("served_entity_name")
             else None,
-            event_id=str(row.get("databricks_request_id")),
+            event_id=str(
+                row.get("databricks_request_id")
+                or row.get("client_request_id")
+                or f"{endpoint}-{row['timestamp_ms']}"
+            ),
             at=datetime.fromtimestamp(int(row["timestamp_ms"]) / 1000, tz=UTC),
             inputs=inputs,
             outputs=outputs,

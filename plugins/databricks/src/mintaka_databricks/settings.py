@@ -61,7 +61,9 @@ class DatabricksSettings(BackendSettings):
     """How long reading an inference table may take, a SQL warehouse starting up included."""
     capture_page_rows: int = Field(default=1000, ge=1)
     """How many inference-table rows one statement reads: a statement's inline result may hold
-    25 MiB, so a window is read in pages of this many requests (lower it for large payloads)."""
+    25 MiB, so a window is read in pages of this many requests (lower it for large payloads).
+    Requests of one millisecond without a ``databricks_request_id`` are read in one statement
+    when a page ends among them, which may then hold more rows."""
     step_runner: str = "/Workspace/Shared/mintaka/run_step"
     """Workspace notebook each pipeline task runs: Mintaka's step runner, uploaded there as a
     Python notebook by ``submit`` (through the Workspace API, so an absolute workspace path; a

@@ -5,8 +5,10 @@ inference (payload) table.
 ``SELECT <columns> FROM <catalog>.<schema>.<prefix>_payload [WHERE <condition>]
 [ORDER BY <columns>] [LIMIT n]`` on a known warehouse (``warehouses``, ``{"fake-warehouse"}`` by
 default) with the rows inline in ``JSON_ARRAY`` format (every value a string, maps as JSON). A
-condition compares columns with named parameters (``=``, ``<``, ``<=``, ``>``, ``>=``), joined by
-``AND``, ``OR`` and parentheses; columns compare by their type (numbers as numbers). An inline
+condition compares columns with named parameters (``=``, ``<``, ``<=``, ``>``, ``>=``) or tests
+them with ``IS [NOT] NULL``, joined by ``AND``, ``OR`` and parentheses; columns compare by their
+type (numbers as numbers), and a comparison with a NULL is never true. ``ORDER BY`` sorts
+ascending with NULLs first, as Databricks SQL does by default. An inline
 result is limited to ``inline_byte_limit`` bytes of rows (25 MiB, as on the service; lower it to
 test a reader's paging): a larger one ends ``FAILED``. It
 answers at once, as the service does within ``wait_timeout``, unless ``running_polls`` is set:
@@ -72,9 +74,10 @@ def _typed(column: str, value: Any) -> Any:
 
 
 def _sort_key(column: str, value: Any) -> tuple[bool, Any]:
-    """Where a row goes in ``ORDER BY column``: by the typed value, nulls last."""
+    """Where a row goes in ``ORDER BY column``: by the typed value, NULLs first (the default of
+    an ascending order in Databricks SQL)."""
     typed = _typed(column, value)
-    return (typed is None, typed)
+    return (typed is not None, typed)
 
 
 class _Condition:
@@ -123,7 +126,10 @@ class _Condition:
             if self._next() != ")":
                 raise ValueError("a parenthesis is not closed")
             return inner
-        column, op, param = self._next(), self._next(), self._next()
+        column = self._next()
+        if self._peek("IS"):
+            return self._null_test(column)
+        op, param = self._next(), self._next()
         if column not in PAYLOAD_COLUMNS or op not in _COMPARE or not param.startswith(":"):
             raise ValueError(f"cannot compare {column} {op} {param}")
         if param[1:] not in self.params:
@@ -136,6 +142,16 @@ class _Condition:
             return value is not None and compare(value, bound)
 
         return check
+
+    def _null_test(self, column: str) -> Callable[[dict[str, Any]], bool]:
+        """``column IS [NOT] NULL``, ``IS`` already seen."""
+        self.at += 1
+        negated = self._peek("NOT")
+        if negated:
+            self.at += 1
+        if column not in PAYLOAD_COLUMNS or self._next().upper() != "NULL":
+            raise ValueError(f"cannot test {column} for NULL")
+        return lambda row: (row.get(column) is None) != negated
 
 
 def _cell(value: Any) -> str | None:
