@@ -65,8 +65,19 @@ def fake(databricks_fake: FakeDatabricks) -> FakeDatabricks:
     return databricks_fake
 
 
+NOTEBOOKS = (
+    *(f"/Repos/mintaka/{key}" for key in ("prepare", "train", "evaluate")),
+    "/score",
+    "/n",
+    "/Shared/jobs/step",
+)
+"""The notebooks the job tasks here run: a workspace notebook task needs its notebook."""
+
+
 @pytest.fixture
-def w(databricks_client: WorkspaceClient) -> WorkspaceClient:
+def w(databricks_client: WorkspaceClient, databricks_fake: FakeDatabricks) -> WorkspaceClient:
+    for path in NOTEBOOKS:
+        databricks_fake.state.workspace.put_notebook(path, b"# Databricks notebook source\n")
     return databricks_client
 
 
@@ -960,7 +971,7 @@ def test_a_notebook_task_answers_get_output_with_its_result_kept_to_the_first_5_
         task = jobs.SubmitTask(
             task_key="step",
             notebook_task=jobs.NotebookTask(
-                notebook_path="/Workspace/Shared/mintaka/run_step",
+                notebook_path="/Workspace/Shared/jobs/step",
                 base_parameters={"mintaka_step": "step"},
                 source=jobs.Source.WORKSPACE,
             ),

@@ -496,6 +496,82 @@ def test_a_gate_that_did_not_pass_reads_back_as_a_failed_step_with_its_reason(
     assert evaluate.gate == outcome
 
 
+def test_a_gate_whose_outcome_is_only_in_the_tasks_error_reads_back_from_there(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    outcome = GateOutcome(passed=False, checks=(GateCheck(name="auc", passed=False),))
+    databricks_fake.state.jobs.script_task(
+        "evaluate",
+        "FAILED",
+        "Workload failed, see run output for details",
+        error=f"GateHeld: {GateHeld('evaluate', 'evaluation', outcome)}",
+    )
+    run = cloud.get_pipeline_run(cloud.submit(cloud.compile(gated_spec()), {}).id)
+    evaluate = {s.name: s for s in run.steps}["evaluate"]
+    assert evaluate.gate == outcome
+    assert run.failure_reason == "gate 'evaluate' (evaluation) failed: auc"
+
+
+def test_a_gate_that_failed_without_an_outcome_says_so_with_the_tasks_error(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """A gate task that failed before deciding (or whose outcome line was cut off) is a failed
+    step that says its outcome is missing and what the task's output reported."""
+    databricks_fake.state.jobs.script_task(
+        "evaluate",
+        "FAILED",
+        "Workload failed, see run output for details",
+        error="\x1b[0;31mModuleNotFoundError\x1b[0m: No module named 'pkg'\n",
+    )
+    run = cloud.get_pipeline_run(cloud.submit(cloud.compile(gated_spec()), {}).id)
+    evaluate = {s.name: s for s in run.steps}["evaluate"]
+    assert (evaluate.status, evaluate.gate) == (PipelineStatus.FAILED, None)
+    assert evaluate.failure_reason == (
+        "gate 'evaluate' (evaluation) failed without an outcome in its task's output: "
+        "ModuleNotFoundError: No module named 'pkg'"
+    )
+
+
+def test_tasks_run_the_uploaded_runner_with_every_reference_resolved(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """The fake resolves references as Databricks does (a malformed one stays literal text) and
+    fails a task whose notebook is not in the workspace: the runner must have been uploaded and
+    each reference, quoted where it must be, must reach the value it names."""
+    spec = PipelineSpec(
+        name="wired",
+        parameters={"max-depth": 4, "seed": 1},
+        steps=[
+            StepSpec(name="prep-data", entrypoint="pkg.steps:prepare"),
+            StepSpec(
+                name="fit",
+                entrypoint="pkg.steps:fit",
+                inputs={"data": "prep-data.path", "seed": "params.seed"},
+            ),
+        ],
+    )
+    jobs = databricks_fake.state.jobs
+    jobs.script_task("prep-data", "SUCCESS", task_values={"path": "/Volumes/main/x/data"})
+    run = cloud.wait_for_pipeline_run(cloud.submit(cloud.compile(spec), {"max-depth": "6"}).id)
+    assert run.status is PipelineStatus.SUCCEEDED
+    fit = jobs.runs[int(run.id)].tasks[1]
+    assert fit.resolved is not None
+    told = TaskArguments.from_base_parameters(fit.resolved)
+    assert told.inputs == {"data": "/Volumes/main/x/data", "seed": "1"}
+    assert told.parameters == {"max-depth": "6", "seed": "1"}
+    assert told.run_id == run.id
+
+
+def test_a_task_whose_notebook_is_missing_fails_and_says_so(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    native = cloud.compile(gated_spec())
+    native.definition["tasks"][0]["notebook_task"]["notebook_path"] = "/Workspace/Shared/missing"
+    run = cloud.wait_for_pipeline_run(cloud.submit(native, {}).id)
+    assert run.status is PipelineStatus.FAILED
+    assert 'Unable to access the notebook "/Workspace/Shared/missing"' in str(run.failure_reason)
+
+
 @pytest.mark.parametrize(
     "builtin", ["register_dataset", "register_model", "deploy_canary", "promote"]
 )

@@ -45,6 +45,7 @@ from mintaka_databricks.step_runner import (
     PREFIX,
     TaskArguments,
     gate_refusal,
+    plain,
     read_outputs,
     read_result,
 )
@@ -127,6 +128,14 @@ def _task_arguments(task: dict[str, Any]) -> TaskArguments | None:
         return TaskArguments.from_base_parameters({str(k): str(v) for k, v in parameters.items()})
     except ValidationError:
         return None
+
+
+def _unread_gate(step: str, kind: str, error: str | None) -> str:
+    """Why gate ``step`` failed when its task's output holds no outcome (the task failed before
+    the gate decided, or the outcome line was cut off): the first line of the error reported."""
+    lines = [line.strip() for line in plain(error).splitlines() if line.strip()]
+    said = lines[0] if lines else "no error was reported"
+    return f"gate {step!r} ({kind}) failed without an outcome in its task's output: {said}"
 
 
 def _gate_outcome(outputs: dict[str, Any]) -> GateOutcome | None:
@@ -373,13 +382,15 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             return None
         status = _status(life_cycle, result)
         ended = status not in (PipelineStatus.PENDING, PipelineStatus.RUNNING)
-        outputs = self._task_outputs(task) if ended else {}
+        outputs, error = self._task_outputs(task) if ended else ({}, None)
         arguments = _task_arguments(task)
         gate = _gate_outcome(outputs) if arguments is not None and arguments.gate else None
         failure = task_state.get("state_message") or None
         if gate is not None and not gate.passed and arguments is not None:
             status = PipelineStatus.FAILED
             failure = gate_refusal(arguments.step, arguments.gate, gate)
+        elif gate is None and arguments is not None and arguments.gate:
+            failure = _unread_gate(arguments.step, arguments.gate, error or failure)
         return StepRun(
             name=task["task_key"],
             status=status,
@@ -390,20 +401,22 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             gate=gate,
         )
 
-    def _task_outputs(self, task: dict[str, Any]) -> dict[str, Any]:
+    def _task_outputs(self, task: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
         """The outputs the step runner left in task ``task``'s output: its notebook's result, else
-        (a gate that did not pass) the outputs line of its error (``{}`` when the task runs no
-        runner, or its output holds no outputs)."""
+        (a gate that did not pass) the outputs line of its error trace or error (``{}`` when the
+        task runs no runner, or its output holds no outputs); with the error the output reports
+        (``None``: none)."""
         if "notebook_task" not in task or task.get("run_id") is None:
-            return {}
+            return {}, None
         number = int(task["run_id"])
         output = self._call(
             f"reading the output of task run {number}",
             lambda: self.client.jobs.get_run_output(number),
         )
         if output.notebook_output is not None and output.notebook_output.result is not None:
-            return read_result(output.notebook_output.result)
-        return read_outputs(output.error_trace) or read_outputs(output.error)
+            return read_result(output.notebook_output.result), output.error
+        found = read_outputs(output.error_trace) or read_outputs(output.error)
+        return found, output.error
 
     def wait_for_pipeline_run(self, run_id: str, timeout_seconds: float = 3600) -> PipelineRun:
         """Poll the run on the backend's clock until it has ended; the steps' outputs are read

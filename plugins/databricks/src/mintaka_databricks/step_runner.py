@@ -188,10 +188,15 @@ def read_result(result: str | None) -> dict[str, Any]:
     return found if isinstance(found, dict) else {}
 
 
+def plain(text: str | None) -> str:
+    """``text`` (a task's error or its trace) without its terminal colours."""
+    return _ANSI.sub("", text or "")
+
+
 def read_outputs(text: str | None) -> dict[str, Any]:
     """The outputs the last marker line in ``text`` (a task's error or its trace, colours and
     all) carries; ``{}`` when there is none (or it was cut through)."""
-    for line in reversed(_ANSI.sub("", text or "").splitlines()):
+    for line in reversed(plain(text).splitlines()):
         at = line.find(MARKER + " ")
         if at < 0:
             continue

@@ -15,7 +15,18 @@ code ``MAX_CONCURRENT_RUNS_EXCEEDED``), unless the job sets ``queue.enabled``: t
 ``notebook_task`` that ran answers with ``notebook_output``, its scripted ``notebook_result`` (the
 value of ``dbutils.notebook.exit``, absent unless scripted) cut to the first 5 MB (``truncated``).
 A ``notebook_task`` needs a ``notebook_path`` (absolute for a ``WORKSPACE`` notebook, the default,
-relative for ``GIT``) and ``base_parameters`` mapping names to strings.
+relative for ``GIT``) and ``base_parameters`` mapping names to strings. When it runs, a
+``WORKSPACE`` notebook must be in the workspace tree (else the task fails with the service's
+"Unable to access the notebook" message), and the dynamic value references in its
+``base_parameters`` are resolved as Databricks resolves them (``resolved_values`` of the task in
+``runs/get``): ``{{job.parameters.<name>}}``, ``{{job.id}}``, ``{{job.run_id}}``,
+``{{task.name}}``, ``{{task.run_id}}`` and ``{{tasks.<task>.values.<key>}}`` (the scripted
+``task_values`` of an upstream task of the run, JSON unless a string), identifiers of anything but
+letters, digits and ``_`` quoted in backticks; a reference with a syntax error or to a value that
+does not exist stays literal text. A failed task answers ``runs/get-output`` with ``error`` (its
+scripted ``error``, the exception the notebook raised, else its state message) and its scripted
+``error_trace``; a failed notebook task that never called ``dbutils.notebook.exit`` has an empty
+``notebook_output``.
 
 Missing jobs and runs are answered with ``400 INVALID_PARAMETER_VALUE`` "Job 1 does not exist."
 exactly as the service does; the SDK itself turns that into ``ResourceDoesNotExist`` for
@@ -25,6 +36,7 @@ exactly as the service does; the SDK itself turns that into ``ResourceDoesNotExi
 from __future__ import annotations
 
 import copy
+import json
 import re
 from collections import deque
 from collections.abc import Callable
@@ -41,6 +53,7 @@ from .routing import (
     invalid_state,
     paginate,
 )
+from .workspace import WorkspaceTree
 
 _TASK_KEY = re.compile(r"^[\w\-]{1,100}$")
 _LIFECYCLE = ("PENDING", "QUEUED", "RUNNING", "TERMINATING", "TERMINATED")
@@ -61,6 +74,8 @@ class TaskOutcome:
     notebook_result: str | None = None
     error_trace: str | None = None
     logs: str = ""
+    error: str | None = None
+    task_values: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -82,6 +97,7 @@ class TaskRun:
     start_time: int = 0
     end_time: int = 0
     outcome: TaskOutcome | None = None
+    resolved: dict[str, str] | None = None
 
     @property
     def depends_on(self) -> list[str]:
@@ -115,8 +131,9 @@ class JobRun:
 
 
 class Jobs:
-    def __init__(self, ctx: WorkspaceContext) -> None:
+    def __init__(self, ctx: WorkspaceContext, workspace: WorkspaceTree) -> None:
         self.ctx = ctx
+        self.workspace = workspace
         self.jobs: dict[int, Job] = {}
         self.runs: dict[int, JobRun] = {}
         self.run_states: tuple[str, ...] = ("TERMINATED",)
@@ -135,13 +152,19 @@ class Jobs:
         notebook_result: str | None = None,
         error_trace: str | None = None,
         logs: str = "",
+        error: str | None = None,
+        task_values: dict[str, Any] | None = None,
         once: bool = False,
     ) -> None:
         """Decide how ``task_key`` ends in every later run (or only the next one, ``once``);
-        ``logs`` is what a task writing to standard streams printed (``runs/get-output``)."""
+        ``logs`` is what a task writing to standard streams printed, ``error`` what a failed
+        task's output says went wrong (``runs/get-output``), ``task_values`` the values it set
+        for the tasks after it."""
         if result not in _TASK_RESULTS:
             raise ValueError(f"result must be one of {_TASK_RESULTS}, got {result!r}")
-        outcome = TaskOutcome(result, message, notebook_result, error_trace, logs)
+        outcome = TaskOutcome(
+            result, message, notebook_result, error_trace, logs, error, dict(task_values or {})
+        )
         with self.ctx.lock:
             if once:
                 self._scripted_once.setdefault(task_key, deque()).append(outcome)
@@ -320,6 +343,7 @@ class Jobs:
     def _terminate(self, run: JobRun) -> None:
         now = self.ctx.now_ms()
         results: dict[str, str] = {}
+        values: dict[str, dict[str, Any]] = {}
         for task in run.tasks:
             task.start_time = task.start_time or now
             task.end_time = now
@@ -337,10 +361,7 @@ class Jobs:
                     "Upstream task(s) failed." if upstream_failed else "Skipped by run_if."
                 )
             else:
-                outcome = self._outcome(task.task_key)
-                task.outcome = outcome
-                task.life_cycle, task.result_state = "TERMINATED", outcome.result
-                task.message = outcome.message
+                self._start(run, task, values)
             results[task.task_key] = task.result_state or "SUCCESS"
         run.life_cycle = "TERMINATED"
         run.end_time = now
@@ -359,6 +380,33 @@ class Jobs:
             run.result_state, run.state_message = "SUCCESS_WITH_FAILURES", ""
         else:
             run.result_state, run.state_message = "SUCCESS", ""
+
+    def _start(self, run: JobRun, task: TaskRun, values: dict[str, dict[str, Any]]) -> None:
+        """Run ``task``: a notebook it cannot open fails it; else its references are resolved
+        and it takes its scripted outcome, whose task values the tasks after it can read."""
+        notebook = task.spec.get("notebook_task")
+        if notebook is not None:
+            path = str(notebook.get("notebook_path"))
+            if (notebook.get("source") or "WORKSPACE") == "WORKSPACE" and (
+                not self.workspace.has_notebook(path)
+            ):
+                task.life_cycle, task.result_state = "TERMINATED", "FAILED"
+                task.message = (
+                    f'Unable to access the notebook "{path}". Either it does not exist, or the '
+                    f"identity used to run this job, {self.ctx.user}, lacks the required "
+                    "permissions."
+                )
+                return
+            context = _ReferenceContext(run, task, values)
+            task.resolved = {
+                str(k): context.resolve(str(v))
+                for k, v in (notebook.get("base_parameters") or {}).items()
+            }
+        outcome = self._outcome(task.task_key)
+        task.outcome = outcome
+        task.life_cycle, task.result_state = "TERMINATED", outcome.result
+        task.message = outcome.message
+        values[task.task_key] = dict(outcome.task_values)
 
     # Rendering.
 
@@ -409,6 +457,8 @@ class Jobs:
                 "run_page_url": f"{self.ctx.host}/#job/{run.job_id}/run/{task.run_id}",
             }
         )
+        if task.resolved is not None:
+            body["resolved_values"] = {"notebook_task": {"base_parameters": task.resolved}}
         return body
 
     def _render_run(self, run: JobRun, with_tasks: bool = True) -> dict[str, Any]:
@@ -608,6 +658,8 @@ class Jobs:
             body["logs"], body["logs_truncated"] = kept, len(kept) < len(logs)
         if task.result_state in ("FAILED", "TIMEDOUT"):
             body["error"] = task.message
+            if outcome is not None and outcome.error is not None:
+                body["error"] = outcome.error
             if outcome is not None and outcome.error_trace:
                 body["error_trace"] = outcome.error_trace
         return body
@@ -752,3 +804,47 @@ def _topological(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for task in tasks:
         visit(task["task_key"])
     return ordered
+
+
+_REFERENCE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
+_PATH = re.compile(r"(?:\w+|`[^`]+`)(?:\.(?:\w+|`[^`]+`))*", re.ASCII)
+_PART = re.compile(r"\w+|`[^`]+`", re.ASCII)
+
+
+@dataclass(frozen=True)
+class _ReferenceContext:
+    """What the dynamic value references of one task of one run resolve to."""
+
+    run: JobRun
+    task: TaskRun
+    values: dict[str, dict[str, Any]]  # task key -> task values set so far in the run
+
+    def resolve(self, text: str) -> str:
+        """``text`` with each reference Databricks can resolve replaced by its value."""
+
+        def replace(found: re.Match[str]) -> str:
+            value = self._value(found[1])
+            return found[0] if value is None else value
+
+        return _REFERENCE.sub(replace, text)
+
+    def _value(self, reference: str) -> str | None:
+        if not _PATH.fullmatch(reference):
+            return None  # a syntax error: Databricks leaves the reference as it is
+        parts = [p.strip("`") for p in _PART.findall(reference)]
+        parameters = {str(p["name"]): str(p.get("value", "")) for p in self.run.job_parameters}
+        match parts:
+            case ["job", "parameters", name] if name in parameters:
+                return parameters[name]
+            case ["job", "id"] if self.run.job_id is not None:
+                return str(self.run.job_id)
+            case ["job", "run_id"]:
+                return str(self.run.run_id)
+            case ["task", "name"]:
+                return self.task.task_key
+            case ["task", "run_id"]:
+                return str(self.task.run_id)
+            case ["tasks", key, "values", name] if name in self.values.get(key, {}):
+                value = self.values[key][name]
+                return value if isinstance(value, str) else json.dumps(value)
+        return None

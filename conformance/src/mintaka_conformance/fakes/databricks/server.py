@@ -50,7 +50,7 @@ class WorkspaceState:
         self.registry = WorkspaceRegistry(ctx, settle_after)
         self.tracking = Tracking(ctx)
         self.serving = Serving(ctx, self.uc, self.registry, settle_after)
-        self.jobs = Jobs(ctx)
+        self.jobs = Jobs(ctx, self.workspace)
         self.lineage = Lineage(ctx)
         self.sql = Statements(ctx, self.serving)
 

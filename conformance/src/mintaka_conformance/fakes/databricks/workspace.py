@@ -68,6 +68,22 @@ class WorkspaceTree:
             self._mkdirs(dirname(path))
             self._write(path, "FILE", data, None)
 
+    def put_notebook(self, path: str, source: bytes, language: str = "PYTHON") -> None:
+        """Write a notebook as another user would (its parent folders are made)."""
+        with self.ctx.lock:
+            path = _clean(path)
+            self._mkdirs(dirname(path))
+            self._write(path, "NOTEBOOK", source, language)
+
+    def has_notebook(self, path: str) -> bool:
+        """Whether a task's ``notebook_path`` (``/Workspace/...`` or the API's path) names a
+        notebook."""
+        if path.startswith("/Workspace/"):
+            path = path.removeprefix("/Workspace")
+        with self.ctx.lock:
+            found = self.objects.get(_clean(path))
+            return found is not None and found.object_type == "NOTEBOOK"
+
     # REST.
 
     def register(self, router: Router) -> None:
