@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import logging
 from collections.abc import Sequence
@@ -51,6 +52,21 @@ _CAPTURE_COLUMNS = (
     "client_request_id, databricks_request_id, timestamp_ms, status_code, "
     "execution_time_ms, request, response, request_metadata"
 )
+
+
+def _event_id(endpoint: str, row: dict[str, Any]) -> str:
+    """A captured request's id: Databricks' request id, else the caller's, else one derived
+    from the row itself (its time, request and response), so that reading the same row again
+    gives the same id and two requests of one millisecond keep two."""
+    for column in ("databricks_request_id", "client_request_id"):
+        if row.get(column):
+            return str(row[column])
+    content = json.dumps(
+        [row.get("timestamp_ms"), row.get("request"), row.get("response")], default=str
+    )
+    return (
+        f"{endpoint}-{row.get('timestamp_ms')}-" + hashlib.sha256(content.encode()).hexdigest()[:16]
+    )
 
 
 def _endpoint_wide(limit: dict[str, Any]) -> bool:
@@ -811,11 +827,7 @@ class EndpointServing(
             route=route_name_of(str(metadata["served_entity_name"]))
             if metadata.get("served_entity_name")
             else None,
-            event_id=str(
-                row.get("databricks_request_id")
-                or row.get("client_request_id")
-                or f"{endpoint}-{row['timestamp_ms']}"
-            ),
+            event_id=_event_id(endpoint, row),
             at=datetime.fromtimestamp(int(row["timestamp_ms"]) / 1000, tz=UTC),
             inputs=inputs,
             outputs=outputs,
