@@ -445,3 +445,38 @@ def test_an_endpoint_made_again_under_the_same_name_keeps_a_history_of_its_own(
         (1, "endpoint.create", "in_service", True),
         (1, "endpoint.delete", "deleted", False),
     ]
+
+
+def test_controls_and_counted_approvals_follow_the_policy_in_force_at_the_pack(
+    governed: Platform, home: Path, make_artifact: MakeArtifact
+) -> None:
+    """Renaming the approvers' role and asking one approval more changes nothing of a pack
+    stated as of an instant the old policy judged; once Mintaka acts under the new policy, the
+    pack shows its controls and stops counting approvals given in the old role."""
+    first = governed.governance.policy.digest
+    governed.clock.advance(days=1)  # type: ignore[attr-defined]  # a ManualClock
+    policy = home / "policy.toml"
+    policy.write_text(
+        policy.read_text()
+        .replace('["model-risk"]', '["validation"]')
+        .replace("approvals = 2", "approvals = 3", 1)
+    )
+    governed.governance.reload_policy()
+    second = governed.governance.policy.digest
+
+    before = build_pack(governed, "credit:1")
+    assert before["policy"]["digest"] == first
+    assert before["policy"]["controls"]["approvals"] == 2
+    assert before["policy"]["controls"]["approver_roles"] == ["model-risk"]
+    assert [a["counts"] for a in before["approvals"]] == [True, True]
+    assert before["inventory"]["approvals"] == 2
+    assert before["inventory"]["overdue"] is False
+    results = {r["control"]: r["status"] for r in before["controls"]["results"]}
+    assert results["Art. 14"] == "met"
+
+    governed.register_model("churn", make_artifact(b"c1"), tier="low")  # acts under the new one
+    after = build_pack(governed, "credit:1")
+    assert after["policy"]["digest"] == second
+    assert after["policy"]["controls"]["approvals"] == 3
+    assert [a["counts"] for a in after["approvals"]] == [False, False]
+    assert after["inventory"]["overdue"] is True

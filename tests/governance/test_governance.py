@@ -444,3 +444,35 @@ def test_a_direct_split_names_the_refused_strategy_once_with_the_rollout_hint(
     waive(refs[1])
     moved = dana.serving.set_traffic("scoring", {"blue": 50, "green": 50})
     assert moved.traffic.weights == {"blue": 50, "green": 50}
+
+
+def test_a_recorded_policy_this_mintaka_cannot_parse_lends_only_its_production_aliases(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    from mintaka.governance.policy_history import activations, policy_at, production_aliases_at
+
+    platform.register_model("m", make_artifact(b"m"))
+    current = platform.governance.policy
+    with platform.store.write() as conn:  # a policy with a setting this Mintaka does not know
+        platform.audit.append(
+            conn,
+            at=platform._now(),
+            actor="mintaka",
+            action="policy.activate",
+            subject="sha256:later",
+            details={
+                "digest": "sha256:later",
+                "source": "policy.toml",
+                "version": "later/1",
+                "production_aliases": ["live"],
+                "policy": {"version": "later/1", "tiers": {}, "unknown": True},
+            },
+        )
+    recorded = activations(platform)
+    assert recorded[0].policy == current
+    assert recorded[1].policy is None
+    assert policy_at(recorded, platform._now(), current) is current
+    assert production_aliases_at(recorded, platform._now(), current) == (
+        "sha256:later",
+        ("live",),
+    )

@@ -41,6 +41,7 @@ from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy
 from mintaka.governance.policy_history import (
     PolicyActivation,
     activations,
+    policy_at,
     production_aliases_at,
 )
 from mintaka.governance.redaction import Redactor
@@ -631,10 +632,12 @@ def build_pack(platform: Platform, ref: str) -> Pack:
     """The evidence pack of ``ref`` (``NAME:VERSION`` or ``NAME@ALIAS``), redacted."""
     version = platform.get_model_version(ref)
     governance = platform.governance
-    policy = governance.policy
-    controls = policy.controls(version.risk_tier)
     head_seq, head_hash, head_at = _head(platform)
     as_of = datetime.fromisoformat(head_at)
+    recorded = [a for a in activations(platform) if a.seq <= head_seq]
+    policy = policy_at(recorded, as_of, governance.policy)
+    judged_by, production = production_aliases_at(recorded, as_of, governance.policy)
+    controls = policy.controls(version.risk_tier)
 
     approvals = [
         {
@@ -647,17 +650,15 @@ def build_pack(platform: Platform, ref: str) -> Pack:
             "comment": a.comment,
             "artifact_digest": a.artifact_digest,
             "current": a.artifact_digest == version.artifact_digest,
-            "counts": governance.approval_counts(version, a, as_of),
+            "counts": governance.approval_counts(version, a, as_of, policy=policy),
             "independent": a.approver.name not in governance._registered_by(version),
         }
         for a in sorted(governance.approvals(version), key=lambda a: (a.at, a.id))
     ]
     history = _serving_history(platform, version)
     served = _timelines(history)
-    recorded = [a for a in activations(platform) if a.seq <= head_seq]
-    judged_by, production = production_aliases_at(recorded, as_of, policy)
     events = _audit(platform, version, history)
-    _mark_production_aliases(events, recorded, policy)
+    _mark_production_aliases(events, recorded, governance.policy)
     decided = {
         str(e["details"]["decision"].get("id"))
         for e in events
@@ -720,6 +721,7 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         now=as_of,
         serving=serving_index(platform).get((version.name, version.version), ()),
         production=production,
+        policy=policy,
     ).model_dump(mode="json")
 
     pack: Pack = {

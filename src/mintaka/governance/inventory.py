@@ -31,6 +31,7 @@ from sqlalchemy import select
 from mintaka.domain.base import AwareDatetime, Record
 from mintaka.domain.registry import ModelVersion, RiskTier, Stage
 from mintaka.errors import ValidationError
+from mintaka.governance.policy import Policy
 from mintaka.governance.policy_history import activations, production_aliases_at
 from mintaka.store.schema import audit_events, deployments
 
@@ -146,11 +147,13 @@ def entry_for(
     now: datetime,
     serving: Iterable[ServingRoute] = (),
     production: Iterable[str] | None = None,
+    policy: Policy | None = None,
 ) -> InventoryEntry:
-    """The inventory entry of one version, judged at ``now``; ``production`` names the production
-    aliases to judge by (the policy's in force, by default)."""
+    """The inventory entry of one version, judged at ``now`` by ``policy`` (the one in force, by
+    default): its tier's controls and which approvals count; ``production`` names the production
+    aliases to judge by (``policy``'s, by default)."""
     governance = platform.governance
-    policy = governance.policy
+    policy = policy or governance.policy
     controls = policy.controls(version.risk_tier)
     routes = tuple(sorted(serving, key=lambda s: (s.endpoint, s.route)))
     live = any(s.live for s in routes)
@@ -167,7 +170,9 @@ def entry_for(
     due = None
     if controls.approvals:
         # Approved until the oldest of the newest required approvals lapses, as the control counts.
-        counted = sorted(governance.counting_approvals(version, now).values(), reverse=True)
+        counted = sorted(
+            governance.counting_approvals(version, now, policy=policy).values(), reverse=True
+        )
         enough = len(counted) >= controls.approvals
         if days is not None and enough:
             due = counted[controls.approvals - 1] + timedelta(days=days)

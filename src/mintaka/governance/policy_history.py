@@ -10,9 +10,10 @@ still holding the policy it started with does not switch the history back). The 
 lock is taken before the chain is read, so two processes acting under a new policy at once
 record it once.
 
-Readers judge an instant by the policy last activated at or before it; an instant before the
-first activation (a store older than these events) by the earliest one recorded, and a store
-with none by the policy in force now.
+Readers judge an instant (its production aliases, the tiers' controls, the roles approvers
+held) by the policy last activated at or before it; an instant before the first activation (a
+store older than these events) by the earliest one recorded, and a store with none by the policy
+in force now.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from pydantic import Field
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, select
 
 from mintaka.domain.audit import AuditEvent
@@ -39,7 +42,9 @@ _SEEN = "SELECT 1 FROM audit_events WHERE action = :action AND subject = :subjec
 
 
 class PolicyActivation(Record):
-    """One ``policy.activate`` event: a policy Mintaka acted under from ``at`` on."""
+    """One ``policy.activate`` event: a policy Mintaka acted under from ``at`` on. ``policy`` is
+    the policy parsed back from the event (None when its text no longer parses as a policy);
+    it is left out of dumps, which name the policy by digest."""
 
     seq: int
     at: AwareDatetime
@@ -48,6 +53,7 @@ class PolicyActivation(Record):
     version: str
     source: str
     production_aliases: tuple[str, ...]
+    policy: Policy | None = Field(default=None, exclude=True)
 
 
 def _text(value: str) -> str:
@@ -98,18 +104,32 @@ def activations(platform: Platform) -> list[PolicyActivation]:
     found = []
     for row in rows:
         details = json.loads(bytes(row.canonical)).get("details", {})
+        digest = str(details.get("digest", ""))
+        source = str(details.get("source", ""))
         found.append(
             PolicyActivation(
                 seq=int(row.seq),
                 at=datetime.fromisoformat(row.at),
                 hash=row.hash,
-                digest=str(details.get("digest", "")),
+                digest=digest,
                 version=str(details.get("version", "")),
-                source=str(details.get("source", "")),
+                source=source,
                 production_aliases=tuple(details.get("production_aliases", ())),
+                policy=_parsed(details.get("policy"), digest, source),
             )
         )
     return found
+
+
+def _parsed(stored: object, digest: str, source: str) -> Policy | None:
+    """The policy an activation event holds, with its digest and source; None when the event
+    holds none, or one this Mintaka cannot read."""
+    if not isinstance(stored, dict):
+        return None
+    try:
+        return Policy.model_validate({**stored, "digest": digest, "source": source})
+    except PydanticValidationError:
+        return None
 
 
 def in_force_at(recorded: Sequence[PolicyActivation], at: datetime) -> PolicyActivation | None:
@@ -121,6 +141,16 @@ def in_force_at(recorded: Sequence[PolicyActivation], at: datetime) -> PolicyAct
             break
         chosen = activation
     return chosen
+
+
+def policy_at(recorded: Sequence[PolicyActivation], at: datetime, current: Policy) -> Policy:
+    """The policy that judges ``at`` (its tiers' controls, its roles): the activation in force
+    then, or ``current`` when no activation is recorded, or when the one in force is ``current``
+    or holds no policy this Mintaka can read."""
+    activation = in_force_at(recorded, at)
+    if activation is None or activation.policy is None or activation.digest == current.digest:
+        return current
+    return activation.policy
 
 
 def production_aliases_at(

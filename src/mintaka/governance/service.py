@@ -388,23 +388,34 @@ class GovernanceService:
 
     # -- controls -------------------------------------------------------------------------------
 
-    def counting_approvals(self, version: ModelVersion, at: datetime) -> dict[str, datetime]:
-        """The approvers whose sign-off of ``version``'s current bytes counts under the policy at
-        ``at`` (role, authentication), each with the time of their latest one; how old it may be
-        (``revalidation_days``) is left to the caller."""
+    def counting_approvals(
+        self, version: ModelVersion, at: datetime, *, policy: Policy | None = None
+    ) -> dict[str, datetime]:
+        """The approvers whose sign-off of ``version``'s current bytes counts at ``at`` under
+        ``policy``, the one in force by default (role, authentication), each with the time of
+        their latest one; how old it may be (``revalidation_days``) is left to the caller."""
+        judge = policy or self.policy
         latest: dict[str, datetime] = {}
         for a in self.approvals(version):
-            if _signs_off(a, version, self.policy, at):
+            if _signs_off(a, version, judge, at):
                 name = a.approver.name
                 latest[name] = max(latest.get(name, a.at), a.at)
         return latest
 
-    def approval_counts(self, version: ModelVersion, approval: Approval, at: datetime) -> bool:
-        """Whether the promotion gate counts ``approval`` of ``version`` at ``at``: these bytes,
-        an approver role the approver still holds, authenticated where the tier asks, within
-        ``revalidation_days``."""
-        days = self.policy.controls(version.risk_tier).revalidation_days
-        return _signs_off(approval, version, self.policy, at) and (
+    def approval_counts(
+        self,
+        version: ModelVersion,
+        approval: Approval,
+        at: datetime,
+        *,
+        policy: Policy | None = None,
+    ) -> bool:
+        """Whether the promotion gate counts ``approval`` of ``version`` at ``at`` under
+        ``policy`` (the one in force by default): these bytes, an approver role the approver
+        still holds, authenticated where the tier asks, within ``revalidation_days``."""
+        judge = policy or self.policy
+        days = judge.controls(version.risk_tier).revalidation_days
+        return _signs_off(approval, version, judge, at) and (
             days is None or at - approval.at <= timedelta(days=days)
         )
 
