@@ -479,4 +479,5 @@ def test_controls_and_counted_approvals_follow_the_policy_in_force_at_the_pack(
     assert after["policy"]["digest"] == second
     assert after["policy"]["controls"]["approvals"] == 3
     assert [a["counts"] for a in after["approvals"]] == [False, False]
+    assert (after["inventory"]["approvals"], after["inventory"]["approvals_total"]) == (0, 2)
     assert after["inventory"]["overdue"] is True

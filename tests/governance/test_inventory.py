@@ -129,6 +129,28 @@ def test_exception_filter_shows_exceptions_in_force(
     assert inventory(history, with_exceptions=True) == []
 
 
+def test_the_approvals_column_counts_only_approvals_the_promotion_gate_counts(
+    history: Platform, home: Path, clock: ManualClock
+) -> None:
+    """raj loses the approver role: his sign-off stays on record (``approvals_total``) but no
+    longer counts, so credit:2 shows one counting approval of the two its tier requires, as the
+    gate would; approvals that grew older than ``revalidation_days`` stop counting too."""
+    policy = home / "policy.toml"
+    policy.write_text(policy.read_text().replace('"raj" = ["model-risk"]', '"raj" = []', 1))
+    history.governance.reload_policy()
+    [v2] = [e for e in inventory(history) if e.ref == "credit:2"]
+    assert (v2.approvals, v2.approvals_total, v2.overdue) == (1, 2, True)
+    unmet = [
+        c
+        for c in history.governance.production_controls(history.get_model_version("credit:2"))
+        if not c.met
+    ]
+    assert [c.detail.split(" of ")[0] for c in unmet if c.name == "approvals"] == ["1"]
+    clock.advance(days=181)
+    [v2] = [e for e in inventory(history) if e.ref == "credit:2"]
+    assert (v2.approvals, v2.approvals_total) == (0, 2)
+
+
 def test_what_was_in_production_at_an_instant(history: Platform) -> None:
     assert production_at(history, DAY0 - timedelta(seconds=1)).endpoints == ()
     early = production_at(history, DAY0 + timedelta(days=5))

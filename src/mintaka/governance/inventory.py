@@ -78,7 +78,10 @@ class ExceptionInForce(Record):
 
 
 class InventoryEntry(Record):
-    """One model version as the inventory reports it."""
+    """One model version as the inventory reports it. ``approvals`` counts the approvers whose
+    sign-off of the current bytes counts as the promotion gate counts it (role still held,
+    authenticated where asked, not older than ``revalidation_days``); ``approvals_total`` counts
+    every approver of the current bytes."""
 
     ref: str
     id: str
@@ -95,6 +98,7 @@ class InventoryEntry(Record):
     live: bool = False
     in_use: bool = False
     approvals: int = 0
+    approvals_total: int = 0
     approved_at: AwareDatetime | None = None
     revalidation_days: int | None = None
     revalidation_due: AwareDatetime | None = None
@@ -200,7 +204,14 @@ def entry_for(
         serving=routes,
         live=live,
         in_use=in_use,
-        approvals=len({a.approver.name for a in current}),
+        approvals=len(
+            {
+                a.approver.name
+                for a in current
+                if governance.approval_counts(version, a, now, policy=policy)
+            }
+        ),
+        approvals_total=len({a.approver.name for a in current}),
         approved_at=approved_at,
         revalidation_days=controls.revalidation_days,
         revalidation_due=due,
