@@ -476,3 +476,25 @@ def test_a_recorded_policy_this_mintaka_cannot_parse_lends_only_its_production_a
         "sha256:later",
         ("live",),
     )
+
+
+def test_a_process_that_switched_policies_records_its_return_to_the_first(
+    as_: Callable[[str], Platform], home: Path, make_artifact: MakeArtifact
+) -> None:
+    """A process that settled policy A, then activated B, has made the chain's latest
+    activation B: reading A again (even at the same instant) and acting under it records A
+    again, so history does not say B is still in force."""
+    dana = as_("dana")
+    original = dana.governance.policy.digest
+    dana.register_model("m", make_artifact(b"1"))
+    dana.register_model("m", make_artifact(b"2"))  # finds A committed: settled
+    policy = home / "policy.toml"
+    text = policy.read_text()
+    policy.write_text(text.replace('["champion", "production"]', '["champion"]', 1))
+    changed = dana.governance.reload_policy().digest
+    dana.register_model("m", make_artifact(b"3"))
+    dana.register_model("m", make_artifact(b"4"))
+    policy.write_text(text)
+    dana.governance.reload_policy()
+    dana.register_model("m", make_artifact(b"5"))
+    assert [digest for digest, _ in _activations(dana)] == [original, changed, original]

@@ -105,7 +105,9 @@ class GovernanceService:
         # Every policy this service has read, by digest, with when it last read it: a decision
         # names its policy by digest, and the policy is recorded when first acted under.
         self._read: dict[str, tuple[Policy, datetime]] = {}
-        self._settled: set[tuple[str, datetime]] = set()
+        # The one reading (digest, read at) the committed chain already answers for, so that
+        # acting under it records nothing; any activation this service appends voids it.
+        self._settled: tuple[str, datetime] | None = None
         self.policy: Policy = self._load()
 
     def _load(self) -> Policy:
@@ -546,18 +548,21 @@ class GovernanceService:
         unread = (self.policy, self.platform._now())  # a policy assigned rather than read
         policy, read_at = self._read.get(digest, unread)
         settled = (policy.digest, read_at)
-        if policy.digest != digest or settled in self._settled:
+        if policy.digest != digest or settled == self._settled:
             return
         scoped = transaction_scoped(conn)
         activation = record_activation(self.platform, conn, policy, loaded_at=read_at)
         if activation is not None:
+            # The chain's latest activation is now this one: a reading settled before, of
+            # another policy, no longer goes without saying (read again, it must be recorded).
+            self._settled = None
             scoped[_ACTIVATED] = True
             self.platform._announce_later(activation)
         elif not scoped.get(_ACTIVATED):
             # The chain holds this reading of the policy, committed (not by an activation of
             # this transaction, which may still roll back): whatever another process activates
             # later, it would record nothing again (see policy_history).
-            self._settled.add(settled)
+            self._settled = settled
 
     def record(self, conn: Connection, decision: PolicyDecision) -> dict[str, Any]:
         """Store ``decision`` in the caller's transaction; returns it as audit details, which the
