@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -418,6 +418,27 @@ def test_a_killed_endpoint_is_not_live_until_it_is_released(
     assert killed not in {
         d["id"] for e in pack["deployments"] for d in e["history"] if d["version_live"]
     }
+
+
+def test_the_serving_history_and_inventory_at_agree_on_each_status(
+    governed: Platform, as_: Callable[[str], Platform]
+) -> None:
+    """The pack's serving history and ``inventory --at`` replay an endpoint's status alike."""
+    from mintaka.governance.inventory import production_at
+
+    for act in (
+        lambda: governed.serving.kill("scoring"),
+        lambda: as_("rita").serving.unkill("scoring"),
+        lambda: governed.serving.delete_endpoint("scoring"),
+    ):
+        governed.clock.advance(days=1)  # type: ignore[attr-defined]  # a ManualClock
+        act()
+    [served] = build_pack(governed, "credit:1")["deployments"]
+    steps = [(d["at"], d["status"]) for d in served["history"]]
+    assert [status for _, status in steps] == ["in_service", "killed", "in_service", "deleted"]
+    for at, status in steps:
+        [state] = production_at(governed, datetime.fromisoformat(at)).endpoints
+        assert state.status == status
 
 
 def test_an_endpoint_made_again_under_the_same_name_keeps_a_history_of_its_own(

@@ -36,7 +36,7 @@ from sqlalchemy import or_, select
 from mintaka.domain.lineage import LineageGraph, NodeKind
 from mintaka.domain.registry import ModelVersion
 from mintaka.errors import MintakaError, StoreError
-from mintaka.governance.inventory import entry_for, serving_index
+from mintaka.governance.inventory import entry_for, serving_index, status_after
 from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy
 from mintaka.governance.policy_history import (
     PolicyActivation,
@@ -369,18 +369,6 @@ def _head(platform: Platform) -> tuple[int, str, str]:
     return int(head.seq), str(head.hash), str(at)
 
 
-# Audit actions that set an endpoint's status afresh with their deployment (an adoption, first
-# or again, says whether the cloud had it killed), and the switches that change what a
-# deployment in force serves without a new traffic map (a kill that moves traffic back to
-# approved versions is a deployment of its own).
-_STARTS = ("endpoint.create", "endpoint.adopt")
-_SWITCHES = {
-    "endpoint.kill": "killed",
-    "endpoint.unkill": "in_service",
-    "endpoint.delete": "deleted",
-}
-
-
 @dataclass(frozen=True)
 class Incarnation:
     """One life of an endpoint name, from its creation (or adoption) to its deletion: the audit
@@ -426,51 +414,50 @@ def _entry(
     }
 
 
+@dataclass(frozen=True)
+class AuditRow:
+    """One audit event read for the pack, its canonical bytes and their details decoded once."""
+
+    row: Any
+    canonical: bytes
+    details: dict[str, Any]
+
+
 def _incarnations(
-    platform: Platform, version: ModelVersion, endpoint: str, rows: Mapping[str, Any]
+    version: ModelVersion, endpoint: str, found: Sequence[AuditRow], rows: Mapping[str, Any]
 ) -> list[Incarnation]:
-    """Replay ``endpoint``'s audit events in order: each deployment (``rows``, by id), at the
-    event that recorded it (the first to name it; a later one, such as marking it known-good,
-    changes nothing it serves), and each kill, release and deletion becomes a step of the
-    timeline of the incarnation it belongs to, so a killed or deleted endpoint serves nothing,
-    and an endpoint deleted and made again under the same name is another incarnation with a
-    history of its own. Only a deployment recorded while none is in force (the name's first, or
-    one after a deletion) starts one."""
-    with platform.store.read() as conn:
-        found = conn.execute(
-            select(
-                audit_events.c.seq,
-                audit_events.c.at,
-                audit_events.c.actor,
-                audit_events.c.action,
-                audit_events.c.canonical,
-            )
-            .where(audit_events.c.subject == endpoint)
-            .order_by(audit_events.c.seq)
-        ).all()
+    """Replay ``endpoint``'s audit events (``found``, in order): each deployment (``rows``, by
+    id), at the event that recorded it (the first to name it; a later one, such as marking it
+    known-good, changes nothing it serves), and each kill, release and deletion becomes a step
+    of the timeline of the incarnation it belongs to, so a killed or deleted endpoint serves
+    nothing, and an endpoint deleted and made again under the same name is another incarnation
+    with a history of its own. Only a deployment recorded while none is in force (the name's
+    first, or one after a deletion) starts one; the endpoint's status follows
+    :func:`mintaka.governance.inventory.status_after`, as ``inventory --at`` replays it."""
     lives: list[Incarnation] = []
     in_force: Any = None
     status = "deleted"
     replayed: set[str] = set()
-    for seq, at, actor, action, canonical in found:
-        details = json.loads(bytes(canonical)).get("details", {})
+    for audit in found:
+        seq, at, actor, action = audit.row.seq, audit.row.at, audit.row.actor, audit.row.action
+        details = audit.details
         event = {"seq": int(seq), "at": at, "actor": actor, "action": action, "details": details}
         deployment = details.get("deployment")
         fresh = isinstance(deployment, str) and deployment not in replayed
-        row = rows.get(deployment) if fresh else None
+        row = rows.get(str(deployment)) if fresh else None
+        changed = status_after(action, details)
         if row is not None:
             replayed.add(row.id)
-            if action in _STARTS or in_force is None:
-                adopted_killed = action == "endpoint.adopt" and bool(details.get("killed"))
-                status = "killed" if adopted_killed else "in_service"
             if in_force is None:
+                status = "in_service"
                 after = (lives[-1].until or 0) if lives else 0
                 lives.append(Incarnation(endpoint, len(lives) + 1, after, None, []))
+            status = changed or status
             in_force = row
-        elif in_force is None or action not in _SWITCHES:
+        elif in_force is None or changed is None:
             continue
         else:
-            status = _SWITCHES[action]
+            status = changed
         lives[-1].timeline.append(_entry(version, in_force, event, status))
         if status == "deleted":
             lives[-1] = replace(lives[-1], until=int(seq))
@@ -478,8 +465,9 @@ def _incarnations(
     return lives
 
 
-def _serving_history(platform: Platform, version: ModelVersion) -> list[Incarnation]:
-    """Every endpoint incarnation that had a route to the version, oldest first per endpoint."""
+def _served_by(platform: Platform, version: ModelVersion) -> tuple[list[str], dict[str, Any]]:
+    """The endpoints whose deployments ever had a route to the version, and those endpoints'
+    deployments by id."""
     with platform.store.read() as conn:
         rows = conn.execute(
             select(deployments).order_by(deployments.c.endpoint, deployments.c.seq)
@@ -492,11 +480,23 @@ def _serving_history(platform: Platform, version: ModelVersion) -> list[Incarnat
             if any((r["model"], r["version"]) == mine for r in row.routes)
         }
     )
-    by_id = {row.id: row for row in rows if row.endpoint in touched}
+    return touched, {row.id: row for row in rows if row.endpoint in touched}
+
+
+def _serving_history(
+    version: ModelVersion,
+    touched: Sequence[str],
+    by_id: Mapping[str, Any],
+    found: Sequence[AuditRow],
+) -> list[Incarnation]:
+    """Every incarnation of the ``touched`` endpoints that had a route to the version, oldest
+    first per endpoint, replayed from the audit events read for the pack (``found``)."""
     return [
         life
         for endpoint in touched
-        for life in _incarnations(platform, version, endpoint, by_id)
+        for life in _incarnations(
+            version, endpoint, [a for a in found if a.row.subject == endpoint], by_id
+        )
         if any(version.ref in step["routes"].values() for step in life.timeline)
     ]
 
@@ -521,13 +521,11 @@ def _about_an_endpoint(action: str, details: Mapping[str, Any]) -> bool:
     return action.startswith(_ENDPOINT_ACTIONS)
 
 
-def _audit(
-    platform: Platform, version: ModelVersion, history: Sequence[Incarnation]
-) -> list[dict[str, Any]]:
-    """Events about the version: its own, its production-alias moves, comparisons naming it,
-    its model's, and every event of the endpoint incarnations that served it (not those of an
-    endpoint of the same name deleted before, or made after)."""
-    endpoints = sorted({life.endpoint for life in history})
+def _audit_rows(
+    platform: Platform, version: ModelVersion, endpoints: Sequence[str]
+) -> list[AuditRow]:
+    """Every audit event the pack may draw on, read once, in chain order: the version's own, its
+    model's and its aliases', comparisons naming the model, and those of ``endpoints``."""
     condition = or_(
         audit_events.c.subject.in_([version.ref, version.name, *endpoints]),
         audit_events.c.subject.like(f"{version.name}@%"),
@@ -538,11 +536,30 @@ def _audit(
         rows = conn.execute(
             select(audit_events).where(condition).order_by(audit_events.c.seq)
         ).all()
-    chosen = []
-    holds: set[str] = set()  # aliases this version holds while replaying
+    found = []
     for row in rows:
         canonical = bytes(row.canonical)
-        details = json.loads(canonical).get("details", {})
+        found.append(AuditRow(row, canonical, json.loads(canonical).get("details", {})))
+    return found
+
+
+def _audit(
+    version: ModelVersion, history: Sequence[Incarnation], found: Sequence[AuditRow]
+) -> list[dict[str, Any]]:
+    """Events about the version: its own, its production-alias moves, comparisons naming it,
+    its model's, and every event of the endpoint incarnations that served it (not those of an
+    endpoint of the same name deleted before, or made after, nor of an endpoint that had a
+    route to it but never served it)."""
+    endpoints = sorted({life.endpoint for life in history})
+    chosen = []
+    holds: set[str] = set()  # aliases this version holds while replaying
+    for audit in found:
+        row, canonical, details = audit.row, audit.canonical, audit.details
+        if row.subject not in (version.ref, version.name, *endpoints) and not (
+            row.subject.startswith(f"{version.name}@")
+            or (row.action == "model.comparison" and row.subject.startswith(f"{version.name}:"))
+        ):
+            continue  # an endpoint with a route to the version in none of its incarnations
         if (
             row.subject == version.name
             and version.name not in endpoints
@@ -655,9 +672,11 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         }
         for a in sorted(governance.approvals(version), key=lambda a: (a.at, a.id))
     ]
-    history = _serving_history(platform, version)
+    touched, by_id = _served_by(platform, version)
+    found = _audit_rows(platform, version, touched)
+    history = _serving_history(version, touched, by_id, found)
     served = _timelines(history)
-    events = _audit(platform, version, history)
+    events = _audit(version, history, found)
     _mark_production_aliases(events, recorded, governance.policy)
     decided = {
         str(e["details"]["decision"].get("id"))

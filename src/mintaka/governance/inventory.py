@@ -21,7 +21,7 @@ that requires no approvals counts from the version's registration.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,23 @@ _SWITCH_ACTIONS = (
     "endpoint.create",
     "endpoint.adopt",
 )
+
+
+def status_after(action: str, details: Mapping[str, Any]) -> str | None:
+    """The status (``in_service``, ``killed`` or ``deleted``) an audit event about an endpoint
+    leaves it in, or None when the event does not change it. A creation or an adoption sets it
+    afresh (an adoption says whether the cloud had the endpoint killed); a kill that moved
+    traffic back to approved versions is a deployment of its own, while one without is the
+    switch itself: the endpoint refuses every request."""
+    if action == "endpoint.adopt":
+        return "killed" if details.get("killed") else "in_service"
+    if action in ("endpoint.create", "endpoint.unkill"):
+        return "in_service"
+    if action == "endpoint.delete":
+        return "deleted"
+    if action == "endpoint.kill" and "deployment" not in details:
+        return "killed"
+    return None
 
 
 class ServingRoute(Record):
@@ -387,18 +404,9 @@ def production_at(platform: Platform, at: datetime) -> ProductionSnapshot:
     for _seq, when, action, subject, details in _audit_rows(platform, _SWITCH_ACTIONS):
         if when > at:
             break
-        if action == "endpoint.create":
-            status[subject] = "in_service"
-        elif action == "endpoint.adopt":
-            status[subject] = "killed" if details.get("killed") else "in_service"
-        elif action == "endpoint.delete":
-            status[subject] = "deleted"
-        elif action == "endpoint.unkill":
-            status[subject] = "in_service"
-        elif action == "endpoint.kill" and "deployment" not in details:
-            # A kill that moved traffic back to approved versions is a deployment row; one
-            # without is the switch itself: the endpoint refuses every request.
-            status[subject] = "killed"
+        changed = status_after(action, details)
+        if changed is not None:
+            status[subject] = changed
     states = []
     for name in sorted(in_force):
         row = in_force[name]
