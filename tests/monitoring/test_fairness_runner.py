@@ -178,3 +178,16 @@ def test_a_positive_class_no_0_1_prediction_equals_fails_the_signals(
     assert (report.evaluated, report.alerts) == (0, ())
     assert all("the positive class is 0 or 1" in f.error for f in report.failed)
     assert len(report.failed) == 2
+
+
+def test_a_missing_predicted_class_fails_the_signals_instead_of_counting_as_a_class(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(*string_class_signals()))
+    ids = log_predictions([({"group": "a"}, 1)] * 50 + [({"group": "b"}, {"score": 0.9})] * 50)
+    served.monitoring.record_labels(dict.fromkeys(ids, 1))
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (0, ())
+    assert {f.signal for f in report.failed} == {"dp", "eo"}
+    assert all("50 of 100 predicted classes are missing" in f.error for f in report.failed)

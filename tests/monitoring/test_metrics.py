@@ -197,3 +197,19 @@ def test_fairness_refuses_labels_predictions_and_groups_of_different_lengths() -
             equalized_odds_difference(y_true, y_pred, groups)
     with pytest.raises(ValidationError, match="of one length"):
         demographic_parity_difference(y_pred, groups[:3])
+
+
+@pytest.mark.parametrize("missing", [None, math.nan], ids=["none", "nan"])
+def test_a_missing_prediction_or_label_is_no_class(missing: Any) -> None:
+    groups = ["a", "b", "a"]
+    with pytest.raises(ValidationError, match=r"1 of 3 predicted classes are missing"):
+        demographic_parity_difference([1, missing, 1], groups)
+    with pytest.raises(ValidationError, match=r"1 of 3 predicted classes are missing"):
+        equalized_odds_difference(["y", "y", "n"], ["y", missing, "n"], groups, positive="y")
+    with pytest.raises(ValidationError, match=r"1 of 3 labels are missing"):
+        equalized_odds_difference([1, missing, 1], [1, 1, 1], groups)
+    with pytest.raises(ValidationError, match=r"1 of 2 labels are missing"):
+        expected_calibration_error([2, missing], [0.5, 0.5])
+    with pytest.raises(ValidationError, match=r"1 of 3 labels are missing"):
+        roc_auc([1, missing, 0], [0.9, 0.5, 0.1])
+    assert demographic_parity_difference([1, 1, 1], groups) == 0.0

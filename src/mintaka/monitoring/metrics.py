@@ -17,7 +17,8 @@ arrays, equal to scikit-learn's where it has them:
   negatives, has no such rate and is left out of that spread).
 
 The fairness metrics count the predictions of the positive class: 1 for 0/1 (or boolean)
-classes; other classes must be declared with ``positive`` (see :func:`positive_class`).
+classes; other classes must be declared with ``positive`` (see :func:`positive_class`). A
+missing prediction or label (None or NaN) is no class: the window is refused.
 
 :func:`performance` and :func:`fairness` compute them on a window of joined records, with
 :func:`mintaka.monitoring.windows.windows` doing the slicing.
@@ -25,6 +26,7 @@ classes; other classes must be declared with ``positive`` (see :func:`positive_c
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
@@ -125,7 +127,9 @@ def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
     one of them, as :func:`positive_class` refuses it); else 1 for 0/1 (or boolean) labels, even
     when only 0s are present; else the larger of two classes. ``None`` when the labels cannot
     tell: a single class that is not 0 or 1 might be either one, and guessing would score the
-    probabilities of one class against the other."""
+    probabilities of one class against the other. A missing label (None or NaN) is refused (see
+    :func:`_refuse_missing`)."""
+    _refuse_missing(y_true, "labels")
     classes = np.unique(np.asarray(y_true))
     if len(classes) > 2:
         raise ValidationError(f"expected a binary label, got classes {classes.tolist()}")
@@ -201,6 +205,22 @@ class GroupRates(Record):
     false_positive_rate: float | None = None
 
 
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
+
+
+def _refuse_missing(values: Array, what: str) -> None:
+    """Refuse ``values`` holding a missing one (None or NaN): it is no class, and counting it as
+    one would make a window of one class look like two, or a missed prediction a negative one."""
+    found = np.asarray(values, dtype=object).tolist()
+    missing = sum(1 for value in found if _missing(value))
+    if missing:
+        raise ValidationError(
+            f"{missing} of {len(found)} {what} are missing (None or NaN), and a missing one is "
+            "no class"
+        )
+
+
 def _zero_or_one(value: Any) -> bool:
     return isinstance(value, bool | int | float | np.bool_ | np.number) and value in (0, 1)
 
@@ -231,8 +251,12 @@ def positive_class(y_true: Array | None, y_pred: Array, *, positive: Any = None)
     that no prediction and no label equals is refused when it cannot be a class of the window: of
     another type (``1`` among strings), or neither of two classes the window holds (a
     misspelling). A window of a single class of the declared one's type, a model that predicted
-    the negative class for everyone, is measured.
+    the negative class for everyone, is measured. A missing prediction or label (None or NaN) is
+    no class: the window is refused (see :func:`_refuse_missing`).
     """
+    _refuse_missing(y_pred, "predicted classes")
+    if y_true is not None:
+        _refuse_missing(y_true, "labels")
     seen = [
         value
         for values in (y_pred, y_true)
