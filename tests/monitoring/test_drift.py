@@ -172,6 +172,22 @@ def test_empty_current_window_gives_no_statistics() -> None:
     assert report.features["x"].ks_pvalue is None
 
 
+def test_a_statistic_that_cannot_be_computed_is_unmeasured_not_one_the_kind_lacks() -> None:
+    reference = {"x": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 3.0], "c": ["a", "b", "a"], "m": [None] * 3}
+    current = {"x": [1.5, 2.5], "y": ["n/a", None], "c": [None, None], "m": [1.0, 2.0]}
+    report = compare(reference, current, categorical=["c"])
+    assert report.unmeasured("psi") == {
+        "y": "no current values: each is missing or, for a numeric feature, not a number",
+        "c": "no current values: each is missing or, for a numeric feature, not a number",
+        "m": "no reference values",
+    }
+    assert set(report.unmeasured("chi2_statistic")) == {"c"}  # numeric features have none
+    assert set(report.unmeasured("ks_statistic")) == {"y", "m"}
+    infinite = drift(profile({"x": [1.0, 2.0]}), {"x": [math.inf]})
+    assert infinite.unmeasured("psi") == {}
+    assert infinite.unmeasured("wasserstein") == {"x": "no finite values on one side"}
+
+
 def test_empty_counts_are_refused() -> None:
     with pytest.raises(ValidationError):
         psi([0, 0], [1, 2])

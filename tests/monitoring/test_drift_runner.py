@@ -239,6 +239,33 @@ def test_an_all_features_signal_sees_a_feature_the_oldest_row_lacks(
     assert found["scoring:any-drift"] == pytest.approx(found["scoring:income-drift"])
 
 
+def test_a_logged_feature_whose_drift_cannot_be_measured_fails_its_signals(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watched.monitoring.add_monitor(
+        scoring_monitor(
+            drift_signal(name="any-drift", metric="psi"),
+            drift_signal(name="debt-drift", metric="psi:debt"),
+        )
+    )
+    rng = np.random.default_rng(6)
+    log_predictions([({**row, "debt": "n/a"}, 0.5) for row in _rows(rng, 2000, shift=1.5)])
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    # The measured feature still alerts; the unmeasured one is named instead of passing as calm.
+    assert {a.signal for a in report.alerts} == {"scoring:income-drift", "scoring:any-drift"}
+    assert {f.signal: f.error.split(" against ")[0] for f in report.failed} == {
+        "any-drift": "drift signal 'any-drift': no psi",
+        "debt-drift": "drift signal 'debt-drift': no psi",
+    }
+    assert all("for 'debt' (no current values" in f.error for f in report.failed)
+    clock.advance(minutes=61)
+    log_predictions([(row, 0.5) for row in _rows(rng, 2000)])
+    clock.advance(minutes=5)
+    calm = watched.monitoring.run_once()
+    assert (calm.evaluated, calm.alerts, calm.failed) == (3, (), ())
+
+
 def test_telemetry_signals_need_a_time_window(watched: Platform) -> None:
     from mintaka import ValidationError
 

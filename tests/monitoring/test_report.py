@@ -113,3 +113,21 @@ def test_a_feature_logged_as_numeric_strings_is_charted_as_its_numbers(
     log_predictions([({**row, "income": str(row["income"])}, 1) for row in rows])
     clock.advance(minutes=5)
     assert income_chart() == as_numbers
+
+
+def test_a_feature_the_window_cannot_measure_reads_unmeasured(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions, tmp_path: Path
+) -> None:
+    from mintaka.monitoring.report import build_report, write_report
+
+    rows = _rows(np.random.default_rng(7), 50)
+    log_predictions([({**row, "debt": None}, 1) for row in rows])
+    clock.advance(minutes=5)
+    found = {f.name: f for f in build_report(served, "scoring").features}
+    assert found["income"].unmeasured == {}
+    assert set(found["debt"].unmeasured) == {"psi", "jensen_shannon", "ks_statistic", "wasserstein"}
+    assert found["debt"].unmeasured["psi"].startswith("no current values")
+    page = write_report(served, "scoring", tmp_path).read_text()
+    assert page.count("<td>unmeasured</td>") == 4
+    named = "debt: psi, jensen_shannon, ks_statistic, wasserstein unmeasured (no current values"
+    assert named in page

@@ -4,14 +4,15 @@ For the window's logged inputs against the training data's stored profile, the p
 numeric feature's reference histogram beside the current one (on the profile's bin edges, as
 proportions, drawn with matplotlib's Agg backend and embedded as PNG; the logged values read as
 the drift statistics read them, a numeric string as its number), the drift table, and the
-endpoint's tickets.
+endpoint's tickets. A statistic of a feature's kind that the window's traffic cannot give (no
+values of the feature in it, say) reads "unmeasured" in the table, with why below it.
 """
 
 from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +36,7 @@ class FeatureSection:
     kind: str
     statistics: dict[str, float | None]
     chart_png: str | None  # base64, numeric features only
+    unmeasured: dict[str, str] = field(default_factory=dict)  # statistic: why it is missing
 
 
 @dataclass(frozen=True)
@@ -126,11 +128,17 @@ def _section(
 
     feature = profile.features[name]
     statistics = {s: None if report is None else report.value(name, s) for s in STATISTICS}
+    unmeasured = {} if report is None else _unmeasured(report, name)
     chart = None
     if isinstance(feature, NumericProfile) and len(feature.edges) > 1:
         current = [] if column is None else charted_numbers(column)
         chart = base64.b64encode(histogram_png(name, feature, current)).decode("ascii")
-    return FeatureSection(name, feature.kind, statistics, chart)
+    return FeatureSection(name, feature.kind, statistics, chart, unmeasured)
+
+
+def _unmeasured(report: DriftReport, name: str) -> dict[str, str]:
+    found = {s: report.features[name].unmeasured(s) for s in STATISTICS}
+    return {s: why for s, why in found.items() if why is not None}
 
 
 def charted_numbers(column: npt.NDArray[Any]) -> list[float]:

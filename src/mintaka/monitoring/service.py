@@ -171,9 +171,20 @@ class SignalFailure:
 
 
 @dataclass(frozen=True)
+class Measurement:
+    """One evaluation of a signal: its value (``None`` when there was nothing to measure) and,
+    when part of what it watches could not be measured (a drift signal's feature whose
+    statistic cannot be computed), why: the signal then alerts on its value and fails too."""
+
+    value: float | None
+    unmeasured: str | None = None
+
+
+@dataclass(frozen=True)
 class RunReport:
     """One pass of the runner: the signals it measured, the alerts raised, the tickets
-    escalated, and the signals that failed (each skipped; the rest ran as usual)."""
+    escalated, and the signals that failed (each skipped; the rest ran as usual). A drift signal
+    measured on some of its features but not on others counts as measured and as failed."""
 
     evaluated: int
     alerts: tuple[Alert, ...]
@@ -673,8 +684,9 @@ class MonitoringService:
         Traffic a cloud backend captured is imported into the prediction log first. A signal
         that cannot be evaluated (a feature its reference lacks, labels its metric cannot take)
         is logged, audited (``monitor.signal.failed``), reported in ``RunReport.failed`` and
-        skipped: the other signals, monitors and escalations still run. The monitors of an
-        endpoint that was deleted are not run."""
+        skipped: the other signals, monitors and escalations still run. A drift signal with a
+        logged feature whose statistic cannot be computed alerts on the features it measured and
+        fails naming that one. The monitors of an endpoint that was deleted are not run."""
         now = self.platform._now()
         alerts: list[Alert] = []
         failed: list[SignalFailure] = []
@@ -692,14 +704,16 @@ class MonitoringService:
         for spec in specs:
             for signal in spec.signals:
                 try:
-                    value = self._measure(spec, signal, now)
+                    found = self._measure(spec, signal, now)
+                    value = found.value
                     breached = value is not None and breaches(signal, value)
+                    if value is not None:
+                        evaluated += 1
+                        if breached:
+                            alerts.append(self._alert(spec, signal, value))
+                    if found.unmeasured is not None:  # alerted on the rest; fails for this
+                        raise ValidationError(found.unmeasured)
                     measured.add(f"{spec.endpoint}:{signal.name}")
-                    if value is None:
-                        continue
-                    evaluated += 1
-                    if breached:
-                        alerts.append(self._alert(spec, signal, value))
                 except Exception as exc:  # one bad signal never stops the others
                     error = str(exc) if isinstance(exc, MintakaError) else repr(exc)
                     log.warning(
@@ -795,9 +809,13 @@ class MonitoringService:
         except Exception:  # a failing trigger never undoes the alert
             log.exception("retraining trigger failed for %s", spec.model)
 
-    def _measure(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
+    def _measure(self, spec: MonitorSpec, signal: Signal, now: datetime) -> Measurement:
         if signal.kind is SignalKind.DRIFT:
             return self._drift(spec, signal, now)
+        return Measurement(self._value(spec, signal, now))
+
+    def _value(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
+        """The value of a signal other than drift, ``None`` when there is nothing to measure."""
         if signal.kind is SignalKind.PERFORMANCE:
             return self._performance(spec, signal, now)
         if signal.kind is SignalKind.FAIRNESS:
@@ -833,10 +851,12 @@ class MonitoringService:
                     return dataset_id, found
         return None
 
-    def _drift(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
+    def _drift(self, spec: MonitorSpec, signal: Signal, now: datetime) -> Measurement:
         """The largest drift statistic ``signal.metric`` (``psi``, ``jensen_shannon``,
         ``wasserstein``, ``ks_statistic``, ``chi2_statistic``; ``METRIC:FEATURE`` for one
-        feature) between the window's logged inputs and the training data's profile."""
+        feature) between the window's logged inputs and the training data's profile, over the
+        features it can be computed for; a logged feature it cannot be computed for (no values
+        in the window, say) is named as unmeasured, never taken for one without drift."""
         from mintaka.monitoring.profiles import DatasetProfile
         from mintaka.monitoring.statistics import drift
 
@@ -844,7 +864,7 @@ class MonitoringService:
         if metric not in DRIFT_METRICS:
             raise ValidationError(f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}")
         if feature == PREDICTION:
-            return self._prediction_drift(spec, signal, metric, now)
+            return Measurement(self._prediction_drift(spec, signal, metric, now))
         reference = self.reference_profile(spec.endpoint)
         rows = [
             r["inputs"]
@@ -852,7 +872,7 @@ class MonitoringService:
             if isinstance(r["inputs"], dict)
         ]
         if not rows:
-            return None
+            return Measurement(None)
         if reference is None:
             # Traffic to measure, nothing to measure it against: a failure to report, not a
             # quiet window.
@@ -874,10 +894,18 @@ class MonitoringService:
             logged = set().union(*rows)
             features = [f for f in profile.features if f in logged]
         if not features:
-            return None
+            return Measurement(None)
         report = drift(profile, rows, features=features)
         values = [report.value(f, metric) for f in features]
-        return max((v for v in values if v is not None), default=None)
+        value = max((v for v in values if v is not None), default=None)
+        unmeasured = report.unmeasured(metric)
+        if not unmeasured:
+            return Measurement(value)
+        why = "; ".join(f"{name!r} ({reason})" for name, reason in unmeasured.items())
+        return Measurement(
+            value,
+            f"drift signal {signal.name!r}: no {metric} against {reference[0]} for {why}",
+        )
 
     def prediction_reference(self, endpoint: str) -> DatasetProfile | None:
         """The profile of the live model's own predictions on its training data: the reference

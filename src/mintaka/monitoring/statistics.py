@@ -25,7 +25,9 @@ Numeric features are binned on the profile's fixed edges (see :mod:`mintaka.moni
 so PSI and Jensen-Shannon compare the full reference with the current data; KS and Wasserstein
 compare the current finite values with the profile's sample (the whole reference when it is no
 larger than the sample size). Infinite current values count in the outer bins only. A statistic
-that is undefined (no values on one side) is ``None``.
+that is undefined (no values on one side) is ``None``, and so is one that does not apply to the
+feature's kind (:data:`STATISTICS`); :meth:`DriftReport.unmeasured` tells the two apart, naming
+the features whose statistic applies but could not be computed, and why.
 
 Everything is vectorised: each current column is sorted once, and that one sorted array gives the
 histogram (``searchsorted`` on the edges) and, merged with the sorted reference sample, both
@@ -64,6 +66,11 @@ PSI_EPSILON = 1e-4
 KS_EXACT_MAX_N = 10_000  # scipy's "auto": exact when both samples are at most this large
 
 Counts = Sequence[float] | npt.NDArray[Any]
+# The statistics each kind of feature has; any other is None by definition, not unmeasured.
+STATISTICS: dict[str, tuple[str, ...]] = {
+    "numeric": ("psi", "jensen_shannon", "ks_statistic", "ks_pvalue", "wasserstein"),
+    "categorical": ("psi", "jensen_shannon", "chi2_statistic", "chi2_pvalue", "chi2_dof"),
+}
 
 
 class KSResult(NamedTuple):
@@ -252,6 +259,17 @@ class FeatureDrift(Record):
     reference_bins: list[int] = Field(default_factory=list)
     current_bins: list[int] = Field(default_factory=list)
 
+    def unmeasured(self, metric: str) -> str | None:
+        """Why ``metric``, a statistic of this feature's kind, could not be computed; ``None``
+        when it was, or when the kind has no such statistic (a chi-square of a numeric one)."""
+        if metric not in STATISTICS[self.kind] or getattr(self, metric) is not None:
+            return None
+        if self.reference_count == 0:
+            return "no reference values"
+        if self.current_count == 0:
+            return "no current values: each is missing or, for a numeric feature, not a number"
+        return "no finite values on one side"
+
 
 class DriftReport(Record):
     """Drift of current data against a reference profile, per feature."""
@@ -264,6 +282,12 @@ class DriftReport(Record):
         """One statistic by name (``"psi"``, ``"ks_pvalue"``, ...), as a monitor signal reads it."""
         found = getattr(self.features[feature], metric)
         return None if found is None else float(found)
+
+    def unmeasured(self, metric: str) -> dict[str, str]:
+        """The features whose ``metric`` could not be computed though their kind has it, each
+        with why: drift that cannot be measured is no evidence that there is none."""
+        found = {name: feature.unmeasured(metric) for name, feature in self.features.items()}
+        return {name: why for name, why in found.items() if why is not None}
 
 
 def numeric_drift(
