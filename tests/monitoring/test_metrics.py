@@ -143,6 +143,14 @@ def test_a_positive_class_that_is_not_one_of_0_1_classes_is_refused(positive: ob
     assert close(expected_calibration_error([1, 1, 0, 0], [0.9, 0.9, 0.1, 0.1], positive=1), 0.1)
 
 
+def test_0_1_labels_of_one_class_take_a_declared_0_or_1_of_either_type() -> None:
+    # as a window of both classes does: a boolean window of negatives with positive = 1
+    assert close(expected_calibration_error([False, False], [0.25, 0.75], positive=1), 0.5)
+    assert close(expected_calibration_error([False, True], [0.25, 0.75], positive=1), 0.25)
+    assert close(expected_calibration_error([0, 0], [0.25, 0.75], positive=True), 0.5)
+    assert demographic_parity_difference([False, False], ["a", "b"], positive=1) == 0.0
+
+
 def test_a_declared_class_absent_from_a_window_of_its_own_type_measures() -> None:
     groups = ["a", "a", "b", "b"]
     assert demographic_parity_difference(["deny"] * 4, groups, positive="approve") == 0.0

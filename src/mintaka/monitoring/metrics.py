@@ -136,8 +136,10 @@ def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
     if positive is not None:
         labels = classes.tolist()
         zero_one = all(_zero_or_one(label) for label in labels)
-        if (labels and zero_one and not _zero_or_one(positive)) or (
-            labels and positive not in labels and _absent_class_is_misdeclared(positive, labels)
+        if labels and (
+            not _zero_or_one(positive)
+            if zero_one
+            else positive not in labels and _absent_class_is_misdeclared(positive, labels)
         ):
             raise ValidationError(
                 f"the positive class {positive!r} is none of the label classes {labels}"
