@@ -22,6 +22,7 @@ from mintaka.monitoring import (
     rmse,
     roc_auc,
 )
+from mintaka.monitoring.metrics import binary_positive, positive_class
 
 
 def close(a: float, b: float) -> bool:
@@ -149,6 +150,26 @@ def test_0_1_labels_of_one_class_take_a_declared_0_or_1_of_either_type() -> None
     assert close(expected_calibration_error([False, True], [0.25, 0.75], positive=1), 0.25)
     assert close(expected_calibration_error([0, 0], [0.25, 0.75], positive=True), 0.5)
     assert demographic_parity_difference([False, False], ["a", "b"], positive=1) == 0.0
+
+
+@pytest.mark.parametrize(
+    "classes",
+    [[0, 0], [0, 1], [False, False], [True, False], ["a", "a"], ["a", "b"], [2, 2], [2, 3]],
+)
+@pytest.mark.parametrize("positive", [0, 1, True, False, 1.0, "1", 2, 3, "a", "b", "c"])
+def test_performance_and_fairness_refuse_the_same_declared_classes(
+    classes: list[Any], positive: Any
+) -> None:
+    def refused(found: Any) -> bool:
+        try:
+            found()
+        except ValidationError:
+            return True
+        return False
+
+    assert refused(lambda: binary_positive(classes, positive)) == refused(
+        lambda: positive_class(classes, classes, positive=positive)
+    )
 
 
 def test_a_declared_class_absent_from_a_window_of_its_own_type_measures() -> None:

@@ -135,12 +135,7 @@ def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
         raise ValidationError(f"expected a binary label, got classes {classes.tolist()}")
     if positive is not None:
         labels = classes.tolist()
-        zero_one = all(_zero_or_one(label) for label in labels)
-        if labels and (
-            not _zero_or_one(positive)
-            if zero_one
-            else positive not in labels and _absent_class_is_misdeclared(positive, labels)
-        ):
+        if labels and _misdeclared(positive, labels):
             raise ValidationError(
                 f"the positive class {positive!r} is none of the label classes {labels}"
             )
@@ -236,10 +231,16 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _absent_class_is_misdeclared(positive: Any, classes: Sequence[Any]) -> bool:
-    """Whether a declared positive class that none of ``classes`` equals is a misdeclaration
-    rather than a window without positives: it is of a sort no class is (``1`` among strings),
-    or the window holds two classes, which a binary model's positive one must be among."""
+def _misdeclared(positive: Any, classes: Sequence[Any]) -> bool:
+    """Whether a declared positive class cannot be one of a window's ``classes``:
+    among 0/1 classes, it is neither 0 nor 1; among others, none of them equals it and that is a
+    misdeclaration rather than a window without positives: it is of a sort no class is (``1``
+    among strings), or the window holds two classes, which a binary model's positive one must be
+    among."""
+    if all(_zero_or_one(value) for value in classes):
+        return not _zero_or_one(positive)
+    if any(value == positive for value in classes):
+        return False
     distinct = {str(value) for value in classes}
     return len(distinct) >= 2 or _kind(positive) not in {_kind(value) for value in classes}
 
@@ -266,7 +267,7 @@ def positive_class(y_true: Array | None, y_pred: Array, *, positive: Any = None)
         for value in np.asarray(values, dtype=object).tolist()
     ]
     if all(_zero_or_one(value) for value in seen):
-        if positive is not None and not _zero_or_one(positive):
+        if positive is not None and _misdeclared(positive, seen):
             raise ValidationError(
                 f"the predicted classes and labels are 0/1, so the positive class is 0 or 1 "
                 f"(1 when left out), not {positive!r}"
@@ -279,9 +280,7 @@ def positive_class(y_true: Array | None, y_pred: Array, *, positive: Any = None)
             "the positive one (the signal's positive, e.g. positive = "
             f"{classes[0]!r})"
         )
-    if not any(value == positive for value in seen) and _absent_class_is_misdeclared(
-        positive, seen
-    ):
+    if _misdeclared(positive, seen):
         raise ValidationError(
             f"no prediction or label is the positive class {positive!r}; the classes are {classes}"
         )
