@@ -112,6 +112,23 @@ def test_an_endpoint_made_again_that_cannot_load_is_not_served_by_the_one_delete
         assert sorted(other.endpoints) == ["side"]
 
 
+def test_an_endpoint_made_again_and_changed_past_the_deleted_ones_version_is_not_served_by_it(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, _ = served
+    backend: LocalBackend = plat.backend  # type: ignore[assignment]
+    with InferenceServer(plat, poll_interval=60) as other:
+        plat.serving.kill("scoring")  # config version 2
+        other.reload()
+        plat.serving.delete_endpoint("scoring")
+        plat.serving.create_endpoint("scoring", unloadable(plat, tmp_path), route="new")
+        for _ in range(2):  # config version 3: past the deleted endpoint's
+            backend.set_traffic("scoring", TrafficMap(weights={"new": 100}))
+        other.reload()
+        assert other.endpoints.get("scoring") is None
+        assert _invoked(other) == 404
+
+
 def test_a_killed_endpoint_deleted_is_not_revived_by_one_made_again_that_cannot_load(
     served: Served, tmp_path: Path
 ) -> None:

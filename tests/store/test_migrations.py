@@ -180,3 +180,39 @@ def test_downgrade_to_0006_and_back_keeps_the_chain(tmp_path: Path) -> None:
     again = Store(url)
     assert again.revision() == HEAD_REVISION
     assert AuditLog(again).verify().ok
+
+
+def test_a_home_whose_local_endpoints_predate_their_identity_is_upgraded_in_place(
+    tmp_path: Path,
+) -> None:
+    import sqlite3
+
+    from mintaka import Platform
+    from mintaka.local.backend import LocalBackend
+
+    with Platform(tmp_path / "h") as plat:
+        assert isinstance(plat.backend, LocalBackend)
+        database = str(plat.backend.engine.url.database)
+    with sqlite3.connect(database) as old:  # the table as homes before endpoint identities had it
+        old.execute("DROP TABLE local_endpoints")
+        old.execute(
+            "CREATE TABLE local_endpoints (name VARCHAR(32) NOT NULL PRIMARY KEY, "
+            "routes JSON NOT NULL, traffic JSON NOT NULL, status VARCHAR(16) NOT NULL, "
+            "killed INTEGER NOT NULL, capture JSON NOT NULL, config_version INTEGER NOT NULL, "
+            "updated_at VARCHAR(40) NOT NULL)"
+        )
+        old.execute(
+            "INSERT INTO local_endpoints VALUES ('scoring', '[]', :traffic, 'in_service', 1, "
+            "'{}', 4, '2026-01-01T00:00:00+00:00')",
+            {"traffic": json.dumps({"weights": {}})},
+        )
+    old.close()
+
+    with Platform(tmp_path / "h") as plat:
+        backend = plat.backend
+        assert isinstance(backend, LocalBackend)
+        kept = backend.get_endpoint("scoring")
+        assert (kept.backend_ids["config_version"], kept.status.value) == ("4", "killed")
+        with backend.engine.connect() as conn:
+            rows = conn.execute(text("SELECT name, incarnation FROM local_endpoints")).all()
+    assert rows == [("scoring", "")]

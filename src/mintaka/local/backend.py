@@ -10,7 +10,8 @@ a registration create its version in the store transaction that records it (one 
 version the store never heard of after a crash). A home whose ``local/registry.db`` predates this
 has that file's rows imported into the store's database when the backend opens, and the file is
 then renamed aside (``registry_db.import_registry_file``). A store on another database keeps the
-tables in that separate file.
+tables in that separate file. Tables of an older home get the columns added to them since, in
+place, when the backend opens (``registry_db.add_missing_columns``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from mintaka.interfaces import (
 from mintaka.local.fetch import LocalArtifactFetch
 from mintaka.local.pipelines import LocalPipelines
 from mintaka.local.registry_db import (
+    add_missing_columns,
     import_registry_file,
     local_aliases,
     local_models,
@@ -61,6 +63,7 @@ from mintaka.local.registry_db import (
     local_tags,
     local_versions,
     metadata,
+    missing_columns,
 )
 from mintaka.local.serving import LocalServing
 from mintaka.store.engine import Sql, Transactions, make_engine, sqlite_file, sync_mode
@@ -147,6 +150,11 @@ class LocalBackend(
             if not set(metadata.tables) <= present:
                 with self.transactions.write() as conn:
                     metadata.create_all(conn)
+            with self.engine.connect() as conn:
+                behind = bool(missing_columns(conn))
+            if behind:  # an older home's tables: brought up to date once, under the write lock
+                with self.transactions.write() as conn:
+                    add_missing_columns(conn)
             if shared and own.exists():
                 import_registry_file(self.transactions, own, context.clock.now())
         except BaseException:

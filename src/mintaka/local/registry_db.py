@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    Connection,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
@@ -26,7 +27,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    inspect,
 )
+from sqlalchemy.schema import CreateColumn
 
 from mintaka.errors import Conflict, StoreError
 from mintaka.store.engine import Sql, Transactions
@@ -106,7 +109,36 @@ local_endpoints = Table(
     Column("capture", JSON, nullable=False),
     Column("config_version", Integer, nullable=False),
     Column("updated_at", String(40), nullable=False),
+    # Which endpoint of this name the row is: drawn anew when one is created, so one deleted and
+    # made again is told apart from the one it replaces whatever their config versions. Rows
+    # from before it was recorded share the empty one, which no endpoint made since has.
+    Column("incarnation", String(32), nullable=False, server_default=""),
 )
+
+
+def missing_columns(conn: Connection) -> list[tuple[Table, Column[Any]]]:
+    """The columns of this schema that the tables ``conn`` holds lack (an older home's)."""
+    found = inspect(conn)
+    present = set(found.get_table_names())
+    missing: list[tuple[Table, Column[Any]]] = []
+    for table in metadata.sorted_tables:
+        if table.name in present:
+            held = {column["name"] for column in found.get_columns(table.name)}
+            missing.extend((table, column) for column in table.c if column.name not in held)
+    return missing
+
+
+def add_missing_columns(conn: Connection) -> None:
+    """Bring an older home's tables up to this schema in place: each column added since is
+    added with its server default, which fills the rows already there."""
+    for table, column in missing_columns(conn):
+        if column.server_default is None and not column.nullable:
+            raise StoreError(
+                f"the local backend's table {table.name} lacks column {column.name}, "
+                "which has no default to fill its rows with"
+            )
+        ddl = CreateColumn(column).compile(dialect=conn.dialect)
+        conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD COLUMN {ddl}')
 
 
 # -- an older home's registry file ------------------------------------------------------------

@@ -100,6 +100,7 @@ class LoadedRoute:
 @dataclass
 class EndpointRuntime:
     name: str
+    incarnation: str  # which endpoint of this name (see ``local_endpoints.incarnation``)
     config_version: int
     fingerprint: str  # the stored configuration it was built from (see ``_fingerprint``)
     routes: dict[str, LoadedRoute]
@@ -115,10 +116,17 @@ class EndpointRuntime:
 
 
 def _fingerprint(row: Any) -> str:
-    """An endpoint row's configuration as a whole. Its config version alone does not tell two
-    incarnations apart: an endpoint deleted and made again starts at version 1 again."""
+    """An endpoint row's configuration as a whole, with the identity of the endpoint it is."""
     return json.dumps(
-        [row.config_version, row.updated_at, row.routes, row.traffic, row.killed, row.capture],
+        [
+            row.incarnation,
+            row.config_version,
+            row.updated_at,
+            row.routes,
+            row.traffic,
+            row.killed,
+            row.capture,
+        ],
         sort_keys=True,
         default=str,
     )
@@ -126,10 +134,12 @@ def _fingerprint(row: Any) -> str:
 
 def _same_incarnation(runtime: EndpointRuntime, row: Any) -> bool:
     """Whether ``row`` is the configuration ``runtime`` was built from, or a later one of the
-    same endpoint. Every change of an endpoint raises its config version, and one deleted and
-    made again starts at 1 again: a row at the runtime's config version or below that is not
-    its own configuration belongs to another endpoint under the same name."""
-    return row.config_version > runtime.config_version or _fingerprint(row) == runtime.fingerprint
+    same endpoint: the same identity, at its config version or past it. Config versions alone
+    cannot tell: one deleted and made again starts at 1 again, and may be changed past the
+    version of the one it replaces before the server looks."""
+    return bool(
+        row.incarnation == runtime.incarnation and row.config_version >= runtime.config_version
+    )
 
 
 def _with_kill_switch(runtime: EndpointRuntime, row: Any | None) -> EndpointRuntime:
@@ -368,6 +378,7 @@ class InferenceServer:
         capture = row.capture or {}
         return EndpointRuntime(
             name=row.name,
+            incarnation=row.incarnation,
             config_version=row.config_version,
             fingerprint=_fingerprint(row),
             routes=routes,

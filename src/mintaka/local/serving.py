@@ -7,6 +7,7 @@ import json
 import math
 import os
 import statistics
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -92,6 +93,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _new_incarnation() -> str:
+    """A new endpoint's identity. Random, not from the injected id factory: factories seeded
+    alike in two processes would repeat each other, and no two endpoints may share one."""
+    return uuid.uuid4().hex
+
+
 def _percentile(values: list[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
@@ -173,6 +180,7 @@ class LocalServing(
                     capture=CaptureConfig().model_dump(mode="json"),
                     config_version=1,
                     updated_at=self.context.clock.now().isoformat(),
+                    incarnation=_new_incarnation(),
                 )
             )
             created = self._endpoint(self._endpoint_row(conn, name), self._backend_name)
