@@ -105,7 +105,6 @@ def test_an_endpoint_made_again_that_cannot_load_is_not_served_by_the_one_delete
         plat.serving.create_endpoint("scoring", unloadable(plat, tmp_path), route="new")
         other.reload()
         assert "scoring" not in other.endpoints
-        assert "scoring" not in other._predict_pools
         assert _invoked(other) == 404
         plat.serving.create_endpoint("side", "credit:1", route="only")
         other.reload()  # the failed configuration is not read again, nor the old one served

@@ -3,7 +3,9 @@ other requests."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,8 @@ import pytest
 from serving_kit import pyfunc_artifact, row, stop_polling, wait_for
 
 from mintaka import Platform, ValidationError
+from mintaka.domain.serving import Route, TrafficMap
+from mintaka.local.backend import LocalBackend
 from mintaka.local.server import DEFAULT_PREDICT_WORKERS, EndpointRuntime, InferenceServer
 
 Served = tuple[Platform, InferenceServer]
@@ -37,13 +41,15 @@ def held(served: Served, tmp_path: Path) -> Iterator[Served]:
 
 
 def _invoke_in_background(server: InferenceServer, name: str) -> tuple[threading.Thread, list[int]]:
+    """Invoke ``name`` on a thread; its status lands in the list (none if the server hung up)."""
     statuses: list[int] = []
 
     def invoke() -> None:
-        answer = httpx.post(
-            f"{server.url}/endpoints/{name}/invocations", json={"inputs": row(0)}, timeout=10
-        )
-        statuses.append(answer.status_code)
+        with contextlib.suppress(httpx.TransportError):
+            answer = httpx.post(
+                f"{server.url}/endpoints/{name}/invocations", json={"inputs": row(0)}, timeout=10
+            )
+            statuses.append(answer.status_code)
 
     thread = threading.Thread(target=invoke)
     thread.start()
@@ -115,7 +121,7 @@ def test_requests_queued_for_an_endpoint_when_it_is_killed_are_refused(held: Ser
     try:
         assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
         calls.append(_invoke_in_background(server, "held"))
-        wait_for(lambda: server._predict_pools["held"]._work_queue.qsize() == 1, timeout=5)
+        wait_for(lambda: server.endpoints["held"].pool._work_queue.qsize() == 1, timeout=5)
         plat.serving.kill("held")
     finally:
         faulty_models.RELEASE.set()
@@ -134,13 +140,67 @@ def test_an_endpoint_that_goes_takes_its_prediction_workers_with_it(held: Served
         workers = [t for t in threading.enumerate() if t.name.startswith("mintaka-predict-held")]
         assert len(workers) == 1
         plat.serving.delete_endpoint("held")
-        assert "held" not in server._predict_pools
+        assert "held" not in server.endpoints
     finally:
         faulty_models.RELEASE.set()
         slow.join(10)
     assert statuses == [200]  # the prediction under way when the endpoint went
     workers[0].join(5)
     assert not workers[0].is_alive()
+
+
+def test_a_changed_endpoint_is_not_held_up_by_its_old_configurations_hung_model(
+    held: Served,
+) -> None:
+    plat, _ = held
+    server = InferenceServer(plat, poll_interval=0.02, predict_workers=1)
+    server.start()
+    calls = [_invoke_in_background(server, "held")]
+    try:
+        assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
+        calls.append(_invoke_in_background(server, "held"))  # queued behind the hung one
+        wait_for(lambda: server.endpoints["held"].pool._work_queue.qsize() == 1, timeout=5)
+        backend: LocalBackend = plat.backend  # type: ignore[assignment]
+        fast = Route(name="fast", model="credit", version=1)
+        backend.update_routes("held", [fast], TrafficMap(weights={"fast": 100}))
+        with httpx.Client(timeout=2) as http:
+            answer = http.post(f"{server.url}/endpoints/held/invocations", json={"inputs": row(0)})
+        assert (answer.status_code, answer.json()["route"]) == (200, "fast")
+        calls[1][0].join(5)  # the queued request moved to the new configuration's workers
+        assert calls[1][1] == [200]
+    finally:
+        faulty_models.RELEASE.set()
+        for thread, _ in calls:
+            thread.join(10)
+        server.stop()
+    assert calls[0][1] == [200]  # the prediction under way when the endpoint changed
+
+
+def test_stop_leaves_a_model_that_does_not_return_behind_after_its_grace(held: Served) -> None:
+    plat, _ = held
+    server = InferenceServer(plat, poll_interval=0.02, stop_grace=0.05)
+    server.start()
+    slow, statuses = _invoke_in_background(server, "held")
+    try:
+        assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
+        (worker,) = [t for t in threading.enumerate() if t.name.startswith("mintaka-predict-held")]
+        started = time.monotonic()
+        server.stop()
+        assert time.monotonic() - started < 3  # the model answers in 10 s if never released
+        assert worker.is_alive()  # left behind, on a thread that keeps no process alive:
+        assert worker.daemon
+    finally:
+        faulty_models.RELEASE.set()
+        slow.join(10)
+    assert statuses in ([], [500])  # the request was given up, not answered by the model
+
+
+@pytest.mark.parametrize("grace", [-1.0, float("nan"), float("inf")])
+def test_a_stop_grace_that_is_not_a_number_of_seconds_is_refused(
+    served: Served, grace: float
+) -> None:
+    with pytest.raises(ValidationError, match="stop_grace"):
+        InferenceServer(served[0], stop_grace=grace)
 
 
 def test_a_server_without_prediction_workers_is_refused(served: Served) -> None:

@@ -19,7 +19,12 @@ health, metrics, configuration changes and the kill switch are answered meanwhil
 requests past its pool's size wait for one of its workers, and are refused (503) when they reach
 it if the endpoint was killed meanwhile; one to an endpoint that is not served or is killed is
 refused at once. A kill refuses requests; it cannot stop a prediction under way, which keeps its
-worker until the model returns. An endpoint's pool is shut down when the endpoint goes.
+worker until the model returns. The pool belongs to the endpoint's configuration: a change gets a
+new one, to which the requests still queued move, so a model of the old configuration that does
+not return holds up none of the new one's; the old pool is shut down without waiting, as is an
+endpoint's when it goes. ``stop()`` gives requests and shadow copies under way ``stop_grace``
+seconds (10 by default) to finish, then leaves any model still predicting behind on its daemon
+thread.
 
 Routes load their model from the artifact store after the digest is verified. Traffic follows the
 endpoint's weights exactly (smooth weighted round-robin); a shadow route gets a copy of its share
@@ -44,14 +49,14 @@ import copy
 import functools
 import json
 import logging
+import math
 import signal
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -70,6 +75,7 @@ from mintaka.errors import MintakaError, NotFound, ValidationError
 from mintaka.flavors.loader import Predictor, UnsafeArtifact, load_predictor, pickle_files
 from mintaka.local.registry_db import local_endpoints
 from mintaka.local.serving import announce
+from mintaka.local.workers import WorkerPool
 from mintaka.serving.predlog import Prediction, PredictionLog
 from mintaka.serving.routing import ShadowSampler, WeightedRouter
 
@@ -83,11 +89,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_PREDICT_WORKERS = 8
+DEFAULT_STOP_GRACE = 10.0
 ROUTE_HEADER = "X-Mintaka-Route"
 _ROUTE_HEADER_KEY = ROUTE_HEADER.lower().encode("latin-1")
 _INVOKE_PREFIX = "/endpoints/"
 _INVOKE_SUFFIX = "/invocations"
 _JSON_HEADER = (b"content-type", b"application/json")
+_HTTP_STOP_SLACK = 5.0  # seconds past the stop grace for uvicorn to close once it has cancelled
 
 
 @dataclass
@@ -107,6 +115,7 @@ class EndpointRuntime:
     traffic: TrafficMap
     killed: bool
     log_inputs: bool
+    pool: WorkerPool  # its configuration's prediction workers, kept as its kill switch moves
     router: WeightedRouter = field(init=False)
     sampler: ShadowSampler = field(init=False)
 
@@ -168,6 +177,7 @@ class InferenceServer:
         trusted_types: tuple[str, ...] = (),
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         predict_workers: int = DEFAULT_PREDICT_WORKERS,
+        stop_grace: float = DEFAULT_STOP_GRACE,
     ) -> None:
         from mintaka.local.backend import LocalBackend
 
@@ -177,6 +187,9 @@ class InferenceServer:
             raise ValidationError(f"max_body_bytes must be at least 1, not {max_body_bytes}")
         if predict_workers < 1:
             raise ValidationError(f"predict_workers must be at least 1, not {predict_workers}")
+        if not (math.isfinite(stop_grace) and stop_grace >= 0):
+            raise ValidationError(f"stop_grace must be a number of seconds, not {stop_grace}")
+        self.stop_grace = stop_grace
         self.max_body_bytes = max_body_bytes
         self.platform = platform
         self.backend: LocalBackend = platform.backend
@@ -198,9 +211,8 @@ class InferenceServer:
             platform.store, spill=platform.home / "predictions-spill.jsonl"
         )
         self.predict_workers = predict_workers
-        self._predict_pools: dict[str, ThreadPoolExecutor] = {}  # per endpoint, see _swap
-        self._switch_pool = ThreadPoolExecutor(1, thread_name_prefix="mintaka-kill-switches")
-        self._shadow_pool = ThreadPoolExecutor(shadow_workers, thread_name_prefix="mintaka-shadow")
+        self._switch_pool = WorkerPool(1, "mintaka-kill-switches")
+        self._shadow_pool = WorkerPool(shadow_workers, "mintaka-shadow")
         self._shadow_slots = threading.BoundedSemaphore(shadow_queue)
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -318,18 +330,20 @@ class InferenceServer:
         self._seen = marker
 
     def _swap(self, fresh: dict[str, EndpointRuntime]) -> None:
-        """Serve ``fresh``, with the kill switches as stored now (after any loading), each
-        endpoint with its own prediction pool: made before the endpoint is served, shut down
-        once it is not (predictions under way finish; requests queued find it gone)."""
+        """Serve ``fresh``, with the kill switches as stored now (after any loading). Each
+        configuration has a prediction pool of its own, made with it before it is served: the
+        pool of one no longer served is shut down without waiting (predictions under way
+        finish), and hands the requests queued on it to the endpoint's new configuration, whose
+        workers are not held by a model of the old one that does not return."""
         with self._swap_lock:
-            pools = self._predict_pools
-            for name in fresh.keys() - pools.keys():
-                pools[name] = ThreadPoolExecutor(
-                    self.predict_workers, thread_name_prefix=f"mintaka-predict-{name}"
-                )
+            retired = self.endpoints
             self.endpoints = self._with_kill_switches(fresh)
-            for name in pools.keys() - fresh.keys():
-                pools.pop(name).shutdown(wait=False)
+            for name, runtime in retired.items():
+                current = self.endpoints.get(name)
+                if current is None:
+                    runtime.pool.shutdown(wait=False)
+                elif current.pool is not runtime.pool:
+                    runtime.pool.hand_over(current.pool)
 
     def _stored_rows(self) -> dict[str, Any]:
         with self.backend.engine.connect() as conn, conn.begin():
@@ -385,6 +399,7 @@ class InferenceServer:
             traffic=traffic,
             killed=bool(row.killed),
             log_inputs=bool(capture.get("capture_inputs", True)),
+            pool=WorkerPool(self.predict_workers, f"mintaka-predict-{row.name}"),
         )
 
     def _predictor(self, version: ModelVersion) -> Predictor:
@@ -475,18 +490,21 @@ class InferenceServer:
     async def _answer_off_loop(
         self, name: str, raw: bytes, pinned: str | None
     ) -> tuple[int, dict[str, Any] | bytes]:
-        """:meth:`_answer` on the endpoint's own prediction pool: the model's time is not the
-        event loop's, nor any other endpoint's. A request the server refuses without its model
-        (not served, killed) is answered here at once, never queued behind predictions."""
+        """:meth:`_answer` on the prediction pool of the endpoint's configuration: the model's
+        time is not the event loop's, nor any other endpoint's. A request the server refuses
+        without its model (not served, killed) is answered here at once, never queued behind
+        predictions."""
         runtime = self.endpoints.get(name)
-        pool = self._predict_pools.get(name)
-        if runtime is None or runtime.killed or pool is None:
-            return self._refusal(name, runtime if pool is not None else None)
+        if runtime is None or runtime.killed:
+            return self._refusal(name, runtime)
         work = functools.partial(self._answer, name, raw, pinned)
         try:
-            answer = asyncio.get_running_loop().run_in_executor(pool, work)
-        except RuntimeError:  # its pool was shut down since: the endpoint went meanwhile
-            return self._refusal(name, None)
+            answer = asyncio.get_running_loop().run_in_executor(runtime.pool, work)
+        except RuntimeError:  # its pool was shut down since: the endpoint changed, or went
+            current = self.endpoints.get(name)
+            if current is None or current.pool is runtime.pool:
+                return self._refusal(name, None)
+            return await self._answer_off_loop(name, raw, pinned)
         return await answer
 
     async def _look_again(self, name: str) -> None:
@@ -697,6 +715,8 @@ class InferenceServer:
             lifespan="off",
             access_log=False,
             interface="asgi3",
+            # uvicorn takes any number of seconds here, though it declares an int
+            timeout_graceful_shutdown=cast(int, self.stop_grace),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="mintaka-http", daemon=True)
@@ -718,20 +738,32 @@ class InferenceServer:
         self._marker = announce(self.backend.path, self.url)
 
     def stop(self) -> None:
-        """Stop serving, then flush every logged prediction to the store."""
+        """Stop serving, then flush every logged prediction to the store.
+
+        Requests under way, and shadow copies handed off, get ``stop_grace`` seconds to finish.
+        A model still predicting then is left behind (on a daemon thread, which keeps no
+        process alive): a model that never returns cannot keep the server from stopping. What
+        it answers after that is not logged."""
+        deadline = time.monotonic() + self.stop_grace
         self._stop.set()
         if self._server is not None:
             self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=30)
+        if self._thread is not None:  # uvicorn cancels the requests left at the grace's end
+            self._thread.join(timeout=self.stop_grace + _HTTP_STOP_SLACK)
         if self._poller is not None:
-            self._poller.join(timeout=5)
+            self._poller.join(timeout=_left(deadline))
         with self._swap_lock:
-            pools = list(self._predict_pools.values())
-        for pool in pools:
-            pool.shutdown(wait=True)
-        self._switch_pool.shutdown(wait=True)
-        self._shadow_pool.shutdown(wait=True)
+            pools = [runtime.pool for runtime in self.endpoints.values()]
+        for pool in pools:  # what is queued there now, no request waits for any more
+            pool.shutdown(wait=False, cancel_futures=True)
+        self._switch_pool.shutdown(wait=False, cancel_futures=True)
+        self._shadow_pool.shutdown(wait=False)
+        finished = [pool.join(_left(deadline)) for pool in [*pools, self._shadow_pool]]
+        if not all(finished):
+            log.warning(
+                "stopped with models still predicting after the %s s grace; left behind",
+                self.stop_grace,
+            )
         self.predlog.close()
         if self._marker is not None:
             self._marker.unlink(missing_ok=True)
@@ -742,6 +774,11 @@ class InferenceServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _left(deadline: float) -> float:
+    """The seconds from now until ``deadline`` (a ``time.monotonic`` reading), none if past."""
+    return max(0.0, deadline - time.monotonic())
 
 
 def _json_bytes(content: Any) -> bytes:
