@@ -3,10 +3,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
+import faulty_models
 import httpx
 import pytest
-from serving_kit import row, stop_polling, wait_for
+from serving_kit import pyfunc_artifact, row, stop_polling, wait_for
 from sqlalchemy import select
 
 from mintaka import Platform, PolicyViolation, ValidationError
@@ -85,6 +87,35 @@ def test_shadow_answers_are_never_returned(served: Served) -> None:
     assert len(shadow_rows) == 20
     returned_ids = {p["id"] for a in answers for p in a["predictions"]}
     assert returned_ids.isdisjoint({r["id"] for r in shadow_rows})
+
+
+def test_shadow_copies_waiting_when_the_endpoint_is_killed_are_dropped(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, server = served
+    faulty_models.PREDICTING = threading.Semaphore(0)
+    faulty_models.RELEASE.clear()
+    artifact = pyfunc_artifact(tmp_path, "faulty_models:waits_for_release")
+    slow = plat.register_model("credit", artifact, flavor="pyfunc")
+    plat.serving.deploy("scoring", slow.ref, route="slow")
+    plat.serving.set_traffic("scoring", {"blue": 100}, shadow="slow", shadow_percent=100)
+    server.reload()
+    try:
+        for i in range(3):  # two shadow copies hold both shadow workers, the third waits
+            assert post(server, {"inputs": row(i)}).status_code == 200
+        for _ in range(2):
+            assert faulty_models.PREDICTING.acquire(timeout=5), "the shadow was never called"
+        plat.serving.kill("scoring")
+    finally:
+        faulty_models.RELEASE.set()
+    server._shadow_pool.shutdown(wait=True)
+    assert not faulty_models.PREDICTING.acquire(timeout=0)  # the waiting copy's model: never
+    shadow_rows = [r for r in logged(plat, server) if r["shadow"]]
+    assert len(shadow_rows) == 2  # the copies under way when the switch was pulled
+    assert (
+        'mintaka_shadow_dropped_total{endpoint="scoring"} 1.0'
+        in HTTP.get(f"{server.url}/metrics").text
+    )
 
 
 def test_failing_shadow_never_fails_the_caller(served: Served) -> None:

@@ -29,7 +29,8 @@ thread.
 Routes load their model from the artifact store after the digest is verified. Traffic follows the
 endpoint's weights exactly (smooth weighted round-robin); a shadow route gets a copy of its share
 of requests on a separate worker pool, its responses never returned and its failures never
-surfaced; when the pool is saturated the copy is dropped instead of delaying the caller.
+surfaced; when the pool is saturated the copy is dropped instead of delaying the caller, and a
+copy still waiting for a worker when the endpoint is killed (or goes) is dropped then.
 Configuration changes made by any process (traffic, routes, kill) are picked up within
 ``poll_interval`` seconds, and at once when made through Mintaka: each running server announces
 itself in a file of its own under the local backend's ``servers/`` directory (removed on stop, or
@@ -689,12 +690,19 @@ class InferenceServer:
     def _mirror(
         self, runtime: EndpointRuntime, loaded: LoadedRoute, rows: list[dict[str, Any]]
     ) -> None:
+        """Hand a copy of ``rows`` to the shadow route, unless its pool is saturated. A copy
+        that reaches a worker once the endpoint is killed, or gone, is dropped: a kill stops
+        the shadow model too."""
         if not self._shadow_slots.acquire(blocking=False):
             self.shadow_dropped.labels(runtime.name).inc()
             return
 
         def run() -> None:
             try:
+                current = self.endpoints.get(runtime.name)
+                if current is None or current.killed:
+                    self.shadow_dropped.labels(runtime.name).inc()
+                    return
                 self._predict(runtime, loaded, rows, shadow=True)
             finally:
                 self._shadow_slots.release()
