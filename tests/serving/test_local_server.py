@@ -12,7 +12,7 @@ from serving_kit import pyfunc_artifact, row, stop_polling, wait_for
 from sqlalchemy import select
 
 from mintaka import Platform, PolicyViolation, ValidationError
-from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan, TrafficStep
+from mintaka.domain.serving import SLA, RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
 from mintaka.local.server import InferenceServer
 from mintaka.rollout.controller import RolloutController
 from mintaka.store.schema import predictions
@@ -116,6 +116,30 @@ def test_shadow_copies_waiting_when_the_endpoint_is_killed_are_dropped(
         'mintaka_shadow_dropped_total{endpoint="scoring"} 1.0'
         in HTTP.get(f"{server.url}/metrics").text
     )
+
+
+def test_models_no_endpoint_uses_any_more_are_let_go(served: Served) -> None:
+    plat, server = served
+    stop_polling(server)
+    one = server.endpoints["scoring"].routes["blue"].predictor
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plat.serving.set_traffic("scoring", {"green": 100})
+    plat.serving.create_endpoint("side", "credit:1", route="only")
+    server.reload()
+    assert len(server._predictors) == 2
+    plat.serving.delete_endpoint("side")
+    plat.backend.update_routes(  # type: ignore[attr-defined]
+        "scoring",
+        [server.endpoints["scoring"].routes["green"].route],
+        TrafficMap(weights={"green": 100}),
+    )
+    server.reload()
+    (kept,) = server._predictors.values()
+    assert kept is server.endpoints["scoring"].routes["green"].predictor
+    assert kept is not one
+    plat.serving.delete_endpoint("scoring")
+    server.reload()
+    assert server._predictors == {}
 
 
 def test_failing_shadow_never_fails_the_caller(served: Served) -> None:

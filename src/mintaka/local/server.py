@@ -96,6 +96,7 @@ _ROUTE_HEADER_KEY = ROUTE_HEADER.lower().encode("latin-1")
 _INVOKE_PREFIX = "/endpoints/"
 _INVOKE_SUFFIX = "/invocations"
 _JSON_HEADER = (b"content-type", b"application/json")
+_PredictorKey = tuple[str, tuple[str, ...], bool]  # artifact digest, features, pickle allowed
 _HTTP_STOP_SLACK = 5.0  # seconds past the stop grace for uvicorn to close once it has cancelled
 
 
@@ -198,7 +199,8 @@ class InferenceServer:
         self.allow_pickle = allow_pickle
         self.trusted_types = trusted_types
         self.endpoints: dict[str, EndpointRuntime] = {}
-        self._predictors: dict[tuple[str, tuple[str, ...], bool], Predictor] = {}
+        self._predictors: dict[_PredictorKey, Predictor] = {}
+        self._wanted: set[_PredictorKey] = set()  # the models the current look asked for
         self._reload_lock = threading.Lock()
         self._swap_lock = threading.Lock()  # guards replacing self.endpoints
         self._seen: tuple[tuple[str, str], ...] | None = None  # every endpoint's fingerprint
@@ -300,6 +302,7 @@ class InferenceServer:
         fresh: dict[str, EndpointRuntime] = {}
         failed: dict[str, str] = {}
         unrecorded: set[str] = set()
+        self._wanted = set()
         for row in rows:
             current = self.endpoints.get(row.name)
             fingerprint = _fingerprint(row)
@@ -326,9 +329,25 @@ class InferenceServer:
                 if previous is not None:
                     fresh[row.name] = _with_kill_switch(previous, row)
         self._swap(fresh)
+        self._forget_unused_predictors()
         self._failed = failed
         self._unrecorded = unrecorded
         self._seen = marker
+
+    def _forget_unused_predictors(self) -> None:
+        """Drop the loaded models that no endpoint served now uses, nor this look asked for
+        (an endpoint that cannot load yet keeps the ones it has): those of endpoints gone or
+        of configurations replaced would otherwise stay in memory for the server's life."""
+        served = {
+            id(loaded.predictor)
+            for runtime in self.endpoints.values()
+            for loaded in runtime.routes.values()
+        }
+        self._predictors = {
+            key: predictor
+            for key, predictor in self._predictors.items()
+            if key in self._wanted or id(predictor) in served
+        }
 
     def _swap(self, fresh: dict[str, EndpointRuntime]) -> None:
         """Serve ``fresh``, with the kill switches as stored now (after any loading). Each
@@ -411,6 +430,7 @@ class InferenceServer:
         tier_allows = self.platform.governance.policy.controls(version.risk_tier).allow_pickle
         allow = self.allow_pickle and tier_allows
         key = (version.artifact_digest, features, allow)
+        self._wanted.add(key)
         cached = self._predictors.get(key)
         if cached is None:
             stored = self.platform.artifacts.verify(version.artifact_digest)
