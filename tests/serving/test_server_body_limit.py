@@ -90,3 +90,19 @@ def test_serve_refuses_a_nonsense_limit(capsys: pytest.CaptureFixture[str], tmp_
     code, _, err = cli(capsys, "--home", str(home), "serve", "--max-body-mib", "0")
     assert code == 2
     assert "--max-body-mib" in err
+
+
+def test_serve_hands_its_stop_grace_to_the_server(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mintaka.local.server as server_module
+
+    home = init_home(capsys, tmp_path / "h")
+    started: list[InferenceServer] = []
+    monkeypatch.setattr(server_module, "serve_forever", lambda server, *_: started.append(server))
+    code, _, _ = cli(capsys, "--home", str(home), "serve", "--stop-grace", "0.5")
+    assert code == 0
+    assert [s.stop_grace for s in started] == [0.5]
+    code, _, err = cli(capsys, "--home", str(home), "serve", "--stop-grace", "-1")
+    assert code == 2
+    assert "--stop-grace" in err

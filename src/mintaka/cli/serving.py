@@ -190,6 +190,15 @@ def serve(
             "wait for one of its own.",
         ),
     ] = 8,
+    stop_grace: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=3600,
+            help="Seconds a stop gives requests under way to finish; a model still predicting "
+            "then is left behind.",
+        ),
+    ] = 10.0,
 ) -> None:
     """Serve every endpoint of the local backend over HTTP until interrupted."""
     from mintaka.local.server import InferenceServer, serve_forever
@@ -199,6 +208,7 @@ def serve(
         allow_pickle=allow_pickle,
         max_body_bytes=int(max_body_mib * 1024 * 1024),
         predict_workers=predict_workers,
+        stop_grace=stop_grace,
     )
     console.print(f"serving {sorted(server.endpoints) or 'no endpoints yet'} (Ctrl-C stops)")
     serve_forever(server, host, port)
