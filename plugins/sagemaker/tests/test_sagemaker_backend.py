@@ -285,12 +285,13 @@ def _plan(live: str, strategy: RolloutStrategy, *steps: tuple[int, float]) -> Tr
         (RolloutStrategy.CANARY, [(10, 7200), (100, 7200)], "7200s is not a whole number"),
         (RolloutStrategy.CANARY, [(10, 12.5), (100, 12.5)], "12.5s is not a whole number"),
         (RolloutStrategy.CANARY, [(10, 60), (100, 600)], "last step bakes longer"),
-        (RolloutStrategy.LINEAR, [(20, 0), (100, 0)], "equal shares of 10, 20, 25 or 50%"),
+        (RolloutStrategy.LINEAR, [(20, 0), (100, 0)], "equal shares of 10-50%"),
         (
             RolloutStrategy.LINEAR,
-            [(30, 60), (60, 60), (90, 60), (100, 60)],
-            r"10, 20, 25 or 50% onto 'green' \(a step of 10-50% that divides 100\)",
+            [(30, 60), (60, 60), (100, 60)],
+            "equal shares of 10-50% onto 'green', then what is left, ending at 100%",
         ),
+        (RolloutStrategy.LINEAR, [(30, 60), (60, 60), (90, 60), (95, 60), (100, 60)], "10-50%"),
         (RolloutStrategy.LINEAR, [(5, 60)] + [(s, 60) for s in range(10, 101, 5)], "10-50%"),
         (RolloutStrategy.LINEAR, [(25, 60), (50, 300), (75, 60), (100, 60)], "different times"),
         (RolloutStrategy.BLUE_GREEN, [(50, 60), (100, 60)], "all at once is one step"),
@@ -364,11 +365,11 @@ def test_the_default_native_plans_are_walked_exactly_as_written(
     }
 
 
-@pytest.mark.parametrize("step", [10, 20, 25, 50])
-def test_a_linear_plan_whose_step_divides_100_is_walked_as_written(
+@pytest.mark.parametrize("step", [10, 20, 25, 30, 33, 40, 45, 50])
+def test_a_linear_plan_of_equal_steps_then_what_is_left_is_walked_as_written(
     platform: Platform, cloud: SageMakerBackend, live: str, sm: Any, step: int
 ) -> None:
-    shares = [(share, 60.0) for share in range(step, 101, step)]
+    shares = [(share, 60.0) for share in [*range(step, 100, step), 100]]
     native.start(platform, _plan(live, RolloutStrategy.LINEAR, *shares))
     deployed = sm.describe_endpoint(EndpointName=live)["LastDeploymentConfig"]
     assert deployed["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {

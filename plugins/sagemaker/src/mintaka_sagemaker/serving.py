@@ -30,8 +30,8 @@
 - Native rollouts are ``UpdateEndpoint`` with a blue/green ``DeploymentConfig`` and CloudWatch
   alarms for automatic rollback; the backend does not wait for them. A plan is walked exactly as
   written or refused (``native_routing``): one all-at-once step, a canary of 1-50% then the rest,
-  or equal linear steps of 10, 20, 25 or 50% ending at 100%, every step baking the one wait
-  SageMaker has (whole seconds, at most an hour).
+  or equal linear steps of 10-50% then what is left, ending at 100% (30/60/90/100), every step
+  baking the one wait SageMaker has (whole seconds, at most an hour).
 """
 
 from __future__ import annotations
@@ -101,22 +101,18 @@ STATUS = {
 
 # SageMaker's blue/green traffic shifting (``TrafficRoutingConfig``): one wait in whole seconds
 # (``WaitIntervalInSeconds``, 0 to 3600) after every shift, the last one included; a canary of 1%
-# to 50% of the traffic, then the rest; linear steps of 10% to 50% each. SageMaker documents no
-# shorter last step, so a linear plan is walked as written only when its step divides 100.
+# to 50% of the traffic, then the rest; linear steps of 10% to 50% each, repeated until the new
+# fleet takes all the traffic, so a step that does not divide 100 leaves a shorter last step
+# (SageMaker's guide illustrates steps of 33%).
 MAX_WAIT_SECONDS = 3600
 MAX_CANARY_PERCENT = 50
 LINEAR_STEP_PERCENTS = (10, 50)
-LINEAR_STEPS = tuple(
-    share
-    for share in range(LINEAR_STEP_PERCENTS[0], LINEAR_STEP_PERCENTS[1] + 1)
-    if 100 % share == 0
-)
-_LINEAR_STEPS = ", ".join(map(str, LINEAR_STEPS[:-1])) + f" or {LINEAR_STEPS[-1]}%"
 NATIVE_PLANS = (
     "blue_green (one step, all at once), canary (two steps: a share of 1-50% on the new route, "
-    f"then 100% on it) or linear (equal steps of {_LINEAR_STEPS} on the new route, ending at "
-    f"100%), every step baking the same whole number of seconds up to {MAX_WAIT_SECONDS} (the "
-    "last step no longer than the others)"
+    f"then 100% on it) or linear (equal steps of {LINEAR_STEP_PERCENTS[0]}-"
+    f"{LINEAR_STEP_PERCENTS[1]}% on the new route, then what is left, ending at 100%), every "
+    f"step baking the same whole number of seconds up to {MAX_WAIT_SECONDS} (the last step no "
+    "longer than the others)"
 )
 
 
@@ -186,12 +182,12 @@ def native_routing(plan: TrafficPlan) -> dict[str, Any]:
             )
         return {"Type": "CANARY", "CanarySize": size, "WaitIntervalInSeconds": wait}
     step = shares[0]
-    if step not in LINEAR_STEPS or shares != list(range(step, 101, step)):
-        low, high = LINEAR_STEP_PERCENTS
+    low, high = LINEAR_STEP_PERCENTS
+    if not low <= step <= high or shares != [*range(step, 100, step), 100]:
         _refuse(
             plan,
-            f"linear steps move equal shares of {_LINEAR_STEPS} onto {route!r} (a step of "
-            f"{low}-{high}% that divides 100), ending at 100%",
+            f"linear steps move equal shares of {low}-{high}% onto {route!r}, then what is left, "
+            "ending at 100%",
         )
     return {"Type": "LINEAR", "LinearStepSize": size, "WaitIntervalInSeconds": wait}
 
