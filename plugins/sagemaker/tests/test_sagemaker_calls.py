@@ -18,6 +18,7 @@ from mintaka_sagemaker.settings import SageMakerSettings
 from sagemaker_testkit import BUCKET, SETTINGS, Calls
 
 from mintaka import Conflict, IdFactory, NotFound
+from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.registry import ApprovalStatus, VersionRequest
 from mintaka.domain.serving import Route, TrafficMap
 from mintaka.interfaces import BackendContext
@@ -285,6 +286,25 @@ def test_update_routes_switches_config_retires_the_old_one_and_answers_from_the_
     assert answer.routes == (BLUE,)
     assert answer == backend.get_endpoint(live)
     assert len(make_client("sagemaker").list_models()["Models"]) == 1
+
+
+def test_configure_capture_reads_the_config_once_and_asking_again_changes_nothing(
+    backend: SageMakerBackend, live: str
+) -> None:
+    capture = CaptureConfig(sample_percent=50)
+    with Calls(backend) as sent:
+        backend.configure_capture(live, capture)
+    assert sent == [
+        "DescribeEndpoint",
+        "DescribeEndpointConfig",  # the capture in place, names and compute to carry over
+        "CreateEndpointConfig",
+        "UpdateEndpoint",
+        "DescribeEndpoint",
+        "DeleteEndpointConfig",
+    ]
+    with Calls(backend) as again:
+        backend.configure_capture(live, capture)
+    assert again == ["DescribeEndpoint", "DescribeEndpointConfig"]
 
 
 def test_invoke_is_one_call(backend: SageMakerBackend, live: str) -> None:

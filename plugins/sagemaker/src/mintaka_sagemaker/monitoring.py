@@ -131,11 +131,17 @@ class SageMakerMonitoring(SageMakerServing):
         a new config is a blue/green redeploy on SageMaker, so asking again changes nothing."""
         described = self._describe_endpoint(endpoint)
         capture = self._capture_request(endpoint, config)
-        if _same_capture(self._capture_in_place(described), capture):
+        in_place = self._config_in_place(described)
+        if _same_capture(self._capture_of(in_place), capture):
             return
         current = self._endpoint_from(described)
         self._deploy_config(
-            endpoint, current.routes, current.traffic, capture=capture, described=described
+            endpoint,
+            current.routes,
+            current.traffic,
+            capture=capture,
+            described=described,
+            old_config=in_place,
         )
 
     def _capture_request(self, endpoint: str, config: CaptureConfig) -> dict[str, Any]:
@@ -156,11 +162,14 @@ class SageMakerMonitoring(SageMakerServing):
             "CaptureContentTypeHeader": {"JsonContentTypes": ["application/json"]},
         }
 
-    def _capture_in_place(self, described: dict[str, Any]) -> dict[str, Any] | None:
-        """The capture of the described endpoint's config; None without one, or when the config
-        is gone (then a new config is made as for any other change)."""
+    def _config_in_place(self, described: dict[str, Any]) -> dict[str, Any] | None:
+        """The described endpoint's config; None without one, or when the config is gone (then
+        a new config is made as for any other change)."""
+        name = str(described.get("EndpointConfigName", ""))
+        if not name:
+            return None
         try:
-            return self._current_capture(str(described.get("EndpointConfigName", "")))
+            return dict(self._sm("describe_endpoint_config", EndpointConfigName=name))
         except NotFound:
             return None
 

@@ -1075,18 +1075,21 @@ class SageMakerServing(SageMakerRegistry):
         deployment: dict[str, Any] | None = None,
         wait: bool = True,
         described: dict[str, Any] | None = None,
+        old_config: dict[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any] | None]:
         """Create the next config for ``name`` and switch the endpoint to it: (its name, the
         endpoint as described once the switch is done, or None without ``wait``).
 
         ``capture=True`` carries the current data capture over; a dict replaces it.
-        ``described`` is the endpoint as the caller has just described it (not described again).
+        ``described`` is the endpoint as the caller has just described it, and ``old_config``
+        the config it serves (neither described again).
         """
         if described is None:
             described = self._describe_endpoint(name)
         self._require_in_service(name, described)
         old = str(described.get("EndpointConfigName", ""))
-        old_config = self._sm("describe_endpoint_config", EndpointConfigName=old) if old else None
+        if old and old_config is None:
+            old_config = self._sm("describe_endpoint_config", EndpointConfigName=old)
         new_capture = self._capture_of(old_config) if capture is True else (capture or None)
         layout = self._layout(
             name, routes, traffic, new_capture, self._carried(old, old_config, routes)
