@@ -8,7 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_client, mock_sagemaker
+from mintaka_conformance.fakes.sagemaker import (
+    Fault,
+    FaultInjector,
+    SageMakerFake,
+    make_client,
+    mock_sagemaker,
+)
 from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import BUCKET, SETTINGS, sagemaker_platform
 
@@ -206,6 +212,24 @@ def test_a_lost_update_endpoint_throttled_to_the_end_of_its_budget_finishes_the_
         "blue",
         "green",
     ]
+    assert platform.sync() == []
+
+
+def test_a_lost_update_endpoint_still_under_way_finishes_the_switch(
+    platform: Platform, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"one"))
+    platform.register_model("churn", artifact(tmp_path, b"two"))
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    SageMakerFake().script_endpoint("churn-live", ["Updating", "Updating", "InService"])
+    faults = FaultInjector(script=_lost_then_throttled(), operations={"UpdateEndpoint"})
+    faults.attach(sagemaker_client(platform))
+    endpoint = platform.serving.deploy("churn-live", "churn:2", route="green")
+    sm = make_client("sagemaker")
+    serving = sm.describe_endpoint(EndpointName="churn-live")["EndpointConfigName"]
+    configs = [c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]]
+    assert configs == [serving]  # the config it was switching to is kept and now served
+    assert [r.name for r in endpoint.routes] == ["blue", "green"]
     assert platform.sync() == []
 
 

@@ -1027,31 +1027,23 @@ class SageMakerServing(SageMakerRegistry):
             "sagemaker",
         )
 
-    def _may_serve(self, name: str, config: str) -> bool | None:
+    def _may_serve(self, name: str, config: str, *, pending: bool = False) -> bool | None:
         """``_serves_config``, or None when the endpoint cannot be described right now."""
         try:
-            return self._serves_config(name, config)
+            return self._serves_config(name, config, pending=pending)
         except MintakaError:
             return None
 
-    def _may_switch(self, name: str, config: str) -> bool | None:
-        """Whether the endpoint serves ``config`` or an update to it is under way; None when the
-        endpoint cannot be described right now."""
-        try:
-            found = self._describe_endpoint(name)
-        except NotFound:
-            return False
-        except MintakaError:
-            return None
-        pending = (found.get("PendingDeploymentSummary") or {}).get("EndpointConfigName")
-        return config in (found.get("EndpointConfigName"), pending)
-
-    def _serves_config(self, name: str, config: str) -> bool:
+    def _serves_config(self, name: str, config: str, *, pending: bool = False) -> bool:
+        """Whether the endpoint serves ``config``, or with ``pending`` is being updated to it."""
         try:
             found = self._describe_endpoint(name)
         except NotFound:  # a "Deleting" endpoint too
             return False
-        return bool(found.get("EndpointConfigName") == config)
+        serving = {found.get("EndpointConfigName")}
+        if pending:
+            serving.add((found.get("PendingDeploymentSummary") or {}).get("EndpointConfigName"))
+        return config in serving
 
     @staticmethod
     def _capture_of(config: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -1113,7 +1105,7 @@ class SageMakerServing(SageMakerRegistry):
             # (then throttled until the budget ran out): the switch is finished when the endpoint
             # serves or is switching to this config; if that cannot be told, nothing it may use
             # is removed.
-            switched = self._may_switch(name, config) if was_retried(exc) else False
+            switched = self._may_serve(name, config, pending=True) if was_retried(exc) else False
             if switched is False:
                 self._discard([config] if made_config else [], models)
             if not switched:
