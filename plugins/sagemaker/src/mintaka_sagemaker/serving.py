@@ -210,19 +210,17 @@ def _require_current_split(plan: TrafficPlan, current: Endpoint, route: str) -> 
             )
 
 
-def _require_shadow_kept(plan: TrafficPlan, current: Endpoint) -> None:
-    """A native rollout keeps the shadow core's controller would (``step_shadow``), and
-    SageMaker mirrors traffic to a shadow variant beside exactly one production variant: a plan
-    ending on more than one live route with a shadow kept is refused rather than dropping it."""
-    last = plan.steps[-1]
-    shadow, _ = step_shadow(plan, last, current)
-    live = sorted(r for r, w in last.weights.items() if w > 0)
-    if shadow is not None and len(live) > 1:
+def _require_shadow_kept(plan: TrafficPlan, target: TrafficMap) -> None:
+    """SageMaker mirrors traffic to a shadow variant beside exactly one production variant: a
+    plan ending on more than one live route with a shadow kept (``step_shadow``) is refused
+    rather than dropping it."""
+    live = sorted(r for r, w in target.weights.items() if w > 0)
+    if target.shadow is not None and len(live) > 1:
         _refuse(
             plan,
-            f"it ends on {live} with the shadow {shadow!r} kept, and SageMaker mirrors traffic to "
-            "a shadow variant beside exactly one production variant (remove the shadow first, "
-            "or end on one route)",
+            f"it ends on {live} with the shadow {target.shadow!r} kept, and SageMaker mirrors "
+            "traffic to a shadow variant beside exactly one production variant (remove the "
+            "shadow first, or end on one route)",
         )
 
 
@@ -1606,14 +1604,27 @@ class SageMakerServing(SageMakerRegistry):
 
     def check_native_plan(self, plan: TrafficPlan, current: Endpoint) -> None:
         """Refuse a plan SageMaker's blue/green traffic shifting cannot walk as written from
-        ``current`` (see ``native_routing`` and ``_require_new_route``): it is never clamped or
-        walked in other steps."""
-        routing = native_routing(plan)
+        ``current`` (``_native_target``): it is never clamped or walked in other steps."""
+        self._native_target(plan, current, native_routing(plan))
+
+    def _native_target(
+        self, plan: TrafficPlan, current: Endpoint, routing: dict[str, Any]
+    ) -> TrafficMap:
+        """The traffic a native rollout of ``plan`` walked by ``routing`` (``native_routing``)
+        ends on from ``current``: its last step's weights, with the shadow core's controller
+        would keep (``step_shadow``); a ``ValidationError`` when SageMaker cannot walk it there
+        as written (``_require_new_route``, ``_require_current_split``,
+        ``_require_shadow_kept``)."""
         if routing["Type"] != "ALL_AT_ONCE":
             route = _new_route(plan)
             self._require_new_route(plan, current, route)
             _require_current_split(plan, current, route)
-        _require_shadow_kept(plan, current)
+        shadow, shadow_percent = step_shadow(plan, plan.steps[-1], current)
+        target = TrafficMap(
+            weights=plan.steps[-1].weights, shadow=shadow, shadow_percent=shadow_percent
+        )
+        _require_shadow_kept(plan, target)
+        return target
 
     @staticmethod
     def _require_new_route(plan: TrafficPlan, current: Endpoint, route: str) -> None:
@@ -1632,11 +1643,7 @@ class SageMakerServing(SageMakerRegistry):
         routing = native_routing(plan)
         described = self._describe_endpoint(plan.endpoint)
         current = self._endpoint_from(described)
-        self.check_native_plan(plan, current)
-        shadow, shadow_percent = step_shadow(plan, plan.steps[-1], current)
-        target = TrafficMap(
-            weights=plan.steps[-1].weights, shadow=shadow, shadow_percent=shadow_percent
-        )
+        target = self._native_target(plan, current, routing)
         rising = sorted(
             r for r, w in target.weights.items() if w > current.traffic.weights.get(r, 0)
         )
