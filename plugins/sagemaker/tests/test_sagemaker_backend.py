@@ -464,7 +464,7 @@ def test_a_linear_plan_with_rounded_shares_of_the_other_routes_is_accepted(
     cloud.check_native_plan(plan, platform.serving.get_endpoint(live))
 
 
-def test_a_native_rollout_keeps_the_endpoints_shadow_variant(
+def test_a_native_rollout_that_would_rename_the_production_variant_is_refused(
     platform: Platform, cloud: SageMakerBackend, live: str, sm: Any, tmp_path: Path
 ) -> None:
     platform.register_model("churn", artifact(tmp_path, b"v3"))
@@ -472,15 +472,52 @@ def test_a_native_rollout_keeps_the_endpoints_shadow_variant(
     platform.serving.set_traffic(
         live, {"blue": 100, "green": 0, "red": 0}, shadow="red", shadow_percent=20
     )
-    native.start(platform, _plan(live, RolloutStrategy.CANARY, (10, 60), (100, 60)))
-    for traffic in (
-        platform.serving.get_endpoint(live).traffic,
-        cloud.get_endpoint(live).traffic,
-    ):
-        assert (traffic.shadow, traffic.shadow_percent) == ("red", 20)
+    history = platform.serving.deployment_history(live)
+    events = _actions(platform, live)
+    before = sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+    plan = _plan(live, RolloutStrategy.CANARY, (10, 60), (100, 60))
+    why = r"production variants for \['green'\] where churn-live has them for \['blue'\]"
+    with pytest.raises(ValidationError, match=why):
+        cloud.check_native_plan(plan, platform.serving.get_endpoint(live))
+    with pytest.raises(ValidationError, match=why):
+        native.start(platform, plan)
+    with pytest.raises(ValidationError, match=why):
+        cloud.start_rollout(plan)
+    assert platform.serving.deployment_history(live) == history
+    assert _actions(platform, live) == events
+    assert sm.describe_endpoint(EndpointName=live)["EndpointConfigName"] == before
+    assert make_client("cloudwatch").describe_alarms()["MetricAlarms"] == []
+
+
+def test_a_native_rollout_onto_a_new_shadow_is_refused(
+    platform: Platform, cloud: SageMakerBackend, live: str, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"v3"))
+    platform.serving.deploy(live, "churn:3", route="red")
+    plan = TrafficPlan(
+        endpoint=live,
+        strategy=RolloutStrategy.CANARY,
+        steps=_plan(live, RolloutStrategy.CANARY, (10, 60), (100, 60)).steps,
+        shadow="red",
+        shadow_percent=20,
+    )
+    with pytest.raises(ValidationError, match=r"for \['green'\] where churn-live has them for"):
+        cloud.check_native_plan(plan, platform.serving.get_endpoint(live))
+
+
+def test_a_native_rollout_that_keeps_the_shadow_and_the_production_variant_keeps_both(
+    platform: Platform, live: str, sm: Any, tmp_path: Path
+) -> None:
+    platform.register_model("churn", artifact(tmp_path, b"v3"))
+    platform.serving.deploy(live, "churn:3", route="red")
+    platform.serving.set_traffic(
+        live, {"blue": 100, "green": 0, "red": 0}, shadow="red", shadow_percent=20
+    )
+    native.start(platform, _plan(live, RolloutStrategy.BLUE_GREEN, (0, 60)))
     config = sm.describe_endpoint_config(
         EndpointConfigName=sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
     )
+    assert [v["VariantName"] for v in config["ProductionVariants"]] == ["blue"]
     assert [v["VariantName"] for v in config["ShadowProductionVariants"]] == ["red"]
 
 

@@ -31,7 +31,10 @@
   alarms for automatic rollback; the backend does not wait for them. A plan is walked exactly as
   written or refused (``native_routing``): one all-at-once step, a canary of 1-50% then the rest,
   or equal linear steps of 10-50% then what is left, ending at 100% (30/60/90/100), every step
-  baking the one wait SageMaker has (whole seconds, at most an hour).
+  baking the one wait SageMaker has (whole seconds, at most an hour). SageMaker's blue/green
+  deployments keep the endpoint config's variant names, so a plan that would give the next
+  config production variants for other routes (a shadow added, dropped, or beside another live
+  route) is refused too.
 """
 
 from __future__ import annotations
@@ -221,6 +224,30 @@ def _require_shadow_kept(plan: TrafficPlan, target: TrafficMap) -> None:
             f"it ends on {live} with the shadow {target.shadow!r} kept, and SageMaker mirrors "
             "traffic to a shadow variant beside exactly one production variant (remove the "
             "shadow first, or end on one route)",
+        )
+
+
+def _production_routes(traffic: TrafficMap, routes: Sequence[Route]) -> list[str]:
+    """The routes a config laid out for ``traffic`` has production variants for (``_layout``):
+    the one live route beside a shadow, else every route."""
+    if traffic.shadow is None:
+        return sorted(route.name for route in routes)
+    return sorted(r for r, w in traffic.weights.items() if w > 0)
+
+
+def _require_same_variants(plan: TrafficPlan, current: Endpoint, target: TrafficMap) -> None:
+    """SageMaker's blue/green deployments (canary and linear shifting included) need the new
+    endpoint config to name its production variants as the old one does, so a plan is refused
+    whose end needs production variants for other routes (a route keeps its variant's name)."""
+    serving = _production_routes(current.traffic, current.routes)
+    wanted = _production_routes(target, current.routes)
+    if wanted != serving:
+        _refuse(
+            plan,
+            f"it ends on production variants for {wanted} where {plan.endpoint} has them for "
+            f"{serving}, and SageMaker's blue/green deployments keep the endpoint config's "
+            "variant names (a shadow stands beside one production variant: remove the shadow "
+            "before the rollout and set it again after)",
         )
 
 
@@ -1614,7 +1641,7 @@ class SageMakerServing(SageMakerRegistry):
         ends on from ``current``: its last step's weights, with the shadow core's controller
         would keep (``step_shadow``); a ``ValidationError`` when SageMaker cannot walk it there
         as written (``_require_new_route``, ``_require_current_split``,
-        ``_require_shadow_kept``)."""
+        ``_require_shadow_kept``, ``_require_same_variants``)."""
         if routing["Type"] != "ALL_AT_ONCE":
             route = _new_route(plan)
             self._require_new_route(plan, current, route)
@@ -1624,6 +1651,7 @@ class SageMakerServing(SageMakerRegistry):
             weights=plan.steps[-1].weights, shadow=shadow, shadow_percent=shadow_percent
         )
         _require_shadow_kept(plan, target)
+        _require_same_variants(plan, current, target)
         return target
 
     @staticmethod
