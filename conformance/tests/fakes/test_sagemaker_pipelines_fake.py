@@ -420,6 +420,49 @@ def test_parameters_are_checked_against_the_definition(sm: Any, fake: SageMakerF
     ]
 
 
+@pytest.mark.parametrize(
+    ("kind", "default", "value", "taken"),
+    [
+        ("Integer", 4, "12", True),
+        ("Integer", 4, "-3", True),
+        ("Integer", 4, "+3", False),
+        ("Integer", 4, " 3", False),
+        ("Integer", 4, "1_000", False),
+        ("Integer", 4, "\u0661\u0662", False),  # Arabic-Indic digits
+        ("Integer", 4, "3.0", False),
+        ("Float", 0.5, "0.25", True),
+        ("Float", 0.5, "-2", True),
+        ("Float", 0.5, "1e-05", True),
+        ("Float", 0.5, "1e+20", True),
+        ("Float", 0.5, "nan", False),
+        ("Float", 0.5, "inf", False),
+        ("Float", 0.5, "1e999", False),
+        ("Float", 0.5, "1_0.5", False),
+        ("Float", 0.5, " 1.5", False),
+        ("Float", 0.5, "+1.5", False),
+        ("Boolean", False, "true", True),
+        ("Boolean", False, "True", True),  # str(True), as the SageMaker Python SDK sends it
+        ("Boolean", False, "yes", False),
+        ("Boolean", False, "1", False),
+        ("String", "a", " any text ", True),
+    ],
+)
+def test_a_parameter_value_is_taken_only_in_its_types_plain_form(
+    sm: Any, kind: str, default: Any, value: str, taken: bool
+) -> None:
+    body = definition()
+    body["Parameters"].append({"Name": "knob", "Type": kind, "DefaultValue": default})
+    _create(sm, body)
+    given = [{"Name": "knob", "Value": value}]
+    if taken:
+        sm.start_pipeline_execution(PipelineName="train", PipelineParameters=given)
+        return
+    with pytest.raises(ClientError) as info:
+        sm.start_pipeline_execution(PipelineName="train", PipelineParameters=given)
+    assert info.value.response["Error"]["Code"] == "ValidationException"
+    assert f"is of type {kind}" in info.value.response["Error"]["Message"]
+
+
 def test_a_register_model_step_creates_a_version_in_its_group(sm: Any, fake: SageMakerFake) -> None:
     sm.create_model_package_group(ModelPackageGroupName="churn")
     body = definition()

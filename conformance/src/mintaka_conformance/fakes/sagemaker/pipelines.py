@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import re
 from typing import Any
 
@@ -96,6 +97,35 @@ def update_pipeline(self: SageMakerResponse) -> ActionResult:
 # --- starting -----------------------------------------------------------------------------------
 
 
+# The text a run value of a typed parameter is taken in: what the SageMaker Python SDK writes
+# (``str()`` of an int, a finite float or a bool). Python's int() and float() read more (digit
+# separators, blanks around, a leading plus, nan, inf, non-ASCII digits), which is refused.
+_PLAIN = {
+    "Integer": re.compile(r"-?[0-9]+"),
+    "Float": re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?"),
+    "Boolean": re.compile(r"true|false", re.IGNORECASE),
+}
+
+
+def _typed_value(kind: str, raw: str) -> Any:
+    """The value of a parameter of type ``kind`` given as ``raw``; ValueError when the text is
+    not one of that type (an Integer or a finite Float written plainly, a Boolean ``true`` or
+    ``false`` in any case, any String)."""
+    plain = _PLAIN.get(kind)
+    if plain is None:
+        return raw
+    if plain.fullmatch(raw) is None:
+        raise ValueError(raw)
+    if kind == "Integer":
+        return int(raw)
+    if kind == "Boolean":
+        return raw.lower() == "true"
+    value = float(raw)
+    if not math.isfinite(value):
+        raise ValueError(raw)
+    return value
+
+
 def _typed(definition: Definition, given: list[dict[str, Any]]) -> dict[str, Any]:
     values = {name: p.default for name, p in definition.parameters.items()}
     for item in given:
@@ -107,16 +137,7 @@ def _typed(definition: Definition, given: list[dict[str, Any]]) -> dict[str, Any
                 f"{sorted(definition.parameters)}."
             )
         try:
-            if parameter.type == "Integer":
-                values[parameter.name] = int(str(raw))
-            elif parameter.type == "Float":
-                values[parameter.name] = float(str(raw))
-            elif parameter.type == "Boolean":
-                if str(raw).lower() not in ("true", "false"):
-                    raise ValueError(raw)
-                values[parameter.name] = str(raw).lower() == "true"
-            else:
-                values[parameter.name] = str(raw)
+            values[parameter.name] = _typed_value(parameter.type, str(raw))
         except ValueError:
             raise ValidationError(
                 f"Parameter {parameter.name!r} is of type {parameter.type}; {raw!r} is not."
