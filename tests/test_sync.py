@@ -13,7 +13,8 @@ from artifact_kit import MakeArtifact
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.registry import ApprovalStatus
-from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
+from mintaka.domain.serving import TrafficMap
+from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION, traffic_views
 
 
 @pytest.fixture
@@ -84,3 +85,17 @@ def test_an_approval_past_revalidation_is_a_difference_until_renewed(
     assert [(d.kind, d.recorded, d.observed) for d in dana.sync()] == [
         ("version.approval", "pending", "approved")
     ]
+
+
+def test_traffic_views_compare_the_shadow_only_where_the_cloud_mirrors_it() -> None:
+    plain = TrafficMap(weights={"blue": 100, "green": 0})
+    shadowed = TrafficMap(weights={"blue": 100, "green": 0}, shadow="green", shadow_percent=20)
+    less = TrafficMap(weights={"blue": 100, "green": 0}, shadow="green", shadow_percent=10)
+    assert traffic_views(plain, shadowed, False) == ({"weights": {"blue": 100}},) * 2
+    assert traffic_views(plain, plain, True) == ({"weights": {"blue": 100}, "shadow": None},) * 2
+    was, now = traffic_views(plain, shadowed, True)
+    assert (was["shadow"], was["shadow_percent"]) == (None, 0)
+    assert (now["shadow"], now["shadow_percent"]) == ("green", 20)
+    was, now = traffic_views(shadowed, less, True)
+    assert was != now
+    assert now == {"weights": {"blue": 100}, "shadow": "green", "shadow_percent": 10}

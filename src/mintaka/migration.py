@@ -94,6 +94,7 @@ from mintaka.interfaces import (
 )
 from mintaka.store.engine import Sql
 from mintaka.store.schema import endpoints, model_aliases, model_versions, models
+from mintaka.sync import traffic_views
 
 if TYPE_CHECKING:
     from mintaka.domain.audit import AuditEvent
@@ -957,13 +958,11 @@ class MigrationService:
         if EndpointStatus.KILLED in (recorded.status, cloud.status):
             return None
         was, now = recorded.traffic, cloud.traffic
-        same = {(r.name, r.model, r.version) for r in recorded.routes} == {
-            (r.name, r.model, r.version) for r in cloud.routes
-        } and was.live_weights == now.live_weights
         native = self.platform.backend.support(Capability.SERVING_SHADOW) is Support.NATIVE
-        if native:
-            same = same and (was.shadow, was.shadow_percent) == (now.shadow, now.shadow_percent)
-        if same:
+        recorded_view, cloud_view = traffic_views(was, now, native)
+        if recorded_view == cloud_view and {
+            (r.name, r.model, r.version) for r in recorded.routes
+        } == {(r.name, r.model, r.version) for r in cloud.routes}:
             return None
         if not native and was.shadow and not now.shadow:
             # Core mirrors the shadow share here, so the cloud does not show it: it stays as

@@ -41,7 +41,7 @@ from mintaka.capabilities import Capability
 from mintaka.domain.discovery import Difference, ObservedModel
 from mintaka.domain.names import RESERVED_ALIASES
 from mintaka.domain.registry import ApprovalStatus, RiskTier, Stage
-from mintaka.domain.serving import EndpointStatus
+from mintaka.domain.serving import EndpointStatus, TrafficMap
 from mintaka.errors import NotFound
 from mintaka.interfaces import StateObserver
 from mintaka.store.schema import (
@@ -308,6 +308,24 @@ def observe(observer: StateObserver, name: str) -> ObservedModel | None:
 ENDPOINT_SUBJECT = "endpoint "
 
 
+def traffic_views(
+    recorded: TrafficMap, observed: TrafficMap, shadow_in_cloud: bool
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The recorded and the observed traffic as far as the cloud shows it, to compare: the live
+    weights, and where the backend mirrors the shadow itself (``shadow_in_cloud``) which route
+    is mirrored and, where either side has a shadow, how much of the traffic (elsewhere core
+    mirrors it, so the cloud does not show it)."""
+    was: dict[str, Any] = {"weights": recorded.live_weights}
+    now: dict[str, Any] = {"weights": observed.live_weights}
+    if shadow_in_cloud:
+        was["shadow"] = recorded.shadow
+        now["shadow"] = observed.shadow
+        if recorded.shadow or observed.shadow:
+            was["shadow_percent"] = recorded.shadow_percent
+            now["shadow_percent"] = observed.shadow_percent
+    return was, now
+
+
 def compare_endpoints(
     platform: Platform, observer: StateObserver, at: datetime
 ) -> list[Difference]:
@@ -335,14 +353,7 @@ def compare_endpoints(
             )
             continue
 
-        was: dict[str, Any] = {"weights": endpoint.traffic.live_weights}
-        now: dict[str, Any] = {"weights": seen.traffic.live_weights}
-        if shadow_in_cloud:  # which route is mirrored, and how much of the traffic
-            was["shadow"] = endpoint.traffic.shadow
-            now["shadow"] = seen.traffic.shadow
-            if endpoint.traffic.shadow or seen.traffic.shadow:
-                was["shadow_percent"] = endpoint.traffic.shadow_percent
-                now["shadow_percent"] = seen.traffic.shadow_percent
+        was, now = traffic_views(endpoint.traffic, seen.traffic, shadow_in_cloud)
         killed = seen.extra.get("killed")  # where the backend reports its kill switch
         if isinstance(killed, bool) and killed != (endpoint.status is EndpointStatus.KILLED):
             found.append(
