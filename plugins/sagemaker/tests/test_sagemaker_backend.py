@@ -312,19 +312,25 @@ def test_a_plan_sagemaker_cannot_walk_as_written_is_refused_with_nothing_done(
         cloud.check_native_plan(plan, platform.serving.get_endpoint(live))
     assert "SageMaker walks blue_green (one step" in str(refused.value)
     assert str(plan.steps[0].weights) in str(refused.value)
+    _refused_with_nothing_done(platform, cloud, sm, plan, why)
+
+
+def _refused_with_nothing_done(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, plan: TrafficPlan, why: str
+) -> None:
+    """``plan`` is refused by the native start and by the backend alike, with nothing recorded,
+    audited, switched or alarmed."""
+    live = plan.endpoint
     history = platform.serving.deployment_history(live)
     events = _actions(platform, live)
-    before = sm.describe_endpoint(EndpointName=live)
+    before = sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
     with pytest.raises(ValidationError, match=why):
         native.start(platform, plan)
     with pytest.raises(ValidationError, match=why):
         cloud.start_rollout(plan)
     assert platform.serving.deployment_history(live) == history
     assert _actions(platform, live) == events
-    assert (
-        sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
-        == (before["EndpointConfigName"])
-    )
+    assert sm.describe_endpoint(EndpointName=live)["EndpointConfigName"] == before
     assert make_client("cloudwatch").describe_alarms()["MetricAlarms"] == []
 
 
@@ -464,29 +470,24 @@ def test_a_linear_plan_with_rounded_shares_of_the_other_routes_is_accepted(
     cloud.check_native_plan(plan, platform.serving.get_endpoint(live))
 
 
-def test_a_native_rollout_that_would_rename_the_production_variant_is_refused(
-    platform: Platform, cloud: SageMakerBackend, live: str, sm: Any, tmp_path: Path
-) -> None:
+def _shadowed_by_red(platform: Platform, live: str, tmp_path: Path) -> None:
+    """``live`` all on blue, mirrored to a new route ``red`` (churn:3) at 20%."""
     platform.register_model("churn", artifact(tmp_path, b"v3"))
     platform.serving.deploy(live, "churn:3", route="red")
     platform.serving.set_traffic(
         live, {"blue": 100, "green": 0, "red": 0}, shadow="red", shadow_percent=20
     )
-    history = platform.serving.deployment_history(live)
-    events = _actions(platform, live)
-    before = sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+
+
+def test_a_native_rollout_that_would_rename_the_production_variant_is_refused(
+    platform: Platform, cloud: SageMakerBackend, live: str, sm: Any, tmp_path: Path
+) -> None:
+    _shadowed_by_red(platform, live, tmp_path)
     plan = _plan(live, RolloutStrategy.CANARY, (10, 60), (100, 60))
     why = r"production variants for \['green'\] where churn-live has them for \['blue'\]"
     with pytest.raises(ValidationError, match=why):
         cloud.check_native_plan(plan, platform.serving.get_endpoint(live))
-    with pytest.raises(ValidationError, match=why):
-        native.start(platform, plan)
-    with pytest.raises(ValidationError, match=why):
-        cloud.start_rollout(plan)
-    assert platform.serving.deployment_history(live) == history
-    assert _actions(platform, live) == events
-    assert sm.describe_endpoint(EndpointName=live)["EndpointConfigName"] == before
-    assert make_client("cloudwatch").describe_alarms()["MetricAlarms"] == []
+    _refused_with_nothing_done(platform, cloud, sm, plan, why)
 
 
 def test_a_native_rollout_onto_a_new_shadow_is_refused(
@@ -508,11 +509,7 @@ def test_a_native_rollout_onto_a_new_shadow_is_refused(
 def test_a_native_rollout_that_keeps_the_shadow_and_the_production_variant_keeps_both(
     platform: Platform, live: str, sm: Any, tmp_path: Path
 ) -> None:
-    platform.register_model("churn", artifact(tmp_path, b"v3"))
-    platform.serving.deploy(live, "churn:3", route="red")
-    platform.serving.set_traffic(
-        live, {"blue": 100, "green": 0, "red": 0}, shadow="red", shadow_percent=20
-    )
+    _shadowed_by_red(platform, live, tmp_path)
     native.start(platform, _plan(live, RolloutStrategy.BLUE_GREEN, (0, 60)))
     config = sm.describe_endpoint_config(
         EndpointConfigName=sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
@@ -524,11 +521,7 @@ def test_a_native_rollout_that_keeps_the_shadow_and_the_production_variant_keeps
 def test_an_all_at_once_plan_that_would_drop_the_shadow_is_refused(
     platform: Platform, cloud: SageMakerBackend, live: str, tmp_path: Path
 ) -> None:
-    platform.register_model("churn", artifact(tmp_path, b"v3"))
-    platform.serving.deploy(live, "churn:3", route="red")
-    platform.serving.set_traffic(
-        live, {"blue": 100, "green": 0, "red": 0}, shadow="red", shadow_percent=20
-    )
+    _shadowed_by_red(platform, live, tmp_path)
     history = platform.serving.deployment_history(live)
     events = _actions(platform, live)
     plan = _plan(live, RolloutStrategy.BLUE_GREEN, (50, 60))
