@@ -413,3 +413,18 @@ def test_a_value_that_is_not_finite_is_never_taken_for_fine(
         assert (report.evaluated, report.alerts, len(report.failed)) == (0, (), 1)
     actions = [e.action for e in served.audit.events() if e.action.startswith("monitor.signal")]
     assert actions == ["monitor.signal.failed"]
+
+
+def test_an_output_without_a_predicted_class_fails_accuracy_instead_of_counting_as_wrong(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(served, performance_signal(threshold=0.5))
+    # 9 right answers and one output that names no class: not a 90% accurate window
+    outputs: list[Any] = [{"label": 1} for _ in range(9)] + [{"score": 0.7}]
+    ids = log_predictions([({"x": i}, out) for i, out in enumerate(outputs)])
+    served.monitoring.record_labels(dict.fromkeys(ids, 1))
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (0, ())
+    [failure] = report.failed
+    assert "1 of 10 predicted classes are missing (None or NaN)" in failure.error

@@ -242,3 +242,26 @@ def test_a_missing_prediction_or_label_is_no_class(missing: Any) -> None:
     with pytest.raises(ValidationError, match=r"1 of 3 labels are missing"):
         roc_auc([1, missing, 0], [0.9, 0.5, 0.1])
     assert demographic_parity_difference([1, 1, 1], groups) == 0.0
+
+
+@pytest.mark.parametrize("missing", [None, math.nan], ids=["none", "nan"])
+def test_accuracy_refuses_a_missing_prediction_or_label_instead_of_counting_it_wrong(
+    missing: Any,
+) -> None:
+    with pytest.raises(ValidationError, match=r"1 of 3 predicted classes are missing"):
+        accuracy([1, 0, 1], [1, missing, 1])
+    with pytest.raises(ValidationError, match=r"1 of 3 labels are missing"):
+        accuracy([1, missing, 1], [1, 0, 1])
+    records = join_labels(
+        [{"id": str(i), "at": "t", "output": {"label": i % 2, "score": 0.5}} for i in range(3)],
+        {"0": 0, "1": missing, "2": 0},
+    ).records
+    for score in (None, lambda output: output["score"]):
+        with pytest.raises(ValidationError, match=r"1 of 3 labels are missing"):
+            performance(
+                records,
+                task="classification",
+                prediction=lambda output: output["label"],
+                score=score,
+            )
+    assert accuracy([1, 0, 1], [1, 0, 0]) == pytest.approx(2 / 3)

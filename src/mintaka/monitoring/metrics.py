@@ -18,7 +18,8 @@ arrays, equal to scikit-learn's where it has them:
 
 The fairness metrics count the predictions of the positive class: 1 for 0/1 (or boolean)
 classes; other classes must be declared with ``positive`` (see :func:`positive_class`). A
-missing prediction or label (None or NaN) is no class: the window is refused.
+missing prediction or label (None or NaN) is no class: accuracy, ROC AUC, calibration and fairness
+refuse the window.
 
 :func:`performance` and :func:`fairness` compute them on a window of joined records, with
 :func:`mintaka.monitoring.windows.windows` doing the slicing.
@@ -97,6 +98,11 @@ def _pair(y_true: Array, y_other: Array) -> tuple[npt.NDArray[Any], npt.NDArray[
 
 
 def accuracy(y_true: Array, y_pred: Array) -> float:
+    """The share of predicted classes equal to their labels. A missing prediction or label (None
+    or NaN) is refused (see :func:`_refuse_missing`): NaN equals nothing, so a missed prediction
+    would count as a wrong answer, and a missing label as one the model got wrong."""
+    _refuse_missing(y_pred, "predicted classes")
+    _refuse_missing(y_true, "labels")
     a, b = _pair(y_true, y_pred)
     return float(np.mean(a == b))
 
@@ -371,7 +377,8 @@ def performance(
     ``prediction`` reads the predicted label (or value) from a logged output and ``score`` the
     predicted positive-class probability; with a score, ROC AUC and the calibration error are
     computed too (binary labels only; not where the labels cannot tell which class is positive,
-    see :func:`binary_positive`).
+    see :func:`binary_positive`). A classification window with a missing predicted class or label
+    (None or NaN) is refused, as :func:`accuracy` refuses it.
     """
     if not records:
         return Performance(count=0)
