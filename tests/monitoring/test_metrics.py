@@ -265,3 +265,22 @@ def test_accuracy_refuses_a_missing_prediction_or_label_instead_of_counting_it_w
                 score=score,
             )
     assert accuracy([1, 0, 1], [1, 0, 0]) == pytest.approx(2 / 3)
+
+
+def test_a_nan_among_string_classes_is_missing_not_the_class_nan() -> None:
+    labels: list[Any] = ["yes", math.nan, "no"]
+    with pytest.raises(ValidationError, match=r"1 of 3 labels are missing"):
+        roc_auc(labels, [0.9, 0.5, 0.1], positive="yes")
+    with pytest.raises(ValidationError, match=r"1 of 3 labels are missing"):
+        expected_calibration_error(labels, [0.9, 0.5, 0.1], positive="yes")
+    rows = [
+        {"id": str(i), "at": "t", "inputs": {"group": "ab"[i % 2]}, "output": out}
+        for i, out in enumerate(["yes", math.nan, "no"])
+    ]
+    joined = join_labels(rows, {"0": "yes", "1": "no", "2": math.nan}).records
+    with pytest.raises(ValidationError, match=r"1 of 3 labels are missing"):
+        performance([r._replace(output="no") for r in joined], task="classification")
+    with pytest.raises(ValidationError, match=r"1 of 3 predicted classes are missing"):
+        fairness(rows, "group", positive="yes")
+    with pytest.raises(ValidationError, match=r"1 of 3 predicted classes are missing"):
+        fairness(joined, "group", positive="yes")

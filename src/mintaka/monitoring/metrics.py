@@ -163,6 +163,7 @@ def _binary(y_true: npt.NDArray[Any], positive: Any) -> npt.NDArray[np.bool_]:
 
 def roc_auc(y_true: Array, y_score: Array, *, positive: Any = None) -> float:
     """Area under the ROC curve of a binary label (positive as :func:`binary_positive` finds)."""
+    _refuse_missing(y_true, "labels")
     a, score = _pair(y_true, y_score)
     pos = _binary(a, positive)
     n_pos = int(pos.sum())
@@ -181,6 +182,7 @@ def expected_calibration_error(
 ) -> float:
     """Expected calibration error of predicted positive-class probabilities (binary labels;
     positive as :func:`binary_positive` finds, so labels of one class other than 0/1 need it)."""
+    _refuse_missing(y_true, "labels")
     a, prob = _pair(y_true, y_prob)
     p = prob.astype(np.float64)
     if np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
@@ -214,7 +216,9 @@ def _missing(value: Any) -> bool:
 
 def _refuse_missing(values: Array, what: str) -> None:
     """Refuse ``values`` holding a missing one (None or NaN): it is no class, and counting it as
-    one would make a window of one class look like two, or a missed prediction a negative one."""
+    one would make a window of one class look like two, or a missed prediction a negative one.
+    Called on the values as given, before they become an array: numpy turns a NaN among strings
+    into the string ``'nan'``, which no check can tell from a class."""
     found = np.asarray(values, dtype=object).tolist()
     missing = sum(1 for value in found if _missing(value))
     if missing:
@@ -382,8 +386,8 @@ def performance(
     """
     if not records:
         return Performance(count=0)
-    labels = np.asarray([r.label for r in records])
-    predicted = np.asarray([prediction(r.output) for r in records])
+    labels = [r.label for r in records]
+    predicted = [prediction(r.output) for r in records]
     if task == "regression":
         return Performance(count=len(records), rmse=rmse(labels, predicted))
     found: dict[str, float | None] = {"accuracy": accuracy(labels, predicted)}
@@ -428,11 +432,11 @@ def fairness(
     inputs = [(r.get("inputs") if isinstance(r, Mapping) else r.inputs) or {} for r in records]
     groups = [row.get(attribute) for row in inputs]
     outputs = [r.get("output") if isinstance(r, Mapping) else r.output for r in records]
-    predicted = np.asarray([prediction(o) for o in outputs])
+    predicted = [prediction(o) for o in outputs]
     labels = (
         None
         if isinstance(records[0], Mapping)
-        else np.asarray([r.label for r in records if not isinstance(r, Mapping)])
+        else [r.label for r in records if not isinstance(r, Mapping)]
     )
     rates = group_rates(labels, predicted, groups, positive=positive)
     dpd = _spread(r.selection_rate for r in rates.values())
