@@ -311,3 +311,26 @@ def test_a_drift_signal_with_nothing_to_compare_with_fails_once_there_is_traffic
     assert report.evaluated == 0
     [failure] = report.failed
     assert "no version serving scoring (credit:1) names a training dataset" in failure.error
+
+
+def test_a_profiled_feature_no_row_logs_fails_an_all_features_signal(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watched.monitoring.add_monitor(
+        scoring_monitor(
+            drift_signal(name="any-drift", metric="psi"),
+            drift_signal(name="debt-drift", metric="psi:debt"),
+        )
+    )
+    rng = np.random.default_rng(7)
+    # the caller stopped sending debt: a schema change, not a feature without drift
+    log_predictions([({"income": row["income"]}, 0.5) for row in _rows(rng, 2000)])
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    [dataset] = watched.get_model_version("credit", 1).dataset_ids
+    assert (report.evaluated, report.alerts) == (2, ())
+    assert {f.signal: f.error for f in report.failed} == {
+        name: f"drift signal {name!r}: no psi against {dataset} for 'debt' (not logged "
+        "in the window)"
+        for name in ("any-drift", "debt-drift")
+    }

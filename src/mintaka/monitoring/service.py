@@ -685,8 +685,9 @@ class MonitoringService:
         that cannot be evaluated (a feature its reference lacks, labels its metric cannot take)
         is logged, audited (``monitor.signal.failed``), reported in ``RunReport.failed`` and
         skipped: the other signals, monitors and escalations still run. A drift signal with a
-        logged feature whose statistic cannot be computed alerts on the features it measured and
-        fails naming that one. The monitors of an endpoint that was deleted are not run."""
+        profiled feature whose statistic cannot be computed (one no row logs, too) alerts on the
+        features it measured and fails naming that one. The monitors of an endpoint that was
+        deleted are not run."""
         now = self.platform._now()
         alerts: list[Alert] = []
         failed: list[SignalFailure] = []
@@ -855,8 +856,9 @@ class MonitoringService:
         """The largest drift statistic ``signal.metric`` (``psi``, ``jensen_shannon``,
         ``wasserstein``, ``ks_statistic``, ``chi2_statistic``; ``METRIC:FEATURE`` for one
         feature) between the window's logged inputs and the training data's profile, over the
-        features it can be computed for; a logged feature it cannot be computed for (no values
-        in the window, say) is named as unmeasured, never taken for one without drift."""
+        features it can be computed for; a profiled feature it cannot be computed for (no values
+        in the window, say, or not logged by any row of it: a caller that stopped sending an
+        input) is named as unmeasured, never taken for one without drift."""
         from mintaka.monitoring.profiles import DatasetProfile
         from mintaka.monitoring.statistics import drift
 
@@ -888,17 +890,13 @@ class MonitoringService:
                 "compare with; register the version with --dataset DATASET_ID"
             )
         profile = DatasetProfile.from_json(reference[1])
-        if feature:
-            features = [feature]
-        else:  # every profiled feature logged anywhere in the window, not only in its first row
-            logged = set().union(*rows)
-            features = [f for f in profile.features if f in logged]
+        features = [feature] if feature else list(profile.features)
         if not features:
             return Measurement(None)
         report = drift(profile, rows, features=features)
         values = [report.value(f, metric) for f in features]
         value = max((v for v in values if v is not None), default=None)
-        unmeasured = report.unmeasured(metric)
+        unmeasured = _unmeasured(report.unmeasured(metric), rows)
         if not unmeasured:
             return Measurement(value)
         why = "; ".join(f"{name!r} ({reason})" for name, reason in unmeasured.items())
@@ -1137,6 +1135,16 @@ class MonitoringService:
             )
         self.platform._after_commit(events)
         return len(ids)
+
+
+def _unmeasured(found: Mapping[str, str], rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Why each unmeasured feature of a window's ``rows`` could not be measured, saying so of one
+    that no row logs at all: an input the caller no longer sends is a change of schema, which
+    its reason should name rather than describe as values that are all missing."""
+    logged = set().union(*rows)
+    return {
+        name: why if name in logged else "not logged in the window" for name, why in found.items()
+    }
 
 
 def _no_label(label: Any) -> bool:
