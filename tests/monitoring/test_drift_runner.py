@@ -334,3 +334,54 @@ def test_a_profiled_feature_no_row_logs_fails_an_all_features_signal(
         "in the window)"
         for name in ("any-drift", "debt-drift")
     }
+
+
+@pytest.mark.parametrize(
+    ("metric", "refused"),
+    [
+        ("chi2_statistic", r"\(ds-\w+\) profiles no categorical feature \(only \['numeric'\]\)"),
+        ("chi2_statistic:income", r"'income' of the training data .* is a numeric feature"),
+        ("chi2_statistic:prediction", r"'prediction' of the model's own scores is a numeric"),
+    ],
+)
+def test_a_drift_statistic_no_watched_feature_has_is_refused_when_the_monitor_is_added(
+    watched: Platform, metric: str, refused: str
+) -> None:
+    from mintaka import ValidationError
+
+    signal = drift_signal(name="categories", metric=metric)
+    with pytest.raises(ValidationError, match="measures chi2_statistic, which only categorical"):
+        watched.monitoring.check_monitor(scoring_monitor(signal))
+    with pytest.raises(ValidationError, match=refused):
+        watched.monitoring.add_monitor(scoring_monitor(signal))
+    watched.monitoring.add_monitor(scoring_monitor(drift_signal(name="ks", metric="ks_statistic")))
+
+
+def test_a_drift_statistic_the_serving_profile_lacks_fails_the_signal_instead_of_passing(
+    served: Platform,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+    make_artifact: MakeArtifact,
+    tmp_path: Path,
+) -> None:
+    served.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="categories", metric="chi2_statistic"))
+    )
+    train = tmp_path / "train.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(FEATURES))
+        writer.writeheader()
+        writer.writerows(_rows(np.random.default_rng(1), 200))
+    dataset = served.register_dataset("applications", train)
+    served.register_model("credit", make_artifact(b"v2"), dataset_ids=[dataset.id])
+    served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
+    log_predictions([(row, 0.5) for row in _rows(np.random.default_rng(8), 200, shift=3.0)])
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (0, ())
+    [failure] = report.failed
+    assert failure.error == (
+        "drift signal 'categories' measures chi2_statistic, which only categorical features "
+        f"have, and the training data {dataset.id} profiles no categorical feature (only "
+        "['numeric']): nothing could be measured"
+    )

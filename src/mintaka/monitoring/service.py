@@ -38,6 +38,7 @@ from mintaka.domain.monitoring import (
 )
 from mintaka.domain.names import validate_endpoint_name
 from mintaka.errors import Conflict, MintakaError, NotFound, ValidationError
+from mintaka.monitoring.kinds import STATISTICS, kinds_with
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
 from mintaka.monitoring.windows import parse_window
 from mintaka.numbers import as_float
@@ -76,6 +77,7 @@ log = logging.getLogger(__name__)
 
 TELEMETRY_METRICS = ("error_rate", "p99_latency_ms", "p50_latency_ms")
 PREDICTION = "prediction"  # ``psi:prediction`` watches the model's own output
+PREDICTION_SOURCE = "the model's own scores"  # the reference of ``PREDICTION``, numeric
 DRIFT_METRICS = ("psi", "jensen_shannon", "wasserstein", "ks_statistic", "chi2_statistic")
 FAIRNESS_METRICS = ("demographic_parity", "equalized_odds")
 
@@ -302,14 +304,16 @@ class MonitoringService:
 
     def _check_drift_metric(self, spec: MonitorSpec, signal: Signal) -> None:
         """A drift signal names a statistic, and a feature the training-data profile of the
-        version serving the endpoint has (when that profile is there to ask now)."""
+        version serving the endpoint has (when that profile is there to ask now), of a kind
+        that has the statistic (for every feature, one such feature)."""
         metric, _, feature = signal.metric.partition(":")
         if metric not in DRIFT_METRICS:
             raise ValidationError(
                 f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}"
                 " (optionally METRIC:FEATURE)"
             )
-        if not feature or feature == PREDICTION:
+        if feature == PREDICTION:
+            _refuse_unmeasurable(signal, {PREDICTION: "numeric"}, PREDICTION_SOURCE)
             return
         try:
             reference = self.reference_profile(spec.endpoint)
@@ -318,13 +322,20 @@ class MonitoringService:
         if reference is None:
             return
         dataset_id, found = reference
-        features = sorted(found.get("features", {}))
-        if feature not in features:
+        kinds = {name: str(f.get("kind")) for name, f in found.get("features", {}).items()}
+        features = sorted(kinds)
+        if feature and feature not in features:
             raise ValidationError(
                 f"drift signal {signal.name!r} watches {feature!r}, which the training data of "
                 f"the model serving {spec.endpoint} ({dataset_id}) does not profile; it profiles"
                 f" {features} (and {PREDICTION!r}, the model's own output)"
             )
+        watched = {feature: kinds[feature]} if feature else kinds
+        _refuse_unmeasurable(
+            signal,
+            watched,
+            f"the training data of the model serving {spec.endpoint} ({dataset_id})",
+        )
 
     def monitors(self, endpoint: str | None = None) -> list[MonitorSpec]:
         query = select(monitors.c.spec).order_by(monitors.c.created_at, monitors.c.id)
@@ -866,6 +877,7 @@ class MonitoringService:
         if metric not in DRIFT_METRICS:
             raise ValidationError(f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}")
         if feature == PREDICTION:
+            _refuse_unmeasurable(signal, {PREDICTION: "numeric"}, PREDICTION_SOURCE)
             return Measurement(self._prediction_drift(spec, signal, metric, now))
         reference = self.reference_profile(spec.endpoint)
         rows = [
@@ -893,6 +905,9 @@ class MonitoringService:
         features = [feature] if feature else list(profile.features)
         if not features:
             return Measurement(None)
+        if all(f in profile.features for f in features):
+            watched = {f: profile.features[f].kind for f in features}
+            _refuse_unmeasurable(signal, watched, f"the training data {reference[0]}")
         report = drift(profile, rows, features=features)
         values = [report.value(f, metric) for f in features]
         value = max((v for v in values if v is not None), default=None)
@@ -1135,6 +1150,25 @@ class MonitoringService:
             )
         self.platform._after_commit(events)
         return len(ids)
+
+
+def _refuse_unmeasurable(signal: Signal, kinds: Mapping[str, str], source: str) -> None:
+    """Refuse a drift signal whose statistic no watched feature (name -> kind, in ``source``)
+    has: a chi-square of numeric features would never measure anything, and a signal that
+    measures nothing stays silent whatever the traffic does."""
+    metric = signal.metric.partition(":")[0]
+    if not kinds or any(metric in STATISTICS.get(kind, ()) for kind in kinds.values()):
+        return
+    have = " or ".join(kinds_with(metric))
+    if len(kinds) == 1:
+        [(name, kind)] = kinds.items()
+        what = f"{name!r} of {source} is a {kind} feature"
+    else:
+        what = f"{source} profiles no {have} feature (only {sorted(set(kinds.values()))})"
+    raise ValidationError(
+        f"drift signal {signal.name!r} measures {metric}, which only {have} features have, and "
+        f"{what}: nothing could be measured"
+    )
 
 
 def _unmeasured(found: Mapping[str, str], rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:

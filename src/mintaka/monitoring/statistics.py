@@ -26,8 +26,9 @@ so PSI and Jensen-Shannon compare the full reference with the current data; KS a
 compare the current finite values with the profile's sample (the whole reference when it is no
 larger than the sample size). Infinite current values count in the outer bins only. A statistic
 that is undefined (no values on one side) is ``None``, and so is one that does not apply to the
-feature's kind (:data:`STATISTICS`); :meth:`DriftReport.unmeasured` tells the two apart, naming
-the features whose statistic applies but could not be computed, and why.
+feature's kind (:data:`mintaka.monitoring.kinds.STATISTICS`); :meth:`DriftReport.unmeasured`
+tells the two apart, naming the features whose statistic applies but could not be computed, and
+why.
 
 Everything is vectorised: each current column is sorted once, and that one sorted array gives the
 histogram (``searchsorted`` on the edges) and, merged with the sorted reference sample, both
@@ -46,6 +47,7 @@ from pydantic import Field
 
 from mintaka.domain.base import Record
 from mintaka.errors import ValidationError
+from mintaka.monitoring.kinds import STATISTICS
 from mintaka.monitoring.profiles import (
     DEFAULT_SAMPLE_SIZE,
     CategoricalProfile,
@@ -66,11 +68,6 @@ PSI_EPSILON = 1e-4
 KS_EXACT_MAX_N = 10_000  # scipy's "auto": exact when both samples are at most this large
 
 Counts = Sequence[float] | npt.NDArray[Any]
-# The statistics each kind of feature has; any other is None by definition, not unmeasured.
-STATISTICS: dict[str, tuple[str, ...]] = {
-    "numeric": ("psi", "jensen_shannon", "ks_statistic", "ks_pvalue", "wasserstein"),
-    "categorical": ("psi", "jensen_shannon", "chi2_statistic", "chi2_pvalue", "chi2_dof"),
-}
 
 
 class KSResult(NamedTuple):
