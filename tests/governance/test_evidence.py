@@ -6,7 +6,7 @@ import json
 import logging
 import re
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -502,3 +502,73 @@ def test_controls_and_counted_approvals_follow_the_policy_in_force_at_the_pack(
     assert [a["counts"] for a in after["approvals"]] == [False, False]
     assert (after["inventory"]["approvals"], after["inventory"]["approvals_total"]) == (0, 2)
     assert after["inventory"]["overdue"] is True
+
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def open_with(home: Path) -> Iterator[Callable[[str, ManualClock], Platform]]:
+    """Open the home as a given identity with a clock of its own (hosts whose clocks differ
+    sharing one store); closed at the end of the test."""
+    opened: list[Platform] = []
+
+    def open_as(actor: str, clock: ManualClock) -> Platform:
+        opened.append(Platform(home, actor=actor, clock=clock, ids=IdFactory(len(opened) + 1)))
+        return opened[-1]
+
+    yield open_as
+    for plat in opened:
+        plat.close()
+
+
+def _narrow_production_aliases(home: Path) -> None:
+    policy = home / "policy.toml"
+    policy.write_text(policy.read_text().replace('["champion", "production"]', '["champion"]', 1))
+
+
+def test_a_pack_and_its_alias_moves_follow_chain_order_not_skewed_clocks(
+    home: Path,
+    open_with: Callable[[str, ManualClock], Platform],
+    make_artifact: MakeArtifact,
+) -> None:
+    """A policy activated by a host whose clock runs ahead is in force for every later event
+    of the chain, even one another host stamped earlier."""
+    slow, fast = ManualClock(T0), ManualClock(T0 + timedelta(minutes=10))
+    open_with("dana", slow).register_model("credit", make_artifact(b"v1"), tier="low")
+    _narrow_production_aliases(home)
+    ops = open_with("ops", fast)
+    ops.register_model("churn", make_artifact(b"c1"), tier="low")
+    narrowed = ops.governance.policy.digest
+    slow.advance(seconds=5)
+    lee = open_with("lee", slow)
+    lee.set_alias("credit", "production", 1)  # no production alias under the narrowed policy
+
+    pack = build_pack(lee, "credit:1")
+    [move] = [e for e in pack["audit"]["events"] if e["action"] == "model.alias.set"]
+    assert pack["policy"]["digest"] == narrowed
+    assert pack["policy"]["production_aliases_policy"] == narrowed
+    assert move["production_alias"] is False
+
+
+def test_an_alias_move_is_judged_by_the_policy_it_was_made_under_at_a_shared_instant(
+    home: Path,
+    open_with: Callable[[str, ManualClock], Platform],
+    make_artifact: MakeArtifact,
+) -> None:
+    """A promotion and the activation of another policy right after it, at the same instant:
+    the promotion was gated under the policy before, which made ``production`` a production
+    alias."""
+    clock = ManualClock(T0)
+    dana = open_with("dana", clock)
+    version = dana.register_model("credit", make_artifact(b"v1"), tier="low")
+    dana.governance.set_model_card(version.ref, **CARD)
+    clock.advance(minutes=1)
+    dana.set_alias("credit", "production", 1)
+    _narrow_production_aliases(home)
+    open_with("ops", clock).register_model("churn", make_artifact(b"c1"), tier="low")
+
+    pack = build_pack(dana, "credit:1")
+    [move] = [e for e in pack["audit"]["events"] if e["action"] == "model.alias.set"]
+    assert move["details"]["decision"]["allowed"] is True
+    assert move["production_alias"] is True

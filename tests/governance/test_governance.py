@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -498,3 +498,30 @@ def test_a_process_that_switched_policies_records_its_return_to_the_first(
     dana.governance.reload_policy()
     dana.register_model("m", make_artifact(b"5"))
     assert [digest for digest, _ in _activations(dana)] == [original, changed, original]
+
+
+def test_a_return_to_a_policy_is_recorded_though_the_host_clock_lags(
+    home: Path, make_artifact: MakeArtifact
+) -> None:
+    """Whether another policy was activated after a process read its own is decided by chain
+    position: a process reading policy A after B was activated, on a host whose clock lags the
+    one that activated B, records A again."""
+    from mintaka import IdFactory
+
+    start = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    slow, fast = ManualClock(start), ManualClock(start + timedelta(minutes=10))
+    policy = home / "policy.toml"
+    text = policy.read_text()
+    with Platform(home, actor="dana", clock=slow, ids=IdFactory(1)) as first:
+        first.register_model("credit", make_artifact(b"v1"), tier="low")
+        original = first.governance.policy.digest
+    policy.write_text(text.replace('["champion", "production"]', '["champion"]', 1))
+    with Platform(home, actor="ops", clock=fast, ids=IdFactory(2)) as ops:
+        ops.register_model("churn", make_artifact(b"c1"), tier="low")
+        changed = ops.governance.policy.digest
+    policy.write_text(text)
+    slow.advance(minutes=1)
+    with Platform(home, actor="dana", clock=slow, ids=IdFactory(3)) as back:
+        back.register_model("credit", make_artifact(b"v2"), tier="low")
+        assert back.governance.decisions("credit:2")[-1].policy_digest == original
+        assert [digest for digest, _ in _activations(back)] == [original, changed, original]

@@ -7,9 +7,10 @@ embedded as a base64 PNG. The PNG lives only in the HTML: the JSON carries the g
 
 The pack is stated *as of* the head of the audit chain when it was built (sequence number, hash
 and time of the last event), not as of the wall clock; whatever depends on time (exceptions in
-force, revalidation) is judged at that instant. Which aliases are production aliases is judged,
-at that instant and at each alias move in the pack, by the policy recorded as in force then
-(:mod:`mintaka.governance.policy_history`). Exporting is a read: it appends no audit event.
+force, revalidation) is judged at that instant. The policy that judges the pack, and which
+aliases were production aliases at each alias move in it, are those recorded as in force at the
+head and at each move, in chain order (:mod:`mintaka.governance.policy_history`). Exporting is
+a read: it appends no audit event.
 
 Every record carries an ``id``; the control mapping (``control_map.toml``, see
 ``docs/governance.md``) cites, for each control of the EU AI Act, NIST AI RMF and SR 11-7, the
@@ -652,8 +653,8 @@ def build_pack(platform: Platform, ref: str) -> Pack:
     head_seq, head_hash, head_at = _head(platform)
     as_of = datetime.fromisoformat(head_at)
     recorded = [a for a in activations(platform) if a.seq <= head_seq]
-    policy = policy_at(recorded, as_of, governance.policy)
-    judged_by, production = production_aliases_at(recorded, as_of, governance.policy)
+    policy = policy_at(recorded, head_seq, governance.policy)
+    judged_by, production = production_aliases_at(recorded, head_seq, governance.policy)
     controls = policy.controls(version.risk_tier)
 
     approvals = [
@@ -842,11 +843,10 @@ def _mark_production_aliases(
     current: Policy,
 ) -> None:
     """Say of each alias move whether the alias was a production alias under the policy in
-    force when it moved (``current`` where no policy is recorded)."""
+    force when it moved, in chain order (``current`` where no policy is recorded)."""
     for event in events:
         if event["action"] in ("model.alias.set", "model.alias.delete"):
-            at = datetime.fromisoformat(event["at"])
-            production = production_aliases_at(recorded, at, current)[1]
+            production = production_aliases_at(recorded, int(event["seq"]), current)[1]
             event["production_alias"] = event["subject"].partition("@")[2] in production
 
 

@@ -6,14 +6,16 @@ recorded under a digest the audit chain has no ``policy.activate`` event for, or
 moved, deleted or adopted under it, appends one in that change's transaction, holding the digest,
 source, version, production aliases and the parsed policy. Returning to an earlier policy is
 recorded again, unless another policy was activated after this process read its own (a process
-still holding the policy it started with does not switch the history back). The chain head's
-lock is taken before the chain is read, so two processes acting under a new policy at once
-record it once.
+still holding the policy it started with does not switch the history back): both are decided by
+position in the chain (the chain head when the policy was read against the latest activation),
+never by recorded times, which hosts with different clocks write. The chain head's lock is taken
+before the chain is read, so two processes acting under a new policy at once record it once.
 
-Readers judge an instant (its production aliases, the tiers' controls, the roles approvers
-held) by the policy last activated at or before it; an instant before the first activation (a
-store older than these events) by the earliest one recorded, and a store with none by the policy
-in force now.
+Readers judge a chain event (an alias move, the head a pack is stated as of) by the policy last
+activated at or before it in chain order; an instant a caller gives (``inventory --at``) by the
+events' recorded times, reading the chain in order up to the first activation recorded after it.
+Whatever comes before the first activation (a store older than these events) is judged by the
+earliest one recorded, and a store with none by the policy in force now.
 """
 
 from __future__ import annotations
@@ -37,14 +39,15 @@ if TYPE_CHECKING:
     from mintaka.platform import Platform
 
 ACTIVATE = "policy.activate"
-_LATEST = "SELECT subject, at FROM audit_events WHERE action = :action ORDER BY seq DESC LIMIT 1"
+_LATEST = "SELECT subject, seq FROM audit_events WHERE action = :action ORDER BY seq DESC LIMIT 1"
 _SEEN = "SELECT 1 FROM audit_events WHERE action = :action AND subject = :subject LIMIT 1"
 
 
 class PolicyActivation(Record):
-    """One ``policy.activate`` event: a policy Mintaka acted under from ``at`` on. ``policy`` is
-    the policy parsed back from the event (None when its text no longer parses as a policy);
-    it is left out of dumps, which name the policy by digest."""
+    """One ``policy.activate`` event: a policy Mintaka acted under from ``seq`` on in the audit
+    chain (recorded at ``at`` by the clock of the host that acted). ``policy`` is the policy
+    parsed back from the event (None when its text no longer parses as a policy); it is left
+    out of dumps, which name the policy by digest."""
 
     seq: int
     at: AwareDatetime
@@ -63,22 +66,23 @@ def _text(value: str) -> str:
 
 
 def record_activation(
-    platform: Platform, conn: Connection, policy: Policy, *, loaded_at: datetime
+    platform: Platform, conn: Connection, policy: Policy, *, read_after: int | None
 ) -> AuditEvent | None:
     """Append ``policy.activate`` for ``policy`` inside the caller's write transaction, unless
-    the chain already says it is in force, or it was loaded (``loaded_at``) before the policy
-    activated last, which then stays in force."""
+    the chain already says it is in force, or it was read when the chain head was at
+    ``read_after`` and another policy was activated after that, which then stays in force.
+    ``read_after`` None stands for a policy not read from a file, taken as read now."""
     platform.audit.lock(conn)
     sql = Sql(conn)
     # Every decision asks (unless its process settled it, see GovernanceService.record); the
     # usual answer, that the latest activation is this policy, takes one row of the action index.
     latest = sql.one(_LATEST, {"action": ACTIVATE})
     if latest is not None:
-        subject, since = latest
+        subject, seq = latest
         if subject == policy.digest:
             return None
         seen = sql.one(_SEEN, {"action": ACTIVATE, "subject": policy.digest})
-        if seen is not None and datetime.fromisoformat(since) > loaded_at:
+        if seen is not None and read_after is not None and int(seq) > read_after:
             return None
     return platform._audit(
         conn,
@@ -132,21 +136,30 @@ def _parsed(stored: object, digest: str, source: str) -> Policy | None:
         return None
 
 
-def in_force_at(recorded: Sequence[PolicyActivation], at: datetime) -> PolicyActivation | None:
-    """The activation in force at ``at`` (one made at ``at`` counts): the last at or before it
-    in chain order, else the earliest recorded; None when nothing is recorded."""
+def in_force_at(
+    recorded: Sequence[PolicyActivation], at: datetime | int
+) -> PolicyActivation | None:
+    """The activation in force at ``at``, else the earliest recorded; None when nothing is
+    recorded. An audit sequence number (a chain event, or the head a pack is stated as of) is
+    judged by chain order: the last activation at or before it. An instant (a ``datetime``) is
+    compared with the recorded times, which need not grow along the chain: the last activation,
+    in chain order, before the first one recorded after the instant (one made at it counts)."""
     chosen = recorded[0] if recorded else None
     for activation in recorded:
-        if activation.at > at:
+        if isinstance(at, datetime):
+            if activation.at > at:
+                break
+        elif activation.seq > at:
             break
         chosen = activation
     return chosen
 
 
-def policy_at(recorded: Sequence[PolicyActivation], at: datetime, current: Policy) -> Policy:
-    """The policy that judges ``at`` (its tiers' controls, its roles): the activation in force
-    then, or ``current`` when no activation is recorded, or when the one in force is ``current``
-    or holds no policy this Mintaka can read."""
+def policy_at(recorded: Sequence[PolicyActivation], at: datetime | int, current: Policy) -> Policy:
+    """The policy that judges ``at`` (an instant or an audit sequence number, see
+    :func:`in_force_at`; its tiers' controls, its roles): the activation in force then, or
+    ``current`` when no activation is recorded, or when the one in force is ``current`` or holds
+    no policy this Mintaka can read."""
     activation = in_force_at(recorded, at)
     if activation is None or activation.policy is None or activation.digest == current.digest:
         return current
@@ -154,10 +167,11 @@ def policy_at(recorded: Sequence[PolicyActivation], at: datetime, current: Polic
 
 
 def production_aliases_at(
-    recorded: Sequence[PolicyActivation], at: datetime, current: Policy
+    recorded: Sequence[PolicyActivation], at: datetime | int, current: Policy
 ) -> tuple[str, tuple[str, ...]]:
-    """The digest of the policy that judges ``at`` and its production aliases: the activation in
-    force then, or ``current`` when no activation is recorded."""
+    """The digest of the policy that judges ``at`` (an instant or an audit sequence number, see
+    :func:`in_force_at`) and its production aliases: the activation in force then, or
+    ``current`` when no activation is recorded."""
     activation = in_force_at(recorded, at)
     if activation is None:
         return current.digest, current.production_aliases

@@ -102,17 +102,22 @@ class GovernanceService:
     def __init__(self, platform: Platform, identity: Identity) -> None:
         self.platform = platform
         self.identity = identity
-        # Every policy this service has read, by digest, with when it last read it: a decision
-        # names its policy by digest, and the policy is recorded when first acted under.
-        self._read: dict[str, tuple[Policy, datetime]] = {}
-        # The one reading (digest, read at) the committed chain already answers for, so that
-        # acting under it records nothing; any activation this service appends voids it.
-        self._settled: tuple[str, datetime] | None = None
+        # Every policy this service has read, by digest, with the audit chain's head when it
+        # last read it: a decision names its policy by digest, and the policy is recorded when
+        # first acted under.
+        self._read: dict[str, tuple[Policy, int]] = {}
+        # The one reading (digest, head when read) the committed chain already answers for, so
+        # that acting under it records nothing; any activation this service appends voids it.
+        self._settled: tuple[str, int | None] | None = None
         self.policy: Policy = self._load()
 
     def _load(self) -> Policy:
+        """Read the policy in force, noting the chain head first: an activation after that
+        head may have been made under a later text of the file than the one read."""
+        with self.platform.store.read() as conn:
+            head = self.platform.audit.head(conn)
         policy = load_policy(self.platform.home)
-        self._read[policy.digest] = (policy, self.platform._now())
+        self._read[policy.digest] = (policy, head[0] if head else 0)
         return policy
 
     def reload_policy(self) -> Policy:
@@ -545,13 +550,13 @@ class GovernanceService:
         decision (an alias the policy does not count moved), so that history judges that
         instant by this policy (:mod:`mintaka.governance.policy_history`)."""
         digest = self.policy.digest if digest is None else digest
-        unread = (self.policy, self.platform._now())  # a policy assigned rather than read
-        policy, read_at = self._read.get(digest, unread)
-        settled = (policy.digest, read_at)
+        read = self._read.get(digest)
+        policy, read_after = read if read else (self.policy, None)  # assigned rather than read
+        settled = (policy.digest, read_after)
         if policy.digest != digest or settled == self._settled:
             return
         scoped = transaction_scoped(conn)
-        activation = record_activation(self.platform, conn, policy, loaded_at=read_at)
+        activation = record_activation(self.platform, conn, policy, read_after=read_after)
         if activation is not None:
             # The chain's latest activation is now this one: a reading settled before, of
             # another policy, no longer goes without saying (read again, it must be recorded).
