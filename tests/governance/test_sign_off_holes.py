@@ -4,6 +4,7 @@ errors."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -134,6 +135,25 @@ def test_a_policy_with_a_day_count_past_a_century_is_refused(
     text = policy.read_text().replace("revalidation_days = 730", "", 1)  # the low tier's
     policy.write_text(text.replace("[tiers.low]\n", f"[tiers.low]\n{field} = 3000000\n", 1))
     with pytest.raises(ConfigurationError, match=field):
+        _ = as_("dana").governance.policy
+
+
+@pytest.mark.parametrize(
+    ("aliases", "refused"),
+    [
+        ('["Champion", "Production"]', "['Champion', 'Production']"),
+        ('["champion", "prod live"]', "['prod live']"),
+        ('["latest", "production"]', "['latest']"),
+    ],
+)
+def test_a_policy_naming_production_aliases_no_alias_can_have_is_refused(
+    as_: Callable[[str], Platform], home: Path, aliases: str, refused: str
+) -> None:
+    """Such a production alias would never match a real one and would silently take promotion
+    gating away: an unapproved version would take ``production`` with no decision."""
+    policy = home / "policy.toml"
+    policy.write_text(policy.read_text().replace('["champion", "production"]', aliases, 1))
+    with pytest.raises(ConfigurationError, match=re.escape(f"production_aliases {refused}")):
         _ = as_("dana").governance.policy
 
 

@@ -19,9 +19,10 @@ from typing import Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticValidationError
 
+from mintaka.domain.names import ALIAS_RULE, validate_alias
 from mintaka.domain.registry import RiskTier
 from mintaka.domain.serving import RolloutStrategy
-from mintaka.errors import ConfigurationError
+from mintaka.errors import ConfigurationError, InvalidName
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.toml")
 OPEN_POLICY = Path(__file__).with_name("open_policy.toml")
@@ -103,11 +104,28 @@ class Policy(BaseModel):
             raise ValueError(f"the policy must define every tier; missing {sorted(missing)}")
         return self
 
+    @model_validator(mode="after")
+    def _aliases_an_alias_can_have(self) -> Self:
+        """A production alias no alias can ever be would never match a real one, and would
+        silently take promotion gating away."""
+        invalid = [a for a in self.production_aliases if not _is_alias(a)]
+        if invalid:
+            raise ValueError(f"production_aliases {invalid} are not aliases ({ALIAS_RULE})")
+        return self
+
     def controls(self, tier: RiskTier) -> TierControls:
         return self.tiers[tier]
 
     def roles_of(self, identity: str) -> tuple[str, ...]:
         return self.roles.get(identity, ())
+
+
+def _is_alias(value: str) -> bool:
+    try:
+        validate_alias(value)
+    except InvalidName:
+        return False
+    return True
 
 
 def parse_policy(data: bytes, source: str) -> Policy:
