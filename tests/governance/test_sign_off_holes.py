@@ -183,6 +183,25 @@ def test_a_pack_cites_only_approvals_that_still_count(
     assert lapsed["evidence"] == []
 
 
+def test_one_counting_approval_is_no_evidence_for_a_tier_that_requires_two(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+) -> None:
+    sam = as_("sam")
+    ref = _high(sam, make_artifact)  # the high tier requires two approvals
+    as_("rita").governance.approve(ref)
+    pack = build_pack(sam, ref)
+    assert [a["counts"] for a in pack["approvals"]] == [True]
+    [result] = [r for r in pack["controls"]["results"] if r["control"] == "Art. 14"]
+    assert result["status"] == "gap"
+    assert result["evidence"] == []
+
+    as_("raj").governance.approve(ref)
+    pack = build_pack(sam, ref)
+    [result] = [r for r in pack["controls"]["results"] if r["control"] == "Art. 14"]
+    assert result["status"] == "met"
+    assert result["evidence"] == sorted(a["id"] for a in pack["approvals"])
+
+
 def test_approving_again_settles_an_approval_status_changed_in_the_cloud(
     as_: Callable[[str], Platform], make_artifact: MakeArtifact
 ) -> None:

@@ -97,7 +97,11 @@ def _thresholds(pack: Pack) -> list[str]:
 
 
 def _approvals(pack: Pack) -> list[str]:
-    return _ids(a for a in pack["approvals"] if a["counts"] and a["independent"])
+    """The counting approvals by others than the developer, once there are as many approvers
+    as the tier requires under the policy the pack is judged by (at least one); else none."""
+    counted = [a for a in pack["approvals"] if a["counts"] and a["independent"]]
+    required = max(int(pack["policy"]["controls"]["approvals"]), 1)
+    return _ids(counted) if len({a["approver"] for a in counted}) >= required else []
 
 
 def _kill_switch(pack: Pack) -> list[str]:
@@ -162,9 +166,11 @@ EVIDENCE_KINDS: dict[str, EvidenceKind] = {
         lambda p: _ids(p["evaluations"]["comparisons"]),
     ),
     "independent-approvals": EvidenceKind(
-        "approvals of these exact bytes by someone other than the developer, counting under the"
-        " policy as of the pack (role, authentication, revalidation)",
-        "no current approval of these bytes by anyone other than the developer",
+        "as many approvals of these exact bytes as the tier requires (at least one), by others"
+        " than the developer, counting under the policy as of the pack (role, authentication,"
+        " revalidation)",
+        "fewer current approvals of these bytes by others than the developer than the tier"
+        " requires",
         _approvals,
     ),
     "artifact-integrity": EvidenceKind(
