@@ -149,6 +149,29 @@ def test_an_endpoint_that_goes_takes_its_prediction_workers_with_it(held: Served
     assert not workers[0].is_alive()
 
 
+def test_requests_queued_for_an_endpoint_when_it_is_deleted_are_refused_at_once(
+    held: Served,
+) -> None:
+    plat, _ = held
+    server = InferenceServer(plat, poll_interval=0.02, predict_workers=1)
+    server.start()
+    calls = [_invoke_in_background(server, "held")]
+    try:
+        assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
+        calls.append(_invoke_in_background(server, "held"))  # queued behind the hung one
+        wait_for(lambda: server.endpoints["held"].pool._work_queue.qsize() == 1, timeout=5)
+        plat.serving.delete_endpoint("held")
+        calls[1][0].join(5)  # answered while the model under way still holds its worker
+        assert calls[1][1] == [404]
+    finally:
+        faulty_models.RELEASE.set()
+        for thread, _ in calls:
+            thread.join(10)
+        server.stop()
+    assert calls[0][1] == [200]  # the prediction under way when the endpoint went
+    assert not faulty_models.PREDICTING.acquire(timeout=0)  # the queued request's model: never
+
+
 def test_a_changed_endpoint_is_not_held_up_by_its_old_configurations_hung_model(
     held: Served,
 ) -> None:

@@ -22,9 +22,9 @@ refused at once. A kill refuses requests; it cannot stop a prediction under way,
 worker until the model returns. The pool belongs to the endpoint's configuration: a change gets a
 new one, to which the requests still queued move, so a model of the old configuration that does
 not return holds up none of the new one's; the old pool is shut down without waiting, as is an
-endpoint's when it goes. ``stop()`` gives requests and shadow copies under way ``stop_grace``
-seconds (10 by default) to finish, then leaves any model still predicting behind on its daemon
-thread.
+endpoint's when it goes, whose queued requests are refused (404) at once. ``stop()`` gives
+requests and shadow copies under way ``stop_grace`` seconds (10 by default) to finish, then
+leaves any model still predicting behind on its daemon thread.
 
 Routes load their model from the artifact store after the digest is verified. Traffic follows the
 endpoint's weights exactly (smooth weighted round-robin); a shadow route gets a copy of its share
@@ -354,14 +354,15 @@ class InferenceServer:
         configuration has a prediction pool of its own, made with it before it is served: the
         pool of one no longer served is shut down without waiting (predictions under way
         finish), and hands the requests queued on it to the endpoint's new configuration, whose
-        workers are not held by a model of the old one that does not return."""
+        workers are not held by a model of the old one that does not return. Those queued for
+        an endpoint no longer served are refused (404) at once."""
         with self._swap_lock:
             retired = self.endpoints
             self.endpoints = self._with_kill_switches(fresh)
             for name, runtime in retired.items():
                 current = self.endpoints.get(name)
                 if current is None:
-                    runtime.pool.shutdown(wait=False)
+                    runtime.pool.refuse_queued(functools.partial(self._refusal, name, None))
                 elif current.pool is not runtime.pool:
                     runtime.pool.hand_over(current.pool)
 

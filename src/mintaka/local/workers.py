@@ -89,6 +89,18 @@ class WorkerPool(Executor):
             for work in queued:
                 successor._queue(work)
 
+    def refuse_queued(self, answer: Callable[[], Any]) -> None:
+        """Shut down without waiting, completing each call still queued with ``answer()``
+        instead of running it: its caller gets that answer now rather than once whatever holds
+        this pool's threads lets go."""
+        with self._lock:
+            self._closed = True
+            queued = self._drain()
+            self._work_queue.put(None)
+        for future, _ in queued:
+            if future.set_running_or_notify_cancel():
+                future.set_result(answer())
+
     def _drain(self) -> list[_Work]:
         """The queued calls, taken off the queue (under ``_lock``)."""
         taken: list[_Work] = []
