@@ -275,6 +275,71 @@ def test_requests_are_answered_while_a_reload_loads_a_model(served: Served) -> N
         )
 
 
+def _unnotified(plat: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Changes made through ``plat`` reach a server only when it looks (a poll or a reload)."""
+    monkeypatch.setattr(plat.backend, "_notify_server", lambda path="/-/reload": None)
+
+
+def test_an_endpoint_made_again_is_not_served_by_the_one_it_replaces_while_it_loads(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plat, server = served
+    stop_polling(server)
+    _unnotified(plat, monkeypatch)
+    replaced = server.endpoints["scoring"].incarnation
+    loading, release = threading.Event(), threading.Event()
+    load = server._runtime
+
+    def slow_load(config: Any) -> EndpointRuntime:
+        if config.name == "scoring" and config.incarnation != replaced:
+            loading.set()
+            assert release.wait(10), "the test never released the load"
+        return load(config)
+
+    server._runtime = slow_load  # type: ignore[method-assign]
+    plat.serving.delete_endpoint("scoring")
+    plat.serving.create_endpoint("scoring", "credit:2", route="green")
+    reload = threading.Thread(target=server.reload)
+    reload.start()
+    try:
+        assert loading.wait(5), "the new endpoint was never loaded"
+        with httpx.Client(timeout=2) as http:
+            answer = http.post(
+                f"{server.url}/endpoints/scoring/invocations", json={"inputs": row(0)}
+            )
+        assert answer.status_code == 404
+    finally:
+        release.set()
+        reload.join(10)
+    with httpx.Client(timeout=2) as http:
+        answer = http.post(f"{server.url}/endpoints/scoring/invocations", json={"inputs": row(0)})
+    assert (answer.status_code, answer.json()["route"]) == (200, "green")
+
+
+def test_a_deleted_endpoint_is_not_served_while_a_reload_loads_models(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plat, server = served
+    stop_polling(server)
+    _unnotified(plat, monkeypatch)
+    plat.serving.delete_endpoint("scoring")
+    server._reload_lock.acquire()  # a reload loading another endpoint's models
+    notice = threading.Thread(
+        target=httpx.post, args=(f"{server.url}/-/reload",), kwargs={"timeout": 10}
+    )
+    try:
+        notice.start()  # the delete's notice, which waits for that reload
+        wait_for(lambda: "scoring" not in server.endpoints, timeout=5)
+        with httpx.Client(timeout=2) as http:
+            answer = http.post(
+                f"{server.url}/endpoints/scoring/invocations", json={"inputs": row(0)}
+            )
+        assert answer.status_code == 404
+    finally:
+        server._reload_lock.release()
+        notice.join(10)
+
+
 def test_a_kill_is_in_force_at_once_while_reloads_wait_on_every_shared_thread(
     served: Served,
 ) -> None:

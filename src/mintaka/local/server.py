@@ -39,7 +39,8 @@ by the next reader once its process is gone), and every change is sent to each o
 ``POST /-/kill-switches``, which applies the stored kill switches at once on a thread of its own
 and waits for nothing). An endpoint whose new configuration cannot load goes on serving its
 previous one, under its kill switch as stored; one deleted and made again is not served until its
-own configuration loads, never by the one it replaces.
+own configuration loads, never by the one it replaces. A delete, like a kill, is in force as soon
+as the server hears of it, even while a reload loads models for another change.
 Predictions are logged in batches off the request path.
 """
 
@@ -153,18 +154,26 @@ def _same_incarnation(runtime: EndpointRuntime, row: Any) -> bool:
     )
 
 
-def _with_kill_switch(runtime: EndpointRuntime, row: Any | None) -> EndpointRuntime:
-    """``runtime`` with the kill switch of the stored ``row`` under its name: a kill holds
-    whichever endpoint pulled it, a release only that of the endpoint ``runtime`` serves (one
-    deleted and made again under its name never releases it). It also keeps an endpoint's
-    previous configuration serving while its new one cannot load, switched as the store says
-    now: a kill never waits for models to load. An endpoint gone from the store
-    keeps its switch until the next look drops it."""
-    if row is None or bool(row.killed) == runtime.killed:
+def _with_kill_switch(runtime: EndpointRuntime, row: Any) -> EndpointRuntime:
+    """``runtime`` with the kill switch of the stored ``row`` of the endpoint it serves. It
+    also keeps an endpoint's previous configuration serving while its new one cannot load,
+    switched as the store says now: a kill never waits for models to load."""
+    if bool(row.killed) == runtime.killed:
         return runtime
-    if row.killed or _same_incarnation(runtime, row):
-        return replace(runtime, killed=bool(row.killed))
-    return runtime
+    return replace(runtime, killed=bool(row.killed))
+
+
+def _as_stored(
+    runtimes: Mapping[str, EndpointRuntime], rows: Mapping[str, Any]
+) -> dict[str, EndpointRuntime]:
+    """``runtimes`` as the stored ``rows`` say now, without loading anything: each with its
+    endpoint's kill switch, and those of an endpoint gone, or deleted and made again under its
+    name, left out: they serve nothing more, not even while the new one's models load."""
+    return {
+        name: _with_kill_switch(runtime, rows[name])
+        for name, runtime in runtimes.items()
+        if name in rows and rows[name].incarnation == runtime.incarnation
+    }
 
 
 class InferenceServer:
@@ -299,6 +308,7 @@ class InferenceServer:
         marker = tuple(sorted((row.name, _fingerprint(row)) for row in rows))
         if marker == self._seen and not force and not self._unrecorded:
             return
+        self._apply_kill_switches()  # an endpoint gone stops being served before any loading
         fresh: dict[str, EndpointRuntime] = {}
         failed: dict[str, str] = {}
         unrecorded: set[str] = set()
@@ -350,42 +360,37 @@ class InferenceServer:
         }
 
     def _swap(self, fresh: dict[str, EndpointRuntime]) -> None:
-        """Serve ``fresh``, with the kill switches as stored now (after any loading). Each
-        configuration has a prediction pool of its own, made with it before it is served: the
-        pool of one no longer served is shut down without waiting (predictions under way
-        finish), and hands the requests queued on it to the endpoint's new configuration, whose
-        workers are not held by a model of the old one that does not return. Those queued for
-        an endpoint no longer served are refused (404) at once."""
+        """Serve ``fresh`` as the store holds its endpoints now (after any loading)."""
         with self._swap_lock:
-            retired = self.endpoints
-            self.endpoints = self._with_kill_switches(fresh)
-            for name, runtime in retired.items():
-                current = self.endpoints.get(name)
-                if current is None:
-                    runtime.pool.refuse_queued(functools.partial(self._refusal, name, None))
-                elif current.pool is not runtime.pool:
-                    runtime.pool.hand_over(current.pool)
+            self._serve(fresh)
+
+    def _apply_kill_switches(self) -> None:
+        """Serve the endpoints served now as the store holds them now, loading nothing: kill
+        switches in force, and endpoints deleted (or made again) no longer served, even while
+        a reload loads models for another change."""
+        with self._swap_lock:  # never replaces what a finishing reload just put in place
+            self._serve(self.endpoints)
+
+    def _serve(self, runtimes: dict[str, EndpointRuntime]) -> None:
+        """Serve ``runtimes`` as stored now (under ``_swap_lock``). Each configuration has a
+        prediction pool of its own, made with it before it is served: the pool of one no
+        longer served is shut down without waiting (predictions under way finish), and hands
+        the requests queued on it to the endpoint's new configuration, whose workers are not
+        held by a model of the old one that does not return. Those queued for an endpoint no
+        longer served, or deleted and made again, are refused (404) at once."""
+        retired = self.endpoints
+        self.endpoints = _as_stored(runtimes, self._stored_rows())
+        for name, runtime in retired.items():
+            current = self.endpoints.get(name)
+            if current is None or current.incarnation != runtime.incarnation:
+                runtime.pool.refuse_queued(functools.partial(self._refusal, name, None))
+            elif current.pool is not runtime.pool:
+                runtime.pool.hand_over(current.pool)
 
     def _stored_rows(self) -> dict[str, Any]:
         with self.backend.engine.connect() as conn, conn.begin():
             rows = conn.execute(select(local_endpoints)).all()
         return {row.name: row for row in rows}
-
-    def _with_kill_switches(
-        self, runtimes: dict[str, EndpointRuntime]
-    ) -> dict[str, EndpointRuntime]:
-        """``runtimes`` with each endpoint's kill switch as the store holds it now."""
-        rows = self._stored_rows()
-        return {
-            name: _with_kill_switch(runtime, rows.get(name)) for name, runtime in runtimes.items()
-        }
-
-    def _apply_kill_switches(self) -> None:
-        with self._swap_lock:  # never replaces what a finishing reload just put in place
-            current = self.endpoints
-            switched = self._with_kill_switches(current)
-            if any(switched[name] is not current[name] for name in current):
-                self.endpoints = switched
 
     @staticmethod
     def _log_unloaded(name: str, exc: Exception, kept: bool) -> None:
