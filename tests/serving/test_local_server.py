@@ -3,6 +3,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import faulty_models
@@ -89,8 +90,22 @@ def test_shadow_answers_are_never_returned(served: Served) -> None:
     assert returned_ids.isdisjoint({r["id"] for r in shadow_rows})
 
 
-def test_shadow_copies_waiting_when_the_endpoint_is_killed_are_dropped(
-    served: Served, tmp_path: Path
+def _made_again(plat: Platform) -> None:
+    plat.serving.delete_endpoint("scoring")
+    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
+
+
+@pytest.mark.parametrize(
+    "stop_shadowing",
+    [
+        lambda plat: plat.serving.kill("scoring"),
+        _made_again,
+        lambda plat: plat.serving.set_traffic("scoring", {"blue": 100}),  # no shadow any more
+    ],
+    ids=["killed", "deleted-and-made-again", "shadow-removed"],
+)
+def test_shadow_copies_waiting_when_the_endpoint_stops_shadowing_are_dropped(
+    served: Served, tmp_path: Path, stop_shadowing: Callable[[Platform], object]
 ) -> None:
     plat, server = served
     faulty_models.PREDICTING = threading.Semaphore(0)
@@ -105,17 +120,44 @@ def test_shadow_copies_waiting_when_the_endpoint_is_killed_are_dropped(
             assert post(server, {"inputs": row(i)}).status_code == 200
         for _ in range(2):
             assert faulty_models.PREDICTING.acquire(timeout=5), "the shadow was never called"
-        plat.serving.kill("scoring")
+        stop_shadowing(plat)
     finally:
         faulty_models.RELEASE.set()
     server._shadow_pool.shutdown(wait=True)
     assert not faulty_models.PREDICTING.acquire(timeout=0)  # the waiting copy's model: never
     shadow_rows = [r for r in logged(plat, server) if r["shadow"]]
-    assert len(shadow_rows) == 2  # the copies under way when the switch was pulled
+    assert len(shadow_rows) == 2  # the copies under way when the endpoint stopped shadowing
     assert (
         'mintaka_shadow_dropped_total{endpoint="scoring"} 1.0'
         in HTTP.get(f"{server.url}/metrics").text
     )
+
+
+def test_shadow_copies_still_waiting_when_the_server_stops_are_dropped(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, _ = served
+    faulty_models.PREDICTING = threading.Semaphore(0)
+    faulty_models.RELEASE.clear()
+    artifact = pyfunc_artifact(tmp_path, "faulty_models:waits_for_release")
+    slow = plat.register_model("credit", artifact, flavor="pyfunc")
+    plat.serving.deploy("scoring", slow.ref, route="slow")
+    plat.serving.set_traffic("scoring", {"blue": 100}, shadow="slow", shadow_percent=100)
+    server = InferenceServer(plat, poll_interval=0.02, shadow_workers=1, stop_grace=0.05)
+    server.start()
+    try:
+        for i in range(3):  # one shadow copy holds the shadow worker, two wait
+            assert post(server, {"inputs": row(i)}).status_code == 200
+        assert faulty_models.PREDICTING.acquire(timeout=5), "the shadow was never called"
+        server.stop()  # leaves the copy under way behind after its grace
+    finally:
+        faulty_models.RELEASE.set()
+    assert server._shadow_pool.join(5)
+    assert not faulty_models.PREDICTING.acquire(timeout=0)  # the waiting copies' model: never
+    dropped = server.registry.get_sample_value(
+        "mintaka_shadow_dropped_total", {"endpoint": "scoring"}
+    )
+    assert dropped == 2
 
 
 def test_models_no_endpoint_uses_any_more_are_let_go(served: Served) -> None:

@@ -30,7 +30,8 @@ Routes load their model from the artifact store after the digest is verified. Tr
 endpoint's weights exactly (smooth weighted round-robin); a shadow route gets a copy of its share
 of requests on a separate worker pool, its responses never returned and its failures never
 surfaced; when the pool is saturated the copy is dropped instead of delaying the caller, and a
-copy still waiting for a worker when the endpoint is killed (or goes) is dropped then.
+copy still waiting for a worker when the endpoint is killed, goes (even if made again), no
+longer shadows that route, or the server stops, is dropped then.
 Configuration changes made by any process (traffic, routes, kill) are picked up within
 ``poll_interval`` seconds, and at once when made through Mintaka: each running server announces
 itself in a file of its own under the local backend's ``servers/`` directory (removed on stop, or
@@ -227,6 +228,7 @@ class InferenceServer:
         self._shadow_pool = WorkerPool(shadow_workers, "mintaka-shadow")
         self._shadow_slots = threading.BoundedSemaphore(shadow_queue)
         self._stop = threading.Event()
+        self._stopping = False  # set once stop() begins: shadow copies still waiting are dropped
         self._poller: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -717,16 +719,15 @@ class InferenceServer:
         self, runtime: EndpointRuntime, loaded: LoadedRoute, rows: list[dict[str, Any]]
     ) -> None:
         """Hand a copy of ``rows`` to the shadow route, unless its pool is saturated. A copy
-        that reaches a worker once the endpoint is killed, or gone, is dropped: a kill stops
-        the shadow model too."""
+        that reaches a worker once the endpoint no longer shadows that route is dropped: a kill
+        stops the shadow model too, as do a stop and the endpoint going."""
         if not self._shadow_slots.acquire(blocking=False):
             self.shadow_dropped.labels(runtime.name).inc()
             return
 
         def run() -> None:
             try:
-                current = self.endpoints.get(runtime.name)
-                if current is None or current.killed:
+                if self._stopping or not self._shadows(runtime, loaded.route.name):
                     self.shadow_dropped.labels(runtime.name).inc()
                     return
                 self._predict(runtime, loaded, rows, shadow=True)
@@ -734,6 +735,17 @@ class InferenceServer:
                 self._shadow_slots.release()
 
         self._shadow_pool.submit(run)
+
+    def _shadows(self, runtime: EndpointRuntime, route: str) -> bool:
+        """Whether the endpoint ``runtime`` served still mirrors to ``route`` now: served, not
+        killed, not deleted (and made again) since, and its traffic still shadowing that route."""
+        current = self.endpoints.get(runtime.name)
+        return (
+            current is not None
+            and not current.killed
+            and current.incarnation == runtime.incarnation
+            and current.traffic.shadow == route
+        )
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -774,11 +786,13 @@ class InferenceServer:
     def stop(self) -> None:
         """Stop serving, then flush every logged prediction to the store.
 
-        Requests under way, and shadow copies handed off, get ``stop_grace`` seconds to finish.
-        A model still predicting then is left behind (on a daemon thread, which keeps no
-        process alive): a model that never returns cannot keep the server from stopping. What
-        it answers after that is not logged."""
+        Requests under way, and shadow copies under way, get ``stop_grace`` seconds to finish;
+        shadow copies still waiting for a worker are dropped. A model still predicting then is
+        left behind (on a daemon thread, which keeps no process alive): a model that never
+        returns cannot keep the server from stopping. What it answers after that is not
+        logged."""
         deadline = time.monotonic() + self.stop_grace
+        self._stopping = True
         self._stop.set()
         if self._server is not None:
             self._server.should_exit = True
