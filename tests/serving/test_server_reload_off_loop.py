@@ -340,6 +340,38 @@ def test_a_deleted_endpoint_is_not_served_while_a_reload_loads_models(
         notice.join(10)
 
 
+def test_a_reload_that_outlives_stop_leaves_no_prediction_workers_taking_work(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plat, _ = served
+    _unnotified(plat, monkeypatch)
+    server = InferenceServer(plat, poll_interval=60, stop_grace=0.05)
+    server.start()
+    loading, release = threading.Event(), threading.Event()
+    load = server._runtime
+
+    def slow_load(config: Any) -> EndpointRuntime:
+        if config.name == "late":
+            loading.set()
+            assert release.wait(10), "the test never released the load"
+        return load(config)
+
+    server._runtime = slow_load  # type: ignore[method-assign]
+    plat.serving.create_endpoint("late", "credit:2", route="green")
+    reload = threading.Thread(target=server.reload)  # as a poller whose join timed out
+    reload.start()
+    try:
+        assert loading.wait(5), "the new endpoint was never loaded"
+        server.stop()
+    finally:
+        release.set()
+        reload.join(10)
+    assert "late" in server.endpoints
+    for runtime in server.endpoints.values():
+        with pytest.raises(RuntimeError, match="shut down"):
+            runtime.pool.submit(lambda: None)
+
+
 def test_a_kill_is_in_force_at_once_while_reloads_wait_on_every_shared_thread(
     served: Served,
 ) -> None:

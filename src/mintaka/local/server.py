@@ -229,6 +229,7 @@ class InferenceServer:
         self._shadow_slots = threading.BoundedSemaphore(shadow_queue)
         self._stop = threading.Event()
         self._stopping = False  # set once stop() begins: shadow copies still waiting are dropped
+        self._pools_closed = False  # set once stop() has shut the prediction pools down
         self._poller: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -362,9 +363,14 @@ class InferenceServer:
         }
 
     def _swap(self, fresh: dict[str, EndpointRuntime]) -> None:
-        """Serve ``fresh`` as the store holds its endpoints now (after any loading)."""
+        """Serve ``fresh`` as the store holds its endpoints now (after any loading). Once
+        :meth:`stop` has shut the prediction pools down, a reload that outlived it takes no more
+        work: the pools of the configurations it loaded are shut down too."""
         with self._swap_lock:
             self._serve(fresh)
+            if self._pools_closed:
+                for runtime in self.endpoints.values():
+                    runtime.pool.shutdown(wait=False, cancel_futures=True)
 
     def _apply_kill_switches(self) -> None:
         """Serve the endpoints served now as the store holds them now, loading nothing: kill
@@ -800,10 +806,11 @@ class InferenceServer:
             self._thread.join(timeout=self.stop_grace + _HTTP_STOP_SLACK)
         if self._poller is not None:
             self._poller.join(timeout=_left(deadline))
-        with self._swap_lock:
+        with self._swap_lock:  # what is queued there now, no request waits for any more
+            self._pools_closed = True
             pools = [runtime.pool for runtime in self.endpoints.values()]
-        for pool in pools:  # what is queued there now, no request waits for any more
-            pool.shutdown(wait=False, cancel_futures=True)
+            for pool in pools:
+                pool.shutdown(wait=False, cancel_futures=True)
         self._switch_pool.shutdown(wait=False, cancel_futures=True)
         self._shadow_pool.shutdown(wait=False)
         finished = [pool.join(_left(deadline)) for pool in [*pools, self._shadow_pool]]
