@@ -90,6 +90,17 @@ def test_shadow_answers_are_never_returned(served: Served) -> None:
     assert returned_ids.isdisjoint({r["id"] for r in shadow_rows})
 
 
+def _shadowed_by_a_held_model(plat: Platform, tmp_path: Path) -> None:
+    """Copy every request to ``scoring`` to a shadow route whose model answers only once the
+    test releases it (``faulty_models.RELEASE``), each call signalling ``PREDICTING``."""
+    faulty_models.PREDICTING = threading.Semaphore(0)
+    faulty_models.RELEASE.clear()
+    artifact = pyfunc_artifact(tmp_path, "faulty_models:waits_for_release")
+    slow = plat.register_model("credit", artifact, flavor="pyfunc")
+    plat.serving.deploy("scoring", slow.ref, route="slow")
+    plat.serving.set_traffic("scoring", {"blue": 100}, shadow="slow", shadow_percent=100)
+
+
 def _made_again(plat: Platform) -> None:
     plat.serving.delete_endpoint("scoring")
     plat.serving.create_endpoint("scoring", "credit:1", route="blue")
@@ -108,12 +119,7 @@ def test_shadow_copies_waiting_when_the_endpoint_stops_shadowing_are_dropped(
     served: Served, tmp_path: Path, stop_shadowing: Callable[[Platform], object]
 ) -> None:
     plat, server = served
-    faulty_models.PREDICTING = threading.Semaphore(0)
-    faulty_models.RELEASE.clear()
-    artifact = pyfunc_artifact(tmp_path, "faulty_models:waits_for_release")
-    slow = plat.register_model("credit", artifact, flavor="pyfunc")
-    plat.serving.deploy("scoring", slow.ref, route="slow")
-    plat.serving.set_traffic("scoring", {"blue": 100}, shadow="slow", shadow_percent=100)
+    _shadowed_by_a_held_model(plat, tmp_path)
     server.reload()
     try:
         for i in range(3):  # two shadow copies hold both shadow workers, the third waits
@@ -137,12 +143,7 @@ def test_shadow_copies_still_waiting_when_the_server_stops_are_dropped(
     served: Served, tmp_path: Path
 ) -> None:
     plat, _ = served
-    faulty_models.PREDICTING = threading.Semaphore(0)
-    faulty_models.RELEASE.clear()
-    artifact = pyfunc_artifact(tmp_path, "faulty_models:waits_for_release")
-    slow = plat.register_model("credit", artifact, flavor="pyfunc")
-    plat.serving.deploy("scoring", slow.ref, route="slow")
-    plat.serving.set_traffic("scoring", {"blue": 100}, shadow="slow", shadow_percent=100)
+    _shadowed_by_a_held_model(plat, tmp_path)
     server = InferenceServer(plat, poll_interval=0.02, shadow_workers=1, stop_grace=0.05)
     server.start()
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -113,21 +113,31 @@ def test_a_slow_model_holds_up_no_other_endpoint(held: Served) -> None:
     assert [statuses for _, statuses in calls] == [[200]] * DEFAULT_PREDICT_WORKERS
 
 
-def test_requests_queued_for_an_endpoint_when_it_is_killed_are_refused(held: Served) -> None:
-    plat, _ = held
+@contextlib.contextmanager
+def _one_predicting_one_queued(
+    plat: Platform,
+) -> Iterator[tuple[InferenceServer, list[tuple[threading.Thread, list[int]]]]]:
+    """A server with one prediction worker, on which a request to ``held`` is predicting and a
+    second waits for the worker; on leaving, the model answers and the server stops."""
     server = InferenceServer(plat, poll_interval=0.02, predict_workers=1)
     server.start()
     calls = [_invoke_in_background(server, "held")]
     try:
         assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
-        calls.append(_invoke_in_background(server, "held"))
+        calls.append(_invoke_in_background(server, "held"))  # queued behind the hung one
         wait_for(lambda: server.endpoints["held"].pool._work_queue.qsize() == 1, timeout=5)
-        plat.serving.kill("held")
+        yield server, calls
     finally:
         faulty_models.RELEASE.set()
         for thread, _ in calls:
             thread.join(10)
         server.stop()
+
+
+def test_requests_queued_for_an_endpoint_when_it_is_killed_are_refused(held: Served) -> None:
+    plat, _ = held
+    with _one_predicting_one_queued(plat) as (_, calls):
+        plat.serving.kill("held")
     assert [statuses for _, statuses in calls] == [[200], [503]]
     assert not faulty_models.PREDICTING.acquire(timeout=0)  # the queued request's model: never
 
@@ -153,21 +163,10 @@ def test_requests_queued_for_an_endpoint_when_it_is_deleted_are_refused_at_once(
     held: Served,
 ) -> None:
     plat, _ = held
-    server = InferenceServer(plat, poll_interval=0.02, predict_workers=1)
-    server.start()
-    calls = [_invoke_in_background(server, "held")]
-    try:
-        assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
-        calls.append(_invoke_in_background(server, "held"))  # queued behind the hung one
-        wait_for(lambda: server.endpoints["held"].pool._work_queue.qsize() == 1, timeout=5)
+    with _one_predicting_one_queued(plat) as (_, calls):
         plat.serving.delete_endpoint("held")
         calls[1][0].join(5)  # answered while the model under way still holds its worker
         assert calls[1][1] == [404]
-    finally:
-        faulty_models.RELEASE.set()
-        for thread, _ in calls:
-            thread.join(10)
-        server.stop()
     assert calls[0][1] == [200]  # the prediction under way when the endpoint went
     assert not faulty_models.PREDICTING.acquire(timeout=0)  # the queued request's model: never
 
@@ -176,13 +175,7 @@ def test_a_changed_endpoint_is_not_held_up_by_its_old_configurations_hung_model(
     held: Served,
 ) -> None:
     plat, _ = held
-    server = InferenceServer(plat, poll_interval=0.02, predict_workers=1)
-    server.start()
-    calls = [_invoke_in_background(server, "held")]
-    try:
-        assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
-        calls.append(_invoke_in_background(server, "held"))  # queued behind the hung one
-        wait_for(lambda: server.endpoints["held"].pool._work_queue.qsize() == 1, timeout=5)
+    with _one_predicting_one_queued(plat) as (server, calls):
         backend: LocalBackend = plat.backend  # type: ignore[assignment]
         fast = Route(name="fast", model="credit", version=1)
         backend.update_routes("held", [fast], TrafficMap(weights={"fast": 100}))
@@ -191,11 +184,6 @@ def test_a_changed_endpoint_is_not_held_up_by_its_old_configurations_hung_model(
         assert (answer.status_code, answer.json()["route"]) == (200, "fast")
         calls[1][0].join(5)  # the queued request moved to the new configuration's workers
         assert calls[1][1] == [200]
-    finally:
-        faulty_models.RELEASE.set()
-        for thread, _ in calls:
-            thread.join(10)
-        server.stop()
     assert calls[0][1] == [200]  # the prediction under way when the endpoint changed
 
 
@@ -231,18 +219,27 @@ def test_a_server_without_prediction_workers_is_refused(served: Served) -> None:
         InferenceServer(served[0], predict_workers=0)
 
 
-def test_requests_are_answered_while_a_reload_loads_a_model(served: Served) -> None:
-    plat, server = served
+def _held_loads(
+    server: InferenceServer, held: Callable[[Any], bool]
+) -> tuple[threading.Event, threading.Event]:
+    """Make ``server`` load each configuration ``held`` picks only once the test releases it:
+    the first event is set when such a load starts, the second releases it."""
     loading, release = threading.Event(), threading.Event()
     load = server._runtime
 
     def slow_load(config: Any) -> EndpointRuntime:
-        if config.name == "slow":
+        if held(config):
             loading.set()
             assert release.wait(10), "the test never released the load"
         return load(config)
 
     server._runtime = slow_load  # type: ignore[method-assign]
+    return loading, release
+
+
+def test_requests_are_answered_while_a_reload_loads_a_model(served: Served) -> None:
+    plat, server = served
+    loading, release = _held_loads(server, lambda config: config.name == "slow")
     changer = threading.Thread(
         target=plat.serving.create_endpoint, args=("slow", "credit:2"), kwargs={"route": "green"}
     )
@@ -275,6 +272,13 @@ def test_requests_are_answered_while_a_reload_loads_a_model(served: Served) -> N
         )
 
 
+def _invoked(server: InferenceServer, name: str) -> httpx.Response:
+    """Invoke endpoint ``name`` with one row, failing if the server takes over two seconds."""
+    return httpx.post(
+        f"{server.url}/endpoints/{name}/invocations", json={"inputs": row(0)}, timeout=2
+    )
+
+
 def _unnotified(plat: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     """Changes made through ``plat`` reach a server only when it looks (a poll or a reload)."""
     monkeypatch.setattr(plat.backend, "_notify_server", lambda path="/-/reload": None)
@@ -287,32 +291,20 @@ def test_an_endpoint_made_again_is_not_served_by_the_one_it_replaces_while_it_lo
     stop_polling(server)
     _unnotified(plat, monkeypatch)
     replaced = server.endpoints["scoring"].incarnation
-    loading, release = threading.Event(), threading.Event()
-    load = server._runtime
-
-    def slow_load(config: Any) -> EndpointRuntime:
-        if config.name == "scoring" and config.incarnation != replaced:
-            loading.set()
-            assert release.wait(10), "the test never released the load"
-        return load(config)
-
-    server._runtime = slow_load  # type: ignore[method-assign]
+    loading, release = _held_loads(
+        server, lambda config: config.name == "scoring" and config.incarnation != replaced
+    )
     plat.serving.delete_endpoint("scoring")
     plat.serving.create_endpoint("scoring", "credit:2", route="green")
     reload = threading.Thread(target=server.reload)
     reload.start()
     try:
         assert loading.wait(5), "the new endpoint was never loaded"
-        with httpx.Client(timeout=2) as http:
-            answer = http.post(
-                f"{server.url}/endpoints/scoring/invocations", json={"inputs": row(0)}
-            )
-        assert answer.status_code == 404
+        assert _invoked(server, "scoring").status_code == 404
     finally:
         release.set()
         reload.join(10)
-    with httpx.Client(timeout=2) as http:
-        answer = http.post(f"{server.url}/endpoints/scoring/invocations", json={"inputs": row(0)})
+    answer = _invoked(server, "scoring")
     assert (answer.status_code, answer.json()["route"]) == (200, "green")
 
 
@@ -330,11 +322,7 @@ def test_a_deleted_endpoint_is_not_served_while_a_reload_loads_models(
     try:
         notice.start()  # the delete's notice, which waits for that reload
         wait_for(lambda: "scoring" not in server.endpoints, timeout=5)
-        with httpx.Client(timeout=2) as http:
-            answer = http.post(
-                f"{server.url}/endpoints/scoring/invocations", json={"inputs": row(0)}
-            )
-        assert answer.status_code == 404
+        assert _invoked(server, "scoring").status_code == 404
     finally:
         server._reload_lock.release()
         notice.join(10)
@@ -347,16 +335,7 @@ def test_a_reload_that_outlives_stop_leaves_no_prediction_workers_taking_work(
     _unnotified(plat, monkeypatch)
     server = InferenceServer(plat, poll_interval=60, stop_grace=0.05)
     server.start()
-    loading, release = threading.Event(), threading.Event()
-    load = server._runtime
-
-    def slow_load(config: Any) -> EndpointRuntime:
-        if config.name == "late":
-            loading.set()
-            assert release.wait(10), "the test never released the load"
-        return load(config)
-
-    server._runtime = slow_load  # type: ignore[method-assign]
+    loading, release = _held_loads(server, lambda config: config.name == "late")
     plat.serving.create_endpoint("late", "credit:2", route="green")
     reload = threading.Thread(target=server.reload)  # as a poller whose join timed out
     reload.start()
