@@ -56,6 +56,7 @@ from mintaka.errors import (
     UnsupportedCapability,
     ValidationError,
 )
+from mintaka.flavors.loader import require_flavor_files
 from mintaka.governance.service import (
     Control,
     GovernanceService,
@@ -461,6 +462,7 @@ class Platform:
                 metrics_f = {**run.metrics, **metrics_f}
             self._require_datasets(conn, datasets_used)
             manifest = digest_artifact()
+            require_flavor_files([entry.path for entry in manifest.entries], flavor)
             digest = manifest.digest
             clash = sql.one(
                 "SELECT version FROM model_versions "

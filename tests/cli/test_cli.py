@@ -448,3 +448,38 @@ def test_paths_the_os_refuses_are_one_line_errors(
     )
     assert code == 1
     assert f"policy {tmp_path} cannot be read" in " ".join(err.split())
+
+
+def test_a_declared_flavor_the_files_do_not_hold_is_refused_at_registration(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """An sklearn model under another name than model.skops next to other files would be
+    accepted, then fail on every load with a path inside the artifact store."""
+    from sklearn.dummy import DummyClassifier
+
+    from mintaka.flavors import sklearn as sklearn_flavor
+
+    h = ["--home", str(init_home(capsys, tmp_path / "h")), "--as", "dana"]
+    skops = sklearn_flavor.dumps(DummyClassifier().fit([[0.0, 1.0], [1.0, 0.0]], [0, 1]))
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "clf.skops").write_bytes(skops)
+    (bundle / "notes.txt").write_text("trained on the spring data")
+    register = ["models", "register", "credit", "--flavor", "sklearn", "--features", "a,b"]
+    code, _, err = cli(capsys, *h, *register, "--artifact", str(bundle))
+    assert code == 1
+    assert "flavor 'sklearn' needs model.skops" in " ".join(err.split())
+    assert not list((tmp_path / "h" / "artifacts").rglob("clf.skops"))  # nothing stored
+    assert json.loads(cli(capsys, *h, "models", "list", "--json")[1]) == []
+
+    single = tmp_path / "clf.skops"  # a single skops file is the model, whatever its name
+    single.write_bytes(skops)
+    code, _, err = cli(capsys, *h, *register, "--artifact", str(single))
+    assert code == 0, err
+    (tmp_path / "in.csv").write_text("a,b\n1,2\n")
+    code, out, err = cli(
+        capsys, *h, "score", "credit:1", "--input", str(tmp_path / "in.csv"),
+        "--output", str(tmp_path / "out.csv"),
+    )  # fmt: skip
+    assert code == 0, err
+    assert "scored 1 rows" in out

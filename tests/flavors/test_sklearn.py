@@ -9,8 +9,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from mintaka.domain.registry import Flavor
 from mintaka.errors import ValidationError
 from mintaka.flavors import sklearn as flavor
+from mintaka.flavors.loader import (
+    detect_flavor,
+    flavor_of_files,
+    load_predictor,
+    require_flavor_files,
+)
 
 RNG = np.random.default_rng(0)
 X = RNG.normal(size=(200, 4))
@@ -47,3 +54,53 @@ def test_untrusted_types_are_refused_unless_named(tmp_path: Path) -> None:
         flavor.load(tmp_path)
     untrusted = [f"{__name__}._double"]
     assert flavor.load(tmp_path, trusted=untrusted).predict(X).shape == (200,)
+
+
+def test_a_single_skops_file_under_any_name_loads(tmp_path: Path) -> None:
+    model = LogisticRegression().fit(X, Y)
+    (tmp_path / "clf.skops").write_bytes(flavor.dumps(model))
+    predictor = load_predictor(tmp_path, Flavor.SKLEARN, features=tuple("abcd"))
+    rows = [dict(zip("abcd", map(float, row), strict=True)) for row in X[:3]]
+    assert predictor.predict(rows) == list(model.predict_proba(X[:3])[:, -1])
+    assert detect_flavor(tmp_path) is Flavor.SKLEARN
+    assert detect_flavor(tmp_path / "clf.skops") is Flavor.SKLEARN
+
+
+def test_loading_without_the_model_file_is_a_validation_error(tmp_path: Path) -> None:
+    model = LogisticRegression().fit(X, Y)
+    (tmp_path / "clf.skops").write_bytes(flavor.dumps(model))
+    (tmp_path / "README.md").write_text("the model")
+    with pytest.raises(ValidationError, match=r"lacks model\.skops"):
+        load_predictor(tmp_path, Flavor.SKLEARN)
+    assert detect_flavor(tmp_path) is Flavor.OPAQUE
+
+
+@pytest.mark.parametrize(
+    ("paths", "declared", "needs"),
+    [
+        (["clf.skops", "README.md"], Flavor.SKLEARN, r"needs model\.skops"),
+        (["sub/model.skops"], Flavor.SKLEARN, r"needs model\.skops"),
+        (["model.bin"], Flavor.PYFUNC, r"needs pyfunc\.json"),
+    ],
+)
+def test_a_declared_flavor_must_match_the_files(
+    paths: list[str], declared: Flavor, needs: str
+) -> None:
+    with pytest.raises(ValidationError, match=needs):
+        require_flavor_files(paths, declared)
+
+
+@pytest.mark.parametrize(
+    ("paths", "declared"),
+    [
+        (["model.skops", "README.md"], Flavor.SKLEARN),
+        (["clf.SKOPS"], Flavor.SKLEARN),
+        (["pyfunc.json", "weights.bin"], Flavor.PYFUNC),
+        (["anything.bin"], Flavor.OPAQUE),
+    ],
+)
+def test_files_that_hold_what_the_flavor_loads_are_accepted(
+    paths: list[str], declared: Flavor
+) -> None:
+    require_flavor_files(paths, declared)
+    assert flavor_of_files(paths) is declared

@@ -57,7 +57,12 @@ def register(
     tier: Annotated[
         str | None, typer.Option("--tier", help="Risk tier: low, medium, high.")
     ] = None,
-    flavor: Annotated[str, typer.Option(help="sklearn, pyfunc or opaque.")] = "opaque",
+    flavor: Annotated[
+        str,
+        typer.Option(
+            help="sklearn (model.skops, or a single .skops file), pyfunc (pyfunc.json) or opaque."
+        ),
+    ] = "opaque",
     dataset: Annotated[
         list[str] | None,
         typer.Option("--dataset", help="Dataset id it was trained on (see datasets list)."),

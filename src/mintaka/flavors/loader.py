@@ -2,11 +2,15 @@
 
 Two flavors are served:
 
-- ``sklearn``: a directory holding ``model.skops`` (see :mod:`mintaka.flavors.sklearn`), loaded
-  with skops and an explicit list of trusted types, never with pickle.
+- ``sklearn``: a directory holding ``model.skops``, or a single ``.skops`` file (see
+  :mod:`mintaka.flavors.sklearn`), loaded with skops and an explicit list of trusted types, never
+  with pickle.
 - ``pyfunc``: a directory holding ``pyfunc.json`` naming an importable function
   (``{"function": "package.module:predict"}``) that takes a list of row dicts and returns a list
   of predictions. The code comes from the installed environment, not from the artifact.
+
+A version registered with one of these flavors must hold the file it needs
+(:func:`require_flavor_files`), so a mismatch is refused when it is registered, not on every load.
 
 A pickle-family file (``.pkl``, ``.pickle``, ``.joblib``, ``.pt``, ``.pth``, ``.dill``,
 ``.cloudpickle`` or a file starting with a pickle protocol header) anywhere in the artifact is
@@ -18,7 +22,7 @@ from __future__ import annotations
 import importlib
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,16 +53,51 @@ def pickle_files(content: Path) -> list[str]:
     return found
 
 
-def detect_flavor(content: Path) -> Flavor:
-    """The flavor an artifact's files show: ``sklearn`` for a ``model.skops`` at the top,
-    ``pyfunc`` for a ``pyfunc.json``, else ``opaque`` (stored and governed, never served)."""
-    from mintaka.flavors.sklearn import FILENAME as SKOPS_FILE
+def flavor_of_files(paths: Collection[str]) -> Flavor:
+    """The flavor an artifact's files (relative paths) show: ``sklearn`` for a skops model (a
+    ``model.skops`` at the top, or a single ``.skops`` file), ``pyfunc`` for a ``pyfunc.json``,
+    else ``opaque`` (stored and governed, never served)."""
+    from mintaka.flavors import sklearn as sklearn_flavor
 
-    if (content / SKOPS_FILE).is_file():
+    if sklearn_flavor.model_file(paths) is not None:
         return Flavor.SKLEARN
-    if (content / PYFUNC_FILE).is_file():
+    if PYFUNC_FILE in paths:
         return Flavor.PYFUNC
     return Flavor.OPAQUE
+
+
+def detect_flavor(content: Path) -> Flavor:
+    """The flavor the files of ``content`` (an artifact's directory, or a single file) show, as
+    :func:`flavor_of_files`; only the top of a directory is looked at."""
+    from mintaka.flavors.sklearn import FILENAME as SKOPS_FILE
+
+    if not content.is_dir():
+        return flavor_of_files([content.name] if content.is_file() else [])
+    shown = [name for name in (SKOPS_FILE, PYFUNC_FILE) if (content / name).is_file()]
+    if not shown:
+        entries = list(content.iterdir())
+        if len(entries) == 1 and entries[0].is_file():
+            shown = [entries[0].name]
+    return flavor_of_files(shown)
+
+
+def require_flavor_files(paths: Collection[str], flavor: Flavor) -> None:
+    """Refuse ``flavor`` for an artifact whose files (relative paths) lack the one it loads:
+    such a version would be accepted, then fail on every load."""
+    from mintaka.flavors import sklearn as sklearn_flavor
+
+    if flavor is Flavor.SKLEARN and sklearn_flavor.model_file(paths) is None:
+        needs = sklearn_flavor.NEEDS
+    elif flavor is Flavor.PYFUNC and PYFUNC_FILE not in paths:
+        needs = f"{PYFUNC_FILE} at the artifact's top"
+    else:
+        return
+    listed = sorted(paths)
+    holds = ", ".join(listed[:5]) + (f" and {len(listed) - 5} more" if len(listed) > 5 else "")
+    raise ValidationError(
+        f"flavor {flavor.value!r} needs {needs}; the artifact holds {holds} (register it with "
+        f"the files the flavor needs, or as flavor 'opaque' to store it without serving)"
+    )
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ the archive with a fixed timestamp, array files and object ids renumbered in ord
 appearance in the schema, and sorted entries, so the same fitted model always has the same
 artifact digest. :func:`load` only admits the types skops trusts by default plus the ones
 named by the caller.
+
+An artifact of this flavor holds ``model.skops`` at its top, or is a single ``.skops`` file under
+any name (a file and a directory holding only it have the same digest, so both are accepted).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,21 @@ from mintaka.errors import ValidationError
 
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 FILENAME = "model.skops"
+SUFFIX = ".skops"
 SCHEMA = "schema.json"
+NEEDS = f"{FILENAME} at the artifact's top, or an artifact that is a single {SUFFIX} file"
+
+
+def model_file(paths: Collection[str]) -> str | None:
+    """Which of an artifact's files (relative paths) holds the model: ``model.skops`` at the
+    top, else the artifact's only file when it is a ``.skops`` file; None when neither."""
+    if FILENAME in paths:
+        return FILENAME
+    if len(paths) == 1:
+        (only,) = paths
+        if "/" not in only and only.lower().endswith(SUFFIX):
+            return only
+    return None
 
 
 def dumps(model: Any) -> bytes:
@@ -84,12 +101,27 @@ def save(model: Any, directory: Path) -> Path:
     return directory
 
 
+def _model_path(directory: Path) -> Path:
+    """The skops file to load from ``directory`` (or ``directory`` itself, a file); a
+    ValidationError naming what the flavor needs when there is none, rather than the OSError
+    of opening a file that is not there."""
+    if not directory.is_dir():
+        return directory
+    if (directory / FILENAME).is_file():
+        return directory / FILENAME
+    entries = list(directory.iterdir())
+    name = model_file([entries[0].name]) if len(entries) == 1 and entries[0].is_file() else None
+    if name is None:
+        raise ValidationError(f"sklearn artifact at {directory} lacks {NEEDS}")
+    return directory / name
+
+
 def load(directory: Path, trusted: Sequence[str] = ()) -> Any:
     """Load a model saved by :func:`save`, refusing any type not explicitly trusted."""
     from skops.io import get_untrusted_types
     from skops.io import load as skops_load
 
-    path = directory / FILENAME if directory.is_dir() else directory
+    path = _model_path(directory)
     untrusted = sorted(set(get_untrusted_types(file=path)) - set(trusted))
     if untrusted:
         raise ValidationError(f"model at {path} needs untrusted types: {', '.join(untrusted)}")
