@@ -483,3 +483,21 @@ def test_a_declared_flavor_the_files_do_not_hold_is_refused_at_registration(
     )  # fmt: skip
     assert code == 0, err
     assert "scored 1 rows" in out
+
+
+def test_conformance_matrix_refuses_an_unknown_backend_before_writing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    recorded = (Path(__file__).parents[2] / "docs/conformance-results.json").read_text()
+    results = tmp_path / "results.json"
+    results.write_text(recorded)
+    page = tmp_path / "page.md"
+    code, _, err = cli(
+        capsys, "conformance", "matrix", "--backend", "locall",
+        "--output", str(page), "--results", str(results),
+    )  # fmt: skip
+    assert code == 1
+    assert "no backend named 'locall' (installed: " in " ".join(err.split())
+    assert "local" in err
+    assert not page.exists()
+    assert results.read_text() == recorded

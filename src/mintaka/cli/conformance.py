@@ -69,7 +69,10 @@ def matrix(
         ) from exc
 
     plugins = PluginManager()
-    installed = [entry.name for entry in plugins.backends()]
+    backends = plugins.backends()
+    for name in only or []:
+        backends.get(name)  # NotFound names the installed ones, before anything runs or is written
+    installed = [entry.name for entry in backends]
     suites = collect_suites(plugins)
     recorded = kit.load_results(results)
     recorded = {name: rows for name, rows in recorded.items() if name in installed}
