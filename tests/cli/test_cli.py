@@ -7,6 +7,7 @@ import pytest
 from cli_kit import cli, init_home
 from sqlalchemy import text
 
+from mintaka.errors import ValidationError
 from mintaka.store import Store
 
 
@@ -501,3 +502,23 @@ def test_conformance_matrix_refuses_an_unknown_backend_before_writing(
     assert "local" in err
     assert not page.exists()
     assert results.read_text() == recorded
+
+
+def test_a_bad_route_is_reported_as_the_route_option(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from mintaka import Platform
+
+    home = tmp_path / "h"
+    artifact = tmp_path / "m.bin"
+    artifact.write_bytes(b"m")
+    with Platform(home, actor="dana") as plat:
+        plat.register_model("m", artifact)
+    h = ["--home", str(home), "--as", "ops"]
+    for command in ("create", "deploy"):
+        code, _, err = cli(capsys, *h, "endpoints", command, "scoring", "m:1", "--route", "v2")
+        assert code == 1
+        assert " ".join(err.split()).startswith("error: invalid route name 'v2'")
+        assert "(given as --route)" in " ".join(err.split())
+    with Platform(home, actor="ops") as plat, pytest.raises(ValidationError, match="route name"):
+        plat.serving.create_endpoint("scoring", "m:1", route="v2")

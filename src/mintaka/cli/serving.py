@@ -52,6 +52,13 @@ def show_endpoint(endpoint: Endpoint) -> None:
     )
 
 
+def _route_option(route: str | None) -> str | None:
+    """The ``--route`` given, checked here so a bad one is reported as the option's."""
+    from mintaka.domain.names import validate_route_name
+
+    return None if route is None else validate_route_name(route, given_as="--route")
+
+
 @app.command("create")
 def create(
     ctx: typer.Context,
@@ -61,7 +68,11 @@ def create(
     reason: Reason = "",
 ) -> None:
     """Create an endpoint serving one model version with all traffic."""
-    show_endpoint(platform(ctx).serving.create_endpoint(name, model, route=route, reason=reason))
+    show_endpoint(
+        platform(ctx).serving.create_endpoint(
+            name, model, route=_route_option(route), reason=reason
+        )
+    )
 
 
 @app.command("deploy")
@@ -73,7 +84,9 @@ def deploy(
     reason: Reason = "",
 ) -> None:
     """Add a route for a model version, taking no traffic until you move some to it."""
-    show_endpoint(platform(ctx).serving.deploy(name, model, route=route, reason=reason))
+    show_endpoint(
+        platform(ctx).serving.deploy(name, model, route=_route_option(route), reason=reason)
+    )
 
 
 @app.command("traffic")

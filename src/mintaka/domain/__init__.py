@@ -36,6 +36,7 @@ from mintaka.domain.names import (
     validate_endpoint_name,
     validate_model_name,
     validate_new_alias,
+    validate_route_name,
     validate_tag,
     validate_version,
 )
@@ -137,6 +138,7 @@ __all__ = [
     "validate_endpoint_name",
     "validate_model_name",
     "validate_new_alias",
+    "validate_route_name",
     "validate_tag",
     "validate_version",
 ]

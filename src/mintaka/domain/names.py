@@ -28,6 +28,7 @@ MODEL_NAME_RULE: Final = (
 ENDPOINT_NAME_RULE: Final = (
     "lower-case letters, digits and single dashes, starting with a letter, 3-32 chars"
 )
+ROUTE_NAME_RULE: Final = ENDPOINT_NAME_RULE
 ALIAS_RULE: Final = (
     "lower-case letters, digits and single dashes, starting with a letter, 2-63 chars, "
     "not 'latest' or 'default'"
@@ -58,6 +59,14 @@ def validate_endpoint_name(value: object) -> str:
     return _check("endpoint name", value, _ENDPOINT, ENDPOINT_NAME_RULE)
 
 
+def validate_route_name(value: object, *, given_as: str | None = None) -> str:
+    """Return ``value`` if it is a valid route name: the endpoint name rule (a route becomes a
+    SageMaker production variant or an Azure ML deployment), reported as a route's; ``given_as``
+    says where the name came from (``--route``)."""
+    rule = ROUTE_NAME_RULE if given_as is None else f"{ROUTE_NAME_RULE} (given as {given_as})"
+    return _check("route name", value, _ENDPOINT, rule)
+
+
 def is_endpoint_name(value: str) -> bool:
     """Whether ``value`` is a valid endpoint name (a name found in a cloud may not be)."""
     return _ENDPOINT.fullmatch(value) is not None
@@ -73,7 +82,7 @@ def route_name_of(slot: str) -> str:
     dash, ``v-`` before a leading digit, at most 32 characters: SageMaker's default
     ``AllTraffic`` is ``alltraffic``, a served entity ``churn_model-1`` is ``churn-model-1``."""
     try:
-        return validate_endpoint_name(slot)
+        return validate_route_name(slot)
     except InvalidName:
         pass
     derived = _NOT_IN_NAMES.sub("-", slot.lower()).strip("-")
@@ -82,7 +91,7 @@ def route_name_of(slot: str) -> str:
     derived = derived[:32].rstrip("-")
     if len(derived) < 3:
         derived = f"{derived}-slot"
-    return validate_endpoint_name(derived)
+    return validate_route_name(derived)
 
 
 def route_names_of(slots: Iterable[str], what: str = "serving slot") -> dict[str, str]:
@@ -178,6 +187,7 @@ def validate_version(value: object) -> int:
 
 ModelName = Annotated[str, AfterValidator(validate_model_name)]
 EndpointName = Annotated[str, AfterValidator(validate_endpoint_name)]
+RouteName = Annotated[str, AfterValidator(validate_route_name)]
 Alias = Annotated[str, AfterValidator(validate_alias)]
 
 

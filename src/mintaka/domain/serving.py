@@ -8,7 +8,7 @@ from typing import Self
 from pydantic import Field, model_validator
 
 from mintaka.domain.base import AwareDatetime, JSONDict, Record, Spec
-from mintaka.domain.names import EndpointName, ModelName
+from mintaka.domain.names import EndpointName, ModelName, RouteName
 from mintaka.rollout.steps import MAX_BAKE_SECONDS
 
 
@@ -24,7 +24,7 @@ class EndpointStatus(StrEnum):
 class Route(Record):
     """A named slot on an endpoint that serves one model version."""
 
-    name: EndpointName
+    name: RouteName
     model: ModelName
     version: int = Field(ge=1)
 

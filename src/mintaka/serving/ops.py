@@ -23,7 +23,7 @@ from mintaka.capabilities import Capability
 from mintaka.domain.audit import AuditEvent
 from mintaka.domain.governance import PolicyDecision
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
-from mintaka.domain.names import validate_endpoint_name
+from mintaka.domain.names import validate_endpoint_name, validate_route_name
 from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.domain.serving import (
     Deployment,
@@ -162,7 +162,7 @@ class ServingService:
         """Create an endpoint serving one model version (``NAME:VERSION`` or ``NAME@ALIAS``)."""
         name = validate_endpoint_name(name)
         version = self.platform.get_model_version(model)
-        route_name = validate_endpoint_name(route or default_route_name(version))
+        route_name = validate_route_name(route or default_route_name(version))
         serving = self.platform._area(Capability.SERVING, Serving)
         with self.platform.store.read() as conn:
             if conn.execute(select(endpoints.c.name).where(endpoints.c.name == name)).first():
@@ -211,7 +211,7 @@ class ServingService:
         """Add a route serving ``model`` to ``endpoint``, with no traffic unless ``weights`` say."""
         current = self.get_endpoint(endpoint)
         version = self.platform.get_model_version(model)
-        route_name = validate_endpoint_name(route or default_route_name(version))
+        route_name = validate_route_name(route or default_route_name(version))
         if any(r.name == route_name for r in current.routes):
             raise Conflict(f"endpoint {endpoint!r} already has a route {route_name!r}")
         self.platform._area(Capability.SERVING, Serving)
