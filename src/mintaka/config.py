@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
-from mintaka.errors import ConfigurationError
+from mintaka.errors import ConfigurationError, invalid_fields
 
 CONFIG_FILE = "config.toml"
 DEFAULT_HOME = ".mintaka"
@@ -82,7 +82,7 @@ def load_config(
     try:
         return MintakaConfig(home=root, **data)
     except PydanticValidationError as exc:
-        raise ConfigurationError(f"invalid configuration in {path}: {exc}") from exc
+        raise ConfigurationError(f"invalid configuration in {path}: {invalid_fields(exc)}") from exc
 
 
 def _toml_string(value: str) -> str:

@@ -19,6 +19,30 @@ class ValidationError(MintakaError, ValueError):
     """Input was refused before anything was written or any backend was called."""
 
 
+_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def invalid_fields(exc: Exception) -> str:
+    """What made a pydantic model refuse its input, on one line: ``loc: msg`` per error, joined
+    by ``; ``, without pydantic's dump of the input or its documentation URL (the input may be
+    long or secret, and the text is for the person who wrote it). Any other exception (a
+    ``ValueError`` raised before pydantic) is its own text, on one line."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    if not isinstance(exc, PydanticValidationError):
+        return " ".join(str(exc).split())
+    parts: list[str] = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        message = str(error["msg"])
+        for prefix in _PREFIXES:
+            message = message.removeprefix(prefix)
+        where = ".".join(str(part) for part in error["loc"])
+        part = " ".join((f"{where}: {message}" if where else message).split())
+        if part not in parts:
+            parts.append(part)
+    return "; ".join(parts)
+
+
 class InvalidName(ValidationError):
     """A name breaks the naming rules shared by every cloud Mintaka targets."""
 
@@ -103,6 +127,7 @@ __all__ = [
     "Throttled",
     "UnsupportedCapability",
     "ValidationError",
+    "invalid_fields",
 ]
 
 

@@ -55,6 +55,7 @@ from mintaka.errors import (
     NotFound,
     UnsupportedCapability,
     ValidationError,
+    invalid_fields,
 )
 from mintaka.flavors.loader import require_flavor_files
 from mintaka.governance.service import (
@@ -104,7 +105,7 @@ def _parse(model: type[T], **data: Any) -> T:
     try:
         return model(**data)
     except PydanticValidationError as exc:
-        raise ValidationError(str(exc)) from exc
+        raise ValidationError(invalid_fields(exc)) from exc
 
 
 def _finite(value: float) -> bool:
@@ -245,7 +246,9 @@ class Platform:
         try:
             settings = entry.cls.settings_model(**self.config.backend_settings)
         except PydanticValidationError as exc:
-            raise ValidationError(f"invalid settings for backend {entry.name!r}: {exc}") from exc
+            raise ValidationError(
+                f"invalid settings for backend {entry.name!r}: {invalid_fields(exc)}"
+            ) from exc
         return entry.cls(
             settings,
             BackendContext(

@@ -522,3 +522,42 @@ def test_a_bad_route_is_reported_as_the_route_option(
         assert "(given as --route)" in " ".join(err.split())
     with Platform(home, actor="ops") as plat, pytest.raises(ValidationError, match="route name"):
         plat.serving.create_endpoint("scoring", "m:1", route="v2")
+
+
+def test_invalid_records_and_files_are_one_line_errors_without_pydantic_dumps(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka import Platform
+
+    home = tmp_path / "h"
+    artifact = tmp_path / "m.bin"
+    artifact.write_bytes(b"m")
+    with Platform(home, actor="dana") as plat:
+        plat.register_model("m", artifact)
+        plat.serving.create_endpoint("scoring", "m:1", route="blue")
+    h = ["--home", str(home), "--as", "ops"]
+
+    def one_line(*args: str) -> str:
+        code, _, err = cli(capsys, *h, *args)
+        assert code == 1
+        assert err.startswith("error: ")
+        assert "errors.pydantic.dev" not in err
+        assert "input_value" not in err
+        assert err.count("\n") == 1, err
+        return err
+
+    traffic = ["endpoints", "traffic", "scoring", "blue=100", "--shadow", "blue"]
+    assert "shadow_percent: Input should be less than or equal to 100" in one_line(
+        *traffic, "--shadow-percent", "150"
+    )
+    (home / "config.toml").write_text('backend = "local"\n[backend_settings]\nsurge = 1\n')
+    assert "surge: Extra inputs are not permitted" in one_line("models", "list")
+    (home / "config.toml").write_text('backend = "local"\nsurge = 1\n')
+    assert "surge: Extra inputs are not permitted" in one_line("models", "list")
+    (home / "config.toml").write_text('backend = "local"\n')
+    policy = tmp_path / "policy.toml"
+    policy.write_text("surge = 1\n")
+    monkeypatch.setenv("MINTAKA_POLICY", str(policy))
+    assert "surge: Extra inputs are not permitted" in one_line(
+        "models", "register", "m", "--artifact", str(artifact)
+    )

@@ -33,7 +33,7 @@ from mintaka.domain.names import (
     validate_version,
 )
 from mintaka.domain.serving import TrafficMap, TrafficPlan
-from mintaka.errors import ConfigurationError, InvalidName, ValidationError
+from mintaka.errors import ConfigurationError, InvalidName, MintakaError, ValidationError
 from mintaka.lineage.graph import split_node_id
 from mintaka.platform import Platform, _parse
 from mintaka.store.schema import metadata
@@ -132,11 +132,20 @@ valid_aliases = dashed_names(2, 63).filter(lambda s: s not in RESERVED_ALIASES)
 
 
 def _refuses_only_with(error: type[BaseException], call: Callable[[], Any]) -> tuple[bool, Any]:
-    """(accepted, result) for ``call``; any exception other than ``error`` fails the test."""
+    """(accepted, result) for ``call``; any exception other than ``error`` fails the test, and a
+    Mintaka error's message is one line, without pydantic's input dump or documentation URL."""
     try:
         return True, call()
-    except error:
+    except error as exc:
+        if isinstance(exc, MintakaError):
+            _check_one_line(str(exc))
         return False, None
+
+
+def _check_one_line(message: str) -> None:
+    assert "\n" not in message
+    assert "errors.pydantic.dev" not in message
+    assert "input_value=" not in message
 
 
 # -- names ------------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from mintaka.audit.chain import GENESIS, AuditLog, canonical_bytes
 from mintaka.domain.base import Record
-from mintaka.errors import Conflict, IntegrityError, ValidationError
+from mintaka.errors import Conflict, IntegrityError, ValidationError, invalid_fields
 from mintaka.files import fsync_directory
 
 CHECKPOINT_FORMAT = "mintaka-audit-checkpoint/1"
@@ -210,7 +210,9 @@ def read(path: Path) -> list[Checkpoint]:
         try:
             entries.append(Checkpoint.model_validate(json.loads(line)))
         except (ValueError, PydanticValidationError) as exc:
-            raise IntegrityError(f"{path} line {number} is not a checkpoint: {exc}") from exc
+            raise IntegrityError(
+                f"{path} line {number} is not a checkpoint: {invalid_fields(exc)}"
+            ) from exc
     return entries
 
 

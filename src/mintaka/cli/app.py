@@ -26,7 +26,7 @@ from mintaka.cli import (
 )
 from mintaka.cli.output import console, emit_json, err_console, table
 from mintaka.cli.state import CliState, platform, state
-from mintaka.errors import MintakaError
+from mintaka.errors import MintakaError, invalid_fields
 from mintaka.text import require_utf8
 
 if TYPE_CHECKING:
@@ -155,7 +155,9 @@ def init(
     try:
         config = MintakaConfig(home=root, **{**recorded, "backend": chosen})
     except PydanticValidationError as exc:
-        raise ConfigurationError(f"invalid configuration in {root / CONFIG_FILE}: {exc}") from exc
+        raise ConfigurationError(
+            f"invalid configuration in {root / CONFIG_FILE}: {invalid_fields(exc)}"
+        ) from exc
     plat = platform(ctx)  # opens (or creates) the store and the backend before anything is written
     if had == chosen and recorded.get("backend") == chosen:
         console.print(

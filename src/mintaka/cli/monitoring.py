@@ -14,7 +14,7 @@ from rich.text import Text
 
 from mintaka.cli.output import console, emit_json, err_console, table
 from mintaka.cli.state import platform
-from mintaka.errors import ValidationError
+from mintaka.errors import ValidationError, invalid_fields
 from mintaka.serving.batch import csv_reader
 
 if TYPE_CHECKING:
@@ -49,7 +49,7 @@ def read_monitor_spec(spec_file: Path) -> MonitorSpec:
         raw = tomllib.loads(spec_file.read_text())
         return MonitorSpec.model_validate(raw)
     except (OSError, tomllib.TOMLDecodeError, ValueError) as exc:
-        raise ValidationError(f"{spec_file}: {exc}") from exc
+        raise ValidationError(f"{spec_file}: {invalid_fields(exc)}") from exc
 
 
 @monitor_app.command("list")

@@ -22,7 +22,7 @@ from pydantic import ValidationError as PydanticValidationError
 from mintaka.domain.names import ALIAS_RULE, validate_alias
 from mintaka.domain.registry import RiskTier
 from mintaka.domain.serving import RolloutStrategy
-from mintaka.errors import ConfigurationError, InvalidName
+from mintaka.errors import ConfigurationError, InvalidName, invalid_fields
 
 DEFAULT_POLICY = Path(__file__).with_name("default_policy.toml")
 OPEN_POLICY = Path(__file__).with_name("open_policy.toml")
@@ -138,7 +138,7 @@ def parse_policy(data: bytes, source: str) -> Policy:
     try:
         return Policy(**raw, digest="sha256:" + hashlib.sha256(data).hexdigest(), source=source)
     except PydanticValidationError as exc:
-        raise ConfigurationError(f"policy {source} is invalid: {exc}") from exc
+        raise ConfigurationError(f"policy {source} is invalid: {invalid_fields(exc)}") from exc
 
 
 def load_policy(home: Path | None = None, path: Path | None = None) -> Policy:

@@ -43,7 +43,7 @@ from mintaka.domain.pipelines import (
     PipelineStatus,
     StepRun,
 )
-from mintaka.errors import BackendError, Conflict, NotFound, ValidationError
+from mintaka.errors import BackendError, Conflict, NotFound, ValidationError, invalid_fields
 from mintaka.files import write_atomic
 from mintaka.interfaces import BackendContext, PipelineExecution
 from mintaka.processes import HAS_PROC, ProcessId, held_by_another, running, start_marker
@@ -188,7 +188,7 @@ def spec_of(pipeline: NativePipeline) -> PipelineSpec:
     try:
         spec = PipelineSpec.model_validate(pipeline.definition)
     except PydanticValidationError as exc:
-        raise ValidationError(f"pipeline {pipeline.pipeline!r}: {exc}") from exc
+        raise ValidationError(f"pipeline {pipeline.pipeline!r}: {invalid_fields(exc)}") from exc
     if spec.name != pipeline.pipeline:
         raise ValidationError(
             f"pipeline {pipeline.pipeline!r} carries the definition of {spec.name!r}"

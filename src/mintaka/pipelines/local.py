@@ -42,7 +42,14 @@ from mintaka.domain.pipelines import (
     StepSpec,
 )
 from mintaka.domain.runs import RunStatus
-from mintaka.errors import Conflict, GateFailed, MintakaError, NotFound, ValidationError
+from mintaka.errors import (
+    Conflict,
+    GateFailed,
+    MintakaError,
+    NotFound,
+    ValidationError,
+    invalid_fields,
+)
 from mintaka.files import write_atomic
 from mintaka.pipelines.claims import claim, release
 from mintaka.pipelines.contract import StepContext, StepContract, check_spec, merged_parameters
@@ -431,7 +438,9 @@ class LocalExecutor:
         try:
             return contract.input_model.model_validate(values)
         except Exception as exc:
-            raise ValidationError(f"step {step.name!r}: inputs do not validate: {exc}") from exc
+            raise ValidationError(
+                f"step {step.name!r}: inputs do not validate: {invalid_fields(exc)}"
+            ) from exc
 
     def _execute(
         self, state: RunState, step: StepSpec, contract: StepContract, inputs: BaseModel

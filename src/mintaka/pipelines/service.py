@@ -29,7 +29,7 @@ from mintaka.domain.pipelines import (
     PipelineStatus,
 )
 from mintaka.domain.registry import ModelVersion, Stage
-from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError
+from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError, invalid_fields
 from mintaka.files import write_atomic
 from mintaka.pipelines.claims import claim, release
 from mintaka.pipelines.contract import check_spec, merged_parameters
@@ -90,7 +90,7 @@ def load_spec(path: Path) -> PipelineSpec:
     try:
         return PipelineSpec.model_validate(data)
     except PydanticValidationError as exc:
-        raise ValidationError(f"pipeline spec {path}: {exc}") from exc
+        raise ValidationError(f"pipeline spec {path}: {invalid_fields(exc)}") from exc
 
 
 class TrainingBinding(BaseModel):

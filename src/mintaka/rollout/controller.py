@@ -31,7 +31,7 @@ from mintaka.domain.serving import (
     TrafficPlan,
     TrafficStep,
 )
-from mintaka.errors import Conflict, MintakaError, ValidationError
+from mintaka.errors import Conflict, MintakaError, ValidationError, invalid_fields
 from mintaka.rollout.steps import NATIVE_STEP_SHARES, STEP_SHARES
 
 # How a rollout step's deployment reason starts: "rollout step <index>/<steps>".
@@ -155,7 +155,7 @@ def check_plan(plan: TrafficPlan, endpoint: Endpoint) -> None:
             TrafficMap(weights=step.weights, shadow=plan.shadow, shadow_percent=plan.shadow_percent)
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
             raise ValidationError(
-                f"step {index} of the plan is no valid traffic map: {exc}"
+                f"step {index} of the plan is no valid traffic map: {invalid_fields(exc)}"
             ) from exc
     if plan.rollback_to is not None and not plan.rollback_to.weights:
         raise ValidationError("the plan's rollback_to sends traffic to no route")

@@ -34,7 +34,14 @@ from mintaka.domain.serving import (
     Route,
     TrafficMap,
 )
-from mintaka.errors import Conflict, MintakaError, NotFound, PolicyViolation, ValidationError
+from mintaka.errors import (
+    Conflict,
+    MintakaError,
+    NotFound,
+    PolicyViolation,
+    ValidationError,
+    invalid_fields,
+)
 from mintaka.flavors.loader import load_predictor
 from mintaka.governance.gate import TrafficChange, traffic_controls
 from mintaka.interfaces import (
@@ -86,7 +93,7 @@ def _traffic(weights: Mapping[str, int], shadow: str | None, shadow_percent: int
     try:
         return TrafficMap(weights=dict(weights), shadow=shadow, shadow_percent=shadow_percent)
     except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        raise ValidationError(f"invalid traffic map: {exc}") from exc
+        raise ValidationError(f"invalid traffic map: {invalid_fields(exc)}") from exc
 
 
 def _as_sent(traffic: TrafficMap, emulated_shadow: bool) -> TrafficMap:
