@@ -561,3 +561,20 @@ def test_invalid_records_and_files_are_one_line_errors_without_pydantic_dumps(
     assert "surge: Extra inputs are not permitted" in one_line(
         "models", "register", "m", "--artifact", str(artifact)
     )
+
+
+@pytest.mark.parametrize("given", ["", "   ", "rita\nroot"])
+def test_a_blank_or_multi_line_identity_is_refused_and_nothing_is_recorded(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, given: str
+) -> None:
+    home = ["--home", str(init_home(capsys, tmp_path / "h"))]
+    (tmp_path / "a.bin").write_bytes(b"a")
+    code, _, err = cli(
+        capsys, *home, "--as", given, "models", "register", "m",
+        "--artifact", str(tmp_path / "a.bin"),
+    )  # fmt: skip
+    assert code == 1
+    assert "error: the identity given (--as)" in err
+    assert json.loads(cli(capsys, *home, "models", "list", "--json")[1]) == []
+    code, out, _ = cli(capsys, *home, "audit", "log", "--json")
+    assert [e["action"] for e in json.loads(out) if e["action"].startswith("model.")] == []

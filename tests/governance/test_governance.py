@@ -362,6 +362,36 @@ def test_identity_comes_from_the_environment_then_the_os(
         assert plat.governance.identity.source is IdentitySource.OS_USER
 
 
+@pytest.mark.parametrize(
+    ("given", "refusal"),
+    [
+        ("", "blank"),
+        ("   ", "blank"),
+        ("rita\nroot", "non-printable"),
+        ("rita\x1b[2J", "non-printable"),
+        ("r" * 257, "longer than 256"),
+    ],
+)
+def test_a_blank_multi_line_or_overlong_identity_is_refused(
+    home: Path, monkeypatch: pytest.MonkeyPatch, given: str, refusal: str
+) -> None:
+    with Platform(home, actor=given) as plat, pytest.raises(ValidationError, match=refusal):
+        _ = plat.actor
+    monkeypatch.setenv("MINTAKA_ACTOR", given)
+    with Platform(home) as plat, pytest.raises(ValidationError, match=f"MINTAKA_ACTOR.*{refusal}"):
+        _ = plat.actor
+
+
+def test_an_identity_is_recorded_without_surrounding_blanks(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with Platform(home, actor="  rita smith ") as plat:
+        assert plat.actor == "rita smith"
+    monkeypatch.setenv("MINTAKA_ACTOR", " env-user\t")
+    with Platform(home) as plat:
+        assert plat.actor == "env-user"
+
+
 def test_authenticated_approvers_can_be_required(
     home: Path, as_: Callable[[str], Platform], make_artifact: MakeArtifact
 ) -> None:

@@ -7,6 +7,9 @@ from enum import StrEnum
 from pydantic import Field
 
 from mintaka.domain.base import AwareDatetime, JSONDict, Record
+from mintaka.errors import ValidationError
+
+IDENTITY_MAX_LENGTH = 256
 
 
 class IdentitySource(StrEnum):
@@ -16,6 +19,20 @@ class IdentitySource(StrEnum):
     ENVIRONMENT = "environment"
     BACKEND = "backend"
     OS_USER = "os_user"
+
+
+def validate_identity_name(value: str, what: str) -> str:
+    """``value`` without surrounding blanks, as an identity every audit event names: not empty,
+    no control or other non-printable characters (a newline would forge a second line in any
+    log or report that prints it), at most 256 characters. ``what`` says where it came from."""
+    name = value.strip()
+    if not name:
+        raise ValidationError(f"{what} is blank: name who acts")
+    if not name.isprintable():
+        raise ValidationError(f"{what} {name!r} holds control or other non-printable characters")
+    if len(name) > IDENTITY_MAX_LENGTH:
+        raise ValidationError(f"{what} is longer than {IDENTITY_MAX_LENGTH} characters")
+    return name
 
 
 class Identity(Record):

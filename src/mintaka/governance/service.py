@@ -29,6 +29,7 @@ from mintaka.domain.governance import (
     IdentitySource,
     PolicyDecision,
     PolicyException,
+    validate_identity_name,
 )
 from mintaka.domain.registry import ModelVersion, RiskTier
 from mintaka.errors import PolicyViolation, ValidationError
@@ -81,11 +82,17 @@ class Control:
 
 
 def resolve_identity(platform: Platform, explicit: str | None) -> Identity:
-    """``--as``/``actor=``, else ``MINTAKA_ACTOR``, else the backend's caller, else the OS user."""
-    if explicit:
-        return Identity(name=require_utf8(explicit, "the identity"), source=IdentitySource.FLAG)
-    if os.environ.get("MINTAKA_ACTOR"):
+    """``--as``/``actor=``, else ``MINTAKA_ACTOR``, else the backend's caller, else the OS user.
+
+    A given identity (even an empty one) is used or refused, never passed over: an empty
+    ``--as`` falling back to the OS user would record someone other than who was named."""
+    if explicit is not None:
+        what = "the identity given (--as)"
+        name = validate_identity_name(require_utf8(explicit, "the identity"), what)
+        return Identity(name=name, source=IdentitySource.FLAG)
+    if "MINTAKA_ACTOR" in os.environ:
         name = require_utf8(os.environ["MINTAKA_ACTOR"], "MINTAKA_ACTOR")
+        name = validate_identity_name(name, "MINTAKA_ACTOR")
         return Identity(name=name, source=IdentitySource.ENVIRONMENT)
     if Capability.IDENTITY in platform.backend.capabilities:
         from mintaka.interfaces import CallerIdentity
@@ -93,7 +100,8 @@ def resolve_identity(platform: Platform, explicit: str | None) -> Identity:
         backend = platform.backend
         if isinstance(backend, CallerIdentity):
             return backend.whoami()
-    return Identity(name=getpass.getuser(), source=IdentitySource.OS_USER)
+    name = validate_identity_name(getpass.getuser(), "the OS user name")
+    return Identity(name=name, source=IdentitySource.OS_USER)
 
 
 class GovernanceService:
