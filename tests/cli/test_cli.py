@@ -578,3 +578,14 @@ def test_a_blank_or_multi_line_identity_is_refused_and_nothing_is_recorded(
     assert json.loads(cli(capsys, *home, "models", "list", "--json")[1]) == []
     code, out, _ = cli(capsys, *home, "audit", "log", "--json")
     assert [e["action"] for e in json.loads(out) if e["action"].startswith("model.")] == []
+
+
+def test_a_report_on_an_unknown_endpoint_creates_no_output_directory(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = ["--home", str(init_home(capsys, tmp_path / "h")), "--as", "ops"]
+    out = tmp_path / "report"
+    code, _, err = cli(capsys, *home, "monitor", "report", "nope", "--out", str(out))
+    assert code == 1
+    assert "nope" in err
+    assert not out.exists()

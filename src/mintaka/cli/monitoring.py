@@ -141,7 +141,9 @@ def report(
     """Write an HTML page with the endpoint's drift charts, drift table and tickets."""
     from mintaka.monitoring.report import write_report
 
-    path = write_report(platform(ctx), endpoint, out, window)
+    plat = platform(ctx)
+    plat.serving.get_endpoint(endpoint)  # an unknown endpoint is refused before --out is made
+    path = write_report(plat, endpoint, out, window)
     console.print(f"wrote {path}")
 
 
