@@ -580,6 +580,37 @@ def test_a_blank_or_multi_line_identity_is_refused_and_nothing_is_recorded(
     assert [e["action"] for e in json.loads(out) if e["action"].startswith("model.")] == []
 
 
+def test_scoring_into_its_own_input_file_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    from mintaka import Platform
+    from mintaka.domain.registry import Signature
+    from mintaka.flavors import sklearn as sklearn_flavor
+
+    home = tmp_path / "h"
+    model = DummyClassifier().fit([[0.0, 1.0], [1.0, 0.0]], [0, 1])
+    with Platform(home, actor="dana") as plat:
+        plat.register_model(
+            "m",
+            sklearn_flavor.save(model, tmp_path / "model"),
+            flavor="sklearn",
+            signature=Signature(inputs={"x": "float", "y": "float"}),
+        )
+    source = tmp_path / "in.csv"
+    source.write_text("x,y\n0.5,0.5\n")
+    (tmp_path / "sub").mkdir()
+    for output in (source, tmp_path / "sub" / ".." / "in.csv"):
+        code, _, err = cli(
+            capsys, "--home", str(home), "--as", "ops", "score", "m:1",
+            "--input", str(source), "--output", str(output),
+        )  # fmt: skip
+        assert code == 1
+        assert "is the input file" in " ".join(err.split())
+        assert source.read_text() == "x,y\n0.5,0.5\n"
+
+
 def test_a_report_on_an_unknown_endpoint_creates_no_output_directory(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

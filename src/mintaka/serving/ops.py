@@ -96,6 +96,17 @@ def _traffic(weights: Mapping[str, int], shadow: str | None, shadow_percent: int
         raise ValidationError(f"invalid traffic map: {invalid_fields(exc)}") from exc
 
 
+def _same_file(source: Path, target: Path) -> bool:
+    """Whether ``target`` names the file ``source`` does (the same path once resolved, or a
+    link to it)."""
+    if source.resolve() == target.resolve():
+        return True
+    try:
+        return target.exists() and source.samefile(target)
+    except OSError:
+        return False
+
+
 def _as_sent(traffic: TrafficMap, emulated_shadow: bool) -> TrafficMap:
     """The traffic map the cloud is sent: where core emulates shadow traffic, the cloud only
     ever sees the live weights."""
@@ -699,6 +710,11 @@ class ServingService:
         file_format(target)
         if not source.exists():
             raise ValidationError(f"input file {source} does not exist")
+        if _same_file(source, target):
+            raise ValidationError(
+                f"output file {target} is the input file: scoring would overwrite the rows it "
+                "reads; write the scores to another file"
+            )
         version = self.platform.get_model_version(model)
         if version.stage is Stage.ARCHIVED:
             with self.platform.store.write() as conn:
