@@ -620,3 +620,21 @@ def test_a_report_on_an_unknown_endpoint_creates_no_output_directory(
     assert code == 1
     assert "nope" in err
     assert not out.exists()
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_serve_on_a_busy_port_does_not_claim_to_be_serving(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import socket
+
+    home = ["--home", str(init_home(capsys, tmp_path / "h"))]
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, out, err = cli(capsys, *home, "serve", "--port", str(port))
+    assert code == 1
+    assert f"did not start on 127.0.0.1:{port}" in err
+    assert "serving" not in out
+    assert f"starting the inference server on 127.0.0.1:{port}" in out

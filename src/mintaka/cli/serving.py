@@ -223,7 +223,8 @@ def serve(
         predict_workers=predict_workers,
         stop_grace=stop_grace,
     )
-    console.print(f"serving {sorted(server.endpoints) or 'no endpoints yet'} (Ctrl-C stops)")
+    endpoints = sorted(server.endpoints) or "no endpoints yet"
+    console.print(f"starting the inference server on {host}:{port} for {endpoints} (Ctrl-C stops)")
     serve_forever(server, host, port)
 
 
