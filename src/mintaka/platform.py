@@ -1346,7 +1346,16 @@ class Platform:
                         return f"model_version:{self.get_model_version(ref).id}"
             return ref
         if ":" in ref or "@" in ref:  # a dataset id has neither
-            return f"model_version:{self.get_model_version(ref).id}"
+            try:
+                return f"model_version:{self.get_model_version(ref).id}"
+            except InvalidName as exc:
+                if "@" in ref:
+                    raise
+                kinds = ", ".join(k.value for k in NodeKind)
+                raise ValidationError(
+                    f"{ref!r} is neither a model version NAME:VERSION ({exc}) nor a lineage "
+                    f"node KIND:KEY (kinds: {kinds})"
+                ) from exc
         if ref.startswith("ds-"):  # a dataset id, or a model or dataset named like one
             with contextlib.suppress(NotFound):
                 return f"dataset:{self.get_dataset(ref).id}"

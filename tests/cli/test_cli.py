@@ -638,3 +638,14 @@ def test_serve_on_a_busy_port_does_not_claim_to_be_serving(
     assert f"did not start on 127.0.0.1:{port}" in err
     assert "serving" not in out
     assert f"starting the inference server on 127.0.0.1:{port}" in out
+
+
+def test_a_lineage_reference_of_an_unknown_kind_names_both_readings(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = ["--home", str(init_home(capsys, tmp_path / "h"))]
+    code, _, err = cli(capsys, *home, "lineage", "upstream", "bogus:thing")
+    assert code == 1
+    message = " ".join(err.split())
+    assert "'bogus:thing' is neither a model version NAME:VERSION" in message
+    assert "nor a lineage node KIND:KEY (kinds: dataset," in message
