@@ -622,7 +622,6 @@ def test_a_report_on_an_unknown_endpoint_creates_no_output_directory(
     assert not out.exists()
 
 
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
 def test_serve_on_a_busy_port_does_not_claim_to_be_serving(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -635,7 +634,8 @@ def test_serve_on_a_busy_port_does_not_claim_to_be_serving(
         port = busy.getsockname()[1]
         code, out, err = cli(capsys, *home, "serve", "--port", str(port))
     assert code == 1
-    assert f"did not start on 127.0.0.1:{port}" in err
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "choose another --port" in err
     assert "serving" not in out
     assert f"starting the inference server on 127.0.0.1:{port}" in out
 

@@ -54,6 +54,7 @@ import json
 import logging
 import math
 import signal
+import socket
 import threading
 import time
 from collections.abc import Mapping
@@ -74,7 +75,7 @@ from starlette.routing import Route as HttpRoute
 
 from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.domain.serving import Route, TrafficMap
-from mintaka.errors import MintakaError, NotFound, ValidationError
+from mintaka.errors import ConfigurationError, MintakaError, NotFound, ValidationError
 from mintaka.flavors.loader import Predictor, UnsafeArtifact, load_predictor, pickle_files
 from mintaka.local.registry_db import local_endpoints
 from mintaka.local.serving import announce
@@ -770,8 +771,11 @@ class InferenceServer:
             # uvicorn takes any number of seconds here, though it declares an int
             timeout_graceful_shutdown=cast(int, self.stop_grace),
         )
+        listening = _listening_socket(host, port)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="mintaka-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run, args=([listening],), name="mintaka-http", daemon=True
+        )
         self._thread.start()
         deadline = time.monotonic() + 30
         while not self._server.started:
@@ -873,6 +877,24 @@ def _rows(payload: Any) -> list[dict[str, Any]]:
     if len(rows) > 10_000:
         raise ValidationError("at most 10,000 rows per request")
     return [dict(r) for r in rows]
+
+
+def _listening_socket(host: str, port: int) -> socket.socket:
+    """The server's socket, bound here rather than in uvicorn's thread, so that an address in
+    use or not available is a clear error of the start call, not a dead server thread."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(
+            f"the inference server cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "choose another --port (0 picks a free one) or --host"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 def serve_forever(server: InferenceServer, host: str, port: int) -> None:
