@@ -313,9 +313,10 @@ def test_a_drift_signal_with_nothing_to_compare_with_fails_once_there_is_traffic
     assert "no version serving scoring (credit:1) names a training dataset" in failure.error
 
 
-def test_a_profiled_feature_no_row_logs_fails_an_all_features_signal(
+def test_a_declared_input_no_row_logs_fails_an_all_features_signal(
     watched: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
+    watched.set_features("credit", 1, FEATURES)
     watched.monitoring.add_monitor(
         scoring_monitor(
             drift_signal(name="any-drift", metric="psi"),
@@ -385,3 +386,89 @@ def test_a_drift_statistic_the_serving_profile_lacks_fails_the_signal_instead_of
         f"have, and the training data {dataset.id} profiles no categorical feature (only "
         "['numeric']): nothing could be measured"
     )
+
+
+def _label_and_segment_training(tmp_path: Path) -> Path:
+    """Training data with the label (``default``) and a column that is no model input
+    (``segment``, always empty) beside the inputs ``income`` and ``debt``."""
+    rng = np.random.default_rng(1)
+    train = tmp_path / "train.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "default", "segment"])
+        writer.writeheader()
+        for a, b in rng.normal(size=(3000, 2)):
+            writer.writerow({"income": a, "debt": b, "default": int(a > 0), "segment": ""})
+    return train
+
+
+def _serve_credit(
+    platform: Platform, make_artifact: MakeArtifact, train: Path, **options: Any
+) -> str:
+    dataset = platform.register_dataset("applications", train)
+    platform.register_model("credit", make_artifact(b"v1"), dataset_ids=[dataset.id], **options)
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    return dataset.id
+
+
+def _applications(seed: int, n: int = 2000) -> list[tuple[dict[str, Any], Any]]:
+    rng = np.random.default_rng(seed)
+    return [({"income": float(a), "debt": float(b)}, 0.5) for a, b in rng.normal(size=(n, 2))]
+
+
+def test_an_all_features_signal_watches_the_declared_inputs_not_the_label_column(
+    platform: Platform,
+    make_artifact: MakeArtifact,
+    tmp_path: Path,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+) -> None:
+    from mintaka.domain.registry import features_signature
+
+    train = _label_and_segment_training(tmp_path)
+    dataset = _serve_credit(
+        platform, make_artifact, train, signature=features_signature("income,debt")
+    )
+    platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
+    log_predictions(_applications(2))
+    clock.advance(minutes=5)
+    healthy = platform.monitoring.run_once()
+    assert (healthy.evaluated, healthy.alerts, healthy.failed) == (1, (), ())
+    clock.advance(minutes=61)
+    log_predictions([({"income": row["income"]}, 0.5) for row, _ in _applications(3)])
+    clock.advance(minutes=5)
+    [failure] = platform.monitoring.run_once().failed  # a declared input the caller dropped
+    assert failure.error == (
+        f"drift signal 'any': no psi against {dataset} for 'debt' (not logged in the window)"
+    )
+
+
+def test_without_a_signature_an_all_features_signal_watches_the_profiled_features_logged(
+    platform: Platform,
+    make_artifact: MakeArtifact,
+    tmp_path: Path,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+) -> None:
+    _serve_credit(platform, make_artifact, _label_and_segment_training(tmp_path))
+    platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
+    log_predictions(_applications(2))
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+
+def test_a_training_column_without_values_is_no_feature_a_drift_signal_can_watch(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    from mintaka import ValidationError
+    from mintaka.domain.registry import features_signature
+
+    train = _label_and_segment_training(tmp_path)
+    dataset = _serve_credit(platform, make_artifact, train, signature=features_signature("segment"))
+    with pytest.raises(ValidationError, match=rf"'segment', which has no values in .*{dataset}"):
+        platform.monitoring.add_monitor(
+            scoring_monitor(drift_signal(name="segment", metric="psi:segment"))
+        )
+    with pytest.raises(ValidationError, match=r"none of the inputs \['segment'\] of credit:1"):
+        platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
+    assert platform.monitoring.monitors() == []

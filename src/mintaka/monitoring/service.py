@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from mintaka.domain.registry import ModelVersion
+    from mintaka.domain.serving import Endpoint
     from mintaka.monitoring.metrics import Joined
     from mintaka.monitoring.profiles import DatasetProfile
     from mintaka.platform import Platform
@@ -180,6 +181,16 @@ class Measurement:
 
     value: float | None
     unmeasured: str | None = None
+
+
+@dataclass(frozen=True)
+class Reference:
+    """What drift is measured against: the stored training-data profile of ``dataset_id``, a
+    training dataset of ``version``, the version taking most of an endpoint's traffic."""
+
+    version: ModelVersion
+    dataset_id: str
+    profile: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -316,26 +327,29 @@ class MonitoringService:
             _refuse_unmeasurable(signal, {PREDICTION: "numeric"}, PREDICTION_SOURCE)
             return
         try:
-            reference = self.reference_profile(spec.endpoint)
+            reference = self._reference(self.platform.serving.get_endpoint(spec.endpoint))
         except NotFound:
             return
         if reference is None:
             return
-        dataset_id, found = reference
-        kinds = {name: str(f.get("kind")) for name, f in found.get("features", {}).items()}
-        features = sorted(kinds)
-        if feature and feature not in features:
+        source = f"the training data of the model serving {spec.endpoint} ({reference.dataset_id})"
+        profiled = reference.profile.get("features", {})
+        if feature and feature not in profiled:
             raise ValidationError(
-                f"drift signal {signal.name!r} watches {feature!r}, which the training data of "
-                f"the model serving {spec.endpoint} ({dataset_id}) does not profile; it profiles"
-                f" {features} (and {PREDICTION!r}, the model's own output)"
+                f"drift signal {signal.name!r} watches {feature!r}, which {source} does not "
+                f"profile; it profiles {sorted(profiled)} (and {PREDICTION!r}, the model's own "
+                "output)"
             )
-        watched = {feature: kinds[feature]} if feature else kinds
-        _refuse_unmeasurable(
-            signal,
-            watched,
-            f"the training data of the model serving {spec.endpoint} ({dataset_id})",
-        )
+        if feature and not _has_values(profiled[feature]):
+            raise ValidationError(
+                f"drift signal {signal.name!r} watches {feature!r}, which has no values in "
+                f"{source}: there is no distribution for it to drift from"
+            )
+        if feature:
+            watched = {feature: str(profiled[feature].get("kind"))}
+        else:
+            watched = _watched_features(signal, reference, source)
+        _refuse_unmeasurable(signal, watched, source)
 
     def monitors(self, endpoint: str | None = None) -> list[MonitorSpec]:
         query = select(monitors.c.spec).order_by(monitors.c.created_at, monitors.c.id)
@@ -850,7 +864,11 @@ class MonitoringService:
 
     def reference_profile(self, endpoint: str) -> tuple[str, dict[str, Any]] | None:
         """The training-data profile of the version taking most of ``endpoint``'s traffic."""
-        current = self.platform.serving.get_endpoint(endpoint)
+        found = self._reference(self.platform.serving.get_endpoint(endpoint))
+        return None if found is None else (found.dataset_id, found.profile)
+
+    def _reference(self, current: Endpoint) -> Reference | None:
+        """The training-data profile of the version taking most of ``current``'s traffic."""
         live = sorted(current.traffic.weights.items(), key=lambda item: -item[1])
         routes = {r.name: r for r in current.routes}
         for route, weight in live:
@@ -860,16 +878,18 @@ class MonitoringService:
             for dataset_id in version.dataset_ids:
                 found = self.platform.get_dataset(dataset_id).profile
                 if found:
-                    return dataset_id, found
+                    return Reference(version, dataset_id, found)
         return None
 
     def _drift(self, spec: MonitorSpec, signal: Signal, now: datetime) -> Measurement:
         """The largest drift statistic ``signal.metric`` (``psi``, ``jensen_shannon``,
         ``wasserstein``, ``ks_statistic``, ``chi2_statistic``; ``METRIC:FEATURE`` for one
         feature) between the window's logged inputs and the training data's profile, over the
-        features it can be computed for; a profiled feature it cannot be computed for (no values
-        in the window, say, or not logged by any row of it: a caller that stopped sending an
-        input) is named as unmeasured, never taken for one without drift."""
+        features it can be computed for; a watched feature it cannot be computed for (no values
+        in the window, say, or an input the serving version declares that no row of it logs: a
+        caller that stopped sending it) is named as unmeasured, never taken for one without
+        drift. Without a signature, an all-features signal watches the profiled features the
+        window logs (see :func:`_watched_features`)."""
         from mintaka.monitoring.profiles import DatasetProfile
         from mintaka.monitoring.statistics import drift
 
@@ -879,7 +899,7 @@ class MonitoringService:
         if feature == PREDICTION:
             _refuse_unmeasurable(signal, {PREDICTION: "numeric"}, PREDICTION_SOURCE)
             return Measurement(self._prediction_drift(spec, signal, metric, now))
-        reference = self.reference_profile(spec.endpoint)
+        reference = self._reference(self.platform.serving.get_endpoint(spec.endpoint))
         rows = [
             r["inputs"]
             for r in self.window_predictions(spec.endpoint, signal.window, now)
@@ -901,13 +921,22 @@ class MonitoringService:
                 f"({', '.join(live) or 'none'}) names a training dataset with a profile to "
                 "compare with; register the version with --dataset DATASET_ID"
             )
-        profile = DatasetProfile.from_json(reference[1])
-        features = [feature] if feature else list(profile.features)
+        source = f"the training data {reference.dataset_id}"
+        profile = DatasetProfile.from_json(reference.profile)
+        if feature:
+            features = [feature]
+            kinds: dict[str, str] = {
+                f: profile.features[f].kind for f in features if f in profile.features
+            }
+        else:
+            kinds = _watched_features(signal, reference, source)
+            features = list(kinds)
+            if not reference.version.signature.inputs:  # none declared: the features it logs
+                logged = set().union(*rows)
+                features = [name for name in features if name in logged]
+        _refuse_unmeasurable(signal, kinds, source)
         if not features:
             return Measurement(None)
-        if all(f in profile.features for f in features):
-            watched = {f: profile.features[f].kind for f in features}
-            _refuse_unmeasurable(signal, watched, f"the training data {reference[0]}")
         report = drift(profile, rows, features=features)
         values = [report.value(f, metric) for f in features]
         value = max((v for v in values if v is not None), default=None)
@@ -917,7 +946,7 @@ class MonitoringService:
         why = "; ".join(f"{name!r} ({reason})" for name, reason in unmeasured.items())
         return Measurement(
             value,
-            f"drift signal {signal.name!r}: no {metric} against {reference[0]} for {why}",
+            f"drift signal {signal.name!r}: no {metric} against {reference.dataset_id} for {why}",
         )
 
     def prediction_reference(self, endpoint: str) -> DatasetProfile | None:
@@ -1168,6 +1197,33 @@ def _refuse_unmeasurable(signal: Signal, kinds: Mapping[str, str], source: str) 
     raise ValidationError(
         f"drift signal {signal.name!r} measures {metric}, which only {have} features have, and "
         f"{what}: nothing could be measured"
+    )
+
+
+def _has_values(feature: Mapping[str, Any]) -> bool:
+    """Whether a stored feature profile holds a value: a training column left empty has no
+    distribution for traffic to drift from."""
+    return int(feature.get("count", 0)) > int(feature.get("missing", 0))
+
+
+def _watched_features(signal: Signal, reference: Reference, source: str) -> dict[str, str]:
+    """The profiled features an all-features drift signal watches, name -> kind: the inputs the
+    serving version's signature declares (a training dataset also holds the label, and columns
+    the model never takes), every profiled feature when it declares none. A column without
+    values in the training data is left out; a signal left with nothing to watch is refused."""
+    inputs = reference.version.signature.inputs
+    profiled = reference.profile.get("features", {})
+    watched = {
+        name: str(found.get("kind"))
+        for name, found in profiled.items()
+        if (not inputs or name in inputs) and _has_values(found)
+    }
+    if watched:
+        return watched
+    among = f"the inputs {list(inputs)} of {reference.version.ref}" if inputs else "its columns"
+    raise ValidationError(
+        f"drift signal {signal.name!r} watches every input feature, but {source} profiles none "
+        f"of {among} with values: nothing could be measured"
     )
 
 
