@@ -75,6 +75,36 @@ def test_the_monitor_is_checked_before_the_endpoint_is_adopted_and_added_once(
         assert [e.action for e in platform.audit.events()].count("monitor.add") == 1
 
 
+def test_a_drift_monitor_the_served_versions_profile_refuses_is_refused_before_adoption(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path, clock: ManualClock
+) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("tenure,spend\n" + "".join(f"{i},{i * 2.5}\n" for i in range(200)))
+    with Platform(home, clock=clock, actor="alice") as platform:
+        write_legacy(platform, tmp_path)
+        legacy_endpoint(platform)
+        dataset = platform.register_dataset("churn-train", data)
+        platform.migration.adopt_model("churn", reason="inherited", dataset_ids=[dataset.id])
+    spec = tmp_path / "monitor.toml"
+    spec.write_text(
+        'endpoint = "churn-api"\nmodel = "churn"\n\n[[signals]]\nname = "drift"\nkind = "drift"\n'
+        'metric = "chi2_statistic"\nthreshold = 10\nwindow = "1d"\nowner = "oncall"\n'
+    )
+    base = ["--home", str(home), "--as", "alice", "adopt", "endpoint", "churn-api"]
+    code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
+    assert code == 1
+    assert f"the training data of the model serving churn-api ({dataset.id}) profiles no" in (
+        " ".join(err.split())
+    )
+    with Platform(home, clock=clock, actor="alice") as platform:
+        assert platform.serving.list_endpoints() == []  # nothing adopted
+    spec.write_text(spec.read_text().replace("chi2_statistic", "psi:tenure"))
+    code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
+    assert code == 0, err
+    with Platform(home, clock=clock, actor="alice") as platform:
+        assert len(platform.monitoring.monitors("churn-api")) == 1
+
+
 def test_adding_the_same_monitor_twice_keeps_one(platform: Platform, tmp_path: Path) -> None:
     from mintaka.cli.monitoring import read_monitor_spec
 

@@ -260,8 +260,10 @@ class MonitoringService:
 
     def check_monitor(self, spec: MonitorSpec, *, endpoint_recorded: bool = True) -> None:
         """Refuse a monitor :meth:`add_monitor` would refuse. With ``endpoint_recorded=False``
-        (an endpoint about to be adopted) the endpoint's record, and the training-data features
-        it would name, are not asked for."""
+        (an endpoint about to be adopted) the endpoint's record is not asked for: a drift
+        signal's features are checked against the training data of the recorded versions the
+        cloud's endpoint serves, which adoption records, so a monitor it would refuse is refused
+        before anything is adopted."""
         validate_endpoint_name(spec.endpoint)
         if endpoint_recorded:
             self.platform.serving.get_endpoint(spec.endpoint)
@@ -295,7 +297,7 @@ class MonitoringService:
                     f"signal {signal.name!r} needs a finite threshold, not {signal.threshold}"
                 )
             if signal.kind is SignalKind.DRIFT:
-                self._check_drift_metric(spec, signal)
+                self._check_drift_metric(spec, signal, endpoint_recorded=endpoint_recorded)
             if signal.kind is SignalKind.TELEMETRY and signal.metric not in TELEMETRY_METRICS:
                 raise ValidationError(
                     f"telemetry signal {signal.name!r} measures one of {TELEMETRY_METRICS}"
@@ -313,7 +315,9 @@ class MonitoringService:
                         f" one of {FAIRNESS_METRICS} and ATTRIBUTE a logged input column"
                     )
 
-    def _check_drift_metric(self, spec: MonitorSpec, signal: Signal) -> None:
+    def _check_drift_metric(
+        self, spec: MonitorSpec, signal: Signal, *, endpoint_recorded: bool
+    ) -> None:
         """A drift signal names a statistic, and a feature the training-data profile of the
         version serving the endpoint has (when that profile is there to ask now), of a kind
         that has the statistic (for every feature, one such feature)."""
@@ -327,7 +331,7 @@ class MonitoringService:
             _refuse_unmeasurable(signal, {PREDICTION: "numeric"}, PREDICTION_SOURCE)
             return
         try:
-            reference = self._reference(self.platform.serving.get_endpoint(spec.endpoint))
+            reference = self._reference(self._serving(spec.endpoint, endpoint_recorded))
         except NotFound:
             return
         if reference is None:
@@ -350,6 +354,14 @@ class MonitoringService:
         else:
             watched = _watched_features(signal, reference, source)
         _refuse_unmeasurable(signal, watched, source)
+
+    def _serving(self, endpoint: str, recorded: bool) -> Endpoint:
+        """``endpoint`` as recorded, or as the cloud serves it when it is not recorded yet."""
+        if recorded:
+            return self.platform.serving.get_endpoint(endpoint)
+        from mintaka.interfaces import Serving
+
+        return self.platform._area(Capability.SERVING, Serving).get_endpoint(endpoint)
 
     def monitors(self, endpoint: str | None = None) -> list[MonitorSpec]:
         query = select(monitors.c.spec).order_by(monitors.c.created_at, monitors.c.id)
