@@ -274,6 +274,27 @@ def test_monitor_labels_reads_a_csv(
     assert senders == {"labeller"}
 
 
+@pytest.mark.parametrize(("true", "false"), [("True", "False"), ("TRUE", "false")])
+def test_monitor_labels_reads_booleans_as_pandas_writes_them(
+    served: Platform,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+    home: Path,
+    tmp_path: Path,
+    true: str,
+    false: str,
+) -> None:
+    watch(served, performance_signal())
+    ids = log_predictions([({"x": i}, i % 2 == 0) for i in range(100)])
+    path = tmp_path / "labels.csv"
+    rows = "".join(f"{pid},{true if i % 2 == 0 else false}\n" for i, pid in enumerate(ids))
+    path.write_text("prediction_id,label\n" + rows)
+    main(["--home", str(home), "monitor", "labels", str(path)])
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (1, ())
+
+
 @pytest.mark.parametrize("label", ["", "  ", None, float("nan")])
 def test_an_empty_label_is_refused_and_nothing_is_stored(
     served: Platform, log_predictions: LogPredictions, label: object

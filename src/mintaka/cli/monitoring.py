@@ -148,7 +148,12 @@ def report(
 
 
 def parse_label(text: str) -> object:
-    """A CSV cell as a label: JSON when it parses (``1``, ``0.25``, ``true``), else the text."""
+    """A CSV cell as a label: JSON when it parses (``1``, ``0.25``, ``true``), else the text.
+    ``true`` and ``false`` in any case are booleans, as pandas writes them (``True``), so they
+    equal the booleans a model logs."""
+    lowered = text.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
     try:
         return json.loads(text)
     except ValueError:
