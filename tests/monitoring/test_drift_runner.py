@@ -472,3 +472,20 @@ def test_a_training_column_without_values_is_no_feature_a_drift_signal_can_watch
     with pytest.raises(ValidationError, match=r"none of the inputs \['segment'\] of credit:1"):
         platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
     assert platform.monitoring.monitors() == []
+
+
+def test_a_quiet_window_is_no_recovery_of_a_failing_signal(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watched.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="debt-drift", metric="psi:debt"))
+    )
+    rng = np.random.default_rng(9)
+    for _ in range(2):
+        log_predictions([({"income": row["income"]}, 0.5) for row in _rows(rng, 500)])
+        clock.advance(minutes=5)
+        assert [f.signal for f in watched.monitoring.run_once().failed] == ["debt-drift"]
+        clock.advance(hours=2)  # nothing logged: nothing measured, nothing recovered
+        assert watched.monitoring.run_once().failed == ()
+    actions = [e.action for e in watched.audit.events() if e.action.startswith("monitor.signal")]
+    assert actions == ["monitor.signal.failed"]

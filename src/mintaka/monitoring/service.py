@@ -728,7 +728,7 @@ class MonitoringService:
         now = self.platform._now()
         alerts: list[Alert] = []
         failed: list[SignalFailure] = []
-        measured: set[str] = set()  # "endpoint:signal" of the signals measured without error
+        measured: set[str] = set()  # "endpoint:signal" of the signals given a value, no error
         evaluated = 0
         # The monitors of a deleted endpoint stay on record (evidence packs cite them) and rest
         # until an endpoint of that name is created again.
@@ -751,7 +751,8 @@ class MonitoringService:
                             alerts.append(self._alert(spec, signal, value))
                     if found.unmeasured is not None:  # alerted on the rest; fails for this
                         raise ValidationError(found.unmeasured)
-                    measured.add(f"{spec.endpoint}:{signal.name}")
+                    if value is not None:  # a quiet window is no recovery
+                        measured.add(f"{spec.endpoint}:{signal.name}")
                 except Exception as exc:  # one bad signal never stops the others
                     error = str(exc) if isinstance(exc, MintakaError) else repr(exc)
                     log.warning(
@@ -767,8 +768,9 @@ class MonitoringService:
 
     def _audit_failures(self, failed: list[SignalFailure], measured: set[str]) -> None:
         """Record when a signal starts failing to evaluate (``monitor.signal.failed``) and when
-        it is measured again (``monitor.signal.recovered``): a gap in monitoring, from its start
-        to its end, is part of what an auditor asks about. A failure that persists with the same
+        it is measured again (``monitor.signal.recovered``; a window with nothing to measure, no
+        traffic or no labels, says nothing about that): a gap in monitoring, from its start to
+        its end, is part of what an auditor asks about. A failure that persists with the same
         error is audited once, not on every pass. Recording it never stops the run."""
         try:
             with self.platform.store.write() as conn:
