@@ -449,3 +449,19 @@ def test_an_output_without_a_predicted_class_fails_accuracy_instead_of_counting_
     assert (report.evaluated, report.alerts) == (0, ())
     [failure] = report.failed
     assert "1 of 10 predicted classes are missing (None or NaN)" in failure.error
+
+
+def test_a_failure_whose_counts_grow_with_its_window_is_audited_once(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(served, performance_signal(threshold=0.5))
+    for passes in range(1, 4):
+        outputs: list[Any] = [{"label": 1} for _ in range(9)] + [{"score": 0.7}]
+        ids = log_predictions([({"x": i}, out) for i, out in enumerate(outputs)])
+        served.monitoring.record_labels(dict.fromkeys(ids, 1))
+        clock.advance(minutes=5)
+        [failure] = served.monitoring.run_once().failed
+        assert f"{passes} of {passes * 10} predicted classes are missing" in failure.error
+    failed = [e for e in served.audit.events() if e.action.startswith("monitor.signal")]
+    assert [e.action for e in failed] == ["monitor.signal.failed"]
+    assert "1 of 10 predicted classes" in str(failed[0].details["error"])

@@ -15,6 +15,7 @@ import bisect
 import json
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -55,6 +56,18 @@ if TYPE_CHECKING:
 
 SIGNAL_FAILED = "monitor.signal.failed"
 SIGNAL_RECOVERED = "monitor.signal.recovered"
+
+
+# A number standing on its own in an error (a count, a share, an example value), not a digit of a
+# name, an id or a version such as ``ds-1f2e`` or ``credit:2``.
+_NUMBER = re.compile(r"(?<![\w.:-])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w-])")
+
+
+def _same_failure(previous: str, error: str) -> bool:
+    """Whether ``error`` is the failure ``previous`` recorded, told apart by its words and names,
+    not by its numbers: a window that grows holds more of what fails it ("2 of 20 ... are
+    missing" after "1 of 10"), which is the same failure persisting."""
+    return _NUMBER.sub("#", previous) == _NUMBER.sub("#", error)
 
 
 def _failing_signals(conn: Connection) -> dict[str, str]:
@@ -771,7 +784,8 @@ class MonitoringService:
         it is measured again (``monitor.signal.recovered``; a window with nothing to measure, no
         traffic or no labels, says nothing about that): a gap in monitoring, from its start to
         its end, is part of what an auditor asks about. A failure that persists with the same
-        error is audited once, not on every pass. Recording it never stops the run."""
+        error, its numbers aside (see :func:`_same_failure`), is audited once, not on every pass.
+        Recording it never stops the run."""
         try:
             with self.platform.store.write() as conn:
                 failing = _failing_signals(conn)
@@ -779,7 +793,7 @@ class MonitoringService:
                 for failure in failed:
                     subject = f"{failure.endpoint}:{failure.signal}"
                     error = failure.error[:2000]
-                    if failing.get(subject) == error:
+                    if subject in failing and _same_failure(failing[subject], error):
                         continue
                     events.append(
                         self.platform._audit(
