@@ -166,6 +166,26 @@ def test_booleans_from_a_csv_and_from_a_json_log_are_one_category() -> None:
     assert old.features["member"].psi == pytest.approx(0.0)
 
 
+def test_an_integer_coded_category_logged_as_floats_is_the_same_category() -> None:
+    grades = [1, 2, 3] * 100
+    ref = profile({"grade": [str(g) for g in grades]}, categorical=["grade"])  # as a CSV reads
+    as_ints = drift(ref, [{"grade": g} for g in grades]).features["grade"]
+    for floats in ([float(g) for g in grades], np.asarray(grades, dtype=np.float64)):
+        as_floats = drift(ref, {"grade": floats}).features["grade"]
+        assert (as_floats.psi, as_floats.current_bins) == (as_ints.psi, as_ints.current_bins)
+    assert as_ints.psi == pytest.approx(0.0)
+    strings = drift(ref, {"grade": [f"{g}.0" for g in grades]}).features["grade"]
+    assert strings.current_bins == as_ints.current_bins
+    stored = profile({"grade": [float(g) for g in grades]}, categorical=["grade"])
+    assert stored.model_dump()["features"]["grade"]["frequencies"] == {"1": 100, "2": 100, "3": 100}
+    old = stored.to_json()  # a profile stored when floats were keyed "1.0"
+    old["features"]["grade"]["frequencies"] = {"1.0": 100, "2.0": 100, "3.0": 100}
+    found = drift(DatasetProfile.from_json(old), {"grade": grades}).features["grade"]
+    assert found.current_bins == as_ints.current_bins
+    kept = drift(ref, {"grade": [1.5, 2.0]}).features["grade"]
+    assert kept.current_bins[-1] == 1  # 1.5 is no grade the reference knows
+
+
 def test_empty_current_window_gives_no_statistics() -> None:
     report = drift(profile({"x": [1.0, 2.0]}), {"x": []})
     assert report.features["x"].psi is None

@@ -22,8 +22,10 @@ Values, as documented and tested:
   (so the profile stays valid JSON and the sample-based distances stay finite). An integer beyond
   the float range (JSON allows any) is one of them, as its string would parse.
 - Categories are keyed by ``str(value)``, except booleans and the strings ``true``/``false`` in
-  any case, keyed ``"true"``/``"false"`` (a CSV and a JSON log spell them differently); at most
-  ``max_categories`` of the most frequent are kept, the rest are summed in ``other``.
+  any case, keyed ``"true"``/``"false"``, and floats with an integral value and strings that
+  write one (``1.0``, ``"1.0"``), keyed as the integer (``"1"``): a CSV and a JSON log spell them
+  differently. At most ``max_categories`` of the most frequent are kept, the rest are summed in
+  ``other``.
 
 Histogram layout (see :func:`histogram`): the inner edges are the distinct reference quantiles at
 0, 1/B, ..., 1 (B = ``bins``), so the inner bins are roughly equally populated; around them sit
@@ -46,6 +48,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import zlib
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -237,21 +240,32 @@ def to_numeric_lenient(values: npt.NDArray[Any]) -> tuple[FloatArray, int]:
     return out, invalid
 
 
+_INTEGRAL = re.compile(r"([-+]?\d+)\.0*")  # "1.0": an integer written as a float
+
+
 def category_key(value: Any) -> str:
     """The category of a value: ``str(value)``, except that a boolean and the strings ``true``
     and ``false`` in any case are ``"true"`` and ``"false"``, so that booleans logged as JSON
-    and the same values read from a CSV are one category."""
+    and the same values read from a CSV are one category; and that a float with an integral
+    value, or a string that writes one (``"1.0"``), is its integer (``"1"``), so that an
+    integer-coded category read from a CSV and logged as a JSON number are one category."""
     if isinstance(value, bool | np.bool_):
         return "true" if value else "false"
+    if isinstance(value, float | np.floating) and math.isfinite(value) and value.is_integer():
+        return str(int(value))
     key = str(value)
     lowered = key.lower()
-    return lowered if lowered in ("true", "false") else key
+    if lowered in ("true", "false"):
+        return lowered
+    integral = _INTEGRAL.fullmatch(key)
+    return key if integral is None else integral.group(1)
 
 
-def _boolean_keys(strings: npt.NDArray[np.str_]) -> npt.NDArray[np.str_]:
-    """:func:`category_key` of an array of strings, vectorised."""
-    lowered = np.char.lower(strings)
-    return np.where((lowered == "true") | (lowered == "false"), lowered, strings)
+def _string_keys(strings: npt.NDArray[np.str_]) -> npt.NDArray[np.str_]:
+    """:func:`category_key` of an array of strings, each distinct string keyed once."""
+    distinct, inverse = np.unique(strings, return_inverse=True)
+    keys = np.array([category_key(s) for s in distinct.tolist()], dtype=str)
+    return keys[inverse] if len(keys) else strings
 
 
 def to_categories(values: npt.NDArray[Any]) -> tuple[npt.NDArray[np.str_], int]:
@@ -259,10 +273,11 @@ def to_categories(values: npt.NDArray[Any]) -> tuple[npt.NDArray[np.str_], int]:
     if values.dtype.kind in "US":
         strings = values.astype(str)
         keep = strings != ""
-        return _boolean_keys(strings[keep]), int(len(strings) - keep.sum())
+        return _string_keys(strings[keep]), int(len(strings) - keep.sum())
     if values.dtype.kind == "f":
         keep = ~np.isnan(values)
-        return np.array([str(v) for v in values[keep].tolist()], dtype=str), int((~keep).sum())
+        keys = [category_key(v) for v in values[keep].tolist()]
+        return np.array(keys, dtype=str), int((~keep).sum())
     kept = [category_key(v) for v in values.tolist() if not _is_missing(v)]
     return np.array(kept, dtype=str), len(values) - len(kept)
 

@@ -337,7 +337,7 @@ def category_counts(
     The last bin holds the reference's ``other`` count and every current value of a category
     the reference does not list. Returns both vectors and the number of missing current values.
     The reference's categories are keyed again with :func:`category_key`, for a profile stored
-    before booleans had one spelling.
+    before booleans, and integers written as floats (``"1.0"``), had one spelling.
     """
     strings, missing = to_categories(current)
     keys, counts = np.unique(strings, return_counts=True)
