@@ -131,3 +131,17 @@ def test_a_feature_the_window_cannot_measure_reads_unmeasured(
     assert page.count("<td>unmeasured</td>") == 4
     named = "debt: psi, jensen_shannon, ks_statistic, wasserstein unmeasured (no current values"
     assert named in page
+
+
+def test_a_feature_no_row_logs_reads_unmeasured_as_the_runner_names_it(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions, tmp_path: Path
+) -> None:
+    from mintaka.monitoring.report import build_report, write_report
+
+    rows = _rows(np.random.default_rng(8), 50)
+    log_predictions([({"income": row["income"], "region": row["region"]}, 1) for row in rows])
+    clock.advance(minutes=5)
+    found = {f.name: f for f in build_report(served, "scoring").features}
+    assert set(found["debt"].unmeasured.values()) == {"not logged in the window"}
+    page = write_report(served, "scoring", tmp_path).read_text()
+    assert "wasserstein unmeasured (not logged in the window)" in page

@@ -128,7 +128,7 @@ def _section(
 
     feature = profile.features[name]
     statistics = {s: None if report is None else report.value(name, s) for s in STATISTICS}
-    unmeasured = {} if report is None else _unmeasured(report, name)
+    unmeasured = {} if report is None else _unmeasured(report, name, logged=column is not None)
     chart = None
     if isinstance(feature, NumericProfile) and len(feature.edges) > 1:
         current = [] if column is None else charted_numbers(column)
@@ -136,9 +136,13 @@ def _section(
     return FeatureSection(name, feature.kind, statistics, chart, unmeasured)
 
 
-def _unmeasured(report: DriftReport, name: str) -> dict[str, str]:
+def _unmeasured(report: DriftReport, name: str, *, logged: bool) -> dict[str, str]:
+    """Why each statistic of feature ``name`` could not be measured, in the runner's words."""
+    from mintaka.monitoring.service import why_unmeasured
+
     found = {s: report.features[name].unmeasured(s) for s in STATISTICS}
-    return {s: why for s, why in found.items() if why is not None}
+    seen = (name,) if logged else ()
+    return {s: why_unmeasured(name, why, seen) for s, why in found.items() if why is not None}
 
 
 def charted_numbers(column: npt.NDArray[Any]) -> list[float]:

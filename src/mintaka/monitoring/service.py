@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -968,7 +968,11 @@ class MonitoringService:
         report = drift(profile, rows, features=features)
         values = [report.value(f, metric) for f in features]
         value = max((v for v in values if v is not None), default=None)
-        unmeasured = _unmeasured(report.unmeasured(metric), rows)
+        logged = set().union(*rows)
+        unmeasured = {
+            name: why_unmeasured(name, why, logged)
+            for name, why in report.unmeasured(metric).items()
+        }
         if not unmeasured:
             return Measurement(value)
         why = "; ".join(f"{name!r} ({reason})" for name, reason in unmeasured.items())
@@ -1255,14 +1259,12 @@ def _watched_features(signal: Signal, reference: Reference, source: str) -> dict
     )
 
 
-def _unmeasured(found: Mapping[str, str], rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Why each unmeasured feature of a window's ``rows`` could not be measured, saying so of one
-    that no row logs at all: an input the caller no longer sends is a change of schema, which
-    its reason should name rather than describe as values that are all missing."""
-    logged = set().union(*rows)
-    return {
-        name: why if name in logged else "not logged in the window" for name, why in found.items()
-    }
+def why_unmeasured(feature: str, why: str, logged: Container[str]) -> str:
+    """Why ``feature`` could not be measured in a window whose rows log the features ``logged``:
+    ``why``, as the drift statistics say it, except for a feature no row logs at all: an input
+    the caller no longer sends is a change of schema, which its reason should name rather than
+    describe as values that are all missing."""
+    return why if feature in logged else "not logged in the window"
 
 
 def _no_label(label: Any) -> bool:
