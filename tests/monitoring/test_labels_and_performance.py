@@ -465,3 +465,36 @@ def test_a_failure_whose_counts_grow_with_its_window_is_audited_once(
     failed = [e for e in served.audit.events() if e.action.startswith("monitor.signal")]
     assert [e.action for e in failed] == ["monitor.signal.failed"]
     assert "1 of 10 predicted classes" in str(failed[0].details["error"])
+
+
+def test_roc_auc_waits_for_both_classes_when_labels_write_one_class_two_ways(
+    served: Platform,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mintaka.monitoring.metrics import Joined
+
+    labelled = served.monitoring._labelled
+
+    def as_a_server_database_returns_them(endpoint: str, window: str, now: Any) -> Joined:
+        # A JSON column on a server database keeps a label sent as 1.0 a float; SQLite's makes
+        # it the integer 1.
+        found = labelled(endpoint, window, now)
+        records = [
+            r._replace(label=float(r.label)) if i % 2 else r for i, r in enumerate(found.records)
+        ]
+        return found._replace(records=records)
+
+    monkeypatch.setattr(served.monitoring, "_labelled", as_a_server_database_returns_them)
+    watch(served, performance_signal(name="auc", metric="roc_auc", threshold=0.7))
+    ids = log_predictions([({"x": i}, {"label": 1, "score": 0.9}) for i in range(10)])
+    served.monitoring.record_labels(dict.fromkeys(ids, 1))
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()  # one class so far: undefined, not a failure
+    assert (report.evaluated, report.failed) == (0, ())
+    ids = log_predictions([({"x": i}, {"label": 0, "score": 0.1}) for i in range(10)])
+    served.monitoring.record_labels(dict.fromkeys(ids, 0))
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
