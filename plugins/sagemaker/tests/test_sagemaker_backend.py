@@ -15,7 +15,7 @@ import pytest
 from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_sagemaker.artifacts import write_tarball
 from mintaka_sagemaker.backend import SageMakerBackend
-from mintaka_sagemaker.serving import percentages
+from mintaka_sagemaker.serving import percentages, rollout_alarm_name
 from sagemaker_testkit import BUCKET, SETTINGS, deploy_without_registry, sagemaker_platform
 
 from mintaka import BackendError, Conflict, NotFound, Platform, PolicyViolation, ValidationError
@@ -250,10 +250,9 @@ def test_native_rollout_completes_or_rolls_back_on_its_alarm(
     second = cloud.start_rollout(back)
     assert cloud.rollout_status(live, second) == "in_progress"
     alarms = {a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]}
-    assert alarms == {f"mintaka-{live}-blue-p99-latency", f"mintaka-{live}-blue-error-rate"}
-    cw.set_alarm_state(
-        AlarmName=f"mintaka-{live}-blue-p99-latency", StateValue="ALARM", StateReason="slow"
-    )
+    latency = rollout_alarm_name(live, "blue", "p99-latency")
+    assert alarms == {latency, rollout_alarm_name(live, "blue", "error-rate")}
+    cw.set_alarm_state(AlarmName=latency, StateValue="ALARM", StateReason="slow")
     assert cloud.rollout_status(live, second) == "rolled_back"
     assert cloud.get_endpoint(live).traffic.weights == {"blue": 0, "green": 100}
     assert "ALARM" in cloud.get_endpoint(live).extra["failure_reason"]
@@ -263,6 +262,33 @@ def test_native_rollout_completes_or_rolls_back_on_its_alarm(
         "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 50},
         "WaitIntervalInSeconds": 120,
     }
+
+
+def test_rollout_alarms_of_endpoints_whose_names_read_alike_are_apart(
+    platform: Platform, two_versions: str, fake: SageMakerFake
+) -> None:
+    serving = platform.serving
+    for endpoint, route in (("churn-live", "green"), ("churn", "live-green")):
+        serving.create_endpoint(endpoint, "churn:1", route="blue")
+        serving.deploy(endpoint, "churn:2", route=route)
+    fake.script_endpoint("churn-live", ["Updating", "InService"])
+    sla = {"p99_latency_ms": 250}
+    slow = native.start(platform, _canary("churn-live", "green", "blue", sla=sla))
+    native.start(platform, _canary("churn", "live-green", "blue", sla=sla))
+    cw = make_client("cloudwatch")
+    watched = {
+        a["AlarmName"]: {d["Name"]: d["Value"] for d in a["Dimensions"]}
+        for a in cw.describe_alarms()["MetricAlarms"]
+    }
+    mine = rollout_alarm_name("churn-live", "green", "p99-latency")
+    theirs = rollout_alarm_name("churn", "live-green", "p99-latency")
+    assert watched == {
+        mine: {"EndpointName": "churn-live", "VariantName": "green"},
+        theirs: {"EndpointName": "churn", "VariantName": "live-green"},
+    }
+    cw.set_alarm_state(AlarmName=theirs, StateValue="ALARM", StateReason="churn/live-green slow")
+    assert native.status(platform, "churn-live", slow) is native.NativeRolloutStatus.IN_PROGRESS
+    assert native.status(platform, "churn-live", slow) is native.NativeRolloutStatus.SUCCEEDED
 
 
 def _plan(live: str, strategy: RolloutStrategy, *steps: tuple[int, float]) -> TrafficPlan:
@@ -605,7 +631,9 @@ def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(
     started = platform.serving.deployment_history(live)[-1]
     assert started.reason == f"native rollout {rollout_id}: blue back"
     make_client("cloudwatch").set_alarm_state(
-        AlarmName=f"mintaka-{live}-blue-error-rate", StateValue="ALARM", StateReason="errors"
+        AlarmName=rollout_alarm_name(live, "blue", "error-rate"),
+        StateValue="ALARM",
+        StateReason="errors",
     )
     assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.ROLLED_BACK
     latest = platform.serving.deployment_history(live)[-1]

@@ -317,6 +317,15 @@ def made_models(endpoint: str, config: dict[str, Any]) -> set[str]:
     }
 
 
+def rollout_alarm_name(endpoint: str, route: str, bound: str) -> str:
+    """The CloudWatch alarm a native rollout puts on ``bound`` (``p99-latency``,
+    ``error-rate``) of ``route`` on ``endpoint``. A hash of the pair keeps it one alarm per
+    pair: endpoint and route names both may hold dashes, so ``churn-live``/``green`` and
+    ``churn``/``live-green`` would otherwise read alike (well within the 255 characters
+    CloudWatch takes)."""
+    return f"mintaka-{endpoint}-{route}-{short_hash([endpoint, route])}-{bound}"
+
+
 def _sum_query(query_id: str, metric: str, dimensions: list[dict[str, str]]) -> dict[str, Any]:
     """A per-minute Sum of one ``AWS/SageMaker`` metric, as an input of a metric-math alarm."""
     return {
@@ -1588,7 +1597,7 @@ class SageMakerServing(SageMakerRegistry):
                 {"Name": "VariantName", "Value": variants.get(route, route)},
             ]
             if plan.sla.p99_latency_ms is not None:
-                alarm = f"mintaka-{name}-{route}-p99-latency"
+                alarm = rollout_alarm_name(name, route, "p99-latency")
                 self._call(
                     "cloudwatch",
                     "put_metric_alarm",
@@ -1606,7 +1615,7 @@ class SageMakerServing(SageMakerRegistry):
                 )
                 alarms.append(alarm)
             if plan.sla.max_error_rate is not None:
-                alarm = f"mintaka-{name}-{route}-error-rate"
+                alarm = rollout_alarm_name(name, route, "error-rate")
                 self._call(
                     "cloudwatch",
                     "put_metric_alarm",
