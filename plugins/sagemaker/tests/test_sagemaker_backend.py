@@ -16,9 +16,18 @@ from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_sagemaker.artifacts import write_tarball
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages, rollout_alarm_name
+from mintaka_sagemaker.settings import SageMakerSettings
 from sagemaker_testkit import BUCKET, SETTINGS, deploy_without_registry, sagemaker_platform
 
-from mintaka import BackendError, Conflict, NotFound, Platform, PolicyViolation, ValidationError
+from mintaka import (
+    BackendError,
+    ConfigurationError,
+    Conflict,
+    NotFound,
+    Platform,
+    PolicyViolation,
+    ValidationError,
+)
 from mintaka.domain.discovery import Difference, ResourceKind
 from mintaka.domain.governance import IdentitySource
 from mintaka.domain.monitoring import CaptureConfig
@@ -436,6 +445,99 @@ def test_a_canary_onto_a_route_already_serving_marks_nothing_and_keeps_the_rollb
     assert _actions(platform, live) == events
     platform.serving.set_traffic(live, {"blue": 50, "green": 50})
     assert platform.serving.rollback(live).traffic.weights == {"blue": 100, "green": 0}
+
+
+def _nothing_marked(platform: Platform, live: str, events: list[str]) -> None:
+    """No audit event since ``events``, the latest deployment unmarked, no alarm made."""
+    assert _actions(platform, live) == events
+    assert not platform.serving.deployment_history(live)[-1].known_good
+    assert make_client("cloudwatch").describe_alarms()["MetricAlarms"] == []
+
+
+def test_a_native_plan_is_checked_against_the_cloud_traffic_before_anything_is_marked(
+    platform: Platform, live: str, sm: Any
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 100, "green": 0})  # recorded, not verified
+    sm.update_endpoint_weights_and_capacities(  # changed outside Mintaka
+        EndpointName=live,
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "blue", "DesiredWeight": 80.0},
+            {"VariantName": "green", "DesiredWeight": 20.0},
+        ],
+    )
+    events = _actions(platform, live)
+    plan = _plan(live, RolloutStrategy.CANARY, (10, 60), (100, 60))
+    with pytest.raises(ValidationError, match="'green' already takes 20%"):
+        native.start(platform, plan)
+    _nothing_marked(platform, live, events)
+
+
+def test_a_native_rollout_on_an_updating_endpoint_is_a_conflict_with_nothing_marked(
+    platform: Platform, live: str, fake: SageMakerFake, sm: Any
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 100, "green": 0})
+    events = _actions(platform, live)
+    fake.script_endpoint(live, ["Updating", "Updating", "InService"])
+    sm.update_endpoint_weights_and_capacities(  # an update outside Mintaka, under way
+        EndpointName=live,
+        DesiredWeightsAndCapacities=[{"VariantName": "blue", "DesiredWeight": 100.0}],
+    )
+    with pytest.raises(Conflict, match="is updating in the cloud"):
+        native.start(platform, _canary(live, "green", "blue"))
+    _nothing_marked(platform, live, events)
+
+
+def test_more_rollback_alarms_than_sagemaker_takes_are_refused_before_anything(
+    tmp_path: Path, fake: SageMakerFake
+) -> None:
+    settings = {**SETTINGS, "rollback_alarms": tuple(f"ops-{i}" for i in range(9))}
+    with sagemaker_platform(tmp_path / "home", settings, seed=7) as platform:
+        platform.register_model("churn", artifact(tmp_path, b"v1"))
+        platform.register_model("churn", artifact(tmp_path, b"v2"))
+        platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+        platform.serving.deploy("churn-live", "churn:2", route="green")
+        events = _actions(platform, "churn-live")
+        sla = {"p99_latency_ms": 250, "max_error_rate": 0.01}
+        with pytest.raises(ValidationError, match="would need 11 CloudWatch alarms"):
+            native.start(platform, _canary("churn-live", "green", "blue", sla=sla))
+        _nothing_marked(platform, "churn-live", events)
+    with pytest.raises(ValueError, match="at most 10"):
+        SageMakerSettings(**{**SETTINGS, "rollback_alarms": [f"ops-{i}" for i in range(11)]})
+
+
+def _ops_alarm(name: str) -> None:
+    make_client("cloudwatch").put_metric_alarm(
+        AlarmName=name,
+        Namespace="AWS/SageMaker",
+        MetricName="Invocation5XXErrors",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+    )
+
+
+def test_a_rollback_alarm_that_does_not_exist_is_refused_before_anything(
+    tmp_path: Path, fake: SageMakerFake
+) -> None:
+    _ops_alarm("ops-errors")
+    settings = {**SETTINGS, "rollback_alarms": ("ops-errors", "ops-latency")}
+    with sagemaker_platform(tmp_path / "home", settings, seed=7) as platform:
+        platform.register_model("churn", artifact(tmp_path, b"v1"))
+        platform.register_model("churn", artifact(tmp_path, b"v2"))
+        platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+        platform.serving.deploy("churn-live", "churn:2", route="green")
+        events = _actions(platform, "churn-live")
+        with pytest.raises(ConfigurationError, match=r"us-east-1: \['ops-latency'\]"):
+            native.start(platform, _canary("churn-live", "green", "blue"))
+        assert _actions(platform, "churn-live") == events
+        assert not platform.serving.deployment_history("churn-live")[-1].known_good
+        _ops_alarm("ops-latency")
+        native.start(platform, _canary("churn-live", "green", "blue"))
+        deployed = make_client("sagemaker").describe_endpoint(EndpointName="churn-live")
+        alarms = deployed["LastDeploymentConfig"]["AutoRollbackConfiguration"]["Alarms"]
+        assert alarms == [{"AlarmName": "ops-errors"}, {"AlarmName": "ops-latency"}]
 
 
 @pytest.mark.parametrize(

@@ -63,10 +63,12 @@ class NativeRollout(ABC):
         endpoint ``current`` (naming the plan's steps and what the cloud can walk), so it is
         never run as a different rollout.
 
-        Core calls it with the endpoint as it has it recorded, before the traffic gate and
-        before anything is marked, recorded or sent to the cloud; ``start_rollout`` calls it too,
-        with the endpoint the cloud reports. It reads nothing from the cloud. An optional hook:
-        the default accepts every plan, as a cloud whose policy walks any plan has nothing to
+        Core calls it before the traffic gate and before anything is marked, recorded or sent
+        to the cloud, twice: with the endpoint as it has it recorded, and with the endpoint as
+        the cloud reports it (``Serving.get_endpoint``), which the cloud walks from (its
+        traffic may have changed outside Mintaka); ``start_rollout`` calls it too. It reads
+        nothing of the endpoint from the cloud and changes nothing. An optional hook: the
+        default accepts every plan, as a cloud whose policy walks any plan has nothing to
         refuse.
         """
 

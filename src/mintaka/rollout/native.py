@@ -7,9 +7,10 @@ while Mintaka is not running. Governance and the record stay in core, exactly as
 change:
 
 - ``start``: the backend first checks that its cloud can walk the plan as written from the
-  endpoint's current traffic (``NativeRollout.check_native_plan``: SageMaker's canary, say, is
-  one canary step onto a route taking no live traffic yet, then the rest), so a plan it cannot
-  walk is refused with nothing marked, recorded or sent. The plan's final traffic (its last
+  endpoint's current traffic, as recorded and as the cloud reports it, in service
+  (``NativeRollout.check_native_plan``: SageMaker's canary, say, is one canary step onto a
+  route taking no live traffic yet, then the rest), so a plan it cannot walk is refused with
+  nothing marked, recorded or sent. The plan's final traffic (its last
   step, keeping the shadow as core's controller does: the plan's, else the endpoint's own
   unless it goes live) then passes the traffic gate (approvals, risk tier, the kill switch)
   before any cloud call; the current traffic is marked known-good (the rollback target); the
@@ -29,8 +30,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from mintaka.capabilities import Capability
-from mintaka.domain.serving import RolloutStrategy, TrafficPlan
-from mintaka.errors import BackendError, NotFound, UnsupportedCapability
+from mintaka.domain.serving import Endpoint, EndpointStatus, RolloutStrategy, TrafficPlan
+from mintaka.errors import BackendError, Conflict, NotFound, UnsupportedCapability
 from mintaka.interfaces import NativeRollout, Serving
 from mintaka.rollout.controller import (
     NATIVE_REASON,
@@ -85,6 +86,19 @@ def in_flight(platform: Platform, endpoint: str) -> str | None:
     return rollout_id
 
 
+def _in_service(platform: Platform, endpoint: str) -> Endpoint:
+    """The endpoint as the cloud reports it, which is what the cloud walks a plan from (its
+    traffic may have changed outside Mintaka); ``Conflict`` unless it is in service, as the
+    cloud cannot start a rollout on an endpoint being changed, or killed."""
+    found = platform._area(Capability.SERVING, Serving).get_endpoint(endpoint)
+    if found.status is not EndpointStatus.IN_SERVICE:
+        raise Conflict(
+            f"{endpoint} is {found.status.value} in the cloud: a native rollout starts on an "
+            "endpoint in service; wait for it (or release it) and start again"
+        )
+    return found
+
+
 def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     """Hand ``plan`` to the cloud after the traffic gate; returns the cloud's rollout id."""
     rollout = _native(platform)  # before anything else: refused with nothing done
@@ -92,6 +106,7 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     current = serving.get_endpoint(plan.endpoint)
     check_plan(plan, current)
     rollout.check_native_plan(plan, current)
+    rollout.check_native_plan(plan, _in_service(platform, plan.endpoint))
     check_no_rollout_under_way(serving.deployment_history(plan.endpoint)[-1])
     target = _traffic(plan.steps[-1].weights, *step_shadow(plan, plan.steps[-1], current))
     versions = serving._route_versions(current.routes)

@@ -108,6 +108,8 @@ STATUS = {
 # fleet takes all the traffic, so a step that does not divide 100 leaves a shorter last step
 # (SageMaker's guide illustrates steps of 33%).
 MAX_WAIT_SECONDS = 3600
+# ``AutoRollbackConfiguration.Alarms`` takes 1 to 10 alarms.
+MAX_ROLLBACK_ALARMS = 10
 MAX_CANARY_PERCENT = 50
 LINEAR_STEP_PERCENTS = (10, 50)
 NATIVE_PLANS = (
@@ -317,6 +319,16 @@ def made_models(endpoint: str, config: dict[str, Any]) -> set[str]:
     }
 
 
+def _sla_bounds(plan: TrafficPlan) -> list[str]:
+    """The SLA bounds of ``plan`` a native rollout watches with an alarm on each rising route."""
+    bounds = []
+    if plan.sla.p99_latency_ms is not None:
+        bounds.append("p99-latency")
+    if plan.sla.max_error_rate is not None:
+        bounds.append("error-rate")
+    return bounds
+
+
 def rollout_alarm_name(endpoint: str, route: str, bound: str) -> str:
     """The CloudWatch alarm a native rollout puts on ``bound`` (``p99-latency``,
     ``error-rate``) of ``route`` on ``endpoint``. A hash of the pair keeps it one alarm per
@@ -449,6 +461,16 @@ class Carried:
             busiest = str(heaviest.get("ModelName") or "") or None
         fields = {k: config[k] for k in CONFIG_FIELDS if config and config.get(k)}
         return cls(names, compute, default, models, busiest, config=fields)
+
+
+@dataclass(frozen=True)
+class NativeStart:
+    """A native rollout as SageMaker walks it: the ``TrafficRoutingConfiguration``, the traffic
+    it ends on and the routes gaining traffic."""
+
+    routing: dict[str, Any]
+    target: TrafficMap
+    rising: list[str]
 
 
 class ConfigRoutes:
@@ -1640,8 +1662,57 @@ class SageMakerServing(SageMakerRegistry):
 
     def check_native_plan(self, plan: TrafficPlan, current: Endpoint) -> None:
         """Refuse a plan SageMaker's blue/green traffic shifting cannot walk as written from
-        ``current`` (``_native_target``): it is never clamped or walked in other steps."""
-        self._native_target(plan, current, native_routing(plan))
+        ``current`` (``_native_target``), or whose rollback needs alarms SageMaker cannot take
+        (``_require_rollback_alarms``): it is never clamped or walked in other steps. Reads
+        nothing of the endpoint from the cloud (core checks the plan against the endpoint as
+        recorded and as the cloud reports it), only whether the configured ``rollback_alarms``
+        exist."""
+        self._native_start(plan, current)
+
+    def _native_start(self, plan: TrafficPlan, current: Endpoint) -> NativeStart:
+        """What a native rollout of ``plan`` from ``current`` is, checked as
+        ``check_native_plan`` says."""
+        routing = native_routing(plan)
+        target = self._native_target(plan, current, routing)
+        rising = sorted(
+            r for r, w in target.weights.items() if w > current.traffic.weights.get(r, 0)
+        )
+        self._require_rollback_alarms(plan, rising)
+        return NativeStart(routing, target, rising)
+
+    def _require_rollback_alarms(self, plan: TrafficPlan, rising: Sequence[str]) -> None:
+        """SageMaker's ``AutoRollbackConfiguration`` takes at most ``MAX_ROLLBACK_ALARMS``
+        alarms, each existing: the configured ``rollback_alarms`` and one per SLA bound on each
+        route gaining traffic (``_rollout_alarms``) must fit, and the configured ones must be
+        CloudWatch alarms (``ConfigurationError`` naming those that are not)."""
+        configured = list(self.settings.rollback_alarms)
+        bounds = len(_sla_bounds(plan))
+        needed = len(configured) + bounds * len(rising)
+        if needed > MAX_ROLLBACK_ALARMS:
+            raise ValidationError(
+                f"a native rollout of {plan.endpoint} would need {needed} CloudWatch alarms for "
+                f"SageMaker's automatic rollback ({len(configured)} in rollback_alarms, and "
+                f"{bounds} SLA bound(s) on each of {list(rising)}), and SageMaker takes at most "
+                f"{MAX_ROLLBACK_ALARMS}: drop SLA bounds or configured alarms"
+            )
+        if not configured:
+            return
+        found = self._call(
+            "cloudwatch",
+            "describe_alarms",
+            AlarmNames=configured,
+            AlarmTypes=["MetricAlarm", "CompositeAlarm"],
+        )
+        known = {
+            str(a["AlarmName"])
+            for a in [*found.get("MetricAlarms", []), *found.get("CompositeAlarms", [])]
+        }
+        missing = [a for a in configured if a not in known]
+        if missing:
+            raise ConfigurationError(
+                f"[sagemaker] rollback_alarms names CloudWatch alarms that do not exist in "
+                f"{self.settings.region}: {missing}; SageMaker refuses a rollout naming them"
+            )
 
     def _native_target(
         self, plan: TrafficPlan, current: Endpoint, routing: dict[str, Any]
@@ -1677,26 +1748,23 @@ class SageMakerServing(SageMakerRegistry):
             )
 
     def start_rollout(self, plan: TrafficPlan) -> str:
-        routing = native_routing(plan)
         described = self._describe_endpoint(plan.endpoint)
+        self._require_in_service(plan.endpoint, described)
         current = self._endpoint_from(described)
-        target = self._native_target(plan, current, routing)
-        rising = sorted(
-            r for r, w in target.weights.items() if w > current.traffic.weights.get(r, 0)
-        )
+        start = self._native_start(plan, current)
         deployment: dict[str, Any] = {
-            "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": routing},
+            "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": start.routing},
         }
         # A route keeps its variant's name in the next config (``Carried``); a new one is named
         # after the route.
         variants = dict(current.extra.get("variants") or {})
-        alarms = self._rollout_alarms(plan.endpoint, plan, rising, variants)
+        alarms = self._rollout_alarms(plan.endpoint, plan, start.rising, variants)
         if alarms:
             deployment["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
         config, _ = self._deploy_config(
             plan.endpoint,
             current.routes,
-            target,
+            start.target,
             deployment=deployment,
             wait=False,
             described=described,

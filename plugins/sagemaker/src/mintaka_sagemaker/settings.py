@@ -77,7 +77,9 @@ class SageMakerSettings(BackendSettings):
     wait_timeout_seconds: float = Field(default=3600.0, ge=0)
     async_poll_seconds: float = Field(default=1.0, gt=0)
     async_timeout_seconds: float = Field(default=900.0, ge=0)
-    rollback_alarms: tuple[str, ...] = ()
+    rollback_alarms: tuple[str, ...] = Field(default=(), max_length=10)
+    """CloudWatch alarms that roll back every native rollout, beside the plan's SLA alarms
+    (SageMaker's ``AutoRollbackConfiguration`` takes at most 10 in all)."""
     model_names: dict[str, str] = Field(default_factory=dict)
     endpoint_names: dict[str, str] = Field(default_factory=dict)
 
