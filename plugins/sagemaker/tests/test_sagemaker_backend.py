@@ -786,6 +786,32 @@ def test_a_native_rollout_the_gate_refuses_never_reaches_the_cloud(
     assert started == []
 
 
+def test_a_native_rollback_target_must_be_the_traffic_in_force_and_pass_the_gate(
+    platform: Platform, live: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 100, "green": 0})
+    events = _actions(platform, live)
+    elsewhere = _canary(live, "green", "blue", rollback_to=TrafficMap(weights={"green": 100}))
+    with pytest.raises(ValidationError, match="rolls back to the traffic in force"):
+        native.start(platform, elsewhere)
+    _nothing_marked(platform, live, events)
+    gate = platform.serving._gate
+
+    def refuse_rollback(action: str, *args: Any, **kwargs: Any) -> Any:
+        if action == "endpoint.rollback":
+            raise PolicyViolation("blue may not serve again")
+        return gate(action, *args, **kwargs)
+
+    monkeypatch.setattr(platform.serving, "_gate", refuse_rollback)
+    in_force = TrafficMap(weights={"blue": 100, "green": 0})
+    with pytest.raises(PolicyViolation, match="blue may not serve again"):
+        native.start(platform, _canary(live, "green", "blue", rollback_to=in_force))
+    _nothing_marked(platform, live, events)
+    monkeypatch.undo()
+    native.start(platform, _canary(live, "green", "blue", rollback_to=in_force))
+    assert _actions(platform, live)[-2:] == ["endpoint.known_good", "endpoint.rollout"]
+
+
 # -- monitoring ---------------------------------------------------------------------------------
 
 

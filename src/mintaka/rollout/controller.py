@@ -199,6 +199,20 @@ def check_no_rollout_under_way(latest: Deployment) -> None:
         )
 
 
+def gate_rollback(platform: Platform, endpoint: Endpoint, target: TrafficMap) -> None:
+    """The traffic gate on a plan's rollback target, before the rollout starts: a target the
+    policy refuses now is refused with the plan, not found out at a breach."""
+    serving = platform.serving
+    serving._gate(
+        "endpoint.rollback",
+        endpoint.name,
+        endpoint.routes,
+        target,
+        serving._route_versions(endpoint.routes),
+        endpoint,
+    )
+
+
 class RolloutInterrupted(Conflict):
     """Someone else changed the endpoint's traffic, or killed it, while a rollout walked it: the
     rollout stops and leaves the endpoint as they left it."""
@@ -300,17 +314,7 @@ class RolloutController:
         return result
 
     def _gate_rollback(self, endpoint: Endpoint, target: TrafficMap) -> None:
-        """The traffic gate on the plan's rollback target, before any step: a target the policy
-        refuses now is refused with the plan, not found out at a breach."""
-        serving = self.platform.serving
-        serving._gate(
-            "endpoint.rollback",
-            endpoint.name,
-            endpoint.routes,
-            target,
-            serving._route_versions(endpoint.routes),
-            endpoint,
-        )
+        gate_rollback(self.platform, endpoint, target)
 
     def _mark_own(self, endpoint: str, ours: str, index: int) -> str:
         """Mark the deployment ``ours`` known-good, only while it is still the endpoint's latest

@@ -10,7 +10,9 @@ change:
   endpoint's current traffic, as recorded and as the cloud reports it, in service
   (``NativeRollout.check_native_plan``: SageMaker's canary, say, is one canary step onto a
   route taking no live traffic yet, then the rest), so a plan it cannot walk is refused with
-  nothing marked, recorded or sent. The plan's final traffic (its last
+  nothing marked, recorded or sent. A ``rollback_to`` must be the live traffic in force (the
+  cloud rolls back to the fleet serving when it starts) and passes the traffic gate, as core's
+  controller has it. The plan's final traffic (its last
   step, keeping the shadow as core's controller does: the plan's, else the endpoint's own
   unless it goes live) then passes the traffic gate (approvals, risk tier, the kill switch)
   before any cloud call; the current traffic is marked known-good (the rollback target); the
@@ -30,13 +32,20 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from mintaka.capabilities import Capability
-from mintaka.domain.serving import Endpoint, EndpointStatus, RolloutStrategy, TrafficPlan
-from mintaka.errors import BackendError, Conflict, NotFound, UnsupportedCapability
+from mintaka.domain.serving import (
+    Endpoint,
+    EndpointStatus,
+    RolloutStrategy,
+    TrafficMap,
+    TrafficPlan,
+)
+from mintaka.errors import BackendError, Conflict, NotFound, UnsupportedCapability, ValidationError
 from mintaka.interfaces import NativeRollout, Serving
 from mintaka.rollout.controller import (
     NATIVE_REASON,
     check_no_rollout_under_way,
     check_plan,
+    gate_rollback,
     rollout_of,
     step_shadow,
 )
@@ -99,6 +108,21 @@ def _in_service(platform: Platform, endpoint: str) -> Endpoint:
     return found
 
 
+def _check_rollback_to(platform: Platform, rollback_to: TrafficMap, current: Endpoint) -> None:
+    """A cloud's rollout rolls back to the fleet serving when it starts, so a plan's
+    ``rollback_to`` must send live traffic as the endpoint does now (``ValidationError``
+    otherwise); it passes the traffic gate as core's controller has it pass (``gate_rollback``)."""
+    wanted = {r: w for r, w in rollback_to.weights.items() if w > 0}
+    serving = {r: w for r, w in current.traffic.weights.items() if w > 0}
+    if wanted != serving:
+        raise ValidationError(
+            f"the plan's rollback_to {wanted} is not {current.name}'s live traffic {serving}: a "
+            "native rollout's cloud rolls back to the traffic in force when it starts (leave "
+            "rollback_to out, or walk the plan with core's controller, without --native)"
+        )
+    gate_rollback(platform, current, rollback_to)
+
+
 def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     """Hand ``plan`` to the cloud after the traffic gate; returns the cloud's rollout id."""
     rollout = _native(platform)  # before anything else: refused with nothing done
@@ -108,6 +132,8 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     rollout.check_native_plan(plan, current)
     rollout.check_native_plan(plan, _in_service(platform, plan.endpoint))
     check_no_rollout_under_way(serving.deployment_history(plan.endpoint)[-1])
+    if plan.rollback_to is not None:
+        _check_rollback_to(platform, plan.rollback_to, current)
     target = _traffic(plan.steps[-1].weights, *step_shadow(plan, plan.steps[-1], current))
     versions = serving._route_versions(current.routes)
     decision = serving._gate(
