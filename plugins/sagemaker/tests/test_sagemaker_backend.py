@@ -706,6 +706,18 @@ def test_a_native_rollout_is_gated_recorded_and_marked_known_good_when_it_succee
         native.status(platform, live, rollout_id[:-1])  # a prefix of one names no rollout
 
 
+def test_a_succeeded_native_rollout_stays_succeeded_once_the_endpoint_moves_on(
+    platform: Platform, live: str, tmp_path: Path
+) -> None:
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    platform.register_model("churn", artifact(tmp_path, b"v3"))
+    platform.serving.deploy(live, "churn:3", route="red")
+    events = _actions(platform, live)
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert _actions(platform, live) == events
+
+
 def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(
     platform: Platform,
     cloud: SageMakerBackend,

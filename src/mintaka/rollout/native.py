@@ -20,7 +20,8 @@ change:
   its reason naming the rollout id), audited with the gate's decision.
 - ``status``: asks the cloud. ``succeeded`` marks the new traffic known-good. ``rolled_back`` or
   ``failed`` records the traffic the cloud went back to (``endpoint.rollback``) and raises a
-  critical ``rollout-native`` alert, once per rollout however often it is asked.
+  critical ``rollout-native`` alert, once per rollout however often it is asked. Once the
+  endpoint has moved on from a rollout whose end is recorded, the record answers.
 
 A backend that declares the capability as emulated has no native rollout: core's controller is the
 emulation (``mintaka rollout`` without ``--native``).
@@ -28,11 +29,13 @@ emulation (``mintaka rollout`` without ``--native``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from mintaka.capabilities import Capability
 from mintaka.domain.serving import (
+    Deployment,
     Endpoint,
     EndpointStatus,
     RolloutStrategy,
@@ -165,13 +168,20 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
 
 
 def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutStatus:
-    """The cloud's word on a native rollout, recorded once it has ended (see the module)."""
+    """The cloud's word on a native rollout, recorded once it has ended (see the module); once
+    the endpoint has moved on from a rollout whose end is recorded, the record answers (the
+    cloud then serves another change and can no longer tell a success from a rollback)."""
     rollout = _native(platform)
     serving = platform.serving
     history = serving.deployment_history(endpoint)
     started = [d for d in history if rollout_of(d.reason) == rollout_id]
     if not started:
         raise NotFound(f"no native rollout {rollout_id!r} was started on {endpoint!r}")
+    moved_on = history[-1].id != started[-1].id
+    if moved_on:
+        ended = _recorded_end(history, started[-1].id, rollout_id)
+        if ended is not None:
+            return ended
     said = rollout.rollout_status(endpoint, rollout_id)
     try:
         found = NativeRolloutStatus(said)
@@ -181,14 +191,34 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
             f"{[s.value for s in NativeRolloutStatus]}",
             platform.backend.name,
         ) from None
-    latest = history[-1]
-    if latest.id != started[-1].id:
+    if moved_on:
         return found  # the endpoint moved on since (recorded then)
-    if found is NativeRolloutStatus.SUCCEEDED and not latest.known_good:
+    if found is NativeRolloutStatus.SUCCEEDED and not history[-1].known_good:
         serving.mark_known_good(endpoint)
     elif found in (NativeRolloutStatus.ROLLED_BACK, NativeRolloutStatus.FAILED):
         _record_undone(platform, endpoint, rollout_id, found)
     return found
+
+
+def _undone_reason(rollout_id: str, found: NativeRolloutStatus) -> str:
+    """The reason of the deployment recording that the cloud undid a native rollout."""
+    return f"the cloud {found.value.replace('_', ' ')} {NATIVE_REASON}{rollout_id}"
+
+
+def _recorded_end(
+    history: Sequence[Deployment], start: str, rollout_id: str
+) -> NativeRolloutStatus | None:
+    """How the native rollout started by deployment ``start`` ended, as recorded: its start
+    marked known-good (a success), or the cloud's rollback or failure recorded after it; None
+    when its end was never recorded."""
+    index = next(i for i, d in enumerate(history) if d.id == start)
+    if history[index].known_good:
+        return NativeRolloutStatus.SUCCEEDED
+    undone = {
+        _undone_reason(rollout_id, s): s
+        for s in (NativeRolloutStatus.ROLLED_BACK, NativeRolloutStatus.FAILED)
+    }
+    return next((undone[d.reason] for d in history[index + 1 :] if d.reason in undone), None)
 
 
 def _record_undone(
@@ -206,7 +236,7 @@ def _record_undone(
     current = serving.get_endpoint(endpoint)
     traffic = platform._area(Capability.SERVING, Serving).get_endpoint(endpoint).traffic
     versions = serving._route_versions(current.routes)
-    why = f"the cloud {found.value.replace('_', ' ')} {NATIVE_REASON}{rollout_id}"
+    why = _undone_reason(rollout_id, found)
     # The cloud has already gone back: that is recorded as a rollback whatever the gate says
     # of it now (the decision is kept with it), and counts as known-good only if it allows it.
     decision = serving._gate(
