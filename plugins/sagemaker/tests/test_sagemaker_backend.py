@@ -718,6 +718,35 @@ def test_a_succeeded_native_rollout_stays_succeeded_once_the_endpoint_moves_on(
     assert _actions(platform, live) == events
 
 
+def _configs(sm: Any) -> list[str]:
+    return sorted(c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"])
+
+
+def test_a_native_rollout_that_ends_retires_the_config_the_endpoint_left(
+    platform: Platform, live: str, sm: Any, fake: SageMakerFake
+) -> None:
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    assert len(_configs(sm)) == 2  # the one served before, and the rollout's
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert _configs(sm) == [rollout_id]
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert _configs(sm) == [rollout_id]
+    models = sorted(m["ModelName"] for m in sm.list_models()["Models"])
+
+    fake.script_endpoint(live, ["Updating", "InService"])
+    plan = _canary(live, "blue", "green", sla={"p99_latency_ms": 250})
+    back = native.start(platform, plan)
+    make_client("cloudwatch").set_alarm_state(
+        AlarmName=rollout_alarm_name(live, "blue", "p99-latency"),
+        StateValue="ALARM",
+        StateReason="slow",
+    )
+    assert native.status(platform, live, back) is native.NativeRolloutStatus.IN_PROGRESS
+    assert native.status(platform, live, back) is native.NativeRolloutStatus.ROLLED_BACK
+    assert _configs(sm) == [rollout_id]  # the rolled-back rollout's config is gone
+    assert sorted(m["ModelName"] for m in sm.list_models()["Models"]) == models
+
+
 def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(
     platform: Platform,
     cloud: SageMakerBackend,

@@ -28,7 +28,8 @@
 - Only configs and Models Mintaka made are deleted when an endpoint moves on or is deleted; those
   an adopted endpoint had before are left to the tools that made them.
 - Native rollouts are ``UpdateEndpoint`` with a blue/green ``DeploymentConfig`` and CloudWatch
-  alarms for automatic rollback; the backend does not wait for them. A plan is walked exactly as
+  alarms for automatic rollback; the backend does not wait for them, and retires the config the
+  endpoint left when ``rollout_status`` first sees the rollout ended. A plan is walked exactly as
   written or refused (``native_routing``): one all-at-once step, a canary of 1-50% then the rest,
   or equal linear steps of 10-50% then what is left, ending at 100% (30/60/90/100), every step
   baking the one wait SageMaker has (whole seconds, at most an hour). SageMaker's blue/green
@@ -90,6 +91,9 @@ MANAGED_TAG = "mintaka:managed"
 # On a SageMaker Model: the model package it serves (Models Mintaka makes, and Models made
 # straight from model data that Mintaka registered as a package).
 PACKAGE_TAG = "mintaka:model-package"
+# On the config of a native rollout: the config the endpoint served before, retired once the
+# rollout succeeds (SageMaker switches the endpoint after Mintaka has returned).
+REPLACES_TAG = "mintaka:replaces"
 _CONFIG_COUNTER = re.compile(r"-c(\d+)-[0-9a-f]{8}$")
 TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
 STATUS = {
@@ -698,17 +702,19 @@ class SageMakerServing(SageMakerRegistry):
                     return True
         return False
 
-    def _create_config(self, name: str, layout: Layout) -> bool:
-        """Create the endpoint config; False when a retried create finds it already made."""
+    def _create_config(self, name: str, layout: Layout, replaces: str = "") -> bool:
+        """Create the endpoint config (``replaces``: the config a native rollout moves the
+        endpoint from, ``REPLACES_TAG``); False when a retried create finds it already made."""
+        tags = {
+            MANAGED_TAG: "true",
+            **{ROUTE_TAG + r.name: f"{r.model}:{r.version}" for r in layout.routes},
+        }
+        if replaces:
+            tags[REPLACES_TAG] = replaces
         params: dict[str, Any] = {
             "EndpointConfigName": name,
             "ProductionVariants": layout.request(layout.variants),
-            "Tags": tag_list(
-                {
-                    MANAGED_TAG: "true",
-                    **{ROUTE_TAG + r.name: f"{r.model}:{r.version}" for r in layout.routes},
-                }
-            ),
+            "Tags": tag_list(tags),
         }
         if layout.shadow_variants:
             params["ShadowProductionVariants"] = layout.request(layout.shadow_variants)
@@ -1148,7 +1154,7 @@ class SageMakerServing(SageMakerRegistry):
         models = self._ensure_models(name, layout)
         made_config = False
         try:
-            made_config = self._create_config(config, layout)
+            made_config = self._create_config(config, layout, replaces="" if wait else old)
             params: dict[str, Any] = {
                 "EndpointName": self.settings.endpoint_of(name),
                 "EndpointConfigName": config,
@@ -1772,13 +1778,35 @@ class SageMakerServing(SageMakerRegistry):
         return config
 
     def rollout_status(self, name: str, rollout_id: str) -> str:
-        """``in_progress``, ``succeeded``, ``rolled_back`` (an alarm fired) or ``failed``."""
+        """``in_progress``, ``succeeded``, ``rolled_back`` (an alarm fired) or ``failed``. Once
+        the rollout has ended, the config the endpoint no longer serves is retired (the one it
+        served before after a success, the rollout's after a rollback), as any other change
+        retires the config it leaves."""
         described = self._describe_endpoint(name)
         status = described["EndpointStatus"]
         if status in TRANSITIONAL:
             return "in_progress"
-        if status == "InService":
-            return (
-                "succeeded" if described.get("EndpointConfigName") == rollout_id else "rolled_back"
-            )
-        return "failed"
+        if status != "InService":
+            return "failed"
+        serving = str(described.get("EndpointConfigName", ""))
+        if serving != rollout_id:
+            self._retire_left(name, rollout_id, serving)
+            return "rolled_back"
+        with contextlib.suppress(NotFound):
+            replaced = self._tags(self._arn(f"endpoint-config/{rollout_id}")).get(REPLACES_TAG)
+            if replaced:
+                self._retire_left(name, replaced, serving)
+        return "succeeded"
+
+    def _retire_left(self, name: str, left: str, serving: str) -> None:
+        """Delete the config ``left`` that endpoint ``name`` no longer serves, with the Models
+        Mintaka made for it that the config it serves does not use; only where Mintaka made it,
+        and nothing once it is gone (asked again, it is not deleted twice)."""
+        if left == serving or not self._made_by_mintaka(name, left):
+            return
+        try:
+            found = self._sm("describe_endpoint_config", EndpointConfigName=left)
+            in_use = {str(v.get("ModelName")) for v in self._config_variants(serving)}
+        except NotFound:
+            return
+        self._discard([left], sorted(made_models(name, found) - in_use))
