@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import httpx
@@ -66,3 +67,35 @@ def test_a_stopped_server_removes_its_announcement(served: Served) -> None:
     server.stop()
     assert running_servers(plat.backend.path) == []
     assert list((Path(plat.backend.path) / SERVERS_DIR).iterdir()) == []
+
+
+def test_a_server_on_ipv6_loopback_is_announced_in_brackets_and_told_of_a_kill(
+    served: Served,
+) -> None:
+    plat, first = served
+    first.poll_interval = 3600
+    v6 = InferenceServer(plat, poll_interval=3600)  # hears of changes only when told
+    url = v6.start("::1", 0)
+    try:
+        assert url.startswith("http://[::1]:")
+        assert url in {s.url for s in running_servers(plat.backend.path)}
+        plat.serving.kill("scoring", reason="incident")
+        assert v6.endpoints["scoring"].killed  # told at once, as a server on IPv4 is
+        assert plat.backend.get_endpoint("scoring").status == "killed"  # type: ignore[attr-defined]
+        assert [e.action for e in plat.audit.events()][-1] == "endpoint.kill"
+    finally:
+        v6.stop()
+
+
+def test_a_server_that_cannot_be_told_never_fails_a_committed_change(served: Served) -> None:
+    plat, server = served
+    folder = Path(plat.backend.path) / SERVERS_DIR
+    # Sorted first, this process, at a URL no HTTP client takes (an unbracketed IPv6 address).
+    (folder / "0-1.json").write_text(json.dumps({"url": "http://::1:1", "pid": os.getpid()}))
+    plat.serving.kill("scoring", reason="incident")
+    assert plat.backend.get_endpoint("scoring").status == "killed"  # type: ignore[attr-defined]
+    assert [e.action for e in plat.audit.events()][-1] == "endpoint.kill"
+    assert server.endpoints["scoring"].killed
+    plat.serving.unkill("scoring", reason="resolved")
+    answer = plat.backend.invoke("scoring", {"inputs": row(1)})  # type: ignore[attr-defined]
+    assert answer["route"] == "blue"

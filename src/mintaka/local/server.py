@@ -782,8 +782,7 @@ class InferenceServer:
             if not self._thread.is_alive() or time.monotonic() > deadline:
                 raise MintakaError(f"the inference server did not start on {host}:{port}")
             time.sleep(0.01)
-        bound = self._server.servers[0].sockets[0].getsockname()
-        self.url = f"http://{bound[0]}:{bound[1]}"
+        self.url = _url(self._server.servers[0].sockets[0].getsockname())
         self._announce()
         self._poller = threading.Thread(target=self._poll, name="mintaka-poll", daemon=True)
         self._poller.start()
@@ -895,6 +894,15 @@ def _listening_socket(host: str, port: int) -> socket.socket:
         ) from None
     sock.set_inheritable(True)
     return sock
+
+
+def _url(sockname: tuple[Any, ...]) -> str:
+    """The base URL of a bound socket; an IPv6 address goes in brackets (RFC 3986), its zone
+    id, if any, escaped (RFC 6874)."""
+    host, port = str(sockname[0]), int(sockname[1])
+    if ":" in host:
+        host = f"[{host.replace('%', '%25')}]"
+    return f"http://{host}:{port}"
 
 
 def serve_forever(server: InferenceServer, host: str, port: int) -> None:

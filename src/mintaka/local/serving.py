@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import statistics
@@ -32,6 +33,8 @@ from mintaka.interfaces import (
 )
 from mintaka.local.registry_db import local_endpoints, local_versions
 from mintaka.store.schema import predictions
+
+log = logging.getLogger(__name__)
 
 # Each running inference server announces itself in a file of its own under SERVERS_DIR
 # (``<pid>-<port>.json``), so every server on one home hears of a change. SERVER_FILE is where
@@ -191,7 +194,8 @@ class LocalServing(
         """Ask a running inference server to pick a change up now rather than at its next poll,
         so a change is in force when the call that made it returns: ``/-/reload`` for any change,
         ``/-/kill-switches`` for a kill (applied without waiting for models to load). Best effort:
-        a server that misses this still sees the change within its poll interval."""
+        a server that misses this still sees the change within its poll interval. The change is
+        committed: no server's failure to hear of it, whatever it is, fails the call."""
         servers = running_servers(self.path)
         if not servers:
             return
@@ -200,8 +204,12 @@ class LocalServing(
         if self._http is None:
             self._http = httpx.Client(timeout=30)
         for server in servers:  # every server on this home, each told once
-            with suppress(httpx.HTTPError):
+            try:
                 self._http.post(f"{server.url}{path}", timeout=2)
+            except httpx.HTTPError:
+                pass
+            except Exception as exc:  # a committed change must not fail here
+                log.warning("could not tell the inference server at %s: %s", server.url, exc)
 
     def get_endpoint(self, name: str) -> Endpoint:
         with self.engine.connect() as conn, conn.begin():
@@ -280,8 +288,8 @@ class LocalServing(
                     f"{server.url}/endpoints/{name}/invocations", json=payload, headers=headers
                 )
                 break
-            except httpx.ConnectError as exc:  # not listening (any more): the next one
-                failure: httpx.HTTPError = exc
+            except (httpx.ConnectError, httpx.InvalidURL) as exc:  # none there: the next one
+                failure: Exception = exc
             except httpx.HTTPError as exc:
                 raise BackendError(f"invoking {name!r} failed: {exc}", self._backend_name) from exc
         if response is None:
