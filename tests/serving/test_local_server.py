@@ -5,6 +5,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import faulty_models
 import httpx
@@ -12,7 +13,7 @@ import pytest
 from serving_kit import pyfunc_artifact, row, stop_polling, wait_for
 from sqlalchemy import select
 
-from mintaka import Platform, PolicyViolation, ValidationError
+from mintaka import MintakaError, Platform, PolicyViolation, ValidationError
 from mintaka.domain.serving import SLA, RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
 from mintaka.local.server import InferenceServer
 from mintaka.rollout.controller import RolloutController
@@ -644,3 +645,71 @@ def test_a_kill_returns_in_force_without_waiting_for_a_reload_loading_models(
     finally:
         held.release()
     assert plat.serving.get_endpoint("scoring").status.value == "killed"
+
+
+def test_a_host_naming_two_addresses_is_served_on_both_on_one_port(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    resolve = socket.getaddrinfo
+
+    def both_loopbacks(host: object, *args: Any, **kwargs: Any) -> Any:
+        if host != "localhost":
+            return resolve(host, *args, **kwargs)  # type: ignore[arg-type]
+        port = args[0] if args else kwargs.get("port", 0)
+        stream, tcp = socket.SOCK_STREAM, socket.IPPROTO_TCP
+        return [
+            (socket.AF_INET6, stream, tcp, "", ("::1", port, 0, 0)),
+            (socket.AF_INET, stream, tcp, "", ("127.0.0.1", port)),
+        ]
+
+    monkeypatch.setattr(socket, "getaddrinfo", both_loopbacks)
+    plat, _ = served
+    dual = InferenceServer(plat, poll_interval=3600)
+    url = dual.start("localhost", 0)
+    try:
+        port = url.rsplit(":", 1)[1]
+        for address in ("127.0.0.1", "[::1]"):
+            assert HTTP.get(f"http://{address}:{port}/health").status_code == 200
+    finally:
+        dual.stop()
+
+
+def test_the_listening_sockets_are_not_inherited_by_processes_models_start(
+    served: Served,
+) -> None:
+    import os
+
+    _, server = served
+    assert server._server is not None
+    listening = [sock for s in server._server.servers for sock in s.sockets]
+    assert listening
+    assert not any(os.get_inheritable(sock.fileno()) for sock in listening)
+
+
+def test_a_server_that_does_not_start_closes_its_sockets(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    import uvicorn
+
+    import mintaka.local.server as server_module
+
+    plat, _ = served
+    bound: list[socket.socket] = []
+    listening = server_module._listening_sockets
+
+    def spied(host: str, port: int) -> list[socket.socket]:
+        bound.extend(listening(host, port))
+        return bound
+
+    monkeypatch.setattr(server_module, "_listening_sockets", spied)
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self, sockets=None: None)  # dies at once
+    failed = InferenceServer(plat)
+    with pytest.raises(MintakaError, match="did not start"):
+        failed.start()
+    failed.stop()
+    assert bound
+    assert all(sock.fileno() == -1 for sock in bound)

@@ -101,6 +101,7 @@ _INVOKE_SUFFIX = "/invocations"
 _JSON_HEADER = (b"content-type", b"application/json")
 _PredictorKey = tuple[str, tuple[str, ...], bool]  # artifact digest, features, pickle allowed
 _HTTP_STOP_SLACK = 5.0  # seconds past the stop grace for uvicorn to close once it has cancelled
+_FREE_PORT_ATTEMPTS = 5  # for port 0: the port the first address got may be taken on another
 
 
 @dataclass
@@ -771,18 +772,21 @@ class InferenceServer:
             # uvicorn takes any number of seconds here, though it declares an int
             timeout_graceful_shutdown=cast(int, self.stop_grace),
         )
-        listening = _listening_socket(host, port)
+        listening = _listening_sockets(host, port)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
-            target=self._server.run, args=([listening],), name="mintaka-http", daemon=True
+            target=self._server.run, args=(listening,), name="mintaka-http", daemon=True
         )
         self._thread.start()
         deadline = time.monotonic() + 30
         while not self._server.started:
             if not self._thread.is_alive() or time.monotonic() > deadline:
+                self._server.should_exit = True
+                for sock in listening:
+                    sock.close()
                 raise MintakaError(f"the inference server did not start on {host}:{port}")
             time.sleep(0.01)
-        self.url = _url(self._server.servers[0].sockets[0].getsockname())
+        self.url = _url(listening[0].getsockname())
         self._announce()
         self._poller = threading.Thread(target=self._poll, name="mintaka-poll", daemon=True)
         self._poller.start()
@@ -878,22 +882,60 @@ def _rows(payload: Any) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-def _listening_socket(host: str, port: int) -> socket.socket:
-    """The server's socket, bound here rather than in uvicorn's thread, so that an address in
-    use or not available is a clear error of the start call, not a dead server thread."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+def _listening_sockets(host: str, port: int) -> list[socket.socket]:
+    """The server's sockets, bound here rather than in uvicorn's thread, so that an address in
+    use or not available is a clear error of the start call, not a dead server thread.
+
+    One socket per address ``host`` resolves to, as ``asyncio``'s ``create_server`` binds
+    (``localhost`` may be both 127.0.0.1 and ::1), all on one port: the one asked for, or the
+    one the first socket was given for port 0. None is inheritable: a process a model starts
+    does not keep the server's port."""
+    try:
+        addresses = _addresses(host, port)
+    except OSError as exc:
+        raise _cannot_listen(host, port, exc) from None
+    for attempt in range(_FREE_PORT_ATTEMPTS if port == 0 else 1):
+        sockets: list[socket.socket] = []
+        try:
+            for family, address in addresses:
+                chosen = sockets[0].getsockname()[1] if sockets else port
+                sockets.append(_bound(family, (address[0], chosen, *address[2:])))
+        except OSError as exc:
+            for sock in sockets:
+                sock.close()
+            if not sockets or attempt == _FREE_PORT_ATTEMPTS - 1 or port != 0:
+                raise _cannot_listen(host, port, exc) from None
+            continue
+        return sockets
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _addresses(host: str, port: int) -> list[tuple[int, tuple[Any, ...]]]:
+    """Every distinct (family, address) ``host`` names for listening, in resolver order."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return list(dict.fromkeys((int(family), tuple(addr)) for family, _, _, _, addr in infos))
+
+
+def _bound(family: int, address: tuple[Any, ...]) -> socket.socket:
+    """A TCP socket of ``family`` bound to ``address``, as ``asyncio``'s ``create_server`` makes
+    it (an IPv6 one takes IPv6 only, leaving IPv4 to a socket of its own)."""
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-    except OSError as exc:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except OSError:
         sock.close()
-        raise ConfigurationError(
-            f"the inference server cannot listen on {host}:{port}: {exc.strerror or exc}; "
-            "choose another --port (0 picks a free one) or --host"
-        ) from None
-    sock.set_inheritable(True)
+        raise
     return sock
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> ConfigurationError:
+    return ConfigurationError(
+        f"the inference server cannot listen on {host}:{port}: {exc.strerror or exc}; "
+        "choose another --port (0 picks a free one) or --host"
+    )
 
 
 def _url(sockname: tuple[Any, ...]) -> str:
