@@ -640,6 +640,29 @@ def test_serve_on_a_busy_port_does_not_claim_to_be_serving(
     assert f"starting the inference server on 127.0.0.1:{port}" in out
 
 
+def test_serve_on_port_zero_says_the_url_it_got_once_bound(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.local.server import InferenceServer
+
+    start = InferenceServer.start
+
+    def start_then_stop(server: InferenceServer, host: str, port: int) -> str:
+        url = start(server, host, port)
+        server._stop.set()  # as Ctrl-C would, right after the bind
+        return url
+
+    monkeypatch.setattr(InferenceServer, "start", start_then_stop)
+    home = ["--home", str(init_home(capsys, tmp_path / "h"))]
+    code, out, _ = cli(capsys, *home, "serve", "--port", "0")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[0].startswith("starting the inference server on 127.0.0.1:0 ")
+    [serving] = [line for line in lines if line.startswith("serving on ")]
+    port = int(serving.removeprefix("serving on http://127.0.0.1:").split()[0])
+    assert port != 0
+
+
 def test_a_lineage_reference_of_an_unknown_kind_names_both_readings(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

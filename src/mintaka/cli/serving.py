@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from mintaka.cli.output import console, emit_json, fields, table
 from mintaka.cli.state import platform
@@ -224,8 +225,10 @@ def serve(
         stop_grace=stop_grace,
     )
     endpoints = sorted(server.endpoints) or "no endpoints yet"
-    console.print(f"starting the inference server on {host}:{port} for {endpoints} (Ctrl-C stops)")
-    serve_forever(server, host, port)
+    console.print(f"starting the inference server on {escape(host)}:{port} for {endpoints}")
+    serve_forever(
+        server, host, port, lambda url: console.print(f"serving on {escape(url)} (Ctrl-C stops)")
+    )
 
 
 def rollout(

@@ -57,7 +57,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -947,14 +947,19 @@ def _url(sockname: tuple[Any, ...]) -> str:
     return f"http://{host}:{port}"
 
 
-def serve_forever(server: InferenceServer, host: str, port: int) -> None:
+def serve_forever(
+    server: InferenceServer, host: str, port: int, serving: Callable[[str], None] | None = None
+) -> None:
     """Run until interrupted (the ``mintaka serve`` command).
 
-    Ctrl-C and SIGTERM (what process managers and container runtimes send) both stop cleanly:
-    the prediction log is drained to the store before the process exits.
+    ``serving`` is told the server's URL once it is bound (with port 0, the only place the port
+    it got is said). Ctrl-C and SIGTERM (what process managers and container runtimes send) both
+    stop cleanly: the prediction log is drained to the store before the process exits.
     """
     url = server.start(host, port)
     log.info("serving on %s", url)
+    if serving is not None:
+        serving(url)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: server._stop.set())
