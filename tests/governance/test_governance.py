@@ -11,6 +11,7 @@ from governance_kit import APPROVERS, CARD
 
 from mintaka import ManualClock, Platform, PolicyViolation, ValidationError
 from mintaka.domain.governance import IdentitySource
+from mintaka.errors import ConfigurationError
 from mintaka.governance.policy import load_policy
 
 ROLES = APPROVERS + '"lee" = ["ml-lead"]\n"ivy" = ["incident-commander"]\n'
@@ -380,6 +381,23 @@ def test_a_blank_multi_line_or_overlong_identity_is_refused(
     monkeypatch.setenv("MINTAKA_ACTOR", given)
     with Platform(home) as plat, pytest.raises(ValidationError, match=f"MINTAKA_ACTOR.*{refusal}"):
         _ = plat.actor
+
+
+@pytest.mark.parametrize("failure", [KeyError("getpwuid(): uid not found: 1000770000"), OSError()])
+def test_no_os_user_name_is_a_configuration_error_naming_the_other_ways(
+    home: Path, monkeypatch: pytest.MonkeyPatch, make_artifact: MakeArtifact, failure: Exception
+) -> None:
+    import getpass
+
+    def no_user() -> str:
+        raise failure
+
+    monkeypatch.delenv("MINTAKA_ACTOR", raising=False)
+    monkeypatch.setattr(getpass, "getuser", no_user)
+    with Platform(home) as plat, pytest.raises(ConfigurationError, match=r"MINTAKA_ACTOR.*--as"):
+        plat.register_model("churn", make_artifact(b"x"))
+    with Platform(home, actor="rita") as plat:
+        assert plat.list_models() == []
 
 
 def test_an_identity_is_recorded_without_surrounding_blanks(

@@ -32,7 +32,7 @@ from mintaka.domain.governance import (
     validate_identity_name,
 )
 from mintaka.domain.registry import ModelVersion, RiskTier
-from mintaka.errors import PolicyViolation, ValidationError
+from mintaka.errors import ConfigurationError, PolicyViolation, ValidationError
 from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, load_policy
 from mintaka.governance.policy_history import record_activation
 from mintaka.store.engine import Sql, transaction_scoped
@@ -100,8 +100,19 @@ def resolve_identity(platform: Platform, explicit: str | None) -> Identity:
         backend = platform.backend
         if isinstance(backend, CallerIdentity):
             return backend.whoami()
-    name = validate_identity_name(getpass.getuser(), "the OS user name")
+    name = validate_identity_name(_os_user(), "the OS user name")
     return Identity(name=name, source=IdentitySource.OS_USER)
+
+
+def _os_user() -> str:
+    """The OS user's name; a process with none (no ``USER`` or ``LOGNAME``, and a uid without a
+    passwd entry, as in containers run as an arbitrary uid) must name who acts another way."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # KeyError from pwd before Python 3.13, OSError since
+        raise ConfigurationError(
+            "no OS user name to act as; set MINTAKA_ACTOR or pass --as (actor= in Python)"
+        ) from None
 
 
 class GovernanceService:
