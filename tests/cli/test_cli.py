@@ -574,7 +574,7 @@ def test_a_blank_or_multi_line_identity_is_refused_and_nothing_is_recorded(
         "--artifact", str(tmp_path / "a.bin"),
     )  # fmt: skip
     assert code == 1
-    assert "error: the identity given (--as)" in err
+    assert "error: the identity given (--as or actor=)" in err
     assert json.loads(cli(capsys, *home, "models", "list", "--json")[1]) == []
     code, out, _ = cli(capsys, *home, "audit", "log", "--json")
     assert [e["action"] for e in json.loads(out) if e["action"].startswith("model.")] == []

@@ -368,19 +368,44 @@ def test_identity_comes_from_the_environment_then_the_os(
     [
         ("", "blank"),
         ("   ", "blank"),
-        ("rita\nroot", "non-printable"),
-        ("rita\x1b[2J", "non-printable"),
+        ("rita\nroot", "U\\+000A"),
+        ("rita\x1b[2J", "U\\+001B"),
+        ("rita\u2028root", "U\\+2028"),
+        ("rita\u202etoor", "U\\+202E"),
+        ("rita\u2067toor", "U\\+2067"),
         ("r" * 257, "longer than 256"),
     ],
 )
 def test_a_blank_multi_line_or_overlong_identity_is_refused(
     home: Path, monkeypatch: pytest.MonkeyPatch, given: str, refusal: str
 ) -> None:
-    with Platform(home, actor=given) as plat, pytest.raises(ValidationError, match=refusal):
+    with (
+        Platform(home, actor=given) as plat,
+        pytest.raises(ValidationError, match=rf"identity given \(--as or actor=\).*{refusal}"),
+    ):
         _ = plat.actor
     monkeypatch.setenv("MINTAKA_ACTOR", given)
     with Platform(home) as plat, pytest.raises(ValidationError, match=f"MINTAKA_ACTOR.*{refusal}"):
         _ = plat.actor
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Alireza \u0639\u0644\u06cc\u200c\u0631\u0636\u0627",  # ZWNJ is part of the spelling
+        "\u5c71\u7530\u3000\u592a\u90ce",  # a full name with an ideographic space
+        "Ana\u00a0Lima",  # a no-break space pasted from a directory listing
+        "\u0915\u094d\u200d\u0937",  # ZWJ
+    ],
+)
+def test_real_names_are_valid_identities(
+    home: Path, monkeypatch: pytest.MonkeyPatch, make_artifact: MakeArtifact, name: str
+) -> None:
+    with Platform(home, actor=name) as plat:
+        assert plat.register_model("churn", make_artifact(b"x")).owner == name
+    monkeypatch.setenv("MINTAKA_ACTOR", name)
+    with Platform(home) as plat:
+        assert plat.actor == name
 
 
 @pytest.mark.parametrize("failure", [KeyError("getpwuid(): uid not found: 1000770000"), OSError()])

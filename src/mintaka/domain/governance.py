@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from enum import StrEnum
 
 from pydantic import Field
@@ -21,18 +22,35 @@ class IdentitySource(StrEnum):
     OS_USER = "os_user"
 
 
+# What can forge a line of a log or report that prints a name: line and paragraph separators
+# (with the control characters, Cc), and the bidirectional overrides and isolates that make text
+# read in another order than it is stored. Other format characters (ZWNJ and ZWJ are part of
+# the spelling of names in many scripts) and every kind of space are part of real names.
+_FORGING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+_BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
+
+
 def validate_identity_name(value: str, what: str) -> str:
     """``value`` without surrounding blanks, as an identity every audit event names: not empty,
-    no control or other non-printable characters (a newline would forge a second line in any
-    log or report that prints it), at most 256 characters. ``what`` says where it came from."""
+    no character that could forge a line in any log or report that prints it (a control
+    character, a line or paragraph separator, a bidirectional override or isolate), at most 256
+    characters. ``what`` says where it came from."""
     name = value.strip()
     if not name:
         raise ValidationError(f"{what} is blank: name who acts")
-    if not name.isprintable():
-        raise ValidationError(f"{what} {name!r} holds control or other non-printable characters")
+    forging = next((c for c in name if _forges(c)), None)
+    if forging is not None:
+        raise ValidationError(
+            f"{what} {name!r} holds U+{ord(forging):04X}: no control, line-separator or "
+            "text-direction character can be part of a name"
+        )
     if len(name) > IDENTITY_MAX_LENGTH:
         raise ValidationError(f"{what} is longer than {IDENTITY_MAX_LENGTH} characters")
     return name
+
+
+def _forges(char: str) -> bool:
+    return unicodedata.category(char) in _FORGING_CATEGORIES or char in _BIDI_CONTROLS
 
 
 class Identity(Record):

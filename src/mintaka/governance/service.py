@@ -87,7 +87,7 @@ def resolve_identity(platform: Platform, explicit: str | None) -> Identity:
     A given identity (even an empty one) is used or refused, never passed over: an empty
     ``--as`` falling back to the OS user would record someone other than who was named."""
     if explicit is not None:
-        what = "the identity given (--as)"
+        what = "the identity given (--as or actor=)"
         name = validate_identity_name(require_utf8(explicit, "the identity"), what)
         return Identity(name=name, source=IdentitySource.FLAG)
     if "MINTAKA_ACTOR" in os.environ:
