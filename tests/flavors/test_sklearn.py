@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
+from mintaka import Platform
 from mintaka.domain.registry import Flavor
 from mintaka.errors import ValidationError
 from mintaka.flavors import sklearn as flavor
@@ -104,3 +105,28 @@ def test_files_that_hold_what_the_flavor_loads_are_accepted(
 ) -> None:
     require_flavor_files(paths, declared)
     assert flavor_of_files(paths) is declared
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"not a zip", flavor.dumps(LogisticRegression().fit(X, Y))[:100], b"PK\x05\x06" + bytes(18)],
+)
+def test_a_skops_named_file_that_is_no_skops_archive_fails_to_load_typed(
+    tmp_path: Path, content: bytes
+) -> None:
+    (tmp_path / "churn.skops").write_bytes(content)
+    with pytest.raises(ValidationError, match=r"churn\.skops is not a skops archive"):
+        load_predictor(tmp_path, Flavor.SKLEARN)
+
+
+def test_a_skops_named_file_that_is_no_skops_archive_fails_scoring_typed(
+    platform: Platform, tmp_path: Path
+) -> None:
+    artifact = tmp_path / "a"
+    artifact.mkdir()
+    (artifact / "churn.skops").write_bytes(b"not a zip")
+    (tmp_path / "in.csv").write_text("x\n1\n")
+    version = platform.register_model("churn", artifact, flavor="sklearn")
+    with pytest.raises(ValidationError, match="not a skops archive"):
+        platform.serving.score_batch(version.ref, tmp_path / "in.csv", tmp_path / "out.csv")
+    assert not (tmp_path / "out.csv").exists()

@@ -116,12 +116,28 @@ def _model_path(directory: Path) -> Path:
     return directory / name
 
 
+def require_archive(path: Path) -> None:
+    """Refuse a model file that is not a skops archive (a zip holding ``schema.json``): a file
+    named ``*.skops`` is taken for one, and skops fails on any other with a raw zip error."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if SCHEMA in archive.namelist():
+                return
+    except zipfile.BadZipFile:
+        pass
+    raise ValidationError(
+        f"sklearn model {path} is not a skops archive (a zip file holding {SCHEMA}); save the "
+        "model with skops, or give the artifact flavor 'opaque' to store it without serving"
+    )
+
+
 def load(directory: Path, trusted: Sequence[str] = ()) -> Any:
     """Load a model saved by :func:`save`, refusing any type not explicitly trusted."""
     from skops.io import get_untrusted_types
     from skops.io import load as skops_load
 
     path = _model_path(directory)
+    require_archive(path)
     untrusted = sorted(set(get_untrusted_types(file=path)) - set(trusted))
     if untrusted:
         raise ValidationError(f"model at {path} needs untrusted types: {', '.join(untrusted)}")
