@@ -79,7 +79,7 @@ from mintaka.errors import (
     UnsupportedCapability,
     ValidationError,
 )
-from mintaka.flavors.loader import detect_flavor
+from mintaka.flavors.loader import detect_flavor, require_flavor_content
 from mintaka.governance.gate import TrafficChange, traffic_controls
 from mintaka.governance.service import Control
 from mintaka.interfaces import (
@@ -164,6 +164,17 @@ class _ModelArgs:
 class _Fetched:
     version: BackendVersion
     stored: StoredArtifact
+
+
+def _require_flavor(item: _Fetched, flavor: Flavor) -> None:
+    """Refuse adopting a version as a servable ``flavor`` its bytes cannot be loaded as, as a
+    registration is refused: it would be recorded, then fail on every load."""
+    stored = item.stored
+    try:
+        require_flavor_content(stored.content, [e.path for e in stored.manifest.entries], flavor)
+    except ValidationError as exc:
+        ref = f"{item.version.name}:{item.version.version}"
+        raise ValidationError(f"cannot adopt {ref}: {exc}") from None
 
 
 def _pipeline_run_node(run_id: str, backend: str) -> LineageNode:
@@ -524,7 +535,10 @@ class MigrationService:
         for index, theirs in enumerate(todo):
             if on_fetch is not None:
                 on_fetch(theirs, index, len(todo))
-            fetched.append(self._bytes_of(theirs, supplied.get(theirs.version)))
+            item = self._bytes_of(theirs, supplied.get(theirs.version))
+            if args.flavor is not None:
+                _require_flavor(item, args.flavor)
+            fetched.append(item)
         stages = platform.supports(Capability.REGISTRY_STAGES)
         risk = args.risk_tier
         adopted: list[ModelVersion] = []

@@ -473,6 +473,40 @@ def test_the_flavor_is_read_from_the_bytes_unless_given(
     assert [(v.version, v.flavor) for v in forced.adopted] == [(2, Flavor.OPAQUE)]
 
 
+@pytest.mark.parametrize(
+    ("flavor", "files", "says"),
+    [
+        ("sklearn", {"weights.bin": b"legacy-weights"}, r"needs model\.skops"),
+        ("pyfunc", {"weights.bin": b"legacy-weights"}, r"needs pyfunc\.json"),
+        ("sklearn", {"model.skops": b"not a zip"}, r"model\.skops is not a skops archive"),
+    ],
+)
+def test_a_declared_flavor_the_bytes_cannot_load_as_is_refused(
+    platform: Platform, tmp_path: Path, flavor: str, files: dict[str, bytes], says: str
+) -> None:
+    from mintaka.domain.registry import Flavor, VersionRequest
+
+    source = tmp_path / "legacy" / "v1"
+    source.mkdir(parents=True)
+    for name, content in files.items():
+        (source / name).write_bytes(content)
+    platform.backend.ensure_model("churn")  # type: ignore[attr-defined]
+    platform.backend.create_version(  # type: ignore[attr-defined]
+        VersionRequest(
+            name="churn",
+            artifact_path=str(source),
+            artifact_digest=manifest_of(source).digest,
+            mintaka_id="",
+            idempotency_key="legacy-1",
+        )
+    )
+    with pytest.raises(ValidationError, match=rf"cannot adopt churn:1: .*{says}"):
+        platform.migration.adopt_model("churn", reason="inherited", flavor=flavor)
+    assert nothing_recorded(platform)
+    stored = platform.migration.adopt_model("churn", reason="inherited", flavor="opaque")
+    assert [v.flavor for v in stored.adopted] == [Flavor.OPAQUE]
+
+
 def test_discover_says_which_names_mintaka_cannot_use(
     capsys: pytest.CaptureFixture[str], home: Path, clock: ManualClock
 ) -> None:

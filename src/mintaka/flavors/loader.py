@@ -100,6 +100,17 @@ def require_flavor_files(paths: Collection[str], flavor: Flavor) -> None:
     )
 
 
+def require_flavor_content(content: Path, paths: Collection[str], flavor: Flavor) -> None:
+    """As :func:`require_flavor_files`, for bytes at hand (``content`` is the directory holding
+    ``paths``): a skops model file must also be a skops archive."""
+    from mintaka.flavors import sklearn as sklearn_flavor
+
+    require_flavor_files(paths, flavor)
+    model = sklearn_flavor.model_file(paths) if flavor is Flavor.SKLEARN else None
+    if model is not None:
+        sklearn_flavor.require_archive(content / model)
+
+
 @dataclass(frozen=True)
 class Predictor:
     """A loaded model: ``predict`` maps a batch of row dicts to one output per row."""
