@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from serving_kit import FEATURES, X, Y, pyfunc_artifact, row
+from serving_kit import FEATURES, X, Y, pyfunc_artifact, row, sklearn_artifact
 from sklearn.linear_model import LogisticRegression
 
 from mintaka import NotFound, Platform, PolicyViolation, ValidationError
@@ -269,3 +269,40 @@ def test_a_csv_written_with_a_byte_order_mark_scores_by_its_column_names(
     assert result["rows"] == "2"
     with (tmp_path / "out.csv").open(encoding="utf-8") as handle:
         assert next(csv.reader(handle))[:3] == ["a", "b", "c"]
+
+
+def test_an_adopted_version_scores_as_mintaka_recorded_it(tmp_path: Path) -> None:
+    """Another tool's row says 'opaque' and points at its own copy of the bytes; Mintaka
+    recorded the version as sklearn, with the bytes verified into its artifact store."""
+    import shutil
+
+    from sqlalchemy import select
+
+    from mintaka import IdFactory, ManualClock
+    from mintaka.artifacts import manifest_of
+    from mintaka.domain.registry import Flavor, VersionRequest
+    from mintaka.store.schema import predictions
+
+    legacy = sklearn_artifact(tmp_path, 1.0)
+    with Platform(tmp_path / "h", clock=ManualClock(), ids=IdFactory(7), actor="ops") as plat:
+        plat.backend.ensure_model("churn")  # type: ignore[attr-defined]
+        plat.backend.create_version(  # type: ignore[attr-defined]
+            VersionRequest(
+                name="churn",
+                artifact_path=str(legacy),
+                artifact_digest=manifest_of(legacy).digest,
+                mintaka_id="",
+                idempotency_key="legacy-1",
+            )
+        )
+        adoption = plat.migration.adopt_model("churn", reason="inherited", features=FEATURES)
+        [version] = adoption.adopted
+        assert version.flavor is Flavor.SKLEARN
+        shutil.rmtree(legacy)  # the other tool's copy is gone; Mintaka's is not
+        source = tmp_path / "in.csv"
+        source.write_text(",".join(FEATURES) + "\n1,0,-1\n0,1,1\n")
+        result = plat.serving.score_batch("churn:1", source, tmp_path / "out.csv")
+        assert result["rows"] == "2"
+        with plat.store.read() as conn:
+            logged = conn.execute(select(predictions.c.version_id)).scalars().all()
+        assert logged == [version.id, version.id]

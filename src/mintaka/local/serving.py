@@ -32,7 +32,7 @@ from mintaka.interfaces import (
     TrafficSplit,
 )
 from mintaka.local.registry_db import local_endpoints, local_versions
-from mintaka.store.schema import predictions
+from mintaka.store.schema import model_versions, predictions
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 # earlier versions announced their one server: still read, never written.
 SERVERS_DIR = "servers"
 SERVER_FILE = "server.json"
+ARTIFACTS_DIR = "artifacts"  # the home's artifact store (``platform.artifacts``)
 
 
 @dataclass(frozen=True)
@@ -315,7 +316,7 @@ class LocalServing(
         batch_id: str,
         features: Sequence[str] = (),
     ) -> dict[str, str]:
-        from mintaka.artifacts import manifest_of
+        from mintaka.artifacts import ArtifactStore, manifest_of
         from mintaka.domain.registry import Flavor
         from mintaka.flavors.loader import load_predictor
         from mintaka.serving.batch import read_rows, write_rows
@@ -329,12 +330,24 @@ class LocalServing(
             ).one_or_none()
         if row is None:
             raise NotFound(f"model version {route.model}:{route.version} not in the registry")
-        content = Path(row.artifact_uri.removeprefix("file://"))
-        if manifest_of(content).digest != row.artifact_digest:
-            from mintaka.errors import IntegrityError
+        recorded = self._recorded_version(route)
+        if recorded is not None:  # loaded as the inference server loads it
+            content = (
+                ArtifactStore(self.context.home / ARTIFACTS_DIR)
+                .verify(recorded.artifact_digest)
+                .content
+            )
+            flavor, version_id = Flavor(recorded.flavor), recorded.id
+        else:  # a version only the backend holds: its own bytes, as it describes them
+            content = Path(row.artifact_uri.removeprefix("file://"))
+            if manifest_of(content).digest != row.artifact_digest:
+                from mintaka.errors import IntegrityError
 
-            raise IntegrityError(f"{route.model}:{route.version} bytes do not match their digest")
-        predictor = load_predictor(content, Flavor(row.flavor), features=features)
+                raise IntegrityError(
+                    f"{route.model}:{route.version} bytes do not match their digest"
+                )
+            flavor, version_id = Flavor(row.flavor), row.mintaka_id
+        predictor = load_predictor(content, flavor, features=features)
         rows = read_rows(input_path)
         if not rows:
             raise ValidationError(f"{input_path} holds no rows")
@@ -376,7 +389,7 @@ class LocalServing(
                         "route": batch_id[:32],
                         "model": route.model,
                         "version": route.version,
-                        "version_id": row.mintaka_id,
+                        "version_id": version_id,
                         "input_digest": input_digest(values),
                         "inputs": _json_safe(values),
                         "output": output,
@@ -392,6 +405,20 @@ class LocalServing(
             conn.execute(predictions.insert(), logged)
         write_rows(output_path, scored)
         return {"rows": str(len(scored)), "output": str(output_path)}
+
+    def _recorded_version(self, route: Route) -> Any:
+        """What Mintaka recorded of the version (its id, flavor and digest), None if it recorded
+        none: an adopted version keeps the backend's legacy row, whose flavor may be 'opaque'
+        and whose bytes may be elsewhere than the verified copy in the artifact store."""
+        with self._store().read() as conn:
+            return conn.execute(
+                select(
+                    model_versions.c.id, model_versions.c.flavor, model_versions.c.artifact_digest
+                ).where(
+                    model_versions.c.name == route.model,
+                    model_versions.c.version == route.version,
+                )
+            ).one_or_none()
 
     # -- monitoring inputs: the prediction log is this backend's capture -----------------------
 
