@@ -75,6 +75,21 @@ def legacy_endpoint(platform: Platform, name: str = "churn-api") -> None:
     )
 
 
+def made_by_another_tool(platform: Platform, source: Path) -> None:
+    """A version of ``churn`` made through the backend's own API, Mintaka recording nothing."""
+    from mintaka.domain.registry import VersionRequest
+
+    platform.backend.create_version(  # type: ignore[attr-defined]
+        VersionRequest(
+            name="churn",
+            artifact_path=str(source),
+            artifact_digest=manifest_of(source).digest,
+            mintaka_id="",
+            idempotency_key=f"legacy-{source.name}",
+        )
+    )
+
+
 def audited(platform: Platform, action: str) -> list[tuple[str, dict[str, object]]]:
     return [(e.subject, e.details) for e in platform.audit.events() if e.action == action]
 
@@ -440,7 +455,7 @@ def test_capture_is_turned_on_only_when_asked_and_also_for_an_adopted_endpoint(
 def test_the_flavor_is_read_from_the_bytes_unless_given(
     platform: Platform, legacy: Legacy, tmp_path: Path
 ) -> None:
-    from mintaka.domain.registry import Flavor, VersionRequest
+    from mintaka.domain.registry import Flavor
     from mintaka.flavors.loader import PYFUNC_FILE, detect_flavor
 
     skops = tmp_path / "skops"
@@ -454,16 +469,8 @@ def test_the_flavor_is_read_from_the_bytes_unless_given(
         Flavor.PYFUNC,
         Flavor.OPAQUE,
     ]
-    for source in (skops, pyfunc):  # versions 3 and 4, made through the backend's own API
-        platform.backend.create_version(  # type: ignore[attr-defined]
-            VersionRequest(
-                name="churn",
-                artifact_path=str(source),
-                artifact_digest=manifest_of(source).digest,
-                mintaka_id="",
-                idempotency_key=f"legacy-{source.name}",
-            )
-        )
+    for source in (skops, pyfunc):  # versions 3 and 4
+        made_by_another_tool(platform, source)
     unmanaged = {c.name: c.managed for c in platform.migration.discover()}
     assert (unmanaged["churn:3"], unmanaged["churn:4"]) == (False, False)
     adoption = platform.migration.adopt_model("churn", reason="inherited", versions=[1, 3, 4])
@@ -484,22 +491,14 @@ def test_the_flavor_is_read_from_the_bytes_unless_given(
 def test_a_declared_flavor_the_bytes_cannot_load_as_is_refused(
     platform: Platform, tmp_path: Path, flavor: str, files: dict[str, bytes], says: str
 ) -> None:
-    from mintaka.domain.registry import Flavor, VersionRequest
+    from mintaka.domain.registry import Flavor
 
     source = tmp_path / "legacy" / "v1"
     source.mkdir(parents=True)
     for name, content in files.items():
         (source / name).write_bytes(content)
     platform.backend.ensure_model("churn")  # type: ignore[attr-defined]
-    platform.backend.create_version(  # type: ignore[attr-defined]
-        VersionRequest(
-            name="churn",
-            artifact_path=str(source),
-            artifact_digest=manifest_of(source).digest,
-            mintaka_id="",
-            idempotency_key="legacy-1",
-        )
-    )
+    made_by_another_tool(platform, source)
     with pytest.raises(ValidationError, match=rf"cannot adopt churn:1: .*{says}"):
         platform.migration.adopt_model("churn", reason="inherited", flavor=flavor)
     assert nothing_recorded(platform)
