@@ -57,7 +57,7 @@ from mintaka.errors import (
     ValidationError,
     invalid_fields,
 )
-from mintaka.flavors.loader import require_flavor_files
+from mintaka.flavors.loader import require_flavor_content
 from mintaka.governance.service import (
     Control,
     GovernanceService,
@@ -465,7 +465,9 @@ class Platform:
                 metrics_f = {**run.metrics, **metrics_f}
             self._require_datasets(conn, datasets_used)
             manifest = digest_artifact()
-            require_flavor_files([entry.path for entry in manifest.entries], flavor)
+            require_flavor_content(
+                _content_root(artifact), [entry.path for entry in manifest.entries], flavor
+            )
             digest = manifest.digest
             clash = sql.one(
                 "SELECT version FROM model_versions "
@@ -1457,3 +1459,13 @@ class Platform:
         from mintaka.sync import sync_models
 
         return sync_models(self)
+
+
+def _content_root(artifact: str | Path | StoredArtifact) -> Path:
+    """The directory an artifact's manifest paths are relative to: a stored artifact's content,
+    a directory itself, or a single file's parent (a file is digested as a directory holding
+    it alone)."""
+    if isinstance(artifact, StoredArtifact):
+        return artifact.content
+    path = Path(artifact)
+    return path if path.is_dir() else path.parent

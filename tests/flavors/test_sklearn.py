@@ -11,7 +11,7 @@ from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from mintaka import Platform
 from mintaka.domain.registry import Flavor
-from mintaka.errors import ValidationError
+from mintaka.errors import NotFound, ValidationError
 from mintaka.flavors import sklearn as flavor
 from mintaka.flavors.loader import (
     detect_flavor,
@@ -119,14 +119,16 @@ def test_a_skops_named_file_that_is_no_skops_archive_fails_to_load_typed(
         load_predictor(tmp_path, Flavor.SKLEARN)
 
 
-def test_a_skops_named_file_that_is_no_skops_archive_fails_scoring_typed(
+def test_a_skops_named_file_that_is_no_skops_archive_is_refused_at_registration(
     platform: Platform, tmp_path: Path
 ) -> None:
     artifact = tmp_path / "a"
     artifact.mkdir()
     (artifact / "churn.skops").write_bytes(b"not a zip")
-    (tmp_path / "in.csv").write_text("x\n1\n")
-    version = platform.register_model("churn", artifact, flavor="sklearn")
-    with pytest.raises(ValidationError, match="not a skops archive"):
-        platform.serving.score_batch(version.ref, tmp_path / "in.csv", tmp_path / "out.csv")
-    assert not (tmp_path / "out.csv").exists()
+    ingested = platform.artifacts.ingest(artifact)
+    for given in (artifact, artifact / "churn.skops", ingested):
+        with pytest.raises(ValidationError, match="not a skops archive"):
+            platform.register_model("churn", given, flavor="sklearn")
+    with pytest.raises(NotFound):
+        platform.list_versions("churn")
+    assert platform.register_model("churn", artifact).ref == "churn:1"  # opaque bytes are fine
