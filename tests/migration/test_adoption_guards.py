@@ -105,6 +105,30 @@ def test_a_drift_monitor_the_served_versions_profile_refuses_is_refused_before_a
         assert len(platform.monitoring.monitors("churn-api")) == 1
 
 
+def test_a_monitor_whose_signal_name_is_on_record_is_refused_before_adoption(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path, clock: ManualClock
+) -> None:
+    with Platform(home, clock=clock, actor="alice") as platform:
+        write_legacy(platform, tmp_path)
+        legacy_endpoint(platform)
+        platform.migration.adopt_model("churn", reason="inherited")
+    spec = tmp_path / "monitor.toml"
+    spec.write_text(MONITOR.format(metric="error_rate"))
+    base = ["--home", str(home), "--as", "alice", "adopt", "endpoint", "churn-api"]
+    code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
+    assert code == 0, err
+    with Platform(home, clock=clock, actor="alice") as platform:
+        platform.serving.delete_endpoint("churn-api", reason="retired")  # its monitor stays
+        legacy_endpoint(platform)  # made again in the cloud
+    spec.write_text(MONITOR.format(metric="error_rate").replace("0.05", "0.1"))
+    code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
+    assert code == 1
+    assert "endpoint churn-api already has signal(s) ['errors']" in " ".join(err.split())
+    with Platform(home, clock=clock, actor="alice") as platform:
+        assert platform.serving.list_endpoints() == []  # nothing adopted
+        assert len(platform.monitoring.monitors("churn-api")) == 1
+
+
 def test_adding_the_same_monitor_twice_keeps_one(platform: Platform, tmp_path: Path) -> None:
     from mintaka.cli.monitoring import read_monitor_spec
 

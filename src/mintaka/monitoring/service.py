@@ -234,22 +234,9 @@ class MonitoringService:
         """
         self.check_monitor(spec)
         with self.platform.store.write() as conn:
-            rows = conn.execute(
-                select(monitors.c.id, monitors.c.spec)
-                .where(monitors.c.endpoint == spec.endpoint)
-                .order_by(monitors.c.created_at, monitors.c.id)
-            ).all()
-            taken: dict[str, str] = {}
-            for row in rows:
-                if MonitorSpec.model_validate(row.spec) == spec:
-                    return str(row.id)
-                taken.update({s["name"]: str(row.id) for s in row.spec["signals"]})
-            clashes = sorted({s.name for s in spec.signals} & set(taken))
-            if clashes:  # alerts are ticketed per endpoint and signal name
-                raise Conflict(
-                    f"endpoint {spec.endpoint} already has signal(s) {clashes} (monitor "
-                    f"{taken[clashes[0]]}): give each signal on an endpoint its own name"
-                )
+            existing = _same_monitor(conn, spec)
+            if existing is not None:
+                return existing
             monitor_id = self.platform.ids.new("mon")
             conn.execute(
                 monitors.insert().values(
@@ -327,6 +314,8 @@ class MonitoringService:
                         f"fairness signal {signal.name!r} measures METRIC:ATTRIBUTE with METRIC"
                         f" one of {FAIRNESS_METRICS} and ATTRIBUTE a logged input column"
                     )
+        with self.platform.store.read() as conn:
+            _same_monitor(conn, spec)
 
     def _check_drift_metric(
         self, spec: MonitorSpec, signal: Signal, *, endpoint_recorded: bool
@@ -1212,6 +1201,30 @@ class MonitoringService:
             )
         self.platform._after_commit(events)
         return len(ids)
+
+
+def _same_monitor(conn: Connection, spec: MonitorSpec) -> str | None:
+    """The id of the monitor on record that is ``spec`` itself, if any. A signal name another
+    monitor of the endpoint uses (one of an endpoint since deleted too: its monitors stay on
+    record and watch the endpoint again once it is recorded again) is a Conflict: an endpoint's
+    alerts are ticketed by signal name."""
+    rows = conn.execute(
+        select(monitors.c.id, monitors.c.spec)
+        .where(monitors.c.endpoint == spec.endpoint)
+        .order_by(monitors.c.created_at, monitors.c.id)
+    ).all()
+    taken: dict[str, str] = {}
+    for row in rows:
+        if MonitorSpec.model_validate(row.spec) == spec:
+            return str(row.id)
+        taken.update({s["name"]: str(row.id) for s in row.spec["signals"]})
+    clashes = sorted({s.name for s in spec.signals} & set(taken))
+    if clashes:
+        raise Conflict(
+            f"endpoint {spec.endpoint} already has signal(s) {clashes} (monitor "
+            f"{taken[clashes[0]]}): give each signal on an endpoint its own name"
+        )
+    return None
 
 
 def _refuse_unmeasurable(signal: Signal, kinds: Mapping[str, str], source: str) -> None:
