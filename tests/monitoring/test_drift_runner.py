@@ -489,3 +489,36 @@ def test_a_quiet_window_is_no_recovery_of_a_failing_signal(
         assert watched.monitoring.run_once().failed == ()
     actions = [e.action for e in watched.audit.events() if e.action.startswith("monitor.signal")]
     assert actions == ["monitor.signal.failed"]
+
+
+def test_a_failure_naming_another_feature_is_audited_though_only_a_number_differs(
+    platform: Platform,
+    make_artifact: MakeArtifact,
+    tmp_path: Path,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+) -> None:
+    from mintaka.domain.registry import features_signature
+
+    rng = np.random.default_rng(1)
+    train = tmp_path / "train.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["2023", "2024"])
+        writer.writeheader()
+        writer.writerows({"2023": a, "2024": b} for a, b in rng.normal(size=(3000, 2)))
+    _serve_credit(platform, make_artifact, train, signature=features_signature("2023,2024"))
+    platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
+    for logged, dropped in (("2024", "2023"), ("2023", "2024")):
+        for _ in range(2):  # the same failure twice: audited once
+            log_predictions([({logged: float(v)}, 0.5) for v in rng.normal(size=500)])
+            clock.advance(minutes=5)
+            [failure] = platform.monitoring.run_once().failed
+            assert f"for {dropped!r} (not logged in the window)" in failure.error
+        clock.advance(hours=2)
+    audited = [
+        e.details["error"] for e in platform.audit.events() if e.action == "monitor.signal.failed"
+    ]
+    assert [error.split(" for ")[-1] for error in audited] == [
+        "'2023' (not logged in the window)",
+        "'2024' (not logged in the window)",
+    ]

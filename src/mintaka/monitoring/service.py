@@ -61,13 +61,29 @@ SIGNAL_RECOVERED = "monitor.signal.recovered"
 # A number standing on its own in an error (a count, a share, an example value), not a digit of a
 # name, an id or a version such as ``ds-1f2e`` or ``credit:2``.
 _NUMBER = re.compile(r"(?<![\w.:-])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?(?![\w-])")
+# A string as ``repr`` quotes it in an error (a feature's name, a class): a name, even one that is
+# all digits ('2023'), never a count. An apostrophe inside a word (the model's) opens none.
+_QUOTED = re.compile(r"""(?<!\w)(?:'(?:[^'\\\n]|\\.)*'|"(?:[^"\\\n]|\\.)*")(?!\w)""")
+
+
+def _counts_masked(error: str) -> str:
+    """``error`` with every number outside quotes replaced by ``#``."""
+    kept: list[str] = []
+    start = 0
+    for quoted in _QUOTED.finditer(error):
+        kept.append(_NUMBER.sub("#", error[start : quoted.start()]))
+        kept.append(quoted.group())
+        start = quoted.end()
+    kept.append(_NUMBER.sub("#", error[start:]))
+    return "".join(kept)
 
 
 def _same_failure(previous: str, error: str) -> bool:
     """Whether ``error`` is the failure ``previous`` recorded, told apart by its words and names,
-    not by its numbers: a window that grows holds more of what fails it ("2 of 20 ... are
-    missing" after "1 of 10"), which is the same failure persisting."""
-    return _NUMBER.sub("#", previous) == _NUMBER.sub("#", error)
+    not by its counts: a window that grows holds more of what fails it ("2 of 20 ... are
+    missing" after "1 of 10"), which is the same failure persisting. A number in quotes is a
+    name or a class ('2023' and '2024' are two features), so it tells failures apart."""
+    return _counts_masked(previous) == _counts_masked(error)
 
 
 def _failing_signals(conn: Connection) -> dict[str, str]:
