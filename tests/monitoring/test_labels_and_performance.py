@@ -498,3 +498,20 @@ def test_roc_auc_waits_for_both_classes_when_labels_write_one_class_two_ways(
     clock.advance(minutes=5)
     report = served.monitoring.run_once()
     assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+
+def test_roc_auc_waits_for_both_classes_when_one_class_is_labelled_true_and_1(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(served, performance_signal(name="auc", metric="roc_auc", threshold=0.7))
+    ids = log_predictions([({"x": i}, {"label": 1, "score": 0.9}) for i in range(10)])
+    # labels read from a CSV (True) and sent by an API client (1): one class
+    served.monitoring.record_labels({pid: True if i % 2 else 1 for i, pid in enumerate(ids)})
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()  # one class so far: undefined, not a failure
+    assert (report.evaluated, report.failed) == (0, ())
+    ids = log_predictions([({"x": i}, {"label": 0, "score": 0.1}) for i in range(10)])
+    served.monitoring.record_labels({pid: False if i % 2 else 0 for i, pid in enumerate(ids)})
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())

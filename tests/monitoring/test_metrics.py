@@ -22,7 +22,7 @@ from mintaka.monitoring import (
     rmse,
     roc_auc,
 )
-from mintaka.monitoring.metrics import binary_positive, positive_class
+from mintaka.monitoring.metrics import binary_positive, positive_class, single_class
 
 
 def close(a: float, b: float) -> bool:
@@ -284,3 +284,22 @@ def test_a_nan_among_string_classes_is_missing_not_the_class_nan() -> None:
         fairness(rows, "group", positive="yes")
     with pytest.raises(ValidationError, match=r"1 of 3 predicted classes are missing"):
         fairness(joined, "group", positive="yes")
+
+
+@pytest.mark.parametrize(
+    ("labels", "positive", "single"),
+    [
+        ([True, 1, 1.0], None, True),  # one class written three ways
+        ([False, 0], None, True),
+        (["yes", "yes"], None, True),  # which class is positive is not known yet
+        (["no", "no"], "yes", True),
+        ([True, 0], None, False),
+        (["yes", "no"], None, False),
+    ],
+)
+def test_single_class_reads_the_labels_as_roc_auc_does(
+    labels: list[Any], positive: Any, single: bool
+) -> None:
+    assert single_class(labels, positive) is single
+    if not single:
+        roc_auc(labels, [0.9, 0.1], positive=positive)

@@ -151,6 +151,17 @@ def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
     return classes[-1] if len(classes) == 2 else None
 
 
+def single_class(y_true: Array, positive: Any = None) -> bool:
+    """Whether binary labels hold one class only, read as :func:`roc_auc` reads them (``True``
+    and ``1`` are one class): every label the positive class, none of them, or a single class
+    that does not say which class is positive. Refused as :func:`binary_positive` refuses."""
+    found = binary_positive(y_true, positive)
+    if found is None:
+        return True
+    positives = np.asarray(np.asarray(y_true) == found)
+    return bool(positives.all() or not positives.any())
+
+
 def _binary(y_true: npt.NDArray[Any], positive: Any) -> npt.NDArray[np.bool_]:
     found = binary_positive(y_true, positive)
     if found is None:

@@ -1084,8 +1084,8 @@ class MonitoringService:
             expected_calibration_error,
             rmse,
             roc_auc,
+            single_class,
         )
-        from mintaka.monitoring.profiles import category_key
 
         joined = self._labelled(spec.endpoint, signal.window, now)
         if not joined.records:
@@ -1099,8 +1099,8 @@ class MonitoringService:
             return rmse(truth, [predicted_label(r.output) for r in joined.records])
         scores = [predicted_score(r.output) for r in joined.records]
         if signal.metric == "roc_auc":
-            if len(set(map(category_key, truth))) < 2:
-                return None  # undefined until both classes have been labelled (1 is 1.0)
+            if single_class(truth, signal.positive):
+                return None  # undefined until both classes have been labelled
             return roc_auc(truth, scores, positive=signal.positive)
         if binary_positive(truth, signal.positive) is None:
             return None  # one class other than 0/1: not measurable until the signal declares it
