@@ -457,6 +457,60 @@ def test_without_a_signature_an_all_features_signal_watches_the_profiled_feature
     assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
 
 
+def test_without_a_signature_a_window_logging_no_profiled_feature_fails_the_signal(
+    platform: Platform,
+    make_artifact: MakeArtifact,
+    tmp_path: Path,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+) -> None:
+    dataset = _serve_credit(platform, make_artifact, _label_and_segment_training(tmp_path))
+    platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
+    renamed = [
+        ({"salary": row["income"], "loans": row["debt"]}, out) for row, out in _applications(2)
+    ]
+    log_predictions(renamed)  # the callers renamed every input
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (0, ())
+    [failure] = report.failed
+    assert failure.error.startswith(
+        "drift signal 'any': no prediction in the window logs any of the features "
+        f"['debt', 'default', 'income'] that the training data {dataset} profiles"
+    )
+
+
+def test_without_a_signature_a_statistic_no_logged_feature_has_fails_the_signal(
+    platform: Platform,
+    make_artifact: MakeArtifact,
+    tmp_path: Path,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+) -> None:
+    rng = np.random.default_rng(1)
+    train = tmp_path / "train.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "outcome"])
+        writer.writeheader()
+        for row in _rows(rng, 3000):
+            writer.writerow({**row, "outcome": "approve" if row["income"] > 0 else "deny"})
+    dataset = _serve_credit(platform, make_artifact, train)
+    # accepted: the training data profiles a categorical column, the label, never logged
+    platform.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="categories", metric="chi2_statistic", threshold=10))
+    )
+    log_predictions([(row, 0.5) for row in _rows(rng, 500, shift=5.0)])
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (0, ())
+    [failure] = report.failed
+    assert failure.error == (
+        "drift signal 'categories' measures chi2_statistic, which only categorical features "
+        f"have, and the training data {dataset} (among the features the window logs) profiles "
+        "no categorical feature (only ['numeric']): nothing could be measured"
+    )
+
+
 def test_a_training_column_without_values_is_no_feature_a_drift_signal_can_watch(
     platform: Platform, make_artifact: MakeArtifact, tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pytest
 from artifact_kit import MakeArtifact
-from monitoring_kit import LogPredictions
+from monitoring_kit import LogPredictions, drift_signal, scoring_monitor
 
 from mintaka import ManualClock, Platform
 from mintaka.cli.app import main
@@ -141,7 +141,52 @@ def test_a_feature_no_row_logs_reads_unmeasured_as_the_runner_names_it(
     rows = _rows(np.random.default_rng(8), 50)
     log_predictions([({"income": row["income"], "region": row["region"]}, 1) for row in rows])
     clock.advance(minutes=5)
+    # no inputs declared: like the runner, the page shows the profiled features the window logs
+    assert [f.name for f in build_report(served, "scoring").features] == ["income", "region"]
+    served.set_features("credit", 1, ("income", "debt", "region"))
     found = {f.name: f for f in build_report(served, "scoring").features}
     assert set(found["debt"].unmeasured.values()) == {"not logged in the window"}
     page = write_report(served, "scoring", tmp_path).read_text()
     assert "wasserstein unmeasured (not logged in the window)" in page
+
+
+def test_report_shows_the_features_the_runner_watches_not_the_label_column(
+    platform: Platform,
+    make_artifact: MakeArtifact,
+    tmp_path: Path,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+) -> None:
+    from mintaka.domain.registry import features_signature
+    from mintaka.monitoring.report import build_report
+
+    rng = np.random.default_rng(1)
+    train = tmp_path / "train.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "region", "default"])
+        writer.writeheader()
+        for row in _rows(rng, 500):
+            writer.writerow({**row, "default": int(row["income"] > 0)})
+    dataset = platform.register_dataset("applications", train)
+    platform.register_model(
+        "credit",
+        make_artifact(b"v1"),
+        dataset_ids=[dataset.id],
+        signature=features_signature("income,debt"),
+    )
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
+    log_predictions([({"income": r["income"], "debt": r["debt"]}, 0.5) for r in _rows(rng, 300)])
+    clock.advance(minutes=5)
+    run = platform.monitoring.run_once()
+    assert (run.evaluated, run.failed) == (1, ())
+    page = build_report(platform, "scoring")
+    assert [(f.name, f.unmeasured) for f in page.features] == [("income", {}), ("debt", {})]
+    platform.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="regions", metric="chi2_statistic:region"))
+    )
+    assert [f.name for f in build_report(platform, "scoring").features] == [
+        "income",
+        "debt",
+        "region",
+    ]

@@ -1,10 +1,11 @@
 """``mintaka monitor report``: one self-contained HTML page per endpoint.
 
-For the window's logged inputs against the training data's stored profile, the page shows each
-numeric feature's reference histogram beside the current one (on the profile's bin edges, as
-proportions, drawn with matplotlib's Agg backend and embedded as PNG; the logged values read as
-the drift statistics read them, a numeric string as its number), the drift table, and the
-endpoint's tickets. A statistic of a feature's kind that the window's traffic cannot give (no
+For the window's logged inputs against the training data's stored profile, the page shows the
+features the runner watches (the serving version's inputs, not the label column), each numeric
+one's reference histogram beside the current one (on the profile's bin edges, as proportions,
+drawn with matplotlib's Agg backend and embedded as PNG; the logged values read as the drift
+statistics read them, a numeric string as its number), the drift table, and the endpoint's
+tickets. A statistic of a feature's kind that the window's traffic cannot give (no
 values of the feature in it, say) reads "unmeasured" in the table, with why below it.
 """
 
@@ -20,9 +21,12 @@ from typing import TYPE_CHECKING, Any
 from mintaka.domain.monitoring import Ticket
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     import numpy.typing as npt
 
     from mintaka.monitoring.profiles import DatasetProfile, NumericProfile
+    from mintaka.monitoring.service import Reference
     from mintaka.monitoring.statistics import DriftReport
     from mintaka.platform import Platform
 
@@ -98,24 +102,45 @@ def build_report(platform: Platform, endpoint: str, window: str = "1d") -> Monit
         for r in platform.monitoring.window_predictions(endpoint, window, now)
         if isinstance(r["inputs"], dict)
     ]
-    reference = platform.monitoring.reference_profile(endpoint)
+    reference = platform.monitoring.reference(endpoint)
     sections: list[FeatureSection] = []
     if reference is not None:
-        profile = DatasetProfile.from_json(reference[1])
+        profile = DatasetProfile.from_json(reference.profile)
+        names = _shown_features(platform, endpoint, reference, rows)
         columns = as_columns(rows)  # once: the drift statistics read the same columns
-        report: DriftReport | None = drift(profile, columns) if rows else None
-        for name in profile.features:
+        report = drift(profile, columns, features=names) if rows else None
+        for name in names:
             sections.append(_section(profile, report, name, columns.get(name)))
     tickets = [t for t in platform.monitoring.tickets() if t.endpoint == endpoint]
     return MonitorReport(
         endpoint=endpoint,
         generated_at=now,
         window=window,
-        dataset_id=None if reference is None else reference[0],
+        dataset_id=None if reference is None else reference.dataset_id,
         current_rows=len(rows),
         features=sections,
         tickets=tickets,
     )
+
+
+def _shown_features(
+    platform: Platform, endpoint: str, reference: Reference, rows: Sequence[Mapping[str, Any]]
+) -> list[str]:
+    """The features the runner watches on ``endpoint``, in the profile's order: those an
+    all-features drift signal watches in the window (the serving version's inputs, not the
+    label; see :func:`~mintaka.monitoring.service.watched_features`) and the profiled ones a
+    drift signal of the endpoint names."""
+    from mintaka.domain.monitoring import SignalKind
+    from mintaka.monitoring.service import watched_features
+
+    named = {
+        signal.metric.partition(":")[2]
+        for spec in platform.monitoring.monitors(endpoint)
+        for signal in spec.signals
+        if signal.kind is SignalKind.DRIFT
+    }
+    shown = set(watched_features(reference, rows)) | named
+    return [name for name in reference.profile.get("features", {}) if name in shown]
 
 
 def _section(

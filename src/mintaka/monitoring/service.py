@@ -897,8 +897,12 @@ class MonitoringService:
 
     def reference_profile(self, endpoint: str) -> tuple[str, dict[str, Any]] | None:
         """The training-data profile of the version taking most of ``endpoint``'s traffic."""
-        found = self._reference(self.platform.serving.get_endpoint(endpoint))
+        found = self.reference(endpoint)
         return None if found is None else (found.dataset_id, found.profile)
+
+    def reference(self, endpoint: str) -> Reference | None:
+        """What ``endpoint``'s drift is measured against (see :class:`Reference`)."""
+        return self._reference(self.platform.serving.get_endpoint(endpoint))
 
     def _reference(self, current: Endpoint) -> Reference | None:
         """The training-data profile of the version taking most of ``current``'s traffic."""
@@ -922,7 +926,7 @@ class MonitoringService:
         in the window, say, or an input the serving version declares that no row of it logs: a
         caller that stopped sending it) is named as unmeasured, never taken for one without
         drift. Without a signature, an all-features signal watches the profiled features the
-        window logs (see :func:`_watched_features`)."""
+        window logs (see :func:`watched_features`), and fails when it logs none of them."""
         from mintaka.monitoring.profiles import DatasetProfile
         from mintaka.monitoring.statistics import drift
 
@@ -962,14 +966,9 @@ class MonitoringService:
                 f: profile.features[f].kind for f in features if f in profile.features
             }
         else:
-            kinds = _watched_features(signal, reference, source)
+            kinds, source = _logged_features(signal, reference, rows, source)
             features = list(kinds)
-            if not reference.version.signature.inputs:  # none declared: the features it logs
-                logged = set().union(*rows)
-                features = [name for name in features if name in logged]
         _refuse_unmeasurable(signal, kinds, source)
-        if not features:
-            return Measurement(None)
         report = drift(profile, rows, features=features)
         values = [report.value(f, metric) for f in features]
         value = max((v for v in values if v is not None), default=None)
@@ -1268,11 +1267,12 @@ def _has_values(feature: Mapping[str, Any]) -> bool:
     return int(feature.get("count", 0)) > int(feature.get("missing", 0))
 
 
-def _watched_features(signal: Signal, reference: Reference, source: str) -> dict[str, str]:
-    """The profiled features an all-features drift signal watches, name -> kind: the inputs the
-    serving version's signature declares (a training dataset also holds the label, and columns
-    the model never takes), every profiled feature when it declares none. A column without
-    values in the training data is left out; a signal left with nothing to watch is refused."""
+def watched_features(reference: Reference, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The profiled features an all-features drift signal watches in a window whose logged
+    inputs are ``rows``, name -> kind: the inputs the serving version's signature declares (a
+    training dataset also holds the label, and columns the model never takes); when it declares
+    none, the profiled features the window logs (every one while it logs nothing). A column
+    without values in the training data is left out. The monitor report shows these too."""
     inputs = reference.version.signature.inputs
     profiled = reference.profile.get("features", {})
     watched = {
@@ -1280,13 +1280,44 @@ def _watched_features(signal: Signal, reference: Reference, source: str) -> dict
         for name, found in profiled.items()
         if (not inputs or name in inputs) and _has_values(found)
     }
+    if inputs or not rows:
+        return watched
+    logged = set().union(*rows)
+    return {name: kind for name, kind in watched.items() if name in logged}
+
+
+def _watched_features(signal: Signal, reference: Reference, source: str) -> dict[str, str]:
+    """The profiled features an all-features drift signal may watch (see
+    :func:`watched_features`); a signal left with nothing to watch is refused."""
+    watched = watched_features(reference, ())
     if watched:
         return watched
+    inputs = reference.version.signature.inputs
     among = f"the inputs {list(inputs)} of {reference.version.ref}" if inputs else "its columns"
     raise ValidationError(
         f"drift signal {signal.name!r} watches every input feature, but {source} profiles none "
         f"of {among} with values: nothing could be measured"
     )
+
+
+def _logged_features(
+    signal: Signal, reference: Reference, rows: Sequence[Mapping[str, Any]], source: str
+) -> tuple[dict[str, str], str]:
+    """The features an all-features drift signal watches in a window with traffic (see
+    :func:`watched_features`), and ``source`` narrowed to those when the window left some out.
+    Without a signature, a window none of whose rows logs a profiled feature fails the signal:
+    callers that renamed or stopped sending every input make no quiet window."""
+    profiled = _watched_features(signal, reference, source)
+    watched = watched_features(reference, rows)
+    if not watched:
+        raise ValidationError(
+            f"drift signal {signal.name!r}: no prediction in the window logs any of the features "
+            f"{sorted(profiled)} that {source} profiles: nothing could be measured (declare the "
+            "serving version's inputs to have each one the callers stopped sending named)"
+        )
+    if watched == profiled:
+        return watched, source
+    return watched, f"{source} (among the features the window logs)"
 
 
 def why_unmeasured(feature: str, why: str, logged: Container[str]) -> str:
