@@ -401,6 +401,16 @@ def _label_and_segment_training(tmp_path: Path) -> Path:
     return train
 
 
+def _training(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
+    """A training CSV of ``rows``, its columns those of the first row."""
+    train = tmp_path / "train.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return train
+
+
 def _serve_credit(
     platform: Platform, make_artifact: MakeArtifact, train: Path, **options: Any
 ) -> str:
@@ -488,12 +498,10 @@ def test_without_a_signature_a_statistic_no_logged_feature_has_fails_the_signal(
     log_predictions: LogPredictions,
 ) -> None:
     rng = np.random.default_rng(1)
-    train = tmp_path / "train.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "outcome"])
-        writer.writeheader()
-        for row in _rows(rng, 3000):
-            writer.writerow({**row, "outcome": "approve" if row["income"] > 0 else "deny"})
+    train = _training(
+        tmp_path,
+        [{**r, "outcome": "approve" if r["income"] > 0 else "deny"} for r in _rows(rng, 3000)],
+    )
     dataset = _serve_credit(platform, make_artifact, train)
     # accepted: the training data profiles a categorical column, the label, never logged
     platform.monitoring.add_monitor(
@@ -555,11 +563,7 @@ def test_a_failure_naming_another_feature_is_audited_though_only_a_number_differ
     from mintaka.domain.registry import features_signature
 
     rng = np.random.default_rng(1)
-    train = tmp_path / "train.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["2023", "2024"])
-        writer.writeheader()
-        writer.writerows({"2023": a, "2024": b} for a, b in rng.normal(size=(3000, 2)))
+    train = _training(tmp_path, [{"2023": a, "2024": b} for a, b in rng.normal(size=(3000, 2))])
     _serve_credit(platform, make_artifact, train, signature=features_signature("2023,2024"))
     platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
     for logged, dropped in (("2024", "2023"), ("2023", "2024")):
