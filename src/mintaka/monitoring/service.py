@@ -704,7 +704,7 @@ class MonitoringService:
             for index, (row, output) in enumerate(zip(inputs, outputs, strict=True)):
                 rows.append(
                     Prediction(
-                        id=f"{record.event_id}-{index}"[:64],
+                        id=_captured_id(record.event_id, index),
                         endpoint=endpoint,
                         route=record.route,
                         model=route.model if route else None,
@@ -1372,3 +1372,15 @@ def _captured_rows(payload: Any, answer: Any) -> tuple[list[Any], list[Any]]:
     if len(outputs) != len(rows):
         outputs = [None] * len(rows)
     return rows, outputs
+
+
+def _captured_id(event_id: str, index: int) -> str:
+    """The prediction id of row ``index`` of captured request ``event_id``: ``<event id>-<index>``
+    when that fits the 64 characters of a prediction id, else a digest of the event id with the
+    index, so that every row of a request keeps an id of its own (a cut would drop the index)."""
+    import hashlib
+
+    joined = f"{event_id}-{index}"
+    if len(joined) <= 64:
+        return joined
+    return f"{hashlib.sha256(event_id.encode()).hexdigest()[:40]}-{index}"
