@@ -5,6 +5,7 @@ routes changed behind Mintaka's back, settings and the lazy SDK import."""
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -199,6 +200,41 @@ def test_requests_without_a_databricks_request_id_are_each_read_once_across_page
     ids = [r.event_id for r in backend.read_captured(endpoint)]
     assert len(set(ids)) == 7
     assert sorted(ids) == sorted(r.event_id for r in backend.read_captured(endpoint))
+
+
+def test_every_page_size_window_and_limit_reads_each_request_once_under_one_id(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path, endpoint: str
+) -> None:
+    """Requests tied in time, with and without ids, some alike to the byte: however the table is
+    paged, from wherever the window starts and up to any limit, each request is read at most
+    once (every one without a limit) and under the id a whole read gives it."""
+    backend = make_backend(databricks_fake, tmp_path)
+    backend.configure_capture(endpoint, CaptureConfig())
+    for value in range(12):
+        backend.invoke(endpoint, {"inputs": {"f0": float(value)}})
+    captured = databricks_fake.state.serving.endpoints[endpoint].captured
+    start = int(captured[0]["timestamp_ms"])
+    rng = random.Random(5)
+    for trial in range(60):
+        for index, row in enumerate(captured):
+            row["timestamp_ms"] = start + rng.choice([0, 0, 1, 1, 2, 3])
+            row["databricks_request_id"] = rng.choice([None, f"r-{rng.randrange(100):02d}-{index}"])
+            row["client_request_id"] = rng.choice([None, "session"])
+            if rng.random() < 0.3:
+                row["request"], row["response"] = captured[0]["request"], captured[0]["response"]
+        offset = rng.choice([None, 0, 1, 2])
+        since = None if offset is None else datetime.fromtimestamp((start + offset) / 1000, UTC)
+        whole = [r.event_id for r in backend.read_captured(endpoint, since=since)]
+        lowest = start + (offset or 0)
+        assert len(set(whole)) == sum(int(r["timestamp_ms"]) >= lowest for r in captured)
+        paged = make_backend(databricks_fake, tmp_path, capture_page_rows=rng.choice([1, 2, 3, 5]))
+        assert sorted(r.event_id for r in paged.read_captured(endpoint, since=since)) == sorted(
+            whole
+        ), trial
+        limit = rng.choice([1, 2, 3, 5, 8])
+        some = [r.event_id for r in paged.read_captured(endpoint, since=since, limit=limit)]
+        assert len(set(some)) == len(some) == min(limit, len(whole)), trial
+        assert set(some) <= set(whole), trial
 
 
 def test_reading_capture_gives_up_after_the_statement_timeout(

@@ -74,3 +74,35 @@ def test_every_row_of_a_request_with_a_long_id_is_imported_under_its_own_id(
         assert len(set(ids)) == 4
         assert all(len(i) <= 64 for i in ids)
         assert plat.monitoring.import_captured("churn-ep") == 0
+
+
+def test_alike_requests_without_a_request_id_in_one_millisecond_are_each_imported(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    """The same body scored twice in one millisecond (two clients, a retry), neither with an id:
+    two predictions, and none again on the next import."""
+    with _capturing(databricks_fake, tmp_path) as plat:
+        for _ in range(2):
+            plat.backend.invoke("churn-ep", {"inputs": [{"f0": 1.0}]})
+        rows = databricks_fake.state.serving.endpoint("churn-ep").captured
+        for row in rows:
+            row["databricks_request_id"] = row["client_request_id"] = None
+            row["timestamp_ms"] = rows[0]["timestamp_ms"]
+            row["request"] = '{"dataframe_records": [{"f0": 1.0}]}'
+            row["response"] = '{"predictions": [0]}'
+        assert plat.monitoring.import_captured("churn-ep") == 2
+        assert plat.monitoring.import_captured("churn-ep") == 0
+
+
+def test_requests_sharing_a_callers_id_without_a_request_id_are_each_imported(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> None:
+    """A caller's ``client_request_id`` may tag a session or a batch, not one request."""
+    with _capturing(databricks_fake, tmp_path) as plat:
+        plat.backend.invoke("churn-ep", {"inputs": [{"f0": 1.0}]})
+        plat.backend.invoke("churn-ep", {"inputs": [{"f0": 2.0}]})
+        for row in databricks_fake.state.serving.endpoint("churn-ep").captured:
+            row["databricks_request_id"], row["client_request_id"] = None, "session-42"
+        assert plat.monitoring.import_captured("churn-ep") == 2
+        assert all(i.startswith("dbx-") for i in _imported_ids(plat, "churn-ep"))
+        assert plat.monitoring.import_captured("churn-ep") == 0

@@ -21,6 +21,7 @@ import functools
 import hashlib
 import json
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -54,19 +55,29 @@ _CAPTURE_COLUMNS = (
 )
 
 
-def _event_id(endpoint: str, row: dict[str, Any]) -> str:
-    """A captured request's id: Databricks' request id, else the caller's, else one derived
-    from the row itself (its time, request and response), so that reading the same row again
-    gives the same id and two requests of one millisecond keep two."""
-    for column in ("databricks_request_id", "client_request_id"):
-        if row.get(column):
-            return str(row[column])
+def _event_id(endpoint: str, row: dict[str, Any], earlier: Counter[str]) -> str:
+    """A captured request's id: Databricks' request id, else ``dbx-<digest>-<n>``, the digest of
+    the row itself (endpoint, the caller's request id, time, request and response) and ``n`` the
+    rows of that digest counted before it in ``earlier``. The caller's id is no request's own (a
+    session or batch tag may be on many) and two requests may be alike to the millisecond: each
+    keeps an id of its own, the same whenever the row is read again, since every row without a
+    request id of one millisecond is read in the same call (``_with_all_unidentified``)."""
+    if row.get("databricks_request_id"):
+        return str(row["databricks_request_id"])
     content = json.dumps(
-        [row.get("timestamp_ms"), row.get("request"), row.get("response")], default=str
+        [
+            endpoint,
+            row.get("client_request_id"),
+            row.get("timestamp_ms"),
+            row.get("request"),
+            row.get("response"),
+        ],
+        default=str,
     )
-    return (
-        f"{endpoint}-{row.get('timestamp_ms')}-" + hashlib.sha256(content.encode()).hexdigest()[:16]
-    )
+    digest = hashlib.sha256(content.encode()).hexdigest()[:32]
+    occurrence = earlier[digest]
+    earlier[digest] += 1
+    return f"dbx-{digest}-{occurrence}"
 
 
 def _endpoint_wide(limit: dict[str, Any]) -> bool:
@@ -676,6 +687,7 @@ class EndpointServing(
                 "reading an inference table needs a SQL warehouse: set warehouse_id"
             )
         records: list[CapturedRecord] = []
+        unidentified: Counter[str] = Counter()
         since_ms = 0 if since is None else int(since.timestamp() * 1000)
         after: tuple[str, str | None] | None = None
         remaining = limit
@@ -688,8 +700,9 @@ class EndpointServing(
                 rows = self._with_all_unidentified(table, rows)
             rows = rows if remaining is None else rows[:remaining]
             for row in rows:
+                event_id = _event_id(endpoint, row, unidentified)
                 try:
-                    records.append(self._record(endpoint, row))
+                    records.append(self._record(endpoint, row, event_id))
                 except (ValueError, KeyError, TypeError) as exc:
                     # A row Mintaka cannot read (a request that is not JSON): the others count.
                     log.warning("skipped a row of %s: %r", table, exc)
@@ -814,7 +827,7 @@ class EndpointServing(
         return [dict(zip(columns, row, strict=True)) for row in rows]
 
     @staticmethod
-    def _record(endpoint: str, row: dict[str, Any]) -> CapturedRecord:
+    def _record(endpoint: str, row: dict[str, Any], event_id: str) -> CapturedRecord:
         metadata = row.get("request_metadata") or {}
         if isinstance(metadata, str):
             metadata = json.loads(metadata)
@@ -827,7 +840,7 @@ class EndpointServing(
             route=route_name_of(str(metadata["served_entity_name"]))
             if metadata.get("served_entity_name")
             else None,
-            event_id=_event_id(endpoint, row),
+            event_id=event_id,
             at=datetime.fromtimestamp(int(row["timestamp_ms"]) / 1000, tz=UTC),
             inputs=inputs,
             outputs=outputs,
