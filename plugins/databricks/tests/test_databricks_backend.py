@@ -438,6 +438,9 @@ def test_wired_inputs_become_dynamic_value_references_and_edges(
         "depth": "{{job.parameters.depth}}",
     }
     assert fit["description"] == "gate: evaluation"
+    prepare = native.definition["tasks"][0]["notebook_task"]["base_parameters"]
+    assert TaskArguments.from_base_parameters(prepare).exports == ("path",)  # set as task values
+    assert told.exports == ()  # no step reads fit's outputs
     run = cloud.submit(native, {"depth": "4"})
     assert cloud.wait_for_pipeline_run(run.id).status is PipelineStatus.SUCCEEDED
 

@@ -28,13 +28,15 @@ class NotebookExit(Exception):
 
 
 class StubTaskValues:
-    """``dbutils.jobs.taskValues`` as a task sees it: what was set, by key."""
+    """``dbutils.jobs.taskValues`` as a task sees it: what was set, by key; as documented, a
+    value must be JSON of at most 48 KiB."""
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
 
     def set(self, key: str, value: Any) -> None:
-        json.dumps(value)  # only JSON values are accepted
+        if len(json.dumps(value).encode()) > 48 * 1024:
+            raise ValueError(f"the value of task value {key!r} exceeds 48 KiB")
         self.values[key] = value
 
 
@@ -71,7 +73,7 @@ class StubDbUtils:
         self.notebook = StubNotebook()
 
 
-def fit_parameters(**inputs: str) -> dict[str, str]:
+def fit_parameters(exports: tuple[str, ...] = (), **inputs: str) -> dict[str, str]:
     return TaskArguments(
         pipeline="train",
         step="fit",
@@ -79,6 +81,7 @@ def fit_parameters(**inputs: str) -> dict[str, str]:
         run_id="881",
         parameters={"depth": "5"},
         inputs=inputs,
+        exports=exports,
     ).base_parameters()
 
 
@@ -91,6 +94,7 @@ def test_arguments_round_trip_through_base_parameters() -> None:
         run_id="{{job.run_id}}",
         parameters={"depth": "{{job.parameters.depth}}"},
         inputs={"query": "a=b", "auc": "{{tasks.fit.values.auc}}"},
+        exports=("passed",),
     )
     rendered = arguments.base_parameters()
     assert all(name.startswith(PREFIX) for name in rendered)
@@ -107,6 +111,7 @@ def test_arguments_round_trip_through_base_parameters() -> None:
         ({PREFIX + "entrypoint": ""}, "needs mintaka_entrypoint"),
         ({PREFIX + "inputs": '["depth", "features"]'}, "needs the mintaka_input_features"),
         ({PREFIX + "params": "depth"}, "JSON list of names"),
+        ({PREFIX + "exports": '"auc"'}, "mintaka_exports must be a JSON list of names"),
     ],
 )
 def test_parameters_compile_never_emits_are_refused(change: dict[str, str], problem: str) -> None:
@@ -118,7 +123,9 @@ def test_parameters_compile_never_emits_are_refused(change: dict[str, str], prob
 
 
 def test_a_step_runs_and_its_outputs_become_task_values_and_the_notebooks_result() -> None:
-    dbutils = StubDbUtils(fit_parameters(depth="7", features='["age", "plan"]'))
+    """The outputs later steps read become task values; all of them the notebook's result."""
+    parameters = fit_parameters(("auc", "model_uri"), depth="7", features='["age", "plan"]')
+    dbutils = StubDbUtils(parameters)
     with pytest.raises(NotebookExit):
         main(dbutils)
     expected = {
@@ -126,8 +133,26 @@ def test_a_step_runs_and_its_outputs_become_task_values_and_the_notebooks_result
         "auc": 0.7,
         "features": ["age", "plan"],
     }
-    assert dbutils.jobs.taskValues.values == expected
+    assert dbutils.jobs.taskValues.values == {"auc": 0.7, "model_uri": expected["model_uri"]}
     assert read_result(dbutils.notebook.result) == expected
+
+
+def test_an_output_over_48_kib_ends_the_step_unless_a_later_step_reads_it() -> None:
+    """A task value holds at most 48 KiB of JSON: an output no later step reads may be larger
+    (it is only in the notebook's result); one a later step reads fails the step, naming it."""
+    features = json.dumps([f"feature_{i:05d}" for i in range(4000)])
+    dbutils = StubDbUtils(fit_parameters(("auc",), depth="7", features=features))
+    with pytest.raises(NotebookExit):
+        main(dbutils)
+    assert len(read_result(dbutils.notebook.result)["features"]) == 4000
+    dbutils = StubDbUtils(fit_parameters(("auc", "features"), depth="7", features=features))
+    with pytest.raises(ValidationError, match=r"output 'features' of step 'fit'.*48 KiB"):
+        main(dbutils)
+    assert dbutils.jobs.taskValues.values == {}
+    assert dbutils.notebook.result is None
+    dbutils = StubDbUtils(fit_parameters(("score",), depth="7", features="[]"))
+    with pytest.raises(ValidationError, match="gave no output 'score'"):
+        main(dbutils)
 
 
 def test_a_gate_that_did_not_pass_fails_the_task_with_its_checks_and_outcome() -> None:
@@ -137,6 +162,7 @@ def test_a_gate_that_did_not_pass_fails_the_task_with_its_checks_and_outcome() -
         entrypoint="databricks_steps:auc_gate",
         gate="evaluation",
         inputs={"auc": "0.61"},
+        exports=("passed",),
     ).base_parameters()
     dbutils = StubDbUtils(parameters)
     with pytest.raises(GateHeld) as held:

@@ -5,11 +5,11 @@ Each task is a ``notebook_task`` running Mintaka's step runner
 ``settings.step_runner``) on serverless compute with the ``mintaka`` package installed, passing
 the step's entry point, the pipeline's parameters (which become job parameters) and its wired
 inputs as dynamic value references in its ``base_parameters``. A notebook, because only a notebook
-can set task values: the runner sets the step's outputs as task values, for the tasks downstream,
-ends with them as the notebook's result, and fails the task when a gate's outcome did not pass.
-``get_pipeline_run`` reads each ended task's outputs back from ``runs/get-output`` (the notebook's
-result, or a failed gate's error), with a gate step's outcome; a failed gate's step fails with
-the gate's reason.
+can set task values: the runner sets the step's outputs that later steps read as task values (told
+which by the task's ``mintaka_exports``), ends with all its outputs as the notebook's result, and
+fails the task when a gate's outcome did not pass. ``get_pipeline_run`` reads each ended task's
+outputs back from ``runs/get-output`` (the notebook's result, or a failed gate's error), with a
+gate step's outcome; a failed gate's step fails with the gate's reason.
 
 A pipeline is one job named ``mintaka/<pipeline>`` (created, or reset to the compiled definition,
 on submit); a submit is a ``run-now`` with an idempotency token, so a retried request whose answer
@@ -111,6 +111,17 @@ def _identifier(name: str) -> str:
     return f"`{name}`"
 
 
+def _read_outputs(spec: PipelineSpec) -> dict[str, tuple[str, ...]]:
+    """Step -> the output fields of it that later steps read: only those become task values,
+    each of which may hold no more than 48 KiB."""
+    read: dict[str, set[str]] = {}
+    for step in spec.steps:
+        for source, name in step.references().values():
+            if source != "params":
+                read.setdefault(source, set()).add(name)
+    return {step: tuple(sorted(names)) for step, names in read.items()}
+
+
 def _workspace_path(path: str) -> str:
     """Where the Workspace API finds the file a task runs as ``path`` (``/Workspace/Shared/x``
     is the API's ``/Shared/x``)."""
@@ -161,6 +172,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 f"starting with {PREFIX!r} are the step runner's own (a job parameter would "
                 "replace the task parameter of the same name)"
             )
+        read = _read_outputs(spec)
         tasks = []
         for step in spec.steps:
             # Wired inputs as dynamic value references: a parameter, or a value an upstream task
@@ -179,6 +191,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 run_id=_reference("job", "run_id"),
                 parameters={key: _reference("job", "parameters", key) for key in spec.parameters},
                 inputs=inputs,
+                exports=read.get(step.name, ()),
             ).base_parameters()
             task: dict[str, Any] = {
                 "task_key": step.name,

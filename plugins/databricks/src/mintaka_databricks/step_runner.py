@@ -10,10 +10,11 @@ Job parameters and upstream outputs arrive as dynamic value references that Data
 replaced by text; each input is passed as that text when its field accepts it, else as the JSON it
 holds (a list, a mapping).
 
-The step runs through Mintaka's own step machinery (:func:`mintaka.pipelines.step.run_step`). Its
-outputs become task values (what ``{{tasks.<step>.values.<field>}}`` reads downstream; only a
-notebook can set them) and the notebook's result (``dbutils.notebook.exit``, JSON), which the
-backend reads back from ``runs/get-output``. A gate whose outcome did not pass raises
+The step runs through Mintaka's own step machinery (:func:`mintaka.pipelines.step.run_step`). The
+outputs later steps read (``mintaka_exports``) become task values (what
+``{{tasks.<step>.values.<field>}}`` reads downstream; only a notebook can set them, and each holds
+at most 48 KiB of JSON), and all of them the notebook's result (``dbutils.notebook.exit``, JSON),
+which the backend reads back from ``runs/get-output``. A gate whose outcome did not pass raises
 :class:`GateHeld` instead, so the task fails and the steps after it do not run; its message ends
 with the line ``MINTAKA_STEP_OUTPUTS <json>``, so the outcome reads back from the task's error.
 
@@ -46,6 +47,8 @@ MARKER = "MINTAKA_STEP_OUTPUTS"
 PREFIX = "mintaka_"
 """The start of every task parameter the runner reads: job parameters are passed to a notebook
 as widgets too, and one of the same name would replace the task's own."""
+TASK_VALUE_BYTES = 48 * 1024
+"""The most JSON one task value may hold, as Databricks documents it."""
 _NAMED = ("pipeline", "step", "entrypoint")
 _OPTIONAL = ("gate", "run_id")
 _PAIRS = {"param": "parameters", "input": "inputs"}
@@ -110,17 +113,19 @@ class TaskArguments:
     run_id: str = ""
     parameters: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
+    exports: tuple[str, ...] = ()  # the output fields later steps read, set as task values
 
     def base_parameters(self) -> dict[str, str]:
         """The task's ``notebook_task.base_parameters``: one per argument, each parameter and
         input under its own name (a reference replaced by text may hold any character), with the
-        lists of those names."""
+        lists of those names and of the outputs to export."""
         rendered = {
             PREFIX + "pipeline": self.pipeline,
             PREFIX + "step": self.step,
             PREFIX + "entrypoint": self.entrypoint,
             PREFIX + "gate": self.gate or "",
             PREFIX + "run_id": self.run_id,
+            PREFIX + "exports": json.dumps(list(self.exports)),
         }
         for kind, attribute in _PAIRS.items():
             values: dict[str, str] = getattr(self, attribute)
@@ -140,19 +145,23 @@ class TaskArguments:
                 needed = f"the step runner needs the {PREFIX}{name} parameter"
                 raise ValidationError(needed) from None
 
+        def names(name: str) -> list[str]:
+            try:
+                keys = json.loads(read(name))
+            except ValueError:
+                keys = None
+            if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+                raise ValidationError(f"{PREFIX}{name} must be a JSON list of names")
+            return keys
+
         named = {name: read(name) for name in (*_NAMED, *_OPTIONAL)}
         missing = [PREFIX + name for name in _NAMED if not named[name]]
         if missing:
             raise ValidationError(f"the step runner needs {', '.join(missing)}")
-        pairs: dict[str, dict[str, str]] = {}
-        for kind, attribute in _PAIRS.items():
-            try:
-                keys = json.loads(read(f"{kind}s"))
-            except ValueError:
-                keys = None
-            if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
-                raise ValidationError(f"{PREFIX}{kind}s must be a JSON list of names")
-            pairs[attribute] = {key: read(f"{kind}_{key}") for key in keys}
+        pairs = {
+            attribute: {key: read(f"{kind}_{key}") for key in names(f"{kind}s")}
+            for kind, attribute in _PAIRS.items()
+        }
         return cls(
             pipeline=named["pipeline"],
             step=named["step"],
@@ -161,6 +170,7 @@ class TaskArguments:
             run_id=named["run_id"],
             parameters=pairs["parameters"],
             inputs=pairs["inputs"],
+            exports=tuple(names("exports")),
         )
 
     @classmethod
@@ -224,6 +234,28 @@ def _decoded(model: type[BaseModel], texts: dict[str, str]) -> dict[str, Any]:
     return values
 
 
+def task_values(arguments: TaskArguments, outputs: dict[str, Any]) -> dict[str, Any]:
+    """The outputs of ``arguments``' step that later steps read, to be set as task values: one a
+    later step reads but the step did not give, or one over the 48 KiB a task value may hold, is
+    a ``ValidationError`` naming it (Databricks would refuse it, or hand on nothing)."""
+    lacking = [key for key in arguments.exports if key not in outputs]
+    if lacking:
+        raise ValidationError(
+            f"step {arguments.step!r} gave no output {', '.join(map(repr, lacking))}, "
+            "which later steps read"
+        )
+    exported = {key: outputs[key] for key in arguments.exports}
+    for key, value in exported.items():
+        size = len(json.dumps(value).encode())
+        if size > TASK_VALUE_BYTES:
+            raise ValidationError(
+                f"output {key!r} of step {arguments.step!r}, which later steps read, is {size} "
+                f"bytes of JSON: a Databricks task value holds at most 48 KiB "
+                f"({TASK_VALUE_BYTES} bytes); pass it by reference instead (a file's URI)"
+            )
+    return exported
+
+
 def _runtime_dbutils() -> DbUtils:
     """The notebook's own ``dbutils``, else the one the Databricks runtime provides."""
     own = globals().get("dbutils")
@@ -235,8 +267,9 @@ def _runtime_dbutils() -> DbUtils:
 
 
 def main(dbutils: DbUtils | None = None) -> dict[str, Any]:
-    """Run the step the task's parameters name, publish its outputs as task values and the
-    notebook's result, and raise :class:`GateHeld` on a gate that did not pass."""
+    """Run the step the task's parameters name, publish the outputs later steps read as task
+    values and all of them as the notebook's result, and raise :class:`GateHeld` on a gate that
+    did not pass."""
     utils = _runtime_dbutils() if dbutils is None else dbutils
     arguments = TaskArguments.from_widgets(utils.widgets.get)
     contract = load_step(arguments.entrypoint)
@@ -249,7 +282,7 @@ def main(dbutils: DbUtils | None = None) -> dict[str, Any]:
         workdir=Path(tempfile.mkdtemp(prefix=f"mintaka-{arguments.step}-")),
     )
     outputs: dict[str, Any] = result.model_dump(mode="json")
-    for key, value in outputs.items():
+    for key, value in task_values(arguments, outputs).items():
         utils.jobs.taskValues.set(key, value)
     if isinstance(result, GateOutcome) and not result.passed:
         raise GateHeld(arguments.step, arguments.gate, result)
