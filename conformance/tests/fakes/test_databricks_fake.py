@@ -1000,6 +1000,52 @@ def test_a_notebook_task_answers_get_output_with_its_result_kept_to_the_first_5_
     assert never_exited.result is None
 
 
+def test_a_reference_to_a_task_value_no_upstream_task_set_fails_the_task(
+    fake: FakeDatabricks, w: WorkspaceClient
+) -> None:
+    """Databricks reports an invalid reference in its known ``tasks`` namespace as an error: a
+    value the upstream task did not set, or one of a task that ran but is not upstream, fails
+    the task rather than reaching it as literal text."""
+
+    def task(key: str, after: list[str], reference: str) -> jobs.SubmitTask:
+        return jobs.SubmitTask(
+            task_key=key,
+            depends_on=[jobs.TaskDependency(task_key=k) for k in after],
+            notebook_task=jobs.NotebookTask(
+                notebook_path="/n", base_parameters={"given": reference}
+            ),
+        )
+
+    fake.state.jobs.script_task("prep", "SUCCESS", task_values={"path": "/data"})
+    fake.state.jobs.script_task("side", "SUCCESS", task_values={"seed": 7})
+    started = w.jobs.submit(
+        run_name="wired",
+        tasks=[
+            task("prep", [], "{{job.run_id}}"),
+            task("side", [], "{{job.run_id}}"),
+            task("fit", ["prep"], "{{tasks.prep.values.path}}"),
+            task("score", ["fit"], "{{tasks.prep.values.path}}/{{tasks.side.values.seed}}"),
+            task("report", ["fit"], "{{tasks.prep.values.size}}"),
+        ],
+    )
+    ran = {t.task_key: t for t in w.jobs.get_run(started.run_id or 0).tasks or []}
+    states = {
+        key: t.state.result_state.value
+        for key, t in ran.items()
+        if t.state and t.state.result_state
+    }
+    assert states == {
+        "prep": "SUCCESS",
+        "side": "SUCCESS",
+        "fit": "SUCCESS",
+        "score": "FAILED",
+        "report": "FAILED",
+    }
+    assert fake.state.jobs.runs[started.run_id or 0].tasks[2].resolved == {"given": "/data"}
+    assert "{{tasks.side.values.seed}}" in (ran["score"].state.state_message or "")
+    assert "'size'" in (ran["report"].state.state_message or "")
+
+
 @pytest.mark.parametrize(
     ("notebook", "problem"),
     [

@@ -430,6 +430,7 @@ def test_wired_inputs_become_dynamic_value_references_and_edges(
         ],
     )
     native = cloud.compile(spec)
+    databricks_fake.state.jobs.script_task("prepare", "SUCCESS", task_values={"path": "/data"})
     fit = native.definition["tasks"][1]
     assert fit["depends_on"] == [{"task_key": "prepare"}]  # from the wiring alone
     told = TaskArguments.from_base_parameters(fit["notebook_task"]["base_parameters"])
@@ -505,7 +506,7 @@ def test_each_step_reads_back_the_outputs_its_notebook_ended_with(
 ) -> None:
     jobs = databricks_fake.state.jobs
     fit = {"auc": 0.91, "model_uri": "runs:/1/model"}
-    jobs.script_task("fit", "SUCCESS", notebook_result=json.dumps(fit))
+    jobs.script_task("fit", "SUCCESS", notebook_result=json.dumps(fit), task_values={"auc": 0.91})
     jobs.script_task("evaluate", "SUCCESS", notebook_result='{"passed": true, "checks": []}')
     run = cloud.wait_for_pipeline_run(cloud.submit(cloud.compile(gated_spec()), {}).id)
     assert run.status is PipelineStatus.SUCCEEDED
@@ -513,7 +514,8 @@ def test_each_step_reads_back_the_outputs_its_notebook_ended_with(
     assert steps["fit"].outputs == fit
     assert steps["fit"].gate is None
     assert steps["evaluate"].gate == GateOutcome(passed=True)
-    jobs.script_task("fit", "SUCCESS", notebook_result='{"auc": 0.9')  # cut off
+    cut = '{"auc": 0.9'
+    jobs.script_task("fit", "SUCCESS", notebook_result=cut, task_values={"auc": 0.91})
     again = cloud.wait_for_pipeline_run(cloud.submit(cloud.compile(gated_spec()), {}).id)
     assert again.status is PipelineStatus.SUCCEEDED
     assert {s.name: s.outputs for s in again.steps}["fit"] == {}
@@ -525,6 +527,7 @@ def test_a_gate_that_did_not_pass_reads_back_as_a_failed_step_with_its_reason(
     check = GateCheck(name="auc", passed=False, value=0.61, limit=0.8)
     outcome = GateOutcome(passed=False, checks=(check,))
     held = GateHeld("evaluate", "evaluation", outcome)
+    databricks_fake.state.jobs.script_task("fit", "SUCCESS", task_values={"auc": 0.61})
     databricks_fake.state.jobs.script_task(
         "evaluate",
         "FAILED",
@@ -544,6 +547,7 @@ def test_a_gate_whose_outcome_is_only_in_the_tasks_error_reads_back_from_there(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend
 ) -> None:
     outcome = GateOutcome(passed=False, checks=(GateCheck(name="auc", passed=False),))
+    databricks_fake.state.jobs.script_task("fit", "SUCCESS", task_values={"auc": 0.61})
     databricks_fake.state.jobs.script_task(
         "evaluate",
         "FAILED",
@@ -561,6 +565,7 @@ def test_a_gate_that_failed_without_an_outcome_says_so_with_the_tasks_error(
 ) -> None:
     """A gate task that failed before deciding (or whose outcome line was cut off) is a failed
     step that says its outcome is missing and what the task's output reported."""
+    databricks_fake.state.jobs.script_task("fit", "SUCCESS", task_values={"auc": 0.61})
     databricks_fake.state.jobs.script_task(
         "evaluate",
         "FAILED",

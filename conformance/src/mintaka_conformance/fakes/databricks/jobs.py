@@ -22,11 +22,12 @@ relative for ``GIT``) and ``base_parameters`` mapping names to strings. When it 
 ``runs/get``): ``{{job.parameters.<name>}}``, ``{{job.id}}``, ``{{job.run_id}}``,
 ``{{task.name}}``, ``{{task.run_id}}`` and ``{{tasks.<task>.values.<key>}}`` (the scripted
 ``task_values`` of an upstream task of the run, JSON unless a string), identifiers of anything but
-letters, digits and ``_`` quoted in backticks; a reference with a syntax error or to a value that
-does not exist stays literal text. A failed task answers ``runs/get-output`` with ``error`` (its
-scripted ``error``, the exception the notebook raised, else its state message) and its scripted
-``error_trace``; a failed notebook task that never called ``dbutils.notebook.exit`` has an empty
-``notebook_output``.
+letters, digits and ``_`` quoted in backticks; a reference with a syntax error or outside the
+namespaces Databricks knows stays literal text, and one to a task value that no upstream task of
+the task set (Databricks' known ``tasks`` namespace) fails the task, naming the reference. A
+failed task answers ``runs/get-output`` with ``error`` (its scripted ``error``, the exception the
+notebook raised, else its state message) and its scripted ``error_trace``; a failed notebook task
+that never called ``dbutils.notebook.exit`` has an empty ``notebook_output``.
 
 Missing jobs and runs are answered with ``400 INVALID_PARAMETER_VALUE`` "Job 1 does not exist."
 exactly as the service does; the SDK itself turns that into ``ResourceDoesNotExist`` for
@@ -398,10 +399,15 @@ class Jobs:
                 )
                 return
             context = _ReferenceContext(run, task, values)
-            task.resolved = {
-                str(k): context.resolve(str(v))
-                for k, v in (notebook.get("base_parameters") or {}).items()
-            }
+            try:
+                task.resolved = {
+                    str(k): context.resolve(str(v))
+                    for k, v in (notebook.get("base_parameters") or {}).items()
+                }
+            except _Unresolved as exc:
+                task.life_cycle, task.result_state = "TERMINATED", "FAILED"
+                task.message = str(exc)
+                return
         outcome = self._outcome(task.task_key)
         task.outcome = outcome
         task.life_cycle, task.result_state = "TERMINATED", outcome.result
@@ -811,6 +817,10 @@ _PATH = re.compile(r"(?:\w+|`[^`]+`)(?:\.(?:\w+|`[^`]+`))*", re.ASCII)
 _PART = re.compile(r"\w+|`[^`]+`", re.ASCII)
 
 
+class _Unresolved(Exception):
+    """A reference in a namespace Databricks knows to a value it does not have."""
+
+
 @dataclass(frozen=True)
 class _ReferenceContext:
     """What the dynamic value references of one task of one run resolve to."""
@@ -820,7 +830,8 @@ class _ReferenceContext:
     values: dict[str, dict[str, Any]]  # task key -> task values set so far in the run
 
     def resolve(self, text: str) -> str:
-        """``text`` with each reference Databricks can resolve replaced by its value."""
+        """``text`` with each reference Databricks can resolve replaced by its value; one to a
+        task value no upstream task set raises :class:`_Unresolved`."""
 
         def replace(found: re.Match[str]) -> str:
             value = self._value(found[1])
@@ -844,7 +855,25 @@ class _ReferenceContext:
                 return self.task.task_key
             case ["task", "run_id"]:
                 return str(self.task.run_id)
-            case ["tasks", key, "values", name] if name in self.values.get(key, {}):
+            case ["tasks", key, "values", name]:
+                if key not in self._upstream() or name not in self.values.get(key, {}):
+                    raise _Unresolved(
+                        f"Failed to resolve the dynamic value reference {{{{{reference}}}}}: "
+                        f"no upstream task {key!r} of task {self.task.task_key!r} set a "
+                        f"value {name!r}."
+                    )
                 value = self.values[key][name]
                 return value if isinstance(value, str) else json.dumps(value)
         return None
+
+    def _upstream(self) -> set[str]:
+        """The tasks this task waits for, directly or through others."""
+        by_key = {task.task_key: task for task in self.run.tasks}
+        found: set[str] = set()
+        waiting = list(self.task.depends_on)
+        while waiting:
+            key = waiting.pop()
+            if key not in found and key in by_key:
+                found.add(key)
+                waiting.extend(by_key[key].depends_on)
+        return found
