@@ -747,6 +747,35 @@ def test_a_native_rollout_that_ends_retires_the_config_the_endpoint_left(
     assert sorted(m["ModelName"] for m in sm.list_models()["Models"]) == models
 
 
+def test_sync_retires_nothing_a_native_rollout_left(platform: Platform, live: str, sm: Any) -> None:
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    left = _configs(sm)
+    assert len(left) == 2
+    platform.sync()
+    assert native.in_flight(platform, live) is None
+    assert _configs(sm) == left  # a read: nothing deleted
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert _configs(sm) == [rollout_id]
+
+
+def test_a_config_another_endpoint_serves_is_never_retired(
+    platform: Platform, live: str, sm: Any, tmp_path: Path
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 100, "green": 0})
+    shared = sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+    sm.create_endpoint(EndpointName="churn-copy", EndpointConfigName=shared)  # outside Mintaka
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert shared in _configs(sm)
+    models = sorted(m["ModelName"] for m in sm.list_models()["Models"])
+
+    platform.register_model("churn", artifact(tmp_path, b"v3"))
+    sm.update_endpoint(EndpointName="churn-copy", EndpointConfigName=rollout_id)
+    platform.serving.deploy(live, "churn:3", route="red")  # a new config: the rollout's is left
+    assert {shared, rollout_id} <= set(_configs(sm))
+    assert set(models) <= {m["ModelName"] for m in sm.list_models()["Models"]}
+
+
 def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(
     platform: Platform,
     cloud: SageMakerBackend,

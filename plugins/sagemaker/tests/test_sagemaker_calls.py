@@ -280,6 +280,7 @@ def test_update_routes_switches_config_retires_the_old_one_and_answers_from_the_
         "CreateEndpointConfig",  # blue keeps the Model it serves: none is made
         "UpdateEndpoint",
         "DescribeEndpoint",
+        "ListEndpoints",  # no other endpoint may serve the config retired
         "DeleteEndpointConfig",
         "DeleteModel",  # green's
     ]
@@ -300,6 +301,7 @@ def test_configure_capture_reads_the_config_once_and_asking_again_changes_nothin
         "CreateEndpointConfig",
         "UpdateEndpoint",
         "DescribeEndpoint",
+        "ListEndpoints",
         "DeleteEndpointConfig",
     ]
     with Calls(backend) as again:
@@ -331,5 +333,6 @@ def test_a_new_route_reads_the_busiest_model_once_for_its_network_settings(
         "CreateEndpointConfig",
         "UpdateEndpoint",
         "DescribeEndpoint",
+        "ListEndpoints",
         "DeleteEndpointConfig",
     ]

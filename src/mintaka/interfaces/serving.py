@@ -80,7 +80,16 @@ class NativeRollout(ABC):
     @abstractmethod
     def rollout_status(self, name: str, rollout_id: str) -> str:
         """``in_progress``, ``succeeded``, ``rolled_back`` (the cloud undid it, e.g. on an alarm)
-        or ``failed`` (``mintaka.rollout.native.NativeRolloutStatus``)."""
+        or ``failed`` (``mintaka.rollout.native.NativeRolloutStatus``). A read only: sync asks
+        it too."""
+
+    def retire_rollout(self, name: str, rollout_id: str) -> None:  # noqa: B027
+        """Remove what a native rollout that has ended left in the cloud and nothing serves any
+        more (the configuration the endpoint moved from, or the rollout's own after a
+        rollback); never anything another endpoint still serves. Core calls it when it records
+        the rollout's end (``mintaka rollout-status``), never from a read such as sync. An
+        optional hook: the default removes nothing, as a cloud that cleans up after its own
+        rollouts leaves nothing behind."""
 
 
 class BatchScoring(ABC):

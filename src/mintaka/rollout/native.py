@@ -20,8 +20,11 @@ change:
   its reason naming the rollout id), audited with the gate's decision.
 - ``status``: asks the cloud. ``succeeded`` marks the new traffic known-good. ``rolled_back`` or
   ``failed`` records the traffic the cloud went back to (``endpoint.rollback``) and raises a
-  critical ``rollout-native`` alert, once per rollout however often it is asked. Once the
-  endpoint has moved on from a rollout whose end is recorded, the record answers.
+  critical ``rollout-native`` alert, once per rollout however often it is asked. Once the end
+  is recorded, the backend retires what the rollout left in the cloud
+  (``NativeRollout.retire_rollout``). Once the endpoint has moved on from a rollout whose end
+  is recorded, the record answers.
+- ``in_flight`` (sync) only reads: it records, alerts and retires nothing.
 
 A backend that declares the capability as emulated has no native rollout: core's controller is the
 emulation (``mintaka rollout`` without ``--native``).
@@ -197,6 +200,8 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
         serving.mark_known_good(endpoint)
     elif found in (NativeRolloutStatus.ROLLED_BACK, NativeRolloutStatus.FAILED):
         _record_undone(platform, endpoint, rollout_id, found)
+    if found is not NativeRolloutStatus.IN_PROGRESS:
+        rollout.retire_rollout(endpoint, rollout_id)
     return found
 
 

@@ -26,10 +26,12 @@
   (``register_served``). An endpoint whose config was deleted outside Mintaka (SageMaker lets
   it serve on) reads with its traffic and no routes, ``routes_known`` false in its extra.
 - Only configs and Models Mintaka made are deleted when an endpoint moves on or is deleted; those
-  an adopted endpoint had before are left to the tools that made them.
+  an adopted endpoint had before are left to the tools that made them, and a config another
+  endpoint serves (or is being updated to) is kept.
 - Native rollouts are ``UpdateEndpoint`` with a blue/green ``DeploymentConfig`` and CloudWatch
   alarms for automatic rollback; the backend does not wait for them, and retires the config the
-  endpoint left when ``rollout_status`` first sees the rollout ended. A plan is walked exactly as
+  endpoint left when core records the rollout's end (``retire_rollout``; ``rollout_status`` only
+  reads). A plan is walked exactly as
   written or refused (``native_routing``): one all-at-once step, a canary of 1-50% then the rest,
   or equal linear steps of 10-50% then what is left, ending at 100% (30/60/90/100), every step
   baking the one wait SageMaker has (whole seconds, at most an hour). SageMaker's blue/green
@@ -1220,9 +1222,12 @@ class SageMakerServing(SageMakerRegistry):
 
     def _retire_config(self, name: str, old: str, found: dict[str, Any], keep: Layout) -> None:
         """Delete the config an endpoint left (as described before the switch) and its models
-        that the new layout does not serve, where Mintaka made them."""
+        that the new layout does not serve, where Mintaka made them and no other endpoint
+        serves the config (``_served_elsewhere``)."""
         if not self._made_by_mintaka(name, old):
             self.config_routes.forget(old)
+            return
+        if self._served_elsewhere(old, name):
             return
         in_use = {v["ModelName"] for v in keep.variants + keep.shadow_variants}
         stale = made_models(name, found) - in_use
@@ -1778,30 +1783,37 @@ class SageMakerServing(SageMakerRegistry):
         return config
 
     def rollout_status(self, name: str, rollout_id: str) -> str:
-        """``in_progress``, ``succeeded``, ``rolled_back`` (an alarm fired) or ``failed``. Once
-        the rollout has ended, the config the endpoint no longer serves is retired (the one it
-        served before after a success, the rollout's after a rollback), as any other change
-        retires the config it leaves."""
+        """``in_progress``, ``succeeded``, ``rolled_back`` (an alarm fired) or ``failed``; a
+        read only (``retire_rollout`` removes what the rollout left)."""
         described = self._describe_endpoint(name)
         status = described["EndpointStatus"]
         if status in TRANSITIONAL:
             return "in_progress"
         if status != "InService":
             return "failed"
+        return "succeeded" if described.get("EndpointConfigName") == rollout_id else "rolled_back"
+
+    def retire_rollout(self, name: str, rollout_id: str) -> None:
+        """Once the rollout has ended, retire the config the endpoint no longer serves (the one
+        it served before after a success, found from the rollout config's ``REPLACES_TAG``; the
+        rollout's own otherwise), as any other change retires the config it leaves."""
+        described = self._describe_endpoint(name)
+        if described["EndpointStatus"] in TRANSITIONAL:
+            return
         serving = str(described.get("EndpointConfigName", ""))
         if serving != rollout_id:
             self._retire_left(name, rollout_id, serving)
-            return "rolled_back"
+            return
         with contextlib.suppress(NotFound):
             replaced = self._tags(self._arn(f"endpoint-config/{rollout_id}")).get(REPLACES_TAG)
             if replaced:
                 self._retire_left(name, replaced, serving)
-        return "succeeded"
 
     def _retire_left(self, name: str, left: str, serving: str) -> None:
         """Delete the config ``left`` that endpoint ``name`` no longer serves, with the Models
-        Mintaka made for it that the config it serves does not use; only where Mintaka made it,
-        and nothing once it is gone (asked again, it is not deleted twice)."""
+        Mintaka made for it that the config it serves does not use; only where Mintaka made it
+        and no endpoint serves it (``_served_elsewhere``), and nothing once it is gone (asked
+        again, it is not deleted twice)."""
         if left == serving or not self._made_by_mintaka(name, left):
             return
         try:
@@ -1809,4 +1821,30 @@ class SageMakerServing(SageMakerRegistry):
             in_use = {str(v.get("ModelName")) for v in self._config_variants(serving)}
         except NotFound:
             return
+        if self._served_elsewhere(left, name):
+            return
         self._discard([left], sorted(made_models(name, found) - in_use))
+
+    def _served_elsewhere(self, config: str, name: str) -> bool:
+        """Whether an endpoint other than ``name`` serves ``config`` or is being updated to it
+        (SageMaker lets any endpoint serve any config, one made outside Mintaka included);
+        True when that cannot be told, so a config still needed is never deleted."""
+        own = self.settings.endpoint_of(name)
+        try:
+            for page in self._pages("sagemaker", "list_endpoints"):
+                for summary in page.get("Endpoints", []):
+                    other = str(summary["EndpointName"])
+                    if other == own:
+                        continue
+                    try:
+                        found = self._sm("describe_endpoint", EndpointName=other)
+                    except NotFound:  # deleted while listing
+                        continue
+                    pending = (found.get("PendingDeploymentSummary") or {}).get(
+                        "EndpointConfigName"
+                    )
+                    if config in (found.get("EndpointConfigName"), pending):
+                        return True
+        except MintakaError:
+            return True
+        return False
