@@ -54,6 +54,7 @@ def test_the_local_backend_emulates_native_rollout_with_cores_controller(
         (native.NativeRolloutStatus.SUCCEEDED, 0),
         (native.NativeRolloutStatus.ROLLED_BACK, 1),
         (native.NativeRolloutStatus.FAILED, 1),
+        (native.NativeRolloutStatus.UNKNOWN, 1),
     ],
 )
 def test_rollout_status_reports_for_scripts_and_fails_on_a_rollback(

@@ -175,6 +175,27 @@ def test_a_rollout_over_a_native_rollout_whose_end_is_not_recorded_is_refused(
     assert _unchanged(three) == before  # the start's unverified target is not marked known-good
 
 
+def test_changes_wait_for_a_native_rollouts_end_but_the_kill_switch_does_not(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(native, "_native", lambda plat: _Cloud())
+    native.start(three, _plan({"blue": 50, "green": 50}))
+    before = _unchanged(three)
+    refused = r"native rollout under way \(r-7.*rollout-status scoring r-7"
+    with pytest.raises(Conflict, match=refused):
+        three.serving.set_traffic("scoring", {"red": 100})
+    with pytest.raises(Conflict, match=refused):
+        three.serving.deploy("scoring", "credit:1", route="again")
+    with pytest.raises(Conflict, match=refused):
+        three.serving.retire_route("scoring", "red")
+    with pytest.raises(Conflict, match=refused):
+        three.serving.rollback("scoring")
+    assert _unchanged(three) == before
+    assert three.serving.kill("scoring", reason="incident").traffic.weights == BEFORE
+    assert native.status(three, "scoring", "r-7") is native.NativeRolloutStatus.UNKNOWN
+    three.serving.set_traffic("scoring", {"red": 100})  # the kill stopped the rollout
+
+
 # -- a rollout that cannot start marks nothing --------------------------------------------------
 
 

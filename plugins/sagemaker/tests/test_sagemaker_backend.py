@@ -718,6 +718,39 @@ def test_a_succeeded_native_rollout_stays_succeeded_once_the_endpoint_moves_on(
     assert _actions(platform, live) == events
 
 
+def test_changes_wait_until_a_native_rollouts_end_is_recorded(
+    platform: Platform, live: str, sm: Any, tmp_path: Path
+) -> None:
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    platform.register_model("churn", artifact(tmp_path, b"v3"))
+    events = _actions(platform, live)
+    with pytest.raises(Conflict, match=f"rollout-status {live} {rollout_id}"):
+        platform.serving.deploy(live, "churn:3", route="red")
+    with pytest.raises(Conflict, match="native rollout under way"):
+        platform.serving.set_traffic(live, {"blue": 100, "green": 0})
+    assert _actions(platform, live) == events
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert platform.serving.deployment_history(live)[-1].known_good
+    assert _configs(sm) == [rollout_id]
+    platform.serving.deploy(live, "churn:3", route="red")
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+
+
+def test_a_kill_during_a_native_rollout_leaves_its_end_unknown_and_unalerted(
+    platform: Platform, live: str, fake: SageMakerFake
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 0, "green": 100})
+    fake.script_endpoint(live, ["Updating"] * 3 + ["InService"])
+    rollout_id = native.start(platform, _canary(live, "blue", "green"))
+    assert platform.serving.kill(live, reason="incident").status is EndpointStatus.KILLED
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.UNKNOWN
+    platform.serving.unkill(live)
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.UNKNOWN
+    assert platform.monitoring.tickets() == []
+    assert "endpoint.rollback" not in _actions(platform, live)
+    platform.serving.set_traffic(live, {"blue": 0, "green": 100})
+
+
 def _configs(sm: Any) -> list[str]:
     return sorted(c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"])
 

@@ -328,7 +328,8 @@ def rollout_status(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Where a native rollout stands; its end is recorded (a rollback also raises an alert).
-    Exits 1 when the cloud rolled it back or it failed."""
+    Exits 1 when the cloud rolled it back or it failed, or when a kill stopped it before its
+    end was recorded (``unknown``)."""
     from mintaka.rollout import native as native_rollout
 
     found = native_rollout.status(platform(ctx), endpoint, rollout_id)
@@ -340,6 +341,7 @@ def rollout_status(
     ended_badly = (
         native_rollout.NativeRolloutStatus.ROLLED_BACK,
         native_rollout.NativeRolloutStatus.FAILED,
+        native_rollout.NativeRolloutStatus.UNKNOWN,
     )
     if found in ended_badly:
         raise typer.Exit(1)

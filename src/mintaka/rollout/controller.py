@@ -40,6 +40,19 @@ STEP_REASON = "rollout step "
 NATIVE_REASON = "native rollout "
 
 
+def native_rollout_unrecorded(latest: Deployment, rollout: str) -> Conflict:
+    """The refusal of a change while ``latest``, the start of native rollout ``rollout``, has
+    no recorded end: the cloud may still be walking it, and a change made now would leave its
+    end unknowable (the cloud then serves that change, which reads as a rollback)."""
+    return Conflict(
+        f"{latest.endpoint} has a native rollout under way ({rollout}, started by "
+        f"{latest.actor} at {latest.at.isoformat()}) whose end is not recorded: ask where it "
+        f"stands with `mintaka rollout-status {latest.endpoint} {rollout}` (its end is recorded "
+        "once the cloud has finished) before changing the endpoint's traffic or routes or "
+        f"starting another rollout; `mintaka kill {latest.endpoint}` still stops it"
+    )
+
+
 def rollout_of(reason: str) -> str | None:
     """The rollout id a deployment's reason names, when a native rollout's start wrote it."""
     if not reason.startswith(NATIVE_REASON):
@@ -176,17 +189,8 @@ def check_no_rollout_under_way(latest: Deployment) -> None:
     """Refuse to start a rollout while the endpoint's latest change is another rollout's
     unfinished step: that rollout is still baking, or its process stopped mid-way. Its traffic
     was never verified, so it is no rollback target; the last known-good traffic is put back
-    first (``mintaka rollback``), or that rollout is left to finish."""
-    unfinished = not latest.known_good and latest.strategy is not RolloutStrategy.DIRECT
-    rollout = rollout_of(latest.reason) if unfinished else None
-    if rollout is not None:
-        raise Conflict(
-            f"{latest.endpoint} has a native rollout under way ({rollout}, started by "
-            f"{latest.actor} at {latest.at.isoformat()}) whose end is not recorded: ask where it "
-            f"stands with `mintaka rollout-status {latest.endpoint} {rollout}` (its success is "
-            "recorded then), or put back the last known-good traffic with "
-            f"`mintaka rollback {latest.endpoint}`, before starting another rollout"
-        )
+    first (``mintaka rollback``), or that rollout is left to finish. A native rollout whose end
+    is not recorded is refused by ``ServingService.check_native_rollout_recorded``."""
     if _unfinished_step(latest):
         raise Conflict(
             f"{latest.endpoint} is in the middle of a rollout: its traffic "
@@ -246,6 +250,7 @@ class RolloutController:
                 f"rollout of {plan.endpoint} not started: the endpoint was killed; release it "
                 "with unkill first"
             )
+        self.platform.serving.check_native_rollout_recorded(plan.endpoint)
         check_no_rollout_under_way(last)
         if plan.rollback_to is not None:
             self._gate_rollback(endpoint, plan.rollback_to)

@@ -22,8 +22,13 @@ change:
   ``failed`` records the traffic the cloud went back to (``endpoint.rollback``) and raises a
   critical ``rollout-native`` alert, once per rollout however often it is asked. Once the end
   is recorded, the backend retires what the rollout left in the cloud
-  (``NativeRollout.retire_rollout``). Once the endpoint has moved on from a rollout whose end
-  is recorded, the record answers.
+  (``NativeRollout.retire_rollout``), and the record answers from then on.
+- Until its end is recorded, every change of the endpoint's traffic or routes, and every other
+  rollout, is refused (``ServingService.check_native_rollout_recorded``, a ``Conflict`` naming
+  ``mintaka rollout-status``): a change made before would leave the end unknowable, as the
+  cloud would then serve that change. The kill switch is never refused; a rollout a kill
+  stopped (or one whose endpoint changed outside Mintaka's record) before its end was recorded
+  answers ``unknown``, with nothing recorded, alerted or retired.
 - ``in_flight`` (sync) only reads: it records, alerts and retires nothing.
 
 A backend that declares the capability as emulated has no native rollout: core's controller is the
@@ -71,6 +76,17 @@ class NativeRolloutStatus(StrEnum):
     SUCCEEDED = "succeeded"
     ROLLED_BACK = "rolled_back"  # the cloud undid it (an alarm fired)
     FAILED = "failed"
+    # core's own answer, never the cloud's: the endpoint changed (a kill) before the end was
+    # recorded, so how the rollout ended can no longer be told
+    UNKNOWN = "unknown"
+
+
+CLOUD_STATUSES = (
+    NativeRolloutStatus.IN_PROGRESS,
+    NativeRolloutStatus.SUCCEEDED,
+    NativeRolloutStatus.ROLLED_BACK,
+    NativeRolloutStatus.FAILED,
+)
 
 
 def _native(platform: Platform) -> NativeRollout:
@@ -94,8 +110,7 @@ def in_flight(platform: Platform, endpoint: str) -> str | None:
         rollout = _native(platform)
     except UnsupportedCapability:
         return None
-    latest = platform.serving.deployment_history(endpoint)[-1]
-    rollout_id = None if latest.known_good else rollout_of(latest.reason)
+    rollout_id = platform.serving.unrecorded_native_rollout(endpoint)
     if rollout_id is None or rollout.rollout_status(endpoint, rollout_id) != "in_progress":
         return None
     return rollout_id
@@ -137,6 +152,7 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     check_plan(plan, current)
     rollout.check_native_plan(plan, current)
     rollout.check_native_plan(plan, _in_service(platform, plan.endpoint))
+    serving.check_native_rollout_recorded(plan.endpoint)
     check_no_rollout_under_way(serving.deployment_history(plan.endpoint)[-1])
     if plan.rollback_to is not None:
         _check_rollback_to(platform, plan.rollback_to, current)
@@ -171,33 +187,30 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
 
 
 def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutStatus:
-    """The cloud's word on a native rollout, recorded once it has ended (see the module); once
-    the endpoint has moved on from a rollout whose end is recorded, the record answers (the
-    cloud then serves another change and can no longer tell a success from a rollback)."""
+    """The cloud's word on a native rollout, recorded once it has ended (see the module). Once
+    its end is recorded, the record answers; a rollout the endpoint moved on from (or a kill
+    stopped) before its end was recorded is ``unknown``: the cloud then serves that later
+    change and can no longer tell a success from a rollback."""
     rollout = _native(platform)
     serving = platform.serving
     history = serving.deployment_history(endpoint)
     started = [d for d in history if rollout_of(d.reason) == rollout_id]
     if not started:
         raise NotFound(f"no native rollout {rollout_id!r} was started on {endpoint!r}")
-    moved_on = history[-1].id != started[-1].id
-    if moved_on:
-        ended = _recorded_end(history, started[-1].id, rollout_id)
-        if ended is not None:
-            return ended
+    ended = _recorded_end(history, started[-1].id, rollout_id)
+    if ended is not None:
+        return ended
+    if history[-1].id != started[-1].id or serving.unrecorded_native_rollout(endpoint) is None:
+        return NativeRolloutStatus.UNKNOWN
     said = rollout.rollout_status(endpoint, rollout_id)
-    try:
-        found = NativeRolloutStatus(said)
-    except ValueError:
+    if said not in CLOUD_STATUSES:
         raise BackendError(
-            f"reported rollout status {said!r}, not one of "
-            f"{[s.value for s in NativeRolloutStatus]}",
+            f"reported rollout status {said!r}, not one of {[s.value for s in CLOUD_STATUSES]}",
             platform.backend.name,
-        ) from None
-    if moved_on:
-        return found  # the endpoint moved on since (recorded then)
-    if found is NativeRolloutStatus.SUCCEEDED and not history[-1].known_good:
-        serving.mark_known_good(endpoint)
+        )
+    found = NativeRolloutStatus(said)
+    if found is NativeRolloutStatus.SUCCEEDED:
+        serving.mark_known_good(endpoint, expected=started[-1].id)
     elif found in (NativeRolloutStatus.ROLLED_BACK, NativeRolloutStatus.FAILED):
         _record_undone(platform, endpoint, rollout_id, found)
     if found is not NativeRolloutStatus.IN_PROGRESS:

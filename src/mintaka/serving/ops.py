@@ -54,6 +54,7 @@ from mintaka.interfaces import (
     TrafficSplit,
 )
 from mintaka.rollout.challenger import Comparison, CostMatrix, auc
+from mintaka.rollout.controller import native_rollout_unrecorded, rollout_of
 from mintaka.serving.batch import file_format
 from mintaka.serving.mirror import ShadowMirror
 from mintaka.store.schema import (
@@ -172,6 +173,36 @@ class ServingService:
             ).all()
         return [_deployment(row) for row in rows]
 
+    def unrecorded_native_rollout(self, endpoint: str) -> str | None:
+        """The id of the native rollout whose start is the endpoint's latest change and whose
+        end is not recorded (its start not marked known-good), unless a kill has stopped it
+        since; else None."""
+        history = self.deployment_history(endpoint)
+        if not history or history[-1].known_good:
+            return None
+        rollout = rollout_of(history[-1].reason)
+        if rollout is None:
+            return None
+        with self.platform.store.read() as conn:
+            newest = conn.execute(
+                select(audit_events.c.action)
+                .where(
+                    audit_events.c.subject == history[-1].endpoint,
+                    audit_events.c.action.in_(("endpoint.rollout", "endpoint.kill")),
+                )
+                .order_by(audit_events.c.seq.desc())
+                .limit(1)
+            ).scalar()
+        return None if newest == "endpoint.kill" else rollout
+
+    def check_native_rollout_recorded(self, endpoint: str) -> None:
+        """``Conflict`` while a native rollout's end is not recorded
+        (``unrecorded_native_rollout``): a change of traffic or routes, or another rollout,
+        waits for ``mintaka rollout-status``; the kill switch never does."""
+        rollout = self.unrecorded_native_rollout(endpoint)
+        if rollout is not None:
+            raise native_rollout_unrecorded(self.deployment_history(endpoint)[-1], rollout)
+
     # -- changing -------------------------------------------------------------------------------
 
     def create_endpoint(
@@ -263,6 +294,7 @@ class ServingService:
         reason: str,
     ) -> Endpoint:
         """Gate, apply and record a change of an endpoint's routes (with its traffic)."""
+        self.check_native_rollout_recorded(current.name)
         versions = self._route_versions(routes)
         decision = self._gate(action, current.name, routes, traffic, versions, current)
         serving = self.platform._area(Capability.SERVING, Serving)
@@ -322,6 +354,8 @@ class ServingService:
         (``action``, ``known_good``, and ``restores``: the deployment whose traffic it puts
         back) applies it."""
         current = self.get_endpoint(endpoint)
+        if action != "endpoint.kill":
+            self.check_native_rollout_recorded(endpoint)
         if not weights:
             raise ValidationError(
                 f"a traffic map for {endpoint!r} needs at least one route (weights summing to "
