@@ -809,6 +809,25 @@ def test_a_config_another_endpoint_serves_is_never_retired(
     assert set(models) <= {m["ModelName"] for m in sm.list_models()["Models"]}
 
 
+def test_a_plan_started_again_after_a_rollback_is_another_rollout(
+    platform: Platform, live: str, fake: SageMakerFake
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 0, "green": 100})
+    plan = _canary(live, "blue", "green", sla={"p99_latency_ms": 250})
+    fake.script_endpoint(live, ["Updating", "InService"])
+    first = native.start(platform, plan)
+    cw = make_client("cloudwatch")
+    alarm = rollout_alarm_name(live, "blue", "p99-latency")
+    cw.set_alarm_state(AlarmName=alarm, StateValue="ALARM", StateReason="slow")
+    assert native.status(platform, live, first) is native.NativeRolloutStatus.IN_PROGRESS
+    assert native.status(platform, live, first) is native.NativeRolloutStatus.ROLLED_BACK
+    cw.set_alarm_state(AlarmName=alarm, StateValue="OK", StateReason="fixed")
+    again = native.start(platform, plan)
+    assert again != first
+    assert native.status(platform, live, again) is native.NativeRolloutStatus.SUCCEEDED
+    assert native.status(platform, live, first) is native.NativeRolloutStatus.ROLLED_BACK
+
+
 def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(
     platform: Platform,
     cloud: SageMakerBackend,

@@ -16,8 +16,10 @@
 - A weight change keeps the config and calls ``UpdateEndpointWeightsAndCapacities``; a change of
   routes, shadow or capture creates the next config (``<endpoint>-c<n>-<hash>``) and calls
   ``UpdateEndpoint``. Names derive from the content, so a retried create finds what the first one
-  made ("already exists" is reconciled, not an error). A change is in force when the call returns:
-  the backend waits for the endpoint to leave ``Creating``/``Updating``.
+  made ("already exists" is reconciled, not an error); a native rollout's config name, which is
+  its rollout id, also hashes an id made for its start, so a plan started again (after a
+  rollback, say) is another rollout with a config of its own. A change is in force when the
+  call returns: the backend waits for the endpoint to leave ``Creating``/``Updating``.
 - A config's name is derived from everything in it, routes included, and SageMaker never changes
   a config, so the routes read from (or written to) a config's tags are kept per config name and
   read once per process. A config made outside Mintaka has its routes read from its variants'
@@ -608,8 +610,10 @@ class SageMakerServing(SageMakerRegistry):
         ]
         return layout
 
-    def _config_name(self, endpoint: str, counter: int, layout: Layout) -> str:
-        key = [
+    def _config_name(self, endpoint: str, counter: int, layout: Layout, nonce: str = "") -> str:
+        """``<endpoint>-c<counter>-<hash of the layout>``; ``nonce`` (a native rollout's start)
+        makes each start's name its own, as the name is its rollout id."""
+        key: list[Any] = [
             layout.request(layout.variants),
             layout.request(layout.shadow_variants),
             layout.capture,
@@ -617,6 +621,8 @@ class SageMakerServing(SageMakerRegistry):
         ]
         if layout.carried.config:
             key.append(layout.carried.config)
+        if nonce:
+            key.append(nonce)
         return f"{endpoint}-c{counter}-{short_hash(key)}"
 
     @staticmethod
@@ -1132,13 +1138,15 @@ class SageMakerServing(SageMakerRegistry):
         wait: bool = True,
         described: dict[str, Any] | None = None,
         old_config: dict[str, Any] | None = None,
+        nonce: str = "",
     ) -> tuple[str, dict[str, Any] | None]:
         """Create the next config for ``name`` and switch the endpoint to it: (its name, the
         endpoint as described once the switch is done, or None without ``wait``).
 
         ``capture=True`` carries the current data capture over; a dict replaces it.
         ``described`` is the endpoint as the caller has just described it, and ``old_config``
-        the config it serves (neither described again).
+        the config it serves (neither described again); ``nonce`` goes into the config's name
+        (``_config_name``).
         """
         if described is None:
             described = self._describe_endpoint(name)
@@ -1150,7 +1158,7 @@ class SageMakerServing(SageMakerRegistry):
         layout = self._layout(
             name, routes, traffic, new_capture, self._carried(old, old_config, routes)
         )
-        config = self._config_name(name, self._counter(old) + 1, layout)
+        config = self._config_name(name, self._counter(old) + 1, layout, nonce)
         if config == old:
             return config, described
         models = self._ensure_models(name, layout)
@@ -1779,6 +1787,7 @@ class SageMakerServing(SageMakerRegistry):
             deployment=deployment,
             wait=False,
             described=described,
+            nonce=self.context.ids.new("rollout"),
         )
         return config
 
