@@ -250,7 +250,8 @@ def test_a_rollback_the_cloud_made_is_recorded_even_where_the_gate_would_refuse_
     )
     monkeypatch.setenv("MINTAKA_POLICY", str(strict))
     three.governance.reload_policy()  # m:1, serving now, lacks the approval it needs
-    _record_undone(three, "scoring", "rollout-1", NativeRolloutStatus.ROLLED_BACK)
+    start = three.serving.deployment_history("scoring")[-1].id
+    _record_undone(three, "scoring", start, "rollout-1", NativeRolloutStatus.ROLLED_BACK)
     last = three.serving.deployment_history("scoring")[-1]
     assert "rolled back" in last.reason
     assert not last.known_good  # recorded as it is, not as a safe target

@@ -886,6 +886,46 @@ def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(
     assert platform.verify_audit().ok
 
 
+def test_a_rollback_asked_about_by_two_processes_at_once_is_recorded_and_alerted_once(
+    platform: Platform,
+    cloud: SageMakerBackend,
+    live: str,
+    tmp_path: Path,
+    fake: SageMakerFake,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 0, "green": 100})
+    fake.script_endpoint(live, ["Updating", "InService"])
+    plan = _canary(live, "blue", "green", sla={"p99_latency_ms": 250})
+    rollout_id = native.start(platform, plan)
+    make_client("cloudwatch").set_alarm_state(
+        AlarmName=rollout_alarm_name(live, "blue", "p99-latency"),
+        StateValue="ALARM",
+        StateReason="slow",
+    )
+    make_client("sagemaker").describe_endpoint(EndpointName=live)  # the cloud rolls back
+    alerted: list[str] = []
+    with sagemaker_platform(tmp_path / "home", seed=99) as other:
+        monkeypatch.setattr(
+            other.monitoring, "raise_alert", lambda signal, *a, **k: alerted.append(signal)
+        )
+        monkeypatch.setattr(
+            platform.monitoring, "raise_alert", lambda signal, *a, **k: alerted.append(signal)
+        )
+        said = cloud.rollout_status
+
+        def meanwhile(name: str, asked: str) -> str:
+            answer = said(name, asked)
+            native.status(other, live, rollout_id)  # the other process asks in between
+            return answer
+
+        monkeypatch.setattr(cloud, "rollout_status", meanwhile)
+        assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.ROLLED_BACK
+    undone = f"the cloud rolled back native rollout {rollout_id}"
+    assert [d.reason for d in platform.serving.deployment_history(live)].count(undone) == 1
+    assert alerted == [native.ALERT_SIGNAL]
+
+
 def test_a_native_rollout_the_gate_refuses_never_reaches_the_cloud(
     platform: Platform, cloud: SageMakerBackend, live: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -20,7 +20,8 @@ change:
   its reason naming the rollout id), audited with the gate's decision.
 - ``status``: asks the cloud. ``succeeded`` marks the new traffic known-good. ``rolled_back`` or
   ``failed`` records the traffic the cloud went back to (``endpoint.rollback``) and raises a
-  critical ``rollout-native`` alert, once per rollout however often it is asked. Once the end
+  critical ``rollout-native`` alert, once per rollout however often (and by however many
+  processes at once) it is asked. Once the end
   is recorded, the backend retires what the rollout left in the cloud
   (``NativeRollout.retire_rollout``), and the record answers from then on.
 - Until its end is recorded, every change of the endpoint's traffic or routes, and every other
@@ -40,6 +41,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from sqlalchemy import Connection, select
 
 from mintaka.capabilities import Capability
 from mintaka.domain.serving import (
@@ -61,6 +64,7 @@ from mintaka.rollout.controller import (
     step_shadow,
 )
 from mintaka.serving.ops import _traffic
+from mintaka.store.schema import deployments
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -212,7 +216,7 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
     if found is NativeRolloutStatus.SUCCEEDED:
         serving.mark_known_good(endpoint, expected=started[-1].id)
     elif found in (NativeRolloutStatus.ROLLED_BACK, NativeRolloutStatus.FAILED):
-        _record_undone(platform, endpoint, rollout_id, found)
+        _record_undone(platform, endpoint, started[-1].id, rollout_id, found)
     if found is not NativeRolloutStatus.IN_PROGRESS:
         rollout.retire_rollout(endpoint, rollout_id)
     return found
@@ -240,16 +244,11 @@ def _recorded_end(
 
 
 def _record_undone(
-    platform: Platform, endpoint: str, rollout_id: str, found: NativeRolloutStatus
+    platform: Platform, endpoint: str, start: str, rollout_id: str, found: NativeRolloutStatus
 ) -> None:
-    # The alert first: the cloud has acted, whatever becomes of recording it (a repeated alert
-    # updates the signal's open ticket rather than opening another).
-    platform.monitoring.raise_alert(
-        ALERT_SIGNAL,
-        endpoint,
-        severity="critical",
-        details={"rollout": rollout_id, "status": found.value},
-    )
+    """Record the traffic the cloud went back to, and raise the critical alert, unless another
+    process recorded that end first (checked in the write transaction, so it is recorded and
+    alerted once). A record that fails is still alerted: the cloud has acted."""
     serving = platform.serving
     current = serving.get_endpoint(endpoint)
     traffic = platform._area(Capability.SERVING, Serving).get_endpoint(endpoint).traffic
@@ -267,17 +266,46 @@ def _record_undone(
         strategy=RolloutStrategy.DIRECT,
         enforce=False,
     )
-    with platform.store.write() as conn:
-        events = serving._record_deployment(
-            conn,
-            endpoint,
-            current.routes,
-            traffic,
-            versions,
-            RolloutStrategy.DIRECT,
-            why,
-            decision=decision,
-            known_good=decision.allowed,
-            action="endpoint.rollback",
-        )
+    try:
+        with platform.store.write() as conn:
+            if _latest_deployment(conn, endpoint) != start:
+                return  # recorded meanwhile by another process, which raised the alert
+            events = serving._record_deployment(
+                conn,
+                endpoint,
+                current.routes,
+                traffic,
+                versions,
+                RolloutStrategy.DIRECT,
+                why,
+                decision=decision,
+                known_good=decision.allowed,
+                action="endpoint.rollback",
+            )
+    except Exception:
+        _alert(platform, endpoint, rollout_id, found)
+        raise
     platform._after_commit(events)
+    _alert(platform, endpoint, rollout_id, found)
+
+
+def _latest_deployment(conn: Connection, endpoint: str) -> str | None:
+    """The id of the endpoint's latest deployment, read in the caller's transaction."""
+    found = conn.execute(
+        select(deployments.c.id)
+        .where(deployments.c.endpoint == endpoint)
+        .order_by(deployments.c.seq.desc())
+        .limit(1)
+    ).scalar()
+    return None if found is None else str(found)
+
+
+def _alert(platform: Platform, endpoint: str, rollout_id: str, found: NativeRolloutStatus) -> None:
+    """The critical ``rollout-native`` alert of a rollout the cloud undid (a repeated alert
+    updates the signal's open ticket rather than opening another)."""
+    platform.monitoring.raise_alert(
+        ALERT_SIGNAL,
+        endpoint,
+        severity="critical",
+        details={"rollout": rollout_id, "status": found.value},
+    )
