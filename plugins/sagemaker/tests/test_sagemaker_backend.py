@@ -974,6 +974,30 @@ def test_a_native_rollback_target_must_be_the_traffic_in_force_and_pass_the_gate
     assert _actions(platform, live)[-2:] == ["endpoint.known_good", "endpoint.rollout"]
 
 
+def test_a_native_rollback_target_is_checked_against_the_traffic_the_cloud_serves(
+    platform: Platform, live: str, sm: Any
+) -> None:
+    platform.serving.set_traffic(live, {"blue": 100, "green": 0})
+    sm.update_endpoint_weights_and_capacities(  # changed outside Mintaka
+        EndpointName=live,
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "blue", "DesiredWeight": 50.0},
+            {"VariantName": "green", "DesiredWeight": 50.0},
+        ],
+    )
+    events = _actions(platform, live)
+    recorded = TrafficMap(weights={"blue": 100, "green": 0})
+    plan = TrafficPlan(
+        endpoint=live,
+        strategy=RolloutStrategy.BLUE_GREEN,
+        steps=[TrafficStep(weights={"blue": 0, "green": 100}, bake_seconds=60)],
+        rollback_to=recorded,
+    )
+    with pytest.raises(ValidationError, match=r"rolls back to the traffic in force"):
+        native.start(platform, plan)
+    _nothing_marked(platform, live, events)
+
+
 # -- monitoring ---------------------------------------------------------------------------------
 
 

@@ -10,11 +10,11 @@ change:
   endpoint's current traffic, as recorded and as the cloud reports it, in service
   (``NativeRollout.check_native_plan``: SageMaker's canary, say, is one canary step onto a
   route taking no live traffic yet, then the rest), so a plan it cannot walk is refused with
-  nothing marked, recorded or sent. A ``rollback_to`` must be the live traffic in force (the
-  cloud rolls back to the fleet serving when it starts) and passes the traffic gate, as core's
-  controller has it. The plan's final traffic (its last
-  step, keeping the shadow as core's controller does: the plan's, else the endpoint's own
-  unless it goes live) then passes the traffic gate (approvals, risk tier, the kill switch)
+  nothing marked, recorded or sent. A ``rollback_to`` must be the live traffic in force as the
+  cloud reports it (the cloud rolls back to the fleet serving when it starts) and passes the
+  traffic gate, as core's controller has it. The plan's final traffic (its last step, keeping
+  the shadow as core's controller does: the plan's, else the endpoint's own unless it goes
+  live) then passes the traffic gate (approvals, risk tier, the kill switch)
   before any cloud call; the current traffic is marked known-good (the rollback target); the
   cloud starts the rollout; the final traffic is recorded as a deployment (``endpoint.rollout``,
   its reason naming the rollout id), audited with the gate's decision.
@@ -135,7 +135,8 @@ def _in_service(platform: Platform, endpoint: str) -> Endpoint:
 
 def _check_rollback_to(platform: Platform, rollback_to: TrafficMap, current: Endpoint) -> None:
     """A cloud's rollout rolls back to the fleet serving when it starts, so a plan's
-    ``rollback_to`` must send live traffic as the endpoint does now (``ValidationError``
+    ``rollback_to`` must send live traffic as the endpoint does now in the cloud (``current``
+    with the cloud's traffic, which may have changed outside Mintaka; ``ValidationError``
     otherwise); it passes the traffic gate as core's controller has it pass (``gate_rollback``)."""
     wanted = {r: w for r, w in rollback_to.weights.items() if w > 0}
     serving = {r: w for r, w in current.traffic.weights.items() if w > 0}
@@ -155,11 +156,14 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     current = serving.get_endpoint(plan.endpoint)
     check_plan(plan, current)
     rollout.check_native_plan(plan, current)
-    rollout.check_native_plan(plan, _in_service(platform, plan.endpoint))
+    in_cloud = _in_service(platform, plan.endpoint)
+    rollout.check_native_plan(plan, in_cloud)
     serving.check_native_rollout_recorded(plan.endpoint)
     check_no_rollout_under_way(serving.deployment_history(plan.endpoint)[-1])
     if plan.rollback_to is not None:
-        _check_rollback_to(platform, plan.rollback_to, current)
+        # the cloud rolls back to the traffic it serves, gated over the routes as recorded
+        in_force = current.model_copy(update={"traffic": in_cloud.traffic})
+        _check_rollback_to(platform, plan.rollback_to, in_force)
     target = _traffic(plan.steps[-1].weights, *step_shadow(plan, plan.steps[-1], current))
     versions = serving._route_versions(current.routes)
     decision = serving._gate(
