@@ -20,7 +20,7 @@ from sagemaker_testkit import BUCKET, SETTINGS, Calls
 from mintaka import Conflict, IdFactory, NotFound
 from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.registry import ApprovalStatus, VersionRequest
-from mintaka.domain.serving import Route, TrafficMap
+from mintaka.domain.serving import RolloutStrategy, Route, TrafficMap, TrafficPlan, TrafficStep
 from mintaka.interfaces import BackendContext
 
 BLUE = Route(name="blue", model="churn", version=1)
@@ -335,4 +335,30 @@ def test_a_new_route_reads_the_busiest_model_once_for_its_network_settings(
         "DescribeEndpoint",
         "ListEndpoints",
         "DeleteEndpointConfig",
+    ]
+
+
+def test_a_native_rollout_sets_its_sla_alarms_to_ok_before_it_starts(
+    backend: SageMakerBackend, live: str
+) -> None:
+    plan = TrafficPlan(
+        endpoint=live,
+        strategy=RolloutStrategy.CANARY,
+        steps=[
+            TrafficStep(weights={"blue": 90, "green": 10}, bake_seconds=60),
+            TrafficStep(weights={"blue": 0, "green": 100}, bake_seconds=60),
+        ],
+        sla={"p99_latency_ms": 250, "max_error_rate": 0.01},
+    )
+    calls = Calls(backend)
+    calls.clients.append(backend.clients.get("cloudwatch"))
+    with calls as sent:
+        backend.start_rollout(plan)
+    alarms = [c for c in sent if c in ("PutMetricAlarm", "SetAlarmState", "UpdateEndpoint")]
+    assert alarms == [
+        "PutMetricAlarm",
+        "PutMetricAlarm",
+        "SetAlarmState",  # CloudWatch keeps an updated alarm's state: a stale ALARM is cleared
+        "SetAlarmState",
+        "UpdateEndpoint",
     ]

@@ -1630,7 +1630,7 @@ class SageMakerServing(SageMakerRegistry):
         self, name: str, plan: TrafficPlan, rising: list[str], variants: dict[str, str]
     ) -> list[str]:
         """Alarm names for ``AutoRollbackConfiguration``: the configured ones, and one per SLA
-        bound on each route gaining traffic (created or updated here)."""
+        bound on each route gaining traffic (created or updated here, and set to OK)."""
         alarms = list(self.settings.rollback_alarms)
         for route in rising:
             dimensions = [
@@ -1677,7 +1677,21 @@ class SageMakerServing(SageMakerRegistry):
                     TreatMissingData="notBreaching",
                 )
                 alarms.append(alarm)
+        for alarm in alarms[len(self.settings.rollback_alarms) :]:
+            self._reset_alarm(alarm)
         return alarms
+
+    def _reset_alarm(self, alarm: str) -> None:
+        """Set a rollout SLA alarm to OK before its rollout starts: CloudWatch keeps an alarm's
+        state when ``PutMetricAlarm`` updates it, so an ALARM left by an earlier rollout would
+        roll this one back at once; CloudWatch evaluates it afresh at its next period."""
+        self._call(
+            "cloudwatch",
+            "set_alarm_state",
+            AlarmName=alarm,
+            StateValue="OK",
+            StateReason="Mintaka: a native rollout starts watching this SLA afresh",
+        )
 
     def check_native_plan(self, plan: TrafficPlan, current: Endpoint) -> None:
         """Refuse a plan SageMaker's blue/green traffic shifting cannot walk as written from
