@@ -124,3 +124,24 @@ def test_a_native_rollout_fills_the_steps_a_cloud_walks_as_written(
         TrafficPlan(endpoint="scoring", strategy=RolloutStrategy(strategy)), "green", "blue"
     )
     assert [step.weights["green"] for step in emulated.steps] == emulated_shares
+
+
+def test_a_reason_reading_like_a_native_rollout_does_not_hold_the_endpoint(
+    platform: Platform, make_artifact: MakeArtifact, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Only a native rollout's recorded start counts as one, not a reason a caller wrote."""
+    platform.register_model("credit", make_artifact(b"v1"))
+    platform.register_model("credit", make_artifact(b"v2"))
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    platform.serving.deploy("scoring", "credit:2", route="green")
+    home = str(platform.home)
+    reason = ["--reason", "native rollout of green per CAB-12"]
+    code, _, err = cli(
+        capsys, "--home", home, "endpoints", "traffic", "scoring", "blue=50", "green=50", *reason
+    )
+    assert code == 0, err
+    assert platform.serving.unrecorded_native_rollout("scoring") is None
+    code, _, err = cli(
+        capsys, "--home", home, "endpoints", "traffic", "scoring", "blue=0", "green=100"
+    )
+    assert code == 0, err

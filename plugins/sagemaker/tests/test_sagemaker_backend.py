@@ -1206,3 +1206,17 @@ def test_endpoints_named_outside_mintaka_are_left_out_of_the_listing(
     )
     assert [e.name for e in cloud.list_endpoints()] == [live]
     assert "TeamChatApi" in {r.name for r in cloud.discover()}
+
+
+def test_a_reason_reading_like_a_native_rollout_is_no_rollout(
+    platform: Platform, live: str
+) -> None:
+    """A caller's reason that starts as a native rollout's does neither hold the endpoint nor
+    answer for a rollout: only a recorded start does."""
+    platform.serving.set_traffic(
+        live, {"blue": 50, "green": 50}, reason="native rollout canceled: done by hand"
+    )
+    platform.serving.set_traffic(live, {"blue": 100, "green": 0})
+    with pytest.raises(NotFound, match="no native rollout 'canceled'"):
+        native.status(platform, live, "canceled")
+    assert platform.monitoring.tickets() == []

@@ -60,7 +60,6 @@ from mintaka.rollout.controller import (
     check_no_rollout_under_way,
     check_plan,
     gate_rollback,
-    rollout_of,
     step_shadow,
 )
 from mintaka.serving.ops import _traffic
@@ -202,7 +201,8 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
     rollout = _native(platform)
     serving = platform.serving
     history = serving.deployment_history(endpoint)
-    started = [d for d in history if rollout_of(d.reason) == rollout_id]
+    starts = serving.native_starts(endpoint)
+    started = [d for d in history if starts.get(d.id) == rollout_id]
     if not started:
         raise NotFound(f"no native rollout {rollout_id!r} was started on {endpoint!r}")
     ended = _recorded_end(history, started[-1].id, rollout_id)

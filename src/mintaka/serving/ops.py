@@ -180,7 +180,7 @@ class ServingService:
         history = self.deployment_history(endpoint)
         if not history or history[-1].known_good:
             return None
-        rollout = rollout_of(history[-1].reason)
+        rollout = self.native_starts(endpoint).get(history[-1].id)
         if rollout is None:
             return None
         with self.platform.store.read() as conn:
@@ -194,6 +194,24 @@ class ServingService:
                 .limit(1)
             ).scalar()
         return None if newest == "endpoint.kill" else rollout
+
+    def native_starts(self, endpoint: str) -> dict[str, str]:
+        """The native rollouts started on ``endpoint``, as deployment id -> rollout id: read
+        from the ``endpoint.rollout`` audit events that recorded their starts, never from a
+        deployment's reason alone, which any caller can write (``--reason``)."""
+        found: dict[str, str] = {}
+        with self.platform.store.read() as conn:
+            for canonical in conn.execute(
+                select(audit_events.c.canonical).where(
+                    audit_events.c.subject == endpoint,
+                    audit_events.c.action == "endpoint.rollout",
+                )
+            ).scalars():
+                details = json.loads(canonical).get("details") or {}
+                rollout = rollout_of(str(details.get("reason", "")))
+                if rollout is not None and details.get("deployment"):
+                    found[str(details["deployment"])] = rollout
+        return found
 
     def check_native_rollout_recorded(self, endpoint: str) -> None:
         """``Conflict`` while a native rollout's end is not recorded
