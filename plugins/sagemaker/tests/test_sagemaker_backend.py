@@ -1220,3 +1220,17 @@ def test_a_reason_reading_like_a_native_rollout_is_no_rollout(
     with pytest.raises(NotFound, match="no native rollout 'canceled'"):
         native.status(platform, live, "canceled")
     assert platform.monitoring.tickets() == []
+
+
+def test_a_native_rollout_on_an_endpoint_deleted_outside_says_how_to_end_it(
+    platform: Platform, live: str, fake: SageMakerFake
+) -> None:
+    fake.script_endpoint(live, ["Updating"] * 3 + ["InService"])
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    make_client("sagemaker").delete_endpoint(EndpointName=live)
+    with pytest.raises(NotFound, match=f"mintaka endpoints delete {live}"):
+        native.status(platform, live, rollout_id)
+    with pytest.raises(Conflict, match=f"mintaka endpoints delete {live}"):
+        platform.serving.set_traffic(live, {"blue": 100, "green": 0})
+    platform.serving.delete_endpoint(live)
+    assert live not in [e.name for e in platform.serving.list_endpoints()]

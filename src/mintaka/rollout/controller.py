@@ -49,7 +49,8 @@ def native_rollout_unrecorded(latest: Deployment, rollout: str) -> Conflict:
         f"{latest.actor} at {latest.at.isoformat()}) whose end is not recorded: ask where it "
         f"stands with `mintaka rollout-status {latest.endpoint} {rollout}` (its end is recorded "
         "once the cloud has finished) before changing the endpoint's traffic or routes or "
-        f"starting another rollout; `mintaka kill {latest.endpoint}` still stops it"
+        f"starting another rollout; `mintaka kill {latest.endpoint}` still stops it (an "
+        f"endpoint deleted outside Mintaka: `mintaka endpoints delete {latest.endpoint}`)"
     )
 
 

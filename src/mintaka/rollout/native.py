@@ -210,7 +210,13 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
         return ended
     if history[-1].id != started[-1].id or serving.unrecorded_native_rollout(endpoint) is None:
         return NativeRolloutStatus.UNKNOWN
-    said = rollout.rollout_status(endpoint, rollout_id)
+    try:
+        said = rollout.rollout_status(endpoint, rollout_id)
+    except NotFound as gone:
+        raise NotFound(
+            f"{gone}; if endpoint {endpoint!r} was deleted outside Mintaka, record that with "
+            f"`mintaka endpoints delete {endpoint}`"
+        ) from gone
     if said not in CLOUD_STATUSES:
         raise BackendError(
             f"reported rollout status {said!r}, not one of {[s.value for s in CLOUD_STATUSES]}",
