@@ -190,3 +190,14 @@ def test_report_shows_the_features_the_runner_watches_not_the_label_column(
         "debt",
         "region",
     ]
+
+
+def test_a_report_of_an_unknown_endpoint_leaves_no_directory(
+    served: Platform, tmp_path: Path
+) -> None:
+    from mintaka.errors import NotFound
+    from mintaka.monitoring.report import write_report
+
+    with pytest.raises(NotFound):
+        write_report(served, "nope", tmp_path / "report")
+    assert not (tmp_path / "report").exists()

@@ -195,9 +195,11 @@ def render_html(report: MonitorReport) -> str:
 
 
 def write_report(platform: Platform, endpoint: str, out: str | Path, window: str = "1d") -> Path:
-    """Write ``<endpoint>.monitor.html`` under ``out`` and return its path."""
+    """Write ``<endpoint>.monitor.html`` under ``out`` and return its path. The report is built
+    first: an unknown endpoint or window leaves no directory behind."""
+    page = render_html(build_report(platform, endpoint, window))
     directory = Path(out)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{endpoint}.monitor.html"
-    path.write_text(render_html(build_report(platform, endpoint, window)), encoding="utf-8")
+    path.write_text(page, encoding="utf-8")
     return path
