@@ -22,7 +22,12 @@ from mintaka.monitoring import (
     rmse,
     roc_auc,
 )
-from mintaka.monitoring.metrics import binary_positive, positive_class, single_class
+from mintaka.monitoring.metrics import (
+    binary_positive,
+    group_rates,
+    positive_class,
+    single_class,
+)
 
 
 def close(a: float, b: float) -> bool:
@@ -88,6 +93,13 @@ def test_fairness_by_hand() -> None:
     # selection a = 3/4, b = 1/4; TPR a = 1, b = 1/2; FPR a = 1/2, b = 0
     assert close(demographic_parity_difference(y_pred, groups), 0.5)
     assert close(equalized_odds_difference(y_true, y_pred, groups), 0.5)
+
+
+def test_a_group_logged_as_1_and_as_1_0_is_one_group() -> None:
+    y_pred = [1, 1, 0, 0, 1, 0, 1, 0]
+    groups: list[object] = [1, 1.0, 1, 1.0, 2, 2.0, 2, 2.0]
+    assert sorted(group_rates(None, y_pred, groups)) == ["1", "2"]
+    assert close(demographic_parity_difference(y_pred, groups), 0.0)
 
 
 def labelled(biased: bool) -> list[object]:

@@ -38,6 +38,7 @@ from pydantic import Field
 
 from mintaka.domain.base import Record
 from mintaka.errors import ValidationError
+from mintaka.monitoring.profiles import category_key
 
 Array = Sequence[Any] | npt.NDArray[Any]
 
@@ -323,7 +324,7 @@ def group_rates(
         raise ValidationError(f"expected arrays of one length, got {lengths}")
     positive = positive_class(y_true, y_pred, positive=positive)
     pred = np.asarray(y_pred) == positive
-    g = np.asarray([str(v) for v in np.asarray(groups, dtype=object).tolist()], dtype=str)
+    g = np.asarray([category_key(v) for v in np.asarray(groups, dtype=object).tolist()], dtype=str)
     actual = None if y_true is None else np.asarray(y_true) == positive
     keys, index = np.unique(g, return_inverse=True)
     counts = np.bincount(index, minlength=len(keys))
