@@ -222,6 +222,9 @@ def test_inventory_cli_table_json_filters_and_at(
     code, out, _ = cli(capsys, *base, "inventory")
     assert code == 0
     assert "credit:2" in out
+    assert "approvals" in out
+    assert [(e["approvals"], e["approvals_total"]) for e in listed[1:]] == [(0, 2), (0, 2)]
+    assert out.count("0 (2 not counted)") == 2
     assert "churn:1" in out
     code, out, _ = cli(capsys, *base, "inventory", "--at", "2026-01-15", "--json")
     snapshot = json.loads(out)

@@ -24,6 +24,7 @@ _INVENTORY_COLUMNS = (
     "backend",
     "aliases",
     "live on",
+    "approvals",
     "approved",
     "revalidation due",
     "exceptions",
@@ -170,6 +171,7 @@ def inventory(
                 e.backend,
                 ", ".join(e.aliases),
                 ", ".join(e.endpoints),
+                _approvals(e.approvals, e.approvals_total),
                 e.approved_at.date().isoformat() if e.approved_at else "",
                 " ".join(
                     ([e.revalidation_due.date().isoformat()] if e.revalidation_due else [])
@@ -180,6 +182,14 @@ def inventory(
             for e in entries
         ],
     )
+
+
+def _approvals(counting: int, total: int) -> str:
+    """The approvals the promotion gate counts, and how many more of the current bytes do not
+    count now (their approver no longer holds the role, or they are too old)."""
+    if total == counting:
+        return str(counting) if counting else ""
+    return f"{counting} ({total - counting} not counted)"
 
 
 # -- evidence ----------------------------------------------------------------------------------
