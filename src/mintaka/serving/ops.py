@@ -177,23 +177,35 @@ class ServingService:
         """The id of the native rollout whose start is the endpoint's latest change and whose
         end is not recorded (its start not marked known-good), unless a kill has stopped it
         since; else None."""
+        found = self._unrecorded_native_start(endpoint)
+        return None if found is None else found[1]
+
+    def _unrecorded_native_start(self, endpoint: str) -> tuple[Deployment, str] | None:
+        """The endpoint's latest change and the native rollout it started, when its end is not
+        recorded and no kill stopped it since: the newest ``endpoint.rollout`` or
+        ``endpoint.kill`` event is then the rollout event that recorded that change (one read,
+        on the path of every change)."""
         history = self.deployment_history(endpoint)
         if not history or history[-1].known_good:
             return None
-        rollout = self.native_starts(endpoint).get(history[-1].id)
-        if rollout is None:
-            return None
+        latest = history[-1]
         with self.platform.store.read() as conn:
             newest = conn.execute(
-                select(audit_events.c.action)
+                select(audit_events.c.action, audit_events.c.canonical)
                 .where(
-                    audit_events.c.subject == history[-1].endpoint,
+                    audit_events.c.subject == latest.endpoint,
                     audit_events.c.action.in_(("endpoint.rollout", "endpoint.kill")),
                 )
                 .order_by(audit_events.c.seq.desc())
                 .limit(1)
-            ).scalar()
-        return None if newest == "endpoint.kill" else rollout
+            ).one_or_none()
+        if newest is None or newest.action != "endpoint.rollout":
+            return None
+        details = json.loads(newest.canonical).get("details") or {}
+        rollout = rollout_of(str(details.get("reason", "")))
+        if rollout is None or details.get("deployment") != latest.id:
+            return None
+        return latest, rollout
 
     def native_starts(self, endpoint: str) -> dict[str, str]:
         """The native rollouts started on ``endpoint``, as deployment id -> rollout id: read
@@ -217,9 +229,9 @@ class ServingService:
         """``Conflict`` while a native rollout's end is not recorded
         (``unrecorded_native_rollout``): a change of traffic or routes, or another rollout,
         waits for ``mintaka rollout-status``; the kill switch never does."""
-        rollout = self.unrecorded_native_rollout(endpoint)
-        if rollout is not None:
-            raise native_rollout_unrecorded(self.deployment_history(endpoint)[-1], rollout)
+        found = self._unrecorded_native_start(endpoint)
+        if found is not None:
+            raise native_rollout_unrecorded(*found)
 
     # -- changing -------------------------------------------------------------------------------
 
