@@ -315,3 +315,48 @@ def test_single_class_reads_the_labels_as_roc_auc_does(
     assert single_class(labels, positive) is single
     if not single:
         roc_auc(labels, [0.9, 0.1], positive=positive)
+
+
+def test_true_1_and_1_0_are_one_class_to_every_metric() -> None:
+    labels: list[Any] = [True, 1, 1.0, False, 0, 0.0]
+    predicted: list[Any] = [1, True, 1.0, 0.0, False, 1]
+    scores, groups = [0.9, 0.8, 0.7, 0.2, 0.1, 0.6], ["a", "a", "a", "b", "b", "b"]
+    numbers = [1, 1, 1, 0, 0, 0]
+    assert accuracy(labels, predicted) == accuracy(numbers, [1, 1, 1, 0, 0, 1]) == 5 / 6
+    assert roc_auc(labels, scores) == roc_auc(numbers, scores) == 1.0
+    assert expected_calibration_error(labels, scores) == expected_calibration_error(numbers, scores)
+    assert equalized_odds_difference(labels, predicted, groups) == equalized_odds_difference(
+        numbers, [1, 1, 1, 0, 0, 1], groups
+    )
+    records = join_labels(
+        [{"id": str(i), "at": "t", "output": p} for i, p in enumerate(predicted)],
+        {str(i): label for i, label in enumerate(labels)},
+    ).records
+    found = performance(records, task="classification", score=lambda o: scores[predicted.index(o)])
+    assert found.roc_auc is not None  # two classes, not four
+
+
+@pytest.mark.parametrize(
+    ("labels", "predicted"),
+    [
+        ([1, 0, "1", 0], [1, 0, 1, 0]),  # "1" among numbers in the labels
+        (["1", "0", "1", "0"], [1, 0, 1, 0]),  # labels strings, predictions numbers
+        ([True, False, True, False], ["True", "False", "True", "False"]),
+    ],
+    ids=["within-labels", "labels-against-predictions", "booleans-against-their-names"],
+)
+def test_strings_mixed_with_numbers_are_refused_by_every_metric_alike(
+    labels: list[Any], predicted: list[Any]
+) -> None:
+    scores, groups = [0.9, 0.1, 0.8, 0.2], ["a", "a", "b", "b"]
+    mixed = "mix classes of different kinds"
+    with pytest.raises(ValidationError, match=mixed):
+        accuracy(labels, predicted)
+    with pytest.raises(ValidationError, match=mixed):
+        equalized_odds_difference(labels, predicted, groups, positive=1)
+    with pytest.raises(ValidationError, match=mixed):
+        demographic_parity_difference(labels + predicted, groups * 2, positive=1)
+    if len({type(v) for v in labels}) > 1:
+        for metric in (roc_auc, expected_calibration_error):
+            with pytest.raises(ValidationError, match=mixed):
+                metric(labels, scores)

@@ -16,6 +16,12 @@ arrays, equal to scikit-learn's where it has them:
   rate and of the false positive rate (a group without actual positives, or without actual
   negatives, has no such rate and is left out of that spread).
 
+Labels and predicted classes are compared as classes (see :func:`classes`): a boolean is the
+number it stands for (``True`` is 1), a number with an integral value is that integer (``1.0`` is
+1), and a string is the class it spells, never a number (``"1"`` is not 1). A window whose labels
+and predicted classes mix strings with numbers or booleans is refused by every metric alike,
+rather than counted as wrong answers by one and as one class by another.
+
 The fairness metrics count the predictions of the positive class: 1 for 0/1 (or boolean)
 classes; other classes must be declared with ``positive`` (see :func:`positive_class`). A
 missing prediction or label (None or NaN) is no class: accuracy, ROC AUC, calibration and fairness
@@ -98,13 +104,60 @@ def _pair(y_true: Array, y_other: Array) -> tuple[npt.NDArray[Any], npt.NDArray[
     return a, b
 
 
+def _class(value: Any) -> Any:
+    """One class as :func:`classes` compares it."""
+    if isinstance(value, bool | np.bool_):
+        return int(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _kinds(values: Iterable[Any]) -> dict[str, Any]:
+    """The kinds of class among ``values`` (``"string"``, ``"number"``, or a type's name), each
+    with one example."""
+    found: dict[str, Any] = {}
+    for value in values:
+        kind = "string" if isinstance(value, str) else "number" if _number(value) else None
+        found.setdefault(kind or type(value).__name__, value)
+    return found
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def classes(*columns: tuple[Array, str]) -> list[npt.NDArray[Any]]:
+    """Each ``(values, what)`` column as the classes the metrics compare, in one object array
+    per column: a boolean is 0 or 1, a number with an integral value is that integer, a string
+    is itself. A missing value (None or NaN) is refused (see :func:`_refuse_missing`), and so
+    are columns that together mix strings with numbers or booleans: whether ``"1"`` is the class
+    1 (or ``"True"`` the class ``True``) is not guessed, since one guess makes every such answer
+    wrong."""
+    found = []
+    for values, what in columns:
+        _refuse_missing(values, what)
+        keyed = [_class(value) for value in np.asarray(values, dtype=object).tolist()]
+        found.append(np.asarray(keyed, dtype=object).reshape(len(keyed)))
+    kinds = _kinds(value for column in found for value in column.tolist())
+    if len(kinds) > 1:
+        what = " and ".join(w for _, w in columns)
+        examples = ", ".join(f"{kind} ({example!r})" for kind, example in sorted(kinds.items()))
+        raise ValidationError(
+            f"the {what} mix classes of different kinds: {examples}; a string is never the "
+            "number or boolean it spells, so log and label the classes alike"
+        )
+    return found
+
+
 def accuracy(y_true: Array, y_pred: Array) -> float:
-    """The share of predicted classes equal to their labels. A missing prediction or label (None
-    or NaN) is refused (see :func:`_refuse_missing`): NaN equals nothing, so a missed prediction
-    would count as a wrong answer, and a missing label as one the model got wrong."""
-    _refuse_missing(y_pred, "predicted classes")
-    _refuse_missing(y_true, "labels")
-    a, b = _pair(y_true, y_pred)
+    """The share of predicted classes equal to their labels, compared as :func:`classes`. A
+    missing prediction or label (None or NaN) is refused: NaN equals nothing, so a missed
+    prediction would count as a wrong answer, and a missing label as one the model got wrong."""
+    pred, true = classes((y_pred, "predicted classes"), (y_true, "labels"))
+    a, b = _pair(true, pred)
     return float(np.mean(a == b))
 
 
@@ -135,21 +188,20 @@ def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
     when only 0s are present; else the larger of two classes. ``None`` when the labels cannot
     tell: a single class that is not 0 or 1 might be either one, and guessing would score the
     probabilities of one class against the other. A missing label (None or NaN) is refused (see
-    :func:`_refuse_missing`)."""
-    _refuse_missing(y_true, "labels")
-    classes = np.unique(np.asarray(y_true))
-    if len(classes) > 2:
-        raise ValidationError(f"expected a binary label, got classes {classes.tolist()}")
+    :func:`_refuse_missing`). Labels are read as :func:`classes`."""
+    [found] = classes((y_true, "labels"))
+    labels = sorted(set(found.tolist()))
+    if len(labels) > 2:
+        raise ValidationError(f"expected a binary label, got classes {labels}")
     if positive is not None:
-        labels = classes.tolist()
         if labels and _misdeclared(positive, labels):
             raise ValidationError(
                 f"the positive class {positive!r} is none of the label classes {labels}"
             )
-        return positive
-    if set(classes.tolist()) <= {0, 1}:
+        return _class(positive)
+    if set(labels) <= {0, 1}:
         return 1
-    return classes[-1] if len(classes) == 2 else None
+    return labels[-1] if len(labels) == 2 else None
 
 
 def single_class(y_true: Array, positive: Any = None) -> bool:
@@ -159,7 +211,7 @@ def single_class(y_true: Array, positive: Any = None) -> bool:
     found = binary_positive(y_true, positive)
     if found is None:
         return True
-    positives = np.asarray(np.asarray(y_true) == found)
+    positives = np.asarray(classes((y_true, "labels"))[0] == found, dtype=bool)
     return bool(positives.all() or not positives.any())
 
 
@@ -170,13 +222,12 @@ def _binary(y_true: npt.NDArray[Any], positive: Any) -> npt.NDArray[np.bool_]:
             f"the labels hold only the class {y_true[0]!r}, which does not say which class is "
             "positive: declare it (positive=...)"
         )
-    return np.asarray(y_true == found)
+    return np.asarray(classes((y_true, "labels"))[0] == found, dtype=bool)
 
 
 def roc_auc(y_true: Array, y_score: Array, *, positive: Any = None) -> float:
     """Area under the ROC curve of a binary label (positive as :func:`binary_positive` finds)."""
-    _refuse_missing(y_true, "labels")
-    a, score = _pair(y_true, y_score)
+    a, score = _pair(classes((y_true, "labels"))[0], y_score)
     pos = _binary(a, positive)
     n_pos = int(pos.sum())
     n_neg = len(pos) - n_pos
@@ -194,8 +245,7 @@ def expected_calibration_error(
 ) -> float:
     """Expected calibration error of predicted positive-class probabilities (binary labels;
     positive as :func:`binary_positive` finds, so labels of one class other than 0/1 need it)."""
-    _refuse_missing(y_true, "labels")
-    a, prob = _pair(y_true, y_prob)
+    a, prob = _pair(classes((y_true, "labels"))[0], y_prob)
     p = prob.astype(np.float64)
     if np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
         raise ValidationError("probabilities must lie in [0, 1]")
@@ -279,15 +329,10 @@ def positive_class(y_true: Array | None, y_pred: Array, *, positive: Any = None)
     the negative class for everyone, is measured. A missing prediction or label (None or NaN) is
     no class: the window is refused (see :func:`_refuse_missing`).
     """
-    _refuse_missing(y_pred, "predicted classes")
+    columns = [(y_pred, "predicted classes")]
     if y_true is not None:
-        _refuse_missing(y_true, "labels")
-    seen = [
-        value
-        for values in (y_pred, y_true)
-        if values is not None
-        for value in np.asarray(values, dtype=object).tolist()
-    ]
+        columns.append((y_true, "labels"))
+    seen = [value for column in classes(*columns) for value in column.tolist()]
     if all(_zero_or_one(value) for value in seen):
         if positive is not None and _misdeclared(positive, seen):
             raise ValidationError(
@@ -295,16 +340,16 @@ def positive_class(y_true: Array | None, y_pred: Array, *, positive: Any = None)
                 f"(1 when left out), not {positive!r}"
             )
         return 1 if positive is None else positive
-    classes = sorted({str(value) for value in seen})[:5]
+    named = sorted({str(value) for value in seen})[:5]
     if positive is None:
         raise ValidationError(
-            f"the predicted classes and labels {classes} are not 0/1: declare which class is "
+            f"the predicted classes and labels {named} are not 0/1: declare which class is "
             "the positive one (the signal's positive, e.g. positive = "
-            f"{classes[0]!r})"
+            f"{named[0]!r})"
         )
     if _misdeclared(positive, seen):
         raise ValidationError(
-            f"no prediction or label is the positive class {positive!r}; the classes are {classes}"
+            f"no prediction or label is the positive class {positive!r}; the classes are {named}"
         )
     return positive
 
@@ -322,10 +367,15 @@ def group_rates(
     }
     if len(set(lengths.values())) > 1:
         raise ValidationError(f"expected arrays of one length, got {lengths}")
-    positive = positive_class(y_true, y_pred, positive=positive)
-    pred = np.asarray(y_pred) == positive
+    positive = _class(positive_class(y_true, y_pred, positive=positive))
+    [found] = classes((y_pred, "predicted classes"))
+    pred = np.asarray(found == positive, dtype=bool)
     g = np.asarray([category_key(v) for v in np.asarray(groups, dtype=object).tolist()], dtype=str)
-    actual = None if y_true is None else np.asarray(y_true) == positive
+    actual = (
+        None
+        if y_true is None
+        else np.asarray(classes((y_true, "labels"))[0] == positive, dtype=bool)
+    )
     keys, index = np.unique(g, return_inverse=True)
     counts = np.bincount(index, minlength=len(keys))
     selected = np.bincount(index, weights=pred, minlength=len(keys))
@@ -405,9 +455,9 @@ def performance(
     found: dict[str, float | None] = {"accuracy": accuracy(labels, predicted)}
     if score is not None:
         scores = np.asarray([score(r.output) for r in records], dtype=np.float64)
-        classes = np.unique(labels)
-        found["roc_auc"] = roc_auc(labels, scores, positive=positive) if len(classes) == 2 else None
-        if len(classes) <= 2 and binary_positive(labels, positive) is not None:
+        count = len(set(classes((labels, "labels"))[0].tolist()))
+        found["roc_auc"] = roc_auc(labels, scores, positive=positive) if count == 2 else None
+        if count <= 2 and binary_positive(labels, positive) is not None:
             found["expected_calibration_error"] = expected_calibration_error(
                 labels, scores, n_bins=n_bins, positive=positive
             )
