@@ -5,14 +5,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifact_kit import MakeArtifact
 from monitoring_kit import LogPredictions, scoring_monitor
 from sqlalchemy import func, select
 
 from mintaka import ManualClock, NotFound, Platform, ValidationError, hookimpl
 from mintaka.cli.app import main
 from mintaka.domain.monitoring import Alert, Escalation, Signal, SignalKind
+from mintaka.domain.registry import Signature
 from mintaka.monitoring.service import PERFORMANCE_METRICS, breaches
-from mintaka.store.schema import labels
+from mintaka.store.schema import labels, predictions
 
 
 def performance_signal(**overrides: Any) -> Signal:
@@ -293,6 +295,60 @@ def test_monitor_labels_reads_booleans_as_pandas_writes_them(
     clock.advance(minutes=5)
     report = served.monitoring.run_once()
     assert (report.evaluated, report.alerts) == (1, ())
+
+
+def test_monitor_labels_keeps_the_string_classes_of_a_model_that_predicts_strings(
+    served: Platform,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+    home: Path,
+    tmp_path: Path,
+) -> None:
+    watch(served, performance_signal())
+    names = ["True" if i % 2 == 0 else "False" for i in range(10)]
+    ids = log_predictions([({"x": i}, name) for i, name in enumerate(names)])
+    numeric = log_predictions([({"x": 0}, {"score": 0.5})])  # no class logged, no signature
+    path = tmp_path / "labels.csv"
+    rows = "".join(f"{pid},{name}\n" for pid, name in zip(ids, names, strict=True))
+    path.write_text(f"prediction_id,label\n{rows}{numeric[0]},True\n")
+    main(["--home", str(home), "monitor", "labels", str(path)])
+    with Platform(home) as plat, plat.store.read() as conn:
+        stored = dict(conn.execute(select(labels.c.prediction_id, labels.c.label)).all())
+    assert [stored[pid] for pid in ids] == names
+    assert stored[numeric[0]] is True
+    assert served.monitoring.string_classes([numeric[0], "pred-unknown"]) == set()
+
+
+def test_a_signature_of_string_outputs_keeps_labels_strings(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    platform.register_model(
+        "credit",
+        make_artifact(b"v1"),
+        owner="dana",
+        signature=Signature(inputs={"x": "double"}, outputs={"label": "string"}),
+    )
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    version = platform.get_model_version("credit", 1)
+    with platform.store.write() as conn:
+        conn.execute(
+            predictions.insert().values(
+                id="p1",
+                endpoint="scoring",
+                route="blue",
+                model="credit",
+                version=1,
+                version_id=version.id,
+                input_digest="sha256:" + "0" * 64,
+                inputs={"x": 1},
+                output={"score": 0.9},
+                status="ok",
+                shadow=0,
+                latency_ms=1.0,
+                at=platform.clock.now().isoformat(),
+            )
+        )
+    assert platform.monitoring.string_classes(["p1"]) == {"p1"}
 
 
 @pytest.mark.parametrize("label", ["", "  ", None, float("nan")])

@@ -147,10 +147,13 @@ def report(
     console.print(f"wrote {path}")
 
 
-def parse_label(text: str) -> object:
+def parse_label(text: str, *, strings: bool = False) -> object:
     """A CSV cell as a label: JSON when it parses (``1``, ``0.25``, ``true``), else the text.
     ``true`` and ``false`` in any case are booleans, as pandas writes them (``True``), so they
-    equal the booleans a model logs."""
+    equal the booleans a model logs. With ``strings`` (a model whose classes are strings) the
+    cell is its text: the class ``"True"`` or ``"1"`` of such a model is no boolean or number."""
+    if strings:
+        return text
     lowered = text.strip().lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -168,7 +171,7 @@ def labels(
     ],
 ) -> None:
     """Record late-arriving ground truth for logged predictions (a later label replaces one)."""
-    found: dict[str, object] = {}
+    texts: dict[str, str] = {}
     try:
         with file.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv_reader(file, handle)
@@ -180,10 +183,13 @@ def labels(
                     raise ValidationError(
                         f"{file}, line {reader.line_num}: a row needs a prediction_id and a label"
                     )
-                found[pid.strip()] = parse_label(label.strip())
+                texts[pid.strip()] = label.strip()
     except (OSError, csv.Error, UnicodeDecodeError) as exc:
         raise ValidationError(f"{file}: {exc}") from exc
-    stored = platform(ctx).monitoring.record_labels(found)
+    monitoring = platform(ctx).monitoring
+    strings = monitoring.string_classes(list(texts))
+    found = {pid: parse_label(text, strings=pid in strings) for pid, text in texts.items()}
+    stored = monitoring.record_labels(found)
     console.print(f"{stored} labels recorded")
 
 

@@ -128,6 +128,8 @@ _CLASS_KINDS = (SignalKind.FAIRNESS, SignalKind.PERFORMANCE)
 SEVERITY_ORDER = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)  # least severe first
 # How far before the newest imported capture record a later import looks again.
 CAPTURE_LAG = timedelta(hours=24)
+# The signature dtypes of a string output (MLflow's, numpy's and pandas' names for one).
+STRING_DTYPES = frozenset({"string", "str", "object", "category", "utf8"})
 LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database's parameter limit
 
 
@@ -1144,6 +1146,50 @@ class MonitoringService:
         )
 
     # -- labels -------------------------------------------------------------------------------
+
+    def string_classes(self, ids: Sequence[str]) -> set[str]:
+        """The prediction ids among ``ids`` made by a model whose classes are strings: the class
+        logged for the prediction is a string, or its version's signature declares only string
+        outputs. A label read from text for one of them stays text: ``"True"`` is a class of
+        such a model, and reading it as the boolean would never equal what the model predicts
+        (see :func:`~mintaka.monitoring.metrics.classes`). Unknown ids are left out."""
+        found: set[str] = set()
+        signatures: dict[tuple[str, int], bool] = {}
+        with self.platform.store.read() as conn:
+            rows = [
+                row
+                for start in range(0, len(ids), LABEL_CHUNK)
+                for row in conn.execute(
+                    select(
+                        predictions.c.id,
+                        predictions.c.output,
+                        predictions.c.model,
+                        predictions.c.version,
+                    ).where(predictions.c.id.in_(ids[start : start + LABEL_CHUNK]))
+                )
+            ]
+        for row in rows:
+            if isinstance(predicted_label(row.output), str):
+                found.add(row.id)
+                continue
+            if row.model is None or row.version is None:
+                continue
+            key = (row.model, row.version)
+            if key not in signatures:
+                signatures[key] = self._string_outputs(row.model, row.version)
+            if signatures[key]:
+                found.add(row.id)
+        return found
+
+    def _string_outputs(self, model: str, version: int) -> bool:
+        """Whether the signature of ``model:version`` declares outputs, every one a string."""
+        try:
+            outputs = self.platform.get_model_version(model, version).signature.outputs
+        except NotFound:
+            return False
+        return bool(outputs) and all(
+            dtype.strip().lower() in STRING_DTYPES for dtype in outputs.values()
+        )
 
     def record_labels(self, found: Mapping[str, Any]) -> int:
         """Store the ground truth for logged predictions, keyed by prediction id.
