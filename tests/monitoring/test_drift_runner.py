@@ -580,3 +580,66 @@ def test_a_failure_naming_another_feature_is_audited_though_only_a_number_differ
         "'2023' (not logged in the window)",
         "'2024' (not logged in the window)",
     ]
+
+
+def _log_on(platform: Platform, route: str, version: int, rows: list[dict[str, float]]) -> None:
+    """Log ``rows`` as answered by ``route`` of ``scoring``, serving ``credit:<version>``."""
+    from mintaka.store.schema import predictions
+
+    found = platform.get_model_version("credit", version)
+    at = platform.clock.now().isoformat()
+    with platform.store.write() as conn:
+        conn.execute(
+            predictions.insert(),
+            [
+                {
+                    "id": platform.ids.new("pred"),
+                    "endpoint": "scoring",
+                    "route": route,
+                    "model": "credit",
+                    "version": version,
+                    "version_id": found.id,
+                    "input_digest": "sha256:" + "0" * 64,
+                    "inputs": row,
+                    "output": 0.5,
+                    "status": "ok",
+                    "shadow": 0,
+                    "latency_ms": 1.0,
+                    "at": at,
+                }
+                for row in rows
+            ],
+        )
+
+
+def test_a_canary_measures_each_route_against_the_profile_of_its_own_version(
+    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    train = tmp_path / "train-shifted.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(FEATURES))
+        writer.writeheader()
+        writer.writerows(_rows(np.random.default_rng(11), 3000, shift=1.5))
+    shifted = watched.register_dataset("applications-2", train)
+    watched.register_model("credit", make_artifact(b"v2"), dataset_ids=[shifted.id])
+    watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 80, "green": 20})
+    rng = np.random.default_rng(12)
+    _log_on(watched, "blue", 1, _rows(rng, 1600))
+    _log_on(watched, "green", 2, _rows(rng, 400, shift=1.5))  # as credit:2 was trained
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+    watched.register_model("credit", make_artifact(b"v3"))  # no training data named
+    watched.serving.deploy(
+        "scoring", "credit:3", route="red", weights={"blue": 80, "green": 0, "red": 20}
+    )
+    _log_on(watched, "red", 3, _rows(rng, 400, shift=1.5))
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert report.alerts == ()  # red's rows are never compared with another version's data
+    [failure] = report.failed
+    assert failure.error == (
+        "drift signal 'income-drift': route 'red' (credit:3): the version names no training "
+        "dataset with a profile to compare with, so its drift cannot be measured"
+    )

@@ -913,12 +913,46 @@ class MonitoringService:
         for route, weight in live:
             if weight <= 0 or route not in routes:
                 continue
-            version = self.platform.get_model_version(routes[route].model, routes[route].version)
-            for dataset_id in version.dataset_ids:
-                found = self.platform.get_dataset(dataset_id).profile
-                if found:
-                    return Reference(version, dataset_id, found)
+            return self._version_reference(routes[route].model, routes[route].version)
         return None
+
+    def _version_reference(self, model: str, version: int) -> Reference | None:
+        """The profile of the first training dataset of ``model:version`` that has one."""
+        found = self.platform.get_model_version(model, version)
+        for dataset_id in found.dataset_ids:
+            stored = self.platform.get_dataset(dataset_id).profile
+            if stored:
+                return Reference(found, dataset_id, stored)
+        return None
+
+    def _route_groups(
+        self, current: Endpoint, rows: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[str, Reference | None, list[dict[str, Any]]]]:
+        """The window's ``rows`` by the model version that answered them (as its prediction
+        records it, else as its live route serves now), each with that version's profile,
+        during a canary (two or more live routes): one version's traffic is no drift from
+        another version's training data. A row of neither goes with the route taking most
+        traffic. Each group is named ``route 'green' (credit:2)``."""
+        live = sorted(
+            (r for r in current.routes if current.traffic.weights.get(r.name, 0) > 0),
+            key=lambda r: (-current.traffic.weights[r.name], r.name),
+        )
+        routes = {r.name: r for r in live}
+        grouped: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        names: dict[tuple[str, int], str] = {}
+        for row in rows:
+            route = routes.get(str(row.get("route")), live[0])
+            key = (
+                (str(row["model"]), int(row["version"]))
+                if row.get("model") and row.get("version") is not None
+                else (route.model, route.version)
+            )
+            grouped.setdefault(key, []).append(row["inputs"])
+            names.setdefault(key, f"route {route.name!r} ({key[0]}:{key[1]})")
+        return [
+            (names[key], self._version_reference(*key), found)
+            for key, found in sorted(grouped.items())
+        ]
 
     def _drift(self, spec: MonitorSpec, signal: Signal, now: datetime) -> Measurement:
         """The largest drift statistic ``signal.metric`` (``psi``, ``jensen_shannon``,
@@ -928,28 +962,30 @@ class MonitoringService:
         in the window, say, or an input the serving version declares that no row of it logs: a
         caller that stopped sending it) is named as unmeasured, never taken for one without
         drift. Without a signature, an all-features signal watches the profiled features the
-        window logs (see :func:`watched_features`), and fails when it logs none of them."""
-        from mintaka.monitoring.profiles import DatasetProfile
-        from mintaka.monitoring.statistics import drift
-
+        window logs (see :func:`watched_features`), and fails when it logs none of them.
+        During a canary each live route's rows are measured against the profile of the version
+        that route serves (see :meth:`_canary_drift`)."""
         metric, _, feature = signal.metric.partition(":")
         if metric not in DRIFT_METRICS:
             raise ValidationError(f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}")
         if feature == PREDICTION:
             _refuse_unmeasurable(signal, {PREDICTION: "numeric"}, PREDICTION_SOURCE)
             return Measurement(self._prediction_drift(spec, signal, metric, now))
-        reference = self._reference(self.platform.serving.get_endpoint(spec.endpoint))
-        rows = [
-            r["inputs"]
+        serving = self.platform.serving.get_endpoint(spec.endpoint)
+        logged = [
+            r
             for r in self.window_predictions(spec.endpoint, signal.window, now)
             if isinstance(r["inputs"], dict)
         ]
-        if not rows:
+        if not logged:
             return Measurement(None)
+        if sum(1 for w in serving.traffic.weights.values() if w > 0) > 1:
+            return self._canary_drift(signal, serving, logged)
+        reference = self._reference(serving)
+        rows = [r["inputs"] for r in logged]
         if reference is None:
             # Traffic to measure, nothing to measure it against: a failure to report, not a
             # quiet window.
-            serving = self.platform.serving.get_endpoint(spec.endpoint)
             live = sorted(
                 f"{r.model}:{r.version}"
                 for r in serving.routes
@@ -960,6 +996,49 @@ class MonitoringService:
                 f"({', '.join(live) or 'none'}) names a training dataset with a profile to "
                 "compare with; register the version with --dataset DATASET_ID"
             )
+        return self._drift_against(signal, reference, rows)
+
+    def _canary_drift(
+        self, signal: Signal, serving: Endpoint, logged: Sequence[Mapping[str, Any]]
+    ) -> Measurement:
+        """Drift during a canary: each live route's rows against the training-data profile of
+        the version that route serves (see :meth:`_route_groups`), the largest value over the
+        routes. A route whose version has no profile, or whose drift cannot be measured, is
+        named with why, never measured against another version's profile."""
+        values: list[float] = []
+        unmeasured: list[str] = []
+        for route, reference, rows in self._route_groups(serving, logged):
+            if reference is None:
+                found = Measurement(
+                    None,
+                    f"{route}: the version names no training dataset with a profile to compare "
+                    "with, so its drift cannot be measured",
+                )
+            else:
+                try:
+                    found = self._drift_against(signal, reference, rows)
+                except ValidationError as exc:
+                    found = Measurement(None, f"{route}: {exc}")
+                else:
+                    if found.unmeasured is not None:
+                        found = Measurement(found.value, f"{route}: {found.unmeasured}")
+            if found.value is not None:
+                values.append(found.value)
+            if found.unmeasured is not None:
+                unmeasured.append(found.unmeasured)
+        why = None
+        if unmeasured:
+            why = f"drift signal {signal.name!r}: " + "; ".join(unmeasured)
+        return Measurement(max(values, default=None), why)
+
+    def _drift_against(
+        self, signal: Signal, reference: Reference, rows: list[dict[str, Any]]
+    ) -> Measurement:
+        """``signal``'s drift statistic of ``rows`` (logged inputs) against ``reference``."""
+        from mintaka.monitoring.profiles import DatasetProfile
+        from mintaka.monitoring.statistics import drift
+
+        metric, _, feature = signal.metric.partition(":")
         source = f"the training data {reference.dataset_id}"
         profile = DatasetProfile.from_json(reference.profile)
         if feature:
@@ -1037,14 +1116,21 @@ class MonitoringService:
 
     def window_predictions(self, endpoint: str, window: str, now: datetime) -> list[dict[str, Any]]:
         """The live (not shadow), successful predictions logged for ``endpoint`` in the
-        ``window`` up to ``now``, oldest first, as ``{"id", "at", "inputs", "output"}``.
+        ``window`` up to ``now``, oldest first, as ``{"id", "at", "inputs", "output", "route",
+        "model", "version"}``.
 
         A time window (``"1h"``) takes every prediction since ``now - 1h``; a count window
         (``"5000n"``) takes the latest 5,000 up to ``now``.
         """
         spec = parse_window(window)
         query = select(
-            predictions.c.id, predictions.c.at, predictions.c.inputs, predictions.c.output
+            predictions.c.id,
+            predictions.c.at,
+            predictions.c.inputs,
+            predictions.c.output,
+            predictions.c.route,
+            predictions.c.model,
+            predictions.c.version,
         ).where(
             predictions.c.endpoint == endpoint,
             predictions.c.shadow == 0,
