@@ -232,6 +232,23 @@ def test_detach_submits_to_a_local_worker_and_status_follows_it(
     assert [r["id"] for r in json.loads(out)][-1] == run_id
 
 
+def test_a_param_not_of_its_declared_type_is_refused_before_it_is_submitted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
+) -> None:
+    init_home(capsys, tmp_path / "h")
+    home = ["--home", str(tmp_path / "h")]
+    for value, says in (("n=abc", "'n' is declared as int"), ("limit=high", "'limit' is declared")):
+        code, _, err = cli(capsys, *home, "pipeline", "run", str(spec), "--detach", "-p", value)
+        assert code == 1
+        assert says in err
+    code, out, _ = cli(capsys, *home, "pipeline", "runs", "--json")
+    assert json.loads(out) == []
+    from mintaka import Platform
+
+    with Platform(tmp_path / "h") as plat:
+        assert plat.backend.list_pipeline_runs() == []  # type: ignore[attr-defined]
+
+
 def test_compile_on_the_local_backend(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:

@@ -70,6 +70,19 @@ def echo_tag(inputs: TagInputs) -> TextOutputs:
     return TextOutputs(text=inputs.tag)
 
 
+class LooseInputs(BaseModel):
+    value: int | str
+
+
+class LooseOutputs(BaseModel):
+    kind: str
+
+
+def kind_of(inputs: LooseInputs) -> LooseOutputs:
+    """The type of a value a field that takes a number or a text was given."""
+    return LooseOutputs(kind=type(inputs.value).__name__)
+
+
 class LimitInputs(BaseModel):
     value: float
     limit: float

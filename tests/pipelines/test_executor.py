@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from mintaka import GateFailed, NodeKind, Platform
+from mintaka import GateFailed, NodeKind, Platform, ValidationError
 from mintaka.domain.pipelines import GateKind, PipelineRun, PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.runs import RunStatus
 from mintaka.pipelines.local import PipelineFailed, StepEvent
@@ -387,7 +388,6 @@ def test_a_step_that_raises_gate_failed_itself_ends_the_run_failed_and_resumable
 def test_a_step_reporting_a_metric_that_is_not_a_number_fails_and_resumes(
     platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
 ) -> None:
-    from mintaka import ValidationError
 
     flag = tmp_path / "nan"
     flag.touch()
@@ -430,3 +430,45 @@ def test_missing_runs_are_not_found(platform: Platform) -> None:
 
     with pytest.raises(NotFound):
         platform.pipelines.resume("prun-nope")
+
+
+def loose_pipeline() -> PipelineSpec:
+    return PipelineSpec(
+        name="loose",
+        parameters={"value": 3, "rate": 0.5, "early": False},
+        steps=[
+            StepSpec(name="kind", entrypoint=f"{STEPS}:kind_of", inputs={"value": "params.value"})
+        ],
+    )
+
+
+def test_a_parameter_given_as_text_reaches_the_step_as_its_declared_type(
+    platform: Platform,
+) -> None:
+    """A submitted run's parameters are text: the executor hands each step the declared type
+    all the same, as for a run given typed values."""
+    given = {"value": "7", "rate": "1", "early": "true"}
+    run = platform.pipelines.run(loose_pipeline(), given, isolation="inline")
+    assert run.steps[0].outputs == {"kind": "int"}
+    assert run.parameters == {"value": 7, "rate": 1.0, "early": True}
+
+
+@pytest.mark.parametrize(
+    ("given", "says"),
+    [
+        ({"value": "seven"}, "parameter 'value' is declared as int (default 3); 'seven' is not"),
+        ({"value": 7.5}, "parameter 'value' is declared as int"),
+        ({"value": True}, "parameter 'value' is declared as int"),
+        ({"rate": "nan"}, "parameter 'rate' is declared as float"),
+        ({"early": "maybe"}, "parameter 'early' is declared as bool"),
+    ],
+)
+def test_a_parameter_not_of_its_declared_type_is_refused_before_anything_is_written(
+    platform: Platform, given: dict[str, Any], says: str
+) -> None:
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        platform.pipelines.run(loose_pipeline(), given, isolation="inline")
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        platform.pipelines.submit(loose_pipeline(), given)
+    assert platform.pipelines.runs() == []
+    assert platform.backend.list_pipeline_runs() == []  # type: ignore[attr-defined]

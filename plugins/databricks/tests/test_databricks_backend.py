@@ -817,14 +817,20 @@ def test_the_platform_submits_a_pipeline_to_the_backend_and_audits_it(
 ) -> None:
     spec = PipelineSpec(
         name="submitted",
-        parameters={"depth": 3},
+        parameters={"depth": 3, "rate": 0.5, "early": False},
         steps=[StepSpec(name="fit", entrypoint="pkg.steps:fit", inputs={"d": "params.depth"})],
     )
     with platform_on(databricks_fake, tmp_path) as plat:
-        run = plat.pipelines.submit(spec, {"depth": 5})
+        with pytest.raises(ValidationError, match="parameter 'depth' is declared as int"):
+            plat.pipelines.submit(spec, {"depth": "deep"})
+        assert databricks_fake.state.jobs.jobs == {}  # refused before Databricks is asked
+        run = plat.pipelines.submit(spec, {"depth": 5, "rate": 1, "early": "yes"})
         assert run.backend == "databricks"
         [event] = [e for e in plat.audit.events() if e.action == "pipeline.submit"]
-        assert event.details["parameters"] == {"depth": "5"}
+        # each value of its declared type, as text that reads back as that type
+        typed = {"depth": "5", "rate": "1.0", "early": "true"}
+        assert event.details["parameters"] == typed
+        assert run.parameters == typed
         assert plat.lineage_downstream(f"pipeline_run:{run.id}").root == f"pipeline_run:{run.id}"
         with pytest.raises(ValidationError, match="declares no parameters"):
             plat.pipelines.submit(spec, {"nope": 1})

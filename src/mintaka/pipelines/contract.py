@@ -13,6 +13,8 @@ import collections.abc
 import hashlib
 import importlib
 import inspect
+import json
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -262,11 +264,45 @@ def _name(annotation: Any) -> str:
 
 
 def merged_parameters(spec: PipelineSpec, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
-    """The spec's parameters overridden by ``parameters``, which must all be declared."""
+    """The spec's parameters overridden by ``parameters``, which must all be declared, each
+    coerced to the type the spec declares it with (see :func:`typed_parameter`)."""
     unknown = sorted(set(parameters or {}) - set(spec.parameters))
     if unknown:
         raise ValidationError(f"pipeline {spec.name!r} declares no parameters {unknown}")
-    return {**spec.parameters, **dict(parameters or {})}
+    given = {name: typed_parameter(spec, name, value) for name, value in (parameters or {}).items()}
+    return {**spec.parameters, **given}
+
+
+def typed_parameter(spec: PipelineSpec, name: str, value: Any) -> str | int | float | bool:
+    """``value`` for parameter ``name`` as the type of the spec's default for it (``seed = 7``
+    declares an int): ``"7"`` is the int 7, ``"true"`` the bool ``True``, ``1`` the float 1.0 of
+    a float parameter. Every executor then hands a step the same value, whether it was given as
+    text (a submitted run's parameters are text) or typed. A value that is not of that type is a
+    ``ValidationError`` naming the parameter and the type."""
+    declared = type(spec.parameters[name])
+    bad = isinstance(value, bool) and declared is not bool  # True is no number and no text
+    try:
+        typed = _PARAMETER_TYPES[declared].validate_python(value)
+    except PydanticValidationError:
+        bad = True
+    if bad or (isinstance(typed, float) and not math.isfinite(typed)):
+        raise ValidationError(
+            f"pipeline {spec.name!r}: parameter {name!r} is declared as {declared.__name__} "
+            f"(default {spec.parameters[name]!r}); {value!r} is not one"
+        )
+    return typed  # type: ignore[no-any-return]
+
+
+def parameter_text(value: str | int | float | bool) -> str:
+    """A parameter's value as the text a backend is given (a job or pipeline parameter): text
+    as it is, anything else as JSON (``7``, ``0.5``, ``true``), which reads back as the same
+    value of the declared type."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+_PARAMETER_TYPES: dict[type, TypeAdapter[Any]] = {
+    kind: TypeAdapter(kind) for kind in (str, int, float, bool)
+}
 
 
 def check_spec(spec: PipelineSpec, parameters: Mapping[str, Any]) -> dict[str, StepContract]:

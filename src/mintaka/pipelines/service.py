@@ -32,7 +32,7 @@ from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError, invalid_fields
 from mintaka.files import write_atomic
 from mintaka.pipelines.claims import claim, release
-from mintaka.pipelines.contract import check_spec, merged_parameters
+from mintaka.pipelines.contract import check_spec, merged_parameters, parameter_text
 from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent
 
 if TYPE_CHECKING:
@@ -202,11 +202,14 @@ class PipelineService:
         self, spec: PipelineSpec, parameters: Mapping[str, Any] | None = None
     ) -> PipelineRun:
         """Compile ``spec`` to the backend's format and start it there (a cloud backend with
-        ``Capability.PIPELINES``); the run is audited and becomes a lineage node."""
+        ``Capability.PIPELINES``); the run is audited and becomes a lineage node. Each parameter
+        is coerced to its declared type first, and a value that is not of it is refused before
+        the backend is asked anything; the backend is given the typed value as text (JSON for
+        all but text), which every backend's steps read back as that same typed value."""
         from mintaka.domain.lineage import LineageNode, NodeKind
         from mintaka.interfaces import PipelineExecution
 
-        merged = {k: str(v) for k, v in merged_parameters(spec, parameters).items()}
+        merged = {k: parameter_text(v) for k, v in merged_parameters(spec, parameters).items()}
         backend = self.platform._area(Capability.PIPELINES, PipelineExecution)
         native = backend.compile(spec)
         run = backend.submit(native, merged)
@@ -279,11 +282,12 @@ class PipelineService:
         if every is not None:
             parse_every(every)
         parse_every(retry_after, label="retry_after:")
-        check_spec(spec, merged_parameters(spec, parameters))
+        merged = merged_parameters(spec, parameters)
+        check_spec(spec, merged)
         binding = TrainingBinding(
             model=model,
             spec=spec,
-            parameters=dict(parameters or {}),
+            parameters={name: merged[name] for name in parameters or {}},
             every=every,
             retry_after=retry_after,
             bound_at=self.platform._now(),

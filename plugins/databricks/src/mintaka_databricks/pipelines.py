@@ -38,7 +38,7 @@ from mintaka.domain.pipelines import (
 )
 from mintaka.errors import BackendError, Conflict, NotFound, ValidationError
 from mintaka.interfaces import PipelineExecution
-from mintaka.pipelines.contract import refuse_controller_step
+from mintaka.pipelines.contract import parameter_text, refuse_controller_step
 from mintaka_databricks import step_runner
 from mintaka_databricks.errors import BACKEND
 from mintaka_databricks.step_runner import (
@@ -211,7 +211,8 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             "tags": {PIPELINE_TAG: spec.name},
             "tasks": tasks,
             "parameters": [
-                {"name": key, "default": str(value)} for key, value in spec.parameters.items()
+                {"name": key, "default": parameter_text(value)}
+                for key, value in spec.parameters.items()
             ],
             "environments": [
                 {
