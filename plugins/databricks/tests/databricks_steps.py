@@ -39,3 +39,26 @@ def auc_gate(inputs: GateInputs) -> GateOutcome:
         name="auc", passed=inputs.auc >= inputs.min_auc, value=inputs.auc, limit=inputs.min_auc
     )
     return GateOutcome(passed=check.passed, checks=(check,))
+
+
+class NoInputs(BaseModel):
+    pass
+
+
+class LabelOutputs(BaseModel):
+    label: str | None = None
+
+
+def no_label(inputs: NoInputs) -> LabelOutputs:
+    """A step whose output is ``None``."""
+    return LabelOutputs()
+
+
+class EchoInputs(BaseModel):
+    label: str | None
+    depth: int | str
+
+
+def echo(inputs: EchoInputs) -> EchoInputs:
+    """The inputs handed back, as the step was given them."""
+    return inputs

@@ -5,11 +5,15 @@ task values and as the notebook's result, and fails the task when a gate did not
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from databricks_support import databricks_backend
+from mintaka_conformance.fakes.databricks import FakeDatabricks
 from mintaka_databricks import step_runner
+from mintaka_databricks.backend import DatabricksBackend
 from mintaka_databricks.step_runner import (
     MARKER,
     PREFIX,
@@ -20,7 +24,10 @@ from mintaka_databricks.step_runner import (
     read_result,
 )
 
+from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
 from mintaka.errors import ValidationError
+
+pytest_plugins = ["mintaka_conformance.fakes.databricks_fixtures"]
 
 
 class NotebookExit(Exception):
@@ -133,7 +140,12 @@ def test_a_step_runs_and_its_outputs_become_task_values_and_the_notebooks_result
         "auc": 0.7,
         "features": ["age", "plan"],
     }
-    assert dbutils.jobs.taskValues.values == {"auc": 0.7, "model_uri": expected["model_uri"]}
+    # each task value is the output's JSON text, which a later step's runner reads back
+    values = dbutils.jobs.taskValues.values
+    assert {k: json.loads(v) for k, v in values.items()} == {
+        "auc": 0.7,
+        "model_uri": expected["model_uri"],
+    }
     assert read_result(dbutils.notebook.result) == expected
 
 
@@ -150,6 +162,12 @@ def test_an_output_over_48_kib_ends_the_step_unless_a_later_step_reads_it() -> N
         main(dbutils)
     assert dbutils.jobs.taskValues.values == {}
     assert dbutils.notebook.result is None
+    # the limit holds for the task value as set: the output's JSON as text, quotes escaped
+    fits_unencoded = json.dumps([f"feature_{i:05d}" for i in range(2700)])
+    assert len(fits_unencoded) < 48 * 1024 < len(json.dumps(fits_unencoded))
+    dbutils = StubDbUtils(fit_parameters(("features",), depth="7", features=fits_unencoded))
+    with pytest.raises(ValidationError, match=r"output 'features' of step 'fit'.*48 KiB"):
+        main(dbutils)
     dbutils = StubDbUtils(fit_parameters(("score",), depth="7", features="[]"))
     with pytest.raises(ValidationError, match="gave no output 'score'"):
         main(dbutils)
@@ -170,7 +188,7 @@ def test_a_gate_that_did_not_pass_fails_the_task_with_its_checks_and_outcome() -
     message = str(held.value)
     assert message.startswith("gate 'evaluate' (evaluation) failed: auc: 0.61 (limit 0.8)\n")
     assert read_outputs(f"\x1b[0;31mGateHeld\x1b[0m: {message}")["passed"] is False
-    assert dbutils.jobs.taskValues.values["passed"] is False
+    assert dbutils.jobs.taskValues.values["passed"] == "false"
     assert dbutils.notebook.result is None
     passing = StubDbUtils(parameters | {PREFIX + "input_auc": "0.91"})
     with pytest.raises(NotebookExit):
@@ -197,3 +215,46 @@ def test_the_runner_is_a_python_source_notebook_that_runs_as_one() -> None:
     with pytest.raises(NotebookExit):
         exec(compile(source, "run_step", "exec"), {"__name__": "__main__", "dbutils": dbutils})
     assert read_result(dbutils.notebook.result)["auc"] == pytest.approx(0.3)
+
+
+@pytest.fixture
+def cloud(
+    databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
+) -> Iterator[DatabricksBackend]:
+    backend = databricks_backend(DatabricksBackend, databricks_fake, tmp_path, seed=5)
+    yield backend
+    backend.close()
+
+
+def test_a_step_gets_upstream_outputs_and_parameters_as_the_local_executor_gives_them(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """Through the fake, which resolves references as Databricks does: an upstream ``None``
+    reaches a ``str | None`` input as ``None`` (not the text ``"null"``), and an int parameter
+    an ``int | str`` input as the int."""
+    spec = PipelineSpec(
+        name="loose",
+        parameters={"depth": 3},
+        steps=[
+            StepSpec(name="prepare", entrypoint="databricks_steps:no_label"),
+            StepSpec(
+                name="fit",
+                entrypoint="databricks_steps:echo",
+                inputs={"label": "prepare.label", "depth": "params.depth"},
+            ),
+        ],
+    )
+    native = cloud.compile(spec)
+    prepare = StubDbUtils(native.definition["tasks"][0]["notebook_task"]["base_parameters"])
+    with pytest.raises(NotebookExit):
+        main(prepare)
+    jobs = databricks_fake.state.jobs
+    jobs.script_task("prepare", "SUCCESS", task_values=prepare.jobs.taskValues.values)
+    run = cloud.wait_for_pipeline_run(cloud.submit(native, {"depth": "5"}).id)
+    assert run.status is PipelineStatus.SUCCEEDED
+    resolved = jobs.runs[int(run.id)].tasks[1].resolved
+    assert resolved is not None
+    fit = StubDbUtils(resolved)
+    with pytest.raises(NotebookExit):
+        main(fit)
+    assert read_result(fit.notebook.result) == {"label": None, "depth": 5}

@@ -35,6 +35,7 @@ from mintaka.domain.pipelines import (
     PipelineSpec,
     PipelineStatus,
     StepRun,
+    StepSpec,
 )
 from mintaka.errors import BackendError, Conflict, NotFound, ValidationError
 from mintaka.interfaces import PipelineExecution
@@ -122,6 +123,19 @@ def _read_outputs(spec: PipelineSpec) -> dict[str, tuple[str, ...]]:
     return {step: tuple(sorted(names)) for step, names in read.items()}
 
 
+def _json_inputs(spec: PipelineSpec, step: StepSpec) -> tuple[str, ...]:
+    """The inputs of ``step`` that reach its task as JSON text: every upstream output (the step
+    runner sets each as its JSON) and every parameter not declared as text (its job parameter is
+    the value's JSON, as ``parameter_text`` writes it)."""
+    return tuple(
+        sorted(
+            field
+            for field, (source, name) in step.references().items()
+            if source != "params" or not isinstance(spec.parameters.get(name), str)
+        )
+    )
+
+
 def _workspace_path(path: str) -> str:
     """Where the Workspace API finds the file a task runs as ``path`` (``/Workspace/Shared/x``
     is the API's ``/Shared/x``)."""
@@ -192,6 +206,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 parameters={key: _reference("job", "parameters", key) for key in spec.parameters},
                 inputs=inputs,
                 exports=read.get(step.name, ()),
+                json_inputs=_json_inputs(spec, step),
             ).base_parameters()
             task: dict[str, Any] = {
                 "task_key": step.name,

@@ -7,11 +7,14 @@ source notebook (the header above makes it one; as a module it is a comment). Th
 ``base_parameters`` are the ones :meth:`TaskArguments.base_parameters` gives, the one definition
 of their names, which the notebook reads back as widgets (:meth:`TaskArguments.from_widgets`).
 Job parameters and upstream outputs arrive as dynamic value references that Databricks has
-replaced by text; each input is passed as that text when its field accepts it, else as the JSON it
+replaced by text. An upstream output (which the runner sets as its JSON text) and a parameter not
+declared as text are JSON text, named in ``mintaka_json_inputs``, and are passed as the JSON they
+hold, so a step is given what the local executor would give it (``None`` for an output of
+``None``); any other input is passed as its text when its field accepts it, else as the JSON it
 holds (a list, a mapping).
 
 The step runs through Mintaka's own step machinery (:func:`mintaka.pipelines.step.run_step`). The
-outputs later steps read (``mintaka_exports``) become task values (what
+outputs later steps read (``mintaka_exports``) become task values, each its JSON as text (what
 ``{{tasks.<step>.values.<field>}}`` reads downstream; only a notebook can set them, and each holds
 at most 48 KiB of JSON), and all of them the notebook's result (``dbutils.notebook.exit``, JSON),
 which the backend reads back from ``runs/get-output``. A gate whose outcome did not pass raises
@@ -114,6 +117,9 @@ class TaskArguments:
     parameters: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
     exports: tuple[str, ...] = ()  # the output fields later steps read, set as task values
+    # The inputs whose text is JSON (upstream outputs, parameters other than text); None: a task
+    # compiled before task values were JSON text, whose inputs are read as text first.
+    json_inputs: tuple[str, ...] | None = ()
 
     def base_parameters(self) -> dict[str, str]:
         """The task's ``notebook_task.base_parameters``: one per argument, each parameter and
@@ -127,6 +133,8 @@ class TaskArguments:
             PREFIX + "run_id": self.run_id,
             PREFIX + "exports": json.dumps(list(self.exports)),
         }
+        if self.json_inputs is not None:
+            rendered[PREFIX + "json_inputs"] = json.dumps(list(self.json_inputs))
         for kind, attribute in _PAIRS.items():
             values: dict[str, str] = getattr(self, attribute)
             rendered[f"{PREFIX}{kind}s"] = json.dumps(list(values))
@@ -144,6 +152,13 @@ class TaskArguments:
             except Exception:  # dbutils raises its own kinds for a missing widget
                 needed = f"the step runner needs the {PREFIX}{name} parameter"
                 raise ValidationError(needed) from None
+
+        def present(name: str) -> bool:
+            try:
+                get(PREFIX + name)
+            except Exception:  # dbutils raises its own kinds for a missing widget
+                return False
+            return True
 
         def names(name: str) -> list[str]:
             try:
@@ -171,6 +186,7 @@ class TaskArguments:
             parameters=pairs["parameters"],
             inputs=pairs["inputs"],
             exports=tuple(names("exports")),
+            json_inputs=tuple(names("json_inputs")) if present("json_inputs") else None,
         )
 
     @classmethod
@@ -218,6 +234,28 @@ def read_outputs(text: str | None) -> dict[str, Any]:
     return {}
 
 
+def step_inputs(model: type[BaseModel], arguments: TaskArguments) -> dict[str, Any]:
+    """The step's input values from the texts its task was given: the JSON value of each input
+    in ``json_inputs`` (an upstream output, a parameter other than text), so a ``None`` output
+    arrives as ``None`` and a number as a number, as the local executor hands them on; any other
+    input's text as its field takes it (:func:`_decoded`). A JSON input that holds no JSON is a
+    ``ValidationError`` naming it."""
+    encoded = set(arguments.json_inputs or ())
+    values = _decoded(model, {k: v for k, v in arguments.inputs.items() if k not in encoded})
+    for name, text in arguments.inputs.items():
+        if name not in encoded:
+            continue
+        try:
+            values[name] = json.loads(text)
+        except ValueError:
+            raise ValidationError(
+                f"input {name!r} of step {arguments.step!r} should be JSON text, got "
+                f"{text[:200]!r}: its dynamic value reference was not resolved, or a value was "
+                "set by something other than Mintaka's step runner"
+            ) from None
+    return values
+
+
 def _decoded(model: type[BaseModel], texts: dict[str, str]) -> dict[str, Any]:
     """Each input's text as its field takes it: the text itself, else the JSON it holds."""
     values: dict[str, Any] = {}
@@ -235,9 +273,12 @@ def _decoded(model: type[BaseModel], texts: dict[str, str]) -> dict[str, Any]:
 
 
 def task_values(arguments: TaskArguments, outputs: dict[str, Any]) -> dict[str, Any]:
-    """The outputs of ``arguments``' step that later steps read, to be set as task values: one a
-    later step reads but the step did not give, or one over the 48 KiB a task value may hold, is
-    a ``ValidationError`` naming it (Databricks would refuse it, or hand on nothing)."""
+    """The outputs of ``arguments``' step that later steps read, to be set as task values: each
+    as its JSON text, which the step runner of a later step reads back as that JSON (a task of
+    the older form, without ``json_inputs``, sets the values themselves). One a later step reads
+    but the step did not give, or one whose task value is over the 48 KiB of JSON a task value
+    may hold, is a ``ValidationError`` naming it (Databricks would refuse it, or hand on
+    nothing)."""
     lacking = [key for key in arguments.exports if key not in outputs]
     if lacking:
         raise ValidationError(
@@ -245,12 +286,14 @@ def task_values(arguments: TaskArguments, outputs: dict[str, Any]) -> dict[str, 
             "which later steps read"
         )
     exported = {key: outputs[key] for key in arguments.exports}
+    if arguments.json_inputs is not None:
+        exported = {key: json.dumps(value) for key, value in exported.items()}
     for key, value in exported.items():
         size = len(json.dumps(value).encode())
         if size > TASK_VALUE_BYTES:
             raise ValidationError(
                 f"output {key!r} of step {arguments.step!r}, which later steps read, is {size} "
-                f"bytes of JSON: a Databricks task value holds at most 48 KiB "
+                f"bytes of JSON as a task value: a Databricks task value holds at most 48 KiB "
                 f"({TASK_VALUE_BYTES} bytes); pass it by reference instead (a file's URI)"
             )
     return exported
@@ -275,7 +318,7 @@ def main(dbutils: DbUtils | None = None) -> dict[str, Any]:
     contract = load_step(arguments.entrypoint)
     result = run_step(
         contract,
-        _decoded(contract.input_model, arguments.inputs),
+        step_inputs(contract.input_model, arguments),
         pipeline=arguments.pipeline,
         step=arguments.step,
         run_id=arguments.run_id,
