@@ -258,3 +258,21 @@ def test_a_step_gets_upstream_outputs_and_parameters_as_the_local_executor_gives
     with pytest.raises(NotebookExit):
         main(fit)
     assert read_result(fit.notebook.result) == {"label": None, "depth": 5}
+
+
+def test_a_task_compiled_before_exports_were_named_still_runs_its_step() -> None:
+    """A run in flight when a newer runner was uploaded: its tasks have neither
+    ``mintaka_exports`` nor ``mintaka_json_inputs``, so the step sets every output as a task
+    value, as the runner then did, and reads its inputs as text first."""
+    parameters = fit_parameters(depth="7", features='["age"]')
+    older = {
+        k: v for k, v in parameters.items() if k not in (PREFIX + "exports", PREFIX + "json_inputs")
+    }
+    dbutils = StubDbUtils(older)
+    with pytest.raises(NotebookExit):
+        main(dbutils)
+    assert dbutils.jobs.taskValues.values == {
+        "model_uri": "runs:/881/train/fit/d7/churned",
+        "auc": 0.7,
+        "features": ["age"],
+    }

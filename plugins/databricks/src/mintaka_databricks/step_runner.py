@@ -116,7 +116,9 @@ class TaskArguments:
     run_id: str = ""
     parameters: dict[str, str] = field(default_factory=dict)
     inputs: dict[str, str] = field(default_factory=dict)
-    exports: tuple[str, ...] = ()  # the output fields later steps read, set as task values
+    # The output fields later steps read, set as task values; None: a task compiled before
+    # compile named them, whose step sets every output, as the runner then did.
+    exports: tuple[str, ...] | None = ()
     # The inputs whose text is JSON (upstream outputs, parameters other than text); None: a task
     # compiled before task values were JSON text, whose inputs are read as text first.
     json_inputs: tuple[str, ...] | None = ()
@@ -131,8 +133,9 @@ class TaskArguments:
             PREFIX + "entrypoint": self.entrypoint,
             PREFIX + "gate": self.gate or "",
             PREFIX + "run_id": self.run_id,
-            PREFIX + "exports": json.dumps(list(self.exports)),
         }
+        if self.exports is not None:
+            rendered[PREFIX + "exports"] = json.dumps(list(self.exports))
         if self.json_inputs is not None:
             rendered[PREFIX + "json_inputs"] = json.dumps(list(self.json_inputs))
         for kind, attribute in _PAIRS.items():
@@ -185,7 +188,7 @@ class TaskArguments:
             run_id=named["run_id"],
             parameters=pairs["parameters"],
             inputs=pairs["inputs"],
-            exports=tuple(names("exports")),
+            exports=tuple(names("exports")) if present("exports") else None,
             json_inputs=tuple(names("json_inputs")) if present("json_inputs") else None,
         )
 
@@ -278,14 +281,17 @@ def task_values(arguments: TaskArguments, outputs: dict[str, Any]) -> dict[str, 
     the older form, without ``json_inputs``, sets the values themselves). One a later step reads
     but the step did not give, or one whose task value is over the 48 KiB of JSON a task value
     may hold, is a ``ValidationError`` naming it (Databricks would refuse it, or hand on
-    nothing)."""
-    lacking = [key for key in arguments.exports if key not in outputs]
+    nothing). A task compiled without ``mintaka_exports`` (a run started before compile named
+    them, meeting this runner) sets every output, as the runner then did, so that run ends as it
+    would have."""
+    exports = tuple(outputs) if arguments.exports is None else arguments.exports
+    lacking = [key for key in exports if key not in outputs]
     if lacking:
         raise ValidationError(
             f"step {arguments.step!r} gave no output {', '.join(map(repr, lacking))}, "
             "which later steps read"
         )
-    exported = {key: outputs[key] for key in arguments.exports}
+    exported = {key: outputs[key] for key in exports}
     if arguments.json_inputs is not None:
         exported = {key: json.dumps(value) for key, value in exported.items()}
     for key, value in exported.items():
