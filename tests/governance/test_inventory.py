@@ -427,3 +427,35 @@ def test_an_alias_moved_after_the_policy_dropped_it_is_judged_by_the_new_policy(
     _production_aliases(home, '"champion", "prod"')
     as_("dana").delete_alias("churn", "prod")  # deleting one is an act under the policy too
     assert production_at(today, clock.now()).production_aliases == ("champion", "prod")
+
+
+def test_approved_at_is_the_latest_approval_the_gate_counts(
+    history: Platform,
+    home: Path,
+    as_: Callable[[str], Platform],
+    clock: ManualClock,
+    make_artifact: MakeArtifact,
+) -> None:
+    """ulla signs credit:2 off a day after rita and raj, then loses the approver role: her
+    sign-off stays in ``approvals_total`` but no longer moves ``approved_at``, in the inventory
+    nor in the evidence pack's inventory entry."""
+    from mintaka.governance.evidence import build_pack
+
+    policy = home / "policy.toml"
+    clock.advance(days=1)
+    policy.write_text(policy.read_text().replace("[roles]\n", '[roles]\n"ulla" = ["model-risk"]\n'))
+    as_("ulla").governance.approve("credit:2")
+    [v2] = [e for e in inventory(as_("dana")) if e.ref == "credit:2"]
+    assert (v2.approvals, v2.approved_at) == (3, clock.now())
+    policy.write_text(policy.read_text().replace('"ulla" = ["model-risk"]', '"ulla" = []', 1))
+    history.governance.reload_policy()
+    history.register_model("churn", make_artifact(b"c2"), tier="low")  # acts under it
+    [v2] = [e for e in inventory(history) if e.ref == "credit:2"]
+    assert (v2.approvals, v2.approvals_total) == (2, 3)
+    assert v2.approved_at == DAY0 + timedelta(days=10)
+    packed = build_pack(history, "credit:2")["inventory"]
+    assert (packed["approvals"], packed["approvals_total"]) == (2, 3)
+    assert datetime.fromisoformat(packed["approved_at"]) == DAY0 + timedelta(days=10)
+    clock.advance(days=200)  # past revalidation: the time stays, the due date tells it lapsed
+    [v2] = [e for e in inventory(history) if e.ref == "credit:2"]
+    assert (v2.approvals, v2.approved_at, v2.overdue) == (0, DAY0 + timedelta(days=10), True)

@@ -14,8 +14,9 @@ aliases is the policy's say at that instant, as recorded by
 
 Revalidation: a version *in use* (live traffic, a production alias or the production stage) is
 overdue when its tier sets ``revalidation_days`` and the latest approval of its current bytes is
-older than that, or when it has no such approval although its tier requires approvals. A tier
-that requires no approvals counts from the version's registration.
+older than that, or when it has no such approval although its tier requires approvals. An
+approval counts as the promotion gate counts it (role still held, authenticated where asked). A
+tier that requires no approvals counts from the version's registration.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ class InventoryEntry(Record):
     """One model version as the inventory reports it. ``approvals`` counts the approvers whose
     sign-off of the current bytes counts as the promotion gate counts it (role still held,
     authenticated where asked, not older than ``revalidation_days``); ``approvals_total`` counts
-    every approver of the current bytes."""
+    every approver of the current bytes. ``approved_at`` is the latest sign-off the gate counts,
+    or counted until it grew older than ``revalidation_days`` (``revalidation_due`` says when):
+    one given in a role not held, or not authenticated where asked, never moves it."""
 
     ref: str
     id: str
@@ -186,14 +189,13 @@ def entry_for(
         for a in governance.approvals(version)
         if a.artifact_digest == version.artifact_digest and a.at <= now
     ]
-    approved_at = max((a.at for a in current), default=None)
+    signing = governance.counting_approvals(version, now, policy=policy)
+    approved_at = max(signing.values(), default=None)
     days = controls.revalidation_days
     due = None
     if controls.approvals:
         # Approved until the oldest of the newest required approvals lapses, as the control counts.
-        counted = sorted(
-            governance.counting_approvals(version, now, policy=policy).values(), reverse=True
-        )
+        counted = sorted(signing.values(), reverse=True)
         enough = len(counted) >= controls.approvals
         if days is not None and enough:
             due = counted[controls.approvals - 1] + timedelta(days=days)
