@@ -572,3 +572,62 @@ def test_an_alias_move_is_judged_by_the_policy_it_was_made_under_at_a_shared_ins
     [move] = [e for e in pack["audit"]["events"] if e["action"] == "model.alias.set"]
     assert move["details"]["decision"]["allowed"] is True
     assert move["production_alias"] is True
+
+
+def test_a_pack_says_when_the_policy_in_force_at_its_instant_cannot_be_read(
+    governed: Platform, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The policy recorded as in force at the pack's instant has a setting this Mintaka does
+    not know: the pack is judged by today's policy and says so, naming the policy it could not
+    read and why, in the JSON, on the rendered page and on the command line."""
+    current = governed.governance.policy
+    with governed.store.write() as conn:
+        governed.audit.append(
+            conn,
+            at=governed._now(),
+            actor="mintaka",
+            action="policy.activate",
+            subject="sha256:later",
+            details={
+                "digest": "sha256:later",
+                "source": "policy.toml",
+                "version": "later/1",
+                "production_aliases": ["champion"],
+                "policy": {"version": "later/1", "tiers": {}, "unknown": True},
+            },
+        )
+    pack = build_pack(governed, "credit:1")
+    assert pack["policy"]["digest"] == current.digest
+    unread = pack["policy"]["unreadable"]
+    assert (unread["digest"], unread["version"], unread["judged_by"]) == (
+        "sha256:later",
+        "later/1",
+        current.digest,
+    )
+    assert "unknown" in unread["reason"]
+    assert unread["id"] == pack["policy"]["activations"][-1]["id"]
+    written = export_evidence(governed, "credit:1", tmp_path / "pack")
+    page = written.html_path.read_text()
+    assert "Policy not read" in page
+    assert "later/1" in page
+    assert written.unreadable_policy == unread["detail"]
+    code = 0
+    try:
+        main(["--home", str(home), "evidence", "export", "credit:1", "--out", str(tmp_path)])
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "could not be read" in " ".join(out.split())
+
+
+def test_a_pack_under_a_readable_recorded_policy_says_nothing_is_unread(
+    governed: Platform, tmp_path: Path
+) -> None:
+    pack = build_pack(governed, "credit:1")
+    assert pack["policy"]["unreadable"] is None
+    assert [a["unreadable"] for a in pack["policy"]["activations"]] == [""]
+    assert (
+        "Policy not read"
+        not in export_evidence(governed, "credit:1", tmp_path).html_path.read_text()
+    )

@@ -544,6 +544,7 @@ def test_a_recorded_policy_this_mintaka_cannot_parse_lends_only_its_production_a
     recorded = activations(platform)
     assert recorded[0].policy == current
     assert recorded[1].policy is None
+    assert recorded[1].unreadable.startswith("this Mintaka cannot read it (unknown: ")
     assert policy_at(recorded, platform._now(), current) is current
     assert production_aliases_at(recorded, platform._now(), current) == (
         "sha256:later",

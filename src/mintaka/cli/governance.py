@@ -212,12 +212,15 @@ def evidence_export(
         "html": str(written.html_path),
         "controls": written.controls,
         "gaps": written.gaps,
+        "unreadable_policy": written.unreadable_policy,
     }
     if as_json:
         _emit(plat, summary)
         return
     console.print(f"wrote {written.json_path} and {written.html_path}")
     console.print(f"{written.controls} controls mapped, {written.gaps} gap(s)")
+    if written.unreadable_policy:
+        console.print(f"warning: {written.unreadable_policy}", markup=False)
 
 
 # -- approvals and model cards ---------------------------------------------------------------

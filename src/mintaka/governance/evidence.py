@@ -44,6 +44,7 @@ from mintaka.governance.policy_history import (
     activations,
     policy_at,
     production_aliases_at,
+    unreadable_at,
 )
 from mintaka.governance.redaction import Redactor
 from mintaka.store.schema import audit_events, audit_head, deployments, model_cards
@@ -660,6 +661,7 @@ def build_pack(platform: Platform, ref: str) -> Pack:
     as_of = datetime.fromisoformat(head_at)
     recorded = [a for a in activations(platform) if a.seq <= head_seq]
     policy = policy_at(recorded, head_seq, governance.policy)
+    unread = unreadable_at(recorded, head_seq, governance.policy)
     judged_by, production = production_aliases_at(recorded, head_seq, governance.policy)
     controls = policy.controls(version.risk_tier)
 
@@ -785,6 +787,7 @@ def build_pack(platform: Platform, ref: str) -> Pack:
             "production_aliases": list(production),
             "production_aliases_policy": judged_by,
             "activations": [_activation(a) for a in recorded],
+            "unreadable": None if unread is None else _unreadable(unread, policy),
         },
         "environment": {
             "backend": platform.backend.name,
@@ -840,6 +843,24 @@ def _activation(activation: PolicyActivation) -> dict[str, Any]:
     return {
         "id": f"audit:{activation.seq}",
         **activation.model_dump(mode="json"),
+    }
+
+
+def _unreadable(activation: PolicyActivation, judge: Policy) -> dict[str, Any]:
+    """What the pack says when the policy in force at its instant could not be read back and
+    ``judge``, the policy in force when the pack was built, judged it in its stead."""
+    return {
+        "id": f"audit:{activation.seq}",
+        "digest": activation.digest,
+        "version": activation.version,
+        "reason": activation.unreadable,
+        "judged_by": judge.digest,
+        "detail": (
+            f"the policy in force at this pack's instant, {activation.version} "
+            f"({activation.digest}, audit event {activation.seq}), could not be read: "
+            f"{activation.unreadable}; controls, approvals and revalidation are judged by the "
+            f"policy in force when the pack was built, {judge.version} ({judge.digest})"
+        ),
     }
 
 
@@ -989,6 +1010,7 @@ class ExportedPack:
     html_path: Path
     gaps: int
     controls: int
+    unreadable_policy: str | None = None  # why the policy in force at the pack's instant was not
 
 
 def export_evidence(platform: Platform, ref: str, out: str | Path) -> ExportedPack:
@@ -1012,4 +1034,5 @@ def export_evidence(platform: Platform, ref: str, out: str | Path) -> ExportedPa
         html_path=html_path,
         gaps=pack["controls"]["gaps"],
         controls=len(pack["controls"]["results"]),
+        unreadable_policy=(pack["policy"]["unreadable"] or {}).get("detail"),
     )

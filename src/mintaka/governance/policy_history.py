@@ -31,6 +31,7 @@ from sqlalchemy import Connection, select
 
 from mintaka.domain.audit import AuditEvent
 from mintaka.domain.base import AwareDatetime, Record
+from mintaka.errors import invalid_fields
 from mintaka.governance.policy import Policy
 from mintaka.store.engine import Sql
 from mintaka.store.schema import audit_events
@@ -46,8 +47,8 @@ _SEEN = "SELECT 1 FROM audit_events WHERE action = :action AND subject = :subjec
 class PolicyActivation(Record):
     """One ``policy.activate`` event: a policy Mintaka acted under from ``seq`` on in the audit
     chain (recorded at ``at`` by the clock of the host that acted). ``policy`` is the policy
-    parsed back from the event (None when its text no longer parses as a policy); it is left
-    out of dumps, which name the policy by digest."""
+    parsed back from the event (None when its text no longer parses as a policy, and
+    ``unreadable`` then says why); it is left out of dumps, which name the policy by digest."""
 
     seq: int
     at: AwareDatetime
@@ -57,6 +58,7 @@ class PolicyActivation(Record):
     source: str
     production_aliases: tuple[str, ...]
     policy: Policy | None = Field(default=None, exclude=True)
+    unreadable: str = ""
 
 
 def _text(value: str) -> str:
@@ -110,6 +112,7 @@ def activations(platform: Platform) -> list[PolicyActivation]:
         details = json.loads(bytes(row.canonical)).get("details", {})
         digest = str(details.get("digest", ""))
         source = str(details.get("source", ""))
+        policy, unreadable = _parsed(details.get("policy"), digest, source)
         found.append(
             PolicyActivation(
                 seq=int(row.seq),
@@ -119,21 +122,23 @@ def activations(platform: Platform) -> list[PolicyActivation]:
                 version=str(details.get("version", "")),
                 source=source,
                 production_aliases=tuple(details.get("production_aliases", ())),
-                policy=_parsed(details.get("policy"), digest, source),
+                policy=policy,
+                unreadable=unreadable,
             )
         )
     return found
 
 
-def _parsed(stored: object, digest: str, source: str) -> Policy | None:
-    """The policy an activation event holds, with its digest and source; None when the event
-    holds none, or one this Mintaka cannot read."""
+def _parsed(stored: object, digest: str, source: str) -> tuple[Policy | None, str]:
+    """The policy an activation event holds, with its digest and source, or None and why not:
+    the event holds none (recorded before activations kept the policy), or one this Mintaka
+    cannot read."""
     if not isinstance(stored, dict):
-        return None
+        return None, "the activation event holds no policy text"
     try:
-        return Policy.model_validate({**stored, "digest": digest, "source": source})
-    except PydanticValidationError:
-        return None
+        return Policy.model_validate({**stored, "digest": digest, "source": source}), ""
+    except PydanticValidationError as exc:
+        return None, f"this Mintaka cannot read it ({invalid_fields(exc)})"
 
 
 def in_force_at(
@@ -164,6 +169,18 @@ def policy_at(recorded: Sequence[PolicyActivation], at: datetime | int, current:
     if activation is None or activation.policy is None or activation.digest == current.digest:
         return current
     return activation.policy
+
+
+def unreadable_at(
+    recorded: Sequence[PolicyActivation], at: datetime | int, current: Policy
+) -> PolicyActivation | None:
+    """The activation in force at ``at`` whose policy could not be read back, when
+    :func:`policy_at` judges by ``current`` in its stead (``current`` is another policy);
+    None when the policy in force at ``at`` is the one that judges it."""
+    activation = in_force_at(recorded, at)
+    if activation is None or activation.policy is not None or activation.digest == current.digest:
+        return None
+    return activation
 
 
 def production_aliases_at(
