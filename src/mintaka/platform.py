@@ -33,6 +33,7 @@ from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageN
 from mintaka.domain.names import (
     parse_model_ref,
     validate_alias,
+    validate_dataset_name,
     validate_model_name,
     validate_new_alias,
     validate_tag,
@@ -1087,8 +1088,7 @@ class Platform:
         missing rates and a seeded sample per column): the reference that drift monitors compare
         live traffic with. ``categorical`` names the columns to treat as categories.
         """
-        if not isinstance(name, str) or not name.strip() or len(name) > 256:
-            raise ValidationError(f"dataset name must be 1-256 characters, got {name!r}")
+        validate_dataset_name(name)
         source = Path(path)
         digest = manifest_of(source).digest
         with self.store.read() as conn:

@@ -27,6 +27,7 @@ from mintaka.domain.names import (
     RESERVED_ALIASES,
     parse_model_ref,
     validate_alias,
+    validate_dataset_name,
     validate_endpoint_name,
     validate_model_name,
     validate_tag,
@@ -87,6 +88,20 @@ def tag_ok(key: object, value: object) -> bool:
         and all(c in string.ascii_letters + string.digits + "_.:/-" for c in key)
     )
     return key_ok and isinstance(value, str) and len(value) <= 256 and value.isprintable()
+
+
+# Characters that would let a printed name forge a line or read in another order than stored:
+# control characters, line and paragraph separators, bidirectional overrides and isolates.
+FORGING = {"\u2028", "\u2029", *map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)])}
+
+
+def dataset_name_ok(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and bool(value.strip())
+        and len(value) <= 256
+        and not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in FORGING for c in value)
+    )
 
 
 # -- strategies -------------------------------------------------------------------------------
@@ -234,6 +249,38 @@ def test_tag_validator_matches_its_rule(key: object, value: object) -> None:
     assert accepted == tag_ok(key, value), (key, value)
     if accepted:
         assert result == (key, value)
+
+
+dataset_names = st.one_of(
+    st.text(st.sampled_from([*"ab -_.", *sorted(FORGING), "\u200b", "\u200d", "\t", "\x85"])),
+    st.text(max_size=300),
+    not_text,
+)
+
+
+@FUZZ
+@given(dataset_names)
+@example("a\u202eb")
+@example("a\u2028b")
+@example("a\u2066b")
+@example("a\u200db")  # a zero-width joiner spells names in many scripts
+@example("d" * 257)
+def test_dataset_name_validator_matches_its_rule(value: object) -> None:
+    accepted, result = _refuses_only_with(InvalidName, lambda: validate_dataset_name(value))
+    assert accepted == dataset_name_ok(value), value
+    if accepted:
+        assert result == value
+
+
+@pytest.mark.parametrize("name", ["train\u202ecsv.exe", "train\nnote", "train\u2029x", "a\u2067b"])
+def test_a_dataset_name_that_could_forge_a_printed_line_is_refused_before_anything_is_stored(
+    platform: Platform, tmp_path: Path, name: str
+) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("x,y\n1,0\n")
+    with pytest.raises(InvalidName, match="dataset name"):
+        platform.register_dataset(name, data)
+    assert platform.list_datasets() == []
 
 
 versions = st.one_of(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import unicodedata
 from enum import StrEnum
 
 from pydantic import Field
 
 from mintaka.domain.base import AwareDatetime, JSONDict, Record
+from mintaka.domain.names import forging_character
 from mintaka.errors import ValidationError
 
 IDENTITY_MAX_LENGTH = 256
@@ -22,14 +22,6 @@ class IdentitySource(StrEnum):
     OS_USER = "os_user"
 
 
-# What can forge a line of a log or report that prints a name: line and paragraph separators
-# (with the control characters, Cc), and the bidirectional overrides and isolates that make text
-# read in another order than it is stored. Other format characters (ZWNJ and ZWJ are part of
-# the spelling of names in many scripts) and every kind of space are part of real names.
-_FORGING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
-_BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
-
-
 def validate_identity_name(value: str, what: str) -> str:
     """``value`` without surrounding blanks, as an identity every audit event names: not empty,
     no character that could forge a line in any log or report that prints it (a control
@@ -38,7 +30,7 @@ def validate_identity_name(value: str, what: str) -> str:
     name = value.strip()
     if not name:
         raise ValidationError(f"{what} is blank: name who acts")
-    forging = next((c for c in name if _forges(c)), None)
+    forging = forging_character(name)
     if forging is not None:
         raise ValidationError(
             f"{what} {name!r} holds U+{ord(forging):04X}: no control, line-separator or "
@@ -47,10 +39,6 @@ def validate_identity_name(value: str, what: str) -> str:
     if len(name) > IDENTITY_MAX_LENGTH:
         raise ValidationError(f"{what} is longer than {IDENTITY_MAX_LENGTH} characters")
     return name
-
-
-def _forges(char: str) -> bool:
-    return unicodedata.category(char) in _FORGING_CATEGORIES or char in _BIDI_CONTROLS
 
 
 class Identity(Record):

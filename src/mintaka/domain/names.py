@@ -15,6 +15,7 @@ configuration; it never receives a name that one of the other clouds would refus
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable
 from typing import Annotated, Final
 
@@ -35,6 +36,9 @@ ALIAS_RULE: Final = (
 )
 TAG_KEY_RULE: Final = "1-128 chars: letters, digits and _ . : / - , starting with a letter or _"
 TAG_VALUE_RULE: Final = "at most 256 printable characters"
+DATASET_NAME_RULE: Final = (
+    "1-256 characters, not blank, with no control, line-separator or text-direction character"
+)
 
 _MODEL = re.compile(r"(?=.{1,63}\Z)[a-z](?:-?[a-z0-9]){0,62}")
 _ENDPOINT = re.compile(r"(?=.{3,32}\Z)[a-z](?:-?[a-z0-9]){1,31}")
@@ -172,6 +176,39 @@ def validate_tag(key: object, value: object) -> tuple[str, str]:
     if not isinstance(value, str) or len(value) > 256 or not value.isprintable():
         raise InvalidName("tag value", value, TAG_VALUE_RULE)
     return str(key), value
+
+
+# What can forge a line of a log or report that prints a name: line and paragraph separators
+# (with the control characters, Cc), and the bidirectional overrides and isolates that make text
+# read in another order than it is stored. Other format characters (ZWNJ and ZWJ are part of
+# the spelling of names in many scripts) and every kind of space are part of real names.
+_FORGING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+_BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
+
+
+def forging_character(text: str) -> str | None:
+    """The first character of ``text`` that could forge a line in a log or report printing it,
+    or make it read in another order than stored (a control character, a line or paragraph
+    separator, a bidirectional override or isolate); None when there is none. The rule for
+    every free-form name Mintaka prints: identities, dataset names."""
+    return next(
+        (c for c in text if unicodedata.category(c) in _FORGING_CATEGORIES or c in _BIDI_CONTROLS),
+        None,
+    )
+
+
+def validate_dataset_name(value: object) -> str:
+    """Return ``value`` if it is a valid dataset name: free-form (a dataset is named by its
+    owner, not by a cloud), but not blank, at most 256 characters, and with no character that
+    could forge a printed line (see :func:`forging_character`)."""
+    if (
+        not isinstance(value, str)
+        or not value.strip()
+        or len(value) > 256
+        or forging_character(value) is not None
+    ):
+        raise InvalidName("dataset name", value, DATASET_NAME_RULE)
+    return value
 
 
 def validate_version(value: object) -> int:
