@@ -166,15 +166,19 @@ class _Fetched:
     stored: StoredArtifact
 
 
-def _require_flavor(item: _Fetched, flavor: Flavor) -> None:
-    """Refuse adopting a version as a servable ``flavor`` its bytes cannot be loaded as, as a
-    registration is refused: it would be recorded, then fail on every load."""
+def _flavor_of(item: _Fetched, declared: Flavor | None) -> Flavor:
+    """The flavor to adopt a version as: ``declared``, else the one its files show. Adopting
+    it as a servable flavor its bytes cannot be loaded as is refused, as a registration is (a
+    ``model.skops`` must be a skops archive): it would be recorded, then fail on every load."""
     stored = item.stored
+    flavor = declared or detect_flavor(stored.content)
     try:
         require_flavor_content(stored.content, [e.path for e in stored.manifest.entries], flavor)
     except ValidationError as exc:
         ref = f"{item.version.name}:{item.version.version}"
-        raise ValidationError(f"cannot adopt {ref}: {exc}") from None
+        read = "" if declared else f"its files read as flavor {flavor.value!r}, but "
+        raise ValidationError(f"cannot adopt {ref}: {read}{exc}") from None
+    return flavor
 
 
 def _pipeline_run_node(run_id: str, backend: str) -> LineageNode:
@@ -532,12 +536,12 @@ class MigrationService:
         # adopter named a run for all of them.
         linked = {} if run is not None else self._recorded_runs_of(todo)
         fetched = []
+        flavors: dict[int, Flavor] = {}
         for index, theirs in enumerate(todo):
             if on_fetch is not None:
                 on_fetch(theirs, index, len(todo))
             item = self._bytes_of(theirs, supplied.get(theirs.version))
-            if args.flavor is not None:
-                _require_flavor(item, args.flavor)
+            flavors[theirs.version] = _flavor_of(item, args.flavor)
             fetched.append(item)
         stages = platform.supports(Capability.REGISTRY_STAGES)
         risk = args.risk_tier
@@ -571,7 +575,7 @@ class MigrationService:
                     version=theirs.version,
                     artifact_uri=stored.uri,
                     artifact_digest=stored.digest,
-                    flavor=args.flavor or detect_flavor(stored.content),
+                    flavor=flavors[theirs.version],
                     signature=args.signature,
                     tags=dict(theirs.tags),
                     owner=owner_name,

@@ -455,12 +455,15 @@ def test_capture_is_turned_on_only_when_asked_and_also_for_an_adopted_endpoint(
 def test_the_flavor_is_read_from_the_bytes_unless_given(
     platform: Platform, legacy: Legacy, tmp_path: Path
 ) -> None:
+    from sklearn.linear_model import LogisticRegression
+
     from mintaka.domain.registry import Flavor
+    from mintaka.flavors import sklearn as sklearn_flavor
     from mintaka.flavors.loader import PYFUNC_FILE, detect_flavor
 
-    skops = tmp_path / "skops"
-    skops.mkdir()
-    (skops / "model.skops").write_bytes(b"PK")
+    skops = sklearn_flavor.save(
+        LogisticRegression().fit([[0.0], [1.0]], [0, 1]), tmp_path / "skops"
+    )
     pyfunc = tmp_path / "pyfunc"
     pyfunc.mkdir()
     (pyfunc / PYFUNC_FILE).write_text('{"function": "m:f"}')
@@ -501,6 +504,30 @@ def test_a_declared_flavor_the_bytes_cannot_load_as_is_refused(
     made_by_another_tool(platform, source)
     with pytest.raises(ValidationError, match=rf"cannot adopt churn:1: .*{says}"):
         platform.migration.adopt_model("churn", reason="inherited", flavor=flavor)
+    assert nothing_recorded(platform)
+    stored = platform.migration.adopt_model("churn", reason="inherited", flavor="opaque")
+    assert [v.flavor for v in stored.adopted] == [Flavor.OPAQUE]
+
+
+def test_a_model_skops_that_is_no_skops_archive_is_refused_when_no_flavor_is_declared(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """Files that read as sklearn (a ``model.skops``) whose model file is not a skops archive
+    are refused as a declared sklearn flavor is, before anything is recorded: adopted, the
+    version would fail on every load."""
+    from mintaka.domain.registry import Flavor
+
+    source = tmp_path / "legacy" / "v1"
+    source.mkdir(parents=True)
+    (source / "model.skops").write_bytes(b"not a zip")
+    platform.backend.ensure_model("churn")  # type: ignore[attr-defined]
+    made_by_another_tool(platform, source)
+    with pytest.raises(
+        ValidationError,
+        match=r"cannot adopt churn:1: its files read as flavor 'sklearn', but .*model\.skops is "
+        r"not a skops archive.*flavor 'opaque'",
+    ):
+        platform.migration.adopt_model("churn", reason="inherited")
     assert nothing_recorded(platform)
     stored = platform.migration.adopt_model("churn", reason="inherited", flavor="opaque")
     assert [v.flavor for v in stored.adopted] == [Flavor.OPAQUE]
