@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cli_kit import cli
@@ -51,90 +53,111 @@ def test_a_cloud_alias_mintaka_cannot_use_is_left_out_and_reported(
     platform.delete_alias("churn", "champion")
 
 
-def test_the_monitor_is_checked_before_the_endpoint_is_adopted_and_added_once(
-    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path, clock: ManualClock
-) -> None:
-    with Platform(home, clock=clock, actor="alice") as platform:
-        write_legacy(platform, tmp_path)
-        legacy_endpoint(platform)
-        platform.migration.adopt_model("churn", reason="inherited")
+def legacy_served(platform: Platform, tmp_path: Path, **adopt: Any) -> None:
+    """The legacy churn model adopted (``adopt``: more arguments to ``adopt_model``), with the
+    endpoint another tool made to serve it, not adopted yet."""
+    write_legacy(platform, tmp_path)
+    legacy_endpoint(platform)
+    platform.migration.adopt_model("churn", reason="inherited", **adopt)
+
+
+@pytest.fixture
+def alice(home: Path, clock: ManualClock) -> Callable[[], Platform]:
+    """Open the home as alice, afresh each time as each command does (close it after use)."""
+    return lambda: Platform(home, clock=clock, actor="alice")
+
+
+@pytest.fixture
+def adopt_with_monitor(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path
+) -> Callable[[str], tuple[int, str]]:
+    """Run ``mintaka adopt endpoint churn-api --monitor SPEC`` with the given spec text; the
+    exit status and stderr on one line."""
     spec = tmp_path / "monitor.toml"
-    spec.write_text(MONITOR.format(metric="nope"))
-    base = ["--home", str(home), "--as", "alice", "adopt", "endpoint", "churn-api"]
-    code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
-    assert code == 1
-    assert "telemetry signal 'errors' measures one of" in " ".join(err.split())
-    with Platform(home, clock=clock, actor="alice") as platform:
-        assert platform.serving.list_endpoints() == []  # nothing adopted
-    spec.write_text(MONITOR.format(metric="error_rate"))
-    for _ in range(2):
+
+    def run(text: str) -> tuple[int, str]:
+        spec.write_text(text)
+        base = ["--home", str(home), "--as", "alice", "adopt", "endpoint", "churn-api"]
         code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
+        return code, " ".join(err.split())
+
+    return run
+
+
+def no_endpoint_adopted(alice: Callable[[], Platform]) -> bool:
+    with alice() as platform:
+        return platform.serving.list_endpoints() == []
+
+
+def test_the_monitor_is_checked_before_the_endpoint_is_adopted_and_added_once(
+    alice: Callable[[], Platform],
+    adopt_with_monitor: Callable[[str], tuple[int, str]],
+    tmp_path: Path,
+) -> None:
+    with alice() as platform:
+        legacy_served(platform, tmp_path)
+    code, err = adopt_with_monitor(MONITOR.format(metric="nope"))
+    assert code == 1
+    assert "telemetry signal 'errors' measures one of" in err
+    assert no_endpoint_adopted(alice)
+    for _ in range(2):
+        code, err = adopt_with_monitor(MONITOR.format(metric="error_rate"))
         assert code == 0, err
-    with Platform(home, clock=clock, actor="alice") as platform:
+    with alice() as platform:
         assert len(platform.monitoring.monitors("churn-api")) == 1
         assert [e.action for e in platform.audit.events()].count("monitor.add") == 1
 
 
+DRIFT = (
+    'endpoint = "churn-api"\nmodel = "churn"\n\n[[signals]]\nname = "drift"\nkind = "drift"\n'
+    'metric = "{metric}"\nthreshold = 10\nwindow = "1d"\nowner = "oncall"\n'
+)
+
+
 def test_a_drift_monitor_the_served_versions_profile_refuses_is_refused_before_adoption(
-    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path, clock: ManualClock
+    alice: Callable[[], Platform],
+    adopt_with_monitor: Callable[[str], tuple[int, str]],
+    tmp_path: Path,
 ) -> None:
     data = tmp_path / "train.csv"
     data.write_text("tenure,spend\n" + "".join(f"{i},{i * 2.5}\n" for i in range(200)))
-    with Platform(home, clock=clock, actor="alice") as platform:
-        write_legacy(platform, tmp_path)
-        legacy_endpoint(platform)
+    with alice() as platform:
         dataset = platform.register_dataset("churn-train", data)
-        platform.migration.adopt_model("churn", reason="inherited", dataset_ids=[dataset.id])
-    spec = tmp_path / "monitor.toml"
-    spec.write_text(
-        'endpoint = "churn-api"\nmodel = "churn"\n\n[[signals]]\nname = "drift"\nkind = "drift"\n'
-        'metric = "chi2_statistic"\nthreshold = 10\nwindow = "1d"\nowner = "oncall"\n'
-    )
-    base = ["--home", str(home), "--as", "alice", "adopt", "endpoint", "churn-api"]
-    code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
+        legacy_served(platform, tmp_path, dataset_ids=[dataset.id])
+    code, err = adopt_with_monitor(DRIFT.format(metric="chi2_statistic"))
     assert code == 1
-    assert f"the training data of the model serving churn-api ({dataset.id}) profiles no" in (
-        " ".join(err.split())
-    )
-    with Platform(home, clock=clock, actor="alice") as platform:
-        assert platform.serving.list_endpoints() == []  # nothing adopted
-    spec.write_text(spec.read_text().replace("chi2_statistic", "psi:tenure"))
-    code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
+    assert f"the training data of the model serving churn-api ({dataset.id}) profiles no" in err
+    assert no_endpoint_adopted(alice)
+    code, err = adopt_with_monitor(DRIFT.format(metric="psi:tenure"))
     assert code == 0, err
-    with Platform(home, clock=clock, actor="alice") as platform:
+    with alice() as platform:
         assert len(platform.monitoring.monitors("churn-api")) == 1
 
 
 def test_a_monitor_whose_signal_name_is_on_record_is_refused_before_adoption(
-    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path, clock: ManualClock
+    alice: Callable[[], Platform],
+    adopt_with_monitor: Callable[[str], tuple[int, str]],
+    tmp_path: Path,
 ) -> None:
-    with Platform(home, clock=clock, actor="alice") as platform:
-        write_legacy(platform, tmp_path)
-        legacy_endpoint(platform)
-        platform.migration.adopt_model("churn", reason="inherited")
-    spec = tmp_path / "monitor.toml"
-    spec.write_text(MONITOR.format(metric="error_rate"))
-    base = ["--home", str(home), "--as", "alice", "adopt", "endpoint", "churn-api"]
-    code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
+    with alice() as platform:
+        legacy_served(platform, tmp_path)
+    code, err = adopt_with_monitor(MONITOR.format(metric="error_rate"))
     assert code == 0, err
-    with Platform(home, clock=clock, actor="alice") as platform:
+    with alice() as platform:
         platform.serving.delete_endpoint("churn-api", reason="retired")  # its monitor stays
         legacy_endpoint(platform)  # made again in the cloud
-    spec.write_text(MONITOR.format(metric="error_rate").replace("0.05", "0.1"))
-    code, _, err = cli(capsys, *base, "--reason", "r", "--monitor", str(spec))
+    code, err = adopt_with_monitor(MONITOR.format(metric="error_rate").replace("0.05", "0.1"))
     assert code == 1
-    assert "endpoint churn-api already has signal(s) ['errors']" in " ".join(err.split())
-    with Platform(home, clock=clock, actor="alice") as platform:
-        assert platform.serving.list_endpoints() == []  # nothing adopted
+    assert "endpoint churn-api already has signal(s) ['errors']" in err
+    assert no_endpoint_adopted(alice)
+    with alice() as platform:
         assert len(platform.monitoring.monitors("churn-api")) == 1
 
 
 def test_adding_the_same_monitor_twice_keeps_one(platform: Platform, tmp_path: Path) -> None:
     from mintaka.cli.monitoring import read_monitor_spec
 
-    write_legacy(platform, tmp_path)
-    legacy_endpoint(platform)
-    platform.migration.adopt_model("churn", reason="inherited")
+    legacy_served(platform, tmp_path)
     platform.migration.adopt_endpoint("churn-api", reason="inherited")
     path = tmp_path / "monitor.toml"
     path.write_text(MONITOR.format(metric="error_rate"))
