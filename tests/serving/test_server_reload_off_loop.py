@@ -203,7 +203,37 @@ def test_stop_leaves_a_model_that_does_not_return_behind_after_its_grace(held: S
     finally:
         faulty_models.RELEASE.set()
         slow.join(10)
-    assert statuses in ([], [500])  # the request was given up, not answered by the model
+    assert statuses == [503]  # the request was given up, not answered by the model
+
+
+def test_requests_left_waiting_when_the_server_stops_are_answered_503(held: Served) -> None:
+    plat, _ = held
+    server = InferenceServer(plat, poll_interval=0.02, predict_workers=1, stop_grace=0.05)
+    server.start()
+    answers: list[httpx.Response] = []
+
+    def invoke() -> None:
+        answers.append(
+            httpx.post(
+                f"{server.url}/endpoints/held/invocations", json={"inputs": row(0)}, timeout=10
+            )
+        )
+
+    calls = [threading.Thread(target=invoke)]
+    calls[0].start()
+    try:
+        assert faulty_models.PREDICTING.acquire(timeout=5), "the model was never called"
+        calls.append(threading.Thread(target=invoke))
+        calls[1].start()
+        wait_for(lambda: server.endpoints["held"].pool._work_queue.qsize() == 1, timeout=5)
+        server.stop()
+        for thread in calls:
+            thread.join(5)
+    finally:
+        faulty_models.RELEASE.set()
+    assert [answer.status_code for answer in answers] == [503, 503]
+    assert all("stopping" in answer.json()["error"] for answer in answers)
+    assert not faulty_models.PREDICTING.acquire(timeout=0)  # the queued request's model: never
 
 
 @pytest.mark.parametrize("grace", [-1.0, float("nan"), float("inf")])

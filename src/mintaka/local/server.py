@@ -24,7 +24,8 @@ new one, to which the requests still queued move, so a model of the old configur
 not return holds up none of the new one's; the old pool is shut down without waiting, as is an
 endpoint's when it goes, whose queued requests are refused (404) at once. ``stop()`` gives
 requests and shadow copies under way ``stop_grace`` seconds (10 by default) to finish, then
-leaves any model still predicting behind on its daemon thread.
+answers each request still waiting for a worker or for its model 503 (the server is stopping),
+and leaves any model still predicting behind on its daemon thread.
 
 Routes load their model from the artifact store after the digest is verified. Traffic follows the
 endpoint's weights exactly (smooth weighted round-robin); a shadow route gets a copy of its share
@@ -100,6 +101,7 @@ _INVOKE_PREFIX = "/endpoints/"
 _INVOKE_SUFFIX = "/invocations"
 _JSON_HEADER = (b"content-type", b"application/json")
 _PredictorKey = tuple[str, tuple[str, ...], bool]  # artifact digest, features, pickle allowed
+_HTTP_ANSWER_SLACK = 1.0  # seconds past the stop grace for uvicorn to send stop()'s answers
 _HTTP_STOP_SLACK = 5.0  # seconds past the stop grace for uvicorn to close once it has cancelled
 _FREE_PORT_ATTEMPTS = 5  # for port 0: the port the first address got may be taken on another
 
@@ -372,7 +374,7 @@ class InferenceServer:
             self._serve(fresh)
             if self._pools_closed:
                 for runtime in self.endpoints.values():
-                    runtime.pool.shutdown(wait=False, cancel_futures=True)
+                    runtime.pool.abandon(self._stopping_answer)
 
     def _apply_kill_switches(self) -> None:
         """Serve the endpoints served now as the store holds them now, loading nothing: kill
@@ -538,6 +540,8 @@ class InferenceServer:
         try:
             answer = asyncio.get_running_loop().run_in_executor(runtime.pool, work)
         except RuntimeError:  # its pool was shut down since: the endpoint changed, or went
+            if self._pools_closed:
+                return self._stopping_answer()
             current = self.endpoints.get(name)
             if current is None or current.pool is runtime.pool:
                 return self._refusal(name, None)
@@ -769,8 +773,9 @@ class InferenceServer:
             lifespan="off",
             access_log=False,
             interface="asgi3",
-            # uvicorn takes any number of seconds here, though it declares an int
-            timeout_graceful_shutdown=cast(int, self.stop_grace),
+            # uvicorn takes any number of seconds here, though it declares an int; past the
+            # grace, stop() answers what is left, which uvicorn is given the time to send
+            timeout_graceful_shutdown=cast(int, self.stop_grace + _HTTP_ANSWER_SLACK),
         )
         listening = _listening_sockets(host, port)
         self._server = uvicorn.Server(config)
@@ -800,26 +805,29 @@ class InferenceServer:
         """Stop serving, then flush every logged prediction to the store.
 
         Requests under way, and shadow copies under way, get ``stop_grace`` seconds to finish;
-        shadow copies still waiting for a worker are dropped. A model still predicting then is
-        left behind (on a daemon thread, which keeps no process alive): a model that never
-        returns cannot keep the server from stopping. What it answers after that is not
-        logged."""
+        shadow copies still waiting for a worker are dropped. A request not answered by then,
+        waiting for a worker or for its model, is answered 503 (the server is stopping). A model
+        still predicting is left behind (on a daemon thread, which keeps no process alive): a
+        model that never returns cannot keep the server from stopping. What it answers after
+        that is not logged."""
         deadline = time.monotonic() + self.stop_grace
         self._stopping = True
         self._stop.set()
         if self._server is not None:
             self._server.should_exit = True
-        if self._thread is not None:  # uvicorn cancels the requests left at the grace's end
-            self._thread.join(timeout=self.stop_grace + _HTTP_STOP_SLACK)
+        if self._thread is not None:  # the requests under way have the grace to finish
+            self._thread.join(timeout=_left(deadline))
         if self._poller is not None:
             self._poller.join(timeout=_left(deadline))
         with self._swap_lock:  # what is queued there now, no request waits for any more
             self._pools_closed = True
             pools = [runtime.pool for runtime in self.endpoints.values()]
             for pool in pools:
-                pool.shutdown(wait=False, cancel_futures=True)
+                pool.abandon(self._stopping_answer)
         self._switch_pool.shutdown(wait=False, cancel_futures=True)
         self._shadow_pool.shutdown(wait=False)
+        if self._thread is not None:  # uvicorn sends the answers just given, then closes
+            self._thread.join(timeout=_HTTP_STOP_SLACK)
         finished = [pool.join(_left(deadline)) for pool in [*pools, self._shadow_pool]]
         if not all(finished):
             log.warning(
@@ -830,6 +838,10 @@ class InferenceServer:
         if self._marker is not None:
             self._marker.unlink(missing_ok=True)
             self._marker = None
+
+    def _stopping_answer(self) -> tuple[int, dict[str, Any]]:
+        """The answer to a request the server stopped before its model answered it."""
+        return 503, {"error": "the inference server is stopping; try again once it is back"}
 
     def __enter__(self) -> InferenceServer:
         return self

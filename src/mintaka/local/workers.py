@@ -12,7 +12,8 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, InvalidStateError
+from contextlib import suppress
 from typing import Any
 
 _Work = tuple["Future[Any]", Callable[[], Any]]
@@ -27,6 +28,8 @@ class WorkerPool(Executor):
         self._name = name
         self._work_queue: queue.SimpleQueue[_Work | None] = queue.SimpleQueue()
         self._threads: list[threading.Thread] = []
+        self._running: set[Future[Any]] = set()  # the calls under way, for abandon()
+        self._abandoned: Callable[[], Any] | None = None  # abandon()'s answer, once called
         self._idle = threading.Semaphore(0)
         self._lock = threading.Lock()
         self._closed = False
@@ -58,14 +61,32 @@ class WorkerPool(Executor):
                 return
             future, call = work
             if future.set_running_or_notify_cancel():
-                try:
-                    result = call()
-                except BaseException as exc:
-                    future.set_exception(exc)
-                else:
-                    future.set_result(result)
+                self._run(future, call)
             del work, future, call
             self._idle.release()
+
+    def _run(self, future: Future[Any], call: Callable[[], Any]) -> None:
+        """Run ``call`` for ``future``; a future :meth:`abandon` completed meanwhile keeps the
+        answer it was given."""
+        with self._lock:
+            abandoned = self._abandoned
+            if abandoned is None:
+                self._running.add(future)
+        if abandoned is not None:  # taken off the queue just before abandon() drained it
+            future.set_result(abandoned())
+            return
+        try:
+            result = call()
+        except BaseException as exc:
+            with self._lock:
+                self._running.discard(future)
+            with suppress(InvalidStateError):
+                future.set_exception(exc)
+        else:
+            with self._lock:
+                self._running.discard(future)
+            with suppress(InvalidStateError):
+                future.set_result(result)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         """Take no more calls; the queued ones still run unless ``cancel_futures``."""
@@ -99,6 +120,19 @@ class WorkerPool(Executor):
             self._work_queue.put(None)
         for future, _ in queued:
             if future.set_running_or_notify_cancel():
+                future.set_result(answer())
+
+    def abandon(self, answer: Callable[[], Any]) -> None:
+        """Shut down without waiting, completing every call not finished with ``answer()``:
+        those still queued are never run, and the caller of one under way gets that answer now,
+        while its thread is left to finish (what it returns then goes nowhere)."""
+        with self._lock:
+            self._closed = True
+            self._abandoned = answer
+            calls = [future for future, _ in self._drain()] + list(self._running)
+            self._work_queue.put(None)
+        for future in calls:
+            with suppress(InvalidStateError):
                 future.set_result(answer())
 
     def _drain(self) -> list[_Work]:
