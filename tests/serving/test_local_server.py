@@ -611,6 +611,33 @@ def test_a_kill_takes_effect_while_another_reload_is_loading_a_model(
     assert post(server, {"inputs": row(0)}).status_code == 503
 
 
+def test_a_kill_restoring_known_good_traffic_is_in_force_while_a_reload_loads_a_model(
+    served: Served, tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plat.serving.set_traffic("scoring", {"blue": 0, "green": 100})
+    assert post(server, {"inputs": row(0)}).json()["route"] == "green"
+    hold = tmp_path / "hold"
+    hold.touch()
+    monkeypatch.setenv("MINTAKA_TEST_HOLD", str(hold))
+    plat.register_model("credit", pyfunc_artifact(tmp_path, "held_model:answer"), flavor="pyfunc")
+    loading = threading.Thread(target=plat.serving.create_endpoint, args=("other", "credit:4"))
+    loading.start()  # the server starts loading the held model, under its reload lock
+    try:
+        wait_for(server._reload_lock.locked)
+        killed = threading.Thread(target=plat.serving.kill, args=("scoring",))
+        killed.start()  # back to the known-good blue, which the server has loaded
+        wait_for(lambda: post(server, {"inputs": row(0)}).json()["route"] == "blue")
+        assert hold.exists()  # in force while the model still loads
+    finally:
+        hold.unlink(missing_ok=True)
+        loading.join()
+    killed.join()
+    assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 100, "green": 0}
+    assert post(server, {"inputs": row(0)}).json()["route"] == "blue"
+
+
 class _HeldLock:
     """A reload lock held by a reload loading models; records each caller that waits for it."""
 

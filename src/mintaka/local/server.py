@@ -42,7 +42,9 @@ by the next reader once its process is gone), and every change is sent to each o
 and waits for nothing). An endpoint whose new configuration cannot load goes on serving its
 previous one, under its kill switch as stored; one deleted and made again is not served until its
 own configuration loads, never by the one it replaces. A delete, like a kill, is in force as soon
-as the server hears of it, even while a reload loads models for another change.
+as the server hears of it, even while a reload loads models for another change; so is a traffic
+change (a kill that puts known-good traffic back) among routes the server has loaded with the
+versions stored.
 Predictions are logged in batches off the request path.
 """
 
@@ -160,20 +162,44 @@ def _same_incarnation(runtime: EndpointRuntime, row: Any) -> bool:
 
 
 def _with_kill_switch(runtime: EndpointRuntime, row: Any) -> EndpointRuntime:
-    """``runtime`` with the kill switch of the stored ``row`` of the endpoint it serves. It
-    also keeps an endpoint's previous configuration serving while its new one cannot load,
-    switched as the store says now: a kill never waits for models to load."""
-    if bool(row.killed) == runtime.killed:
+    """``runtime`` with the kill switch of the stored ``row`` of the endpoint it serves, and
+    its stored traffic where ``runtime`` has loaded every route that traffic reaches (see
+    :func:`_servable_traffic`). It also keeps an endpoint's previous configuration serving
+    while its new one cannot load, switched as the store says now: neither a kill nor a kill
+    that puts known-good traffic back waits for models to load."""
+    killed = bool(row.killed)
+    traffic = _servable_traffic(runtime, row) or runtime.traffic
+    if killed == runtime.killed and traffic == runtime.traffic:
         return runtime
-    return replace(runtime, killed=bool(row.killed))
+    return replace(runtime, killed=killed, traffic=traffic)
+
+
+def _servable_traffic(runtime: EndpointRuntime, row: Any) -> TrafficMap | None:
+    """The stored ``row``'s traffic if ``runtime`` can serve it as it is: each route it sends
+    live or shadow traffic to is loaded there with the model version the row names for it.
+    None if any is not (it waits for the configuration to load)."""
+    traffic = TrafficMap(**row.traffic)
+    stored = {spec["name"]: Route(**spec) for spec in row.routes}
+    reached = [name for name, weight in traffic.weights.items() if weight > 0]
+    if traffic.shadow:
+        reached.append(traffic.shadow)
+    for name in reached:
+        loaded = runtime.routes.get(name)
+        wanted = stored.get(name)
+        if loaded is None or wanted is None:
+            return None
+        if (loaded.route.model, loaded.route.version) != (wanted.model, wanted.version):
+            return None
+    return traffic
 
 
 def _as_stored(
     runtimes: Mapping[str, EndpointRuntime], rows: Mapping[str, Any]
 ) -> dict[str, EndpointRuntime]:
     """``runtimes`` as the stored ``rows`` say now, without loading anything: each with its
-    endpoint's kill switch, and those of an endpoint gone, or deleted and made again under its
-    name, left out: they serve nothing more, not even while the new one's models load."""
+    endpoint's kill switch (and traffic, where it has the models), and those of an endpoint
+    gone, or deleted and made again under its name, left out: they serve nothing more, not
+    even while the new one's models load."""
     return {
         name: _with_kill_switch(runtime, rows[name])
         for name, runtime in runtimes.items()
@@ -378,8 +404,8 @@ class InferenceServer:
 
     def _apply_kill_switches(self) -> None:
         """Serve the endpoints served now as the store holds them now, loading nothing: kill
-        switches in force, and endpoints deleted (or made again) no longer served, even while
-        a reload loads models for another change."""
+        switches (and traffic among the models loaded) in force, and endpoints deleted (or
+        made again) no longer served, even while a reload loads models for another change."""
         with self._swap_lock:  # never replaces what a finishing reload just put in place
             self._serve(self.endpoints)
 
