@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ from sqlalchemy import select
 
 from mintaka import MintakaError, Platform, PolicyViolation, ValidationError
 from mintaka.domain.serving import SLA, RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
-from mintaka.local.server import InferenceServer
+from mintaka.local.server import InferenceServer, serve_forever
+from mintaka.local.serving import running_servers
 from mintaka.rollout.controller import RolloutController
 from mintaka.store.schema import predictions
 
@@ -694,13 +695,23 @@ def test_a_host_naming_two_addresses_is_served_on_both_on_one_port(
     monkeypatch.setattr(socket, "getaddrinfo", both_loopbacks)
     plat, _ = served
     dual = InferenceServer(plat, poll_interval=3600)
-    url = dual.start("localhost", 0)
+    told: list[Sequence[str]] = []
+    serving = threading.Thread(
+        target=serve_forever, args=(dual, "localhost", 0, told.append), daemon=True
+    )
+    serving.start()
     try:
-        port = url.rsplit(":", 1)[1]
-        for address in ("127.0.0.1", "[::1]"):
-            assert HTTP.get(f"http://{address}:{port}/health").status_code == 200
+        wait_for(lambda: told, timeout=10)
+        port = dual.urls[0].rsplit(":", 1)[1]
+        both = [f"http://[::1]:{port}", f"http://127.0.0.1:{port}"]
+        assert told == [both]  # what `mintaka serve` prints
+        (announced,) = [s for s in running_servers(plat.backend.path) if s.url == both[0]]
+        assert list(announced.urls) == both  # what clients read
+        for url in both:
+            assert HTTP.get(f"{url}/health").status_code == 200
     finally:
-        dual.stop()
+        dual._stop.set()
+        serving.join(10)
 
 
 def test_the_listening_sockets_are_not_inherited_by_processes_models_start(

@@ -227,7 +227,10 @@ def serve(
     endpoints = sorted(server.endpoints) or "no endpoints yet"
     console.print(f"starting the inference server on {escape(host)}:{port} for {endpoints}")
     serve_forever(
-        server, host, port, lambda url: console.print(f"serving on {escape(url)} (Ctrl-C stops)")
+        server,
+        host,
+        port,
+        lambda urls: console.print(f"serving on {escape(' and '.join(urls))} (Ctrl-C stops)"),
     )
 
 

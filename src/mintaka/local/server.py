@@ -35,7 +35,8 @@ copy still waiting for a worker when the endpoint is killed, goes (even if made 
 longer shadows that route, or the server stops, is dropped then.
 Configuration changes made by any process (traffic, routes, kill) are picked up within
 ``poll_interval`` seconds, and at once when made through Mintaka: each running server announces
-itself in a file of its own under the local backend's ``servers/`` directory (removed on stop, or
+itself, with a URL per address it listens on (``localhost`` may be both 127.0.0.1 and ::1), in
+a file of its own under the local backend's ``servers/`` directory (removed on stop, or
 by the next reader once its process is gone), and every change is sent to each of them
 (``POST /-/reload``, which waits for a reload loading models; a kill is sent to
 ``POST /-/kill-switches``, which applies the stored kill switches at once on a thread of its own
@@ -60,7 +61,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -263,7 +264,8 @@ class InferenceServer:
         self._poller: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
-        self.url: str | None = None
+        self.url: str | None = None  # the first of urls
+        self.urls: list[str] = []  # one per address it listens on, all on one port
         self._marker: Path | None = None  # this server's announcement, while it serves
         self.registry = CollectorRegistry()
         labels = ["endpoint", "route"]
@@ -788,7 +790,8 @@ class InferenceServer:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve in a background thread; returns the base URL once the socket is bound."""
+        """Serve in a background thread; returns the base URL once the sockets are bound (the
+        first: ``urls`` holds one per address ``host`` names, each announced)."""
         import uvicorn
 
         config = uvicorn.Config(
@@ -817,15 +820,15 @@ class InferenceServer:
                     sock.close()
                 raise MintakaError(f"the inference server did not start on {host}:{port}")
             time.sleep(0.01)
-        self.url = _url(listening[0].getsockname())
+        self.urls = [_url(sock.getsockname()) for sock in listening]
+        self.url = self.urls[0]
         self._announce()
         self._poller = threading.Thread(target=self._poll, name="mintaka-poll", daemon=True)
         self._poller.start()
         return self.url
 
     def _announce(self) -> None:
-        assert self.url is not None
-        self._marker = announce(self.backend.path, self.url)
+        self._marker = announce(self.backend.path, self.urls)
 
     def stop(self) -> None:
         """Stop serving, then flush every logged prediction to the store.
@@ -986,18 +989,22 @@ def _url(sockname: tuple[Any, ...]) -> str:
 
 
 def serve_forever(
-    server: InferenceServer, host: str, port: int, serving: Callable[[str], None] | None = None
+    server: InferenceServer,
+    host: str,
+    port: int,
+    serving: Callable[[Sequence[str]], None] | None = None,
 ) -> None:
     """Run until interrupted (the ``mintaka serve`` command).
 
-    ``serving`` is told the server's URL once it is bound (with port 0, the only place the port
-    it got is said). Ctrl-C and SIGTERM (what process managers and container runtimes send) both
-    stop cleanly: the prediction log is drained to the store before the process exits.
+    ``serving`` is told the server's URLs once it is bound, one per address ``host`` names
+    (with port 0, the only place the port it got is said). Ctrl-C and SIGTERM (what process
+    managers and container runtimes send) both stop cleanly: the prediction log is drained to
+    the store before the process exits.
     """
-    url = server.start(host, port)
-    log.info("serving on %s", url)
+    server.start(host, port)
+    log.info("serving on %s", ", ".join(server.urls))
     if serving is not None:
-        serving(url)
+        serving(server.urls)
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda *_: server._stop.set())

@@ -46,20 +46,23 @@ ARTIFACTS_DIR = "artifacts"  # the home's artifact store (``platform.artifacts``
 
 @dataclass(frozen=True)
 class Announcement:
-    """A running inference server, as it announced itself."""
+    """A running inference server, as it announced itself: ``url`` is the first of ``urls``,
+    one per address it listens on."""
 
     url: str
     pid: int | None
     marker: Path
+    urls: tuple[str, ...]
 
 
-def announce(path: Path, url: str) -> Path:
-    """Record a server of this process at ``url``; returns its file (``stop`` removes it)."""
+def announce(path: Path, urls: Sequence[str]) -> Path:
+    """Record a server of this process listening at ``urls`` (each on one port); returns its
+    file (``stop`` removes it). ``url``, the first, is what earlier versions read."""
     folder = path / SERVERS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    marker = folder / f"{os.getpid()}-{url.rsplit(':', 1)[-1]}.json"
+    marker = folder / f"{os.getpid()}-{urls[0].rsplit(':', 1)[-1]}.json"
     staged = marker.with_suffix(".tmp")
-    staged.write_text(json.dumps({"url": url, "pid": os.getpid()}))
+    staged.write_text(json.dumps({"url": urls[0], "urls": list(urls), "pid": os.getpid()}))
     os.replace(staged, marker)
     return marker
 
@@ -81,7 +84,10 @@ def running_servers(path: Path) -> list[Announcement]:
             with suppress(OSError):
                 marker.unlink()
             continue
-        found.append(Announcement(url, pid, marker))
+        urls = data.get("urls")
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls) or not urls:
+            urls = [url]  # announced by an earlier version: its one address
+        found.append(Announcement(url, pid, marker, tuple(urls)))
     return found
 
 
@@ -205,12 +211,17 @@ class LocalServing(
         if self._http is None:
             self._http = httpx.Client(timeout=30)
         for server in servers:  # every server on this home, each told once
-            try:
-                self._http.post(f"{server.url}{path}", timeout=2)
-            except httpx.HTTPError:
-                pass
-            except Exception as exc:  # a committed change must not fail here
-                log.warning("could not tell the inference server at %s: %s", server.url, exc)
+            for url in server.urls:  # at the first of its addresses that answers
+                try:
+                    self._http.post(f"{url}{path}", timeout=2)
+                    break
+                except (httpx.ConnectError, httpx.InvalidURL):
+                    continue
+                except httpx.HTTPError:
+                    break
+                except Exception as exc:  # a committed change must not fail here
+                    log.warning("could not tell the inference server at %s: %s", url, exc)
+                    break
 
     def get_endpoint(self, name: str) -> Endpoint:
         with self.engine.connect() as conn, conn.begin():
@@ -283,10 +294,10 @@ class LocalServing(
         if self._http is None:
             self._http = httpx.Client(timeout=30)
         response = None
-        for server in servers:
+        for url in [url for server in servers for url in server.urls]:
             try:
                 response = self._http.post(
-                    f"{server.url}/endpoints/{name}/invocations", json=payload, headers=headers
+                    f"{url}/endpoints/{name}/invocations", json=payload, headers=headers
                 )
                 break
             except (httpx.ConnectError, httpx.InvalidURL) as exc:  # none there: the next one
