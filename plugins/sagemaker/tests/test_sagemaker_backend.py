@@ -329,6 +329,16 @@ def _plan(live: str, strategy: RolloutStrategy, *steps: tuple[int, float]) -> Tr
         (RolloutStrategy.LINEAR, [(30, 60), (60, 60), (90, 60), (95, 60), (100, 60)], "10-50%"),
         (RolloutStrategy.LINEAR, [(5, 60)] + [(s, 60) for s in range(10, 101, 5)], "10-50%"),
         (RolloutStrategy.LINEAR, [(25, 60), (50, 300), (75, 60), (100, 60)], "different times"),
+        (
+            RolloutStrategy.LINEAR,
+            [(s, 3600) for s in range(10, 101, 10)],
+            r"10 waits of 3600s \(36000s\).*MaximumExecutionTimeoutInSeconds.*28800s",
+        ),
+        (
+            RolloutStrategy.LINEAR,
+            [(s, 3200) for s in [*range(12, 100, 12), 100]],
+            r"9 waits of 3200s \(28800s\)",
+        ),
         (RolloutStrategy.BLUE_GREEN, [(50, 60), (100, 60)], "all at once is one step"),
         (RolloutStrategy.SHADOW, [(100, 0)], "shadow is not a SageMaker deployment policy"),
     ],
@@ -400,9 +410,9 @@ def test_the_default_native_plans_are_walked_exactly_as_written(
     )
     native.start(platform, plan)
     deployed = sm.describe_endpoint(EndpointName=live)["LastDeploymentConfig"]
-    assert deployed["BlueGreenUpdatePolicy"]["TrafficRoutingConfiguration"] == {
-        **routing,
-        "WaitIntervalInSeconds": 3600,
+    assert deployed["BlueGreenUpdatePolicy"] == {
+        "TrafficRoutingConfiguration": {**routing, "WaitIntervalInSeconds": 3600},
+        "MaximumExecutionTimeoutInSeconds": 28800,  # the longest SageMaker runs
     }
 
 

@@ -116,6 +116,10 @@ STATUS = {
 # fleet takes all the traffic, so a step that does not divide 100 leaves a shorter last step
 # (SageMaker's guide illustrates steps of 33%).
 MAX_WAIT_SECONDS = 3600
+# ``BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds`` (600 to 28,800): how long SageMaker
+# lets a blue/green deployment run, which must exceed its waits all together; Mintaka asks for the
+# longest, so a plan is refused only where no timeout SageMaker takes can cover it.
+MAX_EXECUTION_SECONDS = 28800
 # ``AutoRollbackConfiguration.Alarms`` takes 1 to 10 alarms.
 MAX_ROLLBACK_ALARMS = 10
 MAX_CANARY_PERCENT = 50
@@ -125,7 +129,7 @@ NATIVE_PLANS = (
     f"then 100% on it) or linear (equal steps of {LINEAR_STEP_PERCENTS[0]}-"
     f"{LINEAR_STEP_PERCENTS[1]}% on the new route, then what is left, ending at 100%), every "
     f"step baking the same whole number of seconds up to {MAX_WAIT_SECONDS} (the last step no "
-    "longer than the others)"
+    f"longer than the others), all the waits together under {MAX_EXECUTION_SECONDS}s"
 )
 
 
@@ -173,7 +177,31 @@ def _wait_of(plan: TrafficPlan, shifts: Sequence[TrafficStep]) -> int:
 
 def native_routing(plan: TrafficPlan) -> dict[str, Any]:
     """The ``TrafficRoutingConfiguration`` that walks ``plan`` exactly as written; a
-    ``ValidationError`` naming its steps and what SageMaker walks when none does."""
+    ``ValidationError`` naming its steps and what SageMaker walks when none does, or when its
+    waits together outlast the longest deployment SageMaker runs (``_require_within_timeout``)."""
+    routing = _routing_of(plan)
+    _require_within_timeout(plan, int(routing["WaitIntervalInSeconds"]))
+    return routing
+
+
+def _require_within_timeout(plan: TrafficPlan, wait: int) -> None:
+    """SageMaker waits ``wait`` after every shift of the plan, the last one included, and ends a
+    deployment still running after ``MaximumExecutionTimeoutInSeconds`` (at most
+    ``MAX_EXECUTION_SECONDS``, and larger than the waits all together): a plan whose waits reach
+    that limit would be stopped part-way, so it is refused."""
+    total = len(plan.steps) * wait
+    if total >= MAX_EXECUTION_SECONDS:
+        _refuse(
+            plan,
+            f"SageMaker bakes every step for {wait}s, so its {len(plan.steps)} waits of {wait}s "
+            f"({total}s) reach the longest deployment SageMaker runs "
+            f"(MaximumExecutionTimeoutInSeconds, at most {MAX_EXECUTION_SECONDS}s, which must "
+            "exceed the waits): bake for less, or in fewer steps",
+        )
+
+
+def _routing_of(plan: TrafficPlan) -> dict[str, Any]:
+    """``native_routing`` but for the deployment's timeout."""
     if not plan.steps:
         _refuse(plan, "a native rollout needs at least one traffic step")
     if plan.strategy is RolloutStrategy.SHADOW:
@@ -1786,7 +1814,10 @@ class SageMakerServing(SageMakerRegistry):
         current = self._endpoint_from(described)
         start = self._native_start(plan, current)
         deployment: dict[str, Any] = {
-            "BlueGreenUpdatePolicy": {"TrafficRoutingConfiguration": start.routing},
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": start.routing,
+                "MaximumExecutionTimeoutInSeconds": MAX_EXECUTION_SECONDS,
+            },
         }
         # A route keeps its variant's name in the next config (``Carried``); a new one is named
         # after the route.
