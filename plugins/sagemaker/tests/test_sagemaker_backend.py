@@ -300,6 +300,29 @@ def test_rollout_alarms_of_endpoints_whose_names_read_alike_are_apart(
     assert native.status(platform, "churn-live", slow) is native.NativeRolloutStatus.SUCCEEDED
 
 
+def test_rollout_alarms_are_named_after_the_sagemaker_endpoint_they_watch(
+    fake: SageMakerFake, tmp_path: Path
+) -> None:
+    cw = make_client("cloudwatch")
+    for home, (model, cloud_name) in enumerate((("churn", "ChurnA"), ("fraud", "ChurnB"))):
+        settings = {**SETTINGS, "endpoint_names": {"churn-api": cloud_name}}
+        with sagemaker_platform(tmp_path / f"home-{home}", settings, seed=home) as platform:
+            platform.register_model(model, artifact(tmp_path, model.encode() + b"1"))
+            platform.register_model(model, artifact(tmp_path, model.encode() + b"2"))
+            platform.serving.create_endpoint("churn-api", f"{model}:1", route="blue")
+            platform.serving.deploy("churn-api", f"{model}:2", route="green")
+            sla = {"p99_latency_ms": 250}
+            native.start(platform, _canary("churn-api", "green", "blue", sla=sla))
+    watched = {
+        a["AlarmName"]: {d["Name"]: d["Value"] for d in a["Dimensions"]}
+        for a in cw.describe_alarms()["MetricAlarms"]
+    }
+    assert watched == {  # one Mintaka name on two endpoints: an alarm on each
+        rollout_alarm_name(e, "green", "p99-latency"): {"EndpointName": e, "VariantName": "green"}
+        for e in ("ChurnA", "ChurnB")
+    }
+
+
 def _plan(live: str, strategy: RolloutStrategy, *steps: tuple[int, float]) -> TrafficPlan:
     """A plan moving ``green`` onto ``live`` by (share, bake) steps, the rest staying on blue."""
     return TrafficPlan(

@@ -365,13 +365,15 @@ def _sla_bounds(plan: TrafficPlan) -> list[str]:
     return bounds
 
 
-def rollout_alarm_name(endpoint: str, route: str, bound: str) -> str:
+def rollout_alarm_name(endpoint: str, variant: str, bound: str) -> str:
     """The CloudWatch alarm a native rollout puts on ``bound`` (``p99-latency``,
-    ``error-rate``) of ``route`` on ``endpoint``. A hash of the pair keeps it one alarm per
-    pair: endpoint and route names both may hold dashes, so ``churn-live``/``green`` and
-    ``churn``/``live-green`` would otherwise read alike (well within the 255 characters
-    CloudWatch takes)."""
-    return f"mintaka-{endpoint}-{route}-{short_hash([endpoint, route])}-{bound}"
+    ``error-rate``) of production variant ``variant`` of SageMaker endpoint ``endpoint``: named
+    after what it watches in the cloud, not Mintaka's names for it, so homes mapping other
+    names onto one endpoint (``endpoint_names``) share its alarms, and one name mapped onto
+    other endpoints does not. A hash of the pair keeps it one alarm per pair: endpoint and
+    variant names both may hold dashes, so ``churn-live``/``green`` and ``churn``/``live-green``
+    would otherwise read alike (well within the 255 characters CloudWatch takes)."""
+    return f"mintaka-{endpoint}-{variant}-{short_hash([endpoint, variant])}-{bound}"
 
 
 def _sum_query(query_id: str, metric: str, dimensions: list[dict[str, str]]) -> dict[str, Any]:
@@ -1655,23 +1657,25 @@ class SageMakerServing(SageMakerRegistry):
     # -- native rollout ---------------------------------------------------------------------------
 
     def _rollout_alarms(
-        self, name: str, plan: TrafficPlan, rising: list[str], variants: dict[str, str]
+        self, endpoint: str, plan: TrafficPlan, rising: list[str], variants: dict[str, str]
     ) -> list[str]:
         """Alarm names for ``AutoRollbackConfiguration``: the configured ones, and one per SLA
-        bound on each route gaining traffic (created or updated here, and set to OK)."""
+        bound on the variant of each route gaining traffic on SageMaker endpoint ``endpoint``
+        (``rollout_alarm_name``; created or updated here, and set to OK)."""
         alarms = list(self.settings.rollback_alarms)
         for route in rising:
+            variant = variants.get(route, route)
             dimensions = [
-                {"Name": "EndpointName", "Value": self.settings.endpoint_of(name)},
-                {"Name": "VariantName", "Value": variants.get(route, route)},
+                {"Name": "EndpointName", "Value": endpoint},
+                {"Name": "VariantName", "Value": variant},
             ]
             if plan.sla.p99_latency_ms is not None:
-                alarm = rollout_alarm_name(name, route, "p99-latency")
+                alarm = rollout_alarm_name(endpoint, variant, "p99-latency")
                 self._call(
                     "cloudwatch",
                     "put_metric_alarm",
                     AlarmName=alarm,
-                    AlarmDescription=f"Mintaka rollout SLA of {name}/{route}: p99 latency",
+                    AlarmDescription=f"Mintaka rollout SLA of {endpoint}/{variant}: p99 latency",
                     Namespace="AWS/SageMaker",
                     MetricName="ModelLatency",
                     Dimensions=dimensions,
@@ -1684,12 +1688,12 @@ class SageMakerServing(SageMakerRegistry):
                 )
                 alarms.append(alarm)
             if plan.sla.max_error_rate is not None:
-                alarm = rollout_alarm_name(name, route, "error-rate")
+                alarm = rollout_alarm_name(endpoint, variant, "error-rate")
                 self._call(
                     "cloudwatch",
                     "put_metric_alarm",
                     AlarmName=alarm,
-                    AlarmDescription=f"Mintaka rollout SLA of {name}/{route}: 5xx error rate",
+                    AlarmDescription=f"Mintaka rollout SLA of {endpoint}/{variant}: 5xx error rate",
                     Metrics=[
                         _sum_query("errors", "Invocation5XXErrors", dimensions),
                         _sum_query("calls", "Invocations", dimensions),
@@ -1822,7 +1826,8 @@ class SageMakerServing(SageMakerRegistry):
         # A route keeps its variant's name in the next config (``Carried``); a new one is named
         # after the route.
         variants = dict(current.extra.get("variants") or {})
-        alarms = self._rollout_alarms(plan.endpoint, plan, start.rising, variants)
+        endpoint = str(described.get("EndpointName") or self.settings.endpoint_of(plan.endpoint))
+        alarms = self._rollout_alarms(endpoint, plan, start.rising, variants)
         if alarms:
             deployment["AutoRollbackConfiguration"] = {"Alarms": [{"AlarmName": a} for a in alarms]}
         config, _ = self._deploy_config(
