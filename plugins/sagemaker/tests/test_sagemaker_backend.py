@@ -26,6 +26,7 @@ from mintaka import (
     NotFound,
     Platform,
     PolicyViolation,
+    Throttled,
     ValidationError,
 )
 from mintaka.domain.discovery import Difference, ResourceKind
@@ -811,6 +812,63 @@ def test_a_native_rollout_that_ends_retires_the_config_the_endpoint_left(
     assert native.status(platform, live, back) is native.NativeRolloutStatus.ROLLED_BACK
     assert _configs(sm) == [rollout_id]  # the rolled-back rollout's config is gone
     assert sorted(m["ModelName"] for m in sm.list_models()["Models"]) == models
+
+
+def _throttled_deletes(cloud: SageMakerBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every ``DeleteEndpointConfig`` the backend sends is throttled past its retries."""
+    call = cloud._sm
+
+    def throttled(operation: str, **params: Any) -> dict[str, Any]:
+        if operation == "delete_endpoint_config":
+            raise Throttled("Rate exceeded", "sagemaker")
+        return call(operation, **params)
+
+    monkeypatch.setattr(cloud, "_sm", throttled)
+
+
+def test_a_retirement_that_failed_is_retried_by_the_next_status_but_never_by_sync(
+    platform: Platform, cloud: SageMakerBackend, live: str, sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    left = _configs(sm)
+    _throttled_deletes(cloud, monkeypatch)
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert _configs(sm) == left
+    monkeypatch.undo()
+    platform.sync()
+    assert _configs(sm) == left  # a read: nothing deleted
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert _configs(sm) == [rollout_id]
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+
+
+def test_a_retirement_that_failed_is_retried_by_the_next_rollout(
+    platform: Platform, cloud: SageMakerBackend, live: str, sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = native.start(platform, _canary(live, "green", "blue"))
+    _throttled_deletes(cloud, monkeypatch)
+    assert native.status(platform, live, first) is native.NativeRolloutStatus.SUCCEEDED
+    assert len(_configs(sm)) == 2
+    monkeypatch.undo()
+    second = native.start(platform, _canary(live, "blue", "green"))
+    assert _configs(sm) == sorted([first, second])  # the config before the first is gone
+
+
+def test_a_native_rollout_killed_before_its_status_is_retired_once_the_endpoint_serves(
+    platform: Platform, live: str, sm: Any, fake: SageMakerFake
+) -> None:
+    fake.script_endpoint(live, ["Updating"] * 3 + ["InService"])
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    left = _configs(sm)
+    assert len(left) == 2
+    platform.serving.kill(live, reason="incident")
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.UNKNOWN
+    assert _configs(sm) == left  # killed: the config its release re-creates it from is kept
+    platform.serving.unkill(live)
+    serving = sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.UNKNOWN
+    assert _configs(sm) == [serving]
+    assert platform.monitoring.tickets() == []
 
 
 def test_sync_retires_nothing_a_native_rollout_left(platform: Platform, live: str, sm: Any) -> None:

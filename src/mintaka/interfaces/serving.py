@@ -86,8 +86,11 @@ class NativeRollout(ABC):
     def retire_rollout(self, name: str, rollout_id: str) -> None:  # noqa: B027
         """Remove what a native rollout that has ended left in the cloud and nothing serves any
         more (the configuration the endpoint moved from, or the rollout's own after a
-        rollback); never anything another endpoint still serves. Core calls it when it records
-        the rollout's end (``mintaka rollout-status``), never from a read such as sync. An
+        rollback); never anything an endpoint still serves or is being updated to. Core calls
+        it when it records the rollout's end (``mintaka rollout-status``), and again at every
+        later status of the rollout (its end recorded, or unknown after a kill) and before the
+        endpoint's next rollout, so it must retire only what is still left, and nothing while
+        the endpoint is absent (killed); never from a read such as sync. An
         optional hook: the default removes nothing, as a cloud that cleans up after its own
         rollouts leaves nothing behind."""
 

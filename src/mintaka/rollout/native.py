@@ -23,13 +23,16 @@ change:
   critical ``rollout-native`` alert, once per rollout however often (and by however many
   processes at once) it is asked. Once the end
   is recorded, the backend retires what the rollout left in the cloud
-  (``NativeRollout.retire_rollout``), and the record answers from then on.
+  (``NativeRollout.retire_rollout``), and the record answers from then on; every later status
+  of it, and the next rollout on the endpoint, retires it again, so a retirement that failed
+  (or a rollout a kill stopped) is finished later.
 - Until its end is recorded, every change of the endpoint's traffic or routes, and every other
   rollout, is refused (``ServingService.check_native_rollout_recorded``, a ``Conflict`` naming
   ``mintaka rollout-status``): a change made before would leave the end unknowable, as the
   cloud would then serve that change. The kill switch is never refused; a rollout a kill
   stopped (or one whose endpoint changed outside Mintaka's record) before its end was recorded
-  answers ``unknown``, with nothing recorded, alerted or retired.
+  answers ``unknown``, with nothing recorded or alerted (what it left is retired once the
+  endpoint serves again).
 - ``in_flight`` (sync) only reads: it records, alerts and retires nothing.
 
 A backend that declares the capability as emulated has no native rollout: core's controller is the
@@ -38,6 +41,7 @@ emulation (``mintaka rollout`` without ``--native``).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -158,7 +162,8 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     in_cloud = _in_service(platform, plan.endpoint)
     rollout.check_native_plan(plan, in_cloud)
     serving.check_native_rollout_recorded(plan.endpoint)
-    check_no_rollout_under_way(serving.deployment_history(plan.endpoint)[-1])
+    history = serving.deployment_history(plan.endpoint)
+    check_no_rollout_under_way(history[-1])
     if plan.rollback_to is not None:
         # the cloud rolls back to the traffic it serves, gated over the routes as recorded
         in_force = current.model_copy(update={"traffic": in_cloud.traffic})
@@ -174,6 +179,7 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
         current,
         strategy=plan.strategy,
     )
+    _retire_previous(rollout, history, serving.native_starts(plan.endpoint))
     serving.mark_known_good(plan.endpoint)
     rollout_id = rollout.start_rollout(plan)
     why = NATIVE_REASON + rollout_id + (f": {reason}" if reason else "")
@@ -193,6 +199,20 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     return rollout_id
 
 
+def _retire_previous(
+    rollout: NativeRollout, history: Sequence[Deployment], starts: dict[str, str]
+) -> None:
+    """Retire again what the latest native rollout in ``history`` left (its end is recorded,
+    or unknown, as another rollout starts only then): its retirement may have failed, or never
+    run (a kill stopped it before its status was asked). Best effort: what is left is retired
+    by the next status asked, and the new rollout is not refused for it."""
+    latest = next((d for d in reversed(history) if d.id in starts), None)
+    if latest is None:
+        return
+    with contextlib.suppress(BackendError, NotFound):
+        rollout.retire_rollout(latest.endpoint, starts[latest.id])
+
+
 def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutStatus:
     """The cloud's word on a native rollout, recorded once it has ended (see the module). Once
     its end is recorded, the record answers; a rollout the endpoint moved on from (or a kill
@@ -206,10 +226,13 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
     if not started:
         raise NotFound(f"no native rollout {rollout_id!r} was started on {endpoint!r}")
     ended = _recorded_end(history, started[-1].id, rollout_id)
+    if ended is None and (
+        history[-1].id != started[-1].id or serving.unrecorded_native_rollout(endpoint) is None
+    ):
+        ended = NativeRolloutStatus.UNKNOWN
     if ended is not None:
+        rollout.retire_rollout(endpoint, rollout_id)  # again: an earlier retirement may have failed
         return ended
-    if history[-1].id != started[-1].id or serving.unrecorded_native_rollout(endpoint) is None:
-        return NativeRolloutStatus.UNKNOWN
     try:
         said = rollout.rollout_status(endpoint, rollout_id)
     except NotFound as gone:

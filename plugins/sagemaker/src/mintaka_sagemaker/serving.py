@@ -1855,8 +1855,14 @@ class SageMakerServing(SageMakerRegistry):
     def retire_rollout(self, name: str, rollout_id: str) -> None:
         """Once the rollout has ended, retire the config the endpoint no longer serves (the one
         it served before after a success, found from the rollout config's ``REPLACES_TAG``; the
-        rollout's own otherwise), as any other change retires the config it leaves."""
-        described = self._describe_endpoint(name)
+        rollout's own otherwise), as any other change retires the config it leaves. Asked
+        again, it retires what an earlier call failed to delete and nothing else; nothing
+        while the endpoint is changing, or absent (a killed endpoint is re-created from the
+        config its kill record names)."""
+        try:
+            described = self._describe_endpoint(name)
+        except NotFound:
+            return
         if described["EndpointStatus"] in TRANSITIONAL:
             return
         serving = str(described.get("EndpointConfigName", ""))
