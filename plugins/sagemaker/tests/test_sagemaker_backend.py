@@ -871,6 +871,26 @@ def test_a_native_rollout_killed_before_its_status_is_retired_once_the_endpoint_
     assert platform.monitoring.tickets() == []
 
 
+def test_a_native_rollout_whose_endpoint_failed_retires_only_what_it_does_not_serve(
+    platform: Platform, live: str, sm: Any, fake: SageMakerFake
+) -> None:
+    before = sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+    fake.script_endpoint(live, ["Updating", "Failed"], failure_reason="capacity")
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.IN_PROGRESS
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.FAILED
+    described = sm.describe_endpoint(EndpointName=live)
+    assert described["EndpointStatus"] == "Failed"
+    assert described["EndpointConfigName"] == before  # the update did not take
+    assert _configs(sm) == [before]  # the config it names is kept, the rollout's retired
+    latest = platform.serving.deployment_history(live)[-1]
+    assert latest.reason == f"the cloud failed native rollout {rollout_id}"
+    [ticket] = platform.monitoring.tickets()
+    assert ticket.signal == native.ALERT_SIGNAL
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.FAILED
+    assert _configs(sm) == [before]
+
+
 def test_sync_retires_nothing_a_native_rollout_left(platform: Platform, live: str, sm: Any) -> None:
     rollout_id = native.start(platform, _canary(live, "green", "blue"))
     left = _configs(sm)
