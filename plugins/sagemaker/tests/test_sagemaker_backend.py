@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
+from mintaka_sagemaker import serving as serving_module
 from mintaka_sagemaker.artifacts import write_tarball
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages, rollout_alarm_name
@@ -642,7 +643,12 @@ def _shadowed_by_red(platform: Platform, live: str, tmp_path: Path) -> None:
 
 
 def test_a_native_rollout_that_would_rename_the_production_variant_is_refused(
-    platform: Platform, cloud: SageMakerBackend, live: str, sm: Any, tmp_path: Path
+    platform: Platform,
+    cloud: SageMakerBackend,
+    live: str,
+    sm: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _shadowed_by_red(platform, live, tmp_path)
     plan = _plan(live, RolloutStrategy.CANARY, (10, 60), (100, 60))
@@ -650,6 +656,9 @@ def test_a_native_rollout_that_would_rename_the_production_variant_is_refused(
     with pytest.raises(ValidationError, match=why):
         cloud.check_native_plan(plan, platform.serving.get_endpoint(live))
     _refused_with_nothing_done(platform, cloud, sm, plan, why)
+    monkeypatch.setattr(serving_module, "_require_same_variants", lambda *args: None)
+    with pytest.raises(ValidationError, match=r"keep the production variant names.*\['blue'\]"):
+        cloud.start_rollout(plan)  # SageMaker refuses it too
 
 
 def test_a_native_rollout_onto_a_new_shadow_is_refused(

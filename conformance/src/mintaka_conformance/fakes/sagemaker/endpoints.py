@@ -482,6 +482,18 @@ def _retain_properties(
             variant.instance_count = variant.desired_instance_count = old.instance_count
 
 
+def _require_same_variant_names(current: list[VariantState], new: list[VariantState]) -> None:
+    """SageMaker's deployment guardrails (a blue/green update) need the new endpoint config to
+    name its production variants as the endpoint's current config does."""
+    serving = sorted(v.name for v in current)
+    wanted = sorted(v.name for v in new)
+    if wanted != serving:
+        raise ValidationError(
+            "An update with deployment guardrails needs the new endpoint config to keep the "
+            f"production variant names of the current one: {serving}, got {wanted}."
+        )
+
+
 def update_endpoint(self: SageMakerResponse) -> ActionResult:
     """UpdateEndpoint: blue/green to a new endpoint config, rolled back if an alarm is in ALARM."""
     backend = self.sagemaker_backend
@@ -510,6 +522,8 @@ def update_endpoint(self: SageMakerResponse) -> ActionResult:
             deployment = ep.last_deployment_config
         if deployment:
             _validate_deployment_config(backend, deployment, production)
+            if deployment.get("BlueGreenUpdatePolicy"):
+                _require_same_variant_names(ep.variants, production)
             ep.last_deployment_config = deployment
         ep.pending = PendingDeployment(
             config_name=config_name,
