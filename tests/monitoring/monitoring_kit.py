@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from mintaka import Platform
 from mintaka.domain.monitoring import MonitorSpec, Signal, SignalKind
+from mintaka.store.schema import predictions
 
 LogPredictions = Callable[[Sequence[tuple[dict[str, Any], Any]]], list[str]]
 
@@ -28,3 +30,31 @@ def drift_signal(**overrides: Any) -> Signal:
     }
     values.update(overrides)
     return Signal(**values)
+
+
+def log_on(platform: Platform, route: str, version: int, rows: Sequence[dict[str, Any]]) -> None:
+    """Log ``rows`` as answered by ``route`` of ``scoring``, serving ``credit:<version>``."""
+    found = platform.get_model_version("credit", version)
+    at = platform.clock.now().isoformat()
+    with platform.store.write() as conn:
+        conn.execute(
+            predictions.insert(),
+            [
+                {
+                    "id": platform.ids.new("pred"),
+                    "endpoint": "scoring",
+                    "route": route,
+                    "model": "credit",
+                    "version": version,
+                    "version_id": found.id,
+                    "input_digest": "sha256:" + "0" * 64,
+                    "inputs": row,
+                    "output": 0.5,
+                    "status": "ok",
+                    "shadow": 0,
+                    "latency_ms": 1.0,
+                    "at": at,
+                }
+                for row in rows
+            ],
+        )

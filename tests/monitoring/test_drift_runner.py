@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 from artifact_kit import MakeArtifact
-from monitoring_kit import LogPredictions, drift_signal, scoring_monitor
+from monitoring_kit import LogPredictions, drift_signal, log_on, scoring_monitor
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
@@ -582,36 +582,6 @@ def test_a_failure_naming_another_feature_is_audited_though_only_a_number_differ
     ]
 
 
-def _log_on(platform: Platform, route: str, version: int, rows: list[dict[str, float]]) -> None:
-    """Log ``rows`` as answered by ``route`` of ``scoring``, serving ``credit:<version>``."""
-    from mintaka.store.schema import predictions
-
-    found = platform.get_model_version("credit", version)
-    at = platform.clock.now().isoformat()
-    with platform.store.write() as conn:
-        conn.execute(
-            predictions.insert(),
-            [
-                {
-                    "id": platform.ids.new("pred"),
-                    "endpoint": "scoring",
-                    "route": route,
-                    "model": "credit",
-                    "version": version,
-                    "version_id": found.id,
-                    "input_digest": "sha256:" + "0" * 64,
-                    "inputs": row,
-                    "output": 0.5,
-                    "status": "ok",
-                    "shadow": 0,
-                    "latency_ms": 1.0,
-                    "at": at,
-                }
-                for row in rows
-            ],
-        )
-
-
 def test_a_canary_measures_each_route_against_the_profile_of_its_own_version(
     watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
 ) -> None:
@@ -624,8 +594,8 @@ def test_a_canary_measures_each_route_against_the_profile_of_its_own_version(
     watched.register_model("credit", make_artifact(b"v2"), dataset_ids=[shifted.id])
     watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 80, "green": 20})
     rng = np.random.default_rng(12)
-    _log_on(watched, "blue", 1, _rows(rng, 1600))
-    _log_on(watched, "green", 2, _rows(rng, 400, shift=1.5))  # as credit:2 was trained
+    log_on(watched, "blue", 1, _rows(rng, 1600))
+    log_on(watched, "green", 2, _rows(rng, 400, shift=1.5))  # as credit:2 was trained
     clock.advance(minutes=5)
     report = watched.monitoring.run_once()
     assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
@@ -634,7 +604,7 @@ def test_a_canary_measures_each_route_against_the_profile_of_its_own_version(
     watched.serving.deploy(
         "scoring", "credit:3", route="red", weights={"blue": 80, "green": 0, "red": 20}
     )
-    _log_on(watched, "red", 3, _rows(rng, 400, shift=1.5))
+    log_on(watched, "red", 3, _rows(rng, 400, shift=1.5))
     clock.advance(minutes=5)
     report = watched.monitoring.run_once()
     assert report.alerts == ()  # red's rows are never compared with another version's data

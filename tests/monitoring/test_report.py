@@ -2,15 +2,18 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 from artifact_kit import MakeArtifact
-from monitoring_kit import LogPredictions, drift_signal, scoring_monitor
+from monitoring_kit import LogPredictions, drift_signal, log_on, scoring_monitor
 
 from mintaka import ManualClock, Platform
 from mintaka.cli.app import main
+
+if TYPE_CHECKING:
+    from mintaka.monitoring.report import FeatureSection
 
 
 def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, Any]]:
@@ -22,6 +25,14 @@ def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str
         }
         for _ in range(n)
     ]
+
+
+def _features(platform: Platform, window: str = "1d") -> list[FeatureSection]:
+    """The features of the report's only version section: ``scoring`` serves one version."""
+    from mintaka.monitoring.report import build_report
+
+    [only] = build_report(platform, "scoring", window).versions
+    return only.features
 
 
 @pytest.fixture
@@ -40,7 +51,7 @@ def served(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> P
 def test_report_draws_every_feature_and_lists_the_tickets(
     served: Platform, clock: ManualClock, log_predictions: LogPredictions, tmp_path: Path
 ) -> None:
-    from mintaka.monitoring.report import build_report, write_report
+    from mintaka.monitoring.report import write_report
 
     log_predictions([(row, 1) for row in _rows(np.random.default_rng(2), 300, shift=1.0)])
     _, ticket = served.monitoring.raise_alert("scoring:income-drift", "scoring", owner="oncall")
@@ -52,7 +63,7 @@ def test_report_draws_every_feature_and_lists_the_tickets(
     assert 'alt="income: reference and current histograms"' in page
     assert ticket.id in page
     assert "300 logged predictions" in page
-    income = next(f for f in build_report(served, "scoring").features if f.name == "income")
+    income = next(f for f in _features(served) if f.name == "income")
     assert (income.statistics["psi"] or 0.0) > 0.2  # the shifted feature shows in the table
 
 
@@ -73,11 +84,11 @@ def test_monitor_report_command_writes_the_page(
 
 
 def test_report_without_traffic_still_names_the_features(served: Platform, tmp_path: Path) -> None:
-    from mintaka.monitoring.report import build_report, write_report
+    from mintaka.monitoring.report import write_report
 
-    report = build_report(served, "scoring")
-    assert [f.name for f in report.features] == ["income", "debt", "region"]
-    assert all(v is None for f in report.features for v in f.statistics.values())
+    features = _features(served)
+    assert [f.name for f in features] == ["income", "debt", "region"]
+    assert all(v is None for f in features for v in f.statistics.values())
     page = write_report(served, "scoring", tmp_path).read_text()
     assert "<p>No tickets.</p>" in page
 
@@ -85,13 +96,12 @@ def test_report_without_traffic_still_names_the_features(served: Platform, tmp_p
 def test_report_draws_a_logged_integer_beyond_the_float_range(
     served: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
-    from mintaka.monitoring.report import build_report
 
     rows = _rows(np.random.default_rng(4), 50)
     rows[0]["income"] = 10**400
     log_predictions([(row, 1) for row in rows])
     clock.advance(minutes=5)
-    income = next(f for f in build_report(served, "scoring").features if f.name == "income")
+    income = next(f for f in _features(served) if f.name == "income")
     assert income.chart_png is not None
     assert income.statistics["psi"] is not None
 
@@ -99,11 +109,9 @@ def test_report_draws_a_logged_integer_beyond_the_float_range(
 def test_a_feature_logged_as_numeric_strings_is_charted_as_its_numbers(
     served: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
-    from mintaka.monitoring.report import build_report
 
     def income_chart() -> str | None:
-        report = build_report(served, "scoring", window="1h")
-        return next(f for f in report.features if f.name == "income").chart_png
+        return next(f for f in _features(served, window="1h") if f.name == "income").chart_png
 
     rows = _rows(np.random.default_rng(6), 50, shift=1.0)
     log_predictions([(row, 1) for row in rows])
@@ -118,12 +126,12 @@ def test_a_feature_logged_as_numeric_strings_is_charted_as_its_numbers(
 def test_a_feature_the_window_cannot_measure_reads_unmeasured(
     served: Platform, clock: ManualClock, log_predictions: LogPredictions, tmp_path: Path
 ) -> None:
-    from mintaka.monitoring.report import build_report, write_report
+    from mintaka.monitoring.report import write_report
 
     rows = _rows(np.random.default_rng(7), 50)
     log_predictions([({**row, "debt": None}, 1) for row in rows])
     clock.advance(minutes=5)
-    found = {f.name: f for f in build_report(served, "scoring").features}
+    found = {f.name: f for f in _features(served)}
     assert found["income"].unmeasured == {}
     assert set(found["debt"].unmeasured) == {"psi", "jensen_shannon", "ks_statistic", "wasserstein"}
     assert found["debt"].unmeasured["psi"].startswith("no current values")
@@ -136,15 +144,15 @@ def test_a_feature_the_window_cannot_measure_reads_unmeasured(
 def test_a_feature_no_row_logs_reads_unmeasured_as_the_runner_names_it(
     served: Platform, clock: ManualClock, log_predictions: LogPredictions, tmp_path: Path
 ) -> None:
-    from mintaka.monitoring.report import build_report, write_report
+    from mintaka.monitoring.report import write_report
 
     rows = _rows(np.random.default_rng(8), 50)
     log_predictions([({"income": row["income"], "region": row["region"]}, 1) for row in rows])
     clock.advance(minutes=5)
     # no inputs declared: like the runner, the page shows the profiled features the window logs
-    assert [f.name for f in build_report(served, "scoring").features] == ["income", "region"]
+    assert [f.name for f in _features(served)] == ["income", "region"]
     served.set_features("credit", 1, ("income", "debt", "region"))
-    found = {f.name: f for f in build_report(served, "scoring").features}
+    found = {f.name: f for f in _features(served)}
     assert set(found["debt"].unmeasured.values()) == {"not logged in the window"}
     page = write_report(served, "scoring", tmp_path).read_text()
     assert "wasserstein unmeasured (not logged in the window)" in page
@@ -158,7 +166,6 @@ def test_report_shows_the_features_the_runner_watches_not_the_label_column(
     log_predictions: LogPredictions,
 ) -> None:
     from mintaka.domain.registry import features_signature
-    from mintaka.monitoring.report import build_report
 
     rng = np.random.default_rng(1)
     train = tmp_path / "train.csv"
@@ -180,12 +187,11 @@ def test_report_shows_the_features_the_runner_watches_not_the_label_column(
     clock.advance(minutes=5)
     run = platform.monitoring.run_once()
     assert (run.evaluated, run.failed) == (1, ())
-    page = build_report(platform, "scoring")
-    assert [(f.name, f.unmeasured) for f in page.features] == [("income", {}), ("debt", {})]
+    assert [(f.name, f.unmeasured) for f in _features(platform)] == [("income", {}), ("debt", {})]
     platform.monitoring.add_monitor(
         scoring_monitor(drift_signal(name="regions", metric="chi2_statistic:region"))
     )
-    assert [f.name for f in build_report(platform, "scoring").features] == [
+    assert [f.name for f in _features(platform)] == [
         "income",
         "debt",
         "region",
@@ -201,3 +207,47 @@ def test_a_report_of_an_unknown_endpoint_leaves_no_directory(
     with pytest.raises(NotFound):
         write_report(served, "nope", tmp_path / "report")
     assert not (tmp_path / "report").exists()
+
+
+def test_a_canary_report_compares_each_version_with_its_own_training_data(
+    served: Platform,
+    clock: ManualClock,
+    make_artifact: MakeArtifact,
+    tmp_path: Path,
+) -> None:
+    from mintaka.monitoring.report import build_report, write_report
+
+    train = tmp_path / "train-shifted.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "region"])
+        writer.writeheader()
+        writer.writerows(_rows(np.random.default_rng(11), 500, shift=3.0))
+    shifted = served.register_dataset("applications-2", train)
+    served.register_model("credit", make_artifact(b"v2"), dataset_ids=[shifted.id])
+    served.register_model("credit", make_artifact(b"v3"))  # no training data named
+    served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 80, "green": 20})
+    served.serving.deploy(
+        "scoring", "credit:3", route="red", weights={"blue": 70, "green": 20, "red": 10}
+    )
+    rng = np.random.default_rng(12)
+    log_on(served, "blue", 1, _rows(rng, 300))
+    log_on(served, "green", 2, _rows(rng, 300, shift=3.0))  # as credit:2 was trained
+    log_on(served, "red", 3, _rows(rng, 100, shift=3.0))
+    clock.advance(minutes=5)
+    report = build_report(served, "scoring")
+    assert [(v.name, v.dataset_id, v.current_rows) for v in report.versions] == [
+        ("route 'blue' (credit:1)", served.get_model_version("credit", 1).dataset_ids[0], 300),
+        ("route 'green' (credit:2)", shifted.id, 300),
+        ("route 'red' (credit:3)", None, 100),
+    ]
+    blue, green, red = report.versions
+    for version in (blue, green):  # each as its own version was trained: no drift
+        income = next(f for f in version.features if f.name == "income")
+        assert (income.statistics["psi"] or 1.0) < 0.2
+    assert red.features == []
+    page = write_report(served, "scoring", tmp_path / "report").read_text()
+    assert "<h3>route &#39;green&#39; (credit:2)</h3>" in page
+    assert (
+        "100 logged predictions unmeasurable: route &#39;red&#39; (credit:3): the version names "
+        "no training dataset with a profile to compare with" in page
+    )

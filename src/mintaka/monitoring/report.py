@@ -1,6 +1,10 @@
 """``mintaka monitor report``: one self-contained HTML page per endpoint.
 
-For the window's logged inputs against the training data's stored profile, the page shows the
+As the drift runner measures it, the page groups the window's logged inputs by the model version
+that answered them (see :meth:`~mintaka.monitoring.service.MonitoringService.version_traffic`:
+during a canary, one section per version) and compares each group with its own version's
+training-data profile; a version naming no profiled training data is shown as unmeasurable, by
+its route and version. For each version the page shows the
 features the runner watches (the serving version's inputs, not the label column), each numeric
 one's reference histogram beside the current one (on the profile's bin edges, as proportions,
 drawn with matplotlib's Agg backend and embedded as PNG; the logged values read as the drift
@@ -19,14 +23,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mintaka.domain.monitoring import Ticket
+from mintaka.monitoring.service import NO_PROFILE
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
     import numpy.typing as npt
 
+    from mintaka.domain.serving import Endpoint
     from mintaka.monitoring.profiles import DatasetProfile, NumericProfile
-    from mintaka.monitoring.service import Reference
+    from mintaka.monitoring.service import Reference, VersionTraffic
     from mintaka.monitoring.statistics import DriftReport
     from mintaka.platform import Platform
 
@@ -44,13 +50,22 @@ class FeatureSection:
 
 
 @dataclass(frozen=True)
+class VersionSection:
+    """The drift of the rows one version answered against that version's training data."""
+
+    name: str  # route 'green' (credit:2)
+    dataset_id: str | None  # None: the version names no profiled training data
+    current_rows: int
+    features: list[FeatureSection]
+
+
+@dataclass(frozen=True)
 class MonitorReport:
     endpoint: str
     generated_at: datetime
     window: str
-    dataset_id: str | None
     current_rows: int
-    features: list[FeatureSection]
+    versions: list[VersionSection]
     tickets: list[Ticket]
 
 
@@ -91,35 +106,60 @@ def histogram_png(feature: str, numeric: NumericProfile, current: list[float]) -
 
 
 def build_report(platform: Platform, endpoint: str, window: str = "1d") -> MonitorReport:
-    """The drift of ``endpoint``'s last ``window`` of live predictions, and its tickets."""
-    from mintaka.monitoring.profiles import DatasetProfile, as_columns
-    from mintaka.monitoring.statistics import drift
-
-    platform.serving.get_endpoint(endpoint)
+    """The drift of ``endpoint``'s last ``window`` of live predictions, version by version as
+    the runner measures it, and its tickets. Every live version has its section, one that
+    answered nothing in the window too (its features are named, without statistics)."""
+    serving = platform.serving.get_endpoint(endpoint)
     now = platform._now()
-    rows = [
-        r["inputs"]
+    logged = [
+        r
         for r in platform.monitoring.window_predictions(endpoint, window, now)
         if isinstance(r["inputs"], dict)
     ]
-    reference = platform.monitoring.reference(endpoint)
-    sections: list[FeatureSection] = []
-    if reference is not None:
-        profile = DatasetProfile.from_json(reference.profile)
-        names = _shown_features(platform, endpoint, reference, rows)
-        columns = as_columns(rows)  # once: the drift statistics read the same columns
-        report = drift(profile, columns, features=names) if rows else None
-        for name in names:
-            sections.append(_section(profile, report, name, columns.get(name)))
+    groups = _groups(platform, serving, logged)
     tickets = [t for t in platform.monitoring.tickets() if t.endpoint == endpoint]
     return MonitorReport(
         endpoint=endpoint,
         generated_at=now,
         window=window,
-        dataset_id=None if reference is None else reference.dataset_id,
-        current_rows=len(rows),
-        features=sections,
+        current_rows=len(logged),
+        versions=[_version_section(platform, endpoint, group) for group in groups],
         tickets=tickets,
+    )
+
+
+def _groups(
+    platform: Platform, serving: Endpoint, logged: Sequence[Mapping[str, Any]]
+) -> list[VersionTraffic]:
+    from mintaka.monitoring.service import VersionTraffic
+
+    if sum(1 for w in serving.traffic.weights.values() if w > 0) > 1:
+        return platform.monitoring.version_traffic(serving, logged, idle=True)
+    reference = platform.monitoring.reference(serving.name)
+    live = [r for r in serving.routes if serving.traffic.weights.get(r.name, 0) > 0]
+    rows = [r["inputs"] for r in logged]
+    return [VersionTraffic(r.name, r.model, r.version, reference, rows) for r in live]
+
+
+def _version_section(platform: Platform, endpoint: str, group: VersionTraffic) -> VersionSection:
+    """``group``'s rows against its version's profile, feature by feature."""
+    from mintaka.monitoring.profiles import DatasetProfile, as_columns
+    from mintaka.monitoring.statistics import drift
+
+    reference = group.reference
+    sections: list[FeatureSection] = []
+    if reference is not None:
+        profile = DatasetProfile.from_json(reference.profile)
+        names = _shown_features(platform, endpoint, reference, group.rows)
+        columns = as_columns(group.rows)  # once: the drift statistics read the same columns
+        report = drift(profile, columns, features=names) if group.rows else None
+        for name in names:
+            sections.append(_section(profile, report, name, columns.get(name)))
+    return VersionSection(
+        name=group.name,
+        dataset_id=None if reference is None else reference.dataset_id,
+        current_rows=len(group.rows),
+        features=sections,
     )
 
 
@@ -191,7 +231,9 @@ def render_html(report: MonitorReport) -> str:
         keep_trailing_newline=True,
     )
     environment.filters["stat"] = lambda v: "-" if v is None else f"{v:.4f}"
-    return environment.get_template(TEMPLATE).render(report=report, statistics=STATISTICS)
+    return environment.get_template(TEMPLATE).render(
+        report=report, statistics=STATISTICS, no_profile=NO_PROFILE
+    )
 
 
 def write_report(platform: Platform, endpoint: str, out: str | Path, window: str = "1d") -> Path:

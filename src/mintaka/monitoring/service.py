@@ -225,6 +225,29 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class VersionTraffic:
+    """The logged inputs of a window that one model version answered (on ``route``), and what
+    their drift is measured against (``None``: the version names no profiled training data)."""
+
+    route: str
+    model: str
+    version: int
+    reference: Reference | None
+    rows: list[dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        """How a failure or the monitor report names the group: ``route 'green' (credit:2)``."""
+        return f"route {self.route!r} ({self.model}:{self.version})"
+
+
+NO_PROFILE = (
+    "the version names no training dataset with a profile to compare with, so its drift "
+    "cannot be measured"
+)
+
+
+@dataclass(frozen=True)
 class RunReport:
     """One pass of the runner: the signals it measured, the alerts raised, the tickets
     escalated, and the signals that failed (each skipped; the rest ran as usual). A drift signal
@@ -925,14 +948,15 @@ class MonitoringService:
                 return Reference(found, dataset_id, stored)
         return None
 
-    def _route_groups(
-        self, current: Endpoint, rows: Sequence[Mapping[str, Any]]
-    ) -> list[tuple[str, Reference | None, list[dict[str, Any]]]]:
-        """The window's ``rows`` by the model version that answered them (as its prediction
-        records it, else as its live route serves now), each with that version's profile,
-        during a canary (two or more live routes): one version's traffic is no drift from
-        another version's training data. A row of neither goes with the route taking most
-        traffic. Each group is named ``route 'green' (credit:2)``."""
+    def version_traffic(
+        self, current: Endpoint, rows: Sequence[Mapping[str, Any]], *, idle: bool = False
+    ) -> list[VersionTraffic]:
+        """The window's logged ``rows`` by the model version that answered them (as its
+        prediction records it, else as its live route serves now), each with that version's
+        training-data profile: one version's traffic is no drift from another version's
+        training data. A row recording neither goes with the route taking most traffic. With
+        ``idle`` every live route's version is there too, with the rows it answered (perhaps
+        none). The runner measures drift and the monitor report draws it by these groups."""
         live = sorted(
             (r for r in current.routes if current.traffic.weights.get(r.name, 0) > 0),
             key=lambda r: (-current.traffic.weights[r.name], r.name),
@@ -940,17 +964,23 @@ class MonitoringService:
         routes = {r.name: r for r in live}
         grouped: dict[tuple[str, int], list[dict[str, Any]]] = {}
         names: dict[tuple[str, int], str] = {}
+        if idle:
+            for serving in live:
+                grouped.setdefault((serving.model, serving.version), [])
+                names.setdefault((serving.model, serving.version), serving.name)
         for row in rows:
-            route = routes.get(str(row.get("route")), live[0])
-            key = (
-                (str(row["model"]), int(row["version"]))
-                if row.get("model") and row.get("version") is not None
-                else (route.model, route.version)
-            )
+            route = routes.get(str(row.get("route")), live[0] if live else None)
+            if row.get("model") and row.get("version") is not None:
+                key = (str(row["model"]), int(row["version"]))
+            elif route is not None:
+                key = (route.model, route.version)
+            else:
+                continue  # no version recorded and none serving: nothing to compare with
             grouped.setdefault(key, []).append(row["inputs"])
-            names.setdefault(key, f"route {route.name!r} ({key[0]}:{key[1]})")
+            recorded = row.get("route")
+            names.setdefault(key, str(recorded or (route.name if route else "unknown")))
         return [
-            (names[key], self._version_reference(*key), found)
+            VersionTraffic(names[key], *key, self._version_reference(*key), found)
             for key, found in sorted(grouped.items())
         ]
 
@@ -1002,21 +1032,18 @@ class MonitoringService:
         self, signal: Signal, serving: Endpoint, logged: Sequence[Mapping[str, Any]]
     ) -> Measurement:
         """Drift during a canary: each live route's rows against the training-data profile of
-        the version that route serves (see :meth:`_route_groups`), the largest value over the
+        the version that route serves (see :meth:`version_traffic`), the largest value over the
         routes. A route whose version has no profile, or whose drift cannot be measured, is
         named with why, never measured against another version's profile."""
         values: list[float] = []
         unmeasured: list[str] = []
-        for route, reference, rows in self._route_groups(serving, logged):
-            if reference is None:
-                found = Measurement(
-                    None,
-                    f"{route}: the version names no training dataset with a profile to compare "
-                    "with, so its drift cannot be measured",
-                )
+        for group in self.version_traffic(serving, logged):
+            route = group.name
+            if group.reference is None:
+                found = Measurement(None, f"{route}: {NO_PROFILE}")
             else:
                 try:
-                    found = self._drift_against(signal, reference, rows)
+                    found = self._drift_against(signal, group.reference, group.rows)
                 except ValidationError as exc:
                     found = Measurement(None, f"{route}: {exc}")
                 else:
