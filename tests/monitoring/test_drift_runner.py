@@ -310,7 +310,10 @@ def test_a_drift_signal_with_nothing_to_compare_with_fails_once_there_is_traffic
     report = served.monitoring.run_once()
     assert report.evaluated == 0
     [failure] = report.failed
-    assert "no version serving scoring (credit:1) names a training dataset" in failure.error
+    assert failure.error == (
+        "drift signal 'income-drift': route 'blue' (credit:1): the version names no training "
+        "dataset with a profile to compare with, so its drift cannot be measured"
+    )
 
 
 def test_a_declared_input_no_row_logs_fails_an_all_features_signal(
@@ -361,7 +364,6 @@ def test_a_drift_statistic_no_watched_feature_has_is_refused_when_the_monitor_is
 def test_a_drift_statistic_the_serving_profile_lacks_fails_the_signal_instead_of_passing(
     served: Platform,
     clock: ManualClock,
-    log_predictions: LogPredictions,
     make_artifact: MakeArtifact,
     tmp_path: Path,
 ) -> None:
@@ -376,7 +378,7 @@ def test_a_drift_statistic_the_serving_profile_lacks_fails_the_signal_instead_of
     dataset = served.register_dataset("applications", train)
     served.register_model("credit", make_artifact(b"v2"), dataset_ids=[dataset.id])
     served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
-    log_predictions([(row, 0.5) for row in _rows(np.random.default_rng(8), 200, shift=3.0)])
+    log_on(served, "green", 2, _rows(np.random.default_rng(8), 200, shift=3.0))
     clock.advance(minutes=5)
     report = served.monitoring.run_once()
     assert (report.evaluated, report.alerts) == (0, ())
@@ -608,6 +610,39 @@ def test_a_canary_measures_each_route_against_the_profile_of_its_own_version(
     clock.advance(minutes=5)
     report = watched.monitoring.run_once()
     assert report.alerts == ()  # red's rows are never compared with another version's data
+    [failure] = report.failed
+    assert failure.error == (
+        "drift signal 'income-drift': route 'red' (credit:3): the version names no training "
+        "dataset with a profile to compare with, so its drift cannot be measured"
+    )
+
+
+def test_after_a_redeploy_each_version_s_rows_are_measured_against_its_own_training_data(
+    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    train = tmp_path / "train-shifted.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(FEATURES))
+        writer.writeheader()
+        writer.writerows(_rows(np.random.default_rng(11), 3000, shift=1.5))
+    shifted = watched.register_dataset("applications-2", train)
+    watched.register_model("credit", make_artifact(b"v2"), dataset_ids=[shifted.id])
+    rng = np.random.default_rng(13)
+    log_on(watched, "blue", 1, _rows(rng, 1600))  # answered before the redeploy
+    watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
+    clock.advance(minutes=5)
+    log_on(watched, "green", 2, _rows(rng, 400, shift=1.5))  # as credit:2 was trained
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    # credit:1's rows are no drift from credit:2's training data, nor the reverse
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+    watched.register_model("credit", make_artifact(b"v3"))  # no training data named
+    watched.serving.deploy("scoring", "credit:3", route="red", weights={"green": 0, "red": 100})
+    log_on(watched, "red", 3, _rows(rng, 400, shift=1.5))
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert report.alerts == ()
     [failure] = report.failed
     assert failure.error == (
         "drift signal 'income-drift': route 'red' (credit:3): the version names no training "

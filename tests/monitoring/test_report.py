@@ -13,7 +13,7 @@ from mintaka import ManualClock, Platform
 from mintaka.cli.app import main
 
 if TYPE_CHECKING:
-    from mintaka.monitoring.report import FeatureSection
+    from mintaka.monitoring.report import FeatureSection, VersionSection
 
 
 def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, Any]]:
@@ -209,6 +209,22 @@ def test_a_report_of_an_unknown_endpoint_leaves_no_directory(
     assert not (tmp_path / "report").exists()
 
 
+def _shifted_version(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> str:
+    """Register ``credit:2``, trained on data whose income is shifted by 3; its dataset id."""
+    train = tmp_path / "train-shifted.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "region"])
+        writer.writeheader()
+        writer.writerows(_rows(np.random.default_rng(11), 500, shift=3.0))
+    shifted = platform.register_dataset("applications-2", train)
+    platform.register_model("credit", make_artifact(b"v2"), dataset_ids=[shifted.id])
+    return shifted.id
+
+
+def _income_psi(section: VersionSection) -> float | None:
+    return next(f for f in section.features if f.name == "income").statistics["psi"]
+
+
 def test_a_canary_report_compares_each_version_with_its_own_training_data(
     served: Platform,
     clock: ManualClock,
@@ -217,13 +233,7 @@ def test_a_canary_report_compares_each_version_with_its_own_training_data(
 ) -> None:
     from mintaka.monitoring.report import build_report, write_report
 
-    train = tmp_path / "train-shifted.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "region"])
-        writer.writeheader()
-        writer.writerows(_rows(np.random.default_rng(11), 500, shift=3.0))
-    shifted = served.register_dataset("applications-2", train)
-    served.register_model("credit", make_artifact(b"v2"), dataset_ids=[shifted.id])
+    shifted = _shifted_version(served, make_artifact, tmp_path)
     served.register_model("credit", make_artifact(b"v3"))  # no training data named
     served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 80, "green": 20})
     served.serving.deploy(
@@ -237,13 +247,12 @@ def test_a_canary_report_compares_each_version_with_its_own_training_data(
     report = build_report(served, "scoring")
     assert [(v.name, v.dataset_id, v.current_rows) for v in report.versions] == [
         ("route 'blue' (credit:1)", served.get_model_version("credit", 1).dataset_ids[0], 300),
-        ("route 'green' (credit:2)", shifted.id, 300),
+        ("route 'green' (credit:2)", shifted, 300),
         ("route 'red' (credit:3)", None, 100),
     ]
     blue, green, red = report.versions
     for version in (blue, green):  # each as its own version was trained: no drift
-        income = next(f for f in version.features if f.name == "income")
-        assert (income.statistics["psi"] or 1.0) < 0.2
+        assert (_income_psi(version) or 1.0) < 0.2
     assert red.features == []
     page = write_report(served, "scoring", tmp_path / "report").read_text()
     assert "<h3>route &#39;green&#39; (credit:2)</h3>" in page
@@ -251,3 +260,22 @@ def test_a_canary_report_compares_each_version_with_its_own_training_data(
         "100 logged predictions unmeasurable: route &#39;red&#39; (credit:3): the version names "
         "no training dataset with a profile to compare with" in page
     )
+
+
+def test_after_a_redeploy_the_report_compares_each_version_with_its_own_training_data(
+    served: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    from mintaka.monitoring.report import build_report
+
+    _shifted_version(served, make_artifact, tmp_path)
+    rng = np.random.default_rng(13)
+    log_on(served, "blue", 1, _rows(rng, 300))  # answered before the redeploy
+    served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
+    log_on(served, "green", 2, _rows(rng, 300, shift=3.0))
+    clock.advance(minutes=5)
+    report = build_report(served, "scoring")
+    assert [(v.name, v.current_rows) for v in report.versions] == [
+        ("route 'blue' (credit:1)", 300),
+        ("route 'green' (credit:2)", 300),
+    ]
+    assert all((_income_psi(v) or 1.0) < 0.2 for v in report.versions)

@@ -2,7 +2,8 @@
 
 As the drift runner measures it, the page groups the window's logged inputs by the model version
 that answered them (see :meth:`~mintaka.monitoring.service.MonitoringService.version_traffic`:
-during a canary, one section per version) and compares each group with its own version's
+one section per live version, and per version whose rows the window holds from before a
+redeploy) and compares each group with its own version's
 training-data profile; a version naming no profiled training data is shown as unmeasurable, by
 its route and version. For each version the page shows the
 features the runner watches (the serving version's inputs, not the label column), each numeric
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
     import numpy.typing as npt
 
-    from mintaka.domain.serving import Endpoint
     from mintaka.monitoring.profiles import DatasetProfile, NumericProfile
     from mintaka.monitoring.service import Reference, VersionTraffic
     from mintaka.monitoring.statistics import DriftReport
@@ -116,7 +116,7 @@ def build_report(platform: Platform, endpoint: str, window: str = "1d") -> Monit
         for r in platform.monitoring.window_predictions(endpoint, window, now)
         if isinstance(r["inputs"], dict)
     ]
-    groups = _groups(platform, serving, logged)
+    groups = platform.monitoring.version_traffic(serving, logged, idle=True)
     tickets = [t for t in platform.monitoring.tickets() if t.endpoint == endpoint]
     return MonitorReport(
         endpoint=endpoint,
@@ -126,19 +126,6 @@ def build_report(platform: Platform, endpoint: str, window: str = "1d") -> Monit
         versions=[_version_section(platform, endpoint, group) for group in groups],
         tickets=tickets,
     )
-
-
-def _groups(
-    platform: Platform, serving: Endpoint, logged: Sequence[Mapping[str, Any]]
-) -> list[VersionTraffic]:
-    from mintaka.monitoring.service import VersionTraffic
-
-    if sum(1 for w in serving.traffic.weights.values() if w > 0) > 1:
-        return platform.monitoring.version_traffic(serving, logged, idle=True)
-    reference = platform.monitoring.reference(serving.name)
-    live = [r for r in serving.routes if serving.traffic.weights.get(r.name, 0) > 0]
-    rows = [r["inputs"] for r in logged]
-    return [VersionTraffic(r.name, r.model, r.version, reference, rows) for r in live]
 
 
 def _version_section(platform: Platform, endpoint: str, group: VersionTraffic) -> VersionSection:

@@ -993,8 +993,8 @@ class MonitoringService:
         caller that stopped sending it) is named as unmeasured, never taken for one without
         drift. Without a signature, an all-features signal watches the profiled features the
         window logs (see :func:`watched_features`), and fails when it logs none of them.
-        During a canary each live route's rows are measured against the profile of the version
-        that route serves (see :meth:`_canary_drift`)."""
+        The rows each version answered (as each prediction records it) are measured against
+        the profile of that version's own training data (see :meth:`_versions_drift`)."""
         metric, _, feature = signal.metric.partition(":")
         if metric not in DRIFT_METRICS:
             raise ValidationError(f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}")
@@ -1009,54 +1009,46 @@ class MonitoringService:
         ]
         if not logged:
             return Measurement(None)
-        if sum(1 for w in serving.traffic.weights.values() if w > 0) > 1:
-            return self._canary_drift(signal, serving, logged)
-        reference = self._reference(serving)
-        rows = [r["inputs"] for r in logged]
-        if reference is None:
-            # Traffic to measure, nothing to measure it against: a failure to report, not a
-            # quiet window.
-            live = sorted(
-                f"{r.model}:{r.version}"
-                for r in serving.routes
-                if serving.traffic.weights.get(r.name, 0) > 0
-            )
-            raise ValidationError(
-                f"drift signal {signal.name!r}: no version serving {spec.endpoint} "
-                f"({', '.join(live) or 'none'}) names a training dataset with a profile to "
-                "compare with; register the version with --dataset DATASET_ID"
-            )
-        return self._drift_against(signal, reference, rows)
+        return self._versions_drift(signal, serving, logged)
 
-    def _canary_drift(
+    def _versions_drift(
         self, signal: Signal, serving: Endpoint, logged: Sequence[Mapping[str, Any]]
     ) -> Measurement:
-        """Drift during a canary: each live route's rows against the training-data profile of
-        the version that route serves (see :meth:`version_traffic`), the largest value over the
-        routes. A route whose version has no profile, or whose drift cannot be measured, is
-        named with why, never measured against another version's profile."""
+        """Each version's rows against the training-data profile of that version (see
+        :meth:`version_traffic`; after a redeploy within the window, or during a canary, more
+        than one version answered), the largest value over the versions. A version without a
+        profile, or whose drift cannot be measured, is named with why (by route and version
+        when the window holds the rows of more than one), never measured against another
+        version's profile."""
+        groups = self.version_traffic(serving, logged)
+        if len(groups) == 1 and groups[0].reference is not None:
+            return self._drift_against(signal, groups[0].reference, groups[0].rows)
         values: list[float] = []
         unmeasured: list[str] = []
-        for group in self.version_traffic(serving, logged):
-            route = group.name
-            if group.reference is None:
-                found = Measurement(None, f"{route}: {NO_PROFILE}")
-            else:
-                try:
-                    found = self._drift_against(signal, group.reference, group.rows)
-                except ValidationError as exc:
-                    found = Measurement(None, f"{route}: {exc}")
-                else:
-                    if found.unmeasured is not None:
-                        found = Measurement(found.value, f"{route}: {found.unmeasured}")
+        for group in groups:
+            found = self._version_drift(signal, group)
             if found.value is not None:
                 values.append(found.value)
             if found.unmeasured is not None:
-                unmeasured.append(found.unmeasured)
+                unmeasured.append(f"{group.name}: {found.unmeasured}")
         why = None
         if unmeasured:
             why = f"drift signal {signal.name!r}: " + "; ".join(unmeasured)
         return Measurement(max(values, default=None), why)
+
+    def _version_drift(self, signal: Signal, group: VersionTraffic) -> Measurement:
+        """``signal``'s drift of ``group``'s rows against its version's profile, a failure to
+        measure it read as the value ``None`` and why (without the signal's name, which the
+        caller puts before the reasons of every version)."""
+        if group.reference is None:
+            return Measurement(None, NO_PROFILE)
+        try:
+            found = self._drift_against(signal, group.reference, group.rows)
+        except ValidationError as exc:
+            return Measurement(None, _unnamed(signal, str(exc)))
+        if found.unmeasured is None:
+            return found
+        return Measurement(found.value, _unnamed(signal, found.unmeasured))
 
     def _drift_against(
         self, signal: Signal, reference: Reference, rows: list[dict[str, Any]]
@@ -1477,6 +1469,11 @@ def _logged_features(
     if watched == profiled:
         return watched, source
     return watched, f"{source} (among the features the window logs)"
+
+
+def _unnamed(signal: Signal, why: str) -> str:
+    """``why`` without the ``drift signal 'NAME': `` it starts with, when it does."""
+    return why.removeprefix(f"drift signal {signal.name!r}: ")
 
 
 def why_unmeasured(feature: str, why: str, logged: Container[str]) -> str:
