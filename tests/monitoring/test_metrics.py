@@ -360,3 +360,14 @@ def test_strings_mixed_with_numbers_are_refused_by_every_metric_alike(
         for metric in (roc_auc, expected_calibration_error):
             with pytest.raises(ValidationError, match=mixed):
                 metric(labels, scores)
+
+
+def test_groups_are_read_by_the_rule_of_classes() -> None:
+    y_pred = [1, 1, 0, 0, 1, 0]
+    groups: list[object] = [True, True, 1, 1.0, False, 0]  # True, 1 and 1.0: one group
+    assert sorted(group_rates(None, y_pred, groups)) == ["0", "1"]
+    assert close(demographic_parity_difference(y_pred, groups), 0.0)
+    with pytest.raises(ValidationError, match=r"groups mix kinds: number \(1\), string \('1'\)"):
+        group_rates(None, [1, 0], [1, "1"])  # "1" is not 1, nor one group with it
+    with pytest.raises(ValidationError, match="1 of 2 groups are missing"):
+        group_rates(None, [1, 0], ["a", None])

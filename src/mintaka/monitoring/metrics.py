@@ -44,7 +44,6 @@ from pydantic import Field
 
 from mintaka.domain.base import Record
 from mintaka.errors import ValidationError
-from mintaka.monitoring.profiles import category_key
 
 Array = Sequence[Any] | npt.NDArray[Any]
 
@@ -276,7 +275,7 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
 
 
-def _refuse_missing(values: Array, what: str) -> None:
+def _refuse_missing(values: Array, what: str, *, noun: str = "class") -> None:
     """Refuse ``values`` holding a missing one (None or NaN): it is no class, and counting it as
     one would make a window of one class look like two, or a missed prediction a negative one.
     Called on the values as given, before they become an array: numpy turns a NaN among strings
@@ -286,7 +285,7 @@ def _refuse_missing(values: Array, what: str) -> None:
     if missing:
         raise ValidationError(
             f"{missing} of {len(found)} {what} are missing (None or NaN), and a missing one is "
-            "no class"
+            f"no {noun}"
         )
 
 
@@ -354,6 +353,24 @@ def positive_class(y_true: Array | None, y_pred: Array, *, positive: Any = None)
     return positive
 
 
+def group_keys(groups: Array) -> npt.NDArray[np.str_]:
+    """Each value of a sensitive attribute as its group's key, read by the rule of
+    :func:`classes`: ``True``, ``1`` and ``1.0`` are one group (``"1"``), a string is the group
+    it spells. An attribute logged as strings by some callers and numbers or booleans by others
+    is refused rather than guessed (is ``"1"`` the group ``1``?), and so is a missing value:
+    parity between groups of one attribute is only as right as the grouping."""
+    _refuse_missing(groups, "groups", noun="group")
+    keyed = [_class(value) for value in np.asarray(groups, dtype=object).tolist()]
+    kinds = _kinds(keyed)
+    if len(kinds) > 1:
+        examples = ", ".join(f"{kind} ({example!r})" for kind, example in sorted(kinds.items()))
+        raise ValidationError(
+            f"the groups mix kinds: {examples}; a string is never the number or boolean it "
+            "spells, so log the attribute alike"
+        )
+    return np.asarray([str(value) for value in keyed], dtype=str).reshape(len(keyed))
+
+
 def group_rates(
     y_true: Array | None, y_pred: Array, groups: Array, *, positive: Any = None
 ) -> dict[str, GroupRates]:
@@ -370,7 +387,7 @@ def group_rates(
     positive = _class(positive_class(y_true, y_pred, positive=positive))
     [found] = classes((y_pred, "predicted classes"))
     pred = np.asarray(found == positive, dtype=bool)
-    g = np.asarray([category_key(v) for v in np.asarray(groups, dtype=object).tolist()], dtype=str)
+    g = group_keys(groups)
     actual = (
         None
         if y_true is None
