@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,9 @@ def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str
 
 @pytest.fixture
 def watched(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> Platform:
-    train = tmp_path / "train.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(FEATURES))
-        writer.writeheader()
-        writer.writerows(_rows(np.random.default_rng(1), 3000))
-    dataset = platform.register_dataset("applications", train)
+    dataset = platform.register_dataset(
+        "applications", _training(tmp_path, _rows(np.random.default_rng(1), 3000))
+    )
     assert dataset.profile is not None
     assert set(dataset.profile["features"]) == set(FEATURES)
     platform.register_model("credit", make_artifact(b"v1"), dataset_ids=[dataset.id])
@@ -370,11 +368,7 @@ def test_a_drift_statistic_the_serving_profile_lacks_fails_the_signal_instead_of
     served.monitoring.add_monitor(
         scoring_monitor(drift_signal(name="categories", metric="chi2_statistic"))
     )
-    train = tmp_path / "train.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(FEATURES))
-        writer.writeheader()
-        writer.writerows(_rows(np.random.default_rng(1), 200))
+    train = _training(tmp_path, _rows(np.random.default_rng(1), 200))
     dataset = served.register_dataset("applications", train)
     served.register_model("credit", make_artifact(b"v2"), dataset_ids=[dataset.id])
     served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
@@ -403,9 +397,10 @@ def _label_and_segment_training(tmp_path: Path) -> Path:
     return train
 
 
-def _training(tmp_path: Path, rows: list[dict[str, Any]]) -> Path:
-    """A training CSV of ``rows``, its columns those of the first row."""
-    train = tmp_path / "train.csv"
+def _training(directory: Path, rows: Sequence[dict[str, Any]]) -> Path:
+    """A training CSV of ``rows`` in ``directory``, its columns those of the first row."""
+    directory.mkdir(parents=True, exist_ok=True)
+    train = directory / "train.csv"
     with train.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
         writer.writeheader()
@@ -584,16 +579,17 @@ def test_a_failure_naming_another_feature_is_audited_though_only_a_number_differ
     ]
 
 
+def _shifted_version(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> None:
+    """Register ``credit:2``, trained on data whose income is shifted by 1.5."""
+    train = _training(tmp_path / "shifted", _rows(np.random.default_rng(11), 3000, shift=1.5))
+    shifted = platform.register_dataset("applications-2", train)
+    platform.register_model("credit", make_artifact(b"v2"), dataset_ids=[shifted.id])
+
+
 def test_a_canary_measures_each_route_against_the_profile_of_its_own_version(
     watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
 ) -> None:
-    train = tmp_path / "train-shifted.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(FEATURES))
-        writer.writeheader()
-        writer.writerows(_rows(np.random.default_rng(11), 3000, shift=1.5))
-    shifted = watched.register_dataset("applications-2", train)
-    watched.register_model("credit", make_artifact(b"v2"), dataset_ids=[shifted.id])
+    _shifted_version(watched, make_artifact, tmp_path)
     watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 80, "green": 20})
     rng = np.random.default_rng(12)
     log_on(watched, "blue", 1, _rows(rng, 1600))
@@ -620,13 +616,7 @@ def test_a_canary_measures_each_route_against_the_profile_of_its_own_version(
 def test_after_a_redeploy_each_version_s_rows_are_measured_against_its_own_training_data(
     watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
 ) -> None:
-    train = tmp_path / "train-shifted.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(FEATURES))
-        writer.writeheader()
-        writer.writerows(_rows(np.random.default_rng(11), 3000, shift=1.5))
-    shifted = watched.register_dataset("applications-2", train)
-    watched.register_model("credit", make_artifact(b"v2"), dataset_ids=[shifted.id])
+    _shifted_version(watched, make_artifact, tmp_path)
     rng = np.random.default_rng(13)
     log_on(watched, "blue", 1, _rows(rng, 1600))  # answered before the redeploy
     watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
