@@ -191,3 +191,17 @@ def test_a_missing_predicted_class_fails_the_signals_instead_of_counting_as_a_cl
     assert (report.evaluated, report.alerts) == (0, ())
     assert {f.signal for f in report.failed} == {"dp", "eo"}
     assert all("50 of 100 predicted classes are missing" in f.error for f in report.failed)
+
+
+@pytest.mark.parametrize("missing", [None, float("nan")], ids=["none", "nan"])
+def test_a_prediction_without_the_attribute_is_in_no_group(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions, missing: Any
+) -> None:
+    """Logged as None or NaN, the attribute is missing as if not logged: such predictions are
+    left out, neither a group of their own (which would breach parity here) nor a failure."""
+    log_predictions(
+        [({"group": "a"}, 1), ({"group": "b"}, 1), ({"group": missing}, 0), ({"income": 1.0}, 0)]
+    )
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())

@@ -1216,7 +1216,8 @@ class MonitoringService:
         """Demographic parity difference over the window's predictions, or equalized odds
         difference over those with labels, across the groups of a logged input column. Classes
         other than 0/1 need the signal's ``positive``: without it the signal fails instead of
-        reporting 0 (see :func:`~mintaka.monitoring.metrics.positive_class`)."""
+        reporting 0 (see :func:`~mintaka.monitoring.metrics.positive_class`). A prediction
+        whose attribute is missing (not logged, None or NaN) is in no group and left out."""
         from mintaka.monitoring.metrics import (
             demographic_parity_difference,
             equalized_odds_difference,
@@ -1227,7 +1228,7 @@ class MonitoringService:
             rows = [
                 r
                 for r in self.window_predictions(spec.endpoint, signal.window, now)
-                if isinstance(r["inputs"], dict) and attribute in r["inputs"]
+                if isinstance(r["inputs"], dict) and _has_group(r["inputs"], attribute)
             ]
             if not rows:
                 return None
@@ -1239,7 +1240,7 @@ class MonitoringService:
         records = [
             r
             for r in self._labelled(spec.endpoint, signal.window, now).records
-            if isinstance(r.inputs, Mapping) and attribute in r.inputs
+            if isinstance(r.inputs, Mapping) and _has_group(r.inputs, attribute)
         ]
         if not records:
             return None
@@ -1491,6 +1492,14 @@ def _no_label(label: Any) -> bool:
     if isinstance(label, str):
         return not label.strip()
     return isinstance(label, float) and not math.isfinite(label)
+
+
+def _has_group(inputs: Mapping[str, Any], attribute: str) -> bool:
+    """Whether ``inputs`` logs a value of the sensitive ``attribute``: a prediction that does
+    not, or logs None or NaN, belongs to no group, and one made-up group of such predictions
+    would be compared with the real ones."""
+    value = inputs.get(attribute)
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def _ticket(row: Any) -> Ticket:
