@@ -437,8 +437,34 @@ def test_the_default_native_plans_are_walked_exactly_as_written(
     deployed = sm.describe_endpoint(EndpointName=live)["LastDeploymentConfig"]
     assert deployed["BlueGreenUpdatePolicy"] == {
         "TrafficRoutingConfiguration": {**routing, "WaitIntervalInSeconds": 3600},
-        "MaximumExecutionTimeoutInSeconds": 28800,  # the longest SageMaker runs
+        # the waits (two or four of an hour) plus an hour to provision, up to SageMaker's 8 hours
+        "MaximumExecutionTimeoutInSeconds": min(28800, (len(plan.steps) + 1) * 3600),
     }
+
+
+@pytest.mark.parametrize(
+    ("steps", "timeout"),
+    [
+        ([(100, 0)], 3600),  # no wait at all: the hour to provision the new fleet
+        ([(10, 60), (100, 60)], 3720),
+        ([(s, 2400) for s in range(10, 101, 10)], 27600),
+        ([(s, 2700) for s in range(10, 101, 10)], 28800),  # 27,000s of waits: clamped
+    ],
+)
+def test_a_native_rollout_times_out_after_its_waits_and_an_hour_to_provision(
+    platform: Platform,
+    cloud: SageMakerBackend,
+    live: str,
+    sm: Any,
+    steps: list[tuple[int, float]],
+    timeout: int,
+) -> None:
+    strategy = {1: RolloutStrategy.BLUE_GREEN, 2: RolloutStrategy.CANARY}.get(
+        len(steps), RolloutStrategy.LINEAR
+    )
+    native.start(platform, _plan(live, strategy, *steps))
+    deployed = sm.describe_endpoint(EndpointName=live)["LastDeploymentConfig"]
+    assert deployed["BlueGreenUpdatePolicy"]["MaximumExecutionTimeoutInSeconds"] == timeout
 
 
 @pytest.mark.parametrize("step", [10, 20, 25, 30, 33, 40, 45, 50])

@@ -39,7 +39,8 @@
   baking the one wait SageMaker has (whole seconds, at most an hour). SageMaker's blue/green
   deployments keep the endpoint config's variant names, so a plan that would give the next
   config production variants for other routes (a shadow added, dropped, or beside another live
-  route) is refused too.
+  route) is refused too. SageMaker stops the deployment an hour after its waits would have
+  ended (``execution_timeout``).
 """
 
 from __future__ import annotations
@@ -117,9 +118,13 @@ STATUS = {
 # (SageMaker's guide illustrates steps of 33%).
 MAX_WAIT_SECONDS = 3600
 # ``BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds`` (600 to 28,800): how long SageMaker
-# lets a blue/green deployment run, which must exceed its waits all together; Mintaka asks for the
-# longest, so a plan is refused only where no timeout SageMaker takes can cover it.
+# lets a blue/green deployment run, which must exceed its waits all together. Mintaka asks for the
+# plan's waits plus ``PROVISIONING_SECONDS`` to bring up the new fleet (within that range), so a
+# stuck deployment ends soon after the plan would have; a plan is refused only where its waits
+# alone reach the longest timeout SageMaker takes.
+MIN_EXECUTION_SECONDS = 600
 MAX_EXECUTION_SECONDS = 28800
+PROVISIONING_SECONDS = 3600
 # ``AutoRollbackConfiguration.Alarms`` takes 1 to 10 alarms.
 MAX_ROLLBACK_ALARMS = 10
 MAX_CANARY_PERCENT = 50
@@ -198,6 +203,16 @@ def _require_within_timeout(plan: TrafficPlan, wait: int) -> None:
             f"(MaximumExecutionTimeoutInSeconds, at most {MAX_EXECUTION_SECONDS}s, which must "
             "exceed the waits): bake for less, or in fewer steps",
         )
+
+
+def execution_timeout(plan: TrafficPlan, routing: dict[str, Any]) -> int:
+    """The ``MaximumExecutionTimeoutInSeconds`` of a native rollout of ``plan`` walked by
+    ``routing`` (``native_routing``): its waits together plus ``PROVISIONING_SECONDS`` for the new
+    fleet, within the range SageMaker takes. A deployment stuck provisioning or shifting thus
+    ends (and rolls back) about an hour after the plan would have ended, not after 8 hours."""
+    waits = len(plan.steps) * int(routing["WaitIntervalInSeconds"])
+    wanted = waits + PROVISIONING_SECONDS
+    return max(MIN_EXECUTION_SECONDS, min(MAX_EXECUTION_SECONDS, wanted))
 
 
 def _routing_of(plan: TrafficPlan) -> dict[str, Any]:
@@ -1820,7 +1835,7 @@ class SageMakerServing(SageMakerRegistry):
         deployment: dict[str, Any] = {
             "BlueGreenUpdatePolicy": {
                 "TrafficRoutingConfiguration": start.routing,
-                "MaximumExecutionTimeoutInSeconds": MAX_EXECUTION_SECONDS,
+                "MaximumExecutionTimeoutInSeconds": execution_timeout(plan, start.routing),
             },
         }
         # A route keeps its variant's name in the next config (``Carried``); a new one is named
