@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages, rollout_alarm_name
 from mintaka_sagemaker.settings import SageMakerSettings
 from sagemaker_testkit import BUCKET, SETTINGS, deploy_without_registry, sagemaker_platform
+from sqlalchemy import Connection
 
 from mintaka import (
     BackendError,
@@ -972,6 +975,30 @@ def test_a_plan_started_again_after_a_rollback_is_another_rollout(
     assert again != first
     assert native.status(platform, live, again) is native.NativeRolloutStatus.SUCCEEDED
     assert native.status(platform, live, first) is native.NativeRolloutStatus.ROLLED_BACK
+
+
+def test_native_starts_are_read_in_the_order_they_were_recorded(
+    platform: Platform, live: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's ``reverse_unordered_selects`` returns rows of a query without ``ORDER BY`` in
+    reverse: the starts still read oldest first."""
+    started = []
+    for to, keep in (("green", "blue"), ("blue", "green"), ("green", "blue")):
+        started.append(native.start(platform, _canary(live, to, keep)))
+        assert native.status(platform, live, started[-1]) is native.NativeRolloutStatus.SUCCEEDED
+    read = platform.store.read
+
+    @contextmanager
+    def reversing() -> Iterator[Connection]:
+        with read() as conn:
+            conn.exec_driver_sql("PRAGMA reverse_unordered_selects=ON")
+            try:
+                yield conn
+            finally:
+                conn.exec_driver_sql("PRAGMA reverse_unordered_selects=OFF")
+
+    monkeypatch.setattr(platform.store, "read", reversing)
+    assert list(platform.serving.native_starts(live).values()) == started
 
 
 def test_a_native_rollout_the_cloud_rolls_back_is_recorded_once_and_alerts(

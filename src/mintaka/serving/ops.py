@@ -208,16 +208,19 @@ class ServingService:
         return latest, rollout
 
     def native_starts(self, endpoint: str) -> dict[str, str]:
-        """The native rollouts started on ``endpoint``, as deployment id -> rollout id: read
-        from the ``endpoint.rollout`` audit events that recorded their starts, never from a
-        deployment's reason alone, which any caller can write (``--reason``)."""
+        """The native rollouts started on ``endpoint``, as deployment id -> rollout id, oldest
+        first (in audit sequence): read from the ``endpoint.rollout`` audit events that recorded
+        their starts, never from a deployment's reason alone, which any caller can write
+        (``--reason``)."""
         found: dict[str, str] = {}
         with self.platform.store.read() as conn:
             for canonical in conn.execute(
-                select(audit_events.c.canonical).where(
+                select(audit_events.c.canonical)
+                .where(
                     audit_events.c.subject == endpoint,
                     audit_events.c.action == "endpoint.rollout",
                 )
+                .order_by(audit_events.c.seq)
             ).scalars():
                 details = json.loads(canonical).get("details") or {}
                 rollout = rollout_of(str(details.get("reason", "")))
