@@ -859,7 +859,10 @@ class MigrationService:
 
         An endpoint already recorded is adopted again (a new deployment, ``readopted``) only when
         the cloud serves other routes or other live weights than the record holds; one that is
-        not in service in the cloud is refused.
+        not in service in the cloud is refused. While a native rollout's end on it is not
+        recorded, adopting it (again, or its capture) is refused before any cloud call, as any
+        other change is (``ServingService.check_native_rollout_recorded``): either would leave
+        how the rollout ended unknowable, or read as the cloud rolling it back.
         """
         platform = self.platform
         name = _cloud_name(validate_endpoint_name, name, "endpoint_names")
@@ -871,6 +874,8 @@ class MigrationService:
         )
         with platform.store.read() as conn:
             known = conn.execute(select(endpoints.c.name).where(endpoints.c.name == name)).first()
+        if known is not None:
+            platform.serving.check_native_rollout_recorded(name)
         cloud = None if known is None else self._changed_in_cloud(name)
         if known is not None and cloud is None:
             self._capture(name, capturer, capture)

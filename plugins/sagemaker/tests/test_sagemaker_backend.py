@@ -808,6 +808,46 @@ def test_changes_wait_until_a_native_rollouts_end_is_recorded(
     assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
 
 
+def test_a_capture_asked_for_waits_until_a_native_rollouts_end_is_recorded(
+    platform: Platform, live: str, sm: Any
+) -> None:
+    """The rollout has ended in the cloud, its status not asked yet: a capture (a new config
+    on SageMaker) would read as the cloud rolling it back."""
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    events = _actions(platform, live)
+    capture = CaptureConfig(sample_percent=20)
+    with pytest.raises(Conflict, match=f"rollout-status {live} {rollout_id}"):
+        platform.migration.adopt_endpoint(live, reason="monitor it", capture=capture)
+    assert _actions(platform, live) == events
+    assert sm.describe_endpoint(EndpointName=live)["EndpointConfigName"] == rollout_id
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    platform.migration.adopt_endpoint(live, reason="monitor it", capture=capture)
+    assert _actions(platform, live)[-1] == "endpoint.capture"
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert platform.monitoring.tickets() == []
+
+
+def test_adopting_again_waits_until_a_native_rollouts_end_is_recorded(
+    platform: Platform, live: str, sm: Any
+) -> None:
+    """The endpoint's weights changed in the console after the rollout ended: adopting that
+    before its end is recorded would leave the end unknowable."""
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    sm.update_endpoint_weights_and_capacities(
+        EndpointName=live,
+        DesiredWeightsAndCapacities=[
+            {"VariantName": "blue", "DesiredWeight": 1.0},
+            {"VariantName": "green", "DesiredWeight": 1.0},
+        ],
+    )
+    history = platform.serving.deployment_history(live)
+    with pytest.raises(Conflict, match=f"rollout-status {live} {rollout_id}"):
+        platform.migration.adopt_endpoint(live, reason="changed in the console")
+    assert platform.serving.deployment_history(live) == history
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert platform.migration.adopt_endpoint(live, reason="changed in the console").adopted
+
+
 def test_a_kill_during_a_native_rollout_leaves_its_end_unknown_and_unalerted(
     platform: Platform, live: str, fake: SageMakerFake
 ) -> None:

@@ -26,8 +26,9 @@ change:
   (``NativeRollout.retire_rollout``), and the record answers from then on; every later status
   of it, and the next rollout on the endpoint, retires it again, so a retirement that failed
   (or a rollout a kill stopped) is finished later.
-- Until its end is recorded, every change of the endpoint's traffic or routes, and every other
-  rollout, is refused (``ServingService.check_native_rollout_recorded``, a ``Conflict`` naming
+- Until its end is recorded, every change of the endpoint's traffic or routes, every other
+  rollout, and adopting the endpoint again or its capture (``MigrationService.adopt_endpoint``)
+  is refused (``ServingService.check_native_rollout_recorded``, a ``Conflict`` naming
   ``mintaka rollout-status``): a change made before would leave the end unknowable, as the
   cloud would then serve that change. The kill switch is never refused; a rollout a kill
   stopped (or one whose endpoint changed outside Mintaka's record) before its end was recorded
