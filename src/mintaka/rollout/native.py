@@ -47,8 +47,6 @@ from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, select
-
 from mintaka.capabilities import Capability
 from mintaka.domain.serving import (
     Deployment,
@@ -67,8 +65,7 @@ from mintaka.rollout.controller import (
     gate_rollback,
     step_shadow,
 )
-from mintaka.serving.ops import _traffic
-from mintaka.store.schema import deployments
+from mintaka.serving.ops import _traffic, latest_deployment
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -162,8 +159,8 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     rollout.check_native_plan(plan, current)
     in_cloud = _in_service(platform, plan.endpoint)
     rollout.check_native_plan(plan, in_cloud)
-    serving.check_native_rollout_recorded(plan.endpoint)
     history = serving.deployment_history(plan.endpoint)
+    serving.check_native_rollout_recorded(plan.endpoint, history=history)
     check_no_rollout_under_way(history[-1])
     if plan.rollback_to is not None:
         # the cloud rolls back to the traffic it serves, gated over the routes as recorded
@@ -228,7 +225,8 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
         raise NotFound(f"no native rollout {rollout_id!r} was started on {endpoint!r}")
     ended = _recorded_end(history, started[-1].id, rollout_id)
     if ended is None and (
-        history[-1].id != started[-1].id or serving.unrecorded_native_rollout(endpoint) is None
+        history[-1].id != started[-1].id
+        or serving.unrecorded_native_rollout(endpoint, history=history) is None
     ):
         ended = NativeRolloutStatus.UNKNOWN
     if ended is not None:
@@ -302,7 +300,8 @@ def _record_undone(
     )
     try:
         with platform.store.write() as conn:
-            if _latest_deployment(conn, endpoint) != start:
+            latest = latest_deployment(conn, endpoint)
+            if latest is None or latest.id != start:
                 return  # recorded meanwhile by another process, which raised the alert
             events = serving._record_deployment(
                 conn,
@@ -321,17 +320,6 @@ def _record_undone(
         raise
     platform._after_commit(events)
     _alert(platform, endpoint, rollout_id, found)
-
-
-def _latest_deployment(conn: Connection, endpoint: str) -> str | None:
-    """The id of the endpoint's latest deployment, read in the caller's transaction."""
-    found = conn.execute(
-        select(deployments.c.id)
-        .where(deployments.c.endpoint == endpoint)
-        .order_by(deployments.c.seq.desc())
-        .limit(1)
-    ).scalar()
-    return None if found is None else str(found)
 
 
 def _alert(platform: Platform, endpoint: str, rollout_id: str, found: NativeRolloutStatus) -> None:

@@ -173,19 +173,25 @@ class ServingService:
             ).all()
         return [_deployment(row) for row in rows]
 
-    def unrecorded_native_rollout(self, endpoint: str) -> str | None:
+    def unrecorded_native_rollout(
+        self, endpoint: str, *, history: Sequence[Deployment] | None = None
+    ) -> str | None:
         """The id of the native rollout whose start is the endpoint's latest change and whose
         end is not recorded (its start not marked known-good), unless a kill has stopped it
-        since; else None."""
-        found = self._unrecorded_native_start(endpoint)
+        since; else None. ``history``: the endpoint's ``deployment_history``, when the caller
+        has just read it."""
+        found = self._unrecorded_native_start(endpoint, history)
         return None if found is None else found[1]
 
-    def _unrecorded_native_start(self, endpoint: str) -> tuple[Deployment, str] | None:
+    def _unrecorded_native_start(
+        self, endpoint: str, history: Sequence[Deployment] | None = None
+    ) -> tuple[Deployment, str] | None:
         """The endpoint's latest change and the native rollout it started, when its end is not
         recorded and no kill stopped it since: the newest ``endpoint.rollout`` or
         ``endpoint.kill`` event is then the rollout event that recorded that change (one read,
-        on the path of every change)."""
-        history = self.deployment_history(endpoint)
+        on the path of every change, besides ``history`` when not given)."""
+        if history is None:
+            history = self.deployment_history(endpoint)
         if not history or history[-1].known_good:
             return None
         latest = history[-1]
@@ -228,11 +234,13 @@ class ServingService:
                     found[str(details["deployment"])] = rollout
         return found
 
-    def check_native_rollout_recorded(self, endpoint: str) -> None:
+    def check_native_rollout_recorded(
+        self, endpoint: str, *, history: Sequence[Deployment] | None = None
+    ) -> None:
         """``Conflict`` while a native rollout's end is not recorded
-        (``unrecorded_native_rollout``): a change of traffic or routes, or another rollout,
-        waits for ``mintaka rollout-status``; the kill switch never does."""
-        found = self._unrecorded_native_start(endpoint)
+        (``unrecorded_native_rollout``, ``history`` as there): a change of traffic or routes,
+        or another rollout, waits for ``mintaka rollout-status``; the kill switch never does."""
+        found = self._unrecorded_native_start(endpoint, history)
         if found is not None:
             raise native_rollout_unrecorded(*found)
 
@@ -449,12 +457,7 @@ class ServingService:
         one that was verified."""
         name = validate_endpoint_name(endpoint)
         with self.platform.store.write() as conn:
-            row = conn.execute(
-                select(deployments)
-                .where(deployments.c.endpoint == name)
-                .order_by(deployments.c.seq.desc())
-                .limit(1)
-            ).one_or_none()
+            row = latest_deployment(conn, name)
             if row is None:
                 raise NotFound(f"endpoint {endpoint!r} not found")
             if expected is not None:
@@ -1057,6 +1060,17 @@ class ServingService:
             **(details or {}),
         )
         return [event]
+
+
+def latest_deployment(conn: Connection, endpoint: str) -> Any | None:
+    """The row of the endpoint's latest deployment (None without one), read in the caller's
+    transaction: what a change checks it still follows."""
+    return conn.execute(
+        select(deployments)
+        .where(deployments.c.endpoint == endpoint)
+        .order_by(deployments.c.seq.desc())
+        .limit(1)
+    ).one_or_none()
 
 
 def _endpoint_row(conn: Connection, name: str) -> Any:
