@@ -49,6 +49,7 @@ from mintaka.artifacts import StoredArtifact, manifest_of
 from mintaka.capabilities import Capability
 from mintaka.domain.base import JSONDict, parse_enum
 from mintaka.domain.discovery import ObservedModel, ResourceKind
+from mintaka.domain.governance import validate_owner
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
 from mintaka.domain.monitoring import CaptureConfig
 from mintaka.domain.names import (
@@ -428,6 +429,7 @@ class MigrationService:
         platform = self.platform
         name = _cloud_name(validate_model_name, name, "model_names")
         reason = _reason(reason)
+        owner = validate_owner(owner)
         risk_tier = None if tier is None else parse_enum(RiskTier, tier, "risk tier")
         given_flavor = None if flavor is None else parse_enum(Flavor, flavor, "flavor")
         signature = features_signature(features) if features else Signature()

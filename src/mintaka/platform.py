@@ -29,6 +29,7 @@ from mintaka.config import MintakaConfig, load_config
 from mintaka.domain.audit import AuditEvent, ChainReport
 from mintaka.domain.base import parse_enum
 from mintaka.domain.discovery import Difference
+from mintaka.domain.governance import validate_owner
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
 from mintaka.domain.names import (
     parse_model_ref,
@@ -369,6 +370,7 @@ class Platform:
     ) -> RegisteredModel:
         """Create a model; ``Conflict`` when one of that name exists."""
         name = validate_model_name(name)
+        owner = validate_owner(owner)
         risk_tier = parse_enum(RiskTier, tier, "risk tier")
         registry = self._area(Capability.REGISTRY, ModelRegistry)
         with self.store.read() as conn:
@@ -430,6 +432,7 @@ class Platform:
         digested and stored, which are not read again.
         """
         name = validate_model_name(name)
+        owner = validate_owner(owner)
         flavor = parse_enum(Flavor, flavor, "flavor")
         risk_tier = None if tier is None else parse_enum(RiskTier, tier, "risk tier")
         tags = dict(tags or {})

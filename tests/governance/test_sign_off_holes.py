@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 from artifact_kit import MakeArtifact
 from governance_kit import APPROVERS, CARD
+from sqlalchemy import update
 
 from mintaka import ConfigurationError, ManualClock, Platform, PolicyViolation, ValidationError
 from mintaka.governance.evidence import build_pack
-from mintaka.governance.inventory import parse_instant
+from mintaka.governance.inventory import inventory, parse_instant
+from mintaka.store.schema import model_versions
 
 # dana develops and also holds the approver role
 ROLES = APPROVERS + '"dana" = ["model-risk"]\n'
@@ -222,3 +224,40 @@ def test_approving_again_settles_an_approval_status_changed_in_the_cloud(
     assert len(rita.governance.approvals(rita.get_model_version(ref))) == 2
     assert [e.action for e in rita.audit.events()[events:]] == []
     assert rita.sync() == []
+
+
+@pytest.mark.parametrize("padded", ["dana ", "dana\n", " dana\t"])
+def test_an_owner_is_stored_trimmed_and_cannot_approve_their_own_version(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact, padded: str
+) -> None:
+    alice = as_("alice")
+    version = alice.register_model("credit", make_artifact(b"v1"), tier="high", owner=padded)
+    alice.governance.set_model_card(version.ref, **CARD)
+    assert version.owner == "dana"
+    assert alice.get_model("credit").owner == "dana"
+    with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
+        as_("dana").governance.approve(version.ref)
+    assert [e.ref for e in inventory(alice, owner="dana")] == [version.ref]
+
+
+@pytest.mark.parametrize("forged", ["da\u202ena", "dana\nFORGED", "  "])
+def test_an_owner_that_is_no_identity_is_refused_before_anything_is_stored(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact, forged: str
+) -> None:
+    alice = as_("alice")
+    with pytest.raises(ValidationError, match="owner"):
+        alice.register_model("credit", make_artifact(b"v1"), owner=forged)
+    with pytest.raises(ValidationError, match="owner"):
+        alice.create_model("credit", owner=forged)
+    assert alice.list_models() == []
+
+
+def test_a_padded_owner_already_stored_still_cannot_approve(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+) -> None:
+    alice = as_("alice")
+    ref = _high(alice, make_artifact)
+    with alice.store.write() as conn:
+        conn.execute(update(model_versions).values(owner="dana "))
+    with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
+        as_("dana").governance.approve(ref)

@@ -13,7 +13,7 @@ from test_adoption import legacy_endpoint, write_legacy
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.registry import ApprovalStatus
-from mintaka.errors import Conflict, PolicyViolation
+from mintaka.errors import Conflict, PolicyViolation, ValidationError
 from mintaka.governance.policy import OPEN_POLICY
 
 MONITOR = (
@@ -32,6 +32,18 @@ def test_a_tier_below_the_models_is_refused_before_the_cloud_is_read(
     assert [v.version for v in platform.list_versions("churn")] == [1]
     adoption = platform.migration.adopt_model("churn", reason="inherited", versions=[2])
     assert [v.risk_tier.value for v in adoption.adopted] == ["high"]  # the model's, by default
+
+
+def test_an_adopted_models_owner_is_trimmed_and_one_no_identity_spells_is_refused(
+    platform: Platform, tmp_path: Path
+) -> None:
+    write_legacy(platform, tmp_path)
+    with pytest.raises(ValidationError, match="owner"):
+        platform.migration.adopt_model("churn", reason="inherited", owner="dana\u2066")
+    assert platform.list_models() == []
+    adoption = platform.migration.adopt_model("churn", reason="inherited", owner="dana\n")
+    assert {v.owner for v in adoption.adopted} == {"dana"}
+    assert platform.get_model("churn").owner == "dana"
 
 
 def test_a_cloud_alias_mintaka_cannot_use_is_left_out_and_reported(

@@ -41,6 +41,13 @@ def validate_identity_name(value: str, what: str) -> str:
     return name
 
 
+def validate_owner(value: str | None) -> str | None:
+    """An accountable owner as :func:`validate_identity_name` reads an identity (trimmed), or
+    None when none is given. An owner is compared with the acting identity to keep developers
+    from approving their own versions, so it must be spelled the way an identity is."""
+    return None if value is None else validate_identity_name(value, "owner")
+
+
 class Identity(Record):
     name: str
     source: IdentitySource

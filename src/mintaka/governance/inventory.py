@@ -262,7 +262,7 @@ def inventory(
                 continue
             if wanted_stage is not None and version.stage is not wanted_stage:
                 continue
-            if owner is not None and version.owner != owner:
+            if owner is not None and version.owner.strip() != owner.strip():
                 continue
             if backend is not None and version.backend != backend:
                 continue

@@ -206,8 +206,11 @@ class GovernanceService:
         ]
 
     def _registered_by(self, version: ModelVersion) -> set[str]:
+        """Who developed or registered ``version``, trimmed as identities are: an owner stored
+        with surrounding blanks still names the identity it spells."""
         events = self.platform.audit.events(subject=version.ref)
-        return {e.actor for e in events if e.action == "model.register"} | {version.owner}
+        actors = {e.actor for e in events if e.action == "model.register"} | {version.owner}
+        return {actor.strip() for actor in actors}
 
     def approve(self, model: str, *, role: str | None = None, comment: str = "") -> Approval:
         """Sign off a version's current bytes as the acting identity.
