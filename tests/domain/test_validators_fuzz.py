@@ -100,7 +100,10 @@ def dataset_name_ok(value: object) -> bool:
         isinstance(value, str)
         and bool(value.strip())
         and len(value) <= 256
-        and not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in FORGING for c in value)
+        and not any(
+            ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) < 0xE000 or c in FORGING
+            for c in value
+        )
     )
 
 
@@ -264,6 +267,7 @@ dataset_names = st.one_of(
 @example("a\u2028b")
 @example("a\u2066b")
 @example("a\u200db")  # a zero-width joiner spells names in many scripts
+@example("bad\udcffname")  # a byte that is not UTF-8, as Python decodes argv and file names
 @example("d" * 257)
 def test_dataset_name_validator_matches_its_rule(value: object) -> None:
     accepted, result = _refuses_only_with(InvalidName, lambda: validate_dataset_name(value))
@@ -272,7 +276,9 @@ def test_dataset_name_validator_matches_its_rule(value: object) -> None:
         assert result == value
 
 
-@pytest.mark.parametrize("name", ["train\u202ecsv.exe", "train\nnote", "train\u2029x", "a\u2067b"])
+@pytest.mark.parametrize(
+    "name", ["train\u202ecsv.exe", "train\nnote", "train\u2029x", "a\u2067b", "bad\udcffname"]
+)
 def test_a_dataset_name_that_could_forge_a_printed_line_is_refused_before_anything_is_stored(
     platform: Platform, tmp_path: Path, name: str
 ) -> None:

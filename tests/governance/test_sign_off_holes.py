@@ -240,7 +240,7 @@ def test_an_owner_is_stored_trimmed_and_cannot_approve_their_own_version(
     assert [e.ref for e in inventory(alice, owner="dana")] == [version.ref]
 
 
-@pytest.mark.parametrize("forged", ["da\u202ena", "dana\nFORGED", "  "])
+@pytest.mark.parametrize("forged", ["da\u202ena", "dana\nFORGED", "  ", "dana\udcff"])
 def test_an_owner_that_is_no_identity_is_refused_before_anything_is_stored(
     as_: Callable[[str], Platform], make_artifact: MakeArtifact, forged: str
 ) -> None:

@@ -33,8 +33,8 @@ def validate_identity_name(value: str, what: str) -> str:
     forging = forging_character(name)
     if forging is not None:
         raise ValidationError(
-            f"{what} {name!r} holds U+{ord(forging):04X}: no control, line-separator or "
-            "text-direction character can be part of a name"
+            f"{what} {name!r} holds U+{ord(forging):04X}: no control, line-separator, "
+            "text-direction or non-UTF-8 character can be part of a name"
         )
     if len(name) > IDENTITY_MAX_LENGTH:
         raise ValidationError(f"{what} is longer than {IDENTITY_MAX_LENGTH} characters")

@@ -37,7 +37,8 @@ ALIAS_RULE: Final = (
 TAG_KEY_RULE: Final = "1-128 chars: letters, digits and _ . : / - , starting with a letter or _"
 TAG_VALUE_RULE: Final = "at most 256 printable characters"
 DATASET_NAME_RULE: Final = (
-    "1-256 characters, not blank, with no control, line-separator or text-direction character"
+    "1-256 characters, not blank, with no control, line-separator, text-direction or "
+    "non-UTF-8 character"
 )
 
 _MODEL = re.compile(r"(?=.{1,63}\Z)[a-z](?:-?[a-z0-9]){0,62}")
@@ -180,17 +181,20 @@ def validate_tag(key: object, value: object) -> tuple[str, str]:
 
 # What can forge a line of a log or report that prints a name: line and paragraph separators
 # (with the control characters, Cc), and the bidirectional overrides and isolates that make text
-# read in another order than it is stored. Other format characters (ZWNJ and ZWJ are part of
-# the spelling of names in many scripts) and every kind of space are part of real names.
-_FORGING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+# read in another order than it is stored. A lone surrogate (Cs: what Python makes of a byte
+# that is not UTF-8 in argv, the environment or a file name) has no encoding to store or print.
+# Other format characters (ZWNJ and ZWJ are part of the spelling of names in many scripts) and
+# every kind of space are part of real names.
+_FORGING_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
 _BIDI_CONTROLS = frozenset(map(chr, [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]))
 
 
 def forging_character(text: str) -> str | None:
     """The first character of ``text`` that could forge a line in a log or report printing it,
     or make it read in another order than stored (a control character, a line or paragraph
-    separator, a bidirectional override or isolate); None when there is none. The rule for
-    every free-form name Mintaka prints: identities, dataset names."""
+    separator, a bidirectional override or isolate), or that cannot be written as UTF-8 (a lone
+    surrogate); None when there is none. The rule for every free-form name Mintaka prints:
+    identities, dataset names."""
     return next(
         (c for c in text if unicodedata.category(c) in _FORGING_CATEGORIES or c in _BIDI_CONTROLS),
         None,
