@@ -356,6 +356,18 @@ def test_run_lifecycle(platform: Platform) -> None:
     assert platform.backend.get_run(run.id).params == {"a": "1", "b": "2"}  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize(
+    "experiment", ["churn\nFORGED LINE: approved by rita", "exp\u202e", "a\u2028b", "bad\udcff", ""]
+)
+def test_an_experiment_name_that_could_forge_a_printed_line_is_refused_before_any_write(
+    platform: Platform, experiment: str
+) -> None:
+    with pytest.raises(InvalidName, match="experiment name"):
+        platform.start_run(experiment, code_commit_="abc123")
+    assert platform.list_runs() == []
+    assert platform.audit.events() == []
+
+
 def test_run_reads_git_commit(platform: Platform, tmp_path: Path) -> None:
     import subprocess
 

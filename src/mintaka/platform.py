@@ -35,6 +35,7 @@ from mintaka.domain.names import (
     parse_model_ref,
     validate_alias,
     validate_dataset_name,
+    validate_experiment_name,
     validate_model_name,
     validate_new_alias,
     validate_tag,
@@ -1202,6 +1203,7 @@ class Platform:
         source_dir: Path | None = None,
     ) -> Run:
         """Start an experiment run; the code commit is read from git when not given."""
+        experiment = validate_experiment_name(experiment)
         with self.store.read() as conn:
             self._require_datasets(conn, dataset_ids)
         run = _parse(

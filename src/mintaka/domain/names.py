@@ -40,6 +40,7 @@ DATASET_NAME_RULE: Final = (
     "1-256 characters, not blank, with no control, line-separator, text-direction or "
     "non-UTF-8 character"
 )
+EXPERIMENT_NAME_RULE: Final = DATASET_NAME_RULE
 
 _MODEL = re.compile(r"(?=.{1,63}\Z)[a-z](?:-?[a-z0-9]){0,62}")
 _ENDPOINT = re.compile(r"(?=.{3,32}\Z)[a-z](?:-?[a-z0-9]){1,31}")
@@ -201,18 +202,30 @@ def forging_character(text: str) -> str | None:
     )
 
 
-def validate_dataset_name(value: object) -> str:
-    """Return ``value`` if it is a valid dataset name: free-form (a dataset is named by its
-    owner, not by a cloud), but not blank, at most 256 characters, and with no character that
-    could forge a printed line (see :func:`forging_character`)."""
+def _check_free_form(kind: str, value: object, rule: str) -> str:
+    """``value`` if it is a free-form name Mintaka prints: not blank, at most 256 characters,
+    and with no character that could forge a printed line (see :func:`forging_character`)."""
     if (
         not isinstance(value, str)
         or not value.strip()
         or len(value) > 256
         or forging_character(value) is not None
     ):
-        raise InvalidName("dataset name", value, DATASET_NAME_RULE)
+        raise InvalidName(kind, value, rule)
     return value
+
+
+def validate_dataset_name(value: object) -> str:
+    """Return ``value`` if it is a valid dataset name: free-form (a dataset is named by its
+    owner, not by a cloud), but not blank, at most 256 characters, and with no character that
+    could forge a printed line (see :func:`forging_character`)."""
+    return _check_free_form("dataset name", value, DATASET_NAME_RULE)
+
+
+def validate_experiment_name(value: object) -> str:
+    """Return ``value`` if it is a valid experiment name: free-form like a dataset name, and
+    under the same rule, as ``runs list``, lineage labels and audit events print it."""
+    return _check_free_form("experiment name", value, EXPERIMENT_NAME_RULE)
 
 
 def validate_version(value: object) -> int:
