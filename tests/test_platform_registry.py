@@ -357,7 +357,16 @@ def test_run_lifecycle(platform: Platform) -> None:
 
 
 @pytest.mark.parametrize(
-    "experiment", ["churn\nFORGED LINE: approved by rita", "exp\u202e", "a\u2028b", "bad\udcff", ""]
+    "experiment",
+    [
+        "churn\nFORGED LINE: approved by rita",
+        "exp\u202e",
+        "a\u2028b",
+        "bad\udcff",
+        "",
+        " exp",
+        "exp ",
+    ],
 )
 def test_an_experiment_name_that_could_forge_a_printed_line_is_refused_before_any_write(
     platform: Platform, experiment: str

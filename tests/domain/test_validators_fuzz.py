@@ -99,6 +99,7 @@ def dataset_name_ok(value: object) -> bool:
     return (
         isinstance(value, str)
         and bool(value.strip())
+        and value == value.strip()
         and len(value) <= 256
         and not any(
             ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or 0xD800 <= ord(c) < 0xE000 or c in FORGING
@@ -268,12 +269,26 @@ dataset_names = st.one_of(
 @example("a\u2066b")
 @example("a\u200db")  # a zero-width joiner spells names in many scripts
 @example("bad\udcffname")  # a byte that is not UTF-8, as Python decodes argv and file names
+@example(" train")
+@example("train\u3000")
 @example("d" * 257)
 def test_dataset_name_validator_matches_its_rule(value: object) -> None:
     accepted, result = _refuses_only_with(InvalidName, lambda: validate_dataset_name(value))
     assert accepted == dataset_name_ok(value), value
     if accepted:
         assert result == value
+
+
+@pytest.mark.parametrize("padded", [" train", "train ", "train\u2003", "\u00a0train"])
+def test_a_dataset_name_with_surrounding_blanks_is_refused_not_read_as_another(
+    platform: Platform, tmp_path: Path, padded: str
+) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("x,y\n1,0\n")
+    first = platform.register_dataset("train", data)
+    with pytest.raises(InvalidName, match="surrounding blanks"):
+        platform.register_dataset(padded, data)
+    assert platform.list_datasets() == [first]
 
 
 @pytest.mark.parametrize(

@@ -37,8 +37,8 @@ ALIAS_RULE: Final = (
 TAG_KEY_RULE: Final = "1-128 chars: letters, digits and _ . : / - , starting with a letter or _"
 TAG_VALUE_RULE: Final = "at most 256 printable characters"
 DATASET_NAME_RULE: Final = (
-    "1-256 characters, not blank, with no control, line-separator, text-direction or "
-    "non-UTF-8 character"
+    "1-256 characters, not blank, with no surrounding blanks and no control, line-separator, "
+    "text-direction or non-UTF-8 character"
 )
 EXPERIMENT_NAME_RULE: Final = DATASET_NAME_RULE
 
@@ -204,7 +204,9 @@ def forging_character(text: str) -> str | None:
 
 def _check_free_form(kind: str, value: object, rule: str) -> str:
     """``value`` if it is a free-form name Mintaka prints: not blank, at most 256 characters,
-    and with no character that could forge a printed line (see :func:`forging_character`)."""
+    with no character that could forge a printed line (see :func:`forging_character`), and no
+    blanks around it. ``" train"`` would print as ``train`` does yet name another; it is
+    refused rather than trimmed, so a name stored is the name given."""
     if (
         not isinstance(value, str)
         or not value.strip()
@@ -212,13 +214,15 @@ def _check_free_form(kind: str, value: object, rule: str) -> str:
         or forging_character(value) is not None
     ):
         raise InvalidName(kind, value, rule)
+    if value != value.strip():
+        raise InvalidName(kind, value, f"surrounding blanks are not part of a name: {rule}")
     return value
 
 
 def validate_dataset_name(value: object) -> str:
     """Return ``value`` if it is a valid dataset name: free-form (a dataset is named by its
-    owner, not by a cloud), but not blank, at most 256 characters, and with no character that
-    could forge a printed line (see :func:`forging_character`)."""
+    owner, not by a cloud), but not blank, at most 256 characters, with no character that
+    could forge a printed line (see :func:`forging_character`) and no surrounding blanks."""
     return _check_free_form("dataset name", value, DATASET_NAME_RULE)
 
 
