@@ -332,3 +332,17 @@ def test_a_version_replaced_in_the_cloud_and_adopted_again_is_not_live_after(
     assert [r["status"] for r in results] == ["gap"] * len(watched)
     later = build_pack(platform, "churn:2")
     assert [m["endpoint"] for m in later["monitoring"]["monitors"]] == ["churn-api"]
+
+
+def test_whoever_adopted_a_version_cannot_approve_it(
+    governed_home: Callable[[str], Path], clock: ManualClock, tmp_path: Path
+) -> None:
+    """Adopting brings a version under governance as registering does: the adopter, who
+    attests to what the cloud holds, is not an independent approver of it."""
+    home = governed_home('[roles]\n"rita" = ["model-risk"]\n"dana" = ["model-risk"]\n')
+    with Platform(home, clock=clock, actor="dana") as dana:
+        write_legacy(dana, tmp_path)
+        [version, _] = dana.migration.adopt_model("churn", reason="inherited", owner="rita").adopted
+        with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
+            dana.governance.approve(version.ref)
+        assert dana.governance.approvals(version) == []

@@ -54,6 +54,8 @@ WAIVABLE_CONTROLS = ("approvals", "documentation", "evaluation", "monitors", "ro
 # Marks, in a transaction's scoped dict, that it recorded a policy activation (not settled
 # until that transaction commits).
 _ACTIVATED = "policy.activated"
+_REGISTERING = ("model.register", "model.adopt")
+"""The audited actions that bring a version under governance: their actors are its registrants."""
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -206,10 +208,12 @@ class GovernanceService:
         ]
 
     def _registered_by(self, version: ModelVersion) -> set[str]:
-        """Who developed or registered ``version``, trimmed as identities are: an owner stored
-        with surrounding blanks still names the identity it spells."""
+        """Who developed, registered or adopted ``version``, trimmed as identities are: an
+        owner stored with surrounding blanks still names the identity it spells. Adopting brings
+        a version under governance as registering does, so its adopter is no independent
+        approver of it either."""
         events = self.platform.audit.events(subject=version.ref)
-        actors = {e.actor for e in events if e.action == "model.register"} | {version.owner}
+        actors = {e.actor for e in events if e.action in _REGISTERING} | {version.owner}
         return {actor.strip() for actor in actors}
 
     def approve(self, model: str, *, role: str | None = None, comment: str = "") -> Approval:
