@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from artifact_kit import MakeArtifact
 from cli_kit import cli, init_home
 
 from mintaka import Platform
+from mintaka.domain.serving import Endpoint
 from mintaka.errors import Conflict, StoreError, ValidationError
 
 
@@ -258,3 +261,84 @@ def test_a_rollback_the_cloud_made_is_recorded_even_where_the_gate_would_refuse_
     [event] = [e for e in three.audit.events() if e.action == "endpoint.rollback"]
     assert event.details["decision"]["allowed"] is False
     assert [t.signal for t in three.monitoring.tickets("open")] == ["rollout-native"]
+
+
+def _kill_while_applying(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> list[Endpoint]:
+    """Pull the kill switch on ``scoring`` once the next change has reached the backend and
+    before it is recorded (while the inference server is being told of it); the list returned
+    then holds the endpoint as the kill left it."""
+    notify = platform.backend._notify_server  # type: ignore[attr-defined]
+    pulled: list[Endpoint] = []
+    pressed: list[bool] = []
+
+    def kill_meanwhile(path: str = "/-/reload") -> None:
+        notify(path)
+        if not pressed:
+            pressed.append(True)
+            pulled.append(platform.serving.kill("scoring", reason="pulled meanwhile"))
+
+    monkeypatch.setattr(platform.backend, "_notify_server", kill_meanwhile)
+    return pulled
+
+
+def _backend_matches_store(platform: Platform) -> None:
+    recorded = platform.serving.get_endpoint("scoring")
+    held = platform.backend.get_endpoint("scoring")  # type: ignore[attr-defined]
+    assert (held.routes, held.traffic, held.status) == (
+        recorded.routes,
+        recorded.traffic,
+        recorded.status,
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda s: s.deploy(
+            "scoring", "m:3", route="purple", weights={"blue": 0, "green": 0, "purple": 100}
+        ),
+        lambda s: s.set_traffic("scoring", {"blue": 50, "green": 50}),
+        lambda s: s._set_traffic(
+            "scoring", {"blue": 10, "green": 90}, strategy="canary", reason="step 1/2"
+        ),
+        lambda s: s.rollback("scoring"),
+        lambda s: s.retire_route("scoring", "spare"),
+    ],
+    ids=["deploy", "traffic", "rollout-step", "rollback", "retire"],
+)
+def test_a_kill_committed_while_a_change_is_applied_wins(
+    three: Platform, monkeypatch: pytest.MonkeyPatch, change: Callable[[Any], object]
+) -> None:
+    serving = three.serving
+    serving.deploy("scoring", "m:2", route="green")
+    serving.deploy("scoring", "m:3", route="spare")
+    serving.set_traffic("scoring", {"blue": 0, "green": 100, "spare": 0}, reason="green live")
+    pulled = _kill_while_applying(three, monkeypatch)
+    with pytest.raises(Conflict, match="killed while"):
+        change(serving)
+    [killed] = pulled
+    assert serving.get_endpoint("scoring") == killed
+    assert killed.status.value == "killed" or killed.traffic.weights["green"] == 0
+    _backend_matches_store(three)
+
+
+def test_a_kill_whose_restore_a_change_overtook_pulls_the_switch(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = three.serving
+    serving.deploy("scoring", "m:2", route="green")
+    serving.set_traffic("scoring", {"blue": 0, "green": 100})
+    notify = three.backend._notify_server  # type: ignore[attr-defined]
+    changed: list[bool] = []
+
+    def deploy_meanwhile(path: str = "/-/reload") -> None:
+        notify(path)
+        if not changed:
+            changed.append(True)
+            serving.deploy("scoring", "m:3", route="purple", weights={"purple": 100})
+
+    monkeypatch.setattr(three.backend, "_notify_server", deploy_meanwhile)
+    killed = serving.kill("scoring", reason="green is bad")
+    assert killed.status.value == "killed"
+    assert [r.name for r in killed.routes] == ["blue", "green", "purple"]
+    _backend_matches_store(three)

@@ -84,6 +84,16 @@ class PredictionTrace:
     decisions: list[dict[str, Any]]
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """An endpoint as a change read it: its record, its latest deployment and its latest kill
+    (the audit sequence number of its newest ``endpoint.kill`` event, 0 for none)."""
+
+    endpoint: Endpoint
+    latest: str | None
+    kill: int
+
+
 def default_route_name(version: ModelVersion) -> str:
     """``<model>-v<version>``, shortened to fit the 32-character route rule."""
     suffix = f"-v{version.version}"
@@ -155,6 +165,14 @@ class ServingService:
         with self.platform.store.read() as conn:
             row = _endpoint_row(conn, name)
         return _endpoint(row)
+
+    def _seen(self, name: str) -> _Seen:
+        """The endpoint as recorded, read in one transaction with its latest deployment and
+        kill: a change made on it is recorded only while they are still so
+        (:func:`_check_unchanged`)."""
+        name = validate_endpoint_name(name)
+        with self.platform.store.read() as conn:
+            return _Seen(_endpoint(_endpoint_row(conn, name)), *_revision(conn, name))
 
     def list_endpoints(self) -> list[Endpoint]:
         with self.platform.store.read() as conn:
@@ -299,7 +317,8 @@ class ServingService:
         reason: str = "",
     ) -> Endpoint:
         """Add a route serving ``model`` to ``endpoint``, with no traffic unless ``weights`` say."""
-        current = self.get_endpoint(endpoint)
+        seen = self._seen(endpoint)
+        current = seen.endpoint
         version = self.platform.get_model_version(model)
         route_name = validate_route_name(route or default_route_name(version))
         if any(r.name == route_name for r in current.routes):
@@ -312,11 +331,12 @@ class ServingService:
         new_weights = dict(weights) if weights is not None else dict(current.traffic.weights)
         new_weights.setdefault(route_name, 0)
         traffic = _traffic(new_weights, current.traffic.shadow, current.traffic.shadow_percent)
-        return self._replace_routes("endpoint.deploy", current, routes, traffic, reason)
+        return self._replace_routes("endpoint.deploy", seen, routes, traffic, reason)
 
     def retire_route(self, endpoint: str, route: str, *, reason: str = "") -> Endpoint:
         """Remove a route that takes no live or shadow traffic."""
-        current = self.get_endpoint(endpoint)
+        seen = self._seen(endpoint)
+        current = seen.endpoint
         if route not in {r.name for r in current.routes}:
             raise NotFound(f"endpoint {endpoint!r} has no route {route!r}")
         if current.traffic.weights.get(route, 0) or current.traffic.shadow == route:
@@ -324,29 +344,36 @@ class ServingService:
         routes = tuple(r for r in current.routes if r.name != route)
         weights = {k: v for k, v in current.traffic.weights.items() if k != route}
         traffic = _traffic(weights, current.traffic.shadow, current.traffic.shadow_percent)
-        return self._replace_routes("endpoint.retire_route", current, routes, traffic, reason)
+        return self._replace_routes("endpoint.retire_route", seen, routes, traffic, reason)
 
     def _replace_routes(
         self,
         action: str,
-        current: Endpoint,
+        seen: _Seen,
         routes: Sequence[Route],
         traffic: TrafficMap,
         reason: str,
     ) -> Endpoint:
-        """Gate, apply and record a change of an endpoint's routes (with its traffic)."""
+        """Gate, apply and record a change of an endpoint's routes (with its traffic), made on
+        the endpoint as ``seen``."""
+        current = seen.endpoint
         self.check_native_rollout_recorded(current.name)
         versions = self._route_versions(routes)
         decision = self._gate(action, current.name, routes, traffic, versions, current)
         serving = self.platform._area(Capability.SERVING, Serving)
         serving.update_routes(current.name, routes, traffic)
         undo = functools.partial(
-            serving.update_routes, current.name, current.routes, current.traffic
+            self._put_back,
+            current,
+            lambda recorded: serving.update_routes(
+                recorded.name, recorded.routes, recorded.traffic
+            ),
         )
         with (
             _undone_on_failure(undo, f"{action} on {current.name}"),
             self.platform.store.write() as conn,
         ):
+            _check_unchanged(conn, seen, action)
             events = self._record_deployment(
                 conn,
                 current.name,
@@ -394,7 +421,8 @@ class ServingService:
         """:meth:`set_traffic` as a rollout step (``strategy``), a rollback or a kill
         (``action``, ``known_good``, and ``restores``: the deployment whose traffic it puts
         back) applies it."""
-        current = self.get_endpoint(endpoint)
+        seen = self._seen(endpoint)
+        current = seen.endpoint
         if action != "endpoint.kill":
             self.check_native_rollout_recorded(endpoint)
         if not weights:
@@ -428,12 +456,15 @@ class ServingService:
         # Where core emulates shadow traffic the cloud only ever sees the live weights.
         splitter.set_traffic(endpoint, _as_sent(traffic, emulated))
         undo = functools.partial(
-            splitter.set_traffic, endpoint, _as_sent(current.traffic, emulated)
+            self._put_back,
+            current,
+            lambda recorded: splitter.set_traffic(endpoint, _as_sent(recorded.traffic, emulated)),
         )
         with (
             _undone_on_failure(undo, f"{action} on {endpoint}"),
             self.platform.store.write() as conn,
         ):
+            _check_unchanged(conn, seen, action)
             events = self._record_deployment(
                 conn,
                 endpoint,
@@ -917,6 +948,17 @@ class ServingService:
 
     # -- plumbing -------------------------------------------------------------------------------
 
+    def _put_back(self, before: Endpoint, put: Callable[[Endpoint], object]) -> None:
+        """Undo a backend change that was not recorded by ``put``-ting back what the store
+        records: ``before``, unless another change was recorded meanwhile (a kill), which then
+        stays in force. ``before`` where the store cannot be read."""
+        try:
+            recorded = self.get_endpoint(before.name)
+        except Exception:
+            log.exception("%s: reading its record to undo a change failed", before.name)
+            recorded = before
+        put(recorded)
+
     def _route_versions(self, routes: Sequence[Route]) -> dict[str, ModelVersion]:
         return {r.name: self.platform.get_model_version(r.model, r.version) for r in routes}
 
@@ -1078,6 +1120,45 @@ def _endpoint_row(conn: Connection, name: str) -> Any:
     if row is None:
         raise NotFound(f"endpoint {name!r} not found")
     return row
+
+
+def _revision(conn: Connection, name: str) -> tuple[str | None, int]:
+    """The endpoint's latest deployment and the audit sequence number of its latest kill."""
+    latest = conn.execute(
+        select(deployments.c.id)
+        .where(deployments.c.endpoint == name)
+        .order_by(deployments.c.seq.desc())
+        .limit(1)
+    ).scalar()
+    kill = conn.execute(
+        select(func.max(audit_events.c.seq)).where(
+            audit_events.c.subject == name, audit_events.c.action == "endpoint.kill"
+        )
+    ).scalar()
+    return latest, int(kill or 0)
+
+
+def _check_unchanged(conn: Connection, seen: _Seen, action: str) -> None:
+    """Refuse (``Conflict``) to record ``action`` on an endpoint that was killed, changed or
+    deleted since the change was ``seen``: the backend was sent the change meanwhile, and
+    recording it would overwrite what was recorded since (a kill would no longer be in force).
+    Read in the write transaction that records the change, so nothing commits in between; the
+    caller then undoes its backend change (:meth:`ServingService._put_back`)."""
+    name = seen.endpoint.name
+    row = conn.execute(select(endpoints).where(endpoints.c.name == name)).one_or_none()
+    if row is None:
+        raise Conflict(f"endpoint {name!r} was deleted while {action} was applied; it is undone")
+    latest, kill = _revision(conn, name)
+    if kill != seen.kill or (row.killed and seen.endpoint.status is not EndpointStatus.KILLED):
+        raise Conflict(
+            f"endpoint {name!r} was killed while {action} was applied; the change is undone and "
+            "the kill stays in force"
+        )
+    if latest != seen.latest or _endpoint(row) != seen.endpoint:
+        raise Conflict(
+            f"endpoint {name!r} changed while {action} was applied (another change was recorded "
+            "meanwhile); the change is undone: look at the endpoint again, then retry"
+        )
 
 
 def _endpoint(row: Any) -> Endpoint:
