@@ -67,12 +67,15 @@ def legacy(platform: Platform, tmp_path: Path) -> Legacy:
 
 
 def legacy_endpoint(platform: Platform, name: str = "churn-api") -> None:
-    """A live endpoint another tool made: 80/20 over churn versions 1 and 2."""
+    """A live endpoint another tool made (without Mintaka's marker): 80/20 over churn versions 1
+    and 2."""
     platform.backend.create_endpoint(  # type: ignore[attr-defined]
         name,
         [Route(name="old", model="churn", version=1), Route(name="new", model="churn", version=2)],
         TrafficMap(weights={"old": 80, "new": 20}),
     )
+    with platform.backend.transactions.write() as conn:  # type: ignore[attr-defined]
+        conn.exec_driver_sql("UPDATE local_endpoints SET managed = 0 WHERE name = ?", (name,))
 
 
 def made_by_another_tool(platform: Platform, source: Path) -> None:

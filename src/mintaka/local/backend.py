@@ -58,6 +58,7 @@ from mintaka.local.registry_db import (
     add_missing_columns,
     import_registry_file,
     local_aliases,
+    local_endpoints,
     local_models,
     local_runs,
     local_tags,
@@ -477,40 +478,49 @@ class LocalBackend(
     # -- discovery, sync and identity -------------------------------------------------------------
 
     def discover(self) -> list[DiscoveredResource]:
-        found: list[DiscoveredResource] = []
+        """Every model, version and endpoint, each ``managed`` where this backend's marker says
+        Mintaka made it: a version's ``mintaka_id``, an endpoint's ``managed`` flag, and for a
+        model, any of its versions being managed (the table of models keeps no marker)."""
         with self.transactions.read() as conn:
-            for name in conn.execute(
-                select(local_models.c.name).order_by(local_models.c.name)
-            ).scalars():
-                found.append(
-                    DiscoveredResource(
-                        kind=ResourceKind.MODEL, name=name, backend_id=name, managed=False
-                    )
-                )
-            for row in conn.execute(
+            versions = conn.execute(
                 select(
                     local_versions.c.name, local_versions.c.version, local_versions.c.mintaka_id
                 ).order_by(local_versions.c.name, local_versions.c.version)
-            ):
-                found.append(
-                    DiscoveredResource(
-                        kind=ResourceKind.MODEL_VERSION,
-                        name=f"{row.name}:{row.version}",
-                        backend_id=f"{row.name}/{row.version}",
-                        managed=row.mintaka_id is not None,
-                        extra={"mintaka_id": row.mintaka_id} if row.mintaka_id else {},
-                    )
-                )
-        for endpoint in self.list_endpoints():
-            found.append(
-                DiscoveredResource(
-                    kind=ResourceKind.ENDPOINT,
-                    name=endpoint.name,
-                    backend_id=endpoint.name,
-                    managed=False,
-                    extra={"routes": [r.name for r in endpoint.routes]},
-                )
+            ).all()
+            names = conn.execute(select(local_models.c.name).order_by(local_models.c.name))
+            model_names = list(names.scalars())
+            endpoint_rows = conn.execute(
+                select(
+                    local_endpoints.c.name, local_endpoints.c.routes, local_endpoints.c.managed
+                ).order_by(local_endpoints.c.name)
+            ).all()
+        managed_models = {row.name for row in versions if row.mintaka_id is not None}
+        found = [
+            DiscoveredResource(
+                kind=ResourceKind.MODEL, name=name, backend_id=name, managed=name in managed_models
             )
+            for name in model_names
+        ]
+        found.extend(
+            DiscoveredResource(
+                kind=ResourceKind.MODEL_VERSION,
+                name=f"{row.name}:{row.version}",
+                backend_id=f"{row.name}/{row.version}",
+                managed=row.mintaka_id is not None,
+                extra={"mintaka_id": row.mintaka_id} if row.mintaka_id else {},
+            )
+            for row in versions
+        )
+        found.extend(
+            DiscoveredResource(
+                kind=ResourceKind.ENDPOINT,
+                name=row.name,
+                backend_id=row.name,
+                managed=bool(row.managed),
+                extra={"routes": [r["name"] for r in row.routes]},
+            )
+            for row in endpoint_rows
+        )
         return found
 
     def observe_model(self, name: str) -> ObservedModel:

@@ -113,6 +113,10 @@ local_endpoints = Table(
     # made again is told apart from the one it replaces whatever their config versions. Rows
     # from before it was recorded share the empty one, which no endpoint made since has.
     Column("incarnation", String(32), nullable=False, server_default=""),
+    # 1 where Mintaka made the endpoint (through this backend's create_endpoint): the marker
+    # discovery reports as ``managed``, as a cloud's tag is. Rows another tool wrote, or from
+    # before it was recorded, hold 0.
+    Column("managed", Integer, nullable=False, server_default="0"),
 )
 
 

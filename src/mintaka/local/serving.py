@@ -191,6 +191,7 @@ class LocalServing(
                     config_version=1,
                     updated_at=self.context.clock.now().isoformat(),
                     incarnation=_new_incarnation(),
+                    managed=1,
                 )
             )
             created = self._endpoint(self._endpoint_row(conn, name), self._backend_name)
