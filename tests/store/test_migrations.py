@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -215,4 +216,9 @@ def test_a_home_whose_local_endpoints_predate_their_identity_is_upgraded_in_plac
         assert (kept.backend_ids["config_version"], kept.status.value) == ("4", "killed")
         with backend.engine.connect() as conn:
             rows = conn.execute(text("SELECT name, incarnation FROM local_endpoints")).all()
-    assert rows == [("scoring", "")]
+    [(name, identity)] = rows
+    assert name == "scoring"
+    assert re.fullmatch(r"[0-9a-f]{32}", identity)  # one of its own, not the empty one
+    with Platform(tmp_path / "h") as plat, plat.backend.engine.connect() as conn:  # type: ignore[attr-defined]
+        again = conn.execute(text("SELECT incarnation FROM local_endpoints")).scalar()
+    assert again == identity  # given once: opening the home again keeps it

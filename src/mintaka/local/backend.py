@@ -11,7 +11,8 @@ version the store never heard of after a crash). A home whose ``local/registry.d
 has that file's rows imported into the store's database when the backend opens, and the file is
 then renamed aside (``registry_db.import_registry_file``). A store on another database keeps the
 tables in that separate file. Tables of an older home get the columns added to them since, in
-place, when the backend opens (``registry_db.add_missing_columns``).
+place, when the backend opens (``registry_db.add_missing_columns``), and endpoints made before
+endpoint identities were recorded each get one of their own (``registry_db.identify_endpoints``).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from mintaka.local.fetch import LocalArtifactFetch
 from mintaka.local.pipelines import LocalPipelines
 from mintaka.local.registry_db import (
     add_missing_columns,
+    identify_endpoints,
     import_registry_file,
     local_aliases,
     local_endpoints,
@@ -65,6 +67,7 @@ from mintaka.local.registry_db import (
     local_versions,
     metadata,
     missing_columns,
+    unidentified_endpoints,
 )
 from mintaka.local.serving import LocalServing
 from mintaka.store.engine import Sql, Transactions, make_engine, sqlite_file, sync_mode
@@ -158,6 +161,11 @@ class LocalBackend(
                     add_missing_columns(conn)
             if shared and own.exists():
                 import_registry_file(self.transactions, own, context.clock.now())
+            with self.engine.connect() as conn:
+                unidentified = bool(unidentified_endpoints(conn))
+            if unidentified:  # endpoints an older Mintaka made: each given an identity, once
+                with self.transactions.write() as conn:
+                    identify_endpoints(conn)
         except BaseException:
             self.transactions.close()
             self.engine.dispose()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import uuid
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +29,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     inspect,
+    select,
+    update,
 )
 from sqlalchemy.schema import CreateColumn
 
@@ -111,13 +114,43 @@ local_endpoints = Table(
     Column("updated_at", String(40), nullable=False),
     # Which endpoint of this name the row is: drawn anew when one is created, so one deleted and
     # made again is told apart from the one it replaces whatever their config versions. Rows
-    # from before it was recorded share the empty one, which no endpoint made since has.
+    # from before it was recorded get the empty one when the column is added, and then a fresh
+    # one of their own (``identify_endpoints``).
     Column("incarnation", String(32), nullable=False, server_default=""),
     # 1 where Mintaka made the endpoint (through this backend's create_endpoint): the marker
     # discovery reports as ``managed``, as a cloud's tag is. Rows another tool wrote, or from
     # before it was recorded, hold 0.
     Column("managed", Integer, nullable=False, server_default="0"),
 )
+
+
+def new_incarnation() -> str:
+    """An endpoint's identity. Random, not from the injected id factory: factories seeded
+    alike in two processes would repeat each other, and no two endpoints may share one."""
+    return uuid.uuid4().hex
+
+
+def unidentified_endpoints(conn: Connection) -> list[str]:
+    """The endpoints whose rows hold the empty identity: made by a Mintaka that recorded none."""
+    return list(
+        conn.execute(
+            select(local_endpoints.c.name).where(local_endpoints.c.incarnation == "")
+        ).scalars()
+    )
+
+
+def identify_endpoints(conn: Connection) -> int:
+    """Give each endpoint row with the empty identity a fresh one of its own; how many were
+    given one. Run in a write transaction, a second run (another process opening the same home)
+    finds none left, so no row's identity changes twice."""
+    names = unidentified_endpoints(conn)
+    for name in names:
+        conn.execute(
+            update(local_endpoints)
+            .where(local_endpoints.c.name == name, local_endpoints.c.incarnation == "")
+            .values(incarnation=new_incarnation())
+        )
+    return len(names)
 
 
 def missing_columns(conn: Connection) -> list[tuple[Table, Column[Any]]]:

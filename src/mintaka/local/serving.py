@@ -8,7 +8,6 @@ import logging
 import math
 import os
 import statistics
-import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from mintaka.interfaces import (
     ShadowTraffic,
     TrafficSplit,
 )
-from mintaka.local.registry_db import local_endpoints, local_versions
+from mintaka.local.registry_db import local_endpoints, local_versions, new_incarnation
 from mintaka.store.schema import model_versions, predictions
 
 log = logging.getLogger(__name__)
@@ -101,12 +100,6 @@ def _alive(pid: int) -> bool:
     except OverflowError:
         return False  # a number no process can have
     return True
-
-
-def _new_incarnation() -> str:
-    """A new endpoint's identity. Random, not from the injected id factory: factories seeded
-    alike in two processes would repeat each other, and no two endpoints may share one."""
-    return uuid.uuid4().hex
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -190,7 +183,7 @@ class LocalServing(
                     capture=CaptureConfig().model_dump(mode="json"),
                     config_version=1,
                     updated_at=self.context.clock.now().isoformat(),
-                    incarnation=_new_incarnation(),
+                    incarnation=new_incarnation(),
                     managed=1,
                 )
             )
