@@ -438,3 +438,35 @@ def test_an_unrecorded_endpoint_is_looked_up_again_off_the_event_loop(served: Se
     assert answer.status_code == 404
     assert threads
     assert "mintaka-http" not in threads  # the server's event loop runs on that thread
+
+
+def test_a_reload_left_waiting_for_models_when_the_server_stops_is_answered_503(
+    served: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    plat, _ = served
+    server = InferenceServer(plat, poll_interval=60, stop_grace=0.05)
+    server.start()
+    waiting: list[None] = []
+    reload = server.reload
+
+    def counted(force: bool = False) -> None:
+        waiting.append(None)
+        reload(force)
+
+    server.reload = counted  # type: ignore[method-assign]
+    answers: list[httpx.Response] = []
+    server._reload_lock.acquire()  # a reload loading models, for as long as the test needs
+    try:
+        asking = threading.Thread(
+            target=lambda: answers.append(httpx.post(f"{server.url}/-/reload", timeout=10))
+        )
+        asking.start()
+        wait_for(lambda: waiting, timeout=5)
+        server.stop()
+        asking.join(10)
+    finally:
+        server._reload_lock.release()
+    [answer] = answers
+    assert answer.status_code == 503
+    assert "stopping" in answer.json()["error"]
+    assert "Exception in ASGI application" not in caplog.text

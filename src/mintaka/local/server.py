@@ -24,8 +24,9 @@ new one, to which the requests still queued move, so a model of the old configur
 not return holds up none of the new one's; the old pool is shut down without waiting, as is an
 endpoint's when it goes, whose queued requests are refused (404) at once. ``stop()`` gives
 requests and shadow copies under way ``stop_grace`` seconds (10 by default) to finish, then
-answers each request still waiting for a worker or for its model 503 (the server is stopping),
-and leaves any model still predicting behind on its daemon thread.
+answers each request still waiting for a worker or for its model, and each ``POST /-/reload``
+still waiting for models to load, 503 (the server is stopping), and leaves any model still
+predicting behind on its daemon thread.
 
 Routes load their model from the artifact store after the digest is verified. Traffic follows the
 endpoint's weights exactly (smooth weighted round-robin); a shadow route gets a copy of its share
@@ -52,6 +53,7 @@ Predictions are logged in batches off the request path.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import functools
 import json
@@ -261,6 +263,9 @@ class InferenceServer:
         self._stop = threading.Event()
         self._stopping = False  # set once stop() begins: shadow copies still waiting are dropped
         self._pools_closed = False  # set once stop() has shut the prediction pools down
+        # Set, on the HTTP server's event loop, once stop() answers what is left (see
+        # ``_until_stopped``); made by the first handler that waits on it.
+        self._given_up: tuple[asyncio.AbstractEventLoop, asyncio.Event] | None = None
         self._poller: threading.Thread | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -514,9 +519,38 @@ class InferenceServer:
         """Re-read endpoint configuration now (the local backend calls this after a change).
 
         The reload (which may load models, or wait for one the poller is loading) runs on a
-        worker thread: requests to every endpoint go on being answered meanwhile."""
-        await run_in_threadpool(self.reload)
+        worker thread: requests to every endpoint go on being answered meanwhile. One still
+        waiting when :meth:`stop` gives up on the requests left is answered 503."""
+        if not await self._until_stopped(self.reload):
+            status, body = self._stopping_answer()
+            return JSONResponse(body, status_code=status)
         return JSONResponse({"endpoints": sorted(self.endpoints)})
+
+    async def _until_stopped(self, work: Callable[[], object]) -> bool:
+        """Run ``work`` on a worker thread and wait for it, or until :meth:`stop` gives up on
+        the requests left (False then; ``work`` goes on to its end, unwaited for): a handler
+        waiting for models to load is answered, rather than cancelled by the HTTP server."""
+        given_up = self._given_up_event()
+        running = asyncio.ensure_future(run_in_threadpool(work))
+        stopped = asyncio.ensure_future(given_up.wait())
+        try:
+            await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        if running.done():
+            running.result()
+            return True
+        running.add_done_callback(_drop_outcome)
+        return False
+
+    def _given_up_event(self) -> asyncio.Event:
+        """The event :meth:`stop` sets once it answers what is left, made on the running event
+        loop; already set where stop() got there first."""
+        if self._given_up is None:
+            self._given_up = (asyncio.get_running_loop(), asyncio.Event())
+            if self._pools_closed:
+                self._given_up[1].set()
+        return self._given_up[1]
 
     async def _kill_switches_now(self, request: Request) -> Response:
         """Apply every endpoint's stored kill switch now (the local backend calls this after a
@@ -580,7 +614,7 @@ class InferenceServer:
         """Reload, off the event loop, for an endpoint not served because the store did not
         record what it serves: it may have been recorded (adopted) since the last look."""
         if name not in self.endpoints and name in self._unrecorded:
-            await run_in_threadpool(self.reload)
+            await self._until_stopped(self.reload)
 
     async def _invoke_asgi(self, name: str, scope: Scope, receive: Receive, send: Send) -> None:
         pinned = None
@@ -853,6 +887,10 @@ class InferenceServer:
             pools = [runtime.pool for runtime in self.endpoints.values()]
             for pool in pools:
                 pool.abandon(self._stopping_answer)
+            if self._given_up is not None:  # handlers waiting for a reload: answered too
+                loop, given_up = self._given_up
+                with contextlib.suppress(RuntimeError):  # its loop has closed already
+                    loop.call_soon_threadsafe(given_up.set)
         self._switch_pool.shutdown(wait=False, cancel_futures=True)
         self._shadow_pool.shutdown(wait=False)
         if self._thread is not None:  # uvicorn sends the answers just given, then closes
@@ -877,6 +915,13 @@ class InferenceServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _drop_outcome(future: asyncio.Future[Any]) -> None:
+    """Take the outcome of work no handler waits for any more: a failure is logged, not left
+    as a future's exception never retrieved."""
+    if not future.cancelled() and future.exception() is not None:
+        log.error("work left behind by the stopped server failed", exc_info=future.exception())
 
 
 def _left(deadline: float) -> float:
