@@ -14,6 +14,7 @@ from monitoring_kit import LogPredictions, drift_signal, log_on, scoring_monitor
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
+from mintaka.monitoring.service import MIN_GROUP_ROWS
 
 FEATURES = ("income", "debt")
 
@@ -638,3 +639,54 @@ def test_after_a_redeploy_each_version_s_rows_are_measured_against_its_own_train
         "drift signal 'income-drift': route 'red' (credit:3): the version names no training "
         "dataset with a profile to compare with, so its drift cannot be measured"
     )
+
+
+def test_a_redeploy_of_a_version_trained_on_the_same_data_raises_no_drift_alert(
+    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact
+) -> None:
+    [dataset_id] = watched.get_model_version("credit", 1).dataset_ids
+    watched.register_model("credit", make_artifact(b"v2"), dataset_ids=[dataset_id])
+    rng = np.random.default_rng(21)
+    log_on(watched, "blue", 1, _rows(rng, 5))  # the last answers before the redeploy
+    watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
+    clock.advance(minutes=1)
+    log_on(watched, "green", 2, _rows(rng, 1995))
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+
+def test_a_few_rows_of_another_version_are_named_as_too_few_not_measured(
+    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    _shifted_version(watched, make_artifact, tmp_path)
+    rng = np.random.default_rng(22)
+    log_on(watched, "blue", 1, _rows(rng, 5, shift=3.0))  # drifted, but only five rows
+    watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
+    clock.advance(minutes=1)
+    log_on(watched, "green", 2, _rows(rng, 1995, shift=4.0))  # drifted from credit:2's data
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert report.failed == ()
+    [alert] = report.alerts
+    assert alert.details["note"] == (
+        f"route 'blue' (credit:1): 5 rows, too few to measure alone (fewer than {MIN_GROUP_ROWS})"
+    )
+    clock.advance(minutes=61)
+    log_on(watched, "blue", 1, _rows(rng, 5, shift=3.0))  # a window of five rows only
+    clock.advance(minutes=1)
+    alone = watched.monitoring.run_once()
+    assert [a.details.get("note") for a in alone.alerts] == [None]
+
+
+def test_a_canary_of_a_few_rows_raises_no_drift_alert_on_healthy_traffic(
+    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    _shifted_version(watched, make_artifact, tmp_path)
+    watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 99, "green": 1})
+    rng = np.random.default_rng(23)
+    log_on(watched, "blue", 1, _rows(rng, 1980))
+    log_on(watched, "green", 2, _rows(rng, 20, shift=1.5))  # as trained, but 20 rows only
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())

@@ -3,11 +3,11 @@
 As the drift runner measures it, the page groups the window's logged inputs by the model version
 that answered them (see :meth:`~mintaka.monitoring.service.MonitoringService.version_traffic`:
 one section per live version, and per version whose rows the window holds from before a
-redeploy) and compares each group with its own version's
-training-data profile; a version naming no profiled training data is shown as unmeasurable, by
-its route and version. For each version the page shows the
-features the runner watches (the serving version's inputs, not the label column), each numeric
-one's reference histogram beside the current one (on the profile's bin edges, as proportions,
+redeploy; versions trained on the same data share one) and compares each group with its own
+version's training-data profile; a version naming no profiled training data is shown as
+unmeasurable, by its route and version. For each version the page shows the features the runner
+watches (the serving version's inputs, not the label column), each numeric one's reference
+histogram beside the current one (on the profile's bin edges, as proportions,
 drawn with matplotlib's Agg backend and embedded as PNG; the logged values read as the drift
 statistics read them, a numeric string as its number), the drift table, and the endpoint's
 tickets. A statistic of a feature's kind that the window's traffic cannot give (no

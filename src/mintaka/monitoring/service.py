@@ -17,7 +17,7 @@ import logging
 import math
 import re
 from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -40,6 +40,7 @@ from mintaka.domain.monitoring import (
 from mintaka.domain.names import validate_endpoint_name
 from mintaka.errors import Conflict, MintakaError, NotFound, ValidationError
 from mintaka.monitoring.kinds import STATISTICS, kinds_with
+from mintaka.monitoring.profiles import DEFAULT_BINS
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
 from mintaka.monitoring.windows import parse_window
 from mintaka.numbers import as_float
@@ -131,6 +132,12 @@ CAPTURE_LAG = timedelta(hours=24)
 # The signature dtypes of a string output (MLflow's, numpy's and pandas' names for one).
 STRING_DTYPES = frozenset({"string", "str", "object", "category", "utf8"})
 LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database's parameter limit
+# The fewest rows a drift group is measured on beside larger ones: PSI, Jensen-Shannon and
+# chi-square read a group as proportions over the profile's bins (``DEFAULT_BINS`` of them), and
+# with fewer than five rows a bin on average, as chi-square's approximation also asks, one row
+# moves a proportion by more than the alert thresholds: a handful of rows left from before a
+# redeploy, or a 1 % canary, would alert on healthy traffic.
+MIN_GROUP_ROWS = 5 * DEFAULT_BINS
 
 
 def direction(signal: Signal) -> Direction:
@@ -212,6 +219,7 @@ class Measurement:
 
     value: float | None
     unmeasured: str | None = None
+    note: str | None = None  # what was left out and why, no failure (an alert's ``note``)
 
 
 @dataclass(frozen=True)
@@ -226,19 +234,23 @@ class Reference:
 
 @dataclass(frozen=True)
 class VersionTraffic:
-    """The logged inputs of a window that one model version answered (on ``route``), and what
-    their drift is measured against (``None``: the version names no profiled training data)."""
+    """The logged inputs of a window that one model version answered (on ``route``), with the
+    rows of the versions in ``also`` whose drift is measured against the same training-data
+    profile, and what their drift is measured against (``None``: the version names no profiled
+    training data)."""
 
     route: str
     model: str
     version: int
     reference: Reference | None
     rows: list[dict[str, Any]]
+    also: tuple[str, ...] = ()  # the names of the other versions in the group
 
     @property
     def name(self) -> str:
-        """How a failure or the monitor report names the group: ``route 'green' (credit:2)``."""
-        return f"route {self.route!r} ({self.model}:{self.version})"
+        """How a failure or the monitor report names the group: ``route 'green' (credit:2)``,
+        followed by the other versions of the group, if any."""
+        return ", ".join((f"route {self.route!r} ({self.model}:{self.version})", *self.also))
 
 
 NO_PROFILE = (
@@ -791,7 +803,7 @@ class MonitoringService:
                     if value is not None:
                         evaluated += 1
                         if breached:
-                            alerts.append(self._alert(spec, signal, value))
+                            alerts.append(self._alert(spec, signal, value, found.note))
                     if found.unmeasured is not None:  # alerted on the rest; fails for this
                         raise ValidationError(found.unmeasured)
                     if value is not None:  # a quiet window is no recovery
@@ -842,8 +854,11 @@ class MonitoringService:
             return
         self.platform._after_commit(events)
 
-    def _alert(self, spec: MonitorSpec, signal: Signal, value: float) -> Alert:
-        """Raise the alert of a breached signal, and ask for retraining if the signal says so."""
+    def _alert(
+        self, spec: MonitorSpec, signal: Signal, value: float, note: str | None = None
+    ) -> Alert:
+        """Raise the alert of a breached signal, and ask for retraining if the signal says so.
+        The measurement's ``note`` (what it left out, and why) goes into the alert's details."""
         alert, _ = self.raise_alert(
             f"{spec.endpoint}:{signal.name}",
             spec.endpoint,
@@ -853,7 +868,8 @@ class MonitoringService:
             owner=signal.owner,
             runbook_url=signal.runbook_url,
             escalation=signal.escalation,
-            details={"metric": signal.metric, "window": signal.window},
+            details={"metric": signal.metric, "window": signal.window}
+            | ({} if note is None else {"note": note}),
         )
         if signal.retrain and signal.kind in RETRAINING_KINDS:
             self._request_retraining(spec, signal, alert)
@@ -951,23 +967,44 @@ class MonitoringService:
     def version_traffic(
         self, current: Endpoint, rows: Sequence[Mapping[str, Any]], *, idle: bool = False
     ) -> list[VersionTraffic]:
-        """The window's logged ``rows`` by the model version that answered them (as its
-        prediction records it, else as its live route serves now), each with that version's
-        training-data profile: one version's traffic is no drift from another version's
-        training data. A row recording neither goes with the route taking most traffic. With
-        ``idle`` every live route's version is there too, with the rows it answered (perhaps
-        none). The runner measures drift and the monitor report draws it by these groups."""
+        """The window's logged ``rows`` by the training-data profile they are measured against:
+        each row goes with the model version that answered it (as its prediction records it,
+        else as its live route serves now), and the versions whose references are the same
+        profile (one training dataset, the same declared inputs) are one group, one sample, so
+        a redeploy of a model retrained on the same data splits nothing. One version's traffic
+        is no drift from another version's training data. A row recording neither goes with
+        the route taking most traffic. With ``idle`` every live route's version is there too,
+        with the rows it answered (perhaps none). The runner measures drift and the monitor
+        report draws it by these groups."""
+        groups: dict[tuple[str, ...], VersionTraffic] = {}
+        for (model, version), (route, found) in sorted(
+            self._version_rows(current, rows, idle=idle).items()
+        ):
+            reference = self._version_reference(model, version)
+            key = _sample_key(model, version, reference)
+            if key in groups:
+                group = groups[key]
+                group.rows.extend(found)
+                also = (*group.also, f"route {route!r} ({model}:{version})")
+                groups[key] = replace(group, also=also)
+            else:
+                groups[key] = VersionTraffic(route, model, version, reference, list(found))
+        return list(groups.values())
+
+    def _version_rows(
+        self, current: Endpoint, rows: Sequence[Mapping[str, Any]], *, idle: bool
+    ) -> dict[tuple[str, int], tuple[str, list[dict[str, Any]]]]:
+        """The logged inputs of ``rows`` by the version that answered them (see
+        :meth:`version_traffic`), each with the name of its route."""
         live = sorted(
             (r for r in current.routes if current.traffic.weights.get(r.name, 0) > 0),
             key=lambda r: (-current.traffic.weights[r.name], r.name),
         )
         routes = {r.name: r for r in live}
-        grouped: dict[tuple[str, int], list[dict[str, Any]]] = {}
-        names: dict[tuple[str, int], str] = {}
+        grouped: dict[tuple[str, int], tuple[str, list[dict[str, Any]]]] = {}
         if idle:
             for serving in live:
-                grouped.setdefault((serving.model, serving.version), [])
-                names.setdefault((serving.model, serving.version), serving.name)
+                grouped.setdefault((serving.model, serving.version), (serving.name, []))
         for row in rows:
             route = routes.get(str(row.get("route")), live[0] if live else None)
             if row.get("model") and row.get("version") is not None:
@@ -976,13 +1013,9 @@ class MonitoringService:
                 key = (route.model, route.version)
             else:
                 continue  # no version recorded and none serving: nothing to compare with
-            grouped.setdefault(key, []).append(row["inputs"])
-            recorded = row.get("route")
-            names.setdefault(key, str(recorded or (route.name if route else "unknown")))
-        return [
-            VersionTraffic(names[key], *key, self._version_reference(*key), found)
-            for key, found in sorted(grouped.items())
-        ]
+            name = str(row.get("route") or (route.name if route else "unknown"))
+            grouped.setdefault(key, (name, []))[1].append(row["inputs"])
+        return grouped
 
     def _drift(self, spec: MonitorSpec, signal: Signal, now: datetime) -> Measurement:
         """The largest drift statistic ``signal.metric`` (``psi``, ``jensen_shannon``,
@@ -1020,9 +1053,10 @@ class MonitoringService:
         profile, or whose drift cannot be measured, is named with why (by route and version
         when the window holds the rows of more than one), never measured against another
         version's profile."""
-        groups = self.version_traffic(serving, logged)
+        groups, note = _enough_rows(self.version_traffic(serving, logged))
         if len(groups) == 1 and groups[0].reference is not None:
-            return self._drift_against(signal, groups[0].reference, groups[0].rows)
+            found = self._drift_against(signal, groups[0].reference, groups[0].rows)
+            return replace(found, note=note)
         values: list[float] = []
         unmeasured: list[str] = []
         for group in groups:
@@ -1034,7 +1068,7 @@ class MonitoringService:
         why = None
         if unmeasured:
             why = f"drift signal {signal.name!r}: " + "; ".join(unmeasured)
-        return Measurement(max(values, default=None), why)
+        return Measurement(max(values, default=None), why, note)
 
     def _version_drift(self, signal: Signal, group: VersionTraffic) -> Measurement:
         """``signal``'s drift of ``group``'s rows against its version's profile, a failure to
@@ -1392,6 +1426,32 @@ def _same_monitor(conn: Connection, spec: MonitorSpec) -> str | None:
             f"{taken[clashes[0]]}): give each signal on an endpoint its own name"
         )
     return None
+
+
+def _sample_key(model: str, version: int, reference: Reference | None) -> tuple[str, ...]:
+    """What tells drift groups apart: the reference's training dataset and declared inputs
+    (which decide the features watched), or the version itself when it has no reference."""
+    if reference is None:
+        return ("version", model, str(version))
+    return ("profile", reference.dataset_id, *sorted(reference.version.signature.inputs))
+
+
+def _enough_rows(groups: list[VersionTraffic]) -> tuple[list[VersionTraffic], str | None]:
+    """The drift groups measured, and a note naming those left out: a group of fewer than
+    ``MIN_GROUP_ROWS`` rows beside a larger one is no sample to measure alone (its statistic
+    is noise), so it is left out, which is no failure. When no group has that many rows,
+    every group is measured."""
+    measured = [g for g in groups if len(g.rows) >= MIN_GROUP_ROWS]
+    if not measured:
+        return groups, None
+    few = [g for g in groups if len(g.rows) < MIN_GROUP_ROWS]
+    if not few:
+        return groups, None
+    note = "; ".join(
+        f"{g.name}: {len(g.rows)} rows, too few to measure alone (fewer than {MIN_GROUP_ROWS})"
+        for g in few
+    )
+    return measured, note
 
 
 def _refuse_unmeasurable(signal: Signal, kinds: Mapping[str, str], source: str) -> None:
