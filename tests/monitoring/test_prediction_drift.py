@@ -10,6 +10,8 @@ from sklearn.linear_model import LogisticRegression
 from mintaka import ManualClock, Platform
 from mintaka.domain.registry import Signature
 from mintaka.flavors import sklearn as sklearn_flavor
+from mintaka.monitoring.service import NO_SCORES
+from mintaka.store.schema import predictions
 
 FEATURES = ("income", "debt")
 
@@ -64,3 +66,76 @@ def test_drift_of_the_prediction_itself_is_judged_against_the_models_own_trainin
     shifted = platform.monitoring.run_once()
     assert [a.signal for a in shifted.alerts] == ["scoring:score-drift"]
     assert shifted.alerts[0].value > 0.2
+
+
+def test_a_canary_s_prediction_drift_is_judged_against_its_own_training_scores(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(7)
+    train = _data(rng, 2000)
+
+    def register(version_dir: str, labels: np.ndarray) -> LogisticRegression:
+        source = tmp_path / f"{version_dir}.csv"
+        with source.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow([*FEATURES, "label"])
+            writer.writerows([[*row, label] for row, label in zip(train, labels, strict=True)])
+        dataset = platform.register_dataset(version_dir, source, categorical=["label"])
+        model = LogisticRegression().fit(train, labels)
+        platform.register_model(
+            "credit",
+            sklearn_flavor.save(model, tmp_path / version_dir),
+            flavor="sklearn",
+            signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
+            dataset_ids=[dataset.id],
+        )
+        return model
+
+    v1 = register("v1", (train[:, 0] - train[:, 1] > 0).astype(int))
+    v2 = register("v2", (train[:, 0] + train[:, 1] > 1.5).astype(int))  # a rarer positive class
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    platform.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 50, "green": 50})
+    platform.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="score-drift", metric="psi:prediction", window="1h"))
+    )
+
+    def serve(route: str, version: int, model: LogisticRegression, values: np.ndarray) -> None:
+        scores = model.predict_proba(values)[:, 1]
+        found = platform.get_model_version("credit", version)
+        with platform.store.write() as conn:
+            conn.execute(
+                predictions.insert(),
+                [
+                    {
+                        "id": platform.ids.new("pred"),
+                        "endpoint": "scoring",
+                        "route": route,
+                        "model": "credit",
+                        "version": version,
+                        "version_id": found.id,
+                        "input_digest": "sha256:" + "0" * 64,
+                        "inputs": dict(zip(FEATURES, map(float, row), strict=True)),
+                        "output": float(score),
+                        "status": "ok",
+                        "shadow": 0,
+                        "latency_ms": 1.0,
+                        "at": platform.clock.now().isoformat(),
+                    }
+                    for row, score in zip(values, scores, strict=True)
+                ],
+            )
+
+    # each version answers traffic drawn exactly as its training data was: no drift anywhere
+    serve("blue", 1, v1, _data(rng, 1000))
+    serve("green", 2, v2, _data(rng, 1000))
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+    v3 = LogisticRegression().fit(train, (train[:, 0] > 0).astype(int))
+    platform.register_model("credit", sklearn_flavor.save(v3, tmp_path / "v3"), flavor="sklearn")
+    platform.serving.deploy("scoring", "credit:3", route="red", weights={"blue": 50, "red": 50})
+    serve("red", 3, v3, _data(rng, 1000))  # no training data named
+    clock.advance(minutes=5)
+    [failure] = platform.monitoring.run_once().failed
+    assert failure.error == ("drift signal 'score-drift': route 'red' (credit:3): " + NO_SCORES)

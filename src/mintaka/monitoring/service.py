@@ -20,7 +20,7 @@ from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
@@ -257,6 +257,41 @@ NO_PROFILE = (
     "the version names no training dataset with a profile to compare with, so its drift "
     "cannot be measured"
 )
+
+
+NO_SCORES = (
+    "the version names no training data file its model could score, so the drift of its "
+    "predictions cannot be measured"
+)
+
+
+@dataclass(frozen=True)
+class VersionOutputs:
+    """The logged outputs of a window that one model version answered (on ``route``)."""
+
+    route: str
+    model: str
+    version: int
+    rows: list[Any]
+
+    @property
+    def name(self) -> str:
+        """How a failure names the version: ``route 'green' (credit:2)``."""
+        return f"route {self.route!r} ({self.model}:{self.version})"
+
+
+class _Group(Protocol):
+    """A drift group: what it is named by and the rows it holds."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def rows(self) -> Sequence[Any]: ...
+
+
+GroupT = TypeVar("GroupT", bound=_Group)
+Scored = dict[tuple[str, int], "DatasetProfile | None"]  # each version's prediction reference
 
 
 @dataclass(frozen=True)
@@ -784,6 +819,7 @@ class MonitoringService:
         alerts: list[Alert] = []
         failed: list[SignalFailure] = []
         measured: set[str] = set()  # "endpoint:signal" of the signals given a value, no error
+        scored: Scored = {}  # scored once a run, however many signals watch predictions
         evaluated = 0
         # The monitors of a deleted endpoint stay on record (evidence packs cite them) and rest
         # until an endpoint of that name is created again.
@@ -797,7 +833,7 @@ class MonitoringService:
         for spec in specs:
             for signal in spec.signals:
                 try:
-                    found = self._measure(spec, signal, now)
+                    found = self._measure(spec, signal, now, scored)
                     value = found.value
                     breached = value is not None and breaches(signal, value)
                     if value is not None:
@@ -909,9 +945,11 @@ class MonitoringService:
         except Exception:  # a failing trigger never undoes the alert
             log.exception("retraining trigger failed for %s", spec.model)
 
-    def _measure(self, spec: MonitorSpec, signal: Signal, now: datetime) -> Measurement:
+    def _measure(
+        self, spec: MonitorSpec, signal: Signal, now: datetime, scored: Scored
+    ) -> Measurement:
         if signal.kind is SignalKind.DRIFT:
-            return self._drift(spec, signal, now)
+            return self._drift(spec, signal, now, scored)
         return Measurement(self._value(spec, signal, now))
 
     def _value(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
@@ -992,16 +1030,21 @@ class MonitoringService:
         return list(groups.values())
 
     def _version_rows(
-        self, current: Endpoint, rows: Sequence[Mapping[str, Any]], *, idle: bool
-    ) -> dict[tuple[str, int], tuple[str, list[dict[str, Any]]]]:
-        """The logged inputs of ``rows`` by the version that answered them (see
-        :meth:`version_traffic`), each with the name of its route."""
+        self,
+        current: Endpoint,
+        rows: Sequence[Mapping[str, Any]],
+        *,
+        idle: bool,
+        column: str = "inputs",
+    ) -> dict[tuple[str, int], tuple[str, list[Any]]]:
+        """The logged ``column`` (inputs or output) of ``rows`` by the version that answered
+        them (see :meth:`version_traffic`), each with the name of its route."""
         live = sorted(
             (r for r in current.routes if current.traffic.weights.get(r.name, 0) > 0),
             key=lambda r: (-current.traffic.weights[r.name], r.name),
         )
         routes = {r.name: r for r in live}
-        grouped: dict[tuple[str, int], tuple[str, list[dict[str, Any]]]] = {}
+        grouped: dict[tuple[str, int], tuple[str, list[Any]]] = {}
         if idle:
             for serving in live:
                 grouped.setdefault((serving.model, serving.version), (serving.name, []))
@@ -1014,10 +1057,12 @@ class MonitoringService:
             else:
                 continue  # no version recorded and none serving: nothing to compare with
             name = str(row.get("route") or (route.name if route else "unknown"))
-            grouped.setdefault(key, (name, []))[1].append(row["inputs"])
+            grouped.setdefault(key, (name, []))[1].append(row[column])
         return grouped
 
-    def _drift(self, spec: MonitorSpec, signal: Signal, now: datetime) -> Measurement:
+    def _drift(
+        self, spec: MonitorSpec, signal: Signal, now: datetime, scored: Scored
+    ) -> Measurement:
         """The largest drift statistic ``signal.metric`` (``psi``, ``jensen_shannon``,
         ``wasserstein``, ``ks_statistic``, ``chi2_statistic``; ``METRIC:FEATURE`` for one
         feature) between the window's logged inputs and the training data's profile, over the
@@ -1033,7 +1078,7 @@ class MonitoringService:
             raise ValidationError(f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}")
         if feature == PREDICTION:
             _refuse_unmeasurable(signal, {PREDICTION: "numeric"}, PREDICTION_SOURCE)
-            return Measurement(self._prediction_drift(spec, signal, metric, now))
+            return self._prediction_drift(spec, signal, metric, now, scored)
         serving = self.platform.serving.get_endpoint(spec.endpoint)
         logged = [
             r
@@ -1120,15 +1165,20 @@ class MonitoringService:
         )
 
     def prediction_reference(self, endpoint: str) -> DatasetProfile | None:
-        """The profile of the live model's own predictions on its training data: the reference
-        for drift of the prediction itself. Recomputed on each call (it scores at most 10,000
-        training rows with the verified artifact), so it always matches the version serving."""
+        """The profile of the live model's own predictions on its training data (see
+        :meth:`version_scores`), for the version taking most of ``endpoint``'s traffic."""
+        found = self._live_version(endpoint)
+        return None if found is None else self.version_scores(found)
+
+    def version_scores(self, found: ModelVersion) -> DatasetProfile | None:
+        """The profile of ``found``'s own predictions on its training data: the reference for
+        drift of the prediction itself. Scores at most 10,000 training rows with the verified
+        artifact; ``None`` when the version names no training data file to score."""
         from mintaka.flavors.loader import load_predictor
         from mintaka.monitoring.profiles import profile
         from mintaka.serving.batch import read_rows
 
-        found = self._live_version(endpoint)
-        if found is None or not found.dataset_ids:
+        if not found.dataset_ids:
             return None
         dataset = self.platform.get_dataset(found.dataset_ids[0])
         source = Path(dataset.uri.removeprefix("file://"))
@@ -1151,20 +1201,52 @@ class MonitoringService:
         return None
 
     def _prediction_drift(
-        self, spec: MonitorSpec, signal: Signal, metric: str, now: datetime
-    ) -> float | None:
-        from mintaka.monitoring.statistics import drift
-
-        reference = self.prediction_reference(spec.endpoint)
-        if reference is None:
-            return None
-        current = [
-            predicted_score(r["output"])
+        self, spec: MonitorSpec, signal: Signal, metric: str, now: datetime, scored: Scored
+    ) -> Measurement:
+        """The drift of the window's logged scores, each version's against that version's own
+        scores on its training data (each scored once a run, in ``scored``), the largest value
+        over the versions; the versions are told apart as for input drift (see
+        :meth:`version_traffic`), and a version of too few rows beside larger ones is left out
+        as there (see :func:`_enough_rows`). A version with no training data to score fails
+        the signal, named by route and version."""
+        serving = self.platform.serving.get_endpoint(spec.endpoint)
+        logged = [
+            r
             for r in self.window_predictions(spec.endpoint, signal.window, now)
             if r["output"] is not None
         ]
-        if not current:
+        grouped = self._version_rows(serving, logged, idle=False, column="output")
+        groups, note = _enough_rows(
+            [VersionOutputs(route, *key, found) for key, (route, found) in sorted(grouped.items())]
+        )
+        values: list[float] = []
+        unmeasured: list[str] = []
+        for group in groups:
+            value = self._version_prediction_drift(group, metric, scored)
+            if value is None:
+                unmeasured.append(f"{group.name}: {NO_SCORES}")
+            else:
+                values.append(value)
+        why = None
+        if unmeasured:
+            why = f"drift signal {signal.name!r}: " + "; ".join(unmeasured)
+        return Measurement(max(values, default=None), why, note)
+
+    def _version_prediction_drift(
+        self, group: VersionOutputs, metric: str, scored: Scored
+    ) -> float | None:
+        """``metric`` of ``group``'s logged scores against its version's own training scores,
+        ``None`` when the version has none."""
+        from mintaka.monitoring.statistics import drift
+
+        key = (group.model, group.version)
+        if key not in scored:
+            version = self.platform.get_model_version(group.model, group.version)
+            scored[key] = self.version_scores(version)
+        reference = scored[key]
+        if reference is None:
             return None
+        current = [predicted_score(output) for output in group.rows]
         return drift(reference, {PREDICTION: current}).value(PREDICTION, metric)
 
     def window_predictions(self, endpoint: str, window: str, now: datetime) -> list[dict[str, Any]]:
@@ -1436,7 +1518,7 @@ def _sample_key(model: str, version: int, reference: Reference | None) -> tuple[
     return ("profile", reference.dataset_id, *sorted(reference.version.signature.inputs))
 
 
-def _enough_rows(groups: list[VersionTraffic]) -> tuple[list[VersionTraffic], str | None]:
+def _enough_rows(groups: list[GroupT]) -> tuple[list[GroupT], str | None]:
     """The drift groups measured, and a note naming those left out: a group of fewer than
     ``MIN_GROUP_ROWS`` rows beside a larger one is no sample to measure alone (its statistic
     is noise), so it is left out, which is no failure. When no group has that many rows,
