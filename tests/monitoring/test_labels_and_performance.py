@@ -571,3 +571,48 @@ def test_roc_auc_waits_for_both_classes_when_one_class_is_labelled_true_and_1(
     clock.advance(minutes=5)
     report = served.monitoring.run_once()
     assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+
+def test_monitor_labels_reads_numbers_for_a_model_logging_numeric_classes_as_object(
+    platform: Platform, clock: ManualClock, make_artifact: MakeArtifact, home: Path, tmp_path: Path
+) -> None:
+    platform.register_model(
+        "credit",
+        make_artifact(b"v1"),
+        owner="dana",
+        signature=Signature(inputs={"x": "double"}, outputs={"label": "object"}),
+    )
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    watch(platform, performance_signal())
+    version = platform.get_model_version("credit", 1)
+    with platform.store.write() as conn:
+        conn.execute(
+            predictions.insert(),
+            [
+                {
+                    "id": f"p{i}",
+                    "endpoint": "scoring",
+                    "route": "blue",
+                    "model": "credit",
+                    "version": 1,
+                    "version_id": version.id,
+                    "input_digest": "sha256:" + "0" * 64,
+                    "inputs": {"x": i},
+                    "output": i % 2,  # the model logs its classes 0 and 1 as numbers
+                    "status": "ok",
+                    "shadow": 0,
+                    "latency_ms": 1.0,
+                    "at": platform.clock.now().isoformat(),
+                }
+                for i in range(10)
+            ],
+        )
+    path = tmp_path / "labels.csv"
+    path.write_text("prediction_id,label\n" + "".join(f"p{i},{i % 2}\n" for i in range(10)))
+    main(["--home", str(home), "monitor", "labels", str(path)])
+    with platform.store.read() as conn:
+        stored = dict(conn.execute(select(labels.c.prediction_id, labels.c.label)).all())
+    assert stored == {f"p{i}": i % 2 for i in range(10)}
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.failed) == (1, ())

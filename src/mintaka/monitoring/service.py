@@ -129,8 +129,9 @@ _CLASS_KINDS = (SignalKind.FAIRNESS, SignalKind.PERFORMANCE)
 SEVERITY_ORDER = (Severity.INFO, Severity.WARNING, Severity.CRITICAL)  # least severe first
 # How far before the newest imported capture record a later import looks again.
 CAPTURE_LAG = timedelta(hours=24)
-# The signature dtypes of a string output (MLflow's, numpy's and pandas' names for one).
-STRING_DTYPES = frozenset({"string", "str", "object", "category", "utf8"})
+# The signature dtypes of a string output (MLflow's, numpy's and pandas' names for one). Not
+# ``object``: an object column holds numbers as often as strings.
+STRING_DTYPES = frozenset({"string", "str", "category", "utf8"})
 LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database's parameter limit
 # The fewest rows a drift group is measured on beside larger ones: PSI, Jensen-Shannon and
 # chi-square read a group as proportions over the profile's bins (``DEFAULT_BINS`` of them), and
@@ -1371,10 +1372,13 @@ class MonitoringService:
 
     def string_classes(self, ids: Sequence[str]) -> set[str]:
         """The prediction ids among ``ids`` made by a model whose classes are strings: the class
-        logged for the prediction is a string, or its version's signature declares only string
-        outputs. A label read from text for one of them stays text: ``"True"`` is a class of
-        such a model, and reading it as the boolean would never equal what the model predicts
-        (see :func:`~mintaka.monitoring.metrics.classes`). Unknown ids are left out."""
+        logged for the prediction is a string or, when it logged no class (a bare score
+        mapping), its version's signature declares only string outputs. A class logged as a
+        number or boolean decides the other way, whatever the signature says (an ``object``
+        output holds numbers as well). A label read from text for one of them stays text:
+        ``"True"`` is a class of such a model, and reading it as the boolean would never equal
+        what the model predicts (see :func:`~mintaka.monitoring.metrics.classes`). Unknown ids
+        are left out."""
         found: set[str] = set()
         signatures: dict[tuple[str, int], bool] = {}
         with self.platform.store.read() as conn:
@@ -1391,8 +1395,10 @@ class MonitoringService:
                 )
             ]
         for row in rows:
-            if isinstance(predicted_label(row.output), str):
-                found.add(row.id)
+            logged = predicted_label(row.output)
+            if logged is not None:
+                if isinstance(logged, str):
+                    found.add(row.id)
                 continue
             if row.model is None or row.version is None:
                 continue
