@@ -371,3 +371,18 @@ def test_groups_are_read_by_the_rule_of_classes() -> None:
         group_rates(None, [1, 0], [1, "1"])  # "1" is not 1, nor one group with it
     with pytest.raises(ValidationError, match="1 of 2 groups are missing"):
         group_rates(None, [1, 0], ["a", None])
+
+
+@pytest.mark.parametrize(
+    ("truth", "predicted"),
+    [
+        ([0, 1], [[0, 1], [1, 0]]),
+        ([[0, 1], [1, 0]], [0, 1]),
+        ([0, 1], [{"label": 0}, 1]),
+        ([0, 1], np.array([[0, 1], [1, 0]])),
+        ([0, 1], [np.array([0, 1]), 1]),
+    ],
+)
+def test_a_collection_is_no_class(truth: Any, predicted: Any) -> None:
+    with pytest.raises(ValidationError, match="single classes, not collections: got"):
+        accuracy(truth, predicted)

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from datetime import datetime
 from typing import Any, Literal, NamedTuple
 
@@ -137,6 +138,7 @@ def classes(*columns: tuple[Array, str]) -> list[npt.NDArray[Any]]:
     wrong."""
     found = []
     for values, what in columns:
+        _refuse_nonscalar(values, what)
         _refuse_missing(values, what)
         keyed = [_class(value) for value in np.asarray(values, dtype=object).tolist()]
         found.append(np.asarray(keyed, dtype=object).reshape(len(keyed)))
@@ -273,6 +275,17 @@ class GroupRates(Record):
 
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
+
+
+def _refuse_nonscalar(values: Array, what: str) -> None:
+    """Refuse ``values`` holding a value that is not a single one (a list, a mapping, an
+    array): no class is a collection, and numpy would read a column of lists as a table."""
+    items = values if not isinstance(values, np.ndarray) or values.ndim == 1 else list(values)
+    for value in items:
+        if isinstance(value, Sequence | Mapping | AbstractSet | np.ndarray) and not isinstance(
+            value, str | bytes
+        ):
+            raise ValidationError(f"{what} must be single classes, not collections: got {value!r}")
 
 
 def _refuse_missing(values: Array, what: str, *, noun: str = "class") -> None:
