@@ -386,3 +386,20 @@ def test_groups_are_read_by_the_rule_of_classes() -> None:
 def test_a_collection_is_no_class(truth: Any, predicted: Any) -> None:
     with pytest.raises(ValidationError, match="single classes, not collections: got"):
         accuracy(truth, predicted)
+
+
+def test_fairness_leaves_out_the_records_missing_the_attribute() -> None:
+    logged = [
+        {"inputs": {"group": "a"}, "output": 1},
+        {"inputs": {"group": "a"}, "output": 0},
+        {"inputs": {"group": "b"}, "output": 0},
+        {"inputs": {"group": None}, "output": 1},
+        {"inputs": {"group": math.nan}, "output": 1},
+        {"inputs": {}, "output": 1},
+        {"inputs": None, "output": 1},
+    ]
+    found = fairness(logged, "group")
+    assert set(found.groups) == {"a", "b"}
+    assert close(found.demographic_parity_difference, 0.5)
+    with pytest.raises(ValidationError, match="no prediction logs a value of the attribute"):
+        fairness(logged[3:], "group")

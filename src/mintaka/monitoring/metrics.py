@@ -431,6 +431,19 @@ def _spread(values: Iterable[float | None]) -> float:
     return max(found) - min(found) if found else 0.0
 
 
+def has_group(inputs: Mapping[str, Any], attribute: str) -> bool:
+    """Whether ``inputs`` logs a value of the sensitive ``attribute``: a prediction that does
+    not, or logs None or NaN, belongs to no group, and one made-up group of such predictions
+    would be compared with the real ones."""
+    return not _missing(inputs.get(attribute))
+
+
+def _inputs(record: LabelledPrediction | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The logged inputs of a prediction-log record or a joined record (none: empty)."""
+    found = record.get("inputs") if isinstance(record, Mapping) else record.inputs
+    return found if isinstance(found, Mapping) else {}
+
+
 def demographic_parity_difference(y_pred: Array, groups: Array, *, positive: Any = None) -> float:
     rates = group_rates(None, y_pred, groups, positive=positive)
     return _spread(r.selection_rate for r in rates.values())
@@ -515,20 +528,25 @@ def fairness(
 ) -> Fairness:
     """Demographic parity and equalized odds across the declared sensitive ``attribute``.
 
-    ``attribute`` is an input column of each record. Unlabelled prediction-log records (mappings)
-    give demographic parity only; joined records give equalized odds too. ``positive`` is the
-    positive class, needed unless the classes are 0/1 (:func:`positive_class`).
+    ``attribute`` is an input column of each record; a record whose attribute is missing (not
+    logged, None or NaN) is in no group and left out (see :func:`has_group`). Unlabelled
+    prediction-log records (mappings) give demographic parity only; joined records give
+    equalized odds too. ``positive`` is the positive class, needed unless the classes are 0/1
+    (:func:`positive_class`). The array-level :func:`demographic_parity_difference` and
+    :func:`equalized_odds_difference` leave nothing out: a missing group there is refused.
     """
     if not records:
         raise ValidationError("no predictions to assess")
-    inputs = [(r.get("inputs") if isinstance(r, Mapping) else r.inputs) or {} for r in records]
-    groups = [row.get(attribute) for row in inputs]
-    outputs = [r.get("output") if isinstance(r, Mapping) else r.output for r in records]
+    kept = [r for r in records if has_group(_inputs(r), attribute)]
+    if not kept:
+        raise ValidationError(f"no prediction logs a value of the attribute {attribute!r}")
+    groups = [_inputs(r)[attribute] for r in kept]
+    outputs = [r.get("output") if isinstance(r, Mapping) else r.output for r in kept]
     predicted = [prediction(o) for o in outputs]
     labels = (
         None
-        if isinstance(records[0], Mapping)
-        else [r.label for r in records if not isinstance(r, Mapping)]
+        if isinstance(kept[0], Mapping)
+        else [r.label for r in kept if not isinstance(r, Mapping)]
     )
     rates = group_rates(labels, predicted, groups, positive=positive)
     dpd = _spread(r.selection_rate for r in rates.values())

@@ -1338,6 +1338,7 @@ class MonitoringService:
         from mintaka.monitoring.metrics import (
             demographic_parity_difference,
             equalized_odds_difference,
+            has_group,
         )
 
         metric, _, attribute = signal.metric.partition(":")
@@ -1345,7 +1346,7 @@ class MonitoringService:
             rows = [
                 r
                 for r in self.window_predictions(spec.endpoint, signal.window, now)
-                if isinstance(r["inputs"], dict) and _has_group(r["inputs"], attribute)
+                if isinstance(r["inputs"], dict) and has_group(r["inputs"], attribute)
             ]
             if not rows:
                 return None
@@ -1357,7 +1358,7 @@ class MonitoringService:
         records = [
             r
             for r in self._labelled(spec.endpoint, signal.window, now).records
-            if isinstance(r.inputs, Mapping) and _has_group(r.inputs, attribute)
+            if isinstance(r.inputs, Mapping) and has_group(r.inputs, attribute)
         ]
         if not records:
             return None
@@ -1640,14 +1641,6 @@ def _no_label(label: Any) -> bool:
     if isinstance(label, str):
         return not label.strip()
     return isinstance(label, float) and not math.isfinite(label)
-
-
-def _has_group(inputs: Mapping[str, Any], attribute: str) -> bool:
-    """Whether ``inputs`` logs a value of the sensitive ``attribute``: a prediction that does
-    not, or logs None or NaN, belongs to no group, and one made-up group of such predictions
-    would be compared with the real ones."""
-    value = inputs.get(attribute)
-    return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
 def _ticket(row: Any) -> Ticket:
