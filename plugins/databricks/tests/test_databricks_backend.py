@@ -4,6 +4,7 @@ routes changed behind Mintaka's back, settings and the lazy SDK import."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import subprocess
@@ -446,7 +447,9 @@ def test_wired_inputs_become_dynamic_value_references_and_edges(
     assert cloud.wait_for_pipeline_run(run.id).status is PipelineStatus.SUCCEEDED
 
 
-RUNNER = "/Shared/mintaka/run_step"  # settings.step_runner through the Workspace API
+SOURCE_DIGEST = hashlib.sha256(Path(step_runner.__file__).read_bytes()).hexdigest()[:12]
+BASE = "/Shared/mintaka/run_step"  # settings.step_runner through the Workspace API
+RUNNER = f"{BASE}-{SOURCE_DIGEST}"  # where this Mintaka's runner is uploaded
 
 
 def gated_spec() -> PipelineSpec:
@@ -488,6 +491,29 @@ def test_submit_uploads_the_step_runner_the_tasks_run(
     databricks_fake.state.workspace.put(RUNNER, b"print('edited by hand')\n")
     cloud.submit(native, {})
     assert databricks_fake.state.workspace.read(RUNNER) == source
+
+
+def test_a_runner_another_release_uploads_leaves_the_tasks_compiled_here_theirs(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """Every pipeline of a workspace shares ``settings.step_runner``: a runner another Mintaka
+    release uploads there (or at its own digest's path) while a run is in flight is not the one
+    this run's tasks run, and a definition naming another runner is refused before any change."""
+    native = cloud.compile(gated_spec())
+    databricks_fake.state.workspace.put(BASE, b"print('an older runner')\n")
+    databricks_fake.state.workspace.put(f"{BASE}-0123456789ab", b"print('another')\n")
+    cloud.wait_for_pipeline_run(cloud.submit(native, {}).id)
+    paths = {t["notebook_task"]["notebook_path"] for t in native.definition["tasks"]}
+    assert paths == {"/Workspace" + RUNNER}
+    assert databricks_fake.state.workspace.read(RUNNER) == Path(step_runner.__file__).read_bytes()
+    assert databricks_fake.state.workspace.read(BASE) == b"print('an older runner')\n"
+    older = native.model_copy(deep=True)
+    for task in older.definition["tasks"]:
+        task["notebook_task"]["notebook_path"] = "/Workspace" + BASE
+    resets = len(databricks_fake.calls("POST", "/api/2.2/jobs/reset"))
+    with pytest.raises(ValidationError, match="compiled by another Mintaka release"):
+        cloud.submit(older, {})
+    assert len(databricks_fake.calls("POST", "/api/2.2/jobs/reset")) == resets
 
 
 def test_a_step_runner_outside_the_workspace_is_refused() -> None:

@@ -119,6 +119,7 @@ def test_arguments_round_trip_through_base_parameters() -> None:
         ({PREFIX + "inputs": '["depth", "features"]'}, "needs the mintaka_input_features"),
         ({PREFIX + "params": "depth"}, "JSON list of names"),
         ({PREFIX + "exports": '"auc"'}, "mintaka_exports must be a JSON list of names"),
+        ({PREFIX + "format": "3"}, "compiled for step runner form '3'"),
     ],
 )
 def test_parameters_compile_never_emits_are_refused(change: dict[str, str], problem: str) -> None:
@@ -265,9 +266,8 @@ def test_a_task_compiled_before_exports_were_named_still_runs_its_step() -> None
     ``mintaka_exports`` nor ``mintaka_json_inputs``, so the step sets every output as a task
     value, as the runner then did, and reads its inputs as text first."""
     parameters = fit_parameters(depth="7", features='["age"]')
-    older = {
-        k: v for k, v in parameters.items() if k not in (PREFIX + "exports", PREFIX + "json_inputs")
-    }
+    newer = (PREFIX + "exports", PREFIX + "json_inputs", PREFIX + "format")
+    older = {k: v for k, v in parameters.items() if k not in newer}
     dbutils = StubDbUtils(older)
     with pytest.raises(NotebookExit):
         main(dbutils)

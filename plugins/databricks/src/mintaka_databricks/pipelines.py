@@ -2,11 +2,13 @@
 
 Each task is a ``notebook_task`` running Mintaka's step runner
 (:mod:`mintaka_databricks.step_runner`, uploaded by ``submit`` as a Python notebook to
-``settings.step_runner``) on serverless compute with the ``mintaka`` package installed, passing
-the step's entry point, the pipeline's parameters (which become job parameters) and its wired
-inputs as dynamic value references in its ``base_parameters``. A notebook, because only a notebook
-can set task values: the runner sets the step's outputs that later steps read as task values (told
-which by the task's ``mintaka_exports``), ends with all its outputs as the notebook's result, and
+``<settings.step_runner>-<digest>``, a path named by the runner's own content, so a task always
+runs the runner it was compiled for, whatever another Mintaka uploads meanwhile) on serverless
+compute with the ``mintaka`` package installed, passing the step's entry point, the pipeline's
+parameters (which become job parameters) and its wired inputs as dynamic value references in its
+``base_parameters``. A notebook, because only a notebook can set task values: the runner sets
+the step's outputs that later steps read as task values (told which by the task's
+``mintaka_exports``), ends with all its outputs as the notebook's result, and
 fails the task when a gate's outcome did not pass. ``get_pipeline_run`` reads each ended task's
 outputs back from ``runs/get-output`` (the notebook's result, or a failed gate's error), with a
 gate step's outcome; a failed gate's step fails with the gate's reason.
@@ -22,6 +24,7 @@ submit the same way.
 from __future__ import annotations
 
 import base64
+import hashlib
 import posixpath
 import re
 from datetime import UTC, datetime
@@ -142,6 +145,21 @@ def _workspace_path(path: str) -> str:
     return path.removeprefix("/Workspace") if path.startswith("/Workspace/") else path
 
 
+def runner_source() -> bytes:
+    """The step runner's source, as ``submit`` uploads it."""
+    return Path(step_runner.__file__).read_bytes()
+
+
+def runner_path(base: str) -> str:
+    """Where the tasks compiled here run the step runner: ``base`` (``settings.step_runner``)
+    followed by the first 12 hex digits of the SHA-256 of the runner's source. Every pipeline of
+    a workspace shares the base path, so a runner uploaded by another Mintaka release at one
+    path would run the tasks of a run in flight that were compiled for this one, reading their
+    parameters another way; a path per runner's content leaves each task the runner it was
+    compiled for."""
+    return f"{base}-{hashlib.sha256(runner_source()).hexdigest()[:12]}"
+
+
 def _time(ms: int | None) -> datetime | None:
     return None if not ms else datetime.fromtimestamp(ms / 1000, tz=UTC)
 
@@ -171,6 +189,23 @@ def _gate_outcome(outputs: dict[str, Any]) -> GateOutcome | None:
         )
     except (KeyError, ValueError):
         return None
+
+
+def _refuse_other_runner(pipeline: NativePipeline, base: str, runner: str) -> None:
+    """Refuse a pipeline whose tasks run another Mintaka release's step runner (at ``base``,
+    ``settings.step_runner``, or at ``base`` with another digest) rather than this one's
+    (``runner``): ``submit`` uploads only its own, so those tasks would run whatever that path
+    holds, which may read their parameters another way."""
+    paths = {
+        str((task.get("notebook_task") or {}).get("notebook_path"))
+        for task in pipeline.definition.get("tasks") or []
+    }
+    other = sorted(p for p in paths if p != runner and (p == base or p.startswith(base + "-")))
+    if other:
+        raise ValidationError(
+            f"pipeline {pipeline.pipeline!r} runs the step runner at {', '.join(other)}, not this "
+            f"Mintaka's at {runner}: it was compiled by another Mintaka release; compile it again"
+        )
 
 
 class JobsPipelines(WorkspaceAccess, PipelineExecution):
@@ -212,7 +247,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 "task_key": step.name,
                 "depends_on": [{"task_key": upstream} for upstream in step.upstream()],
                 "notebook_task": {
-                    "notebook_path": self.settings.step_runner,
+                    "notebook_path": runner_path(self.settings.step_runner),
                     "base_parameters": arguments,
                     "source": "WORKSPACE",
                 },
@@ -284,8 +319,10 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
     def submit(self, pipeline: NativePipeline, parameters: dict[str, str]) -> PipelineRun:
         if pipeline.format != FORMAT:
             raise BackendError(f"cannot run a {pipeline.format!r} pipeline on Databricks", BACKEND)
+        runner = runner_path(self.settings.step_runner)
+        _refuse_other_runner(pipeline, self.settings.step_runner, runner)
         job_id = self._ensure_job(pipeline)
-        self._upload_runner()
+        self._upload_runner(runner)
         token = self.context.ids.new("run")[:64]
         waiter = self._call(
             f"starting job {job_id}",
@@ -300,14 +337,13 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             raise Conflict(self._busy(pipeline.pipeline, self._active_runs(job_id)))
         return self._pipeline_run(raw)
 
-    def _upload_runner(self) -> None:
-        """Put the step runner where every task runs it (``settings.step_runner``, a Python
-        notebook), unless the same source is there already, so that a fresh workspace needs
-        nothing set up by hand."""
+    def _upload_runner(self, runner: str) -> None:
+        """Put the step runner where the tasks run it (``runner``, a Python notebook), unless the
+        same source is there already, so that a fresh workspace needs nothing set up by hand."""
         from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language
 
-        source = Path(step_runner.__file__).read_bytes()
-        path = _workspace_path(self.settings.step_runner)
+        source = runner_source()
+        path = _workspace_path(runner)
         try:
             found = self._call(
                 f"reading the step runner {path}",

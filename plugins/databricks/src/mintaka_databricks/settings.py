@@ -65,9 +65,11 @@ class DatabricksSettings(BackendSettings):
     Requests of one millisecond without a ``databricks_request_id`` are read in one statement
     when a page ends among them, which may then hold more rows."""
     step_runner: str = "/Workspace/Shared/mintaka/run_step"
-    """Workspace notebook each pipeline task runs: Mintaka's step runner, uploaded there as a
-    Python notebook by ``submit`` (through the Workspace API, so an absolute workspace path; a
-    notebook's path has no extension)."""
+    """Base path of the workspace notebook each pipeline task runs: Mintaka's step runner,
+    uploaded by ``submit`` as a Python notebook to this path followed by ``-`` and the first 12
+    hex digits of the SHA-256 of its source (``.../run_step-0123456789ab``), so that a task runs
+    the runner it was compiled for whatever another Mintaka release uploads meanwhile (through
+    the Workspace API, so an absolute workspace path; a notebook's path has no extension)."""
     workload_size: Literal["Small", "Medium", "Large"] = "Small"
     scale_to_zero: bool = True
     """The served entities of endpoints Mintaka creates; a change keeps what each runs on."""

@@ -50,6 +50,10 @@ MARKER = "MINTAKA_STEP_OUTPUTS"
 PREFIX = "mintaka_"
 """The start of every task parameter the runner reads: job parameters are passed to a notebook
 as widgets too, and one of the same name would replace the task's own."""
+RUNNER_FORMAT = "2"
+"""The form of the task parameters this runner reads (``mintaka_format``): a task compiled for
+another form is refused rather than run on inputs read the wrong way. A task without it was
+compiled before the form was named, and is read as its parameters say."""
 TASK_VALUE_BYTES = 48 * 1024
 """The most JSON one task value may hold, as Databricks documents it."""
 _NAMED = ("pipeline", "step", "entrypoint")
@@ -122,6 +126,8 @@ class TaskArguments:
     # The inputs whose text is JSON (upstream outputs, parameters other than text); None: a task
     # compiled before task values were JSON text, whose inputs are read as text first.
     json_inputs: tuple[str, ...] | None = ()
+    # The form the task was compiled in (RUNNER_FORMAT); None: a task compiled before it was named.
+    runner_format: str | None = RUNNER_FORMAT
 
     def base_parameters(self) -> dict[str, str]:
         """The task's ``notebook_task.base_parameters``: one per argument, each parameter and
@@ -134,6 +140,8 @@ class TaskArguments:
             PREFIX + "gate": self.gate or "",
             PREFIX + "run_id": self.run_id,
         }
+        if self.runner_format is not None:
+            rendered[PREFIX + "format"] = self.runner_format
         if self.exports is not None:
             rendered[PREFIX + "exports"] = json.dumps(list(self.exports))
         if self.json_inputs is not None:
@@ -172,6 +180,13 @@ class TaskArguments:
                 raise ValidationError(f"{PREFIX}{name} must be a JSON list of names")
             return keys
 
+        runner_format = read("format") if present("format") else None
+        if runner_format is not None and runner_format != RUNNER_FORMAT:
+            raise ValidationError(
+                f"this task was compiled for step runner form {runner_format!r}, but the step "
+                f"runner at its notebook path reads form {RUNNER_FORMAT!r} (the notebook was "
+                "replaced): submit the pipeline again"
+            )
         named = {name: read(name) for name in (*_NAMED, *_OPTIONAL)}
         missing = [PREFIX + name for name in _NAMED if not named[name]]
         if missing:
@@ -190,6 +205,7 @@ class TaskArguments:
             inputs=pairs["inputs"],
             exports=tuple(names("exports")) if present("exports") else None,
             json_inputs=tuple(names("json_inputs")) if present("json_inputs") else None,
+            runner_format=runner_format,
         )
 
     @classmethod
