@@ -453,6 +453,19 @@ def test_a_parameter_given_as_text_reaches_the_step_as_its_declared_type(
     assert run.parameters == {"value": 7, "rate": 1.0, "early": True}
 
 
+def test_a_number_given_for_a_text_parameter_is_its_text(platform: Platform) -> None:
+    """A parameter declared as text takes an int or a float as its text (what a submit always
+    made of it), never a bool; every executor hands the step that text."""
+    spec = loose_pipeline().model_copy(update={"parameters": {"value": "x"}})
+    run = platform.pipelines.run(spec, {"value": 2024}, isolation="inline")
+    assert run.steps[0].outputs == {"kind": "str"}
+    assert run.parameters == {"value": "2024"}
+    submitted = platform.pipelines.submit(spec, {"value": 0.5})
+    assert submitted.parameters == {"value": "0.5"}
+    with pytest.raises(ValidationError, match="parameter 'value' is declared as str"):
+        platform.pipelines.submit(spec, {"value": True})
+
+
 @pytest.mark.parametrize(
     ("given", "says"),
     [

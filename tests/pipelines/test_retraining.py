@@ -3,6 +3,7 @@ retirement of superseded versions, and the production lineage query."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -371,6 +372,30 @@ def test_a_retraining_by_hand_settles_the_waiting_request(platform: Platform, ho
     again = platform.pipelines.request_retraining("m", "psi 0.6 > 0.2", trigger="drift")
     [(done, _)] = platform.pipelines.process_requests(isolation="inline")
     assert (done.id, done.status) == (again.id, "done")
+
+
+def test_a_binding_holding_a_number_for_a_text_parameter_still_retrains(
+    platform: Platform,
+) -> None:
+    """A binding stored before values were coerced holds a number as given for a parameter
+    declared as text: it retrains with that number's text, which is what is audited."""
+    spec = PipelineSpec(
+        name="loose",
+        parameters={"value": "x"},
+        steps=[
+            StepSpec(name="kind", entrypoint=f"{STEPS}:kind_of", inputs={"value": "params.value"})
+        ],
+    )
+    platform.pipelines.bind("m", spec)
+    path = platform.pipelines.root / "training" / "m.json"
+    stored = json.loads(path.read_text())
+    stored["parameters"] = {"value": 2024}
+    path.write_text(json.dumps(stored))
+    run = platform.pipelines.retrain("m", "because", isolation="inline")
+    assert (run.status, run.steps[0].outputs) == (PipelineStatus.SUCCEEDED, {"kind": "str"})
+    assert run.parameters == {"value": "2024"}
+    [event] = [e for e in platform.audit.events() if e.action == "model.retrain"]
+    assert event.details["parameters"] == {"value": "2024"}
 
 
 def test_a_refused_retraining_records_nothing(platform: Platform) -> None:

@@ -276,11 +276,15 @@ def merged_parameters(spec: PipelineSpec, parameters: Mapping[str, Any] | None) 
 def typed_parameter(spec: PipelineSpec, name: str, value: Any) -> str | int | float | bool:
     """``value`` for parameter ``name`` as the type of the spec's default for it (``seed = 7``
     declares an int): ``"7"`` is the int 7, ``"true"`` the bool ``True``, ``1`` the float 1.0 of
-    a float parameter. Every executor then hands a step the same value, whether it was given as
-    text (a submitted run's parameters are text) or typed. A value that is not of that type is a
-    ``ValidationError`` naming the parameter and the type."""
+    a float parameter, and ``2024`` the text ``"2024"`` of a text parameter (as a submit always
+    made of it, so a binding stored with a number still runs). Every executor then hands a step
+    the same value, whether it was given as text (a submitted run's parameters are text) or
+    typed. A value that is not of that type is a ``ValidationError`` naming the parameter and the
+    type."""
     declared = type(spec.parameters[name])
     bad = isinstance(value, bool) and declared is not bool  # True is no number and no text
+    if declared is str and isinstance(value, int | float) and not bad:
+        value = str(value)
     try:
         typed = _PARAMETER_TYPES[declared].validate_python(value)
     except PydanticValidationError:

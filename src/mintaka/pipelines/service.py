@@ -333,8 +333,10 @@ class PipelineService:
         if not reason.strip():
             raise ValidationError("a retraining needs a reason")
         binding = self.binding(model)
-        merged = {**binding.parameters, **dict(parameters or {})}
-        check_spec(binding.spec, merged_parameters(binding.spec, merged))
+        given = {**binding.parameters, **dict(parameters or {})}
+        typed = merged_parameters(binding.spec, given)
+        check_spec(binding.spec, typed)
+        merged = {name: typed[name] for name in given}
         self._audit("model.retrain", model, reason=reason, trigger=trigger, parameters=merged)
         run = self.run(binding.spec, merged, trigger=trigger, reason=reason, model=model, **options)
         for waiting in self.requests("waiting"):
