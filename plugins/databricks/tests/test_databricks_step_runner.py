@@ -36,13 +36,13 @@ class NotebookExit(Exception):
 
 class StubTaskValues:
     """``dbutils.jobs.taskValues`` as a task sees it: what was set, by key; as documented, a
-    value must be JSON of at most 48 KiB."""
+    value must be JSON of at most 48 KiB (UTF-8, as Databricks stores it)."""
 
     def __init__(self) -> None:
         self.values: dict[str, Any] = {}
 
     def set(self, key: str, value: Any) -> None:
-        if len(json.dumps(value).encode()) > 48 * 1024:
+        if len(json.dumps(value, ensure_ascii=False).encode()) > 48 * 1024:
             raise ValueError(f"the value of task value {key!r} exceeds 48 KiB")
         self.values[key] = value
 
@@ -171,6 +171,22 @@ def test_an_output_over_48_kib_ends_the_step_unless_a_later_step_reads_it() -> N
         main(dbutils)
     dbutils = StubDbUtils(fit_parameters(("score",), depth="7", features="[]"))
     with pytest.raises(ValidationError, match="gave no output 'score'"):
+        main(dbutils)
+
+
+def test_a_non_ascii_output_is_measured_by_the_utf8_bytes_set_as_its_task_value() -> None:
+    """A task value is the output's JSON text as UTF-8, not escaped to ASCII: 8,001 CJK
+    characters are 24 KB of it and are set; three times as many are over 48 KiB."""
+    text = "日本語" * 2667
+    dbutils = StubDbUtils(fit_parameters(("features",), depth="7", features=json.dumps([text])))
+    with pytest.raises(NotebookExit):
+        main(dbutils)
+    value = dbutils.jobs.taskValues.values["features"]
+    assert json.loads(value) == [text]
+    assert len(value.encode()) < 48 * 1024 // 2
+    larger = json.dumps([text * 3])
+    dbutils = StubDbUtils(fit_parameters(("features",), depth="7", features=larger))
+    with pytest.raises(ValidationError, match=r"output 'features' of step 'fit'.*48 KiB"):
         main(dbutils)
 
 

@@ -297,9 +297,10 @@ def task_values(arguments: TaskArguments, outputs: dict[str, Any]) -> dict[str, 
     the older form, without ``json_inputs``, sets the values themselves). One a later step reads
     but the step did not give, or one whose task value is over the 48 KiB of JSON a task value
     may hold, is a ``ValidationError`` naming it (Databricks would refuse it, or hand on
-    nothing). A task compiled without ``mintaka_exports`` (a run started before compile named
-    them, meeting this runner) sets every output, as the runner then did, so that run ends as it
-    would have."""
+    nothing). The size is that of the task value's JSON in UTF-8, text of other than ASCII
+    written as it is, not as ``\\u`` escapes that would count six bytes a character. A task
+    compiled without ``mintaka_exports`` (a run started before compile named them, meeting this
+    runner) sets every output, as the runner then did, so that run ends as it would have."""
     exports = tuple(outputs) if arguments.exports is None else arguments.exports
     lacking = [key for key in exports if key not in outputs]
     if lacking:
@@ -309,9 +310,9 @@ def task_values(arguments: TaskArguments, outputs: dict[str, Any]) -> dict[str, 
         )
     exported = {key: outputs[key] for key in exports}
     if arguments.json_inputs is not None:
-        exported = {key: json.dumps(value) for key, value in exported.items()}
+        exported = {key: json.dumps(value, ensure_ascii=False) for key, value in exported.items()}
     for key, value in exported.items():
-        size = len(json.dumps(value).encode())
+        size = len(json.dumps(value, ensure_ascii=False).encode())
         if size > TASK_VALUE_BYTES:
             raise ValidationError(
                 f"output {key!r} of step {arguments.step!r}, which later steps read, is {size} "
