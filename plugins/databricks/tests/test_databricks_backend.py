@@ -516,6 +516,45 @@ def test_a_runner_another_release_uploads_leaves_the_tasks_compiled_here_theirs(
     assert len(databricks_fake.calls("POST", "/api/2.2/jobs/reset")) == resets
 
 
+def test_a_parameter_value_its_step_cannot_read_is_refused_before_the_job_changes(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """A step reads a parameter not declared as text as JSON of its type: text that is not is
+    refused before the job is created or reset and before any run starts."""
+    spec = PipelineSpec(
+        name="train",
+        parameters={"depth": 3, "rate": 0.5, "early": False, "tag": "x"},
+        steps=[
+            StepSpec(
+                name="fit",
+                entrypoint="pkg.steps:fit",
+                inputs={
+                    "depth": "params.depth",
+                    "rate": "params.rate",
+                    "early": "params.early",
+                    "tag": "params.tag",
+                },
+            )
+        ],
+    )
+    native = cloud.compile(spec)
+    for given, says in (
+        ({"depth": "abc"}, "parameter 'depth' is declared as int"),
+        ({"depth": "True"}, "parameter 'depth' is declared as int"),
+        ({"depth": "2.5"}, "parameter 'depth' is declared as int"),
+        ({"rate": "NaN"}, "parameter 'rate' is declared as float"),
+        ({"early": "1"}, "parameter 'early' is declared as bool"),
+        ({"seed": "1"}, "declares no parameter 'seed'"),
+    ):
+        with pytest.raises(ValidationError, match=says):
+            cloud.submit(native, given)
+    assert databricks_fake.calls("POST", "/api/2.2/jobs/create") == []
+    assert databricks_fake.calls("POST", "/api/2.2/jobs/run-now") == []
+    given = {"depth": "5", "rate": "1", "early": "true", "tag": "2024 [draft]"}
+    run = cloud.submit(native, given)
+    assert {k: run.parameters[k] for k in given} == given
+
+
 def test_a_step_runner_outside_the_workspace_is_refused() -> None:
     for path in (
         "/Volumes/main/x/run_step",

@@ -24,7 +24,10 @@ submit the same way.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import json
+import math
 import posixpath
 import re
 from datetime import UTC, datetime
@@ -208,6 +211,64 @@ def _refuse_other_runner(pipeline: NativePipeline, base: str, runner: str) -> No
         )
 
 
+def _json_parameters(definition: dict[str, Any]) -> dict[str, type]:
+    """Job parameter -> the type it is declared with, for each parameter a step reads as JSON
+    (one not declared as text, named in its task's ``mintaka_json_inputs``): the type of the
+    JSON its default holds, which compile wrote as ``parameter_text`` does."""
+    defaults = {
+        str(p["name"]): str(p.get("default", "")) for p in definition.get("parameters") or []
+    }
+    references: dict[str, str] = {}
+    for name in defaults:
+        with contextlib.suppress(ValidationError):
+            references[_reference("job", "parameters", name)] = name
+    declared: dict[str, type] = {}
+    for task in definition.get("tasks") or []:
+        arguments = _task_arguments(task)
+        if arguments is None or arguments.json_inputs is None:
+            continue
+        for field, reference in arguments.inputs.items():
+            read = references.get(reference)
+            if read is None or field not in arguments.json_inputs:
+                continue
+            with contextlib.suppress(ValueError):
+                declared[read] = type(json.loads(defaults[read]))
+    return declared
+
+
+def _is_json_of(kind: type, text: str) -> bool:
+    """Whether ``text`` is the JSON of a value of ``kind`` (a float parameter takes an int, as
+    the step's field does; a number is finite, a bool no number)."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return False
+    if kind is bool or isinstance(value, bool):
+        return kind is bool and isinstance(value, bool)
+    if kind is int:
+        return isinstance(value, int)
+    if kind is float:
+        return isinstance(value, int | float) and math.isfinite(value)
+    return isinstance(value, kind)
+
+
+def _check_parameters(pipeline: NativePipeline, parameters: dict[str, str]) -> None:
+    """Refuse a parameter ``pipeline`` does not declare, or text a step would fail on: one a step
+    reads as JSON (not declared as text) that is not the JSON of its declared type. Databricks
+    takes any text, so the run would start and its step fail in the cloud."""
+    declared = {str(p["name"]) for p in pipeline.definition.get("parameters") or []}
+    typed = _json_parameters(pipeline.definition)
+    for name, value in parameters.items():
+        if name not in declared:
+            raise ValidationError(f"pipeline {pipeline.pipeline!r} declares no parameter {name!r}")
+        kind = typed.get(name)
+        if kind is not None and not _is_json_of(kind, str(value)):
+            raise ValidationError(
+                f"pipeline {pipeline.pipeline!r}: parameter {name!r} is declared as "
+                f"{kind.__name__}; {value!r} is not the JSON of one"
+            )
+
+
 class JobsPipelines(WorkspaceAccess, PipelineExecution):
     """``Capability.PIPELINES`` over Databricks Jobs."""
 
@@ -319,6 +380,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
     def submit(self, pipeline: NativePipeline, parameters: dict[str, str]) -> PipelineRun:
         if pipeline.format != FORMAT:
             raise BackendError(f"cannot run a {pipeline.format!r} pipeline on Databricks", BACKEND)
+        _check_parameters(pipeline, parameters)
         runner = runner_path(self.settings.step_runner)
         _refuse_other_runner(pipeline, self.settings.step_runner, runner)
         job_id = self._ensure_job(pipeline)
