@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -453,6 +454,25 @@ def test_a_parameter_given_as_text_reaches_the_step_as_its_declared_type(
     assert run.parameters == {"value": 7, "rate": 1.0, "early": True}
 
 
+def test_a_spec_default_that_is_not_finite_is_refused_like_a_given_value(
+    platform: Platform,
+) -> None:
+    spec = loose_pipeline().model_copy(update={"parameters": {"value": 3, "rate": math.inf}})
+    says = "parameter 'rate' is declared as float (default inf); inf is not one"
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        platform.pipelines.run(spec, isolation="inline")
+    with pytest.raises(ValidationError, match=re.escape(says)):
+        platform.pipelines.submit(spec)
+    assert platform.pipelines.runs() == []
+
+
+def test_a_bool_parameter_takes_true_or_false_in_any_case(platform: Platform) -> None:
+    run = platform.pipelines.run(loose_pipeline(), {"early": "TRUE"}, isolation="inline")
+    assert run.parameters["early"] is True
+    run = platform.pipelines.run(loose_pipeline(), {"early": "False"}, isolation="inline")
+    assert run.parameters["early"] is False
+
+
 def test_a_number_given_for_a_text_parameter_is_its_text(platform: Platform) -> None:
     """A parameter declared as text takes an int or a float as its text (what a submit always
     made of it), never a bool; every executor hands the step that text."""
@@ -474,6 +494,10 @@ def test_a_number_given_for_a_text_parameter_is_its_text(platform: Platform) -> 
         ({"value": True}, "parameter 'value' is declared as int"),
         ({"rate": "nan"}, "parameter 'rate' is declared as float"),
         ({"early": "maybe"}, "parameter 'early' is declared as bool"),
+        ({"early": "yes"}, "parameter 'early' is declared as bool"),
+        ({"early": "on"}, "parameter 'early' is declared as bool"),
+        ({"early": "1"}, "parameter 'early' is declared as bool"),
+        ({"early": 0}, "parameter 'early' is declared as bool"),
     ],
 )
 def test_a_parameter_not_of_its_declared_type_is_refused_before_anything_is_written(

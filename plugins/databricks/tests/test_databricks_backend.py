@@ -889,7 +889,7 @@ def test_the_platform_submits_a_pipeline_to_the_backend_and_audits_it(
         with pytest.raises(ValidationError, match="parameter 'depth' is declared as int"):
             plat.pipelines.submit(spec, {"depth": "deep"})
         assert databricks_fake.state.jobs.jobs == {}  # refused before Databricks is asked
-        run = plat.pipelines.submit(spec, {"depth": 5, "rate": 1, "early": "yes"})
+        run = plat.pipelines.submit(spec, {"depth": 5, "rate": 1, "early": "True"})
         assert run.backend == "databricks"
         [event] = [e for e in plat.audit.events() if e.action == "pipeline.submit"]
         # each value of its declared type, as text that reads back as that type

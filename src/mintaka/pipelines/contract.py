@@ -265,17 +265,19 @@ def _name(annotation: Any) -> str:
 
 def merged_parameters(spec: PipelineSpec, parameters: Mapping[str, Any] | None) -> dict[str, Any]:
     """The spec's parameters overridden by ``parameters``, which must all be declared, each
-    coerced to the type the spec declares it with (see :func:`typed_parameter`)."""
+    coerced to the type the spec declares it with (see :func:`typed_parameter`); a default of
+    the spec's own is checked the same way (a float default that is not finite is refused)."""
     unknown = sorted(set(parameters or {}) - set(spec.parameters))
     if unknown:
         raise ValidationError(f"pipeline {spec.name!r} declares no parameters {unknown}")
-    given = {name: typed_parameter(spec, name, value) for name, value in (parameters or {}).items()}
-    return {**spec.parameters, **given}
+    merged = {**spec.parameters, **dict(parameters or {})}
+    return {name: typed_parameter(spec, name, value) for name, value in merged.items()}
 
 
 def typed_parameter(spec: PipelineSpec, name: str, value: Any) -> str | int | float | bool:
     """``value`` for parameter ``name`` as the type of the spec's default for it (``seed = 7``
-    declares an int): ``"7"`` is the int 7, ``"true"`` the bool ``True``, ``1`` the float 1.0 of
+    declares an int): ``"7"`` is the int 7, ``"true"`` the bool ``True`` (a bool takes
+    ``true`` or ``false`` in any case, and no other text or number), ``1`` the float 1.0 of
     a float parameter, and ``2024`` the text ``"2024"`` of a text parameter (as a submit always
     made of it, so a binding stored with a number still runs). Every executor then hands a step
     the same value, whether it was given as text (a submitted run's parameters are text) or
@@ -285,6 +287,8 @@ def typed_parameter(spec: PipelineSpec, name: str, value: Any) -> str | int | fl
     bad = isinstance(value, bool) and declared is not bool  # True is no number and no text
     if declared is str and isinstance(value, int | float) and not bad:
         value = str(value)
+    if declared is bool and not isinstance(value, bool):
+        bad = not isinstance(value, str) or value.lower() not in ("true", "false")
     try:
         typed = _PARAMETER_TYPES[declared].validate_python(value)
     except PydanticValidationError:
