@@ -13,7 +13,7 @@ import pytest
 from serving_kit import pyfunc_artifact, row, stop_polling, wait_for
 from sqlalchemy import select
 
-from mintaka import MintakaError, Platform, PolicyViolation, ValidationError
+from mintaka import Conflict, MintakaError, Platform, PolicyViolation, ValidationError
 from mintaka.domain.serving import SLA, RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
 from mintaka.local.server import InferenceServer, serve_forever
 from mintaka.local.serving import running_servers
@@ -584,22 +584,31 @@ def test_serve_refuses_fewer_than_one_prediction_worker(
     assert "Invalid value for '--predict-workers'" in err  # the option exists, with a floor
 
 
+LOAD_STARTS = 10.0
+"""Seconds a change may take to reach the server's reload on a loaded machine (the waits end as
+soon as it does)."""
+
+
 def test_a_kill_takes_effect_while_another_reload_is_loading_a_model(
     served: Served, tmp_path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
-    import threading
-
-    from serving_kit import pyfunc_artifact
-
     plat, server = served
     hold = tmp_path / "hold"
     hold.touch()
     monkeypatch.setenv("MINTAKA_TEST_HOLD", str(hold))
     plat.register_model("credit", pyfunc_artifact(tmp_path, "held_model:answer"), flavor="pyfunc")
-    loading = threading.Thread(target=plat.serving.deploy, args=("scoring", "credit:4"))
+    refused: list[BaseException] = []
+
+    def deploy() -> None:
+        try:
+            plat.serving.deploy("scoring", "credit:4")
+        except Conflict as exc:  # the kill overtook it: refused, the kill stays in force
+            refused.append(exc)
+
+    loading = threading.Thread(target=deploy)
     loading.start()  # the server starts loading the held model, under its reload lock
     try:
-        wait_for(server._reload_lock.locked)
+        wait_for(server._reload_lock.locked, timeout=LOAD_STARTS)
         killed = threading.Thread(target=plat.serving.kill, args=("scoring",))
         killed.start()
         # in force on the server at once, not once the model has loaded
@@ -608,6 +617,7 @@ def test_a_kill_takes_effect_while_another_reload_is_loading_a_model(
         hold.unlink()
         loading.join()
     killed.join()
+    assert all("was killed while endpoint.deploy" in str(exc) for exc in refused)
     assert plat.serving.get_endpoint("scoring").status.value == "killed"
     assert post(server, {"inputs": row(0)}).status_code == 503
 
@@ -626,7 +636,7 @@ def test_a_kill_restoring_known_good_traffic_is_in_force_while_a_reload_loads_a_
     loading = threading.Thread(target=plat.serving.create_endpoint, args=("other", "credit:4"))
     loading.start()  # the server starts loading the held model, under its reload lock
     try:
-        wait_for(server._reload_lock.locked)
+        wait_for(server._reload_lock.locked, timeout=LOAD_STARTS)
         killed = threading.Thread(target=plat.serving.kill, args=("scoring",))
         killed.start()  # back to the known-good blue, which the server has loaded
         wait_for(lambda: post(server, {"inputs": row(0)}).json()["route"] == "blue")
