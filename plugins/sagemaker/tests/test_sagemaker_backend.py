@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -892,14 +893,14 @@ def test_a_native_rollout_that_ends_retires_the_config_the_endpoint_left(
     assert sorted(m["ModelName"] for m in sm.list_models()["Models"]) == models
 
 
-def _throttled_deletes(cloud: SageMakerBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every ``DeleteEndpointConfig`` the backend sends is throttled past its retries."""
+def _throttled(cloud: SageMakerBackend, monkeypatch: pytest.MonkeyPatch, *operations: str) -> None:
+    """Every call of ``operations`` the backend sends is throttled past its retries."""
     call = cloud._sm
 
-    def throttled(operation: str, **params: Any) -> dict[str, Any]:
-        if operation == "delete_endpoint_config":
+    def throttled(name: str, **params: Any) -> dict[str, Any]:
+        if name in operations:
             raise Throttled("Rate exceeded", "sagemaker")
-        return call(operation, **params)
+        return call(name, **params)
 
     monkeypatch.setattr(cloud, "_sm", throttled)
 
@@ -909,7 +910,7 @@ def test_a_retirement_that_failed_is_retried_by_the_next_status_but_never_by_syn
 ) -> None:
     rollout_id = native.start(platform, _canary(live, "green", "blue"))
     left = _configs(sm)
-    _throttled_deletes(cloud, monkeypatch)
+    _throttled(cloud, monkeypatch, "delete_endpoint_config")
     assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
     assert _configs(sm) == left
     monkeypatch.undo()
@@ -920,11 +921,39 @@ def test_a_retirement_that_failed_is_retried_by_the_next_status_but_never_by_syn
     assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
 
 
+def test_a_recorded_end_is_answered_when_retiring_what_it_left_fails(
+    platform: Platform,
+    cloud: SageMakerBackend,
+    live: str,
+    sm: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    left = _configs(sm)
+    warning = (
+        f"native rollout {rollout_id} on {live}: retiring what it left in the cloud failed "
+        "([sagemaker] Rate exceeded); the next `mintaka rollout-status` of it, or the next "
+        "rollout on the endpoint, retries it"
+    )
+    with caplog.at_level(logging.WARNING, logger=native.__name__):
+        _throttled(cloud, monkeypatch, "list_tags")  # the clean-up right after the end is recorded
+        assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+        assert platform.serving.deployment_history(live)[-1].known_good
+        _throttled(cloud, monkeypatch, "describe_endpoint")  # the clean-up of a recorded end
+        assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert [r.getMessage() for r in caplog.records] == [warning] * 2
+    assert _configs(sm) == left
+    monkeypatch.undo()
+    assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    assert _configs(sm) == [rollout_id]
+
+
 def test_a_retirement_that_failed_is_retried_by_the_next_rollout(
     platform: Platform, cloud: SageMakerBackend, live: str, sm: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     first = native.start(platform, _canary(live, "green", "blue"))
-    _throttled_deletes(cloud, monkeypatch)
+    _throttled(cloud, monkeypatch, "delete_endpoint_config")
     assert native.status(platform, live, first) is native.NativeRolloutStatus.SUCCEEDED
     assert len(_configs(sm)) == 2
     monkeypatch.undo()

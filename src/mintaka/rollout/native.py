@@ -23,9 +23,9 @@ change:
   critical ``rollout-native`` alert, once per rollout however often (and by however many
   processes at once) it is asked. Once the end
   is recorded, the backend retires what the rollout left in the cloud
-  (``NativeRollout.retire_rollout``), and the record answers from then on; every later status
-  of it, and the next rollout on the endpoint, retires it again, so a retirement that failed
-  (or a rollout a kill stopped) is finished later.
+  (``NativeRollout.retire_rollout``, best effort: a failure is logged), and the record answers
+  from then on; every later status of it, and the next rollout on the endpoint, retires it
+  again, so a retirement that failed (or a rollout a kill stopped) is finished later.
 - Until its end is recorded, every change of the endpoint's traffic or routes, every other
   rollout, and adopting the endpoint again or its capture (``MigrationService.adopt_endpoint``)
   is refused (``ServingService.check_native_rollout_recorded``, a ``Conflict`` naming
@@ -43,6 +43,7 @@ emulation (``mintaka rollout`` without ``--native``).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -69,6 +70,8 @@ from mintaka.serving.ops import _traffic, latest_deployment
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
+
+log = logging.getLogger(__name__)
 
 START_ACTION = "endpoint.rollout"
 ALERT_SIGNAL = "rollout-native"
@@ -230,7 +233,7 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
     ):
         ended = NativeRolloutStatus.UNKNOWN
     if ended is not None:
-        rollout.retire_rollout(endpoint, rollout_id)  # again: an earlier retirement may have failed
+        _retire(rollout, endpoint, rollout_id)  # again: an earlier retirement may have failed
         return ended
     try:
         said = rollout.rollout_status(endpoint, rollout_id)
@@ -250,8 +253,25 @@ def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutS
     elif found in (NativeRolloutStatus.ROLLED_BACK, NativeRolloutStatus.FAILED):
         _record_undone(platform, endpoint, started[-1].id, rollout_id, found)
     if found is not NativeRolloutStatus.IN_PROGRESS:
-        rollout.retire_rollout(endpoint, rollout_id)
+        _retire(rollout, endpoint, rollout_id)
     return found
+
+
+def _retire(rollout: NativeRollout, endpoint: str, rollout_id: str) -> None:
+    """Retire what a rollout whose end is recorded (or unknown) left in the cloud, best effort:
+    the end is answered from the record whatever the cloud says now, and a retirement that
+    fails (throttled, or a permission missing) is logged and retried by the next status of the
+    rollout or the next rollout on the endpoint."""
+    try:
+        rollout.retire_rollout(endpoint, rollout_id)
+    except (BackendError, NotFound) as exc:
+        log.warning(
+            "native rollout %s on %s: retiring what it left in the cloud failed (%s); the next "
+            "`mintaka rollout-status` of it, or the next rollout on the endpoint, retries it",
+            rollout_id,
+            endpoint,
+            exc,
+        )
 
 
 def _undone_reason(rollout_id: str, found: NativeRolloutStatus) -> str:
