@@ -368,6 +368,12 @@ def _plan(live: str, strategy: RolloutStrategy, *steps: tuple[int, float]) -> Tr
             [(s, 3200) for s in [*range(12, 100, 12), 100]],
             r"9 waits of 3200s \(28800s\)",
         ),
+        (
+            RolloutStrategy.LINEAR,
+            [(s, 2879) for s in range(10, 101, 10)],  # would leave 10s to provision the fleet
+            r"10 waits of 2879s \(28790s\) and 3600s to provision the new fleet exceed",
+        ),
+        (RolloutStrategy.LINEAR, [(s, 2521) for s in range(10, 101, 10)], r"\(25210s\)"),
         (RolloutStrategy.BLUE_GREEN, [(50, 60), (100, 60)], "all at once is one step"),
         (RolloutStrategy.SHADOW, [(100, 0)], "shadow is not a SageMaker deployment policy"),
     ],
@@ -441,8 +447,8 @@ def test_the_default_native_plans_are_walked_exactly_as_written(
     deployed = sm.describe_endpoint(EndpointName=live)["LastDeploymentConfig"]
     assert deployed["BlueGreenUpdatePolicy"] == {
         "TrafficRoutingConfiguration": {**routing, "WaitIntervalInSeconds": 3600},
-        # the waits (two or four of an hour) plus an hour to provision, up to SageMaker's 8 hours
-        "MaximumExecutionTimeoutInSeconds": min(28800, (len(plan.steps) + 1) * 3600),
+        # the waits (one, two or four of an hour) plus an hour to provision
+        "MaximumExecutionTimeoutInSeconds": (len(plan.steps) + 1) * 3600,
     }
 
 
@@ -452,7 +458,7 @@ def test_the_default_native_plans_are_walked_exactly_as_written(
         ([(100, 0)], 3600),  # no wait at all: the hour to provision the new fleet
         ([(10, 60), (100, 60)], 3720),
         ([(s, 2400) for s in range(10, 101, 10)], 27600),
-        ([(s, 2700) for s in range(10, 101, 10)], 28800),  # 27,000s of waits: clamped
+        ([(s, 2520) for s in range(10, 101, 10)], 28800),  # the waits and the hour fill 8 hours
     ],
 )
 def test_a_native_rollout_times_out_after_its_waits_and_an_hour_to_provision(

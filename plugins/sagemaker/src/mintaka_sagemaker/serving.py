@@ -119,9 +119,9 @@ STATUS = {
 MAX_WAIT_SECONDS = 3600
 # ``BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds`` (600 to 28,800): how long SageMaker
 # lets a blue/green deployment run, which must exceed its waits all together. Mintaka asks for the
-# plan's waits plus ``PROVISIONING_SECONDS`` to bring up the new fleet (within that range), so a
-# stuck deployment ends soon after the plan would have; a plan is refused only where its waits
-# alone reach the longest timeout SageMaker takes.
+# plan's waits plus ``PROVISIONING_SECONDS`` to bring up the new fleet, so a stuck deployment ends
+# soon after the plan would have; a plan whose waits and that hour together exceed the longest
+# timeout SageMaker takes is refused, as SageMaker would stop it before its fleet could be up.
 MIN_EXECUTION_SECONDS = 600
 MAX_EXECUTION_SECONDS = 28800
 PROVISIONING_SECONDS = 3600
@@ -134,7 +134,8 @@ NATIVE_PLANS = (
     f"then 100% on it) or linear (equal steps of {LINEAR_STEP_PERCENTS[0]}-"
     f"{LINEAR_STEP_PERCENTS[1]}% on the new route, then what is left, ending at 100%), every "
     f"step baking the same whole number of seconds up to {MAX_WAIT_SECONDS} (the last step no "
-    f"longer than the others), all the waits together under {MAX_EXECUTION_SECONDS}s"
+    f"longer than the others), all the waits together and {PROVISIONING_SECONDS}s to provision "
+    f"the new fleet within {MAX_EXECUTION_SECONDS}s"
 )
 
 
@@ -183,7 +184,8 @@ def _wait_of(plan: TrafficPlan, shifts: Sequence[TrafficStep]) -> int:
 def native_routing(plan: TrafficPlan) -> dict[str, Any]:
     """The ``TrafficRoutingConfiguration`` that walks ``plan`` exactly as written; a
     ``ValidationError`` naming its steps and what SageMaker walks when none does, or when its
-    waits together outlast the longest deployment SageMaker runs (``_require_within_timeout``)."""
+    waits together and the time to provision the new fleet outlast the longest deployment
+    SageMaker runs (``_require_within_timeout``)."""
     routing = _routing_of(plan)
     _require_within_timeout(plan, int(routing["WaitIntervalInSeconds"]))
     return routing
@@ -192,27 +194,28 @@ def native_routing(plan: TrafficPlan) -> dict[str, Any]:
 def _require_within_timeout(plan: TrafficPlan, wait: int) -> None:
     """SageMaker waits ``wait`` after every shift of the plan, the last one included, and ends a
     deployment still running after ``MaximumExecutionTimeoutInSeconds`` (at most
-    ``MAX_EXECUTION_SECONDS``, and larger than the waits all together): a plan whose waits reach
-    that limit would be stopped part-way, so it is refused."""
+    ``MAX_EXECUTION_SECONDS``), which must also leave time to bring up the new fleet before the
+    first shift: a plan whose waits plus ``PROVISIONING_SECONDS`` exceed that limit would be
+    stopped and rolled back part-way, or before its fleet is up, so it is refused."""
     total = len(plan.steps) * wait
-    if total >= MAX_EXECUTION_SECONDS:
+    if total + PROVISIONING_SECONDS > MAX_EXECUTION_SECONDS:
         _refuse(
             plan,
             f"SageMaker bakes every step for {wait}s, so its {len(plan.steps)} waits of {wait}s "
-            f"({total}s) reach the longest deployment SageMaker runs "
-            f"(MaximumExecutionTimeoutInSeconds, at most {MAX_EXECUTION_SECONDS}s, which must "
-            "exceed the waits): bake for less, or in fewer steps",
+            f"({total}s) and {PROVISIONING_SECONDS}s to provision the new fleet exceed the "
+            f"longest deployment SageMaker runs (MaximumExecutionTimeoutInSeconds, at most "
+            f"{MAX_EXECUTION_SECONDS}s): bake for less, or in fewer steps",
         )
 
 
 def execution_timeout(plan: TrafficPlan, routing: dict[str, Any]) -> int:
     """The ``MaximumExecutionTimeoutInSeconds`` of a native rollout of ``plan`` walked by
-    ``routing`` (``native_routing``): its waits together plus ``PROVISIONING_SECONDS`` for the new
-    fleet, within the range SageMaker takes. A deployment stuck provisioning or shifting thus
-    ends (and rolls back) about an hour after the plan would have ended, not after 8 hours."""
+    ``routing`` (``native_routing``, which keeps it within ``MAX_EXECUTION_SECONDS``): its waits
+    together plus ``PROVISIONING_SECONDS`` for the new fleet, at least the minimum SageMaker
+    takes. A deployment stuck provisioning or shifting thus ends (and rolls back) about an hour
+    after the plan would have ended, not after 8 hours."""
     waits = len(plan.steps) * int(routing["WaitIntervalInSeconds"])
-    wanted = waits + PROVISIONING_SECONDS
-    return max(MIN_EXECUTION_SECONDS, min(MAX_EXECUTION_SECONDS, wanted))
+    return max(MIN_EXECUTION_SECONDS, waits + PROVISIONING_SECONDS)
 
 
 def _routing_of(plan: TrafficPlan) -> dict[str, Any]:
