@@ -342,3 +342,67 @@ def test_a_kill_whose_restore_a_change_overtook_pulls_the_switch(
     assert killed.status.value == "killed"
     assert [r.name for r in killed.routes] == ["blue", "green", "purple"]
     _backend_matches_store(three)
+
+
+def _canary(*steps: dict[str, int]) -> Any:
+    from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan, TrafficStep
+
+    return TrafficPlan(
+        endpoint="scoring",
+        strategy=RolloutStrategy.CANARY,
+        steps=[TrafficStep(weights=weights, bake_seconds=0) for weights in steps],
+        sla=SLA(min_requests=0),
+    )
+
+
+def _kill_around_step_1(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, *, after: bool
+) -> tuple[list[Endpoint], list[dict[str, int]]]:
+    """Pull the kill switch (as another process would) just before or just after the rollout's
+    step 1 is applied; returns the endpoint as the kill left it and every traffic map the
+    backend was sent."""
+    serving = platform.serving
+    original = serving._set_traffic
+    backend_set = platform.backend.set_traffic  # type: ignore[attr-defined]
+    sent: list[dict[str, int]] = []
+    killed: list[Endpoint] = []
+
+    def recorded_send(name: str, traffic: Any) -> object:
+        sent.append(dict(traffic.weights))
+        return backend_set(name, traffic)
+
+    def step_with_kill(*args: Any, **kwargs: Any) -> object:
+        step = str(kwargs.get("reason", "")).startswith("rollout step 1") and not killed
+        if step and not after:
+            killed.append(serving.kill("scoring", reason="green is bad"))
+        result = original(*args, **kwargs)
+        if step and after:
+            killed.append(serving.kill("scoring", reason="green is bad"))
+        return result
+
+    monkeypatch.setattr(platform.backend, "set_traffic", recorded_send)
+    monkeypatch.setattr(serving, "_set_traffic", step_with_kill)
+    return killed, sent
+
+
+@pytest.mark.parametrize("after", [True, False], ids=["after-the-step", "before-the-step"])
+def test_a_kill_around_a_rollout_step_stops_the_rollout_and_stays_in_force(
+    three: Platform, monkeypatch: pytest.MonkeyPatch, after: bool
+) -> None:
+    from mintaka.rollout.controller import RolloutController, RolloutInterrupted
+
+    serving = three.serving
+    serving.deploy("scoring", "m:2", route="green")
+    serving.set_traffic("scoring", {"blue": 50, "green": 50})
+    serving.mark_known_good("scoring")
+    serving.set_traffic("scoring", {"blue": 100, "green": 0})  # known good too (creation)
+    killed, sent = _kill_around_step_1(three, monkeypatch, after=after)
+    plan = _canary({"blue": 90, "green": 10}, {"blue": 0, "green": 100})
+    with pytest.raises(RolloutInterrupted, match="green is bad"):
+        RolloutController(three, wait=lambda _: None).run(plan)
+    [kill] = killed
+    assert serving.get_endpoint("scoring") == kill
+    assert serving.deployment_history("scoring")[-1].reason == "green is bad"
+    assert sent[-1] == kill.traffic.weights  # the backend ends on what the kill put back
+    assert sent.count({"blue": 90, "green": 10}) == (1 if after else 0)
+    _backend_matches_store(three)

@@ -248,11 +248,11 @@ def test_a_hard_kill_during_a_rollout_stops_it(served: Served) -> None:
     assert endpoint.traffic.weights == {"blue": 50, "green": 50}
 
 
-def test_a_change_slipped_in_just_before_a_step_is_put_back(
+def test_a_change_slipped_in_just_before_a_step_refuses_the_step(
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Between the controller's check and its step another actor changes the traffic: the step
-    overwrote it, so the controller restores it and stops."""
+    no longer follows the rollout's last change, so it is not applied and the rollout stops."""
     plat, _ = served
     plat.serving.deploy("scoring", "credit:2", route="green")
     original = plat.serving._set_traffic
@@ -270,7 +270,7 @@ def test_a_change_slipped_in_just_before_a_step_is_put_back(
     finally:
         other.close()
     assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 100}  # as they set it
-    assert plat.serving.deployment_history("scoring")[-1].reason.startswith("restoring")
+    assert plat.serving.deployment_history("scoring")[-1].reason == "manual hold"
 
 
 def test_a_failure_mid_rollout_restores_the_starting_traffic(served: Served) -> None:

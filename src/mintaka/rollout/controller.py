@@ -267,14 +267,7 @@ class RolloutController:
                 self._check_untouched(plan.endpoint, ours, index)
                 shadow, shadow_percent = step_shadow(plan, step, endpoint)
                 pending = f"{STEP_REASON}{index}/{len(plan.steps)}"
-                platform.serving._set_traffic(
-                    plan.endpoint,
-                    step.weights,
-                    shadow=shadow,
-                    shadow_percent=shadow_percent,
-                    strategy=plan.strategy,
-                    reason=pending,
-                )
+                self._step(plan, step.weights, shadow, shadow_percent, pending, ours, index)
                 ours = self._own_change(plan.endpoint, ours, index)
                 pending = None
                 window_start = platform.clock.now()
@@ -349,19 +342,45 @@ class RolloutController:
         if last.id != ours:
             raise RolloutInterrupted(_changed(endpoint, index, last))
 
-    def _own_change(self, endpoint: str, previous: str, index: int) -> str:
-        """The id of the change a step just made; if another change slipped in between the
-        check and the step, it is put back (the step overwrote it) and the rollout stops."""
-        last, before, _ = self._latest(endpoint)
-        if before is not None and before.id != previous:
-            self._restore(
-                endpoint,
-                before.traffic,
-                f"restoring deployment {before.id}, made during rollout step {index}",
-                known_good=before.known_good,
+    def _step(
+        self,
+        plan: TrafficPlan,
+        weights: dict[str, int],
+        shadow: str | None,
+        shadow_percent: int,
+        reason: str,
+        ours: str,
+        index: int,
+    ) -> None:
+        """Apply a step's traffic as the change right after ``ours``: a kill or another change
+        recorded since the last check refuses it (before the backend is called, or inside the
+        transaction that would record it), and the rollout stops, leaving that change alone."""
+        try:
+            self.platform.serving._set_traffic(
+                plan.endpoint,
+                weights,
+                shadow=shadow,
+                shadow_percent=shadow_percent,
+                strategy=plan.strategy,
+                reason=reason,
+                follows=ours,
             )
-            raise RolloutInterrupted(_changed(endpoint, index, before))
-        return last.id
+        except Conflict:
+            self._check_untouched(plan.endpoint, ours, index)
+            raise
+
+    def _own_change(self, endpoint: str, previous: str, index: int) -> str:
+        """The id of the change a step just made (the one right after ``previous``: a step is
+        recorded only so). When a kill or another change was recorded after it, the rollout
+        stops and leaves that change in force."""
+        history = self.platform.serving.deployment_history(endpoint)
+        ids = [d.id for d in history]
+        if previous not in ids[:-1]:
+            raise RolloutInterrupted(_changed(endpoint, index, history[-1]))
+        own = history[ids.index(previous) + 1]
+        if own.id != history[-1].id:
+            raise RolloutInterrupted(_changed(endpoint, index, history[-1]))
+        return own.id
 
     def _restore(
         self, endpoint: str, traffic: TrafficMap, reason: str, *, known_good: bool = True

@@ -417,12 +417,18 @@ class ServingService:
         known_good: bool = False,
         action: str = "endpoint.traffic",
         restores: str | None = None,
+        follows: str | None = None,
     ) -> Endpoint:
         """:meth:`set_traffic` as a rollout step (``strategy``), a rollback or a kill
         (``action``, ``known_good``, and ``restores``: the deployment whose traffic it puts
-        back) applies it."""
+        back) applies it. With ``follows`` (a rollout step) the change is made only as the
+        next one after that deployment, on an endpoint not killed: anything recorded since
+        is refused with ``Conflict`` before the backend is called, or, when it lands while the
+        change is applied, inside the transaction that would record it."""
         seen = self._seen(endpoint)
         current = seen.endpoint
+        if follows is not None:
+            _check_follows(seen, follows, action)
         if action != "endpoint.kill":
             self.check_native_rollout_recorded(endpoint)
         if not weights:
@@ -1158,6 +1164,19 @@ def _check_unchanged(conn: Connection, seen: _Seen, action: str) -> None:
         raise Conflict(
             f"endpoint {name!r} changed while {action} was applied (another change was recorded "
             "meanwhile); the change is undone: look at the endpoint again, then retry"
+        )
+
+
+def _check_follows(seen: _Seen, follows: str, action: str) -> None:
+    """Refuse (``Conflict``) a change meant to come right after deployment ``follows`` when
+    the endpoint, as ``seen``, was killed or changed since."""
+    name = seen.endpoint.name
+    if seen.endpoint.status is EndpointStatus.KILLED:
+        raise Conflict(f"endpoint {name!r} is killed; {action} is not applied")
+    if seen.latest != follows:
+        raise Conflict(
+            f"endpoint {name!r} changed since deployment {follows} (its latest is "
+            f"{seen.latest}); {action} is not applied"
         )
 
 
