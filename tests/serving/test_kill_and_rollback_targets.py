@@ -406,3 +406,39 @@ def test_a_kill_around_a_rollout_step_stops_the_rollout_and_stays_in_force(
     assert sent[-1] == kill.traffic.weights  # the backend ends on what the kill put back
     assert sent.count({"blue": 90, "green": 10}) == (1 if after else 0)
     _backend_matches_store(three)
+
+
+def test_a_kill_pulled_while_a_release_is_applied_wins(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = three.serving
+    serving.kill("scoring", reason="first")  # nothing known good elsewhere: the switch
+    pulled = _kill_while_applying(three, monkeypatch)
+    with pytest.raises(Conflict, match=r"killed while endpoint\.unkill"):
+        serving.unkill("scoring", reason="release")
+    [killed] = pulled
+    assert killed.status.value == "killed"
+    assert serving.get_endpoint("scoring").status.value == "killed"
+    _backend_matches_store(three)
+    kills = [e for e in three.audit.events() if e.action == "endpoint.kill"]
+    assert [e.details["reason"] for e in kills] == ["first", "pulled meanwhile"]
+    assert not [e for e in three.audit.events() if e.action == "endpoint.unkill"]
+    assert serving.unkill("scoring").status.value == "in_service"  # released once alone
+    _backend_matches_store(three)
+
+
+def test_a_release_the_backend_refuses_leaves_the_endpoint_killed_as_before(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = three.serving
+    serving.kill("scoring", reason="first")
+
+    def failing(name: str) -> None:
+        raise StoreError("the backend is unreachable")
+
+    monkeypatch.setattr(three.backend, "unkill", failing)
+    with pytest.raises(StoreError):
+        serving.unkill("scoring")
+    before = len(three.audit.events())
+    assert serving.kill("scoring", reason="again").status.value == "killed"
+    assert len(three.audit.events()) == before  # still plainly killed: nothing recorded

@@ -72,6 +72,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The ``endpoints.killed`` column: 0 released, _KILLED pulled, _RELEASING pulled while a release
+# is applied (read as killed until the release is recorded).
+_KILLED = 1
+_RELEASING = 2
+
 
 @dataclass(frozen=True)
 class PredictionTrace:
@@ -598,11 +603,12 @@ class ServingService:
         is audited. Pulling it again on traffic a kill (or a rollback) put back walks further
         back; with nowhere further to go, it refuses every request. Pulling it on an endpoint
         already killed records nothing; the switch is sent to the backend again, which settles a
-        cloud where it was released outside Mintaka."""
+        cloud where it was released outside Mintaka. Where a release was recorded, or was being
+        applied, since the endpoint was read, the kill is recorded after all, and a release
+        being applied is refused: the kill wins."""
         current = self.get_endpoint(endpoint)
         if current.status is EndpointStatus.KILLED:  # sent again: settles a cloud released
-            self.platform._area(Capability.SERVING_KILL, KillSwitch).kill(endpoint)  # outside
-            return current
+            return self._switch(endpoint, True, reason, again=True)  # outside Mintaka
         target = self._safe_traffic(current)
         if target is not None:
             traffic, restores = target
@@ -649,28 +655,89 @@ class ServingService:
                 return TrafficMap(weights=_over(current, candidate.traffic.weights)), candidate.id
         return None
 
-    def _switch(self, endpoint: str, killed: bool, reason: str) -> Endpoint:
-        current = self.get_endpoint(endpoint)
+    def _switch(self, endpoint: str, killed: bool, reason: str, *, again: bool = False) -> Endpoint:
+        """Pull (``killed``) or release the kill switch. ``again``: pulled on an endpoint read
+        as killed, which is recorded only if it was released (or a release was being applied)
+        meanwhile."""
+        seen = self._seen(endpoint)
+        current = seen.endpoint
         switch = self.platform._area(Capability.SERVING_KILL, KillSwitch)
         action = "endpoint.kill" if killed else "endpoint.unkill"
         versions = self._route_versions(current.routes)
         decision = self._gate(action, endpoint, current.routes, current.traffic, versions, current)
-        switch.kill(endpoint) if killed else switch.unkill(endpoint)
+        if not killed:
+            return self._release(seen, switch, reason, decision)
+        switch.kill(endpoint)
         with self.platform.store.write() as conn:
-            conn.execute(
-                update(endpoints)
-                .where(endpoints.c.name == endpoint)
-                .values(killed=int(killed), updated_at=self.platform._now().isoformat())
-            )
-            event = self.platform._audit(
-                conn,
-                action,
-                endpoint,
-                reason=reason,
-                decision=self.platform.governance.record(conn, decision),
-            )
+            row = _locked_row(conn, endpoint)
+            if row is None:
+                raise NotFound(f"endpoint {endpoint!r} not found")
+            if again and row.killed == _KILLED:
+                return current
+            event = self._record_switch(conn, endpoint, _KILLED, action, reason, decision)
         self.platform._after_commit([event])
         return self.get_endpoint(endpoint)
+
+    def _release(
+        self, seen: _Seen, switch: KillSwitch, reason: str, decision: PolicyDecision
+    ) -> Endpoint:
+        """Release the kill switch of an endpoint ``seen`` killed. The row is first marked as
+        being released, so that a kill pulled while the release is applied is recorded (see
+        :meth:`_switch`); the release is then recorded only if no kill or change was recorded
+        meanwhile, else it is refused (``Conflict``) and the switch is pulled again in the
+        backend: a kill always wins."""
+        name = seen.endpoint.name
+        action = "endpoint.unkill"
+        with self.platform.store.write() as conn:
+            _check_unchanged(conn, seen, action)
+            _mark_killed(conn, name, _RELEASING)
+        try:
+            switch.unkill(name)
+        except BaseException:
+            with self.platform.store.write() as conn:
+                _mark_killed(conn, name, _KILLED, only=_RELEASING)
+            raise
+        undo = functools.partial(
+            self._put_back,
+            seen.endpoint,
+            lambda recorded: (
+                switch.kill(name)
+                if recorded.status is EndpointStatus.KILLED
+                else switch.unkill(name)
+            ),
+        )
+        with (
+            _undone_on_failure(undo, f"{action} on {name}"),
+            self.platform.store.write() as conn,
+        ):
+            _check_unchanged(conn, seen, action)
+            event = self._record_switch(conn, name, 0, action, reason, decision)
+        self.platform._after_commit([event])
+        return self.get_endpoint(name)
+
+    def _record_switch(
+        self,
+        conn: Connection,
+        endpoint: str,
+        killed: int,
+        action: str,
+        reason: str,
+        decision: PolicyDecision,
+    ) -> AuditEvent:
+        """Record the kill switch of ``endpoint`` as pulled (``killed``) or released, audited
+        as ``action`` with the gate's ``decision``."""
+        conn.execute(
+            update(endpoints)
+            .where(endpoints.c.name == endpoint)
+            .values(killed=killed, updated_at=self.platform._now().isoformat())
+        )
+        return self.platform._audit(
+            conn,
+            action,
+            endpoint,
+            reason=reason,
+            decision=self.platform.governance.record(conn, decision),
+        )
 
     def delete_endpoint(self, endpoint: str, *, reason: str = "") -> None:
         """Delete the endpoint. A killed endpoint is deleted only by whoever may release it:
@@ -1119,6 +1186,23 @@ def latest_deployment(conn: Connection, endpoint: str) -> Any | None:
         .order_by(deployments.c.seq.desc())
         .limit(1)
     ).one_or_none()
+
+
+def _locked_row(conn: Connection, name: str) -> Any | None:
+    """The endpoint's row (None without one), locked until the caller's write transaction
+    ends: on PostgreSQL, ``FOR UPDATE`` is what serialises two changes checking and recording
+    the same endpoint; SQLite's write transactions take the database's lock already."""
+    return conn.execute(
+        select(endpoints).where(endpoints.c.name == name).with_for_update()
+    ).one_or_none()
+
+
+def _mark_killed(conn: Connection, name: str, killed: int, *, only: int | None = None) -> None:
+    """Set the endpoint's ``killed`` column (``only``: where it holds that value)."""
+    query = update(endpoints).where(endpoints.c.name == name)
+    if only is not None:
+        query = query.where(endpoints.c.killed == only)
+    conn.execute(query.values(killed=killed))
 
 
 def _endpoint_row(conn: Connection, name: str) -> Any:
