@@ -442,3 +442,31 @@ def test_a_release_the_backend_refuses_leaves_the_endpoint_killed_as_before(
     before = len(three.audit.events())
     assert serving.kill("scoring", reason="again").status.value == "killed"
     assert len(three.audit.events()) == before  # still plainly killed: nothing recorded
+
+
+def test_a_change_overtaken_by_a_delete_puts_nothing_back_and_logs_no_error(
+    three: Platform, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    serving = three.serving
+    notify = three.backend._notify_server  # type: ignore[attr-defined]
+    deleted: list[bool] = []
+    sent: list[str] = []
+    update_routes = three.backend.update_routes  # type: ignore[attr-defined]
+
+    def counted(name: str, *args: Any) -> object:
+        sent.append(name)
+        return update_routes(name, *args)
+
+    def delete_meanwhile(path: str = "/-/reload") -> None:
+        notify(path)
+        if not deleted:
+            deleted.append(True)
+            serving.delete_endpoint("scoring", reason="gone meanwhile")
+
+    monkeypatch.setattr(three.backend, "update_routes", counted)
+    monkeypatch.setattr(three.backend, "_notify_server", delete_meanwhile)
+    with caplog.at_level("INFO"), pytest.raises(Conflict, match="deleted while"):
+        serving.deploy("scoring", "m:2", route="green")
+    assert sent == ["scoring"]  # the deploy itself; nothing re-applied to the deleted endpoint
+    assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info]
+    assert [e.action for e in three.audit.events()][-1] == "endpoint.delete"

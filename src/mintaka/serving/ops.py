@@ -1024,13 +1024,20 @@ class ServingService:
     def _put_back(self, before: Endpoint, put: Callable[[Endpoint], object]) -> None:
         """Undo a backend change that was not recorded by ``put``-ting back what the store
         records: ``before``, unless another change was recorded meanwhile (a kill), which then
-        stays in force. ``before`` where the store cannot be read."""
+        stays in force. ``before`` where the store cannot be read. An endpoint deleted meanwhile
+        (no record, or gone from the backend) has nothing to put back."""
         try:
             recorded = self.get_endpoint(before.name)
+        except NotFound:
+            log.info("%s: deleted while a change was applied; nothing to put back", before.name)
+            return
         except Exception:
             log.exception("%s: reading its record to undo a change failed", before.name)
             recorded = before
-        put(recorded)
+        try:
+            put(recorded)
+        except NotFound:
+            log.info("%s: gone from the backend; nothing to put back", before.name)
 
     def _route_versions(self, routes: Sequence[Route]) -> dict[str, ModelVersion]:
         return {r.name: self.platform.get_model_version(r.model, r.version) for r in routes}
