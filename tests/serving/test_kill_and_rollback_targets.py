@@ -470,3 +470,40 @@ def test_a_change_overtaken_by_a_delete_puts_nothing_back_and_logs_no_error(
     assert sent == ["scoring"]  # the deploy itself; nothing re-applied to the deleted endpoint
     assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info]
     assert [e.action for e in three.audit.events()][-1] == "endpoint.delete"
+
+
+def test_changes_lock_the_endpoint_row_they_check_before_recording(three: Platform) -> None:
+    """The re-check in the recording transaction reads the endpoint's row FOR UPDATE: what
+    serialises two changes on PostgreSQL (READ COMMITTED takes no lock of its own)."""
+    from sqlalchemy import Select, event
+    from sqlalchemy.dialects import postgresql
+
+    from mintaka.store.schema import endpoints
+
+    locked: list[str] = []
+
+    def seen(conn: Any, clause: Any, *args: Any) -> None:
+        if isinstance(clause, Select) and endpoints in clause.get_final_froms():
+            sql = str(clause.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+            if sql.endswith("FOR UPDATE"):
+                locked.append(sql)
+
+    engine = three.store.engine
+    serving = three.serving
+    serving.deploy("scoring", "m:2", route="green")
+    event.listen(engine, "before_execute", seen)
+    try:
+        changes: list[Callable[[], object]] = [
+            lambda: serving.set_traffic("scoring", {"blue": 50, "green": 50}),
+            lambda: serving.kill("scoring"),
+            lambda: serving.kill("scoring"),
+            lambda: serving.unkill("scoring"),
+        ]
+        counts = []
+        for change in changes:
+            before = len(locked)
+            change()
+            counts.append(len(locked) - before)
+    finally:
+        event.remove(engine, "before_execute", seen)
+    assert all(counts), counts

@@ -1239,10 +1239,11 @@ def _check_unchanged(conn: Connection, seen: _Seen, action: str) -> None:
     """Refuse (``Conflict``) to record ``action`` on an endpoint that was killed, changed or
     deleted since the change was ``seen``: the backend was sent the change meanwhile, and
     recording it would overwrite what was recorded since (a kill would no longer be in force).
-    Read in the write transaction that records the change, so nothing commits in between; the
-    caller then undoes its backend change (:meth:`ServingService._put_back`)."""
+    Read in the write transaction that records the change, with the endpoint's row locked
+    (:func:`_locked_row`), so nothing commits in between; the caller then undoes its backend
+    change (:meth:`ServingService._put_back`)."""
     name = seen.endpoint.name
-    row = conn.execute(select(endpoints).where(endpoints.c.name == name)).one_or_none()
+    row = _locked_row(conn, name)
     if row is None:
         raise Conflict(f"endpoint {name!r} was deleted while {action} was applied; it is undone")
     latest, kill = _revision(conn, name)
