@@ -21,7 +21,7 @@ from databricks_support import (
     no_real_sleep,  # noqa: F401  (an autouse fixture)
     settings_for,
 )
-from mintaka_conformance.fakes.databricks import FakeDatabricks, workspace_client
+from mintaka_conformance.fakes.databricks import FakeDatabricks, Fault, workspace_client
 from mintaka_databricks import step_runner
 from mintaka_databricks.backend import DatabricksBackend
 from mintaka_databricks.settings import DatabricksSettings
@@ -756,6 +756,31 @@ def test_a_submit_refused_while_the_pipeline_runs_leaves_its_job_as_it_was(
     assert json.dumps(job.settings, sort_keys=True) == before
     assert databricks_fake.calls("POST", "/api/2.2/jobs/reset") == []
     assert databricks_fake.state.workspace.read(RUNNER) == b"print('edited by hand')\n"
+
+
+def test_a_submit_whose_runner_upload_fails_leaves_the_job_as_it_was(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """The runner is uploaded before the job is reset: a job another release left running the
+    runner at the base path still runs it after a submit whose upload failed."""
+    spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
+    native = cloud.compile(spec)
+    older = native.model_copy(deep=True)
+    for task in older.definition["tasks"]:
+        task["notebook_task"]["notebook_path"] = "/Workspace" + BASE
+    cloud._ensure_job(older, BASE)
+    [job] = databricks_fake.state.jobs.jobs.values()
+    before = json.dumps(job.settings, sort_keys=True)
+    databricks_fake.faults.script(Fault.INTERNAL, method="POST", path=r"/workspace/import$")
+    with pytest.raises(BackendError, match="uploading the step runner"):
+        cloud.submit(native, {})
+    assert json.dumps(job.settings, sort_keys=True) == before
+    assert databricks_fake.calls("POST", "/api/2.2/jobs/reset") == []
+    assert databricks_fake.calls("POST", "/api/2.2/jobs/run-now") == []
+    run = cloud.wait_for_pipeline_run(cloud.submit(native, {}).id)
+    assert run.status is PipelineStatus.SUCCEEDED
+    paths = {t["notebook_task"]["notebook_path"] for t in job.settings["tasks"]}
+    assert paths == {"/Workspace" + RUNNER}
 
 
 def test_a_pipeline_parameter_named_like_the_runners_own_is_refused_at_compile(

@@ -339,17 +339,21 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         jobs = self._call(f"finding job {name}", lambda: list(self.client.jobs.list(name=name)))
         return sorted(int(j.job_id) for j in jobs if j.job_id is not None)
 
-    def _ensure_job(self, pipeline: NativePipeline) -> int:
+    def _ensure_job(self, pipeline: NativePipeline, runner: str) -> int:
         """The pipeline's job, created or reset to ``pipeline``; duplicates (a create retried
-        after its answer was lost) are deleted, keeping the oldest."""
+        after its answer was lost) are deleted, keeping the oldest. The step runner is uploaded
+        to ``runner`` first (after a running job is refused), so a failed upload leaves the job
+        running what it ran before, never a notebook that is not there."""
         from databricks.sdk.service.jobs import JobSettings
 
         settings = JobSettings.from_dict(dict(pipeline.definition))
         name = str(pipeline.definition["name"])
         found = self._job_ids(name)
         if found:
+            self._refuse_while_running(str(pipeline.pipeline), found[0])
+        self._upload_runner(runner)
+        if found:
             job_id = found[0]
-            self._refuse_while_running(str(pipeline.pipeline), job_id)
             self._call(
                 f"updating job {name}",
                 lambda: self.client.jobs.reset(job_id, new_settings=settings),
@@ -383,8 +387,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         _check_parameters(pipeline, parameters)
         runner = runner_path(self.settings.step_runner)
         _refuse_other_runner(pipeline, self.settings.step_runner, runner)
-        job_id = self._ensure_job(pipeline)
-        self._upload_runner(runner)
+        job_id = self._ensure_job(pipeline, runner)
         token = self.context.ids.new("run")[:64]
         waiter = self._call(
             f"starting job {job_id}",
