@@ -398,6 +398,51 @@ def test_a_binding_holding_a_number_for_a_text_parameter_still_retrains(
     assert event.details["parameters"] == {"value": "2024"}
 
 
+@pytest.mark.parametrize(
+    ("stored", "meant"),
+    [(1, True), (0, False), ("yes", True), ("On", True), ("f", False), ("0", False)],
+)
+def test_a_binding_holding_a_bool_as_given_before_coercion_still_retrains(
+    platform: Platform, stored: object, meant: bool
+) -> None:
+    """A binding stored before values were coerced holds a bool parameter's value as given, in
+    any spelling pydantic's lax bool took: it retrains with the bool it meant. A value given
+    now still takes only ``true`` or ``false``."""
+    spec = PipelineSpec(
+        name="loose",
+        parameters={"value": 3, "early": False},
+        steps=[
+            StepSpec(name="kind", entrypoint=f"{STEPS}:kind_of", inputs={"value": "params.value"})
+        ],
+    )
+    platform.pipelines.bind("m", spec)
+    path = platform.pipelines.root / "training" / "m.json"
+    binding = json.loads(path.read_text())
+    binding["parameters"] = {"early": stored}
+    path.write_text(json.dumps(binding))
+    run = platform.pipelines.retrain("m", "drift alert", isolation="inline")
+    assert (run.status, run.parameters["early"]) == (PipelineStatus.SUCCEEDED, meant)
+    with pytest.raises(ValidationError, match="parameter 'early' is declared as bool"):
+        platform.pipelines.retrain("m", "again", parameters={"early": stored})
+
+
+def test_a_binding_holding_no_bool_for_a_bool_parameter_is_refused(platform: Platform) -> None:
+    spec = PipelineSpec(
+        name="loose",
+        parameters={"value": 3, "early": False},
+        steps=[
+            StepSpec(name="kind", entrypoint=f"{STEPS}:kind_of", inputs={"value": "params.value"})
+        ],
+    )
+    platform.pipelines.bind("m", spec)
+    path = platform.pipelines.root / "training" / "m.json"
+    binding = json.loads(path.read_text())
+    binding["parameters"] = {"early": 2}
+    path.write_text(json.dumps(binding))
+    with pytest.raises(ValidationError, match="parameter 'early' is declared as bool"):
+        platform.pipelines.retrain("m", "drift alert", isolation="inline")
+
+
 def test_a_refused_retraining_records_nothing(platform: Platform) -> None:
     platform.pipelines.bind("m", tiny())
     before = len(platform.audit.events())

@@ -301,6 +301,31 @@ def typed_parameter(spec: PipelineSpec, name: str, value: Any) -> str | int | fl
     return typed  # type: ignore[no-any-return]
 
 
+_LEGACY_BOOLS = {
+    **dict.fromkeys(("true", "1", "yes", "y", "on", "t"), True),
+    **dict.fromkeys(("false", "0", "no", "n", "off", "f"), False),
+}
+
+
+def stored_parameters(spec: PipelineSpec, parameters: Mapping[str, Any]) -> dict[str, Any]:
+    """``parameters`` as a binding stored them, a bool parameter's value in a spelling an older
+    binding may hold read as the bool it meant: bindings stored before values were coerced hold
+    a value as given, and bind then took any bool pydantic's lax mode reads (``1``, ``"yes"``,
+    ``"on"``, ...). Anything else is left as stored, for :func:`typed_parameter` to check; input
+    given now stays strict (``true`` or ``false`` only)."""
+    return {name: _stored_value(spec, name, value) for name, value in parameters.items()}
+
+
+def _stored_value(spec: PipelineSpec, name: str, value: Any) -> Any:
+    if name not in spec.parameters or type(spec.parameters[name]) is not bool:
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and value in (0, 1):
+        return value == 1
+    if isinstance(value, str):
+        return _LEGACY_BOOLS.get(value.lower(), value)
+    return value
+
+
 def parameter_text(value: str | int | float | bool) -> str:
     """A parameter's value as the text a backend is given (a job or pipeline parameter): text
     as it is, anything else as JSON (``7``, ``0.5``, ``true``), which reads back as the same

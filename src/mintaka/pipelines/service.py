@@ -32,7 +32,12 @@ from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError, invalid_fields
 from mintaka.files import write_atomic
 from mintaka.pipelines.claims import claim, release
-from mintaka.pipelines.contract import check_spec, merged_parameters, parameter_text
+from mintaka.pipelines.contract import (
+    check_spec,
+    merged_parameters,
+    parameter_text,
+    stored_parameters,
+)
 from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent
 
 if TYPE_CHECKING:
@@ -105,6 +110,14 @@ class TrainingBinding(BaseModel):
     # the same inputs, so after this long drift that persists asks for a fresh retraining.
     retry_after: str = "1d"
     bound_at: AwareDatetime
+
+
+def _read_binding(path: Path) -> TrainingBinding:
+    """The binding stored at ``path``, its parameters as :func:`stored_parameters` reads them
+    (an older binding's bool held as ``1`` or ``"yes"`` is that bool)."""
+    binding = TrainingBinding.model_validate_json(path.read_text())
+    parameters = stored_parameters(binding.spec, binding.parameters)
+    return binding.model_copy(update={"parameters": parameters})
 
 
 class RetrainRequest(BaseModel):
@@ -305,16 +318,13 @@ class PipelineService:
                 f"no training pipeline is bound to {model!r}: bind one with platform.pipelines"
                 ".bind(...) or `mintaka pipeline bind`"
             )
-        return TrainingBinding.model_validate_json(path.read_text())
+        return _read_binding(path)
 
     def bindings(self) -> list[TrainingBinding]:
         folder = self.root / "training"
         if not folder.is_dir():
             return []
-        return [
-            TrainingBinding.model_validate_json(p.read_text())
-            for p in sorted(folder.glob("*.json"))
-        ]
+        return [_read_binding(p) for p in sorted(folder.glob("*.json"))]
 
     def retrain(
         self,
