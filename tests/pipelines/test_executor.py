@@ -484,6 +484,8 @@ def test_a_number_given_for_a_text_parameter_is_its_text(platform: Platform) -> 
     assert submitted.parameters == {"value": "0.5"}
     with pytest.raises(ValidationError, match="parameter 'value' is declared as str"):
         platform.pipelines.submit(spec, {"value": True})
+    with pytest.raises(ValidationError, match="parameter 'value' is declared as str"):
+        platform.pipelines.run(spec, {"value": 10**5000}, isolation="inline")
 
 
 @pytest.mark.parametrize(
@@ -498,6 +500,9 @@ def test_a_number_given_for_a_text_parameter_is_its_text(platform: Platform) -> 
         ({"early": "on"}, "parameter 'early' is declared as bool"),
         ({"early": "1"}, "parameter 'early' is declared as bool"),
         ({"early": 0}, "parameter 'early' is declared as bool"),
+        ({"value": 10**5000}, "parameter 'value' is declared as int (default 3); an int of over"),
+        ({"rate": 10**400}, "parameter 'rate' is declared as float"),
+        ({"rate": 10**5000}, "parameter 'rate' is declared as float"),
     ],
 )
 def test_a_parameter_not_of_its_declared_type_is_refused_before_anything_is_written(

@@ -543,6 +543,8 @@ def test_a_parameter_value_its_step_cannot_read_is_refused_before_the_job_change
         ({"depth": "True"}, "parameter 'depth' is declared as int"),
         ({"depth": "2.5"}, "parameter 'depth' is declared as int"),
         ({"rate": "NaN"}, "parameter 'rate' is declared as float"),
+        ({"rate": "1" + "0" * 400}, "parameter 'rate' is declared as float"),
+        ({"depth": "1" * 5000}, "parameter 'depth' is declared as int"),
         ({"early": "1"}, "parameter 'early' is declared as bool"),
         ({"seed": "1"}, "declares no parameter 'seed'"),
     ):

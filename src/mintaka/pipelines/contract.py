@@ -15,6 +15,7 @@ import importlib
 import inspect
 import json
 import math
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -284,21 +285,46 @@ def typed_parameter(spec: PipelineSpec, name: str, value: Any) -> str | int | fl
     typed. A value that is not of that type is a ``ValidationError`` naming the parameter and the
     type."""
     declared = type(spec.parameters[name])
-    bad = isinstance(value, bool) and declared is not bool  # True is no number and no text
-    if declared is str and isinstance(value, int | float) and not bad:
-        value = str(value)
-    if declared is bool and not isinstance(value, bool):
-        bad = not isinstance(value, str) or value.lower() not in ("true", "false")
-    try:
-        typed = _PARAMETER_TYPES[declared].validate_python(value)
-    except PydanticValidationError:
-        bad = True
-    if bad or (isinstance(typed, float) and not math.isfinite(typed)):
+    typed = _typed_as(declared, value)
+    if typed is None:
         raise ValidationError(
             f"pipeline {spec.name!r}: parameter {name!r} is declared as {declared.__name__} "
-            f"(default {spec.parameters[name]!r}); {value!r} is not one"
+            f"(default {spec.parameters[name]!r}); {_shown(value)} is not one"
         )
-    return typed  # type: ignore[no-any-return]
+    return typed
+
+
+def _typed_as(declared: type, value: Any) -> str | int | float | bool | None:
+    """``value`` as a parameter of type ``declared`` (see :func:`typed_parameter`), or None if
+    it is not one: an int too long to be written as text (Python's limit on the digits of an
+    int's text) is none either, since every backend and the audit are given its text."""
+    if isinstance(value, bool) and declared is not bool:  # True is no number and no text
+        return None
+    if declared is bool and not isinstance(value, bool) and not _is_bool_text(value):
+        return None
+    try:
+        if declared is str and isinstance(value, int | float):
+            value = str(value)
+        typed: str | int | float | bool = _PARAMETER_TYPES[declared].validate_python(value)
+        parameter_text(typed)
+    except ValueError:  # pydantic's refusal, or an int over the digits its text may have
+        return None
+    if isinstance(typed, float) and not math.isfinite(typed):
+        return None
+    return typed
+
+
+def _is_bool_text(value: Any) -> bool:
+    """Whether ``value`` is a bool's text: ``true`` or ``false`` in any case, nothing else."""
+    return isinstance(value, str) and value.lower() in ("true", "false")
+
+
+def _shown(value: Any) -> str:
+    """``value`` as an error message shows it (an int too long for its text, by its size)."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"an int of over {sys.get_int_max_str_digits()} digits"
 
 
 _LEGACY_BOOLS = {

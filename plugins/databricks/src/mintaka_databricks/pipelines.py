@@ -248,8 +248,16 @@ def _is_json_of(kind: type, text: str) -> bool:
     if kind is int:
         return isinstance(value, int)
     if kind is float:
-        return isinstance(value, int | float) and math.isfinite(value)
+        return isinstance(value, int | float) and _is_finite(value)
     return isinstance(value, kind)
+
+
+def _is_finite(number: int | float) -> bool:
+    """Whether ``number`` is a finite float (an int too large for one is not)."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def _check_parameters(pipeline: NativePipeline, parameters: dict[str, str]) -> None:
