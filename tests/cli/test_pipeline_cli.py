@@ -131,6 +131,30 @@ def test_a_text_parameter_takes_its_value_as_given_however_it_reads(
     assert code == 0, err
 
 
+def test_retrain_reads_a_param_as_the_pipeline_declares_it_whatever_the_binding_holds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
+) -> None:
+    """A binding stored before values were coerced may hold a number for a text parameter: a
+    ``-p`` value for it is still taken as given, as the spec declares it text."""
+    tagged = tmp_path / "tagged.toml"
+    tagged.write_text(TAGGED)
+    init_home(capsys, tmp_path / "h")
+    home = ["--home", str(tmp_path / "h")]
+    code, _, err = cli(capsys, *home, "pipeline", "bind", "tagger", str(tagged), "-p", "tag=7")
+    assert code == 0, err
+    path = tmp_path / "h" / "pipelines" / "training" / "tagger.json"
+    binding = json.loads(path.read_text())
+    binding["parameters"] = {"tag": 2024}
+    path.write_text(json.dumps(binding))
+    for value in ("1e3", "0x1F", "true"):
+        code, _, err = cli(
+            capsys, *home, "retrain", "tagger", "--reason", "r", "-p", f"tag={value}"
+        )
+        assert code == 0, err
+    code, out, _ = cli(capsys, *home, "pipeline", "runs", "--json")
+    assert [r["parameters"]["tag"] for r in json.loads(out)] == ["1e3", "0x1F", "true"]
+
+
 def test_bind_and_retrain_with_a_reason(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:

@@ -32,8 +32,8 @@ app = typer.Typer(help="Training pipelines: typed steps, gates, caching.", no_ar
 def _parameters(
     values: list[str], declared: Mapping[str, Any] | None = None
 ) -> dict[str, str | int | float | bool]:
-    """``--param NAME=VALUE`` options. A parameter ``declared`` (the pipeline's, or a binding's,
-    value for it) as text takes VALUE as given (``-p tag=2024`` is the text ``"2024"``); any
+    """``--param NAME=VALUE`` options. A parameter ``declared`` as text (its default in the
+    pipeline's spec is text) takes VALUE as given (``-p tag=2024`` is the text ``"2024"``); any
     other is read as in the pipeline's TOML (see :func:`_parameter_value`): ``-p seed=7``
     overrides ``seed = 7`` with the same integer."""
     found: dict[str, str | int | float | bool] = {}
@@ -296,8 +296,7 @@ def retrain(
         raise ValidationError("name a model, or pass --due or --pending")
     if not reason:
         raise ValidationError("--reason is required: a retraining is audited with its reason")
-    bound = plat.pipelines.binding(model)
-    declared = {**bound.spec.parameters, **bound.parameters}
+    declared = plat.pipelines.binding(model).spec.parameters
     _run_with_bar(
         lambda bar: plat.pipelines.retrain(
             model, reason, parameters=_parameters(param, declared), on_event=bar
