@@ -61,6 +61,11 @@ def text(inputs: NoInputs) -> TextOutputs:
     return TextOutputs(text="seven")
 
 
+def undecodable_name(inputs: NoInputs) -> TextOutputs:
+    """A file name that is not UTF-8, as os.listdir reads it (with a lone surrogate)."""
+    return TextOutputs(text=b"data-\xff.csv".decode("utf-8", "surrogateescape"))
+
+
 class TagInputs(BaseModel):
     tag: str
 

@@ -466,6 +466,20 @@ def test_a_spec_default_that_is_not_finite_is_refused_like_a_given_value(
     assert platform.pipelines.runs() == []
 
 
+def test_an_output_holding_text_that_is_not_unicode_fails_its_step_naming_it(
+    platform: Platform,
+) -> None:
+    spec = PipelineSpec(
+        name="names", steps=[StepSpec(name="list", entrypoint=f"{STEPS}:undecodable_name")]
+    )
+    says = "output 'text' of step 'list' holds text that is not Unicode"
+    with pytest.raises(ValidationError, match=says):
+        platform.pipelines.run(spec, isolation="inline")
+    [run] = platform.pipelines.runs()
+    assert run.status is PipelineStatus.FAILED
+    assert says in (run.steps[0].failure_reason or "")
+
+
 def test_a_bool_parameter_takes_true_or_false_in_any_case(platform: Platform) -> None:
     run = platform.pipelines.run(loose_pipeline(), {"early": "TRUE"}, isolation="inline")
     assert run.parameters["early"] is True

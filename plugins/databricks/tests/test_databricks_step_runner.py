@@ -190,6 +190,17 @@ def test_a_non_ascii_output_is_measured_by_the_utf8_bytes_set_as_its_task_value(
         main(dbutils)
 
 
+def test_an_output_holding_text_that_is_not_unicode_is_refused_naming_it() -> None:
+    """A file name that is not UTF-8, as ``os.listdir`` reads it, holds a lone surrogate: it
+    has no UTF-8 JSON to set as a task value, so the step fails naming the output."""
+    name = b"data-\xff.csv".decode("utf-8", "surrogateescape")
+    dbutils = StubDbUtils(fit_parameters(("features",), depth="7", features=json.dumps([name])))
+    with pytest.raises(ValidationError, match=r"output 'features' of step 'fit' holds text"):
+        main(dbutils)
+    assert dbutils.jobs.taskValues.values == {}
+    assert dbutils.notebook.result is None
+
+
 def test_a_gate_that_did_not_pass_fails_the_task_with_its_checks_and_outcome() -> None:
     parameters = TaskArguments(
         pipeline="train",

@@ -397,6 +397,7 @@ class LocalExecutor:
         result); raises GateFailed for a gate that did not pass. Anything failing here fails
         the step, as the step's own failure does."""
         produced = result.model_dump(mode="json")
+        _refuse_text_not_unicode(step.name, produced)
         gate = result if isinstance(result, GateOutcome) else None
         state = self._absorb(state, step, produced)
         if gate is None or gate.passed:
@@ -815,3 +816,18 @@ def _unmeasured(produced: dict[str, Any]) -> list[str]:
     if not isinstance(metrics, dict):
         return []
     return nonfinite_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+
+
+def _refuse_text_not_unicode(step: str, produced: JSONDict) -> None:
+    """Refuse an output holding text that is not Unicode (a lone surrogate, as ``os.listdir``
+    reads a file name that is not UTF-8): the run's record is UTF-8 JSON and could not hold it,
+    so the step fails naming the output, as on Databricks."""
+    for key, value in produced.items():
+        try:
+            json.dumps(value, ensure_ascii=False).encode()
+        except UnicodeEncodeError as exc:
+            raise ValidationError(
+                f"output {key!r} of step {step!r} holds text that is not Unicode "
+                f"({exc.object[exc.start : exc.end]!r}, as os.listdir reads a file name that is "
+                "not UTF-8), which has no UTF-8 JSON to record: give it as text that is"
+            ) from exc

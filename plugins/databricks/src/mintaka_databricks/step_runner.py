@@ -312,7 +312,7 @@ def task_values(arguments: TaskArguments, outputs: dict[str, Any]) -> dict[str, 
     if arguments.json_inputs is not None:
         exported = {key: json.dumps(value, ensure_ascii=False) for key, value in exported.items()}
     for key, value in exported.items():
-        size = len(json.dumps(value, ensure_ascii=False).encode())
+        size = len(_utf8_json(arguments.step, key, value))
         if size > TASK_VALUE_BYTES:
             raise ValidationError(
                 f"output {key!r} of step {arguments.step!r}, which later steps read, is {size} "
@@ -320,6 +320,20 @@ def task_values(arguments: TaskArguments, outputs: dict[str, Any]) -> dict[str, 
                 f"({TASK_VALUE_BYTES} bytes); pass it by reference instead (a file's URI)"
             )
     return exported
+
+
+def _utf8_json(step: str, key: str, value: Any) -> bytes:
+    """``value`` of output ``key`` as the UTF-8 JSON a task value holds; text that is not
+    Unicode (a lone surrogate, as ``os.listdir`` reads a file name that is not UTF-8) has none,
+    which is a ``ValidationError`` naming the output (as the local executor's)."""
+    try:
+        return json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"output {key!r} of step {step!r} holds text that is not Unicode "
+            f"({exc.object[exc.start : exc.end]!r}, as os.listdir reads a file name that is "
+            "not UTF-8), which has no UTF-8 JSON to record: give it as text that is"
+        ) from exc
 
 
 def _runtime_dbutils() -> DbUtils:
