@@ -513,7 +513,23 @@ def test_a_runner_another_release_uploads_leaves_the_tasks_compiled_here_theirs(
     resets = len(databricks_fake.calls("POST", "/api/2.2/jobs/reset"))
     with pytest.raises(ValidationError, match="compiled by another Mintaka release"):
         cloud.submit(older, {})
+    elsewhere = native.model_copy(deep=True)
+    for task in elsewhere.definition["tasks"]:
+        task["notebook_task"]["notebook_path"] = f"/Workspace/Users/me/run_step-{SOURCE_DIGEST}"
+    with pytest.raises(ValidationError, match="compiled by another Mintaka release"):
+        cloud.submit(elsewhere, {})
     assert len(databricks_fake.calls("POST", "/api/2.2/jobs/reset")) == resets
+    own = native.model_copy(deep=True)
+    own.definition["tasks"].append(
+        {
+            "task_key": "report",
+            "depends_on": [{"task_key": "evaluate"}],
+            "notebook_task": {"notebook_path": f"/Workspace{BASE}-custom", "source": "WORKSPACE"},
+        }
+    )
+    databricks_fake.state.workspace.put(f"{BASE}-custom", b"print('my report')\n")
+    cloud.submit(own, {})
+    assert len(databricks_fake.calls("POST", "/api/2.2/jobs/reset")) == resets + 1
 
 
 def test_a_parameter_value_its_step_cannot_read_is_refused_before_the_job_changes(
@@ -682,7 +698,8 @@ def test_a_task_whose_notebook_is_missing_fails_and_says_so(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend
 ) -> None:
     native = cloud.compile(gated_spec())
-    native.definition["tasks"][0]["notebook_task"]["notebook_path"] = "/Workspace/Shared/missing"
+    task = native.definition["tasks"][0]["notebook_task"]
+    task.update(notebook_path="/Workspace/Shared/missing", base_parameters={})  # a notebook's own
     run = cloud.wait_for_pipeline_run(cloud.submit(native, {}).id)
     assert run.status is PipelineStatus.FAILED
     assert 'Unable to access the notebook "/Workspace/Shared/missing"' in str(run.failure_reason)

@@ -197,13 +197,19 @@ def _gate_outcome(outputs: dict[str, Any]) -> GateOutcome | None:
 def _refuse_other_runner(pipeline: NativePipeline, base: str, runner: str) -> None:
     """Refuse a pipeline whose tasks run another Mintaka release's step runner (at ``base``,
     ``settings.step_runner``, or at ``base`` with another digest) rather than this one's
-    (``runner``): ``submit`` uploads only its own, so those tasks would run whatever that path
-    holds, which may read their parameters another way."""
-    paths = {
-        str((task.get("notebook_task") or {}).get("notebook_path"))
-        for task in pipeline.definition.get("tasks") or []
-    }
-    other = sorted(p for p in paths if p != runner and (p == base or p.startswith(base + "-")))
+    (``runner``), or a step runner task at any other path (compiled with another
+    ``step_runner``): ``submit`` uploads only its own, so those tasks would run whatever that
+    path holds, which may read their parameters another way. A task of the user's own
+    notebook, at a path no release uploads to (``base-custom``), is left as it is."""
+    release = re.compile(re.escape(base) + r"(-[0-9a-f]{12})?")
+    other = sorted(
+        {
+            path
+            for task in pipeline.definition.get("tasks") or []
+            if (path := str((task.get("notebook_task") or {}).get("notebook_path"))) != runner
+            and (release.fullmatch(path) or _task_arguments(task) is not None)
+        }
+    )
     if other:
         raise ValidationError(
             f"pipeline {pipeline.pipeline!r} runs the step runner at {', '.join(other)}, not this "
