@@ -32,8 +32,16 @@ def drift_signal(**overrides: Any) -> Signal:
     return Signal(**values)
 
 
-def log_on(platform: Platform, route: str, version: int, rows: Sequence[dict[str, Any]]) -> None:
-    """Log ``rows`` as answered by ``route`` of ``scoring``, serving ``credit:<version>``."""
+def log_on(
+    platform: Platform,
+    route: str,
+    version: int,
+    rows: Sequence[dict[str, Any]],
+    outputs: Sequence[Any] | None = None,
+) -> None:
+    """Log ``rows`` as answered by ``route`` of ``scoring``, serving ``credit:<version>``, with
+    ``outputs`` (one a row; 0.5 each when not given)."""
+    answers = [0.5] * len(rows) if outputs is None else list(outputs)
     found = platform.get_model_version("credit", version)
     at = platform.clock.now().isoformat()
     with platform.store.write() as conn:
@@ -49,12 +57,12 @@ def log_on(platform: Platform, route: str, version: int, rows: Sequence[dict[str
                     "version_id": found.id,
                     "input_digest": "sha256:" + "0" * 64,
                     "inputs": row,
-                    "output": 0.5,
+                    "output": output,
                     "status": "ok",
                     "shadow": 0,
                     "latency_ms": 1.0,
                     "at": at,
                 }
-                for row in rows
+                for row, output in zip(rows, answers, strict=True)
             ],
         )

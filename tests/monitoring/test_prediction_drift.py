@@ -4,7 +4,7 @@ import csv
 from pathlib import Path
 
 import numpy as np
-from monitoring_kit import LogPredictions, drift_signal, scoring_monitor
+from monitoring_kit import LogPredictions, drift_signal, log_on, scoring_monitor
 from sklearn.linear_model import LogisticRegression
 
 from mintaka import ManualClock, Platform
@@ -139,3 +139,82 @@ def test_a_canary_s_prediction_drift_is_judged_against_its_own_training_scores(
     clock.advance(minutes=5)
     [failure] = platform.monitoring.run_once().failed
     assert failure.error == ("drift signal 'score-drift': route 'red' (credit:3): " + NO_SCORES)
+
+
+def _write_training(source: Path, train: np.ndarray, labels: np.ndarray) -> None:
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*FEATURES, "label"])
+        writer.writerows([[*row, label] for row, label in zip(train, labels, strict=True)])
+
+
+def _register(
+    platform: Platform, source: Path, train: np.ndarray, labels: np.ndarray
+) -> LogisticRegression:
+    """Write ``train`` to ``source``, register it, and register a model trained on it as the
+    next version of ``credit``."""
+    _write_training(source, train, labels)
+    dataset = platform.register_dataset(source.stem, source, categorical=["label"])
+    model = LogisticRegression().fit(train, labels)
+    platform.register_model(
+        "credit",
+        sklearn_flavor.save(model, source.with_name(f"model-{source.stem}")),
+        flavor="sklearn",
+        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
+        dataset_ids=[dataset.id],
+    )
+    return model
+
+
+def _serve(
+    platform: Platform, route: str, version: int, model: LogisticRegression, values: np.ndarray
+) -> None:
+    """Log ``model``'s scores of ``values`` as answered by ``route`` (``credit:<version>``)."""
+    scores = model.predict_proba(values)[:, 1]
+    log_on(
+        platform,
+        route,
+        version,
+        [dict(zip(FEATURES, map(float, row), strict=True)) for row in values],
+        outputs=[float(score) for score in scores],
+    )
+
+
+def _watch_scores(platform: Platform) -> None:
+    platform.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="score-drift", metric="psi:prediction", window="1h"))
+    )
+
+
+def test_a_training_file_rewritten_at_its_path_fails_the_signal_naming_the_dataset_version(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(43)
+    source = tmp_path / "train.csv"
+    train = _data(rng, 2000)
+    labels = (train[:, 0] - train[:, 1] > 0).astype(int)
+    model = _register(platform, source, train, labels)
+    [dataset_id] = platform.get_model_version("credit", 1).dataset_ids
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    _watch_scores(platform)
+    _serve(platform, "blue", 1, model, _data(rng, 1000))
+    clock.advance(minutes=5)
+    assert platform.monitoring.run_once().failed == ()
+    # next month's data lands at the same path: credit:1 was not trained on it
+    _write_training(source, _data(rng, 2000, shift=2.0), labels)
+    clock.advance(minutes=61)
+    _serve(platform, "blue", 1, model, _data(rng, 1000))
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert report.alerts == ()
+    [failure] = report.failed
+    assert dataset_id in failure.error
+    assert "route 'blue' (credit:1)" in failure.error
+    assert "no longer holds" in failure.error
+    source.unlink()
+    clock.advance(minutes=61)
+    _serve(platform, "blue", 1, model, _data(rng, 1000))
+    clock.advance(minutes=5)
+    [failure] = platform.monitoring.run_once().failed
+    assert dataset_id in failure.error
+    assert "is gone" in failure.error

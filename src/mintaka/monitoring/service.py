@@ -19,7 +19,6 @@ import re
 from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import select, update
@@ -292,7 +291,8 @@ class _Group(Protocol):
 
 
 GroupT = TypeVar("GroupT", bound=_Group)
-Scored = dict[tuple[str, int], "DatasetProfile | None"]  # each version's prediction reference
+# Each version's prediction reference, or why it has none.
+Scored = dict[tuple[str, int], "DatasetProfile | str"]
 
 
 @dataclass(frozen=True)
@@ -1174,17 +1174,17 @@ class MonitoringService:
     def version_scores(self, found: ModelVersion) -> DatasetProfile | None:
         """The profile of ``found``'s own predictions on its training data: the reference for
         drift of the prediction itself. Scores at most 10,000 training rows with the verified
-        artifact; ``None`` when the version names no training data file to score."""
+        artifact; ``None`` when the version names no training data to score. The file must
+        still hold the dataset version the model was registered with: a ``ValidationError``
+        naming it when it is gone or was rewritten, never a score of other data."""
         from mintaka.flavors.loader import load_predictor
         from mintaka.monitoring.profiles import profile
+        from mintaka.monitoring.training_data import registered_file
         from mintaka.serving.batch import read_rows
 
         if not found.dataset_ids:
             return None
-        dataset = self.platform.get_dataset(found.dataset_ids[0])
-        source = Path(dataset.uri.removeprefix("file://"))
-        if not source.is_file():
-            return None
+        source = registered_file(self.platform.get_dataset(found.dataset_ids[0]))
         stored = self.platform.artifacts.verify(found.artifact_digest)
         predictor = load_predictor(
             stored.content, found.flavor, features=tuple(found.signature.inputs)
@@ -1223,11 +1223,11 @@ class MonitoringService:
         values: list[float] = []
         unmeasured: list[str] = []
         for group in groups:
-            value = self._version_prediction_drift(group, metric, scored)
-            if value is None:
-                unmeasured.append(f"{group.name}: {NO_SCORES}")
-            else:
-                values.append(value)
+            found = self._version_prediction_drift(group, metric, scored)
+            if found.unmeasured is not None:
+                unmeasured.append(f"{group.name}: {found.unmeasured}")
+            elif found.value is not None:
+                values.append(found.value)
         why = None
         if unmeasured:
             why = f"drift signal {signal.name!r}: " + "; ".join(unmeasured)
@@ -1235,20 +1235,28 @@ class MonitoringService:
 
     def _version_prediction_drift(
         self, group: VersionOutputs, metric: str, scored: Scored
-    ) -> float | None:
+    ) -> Measurement:
         """``metric`` of ``group``'s logged scores against its version's own training scores,
-        ``None`` when the version has none."""
+        or why there are none to compare with."""
         from mintaka.monitoring.statistics import drift
 
         key = (group.model, group.version)
         if key not in scored:
-            version = self.platform.get_model_version(group.model, group.version)
-            scored[key] = self.version_scores(version)
+            scored[key] = self._scores_or_why(group.model, group.version)
         reference = scored[key]
-        if reference is None:
-            return None
+        if isinstance(reference, str):
+            return Measurement(None, reference)
         current = [predicted_score(output) for output in group.rows]
-        return drift(reference, {PREDICTION: current}).value(PREDICTION, metric)
+        return Measurement(drift(reference, {PREDICTION: current}).value(PREDICTION, metric))
+
+    def _scores_or_why(self, model: str, version: int) -> DatasetProfile | str:
+        """``model:version``'s scores on its training data (see :meth:`version_scores`), or
+        why it has none."""
+        try:
+            found = self.version_scores(self.platform.get_model_version(model, version))
+        except ValidationError as exc:
+            return str(exc)
+        return NO_SCORES if found is None else found
 
     def window_predictions(self, endpoint: str, window: str, now: datetime) -> list[dict[str, Any]]:
         """The live (not shadow), successful predictions logged for ``endpoint`` in the
