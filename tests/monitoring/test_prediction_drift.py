@@ -11,6 +11,7 @@ from mintaka import ManualClock, Platform
 from mintaka.domain.registry import Signature
 from mintaka.flavors import sklearn as sklearn_flavor
 from mintaka.monitoring.service import NO_SCORES
+from mintaka.monitoring.training_data import sample_rows
 from mintaka.store.schema import predictions
 
 FEATURES = ("income", "debt")
@@ -218,3 +219,38 @@ def test_a_training_file_rewritten_at_its_path_fails_the_signal_naming_the_datas
     [failure] = platform.monitoring.run_once().failed
     assert dataset_id in failure.error
     assert "is gone" in failure.error
+
+
+def test_the_scores_reference_samples_the_whole_training_file_not_its_first_rows(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(41)
+    train = _data(rng, 30_000)
+    train = train[np.argsort(train[:, 0])]  # a file sorted by a column (a time, an id)
+    labels = (train[:, 0] - train[:, 1] > 0).astype(int)
+    model = _register(platform, tmp_path / "sorted.csv", train, labels)
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    _watch_scores(platform)
+    _serve(platform, "blue", 1, model, train[rng.choice(len(train), 2000)])  # the training data
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+
+def test_a_training_sample_is_uniform_over_the_file_and_the_same_on_every_read(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "rows.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["n"])
+        writer.writerows([[n] for n in range(20_000)])
+    sample = sample_rows(source, size=1000)
+    again = sample_rows(source, size=1000)
+    numbers = [int(row["n"]) for row in sample]
+    assert sample == again
+    assert numbers == sorted(set(numbers))
+    assert len(numbers) == 1000
+    assert 9000 < sum(numbers) / len(numbers) < 11_000  # the first rows would average 500
+    assert numbers[-1] > 19_000
+    assert sample_rows(source, size=30_000) == [{"n": str(n)} for n in range(20_000)]

@@ -1173,14 +1173,14 @@ class MonitoringService:
 
     def version_scores(self, found: ModelVersion) -> DatasetProfile | None:
         """The profile of ``found``'s own predictions on its training data: the reference for
-        drift of the prediction itself. Scores at most 10,000 training rows with the verified
-        artifact; ``None`` when the version names no training data to score. The file must
+        drift of the prediction itself. Scores a seeded uniform sample of at most
+        ``SAMPLE_ROWS`` training rows (read as a stream, the same sample on every run) with the
+        verified artifact; ``None`` when the version names no training data to score. The file must
         still hold the dataset version the model was registered with: a ``ValidationError``
         naming it when it is gone or was rewritten, never a score of other data."""
         from mintaka.flavors.loader import load_predictor
         from mintaka.monitoring.profiles import profile
-        from mintaka.monitoring.training_data import registered_file
-        from mintaka.serving.batch import read_rows
+        from mintaka.monitoring.training_data import SAMPLE_ROWS, registered_file, sample_rows
 
         if not found.dataset_ids:
             return None
@@ -1189,7 +1189,7 @@ class MonitoringService:
         predictor = load_predictor(
             stored.content, found.flavor, features=tuple(found.signature.inputs)
         )
-        rows = read_rows(source)[:10_000]
+        rows = sample_rows(source, SAMPLE_ROWS)
         scores = [predicted_score(output) for output in predictor.predict(rows)]
         return profile({PREDICTION: scores})
 

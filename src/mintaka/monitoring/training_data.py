@@ -1,21 +1,30 @@
-"""A dataset version's file read back: where its URI points, and that it still holds the bytes
-registered.
+"""A dataset version's file read back: where its URI points, that it still holds the bytes
+registered, and a seeded uniform sample of its rows, read as a stream.
 
 A dataset is registered by the digest of its bytes, but its file stays where it was: a newer
 file written to the same path is another dataset version, and a model trained on the old one must
-not be judged against the new one.
+not be judged against the new one. A sample of the rows stands for the whole file (not its first
+rows, which a file sorted by time or id would bias), without holding the file in memory.
 """
 
 from __future__ import annotations
 
+import csv
+import math
+import random
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from mintaka.errors import ValidationError
 
 if TYPE_CHECKING:
     from mintaka.domain.runs import DatasetVersion
+
+SAMPLE_ROWS = 10_000  # the most rows of a training file scored for a prediction reference
+SAMPLE_SEED = 0  # the same file gives the same sample on every run
+_PARQUET_BATCH = 8_192  # rows of a Parquet file read at a time
 
 
 def file_path(uri: str) -> Path | None:
@@ -45,3 +54,77 @@ def registered_file(dataset: DatasetVersion) -> Path:
             f"{dataset.digest}); restore that file to measure against it"
         )
     return path
+
+
+def sample_rows(
+    path: Path, size: int = SAMPLE_ROWS, seed: int = SAMPLE_SEED
+) -> list[dict[str, Any]]:
+    """A uniform sample of up to ``size`` rows of the CSV or Parquet file ``path``, in file
+    order, the same for the same file and ``seed``; the file is read once, as a stream
+    (reservoir sampling, Li's algorithm L: it draws at each row it keeps, not at every row),
+    so only the sample is held."""
+    rng = random.Random(seed)
+    kept: list[tuple[int, dict[str, Any]]] = []
+    weight = 1.0
+    upcoming = size
+    for index, row in enumerate(_stream_rows(path)):
+        if index < size:
+            kept.append((index, row))
+            if index == size - 1:
+                weight, upcoming = _next_keep(rng, size, weight, index)
+        elif index == upcoming:
+            kept[rng.randrange(size)] = (index, row)
+            weight, upcoming = _next_keep(rng, size, weight, index)
+    return [row for _, row in sorted(kept, key=lambda pair: pair[0])]
+
+
+def _next_keep(rng: random.Random, size: int, weight: float, index: int) -> tuple[float, int]:
+    """The next weight of algorithm L and the index of the next row it keeps after ``index``."""
+    weight *= math.exp(math.log(_open_unit(rng)) / size)
+    if weight >= 1.0:
+        return weight, index + 1
+    return weight, index + 1 + math.floor(math.log(_open_unit(rng)) / math.log1p(-weight))
+
+
+def _open_unit(rng: random.Random) -> float:
+    """A uniform draw from the open interval (0, 1), whose logarithm is finite."""
+    while True:
+        drawn = rng.random()
+        if drawn > 0.0:
+            return drawn
+
+
+def _stream_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """The rows of a CSV (UTF-8, with a header) or Parquet file, one at a time; a malformed
+    file is a ``ValidationError`` naming it."""
+    from mintaka.serving.batch import file_format
+
+    if file_format(path) == "csv":
+        yield from _csv_stream(path)
+        return
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=_PARQUET_BATCH):
+            yield from batch.to_pylist()
+    except (pa.ArrowException, OSError) as exc:
+        raise ValidationError(f"{path} is not a readable Parquet file: {exc}") from None
+
+
+def _csv_stream(path: Path) -> Iterator[dict[str, Any]]:
+    from mintaka.serving.batch import csv_reader
+
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv_reader(path, handle)
+            for row in reader:
+                if None in row:
+                    raise ValidationError(
+                        f"{path}, line {reader.line_num}: more fields than the header names"
+                    )
+                yield row
+    except UnicodeDecodeError as exc:
+        raise ValidationError(f"{path} is not UTF-8 text: {exc}") from None
+    except csv.Error as exc:
+        raise ValidationError(f"{path} is not a readable CSV file: {exc}") from None
