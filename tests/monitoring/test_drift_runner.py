@@ -670,7 +670,8 @@ def test_a_few_rows_of_another_version_are_named_as_too_few_not_measured(
     assert report.failed == ()
     [alert] = report.alerts
     assert alert.details["note"] == (
-        f"route 'blue' (credit:1): 5 rows, too few to measure alone (fewer than {MIN_GROUP_ROWS})"
+        f"5 rows of route 'blue' (credit:1), fewer than the {MIN_GROUP_ROWS} drift needs; a "
+        "longer window measures it"
     )
     clock.advance(minutes=61)
     log_on(watched, "blue", 1, _rows(rng, 5, shift=3.0))  # a window of five rows only
@@ -690,3 +691,39 @@ def test_a_canary_of_a_few_rows_raises_no_drift_alert_on_healthy_traffic(
     clock.advance(minutes=5)
     report = watched.monitoring.run_once()
     assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+
+def test_a_small_group_without_a_profile_fails_the_signal_beside_a_larger_one(
+    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact
+) -> None:
+    watched.register_model("credit", make_artifact(b"v2"))  # no training data named
+    watched.serving.deploy("scoring", "credit:2", route="red", weights={"blue": 95, "red": 5})
+    rng = np.random.default_rng(32)
+    log_on(watched, "blue", 1, _rows(rng, 900))
+    log_on(watched, "red", 2, _rows(rng, 45))
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (1, ())
+    [failure] = report.failed
+    assert failure.error.startswith("drift signal 'income-drift': route 'red' (credit:2): ")
+
+
+def test_when_no_group_has_enough_rows_only_the_largest_is_measured(
+    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    _shifted_version(watched, make_artifact, tmp_path)
+    rng = np.random.default_rng(33)
+    log_on(watched, "blue", 1, _rows(rng, 1))  # the last answer before the redeploy
+    watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
+    clock.advance(minutes=1)
+    log_on(watched, "green", 2, _rows(rng, 49, shift=1.5))  # as credit:2 was trained
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+    clock.advance(minutes=61)
+    log_on(watched, "blue", 1, _rows(rng, 1))
+    clock.advance(minutes=1)
+    log_on(watched, "green", 2, _rows(rng, 49, shift=6.0))  # drifted from credit:2's data
+    clock.advance(minutes=5)
+    [alert] = watched.monitoring.run_once().alerts
+    assert alert.details["note"].startswith("1 rows of route 'blue' (credit:1), fewer than")

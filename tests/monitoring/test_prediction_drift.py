@@ -254,3 +254,24 @@ def test_a_training_sample_is_uniform_over_the_file_and_the_same_on_every_read(
     assert 9000 < sum(numbers) / len(numbers) < 11_000  # the first rows would average 500
     assert numbers[-1] > 19_000
     assert sample_rows(source, size=30_000) == [{"n": str(n)} for n in range(20_000)]
+
+
+def test_a_small_version_with_nothing_to_score_fails_the_signal_beside_a_larger_one(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(44)
+    train = _data(rng, 2000)
+    labels = (train[:, 0] > 0).astype(int)
+    v1 = _register(platform, tmp_path / "d1.csv", train, labels)
+    v2 = LogisticRegression().fit(train, 1 - labels)
+    platform.register_model("credit", sklearn_flavor.save(v2, tmp_path / "v2"), flavor="sklearn")
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    platform.serving.deploy("scoring", "credit:2", route="red", weights={"blue": 95, "red": 5})
+    _watch_scores(platform)
+    _serve(platform, "blue", 1, v1, _data(rng, 900))
+    _serve(platform, "red", 2, v2, _data(rng, 45))
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (1, ())
+    [failure] = report.failed
+    assert failure.error == ("drift signal 'score-drift': route 'red' (credit:2): " + NO_SCORES)

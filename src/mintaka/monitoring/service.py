@@ -1099,13 +1099,16 @@ class MonitoringService:
         profile, or whose drift cannot be measured, is named with why (by route and version
         when the window holds the rows of more than one), never measured against another
         version's profile."""
-        groups, note = _enough_rows(self.version_traffic(serving, logged))
-        if len(groups) == 1 and groups[0].reference is not None:
-            found = self._drift_against(signal, groups[0].reference, groups[0].rows)
+        groups = self.version_traffic(serving, logged)
+        measured, note = _enough_rows([g for g in groups if g.reference is not None])
+        if len(groups) == 1 and measured and measured[0].reference is not None:
+            found = self._drift_against(signal, measured[0].reference, measured[0].rows)
             return replace(found, note=note)
         values: list[float] = []
         unmeasured: list[str] = []
         for group in groups:
+            if group.reference is not None and not any(group is m for m in measured):
+                continue
             found = self._version_drift(signal, group)
             if found.value is not None:
                 values.append(found.value)
@@ -1217,37 +1220,29 @@ class MonitoringService:
             if r["output"] is not None
         ]
         grouped = self._version_rows(serving, logged, idle=False, column="output")
-        groups, note = _enough_rows(
-            [VersionOutputs(route, *key, found) for key, (route, found) in sorted(grouped.items())]
+        groups = [
+            VersionOutputs(route, *key, found) for key, (route, found) in sorted(grouped.items())
+        ]
+        for group in groups:
+            key = (group.model, group.version)
+            if key not in scored:
+                scored[key] = self._scores_or_why(group.model, group.version)
+        measured, note = _enough_rows(
+            [g for g in groups if not isinstance(scored[(g.model, g.version)], str)]
         )
         values: list[float] = []
         unmeasured: list[str] = []
         for group in groups:
-            found = self._version_prediction_drift(group, metric, scored)
-            if found.unmeasured is not None:
-                unmeasured.append(f"{group.name}: {found.unmeasured}")
-            elif found.value is not None:
-                values.append(found.value)
+            reference = scored[(group.model, group.version)]
+            if isinstance(reference, str):
+                unmeasured.append(f"{group.name}: {reference}")
+            elif any(group is m for m in measured):
+                value = _scores_drift(reference, group, metric)
+                values.extend([] if value is None else [value])
         why = None
         if unmeasured:
             why = f"drift signal {signal.name!r}: " + "; ".join(unmeasured)
         return Measurement(max(values, default=None), why, note)
-
-    def _version_prediction_drift(
-        self, group: VersionOutputs, metric: str, scored: Scored
-    ) -> Measurement:
-        """``metric`` of ``group``'s logged scores against its version's own training scores,
-        or why there are none to compare with."""
-        from mintaka.monitoring.statistics import drift
-
-        key = (group.model, group.version)
-        if key not in scored:
-            scored[key] = self._scores_or_why(group.model, group.version)
-        reference = scored[key]
-        if isinstance(reference, str):
-            return Measurement(None, reference)
-        current = [predicted_score(output) for output in group.rows]
-        return Measurement(drift(reference, {PREDICTION: current}).value(PREDICTION, metric))
 
     def _scores_or_why(self, model: str, version: int) -> DatasetProfile | str:
         """``model:version``'s scores on its training data (see :meth:`version_scores`), or
@@ -1533,22 +1528,38 @@ def _sample_key(model: str, version: int, reference: Reference | None) -> tuple[
     return ("profile", reference.dataset_id, *sorted(reference.version.signature.inputs))
 
 
+def _scores_drift(reference: DatasetProfile, group: VersionOutputs, metric: str) -> float | None:
+    """``metric`` of ``group``'s logged scores against its version's own training scores."""
+    from mintaka.monitoring.statistics import drift
+
+    current = [predicted_score(output) for output in group.rows]
+    return drift(reference, {PREDICTION: current}).value(PREDICTION, metric)
+
+
 def _enough_rows(groups: list[GroupT]) -> tuple[list[GroupT], str | None]:
     """The drift groups measured, and a note naming those left out: a group of fewer than
     ``MIN_GROUP_ROWS`` rows beside a larger one is no sample to measure alone (its statistic
-    is noise), so it is left out, which is no failure. When no group has that many rows,
-    every group is measured."""
+    is noise), so it is left out, which is no failure. When no group has that many rows, only
+    the largest is measured: a row or two left from before a redeploy is no sample either.
+    The groups given are those that can be measured at all (a version without a reference
+    fails the signal whatever its rows)."""
+    if len(groups) <= 1:
+        return groups, None
     measured = [g for g in groups if len(g.rows) >= MIN_GROUP_ROWS]
     if not measured:
-        return groups, None
-    few = [g for g in groups if len(g.rows) < MIN_GROUP_ROWS]
+        measured = [max(groups, key=lambda g: len(g.rows))]
+    few = [g for g in groups if not any(g is m for m in measured)]
     if not few:
         return groups, None
-    note = "; ".join(
-        f"{g.name}: {len(g.rows)} rows, too few to measure alone (fewer than {MIN_GROUP_ROWS})"
-        for g in few
+    return measured, "; ".join(too_few(g) for g in few)
+
+
+def too_few(group: _Group) -> str:
+    """Why ``group`` is left out of a drift measurement: too few rows in the window."""
+    return (
+        f"{len(group.rows)} rows of {group.name}, fewer than the {MIN_GROUP_ROWS} drift needs; "
+        "a longer window measures it"
     )
-    return measured, note
 
 
 def _refuse_unmeasurable(signal: Signal, kinds: Mapping[str, str], source: str) -> None:
