@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 from collections.abc import Sequence
 from datetime import timedelta
@@ -13,6 +14,7 @@ from artifact_kit import MakeArtifact
 from monitoring_kit import LogPredictions, drift_signal, log_on, scoring_monitor
 
 from mintaka import ManualClock, Platform
+from mintaka.cli.app import main
 from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
 from mintaka.monitoring.service import MIN_GROUP_ROWS
 
@@ -727,3 +729,36 @@ def test_when_no_group_has_enough_rows_only_the_largest_is_measured(
     clock.advance(minutes=5)
     [alert] = watched.monitoring.run_once().alerts
     assert alert.details["note"].startswith("1 rows of route 'blue' (credit:1), fewer than")
+
+
+def test_a_group_left_out_for_too_few_rows_is_reported_without_an_alert(
+    watched: Platform,
+    clock: ManualClock,
+    make_artifact: MakeArtifact,
+    tmp_path: Path,
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _shifted_version(watched, make_artifact, tmp_path)
+    watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 95, "green": 5})
+    rng = np.random.default_rng(31)
+    log_on(watched, "blue", 1, _rows(rng, 900))
+    log_on(watched, "green", 2, _rows(rng, 45, shift=8.0))  # a 5 % canary in 945 rows
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+    expected = (
+        f"45 rows of route 'green' (credit:2), fewer than the {MIN_GROUP_ROWS} drift needs; a "
+        "longer window measures it"
+    )
+    assert [(n.endpoint, n.signal, n.note) for n in report.notes] == [
+        ("scoring", "income-drift", expected)
+    ]
+    watched.monitoring.add_monitor(scoring_monitor(drift_signal(name="recent", window="1000n")))
+    watched.close()
+    main(["--home", str(home), "monitor", "run", "--once"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"signal 'recent' on scoring left out: {expected}" in out
+    main(["--home", str(home), "monitor", "run", "--once", "--json"])
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["notes"] == [{"endpoint": "scoring", "signal": "recent", "note": expected}]

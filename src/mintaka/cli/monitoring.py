@@ -5,8 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import tomllib
+from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -19,6 +20,7 @@ from mintaka.serving.batch import csv_reader
 
 if TYPE_CHECKING:
     from mintaka.domain.monitoring import MonitorSpec
+    from mintaka.monitoring.service import RunReport
 
 monitor_app = typer.Typer(
     help="Monitors, coverage and the monitoring runner.", no_args_is_help=True
@@ -101,6 +103,7 @@ def run(
         bool, typer.Option("--once", help="Evaluate once and exit (for cron).")
     ] = False,
     every: Annotated[float, typer.Option(help="Seconds between evaluations.")] = 60.0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Evaluate every monitor and escalation; once, or repeatedly until interrupted.
 
@@ -116,11 +119,10 @@ def run(
     plat = platform(ctx)
     while True:
         report = plat.monitoring.run_once()
-        failed = f", {len(report.failed)} signals failed" if report.failed else ""
-        console.print(
-            f"evaluated {report.evaluated} signals: {len(report.alerts)} alerts, "
-            f"{len(report.escalated)} escalations{failed}"
-        )
+        if as_json:
+            emit_json(_run_json(report))
+        else:
+            _print_run(report)
         for failure in report.failed:
             where = f"signal {failure.signal!r} on {failure.endpoint}"
             err_console.print(f"[red]{escape(where)} failed[/]: {escape(failure.error)}")
@@ -129,6 +131,29 @@ def run(
                 raise typer.Exit(1)
             return
         time.sleep(every)
+
+
+def _print_run(report: RunReport) -> None:
+    """One pass of the runner as people read it: the counts, then what each signal left out."""
+    failed = f", {len(report.failed)} signals failed" if report.failed else ""
+    console.print(
+        f"evaluated {report.evaluated} signals: {len(report.alerts)} alerts, "
+        f"{len(report.escalated)} escalations{failed}"
+    )
+    for found in report.notes:
+        where = f"signal {found.signal!r} on {found.endpoint}"
+        console.print(f"{escape(where)} left out: {escape(found.note)}")
+
+
+def _run_json(report: RunReport) -> dict[str, Any]:
+    """One pass of the runner for scripts."""
+    return {
+        "evaluated": report.evaluated,
+        "alerts": list(report.alerts),
+        "escalated": list(report.escalated),
+        "failed": [asdict(failure) for failure in report.failed],
+        "notes": [asdict(found) for found in report.notes],
+    }
 
 
 @monitor_app.command("report")

@@ -212,6 +212,16 @@ class SignalFailure:
 
 
 @dataclass(frozen=True)
+class SignalNote:
+    """What a signal's measurement left out this time, and why (a drift group of too few rows):
+    no failure, but monitoring that did not happen, so the run reports it."""
+
+    endpoint: str
+    signal: str
+    note: str
+
+
+@dataclass(frozen=True)
 class Measurement:
     """One evaluation of a signal: its value (``None`` when there was nothing to measure) and,
     when part of what it watches could not be measured (a drift signal's feature whose
@@ -305,6 +315,7 @@ class RunReport:
     alerts: tuple[Alert, ...]
     escalated: tuple[str, ...]
     failed: tuple[SignalFailure, ...] = ()
+    notes: tuple[SignalNote, ...] = ()  # what each signal left out, alerting or not
 
 
 class MonitoringService:
@@ -814,11 +825,13 @@ class MonitoringService:
         is logged, audited (``monitor.signal.failed``), reported in ``RunReport.failed`` and
         skipped: the other signals, monitors and escalations still run. A drift signal with a
         profiled feature whose statistic cannot be computed (one no row logs, too) alerts on the
-        features it measured and fails naming that one. The monitors of an endpoint that was
-        deleted are not run."""
+        features it measured and fails naming that one. What a measurement left out (a drift
+        group of too few rows) is logged and reported in ``RunReport.notes``, alert or not. The
+        monitors of an endpoint that was deleted are not run."""
         now = self.platform._now()
         alerts: list[Alert] = []
         failed: list[SignalFailure] = []
+        notes: list[SignalNote] = []
         measured: set[str] = set()  # "endpoint:signal" of the signals given a value, no error
         scored: Scored = {}  # scored once a run, however many signals watch predictions
         evaluated = 0
@@ -836,6 +849,9 @@ class MonitoringService:
                 try:
                     found = self._measure(spec, signal, now, scored)
                     value = found.value
+                    if found.note is not None:
+                        notes.append(SignalNote(spec.endpoint, signal.name, found.note))
+                        log.info("signal %r on %s: %s", signal.name, spec.endpoint, found.note)
                     breached = value is not None and breaches(signal, value)
                     if value is not None:
                         evaluated += 1
@@ -856,7 +872,9 @@ class MonitoringService:
                     )
                     failed.append(SignalFailure(spec.endpoint, signal.name, error))
         self._audit_failures(failed, measured)
-        return RunReport(evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed))
+        return RunReport(
+            evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed), tuple(notes)
+        )
 
     def _audit_failures(self, failed: list[SignalFailure], measured: set[str]) -> None:
         """Record when a signal starts failing to evaluate (``monitor.signal.failed``) and when
