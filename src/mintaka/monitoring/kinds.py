@@ -1,10 +1,14 @@
-"""Which drift statistics each kind of profiled feature has.
+"""Which drift statistics each kind of profiled feature has, and the profiles' bin count.
 
 Plain data without numpy, so that the monitoring service can check a drift signal against a
-stored profile when the monitor is added, without loading the numeric stack.
+stored profile when the monitor is added, and size its drift groups, without loading the
+numeric stack.
 """
 
 from __future__ import annotations
+
+DEFAULT_BINS = 10
+"""Bins of a numeric feature's profile (quantile edges over the training data)."""
 
 # The statistics each kind of feature has; any other is None by definition, not unmeasured.
 STATISTICS: dict[str, tuple[str, ...]] = {

@@ -61,6 +61,7 @@ from pydantic import Field
 
 from mintaka.domain.base import JSONDict, Record
 from mintaka.errors import ValidationError
+from mintaka.monitoring.kinds import DEFAULT_BINS
 from mintaka.numbers import as_float
 
 T = TypeVar("T")
@@ -70,7 +71,6 @@ ColumnsLike: TypeAlias = (
 )
 
 PROFILE_FORMAT = 2  # 2: a dominant value gets a bin of its own (1: distinct quantiles only)
-DEFAULT_BINS = 10
 DEFAULT_SAMPLE_SIZE = 10_000
 DEFAULT_MAX_CATEGORIES = 1_000
 QUANTILE_PROBABILITIES: tuple[float, ...] = (

@@ -38,8 +38,7 @@ from mintaka.domain.monitoring import (
 )
 from mintaka.domain.names import validate_endpoint_name
 from mintaka.errors import Conflict, MintakaError, NotFound, ValidationError
-from mintaka.monitoring.kinds import STATISTICS, kinds_with
-from mintaka.monitoring.profiles import DEFAULT_BINS
+from mintaka.monitoring.kinds import DEFAULT_BINS, STATISTICS, kinds_with
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
 from mintaka.monitoring.windows import parse_window
 from mintaka.numbers import as_float
