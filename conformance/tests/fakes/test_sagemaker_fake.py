@@ -91,6 +91,12 @@ def _variant(name: str, weight: float | None = 1.0, count: int = 2) -> dict[str,
     return variant
 
 
+def _serving(name: str, *, model: str, count: int = 2) -> dict[str, Any]:
+    """Production variant ``name`` serving ``model``: a blue/green update keeps the variant names
+    and changes what they serve."""
+    return {**_variant(name, count=count), "ModelName": model}
+
+
 def _models(sm: Any, *names: str) -> None:
     for name in names:
         sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "img"})
@@ -426,7 +432,9 @@ def test_update_endpoint_applies_the_new_config_and_reports_the_deployment(
 ) -> None:
     _endpoint(sm, "churn", [_variant("blue")])
     _models(sm, "green")
-    sm.create_endpoint_config(EndpointConfigName="churn-v2", ProductionVariants=[_variant("green")])
+    sm.create_endpoint_config(
+        EndpointConfigName="churn-v2", ProductionVariants=[_serving("blue", model="green")]
+    )
     _alarm(cw, "churn-5xx")
     deployment = {
         "BlueGreenUpdatePolicy": _blue_green(
@@ -440,10 +448,29 @@ def test_update_endpoint_applies_the_new_config_and_reports_the_deployment(
     described = sm.describe_endpoint(EndpointName="churn")
     assert described["EndpointStatus"] == "InService"
     assert described["EndpointConfigName"] == "churn-v2"
-    assert [v["VariantName"] for v in described["ProductionVariants"]] == ["green"]
+    assert [v["VariantName"] for v in described["ProductionVariants"]] == ["blue"]
     assert described["LastDeploymentConfig"] == deployment
     assert "FailureReason" not in described
-    assert _invoke(rt, "churn")[0] == "green"
+    assert _invoke(rt, "churn")[0] == "blue"
+
+
+def test_a_guardrail_update_must_keep_the_production_variant_names(sm: Any) -> None:
+    """SageMaker refuses a blue/green update to a config naming other production variants; a
+    plain update (no deployment config) may rename them."""
+    _endpoint(sm, "churn", [_variant("blue")])
+    _models(sm, "green")
+    sm.create_endpoint_config(EndpointConfigName="churn-v2", ProductionVariants=[_variant("green")])
+    with pytest.raises(ClientError) as refused:
+        sm.update_endpoint(
+            EndpointName="churn",
+            EndpointConfigName="churn-v2",
+            DeploymentConfig={"BlueGreenUpdatePolicy": _blue_green()},
+        )
+    assert _error_code(refused) == "ValidationException"
+    assert "['blue'], got ['green']" in str(refused.value)
+    assert sm.describe_endpoint(EndpointName="churn")["EndpointConfigName"] == "churn-config"
+    sm.update_endpoint(EndpointName="churn", EndpointConfigName="churn-v2")
+    assert sm.describe_endpoint(EndpointName="churn")["EndpointConfigName"] == "churn-v2"
 
 
 def test_scripted_update_shows_the_pending_deployment_and_serves_the_old_config(
@@ -474,7 +501,7 @@ def test_update_rolls_back_when_a_rollback_alarm_fires_during_the_deployment(
     _endpoint(sm, "churn", [_variant("blue", count=4)])
     _models(sm, "green")
     sm.create_endpoint_config(
-        EndpointConfigName="churn-v2", ProductionVariants=[_variant("green", count=4)]
+        EndpointConfigName="churn-v2", ProductionVariants=[_serving("blue", model="green", count=4)]
     )
     _alarm(cw, "churn-5xx")
     _alarm(cw, "churn-latency")
@@ -1016,7 +1043,9 @@ def test_server_scripted_update_rolls_back_on_alarm(server: SageMakerServer) -> 
         "InService",
     ]
     _models(sm, "green")
-    sm.create_endpoint_config(EndpointConfigName="churn-v2", ProductionVariants=[_variant("green")])
+    sm.create_endpoint_config(
+        EndpointConfigName="churn-v2", ProductionVariants=[_serving("blue", model="green")]
+    )
     _alarm(cw, "churn-5xx")
     server.fake.script_endpoint("churn", ["Updating", "InService"])
     sm.update_endpoint(
