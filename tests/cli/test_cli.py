@@ -89,6 +89,29 @@ def test_register_list_show_alias_and_json(
     assert "model.archive" in out
 
 
+def test_alias_delete_with_a_version_removes_the_alias_only_while_it_points_there(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
+) -> None:
+    home = ["--home", str(init_home(capsys, tmp_path / "h"))]
+    for weights in (b"one", b"two"):
+        (model_dir / "model.bin").write_bytes(weights)
+        cli(capsys, *home, "models", "register", "credit", "--artifact", str(model_dir))
+    cli(capsys, *home, "models", "alias", "credit:2", "champion")
+    code, _, err = cli(capsys, *home, "models", "alias", "credit:1", "champion", "--delete")
+    assert code == 1
+    assert "credit@champion points at credit:2, not credit:1; nothing removed" in err
+    code, out, _ = cli(capsys, *home, "models", "show", "credit@champion", "--json")
+    assert json.loads(out)["version"] == 2
+    code, out, err = cli(capsys, *home, "models", "alias", "credit:2", "champion", "--delete")
+    assert (code, out.strip()) == (0, "removed alias credit@champion"), err
+    cli(capsys, *home, "models", "alias", "credit:1", "champion")
+    code, out, err = cli(capsys, *home, "models", "alias", "credit", "champion", "--delete")
+    assert code == 0, err
+    code, _, err = cli(capsys, *home, "models", "show", "credit@champion")
+    assert code == 1
+    assert "champion" in err
+
+
 def test_bad_name_is_one_clear_error_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
 ) -> None:

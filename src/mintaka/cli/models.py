@@ -11,6 +11,7 @@ from mintaka.cli.state import platform
 
 if TYPE_CHECKING:
     from mintaka.domain.registry import ModelVersion
+    from mintaka.platform import Platform
 
 app = typer.Typer(help="Register and manage model versions.", no_args_is_help=True)
 
@@ -161,21 +162,48 @@ def show(
 @app.command("alias")
 def alias(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME:VERSION to point the alias at.")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="NAME:VERSION to point the alias at (with --delete: NAME, or NAME:VERSION to "
+            "remove the alias only while it points there)."
+        ),
+    ],
     alias_name: Annotated[str, typer.Argument(metavar="ALIAS")],
     delete: Annotated[bool, typer.Option("--delete", help="Remove the alias instead.")] = False,
 ) -> None:
-    """Point ALIAS at NAME:VERSION (or remove it with --delete; then REF is the model name)."""
+    """Point ALIAS at NAME:VERSION (or remove it with --delete)."""
     plat = platform(ctx)
     if delete:
-        plat.delete_alias(ref.partition(":")[0], alias_name)
-        console.print(f"removed alias [bold]{ref.partition(':')[0]}@{alias_name}[/]")
+        name = _alias_to_delete(plat, ref, alias_name)
+        console.print(f"removed alias [bold]{name}@{alias_name}[/]")
         return
     name, _, version = ref.partition(":")
     if not version:
         raise typer.BadParameter("give the version to point at: NAME:VERSION")
     moved = plat.set_alias(name, alias_name, version)
     console.print(f"[bold]{name}@{alias_name}[/] -> {moved.ref}")
+
+
+def _alias_to_delete(plat: Platform, ref: str, alias_name: str) -> str:
+    """Remove ``NAME@ALIAS`` and return NAME. A ``NAME:VERSION`` ``ref`` removes it only while
+    it points at that version: a version given and ignored would remove an alias the caller
+    did not mean (one moved since they looked)."""
+    from mintaka.domain.names import parse_model_ref
+    from mintaka.errors import Conflict, ValidationError
+
+    name, version, alias = parse_model_ref(ref)
+    if alias is not None:
+        raise ValidationError(f"give the model as NAME or NAME:VERSION, not {ref!r}")
+    if version is not None:
+        target = plat.get_model_version(name, alias=alias_name)
+        if target.version != version:
+            raise Conflict(
+                f"{name}@{alias_name} points at {target.ref}, not {name}:{version}; nothing "
+                f"removed (give {name} alone to remove it wherever it points)"
+            )
+    plat.delete_alias(name, alias_name)
+    return name
 
 
 @app.command("features")
