@@ -112,6 +112,29 @@ def test_alias_delete_with_a_version_removes_the_alias_only_while_it_points_ther
     assert "champion" in err
 
 
+def test_tag_stage_and_archive_take_a_version_or_an_alias_never_a_bare_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
+) -> None:
+    home = ["--home", str(init_home(capsys, tmp_path / "h"))]
+    cli(capsys, *home, "models", "register", "credit", "--artifact", str(model_dir))
+    cli(capsys, *home, "models", "alias", "credit:1", "champion")
+    code, out, err = cli(capsys, *home, "models", "tag", "credit@champion", "team=risk")
+    assert (code, out.strip()) == (0, "credit:1 tags: {'team': 'risk'}"), err
+    code, out, err = cli(capsys, *home, "models", "stage", "credit@champion", "staging")
+    assert code == 0, err
+    assert "credit:1 is now in stage staging" in out
+    for command in (
+        ("tag", "credit", "a=b"),
+        ("stage", "credit", "staging"),
+        ("archive", "credit"),
+    ):
+        code, _, err = cli(capsys, *home, "models", *command)
+        assert code == 1
+        assert "give NAME:VERSION or NAME@ALIAS, not 'credit' alone" in err
+    code, out, err = cli(capsys, *home, "models", "archive", "credit@champion")
+    assert (code, out.strip()) == (0, "archived credit:1"), err
+
+
 def test_bad_name_is_one_clear_error_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
 ) -> None:

@@ -185,6 +185,19 @@ def alias(
     console.print(f"[bold]{name}@{alias_name}[/] -> {moved.ref}")
 
 
+def _one_version(plat: Platform, ref: str) -> ModelVersion:
+    """The version ``ref`` names, read as ``models show`` reads it (``NAME:VERSION`` or
+    ``NAME@ALIAS``). A bare NAME is refused: a change meant for one version is never applied
+    to whichever happens to be the latest."""
+    from mintaka.domain.names import parse_model_ref
+    from mintaka.errors import ValidationError
+
+    name, version, alias = parse_model_ref(ref)
+    if version is None and alias is None:
+        raise ValidationError(f"give NAME:VERSION or NAME@ALIAS, not {name!r} alone")
+    return plat.get_model_version(ref)
+
+
 def _alias_to_delete(plat: Platform, ref: str, alias_name: str) -> str:
     """Remove ``NAME@ALIAS`` and return NAME. A ``NAME:VERSION`` ``ref`` removes it only while
     it points at that version: a version given and ignored would remove an alias the caller
@@ -224,19 +237,20 @@ def features_(
 @app.command("tag")
 def tag(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME:VERSION.")],
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION or NAME@ALIAS.")],
     pairs: Annotated[list[str], typer.Argument(help="KEY=VALUE ...")],
 ) -> None:
     """Set tags on a version."""
-    name, _, version = ref.partition(":")
-    updated = platform(ctx).set_tags(name, version, dict(_pair(p) for p in pairs))
+    plat = platform(ctx)
+    version = _one_version(plat, ref)
+    updated = plat.set_tags(version.name, version.version, dict(_pair(p) for p in pairs))
     console.print(f"{updated.ref} tags: {updated.tags}")
 
 
 @app.command("stage")
 def stage(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME:VERSION.")],
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION or NAME@ALIAS.")],
     stage_name: Annotated[
         str,
         typer.Argument(
@@ -245,18 +259,20 @@ def stage(
     ],
 ) -> None:
     """Move a version to a lifecycle stage."""
-    name, _, version = ref.partition(":")
-    updated = platform(ctx).set_stage(name, version, stage_name)
+    plat = platform(ctx)
+    version = _one_version(plat, ref)
+    updated = plat.set_stage(version.name, version.version, stage_name)
     console.print(f"{updated.ref} is now in stage [bold]{updated.stage.value}[/]")
 
 
 @app.command("archive")
 def archive(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(help="NAME:VERSION.")],
+    ref: Annotated[str, typer.Argument(help="NAME:VERSION or NAME@ALIAS.")],
     reason: Annotated[str, typer.Option(help="Why it is archived (audited).")] = "",
 ) -> None:
     """Archive a version: its aliases are removed, and it can no longer be promoted or aliased."""
-    name, _, version = ref.partition(":")
-    updated = platform(ctx).archive_version(name, version, reason=reason)
+    plat = platform(ctx)
+    version = _one_version(plat, ref)
+    updated = plat.archive_version(version.name, version.version, reason=reason)
     console.print(f"archived {updated.ref}")
