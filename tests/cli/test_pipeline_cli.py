@@ -57,6 +57,11 @@ def test_run_show_and_rerun_from_the_cache(
     assert [r["parameters"] for r in runs] == [{"n": 2, "limit": 10.0}] * 2
     code, out, _ = cli(capsys, *home, "pipeline", "show", runs[0]["id"])
     assert "value: 4 (limit 10)" in out
+    code, out, _ = cli(capsys, *home, "pipeline", "runs")
+    assert "trigger" in out
+    assert out.count("manual") == 2  # what started each run
+    assert "2/2 (0 cached)" in out
+    assert "2/2 (2 cached)" in out
 
 
 def test_a_refusing_gate_exits_1_with_its_numbers_and_resumes(

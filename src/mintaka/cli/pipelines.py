@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress
 
     from mintaka.domain.pipelines import PipelineRun
-    from mintaka.pipelines.local import StepEvent
+    from mintaka.pipelines.local import RunState, StepEvent
 
 PARAM_HELP = (
     "NAME=VALUE; the text as given for a parameter declared as text, else read as in TOML "
@@ -157,8 +157,10 @@ def resume(ctx: typer.Context, run_id: Annotated[str, typer.Argument(metavar="RU
 
 @app.command("runs")
 def runs(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Pipeline runs on this machine, oldest first."""
-    found = platform(ctx).pipelines.runs()
+    """Pipeline runs on this machine, oldest first: what started each, and its steps (how many
+    succeeded, and how many of those were cache hits)."""
+    plat = platform(ctx)
+    found = plat.pipelines.runs()
     if as_json:
         emit_json(found)
         return
@@ -166,13 +168,30 @@ def runs(ctx: typer.Context, as_json: Annotated[bool, typer.Option("--json")] = 
         (
             r.id,
             r.pipeline,
+            _trigger(plat.pipelines.get(r.id)),
             r.status.value,
             r.started_at.isoformat(timespec="seconds"),
+            _steps(r),
             r.failure_reason or "",
         )
         for r in found
     ]
-    table("pipeline runs", ["run", "pipeline", "status", "started", "failure"], rows)
+    columns = ["run", "pipeline", "trigger", "status", "started", "steps", "failure"]
+    table("pipeline runs", columns, rows)
+
+
+def _trigger(state: RunState) -> str:
+    """What started a run, with the reason it was given."""
+    return f"{state.trigger}: {state.reason}" if state.reason else state.trigger
+
+
+def _steps(run: PipelineRun) -> str:
+    """``N/M (K cached)``: steps succeeded out of the pipeline's, and the cache hits among them."""
+    from mintaka.domain.pipelines import PipelineStatus
+
+    done = sum(1 for s in run.steps if s.status is PipelineStatus.SUCCEEDED)
+    cached = sum(1 for s in run.steps if s.cached)
+    return f"{done}/{len(run.steps)} ({cached} cached)"
 
 
 @app.command("show")
