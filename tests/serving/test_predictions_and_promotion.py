@@ -306,3 +306,43 @@ def test_an_adopted_version_scores_as_mintaka_recorded_it(tmp_path: Path) -> Non
         with plat.store.read() as conn:
             logged = conn.execute(select(predictions.c.version_id)).scalars().all()
         assert logged == [version.id, version.id]
+
+
+def test_a_csv_batch_is_written_and_logged_with_typed_columns(
+    served: Served, tmp_path: Path
+) -> None:
+    """Numbers in a CSV are scored, written and logged as numbers: the signature's declared
+    float inputs as floats, other number columns as they show, text as text."""
+    from sqlalchemy import select
+
+    from mintaka.store.schema import predictions
+
+    plat, _ = served
+    source = tmp_path / "in.csv"
+    lines = ["a,b,c,customer,segment"]
+    lines += [f"{r['a']},{r['b']},1,{100 + i},retail" for i, r in enumerate(map(row, range(3)))]
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.parquet"
+    plat.serving.score_batch("credit:1", source, out)
+    schema = pq.read_schema(out)
+    assert {name: str(schema.field(name).type) for name in schema.names} == {
+        "a": "double",
+        "b": "double",
+        "c": "double",
+        "customer": "int64",
+        "segment": "string",
+        "prediction_id": "string",
+        "prediction": "double",
+    }
+    first = pq.read_table(out).to_pylist()[0]
+    with plat.store.read() as conn:
+        logged = conn.execute(
+            select(predictions.c.inputs).where(predictions.c.id == first["prediction_id"])
+        ).scalar_one()
+    assert logged == {
+        "a": row(0)["a"],
+        "b": row(0)["b"],
+        "c": 1.0,
+        "customer": 100,
+        "segment": "retail",
+    }

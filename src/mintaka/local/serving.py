@@ -324,7 +324,7 @@ class LocalServing(
         from mintaka.artifacts import ArtifactStore, manifest_of
         from mintaka.domain.registry import Flavor
         from mintaka.flavors.loader import load_predictor
-        from mintaka.serving.batch import read_rows, write_rows
+        from mintaka.serving.batch import file_format, read_rows, write_rows
         from mintaka.serving.predlog import input_digest
 
         with self.engine.connect() as conn, conn.begin():
@@ -343,6 +343,7 @@ class LocalServing(
                 .content
             )
             flavor, version_id = Flavor(recorded.flavor), recorded.id
+            declared = dict((recorded.signature or {}).get("inputs") or {})
         else:  # a version only the backend holds: its own bytes, as it describes them
             content = Path(row.artifact_uri.removeprefix("file://"))
             if manifest_of(content).digest != row.artifact_digest:
@@ -352,8 +353,11 @@ class LocalServing(
                     f"{route.model}:{route.version} bytes do not match their digest"
                 )
             flavor, version_id = Flavor(row.flavor), row.mintaka_id
+            declared = {}
         predictor = load_predictor(content, flavor, features=features)
         rows = read_rows(input_path)
+        if file_format(input_path) == "csv":
+            rows = _typed_columns(rows, declared)
         if not rows:
             raise ValidationError(f"{input_path} holds no rows")
         taken = sorted({"prediction", "prediction_id"} & set(rows[0]))
@@ -412,13 +416,16 @@ class LocalServing(
         return {"rows": str(len(scored)), "output": str(output_path)}
 
     def _recorded_version(self, route: Route) -> Any:
-        """What Mintaka recorded of the version (its id, flavor and digest), None if it recorded
-        none: an adopted version keeps the backend's legacy row, whose flavor may be 'opaque'
-        and whose bytes may be elsewhere than the verified copy in the artifact store."""
+        """What Mintaka recorded of the version (its id, flavor, digest and signature), None if
+        it recorded none: an adopted version keeps the backend's legacy row, whose flavor may be
+        'opaque' and whose bytes may be elsewhere than the verified copy in the artifact store."""
         with self._store().read() as conn:
             return conn.execute(
                 select(
-                    model_versions.c.id, model_versions.c.flavor, model_versions.c.artifact_digest
+                    model_versions.c.id,
+                    model_versions.c.flavor,
+                    model_versions.c.artifact_digest,
+                    model_versions.c.signature,
                 ).where(
                     model_versions.c.name == route.model,
                     model_versions.c.version == route.version,
@@ -503,6 +510,48 @@ class LocalServing(
             )
             for row in rows
         ]
+
+
+_INTEGER_TYPES = ("int", "uint", "long")
+_FLOAT_TYPES = ("float", "double", "number", "decimal")
+
+
+def _typed_columns(rows: list[dict[str, Any]], declared: dict[str, str]) -> list[dict[str, Any]]:
+    """CSV ``rows`` (every value text) with each numeric column as numbers: a column the
+    signature declares an integer or float type, or, undeclared, one whose every value is the
+    text of a finite number (integers when all are whole). What the model is fed, the output
+    file and the prediction log then hold the values as typed, not as text; a column any value
+    of which is not a number stays text."""
+    kinds = {}
+    for column in rows[0]:
+        values = [row[column] for row in rows]
+        kind = _column_kind(values, str(declared.get(column, "")).lower())
+        if kind is not None:
+            kinds[column] = kind
+    if not kinds:
+        return rows
+    return [{k: kinds[k](v) if k in kinds else v for k, v in row.items()} for row in rows]
+
+
+def _column_kind(values: list[Any], dtype: str) -> type[int] | type[float] | None:
+    """``int`` or ``float`` for a column of number texts (as ``dtype`` declares it, else as
+    its values show), None for one to keep as text."""
+    if not all(isinstance(v, str) and _is_finite_number(v) for v in values):
+        return None
+    if dtype.startswith(_FLOAT_TYPES):
+        return float
+    whole = all(v.strip().lstrip("+-").isdigit() for v in values)
+    if dtype.startswith(_INTEGER_TYPES):
+        return int if whole else None
+    if dtype:
+        return None  # declared as something else (a string): kept as written
+    return int if whole else float
+
+
+def _is_finite_number(text: str) -> bool:
+    from mintaka.flavors.loader import _NUMBER
+
+    return bool(_NUMBER.fullmatch(text.strip())) and math.isfinite(float(text))
 
 
 def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
