@@ -135,6 +135,16 @@ def test_tag_stage_and_archive_take_a_version_or_an_alias_never_a_bare_name(
     assert (code, out.strip()) == (0, "archived credit:1"), err
 
 
+def test_approving_a_version_of_a_tier_without_approver_roles_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
+) -> None:
+    home = ["--home", str(init_home(capsys, tmp_path / "h"))]
+    cli(capsys, *home, "--as", "dev", "models", "register", "credit", "--artifact", str(model_dir))
+    code, _, err = cli(capsys, *home, "--as", "ann", "approve", "credit:1")
+    assert code == 1
+    assert "ann holds no role; the medium tier defines no approver role" in err
+
+
 def test_bad_name_is_one_clear_error_line(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
 ) -> None:

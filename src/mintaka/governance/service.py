@@ -33,7 +33,7 @@ from mintaka.domain.governance import (
 )
 from mintaka.domain.registry import ModelVersion, RiskTier
 from mintaka.errors import ConfigurationError, PolicyViolation, ValidationError
-from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, load_policy
+from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, TierControls, load_policy
 from mintaka.governance.policy_history import record_activation
 from mintaka.store.engine import Sql, transaction_scoped
 from mintaka.store.schema import approvals, model_cards, policy_decisions, policy_exceptions
@@ -236,8 +236,7 @@ class GovernanceService:
             Control(
                 "approver-holds-role",
                 chosen in controls.approver_roles and chosen in held,
-                f"{self.identity.name} holds {list(held) or 'no role'}; {version.risk_tier.value}"
-                f" needs one of {list(controls.approver_roles) or 'no approver role defined'}",
+                _approver_roles_needed(self.identity.name, held, version.risk_tier.value, controls),
             ),
         ]
         if controls.require_authenticated_approvers:
@@ -697,3 +696,12 @@ def _signs_off(approval: Approval, version: ModelVersion, policy: Policy, at: da
         and approval.role in policy.roles_of(approval.approver.name)
         and (not controls.require_authenticated_approvers or approval.approver.authenticated)
     )
+
+
+def _approver_roles_needed(who: str, held: Sequence[str], tier: str, controls: TierControls) -> str:
+    """Why ``who`` may not approve a ``tier`` version: the roles they hold, and the approver
+    roles the tier takes (or that it names none, so no one can approve through Mintaka)."""
+    holds = f"{who} holds {list(held)}" if held else f"{who} holds no role"
+    if not controls.approver_roles:
+        return f"{holds}; the {tier} tier defines no approver role"
+    return f"{holds}; the {tier} tier needs one of {list(controls.approver_roles)}"
