@@ -1,4 +1,5 @@
-"""Writing a file atomically: a reader sees the old content or the new, never a part of either.
+"""Local files: the path a ``file:`` URI names, and writing a file atomically, so that a reader
+sees the old content or the new, never a part of either.
 
 The bytes go to a temporary file of a name of its own in the target's directory, which then
 replaces the target in one ``os.replace``. Two writers of the same target never share a temporary
@@ -16,9 +17,19 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TextIO, overload
+from urllib.parse import unquote, urlparse
 
 _NAME_ATTEMPTS = 100
 _STEM_BYTES = 200
+
+
+def file_path(uri: str) -> Path | None:
+    """The local path a ``file:`` URI names, its percent-encoding decoded (``Path.as_uri``
+    writes a space as ``%20``); ``None`` for a URI of any other scheme."""
+    parsed = urlparse(uri)
+    if parsed.scheme != "file":
+        return None
+    return Path(unquote(parsed.path))
 
 
 def write_atomic(path: Path, data: str | bytes, *, durable: bool = True) -> None:

@@ -66,6 +66,26 @@ def test_too_few_rows(platform: Platform, data: Path) -> None:
     assert checks(error) == {"rows": (600, 1000)}
 
 
+def test_a_dataset_whose_path_holds_a_space_is_validated(
+    platform: Platform, tmp_path: Path
+) -> None:
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    folder = tmp_path / "credit data"
+    folder.mkdir()
+    version = platform.register_dataset(
+        "applications", write_dataset(folder / "applications 100%.csv", rows=600)
+    )
+    assert "%20" in version.uri
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    outcome = validate_data(DataValidationInputs(dataset_id=version.id, min_rows=600), context)
+    assert outcome.passed, outcome.failures()
+    assert outcome.rows == 600
+
+
 def test_missing_values(platform: Platform, data: Path) -> None:
     rewrite(data, lambda r: {**r, "age": "" if r["tenure"].startswith("-") else r["age"]})
     error = failing(platform, partial(UP_TO_VALIDATION, data=str(data), max_missing_rate=0.05))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import unquote, urlparse
 
 from mintaka.domain.registry import BackendVersion
 from mintaka.errors import NotFound
+from mintaka.files import file_path
 from mintaka.interfaces import ArtifactFetch
 
 
@@ -19,10 +19,9 @@ class LocalArtifactFetch(ArtifactFetch):
 
     def fetch_artifact(self, name: str, version: int, into: Path) -> Path:
         uri = self.get_version(name, version).artifact_uri
-        parsed = urlparse(uri)
-        if parsed.scheme != "file":
+        source = file_path(uri)
+        if source is None:
             raise NotFound(f"the bytes of {name}:{version} are not on this machine: {uri}")
-        source = Path(unquote(parsed.path))
         if source.is_dir():
             target = into / "model"
             shutil.copytree(source, target, symlinks=True)

@@ -15,9 +15,9 @@ import random
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlparse
 
 from mintaka.errors import ValidationError
+from mintaka.files import file_path
 
 if TYPE_CHECKING:
     from mintaka.domain.runs import DatasetVersion
@@ -25,15 +25,6 @@ if TYPE_CHECKING:
 SAMPLE_ROWS = 10_000  # the most rows of a training file scored for a prediction reference
 SAMPLE_SEED = 0  # the same file gives the same sample on every run
 _PARQUET_BATCH = 8_192  # rows of a Parquet file read at a time
-
-
-def file_path(uri: str) -> Path | None:
-    """The local path a ``file:`` URI names, its percent-encoding decoded (``Path.as_uri``
-    writes a space as ``%20``); ``None`` for a URI of any other scheme."""
-    parsed = urlparse(uri)
-    if parsed.scheme != "file":
-        return None
-    return Path(unquote(parsed.path))
 
 
 def registered_file(dataset: DatasetVersion) -> Path:

@@ -27,8 +27,20 @@ from pydantic import BaseModel
 from mintaka.domain.pipelines import GateCheck, GateOutcome
 from mintaka.domain.registry import Flavor, RiskTier
 from mintaka.domain.runs import DatasetVersion
-from mintaka.errors import NotFound
+from mintaka.errors import NotFound, ValidationError
+from mintaka.files import file_path
 from mintaka.pipelines.contract import StepContext, controller_step
+
+
+def _local_file(dataset: DatasetVersion) -> Path:
+    """The file of ``dataset`` on this machine; a dataset stored elsewhere is a
+    ``ValidationError`` naming it, since the gate reads every row."""
+    path = file_path(dataset.uri)
+    if path is None:
+        raise ValidationError(
+            f"dataset {dataset.id} ({dataset.name}) is at {dataset.uri}, not a file on this machine"
+        )
+    return path
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -89,7 +101,7 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
 
     platform = ctx.require_platform()
     dataset = platform.get_dataset(inputs.dataset_id)
-    rows = _read(Path(dataset.uri.removeprefix("file://")))
+    rows = _read(_local_file(dataset))
     checks = [
         GateCheck(
             name="rows", passed=len(rows) >= inputs.min_rows, value=len(rows), limit=inputs.min_rows
