@@ -62,6 +62,29 @@ def test_a_stationary_replay_raises_no_alert(
     assert watched.monitoring.tickets() == []
 
 
+@pytest.mark.parametrize("rows", [1, 10])
+def test_a_window_of_a_few_ordinary_rows_is_not_measured(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions, rows: int
+) -> None:
+    watched.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="debt-drift", metric="psi:debt", retrain=True))
+    )
+    log_predictions([(row, 0.5) for row in _rows(np.random.default_rng(40), rows)])
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (0, (), ())
+    expected = (
+        f"{rows} rows of route 'blue' (credit:1), fewer than the {MIN_GROUP_ROWS} drift needs; "
+        "a longer window measures it"
+    )
+    assert [(n.signal, n.note) for n in report.notes] == [
+        ("income-drift", expected),
+        ("debt-drift", expected),
+    ]
+    assert watched.monitoring.tickets() == []
+    assert watched.pipelines.requests() == []
+
+
 def test_an_injected_shift_opens_one_ticket_that_escalates(
     watched: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
@@ -679,7 +702,8 @@ def test_a_few_rows_of_another_version_are_named_as_too_few_not_measured(
     log_on(watched, "blue", 1, _rows(rng, 5, shift=3.0))  # a window of five rows only
     clock.advance(minutes=1)
     alone = watched.monitoring.run_once()
-    assert [a.details.get("note") for a in alone.alerts] == [None]
+    assert (alone.evaluated, alone.alerts, alone.failed) == (0, (), ())
+    assert [n.note for n in alone.notes] == [alert.details["note"]]
 
 
 def test_a_canary_of_a_few_rows_raises_no_drift_alert_on_healthy_traffic(
@@ -710,7 +734,7 @@ def test_a_small_group_without_a_profile_fails_the_signal_beside_a_larger_one(
     assert failure.error.startswith("drift signal 'income-drift': route 'red' (credit:2): ")
 
 
-def test_when_no_group_has_enough_rows_only_the_largest_is_measured(
+def test_when_no_group_has_enough_rows_none_is_measured(
     watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
 ) -> None:
     _shifted_version(watched, make_artifact, tmp_path)
@@ -718,17 +742,18 @@ def test_when_no_group_has_enough_rows_only_the_largest_is_measured(
     log_on(watched, "blue", 1, _rows(rng, 1))  # the last answer before the redeploy
     watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
     clock.advance(minutes=1)
-    log_on(watched, "green", 2, _rows(rng, 49, shift=1.5))  # as credit:2 was trained
-    clock.advance(minutes=5)
-    report = watched.monitoring.run_once()
-    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
-    clock.advance(minutes=61)
-    log_on(watched, "blue", 1, _rows(rng, 1))
-    clock.advance(minutes=1)
     log_on(watched, "green", 2, _rows(rng, 49, shift=6.0))  # drifted from credit:2's data
     clock.advance(minutes=5)
-    [alert] = watched.monitoring.run_once().alerts
-    assert alert.details["note"].startswith("1 rows of route 'blue' (credit:1), fewer than")
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (0, (), ())
+    [note] = report.notes
+    assert note.note.startswith("1 rows of route 'blue' (credit:1), fewer than")
+    assert "; 49 rows of route 'green' (credit:2), fewer than" in note.note
+    clock.advance(minutes=61)
+    log_on(watched, "green", 2, _rows(rng, MIN_GROUP_ROWS, shift=6.0))
+    clock.advance(minutes=5)
+    [alert] = watched.monitoring.run_once().alerts  # enough rows: the same drift alerts
+    assert "note" not in alert.details
 
 
 def test_a_group_left_out_for_too_few_rows_is_reported_without_an_alert(

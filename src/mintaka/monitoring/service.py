@@ -131,11 +131,11 @@ CAPTURE_LAG = timedelta(hours=24)
 # ``object``: an object column holds numbers as often as strings.
 STRING_DTYPES = frozenset({"string", "str", "category", "utf8"})
 LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database's parameter limit
-# The fewest rows a drift group is measured on beside larger ones: PSI, Jensen-Shannon and
+# The fewest rows a drift group is measured on, alone or beside others: PSI, Jensen-Shannon and
 # chi-square read a group as proportions over the profile's bins (``DEFAULT_BINS`` of them), and
 # with fewer than five rows a bin on average, as chi-square's approximation also asks, one row
 # moves a proportion by more than the alert thresholds: a handful of rows left from before a
-# redeploy, or a 1 % canary, would alert on healthy traffic.
+# redeploy, a 1 % canary, or the first requests on a new endpoint would alert on healthy traffic.
 MIN_GROUP_ROWS = 5 * DEFAULT_BINS
 
 
@@ -1227,9 +1227,9 @@ class MonitoringService:
         """The drift of the window's logged scores, each version's against that version's own
         scores on its training data (each scored once a run, in ``scored``), the largest value
         over the versions; the versions are told apart as for input drift (see
-        :meth:`version_traffic`), and a version of too few rows beside larger ones is left out
-        as there (see :func:`_enough_rows`). A version with no training data to score fails
-        the signal, named by route and version."""
+        :meth:`version_traffic`), and a version of too few rows is left out as there (see
+        :func:`_enough_rows`). A version with no training data to score fails the signal, named
+        by route and version."""
         serving = self.platform.serving.get_endpoint(spec.endpoint)
         logged = [
             r
@@ -1555,17 +1555,13 @@ def _scores_drift(reference: DatasetProfile, group: VersionOutputs, metric: str)
 
 def _enough_rows(groups: list[GroupT]) -> tuple[list[GroupT], str | None]:
     """The drift groups measured, and a note naming those left out: a group of fewer than
-    ``MIN_GROUP_ROWS`` rows beside a larger one is no sample to measure alone (its statistic
-    is noise), so it is left out, which is no failure. When no group has that many rows, only
-    the largest is measured: a row or two left from before a redeploy is no sample either.
-    The groups given are those that can be measured at all (a version without a reference
-    fails the signal whatever its rows)."""
-    if len(groups) <= 1:
-        return groups, None
+    ``MIN_GROUP_ROWS`` rows is no sample (its statistic is noise: one ordinary row against a
+    profile of ten bins reads as a PSI of 8), so it is left out, which is no failure and no
+    alert. That holds for the only group of a window too: a window none of whose groups has
+    that many rows is not measured. The groups given are those that can be measured at all (a
+    version without a reference fails the signal whatever its rows)."""
     measured = [g for g in groups if len(g.rows) >= MIN_GROUP_ROWS]
-    if not measured:
-        measured = [max(groups, key=lambda g: len(g.rows))]
-    few = [g for g in groups if not any(g is m for m in measured)]
+    few = [g for g in groups if len(g.rows) < MIN_GROUP_ROWS]
     if not few:
         return groups, None
     return measured, "; ".join(too_few(g) for g in few)
