@@ -279,3 +279,35 @@ def test_after_a_redeploy_the_report_compares_each_version_with_its_own_training
         ("route 'green' (credit:2)", 300),
     ]
     assert all((_income_psi(v) or 1.0) < 0.2 for v in report.versions)
+
+
+def test_a_group_the_runner_leaves_out_for_too_few_rows_shows_its_note_not_statistics(
+    served: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    from mintaka.monitoring.report import build_report, write_report
+    from mintaka.monitoring.service import MIN_GROUP_ROWS
+
+    _shifted_version(served, make_artifact, tmp_path)
+    served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 95, "green": 5})
+    rng = np.random.default_rng(14)
+    log_on(served, "blue", 1, _rows(rng, 300))
+    log_on(served, "green", 2, _rows(rng, 20, shift=8.0))
+    clock.advance(minutes=5)
+    blue, green = build_report(served, "scoring").versions
+    expected = (
+        f"20 rows of route 'green' (credit:2), fewer than the {MIN_GROUP_ROWS} drift needs; a "
+        "longer window measures it"
+    )
+    assert (blue.left_out, green.left_out) == (None, expected)
+    assert _income_psi(blue) is not None
+    assert all(v is None for f in green.features for v in f.statistics.values())
+    assert [f.name for f in green.features] == ["income", "debt", "region"]
+    page = " ".join(write_report(served, "scoring", tmp_path / "report").read_text().split())
+    assert expected.replace("'", "&#39;") in page
+    clock.advance(days=2)
+    log_on(served, "green", 2, _rows(rng, 10, shift=3.0))  # the window's only group
+    clock.advance(minutes=5)
+    idle, alone = build_report(served, "scoring").versions
+    assert (idle.current_rows, idle.left_out) == (0, None)  # no rows: nothing left out
+    assert (alone.left_out or "").startswith("10 rows of route 'green' (credit:2), fewer than")
+    assert _income_psi(alone) is None

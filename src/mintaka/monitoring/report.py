@@ -5,7 +5,9 @@ that answered them (see :meth:`~mintaka.monitoring.service.MonitoringService.ver
 one section per live version, and per version whose rows the window holds from before a
 redeploy; versions trained on the same data share one) and compares each group with its own
 version's training-data profile; a version naming no profiled training data is shown as
-unmeasurable, by its route and version. For each version the page shows the features the runner
+unmeasurable, by its route and version; a group of too few rows to measure (see
+:func:`~mintaka.monitoring.service.enough_rows`) shows no statistics, only the note the runner
+gives it. For each version the page shows the features the runner
 watches (the serving version's inputs, not the label column), each numeric one's reference
 histogram beside the current one (on the profile's bin edges, as proportions,
 drawn with matplotlib's Agg backend and embedded as PNG; the logged values read as the drift
@@ -57,6 +59,7 @@ class VersionSection:
     dataset_id: str | None  # None: the version names no profiled training data
     current_rows: int
     features: list[FeatureSection]
+    left_out: str | None = None  # why the runner does not measure the group, if it does not
 
 
 @dataclass(frozen=True)
@@ -123,13 +126,31 @@ def build_report(platform: Platform, endpoint: str, window: str = "1d") -> Monit
         generated_at=now,
         window=window,
         current_rows=len(logged),
-        versions=[_version_section(platform, endpoint, group) for group in groups],
+        versions=[
+            _version_section(platform, endpoint, group, _left_out(groups, group))
+            for group in groups
+        ],
         tickets=tickets,
     )
 
 
-def _version_section(platform: Platform, endpoint: str, group: VersionTraffic) -> VersionSection:
-    """``group``'s rows against its version's profile, feature by feature."""
+def _left_out(groups: Sequence[VersionTraffic], group: VersionTraffic) -> str | None:
+    """The runner's note on ``group`` when it leaves it out of the drift it measures for too
+    few rows (see :func:`~mintaka.monitoring.service.enough_rows`), ``None`` when it measures
+    it, has no profile to measure it against, or the window holds none of its rows."""
+    from mintaka.monitoring.service import enough_rows, too_few
+
+    measured, _ = enough_rows([g for g in groups if g.reference is not None and g.rows])
+    if group.reference is None or not group.rows or any(group is m for m in measured):
+        return None
+    return too_few(group)
+
+
+def _version_section(
+    platform: Platform, endpoint: str, group: VersionTraffic, left_out: str | None
+) -> VersionSection:
+    """``group``'s rows against its version's profile, feature by feature; without statistics
+    when the runner leaves the group out (``left_out`` says why)."""
     from mintaka.monitoring.profiles import DatasetProfile, as_columns
     from mintaka.monitoring.statistics import drift
 
@@ -139,7 +160,8 @@ def _version_section(platform: Platform, endpoint: str, group: VersionTraffic) -
         profile = DatasetProfile.from_json(reference.profile)
         names = _shown_features(platform, endpoint, reference, group.rows)
         columns = as_columns(group.rows)  # once: the drift statistics read the same columns
-        report = drift(profile, columns, features=names) if group.rows else None
+        measured = group.rows and left_out is None
+        report = drift(profile, columns, features=names) if measured else None
         for name in names:
             sections.append(_section(profile, report, name, columns.get(name)))
     return VersionSection(
@@ -147,6 +169,7 @@ def _version_section(platform: Platform, endpoint: str, group: VersionTraffic) -
         dataset_id=None if reference is None else reference.dataset_id,
         current_rows=len(group.rows),
         features=sections,
+        left_out=left_out,
     )
 
 

@@ -1117,7 +1117,7 @@ class MonitoringService:
         when the window holds the rows of more than one), never measured against another
         version's profile."""
         groups = self.version_traffic(serving, logged)
-        measured, note = _enough_rows([g for g in groups if g.reference is not None])
+        measured, note = enough_rows([g for g in groups if g.reference is not None])
         if len(groups) == 1 and measured and measured[0].reference is not None:
             found = self._drift_against(signal, measured[0].reference, measured[0].rows)
             return replace(found, note=note)
@@ -1228,7 +1228,7 @@ class MonitoringService:
         scores on its training data (each scored once a run, in ``scored``), the largest value
         over the versions; the versions are told apart as for input drift (see
         :meth:`version_traffic`), and a version of too few rows is left out as there (see
-        :func:`_enough_rows`). A version with no training data to score fails the signal, named
+        :func:`enough_rows`). A version with no training data to score fails the signal, named
         by route and version."""
         serving = self.platform.serving.get_endpoint(spec.endpoint)
         logged = [
@@ -1244,7 +1244,7 @@ class MonitoringService:
             key = (group.model, group.version)
             if key not in scored:
                 scored[key] = self._scores_or_why(group.model, group.version)
-        measured, note = _enough_rows(
+        measured, note = enough_rows(
             [g for g in groups if not isinstance(scored[(g.model, g.version)], str)]
         )
         values: list[float] = []
@@ -1553,7 +1553,7 @@ def _scores_drift(reference: DatasetProfile, group: VersionOutputs, metric: str)
     return drift(reference, {PREDICTION: current}).value(PREDICTION, metric)
 
 
-def _enough_rows(groups: list[GroupT]) -> tuple[list[GroupT], str | None]:
+def enough_rows(groups: list[GroupT]) -> tuple[list[GroupT], str | None]:
     """The drift groups measured, and a note naming those left out: a group of fewer than
     ``MIN_GROUP_ROWS`` rows is no sample (its statistic is noise: one ordinary row against a
     profile of ten bins reads as a PSI of 8), so it is left out, which is no failure and no
