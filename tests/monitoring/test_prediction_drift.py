@@ -275,3 +275,34 @@ def test_a_small_version_with_nothing_to_score_fails_the_signal_beside_a_larger_
     assert (report.evaluated, report.alerts) == (1, ())
     [failure] = report.failed
     assert failure.error == ("drift signal 'score-drift': route 'red' (credit:2): " + NO_SCORES)
+
+
+def test_prediction_drift_scores_the_training_dataset_input_drift_measures_against(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(45)
+    train = _data(rng, 2000)
+    labels = (train[:, 0] - train[:, 1] > 0).astype(int)
+    holdout = tmp_path / "holdout.csv"
+    _write_training(holdout, _data(rng, 2000, shift=2.0), labels)
+    unprofiled = platform.register_dataset("holdout", holdout, profile=False)
+    source = tmp_path / "train.csv"
+    _write_training(source, train, labels)
+    profiled = platform.register_dataset("train", source, categorical=["label"])
+    model = LogisticRegression().fit(train, labels)
+    platform.register_model(
+        "credit",
+        sklearn_flavor.save(model, tmp_path / "model"),
+        flavor="sklearn",
+        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
+        dataset_ids=[unprofiled.id, profiled.id],
+    )
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    reference = platform.monitoring.reference("scoring")
+    assert reference is not None
+    assert reference.dataset_id == profiled.id
+    _watch_scores(platform)
+    _serve(platform, "blue", 1, model, _data(rng, 1000))  # as the model was trained
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())

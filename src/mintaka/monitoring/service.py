@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from mintaka.domain.registry import ModelVersion
+    from mintaka.domain.runs import DatasetVersion
     from mintaka.domain.serving import Endpoint
     from mintaka.monitoring.metrics import Joined
     from mintaka.monitoring.profiles import DatasetProfile
@@ -269,8 +270,8 @@ NO_PROFILE = (
 
 
 NO_SCORES = (
-    "the version names no training data file its model could score, so the drift of its "
-    "predictions cannot be measured"
+    "the version names no training dataset with a profile, whose file its model could score, so "
+    "the drift of its predictions cannot be measured"
 )
 
 
@@ -1012,12 +1013,21 @@ class MonitoringService:
         return None
 
     def _version_reference(self, model: str, version: int) -> Reference | None:
-        """The profile of the first training dataset of ``model:version`` that has one."""
+        """The profile of ``model:version``'s training data (see :meth:`training_dataset`)."""
         found = self.platform.get_model_version(model, version)
+        dataset = self.training_dataset(found)
+        if dataset is None or not dataset.profile:
+            return None
+        return Reference(found, dataset.id, dataset.profile)
+
+    def training_dataset(self, found: ModelVersion) -> DatasetVersion | None:
+        """The training data ``found``'s drift is judged against: its first dataset with a
+        profile (a holdout or label file may be named beside it, unprofiled). Input drift takes
+        its profile and prediction drift scores its file, so both judge the same data."""
         for dataset_id in found.dataset_ids:
-            stored = self.platform.get_dataset(dataset_id).profile
-            if stored:
-                return Reference(found, dataset_id, stored)
+            dataset = self.platform.get_dataset(dataset_id)
+            if dataset.profile:
+                return dataset
         return None
 
     def version_traffic(
@@ -1195,16 +1205,18 @@ class MonitoringService:
         """The profile of ``found``'s own predictions on its training data: the reference for
         drift of the prediction itself. Scores a seeded uniform sample of at most
         ``SAMPLE_ROWS`` training rows (read as a stream, the same sample on every run) with the
-        verified artifact; ``None`` when the version names no training data to score. The file must
-        still hold the dataset version the model was registered with: a ``ValidationError``
-        naming it when it is gone or was rewritten, never a score of other data."""
+        verified artifact, from the dataset input drift is measured against (see
+        :meth:`training_dataset`); ``None`` when the version names none. The file must still
+        hold the dataset version the model was registered with: a ``ValidationError`` naming it
+        when it is gone or was rewritten, never a score of other data."""
         from mintaka.flavors.loader import load_predictor
         from mintaka.monitoring.profiles import profile
         from mintaka.monitoring.training_data import SAMPLE_ROWS, registered_file, sample_rows
 
-        if not found.dataset_ids:
+        dataset = self.training_dataset(found)
+        if dataset is None:
             return None
-        source = registered_file(self.platform.get_dataset(found.dataset_ids[0]))
+        source = registered_file(dataset)
         stored = self.platform.artifacts.verify(found.artifact_digest)
         predictor = load_predictor(
             stored.content, found.flavor, features=tuple(found.signature.inputs)
