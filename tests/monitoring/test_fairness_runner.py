@@ -205,3 +205,24 @@ def test_a_prediction_without_the_attribute_is_in_no_group(
     clock.advance(minutes=5)
     report = watched.monitoring.run_once()
     assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+
+@pytest.mark.parametrize(
+    "collections", [(["a"], ["b"]), ({"country": "a"}, {"country": "b"})], ids=["list", "dict"]
+)
+def test_an_attribute_logged_as_a_collection_fails_the_signals_naming_it(
+    watched: Platform,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+    collections: tuple[Any, Any],
+) -> None:
+    first, second = collections
+    ids = log_predictions([({"group": first}, 1)] * 20 + [({"group": second}, 0)] * 20)
+    watched.monitoring.record_labels(dict.fromkeys(ids, 1))
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (0, ())
+    assert {f.signal for f in report.failed} == {"demographic_parity", "equalized_odds"}
+    for failure in report.failed:
+        assert "the attribute 'group'" in failure.error
+        assert f"not collections: got {first!r}" in failure.error

@@ -403,3 +403,14 @@ def test_fairness_leaves_out_the_records_missing_the_attribute() -> None:
     assert close(found.demographic_parity_difference, 0.5)
     with pytest.raises(ValidationError, match="no prediction logs a value of the attribute"):
         fairness(logged[3:], "group")
+
+
+def test_fairness_refuses_an_attribute_logged_as_a_collection() -> None:
+    logged = [
+        {"inputs": {"group": "a"}, "output": 1},
+        {"inputs": {"group": ["a", "b"]}, "output": 0},
+    ]
+    with pytest.raises(ValidationError, match=r"attribute 'group'.*got \['a', 'b'\]"):
+        fairness(logged, "group")
+    with pytest.raises(ValidationError, match=r"groups must be single groups.*got \{'k': 1\}"):
+        demographic_parity_difference([1, 0], ["a", {"k": 1}])

@@ -277,15 +277,17 @@ def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float | np.floating) and math.isnan(value))
 
 
-def _refuse_nonscalar(values: Array, what: str) -> None:
+def _refuse_nonscalar(values: Array, what: str, *, nouns: str = "classes") -> None:
     """Refuse ``values`` holding a value that is not a single one (a list, a mapping, an
-    array): no class is a collection, and numpy would read a column of lists as a table."""
+    array): no class or group is a collection (its ``str`` would be made a group, and
+    ``["a", "b"]`` one apart from ``["b", "a"]``), and numpy would read a column of lists as a
+    table."""
     items = values if not isinstance(values, np.ndarray) or values.ndim == 1 else list(values)
     for value in items:
         if isinstance(value, Sequence | Mapping | AbstractSet | np.ndarray) and not isinstance(
             value, str | bytes
         ):
-            raise ValidationError(f"{what} must be single classes, not collections: got {value!r}")
+            raise ValidationError(f"{what} must be single {nouns}, not collections: got {value!r}")
 
 
 def _refuse_missing(values: Array, what: str, *, noun: str = "class") -> None:
@@ -366,12 +368,15 @@ def positive_class(y_true: Array | None, y_pred: Array, *, positive: Any = None)
     return positive
 
 
-def group_keys(groups: Array) -> npt.NDArray[np.str_]:
+def group_keys(groups: Array, *, attribute: str = "") -> npt.NDArray[np.str_]:
     """Each value of a sensitive attribute as its group's key, read by the rule of
     :func:`classes`: ``True``, ``1`` and ``1.0`` are one group (``"1"``), a string is the group
     it spells. An attribute logged as strings by some callers and numbers or booleans by others
-    is refused rather than guessed (is ``"1"`` the group ``1``?), and so is a missing value:
-    parity between groups of one attribute is only as right as the grouping."""
+    is refused rather than guessed (is ``"1"`` the group ``1``?), and so are a missing value and
+    a collection (a list or a mapping), named by the ``attribute`` when given: parity between
+    groups of one attribute is only as right as the grouping."""
+    what = f"the values of the attribute {attribute!r}" if attribute else "groups"
+    _refuse_nonscalar(groups, what, nouns="groups")
     _refuse_missing(groups, "groups", noun="group")
     keyed = [_class(value) for value in np.asarray(groups, dtype=object).tolist()]
     kinds = _kinds(keyed)
@@ -385,11 +390,17 @@ def group_keys(groups: Array) -> npt.NDArray[np.str_]:
 
 
 def group_rates(
-    y_true: Array | None, y_pred: Array, groups: Array, *, positive: Any = None
+    y_true: Array | None,
+    y_pred: Array,
+    groups: Array,
+    *,
+    positive: Any = None,
+    attribute: str = "",
 ) -> dict[str, GroupRates]:
     """Selection rate and, with labels, true and false positive rates, per group (``str`` keys).
 
-    ``positive`` is the positive class, found by :func:`positive_class` (1 for 0/1 classes)."""
+    ``positive`` is the positive class, found by :func:`positive_class` (1 for 0/1 classes);
+    ``attribute`` names the groups' column in a refusal (see :func:`group_keys`)."""
     lengths = {
         what: len(values)
         for what, values in (("labels", y_true), ("predictions", y_pred), ("groups", groups))
@@ -400,7 +411,7 @@ def group_rates(
     positive = _class(positive_class(y_true, y_pred, positive=positive))
     [found] = classes((y_pred, "predicted classes"))
     pred = np.asarray(found == positive, dtype=bool)
-    g = group_keys(groups)
+    g = group_keys(groups, attribute=attribute)
     actual = (
         None
         if y_true is None
@@ -444,15 +455,17 @@ def _inputs(record: LabelledPrediction | Mapping[str, Any]) -> Mapping[str, Any]
     return found if isinstance(found, Mapping) else {}
 
 
-def demographic_parity_difference(y_pred: Array, groups: Array, *, positive: Any = None) -> float:
-    rates = group_rates(None, y_pred, groups, positive=positive)
+def demographic_parity_difference(
+    y_pred: Array, groups: Array, *, positive: Any = None, attribute: str = ""
+) -> float:
+    rates = group_rates(None, y_pred, groups, positive=positive, attribute=attribute)
     return _spread(r.selection_rate for r in rates.values())
 
 
 def equalized_odds_difference(
-    y_true: Array, y_pred: Array, groups: Array, *, positive: Any = None
+    y_true: Array, y_pred: Array, groups: Array, *, positive: Any = None, attribute: str = ""
 ) -> float:
-    rates = group_rates(y_true, y_pred, groups, positive=positive)
+    rates = group_rates(y_true, y_pred, groups, positive=positive, attribute=attribute)
     return max(
         _spread(r.true_positive_rate for r in rates.values()),
         _spread(r.false_positive_rate for r in rates.values()),
@@ -548,7 +561,7 @@ def fairness(
         if isinstance(kept[0], Mapping)
         else [r.label for r in kept if not isinstance(r, Mapping)]
     )
-    rates = group_rates(labels, predicted, groups, positive=positive)
+    rates = group_rates(labels, predicted, groups, positive=positive, attribute=attribute)
     dpd = _spread(r.selection_rate for r in rates.values())
     eod = None
     if labels is not None:

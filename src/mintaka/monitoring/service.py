@@ -1386,6 +1386,7 @@ class MonitoringService:
                 predicted_classes([r["output"] for r in rows], metric),
                 [r["inputs"][attribute] for r in rows],
                 positive=signal.positive,
+                attribute=attribute,
             )
         records = [
             r
@@ -1399,6 +1400,7 @@ class MonitoringService:
             predicted_classes([r.output for r in records], metric),
             [r.inputs[attribute] for r in records if r.inputs is not None],
             positive=signal.positive,
+            attribute=attribute,
         )
 
     # -- labels -------------------------------------------------------------------------------
