@@ -346,3 +346,38 @@ def test_a_csv_batch_is_written_and_logged_with_typed_columns(
         "customer": 100,
         "segment": "retail",
     }
+
+
+def test_a_version_only_the_backend_holds_is_scored_from_a_path_with_a_space(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """The local backend records a version's bytes as a ``file:`` URI (a space is ``%20``)."""
+    from mintaka.artifacts.store import manifest_of
+    from mintaka.domain.registry import VersionRequest
+    from mintaka.domain.serving import Route
+
+    source = sklearn_artifact(tmp_path / "legacy models", 1.0)
+    platform.backend.ensure_model("churn")  # type: ignore[attr-defined]
+    platform.backend.create_version(  # type: ignore[attr-defined]
+        VersionRequest(
+            name="churn",
+            artifact_path=str(source),
+            artifact_digest=manifest_of(source).digest,
+            flavor="sklearn",
+            mintaka_id="",
+            idempotency_key="legacy-churn-1",
+        )
+    )
+    data = tmp_path / "in.csv"
+    with data.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=FEATURES)
+        writer.writeheader()
+        writer.writerows(row(i) for i in range(3))
+    result = platform.backend.score_batch(  # type: ignore[attr-defined]
+        Route(name="legacy", model="churn", version=1),
+        data,
+        tmp_path / "out.csv",
+        batch_id="b1",
+        features=FEATURES,
+    )
+    assert result["rows"] == "3"

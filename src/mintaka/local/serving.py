@@ -323,6 +323,7 @@ class LocalServing(
     ) -> dict[str, str]:
         from mintaka.artifacts import ArtifactStore, manifest_of
         from mintaka.domain.registry import Flavor
+        from mintaka.files import file_path
         from mintaka.flavors.loader import load_predictor
         from mintaka.serving.batch import file_format, read_rows, write_rows
         from mintaka.serving.predlog import input_digest
@@ -345,7 +346,7 @@ class LocalServing(
             flavor, version_id = Flavor(recorded.flavor), recorded.id
             declared = dict((recorded.signature or {}).get("inputs") or {})
         else:  # a version only the backend holds: its own bytes, as it describes them
-            content = Path(row.artifact_uri.removeprefix("file://"))
+            content = file_path(row.artifact_uri) or Path(row.artifact_uri)
             if manifest_of(content).digest != row.artifact_digest:
                 from mintaka.errors import IntegrityError
 
