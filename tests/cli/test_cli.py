@@ -304,6 +304,81 @@ def test_datasets_list_and_show_give_the_ids_dataset_options_take(
     assert json.loads(out)["dataset_ids"] == [first.id]
 
 
+def test_datasets_register_records_a_profiled_version_whose_id_dataset_options_take(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
+) -> None:
+    home = ("--home", str(init_home(capsys, tmp_path / "h")))
+    data = tmp_path / "train.csv"
+    data.write_text("a,b\n1,7\n2,8\n")
+    code, out, err = cli(
+        capsys, *home, "datasets", "register", "train", str(data), "--categorical", "b", "--json"
+    )
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["name"] == "train"
+    assert record["uri"] == data.absolute().as_uri()
+    assert record["profile"]["rows"] == 2
+    assert record["profile"]["features"]["a"]["kind"] == "numeric"
+    assert record["profile"]["features"]["b"]["kind"] == "categorical"
+    code, out, _ = cli(capsys, *home, "datasets", "register", "train", str(data))
+    assert code == 0
+    assert f"dataset train is already recorded as {record['id']}" in out  # same bytes, same id
+    data.write_text("a,b\n3,9\n")
+    code, out, _ = cli(capsys, *home, "datasets", "register", "train", str(data))
+    assert code == 0
+    [second] = [d for d in _listed(capsys, *home) if d["id"] != record["id"]]
+    assert f"recorded dataset train as {second['id']}" in out
+    code, out, err = cli(
+        capsys,
+        *home,
+        "models",
+        "register",
+        "m",
+        "--artifact",
+        str(model_dir),
+        "--dataset",
+        second["id"],
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["dataset_ids"] == [second["id"]]
+
+
+def _listed(capsys: pytest.CaptureFixture[str], *home: str) -> list[dict[str, object]]:
+    code, out, err = cli(capsys, *home, "datasets", "list", "--json")
+    assert code == 0, err
+    listed: list[dict[str, object]] = json.loads(out)
+    return listed
+
+
+@pytest.mark.parametrize(
+    ("name", "path", "extra", "message"),
+    [
+        ("train", "missing.csv", (), "path does not exist"),
+        (" train", "data.csv", (), "dataset name"),
+        ("train", "data.csv", ("--categorical", "nope"), "categorical column(s) not in the data"),
+        ("train", "notes.txt", ("--categorical", "a"), "only a CSV or Parquet file is profiled"),
+        ("train", "data.csv", ("--categorical", "a", "--no-profile"), "--no-profile"),
+    ],
+)
+def test_datasets_register_refuses_bad_input_in_one_line_and_records_nothing(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    name: str,
+    path: str,
+    extra: tuple[str, ...],
+    message: str,
+) -> None:
+    home = ("--home", str(init_home(capsys, tmp_path / "h")))
+    (tmp_path / "data.csv").write_text("a,b\n1,x\n")
+    (tmp_path / "notes.txt").write_text("a,b\n1,x\n")
+    code, out, err = cli(capsys, *home, "datasets", "register", name, str(tmp_path / path), *extra)
+    assert code == 1
+    assert message in err
+    assert "Traceback" not in out + err
+    assert _listed(capsys, *home) == []
+
+
 def test_audit_verify_names_the_first_broken_sequence(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
 ) -> None:

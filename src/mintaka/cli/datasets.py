@@ -1,14 +1,18 @@
-"""``mintaka datasets ...``: list and show the recorded dataset versions, whose ids the
+"""``mintaka datasets ...``: record, list and show dataset versions, whose ids the
 ``--dataset`` options of ``models register`` and ``adopt model`` take."""
 
 from __future__ import annotations
 
+import csv
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
-from mintaka.cli.output import emit_json, fields, table
+from mintaka.cli.output import console, emit_json, fields, table
 from mintaka.cli.state import platform
+from mintaka.errors import ValidationError
 
 if TYPE_CHECKING:
     from mintaka.domain.runs import DatasetVersion
@@ -42,6 +46,94 @@ def _summary(dataset: DatasetVersion) -> dict[str, Any]:
     summary = dataset.model_dump(mode="json", by_alias=True, exclude={"profile"})
     summary["profiled"] = dataset.profile is not None
     return summary
+
+
+@app.command("register")
+def register(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Dataset name.")],
+    path: Annotated[
+        Path,
+        typer.Argument(metavar="PATH", help="File or directory the dataset is read from."),
+    ],
+    categorical: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--categorical",
+            metavar="COLUMN",
+            help="Profile this column as categories even if its values read as numbers "
+            "(repeatable).",
+        ),
+    ] = None,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            "--profile/--no-profile", help="Profile a CSV or Parquet file (drift's reference)."
+        ),
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the record as JSON.")] = False,
+) -> None:
+    """Record a version of dataset NAME by the digest of PATH's bytes, and print its id.
+
+    The same bytes under the same name are the same version: registering them again prints the
+    id already recorded. A CSV or Parquet file is profiled as drift monitors' reference.
+    """
+    from mintaka.domain.names import validate_dataset_name
+
+    validate_dataset_name(name)
+    if not path.exists():
+        raise ValidationError(f"dataset path does not exist: {path}")
+    columns = categorical or []
+    if columns:
+        _check_categorical(path, columns, profile=profile)
+    plat = platform(ctx)
+    known = {d.id for d in plat.find_datasets(name)}
+    dataset = plat.register_dataset(name, path, profile=profile, categorical=columns)
+    if as_json:
+        emit_json(dataset)
+    elif dataset.id in known:
+        console.print(f"dataset {escape(name)} is already recorded as [bold]{dataset.id}[/]")
+    else:
+        console.print(f"recorded dataset {escape(name)} as [bold]{dataset.id}[/]")
+
+
+def _check_categorical(path: Path, columns: list[str], *, profile: bool) -> None:
+    """Refuse ``--categorical`` where it would change nothing: without a profile, for a file
+    that is not profiled, or naming a column the file does not have."""
+    from mintaka.serving.batch import FORMATS
+
+    if not profile:
+        raise ValidationError("--categorical shapes the profile; it cannot go with --no-profile")
+    if not path.is_file() or path.suffix.lower() not in FORMATS:
+        raise ValidationError(
+            f"--categorical: {path} is not profiled; only a CSV or Parquet file is profiled"
+        )
+    missing = sorted(set(columns) - set(_column_names(path)))
+    if missing:
+        raise ValidationError(
+            f"categorical column(s) not in the data: {', '.join(map(repr, missing))}"
+        )
+
+
+def _column_names(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet file, read from its header or schema only."""
+    from mintaka.serving.batch import csv_reader, file_format
+
+    if file_format(path) == "csv":
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                return list(csv_reader(path, handle).fieldnames or ())
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"{path} is not UTF-8 text: {exc}") from None
+        except csv.Error as exc:
+            raise ValidationError(f"{path} is not a readable CSV file: {exc}") from None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValidationError(f"{path} is not a readable Parquet file: {exc}") from None
 
 
 @app.command("list")
