@@ -286,7 +286,13 @@ def test_datasets_list_and_show_give_the_ids_dataset_options_take(
     assert json.loads(out)["profile"]["rows"] == 2
     code, _, err = cli(capsys, *base, "show", "ds-nope")
     assert code == 1
-    assert "dataset 'ds-nope' not found" in err
+    assert "no dataset has the id or name 'ds-nope'" in err
+    code, out, err = cli(capsys, *base, "show", "train")  # a name: its latest version
+    assert code == 0, err
+    assert f"train: the latest of 2 versions, {second.id}" in out
+    assert first.id not in out
+    code, out, _ = cli(capsys, *base, "show", "labels", "--json")
+    assert json.loads(out)["id"] == labels.id
     code, out, err = cli(
         capsys,
         "--home",

@@ -37,3 +37,22 @@ def test_help_texts_show_their_square_brackets(
     code, out, _ = cli(capsys, *command, "--help")
     assert code == 0
     assert shown in out
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        (("datasets", "list"), "sorted by name, each name's oldest first"),
+        (("datasets", "show"), "A dataset id, or a name for its latest version."),
+    ],
+)
+def test_datasets_help_says_how_list_sorts_and_what_show_takes(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: tuple[str, ...],
+    shown: str,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")
+    code, out, _ = cli(capsys, *command, "--help")
+    assert code == 0
+    assert shown in out

@@ -26,6 +26,21 @@ def _recorded(plat: Platform, name: str | None) -> list[DatasetVersion]:
     return plat.list_datasets() if name is None else plat.find_datasets(name)
 
 
+def _resolve(plat: Platform, ref: str) -> tuple[DatasetVersion, int]:
+    """The dataset version ``ref`` names: the one with that id, else the latest version of the
+    dataset of that name (as ``lineage downstream`` reads a name), with how many it has (0 for
+    an id)."""
+    from mintaka.errors import NotFound
+
+    try:
+        return plat.get_dataset(ref), 0
+    except NotFound:
+        named = plat.find_datasets(ref)
+    if not named:
+        raise NotFound(f"no dataset has the id or name {ref!r} (datasets list shows them)")
+    return named[-1], len(named)
+
+
 def _columns(dataset: DatasetVersion) -> list[str]:
     """The dataset's columns: its declared schema, else those its profile found."""
     if dataset.schema_:
@@ -144,7 +159,7 @@ def list_(
         bool, typer.Option("--json", help="Print JSON for scripts (profiles: datasets show).")
     ] = False,
 ) -> None:
-    """List recorded dataset versions by name, oldest first."""
+    """List recorded dataset versions, sorted by name, each name's oldest first."""
     found = _recorded(platform(ctx), name)
     if as_json:
         emit_json([_summary(d) for d in found])
@@ -170,14 +185,22 @@ def list_(
 @app.command("show")
 def show(
     ctx: typer.Context,
-    dataset_id: Annotated[str, typer.Argument(metavar="DATASET_ID")],
+    ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="DATASET_ID|NAME", help="A dataset id, or a name for its latest version."
+        ),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Show one dataset version: where it was read, its digest, schema and profiled columns."""
-    dataset = platform(ctx).get_dataset(dataset_id)
+    dataset, versions = _resolve(platform(ctx), ref)
     if as_json:
         emit_json(dataset)
         return
+    if versions:
+        which = "its only version" if versions == 1 else f"the latest of {versions} versions"
+        console.print(f"{escape(dataset.name)}: {which}, {dataset.id}")
     fields(
         dataset.id,
         [
