@@ -87,6 +87,19 @@ def test_register_list_show_alias_and_json(
     code, out, _ = cli(capsys, *home, "audit", "log", "--limit", "5")  # all there is
     assert "shows more" not in out
     assert "model.archive" in out
+    code, out, _ = cli(capsys, *home, "audit", "log", "--last", "2", "--json")
+    assert [e["action"] for e in json.loads(out)] == ["model.stage.set", "model.archive"]
+    code, out, _ = cli(capsys, *home, "audit", "log", "--last", "2")
+    assert "the last 2 events; --last N shows more" in out
+    code, out, _ = cli(capsys, *home, "audit", "log", "--last", "5")  # all there is
+    assert "shows more" not in out
+    assert out.index("policy.activate") < out.index("model.archive")  # oldest first
+    code, out, _ = cli(capsys, *home, "audit", "log", "--last", "1", "--subject", "credit:1")
+    assert "model.archive" in out
+    assert "model.stage.set" not in out
+    code, _, err = cli(capsys, *home, "audit", "log", "--last", "2", "--limit", "2")
+    assert code == 1
+    assert "--last and --limit" in err
 
 
 def test_alias_delete_with_a_version_removes_the_alias_only_while_it_points_there(

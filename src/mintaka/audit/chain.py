@@ -322,12 +322,20 @@ class AuditLog:
         )
 
     def events(
-        self, *, subject: str | None = None, since_seq: int = 0, limit: int | None = None
+        self,
+        *,
+        subject: str | None = None,
+        since_seq: int = 0,
+        limit: int | None = None,
+        newest_first: bool = False,
     ) -> list[AuditEvent]:
+        """Events after ``since_seq`` (only ``subject``'s when given), oldest first; with
+        ``newest_first``, newest first, so that ``limit`` keeps the latest."""
         query = select(audit_events).where(audit_events.c.seq > since_seq)
         if subject is not None:
             query = query.where(audit_events.c.subject == subject)
-        query = query.order_by(audit_events.c.seq)
+        seq = audit_events.c.seq
+        query = query.order_by(seq.desc() if newest_first else seq)
         if limit is not None:
             query = query.limit(limit)
         with self.store.read() as conn:

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 
+DEFAULT_LOG_LIMIT = 50
+
 
 @app.command("verify")
 def verify(
@@ -68,16 +70,31 @@ def verify(
 def log(
     ctx: typer.Context,
     subject: Annotated[str | None, typer.Option(help="Only events about this subject.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=2**62, help="At most this many events.")] = 50,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=2**62, show_default=False, help="At most this many events [default: 50]."
+        ),
+    ] = None,
+    last: Annotated[
+        int | None,
+        typer.Option(min=1, max=2**62, help="Only the N most recent events (oldest first)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """List audit events, oldest first (secrets in their details are redacted on output)."""
+    """List audit events, oldest first: from the start of the trail, or its last N with --last
+    (secrets in their details are redacted on output)."""
     from mintaka.governance.redaction import Redactor
 
+    if last is not None and limit is not None:
+        raise ValidationError("--last and --limit do not go together: --last N is the newest N")
     plat = platform(ctx)
-    events = plat.audit.events(subject=subject, limit=min(limit + 1, 2**62))
-    more = len(events) > limit
-    events = events[:limit]
+    wanted = last if last is not None else (DEFAULT_LOG_LIMIT if limit is None else limit)
+    events = plat.audit.events(
+        subject=subject, limit=min(wanted + 1, 2**62), newest_first=last is not None
+    )
+    more = len(events) > wanted
+    events = events[:wanted] if last is None else events[:wanted][::-1]
     redactor = Redactor.for_platform(plat)
     if as_json:
         emit_json([redactor.value(e) for e in events])
@@ -87,8 +104,12 @@ def log(
         ["seq", "at", "actor", "action", "subject"],
         [(e.seq, e.at.isoformat(), e.actor, e.action, redactor.text(e.subject)) for e in events],
     )
-    if more:
-        console.print(f"[dim]the first {limit} events; --limit N shows more[/]")
+    if more and last is not None:
+        console.print(f"[dim]the last {wanted} events; --last N shows more[/]")
+    elif more:
+        console.print(
+            f"[dim]the first {wanted} events; --limit N shows more, --last N the latest[/]"
+        )
 
 
 @app.command("keygen")
