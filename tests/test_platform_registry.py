@@ -406,6 +406,26 @@ def test_dataset_registration_is_idempotent_per_digest(platform: Platform, tmp_p
     assert second.digest != first.digest
 
 
+def test_categorical_columns_must_name_columns_of_profiled_data(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """A misspelt categorical column would have the real one profiled as numbers, silently."""
+    data = tmp_path / "d.csv"
+    data.write_text("segment,income\n1,0.5\n2,0.7\n")
+    blob = tmp_path / "d.bin"
+    blob.write_bytes(b"weights")
+    with pytest.raises(ValidationError, match=r"categorical columns not in the data: \['segmnt'\]"):
+        platform.register_dataset("d", data, categorical=["segmnt"])
+    with pytest.raises(ValidationError, match="not a CSV or Parquet file"):
+        platform.register_dataset("b", blob, categorical=["segment"])
+    with pytest.raises(ValidationError, match="only when the data is profiled"):
+        platform.register_dataset("d", data, profile=False, categorical=["segment"])
+    assert platform.find_datasets("d") == platform.find_datasets("b") == []
+    profiled = platform.register_dataset("d", data, categorical=["segment"])
+    assert profiled.profile is not None
+    assert profiled.profile["features"]["segment"]["kind"] == "categorical"
+
+
 def test_dataset_versions_are_listed_by_name_then_age(
     platform: Platform, clock: ManualClock, tmp_path: Path
 ) -> None:

@@ -187,10 +187,17 @@ _SELECT_VERSION_BY_ALIAS = (
 
 
 def _profile_of(source: Path, categorical: Sequence[str]) -> dict[str, Any] | None:
-    """The reference profile of a tabular file, or ``None`` for anything that is not one."""
+    """The reference profile of a tabular file, or ``None`` for anything that is not one (or
+    holds no rows). ``categorical`` must name columns of the file: a typo would otherwise
+    profile a category column as numbers without a word."""
     from mintaka.serving.batch import FORMATS, read_rows
 
     if not source.is_file() or source.suffix.lower() not in FORMATS:
+        if categorical:
+            raise ValidationError(
+                f"categorical columns {list(categorical)} given for {source.name}, which is not "
+                f"a CSV or Parquet file Mintaka profiles"
+            )
         return None
     from mintaka.monitoring.profiles import profile
 
@@ -1093,6 +1100,8 @@ class Platform:
         live traffic with. ``categorical`` names the columns to treat as categories.
         """
         validate_dataset_name(name)
+        if categorical and not profile:
+            raise ValidationError("categorical columns are read only when the data is profiled")
         source = Path(path)
         digest = manifest_of(source).digest
         with self.store.read() as conn:

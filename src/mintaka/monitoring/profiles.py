@@ -530,6 +530,9 @@ def profile(
     unknown = [name for name in names if name not in columns]
     if unknown:
         raise ValidationError(f"features not in the data: {unknown}")
+    stray = sorted(set(categorical) - set(columns))
+    if stray:
+        raise ValidationError(f"categorical columns not in the data: {stray}")
     rows = len(next(iter(columns.values()))) if columns else 0
 
     def one(name: str) -> NumericProfile | CategoricalProfile:
