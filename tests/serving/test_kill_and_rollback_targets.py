@@ -427,6 +427,66 @@ def test_a_kill_pulled_while_a_release_is_applied_wins(
     _backend_matches_store(three)
 
 
+def _released_after_the_backend_kill(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[], object]
+) -> list[str]:
+    """Run ``meanwhile`` (a release recorded elsewhere) right after the next kill reaches the
+    backend and before it is recorded; the list returned names every kill the backend got."""
+    backend_kill = platform.backend.kill  # type: ignore[attr-defined]
+    sent: list[str] = []
+
+    def kill_then_release(name: str) -> object:
+        answer = backend_kill(name)
+        sent.append(name)
+        if len(sent) == 1:
+            meanwhile()
+        return answer
+
+    monkeypatch.setattr(platform.backend, "kill", kill_then_release)
+    return sent
+
+
+def test_a_kill_sent_again_before_a_release_recorded_meanwhile_stays_in_force(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = three.serving
+    serving.kill("scoring", reason="first")  # nothing known good elsewhere: the switch
+    sent = _released_after_the_backend_kill(
+        three, monkeypatch, lambda: serving.unkill("scoring", reason="released meanwhile")
+    )
+    assert serving.kill("scoring", reason="again").status.value == "killed"
+    assert sent == ["scoring", "scoring"]  # the release undid the first: sent again
+    _backend_matches_store(three)
+    actions = [e.action for e in three.audit.events() if e.subject == "scoring"]
+    assert actions[-3:] == ["endpoint.kill", "endpoint.unkill", "endpoint.kill"]
+
+
+def test_a_first_kill_sent_before_a_kill_and_release_recorded_meanwhile_stays_in_force(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = three.serving
+
+    def kill_and_release() -> None:
+        serving.kill("scoring", reason="another operator")
+        serving.unkill("scoring", reason="released meanwhile")
+
+    sent = _released_after_the_backend_kill(three, monkeypatch, kill_and_release)
+    assert serving.kill("scoring", reason="mine").status.value == "killed"
+    assert len(sent) == 3  # mine, the other operator's, and mine again
+    _backend_matches_store(three)
+
+
+def test_a_kill_with_no_release_meanwhile_is_sent_once(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = three.serving
+    sent = _released_after_the_backend_kill(three, monkeypatch, lambda: None)
+    serving.kill("scoring")
+    serving.kill("scoring", reason="again")
+    assert sent == ["scoring", "scoring"]  # once per pull, never repeated
+    _backend_matches_store(three)
+
+
 def test_a_release_the_backend_refuses_leaves_the_endpoint_killed_as_before(
     three: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:

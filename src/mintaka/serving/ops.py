@@ -91,12 +91,14 @@ class PredictionTrace:
 
 @dataclass(frozen=True)
 class _Seen:
-    """An endpoint as a change read it: its record, its latest deployment and its latest kill
-    (the audit sequence number of its newest ``endpoint.kill`` event, 0 for none)."""
+    """An endpoint as a change read it: its record, its latest deployment, its latest kill and
+    its latest release (the audit sequence numbers of its newest ``endpoint.kill`` and
+    ``endpoint.unkill`` events, 0 for none)."""
 
     endpoint: Endpoint
     latest: str | None
     kill: int
+    release: int = 0
 
 
 def default_route_name(version: ModelVersion) -> str:
@@ -658,7 +660,7 @@ class ServingService:
     def _switch(self, endpoint: str, killed: bool, reason: str, *, again: bool = False) -> Endpoint:
         """Pull (``killed``) or release the kill switch. ``again``: pulled on an endpoint read
         as killed, which is recorded only if it was released (or a release was being applied)
-        meanwhile."""
+        meanwhile (see :meth:`_pull`)."""
         seen = self._seen(endpoint)
         current = seen.endpoint
         switch = self.platform._area(Capability.SERVING_KILL, KillSwitch)
@@ -667,16 +669,34 @@ class ServingService:
         decision = self._gate(action, endpoint, current.routes, current.traffic, versions, current)
         if not killed:
             return self._release(seen, switch, reason, decision)
-        switch.kill(endpoint)
-        with self.platform.store.write() as conn:
-            row = _locked_row(conn, endpoint)
-            if row is None:
-                raise NotFound(f"endpoint {endpoint!r} not found")
-            if again and row.killed == _KILLED:
-                return current
-            event = self._record_switch(conn, endpoint, _KILLED, action, reason, decision)
+        return self._pull(seen, switch, reason, decision, again=again)
+
+    def _pull(
+        self, seen: _Seen, switch: KillSwitch, reason: str, decision: PolicyDecision, *, again: bool
+    ) -> Endpoint:
+        """Send the kill to the backend, then record it, unless a release was recorded since
+        it was sent: that release undid it in the backend, so it is sent again first (as often
+        as releases are recorded in between). A release still being applied when the kill is
+        recorded is refused at its own record, and pulls the switch again itself."""
+        name = seen.endpoint.name
+        sent_after = seen.release
+        while True:
+            switch.kill(name)
+            with self.platform.store.write() as conn:
+                row = _locked_row(conn, name)
+                if row is None:
+                    raise NotFound(f"endpoint {name!r} not found")
+                released = _latest_event(conn, name, "endpoint.unkill")
+                if released == sent_after:
+                    if again and row.killed == _KILLED:
+                        return seen.endpoint
+                    event = self._record_switch(
+                        conn, name, _KILLED, "endpoint.kill", reason, decision
+                    )
+                    break
+            sent_after = released
         self.platform._after_commit([event])
-        return self.get_endpoint(endpoint)
+        return self.get_endpoint(name)
 
     def _release(
         self, seen: _Seen, switch: KillSwitch, reason: str, decision: PolicyDecision
@@ -1219,20 +1239,30 @@ def _endpoint_row(conn: Connection, name: str) -> Any:
     return row
 
 
-def _revision(conn: Connection, name: str) -> tuple[str | None, int]:
-    """The endpoint's latest deployment and the audit sequence number of its latest kill."""
+def _revision(conn: Connection, name: str) -> tuple[str | None, int, int]:
+    """The endpoint's latest deployment and the audit sequence numbers of its latest kill and
+    latest release."""
     latest = conn.execute(
         select(deployments.c.id)
         .where(deployments.c.endpoint == name)
         .order_by(deployments.c.seq.desc())
         .limit(1)
     ).scalar()
-    kill = conn.execute(
+    return (
+        latest,
+        _latest_event(conn, name, "endpoint.kill"),
+        _latest_event(conn, name, "endpoint.unkill"),
+    )
+
+
+def _latest_event(conn: Connection, name: str, action: str) -> int:
+    """The audit sequence number of the endpoint's newest ``action`` event (0 for none)."""
+    seq = conn.execute(
         select(func.max(audit_events.c.seq)).where(
-            audit_events.c.subject == name, audit_events.c.action == "endpoint.kill"
+            audit_events.c.subject == name, audit_events.c.action == action
         )
     ).scalar()
-    return latest, int(kill or 0)
+    return int(seq or 0)
 
 
 def _check_unchanged(conn: Connection, seen: _Seen, action: str) -> None:
@@ -1246,7 +1276,7 @@ def _check_unchanged(conn: Connection, seen: _Seen, action: str) -> None:
     row = _locked_row(conn, name)
     if row is None:
         raise Conflict(f"endpoint {name!r} was deleted while {action} was applied; it is undone")
-    latest, kill = _revision(conn, name)
+    latest, kill, _ = _revision(conn, name)
     if kill != seen.kill or (row.killed and seen.endpoint.status is not EndpointStatus.KILLED):
         raise Conflict(
             f"endpoint {name!r} was killed while {action} was applied; the change is undone and "
