@@ -11,7 +11,7 @@ from artifact_kit import MakeArtifact
 from cli_kit import cli, init_home
 
 from mintaka import Platform
-from mintaka.domain.serving import Endpoint
+from mintaka.domain.serving import Endpoint, TrafficMap
 from mintaka.errors import Conflict, StoreError, ValidationError
 
 
@@ -502,6 +502,39 @@ def test_a_release_the_backend_refuses_leaves_the_endpoint_killed_as_before(
     before = len(three.audit.events())
     assert serving.kill("scoring", reason="again").status.value == "killed"
     assert len(three.audit.events()) == before  # still plainly killed: nothing recorded
+
+
+def test_a_release_puts_back_the_recorded_traffic_the_backend_lost_while_killed(
+    three: Platform,
+) -> None:
+    serving = three.serving
+    serving.deploy("scoring", "m:2", route="green")  # {blue: 100, green: 0}
+    serving.kill("scoring", reason="incident")  # nothing known good elsewhere: the switch
+    three.backend.set_traffic("scoring", TrafficMap(weights={"blue": 20, "green": 80}))  # type: ignore[attr-defined]
+    released = serving.unkill("scoring", reason="fixed")
+    assert released.traffic.weights == {"blue": 100, "green": 0}
+    _backend_matches_store(three)
+
+
+def test_a_release_whose_traffic_cannot_be_put_back_leaves_the_endpoint_killed(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serving = three.serving
+    serving.deploy("scoring", "m:2", route="green")
+    serving.kill("scoring", reason="incident")
+    three.backend.set_traffic("scoring", TrafficMap(weights={"blue": 20, "green": 80}))  # type: ignore[attr-defined]
+
+    def failing(name: str, traffic: TrafficMap) -> None:
+        raise StoreError("the backend is unreachable")
+
+    monkeypatch.setattr(three.backend, "set_traffic", failing)
+    with pytest.raises(StoreError):
+        serving.unkill("scoring")
+    assert serving.get_endpoint("scoring").status.value == "killed"
+    assert three.backend.get_endpoint("scoring").status.value == "killed"  # type: ignore[attr-defined]
+    before = len(three.audit.events())
+    serving.kill("scoring", reason="again")
+    assert len(three.audit.events()) == before  # plainly killed again: nothing recorded
 
 
 def test_a_change_overtaken_by_a_delete_puts_nothing_back_and_logs_no_error(

@@ -4,6 +4,7 @@ kept with a kill record, and re-created from them when released."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,8 @@ from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import BUCKET, SETTINGS, Cli, sagemaker_platform
 
 from mintaka import BackendError, NotFound, Platform, RetryExhausted
-from mintaka.domain.serving import EndpointStatus, Route, TrafficMap
+from mintaka.domain.serving import Endpoint, EndpointStatus, Route, TrafficMap
+from mintaka.errors import Conflict
 
 KILL_RECORD = f"{SETTINGS['prefix']}/killed/churn-live.json"
 BLUE = Route(name="blue", model="churn", version=1)
@@ -214,3 +216,55 @@ def test_releasing_an_endpoint_whose_config_was_deleted_says_what_to_do(
     assert platform.serving.get_endpoint("churn-live").status is EndpointStatus.KILLED
     platform.serving.delete_endpoint("churn-live")
     assert kill_records() == []
+
+
+def _killed_before_recorded(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, cloud: SageMakerBackend, call: str
+) -> list[Endpoint]:
+    """Pull the switch on churn-live right after the backend's next ``call`` and before core
+    records it: the kill record then saves what that call made."""
+    real = getattr(cloud, call)
+    pulled: list[Endpoint] = []
+
+    def then_kill(*args: Any) -> Any:
+        answer = real(*args)
+        if not pulled:
+            pulled.append(platform.serving.kill("churn-live", reason="incident"))
+        return answer
+
+    monkeypatch.setattr(cloud, call, then_kill)
+    return pulled
+
+
+@pytest.mark.parametrize(
+    ("call", "change"),
+    [
+        ("set_traffic", lambda s: s.set_traffic("churn-live", {"blue": 50, "green": 50})),
+        ("update_routes", lambda s: s.retire_route("churn-live", "green")),
+    ],
+    ids=["traffic", "retire"],
+)
+def test_a_change_refused_as_killed_while_applied_is_not_served_after_the_release(
+    platform: Platform,
+    cloud: SageMakerBackend,
+    versions: None,
+    monkeypatch: pytest.MonkeyPatch,
+    call: str,
+    change: Callable[[Any], object],
+) -> None:
+    serving = platform.serving
+    serving.create_endpoint("churn-live", "churn:1", route="blue")
+    serving.deploy("churn-live", "churn:2", route="green")  # green at 0
+    pulled = _killed_before_recorded(platform, monkeypatch, cloud, call)
+    with pytest.raises(Conflict, match="killed while"):
+        change(serving)
+    [killed] = pulled
+    assert killed.status is EndpointStatus.KILLED
+    released = serving.unkill("churn-live", reason="release")
+    held = cloud.get_endpoint("churn-live")
+    assert (set(held.routes), held.traffic.live_weights) == (
+        set(released.routes),
+        released.traffic.live_weights,
+    )
+    assert released.traffic.weights == {"blue": 100, "green": 0}
+    assert platform.sync() == []

@@ -712,7 +712,7 @@ class ServingService:
             _check_unchanged(conn, seen, action)
             _mark_killed(conn, name, _RELEASING)
         try:
-            switch.unkill(name)
+            released = switch.unkill(name)
         except BaseException:
             with self.platform.store.write() as conn:
                 _mark_killed(conn, name, _KILLED, only=_RELEASING)
@@ -721,19 +721,45 @@ class ServingService:
             self._put_back,
             seen.endpoint,
             lambda recorded: (
-                switch.kill(name)
+                self._kill_again(name, switch)
                 if recorded.status is EndpointStatus.KILLED
                 else switch.unkill(name)
             ),
         )
-        with (
-            _undone_on_failure(undo, f"{action} on {name}"),
-            self.platform.store.write() as conn,
-        ):
-            _check_unchanged(conn, seen, action)
-            event = self._record_switch(conn, name, 0, action, reason, decision)
+        with _undone_on_failure(undo, f"{action} on {name}"):
+            self._settle(seen.endpoint, released)
+            with self.platform.store.write() as conn:
+                _check_unchanged(conn, seen, action)
+                event = self._record_switch(conn, name, 0, action, reason, decision)
         self.platform._after_commit([event])
         return self.get_endpoint(name)
+
+    def _kill_again(self, name: str, switch: KillSwitch) -> None:
+        """Pull the switch again in the backend after a release that was not recorded, and
+        mark the row killed again if it still says the release is being applied."""
+        switch.kill(name)
+        with self.platform.store.write() as conn:
+            _mark_killed(conn, name, _KILLED, only=_RELEASING)
+
+    def _settle(self, recorded: Endpoint, held: Endpoint) -> None:
+        """Put the recorded routes and traffic back on an endpoint the backend has just
+        released (``held``, as the release left it) where they differ: a backend that emulates
+        the switch re-creates the endpoint from what it saved when killed, which may be a
+        change applied while the kill was pulled and then refused (the backend had nothing
+        left to undo it on). Routes are compared where the backend names them."""
+        emulated = self._shadow_emulated()
+        sent = _as_sent(recorded.traffic, emulated)
+        traffic_differs = (sent.live_weights, sent.shadow, sent.shadow_percent) != (
+            held.traffic.live_weights,
+            None if emulated else held.traffic.shadow,
+            0 if emulated else held.traffic.shadow_percent,
+        )
+        if held.routes and set(held.routes) != set(recorded.routes):
+            serving = self.platform._area(Capability.SERVING, Serving)
+            serving.update_routes(recorded.name, recorded.routes, recorded.traffic)
+        elif traffic_differs:
+            splitter = self.platform._area(Capability.SERVING_TRAFFIC_SPLIT, TrafficSplit)
+            splitter.set_traffic(recorded.name, sent)
 
     def _record_switch(
         self,
