@@ -408,6 +408,52 @@ def test_a_kill_around_a_rollout_step_stops_the_rollout_and_stays_in_force(
     _backend_matches_store(three)
 
 
+@pytest.mark.parametrize("when", ["while-judged", "before-the-rollback"])
+def test_a_kill_pulled_before_a_breach_is_rolled_back_stays_in_force(
+    three: Platform, monkeypatch: pytest.MonkeyPatch, when: str
+) -> None:
+    from mintaka.domain.serving import SLA
+    from mintaka.rollout import controller
+    from mintaka.rollout.controller import RolloutController, RolloutInterrupted
+
+    serving = three.serving
+    serving.deploy("scoring", "m:2", route="green")  # {blue: 100, green: 0}
+    killed: list[Endpoint] = []
+
+    def pull() -> None:
+        if not killed:
+            killed.append(serving.kill("scoring", reason="green is bad"))
+
+    judged = controller.sla_breaches
+    restore = serving._set_traffic
+
+    def kill_while_judging(*args: Any) -> list[str]:
+        pull()
+        return judged(*args)
+
+    def kill_before_rollback(*args: Any, **kwargs: Any) -> object:
+        if kwargs.get("action") == "endpoint.rollback":
+            pull()
+        return restore(*args, **kwargs)
+
+    if when == "while-judged":
+        monkeypatch.setattr(controller, "sla_breaches", kill_while_judging)
+    else:
+        monkeypatch.setattr(serving, "_set_traffic", kill_before_rollback)
+    plan = _canary({"blue": 90, "green": 10}).model_copy(
+        update={
+            "sla": SLA(min_requests=1),  # no requests in the window: a breach
+            "rollback_to": TrafficMap(weights={"blue": 50, "green": 50}),
+        }
+    )
+    with pytest.raises(RolloutInterrupted, match="green is bad"):
+        RolloutController(three, wait=lambda _: None).run(plan)
+    [kill] = killed
+    assert serving.get_endpoint("scoring") == kill
+    assert serving.deployment_history("scoring")[-1].reason == "green is bad"
+    _backend_matches_store(three)
+
+
 def test_a_kill_pulled_while_a_release_is_applied_wins(
     three: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -282,8 +282,10 @@ class RolloutController:
                 if breaches:
                     why = f"automatic rollback at step {index}: " + "; ".join(breaches)
                     try:
-                        self._restore(plan.endpoint, start, why)
+                        self._roll_back(plan.endpoint, start, why, ours, index)
                         result.rolled_back_to = dict(start.weights)
+                    except RolloutInterrupted:
+                        raise
                     except MintakaError as refused:  # e.g. the champion lost its approval
                         # The breaching step must not stay live: the kill switch needs no
                         # approval (back to approved known-good traffic, or refuse requests).
@@ -382,10 +384,23 @@ class RolloutController:
             raise RolloutInterrupted(_changed(endpoint, index, history[-1]))
         return own.id
 
-    def _restore(
-        self, endpoint: str, traffic: TrafficMap, reason: str, *, known_good: bool = True
+    def _roll_back(
+        self, endpoint: str, traffic: TrafficMap, reason: str, ours: str, index: int
     ) -> None:
-        """Put ``traffic`` back on ``endpoint``, as a rollback."""
+        """Roll a breaching step back to ``traffic``, only as the change right after the
+        rollout's own ``ours``: a kill or another change recorded since the last check (while
+        the metrics were judged, say) stops the rollout with :class:`RolloutInterrupted` and
+        stays in force, instead of being overwritten by the rollback."""
+        self._check_untouched(endpoint, ours, index)
+        try:
+            self._restore(endpoint, traffic, reason, follows=ours)
+        except Conflict:
+            self._check_untouched(endpoint, ours, index)
+            raise
+
+    def _restore(self, endpoint: str, traffic: TrafficMap, reason: str, *, follows: str) -> None:
+        """Put ``traffic`` back on ``endpoint``, as a rollback made right after deployment
+        ``follows`` (refused with ``Conflict`` once anything else was recorded since)."""
         self.platform.serving._set_traffic(
             endpoint,
             traffic.weights,
@@ -393,8 +408,9 @@ class RolloutController:
             shadow_percent=traffic.shadow_percent,
             strategy=RolloutStrategy.DIRECT,
             reason=reason,
-            known_good=known_good,
+            known_good=True,
             action="endpoint.rollback",
+            follows=follows,
         )
 
     def _restore_after_failure(
@@ -426,7 +442,9 @@ class RolloutController:
                 return
             if current.traffic != start:
                 what = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
-                self._restore(endpoint, start, f"rollout stopped by {what}")
+                self._restore(endpoint, start, f"rollout stopped by {what}", follows=last.id)
+        except Conflict as overtaken:  # a kill or a change recorded meanwhile stays in force
+            log.warning("%s: not restored after %r: %s", endpoint, exc, overtaken)
         except Exception as failure:  # the original error is the one to raise
             log.error("could not restore the traffic of %s after %r: %s", endpoint, exc, failure)
 
