@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from mintaka.artifacts import StoredArtifact, manifest_of
 from mintaka.capabilities import Capability
@@ -93,6 +93,7 @@ from mintaka.interfaces import (
     StateObserver,
     Support,
 )
+from mintaka.serving.ops import _check_unchanged, _Seen
 from mintaka.store.engine import Sql
 from mintaka.store.schema import endpoints, model_aliases, model_versions, models
 from mintaka.sync import traffic_views
@@ -876,8 +877,10 @@ class MigrationService:
         )
         with platform.store.read() as conn:
             known = conn.execute(select(endpoints.c.name).where(endpoints.c.name == name)).first()
+        seen = None
         if known is not None:
             platform.serving.check_native_rollout_recorded(name)
+            seen = platform.serving._seen(name)
         cloud = None if known is None else self._changed_in_cloud(name)
         if known is not None and cloud is None:
             self._capture(name, capturer, capture)
@@ -940,6 +943,8 @@ class MigrationService:
                 events: list[AuditEvent] = []
             else:
                 adopted_meanwhile = False
+                if seen is not None:
+                    _check_readoptable(conn, seen)
                 if not readopted:
                     platform.serving._insert_endpoint(
                         conn,
@@ -1032,3 +1037,18 @@ __all__ = [
     "MigrationService",
     "ModelAdoption",
 ]
+
+
+def _check_readoptable(conn: Connection, seen: _Seen) -> None:
+    """Refuse (``Conflict``) to record the cloud's endpoint over a kill or a change recorded
+    since the endpoint was ``seen``, before the cloud was read: that read may predate the kill
+    or change, which would no longer be in force. Read with the endpoint's row locked, in the
+    transaction that would record the adoption."""
+    try:
+        _check_unchanged(conn, seen, ADOPT_ENDPOINT)
+    except Conflict as exc:
+        raise Conflict(
+            f"endpoint {seen.endpoint.name!r} was killed or changed while it was read from the "
+            "cloud to be adopted again; nothing is recorded: look at the endpoint, then adopt "
+            "it again if the cloud still differs"
+        ) from exc

@@ -346,3 +346,30 @@ def test_whoever_adopted_a_version_cannot_approve_it(
         with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
             dana.governance.approve(version.ref)
         assert dana.governance.approvals(version) == []
+
+
+def test_a_readoption_overtaken_by_a_kill_records_nothing(
+    platform: Platform, make_artifact: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.domain.serving import TrafficMap
+
+    for content in (b"v1", b"v2"):
+        platform.register_model("m", make_artifact(content))
+    serving = platform.serving
+    serving.create_endpoint("scoring", "m:1", route="blue")
+    serving.deploy("scoring", "m:2", route="green")  # {blue: 100, green: 0}
+    platform.backend.set_traffic("scoring", TrafficMap(weights={"blue": 0, "green": 100}))  # type: ignore[attr-defined]
+    evaluate = platform.governance.evaluate
+    pulled: list[Any] = []
+
+    def kill_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        if args and args[0] == "endpoint.adopt" and not pulled:
+            pulled.append(serving.kill("scoring", reason="green is bad"))
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(platform.governance, "evaluate", kill_meanwhile)
+    with pytest.raises(Conflict, match="killed or changed while it was read"):
+        platform.migration.adopt_endpoint("scoring", reason="drifted")
+    [kill] = pulled
+    assert serving.get_endpoint("scoring") == kill
+    assert [e.action for e in platform.audit.events(subject="scoring")][-1] == "endpoint.kill"
