@@ -634,6 +634,9 @@ def test_changes_lock_the_endpoint_row_they_check_before_recording(three: Platfo
     try:
         changes: list[Callable[[], object]] = [
             lambda: serving.set_traffic("scoring", {"blue": 50, "green": 50}),
+            lambda: serving.mark_known_good(
+                "scoring", expected=serving.deployment_history("scoring")[-1].id
+            ),
             lambda: serving.kill("scoring"),
             lambda: serving.kill("scoring"),
             lambda: serving.unkill("scoring"),

@@ -510,7 +510,8 @@ class ServingService:
                         f"endpoint {endpoint!r} changed since deployment {expected}; its latest "
                         f"traffic ({row.id}) is not marked known-good"
                     )
-                if _endpoint(_endpoint_row(conn, name)).status is EndpointStatus.KILLED:
+                locked = _locked_row(conn, name)
+                if locked is None or _endpoint(locked).status is EndpointStatus.KILLED:
                     raise Conflict(
                         f"endpoint {endpoint!r} is killed; its traffic is not known-good"
                     )
