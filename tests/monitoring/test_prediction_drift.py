@@ -1,9 +1,13 @@
 from __future__ import annotations
 
 import csv
+import json
+import math
+import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from monitoring_kit import LogPredictions, drift_signal, log_on, scoring_monitor
 from sklearn.linear_model import LogisticRegression
 
@@ -306,3 +310,149 @@ def test_prediction_drift_scores_the_training_dataset_input_drift_measures_again
     clock.advance(minutes=5)
     report = platform.monitoring.run_once()
     assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+
+def test_a_training_row_missing_a_model_input_is_left_out_of_the_scores_and_noted(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(46)
+    train = _data(rng, 2000)
+    labels = (train[:, 0] - train[:, 1] > 0).astype(int)
+    source = tmp_path / "train.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*FEATURES, "label"])
+        for i, (row, label) in enumerate(zip(train, labels, strict=True)):
+            debt = {0: "", 1: "n/a"}.get(i, row[1])  # an empty cell and one that is no number
+            writer.writerow([row[0], debt, label])
+    dataset = platform.register_dataset("applications", source, categorical=["label"])
+    model = LogisticRegression().fit(train, labels)
+    platform.register_model(
+        "credit",
+        sklearn_flavor.save(model, tmp_path / "model"),
+        flavor="sklearn",
+        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
+        dataset_ids=[dataset.id],
+    )
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    _watch_scores(platform)
+    _serve(platform, "blue", 1, model, _data(rng, 1000))
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+    [note] = report.notes
+    assert note.note.startswith("route 'blue' (credit:1): 2 of the 2000 rows of dataset ")
+    assert dataset.id in note.note
+
+
+def test_a_training_file_without_one_whole_row_fails_naming_the_dataset_version(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(47)
+    train = _data(rng, 600)
+    source = tmp_path / "train.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["income", "debt"])
+        writer.writerows([[row[0], "n/a"] for row in train])
+    dataset = platform.register_dataset("applications", source)
+    model = LogisticRegression().fit(train, (train[:, 0] > 0).astype(int))
+    platform.register_model(
+        "credit",
+        sklearn_flavor.save(model, tmp_path / "model"),
+        flavor="sklearn",
+        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
+        dataset_ids=[dataset.id],
+    )
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    _watch_scores(platform)
+    _serve(platform, "blue", 1, model, _data(rng, 500))
+    clock.advance(minutes=5)
+    [failure] = platform.monitoring.run_once().failed
+    assert f"none of the 600 rows of dataset {dataset.id} (applications)" in failure.error
+
+
+_PYFUNC_MODEL = """\
+import math
+
+calls = []
+
+
+def score(rows):
+    calls.append(len(rows))
+    return [1 / (1 + math.exp(-(row["income"] - row["debt"]))) for row in rows]
+
+
+def broken(rows):
+    calls.append(len(rows))
+    raise RuntimeError("no scores today")
+"""
+
+
+def _pyfunc_credit(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, function: str
+) -> tuple[str, list[int]]:
+    """Register a pyfunc ``credit:1`` (``function`` of a module written to ``tmp_path``)
+    trained on 2000 rows of numbers, serve it on ``scoring``, and return its dataset id and
+    the list of batch sizes the module's functions were called with."""
+    (tmp_path / "prediction_drift_pyfunc.py").write_text(_PYFUNC_MODEL)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "prediction_drift_pyfunc", raising=False)
+    source = tmp_path / "train.csv"
+    with source.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(FEATURES)
+        writer.writerows(_data(np.random.default_rng(48), 2000).tolist())
+    dataset = platform.register_dataset("applications", source)
+    artifact = tmp_path / "pyfunc"
+    artifact.mkdir()
+    spec = {"function": f"prediction_drift_pyfunc:{function}"}
+    (artifact / "pyfunc.json").write_text(json.dumps(spec))
+    platform.register_model(
+        "credit",
+        artifact,
+        flavor="pyfunc",
+        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
+        dataset_ids=[dataset.id],
+    )
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    module = __import__("prediction_drift_pyfunc")
+    return dataset.id, module.calls
+
+
+def test_a_pyfunc_model_scores_its_training_rows_as_numbers_not_csv_text(
+    platform: Platform, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pyfunc_credit(platform, tmp_path, monkeypatch, "score")
+    _watch_scores(platform)
+    live = _data(np.random.default_rng(49), 1000).tolist()
+    log_on(
+        platform,
+        "blue",
+        1,
+        [{"income": a, "debt": b} for a, b in live],
+        outputs=[1 / (1 + math.exp(-(a - b))) for a, b in live],
+    )
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+
+
+def test_a_model_failing_on_its_training_rows_fails_the_signal_once_a_run_naming_the_dataset(
+    platform: Platform, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dataset_id, calls = _pyfunc_credit(platform, tmp_path, monkeypatch, "broken")
+    platform.monitoring.add_monitor(
+        scoring_monitor(
+            drift_signal(name="score-psi", metric="psi:prediction", window="1h"),
+            drift_signal(name="score-ks", metric="ks_statistic:prediction", window="1h"),
+        )
+    )
+    log_on(platform, "blue", 1, [{"income": 0.0, "debt": 0.0}] * 100, outputs=[0.5] * 100)
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert [f.signal for f in report.failed] == ["score-psi", "score-ks"]
+    for failure in report.failed:
+        assert f"credit:1 could not score dataset {dataset_id} (applications)" in failure.error
+        assert "no scores today" in failure.error
+    assert calls == [2000]

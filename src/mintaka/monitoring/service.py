@@ -138,6 +138,9 @@ LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database'
 # moves a proportion by more than the alert thresholds: a handful of rows left from before a
 # redeploy, a 1 % canary, or the first requests on a new endpoint would alert on healthy traffic.
 MIN_GROUP_ROWS = 5 * DEFAULT_BINS
+# Signature dtypes (by prefix) read as numbers from a training file.
+_INTEGER_TYPES = ("int", "uint", "long")
+_FLOAT_TYPES = ("float", "double", "number", "decimal")
 
 
 def direction(signal: Signal) -> Direction:
@@ -290,6 +293,25 @@ class VersionOutputs:
         return f"route {self.route!r} ({self.model}:{self.version})"
 
 
+@dataclass(frozen=True)
+class TrainingScores:
+    """A model version's scores of a sample of its training data (``dataset``, as a failure
+    names it), and how many of the ``read`` rows of the file were ``skipped`` as rows it cannot
+    score (a model input missing, or not a number where one is declared)."""
+
+    profile: DatasetProfile
+    dataset: str
+    skipped: int
+    read: int
+
+    def skipped_note(self) -> str:
+        """What the reference left out, for the signal's note."""
+        return (
+            f"{self.skipped} of the {self.read} rows of {self.dataset} left out of its training "
+            "scores: a model input missing or not a number where one is declared"
+        )
+
+
 class _Group(Protocol):
     """A drift group: what it is named by and the rows it holds."""
 
@@ -302,7 +324,7 @@ class _Group(Protocol):
 
 GroupT = TypeVar("GroupT", bound=_Group)
 # Each version's prediction reference, or why it has none.
-Scored = dict[tuple[str, int], "DatasetProfile | str"]
+Scored = dict[tuple[str, int], "TrainingScores | str"]
 
 
 @dataclass(frozen=True)
@@ -1199,19 +1221,23 @@ class MonitoringService:
         """The profile of the live model's own predictions on its training data (see
         :meth:`version_scores`), for the version taking most of ``endpoint``'s traffic."""
         found = self._live_version(endpoint)
-        return None if found is None else self.version_scores(found)
+        scores = None if found is None else self.version_scores(found)
+        return None if scores is None else scores.profile
 
-    def version_scores(self, found: ModelVersion) -> DatasetProfile | None:
+    def version_scores(self, found: ModelVersion) -> TrainingScores | None:
         """The profile of ``found``'s own predictions on its training data: the reference for
         drift of the prediction itself. Scores a seeded uniform sample of at most
         ``SAMPLE_ROWS`` training rows (read as a stream, the same sample on every run) with the
         verified artifact, from the dataset input drift is measured against (see
-        :meth:`training_dataset`); ``None`` when the version names none. The file must still
-        hold the dataset version the model was registered with: a ``ValidationError`` naming it
-        when it is gone or was rewritten, never a score of other data."""
+        :meth:`training_dataset`); ``None`` when the version names none. Only rows holding
+        every model input are sampled, each input typed as the signature declares it (else as
+        the profile found it): the rows skipped are counted. The file must still hold the
+        dataset version the model was registered with: a ``ValidationError`` naming it when it
+        is gone or was rewritten, never a score of other data, and so is any failure of the
+        model to score it."""
         from mintaka.flavors.loader import load_predictor
         from mintaka.monitoring.profiles import profile
-        from mintaka.monitoring.training_data import SAMPLE_ROWS, registered_file, sample_rows
+        from mintaka.monitoring.training_data import feature_sample, registered_file
 
         dataset = self.training_dataset(found)
         if dataset is None:
@@ -1221,9 +1247,21 @@ class MonitoringService:
         predictor = load_predictor(
             stored.content, found.flavor, features=tuple(found.signature.inputs)
         )
-        rows = sample_rows(source, SAMPLE_ROWS)
-        scores = [predicted_score(output) for output in predictor.predict(rows)]
-        return profile({PREDICTION: scores})
+        named = f"dataset {dataset.id} ({dataset.name})"
+        sample = feature_sample(source, _input_kinds(found, predictor.features, dataset))
+        if not sample.rows:
+            raise ValidationError(
+                f"none of the {sample.read} rows of {named} holds every input of "
+                f"{found.name}:{found.version} as a number where one is declared, so its "
+                "model has nothing to score"
+            )
+        try:
+            scores = [predicted_score(output) for output in predictor.predict(sample.rows)]
+        except Exception as exc:  # the model's own code, whatever it raises
+            raise ValidationError(
+                f"{found.name}:{found.version} could not score {named}: {exc}"
+            ) from None
+        return TrainingScores(profile({PREDICTION: scores}), named, sample.skipped, sample.read)
 
     def _live_version(self, endpoint: str) -> ModelVersion | None:
         current = self.platform.serving.get_endpoint(endpoint)
@@ -1259,6 +1297,11 @@ class MonitoringService:
         measured, note = enough_rows(
             [g for g in groups if not isinstance(scored[(g.model, g.version)], str)]
         )
+        notes = [note] if note else []
+        for group in measured:
+            reference = scored[(group.model, group.version)]
+            if isinstance(reference, TrainingScores) and reference.skipped:
+                notes.append(f"{group.name}: {reference.skipped_note()}")
         values: list[float] = []
         unmeasured: list[str] = []
         for group in groups:
@@ -1266,14 +1309,14 @@ class MonitoringService:
             if isinstance(reference, str):
                 unmeasured.append(f"{group.name}: {reference}")
             elif any(group is m for m in measured):
-                value = _scores_drift(reference, group, metric)
+                value = _scores_drift(reference.profile, group, metric)
                 values.extend([] if value is None else [value])
         why = None
         if unmeasured:
             why = f"drift signal {signal.name!r}: " + "; ".join(unmeasured)
-        return Measurement(max(values, default=None), why, note)
+        return Measurement(max(values, default=None), why, "; ".join(notes) or None)
 
-    def _scores_or_why(self, model: str, version: int) -> DatasetProfile | str:
+    def _scores_or_why(self, model: str, version: int) -> TrainingScores | str:
         """``model:version``'s scores on its training data (see :meth:`version_scores`), or
         why it has none."""
         try:
@@ -1557,6 +1600,32 @@ def _sample_key(model: str, version: int, reference: Reference | None) -> tuple[
     if reference is None:
         return ("version", model, str(version))
     return ("profile", reference.dataset_id, *sorted(reference.version.signature.inputs))
+
+
+def _input_kinds(
+    found: ModelVersion, features: Sequence[str], dataset: DatasetVersion
+) -> dict[str, str]:
+    """How each model input of ``found`` is read from its training file: ``"float"`` or
+    ``"int"`` as its signature declares it, text for any other declared type, and, undeclared,
+    a number when the dataset's profile found one, else text. The inputs are the predictor's
+    ``features`` (its signature's, else the model's own names), else every profiled column."""
+    from mintaka.monitoring.profiles import DatasetProfile
+
+    profiled = DatasetProfile.from_json(dataset.profile or {}).features
+    kinds: dict[str, str] = {}
+    for feature in features or tuple(profiled):
+        dtype = str(found.signature.inputs.get(feature, "")).lower()
+        if dtype.startswith(_FLOAT_TYPES):
+            kinds[feature] = "float"
+        elif dtype.startswith(_INTEGER_TYPES):
+            kinds[feature] = "int"
+        elif dtype:
+            kinds[feature] = "text"
+        elif feature in profiled and profiled[feature].kind == "numeric":
+            kinds[feature] = "float"
+        else:
+            kinds[feature] = "text"
+    return kinds
 
 
 def _scores_drift(reference: DatasetProfile, group: VersionOutputs, metric: str) -> float | None:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import csv
 import math
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -51,14 +52,95 @@ def sample_rows(
     path: Path, size: int = SAMPLE_ROWS, seed: int = SAMPLE_SEED
 ) -> list[dict[str, Any]]:
     """A uniform sample of up to ``size`` rows of the CSV or Parquet file ``path``, in file
-    order, the same for the same file and ``seed``; the file is read once, as a stream
-    (reservoir sampling, Li's algorithm L: it draws at each row it keeps, not at every row),
-    so only the sample is held."""
+    order, the same for the same file and ``seed``; the file is read once, as a stream, so only
+    the sample is held."""
+    return _sample(_stream_rows(path), size, seed)
+
+
+@dataclass(frozen=True)
+class FeatureSample:
+    """A uniform sample of the rows of a file a model can score (see :func:`feature_sample`),
+    and how many rows of the file were left out as ones it cannot."""
+
+    rows: list[dict[str, Any]]
+    skipped: int
+    read: int
+
+
+def feature_sample(
+    path: Path,
+    kinds: Mapping[str, str],
+    size: int = SAMPLE_ROWS,
+    seed: int = SAMPLE_SEED,
+) -> FeatureSample:
+    """A uniform sample of up to ``size`` of the rows of ``path`` that hold every feature of
+    ``kinds`` (feature -> ``"float"``, ``"int"`` or ``"text"``), each as its kind: a number as
+    a number (a CSV holds only text), not text a model would score as text. A row missing a
+    feature, or whose number is not a finite number (a whole one for ``"int"``), is skipped and
+    counted: one empty cell in a training file must not fail the scoring of all the others."""
+    read = 0
+    skipped = 0
+
+    def usable() -> Iterator[dict[str, Any]]:
+        nonlocal read, skipped
+        for row in _stream_rows(path):
+            read += 1
+            typed = _typed_row(row, kinds)
+            if typed is None:
+                skipped += 1
+            else:
+                yield typed
+
+    rows = _sample(usable(), size, seed)
+    return FeatureSample(rows, skipped, read)
+
+
+def _typed_row(row: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, Any] | None:
+    """``row`` with each feature of ``kinds`` as its kind, or None when one is missing or is not
+    a value of its kind."""
+    typed = dict(row)
+    for feature, kind in kinds.items():
+        value = _typed_value(row.get(feature), kind)
+        if value is None:
+            return None
+        typed[feature] = value
+    return typed
+
+
+def _typed_value(value: Any, kind: str) -> Any:
+    """``value`` as a ``kind`` value, or None when it is missing or is not one."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if kind == "text":
+        return value
+    number = _number(value)
+    if number is None or not math.isfinite(number):
+        return None
+    if kind == "int":
+        return int(number) if number.is_integer() else None
+    return number
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a float when it is a number (not a bool) or the text of one."""
+    from mintaka.flavors.loader import _NUMBER
+
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    return None
+
+
+def _sample(rows: Iterable[dict[str, Any]], size: int, seed: int) -> list[dict[str, Any]]:
+    """A uniform sample of up to ``size`` of ``rows``, in their order, the same for the same
+    rows and ``seed`` (reservoir sampling, Li's algorithm L: it draws at each row it keeps, not
+    at every row)."""
     rng = random.Random(seed)
     kept: list[tuple[int, dict[str, Any]]] = []
     weight = 1.0
     upcoming = size
-    for index, row in enumerate(_stream_rows(path)):
+    for index, row in enumerate(rows):
         if index < size:
             kept.append((index, row))
             if index == size - 1:
