@@ -86,6 +86,23 @@ def test_a_dataset_whose_path_holds_a_space_is_validated(
     assert outcome.rows == 600
 
 
+def test_the_gate_refuses_a_dataset_whose_file_was_rewritten_since_it_was_registered(
+    platform: Platform, tmp_path: Path
+) -> None:
+    from mintaka.errors import ValidationError
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    path = write_dataset(tmp_path / "applications.csv", rows=20)
+    version = platform.register_dataset("applications", path)
+    write_dataset(path, rows=600, seed=8)  # a newer file at the same path: another version
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    with pytest.raises(ValidationError, match=f"no longer holds dataset {version.id}"):
+        validate_data(DataValidationInputs(dataset_id=version.id, min_rows=600), context)
+
+
 def test_missing_values(platform: Platform, data: Path) -> None:
     rewrite(data, lambda r: {**r, "age": "" if r["tenure"].startswith("-") else r["age"]})
     error = failing(platform, partial(UP_TO_VALIDATION, data=str(data), max_missing_rate=0.05))

@@ -27,20 +27,8 @@ from pydantic import BaseModel
 from mintaka.domain.pipelines import GateCheck, GateOutcome
 from mintaka.domain.registry import Flavor, RiskTier
 from mintaka.domain.runs import DatasetVersion
-from mintaka.errors import NotFound, ValidationError
-from mintaka.files import file_path
+from mintaka.errors import NotFound
 from mintaka.pipelines.contract import StepContext, controller_step
-
-
-def _local_file(dataset: DatasetVersion) -> Path:
-    """The file of ``dataset`` on this machine; a dataset stored elsewhere is a
-    ``ValidationError`` naming it, since the gate reads every row."""
-    path = file_path(dataset.uri)
-    if path is None:
-        raise ValidationError(
-            f"dataset {dataset.id} ({dataset.name}) is at {dataset.uri}, not a file on this machine"
-        )
-    return path
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -95,13 +83,16 @@ def _reference(
 @controller_step
 def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidationOutcome:
     """Refuse data that is too small, too incomplete, shaped or distributed unlike the
-    reference, or unfair across a protected attribute's groups."""
+    reference, or unfair across a protected attribute's groups. The rows read are the dataset
+    version's own: a file rewritten at its path since it was registered is a
+    ``ValidationError`` naming the version, never validated in its place."""
     from mintaka.monitoring.profiles import DatasetProfile, as_columns
     from mintaka.monitoring.statistics import drift
+    from mintaka.monitoring.training_data import registered_file
 
     platform = ctx.require_platform()
     dataset = platform.get_dataset(inputs.dataset_id)
-    rows = _read(_local_file(dataset))
+    rows = _read(registered_file(dataset))
     checks = [
         GateCheck(
             name="rows", passed=len(rows) >= inputs.min_rows, value=len(rows), limit=inputs.min_rows
