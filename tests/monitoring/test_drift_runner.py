@@ -132,6 +132,23 @@ def test_a_drift_signal_must_watch_a_profiled_feature(watched: Platform) -> None
     )
 
 
+def test_a_drift_signal_s_count_window_holds_at_least_the_rows_drift_needs(
+    watched: Platform,
+) -> None:
+    from mintaka import ValidationError
+
+    for metric in ("psi:income", "psi:prediction"):
+        with pytest.raises(ValidationError, match=f"at least {MIN_GROUP_ROWS} records"):
+            watched.monitoring.add_monitor(
+                scoring_monitor(
+                    drift_signal(name="recent", metric=metric, window=f"{MIN_GROUP_ROWS - 1}n")
+                )
+            )
+    watched.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="recent", window=f"{MIN_GROUP_ROWS}n"))
+    )
+
+
 @pytest.mark.parametrize("threshold", [math.nan, math.inf, -math.inf])
 def test_a_signal_threshold_must_be_finite(watched: Platform, threshold: float) -> None:
     from mintaka import ValidationError

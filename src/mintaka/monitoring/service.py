@@ -402,6 +402,7 @@ class MonitoringService:
                 raise ValidationError(
                     f"telemetry signal {signal.name!r} needs a time window, not a record count"
                 )
+            _refuse_unmeasurable_window(signal)
             if not signal.owner.strip():
                 raise ValidationError(f"signal {signal.name!r} needs an owner")
             if signal.retrain and signal.kind not in RETRAINING_KINDS:
@@ -1600,6 +1601,20 @@ def _sample_key(model: str, version: int, reference: Reference | None) -> tuple[
     if reference is None:
         return ("version", model, str(version))
     return ("profile", reference.dataset_id, *sorted(reference.version.signature.inputs))
+
+
+def _refuse_unmeasurable_window(signal: Signal) -> None:
+    """Refuse a drift signal whose count window holds fewer records than a drift group needs
+    (see :func:`enough_rows`): it would never be measured, silent whatever the traffic does."""
+    if signal.kind is not SignalKind.DRIFT:
+        return
+    count = parse_window(signal.window)
+    if isinstance(count, int) and count < MIN_GROUP_ROWS:
+        raise ValidationError(
+            f"drift signal {signal.name!r} has a window of {count} records, fewer than the "
+            f"{MIN_GROUP_ROWS} drift needs to measure anything: give it at least "
+            f'{MIN_GROUP_ROWS} records ("{MIN_GROUP_ROWS}n") or a time window'
+        )
 
 
 def _input_kinds(
