@@ -1277,8 +1277,9 @@ class MonitoringService:
     ) -> Measurement:
         """The drift of the window's logged scores, each version's against that version's own
         scores on its training data (each scored once a run, in ``scored``), the largest value
-        over the versions; the versions are told apart as for input drift (see
-        :meth:`version_traffic`), and a version of too few rows is left out as there (see
+        over the versions; each version is its own group (the version that answered each row, as
+        :meth:`version_traffic` tells them apart, but never merged with another version of the
+        same training data, whose scores differ), and a version of too few rows is left out (see
         :func:`enough_rows`). A version with no training data to score fails the signal, named
         by route and version."""
         serving = self.platform.serving.get_endpoint(spec.endpoint)
