@@ -16,7 +16,6 @@ from mintaka.domain.registry import Signature
 from mintaka.flavors import sklearn as sklearn_flavor
 from mintaka.monitoring.service import NO_SCORES
 from mintaka.monitoring.training_data import sample_rows
-from mintaka.store.schema import predictions
 
 FEATURES = ("income", "debt")
 
@@ -106,29 +105,8 @@ def test_a_canary_s_prediction_drift_is_judged_against_its_own_training_scores(
 
     def serve(route: str, version: int, model: LogisticRegression, values: np.ndarray) -> None:
         scores = model.predict_proba(values)[:, 1]
-        found = platform.get_model_version("credit", version)
-        with platform.store.write() as conn:
-            conn.execute(
-                predictions.insert(),
-                [
-                    {
-                        "id": platform.ids.new("pred"),
-                        "endpoint": "scoring",
-                        "route": route,
-                        "model": "credit",
-                        "version": version,
-                        "version_id": found.id,
-                        "input_digest": "sha256:" + "0" * 64,
-                        "inputs": dict(zip(FEATURES, map(float, row), strict=True)),
-                        "output": float(score),
-                        "status": "ok",
-                        "shadow": 0,
-                        "latency_ms": 1.0,
-                        "at": platform.clock.now().isoformat(),
-                    }
-                    for row, score in zip(values, scores, strict=True)
-                ],
-            )
+        rows = [dict(zip(FEATURES, map(float, row), strict=True)) for row in values]
+        log_on(platform, route, version, rows, [float(score) for score in scores])
 
     # each version answers traffic drawn exactly as its training data was: no drift anywhere
     serve("blue", 1, v1, _data(rng, 1000))
