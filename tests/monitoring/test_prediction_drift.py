@@ -39,14 +39,7 @@ def test_drift_of_the_prediction_itself_is_judged_against_the_models_own_trainin
         writer.writerows([[*row, label] for row, label in zip(train, labels, strict=True)])
     dataset = platform.register_dataset("applications", source, categorical=["label"])
     model = LogisticRegression().fit(train, labels)
-    platform.register_model(
-        "credit",
-        sklearn_flavor.save(model, tmp_path / "model"),
-        flavor="sklearn",
-        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
-        dataset_ids=[dataset.id],
-    )
-    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    _serve_on_blue(platform, tmp_path, model, [dataset.id])
     platform.monitoring.add_monitor(
         scoring_monitor(drift_signal(name="score-drift", metric="psi:prediction", window="1h"))
     )
@@ -238,6 +231,21 @@ def test_a_training_sample_is_uniform_over_the_file_and_the_same_on_every_read(
     assert sample_rows(source, size=30_000) == [{"n": str(n)} for n in range(20_000)]
 
 
+def _serve_on_blue(
+    platform: Platform, tmp_path: Path, model: LogisticRegression, dataset_ids: list[str]
+) -> None:
+    """Register ``model`` as ``credit:1`` trained on ``dataset_ids`` and serve it on ``scoring``'s
+    route blue."""
+    platform.register_model(
+        "credit",
+        sklearn_flavor.save(model, tmp_path / "model"),
+        flavor="sklearn",
+        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
+        dataset_ids=dataset_ids,
+    )
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+
+
 def test_a_small_version_with_nothing_to_score_fails_the_signal_beside_a_larger_one(
     platform: Platform, clock: ManualClock, tmp_path: Path
 ) -> None:
@@ -272,14 +280,7 @@ def test_prediction_drift_scores_the_training_dataset_input_drift_measures_again
     _write_training(source, train, labels)
     profiled = platform.register_dataset("train", source, categorical=["label"])
     model = LogisticRegression().fit(train, labels)
-    platform.register_model(
-        "credit",
-        sklearn_flavor.save(model, tmp_path / "model"),
-        flavor="sklearn",
-        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
-        dataset_ids=[unprofiled.id, profiled.id],
-    )
-    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    _serve_on_blue(platform, tmp_path, model, [unprofiled.id, profiled.id])
     reference = platform.monitoring.reference("scoring")
     assert reference is not None
     assert reference.dataset_id == profiled.id
@@ -305,14 +306,7 @@ def test_a_training_row_missing_a_model_input_is_left_out_of_the_scores_and_note
             writer.writerow([row[0], debt, label])
     dataset = platform.register_dataset("applications", source, categorical=["label"])
     model = LogisticRegression().fit(train, labels)
-    platform.register_model(
-        "credit",
-        sklearn_flavor.save(model, tmp_path / "model"),
-        flavor="sklearn",
-        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
-        dataset_ids=[dataset.id],
-    )
-    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    _serve_on_blue(platform, tmp_path, model, [dataset.id])
     _watch_scores(platform)
     _serve(platform, "blue", 1, model, _data(rng, 1000))
     clock.advance(minutes=5)
@@ -335,14 +329,7 @@ def test_a_training_file_without_one_whole_row_fails_naming_the_dataset_version(
         writer.writerows([[row[0], "n/a"] for row in train])
     dataset = platform.register_dataset("applications", source)
     model = LogisticRegression().fit(train, (train[:, 0] > 0).astype(int))
-    platform.register_model(
-        "credit",
-        sklearn_flavor.save(model, tmp_path / "model"),
-        flavor="sklearn",
-        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
-        dataset_ids=[dataset.id],
-    )
-    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    _serve_on_blue(platform, tmp_path, model, [dataset.id])
     _watch_scores(platform)
     _serve(platform, "blue", 1, model, _data(rng, 500))
     clock.advance(minutes=5)
