@@ -501,6 +501,9 @@ class ServingService:
         one that was verified."""
         name = validate_endpoint_name(endpoint)
         with self.platform.store.write() as conn:
+            # the row locked before the latest deployment is read: on PostgreSQL a change (a
+            # kill putting known-good traffic back) cannot then slip in between the two
+            locked = _locked_row(conn, name) if expected is not None else None
             row = latest_deployment(conn, name)
             if row is None:
                 raise NotFound(f"endpoint {endpoint!r} not found")
@@ -510,7 +513,6 @@ class ServingService:
                         f"endpoint {endpoint!r} changed since deployment {expected}; its latest "
                         f"traffic ({row.id}) is not marked known-good"
                     )
-                locked = _locked_row(conn, name)
                 if locked is None or _endpoint(locked).status is EndpointStatus.KILLED:
                     raise Conflict(
                         f"endpoint {endpoint!r} is killed; its traffic is not known-good"
