@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from artifact_kit import MakeArtifact
+from artifact_kit import SERVABLE_FUNCTION, MakeArtifact
 
 from mintaka import IdFactory, ManualClock, Platform
 from mintaka.governance.policy import DEFAULT_POLICY, OPEN_POLICY
@@ -66,6 +67,19 @@ def make_artifact(tmp_path: Path) -> MakeArtifact:
         root = tmp_path / f"artifact-{next(counter)}"
         root.mkdir()
         (root / "model.bin").write_bytes(content)
+        return root
+
+    return make
+
+
+@pytest.fixture
+def make_servable(make_artifact: MakeArtifact) -> MakeArtifact:
+    """As ``make_artifact``, plus a ``pyfunc.json``: registered with ``flavor="pyfunc"`` it is a
+    version the local inference server can serve (an endpoint may give it traffic)."""
+
+    def make(content: bytes) -> Path:
+        root = make_artifact(content)
+        (root / "pyfunc.json").write_text(json.dumps({"function": SERVABLE_FUNCTION}))
         return root
 
     return make

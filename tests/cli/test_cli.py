@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from artifact_kit import MakeArtifact
 from cli_kit import cli, init_home
 from sqlalchemy import text
 
@@ -488,14 +489,14 @@ def test_serving_commands_drive_endpoints_and_batch_scoring(
     assert [d["decision"] for d in traced["decisions"]] == ["approve"]
 
 
-def test_monitor_and_ticket_commands(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_monitor_and_ticket_commands(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_servable: MakeArtifact
+) -> None:
     from mintaka import Platform
 
     home = tmp_path / "h"
-    artifact = tmp_path / "m.bin"
-    artifact.write_bytes(b"m")
     with Platform(home, actor="dana") as plat:
-        plat.register_model("m", artifact)
+        plat.register_model("m", make_servable(b"m"), flavor="pyfunc")
         plat.serving.create_endpoint("api", "m:1", route="blue")
     h = ["--home", str(home), "--as", "ops"]
     code, out, _ = cli(capsys, *h, "monitor", "coverage", "--json")
@@ -675,15 +676,17 @@ def test_a_bad_route_is_reported_as_the_route_option(
 
 
 def test_invalid_records_and_files_are_one_line_errors_without_pydantic_dumps(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_servable: MakeArtifact,
 ) -> None:
     from mintaka import Platform
 
     home = tmp_path / "h"
-    artifact = tmp_path / "m.bin"
-    artifact.write_bytes(b"m")
+    artifact = make_servable(b"m")
     with Platform(home, actor="dana") as plat:
-        plat.register_model("m", artifact)
+        plat.register_model("m", artifact, flavor="pyfunc")
         plat.serving.create_endpoint("scoring", "m:1", route="blue")
     h = ["--home", str(home), "--as", "ops"]
 

@@ -83,7 +83,7 @@ def as_(home: Path) -> Iterator[Callable[[str], Platform]]:
 
 @pytest.fixture
 def governed(
-    as_: Callable[[str], Platform], tmp_path: Path, make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], tmp_path: Path, make_servable: MakeArtifact
 ) -> Platform:
     """A high-tier model trained in a run on a dataset, documented, approved twice, served and
     promoted; then a second version (unapproved) that is refused production."""
@@ -94,7 +94,9 @@ def governed(
     run = dana.start_run("credit", params={"C": 0.5}, dataset_ids=[dataset.id], code_commit_="abc")
     dana.log_metrics(run.id, {"auc": 0.91})
     dana.end_run(run.id)
-    v1 = dana.register_model("credit", make_artifact(b"v1"), run_id=run.id, tier="high")
+    v1 = dana.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", run_id=run.id, tier="high"
+    )
     dana.governance.set_model_card(v1.ref, **CARD)
     for approver in ("rita", "raj"):
         as_(approver).governance.approve(v1.ref, comment="validated")
@@ -201,9 +203,9 @@ def test_controls_cite_records_in_the_pack_and_gaps_are_never_met(
 
 
 def test_unapproved_version_shows_gaps_not_met(
-    governed: Platform, make_artifact: MakeArtifact
+    governed: Platform, make_servable: MakeArtifact
 ) -> None:
-    governed.register_model("credit", make_artifact(b"v2"))
+    governed.register_model("credit", make_servable(b"v2"), flavor="pyfunc")
     pack = build_pack(governed, "credit:2")
     results = {r["control"]: r for r in pack["controls"]["results"]}
     assert results["Art. 14"]["status"] == "gap"
@@ -320,7 +322,7 @@ def test_redactor_rules() -> None:
 
 
 def test_a_monitor_on_the_model_turns_the_monitoring_gaps_into_met_controls(
-    governed: Platform, make_artifact: MakeArtifact
+    governed: Platform, make_servable: MakeArtifact
 ) -> None:
     from mintaka.domain.monitoring import MonitorSpec, Signal, SignalKind
 
@@ -349,7 +351,7 @@ def test_a_monitor_on_the_model_turns_the_monitoring_gaps_into_met_controls(
         assert results[monitored]["evidence"] == [monitor_id]
 
     # The monitor watches the endpoint serving v1, not a version that never served there.
-    v2 = governed.register_model("credit", make_artifact(b"v2"), tier="high")
+    v2 = governed.register_model("credit", make_servable(b"v2"), flavor="pyfunc", tier="high")
     other = build_pack(governed, v2.ref)
     assert other["monitoring"]["status"] == "no monitors configured"
     assert other["monitoring"]["monitors"] == []
@@ -442,12 +444,14 @@ def test_the_serving_history_and_inventory_at_agree_on_each_status(
 
 
 def test_an_endpoint_made_again_under_the_same_name_keeps_a_history_of_its_own(
-    governed: Platform, as_: Callable[[str], Platform], make_artifact: MakeArtifact
+    governed: Platform, as_: Callable[[str], Platform], make_servable: MakeArtifact
 ) -> None:
     governed.clock.advance(days=1)  # type: ignore[attr-defined]  # a ManualClock
     governed.serving.delete_endpoint("scoring")
     governed.clock.advance(days=1)  # type: ignore[attr-defined]
-    v2 = governed.register_model("credit", make_artifact(b"v2"), metrics={"auc": 0.92})
+    v2 = governed.register_model(
+        "credit", make_servable(b"v2"), flavor="pyfunc", metrics={"auc": 0.92}
+    )
     governed.governance.set_model_card(v2.ref, **CARD)
     for approver in ("rita", "raj"):
         as_(approver).governance.approve(v2.ref)
@@ -469,7 +473,7 @@ def test_an_endpoint_made_again_under_the_same_name_keeps_a_history_of_its_own(
 
 
 def test_controls_and_counted_approvals_follow_the_policy_in_force_at_the_pack(
-    governed: Platform, home: Path, make_artifact: MakeArtifact
+    governed: Platform, home: Path, make_servable: MakeArtifact
 ) -> None:
     """Renaming the approvers' role and asking one approval more changes nothing of a pack
     stated as of an instant the old policy judged; once Mintaka acts under the new policy, the
@@ -495,7 +499,9 @@ def test_controls_and_counted_approvals_follow_the_policy_in_force_at_the_pack(
     results = {r["control"]: r["status"] for r in before["controls"]["results"]}
     assert results["Art. 14"] == "met"
 
-    governed.register_model("churn", make_artifact(b"c1"), tier="low")  # acts under the new one
+    governed.register_model(
+        "churn", make_servable(b"c1"), flavor="pyfunc", tier="low"
+    )  # acts under the new one
     after = build_pack(governed, "credit:1")
     assert after["policy"]["digest"] == second
     assert after["policy"]["controls"]["approvals"] == 3
@@ -530,15 +536,17 @@ def _narrow_production_aliases(home: Path) -> None:
 def test_a_pack_and_its_alias_moves_follow_chain_order_not_skewed_clocks(
     home: Path,
     open_with: Callable[[str, ManualClock], Platform],
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
 ) -> None:
     """A policy activated by a host whose clock runs ahead is in force for every later event
     of the chain, even one another host stamped earlier."""
     slow, fast = ManualClock(T0), ManualClock(T0 + timedelta(minutes=10))
-    open_with("dana", slow).register_model("credit", make_artifact(b"v1"), tier="low")
+    open_with("dana", slow).register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", tier="low"
+    )
     _narrow_production_aliases(home)
     ops = open_with("ops", fast)
-    ops.register_model("churn", make_artifact(b"c1"), tier="low")
+    ops.register_model("churn", make_servable(b"c1"), flavor="pyfunc", tier="low")
     narrowed = ops.governance.policy.digest
     slow.advance(seconds=5)
     lee = open_with("lee", slow)
@@ -554,19 +562,21 @@ def test_a_pack_and_its_alias_moves_follow_chain_order_not_skewed_clocks(
 def test_an_alias_move_is_judged_by_the_policy_it_was_made_under_at_a_shared_instant(
     home: Path,
     open_with: Callable[[str, ManualClock], Platform],
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
 ) -> None:
     """A promotion and the activation of another policy right after it, at the same instant:
     the promotion was gated under the policy before, which made ``production`` a production
     alias."""
     clock = ManualClock(T0)
     dana = open_with("dana", clock)
-    version = dana.register_model("credit", make_artifact(b"v1"), tier="low")
+    version = dana.register_model("credit", make_servable(b"v1"), flavor="pyfunc", tier="low")
     dana.governance.set_model_card(version.ref, **CARD)
     clock.advance(minutes=1)
     dana.set_alias("credit", "production", 1)
     _narrow_production_aliases(home)
-    open_with("ops", clock).register_model("churn", make_artifact(b"c1"), tier="low")
+    open_with("ops", clock).register_model(
+        "churn", make_servable(b"c1"), flavor="pyfunc", tier="low"
+    )
 
     pack = build_pack(dana, "credit:1")
     [move] = [e for e in pack["audit"]["events"] if e["action"] == "model.alias.set"]

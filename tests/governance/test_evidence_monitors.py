@@ -27,10 +27,10 @@ def _watching(platform: Platform, ref: str) -> list[str]:
 
 
 def test_a_monitor_counts_for_the_versions_its_endpoint_served_while_it_watched(
-    platform: Platform, make_artifact: MakeArtifact, clock: ManualClock
+    platform: Platform, make_servable: MakeArtifact, clock: ManualClock
 ) -> None:
     for content in (b"v1", b"v2", b"v3"):
-        platform.register_model("m", make_artifact(content))
+        platform.register_model("m", make_servable(content), flavor="pyfunc")
     platform.serving.create_endpoint("scoring", "m:1", route="blue")
     platform.serving.deploy("scoring", "m:2", route="green")
     clock.advance(minutes=1)
@@ -53,9 +53,9 @@ def test_a_monitor_counts_for_the_versions_its_endpoint_served_while_it_watched(
 
 
 def test_an_alert_raised_while_the_endpoint_is_killed_is_not_the_versions(
-    platform: Platform, make_artifact: MakeArtifact, clock: ManualClock
+    platform: Platform, make_servable: MakeArtifact, clock: ManualClock
 ) -> None:
-    platform.register_model("m", make_artifact(b"v1"))
+    platform.register_model("m", make_servable(b"v1"), flavor="pyfunc")
     platform.serving.create_endpoint("scoring", "m:1", route="blue")
     _monitor(platform)
     clock.advance(minutes=1)
@@ -70,9 +70,9 @@ def test_an_alert_raised_while_the_endpoint_is_killed_is_not_the_versions(
 
 
 def test_marking_known_good_is_not_a_second_deployment_step(
-    platform: Platform, make_artifact: MakeArtifact, clock: ManualClock
+    platform: Platform, make_servable: MakeArtifact, clock: ManualClock
 ) -> None:
-    platform.register_model("m", make_artifact(b"v1"))
+    platform.register_model("m", make_servable(b"v1"), flavor="pyfunc")
     platform.serving.create_endpoint("scoring", "m:1", route="blue")
     created = clock.now().isoformat()
     clock.advance(minutes=5)

@@ -23,10 +23,10 @@ def home(governed_home: Callable[[str], Path]) -> Path:
 
 
 @pytest.fixture
-def high(as_: Callable[[str], Platform], make_artifact: MakeArtifact) -> str:
+def high(as_: Callable[[str], Platform], make_servable: MakeArtifact) -> str:
     dana = as_("dana")
     version = dana.register_model(
-        "credit", make_artifact(b"v1"), tier="high", metrics={"auc": 0.91}
+        "credit", make_servable(b"v1"), flavor="pyfunc", tier="high", metrics={"auc": 0.91}
     )
     return version.ref
 
@@ -47,7 +47,7 @@ def _activations(plat: Platform) -> list[tuple[str, object]]:
 
 
 def test_a_policy_activation_is_announced_to_observers_once_committed(
-    tmp_path: Path, make_artifact: MakeArtifact
+    tmp_path: Path, make_servable: MakeArtifact
 ) -> None:
     """An activation is appended on the store's own account inside the caller's transaction;
     observers hear of it with the caller's event, and not at all when that transaction fails."""
@@ -73,13 +73,13 @@ def test_a_policy_activation_is_announced_to_observers_once_committed(
 
         with pytest.raises(RuntimeError):
             fails_after_its_decision()
-        plat.register_model("m", make_artifact(b"m"))
-        plat.register_model("m", make_artifact(b"n"))
+        plat.register_model("m", make_servable(b"m"), flavor="pyfunc")
+        plat.register_model("m", make_servable(b"n"), flavor="pyfunc")
     assert heard == ["policy.activate", "model.register", "model.register"]
 
 
 def test_a_process_stops_checking_its_policy_once_the_chain_holds_it(
-    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+    platform: Platform, make_servable: MakeArtifact, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The first decision records the activation, the next (a later transaction, on the same
     pooled connection) finds it committed; later decisions do not ask again."""
@@ -95,13 +95,13 @@ def test_a_process_stops_checking_its_policy_once_the_chain_holds_it(
 
     monkeypatch.setattr(service, "record_activation", counted)
     for n in range(4):
-        platform.register_model("m", make_artifact(bytes([n])))
+        platform.register_model("m", make_servable(bytes([n])))
     assert found == [True, False]
     assert len(_activations(platform)) == 1
 
 
 def test_a_policy_activation_rolled_back_with_its_decision_is_recorded_again(
-    platform: Platform, make_artifact: MakeArtifact
+    platform: Platform, make_servable: MakeArtifact
 ) -> None:
     """A process checks its policy against the chain once it is settled there; an activation
     its own transaction appended is not settled, since that transaction may still roll back."""
@@ -116,7 +116,7 @@ def test_a_policy_activation_rolled_back_with_its_decision_is_recorded_again(
     with pytest.raises(RuntimeError):
         fails_after_its_decisions()
     assert _activations(platform) == []
-    platform.register_model("m", make_artifact(b"m"))
+    platform.register_model("m", make_servable(b"m"), flavor="pyfunc")
     assert _activations(platform) == [
         (platform.governance.policy.digest, ["champion", "production"])
     ]
@@ -127,7 +127,7 @@ def test_a_policy_is_recorded_once_when_mintaka_first_acts_under_it(
     high: str,
     home: Path,
     clock: ManualClock,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
 ) -> None:
     dana = as_("dana")
     original = dana.governance.policy
@@ -156,11 +156,13 @@ def test_a_policy_is_recorded_once_when_mintaka_first_acts_under_it(
     assert _activations(dana) == activated
 
     clock.advance(days=1)
-    dana.register_model("churn", make_artifact(b"c1"))  # read its policy before the change
+    dana.register_model(
+        "churn", make_servable(b"c1"), flavor="pyfunc"
+    )  # read its policy before the change
     assert _activations(dana) == activated
 
     policy.write_text(text)  # back to the original policy: recorded again
-    as_("dana").register_model("churn", make_artifact(b"c2"))
+    as_("dana").register_model("churn", make_servable(b"c2"), flavor="pyfunc")
     assert _activations(dana) == [*activated, (original.digest, ["champion", "production"])]
     assert {d.policy_digest for d in dana.governance.decisions()} == {
         original.digest,
@@ -222,22 +224,24 @@ def test_two_distinct_approvers_let_it_through(as_: Callable[[str], Platform], h
 
 
 def test_changed_bytes_are_unapproved_bytes(
-    as_: Callable[[str], Platform], high: str, make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], high: str, make_servable: MakeArtifact
 ) -> None:
     for approver in ("rita", "raj"):
         as_(approver).governance.approve(high)
     dana = as_("dana")
-    v2 = dana.register_model("credit", make_artifact(b"v2"), metrics={"auc": 0.95})
+    v2 = dana.register_model("credit", make_servable(b"v2"), flavor="pyfunc", metrics={"auc": 0.95})
     dana.governance.set_model_card(v2.ref, **CARD)
     with pytest.raises(PolicyViolation, match="approvals: 0 of 2"):
         dana.set_alias("credit", "champion", 2)
 
 
 def test_evaluation_threshold_is_enforced(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], make_servable: MakeArtifact
 ) -> None:
     dana = as_("dana")
-    weak = dana.register_model("weak", make_artifact(b"w"), tier="high", metrics={"auc": 0.55})
+    weak = dana.register_model(
+        "weak", make_servable(b"w"), flavor="pyfunc", tier="high", metrics={"auc": 0.55}
+    )
     with pytest.raises(PolicyViolation, match=r"evaluation: auc 0.55 < 0.7"):
         dana.set_stage("weak", weak.version, "production")
 
@@ -399,10 +403,10 @@ def test_a_blank_multi_line_or_overlong_identity_is_refused(
     ],
 )
 def test_real_names_are_valid_identities(
-    home: Path, monkeypatch: pytest.MonkeyPatch, make_artifact: MakeArtifact, name: str
+    home: Path, monkeypatch: pytest.MonkeyPatch, make_servable: MakeArtifact, name: str
 ) -> None:
     with Platform(home, actor=name) as plat:
-        assert plat.register_model("churn", make_artifact(b"x")).owner == name
+        assert plat.register_model("churn", make_servable(b"x"), flavor="pyfunc").owner == name
     monkeypatch.setenv("MINTAKA_ACTOR", name)
     with Platform(home) as plat:
         assert plat.actor == name
@@ -410,7 +414,7 @@ def test_real_names_are_valid_identities(
 
 @pytest.mark.parametrize("failure", [KeyError("getpwuid(): uid not found: 1000770000"), OSError()])
 def test_no_os_user_name_is_a_configuration_error_naming_the_other_ways(
-    home: Path, monkeypatch: pytest.MonkeyPatch, make_artifact: MakeArtifact, failure: Exception
+    home: Path, monkeypatch: pytest.MonkeyPatch, make_servable: MakeArtifact, failure: Exception
 ) -> None:
     import getpass
 
@@ -420,7 +424,7 @@ def test_no_os_user_name_is_a_configuration_error_naming_the_other_ways(
     monkeypatch.delenv("MINTAKA_ACTOR", raising=False)
     monkeypatch.setattr(getpass, "getuser", no_user)
     with Platform(home) as plat, pytest.raises(ConfigurationError, match=r"MINTAKA_ACTOR.*--as"):
-        plat.register_model("churn", make_artifact(b"x"))
+        plat.register_model("churn", make_servable(b"x"), flavor="pyfunc")
     with Platform(home, actor="rita") as plat:
         assert plat.list_models() == []
 
@@ -436,7 +440,7 @@ def test_an_identity_is_recorded_without_surrounding_blanks(
 
 
 def test_authenticated_approvers_can_be_required(
-    home: Path, as_: Callable[[str], Platform], make_artifact: MakeArtifact
+    home: Path, as_: Callable[[str], Platform], make_servable: MakeArtifact
 ) -> None:
     text = (
         (home / "policy.toml")
@@ -447,7 +451,7 @@ def test_authenticated_approvers_can_be_required(
         )
     )
     (home / "policy.toml").write_text(text)
-    version = as_("dana").register_model("m", make_artifact(b"x"), tier="high")
+    version = as_("dana").register_model("m", make_servable(b"x"), flavor="pyfunc", tier="high")
     with pytest.raises(PolicyViolation, match="approver-authenticated"):
         as_("rita").governance.approve(version.ref)
 
@@ -461,10 +465,10 @@ def test_an_invalid_policy_is_a_configuration_error(home: Path) -> None:
 
 
 def test_staging_a_route_needs_no_rollout_but_moving_live_traffic_directly_is_refused(
-    as_: Callable[[str], Platform], high: str, make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], high: str, make_servable: MakeArtifact
 ) -> None:
     dana = as_("dana")
-    v2 = dana.register_model("credit", make_artifact(b"v2"), metrics={"auc": 0.93})
+    v2 = dana.register_model("credit", make_servable(b"v2"), flavor="pyfunc", metrics={"auc": 0.93})
     for ref in (high, v2.ref):
         dana.governance.set_model_card(ref, **CARD)
         for approver in ("rita", "raj"):
@@ -483,14 +487,16 @@ def test_staging_a_route_needs_no_rollout_but_moving_live_traffic_directly_is_re
 
 
 def test_a_direct_split_names_the_refused_strategy_once_with_the_rollout_hint(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock
 ) -> None:
     """Moving two medium-tier versions' traffic directly is one unmet control, naming both
     versions and the rollout command once; it is waived only by an exception for each."""
     dana = as_("dana")
     refs = []
     for content in (b"c1", b"c2"):
-        version = dana.register_model("churn", make_artifact(content), tier="medium")
+        version = dana.register_model(
+            "churn", make_servable(content), flavor="pyfunc", tier="medium"
+        )
         dana.governance.set_model_card(version.ref, **CARD)
         as_("lee").governance.approve(version.ref)
         refs.append(version.ref)
@@ -520,11 +526,11 @@ def test_a_direct_split_names_the_refused_strategy_once_with_the_rollout_hint(
 
 
 def test_a_recorded_policy_this_mintaka_cannot_parse_lends_only_its_production_aliases(
-    platform: Platform, make_artifact: MakeArtifact
+    platform: Platform, make_servable: MakeArtifact
 ) -> None:
     from mintaka.governance.policy_history import activations, policy_at, production_aliases_at
 
-    platform.register_model("m", make_artifact(b"m"))
+    platform.register_model("m", make_servable(b"m"), flavor="pyfunc")
     current = platform.governance.policy
     with platform.store.write() as conn:  # a policy with a setting this Mintaka does not know
         platform.audit.append(
@@ -553,29 +559,29 @@ def test_a_recorded_policy_this_mintaka_cannot_parse_lends_only_its_production_a
 
 
 def test_a_process_that_switched_policies_records_its_return_to_the_first(
-    as_: Callable[[str], Platform], home: Path, make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], home: Path, make_servable: MakeArtifact
 ) -> None:
     """A process that settled policy A, then activated B, has made the chain's latest
     activation B: reading A again (even at the same instant) and acting under it records A
     again, so history does not say B is still in force."""
     dana = as_("dana")
     original = dana.governance.policy.digest
-    dana.register_model("m", make_artifact(b"1"))
-    dana.register_model("m", make_artifact(b"2"))  # finds A committed: settled
+    dana.register_model("m", make_servable(b"1"), flavor="pyfunc")
+    dana.register_model("m", make_servable(b"2"), flavor="pyfunc")  # finds A committed: settled
     policy = home / "policy.toml"
     text = policy.read_text()
     policy.write_text(text.replace('["champion", "production"]', '["champion"]', 1))
     changed = dana.governance.reload_policy().digest
-    dana.register_model("m", make_artifact(b"3"))
-    dana.register_model("m", make_artifact(b"4"))
+    dana.register_model("m", make_servable(b"3"), flavor="pyfunc")
+    dana.register_model("m", make_servable(b"4"), flavor="pyfunc")
     policy.write_text(text)
     dana.governance.reload_policy()
-    dana.register_model("m", make_artifact(b"5"))
+    dana.register_model("m", make_servable(b"5"), flavor="pyfunc")
     assert [digest for digest, _ in _activations(dana)] == [original, changed, original]
 
 
 def test_a_return_to_a_policy_is_recorded_though_the_host_clock_lags(
-    home: Path, make_artifact: MakeArtifact
+    home: Path, make_servable: MakeArtifact
 ) -> None:
     """Whether another policy was activated after a process read its own is decided by chain
     position: a process reading policy A after B was activated, on a host whose clock lags the
@@ -587,15 +593,15 @@ def test_a_return_to_a_policy_is_recorded_though_the_host_clock_lags(
     policy = home / "policy.toml"
     text = policy.read_text()
     with Platform(home, actor="dana", clock=slow, ids=IdFactory(1)) as first:
-        first.register_model("credit", make_artifact(b"v1"), tier="low")
+        first.register_model("credit", make_servable(b"v1"), flavor="pyfunc", tier="low")
         original = first.governance.policy.digest
     policy.write_text(text.replace('["champion", "production"]', '["champion"]', 1))
     with Platform(home, actor="ops", clock=fast, ids=IdFactory(2)) as ops:
-        ops.register_model("churn", make_artifact(b"c1"), tier="low")
+        ops.register_model("churn", make_servable(b"c1"), flavor="pyfunc", tier="low")
         changed = ops.governance.policy.digest
     policy.write_text(text)
     slow.advance(minutes=1)
     with Platform(home, actor="dana", clock=slow, ids=IdFactory(3)) as back:
-        back.register_model("credit", make_artifact(b"v2"), tier="low")
+        back.register_model("credit", make_servable(b"v2"), flavor="pyfunc", tier="low")
         assert back.governance.decisions("credit:2")[-1].policy_digest == original
         assert [digest for digest, _ in _activations(back)] == [original, changed, original]

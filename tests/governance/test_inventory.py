@@ -42,18 +42,20 @@ def _approved(as_: Callable[[str], Platform], ref: str) -> None:
 
 @pytest.fixture
 def history(
-    as_: Callable[[str], Platform], clock: ManualClock, make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], clock: ManualClock, make_servable: MakeArtifact
 ) -> Platform:
     """credit:1 live from day 0, a 10% canary of credit:2 on day 10, credit:2 alone on day 20;
     churn:1 (low tier) registered and never deployed."""
     dana = as_("dana")
-    v1 = dana.register_model("credit", make_artifact(b"v1"), tier="high", metrics={"auc": 0.91})
+    v1 = dana.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", tier="high", metrics={"auc": 0.91}
+    )
     _approved(as_, v1.ref)
     dana.serving.create_endpoint("scoring", v1.ref, route="blue")
     dana.set_alias("credit", "champion", 1)
-    dana.register_model("churn", make_artifact(b"c1"), tier="low", owner="omar")
+    dana.register_model("churn", make_servable(b"c1"), flavor="pyfunc", tier="low", owner="omar")
     clock.advance(days=10)
-    v2 = dana.register_model("credit", make_artifact(b"v2"), metrics={"auc": 0.93})
+    v2 = dana.register_model("credit", make_servable(b"v2"), flavor="pyfunc", metrics={"auc": 0.93})
     _approved(as_, v2.ref)
     dana.serving.deploy("scoring", v2.ref, route="green")
     dana.serving._set_traffic("scoring", {"blue": 90, "green": 10}, strategy="canary")
@@ -183,10 +185,10 @@ def test_kill_switch_and_deletion_take_versions_out_of_production(
 
 
 def test_archiving_removes_production_aliases_from_history(
-    as_: Callable[[str], Platform], clock: ManualClock, make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], clock: ManualClock, make_servable: MakeArtifact
 ) -> None:
     dana = as_("dana")
-    low = dana.register_model("churn", make_artifact(b"c"), tier="low")
+    low = dana.register_model("churn", make_servable(b"c"), flavor="pyfunc", tier="low")
     dana.governance.set_model_card(low.ref, intended_use="x", owner="dana")
     dana.set_alias("churn", "production", 1)
     dana.set_stage("churn", 1, "production")
@@ -244,10 +246,12 @@ def test_inventory_cli_table_json_filters_and_at(
 def test_governance_cli_commands(
     as_: Callable[[str], Platform],
     home: Path,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    as_("dana").register_model("credit", make_artifact(b"v1"), tier="high", metrics={"auc": 0.9})
+    as_("dana").register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", tier="high", metrics={"auc": 0.9}
+    )
     dana = ["--home", str(home), "--as", "dana"]
     code, out, err = cli(
         capsys, *dana, "card", "set", "credit:1", "intended_use=rank", "limitations=none known"
@@ -334,19 +338,19 @@ def _production_aliases(home: Path, aliases: str) -> None:
 
 @pytest.fixture
 def policy_changed(
-    as_: Callable[[str], Platform], home: Path, clock: ManualClock, make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], home: Path, clock: ManualClock, make_servable: MakeArtifact
 ) -> Platform:
     """``prod`` is a production alias from day 0, when churn:1 takes it, until day 10, when the
     policy drops it and Mintaka next acts under the new policy."""
     _production_aliases(home, '"champion", "prod"')
     dana = as_("dana")
-    low = dana.register_model("churn", make_artifact(b"c"), tier="low")
+    low = dana.register_model("churn", make_servable(b"c"), flavor="pyfunc", tier="low")
     dana.governance.set_model_card(low.ref, intended_use="x", owner="dana")
     dana.set_alias("churn", "prod", 1)
     clock.advance(days=10)
     _production_aliases(home, '"champion"')
     today = as_("dana")
-    today.register_model("fraud", make_artifact(b"f"), tier="low")
+    today.register_model("fraud", make_servable(b"f"), flavor="pyfunc", tier="low")
     return today
 
 
@@ -402,7 +406,7 @@ def test_a_store_without_recorded_policies_is_judged_by_the_policy_in_force(
 
 
 def test_an_alias_moved_after_the_policy_dropped_it_is_judged_by_the_new_policy(
-    as_: Callable[[str], Platform], home: Path, clock: ManualClock, make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], home: Path, clock: ManualClock, make_servable: MakeArtifact
 ) -> None:
     """Moving an alias the new policy does not count takes no decision, yet it is an act under
     that policy: the instant is judged by it, not by the last policy a decision named."""
@@ -410,8 +414,8 @@ def test_an_alias_moved_after_the_policy_dropped_it_is_judged_by_the_new_policy(
 
     _production_aliases(home, '"champion", "prod"')
     dana = as_("dana")
-    dana.register_model("churn", make_artifact(b"c1"), tier="low")
-    dana.register_model("churn", make_artifact(b"c2"), tier="low")
+    dana.register_model("churn", make_servable(b"c1"), flavor="pyfunc", tier="low")
+    dana.register_model("churn", make_servable(b"c2"), flavor="pyfunc", tier="low")
     dana.governance.set_model_card("churn:1", intended_use="x", owner="dana")
     dana.set_alias("churn", "prod", 1)
     clock.advance(days=10)
@@ -434,7 +438,7 @@ def test_approved_at_is_the_latest_approval_the_gate_counts(
     home: Path,
     as_: Callable[[str], Platform],
     clock: ManualClock,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
 ) -> None:
     """ulla signs credit:2 off a day after rita and raj, then loses the approver role: her
     sign-off stays in ``approvals_total`` but no longer moves ``approved_at``, in the inventory
@@ -449,7 +453,9 @@ def test_approved_at_is_the_latest_approval_the_gate_counts(
     assert (v2.approvals, v2.approved_at) == (3, clock.now())
     policy.write_text(policy.read_text().replace('"ulla" = ["model-risk"]', '"ulla" = []', 1))
     history.governance.reload_policy()
-    history.register_model("churn", make_artifact(b"c2"), tier="low")  # acts under it
+    history.register_model(
+        "churn", make_servable(b"c2"), flavor="pyfunc", tier="low"
+    )  # acts under it
     [v2] = [e for e in inventory(history) if e.ref == "credit:2"]
     assert (v2.approvals, v2.approvals_total) == (2, 3)
     assert v2.approved_at == DAY0 + timedelta(days=10)

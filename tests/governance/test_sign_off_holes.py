@@ -28,8 +28,10 @@ def home(governed_home: Callable[[str], Path]) -> Path:
     return governed_home(ROLES)
 
 
-def _high(plat: Platform, make_artifact: MakeArtifact) -> str:
-    version = plat.register_model("credit", make_artifact(b"v1"), tier="high", metrics={"auc": 0.9})
+def _high(plat: Platform, make_servable: MakeArtifact) -> str:
+    version = plat.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", tier="high", metrics={"auc": 0.9}
+    )
     plat.governance.set_model_card(version.ref, **CARD)
     return version.ref
 
@@ -45,10 +47,10 @@ def _waive(plat: Platform, ref: str, clock: ManualClock, **extra: object) -> Non
 
 
 def test_the_developer_cannot_waive_the_approvals_of_their_own_version(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock
 ) -> None:
     dana = as_("dana")
-    ref = _high(dana, make_artifact)
+    ref = _high(dana, make_servable)
     with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
         dana.governance.approve(ref)
     with pytest.raises(PolicyViolation, match="exception-approver-is-not-developer"):
@@ -59,7 +61,7 @@ def test_the_developer_cannot_waive_the_approvals_of_their_own_version(
 
 
 def test_an_exception_needs_an_authenticated_approver_where_approvals_do(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock, home: Path
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock, home: Path
 ) -> None:
     policy = home / "policy.toml"
     policy.write_text(
@@ -67,7 +69,7 @@ def test_an_exception_needs_an_authenticated_approver_where_approvals_do(
             "[tiers.high]\n", "[tiers.high]\nrequire_authenticated_approvers = true\n", 1
         )
     )
-    ref = _high(as_("sam"), make_artifact)
+    ref = _high(as_("sam"), make_servable)
     rita = as_("rita")  # named by --as / actor=: not established by the backend
     with pytest.raises(PolicyViolation, match="approver-authenticated"):
         rita.governance.approve(ref)
@@ -76,9 +78,9 @@ def test_an_exception_needs_an_authenticated_approver_where_approvals_do(
 
 
 def test_an_approver_renews_an_approval_that_lapsed(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock
 ) -> None:
-    ref = _high(as_("sam"), make_artifact)
+    ref = _high(as_("sam"), make_servable)
     first = as_("rita").governance.approve(ref)
     as_("raj").governance.approve(ref)
     rita = as_("rita")
@@ -94,10 +96,10 @@ def test_an_approver_renews_an_approval_that_lapsed(
 
 
 def test_a_registration_decision_is_filed_under_its_version_and_in_its_pack(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], make_servable: MakeArtifact
 ) -> None:
     dana = as_("dana")
-    version = dana.register_model("credit", make_artifact(b"c"), tier="low")
+    version = dana.register_model("credit", make_servable(b"c"), flavor="pyfunc", tier="low")
     [decision] = [d for d in dana.governance.decisions() if d.action == "model.register"]
     assert decision.subject == version.ref
     pack = build_pack(dana, version.ref)
@@ -105,11 +107,11 @@ def test_a_registration_decision_is_filed_under_its_version_and_in_its_pack(
 
 
 def test_a_pack_leaves_out_an_endpoint_that_only_shares_the_models_name(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], make_servable: MakeArtifact
 ) -> None:
     dana = as_("dana")
-    credit = dana.register_model("credit", make_artifact(b"c"), tier="low")
-    fraud = dana.register_model("fraud", make_artifact(b"f"), tier="low")
+    credit = dana.register_model("credit", make_servable(b"c"), flavor="pyfunc", tier="low")
+    fraud = dana.register_model("fraud", make_servable(b"f"), flavor="pyfunc", tier="low")
     dana.governance.set_model_card(fraud.ref, **CARD)
     dana.serving.create_endpoint("credit", fraud.ref)  # named "credit", serves fraud:1
     dana.serving.kill("credit")
@@ -121,9 +123,9 @@ def test_a_pack_leaves_out_an_endpoint_that_only_shares_the_models_name(
 
 
 def test_an_expiry_out_of_range_in_utc_is_a_validation_error(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock
 ) -> None:
-    ref = _high(as_("sam"), make_artifact)
+    ref = _high(as_("sam"), make_servable)
     far = datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-5)))
     with pytest.raises(ValidationError, match="out of range in UTC"):
         _waive(as_("rita"), ref, clock, requester="sam", expires_at=far)
@@ -165,10 +167,10 @@ def test_every_bare_date_form_means_the_end_of_that_day(spelled: str) -> None:
 
 
 def test_a_pack_cites_only_approvals_that_still_count(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact, clock: ManualClock
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock
 ) -> None:
     sam = as_("sam")
-    ref = _high(sam, make_artifact)
+    ref = _high(sam, make_servable)
     as_("rita").governance.approve(ref)
     as_("raj").governance.approve(ref)
 
@@ -186,10 +188,10 @@ def test_a_pack_cites_only_approvals_that_still_count(
 
 
 def test_one_counting_approval_is_no_evidence_for_a_tier_that_requires_two(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], make_servable: MakeArtifact
 ) -> None:
     sam = as_("sam")
-    ref = _high(sam, make_artifact)  # the high tier requires two approvals
+    ref = _high(sam, make_servable)  # the high tier requires two approvals
     as_("rita").governance.approve(ref)
     pack = build_pack(sam, ref)
     assert [a["counts"] for a in pack["approvals"]] == [True]
@@ -205,12 +207,12 @@ def test_one_counting_approval_is_no_evidence_for_a_tier_that_requires_two(
 
 
 def test_approving_again_settles_an_approval_status_changed_in_the_cloud(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], make_servable: MakeArtifact
 ) -> None:
     from mintaka.cli.migration import _next_step
     from mintaka.domain.registry import ApprovalStatus
 
-    ref = _high(as_("sam"), make_artifact)
+    ref = _high(as_("sam"), make_servable)
     as_("rita").governance.approve(ref)
     as_("raj").governance.approve(ref)
     sam = as_("sam")
@@ -228,10 +230,12 @@ def test_approving_again_settles_an_approval_status_changed_in_the_cloud(
 
 @pytest.mark.parametrize("padded", ["dana ", "dana\n", " dana\t"])
 def test_an_owner_is_stored_trimmed_and_cannot_approve_their_own_version(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact, padded: str
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, padded: str
 ) -> None:
     alice = as_("alice")
-    version = alice.register_model("credit", make_artifact(b"v1"), tier="high", owner=padded)
+    version = alice.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", tier="high", owner=padded
+    )
     alice.governance.set_model_card(version.ref, **CARD)
     assert version.owner == "dana"
     assert alice.get_model("credit").owner == "dana"
@@ -242,21 +246,21 @@ def test_an_owner_is_stored_trimmed_and_cannot_approve_their_own_version(
 
 @pytest.mark.parametrize("forged", ["da\u202ena", "dana\nFORGED", "  ", "dana\udcff"])
 def test_an_owner_that_is_no_identity_is_refused_before_anything_is_stored(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact, forged: str
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, forged: str
 ) -> None:
     alice = as_("alice")
     with pytest.raises(ValidationError, match="owner"):
-        alice.register_model("credit", make_artifact(b"v1"), owner=forged)
+        alice.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner=forged)
     with pytest.raises(ValidationError, match="owner"):
         alice.create_model("credit", owner=forged)
     assert alice.list_models() == []
 
 
 def test_a_padded_owner_already_stored_still_cannot_approve(
-    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+    as_: Callable[[str], Platform], make_servable: MakeArtifact
 ) -> None:
     alice = as_("alice")
-    ref = _high(alice, make_artifact)
+    ref = _high(alice, make_servable)
     with alice.store.write() as conn:
         conn.execute(update(model_versions).values(owner="dana "))
     with pytest.raises(PolicyViolation, match="approver-is-not-developer"):

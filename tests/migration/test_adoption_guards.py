@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifact_kit import MakeArtifact
 from cli_kit import cli
 from test_adoption import legacy_endpoint, write_legacy
 
@@ -252,23 +253,27 @@ def test_what_was_in_production_replays_adoptions(
 
 
 def test_an_endpoint_changed_in_the_cloud_is_adopted_again_and_keeps_its_mirrored_shadow(
-    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    platform: Platform,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    make_servable: MakeArtifact,
 ) -> None:
     from mintaka.capabilities import Capability
     from mintaka.domain.serving import Route, TrafficMap
     from mintaka.interfaces import Support
 
     write_legacy(platform, tmp_path)
+    platform.migration.adopt_model("churn", reason="inherited")
+    platform.register_model("churn", make_servable(b"v3"), flavor="pyfunc")
     platform.backend.create_endpoint(  # type: ignore[attr-defined]
         "churn-api",
         [
             Route(name="old", model="churn", version=1),
-            Route(name="new", model="churn", version=2),
+            Route(name="new", model="churn", version=3),
             Route(name="spare", model="churn", version=1),
         ],
         TrafficMap(weights={"old": 100, "new": 0, "spare": 0}),
     )
-    platform.migration.adopt_model("churn", reason="inherited")
     platform.migration.adopt_endpoint("churn-api", reason="inherited")
     platform.serving.set_traffic("churn-api", {"old": 100}, shadow="new", shadow_percent=10)
     # As on a cloud whose shadow core mirrors: the cloud's endpoint shows no shadow.
@@ -349,12 +354,12 @@ def test_whoever_adopted_a_version_cannot_approve_it(
 
 
 def test_a_readoption_overtaken_by_a_kill_records_nothing(
-    platform: Platform, make_artifact: Any, monkeypatch: pytest.MonkeyPatch
+    platform: Platform, make_servable: MakeArtifact, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from mintaka.domain.serving import TrafficMap
 
     for content in (b"v1", b"v2"):
-        platform.register_model("m", make_artifact(content))
+        platform.register_model("m", make_servable(content), flavor="pyfunc")
     serving = platform.serving
     serving.create_endpoint("scoring", "m:1", route="blue")
     serving.deploy("scoring", "m:2", route="green")  # {blue: 100, green: 0}

@@ -11,9 +11,9 @@ from mintaka.local.registry_db import local_endpoints
 
 
 def test_what_mintaka_made_in_the_local_backend_is_discovered_as_managed(
-    platform: Platform, make_artifact: MakeArtifact
+    platform: Platform, make_artifact: MakeArtifact, make_servable: MakeArtifact
 ) -> None:
-    platform.register_model("churn", make_artifact(b"v1"))
+    platform.register_model("churn", make_servable(b"v1"), flavor="pyfunc")
     platform.serving.create_endpoint("churn-api", "churn:1", route="blue")
     backend = platform.backend
     source = make_artifact(b"legacy")

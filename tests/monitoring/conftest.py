@@ -14,9 +14,9 @@ from mintaka.store.schema import predictions
 
 
 @pytest.fixture
-def served(platform: Platform, make_artifact: MakeArtifact) -> Platform:
+def served(platform: Platform, make_servable: MakeArtifact) -> Platform:
     """Model ``credit`` version 1, served on endpoint ``scoring`` (route ``blue``)."""
-    platform.register_model("credit", make_artifact(b"v1"), owner="dana")
+    platform.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     return platform
 

@@ -28,13 +28,15 @@ def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str
 
 
 @pytest.fixture
-def watched(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> Platform:
+def watched(platform: Platform, make_servable: MakeArtifact, tmp_path: Path) -> Platform:
     dataset = platform.register_dataset(
         "applications", _training(tmp_path, _rows(np.random.default_rng(1), 3000))
     )
     assert dataset.profile is not None
     assert set(dataset.profile["features"]) == set(FEATURES)
-    platform.register_model("credit", make_artifact(b"v1"), dataset_ids=[dataset.id])
+    platform.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", dataset_ids=[dataset.id]
+    )
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     platform.monitoring.add_monitor(
         scoring_monitor(
@@ -405,7 +407,7 @@ def test_a_drift_statistic_no_watched_feature_has_is_refused_when_the_monitor_is
 def test_a_drift_statistic_the_serving_profile_lacks_fails_the_signal_instead_of_passing(
     served: Platform,
     clock: ManualClock,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
     tmp_path: Path,
 ) -> None:
     served.monitoring.add_monitor(
@@ -413,7 +415,7 @@ def test_a_drift_statistic_the_serving_profile_lacks_fails_the_signal_instead_of
     )
     train = _training(tmp_path, _rows(np.random.default_rng(1), 200))
     dataset = served.register_dataset("applications", train)
-    served.register_model("credit", make_artifact(b"v2"), dataset_ids=[dataset.id])
+    served.register_model("credit", make_servable(b"v2"), flavor="pyfunc", dataset_ids=[dataset.id])
     served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
     log_on(served, "green", 2, _rows(np.random.default_rng(8), 200, shift=3.0))
     clock.advance(minutes=5)
@@ -452,10 +454,12 @@ def _training(directory: Path, rows: Sequence[dict[str, Any]]) -> Path:
 
 
 def _serve_credit(
-    platform: Platform, make_artifact: MakeArtifact, train: Path, **options: Any
+    platform: Platform, make_servable: MakeArtifact, train: Path, **options: Any
 ) -> str:
     dataset = platform.register_dataset("applications", train)
-    platform.register_model("credit", make_artifact(b"v1"), dataset_ids=[dataset.id], **options)
+    platform.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", dataset_ids=[dataset.id], **options
+    )
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     return dataset.id
 
@@ -467,7 +471,7 @@ def _applications(seed: int, n: int = 2000) -> list[tuple[dict[str, Any], Any]]:
 
 def test_an_all_features_signal_watches_the_declared_inputs_not_the_label_column(
     platform: Platform,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
     tmp_path: Path,
     clock: ManualClock,
     log_predictions: LogPredictions,
@@ -476,7 +480,7 @@ def test_an_all_features_signal_watches_the_declared_inputs_not_the_label_column
 
     train = _label_and_segment_training(tmp_path)
     dataset = _serve_credit(
-        platform, make_artifact, train, signature=features_signature("income,debt")
+        platform, make_servable, train, signature=features_signature("income,debt")
     )
     platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
     log_predictions(_applications(2))
@@ -494,12 +498,12 @@ def test_an_all_features_signal_watches_the_declared_inputs_not_the_label_column
 
 def test_without_a_signature_an_all_features_signal_watches_the_profiled_features_logged(
     platform: Platform,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
     tmp_path: Path,
     clock: ManualClock,
     log_predictions: LogPredictions,
 ) -> None:
-    _serve_credit(platform, make_artifact, _label_and_segment_training(tmp_path))
+    _serve_credit(platform, make_servable, _label_and_segment_training(tmp_path))
     platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
     log_predictions(_applications(2))
     clock.advance(minutes=5)
@@ -509,12 +513,12 @@ def test_without_a_signature_an_all_features_signal_watches_the_profiled_feature
 
 def test_without_a_signature_a_window_logging_no_profiled_feature_fails_the_signal(
     platform: Platform,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
     tmp_path: Path,
     clock: ManualClock,
     log_predictions: LogPredictions,
 ) -> None:
-    dataset = _serve_credit(platform, make_artifact, _label_and_segment_training(tmp_path))
+    dataset = _serve_credit(platform, make_servable, _label_and_segment_training(tmp_path))
     platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
     renamed = [
         ({"salary": row["income"], "loans": row["debt"]}, out) for row, out in _applications(2)
@@ -532,7 +536,7 @@ def test_without_a_signature_a_window_logging_no_profiled_feature_fails_the_sign
 
 def test_without_a_signature_a_statistic_no_logged_feature_has_fails_the_signal(
     platform: Platform,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
     tmp_path: Path,
     clock: ManualClock,
     log_predictions: LogPredictions,
@@ -542,7 +546,7 @@ def test_without_a_signature_a_statistic_no_logged_feature_has_fails_the_signal(
         tmp_path,
         [{**r, "outcome": "approve" if r["income"] > 0 else "deny"} for r in _rows(rng, 3000)],
     )
-    dataset = _serve_credit(platform, make_artifact, train)
+    dataset = _serve_credit(platform, make_servable, train)
     # accepted: the training data profiles a categorical column, the label, never logged
     platform.monitoring.add_monitor(
         scoring_monitor(drift_signal(name="categories", metric="chi2_statistic", threshold=10))
@@ -560,13 +564,13 @@ def test_without_a_signature_a_statistic_no_logged_feature_has_fails_the_signal(
 
 
 def test_a_training_column_without_values_is_no_feature_a_drift_signal_can_watch(
-    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path
+    platform: Platform, make_servable: MakeArtifact, tmp_path: Path
 ) -> None:
     from mintaka import ValidationError
     from mintaka.domain.registry import features_signature
 
     train = _label_and_segment_training(tmp_path)
-    dataset = _serve_credit(platform, make_artifact, train, signature=features_signature("segment"))
+    dataset = _serve_credit(platform, make_servable, train, signature=features_signature("segment"))
     with pytest.raises(ValidationError, match=rf"'segment', which has no values in .*{dataset}"):
         platform.monitoring.add_monitor(
             scoring_monitor(drift_signal(name="segment", metric="psi:segment"))
@@ -595,7 +599,7 @@ def test_a_quiet_window_is_no_recovery_of_a_failing_signal(
 
 def test_a_failure_naming_another_feature_is_audited_though_only_a_number_differs(
     platform: Platform,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
     tmp_path: Path,
     clock: ManualClock,
     log_predictions: LogPredictions,
@@ -604,7 +608,7 @@ def test_a_failure_naming_another_feature_is_audited_though_only_a_number_differ
 
     rng = np.random.default_rng(1)
     train = _training(tmp_path, [{"2023": a, "2024": b} for a, b in rng.normal(size=(3000, 2))])
-    _serve_credit(platform, make_artifact, train, signature=features_signature("2023,2024"))
+    _serve_credit(platform, make_servable, train, signature=features_signature("2023,2024"))
     platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
     for logged, dropped in (("2024", "2023"), ("2023", "2024")):
         for _ in range(2):  # the same failure twice: audited once
@@ -622,17 +626,19 @@ def test_a_failure_naming_another_feature_is_audited_though_only_a_number_differ
     ]
 
 
-def _shifted_version(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> None:
+def _shifted_version(platform: Platform, make_servable: MakeArtifact, tmp_path: Path) -> None:
     """Register ``credit:2``, trained on data whose income is shifted by 1.5."""
     train = _training(tmp_path / "shifted", _rows(np.random.default_rng(11), 3000, shift=1.5))
     shifted = platform.register_dataset("applications-2", train)
-    platform.register_model("credit", make_artifact(b"v2"), dataset_ids=[shifted.id])
+    platform.register_model(
+        "credit", make_servable(b"v2"), flavor="pyfunc", dataset_ids=[shifted.id]
+    )
 
 
 def test_a_canary_measures_each_route_against_the_profile_of_its_own_version(
-    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+    watched: Platform, clock: ManualClock, make_servable: MakeArtifact, tmp_path: Path
 ) -> None:
-    _shifted_version(watched, make_artifact, tmp_path)
+    _shifted_version(watched, make_servable, tmp_path)
     watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 80, "green": 20})
     rng = np.random.default_rng(12)
     log_on(watched, "blue", 1, _rows(rng, 1600))
@@ -641,7 +647,9 @@ def test_a_canary_measures_each_route_against_the_profile_of_its_own_version(
     report = watched.monitoring.run_once()
     assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
 
-    watched.register_model("credit", make_artifact(b"v3"))  # no training data named
+    watched.register_model(
+        "credit", make_servable(b"v3"), flavor="pyfunc"
+    )  # no training data named
     watched.serving.deploy(
         "scoring", "credit:3", route="red", weights={"blue": 80, "green": 0, "red": 20}
     )
@@ -657,9 +665,9 @@ def test_a_canary_measures_each_route_against_the_profile_of_its_own_version(
 
 
 def test_after_a_redeploy_each_version_s_rows_are_measured_against_its_own_training_data(
-    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+    watched: Platform, clock: ManualClock, make_servable: MakeArtifact, tmp_path: Path
 ) -> None:
-    _shifted_version(watched, make_artifact, tmp_path)
+    _shifted_version(watched, make_servable, tmp_path)
     rng = np.random.default_rng(13)
     log_on(watched, "blue", 1, _rows(rng, 1600))  # answered before the redeploy
     watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
@@ -670,7 +678,9 @@ def test_after_a_redeploy_each_version_s_rows_are_measured_against_its_own_train
     # credit:1's rows are no drift from credit:2's training data, nor the reverse
     assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
 
-    watched.register_model("credit", make_artifact(b"v3"))  # no training data named
+    watched.register_model(
+        "credit", make_servable(b"v3"), flavor="pyfunc"
+    )  # no training data named
     watched.serving.deploy("scoring", "credit:3", route="red", weights={"green": 0, "red": 100})
     log_on(watched, "red", 3, _rows(rng, 400, shift=1.5))
     clock.advance(minutes=5)
@@ -684,10 +694,12 @@ def test_after_a_redeploy_each_version_s_rows_are_measured_against_its_own_train
 
 
 def test_a_redeploy_of_a_version_trained_on_the_same_data_raises_no_drift_alert(
-    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact
+    watched: Platform, clock: ManualClock, make_servable: MakeArtifact
 ) -> None:
     [dataset_id] = watched.get_model_version("credit", 1).dataset_ids
-    watched.register_model("credit", make_artifact(b"v2"), dataset_ids=[dataset_id])
+    watched.register_model(
+        "credit", make_servable(b"v2"), flavor="pyfunc", dataset_ids=[dataset_id]
+    )
     rng = np.random.default_rng(21)
     log_on(watched, "blue", 1, _rows(rng, 5))  # the last answers before the redeploy
     watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
@@ -699,9 +711,9 @@ def test_a_redeploy_of_a_version_trained_on_the_same_data_raises_no_drift_alert(
 
 
 def test_a_few_rows_of_another_version_are_named_as_too_few_not_measured(
-    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+    watched: Platform, clock: ManualClock, make_servable: MakeArtifact, tmp_path: Path
 ) -> None:
-    _shifted_version(watched, make_artifact, tmp_path)
+    _shifted_version(watched, make_servable, tmp_path)
     rng = np.random.default_rng(22)
     log_on(watched, "blue", 1, _rows(rng, 5, shift=3.0))  # drifted, but only five rows
     watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
@@ -724,9 +736,9 @@ def test_a_few_rows_of_another_version_are_named_as_too_few_not_measured(
 
 
 def test_a_canary_of_a_few_rows_raises_no_drift_alert_on_healthy_traffic(
-    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+    watched: Platform, clock: ManualClock, make_servable: MakeArtifact, tmp_path: Path
 ) -> None:
-    _shifted_version(watched, make_artifact, tmp_path)
+    _shifted_version(watched, make_servable, tmp_path)
     watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 99, "green": 1})
     rng = np.random.default_rng(23)
     log_on(watched, "blue", 1, _rows(rng, 1980))
@@ -737,9 +749,11 @@ def test_a_canary_of_a_few_rows_raises_no_drift_alert_on_healthy_traffic(
 
 
 def test_a_small_group_without_a_profile_fails_the_signal_beside_a_larger_one(
-    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact
+    watched: Platform, clock: ManualClock, make_servable: MakeArtifact
 ) -> None:
-    watched.register_model("credit", make_artifact(b"v2"))  # no training data named
+    watched.register_model(
+        "credit", make_servable(b"v2"), flavor="pyfunc"
+    )  # no training data named
     watched.serving.deploy("scoring", "credit:2", route="red", weights={"blue": 95, "red": 5})
     rng = np.random.default_rng(32)
     log_on(watched, "blue", 1, _rows(rng, 900))
@@ -752,9 +766,9 @@ def test_a_small_group_without_a_profile_fails_the_signal_beside_a_larger_one(
 
 
 def test_when_no_group_has_enough_rows_none_is_measured(
-    watched: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+    watched: Platform, clock: ManualClock, make_servable: MakeArtifact, tmp_path: Path
 ) -> None:
-    _shifted_version(watched, make_artifact, tmp_path)
+    _shifted_version(watched, make_servable, tmp_path)
     rng = np.random.default_rng(33)
     log_on(watched, "blue", 1, _rows(rng, 1))  # the last answer before the redeploy
     watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
@@ -776,12 +790,12 @@ def test_when_no_group_has_enough_rows_none_is_measured(
 def test_a_group_left_out_for_too_few_rows_is_reported_without_an_alert(
     watched: Platform,
     clock: ManualClock,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
     tmp_path: Path,
     home: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    _shifted_version(watched, make_artifact, tmp_path)
+    _shifted_version(watched, make_servable, tmp_path)
     watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 95, "green": 5})
     rng = np.random.default_rng(31)
     log_on(watched, "blue", 1, _rows(rng, 900))

@@ -14,8 +14,8 @@ N = 2000  # per group: a fair model's difference sits more than 6 standard error
 
 
 @pytest.fixture
-def watched(platform: Platform, make_artifact: MakeArtifact) -> Platform:
-    platform.register_model("credit", make_artifact(b"v1"))
+def watched(platform: Platform, make_servable: MakeArtifact) -> Platform:
+    platform.register_model("credit", make_servable(b"v1"), flavor="pyfunc")
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     platform.monitoring.add_monitor(
         scoring_monitor(

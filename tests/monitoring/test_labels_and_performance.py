@@ -320,11 +320,12 @@ def test_monitor_labels_keeps_the_string_classes_of_a_model_that_predicts_string
 
 
 def test_a_signature_of_string_outputs_keeps_labels_strings(
-    platform: Platform, make_artifact: MakeArtifact
+    platform: Platform, make_servable: MakeArtifact
 ) -> None:
     platform.register_model(
         "credit",
-        make_artifact(b"v1"),
+        make_servable(b"v1"),
+        flavor="pyfunc",
         owner="dana",
         signature=Signature(inputs={"x": "double"}, outputs={"label": "string"}),
     )
@@ -574,11 +575,12 @@ def test_roc_auc_waits_for_both_classes_when_one_class_is_labelled_true_and_1(
 
 
 def test_monitor_labels_reads_numbers_for_a_model_logging_numeric_classes_as_object(
-    platform: Platform, clock: ManualClock, make_artifact: MakeArtifact, home: Path, tmp_path: Path
+    platform: Platform, clock: ManualClock, make_servable: MakeArtifact, home: Path, tmp_path: Path
 ) -> None:
     platform.register_model(
         "credit",
-        make_artifact(b"v1"),
+        make_servable(b"v1"),
+        flavor="pyfunc",
         owner="dana",
         signature=Signature(inputs={"x": "double"}, outputs={"label": "object"}),
     )

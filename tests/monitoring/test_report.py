@@ -36,14 +36,16 @@ def _features(platform: Platform, window: str = "1d") -> list[FeatureSection]:
 
 
 @pytest.fixture
-def served(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> Platform:
+def served(platform: Platform, make_servable: MakeArtifact, tmp_path: Path) -> Platform:
     train = tmp_path / "train.csv"
     with train.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["income", "debt", "region"])
         writer.writeheader()
         writer.writerows(_rows(np.random.default_rng(1), 500))
     dataset = platform.register_dataset("applications", train)
-    platform.register_model("credit", make_artifact(b"v1"), dataset_ids=[dataset.id])
+    platform.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", dataset_ids=[dataset.id]
+    )
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     return platform
 
@@ -160,7 +162,7 @@ def test_a_feature_no_row_logs_reads_unmeasured_as_the_runner_names_it(
 
 def test_report_shows_the_features_the_runner_watches_not_the_label_column(
     platform: Platform,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
     tmp_path: Path,
     clock: ManualClock,
     log_predictions: LogPredictions,
@@ -177,7 +179,8 @@ def test_report_shows_the_features_the_runner_watches_not_the_label_column(
     dataset = platform.register_dataset("applications", train)
     platform.register_model(
         "credit",
-        make_artifact(b"v1"),
+        make_servable(b"v1"),
+        flavor="pyfunc",
         dataset_ids=[dataset.id],
         signature=features_signature("income,debt"),
     )
@@ -209,7 +212,7 @@ def test_a_report_of_an_unknown_endpoint_leaves_no_directory(
     assert not (tmp_path / "report").exists()
 
 
-def _shifted_version(platform: Platform, make_artifact: MakeArtifact, tmp_path: Path) -> str:
+def _shifted_version(platform: Platform, make_servable: MakeArtifact, tmp_path: Path) -> str:
     """Register ``credit:2``, trained on data whose income is shifted by 3; its dataset id."""
     train = tmp_path / "train-shifted.csv"
     with train.open("w", newline="") as handle:
@@ -217,7 +220,9 @@ def _shifted_version(platform: Platform, make_artifact: MakeArtifact, tmp_path: 
         writer.writeheader()
         writer.writerows(_rows(np.random.default_rng(11), 500, shift=3.0))
     shifted = platform.register_dataset("applications-2", train)
-    platform.register_model("credit", make_artifact(b"v2"), dataset_ids=[shifted.id])
+    platform.register_model(
+        "credit", make_servable(b"v2"), flavor="pyfunc", dataset_ids=[shifted.id]
+    )
     return shifted.id
 
 
@@ -228,13 +233,13 @@ def _income_psi(section: VersionSection) -> float | None:
 def test_a_canary_report_compares_each_version_with_its_own_training_data(
     served: Platform,
     clock: ManualClock,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
     tmp_path: Path,
 ) -> None:
     from mintaka.monitoring.report import build_report, write_report
 
-    shifted = _shifted_version(served, make_artifact, tmp_path)
-    served.register_model("credit", make_artifact(b"v3"))  # no training data named
+    shifted = _shifted_version(served, make_servable, tmp_path)
+    served.register_model("credit", make_servable(b"v3"), flavor="pyfunc")  # no training data named
     served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 80, "green": 20})
     served.serving.deploy(
         "scoring", "credit:3", route="red", weights={"blue": 70, "green": 20, "red": 10}
@@ -263,11 +268,11 @@ def test_a_canary_report_compares_each_version_with_its_own_training_data(
 
 
 def test_after_a_redeploy_the_report_compares_each_version_with_its_own_training_data(
-    served: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+    served: Platform, clock: ManualClock, make_servable: MakeArtifact, tmp_path: Path
 ) -> None:
     from mintaka.monitoring.report import build_report
 
-    _shifted_version(served, make_artifact, tmp_path)
+    _shifted_version(served, make_servable, tmp_path)
     rng = np.random.default_rng(13)
     log_on(served, "blue", 1, _rows(rng, 300))  # answered before the redeploy
     served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
@@ -282,12 +287,12 @@ def test_after_a_redeploy_the_report_compares_each_version_with_its_own_training
 
 
 def test_a_group_the_runner_leaves_out_for_too_few_rows_shows_its_note_not_statistics(
-    served: Platform, clock: ManualClock, make_artifact: MakeArtifact, tmp_path: Path
+    served: Platform, clock: ManualClock, make_servable: MakeArtifact, tmp_path: Path
 ) -> None:
     from mintaka.monitoring.report import build_report, write_report
     from mintaka.monitoring.service import MIN_GROUP_ROWS
 
-    _shifted_version(served, make_artifact, tmp_path)
+    _shifted_version(served, make_servable, tmp_path)
     served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 95, "green": 5})
     rng = np.random.default_rng(14)
     log_on(served, "blue", 1, _rows(rng, 300))

@@ -16,10 +16,10 @@ from mintaka.errors import Conflict, StoreError, ValidationError
 
 
 @pytest.fixture
-def three(platform: Platform, make_artifact: MakeArtifact) -> Platform:
+def three(platform: Platform, make_servable: MakeArtifact) -> Platform:
     """m:1, m:2 and m:3, and endpoint ``scoring`` serving m:1 on route blue."""
     for content in (b"v1", b"v2", b"v3"):
-        platform.register_model("m", make_artifact(content))
+        platform.register_model("m", make_servable(content), flavor="pyfunc")
     platform.serving.create_endpoint("scoring", "m:1", route="blue")
     return platform
 
@@ -171,10 +171,10 @@ def test_bad_traffic_input_is_a_usage_error(
 
 
 def test_a_change_the_store_fails_to_record_is_undone_in_the_backend(
-    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+    platform: Platform, make_servable: MakeArtifact, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for content in (b"v1", b"v2"):
-        platform.register_model("m", make_artifact(content))
+        platform.register_model("m", make_servable(content), flavor="pyfunc")
     serving = platform.serving
     add = platform.lineage.add
 

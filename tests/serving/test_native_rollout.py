@@ -17,10 +17,10 @@ from mintaka.rollout.controller import plan_steps
 
 
 def test_the_local_backend_emulates_native_rollout_with_cores_controller(
-    platform: Platform, make_artifact: MakeArtifact, capsys: pytest.CaptureFixture[str]
+    platform: Platform, make_servable: MakeArtifact, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    platform.register_model("credit", make_artifact(b"v1"))
-    platform.register_model("credit", make_artifact(b"v2"))
+    platform.register_model("credit", make_servable(b"v1"), flavor="pyfunc")
+    platform.register_model("credit", make_servable(b"v2"), flavor="pyfunc")
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     platform.serving.deploy("scoring", "credit:2", route="green")
     plan = TrafficPlan(
@@ -91,15 +91,15 @@ def test_rollout_status_reports_for_scripts_and_fails_on_a_rollback(
 )
 def test_a_native_rollout_fills_the_steps_a_cloud_walks_as_written(
     platform: Platform,
-    make_artifact: MakeArtifact,
+    make_servable: MakeArtifact,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
     strategy: str,
     native_shares: list[int],
     emulated_shares: list[int],
 ) -> None:
-    platform.register_model("credit", make_artifact(b"v1"))
-    platform.register_model("credit", make_artifact(b"v2"))
+    platform.register_model("credit", make_servable(b"v1"), flavor="pyfunc")
+    platform.register_model("credit", make_servable(b"v2"), flavor="pyfunc")
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     platform.serving.deploy("scoring", "credit:2", route="green")
     handed: list[TrafficPlan] = []
@@ -127,11 +127,11 @@ def test_a_native_rollout_fills_the_steps_a_cloud_walks_as_written(
 
 
 def test_a_reason_reading_like_a_native_rollout_does_not_hold_the_endpoint(
-    platform: Platform, make_artifact: MakeArtifact, capsys: pytest.CaptureFixture[str]
+    platform: Platform, make_servable: MakeArtifact, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Only a native rollout's recorded start counts as one, not a reason a caller wrote."""
-    platform.register_model("credit", make_artifact(b"v1"))
-    platform.register_model("credit", make_artifact(b"v2"))
+    platform.register_model("credit", make_servable(b"v1"), flavor="pyfunc")
+    platform.register_model("credit", make_servable(b"v2"), flavor="pyfunc")
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     platform.serving.deploy("scoring", "credit:2", route="green")
     home = str(platform.home)

@@ -32,10 +32,10 @@ BEFORE = {"blue": 100, "green": 0, "red": 0}
 
 
 @pytest.fixture
-def three(platform: Platform, make_artifact: MakeArtifact) -> Platform:
+def three(platform: Platform, make_servable: MakeArtifact) -> Platform:
     """``scoring`` serving credit:1 on blue, with credit:2 (green) and credit:3 (red) idle."""
     for content in (b"v1", b"v2", b"v3"):
-        platform.register_model("credit", make_artifact(content))
+        platform.register_model("credit", make_servable(content), flavor="pyfunc")
     platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     platform.serving.deploy("scoring", "credit:2", route="green")
     platform.serving.deploy("scoring", "credit:3", route="red")
