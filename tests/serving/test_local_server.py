@@ -761,3 +761,26 @@ def test_a_server_that_does_not_start_closes_its_sockets(
     failed.stop()
     assert bound
     assert all(sock.fileno() == -1 for sock in bound)
+
+
+def test_a_version_the_server_cannot_load_gets_no_traffic(served: Served, tmp_path: Path) -> None:
+    """An 'opaque' version (stored without serving) is refused live or shadow traffic before
+    the backend is called: the record never says an endpoint serves what it cannot."""
+    plat, _ = served
+    (tmp_path / "blob").mkdir()
+    (tmp_path / "blob" / "weights.bin").write_bytes(b"\x00\x01")
+    plat.register_model("credit", tmp_path / "blob")
+    with pytest.raises(ValidationError, match=r"credit:4 .*flavor 'opaque'.*--flavor sklearn"):
+        plat.serving.create_endpoint("stored", "credit:4")
+    assert [e.name for e in plat.serving.list_endpoints()] == ["scoring"]
+    before = plat.serving.deployment_history("scoring")
+    with pytest.raises(ValidationError, match="flavor 'opaque'"):
+        plat.serving.deploy("scoring", "credit:4", route="stored", weights={"stored": 100})
+    plat.serving.deploy("scoring", "credit:4", route="stored")  # a route with no traffic is fine
+    with pytest.raises(ValidationError, match="flavor 'opaque'"):
+        plat.serving.set_traffic("scoring", {"blue": 50, "stored": 50})
+    with pytest.raises(ValidationError, match="flavor 'opaque'"):
+        plat.serving.set_traffic("scoring", {"blue": 100}, shadow="stored", shadow_percent=10)
+    endpoint = plat.serving.get_endpoint("scoring")
+    assert endpoint.traffic == TrafficMap(weights={"blue": 100, "stored": 0})
+    assert len(plat.serving.deployment_history("scoring")) == len(before) + 1

@@ -32,6 +32,8 @@ from mintaka.errors import MintakaError, ValidationError
 
 PICKLE_SUFFIXES = frozenset({".pkl", ".pickle", ".joblib", ".pt", ".pth", ".dill", ".cloudpickle"})
 PYFUNC_FILE = "pyfunc.json"
+# The flavors load_predictor loads; any other is stored and governed, never served by Mintaka.
+SERVED_FLAVORS = frozenset({Flavor.SKLEARN, Flavor.PYFUNC})
 
 
 class UnsafeArtifact(ValidationError):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mintaka.domain.registry import Flavor
 from mintaka.domain.serving import Endpoint, Route, TrafficMap, TrafficPlan
 
 
@@ -39,6 +40,13 @@ class Serving(ABC):
         per row, where ``id`` is a prediction id unique across calls (the backend makes one
         when the cloud does not). A killed or unreachable endpoint raises ``BackendError``.
         """
+
+    def serves_flavor(self, flavor: Flavor) -> bool:
+        """Whether a route to a version of ``flavor`` can answer requests, checked by core
+        before such a route is given live or shadow traffic. By default yes: a cloud's serving
+        loads a version's bytes with its own image or runtime, which may read any format; a
+        backend that loads models itself says which flavors its loaders take."""
+        return True
 
 
 class TrafficSplit(ABC):

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, select, update
 
 from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
+from mintaka.domain.registry import Flavor
 from mintaka.domain.serving import Endpoint, EndpointMetrics, EndpointStatus, Route, TrafficMap
 from mintaka.errors import BackendError, Conflict, NotFound, ValidationError
 from mintaka.interfaces import (
@@ -120,6 +121,12 @@ class LocalServing(
     _backend_name = "local"
     _http: Any = None  # one pooled HTTP client, made on first invoke
     _log_store: Any = None  # the control-plane store, opened on first read of the log
+
+    def serves_flavor(self, flavor: Flavor) -> bool:
+        """The inference server loads a version with Mintaka's loaders: only their flavors."""
+        from mintaka.flavors.loader import SERVED_FLAVORS
+
+        return flavor in SERVED_FLAVORS
 
     @contextmanager
     def _serving_write(self) -> Iterator[Connection]:
@@ -322,7 +329,6 @@ class LocalServing(
         features: Sequence[str] = (),
     ) -> dict[str, str]:
         from mintaka.artifacts import ArtifactStore, manifest_of
-        from mintaka.domain.registry import Flavor
         from mintaka.files import file_path
         from mintaka.flavors.loader import load_predictor
         from mintaka.serving.batch import file_format, read_rows, write_rows

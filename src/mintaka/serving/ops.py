@@ -146,6 +146,12 @@ def _undone_on_failure(undo: Callable[[], object], what: str) -> Iterator[None]:
         raise
 
 
+def _reached(traffic: TrafficMap) -> set[str]:
+    """The routes ``traffic`` sends live or shadow requests to."""
+    shadow = {traffic.shadow} if traffic.shadow and traffic.shadow_percent > 0 else set()
+    return set(_live(traffic.weights)) | shadow
+
+
 def _live(weights: Mapping[str, int]) -> dict[str, int]:
     """The routes of ``weights`` taking live traffic."""
     return {route: weight for route, weight in weights.items() if weight > 0}
@@ -285,6 +291,7 @@ class ServingService:
         routes = (Route(name=route_name, model=version.name, version=version.version),)
         traffic = _traffic({route_name: 100}, None, 0)
         versions = {route_name: version}
+        self._check_servable(name, traffic, versions)
         decision = self._gate("endpoint.create", name, routes, traffic, versions, killed=False)
         created = serving.create_endpoint(name, routes, traffic)
         now = self.platform._now()
@@ -366,6 +373,7 @@ class ServingService:
         current = seen.endpoint
         self.check_native_rollout_recorded(current.name)
         versions = self._route_versions(routes)
+        self._check_servable(current.name, traffic, versions, current.traffic)
         decision = self._gate(action, current.name, routes, traffic, versions, current)
         serving = self.platform._area(Capability.SERVING, Serving)
         serving.update_routes(current.name, routes, traffic)
@@ -463,6 +471,8 @@ class ServingService:
             self.platform._area(Capability.SERVING_SHADOW, ShadowTraffic)
         splitter = self.platform._area(Capability.SERVING_TRAFFIC_SPLIT, TrafficSplit)
         versions = self._route_versions(current.routes)
+        if action != "endpoint.kill":
+            self._check_servable(endpoint, traffic, versions, current.traffic)
         decision = self._gate(
             action, endpoint, current.routes, traffic, versions, current, strategy=strategy
         )
@@ -1087,6 +1097,30 @@ class ServingService:
             put(recorded)
         except NotFound:
             log.info("%s: gone from the backend; nothing to put back", before.name)
+
+    def _check_servable(
+        self,
+        endpoint: str,
+        traffic: TrafficMap,
+        versions: Mapping[str, ModelVersion],
+        current: TrafficMap | None = None,
+    ) -> None:
+        """``ValidationError`` when ``traffic`` gives live or shadow requests to a route whose
+        version's flavor the backend cannot serve (and ``current`` did not already): the
+        endpoint would be recorded as serving it while every such request fails, or while the
+        server keeps answering from the routes it can load. Checked before any backend call."""
+        serving = self.platform._area(Capability.SERVING, Serving)
+        already = _reached(current) if current is not None else set()
+        for route in sorted(_reached(traffic) - already):
+            version = versions[route]
+            if not serving.serves_flavor(version.flavor):
+                raise ValidationError(
+                    f"{version.name}:{version.version} (route {route!r} of {endpoint!r}) has "
+                    f"flavor {version.flavor.value!r}, which the {self.platform.backend.name} "
+                    "backend cannot serve; give it no traffic, or register the model with a "
+                    "served flavor (`mintaka models register ... --flavor sklearn` or "
+                    "`--flavor pyfunc`)"
+                )
 
     def _route_versions(self, routes: Sequence[Route]) -> dict[str, ModelVersion]:
         return {r.name: self.platform.get_model_version(r.model, r.version) for r in routes}

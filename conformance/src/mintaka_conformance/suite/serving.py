@@ -18,7 +18,16 @@ from typing import Any
 
 import pytest
 
-from mintaka import BackendError, Capability, Conflict, MintakaError, NotFound, Platform
+from mintaka import (
+    BackendError,
+    Capability,
+    Conflict,
+    MintakaError,
+    NotFound,
+    Platform,
+    ValidationError,
+)
+from mintaka.domain.registry import Flavor
 from mintaka.domain.serving import (
     Endpoint,
     EndpointStatus,
@@ -32,7 +41,8 @@ from mintaka.rollout import native
 from mintaka.rollout.controller import plan_steps
 from mintaka.rollout.steps import NATIVE_STEP_SHARES
 from mintaka_conformance.fixtures import AbstractBackendFixtures
-from mintaka_conformance.scenarios import ModelScenario, Names, ServableModel
+from mintaka_conformance.scenarios import MakeArtifact, ModelScenario, Names, ServableModel
+from mintaka_conformance.spy import BackendSpy
 
 
 class AbstractServingTests(AbstractBackendFixtures):
@@ -268,6 +278,28 @@ class AbstractServingTests(AbstractBackendFixtures):
             platform.serving.invoke(live_endpoint, servable.row(0))
         platform.serving.unkill(live_endpoint)
         assert platform.serving.invoke(live_endpoint, servable.row(0))["route"] == "blue"
+
+    @pytest.mark.requires(Capability.SERVING)
+    def test_an_endpoint_on_a_flavor_the_backend_cannot_serve_is_refused(
+        self,
+        platform: Platform,
+        cloud: Any,
+        spy: BackendSpy,
+        names: Names,
+        make_artifact: MakeArtifact,
+        endpoint_name: str,
+    ) -> None:
+        """The backend MUST name through ``serves_flavor`` every flavor it cannot serve, so that
+        an endpoint on a version of one is refused before any serving call is made."""
+        if cloud.serves_flavor(Flavor.OPAQUE):
+            pytest.skip("the backend serves every flavor's files with its own runtime")
+        model = names.model("stored")
+        platform.register_model(model, make_artifact(b"stored"), flavor=Flavor.OPAQUE)
+        before = len(spy.calls)
+        with pytest.raises(ValidationError, match="flavor 'opaque'"):
+            platform.serving.create_endpoint(endpoint_name, f"{model}:1", route="blue")
+        assert "create_endpoint" not in spy.called[before:]
+        assert endpoint_name not in {e.name for e in cloud.list_endpoints()}
 
     @pytest.mark.requires(Capability.SERVING, Capability.MONITORING_METRICS)
     def test_metrics_cover_the_requested_window(
