@@ -1016,11 +1016,6 @@ class MonitoringService:
         )
         return max(table.values(), default=0.0)
 
-    def reference_profile(self, endpoint: str) -> tuple[str, dict[str, Any]] | None:
-        """The training-data profile of the version taking most of ``endpoint``'s traffic."""
-        found = self.reference(endpoint)
-        return None if found is None else (found.dataset_id, found.profile)
-
     def reference(self, endpoint: str) -> Reference | None:
         """What ``endpoint``'s drift is measured against (see :class:`Reference`)."""
         return self._reference(self.platform.serving.get_endpoint(endpoint))
@@ -1218,13 +1213,6 @@ class MonitoringService:
             f"drift signal {signal.name!r}: no {metric} against {reference.dataset_id} for {why}",
         )
 
-    def prediction_reference(self, endpoint: str) -> DatasetProfile | None:
-        """The profile of the live model's own predictions on its training data (see
-        :meth:`version_scores`), for the version taking most of ``endpoint``'s traffic."""
-        found = self._live_version(endpoint)
-        scores = None if found is None else self.version_scores(found)
-        return None if scores is None else scores.profile
-
     def version_scores(self, found: ModelVersion) -> TrainingScores | None:
         """The profile of ``found``'s own predictions on its training data: the reference for
         drift of the prediction itself. Scores a seeded uniform sample of at most
@@ -1263,14 +1251,6 @@ class MonitoringService:
                 f"{found.name}:{found.version} could not score {named}: {exc}"
             ) from None
         return TrainingScores(profile({PREDICTION: scores}), named, sample.skipped, sample.read)
-
-    def _live_version(self, endpoint: str) -> ModelVersion | None:
-        current = self.platform.serving.get_endpoint(endpoint)
-        routes = {r.name: r for r in current.routes}
-        for route, weight in sorted(current.traffic.weights.items(), key=lambda item: -item[1]):
-            if weight > 0 and route in routes:
-                return self.platform.get_model_version(routes[route].model, routes[route].version)
-        return None
 
     def _prediction_drift(
         self, spec: MonitorSpec, signal: Signal, metric: str, now: datetime, scored: Scored
