@@ -238,11 +238,10 @@ class ServingService:
             ).one_or_none()
         if newest is None or newest.action != "endpoint.rollout":
             return None
-        details = json.loads(newest.canonical).get("details") or {}
-        rollout = rollout_of(str(details.get("reason", "")))
-        if rollout is None or details.get("deployment") != latest.id:
+        started = _rollout_start(newest.canonical)
+        if started is None or started[0] != latest.id:
             return None
-        return latest, rollout
+        return latest, started[1]
 
     def native_starts(self, endpoint: str) -> dict[str, str]:
         """The native rollouts started on ``endpoint``, as deployment id -> rollout id, oldest
@@ -259,10 +258,9 @@ class ServingService:
                 )
                 .order_by(audit_events.c.seq)
             ).scalars():
-                details = json.loads(canonical).get("details") or {}
-                rollout = rollout_of(str(details.get("reason", "")))
-                if rollout is not None and details.get("deployment"):
-                    found[str(details["deployment"])] = rollout
+                started = _rollout_start(canonical)
+                if started is not None:
+                    found[started[0]] = started[1]
         return found
 
     def check_native_rollout_recorded(
@@ -1267,6 +1265,16 @@ class ServingService:
         return [event]
 
 
+def _rollout_start(canonical: str) -> tuple[str, str] | None:
+    """The deployment and the native rollout an ``endpoint.rollout`` audit event (its
+    canonical JSON) recorded the start of; None for an event that recorded no such start."""
+    details = json.loads(canonical).get("details") or {}
+    rollout = rollout_of(str(details.get("reason", "")))
+    if rollout is None or not details.get("deployment"):
+        return None
+    return str(details["deployment"]), rollout
+
+
 def latest_deployment(conn: Connection, endpoint: str) -> Any | None:
     """The row of the endpoint's latest deployment (None without one), read in the caller's
     transaction: what a change checks it still follows."""
@@ -1305,14 +1313,9 @@ def _endpoint_row(conn: Connection, name: str) -> Any:
 def _revision(conn: Connection, name: str) -> tuple[str | None, int, int]:
     """The endpoint's latest deployment and the audit sequence numbers of its latest kill and
     latest release."""
-    latest = conn.execute(
-        select(deployments.c.id)
-        .where(deployments.c.endpoint == name)
-        .order_by(deployments.c.seq.desc())
-        .limit(1)
-    ).scalar()
+    latest = latest_deployment(conn, name)
     return (
-        latest,
+        None if latest is None else latest.id,
         _latest_event(conn, name, "endpoint.kill"),
         _latest_event(conn, name, "endpoint.unkill"),
     )
