@@ -42,7 +42,6 @@ emulation (``mintaka rollout`` without ``--native``).
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Sequence
 from enum import StrEnum
@@ -208,10 +207,8 @@ def _retire_previous(
     run (a kill stopped it before its status was asked). Best effort: what is left is retired
     by the next status asked, and the new rollout is not refused for it."""
     latest = next((d for d in reversed(history) if d.id in starts), None)
-    if latest is None:
-        return
-    with contextlib.suppress(BackendError, NotFound):
-        rollout.retire_rollout(latest.endpoint, starts[latest.id])
+    if latest is not None:
+        _retire(rollout, latest.endpoint, starts[latest.id])
 
 
 def status(platform: Platform, endpoint: str, rollout_id: str) -> NativeRolloutStatus:
