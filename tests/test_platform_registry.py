@@ -414,11 +414,11 @@ def test_categorical_columns_must_name_columns_of_profiled_data(
     data.write_text("segment,income\n1,0.5\n2,0.7\n")
     blob = tmp_path / "d.bin"
     blob.write_bytes(b"weights")
-    with pytest.raises(ValidationError, match=r"categorical columns not in the data: \['segmnt'\]"):
+    with pytest.raises(ValidationError, match=r"categorical column\(s\) not in the data: 'segmnt'"):
         platform.register_dataset("d", data, categorical=["segmnt"])
-    with pytest.raises(ValidationError, match="not a CSV or Parquet file"):
+    with pytest.raises(ValidationError, match="only a CSV or Parquet file is profiled"):
         platform.register_dataset("b", blob, categorical=["segment"])
-    with pytest.raises(ValidationError, match="only when the data is profiled"):
+    with pytest.raises(ValidationError, match="cannot go with --no-profile"):
         platform.register_dataset("d", data, profile=False, categorical=["segment"])
     assert platform.find_datasets("d") == platform.find_datasets("b") == []
     profiled = platform.register_dataset("d", data, categorical=["segment"])

@@ -186,18 +186,35 @@ _SELECT_VERSION_BY_ALIAS = (
 )
 
 
+def _check_categorical(source: Path, columns: Sequence[str], *, profile: bool) -> None:
+    """Refuse categorical ``columns`` where they would change nothing, so that a typo does not
+    profile a category column as numbers without a word: without a profile, for a file that is
+    not profiled, or naming a column the file does not have (read from its header only)."""
+    from mintaka.serving.batch import FORMATS, column_names
+
+    if not profile:
+        raise ValidationError(
+            "categorical columns shape the profile; they cannot go with --no-profile "
+            "(profile=False)"
+        )
+    if not source.is_file() or source.suffix.lower() not in FORMATS:
+        raise ValidationError(
+            f"categorical columns given, but {source} is not profiled; only a CSV or Parquet file "
+            "is profiled"
+        )
+    missing = sorted(set(columns) - set(column_names(source)))
+    if missing:
+        raise ValidationError(
+            f"categorical column(s) not in the data: {', '.join(map(repr, missing))}"
+        )
+
+
 def _profile_of(source: Path, categorical: Sequence[str]) -> dict[str, Any] | None:
     """The reference profile of a tabular file, or ``None`` for anything that is not one (or
-    holds no rows). ``categorical`` must name columns of the file: a typo would otherwise
-    profile a category column as numbers without a word."""
+    holds no rows)."""
     from mintaka.serving.batch import FORMATS, read_rows
 
     if not source.is_file() or source.suffix.lower() not in FORMATS:
-        if categorical:
-            raise ValidationError(
-                f"categorical columns {list(categorical)} given for {source.name}, which is not "
-                f"a CSV or Parquet file Mintaka profiles"
-            )
         return None
     from mintaka.monitoring.profiles import profile
 
@@ -1100,9 +1117,9 @@ class Platform:
         live traffic with. ``categorical`` names the columns to treat as categories.
         """
         validate_dataset_name(name)
-        if categorical and not profile:
-            raise ValidationError("categorical columns are read only when the data is profiled")
         source = Path(path)
+        if categorical:
+            _check_categorical(source, categorical, profile=profile)
         digest = manifest_of(source).digest
         with self.store.read() as conn:
             row = conn.execute(

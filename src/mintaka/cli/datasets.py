@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -99,8 +98,6 @@ def register(
     if not path.exists():
         raise ValidationError(f"dataset path does not exist: {path}")
     columns = categorical or []
-    if columns:
-        _check_categorical(path, columns, profile=profile)
     plat = platform(ctx)
     known = {d.id for d in plat.find_datasets(name)}
     dataset = plat.register_dataset(name, path, profile=profile, categorical=columns)
@@ -110,45 +107,6 @@ def register(
         console.print(f"dataset {escape(name)} is already recorded as [bold]{dataset.id}[/]")
     else:
         console.print(f"recorded dataset {escape(name)} as [bold]{dataset.id}[/]")
-
-
-def _check_categorical(path: Path, columns: list[str], *, profile: bool) -> None:
-    """Refuse ``--categorical`` where it would change nothing: without a profile, for a file
-    that is not profiled, or naming a column the file does not have."""
-    from mintaka.serving.batch import FORMATS
-
-    if not profile:
-        raise ValidationError("--categorical shapes the profile; it cannot go with --no-profile")
-    if not path.is_file() or path.suffix.lower() not in FORMATS:
-        raise ValidationError(
-            f"--categorical: {path} is not profiled; only a CSV or Parquet file is profiled"
-        )
-    missing = sorted(set(columns) - set(_column_names(path)))
-    if missing:
-        raise ValidationError(
-            f"categorical column(s) not in the data: {', '.join(map(repr, missing))}"
-        )
-
-
-def _column_names(path: Path) -> list[str]:
-    """The column names of a CSV or Parquet file, read from its header or schema only."""
-    from mintaka.serving.batch import csv_reader, file_format
-
-    if file_format(path) == "csv":
-        try:
-            with path.open(newline="", encoding="utf-8-sig") as handle:
-                return list(csv_reader(path, handle).fieldnames or ())
-        except UnicodeDecodeError as exc:
-            raise ValidationError(f"{path} is not UTF-8 text: {exc}") from None
-        except csv.Error as exc:
-            raise ValidationError(f"{path} is not a readable CSV file: {exc}") from None
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    try:
-        return list(pq.read_schema(path).names)
-    except (pa.ArrowException, OSError) as exc:
-        raise ValidationError(f"{path} is not a readable Parquet file: {exc}") from None
 
 
 @app.command("list")

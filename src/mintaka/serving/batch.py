@@ -41,6 +41,25 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     return list(table.to_pylist())
 
 
+def column_names(path: Path) -> list[str]:
+    """The column names of a CSV or Parquet file, read from its header or schema only."""
+    if file_format(path) == "csv":
+        try:
+            with path.open(newline="", encoding="utf-8-sig") as handle:
+                return list(csv_reader(path, handle).fieldnames or ())
+        except UnicodeDecodeError as exc:
+            raise ValidationError(f"{path} is not UTF-8 text: {exc}") from None
+        except csv.Error as exc:
+            raise ValidationError(f"{path} is not a readable CSV file: {exc}") from None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except (pa.ArrowException, OSError) as exc:
+        raise ValidationError(f"{path} is not a readable Parquet file: {exc}") from None
+
+
 def csv_reader(path: Path, handle: IO[str]) -> csv.DictReader[str]:
     """A ``DictReader`` over ``handle`` (the CSV file ``path``) whose header names each column
     once: a repeated name would hand every row only its last column of that name."""
