@@ -146,13 +146,22 @@ _NUMBER = re.compile(
 )
 
 
-def _feature(value: Any) -> float:
-    """One feature value as a float: a number (not a bool) or the text of one."""
+def number_of(value: Any) -> float | None:
+    """``value`` as a float when it is a number (not a bool) or the text of one (``_NUMBER``),
+    else None: how a model input is read, wherever Mintaka reads one."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
     if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
         return float(value)
-    raise ValueError(f"{value!r} is not a number")
+    return None
+
+
+def _feature(value: Any) -> float:
+    """One feature value as a float: a number (not a bool) or the text of one."""
+    number = number_of(value)
+    if number is None:
+        raise ValueError(f"{value!r} is not a number")
+    return number
 
 
 def load_predictor(

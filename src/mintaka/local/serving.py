@@ -556,9 +556,10 @@ def _column_kind(values: list[Any], dtype: str) -> type[int] | type[float] | Non
 
 
 def _is_finite_number(text: str) -> bool:
-    from mintaka.flavors.loader import _NUMBER
+    from mintaka.flavors.loader import number_of
 
-    return bool(_NUMBER.fullmatch(text.strip())) and math.isfinite(float(text))
+    number = number_of(text)
+    return number is not None and math.isfinite(number)
 
 
 def _json_safe(values: dict[str, Any]) -> dict[str, Any]:

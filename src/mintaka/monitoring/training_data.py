@@ -113,23 +113,14 @@ def _typed_value(value: Any, kind: str) -> Any:
         return None
     if kind == "text":
         return value
-    number = _number(value)
+    from mintaka.flavors.loader import number_of
+
+    number = number_of(value)
     if number is None or not math.isfinite(number):
         return None
     if kind == "int":
         return int(number) if number.is_integer() else None
     return number
-
-
-def _number(value: Any) -> float | None:
-    """``value`` as a float when it is a number (not a bool) or the text of one."""
-    from mintaka.flavors.loader import _NUMBER
-
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
-        return float(value)
-    return None
 
 
 def _sample(rows: Iterable[dict[str, Any]], size: int, seed: int) -> list[dict[str, Any]]:
