@@ -45,6 +45,7 @@ from mintaka.domain.pipelines import (
 )
 from mintaka.errors import BackendError, Conflict, NotFound, ValidationError
 from mintaka.interfaces import PipelineExecution
+from mintaka.numbers import as_float
 from mintaka.pipelines.contract import parameter_text, refuse_controller_step
 from mintaka_databricks import step_runner
 from mintaka_databricks.errors import BACKEND
@@ -254,16 +255,9 @@ def _is_json_of(kind: type, text: str) -> bool:
     if kind is int:
         return isinstance(value, int)
     if kind is float:
-        return isinstance(value, int | float) and _is_finite(value)
+        # an int too large for a float reads as infinite (as_float), so is no float
+        return isinstance(value, int | float) and math.isfinite(as_float(value))
     return isinstance(value, kind)
-
-
-def _is_finite(number: int | float) -> bool:
-    """Whether ``number`` is a finite float (an int too large for one is not)."""
-    try:
-        return math.isfinite(number)
-    except OverflowError:
-        return False
 
 
 def _check_parameters(pipeline: NativePipeline, parameters: dict[str, str]) -> None:
