@@ -649,3 +649,61 @@ def test_changes_lock_the_endpoint_row_they_check_before_recording(three: Platfo
     finally:
         event.remove(engine, "before_execute", seen)
     assert all(counts), counts
+
+
+def _release_interrupted(platform: Platform, *, backend_released: bool) -> None:
+    """Kill ``scoring``, then leave it as a process that stopped mid-release does: its row
+    marked as being released, the release never recorded (and, with ``backend_released``, the
+    backend released already)."""
+    from sqlalchemy import update
+
+    from mintaka.store.schema import endpoints
+
+    platform.serving.kill("scoring", reason="incident")  # nothing known good elsewhere
+    if backend_released:
+        platform.backend.unkill("scoring")  # type: ignore[attr-defined]
+    with platform.store.write() as conn:
+        conn.execute(update(endpoints).where(endpoints.c.name == "scoring").values(killed=2))
+
+
+@pytest.mark.parametrize("backend_released", [False, True])
+def test_an_interrupted_release_reads_as_killed_and_says_so(
+    three: Platform,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    backend_released: bool,
+) -> None:
+    _release_interrupted(three, backend_released=backend_released)
+    shown = three.serving.get_endpoint("scoring")
+    assert shown.status.value == "killed"
+    assert shown.extra == {"release": "unrecorded"}
+    code, out, err = cli(capsys, "--home", str(three.home), "endpoints", "show", "scoring")
+    assert code == 0, err
+    assert "release is under way, or was interrupted" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("backend_released", [False, True])
+def test_a_release_after_an_interrupted_one_completes_it(
+    three: Platform, backend_released: bool
+) -> None:
+    _release_interrupted(three, backend_released=backend_released)
+    released = three.serving.unkill("scoring", reason="completing it")
+    assert (released.status.value, released.extra) == ("in_service", {})
+    _backend_matches_store(three)
+    [event] = [e for e in three.audit.events() if e.action == "endpoint.unkill"]
+    assert event.details["reason"] == "completing it"
+
+
+@pytest.mark.parametrize("backend_released", [False, True])
+def test_a_kill_after_an_interrupted_release_holds_and_is_recorded(
+    three: Platform, backend_released: bool
+) -> None:
+    _release_interrupted(three, backend_released=backend_released)
+    killed = three.serving.kill("scoring", reason="again")
+    assert (killed.status.value, killed.extra) == ("killed", {})
+    _backend_matches_store(three)
+    kills = [e for e in three.audit.events() if e.action == "endpoint.kill"]
+    assert [e.details["reason"] for e in kills] == ["incident", "again"]
+    before = len(three.audit.events())
+    three.serving.kill("scoring", reason="once more")
+    assert len(three.audit.events()) == before  # plainly killed now: nothing recorded

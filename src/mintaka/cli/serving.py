@@ -35,11 +35,24 @@ def _weights(pairs: list[str]) -> dict[str, int]:
     return weights
 
 
+def _status(endpoint: Endpoint) -> str:
+    """The endpoint's status, saying when its release is marked and not recorded: under way,
+    or stopped before it was recorded (the cloud may be serving already)."""
+    from mintaka.serving.ops import RELEASE_UNRECORDED
+
+    if endpoint.extra == RELEASE_UNRECORDED:
+        return (
+            f"{endpoint.status.value} (a release is under way, or was interrupted: unkill "
+            "completes it, kill pulls the switch again)"
+        )
+    return endpoint.status.value
+
+
 def show_endpoint(endpoint: Endpoint) -> None:
     fields(
         endpoint.name,
         [
-            ("status", endpoint.status.value),
+            ("status", _status(endpoint)),
             ("routes", [f"{r.name} -> {r.model}:{r.version}" for r in endpoint.routes]),
             ("traffic", endpoint.traffic.weights),
             (
@@ -120,7 +133,7 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         [
             (
                 e.name,
-                e.status.value,
+                _status(e),
                 ", ".join(f"{k}={v}" for k, v in e.traffic.weights.items()),
                 e.traffic.shadow,
             )

@@ -76,6 +76,9 @@ log = logging.getLogger(__name__)
 # is applied (read as killed until the release is recorded).
 _KILLED = 1
 _RELEASING = 2
+# ``Endpoint.extra`` of a killed endpoint whose row says a release is under way: one applied
+# now, or one whose process stopped before recording it (the cloud may be released already).
+RELEASE_UNRECORDED = {"release": "unrecorded"}
 
 
 @dataclass(frozen=True)
@@ -618,7 +621,9 @@ class ServingService:
         already killed records nothing; the switch is sent to the backend again, which settles a
         cloud where it was released outside Mintaka. Where a release was recorded, or was being
         applied, since the endpoint was read, the kill is recorded after all, and a release
-        being applied is refused: the kill wins."""
+        being applied is refused: the kill wins. So is a kill on an endpoint whose release was
+        marked and never recorded (:data:`RELEASE_UNRECORDED`; its process may have stopped
+        after the backend released it): the store cannot tell it from a release under way."""
         current = self.get_endpoint(endpoint)
         if current.status is EndpointStatus.KILLED:  # sent again: settles a cloud released
             return self._switch(endpoint, True, reason, again=True)  # outside Mintaka
@@ -647,7 +652,10 @@ class ServingService:
 
     def unkill(self, endpoint: str, *, reason: str = "") -> Endpoint:
         """Release the kill switch; the policy may require a role to do so. An endpoint that
-        is not killed is a Conflict (nothing is changed or audited)."""
+        is not killed is a Conflict (nothing is changed or audited). On an endpoint whose
+        release was marked and never recorded (:data:`RELEASE_UNRECORDED`) this completes that
+        release: the backend's release is sent again (a cloud already released is answered as
+        it is), the recorded traffic put back and the release recorded."""
         if self.get_endpoint(endpoint).status is not EndpointStatus.KILLED:
             raise Conflict(f"endpoint {endpoint!r} is not killed; there is nothing to release")
         return self._switch(endpoint, False, reason)
@@ -722,6 +730,7 @@ class ServingService:
         with self.platform.store.write() as conn:
             _check_unchanged(conn, seen, action)
             _mark_killed(conn, name, _RELEASING)
+        seen = _releasing(seen)
         try:
             released = switch.unkill(name)
         except BaseException:
@@ -1355,6 +1364,13 @@ def _check_unchanged(conn: Connection, seen: _Seen, action: str) -> None:
         )
 
 
+def _releasing(seen: _Seen) -> _Seen:
+    """``seen`` as its row reads once the release is marked (:data:`RELEASE_UNRECORDED`): what
+    the release checks is still so when it records itself."""
+    marked = seen.endpoint.model_copy(update={"extra": dict(RELEASE_UNRECORDED)})
+    return _Seen(marked, seen.latest, seen.kill, seen.release)
+
+
 def _check_follows(seen: _Seen, follows: str, action: str) -> None:
     """Refuse (``Conflict``) a change meant to come right after deployment ``follows`` when
     the endpoint, as ``seen``, was killed or changed since."""
@@ -1369,8 +1385,10 @@ def _check_follows(seen: _Seen, follows: str, action: str) -> None:
 
 
 def _endpoint(row: Any) -> Endpoint:
-    from mintaka.domain.serving import EndpointStatus
-
+    """The endpoint a row records; one whose release is marked but not recorded is killed,
+    with :data:`RELEASE_UNRECORDED` as its ``extra``: a process that stopped between marking
+    the release and recording it leaves it so until ``unkill`` completes the release (the
+    backend's release is idempotent) or ``kill`` pulls the switch again."""
     return Endpoint(
         name=row.name,
         status=EndpointStatus.KILLED if row.killed else EndpointStatus(row.status),
@@ -1378,6 +1396,7 @@ def _endpoint(row: Any) -> Endpoint:
         traffic=TrafficMap(**row.traffic),
         backend=row.backend,
         backend_ids=row.backend_ids,
+        extra=dict(RELEASE_UNRECORDED) if row.killed == _RELEASING else {},
     )
 
 
