@@ -707,3 +707,29 @@ def test_a_kill_after_an_interrupted_release_holds_and_is_recorded(
     before = len(three.audit.events())
     three.serving.kill("scoring", reason="once more")
     assert len(three.audit.events()) == before  # plainly killed now: nothing recorded
+
+
+@pytest.mark.parametrize("lost", ["nothing", "traffic", "shadow", "routes"])
+def test_a_release_puts_back_the_shadow_the_endpoint_had_when_killed(
+    three: Platform, lost: str
+) -> None:
+    serving = three.serving
+    backend: Any = three.backend
+    serving.deploy("scoring", "m:2", route="green")
+    serving.deploy("scoring", "m:3", route="red")
+    serving.set_traffic(
+        "scoring", {"blue": 100, "green": 0, "red": 0}, shadow="green", shadow_percent=20
+    )
+    before = serving.get_endpoint("scoring")
+    serving.kill("scoring", reason="incident")  # nothing known good elsewhere: the switch
+    if lost == "traffic":
+        backend.set_traffic(
+            "scoring", before.traffic.model_copy(update={"weights": {"blue": 50, "red": 50}})
+        )
+    elif lost == "shadow":
+        backend.set_traffic("scoring", TrafficMap(weights=before.traffic.weights))
+    elif lost == "routes":
+        backend.update_routes("scoring", before.routes[:2], TrafficMap(weights={"blue": 100}))
+    released = serving.unkill("scoring", reason="fixed")
+    assert (released.routes, released.traffic) == (before.routes, before.traffic)
+    _backend_matches_store(three)
