@@ -196,6 +196,38 @@ def test_changes_wait_for_a_native_rollouts_end_but_the_kill_switch_does_not(
     three.serving.set_traffic("scoring", {"red": 100})  # the kill stopped the rollout
 
 
+@pytest.mark.parametrize("before", [BEFORE, {"blue": 50, "green": 50, "red": 0}])
+def test_a_kill_pulled_while_a_native_rollout_starts_stays_in_force(
+    three: Platform, monkeypatch: pytest.MonkeyPatch, before: dict[str, int]
+) -> None:
+    """From blue alone the kill pulls the switch; from a split it puts blue back (known good
+    since the endpoint was made). Either way the start is not recorded over it, and the cloud,
+    which began walking the plan after the kill, is put back to the kill."""
+    if before != BEFORE:
+        three.serving.set_traffic("scoring", before)
+    backend: Any = three.backend
+
+    class KilledMeanwhile(_Cloud):
+        def start_rollout(self, plan: TrafficPlan) -> str:
+            three.serving.kill("scoring", reason="incident")
+            backend.set_traffic("scoring", TrafficMap(weights=plan.steps[0].weights))
+            return super().start_rollout(plan)
+
+    monkeypatch.setattr(native, "_native", lambda plat: KilledMeanwhile())
+    with pytest.raises(Conflict, match=r"killed while endpoint\.rollout.*r-7"):
+        native.start(three, _plan({"blue": 50, "green": 50}, {"green": 100}))
+    recorded = three.serving.get_endpoint("scoring")
+    assert recorded.status.value == ("killed" if before == BEFORE else "in_service")
+    assert recorded.traffic.weights == BEFORE
+    assert not [d for d in three.serving.deployment_history("scoring") if "r-7" in d.reason]
+    assert [e.action for e in three.audit.events(subject="scoring")][-1] == "endpoint.kill"
+    assert three.serving.unrecorded_native_rollout("scoring") is None
+    held = backend.get_endpoint("scoring")
+    assert held.status == recorded.status
+    if recorded.status.value != "killed":  # a killed endpoint's traffic is put back on release
+        assert held.traffic == recorded.traffic
+
+
 # -- a rollout that cannot start marks nothing --------------------------------------------------
 
 

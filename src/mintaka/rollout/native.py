@@ -15,9 +15,14 @@ change:
   traffic gate, as core's controller has it. The plan's final traffic (its last step, keeping
   the shadow as core's controller does: the plan's, else the endpoint's own unless it goes
   live) then passes the traffic gate (approvals, risk tier, the kill switch)
-  before any cloud call; the current traffic is marked known-good (the rollback target); the
-  cloud starts the rollout; the final traffic is recorded as a deployment (``endpoint.rollout``,
-  its reason naming the rollout id), audited with the gate's decision.
+  before any cloud call; the current traffic is marked known-good (the rollback target), only
+  while it is still the endpoint's latest and the endpoint is not killed; the cloud starts the
+  rollout; the final traffic is recorded as a deployment (``endpoint.rollout``, its reason
+  naming the rollout id), audited with the gate's decision, only while the endpoint is as the
+  start read it. A kill (or another change) recorded while the cloud started it refuses the
+  record (``Conflict``, naming the rollout id) and the cloud is put back to what the store
+  records (the kill switch again, or the kill's traffic): the store never says the endpoint
+  rolls out over a kill.
 - ``status``: asks the cloud. ``succeeded`` marks the new traffic known-good. ``rolled_back`` or
   ``failed`` records the traffic the cloud went back to (``endpoint.rollback``) and raises a
   critical ``rollout-native`` alert, once per rollout however often (and by however many
@@ -42,6 +47,7 @@ emulation (``mintaka rollout`` without ``--native``).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from enum import StrEnum
@@ -57,7 +63,7 @@ from mintaka.domain.serving import (
     TrafficPlan,
 )
 from mintaka.errors import BackendError, Conflict, NotFound, UnsupportedCapability, ValidationError
-from mintaka.interfaces import NativeRollout, Serving
+from mintaka.interfaces import KillSwitch, NativeRollout, Serving, TrafficSplit
 from mintaka.rollout.controller import (
     NATIVE_REASON,
     check_no_rollout_under_way,
@@ -65,7 +71,13 @@ from mintaka.rollout.controller import (
     gate_rollback,
     step_shadow,
 )
-from mintaka.serving.ops import _traffic, latest_deployment
+from mintaka.serving.ops import (
+    _as_sent,
+    _check_unchanged,
+    _traffic,
+    _undone_on_failure,
+    latest_deployment,
+)
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -156,7 +168,8 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     """Hand ``plan`` to the cloud after the traffic gate; returns the cloud's rollout id."""
     rollout = _native(platform)  # before anything else: refused with nothing done
     serving = platform.serving
-    current = serving.get_endpoint(plan.endpoint)
+    seen = serving._seen(plan.endpoint)
+    current = seen.endpoint
     check_plan(plan, current)
     rollout.check_native_plan(plan, current)
     in_cloud = _in_service(platform, plan.endpoint)
@@ -180,23 +193,48 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
         strategy=plan.strategy,
     )
     _retire_previous(rollout, history, serving.native_starts(plan.endpoint))
-    serving.mark_known_good(plan.endpoint)
+    serving.mark_known_good(plan.endpoint, expected=seen.latest)
     rollout_id = rollout.start_rollout(plan)
     why = NATIVE_REASON + rollout_id + (f": {reason}" if reason else "")
-    with platform.store.write() as conn:
-        events = serving._record_deployment(
-            conn,
-            plan.endpoint,
-            current.routes,
-            target,
-            versions,
-            plan.strategy,
-            why,
-            decision=decision,
-            action=START_ACTION,
-        )
+    undo = functools.partial(serving._put_back, current, functools.partial(_restore, platform))
+    try:
+        with (
+            _undone_on_failure(undo, f"native rollout {rollout_id} on {plan.endpoint}"),
+            platform.store.write() as conn,
+        ):
+            _check_unchanged(conn, seen, START_ACTION)
+            events = serving._record_deployment(
+                conn,
+                plan.endpoint,
+                current.routes,
+                target,
+                versions,
+                plan.strategy,
+                why,
+                decision=decision,
+                action=START_ACTION,
+            )
+    except Conflict as exc:
+        raise Conflict(
+            f"{exc}; the cloud had started native rollout {rollout_id}, which is not recorded: "
+            f"check the endpoint (`mintaka sync`) and, if the cloud still walks it, pull the "
+            "kill switch again"
+        ) from exc
     platform._after_commit(events)
     return rollout_id
+
+
+def _restore(platform: Platform, recorded: Endpoint) -> None:
+    """Put back in the cloud what the store records of an endpoint a native rollout was started
+    on and not recorded (a kill, or another change, was recorded meanwhile): the kill switch,
+    or the recorded traffic. No capability stops a cloud's rollout as such; the switch, or a
+    traffic change the cloud makes over the rollout, is what leaves the kill in force. A cloud
+    that refuses the change while it walks the plan has it logged (``_undone_on_failure``)."""
+    if recorded.status is EndpointStatus.KILLED:
+        platform._area(Capability.SERVING_KILL, KillSwitch).kill(recorded.name)
+        return
+    sent = _as_sent(recorded.traffic, platform.serving._shadow_emulated())
+    platform._area(Capability.SERVING_TRAFFIC_SPLIT, TrafficSplit).set_traffic(recorded.name, sent)
 
 
 def _retire_previous(
