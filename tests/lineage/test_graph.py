@@ -2,14 +2,18 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from pathlib import Path
 
 import networkx as nx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.dialects import postgresql
 
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
 from mintaka.errors import NotFound
 from mintaka.lineage import LineageStore
+from mintaka.lineage import graph as lineage_graph
 from mintaka.store import Store
 from mintaka.store.engine import Sql
 
@@ -132,3 +136,14 @@ def test_node_ids_are_found_across_kinds_beyond_one_statements_parameter_budget(
     with lineage.store.write() as conn:
         lineage.add(conn, [*datasets, run], edges)
     assert len(lineage.ancestors(run.id, NodeKind.DATASET)) == 700
+
+
+@pytest.mark.parametrize(
+    "query", [*lineage_graph._WALKS.values(), lineage_graph._UPSTREAM], ids=["down", "up", "index"]
+)
+def test_every_recursive_walk_casts_its_anchor_to_the_id_type(query: str) -> None:
+    # PostgreSQL types a bare bound anchor from its value (smallint) and then refuses the UNION
+    # with the integer edge columns; the walk must say the type itself.
+    compiled = str(text(query).compile(dialect=postgresql.dialect()))
+    anchors = re.findall(r"RECURSIVE \w+\(id\) AS \(SELECT (.+?) UNION", compiled)
+    assert anchors == ["CAST(%(start)s AS INTEGER)"]

@@ -30,13 +30,16 @@ def split_node_id(node_id: str) -> tuple[NodeKind, str]:
     raise ValidationError(f"lineage node id {node_id!r} is not KIND:KEY (kinds: {kinds})")
 
 
+# The anchor of every recursive walk is cast to the column's type: PostgreSQL otherwise types a
+# bare ``SELECT :start`` from the value bound (smallint for a small id) and refuses the UNION
+# with the integer ``lineage_edges`` columns.
 _WALKS = {
     "down": (
-        "WITH RECURSIVE reach(id) AS (SELECT :start UNION "
+        "WITH RECURSIVE reach(id) AS (SELECT CAST(:start AS INTEGER) UNION "
         "SELECT e.dst FROM lineage_edges e JOIN reach r ON e.src = r.id) "
     ),
     "up": (
-        "WITH RECURSIVE reach(id) AS (SELECT :start UNION "
+        "WITH RECURSIVE reach(id) AS (SELECT CAST(:start AS INTEGER) UNION "
         "SELECT e.src FROM lineage_edges e JOIN reach r ON e.dst = r.id) "
     ),
 }
@@ -55,7 +58,7 @@ _INSERT_EDGE = (
     "INSERT INTO lineage_edges (src, dst, kind) VALUES (:src, :dst, :kind) ON CONFLICT DO NOTHING"
 )
 _UPSTREAM = (
-    "WITH RECURSIVE up(id) AS (SELECT :start UNION "
+    "WITH RECURSIVE up(id) AS (SELECT CAST(:start AS INTEGER) UNION "
     "SELECT e.src FROM lineage_edges e JOIN up ON e.dst = up.id) SELECT id FROM up"
 )
 
