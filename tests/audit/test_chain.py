@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import OperationalError
 
 from mintaka.audit import GENESIS, AuditLog, canonical_bytes, link_hash
 from mintaka.audit.chain import derived_columns
+from mintaka.errors import StoreError
 from mintaka.store import Store
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -97,7 +97,7 @@ def test_canonical_bytes_overwritten_by_another_type_break_the_link(
 def test_the_database_refuses_to_edit_a_column_apart_from_the_canonical_bytes(
     store: Store, chain: AuditLog, column: str
 ) -> None:
-    with pytest.raises(OperationalError, match="cannot UPDATE generated column"):
+    with pytest.raises(StoreError, match="cannot UPDATE generated column"):
         _sql(store, f"UPDATE audit_events SET {column} = 'mallory' WHERE seq = 6")
     assert chain.verify().ok
     assert derived_columns_of(store)

@@ -8,10 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from mintaka import Platform, StoreError
 from mintaka.store import Store
 from mintaka.store import engine as store_engine
+from mintaka.store.engine import Sql
 
 
 @pytest.mark.parametrize(
@@ -80,3 +83,51 @@ def test_a_writer_held_off_past_the_busy_timeout_is_a_store_error(held: Path) ->
         plat.create_model("other", owner="dana")
     with Platform(held, actor="dana") as plat:
         assert [m.name for m in plat.list_models()] == ["credit"]
+
+
+_INSERT = (
+    "INSERT INTO models (name, owner, risk_tier, description, backend, created_at) "
+    "VALUES ('m', 'dana', 'low', '', 'local', '2024-01-01')"
+)
+
+
+def _models(store: Store) -> list[str]:
+    with store.read() as conn:
+        return [row[0] for row in Sql(conn).rows("SELECT name FROM models ORDER BY name")]
+
+
+def _write(store: Store, statements: list[str], through: str) -> None:
+    """Run ``statements`` in one write transaction, on the driver or through SQLAlchemy."""
+    with store.write() as conn:
+        for statement in statements:
+            if through == "driver":
+                Sql(conn).run(statement)
+            else:
+                conn.execute(text(statement))
+
+
+@pytest.mark.parametrize("through", ["driver", "sqlalchemy"])
+def test_a_statement_the_database_refuses_is_a_store_error_and_rolls_back(
+    tmp_path: Path, through: str
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    refused = r"the store at sqlite:///.*store\.db failed: no such table"
+    with pytest.raises(StoreError, match=refused):
+        _write(store, [_INSERT, "DELETE FROM no_such_table"], through)
+    assert _models(store) == []  # the insert before it rolled back
+    with pytest.raises(StoreError, match="no such table"), store.read() as conn:
+        conn.execute(text("SELECT * FROM no_such_table"))
+    store.dispose()
+
+
+@pytest.mark.parametrize("through", ["driver", "sqlalchemy"])
+def test_a_constraint_violation_still_reaches_the_caller_as_itself(
+    tmp_path: Path, through: str
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    _write(store, [_INSERT], through)
+    expected = sqlite3.IntegrityError if through == "driver" else SQLIntegrityError
+    with pytest.raises(expected):
+        _write(store, [_INSERT], through)
+    assert _models(store) == ["m"]
+    store.dispose()

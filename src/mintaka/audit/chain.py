@@ -31,7 +31,7 @@ from enum import Enum
 from typing import Any
 
 import rfc8785
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, inspect, select
 
 from mintaka.domain.audit import AuditEvent, ChainReport
 from mintaka.errors import StoreError, ValidationError
@@ -375,7 +375,8 @@ class AuditLog:
             yield [(row[0], _as_bytes(row[1]), *row[2:]) for row in part]
 
     def last_backend(self) -> str | None:
-        """The backend of the newest event that names one (None in an empty store)."""
+        """The backend of the newest event that names one (None in an empty store, or one not
+        migrated yet)."""
         query = (
             select(audit_events.c.backend)
             .where(audit_events.c.backend.is_not(None))
@@ -383,6 +384,8 @@ class AuditLog:
             .limit(1)
         )
         with self.store.read() as conn:
+            if not inspect(conn).has_table(audit_events.name):
+                return None
             return conn.execute(query).scalar()
 
     def lock(self, conn: Connection) -> None:

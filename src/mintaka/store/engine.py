@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, TextClause, create_engine, event, inspect, make_url, text
-from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from mintaka.errors import ConfigurationError, StoreError
 
@@ -182,14 +182,20 @@ class Transactions:
 
     @contextmanager
     def _plain(self, *, write: bool) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            if write:
-                conn.execution_options(mintaka_write=True)
-            try:
-                with conn.begin():
-                    yield conn
-            finally:
-                conn.info.pop(_SCOPED, None)
+        try:
+            with self.engine.connect() as conn:
+                if write:
+                    conn.execution_options(mintaka_write=True)
+                try:
+                    with conn.begin():
+                        yield conn
+                finally:
+                    conn.info.pop(_SCOPED, None)
+        except (DBAPIError, sqlite3.Error) as exc:
+            mapped = _store_error(exc, self.engine)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     def _take(self) -> Connection:
         try:
@@ -254,6 +260,19 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _store_error(exc: BaseException, engine: Engine) -> StoreError | None:
+    """The ``StoreError`` a database error raised in a transaction becomes, naming the store
+    (password masked) and the database's own words, so that no driver's exception type leaks
+    out of the store; None for other exceptions and for a constraint violation, which callers
+    turn into a ``Conflict`` where a race or a duplicate is expected."""
+    if not isinstance(exc, DBAPIError | sqlite3.Error) or isinstance(
+        exc, IntegrityError | sqlite3.IntegrityError
+    ):
+        return None
+    shown = engine.url.render_as_string(hide_password=True)
+    return StoreError(f"the store at {shown} failed: {_reason(exc)}")
+
+
 class _DriverTransaction:
     """One SQLite transaction begun and ended on the driver (see ``Transactions``)."""
 
@@ -264,7 +283,13 @@ class _DriverTransaction:
         self._begin = begin
 
     def __enter__(self) -> Connection:
-        conn = self._owner._take()
+        try:
+            conn = self._owner._take()
+        except DBAPIError as exc:
+            mapped = _store_error(exc, self._owner.engine)
+            if mapped is None:
+                raise
+            raise mapped from exc
         driver = conn.connection.driver_connection
         try:
             driver.execute(self._begin)  # type: ignore[union-attr]
@@ -283,8 +308,20 @@ class _DriverTransaction:
         self._driver = driver
         return conn
 
-    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
-        self._owner._end(self._conn, self._driver, commit=kind is None)
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, *_: object
+    ) -> None:
+        engine = self._owner.engine
+        try:
+            self._owner._end(self._conn, self._driver, commit=kind is None)
+        except (DBAPIError, sqlite3.Error) as exc:
+            mapped = _store_error(exc, engine)
+            if mapped is None:
+                raise
+            raise mapped from exc
+        mapped = None if error is None else _store_error(error, engine)
+        if mapped is not None:
+            raise mapped from error
 
 
 @lru_cache(maxsize=512)
