@@ -1188,9 +1188,12 @@ class Platform:
         return self._dataset(row)
 
     def find_datasets(self, name: str) -> list[DatasetVersion]:
+        """The versions of the dataset ``name``, oldest first (by id within one instant)."""
         with self.store.read() as conn:
             rows = conn.execute(
-                select(datasets).where(datasets.c.name == name).order_by(datasets.c.created_at)
+                select(datasets)
+                .where(datasets.c.name == name)
+                .order_by(datasets.c.created_at, datasets.c.id)
             ).all()
         return [self._dataset(row) for row in rows]
 
