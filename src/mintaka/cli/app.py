@@ -192,8 +192,6 @@ def init(
 def _backend_of_store(root: Path) -> str | None:
     """The backend named by the newest audit event of the store ``root`` would open (None when
     there is no such store yet, or it holds no event)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     from mintaka.audit.chain import AuditLog
     from mintaka.config import load_config
     from mintaka.errors import StoreError
@@ -211,7 +209,7 @@ def _backend_of_store(root: Path) -> str | None:
         return None  # opening it again, to create it, reports why it cannot be
     try:
         return AuditLog(store).last_backend()
-    except SQLAlchemyError:  # no audit table yet: a store that was never written to
+    except StoreError:  # unreadable here: opening it again, to use it, reports why
         return None
     finally:
         store.dispose()
