@@ -694,6 +694,54 @@ def test_tasks_run_the_uploaded_runner_with_every_reference_resolved(
     assert told.run_id == run.id
 
 
+def test_a_job_parameter_holding_a_reference_is_resolved_by_the_fake(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """Databricks resolves dynamic value references in a job parameter's value, its default or
+    the one ``run-now`` gives, so a task reads the value, never the text."""
+    native = cloud.compile(gated_spec())
+    run = cloud.wait_for_pipeline_run(cloud.submit(native, {}).id)
+    job_id = int(run.backend_ids["job_id"])
+    jobs = databricks_fake.state.jobs
+    jobs.jobs[job_id].settings["parameters"] = [{"name": "depth", "default": "j{{job.id}}"}]
+    client = workspace_client(databricks_fake).jobs
+    for given, reads in (({}, f"j{job_id}"), ({"depth": "r{{ job.run_id }}"}, "r{run}")):
+        number = int(client.run_now(job_id, job_parameters=given).run_id)
+        client.get_run(number)
+        fit = jobs.runs[number].tasks[0]
+        assert fit.resolved is not None
+        told = TaskArguments.from_base_parameters(fit.resolved)
+        assert told.parameters["depth"] == reads.format(run=number)
+
+
+@pytest.mark.parametrize("text", ["{{job.id}}", "run-{{ job.run_id }}", "{{no.such.thing}}"])
+def test_a_parameter_databricks_would_take_as_a_reference_is_refused(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, text: str
+) -> None:
+    """Databricks documents no escape for ``{{...}}`` in a job parameter: such text is refused,
+    naming the parameter, at compile as a default and at submit as a value, before any call."""
+    spec = PipelineSpec(
+        name="tagged",
+        parameters={"tag": "x", "note": "y"},
+        steps=[StepSpec(name="fit", entrypoint="pkg.steps:fit", inputs={"tag": "params.tag"})],
+    )
+    with pytest.raises(ValidationError, match=r"parameter 'note' holds .*dynamic value reference"):
+        cloud.compile(spec.model_copy(update={"parameters": {"tag": "x", "note": text}}))
+    native = cloud.compile(spec)
+    with pytest.raises(ValidationError, match=r"parameter 'tag' holds .*dynamic value reference"):
+        cloud.submit(native, {"tag": text})
+    crafted = native.model_copy(deep=True)
+    crafted.definition["parameters"][1]["default"] = text
+    with pytest.raises(ValidationError, match=r"parameter 'note' holds .*dynamic value reference"):
+        cloud.submit(crafted, {"tag": "x"})
+    assert databricks_fake.calls("POST", "/api/2.2/jobs/create") == []
+    assert databricks_fake.calls("POST", "/api/2.2/jobs/run-now") == []
+    run = cloud.wait_for_pipeline_run(cloud.submit(native, {"tag": "{{ half } braces }"}).id)
+    fit = databricks_fake.state.jobs.runs[int(run.id)].tasks[0]
+    assert fit.resolved is not None
+    assert TaskArguments.from_base_parameters(fit.resolved).inputs == {"tag": "{{ half } braces }"}
+
+
 def test_a_task_whose_notebook_is_missing_fails_and_says_so(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend
 ) -> None:

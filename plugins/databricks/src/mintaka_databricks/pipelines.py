@@ -108,6 +108,22 @@ def _reference(*path: str) -> str:
     return "{{" + ".".join(_identifier(part) for part in path) + "}}"
 
 
+_HELD_REFERENCE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+
+
+def _refuse_reference(pipeline: str, name: str, text: str) -> None:
+    """Refuse parameter ``name`` whose value ``text`` holds ``{{...}}``: Databricks takes it
+    as a dynamic value reference in a job parameter (replaced by a value, or failing the run),
+    never as the text itself, and documents no escape for it, so the step would read another
+    value than the one given."""
+    if _HELD_REFERENCE.search(text):
+        raise ValidationError(
+            f"pipeline {pipeline!r}: parameter {name!r} holds {text!r}; Databricks takes "
+            "'{{...}}' in a job parameter as a dynamic value reference and has no escape for "
+            "it, so the step would not read this text: pass it without '{{' ... '}}'"
+        )
+
+
 def _identifier(name: str) -> str:
     if _PLAIN_IDENTIFIER.fullmatch(name):
         return name
@@ -263,18 +279,26 @@ def _is_json_of(kind: type, text: str) -> bool:
 def _check_parameters(pipeline: NativePipeline, parameters: dict[str, str]) -> None:
     """Refuse a parameter ``pipeline`` does not declare, or text a step would fail on: one a step
     reads as JSON (not declared as text) that is not the JSON of its declared type. Databricks
-    takes any text, so the run would start and its step fail in the cloud."""
-    declared = {str(p["name"]) for p in pipeline.definition.get("parameters") or []}
+    takes any text, so the run would start and its step fail in the cloud. A value given or
+    declared that Databricks would take as a dynamic value reference is refused as well."""
+    declared = {
+        str(p["name"]): str(p.get("default", ""))
+        for p in pipeline.definition.get("parameters") or []
+    }
     typed = _json_parameters(pipeline.definition)
     for name, value in parameters.items():
         if name not in declared:
             raise ValidationError(f"pipeline {pipeline.pipeline!r} declares no parameter {name!r}")
+        _refuse_reference(pipeline.pipeline, name, str(value))
         kind = typed.get(name)
         if kind is not None and not _is_json_of(kind, str(value)):
             raise ValidationError(
                 f"pipeline {pipeline.pipeline!r}: parameter {name!r} is declared as "
                 f"{kind.__name__}; {value!r} is not the JSON of one"
             )
+    for name, default in declared.items():
+        if name not in parameters:
+            _refuse_reference(pipeline.pipeline, name, default)
 
 
 class JobsPipelines(WorkspaceAccess, PipelineExecution):
@@ -290,6 +314,8 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 f"starting with {PREFIX!r} are the step runner's own (a job parameter would "
                 "replace the task parameter of the same name)"
             )
+        for key, value in spec.parameters.items():
+            _refuse_reference(spec.name, key, parameter_text(value))
         read = _read_outputs(spec)
         tasks = []
         for step in spec.steps:

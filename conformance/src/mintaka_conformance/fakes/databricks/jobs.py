@@ -21,7 +21,9 @@ relative for ``GIT``) and ``base_parameters`` mapping names to strings. When it 
 ``base_parameters`` are resolved as Databricks resolves them (``resolved_values`` of the task in
 ``runs/get``): ``{{job.parameters.<name>}}``, ``{{job.id}}``, ``{{job.run_id}}``,
 ``{{task.name}}``, ``{{task.run_id}}`` and ``{{tasks.<task>.values.<key>}}`` (the scripted
-``task_values`` of an upstream task of the run, JSON unless a string), identifiers of anything but
+``task_values`` of an upstream task of the run, JSON unless a string; a job parameter's value,
+whether its default or given to ``run-now``, has its own ``{{job.id}}`` and ``{{job.run_id}}``
+resolved, as Databricks resolves references in job parameters), identifiers of anything but
 letters, digits and ``_`` quoted in backticks; a reference with a syntax error or outside the
 namespaces Databricks knows stays literal text, and one to a task value that no upstream task of
 the task set (Databricks' known ``tasks`` namespace) fails the task, naming the reference. A
@@ -846,7 +848,7 @@ class _ReferenceContext:
         parameters = {str(p["name"]): str(p.get("value", "")) for p in self.run.job_parameters}
         match parts:
             case ["job", "parameters", name] if name in parameters:
-                return parameters[name]
+                return _REFERENCE.sub(self._job_value, parameters[name])
             case ["job", "id"] if self.run.job_id is not None:
                 return str(self.run.job_id)
             case ["job", "run_id"]:
@@ -865,6 +867,17 @@ class _ReferenceContext:
                 value = self.values[key][name]
                 return value if isinstance(value, str) else json.dumps(value)
         return None
+
+    def _job_value(self, found: re.Match[str]) -> str:
+        """What a reference inside a job parameter's value resolves to: the run's own ids (the
+        job's parameters are resolved once, for the whole run, so a task's or another
+        parameter's value stays literal text)."""
+        match [p.strip("`") for p in _PART.findall(found[1])] if _PATH.fullmatch(found[1]) else []:
+            case ["job", "id"] if self.run.job_id is not None:
+                return str(self.run.job_id)
+            case ["job", "run_id"]:
+                return str(self.run.run_id)
+        return found[0]
 
     def _upstream(self) -> set[str]:
         """The tasks this task waits for, directly or through others."""
