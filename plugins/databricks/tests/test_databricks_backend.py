@@ -573,6 +573,31 @@ def test_a_parameter_value_its_step_cannot_read_is_refused_before_the_job_change
     assert {k: run.parameters[k] for k in given} == given
 
 
+def test_a_parameter_no_step_reads_is_checked_against_its_declared_type_too(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """Every declared parameter's value is checked, whether a step reads it or not; a text
+    parameter whose default looks like a number still takes any text."""
+    spec = PipelineSpec(
+        name="train",
+        parameters={"depth": 3, "epochs": 10, "rate": 0.5, "early": False, "label": "2024"},
+        steps=[StepSpec(name="fit", entrypoint="pkg.steps:fit", inputs={"depth": "params.depth"})],
+    )
+    native = cloud.compile(spec)
+    for given, says in (
+        ({"epochs": "abc"}, "parameter 'epochs' is declared as int"),
+        ({"rate": "NaN"}, "parameter 'rate' is declared as float"),
+        ({"early": "yes"}, "parameter 'early' is declared as bool"),
+    ):
+        with pytest.raises(ValidationError, match=says):
+            cloud.submit(native, given)
+    assert databricks_fake.calls("POST", "/api/2.2/jobs/create") == []
+    assert databricks_fake.calls("POST", "/api/2.2/jobs/run-now") == []
+    given = {"epochs": "12", "rate": "1", "early": "true", "label": "draft"}
+    run = cloud.submit(native, given)
+    assert {k: run.parameters[k] for k in given} == given
+
+
 def test_a_step_runner_outside_the_workspace_is_refused() -> None:
     for path in (
         "/Volumes/main/x/run_step",

@@ -235,9 +235,11 @@ def _refuse_other_runner(pipeline: NativePipeline, base: str, runner: str) -> No
 
 
 def _json_parameters(definition: dict[str, Any]) -> dict[str, type]:
-    """Job parameter -> the type it is declared with, for each parameter a step reads as JSON
-    (one not declared as text, named in its task's ``mintaka_json_inputs``): the type of the
-    JSON its default holds, which compile wrote as ``parameter_text`` does."""
+    """Job parameter -> the type it is declared with, for each parameter not declared as text:
+    one a task names in ``mintaka_json_params`` (every such parameter, read by a step or not), or
+    that a step reads as JSON (named in its task's ``mintaka_json_inputs``, all a task compiled
+    before ``mintaka_json_params`` tells): the type of the JSON its default holds, which compile
+    wrote as ``parameter_text`` does."""
     defaults = {
         str(p["name"]): str(p.get("default", "")) for p in definition.get("parameters") or []
     }
@@ -248,14 +250,16 @@ def _json_parameters(definition: dict[str, Any]) -> dict[str, type]:
     declared: dict[str, type] = {}
     for task in definition.get("tasks") or []:
         arguments = _task_arguments(task)
-        if arguments is None or arguments.json_inputs is None:
+        if arguments is None:
             continue
+        typed = {name for name in arguments.json_parameters or () if name in defaults}
         for field, reference in arguments.inputs.items():
             read = references.get(reference)
-            if read is None or field not in arguments.json_inputs:
-                continue
+            if read is not None and field in (arguments.json_inputs or ()):
+                typed.add(read)
+        for name in typed:
             with contextlib.suppress(ValueError):
-                declared[read] = type(json.loads(defaults[read]))
+                declared[name] = type(json.loads(defaults[name]))
     return declared
 
 
@@ -277,9 +281,10 @@ def _is_json_of(kind: type, text: str) -> bool:
 
 
 def _check_parameters(pipeline: NativePipeline, parameters: dict[str, str]) -> None:
-    """Refuse a parameter ``pipeline`` does not declare, or text a step would fail on: one a step
-    reads as JSON (not declared as text) that is not the JSON of its declared type. Databricks
-    takes any text, so the run would start and its step fail in the cloud. A value given or
+    """Refuse a parameter ``pipeline`` does not declare, or text of a parameter not declared as
+    text that is not the JSON of its declared type, whether a step reads it or not. Databricks
+    takes any text, so the run would start and a step fail in the cloud, or record a value of
+    another type than the parameter's. A value given or
     declared that Databricks would take as a dynamic value reference is refused as well."""
     declared = {
         str(p["name"]): str(p.get("default", ""))
@@ -317,6 +322,9 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         for key, value in spec.parameters.items():
             _refuse_reference(spec.name, key, parameter_text(value))
         read = _read_outputs(spec)
+        json_parameters = tuple(
+            sorted(key for key, value in spec.parameters.items() if not isinstance(value, str))
+        )
         tasks = []
         for step in spec.steps:
             # Wired inputs as dynamic value references: a parameter, or a value an upstream task
@@ -337,6 +345,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 inputs=inputs,
                 exports=read.get(step.name, ()),
                 json_inputs=_json_inputs(spec, step),
+                json_parameters=json_parameters,
             ).base_parameters()
             task: dict[str, Any] = {
                 "task_key": step.name,

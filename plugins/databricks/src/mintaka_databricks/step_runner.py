@@ -126,6 +126,9 @@ class TaskArguments:
     # The inputs whose text is JSON (upstream outputs, parameters other than text); None: a task
     # compiled before task values were JSON text, whose inputs are read as text first.
     json_inputs: tuple[str, ...] | None = ()
+    # The job parameters not declared as text, whether a step reads them or not, so that submit
+    # checks each value against its declared type; None: a task compiled before they were named.
+    json_parameters: tuple[str, ...] | None = ()
     # The form the task was compiled in (RUNNER_FORMAT); None: a task compiled before it was named.
     runner_format: str | None = RUNNER_FORMAT
 
@@ -146,6 +149,8 @@ class TaskArguments:
             rendered[PREFIX + "exports"] = json.dumps(list(self.exports))
         if self.json_inputs is not None:
             rendered[PREFIX + "json_inputs"] = json.dumps(list(self.json_inputs))
+        if self.json_parameters is not None:
+            rendered[PREFIX + "json_params"] = json.dumps(list(self.json_parameters))
         for kind, attribute in _PAIRS.items():
             values: dict[str, str] = getattr(self, attribute)
             rendered[f"{PREFIX}{kind}s"] = json.dumps(list(values))
@@ -205,6 +210,7 @@ class TaskArguments:
             inputs=pairs["inputs"],
             exports=tuple(names("exports")) if present("exports") else None,
             json_inputs=tuple(names("json_inputs")) if present("json_inputs") else None,
+            json_parameters=tuple(names("json_params")) if present("json_params") else None,
             runner_format=runner_format,
         )
 
