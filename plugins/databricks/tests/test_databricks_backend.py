@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import random
 import subprocess
 import sys
@@ -530,6 +531,54 @@ def test_a_runner_another_release_uploads_leaves_the_tasks_compiled_here_theirs(
     databricks_fake.state.workspace.put(f"{BASE}-custom", b"print('my report')\n")
     cloud.submit(own, {})
     assert len(databricks_fake.calls("POST", "/api/2.2/jobs/reset")) == resets + 1
+
+
+def test_a_new_runner_deletes_the_older_runners_no_job_runs_any_more(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Uploading this release's runner deletes another release's runner beside it that no job
+    and no active run runs; a runner a job still runs, a user's notebook or file of another
+    name, and a submit that uploads nothing, leave the folder as it is."""
+    from databricks.sdk.service.jobs import JobSettings
+    from databricks.sdk.service.jobs import Task as JobTask
+
+    workspace = databricks_fake.state.workspace
+    unused = f"{BASE}-0123456789ab"
+    in_job, in_run = f"{BASE}-{'a' * 12}", f"{BASE}-{'d' * 12}"
+    kept = [in_job, in_run, f"{BASE}-custom", f"{BASE}-0123456789AB", BASE]
+    for path in (unused, *kept):
+        workspace.put_notebook(path, b"print('a runner')\n")
+    workspace.put(f"{BASE}-{'b' * 12}", b"a file, no notebook")
+    client = workspace_client(databricks_fake).jobs
+    task = {"task_key": "t", "notebook_task": {"notebook_path": "/Workspace" + in_job}}
+    client.create(name="mine", tasks=[JobTask.from_dict(task)])
+    task["notebook_task"]["notebook_path"] = in_run
+    databricks_fake.state.jobs.run_states = ("RUNNING", "TERMINATED")
+    other = client.create(name="theirs", tasks=[JobTask.from_dict(task)]).job_id
+    client.run_now(other)
+    client.reset(other, new_settings=JobSettings(name="theirs", tasks=[]))
+    with caplog.at_level(logging.INFO, logger="mintaka_databricks.pipelines"):
+        cloud.submit(cloud.compile(gated_spec()), {})
+    assert unused not in workspace.objects
+    assert all(workspace.has_notebook(path) for path in (*kept, RUNNER))
+    assert f"{BASE}-{'b' * 12}" in workspace.objects
+    assert f"deleted the step runner {unused}" in caplog.text
+    workspace.put_notebook(unused, b"print('a runner')\n")
+    cloud.submit(cloud.compile(gated_spec().model_copy(update={"name": "other"})), {})
+    assert workspace.has_notebook(unused)  # the runner was there: nothing uploaded, no clean-up
+
+
+def test_a_failed_clean_up_of_older_runners_leaves_the_submit_standing(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, caplog: pytest.LogCaptureFixture
+) -> None:
+    older = f"{BASE}-0123456789ab"
+    databricks_fake.state.workspace.put_notebook(older, b"print('a runner')\n")
+    databricks_fake.faults.script(Fault.INTERNAL, method="GET", path=r"/workspace/list$")
+    with caplog.at_level(logging.WARNING, logger="mintaka_databricks.pipelines"):
+        run = cloud.submit(cloud.compile(gated_spec()), {})
+    assert int(run.id) in databricks_fake.state.jobs.runs
+    assert databricks_fake.state.workspace.has_notebook(older)
+    assert f"older step runners beside {RUNNER} were left in place" in caplog.text
 
 
 def test_a_parameter_value_its_step_cannot_read_is_refused_before_the_job_changes(

@@ -3,7 +3,8 @@
 Each task is a ``notebook_task`` running Mintaka's step runner
 (:mod:`mintaka_databricks.step_runner`, uploaded by ``submit`` as a Python notebook to
 ``<settings.step_runner>-<digest>``, a path named by the runner's own content, so a task always
-runs the runner it was compiled for, whatever another Mintaka uploads meanwhile) on serverless
+runs the runner it was compiled for, whatever another Mintaka uploads meanwhile; a submit that
+uploads it deletes the other releases' runners beside it that nothing runs any more) on serverless
 compute with the ``mintaka`` package installed, passing the step's entry point, the pipeline's
 parameters (which become job parameters) and its wired inputs as dynamic value references in its
 ``base_parameters``. A notebook, because only a notebook can set task values: the runner sets
@@ -27,6 +28,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import logging
 import math
 import posixpath
 import re
@@ -43,7 +45,7 @@ from mintaka.domain.pipelines import (
     StepRun,
     StepSpec,
 )
-from mintaka.errors import BackendError, Conflict, NotFound, ValidationError
+from mintaka.errors import BackendError, Conflict, MintakaError, NotFound, ValidationError
 from mintaka.interfaces import PipelineExecution
 from mintaka.numbers import as_float
 from mintaka.pipelines.contract import parameter_text, refuse_controller_step
@@ -58,6 +60,8 @@ from mintaka_databricks.step_runner import (
     read_result,
 )
 from mintaka_databricks.workspace import WorkspaceAccess
+
+log = logging.getLogger(__name__)
 
 FORMAT = "databricks-jobs-2.2"
 JOB_PREFIX = "mintaka/"
@@ -178,6 +182,16 @@ def runner_path(base: str) -> str:
     parameters another way; a path per runner's content leaves each task the runner it was
     compiled for."""
     return f"{base}-{hashlib.sha256(runner_source()).hexdigest()[:12]}"
+
+
+def _notebook_paths(tasks: list[Any] | None) -> set[str]:
+    """The workspace notebooks ``tasks`` (SDK tasks of a job or a run) run, as the Workspace API
+    names them."""
+    return {
+        _workspace_path(str(task.notebook_task.notebook_path))
+        for task in tasks or []
+        if task.notebook_task is not None and task.notebook_task.notebook_path
+    }
 
 
 def _time(ms: int | None) -> datetime | None:
@@ -382,11 +396,12 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         jobs = self._call(f"finding job {name}", lambda: list(self.client.jobs.list(name=name)))
         return sorted(int(j.job_id) for j in jobs if j.job_id is not None)
 
-    def _ensure_job(self, pipeline: NativePipeline, runner: str) -> int:
-        """The pipeline's job, created or reset to ``pipeline``; duplicates (a create retried
-        after its answer was lost) are deleted, keeping the oldest. The step runner is uploaded
-        to ``runner`` first (after a running job is refused), so a failed upload leaves the job
-        running what it ran before, never a notebook that is not there."""
+    def _ensure_job(self, pipeline: NativePipeline, runner: str) -> tuple[int, bool]:
+        """The pipeline's job, created or reset to ``pipeline``, and whether the step runner had
+        to be uploaded; duplicates (a create retried after its answer was lost) are deleted,
+        keeping the oldest. The step runner is uploaded to ``runner`` first (after a running job
+        is refused), so a failed upload leaves the job running what it ran before, never a
+        notebook that is not there."""
         from databricks.sdk.service.jobs import JobSettings
 
         settings = JobSettings.from_dict(dict(pipeline.definition))
@@ -394,7 +409,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         found = self._job_ids(name)
         if found:
             self._refuse_while_running(str(pipeline.pipeline), found[0])
-        self._upload_runner(runner)
+        uploaded = self._upload_runner(runner)
         if found:
             job_id = found[0]
             self._call(
@@ -422,7 +437,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 f"deleting duplicate job {duplicate}",
                 lambda duplicate=duplicate: self.client.jobs.delete(duplicate),  # type: ignore[misc]
             )
-        return job_id
+        return job_id, uploaded
 
     def submit(self, pipeline: NativePipeline, parameters: dict[str, str]) -> PipelineRun:
         if pipeline.format != FORMAT:
@@ -430,7 +445,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         _check_parameters(pipeline, parameters)
         runner = runner_path(self.settings.step_runner)
         _refuse_other_runner(pipeline, self.settings.step_runner, runner)
-        job_id = self._ensure_job(pipeline, runner)
+        job_id, uploaded = self._ensure_job(pipeline, runner)
         token = self.context.ids.new("run")[:64]
         waiter = self._call(
             f"starting job {job_id}",
@@ -443,11 +458,61 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         raw = self._raw_run(int(waiter.run_id))
         if _skipped_at_limit(raw):
             raise Conflict(self._busy(pipeline.pipeline, self._active_runs(job_id)))
+        if uploaded:
+            self._prune_runners(runner)
         return self._pipeline_run(raw)
 
-    def _upload_runner(self, runner: str) -> None:
+    def _prune_runners(self, runner: str) -> None:
+        """Delete the step runners other Mintaka releases uploaded beside ``runner`` (notebooks
+        named ``settings.step_runner`` followed by ``-`` and 12 hex digits) that no job's task
+        and no active run's task runs, so the folder does not keep one notebook per release for
+        ever. Best effort, once the run has started: a failure is logged and the submit stands.
+        Any other notebook, a user's own included, is left as it is."""
+        from databricks.sdk.service.workspace import ObjectType
+
+        base = _workspace_path(self.settings.step_runner)
+        release = re.compile(re.escape(base) + r"-[0-9a-f]{12}")
+        current = _workspace_path(runner)
+        try:
+            found = self._call(
+                f"listing {posixpath.dirname(current)}",
+                lambda: list(self.client.workspace.list(posixpath.dirname(current))),
+            )
+            older = {
+                str(item.path)
+                for item in found
+                if item.path != current
+                and release.fullmatch(str(item.path))
+                and item.object_type is ObjectType.NOTEBOOK
+            }
+            if older:
+                for path in sorted(older - self._runners_in_use()):
+                    self._call(
+                        f"deleting the step runner {path}",
+                        lambda path=path: self.client.workspace.delete(path),  # type: ignore[misc]
+                    )
+                    log.info("deleted the step runner %s, which no job runs any more", path)
+        except MintakaError as exc:
+            log.warning("older step runners beside %s were left in place: %s", current, exc)
+
+    def _runners_in_use(self) -> set[str]:
+        """The workspace notebooks a task of any job, or of any active run, runs."""
+        jobs = self._call("listing jobs", lambda: list(self.client.jobs.list(expand_tasks=True)))
+        runs = self._call(
+            "listing active runs",
+            lambda: list(self.client.jobs.list_runs(active_only=True, expand_tasks=True)),
+        )
+        used: set[str] = set()
+        for job in jobs:
+            used |= _notebook_paths(job.settings.tasks if job.settings is not None else None)
+        for run in runs:
+            used |= _notebook_paths(run.tasks)
+        return used
+
+    def _upload_runner(self, runner: str) -> bool:
         """Put the step runner where the tasks run it (``runner``, a Python notebook), unless the
-        same source is there already, so that a fresh workspace needs nothing set up by hand."""
+        same source is there already, so that a fresh workspace needs nothing set up by hand;
+        whether it was uploaded."""
         from databricks.sdk.service.workspace import ExportFormat, ImportFormat, Language
 
         source = runner_source()
@@ -458,7 +523,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 lambda: self.client.workspace.export(path, format=ExportFormat.SOURCE),
             )
             if found.content and base64.b64decode(found.content) == source:
-                return
+                return False
         except NotFound:
             pass
         folder = posixpath.dirname(path)
@@ -473,6 +538,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 overwrite=True,
             ),
         )
+        return True
 
     def _active_runs(self, job_id: int) -> list[str]:
         active = self._call(

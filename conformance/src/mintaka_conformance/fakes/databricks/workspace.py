@@ -7,7 +7,9 @@ writes one object whose parent folder must exist (``RESOURCE_DOES_NOT_EXIST`` "T
 both ways, at most 10 MB (``MAX_NOTEBOOK_SIZE_EXCEEDED``). ``AUTO`` imports a notebook when the
 content starts with the source-notebook header (``# Databricks notebook source`` for Python) and
 then drops the extension, as the service does; anything else is a file. ``SOURCE`` needs a
-``language`` and makes a notebook at the path as given. A notebook exports (``SOURCE``, ``AUTO``)
+``language`` and makes a notebook at the path as given. ``list`` answers the objects directly
+in a folder (``{}`` for an empty one, the object itself for a file or notebook), each as
+``get-status`` describes it. A notebook exports (``SOURCE``, ``AUTO``)
 as source starting with its language's header, which the service adds when the imported source
 had none. Directory imports and exports (``DBC``, ``HTML`` ...) are not served.
 """
@@ -91,6 +93,7 @@ class WorkspaceTree:
         router.add("POST", BASE + "/import", self.import_)
         router.add("GET", BASE + "/export", self.export)
         router.add("GET", BASE + "/get-status", self.get_status)
+        router.add("GET", BASE + "/list", self.list)
         router.add("POST", BASE + "/delete", self.delete)
 
     def mkdirs(self, req: Request) -> dict[str, Any]:
@@ -151,7 +154,20 @@ class WorkspaceTree:
 
     def get_status(self, req: Request) -> dict[str, Any]:
         path = _clean(req.require("path"))
+        return self._status(path, self._object(path))
+
+    def list(self, req: Request) -> dict[str, Any]:
+        path = _clean(req.require("path"))
         found = self._object(path)
+        if found.object_type != "DIRECTORY":
+            return {"objects": [self._status(path, found)]}
+        inside = sorted(p for p in self.objects if p != path and dirname(p) == path)
+        if not inside:
+            return {}
+        return {"objects": [self._status(p, self.objects[p]) for p in inside]}
+
+    @staticmethod
+    def _status(path: str, found: WorkspaceObject) -> dict[str, Any]:
         status: dict[str, Any] = {
             "path": path,
             "object_type": found.object_type,
