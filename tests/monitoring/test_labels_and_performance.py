@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from mintaka import ManualClock, NotFound, Platform, ValidationError, hookimpl
 from mintaka.cli.app import main
-from mintaka.domain.monitoring import Alert, Escalation, Signal, SignalKind
+from mintaka.domain.monitoring import Alert, Escalation, MonitorSpec, Signal, SignalKind
 from mintaka.domain.registry import Signature
 from mintaka.monitoring.service import PERFORMANCE_METRICS, breaches
 from mintaka.store.schema import labels, predictions
@@ -618,3 +618,96 @@ def test_monitor_labels_reads_numbers_for_a_model_logging_numeric_classes_as_obj
     clock.advance(minutes=5)
     report = platform.monitoring.run_once()
     assert (report.evaluated, report.failed) == (1, ())
+
+
+def _gap_actions(platform: Platform) -> list[str]:
+    """The audited outcomes of unmeasured stretches, in order."""
+    wanted = ("monitor.signal.unmeasured", "monitor.signal.measured")
+    return [e.action for e in platform.audit.events() if e.action in wanted]
+
+
+def test_a_signal_left_unmeasured_is_recorded_then_alerted_then_resolved_when_measured(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    spec = scoring_monitor(performance_signal(severity="critical", runbook_url="https://rb/acc"))
+    served.monitoring.add_monitor(spec.model_copy(update={"unmeasured_runs": 2}))
+    start = clock.now()
+    first = served.monitoring.run_once()  # no traffic, no labels
+    assert (first.alerts, first.failed) == ((), ())
+    [(subject, found)] = served.monitoring.unmeasured().items()
+    assert (subject, found.since, found.runs) == ("scoring:accuracy", start, 1)
+    assert "nothing to measure" in found.why
+    assert served.monitoring.tickets() == []
+
+    clock.advance(minutes=5)
+    [alert] = served.monitoring.run_once().alerts
+    assert alert.signal == "scoring:accuracy:unmeasured"
+    assert (alert.value, alert.threshold, alert.severity) == (2.0, 2.0, "critical")
+    assert alert.details["kind"] == "unmeasured"
+    assert alert.details["since"] == start.isoformat()
+    [ticket] = served.monitoring.tickets("open")
+    assert (ticket.signal, ticket.owner, ticket.runbook_url) == (
+        "scoring:accuracy:unmeasured",
+        "oncall",
+        "https://rb/acc",
+    )
+
+    clock.advance(minutes=5)
+    assert [a.signal for a in served.monitoring.run_once().alerts] == [alert.signal]
+    assert served.monitoring.ticket(ticket.id).alerts == 2  # one ticket, counted again
+    assert _gap_actions(served) == ["monitor.signal.unmeasured"] * 2  # bounded per stretch
+    assert served.monitoring.unmeasured()["scoring:accuracy"].since == start
+
+    ids = log_predictions([({"x": 1}, 1)] * 10)
+    served.monitoring.record_labels(dict.fromkeys(ids, 1))
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (1, ())
+    assert served.monitoring.ticket(ticket.id).status == "resolved"
+    assert served.monitoring.unmeasured() == {}
+    assert _gap_actions(served)[-1] == "monitor.signal.measured"
+
+
+def test_a_signal_measured_on_every_pass_records_no_unmeasured_outcome(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(served, performance_signal())
+    ids = log_predictions([({"x": 1}, 1)] * 10)
+    served.monitoring.record_labels(dict.fromkeys(ids, 1))
+    for _ in range(4):
+        clock.advance(minutes=5)
+        assert served.monitoring.run_once().evaluated == 1
+    assert _gap_actions(served) == []
+    assert served.monitoring.tickets() == []
+
+
+def test_a_failed_pass_neither_counts_nor_ends_an_unmeasured_stretch(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(served, performance_signal())
+    served.monitoring.run_once()
+    served.monitoring.run_once()
+    ids = log_predictions([({"x": 1}, 0.25)])  # a score where accuracy needs a class: fails
+    served.monitoring.record_labels(dict.fromkeys(ids, 1))
+    assert [f.signal for f in served.monitoring.run_once().failed] == ["accuracy"]
+    assert served.monitoring.unmeasured()["scoring:accuracy"].runs == 2
+    assert served.monitoring.tickets() == []
+
+
+@pytest.mark.parametrize("runs", [0, -1, 10_001])
+def test_a_monitor_refuses_an_unmeasured_run_count_out_of_range(runs: int) -> None:
+    with pytest.raises(ValueError, match=r"unmeasured_runs\n  Input should be"):
+        MonitorSpec.model_validate(
+            {"endpoint": "scoring", "model": "credit", "signals": [], "unmeasured_runs": runs}
+        )
+
+
+def test_monitor_list_shows_since_when_a_signal_is_unmeasured(
+    served: Platform, clock: ManualClock, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    watch(served, performance_signal(), performance_signal(name="acc-2"))
+    served.monitoring.run_once()
+    served.close()
+    main(["--home", str(home), "monitor", "list"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert out.count(f"not since {clock.now().isoformat()[:10]}") == 2

@@ -20,7 +20,7 @@ from mintaka.serving.batch import csv_reader
 
 if TYPE_CHECKING:
     from mintaka.domain.monitoring import MonitorSpec
-    from mintaka.monitoring.service import RunReport
+    from mintaka.monitoring.service import RunReport, Unmeasured
 
 monitor_app = typer.Typer(
     help="Monitors, coverage and the monitoring runner.", no_args_is_help=True
@@ -56,20 +56,39 @@ def read_monitor_spec(spec_file: Path) -> MonitorSpec:
 
 @monitor_app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List monitors and their signals."""
-    specs = platform(ctx).monitoring.monitors()
+    """List monitors and their signals, and since when each signal the runner measured nothing
+    for has gone unmeasured."""
+    monitoring = platform(ctx).monitoring
+    specs = monitoring.monitors()
     if as_json:
         emit_json(specs)
         return
+    gaps = monitoring.unmeasured()
     table(
         "monitors",
-        ["endpoint", "model", "signal", "metric", "threshold", "window", "owner"],
+        ["endpoint", "model", "signal", "metric", "threshold", "window", "owner", "measured"],
         [
-            (m.endpoint, m.model, s.name, s.metric, s.threshold, s.window, s.owner)
+            (
+                m.endpoint,
+                m.model,
+                s.name,
+                s.metric,
+                s.threshold,
+                s.window,
+                s.owner,
+                _measured(gaps.get(f"{m.endpoint}:{s.name}")),
+            )
             for m in specs
             for s in m.signals
         ],
     )
+
+
+def _measured(gap: Unmeasured | None) -> str | Text:
+    """How ``monitor list`` shows whether a signal is measured."""
+    if gap is None:
+        return "yes"
+    return Text(f"not since {gap.since.isoformat()}", style="yellow")
 
 
 @monitor_app.command("coverage")

@@ -79,10 +79,20 @@ class Signal(Spec):
     )
 
 
+MAX_UNMEASURED_RUNS = 10_000
+
+
 class MonitorSpec(Spec):
     endpoint: str
     model: str
     signals: list[Signal]
+    unmeasured_runs: int = Field(
+        default=3,
+        ge=1,
+        le=MAX_UNMEASURED_RUNS,
+        description="after this many consecutive runs in which a signal measures nothing (no"
+        " traffic, no labels, too few rows), the runner raises an 'unmeasured' alert for it",
+    )
 
 
 class Alert(Record):

@@ -56,6 +56,10 @@ if TYPE_CHECKING:
 
 SIGNAL_FAILED = "monitor.signal.failed"
 SIGNAL_RECOVERED = "monitor.signal.recovered"
+SIGNAL_UNMEASURED = "monitor.signal.unmeasured"
+SIGNAL_MEASURED = "monitor.signal.measured"
+UNMEASURED = "unmeasured"  # the kind of alert a signal left unmeasured raises, and its ticket's
+NOTHING_TO_MEASURE = "nothing to measure in the window (no traffic, or no labels yet)"
 
 
 # A number standing on its own in an error (a count, a share, an example value), not a digit of a
@@ -101,6 +105,37 @@ def _failing_signals(conn: Connection) -> dict[str, str]:
             details = json.loads(bytes(row.canonical)).get("details", {})
             failing[row.subject] = str(details.get("error", ""))
     return failing
+
+
+@dataclass(frozen=True)
+class Unmeasured:
+    """A signal the runner has measured nothing for since ``since``: ``runs`` consecutive passes
+    (counted up to its monitor's ``unmeasured_runs``), the last one for the reason ``why``."""
+
+    since: datetime
+    runs: int
+    why: str
+
+
+def _unmeasured_signals(conn: Connection) -> dict[str, Unmeasured]:
+    """The signals ("endpoint:signal") whose last audited outcome left them unmeasured."""
+    found: dict[str, Unmeasured] = {}
+    rows = conn.execute(
+        select(audit_events.c.action, audit_events.c.subject, audit_events.c.canonical)
+        .where(audit_events.c.action.in_([SIGNAL_UNMEASURED, SIGNAL_MEASURED]))
+        .order_by(audit_events.c.seq)
+    )
+    for row in rows:
+        if row.action == SIGNAL_MEASURED:
+            found.pop(row.subject, None)
+        else:
+            details = json.loads(bytes(row.canonical)).get("details", {})
+            found[row.subject] = Unmeasured(
+                datetime.fromisoformat(str(details["since"])),
+                int(details["runs"]),
+                str(details.get("why", "")),
+            )
+    return found
 
 
 log = logging.getLogger(__name__)
@@ -849,13 +884,15 @@ class MonitoringService:
         skipped: the other signals, monitors and escalations still run. A drift signal with a
         profiled feature whose statistic cannot be computed (one no row logs, too) alerts on the
         features it measured and fails naming that one. What a measurement left out (a drift
-        group of too few rows) is logged and reported in ``RunReport.notes``, alert or not. The
-        monitors of an endpoint that was deleted are not run."""
+        group of too few rows) is logged and reported in ``RunReport.notes``, alert or not. A
+        signal given no value is tracked as unmeasured, and alerted on when it stays so (see
+        :meth:`_track_unmeasured`). The monitors of an endpoint that was deleted are not run."""
         now = self.platform._now()
         alerts: list[Alert] = []
         failed: list[SignalFailure] = []
         notes: list[SignalNote] = []
         measured: set[str] = set()  # "endpoint:signal" of the signals given a value, no error
+        quiet: dict[str, tuple[MonitorSpec, Signal, str]] = {}  # given no value, no error: why
         scored: Scored = {}  # scored once a run, however many signals watch predictions
         evaluated = 0
         # The monitors of a deleted endpoint stay on record (evidence packs cite them) and rest
@@ -884,6 +921,9 @@ class MonitoringService:
                         raise ValidationError(found.unmeasured)
                     if value is not None:  # a quiet window is no recovery
                         measured.add(f"{spec.endpoint}:{signal.name}")
+                    else:
+                        why = found.note or NOTHING_TO_MEASURE
+                        quiet[f"{spec.endpoint}:{signal.name}"] = (spec, signal, why)
                 except Exception as exc:  # one bad signal never stops the others
                     error = str(exc) if isinstance(exc, MintakaError) else repr(exc)
                     log.warning(
@@ -895,6 +935,7 @@ class MonitoringService:
                     )
                     failed.append(SignalFailure(spec.endpoint, signal.name, error))
         self._audit_failures(failed, measured)
+        alerts.extend(self._track_unmeasured(quiet, measured, now))
         return RunReport(
             evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed), tuple(notes)
         )
@@ -931,6 +972,98 @@ class MonitoringService:
             log.exception("recording failed signal(s) in the audit trail failed")
             return
         self.platform._after_commit(events)
+
+    def unmeasured(self) -> dict[str, Unmeasured]:
+        """The signals ("endpoint:signal") the runner measured nothing for on its last pass that
+        gave them an outcome, since when, and why (see :meth:`_track_unmeasured`)."""
+        with self.platform.store.read() as conn:
+            return _unmeasured_signals(conn)
+
+    def _track_unmeasured(
+        self,
+        quiet: Mapping[str, tuple[MonitorSpec, Signal, str]],
+        measured: set[str],
+        now: datetime,
+    ) -> list[Alert]:
+        """Record the signals this pass measured nothing for (``quiet``: no traffic, no labels,
+        too few rows) and those measured again, and alert on each left unmeasured for its
+        monitor's ``unmeasured_runs`` consecutive passes: a model whose traffic dried up, or
+        whose logging broke, is otherwise silently unwatched. Each pass of a stretch is audited
+        (``monitor.signal.unmeasured``) until the alert is due, so a stretch costs at most that
+        many events; its end is audited (``monitor.signal.measured``) and resolves its ticket.
+        A pass on which the signal failed changes nothing here (failures are audited apart).
+        Recording it never stops the run."""
+        try:
+            with self.platform.store.write() as conn:
+                state = _unmeasured_signals(conn)
+                events = []
+                due: list[tuple[MonitorSpec, Signal, Unmeasured]] = []
+                for subject, (spec, signal, why) in quiet.items():
+                    previous = state.get(subject)
+                    runs = 1 if previous is None else previous.runs + 1
+                    found = Unmeasured(now if previous is None else previous.since, runs, why)
+                    if previous is None or previous.runs < spec.unmeasured_runs:
+                        events.append(
+                            self.platform._audit(
+                                conn,
+                                SIGNAL_UNMEASURED,
+                                subject,
+                                endpoint=spec.endpoint,
+                                signal=signal.name,
+                                since=found.since.isoformat(),
+                                runs=runs,
+                                why=why[:2000],
+                            )
+                        )
+                    if runs >= spec.unmeasured_runs:
+                        due.append((spec, signal, found))
+                back = sorted(measured & set(state))
+                for subject in back:
+                    since = state[subject].since.isoformat()
+                    events.append(self.platform._audit(conn, SIGNAL_MEASURED, subject, since=since))
+        except Exception:
+            log.exception("recording unmeasured signal(s) in the audit trail failed")
+            return []
+        self.platform._after_commit(events)
+        for subject in back:
+            self._resolve_unmeasured(subject)
+        return [self._unmeasured_alert(spec, signal, found) for spec, signal, found in due]
+
+    def _unmeasured_alert(self, spec: MonitorSpec, signal: Signal, found: Unmeasured) -> Alert:
+        """Raise the ``unmeasured`` alert of a signal left unmeasured too long: its own ticket
+        (``endpoint:signal:unmeasured``, updated by each pass it stays so), for the signal's
+        owner, at its severity, with its runbook and escalation; its value is the count of
+        passes, its threshold the monitor's ``unmeasured_runs``."""
+        alert, _ = self.raise_alert(
+            f"{spec.endpoint}:{signal.name}:{UNMEASURED}",
+            spec.endpoint,
+            value=float(found.runs),
+            threshold=float(spec.unmeasured_runs),
+            severity=signal.severity,
+            owner=signal.owner,
+            runbook_url=signal.runbook_url,
+            escalation=signal.escalation,
+            details={
+                "kind": UNMEASURED,
+                "metric": signal.metric,
+                "window": signal.window,
+                "since": found.since.isoformat(),
+                "note": found.why,
+            },
+        )
+        return alert
+
+    def _resolve_unmeasured(self, subject: str) -> None:
+        """Resolve the open ``unmeasured`` ticket of ``subject``, now measured again, if any."""
+        with self.platform.store.read() as conn:
+            found = conn.execute(
+                select(tickets.c.id).where(
+                    tickets.c.signal == f"{subject}:{UNMEASURED}",
+                    tickets.c.status != TicketStatus.RESOLVED.value,
+                )
+            ).scalar()
+        if found is not None:
+            self.resolve(str(found), note="the signal is measured again")
 
     def _alert(
         self, spec: MonitorSpec, signal: Signal, value: float, note: str | None = None
