@@ -17,6 +17,7 @@ from mintaka import ManualClock, Platform
 from mintaka.cli.app import main
 from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
 from mintaka.monitoring.service import MIN_GROUP_ROWS
+from mintaka.store.schema import monitors
 
 FEATURES = ("income", "debt")
 
@@ -819,3 +820,33 @@ def test_a_group_left_out_for_too_few_rows_is_reported_without_an_alert(
     main(["--home", str(home), "monitor", "run", "--once", "--json"])
     printed = json.loads(capsys.readouterr().out)
     assert printed["notes"] == [{"endpoint": "scoring", "signal": "recent", "note": expected}]
+
+
+def test_a_monitor_stored_with_a_too_small_count_window_fails_clearly_when_run(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    old = scoring_monitor(drift_signal(name="narrow", window="20n"))
+    with watched.store.write() as conn:  # as stored before such windows were refused
+        conn.execute(
+            monitors.insert().values(
+                id="mon-old",
+                endpoint="scoring",
+                model="credit",
+                spec=old.model_dump(mode="json"),
+                created_at=clock.now().isoformat(),
+                created_by="dana",
+            )
+        )
+    log_predictions([(row, 0.5) for row in _rows(np.random.default_rng(2), 100)])
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert report.evaluated == 1  # the other monitor still runs
+    [failure] = report.failed
+    assert failure.signal == "narrow"
+    assert "the monitor of scoring (model credit) was stored before" in failure.error
+    assert f"window of 20 records, fewer than the {MIN_GROUP_ROWS}" in failure.error
+    assert "add a monitor with a signal of another name" in failure.error
+    assert [s.name for m in watched.monitoring.monitors() for s in m.signals] == [
+        "income-drift",
+        "narrow",
+    ]

@@ -1255,6 +1255,7 @@ class MonitoringService:
         metric, _, feature = signal.metric.partition(":")
         if metric not in DRIFT_METRICS:
             raise ValidationError(f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}")
+        _refuse_stored_window(spec, signal)
         if feature == PREDICTION:
             _refuse_unmeasurable(signal, {PREDICTION: "numeric"}, PREDICTION_SOURCE)
             return self._prediction_drift(spec, signal, metric, now, scored)
@@ -1729,6 +1730,20 @@ def _refuse_unmeasurable_window(signal: Signal) -> None:
             f"{MIN_GROUP_ROWS} drift needs to measure anything: give it at least "
             f'{MIN_GROUP_ROWS} records ("{MIN_GROUP_ROWS}n") or a time window'
         )
+
+
+def _refuse_stored_window(spec: MonitorSpec, signal: Signal) -> None:
+    """Fail a drift signal of a monitor stored before :func:`_refuse_unmeasurable_window`
+    refused its count window: it would never be measured, however much traffic there is, and
+    the monitor stays on record as it is."""
+    try:
+        _refuse_unmeasurable_window(signal)
+    except ValidationError as exc:
+        raise ValidationError(
+            f"the monitor of {spec.endpoint} (model {spec.model}) was stored before such "
+            f"windows were refused: {exc}; add a monitor with a signal of another name and such "
+            "a window to watch it"
+        ) from None
 
 
 def _input_kinds(
