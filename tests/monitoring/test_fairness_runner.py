@@ -5,7 +5,7 @@ from typing import Any
 import numpy as np
 import pytest
 from artifact_kit import MakeArtifact
-from monitoring_kit import LogPredictions, scoring_monitor
+from monitoring_kit import LogPredictions, log_on, scoring_monitor
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.monitoring import Signal, SignalKind
@@ -226,3 +226,22 @@ def test_an_attribute_logged_as_a_collection_fails_the_signals_naming_it(
     for failure in report.failed:
         assert "the attribute 'group'" in failure.error
         assert f"not collections: got {first!r}" in failure.error
+
+
+def test_a_canary_with_string_classes_is_judged_apart_and_a_few_of_its_rows_are_noted(
+    watched: Platform,
+    clock: ManualClock,
+    make_servable: MakeArtifact,
+    log_predictions: LogPredictions,
+) -> None:
+    replay(watched, log_predictions, biased=False, seed=41)
+    watched.register_model("credit", make_servable(b"v2"), flavor="pyfunc")
+    watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 99, "green": 1})
+    log_on(watched, "green", 2, [{"group": "b"}] * 20, ["no"] * 20)  # its classes are strings
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (2, (), ())
+    assert [n.note.split(",")[0] for n in report.notes] == [
+        "20 predictions of route 'green' (credit:2)",
+        "0 labelled predictions of route 'green' (credit:2)",
+    ]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from artifact_kit import MakeArtifact
-from monitoring_kit import LogPredictions, scoring_monitor
+from monitoring_kit import LogPredictions, log_on, scoring_monitor
 from sqlalchemy import func, select
 
 from mintaka import ManualClock, NotFound, Platform, ValidationError, hookimpl
@@ -534,10 +534,10 @@ def test_roc_auc_waits_for_both_classes_when_labels_write_one_class_two_ways(
 
     labelled = served.monitoring._labelled
 
-    def as_a_server_database_returns_them(endpoint: str, window: str, now: Any) -> Joined:
+    def as_a_server_database_returns_them(rows: Any) -> Joined:
         # A JSON column on a server database keeps a label sent as 1.0 a float; SQLite's makes
         # it the integer 1.
-        found = labelled(endpoint, window, now)
+        found = labelled(rows)
         records = [
             r._replace(label=float(r.label)) if i % 2 else r for i, r in enumerate(found.records)
         ]
@@ -711,3 +711,54 @@ def test_monitor_list_shows_since_when_a_signal_is_unmeasured(
     main(["--home", str(home), "monitor", "list"])
     out = " ".join(capsys.readouterr().out.split())
     assert out.count(f"not since {clock.now().isoformat()[:10]}") == 2
+
+
+def _canary_of_string_classes(
+    platform: Platform, make_servable: MakeArtifact, n: int, wrong: int
+) -> None:
+    """``credit:1`` (classes 0/1, always right) on ``blue`` with 100 answers, and a canary
+    ``credit:2`` (classes "no"/"yes") on ``green`` with ``n`` answers, the first ``wrong`` of
+    them wrong; each answer labelled."""
+    platform.register_model("credit", make_servable(b"v2"), flavor="pyfunc")
+    platform.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 80, "green": 20})
+    log_on(platform, "blue", 1, [{"x": i} for i in range(100)], [i % 2 for i in range(100)])
+    answers = ["yes" if i % 2 else "no" for i in range(n)]
+    log_on(platform, "green", 2, [{"x": i} for i in range(n)], answers)
+    with platform.store.read() as conn:
+        logged = conn.execute(
+            select(predictions.c.id, predictions.c.output).order_by(
+                predictions.c.at, predictions.c.id
+            )
+        ).all()
+    flip = {"no": "yes", "yes": "no"}
+    green = [pid for pid, out in logged if isinstance(out, str)][:wrong]
+    platform.monitoring.record_labels(
+        {pid: flip[out] if pid in green else out for pid, out in logged}
+    )
+
+
+def test_a_canary_with_string_classes_is_judged_apart_from_the_numeric_version(
+    served: Platform, clock: ManualClock, make_servable: MakeArtifact
+) -> None:
+    watch(served, performance_signal())
+    _canary_of_string_classes(served, make_servable, 60, wrong=30)
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert report.failed == ()
+    [alert] = report.alerts
+    assert (alert.signal, alert.value) == ("scoring:accuracy", 0.5)  # the canary's, the worst
+
+
+def test_a_canary_of_a_few_labelled_predictions_is_noted_not_judged(
+    served: Platform, clock: ManualClock, make_servable: MakeArtifact
+) -> None:
+    watch(served, performance_signal(threshold=0.95))
+    _canary_of_string_classes(served, make_servable, 10, wrong=10)
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (1, (), ())
+    [note] = report.notes
+    assert note.note == (
+        "10 labelled predictions of route 'green' (credit:2), fewer than the 50 a performance "
+        "signal judges a version on beside another; a longer window measures it"
+    )

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import re
-from collections.abc import Container, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
@@ -173,6 +173,10 @@ LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database'
 # moves a proportion by more than the alert thresholds: a handful of rows left from before a
 # redeploy, a 1 % canary, or the first requests on a new endpoint would alert on healthy traffic.
 MIN_GROUP_ROWS = 5 * DEFAULT_BINS
+# The fewest records of one version a performance or fairness signal judges beside another
+# version's (a canary's, or those left from before a redeploy): with fewer, one record moves an
+# accuracy or a rate difference by more than 2 %, and a canary's first handful would alert.
+MIN_CLASS_GROUP_ROWS = 50
 # Signature dtypes (by prefix) read as numbers from a training file.
 _INTEGER_TYPES = ("int", "uint", "long")
 _FLOAT_TYPES = ("float", "double", "number", "decimal")
@@ -1125,14 +1129,73 @@ class MonitoringService:
     ) -> Measurement:
         if signal.kind is SignalKind.DRIFT:
             return self._drift(spec, signal, now, scored)
+        if signal.kind in _CLASS_KINDS:
+            return self._class_signal(spec, signal, now)
         return Measurement(self._value(spec, signal, now))
 
-    def _value(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
-        """The value of a signal other than drift, ``None`` when there is nothing to measure."""
+    def _class_signal(self, spec: MonitorSpec, signal: Signal, now: datetime) -> Measurement:
+        """A performance or fairness signal over the window's predictions, judged version by
+        version (see :meth:`_per_version`)."""
+        rows = self.window_predictions(spec.endpoint, signal.window, now)
         if signal.kind is SignalKind.PERFORMANCE:
-            return self._performance(spec, signal, now)
-        if signal.kind is SignalKind.FAIRNESS:
-            return self._fairness(spec, signal, now)
+            return self._per_version(spec, signal, rows, self._performance)
+        return self._per_version(spec, signal, rows, self._fairness)
+
+    def _per_version(
+        self,
+        spec: MonitorSpec,
+        signal: Signal,
+        rows: list[dict[str, Any]],
+        measure: Callable[[Signal, list[dict[str, Any]]], float | None],
+    ) -> Measurement:
+        """``measure`` of the window's ``rows`` (see :meth:`window_predictions`) per model
+        version that answered them, the worst value over the versions: during a canary, or
+        after a redeploy within the window, one version's classes are not another's (numbers
+        and strings, say), and mixing them fails or blurs the signal. A window of one version is
+        measured whole. Beside another version, a version of fewer than ``MIN_CLASS_GROUP_ROWS``
+        of the records its metric reads is left out and noted (a handful of a canary's records
+        swings an accuracy past any threshold); one that cannot be measured is named with why,
+        while the others still give the value."""
+        serving = self.platform.serving.get_endpoint(spec.endpoint)
+        grouped = self._version_rows(serving, rows, idle=False, column=None)
+        if len(grouped) <= 1:
+            return Measurement(measure(signal, rows))
+        groups = [
+            VersionOutputs(route, *key, found) for key, (route, found) in sorted(grouped.items())
+        ]
+        values: list[float] = []
+        unmeasured: list[str] = []
+        notes: list[str] = []
+        for group in groups:
+            size, what = self._records(signal, group.rows)
+            if size < MIN_CLASS_GROUP_ROWS:
+                notes.append(
+                    f"{size} {what} of {group.name}, fewer than the {MIN_CLASS_GROUP_ROWS} a "
+                    f"{signal.kind.value} signal judges a version on beside another; a longer "
+                    "window measures it"
+                )
+                continue
+            try:
+                value = measure(signal, group.rows)
+            except ValidationError as exc:
+                unmeasured.append(f"{group.name}: {exc}")
+                continue
+            values.extend([] if value is None else [value])
+        worst = min if direction(signal) == "below" else max
+        why = f"{signal.kind.value} signal {signal.name!r}: " + "; ".join(unmeasured)
+        return Measurement(
+            worst(values, default=None), why if unmeasured else None, "; ".join(notes) or None
+        )
+
+    def _records(self, signal: Signal, rows: Sequence[Mapping[str, Any]]) -> tuple[int, str]:
+        """How many of ``rows`` ``signal`` reads, and what they are: the labelled predictions,
+        or for demographic parity (which needs no labels) the predictions."""
+        if signal.metric.startswith("demographic_parity:"):
+            return len(rows), "predictions"
+        return len(self._labelled(rows).records), "labelled predictions"
+
+    def _value(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
+        """The value of a telemetry signal, ``None`` when there is nothing to measure."""
         if Capability.MONITORING_METRICS not in self.platform.backend.capabilities:
             return None
         width = parse_window(signal.window)
@@ -1214,10 +1277,11 @@ class MonitoringService:
         rows: Sequence[Mapping[str, Any]],
         *,
         idle: bool,
-        column: str = "inputs",
+        column: str | None = "inputs",
     ) -> dict[tuple[str, int], tuple[str, list[Any]]]:
-        """The logged ``column`` (inputs or output) of ``rows`` by the version that answered
-        them (see :meth:`version_traffic`), each with the name of its route."""
+        """The logged ``column`` (inputs or output; ``None``: the whole row) of ``rows`` by the
+        version that answered them (see :meth:`version_traffic`), each with the name of its
+        route."""
         live = sorted(
             (r for r in current.routes if current.traffic.weights.get(r.name, 0) > 0),
             key=lambda r: (-current.traffic.weights[r.name], r.name),
@@ -1236,7 +1300,7 @@ class MonitoringService:
             else:
                 continue  # no version recorded and none serving: nothing to compare with
             name = str(row.get("route") or (route.name if route else "unknown"))
-            grouped.setdefault(key, (name, []))[1].append(row[column])
+            grouped.setdefault(key, (name, []))[1].append(row if column is None else row[column])
         return grouped
 
     def _drift(
@@ -1474,10 +1538,10 @@ class MonitoringService:
             rows = [row._asdict() for row in conn.execute(query)]
         return rows[::-1] if isinstance(spec, int) else rows
 
-    def _labelled(self, endpoint: str, window: str, now: datetime) -> Joined:
+    def _labelled(self, rows: Sequence[Mapping[str, Any]]) -> Joined:
+        """``rows`` (see :meth:`window_predictions`) paired with the labels they have."""
         from mintaka.monitoring.metrics import join_labels
 
-        rows = self.window_predictions(endpoint, window, now)
         ids = [r["id"] for r in rows]
         found: dict[str, Any] = {}
         with self.platform.store.read() as conn:
@@ -1488,10 +1552,10 @@ class MonitoringService:
                 found.update({pid: label for pid, label in conn.execute(query)})
         return join_labels(rows, found)
 
-    def _performance(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
-        """``signal.metric`` over the window's predictions that have labels; nothing while none
-        has. The window is over prediction time, so it should be wide enough for labels to
-        arrive (``"7d"`` for labels a few days late)."""
+    def _performance(self, signal: Signal, rows: list[dict[str, Any]]) -> float | None:
+        """``signal.metric`` over the window's predictions ``rows`` that have labels; nothing
+        while none has. The window is over prediction time, so it should be wide enough for
+        labels to arrive (``"7d"`` for labels a few days late)."""
         from mintaka.monitoring.metrics import (
             accuracy,
             binary_positive,
@@ -1501,7 +1565,7 @@ class MonitoringService:
             single_class,
         )
 
-        joined = self._labelled(spec.endpoint, signal.window, now)
+        joined = self._labelled(rows)
         if not joined.records:
             return None
         truth = [r.label for r in joined.records]
@@ -1520,9 +1584,9 @@ class MonitoringService:
             return None  # one class other than 0/1: not measurable until the signal declares it
         return expected_calibration_error(truth, scores, positive=signal.positive)
 
-    def _fairness(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
-        """Demographic parity difference over the window's predictions, or equalized odds
-        difference over those with labels, across the groups of a logged input column. Classes
+    def _fairness(self, signal: Signal, rows: list[dict[str, Any]]) -> float | None:
+        """Demographic parity difference over the window's predictions ``rows``, or equalized
+        odds difference over those with labels, across the groups of a logged input column. Classes
         other than 0/1 need the signal's ``positive``: without it the signal fails instead of
         reporting 0 (see :func:`~mintaka.monitoring.metrics.positive_class`). A prediction
         whose attribute is missing (not logged, None or NaN) is in no group and left out."""
@@ -1534,22 +1598,22 @@ class MonitoringService:
 
         metric, _, attribute = signal.metric.partition(":")
         if metric == "demographic_parity":
-            rows = [
+            grouped = [
                 r
-                for r in self.window_predictions(spec.endpoint, signal.window, now)
+                for r in rows
                 if isinstance(r["inputs"], dict) and has_group(r["inputs"], attribute)
             ]
-            if not rows:
+            if not grouped:
                 return None
             return demographic_parity_difference(
-                predicted_classes([r["output"] for r in rows], metric),
-                [r["inputs"][attribute] for r in rows],
+                predicted_classes([r["output"] for r in grouped], metric),
+                [r["inputs"][attribute] for r in grouped],
                 positive=signal.positive,
                 attribute=attribute,
             )
         records = [
             r
-            for r in self._labelled(spec.endpoint, signal.window, now).records
+            for r in self._labelled(rows).records
             if isinstance(r.inputs, Mapping) and has_group(r.inputs, attribute)
         ]
         if not records:
