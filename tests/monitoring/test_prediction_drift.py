@@ -421,3 +421,44 @@ def test_a_model_failing_on_its_training_rows_fails_the_signal_once_a_run_naming
         assert f"credit:1 could not score dataset {dataset_id} (applications)" in failure.error
         assert "no scores today" in failure.error
     assert calls == [2000]
+
+
+def test_versions_sharing_a_training_file_check_and_sample_it_once_a_pass(
+    platform: Platform, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.artifacts import digest
+    from mintaka.monitoring import training_data
+
+    rng = np.random.default_rng(61)
+    train = _data(rng, 1000)
+    labels = (train[:, 0] > 0).astype(int)
+    v1 = _register(platform, tmp_path / "shared.csv", train, labels)
+    v2 = LogisticRegression(C=0.5).fit(train, labels)  # retrained on the same file
+    platform.register_model(
+        "credit",
+        sklearn_flavor.save(v2, tmp_path / "model-v2"),
+        flavor="sklearn",
+        signature=Signature(inputs=dict.fromkeys(FEATURES, "float")),
+        dataset_ids=platform.get_model_version("credit", 1).dataset_ids,
+    )
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    platform.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 50, "green": 50})
+    platform.monitoring.add_monitor(
+        scoring_monitor(
+            drift_signal(name="score-psi", metric="psi:prediction", window="1h"),
+            drift_signal(name="score-js", metric="jensen_shannon:prediction", window="1h"),
+        )
+    )
+    _serve(platform, "blue", 1, v1, _data(rng, 300))
+    _serve(platform, "green", 2, v2, _data(rng, 300))
+    reads: list[Path] = []
+    checks: list[Path] = []
+    stream, manifest = training_data._stream_rows, digest.manifest_of
+    monkeypatch.setattr(training_data, "_stream_rows", lambda p: reads.append(p) or stream(p))
+    monkeypatch.setattr(digest, "manifest_of", lambda p: checks.append(p) or manifest(p))
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.failed) == (2, ())
+    assert (reads, checks) == ([tmp_path / "shared.csv"], [tmp_path / "shared.csv"])
+    platform.monitoring.run_once()  # a new pass checks the file again: it may be rewritten
+    assert len(reads) == len(checks) == 2

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from mintaka.domain.serving import Endpoint
     from mintaka.monitoring.metrics import Joined
     from mintaka.monitoring.profiles import DatasetProfile
+    from mintaka.monitoring.training_data import SampleCache
     from mintaka.platform import Platform
 
 SIGNAL_FAILED = "monitor.signal.failed"
@@ -897,7 +898,10 @@ class MonitoringService:
         notes: list[SignalNote] = []
         measured: set[str] = set()  # "endpoint:signal" of the signals given a value, no error
         quiet: dict[str, tuple[MonitorSpec, Signal, str]] = {}  # given no value, no error: why
+        from mintaka.monitoring.training_data import SampleCache
+
         scored: Scored = {}  # scored once a run, however many signals watch predictions
+        samples = SampleCache()  # each training file checked and sampled once a run
         evaluated = 0
         # The monitors of a deleted endpoint stay on record (evidence packs cite them) and rest
         # until an endpoint of that name is created again.
@@ -911,7 +915,7 @@ class MonitoringService:
         for spec in specs:
             for signal in spec.signals:
                 try:
-                    found = self._measure(spec, signal, now, scored)
+                    found = self._measure(spec, signal, now, scored, samples)
                     value = found.value
                     if found.note is not None:
                         notes.append(SignalNote(spec.endpoint, signal.name, found.note))
@@ -1125,10 +1129,15 @@ class MonitoringService:
             log.exception("retraining trigger failed for %s", spec.model)
 
     def _measure(
-        self, spec: MonitorSpec, signal: Signal, now: datetime, scored: Scored
+        self,
+        spec: MonitorSpec,
+        signal: Signal,
+        now: datetime,
+        scored: Scored,
+        samples: SampleCache,
     ) -> Measurement:
         if signal.kind is SignalKind.DRIFT:
-            return self._drift(spec, signal, now, scored)
+            return self._drift(spec, signal, now, scored, samples)
         if signal.kind in _CLASS_KINDS:
             return self._class_signal(spec, signal, now)
         return Measurement(self._value(spec, signal, now))
@@ -1304,7 +1313,12 @@ class MonitoringService:
         return grouped
 
     def _drift(
-        self, spec: MonitorSpec, signal: Signal, now: datetime, scored: Scored
+        self,
+        spec: MonitorSpec,
+        signal: Signal,
+        now: datetime,
+        scored: Scored,
+        samples: SampleCache,
     ) -> Measurement:
         """The largest drift statistic ``signal.metric`` (``psi``, ``jensen_shannon``,
         ``wasserstein``, ``ks_statistic``, ``chi2_statistic``; ``METRIC:FEATURE`` for one
@@ -1322,7 +1336,7 @@ class MonitoringService:
         _refuse_stored_window(spec, signal)
         if feature == PREDICTION:
             _refuse_unmeasurable(signal, {PREDICTION: "numeric"}, PREDICTION_SOURCE)
-            return self._prediction_drift(spec, signal, metric, now, scored)
+            return self._prediction_drift(spec, signal, metric, now, scored, samples)
         serving = self.platform.serving.get_endpoint(spec.endpoint)
         logged = [
             r
@@ -1411,7 +1425,9 @@ class MonitoringService:
             f"drift signal {signal.name!r}: no {metric} against {reference.dataset_id} for {why}",
         )
 
-    def version_scores(self, found: ModelVersion) -> TrainingScores | None:
+    def version_scores(
+        self, found: ModelVersion, samples: SampleCache | None = None
+    ) -> TrainingScores | None:
         """The profile of ``found``'s own predictions on its training data: the reference for
         drift of the prediction itself. Scores a seeded uniform sample of at most
         ``SAMPLE_ROWS`` training rows (read as a stream, the same sample on every run) with the
@@ -1421,21 +1437,24 @@ class MonitoringService:
         the profile found it): the rows skipped are counted. The file must still hold the
         dataset version the model was registered with: a ``ValidationError`` naming it when it
         is gone or was rewritten, never a score of other data, and so is any failure of the
-        model to score it."""
+        model to score it. ``samples`` shares the file's check and sample with the other
+        versions scored in the same pass of the runner."""
         from mintaka.flavors.loader import load_predictor
         from mintaka.monitoring.profiles import profile
-        from mintaka.monitoring.training_data import feature_sample, registered_file
+        from mintaka.monitoring.training_data import SampleCache
 
         dataset = self.training_dataset(found)
         if dataset is None:
             return None
-        source = registered_file(dataset)
+        samples = SampleCache() if samples is None else samples
+        source = samples.registered_file(dataset)
         stored = self.platform.artifacts.verify(found.artifact_digest)
         predictor = load_predictor(
             stored.content, found.flavor, features=tuple(found.signature.inputs)
         )
         named = f"dataset {dataset.id} ({dataset.name})"
-        sample = feature_sample(source, _input_kinds(found, predictor.features, dataset))
+        kinds = _input_kinds(found, predictor.features, dataset)
+        sample = samples.feature_sample(source, dataset.digest, kinds)
         if not sample.rows:
             raise ValidationError(
                 f"none of the {sample.read} rows of {named} holds every input of "
@@ -1451,7 +1470,13 @@ class MonitoringService:
         return TrainingScores(profile({PREDICTION: scores}), named, sample.skipped, sample.read)
 
     def _prediction_drift(
-        self, spec: MonitorSpec, signal: Signal, metric: str, now: datetime, scored: Scored
+        self,
+        spec: MonitorSpec,
+        signal: Signal,
+        metric: str,
+        now: datetime,
+        scored: Scored,
+        samples: SampleCache,
     ) -> Measurement:
         """The drift of the window's logged scores, each version's against that version's own
         scores on its training data (each scored once a run, in ``scored``), the largest value
@@ -1473,7 +1498,7 @@ class MonitoringService:
         for group in groups:
             key = (group.model, group.version)
             if key not in scored:
-                scored[key] = self._scores_or_why(group.model, group.version)
+                scored[key] = self._scores_or_why(group.model, group.version, samples)
         measured, note = enough_rows(
             [g for g in groups if not isinstance(scored[(g.model, g.version)], str)]
         )
@@ -1496,11 +1521,13 @@ class MonitoringService:
             why = f"drift signal {signal.name!r}: " + "; ".join(unmeasured)
         return Measurement(max(values, default=None), why, "; ".join(notes) or None)
 
-    def _scores_or_why(self, model: str, version: int) -> TrainingScores | str:
+    def _scores_or_why(
+        self, model: str, version: int, samples: SampleCache
+    ) -> TrainingScores | str:
         """``model:version``'s scores on its training data (see :meth:`version_scores`), or
         why it has none."""
         try:
-            found = self.version_scores(self.platform.get_model_version(model, version))
+            found = self.version_scores(self.platform.get_model_version(model, version), samples)
         except ValidationError as exc:
             return str(exc)
         return NO_SCORES if found is None else found

@@ -95,6 +95,38 @@ def feature_sample(
     return FeatureSample(rows, skipped, read)
 
 
+class SampleCache:
+    """The registered files checked and the samples drawn within one pass of the monitoring
+    runner: the versions (and signals) judged against one training file hash it once and read
+    it once. Each pass starts with none, so a file rewritten between passes is caught."""
+
+    def __init__(self) -> None:
+        self._files: dict[tuple[str, str], Path] = {}
+        self._samples: dict[tuple[Any, ...], FeatureSample] = {}
+
+    def registered_file(self, dataset: DatasetVersion) -> Path:
+        """:func:`registered_file` of ``dataset``, checked once (a failure is not kept)."""
+        key = (dataset.uri, dataset.digest)
+        if key not in self._files:
+            self._files[key] = registered_file(dataset)
+        return self._files[key]
+
+    def feature_sample(
+        self,
+        path: Path,
+        digest: str,
+        kinds: Mapping[str, str],
+        size: int = SAMPLE_ROWS,
+        seed: int = SAMPLE_SEED,
+    ) -> FeatureSample:
+        """:func:`feature_sample` of ``path``, which holds the bytes of ``digest``, drawn once
+        for each set of feature kinds, size and seed."""
+        key = (str(path), digest, tuple(sorted(kinds.items())), size, seed)
+        if key not in self._samples:
+            self._samples[key] = feature_sample(path, kinds, size, seed)
+        return self._samples[key]
+
+
 def _typed_row(row: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, Any] | None:
     """``row`` with each feature of ``kinds`` as its kind, or None when one is missing or is not
     a value of its kind."""
