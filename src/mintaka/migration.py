@@ -160,6 +160,7 @@ class _ModelArgs:
     recorded: set[int]
     served: tuple[str, str] | None  # (endpoint, route) a version was registered from
     signature: Signature = field(default_factory=Signature)
+    fetched: dict[int, StoredArtifact] = field(default_factory=dict)  # bytes already read
 
 
 @dataclass(frozen=True)
@@ -168,16 +169,15 @@ class _Fetched:
     stored: StoredArtifact
 
 
-def _flavor_of(item: _Fetched, declared: Flavor | None) -> Flavor:
-    """The flavor to adopt a version as: ``declared``, else the one its files show. Adopting
-    it as a servable flavor its bytes cannot be loaded as is refused, as a registration is (a
-    ``model.skops`` must be a skops archive): it would be recorded, then fail on every load."""
-    stored = item.stored
+def _flavor_of(ref: str, stored: StoredArtifact, declared: Flavor | None) -> Flavor:
+    """The flavor to adopt ``ref``'s bytes as: ``declared``, else the one its files show.
+    Adopting them as a servable flavor they cannot be loaded as is refused, as a registration
+    is (a ``model.skops`` must be a skops archive): it would be recorded, then fail on every
+    load."""
     flavor = declared or detect_flavor(stored.content)
     try:
         require_flavor_content(stored.content, [e.path for e in stored.manifest.entries], flavor)
     except ValidationError as exc:
-        ref = f"{item.version.name}:{item.version.version}"
         read = "" if declared else f"its files read as flavor {flavor.value!r}, but "
         raise ValidationError(f"cannot adopt {ref}: {read}{exc}") from None
     return flavor
@@ -364,8 +364,10 @@ class MigrationService:
         changed; ``adopt_endpoint`` then reads the route as serving the new version. ``route``
         is the route name Mintaka reads (``alltraffic``) or the slot's own name in the cloud
         (``AllTraffic``). Idempotent: a route already registered returns its version, adopted
-        once. Every argument is checked before the cloud is written to. ``on_fetch`` is called
-        before the version's bytes are read, as in :meth:`adopt_model`.
+        once. Every argument is checked, and the bytes the route serves are read and checked as
+        adoption checks a version's (a servable flavor must load), before the cloud is written
+        to: a refused adoption registers nothing. ``on_fetch`` is called once for the version,
+        as in :meth:`adopt_model`.
         """
         platform = self.platform
         endpoint = _cloud_name(validate_endpoint_name, endpoint, "endpoint_names")
@@ -384,8 +386,10 @@ class MigrationService:
             pipeline_run_id=None,
             flavor=flavor,
             served=(endpoint, route),
+            features=features,
         )
-        name = prepare(model, versions=None).name
+        first = prepare(model, versions=None)
+        name = first.name
         registrar = platform._area(
             Capability.REGISTRY_FROM_SERVING,
             ServedRegistration,
@@ -398,6 +402,8 @@ class MigrationService:
             ArtifactFetch,
             "the bytes of what the endpoint serves cannot be read back to be digested",
         )
+        stored = self._served_bytes(registrar, endpoint, route)
+        _flavor_of(f"what {endpoint} route {route} serves", stored, first.flavor)
         registered = registrar.register_served(endpoint, route, name)
         if registered.name != name:
             raise Conflict(
@@ -406,7 +412,22 @@ class MigrationService:
             )
         # Prepared again, for that one version and with the store as it is now.
         args = prepare(name, versions=[registered.version])
+        args.fetched[registered.version] = stored
         return self._adopt_model(args, on_fetch)
+
+    def _served_bytes(
+        self, registrar: ServedRegistration, endpoint: str, route: str
+    ) -> StoredArtifact:
+        """What ``route`` of ``endpoint`` serves, read from the cloud into the artifact store,
+        so that bytes adoption would refuse are refused before anything is registered."""
+        with tempfile.TemporaryDirectory(prefix="mintaka-adopt-") as scratch:
+            into = Path(scratch)
+            path = registrar.fetch_served(endpoint, route, into)
+            if not path.resolve().is_relative_to(into.resolve()):
+                raise ValidationError(
+                    f"endpoint {endpoint} route {route}: the backend wrote its bytes outside {into}"
+                )
+            return self.platform.artifacts.ingest(path)
 
     def _prepare(
         self,
@@ -543,8 +564,12 @@ class MigrationService:
         for index, theirs in enumerate(todo):
             if on_fetch is not None:
                 on_fetch(theirs, index, len(todo))
-            item = self._bytes_of(theirs, supplied.get(theirs.version))
-            flavors[theirs.version] = _flavor_of(item, args.flavor)
+            item = self._bytes_of(
+                theirs, supplied.get(theirs.version), args.fetched.get(theirs.version)
+            )
+            flavors[theirs.version] = _flavor_of(
+                f"{theirs.name}:{theirs.version}", item.stored, args.flavor
+            )
             fetched.append(item)
         stages = platform.supports(Capability.REGISTRY_STAGES)
         risk = args.risk_tier
@@ -712,12 +737,17 @@ class MigrationService:
         for path in supplied.values():
             manifest_of(path)  # a missing or empty artifact fails here, before any fetch
 
-    def _bytes_of(self, theirs: BackendVersion, supplied: Path | None) -> _Fetched:
-        """The version's bytes in the artifact store, from the adopter or read from the cloud."""
+    def _bytes_of(
+        self, theirs: BackendVersion, supplied: Path | None, fetched: StoredArtifact | None = None
+    ) -> _Fetched:
+        """The version's bytes in the artifact store, from the adopter, as already read
+        (``fetched``), or read from the cloud."""
         platform = self.platform
         ref = f"{theirs.name}:{theirs.version}"
         if supplied is not None:
             stored = platform.artifacts.ingest(supplied)
+        elif fetched is not None:
+            stored = fetched
         else:
             fetcher = platform._area(Capability.REGISTRY_FETCH, ArtifactFetch)
             with tempfile.TemporaryDirectory(prefix="mintaka-adopt-") as scratch:

@@ -861,3 +861,41 @@ def test_traffic_on_an_adopted_endpoint_needs_no_image_or_role_until_a_model_is_
         config = current_config(sm, "two-api")
         assert [v["ModelName"] for v in config["ProductionVariants"]] == ["blue-model"]
         assert [v["ModelName"] for v in config["ShadowProductionVariants"]] == ["green-model"]
+
+
+@pytest.mark.parametrize(
+    ("files", "flavor", "refusal"),
+    [
+        ({"model.skops": b"not a zip"}, None, "its files read as flavor 'sklearn'"),
+        ({"model.joblib": b"served-weights"}, "sklearn", "cannot adopt"),
+    ],
+    ids=["detected", "declared"],
+)
+def test_served_bytes_that_cannot_be_loaded_are_refused_before_anything_is_registered(
+    platform: Platform, sm: Any, files: dict[str, bytes], flavor: str | None, refusal: str
+) -> None:
+    make_client("s3").put_object(Bucket=BUCKET, Key="jobs/9/model.tar.gz", Body=tarball(files))
+    endpoint = deployed_from_model_data(
+        sm,
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/jobs/9/model.tar.gz"},
+    )
+    with pytest.raises(ValidationError, match=refusal):
+        platform.migration.adopt_served(
+            endpoint, "alltraffic", "churn", reason="inherited", flavor=flavor
+        )
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    model_arn = sm.describe_model(ModelName="legacy-api-model")["ModelArn"]
+    assert sm.list_tags(ResourceArn=model_arn)["Tags"] == []
+    with platform.store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 0
+
+
+def test_features_given_to_adopt_served_are_the_adopted_versions_signature(
+    platform: Platform, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    adoption = platform.migration.adopt_served(
+        endpoint, "alltraffic", "churn", reason="inherited", features=["age", "plan"]
+    )
+    [version] = adoption.adopted
+    assert list(version.signature.inputs) == ["age", "plan"]

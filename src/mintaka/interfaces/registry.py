@@ -148,3 +148,12 @@ class ServedRegistration(ABC):
         ``ValidationError`` when what the slot serves cannot be one version (several containers,
         model data in a form the registry cannot hold).
         """
+
+    @abstractmethod
+    def fetch_served(self, endpoint: str, route: str, into: Path) -> Path:
+        """Write the bytes ``route`` of ``endpoint`` serves into ``into`` as
+        ``ArtifactFetch.fetch_artifact`` writes a version's, and return the file or directory to
+        digest; the cloud is only read. Core reads them before ``register_served`` so that bytes
+        it would refuse to adopt are refused before anything is registered. ``NotFound`` and
+        ``ValidationError`` as for ``register_served``.
+        """

@@ -227,17 +227,20 @@ class SageMakerRegistry(AwsCalls):
         """The package's model data from S3: a ``tar.gz`` unpacked, any other object as a file,
         and an uncompressed ``ModelDataSource`` prefix as the directory of its objects."""
         described = self._describe_package(name, version)
-        data = package_data(described)
+        return self._download_model_data(package_data(described), f"version {name}:{version}", into)
+
+    def _download_model_data(self, data: ModelData | None, what: str, into: Path) -> Path:
+        """Model data held in S3 into ``into``: a ``tar.gz`` unpacked, any other object as a
+        file, and an uncompressed ``ModelDataSource`` prefix as the directory of its objects."""
         if data is None or not data.uri.startswith("s3://"):
             raise NotFound(
-                f"[sagemaker] version {name}:{version} names no S3 model data: "
-                f"{data.uri if data else ''!r}"
+                f"[sagemaker] {what} names no S3 model data: {data.uri if data else ''!r}"
             )
         bucket, _, key = data.uri.removeprefix("s3://").partition("/")
         if data.prefix:
             return self._download_prefix(bucket, key, into / "model")
         if not bucket or not key or key.endswith("/"):
-            raise NotFound(f"[sagemaker] version {name}:{version}: {data.uri} is not an S3 object")
+            raise NotFound(f"[sagemaker] {what}: {data.uri} is not an S3 object")
         body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"]
         with body, tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as local:
             shutil.copyfileobj(body, local, 1024 * 1024)

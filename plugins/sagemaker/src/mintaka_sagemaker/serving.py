@@ -54,6 +54,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property, lru_cache
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from mintaka.clock import pause
@@ -909,27 +910,11 @@ class SageMakerServing(SageMakerRegistry):
         """Register the model data a variant's Model serves as a new package in ``model``'s
         group (image, model data and environment as the Model has them), and tag the Model with
         the package, so the variant reads as a route to it. The endpoint is not changed."""
-        described = self._describe_endpoint(endpoint)
-        config_name = str(described.get("EndpointConfigName", ""))
-        variants = self._config_variants(config_name)
-        names = slot_routes(variants)
-        if route not in names:
-            raise NotFound(
-                f"[sagemaker] endpoint {endpoint!r} has no route {route!r} "
-                f"(its variants read as {sorted(names)})"
-            )
-        variant = next(v for v in variants if v["VariantName"] == names[route])
-        served = self._sm("describe_model", ModelName=str(variant.get("ModelName")))
-        package = self._package_of(served)
-        if package is not None:
-            made = package_version(package)
-            if made is None:
-                raise ValidationError(
-                    f"[sagemaker] endpoint {endpoint!r}: route {route!r} serves {package}, "
-                    "which is no versioned model package"
-                )
-            group, number = made
-            return self.get_version(self.settings.name_of(group), number)
+        slot = self._served_slot(endpoint, route)
+        described, config_name, variant_name, served = slot
+        registered = self._served_version(slot, endpoint, route)
+        if registered is not None:
+            return self.get_version(*registered)
         container = self._registrable_container(served, f"endpoint {endpoint!r} route {route!r}")
         self.ensure_model(model)
         model_arn = str(served["ModelArn"])
@@ -940,7 +925,7 @@ class SageMakerServing(SageMakerRegistry):
             "ModelPackageDescription": (
                 f"Registered by Mintaka from the model data that SageMaker Model "
                 f"{served['ModelName']} serves at endpoint {described['EndpointName']} "
-                f"(variant {names[route]})"
+                f"(variant {variant_name})"
             )[:1024],
             "InferenceSpecification": {
                 "Containers": [container],
@@ -956,6 +941,52 @@ class SageMakerServing(SageMakerRegistry):
         self._sm("add_tags", ResourceArn=model_arn, Tags=tag_list({PACKAGE_TAG: arn}))
         self.config_routes.forget(config_name)
         return self.get_version(model, made[1])
+
+    def fetch_served(self, endpoint: str, route: str, into: Path) -> Path:
+        """The model data the variant's Model serves, read from S3 as ``fetch_artifact`` reads a
+        package's (the package's own when the route already serves one)."""
+        slot = self._served_slot(endpoint, route)
+        registered = self._served_version(slot, endpoint, route)
+        if registered is not None:
+            return self.fetch_artifact(*registered, into)
+        what = f"endpoint {endpoint!r} route {route!r}"
+        container = self._registrable_container(slot[3], what)
+        return self._download_model_data(model_data_of(container), what, into)
+
+    def _served_slot(
+        self, endpoint: str, route: str
+    ) -> tuple[dict[str, Any], str, str, dict[str, Any]]:
+        """The endpoint described, its config's name, and the variant name and described Model
+        that ``route`` reads as; ``NotFound`` for a route the endpoint does not have."""
+        described = self._describe_endpoint(endpoint)
+        config_name = str(described.get("EndpointConfigName", ""))
+        variants = self._config_variants(config_name)
+        names = slot_routes(variants)
+        if route not in names:
+            raise NotFound(
+                f"[sagemaker] endpoint {endpoint!r} has no route {route!r} "
+                f"(its variants read as {sorted(names)})"
+            )
+        variant = next(v for v in variants if v["VariantName"] == names[route])
+        served = self._sm("describe_model", ModelName=str(variant.get("ModelName")))
+        return described, config_name, names[route], served
+
+    def _served_version(
+        self, slot: tuple[dict[str, Any], str, str, dict[str, Any]], endpoint: str, route: str
+    ) -> tuple[str, int] | None:
+        """The model and version the slot's Model already serves (a package it names, or one
+        registered from its model data); None when it serves none."""
+        package = self._package_of(slot[3])
+        if package is None:
+            return None
+        made = package_version(package)
+        if made is None:
+            raise ValidationError(
+                f"[sagemaker] endpoint {endpoint!r}: route {route!r} serves {package}, "
+                "which is no versioned model package"
+            )
+        group, number = made
+        return self.settings.name_of(group), number
 
     @staticmethod
     def _registrable_container(served: dict[str, Any], what: str) -> dict[str, Any]:
