@@ -1033,6 +1033,37 @@ def test_a_config_another_endpoint_serves_is_never_retired(
     assert set(models) <= {m["ModelName"] for m in sm.list_models()["Models"]}
 
 
+def test_retiring_a_config_describes_only_the_endpoints_changed_since_it_was_made(
+    platform: Platform, cloud: SageMakerBackend, live: str, sm: Any, fake: SageMakerFake
+) -> None:
+    """An endpoint can serve a config only once it was made: an endpoint unchanged since before
+    then is not described to find out, so the calls do not grow with the account."""
+    left = sm.describe_endpoint(EndpointName=live)["EndpointConfigName"]
+    [variant, *_] = sm.describe_endpoint_config(EndpointConfigName=left)["ProductionVariants"]
+    sm.create_endpoint_config(
+        EndpointConfigName="unrelated-config",
+        ProductionVariants=[{**variant, "VariantName": "AllTraffic"}],
+    )
+    for n in range(3):
+        sm.create_endpoint(EndpointName=f"unrelated-{n}", EndpointConfigName="unrelated-config")
+        fake.backend.endpoints[f"unrelated-{n}"].last_modified_time -= timedelta(days=1)
+    sm.create_endpoint(EndpointName="unrelated-new", EndpointConfigName="unrelated-config")
+    rollout_id = native.start(platform, _canary(live, "green", "blue"))
+    described: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        described.append(params["EndpointName"])
+
+    events = cloud.clients.sagemaker.meta.events
+    events.register("provide-client-params.sagemaker.DescribeEndpoint", record, "described")
+    try:
+        assert native.status(platform, live, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    finally:
+        events.unregister("provide-client-params.sagemaker.DescribeEndpoint", unique_id="described")
+    assert left not in _configs(sm)
+    assert sorted(set(described) - {live}) == ["unrelated-new"]
+
+
 def test_a_plan_started_again_after_a_rollback_is_another_rollout(
     platform: Platform, live: str, fake: SageMakerFake
 ) -> None:

@@ -52,7 +52,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -102,6 +102,9 @@ PACKAGE_TAG = "mintaka:model-package"
 REPLACES_TAG = "mintaka:replaces"
 _CONFIG_COUNTER = re.compile(r"-c(\d+)-[0-9a-f]{8}$")
 TRANSITIONAL = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+# How much earlier than a config's CreationTime an endpoint's LastModifiedTime may read and the
+# endpoint still be taken to serve it: both are SageMaker's clocks, the margin is for their skew.
+CLOCK_MARGIN = timedelta(minutes=5)
 STATUS = {
     "Creating": EndpointStatus.CREATING,
     "Updating": EndpointStatus.UPDATING,
@@ -1314,7 +1317,7 @@ class SageMakerServing(SageMakerRegistry):
         if not self._made_by_mintaka(name, old):
             self.config_routes.forget(old)
             return
-        if self._served_elsewhere(old, name):
+        if self._served_elsewhere(old, name, found.get("CreationTime")):
             return
         in_use = {v["ModelName"] for v in keep.variants + keep.shadow_variants}
         stale = made_models(name, found) - in_use
@@ -1935,20 +1938,23 @@ class SageMakerServing(SageMakerRegistry):
             in_use = {str(v.get("ModelName")) for v in self._config_variants(serving)}
         except NotFound:
             return
-        if self._served_elsewhere(left, name):
+        if self._served_elsewhere(left, name, found.get("CreationTime")):
             return
         self._discard([left], sorted(made_models(name, found) - in_use))
 
-    def _served_elsewhere(self, config: str, name: str) -> bool:
-        """Whether an endpoint other than ``name`` serves ``config`` or is being updated to it
-        (SageMaker lets any endpoint serve any config, one made outside Mintaka included);
-        True when that cannot be told, so a config still needed is never deleted."""
+    def _served_elsewhere(self, config: str, name: str, created: object) -> bool:
+        """Whether an endpoint other than ``name`` serves ``config`` (made at ``created``) or is
+        being updated to it (SageMaker lets any endpoint serve any config, one made outside
+        Mintaka included); True when that cannot be told, so a config still needed is never
+        deleted. Only the endpoints that may serve it (``_changed_since``) are described, so the
+        calls grow with the endpoints changed since, not with the account."""
         own = self.settings.endpoint_of(name)
+        since = created - CLOCK_MARGIN if isinstance(created, datetime) else None
         try:
             for page in self._pages("sagemaker", "list_endpoints"):
                 for summary in page.get("Endpoints", []):
                     other = str(summary["EndpointName"])
-                    if other == own:
+                    if other == own or not self._changed_since(summary, since):
                         continue
                     try:
                         found = self._sm("describe_endpoint", EndpointName=other)
@@ -1962,3 +1968,14 @@ class SageMakerServing(SageMakerRegistry):
         except MintakaError:
             return True
         return False
+
+    @staticmethod
+    def _changed_since(summary: dict[str, Any], since: datetime | None) -> bool:
+        """Whether a listed endpoint may serve, or be moving to, a config made at ``since``:
+        creating or updating an endpoint to a config changes its ``LastModifiedTime``, after the
+        config was made, so one unchanged since, and not changing now, serves another. Any
+        endpoint may when a time is unknown."""
+        if since is None or summary.get("EndpointStatus") in TRANSITIONAL:
+            return True
+        modified = summary.get("LastModifiedTime")
+        return not isinstance(modified, datetime) or modified >= since
