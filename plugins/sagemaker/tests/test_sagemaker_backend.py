@@ -18,6 +18,7 @@ import pytest
 from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_sagemaker import serving as serving_module
 from mintaka_sagemaker.artifacts import write_tarball
+from mintaka_sagemaker.aws import short_hash
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.serving import percentages, rollout_alarm_name
 from mintaka_sagemaker.settings import SageMakerSettings
@@ -327,6 +328,112 @@ def test_rollout_alarms_are_named_after_the_sagemaker_endpoint_they_watch(
         rollout_alarm_name(e, "green", "p99-latency"): {"EndpointName": e, "VariantName": "green"}
         for e in ("ChurnA", "ChurnB")
     }
+
+
+def _old_alarm(cw: Any, name: str, description: str, endpoint: str, variant: str) -> None:
+    """An alarm as earlier versions of Mintaka put on a rollout's SLA: p99 latency, or an error
+    rate read from two metrics."""
+    dimensions = [
+        {"Name": "EndpointName", "Value": endpoint},
+        {"Name": "VariantName", "Value": variant},
+    ]
+    if name.endswith("error-rate"):
+        watched: dict[str, Any] = {
+            "Metrics": [
+                {
+                    "Id": query,
+                    "MetricStat": {
+                        "Metric": {
+                            "Namespace": "AWS/SageMaker",
+                            "MetricName": metric,
+                            "Dimensions": dimensions,
+                        },
+                        "Period": 60,
+                        "Stat": "Sum",
+                    },
+                    "ReturnData": False,
+                }
+                for query, metric in (("errors", "Invocation5XXErrors"), ("calls", "Invocations"))
+            ]
+            + [{"Id": "rate", "Expression": "errors / calls", "ReturnData": True}]
+        }
+    else:
+        watched = {
+            "Namespace": "AWS/SageMaker",
+            "MetricName": "ModelLatency",
+            "Dimensions": dimensions,
+            "ExtendedStatistic": "p99",
+            "Period": 60,
+        }
+    cw.put_metric_alarm(
+        AlarmName=name,
+        AlarmDescription=description,
+        EvaluationPeriods=1,
+        Threshold=1.0,
+        ComparisonOperator="GreaterThanThreshold",
+        **watched,
+    )
+
+
+def test_rollout_alarms_mintaka_made_under_earlier_names_are_deleted_when_made_anew(
+    fake: SageMakerFake, tmp_path: Path
+) -> None:
+    cw = make_client("cloudwatch")
+    hashed = short_hash(["churn-api", "green"])
+    old = {
+        "mintaka-churn-api-green-p99-latency": (
+            "Mintaka rollout SLA of churn-api/green: p99 latency"
+        ),
+        f"mintaka-churn-api-green-{hashed}-error-rate": (
+            "Mintaka rollout SLA of churn-api/green: 5xx error rate"
+        ),
+    }
+    kept = {
+        f"mintaka-churn-api-green-{hashed}-p99-latency": "my own alarm",  # not Mintaka's
+        "mintaka-churn-api-blue-p99-latency": "Mintaka rollout SLA of churn-api/blue: p99 latency",
+        "mintaka-churn-api-green-error-rate": (  # watches another endpoint
+            "Mintaka rollout SLA of churn-api/green: 5xx error rate"
+        ),
+    }
+    for name, description in {**old, **kept}.items():
+        cloud_name = "Other" if name == "mintaka-churn-api-green-error-rate" else "ChurnA"
+        _old_alarm(cw, name, description, cloud_name, "blue" if "blue" in name else "green")
+    settings = {**SETTINGS, "endpoint_names": {"churn-api": "ChurnA"}}
+    with sagemaker_platform(tmp_path / "home", settings) as platform:
+        platform.register_model("churn", artifact(tmp_path, b"c1"))
+        platform.register_model("churn", artifact(tmp_path, b"c2"))
+        platform.serving.create_endpoint("churn-api", "churn:1", route="blue")
+        platform.serving.deploy("churn-api", "churn:2", route="green")
+        sla = {"p99_latency_ms": 250, "max_error_rate": 0.01}
+        native.start(platform, _canary("churn-api", "green", "blue", sla=sla))
+    alarms = {a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]}
+    made = {rollout_alarm_name("ChurnA", "green", b) for b in ("p99-latency", "error-rate")}
+    assert alarms == made | set(kept)
+
+
+def test_rollout_alarms_under_earlier_names_that_cannot_be_read_are_kept_and_logged(
+    cloud: SageMakerBackend,
+    live: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    cw = make_client("cloudwatch")
+    old = "mintaka-churn-live-green-p99-latency"
+    _old_alarm(cw, old, "Mintaka rollout SLA of churn-live/green: p99 latency", live, "green")
+    call = cloud._call
+
+    def throttled(service: str, operation: str, **params: Any) -> dict[str, Any]:
+        if operation == "describe_alarms":
+            raise Throttled("Rate exceeded", "cloudwatch")
+        return call(service, operation, **params)
+
+    monkeypatch.setattr(cloud, "_call", throttled)
+    with caplog.at_level(logging.WARNING, logger="mintaka_sagemaker.serving"):
+        rollout_id = cloud.start_rollout(_canary(live, "green", "blue", sla={"p99_latency_ms": 9}))
+    assert "kept rollout SLA alarms made under earlier names" in caplog.text
+    assert cloud.rollout_status(live, rollout_id) == "succeeded"
+    alarms = {a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]}
+    assert alarms == {old, rollout_alarm_name(live, "green", "p99-latency")}
 
 
 def _plan(live: str, strategy: RolloutStrategy, *steps: tuple[int, float]) -> TrafficPlan:

@@ -48,6 +48,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -91,6 +92,7 @@ from mintaka_sagemaker.registry import (
     package_version,
 )
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 ROUTE_TAG = "mintaka:route:"
 MANAGED_TAG = "mintaka:managed"
@@ -385,6 +387,36 @@ def _sla_bounds(plan: TrafficPlan) -> list[str]:
     if plan.sla.max_error_rate is not None:
         bounds.append("error-rate")
     return bounds
+
+
+# What each SLA bound's alarm watches, as its description says it.
+SLA_WATCHES = {"p99-latency": "p99 latency", "error-rate": "5xx error rate"}
+
+
+def sla_alarm_description(endpoint: str, slot: str, bound: str) -> str:
+    """The description of the alarm on ``bound`` of ``slot`` of ``endpoint``: how Mintaka
+    tells the alarms it made, under every naming scheme it has used, from anyone else's."""
+    return f"Mintaka rollout SLA of {endpoint}/{slot}: {SLA_WATCHES[bound]}"
+
+
+def earlier_alarm_names(name: str, route: str, bound: str) -> list[str]:
+    """The names earlier versions of Mintaka gave the alarm on ``bound`` of ``route`` on its
+    endpoint ``name`` (Mintaka's names, not SageMaker's): without a hash, then with a hash of
+    the pair. Their description named the same pair (``sla_alarm_description``)."""
+    return [
+        f"mintaka-{name}-{route}-{bound}",
+        f"mintaka-{name}-{route}-{short_hash([name, route])}-{bound}",
+    ]
+
+
+def _watched_by(alarm: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The SageMaker endpoint and variant an SLA alarm watches: its own dimensions, or those of
+    the metrics its expression reads."""
+    dimensions = list(alarm.get("Dimensions") or [])
+    for query in alarm.get("Metrics") or []:
+        dimensions += ((query.get("MetricStat") or {}).get("Metric") or {}).get("Dimensions", [])
+    found = {d.get("Name"): d.get("Value") for d in dimensions}
+    return found.get("EndpointName"), found.get("VariantName")
 
 
 def rollout_alarm_name(endpoint: str, variant: str, bound: str) -> str:
@@ -1715,55 +1747,89 @@ class SageMakerServing(SageMakerRegistry):
         bound on the variant of each route gaining traffic on SageMaker endpoint ``endpoint``
         (``rollout_alarm_name``; created or updated here, and set to OK)."""
         alarms = list(self.settings.rollback_alarms)
+        earlier: dict[str, tuple[str, str, str]] = {}
         for route in rising:
             variant = variants.get(route, route)
-            dimensions = [
-                {"Name": "EndpointName", "Value": endpoint},
-                {"Name": "VariantName", "Value": variant},
-            ]
-            if plan.sla.p99_latency_ms is not None:
-                alarm = rollout_alarm_name(endpoint, variant, "p99-latency")
-                self._call(
-                    "cloudwatch",
-                    "put_metric_alarm",
-                    AlarmName=alarm,
-                    AlarmDescription=f"Mintaka rollout SLA of {endpoint}/{variant}: p99 latency",
-                    Namespace="AWS/SageMaker",
-                    MetricName="ModelLatency",
-                    Dimensions=dimensions,
-                    ExtendedStatistic="p99",
-                    Period=60,
-                    EvaluationPeriods=1,
-                    Threshold=plan.sla.p99_latency_ms * 1000.0,  # ModelLatency is in µs
-                    ComparisonOperator="GreaterThanThreshold",
-                    TreatMissingData="notBreaching",
-                )
+            for bound in _sla_bounds(plan):
+                alarm = rollout_alarm_name(endpoint, variant, bound)
+                self._put_sla_alarm(alarm, endpoint, variant, bound, plan)
                 alarms.append(alarm)
-            if plan.sla.max_error_rate is not None:
-                alarm = rollout_alarm_name(endpoint, variant, "error-rate")
-                self._call(
-                    "cloudwatch",
-                    "put_metric_alarm",
-                    AlarmName=alarm,
-                    AlarmDescription=f"Mintaka rollout SLA of {endpoint}/{variant}: 5xx error rate",
-                    Metrics=[
-                        _sum_query("errors", "Invocation5XXErrors", dimensions),
-                        _sum_query("calls", "Invocations", dimensions),
-                        {
-                            "Id": "rate",
-                            "Expression": "IF(calls > 0, errors / calls, 0)",
-                            "ReturnData": True,
-                        },
-                    ],
-                    EvaluationPeriods=1,
-                    Threshold=plan.sla.max_error_rate,
-                    ComparisonOperator="GreaterThanThreshold",
-                    TreatMissingData="notBreaching",
-                )
-                alarms.append(alarm)
+                description = sla_alarm_description(plan.endpoint, route, bound)
+                for old in earlier_alarm_names(plan.endpoint, route, bound):
+                    if old != alarm:
+                        earlier[old] = (description, endpoint, variant)
         for alarm in alarms[len(self.settings.rollback_alarms) :]:
             self._reset_alarm(alarm)
+        self._delete_earlier_alarms({k: v for k, v in earlier.items() if k not in alarms})
         return alarms
+
+    def _put_sla_alarm(
+        self, alarm: str, endpoint: str, variant: str, bound: str, plan: TrafficPlan
+    ) -> None:
+        """Create or update the alarm on ``bound`` of the plan's SLA for ``variant`` of
+        SageMaker endpoint ``endpoint``: p99 ``ModelLatency`` (in µs), or the share of
+        invocations answered 5xx (a metric-math expression)."""
+        dimensions = [
+            {"Name": "EndpointName", "Value": endpoint},
+            {"Name": "VariantName", "Value": variant},
+        ]
+        watched: dict[str, Any]
+        if bound == "p99-latency" and plan.sla.p99_latency_ms is not None:
+            watched = {
+                "Namespace": "AWS/SageMaker",
+                "MetricName": "ModelLatency",
+                "Dimensions": dimensions,
+                "ExtendedStatistic": "p99",
+                "Period": 60,
+                "Threshold": plan.sla.p99_latency_ms * 1000.0,
+            }
+        elif bound == "error-rate" and plan.sla.max_error_rate is not None:
+            watched = {
+                "Metrics": [
+                    _sum_query("errors", "Invocation5XXErrors", dimensions),
+                    _sum_query("calls", "Invocations", dimensions),
+                    {
+                        "Id": "rate",
+                        "Expression": "IF(calls > 0, errors / calls, 0)",
+                        "ReturnData": True,
+                    },
+                ],
+                "Threshold": plan.sla.max_error_rate,
+            }
+        else:
+            raise ValidationError(f"[sagemaker] the plan sets no SLA bound {bound!r}")
+        self._call(
+            "cloudwatch",
+            "put_metric_alarm",
+            AlarmName=alarm,
+            AlarmDescription=sla_alarm_description(endpoint, variant, bound),
+            EvaluationPeriods=1,
+            ComparisonOperator="GreaterThanThreshold",
+            TreatMissingData="notBreaching",
+            **watched,
+        )
+
+    def _delete_earlier_alarms(self, earlier: dict[str, tuple[str, str, str]]) -> None:
+        """Delete the alarms earlier versions of Mintaka made for what a rollout now watches
+        under new names (``earlier_alarm_names``, old name -> description, SageMaker endpoint
+        and variant): only an alarm of exactly that name and description that watches that
+        variant, so nobody else's alarm goes, nor one of another endpoint whose names read
+        alike. A failure is logged and the rollout goes on: they watch nothing a rollout uses."""
+        if not earlier:
+            return
+        try:
+            found = self._call("cloudwatch", "describe_alarms", AlarmNames=sorted(earlier))
+            stale = sorted(
+                str(a["AlarmName"])
+                for a in found.get("MetricAlarms", [])
+                if a["AlarmName"] in earlier
+                and a.get("AlarmDescription") == earlier[a["AlarmName"]][0]
+                and _watched_by(a) == earlier[a["AlarmName"]][1:]
+            )
+            if stale:
+                self._call("cloudwatch", "delete_alarms", AlarmNames=stale)
+        except MintakaError as exc:
+            log.warning("kept rollout SLA alarms made under earlier names: %s", exc)
 
     def _reset_alarm(self, alarm: str) -> None:
         """Set a rollout SLA alarm to OK before its rollout starts: CloudWatch keeps an alarm's
