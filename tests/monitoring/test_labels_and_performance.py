@@ -1,20 +1,21 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from artifact_kit import MakeArtifact
 from monitoring_kit import LogPredictions, log_on, scoring_monitor
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from mintaka import ManualClock, NotFound, Platform, ValidationError, hookimpl
 from mintaka.cli.app import main
-from mintaka.domain.monitoring import Alert, Escalation, MonitorSpec, Signal, SignalKind
+from mintaka.domain.monitoring import Alert, Escalation, Signal, SignalKind
 from mintaka.domain.registry import Signature
 from mintaka.monitoring.service import PERFORMANCE_METRICS, breaches
-from mintaka.store.schema import labels, predictions
+from mintaka.store.schema import labels, monitors, predictions
 
 
 def performance_signal(**overrides: Any) -> Signal:
@@ -629,17 +630,26 @@ def _gap_actions(platform: Platform) -> list[str]:
 def test_a_signal_left_unmeasured_is_recorded_then_alerted_then_resolved_when_measured(
     served: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
-    spec = scoring_monitor(performance_signal(severity="critical", runbook_url="https://rb/acc"))
-    served.monitoring.add_monitor(spec.model_copy(update={"unmeasured_runs": 2}))
+    watch(
+        served,
+        performance_signal(
+            severity="critical", runbook_url="https://rb/acc", unmeasured_after="2h"
+        ),
+    )
     start = clock.now()
     first = served.monitoring.run_once()  # no traffic, no labels
     assert (first.alerts, first.failed) == ((), ())
     [(subject, found)] = served.monitoring.unmeasured().items()
-    assert (subject, found.since, found.runs) == ("scoring:accuracy", start, 1)
+    assert (subject, found.since) == ("scoring:accuracy", start)
     assert "nothing to measure" in found.why
+    for _ in range(20):  # however many passes, none alerts before the duration is up
+        clock.advance(minutes=5)
+        assert served.monitoring.run_once().alerts == ()
+    clock.advance(minutes=20, seconds=-1)
+    assert served.monitoring.run_once().alerts == ()
     assert served.monitoring.tickets() == []
 
-    clock.advance(minutes=5)
+    clock.advance(seconds=1)
     [alert] = served.monitoring.run_once().alerts
     assert alert.signal == "scoring:accuracy:unmeasured"
     assert (alert.value, alert.threshold, alert.severity) == (2.0, 2.0, "critical")
@@ -655,7 +665,7 @@ def test_a_signal_left_unmeasured_is_recorded_then_alerted_then_resolved_when_me
     clock.advance(minutes=5)
     assert [a.signal for a in served.monitoring.run_once().alerts] == [alert.signal]
     assert served.monitoring.ticket(ticket.id).alerts == 2  # one ticket, counted again
-    assert _gap_actions(served) == ["monitor.signal.unmeasured"] * 2  # bounded per stretch
+    assert _gap_actions(served) == ["monitor.signal.unmeasured"]  # the stretch's start, once
     assert served.monitoring.unmeasured()["scoring:accuracy"].since == start
 
     ids = log_predictions([({"x": 1}, 1)] * 10)
@@ -665,7 +675,24 @@ def test_a_signal_left_unmeasured_is_recorded_then_alerted_then_resolved_when_me
     assert (report.evaluated, report.alerts) == (1, ())
     assert served.monitoring.ticket(ticket.id).status == "resolved"
     assert served.monitoring.unmeasured() == {}
-    assert _gap_actions(served)[-1] == "monitor.signal.measured"
+    assert _gap_actions(served) == ["monitor.signal.unmeasured", "monitor.signal.measured"]
+
+
+@pytest.mark.parametrize("pace", [1, 7, 25])
+def test_an_unmeasured_signal_is_alerted_on_after_its_duration_whatever_the_runners_pace(
+    served: Platform, clock: ManualClock, pace: int
+) -> None:
+    watch(served, performance_signal(unmeasured_after="1h"))
+    start = clock.now()
+    alerted = []
+    while clock.now() - start < timedelta(minutes=100):
+        if served.monitoring.run_once().alerts:
+            alerted.append(clock.now() - start)
+        clock.advance(minutes=pace)
+    assert alerted
+    assert min(alerted) >= timedelta(hours=1)
+    assert min(alerted) < timedelta(hours=1, minutes=pace)
+    assert len(served.monitoring.tickets()) == 1
 
 
 def test_a_signal_measured_on_every_pass_records_no_unmeasured_outcome(
@@ -685,21 +712,48 @@ def test_a_failed_pass_neither_counts_nor_ends_an_unmeasured_stretch(
     served: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
     watch(served, performance_signal())
+    start = clock.now()
     served.monitoring.run_once()
+    clock.advance(minutes=5)
     served.monitoring.run_once()
     ids = log_predictions([({"x": 1}, 0.25)])  # a score where accuracy needs a class: fails
     served.monitoring.record_labels(dict.fromkeys(ids, 1))
     assert [f.signal for f in served.monitoring.run_once().failed] == ["accuracy"]
-    assert served.monitoring.unmeasured()["scoring:accuracy"].runs == 2
+    assert served.monitoring.unmeasured()["scoring:accuracy"].since == start
     assert served.monitoring.tickets() == []
 
 
-@pytest.mark.parametrize("runs", [0, -1, 10_001])
-def test_a_monitor_refuses_an_unmeasured_run_count_out_of_range(runs: int) -> None:
-    with pytest.raises(ValueError, match=r"unmeasured_runs\n  Input should be"):
-        MonitorSpec.model_validate(
-            {"endpoint": "scoring", "model": "credit", "signals": [], "unmeasured_runs": runs}
-        )
+@pytest.mark.parametrize("after", ["59s", "367d", "5000n", "soon", "0h", ""])
+def test_a_signal_refuses_an_unmeasured_after_that_is_no_sane_duration(after: str) -> None:
+    with pytest.raises(ValueError, match=r"unmeasured_after\n  Value error, invalid unmeasured"):
+        performance_signal(unmeasured_after=after)
+
+
+def test_add_monitor_refuses_an_unmeasured_after_changed_after_validation(
+    served: Platform,
+) -> None:
+    signal = performance_signal()
+    signal.unmeasured_after = "5000n"
+    with pytest.raises(ValidationError, match="invalid unmeasured_after '5000n'"):
+        served.monitoring.add_monitor(scoring_monitor(signal))
+    assert served.monitoring.monitors() == []
+
+
+def test_a_monitor_stored_with_an_unmeasured_run_count_still_loads_and_runs(
+    served: Platform, clock: ManualClock
+) -> None:
+    spec = scoring_monitor(performance_signal())
+    monitor_id = served.monitoring.add_monitor(spec)
+    with served.store.write() as conn:
+        stored = {**spec.model_dump(mode="json"), "unmeasured_runs": 3}
+        stored["signals"] = [
+            {k: v for k, v in s.items() if k != "unmeasured_after"} for s in stored["signals"]
+        ]
+        conn.execute(update(monitors).where(monitors.c.id == monitor_id).values(spec=stored))
+    assert served.monitoring.monitors() == [spec]
+    assert served.monitoring.add_monitor(spec) == monitor_id
+    assert served.monitoring.run_once().failed == ()
+    assert set(served.monitoring.unmeasured()) == {"scoring:accuracy"}
 
 
 def test_monitor_list_shows_since_when_a_signal_is_unmeasured(
@@ -711,6 +765,7 @@ def test_monitor_list_shows_since_when_a_signal_is_unmeasured(
     main(["--home", str(home), "monitor", "list"])
     out = " ".join(capsys.readouterr().out.split())
     assert out.count(f"not since {clock.now().isoformat()[:10]}") == 2
+    assert out.count("after 24h") == 2
 
 
 def _canary_of_string_classes(

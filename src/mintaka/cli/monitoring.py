@@ -56,8 +56,8 @@ def read_monitor_spec(spec_file: Path) -> MonitorSpec:
 
 @monitor_app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List monitors and their signals, and since when each signal the runner measured nothing
-    for has gone unmeasured."""
+    """List monitors and their signals, since when each signal the runner measured nothing for
+    has gone unmeasured, and after how long that is alerted on."""
     monitoring = platform(ctx).monitoring
     specs = monitoring.monitors()
     if as_json:
@@ -76,7 +76,7 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 s.threshold,
                 s.window,
                 s.owner,
-                _measured(gaps.get(f"{m.endpoint}:{s.name}")),
+                _measured(gaps.get(f"{m.endpoint}:{s.name}"), s.unmeasured_after),
             )
             for m in specs
             for s in m.signals
@@ -84,11 +84,12 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     )
 
 
-def _measured(gap: Unmeasured | None) -> str | Text:
-    """How ``monitor list`` shows whether a signal is measured."""
+def _measured(gap: Unmeasured | None, after: str) -> str | Text:
+    """How ``monitor list`` shows whether a signal is measured, and for an unmeasured one how
+    long it may stay so before it is alerted on."""
     if gap is None:
         return "yes"
-    return Text(f"not since {gap.since.isoformat()}", style="yellow")
+    return Text(f"not since {gap.since.isoformat()} (alerts after {after})", style="yellow")
 
 
 @monitor_app.command("coverage")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mintaka.domain.base import AwareDatetime, JSONDict, Record, Spec
+from mintaka.monitoring.windows import parse_unmeasured_after
 
 
 class CaptureConfig(Spec):
@@ -77,22 +78,26 @@ class Signal(Spec):
         " signals, roc_auc and calibration_error; needed unless the classes are 0/1 (or boolean),"
         " where 1 is positive",
     )
+    unmeasured_after: str = Field(
+        default="24h",
+        description="how long the signal may measure nothing (no traffic, no labels, too few"
+        " rows) before the runner raises an 'unmeasured' alert for it, as a time window is"
+        ' written ("30m", "24h", "3d"; 1m to 366d), however often the runner runs',
+    )
 
-
-MAX_UNMEASURED_RUNS = 10_000
+    @field_validator("unmeasured_after")
+    @classmethod
+    def _unmeasured_after_is_a_duration(cls, value: str) -> str:
+        """Refuse an ``unmeasured_after`` that is no duration, or is under a minute or over a
+        year, when the signal is declared rather than when the runner first needs it."""
+        parse_unmeasured_after(value)
+        return value
 
 
 class MonitorSpec(Spec):
     endpoint: str
     model: str
     signals: list[Signal]
-    unmeasured_runs: int = Field(
-        default=3,
-        ge=1,
-        le=MAX_UNMEASURED_RUNS,
-        description="after this many consecutive runs in which a signal measures nothing (no"
-        " traffic, no labels, too few rows), the runner raises an 'unmeasured' alert for it",
-    )
 
 
 class Alert(Record):

@@ -40,7 +40,7 @@ from mintaka.domain.names import validate_endpoint_name
 from mintaka.errors import Conflict, MintakaError, NotFound, ValidationError
 from mintaka.monitoring.kinds import DEFAULT_BINS, STATISTICS, kinds_with
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
-from mintaka.monitoring.windows import parse_window
+from mintaka.monitoring.windows import parse_unmeasured_after, parse_window
 from mintaka.numbers import as_float
 from mintaka.store.schema import audit_events, labels, monitors, predictions, tickets
 
@@ -60,6 +60,7 @@ SIGNAL_RECOVERED = "monitor.signal.recovered"
 SIGNAL_UNMEASURED = "monitor.signal.unmeasured"
 SIGNAL_MEASURED = "monitor.signal.measured"
 UNMEASURED = "unmeasured"  # the kind of alert a signal left unmeasured raises, and its ticket's
+HOUR = timedelta(hours=1)
 NOTHING_TO_MEASURE = "nothing to measure in the window (no traffic, or no labels yet)"
 
 
@@ -110,11 +111,10 @@ def _failing_signals(conn: Connection) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class Unmeasured:
-    """A signal the runner has measured nothing for since ``since``: ``runs`` consecutive passes
-    (counted up to its monitor's ``unmeasured_runs``), the last one for the reason ``why``."""
+    """A signal the runner has measured nothing for since ``since`` (the time of the first pass
+    of the stretch), for the reason ``why``."""
 
     since: datetime
-    runs: int
     why: str
 
 
@@ -132,9 +132,7 @@ def _unmeasured_signals(conn: Connection) -> dict[str, Unmeasured]:
         else:
             details = json.loads(bytes(row.canonical)).get("details", {})
             found[row.subject] = Unmeasured(
-                datetime.fromisoformat(str(details["since"])),
-                int(details["runs"]),
-                str(details.get("why", "")),
+                datetime.fromisoformat(str(details["since"])), str(details.get("why", ""))
             )
     return found
 
@@ -394,6 +392,8 @@ class MonitoringService:
         nothing is added. A signal name another monitor of the endpoint already uses is a
         Conflict: an endpoint's alerts are ticketed by signal name.
         """
+        for signal in spec.signals:  # a spec changed after it was validated
+            parse_unmeasured_after(signal.unmeasured_after)
         self.check_monitor(spec)
         with self.platform.store.write() as conn:
             existing = _same_monitor(conn, spec)
@@ -533,7 +533,7 @@ class MonitoringService:
         if endpoint is not None:
             query = query.where(monitors.c.endpoint == endpoint)
         with self.platform.store.read() as conn:
-            return [MonitorSpec.model_validate(spec) for spec in conn.execute(query).scalars()]
+            return [_stored_monitor(spec) for spec in conn.execute(query).scalars()]
 
     def coverage(self) -> list[Coverage]:
         """Every endpoint taking live traffic, and whether any monitor watches it."""
@@ -995,22 +995,20 @@ class MonitoringService:
     ) -> list[Alert]:
         """Record the signals this pass measured nothing for (``quiet``: no traffic, no labels,
         too few rows) and those measured again, and alert on each left unmeasured for its
-        monitor's ``unmeasured_runs`` consecutive passes: a model whose traffic dried up, or
-        whose logging broke, is otherwise silently unwatched. Each pass of a stretch is audited
-        (``monitor.signal.unmeasured``) until the alert is due, so a stretch costs at most that
-        many events; its end is audited (``monitor.signal.measured``) and resolves its ticket.
-        A pass on which the signal failed changes nothing here (failures are audited apart).
-        Recording it never stops the run."""
+        ``unmeasured_after`` since the first pass of its stretch: a model whose traffic dried
+        up, or whose logging broke, is otherwise silently unwatched. The wait is a duration, not
+        a count of passes, so how often the runner runs changes nothing. A stretch's start is
+        audited once (``monitor.signal.unmeasured``), its end too (``monitor.signal.measured``,
+        which resolves its ticket). A pass on which the signal failed changes nothing here
+        (failures are audited apart). Recording it never stops the run."""
         try:
             with self.platform.store.write() as conn:
                 state = _unmeasured_signals(conn)
                 events = []
-                due: list[tuple[MonitorSpec, Signal, Unmeasured]] = []
+                due: list[tuple[Signal, str, Unmeasured]] = []
                 for subject, (spec, signal, why) in quiet.items():
                     previous = state.get(subject)
-                    runs = 1 if previous is None else previous.runs + 1
-                    found = Unmeasured(now if previous is None else previous.since, runs, why)
-                    if previous is None or previous.runs < spec.unmeasured_runs:
+                    if previous is None:
                         events.append(
                             self.platform._audit(
                                 conn,
@@ -1018,13 +1016,13 @@ class MonitoringService:
                                 subject,
                                 endpoint=spec.endpoint,
                                 signal=signal.name,
-                                since=found.since.isoformat(),
-                                runs=runs,
+                                since=now.isoformat(),
                                 why=why[:2000],
                             )
                         )
-                    if runs >= spec.unmeasured_runs:
-                        due.append((spec, signal, found))
+                    found = Unmeasured(now if previous is None else previous.since, why)
+                    if now - found.since >= parse_unmeasured_after(signal.unmeasured_after):
+                        due.append((signal, spec.endpoint, found))
                 back = sorted(measured & set(state))
                 for subject in back:
                     since = state[subject].since.isoformat()
@@ -1035,18 +1033,23 @@ class MonitoringService:
         self.platform._after_commit(events)
         for subject in back:
             self._resolve_unmeasured(subject)
-        return [self._unmeasured_alert(spec, signal, found) for spec, signal, found in due]
+        return [
+            self._unmeasured_alert(signal, endpoint, found, now) for signal, endpoint, found in due
+        ]
 
-    def _unmeasured_alert(self, spec: MonitorSpec, signal: Signal, found: Unmeasured) -> Alert:
+    def _unmeasured_alert(
+        self, signal: Signal, endpoint: str, found: Unmeasured, now: datetime
+    ) -> Alert:
         """Raise the ``unmeasured`` alert of a signal left unmeasured too long: its own ticket
         (``endpoint:signal:unmeasured``, updated by each pass it stays so), for the signal's
-        owner, at its severity, with its runbook and escalation; its value is the count of
-        passes, its threshold the monitor's ``unmeasured_runs``."""
+        owner, at its severity, with its runbook and escalation; its value is the hours it has
+        gone unmeasured, its threshold its ``unmeasured_after`` in hours."""
+        after = parse_unmeasured_after(signal.unmeasured_after)
         alert, _ = self.raise_alert(
-            f"{spec.endpoint}:{signal.name}:{UNMEASURED}",
-            spec.endpoint,
-            value=float(found.runs),
-            threshold=float(spec.unmeasured_runs),
+            f"{endpoint}:{signal.name}:{UNMEASURED}",
+            endpoint,
+            value=(now - found.since) / HOUR,
+            threshold=after / HOUR,
             severity=signal.severity,
             owner=signal.owner,
             runbook_url=signal.runbook_url,
@@ -1056,6 +1059,7 @@ class MonitoringService:
                 "metric": signal.metric,
                 "window": signal.window,
                 "since": found.since.isoformat(),
+                "unmeasured_after": signal.unmeasured_after,
                 "note": found.why,
             },
         )
@@ -1789,7 +1793,7 @@ def _same_monitor(conn: Connection, spec: MonitorSpec) -> str | None:
     ).all()
     taken: dict[str, str] = {}
     for row in rows:
-        if MonitorSpec.model_validate(row.spec) == spec:
+        if _stored_monitor(row.spec) == spec:
             return str(row.id)
         taken.update({s["name"]: str(row.id) for s in row.spec["signals"]})
     clashes = sorted({s.name for s in spec.signals} & set(taken))
@@ -1799,6 +1803,17 @@ def _same_monitor(conn: Connection, spec: MonitorSpec) -> str | None:
             f"{taken[clashes[0]]}): give each signal on an endpoint its own name"
         )
     return None
+
+
+RETIRED_MONITOR_FIELDS = ("unmeasured_runs",)  # stored by earlier versions, no longer read
+
+
+def _stored_monitor(raw: Mapping[str, Any]) -> MonitorSpec:
+    """A monitor as stored, read as a spec: the fields earlier versions stored and none reads
+    now are left out, so a monitor stored before they were retired still loads."""
+    return MonitorSpec.model_validate(
+        {k: v for k, v in raw.items() if k not in RETIRED_MONITOR_FIELDS}
+    )
 
 
 def _sample_key(model: str, version: int, reference: Reference | None) -> tuple[str, ...]:

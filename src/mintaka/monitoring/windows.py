@@ -26,6 +26,8 @@ PREDICTION = "prediction"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _WINDOW = re.compile(r"^\s*(\d{1,9})\s*([smhdwn])\s*$")
 MAX_WINDOW = timedelta(days=36_500)  # a century: "now - window" stays a date
+MIN_UNMEASURED_AFTER = timedelta(minutes=1)
+MAX_UNMEASURED_AFTER = timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,24 @@ def parse_window(text: str) -> timedelta | int:
             f"invalid window {text!r}: a time window reaches back at most {MAX_WINDOW.days} days"
         )
     return timedelta(seconds=amount * _UNITS[unit])
+
+
+def parse_unmeasured_after(text: str) -> timedelta:
+    """How long a signal may measure nothing before it is alerted on: written as a time window
+    is (``"30m"``, ``"24h"``, ``"3d"``), from a minute (less would alert on a runner's every
+    quiet pass) to a year (more is a signal no one watches)."""
+    try:
+        span = parse_window(text)
+    except ValidationError:
+        span = None
+    if not isinstance(span, timedelta) or not (
+        MIN_UNMEASURED_AFTER <= span <= MAX_UNMEASURED_AFTER
+    ):
+        raise ValidationError(
+            f"invalid unmeasured_after {text!r}: a duration from 1m to "
+            f"{MAX_UNMEASURED_AFTER.days}d, a positive whole number then s, m, h, d or w"
+        )
+    return span
 
 
 def record_time(record: Any) -> datetime:
