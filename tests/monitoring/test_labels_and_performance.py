@@ -11,9 +11,11 @@ from monitoring_kit import LogPredictions, log_on, scoring_monitor
 from sqlalchemy import func, select, update
 
 from mintaka import ManualClock, NotFound, Platform, ValidationError, hookimpl
+from mintaka.capabilities import Capability
 from mintaka.cli.app import main
 from mintaka.domain.monitoring import Alert, Escalation, Signal, SignalKind
 from mintaka.domain.registry import Signature
+from mintaka.errors import UnsupportedCapability
 from mintaka.monitoring.service import PERFORMANCE_METRICS, breaches
 from mintaka.store.schema import labels, monitors, predictions
 
@@ -754,6 +756,45 @@ def test_a_monitor_stored_with_an_unmeasured_run_count_still_loads_and_runs(
     assert served.monitoring.add_monitor(spec) == monitor_id
     assert served.monitoring.run_once().failed == ()
     assert set(served.monitoring.unmeasured()) == {"scoring:accuracy"}
+
+
+def _without_metrics(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``platform``'s backend one that cannot read endpoint metrics back."""
+    backend = platform.backend
+    kept = backend.capabilities - {Capability.MONITORING_METRICS}
+    monkeypatch.setattr(backend, "capabilities", kept)
+
+
+def _telemetry_signal() -> Signal:
+    return Signal(
+        name="errors",
+        kind=SignalKind.TELEMETRY,
+        metric="error_rate",
+        threshold=0.05,
+        owner="oncall",
+    )
+
+
+def test_a_telemetry_signal_is_refused_on_a_backend_that_cannot_read_metrics_back(
+    served: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _without_metrics(served, monkeypatch)
+    before = len(served.audit.events())
+    with pytest.raises(UnsupportedCapability, match=r"'monitoring\.metrics'.*'errors'"):
+        served.monitoring.add_monitor(scoring_monitor(performance_signal(), _telemetry_signal()))
+    assert served.monitoring.monitors() == []
+    assert len(served.audit.events()) == before
+    watch(served, performance_signal())  # signals it can measure are taken
+
+
+def test_a_stored_telemetry_signal_fails_where_metrics_cannot_be_read_back(
+    served: Platform, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    watch(served, _telemetry_signal())
+    _without_metrics(served, monkeypatch)
+    [failure] = served.monitoring.run_once().failed
+    assert (failure.signal, "monitoring.metrics" in failure.error) == ("errors", True)
+    assert served.monitoring.unmeasured() == {}
 
 
 def test_monitor_list_shows_since_when_a_signal_is_unmeasured(

@@ -37,7 +37,13 @@ from mintaka.domain.monitoring import (
     TicketStatus,
 )
 from mintaka.domain.names import validate_endpoint_name
-from mintaka.errors import Conflict, MintakaError, NotFound, ValidationError
+from mintaka.errors import (
+    Conflict,
+    MintakaError,
+    NotFound,
+    UnsupportedCapability,
+    ValidationError,
+)
 from mintaka.monitoring.kinds import DEFAULT_BINS, STATISTICS, kinds_with
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
 from mintaka.monitoring.windows import parse_unmeasured_after, parse_window
@@ -392,8 +398,9 @@ class MonitoringService:
         nothing is added. A signal name another monitor of the endpoint already uses is a
         Conflict: an endpoint's alerts are ticketed by signal name.
         """
-        for signal in spec.signals:  # a spec changed after it was validated
-            parse_unmeasured_after(signal.unmeasured_after)
+        for signal in spec.signals:
+            parse_unmeasured_after(signal.unmeasured_after)  # a spec changed once validated
+            self._refuse_unreadable_telemetry(signal)
         self.check_monitor(spec)
         with self.platform.store.write() as conn:
             existing = _same_monitor(conn, spec)
@@ -419,6 +426,25 @@ class MonitoringService:
             )
         self.platform._after_commit([event])
         return monitor_id
+
+    def _refuse_unreadable_telemetry(self, signal: Signal) -> None:
+        """Refuse a telemetry signal on a backend that cannot read an endpoint's metrics back
+        (no ``monitoring.metrics``): it could never be measured, only alerted on as unmeasured
+        for good."""
+        if signal.kind is SignalKind.TELEMETRY:
+            self._metrics_readable(signal)
+
+    def _metrics_readable(self, signal: Signal) -> None:
+        """Raise UnsupportedCapability unless the backend reads endpoint metrics back, which
+        telemetry ``signal`` is measured from."""
+        if not self.platform.supports(Capability.MONITORING_METRICS):
+            raise UnsupportedCapability(
+                self.platform.backend.name,
+                Capability.MONITORING_METRICS.value,
+                f"telemetry signal {signal.name!r} is measured from the endpoint's request, error"
+                " and latency metrics, which this backend cannot read back; watch it with drift,"
+                " performance or fairness signals",
+            )
 
     def check_monitor(self, spec: MonitorSpec, *, endpoint_recorded: bool = True) -> None:
         """Refuse a monitor :meth:`add_monitor` would refuse. With ``endpoint_recorded=False``
@@ -1208,9 +1234,10 @@ class MonitoringService:
         return len(self._labelled(rows).records), "labelled predictions"
 
     def _value(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
-        """The value of a telemetry signal, ``None`` when there is nothing to measure."""
-        if Capability.MONITORING_METRICS not in self.platform.backend.capabilities:
-            return None
+        """The value of a telemetry signal, ``None`` when there is nothing to measure. A backend
+        that cannot read metrics back fails the signal (one stored before that was refused):
+        it is not left to look quiet."""
+        self._metrics_readable(signal)
         width = parse_window(signal.window)
         if isinstance(width, int):  # refused by add_monitor; a record count is no time span
             return None
