@@ -108,6 +108,8 @@ def test_batch_scoring_refuses_bad_files_and_archived_versions(
         ("torn.parquet", b"PAR1 not really parquet", "not a readable Parquet file"),
         ("taken.csv", b"a,b,c,prediction\n1,2,3,x\n", "already has column"),
         ("twice.csv", b"a,b,a\n1,2,3\n", "column 'a' named twice"),
+        ("empty.csv", b"", "holds no rows"),
+        ("header_only.csv", ",".join(FEATURES).encode() + b"\n", "holds no rows"),
     ],
 )
 def test_a_malformed_input_file_is_refused_and_writes_nothing(

@@ -363,10 +363,10 @@ class LocalServing(
             declared = {}
         predictor = load_predictor(content, flavor, features=features)
         rows = read_rows(input_path)
-        if file_format(input_path) == "csv":
-            rows = _typed_columns(rows, declared)
         if not rows:
             raise ValidationError(f"{input_path} holds no rows")
+        if file_format(input_path) == "csv":
+            rows = _typed_columns(rows, declared)
         taken = sorted({"prediction", "prediction_id"} & set(rows[0]))
         if taken:
             raise ValidationError(
