@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from monitoring_kit import scoring_monitor
+from monitoring_kit import drift_signal, scoring_monitor
 
 from mintaka import Conflict, ManualClock, Platform, ValidationError, hookimpl
 from mintaka.domain.monitoring import (
     Escalation,
+    MonitorSpec,
     Signal,
     SignalKind,
     Ticket,
@@ -272,6 +273,35 @@ def test_coverage_lists_production_endpoints_without_monitors(served: Platform) 
 def test_bad_monitor_specs_are_refused(served: Platform, signal: Signal, message: str) -> None:
     with pytest.raises(ValidationError, match=message):
         served.monitoring.add_monitor(scoring_monitor(signal))
+
+
+def test_a_monitor_must_name_a_model_its_endpoint_serves(
+    served: Platform, make_servable: Any
+) -> None:
+    """Retraining on drift retrains the monitor's model, so it must be the one the endpoint
+    serves: a monitor naming another model is refused, and nothing is stored."""
+    served.register_model("other", make_servable(b"o1"), flavor="pyfunc", owner="dana")
+    spec = MonitorSpec(endpoint="scoring", model="other", signals=[drift_signal(retrain=True)])
+    with pytest.raises(ValidationError, match=r"'scoring' serves credit:1.*not 'other'"):
+        served.monitoring.add_monitor(spec)
+    assert served.monitoring.monitors() == []
+    with pytest.raises(ValidationError, match="serves credit:1"):  # as adoption checks it
+        served.monitoring.check_monitor(spec, endpoint_recorded=False)
+    elsewhere = spec.model_copy(update={"endpoint": "not-in-the-cloud"})
+    served.monitoring.check_monitor(elsewhere, endpoint_recorded=False)  # adoption refuses it
+
+
+def test_a_killed_endpoint_or_one_with_a_shadow_route_keeps_its_models_monitorable(
+    served: Platform, make_servable: Any
+) -> None:
+    served.register_model("other", make_servable(b"o1"), flavor="pyfunc", owner="dana")
+    served.serving.deploy("scoring", "other:1", route="green")
+    served.serving.set_traffic("scoring", {"blue": 100}, shadow="green", shadow_percent=10)
+    served.serving.kill("scoring", reason="incident")
+    served.monitoring.add_monitor(scoring_monitor(latency_signal()))
+    shadowed = MonitorSpec(endpoint="scoring", model="other", signals=[latency_signal(name="s")])
+    served.monitoring.add_monitor(shadowed)
+    assert [m.model for m in served.monitoring.monitors()] == ["credit", "other"]
 
 
 def test_runner_alerts_on_a_breached_telemetry_signal_once_per_ticket(

@@ -503,8 +503,28 @@ class MonitoringService:
                         f"fairness signal {signal.name!r} measures METRIC:ATTRIBUTE with METRIC"
                         f" one of {FAIRNESS_METRICS} and ATTRIBUTE a logged input column"
                     )
+        self._check_serves_model(spec, endpoint_recorded=endpoint_recorded)
         with self.platform.store.read() as conn:
             _same_monitor(conn, spec)
+
+    def _check_serves_model(self, spec: MonitorSpec, *, endpoint_recorded: bool) -> None:
+        """Refuse a monitor whose model no route of its endpoint serves (live, shadow or
+        waiting for traffic, on a killed endpoint too): its alerts would retrain that model
+        while the one serving drifts on. An endpoint about to be adopted is checked as the
+        cloud serves it; one the cloud does not have is left to adoption to refuse."""
+        try:
+            endpoint = self._serving(spec.endpoint, endpoint_recorded)
+        except NotFound:
+            if endpoint_recorded:
+                raise
+            return
+        if any(route.model == spec.model for route in endpoint.routes):
+            return
+        serves = ", ".join(f"{r.model}:{r.version}" for r in endpoint.routes) or "nothing"
+        raise ValidationError(
+            f"endpoint {spec.endpoint!r} serves {serves}, not {spec.model!r}: a monitor watches "
+            "a model its endpoint serves (deploy it there first, or name that model)"
+        )
 
     def _check_drift_metric(
         self, spec: MonitorSpec, signal: Signal, *, endpoint_recorded: bool
