@@ -780,8 +780,11 @@ def test_a_telemetry_signal_is_refused_on_a_backend_that_cannot_read_metrics_bac
 ) -> None:
     _without_metrics(served, monkeypatch)
     before = len(served.audit.events())
+    spec = scoring_monitor(performance_signal(), _telemetry_signal())
     with pytest.raises(UnsupportedCapability, match=r"'monitoring\.metrics'.*'errors'"):
-        served.monitoring.add_monitor(scoring_monitor(performance_signal(), _telemetry_signal()))
+        served.monitoring.add_monitor(spec)
+    with pytest.raises(UnsupportedCapability):  # what adoption asks before adopting anything
+        served.monitoring.check_monitor(spec, endpoint_recorded=False)
     assert served.monitoring.monitors() == []
     assert len(served.audit.events()) == before
     watch(served, performance_signal())  # signals it can measure are taken

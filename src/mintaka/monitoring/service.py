@@ -398,9 +398,6 @@ class MonitoringService:
         nothing is added. A signal name another monitor of the endpoint already uses is a
         Conflict: an endpoint's alerts are ticketed by signal name.
         """
-        for signal in spec.signals:
-            parse_unmeasured_after(signal.unmeasured_after)  # a spec changed once validated
-            self._refuse_unreadable_telemetry(signal)
         self.check_monitor(spec)
         with self.platform.store.write() as conn:
             existing = _same_monitor(conn, spec)
@@ -462,6 +459,8 @@ class MonitoringService:
         if len(set(names)) != len(names):
             raise ValidationError(f"signal names must be unique: {names}")
         for signal in spec.signals:
+            parse_unmeasured_after(signal.unmeasured_after)  # a spec changed once validated
+            self._refuse_unreadable_telemetry(signal)
             if isinstance(parse_window(signal.window), int) and (
                 signal.kind is SignalKind.TELEMETRY
             ):
