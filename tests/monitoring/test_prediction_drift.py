@@ -351,6 +351,13 @@ def score(rows):
 def broken(rows):
     calls.append(len(rows))
     raise RuntimeError("no scores today")
+
+
+def scaled(rows):
+    calls.append(len(rows))
+    for row in rows:  # preprocessing in place, as many feature pipelines do
+        row["income"] = row["income"] * 4
+    return [1 / (1 + math.exp(-(row["income"] - row["debt"]))) for row in rows]
 """
 
 
@@ -462,3 +469,19 @@ def test_versions_sharing_a_training_file_check_and_sample_it_once_a_pass(
     assert (reads, checks) == ([tmp_path / "shared.csv"], [tmp_path / "shared.csv"])
     platform.monitoring.run_once()  # a new pass checks the file again: it may be rewritten
     assert len(reads) == len(checks) == 2
+
+
+def test_a_model_editing_its_rows_in_place_leaves_the_pass_s_shared_sample_as_read(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.monitoring.service import PREDICTION
+    from mintaka.monitoring.training_data import SampleCache
+
+    _pyfunc_credit(platform, tmp_path, monkeypatch, "scaled")
+    version = platform.get_model_version("credit", 1)
+    alone = platform.monitoring.version_scores(version)
+    shared = SampleCache()
+    passes = [platform.monitoring.version_scores(version, shared) for _ in range(3)]
+    assert alone is not None
+    means = {scores.profile.features[PREDICTION].mean if scores else None for scores in passes}
+    assert means == {alone.profile.features[PREDICTION].mean}

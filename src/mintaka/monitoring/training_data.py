@@ -120,11 +120,14 @@ class SampleCache:
         seed: int = SAMPLE_SEED,
     ) -> FeatureSample:
         """:func:`feature_sample` of ``path``, which holds the bytes of ``digest``, drawn once
-        for each set of feature kinds, size and seed."""
+        for each set of feature kinds, size and seed. Each call gets its own copy of the rows:
+        a model that edits the rows it scores in place must not change what the next version
+        of the pass is scored on."""
         key = (str(path), digest, tuple(sorted(kinds.items())), size, seed)
         if key not in self._samples:
             self._samples[key] = feature_sample(path, kinds, size, seed)
-        return self._samples[key]
+        drawn = self._samples[key]
+        return FeatureSample([dict(row) for row in drawn.rows], drawn.skipped, drawn.read)
 
 
 def _typed_row(row: Mapping[str, Any], kinds: Mapping[str, str]) -> dict[str, Any] | None:
