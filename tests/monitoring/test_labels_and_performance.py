@@ -861,3 +861,43 @@ def test_a_canary_of_a_few_labelled_predictions_is_noted_not_judged(
         "10 labelled predictions of route 'green' (credit:2), fewer than the 50 a performance "
         "signal judges a version on beside another; a longer window measures it"
     )
+
+
+def test_a_canary_without_labels_leaves_the_main_version_judged_as_before_it_started(
+    served: Platform,
+    clock: ManualClock,
+    make_servable: MakeArtifact,
+    log_predictions: LogPredictions,
+) -> None:
+    watch(served, performance_signal())
+    ids = log_predictions([({"x": i}, 1) for i in range(40)])
+    served.monitoring.record_labels(dict.fromkeys(ids, 0))
+    served.register_model("credit", make_servable(b"v2"), flavor="pyfunc")
+    served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 99, "green": 1})
+    log_on(served, "green", 2, [{"x": 0}], [1])
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert [(a.signal, a.value) for a in report.alerts] == [("scoring:accuracy", 0.0)]
+    assert (report.failed, report.notes) == ((), ())
+
+
+def test_versions_each_too_small_to_judge_alone_are_judged_together_and_noted(
+    served: Platform, clock: ManualClock, make_servable: MakeArtifact
+) -> None:
+    watch(served, performance_signal())
+    served.register_model("credit", make_servable(b"v2"), flavor="pyfunc")
+    served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 50, "green": 50})
+    log_on(served, "blue", 1, [{"x": i} for i in range(30)], [1] * 30)
+    log_on(served, "green", 2, [{"x": i} for i in range(10)], [1] * 10)
+    with served.store.read() as conn:
+        logged = [pid for (pid,) in conn.execute(select(predictions.c.id))]
+    served.monitoring.record_labels(dict.fromkeys(logged, 0))
+    clock.advance(minutes=5)
+    report = served.monitoring.run_once()
+    assert [(a.signal, a.value) for a in report.alerts] == [("scoring:accuracy", 0.0)]
+    [note] = report.notes
+    assert note.note == (
+        "every version has fewer than the 50 records a performance signal judges a version on "
+        "(30 labelled predictions of route 'blue' (credit:1), 10 labelled predictions of route "
+        "'green' (credit:2)): the window is judged whole, its versions together"
+    )

@@ -1209,10 +1209,13 @@ class MonitoringService:
         """``measure`` of the window's ``rows`` (see :meth:`window_predictions`) per model
         version that answered them, the worst value over the versions: during a canary, or
         after a redeploy within the window, one version's classes are not another's (numbers
-        and strings, say), and mixing them fails or blurs the signal. A window of one version is
-        measured whole. Beside another version, a version of fewer than ``MIN_CLASS_GROUP_ROWS``
-        of the records its metric reads is left out and noted (a handful of a canary's records
-        swings an accuracy past any threshold); one that cannot be measured is named with why,
+        and strings, say), and mixing them fails or blurs the signal. Only the versions with
+        records the metric reads count: when one or none has any, the window is measured whole,
+        as a window of one version is (a canary's one unlabelled prediction must not silence
+        the main version's signal). Beside another such version, a version of fewer than
+        ``MIN_CLASS_GROUP_ROWS`` of those records is left out and noted (a handful of a
+        canary's records swings an accuracy past any threshold); when every one is that small,
+        the window is measured whole and noted. One that cannot be measured is named with why,
         while the others still give the value."""
         serving = self.platform.serving.get_endpoint(spec.endpoint)
         grouped = self._version_rows(serving, rows, idle=False, column=None)
@@ -1221,11 +1224,14 @@ class MonitoringService:
         groups = [
             VersionOutputs(route, *key, found) for key, (route, found) in sorted(grouped.items())
         ]
+        counted = [(group, *self._records(signal, group.rows)) for group in groups]
+        read = [(group, size, what) for group, size, what in counted if size]
+        if len(read) <= 1:
+            return Measurement(measure(signal, rows))
         values: list[float] = []
         unmeasured: list[str] = []
         notes: list[str] = []
-        for group in groups:
-            size, what = self._records(signal, group.rows)
+        for group, size, what in read:
             if size < MIN_CLASS_GROUP_ROWS:
                 notes.append(
                     f"{size} {what} of {group.name}, fewer than the {MIN_CLASS_GROUP_ROWS} a "
@@ -1239,11 +1245,32 @@ class MonitoringService:
                 unmeasured.append(f"{group.name}: {exc}")
                 continue
             values.extend([] if value is None else [value])
+        if len(notes) == len(read):
+            return self._whole_window(signal, rows, measure, read)
         worst = min if direction(signal) == "below" else max
         why = f"{signal.kind.value} signal {signal.name!r}: " + "; ".join(unmeasured)
         return Measurement(
             worst(values, default=None), why if unmeasured else None, "; ".join(notes) or None
         )
+
+    def _whole_window(
+        self,
+        signal: Signal,
+        rows: list[dict[str, Any]],
+        measure: Callable[[Signal, list[dict[str, Any]]], float | None],
+        small: Sequence[tuple[VersionOutputs, int, str]],
+    ) -> Measurement:
+        """``measure`` of all the window's ``rows`` when every version answering them has too
+        few records to be judged alone (``small``: each version, its count and what it counts):
+        the versions together are still watched, as before a second version answered, and the
+        note says the value mixes them."""
+        each = ", ".join(f"{size} {what} of {group.name}" for group, size, what in small)
+        note = (
+            f"every version has fewer than the {MIN_CLASS_GROUP_ROWS} records a "
+            f"{signal.kind.value} signal judges a version on ({each}): the window is judged "
+            "whole, its versions together"
+        )
+        return Measurement(measure(signal, rows), None, note)
 
     def _records(self, signal: Signal, rows: Sequence[Mapping[str, Any]]) -> tuple[int, str]:
         """How many of ``rows`` ``signal`` reads, and what they are: the labelled predictions,
