@@ -242,5 +242,35 @@ def test_a_canary_with_string_classes_is_judged_apart_and_a_few_of_its_rows_are_
     report = watched.monitoring.run_once()
     assert (report.evaluated, report.alerts, report.failed) == (2, (), ())
     assert [n.note.split(",")[0] for n in report.notes] == [
-        "20 predictions of route 'green' (credit:2)",  # equalized odds reads none of them
+        "20 predictions carrying 'group' of route 'green' (credit:2)",  # none are labelled
+    ]
+
+
+def test_a_canary_with_few_rows_carrying_the_attribute_is_noted_not_judged_on_them(
+    watched: Platform,
+    clock: ManualClock,
+    make_servable: MakeArtifact,
+    log_predictions: LogPredictions,
+) -> None:
+    from sqlalchemy import select
+
+    from mintaka.store.schema import predictions
+
+    replay(watched, log_predictions, biased=False, seed=41)
+    watched.register_model("credit", make_servable(b"v2"), flavor="pyfunc")
+    watched.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 95, "green": 5})
+    rows = [{"income": 1.0}] * 196 + [{"group": "a"}] * 2 + [{"group": "b"}] * 2
+    log_on(watched, "green", 2, rows, [1] * 198 + [0] * 2)  # a approved, b refused
+    with watched.store.read() as conn:
+        canary = [
+            pid
+            for (pid,) in conn.execute(select(predictions.c.id).where(predictions.c.version == 2))
+        ]
+    watched.monitoring.record_labels(dict.fromkeys(canary, 1))
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (2, (), ())
+    assert [n.note.split(",")[0] for n in report.notes] == [
+        "4 predictions carrying 'group' of route 'green' (credit:2)",
+        "4 labelled predictions carrying 'group' of route 'green' (credit:2)",
     ]

@@ -1273,11 +1273,28 @@ class MonitoringService:
         return Measurement(measure(signal, rows), None, note)
 
     def _records(self, signal: Signal, rows: Sequence[Mapping[str, Any]]) -> tuple[int, str]:
-        """How many of ``rows`` ``signal`` reads, and what they are: the labelled predictions,
-        or for demographic parity (which needs no labels) the predictions."""
-        if signal.metric.startswith("demographic_parity:"):
-            return len(rows), "predictions"
-        return len(self._labelled(rows).records), "labelled predictions"
+        """How many of ``rows`` ``signal`` reads, and what they are (see :meth:`_performance`
+        and :meth:`_fairness`): the labelled predictions; for a fairness signal only those
+        whose attribute has a group, and for demographic parity (which needs no labels) the
+        predictions whose attribute has a group."""
+        from mintaka.monitoring.metrics import has_group
+
+        metric, _, attribute = signal.metric.partition(":")
+        if signal.kind is not SignalKind.FAIRNESS:
+            return len(self._labelled(rows).records), "labelled predictions"
+        if metric == "demographic_parity":
+            carrying = [
+                r
+                for r in rows
+                if isinstance(r["inputs"], dict) and has_group(r["inputs"], attribute)
+            ]
+            return len(carrying), f"predictions carrying {attribute!r}"
+        records = [
+            r
+            for r in self._labelled(rows).records
+            if isinstance(r.inputs, Mapping) and has_group(r.inputs, attribute)
+        ]
+        return len(records), f"labelled predictions carrying {attribute!r}"
 
     def _value(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
         """The value of a telemetry signal, ``None`` when there is nothing to measure. A backend
