@@ -13,7 +13,7 @@ import pytest
 from artifact_kit import MakeArtifact
 from monitoring_kit import LogPredictions, drift_signal, log_on, scoring_monitor
 
-from mintaka import ManualClock, Platform
+from mintaka import ManualClock, NotFound, Platform, ValidationError
 from mintaka.cli.app import main
 from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
 from mintaka.monitoring.service import MIN_GROUP_ROWS
@@ -825,8 +825,27 @@ def test_a_group_left_out_for_too_few_rows_is_reported_without_an_alert(
 def test_a_monitor_stored_with_a_too_small_count_window_fails_clearly_when_run(
     watched: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
+    _store_narrow_monitor(watched, clock)
+    log_predictions([(row, 0.5) for row in _rows(np.random.default_rng(2), 100)])
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert report.evaluated == 1  # the other monitor still runs
+    [failure] = report.failed
+    assert failure.signal == "narrow"
+    assert "monitor mon-old of scoring (model credit) was stored before" in failure.error
+    assert f"window of 20 records, fewer than the {MIN_GROUP_ROWS}" in failure.error
+    assert "remove it (mintaka monitor remove mon-old --reason TEXT)" in failure.error
+    assert [s.name for m in watched.monitoring.monitors() for s in m.signals] == [
+        "income-drift",
+        "narrow",
+    ]
+
+
+def _store_narrow_monitor(platform: Platform, clock: ManualClock) -> MonitorSpec:
+    """A monitor of ``scoring`` (id ``mon-old``) with a drift signal ``narrow`` of a 20-record
+    window, as stored before such windows were refused."""
     old = scoring_monitor(drift_signal(name="narrow", window="20n"))
-    with watched.store.write() as conn:  # as stored before such windows were refused
+    with platform.store.write() as conn:
         conn.execute(
             monitors.insert().values(
                 id="mon-old",
@@ -837,16 +856,64 @@ def test_a_monitor_stored_with_a_too_small_count_window_fails_clearly_when_run(
                 created_by="dana",
             )
         )
+    return old
+
+
+def test_removing_a_stored_monitor_the_runner_fails_on_lets_monitor_run_pass_again(
+    watched: Platform,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    old = _store_narrow_monitor(watched, clock)
     log_predictions([(row, 0.5) for row in _rows(np.random.default_rng(2), 100)])
     clock.advance(minutes=5)
-    report = watched.monitoring.run_once()
-    assert report.evaluated == 1  # the other monitor still runs
-    [failure] = report.failed
-    assert failure.signal == "narrow"
-    assert "the monitor of scoring (model credit) was stored before" in failure.error
-    assert f"window of 20 records, fewer than the {MIN_GROUP_ROWS}" in failure.error
-    assert "add a monitor with a signal of another name" in failure.error
-    assert [s.name for m in watched.monitoring.monitors() for s in m.signals] == [
-        "income-drift",
-        "narrow",
+    watched.close()
+    with pytest.raises(SystemExit) as exited:
+        main(["--home", str(home), "monitor", "run", "--once"])
+    assert exited.value.code == 1
+    capsys.readouterr()
+    main(["--home", str(home), "monitor", "remove", "mon-old", "--reason", "window too narrow"])
+    assert "removed monitor mon-old of scoring (signals: narrow)" in capsys.readouterr().out
+    main(["--home", str(home), "monitor", "run", "--once"])
+    with Platform(home, clock=clock) as reopened:
+        assert [m.signals[0].name for m in reopened.monitoring.monitors()] == ["income-drift"]
+        [event] = [e for e in reopened.audit.events() if e.action == "monitor.remove"]
+    assert (event.subject, event.details) == (
+        "scoring",
+        {"monitor": "mon-old", "spec": old.model_dump(mode="json"), "reason": "window too narrow"},
+    )
+
+
+def test_a_removed_monitor_no_longer_covers_its_endpoint_and_leaves_its_tickets_open(
+    watched: Platform, clock: ManualClock, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [monitor_id] = [
+        e.details["monitor"] for e in watched.audit.events() if e.action == "monitor.add"
     ]
+    watched.monitoring.raise_alert("income-drift", "scoring", value=0.5, threshold=0.2)
+    watched.close()
+    main(["--home", str(home), "monitor", "remove", monitor_id, "--reason", "retired", "--json"])
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["monitor"], printed["spec"]["endpoint"]) == (monitor_id, "scoring")
+    with pytest.raises(SystemExit) as exited:
+        main(["--home", str(home), "monitor", "coverage"])
+    assert exited.value.code == 1
+    with Platform(home, clock=clock) as reopened:
+        assert [c.monitored for c in reopened.monitoring.coverage()] == [False]
+        assert [t.status for t in reopened.monitoring.tickets()] == [TicketStatus.OPEN]
+
+
+def test_removing_a_monitor_refuses_an_unknown_id_or_an_empty_reason_changing_nothing(
+    watched: Platform,
+) -> None:
+    [monitor_id] = [
+        e.details["monitor"] for e in watched.audit.events() if e.action == "monitor.add"
+    ]
+    with pytest.raises(NotFound, match="no monitor mon-nope"):
+        watched.monitoring.remove_monitor("mon-nope", reason="gone")
+    with pytest.raises(ValidationError, match="needs a reason"):
+        watched.monitoring.remove_monitor(monitor_id, reason="  ")
+    assert len(watched.monitoring.monitors()) == 1
+    assert "monitor.remove" not in [e.action for e in watched.audit.events()]

@@ -113,6 +113,25 @@ def coverage(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         raise typer.Exit(1)
 
 
+@monitor_app.command("remove")
+def remove(
+    ctx: typer.Context,
+    monitor_id: Annotated[str, typer.Argument(help="The monitor's id (from monitor add).")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why it is removed (recorded for auditors).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove a monitor: its signals are no longer evaluated and it no longer counts as
+    watching its endpoint. Open tickets of its signals stay open."""
+    spec = platform(ctx).monitoring.remove_monitor(monitor_id, reason=reason)
+    if as_json:
+        emit_json({"monitor": monitor_id, "spec": spec})
+        return
+    signals = ", ".join(s.name for s in spec.signals)
+    console.print(f"removed monitor {monitor_id} of {spec.endpoint} (signals: {signals})")
+
+
 MIN_EVERY, MAX_EVERY = 1.0, 86400.0  # seconds between passes of `monitor run`
 
 

@@ -593,6 +593,42 @@ class MonitoringService:
             if any(w > 0 for w in e.traffic.weights.values())
         ]
 
+    def remove_monitor(self, monitor_id: str, *, reason: str) -> MonitorSpec:
+        """Take monitor ``monitor_id`` off record, audited as ``monitor.remove`` with the spec
+        removed and ``reason``; returns that spec. The runner no longer evaluates its signals
+        and it no longer counts as watching its endpoint (see :meth:`coverage`), and their
+        names are free for another monitor of the endpoint. Nothing is resolved: the open
+        tickets of its signals stay open as they are, for their owners to resolve. An unknown
+        id is ``NotFound``, an empty reason a ``ValidationError``, both before any change."""
+        if not reason.strip():
+            raise ValidationError("removing a monitor needs a reason, recorded for auditors")
+        with self.platform.store.write() as conn:
+            row = conn.execute(
+                select(monitors.c.endpoint, monitors.c.spec).where(monitors.c.id == monitor_id)
+            ).first()
+            if row is None:
+                raise NotFound(f"no monitor {monitor_id}")
+            conn.execute(monitors.delete().where(monitors.c.id == monitor_id))
+            event = self.platform._audit(
+                conn,
+                "monitor.remove",
+                row.endpoint,
+                monitor=monitor_id,
+                spec=row.spec,
+                reason=reason,
+            )
+        self.platform._after_commit([event])
+        return MonitorSpec.model_validate(row.spec)
+
+    def _monitor_id(self, spec: MonitorSpec) -> str | None:
+        """The id of the monitor on record that is ``spec``, if any."""
+        query = select(monitors.c.id, monitors.c.spec).where(monitors.c.endpoint == spec.endpoint)
+        with self.platform.store.read() as conn:
+            for row in conn.execute(query):
+                if MonitorSpec.model_validate(row.spec) == spec:
+                    return str(row.id)
+        return None
+
     # -- alerts and tickets ------------------------------------------------------------------
 
     def sinks(self) -> TicketSinks:
@@ -1427,7 +1463,7 @@ class MonitoringService:
         metric, _, feature = signal.metric.partition(":")
         if metric not in DRIFT_METRICS:
             raise ValidationError(f"drift signal {signal.name!r} measures one of {DRIFT_METRICS}")
-        _refuse_stored_window(spec, signal)
+        _refuse_stored_window(spec, signal, self._monitor_id)
         if feature == PREDICTION:
             _refuse_unmeasurable(signal, {PREDICTION: "numeric"}, PREDICTION_SOURCE)
             return self._prediction_drift(spec, signal, metric, now, scored, samples)
@@ -1928,17 +1964,21 @@ def _refuse_unmeasurable_window(signal: Signal) -> None:
         )
 
 
-def _refuse_stored_window(spec: MonitorSpec, signal: Signal) -> None:
+def _refuse_stored_window(
+    spec: MonitorSpec, signal: Signal, monitor_id: Callable[[MonitorSpec], str | None]
+) -> None:
     """Fail a drift signal of a monitor stored before :func:`_refuse_unmeasurable_window`
     refused its count window: it would never be measured, however much traffic there is, and
-    the monitor stays on record as it is."""
+    the monitor stays on record as it is until it is removed (``monitor_id`` finds its id,
+    looked up only then, for the command that removes it)."""
     try:
         _refuse_unmeasurable_window(signal)
     except ValidationError as exc:
+        found = monitor_id(spec) or "MONITOR_ID"
         raise ValidationError(
-            f"the monitor of {spec.endpoint} (model {spec.model}) was stored before such "
-            f"windows were refused: {exc}; add a monitor with a signal of another name and such "
-            "a window to watch it"
+            f"monitor {found} of {spec.endpoint} (model {spec.model}) was stored before such "
+            f"windows were refused: {exc}; remove it (mintaka monitor remove {found} --reason "
+            "TEXT) and add one with such a window to watch it"
         ) from None
 
 
