@@ -788,12 +788,15 @@ def test_a_job_parameter_holding_a_reference_is_resolved_by_the_fake(
         assert told.parameters["depth"] == reads.format(run=number)
 
 
-@pytest.mark.parametrize("text", ["{{job.id}}", "run-{{ job.run_id }}", "{{no.such.thing}}"])
+@pytest.mark.parametrize(
+    "text", ["{{job.id}}", "run-{{ job.run_id }}", "{{`tasks`.fit.values.x}}", "a {{run_id}}"]
+)
 def test_a_parameter_databricks_would_take_as_a_reference_is_refused(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend, text: str
 ) -> None:
-    """Databricks documents no escape for ``{{...}}`` in a job parameter: such text is refused,
-    naming the parameter, at compile as a default and at submit as a value, before any call."""
+    """Databricks documents no escape for a reference in one of its namespaces in a job
+    parameter: such text is refused, naming the parameter, at compile as a default and at submit
+    as a value, before any call."""
     spec = PipelineSpec(
         name="tagged",
         parameters={"tag": "x", "note": "y"},
@@ -814,6 +817,47 @@ def test_a_parameter_databricks_would_take_as_a_reference_is_refused(
     fit = databricks_fake.state.jobs.runs[int(run.id)].tasks[0]
     assert fit.resolved is not None
     assert TaskArguments.from_base_parameters(fit.resolved).inputs == {"tag": "{{ half } braces }"}
+
+
+@pytest.mark.parametrize("text", ["Answer: {{question}}", "{{no.such.thing}}", "{{jobs}}"])
+def test_braces_outside_databricks_namespaces_reach_the_step_as_written(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, text: str
+) -> None:
+    """Databricks hands a task ``{{...}}`` outside its namespaces as the literal text: such a
+    default compiles and such a value is submitted, and the step reads each as written."""
+    spec = PipelineSpec(
+        name="prompted",
+        parameters={"prompt": text, "tag": "x"},
+        steps=[
+            StepSpec(
+                name="fit",
+                entrypoint="pkg.steps:fit",
+                inputs={"prompt": "params.prompt", "tag": "params.tag"},
+            )
+        ],
+    )
+    run = cloud.wait_for_pipeline_run(cloud.submit(cloud.compile(spec), {"tag": text}).id)
+    assert run.status is PipelineStatus.SUCCEEDED
+    fit = databricks_fake.state.jobs.runs[int(run.id)].tasks[0]
+    assert fit.resolved is not None
+    assert TaskArguments.from_base_parameters(fit.resolved).inputs == {"prompt": text, "tag": text}
+
+
+def test_the_fake_fails_a_task_given_a_reference_naming_nothing_in_a_known_namespace(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """Databricks refuses ``{{job.naem}}`` (a known namespace, no such value) where it leaves
+    ``{{question}}`` as text; the fake fails the task, naming the reference."""
+    run = cloud.wait_for_pipeline_run(cloud.submit(cloud.compile(gated_spec()), {}).id)
+    job_id = int(run.backend_ids["job_id"])
+    jobs = databricks_fake.state.jobs
+    jobs.jobs[job_id].settings["parameters"] = [{"name": "depth", "default": "{{job.naem}}"}]
+    client = workspace_client(databricks_fake).jobs
+    number = int(client.run_now(job_id).run_id)
+    client.get_run(number)
+    fit = jobs.runs[number].tasks[0]
+    assert fit.result_state == "FAILED"
+    assert "{{job.naem}}" in fit.message
 
 
 def test_a_task_whose_notebook_is_missing_fails_and_says_so(

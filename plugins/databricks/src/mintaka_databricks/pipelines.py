@@ -112,19 +112,39 @@ def _reference(*path: str) -> str:
     return "{{" + ".".join(_identifier(part) for part in path) + "}}"
 
 
-_HELD_REFERENCE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+# The namespaces Databricks documents for dynamic value references (``{{input}}`` is a for-each
+# task's item) and the older bare references it still replaces (``{{run_id}}``): a reference in
+# one of them is replaced by its value, or refused when it names nothing there; any other
+# ``{{...}}`` is a syntax error to Databricks, which hands the task its literal text.
+_NAMESPACES = ("job", "task", "tasks", "workspace", "input")
+_BARE_REFERENCES = (
+    "job_id",
+    "run_id",
+    "parent_run_id",
+    "start_date",
+    "start_time",
+    "task_key",
+    "task_retry_count",
+)
+_HELD_REFERENCE = re.compile(
+    r"\{\{\s*(`?)(?:" + "|".join((*_NAMESPACES, *_BARE_REFERENCES)) + r")\1"
+    r"\s*(?:\..*?)?\}\}",
+    re.DOTALL | re.IGNORECASE,
+)
 
 
 def _refuse_reference(pipeline: str, name: str, text: str) -> None:
-    """Refuse parameter ``name`` whose value ``text`` holds ``{{...}}``: Databricks takes it
-    as a dynamic value reference in a job parameter (replaced by a value, or failing the run),
-    never as the text itself, and documents no escape for it, so the step would read another
-    value than the one given."""
-    if _HELD_REFERENCE.search(text):
+    """Refuse parameter ``name`` whose value ``text`` holds a reference in a namespace of
+    Databricks' dynamic value references (``{{job.id}}``, ``{{tasks.x.values.y}}``, the older
+    ``{{run_id}}``): Databricks replaces it by a value, or refuses it when it names nothing there,
+    and documents no escape for it, so the step would read another value than the one given.
+    Other ``{{...}}`` text (a prompt's ``{{question}}``) reaches the step as it is."""
+    found = _HELD_REFERENCE.search(text)
+    if found:
         raise ValidationError(
             f"pipeline {pipeline!r}: parameter {name!r} holds {text!r}; Databricks takes "
-            "'{{...}}' in a job parameter as a dynamic value reference and has no escape for "
-            "it, so the step would not read this text: pass it without '{{' ... '}}'"
+            f"{found[0]!r} in a job parameter as a dynamic value reference and has no escape for "
+            "it, so the step would not read this text: pass it without that reference"
         )
 
 

@@ -19,14 +19,18 @@ relative for ``GIT``) and ``base_parameters`` mapping names to strings. When it 
 ``WORKSPACE`` notebook must be in the workspace tree (else the task fails with the service's
 "Unable to access the notebook" message), and the dynamic value references in its
 ``base_parameters`` are resolved as Databricks resolves them (``resolved_values`` of the task in
-``runs/get``): ``{{job.parameters.<name>}}``, ``{{job.id}}``, ``{{job.run_id}}``,
-``{{task.name}}``, ``{{task.run_id}}`` and ``{{tasks.<task>.values.<key>}}`` (the scripted
-``task_values`` of an upstream task of the run, JSON unless a string; a job parameter's value,
-whether its default or given to ``run-now``, has its own ``{{job.id}}`` and ``{{job.run_id}}``
-resolved, as Databricks resolves references in job parameters), identifiers of anything but
-letters, digits and ``_`` quoted in backticks; a reference with a syntax error or outside the
-namespaces Databricks knows stays literal text, and one to a task value that no upstream task of
-the task set (Databricks' known ``tasks`` namespace) fails the task, naming the reference. A
+``runs/get``): ``{{job.parameters.<name>}}``, ``{{job.id}}``, ``{{job.name}}``,
+``{{job.run_id}}``, ``{{job.repair_count}}``, ``{{task.name}}``, ``{{task.run_id}}``, the older
+``{{job_id}}``, ``{{run_id}}``, ``{{parent_run_id}}`` and ``{{task_key}}``, and
+``{{tasks.<task>.values.<key>}}`` (the scripted ``task_values`` of an upstream task of the run,
+JSON unless a string; a job parameter's value, whether its default or given to ``run-now``, has
+its references to the run as a whole resolved, as Databricks resolves references in job
+parameters), identifiers of anything but letters, digits and ``_`` quoted in backticks. A
+reference with a syntax error or outside the namespaces Databricks knows (``{{question}}``) stays
+literal text, as documented; one in a known namespace (``job``, ``task``, ``tasks``,
+``workspace``, ``input``) that names nothing there (``{{job.naem}}``), or that the fake does not
+model (``{{job.start_time.iso_date}}``), or a task value no upstream task set, fails the task,
+naming the reference. A
 failed task answers ``runs/get-output`` with ``error`` (its scripted ``error``, the exception the
 notebook raised, else its state message) and its scripted ``error_trace``; a failed notebook task
 that never called ``dbutils.notebook.exit`` has an empty ``notebook_output``.
@@ -817,6 +821,8 @@ def _topological(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 _REFERENCE = re.compile(r"\{\{\s*(.*?)\s*\}\}")
 _PATH = re.compile(r"(?:\w+|`[^`]+`)(?:\.(?:\w+|`[^`]+`))*", re.ASCII)
 _PART = re.compile(r"\w+|`[^`]+`", re.ASCII)
+# The namespaces of Databricks' dynamic value references: one of them naming nothing is refused.
+_NAMESPACES = ("job", "task", "tasks", "workspace", "input")
 
 
 class _Unresolved(Exception):
@@ -849,14 +855,12 @@ class _ReferenceContext:
         match parts:
             case ["job", "parameters", name] if name in parameters:
                 return _REFERENCE.sub(self._job_value, parameters[name])
-            case ["job", "id"] if self.run.job_id is not None:
-                return str(self.run.job_id)
-            case ["job", "run_id"]:
-                return str(self.run.run_id)
-            case ["task", "name"]:
+            case ["task", "name"] | ["task_key"]:
                 return self.task.task_key
-            case ["task", "run_id"]:
+            case ["task", "run_id"] | ["run_id"]:
                 return str(self.task.run_id)
+            case ["parent_run_id"]:
+                return str(self.run.run_id)
             case ["tasks", key, "values", name]:
                 if key not in self._upstream() or name not in self.values.get(key, {}):
                     raise _Unresolved(
@@ -866,18 +870,36 @@ class _ReferenceContext:
                     )
                 value = self.values[key][name]
                 return value if isinstance(value, str) else json.dumps(value)
+        return self._run_value(reference, parts)
+
+    def _run_value(self, reference: str, parts: list[str]) -> str | None:
+        """What a reference to the run as a whole resolves to; one in a namespace Databricks
+        knows that names nothing there (``{{job.naem}}``) raises :class:`_Unresolved`, any other
+        is no reference (``None``: the text stays as it is)."""
+        match parts:
+            case ["job", "id"] | ["job_id"] if self.run.job_id is not None:
+                return str(self.run.job_id)
+            case ["job", "name"]:
+                return self.run.run_name
+            case ["job", "run_id"]:
+                return str(self.run.run_id)
+            case ["job", "repair_count"]:
+                return "0"
+            case [namespace, *_] if namespace in _NAMESPACES:
+                raise _Unresolved(
+                    f"Failed to resolve the dynamic value reference {{{{{reference}}}}}: "
+                    f"{namespace!r} has no such value."
+                )
         return None
 
     def _job_value(self, found: re.Match[str]) -> str:
-        """What a reference inside a job parameter's value resolves to: the run's own ids (the
+        """What a reference inside a job parameter's value resolves to: the run's own values (the
         job's parameters are resolved once, for the whole run, so a task's or another
-        parameter's value stays literal text)."""
-        match [p.strip("`") for p in _PART.findall(found[1])] if _PATH.fullmatch(found[1]) else []:
-            case ["job", "id"] if self.run.job_id is not None:
-                return str(self.run.job_id)
-            case ["job", "run_id"]:
-                return str(self.run.run_id)
-        return found[0]
+        parameter's value is no value there)."""
+        if not _PATH.fullmatch(found[1]):
+            return found[0]
+        value = self._run_value(found[1], [p.strip("`") for p in _PART.findall(found[1])])
+        return found[0] if value is None else value
 
     def _upstream(self) -> set[str]:
         """The tasks this task waits for, directly or through others."""
