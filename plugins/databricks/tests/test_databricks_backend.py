@@ -568,6 +568,91 @@ def test_a_new_runner_deletes_the_older_runners_no_job_runs_any_more(
     assert workspace.has_notebook(unused)  # the runner was there: nothing uploaded, no clean-up
 
 
+def test_a_runner_a_for_each_task_runs_is_kept(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """A runner run by the task inside a job's ``for_each_task``, or inside a for-each task of
+    an active run whose job runs it no more, is in use: the clean-up leaves both in place."""
+    from databricks.sdk.service.jobs import JobSettings
+    from databricks.sdk.service.jobs import Task as JobTask
+
+    workspace = databricks_fake.state.workspace
+    in_job, in_run = f"{BASE}-{'a' * 12}", f"{BASE}-{'d' * 12}"
+    unused = f"{BASE}-0123456789ab"
+    for path in (in_job, in_run, unused):
+        workspace.put_notebook(path, b"print('a runner')\n")
+
+    def for_each(path: str) -> JobTask:
+        inner = {"task_key": "each_inner", "notebook_task": {"notebook_path": path}}
+        return JobTask.from_dict(
+            {"task_key": "each", "for_each_task": {"inputs": "[1, 2]", "task": inner}}
+        )
+
+    client = workspace_client(databricks_fake).jobs
+    client.create(name="mine", tasks=[for_each("/Workspace" + in_job)])
+    databricks_fake.state.jobs.run_states = ("RUNNING", "TERMINATED")
+    other = client.create(name="theirs", tasks=[for_each(in_run)]).job_id
+    client.run_now(other)
+    client.reset(other, new_settings=JobSettings(name="theirs", tasks=[]))
+    cloud.submit(cloud.compile(gated_spec()), {})
+    assert workspace.has_notebook(in_job)
+    assert workspace.has_notebook(in_run)
+    assert unused not in workspace.objects
+
+
+@pytest.mark.parametrize(
+    "for_each",
+    [
+        {"task": {"task_key": "inner", "notebook_task": {"notebook_path": "/x"}}},
+        {"inputs": "[1]", "task": {"task_key": "inner"}},
+        {"inputs": "[1]", "task": {"task_key": "inner", "notebook_task": {"notebook_path": "x"}}},
+    ],
+)
+def test_the_fake_refuses_a_for_each_task_the_service_refuses(
+    databricks_fake: FakeDatabricks, for_each: dict[str, Any]
+) -> None:
+    from databricks.sdk.errors import InvalidParameterValue
+    from databricks.sdk.service.jobs import Task as JobTask
+
+    task = JobTask.from_dict({"task_key": "each", "for_each_task": for_each})
+    with pytest.raises(InvalidParameterValue, match=r"Task '(each|inner)'"):
+        workspace_client(databricks_fake).jobs.create(name="each", tasks=[task])
+
+
+def test_an_unreadable_listing_leaves_every_older_runner_in_place(
+    databricks_fake: FakeDatabricks,
+    cloud: DatabricksBackend,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What runs a runner is known only from every job's settings and every active run: a
+    listing that fails, or a job listed without its settings, leaves the older runners as they
+    are, logged, and the submit standing."""
+    workspace = databricks_fake.state.workspace
+    older = f"{BASE}-0123456789ab"
+    workspace.put_notebook(older, b"print('a runner')\n")
+    jobs = databricks_fake.state.jobs
+    render = jobs._render_job
+    monkeypatch.setattr(
+        jobs,
+        "_render_job",
+        lambda job, with_tasks=True: render(job, with_tasks) | {"settings": None},
+    )
+    with caplog.at_level(logging.WARNING, logger="mintaka_databricks.pipelines"):
+        run = cloud.submit(cloud.compile(gated_spec()), {})
+    assert int(run.id) in jobs.runs
+    assert workspace.has_notebook(older)
+    assert "listed without its settings" in caplog.text
+    monkeypatch.undo()
+    del workspace.objects[RUNNER]
+    databricks_fake.faults.script(Fault.INTERNAL, method="GET", path=r"/jobs/runs/list$")
+    cloud.wait_for_pipeline_run(run.id)
+    with caplog.at_level(logging.WARNING, logger="mintaka_databricks.pipelines"):
+        cloud.submit(cloud.compile(gated_spec().model_copy(update={"name": "other"})), {})
+    assert workspace.has_notebook(older)
+    assert "listing active runs" in caplog.text
+
+
 def test_a_failed_clean_up_of_older_runners_leaves_the_submit_standing(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -204,14 +204,20 @@ def runner_path(base: str) -> str:
     return f"{base}-{hashlib.sha256(runner_source()).hexdigest()[:12]}"
 
 
-def _notebook_paths(tasks: list[Any] | None) -> set[str]:
-    """The workspace notebooks ``tasks`` (SDK tasks of a job or a run) run, as the Workspace API
-    names them."""
-    return {
-        _workspace_path(str(task.notebook_task.notebook_path))
-        for task in tasks or []
-        if task.notebook_task is not None and task.notebook_task.notebook_path
-    }
+def _notebook_paths(found: Any) -> set[str]:
+    """The workspace notebooks a job's settings or a run (as the API answers, ``as_dict``) name
+    anywhere, as the Workspace API names them: a task's ``notebook_task``, and one nested in
+    any other task shape (the task a ``for_each_task`` runs), so that no runner something
+    still runs is taken for unused."""
+    if isinstance(found, list):
+        return set().union(*(_notebook_paths(item) for item in found))
+    if not isinstance(found, dict):
+        return set()
+    paths = set().union(*(_notebook_paths(value) for value in found.values()))
+    notebook = found.get("notebook_task")
+    if isinstance(notebook, dict) and notebook.get("notebook_path"):
+        paths.add(_workspace_path(str(notebook["notebook_path"])))
+    return paths
 
 
 def _time(ms: int | None) -> datetime | None:
@@ -516,7 +522,10 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
             log.warning("older step runners beside %s were left in place: %s", current, exc)
 
     def _runners_in_use(self) -> set[str]:
-        """The workspace notebooks a task of any job, or of any active run, runs."""
+        """The workspace notebooks a task of any job, or of any active run, runs, at any depth
+        (the task of a ``for_each_task`` too). A job listed without its settings leaves what it
+        runs unknown, so it fails the clean-up (``BackendError``) rather than let it delete a
+        runner that job may run."""
         jobs = self._call("listing jobs", lambda: list(self.client.jobs.list(expand_tasks=True)))
         runs = self._call(
             "listing active runs",
@@ -524,9 +533,15 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         )
         used: set[str] = set()
         for job in jobs:
-            used |= _notebook_paths(job.settings.tasks if job.settings is not None else None)
+            if job.settings is None:
+                raise BackendError(
+                    f"job {job.job_id} was listed without its settings, so the step runners "
+                    "it runs are unknown",
+                    BACKEND,
+                )
+            used |= _notebook_paths(job.settings.as_dict())
         for run in runs:
-            used |= _notebook_paths(run.tasks)
+            used |= _notebook_paths(run.as_dict())
         return used
 
     def _upload_runner(self, runner: str) -> bool:

@@ -15,8 +15,10 @@ code ``MAX_CONCURRENT_RUNS_EXCEEDED``), unless the job sets ``queue.enabled``: t
 ``notebook_task`` that ran answers with ``notebook_output``, its scripted ``notebook_result`` (the
 value of ``dbutils.notebook.exit``, absent unless scripted) cut to the first 5 MB (``truncated``).
 A ``notebook_task`` needs a ``notebook_path`` (absolute for a ``WORKSPACE`` notebook, the default,
-relative for ``GIT``) and ``base_parameters`` mapping names to strings. When it runs, a
-``WORKSPACE`` notebook must be in the workspace tree (else the task fails with the service's
+relative for ``GIT``) and ``base_parameters`` mapping names to strings; a ``for_each_task`` needs
+``inputs`` and the one ``task`` it runs (kept as given; the fake runs no iterations). When a
+notebook task runs, a ``WORKSPACE`` notebook must be in the workspace tree (else the task fails
+with the service's
 "Unable to access the notebook" message), and the dynamic value references in its
 ``base_parameters`` are resolved as Databricks resolves them (``resolved_values`` of the task in
 ``runs/get``): ``{{job.parameters.<name>}}``, ``{{job.id}}``, ``{{job.name}}``,
@@ -233,6 +235,8 @@ class Jobs:
                 )
             if "notebook_task" in task:
                 _validate_notebook_task(str(key), task["notebook_task"])
+            if "for_each_task" in task:
+                _validate_for_each_task(str(key), task["for_each_task"])
             keys.append(key)
         for task in tasks:
             for dependency in task.get("depends_on") or []:
@@ -748,6 +752,27 @@ def _validate_notebook_task(key: str, notebook: Any) -> None:
         isinstance(value, str) for value in parameters.values()
     ):
         raise invalid(f"Task '{key}': notebook_task.base_parameters must map names to strings.")
+
+
+def _validate_for_each_task(key: str, for_each: Any) -> None:
+    """A ``for_each_task`` as the service accepts it: ``inputs`` (a JSON array or a reference
+    to one, as text), an optional ``concurrency``, and the one ``task`` it runs per input, a task
+    of its own key and one task type, itself no ``for_each_task``."""
+    if not isinstance(for_each, dict):
+        raise invalid(f"Task '{key}': for_each_task must be an object.")
+    if not isinstance(for_each.get("inputs"), str) or not for_each["inputs"]:
+        raise invalid(f"Task '{key}': for_each_task.inputs is required.")
+    inner = for_each.get("task")
+    if not isinstance(inner, dict) or not _TASK_KEY.match(str(inner.get("task_key") or "")):
+        raise invalid(f"Task '{key}': for_each_task.task needs a valid task_key.")
+    kinds = [name for name in inner if name.endswith("_task") and inner[name]]
+    if len(kinds) != 1 or kinds == ["for_each_task"]:
+        raise invalid(
+            f"Task '{key}': for_each_task.task must define exactly one task type, not a "
+            "for_each_task."
+        )
+    if "notebook_task" in inner:
+        _validate_notebook_task(str(inner["task_key"]), inner["notebook_task"])
 
 
 def _notebook_output(result: str | None) -> dict[str, Any]:
