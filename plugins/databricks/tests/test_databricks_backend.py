@@ -533,12 +533,30 @@ def test_a_runner_another_release_uploads_leaves_the_tasks_compiled_here_theirs(
     assert len(databricks_fake.calls("POST", "/api/2.2/jobs/reset")) == resets + 1
 
 
+def _pruning(cloud: DatabricksBackend) -> None:
+    """Turn on the clean-up of other releases' step runners (off by default)."""
+    cloud.settings = cloud.settings.model_copy(update={"prune_step_runners": True})
+
+
+def test_older_runners_are_kept_unless_the_clean_up_is_turned_on(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """By default a submit that uploads its release's runner deletes nothing beside it."""
+    workspace = databricks_fake.state.workspace
+    unused = f"{BASE}-0123456789ab"
+    workspace.put_notebook(unused, b"print('a runner')\n")
+    cloud.submit(cloud.compile(gated_spec()), {})
+    assert workspace.has_notebook(RUNNER)
+    assert workspace.has_notebook(unused)
+
+
 def test_a_new_runner_deletes_the_older_runners_no_job_runs_any_more(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Uploading this release's runner deletes another release's runner beside it that no job
     and no active run runs; a runner a job still runs, a user's notebook or file of another
     name, and a submit that uploads nothing, leave the folder as it is."""
+    _pruning(cloud)
     from databricks.sdk.service.jobs import JobSettings
     from databricks.sdk.service.jobs import Task as JobTask
 
@@ -573,6 +591,7 @@ def test_a_runner_a_for_each_task_runs_is_kept(
 ) -> None:
     """A runner run by the task inside a job's ``for_each_task``, or inside a for-each task of
     an active run whose job runs it no more, is in use: the clean-up leaves both in place."""
+    _pruning(cloud)
     from databricks.sdk.service.jobs import JobSettings
     from databricks.sdk.service.jobs import Task as JobTask
 
@@ -628,6 +647,7 @@ def test_an_unreadable_listing_leaves_every_older_runner_in_place(
     """What runs a runner is known only from every job's settings and every active run: a
     listing that fails, or a job listed without its settings, leaves the older runners as they
     are, logged, and the submit standing."""
+    _pruning(cloud)
     workspace = databricks_fake.state.workspace
     older = f"{BASE}-0123456789ab"
     workspace.put_notebook(older, b"print('a runner')\n")
@@ -656,6 +676,7 @@ def test_an_unreadable_listing_leaves_every_older_runner_in_place(
 def test_a_failed_clean_up_of_older_runners_leaves_the_submit_standing(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend, caplog: pytest.LogCaptureFixture
 ) -> None:
+    _pruning(cloud)
     older = f"{BASE}-0123456789ab"
     databricks_fake.state.workspace.put_notebook(older, b"print('a runner')\n")
     databricks_fake.faults.script(Fault.INTERNAL, method="GET", path=r"/workspace/list$")

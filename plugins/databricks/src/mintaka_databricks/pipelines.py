@@ -484,7 +484,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         raw = self._raw_run(int(waiter.run_id))
         if _skipped_at_limit(raw):
             raise Conflict(self._busy(pipeline.pipeline, self._active_runs(job_id)))
-        if uploaded:
+        if uploaded and self.settings.prune_step_runners:
             self._prune_runners(runner)
         return self._pipeline_run(raw)
 

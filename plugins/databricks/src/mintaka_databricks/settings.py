@@ -70,6 +70,11 @@ class DatabricksSettings(BackendSettings):
     hex digits of the SHA-256 of its source (``.../run_step-0123456789ab``), so that a task runs
     the runner it was compiled for whatever another Mintaka release uploads meanwhile (through
     the Workspace API, so an absolute workspace path; a notebook's path has no extension)."""
+    prune_step_runners: bool = False
+    """Let a submit that uploads its release's step runner delete, once its run has started, the
+    runners of other releases beside it that no job or active run visible to Mintaka's identity
+    runs. Off by default: a runner run only by a job that identity cannot see, or by a submit of
+    another release racing the clean-up, would be deleted under it."""
     workload_size: Literal["Small", "Medium", "Large"] = "Small"
     scale_to_zero: bool = True
     """The served entities of endpoints Mintaka creates; a change keeps what each runs on."""
