@@ -402,9 +402,9 @@ class MigrationService:
             ArtifactFetch,
             "the bytes of what the endpoint serves cannot be read back to be digested",
         )
-        stored = self._served_bytes(registrar, endpoint, route)
+        stored, slot = self._served_bytes(registrar, endpoint, route)
         _flavor_of(f"what {endpoint} route {route} serves", stored, first.flavor)
-        registered = registrar.register_served(endpoint, route, name)
+        registered = registrar.register_served(endpoint, route, name, served=slot)
         if registered.name != name:
             raise Conflict(
                 f"endpoint {endpoint!r}: route {route!r} serves "
@@ -417,17 +417,18 @@ class MigrationService:
 
     def _served_bytes(
         self, registrar: ServedRegistration, endpoint: str, route: str
-    ) -> StoredArtifact:
-        """What ``route`` of ``endpoint`` serves, read from the cloud into the artifact store,
-        so that bytes adoption would refuse are refused before anything is registered."""
+    ) -> tuple[StoredArtifact, str]:
+        """What ``route`` of ``endpoint`` serves, read from the cloud into the artifact store
+        (so that bytes adoption would refuse are refused before anything is registered), and
+        the identity of the slot they were read from, for ``register_served`` to check."""
         with tempfile.TemporaryDirectory(prefix="mintaka-adopt-") as scratch:
             into = Path(scratch)
-            path = registrar.fetch_served(endpoint, route, into)
-            if not path.resolve().is_relative_to(into.resolve()):
+            read = registrar.fetch_served(endpoint, route, into)
+            if not read.path.resolve().is_relative_to(into.resolve()):
                 raise ValidationError(
                     f"endpoint {endpoint} route {route}: the backend wrote its bytes outside {into}"
                 )
-            return self.platform.artifacts.ingest(path)
+            return self.platform.artifacts.ingest(read.path), read.slot
 
     def _prepare(
         self,

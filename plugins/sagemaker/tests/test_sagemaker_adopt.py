@@ -899,3 +899,53 @@ def test_features_given_to_adopt_served_are_the_adopted_versions_signature(
     )
     [version] = adoption.adopted
     assert list(version.signature.inputs) == ["age", "plan"]
+
+
+def test_a_route_redeployed_while_its_bytes_are_read_is_refused_and_nothing_registered(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path
+) -> None:
+    endpoint = deployed_from_model_data(sm)  # serves model.joblib = b"served-weights"
+    make_client("s3").put_object(
+        Bucket=BUCKET, Key="jobs/8/model.tar.gz", Body=tarball({"model.joblib": b"new-weights"})
+    )
+    sm.create_model(
+        ModelName="new-model",
+        ExecutionRoleArn=SETTINGS["role_arn"],
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/jobs/8/model.tar.gz"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="new-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "new-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+    )
+    real = cloud.fetch_served
+
+    def then_redeployed(endpoint: str, route: str, into: Path) -> Any:
+        read = real(endpoint, route, into)
+        sm.update_endpoint(EndpointName=endpoint, EndpointConfigName="new-config")
+        return read
+
+    cloud.fetch_served = then_redeployed  # type: ignore[method-assign]
+    with pytest.raises(Conflict, match="changed while what it serves was read"):
+        platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    with platform.store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 0
+
+    del cloud.fetch_served
+    [version] = platform.migration.adopt_served(
+        endpoint, "alltraffic", "churn", reason="inherited"
+    ).adopted
+    package = sm.describe_model_package(ModelPackageName=version.backend_ids["model_package"])
+    [container] = package["InferenceSpecification"]["Containers"]
+    assert container["ModelDataUrl"] == f"s3://{BUCKET}/jobs/8/model.tar.gz"
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "model.joblib").write_bytes(b"new-weights")
+    assert version.artifact_digest == manifest_of(tmp_path / "new").digest

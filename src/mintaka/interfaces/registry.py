@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Connection
@@ -126,6 +127,17 @@ class ArtifactFetch(ABC):
         """
 
 
+@dataclass(frozen=True)
+class ServedBytes:
+    """What ``ServedRegistration.fetch_served`` read: the file or directory to digest (inside the
+    directory core gave it), and ``slot``, the backend's identity of what the route served when
+    it was read (on SageMaker the Model and its model data). It changes when the route is
+    redeployed, so ``register_served`` can refuse to register other bytes than those read."""
+
+    path: Path
+    slot: str
+
+
 class ServedRegistration(ABC):
     """``Capability.REGISTRY_FROM_SERVING``: register what an endpoint serves as a version.
 
@@ -137,10 +149,16 @@ class ServedRegistration(ABC):
     """
 
     @abstractmethod
-    def register_served(self, endpoint: str, route: str, model: str) -> BackendVersion:
+    def register_served(
+        self, endpoint: str, route: str, model: str, served: str | None = None
+    ) -> BackendVersion:
         """Register what ``route`` of ``endpoint`` serves as a new version of ``model``
         (created when the cloud has no such model), leaving the live endpoint as it is; from then
         on the endpoint reads ``route`` as serving that version.
+
+        ``served`` is the ``slot`` of the ``ServedBytes`` core read with ``fetch_served``: when
+        the route no longer serves what it identifies (redeployed in between), ``Conflict`` and
+        nothing is registered, so the version core records is the one whose bytes it digested.
 
         Idempotent: a route that already reads as serving a version of ``model`` returns that
         version, and a retry after a lost response creates no second one. ``NotFound`` for a
@@ -150,10 +168,11 @@ class ServedRegistration(ABC):
         """
 
     @abstractmethod
-    def fetch_served(self, endpoint: str, route: str, into: Path) -> Path:
+    def fetch_served(self, endpoint: str, route: str, into: Path) -> ServedBytes:
         """Write the bytes ``route`` of ``endpoint`` serves into ``into`` as
-        ``ArtifactFetch.fetch_artifact`` writes a version's, and return the file or directory to
-        digest; the cloud is only read. Core reads them before ``register_served`` so that bytes
-        it would refuse to adopt are refused before anything is registered. ``NotFound`` and
-        ``ValidationError`` as for ``register_served``.
+        ``ArtifactFetch.fetch_artifact`` writes a version's, and return them with the identity
+        of the slot they were read from; the cloud is only read. The bytes must be the ones
+        ``register_served`` registers for that slot. Core reads them before ``register_served``
+        so that bytes it would refuse to adopt are refused before anything is registered.
+        ``NotFound`` and ``ValidationError`` as for ``register_served``.
         """

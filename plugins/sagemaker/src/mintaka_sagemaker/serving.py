@@ -79,6 +79,7 @@ from mintaka.errors import (
     ValidationError,
 )
 from mintaka.interfaces import BackendContext
+from mintaka.interfaces.registry import ServedBytes
 from mintaka.rollout.controller import step_shadow
 from mintaka_sagemaker.artifacts import model_data_of
 from mintaka_sagemaker.aws import derived_name, short_hash, tag_list
@@ -941,25 +942,36 @@ class SageMakerServing(SageMakerRegistry):
 
     # -- registering what an endpoint serves ------------------------------------------------------
 
-    def register_served(self, endpoint: str, route: str, model: str) -> BackendVersion:
+    def register_served(
+        self, endpoint: str, route: str, model: str, served: str | None = None
+    ) -> BackendVersion:
         """Register the model data a variant's Model serves as a new package in ``model``'s
         group (image, model data and environment as the Model has them), and tag the Model with
-        the package, so the variant reads as a route to it. The endpoint is not changed."""
+        the package, so the variant reads as a route to it. The endpoint is not changed.
+        ``Conflict``, before anything is written, when ``served`` (from ``fetch_served``) no
+        longer names the Model and model data the variant serves."""
         slot = self._served_slot(endpoint, route)
-        described, config_name, variant_name, served = slot
+        if served is not None and _slot_identity(slot[3]) != served:
+            raise Conflict(
+                f"[sagemaker] endpoint {endpoint!r} route {route!r} changed while what it "
+                "serves was read (it now serves another Model or model data); nothing was "
+                "registered: run it again"
+            )
+        described, config_name, variant_name, served_model = slot
         registered = self._served_version(slot, endpoint, route)
         if registered is not None:
             return self.get_version(*registered)
-        container = self._registrable_container(served, f"endpoint {endpoint!r} route {route!r}")
+        what = f"endpoint {endpoint!r} route {route!r}"
+        container = self._registrable_container(served_model, what)
         self.ensure_model(model)
-        model_arn = str(served["ModelArn"])
+        model_arn = str(served_model["ModelArn"])
         params: dict[str, Any] = {
             "ModelPackageGroupName": self.settings.group_of(model),
             "ClientToken": client_token(f"served:{model_arn}:{self.settings.group_of(model)}"),
             "ModelApprovalStatus": APPROVAL_TO_SAGEMAKER[ApprovalStatus.PENDING],
             "ModelPackageDescription": (
                 f"Registered by Mintaka from the model data that SageMaker Model "
-                f"{served['ModelName']} serves at endpoint {described['EndpointName']} "
+                f"{served_model['ModelName']} serves at endpoint {described['EndpointName']} "
                 f"(variant {variant_name})"
             )[:1024],
             "InferenceSpecification": {
@@ -977,16 +989,20 @@ class SageMakerServing(SageMakerRegistry):
         self.config_routes.forget(config_name)
         return self.get_version(model, made[1])
 
-    def fetch_served(self, endpoint: str, route: str, into: Path) -> Path:
+    def fetch_served(self, endpoint: str, route: str, into: Path) -> ServedBytes:
         """The model data the variant's Model serves, read from S3 as ``fetch_artifact`` reads a
-        package's (the package's own when the route already serves one)."""
+        package's (the package's own when the route already serves one), with the Model and
+        container it was read for as the slot's identity."""
         slot = self._served_slot(endpoint, route)
+        identity = _slot_identity(slot[3])
         registered = self._served_version(slot, endpoint, route)
         if registered is not None:
-            return self.fetch_artifact(*registered, into)
+            return ServedBytes(self.fetch_artifact(*registered, into), identity)
         what = f"endpoint {endpoint!r} route {route!r}"
         container = self._registrable_container(slot[3], what)
-        return self._download_model_data(model_data_of(container), what, into)
+        return ServedBytes(
+            self._download_model_data(model_data_of(container), what, into), identity
+        )
 
     def _served_slot(
         self, endpoint: str, route: str
@@ -2045,3 +2061,20 @@ class SageMakerServing(SageMakerRegistry):
             return True
         modified = summary.get("LastModifiedTime")
         return not isinstance(modified, datetime) or modified >= since
+
+
+def _slot_identity(served: dict[str, Any]) -> str:
+    """What a variant serves, as ``describe_model`` reads its Model: the Model's ARN and
+    creation time (a Model deleted and made again under its name is another) and its
+    containers (image, model data, the package they name). Two reads that agree serve the same
+    model data."""
+    return json.dumps(
+        {
+            "model": served.get("ModelArn"),
+            "created": str(served.get("CreationTime")),
+            "primary": served.get("PrimaryContainer"),
+            "containers": served.get("Containers"),
+        },
+        sort_keys=True,
+        default=str,
+    )
