@@ -363,11 +363,12 @@ class MigrationService:
         adopted until they are one (``Capability.REGISTRY_FROM_SERVING``). The endpoint is not
         changed; ``adopt_endpoint`` then reads the route as serving the new version. ``route``
         is the route name Mintaka reads (``alltraffic``) or the slot's own name in the cloud
-        (``AllTraffic``). Idempotent: a route already registered returns its version, adopted
-        once. Every argument is checked, and the bytes the route serves are read and checked as
-        adoption checks a version's (a servable flavor must load), before the cloud is written
-        to: a refused adoption registers nothing. ``on_fetch`` is called once for the version,
-        as in :meth:`adopt_model`.
+        (``AllTraffic``). Idempotent: a route that already reads as a version the store records
+        returns it without reading the bytes again (the cloud may have dropped them while the
+        endpoint serves them still). Every argument is checked, and the bytes the route serves
+        are read and checked as adoption checks a version's (a servable flavor must load),
+        before the cloud is written to: a refused adoption registers nothing. ``on_fetch`` is
+        called once for the version, as in :meth:`adopt_model`.
         """
         platform = self.platform
         endpoint = _cloud_name(validate_endpoint_name, endpoint, "endpoint_names")
@@ -402,6 +403,9 @@ class MigrationService:
             ArtifactFetch,
             "the bytes of what the endpoint serves cannot be read back to be digested",
         )
+        recorded = self._served_recorded(endpoint, route, first)
+        if recorded is not None:
+            return recorded
         stored, slot = self._served_bytes(registrar, endpoint, route)
         _flavor_of(f"what {endpoint} route {route} serves", stored, first.flavor)
         registered = registrar.register_served(endpoint, route, name, served=slot)
@@ -414,6 +418,24 @@ class MigrationService:
         args = prepare(name, versions=[registered.version])
         args.fetched[registered.version] = stored
         return self._adopt_model(args, on_fetch)
+
+    def _served_recorded(self, endpoint: str, route: str, args: _ModelArgs) -> ModelAdoption | None:
+        """The adoption, with nothing to do, when ``route`` already reads as a version of the
+        model that the store records: found without reading its bytes, which the cloud may no
+        longer hold although the endpoint still serves them. ``Conflict`` when the route reads
+        as serving another model's version; None when there is something to register."""
+        cloud = self.platform._area(Capability.SERVING, Serving).get_endpoint(endpoint)
+        served = next((r for r in cloud.routes if r.name == route), None)
+        if served is None:
+            return None
+        if served.model != args.name:
+            raise Conflict(
+                f"endpoint {endpoint!r}: route {route!r} serves "
+                f"{served.model}:{served.version}, not a version of {args.name!r}"
+            )
+        if served.version not in args.recorded:
+            return None
+        return ModelAdoption(args.name, (), (served.version,), ())
 
     def _served_bytes(
         self, registrar: ServedRegistration, endpoint: str, route: str

@@ -949,3 +949,27 @@ def test_a_route_redeployed_while_its_bytes_are_read_is_refused_and_nothing_regi
     (tmp_path / "new").mkdir()
     (tmp_path / "new" / "model.joblib").write_bytes(b"new-weights")
     assert version.artifact_digest == manifest_of(tmp_path / "new").digest
+
+
+def test_adopting_a_recorded_route_again_reads_no_bytes_and_needs_none_in_s3(
+    platform: Platform, cloud: SageMakerBackend, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    first = platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
+    assert [v.version for v in first.adopted] == [1]
+    # SageMaker keeps serving what it copied at deployment; the object itself is gone.
+    make_client("s3").delete_object(Bucket=BUCKET, Key="jobs/7/model.tar.gz")
+    read: list[str] = []
+    real = cloud.fetch_served
+
+    def fetch(endpoint: str, route: str, into: Path) -> Any:
+        read.append(route)
+        return real(endpoint, route, into)
+
+    cloud.fetch_served = fetch  # type: ignore[method-assign]
+    again = platform.migration.adopt_served(endpoint, "AllTraffic", "churn", reason="again")
+    assert (again.adopted, again.already_recorded) == ((), (1,))
+    assert read == []
+    with pytest.raises(Conflict, match="serves churn:1, not a version of 'fraud'"):
+        platform.migration.adopt_served(endpoint, "alltraffic", "fraud", reason="inherited")
+    assert read == []
