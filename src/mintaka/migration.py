@@ -367,8 +367,10 @@ class MigrationService:
         returns it without reading the bytes again (the cloud may have dropped them while the
         endpoint serves them still). Every argument is checked, and the bytes the route serves
         are read and checked as adoption checks a version's (a servable flavor must load),
-        before the cloud is written to: a refused adoption registers nothing. ``on_fetch`` is
-        called once for the version, as in :meth:`adopt_model`.
+        before the cloud is written to: a refused adoption registers nothing. A backend that
+        cannot read them first (``fetch_served`` gives None) has them read back once registered,
+        so a refusal then leaves the version registered in the cloud. ``on_fetch`` is called
+        once for the version, as in :meth:`adopt_model`.
         """
         platform = self.platform
         endpoint = _cloud_name(validate_endpoint_name, endpoint, "endpoint_names")
@@ -406,9 +408,12 @@ class MigrationService:
         recorded = self._served_recorded(endpoint, route, first)
         if recorded is not None:
             return recorded
-        stored, slot = self._served_bytes(registrar, endpoint, route)
-        _flavor_of(f"what {endpoint} route {route} serves", stored, first.flavor)
-        registered = registrar.register_served(endpoint, route, name, served=slot)
+        read = self._served_bytes(registrar, endpoint, route)
+        if read is None:
+            registered = registrar.register_served(endpoint, route, name)
+        else:
+            _flavor_of(f"what {endpoint} route {route} serves", read[0], first.flavor)
+            registered = registrar.register_served(endpoint, route, name, served=read[1])
         if registered.name != name:
             raise Conflict(
                 f"endpoint {endpoint!r}: route {route!r} serves "
@@ -416,7 +421,8 @@ class MigrationService:
             )
         # Prepared again, for that one version and with the store as it is now.
         args = prepare(name, versions=[registered.version])
-        args.fetched[registered.version] = stored
+        if read is not None:
+            args.fetched[registered.version] = read[0]
         return self._adopt_model(args, on_fetch)
 
     def _served_recorded(self, endpoint: str, route: str, args: _ModelArgs) -> ModelAdoption | None:
@@ -439,13 +445,16 @@ class MigrationService:
 
     def _served_bytes(
         self, registrar: ServedRegistration, endpoint: str, route: str
-    ) -> tuple[StoredArtifact, str]:
+    ) -> tuple[StoredArtifact, str] | None:
         """What ``route`` of ``endpoint`` serves, read from the cloud into the artifact store
         (so that bytes adoption would refuse are refused before anything is registered), and
-        the identity of the slot they were read from, for ``register_served`` to check."""
+        the identity of the slot they were read from, for ``register_served`` to check. None
+        when the backend cannot read them before registering: they are read back after."""
         with tempfile.TemporaryDirectory(prefix="mintaka-adopt-") as scratch:
             into = Path(scratch)
             read = registrar.fetch_served(endpoint, route, into)
+            if read is None:
+                return None
             if not read.path.resolve().is_relative_to(into.resolve()):
                 raise ValidationError(
                     f"endpoint {endpoint} route {route}: the backend wrote its bytes outside {into}"

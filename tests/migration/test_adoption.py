@@ -13,8 +13,10 @@ from cli_kit import cli
 from mintaka import Capability, IdFactory, ManualClock, Platform
 from mintaka.artifacts import inventory, manifest_of
 from mintaka.domain.lineage import NodeKind
+from mintaka.domain.registry import BackendVersion
 from mintaka.domain.serving import Route, TrafficMap
 from mintaka.errors import Conflict, NotFound, UnsupportedCapability, ValidationError
+from mintaka.interfaces.registry import ServedRegistration
 
 
 @dataclass
@@ -568,3 +570,17 @@ def test_registering_what_an_endpoint_serves_is_refused_where_the_backend_cannot
     with pytest.raises(ValidationError, match="needs a reason"):
         platform.migration.adopt_served("churn-api", "old", "churn", reason="")
     assert nothing_recorded(platform)
+
+
+def test_a_served_registration_that_cannot_read_the_bytes_first_says_so(tmp_path: Path) -> None:
+    """A backend written before ``fetch_served`` existed still instantiates; the default tells
+    core the bytes cannot be read before registering, so it reads them back after."""
+
+    class RegistersOnly(ServedRegistration):
+        def register_served(
+            self, endpoint: str, route: str, model: str, served: str | None = None
+        ) -> BackendVersion:
+            raise AssertionError("not called")
+
+    assert RegistersOnly().fetch_served("churn-api", "blue", tmp_path) is None
+    assert list(tmp_path.iterdir()) == []

@@ -4,6 +4,7 @@ S3 (a ``model.tar.gz`` unpacked, or a plain object), digested and stored."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import tarfile
 from datetime import timedelta
@@ -33,6 +34,7 @@ from mintaka.domain.serving import (
     TrafficStep,
 )
 from mintaka.errors import ConfigurationError, Conflict, InvalidName, NotFound, ValidationError
+from mintaka.interfaces.registry import ServedRegistration
 
 GROUP = "legacy-churn"
 
@@ -973,3 +975,25 @@ def test_adopting_a_recorded_route_again_reads_no_bytes_and_needs_none_in_s3(
     with pytest.raises(Conflict, match="serves churn:1, not a version of 'fraud'"):
         platform.migration.adopt_served(endpoint, "alltraffic", "fraud", reason="inherited")
     assert read == []
+
+
+def test_a_backend_that_cannot_read_served_bytes_first_registers_then_reads_them_back(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    checked: list[str | None] = []
+    real = cloud.register_served
+
+    def register(endpoint: str, route: str, model: str, served: str | None = None) -> Any:
+        checked.append(served)
+        return real(endpoint, route, model, served)
+
+    cloud.fetch_served = functools.partial(ServedRegistration.fetch_served, cloud)  # type: ignore[method-assign]
+    cloud.register_served = register  # type: ignore[method-assign]
+    [version] = platform.migration.adopt_served(
+        endpoint, "alltraffic", "churn", reason="inherited"
+    ).adopted
+    assert checked == [None]
+    (tmp_path / "expected").mkdir()
+    (tmp_path / "expected" / "model.joblib").write_bytes(b"served-weights")
+    assert version.artifact_digest == manifest_of(tmp_path / "expected").digest

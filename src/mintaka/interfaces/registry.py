@@ -167,12 +167,17 @@ class ServedRegistration(ABC):
         model data in a form the registry cannot hold).
         """
 
-    @abstractmethod
-    def fetch_served(self, endpoint: str, route: str, into: Path) -> ServedBytes:
+    def fetch_served(self, endpoint: str, route: str, into: Path) -> ServedBytes | None:
         """Write the bytes ``route`` of ``endpoint`` serves into ``into`` as
         ``ArtifactFetch.fetch_artifact`` writes a version's, and return them with the identity
         of the slot they were read from; the cloud is only read. The bytes must be the ones
-        ``register_served`` registers for that slot. Core reads them before ``register_served``
-        so that bytes it would refuse to adopt are refused before anything is registered.
-        ``NotFound`` and ``ValidationError`` as for ``register_served``.
+        ``register_served`` registers for that slot. ``NotFound`` and ``ValidationError`` as for
+        ``register_served``.
+
+        Core reads them before ``register_served`` so that bytes it would refuse to adopt are
+        refused before anything is registered. None (the default, for a backend that cannot read
+        them first) makes core register first and then read the registered version's bytes
+        back through ``ArtifactFetch``: the weaker guarantee, as bytes refused then leave the
+        version registered in the cloud (adopting again returns it).
         """
+        return None

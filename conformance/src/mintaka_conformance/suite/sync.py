@@ -15,7 +15,8 @@ from mintaka.domain.discovery import ResourceKind
 from mintaka.domain.lineage import NodeKind
 from mintaka.domain.registry import ApprovalStatus, VersionRequest
 from mintaka.domain.serving import Route, TrafficMap
-from mintaka.errors import ValidationError
+from mintaka.errors import NotFound, ValidationError
+from mintaka.interfaces.registry import ServedRegistration
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
 from mintaka_conformance.fixtures import AbstractBackendFixtures, OutOfBand
 from mintaka_conformance.scenarios import (
@@ -351,7 +352,9 @@ class AbstractSyncTests(AbstractBackendFixtures):
         """The backend MUST register what a route of an endpoint deployed without its registry
         serves as one new version however often asked, leaving the endpoint as it is and then
         reading the route as serving that version, so core adopts the version (bound to the
-        digest of those files), then the endpoint, with nothing left for sync to report."""
+        digest of those files), then the endpoint, with nothing left for sync to report, and,
+        when it reads those files before registering (fetch_served), register nothing for files
+        core refuses to adopt."""
         files = make_artifact(b"deployed-straight-from-its-files")
         endpoint, route = serve_unregistered(files)
         model = names.model("served")
@@ -359,9 +362,25 @@ class AbstractSyncTests(AbstractBackendFixtures):
             platform.migration.adopt_endpoint(endpoint, reason="serving before Mintaka")
 
         try:
+            if type(cloud).fetch_served is not ServedRegistration.fetch_served:
+                self._refused_registers_nothing(platform, cloud, endpoint, route, model)
             self._register_served_and_adopt(platform, cloud, endpoint, route, model, files)
         finally:
             cleanup_models(cloud, [model])
+
+    @staticmethod
+    def _refused_registers_nothing(
+        platform: Platform, cloud: Any, endpoint: str, route: str, model: str
+    ) -> None:
+        """Files that cannot load as the flavor declared are refused before the cloud's
+        registry is written to."""
+        with pytest.raises(ValidationError, match="cannot adopt"):
+            platform.migration.adopt_served(endpoint, route, model, reason="x", flavor="sklearn")
+        try:
+            held = cloud.list_versions(model)
+        except NotFound:
+            held = []
+        assert held == []
 
     @staticmethod
     def _register_served_and_adopt(
