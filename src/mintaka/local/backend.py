@@ -149,19 +149,19 @@ class LocalBackend(
             # writer for the write lock (SQLite's WAL lets it read meanwhile). Creating them is
             # done under the write lock: two processes opening the same new home must not both
             # find a table missing and then race to create it.
-            with self.engine.connect() as conn:
+            with self.transactions.read() as conn:
                 present = set(inspect(conn).get_table_names())
             if not set(metadata.tables) <= present:
                 with self.transactions.write() as conn:
                     metadata.create_all(conn)
-            with self.engine.connect() as conn:
+            with self.transactions.read() as conn:
                 behind = bool(missing_columns(conn))
             if behind:  # an older home's tables: brought up to date once, under the write lock
                 with self.transactions.write() as conn:
                     add_missing_columns(conn)
             if shared and own.exists():
                 import_registry_file(self.transactions, own, context.clock.now())
-            with self.engine.connect() as conn:
+            with self.transactions.read() as conn:
                 unidentified = bool(unidentified_endpoints(conn))
             if unidentified:  # endpoints an older Mintaka made: each given an identity, once
                 with self.transactions.write() as conn:

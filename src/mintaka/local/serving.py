@@ -8,8 +8,8 @@ import logging
 import math
 import os
 import statistics
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +32,7 @@ from mintaka.interfaces import (
     TrafficSplit,
 )
 from mintaka.local.registry_db import local_endpoints, local_versions, new_incarnation
+from mintaka.store.engine import Transactions
 from mintaka.store.schema import model_versions, predictions
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,7 @@ class LocalServing(
     """Serving for the local backend; mixed into :class:`~mintaka.local.backend.LocalBackend`."""
 
     engine: Engine
+    transactions: Transactions
     path: Path
     context: BackendContext
 
@@ -128,12 +130,10 @@ class LocalServing(
 
         return flavor in SERVED_FLAVORS
 
-    @contextmanager
-    def _serving_write(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
-            conn.execution_options(mintaka_write=True)
-            with conn.begin():
-                yield conn
+    def _serving_write(self) -> AbstractContextManager[Connection]:
+        """A write transaction on the backend's tables, through the store's ``Transactions``:
+        a busy or failing database is a ``StoreError`` here as it is in core."""
+        return self.transactions.write()
 
     def _endpoint_row(self, conn: Connection, name: str) -> Any:
         row = conn.execute(
@@ -225,11 +225,11 @@ class LocalServing(
                     break
 
     def get_endpoint(self, name: str) -> Endpoint:
-        with self.engine.connect() as conn, conn.begin():
+        with self.transactions.read() as conn:
             return self._endpoint(self._endpoint_row(conn, name), self._backend_name)
 
     def list_endpoints(self) -> list[Endpoint]:
-        with self.engine.connect() as conn, conn.begin():
+        with self.transactions.read() as conn:
             rows = conn.execute(select(local_endpoints).order_by(local_endpoints.c.name)).all()
         return [self._endpoint(row, self._backend_name) for row in rows]
 
@@ -334,7 +334,7 @@ class LocalServing(
         from mintaka.serving.batch import file_format, read_rows, write_rows
         from mintaka.serving.predlog import input_digest
 
-        with self.engine.connect() as conn, conn.begin():
+        with self.transactions.read() as conn:
             row = conn.execute(
                 select(local_versions).where(
                     local_versions.c.name == route.model, local_versions.c.version == route.version
