@@ -131,3 +131,26 @@ def test_a_constraint_violation_still_reaches_the_caller_as_itself(
         _write(store, [_INSERT], through)
     assert _models(store) == ["m"]
     store.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://u:s3cr3t@127.0.0.1:1/db",
+        "postgresql+psycopg://u@127.0.0.1:1/db?password=s3cr3t",
+        "postgresql+psycopg:///db?host=127.0.0.1&port=1&user=u&password=s3cr3t",
+        "postgresql+psycopg://u@127.0.0.1:1/db?sslmode=require&sslpassword=s3cr3t",
+    ],
+)
+def test_a_password_anywhere_in_a_store_url_is_never_shown(url: str) -> None:
+    """Nothing listens on port 1 of the loopback address: every connection is refused."""
+    with pytest.raises(StoreError, match="cannot open the store at") as opening:
+        Store(url)
+    store = Store(url, migrate=False)
+    try:
+        with pytest.raises(StoreError, match=r"the store at .* failed") as reading, store.read():
+            pass
+        shown = [str(opening.value), str(reading.value), store.safe_url]
+    finally:
+        store.dispose()
+    assert all("s3cr3t" not in text and "***" in text for text in shown), shown

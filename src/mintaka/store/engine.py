@@ -12,6 +12,7 @@ the SQL is kept portable, but only SQLite is tested today.
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -20,7 +21,17 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, TextClause, create_engine, event, inspect, make_url, text
+from sqlalchemy import (
+    URL,
+    Connection,
+    Engine,
+    TextClause,
+    create_engine,
+    event,
+    inspect,
+    make_url,
+    text,
+)
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
 
 from mintaka.errors import ConfigurationError, StoreError
@@ -269,8 +280,7 @@ def _store_error(exc: BaseException, engine: Engine) -> StoreError | None:
         exc, IntegrityError | sqlite3.IntegrityError
     ):
         return None
-    shown = engine.url.render_as_string(hide_password=True)
-    return StoreError(f"the store at {shown} failed: {_reason(exc)}")
+    return StoreError(f"the store at {_shown(engine.url)} failed: {_reason(exc)}")
 
 
 class _DriverTransaction:
@@ -386,12 +396,20 @@ class Sql:
             self._conn.execute(_text(sql), batch)
 
 
-def _shown(url: str) -> str:
-    """``url`` without its password, as far as it parses."""
+# A password in a URL's userinfo, and the query parameters libpq also takes one from.
+_USERINFO_PASSWORD = re.compile(r"(?P<head>//[^/?#@:]*):[^/?#@]*@")
+_SECRET_QUERY = re.compile(r"(?P<key>[?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
+
+
+def _shown(url: str | URL) -> str:
+    """``url`` for messages and logs, its passwords masked: the userinfo's, and the values of
+    ``password`` and ``sslpassword`` query parameters, which a driver takes as secrets too."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        shown = make_url(url).render_as_string(hide_password=True)
     except (SQLAlchemyError, ValueError):
-        return repr(url)
+        masked = _USERINFO_PASSWORD.sub(r"\g<head>:***@", str(url))
+        return repr(_SECRET_QUERY.sub(r"\g<key>***", masked))
+    return _SECRET_QUERY.sub(r"\g<key>***", shown)
 
 
 def _reason(exc: BaseException) -> str:
@@ -486,7 +504,7 @@ class Store:
     @property
     def safe_url(self) -> str:
         """The URL with any password masked, for messages and logs."""
-        return self.engine.url.render_as_string(hide_password=True)
+        return _shown(self.engine.url)
 
     def dispose(self) -> None:
         self.transactions.close()
