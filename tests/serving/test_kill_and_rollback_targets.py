@@ -733,3 +733,30 @@ def test_a_release_puts_back_the_shadow_the_endpoint_had_when_killed(
     released = serving.unkill("scoring", reason="fixed")
     assert (released.routes, released.traffic) == (before.routes, before.traffic)
     _backend_matches_store(three)
+
+
+def test_a_kill_racing_a_failed_release_returns_the_endpoint_as_the_store_now_holds_it(
+    platform: Platform, make_servable: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import update
+
+    from mintaka.serving import ops
+    from mintaka.store.schema import endpoints
+
+    platform.register_model("m", make_servable(b"v1"), flavor="pyfunc")
+    platform.serving.create_endpoint("scoring", "m:1", route="blue")
+    platform.serving.kill("scoring", reason="incident")
+    with platform.store.write() as conn:  # another process marks its release
+        conn.execute(update(endpoints).where(endpoints.c.name == "scoring").values(killed=2))
+    backend = platform.backend
+    real_kill = type(backend).kill
+
+    def kill_while_the_release_fails(self: Any, name: str) -> Endpoint:
+        with platform.store.write() as conn:  # its backend release failed: the mark is undone
+            ops._mark_killed(conn, name, ops._KILLED, only=ops._RELEASING)
+        return real_kill(self, name)
+
+    monkeypatch.setattr(type(backend), "kill", kill_while_the_release_fails)
+    returned = platform.serving.kill("scoring", reason="again")
+    assert returned.extra == {}
+    assert returned == platform.serving.get_endpoint("scoring")

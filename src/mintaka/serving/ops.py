@@ -708,7 +708,7 @@ class ServingService:
                 released = _latest_event(conn, name, "endpoint.unkill")
                 if released == sent_after:
                     if again and row.killed == _KILLED:
-                        return seen.endpoint
+                        return _endpoint(row)
                     event = self._record_switch(
                         conn, name, _KILLED, "endpoint.kill", reason, decision
                     )
