@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Select, Table, and_, delete, select, update
 from sqlalchemy.dialects import sqlite
 
 from mintaka.artifacts import ArtifactStore, Manifest, StoredArtifact, manifest_of
@@ -88,6 +88,7 @@ from mintaka.store import Store, default_url
 from mintaka.store.engine import Sql, url_in_home
 from mintaka.store.schema import (
     datasets,
+    lineage_nodes,
     model_aliases,
     model_tags,
     model_versions,
@@ -101,6 +102,21 @@ if TYPE_CHECKING:
     from mintaka.monitoring.service import MonitoringService
 
 T = TypeVar("T")
+
+
+def _datasets_in_order(*, by_name: bool = False) -> Select[Any]:
+    """Dataset rows oldest first. Versions made at one instant keep their registration order:
+    a dataset's id is not ordered, but the lineage node its registration adds in the same
+    transaction gets the next integer id, on every database."""
+    node = and_(
+        lineage_nodes.c.kind == NodeKind.DATASET.value, lineage_nodes.c.key == datasets.c.id
+    )
+    order = (datasets.c.created_at, lineage_nodes.c.id, datasets.c.id)
+    return (
+        select(datasets)
+        .outerjoin(lineage_nodes, node)
+        .order_by(*((datasets.c.name, *order) if by_name else order))
+    )
 
 
 def _parse(model: type[T], **data: Any) -> T:
@@ -1188,20 +1204,16 @@ class Platform:
         return self._dataset(row)
 
     def find_datasets(self, name: str) -> list[DatasetVersion]:
-        """The versions of the dataset ``name``, oldest first (by id within one instant)."""
+        """The versions of the dataset ``name``, oldest first (in registration order within one
+        instant, so the last is the one registered last)."""
         with self.store.read() as conn:
-            rows = conn.execute(
-                select(datasets)
-                .where(datasets.c.name == name)
-                .order_by(datasets.c.created_at, datasets.c.id)
-            ).all()
+            rows = conn.execute(_datasets_in_order().where(datasets.c.name == name)).all()
         return [self._dataset(row) for row in rows]
 
     def list_datasets(self) -> list[DatasetVersion]:
         """Every recorded dataset version, by name, oldest first."""
-        order = (datasets.c.name, datasets.c.created_at, datasets.c.id)
         with self.store.read() as conn:
-            rows = conn.execute(select(datasets).order_by(*order)).all()
+            rows = conn.execute(_datasets_in_order(by_name=True)).all()
         return [self._dataset(row) for row in rows]
 
     def _require_datasets(self, conn: Connection, dataset_ids: Sequence[str]) -> None:
