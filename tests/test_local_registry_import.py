@@ -248,3 +248,25 @@ def test_a_file_another_process_has_open_is_not_imported_until_it_closes(
     with _open(old_home, clock) as platform:
         assert [v.version for v in platform.backend.list_versions("m")] == [1, 2]  # type: ignore[attr-defined]
     assert _kept(old_home) == [KEPT]
+
+
+def test_a_file_retired_by_another_process_as_it_is_opened_is_left_to_that_import(
+    old_home: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process that imported the file renames it (and its ``-wal``/``-shm``) aside
+    once its transaction commits: one that opened the file just before that rename finds it
+    gone when it locks it (SQLite reports a disk I/O error) and leaves it to that import
+    instead of failing to open the home."""
+    from mintaka.local import registry_db
+
+    opened = registry_db._open_existing
+
+    def opened_then_retired(path: Path) -> sqlite3.Connection | None:
+        conn = opened(path)
+        registry_db._retire(path, clock.now())  # what the other process does after its commit
+        return conn
+
+    monkeypatch.setattr(registry_db, "_open_existing", opened_then_retired)
+    with _open(old_home, clock) as platform:
+        assert platform.backend.resides_in(platform.store.url)
+    assert _kept(old_home) == [KEPT]

@@ -210,14 +210,21 @@ def import_registry_file(transactions: Transactions, path: Path, now: datetime) 
     processes opening the same home the second finds the rows, or the file gone. The file is
     held exclusively while it is read and its rows inserted, and a file another process has open
     (an older Mintaka still running) refuses the import with ``StoreError`` and changes nothing.
-    Returns where the file is kept, or None when another process retired it first.
+    Returns where the file is kept, or None when another process retired it first (found gone
+    on opening, or renamed aside between this open and its lock, which SQLite reports as a disk
+    I/O error).
     """
     with transactions.write() as conn:
         old = _open_existing(path)
         if old is None:
             return None
         try:
-            _lock_out_other_processes(old, path)
+            try:
+                _lock_out_other_processes(old, path)
+            except StoreError:
+                if not path.exists():
+                    return None  # retired by the process whose import committed as it opened
+                raise
             found = _read_tables(old, path)
             imported = _insert_missing(Sql(conn), found, path)
         finally:
