@@ -80,3 +80,19 @@ def test_marking_known_good_is_not_a_second_deployment_step(
     history = build_pack(platform, "m:1")["deployments"][0]["history"]
     steps = [(d["id"], d["event"], d["at"], d["known_good"]) for d in history]
     assert steps == [(marked.id, "endpoint.create", created, True)]
+
+
+def test_a_removed_monitor_counts_only_for_the_versions_served_before_its_removal(
+    platform: Platform, make_servable: MakeArtifact, clock: ManualClock
+) -> None:
+    for content in (b"v1", b"v2"):
+        platform.register_model("m", make_servable(content), flavor="pyfunc")
+    platform.serving.create_endpoint("scoring", "m:1", route="blue")
+    platform.serving.deploy("scoring", "m:2", route="green")
+    watcher = _monitor(platform)
+    clock.advance(minutes=1)
+    platform.monitoring.remove_monitor(watcher, reason="replaced by a dashboard")
+    clock.advance(minutes=1)
+    platform.serving.set_traffic("scoring", {"blue": 0, "green": 100})
+    assert _watching(platform, "m:1") == [watcher]  # served while it watched
+    assert _watching(platform, "m:2") == []  # took traffic only after the removal

@@ -13,7 +13,7 @@ import pytest
 from artifact_kit import MakeArtifact
 from monitoring_kit import LogPredictions, drift_signal, log_on, scoring_monitor
 
-from mintaka import ManualClock, NotFound, Platform, ValidationError
+from mintaka import Conflict, ManualClock, NotFound, Platform, ValidationError
 from mintaka.cli.app import main
 from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
 from mintaka.monitoring.service import MIN_GROUP_ROWS
@@ -917,3 +917,39 @@ def test_removing_a_monitor_refuses_an_unknown_id_or_an_empty_reason_changing_no
         watched.monitoring.remove_monitor(monitor_id, reason="  ")
     assert len(watched.monitoring.monitors()) == 1
     assert "monitor.remove" not in [e.action for e in watched.audit.events()]
+
+
+def test_a_removed_monitor_stays_on_record_off_duty_and_cannot_be_removed_twice(
+    watched: Platform, clock: ManualClock
+) -> None:
+    [spec] = watched.monitoring.monitors()
+    [monitor_id] = [
+        e.details["monitor"] for e in watched.audit.events() if e.action == "monitor.add"
+    ]
+    clock.advance(minutes=5)
+    watched.monitoring.remove_monitor(monitor_id, reason="retired")
+    with watched.store.read() as conn:
+        row = conn.execute(monitors.select().where(monitors.c.id == monitor_id)).one()
+    assert (row.removed_at, row.removed_by) == (clock.now().isoformat(), watched.actor)
+    assert watched.monitoring.monitors() == []
+    assert watched.monitoring.run_once().evaluated == 0
+    with pytest.raises(NotFound, match=f"monitor {monitor_id} was already removed at"):
+        watched.monitoring.remove_monitor(monitor_id, reason="again")
+    assert [e.action for e in watched.audit.events()].count("monitor.remove") == 1
+    assert watched.monitoring.add_monitor(spec) != monitor_id  # a new monitor, not the removed
+
+
+def test_a_removed_monitors_signal_name_waits_for_its_open_tickets_to_be_resolved(
+    watched: Platform,
+) -> None:
+    [spec] = watched.monitoring.monitors()
+    [monitor_id] = [
+        e.details["monitor"] for e in watched.audit.events() if e.action == "monitor.add"
+    ]
+    _, ticket = watched.monitoring.raise_alert("scoring:income-drift", "scoring", value=0.5)
+    watched.monitoring.remove_monitor(monitor_id, reason="replaced")
+    with pytest.raises(Conflict, match=rf"open ticket\(s\) \['{ticket.id}'\]: resolve them"):
+        watched.monitoring.add_monitor(spec)
+    assert watched.monitoring.monitors() == []
+    watched.monitoring.resolve(ticket.id, note="the old monitor is gone")
+    assert watched.monitoring.add_monitor(spec) != monitor_id

@@ -88,7 +88,7 @@ def test_store_at_0006_upgrades_its_audit_chain_and_digest_index_in_place(tmp_pa
 
     upgraded = Store(url)
 
-    assert upgraded.revision() == HEAD_REVISION == "0008"
+    assert upgraded.revision() == HEAD_REVISION == "0009"
     log = AuditLog(upgraded)
     assert log.verify().ok
     with upgraded.write() as conn:
@@ -113,6 +113,9 @@ def test_store_at_0006_upgrades_its_audit_chain_and_digest_index_in_place(tmp_pa
     assert "ix_model_versions_name_digest" in indexes
     assert "ix_model_versions_digest" not in indexes
     assert "ix_audit_events_action" in indexes
+    with upgraded.read() as conn:
+        columns = {row[1] for row in Sql(conn).rows("PRAGMA table_info(monitors)")}
+    assert {"removed_at", "removed_by"} <= columns  # removal marks a monitor (0009)
 
 
 def test_a_store_whose_audit_columns_were_edited_is_not_upgraded(tmp_path: Path) -> None:

@@ -212,22 +212,33 @@ def _monitoring(
 ) -> dict[str, Any]:
     """The monitors that watched the version, as recorded (never estimated), with the alerts
     raised. A monitor counts when its endpoint gave the version live or shadow traffic at some
-    instant since the monitor was added (``served``: each endpoint's serving timeline): one on
-    an endpoint of another of the model's versions, or added after the version left, did not."""
+    instant it was on duty, from when it was added until it was removed, if it was (``served``:
+    each endpoint's serving timeline): one on an endpoint of another of the model's versions,
+    added after the version left, or removed before the version came, did not."""
     from sqlalchemy import select
 
     from mintaka.store.schema import monitors
 
     with platform.store.read() as conn:
         found = conn.execute(
-            select(monitors.c.id, monitors.c.endpoint, monitors.c.spec, monitors.c.created_at)
+            select(
+                monitors.c.id,
+                monitors.c.endpoint,
+                monitors.c.spec,
+                monitors.c.created_at,
+                monitors.c.removed_at,
+            )
             .where(monitors.c.model == model, monitors.c.endpoint.in_(list(served)))
             .order_by(monitors.c.id)
         ).all()
     rows = [
         row
         for row in found
-        if _served_since(served[row.endpoint], datetime.fromisoformat(row.created_at))
+        if _served_between(
+            served[row.endpoint],
+            datetime.fromisoformat(row.created_at),
+            None if row.removed_at is None else datetime.fromisoformat(row.removed_at),
+        )
     ]
     watching = [
         {
@@ -278,10 +289,22 @@ def _serves(entry: dict[str, Any]) -> bool:
     return bool(entry["version_live"] or entry["version_shadow"])
 
 
-def _served_since(deployments: Sequence[dict[str, Any]], since: datetime) -> bool:
+def _served_between(
+    deployments: Sequence[dict[str, Any]], since: datetime, until: datetime | None
+) -> bool:
     """Whether one endpoint's deployments (oldest first) gave the version live or shadow
-    traffic at some instant from ``since`` on: the one in force then, or any later one."""
-    return any(map(_serves, deployments[_in_force(deployments, since) or 0 :]))
+    traffic at some instant ``t`` with ``since <= t`` and, when ``until`` is given,
+    ``t < until``: the one in force at ``since``, or a later one that began before ``until``."""
+    if until is not None and until <= since:
+        return False
+    first = _in_force(deployments, since)
+    return any(
+        _serves(entry)
+        for index, entry in enumerate(deployments[first or 0 :])
+        if (index == 0 and first is not None)
+        or until is None
+        or datetime.fromisoformat(entry["at"]) < until
+    )
 
 
 def _serving_at(deployments: Sequence[dict[str, Any]], at: datetime) -> bool:

@@ -574,7 +574,13 @@ class MonitoringService:
         return self.platform._area(Capability.SERVING, Serving).get_endpoint(endpoint)
 
     def monitors(self, endpoint: str | None = None) -> list[MonitorSpec]:
-        query = select(monitors.c.spec).order_by(monitors.c.created_at, monitors.c.id)
+        """The monitors on duty (of ``endpoint``, when given), oldest first; removed ones are
+        left out."""
+        query = (
+            select(monitors.c.spec)
+            .where(monitors.c.removed_at.is_(None))
+            .order_by(monitors.c.created_at, monitors.c.id)
+        )
         if endpoint is not None:
             query = query.where(monitors.c.endpoint == endpoint)
         with self.platform.store.read() as conn:
@@ -594,21 +600,32 @@ class MonitoringService:
         ]
 
     def remove_monitor(self, monitor_id: str, *, reason: str) -> MonitorSpec:
-        """Take monitor ``monitor_id`` off record, audited as ``monitor.remove`` with the spec
-        removed and ``reason``; returns that spec. The runner no longer evaluates its signals
-        and it no longer counts as watching its endpoint (see :meth:`coverage`), and their
-        names are free for another monitor of the endpoint. Nothing is resolved: the open
-        tickets of its signals stay open as they are, for their owners to resolve. An unknown
-        id is ``NotFound``, an empty reason a ``ValidationError``, both before any change."""
+        """Take monitor ``monitor_id`` off duty, audited as ``monitor.remove`` with the spec
+        removed and ``reason``; returns that spec. Its row stays, marked removed (when and by
+        whom), so evidence packs still list it for the versions it watched before. The runner
+        no longer evaluates its signals and it no longer counts as watching its endpoint (see
+        :meth:`coverage`), and their names are free for another monitor of the endpoint once
+        their open tickets are resolved (see :func:`_refuse_removed_tickets`). Nothing is
+        resolved here: those tickets stay open as they are, for their owners. An unknown id,
+        or one already removed, is ``NotFound`` and an empty reason a ``ValidationError``,
+        both before any change."""
         if not reason.strip():
             raise ValidationError("removing a monitor needs a reason, recorded for auditors")
         with self.platform.store.write() as conn:
             row = conn.execute(
-                select(monitors.c.endpoint, monitors.c.spec).where(monitors.c.id == monitor_id)
+                select(monitors.c.endpoint, monitors.c.spec, monitors.c.removed_at).where(
+                    monitors.c.id == monitor_id
+                )
             ).first()
             if row is None:
                 raise NotFound(f"no monitor {monitor_id}")
-            conn.execute(monitors.delete().where(monitors.c.id == monitor_id))
+            if row.removed_at is not None:
+                raise NotFound(f"monitor {monitor_id} was already removed at {row.removed_at}")
+            conn.execute(
+                update(monitors)
+                .where(monitors.c.id == monitor_id)
+                .values(removed_at=self.platform._now().isoformat(), removed_by=self.platform.actor)
+            )
             event = self.platform._audit(
                 conn,
                 "monitor.remove",
@@ -622,7 +639,9 @@ class MonitoringService:
 
     def _monitor_id(self, spec: MonitorSpec) -> str | None:
         """The id of the monitor on record that is ``spec``, if any."""
-        query = select(monitors.c.id, monitors.c.spec).where(monitors.c.endpoint == spec.endpoint)
+        query = select(monitors.c.id, monitors.c.spec).where(
+            monitors.c.endpoint == spec.endpoint, monitors.c.removed_at.is_(None)
+        )
         with self.platform.store.read() as conn:
             for row in conn.execute(query):
                 if MonitorSpec.model_validate(row.spec) == spec:
@@ -1908,13 +1927,14 @@ class MonitoringService:
 
 
 def _same_monitor(conn: Connection, spec: MonitorSpec) -> str | None:
-    """The id of the monitor on record that is ``spec`` itself, if any. A signal name another
+    """The id of the monitor on duty that is ``spec`` itself, if any. A signal name another
     monitor of the endpoint uses (one of an endpoint since deleted too: its monitors stay on
     record and watch the endpoint again once it is recorded again) is a Conflict: an endpoint's
-    alerts are ticketed by signal name."""
+    alerts are ticketed by signal name. Removed monitors are neither (see
+    :func:`_refuse_removed_tickets` for the names they used)."""
     rows = conn.execute(
         select(monitors.c.id, monitors.c.spec)
-        .where(monitors.c.endpoint == spec.endpoint)
+        .where(monitors.c.endpoint == spec.endpoint, monitors.c.removed_at.is_(None))
         .order_by(monitors.c.created_at, monitors.c.id)
     ).all()
     taken: dict[str, str] = {}
@@ -1928,7 +1948,41 @@ def _same_monitor(conn: Connection, spec: MonitorSpec) -> str | None:
             f"endpoint {spec.endpoint} already has signal(s) {clashes} (monitor "
             f"{taken[clashes[0]]}): give each signal on an endpoint its own name"
         )
+    _refuse_removed_tickets(conn, spec)
     return None
+
+
+def _refuse_removed_tickets(conn: Connection, spec: MonitorSpec) -> None:
+    """Refuse a signal name a removed monitor of the endpoint used while a ticket of that
+    signal (its alerts, or its going unmeasured) is still open: the endpoint has one open
+    ticket per signal name, so the new signal's alerts would be counted on the removed one's
+    ticket, under its owner and escalation. Resolving those tickets frees the name."""
+    removed = conn.execute(
+        select(monitors.c.spec).where(
+            monitors.c.endpoint == spec.endpoint, monitors.c.removed_at.is_not(None)
+        )
+    ).scalars()
+    used = {str(s["name"]) for raw in removed for s in raw["signals"]}
+    reused = sorted({s.name for s in spec.signals} & used)
+    subjects = [f"{spec.endpoint}:{name}" for name in reused]
+    if not subjects:
+        return
+    still_open = conn.execute(
+        select(tickets.c.id)
+        .where(
+            tickets.c.endpoint == spec.endpoint,
+            tickets.c.signal.in_([*subjects, *(f"{s}:{UNMEASURED}" for s in subjects)]),
+            tickets.c.status != TicketStatus.RESOLVED.value,
+        )
+        .order_by(tickets.c.id)
+    ).scalars()
+    found = list(still_open)
+    if found:
+        raise Conflict(
+            f"signal(s) {reused} of a removed monitor of {spec.endpoint} still have open "
+            f"ticket(s) {found}: resolve them first (mintaka tickets resolve TICKET_ID), so "
+            "the new signal's alerts are not counted on them"
+        )
 
 
 RETIRED_MONITOR_FIELDS = ("unmeasured_runs",)  # stored by earlier versions, no longer read

@@ -336,6 +336,9 @@ monitors = Table(
     Column("spec", JSON, nullable=False),
     Column("created_at", String(40), nullable=False),
     Column("created_by", String(256), nullable=False),
+    # Set when the monitor is removed: its row stays, for the evidence of when it watched.
+    Column("removed_at", String(40), nullable=True),
+    Column("removed_by", String(256), nullable=True),
 )
 Index("ix_monitors_endpoint", monitors.c.endpoint)
 
