@@ -953,3 +953,21 @@ def test_a_removed_monitors_signal_name_waits_for_its_open_tickets_to_be_resolve
     assert watched.monitoring.monitors() == []
     watched.monitoring.resolve(ticket.id, note="the old monitor is gone")
     assert watched.monitoring.add_monitor(spec) != monitor_id
+
+
+def test_monitor_list_shows_the_id_monitor_remove_takes_and_leaves_removed_ones_out(
+    watched: Platform, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [monitor_id] = [
+        e.details["monitor"] for e in watched.audit.events() if e.action == "monitor.add"
+    ]
+    watched.close()
+    main(["--home", str(home), "monitor", "list", "--json"])
+    [listed] = json.loads(capsys.readouterr().out)
+    assert (listed["id"], listed["endpoint"]) == (monitor_id, "scoring")
+    main(["--home", str(home), "monitor", "list"])
+    assert monitor_id in capsys.readouterr().out
+    main(["--home", str(home), "monitor", "remove", listed["id"], "--reason", "retired"])
+    capsys.readouterr()
+    main(["--home", str(home), "monitor", "list", "--json"])
+    assert json.loads(capsys.readouterr().out) == []

@@ -56,19 +56,21 @@ def read_monitor_spec(spec_file: Path) -> MonitorSpec:
 
 @monitor_app.command("list")
 def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """List monitors and their signals, since when each signal the runner measured nothing for
-    has gone unmeasured, and after how long that is alerted on."""
+    """List monitors on duty, with the id `monitor remove` takes, and their signals: since
+    when each signal the runner measured nothing for has gone unmeasured, and after how long
+    that is alerted on."""
     monitoring = platform(ctx).monitoring
-    specs = monitoring.monitors()
+    records = monitoring.monitor_records()
     if as_json:
-        emit_json(specs)
+        emit_json([{"id": i, **m.model_dump(mode="json")} for i, m in records])
         return
     gaps = monitoring.unmeasured()
     table(
         "monitors",
-        ["endpoint", "model", "signal", "metric", "threshold", "window", "owner", "measured"],
+        ["id", "endpoint", "model", "signal", "metric", "threshold", "window", "owner", "measured"],
         [
             (
+                i,
                 m.endpoint,
                 m.model,
                 s.name,
@@ -78,7 +80,7 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 s.owner,
                 _measured(gaps.get(f"{m.endpoint}:{s.name}"), s.unmeasured_after),
             )
-            for m in specs
+            for i, m in records
             for s in m.signals
         ],
     )

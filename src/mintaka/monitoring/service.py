@@ -576,15 +576,19 @@ class MonitoringService:
     def monitors(self, endpoint: str | None = None) -> list[MonitorSpec]:
         """The monitors on duty (of ``endpoint``, when given), oldest first; removed ones are
         left out."""
+        return [spec for _, spec in self.monitor_records(endpoint)]
+
+    def monitor_records(self, endpoint: str | None = None) -> list[tuple[str, MonitorSpec]]:
+        """:meth:`monitors` with each monitor's id, the one ``remove_monitor`` takes."""
         query = (
-            select(monitors.c.spec)
+            select(monitors.c.id, monitors.c.spec)
             .where(monitors.c.removed_at.is_(None))
             .order_by(monitors.c.created_at, monitors.c.id)
         )
         if endpoint is not None:
             query = query.where(monitors.c.endpoint == endpoint)
         with self.platform.store.read() as conn:
-            return [_stored_monitor(spec) for spec in conn.execute(query).scalars()]
+            return [(str(row.id), _stored_monitor(row.spec)) for row in conn.execute(query)]
 
     def coverage(self) -> list[Coverage]:
         """Every endpoint taking live traffic, and whether any monitor watches it."""
