@@ -26,7 +26,9 @@ endpoint's when it goes, whose queued requests are refused (404) at once. ``stop
 requests and shadow copies under way ``stop_grace`` seconds (10 by default) to finish, then
 answers each request still waiting for a worker or for its model, and each ``POST /-/reload``
 still waiting for models to load, 503 (the server is stopping), and leaves any model still
-predicting behind on its daemon thread.
+predicting behind on its daemon thread. A store it cannot read when it looks at the endpoints
+again (busy, or failing) answers that ``POST /-/reload`` or ``POST /-/kill-switches`` 503 with the
+store's error; what it serves stays as it was.
 
 Routes load their model from the artifact store after the digest is verified. Traffic follows the
 endpoint's weights exactly (smooth weighted round-robin); a shadow route gets a copy of its share
@@ -81,7 +83,13 @@ from starlette.routing import Route as HttpRoute
 
 from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.domain.serving import Route, TrafficMap
-from mintaka.errors import ConfigurationError, MintakaError, NotFound, ValidationError
+from mintaka.errors import (
+    ConfigurationError,
+    MintakaError,
+    NotFound,
+    StoreError,
+    ValidationError,
+)
 from mintaka.flavors.loader import Predictor, UnsafeArtifact, load_predictor, pickle_files
 from mintaka.local.registry_db import local_endpoints
 from mintaka.local.serving import announce
@@ -298,7 +306,7 @@ class InferenceServer:
                 HttpRoute("/-/kill-switches", self._kill_switches_now, methods=["POST"]),
                 HttpRoute("/endpoints/{name}/invocations", self._invoke, methods=["POST"]),
             ],
-            exception_handlers={HTTPException: _http_error},
+            exception_handlers={HTTPException: _http_error, StoreError: _store_unavailable},
         )
         self.reload()
 
@@ -343,8 +351,7 @@ class InferenceServer:
 
     def _look(self, force: bool) -> None:
         """:meth:`reload`'s work, under the reload lock."""
-        with self.backend.engine.connect() as conn, conn.begin():
-            rows = conn.execute(select(local_endpoints)).all()
+        rows = self._read_endpoints()
         marker = tuple(sorted((row.name, _fingerprint(row)) for row in rows))
         if marker == self._seen and not force and not self._unrecorded:
             return
@@ -433,9 +440,13 @@ class InferenceServer:
                 runtime.pool.hand_over(current.pool)
 
     def _stored_rows(self) -> dict[str, Any]:
-        with self.backend.engine.connect() as conn, conn.begin():
-            rows = conn.execute(select(local_endpoints)).all()
-        return {row.name: row for row in rows}
+        return {row.name: row for row in self._read_endpoints()}
+
+    def _read_endpoints(self) -> list[Any]:
+        """Every stored endpoint row, read in the backend's ``Transactions``: a busy or failing
+        store is a ``StoreError`` (answered 503), never a driver's own exception."""
+        with self.backend.transactions.read() as conn:
+            return list(conn.execute(select(local_endpoints)).all())
 
     @staticmethod
     def _log_unloaded(name: str, exc: Exception, kept: bool) -> None:
@@ -647,8 +658,12 @@ class InferenceServer:
             self._child(self.requests, name if name in self.endpoints else "-", "-", "413").inc()
             status, answer = 413, {"error": f"request body over the limit of {limit} bytes"}
         else:
-            await self._look_again(name)
-            status, answer = await self._answer_off_loop(name, b"".join(chunks), pinned)
+            try:
+                await self._look_again(name)
+            except StoreError as exc:
+                status, answer = 503, {"error": str(exc)}
+            else:
+                status, answer = await self._answer_off_loop(name, b"".join(chunks), pinned)
         body = answer if isinstance(answer, bytes) else _json_bytes(answer)
         await send(
             {
@@ -940,6 +955,13 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """An unknown path or method answers in JSON, like every other error of the server."""
     assert isinstance(exc, HTTPException)
     return JSONResponse({"error": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _store_unavailable(request: Request, exc: Exception) -> Response:
+    """A store that cannot be read now (busy, or failing) answers 503 with the store's own
+    words: the configuration served stays as it was, and the client may try again."""
+    log.warning("%s %s: %s", request.method, request.url.path, exc)
+    return JSONResponse({"error": str(exc)}, status_code=503)
 
 
 def _not_json(constant: str) -> Any:
