@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from mintaka import Platform, StoreError
@@ -154,3 +154,30 @@ def test_a_password_anywhere_in_a_store_url_is_never_shown(url: str) -> None:
     finally:
         store.dispose()
     assert all("s3cr3t" not in text and "***" in text for text in shown), shown
+
+
+def test_a_failed_migration_never_shows_the_store_urls_passwords(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A driver may echo the DSN it was given in its error: the migration's message masks the
+    URL's passwords wherever they appear in it."""
+    url = (
+        "postgresql+psycopg://u:s3cr3t-user@127.0.0.1:1/db?password=s3cr3t-q&sslpassword=s3cr3t-ssl"
+    )
+    store = Store(url, migrate=False)
+
+    def echoing_driver(*_: object) -> None:
+        raise RuntimeError(f"cannot connect with {url} (password s3cr3t-q, sslpassword s3cr3t-ssl)")
+
+    try:
+        monkeypatch.setattr(store, "revision", lambda: None)
+        event.listen(store.engine, "do_connect", echoing_driver)
+        with pytest.raises(
+            StoreError, match=r"migrating the store at .* failed: cannot connect"
+        ) as failed:
+            store.migrate()
+    finally:
+        store.dispose()
+    shown = str(failed.value)
+    assert "s3cr3t" not in shown, shown
+    assert "***" in shown.split(" failed: ", 1)[1], shown

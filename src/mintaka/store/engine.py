@@ -412,6 +412,17 @@ def _shown(url: str | URL) -> str:
     return _SECRET_QUERY.sub(r"\g<key>***", shown)
 
 
+def _without_secrets(message: str, url: URL) -> str:
+    """``message`` with ``url``'s passwords masked wherever they appear in it: a driver's error
+    may echo the DSN it was given, whole or in parts."""
+    given = [url.password, url.query.get("password"), url.query.get("sslpassword")]
+    secrets = {v for g in given for v in ((g,) if isinstance(g, str) else g or ()) if v}
+    shown = _SECRET_QUERY.sub(r"\g<key>***", _USERINFO_PASSWORD.sub(r"\g<head>:***@", message))
+    for secret in sorted(secrets, key=len, reverse=True):  # a longer one may hold a shorter
+        shown = shown.replace(secret, "***")
+    return shown
+
+
 def _reason(exc: BaseException) -> str:
     """The driver's or the OS's own words for why the store did not open."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
@@ -499,7 +510,8 @@ class Store:
                     config.attributes["connection"] = conn
                     command.upgrade(config, target)
         except Exception as exc:
-            raise StoreError(f"migrating the store at {self.safe_url} failed: {exc}") from exc
+            reason = _without_secrets(str(exc), self.engine.url)
+            raise StoreError(f"migrating the store at {self.safe_url} failed: {reason}") from exc
 
     @property
     def safe_url(self) -> str:
