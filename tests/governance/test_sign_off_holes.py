@@ -265,3 +265,40 @@ def test_a_padded_owner_already_stored_still_cannot_approve(
         conn.execute(update(model_versions).values(owner="dana "))
     with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
         as_("dana").governance.approve(ref)
+
+
+@pytest.mark.parametrize("padded", ["rita ", " rita", "rita\t"])
+def test_an_approver_cannot_waive_a_control_they_requested_under_a_padded_name(
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock, padded: str
+) -> None:
+    ref = _high(as_("sam"), make_servable)
+    rita = as_("rita")
+    with pytest.raises(PolicyViolation, match="exception-approver-is-not-requester"):
+        _waive(rita, ref, clock, requester=padded)
+    assert rita.governance.exceptions(rita.get_model_version(ref)) == []
+    with pytest.raises(PolicyViolation, match="approvals: 0 of 2"):
+        as_("sam").set_alias("credit", "champion", 1)
+
+
+@pytest.mark.parametrize("forged", ["ri\u202eta", "sam\nFORGED", "sam\udcff"])
+def test_a_requester_that_is_no_identity_is_refused_before_anything_is_stored(
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock, forged: str
+) -> None:
+    ref = _high(as_("sam"), make_servable)
+    rita = as_("rita")
+    events = len(rita.audit.events())
+    with pytest.raises(ValidationError, match="requester"):
+        _waive(rita, ref, clock, requester=forged)
+    assert rita.governance.exceptions(rita.get_model_version(ref)) == []
+    assert len(rita.audit.events()) == events
+
+
+def test_an_exception_stores_its_requester_trimmed(
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock
+) -> None:
+    ref = _high(as_("sam"), make_servable)
+    rita = as_("rita")
+    _waive(rita, ref, clock, requester="  sam ")
+    [granted] = rita.governance.exceptions(rita.get_model_version(ref))
+    assert granted.requester == "sam"
+    assert rita.audit.events()[-1].details["exception"]["requester"] == "sam"

@@ -314,7 +314,9 @@ class GovernanceService:
         expires_at: datetime,
     ) -> PolicyException:
         """Let one control pass for one version until ``expires_at``; the acting identity
-        approves it and may not be the requester."""
+        approves it and may not be the requester. The requester is read as an identity is
+        (trimmed, no forging character), so a padded spelling of the approver's own name is
+        still the approver."""
         version = self.platform.get_model_version(model)
         if control not in WAIVABLE_CONTROLS:
             raise ValidationError(
@@ -323,6 +325,7 @@ class GovernanceService:
             )
         if not requester.strip():
             raise ValidationError("an exception needs the identity that requested it")
+        requester = validate_identity_name(requester, "requester")
         if not justification.strip():
             raise ValidationError("an exception needs a justification")
         if expires_at.tzinfo is None or expires_at <= self.platform._now():
