@@ -641,3 +641,48 @@ def test_a_pack_under_a_readable_recorded_policy_says_nothing_is_unread(
         "Policy not read"
         not in export_evidence(governed, "credit:1", tmp_path).html_path.read_text()
     )
+
+
+KEYED_SECRETS = {
+    "storage_key": "Zq7storagekeyvalue01",
+    "authorization": "Basic dXNlcjpodW50ZXIyMjI=",
+    "conn_str": "Server=x;Pwd=Zq7connpwd99;",
+    "private_key": "Zq7privkeyvalue0000",
+}
+
+
+def test_secrets_under_secret_keys_are_redacted_in_the_canonical_bytes_too(
+    as_: Callable[[str], Platform], tmp_path: Path, make_servable: MakeArtifact
+) -> None:
+    dana = as_("dana")
+    v1 = dana.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", tier="high", tags=KEYED_SECRETS
+    )
+    dana.governance.set_model_card(v1.ref, **CARD)
+    dana.set_tags("credit", 1, {**KEYED_SECRETS, "storage_key": "Zq7storagekeyvalue02"})
+    as_("rita").governance.approve(v1.ref, comment="ok")
+    written = export_evidence(dana, "credit:1", tmp_path / "pack")
+    text = written.json_path.read_text() + written.html_path.read_text()
+    for leaked in ("Zq7storagekeyvalue0", "dXNlcjpodW50ZXIyMjI", "Zq7connpwd99", "Zq7privkey"):
+        assert leaked not in text
+    events = json.loads(written.json_path.read_text())["audit"]["events"]
+    [tagged] = [e for e in events if e["action"] == "model.tags.set"]
+    assert not tagged["link_verifiable"]
+    assert json.loads(tagged["canonical"])["details"] == tagged["details"]
+    assert set(tagged["details"]["tags"].values()) == {REDACTED}
+    assert all(e["link_verifiable"] for e in events if e is not tagged)
+
+
+def test_free_text_assignments_follow_the_secret_key_rule() -> None:
+    redactor = Redactor()
+    assert redactor.text("storage_key=Zq7storage01 region=eu") == (
+        f"storage_key={REDACTED} region=eu"
+    )
+    assert redactor.text("conn_str: abc123 and private-key=pk0001") == (
+        f"conn_str: {REDACTED} and private-key={REDACTED}"
+    )
+    assert redactor.text("Authorization: Basic dXNlcjpodW50ZXIy") == (
+        f"Authorization: Basic {REDACTED}"
+    )
+    kept = "key=dataset:ds-1 storage_key_id=7 monkey=3"
+    assert redactor.text(kept) == kept

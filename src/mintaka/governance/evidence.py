@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
 
+from mintaka.audit.chain import canonical_bytes
 from mintaka.domain.lineage import LineageGraph, NodeKind
 from mintaka.domain.registry import ModelVersion
 from mintaka.errors import MintakaError, StoreError
@@ -857,6 +858,8 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         },
     }
     pack["controls"] = map_controls(pack)
+    for event in events:
+        event["canonical"] = _redacted_canonical(event["canonical"], redactor)
     safe: Pack = redactor.value(pack)
     _mark_redacted_links(safe)
     return safe
@@ -898,6 +901,15 @@ def _mark_production_aliases(
         if event["action"] in ("model.alias.set", "model.alias.delete"):
             production = production_aliases_at(recorded, int(event["seq"]), current)[1]
             event["production_alias"] = event["subject"].partition("@")[2] in production
+
+
+def _redacted_canonical(canonical: str, redactor: Redactor) -> str:
+    """``canonical`` with secrets redacted as the event's decoded fields are (by key as well
+    as in text), re-encoded as the chain encodes events; unchanged when it holds no secret,
+    so that its link still verifies from the pack."""
+    body = json.loads(canonical)
+    safe = redactor.value(body)
+    return canonical if safe == body else canonical_bytes(safe).decode("utf-8")
 
 
 def _mark_redacted_links(pack: Pack) -> None:

@@ -32,14 +32,18 @@ if TYPE_CHECKING:
 REDACTED = "[REDACTED]"
 MIN_SECRET_LENGTH = 6  # shorter values ("1", "true") would scrub half of any text
 
-_SECRET_KEY = re.compile(
-    r"(?i)(token|passw(or)?d|secret|credential|api[_.-]?key|[_.-]key$|"
-    r"authorization|cookie|bearer|conn(ection)?[_.-]?str(ing)?|private[_.-]?key)"
+_SECRET_WORDS = (
+    r"token|passw(?:or)?d|secret|credential|api[_.-]?key|access[_-]?key|account[_-]?key|"
+    r"authorization|cookie|bearer|conn(?:ection)?[_.-]?str(?:ing)?|private[_.-]?key"
 )
+"""The words that make a key name a secret wherever they appear in it."""
+_SECRET_KEY = re.compile(rf"(?i)({_SECRET_WORDS}|[_.-]key$)")
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s\"']*):(?P<pw>[^@\s\"']+)@")
+# ``key=value`` or ``key: value`` in free text, for every key ``_SECRET_KEY`` calls secret (a key
+# ending in ``_key`` too); an HTTP authorization scheme before the value stays readable.
 _ASSIGNMENT = re.compile(
-    r"(?i)(?P<key>\b[\w.-]*(?:token|passw(?:or)?d|secret|credential|api[_-]?key|"
-    r"access[_-]?key|account[_-]?key)s?\b\"?\s*[=:]\s*\"?)(?P<value>[^\s\"',;&}]+)"
+    rf"(?i)(?P<key>\b[\w.-]*(?:{_SECRET_WORDS}|[_.-]key)s?\b\"?\s*[=:]\s*\"?"
+    r"(?:(?:basic|bearer|digest|negotiate)\s+)?)(?P<value>[^\s\"',;&}]+)"
 )
 _TOKEN_SHAPES = re.compile(
     r"(?<![A-Za-z0-9])(?:sk|rk|pk)[-_](?:live[-_]|test[-_])?[A-Za-z0-9_-]{16,}"
