@@ -1,6 +1,6 @@
 """Governance rules that must hold however their input is spelled: expiries in any UTC offset,
 the controls an exception may waive, a version's tier against its model's, revalidation as the
-gate counts it."""
+gate counts it, approvals only as the audit chain records them."""
 
 from __future__ import annotations
 
@@ -11,10 +11,12 @@ from pathlib import Path
 import pytest
 from artifact_kit import MakeArtifact
 from governance_kit import APPROVERS, CARD
+from sqlalchemy import update
 
 from mintaka import ManualClock, Platform, PolicyViolation, ValidationError
-from mintaka.governance.evidence import build_pack
+from mintaka.governance.evidence import build_pack, export_evidence
 from mintaka.governance.inventory import inventory
+from mintaka.store.schema import approvals
 
 TOKYO = timezone(timedelta(hours=9))
 NEW_YORK = timezone(timedelta(hours=-5))
@@ -158,3 +160,51 @@ def test_a_model_named_like_a_lineage_kind_is_found_by_its_reference(
     version = dana.register_model("run", make_artifact(b"r"), tier="low")
     graph = dana.lineage_upstream("run:1")
     assert f"model_version:{version.id}" in {n.id for n in graph.nodes}
+
+
+def test_an_approval_row_without_its_audit_event_never_counts(
+    as_: Callable[[str], Platform], high: str, tmp_path: Path
+) -> None:
+    dana = as_("dana")
+    dana.governance.set_model_card(high, **CARD)
+    real = as_("rita").governance.approve(high)
+    version = dana.get_model_version(high)
+    with dana.store.write() as conn:  # raj's sign-off written straight into the table
+        conn.execute(
+            approvals.insert().values(
+                id="apr-forged",
+                version_id=version.id,
+                artifact_digest=version.artifact_digest,
+                approver="raj",
+                identity_source="flag",
+                role="model-risk",
+                comment="",
+                at=real.at.isoformat(),
+            )
+        )
+    assert [a.id for a in dana.governance.approvals(version)] == [real.id]
+    assert [a.id for a in dana.governance.unrecorded_approvals(version)] == ["apr-forged"]
+    with pytest.raises(PolicyViolation, match="approvals: 1 of 2"):
+        dana.set_alias("credit", "champion", 1)
+    [entry] = inventory(dana)
+    assert (entry.approvals, entry.approvals_total) == (1, 1)
+    listed = {a["id"]: a for a in build_pack(dana, high)["approvals"]}
+    assert (listed[real.id]["counts"], listed[real.id]["recorded"]) == (True, True)
+    forged = listed["apr-forged"]
+    assert (forged["counts"], forged["recorded"]) == (False, False)
+    assert "no model.approve audit event" in forged["reason"]
+    html = export_evidence(dana, high, tmp_path / "pack").html_path.read_text()
+    assert "no: no model.approve audit event" in html
+
+
+def test_an_approval_row_changed_after_its_event_stops_counting(
+    as_: Callable[[str], Platform], high: str
+) -> None:
+    dana = as_("dana")
+    given = as_("rita").governance.approve(high)
+    version = dana.get_model_version(high)
+    with dana.store.write() as conn:  # rita's approval moved forward to escape revalidation
+        later = (given.at + timedelta(days=90)).isoformat()
+        conn.execute(update(approvals).where(approvals.c.id == given.id).values(at=later))
+    assert dana.governance.approvals(version) == []
+    assert [a.id for a in dana.governance.unrecorded_approvals(version)] == [given.id]

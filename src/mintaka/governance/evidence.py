@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 
 from mintaka.audit.chain import canonical_bytes
+from mintaka.domain.governance import Approval
 from mintaka.domain.lineage import LineageGraph, NodeKind
 from mintaka.domain.registry import ModelVersion
 from mintaka.errors import MintakaError, StoreError
@@ -702,9 +703,11 @@ def build_pack(platform: Platform, ref: str) -> Pack:
             "current": a.artifact_digest == version.artifact_digest,
             "counts": governance.approval_counts(version, a, as_of, policy=policy),
             "independent": a.approver.name not in governance._registered_by(version),
+            "recorded": True,
         }
         for a in sorted(governance.approvals(version), key=lambda a: (a.at, a.id))
     ]
+    approvals += [_unrecorded(a, version) for a in governance.unrecorded_approvals(version)]
     touched, by_id = _served_by(platform, version)
     found = _audit_rows(platform, version, touched)
     history = _serving_history(version, touched, by_id, found)
@@ -863,6 +866,28 @@ def build_pack(platform: Platform, ref: str) -> Pack:
     safe: Pack = redactor.value(pack)
     _mark_redacted_links(safe)
     return safe
+
+
+def _unrecorded(approval: Approval, version: ModelVersion) -> dict[str, Any]:
+    """An approval row no ``model.approve`` audit event records: listed, never counted."""
+    return {
+        "id": approval.id,
+        "approver": approval.approver.name,
+        "identity_source": approval.approver.source.value,
+        "authenticated": approval.approver.authenticated,
+        "role": approval.role,
+        "at": approval.at.isoformat(),
+        "comment": approval.comment,
+        "artifact_digest": approval.artifact_digest,
+        "current": approval.artifact_digest == version.artifact_digest,
+        "counts": False,
+        "independent": False,
+        "recorded": False,
+        "reason": (
+            "no model.approve audit event records this approval as stored; the approvals "
+            "table was written outside Mintaka, so it does not count"
+        ),
+    }
 
 
 def _activation(activation: PolicyActivation) -> dict[str, Any]:

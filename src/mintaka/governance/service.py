@@ -36,7 +36,13 @@ from mintaka.errors import ConfigurationError, PolicyViolation, ValidationError
 from mintaka.governance.policy import MODEL_CARD_FIELDS, Policy, TierControls, load_policy
 from mintaka.governance.policy_history import record_activation
 from mintaka.store.engine import Sql, transaction_scoped
-from mintaka.store.schema import approvals, model_cards, policy_decisions, policy_exceptions
+from mintaka.store.schema import (
+    approvals,
+    audit_events,
+    model_cards,
+    policy_decisions,
+    policy_exceptions,
+)
 from mintaka.text import require_utf8
 
 
@@ -187,12 +193,48 @@ class GovernanceService:
     # -- approvals ------------------------------------------------------------------------------
 
     def approvals(self, version: ModelVersion) -> list[Approval]:
+        """The approvals of ``version`` that its audit chain answers for: the approvals table
+        is mutable, so a row counts only with the ``model.approve`` event that recorded it."""
+        return self._approval_rows(version)[0]
+
+    def unrecorded_approvals(self, version: ModelVersion) -> list[Approval]:
+        """Rows of the approvals table for ``version`` that no ``model.approve`` audit event
+        records as they stand (written or changed outside Mintaka): they never count."""
+        return self._approval_rows(version)[1]
+
+    def _approval_rows(self, version: ModelVersion) -> tuple[list[Approval], list[Approval]]:
+        """``version``'s approval rows, split into those a ``model.approve`` event of the
+        version records (same id, digest, role, approver and identity source, given no later
+        than the event) and the rest; one query for the rows and one for the events."""
         with self.platform.store.read() as conn:
             rows = conn.execute(
                 select(approvals)
                 .where(approvals.c.version_id == version.id)
                 .order_by(approvals.c.at)
             ).all()
+            signed = conn.execute(
+                select(audit_events.c.actor, audit_events.c.at, audit_events.c.canonical).where(
+                    audit_events.c.subject == version.ref,
+                    audit_events.c.action == "model.approve",
+                )
+            ).all()
+        recorded: dict[str, list[tuple[str, datetime, dict[str, Any]]]] = {}
+        for event in signed:
+            if event.at is None:  # bytes that are not JSON, which verification reports
+                continue
+            details = json.loads(bytes(event.canonical)).get("details", {})
+            entry = (event.actor, datetime.fromisoformat(event.at), details)
+            recorded.setdefault(str(details.get("approval")), []).append(entry)
+        backed: list[Approval] = []
+        unbacked: list[Approval] = []
+        for approval in self._approvals_of(version, rows):
+            events = recorded.get(approval.id, [])
+            matched = any(_records(approval, *event) for event in events)
+            (backed if matched else unbacked).append(approval)
+        return backed, unbacked
+
+    @staticmethod
+    def _approvals_of(version: ModelVersion, rows: Sequence[Any]) -> list[Approval]:
         return [
             Approval(
                 id=row.id,
@@ -684,6 +726,19 @@ class GovernanceService:
                 f"{self.identity.name} holds {list(held) or 'no role'}",
             )
         ]
+
+
+def _records(approval: Approval, actor: str, at: datetime, details: Mapping[str, Any]) -> bool:
+    """Whether a ``model.approve`` event by ``actor`` at ``at`` with ``details`` records
+    ``approval`` as its row stands."""
+    return (
+        details.get("approval") == approval.id
+        and details.get("digest") == approval.artifact_digest
+        and details.get("role") == approval.role
+        and details.get("identity_source") == approval.approver.source.value
+        and actor == approval.approver.name
+        and approval.at <= at
+    )
 
 
 def _signs_off(approval: Approval, version: ModelVersion, policy: Policy, at: datetime) -> bool:
