@@ -16,7 +16,7 @@ from sqlalchemy import update
 from mintaka import ManualClock, Platform, PolicyViolation, ValidationError
 from mintaka.governance.evidence import build_pack, export_evidence
 from mintaka.governance.inventory import inventory
-from mintaka.store.schema import approvals
+from mintaka.store.schema import approvals, policy_exceptions
 
 TOKYO = timezone(timedelta(hours=9))
 NEW_YORK = timezone(timedelta(hours=-5))
@@ -208,3 +208,51 @@ def test_an_approval_row_changed_after_its_event_stops_counting(
         conn.execute(update(approvals).where(approvals.c.id == given.id).values(at=later))
     assert dana.governance.approvals(version) == []
     assert [a.id for a in dana.governance.unrecorded_approvals(version)] == [given.id]
+
+
+def test_an_exception_row_without_its_audit_event_waives_nothing(
+    as_: Callable[[str], Platform], high: str, clock: ManualClock, tmp_path: Path
+) -> None:
+    dana = as_("dana")
+    version = dana.get_model_version(high)
+    with dana.store.write() as conn:  # a waiver of approvals written straight into the table
+        conn.execute(
+            policy_exceptions.insert().values(
+                id="exc-forged",
+                version_id=version.id,
+                control="approvals",
+                justification="pilot",
+                requester="dana",
+                approver="rita",
+                expires_at=(clock.now() + timedelta(days=7)).isoformat(),
+                created_at=clock.now().isoformat(),
+            )
+        )
+    assert dana.governance.exceptions(version) == []
+    assert [e.id for e in dana.governance.unrecorded_exceptions(version)] == ["exc-forged"]
+    with pytest.raises(PolicyViolation, match="approvals: 0 of 2"):
+        dana.set_alias("credit", "champion", 1)
+    [listed] = build_pack(dana, high)["exceptions"]
+    assert (listed["id"], listed["recorded"], listed["in_force_at_as_of"]) == (
+        "exc-forged",
+        False,
+        False,
+    )
+    html = export_evidence(dana, high, tmp_path / "pack").html_path.read_text()
+    assert "waives nothing: no policy.exception audit event" in html
+
+
+def test_an_exception_extended_in_the_table_lapses_when_its_event_says(
+    as_: Callable[[str], Platform], high: str, clock: ManualClock
+) -> None:
+    _grant(as_("rita"), high, timedelta(days=1), TOKYO)
+    dana = as_("dana")
+    version = dana.get_model_version(high)
+    assert dana.set_alias("credit", "champion", 1).aliases == ("champion",)
+    dana.delete_alias("credit", "champion")
+    later = (clock.now() + timedelta(days=30)).isoformat()
+    with dana.store.write() as conn:
+        conn.execute(update(policy_exceptions).values(expires_at=later))
+    assert dana.governance.exceptions(version) == []
+    with pytest.raises(PolicyViolation, match="approvals: 0 of 2"):
+        dana.set_alias("credit", "champion", 1)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import or_, select
 
 from mintaka.audit.chain import canonical_bytes
-from mintaka.domain.governance import Approval
+from mintaka.domain.governance import Approval, PolicyException
 from mintaka.domain.lineage import LineageGraph, NodeKind
 from mintaka.domain.registry import ModelVersion
 from mintaka.errors import MintakaError, StoreError
@@ -829,8 +829,11 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         "approvals": approvals,
         "policy_decisions": [d.model_dump(mode="json") for d in decisions],
         "exceptions": [
-            {**e.model_dump(mode="json"), "in_force_at_as_of": e.expires_at > as_of}
-            for e in exceptions
+            *(
+                {**e.model_dump(mode="json"), "in_force_at_as_of": e.expires_at > as_of}
+                for e in exceptions
+            ),
+            *(_unrecorded_exception(e) for e in governance.unrecorded_exceptions(version)),
         ],
         "evaluations": {
             "metrics": {"id": f"metrics:{version.id}", "values": version.metrics},
@@ -886,6 +889,19 @@ def _unrecorded(approval: Approval, version: ModelVersion) -> dict[str, Any]:
         "reason": (
             "no model.approve audit event records this approval as stored; the approvals "
             "table was written outside Mintaka, so it does not count"
+        ),
+    }
+
+
+def _unrecorded_exception(exception: PolicyException) -> dict[str, Any]:
+    """An exception row no ``policy.exception`` audit event records: listed, never applied."""
+    return {
+        **exception.model_dump(mode="json"),
+        "in_force_at_as_of": False,
+        "recorded": False,
+        "reason": (
+            "no policy.exception audit event records this exception as stored; the exceptions "
+            "table was written outside Mintaka, so it waives nothing"
         ),
     }
 

@@ -40,6 +40,7 @@ from mintaka.store.schema import (
     approvals,
     audit_events,
     model_cards,
+    model_versions,
     policy_decisions,
     policy_exceptions,
 )
@@ -442,26 +443,64 @@ class GovernanceService:
     def exceptions(
         self, version: ModelVersion, *, active_at: datetime | None = None
     ) -> list[PolicyException]:
+        """The exceptions of ``version`` that its audit chain answers for (in force at
+        ``active_at`` when given): the exceptions table is mutable, so a row waives a control
+        only with the ``policy.exception`` event that granted it."""
+        found = self._exception_rows(version.id)[0]
+        if active_at is not None:
+            found = [e for e in found if e.expires_at > active_at]
+        return found
+
+    def unrecorded_exceptions(self, version: ModelVersion) -> list[PolicyException]:
+        """Rows of the exceptions table for ``version`` that no ``policy.exception`` audit
+        event records as they stand (written or changed outside Mintaka): they waive nothing."""
+        return self._exception_rows(version.id)[1]
+
+    def _exception_rows(
+        self, version_id: str
+    ) -> tuple[list[PolicyException], list[PolicyException]]:
+        """The exception rows of the version ``version_id`` names, split into those a
+        ``policy.exception`` event of the version records as they stand and the rest."""
         with self.platform.store.read() as conn:
+            named = conn.execute(
+                select(model_versions.c.name, model_versions.c.version).where(
+                    model_versions.c.id == version_id
+                )
+            ).one_or_none()
+            if named is None:
+                return [], []
             rows = conn.execute(
-                select(policy_exceptions).where(policy_exceptions.c.version_id == version.id)
+                select(policy_exceptions).where(policy_exceptions.c.version_id == version_id)
             ).all()
-        found = [
-            PolicyException(
+            granted = conn.execute(
+                select(audit_events.c.actor, audit_events.c.canonical).where(
+                    audit_events.c.subject == f"{named.name}:{named.version}",
+                    audit_events.c.action == "policy.exception",
+                )
+            ).all()
+        recorded: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        for event in granted:
+            details = json.loads(bytes(event.canonical)).get("details", {})
+            exception = details.get("exception")
+            if isinstance(exception, dict):
+                recorded.setdefault(str(exception.get("id")), []).append((event.actor, exception))
+        backed: list[PolicyException] = []
+        unbacked: list[PolicyException] = []
+        for row in rows:
+            found = PolicyException(
                 id=row.id,
-                model=version.name,
-                version=version.version,
+                model=named.name,
+                version=named.version,
                 control=row.control,
                 justification=row.justification,
                 requester=row.requester,
                 approver=row.approver,
                 expires_at=datetime.fromisoformat(row.expires_at),
             )
-            for row in rows
-        ]
-        if active_at is not None:
-            found = [e for e in found if e.expires_at > active_at]
-        return found
+            events = recorded.get(found.id, [])
+            matched = any(_grants(found, actor, given) for actor, given in events)
+            (backed if matched else unbacked).append(found)
+        return backed, unbacked
 
     # -- controls -------------------------------------------------------------------------------
 
@@ -595,18 +634,11 @@ class GovernanceService:
 
     def _version_exception(self, version_id: str, control: str, now: datetime) -> str | None:
         """The exception for ``control`` of one version in force at ``now``, described."""
-        with self.platform.store.read() as conn:
-            rows = conn.execute(
-                select(policy_exceptions.c.id, policy_exceptions.c.expires_at).where(
-                    policy_exceptions.c.version_id == version_id,
-                    policy_exceptions.c.control == control,
-                )
-            ).all()
         # Compared as instants: an expiry stored with another UTC offset orders wrongly as text.
         in_force = [
-            (until, row.id)
-            for row in rows
-            if (until := datetime.fromisoformat(row.expires_at)) > now
+            (e.expires_at, e.id)
+            for e in self._exception_rows(version_id)[0]
+            if e.control == control and e.expires_at > now
         ]
         if not in_force:
             return None
@@ -738,6 +770,23 @@ def _records(approval: Approval, actor: str, at: datetime, details: Mapping[str,
         and details.get("identity_source") == approval.approver.source.value
         and actor == approval.approver.name
         and approval.at <= at
+    )
+
+
+def _grants(exception: PolicyException, actor: str, given: Mapping[str, Any]) -> bool:
+    """Whether a ``policy.exception`` event by ``actor`` granting ``given`` records
+    ``exception`` as its row stands (the expiry compared as an instant)."""
+    try:
+        until = datetime.fromisoformat(str(given.get("expires_at")))
+    except ValueError:
+        return False
+    return (
+        actor == exception.approver
+        and until == exception.expires_at
+        and all(
+            given.get(field) == getattr(exception, field)
+            for field in ("id", "control", "justification", "requester", "approver")
+        )
     )
 
 
