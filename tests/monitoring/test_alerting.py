@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from monitoring_kit import drift_signal, scoring_monitor
 
-from mintaka import Conflict, ManualClock, Platform, ValidationError, hookimpl
+from mintaka import Conflict, IdFactory, ManualClock, Platform, ValidationError, hookimpl
 from mintaka.domain.monitoring import (
     Escalation,
     MonitorSpec,
@@ -21,6 +21,7 @@ from mintaka.domain.monitoring import (
     TicketStatus,
 )
 from mintaka.domain.serving import EndpointMetrics
+from mintaka.errors import PolicyViolation
 from mintaka.monitoring.tickets import TicketSinks
 
 
@@ -374,3 +375,63 @@ def test_the_monitors_of_a_deleted_endpoint_rest_and_stay_on_record(served: Plat
     report = served.monitoring.run_once()
     assert (report.evaluated, report.failed) == (0, ())
     assert [m.endpoint for m in served.monitoring.monitors()] == ["scoring"]
+
+
+MONITORS_REQUIRED = "\n".join(
+    [
+        'version = "monitors-required/1"',
+        'production_aliases = ["champion"]',
+        "[roles]",
+        *(f"[tiers.{tier}]\nmonitors_required = true" for tier in ("low", "medium", "high")),
+    ]
+)
+
+
+@pytest.fixture
+def governed(
+    served: Platform,
+    home: Path,
+    clock: ManualClock,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Platform]:
+    """The home of ``served`` opened under a policy whose every tier requires a monitor of a
+    version before it takes live traffic."""
+    policy = tmp_path / "monitors-required.toml"
+    policy.write_text(MONITORS_REQUIRED + "\n")
+    monkeypatch.setenv("MINTAKA_POLICY", str(policy))
+    with Platform(home, clock=clock, ids=IdFactory(seed=99), actor="dana") as plat:
+        yield plat
+
+
+def _monitors_met(platform: Platform, ref: str) -> bool:
+    version = platform.get_model_version(ref)
+    controls = platform.governance.production_controls(version)
+    [met] = [c.met for c in controls if c.name == "monitors"]
+    return met
+
+
+def test_monitors_required_counts_no_monitor_of_a_deleted_endpoint(
+    served: Platform, governed: Platform
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(latency_signal()))
+    assert _monitors_met(governed, "credit:1")
+    served.serving.delete_endpoint("scoring")
+    assert not _monitors_met(governed, "credit:1")
+
+
+def test_a_governed_model_reaches_an_existing_endpoint_through_a_route_without_traffic(
+    served: Platform, governed: Platform, make_servable: Any
+) -> None:
+    """The documented path under ``monitors_required``: deploy the new model without traffic,
+    monitor it there, then move traffic to it; moving traffic before the monitor is refused."""
+    governed.monitoring.add_monitor(scoring_monitor(latency_signal()))
+    governed.register_model("credit-v2", make_servable(b"v2"), flavor="pyfunc", owner="dana")
+    governed.serving.deploy("scoring", "credit-v2:1", route="green")
+    with pytest.raises(PolicyViolation, match="no monitor watches credit-v2"):
+        governed.serving.set_traffic("scoring", {"blue": 0, "green": 100})
+    signal = latency_signal(name="v2-errors")
+    spec = MonitorSpec(endpoint="scoring", model="credit-v2", signals=[signal])
+    governed.monitoring.add_monitor(spec)
+    moved = governed.serving.set_traffic("scoring", {"blue": 0, "green": 100})
+    assert moved.traffic.live_weights == {"green": 100}

@@ -584,12 +584,13 @@ class GovernanceService:
             Control("evaluation", not breaches, "; ".join(breaches), version.id),
         ]
         if controls.monitors_required:
-            watched = any(m.model == version.name for m in self.platform.monitoring.monitors())
+            watched = bool(self.platform.monitoring.watching(version.name))
             checks.append(
                 Control(
                     "monitors",
                     watched,
-                    f"no monitor watches {version.name}: add one before production",
+                    f"no monitor watches {version.name} on an endpoint serving it: deploy it "
+                    "there without traffic, add one, then move traffic to it",
                     version.id,
                 )
             )

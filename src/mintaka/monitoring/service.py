@@ -590,6 +590,20 @@ class MonitoringService:
         with self.platform.store.read() as conn:
             return [(str(row.id), _stored_monitor(row.spec)) for row in conn.execute(query)]
 
+    def watching(self, model: str) -> list[MonitorSpec]:
+        """The monitors on duty of ``model`` whose endpoint is recorded and has a route serving
+        it (live, shadow or waiting for traffic): what a tier's ``monitors_required`` counts. A
+        monitor of a deleted endpoint rests, and one whose endpoint moved on to another model
+        measures nothing of this one, so neither watches it."""
+        serving = {e.name: e for e in self.platform.serving.list_endpoints()}
+        return [
+            spec
+            for spec in self.monitors()
+            if spec.model == model
+            and spec.endpoint in serving
+            and any(route.model == model for route in serving[spec.endpoint].routes)
+        ]
+
     def coverage(self) -> list[Coverage]:
         """Every endpoint taking live traffic, and whether any monitor watches it."""
         watched = {m.endpoint for m in self.monitors()}
