@@ -901,3 +901,56 @@ def test_versions_each_too_small_to_judge_alone_are_judged_together_and_noted(
         "(30 labelled predictions of route 'blue' (credit:1), 10 labelled predictions of route "
         "'green' (credit:2)): the window is judged whole, its versions together"
     )
+
+
+def test_a_monitor_whose_endpoint_moved_on_to_another_model_fails_and_retrains_nothing(
+    served: Platform, make_servable: MakeArtifact, clock: ManualClock
+) -> None:
+    """After a redeploy to another model the old model's monitor measures nothing of the new
+    one's traffic and never retrains the old model on it: its signals fail, audited once, with
+    an error naming the mismatch; adding the same monitor again returns its id."""
+    spec = scoring_monitor(performance_signal(retrain=True))
+    monitor_id = served.monitoring.add_monitor(spec)
+    served.register_model("credit-v2", make_servable(b"v2"), flavor="pyfunc", owner="dana")
+    served.serving.deploy(
+        "scoring", "credit-v2:1", route="green", weights={"blue": 0, "green": 100}
+    )
+    served.serving.retire_route("scoring", "blue")
+    v2 = served.get_model_version("credit-v2", 1)
+    ids = [f"p{i}" for i in range(100)]
+    with served.store.write() as conn:
+        conn.execute(
+            predictions.insert(),
+            [
+                {
+                    "id": pid,
+                    "endpoint": "scoring",
+                    "route": "green",
+                    "model": "credit-v2",
+                    "version": 1,
+                    "version_id": v2.id,
+                    "input_digest": "sha256:" + "0" * 64,
+                    "inputs": {"x": i},
+                    "output": 1,
+                    "status": "ok",
+                    "shadow": 0,
+                    "latency_ms": 1.0,
+                    "at": clock.now().isoformat(),
+                }
+                for i, pid in enumerate(ids)
+            ],
+        )
+    served.monitoring.record_labels(dict.fromkeys(ids, 0))
+    clock.advance(minutes=5)
+    first = served.monitoring.run_once()
+    second = served.monitoring.run_once()
+    assert (first.alerts, first.evaluated) == ((), 0)
+    [failure] = first.failed
+    assert failure.signal == "accuracy"
+    assert f"monitor {monitor_id} watches 'credit'" in failure.error
+    assert "now serves credit-v2:1" in failure.error
+    assert second.failed == first.failed
+    assert served.pipelines.requests() == []
+    actions = [e.action for e in served.audit.events()]
+    assert actions.count("monitor.signal.failed") == 1
+    assert served.monitoring.add_monitor(spec) == monitor_id

@@ -396,8 +396,13 @@ class MonitoringService:
 
         Idempotent: when the same monitor already watches the endpoint, its id is returned and
         nothing is added. A signal name another monitor of the endpoint already uses is a
-        Conflict: an endpoint's alerts are ticketed by signal name.
+        Conflict: an endpoint's alerts are ticketed by signal name. The same monitor is found
+        before it is checked again: one whose endpoint moved on to another model is on record
+        still, failing on each pass, and adding it again names it rather than refusing it.
         """
+        existing = self._monitor_id(spec)
+        if existing is not None:
+            return existing
         self.check_monitor(spec)
         with self.platform.store.write() as conn:
             existing = _same_monitor(conn, spec)
@@ -517,12 +522,12 @@ class MonitoringService:
             if endpoint_recorded:
                 raise
             return
-        if any(route.model == spec.model for route in endpoint.routes):
+        if _serves(endpoint, spec.model):
             return
-        serves = ", ".join(f"{r.model}:{r.version}" for r in endpoint.routes) or "nothing"
         raise ValidationError(
-            f"endpoint {spec.endpoint!r} serves {serves}, not {spec.model!r}: a monitor watches "
-            "a model its endpoint serves (deploy it there first, or name that model)"
+            f"endpoint {spec.endpoint!r} serves {_served(endpoint)}, not {spec.model!r}: a "
+            "monitor watches a model its endpoint serves (deploy it there first, or name that "
+            "model)"
         )
 
     def _check_drift_metric(
@@ -601,7 +606,7 @@ class MonitoringService:
             for spec in self.monitors()
             if spec.model == model
             and spec.endpoint in serving
-            and any(route.model == model for route in serving[spec.endpoint].routes)
+            and _serves(serving[spec.endpoint], model)
         ]
 
     def coverage(self) -> list[Coverage]:
@@ -662,7 +667,7 @@ class MonitoringService:
         )
         with self.platform.store.read() as conn:
             for row in conn.execute(query):
-                if MonitorSpec.model_validate(row.spec) == spec:
+                if _stored_monitor(row.spec) == spec:
                     return str(row.id)
         return None
 
@@ -1009,7 +1014,10 @@ class MonitoringService:
         features it measured and fails naming that one. What a measurement left out (a drift
         group of too few rows) is logged and reported in ``RunReport.notes``, alert or not. A
         signal given no value is tracked as unmeasured, and alerted on when it stays so (see
-        :meth:`_track_unmeasured`). The monitors of an endpoint that was deleted are not run."""
+        :meth:`_track_unmeasured`). The monitors of an endpoint that was deleted are not run, and
+        those of an endpoint that no longer serves their model fail every signal (see
+        :func:`_not_served`): measuring another model's traffic, and retraining theirs on it,
+        would be wrong on both counts."""
         now = self.platform._now()
         alerts: list[Alert] = []
         failed: list[SignalFailure] = []
@@ -1023,8 +1031,16 @@ class MonitoringService:
         evaluated = 0
         # The monitors of a deleted endpoint stay on record (evidence packs cite them) and rest
         # until an endpoint of that name is created again.
-        recorded = {e.name for e in self.platform.serving.list_endpoints()}
-        specs = [spec for spec in self.monitors() if spec.endpoint in recorded]
+        recorded = {e.name: e for e in self.platform.serving.list_endpoints()}
+        specs: list[MonitorSpec] = []
+        for monitor_id, spec in self.monitor_records():
+            if spec.endpoint not in recorded:
+                continue
+            if _serves(recorded[spec.endpoint], spec.model):
+                specs.append(spec)
+                continue
+            error = _not_served(monitor_id, spec, recorded[spec.endpoint])
+            failed.extend(SignalFailure(spec.endpoint, s.name, error) for s in spec.signals)
         for endpoint in sorted({spec.endpoint for spec in specs}):
             try:
                 self.import_captured(endpoint)
@@ -2004,6 +2020,26 @@ def _refuse_removed_tickets(conn: Connection, spec: MonitorSpec) -> None:
 
 
 RETIRED_MONITOR_FIELDS = ("unmeasured_runs",)  # stored by earlier versions, no longer read
+
+
+def _serves(endpoint: Endpoint, model: str) -> bool:
+    """Whether a route of ``endpoint`` (live, shadow or waiting for traffic) serves ``model``."""
+    return any(route.model == model for route in endpoint.routes)
+
+
+def _served(endpoint: Endpoint) -> str:
+    """The versions ``endpoint``'s routes serve, as an error names them."""
+    return ", ".join(f"{r.model}:{r.version}" for r in endpoint.routes) or "nothing"
+
+
+def _not_served(monitor_id: str, spec: MonitorSpec, endpoint: Endpoint) -> str:
+    """Why monitor ``monitor_id`` measures nothing now: its endpoint moved on to another model."""
+    return (
+        f"monitor {monitor_id} watches {spec.model!r}, but endpoint {spec.endpoint!r} now serves "
+        f"{_served(endpoint)}: its signals are not measured on another model's traffic, nor is "
+        f"{spec.model!r} retrained on it; remove it (mintaka monitor remove {monitor_id} "
+        "--reason ...) and monitor the model served"
+    )
 
 
 def _stored_monitor(raw: Mapping[str, Any]) -> MonitorSpec:
