@@ -954,3 +954,33 @@ def test_a_monitor_whose_endpoint_moved_on_to_another_model_fails_and_retrains_n
     actions = [e.action for e in served.audit.events()]
     assert actions.count("monitor.signal.failed") == 1
     assert served.monitoring.add_monitor(spec) == monitor_id
+
+
+def test_a_re_added_signal_starts_its_own_unmeasured_stretch(
+    served: Platform, clock: ManualClock
+) -> None:
+    """The stretch a removed monitor left open is not the new monitor's: its first quiet pass
+    starts a stretch of its own, alerted on only after its own ``unmeasured_after``."""
+    spec = scoring_monitor(performance_signal(unmeasured_after="24h"))
+    monitor_id = served.monitoring.add_monitor(spec)
+    served.monitoring.run_once()
+    served.monitoring.remove_monitor(monitor_id, reason="rework")
+    clock.advance(days=3)
+    served.monitoring.add_monitor(spec)
+    assert served.monitoring.run_once().alerts == ()
+    assert served.monitoring.unmeasured()["scoring:accuracy"].since == clock.now()
+    clock.advance(hours=24)
+    [alert] = served.monitoring.run_once().alerts
+    assert (alert.signal, alert.value) == ("scoring:accuracy:unmeasured", 24.0)
+
+
+def test_an_endpoint_created_again_starts_its_signals_unmeasured_stretch_afresh(
+    served: Platform, clock: ManualClock
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(performance_signal(unmeasured_after="24h")))
+    served.monitoring.run_once()
+    served.serving.delete_endpoint("scoring")
+    clock.advance(days=30)
+    served.serving.create_endpoint("scoring", "credit:1", route="blue")
+    assert served.monitoring.run_once().alerts == ()
+    assert served.monitoring.unmeasured()["scoring:accuracy"].since == clock.now()

@@ -48,7 +48,14 @@ from mintaka.monitoring.kinds import DEFAULT_BINS, STATISTICS, kinds_with
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
 from mintaka.monitoring.windows import parse_unmeasured_after, parse_window
 from mintaka.numbers import as_float
-from mintaka.store.schema import audit_events, labels, monitors, predictions, tickets
+from mintaka.store.schema import (
+    audit_events,
+    endpoints,
+    labels,
+    monitors,
+    predictions,
+    tickets,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
@@ -1077,7 +1084,7 @@ class MonitoringService:
                     )
                     failed.append(SignalFailure(spec.endpoint, signal.name, error))
         self._audit_failures(failed, measured)
-        alerts.extend(self._track_unmeasured(quiet, measured, now))
+        alerts.extend(self._track_unmeasured(quiet, measured, now, self._on_duty_since()))
         return RunReport(
             evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed), tuple(notes)
         )
@@ -1121,11 +1128,35 @@ class MonitoringService:
         with self.platform.store.read() as conn:
             return _unmeasured_signals(conn)
 
+    def _on_duty_since(self) -> dict[str, datetime]:
+        """When each signal on duty ("endpoint:signal") started watching its endpoint as it is
+        now: the later of its monitor's creation and its endpoint's. An unmeasured stretch that
+        began before is a removed monitor's, or a deleted endpoint's, not this one's."""
+        with self.platform.store.read() as conn:
+            created = {
+                str(row.name): datetime.fromisoformat(row.created_at)
+                for row in conn.execute(select(endpoints.c.name, endpoints.c.created_at))
+            }
+            rows = conn.execute(
+                select(monitors.c.endpoint, monitors.c.spec, monitors.c.created_at).where(
+                    monitors.c.removed_at.is_(None)
+                )
+            ).all()
+        since: dict[str, datetime] = {}
+        for row in rows:
+            if row.endpoint not in created:
+                continue
+            start = max(datetime.fromisoformat(row.created_at), created[row.endpoint])
+            for signal in row.spec["signals"]:
+                since[f"{row.endpoint}:{signal['name']}"] = start
+        return since
+
     def _track_unmeasured(
         self,
         quiet: Mapping[str, tuple[MonitorSpec, Signal, str]],
         measured: set[str],
         now: datetime,
+        on_duty_since: Mapping[str, datetime],
     ) -> list[Alert]:
         """Record the signals this pass measured nothing for (``quiet``: no traffic, no labels,
         too few rows) and those measured again, and alert on each left unmeasured for its
@@ -1133,8 +1164,10 @@ class MonitoringService:
         up, or whose logging broke, is otherwise silently unwatched. The wait is a duration, not
         a count of passes, so how often the runner runs changes nothing. A stretch's start is
         audited once (``monitor.signal.unmeasured``), its end too (``monitor.signal.measured``,
-        which resolves its ticket). A pass on which the signal failed changes nothing here
-        (failures are audited apart). Recording it never stops the run."""
+        which resolves its ticket). A stretch that began before the signal went on duty
+        (``on_duty_since``: a removed monitor's, or an endpoint's since deleted and created
+        again) is not this signal's, so a new one starts. A pass on which the signal failed
+        changes nothing here (failures are audited apart). Recording it never stops the run."""
         try:
             with self.platform.store.write() as conn:
                 state = _unmeasured_signals(conn)
@@ -1142,6 +1175,10 @@ class MonitoringService:
                 due: list[tuple[Signal, str, Unmeasured]] = []
                 for subject, (spec, signal, why) in quiet.items():
                     previous = state.get(subject)
+                    if previous is not None and previous.since < on_duty_since.get(
+                        subject, previous.since
+                    ):
+                        previous = None
                     if previous is None:
                         events.append(
                             self.platform._audit(
