@@ -822,10 +822,14 @@ def test_a_group_left_out_for_too_few_rows_is_reported_without_an_alert(
     assert printed["notes"] == [{"endpoint": "scoring", "signal": "recent", "note": expected}]
 
 
+@pytest.mark.parametrize("retired", [{}, {"unmeasured_runs": 3}])
 def test_a_monitor_stored_with_a_too_small_count_window_fails_clearly_when_run(
-    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+    watched: Platform,
+    clock: ManualClock,
+    log_predictions: LogPredictions,
+    retired: dict[str, Any],
 ) -> None:
-    _store_narrow_monitor(watched, clock)
+    _store_narrow_monitor(watched, clock, **retired)
     log_predictions([(row, 0.5) for row in _rows(np.random.default_rng(2), 100)])
     clock.advance(minutes=5)
     report = watched.monitoring.run_once()
@@ -841,9 +845,10 @@ def test_a_monitor_stored_with_a_too_small_count_window_fails_clearly_when_run(
     ]
 
 
-def _store_narrow_monitor(platform: Platform, clock: ManualClock) -> MonitorSpec:
+def _store_narrow_monitor(platform: Platform, clock: ManualClock, **retired: Any) -> MonitorSpec:
     """A monitor of ``scoring`` (id ``mon-old``) with a drift signal ``narrow`` of a 20-record
-    window, as stored before such windows were refused."""
+    window, as stored before such windows were refused (with the ``retired`` fields stored
+    beside it, as older versions stored them)."""
     old = scoring_monitor(drift_signal(name="narrow", window="20n"))
     with platform.store.write() as conn:
         conn.execute(
@@ -851,7 +856,7 @@ def _store_narrow_monitor(platform: Platform, clock: ManualClock) -> MonitorSpec
                 id="mon-old",
                 endpoint="scoring",
                 model="credit",
-                spec=old.model_dump(mode="json"),
+                spec={**old.model_dump(mode="json"), **retired},
                 created_at=clock.now().isoformat(),
                 created_by="dana",
             )

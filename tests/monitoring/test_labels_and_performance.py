@@ -758,6 +758,19 @@ def test_a_monitor_stored_with_an_unmeasured_run_count_still_loads_and_runs(
     assert set(served.monitoring.unmeasured()) == {"scoring:accuracy"}
 
 
+def test_a_monitor_stored_with_an_unmeasured_run_count_is_removed_cleanly(
+    served: Platform,
+) -> None:
+    spec = scoring_monitor(performance_signal())
+    monitor_id = served.monitoring.add_monitor(spec)
+    with served.store.write() as conn:
+        stored = {**spec.model_dump(mode="json"), "unmeasured_runs": 3}
+        conn.execute(update(monitors).where(monitors.c.id == monitor_id).values(spec=stored))
+    assert served.monitoring.remove_monitor(monitor_id, reason="retired") == spec
+    assert served.monitoring.monitors() == []
+    assert [e.action for e in served.audit.events()].count("monitor.remove") == 1
+
+
 def _without_metrics(platform: Platform, monkeypatch: pytest.MonkeyPatch) -> None:
     """Make ``platform``'s backend one that cannot read endpoint metrics back."""
     backend = platform.backend

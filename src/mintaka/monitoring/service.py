@@ -651,6 +651,7 @@ class MonitoringService:
                 raise NotFound(f"no monitor {monitor_id}")
             if row.removed_at is not None:
                 raise NotFound(f"monitor {monitor_id} was already removed at {row.removed_at}")
+            removed = _stored_monitor(row.spec)
             conn.execute(
                 update(monitors)
                 .where(monitors.c.id == monitor_id)
@@ -665,7 +666,7 @@ class MonitoringService:
                 reason=reason,
             )
         self.platform._after_commit([event])
-        return MonitorSpec.model_validate(row.spec)
+        return removed
 
     def _monitor_id(self, spec: MonitorSpec) -> str | None:
         """The id of the monitor on record that is ``spec``, if any."""
