@@ -501,7 +501,9 @@ def test_monitor_and_ticket_commands(
     h = ["--home", str(home), "--as", "ops"]
     code, out, _ = cli(capsys, *h, "monitor", "coverage", "--json")
     assert code == 1
-    assert json.loads(out) == [{"endpoint": "api", "routes": ["blue"], "monitored": False}]
+    assert json.loads(out) == [
+        {"endpoint": "api", "routes": ["blue"], "monitored": False, "killed": False}
+    ]
     spec = tmp_path / "monitor.toml"
     spec.write_text(
         'endpoint = "api"\nmodel = "m"\n\n[[signals]]\nname = "errors"\nkind = "telemetry"\n'

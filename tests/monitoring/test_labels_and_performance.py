@@ -997,3 +997,26 @@ def test_an_endpoint_created_again_starts_its_signals_unmeasured_stretch_afresh(
     served.serving.create_endpoint("scoring", "credit:1", route="blue")
     assert served.monitoring.run_once().alerts == ()
     assert served.monitoring.unmeasured()["scoring:accuracy"].since == clock.now()
+
+
+def test_a_killed_endpoint_s_signals_are_not_unmeasured_until_it_is_released(
+    served: Platform, clock: ManualClock
+) -> None:
+    """A killed endpoint serves nothing: its quiet signals raise no ``unmeasured`` alert while it
+    stays killed, coverage shows it killed, and after release their stretch starts afresh."""
+    served.monitoring.add_monitor(scoring_monitor(performance_signal(unmeasured_after="24h")))
+    served.monitoring.run_once()
+    clock.advance(hours=12)
+    served.serving.kill("scoring", reason="incident")
+    clock.advance(hours=25)
+    assert served.monitoring.run_once().alerts == ()
+    [covered] = served.monitoring.coverage()
+    assert (covered.endpoint, covered.monitored, covered.killed) == ("scoring", True, True)
+    clock.advance(days=3)
+    served.serving.unkill("scoring", reason="fixed")
+    assert served.monitoring.run_once().alerts == ()
+    assert served.monitoring.unmeasured()["scoring:accuracy"].since == clock.now()
+    assert not served.monitoring.coverage()[0].killed
+    clock.advance(hours=24)
+    [alert] = served.monitoring.run_once().alerts
+    assert (alert.signal, alert.value) == ("scoring:accuracy:unmeasured", 24.0)

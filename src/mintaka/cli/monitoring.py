@@ -100,14 +100,27 @@ def coverage(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     found = platform(ctx).monitoring.coverage()
     if as_json:
         emit_json(
-            [{"endpoint": c.endpoint, "routes": c.routes, "monitored": c.monitored} for c in found]
+            [
+                {
+                    "endpoint": c.endpoint,
+                    "routes": c.routes,
+                    "monitored": c.monitored,
+                    "killed": c.killed,
+                }
+                for c in found
+            ]
         )
     else:
         table(
             "coverage",
-            ["endpoint", "live routes", "monitored"],
+            ["endpoint", "live routes", "monitored", "killed"],
             [
-                (c.endpoint, ", ".join(c.routes), "yes" if c.monitored else Text("NO", style="red"))
+                (
+                    c.endpoint,
+                    ", ".join(c.routes),
+                    "yes" if c.monitored else Text("NO", style="red"),
+                    "yes" if c.killed else "no",
+                )
                 for c in found
             ],
         )

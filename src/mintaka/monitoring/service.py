@@ -251,9 +251,13 @@ def predicted_score(output: Any) -> float:
 
 @dataclass(frozen=True)
 class Coverage:
+    """An endpoint that takes live traffic (or would, once its kill switch is released), its
+    live routes, whether a monitor watches it, and whether it is killed (serving nothing)."""
+
     endpoint: str
     routes: tuple[str, ...]
     monitored: bool
+    killed: bool = False
 
 
 @dataclass(frozen=True)
@@ -617,13 +621,17 @@ class MonitoringService:
         ]
 
     def coverage(self) -> list[Coverage]:
-        """Every endpoint taking live traffic, and whether any monitor watches it."""
+        """Every endpoint taking live traffic, and whether any monitor watches it; a killed
+        endpoint is marked so: it serves nothing until it is released."""
+        from mintaka.domain.serving import EndpointStatus
+
         watched = {m.endpoint for m in self.monitors()}
         return [
             Coverage(
                 endpoint=e.name,
                 routes=tuple(sorted(r for r, w in e.traffic.weights.items() if w > 0)),
                 monitored=e.name in watched,
+                killed=e.status is EndpointStatus.KILLED,
             )
             for e in self.platform.serving.list_endpoints()
             if any(w > 0 for w in e.traffic.weights.values())
@@ -1025,7 +1033,10 @@ class MonitoringService:
         :meth:`_track_unmeasured`). The monitors of an endpoint that was deleted are not run, and
         those of an endpoint that no longer serves their model fail every signal (see
         :func:`_not_served`): measuring another model's traffic, and retraining theirs on it,
-        would be wrong on both counts."""
+        would be wrong on both counts. A killed endpoint serves nothing, so its signals are not
+        tracked as unmeasured while it stays killed; their stretch starts again on release."""
+        from mintaka.domain.serving import EndpointStatus
+
         now = self.platform._now()
         alerts: list[Alert] = []
         failed: list[SignalFailure] = []
@@ -1085,6 +1096,8 @@ class MonitoringService:
                     )
                     failed.append(SignalFailure(spec.endpoint, signal.name, error))
         self._audit_failures(failed, measured)
+        killed = {name for name, e in recorded.items() if e.status is EndpointStatus.KILLED}
+        quiet = {k: v for k, v in quiet.items() if v[0].endpoint not in killed}
         alerts.extend(self._track_unmeasured(quiet, measured, now, self._on_duty_since()))
         return RunReport(
             evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed), tuple(notes)
@@ -1131,13 +1144,22 @@ class MonitoringService:
 
     def _on_duty_since(self) -> dict[str, datetime]:
         """When each signal on duty ("endpoint:signal") started watching its endpoint as it is
-        now: the later of its monitor's creation and its endpoint's. An unmeasured stretch that
-        began before is a removed monitor's, or a deleted endpoint's, not this one's."""
+        now: the latest of its monitor's creation, its endpoint's, and the endpoint's last
+        release from its kill switch. An unmeasured stretch that began before is a removed
+        monitor's, a deleted endpoint's, or one from before a kill, not this one's."""
         with self.platform.store.read() as conn:
             created = {
                 str(row.name): datetime.fromisoformat(row.created_at)
                 for row in conn.execute(select(endpoints.c.name, endpoints.c.created_at))
             }
+            released = conn.execute(
+                select(audit_events.c.subject, audit_events.c.at).where(
+                    audit_events.c.action == "endpoint.unkill"
+                )
+            ).all()
+            for name, at in released:  # compared as instants, not as text
+                if name in created and at:
+                    created[name] = max(created[name], datetime.fromisoformat(at))
             rows = conn.execute(
                 select(monitors.c.endpoint, monitors.c.spec, monitors.c.created_at).where(
                     monitors.c.removed_at.is_(None)
