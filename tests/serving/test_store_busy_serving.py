@@ -82,3 +82,32 @@ def test_the_inference_server_answers_a_failing_store_503_and_keeps_serving(
         assert "database is locked" in answer.json()["error"]
         assert answer.json()["error"].startswith("the store at")
     assert served.status_code == 200
+
+
+def test_a_store_failure_while_an_endpoint_loads_is_retried_at_the_next_look(
+    home: Path,
+    make_servable: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with Platform(home, actor="alice") as plat:
+        plat.register_model("m", make_servable(b"v1"), flavor="pyfunc")
+        plat.serving.create_endpoint("scoring", "m:1", route="blue")
+        real = plat.get_model_version
+        failures = {"left": 2}
+
+        def flaky(*args: Any, **kwargs: Any) -> Any:
+            if failures["left"]:
+                failures["left"] -= 1
+                raise StoreError("the store at sqlite:///x failed: disk I/O error")
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(plat, "get_model_version", flaky)
+        with caplog.at_level("WARNING"), InferenceServer(plat, poll_interval=60) as server:
+            assert "scoring" not in server.endpoints
+            server.reload()  # the store fails again: not said twice
+            assert "scoring" not in server.endpoints
+            server.reload()  # the store answers: loaded, with no change to the endpoint
+            assert "scoring" in server.endpoints
+    said = [r for r in caplog.records if "disk I/O error" in r.getMessage()]
+    assert len(said) == 1

@@ -28,7 +28,9 @@ answers each request still waiting for a worker or for its model, and each ``POS
 still waiting for models to load, 503 (the server is stopping), and leaves any model still
 predicting behind on its daemon thread. A store it cannot read when it looks at the endpoints
 again (busy, or failing) answers that ``POST /-/reload`` or ``POST /-/kill-switches`` 503 with the
-store's error; what it serves stays as it was.
+store's error; what it serves stays as it was. An endpoint whose models could not be looked up
+because the store failed meanwhile is tried again at each look until it loads (said once), unlike
+a configuration that cannot load, which waits for a change.
 
 Routes load their model from the artifact store after the digest is verified. Traffic follows the
 endpoint's weights exactly (smooth weighted round-robin); a shadow route gets a copy of its share
@@ -261,6 +263,10 @@ class InferenceServer:
         # makes them load without any change to the endpoint.
         self._failed: dict[str, str] = {}
         self._unrecorded: set[str] = set()
+        # Endpoints whose configuration could not be loaded because the store failed meanwhile
+        # (busy, or failing), by the configuration tried: nothing is wrong with it, so it is
+        # tried again at every look until it loads, and said once per stretch of failures.
+        self._store_failed: dict[str, str] = {}
         self.predlog = PredictionLog(
             platform.store, spill=platform.home / "predictions-spill.jsonl"
         )
@@ -353,12 +359,14 @@ class InferenceServer:
         """:meth:`reload`'s work, under the reload lock."""
         rows = self._read_endpoints()
         marker = tuple(sorted((row.name, _fingerprint(row)) for row in rows))
-        if marker == self._seen and not force and not self._unrecorded:
+        retry = self._unrecorded or self._store_failed
+        if marker == self._seen and not force and not retry:
             return
         self._apply_kill_switches()  # an endpoint gone stops being served before any loading
         fresh: dict[str, EndpointRuntime] = {}
         failed: dict[str, str] = {}
         unrecorded: set[str] = set()
+        store_failed: dict[str, str] = {}
         self._wanted = set()
         for row in rows:
             current = self.endpoints.get(row.name)
@@ -370,13 +378,22 @@ class InferenceServer:
             # never that of an endpoint deleted since under the same name.
             previous = current if current is not None and _same_incarnation(current, row) else None
             known_bad = self._failed.get(row.name) == fingerprint
-            if known_bad and not force and row.name not in self._unrecorded:
+            again = row.name in self._unrecorded or row.name in self._store_failed
+            if known_bad and not force and not again:
                 failed[row.name] = fingerprint  # e.g. bytes that fail their digest:
                 if previous is not None:  # not re-read until the endpoint changes
                     fresh[row.name] = _with_kill_switch(previous, row)
                 continue
             try:
                 fresh[row.name] = self._runtime(row)
+            except StoreError as exc:  # the store's failure, not the configuration's
+                store_failed[row.name] = fingerprint
+                if known_bad:
+                    failed[row.name] = fingerprint
+                if self._store_failed.get(row.name) != fingerprint:  # said once per stretch
+                    self._log_unloaded(row.name, exc, previous is not None)
+                if previous is not None:
+                    fresh[row.name] = _with_kill_switch(previous, row)
             except Exception as exc:  # one endpoint's models must not stop the others
                 failed[row.name] = fingerprint
                 if isinstance(exc, NotFound):
@@ -389,6 +406,7 @@ class InferenceServer:
         self._forget_unused_predictors()
         self._failed = failed
         self._unrecorded = unrecorded
+        self._store_failed = store_failed
         self._seen = marker
 
     def _forget_unused_predictors(self) -> None:
@@ -459,6 +477,8 @@ class InferenceServer:
                 exc,
                 still,
             )
+        elif isinstance(exc, StoreError):  # tried again at every look until it loads
+            log.warning("endpoint %s not loaded yet: %s; trying again%s", name, exc, still)
         elif isinstance(exc, MintakaError):
             log.error("endpoint %s not reloaded: %s%s", name, exc, still)
         else:  # a model's own code failed to load: its traceback is the useful part
