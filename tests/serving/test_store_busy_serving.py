@@ -111,3 +111,29 @@ def test_a_store_failure_while_an_endpoint_loads_is_retried_at_the_next_look(
             assert "scoring" in server.endpoints
     said = [r for r in caplog.records if "disk I/O error" in r.getMessage()]
     assert len(said) == 1
+
+
+def test_a_pinned_invocation_on_a_failing_store_is_answered_503_and_counted(
+    home: Path, make_servable: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing(*args: Any, **kwargs: Any) -> Any:
+        raise StoreError("the store at sqlite:///x failed: disk I/O error")
+
+    with Platform(home, actor="alice") as plat:
+        plat.register_model("m", make_servable(b"v1"), flavor="pyfunc")
+        plat.serving.create_endpoint("scoring", "m:1", route="blue")
+        with InferenceServer(plat, poll_interval=60) as server:
+            server.start()
+            monkeypatch.setattr(plat, "get_model_version", failing)
+            with httpx.Client(timeout=5) as http:
+                answer = http.post(
+                    f"{server.url}/endpoints/scoring/invocations",
+                    json={"inputs": {"x": 1.0}},
+                    headers={"X-Mintaka-Route": "blue"},
+                )
+                metrics = http.get(f"{server.url}/metrics").text
+    assert answer.status_code == 503
+    assert answer.headers["content-type"] == "application/json"
+    assert "disk I/O error" in answer.json()["error"]
+    counted = 'mintaka_requests_total{endpoint="scoring",route="blue",status="503"} 1.0'
+    assert counted in metrics

@@ -28,7 +28,8 @@ answers each request still waiting for a worker or for its model, and each ``POS
 still waiting for models to load, 503 (the server is stopping), and leaves any model still
 predicting behind on its daemon thread. A store it cannot read when it looks at the endpoints
 again (busy, or failing) answers that ``POST /-/reload`` or ``POST /-/kill-switches`` 503 with the
-store's error; what it serves stays as it was. An endpoint whose models could not be looked up
+store's error, as it does a request pinned to a route (whose version's stage it reads); what it
+serves stays as it was. An endpoint whose models could not be looked up
 because the store failed meanwhile is tried again at each look until it loads (said once), unlike
 a configuration that cannot load, which waits for a change.
 
@@ -704,6 +705,25 @@ class InferenceServer:
             return True
         return version.stage is Stage.ARCHIVED
 
+    def _pinned_refusal(self, name: str, loaded: LoadedRoute) -> tuple[int, dict[str, Any]] | None:
+        """The answer refusing a request pinned to ``loaded``'s route, counted; None when it
+        takes it. An archived version takes no traffic (409); a store that cannot tell now
+        (busy, or failing) is answered 503 with its own words, and the client may try again."""
+        route = loaded.route
+        try:
+            archived = self._archived(loaded)
+        except StoreError as exc:
+            log.warning("endpoint %s route %s: %s", name, route.name, exc)
+            self._child(self.requests, name, route.name, "503").inc()
+            return 503, {"error": str(exc)}
+        if not archived:
+            return None
+        self._child(self.requests, name, route.name, "409").inc()
+        return 409, {
+            "error": f"route {route.name!r} serves {route.model}:{route.version}, which is "
+            "archived: an archived version takes no traffic"
+        }
+
     def _refusal(self, name: str, runtime: EndpointRuntime | None) -> tuple[int, dict[str, Any]]:
         """The answer for an endpoint that takes no request now: not served, or killed."""
         if runtime is None:
@@ -733,13 +753,10 @@ class InferenceServer:
                 f"route {pinned!r} not on endpoint {name!r}" if pinned else "no route takes traffic"
             )
             return status, {"error": message}
-        if pinned and self._archived(runtime.routes[route_name]):
-            self._child(self.requests, name, route_name, "409").inc()
-            route = runtime.routes[route_name].route
-            return 409, {
-                "error": f"route {pinned!r} serves {route.model}:{route.version}, which is "
-                "archived: an archived version takes no traffic"
-            }
+        if pinned:
+            refused = self._pinned_refusal(name, runtime.routes[route_name])
+            if refused is not None:
+                return refused
         shadow = runtime.traffic.shadow
         mirrored = None
         if shadow and not pinned and shadow in runtime.routes and runtime.sampler.take():
