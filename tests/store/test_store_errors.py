@@ -181,3 +181,13 @@ def test_a_failed_migration_never_shows_the_store_urls_passwords(
     shown = str(failed.value)
     assert "s3cr3t" not in shown, shown
     assert "***" in shown.split(" failed: ", 1)[1], shown
+
+
+def test_a_store_url_whose_port_is_not_a_number_is_a_store_error(tmp_path: Path) -> None:
+    url = "postgresql+psycopg://alice:s3cr3t@127.0.0.1:notaport/db"
+    assert store_engine.url_in_home(tmp_path, url) == url  # refused when the store opens
+    assert not store_engine.in_memory(url)
+    for opening in (lambda: Store(url), lambda: store_engine.sqlite_file(url)):
+        with pytest.raises(StoreError, match=r"cannot open the store at .*notaport") as refused:
+            opening()
+        assert "s3cr3t" not in str(refused.value)

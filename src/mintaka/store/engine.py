@@ -63,7 +63,7 @@ def url_in_home(home: Path, url: str) -> str:
     home's store wherever the command runs from. Other URLs are returned as they are."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return url  # refused with its reason when the store opens
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
@@ -78,7 +78,7 @@ def in_memory(url: str) -> bool:
     filename with ``mode=memory``)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # refused with its reason when the store opens
         return False
     if parsed.get_backend_name() != "sqlite":
         return False
@@ -93,11 +93,21 @@ def in_memory(url: str) -> bool:
 
 def sqlite_file(url: str) -> Path | None:
     """The database file of a SQLite URL (any driver, e.g. ``sqlite+pysqlite:///``); None for
-    another database or an in-memory one."""
-    parsed = make_url(url)
+    another database or an in-memory one. A URL that cannot be parsed is a ``StoreError``."""
+    parsed = _parsed(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
+
+
+def _parsed(url: str) -> URL:
+    """``url`` parsed, or a ``StoreError`` naming it (passwords masked) and why it cannot be: a
+    malformed URL, or a port that is not a number, which SQLAlchemy's parser lets through as a
+    bare ``ValueError``."""
+    try:
+        return make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        raise StoreError(f"cannot open the store at {_shown(url)}: {_reason(exc)}") from exc
 
 
 def make_engine(url: str, sync: str = "NORMAL") -> Engine:
