@@ -191,3 +191,22 @@ def test_a_store_url_whose_port_is_not_a_number_is_a_store_error(tmp_path: Path)
         with pytest.raises(StoreError, match=r"cannot open the store at .*notaport") as refused:
             opening()
         assert "s3cr3t" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("alice:s3cr3t@127.0.0.1/db", "alice:***@127.0.0.1/db"),
+        ("alice:s3/cr3t@127.0.0.1/db", "alice:***@127.0.0.1/db"),
+        ("postgresql://alice:s3/cr3t@127.0.0.1:x/db", "postgresql://alice:***@127.0.0.1:x/db"),
+    ],
+)
+def test_the_password_of_a_store_url_that_cannot_be_parsed_is_not_shown(
+    url: str, masked: str
+) -> None:
+    with pytest.raises(StoreError, match="cannot open the store at") as refused:
+        Store(url)
+    shown = str(refused.value)
+    assert "s3" not in shown, shown
+    assert "cr3t" not in shown, shown
+    assert masked in shown, shown

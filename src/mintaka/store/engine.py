@@ -408,6 +408,9 @@ class Sql:
 
 # A password in a URL's userinfo, and the query parameters libpq also takes one from.
 _USERINFO_PASSWORD = re.compile(r"(?P<head>//[^/?#@:]*):[^/?#@]*@")
+# The password of a URL SQLAlchemy cannot parse, scheme or not (``alice:pw@host/db``), up to the
+# ``@`` that ends its userinfo, as SQLAlchemy's own parser reads it: ``/`` may be part of it.
+_UNPARSED_PASSWORD = re.compile(r"^(?P<head>(?:[^:/?#@]*://)?[^/?#@:]*):[^@]*@")
 _SECRET_QUERY = re.compile(r"(?P<key>[?&](?:ssl)?password=)[^&#]*", re.IGNORECASE)
 
 
@@ -417,7 +420,7 @@ def _shown(url: str | URL) -> str:
     try:
         shown = make_url(url).render_as_string(hide_password=True)
     except (SQLAlchemyError, ValueError):
-        masked = _USERINFO_PASSWORD.sub(r"\g<head>:***@", str(url))
+        masked = _UNPARSED_PASSWORD.sub(r"\g<head>:***@", str(url))
         return repr(_SECRET_QUERY.sub(r"\g<key>***", masked))
     return _SECRET_QUERY.sub(r"\g<key>***", shown)
 
