@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -42,25 +43,33 @@ def test_a_kill_while_another_process_holds_the_write_lock_is_a_busy_store_error
 
 
 @pytest.fixture
-def failing_endpoint_reads(home: Path) -> Iterator[Callable[[Engine], None]]:
-    """Make every read of the local backend's endpoints fail as a locked SQLite file does."""
+def failing_endpoint_reads(home: Path) -> Iterator[Callable[[Engine], Callable[[], None]]]:
+    """Make every read of the local backend's endpoints fail as a locked SQLite file does, until
+    the callable ``install`` returns is called."""
     engines: list[Engine] = []
 
     def locked(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
         if "local_endpoints" in statement:
             raise sqlite3.OperationalError("database is locked")
 
-    def install(engine: Engine) -> None:
+    def install(engine: Engine) -> Callable[[], None]:
         event.listen(engine, "before_cursor_execute", locked)
         engines.append(engine)
+        return functools.partial(remove, engine)
+
+    def remove(engine: Engine) -> None:
+        engines.remove(engine)
+        event.remove(engine, "before_cursor_execute", locked)
 
     yield install
-    for engine in engines:
-        event.remove(engine, "before_cursor_execute", locked)
+    for engine in list(engines):
+        remove(engine)
 
 
 def test_the_inference_server_answers_a_failing_store_503_and_keeps_serving(
-    home: Path, make_servable: MakeArtifact, failing_endpoint_reads: Callable[[Engine], None]
+    home: Path,
+    make_servable: MakeArtifact,
+    failing_endpoint_reads: Callable[[Engine], Callable[[], None]],
 ) -> None:
     with Platform(home, actor="alice") as plat:
         plat.register_model("m", make_servable(b"v1"), flavor="pyfunc")
@@ -137,3 +146,28 @@ def test_a_pinned_invocation_on_a_failing_store_is_answered_503_and_counted(
     assert "disk I/O error" in answer.json()["error"]
     counted = 'mintaka_requests_total{endpoint="scoring",route="blue",status="503"} 1.0'
     assert counted in metrics
+
+
+def test_a_kill_the_server_cannot_apply_now_is_said_and_applied_at_its_next_look(
+    home: Path,
+    make_servable: MakeArtifact,
+    failing_endpoint_reads: Callable[[Engine], Callable[[], None]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with Platform(home, actor="alice") as plat:
+        plat.register_model("m", make_servable(b"v1"), flavor="pyfunc")
+        plat.serving.create_endpoint("scoring", "m:1", route="blue")
+        with InferenceServer(plat, poll_interval=60) as server:
+            server.start()
+            recover = failing_endpoint_reads(plat.backend.engine)  # the server's reads only
+            with caplog.at_level("WARNING"), Platform(home, actor="alice") as other:
+                killed = other.serving.kill("scoring", reason="incident")
+            assert killed.status.value == "killed"  # recorded all the same
+            assert not server.endpoints["scoring"].killed
+            recover()
+            server.reload()
+            assert server.endpoints["scoring"].killed
+    said = [r.getMessage() for r in caplog.records if r.name == "mintaka.local.serving"]
+    assert len(said) == 1, said
+    assert f"{server.url} answered 503 to /-/kill-switches" in said[0]
+    assert "database is locked" in said[0]

@@ -587,10 +587,11 @@ class InferenceServer:
     async def _kill_switches_now(self, request: Request) -> Response:
         """Apply every endpoint's stored kill switch now (the local backend calls this after a
         kill). It never waits for the reload lock, which a reload loading models may hold for a
-        while: a kill is in force when the call that pulled it returns. The rest of the change
-        (its config version) is picked up by the next reload. It runs on a thread of its own,
-        never waiting for one of the shared threads, which reloads (and invocations looking an
-        endpoint up again) hold while they wait for the reload lock."""
+        while: a kill is in force when the call that pulled it returns, unless this answers 503
+        (the store could not be read; the caller is warned, and the next look applies it). The
+        rest of the change (its config version) is picked up by the next reload. It runs on a
+        thread of its own, never waiting for one of the shared threads, which reloads (and
+        invocations looking an endpoint up again) hold while they wait for the reload lock."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._switch_pool, self._apply_kill_switches)
         return JSONResponse({"killed": sorted(n for n, rt in self.endpoints.items() if rt.killed)})

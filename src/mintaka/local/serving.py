@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, delete, select, update
 
@@ -35,6 +35,9 @@ from mintaka.local.registry_db import local_endpoints, local_versions, new_incar
 from mintaka.store.engine import Transactions
 from mintaka.store.schema import model_versions, predictions
 
+if TYPE_CHECKING:
+    import httpx
+
 log = logging.getLogger(__name__)
 
 # Each running inference server announces itself in a file of its own under SERVERS_DIR
@@ -54,6 +57,23 @@ class Announcement:
     pid: int | None
     marker: Path
     urls: tuple[str, ...]
+
+
+def _not_applied(url: str, path: str, answer: httpx.Response) -> None:
+    """Warn that the inference server at ``url`` answered ``path`` without applying the change:
+    what it serves is as it was until its next look at the store succeeds."""
+    try:
+        reason = answer.json()["error"]
+    except (ValueError, TypeError, KeyError):
+        reason = answer.text[:200]
+    log.warning(
+        "the inference server at %s answered %s to %s: %s; the change is recorded, and in "
+        "force there once its next look at the store succeeds",
+        url,
+        answer.status_code,
+        path,
+        reason,
+    )
 
 
 def announce(path: Path, urls: Sequence[str]) -> Path:
@@ -203,7 +223,9 @@ class LocalServing(
         so a change is in force when the call that made it returns: ``/-/reload`` for any change,
         ``/-/kill-switches`` for a kill (applied without waiting for models to load). Best effort:
         a server that misses this still sees the change within its poll interval. The change is
-        committed: no server's failure to hear of it, whatever it is, fails the call."""
+        committed: no server's failure to hear of it, whatever it is, fails the call. A server
+        that answers it could not apply the change (e.g. 503, its store busy) is said in a
+        warning: the change is in force there only once it reads the store again."""
         servers = running_servers(self.path)
         if not servers:
             return
@@ -214,7 +236,9 @@ class LocalServing(
         for server in servers:  # every server on this home, each told once
             for url in server.urls:  # at the first of its addresses that answers
                 try:
-                    self._http.post(f"{url}{path}", timeout=2)
+                    answer = self._http.post(f"{url}{path}", timeout=2)
+                    if not answer.is_success:
+                        _not_applied(url, path, answer)
                     break
                 except (httpx.ConnectError, httpx.InvalidURL):
                     continue
