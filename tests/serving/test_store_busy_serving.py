@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from artifact_kit import MakeArtifact
+from serving_kit import stop_polling, wait_for
 from sqlalchemy import Engine, event
 
 from mintaka import Platform
@@ -171,3 +172,30 @@ def test_a_kill_the_server_cannot_apply_now_is_said_and_applied_at_its_next_look
     assert len(said) == 1, said
     assert f"{server.url} answered 503 to /-/kill-switches" in said[0]
     assert "database is locked" in said[0]
+
+
+def test_a_store_failing_at_every_poll_is_said_once(
+    home: Path,
+    make_servable: MakeArtifact,
+    failing_endpoint_reads: Callable[[Engine], Callable[[], None]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    reads = {"n": 0}
+
+    def count(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        reads["n"] += "local_endpoints" in statement
+
+    with Platform(home, actor="alice") as plat:
+        plat.register_model("m", make_servable(b"v1"), flavor="pyfunc")
+        plat.serving.create_endpoint("scoring", "m:1", route="blue")
+        with caplog.at_level("WARNING"), InferenceServer(plat, poll_interval=0.005) as server:
+            event.listen(plat.backend.engine, "before_cursor_execute", count)
+            recover = failing_endpoint_reads(plat.backend.engine)
+            server.start()
+            wait_for(lambda: reads["n"] >= 5, timeout=5)
+            recover()
+            wait_for(lambda: any("answers again" in r.getMessage() for r in caplog.records), 5)
+            stop_polling(server)
+            event.remove(plat.backend.engine, "before_cursor_execute", count)
+    said = [r.getMessage() for r in caplog.records if r.name == "mintaka.local.server"]
+    assert len([m for m in said if "database is locked" in m]) == 1, said

@@ -533,11 +533,22 @@ class InferenceServer:
         return cached
 
     def _poll(self) -> None:
+        """Reload every ``poll_interval`` seconds until stopped. A store that cannot be read
+        (busy, or failing) is said once per stretch, not at every poll: each poll tries again."""
+        store_failing = False
         while not self._stop.wait(self.poll_interval):
             try:
                 self.reload()
+            except StoreError as exc:
+                if not store_failing:
+                    log.warning("cannot look at the endpoints: %s; trying again at each poll", exc)
+                store_failing = True
+                continue
             except Exception:
                 log.exception("reloading endpoint configuration failed")
+            if store_failing:
+                log.warning("the store answers again: endpoint configuration is picked up")
+            store_failing = False
 
     # -- HTTP handlers ----------------------------------------------------------------------
 
