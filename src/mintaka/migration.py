@@ -369,7 +369,9 @@ class MigrationService:
         are read and checked as adoption checks a version's (a servable flavor must load),
         before the cloud is written to: a refused adoption registers nothing. A backend that
         cannot read them first (``fetch_served`` gives None) has them read back once registered,
-        so a refusal then leaves the version registered in the cloud. ``on_fetch`` is called
+        so a refusal then leaves the version registered in the cloud. ``Conflict`` when the
+        backend answers with a version the store records whose digest is not that of the bytes
+        read (the route redeployed under the old names). ``on_fetch`` is called
         once for the version, as in :meth:`adopt_model`.
         """
         platform = self.platform
@@ -422,6 +424,8 @@ class MigrationService:
         # Prepared again, for that one version and with the store as it is now.
         args = prepare(name, versions=[registered.version])
         if read is not None:
+            if registered.version in args.recorded:
+                self._require_recorded_bytes(name, registered.version, read[0], endpoint, route)
             args.fetched[registered.version] = read[0]
         return self._adopt_model(args, on_fetch)
 
@@ -442,6 +446,22 @@ class MigrationService:
         if served.version not in args.recorded:
             return None
         return ModelAdoption(args.name, (), (served.version,), ())
+
+    def _require_recorded_bytes(
+        self, name: str, version: int, read: StoredArtifact, endpoint: str, route: str
+    ) -> None:
+        """``Conflict`` when ``register_served`` answered with a version the store records whose
+        bytes are not the ones just read from the route: the cloud tied what the route serves now
+        (a Model made again under its old name, say) to an earlier version, and recording the
+        endpoint as serving that version would be false."""
+        recorded = self.platform.get_model_version(name, version)
+        if recorded.artifact_digest != read.digest:
+            raise Conflict(
+                f"endpoint {endpoint!r}: route {route!r} serves bytes digesting to {read.digest}, "
+                f"but the backend registered them as {name}:{version}, recorded with digest "
+                f"{recorded.artifact_digest}; nothing was recorded (register what the route "
+                "serves as a new version in the cloud, then adopt it)"
+            )
 
     def _served_bytes(
         self, registrar: ServedRegistration, endpoint: str, route: str

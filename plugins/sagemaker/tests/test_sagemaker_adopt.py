@@ -997,3 +997,63 @@ def test_a_backend_that_cannot_read_served_bytes_first_registers_then_reads_them
     (tmp_path / "expected").mkdir()
     (tmp_path / "expected" / "model.joblib").write_bytes(b"served-weights")
     assert version.artifact_digest == manifest_of(tmp_path / "expected").digest
+
+
+def recreated_under_its_name(sm: Any, endpoint: str) -> bytes:
+    """The SDK's redeployment of ``endpoint``: its Model deleted and made again under its name
+    from other model data, and the endpoint updated onto a config serving it; the new weights."""
+    weights = b"new-weights"
+    make_client("s3").put_object(
+        Bucket=BUCKET, Key="jobs/8/model.tar.gz", Body=tarball({"model.joblib": weights})
+    )
+    sm.delete_model(ModelName="legacy-api-model")
+    sm.create_model(
+        ModelName="legacy-api-model",
+        ExecutionRoleArn=SETTINGS["role_arn"],
+        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/jobs/8/model.tar.gz"},
+    )
+    sm.create_endpoint_config(
+        EndpointConfigName="legacy-api-config-2",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "legacy-api-model",
+                "InitialInstanceCount": 1,
+                "InstanceType": "ml.m5.large",
+                "InitialVariantWeight": 1.0,
+            }
+        ],
+    )
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName="legacy-api-config-2")
+    return weights
+
+
+def test_a_model_made_again_under_its_name_is_adopted_as_a_new_version(
+    platform: Platform, sm: Any, tmp_path: Path
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
+    weights = recreated_under_its_name(sm, endpoint)
+    again = platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="redeployed")
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "model.joblib").write_bytes(weights)
+    assert [(v.version, v.artifact_digest) for v in again.adopted] == [
+        (2, manifest_of(tmp_path / "new").digest)
+    ]
+
+
+def test_served_bytes_registered_as_a_recorded_version_with_other_bytes_are_a_conflict(
+    platform: Platform, cloud: SageMakerBackend, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    [first] = platform.migration.adopt_served(
+        endpoint, "alltraffic", "churn", reason="inherited"
+    ).adopted
+    recreated_under_its_name(sm, endpoint)
+    # A backend whose idempotency ties the new Model to the package of the one it replaced.
+    cloud.register_served = lambda *args, **kwargs: cloud.get_version("churn", 1)  # type: ignore[method-assign]
+    with pytest.raises(Conflict, match=r"registered them as churn:1, recorded with digest"):
+        platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="redeployed")
+    assert platform.get_model_version("churn", 1).artifact_digest == first.artifact_digest
+    with platform.store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 1

@@ -949,7 +949,9 @@ class SageMakerServing(SageMakerRegistry):
         group (image, model data and environment as the Model has them), and tag the Model with
         the package, so the variant reads as a route to it. The endpoint is not changed.
         ``Conflict``, before anything is written, when ``served`` (from ``fetch_served``) no
-        longer names the Model and model data the variant serves."""
+        longer names the Model and model data the variant serves. The create call's token is
+        the slot's identity (Model ARN, creation time, containers): a retry after a lost
+        response makes no second package, and a Model made again under its name is another."""
         slot = self._served_slot(endpoint, route)
         if served is not None and _slot_identity(slot[3]) != served:
             raise Conflict(
@@ -967,7 +969,9 @@ class SageMakerServing(SageMakerRegistry):
         model_arn = str(served_model["ModelArn"])
         params: dict[str, Any] = {
             "ModelPackageGroupName": self.settings.group_of(model),
-            "ClientToken": client_token(f"served:{model_arn}:{self.settings.group_of(model)}"),
+            "ClientToken": client_token(
+                f"served:{self.settings.group_of(model)}:{_slot_identity(served_model)}"
+            ),
             "ModelApprovalStatus": APPROVAL_TO_SAGEMAKER[ApprovalStatus.PENDING],
             "ModelPackageDescription": (
                 f"Registered by Mintaka from the model data that SageMaker Model "
