@@ -626,6 +626,7 @@ class MigrationService:
         stages = platform.supports(Capability.REGISTRY_STAGES)
         risk = args.risk_tier
         adopted: list[ModelVersion] = []
+        raced: list[int] = []  # recorded by another adoption since this one read the store
         events: list[AuditEvent] = []
         with platform.store.write() as conn:
             sql = Sql(conn)
@@ -637,6 +638,7 @@ class MigrationService:
             for item in fetched:
                 theirs, stored = item.version, item.stored
                 if theirs.version in taken:  # adopted by someone else meanwhile
+                    raced.append(theirs.version)
                     continue
                 if not platform.artifacts.exists(stored.digest):
                     raise NotFound(
@@ -672,6 +674,7 @@ class MigrationService:
                 )
                 platform._record_artifact(sql, stored, now)
                 if not sql.run(_INSERT_VERSION, platform._version_row(record)):
+                    raced.append(theirs.version)
                     continue
                 if record.tags:
                     sql.run_many(
@@ -730,6 +733,7 @@ class MigrationService:
                 adopted.append(record)
             events.extend(self._record_aliases(conn, name, observed, {v.version for v in adopted}))
         platform._after_commit(events)
+        already = tuple(sorted({*already, *raced}))
         if not adopted:
             return ModelAdoption(name, (), already, ())
         fresh = tuple(platform.get_model_version(name, v.version) for v in adopted)

@@ -1057,3 +1057,38 @@ def test_served_bytes_registered_as_a_recorded_version_with_other_bytes_are_a_co
     assert platform.get_model_version("churn", 1).artifact_digest == first.artifact_digest
     with platform.store.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 1
+
+
+def adopted_meanwhile(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """Another process adopts churn:1 while this adopt_served is between registering the
+    version and recording it (at its observe_model call)."""
+    real = SageMakerBackend.observe_model
+    done: list[bool] = []
+
+    def observe(self: SageMakerBackend, name: str) -> Any:
+        if not done:
+            done.append(True)
+            with sagemaker_platform(home, seed=99, actor="other") as other:
+                other.migration.adopt_model("churn", reason="other process", versions=[1])
+        return real(self, name)
+
+    monkeypatch.setattr(SageMakerBackend, "observe_model", observe)
+
+
+def test_adopt_served_losing_a_race_reports_the_version_as_recorded(
+    platform: Platform, sm: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    adopted_meanwhile(monkeypatch, tmp_path / "home")
+    adoption = platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="x")
+    assert (adoption.adopted, adoption.already_recorded) == ((), (1,))
+
+
+def test_mintaka_adopt_served_losing_a_race_says_the_route_is_already_adopted(
+    fake: Any, sm: Any, cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    adopted_meanwhile(monkeypatch, cli.home)
+    code, said = cli("adopt", "served", endpoint, "AllTraffic", "--model", "churn", "--reason", "x")
+    assert code == 0, said
+    assert "already adopted: legacy-api alltraffic serves churn:1" in said

@@ -318,18 +318,18 @@ def adopt_served(
         _emit_adoption(adoption, endpoint=endpoint, route=route)
         return
     if not adoption.adopted:
-        [number] = adoption.already_recorded
+        served = ", ".join(f"{adoption.model}:{n}" for n in adoption.already_recorded)
         console.print(
-            f"already adopted: {endpoint} {route} serves {adoption.model}:{number}; next: "
-            f"mintaka adopt endpoint {endpoint}"
+            f"already adopted: {endpoint} {route} serves {served or 'a recorded version'}; "
+            f"next: mintaka adopt endpoint {endpoint}"
         )
         return
-    [version] = adoption.adopted
-    console.print(
-        f"registered what {endpoint} {route} serves as [bold]{version.ref}[/] "
-        f"(digest {version.artifact_digest[:19]}, {version.flavor.value}); next: "
-        f"mintaka adopt endpoint {endpoint}"
-    )
+    for version in adoption.adopted:
+        console.print(
+            f"registered what {endpoint} {route} serves as [bold]{version.ref}[/] "
+            f"(digest {version.artifact_digest[:19]}, {version.flavor.value}); next: "
+            f"mintaka adopt endpoint {endpoint}"
+        )
     _findings(adoption.findings)
 
 
