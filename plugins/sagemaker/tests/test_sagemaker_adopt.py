@@ -555,15 +555,56 @@ def test_registering_what_a_route_serves_twice_or_after_a_lost_response_makes_on
             },
             "multi-model endpoint",
         ),
+        (
+            {
+                "PrimaryContainer": {
+                    "Image": IMAGE,
+                    "ModelDataUrl": f"s3://{BUCKET}/base/model.tar.gz",
+                    "AdditionalModelDataSources": [
+                        {
+                            "ChannelName": "adapter",
+                            "S3DataSource": {
+                                "S3Uri": f"s3://{BUCKET}/adapters/a/",
+                                "S3DataType": "S3Prefix",
+                                "CompressionType": "None",
+                            },
+                        }
+                    ],
+                }
+            },
+            "container with AdditionalModelDataSources, which a model package",
+        ),
+        (
+            {
+                "PrimaryContainer": {
+                    "Image": "registry.internal.example/team/churn:7",
+                    "ImageConfig": {"RepositoryAccessMode": "Vpc"},
+                    "ModelDataUrl": f"s3://{BUCKET}/base/model.tar.gz",
+                }
+            },
+            "container with ImageConfig, which a model package",
+        ),
     ],
-    ids=["pipeline", "a-prefix-as-a-url", "in-the-image", "multi-model"],
+    ids=[
+        "pipeline",
+        "a-prefix-as-a-url",
+        "in-the-image",
+        "multi-model",
+        "adapters",
+        "private-registry-image",
+    ],
 )
 def test_what_cannot_be_one_version_is_refused_and_nothing_registered(
-    platform: Platform, sm: Any, container: dict[str, Any], refusal: str
+    platform: Platform, cloud: SageMakerBackend, sm: Any, container: dict[str, Any], refusal: str
 ) -> None:
+    make_client("s3").put_object(
+        Bucket=BUCKET, Key="base/model.tar.gz", Body=tarball({"model.joblib": b"base"})
+    )
     endpoint = deployed_from_model_data(sm, **container)
     with pytest.raises(ValidationError, match=refusal):
         platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
+    with pytest.raises(ValidationError, match=refusal):
+        cloud.register_served(endpoint, "alltraffic", "churn")
     assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
 
 

@@ -1046,7 +1046,8 @@ class SageMakerServing(SageMakerRegistry):
     @staticmethod
     def _registrable_container(served: dict[str, Any], what: str) -> dict[str, Any]:
         """The package container for what a Model serves, refused unless it is one container
-        with its model data in S3 (which ``fetch_artifact`` reads back)."""
+        with its model data in S3 (which ``fetch_artifact`` reads back) and nothing a package
+        and the Models Mintaka makes from it cannot carry (``_require_carried``)."""
         containers = served.get("Containers") or []
         if len(containers) > 1:
             raise ValidationError(
@@ -1058,6 +1059,7 @@ class SageMakerServing(SageMakerRegistry):
             raise ValidationError(
                 f"[sagemaker] {what} is a multi-model endpoint; it serves no single version"
             )
+        _require_carried(container, what)
         data = model_data_of(container)
         if (
             data is None
@@ -2065,6 +2067,29 @@ class SageMakerServing(SageMakerRegistry):
             return True
         modified = summary.get("LastModifiedTime")
         return not isinstance(modified, datetime) or modified >= since
+
+
+_CARRIED = frozenset({"Image", "ModelDataUrl", "ModelDataSource", "Environment"})
+
+
+def _require_carried(container: dict[str, Any], what: str) -> None:
+    """Refuse a container with fields the package holds no copy of (``ImageConfig`` for a
+    private registry, ``AdditionalModelDataSources`` for adapters, ...): the version would
+    silently lose them, and so would every Model Mintaka later makes from it. ``Mode`` is
+    carried only as the default, ``SingleModel``."""
+    dropped = sorted(
+        key
+        for key, value in container.items()
+        if key not in _CARRIED
+        and value not in (None, "", [], {})
+        and not (key == "Mode" and value == "SingleModel")
+    )
+    if dropped:
+        raise ValidationError(
+            f"[sagemaker] {what} serves a container with {', '.join(dropped)}, which a model "
+            "package Mintaka registers cannot carry (it holds the image, model data and "
+            "environment only), so it is not registered"
+        )
 
 
 def _slot_identity(served: dict[str, Any]) -> str:
