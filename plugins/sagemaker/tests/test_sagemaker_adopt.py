@@ -1133,3 +1133,23 @@ def test_mintaka_adopt_served_losing_a_race_says_the_route_is_already_adopted(
     code, said = cli("adopt", "served", endpoint, "AllTraffic", "--model", "churn", "--reason", "x")
     assert code == 0, said
     assert "already adopted: legacy-api alltraffic serves churn:1" in said
+
+
+def test_a_route_tagged_with_a_deleted_package_is_registered_again(
+    platform: Platform, cloud: SageMakerBackend, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)  # model.joblib: not an sklearn skops archive
+    cloud.fetch_served = functools.partial(ServedRegistration.fetch_served, cloud)  # type: ignore[method-assign]
+    with pytest.raises(ValidationError, match="cannot adopt"):
+        platform.migration.adopt_served(
+            endpoint, "alltraffic", "churn", reason="x", flavor="sklearn"
+        )
+    # The refused version stays registered (docs/migration.md); the operator deletes it.
+    [refused] = sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]
+    sm.delete_model_package(ModelPackageName=refused["ModelPackageArn"])
+    assert cloud.get_endpoint(endpoint).routes == ()
+    [version] = platform.migration.adopt_served(endpoint, "alltraffic", "fraud", reason="x").adopted
+    assert version.ref == "fraud:1"
+    arn = sm.describe_model(ModelName="legacy-api-model")["ModelArn"]
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
+    assert tags["mintaka:model-package"] == version.backend_ids["model_package"]

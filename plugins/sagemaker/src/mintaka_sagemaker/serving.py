@@ -911,13 +911,22 @@ class SageMakerServing(SageMakerRegistry):
 
     def _package_of(self, described: dict[str, Any]) -> str | None:
         """The model package a SageMaker Model serves: the one its container names, else the one
-        Mintaka registered from its model data (``register_served``, a tag on the Model)."""
+        Mintaka registered from its model data (``register_served``, a tag on the Model). A tag
+        naming a package since deleted is no package: the Model serves its model data still,
+        which ``register_served`` registers again (and tags the Model with anew)."""
         containers = [described.get("PrimaryContainer") or {}]
         containers += described.get("Containers") or []
         packages = [c["ModelPackageName"] for c in containers if c.get("ModelPackageName")]
         if packages:
             return str(packages[0])
-        return self._tags(str(described["ModelArn"])).get(PACKAGE_TAG)
+        tagged = self._tags(str(described["ModelArn"])).get(PACKAGE_TAG)
+        if tagged is None:
+            return None
+        try:
+            self._sm("describe_model_package", ModelPackageName=tagged)
+        except NotFound:
+            return None
+        return tagged
 
     def _package_routes(self, config_name: str) -> list[Route]:
         """The routes of a config Mintaka did not make: each variant whose model serves a
