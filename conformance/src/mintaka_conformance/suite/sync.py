@@ -16,7 +16,6 @@ from mintaka.domain.lineage import NodeKind
 from mintaka.domain.registry import ApprovalStatus, VersionRequest
 from mintaka.domain.serving import Route, TrafficMap
 from mintaka.errors import NotFound, ValidationError
-from mintaka.interfaces.registry import ServedRegistration
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
 from mintaka_conformance.fixtures import AbstractBackendFixtures, OutOfBand
 from mintaka_conformance.scenarios import (
@@ -348,6 +347,7 @@ class AbstractSyncTests(AbstractBackendFixtures):
         names: Names,
         make_artifact: MakeArtifact,
         serve_unregistered: Callable[[Path], tuple[str, str]],
+        tmp_path: Path,
     ) -> None:
         """The backend MUST register what a route of an endpoint deployed without its registry
         serves as one new version however often asked, leaving the endpoint as it is and then
@@ -362,11 +362,19 @@ class AbstractSyncTests(AbstractBackendFixtures):
             platform.migration.adopt_endpoint(endpoint, reason="serving before Mintaka")
 
         try:
-            if type(cloud).fetch_served is not ServedRegistration.fetch_served:
+            if self._reads_served_first(cloud, endpoint, route, tmp_path / "served"):
                 self._refused_registers_nothing(platform, cloud, endpoint, route, model)
             self._register_served_and_adopt(platform, cloud, endpoint, route, model, files)
         finally:
             cleanup_models(cloud, [model])
+
+    @staticmethod
+    def _reads_served_first(cloud: Any, endpoint: str, route: str, into: Path) -> bool:
+        """Whether the backend reads what the route serves before registering it: decided by
+        what ``fetch_served`` answers (an override may still answer None), not by whether it
+        is overridden."""
+        into.mkdir()
+        return cloud.fetch_served(endpoint, route, into) is not None
 
     @staticmethod
     def _refused_registers_nothing(
