@@ -609,7 +609,7 @@ def test_what_cannot_be_one_version_is_refused_and_nothing_registered(
 
 
 def test_bad_input_and_other_models_routes_are_refused_before_anything_is_registered(
-    platform: Platform, sm: Any
+    platform: Platform, cloud: SageMakerBackend, sm: Any
 ) -> None:
     endpoint = deployed_from_model_data(sm)
     with pytest.raises(ValidationError, match="needs a reason"):
@@ -625,6 +625,8 @@ def test_bad_input_and_other_models_routes_are_refused_before_anything_is_regist
     platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
     with pytest.raises(Conflict, match="serves churn:1, not a version of 'fraud'"):
         platform.migration.adopt_served(endpoint, "alltraffic", "fraud", reason="inherited")
+    with pytest.raises(Conflict, match="serves churn:1, not a version of 'fraud'"):
+        cloud.register_served(endpoint, "alltraffic", "fraud")
     groups = sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
     assert [g["ModelPackageGroupName"] for g in groups] == ["churn"]
 

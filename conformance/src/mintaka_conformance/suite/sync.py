@@ -15,7 +15,7 @@ from mintaka.domain.discovery import ResourceKind
 from mintaka.domain.lineage import NodeKind
 from mintaka.domain.registry import ApprovalStatus, VersionRequest
 from mintaka.domain.serving import Route, TrafficMap
-from mintaka.errors import NotFound, ValidationError
+from mintaka.errors import Conflict, NotFound, ValidationError
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION
 from mintaka_conformance.fixtures import AbstractBackendFixtures, OutOfBand
 from mintaka_conformance.scenarios import (
@@ -351,8 +351,9 @@ class AbstractSyncTests(AbstractBackendFixtures):
     ) -> None:
         """The backend MUST register what a route of an endpoint deployed without its registry
         serves as one new version however often asked, leaving the endpoint as it is and then
-        reading the route as serving that version, so core adopts the version (bound to the
-        digest of those files), then the endpoint, with nothing left for sync to report, and,
+        reading the route as serving that version (and refusing, with Conflict, to register it
+        as another model's), so core adopts the version (bound to the digest of those files),
+        then the endpoint, with nothing left for sync to report, and,
         when it reads those files before registering (fetch_served), register nothing for files
         core refuses to adopt."""
         files = make_artifact(b"deployed-straight-from-its-files")
@@ -366,7 +367,7 @@ class AbstractSyncTests(AbstractBackendFixtures):
                 self._refused_registers_nothing(platform, cloud, endpoint, route, model)
             self._register_served_and_adopt(platform, cloud, endpoint, route, model, files)
         finally:
-            cleanup_models(cloud, [model])
+            cleanup_models(cloud, [model, f"{model}-other"])
 
     @staticmethod
     def _reads_served_first(cloud: Any, endpoint: str, route: str, into: Path) -> bool:
@@ -407,6 +408,8 @@ class AbstractSyncTests(AbstractBackendFixtures):
         again = platform.migration.adopt_served(endpoint, route, model, reason="a second look")
         assert (again.adopted, again.already_recorded) == ((), (1,))
         assert [v.version for v in cloud.list_versions(model)] == [1]
+        with pytest.raises(Conflict):
+            cloud.register_served(endpoint, route, f"{model}-other")
 
         endpoint_adoption = platform.migration.adopt_endpoint(endpoint, reason="serving before")
         assert endpoint_adoption.adopted

@@ -970,6 +970,11 @@ class SageMakerServing(SageMakerRegistry):
             )
         described, config_name, variant_name, served_model = slot
         registered = self._served_version(slot, endpoint, route)
+        if registered is not None and registered[0] != model:
+            raise Conflict(
+                f"[sagemaker] endpoint {endpoint!r}: route {route!r} serves "
+                f"{registered[0]}:{registered[1]}, not a version of {model!r}"
+            )
         if registered is not None:
             return self.get_version(*registered)
         what = f"endpoint {endpoint!r} route {route!r}"
