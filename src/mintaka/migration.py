@@ -353,7 +353,7 @@ class MigrationService:
         code_commit: str | None = None,
         flavor: Flavor | str | None = None,
         features: Sequence[str] | str = (),
-        on_fetch: Callable[[BackendVersion, int, int], None] | None = None,
+        on_fetch: Callable[[BackendVersion | None, int, int], None] | None = None,
     ) -> ModelAdoption:
         """Register what ``route`` of the live ``endpoint`` serves as a new version of ``model``
         in the cloud's registry, then adopt that version as :meth:`adopt_model` does.
@@ -371,8 +371,10 @@ class MigrationService:
         cannot read them first (``fetch_served`` gives None) has them read back once registered,
         so a refusal then leaves the version registered in the cloud. ``Conflict`` when the
         backend answers with a version the store records whose digest is not that of the bytes
-        read (the route redeployed under the old names). ``on_fetch`` is called
-        once for the version, as in :meth:`adopt_model`.
+        read (the route redeployed under the old names). ``on_fetch`` is called, for progress,
+        before the route's bytes are read, with None for the version (not registered yet), and
+        not again for them; a backend that reads them back after registering has it called
+        before that read, with the version, as in :meth:`adopt_model`.
         """
         platform = self.platform
         endpoint = _cloud_name(validate_endpoint_name, endpoint, "endpoint_names")
@@ -410,6 +412,8 @@ class MigrationService:
         recorded = self._served_recorded(endpoint, route, first)
         if recorded is not None:
             return recorded
+        if on_fetch is not None:
+            on_fetch(None, 0, 1)
         read = self._served_bytes(registrar, endpoint, route)
         if read is None:
             registered = registrar.register_served(endpoint, route, name)
@@ -614,7 +618,7 @@ class MigrationService:
         fetched = []
         flavors: dict[int, Flavor] = {}
         for index, theirs in enumerate(todo):
-            if on_fetch is not None:
+            if on_fetch is not None and theirs.version not in args.fetched:
                 on_fetch(theirs, index, len(todo))
             item = self._bytes_of(
                 theirs, supplied.get(theirs.version), args.fetched.get(theirs.version)

@@ -463,15 +463,17 @@ def test_a_route_serving_model_data_is_registered_as_a_package_and_the_endpoint_
         platform.migration.adopt_endpoint(endpoint, reason="inherited")
 
     # The cloud's own slot name is taken as well as the route name Mintaka reads.
-    read: list[tuple[int, int, int]] = []
+    read: list[tuple[int | None, int, int]] = []
     adoption = platform.migration.adopt_served(
         endpoint,
         "AllTraffic",
         "churn",
         reason="deployed by hand in 2024",
-        on_fetch=lambda theirs, index, total: read.append((theirs.version, index, total)),
+        on_fetch=lambda theirs, index, total: read.append(
+            (None if theirs is None else theirs.version, index, total)
+        ),
     )
-    assert read == [(1, 0, 1)]  # progress: the one version's bytes are read
+    assert read == [(None, 0, 1)]  # progress: the route's bytes are read, once
     [version] = adoption.adopted
     (tmp_path / "expected").mkdir()
     (tmp_path / "expected" / "model.joblib").write_bytes(b"served-weights")
@@ -1155,3 +1157,37 @@ def test_a_route_tagged_with_a_deleted_package_is_registered_again(
     arn = sm.describe_model(ModelName="legacy-api-model")["ModelArn"]
     tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
     assert tags["mintaka:model-package"] == version.backend_ids["model_package"]
+
+
+def test_progress_is_shown_before_the_served_bytes_are_read(
+    platform: Platform, cloud: SageMakerBackend, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    order: list[str] = []
+    real = cloud.fetch_served
+
+    def fetch(endpoint: str, route: str, into: Path) -> Any:
+        order.append("download")
+        return real(endpoint, route, into)
+
+    cloud.fetch_served = fetch  # type: ignore[method-assign]
+    platform.migration.adopt_served(
+        endpoint, "alltraffic", "churn", reason="x", on_fetch=lambda *_: order.append("progress")
+    )
+    assert order == ["progress", "download"]
+
+
+def test_a_backend_reading_served_bytes_after_registering_shows_progress_for_each_read(
+    platform: Platform, cloud: SageMakerBackend, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    cloud.fetch_served = functools.partial(ServedRegistration.fetch_served, cloud)  # type: ignore[method-assign]
+    read: list[int | None] = []
+    platform.migration.adopt_served(
+        endpoint,
+        "alltraffic",
+        "churn",
+        reason="x",
+        on_fetch=lambda theirs, *_: read.append(None if theirs is None else theirs.version),
+    )
+    assert read == [None, 1]  # the attempt to read first, then the read back of churn:1
