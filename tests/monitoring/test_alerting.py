@@ -22,6 +22,7 @@ from mintaka.domain.monitoring import (
 )
 from mintaka.domain.serving import EndpointMetrics
 from mintaka.errors import PolicyViolation
+from mintaka.monitoring.service import Coverage
 from mintaka.monitoring.tickets import TicketSinks
 
 
@@ -435,3 +436,157 @@ def test_a_governed_model_reaches_an_existing_endpoint_through_a_route_without_t
     governed.monitoring.add_monitor(spec)
     moved = governed.serving.set_traffic("scoring", {"blue": 0, "green": 100})
     assert moved.traffic.live_weights == {"green": 100}
+
+
+def _fresh_monitor(**overrides: Any) -> MonitorSpec:
+    """A monitor of ``credit-v2`` on endpoint ``fresh``, which the next tests create."""
+    values: dict[str, Any] = {
+        "endpoint": "fresh",
+        "model": "credit-v2",
+        "signals": [latency_signal()],
+    }
+    values.update(overrides)
+    return MonitorSpec(**values)
+
+
+@pytest.fixture
+def unwatched(governed: Platform, make_servable: Any) -> Platform:
+    """``governed`` with ``credit-v2:1`` registered and served nowhere, so no monitor watches
+    it."""
+    governed.register_model("credit-v2", make_servable(b"v2"), flavor="pyfunc", owner="dana")
+    return governed
+
+
+def test_a_governed_model_gets_a_new_endpoint_together_with_its_monitor(
+    unwatched: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(PolicyViolation, match="no monitor watches credit-v2"):
+        unwatched.serving.create_endpoint("fresh", "credit-v2:1", route="blue")
+    spec = _fresh_monitor()
+    created = unwatched.serving.create_endpoint(
+        "fresh", "credit-v2:1", route="blue", reason="launch", monitor=spec
+    )
+    assert created.traffic.live_weights == {"blue": 100}
+    assert unwatched.monitoring.monitors("fresh") == [spec]
+    [added] = [e for e in unwatched.audit.events() if e.action == "monitor.add"]
+    assert (added.subject, added.details["signals"]) == ("fresh", ["errors"])
+    assert _monitors_met(unwatched, "credit-v2:1")
+    assert [c for c in unwatched.monitoring.coverage() if c.endpoint == "fresh"] == [
+        Coverage("fresh", ("blue",), monitored=True)
+    ]
+
+    def metrics(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        return EndpointMetrics(
+            endpoint=endpoint, start=start, end=end, requests={"blue": 100}, errors={"blue": 9}
+        )
+
+    monkeypatch.setattr(unwatched.serving, "endpoint_metrics", metrics)
+    report = unwatched.monitoring.run_once()
+    assert (report.evaluated, [a.endpoint for a in report.alerts]) == (1, ["fresh"])
+
+
+@pytest.mark.parametrize(
+    ("overrides", "said"),
+    [
+        ({"endpoint": "scoring"}, "watches 'scoring', not 'fresh'"),
+        ({"model": "credit"}, "serves credit-v2:1, not 'credit'"),
+        ({"signals": [latency_signal(window="100n")]}, "needs a time window"),
+    ],
+)
+def test_a_new_endpoints_monitor_it_would_not_record_is_refused_before_the_cloud_is_asked(
+    unwatched: Platform, overrides: dict[str, Any], said: str
+) -> None:
+    before = unwatched.backend.list_endpoints()  # type: ignore[attr-defined]
+    with pytest.raises(ValidationError, match=said):
+        unwatched.serving.create_endpoint(
+            "fresh", "credit-v2:1", route="blue", monitor=_fresh_monitor(**overrides)
+        )
+    assert unwatched.backend.list_endpoints() == before  # type: ignore[attr-defined]
+    assert [m.endpoint for m in unwatched.monitoring.monitors()] == []
+    assert "fresh" not in [e.name for e in unwatched.serving.list_endpoints()]
+
+
+def test_a_new_endpoint_whose_monitor_fails_to_record_leaves_neither_behind(
+    unwatched: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audit = unwatched._audit
+
+    def disk_full_on_monitors(conn: Any, action: str, subject: str, **details: Any) -> Any:
+        if action == "monitor.add":
+            raise OSError("disk full")
+        return audit(conn, action, subject, **details)
+
+    monkeypatch.setattr(unwatched, "_audit", disk_full_on_monitors)
+    with pytest.raises(OSError, match="disk full"):
+        unwatched.serving.create_endpoint(
+            "fresh", "credit-v2:1", route="blue", monitor=_fresh_monitor()
+        )
+    backend = [e.name for e in unwatched.backend.list_endpoints()]  # type: ignore[attr-defined]
+    assert backend == ["scoring"]
+    assert [e.name for e in unwatched.serving.list_endpoints()] == ["scoring"]
+    assert unwatched.monitoring.monitors() == []
+    monkeypatch.setattr(unwatched, "_audit", audit)
+    unwatched.serving.create_endpoint(
+        "fresh", "credit-v2:1", route="blue", monitor=_fresh_monitor()
+    )  # the retry starts clean
+    assert unwatched.monitoring.monitors("fresh") == [_fresh_monitor()]
+
+
+def test_a_new_endpoint_reached_through_a_short_monitors_exception(
+    unwatched: Platform, home: Path, clock: ManualClock, tmp_path: Path
+) -> None:
+    """The other documented path: a ``monitors`` exception lets the endpoint be created, and
+    its monitor, added before the exception expires, keeps the version watched after."""
+    policy = tmp_path / "monitors-required.toml"
+    granting = policy.read_text().replace("[roles]", '[roles]\n"rita" = ["model-risk"]')
+    policy.write_text(
+        granting.replace(
+            "monitors_required = true", 'monitors_required = true\napprover_roles = ["model-risk"]'
+        )
+    )
+    unwatched.governance.reload_policy()
+    with Platform(home, clock=clock, ids=IdFactory(seed=7), actor="rita") as rita:
+        rita.governance.grant_exception(
+            "credit-v2:1",
+            "monitors",
+            requester="dana",
+            justification="launch; monitor follows",
+            expires_at=clock.now() + timedelta(hours=1),
+        )
+    unwatched.serving.create_endpoint("fresh", "credit-v2:1", route="blue")
+    unwatched.monitoring.add_monitor(_fresh_monitor())
+    clock.advance(hours=2)
+    assert _monitors_met(unwatched, "credit-v2:1")
+    moved = unwatched.serving.set_traffic("fresh", {"blue": 100}, reason="still watched")
+    assert moved.traffic.live_weights == {"blue": 100}
+
+
+def test_endpoints_create_with_a_monitor_file(
+    unwatched: Platform, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli_kit import cli
+
+    base = ("--home", str(home), "--as", "dana", "endpoints", "create", "fresh", "credit-v2:1")
+    spec = tmp_path / "fresh-monitor.toml"
+    spec.write_text(
+        'endpoint = "other"\nmodel = "credit-v2"\n\n[[signals]]\nname = "errors"\n'
+        'kind = "telemetry"\nmetric = "error_rate"\nthreshold = 0.05\nwindow = "15m"\n'
+        'owner = "oncall"\n'
+    )
+    code, _, err = cli(capsys, *base)
+    assert code != 0
+    assert "no monitor watches credit-v2" in " ".join(err.replace("│", " ").split())
+    code, _, err = cli(capsys, *base, "--monitor", str(spec))
+    assert code == 1
+    assert "watches 'other', not 'fresh'" in err
+    assert [e.name for e in unwatched.backend.list_endpoints()] == ["scoring"]  # type: ignore[attr-defined]
+    spec.write_text(spec.read_text().replace('"other"', '"fresh"'))
+    code, out, err = cli(capsys, *base, "--route", "blue", "--monitor", str(spec))
+    assert code == 0, err
+    [(monitor_id, monitor)] = unwatched.monitoring.monitor_records("fresh")
+    assert f"monitor {monitor_id} watches fresh" in out
+    assert (monitor.model, [s.name for s in monitor.signals]) == ("credit-v2", ["errors"])
+    code, out, _ = cli(capsys, "--home", str(home), "monitor", "coverage", "--json")
+    assert {"endpoint": "fresh", "routes": ["blue"], "monitored": True, "killed": False} in (
+        json.loads(out)
+    )

@@ -80,13 +80,27 @@ def create(
     model: Annotated[str, typer.Argument(help="NAME:VERSION or NAME@ALIAS to serve.")],
     route: Annotated[str | None, typer.Option(help="Route name [default: MODEL-vN].")] = None,
     reason: Reason = "",
+    monitor: Annotated[
+        Path | None,
+        typer.Option(
+            help="A monitor spec (TOML, as `monitor add` takes) of this endpoint and model, "
+            "recorded with the endpoint (it counts for a tier's monitors_required)."
+        ),
+    ] = None,
 ) -> None:
     """Create an endpoint serving one model version with all traffic."""
-    show_endpoint(
-        platform(ctx).serving.create_endpoint(
-            name, model, route=_route_option(route), reason=reason
-        )
+    from mintaka.cli.monitoring import read_monitor_spec
+
+    plat = platform(ctx)
+    spec = read_monitor_spec(monitor) if monitor is not None else None
+    endpoint = plat.serving.create_endpoint(
+        name, model, route=_route_option(route), reason=reason, monitor=spec
     )
+    show_endpoint(endpoint)
+    if spec is not None:
+        records = plat.monitoring.monitor_records(endpoint.name)
+        [monitor_id] = [i for i, m in records if m == spec]
+        console.print(f"monitor {monitor_id} watches {endpoint.name}")
 
 
 @app.command("deploy")

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mintaka.domain.monitoring import MonitorSpec
 from mintaka.domain.registry import ModelVersion, RiskTier, Stage
 from mintaka.domain.serving import RolloutStrategy, Route, TrafficMap
 from mintaka.governance.service import Control, GovernanceService
@@ -41,6 +42,8 @@ class TrafficChange:
     killed: bool
     strategy: RolloutStrategy = RolloutStrategy.DIRECT
     previous: TrafficMap | None = None  # the traffic before the change, if the endpoint exists
+    # Monitors recorded with the change (a new endpoint's), counted for ``monitors_required``.
+    monitors: Sequence[MonitorSpec] = ()
 
 
 def traffic_controls(change: TrafficChange, governance: GovernanceService) -> list[Control]:
@@ -75,7 +78,7 @@ def traffic_controls(change: TrafficChange, governance: GovernanceService) -> li
         seen[version.id] = version
         controls += [
             Control(c.name, c.met, f"{route}: {c.detail}", c.version_id)
-            for c in governance.production_controls(version)
+            for c in governance.production_controls(version, monitored_by=change.monitors)
             if c.name != "not-archived"
         ]
     unchanged_mix = (

@@ -65,6 +65,7 @@ _REGISTERING = ("model.register", "model.adopt")
 """The audited actions that bring a version under governance: their actors are its registrants."""
 
 if TYPE_CHECKING:
+    from mintaka.domain.monitoring import MonitorSpec
     from mintaka.platform import Platform
 
 
@@ -557,8 +558,14 @@ class GovernanceService:
             )
         ]
 
-    def production_controls(self, version: ModelVersion) -> list[Control]:
-        """What a version must satisfy to serve live traffic or hold a production alias."""
+    def production_controls(
+        self, version: ModelVersion, *, monitored_by: Sequence[MonitorSpec] = ()
+    ) -> list[Control]:
+        """What a version must satisfy to serve live traffic or hold a production alias.
+
+        ``monitored_by``: monitors recorded together with the change being gated (a new
+        endpoint's, checked against the routes it is created with); one of the version's model
+        counts for ``monitors_required`` as a monitor on record would."""
         controls = self.policy.controls(version.risk_tier)
         card = self.model_card(version)
         missing = [f for f in controls.documentation if not card.get(f)]
@@ -584,13 +591,16 @@ class GovernanceService:
             Control("evaluation", not breaches, "; ".join(breaches), version.id),
         ]
         if controls.monitors_required:
-            watched = bool(self.platform.monitoring.watching(version.name))
+            watched = any(m.model == version.name for m in monitored_by) or bool(
+                self.platform.monitoring.watching(version.name)
+            )
             checks.append(
                 Control(
                     "monitors",
                     watched,
                     f"no monitor watches {version.name} on an endpoint serving it: deploy it "
-                    "there without traffic, add one, then move traffic to it",
+                    "there without traffic, add one, then move traffic to it (a new endpoint: "
+                    "`mintaka endpoints create ... --monitor FILE`)",
                     version.id,
                 )
             )

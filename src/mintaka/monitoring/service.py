@@ -60,6 +60,7 @@ from mintaka.store.schema import (
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from mintaka.domain.audit import AuditEvent
     from mintaka.domain.registry import ModelVersion
     from mintaka.domain.runs import DatasetVersion
     from mintaka.domain.serving import Endpoint
@@ -416,29 +417,38 @@ class MonitoringService:
             return existing
         self.check_monitor(spec)
         with self.platform.store.write() as conn:
-            existing = _same_monitor(conn, spec)
-            if existing is not None:
-                return existing
-            monitor_id = self.platform.ids.new("mon")
-            conn.execute(
-                monitors.insert().values(
-                    id=monitor_id,
-                    endpoint=spec.endpoint,
-                    model=spec.model,
-                    spec=spec.model_dump(mode="json"),
-                    created_at=self.platform._now().isoformat(),
-                    created_by=self.platform.actor,
-                )
-            )
-            event = self.platform._audit(
-                conn,
-                "monitor.add",
-                spec.endpoint,
-                monitor=monitor_id,
-                signals=[s.name for s in spec.signals],
-            )
-        self.platform._after_commit([event])
+            monitor_id, events = self.record_monitor(conn, spec)
+        self.platform._after_commit(events)
         return monitor_id
+
+    def record_monitor(self, conn: Connection, spec: MonitorSpec) -> tuple[str, list[AuditEvent]]:
+        """Store ``spec``, checked already (:meth:`check_monitor`), with its ``monitor.add``
+        audit event inside the caller's transaction ``conn``, so a monitor is recorded together
+        with what it watches (a new endpoint) or not at all. Returns its id and the events to
+        hand to ``_after_commit`` once the transaction commits; the same monitor already on duty
+        is named instead, with no event."""
+        existing = _same_monitor(conn, spec)
+        if existing is not None:
+            return existing, []
+        monitor_id = self.platform.ids.new("mon")
+        conn.execute(
+            monitors.insert().values(
+                id=monitor_id,
+                endpoint=spec.endpoint,
+                model=spec.model,
+                spec=spec.model_dump(mode="json"),
+                created_at=self.platform._now().isoformat(),
+                created_by=self.platform.actor,
+            )
+        )
+        event = self.platform._audit(
+            conn,
+            "monitor.add",
+            spec.endpoint,
+            monitor=monitor_id,
+            signals=[s.name for s in spec.signals],
+        )
+        return monitor_id, [event]
 
     def _refuse_unreadable_telemetry(self, signal: Signal) -> None:
         """Refuse a telemetry signal on a backend that cannot read an endpoint's metrics back
@@ -459,14 +469,27 @@ class MonitoringService:
                 " performance or fairness signals",
             )
 
-    def check_monitor(self, spec: MonitorSpec, *, endpoint_recorded: bool = True) -> None:
+    def check_monitor(
+        self,
+        spec: MonitorSpec,
+        *,
+        endpoint_recorded: bool = True,
+        planned: Endpoint | None = None,
+    ) -> None:
         """Refuse a monitor :meth:`add_monitor` would refuse. With ``endpoint_recorded=False``
         (an endpoint about to be adopted) the endpoint's record is not asked for: a drift
         signal's features are checked against the training data of the recorded versions the
         cloud's endpoint serves, which adoption records, so a monitor it would refuse is refused
-        before anything is adopted."""
+        before anything is adopted. With ``planned`` (an endpoint about to be created, with the
+        routes and traffic it is created with) neither the record nor the cloud is asked: the
+        monitor must watch that endpoint, and is checked against its routes."""
         validate_endpoint_name(spec.endpoint)
-        if endpoint_recorded:
+        if planned is not None and spec.endpoint != planned.name:
+            raise ValidationError(
+                f"the monitor watches {spec.endpoint!r}, not {planned.name!r}, the endpoint "
+                "being created"
+            )
+        if endpoint_recorded and planned is None:
             self.platform.serving.get_endpoint(spec.endpoint)
         self.platform.get_model(spec.model)
         if not spec.signals:
@@ -501,7 +524,9 @@ class MonitoringService:
                     f"signal {signal.name!r} needs a finite threshold, not {signal.threshold}"
                 )
             if signal.kind is SignalKind.DRIFT:
-                self._check_drift_metric(spec, signal, endpoint_recorded=endpoint_recorded)
+                self._check_drift_metric(
+                    spec, signal, endpoint_recorded=endpoint_recorded, planned=planned
+                )
             if signal.kind is SignalKind.TELEMETRY and signal.metric not in TELEMETRY_METRICS:
                 raise ValidationError(
                     f"telemetry signal {signal.name!r} measures one of {TELEMETRY_METRICS}"
@@ -518,17 +543,20 @@ class MonitoringService:
                         f"fairness signal {signal.name!r} measures METRIC:ATTRIBUTE with METRIC"
                         f" one of {FAIRNESS_METRICS} and ATTRIBUTE a logged input column"
                     )
-        self._check_serves_model(spec, endpoint_recorded=endpoint_recorded)
+        self._check_serves_model(spec, endpoint_recorded=endpoint_recorded, planned=planned)
         with self.platform.store.read() as conn:
             _same_monitor(conn, spec)
 
-    def _check_serves_model(self, spec: MonitorSpec, *, endpoint_recorded: bool) -> None:
+    def _check_serves_model(
+        self, spec: MonitorSpec, *, endpoint_recorded: bool, planned: Endpoint | None
+    ) -> None:
         """Refuse a monitor whose model no route of its endpoint serves (live, shadow or
         waiting for traffic, on a killed endpoint too): its alerts would retrain that model
         while the one serving drifts on. An endpoint about to be adopted is checked as the
-        cloud serves it; one the cloud does not have is left to adoption to refuse."""
+        cloud serves it; one the cloud does not have is left to adoption to refuse. An endpoint
+        about to be created is checked as ``planned``."""
         try:
-            endpoint = self._serving(spec.endpoint, endpoint_recorded)
+            endpoint = self._serving(spec.endpoint, endpoint_recorded, planned)
         except NotFound:
             if endpoint_recorded:
                 raise
@@ -542,7 +570,12 @@ class MonitoringService:
         )
 
     def _check_drift_metric(
-        self, spec: MonitorSpec, signal: Signal, *, endpoint_recorded: bool
+        self,
+        spec: MonitorSpec,
+        signal: Signal,
+        *,
+        endpoint_recorded: bool,
+        planned: Endpoint | None,
     ) -> None:
         """A drift signal names a statistic, and a feature the training-data profile of the
         version serving the endpoint has (when that profile is there to ask now), of a kind
@@ -557,7 +590,7 @@ class MonitoringService:
             _refuse_unmeasurable(signal, {PREDICTION: "numeric"}, PREDICTION_SOURCE)
             return
         try:
-            reference = self._reference(self._serving(spec.endpoint, endpoint_recorded))
+            reference = self._reference(self._serving(spec.endpoint, endpoint_recorded, planned))
         except NotFound:
             return
         if reference is None:
@@ -581,8 +614,11 @@ class MonitoringService:
             watched = _watched_features(signal, reference, source)
         _refuse_unmeasurable(signal, watched, source)
 
-    def _serving(self, endpoint: str, recorded: bool) -> Endpoint:
-        """``endpoint`` as recorded, or as the cloud serves it when it is not recorded yet."""
+    def _serving(self, endpoint: str, recorded: bool, planned: Endpoint | None = None) -> Endpoint:
+        """``endpoint`` as recorded, or as the cloud serves it when it is not recorded yet, or
+        as ``planned`` when it is about to be created."""
+        if planned is not None:
+            return planned
         if recorded:
             return self.platform.serving.get_endpoint(endpoint)
         from mintaka.interfaces import Serving

@@ -23,6 +23,7 @@ from mintaka.capabilities import Capability
 from mintaka.domain.audit import AuditEvent
 from mintaka.domain.governance import PolicyDecision
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
+from mintaka.domain.monitoring import MonitorSpec
 from mintaka.domain.names import validate_endpoint_name, validate_route_name
 from mintaka.domain.registry import ModelVersion, Stage
 from mintaka.domain.serving import (
@@ -279,9 +280,20 @@ class ServingService:
     # -- changing -------------------------------------------------------------------------------
 
     def create_endpoint(
-        self, name: str, model: str, *, route: str | None = None, reason: str = ""
+        self,
+        name: str,
+        model: str,
+        *,
+        route: str | None = None,
+        reason: str = "",
+        monitor: MonitorSpec | None = None,
     ) -> Endpoint:
-        """Create an endpoint serving one model version (``NAME:VERSION`` or ``NAME@ALIAS``)."""
+        """Create an endpoint serving one model version (``NAME:VERSION`` or ``NAME@ALIAS``).
+
+        ``monitor``: a monitor of the new endpoint and the model it serves, checked in full
+        before any backend call and recorded in the same transaction as the endpoint; the gate
+        counts it for a tier's ``monitors_required``, so a model no monitor watches yet can be
+        given its first endpoint."""
         name = validate_endpoint_name(name)
         version = self.platform.get_model_version(model)
         route_name = validate_route_name(route or default_route_name(version))
@@ -293,7 +305,12 @@ class ServingService:
         traffic = _traffic({route_name: 100}, None, 0)
         versions = {route_name: version}
         self._check_servable(name, traffic, versions)
-        decision = self._gate("endpoint.create", name, routes, traffic, versions, killed=False)
+        monitors = () if monitor is None else (monitor,)
+        if monitor is not None:
+            self._check_new_monitor(monitor, name, routes, traffic)
+        decision = self._gate(
+            "endpoint.create", name, routes, traffic, versions, killed=False, monitors=monitors
+        )
         created = serving.create_endpoint(name, routes, traffic)
         now = self.platform._now()
         undo = functools.partial(serving.delete_endpoint, name)
@@ -319,8 +336,26 @@ class ServingService:
                 known_good=True,
                 action="endpoint.create",
             )
+            for spec in monitors:
+                events += self.platform.monitoring.record_monitor(conn, spec)[1]
         self.platform._after_commit(events)
         return self.get_endpoint(name)
+
+    def _check_new_monitor(
+        self, monitor: MonitorSpec, name: str, routes: Sequence[Route], traffic: TrafficMap
+    ) -> None:
+        """Refuse, before any backend call, a monitor ``create_endpoint`` would not record: one
+        of another endpoint or of a model its route does not serve, or one ``add_monitor``
+        would refuse once the endpoint is there (checked against the routes it is created
+        with)."""
+        planned = Endpoint(
+            name=name,
+            status=EndpointStatus.CREATING,
+            routes=tuple(routes),
+            traffic=traffic,
+            backend=self.platform.backend.name,
+        )
+        self.platform.monitoring.check_monitor(monitor, planned=planned)
 
     def deploy(
         self,
@@ -1144,10 +1179,12 @@ class ServingService:
         killed: bool | None = None,
         strategy: RolloutStrategy = RolloutStrategy.DIRECT,
         enforce: bool = True,
+        monitors: Sequence[MonitorSpec] = (),
     ) -> PolicyDecision:
         """The traffic gate: every traffic change passes governance before any backend call.
         With ``enforce=False`` (recording a change the cloud has already made) the decision is
-        returned, to be recorded, whether or not it allows the change."""
+        returned, to be recorded, whether or not it allows the change. ``monitors``: checked
+        monitors recorded with the change, which count for ``monitors_required``."""
         is_killed = (
             killed
             if killed is not None
@@ -1162,6 +1199,7 @@ class ServingService:
             killed=is_killed,
             strategy=strategy,
             previous=None if current is None else current.traffic,
+            monitors=tuple(monitors),
         )
         governance = self.platform.governance
         checks = traffic_controls(change, governance)
