@@ -348,10 +348,20 @@ class Platform:
     def _now(self) -> datetime:
         return self.clock.now()
 
-    def _audit(self, conn: Connection, action: str, subject: str, **details: Any) -> AuditEvent:
+    def _audit(
+        self,
+        conn: Connection,
+        action: str,
+        subject: str,
+        *,
+        at: datetime | None = None,
+        **details: Any,
+    ) -> AuditEvent:
+        """Append an event by the acting identity; ``at`` is the instant of the change it
+        records when the caller stamped that change already (one reading of the clock for both)."""
         event = self.audit.append(
             conn,
-            at=self._now(),
+            at=self._now() if at is None else at,
             actor=self.actor,
             action=action,
             subject=subject,

@@ -4,19 +4,21 @@ gate counts it, approvals only as the audit chain records them."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
-from datetime import timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from artifact_kit import MakeArtifact
 from governance_kit import APPROVERS, CARD
-from sqlalchemy import update
+from sqlalchemy import select, update
 
-from mintaka import ManualClock, Platform, PolicyViolation, ValidationError
+from mintaka import IdFactory, ManualClock, Platform, PolicyViolation, ValidationError
 from mintaka.governance.evidence import build_pack, export_evidence
 from mintaka.governance.inventory import inventory
-from mintaka.store.schema import approvals, policy_exceptions
+from mintaka.store.schema import approvals, audit_events, policy_exceptions
 
 TOKYO = timezone(timedelta(hours=9))
 NEW_YORK = timezone(timedelta(hours=-5))
@@ -256,3 +258,90 @@ def test_an_exception_extended_in_the_table_lapses_when_its_event_says(
     assert dana.governance.exceptions(version) == []
     with pytest.raises(PolicyViolation, match="approvals: 0 of 2"):
         dana.set_alias("credit", "champion", 1)
+
+
+class _SteppingBack:
+    """A wall clock stepped back a millisecond at every reading (NTP steps, a resumed VM)."""
+
+    def __init__(self) -> None:
+        self.t = datetime(2026, 1, 1, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        self.t -= timedelta(milliseconds=1)
+        return self.t
+
+
+def test_an_approval_counts_when_the_clock_steps_back_while_it_is_given(
+    home: Path, make_artifact: MakeArtifact
+) -> None:
+    clock = _SteppingBack()
+    dana = Platform(home, actor="dana", clock=clock, ids=IdFactory(1))
+    rita = Platform(home, actor="rita", clock=clock, ids=IdFactory(2))
+    version = dana.register_model("credit", make_artifact(b"v1"), tier="high")
+    given = rita.governance.approve(version.ref)
+    assert [a.id for a in dana.governance.approvals(version)] == [given.id]
+    assert dana.governance.unrecorded_approvals(version) == []
+    [event] = [e for e in dana.audit.events() if e.action == "model.approve"]
+    assert event.at == given.at
+
+
+def _edit_first(plat: Platform, action: str, change: Callable[[dict[str, Any]], None]) -> None:
+    """Rewrite, by hand, the first ``action`` event's stored bytes as ``change`` says."""
+    with plat.store.write() as conn:
+        seq, canonical = conn.execute(
+            select(audit_events.c.seq, audit_events.c.canonical)
+            .where(audit_events.c.action == action)
+            .order_by(audit_events.c.seq)
+        ).first()
+        body = json.loads(bytes(canonical))
+        change(body)
+        edited = json.dumps(body).encode()
+        conn.execute(update(audit_events).where(audit_events.c.seq == seq).values(canonical=edited))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [lambda b: b.__setitem__("at", "yesterday"), lambda b: b.__setitem__("details", ["x"])],
+    ids=["at-not-an-instant", "details-not-an-object"],
+)
+def test_an_approve_event_edited_out_of_shape_records_nothing(
+    as_: Callable[[str], Platform], high: str, change: Callable[[dict[str, Any]], None]
+) -> None:
+    dana = as_("dana")
+    given = as_("rita").governance.approve(high)
+    kept = as_("raj").governance.approve(high)
+    _edit_first(dana, "model.approve", change)
+    version = dana.get_model_version(high)
+    assert [a.id for a in dana.governance.approvals(version)] == [kept.id]
+    assert [a.id for a in dana.governance.unrecorded_approvals(version)] == [given.id]
+    with pytest.raises(PolicyViolation, match="approvals: 1 of 2"):
+        dana.set_alias("credit", "champion", 1)
+    [entry] = inventory(dana)
+    assert (entry.approvals, entry.approvals_total) == (1, 1)
+    listed = {a["id"]: a["recorded"] for a in build_pack(dana, high)["approvals"]}
+    assert listed == {kept.id: True, given.id: False}
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda b: b.__setitem__("details", ["x"]),
+        lambda b: b.__setitem__("details", {"exception": 1}),
+    ],
+    ids=["details-not-an-object", "exception-not-an-object"],
+)
+def test_an_exception_event_edited_out_of_shape_waives_nothing(
+    as_: Callable[[str], Platform], high: str, change: Callable[[dict[str, Any]], None]
+) -> None:
+    _grant(as_("rita"), high, timedelta(days=3), TOKYO)
+    dana = as_("dana")
+    _edit_first(dana, "policy.exception", change)
+    version = dana.get_model_version(high)
+    assert dana.governance.exceptions(version) == []
+    assert len(dana.governance.unrecorded_exceptions(version)) == 1
+    with pytest.raises(PolicyViolation, match="approvals: 0 of 2"):
+        dana.set_alias("credit", "champion", 1)
+    [entry] = inventory(dana)
+    assert entry.exceptions == ()
+    [listed] = build_pack(dana, high)["exceptions"]
+    assert listed["recorded"] is False

@@ -49,6 +49,7 @@ from mintaka.governance.policy_history import (
     unreadable_at,
 )
 from mintaka.governance.redaction import Redactor
+from mintaka.governance.service import event_details
 from mintaka.store.schema import audit_events, audit_head, deployments, model_cards
 
 if TYPE_CHECKING:
@@ -572,7 +573,7 @@ def _audit_rows(
     found = []
     for row in rows:
         canonical = bytes(row.canonical)
-        found.append(AuditRow(row, canonical, json.loads(canonical).get("details", {})))
+        found.append(AuditRow(row, canonical, event_details(canonical) or {}))
     return found
 
 
@@ -690,6 +691,8 @@ def build_pack(platform: Platform, ref: str) -> Pack:
     judged_by, production = production_aliases_at(recorded, head_seq, governance.policy)
     controls = policy.controls(version.risk_tier)
 
+    counted, unrecorded = governance.approval_split([version])[version.id]
+    registrants = governance._registered_by(version)
     approvals = [
         {
             "id": a.id,
@@ -702,12 +705,12 @@ def build_pack(platform: Platform, ref: str) -> Pack:
             "artifact_digest": a.artifact_digest,
             "current": a.artifact_digest == version.artifact_digest,
             "counts": governance.approval_counts(version, a, as_of, policy=policy),
-            "independent": a.approver.name not in governance._registered_by(version),
+            "independent": a.approver.name not in registrants,
             "recorded": True,
         }
-        for a in sorted(governance.approvals(version), key=lambda a: (a.at, a.id))
+        for a in sorted(counted, key=lambda a: (a.at, a.id))
     ]
-    approvals += [_unrecorded(a, version) for a in governance.unrecorded_approvals(version)]
+    approvals += [_unrecorded(a, version) for a in unrecorded]
     touched, by_id = _served_by(platform, version)
     found = _audit_rows(platform, version, touched)
     history = _serving_history(version, touched, by_id, found)
@@ -732,7 +735,9 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         ],
         key=lambda d: (d.at, d.id),
     )
-    exceptions = sorted(governance.exceptions(version), key=lambda e: (e.expires_at, e.id))
+    named = {version.id: (version.name, version.version)}
+    granted, ungranted = governance.exception_split(named)[version.id]
+    exceptions = sorted(granted, key=lambda e: (e.expires_at, e.id))
     thresholds = []
     for metric, threshold in sorted(controls.evaluation.items()):
         value = version.metrics.get(metric)
@@ -833,7 +838,7 @@ def build_pack(platform: Platform, ref: str) -> Pack:
                 {**e.model_dump(mode="json"), "in_force_at_as_of": e.expires_at > as_of}
                 for e in exceptions
             ),
-            *(_unrecorded_exception(e) for e in governance.unrecorded_exceptions(version)),
+            *(_unrecorded_exception(e) for e in ungranted),
         ],
         "evaluations": {
             "metrics": {"id": f"metrics:{version.id}", "values": version.metrics},

@@ -62,6 +62,8 @@ WAIVABLE_CONTROLS = ("approvals", "documentation", "evaluation", "monitors", "ro
 # until that transaction commits).
 _ACTIVATED = "policy.activated"
 _REGISTERING = ("model.register", "model.adopt")
+_IN_LIST_MAX = 500
+"""Versions named in one query at most; for more, the query reads every event of its action."""
 """The audited actions that bring a version under governance: their actors are its registrants."""
 
 if TYPE_CHECKING:
@@ -205,35 +207,44 @@ class GovernanceService:
         return self._approval_rows(version)[1]
 
     def _approval_rows(self, version: ModelVersion) -> tuple[list[Approval], list[Approval]]:
-        """``version``'s approval rows, split into those a ``model.approve`` event of the
-        version records (same id, digest, role, approver and identity source, given no later
-        than the event) and the rest; one query for the rows and one for the events."""
+        return self.approval_split([version])[version.id]
+
+    def approval_split(
+        self, versions: Sequence[ModelVersion]
+    ) -> dict[str, tuple[list[Approval], list[Approval]]]:
+        """Each of ``versions``' approval rows (by version id), split into those a
+        ``model.approve`` event of the version records as they stand (see ``_records``) and the
+        rest; one query for the rows and one for the events, however many versions."""
+        by_ref = {v.ref: v for v in versions}
+        rows_query = select(approvals).order_by(approvals.c.at)
+        columns = (audit_events.c.actor, audit_events.c.at, audit_events.c.subject)
+        events_query = select(*columns, audit_events.c.canonical).where(
+            audit_events.c.action == "model.approve"
+        )
+        if len(by_ref) <= _IN_LIST_MAX:
+            rows_query = rows_query.where(approvals.c.version_id.in_([v.id for v in versions]))
+            events_query = events_query.where(audit_events.c.subject.in_(list(by_ref)))
         with self.platform.store.read() as conn:
-            rows = conn.execute(
-                select(approvals)
-                .where(approvals.c.version_id == version.id)
-                .order_by(approvals.c.at)
-            ).all()
-            signed = conn.execute(
-                select(audit_events.c.actor, audit_events.c.at, audit_events.c.canonical).where(
-                    audit_events.c.subject == version.ref,
-                    audit_events.c.action == "model.approve",
-                )
-            ).all()
-        recorded: dict[str, list[tuple[str, datetime, dict[str, Any]]]] = {}
+            rows = conn.execute(rows_query).all()
+            signed = conn.execute(events_query).all()
+        recorded: dict[tuple[str, str], list[tuple[str, datetime, dict[str, Any]]]] = {}
         for event in signed:
-            if event.at is None:  # bytes that are not JSON, which verification reports
-                continue
-            details = json.loads(bytes(event.canonical)).get("details", {})
-            entry = (event.actor, datetime.fromisoformat(event.at), details)
-            recorded.setdefault(str(details.get("approval")), []).append(entry)
-        backed: list[Approval] = []
-        unbacked: list[Approval] = []
-        for approval in self._approvals_of(version, rows):
-            events = recorded.get(approval.id, [])
-            matched = any(_records(approval, *event) for event in events)
-            (backed if matched else unbacked).append(approval)
-        return backed, unbacked
+            details = event_details(event.canonical)
+            at = _instant(event.at)
+            if details is not None and at is not None and event.subject in by_ref:
+                entry = (event.actor, at, details)
+                recorded.setdefault((event.subject, str(details.get("approval"))), []).append(entry)
+        grouped: dict[str, list[Any]] = {}
+        for row in rows:
+            grouped.setdefault(row.version_id, []).append(row)
+        split: dict[str, tuple[list[Approval], list[Approval]]] = {v.id: ([], []) for v in versions}
+        for version in versions:
+            backed, unbacked = split[version.id]
+            for approval in self._approvals_of(version, grouped.get(version.id, [])):
+                events = recorded.get((version.ref, approval.id), [])
+                matched = any(_records(approval, *event) for event in events)
+                (backed if matched else unbacked).append(approval)
+        return split
 
     @staticmethod
     def _approvals_of(version: ModelVersion, rows: Sequence[Any]) -> list[Approval]:
@@ -256,8 +267,14 @@ class GovernanceService:
         owner stored with surrounding blanks still names the identity it spells. Adopting brings
         a version under governance as registering does, so its adopter is no independent
         approver of it either."""
-        events = self.platform.audit.events(subject=version.ref)
-        actors = {e.actor for e in events if e.action in _REGISTERING} | {version.owner}
+        with self.platform.store.read() as conn:
+            found = conn.execute(
+                select(audit_events.c.actor).where(
+                    audit_events.c.subject == version.ref,
+                    audit_events.c.action.in_(_REGISTERING),
+                )
+            ).scalars()
+            actors = {str(actor) for actor in found if actor is not None} | {version.owner}
         return {actor.strip() for actor in actors}
 
     def approve(self, model: str, *, role: str | None = None, comment: str = "") -> Approval:
@@ -296,6 +313,7 @@ class GovernanceService:
             self._project_approval(version)
             return max(counting, key=lambda a: a.at)
         decision = self.decide("model.approve", version.ref, checks)
+        now = self.platform._now()
         approval = Approval(
             id=self.platform.ids.new("apr"),
             model=version.name,
@@ -303,7 +321,7 @@ class GovernanceService:
             artifact_digest=version.artifact_digest,
             approver=self.identity,
             role=chosen,
-            at=self.platform._now(),
+            at=now,
             comment=comment,
         )
         with self.platform.store.write() as conn:
@@ -323,7 +341,9 @@ class GovernanceService:
                 conn,
                 "model.approve",
                 version.ref,
+                at=now,
                 approval=approval.id,
+                approved_at=now.isoformat(),
                 digest=version.artifact_digest,
                 role=chosen,
                 identity_source=self.identity.source.value,
@@ -418,6 +438,7 @@ class GovernanceService:
             approver=self.identity.name,
             expires_at=expires_at,
         )
+        now = self.platform._now()
         with self.platform.store.write() as conn:
             conn.execute(
                 policy_exceptions.insert().values(
@@ -428,13 +449,14 @@ class GovernanceService:
                     requester=requester,
                     approver=self.identity.name,
                     expires_at=expires_at.isoformat(),
-                    created_at=self.platform._now().isoformat(),
+                    created_at=now.isoformat(),
                 )
             )
             event = self.platform._audit(
                 conn,
                 "policy.exception",
                 version.ref,
+                at=now,
                 exception=granted.model_dump(mode="json"),
                 decision=self.record(conn, decision),
             )
@@ -468,40 +490,56 @@ class GovernanceService:
                     model_versions.c.id == version_id
                 )
             ).one_or_none()
-            if named is None:
-                return [], []
-            rows = conn.execute(
-                select(policy_exceptions).where(policy_exceptions.c.version_id == version_id)
-            ).all()
-            granted = conn.execute(
-                select(audit_events.c.actor, audit_events.c.canonical).where(
-                    audit_events.c.subject == f"{named.name}:{named.version}",
-                    audit_events.c.action == "policy.exception",
-                )
-            ).all()
-        recorded: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+        if named is None:
+            return [], []
+        return self.exception_split({version_id: (named.name, named.version)})[version_id]
+
+    def exception_split(
+        self, named: Mapping[str, tuple[str, int]]
+    ) -> dict[str, tuple[list[PolicyException], list[PolicyException]]]:
+        """The exception rows of each version ``named`` maps (id to model and version), split
+        into those a ``policy.exception`` event of the version records as they stand and the
+        rest; one query for the rows and one for the events, however many versions."""
+        refs = {f"{name}:{number}": vid for vid, (name, number) in named.items()}
+        rows_query = select(policy_exceptions)
+        events_query = select(
+            audit_events.c.actor, audit_events.c.subject, audit_events.c.canonical
+        ).where(audit_events.c.action == "policy.exception")
+        if len(named) <= _IN_LIST_MAX:
+            rows_query = rows_query.where(policy_exceptions.c.version_id.in_(list(named)))
+            events_query = events_query.where(audit_events.c.subject.in_(list(refs)))
+        with self.platform.store.read() as conn:
+            rows = conn.execute(rows_query).all()
+            granted = conn.execute(events_query).all()
+        recorded: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
         for event in granted:
-            details = json.loads(bytes(event.canonical)).get("details", {})
-            exception = details.get("exception")
-            if isinstance(exception, dict):
-                recorded.setdefault(str(exception.get("id")), []).append((event.actor, exception))
-        backed: list[PolicyException] = []
-        unbacked: list[PolicyException] = []
+            details = event_details(event.canonical)
+            exception = details.get("exception") if details is not None else None
+            if isinstance(exception, dict) and event.subject in refs:
+                key = (refs[event.subject], str(exception.get("id")))
+                recorded.setdefault(key, []).append((event.actor, exception))
+        split: dict[str, tuple[list[PolicyException], list[PolicyException]]] = {
+            vid: ([], []) for vid in named
+        }
         for row in rows:
+            if row.version_id not in named:
+                continue
+            name, number = named[row.version_id]
             found = PolicyException(
                 id=row.id,
-                model=named.name,
-                version=named.version,
+                model=name,
+                version=number,
                 control=row.control,
                 justification=row.justification,
                 requester=row.requester,
                 approver=row.approver,
                 expires_at=datetime.fromisoformat(row.expires_at),
             )
-            events = recorded.get(found.id, [])
+            events = recorded.get((row.version_id, found.id), [])
             matched = any(_grants(found, actor, given) for actor, given in events)
+            backed, unbacked = split[row.version_id]
             (backed if matched else unbacked).append(found)
-        return backed, unbacked
+        return split
 
     # -- controls -------------------------------------------------------------------------------
 
@@ -773,15 +811,40 @@ class GovernanceService:
 
 def _records(approval: Approval, actor: str, at: datetime, details: Mapping[str, Any]) -> bool:
     """Whether a ``model.approve`` event by ``actor`` at ``at`` with ``details`` records
-    ``approval`` as its row stands."""
+    ``approval`` as its row stands. The event names the approval's own time (``approved_at``):
+    the row's must be that instant. An event from before it did holds only its own time, which
+    bounds the row's from above (the row was stamped first)."""
+    stamped = details.get("approved_at")
+    timely = _instant(stamped) == approval.at if stamped is not None else approval.at <= at
     return (
         details.get("approval") == approval.id
         and details.get("digest") == approval.artifact_digest
         and details.get("role") == approval.role
         and details.get("identity_source") == approval.approver.source.value
         and actor == approval.approver.name
-        and approval.at <= at
+        and timely
     )
+
+
+def event_details(canonical: Any) -> dict[str, Any] | None:
+    """The ``details`` object of an event's canonical bytes; None when they cannot be read as
+    one (bytes that are not JSON, or changed by hand into another shape), which verification
+    reports: such an event records nothing."""
+    try:
+        body = json.loads(bytes(canonical))
+    except (TypeError, ValueError):
+        return None
+    details = body.get("details") if isinstance(body, dict) else None
+    return details if isinstance(details, dict) else None
+
+
+def _instant(text: Any) -> datetime | None:
+    """``text`` as an aware instant, or None when it is not one."""
+    try:
+        when = datetime.fromisoformat(text) if isinstance(text, str) else None
+    except ValueError:
+        return None
+    return when if when is not None and when.tzinfo is not None else None
 
 
 def _grants(exception: PolicyException, actor: str, given: Mapping[str, Any]) -> bool:
