@@ -9,6 +9,7 @@ import pytest
 from artifact_kit import MakeArtifact
 from cli_kit import cli
 from governance_kit import APPROVERS, CARD
+from sqlalchemy import event
 
 from mintaka import ManualClock, Platform, ValidationError
 from mintaka.governance.inventory import inventory, parse_instant, production_at
@@ -465,3 +466,27 @@ def test_approved_at_is_the_latest_approval_the_gate_counts(
     clock.advance(days=200)  # past revalidation: the time stays, the due date tells it lapsed
     [v2] = [e for e in inventory(history) if e.ref == "credit:2"]
     assert (v2.approvals, v2.approved_at, v2.overdue) == (0, DAY0 + timedelta(days=10), True)
+
+
+@pytest.mark.parametrize("versions", [2, 6])
+def test_inventory_reads_the_audit_events_a_fixed_number_of_times(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact, versions: int
+) -> None:
+    dana, rita = as_("dana"), as_("rita")
+    for i in range(versions):
+        version = dana.register_model(
+            "credit", make_artifact(f"v{i}".encode()), tier="high", metrics={"auc": 0.91}
+        )
+        rita.governance.approve(version.ref)
+    statements: list[str] = []
+
+    def note(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    event.listen(dana.store.engine, "before_cursor_execute", note)
+    try:
+        entries = inventory(dana)
+    finally:
+        event.remove(dana.store.engine, "before_cursor_execute", note)
+    assert [e.approvals for e in entries] == [1] * versions
+    assert sum("audit_events" in s for s in statements) <= 4

@@ -88,7 +88,7 @@ def test_store_at_0006_upgrades_its_audit_chain_and_digest_index_in_place(tmp_pa
 
     upgraded = Store(url)
 
-    assert upgraded.revision() == HEAD_REVISION == "0009"
+    assert upgraded.revision() == HEAD_REVISION == "0010"
     log = AuditLog(upgraded)
     assert log.verify().ok
     with upgraded.write() as conn:
@@ -113,6 +113,7 @@ def test_store_at_0006_upgrades_its_audit_chain_and_digest_index_in_place(tmp_pa
     assert "ix_model_versions_name_digest" in indexes
     assert "ix_model_versions_digest" not in indexes
     assert "ix_audit_events_action" in indexes
+    assert "ix_audit_events_subject" in indexes
     with upgraded.read() as conn:
         columns = {row[1] for row in Sql(conn).rows("PRAGMA table_info(monitors)")}
     assert {"removed_at", "removed_by"} <= columns  # removal marks a monitor (0009)

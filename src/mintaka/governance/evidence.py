@@ -782,6 +782,8 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         serving=serving_index(platform).get((version.name, version.version), ()),
         production=production,
         policy=policy,
+        approvals=counted,
+        exceptions=granted,
     ).model_dump(mode="json")
 
     pack: Pack = {

@@ -22,7 +22,7 @@ tier that requires no approvals counts from the version's registration.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ from pydantic import Field
 from sqlalchemy import select
 
 from mintaka.domain.base import AwareDatetime, Record
+from mintaka.domain.governance import Approval, PolicyException
 from mintaka.domain.registry import ModelVersion, RiskTier, Stage
 from mintaka.errors import ValidationError
 from mintaka.governance.policy import Policy
@@ -172,10 +173,14 @@ def entry_for(
     serving: Iterable[ServingRoute] = (),
     production: Iterable[str] | None = None,
     policy: Policy | None = None,
+    approvals: Sequence[Approval] | None = None,
+    exceptions: Sequence[PolicyException] | None = None,
 ) -> InventoryEntry:
     """The inventory entry of one version, judged at ``now`` by ``policy`` (the one in force, by
     default): its tier's controls and which approvals count; ``production`` names the production
-    aliases to judge by (``policy``'s, by default)."""
+    aliases to judge by (``policy``'s, by default); ``approvals`` and ``exceptions``, the ones
+    the audit chain records for it, when the caller read them already
+    (for many versions at once)."""
     governance = platform.governance
     policy = policy or governance.policy
     controls = policy.controls(version.risk_tier)
@@ -184,12 +189,9 @@ def entry_for(
     production = tuple(policy.production_aliases if production is None else production)
     production_aliases = tuple(a for a in version.aliases if a in production)
     in_use = in_production(version, production, routes)
-    current = [
-        a
-        for a in governance.approvals(version)
-        if a.artifact_digest == version.artifact_digest and a.at <= now
-    ]
-    signing = governance.counting_approvals(version, now, policy=policy)
+    recorded = governance.approvals(version) if approvals is None else list(approvals)
+    current = [a for a in recorded if a.artifact_digest == version.artifact_digest and a.at <= now]
+    signing = governance.counting_approvals(version, now, policy=policy, given=recorded)
     approved_at = max(signing.values(), default=None)
     days = controls.revalidation_days
     due = None
@@ -204,9 +206,11 @@ def entry_for(
         if days is not None:
             due = (approved_at or version.created_at) + timedelta(days=days)
         overdue = in_use and due is not None and now > due
-    exceptions = tuple(
+    granted = governance.exceptions(version) if exceptions is None else exceptions
+    in_force = tuple(
         ExceptionInForce(id=e.id, control=e.control, expires_at=e.expires_at)
-        for e in sorted(governance.exceptions(version, active_at=now), key=lambda e: e.id)
+        for e in sorted(granted, key=lambda e: e.id)
+        if e.expires_at > now
     )
     return InventoryEntry(
         ref=version.ref,
@@ -235,7 +239,7 @@ def entry_for(
         revalidation_days=controls.revalidation_days,
         revalidation_due=due,
         overdue=overdue,
-        exceptions=exceptions,
+        exceptions=in_force,
     )
 
 
@@ -255,7 +259,7 @@ def inventory(
     wanted_tier = None if tier is None else _choice(RiskTier, tier, "risk tier")
     wanted_stage = None if stage is None else _choice(Stage, stage, "stage")
     index = serving_index(platform)
-    entries = []
+    chosen = []
     for model in platform.list_models():
         for version in platform.list_versions(model.name):
             if wanted_tier is not None and version.risk_tier is not wanted_tier:
@@ -266,14 +270,25 @@ def inventory(
                 continue
             if backend is not None and version.backend != backend:
                 continue
-            entry = entry_for(
-                platform, version, now=when, serving=index.get((version.name, version.version), ())
-            )
-            if overdue and not entry.overdue:
-                continue
-            if with_exceptions and not entry.exceptions:
-                continue
-            entries.append(entry)
+            chosen.append(version)
+    governance = platform.governance
+    signed = governance.approval_split(chosen)
+    granted = governance.exception_split({v.id: (v.name, v.version) for v in chosen})
+    entries = []
+    for version in chosen:
+        entry = entry_for(
+            platform,
+            version,
+            now=when,
+            serving=index.get((version.name, version.version), ()),
+            approvals=signed[version.id][0],
+            exceptions=granted[version.id][0],
+        )
+        if overdue and not entry.overdue:
+            continue
+        if with_exceptions and not entry.exceptions:
+            continue
+        entries.append(entry)
     return entries
 
 

@@ -544,14 +544,20 @@ class GovernanceService:
     # -- controls -------------------------------------------------------------------------------
 
     def counting_approvals(
-        self, version: ModelVersion, at: datetime, *, policy: Policy | None = None
+        self,
+        version: ModelVersion,
+        at: datetime,
+        *,
+        policy: Policy | None = None,
+        given: Sequence[Approval] | None = None,
     ) -> dict[str, datetime]:
         """The approvers whose sign-off of ``version``'s current bytes counts at ``at`` under
         ``policy``, the one in force by default (role, authentication), each with the time of
-        their latest one; how old it may be (``revalidation_days``) is left to the caller."""
+        their latest one; how old it may be (``revalidation_days``) is left to the caller.
+        ``given``: the version's recorded approvals, when the caller read them already."""
         judge = policy or self.policy
         latest: dict[str, datetime] = {}
-        for a in self.approvals(version):
+        for a in self.approvals(version) if given is None else given:
             if _signs_off(a, version, judge, at):
                 name = a.approver.name
                 latest[name] = max(latest.get(name, a.at), a.at)

@@ -168,6 +168,7 @@ audit_events = Table(
     ),
 )
 Index("ix_audit_events_action", audit_events.c.action)
+Index("ix_audit_events_subject", audit_events.c.subject)
 
 # One row (id = 1) holding the chain's head; writers lock it, so the chain stays linear even with
 # several processes appending at once.
