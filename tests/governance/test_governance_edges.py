@@ -250,6 +250,8 @@ def test_an_exception_extended_in_the_table_lapses_when_its_event_says(
     _grant(as_("rita"), high, timedelta(days=1), TOKYO)
     dana = as_("dana")
     version = dana.get_model_version(high)
+    [granted] = build_pack(dana, high)["exceptions"]
+    assert granted["recorded"] is True
     assert dana.set_alias("credit", "champion", 1).aliases == ("champion",)
     dana.delete_alias("credit", "champion")
     later = (clock.now() + timedelta(days=30)).isoformat()

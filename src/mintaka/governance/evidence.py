@@ -837,7 +837,11 @@ def build_pack(platform: Platform, ref: str) -> Pack:
         "policy_decisions": [d.model_dump(mode="json") for d in decisions],
         "exceptions": [
             *(
-                {**e.model_dump(mode="json"), "in_force_at_as_of": e.expires_at > as_of}
+                {
+                    **e.model_dump(mode="json"),
+                    "in_force_at_as_of": e.expires_at > as_of,
+                    "recorded": True,
+                }
                 for e in exceptions
             ),
             *(_unrecorded_exception(e) for e in ungranted),
