@@ -1020,3 +1020,25 @@ def test_a_killed_endpoint_s_signals_are_not_unmeasured_until_it_is_released(
     clock.advance(hours=24)
     [alert] = served.monitoring.run_once().alerts
     assert (alert.signal, alert.value) == ("scoring:accuracy:unmeasured", 24.0)
+
+
+def _redeploy_to_another_model(platform: Platform, make_servable: MakeArtifact) -> None:
+    """Serve ``credit-v2:1`` on ``scoring`` and retire the route that served ``credit``."""
+    platform.register_model("credit-v2", make_servable(b"v2"), flavor="pyfunc", owner="dana")
+    platform.serving.deploy(
+        "scoring", "credit-v2:1", route="green", weights={"blue": 0, "green": 100}
+    )
+    platform.serving.retire_route("scoring", "blue")
+
+
+def test_a_monitor_whose_endpoint_moved_on_does_not_cover_it(
+    served: Platform, make_servable: MakeArtifact
+) -> None:
+    """Coverage counts what the runner measures: a monitor of a model its endpoint no longer
+    serves fails every pass, so the endpoint reads unmonitored and ``monitor coverage`` exits 1."""
+    served.monitoring.add_monitor(scoring_monitor(performance_signal()))
+    _redeploy_to_another_model(served, make_servable)
+    assert served.monitoring.run_once().failed
+    [covered] = served.monitoring.coverage()
+    assert (covered.endpoint, covered.routes, covered.monitored) == ("scoring", ("green",), False)
+    assert served.monitoring.watching("credit") == []

@@ -648,20 +648,17 @@ class MonitoringService:
         monitor of a deleted endpoint rests, and one whose endpoint moved on to another model
         measures nothing of this one, so neither watches it."""
         serving = {e.name: e for e in self.platform.serving.list_endpoints()}
-        return [
-            spec
-            for spec in self.monitors()
-            if spec.model == model
-            and spec.endpoint in serving
-            and _serves(serving[spec.endpoint], model)
-        ]
+        return [m for m in self.monitors() if m.model == model and _measures(m, serving)]
 
     def coverage(self) -> list[Coverage]:
-        """Every endpoint taking live traffic, and whether any monitor watches it; a killed
-        endpoint is marked so: it serves nothing until it is released."""
+        """Every endpoint taking live traffic, and whether any monitor watches it (one whose
+        endpoint moved on to another model fails every pass, so it watches nothing: see
+        :func:`_measures`); a killed endpoint is marked so: it serves nothing until it is
+        released."""
         from mintaka.domain.serving import EndpointStatus
 
-        watched = {m.endpoint for m in self.monitors()}
+        serving = {e.name: e for e in self.platform.serving.list_endpoints()}
+        watched = {m.endpoint for m in self.monitors() if _measures(m, serving)}
         return [
             Coverage(
                 endpoint=e.name,
@@ -669,7 +666,7 @@ class MonitoringService:
                 monitored=e.name in watched,
                 killed=e.status is EndpointStatus.KILLED,
             )
-            for e in self.platform.serving.list_endpoints()
+            for e in serving.values()
             if any(w > 0 for w in e.traffic.weights.values())
         ]
 
@@ -1089,10 +1086,10 @@ class MonitoringService:
         recorded = {e.name: e for e in self.platform.serving.list_endpoints()}
         specs: list[MonitorSpec] = []
         for monitor_id, spec in self.monitor_records():
-            if spec.endpoint not in recorded:
-                continue
-            if _serves(recorded[spec.endpoint], spec.model):
+            if _measures(spec, recorded):
                 specs.append(spec)
+                continue
+            if spec.endpoint not in recorded:
                 continue
             error = _not_served(monitor_id, spec, recorded[spec.endpoint])
             failed.extend(SignalFailure(spec.endpoint, s.name, error) for s in spec.signals)
@@ -2121,6 +2118,13 @@ RETIRED_MONITOR_FIELDS = ("unmeasured_runs",)  # stored by earlier versions, no 
 def _serves(endpoint: Endpoint, model: str) -> bool:
     """Whether a route of ``endpoint`` (live, shadow or waiting for traffic) serves ``model``."""
     return any(route.model == model for route in endpoint.routes)
+
+
+def _measures(spec: MonitorSpec, recorded: Mapping[str, Endpoint]) -> bool:
+    """Whether the runner measures monitor ``spec``: its endpoint is ``recorded`` (a deleted
+    one's monitors rest) and still serves its model (one that moved on fails every signal).
+    What :meth:`MonitoringService.coverage` and :meth:`MonitoringService.watching` count."""
+    return spec.endpoint in recorded and _serves(recorded[spec.endpoint], spec.model)
 
 
 def _served(endpoint: Endpoint) -> str:
