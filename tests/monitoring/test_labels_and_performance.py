@@ -1042,3 +1042,42 @@ def test_a_monitor_whose_endpoint_moved_on_does_not_cover_it(
     [covered] = served.monitoring.coverage()
     assert (covered.endpoint, covered.routes, covered.monitored) == ("scoring", ("green",), False)
     assert served.monitoring.watching("credit") == []
+
+
+def test_an_unmeasured_ticket_from_before_a_kill_waits_then_is_resolved_on_release(
+    served: Platform, clock: ManualClock
+) -> None:
+    """A killed endpoint serves nothing: the ``unmeasured`` ticket its signal had before the kill
+    is not escalated while it stays killed, and its release ends that stretch and resolves the
+    ticket, so the next stretch's alert opens a ticket of its own for the signal's owner."""
+    signal = performance_signal(
+        unmeasured_after="24h", escalation=[Escalation(after_minutes=60, to="boss")]
+    )
+    served.monitoring.add_monitor(scoring_monitor(signal))
+    started = clock.now()
+    served.monitoring.run_once()
+    clock.advance(hours=25)
+    served.monitoring.run_once()
+    [before] = served.monitoring.tickets("open")
+    assert before.owner == "oncall"
+    served.serving.kill("scoring", reason="incident")
+    clock.advance(days=10)
+    assert served.monitoring.run_once().escalated == ()
+    assert served.monitoring.ticket(before.id).owner == "oncall"
+    served.serving.unkill("scoring", reason="fixed")
+    served.monitoring.run_once()
+    assert served.monitoring.tickets("open") == []
+    [resolved] = [e for e in served.audit.events() if e.action == "ticket.resolve"]
+    assert resolved.subject == before.id
+    assert "released from its kill switch" in resolved.details["note"]
+    [ended] = [e for e in served.audit.events() if e.action == "monitor.signal.unmeasured.ended"]
+    assert (ended.subject, ended.details["since"]) == (
+        "scoring:accuracy",
+        started.isoformat(),
+    )
+    clock.advance(hours=24)
+    served.monitoring.run_once()
+    [after] = served.monitoring.tickets("open")
+    assert (after.signal, after.owner) == ("scoring:accuracy:unmeasured", "oncall")
+    assert after.id != before.id
+    assert after.opened_at == clock.now()

@@ -73,6 +73,7 @@ SIGNAL_FAILED = "monitor.signal.failed"
 SIGNAL_RECOVERED = "monitor.signal.recovered"
 SIGNAL_UNMEASURED = "monitor.signal.unmeasured"
 SIGNAL_MEASURED = "monitor.signal.measured"
+SIGNAL_UNMEASURED_ENDED = "monitor.signal.unmeasured.ended"  # a stretch no longer this signal's
 UNMEASURED = "unmeasured"  # the kind of alert a signal left unmeasured raises, and its ticket's
 HOUR = timedelta(hours=1)
 NOTHING_TO_MEASURE = "nothing to measure in the window (no traffic, or no labels yet)"
@@ -124,6 +125,15 @@ def _failing_signals(conn: Connection) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class OnDuty:
+    """Since when a signal has watched its endpoint as it is now, and what began that: an
+    unmeasured stretch older than ``since`` is not this signal's, for the reason ``why``."""
+
+    since: datetime
+    why: str
+
+
+@dataclass(frozen=True)
 class Unmeasured:
     """A signal the runner has measured nothing for since ``since`` (the time of the first pass
     of the stretch), for the reason ``why``."""
@@ -137,11 +147,13 @@ def _unmeasured_signals(conn: Connection) -> dict[str, Unmeasured]:
     found: dict[str, Unmeasured] = {}
     rows = conn.execute(
         select(audit_events.c.action, audit_events.c.subject, audit_events.c.canonical)
-        .where(audit_events.c.action.in_([SIGNAL_UNMEASURED, SIGNAL_MEASURED]))
+        .where(
+            audit_events.c.action.in_([SIGNAL_UNMEASURED, SIGNAL_MEASURED, SIGNAL_UNMEASURED_ENDED])
+        )
         .order_by(audit_events.c.seq)
     )
     for row in rows:
-        if row.action == SIGNAL_MEASURED:
+        if row.action != SIGNAL_UNMEASURED:
             found.pop(row.subject, None)
         else:
             details = json.loads(bytes(row.canonical)).get("details", {})
@@ -917,9 +929,21 @@ class MonitoringService:
 
     def escalate_due(self) -> list[str]:
         """Move every open, unacknowledged ticket along each escalation step that is due, so a
-        runner that was down for a while catches up in one pass (each step audited and sent)."""
+        runner that was down for a while catches up in one pass (each step audited and sent).
+        The ``unmeasured`` ticket of a killed endpoint waits: the endpoint serves nothing, so
+        nothing is left unmeasured while it stays killed, and its release ends the stretch the
+        ticket was opened for (see :meth:`_track_unmeasured`)."""
+        from mintaka.domain.serving import EndpointStatus
+
+        killed = {
+            e.name
+            for e in self.platform.serving.list_endpoints()
+            if e.status is EndpointStatus.KILLED
+        }
         moved: list[str] = []
         for ticket in self.tickets(TicketStatus.OPEN):
+            if ticket.endpoint in killed and ticket.signal.endswith(f":{UNMEASURED}"):
+                continue
             current = self._escalate(ticket)
             if current is not None:
                 moved.append(ticket.id)
@@ -1175,14 +1199,16 @@ class MonitoringService:
         with self.platform.store.read() as conn:
             return _unmeasured_signals(conn)
 
-    def _on_duty_since(self) -> dict[str, datetime]:
+    def _on_duty_since(self) -> dict[str, OnDuty]:
         """When each signal on duty ("endpoint:signal") started watching its endpoint as it is
         now: the latest of its monitor's creation, its endpoint's, and the endpoint's last
         release from its kill switch. An unmeasured stretch that began before is a removed
         monitor's, a deleted endpoint's, or one from before a kill, not this one's."""
         with self.platform.store.read() as conn:
             created = {
-                str(row.name): datetime.fromisoformat(row.created_at)
+                str(row.name): OnDuty(
+                    datetime.fromisoformat(row.created_at), "the endpoint was created again"
+                )
                 for row in conn.execute(select(endpoints.c.name, endpoints.c.created_at))
             }
             released = conn.execute(
@@ -1191,18 +1217,21 @@ class MonitoringService:
                 )
             ).all()
             for name, at in released:  # compared as instants, not as text
-                if name in created and at:
-                    created[name] = max(created[name], datetime.fromisoformat(at))
+                if name in created and at and datetime.fromisoformat(at) > created[name].since:
+                    created[name] = OnDuty(
+                        datetime.fromisoformat(at), "the endpoint was released from its kill switch"
+                    )
             rows = conn.execute(
                 select(monitors.c.endpoint, monitors.c.spec, monitors.c.created_at).where(
                     monitors.c.removed_at.is_(None)
                 )
             ).all()
-        since: dict[str, datetime] = {}
+        since: dict[str, OnDuty] = {}
         for row in rows:
             if row.endpoint not in created:
                 continue
-            start = max(datetime.fromisoformat(row.created_at), created[row.endpoint])
+            added = OnDuty(datetime.fromisoformat(row.created_at), "its monitor was added")
+            start = max(added, created[row.endpoint], key=lambda found: found.since)
             for signal in row.spec["signals"]:
                 since[f"{row.endpoint}:{signal['name']}"] = start
         return since
@@ -1212,7 +1241,7 @@ class MonitoringService:
         quiet: Mapping[str, tuple[MonitorSpec, Signal, str]],
         measured: set[str],
         now: datetime,
-        on_duty_since: Mapping[str, datetime],
+        on_duty_since: Mapping[str, OnDuty],
     ) -> list[Alert]:
         """Record the signals this pass measured nothing for (``quiet``: no traffic, no labels,
         too few rows) and those measured again, and alert on each left unmeasured for its
@@ -1221,20 +1250,28 @@ class MonitoringService:
         a count of passes, so how often the runner runs changes nothing. A stretch's start is
         audited once (``monitor.signal.unmeasured``), its end too (``monitor.signal.measured``,
         which resolves its ticket). A stretch that began before the signal went on duty
-        (``on_duty_since``: a removed monitor's, or an endpoint's since deleted and created
-        again) is not this signal's, so a new one starts. A pass on which the signal failed
-        changes nothing here (failures are audited apart). Recording it never stops the run."""
+        (``on_duty_since``: a removed monitor's, an endpoint's since deleted and created again,
+        or one from before a kill) is not this signal's: it is ended, audited
+        (``monitor.signal.unmeasured.ended``, with why), its ticket resolved with that reason,
+        and a new one starts. A pass on which the signal failed changes nothing else here
+        (failures are audited apart). Recording it never stops the run."""
         try:
             with self.platform.store.write() as conn:
                 state = _unmeasured_signals(conn)
-                events = []
+                ended = _ended_stretches(state, on_duty_since)
+                events = [
+                    self.platform._audit(
+                        conn,
+                        SIGNAL_UNMEASURED_ENDED,
+                        subject,
+                        since=state.pop(subject).since.isoformat(),
+                        why=why,
+                    )
+                    for subject, why in ended.items()
+                ]
                 due: list[tuple[Signal, str, Unmeasured]] = []
                 for subject, (spec, signal, why) in quiet.items():
                     previous = state.get(subject)
-                    if previous is not None and previous.since < on_duty_since.get(
-                        subject, previous.since
-                    ):
-                        previous = None
                     if previous is None:
                         events.append(
                             self.platform._audit(
@@ -1258,8 +1295,10 @@ class MonitoringService:
             log.exception("recording unmeasured signal(s) in the audit trail failed")
             return []
         self.platform._after_commit(events)
+        for subject, why in ended.items():
+            self._resolve_unmeasured(subject, f"the signal's unmeasured stretch ended: {why}")
         for subject in back:
-            self._resolve_unmeasured(subject)
+            self._resolve_unmeasured(subject, "the signal is measured again")
         return [
             self._unmeasured_alert(signal, endpoint, found, now) for signal, endpoint, found in due
         ]
@@ -1292,8 +1331,9 @@ class MonitoringService:
         )
         return alert
 
-    def _resolve_unmeasured(self, subject: str) -> None:
-        """Resolve the open ``unmeasured`` ticket of ``subject``, now measured again, if any."""
+    def _resolve_unmeasured(self, subject: str, note: str) -> None:
+        """Resolve the open ``unmeasured`` ticket of ``subject``, if any, saying why (``note``):
+        it is measured again, or its stretch ended without it."""
         with self.platform.store.read() as conn:
             found = conn.execute(
                 select(tickets.c.id).where(
@@ -1302,7 +1342,7 @@ class MonitoringService:
                 )
             ).scalar()
         if found is not None:
-            self.resolve(str(found), note="the signal is measured again")
+            self.resolve(str(found), note=note)
 
     def _alert(
         self, spec: MonitorSpec, signal: Signal, value: float, note: str | None = None
@@ -2051,6 +2091,21 @@ class MonitoringService:
             )
         self.platform._after_commit(events)
         return len(ids)
+
+
+def _ended_stretches(
+    state: Mapping[str, Unmeasured], on_duty_since: Mapping[str, OnDuty]
+) -> dict[str, str]:
+    """The unmeasured stretches in ``state`` that are no longer their signal's, each with why:
+    those that began before the signal went on duty as it is now (see
+    :meth:`MonitoringService._on_duty_since`). A stretch of a signal off duty (a removed
+    monitor's, a deleted endpoint's) is left as it is, its ticket for its owner."""
+    ended: dict[str, str] = {}
+    for subject, found in state.items():
+        duty = on_duty_since.get(subject)
+        if duty is not None and found.since < duty.since:
+            ended[subject] = f"{duty.why} at {duty.since.isoformat()}, after it began"
+    return ended
 
 
 def _same_monitor(conn: Connection, spec: MonitorSpec) -> str | None:
