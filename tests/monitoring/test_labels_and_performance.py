@@ -13,7 +13,7 @@ from sqlalchemy import func, select, update
 from mintaka import ManualClock, NotFound, Platform, ValidationError, hookimpl
 from mintaka.capabilities import Capability
 from mintaka.cli.app import main
-from mintaka.domain.monitoring import Alert, Escalation, Signal, SignalKind
+from mintaka.domain.monitoring import Alert, Escalation, MonitorSpec, Signal, SignalKind
 from mintaka.domain.registry import Signature
 from mintaka.errors import UnsupportedCapability
 from mintaka.monitoring.service import PERFORMANCE_METRICS, breaches
@@ -1081,3 +1081,30 @@ def test_an_unmeasured_ticket_from_before_a_kill_waits_then_is_resolved_on_relea
     assert (after.signal, after.owner) == ("scoring:accuracy:unmeasured", "oncall")
     assert after.id != before.id
     assert after.opened_at == clock.now()
+
+
+def test_a_monitor_whose_endpoint_moved_on_ends_its_unmeasured_stretch_and_ticket(
+    served: Platform, make_servable: MakeArtifact, clock: ManualClock
+) -> None:
+    """A monitor whose endpoint moved on to another model fails every pass: its unmeasured
+    stretch is ended and its ticket resolved saying so, so after removing it the signal's name
+    is free for the model served."""
+    monitor_id = served.monitoring.add_monitor(
+        scoring_monitor(performance_signal(unmeasured_after="24h"))
+    )
+    served.monitoring.run_once()
+    clock.advance(hours=25)
+    served.monitoring.run_once()
+    [ticket] = served.monitoring.tickets("open")
+    _redeploy_to_another_model(served, make_servable)
+    assert served.monitoring.run_once().failed
+    assert served.monitoring.tickets("open") == []
+    assert "scoring:accuracy" not in served.monitoring.unmeasured()
+    [resolved] = [e for e in served.audit.events() if e.action == "ticket.resolve"]
+    assert resolved.subject == ticket.id
+    assert f"monitor {monitor_id}'s endpoint moved on" in resolved.details["note"]
+    served.monitoring.remove_monitor(monitor_id, reason="credit retired")
+    signal = performance_signal(unmeasured_after="24h")
+    served.monitoring.add_monitor(
+        MonitorSpec(endpoint="scoring", model="credit-v2", signals=[signal])
+    )

@@ -1109,6 +1109,7 @@ class MonitoringService:
         # until an endpoint of that name is created again.
         recorded = {e.name: e for e in self.platform.serving.list_endpoints()}
         specs: list[MonitorSpec] = []
+        moved_on: dict[str, str] = {}  # "endpoint:signal" of a monitor whose endpoint moved on
         for monitor_id, spec in self.monitor_records():
             if _measures(spec, recorded):
                 specs.append(spec)
@@ -1117,6 +1118,8 @@ class MonitoringService:
                 continue
             error = _not_served(monitor_id, spec, recorded[spec.endpoint])
             failed.extend(SignalFailure(spec.endpoint, s.name, error) for s in spec.signals)
+            why = f"monitor {monitor_id}'s endpoint moved on to {_served(recorded[spec.endpoint])}"
+            moved_on.update({f"{spec.endpoint}:{s.name}": why for s in spec.signals})
         for endpoint in sorted({spec.endpoint for spec in specs}):
             try:
                 self.import_captured(endpoint)
@@ -1155,7 +1158,8 @@ class MonitoringService:
         self._audit_failures(failed, measured)
         killed = {name for name, e in recorded.items() if e.status is EndpointStatus.KILLED}
         quiet = {k: v for k, v in quiet.items() if v[0].endpoint not in killed}
-        alerts.extend(self._track_unmeasured(quiet, measured, now, self._on_duty_since()))
+        on_duty = self._on_duty_since()
+        alerts.extend(self._track_unmeasured(quiet, measured, now, on_duty, moved_on))
         return RunReport(
             evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed), tuple(notes)
         )
@@ -1242,6 +1246,7 @@ class MonitoringService:
         measured: set[str],
         now: datetime,
         on_duty_since: Mapping[str, OnDuty],
+        moved_on: Mapping[str, str],
     ) -> list[Alert]:
         """Record the signals this pass measured nothing for (``quiet``: no traffic, no labels,
         too few rows) and those measured again, and alert on each left unmeasured for its
@@ -1253,12 +1258,15 @@ class MonitoringService:
         (``on_duty_since``: a removed monitor's, an endpoint's since deleted and created again,
         or one from before a kill) is not this signal's: it is ended, audited
         (``monitor.signal.unmeasured.ended``, with why), its ticket resolved with that reason,
-        and a new one starts. A pass on which the signal failed changes nothing else here
-        (failures are audited apart). Recording it never stops the run."""
+        and a new one starts. So is the stretch of a signal whose monitor's endpoint moved on
+        to another model (``moved_on``, each with why): it fails every pass from then on, so
+        its stretch would otherwise stay open, and its ticket keep the name taken, for ever.
+        A pass on which the signal failed changes nothing else here (failures are audited
+        apart). Recording it never stops the run."""
         try:
             with self.platform.store.write() as conn:
                 state = _unmeasured_signals(conn)
-                ended = _ended_stretches(state, on_duty_since)
+                ended = _ended_stretches(state, on_duty_since, moved_on)
                 events = [
                     self.platform._audit(
                         conn,
@@ -2094,16 +2102,21 @@ class MonitoringService:
 
 
 def _ended_stretches(
-    state: Mapping[str, Unmeasured], on_duty_since: Mapping[str, OnDuty]
+    state: Mapping[str, Unmeasured],
+    on_duty_since: Mapping[str, OnDuty],
+    moved_on: Mapping[str, str],
 ) -> dict[str, str]:
     """The unmeasured stretches in ``state`` that are no longer their signal's, each with why:
-    those that began before the signal went on duty as it is now (see
+    those of a monitor whose endpoint moved on to another model (``moved_on``), and those that
+    began before the signal went on duty as it is now (see
     :meth:`MonitoringService._on_duty_since`). A stretch of a signal off duty (a removed
     monitor's, a deleted endpoint's) is left as it is, its ticket for its owner."""
     ended: dict[str, str] = {}
     for subject, found in state.items():
         duty = on_duty_since.get(subject)
-        if duty is not None and found.since < duty.since:
+        if subject in moved_on:
+            ended[subject] = moved_on[subject]
+        elif duty is not None and found.since < duty.since:
             ended[subject] = f"{duty.why} at {duty.since.isoformat()}, after it began"
     return ended
 
