@@ -17,7 +17,7 @@ from mintaka.domain.monitoring import Alert, Escalation, MonitorSpec, Signal, Si
 from mintaka.domain.registry import Signature
 from mintaka.errors import UnsupportedCapability
 from mintaka.monitoring.service import PERFORMANCE_METRICS, breaches
-from mintaka.store.schema import labels, monitors, predictions
+from mintaka.store.schema import endpoints, labels, monitors, predictions, tickets
 
 
 def performance_signal(**overrides: Any) -> Signal:
@@ -1108,3 +1108,27 @@ def test_a_monitor_whose_endpoint_moved_on_ends_its_unmeasured_stretch_and_ticke
     served.monitoring.add_monitor(
         MonitorSpec(endpoint="scoring", model="credit-v2", signals=[signal])
     )
+
+
+def test_times_a_store_wrote_without_a_timezone_are_read_as_utc(
+    served: Platform, clock: ManualClock
+) -> None:
+    """A creation time stored without a timezone is read as UTC, never compared as it is with
+    the aware times beside it (which would stop the whole pass)."""
+    served.monitoring.add_monitor(scoring_monitor(performance_signal(unmeasured_after="24h")))
+    served.monitoring.run_once()
+    clock.advance(hours=1)  # the monitor as if added now, after the stretch began
+    naive = clock.now().replace(tzinfo=None).isoformat()
+    with served.store.write() as conn:
+        conn.execute(update(monitors).values(created_at=naive))
+        conn.execute(update(endpoints).values(created_at=naive))
+    assert served.monitoring.run_once().failed == ()
+    assert served.monitoring.unmeasured()["scoring:accuracy"].since == clock.now()
+    clock.advance(hours=24)
+    served.monitoring.run_once()
+    naive = clock.now().replace(tzinfo=None).isoformat()
+    with served.store.write() as conn:
+        conn.execute(update(tickets).values(opened_at=naive, updated_at=naive))
+    [ticket] = served.monitoring.tickets("open")
+    assert ticket.opened_at == clock.now()
+    assert served.monitoring.run_once().failed == ()

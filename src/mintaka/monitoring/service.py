@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 from sqlalchemy import select, update
@@ -124,6 +124,13 @@ def _failing_signals(conn: Connection) -> dict[str, str]:
     return failing
 
 
+def _instant(stored: str) -> datetime:
+    """A time as a store wrote it, as an aware instant: one written without a timezone is UTC
+    (the zone Mintaka writes every time in), so comparing it with the others never raises."""
+    found = datetime.fromisoformat(stored)
+    return found if found.tzinfo is not None else found.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class OnDuty:
     """Since when a signal has watched its endpoint as it is now, and what began that: an
@@ -158,7 +165,7 @@ def _unmeasured_signals(conn: Connection) -> dict[str, Unmeasured]:
         else:
             details = json.loads(bytes(row.canonical)).get("details", {})
             found[row.subject] = Unmeasured(
-                datetime.fromisoformat(str(details["since"])), str(details.get("why", ""))
+                _instant(str(details["since"])), str(details.get("why", ""))
             )
     return found
 
@@ -1210,9 +1217,7 @@ class MonitoringService:
         monitor's, a deleted endpoint's, or one from before a kill, not this one's."""
         with self.platform.store.read() as conn:
             created = {
-                str(row.name): OnDuty(
-                    datetime.fromisoformat(row.created_at), "the endpoint was created again"
-                )
+                str(row.name): OnDuty(_instant(row.created_at), "the endpoint was created again")
                 for row in conn.execute(select(endpoints.c.name, endpoints.c.created_at))
             }
             released = conn.execute(
@@ -1221,9 +1226,9 @@ class MonitoringService:
                 )
             ).all()
             for name, at in released:  # compared as instants, not as text
-                if name in created and at and datetime.fromisoformat(at) > created[name].since:
+                if name in created and at and _instant(at) > created[name].since:
                     created[name] = OnDuty(
-                        datetime.fromisoformat(at), "the endpoint was released from its kill switch"
+                        _instant(at), "the endpoint was released from its kill switch"
                     )
             rows = conn.execute(
                 select(monitors.c.endpoint, monitors.c.spec, monitors.c.created_at).where(
@@ -1234,7 +1239,7 @@ class MonitoringService:
         for row in rows:
             if row.endpoint not in created:
                 continue
-            added = OnDuty(datetime.fromisoformat(row.created_at), "its monitor was added")
+            added = OnDuty(_instant(row.created_at), "its monitor was added")
             start = max(added, created[row.endpoint], key=lambda found: found.since)
             for signal in row.spec["signals"]:
                 since[f"{row.endpoint}:{signal['name']}"] = start
@@ -2428,8 +2433,8 @@ def _ticket(row: Any) -> Ticket:
         escalation=tuple(Escalation.model_construct(**e) for e in row.escalation),
         escalation_level=row.escalation_level,
         alerts=row.alerts,
-        opened_at=datetime.fromisoformat(row.opened_at),
-        updated_at=datetime.fromisoformat(row.updated_at),
+        opened_at=_instant(row.opened_at),
+        updated_at=_instant(row.updated_at),
         acked_by=row.acked_by,
         sinks=row.sinks,
     )
