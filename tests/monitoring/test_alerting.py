@@ -590,3 +590,36 @@ def test_endpoints_create_with_a_monitor_file(
     assert {"endpoint": "fresh", "routes": ["blue"], "monitored": True, "killed": False} in (
         json.loads(out)
     )
+
+
+@pytest.mark.parametrize("name", ["errors", "unmeasured"])
+def test_a_killed_endpoints_alert_ticket_escalates_whatever_its_signal_is_called(
+    served: Platform, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Only the tickets of signals left unmeasured wait while their endpoint is killed: a
+    threshold alert's ticket escalates, even for a signal named like that kind of alert."""
+    served.monitoring.add_monitor(scoring_monitor(latency_signal(name=name)))
+
+    def metrics(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        return EndpointMetrics(
+            endpoint=endpoint, start=start, end=end, requests={"blue": 100}, errors={"blue": 9}
+        )
+
+    monkeypatch.setattr(served.serving, "endpoint_metrics", metrics)
+    served.monitoring.run_once()
+    [ticket] = served.monitoring.tickets("open")
+    served.serving.kill("scoring", reason="incident")
+    clock.advance(hours=2)
+    served.monitoring.escalate_due()
+    assert served.monitoring.ticket(ticket.id).owner == "lead-b"
+
+
+@pytest.mark.parametrize("name", ["p95:latency", "errors\nFORGED", " errors"])
+def test_a_signal_name_that_could_pass_for_another_ticket_is_refused(
+    served: Platform, name: str
+) -> None:
+    """Tickets are keyed ``ENDPOINT:SIGNAL`` (``ENDPOINT:SIGNAL:unmeasured`` for a signal left
+    unmeasured), so a signal name holding a colon could pass for another signal's ticket."""
+    with pytest.raises(ValidationError, match="signal name"):
+        served.monitoring.add_monitor(scoring_monitor(latency_signal(name=name)))
+    assert served.monitoring.monitors() == []

@@ -36,7 +36,7 @@ from mintaka.domain.monitoring import (
     Ticket,
     TicketStatus,
 )
-from mintaka.domain.names import validate_endpoint_name
+from mintaka.domain.names import forging_character, validate_endpoint_name
 from mintaka.errors import (
     Conflict,
     MintakaError,
@@ -105,6 +105,25 @@ def _same_failure(previous: str, error: str) -> bool:
     missing" after "1 of 10"), which is the same failure persisting. A number in quotes is a
     name or a class ('2023' and '2024' are two features), so it tells failures apart."""
     return _counts_masked(previous) == _counts_masked(error)
+
+
+def _check_signal_name(name: str) -> None:
+    """Refuse a signal name that could pass for another signal's ticket or forge a line where
+    it is printed: tickets are keyed ``ENDPOINT:SIGNAL`` and ``ENDPOINT:SIGNAL:unmeasured``
+    (endpoint names hold no colon), so a name holding one is ambiguous."""
+    bad = forging_character(name)
+    if not name.strip() or name != name.strip() or ":" in name or bad is not None:
+        raise ValidationError(
+            f"signal name {name!r} must be non-empty, without surrounding blanks, a colon (tickets"
+            " are keyed ENDPOINT:SIGNAL) or control and text-direction characters"
+        )
+
+
+def _is_unmeasured_ticket(signal: str) -> bool:
+    """Whether a ticket's ``signal`` key is the ``ENDPOINT:SIGNAL:unmeasured`` ticket of a
+    signal left unmeasured, not a threshold alert of a signal named like that kind of alert."""
+    parts = signal.split(":")
+    return len(parts) == 3 and parts[2] == UNMEASURED
 
 
 def _failing_signals(conn: Connection) -> dict[str, str]:
@@ -517,6 +536,7 @@ class MonitoringService:
         if len(set(names)) != len(names):
             raise ValidationError(f"signal names must be unique: {names}")
         for signal in spec.signals:
+            _check_signal_name(signal.name)
             parse_unmeasured_after(signal.unmeasured_after)  # a spec changed once validated
             self._refuse_unreadable_telemetry(signal)
             if isinstance(parse_window(signal.window), int) and (
@@ -949,7 +969,7 @@ class MonitoringService:
         }
         moved: list[str] = []
         for ticket in self.tickets(TicketStatus.OPEN):
-            if ticket.endpoint in killed and ticket.signal.endswith(f":{UNMEASURED}"):
+            if ticket.endpoint in killed and _is_unmeasured_ticket(ticket.signal):
                 continue
             current = self._escalate(ticket)
             if current is not None:
