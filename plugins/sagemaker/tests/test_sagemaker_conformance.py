@@ -28,7 +28,6 @@ from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import BUCKET, SETTINGS, deploy_without_registry
 
 from mintaka import Platform
-from mintaka.interfaces.registry import ServedBytes
 
 
 class BotoOutOfBand:
@@ -129,35 +128,6 @@ class TestSageMakerSync(InProcessFixtures, AbstractSyncTests): ...
 
 
 class TestSageMakerErrors(InProcessFixtures, AbstractErrorContractTests): ...
-
-
-class AnswersNoServedBytes(SageMakerBackend):
-    """Overrides ``fetch_served`` and, as the interface allows, answers None: the backend
-    cannot read what a route serves before registering it."""
-
-    def fetch_served(self, endpoint: str, route: str, into: Path) -> ServedBytes | None:
-        return None
-
-
-class TestSageMakerServedReadAfterRegistering(InProcessFixtures):
-    """The suite's check of ``registry.from_serving`` on a backend whose ``fetch_served``
-    override answers None: it is held to the guarantee of reading the bytes back after
-    registering, not to refusing before."""
-
-    @pytest.fixture
-    def backend(self, inference_image: None) -> Iterator[BackendUnderTest]:
-        with mock_sagemaker():
-            make_client("s3").create_bucket(Bucket=BUCKET)
-            yield BackendUnderTest(AnswersNoServedBytes, SETTINGS)
-
-    # The one suite test, with the static helpers it calls (their staticmethod objects).
-    _suite = vars(AbstractSyncTests)
-    test_served_without_the_registry = _suite[
-        "test_what_an_endpoint_serves_without_the_registry_is_registered_then_adopted"
-    ]
-    _reads_served_first = _suite["_reads_served_first"]
-    _refused_registers_nothing = _suite["_refused_registers_nothing"]
-    _register_served_and_adopt = _suite["_register_served_and_adopt"]
 
 
 # -- the same backend through moto's server on 127.0.0.1 ------------------------------------------
