@@ -14,6 +14,7 @@ from artifact_kit import MakeArtifact
 from mintaka import ManualClock, Platform
 from mintaka.domain.registry import ApprovalStatus
 from mintaka.domain.serving import TrafficMap
+from mintaka.store.schema import approvals
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION, traffic_views
 
 
@@ -85,6 +86,35 @@ def test_an_approval_past_revalidation_is_a_difference_until_renewed(
     assert [(d.kind, d.recorded, d.observed) for d in dana.sync()] == [
         ("version.approval", "pending", "approved")
     ]
+
+
+def test_an_approval_row_no_audit_event_records_does_not_change_the_projection(
+    home: Path, as_: Callable[[str], Platform], make_artifact: MakeArtifact
+) -> None:
+    policy = home / "policy.toml"  # a tier anyone in model-risk may approve, needing none
+    low = '[tiers.low]\napprover_roles = ["model-risk"]\n'
+    policy.write_text(policy.read_text().replace("[tiers.low]\n", low, 1))
+    dana = as_("dana")
+    version = dana.register_model("scoring", make_artifact(b"v1"), tier="low")
+    dana.backend.set_approval("scoring", 1, ApprovalStatus.PENDING)  # type: ignore[attr-defined]
+    assert dana.sync() == []
+    with dana.store.write() as conn:  # raj's sign-off written straight into the table
+        conn.execute(
+            approvals.insert().values(
+                id="apr-forged",
+                version_id=version.id,
+                artifact_digest=version.artifact_digest,
+                approver="raj",
+                identity_source="flag",
+                role="model-risk",
+                comment="",
+                at=version.created_at.isoformat(),
+            )
+        )
+    assert dana.sync() == []
+    as_("rita").governance.approve("scoring:1", role="model-risk")
+    assert dana.backend.get_version("scoring", 1).approval is ApprovalStatus.APPROVED
+    assert dana.sync() == []
 
 
 def test_traffic_views_compare_the_shadow_only_where_the_cloud_mirrors_it() -> None:

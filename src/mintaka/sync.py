@@ -17,7 +17,8 @@ the cloud itself holds the shadow), and which model version each route serves, e
 cloud still walks a native rollout whose end is already recorded.
 
 The approval status core stands behind is what governance projects onto the cloud's approval
-field: ``pending`` until a version has approvals, then ``approved`` once its approval controls are
+field: ``pending`` until a version has approvals its audit chain records (a row written into the
+approvals table outside Mintaka is not one), then ``approved`` once its approval controls are
 met (approvals of these bytes, by the roles and in the number the policy asks) and ``pending``
 while they are not. A cloud that reports no approval status for a version (one that never had
 core's projected onto it) is not compared, nor is a version whose risk tier names no approver
@@ -29,23 +30,22 @@ seeing) until it is approved through Mintaka or set back to pending in the cloud
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from mintaka.capabilities import Capability
 from mintaka.domain.discovery import Difference, ObservedModel
 from mintaka.domain.names import RESERVED_ALIASES
-from mintaka.domain.registry import ApprovalStatus, RiskTier, Stage
+from mintaka.domain.registry import ApprovalStatus, ModelVersion, RiskTier, Stage
 from mintaka.domain.serving import EndpointStatus, TrafficMap
 from mintaka.errors import NotFound
 from mintaka.interfaces import StateObserver
 from mintaka.store.schema import (
-    approvals,
     audit_events,
     model_aliases,
     model_tags,
@@ -55,6 +55,7 @@ from mintaka.store.schema import (
 
 if TYPE_CHECKING:
     from mintaka.domain.audit import AuditEvent
+    from mintaka.domain.governance import Approval
     from mintaka.platform import Platform
 
 DIFFERENCE_ACTION = "sync.difference"
@@ -88,7 +89,6 @@ class RecordedVersion:
     stage: Stage
     tags: dict[str, str] = field(default_factory=dict)
     tier: RiskTier = RiskTier.MEDIUM
-    approvals: int = 0  # approval records core holds for this version
     # The approval status core projects (None: not compared, the backend projects none).
     approval: ApprovalStatus | None = None
 
@@ -122,16 +122,7 @@ def recorded_models(conn: Connection, backend: str) -> list[RecordedModel]:
         ).all()
         tags: dict[str, dict[str, str]] = {}
         ids = [row.id for row in rows]
-        approved: dict[str, int] = {}
         if ids:
-            approved = {
-                row.version_id: int(row.n)
-                for row in conn.execute(
-                    select(approvals.c.version_id, func.count().label("n"))
-                    .where(approvals.c.version_id.in_(ids))
-                    .group_by(approvals.c.version_id)
-                )
-            }
             for tag in conn.execute(
                 select(model_tags.c.version_id, model_tags.c.key, model_tags.c.value).where(
                     model_tags.c.version_id.in_(ids)
@@ -146,7 +137,6 @@ def recorded_models(conn: Connection, backend: str) -> list[RecordedModel]:
                 stage=Stage(row.stage),
                 tags=tags.get(row.id, {}),
                 tier=RiskTier(row.risk_tier),
-                approvals=approved.get(row.id, 0),
             )
             for row in rows
         }
@@ -275,23 +265,49 @@ def open_differences(conn: Connection) -> dict[tuple[str, str], OpenDifference]:
     return current
 
 
-def with_projected_approvals(platform: Platform, model: RecordedModel) -> RecordedModel:
-    """``model`` with the approval status core projects onto the cloud for each version; a
-    version whose tier names no approver role (no one can approve it) has none to compare."""
-    versions: dict[int, RecordedVersion] = {}
-    policy = platform.governance.policy
-    for number, version in model.versions.items():
-        if not policy.controls(version.tier).signs_off:
-            versions[number] = replace(version, approval=None)
-            continue
-        status = ApprovalStatus.PENDING
-        if version.approvals:
-            record = platform.get_model_version(f"{model.name}:{number}")
-            controls = platform.governance._approval_controls(record)
-            if all(control.met for control in controls):
-                status = ApprovalStatus.APPROVED
-        versions[number] = replace(version, approval=status)
-    return replace(model, versions=versions)
+def with_projected_approvals(
+    platform: Platform, recorded: Sequence[RecordedModel]
+) -> list[RecordedModel]:
+    """``recorded`` with the approval status core projects onto the cloud for each version; a
+    version whose tier names no approver role (no one can approve it) has none to compare.
+
+    Only approvals the audit chain records count, as governance counts them: a row written
+    into the approvals table outside Mintaka changes nothing. They are read in one go for
+    every version that has a verdict."""
+    governance = platform.governance
+    policy = governance.policy
+    judged: dict[str, ModelVersion] = {}
+    for model in recorded:
+        if any(policy.controls(v.tier).signs_off for v in model.versions.values()):
+            for stored in platform.list_versions(model.name):
+                if policy.controls(stored.risk_tier).signs_off:
+                    judged[stored.id] = stored
+    signed = governance.approval_split(list(judged.values()))
+    now = platform._now()
+    projected: list[RecordedModel] = []
+    for model in recorded:
+        versions: dict[int, RecordedVersion] = {}
+        for number, version in model.versions.items():
+            record = judged.get(version.id)
+            status = None
+            if record is not None:
+                status = _projected_status(platform, record, signed[record.id][0], now)
+            versions[number] = replace(version, approval=status)
+        projected.append(replace(model, versions=versions))
+    return projected
+
+
+def _projected_status(
+    platform: Platform, version: ModelVersion, recorded: Sequence[Approval], now: datetime
+) -> ApprovalStatus:
+    """``pending`` until ``version`` has recorded approvals, then ``approved`` once enough of
+    them count (these bytes, a role still held, within ``revalidation_days``)."""
+    if not recorded:
+        return ApprovalStatus.PENDING
+    governance = platform.governance
+    counted = {a.approver.name for a in recorded if governance.approval_counts(version, a, now)}
+    needed = governance.policy.controls(version.risk_tier).approvals
+    return ApprovalStatus.APPROVED if len(counted) >= needed else ApprovalStatus.PENDING
 
 
 def _jsonable(value: Any) -> Any:
@@ -420,7 +436,7 @@ def sync_models(platform: Platform) -> list[Difference]:
     with platform.store.read() as conn:
         recorded = recorded_models(conn, platform.backend.name)
     if platform.supports(Capability.REGISTRY_APPROVAL):
-        recorded = [with_projected_approvals(platform, model) for model in recorded]
+        recorded = with_projected_approvals(platform, recorded)
     now = platform.clock.now()
     stages = platform.supports(Capability.REGISTRY_STAGES)
     found: list[Difference] = []
