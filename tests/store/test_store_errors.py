@@ -183,6 +183,23 @@ def test_a_failed_migration_never_shows_the_store_urls_passwords(
     assert "***" in shown.split(" failed: ", 1)[1], shown
 
 
+def test_migrating_a_store_that_cannot_be_reached_is_a_store_error(tmp_path: Path) -> None:
+    """Nothing listens on port 1 of the loopback address; a directory is no SQLite database.
+    Migrating such a store later says what opening it with migrations says."""
+    for url in ("postgresql+psycopg://u:s3cr3t@127.0.0.1:1/db", f"sqlite:///{tmp_path}"):
+        with pytest.raises(StoreError) as opening:
+            Store(url)
+        store = Store(url, migrate=False)
+        try:
+            with pytest.raises(StoreError) as migrating:
+                store.migrate()
+        finally:
+            store.dispose()
+        assert str(migrating.value) == str(opening.value)
+        assert str(opening.value).startswith(f"cannot open the store at {store.safe_url}: ")
+        assert "s3cr3t" not in str(opening.value)
+
+
 def test_a_store_url_whose_port_is_not_a_number_is_a_store_error(tmp_path: Path) -> None:
     url = "postgresql+psycopg://alice:s3cr3t@127.0.0.1:notaport/db"
     assert store_engine.url_in_home(tmp_path, url) == url  # refused when the store opens

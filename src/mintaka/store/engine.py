@@ -507,8 +507,15 @@ class Store:
             return None if value is None else str(value)
 
     def migrate(self, target: str = "head") -> None:
-        """Bring the schema to ``target``; a no-op when it is already there."""
-        if target in ("head", HEAD_REVISION) and self.revision() == HEAD_REVISION:
+        """Bring the schema to ``target``; a no-op when it is already there. A store that
+        cannot be reached to read its revision is a ``StoreError`` worded as when it is opened
+        (password masked), so no driver's exception type leaks out."""
+        try:
+            current = self.revision()
+        except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+            reason = _reason(exc)
+            raise StoreError(f"cannot open the store at {_shown(self.url)}: {reason}") from exc
+        if target in ("head", HEAD_REVISION) and current == HEAD_REVISION:
             return
         from alembic import command
         from alembic.config import Config
