@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,58 @@ def test_changed_step_code_is_a_cache_miss(
     assert platform.pipelines.run(spec, isolation="inline").steps[0].cached
     module.write_text(module.read_text() + "\n# a changed line of step code\n")
     assert not platform.pipelines.run(spec, isolation="inline").steps[0].cached
+
+
+DECORATED_STEP = """from pydantic import BaseModel
+from k10_deco import traced
+class I(BaseModel):
+    n: int
+class O(BaseModel):
+    value: int
+@traced
+def step(inputs: I) -> O:
+    return O(value=inputs.n * FACTOR)
+"""
+DECORATOR = """import functools
+def traced(fn):
+    @functools.wraps(fn)
+    def wrapper(*a, **k):
+        return fn(*a, **k)
+    return wrapper
+"""
+
+
+@pytest.mark.parametrize("changed", ["step", "decorator"])
+def test_changed_code_of_a_decorated_step_is_a_cache_miss(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changed: str
+) -> None:
+    """A step wrapped by a decorator from another module is digested by its own source and the
+    decorator's; each run's sub-process imports the code as it is on disk."""
+    deco = tmp_path / "k10_deco.py"
+    deco.write_text(DECORATOR)
+    steps = tmp_path / "k10_steps.py"
+    steps.write_text(DECORATED_STEP.replace("FACTOR", "2"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("k10_deco", "k10_steps"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    spec = PipelineSpec(
+        name="deco",
+        parameters={"n": 3},
+        steps=[StepSpec(name="s", entrypoint="k10_steps:step", inputs={"n": "params.n"})],
+    )
+    first = platform.pipelines.run(spec)
+    assert first.steps[0].outputs == {"value": 6}
+    if changed == "step":
+        steps.write_text(DECORATED_STEP.replace("FACTOR", "100"))
+        expected = 300
+    else:
+        deco.write_text(
+            DECORATOR.replace("fn(*a, **k)", "fn(*a, **k).model_copy(update={'value': 7})")
+        )
+        expected = 7
+    second = platform.pipelines.run(spec)
+    assert second.steps[0].cached is False
+    assert second.steps[0].outputs == {"value": expected}
 
 
 def test_a_cached_output_whose_file_changed_is_recomputed(platform: Platform) -> None:

@@ -201,9 +201,7 @@ def load_step(entrypoint: str) -> StepContract:
     fn = getattr(module, function, None)
     if not callable(fn):
         raise PipelineSpecError(f"step entrypoint {entrypoint!r}: no callable {function!r}")
-    source = inspect.getsourcefile(fn) or getattr(module, "__file__", None)
-    code = Path(source).read_bytes() if source and Path(source).is_file() else entrypoint.encode()
-    digest = "sha256:" + hashlib.sha256(code).hexdigest()
+    digest = _code_digest(fn, getattr(module, "__file__", None), entrypoint)
     cached = _CACHE.get(entrypoint)
     if cached is not None and cached.code_digest == digest and cached.fn is fn:
         return cached
@@ -227,6 +225,40 @@ def load_step(entrypoint: str) -> StepContract:
     )
     _CACHE[entrypoint] = contract
     return contract
+
+
+def _code_digest(fn: Callable[..., Any], module_file: str | None, entrypoint: str) -> str:
+    """The digest of a step's code: the source of the function itself (through any
+    ``functools.wraps`` decorators) and of every module a decorator around it lives in, so a
+    change to either is a cache miss. A step with no source file is digested by its name."""
+    files = _source_files(fn) or ([Path(module_file)] if module_file else [])
+    codes = [f.read_bytes() for f in files if f.is_file()]
+    if not codes:
+        return "sha256:" + hashlib.sha256(entrypoint.encode()).hexdigest()
+    if len(codes) == 1:
+        return "sha256:" + hashlib.sha256(codes[0]).hexdigest()
+    parts = "\n".join(hashlib.sha256(code).hexdigest() for code in codes)
+    return "sha256:" + hashlib.sha256(parts.encode()).hexdigest()
+
+
+def _source_files(fn: Callable[..., Any]) -> list[Path]:
+    """The source files of ``fn`` unwrapped first, then of each wrapper around it (outermost
+    first), each once; a layer with no Python source (a builtin, a callable object) adds none."""
+    chain: list[Any] = [fn]
+    while hasattr(chain[-1], "__wrapped__") and len(chain) <= sys.getrecursionlimit():
+        inner = chain[-1].__wrapped__
+        if any(inner is seen for seen in chain):
+            break
+        chain.append(inner)
+    files: list[Path] = []
+    for layer in [chain[-1], *chain[:-1]]:
+        try:
+            source = inspect.getsourcefile(layer)
+        except TypeError:
+            continue
+        if source and Path(source) not in files:
+            files.append(Path(source))
+    return files
 
 
 def _fits(source: Any, target: Any) -> bool:

@@ -794,7 +794,7 @@ def _source_dir(contracts: Mapping[str, StepContract]) -> Path | None:
     for contract in contracts.values():
         if contract.entrypoint.startswith("mintaka.pipelines."):
             continue
-        source = inspect.getsourcefile(contract.fn)
+        source = inspect.getsourcefile(inspect.unwrap(contract.fn))
         if source:
             return Path(source).parent
     return None
