@@ -248,6 +248,57 @@ def test_lists_and_mappings_of_paths_are_passed_on_and_digested_for_the_cache(
     assert again.steps[1].outputs == {"sizes": [1, 3], "named": {"a": 1, "b": 3}}
 
 
+@pytest.mark.parametrize("at", [("produce", "succeeded"), ("consume", "started")])
+def test_ctrl_c_between_steps_leaves_the_run_stopped_and_resumable(
+    platform: Platform, at: tuple[str, str]
+) -> None:
+    """A Ctrl-C outside a step's own code (here in the progress callback) stops the run as one
+    inside a step does: stopped, audited, and resumable in the same process."""
+
+    def interrupt(event: StepEvent) -> None:
+        if (event.step, event.status) == at:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        platform.pipelines.run(two_steps(), isolation="inline", on_event=interrupt)
+    (run,) = platform.pipelines.runs()
+    assert run.status is PipelineStatus.STOPPED
+    assert run.failure_reason == "interrupted between steps"
+    assert [s.status for s in run.steps] == [PipelineStatus.SUCCEEDED, PipelineStatus.PENDING]
+    assert platform.pipelines.get(run.id).driver is None
+    assert [e.action for e in platform.audit.events()][-1] == "pipeline.stopped"
+    resumed = platform.pipelines.resume(run.id, isolation="inline")
+    assert resumed.status is PipelineStatus.SUCCEEDED
+    assert resumed.steps[1].outputs == {"doubled": 12}
+
+
+def test_ctrl_c_inside_a_step_stops_that_step_and_the_run(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "k10_interrupted_steps.py").write_text(
+        "from pydantic import BaseModel\n"
+        "class I(BaseModel):\n    n: int\n"
+        "class O(BaseModel):\n    value: int\n"
+        "def step(inputs: I) -> O:\n    raise KeyboardInterrupt\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = PipelineSpec(
+        name="interrupted",
+        parameters={"n": 1},
+        steps=[
+            StepSpec(name="s", entrypoint="k10_interrupted_steps:step", inputs={"n": "params.n"})
+        ],
+    )
+    with pytest.raises(KeyboardInterrupt):
+        platform.pipelines.run(spec, isolation="inline")
+    (run,) = platform.pipelines.runs()
+    assert run.status is PipelineStatus.STOPPED
+    assert run.failure_reason == "interrupted in step 's'"
+    assert run.steps[0].status is PipelineStatus.STOPPED
+    assert run.steps[0].ended_at is not None
+    assert [e.action for e in platform.audit.events()][-1] == "pipeline.stopped"
+
+
 def test_a_failed_run_resumes_from_its_last_good_step(
     platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -300,22 +300,55 @@ class LocalExecutor:
     def _drive(self, state: RunState, contracts: dict[str, StepContract]) -> PipelineRun:
         """Run the steps in order, reusing the ones that succeeded in an earlier attempt unless
         a file or directory they produced has changed or gone since: that step runs again, and
-        so does every step downstream of it."""
-        order = state.spec.order()
-        outputs: dict[str, JSONDict] = {}
-        redone: set[str] = set()
-        for index, step in enumerate(order, start=1):
-            previous = self._step_run(state, step.name)
-            done = previous.status is PipelineStatus.SUCCEEDED
-            if done and self._reusable(state, step, contracts[step.name], redone):
-                outputs[step.name] = previous.outputs
-                self._emit(state, step, index, len(order), "reused", "done in an earlier attempt")
-                continue
-            if done:
-                redone.add(step.name)
-                state = self._reset(state, step)
-            state = self._run_step(state, step, contracts[step.name], outputs, index, len(order))
-        return self._finish(state, PipelineStatus.SUCCEEDED)
+        so does every step downstream of it. A Ctrl-C anywhere in the loop (in a step, between
+        steps, in a progress callback) ends the run stopped, resumable, before it propagates."""
+        try:
+            order = state.spec.order()
+            outputs: dict[str, JSONDict] = {}
+            redone: set[str] = set()
+            for index, step in enumerate(order, start=1):
+                previous = self._step_run(state, step.name)
+                done = previous.status is PipelineStatus.SUCCEEDED
+                if done and self._reusable(state, step, contracts[step.name], redone):
+                    outputs[step.name] = previous.outputs
+                    self._emit(
+                        state, step, index, len(order), "reused", "done in an earlier attempt"
+                    )
+                    continue
+                if done:
+                    redone.add(step.name)
+                    state = self._reset(state, step)
+                state = self._run_step(
+                    state, step, contracts[step.name], outputs, index, len(order)
+                )
+            return self._finish(state, PipelineStatus.SUCCEEDED)
+        except KeyboardInterrupt:
+            self._interrupted(state)
+            raise
+
+    def _interrupted(self, state: RunState) -> None:
+        """End a run Ctrl-C interrupted as stopped: the step it was in (if any) stopped, the
+        driver cleared and ``pipeline.stopped`` audited. A run that had already ended (the
+        interrupt came after its end was recorded) is left as it ended."""
+        if state.run.status is not PipelineStatus.RUNNING:
+            return
+        now = self.platform._now()
+        current = next((s for s in state.run.steps if s.status is PipelineStatus.RUNNING), None)
+        reason = (
+            f"interrupted in step {current.name!r}"
+            if current is not None
+            else "interrupted between steps"
+        )
+        if current is not None:
+            state = self._with_step(
+                state,
+                current.name,
+                status=PipelineStatus.STOPPED,
+                ended_at=now,
+                failure_reason=reason,
+            )
+        state.driver = None
+        self._finish(state, PipelineStatus.STOPPED, reason)
 
     def _reusable(
         self, state: RunState, step: StepSpec, contract: StepContract, redone: set[str]
@@ -364,10 +397,6 @@ class LocalExecutor:
             self._fail(state, step, index, total, str(exc))
             if exc.run_id is None:
                 exc.run_id = state.run.id  # so a waiting request names the run to resume
-            raise
-        except KeyboardInterrupt:
-            self._with_step(state, step.name, status=PipelineStatus.STOPPED)
-            self._finish(state, PipelineStatus.STOPPED, f"interrupted in step {step.name!r}")
             raise
         except MintakaError as exc:
             self._fail(state, step, index, total, str(exc))
