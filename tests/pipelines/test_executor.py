@@ -592,7 +592,7 @@ def test_a_bool_parameter_takes_true_or_false_in_any_case(platform: Platform) ->
 
 
 def test_a_number_given_for_a_text_parameter_is_its_text(platform: Platform) -> None:
-    """A parameter declared as text takes an int or a float as its text (what a submit always
+    """A parameter declared as text takes an int or a finite float as its text (what a submit always
     made of it), never a bool; every executor hands the step that text."""
     spec = loose_pipeline().model_copy(update={"parameters": {"value": "x"}})
     run = platform.pipelines.run(spec, {"value": 2024}, isolation="inline")
@@ -604,6 +604,12 @@ def test_a_number_given_for_a_text_parameter_is_its_text(platform: Platform) -> 
         platform.pipelines.submit(spec, {"value": True})
     with pytest.raises(ValidationError, match="parameter 'value' is declared as str"):
         platform.pipelines.run(spec, {"value": 10**5000}, isolation="inline")
+    for not_finite in (math.nan, math.inf, -math.inf):
+        with pytest.raises(ValidationError, match="parameter 'value' is declared as str"):
+            platform.pipelines.run(spec, {"value": not_finite}, isolation="inline")
+        with pytest.raises(ValidationError, match="parameter 'value' is declared as str"):
+            platform.pipelines.submit(spec, {"value": not_finite})
+    assert len(platform.pipelines.runs()) == 1
 
 
 @pytest.mark.parametrize(

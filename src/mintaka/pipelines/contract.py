@@ -334,6 +334,8 @@ def _typed_as(declared: type, value: Any) -> str | int | float | bool | None:
         return None
     if declared is bool and not isinstance(value, bool) and not _is_bool_text(value):
         return None
+    if isinstance(value, float) and not math.isfinite(value):  # no number, nor its text
+        return None
     try:
         if declared is str and isinstance(value, int | float):
             value = str(value)
