@@ -827,3 +827,44 @@ def test_a_lineage_reference_of_an_unknown_kind_names_both_readings(
     message = " ".join(err.split())
     assert "'bogus:thing' is neither a model version NAME:VERSION" in message
     assert "nor a lineage node KIND:KEY (kinds: dataset," in message
+
+
+def test_lineage_trace_prints_stored_decision_text_as_recorded(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from sklearn.dummy import DummyClassifier
+
+    from mintaka import Platform
+    from mintaka.domain.registry import Signature
+    from mintaka.flavors import sklearn as sklearn_flavor
+
+    home = tmp_path / "h"
+    with Platform(home) as plat:
+        plat.register_model(
+            "m",
+            sklearn_flavor.save(
+                DummyClassifier().fit([[0.0, 1.0], [1.0, 0.0]], [0, 1]), tmp_path / "m"
+            ),
+            flavor="sklearn",
+            signature=Signature(inputs={"x": "float", "y": "float"}),
+        )
+    h = ["--home", str(home), "--as", "ops:audit"]
+    source = tmp_path / "in.csv"
+    source.write_text("x,y\n0.5,0.5\n1.0,0.0\n")
+    scored = tmp_path / "o.csv"
+    code, _, err = cli(capsys, *h, "score", "m:1", "--input", str(source), "--output", str(scored))
+    assert code == 0, err
+    first, second = (line.split(",")[2] for line in scored.read_text().splitlines()[1:])
+    for prediction, said in (
+        (first, "declined per [policy] :warning: manual"),
+        (second, "declined [/]"),
+    ):
+        code, _, err = cli(capsys, *h, "lineage", "decide", prediction, "--decision", said)
+        assert code == 0, err
+        code, out, err = cli(capsys, *h, "lineage", "trace", prediction)
+        assert code == 0, err
+        assert f"{said} (ops:audit)" in " ".join(out.split())
+
+    code, _, err = cli(capsys, *h, "lineage", "trace", "a:warning:b")
+    assert code == 1
+    assert "a:warning:b" in err

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+from rich.text import Text
 from rich.tree import Tree
 
 from mintaka.cli.output import console, emit_json
@@ -111,11 +112,16 @@ def trace(
         return
     p = found.prediction
     console.print(
-        f"[bold]prediction[/] {prediction_id}: {p['endpoint']}/{p['route']} -> "
-        f"{found.version.ref} output={p['output']} at {p['at']}"
+        Text.assemble(
+            ("prediction", "bold"),
+            f" {prediction_id}: {p['endpoint']}/{p['route']} -> "
+            f"{found.version.ref} output={p['output']} at {p['at']}",
+        )
     )
     for decision in found.decisions:
-        console.print(f"  decision {decision['id']}: {decision['decision']} ({decision['actor']})")
+        console.print(
+            Text(f"  decision {decision['id']}: {decision['decision']} ({decision['actor']})")
+        )
     console.print(render(found.upstream, "up"))
 
 

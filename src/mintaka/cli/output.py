@@ -16,8 +16,8 @@ from rich.text import Text
 if TYPE_CHECKING:
     from rich.progress import Progress
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def to_jsonable(value: Any) -> Any:
