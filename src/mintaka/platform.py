@@ -1165,8 +1165,9 @@ class Platform:
             created_at=self._now(),
         )
         with self.store.write() as conn:
-            conn.execute(
-                datasets.insert().values(
+            inserted = conn.execute(
+                self._insert(datasets)
+                .values(
                     id=record.id,
                     name=record.name,
                     uri=record.uri,
@@ -1176,7 +1177,14 @@ class Platform:
                     profile=record.profile,
                     created_at=record.created_at.isoformat(),
                 )
+                .on_conflict_do_nothing(index_elements=["name", "digest"])
             )
+            if inserted.rowcount == 0:  # another process registered these bytes meanwhile
+                return self._dataset(
+                    conn.execute(
+                        select(datasets).where(datasets.c.name == name, datasets.c.digest == digest)
+                    ).one()
+                )
             self.lineage.add(
                 conn,
                 [

@@ -1,0 +1,59 @@
+"""Registering a dataset while another process registers it, or while its file changes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+import mintaka.platform as platform_module
+from mintaka import IdFactory, ManualClock, Platform
+from mintaka.domain.runs import DatasetVersion
+from mintaka.store.schema import audit_events, datasets, lineage_nodes
+
+
+def _counts(plat: Platform) -> tuple[int, int, int]:
+    """Dataset rows, ``dataset.register`` events and dataset lineage nodes in the store."""
+    with plat.store.read() as conn:
+        rows = conn.execute(select(func.count()).select_from(datasets)).scalar_one()
+        events = conn.execute(
+            select(func.count())
+            .select_from(audit_events)
+            .where(audit_events.c.action == "dataset.register")
+        ).scalar_one()
+        nodes = conn.execute(
+            select(func.count()).select_from(lineage_nodes).where(lineage_nodes.c.kind == "dataset")
+        ).scalar_one()
+    return rows, events, nodes
+
+
+def test_a_dataset_another_process_registers_meanwhile_is_returned_not_duplicated(
+    home: Path, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("a,b\n1,2\n3,4\n")
+    first = Platform(home, clock=clock, ids=IdFactory(1), actor="alice")
+    second = Platform(home, clock=clock, ids=IdFactory(2), actor="bob")
+    real = platform_module._profile_of
+    theirs: list[DatasetVersion] = []
+    raced: list[bool] = []
+
+    def profile_while_another_process_registers(
+        source: Path, categorical: Sequence[str]
+    ) -> dict[str, Any] | None:
+        if not raced:
+            raced.append(True)
+            theirs.append(second.register_dataset("apps", data))
+        return real(source, categorical)
+
+    monkeypatch.setattr(platform_module, "_profile_of", profile_while_another_process_registers)
+    try:
+        mine = first.register_dataset("apps", data)
+        assert mine == theirs[0]
+        assert _counts(first) == (1, 1, 1)
+    finally:
+        first.close()
+        second.close()
