@@ -11,7 +11,9 @@ from sqlalchemy import func, select
 
 import mintaka.platform as platform_module
 from mintaka import IdFactory, ManualClock, Platform
+from mintaka.artifacts.digest import manifest_of
 from mintaka.domain.runs import DatasetVersion
+from mintaka.errors import Conflict
 from mintaka.store.schema import audit_events, datasets, lineage_nodes
 
 
@@ -57,3 +59,26 @@ def test_a_dataset_another_process_registers_meanwhile_is_returned_not_duplicate
     finally:
         first.close()
         second.close()
+
+
+def test_a_file_rewritten_while_it_is_profiled_is_refused_with_nothing_written(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("a\n1\n2\n3\n")
+    real = platform_module._profile_of
+
+    def rewritten_meanwhile(source: Path, categorical: Sequence[str]) -> dict[str, Any] | None:
+        data.write_text("a\n1000\n2000\n3000\n4000\n")
+        return real(source, categorical)
+
+    monkeypatch.setattr(platform_module, "_profile_of", rewritten_meanwhile)
+    with pytest.raises(Conflict, match="changed while it was registered; register it again"):
+        platform.register_dataset("apps", data)
+    assert _counts(platform) == (0, 0, 0)
+
+    monkeypatch.setattr(platform_module, "_profile_of", real)
+    again = platform.register_dataset("apps", data)
+    assert again.digest == manifest_of(data).digest
+    assert again.profile is not None
+    assert again.profile["rows"] == 4

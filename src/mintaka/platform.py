@@ -1140,7 +1140,9 @@ class Platform:
 
         A CSV or Parquet file is also profiled (quantiles, histograms, category frequencies,
         missing rates and a seeded sample per column): the reference that drift monitors compare
-        live traffic with. ``categorical`` names the columns to treat as categories.
+        live traffic with. ``categorical`` names the columns to treat as categories. The file is
+        hashed again after profiling, so that the profile describes the bytes of the digest: a
+        file rewritten meanwhile is a ``Conflict`` and nothing is recorded.
         """
         validate_dataset_name(name)
         source = Path(path)
@@ -1153,6 +1155,11 @@ class Platform:
             ).one_or_none()
         if row is not None:
             return self._dataset(row)
+        measured = _profile_of(source, categorical) if profile else None
+        if measured is not None and manifest_of(source).digest != digest:
+            raise Conflict(
+                f"{source} changed while it was registered; register it again once it is written"
+            )
         record = _parse(
             DatasetVersion,
             id=self.ids.new("ds"),
@@ -1161,7 +1168,7 @@ class Platform:
             digest=digest,
             schema=dict(schema or {}),
             rows=rows,
-            profile=_profile_of(source, categorical) if profile else None,
+            profile=measured,
             created_at=self._now(),
         )
         with self.store.write() as conn:
