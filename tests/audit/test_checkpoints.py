@@ -48,9 +48,7 @@ def _append(log: AuditLog, count: int, start: int = 1) -> None:
 
 
 def _checkpoint(log: AuditLog, private: Path, out: Path) -> cp.Checkpoint:
-    entry = cp.checkpoint(log, cp.load_private_key(private), at=AT)
-    cp.append(out, entry)
-    return entry
+    return cp.checkpoint_into(out, log, cp.load_private_key(private), at=AT)
 
 
 @pytest.fixture
@@ -198,7 +196,8 @@ def test_forged_checkpoint_signed_with_another_key_is_rejected(
 ) -> None:
     log, out = signed
     other_private, _ = cp.generate_keypair(tmp_path / "other")
-    _checkpoint(log, other_private, out)
+    # appended by hand: `checkpoint_into` refuses a file signed by another key
+    cp.append(out, cp.checkpoint(log, cp.load_private_key(other_private), at=AT))
     report = _verify(log, keys[1], out)
     assert not report.ok
     assert "checkpoint 3" in (report.reason or "")
@@ -345,3 +344,21 @@ def test_a_checkpoint_appended_after_a_torn_last_line_keeps_a_line_of_its_own(
     assert cp.Checkpoint.model_validate(json.loads(lines[-1])) == added
     with pytest.raises(IntegrityError, match="line 2 is not a checkpoint"):
         cp.read(out)  # the torn line is still reported, and only it
+
+
+def test_a_checkpoint_is_refused_for_a_chain_its_checkpoint_file_contradicts(
+    store: Store, signed: tuple[AuditLog, Path], keys: tuple[Path, Path]
+) -> None:
+    log, out = signed
+    before = out.read_bytes()
+    _rewrite(store, 3, b'"subject":"m:3"', b'"subject":"m:X"')
+    with pytest.raises(IntegrityError, match=r"broken at sequence 4 .*refusing to sign its head"):
+        _checkpoint(log, keys[0], out)
+    assert out.read_bytes() == before  # nothing appended
+    fresh = out.parent / "fresh" / cp.CHECKPOINTS_FILE
+    assert _checkpoint(log, keys[0], fresh).seq == 10  # a new file has nothing to contradict
+
+    other, _ = cp.generate_keypair(out.parent / "other")
+    with pytest.raises(IntegrityError, match=r"checkpoint 1 .* rejected: signed by key"):
+        _checkpoint(log, other, out)
+    assert out.read_bytes() == before

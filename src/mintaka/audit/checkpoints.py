@@ -19,7 +19,7 @@ import binascii
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -164,19 +164,58 @@ def sign(private_key: Ed25519PrivateKey, *, seq: int, head_hash: str, at: dateti
     return unsigned.model_copy(update={"signature": base64.b64encode(signature).decode("ascii")})
 
 
-def checkpoint(log: AuditLog, private_key: Ed25519PrivateKey, *, at: datetime) -> Checkpoint:
+def checkpoint(
+    log: AuditLog,
+    private_key: Ed25519PrivateKey,
+    *,
+    at: datetime,
+    prior: Sequence[Checkpoint] = (),
+) -> Checkpoint:
     """Sign the current head, after verifying the chain in the same snapshot.
 
-    A broken chain is refused: signing its head would vouch for the break.
+    A broken chain is refused: signing its head would vouch for the break. So is a chain that
+    does not reproduce the head of an earlier checkpoint in ``prior`` (each signature checked
+    with this key's public half): a chain rewritten from end to end has consistent links, and
+    only those checkpoints tell it from the original.
     """
+    anchors = _anchors_of(prior, private_key.public_key()) if prior else {}
     with log.store.read() as conn:
-        report, last_hash = log.verify_in(conn)
+        report, last_hash = log.verify_in(conn, anchors)
     if not report.ok:
         raise IntegrityError(
             f"the audit chain is broken at sequence {report.first_bad_seq} ({report.reason}); "
             "refusing to sign its head"
         )
     return sign(private_key, seq=report.events, head_hash=last_hash, at=at)
+
+
+def checkpoint_into(
+    path: Path, log: AuditLog, private_key: Ed25519PrivateKey, *, at: datetime
+) -> Checkpoint:
+    """Sign the current head and append it to the checkpoint file ``path``, after checking the
+    chain against the checkpoints the file already holds (see :func:`checkpoint`)."""
+    prior = _parsed(path, _whole_lines(path)) if path.exists() else []
+    entry = checkpoint(log, private_key, at=at, prior=prior)
+    append(path, entry)
+    return entry
+
+
+def _anchors_of(entries: Sequence[Checkpoint], public_key: Ed25519PublicKey) -> dict[int, str]:
+    """The head hash of each checkpoint by sequence number; a checkpoint whose signature does
+    not hold with ``public_key``, or that contradicts an earlier one, is an ``IntegrityError``."""
+    expected_id = key_id(public_key)
+    anchors: dict[int, str] = {}
+    for number, entry in enumerate(entries, start=1):
+        problem = _bad_signature(entry, public_key, expected_id)
+        if problem is None and anchors.get(entry.seq, entry.hash) != entry.hash:
+            problem = f"contradicts an earlier checkpoint at sequence {entry.seq}"
+        if problem is not None:
+            raise IntegrityError(
+                f"checkpoint {number} (sequence {entry.seq}) rejected: {problem}; refusing to "
+                "sign the chain's head"
+            )
+        anchors[entry.seq] = entry.hash
+    return anchors
 
 
 def append(path: Path, entry: Checkpoint) -> None:
@@ -203,6 +242,21 @@ def read(path: Path) -> list[Checkpoint]:
         lines = path.read_bytes().splitlines()
     except OSError as exc:
         raise ValidationError(f"cannot read checkpoints from {path}: {exc}") from exc
+    return _parsed(path, lines)
+
+
+def _whole_lines(path: Path) -> list[bytes]:
+    """The lines of the checkpoint file but a last one left without its newline (a write cut
+    short, which :func:`append` keeps apart from the next checkpoint)."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ValidationError(f"cannot read checkpoints from {path}: {exc}") from exc
+    return data[: data.rfind(b"\n") + 1].splitlines()
+
+
+def _parsed(path: Path, lines: list[bytes]) -> list[Checkpoint]:
+    """The checkpoints of ``lines`` of ``path``; a malformed line is an ``IntegrityError``."""
     entries = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():

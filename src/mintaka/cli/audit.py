@@ -142,7 +142,8 @@ def checkpoint(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Verify the chain, sign its head and append the checkpoint to OUT/checkpoints.jsonl."""
+    """Verify the chain (against the checkpoints OUT/checkpoints.jsonl already holds), sign its
+    head and append the checkpoint to that file."""
     from mintaka.audit import checkpoints
 
     plat = platform(ctx)
@@ -150,10 +151,9 @@ def checkpoint(
     target = out / checkpoints.CHECKPOINTS_FILE
     checkpoints.ensure_outside(key_path, _store_dirs(plat), "signing key")
     checkpoints.ensure_outside(target, _store_dirs(plat), "checkpoint file")
-    signed = checkpoints.checkpoint(
-        plat.audit, checkpoints.load_private_key(key_path), at=plat.clock.now()
+    signed = checkpoints.checkpoint_into(
+        target, plat.audit, checkpoints.load_private_key(key_path), at=plat.clock.now()
     )
-    checkpoints.append(target, signed)
     if as_json:
         emit_json(signed)
     else:
