@@ -82,3 +82,33 @@ def test_a_file_rewritten_while_it_is_profiled_is_refused_with_nothing_written(
     assert again.digest == manifest_of(data).digest
     assert again.profile is not None
     assert again.profile["rows"] == 4
+
+
+def _relocations(plat: Platform) -> list[dict[str, Any]]:
+    """The details of the ``dataset.relocate`` events."""
+    return [e.details for e in plat.audit.events() if e.action == "dataset.relocate"]
+
+
+def test_a_moved_dataset_registered_from_its_new_path_moves_its_uri(
+    platform: Platform, tmp_path: Path
+) -> None:
+    old = tmp_path / "old" / "train.csv"
+    old.parent.mkdir()
+    old.write_text("a,b\n1,2\n3,4\n")
+    first = platform.register_dataset("apps", old)
+    new = tmp_path / "new" / "train.csv"
+    new.parent.mkdir()
+    old.rename(new)
+
+    moved = platform.register_dataset("apps", new)
+    assert moved.id == first.id
+    assert moved.uri == new.absolute().as_uri()
+    assert platform.get_dataset(first.id).uri == moved.uri
+    assert _relocations(platform) == [{"old_uri": first.uri, "new_uri": moved.uri}]
+    assert _counts(platform) == (1, 1, 1)
+
+    copy = tmp_path / "copy" / "train.csv"  # the recorded file still holds the bytes: kept
+    copy.parent.mkdir()
+    copy.write_bytes(new.read_bytes())
+    assert platform.register_dataset("apps", copy) == moved
+    assert len(_relocations(platform)) == 1

@@ -60,6 +60,7 @@ from mintaka.errors import (
     ValidationError,
     invalid_fields,
 )
+from mintaka.files import file_path
 from mintaka.flavors.loader import require_flavor_content
 from mintaka.governance.service import (
     Control,
@@ -1142,7 +1143,9 @@ class Platform:
         missing rates and a seeded sample per column): the reference that drift monitors compare
         live traffic with. ``categorical`` names the columns to treat as categories. The file is
         hashed again after profiling, so that the profile describes the bytes of the digest: a
-        file rewritten meanwhile is a ``Conflict`` and nothing is recorded.
+        file rewritten meanwhile is a ``Conflict`` and nothing is recorded. Registering the
+        same bytes again from another path moves the record there (``dataset.relocate``) only
+        when the file it names no longer holds them.
         """
         validate_dataset_name(name)
         source = Path(path)
@@ -1154,7 +1157,7 @@ class Platform:
                 select(datasets).where(datasets.c.name == name, datasets.c.digest == digest)
             ).one_or_none()
         if row is not None:
-            return self._dataset(row)
+            return self._relocated(self._dataset(row), source)
         measured = _profile_of(source, categorical) if profile else None
         if measured is not None and manifest_of(source).digest != digest:
             raise Conflict(
@@ -1207,6 +1210,34 @@ class Platform:
             event = self._audit(conn, "dataset.register", record.id, name=name, digest=digest)
         self._after_commit([event])
         return record
+
+    def _relocated(self, record: DatasetVersion, source: Path) -> DatasetVersion:
+        """``record``, registered again from ``source`` (which holds its bytes): moved there,
+        with a ``dataset.relocate`` event, when the file its URI names is gone or holds other
+        bytes, so that the record names a file that still holds the data; else unchanged."""
+        uri = source.absolute().as_uri()
+        recorded = file_path(record.uri)
+        if (
+            uri == record.uri
+            or recorded is None
+            or (recorded.exists() and manifest_of(recorded).digest == record.digest)
+        ):
+            return record
+        with self.store.write() as conn:
+            moved = conn.execute(
+                update(datasets)
+                .where(datasets.c.id == record.id, datasets.c.uri == record.uri)
+                .values(uri=uri)
+            )
+            if moved.rowcount == 0:  # moved by another process meanwhile
+                return self._dataset(
+                    conn.execute(select(datasets).where(datasets.c.id == record.id)).one()
+                )
+            event = self._audit(
+                conn, "dataset.relocate", record.id, old_uri=record.uri, new_uri=uri
+            )
+        self._after_commit([event])
+        return record.model_copy(update={"uri": uri})
 
     @staticmethod
     def _dataset(row: Any) -> DatasetVersion:
