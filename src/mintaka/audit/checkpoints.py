@@ -178,7 +178,10 @@ def checkpoint(
     with this key's public half): a chain rewritten from end to end has consistent links, and
     only those checkpoints tell it from the original.
     """
-    anchors = _anchors_of(prior, private_key.public_key()) if prior else {}
+    try:
+        anchors = _anchors_of(prior, private_key.public_key())
+    except IntegrityError as exc:
+        raise IntegrityError(f"{exc}; refusing to sign the chain's head") from exc
     with log.store.read() as conn:
         report, last_hash = log.verify_in(conn, anchors)
     if not report.ok:
@@ -202,7 +205,8 @@ def checkpoint_into(
 
 def _anchors_of(entries: Sequence[Checkpoint], public_key: Ed25519PublicKey) -> dict[int, str]:
     """The head hash of each checkpoint by sequence number; a checkpoint whose signature does
-    not hold with ``public_key``, or that contradicts an earlier one, is an ``IntegrityError``."""
+    not hold with ``public_key``, or that contradicts an earlier one, is an ``IntegrityError``
+    (``checkpoint N (sequence S) rejected: ...``)."""
     expected_id = key_id(public_key)
     anchors: dict[int, str] = {}
     for number, entry in enumerate(entries, start=1):
@@ -210,10 +214,7 @@ def _anchors_of(entries: Sequence[Checkpoint], public_key: Ed25519PublicKey) -> 
         if problem is None and anchors.get(entry.seq, entry.hash) != entry.hash:
             problem = f"contradicts an earlier checkpoint at sequence {entry.seq}"
         if problem is not None:
-            raise IntegrityError(
-                f"checkpoint {number} (sequence {entry.seq}) rejected: {problem}; refusing to "
-                "sign the chain's head"
-            )
+            raise IntegrityError(f"checkpoint {number} (sequence {entry.seq}) rejected: {problem}")
         anchors[entry.seq] = entry.hash
     return anchors
 
@@ -298,20 +299,10 @@ def verify(
             checkpoints=0,
             reason="no signed checkpoint to check: write one with `mintaka audit checkpoint`",
         )
-    expected_id = key_id(public_key)
-    anchors: dict[int, str] = {}
-    for number, entry in enumerate(entries, start=1):
-        problem = _bad_signature(entry, public_key, expected_id)
-        if problem is None and anchors.get(entry.seq, entry.hash) != entry.hash:
-            problem = f"contradicts an earlier checkpoint at sequence {entry.seq}"
-        if problem is not None:
-            return CheckpointReport(
-                ok=False,
-                events=0,
-                checkpoints=len(entries),
-                reason=f"checkpoint {number} (sequence {entry.seq}) rejected: {problem}",
-            )
-        anchors[entry.seq] = entry.hash
+    try:
+        anchors = _anchors_of(entries, public_key)
+    except IntegrityError as exc:
+        return CheckpointReport(ok=False, events=0, checkpoints=len(entries), reason=str(exc))
     report = log.verify(anchors)
     return CheckpointReport(
         ok=report.ok,
