@@ -106,6 +106,11 @@ def test_a_moved_dataset_registered_from_its_new_path_moves_its_uri(
     assert platform.get_dataset(first.id).uri == moved.uri
     assert _relocations(platform) == [{"old_uri": first.uri, "new_uri": moved.uri}]
     assert _counts(platform) == (1, 1, 1)
+    with platform.store.read() as conn:  # the lineage node names the file where it is now
+        (attrs,) = conn.execute(
+            select(lineage_nodes.c.attrs).where(lineage_nodes.c.key == first.id)
+        ).one()
+    assert attrs["uri"] == moved.uri
 
     copy = tmp_path / "copy" / "train.csv"  # the recorded file still holds the bytes: kept
     copy.parent.mkdir()

@@ -1233,6 +1233,10 @@ class Platform:
                 return self._dataset(
                     conn.execute(select(datasets).where(datasets.c.id == record.id)).one()
                 )
+            node = lineage_nodes.c.kind == NodeKind.DATASET.value, lineage_nodes.c.key == record.id
+            attrs = conn.execute(select(lineage_nodes.c.attrs).where(*node)).scalar()
+            if attrs is not None:  # the node's copy of the URI follows the record
+                conn.execute(update(lineage_nodes).where(*node).values(attrs={**attrs, "uri": uri}))
             event = self._audit(
                 conn, "dataset.relocate", record.id, old_uri=record.uri, new_uri=uri
             )
