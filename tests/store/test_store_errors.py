@@ -227,3 +227,22 @@ def test_the_password_of_a_store_url_that_cannot_be_parsed_is_not_shown(
     assert "s3" not in shown, shown
     assert "cr3t" not in shown, shown
     assert masked in shown, shown
+
+
+def test_a_driver_echoing_its_dsn_when_the_store_does_not_open_shows_no_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The driver's words for why the store did not open may repeat the URL it was given:
+    its passwords are masked there too, not only in the URL the message names."""
+    from sqlalchemy.exc import ArgumentError
+
+    url = "postgresql+psycopg://alice:s3cr3t@127.0.0.1:1/db?sslpassword=k3yp4ss"
+
+    def echoing(given: str, sync: object) -> None:
+        raise ArgumentError(f"could not use {given} (password s3cr3t, key k3yp4ss)")
+
+    monkeypatch.setattr(store_engine, "make_engine", echoing)
+    with pytest.raises(StoreError, match="cannot open the store at") as caught:
+        Store(url)
+    assert "s3cr3t" not in str(caught.value)
+    assert "k3yp4ss" not in str(caught.value)

@@ -107,7 +107,7 @@ def _parsed(url: str) -> URL:
     try:
         return make_url(url)
     except (ArgumentError, ValueError) as exc:
-        raise StoreError(f"cannot open the store at {_shown(url)}: {_reason(exc)}") from exc
+        raise _cannot_open(url, exc) from exc
 
 
 def make_engine(url: str, sync: str = "NORMAL") -> Engine:
@@ -436,6 +436,19 @@ def _without_secrets(message: str, url: URL) -> str:
     return shown
 
 
+def _cannot_open(url: str | URL, exc: BaseException) -> StoreError:
+    """The ``StoreError`` for a store that did not open: its URL and the driver's words, the
+    URL's passwords masked in both (a driver may echo the DSN it was given)."""
+    reason = _reason(exc)
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except (ArgumentError, ValueError):
+        parsed = None
+    if parsed is not None:
+        reason = _without_secrets(reason, parsed)
+    return StoreError(f"cannot open the store at {_shown(url)}: {reason}")
+
+
 def _reason(exc: BaseException) -> str:
     """The driver's or the OS's own words for why the store did not open."""
     if isinstance(exc, DBAPIError) and exc.orig is not None:
@@ -462,7 +475,7 @@ class Store:
         try:
             self.engine = make_engine(url, self.sync)
         except (SQLAlchemyError, ImportError, OSError) as exc:
-            raise StoreError(f"cannot open the store at {_shown(url)}: {_reason(exc)}") from exc
+            raise _cannot_open(url, exc) from exc
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         if self.engine.dialect.name == "postgresql":
             from mintaka.store.schema import use_postgresql_options
@@ -474,7 +487,7 @@ class Store:
                 self.migrate()
             except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
                 self.dispose()
-                raise StoreError(f"cannot open the store at {_shown(url)}: {_reason(exc)}") from exc
+                raise _cannot_open(url, exc) from exc
             except BaseException:
                 self.dispose()
                 raise
@@ -513,8 +526,7 @@ class Store:
         try:
             current = self.revision()
         except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
-            reason = _reason(exc)
-            raise StoreError(f"cannot open the store at {_shown(self.url)}: {reason}") from exc
+            raise _cannot_open(self.url, exc) from exc
         if target in ("head", HEAD_REVISION) and current == HEAD_REVISION:
             return
         from alembic import command
