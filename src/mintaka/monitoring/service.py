@@ -126,21 +126,29 @@ def _is_unmeasured_ticket(signal: str) -> bool:
     return len(parts) == 3 and parts[2] == UNMEASURED
 
 
-def _failing_signals(conn: Connection) -> dict[str, str]:
-    """The signals ("endpoint:signal") whose last audited evaluation failed, with the error."""
-    failing: dict[str, str] = {}
+def _open_details(
+    conn: Connection, opening: str, closing: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The details of each subject's last ``opening`` audit event that no ``closing`` event
+    followed, by subject ("endpoint:signal"), read in chain order."""
+    found: dict[str, dict[str, Any]] = {}
     rows = conn.execute(
         select(audit_events.c.action, audit_events.c.subject, audit_events.c.canonical)
-        .where(audit_events.c.action.in_([SIGNAL_FAILED, SIGNAL_RECOVERED]))
+        .where(audit_events.c.action.in_([opening, *closing]))
         .order_by(audit_events.c.seq)
     )
     for row in rows:
-        if row.action == SIGNAL_RECOVERED:
-            failing.pop(row.subject, None)
+        if row.action != opening:
+            found.pop(row.subject, None)
         else:
-            details = json.loads(bytes(row.canonical)).get("details", {})
-            failing[row.subject] = str(details.get("error", ""))
-    return failing
+            found[row.subject] = json.loads(bytes(row.canonical)).get("details", {})
+    return found
+
+
+def _failing_signals(conn: Connection) -> dict[str, str]:
+    """The signals ("endpoint:signal") whose last audited evaluation failed, with the error."""
+    failed = _open_details(conn, SIGNAL_FAILED, [SIGNAL_RECOVERED])
+    return {subject: str(details.get("error", "")) for subject, details in failed.items()}
 
 
 def _instant(stored: str) -> datetime:
@@ -170,23 +178,11 @@ class Unmeasured:
 
 def _unmeasured_signals(conn: Connection) -> dict[str, Unmeasured]:
     """The signals ("endpoint:signal") whose last audited outcome left them unmeasured."""
-    found: dict[str, Unmeasured] = {}
-    rows = conn.execute(
-        select(audit_events.c.action, audit_events.c.subject, audit_events.c.canonical)
-        .where(
-            audit_events.c.action.in_([SIGNAL_UNMEASURED, SIGNAL_MEASURED, SIGNAL_UNMEASURED_ENDED])
-        )
-        .order_by(audit_events.c.seq)
-    )
-    for row in rows:
-        if row.action != SIGNAL_UNMEASURED:
-            found.pop(row.subject, None)
-        else:
-            details = json.loads(bytes(row.canonical)).get("details", {})
-            found[row.subject] = Unmeasured(
-                _instant(str(details["since"])), str(details.get("why", ""))
-            )
-    return found
+    stretches = _open_details(conn, SIGNAL_UNMEASURED, [SIGNAL_MEASURED, SIGNAL_UNMEASURED_ENDED])
+    return {
+        subject: Unmeasured(_instant(str(details["since"])), str(details.get("why", "")))
+        for subject, details in stretches.items()
+    }
 
 
 log = logging.getLogger(__name__)
