@@ -460,13 +460,17 @@ def test_versions_sharing_a_training_file_check_and_sample_it_once_a_pass(
     _serve(platform, "green", 2, v2, _data(rng, 300))
     reads: list[Path] = []
     checks: list[Path] = []
-    stream, manifest = training_data._stream_rows, digest.manifest_of
+    stream, copy = training_data._stream_rows, digest.copy_hashed
     monkeypatch.setattr(training_data, "_stream_rows", lambda p: reads.append(p) or stream(p))
-    monkeypatch.setattr(digest, "manifest_of", lambda p: checks.append(p) or manifest(p))
+    monkeypatch.setattr(
+        digest, "copy_hashed", lambda p, to, **kw: checks.append(p) or copy(p, to, **kw)
+    )
     clock.advance(minutes=5)
     report = platform.monitoring.run_once()
     assert (report.evaluated, report.failed) == (2, ())
-    assert (reads, checks) == ([tmp_path / "shared.csv"], [tmp_path / "shared.csv"])
+    assert checks == [tmp_path / "shared.csv"]
+    assert [path.name for path in reads] == ["shared.csv"]  # the checked copy
+    assert not reads[0].exists()  # removed at the end of the pass
     platform.monitoring.run_once()  # a new pass checks the file again: it may be rewritten
     assert len(reads) == len(checks) == 2
 

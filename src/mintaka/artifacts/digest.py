@@ -75,6 +75,24 @@ def sized_sha256(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def copy_hashed(origin: Path, target: Path, *, sync: bool = True) -> tuple[int, str]:
+    """Copy ``origin`` to ``target`` (fsync'd when ``sync``); the size and sha256 of the bytes
+    written, hashed as they are written: the copy holds exactly the bytes hashed, whatever
+    happens to ``origin`` during or after the copy."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(origin, "rb", buffering=0) as source, open(target, "wb", buffering=0) as sink:
+        while chunk := source.read(CHUNK):
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[sink.write(view) :]
+            size += len(chunk)
+        if sync:
+            os.fsync(sink.fileno())
+    return size, digest.hexdigest()
+
+
 def _mode(path: Path) -> int:
     try:
         return os.lstat(path).st_mode

@@ -9,7 +9,6 @@ stray temporary directory that the next ingest sweeps away.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from mintaka.artifacts.digest import CHUNK, Manifest, ManifestEntry, manifest_of
+from mintaka.artifacts.digest import Manifest, ManifestEntry, copy_hashed, manifest_of
 from mintaka.errors import IntegrityError, NotFound, ValidationError
 from mintaka.files import fsync_directory
 
@@ -45,21 +44,6 @@ class StoredArtifact:
     def content(self) -> Path:
         """The directory holding the artifact's files under their original relative paths."""
         return self.path / CONTENT_DIR
-
-
-def _copy_hashed(origin: Path, target: Path) -> tuple[int, str]:
-    """Copy ``origin`` to ``target`` and fsync it; the size and sha256 of the bytes written."""
-    digest = hashlib.sha256()
-    size = 0
-    with open(origin, "rb", buffering=0) as source, open(target, "wb", buffering=0) as sink:
-        while chunk := source.read(CHUNK):
-            digest.update(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[sink.write(view) :]
-            size += len(chunk)
-        os.fsync(sink.fileno())
-    return size, digest.hexdigest()
 
 
 def _place(tmp: Path, final: Path, attempts: int = 8) -> None:
@@ -130,7 +114,7 @@ class ArtifactStore:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 # The bytes are hashed as they are written: the copy is what was hashed, and a
                 # source that changed since its manifest was taken is caught here.
-                size, sha = _copy_hashed(source if single else source / entry.path, target)
+                size, sha = copy_hashed(source if single else source / entry.path, target)
                 copied.append(ManifestEntry(entry.path, size, sha))
             if Manifest(tuple(copied)).digest != manifest.digest:
                 raise IntegrityError(

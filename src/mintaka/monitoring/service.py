@@ -1178,6 +1178,7 @@ class MonitoringService:
                         exc_info=not isinstance(exc, MintakaError),
                     )
                     failed.append(SignalFailure(spec.endpoint, signal.name, error))
+        samples.close()
         self._audit_failures(failed, measured)
         killed = {name for name, e in recorded.items() if e.status is EndpointStatus.KILLED}
         quiet = {k: v for k, v in quiet.items() if v[0].endpoint not in killed}

@@ -12,7 +12,10 @@ from __future__ import annotations
 import csv
 import math
 import random
+import tempfile
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,24 +31,34 @@ SAMPLE_SEED = 0  # the same file gives the same sample on every run
 _PARQUET_BATCH = 8_192  # rows of a Parquet file read at a time
 
 
-def registered_file(dataset: DatasetVersion) -> Path:
-    """The file of ``dataset``, checked to hold the bytes it was registered with: a
-    ``ValidationError`` naming the dataset version when it is not on this machine, is gone, or
-    was rewritten since."""
-    from mintaka.artifacts.digest import manifest_of
+@contextmanager
+def registered_copy(dataset: DatasetVersion) -> Iterator[Path]:
+    """A private copy of the file of ``dataset``, hashed as it is copied and checked to hold the
+    bytes it was registered with; removed on leaving the context. The check and the use are one
+    read of the file: a file rewritten after the check cannot be used in place of the bytes
+    checked. A ``ValidationError`` naming the dataset version when its file is not on this
+    machine, is gone, or was rewritten since it was registered."""
+    from mintaka.artifacts.digest import Manifest, ManifestEntry, copy_hashed
 
     named = f"dataset {dataset.id} ({dataset.name})"
     path = file_path(dataset.uri)
     if path is None:
         raise ValidationError(f"{named} is at {dataset.uri}, not a file on this machine")
+    gone = ValidationError(f"the file of {named} is gone from {path}")
     if not path.is_file():
-        raise ValidationError(f"the file of {named} is gone from {path}")
-    if manifest_of(path).digest != dataset.digest:
-        raise ValidationError(
-            f"{path} no longer holds {named}: it was rewritten after it was registered (as "
-            f"{dataset.digest}); restore that file to measure against it"
-        )
-    return path
+        raise gone
+    with tempfile.TemporaryDirectory(prefix="mintaka-dataset-") as private:
+        copy = Path(private) / path.name  # the same suffix: the same format
+        try:
+            size, sha256 = copy_hashed(path, copy, sync=False)
+        except (FileNotFoundError, IsADirectoryError):
+            raise gone from None
+        if Manifest((ManifestEntry(path.name, size, sha256),)).digest != dataset.digest:
+            raise ValidationError(
+                f"{path} no longer holds {named}: it was rewritten after it was registered (as "
+                f"{dataset.digest}); restore that file to measure against it"
+            )
+        yield copy
 
 
 def sample_rows(
@@ -97,18 +110,34 @@ def feature_sample(
 
 class SampleCache:
     """The registered files checked and the samples drawn within one pass of the monitoring
-    runner: the versions (and signals) judged against one training file hash it once and read
-    it once. Each pass starts with none, so a file rewritten between passes is caught."""
+    runner: the versions (and signals) judged against one training file copy and hash it once
+    and sample the checked copy once. Each pass starts with none, so a file rewritten between
+    passes is caught. The copies are removed when the cache is closed (or, failing that, when
+    it is dropped)."""
 
     def __init__(self) -> None:
         self._files: dict[tuple[str, str], Path] = {}
         self._samples: dict[tuple[Any, ...], FeatureSample] = {}
+        self._copies = ExitStack()
+        self._release = weakref.finalize(self, self._copies.close)
+
+    def __enter__(self) -> SampleCache:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove the checked copies of this pass."""
+        self._files.clear()
+        self._release()
 
     def registered_file(self, dataset: DatasetVersion) -> Path:
-        """:func:`registered_file` of ``dataset``, checked once (a failure is not kept)."""
+        """The :func:`registered_copy` of ``dataset``, made once and kept until the cache is
+        closed (a failure is not kept)."""
         key = (dataset.uri, dataset.digest)
         if key not in self._files:
-            self._files[key] = registered_file(dataset)
+            self._files[key] = self._copies.enter_context(registered_copy(dataset))
         return self._files[key]
 
     def feature_sample(

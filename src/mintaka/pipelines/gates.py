@@ -88,11 +88,12 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
     ``ValidationError`` naming the version, never validated in its place."""
     from mintaka.monitoring.profiles import DatasetProfile, as_columns
     from mintaka.monitoring.statistics import drift
-    from mintaka.monitoring.training_data import registered_file
+    from mintaka.monitoring.training_data import registered_copy
 
     platform = ctx.require_platform()
     dataset = platform.get_dataset(inputs.dataset_id)
-    rows = _read(registered_file(dataset))
+    with registered_copy(dataset) as checked:
+        rows = _read(checked)
     checks = [
         GateCheck(
             name="rows", passed=len(rows) >= inputs.min_rows, value=len(rows), limit=inputs.min_rows
