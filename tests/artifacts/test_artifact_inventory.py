@@ -212,7 +212,8 @@ def test_sweeping_without_orphans_leaves_stored_bytes_alone(
     _age(platform, orphan.digest, 7200)
     stale = platform.artifacts.root / "tmp" / "ingest-interrupted"
     (stale / CONTENT_DIR).mkdir(parents=True)
-    os.utime(stale, (time.time() - 7200,) * 2)
+    for changed in (stale / CONTENT_DIR, stale):
+        os.utime(changed, (time.time() - 7200,) * 2)
 
     report = inventory.sweep(platform)
     assert report.staging_removed == 1

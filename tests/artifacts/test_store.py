@@ -112,6 +112,23 @@ def test_sweep_removes_only_stale_staging_directories(tmp_path: Path) -> None:
     assert fresh.exists()
 
 
+def test_sweep_keeps_a_staging_directory_whose_files_are_still_being_written(
+    tmp_path: Path,
+) -> None:
+    store = ArtifactStore(tmp_path)
+    copying = tmp_path / "tmp" / "ingest-copying"
+    large = copying / "content" / "weights" / "model.bin"
+    large.parent.mkdir(parents=True)
+    large.write_bytes(b"a large file, still being copied")
+    for folder in (copying, copying / "content", large.parent):
+        os.utime(folder, (0, 0))  # every entry created long ago; only the file's bytes move
+    assert store.sweep(min_age_seconds=60) == 0
+    assert large.exists()
+    os.utime(large, (0, 0))  # the copy stopped: the ingest is gone
+    assert store.sweep(min_age_seconds=60) == 1
+    assert not copying.exists()
+
+
 def test_digest_is_sha256_of_the_rfc8785_manifest(artifact: Path) -> None:
     import hashlib
 

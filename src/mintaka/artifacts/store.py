@@ -61,6 +61,21 @@ def _place(tmp: Path, final: Path, attempts: int = 8) -> None:
     os.rename(tmp, final)  # one last time, its error raised
 
 
+def _newest_change(path: Path) -> float | None:
+    """The newest modification time of ``path`` and of everything under it (links not
+    followed), or None when ``path`` is gone; an entry removed while it is looked at is left
+    out."""
+    try:
+        newest = os.lstat(path).st_mtime
+    except FileNotFoundError:
+        return None
+    for directory, dirnames, filenames in os.walk(path):
+        for name in (*dirnames, *filenames):
+            with contextlib.suppress(FileNotFoundError):
+                newest = max(newest, os.lstat(os.path.join(directory, name)).st_mtime)
+    return newest
+
+
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -227,8 +242,9 @@ class ArtifactStore:
     def sweep(self, min_age_seconds: float = 3600.0) -> int:
         """Remove temporary directories left by interrupted ingests; returns how many.
 
-        Only directories older than ``min_age_seconds`` go, so an ingest still running in
-        another process keeps its staging directory.
+        Only directories in which nothing changed for ``min_age_seconds`` go, so an ingest
+        still running in another process keeps its staging directory: one copying a large file
+        for longer than that touches only that file, not the directories above it.
         """
         staging = self._staging
         if not staging.exists():
@@ -236,11 +252,10 @@ class ArtifactStore:
         removed = 0
         cutoff = time.time() - min_age_seconds
         for child in staging.iterdir():
-            try:
-                old = child.stat().st_mtime <= cutoff
-            except FileNotFoundError:  # renamed into place (or deleted) meanwhile
+            newest = _newest_change(child)
+            if newest is None:  # renamed into place (or deleted) meanwhile
                 continue
-            if old:
+            if newest <= cutoff:
                 shutil.rmtree(child, ignore_errors=True)
                 removed += 1
         return removed
