@@ -129,6 +129,28 @@ def test_sweep_keeps_a_staging_directory_whose_files_are_still_being_written(
     assert not copying.exists()
 
 
+def test_ingest_makes_every_directory_of_the_copy_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.artifacts import store as store_module
+
+    source = tmp_path / "model"
+    (source / "a" / "b").mkdir(parents=True)
+    (source / "a" / "b" / "weights.bin").write_bytes(b"weights")
+    (source / "c").mkdir()
+    (source / "c" / "config.json").write_bytes(b"{}")
+    synced: list[Path] = []
+    sync = store_module.fsync_directory
+    monkeypatch.setattr(store_module, "fsync_directory", lambda p: synced.append(p) or sync(p))
+    stored = ArtifactStore(tmp_path / "store").ingest(source)
+    staging = tmp_path / "store" / "tmp"
+    staged = {Path(*p.relative_to(staging).parts[1:]) for p in synced if p.is_relative_to(staging)}
+    assert staged == {Path(), *(Path("content", d) for d in ("", "a", "a/b", "c"))}
+    objects = tmp_path / "store" / "sha256"
+    assert {stored.path.parent, objects, objects.parent} <= set(synced)  # the new prefix too
+    assert stored.content.joinpath("a", "b", "weights.bin").read_bytes() == b"weights"
+
+
 def test_digest_is_sha256_of_the_rfc8785_manifest(artifact: Path) -> None:
     import hashlib
 

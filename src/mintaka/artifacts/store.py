@@ -18,7 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from mintaka.artifacts.digest import Manifest, ManifestEntry, copy_hashed, manifest_of
 from mintaka.errors import IntegrityError, NotFound, ValidationError
@@ -59,6 +59,27 @@ def _place(tmp: Path, final: Path, attempts: int = 8) -> None:
                 shutil.rmtree(tmp, ignore_errors=True)  # another writer stored the same bytes
                 return
     os.rename(tmp, final)  # one last time, its error raised
+
+
+def _durable_mkdir(directory: Path) -> None:
+    """Create ``directory`` and its missing parents, each new entry made durable in the
+    directory holding it: an artifact renamed into a new prefix directory must not be lost
+    with that directory's entry in a crash."""
+    created = [d for d in (directory, *directory.parents) if not d.exists()]
+    directory.mkdir(parents=True, exist_ok=True)
+    for new in created:
+        fsync_directory(new.parent)
+
+
+def _directories(content: Path, manifest: Manifest) -> list[Path]:
+    """``content`` and every directory under it that holds a file of ``manifest``, directly or
+    below: the directories whose entries must be made durable for the copy to survive a crash
+    whole, deepest first."""
+    found = {content}
+    for entry in manifest.entries:
+        depth = len(PurePosixPath(entry.path).parts) - 1  # the directories the file is under
+        found.update((content / entry.path).parents[:depth])
+    return sorted(found, key=lambda d: len(d.parts), reverse=True)
 
 
 def _newest_change(path: Path) -> float | None:
@@ -140,11 +161,10 @@ class ArtifactStore:
             )
             with (tmp / MANIFEST_NAME).open("rb") as handle:
                 os.fsync(handle.fileno())
-            for directory in sorted({(content / e.path).parent for e in manifest.entries}):
+            for directory in _directories(content, manifest):
                 fsync_directory(directory)
-            fsync_directory(content)
             fsync_directory(tmp)
-            final.parent.mkdir(parents=True, exist_ok=True)
+            _durable_mkdir(final.parent)
             if damaged is not None:  # parked in staging, where ``sweep`` removes it
                 with contextlib.suppress(FileNotFoundError):
                     os.rename(damaged, tempfile.mkdtemp(prefix="damaged-", dir=staging))
@@ -234,7 +254,7 @@ class ArtifactStore:
     def reattach(self, digest: str, detached: Path) -> None:
         """Put back what ``detach`` took out (a sweep that failed before it was recorded)."""
         final = self._final(digest)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _durable_mkdir(final.parent)
         os.rename(detached / "object", final)
         fsync_directory(final.parent)
         shutil.rmtree(detached, ignore_errors=True)
