@@ -129,6 +129,22 @@ def test_sweep_keeps_a_staging_directory_whose_files_are_still_being_written(
     assert not copying.exists()
 
 
+def test_sweep_removes_stale_stray_files_and_counts_only_what_it_removed(
+    tmp_path: Path,
+) -> None:
+    store = ArtifactStore(tmp_path)
+    staging = tmp_path / "tmp"
+    staging.mkdir()
+    stray = staging / "partial.bin"
+    stray.write_bytes(b"left behind")
+    link = staging / "link"
+    link.symlink_to(tmp_path / "elsewhere")
+    for path in (stray, link):
+        os.utime(path, (0, 0), follow_symlinks=False)
+    assert store.sweep(min_age_seconds=60) == 2
+    assert list(staging.iterdir()) == []
+
+
 def test_ingest_makes_every_directory_of_the_copy_durable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

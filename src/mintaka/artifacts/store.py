@@ -97,6 +97,17 @@ def _newest_change(path: Path) -> float | None:
     return newest
 
 
+def _remove(path: Path) -> bool:
+    """Remove what is left at ``path`` in the staging area, a directory (its tree), a file or a
+    link (never followed); whether it is gone now."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):  # like rmtree's: what stays is not counted
+            os.unlink(path)
+    return not os.path.lexists(path)
+
+
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -260,9 +271,10 @@ class ArtifactStore:
         shutil.rmtree(detached, ignore_errors=True)
 
     def sweep(self, min_age_seconds: float = 3600.0) -> int:
-        """Remove temporary directories left by interrupted ingests; returns how many.
+        """Remove what interrupted ingests left in the staging area (their directories, and any
+        stray file or link); returns how many entries it removed, not counting one it could not.
 
-        Only directories in which nothing changed for ``min_age_seconds`` go, so an ingest
+        Only entries in which nothing changed for ``min_age_seconds`` go, so an ingest
         still running in another process keeps its staging directory: one copying a large file
         for longer than that touches only that file, not the directories above it.
         """
@@ -275,7 +287,6 @@ class ArtifactStore:
             newest = _newest_change(child)
             if newest is None:  # renamed into place (or deleted) meanwhile
                 continue
-            if newest <= cutoff:
-                shutil.rmtree(child, ignore_errors=True)
+            if newest <= cutoff and _remove(child):
                 removed += 1
         return removed
