@@ -198,6 +198,24 @@ def test_source_changed_after_its_manifest_was_taken_is_not_stored(tmp_path: Pat
         store.get(manifest.digest)
 
 
+@pytest.mark.parametrize("change", ["removed", "made a directory"])
+def test_source_gone_after_its_manifest_was_taken_is_a_typed_error(
+    tmp_path: Path, change: str
+) -> None:
+    source = tmp_path / "model"
+    source.mkdir()
+    (source / "weights.bin").write_bytes(b"weights")
+    manifest = manifest_of(source)
+    (source / "weights.bin").unlink()
+    if change == "made a directory":
+        (source / "weights.bin").mkdir()
+    store = ArtifactStore(tmp_path / "artifacts")
+    with pytest.raises(IntegrityError, match="changed while it was being copied"):
+        store.ingest(source, manifest)
+    assert list((tmp_path / "artifacts" / "tmp").iterdir()) == []
+    assert not store.exists(manifest.digest)
+
+
 @pytest.mark.parametrize("round_", range(5))
 def test_ingests_racing_to_repair_one_damaged_copy_all_end_on_good_bytes(
     tmp_path: Path, round_: int

@@ -61,6 +61,28 @@ def _place(tmp: Path, final: Path, attempts: int = 8) -> None:
     os.rename(tmp, final)  # one last time, its error raised
 
 
+def _copy_content(source: Path, content: Path, manifest: Manifest) -> None:
+    """Copy the files of ``manifest`` from ``source`` (a file or directory) into ``content``.
+    The bytes are hashed as they are written, so the copy is what was hashed: a source that
+    changed since its manifest was taken (a file rewritten, removed or replaced by a directory)
+    is an ``IntegrityError``."""
+    changed = IntegrityError(
+        f"artifact {source} changed while it was being copied; nothing was stored"
+    )
+    single = source.is_file()
+    copied = []
+    for entry in manifest.entries:
+        target = content / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            size, sha = copy_hashed(source if single else source / entry.path, target)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise changed from None
+        copied.append(ManifestEntry(entry.path, size, sha))
+    if Manifest(tuple(copied)).digest != manifest.digest:
+        raise changed
+
+
 def _durable_mkdir(directory: Path) -> None:
     """Create ``directory`` and its missing parents, each new entry made durable in the
     directory holding it: an artifact renamed into a new prefix directory must not be lost
@@ -154,19 +176,7 @@ class ArtifactStore:
         tmp = Path(tempfile.mkdtemp(prefix="ingest-", dir=staging))
         try:
             content = tmp / CONTENT_DIR
-            single = source.is_file()
-            copied = []
-            for entry in manifest.entries:
-                target = content / entry.path
-                target.parent.mkdir(parents=True, exist_ok=True)
-                # The bytes are hashed as they are written: the copy is what was hashed, and a
-                # source that changed since its manifest was taken is caught here.
-                size, sha = copy_hashed(source if single else source / entry.path, target)
-                copied.append(ManifestEntry(entry.path, size, sha))
-            if Manifest(tuple(copied)).digest != manifest.digest:
-                raise IntegrityError(
-                    f"artifact {source} changed while it was being copied; nothing was stored"
-                )
+            _copy_content(source, content, manifest)
             (tmp / MANIFEST_NAME).write_text(
                 json.dumps({"digest": manifest.digest, "files": manifest.to_json()}, indent=1)
             )
