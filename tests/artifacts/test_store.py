@@ -198,6 +198,35 @@ def test_source_changed_after_its_manifest_was_taken_is_not_stored(tmp_path: Pat
         store.get(manifest.digest)
 
 
+def test_stored_bytes_that_cannot_be_read_fail_verify_and_are_replaced_on_ingest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.artifacts import digest
+
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"weights")
+    store = ArtifactStore(tmp_path / "store")
+    stored = store.ingest(source)
+    unreadable = stored.content / "model.bin"
+    hashed = digest.sized_sha256
+    refusals: list[Path] = []
+
+    def refuse_once(path: Path) -> tuple[int, str]:
+        if Path(path) == unreadable and not refusals:
+            refusals.append(path)
+            raise PermissionError(13, "Permission denied", str(path))
+        return hashed(path)
+
+    monkeypatch.setattr(digest, "sized_sha256", refuse_once)
+    with pytest.raises(IntegrityError, match=r"cannot be read.*Permission denied"):
+        store.verify(stored.digest)
+    refusals.clear()
+    assert store.ingest(source).digest == stored.digest  # the caller's bytes take its place
+    assert store.verify(stored.digest).digest == stored.digest
+    [parked] = (tmp_path / "store" / "tmp").iterdir()  # the unreadable copy, for sweep
+    assert parked.name.startswith("damaged-")
+
+
 @pytest.mark.parametrize("change", ["removed", "made a directory"])
 def test_source_gone_after_its_manifest_was_taken_is_a_typed_error(
     tmp_path: Path, change: str

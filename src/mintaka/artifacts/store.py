@@ -220,8 +220,8 @@ class ArtifactStore:
         return StoredArtifact(digest, final, manifest)
 
     def verify(self, digest: str) -> StoredArtifact:
-        """Recompute the digest of the stored bytes; ``IntegrityError`` when they changed or are
-        no longer plain files, ``NotFound`` when they are gone."""
+        """Recompute the digest of the stored bytes; ``IntegrityError`` when they changed, are
+        no longer plain files or cannot be read, ``NotFound`` when they are gone."""
         stored = self.get(digest)
         if not os.path.lexists(stored.content):
             raise NotFound(f"artifact {digest} has lost its content at {stored.content}")
@@ -230,6 +230,10 @@ class ArtifactStore:
         except ValidationError as exc:  # emptied, a link or a special file put in its place
             raise IntegrityError(
                 f"artifact {digest} does not match its stored bytes: {exc}"
+            ) from None
+        except OSError as exc:  # unreadable bytes are not known to be the artifact's
+            raise IntegrityError(
+                f"artifact {digest}'s stored bytes cannot be read: {exc}"
             ) from None
         # A single-file artifact is stored under its own name; compare entry by entry.
         if actual.to_json() != stored.manifest.to_json() or stored.manifest.digest != digest:
