@@ -12,12 +12,14 @@ from typing import Any
 
 import pytest
 from artifact_kit import MakeArtifact
+from cli_kit import cli
 from governance_kit import APPROVERS, CARD
 from sqlalchemy import select, update
 
 from mintaka import IdFactory, ManualClock, Platform, PolicyViolation, ValidationError
 from mintaka.governance.evidence import build_pack, export_evidence
 from mintaka.governance.inventory import inventory
+from mintaka.governance.records import check_records
 from mintaka.store.schema import approvals, audit_events, policy_exceptions
 
 TOKYO = timezone(timedelta(hours=9))
@@ -347,3 +349,67 @@ def test_an_exception_event_edited_out_of_shape_waives_nothing(
     assert entry.exceptions == ()
     [listed] = build_pack(dana, high)["exceptions"]
     assert listed["recorded"] is False
+
+
+def test_audit_verify_names_sign_off_rows_the_chain_does_not_record(
+    as_: Callable[[str], Platform],
+    high: str,
+    home: Path,
+    clock: ManualClock,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rita = as_("rita")
+    given = rita.governance.approve(high)
+    _grant(rita, high, timedelta(days=3), TOKYO)
+    [granted] = rita.governance.exceptions(rita.get_model_version(high))
+    assert check_records(rita.store).ok
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "verify")
+    assert code == 0, out
+    assert "verified" in out
+    version = rita.get_model_version(high)
+    with rita.store.write() as conn:
+        conn.execute(
+            approvals.insert().values(
+                id="apr-forged",
+                version_id=version.id,
+                artifact_digest=version.artifact_digest,
+                approver="raj",
+                identity_source="flag",
+                role="model-risk",
+                comment="",
+                at=given.at.isoformat(),
+            )
+        )
+        conn.execute(update(policy_exceptions).values(justification="widened by hand"))
+    report = check_records(rita.store)
+    assert not report.ok
+    assert [(r.table, r.id, r.subject) for r in report.unrecorded] == [
+        ("approvals", "apr-forged", high),
+        ("policy_exceptions", granted.id, high),
+    ]
+    assert report.missing == []
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "verify")
+    assert code == 1
+    assert "apr-forged" in out
+    assert granted.id in out
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "verify", "--json")
+    assert code == 1
+    body = json.loads(out)
+    assert (body["ok"], body["first_bad_seq"]) == (False, None)
+    assert [r["id"] for r in body["records"]["unrecorded"]] == ["apr-forged", granted.id]
+
+
+def test_audit_verify_names_sign_off_events_whose_row_is_gone(
+    as_: Callable[[str], Platform], high: str
+) -> None:
+    rita = as_("rita")
+    given = rita.governance.approve(high)
+    [event] = [e for e in rita.audit.events() if e.action == "model.approve"]
+    with rita.store.write() as conn:
+        conn.execute(approvals.delete().where(approvals.c.id == given.id))
+    report = check_records(rita.store)
+    assert not report.ok
+    assert report.unrecorded == []
+    assert [(m.seq, m.table, m.id, m.subject) for m in report.missing] == [
+        (event.seq, "approvals", given.id, high)
+    ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -13,6 +13,7 @@ from mintaka.cli.state import platform
 from mintaka.errors import ValidationError
 
 if TYPE_CHECKING:
+    from mintaka.governance.records import RecordsReport
     from mintaka.platform import Platform
 
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
@@ -37,33 +38,63 @@ def verify(
 
     With --public-key and --checkpoints, also check every checkpoint's signature and that the
     chain reproduces each checkpointed head, which catches a chain rewritten from end to end.
+    Then cross-check the approvals and exceptions tables with the chain: a row no audit event
+    records as it stands, or an event whose row is gone, fails verification too (by id).
     """
+    from mintaka.governance.records import check_records
+
     if (public_key is None) != (checkpoint_file is None):
         raise ValidationError("--public-key and --checkpoints go together")
+    plat = platform(ctx)
     if public_key is not None and checkpoint_file is not None:
         from mintaka.audit import checkpoints
 
         key = checkpoints.load_public_key(public_key)
         entries = checkpoints.read(checkpoint_file)
-        report = checkpoints.verify(platform(ctx).audit, key, entries)
+        report = checkpoints.verify(plat.audit, key, entries)
         ok, reason, first_bad = report.ok, report.reason, report.first_bad_seq
         summary = f"{report.events} events, {report.checkpoints} signed checkpoints"
-        result: object = report
+        result: dict[str, Any] = report.model_dump(mode="json")
     else:
-        chain = platform(ctx).verify_audit()
+        chain = plat.verify_audit()
         ok, reason, first_bad = chain.ok, chain.reason, chain.first_bad_seq
         summary = f"{chain.events} events"
-        result = chain
+        result = chain.model_dump(mode="json")
+    records = check_records(plat.store)
     if as_json:
-        emit_json(result)
-    elif ok:
-        console.print(f"[green]audit chain verified[/]: {summary}")
-    elif first_bad is None:
+        emit_json({**result, "ok": ok and records.ok, "records": records})
+    elif not ok and first_bad is None:
         console.print(f"[red]audit checkpoints rejected[/]: {escape(str(reason))}")
-    else:
+    elif not ok:
         console.print(f"[red]audit chain broken at sequence {first_bad}[/]: {escape(str(reason))}")
-    if not ok:
+    elif records.ok:
+        console.print(f"[green]audit chain verified[/]: {summary}")
+    else:
+        console.print(f"audit chain verified: {summary}")
+    if not as_json and not records.ok:
+        _print_records(records)
+    if not ok or not records.ok:
         raise typer.Exit(1)
+
+
+def _print_records(records: RecordsReport) -> None:
+    """Name every approval or exception row the chain does not record, and every event whose
+    row is gone."""
+    console.print(
+        "[red]approvals and exceptions disagree with the audit chain[/] (such rows count nowhere)"
+    )
+    if records.unrecorded:
+        table(
+            "rows the audit chain does not record",
+            ["table", "id", "version", "why"],
+            [(r.table, r.id, r.subject, r.reason) for r in records.unrecorded],
+        )
+    if records.missing:
+        table(
+            "audit events whose row is gone",
+            ["seq", "table", "id", "version"],
+            [(m.seq, m.table, m.id, m.subject) for m in records.missing],
+        )
 
 
 @app.command("log")

@@ -1,0 +1,193 @@
+"""The approvals and exceptions tables cross-checked against the audit chain.
+
+Those tables are mutable; the gate, the inventory, evidence packs and sync count a row only as
+the ``model.approve`` or ``policy.exception`` event that wrote it records it (see
+:mod:`mintaka.governance.service`). A row written or changed by hand therefore counts nowhere,
+but the chain alone still verifies: :func:`check_records` names every such row, and every event
+whose row the table no longer holds, so that ``mintaka audit verify`` reports them.
+
+It reads the store only: no policy and no identity, so a store whose policy file is broken can
+still be verified.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from mintaka.domain.base import Record
+from mintaka.domain.governance import Approval, Identity, IdentitySource, PolicyException
+from mintaka.store.engine import Store
+from mintaka.store.schema import approvals, audit_events, model_versions, policy_exceptions
+
+APPROVALS = "approvals"
+EXCEPTIONS = "policy_exceptions"
+_EVENT_OF = {APPROVALS: "model.approve", EXCEPTIONS: "policy.exception"}
+
+
+class UnrecordedRow(Record):
+    """A row of ``table`` that no audit event records as it stands; ``subject`` is the version
+    it names (its id when no such version exists)."""
+
+    table: str
+    id: str
+    subject: str
+    reason: str
+
+
+class MissingRow(Record):
+    """An audit event (``seq``) recording a row of ``table`` that the table no longer holds."""
+
+    seq: int
+    table: str
+    id: str
+    subject: str
+
+
+class RecordsReport(Record):
+    """The outcome of cross-checking the approvals and exceptions tables with the chain."""
+
+    ok: bool
+    unrecorded: list[UnrecordedRow]
+    missing: list[MissingRow]
+
+
+def check_records(store: Store) -> RecordsReport:
+    """Every approval and exception row the audit chain does not record as it stands, and
+    every ``model.approve`` or ``policy.exception`` event whose row is gone."""
+    from mintaka.governance.service import event_details
+
+    with store.read() as conn:
+        refs = {
+            row.id: f"{row.name}:{row.version}"
+            for row in conn.execute(
+                select(model_versions.c.id, model_versions.c.name, model_versions.c.version)
+            )
+        }
+        rows = {
+            APPROVALS: conn.execute(select(approvals).order_by(approvals.c.id)).all(),
+            EXCEPTIONS: conn.execute(
+                select(policy_exceptions).order_by(policy_exceptions.c.id)
+            ).all(),
+        }
+        events = {
+            table: conn.execute(
+                select(
+                    audit_events.c.seq,
+                    audit_events.c.actor,
+                    audit_events.c.at,
+                    audit_events.c.subject,
+                    audit_events.c.canonical,
+                )
+                .where(audit_events.c.action == action)
+                .order_by(audit_events.c.seq)
+            ).all()
+            for table, action in _EVENT_OF.items()
+        }
+    recorded: dict[tuple[str, str], list[_Event]] = {}
+    for table, found in events.items():
+        for event in found:
+            details = event_details(event.canonical) or {}
+            named = _recorded_id(table, details)
+            if named is not None:
+                entry = _Event(event.seq, event.actor, event.at, event.subject, details)
+                recorded.setdefault((table, named), []).append(entry)
+    unrecorded = [
+        *_unrecorded(APPROVALS, rows[APPROVALS], refs, recorded),
+        *_unrecorded(EXCEPTIONS, rows[EXCEPTIONS], refs, recorded),
+    ]
+    held = {(table, str(row.id)) for table, found in rows.items() for row in found}
+    missing = sorted(
+        (
+            MissingRow(seq=event.seq, table=table, id=named, subject=event.subject)
+            for (table, named), entries in recorded.items()
+            if (table, named) not in held
+            for event in entries
+        ),
+        key=lambda m: m.seq,
+    )
+    return RecordsReport(ok=not unrecorded and not missing, unrecorded=unrecorded, missing=missing)
+
+
+class _Event:
+    """One ``model.approve`` or ``policy.exception`` event, as the cross-check reads it."""
+
+    __slots__ = ("actor", "at", "details", "seq", "subject")
+
+    def __init__(
+        self, seq: int, actor: str, at: str, subject: str, details: Mapping[str, Any]
+    ) -> None:
+        self.seq, self.actor, self.at, self.subject, self.details = seq, actor, at, subject, details
+
+
+def _recorded_id(table: str, details: Mapping[str, Any]) -> str | None:
+    """The id of the row an event's ``details`` record, if they name one."""
+    if table == APPROVALS:
+        named = details.get("approval")
+    else:
+        exception = details.get("exception")
+        named = exception.get("id") if isinstance(exception, dict) else None
+    return named if isinstance(named, str) else None
+
+
+def _unrecorded(
+    table: str,
+    rows: Sequence[Any],
+    refs: Mapping[str, str],
+    recorded: Mapping[tuple[str, str], Sequence[_Event]],
+) -> list[UnrecordedRow]:
+    """The rows of ``table`` that none of the events naming them records as they stand."""
+    found = []
+    for row in rows:
+        ref = refs.get(row.version_id)
+        events = [e for e in recorded.get((table, str(row.id)), ()) if e.subject == ref]
+        if ref is None:
+            reason = f"names no model version ({row.version_id})"
+        elif not events:
+            reason = f"no {_EVENT_OF[table]} audit event records it"
+        elif not any(_matches(table, row, ref, event) for event in events):
+            reason = f"differs from what its {_EVENT_OF[table]} audit event records"
+        else:
+            continue
+        found.append(
+            UnrecordedRow(table=table, id=str(row.id), subject=ref or row.version_id, reason=reason)
+        )
+    return found
+
+
+def _matches(table: str, row: Any, ref: str, event: _Event) -> bool:
+    """Whether ``event`` records ``row`` of ``table`` as it stands (the gate's own test)."""
+    from mintaka.governance.service import _grants, _instant, _records
+
+    name, _, number = ref.rpartition(":")
+    try:
+        if table == APPROVALS:
+            at = _instant(event.at)
+            approval = Approval(
+                id=row.id,
+                model=name,
+                version=int(number),
+                artifact_digest=row.artifact_digest,
+                approver=Identity(name=row.approver, source=IdentitySource(row.identity_source)),
+                role=row.role,
+                at=datetime.fromisoformat(row.at),
+                comment=row.comment,
+            )
+            return at is not None and _records(approval, event.actor, at, event.details)
+        exception = PolicyException(
+            id=row.id,
+            model=name,
+            version=int(number),
+            control=row.control,
+            justification=row.justification,
+            requester=row.requester,
+            approver=row.approver,
+            expires_at=datetime.fromisoformat(row.expires_at),
+        )
+        given = event.details.get("exception")
+        return isinstance(given, dict) and _grants(exception, event.actor, given)
+    except (ValueError, TypeError):
+        return False  # a row edited into something no event could have recorded
