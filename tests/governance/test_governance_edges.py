@@ -413,3 +413,20 @@ def test_audit_verify_names_sign_off_events_whose_row_is_gone(
     assert [(m.seq, m.table, m.id, m.subject) for m in report.missing] == [
         (event.seq, "approvals", given.id, high)
     ]
+
+
+def test_approving_again_after_the_clock_steps_back_records_nothing(
+    as_: Callable[[str], Platform], high: str, clock: ManualClock
+) -> None:
+    """An approval stamped after a clock that stepped back still stands: approving again gets
+    it back rather than a second approval of the same bytes by the same person."""
+    rita = as_("rita")
+    given = rita.governance.approve(high)
+    clock.advance(minutes=-30)
+    again = as_("rita").governance.approve(high)
+    assert again.id == given.id
+    version = rita.get_model_version(high)
+    assert [a.id for a in rita.governance.approvals(version)] == [given.id]
+    assert [e.action for e in rita.audit.events()].count("model.approve") == 1
+    clock.advance(minutes=30)
+    assert rita.governance.counting_approvals(version, clock.now()) == {"rita": given.at}

@@ -308,10 +308,10 @@ class GovernanceService:
                     f"identity established by {self.identity.source.value}, not by the backend",
                 )
             )
-        counting = [a for a in self._counting(version) if a.approver.name == self.identity.name]
-        if counting and all(c.met for c in checks):
+        standing = self._standing(version, self.identity.name)
+        if standing and all(c.met for c in checks):
             self._project_approval(version)
-            return max(counting, key=lambda a: a.at)
+            return max(standing, key=lambda a: a.at)
         decision = self.decide("model.approve", version.ref, checks)
         now = self.platform._now()
         approval = Approval(
@@ -584,6 +584,17 @@ class GovernanceService:
         """The approvals of ``version``'s current bytes that count now."""
         now = self.platform._now()
         return [a for a in self.approvals(version) if self.approval_counts(version, a, now)]
+
+    def _standing(self, version: ModelVersion, approver: str) -> list[Approval]:
+        """``approver``'s approvals of ``version``'s current bytes that count now, or would
+        count at their own time when stamped after now (the clock stepped back since): one
+        approval per person per digest while it stands, whichever way the clock moved."""
+        now = self.platform._now()
+        return [
+            a
+            for a in self.approvals(version)
+            if a.approver.name == approver and self.approval_counts(version, a, max(now, a.at))
+        ]
 
     def _current_approvers(self, version: ModelVersion) -> set[str]:
         """Who approved ``version``'s current bytes in a way that counts now."""
