@@ -430,3 +430,46 @@ def test_approving_again_after_the_clock_steps_back_records_nothing(
     assert [e.action for e in rita.audit.events()].count("model.approve") == 1
     clock.advance(minutes=30)
     assert rita.governance.counting_approvals(version, clock.now()) == {"rita": given.at}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"identity_source": "root"}, {"at": "yesterday"}, {"at": "2026-01-01T00:00:00"}],
+    ids=["unknown-identity-source", "time-not-an-instant", "naive-time"],
+)
+def test_an_approval_row_edited_out_of_shape_is_unrecorded_not_fatal(
+    as_: Callable[[str], Platform], high: str, values: dict[str, str]
+) -> None:
+    dana = as_("dana")
+    given = as_("rita").governance.approve(high)
+    kept = as_("raj").governance.approve(high)
+    with dana.store.write() as conn:
+        conn.execute(update(approvals).where(approvals.c.id == given.id).values(**values))
+    version = dana.get_model_version(high)
+    assert [a.id for a in dana.governance.approvals(version)] == [kept.id]
+    with pytest.raises(PolicyViolation, match="approvals: 1 of 2"):
+        dana.set_alias("credit", "champion", 1)
+    [entry] = inventory(dana)
+    assert (entry.approvals, entry.approvals_total) == (1, 1)
+    assert [a["id"] for a in build_pack(dana, high)["approvals"]] == [kept.id]
+    assert [(r.table, r.id) for r in check_records(dana.store).unrecorded] == [
+        ("approvals", given.id)
+    ]
+
+
+@pytest.mark.parametrize("expiry", ["never", "2026-02-01T00:00:00"], ids=["text", "naive"])
+def test_an_exception_row_edited_out_of_shape_waives_nothing_and_is_not_fatal(
+    as_: Callable[[str], Platform], high: str, expiry: str
+) -> None:
+    _grant(as_("rita"), high, timedelta(days=3), TOKYO)
+    dana = as_("dana")
+    with dana.store.write() as conn:
+        conn.execute(update(policy_exceptions).values(expires_at=expiry))
+    version = dana.get_model_version(high)
+    assert dana.governance.exceptions(version) == []
+    with pytest.raises(PolicyViolation, match="approvals: 0 of 2"):
+        dana.set_alias("credit", "champion", 1)
+    [entry] = inventory(dana)
+    assert entry.exceptions == ()
+    assert build_pack(dana, high)["exceptions"] == []
+    assert [r.table for r in check_records(dana.store).unrecorded] == ["policy_exceptions"]

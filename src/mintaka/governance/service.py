@@ -248,19 +248,29 @@ class GovernanceService:
 
     @staticmethod
     def _approvals_of(version: ModelVersion, rows: Sequence[Any]) -> list[Approval]:
-        return [
-            Approval(
-                id=row.id,
-                model=version.name,
-                version=version.version,
-                artifact_digest=row.artifact_digest,
-                approver=Identity(name=row.approver, source=IdentitySource(row.identity_source)),
-                role=row.role,
-                at=datetime.fromisoformat(row.at),
-                comment=row.comment,
-            )
-            for row in rows
-        ]
+        """``version``'s approval rows as approvals; a row edited into something no approval
+        can be (an unknown identity source, a time that is not an aware instant) is left out,
+        so it counts nowhere rather than failing every reader (``audit verify`` names it)."""
+        found = []
+        for row in rows:
+            try:
+                found.append(
+                    Approval(
+                        id=row.id,
+                        model=version.name,
+                        version=version.version,
+                        artifact_digest=row.artifact_digest,
+                        approver=Identity(
+                            name=row.approver, source=IdentitySource(row.identity_source)
+                        ),
+                        role=row.role,
+                        at=datetime.fromisoformat(row.at),
+                        comment=row.comment,
+                    )
+                )
+            except (ValueError, TypeError):
+                continue
+        return found
 
     def _registered_by(self, version: ModelVersion) -> set[str]:
         """Who developed, registered or adopted ``version``, trimmed as identities are: an
@@ -525,16 +535,19 @@ class GovernanceService:
             if row.version_id not in named:
                 continue
             name, number = named[row.version_id]
-            found = PolicyException(
-                id=row.id,
-                model=name,
-                version=number,
-                control=row.control,
-                justification=row.justification,
-                requester=row.requester,
-                approver=row.approver,
-                expires_at=datetime.fromisoformat(row.expires_at),
-            )
+            try:
+                found = PolicyException(
+                    id=row.id,
+                    model=name,
+                    version=number,
+                    control=row.control,
+                    justification=row.justification,
+                    requester=row.requester,
+                    approver=row.approver,
+                    expires_at=datetime.fromisoformat(row.expires_at),
+                )
+            except (ValueError, TypeError):
+                continue  # edited into no exception at all: it waives nothing (audit verify)
             events = recorded.get((row.version_id, found.id), [])
             matched = any(_grants(found, actor, given) for actor, given in events)
             backed, unbacked = split[row.version_id]
