@@ -605,3 +605,49 @@ def test_a_return_to_a_policy_is_recorded_though_the_host_clock_lags(
         back.register_model("credit", make_servable(b"v2"), flavor="pyfunc", tier="low")
         assert back.governance.decisions("credit:2")[-1].policy_digest == original
         assert [digest for digest, _ in _activations(back)] == [original, changed, original]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda b: b.__setitem__("details", ["x"]),
+        lambda b: b["details"].__setitem__("production_aliases", "live"),
+        lambda b: b["details"].__setitem__("production_aliases", 7),
+        lambda b: b["details"].__setitem__("digest", {"sha": 1}),
+        lambda b: b.__setitem__("at", "yesterday"),
+    ],
+    ids=[
+        "details-not-an-object",
+        "aliases-a-string",
+        "aliases-a-number",
+        "digest-not-text",
+        "at-not-an-instant",
+    ],
+)
+def test_a_policy_activation_edited_out_of_shape_records_nothing(
+    platform: Platform, make_servable: MakeArtifact, change: Callable[[dict[str, Any]], None]
+) -> None:
+    import json
+
+    from sqlalchemy import select, update
+
+    from mintaka.governance.inventory import inventory
+    from mintaka.governance.policy_history import activations
+    from mintaka.store.schema import audit_events
+
+    platform.register_model("m", make_servable(b"m"), flavor="pyfunc")
+    [first] = activations(platform)
+    with platform.store.write() as conn:
+        seq, canonical = conn.execute(
+            select(audit_events.c.seq, audit_events.c.canonical).where(
+                audit_events.c.action == "policy.activate"
+            )
+        ).one()
+        body = json.loads(bytes(canonical))
+        change(body)
+        edited = json.dumps(body).encode()
+        conn.execute(update(audit_events).where(audit_events.c.seq == seq).values(canonical=edited))
+    assert activations(platform) == []
+    [entry] = inventory(platform, now=platform._now())
+    assert entry.ref == "m:1"
+    assert first.seq == seq

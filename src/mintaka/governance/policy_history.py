@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 from pydantic import ValidationError as PydanticValidationError
@@ -99,7 +99,9 @@ def record_activation(
 
 
 def activations(platform: Platform) -> list[PolicyActivation]:
-    """Every recorded activation, in chain order."""
+    """Every recorded activation, in chain order. An event that cannot be read as one (its
+    bytes changed by hand into another shape, which ``audit verify`` reports) records nothing:
+    the activation before it stays in force."""
     query = (
         select(audit_events.c.seq, audit_events.c.at, audit_events.c.hash, audit_events.c.canonical)
         .where(audit_events.c.action == ACTIVATE)
@@ -109,24 +111,47 @@ def activations(platform: Platform) -> list[PolicyActivation]:
         rows = conn.execute(query).all()
     found = []
     for row in rows:
-        details = json.loads(bytes(row.canonical)).get("details", {})
-        digest = str(details.get("digest", ""))
-        source = str(details.get("source", ""))
-        policy, unreadable = _parsed(details.get("policy"), digest, source)
-        found.append(
-            PolicyActivation(
-                seq=int(row.seq),
-                at=datetime.fromisoformat(row.at),
-                hash=row.hash,
-                digest=digest,
-                version=str(details.get("version", "")),
-                source=source,
-                production_aliases=tuple(details.get("production_aliases", ())),
-                policy=policy,
-                unreadable=unreadable,
-            )
-        )
+        activation = _activation(row)
+        if activation is not None:
+            found.append(activation)
     return found
+
+
+def _activation(row: Any) -> PolicyActivation | None:
+    """The activation an event row records, or None when its bytes are not of that shape."""
+    try:
+        body = json.loads(bytes(row.canonical))
+        details = body.get("details") if isinstance(body, dict) else None
+        at = datetime.fromisoformat(row.at) if isinstance(row.at, str) else None
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(details, dict) or at is None:
+        return None
+    digest, source = details.get("digest", ""), details.get("source", "")
+    version, aliases = details.get("version", ""), details.get("production_aliases", [])
+    if not (
+        isinstance(digest, str)
+        and isinstance(source, str)
+        and isinstance(version, str)
+        and isinstance(aliases, list)
+        and all(isinstance(alias, str) for alias in aliases)
+    ):
+        return None
+    policy, unreadable = _parsed(details.get("policy"), digest, source)
+    try:
+        return PolicyActivation(
+            seq=int(row.seq),
+            at=at,
+            hash=row.hash,
+            digest=digest,
+            version=version,
+            source=source,
+            production_aliases=tuple(aliases),
+            policy=policy,
+            unreadable=unreadable,
+        )
+    except PydanticValidationError:  # a time without its offset
+        return None
 
 
 def _parsed(stored: object, digest: str, source: str) -> tuple[Policy | None, str]:
