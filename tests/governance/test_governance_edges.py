@@ -473,3 +473,19 @@ def test_an_exception_row_edited_out_of_shape_waives_nothing_and_is_not_fatal(
     assert entry.exceptions == ()
     assert build_pack(dana, high)["exceptions"] == []
     assert [r.table for r in check_records(dana.store).unrecorded] == ["policy_exceptions"]
+
+
+def test_an_approval_comment_changed_in_the_table_stops_it_counting(
+    as_: Callable[[str], Platform], high: str
+) -> None:
+    dana = as_("dana")
+    given = as_("rita").governance.approve(high, comment="checked the backtest")
+    version = dana.get_model_version(high)
+    assert [a.id for a in dana.governance.approvals(version)] == [given.id]
+    with dana.store.write() as conn:
+        conn.execute(
+            update(approvals).where(approvals.c.id == given.id).values(comment="all clear")
+        )
+    assert dana.governance.approvals(version) == []
+    assert [a.id for a in dana.governance.unrecorded_approvals(version)] == [given.id]
+    assert [r.id for r in check_records(dana.store).unrecorded] == [given.id]

@@ -356,6 +356,7 @@ class GovernanceService:
                 approved_at=now.isoformat(),
                 digest=version.artifact_digest,
                 role=chosen,
+                comment=comment,
                 identity_source=self.identity.source.value,
                 decision=self.record(conn, decision),
             )
@@ -843,11 +844,13 @@ def _records(approval: Approval, actor: str, at: datetime, details: Mapping[str,
     """Whether a ``model.approve`` event by ``actor`` at ``at`` with ``details`` records
     ``approval`` as its row stands. The event names the approval's own time (``approved_at``):
     the row's must be that instant. An event from before it did holds only its own time, which
-    bounds the row's from above (the row was stamped first)."""
+    bounds the row's from above (the row was stamped first). The comment is compared where the
+    event records it (events from before it did hold none)."""
     stamped = details.get("approved_at")
     timely = _instant(stamped) == approval.at if stamped is not None else approval.at <= at
     return (
         details.get("approval") == approval.id
+        and details.get("comment", approval.comment) == approval.comment
         and details.get("digest") == approval.artifact_digest
         and details.get("role") == approval.role
         and details.get("identity_source") == approval.approver.source.value
