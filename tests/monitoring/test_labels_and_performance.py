@@ -16,7 +16,13 @@ from mintaka.cli.app import main
 from mintaka.domain.monitoring import Alert, Escalation, MonitorSpec, Signal, SignalKind
 from mintaka.domain.registry import Signature
 from mintaka.errors import UnsupportedCapability
-from mintaka.monitoring.service import PERFORMANCE_METRICS, breaches
+from mintaka.monitoring.service import (
+    PERFORMANCE_METRICS,
+    Unmeasured,
+    _failing_signals,
+    _unmeasured_signals,
+    breaches,
+)
 from mintaka.store.schema import endpoints, labels, monitors, predictions, tickets
 
 
@@ -1132,3 +1138,59 @@ def test_times_a_store_wrote_without_a_timezone_are_read_as_utc(
     [ticket] = served.monitoring.tickets("open")
     assert ticket.opened_at == clock.now()
     assert served.monitoring.run_once().failed == ()
+
+
+class _CountingReads:
+    """A connection that counts the rows its queries hand back."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.rows = 0
+
+    def execute(self, statement: Any) -> list[Any]:
+        found = list(self.conn.execute(statement))
+        self.rows += len(found)
+        return found
+
+
+def _audit_cycles(platform: Platform, subject: str, opening: str, closing: str, n: int) -> None:
+    """Append ``n`` closed stretches of ``subject``: ``opening`` then ``closing``, a minute each."""
+    with platform.store.write() as conn:
+        for _ in range(n):
+            since = platform.clock.now().isoformat()
+            platform._audit(conn, opening, subject, since=since, why="quiet", error="boom 1")
+            platform.clock.advance(minutes=1)  # type: ignore[attr-defined]
+            platform._audit(conn, closing, subject, since=since)
+
+
+def test_open_stretches_and_failures_are_read_without_their_closed_history(
+    served: Platform, clock: ManualClock
+) -> None:
+    """The runner reads each signal's open stretch and failure on every pass: what it reads is
+    one row a signal still open, however many stretches and failures closed before."""
+    ended = "monitor.signal.unmeasured.ended"
+    _audit_cycles(served, "scoring:a", "monitor.signal.unmeasured", "monitor.signal.measured", 3)
+    _audit_cycles(served, "scoring:b", "monitor.signal.unmeasured", ended, 3)
+    _audit_cycles(served, "scoring:c", "monitor.signal.failed", "monitor.signal.recovered", 3)
+    opened = clock.now()
+    with served.store.write() as conn:
+        served._audit(
+            conn,
+            "monitor.signal.unmeasured",
+            "scoring:a",
+            since=opened.isoformat(),
+            why="no labels",
+        )
+        served._audit(conn, "monitor.signal.failed", "scoring:c", error="boom 2")
+    reads: list[int] = []
+    for _ in range(2):
+        with served.store.read() as conn:
+            counting = _CountingReads(conn)
+            state = _unmeasured_signals(counting)  # type: ignore[arg-type]
+            failing = _failing_signals(counting)  # type: ignore[arg-type]
+        assert state == {"scoring:a": Unmeasured(opened, "no labels")}
+        assert failing == {"scoring:c": "boom 2"}
+        reads.append(counting.rows)
+        _audit_cycles(served, "scoring:b", "monitor.signal.unmeasured", ended, 40)
+        _audit_cycles(served, "scoring:d", "monitor.signal.failed", "monitor.signal.recovered", 40)
+    assert reads == [2, 2]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from mintaka.capabilities import Capability
@@ -130,19 +130,20 @@ def _open_details(
     conn: Connection, opening: str, closing: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     """The details of each subject's last ``opening`` audit event that no ``closing`` event
-    followed, by subject ("endpoint:signal"), read in chain order."""
-    found: dict[str, dict[str, Any]] = {}
-    rows = conn.execute(
-        select(audit_events.c.action, audit_events.c.subject, audit_events.c.canonical)
+    followed, by subject ("endpoint:signal"), in chain order. The database picks each subject's
+    latest of those events, so a pass reads one row a subject still open, however long the
+    closed history before it grows."""
+    latest = (
+        select(func.max(audit_events.c.seq))
         .where(audit_events.c.action.in_([opening, *closing]))
+        .group_by(audit_events.c.subject)
+    )
+    rows = conn.execute(
+        select(audit_events.c.subject, audit_events.c.canonical)
+        .where(audit_events.c.seq.in_(latest), audit_events.c.action == opening)
         .order_by(audit_events.c.seq)
     )
-    for row in rows:
-        if row.action != opening:
-            found.pop(row.subject, None)
-        else:
-            found[row.subject] = json.loads(bytes(row.canonical)).get("details", {})
-    return found
+    return {row.subject: json.loads(bytes(row.canonical)).get("details", {}) for row in rows}
 
 
 def _failing_signals(conn: Connection) -> dict[str, str]:
