@@ -13,7 +13,14 @@ from sqlalchemy import func, select, update
 from mintaka import ManualClock, NotFound, Platform, ValidationError, hookimpl
 from mintaka.capabilities import Capability
 from mintaka.cli.app import main
-from mintaka.domain.monitoring import Alert, Escalation, MonitorSpec, Signal, SignalKind
+from mintaka.domain.monitoring import (
+    Alert,
+    Escalation,
+    MonitorSpec,
+    Signal,
+    SignalKind,
+    TicketStatus,
+)
 from mintaka.domain.registry import Signature
 from mintaka.errors import UnsupportedCapability
 from mintaka.monitoring.service import (
@@ -1087,6 +1094,49 @@ def test_an_unmeasured_ticket_from_before_a_kill_waits_then_is_resolved_on_relea
     assert (after.signal, after.owner) == ("scoring:accuracy:unmeasured", "oncall")
     assert after.id != before.id
     assert after.opened_at == clock.now()
+
+
+def test_an_unmeasured_ticket_from_before_a_kill_does_not_escalate_between_release_and_a_pass(
+    served: Platform, clock: ManualClock
+) -> None:
+    """Escalating alone, after the release and before the runner's next pass, leaves the
+    ``unmeasured`` ticket from before the kill with its owner: the release ended the stretch it
+    was opened for, and the next pass resolves it."""
+    signal = performance_signal(
+        unmeasured_after="24h", escalation=[Escalation(after_minutes=60, to="boss")]
+    )
+    served.monitoring.add_monitor(scoring_monitor(signal))
+    served.monitoring.run_once()
+    clock.advance(hours=25)
+    served.monitoring.run_once()
+    [before] = served.monitoring.tickets("open")
+    served.serving.kill("scoring", reason="incident")
+    clock.advance(days=10)
+    served.serving.unkill("scoring", reason="fixed")
+    assert served.monitoring.escalate_due() == []
+    assert served.monitoring.ticket(before.id).owner == "oncall"
+    assert served.monitoring.run_once().escalated == ()
+    assert served.monitoring.ticket(before.id).status is TicketStatus.RESOLVED
+    assert not [e for e in served.audit.events() if e.action == "ticket.escalate"]
+
+
+def test_an_unmeasured_ticket_of_a_monitor_whose_endpoint_moved_on_does_not_escalate(
+    served: Platform, make_servable: MakeArtifact, clock: ManualClock
+) -> None:
+    """Once its endpoint serves another model, the monitor's ``unmeasured`` stretch is no longer
+    its signal's: escalating before the next pass ends it leaves the ticket with its owner."""
+    signal = performance_signal(
+        unmeasured_after="24h", escalation=[Escalation(after_minutes=60, to="boss")]
+    )
+    served.monitoring.add_monitor(scoring_monitor(signal))
+    served.monitoring.run_once()
+    clock.advance(hours=24)
+    served.monitoring.run_once()
+    [ticket] = served.monitoring.tickets("open")
+    _redeploy_to_another_model(served, make_servable)
+    clock.advance(hours=2)
+    assert served.monitoring.escalate_due() == []
+    assert served.monitoring.ticket(ticket.id).owner == "oncall"
 
 
 def test_a_monitor_whose_endpoint_moved_on_ends_its_unmeasured_stretch_and_ticket(

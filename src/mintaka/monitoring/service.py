@@ -956,17 +956,19 @@ class MonitoringService:
         runner that was down for a while catches up in one pass (each step audited and sent).
         The ``unmeasured`` ticket of a killed endpoint waits: the endpoint serves nothing, so
         nothing is left unmeasured while it stays killed, and its release ends the stretch the
-        ticket was opened for (see :meth:`_track_unmeasured`)."""
+        ticket was opened for (see :meth:`_track_unmeasured`). So does one whose stretch is no
+        longer its signal's (see :meth:`_stretches_not_on_duty`), until the runner's next pass
+        ends it and resolves the ticket, however soon after the release that escalation runs."""
         from mintaka.domain.serving import EndpointStatus
 
-        killed = {
-            e.name
-            for e in self.platform.serving.list_endpoints()
-            if e.status is EndpointStatus.KILLED
-        }
+        recorded = {e.name: e for e in self.platform.serving.list_endpoints()}
+        killed = {name for name, e in recorded.items() if e.status is EndpointStatus.KILLED}
+        ended = self._stretches_not_on_duty(recorded)
         moved: list[str] = []
         for ticket in self.tickets(TicketStatus.OPEN):
-            if ticket.endpoint in killed and _is_unmeasured_ticket(ticket.signal):
+            if _is_unmeasured_ticket(ticket.signal) and (
+                ticket.endpoint in killed or ticket.signal.rpartition(":")[0] in ended
+            ):
                 continue
             current = self._escalate(ticket)
             if current is not None:
@@ -974,6 +976,21 @@ class MonitoringService:
             while current is not None:
                 current = self._escalate(current)
         return moved
+
+    def _stretches_not_on_duty(self, recorded: Mapping[str, Endpoint]) -> set[str]:
+        """The signals ("endpoint:signal") whose open unmeasured stretch is no longer theirs, as
+        the runner's next pass finds them (see :func:`_ended_stretches`): it began before the
+        endpoint was released or created again or the monitor added again, or the monitor's
+        endpoint (of those ``recorded``) moved on to another model."""
+        moved_on = {
+            f"{spec.endpoint}:{signal.name}": ""
+            for spec in self.monitors()
+            if spec.endpoint in recorded and not _measures(spec, recorded)
+            for signal in spec.signals
+        }
+        with self.platform.store.read() as conn:
+            state = _unmeasured_signals(conn)
+        return set(_ended_stretches(state, self._on_duty_since(), moved_on))
 
     def _escalate(self, ticket: Ticket) -> Ticket | None:
         """``ticket`` moved to its next escalation step if that is due, else None."""
