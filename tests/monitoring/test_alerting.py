@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from monitoring_kit import drift_signal, scoring_monitor
+from sqlalchemy import update
 
 from mintaka import Conflict, IdFactory, ManualClock, Platform, ValidationError, hookimpl
 from mintaka.domain.monitoring import (
@@ -24,6 +25,7 @@ from mintaka.domain.serving import EndpointMetrics
 from mintaka.errors import PolicyViolation
 from mintaka.monitoring.service import Coverage
 from mintaka.monitoring.tickets import TicketSinks
+from mintaka.store.schema import tickets
 
 
 def latency_signal(**overrides: Any) -> Signal:
@@ -252,6 +254,58 @@ def test_plugin_sinks_come_from_the_hook_and_a_failing_sink_loses_nothing(
     assert served.monitoring.ticket(ticket.id).sinks == {
         "recorder": "rec-1",
         "broken": "failed: RuntimeError",
+    }
+
+
+def test_a_sink_answering_with_no_text_reference_leaves_the_tickets_readable(
+    served: Platform, clock: ManualClock
+) -> None:
+    """A sink that answers with no reference, or a number, is recorded as sent, or by the
+    number's digits: every ticket stays readable, so listing and escalating them still works."""
+
+    class Silent:
+        name = "silent"
+
+        def open(self, ticket: Ticket, event: str) -> Any:
+            return None
+
+    class Numbered:
+        name = "numbered"
+
+        def open(self, ticket: Ticket, event: str) -> Any:
+            return 4711
+
+    class Plugin:
+        @hookimpl
+        def mintaka_ticket_sinks(self, sinks: TicketSinks) -> None:
+            sinks.add(Silent())
+            sinks.add(Numbered())
+
+    served.plugins.register(Plugin())
+    _, ticket = served.monitoring.raise_alert(
+        "drift", "scoring", escalation=[Escalation(after_minutes=5, to="lead")]
+    )
+    assert ticket.sinks == {"silent": "sent", "numbered": "4711"}
+    [listed] = served.monitoring.tickets()
+    assert listed.sinks == ticket.sinks
+    clock.advance(minutes=6)
+    assert served.monitoring.escalate_due() == [ticket.id]
+
+
+def test_a_ticket_stored_with_a_sink_reference_that_is_no_text_still_reads(
+    served: Platform,
+) -> None:
+    _, ticket = served.monitoring.raise_alert("drift", "scoring")
+    with served.store.write() as conn:
+        conn.execute(
+            update(tickets)
+            .where(tickets.c.id == ticket.id)
+            .values(sinks={"silent": None, "numbered": 4711, "webhook": "/tickets/1"})
+        )
+    assert served.monitoring.ticket(ticket.id).sinks == {
+        "silent": "sent",
+        "numbered": "4711",
+        "webhook": "/tickets/1",
     }
 
 

@@ -45,7 +45,7 @@ from mintaka.errors import (
     ValidationError,
 )
 from mintaka.monitoring.kinds import DEFAULT_BINS, STATISTICS, kinds_with
-from mintaka.monitoring.tickets import TicketSinks, builtin_sinks
+from mintaka.monitoring.tickets import TicketSinks, builtin_sinks, sink_reference
 from mintaka.monitoring.windows import parse_unmeasured_after, parse_window
 from mintaka.numbers import as_float
 from mintaka.store.schema import (
@@ -893,7 +893,7 @@ class MonitoringService:
         refs = dict(ticket.sinks)
         for sink in self.sinks():
             try:
-                refs[sink.name] = sink.open(ticket, event)
+                refs[sink.name] = sink_reference(sink.open(ticket, event))
             except Exception as exc:  # a sink never loses the ticket
                 log.warning("ticket sink %s failed: %s", sink.name, exc)
                 refs[sink.name] = f"failed: {type(exc).__name__}"
@@ -2471,7 +2471,7 @@ def _ticket(row: Any) -> Ticket:
         opened_at=_instant(row.opened_at),
         updated_at=_instant(row.updated_at),
         acked_by=row.acked_by,
-        sinks=row.sinks,
+        sinks={name: sink_reference(ref) for name, ref in row.sinks.items()},
     )
 
 

@@ -60,6 +60,15 @@ class WebhookSink:
         return str(response.headers.get("location") or response.status_code)
 
 
+def sink_reference(answer: object) -> str:
+    """A sink's answer as the ticket records it: a sink that answers with no reference (None)
+    sent the ticket all the same, and one that answers with a number (an incident tool's ticket
+    number) is kept as its digits, so every ticket stored stays a readable ``Ticket``."""
+    if answer is None:
+        return "sent"
+    return answer if isinstance(answer, str) else str(answer)
+
+
 def builtin_sinks() -> list[Any]:
     url = os.environ.get("MINTAKA_TICKET_WEBHOOK")
     return [WebhookSink(url)] if url else []
