@@ -1120,6 +1120,35 @@ def test_an_unmeasured_ticket_from_before_a_kill_does_not_escalate_between_relea
     assert not [e for e in served.audit.events() if e.action == "ticket.escalate"]
 
 
+def test_an_unmeasured_ticket_resolved_by_hand_as_the_runner_resolves_it_stops_no_pass(
+    served: Platform, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person who resolves the ``unmeasured`` ticket between the runner finding it open and
+    resolving it leaves it resolved with their note; the pass goes on to escalate the rest."""
+    watch(served, performance_signal(unmeasured_after="24h"))
+    served.monitoring.run_once()
+    clock.advance(hours=25)
+    served.monitoring.run_once()
+    [ticket] = served.monitoring.tickets("open")
+    _, other = served.monitoring.raise_alert(
+        "rollout-sla", "scoring", escalation=[Escalation(after_minutes=60, to="boss")]
+    )
+    by_runner = served.monitoring.resolve
+
+    def resolved_by_hand_first(ticket_id: str, note: str = "") -> Any:
+        by_runner(ticket_id, note="fixed the label feed")
+        return by_runner(ticket_id, note)
+
+    monkeypatch.setattr(served.monitoring, "resolve", resolved_by_hand_first)
+    served.serving.kill("scoring", reason="incident")
+    clock.advance(hours=2)
+    served.serving.unkill("scoring", reason="fixed")
+    assert served.monitoring.run_once().escalated == (other.id,)
+    assert served.monitoring.ticket(ticket.id).status is TicketStatus.RESOLVED
+    [resolved] = [e for e in served.audit.events() if e.action == "ticket.resolve"]
+    assert resolved.details["note"] == "fixed the label feed"
+
+
 def test_an_unmeasured_ticket_of_a_monitor_whose_endpoint_moved_on_does_not_escalate(
     served: Platform, make_servable: MakeArtifact, clock: ManualClock
 ) -> None:

@@ -12,6 +12,7 @@ to the next person on its escalation path.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import json
 import logging
 import math
@@ -1381,7 +1382,8 @@ class MonitoringService:
 
     def _resolve_unmeasured(self, subject: str, note: str) -> None:
         """Resolve the open ``unmeasured`` ticket of ``subject``, if any, saying why (``note``):
-        it is measured again, or its stretch ended without it."""
+        it is measured again, or its stretch ended without it. One a person resolved meanwhile
+        stays resolved with their note, and the pass goes on."""
         with self.platform.store.read() as conn:
             found = conn.execute(
                 select(tickets.c.id).where(
@@ -1390,7 +1392,8 @@ class MonitoringService:
                 )
             ).scalar()
         if found is not None:
-            self.resolve(str(found), note=note)
+            with contextlib.suppress(Conflict):  # resolved since it was read
+                self.resolve(str(found), note=note)
 
     def _alert(
         self, spec: MonitorSpec, signal: Signal, value: float, note: str | None = None
