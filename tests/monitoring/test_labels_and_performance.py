@@ -19,6 +19,7 @@ from mintaka.domain.monitoring import (
     MonitorSpec,
     Signal,
     SignalKind,
+    Ticket,
     TicketStatus,
 )
 from mintaka.domain.registry import Signature
@@ -1096,20 +1097,28 @@ def test_an_unmeasured_ticket_from_before_a_kill_waits_then_is_resolved_on_relea
     assert after.opened_at == clock.now()
 
 
+def _unmeasured_ticket(platform: Platform, clock: ManualClock) -> Ticket:
+    """The open ``unmeasured`` ticket of signal ``accuracy`` on ``scoring``, left unmeasured for
+    25 hours (``unmeasured_after`` 24h), for ``oncall``, handed to ``boss`` an hour after."""
+    signal = performance_signal(
+        unmeasured_after="24h", escalation=[Escalation(after_minutes=60, to="boss")]
+    )
+    platform.monitoring.add_monitor(scoring_monitor(signal))
+    platform.monitoring.run_once()
+    clock.advance(hours=25)
+    platform.monitoring.run_once()
+    [ticket] = platform.monitoring.tickets("open")
+    assert (ticket.signal, ticket.owner) == ("scoring:accuracy:unmeasured", "oncall")
+    return ticket
+
+
 def test_an_unmeasured_ticket_from_before_a_kill_does_not_escalate_between_release_and_a_pass(
     served: Platform, clock: ManualClock
 ) -> None:
     """Escalating alone, after the release and before the runner's next pass, leaves the
     ``unmeasured`` ticket from before the kill with its owner: the release ended the stretch it
     was opened for, and the next pass resolves it."""
-    signal = performance_signal(
-        unmeasured_after="24h", escalation=[Escalation(after_minutes=60, to="boss")]
-    )
-    served.monitoring.add_monitor(scoring_monitor(signal))
-    served.monitoring.run_once()
-    clock.advance(hours=25)
-    served.monitoring.run_once()
-    [before] = served.monitoring.tickets("open")
+    before = _unmeasured_ticket(served, clock)
     served.serving.kill("scoring", reason="incident")
     clock.advance(days=10)
     served.serving.unkill("scoring", reason="fixed")
@@ -1125,11 +1134,7 @@ def test_an_unmeasured_ticket_resolved_by_hand_as_the_runner_resolves_it_stops_n
 ) -> None:
     """A person who resolves the ``unmeasured`` ticket between the runner finding it open and
     resolving it leaves it resolved with their note; the pass goes on to escalate the rest."""
-    watch(served, performance_signal(unmeasured_after="24h"))
-    served.monitoring.run_once()
-    clock.advance(hours=25)
-    served.monitoring.run_once()
-    [ticket] = served.monitoring.tickets("open")
+    ticket = _unmeasured_ticket(served, clock)
     _, other = served.monitoring.raise_alert(
         "rollout-sla", "scoring", escalation=[Escalation(after_minutes=60, to="boss")]
     )
@@ -1154,14 +1159,7 @@ def test_an_unmeasured_ticket_of_a_monitor_whose_endpoint_moved_on_does_not_esca
 ) -> None:
     """Once its endpoint serves another model, the monitor's ``unmeasured`` stretch is no longer
     its signal's: escalating before the next pass ends it leaves the ticket with its owner."""
-    signal = performance_signal(
-        unmeasured_after="24h", escalation=[Escalation(after_minutes=60, to="boss")]
-    )
-    served.monitoring.add_monitor(scoring_monitor(signal))
-    served.monitoring.run_once()
-    clock.advance(hours=24)
-    served.monitoring.run_once()
-    [ticket] = served.monitoring.tickets("open")
+    ticket = _unmeasured_ticket(served, clock)
     _redeploy_to_another_model(served, make_servable)
     clock.advance(hours=2)
     assert served.monitoring.escalate_due() == []
