@@ -7,6 +7,7 @@ import contextlib
 import functools
 import io
 import tarfile
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -948,6 +949,28 @@ def test_features_given_to_adopt_served_are_the_adopted_versions_signature(
     assert list(version.signature.inputs) == ["age", "plan"]
 
 
+def refused_when_changed_after_read(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, change: Callable[[], object]
+) -> None:
+    """Adopting ``legacy-api``'s route with ``change`` made right after its bytes are read is
+    refused with ``Conflict``, registering and recording nothing; ``fetch_served`` is then the
+    backend's own again."""
+    real = cloud.fetch_served
+
+    def then_changed(endpoint: str, route: str, into: Path) -> Any:
+        read = real(endpoint, route, into)
+        change()
+        return read
+
+    cloud.fetch_served = then_changed  # type: ignore[method-assign]
+    with pytest.raises(Conflict, match="changed while what it serves was read"):
+        platform.migration.adopt_served("legacy-api", "alltraffic", "churn", reason="inherited")
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    with platform.store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 0
+    del cloud.fetch_served
+
+
 def test_a_route_redeployed_while_its_bytes_are_read_is_refused_and_nothing_registered(
     platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path
 ) -> None:
@@ -972,21 +995,12 @@ def test_a_route_redeployed_while_its_bytes_are_read_is_refused_and_nothing_regi
             }
         ],
     )
-    real = cloud.fetch_served
-
-    def then_redeployed(endpoint: str, route: str, into: Path) -> Any:
-        read = real(endpoint, route, into)
-        sm.update_endpoint(EndpointName=endpoint, EndpointConfigName="new-config")
-        return read
-
-    cloud.fetch_served = then_redeployed  # type: ignore[method-assign]
-    with pytest.raises(Conflict, match="changed while what it serves was read"):
-        platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
-    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
-    with platform.store.read() as conn:
-        assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 0
-
-    del cloud.fetch_served
+    refused_when_changed_after_read(
+        platform,
+        cloud,
+        sm,
+        lambda: sm.update_endpoint(EndpointName=endpoint, EndpointConfigName="new-config"),
+    )
     [version] = platform.migration.adopt_served(
         endpoint, "alltraffic", "churn", reason="inherited"
     ).adopted
@@ -1191,3 +1205,49 @@ def test_a_backend_reading_served_bytes_after_registering_shows_progress_for_eac
         on_fetch=lambda theirs, *_: read.append(None if theirs is None else theirs.version),
     )
     assert read == [None, 1]  # the attempt to read first, then the read back of churn:1
+
+
+@pytest.mark.parametrize("versioned", [False, True], ids=["plain-bucket", "versioned-bucket"])
+def test_model_data_overwritten_at_its_key_while_read_is_refused_and_nothing_registered(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, tmp_path: Path, versioned: bool
+) -> None:
+    s3 = make_client("s3")
+    if versioned:
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+    endpoint = deployed_from_model_data(sm)  # serves model.joblib = b"served-weights"
+    refused_when_changed_after_read(
+        platform,
+        cloud,
+        sm,
+        lambda: s3.put_object(
+            Bucket=BUCKET, Key="jobs/7/model.tar.gz", Body=tarball({"model.joblib": b"other"})
+        ),
+    )
+    [version] = platform.migration.adopt_served(
+        endpoint, "alltraffic", "churn", reason="inherited"
+    ).adopted
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "model.joblib").write_bytes(b"other")
+    assert version.artifact_digest == manifest_of(tmp_path / "other").digest
+
+
+def test_model_data_overwritten_at_its_key_is_adopted_again_as_a_new_version(
+    platform: Platform, sm: Any, tmp_path: Path
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    [first] = platform.migration.adopt_served(
+        endpoint, "alltraffic", "churn", reason="inherited"
+    ).adopted
+    # The Model loses the tag naming its package, and new bytes are written at the same key.
+    arn = sm.describe_model(ModelName="legacy-api-model")["ModelArn"]
+    sm.delete_tags(ResourceArn=arn, TagKeys=["mintaka:model-package"])
+    make_client("s3").put_object(
+        Bucket=BUCKET, Key="jobs/7/model.tar.gz", Body=tarball({"model.joblib": b"retrained"})
+    )
+    again = platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="retrained")
+    (tmp_path / "new").mkdir()
+    (tmp_path / "new" / "model.joblib").write_bytes(b"retrained")
+    assert [(v.version, v.artifact_digest) for v in again.adopted] == [
+        (2, manifest_of(tmp_path / "new").digest)
+    ]
+    assert platform.get_model_version("churn", 1).artifact_digest == first.artifact_digest

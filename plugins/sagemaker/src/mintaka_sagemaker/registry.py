@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import shutil
 import tempfile
@@ -87,6 +88,17 @@ def package_version(arn: str) -> tuple[str, int] | None:
     (``...:model-package/<group>/<version>``); None when the ARN has another form."""
     group, _, number = arn.rpartition(":model-package/")[2].rpartition("/")
     return (group, int(number)) if group and number.isdigit() else None
+
+
+def _prefix_base(prefix: str) -> str:
+    """An S3 key prefix as the "folder" whose objects it names (``models/a`` is ``models/a/``)."""
+    return prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
+
+
+def _objects_identity(objects: list[tuple[Any, ...]]) -> str:
+    """S3 objects read or listed (key, ETag, and VersionId where read for one object) as one
+    string, the same whatever the order they came in."""
+    return json.dumps(sorted([str(part) for part in item] for item in objects))
 
 
 def client_token(idempotency_key: str) -> str:
@@ -226,38 +238,72 @@ class SageMakerRegistry(AwsCalls):
     def fetch_artifact(self, name: str, version: int, into: Path) -> Path:
         """The package's model data from S3: a ``tar.gz`` unpacked, any other object as a file,
         and an uncompressed ``ModelDataSource`` prefix as the directory of its objects."""
-        described = self._describe_package(name, version)
-        return self._download_model_data(package_data(described), f"version {name}:{version}", into)
+        return self._read_package_data(name, version, into)[0]
 
-    def _download_model_data(self, data: ModelData | None, what: str, into: Path) -> Path:
-        """Model data held in S3 into ``into``: a ``tar.gz`` unpacked, any other object as a
-        file, and an uncompressed ``ModelDataSource`` prefix as the directory of its objects."""
+    def _read_package_data(self, name: str, version: int, into: Path) -> tuple[Path, str]:
+        """``fetch_artifact``'s read, with the identity of the S3 objects read
+        (``_read_model_data``)."""
+        described = self._describe_package(name, version)
+        return self._read_model_data(package_data(described), f"version {name}:{version}", into)
+
+    def _read_model_data(self, data: ModelData | None, what: str, into: Path) -> tuple[Path, str]:
+        """Model data held in S3 into ``into`` (a ``tar.gz`` unpacked, any other object as a
+        file, and an uncompressed ``ModelDataSource`` prefix as the directory of its objects),
+        and the identity of the objects read, as ``_held_identity`` reads it: an object
+        overwritten at its key has another."""
+        bucket, key = self._model_data_location(data, what)
+        if data is not None and data.prefix:
+            return self._download_prefix(bucket, key, into / "model")
+        got = self._call("s3", "get_object", Bucket=bucket, Key=key)
+        held = _objects_identity([(key, got.get("ETag"), got.get("VersionId"))])
+        with got["Body"] as body, tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as local:
+            shutil.copyfileobj(body, local, 1024 * 1024)
+            local.seek(0)
+            if data is not None and data.tarball:
+                return unpack_tarball(local, into), held
+            target = into / key.rsplit("/", 1)[-1]
+            with target.open("wb") as out:
+                shutil.copyfileobj(local, out, 1024 * 1024)
+        return target, held
+
+    def _held_identity(self, data: ModelData | None, what: str) -> str:
+        """The identity of the S3 objects holding ``data`` now, as ``_read_model_data`` gives
+        it for the objects it read: each object's key, ETag and (in a versioned bucket, for one
+        object) VersionId, so bytes written again at the same key are told apart."""
+        bucket, key = self._model_data_location(data, what)
+        if data is not None and data.prefix:
+            base = _prefix_base(key)
+            return _objects_identity(
+                [
+                    (str(item["Key"]), item.get("ETag"))
+                    for page in self._pages("s3", "list_objects_v2", Bucket=bucket, Prefix=base)
+                    for item in page.get("Contents") or []
+                    if not str(item["Key"]).endswith("/")
+                ]
+            )
+        head = self._call("s3", "head_object", Bucket=bucket, Key=key)
+        return _objects_identity([(key, head.get("ETag"), head.get("VersionId"))])
+
+    @staticmethod
+    def _model_data_location(data: ModelData | None, what: str) -> tuple[str, str]:
+        """The bucket and key (or key prefix) of model data held in S3; ``NotFound`` for model
+        data that is not, or a URI naming no object."""
         if data is None or not data.uri.startswith("s3://"):
             raise NotFound(
                 f"[sagemaker] {what} names no S3 model data: {data.uri if data else ''!r}"
             )
         bucket, _, key = data.uri.removeprefix("s3://").partition("/")
-        if data.prefix:
-            return self._download_prefix(bucket, key, into / "model")
-        if not bucket or not key or key.endswith("/"):
+        if not data.prefix and (not bucket or not key or key.endswith("/")):
             raise NotFound(f"[sagemaker] {what}: {data.uri} is not an S3 object")
-        body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"]
-        with body, tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as local:
-            shutil.copyfileobj(body, local, 1024 * 1024)
-            local.seek(0)
-            if data.tarball:
-                return unpack_tarball(local, into)
-            target = into / key.rsplit("/", 1)[-1]
-            with target.open("wb") as out:
-                shutil.copyfileobj(local, out, 1024 * 1024)
-        return target
+        return bucket, key
 
-    def _download_prefix(self, bucket: str, prefix: str, target: Path) -> Path:
+    def _download_prefix(self, bucket: str, prefix: str, target: Path) -> tuple[Path, str]:
         """Every object under ``s3://bucket/prefix/`` into ``target``, at its path below the
-        prefix; a key that would land outside ``target`` is refused."""
-        base = prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
+        prefix, and the identity of the objects read; a key that would land outside ``target``
+        is refused."""
+        base = _prefix_base(prefix)
         target.mkdir()
-        found = 0
+        read: list[tuple[str, Any]] = []
         for page in self._pages("s3", "list_objects_v2", Bucket=bucket, Prefix=base):
             for item in page.get("Contents") or []:
                 key = str(item["Key"])
@@ -270,13 +316,13 @@ class SageMakerRegistry(AwsCalls):
                     )
                 path = target.joinpath(*relative.parts)
                 path.parent.mkdir(parents=True, exist_ok=True)
-                body = self._call("s3", "get_object", Bucket=bucket, Key=key)["Body"]
-                with body, path.open("wb") as out:
+                got = self._call("s3", "get_object", Bucket=bucket, Key=key)
+                with got["Body"] as body, path.open("wb") as out:
                     shutil.copyfileobj(body, out, 1024 * 1024)
-                found += 1
-        if not found:
+                read.append((key, got.get("ETag")))
+        if not read:
             raise NotFound(f"[sagemaker] no model data under s3://{bucket}/{base}")
-        return target
+        return target, _objects_identity(read)
 
     def _forget_artifact(self, uri: str) -> None:
         key = uri.removeprefix(f"s3://{self.settings.bucket}/")

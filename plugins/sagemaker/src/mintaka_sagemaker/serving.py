@@ -90,6 +90,7 @@ from mintaka_sagemaker.registry import (
     SageMakerRegistry,
     client_token,
     package_container,
+    package_data,
     package_version,
 )
 
@@ -958,18 +959,21 @@ class SageMakerServing(SageMakerRegistry):
         group (image, model data and environment as the Model has them), and tag the Model with
         the package, so the variant reads as a route to it. The endpoint is not changed.
         ``Conflict``, before anything is written, when ``served`` (from ``fetch_served``) no
-        longer names the Model and model data the variant serves. The create call's token is
-        the slot's identity (Model ARN, creation time, containers): a retry after a lost
-        response makes no second package, and a Model made again under its name is another."""
+        longer names the Model and model data the variant serves, or the S3 objects holding
+        that model data were written again since they were read. The create call's token is
+        the slot's identity (Model ARN, creation time, containers, the objects' ETags): a retry
+        after a lost response makes no second package, and a Model made again under its name,
+        or new bytes at its model data's key, is another."""
         slot = self._served_slot(endpoint, route)
-        if served is not None and _slot_identity(slot[3]) != served:
+        registered = self._served_version(slot, endpoint, route)
+        what = f"endpoint {endpoint!r} route {route!r}"
+        if served is not None and self._served_identity(slot, registered, what) != served:
             raise Conflict(
                 f"[sagemaker] endpoint {endpoint!r} route {route!r} changed while what it "
-                "serves was read (it now serves another Model or model data); nothing was "
-                "registered: run it again"
+                "serves was read (it now serves another Model or model data, or its model "
+                "data was written again in S3); nothing was registered: run it again"
             )
         described, config_name, variant_name, served_model = slot
-        registered = self._served_version(slot, endpoint, route)
         if registered is not None and registered[0] != model:
             raise Conflict(
                 f"[sagemaker] endpoint {endpoint!r}: route {route!r} serves "
@@ -977,15 +981,13 @@ class SageMakerServing(SageMakerRegistry):
             )
         if registered is not None:
             return self.get_version(*registered)
-        what = f"endpoint {endpoint!r} route {route!r}"
         container = self._registrable_container(served_model, what)
+        identity = served or self._served_identity(slot, None, what)
         self.ensure_model(model)
         model_arn = str(served_model["ModelArn"])
         params: dict[str, Any] = {
             "ModelPackageGroupName": self.settings.group_of(model),
-            "ClientToken": client_token(
-                f"served:{self.settings.group_of(model)}:{_slot_identity(served_model)}"
-            ),
+            "ClientToken": client_token(f"served:{self.settings.group_of(model)}:{identity}"),
             "ModelApprovalStatus": APPROVAL_TO_SAGEMAKER[ApprovalStatus.PENDING],
             "ModelPackageDescription": (
                 f"Registered by Mintaka from the model data that SageMaker Model "
@@ -1010,17 +1012,32 @@ class SageMakerServing(SageMakerRegistry):
     def fetch_served(self, endpoint: str, route: str, into: Path) -> ServedBytes:
         """The model data the variant's Model serves, read from S3 as ``fetch_artifact`` reads a
         package's (the package's own when the route already serves one), with the Model and
-        container it was read for as the slot's identity."""
+        container it was read for, and the S3 objects read, as the slot's identity."""
         slot = self._served_slot(endpoint, route)
-        identity = _slot_identity(slot[3])
         registered = self._served_version(slot, endpoint, route)
         if registered is not None:
-            return ServedBytes(self.fetch_artifact(*registered, into), identity)
-        what = f"endpoint {endpoint!r} route {route!r}"
+            path, held = self._read_package_data(*registered, into)
+        else:
+            what = f"endpoint {endpoint!r} route {route!r}"
+            container = self._registrable_container(slot[3], what)
+            path, held = self._read_model_data(model_data_of(container), what, into)
+        return ServedBytes(path, _slot_identity(slot[3], held))
+
+    def _served_identity(
+        self,
+        slot: tuple[dict[str, Any], str, str, dict[str, Any]],
+        registered: tuple[str, int] | None,
+        what: str,
+    ) -> str:
+        """The slot's identity as ``fetch_served`` would read it now, without reading the
+        bytes: the S3 objects of the package the route serves (``registered``), else of the
+        model data its Model names."""
+        if registered is not None:
+            name, version = registered
+            data = package_data(self._describe_package(name, version))
+            return _slot_identity(slot[3], self._held_identity(data, f"version {name}:{version}"))
         container = self._registrable_container(slot[3], what)
-        return ServedBytes(
-            self._download_model_data(model_data_of(container), what, into), identity
-        )
+        return _slot_identity(slot[3], self._held_identity(model_data_of(container), what))
 
     def _served_slot(
         self, endpoint: str, route: str
@@ -2106,17 +2123,19 @@ def _require_carried(container: dict[str, Any], what: str) -> None:
         )
 
 
-def _slot_identity(served: dict[str, Any]) -> str:
+def _slot_identity(served: dict[str, Any], held: str) -> str:
     """What a variant serves, as ``describe_model`` reads its Model: the Model's ARN and
     creation time (a Model deleted and made again under its name is another) and its
-    containers (image, model data, the package they name). Two reads that agree serve the same
-    model data."""
+    containers (image, model data, the package they name), with ``held``, the identity of the
+    S3 objects holding its bytes (an object written again at its key is another). Two reads
+    that agree serve the same bytes."""
     return json.dumps(
         {
             "model": served.get("ModelArn"),
             "created": str(served.get("CreationTime")),
             "primary": served.get("PrimaryContainer"),
             "containers": served.get("Containers"),
+            "data": held,
         },
         sort_keys=True,
         default=str,
