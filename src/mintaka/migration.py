@@ -161,6 +161,7 @@ class _ModelArgs:
     served: tuple[str, str] | None  # (endpoint, route) a version was registered from
     signature: Signature = field(default_factory=Signature)
     fetched: dict[int, StoredArtifact] = field(default_factory=dict)  # bytes already read
+    flavors: dict[int, Flavor] = field(default_factory=dict)  # of those bytes, already checked
 
 
 @dataclass(frozen=True)
@@ -418,7 +419,7 @@ class MigrationService:
         if read is None:
             registered = registrar.register_served(endpoint, route, name)
         else:
-            _flavor_of(f"what {endpoint} route {route} serves", read[0], first.flavor)
+            read_as = _flavor_of(f"what {endpoint} route {route} serves", read[0], first.flavor)
             registered = registrar.register_served(endpoint, route, name, served=read[1])
         if registered.name != name:
             raise Conflict(
@@ -431,6 +432,7 @@ class MigrationService:
             if registered.version in args.recorded:
                 self._require_recorded_bytes(name, registered.version, read[0], endpoint, route)
             args.fetched[registered.version] = read[0]
+            args.flavors[registered.version] = read_as
         return self._adopt_model(args, on_fetch)
 
     def _served_recorded(self, endpoint: str, route: str, args: _ModelArgs) -> ModelAdoption | None:
@@ -623,7 +625,7 @@ class MigrationService:
             item = self._bytes_of(
                 theirs, supplied.get(theirs.version), args.fetched.get(theirs.version)
             )
-            flavors[theirs.version] = _flavor_of(
+            flavors[theirs.version] = args.flavors.get(theirs.version) or _flavor_of(
                 f"{theirs.name}:{theirs.version}", item.stored, args.flavor
             )
             fetched.append(item)

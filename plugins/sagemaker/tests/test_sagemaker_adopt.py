@@ -24,9 +24,10 @@ from sagemaker_testkit import (
     sagemaker_platform,
 )
 
-from mintaka import Platform
+from mintaka import Platform, migration
 from mintaka.artifacts import manifest_of
 from mintaka.domain.monitoring import CaptureConfig
+from mintaka.domain.registry import Flavor
 from mintaka.domain.serving import (
     RolloutStrategy,
     Route,
@@ -1251,3 +1252,22 @@ def test_model_data_overwritten_at_its_key_is_adopted_again_as_a_new_version(
         (2, manifest_of(tmp_path / "new").digest)
     ]
     assert platform.get_model_version("churn", 1).artifact_digest == first.artifact_digest
+
+
+def test_the_served_bytes_flavor_is_read_and_checked_once(
+    platform: Platform, sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    real = migration._flavor_of
+    refs: list[str] = []
+
+    def flavor_of(ref: str, *args: Any) -> Any:
+        refs.append(ref)
+        return real(ref, *args)
+
+    monkeypatch.setattr(migration, "_flavor_of", flavor_of)
+    [version] = platform.migration.adopt_served(
+        endpoint, "alltraffic", "churn", reason="inherited"
+    ).adopted
+    assert refs == ["what legacy-api route alltraffic serves"]
+    assert version.flavor is Flavor.OPAQUE  # a model.joblib reads as no servable flavor
