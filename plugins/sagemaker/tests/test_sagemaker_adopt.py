@@ -951,9 +951,13 @@ def test_features_given_to_adopt_served_are_the_adopted_versions_signature(
 
 
 def refused_when_changed_after_read(
-    platform: Platform, cloud: SageMakerBackend, sm: Any, change: Callable[[], object]
+    platform: Platform,
+    cloud: SageMakerBackend,
+    sm: Any,
+    change: Callable[[], object],
+    endpoint: str = "legacy-api",
 ) -> None:
-    """Adopting ``legacy-api``'s route with ``change`` made right after its bytes are read is
+    """Adopting ``endpoint``'s route with ``change`` made right after its bytes are read is
     refused with ``Conflict``, registering and recording nothing; ``fetch_served`` is then the
     backend's own again."""
     real = cloud.fetch_served
@@ -965,7 +969,7 @@ def refused_when_changed_after_read(
 
     cloud.fetch_served = then_changed  # type: ignore[method-assign]
     with pytest.raises(Conflict, match="changed while what it serves was read"):
-        platform.migration.adopt_served("legacy-api", "alltraffic", "churn", reason="inherited")
+        platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
     assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
     with platform.store.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 0
@@ -1271,3 +1275,27 @@ def test_the_served_bytes_flavor_is_read_and_checked_once(
     ).adopted
     assert refs == ["what legacy-api route alltraffic serves"]
     assert version.flavor is Flavor.OPAQUE  # a model.joblib reads as no servable flavor
+
+
+@pytest.mark.parametrize("key", ["llm/v3/weights/part-1", "llm/v3/weights/part-3"])
+def test_model_data_under_a_prefix_written_to_while_read_is_refused(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, key: str
+) -> None:
+    s3 = make_client("s3")
+    for name in ("config.json", "weights/part-1", "weights/part-2"):
+        s3.put_object(Bucket=BUCKET, Key=f"llm/v3/{name}", Body=name.encode())
+    source = uncompressed("llm/v3/")
+    endpoint = deployed_from_model_data(
+        sm, "llm-api", PrimaryContainer={"Image": IMAGE, "ModelDataSource": source}
+    )
+    refused_when_changed_after_read(
+        platform,
+        cloud,
+        sm,
+        lambda: s3.put_object(Bucket=BUCKET, Key=key, Body=b"written meanwhile"),
+        endpoint,
+    )
+    [version] = platform.migration.adopt_served(
+        endpoint, "alltraffic", "churn", reason="inherited"
+    ).adopted
+    assert version.ref == "churn:1"
