@@ -1299,3 +1299,16 @@ def test_model_data_under_a_prefix_written_to_while_read_is_refused(
         endpoint, "alltraffic", "churn", reason="inherited"
     ).adopted
     assert version.ref == "churn:1"
+
+
+def test_a_route_of_an_endpoint_whose_config_was_deleted_is_refused_saying_so(
+    platform: Platform, cloud: SageMakerBackend, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    sm.delete_endpoint_config(EndpointConfigName="legacy-api-config")  # it serves on
+    said = r"config 'legacy-api-config', which was deleted outside Mintaka"
+    with pytest.raises(NotFound, match=said):
+        platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
+    with pytest.raises(NotFound, match=said):
+        cloud.register_served(endpoint, "alltraffic", "churn")
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []

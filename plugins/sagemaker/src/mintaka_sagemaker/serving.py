@@ -1043,10 +1043,20 @@ class SageMakerServing(SageMakerRegistry):
         self, endpoint: str, route: str
     ) -> tuple[dict[str, Any], str, str, dict[str, Any]]:
         """The endpoint described, its config's name, and the variant name and described Model
-        that ``route`` reads as; ``NotFound`` for a route the endpoint does not have."""
+        that ``route`` reads as; ``NotFound`` for a route the endpoint does not have, or whose
+        Model cannot be known (its config deleted: SageMaker names a variant's Model there
+        only)."""
         described = self._describe_endpoint(endpoint)
         config_name = str(described.get("EndpointConfigName", ""))
-        variants = self._config_variants(config_name)
+        try:
+            variants = self._config_variants(config_name)
+        except NotFound:
+            raise NotFound(
+                f"[sagemaker] endpoint {endpoint!r} serves endpoint config {config_name!r}, "
+                "which was deleted outside Mintaka: which Model its variants serve cannot be "
+                "read, so nothing was registered; update the endpoint onto a config naming its "
+                "Models, then adopt it"
+            ) from None
         names = slot_routes(variants)
         if route not in names:
             raise NotFound(
