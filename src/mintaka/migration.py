@@ -233,6 +233,19 @@ def _recorded_versions(sql: Sql, name: str) -> set[int]:
     return {int(row[0]) for row in rows}
 
 
+def _refuse_stray_artifacts(
+    name: str, supplied: Mapping[int, Path], adopted: Iterable[int]
+) -> None:
+    """``ValidationError`` for bytes given for versions the adoption does not record: a mistyped
+    version number would otherwise leave them unused and the intended version read from the
+    cloud."""
+    stray = sorted(set(supplied) - set(adopted))
+    if stray:
+        raise ValidationError(
+            f"artifacts were given for {name} versions {stray}, which are not being adopted"
+        )
+
+
 def _reason(reason: str) -> str:
     text = (reason or "").strip()
     if not text:
@@ -535,6 +548,9 @@ class MigrationService:
                 datasets = list(dict.fromkeys([*run.dataset_ids, *datasets]))
             platform._require_datasets(conn, datasets)
             recorded = _recorded_versions(sql, name)
+        _refuse_stray_artifacts(
+            name, supplied, set(supplied if wanted is None else wanted) - recorded
+        )
         if risk_tier is not None and model_row is not None:
             platform._refuse_tier_below_model(name, risk_tier, RiskTier(model_row[1]))
         return _ModelArgs(
@@ -595,11 +611,7 @@ class MigrationService:
         candidates = sorted(set(cloud) if wanted is None else set(wanted))
         already = tuple(v for v in candidates if v in recorded)
         todo = [cloud[v] for v in candidates if v not in recorded]
-        stray = sorted(set(supplied) - {v.version for v in todo})
-        if stray:
-            raise ValidationError(
-                f"artifacts were given for {name} versions {stray}, which are not being adopted"
-            )
+        _refuse_stray_artifacts(name, supplied, [v.version for v in todo])
         if not todo:
             return ModelAdoption(name, (), already, ())
         self._check_adoptable(name, todo, supplied)

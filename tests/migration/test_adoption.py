@@ -228,6 +228,33 @@ def test_bad_input_is_refused_before_anything_is_written(
     assert nothing_recorded(platform)
 
 
+def test_artifacts_for_versions_not_asked_for_are_refused_before_the_cloud_is_read(
+    platform: Platform, legacy: Legacy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read: list[str] = []
+    backend = type(platform.backend)
+    real = backend.observe_model
+
+    def observe(self: object, name: str) -> object:
+        read.append(name)
+        return real(self, name)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(backend, "observe_model", observe)
+    with pytest.raises(ValidationError, match=r"churn versions \[1\], which are not being adopted"):
+        platform.migration.adopt_model(
+            "churn", reason="r", versions=[2], artifacts={1: legacy.sources[1]}
+        )
+    assert read == []
+    assert nothing_recorded(platform)
+    # Bytes given for a version the store already records are not used either.
+    platform.migration.adopt_model("churn", reason="r", versions=[1])
+    read.clear()
+    with pytest.raises(ValidationError, match=r"churn versions \[1\], which are not being adopted"):
+        platform.migration.adopt_model("churn", reason="r", artifacts={1: legacy.sources[1]})
+    assert read == []
+    assert [v.version for v in platform.list_versions("churn")] == [1]
+
+
 def test_bytes_that_do_not_match_the_clouds_digest_are_refused(
     platform: Platform, tmp_path: Path
 ) -> None:
