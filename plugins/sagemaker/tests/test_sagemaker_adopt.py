@@ -1312,3 +1312,22 @@ def test_a_route_of_an_endpoint_whose_config_was_deleted_is_refused_saying_so(
     with pytest.raises(NotFound, match=said):
         cloud.register_served(endpoint, "alltraffic", "churn")
     assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [("weights", "weights/part-1"), ("weights/./part-1", "weights/part-1")],
+    ids=["a-file-and-a-folder", "two-keys-for-one-path"],
+)
+def test_prefix_keys_that_cannot_be_one_model_directory_are_refused(
+    platform: Platform, sm: Any, keys: tuple[str, str]
+) -> None:
+    s3 = make_client("s3")
+    for key in keys:
+        s3.put_object(Bucket=BUCKET, Key=f"llm/v3/{key}", Body=key.encode())
+    endpoint = deployed_from_model_data(
+        sm, "llm-api", PrimaryContainer={"Image": IMAGE, "ModelDataSource": uncompressed("llm/v3/")}
+    )
+    with pytest.raises(ValidationError, match="cannot both be files of one model directory"):
+        platform.migration.adopt_served(endpoint, "alltraffic", "llm", reason="inherited")
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []

@@ -90,6 +90,28 @@ def package_version(arn: str) -> tuple[str, int] | None:
     return (group, int(number)) if group and number.isdigit() else None
 
 
+class _DirectoryLayout:
+    """The files, and the folders above them, that the objects under a prefix make, so that
+    two keys reading as one path (``a/./b`` and ``a/b``), or as a file and a folder (``a`` and
+    ``a/b``), are told apart instead of one silently replacing or breaking the other."""
+
+    def __init__(self) -> None:
+        self.files: dict[PurePosixPath, str] = {}
+        self.folders: dict[PurePosixPath, str] = {}
+
+    def clash(self, path: PurePosixPath, key: str) -> str | None:
+        """The key already placed where ``key`` (at ``path``) cannot go beside it; None, with
+        ``path`` placed, when there is none."""
+        taken = self.files.get(path) or self.folders.get(path)
+        taken = taken or next((self.files[p] for p in path.parents if p in self.files), None)
+        if taken is not None:
+            return taken
+        self.files[path] = key
+        for parent in path.parents:
+            self.folders.setdefault(parent, key)
+        return None
+
+
 def _prefix_base(prefix: str) -> str:
     """An S3 key prefix as the "folder" whose objects it names (``models/a`` is ``models/a/``)."""
     return prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
@@ -304,6 +326,7 @@ class SageMakerRegistry(AwsCalls):
         base = _prefix_base(prefix)
         target.mkdir()
         read: list[tuple[str, Any]] = []
+        layout = _DirectoryLayout()
         for page in self._pages("s3", "list_objects_v2", Bucket=bucket, Prefix=base):
             for item in page.get("Contents") or []:
                 key = str(item["Key"])
@@ -313,6 +336,13 @@ class SageMakerRegistry(AwsCalls):
                 if relative.is_absolute() or ".." in relative.parts:
                     raise ValidationError(
                         f"[sagemaker] s3://{bucket}/{key} would land outside the model directory"
+                    )
+                clash = layout.clash(relative, key)
+                if clash is not None:
+                    raise ValidationError(
+                        f"[sagemaker] s3://{bucket}/{clash} and s3://{bucket}/{key} cannot both "
+                        "be files of one model directory (one names a file where the other "
+                        "needs a folder, or both the same file)"
                     )
                 path = target.joinpath(*relative.parts)
                 path.parent.mkdir(parents=True, exist_ok=True)
