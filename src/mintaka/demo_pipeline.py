@@ -71,8 +71,14 @@ def _params(*names: str) -> dict[str, str]:
     return {name: f"params.{name}" for name in names}
 
 
+# Parameters the pipeline declares only when given: each sets a limit that is otherwise not set.
+OPTIONAL_PARAMETERS = ("max_expected_cost",)
+
+
 def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
-    """The demo's pipeline; ``overrides`` change parameter defaults."""
+    """The demo's pipeline; ``overrides`` change parameter defaults or give one of
+    :data:`OPTIONAL_PARAMETERS` (``max_expected_cost``: the evaluation gate's limit on the
+    expected business cost, none unless given)."""
     parameters: dict[str, str | int | float | bool] = {
         "data": "credit.csv",
         "dataset": "credit-applications",
@@ -92,7 +98,6 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
         "min_group_ratio": 0.8,
         "min_auc": 0.7,
         "max_calibration_error": 0.1,
-        "max_expected_cost": 0.0,
         "endpoint": "credit-scoring",
         "canary_steps": "10,50,100",
         "bake_seconds": 1.0,
@@ -100,7 +105,7 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
         "max_error_rate": 0.01,
         "p99_latency_ms": 1000.0,
     }
-    unknown = sorted(set(overrides) - set(parameters))
+    unknown = sorted(set(overrides) - set(parameters) - set(OPTIONAL_PARAMETERS))
     if unknown:
         raise ValueError(f"the credit pipeline has no parameters {unknown}")
     parameters.update(overrides)
@@ -153,7 +158,7 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
                     "holdout": "train.holdout",
                     **_params("label", "tier", "features", "min_auc", "max_calibration_error"),
                     "cost_model": "params.model",
-                    "max_expected_cost": "params.max_expected_cost",
+                    **_params(*(p for p in OPTIONAL_PARAMETERS if p in parameters)),
                 },
             ),
             StepSpec(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 from pathlib import Path
 
 import numpy as np
@@ -344,3 +345,71 @@ def test_a_canary_that_cannot_verify_the_sla_rolls_back(champion: Platform, tmp_
     assert "fewer than the 10 needed to verify the SLA" in str(error)
     endpoint = champion.serving.get_endpoint("credit-scoring")
     assert endpoint.traffic.weights == {"credit-default-v1": 100, "credit-default-v2": 0}
+
+
+def test_a_business_cost_limit_of_zero_is_a_limit(platform: Platform, data: Path) -> None:
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    error = failing(platform, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.0))
+    value, limit = checks(error)["expected_cost (max)"]
+    assert limit == 0.0
+    assert float(value) > 0.0  # type: ignore[arg-type]
+
+
+def test_no_business_cost_limit_unless_one_is_given(platform: Platform, data: Path) -> None:
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    run = platform.pipelines.run(partial(UP_TO_EVALUATION, data=str(data)), isolation="inline")
+    evaluate = next(s for s in run.steps if s.name == "evaluate")
+    assert evaluate.gate is not None
+    assert not [c for c in evaluate.gate.checks if c.name.startswith("expected_cost")]
+
+
+def test_a_negative_business_cost_limit_is_refused_before_the_run(
+    platform: Platform, data: Path
+) -> None:
+    from mintaka.errors import ValidationError
+
+    spec = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=-0.5)
+    with pytest.raises(ValidationError, match="max_expected_cost"):
+        platform.pipelines.run(spec, isolation="inline")
+    assert platform.pipelines.runs() == []
+
+
+def _as_recorded_before_explicit_limits(path: Path) -> None:
+    record = json.loads(path.read_text())
+    del record["explicit_limits"]
+    path.write_text(json.dumps(record))
+
+
+def test_a_run_recorded_when_a_zero_cost_limit_meant_none_resumes_with_that_meaning(
+    platform: Platform, data: Path
+) -> None:
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    error = failing(platform, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.0))
+    assert error.run_id is not None
+    _as_recorded_before_explicit_limits(
+        platform.pipelines.executor().root / "runs" / f"{error.run_id}.json"
+    )
+    run = platform.pipelines.resume(error.run_id, isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    evaluate = next(s for s in run.steps if s.name == "evaluate")
+    assert evaluate.gate is not None
+    assert not [c for c in evaluate.gate.checks if c.name.startswith("expected_cost")]
+
+
+def test_a_binding_recorded_when_a_zero_cost_limit_meant_none_retrains_with_that_meaning(
+    platform: Platform, data: Path
+) -> None:
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    spec = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.0)
+    platform.pipelines.bind("credit-default", spec)
+    with pytest.raises(GateFailed):
+        platform.pipelines.retrain("credit-default", "a limit of 0", isolation="inline")
+    _as_recorded_before_explicit_limits(
+        platform.pipelines.root / "training" / "credit-default.json"
+    )
+    run = platform.pipelines.retrain("credit-default", "as bound", isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED

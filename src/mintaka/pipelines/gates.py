@@ -19,10 +19,10 @@ deploy_canary`. Every check carries its number and its limit, so a refusal says 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from mintaka.domain.pipelines import GateCheck, GateOutcome
 from mintaka.domain.registry import Flavor, RiskTier
@@ -228,7 +228,19 @@ def _group_fairness(rows: list[dict[str, Any]], inputs: DataValidationInputs) ->
 # -- evaluation -----------------------------------------------------------------------------------
 
 
+# A limit on a cost: a finite number, never below zero (no cost is below it).
+CostLimit = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+
+
 class EvaluationInputs(BaseModel):
+    """``max_expected_cost`` is the highest expected cost the model may have under the business
+    metric of ``cost_model``; None (not wired) sets no limit of the pipeline's own, and 0 is a
+    limit like any other (no cost at all)."""
+
+    # Inputs whose 0 a run recorded by an older Mintaka meant as "no limit"; such a run is
+    # resumed (and a binding recorded then retrains) with that meaning.
+    ZERO_WAS_UNSET: ClassVar[frozenset[str]] = frozenset({"max_expected_cost"})
+
     model: Path
     holdout: Path
     label: str
@@ -237,7 +249,7 @@ class EvaluationInputs(BaseModel):
     min_auc: float = 0.0
     max_calibration_error: float = 1.0
     cost_model: str = ""
-    max_expected_cost: float = 0.0
+    max_expected_cost: CostLimit | None = None
 
 
 class EvaluationOutcome(GateOutcome):
@@ -300,7 +312,7 @@ def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutc
         _tighten(limits, "auc", low=inputs.min_auc)
     if inputs.max_calibration_error < 1.0:
         _tighten(limits, "calibration_error", high=inputs.max_calibration_error)
-    if inputs.max_expected_cost:
+    if inputs.max_expected_cost is not None:
         _tighten(limits, "expected_cost", high=inputs.max_expected_cost)
     for name, (low, high) in sorted(limits.items()):
         value = metrics.get(name)

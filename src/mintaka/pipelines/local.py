@@ -106,6 +106,26 @@ class RunState(BaseModel):
     # file ``stop_marker`` (a stop request, written by whoever asked) exists.
     driver: ProcessId | None = None
     stop_marker: str | None = None
+    # Whether a 0 given to a limit is that limit. A run recorded by an older Mintaka (False)
+    # read a 0 given to an input its step names in ``ZERO_WAS_UNSET`` as "no limit", and keeps
+    # reading it so when resumed.
+    explicit_limits: bool = False
+
+
+def _zero_as_unset(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` without the zeros ``model`` names in ``ZERO_WAS_UNSET``: the meaning a 0
+    had for those inputs when a run recorded without explicit limits was started."""
+    unset: frozenset[str] = getattr(model, "ZERO_WAS_UNSET", frozenset())
+    return {
+        name: value
+        for name, value in values.items()
+        if not (
+            name in unset
+            and isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and value == 0
+        )
+    }
 
 
 def canonical_digest(value: Any) -> str:
@@ -151,11 +171,14 @@ class LocalExecutor:
         model: str | None = None,
         run_id: str | None = None,
         stop_marker: Path | None = None,
+        explicit_limits: bool = True,
     ) -> PipelineRun:
         """Check the pipeline's wiring, then run it; raises GateFailed / PipelineFailed.
         ``run_id`` is the id a backend already gave the run (a submitted run), else a new one.
         ``stop_marker`` is a file whose existence says a stop was asked for: if the process
-        running the run is killed, the run then reads back as stopped rather than failed."""
+        running the run is killed, the run then reads back as stopped rather than failed.
+        ``explicit_limits`` False runs a spec recorded when a limit of 0 meant none (a training
+        binding of an older Mintaka) with that meaning (see :attr:`RunState.explicit_limits`)."""
         merged = merged_parameters(spec, parameters)
         contracts = check_spec(spec, merged)
         run_id = run_id or self.platform.ids.new("prun")
@@ -183,6 +206,7 @@ class LocalExecutor:
             model=model,
             driver=this_process(),
             stop_marker=str(stop_marker) if stop_marker is not None else None,
+            explicit_limits=explicit_limits,
         )
         self._save(state)
         node = LineageNode(
@@ -465,6 +489,8 @@ class LocalExecutor:
                 values[field_name] = state.parameters[value]
             else:
                 values[field_name] = outputs[source][value]
+        if not state.explicit_limits:
+            values = _zero_as_unset(contract.input_model, values)
         try:
             return contract.input_model.model_validate(values)
         except Exception as exc:

@@ -110,6 +110,9 @@ class TrainingBinding(BaseModel):
     # the same inputs, so after this long drift that persists asks for a fresh retraining.
     retry_after: str = "1d"
     bound_at: AwareDatetime
+    # False for a binding recorded when a limit of 0 meant none; its retrainings keep that
+    # meaning (see ``RunState.explicit_limits``).
+    explicit_limits: bool = False
 
 
 def _read_binding(path: Path) -> TrainingBinding:
@@ -166,8 +169,12 @@ class PipelineService:
         self, spec: PipelineSpec, parameters: Mapping[str, Any] | None = None, **options: Any
     ) -> PipelineRun:
         """Run ``spec`` with the local executor (``options``: isolation, wait, on_event,
-        trigger, reason, model)."""
-        run_options = {k: options.pop(k) for k in ("trigger", "reason", "model") if k in options}
+        trigger, reason, model, explicit_limits)."""
+        run_options = {
+            k: options.pop(k)
+            for k in ("trigger", "reason", "model", "explicit_limits")
+            if k in options
+        }
         return self.executor(**options).run(spec, parameters, **run_options)
 
     def resume(self, run_id: str, **options: Any) -> PipelineRun:
@@ -304,6 +311,7 @@ class PipelineService:
             every=every,
             retry_after=retry_after,
             bound_at=self.platform._now(),
+            explicit_limits=True,
         )
         write_atomic(self.root / "training" / f"{model}.json", binding.model_dump_json())
         self._audit(
@@ -348,7 +356,15 @@ class PipelineService:
         check_spec(binding.spec, typed)
         merged = {name: typed[name] for name in given}
         self._audit("model.retrain", model, reason=reason, trigger=trigger, parameters=merged)
-        run = self.run(binding.spec, merged, trigger=trigger, reason=reason, model=model, **options)
+        run = self.run(
+            binding.spec,
+            merged,
+            trigger=trigger,
+            reason=reason,
+            model=model,
+            explicit_limits=binding.explicit_limits,
+            **options,
+        )
         for waiting in self.requests("waiting"):
             if waiting.model == model and waiting.pipeline_run != run.id:
                 self._save_request(
