@@ -157,6 +157,7 @@ def credit_pipeline(**overrides: str | int | float | bool) -> PipelineSpec:
                     "model": "train.model",
                     "holdout": "train.holdout",
                     **_params("label", "tier", "features", "min_auc", "max_calibration_error"),
+                    "name": "params.model",
                     "cost_model": "params.model",
                     **_params(*(p for p in OPTIONAL_PARAMETERS if p in parameters)),
                 },

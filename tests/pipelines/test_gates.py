@@ -259,6 +259,22 @@ def test_evaluation_thresholds_of_the_policy_tier(
     assert float(value) < 0.7
 
 
+def test_a_pipeline_given_a_lower_tier_is_held_to_the_registered_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data: Path
+) -> None:
+    monkeypatch.setenv("MINTAKA_POLICY", str(DEFAULT_POLICY))  # high tier: auc >= 0.7
+    rewrite(data, lambda r: {**r, "default": str(int(r["income"][-1]) % 2)})
+    with Platform(tmp_path / "h", clock=ManualClock(), ids=IdFactory(5)) as plat:
+        plat.create_model("credit-default", tier="high")
+        error = failing(
+            plat,
+            partial(UP_TO_EVALUATION, data=str(data), tier="low", min_auc=0.0, min_group_ratio=0.0),
+        )
+    value, limit = checks(error)["auc (min)"]
+    assert limit == 0.7
+    assert float(value) < 0.7  # type: ignore[arg-type]
+
+
 def test_the_business_cost_threshold(platform: Platform, data: Path) -> None:
     platform.create_model("credit-default", tier="high")
     platform.serving.declare_business_metric("credit-default", COSTS)

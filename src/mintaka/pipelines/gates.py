@@ -19,7 +19,7 @@ deploy_canary`. Every check carries its number and its limit, so a refusal says 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, Field
@@ -29,6 +29,9 @@ from mintaka.domain.registry import Flavor, RiskTier
 from mintaka.domain.runs import DatasetVersion
 from mintaka.errors import NotFound
 from mintaka.pipelines.contract import StepContext, controller_step
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
 
 
 def _read(path: Path) -> list[dict[str, Any]]:
@@ -233,7 +236,9 @@ CostLimit = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
 
 
 class EvaluationInputs(BaseModel):
-    """``max_expected_cost`` is the highest expected cost the model may have under the business
+    """``name`` is the registered model the artifact is to be a version of (``cost_model`` when
+    not given): a tier below that model's is no tier for it, so the riskier of the two holds.
+    ``max_expected_cost`` is the highest expected cost the model may have under the business
     metric of ``cost_model``; None (not wired) sets no limit of the pipeline's own, and 0 is a
     limit like any other (no cost at all)."""
 
@@ -245,6 +250,7 @@ class EvaluationInputs(BaseModel):
     holdout: Path
     label: str
     tier: RiskTier = RiskTier.LOW
+    name: str = ""
     features: str = ""
     min_auc: float = 0.0
     max_calibration_error: float = 1.0
@@ -270,6 +276,22 @@ def _tighten(
     if high is not None:
         current_high = high if current_high is None else min(current_high, high)
     limits[name] = (current_low, current_high)
+
+
+def _tier(platform: Platform, inputs: EvaluationInputs) -> RiskTier:
+    """The tier whose thresholds hold: the riskier of the one given and the registered model's,
+    as registering a version refuses a tier below its model's (a pipeline given ``low`` for a
+    high-risk model is held to the high tier's thresholds, not let through on the low's)."""
+    from mintaka.governance.service import highest_tier
+
+    name = inputs.name or inputs.cost_model
+    if not name:
+        return inputs.tier
+    try:
+        registered = platform.get_model(name).risk_tier
+    except NotFound:
+        return inputs.tier
+    return highest_tier((inputs.tier, registered))
 
 
 @controller_step
@@ -304,7 +326,7 @@ def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutc
     if metric is not None:
         metrics["expected_cost"] = metric.expected_cost(labels.tolist(), scores.tolist())
     limits: dict[str, tuple[float | None, float | None]] = {}
-    tier_controls = platform.governance.policy.controls(inputs.tier)
+    tier_controls = platform.governance.policy.controls(_tier(platform, inputs))
     for name, threshold in tier_controls.evaluation.items():
         limits[name] = (threshold.min, threshold.max)
     # The pipeline's own thresholds only tighten the tier's: the stricter of the two holds.
