@@ -164,6 +164,54 @@ def test_each_version_is_held_to_the_one_before_it(
             assert outcome.reference_dataset == previous.id
 
 
+def test_a_version_without_a_profile_is_no_reference(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    rng = np.random.default_rng(5)
+    versions = []
+    for step, (shift, profiled) in enumerate(((0.0, True), (0.0, False), (3.0, True))):
+        path = tmp_path / f"v{step}.csv"
+        path.write_text("x\n" + "\n".join(f"{v:.6f}" for v in rng.normal(shift, 1, 2000)))
+        versions.append(platform.register_dataset("applications", path, profile=profiled))
+        clock.advance(minutes=1)
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    inputs = DataValidationInputs(dataset_id=versions[2].id, max_psi=0.5)
+    outcome = validate_data(inputs, context)
+    assert outcome.reference_dataset == versions[0].id
+    assert [c.name for c in outcome.failures()] == ["distribution (PSI)"]
+
+
+def test_a_version_without_a_profile_cannot_pass_the_gate(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    path = tmp_path / "v.csv"
+    path.write_text("x\n" + "\n".join(str(v) for v in range(100)))
+    version = platform.register_dataset("applications", path, profile=False)
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    outcome = validate_data(DataValidationInputs(dataset_id=version.id), context)
+    assert not outcome.passed
+    [failure] = outcome.failures()
+    assert failure.name == "schema"
+    assert "without a profile" in failure.detail
+    clock.advance(minutes=1)
+    path.write_text("x\n" + "\n".join(str(v) for v in range(1, 101)))
+    profiled = platform.register_dataset("applications", path)
+    named = DataValidationInputs(dataset_id=profiled.id, reference=version.id)
+    [failure] = validate_data(named, context).failures()
+    assert failure.name == "schema"
+    assert f"reference {version.id} was registered without a profile" in failure.detail
+
+
 def test_a_feature_whose_drift_cannot_be_measured_fails_the_gate(
     platform: Platform, clock: ManualClock, tmp_path: Path
 ) -> None:

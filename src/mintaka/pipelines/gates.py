@@ -63,9 +63,11 @@ def _reference(
     ctx: StepContext, inputs: DataValidationInputs, dataset: DatasetVersion
 ) -> DatasetVersion | None:
     """What ``dataset`` is compared with: the version ``reference`` names by id; else the latest
-    version of the dataset ``reference`` names; else the latest earlier version of ``dataset``
-    itself. Each version is held to the one before it, so the gate measures what changed since
-    the last version, not the drift accumulated since the first."""
+    profiled version of the dataset ``reference`` names; else the latest earlier profiled
+    version of ``dataset`` itself. Each version is held to the one before it, so the gate
+    measures what changed since the last version, not the drift accumulated since the first; a
+    version registered without a profile has nothing to compare with, so it is passed over
+    rather than let the next version through unmeasured."""
     platform = ctx.require_platform()
     name = dataset.name
     if inputs.reference:
@@ -79,7 +81,7 @@ def _reference(
     versions = sorted(platform.find_datasets(name), key=lambda d: d.created_at)
     if name == dataset.name:
         versions = [d for d in versions if d.created_at <= dataset.created_at]
-    earlier = [d for d in versions if d.id != dataset.id]
+    earlier = [d for d in versions if d.id != dataset.id and d.profile]
     return earlier[-1] if earlier else None
 
 
@@ -117,12 +119,15 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
                 )
             )
     reference = _reference(ctx, inputs, dataset)
-    if reference is None or not reference.profile or profile is None:
+    unprofiled = _unprofiled(dataset, reference)
+    if unprofiled is not None:
+        checks.append(unprofiled)
+    elif reference is None or not reference.profile or profile is None:
         checks.append(
             GateCheck(
                 name="schema",
                 passed=True,
-                detail="no earlier version: this one becomes the reference",
+                detail="no earlier profiled version: this one becomes the reference",
             )
         )
     else:
@@ -158,6 +163,27 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
         rows=len(rows),
         reference_dataset=reference.id if reference is not None else None,
     )
+
+
+def _unprofiled(dataset: DatasetVersion, reference: DatasetVersion | None) -> GateCheck | None:
+    """A failing schema check when ``dataset``, or the reference named for it, has no profile:
+    its schema, missing values and distribution cannot be checked, and data that cannot be
+    checked is no evidence of sound data. None when both can be compared."""
+    if not dataset.profile:
+        return GateCheck(
+            name="schema",
+            passed=False,
+            detail=f"{dataset.id} was registered without a profile: its schema, missing values "
+            "and distribution cannot be checked (register it with a profile)",
+        )
+    if reference is not None and not reference.profile:
+        return GateCheck(
+            name="schema",
+            passed=False,
+            detail=f"the reference {reference.id} was registered without a profile: there is "
+            "nothing to check against",
+        )
+    return None
 
 
 def _distribution_checks(
