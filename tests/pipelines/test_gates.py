@@ -12,7 +12,7 @@ import pytest
 
 from mintaka import GateFailed, IdFactory, ManualClock, Platform
 from mintaka.demo import COSTS, write_dataset
-from mintaka.demo_pipeline import credit_pipeline
+from mintaka.demo_pipeline import FEATURES, credit_pipeline
 from mintaka.domain.pipelines import PipelineSpec, PipelineStatus
 from mintaka.governance.policy import DEFAULT_POLICY
 
@@ -477,3 +477,47 @@ def test_a_binding_recorded_when_a_zero_cost_limit_meant_none_retrains_with_that
     )
     run = platform.pipelines.retrain("credit-default", "as bound", isolation="inline")
     assert run.status is PipelineStatus.SUCCEEDED
+
+
+def test_a_label_column_the_data_lacks_is_a_validation_error(
+    platform: Platform, data: Path
+) -> None:
+    from mintaka.errors import ValidationError
+
+    with pytest.raises(ValidationError, match="'defualt'"):
+        platform.pipelines.run(
+            partial(UP_TO_VALIDATION, data=str(data), label="defualt"), isolation="inline"
+        )
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "message"),
+    [
+        ("missing", None, "no column 'missing'"),
+        ("default", "yes", "'yes'"),
+        ("default", "2", "'2'"),
+    ],
+)
+def test_the_evaluation_gate_refuses_labels_that_are_not_binary(
+    platform: Platform, data: Path, tmp_path: Path, label: str, value: str | None, message: str
+) -> None:
+    from mintaka.errors import ValidationError
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import EvaluationInputs, evaluate_model
+
+    run = platform.pipelines.run(partial(UP_TO_EVALUATION, data=str(data)), isolation="inline")
+    trained = next(s for s in run.steps if s.name == "train").outputs
+    holdout = Path(str(trained["holdout"]))
+    if value is not None:
+        rewrite(holdout, lambda r: {**r, "default": value})
+    context = StepContext(
+        pipeline="p", run_id="r", step="evaluate", workdir=tmp_path, platform=platform
+    )
+    inputs = EvaluationInputs(
+        model=Path(str(trained["model"])),
+        holdout=holdout,
+        label=label,
+        features=",".join(FEATURES),
+    )
+    with pytest.raises(ValidationError, match=message):
+        evaluate_model(inputs, context)

@@ -18,6 +18,7 @@ deploy_canary`. Every check carries its number and its limit, so a refusal says 
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 
@@ -27,7 +28,7 @@ from pydantic import BaseModel, Field
 from mintaka.domain.pipelines import GateCheck, GateOutcome
 from mintaka.domain.registry import Flavor, RiskTier
 from mintaka.domain.runs import DatasetVersion
-from mintaka.errors import NotFound
+from mintaka.errors import NotFound, ValidationError
 from mintaka.pipelines.contract import StepContext, controller_step
 
 if TYPE_CHECKING:
@@ -38,6 +39,27 @@ def _read(path: Path) -> list[dict[str, Any]]:
     from mintaka.serving.batch import read_rows
 
     return read_rows(path)
+
+
+def _labels(rows: list[dict[str, Any]], label: str, source: Path) -> list[int]:
+    """The binary label of each row, taken out of it (the rest are the features scored). A
+    column the rows lack, or a value that is not 0 or 1, is a ``ValidationError`` naming it:
+    the gates measure a binary classifier, and any other label would skew every number."""
+    if rows and label not in rows[0]:
+        raise ValidationError(f"{source} has no column {label!r} (the label)")
+    return [_binary(row.pop(label, None), label, source) for row in rows]
+
+
+def _binary(value: Any, label: str, source: Path) -> int:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if number not in (0.0, 1.0):
+        raise ValidationError(
+            f"{source}: label {label!r} is {value!r}; the gates take 0 or 1 (a binary label)"
+        )
+    return int(number)
 
 
 # -- data validation ------------------------------------------------------------------------------
@@ -91,6 +113,7 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
     reference, or unfair across a protected attribute's groups. The rows read are the dataset
     version's own: a file rewritten at its path since it was registered is a
     ``ValidationError`` naming the version, never validated in its place."""
+    from mintaka.files import file_path
     from mintaka.monitoring.profiles import DatasetProfile, as_columns
     from mintaka.monitoring.statistics import drift
     from mintaka.monitoring.training_data import registered_copy
@@ -99,6 +122,7 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
     dataset = platform.get_dataset(inputs.dataset_id)
     with registered_copy(dataset) as checked:
         rows = _read(checked)
+    source = file_path(dataset.uri) or checked  # errors name the dataset's file, not the copy
     checks = [
         GateCheck(
             name="rows", passed=len(rows) >= inputs.min_rows, value=len(rows), limit=inputs.min_rows
@@ -156,7 +180,7 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
             psis = {k: report.value(k, "psi") for k in features}
             checks += _distribution_checks(psis, inputs.max_psi, reference.id)
     if inputs.protected:
-        checks.append(_group_fairness(rows, inputs))
+        checks.append(_group_fairness(rows, inputs, source))
     return DataValidationOutcome(
         passed=all(c.passed for c in checks),
         checks=tuple(checks),
@@ -226,16 +250,19 @@ def _missing(feature: Any) -> float:
     return float(feature.count and feature.missing / feature.count)
 
 
-def _group_fairness(rows: list[dict[str, Any]], inputs: DataValidationInputs) -> GateCheck:
+def _group_fairness(
+    rows: list[dict[str, Any]], inputs: DataValidationInputs, source: Path
+) -> GateCheck:
     if not inputs.label:
         return GateCheck(
             name="training-set fairness",
             passed=False,
             detail="a protected attribute needs the label column named",
         )
+    labels = _labels([dict(row) for row in rows], inputs.label, source)
     groups: dict[str, list[float]] = {}
-    for row in rows:
-        groups.setdefault(str(row.get(inputs.protected)), []).append(float(row[inputs.label]))
+    for row, value in zip(rows, labels, strict=True):
+        groups.setdefault(str(row.get(inputs.protected)), []).append(float(value))
     rates = {g: sum(v) / len(v) for g, v in groups.items() if v}
     if len(rates) < 2 or max(rates.values()) == 0:
         return GateCheck(
@@ -329,7 +356,7 @@ def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutc
 
     platform = ctx.require_platform()
     rows = _read(inputs.holdout)
-    labels = np.asarray([int(float(r.pop(inputs.label))) for r in rows])
+    labels = np.asarray(_labels(rows, inputs.label, inputs.holdout))
     features = tuple(f for f in inputs.features.split(",") if f)
     predictor = load_predictor(inputs.model, Flavor.SKLEARN, features=features)
     scores = np.asarray([float(s) for s in predictor.predict(rows)])
@@ -418,7 +445,7 @@ def beat_champion(inputs: ChallengeInputs, ctx: StepContext) -> ChallengeOutcome
             passed=True, checks=(check,), champion=champion.version, challenger=version.version
         )
     rows = _read(inputs.holdout)
-    labels = [int(float(r.pop(inputs.label))) for r in rows]
+    labels = _labels(rows, inputs.label, inputs.holdout)
     try:
         comparison = platform.serving.compare(
             version.name, champion.version, version.version, rows, labels
