@@ -394,6 +394,22 @@ def test_a_challenger_that_does_not_beat_the_champion(champion: Platform, tmp_pa
     assert champion.get_model_version("credit-default", alias="champion").version == 1
 
 
+def test_an_auc_the_comparison_cannot_measure_is_shown_as_not_measured(
+    champion: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.serving import ops
+
+    monkeypatch.setattr(ops, "auc", lambda labels, scores: None)  # a one-class holdout
+    fresh = write_dataset(tmp_path / "fresh.csv", rows=600, seed=9)
+    error = failing(
+        champion,
+        partial(UP_TO_CHALLENGE, data=str(fresh), features="age", min_auc=0.0, min_group_ratio=0.0),
+    )
+    [check] = error.checks
+    assert "AUC not measured vs not measured" in check.detail
+    assert "0.000" not in check.detail
+
+
 def test_a_canary_that_cannot_verify_the_sla_rolls_back(champion: Platform, tmp_path: Path) -> None:
     champion.serving.create_endpoint("credit-scoring", "credit-default@champion")
     better = write_dataset(tmp_path / "v2.csv", rows=600, seed=10)

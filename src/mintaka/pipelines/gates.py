@@ -461,11 +461,16 @@ def beat_champion(inputs: ChallengeInputs, ctx: StepContext) -> ChallengeOutcome
         value=round(comparison.challenger_cost, 6),
         limit=round(comparison.champion_cost, 6),
         detail=f"v{version.version} against v{champion.version} on {len(rows)} holdout rows "
-        f"(AUC {comparison.challenger_auc or 0:.3f} vs {comparison.champion_auc or 0:.3f})",
+        f"(AUC {_shown_auc(comparison.challenger_auc)} vs {_shown_auc(comparison.champion_auc)})",
     )
     return ChallengeOutcome(
         passed=check.passed, checks=(check,), champion=champion.version, challenger=version.version
     )
+
+
+def _shown_auc(value: float | None) -> str:
+    """An AUC as a check's detail gives it: a holdout of one class has none, which is not 0."""
+    return "not measured" if value is None else f"{value:.3f}"
 
 
 # -- approvals ------------------------------------------------------------------------------------
