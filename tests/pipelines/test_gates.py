@@ -186,6 +186,24 @@ def test_a_version_without_a_profile_is_no_reference(
     assert [c.name for c in outcome.failures()] == ["distribution (PSI)"]
 
 
+def test_a_version_named_as_its_own_reference_is_refused(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    from mintaka.errors import ValidationError
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    path = tmp_path / "v.csv"
+    path.write_text("x\n" + "\n".join(str(v) for v in range(100)))
+    version = platform.register_dataset("applications", path)
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    inputs = DataValidationInputs(dataset_id=version.id, reference=version.id)
+    with pytest.raises(ValidationError, match="its own reference"):
+        validate_data(inputs, context)
+
+
 def test_a_version_without_a_profile_cannot_pass_the_gate(
     platform: Platform, clock: ManualClock, tmp_path: Path
 ) -> None:

@@ -92,6 +92,11 @@ def _reference(
     rather than let the next version through unmeasured."""
     platform = ctx.require_platform()
     name = dataset.name
+    if inputs.reference == dataset.id:
+        raise ValidationError(
+            f"dataset version {dataset.id} is named as its own reference: a version compared "
+            "with itself always passes; name an earlier version, or a dataset"
+        )
     if inputs.reference:
         try:
             return platform.get_dataset(inputs.reference)
