@@ -8,49 +8,22 @@ database, dropped afterwards. docs/architecture.md has a recipe for a throwaway 
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from artifact_kit import MakeArtifact
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url, text
 
-from mintaka import Conflict, IdFactory, ManualClock, Platform, StoreError
+from mintaka import Conflict, ManualClock, Platform, StoreError
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
 from mintaka.lineage import LineageStore
 from mintaka.store import Store
 from mintaka.store.engine import HEAD_REVISION
 
-SERVER = os.environ.get("MINTAKA_TEST_POSTGRES_URL", "")
 pytestmark = pytest.mark.skipif(
-    not SERVER, reason="MINTAKA_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against"
+    not os.environ.get("MINTAKA_TEST_POSTGRES_URL"),
+    reason="MINTAKA_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against",
 )
-
-
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A URL whose connections work in a new, empty schema of the server's database."""
-    schema = f"mintaka_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(SERVER)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    url = make_url(SERVER).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-@pytest.fixture
-def pg_platform(pg_url: str, tmp_path: Path, clock: ManualClock) -> Iterator[Platform]:
-    home = tmp_path / ".mintaka"
-    with Platform(
-        home, store_url=pg_url, clock=clock, ids=IdFactory(seed=7), actor="alice"
-    ) as plat:
-        yield plat
 
 
 def test_migrations_bring_an_empty_schema_to_head(pg_url: str) -> None:

@@ -1,0 +1,274 @@
+"""Governance, serving, monitoring and pipelines against a real PostgreSQL server (opt-in).
+
+Skipped unless ``MINTAKA_TEST_POSTGRES_URL`` names a server database, as the core flows of
+``test_postgresql_store.py`` are; each test works in a fresh schema of it, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from artifact_kit import MakeArtifact
+
+from mintaka import IdFactory, ManualClock, Platform, PolicyViolation
+from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
+from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
+from mintaka.governance.evidence import build_pack
+from mintaka.governance.inventory import inventory
+from mintaka.local.server import InferenceServer
+from mintaka.store.schema import predictions
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("MINTAKA_TEST_POSTGRES_URL"),
+    reason="MINTAKA_TEST_POSTGRES_URL is not set: no PostgreSQL server to test against",
+)
+
+ROLES = '[roles]\n"rita" = ["model-risk"]\n"raj" = ["model-risk"]\n"ivy" = ["incident-commander"]\n'
+CARD = {
+    "intended_use": "rank applicants",
+    "limitations": "synthetic data",
+    "training_data": "applications v1",
+    "evaluation": "AUC 0.9",
+    "owner": "dana",
+}
+FEATURES = ("income", "debt")
+
+
+@pytest.fixture
+def as_(
+    pg_url: str, governed_home: Callable[[str], Path], clock: ManualClock
+) -> Iterator[Callable[[str], Platform]]:
+    """Open a home governed by the default policy, its store on the server, as an identity."""
+    home = governed_home(ROLES)
+    opened: dict[str, Platform] = {}
+
+    def open_as(actor: str) -> Platform:
+        if actor not in opened:
+            opened[actor] = Platform(
+                home, store_url=pg_url, actor=actor, clock=clock, ids=IdFactory(len(opened) + 11)
+            )
+        return opened[actor]
+
+    yield open_as
+    for plat in opened.values():
+        plat.close()
+
+
+def test_governance_approvals_exceptions_gate_inventory_and_evidence(
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock
+) -> None:
+    dana = as_("dana")
+    v1 = dana.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", tier="high", metrics={"auc": 0.91}
+    )
+    with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
+        dana.governance.approve(v1.ref)
+    with pytest.raises(PolicyViolation, match="approvals: blue: 0 of 2"):
+        dana.serving.create_endpoint("scoring", v1.ref, route="blue")
+    dana.governance.set_model_card(v1.ref, **CARD)
+    first = as_("rita").governance.approve(v1.ref, comment="validated")
+    clock.advance(1)
+    assert as_("rita").governance.approve(v1.ref) == first  # one approval per person
+    second = as_("raj").governance.approve(v1.ref)
+    assert [a.id for a in dana.governance.approvals(v1)] == [first.id, second.id]
+    assert dana.governance.unrecorded_approvals(v1) == []
+    dana.serving.create_endpoint("scoring", v1.ref, route="blue")
+    assert dana.set_alias("credit", "champion", 1).aliases == ("champion",)
+
+    v2 = dana.register_model(
+        "credit", make_servable(b"v2"), flavor="pyfunc", tier="high", metrics={"auc": 0.93}
+    )
+    dana.governance.set_model_card(v2.ref, **CARD)
+    with pytest.raises(PolicyViolation, match="approver-is-not-requester"):
+        dana.governance.grant_exception(
+            v2.ref,
+            "approvals",
+            requester="dana",
+            justification="x",
+            expires_at=clock.now() + timedelta(days=1),
+        )
+    granted = as_("rita").governance.grant_exception(
+        v2.ref,
+        "approvals",
+        requester="dana",
+        justification="regulator-approved pilot",
+        expires_at=clock.now() + timedelta(days=7),
+    )
+    assert [e.id for e in dana.governance.exceptions(v2)] == [granted.id]
+    assert dana.set_alias("credit", "pilot", 2).aliases == ("pilot",)
+
+    entries = {e.ref: e for e in inventory(dana)}
+    assert (entries["credit:1"].approvals, entries["credit:1"].live) == (2, True)
+    assert entries["credit:1"].production_aliases == ("champion",)
+    assert [e.ref for e in inventory(dana, with_exceptions=True)] == ["credit:2"]
+    assert inventory(dana, overdue=True) == []
+
+    pack = build_pack(dana, "credit:1")
+    assert {a["approver"] for a in pack["approvals"]} == {"rita", "raj"}
+    stored = {e.seq: e.hash for e in dana.audit.events()}
+    for event in pack["audit"]["events"]:
+        recomputed = hashlib.sha256(
+            event["prev_hash"].encode("ascii") + event["canonical"].encode("utf-8")
+        ).hexdigest()
+        assert event["link_verifiable"]
+        assert recomputed == event["hash"] == stored[event["seq"]]
+    assert dana.verify_audit().ok
+
+
+def test_serving_traffic_kill_unkill_and_the_prediction_log(
+    pg_platform: Platform, make_servable: MakeArtifact
+) -> None:
+    plat = pg_platform
+    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc")
+    plat.register_model("credit", make_servable(b"v2"), flavor="pyfunc")
+    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
+    killed = plat.serving.kill("scoring", reason="bad outputs")
+    assert killed.status.value == "killed"
+    assert plat.serving.get_endpoint("scoring").status.value == "killed"
+    released = plat.serving.unkill("scoring")
+    assert (released.status.value, released.traffic.weights) == ("in_service", {"blue": 100})
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    moved = plat.serving.set_traffic("scoring", {"blue": 70, "green": 30})
+    assert moved.traffic.weights == {"blue": 70, "green": 30}
+    history = plat.serving.deployment_history("scoring")
+    assert history[-1].traffic.weights == {"blue": 70, "green": 30}
+    plat.serving.set_traffic("scoring", {"blue": 100, "green": 0})
+    server = InferenceServer(plat, poll_interval=0.02)
+    server.start()
+    try:
+        answer = plat.serving.invoke("scoring", [{"x": 1.0}])
+        server.predlog.flush()
+    finally:
+        server.stop()
+    prediction_id = answer["predictions"][0]["id"]
+    assert plat.serving.prediction(prediction_id)["endpoint"] == "scoring"
+    decision_id = plat.serving.record_decision(prediction_id, "loan approved")
+    trace = plat.serving.trace(prediction_id)
+    assert trace.version.ref == "credit:1"
+    assert [d["decision"] for d in trace.decisions] == ["loan approved"]
+    assert f"decision:{decision_id}" in {n.id for n in plat.lineage_downstream("credit:1").nodes}
+    actions = [e.action for e in plat.audit.events()]
+    assert {"endpoint.kill", "endpoint.unkill", "prediction.decision"} <= set(actions)
+    assert plat.verify_audit().ok
+
+
+def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, float]]:
+    values = rng.normal(size=(n, len(FEATURES)))
+    values[:, 0] += shift
+    return [dict(zip(FEATURES, map(float, row), strict=True)) for row in values]
+
+
+def _log(plat: Platform, rows: list[dict[str, float]]) -> None:
+    """Log ``rows`` as answered by route ``blue`` of ``scoring`` (``credit:1``), stamped now."""
+    version = plat.get_model_version("credit", 1)
+    at = plat.clock.now().isoformat()
+    record: dict[str, Any] = {
+        "endpoint": "scoring",
+        "route": "blue",
+        "model": "credit",
+        "version": 1,
+        "version_id": version.id,
+        "input_digest": "sha256:" + "0" * 64,
+        "output": 0.5,
+        "status": "ok",
+        "shadow": 0,
+        "latency_ms": 1.0,
+        "at": at,
+    }
+    with plat.store.write() as conn:
+        conn.execute(
+            predictions.insert(),
+            [{**record, "id": plat.ids.new("pred"), "inputs": row} for row in rows],
+        )
+
+
+def test_monitoring_drift_alert_ticket_escalation_and_removal(
+    pg_platform: Platform, make_servable: MakeArtifact, tmp_path: Path, clock: ManualClock
+) -> None:
+    plat = pg_platform
+    train = tmp_path / "train.csv"
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(FEATURES))
+        writer.writeheader()
+        writer.writerows(_rows(np.random.default_rng(1), 3000))
+    dataset = plat.register_dataset("applications", train)
+    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", dataset_ids=[dataset.id])
+    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
+    signal = Signal(
+        name="income-drift",
+        kind=SignalKind.DRIFT,
+        metric="psi:income",
+        threshold=0.2,
+        window="1h",
+        owner="oncall",
+        escalation=[Escalation(after_minutes=30, to="lead")],
+        runbook_url="https://runbooks.example/drift",
+    )
+    monitor_id = plat.monitoring.add_monitor(
+        MonitorSpec(endpoint="scoring", model="credit", signals=[signal])
+    )
+    assert [m.endpoint for m in plat.monitoring.monitors()] == ["scoring"]
+
+    rng = np.random.default_rng(3)
+    _log(plat, _rows(rng, 2000))
+    clock.advance(minutes=5)
+    calm = plat.monitoring.run_once()
+    assert (calm.evaluated, calm.alerts) == (1, ())
+    clock.advance(minutes=61)
+    _log(plat, _rows(rng, 2000, shift=1.5))
+    clock.advance(minutes=5)
+    drifted = plat.monitoring.run_once()
+    assert len(drifted.alerts) == 1
+    assert drifted.alerts[0].value > 0.2
+    [ticket] = plat.monitoring.tickets(TicketStatus.OPEN)
+    assert (ticket.owner, ticket.runbook_url) == ("oncall", "https://runbooks.example/drift")
+    clock.advance(minutes=5)
+    plat.monitoring.run_once()  # still drifting: the same ticket, counted again
+    assert [(t.id, t.alerts) for t in plat.monitoring.tickets()] == [(ticket.id, 2)]
+    clock.advance(minutes=30)
+    assert plat.monitoring.run_once().escalated == (ticket.id,)
+    assert plat.monitoring.ticket(ticket.id).owner == "lead"
+    acknowledged = plat.monitoring.acknowledge(ticket.id)
+    assert acknowledged.status is TicketStatus.ACKNOWLEDGED
+    assert [e.action for e in plat.audit.events()].count("alert.raise") == 3
+    removed = plat.monitoring.remove_monitor(monitor_id, reason="retired")
+    assert removed.endpoint == "scoring"
+    assert plat.monitoring.monitors() == []
+    assert plat.verify_audit().ok
+
+
+def test_a_pipeline_run_records_its_steps(pg_platform: Platform) -> None:
+    spec = PipelineSpec(
+        name="two-steps",
+        parameters={"n": 3},
+        steps=[
+            StepSpec(
+                name="produce",
+                entrypoint="postgresql_steps:produce",
+                inputs={"n": "params.n"},
+            ),
+            StepSpec(
+                name="consume",
+                entrypoint="postgresql_steps:consume",
+                inputs={"total": "produce.total"},
+            ),
+        ],
+    )
+    first = pg_platform.pipelines.run(spec, isolation="inline")
+    assert first.status is PipelineStatus.SUCCEEDED
+    assert first.steps[1].outputs == {"doubled": 12}
+    again = pg_platform.pipelines.run(spec, isolation="inline")
+    assert [s.cached for s in again.steps] == [True, True]
+    statuses = {run.id: run.status for run in pg_platform.pipelines.runs()}
+    assert statuses == {first.id: PipelineStatus.SUCCEEDED, again.id: PipelineStatus.SUCCEEDED}
+    actions = [e.action for e in pg_platform.audit.events()]
+    assert actions.count("pipeline.succeeded") == 2
+    assert pg_platform.verify_audit().ok
