@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import os
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from artifact_kit import MakeArtifact
+from sqlalchemy import select, update
 
 from mintaka import IdFactory, ManualClock, Platform, PolicyViolation
 from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
@@ -24,7 +26,7 @@ from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
 from mintaka.governance.evidence import build_pack
 from mintaka.governance.inventory import inventory
 from mintaka.local.server import InferenceServer
-from mintaka.store.schema import predictions
+from mintaka.store.schema import audit_events, predictions
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("MINTAKA_TEST_POSTGRES_URL"),
@@ -272,3 +274,47 @@ def test_a_pipeline_run_records_its_steps(pg_platform: Platform) -> None:
     actions = [e.action for e in pg_platform.audit.events()]
     assert actions.count("pipeline.succeeded") == 2
     assert pg_platform.verify_audit().ok
+
+
+def _edit_canonical(plat: Platform, action: str, field: str, value: str) -> None:
+    """Rewrite by hand the ``field`` of the first ``action`` event's canonical bytes (on
+    PostgreSQL the query columns are copies the edit leaves as they were)."""
+    with plat.store.write() as conn:
+        seq, canonical = conn.execute(
+            select(audit_events.c.seq, audit_events.c.canonical)
+            .where(audit_events.c.action == action)
+            .order_by(audit_events.c.seq)
+        ).one()
+        body = json.loads(bytes(canonical))
+        body[field] = value
+        edited = json.dumps(body).encode()
+        conn.execute(update(audit_events).where(audit_events.c.seq == seq).values(canonical=edited))
+
+
+@pytest.mark.parametrize(("field", "value"), [("at", "yesterday"), ("actor", "raj")])
+def test_an_approval_whose_event_bytes_were_edited_is_not_counted(
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, field: str, value: str
+) -> None:
+    dana = as_("dana")
+    version = dana.register_model("credit", make_servable(b"v1"), flavor="pyfunc", tier="high")
+    given = as_("rita").governance.approve(version.ref)
+    _edit_canonical(dana, "model.approve", field, value)
+    assert dana.governance.approvals(version) == []
+    assert [a.id for a in dana.governance.unrecorded_approvals(version)] == [given.id]
+
+
+def test_an_exception_whose_event_names_another_granter_waives_nothing(
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock
+) -> None:
+    dana = as_("dana")
+    version = dana.register_model("credit", make_servable(b"v1"), flavor="pyfunc", tier="high")
+    granted = as_("rita").governance.grant_exception(
+        version.ref,
+        "approvals",
+        requester="dana",
+        justification="pilot",
+        expires_at=clock.now() + timedelta(days=7),
+    )
+    _edit_canonical(dana, "policy.exception", "actor", "raj")
+    assert dana.governance.exceptions(version) == []
+    assert [e.id for e in dana.governance.unrecorded_exceptions(version)] == [granted.id]

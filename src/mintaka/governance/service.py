@@ -217,8 +217,7 @@ class GovernanceService:
         rest; one query for the rows and one for the events, however many versions."""
         by_ref = {v.ref: v for v in versions}
         rows_query = select(approvals).order_by(approvals.c.at)
-        columns = (audit_events.c.actor, audit_events.c.at, audit_events.c.subject)
-        events_query = select(*columns, audit_events.c.canonical).where(
+        events_query = select(audit_events.c.canonical).where(
             audit_events.c.action == "model.approve"
         )
         if len(by_ref) <= _IN_LIST_MAX:
@@ -229,11 +228,14 @@ class GovernanceService:
             signed = conn.execute(events_query).all()
         recorded: dict[tuple[str, str], list[tuple[str, datetime, dict[str, Any]]]] = {}
         for event in signed:
+            body = event_body(event.canonical)
             details = event_details(event.canonical)
-            at = _instant(event.at)
-            if details is not None and at is not None and event.subject in by_ref:
-                entry = (event.actor, at, details)
-                recorded.setdefault((event.subject, str(details.get("approval"))), []).append(entry)
+            at = _instant(body.get("at"))
+            subject = str(body.get("subject"))
+            signs = body.get("action") == "model.approve" and subject in by_ref
+            if details is not None and at is not None and signs:
+                entry = (str(body.get("actor")), at, details)
+                recorded.setdefault((subject, str(details.get("approval"))), []).append(entry)
         grouped: dict[str, list[Any]] = {}
         for row in rows:
             grouped.setdefault(row.version_id, []).append(row)
@@ -513,9 +515,9 @@ class GovernanceService:
         rest; one query for the rows and one for the events, however many versions."""
         refs = {f"{name}:{number}": vid for vid, (name, number) in named.items()}
         rows_query = select(policy_exceptions)
-        events_query = select(
-            audit_events.c.actor, audit_events.c.subject, audit_events.c.canonical
-        ).where(audit_events.c.action == "policy.exception")
+        events_query = select(audit_events.c.canonical).where(
+            audit_events.c.action == "policy.exception"
+        )
         if len(named) <= _IN_LIST_MAX:
             rows_query = rows_query.where(policy_exceptions.c.version_id.in_(list(named)))
             events_query = events_query.where(audit_events.c.subject.in_(list(refs)))
@@ -524,11 +526,14 @@ class GovernanceService:
             granted = conn.execute(events_query).all()
         recorded: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
         for event in granted:
+            body = event_body(event.canonical)
             details = event_details(event.canonical)
             exception = details.get("exception") if details is not None else None
-            if isinstance(exception, dict) and event.subject in refs:
-                key = (refs[event.subject], str(exception.get("id")))
-                recorded.setdefault(key, []).append((event.actor, exception))
+            subject = str(body.get("subject"))
+            grants = body.get("action") == "policy.exception" and subject in refs
+            if isinstance(exception, dict) and grants:
+                key = (refs[subject], str(exception.get("id")))
+                recorded.setdefault(key, []).append((str(body.get("actor")), exception))
         split: dict[str, tuple[list[PolicyException], list[PolicyException]]] = {
             vid: ([], []) for vid in named
         }
@@ -859,15 +864,22 @@ def _records(approval: Approval, actor: str, at: datetime, details: Mapping[str,
     )
 
 
+def event_body(canonical: Any) -> dict[str, Any]:
+    """An event's canonical bytes read as an object; empty when they are not one. What an event
+    records is read here, not from the table's query columns: on SQLite those are read out of
+    these bytes, on other databases they are copies that an edit of the bytes leaves behind."""
+    try:
+        body = json.loads(bytes(canonical))
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
 def event_details(canonical: Any) -> dict[str, Any] | None:
     """The ``details`` object of an event's canonical bytes; None when they cannot be read as
     one (bytes that are not JSON, or changed by hand into another shape), which verification
     reports: such an event records nothing."""
-    try:
-        body = json.loads(bytes(canonical))
-    except (TypeError, ValueError):
-        return None
-    details = body.get("details") if isinstance(body, dict) else None
+    details = event_body(canonical).get("details")
     return details if isinstance(details, dict) else None
 
 
