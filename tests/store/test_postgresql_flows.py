@@ -10,10 +10,11 @@ import csv
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import pytest
@@ -21,11 +22,19 @@ from artifact_kit import MakeArtifact
 from sqlalchemy import select, update
 
 from mintaka import IdFactory, ManualClock, Platform, PolicyViolation
-from mintaka.domain.monitoring import Escalation, MonitorSpec, Signal, SignalKind, TicketStatus
+from mintaka.domain.monitoring import (
+    Escalation,
+    MonitorSpec,
+    Severity,
+    Signal,
+    SignalKind,
+    TicketStatus,
+)
 from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
 from mintaka.governance.evidence import build_pack
 from mintaka.governance.inventory import inventory
 from mintaka.local.server import InferenceServer
+from mintaka.monitoring import service
 from mintaka.store.schema import audit_events, predictions
 
 pytestmark = pytest.mark.skipif(
@@ -318,3 +327,46 @@ def test_an_exception_whose_event_names_another_granter_waives_nothing(
     _edit_canonical(dana, "policy.exception", "actor", "raj")
     assert dana.governance.exceptions(version) == []
     assert [e.id for e in dana.governance.unrecorded_exceptions(version)] == [granted.id]
+
+
+class _RaisesAnotherAlertFirst(tuple[Severity, ...]):
+    """The severity order, whose first look-up (made by a runner between reading the open ticket
+    and counting the alert on it) first lets ``other`` raise the same alert, waiting up to 0.1 s:
+    a runner that locks the ticket's row keeps ``other`` waiting until it commits."""
+
+    def __new__(cls, order: tuple[Severity, ...], other: Callable[[], object]) -> Self:
+        made = super().__new__(cls, order)
+        made.other = other
+        made.racer = None
+        return made
+
+    other: Callable[[], object]
+    racer: threading.Thread | None
+
+    def index(self, value: Severity, *args: Any) -> int:
+        if self.racer is None:
+            self.racer = threading.Thread(target=self.other)
+            self.racer.start()
+            self.racer.join(timeout=0.1)
+        return super().index(value, *args)
+
+
+def test_two_runners_counting_an_alert_on_one_ticket_at_once_lose_neither(
+    pg_platform: Platform,
+    pg_url: str,
+    tmp_path: Path,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, ticket = pg_platform.monitoring.raise_alert("drift", "scoring", owner="oncall")
+    with Platform(
+        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
+    ) as other:
+        order = _RaisesAnotherAlertFirst(
+            service.SEVERITY_ORDER, lambda: other.monitoring.raise_alert("drift", "scoring")
+        )
+        monkeypatch.setattr(service, "SEVERITY_ORDER", order)
+        pg_platform.monitoring.raise_alert("drift", "scoring")
+        assert order.racer is not None
+        order.racer.join()
+    assert pg_platform.monitoring.ticket(ticket.id).alerts == 3

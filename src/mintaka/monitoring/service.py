@@ -826,7 +826,9 @@ class MonitoringService:
         """Open the signal's ticket, or count the alert on the one already open.
 
         On SQLite the write lock serialises runners; on a server database two runners can race
-        to open the same ticket, the unique index refuses the second, and it retries as an update.
+        to open the same ticket, the unique index refuses the second, and it retries as an update,
+        and a runner counting an alert on an open ticket locks its row (``FOR UPDATE``), so a
+        second runner's count waits for the first's instead of overwriting it.
         """
         for attempt in range(2):
             try:
@@ -852,6 +854,7 @@ class MonitoringService:
                     tickets.c.endpoint == alert.endpoint,
                     tickets.c.status != TicketStatus.RESOLVED.value,
                 )
+                .with_for_update()
             ).one_or_none()
             if row is not None:
                 # A more severe repeat raises the ticket's severity; a milder one never lowers it.
