@@ -329,25 +329,39 @@ def test_an_exception_whose_event_names_another_granter_waives_nothing(
     assert [e.id for e in dana.governance.unrecorded_exceptions(version)] == [granted.id]
 
 
-class _RaisesAnotherAlertFirst(tuple[Severity, ...]):
-    """The severity order, whose first look-up (made by a runner between reading the open ticket
-    and counting the alert on it) first lets ``other`` raise the same alert, waiting up to 0.1 s:
-    a runner that locks the ticket's row keeps ``other`` waiting until it commits."""
+class _Race:
+    """Runs ``other`` in a thread the first time ``start`` is called, waiting up to 0.1 s for
+    it: called between a read and the write that depends on it, a writer that locks the row it
+    read keeps ``other`` waiting until it commits, one that does not lets ``other`` go first."""
 
-    def __new__(cls, order: tuple[Severity, ...], other: Callable[[], object]) -> Self:
-        made = super().__new__(cls, order)
-        made.other = other
-        made.racer = None
-        return made
+    def __init__(self, other: Callable[[], object]) -> None:
+        self.other = other
+        self.racer: threading.Thread | None = None
 
-    other: Callable[[], object]
-    racer: threading.Thread | None
-
-    def index(self, value: Severity, *args: Any) -> int:
+    def start(self) -> None:
         if self.racer is None:
             self.racer = threading.Thread(target=self.other)
             self.racer.start()
             self.racer.join(timeout=0.1)
+
+    def finish(self) -> None:
+        assert self.racer is not None
+        self.racer.join()
+
+
+class _RacingOrder(tuple[Severity, ...]):
+    """The severity order, whose look-up (made by a runner between reading the open ticket and
+    counting the alert on it) starts ``race``."""
+
+    def __new__(cls, order: tuple[Severity, ...], race: _Race) -> Self:
+        made = super().__new__(cls, order)
+        made.race = race
+        return made
+
+    race: _Race
+
+    def index(self, value: Severity, *args: Any) -> int:
+        self.race.start()
         return super().index(value, *args)
 
 
@@ -362,11 +376,34 @@ def test_two_runners_counting_an_alert_on_one_ticket_at_once_lose_neither(
     with Platform(
         tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
     ) as other:
-        order = _RaisesAnotherAlertFirst(
-            service.SEVERITY_ORDER, lambda: other.monitoring.raise_alert("drift", "scoring")
-        )
-        monkeypatch.setattr(service, "SEVERITY_ORDER", order)
+        race = _Race(lambda: other.monitoring.raise_alert("drift", "scoring"))
+        monkeypatch.setattr(service, "SEVERITY_ORDER", _RacingOrder(service.SEVERITY_ORDER, race))
         pg_platform.monitoring.raise_alert("drift", "scoring")
-        assert order.racer is not None
-        order.racer.join()
+        race.finish()
     assert pg_platform.monitoring.ticket(ticket.id).alerts == 3
+
+
+def test_a_ticket_resolved_while_it_is_acknowledged_stays_resolved(
+    pg_platform: Platform,
+    pg_url: str,
+    tmp_path: Path,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, ticket = pg_platform.monitoring.raise_alert("drift", "scoring", owner="oncall")
+    with Platform(
+        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
+    ) as other:
+        race = _Race(lambda: other.monitoring.resolve(ticket.id, "fixed"))
+        read = service._ticket
+
+        def read_then_race(row: Any) -> Any:
+            race.start()
+            return read(row)
+
+        monkeypatch.setattr(service, "_ticket", read_then_race)
+        pg_platform.monitoring.acknowledge(ticket.id)
+        race.finish()
+    assert pg_platform.monitoring.ticket(ticket.id).status is TicketStatus.RESOLVED
+    actions = [e.action for e in pg_platform.audit.events()]
+    assert actions[-2:] == ["ticket.ack", "ticket.resolve"]

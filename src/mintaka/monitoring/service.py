@@ -849,7 +849,8 @@ class MonitoringService:
         now = alert.at.isoformat()
         with self.platform.store.write() as conn:
             row = conn.execute(
-                select(tickets).where(
+                select(tickets)
+                .where(
                     tickets.c.signal == alert.signal,
                     tickets.c.endpoint == alert.endpoint,
                     tickets.c.status != TicketStatus.RESOLVED.value,
@@ -932,9 +933,13 @@ class MonitoringService:
         self, ticket_id: str, status: TicketStatus, action: str, **extra: Any
     ) -> Ticket:
         """Move a ticket on; acknowledging one already acknowledged changes and records
-        nothing (who acknowledged it first stays), and a resolved ticket stays resolved."""
+        nothing (who acknowledged it first stays), and a resolved ticket stays resolved. The
+        row is read ``FOR UPDATE``: on a server database a concurrent move waits and is judged
+        on this one's result (SQLite's write lock serialises them already)."""
         with self.platform.store.write() as conn:
-            row = conn.execute(select(tickets).where(tickets.c.id == ticket_id)).one_or_none()
+            row = conn.execute(
+                select(tickets).where(tickets.c.id == ticket_id).with_for_update()
+            ).one_or_none()
             if row is None:
                 raise NotFound(f"ticket {ticket_id!r} not found")
             current = _ticket(row)
