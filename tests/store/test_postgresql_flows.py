@@ -407,3 +407,21 @@ def test_a_ticket_resolved_while_it_is_acknowledged_stays_resolved(
     assert pg_platform.monitoring.ticket(ticket.id).status is TicketStatus.RESOLVED
     actions = [e.action for e in pg_platform.audit.events()]
     assert actions[-2:] == ["ticket.ack", "ticket.resolve"]
+
+
+def test_a_registrant_edited_out_of_the_register_events_column_still_may_not_approve(
+    as_: Callable[[str], Platform], make_servable: MakeArtifact
+) -> None:
+    # On PostgreSQL the audit table's actor column is a copy of the canonical bytes' actor.
+    rita = as_("rita")
+    version = rita.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", tier="high", owner="omar"
+    )
+    with rita.store.write() as conn:
+        conn.execute(
+            update(audit_events)
+            .where(audit_events.c.action == "model.register")
+            .values(actor="omar")
+        )
+    with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
+        rita.governance.approve(version.ref)

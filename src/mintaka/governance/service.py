@@ -278,15 +278,16 @@ class GovernanceService:
         """Who developed, registered or adopted ``version``, trimmed as identities are: an
         owner stored with surrounding blanks still names the identity it spells. Adopting brings
         a version under governance as registering does, so its adopter is no independent
-        approver of it either."""
+        approver of it either. The registrant is read from each event's bytes (``event_body``)."""
         with self.platform.store.read() as conn:
             found = conn.execute(
-                select(audit_events.c.actor).where(
+                select(audit_events.c.canonical).where(
                     audit_events.c.subject == version.ref,
                     audit_events.c.action.in_(_REGISTERING),
                 )
             ).scalars()
-            actors = {str(actor) for actor in found if actor is not None} | {version.owner}
+            bodies = [event_body(canonical) for canonical in found]
+        actors = {str(b["actor"]) for b in bodies if b.get("actor") is not None} | {version.owner}
         return {actor.strip() for actor in actors}
 
     def approve(self, model: str, *, role: str | None = None, comment: str = "") -> Approval:
