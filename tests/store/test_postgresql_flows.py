@@ -425,3 +425,42 @@ def test_a_registrant_edited_out_of_the_register_events_column_still_may_not_app
         )
     with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
         rita.governance.approve(version.ref)
+
+
+def test_two_runners_finding_a_signal_unmeasured_at_once_record_its_stretch_once(
+    pg_platform: Platform,
+    pg_url: str,
+    tmp_path: Path,
+    clock: ManualClock,
+    make_servable: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plat = pg_platform
+    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
+    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
+    accuracy = Signal(
+        name="accuracy",
+        kind=SignalKind.PERFORMANCE,
+        metric="accuracy",
+        threshold=0.8,
+        window="1d",
+        owner="oncall",
+    )
+    plat.monitoring.add_monitor(MonitorSpec(endpoint="scoring", model="credit", signals=[accuracy]))
+    with Platform(
+        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
+    ) as other:
+        race = _Race(other.monitoring.run_once)
+        read = service._unmeasured_signals
+
+        def read_then_race(conn: Any) -> Any:
+            found = read(conn)
+            race.start()
+            return found
+
+        monkeypatch.setattr(service, "_unmeasured_signals", read_then_race)
+        plat.monitoring.run_once()  # no traffic, no labels: the signal is left unmeasured
+        race.finish()
+    actions = [e.action for e in plat.audit.events()]
+    assert actions.count("monitor.signal.unmeasured") == 1
+    assert list(plat.monitoring.unmeasured()) == ["scoring:accuracy"]

@@ -1311,9 +1311,11 @@ class MonitoringService:
         to another model (``moved_on``, each with why): it fails every pass from then on, so
         its stretch would otherwise stay open, and its ticket keep the name taken, for ever.
         A pass on which the signal failed changes nothing else here (failures are audited
-        apart). Recording it never stops the run."""
+        apart). Recording it never stops the run. The stretches are read under the audit
+        chain's lock, so two runners at once on a server database record each outcome once."""
         try:
             with self.platform.store.write() as conn:
+                self.platform.audit.lock(conn)
                 state = _unmeasured_signals(conn)
                 ended = _ended_stretches(state, on_duty_since, moved_on)
                 events = [
