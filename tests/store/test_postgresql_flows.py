@@ -337,16 +337,26 @@ class _Race:
     def __init__(self, other: Callable[[], object]) -> None:
         self.other = other
         self.racer: threading.Thread | None = None
+        self.failed: list[BaseException] = []
+
+    def _run(self) -> None:
+        try:
+            self.other()
+        except BaseException as exc:  # raised again by finish
+            self.failed.append(exc)
 
     def start(self) -> None:
         if self.racer is None:
-            self.racer = threading.Thread(target=self.other)
+            self.racer = threading.Thread(target=self._run)
             self.racer.start()
             self.racer.join(timeout=0.1)
 
     def finish(self) -> None:
+        """Wait for ``other``; what it raised is raised here."""
         assert self.racer is not None
         self.racer.join()
+        if self.failed:
+            raise self.failed[0]
 
 
 class _RacingOrder(tuple[Severity, ...]):
@@ -464,3 +474,48 @@ def test_two_runners_finding_a_signal_unmeasured_at_once_record_its_stretch_once
     actions = [e.action for e in plat.audit.events()]
     assert actions.count("monitor.signal.unmeasured") == 1
     assert list(plat.monitoring.unmeasured()) == ["scoring:accuracy"]
+
+
+def test_the_same_monitor_added_by_two_processes_at_once_is_stored_once(
+    pg_platform: Platform,
+    pg_url: str,
+    tmp_path: Path,
+    clock: ManualClock,
+    make_servable: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plat = pg_platform
+    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
+    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
+    accuracy = Signal(
+        name="accuracy",
+        kind=SignalKind.PERFORMANCE,
+        metric="accuracy",
+        threshold=0.8,
+        window="1d",
+        owner="oncall",
+    )
+    spec = MonitorSpec(endpoint="scoring", model="credit", signals=[accuracy])
+    with Platform(
+        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
+    ) as other:
+
+        def record() -> None:
+            with other.store.write() as conn:
+                other.monitoring.record_monitor(conn, spec)
+
+        race = _Race(record)
+        read = service._same_monitor
+
+        def read_then_race(conn: Any, wanted: MonitorSpec) -> Any:
+            found = read(conn, wanted)
+            race.start()
+            return found
+
+        plat.monitoring.check_monitor(spec)  # as add_monitor does, before its transaction
+        monkeypatch.setattr(service, "_same_monitor", read_then_race)
+        with plat.store.write() as conn:
+            added, _ = plat.monitoring.record_monitor(conn, spec)
+        race.finish()
+    assert [monitor_id for monitor_id, _ in plat.monitoring.monitor_records()] == [added]
+    assert [e.action for e in plat.audit.events()].count("monitor.add") == 1

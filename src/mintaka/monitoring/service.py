@@ -462,7 +462,10 @@ class MonitoringService:
         audit event inside the caller's transaction ``conn``, so a monitor is recorded together
         with what it watches (a new endpoint) or not at all. Returns its id and the events to
         hand to ``_after_commit`` once the transaction commits; the same monitor already on duty
-        is named instead, with no event."""
+        is named instead, with no event. The monitors on duty are read under the audit chain's
+        lock, so two processes adding the same monitor at once on a server database store it
+        once (SQLite's write transactions are serialised already)."""
+        self.platform.audit.lock(conn)
         existing = _same_monitor(conn, spec)
         if existing is not None:
             return existing, []
