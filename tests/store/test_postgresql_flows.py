@@ -19,7 +19,7 @@ from typing import Any, Self
 import numpy as np
 import pytest
 from artifact_kit import MakeArtifact
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from mintaka import IdFactory, ManualClock, Platform, PolicyViolation
 from mintaka.domain.monitoring import (
@@ -125,12 +125,12 @@ def test_governance_approvals_exceptions_gate_inventory_and_evidence(
     pack = build_pack(dana, "credit:1")
     assert {a["approver"] for a in pack["approvals"]} == {"rita", "raj"}
     stored = {e.seq: e.hash for e in dana.audit.events()}
-    for event in pack["audit"]["events"]:
+    for entry in pack["audit"]["events"]:
         recomputed = hashlib.sha256(
-            event["prev_hash"].encode("ascii") + event["canonical"].encode("utf-8")
+            entry["prev_hash"].encode("ascii") + entry["canonical"].encode("utf-8")
         ).hexdigest()
-        assert event["link_verifiable"]
-        assert recomputed == event["hash"] == stored[event["seq"]]
+        assert entry["link_verifiable"]
+        assert recomputed == entry["hash"] == stored[entry["seq"]]
     assert dana.verify_audit().ok
 
 
@@ -519,3 +519,40 @@ def test_the_same_monitor_added_by_two_processes_at_once_is_stored_once(
         race.finish()
     assert [monitor_id for monitor_id, _ in plat.monitoring.monitor_records()] == [added]
     assert [e.action for e in plat.audit.events()].count("monitor.add") == 1
+
+
+def test_a_label_replaced_by_two_processes_at_once_is_audited_as_replaced_in_turn(
+    pg_platform: Platform,
+    pg_url: str,
+    tmp_path: Path,
+    clock: ManualClock,
+    make_servable: MakeArtifact,
+) -> None:
+    plat = pg_platform
+    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
+    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
+    _log(plat, [{"income": 1.0, "debt": 0.0}])
+    with plat.store.read() as conn:
+        pid = conn.execute(select(predictions.c.id)).scalar_one()
+    plat.monitoring.record_labels({pid: 1})
+    with Platform(
+        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
+    ) as other:
+        race = _Race(lambda: other.monitoring.record_labels({pid: 3}))
+
+        def race_before_the_update(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if statement.startswith("UPDATE labels"):
+                race.start()
+
+        event.listen(plat.store.engine, "before_cursor_execute", race_before_the_update)
+        try:
+            plat.monitoring.record_labels({pid: 2})
+        finally:
+            event.remove(plat.store.engine, "before_cursor_execute", race_before_the_update)
+        race.finish()
+    replaced = [
+        (e.details["previous"], e.details["label"])
+        for e in plat.audit.events()
+        if e.action == "label.replace"
+    ]
+    assert replaced == [(1, 2), (2, 3)]

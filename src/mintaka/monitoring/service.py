@@ -2090,6 +2090,8 @@ class MonitoringService:
         Every id must name a logged prediction: one unknown id refuses the whole batch with
         ``NotFound`` before anything is written. A label for an id that already has one replaces
         it, and the replacement is audited with the previous value. Returns how many were stored.
+        The labels are read under the audit chain's lock, so of two processes replacing one at
+        once on a server database the second audits the first one's value as the previous.
         """
         if not found:
             return 0
@@ -2102,6 +2104,7 @@ class MonitoringService:
         ids = list(found)
         now = self.platform._now().isoformat()
         with self.platform.store.write() as conn:
+            self.platform.audit.lock(conn)
             known: set[str] = set()
             previous: dict[str, Any] = {}
             for i in range(0, len(ids), LABEL_CHUNK):
