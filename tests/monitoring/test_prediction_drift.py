@@ -484,7 +484,7 @@ def test_a_model_editing_its_rows_in_place_leaves_the_pass_s_shared_sample_as_re
     _pyfunc_credit(platform, tmp_path, monkeypatch, "scaled")
     version = platform.get_model_version("credit", 1)
     alone = platform.monitoring.version_scores(version)
-    shared = SampleCache()
+    shared = SampleCache(platform.home)
     passes = [platform.monitoring.version_scores(version, shared) for _ in range(3)]
     assert alone is not None
     means = {scores.profile.features[PREDICTION].mean if scores else None for scores in passes}

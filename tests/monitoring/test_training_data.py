@@ -31,7 +31,7 @@ def test_a_file_rewritten_after_its_check_is_not_sampled_in_place_of_the_checked
         return stream(path)
 
     monkeypatch.setattr(training_data, "_stream_rows", rewritten_first)
-    cache = SampleCache()
+    cache = SampleCache(platform.home)
     checked = cache.registered_file(dataset)
     sample = cache.feature_sample(checked, dataset.digest, {"x": "int"})
     assert [row["x"] for row in sample.rows] == list(range(10))
@@ -64,7 +64,101 @@ def test_the_checked_copies_of_a_pass_are_removed_when_the_pass_is_done(
     platform: Platform, tmp_path: Path
 ) -> None:
     dataset = platform.register_dataset("train", _write(tmp_path / "train.csv", range(10)))
-    with SampleCache() as cache:
+    with SampleCache(platform.home) as cache:
         checked = cache.registered_file(dataset)
         assert checked.read_text(encoding="utf-8") == (tmp_path / "train.csv").read_text()
     assert not checked.exists()
+
+
+def _copies(platform: Platform) -> list[Path]:
+    root = platform.home / training_data.COPIES
+    return sorted(root.iterdir()) if root.exists() else []
+
+
+def _scored_on(platform: Platform, tmp_path: Path) -> None:
+    """A sklearn ``credit:1`` trained on a registered file, served on ``scoring`` with its
+    predictions logged and watched for drift of its scores: a pass copies that file."""
+    from monitoring_kit import drift_signal, log_on, scoring_monitor
+    from sklearn.linear_model import LogisticRegression
+
+    from mintaka.domain.registry import Signature
+    from mintaka.flavors import sklearn as sklearn_flavor
+
+    source = tmp_path / "train.csv"
+    source.write_text("a,label\n" + "".join(f"{n},{n % 2}\n" for n in range(40)))
+    dataset = platform.register_dataset("train", source, categorical=["label"])
+    model = LogisticRegression().fit([[n] for n in range(40)], [n % 2 for n in range(40)])
+    platform.register_model(
+        "credit",
+        sklearn_flavor.save(model, tmp_path / "model"),
+        flavor="sklearn",
+        signature=Signature(inputs={"a": "float"}),
+        dataset_ids=[dataset.id],
+    )
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    platform.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="score-drift", metric="psi:prediction", window="100n"))
+    )
+    log_on(platform, "blue", 1, [{"a": float(n)} for n in range(40)])
+
+
+_STOPPED_MID_PASS = """
+import sys, time
+from mintaka.monitoring.training_data import SampleCache
+
+def copied(*_args, **_kwargs):
+    print("copied", flush=True)
+    time.sleep(60)
+
+SampleCache.feature_sample = copied
+from mintaka.cli.app import main
+sys.argv = ["mintaka", "--home", sys.argv[1], "monitor", "run", "--once"]
+main()
+"""
+
+
+def test_a_runner_stopped_with_sigterm_mid_pass_leaves_no_copy_behind(
+    platform: Platform, tmp_path: Path
+) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    _scored_on(platform, tmp_path)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _STOPPED_MID_PASS, str(platform.home)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline().strip() == "copied"
+        assert len(_copies(platform)) == 1  # the pass holds its copy of train.csv
+        child.send_signal(signal.SIGTERM)
+        child.wait(timeout=30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert child.returncode != 0
+    assert _copies(platform) == []
+
+
+def test_a_copy_a_killed_process_left_is_swept_by_the_next_pass_and_one_in_use_is_kept(
+    platform: Platform, tmp_path: Path
+) -> None:
+    import os
+
+    left = platform.home / training_data.COPIES / "copy-killed"
+    left.mkdir(parents=True)
+    (left / "train.csv").write_text("a\n1\n")
+    dataset = platform.register_dataset("held", _write(tmp_path / "held.csv", range(10)))
+    old = 1_000_000_000  # long before any pass
+    with training_data.registered_copy(dataset, platform.home) as held:
+        for path in (left / "train.csv", left, held, held.parent):
+            os.utime(path, (old, old))
+        platform.monitoring.run_once()
+        assert _copies(platform) == [held.parent]
+        assert held.read_text() == (tmp_path / "held.csv").read_text()
+    assert _copies(platform) == []

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import signal
+import threading
 import tomllib
 from dataclasses import asdict
 from pathlib import Path
@@ -19,8 +21,11 @@ from mintaka.errors import ValidationError, invalid_fields
 from mintaka.serving.batch import csv_reader
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from mintaka.domain.monitoring import MonitorSpec
     from mintaka.monitoring.service import RunReport, Unmeasured
+    from mintaka.platform import Platform
 
 monitor_app = typer.Typer(
     help="Monitors, coverage and the monitoring runner.", no_args_is_help=True
@@ -163,14 +168,32 @@ def run(
 
     A signal that cannot be evaluated is reported on stderr and skipped; the other signals and
     the escalations still run. With --once the exit status is then 1 (0 when every signal could
-    be evaluated, whether or not it alerted); repeated runs report it and go on."""
-    import time
-
+    be evaluated, whether or not it alerted); repeated runs report it and go on. SIGTERM (what
+    process managers and container runtimes send) stops it as Ctrl-C does: the copies of the
+    training files a pass checks are removed on the way out."""
     if not once and not MIN_EVERY <= every <= MAX_EVERY:  # also refuses nan
         raise ValidationError(
             f"--every takes {MIN_EVERY:g} to {MAX_EVERY:g} seconds between evaluations, not {every}"
         )
     plat = platform(ctx)
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        _run_passes(plat, once, every, as_json)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _run_passes(plat: Platform, once: bool, every: float, as_json: bool) -> None:
+    """Run the monitoring passes of `monitor run`, reporting each."""
+    import time
+
     while True:
         report = plat.monitoring.run_once()
         if as_json:

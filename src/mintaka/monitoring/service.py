@@ -1156,7 +1156,7 @@ class MonitoringService:
         from mintaka.monitoring.training_data import SampleCache
 
         scored: Scored = {}  # scored once a run, however many signals watch predictions
-        samples = SampleCache()  # each training file checked and sampled once a run
+        samples = SampleCache(self.platform.home)  # each training file checked, sampled once
         evaluated = 0
         # The monitors of a deleted endpoint stay on record (evidence packs cite them) and rest
         # until an endpoint of that name is created again.
@@ -1826,7 +1826,7 @@ class MonitoringService:
         dataset = self.training_dataset(found)
         if dataset is None:
             return None
-        samples = SampleCache() if samples is None else samples
+        samples = SampleCache(self.platform.home) if samples is None else samples
         source = samples.registered_file(dataset)
         stored = self.platform.artifacts.verify(found.artifact_digest)
         predictor = load_predictor(

@@ -9,10 +9,15 @@ rows, which a file sorted by time or id would bias), without holding the file in
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import math
+import os
 import random
+import shutil
 import tempfile
+import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -31,13 +36,22 @@ SAMPLE_SEED = 0  # the same file gives the same sample on every run
 _PARQUET_BATCH = 8_192  # rows of a Parquet file read at a time
 
 
+COPIES = Path("tmp") / "datasets"  # under the Mintaka home: where the checked copies are made
+STALE_COPY_SECONDS = 3600.0  # a copy no process holds, unchanged this long, is swept
+_HELD = ".held"  # the lock file of a copy: locked while its process uses the copy
+
+
 @contextmanager
-def registered_copy(dataset: DatasetVersion) -> Iterator[Path]:
+def registered_copy(dataset: DatasetVersion, home: Path) -> Iterator[Path]:
     """A private copy of the file of ``dataset``, hashed as it is copied and checked to hold the
     bytes it was registered with; removed on leaving the context. The check and the use are one
     read of the file: a file rewritten after the check cannot be used in place of the bytes
     checked. A ``ValidationError`` naming the dataset version when its file is not on this
-    machine, is gone, or was rewritten since it was registered."""
+    machine, is gone, or was rewritten since it was registered.
+
+    The copy is made in a directory of its own under ``<home>/tmp/datasets``, locked while this
+    process uses it; copies a stopped process left there are swept first (see
+    :func:`sweep_copies`), so they never pile up, nor hold data outside the Mintaka home."""
     from mintaka.artifacts.digest import Manifest, ManifestEntry, copy_hashed
 
     named = f"dataset {dataset.id} ({dataset.name})"
@@ -47,8 +61,9 @@ def registered_copy(dataset: DatasetVersion) -> Iterator[Path]:
     gone = ValidationError(f"the file of {named} is gone from {path}")
     if not path.is_file():
         raise gone
-    with tempfile.TemporaryDirectory(prefix="mintaka-dataset-") as private:
-        copy = Path(private) / path.name  # the same suffix: the same format
+    sweep_copies(home)
+    with _held_directory(home, named) as private:
+        copy = private / path.name  # the same suffix: the same format
         try:
             size, sha256 = copy_hashed(path, copy, sync=False)
         except (FileNotFoundError, IsADirectoryError):
@@ -59,6 +74,83 @@ def registered_copy(dataset: DatasetVersion) -> Iterator[Path]:
                 f"{dataset.digest}); restore that file to measure against it"
             )
         yield copy
+
+
+@contextmanager
+def _held_directory(home: Path, named: str) -> Iterator[Path]:
+    """A new private directory under ``<home>/tmp/datasets``, locked while in use and removed
+    (with what is in it) on leaving the context; a ``ValidationError`` naming ``named`` when it
+    cannot be made."""
+    root = home / COPIES
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private = Path(tempfile.mkdtemp(prefix="copy-", dir=root))
+    except OSError as exc:
+        raise ValidationError(
+            f"no private copy of {named} can be made under {root}: {exc.strerror or exc}"
+        ) from None
+    try:
+        descriptor = os.open(private / _HELD, os.O_CREAT | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        shutil.rmtree(private, ignore_errors=True)
+        raise ValidationError(
+            f"no private copy of {named} can be made under {root}: {exc.strerror or exc}"
+        ) from None
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH)
+        yield private
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+        os.close(descriptor)
+
+
+def sweep_copies(home: Path, min_age_seconds: float = STALE_COPY_SECONDS) -> int:
+    """Remove the checked copies under ``<home>/tmp/datasets`` that a process stopped before it
+    could (killed, out of memory); returns how many it removed. A copy goes only when no
+    process holds its lock and nothing in it changed for ``min_age_seconds``: one being made or
+    used, in this process or another, stays."""
+    root = home / COPIES
+    if not root.is_dir():
+        return 0
+    cutoff = time.time() - min_age_seconds
+    removed = 0
+    for entry in root.iterdir():
+        if _newest_change(entry) <= cutoff and _remove_unheld(entry):
+            removed += 1
+    return removed
+
+
+def _newest_change(entry: Path) -> float:
+    """The newest modification time of ``entry`` and of what is directly in it (a copy's
+    directory holds its lock and its copy); the present when it is gone meanwhile."""
+    try:
+        times = [entry.lstat().st_mtime]
+        if entry.is_dir() and not entry.is_symlink():
+            times.extend(child.lstat().st_mtime for child in entry.iterdir())
+    except FileNotFoundError:
+        return time.time()
+    return max(times)
+
+
+def _remove_unheld(entry: Path) -> bool:
+    """Remove ``entry`` unless a process holds its lock; whether it is gone now."""
+    if entry.is_symlink() or not entry.is_dir():
+        with contextlib.suppress(OSError):
+            entry.unlink()
+        return not os.path.lexists(entry)
+    try:
+        descriptor = os.open(entry / _HELD, os.O_CREAT | os.O_WRONLY, 0o600)
+    except OSError:
+        return False
+    try:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # in use
+        shutil.rmtree(entry, ignore_errors=True)
+    finally:
+        os.close(descriptor)
+    return not os.path.lexists(entry)
 
 
 def sample_rows(
@@ -112,10 +204,13 @@ class SampleCache:
     """The registered files checked and the samples drawn within one pass of the monitoring
     runner: the versions (and signals) judged against one training file copy and hash it once
     and sample the checked copy once. Each pass starts with none, so a file rewritten between
-    passes is caught. The copies are removed when the cache is closed (or, failing that, when
-    it is dropped)."""
+    passes is caught. The copies are made under ``<home>/tmp/datasets`` (see
+    :func:`registered_copy`), where those a stopped pass left are swept as the next starts, and
+    removed when the cache is closed (or, failing that, when it is dropped)."""
 
-    def __init__(self) -> None:
+    def __init__(self, home: Path) -> None:
+        self._home = home
+        sweep_copies(home)
         self._files: dict[tuple[str, str], Path] = {}
         self._samples: dict[tuple[Any, ...], FeatureSample] = {}
         self._copies = ExitStack()
@@ -137,7 +232,7 @@ class SampleCache:
         closed (a failure is not kept)."""
         key = (dataset.uri, dataset.digest)
         if key not in self._files:
-            self._files[key] = self._copies.enter_context(registered_copy(dataset))
+            self._files[key] = self._copies.enter_context(registered_copy(dataset, self._home))
         return self._files[key]
 
     def feature_sample(

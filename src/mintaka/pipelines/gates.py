@@ -125,7 +125,7 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
 
     platform = ctx.require_platform()
     dataset = platform.get_dataset(inputs.dataset_id)
-    with registered_copy(dataset) as checked:
+    with registered_copy(dataset, platform.home) as checked:
         rows = _read(checked)
     source = file_path(dataset.uri) or checked  # errors name the dataset's file, not the copy
     checks = [
