@@ -3,6 +3,7 @@ checked against the dataset version's digest."""
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from mintaka import Platform
+from mintaka.errors import ValidationError
 from mintaka.monitoring import training_data
 from mintaka.monitoring.training_data import SampleCache
 
@@ -162,3 +164,36 @@ def test_a_copy_a_killed_process_left_is_swept_by_the_next_pass_and_one_in_use_i
         assert _copies(platform) == [held.parent]
         assert held.read_text() == (tmp_path / "held.csv").read_text()
     assert _copies(platform) == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(errno.ENOSPC, "No space left on device"),
+        OSError(errno.EFBIG, "File too large"),
+        PermissionError(errno.EACCES, "Permission denied"),
+    ],
+)
+def test_a_copy_that_cannot_be_written_or_read_fails_the_gate_naming_the_dataset(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: OSError
+) -> None:
+    from mintaka.artifacts import digest
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    source = _write(tmp_path / "train.csv", range(10))
+    dataset = platform.register_dataset("train", source)
+
+    def failing(*_args: object, **_kwargs: object) -> tuple[int, str]:
+        raise failure
+
+    monkeypatch.setattr(digest, "copy_hashed", failing)
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    with pytest.raises(ValidationError) as raised:
+        validate_data(DataValidationInputs(dataset_id=dataset.id), context)
+    for named in (dataset.id, str(source), failure.strerror):
+        assert str(named) in str(raised.value)
+    assert _copies(platform) == []
+    assert source.read_text() == "x\n" + "".join(f"{n}\n" for n in range(10))

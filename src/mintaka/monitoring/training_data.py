@@ -47,7 +47,8 @@ def registered_copy(dataset: DatasetVersion, home: Path) -> Iterator[Path]:
     bytes it was registered with; removed on leaving the context. The check and the use are one
     read of the file: a file rewritten after the check cannot be used in place of the bytes
     checked. A ``ValidationError`` naming the dataset version when its file is not on this
-    machine, is gone, or was rewritten since it was registered.
+    machine, is gone, was rewritten since it was registered, or cannot be read or copied (an
+    unreadable file, no room left for the copy).
 
     The copy is made in a directory of its own under ``<home>/tmp/datasets``, locked while this
     process uses it; copies a stopped process left there are swept first (see
@@ -68,6 +69,11 @@ def registered_copy(dataset: DatasetVersion, home: Path) -> Iterator[Path]:
             size, sha256 = copy_hashed(path, copy, sync=False)
         except (FileNotFoundError, IsADirectoryError):
             raise gone from None
+        except OSError as exc:  # unreadable, or no room for the copy
+            raise ValidationError(
+                f"the file of {named} at {path} could not be copied to {private} to be "
+                f"checked: {exc.strerror or exc}"
+            ) from None
         if Manifest((ManifestEntry(path.name, size, sha256),)).digest != dataset.digest:
             raise ValidationError(
                 f"{path} no longer holds {named}: it was rewritten after it was registered (as "
