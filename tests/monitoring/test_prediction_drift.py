@@ -489,3 +489,36 @@ def test_a_model_editing_its_rows_in_place_leaves_the_pass_s_shared_sample_as_re
     assert alone is not None
     means = {scores.profile.features[PREDICTION].mean if scores else None for scores in passes}
     assert means == {alone.profile.features[PREDICTION].mean}
+
+
+def test_a_pass_holds_one_training_file_copy_at_a_time_not_every_file_it_judges(
+    platform: Platform, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.monitoring import training_data
+
+    rng = np.random.default_rng(62)
+    train = _data(rng, 1000)
+    labels = (train[:, 0] > 0).astype(int)
+    v1 = _register(platform, tmp_path / "first.csv", train, labels)
+    v2 = _register(platform, tmp_path / "second.csv", train, 1 - labels)
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    platform.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 50, "green": 50})
+    platform.monitoring.add_monitor(
+        scoring_monitor(drift_signal(name="score-psi", metric="psi:prediction", window="1h"))
+    )
+    _serve(platform, "blue", 1, v1, _data(rng, 300))
+    _serve(platform, "green", 2, v2, _data(rng, 300))
+    copies = platform.home / training_data.COPIES
+    held: list[list[str]] = []
+    sample = training_data.feature_sample
+
+    def drawn(path: Path, *args: object) -> training_data.FeatureSample:
+        held.append(sorted(p.name for c in copies.iterdir() for p in c.iterdir()))
+        return sample(path, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(training_data, "feature_sample", drawn)
+    clock.advance(minutes=5)
+    report = platform.monitoring.run_once()
+    assert (report.evaluated, report.failed) == (1, ())
+    assert held == [[".held", "first.csv"], [".held", "second.csv"]]
+    assert list(copies.iterdir()) == []

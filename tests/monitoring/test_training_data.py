@@ -33,9 +33,7 @@ def test_a_file_rewritten_after_its_check_is_not_sampled_in_place_of_the_checked
         return stream(path)
 
     monkeypatch.setattr(training_data, "_stream_rows", rewritten_first)
-    cache = SampleCache(platform.home)
-    checked = cache.registered_file(dataset)
-    sample = cache.feature_sample(checked, dataset.digest, {"x": "int"})
+    sample = SampleCache(platform.home).feature_sample(dataset, {"x": "int"})
     assert [row["x"] for row in sample.rows] == list(range(10))
 
 
@@ -62,14 +60,19 @@ def test_the_data_gate_validates_the_checked_bytes_not_a_file_rewritten_after_th
     assert (outcome.passed, outcome.rows) == (False, 10)
 
 
-def test_the_checked_copies_of_a_pass_are_removed_when_the_pass_is_done(
-    platform: Platform, tmp_path: Path
+def test_a_checked_copy_is_removed_once_its_sample_is_drawn_and_the_sample_kept(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dataset = platform.register_dataset("train", _write(tmp_path / "train.csv", range(10)))
+    reads: list[Path] = []
+    stream = training_data._stream_rows
+    monkeypatch.setattr(training_data, "_stream_rows", lambda p: reads.append(p) or stream(p))
     with SampleCache(platform.home) as cache:
-        checked = cache.registered_file(dataset)
-        assert checked.read_text(encoding="utf-8") == (tmp_path / "train.csv").read_text()
-    assert not checked.exists()
+        first = cache.feature_sample(dataset, {"x": "int"})
+        assert _copies(platform) == []
+        again = cache.feature_sample(dataset, {"x": "int"})
+    assert [row["x"] for row in first.rows] == [row["x"] for row in again.rows] == list(range(10))
+    assert len(reads) == 1
 
 
 def _copies(platform: Platform) -> list[Path]:
@@ -106,13 +109,13 @@ def _scored_on(platform: Platform, tmp_path: Path) -> None:
 
 _STOPPED_MID_PASS = """
 import sys, time
-from mintaka.monitoring.training_data import SampleCache
+from mintaka.monitoring import training_data
 
 def copied(*_args, **_kwargs):
     print("copied", flush=True)
     time.sleep(60)
 
-SampleCache.feature_sample = copied
+training_data.feature_sample = copied
 from mintaka.cli.app import main
 sys.argv = ["mintaka", "--home", sys.argv[1], "monitor", "run", "--once"]
 main()

@@ -1827,14 +1827,13 @@ class MonitoringService:
         if dataset is None:
             return None
         samples = SampleCache(self.platform.home) if samples is None else samples
-        source = samples.registered_file(dataset)
         stored = self.platform.artifacts.verify(found.artifact_digest)
         predictor = load_predictor(
             stored.content, found.flavor, features=tuple(found.signature.inputs)
         )
         named = f"dataset {dataset.id} ({dataset.name})"
         kinds = _input_kinds(found, predictor.features, dataset)
-        sample = samples.feature_sample(source, dataset.digest, kinds)
+        sample = samples.feature_sample(dataset, kinds)
         if not sample.rows:
             raise ValidationError(
                 f"none of the {sample.read} rows of {named} holds every input of "

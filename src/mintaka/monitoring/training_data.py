@@ -18,9 +18,8 @@ import random
 import shutil
 import tempfile
 import time
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -207,20 +206,18 @@ def feature_sample(
 
 
 class SampleCache:
-    """The registered files checked and the samples drawn within one pass of the monitoring
-    runner: the versions (and signals) judged against one training file copy and hash it once
-    and sample the checked copy once. Each pass starts with none, so a file rewritten between
-    passes is caught. The copies are made under ``<home>/tmp/datasets`` (see
-    :func:`registered_copy`), where those a stopped pass left are swept as the next starts, and
-    removed when the cache is closed (or, failing that, when it is dropped)."""
+    """The samples of registered files drawn within one pass of the monitoring runner: the
+    versions (and signals) judged against one training file, with the same inputs, copy, hash
+    and sample it once. Each pass starts with none, so a file rewritten between passes is
+    caught, and sweeps the copies a stopped pass left (see :func:`sweep_copies`). A checked copy
+    (see :func:`registered_copy`) is kept only while its sample is drawn: the samples are what
+    the pass goes on to use, so it needs room for one training file at a time, not for every
+    file it judges."""
 
     def __init__(self, home: Path) -> None:
         self._home = home
-        sweep_copies(home)
-        self._files: dict[tuple[str, str], Path] = {}
         self._samples: dict[tuple[Any, ...], FeatureSample] = {}
-        self._copies = ExitStack()
-        self._release = weakref.finalize(self, self._copies.close)
+        sweep_copies(home)
 
     def __enter__(self) -> SampleCache:
         return self
@@ -229,33 +226,25 @@ class SampleCache:
         self.close()
 
     def close(self) -> None:
-        """Remove the checked copies of this pass."""
-        self._files.clear()
-        self._release()
-
-    def registered_file(self, dataset: DatasetVersion) -> Path:
-        """The :func:`registered_copy` of ``dataset``, made once and kept until the cache is
-        closed (a failure is not kept)."""
-        key = (dataset.uri, dataset.digest)
-        if key not in self._files:
-            self._files[key] = self._copies.enter_context(registered_copy(dataset, self._home))
-        return self._files[key]
+        """Drop the samples of this pass."""
+        self._samples.clear()
 
     def feature_sample(
         self,
-        path: Path,
-        digest: str,
+        dataset: DatasetVersion,
         kinds: Mapping[str, str],
         size: int = SAMPLE_ROWS,
         seed: int = SAMPLE_SEED,
     ) -> FeatureSample:
-        """:func:`feature_sample` of ``path``, which holds the bytes of ``digest``, drawn once
-        for each set of feature kinds, size and seed. Each call gets its own copy of the rows:
-        a model that edits the rows it scores in place must not change what the next version
-        of the pass is scored on."""
-        key = (str(path), digest, tuple(sorted(kinds.items())), size, seed)
+        """:func:`feature_sample` of the :func:`registered_copy` of ``dataset``, drawn once for
+        each set of feature kinds, size and seed; the copy is removed once the sample is drawn
+        (a failure is not kept). Each call gets its own copy of the rows: a model that edits the
+        rows it scores in place must not change what the next version of the pass is scored
+        on."""
+        key = (dataset.uri, dataset.digest, tuple(sorted(kinds.items())), size, seed)
         if key not in self._samples:
-            self._samples[key] = feature_sample(path, kinds, size, seed)
+            with registered_copy(dataset, self._home) as checked:
+                self._samples[key] = feature_sample(checked, kinds, size, seed)
         drawn = self._samples[key]
         return FeatureSample([dict(row) for row in drawn.rows], drawn.skipped, drawn.read)
 
