@@ -14,6 +14,7 @@ from artifact_kit import MakeArtifact
 from cli_kit import cli
 from sqlalchemy import func, select
 
+import mintaka.artifacts.store as store_module
 from mintaka import Capability, ManualClock, NotFound, Platform, ValidationError
 from mintaka.artifacts import inventory
 from mintaka.artifacts.inventory import Problem
@@ -359,3 +360,31 @@ def test_registrations_racing_a_sweep_never_record_bytes_it_took(
         assert report.ok, report.findings
         assert report.checked == recorded
         assert writer.verify_audit().ok
+
+
+def test_a_repair_never_takes_out_a_copy_another_ingest_stored_and_registered(
+    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = make_artifact(b"v1")
+    stored = platform.artifacts.ingest(source)
+    (stored.content / "model.bin").write_bytes(b"evil")  # damaged on disk
+    real_place = store_module._place
+    real_copy = store_module._copy_content
+
+    def another_ingest_repairs_and_registers(*args):  # type: ignore[no-untyped-def]
+        real_copy(*args)
+        monkeypatch.setattr(store_module, "_copy_content", real_copy)
+        platform.register_model("credit", source)  # its repair lands while this one copies
+
+        def killed(tmp: Path, final: Path) -> None:  # a crash just before placing its copy
+            raise RuntimeError("crashed before placing its copy")
+
+        monkeypatch.setattr(store_module, "_place", killed)
+
+    monkeypatch.setattr(store_module, "_copy_content", another_ingest_repairs_and_registers)
+    again = platform.artifacts.ingest(source)  # the repaired copy is kept: nothing to place
+    monkeypatch.setattr(store_module, "_place", real_place)
+    assert again.digest == stored.digest
+    report = inventory.verify(platform)
+    assert report.ok, report.findings
+    assert report.checked == 1

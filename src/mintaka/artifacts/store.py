@@ -119,6 +119,16 @@ def _newest_change(path: Path) -> float | None:
     return newest
 
 
+def _identity(path: str | Path) -> tuple[int, int] | None:
+    """Which directory entry ``path`` is now (device and inode, links not followed), or None
+    when nothing is there: a copy another writer renamed into place has a new identity."""
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return status.st_dev, status.st_ino
+
+
 def _remove(path: Path) -> bool:
     """Remove what is left at ``path`` in the staging area, a directory (its tree), a file or a
     link (never followed); whether it is gone now."""
@@ -150,7 +160,7 @@ class ArtifactStore:
         manifest = manifest or manifest_of(source)
         hexdigest = manifest.digest.removeprefix("sha256:")
         existing = os.path.join(self._objects, hexdigest[:2], hexdigest)
-        damaged: Path | None = None
+        damaged: tuple[int, int] | None = None
         if os.path.exists(existing):
             # Stored already, perhaps as an orphan: its new age keeps ``sweep`` off it while
             # this ingest's registration commits. Swept away in between: stored again below.
@@ -167,7 +177,7 @@ class ArtifactStore:
                     source,
                     exc,
                 )
-                damaged = Path(existing)
+                damaged = _identity(existing)
             except FileNotFoundError:
                 pass
         final = self._final(manifest.digest)
@@ -186,15 +196,34 @@ class ArtifactStore:
                 fsync_directory(directory)
             fsync_directory(tmp)
             _durable_mkdir(final.parent)
-            if damaged is not None:  # parked in staging, where ``sweep`` removes it
-                with contextlib.suppress(FileNotFoundError):
-                    os.rename(damaged, tempfile.mkdtemp(prefix="damaged-", dir=staging))
+            if damaged is not None and not self._park_damaged(manifest.digest, damaged):
+                shutil.rmtree(tmp, ignore_errors=True)
+                return StoredArtifact(manifest.digest, final, manifest)
             _place(tmp, final)
             fsync_directory(final.parent)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
         return StoredArtifact(manifest.digest, final, manifest)
+
+    def _park_damaged(self, digest: str, damaged: tuple[int, int]) -> bool:
+        """Move the damaged copy of ``digest`` (the entry ``damaged`` identifies) into the
+        staging area, where ``sweep`` removes it; whether the caller's copy must be placed.
+
+        Another ingest may have repaired it while the caller copied: a copy with a new identity
+        is that writer's, perhaps registered already, and is never moved away once it verifies
+        (the caller's copy is not needed then)."""
+        final = self._final(digest)
+        current = _identity(final)
+        if current is None:
+            return True
+        if current != damaged:
+            with contextlib.suppress(IntegrityError, NotFound):
+                self.verify(digest)
+                return False
+        with contextlib.suppress(FileNotFoundError):
+            os.rename(final, tempfile.mkdtemp(prefix="damaged-", dir=self._staging))
+        return True
 
     def check(self, stored: StoredArtifact) -> StoredArtifact:
         """``stored`` (as ``ingest`` returned it), once it is known to be in this store under its
