@@ -30,6 +30,20 @@ def _age(platform: Platform, digest: str, seconds: float) -> None:
     os.utime(path, (stamp, stamp))
 
 
+def _permissions_apply(tmp_path: Path) -> bool:
+    """Whether file permissions stop this process (not so for root, which overrides them)."""
+    probe = tmp_path / "probe"
+    probe.write_bytes(b"x")
+    os.chmod(probe, 0)
+    try:
+        probe.read_bytes()
+        return False
+    except PermissionError:
+        return True
+    finally:
+        os.chmod(probe, 0o644)
+
+
 def _rows(platform: Platform) -> tuple[int, int]:
     with platform.store.read() as conn:
         versions = conn.execute(select(func.count()).select_from(model_versions)).scalar_one()
@@ -388,3 +402,25 @@ def test_a_repair_never_takes_out_a_copy_another_ingest_stored_and_registered(
     report = inventory.verify(platform)
     assert report.ok, report.findings
     assert report.checked == 1
+
+
+def test_one_unreadable_staging_entry_does_not_stop_the_sweep(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    if not _permissions_apply(tmp_path):
+        pytest.skip("file permissions do not apply (root overrides them)")
+    source = tmp_path / "model"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "c.json").write_text("{}")
+    stored = platform.artifacts.ingest(source)
+    os.chmod(stored.content / "sub", 0o644)  # damaged on disk: its files cannot be reached
+    platform.artifacts.ingest(source)  # repairs it; the damaged copy is parked in staging
+    orphan = platform.artifacts.ingest(make_artifact(b"never registered"))
+    _age(platform, orphan.digest, 7200)
+    try:
+        report = inventory.sweep(platform, orphans=True, min_age_seconds=0)
+        assert orphan.digest in report.orphans_removed
+        assert report.staging_removed == 0
+    finally:
+        for parked in (platform.artifacts.root / "tmp").glob("damaged-*/content/sub"):
+            os.chmod(parked, 0o755)

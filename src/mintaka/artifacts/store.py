@@ -107,12 +107,18 @@ def _directories(content: Path, manifest: Manifest) -> list[Path]:
 def _newest_change(path: Path) -> float | None:
     """The newest modification time of ``path`` and of everything under it (links not
     followed), or None when ``path`` is gone; an entry removed while it is looked at is left
-    out."""
+    out. Any other error (a directory that cannot be listed or searched) is raised: the age of
+    what is in it is not known."""
+
+    def unknown(error: OSError) -> None:
+        if not isinstance(error, FileNotFoundError | NotADirectoryError):
+            raise error
+
     try:
         newest = os.lstat(path).st_mtime
     except FileNotFoundError:
         return None
-    for directory, dirnames, filenames in os.walk(path):
+    for directory, dirnames, filenames in os.walk(path, onerror=unknown):
         for name in (*dirnames, *filenames):
             with contextlib.suppress(FileNotFoundError):
                 newest = max(newest, os.lstat(os.path.join(directory, name)).st_mtime)
@@ -327,7 +333,11 @@ class ArtifactStore:
         removed = 0
         cutoff = time.time() - min_age_seconds
         for child in staging.iterdir():
-            newest = _newest_change(child)
+            try:
+                newest = _newest_change(child)
+            except OSError as exc:  # one entry that cannot be read keeps no other from going
+                log.warning("left %s in the staging area, its age cannot be read: %s", child, exc)
+                continue
             if newest is None:  # renamed into place (or deleted) meanwhile
                 continue
             if newest <= cutoff and _remove(child):
