@@ -19,6 +19,7 @@ from mintaka import Capability, ManualClock, NotFound, Platform, ValidationError
 from mintaka.artifacts import inventory
 from mintaka.artifacts.inventory import Problem
 from mintaka.artifacts.store import CONTENT_DIR
+from mintaka.errors import IntegrityError
 from mintaka.interfaces import ModelRegistry
 from mintaka.store.schema import audit_events, model_versions
 
@@ -424,3 +425,29 @@ def test_one_unreadable_staging_entry_does_not_stop_the_sweep(
     finally:
         for parked in (platform.artifacts.root / "tmp").glob("damaged-*/content/sub"):
             os.chmod(parked, 0o755)
+
+
+def test_an_object_directory_that_cannot_be_searched_is_corrupt_and_repaired(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    if not _permissions_apply(tmp_path):
+        pytest.skip("file permissions do not apply (root overrides them)")
+    source = make_artifact(b"v1")
+    one = platform.register_model("credit", source)
+    platform.register_model("credit", make_artifact(b"v2"))
+    path = platform.artifacts._final(one.artifact_digest)
+    os.chmod(path, 0o644)  # damaged: the object directory lost its search bit
+    try:
+        with pytest.raises(IntegrityError, match="cannot be read"):
+            platform.artifacts.verify(one.artifact_digest)
+        report = inventory.verify(platform)  # reported, and the other artifact still checked
+        assert report.checked == 2
+        assert [(f.digest, f.problem) for f in report.findings] == [
+            (one.artifact_digest, Problem.CORRUPT)
+        ]
+        platform.artifacts.ingest(source)  # the right bytes repair it
+        assert platform.artifacts.verify(one.artifact_digest).digest == one.artifact_digest
+    finally:
+        for parked in [path, *(platform.artifacts.root / "tmp").glob("damaged-*/")]:
+            if parked.exists():
+                os.chmod(parked, 0o755)

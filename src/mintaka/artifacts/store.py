@@ -245,7 +245,11 @@ class ArtifactStore:
     def get(self, digest: str) -> StoredArtifact:
         final = self._final(digest)
         manifest_file = final / MANIFEST_NAME
-        if not manifest_file.exists():
+        try:
+            present = manifest_file.exists()
+        except OSError as exc:  # its directory cannot be searched: its bytes are not known
+            raise IntegrityError(f"artifact {digest} cannot be read: {exc.strerror}") from None
+        if not present:
             raise NotFound(f"artifact {digest} is not in the store at {self.root}")
         try:
             data = json.loads(manifest_file.read_text(encoding="utf-8"))
