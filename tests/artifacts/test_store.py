@@ -145,6 +145,23 @@ def test_sweep_removes_stale_stray_files_and_counts_only_what_it_removed(
     assert list(staging.iterdir()) == []
 
 
+def test_a_stray_link_in_staging_is_judged_by_its_own_age_and_its_target_left_alone(
+    tmp_path: Path,
+) -> None:
+    store = ArtifactStore(tmp_path / "artifacts")
+    staging = tmp_path / "artifacts" / "tmp"
+    staging.mkdir(parents=True)
+    busy = tmp_path / "busy"  # say, a log directory: something in it changes all the time
+    busy.mkdir()
+    (busy / "today.log").write_text("x")
+    link = staging / "stray"
+    link.symlink_to(busy)
+    os.utime(link, (0, 0), follow_symlinks=False)
+    assert store.sweep(min_age_seconds=60) == 1
+    assert not os.path.lexists(link)
+    assert (busy / "today.log").read_text() == "x"
+
+
 def test_ingest_makes_every_directory_of_the_copy_durable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -106,18 +107,21 @@ def _directories(content: Path, manifest: Manifest) -> list[Path]:
 
 def _newest_change(path: Path) -> float | None:
     """The newest modification time of ``path`` and of everything under it (links not
-    followed), or None when ``path`` is gone; an entry removed while it is looked at is left
-    out. Any other error (a directory that cannot be listed or searched) is raised: the age of
-    what is in it is not known."""
+    followed, ``path`` itself neither: a link's age is its own), or None when ``path`` is gone;
+    an entry removed while it is looked at is left out. Any other error (a directory that
+    cannot be listed or searched) is raised: the age of what is in it is not known."""
 
     def unknown(error: OSError) -> None:
         if not isinstance(error, FileNotFoundError | NotADirectoryError):
             raise error
 
     try:
-        newest = os.lstat(path).st_mtime
+        status = os.lstat(path)
     except FileNotFoundError:
         return None
+    newest = status.st_mtime
+    if not stat.S_ISDIR(status.st_mode):
+        return newest
     for directory, dirnames, filenames in os.walk(path, onerror=unknown):
         for name in (*dirnames, *filenames):
             with contextlib.suppress(FileNotFoundError):
@@ -325,7 +329,8 @@ class ArtifactStore:
 
     def sweep(self, min_age_seconds: float = 3600.0) -> int:
         """Remove what interrupted ingests left in the staging area (their directories, and any
-        stray file or link); returns how many entries it removed, not counting one it could not.
+        stray file or link, which goes by its own age: what it points at is never looked at);
+        returns how many entries it removed, not counting one it could not.
 
         Only entries in which nothing changed for ``min_age_seconds`` go, so an ingest
         still running in another process keeps its staging directory: one copying a large file
