@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from mintaka.artifacts import ArtifactStore, manifest_of
-from mintaka.errors import IntegrityError, NotFound, ValidationError
+from mintaka.artifacts.digest import sized_sha256
+from mintaka.errors import IntegrityError, MintakaError, NotFound, ValidationError
 
 
 def test_digest_is_stable_and_covers_paths_and_bytes(artifact: Path, tmp_path: Path) -> None:
@@ -290,3 +293,48 @@ def test_ingests_racing_to_repair_one_damaged_copy_all_end_on_good_bytes(
         thread.join(timeout=30)
     assert outcomes == [first.digest] * 6
     assert store.verify(first.digest).digest == first.digest
+
+
+def _outcome_without_waiting(pipe: Path, call: Callable[[], object]) -> object:
+    """What ``call`` returned or raised (a ``MintakaError``); it must not wait on ``pipe``, a
+    named pipe no writer opens: a wait is ended by opening and closing it for writing."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except MintakaError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(2)
+    waited = thread.is_alive()
+    if waited:
+        os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(2)
+    assert not waited
+    assert len(outcome) == 1
+    return outcome[0]
+
+
+def test_a_source_file_replaced_by_a_named_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
+    source = tmp_path / "model"
+    source.mkdir()
+    (source / "model.bin").write_bytes(b"x")
+    manifest = manifest_of(source)  # registration digests first and stores later
+    (source / "model.bin").unlink()
+    os.mkfifo(source / "model.bin")  # replaced in between
+    store = ArtifactStore(tmp_path / "store")
+    outcome = _outcome_without_waiting(source / "model.bin", lambda: store.ingest(source, manifest))
+    assert isinstance(outcome, IntegrityError), outcome
+    assert "changed while it was being copied" in str(outcome)
+    assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+
+def test_hashing_a_named_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
+    pipe = tmp_path / "model.bin"
+    os.mkfifo(pipe)  # put where a file was, after it was looked at
+    outcome = _outcome_without_waiting(pipe, lambda: sized_sha256(pipe))
+    assert isinstance(outcome, ValidationError), outcome
+    assert "named pipe" in str(outcome)

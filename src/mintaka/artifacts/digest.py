@@ -9,6 +9,7 @@ recompute it.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -54,6 +55,25 @@ def file_sha256(path: Path) -> str:
     return sized_sha256(path)[1]
 
 
+def _open_regular(path: Path) -> int:
+    """A descriptor reading the regular file ``path``. It is opened without waiting (a named
+    pipe put in its place would block the open, and every read, for a writer that never comes)
+    and checked to be a regular file: anything else is a ``ValidationError``, a directory an
+    ``IsADirectoryError`` as for any read of one."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), os.fspath(path))
+        if not stat.S_ISREG(mode):
+            raise ValidationError(f"{path} is {_kind(mode)}, not a regular file")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def sized_sha256(path: Path) -> tuple[int, str]:
     """The size and sha256 of the bytes read from ``path``, in one pass.
 
@@ -61,7 +81,7 @@ def sized_sha256(path: Path) -> tuple[int, str]:
     regular file); a larger one, or one that grew since it was measured, chunk by chunk.
     """
     digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    fd = _open_regular(path)
     try:
         expected = os.fstat(fd).st_size
         size = 0
@@ -78,10 +98,14 @@ def sized_sha256(path: Path) -> tuple[int, str]:
 def copy_hashed(origin: Path, target: Path, *, sync: bool = True) -> tuple[int, str]:
     """Copy ``origin`` to ``target`` (fsync'd when ``sync``); the size and sha256 of the bytes
     written, hashed as they are written: the copy holds exactly the bytes hashed, whatever
-    happens to ``origin`` during or after the copy."""
+    happens to ``origin`` during or after the copy. An ``origin`` that is no longer a regular
+    file is a ``ValidationError``, never waited on."""
     digest = hashlib.sha256()
     size = 0
-    with open(origin, "rb", buffering=0) as source, open(target, "wb", buffering=0) as sink:
+    with (
+        open(_open_regular(origin), "rb", buffering=0) as source,
+        open(target, "wb", buffering=0) as sink,
+    ):
         while chunk := source.read(CHUNK):
             digest.update(chunk)
             view = memoryview(chunk)

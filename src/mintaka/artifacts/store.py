@@ -65,8 +65,8 @@ def _place(tmp: Path, final: Path, attempts: int = 8) -> None:
 def _copy_content(source: Path, content: Path, manifest: Manifest) -> None:
     """Copy the files of ``manifest`` from ``source`` (a file or directory) into ``content``.
     The bytes are hashed as they are written, so the copy is what was hashed: a source that
-    changed since its manifest was taken (a file rewritten, removed or replaced by a directory)
-    is an ``IntegrityError``."""
+    changed since its manifest was taken (a file rewritten, removed, or replaced by a directory
+    or a special file such as a named pipe) is an ``IntegrityError``."""
     changed = IntegrityError(
         f"artifact {source} changed while it was being copied; nothing was stored"
     )
@@ -77,7 +77,7 @@ def _copy_content(source: Path, content: Path, manifest: Manifest) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
             size, sha = copy_hashed(source if single else source / entry.path, target)
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, ValidationError):
             raise changed from None
         copied.append(ManifestEntry(entry.path, size, sha))
     if Manifest(tuple(copied)).digest != manifest.digest:
