@@ -338,3 +338,20 @@ def test_hashing_a_named_pipe_is_refused_not_waited_on(tmp_path: Path) -> None:
     outcome = _outcome_without_waiting(pipe, lambda: sized_sha256(pipe))
     assert isinstance(outcome, ValidationError), outcome
     assert "named pipe" in str(outcome)
+
+
+def test_the_first_ingest_makes_the_store_root_durable_in_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.artifacts import store as store_module
+
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"x")
+    home = tmp_path / "home"
+    home.mkdir()
+    synced: list[Path] = []
+    sync = store_module.fsync_directory
+    monkeypatch.setattr(store_module, "fsync_directory", lambda p: synced.append(p) or sync(p))
+    ArtifactStore(home / "artifacts").ingest(source)  # creates home/artifacts
+    assert home in synced  # else a crash can lose artifacts/ with the artifact in it
+    assert home / "artifacts" in synced

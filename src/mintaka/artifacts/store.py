@@ -192,7 +192,7 @@ class ArtifactStore:
                 pass
         final = self._final(manifest.digest)
         staging = self._staging
-        staging.mkdir(parents=True, exist_ok=True)
+        _durable_mkdir(staging)
         tmp = Path(tempfile.mkdtemp(prefix="ingest-", dir=staging))
         try:
             content = tmp / CONTENT_DIR
@@ -313,7 +313,7 @@ class ArtifactStore:
         if not final.exists():
             return None
         staging = self._staging
-        staging.mkdir(parents=True, exist_ok=True)
+        _durable_mkdir(staging)
         doomed = Path(tempfile.mkdtemp(prefix="remove-", dir=staging))
         os.rename(final, doomed / "object")
         fsync_directory(final.parent)
