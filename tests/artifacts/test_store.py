@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -355,3 +356,18 @@ def test_the_first_ingest_makes_the_store_root_durable_in_its_parent(
     ArtifactStore(home / "artifacts").ingest(source)  # creates home/artifacts
     assert home in synced  # else a crash can lose artifacts/ with the artifact in it
     assert home / "artifacts" in synced
+
+
+def test_a_staging_entry_with_a_future_modification_time_goes_by_its_status_change(
+    tmp_path: Path,
+) -> None:
+    staging = tmp_path / "tmp"
+    (staging / "ingest-x").mkdir(parents=True)
+    stray = staging / "ingest-x" / "partial.bin"
+    stray.write_bytes(b"x")
+    future = time.time() + 365 * 86400  # copied in keeping a skewed clock's time (cp -p)
+    os.utime(stray, (future, future))
+    store = ArtifactStore(tmp_path)
+    assert store.sweep(min_age_seconds=3600) == 0  # its status changed just now
+    assert store.sweep(min_age_seconds=0) == 1
+    assert list(staging.iterdir()) == []

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "MANIFEST.json"
 CONTENT_DIR = "content"
+FUTURE_SKEW_SECONDS = 60.0  # a modification time later than now by more is not a real one
 
 
 @dataclass(frozen=True)
@@ -105,8 +106,17 @@ def _directories(content: Path, manifest: Manifest) -> list[Path]:
     return sorted(found, key=lambda d: len(d.parts), reverse=True)
 
 
-def _newest_change(path: Path) -> float | None:
-    """The newest modification time of ``path`` and of everything under it (links not
+def _changed_at(status: os.stat_result, now: float) -> float:
+    """When the entry ``status`` describes last changed: its modification time, unless that is
+    later than ``now`` (beyond a clock's small skew), as a copy keeping a skewed clock's
+    timestamps leaves it; then its status change time, which only the kernel sets."""
+    if status.st_mtime <= now + FUTURE_SKEW_SECONDS:
+        return status.st_mtime
+    return status.st_ctime
+
+
+def _newest_change(path: Path, now: float) -> float | None:
+    """When ``path`` or anything under it last changed (see ``_changed_at``; links not
     followed, ``path`` itself neither: a link's age is its own), or None when ``path`` is gone;
     an entry removed while it is looked at is left out. Any other error (a directory that
     cannot be listed or searched) is raised: the age of what is in it is not known."""
@@ -119,13 +129,14 @@ def _newest_change(path: Path) -> float | None:
         status = os.lstat(path)
     except FileNotFoundError:
         return None
-    newest = status.st_mtime
+    newest = _changed_at(status, now)
     if not stat.S_ISDIR(status.st_mode):
         return newest
     for directory, dirnames, filenames in os.walk(path, onerror=unknown):
         for name in (*dirnames, *filenames):
             with contextlib.suppress(FileNotFoundError):
-                newest = max(newest, os.lstat(os.path.join(directory, name)).st_mtime)
+                found = os.lstat(os.path.join(directory, name))
+                newest = max(newest, _changed_at(found, now))
     return newest
 
 
@@ -334,16 +345,19 @@ class ArtifactStore:
 
         Only entries in which nothing changed for ``min_age_seconds`` go, so an ingest
         still running in another process keeps its staging directory: one copying a large file
-        for longer than that touches only that file, not the directories above it.
+        for longer than that touches only that file, not the directories above it. A file whose
+        modification time lies in the future (copied in with a skewed clock's timestamps) is as
+        old as its last status change instead, so it goes in time too.
         """
         staging = self._staging
         if not staging.exists():
             return 0
         removed = 0
-        cutoff = time.time() - min_age_seconds
+        now = time.time()
+        cutoff = now - min_age_seconds
         for child in staging.iterdir():
             try:
-                newest = _newest_change(child)
+                newest = _newest_change(child, now)
             except OSError as exc:  # one entry that cannot be read keeps no other from going
                 log.warning("left %s in the staging area, its age cannot be read: %s", child, exc)
                 continue
