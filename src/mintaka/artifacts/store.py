@@ -363,6 +363,23 @@ class ArtifactStore:
                 continue
             if newest is None:  # renamed into place (or deleted) meanwhile
                 continue
-            if newest <= cutoff and _remove(child):
+            if newest <= cutoff and (claimed := self._claim(child)) and _remove(claimed):
                 removed += 1
         return removed
+
+    def _claim(self, entry: Path) -> Path | None:
+        """Move the staging ``entry`` into a new private directory of the staging area, in one
+        step, so that only one of several sweeps removes and counts it; that directory, or None
+        when the entry is gone (another sweep took it) or cannot be moved.
+
+        The new directory is young, so no other sweep takes it meanwhile; one left by a crash
+        goes, as any staging entry, once it is old."""
+        claim = Path(tempfile.mkdtemp(prefix="sweep-", dir=self._staging))
+        try:
+            os.rename(entry, claim / "entry")
+        except OSError as exc:
+            os.rmdir(claim)
+            if not isinstance(exc, FileNotFoundError):
+                log.warning("left %s in the staging area, it cannot be moved: %s", entry, exc)
+            return None
+        return claim
