@@ -451,3 +451,21 @@ def test_an_object_directory_that_cannot_be_searched_is_corrupt_and_repaired(
         for parked in [path, *(platform.artifacts.root / "tmp").glob("damaged-*/")]:
             if parked.exists():
                 os.chmod(parked, 0o755)
+
+
+def test_a_dry_run_sweep_counts_the_staging_entries_that_would_go(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    staging = platform.artifacts.root / "tmp"
+    (staging / "ingest-old").mkdir(parents=True)
+    (staging / "ingest-copying").mkdir()
+    os.utime(staging / "ingest-old", (0, 0))
+    home = str(platform.home)
+    code, out, _ = cli(capsys, "--home", home, "artifacts", "sweep", "--dry-run")
+    assert code == 0
+    assert "would remove 1 interrupted ingest(s)" in out
+    code, out, _ = cli(capsys, "--home", home, "artifacts", "sweep", "--dry-run", "--json")
+    assert json.loads(out)["staging_removed"] == 1
+    assert sorted(p.name for p in staging.iterdir()) == ["ingest-copying", "ingest-old"]
+    assert inventory.sweep(platform).staging_removed == 1
+    assert [p.name for p in staging.iterdir()] == ["ingest-copying"]

@@ -73,7 +73,7 @@ class VerifyReport:
 
 @dataclass(frozen=True)
 class SweepReport:
-    staging_removed: int
+    staging_removed: int  # interrupted ingests removed (in a dry run: that would go)
     orphans_removed: tuple[str, ...]
     orphans_kept: tuple[str, ...]  # younger than the minimum age
     dry_run: bool
@@ -176,7 +176,7 @@ def sweep(
         raise ValidationError(f"the minimum age must not be negative, got {min_age_seconds}")
     store = platform.artifacts
     # A staging directory may be an ingest still copying in another process: an hour at least.
-    staging = 0 if dry_run else store.sweep(max(min_age_seconds, STAGING_MIN_AGE_SECONDS))
+    staging = store.sweep(max(min_age_seconds, STAGING_MIN_AGE_SECONDS), dry_run=dry_run)
     if not orphans:
         return SweepReport(staging, (), (), dry_run)
     cutoff = time.time() - min_age_seconds

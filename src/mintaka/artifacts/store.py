@@ -338,10 +338,11 @@ class ArtifactStore:
         fsync_directory(final.parent)
         shutil.rmtree(detached, ignore_errors=True)
 
-    def sweep(self, min_age_seconds: float = 3600.0) -> int:
+    def sweep(self, min_age_seconds: float = 3600.0, *, dry_run: bool = False) -> int:
         """Remove what interrupted ingests left in the staging area (their directories, and any
         stray file or link, which goes by its own age: what it points at is never looked at);
-        returns how many entries it removed, not counting one it could not.
+        returns how many entries it removed, not counting one it could not, or (``dry_run``)
+        how many are old enough to go, removing nothing.
 
         Only entries in which nothing changed for ``min_age_seconds`` go, so an ingest
         still running in another process keeps its staging directory: one copying a large file
@@ -363,7 +364,9 @@ class ArtifactStore:
                 continue
             if newest is None:  # renamed into place (or deleted) meanwhile
                 continue
-            if newest <= cutoff and (claimed := self._claim(child)) and _remove(claimed):
+            if newest > cutoff:
+                continue
+            if dry_run or ((claimed := self._claim(child)) and _remove(claimed)):
                 removed += 1
         return removed
 

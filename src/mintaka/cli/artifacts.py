@@ -111,8 +111,7 @@ def sweep(
         emit_json(asdict(report))
         return
     verb = "would remove" if dry_run else "removed"
-    if not dry_run:
-        console.print(f"{verb} {report.staging_removed} interrupted ingest(s)")
+    console.print(f"{verb} {report.staging_removed} interrupted ingest(s)")
     if orphans:
         console.print(f"{verb} {len(report.orphans_removed)} orphaned artifact(s)")
         for digest in report.orphans_removed:
