@@ -1331,3 +1331,30 @@ def test_prefix_keys_that_cannot_be_one_model_directory_are_refused(
     with pytest.raises(ValidationError, match="cannot both be files of one model directory"):
         platform.migration.adopt_served(endpoint, "alltraffic", "llm", reason="inherited")
     assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+def test_an_uncompressed_object_named_tar_gz_is_recorded_as_the_file_served(
+    platform: Platform, sm: Any, tmp_path: Path
+) -> None:
+    """SageMaker copies an object whose ``ModelDataSource`` says ``CompressionType: None`` into
+    the container as it is, whatever its name: that file is the version's bytes."""
+    body = tarball({"model.joblib": b"w"})
+    make_client("s3").put_object(Bucket=BUCKET, Key="raw/model.tar.gz", Body=body)
+    source = {
+        "S3DataSource": {
+            "S3Uri": f"s3://{BUCKET}/raw/model.tar.gz",
+            "S3DataType": "S3Object",
+            "CompressionType": "None",
+        }
+    }
+    endpoint = deployed_from_model_data(
+        sm, "one-api", PrimaryContainer={"Image": IMAGE, "ModelDataSource": source}
+    )
+    [version] = platform.migration.adopt_served(endpoint, "alltraffic", "one", reason="r").adopted
+    (tmp_path / "served").mkdir()
+    (tmp_path / "served" / "model.tar.gz").write_bytes(body)
+    assert version.artifact_digest == manifest_of(tmp_path / "served" / "model.tar.gz").digest
+    assert version.flavor is Flavor.OPAQUE
+    (tmp_path / "back").mkdir()
+    fetched = platform.backend.fetch_artifact("one", 1, tmp_path / "back")
+    assert fetched.read_bytes() == body

@@ -35,7 +35,10 @@ class ModelData:
 
 def model_data_of(container: Mapping[str, Any]) -> ModelData | None:
     """The model data a container (of a Model or a model package) names; None when it names
-    none (a model built into its image)."""
+    none (a model built into its image). A ``ModelDataSource`` object is a tarball exactly when
+    its ``CompressionType`` says ``Gzip`` (SageMaker copies an uncompressed one into the
+    container as it is, whatever its name); only where that is not stated (``ModelDataUrl``)
+    does the name's suffix decide."""
     url = container.get("ModelDataUrl")
     if url:
         return ModelData(str(url), tarball=str(url).endswith(TARBALL_SUFFIXES))
@@ -45,7 +48,8 @@ def model_data_of(container: Mapping[str, Any]) -> ModelData | None:
         return None
     if source.get("S3DataType") == "S3Prefix":
         return ModelData(uri, prefix=True)
-    gzipped = source.get("CompressionType") == "Gzip" or uri.endswith(TARBALL_SUFFIXES)
+    compression = source.get("CompressionType")
+    gzipped = compression == "Gzip" if compression else uri.endswith(TARBALL_SUFFIXES)
     return ModelData(uri, tarball=gzipped)
 
 
