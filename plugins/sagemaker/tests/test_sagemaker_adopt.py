@@ -1358,3 +1358,23 @@ def test_an_uncompressed_object_named_tar_gz_is_recorded_as_the_file_served(
     (tmp_path / "back").mkdir()
     fetched = platform.backend.fetch_artifact("one", 1, tmp_path / "back")
     assert fetched.read_bytes() == body
+
+
+@pytest.mark.parametrize(
+    ("key", "said"),
+    [(".", "names no file below"), ("/config.json", "would land outside")],
+    ids=["dot", "double-slash"],
+)
+def test_a_prefix_key_naming_no_file_below_the_prefix_is_refused_naming_it(
+    platform: Platform, sm: Any, key: str, said: str
+) -> None:
+    s3 = make_client("s3")
+    s3.put_object(Bucket=BUCKET, Key="llm/v3/config.json", Body=b"{}")
+    s3.put_object(Bucket=BUCKET, Key=f"llm/v3/{key}", Body=b"odd")
+    endpoint = deployed_from_model_data(
+        sm, "llm-api", PrimaryContainer={"Image": IMAGE, "ModelDataSource": uncompressed("llm/v3/")}
+    )
+    for _ in range(2):  # the same answer when run again: nothing there changed
+        with pytest.raises(ValidationError, match=rf"s3://{BUCKET}/llm/v3/{key} {said}"):
+            platform.migration.adopt_served(endpoint, "alltraffic", "llm", reason="inherited")
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []

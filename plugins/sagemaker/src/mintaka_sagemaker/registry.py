@@ -117,6 +117,26 @@ def _prefix_base(prefix: str) -> str:
     return prefix if not prefix or prefix.endswith("/") else f"{prefix}/"
 
 
+def _prefix_file(bucket: str, base: str, key: str) -> PurePosixPath | None:
+    """Where an object listed under the prefix ``base`` goes in the model directory: its path
+    below the prefix, or None for a "folder" marker (a key ending ``/``). A key naming no file
+    there (``<prefix>.``) or one that would land outside it (``..``, or a ``/`` right after the
+    prefix) is refused. Reading and re-listing the prefix both take keys through here, so they
+    agree on which objects are the model's."""
+    if key.endswith("/"):
+        return None
+    relative = PurePosixPath(key[len(base) :])
+    if not relative.parts:
+        raise ValidationError(
+            f"[sagemaker] s3://{bucket}/{key} names no file below the prefix s3://{bucket}/{base}"
+        )
+    if relative.is_absolute() or ".." in relative.parts:
+        raise ValidationError(
+            f"[sagemaker] s3://{bucket}/{key} would land outside the model directory"
+        )
+    return relative
+
+
 def _objects_identity(objects: list[tuple[Any, ...]]) -> str:
     """S3 objects read or listed (key, ETag, and VersionId where read for one object) as one
     string, the same whatever the order they came in."""
@@ -300,7 +320,7 @@ class SageMakerRegistry(AwsCalls):
                     (str(item["Key"]), item.get("ETag"))
                     for page in self._pages("s3", "list_objects_v2", Bucket=bucket, Prefix=base)
                     for item in page.get("Contents") or []
-                    if not str(item["Key"]).endswith("/")
+                    if _prefix_file(bucket, base, str(item["Key"])) is not None
                 ]
             )
         head = self._call("s3", "head_object", Bucket=bucket, Key=key)
@@ -321,8 +341,8 @@ class SageMakerRegistry(AwsCalls):
 
     def _download_prefix(self, bucket: str, prefix: str, target: Path) -> tuple[Path, str]:
         """Every object under ``s3://bucket/prefix/`` into ``target``, at its path below the
-        prefix, and the identity of the objects read; a key that would land outside ``target``
-        is refused."""
+        prefix, and the identity of the objects read; a key naming no file there, or one that
+        would land outside ``target``, is refused (``_prefix_file``)."""
         base = _prefix_base(prefix)
         target.mkdir()
         read: list[tuple[str, Any]] = []
@@ -330,13 +350,9 @@ class SageMakerRegistry(AwsCalls):
         for page in self._pages("s3", "list_objects_v2", Bucket=bucket, Prefix=base):
             for item in page.get("Contents") or []:
                 key = str(item["Key"])
-                relative = PurePosixPath(key[len(base) :])
-                if key.endswith("/") or not relative.parts:
-                    continue  # a "folder" marker
-                if relative.is_absolute() or ".." in relative.parts:
-                    raise ValidationError(
-                        f"[sagemaker] s3://{bucket}/{key} would land outside the model directory"
-                    )
+                relative = _prefix_file(bucket, base, key)
+                if relative is None:
+                    continue
                 clash = layout.clash(relative, key)
                 if clash is not None:
                     raise ValidationError(
