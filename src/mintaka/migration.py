@@ -996,6 +996,12 @@ class MigrationService:
                 f"endpoint {name!r} is not in service in the cloud ({cloud.status.value}): its "
                 "traffic is no known-good state to adopt; adopt it once it serves"
             )
+        unreadable = cloud.extra.get("routes_unreadable")  # where the backend says why
+        if unreadable:
+            raise ValidationError(
+                f"endpoint {name!r}: which versions it serves cannot be read from the cloud: "
+                f"{unreadable}"
+            )
         unread = sorted(set(cloud.traffic.weights) - {r.name for r in cloud.routes})
         if not cloud.routes or unread:
             hint = "it cannot be adopted as it stands"

@@ -1378,3 +1378,18 @@ def test_a_prefix_key_naming_no_file_below_the_prefix_is_refused_naming_it(
         with pytest.raises(ValidationError, match=rf"s3://{BUCKET}/llm/v3/{key} {said}"):
             platform.migration.adopt_served(endpoint, "alltraffic", "llm", reason="inherited")
     assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+
+
+def test_adopting_an_endpoint_whose_config_was_deleted_says_why_and_what_to_do(
+    platform: Platform, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    sm.delete_endpoint_config(EndpointConfigName="legacy-api-config")  # it serves on
+    with pytest.raises(ValidationError) as refused:
+        platform.migration.adopt_endpoint(endpoint, reason="inherited")
+    said = str(refused.value)
+    assert "'legacy-api-config', which was deleted outside Mintaka" in said
+    assert "update the endpoint onto a config naming its Models" in said
+    assert "mintaka adopt served" not in said
+    with platform.store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM endpoints").scalar() == 0

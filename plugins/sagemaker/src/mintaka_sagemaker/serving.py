@@ -26,7 +26,8 @@
   Models (the package each serves); it is kept only once every variant reads as a route, since a
   Model serving bare model data becomes one when Mintaka registers that data
   (``register_served``). An endpoint whose config was deleted outside Mintaka (SageMaker lets
-  it serve on) reads with its traffic and no routes, ``routes_known`` false in its extra.
+  it serve on) reads with its traffic and no routes, ``routes_known`` false in its extra and
+  ``routes_unreadable`` saying why and what to do.
 - Only configs and Models Mintaka made are deleted when an endpoint moves on or is deleted; those
   an adopted endpoint had before are left to the tools that made them, and a config another
   endpoint serves (or is being updated to) is kept.
@@ -1166,6 +1167,7 @@ class SageMakerServing(SageMakerRegistry):
                 "variant_weights": raw,
                 "variants": variants,  # route -> variant
                 "routes_known": read is not None,  # False: its config was deleted
+                **({} if read is not None else {"routes_unreadable": _config_deleted(config)}),
                 "capture": {
                     "enabled": bool(capture.get("EnableCapture", False)),
                     "sample_percent": capture.get("CurrentSamplingPercentage"),
@@ -2131,6 +2133,15 @@ def _require_carried(container: dict[str, Any], what: str) -> None:
             "package Mintaka registers cannot carry (it holds the image, model data and "
             "environment only), so it is not registered"
         )
+
+
+def _config_deleted(config: str) -> str:
+    """Why an endpoint serving a config deleted outside Mintaka has no routes, and what to do."""
+    return (
+        f"it serves endpoint config {config!r}, which was deleted outside Mintaka: which Model "
+        "its variants serve cannot be read; update the endpoint onto a config naming its "
+        "Models, then adopt it"
+    )
 
 
 def _slot_identity(served: dict[str, Any], held: str) -> str:
