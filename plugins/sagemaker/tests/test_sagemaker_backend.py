@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from mintaka_sagemaker import serving as serving_module
 from mintaka_sagemaker.artifacts import write_tarball
 from mintaka_sagemaker.aws import short_hash
 from mintaka_sagemaker.backend import SageMakerBackend
+from mintaka_sagemaker.registry import client_token
 from mintaka_sagemaker.serving import percentages, rollout_alarm_name
 from mintaka_sagemaker.settings import SageMakerSettings
 from sagemaker_testkit import BUCKET, SETTINGS, deploy_without_registry, sagemaker_platform
@@ -129,6 +131,17 @@ def test_client_token_makes_a_retried_create_return_the_first_package(
     assert (
         len(sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]) == 1
     )
+
+
+def test_client_tokens_of_keys_whose_short_hashes_collide_differ() -> None:
+    """Two creates whose keys hash alike would be answered with one package: a token is made
+    from 128 bits of the key's sha256, not eight hex characters."""
+    one, two = "served:churn:8240", "served:churn:91436"
+    assert short_hash(one) == short_hash(two)  # a collision of eight hex characters
+    tokens = {client_token(one), client_token(two)}
+    assert len(tokens) == 2
+    assert all(re.fullmatch(r"[a-zA-Z0-9-]{1,36}", token) for token in tokens)
+    assert client_token(one) == client_token(one)
 
 
 def test_aliases_are_group_tags_and_stage_and_approval_are_native_fields(

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import shutil
@@ -37,7 +38,7 @@ from mintaka_sagemaker.artifacts import (
     spooled_tarball,
     unpack_tarball,
 )
-from mintaka_sagemaker.aws import SYSTEM_TAG_PREFIXES, AwsCalls, short_hash, tag_list
+from mintaka_sagemaker.aws import SYSTEM_TAG_PREFIXES, AwsCalls, tag_list
 from mintaka_sagemaker.errors import is_already_exists
 
 META_ID = "mintaka_id"
@@ -144,10 +145,12 @@ def _objects_identity(objects: list[tuple[Any, ...]]) -> str:
 
 
 def client_token(idempotency_key: str) -> str:
-    """``ClientToken`` accepts 1-36 of ``[a-zA-Z0-9-]``; other keys are hashed into that form."""
+    """``ClientToken`` accepts 1-36 of ``[a-zA-Z0-9-]``; other keys are hashed into that form,
+    keeping 128 bits of the key's sha256 so that two keys are never one token (SageMaker would
+    answer the second create with the package the first one made)."""
     if _CLIENT_TOKEN.match(idempotency_key):
         return idempotency_key
-    return "mk-" + short_hash(idempotency_key) * 4
+    return "mk-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
 
 
 class SageMakerRegistry(AwsCalls):
