@@ -1393,3 +1393,27 @@ def test_adopting_an_endpoint_whose_config_was_deleted_says_why_and_what_to_do(
     assert "mintaka adopt served" not in said
     with platform.store.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM endpoints").scalar() == 0
+
+
+def test_a_served_registration_still_pending_in_sagemaker_is_adopted(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new package starts ``Pending``/``InProgress`` in SageMaker: the version reads as one
+    all the same, so what was just registered is adopted, not refused as missing."""
+    endpoint = deployed_from_model_data(sm)
+    real = cloud._sm
+    statuses: list[str] = []
+
+    def pending(operation: str, **params: Any) -> dict[str, Any]:
+        answer = real(operation, **params)
+        if operation == "describe_model_package":
+            answer = {**answer, "ModelPackageStatus": "Pending"}
+            statuses.append(answer["ModelPackageStatus"])
+        return answer
+
+    monkeypatch.setattr(cloud, "_sm", pending)
+    [version] = platform.migration.adopt_served(
+        endpoint, "alltraffic", "churn", reason="inherited"
+    ).adopted
+    assert version.ref == "churn:1"
+    assert statuses  # the package was read while SageMaker still called it pending
