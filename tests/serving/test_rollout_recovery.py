@@ -228,6 +228,42 @@ def test_a_kill_pulled_while_a_native_rollout_starts_stays_in_force(
         assert held.traffic == recorded.traffic
 
 
+def test_a_kill_whose_traffic_the_cloud_refuses_while_it_walks_the_plan_pulls_the_switch(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kill putting known-good traffic back lands while the cloud starts the rollout; the
+    cloud, now walking the plan, refuses that traffic (SageMaker refuses a weight change while
+    Updating): the kill is not left recorded over a cloud that keeps rolling out, the switch
+    is pulled and recorded instead."""
+    three.serving.set_traffic("scoring", {"blue": 50, "green": 50, "red": 0})
+    backend: Any = three.backend
+    walking: list[str] = []
+
+    def refused_while_walking(name: str, traffic: TrafficMap) -> Endpoint:
+        if walking:
+            raise Conflict(f"[cloud] endpoint {name!r} is Updating; wait for it to be InService")
+        return type(backend).set_traffic(backend, name, traffic)
+
+    monkeypatch.setattr(backend, "set_traffic", refused_while_walking)
+
+    class KilledMeanwhile(_Cloud):
+        def start_rollout(self, plan: TrafficPlan) -> str:
+            three.serving.kill("scoring", reason="incident")
+            walking.append(plan.endpoint)
+            return super().start_rollout(plan)
+
+    monkeypatch.setattr(native, "_native", lambda plat: KilledMeanwhile())
+    with pytest.raises(Conflict, match=r"killed while endpoint\.rollout.*r-7"):
+        native.start(three, _plan({"blue": 50, "green": 50}, {"green": 100}))
+    recorded = three.serving.get_endpoint("scoring")
+    assert recorded.status.value == "killed"
+    assert backend.get_endpoint("scoring").status.value == "killed"
+    kills = [e for e in three.audit.events(subject="scoring") if e.action == "endpoint.kill"]
+    assert len(kills) == 2  # the kill's traffic, then the switch
+    assert "native rollout r-7" in kills[-1].details["reason"]
+    assert three.serving.unrecorded_native_rollout("scoring") is None
+
+
 # -- a rollout that cannot start marks nothing --------------------------------------------------
 
 

@@ -21,8 +21,9 @@ change:
   naming the rollout id), audited with the gate's decision, only while the endpoint is as the
   start read it. A kill (or another change) recorded while the cloud started it refuses the
   record (``Conflict``, naming the rollout id) and the cloud is put back to what the store
-  records (the kill switch again, or the kill's traffic): the store never says the endpoint
-  rolls out over a kill.
+  records (the kill switch again, or the kill's traffic; a kill's traffic the cloud refuses
+  while it walks the plan pulls the switch instead, recorded): the store never says the
+  endpoint rolls out over a kill, nor records a kill the cloud ignores.
 - ``status``: asks the cloud. ``succeeded`` marks the new traffic known-good. ``rolled_back`` or
   ``failed`` records the traffic the cloud went back to (``endpoint.rollback``) and raises a
   critical ``rollout-native`` alert, once per rollout however often (and by however many
@@ -62,7 +63,14 @@ from mintaka.domain.serving import (
     TrafficMap,
     TrafficPlan,
 )
-from mintaka.errors import BackendError, Conflict, NotFound, UnsupportedCapability, ValidationError
+from mintaka.errors import (
+    BackendError,
+    Conflict,
+    MintakaError,
+    NotFound,
+    UnsupportedCapability,
+    ValidationError,
+)
 from mintaka.interfaces import KillSwitch, NativeRollout, Serving, TrafficSplit
 from mintaka.rollout.controller import (
     NATIVE_REASON,
@@ -196,7 +204,9 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     serving.mark_known_good(plan.endpoint, expected=seen.latest)
     rollout_id = rollout.start_rollout(plan)
     why = NATIVE_REASON + rollout_id + (f": {reason}" if reason else "")
-    undo = functools.partial(serving._put_back, current, functools.partial(_restore, platform))
+    undo = functools.partial(
+        serving._put_back, current, functools.partial(_restore, platform, seen.kill, rollout_id)
+    )
     try:
         with (
             _undone_on_failure(undo, f"native rollout {rollout_id} on {plan.endpoint}"),
@@ -224,17 +234,35 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     return rollout_id
 
 
-def _restore(platform: Platform, recorded: Endpoint) -> None:
+def _restore(platform: Platform, kill: int, rollout_id: str, recorded: Endpoint) -> None:
     """Put back in the cloud what the store records of an endpoint a native rollout was started
     on and not recorded (a kill, or another change, was recorded meanwhile): the kill switch,
     or the recorded traffic. No capability stops a cloud's rollout as such; the switch, or a
-    traffic change the cloud makes over the rollout, is what leaves the kill in force. A cloud
-    that refuses the change while it walks the plan has it logged (``_undone_on_failure``)."""
+    traffic change the cloud makes over the rollout, is what leaves the kill in force. A kill
+    that put known-good traffic back (the start read the endpoint's latest kill as ``kill``)
+    whose traffic the cloud refuses while it walks the plan pulls the switch, recorded: a kill
+    is never left recorded over a cloud that keeps rolling out. Any other refusal is logged
+    (``_undone_on_failure``)."""
     if recorded.status is EndpointStatus.KILLED:
         platform._area(Capability.SERVING_KILL, KillSwitch).kill(recorded.name)
         return
     sent = _as_sent(recorded.traffic, platform.serving._shadow_emulated())
-    platform._area(Capability.SERVING_TRAFFIC_SPLIT, TrafficSplit).set_traffic(recorded.name, sent)
+    try:
+        platform._area(Capability.SERVING_TRAFFIC_SPLIT, TrafficSplit).set_traffic(
+            recorded.name, sent
+        )
+    except MintakaError as exc:
+        if platform.serving._seen(recorded.name).kill == kill:
+            raise
+        log.warning(
+            "kill switch on %s: the cloud refused the kill's traffic while it walks native "
+            "rollout %s (%s); the endpoint is killed instead",
+            recorded.name,
+            rollout_id,
+            exc,
+        )
+        why = f"the cloud refused the kill's traffic while it walks native rollout {rollout_id}"
+        platform.serving._switch(recorded.name, True, f"{why}: {exc}")
 
 
 def _retire_previous(
