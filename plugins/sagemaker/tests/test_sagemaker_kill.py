@@ -9,13 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_client
+from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, SageMakerFake, make_client
 from mintaka_sagemaker.backend import SageMakerBackend
+from mintaka_sagemaker.serving import rollout_alarm_name
 from sagemaker_testkit import BUCKET, SETTINGS, Cli, sagemaker_platform
 
 from mintaka import BackendError, NotFound, Platform, RetryExhausted
-from mintaka.domain.serving import Endpoint, EndpointStatus, Route, TrafficMap
+from mintaka.domain.serving import (
+    Endpoint,
+    EndpointStatus,
+    RolloutStrategy,
+    Route,
+    TrafficMap,
+    TrafficPlan,
+    TrafficStep,
+)
 from mintaka.errors import Conflict
+from mintaka.rollout import native
 
 KILL_RECORD = f"{SETTINGS['prefix']}/killed/churn-live.json"
 BLUE = Route(name="blue", model="churn", version=1)
@@ -268,3 +278,84 @@ def test_a_change_refused_as_killed_while_applied_is_not_served_after_the_releas
     )
     assert released.traffic.weights == {"blue": 100, "green": 0}
     assert platform.sync() == []
+
+
+# -- a kill while SageMaker walks a native rollout ----------------------------------------------
+
+
+def _refuse_deletes(cloud: SageMakerBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SageMaker refuses DeleteEndpoint as it refuses other changes of an endpoint Updating."""
+    call = cloud._sm
+
+    def refused(name: str, **params: Any) -> dict[str, Any]:
+        if name == "delete_endpoint":
+            raise Conflict("[sagemaker] Cannot update in-progress endpoint")
+        return call(name, **params)
+
+    monkeypatch.setattr(cloud, "_sm", refused)
+
+
+def _rolling_out(platform: Platform, fake: SageMakerFake, **sla: float) -> str:
+    """churn-live on blue, green idle, and a native canary onto green SageMaker is walking."""
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    platform.serving.deploy("churn-live", "churn:2", route="green")
+    fake.script_endpoint("churn-live", ["Updating"] * 4 + ["InService"])
+    plan = TrafficPlan(
+        endpoint="churn-live",
+        strategy=RolloutStrategy.CANARY,
+        steps=[
+            TrafficStep(weights={"blue": 90, "green": 10}, bake_seconds=300),
+            TrafficStep(weights={"blue": 0, "green": 100}),
+        ],
+        sla=sla,
+    )
+    return native.start(platform, plan)
+
+
+def _alarm_state(name: str) -> str:
+    alarms = make_client("cloudwatch").describe_alarms(AlarmNames=[name])["MetricAlarms"]
+    return str(alarms[0]["StateValue"])
+
+
+def _ended(platform: Platform, rollout_id: str) -> native.NativeRolloutStatus:
+    for _ in range(5):
+        found = native.status(platform, "churn-live", rollout_id)
+        if found is not native.NativeRolloutStatus.IN_PROGRESS:
+            return found
+    raise AssertionError(f"native rollout {rollout_id} never ended")
+
+
+def test_a_kill_sagemaker_refuses_mid_rollout_trips_its_alarms_and_says_so(
+    platform: Platform,
+    cloud: SageMakerBackend,
+    fake: SageMakerFake,
+    sm: Any,
+    versions: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rollout_id = _rolling_out(platform, fake, p99_latency_ms=250)
+    alarm = rollout_alarm_name("churn-live", "green", "p99-latency")
+    _refuse_deletes(cloud, monkeypatch)
+    with pytest.raises(Conflict, match=rf"{alarm}.*ALARM.*rolls .*{rollout_id}.* back.*again"):
+        platform.serving.kill("churn-live", reason="incident")
+    assert _alarm_state(alarm) == "ALARM"
+    assert platform.serving.get_endpoint("churn-live").status is EndpointStatus.IN_SERVICE
+    assert _ended(platform, rollout_id) is native.NativeRolloutStatus.ROLLED_BACK
+    assert sm.describe_endpoint(EndpointName="churn-live")["EndpointConfigName"] != rollout_id
+    monkeypatch.undo()
+    assert platform.serving.kill("churn-live").status is EndpointStatus.KILLED
+
+
+def test_a_kill_sagemaker_refuses_mid_rollout_without_alarms_is_refused_loudly(
+    platform: Platform,
+    cloud: SageMakerBackend,
+    fake: SageMakerFake,
+    versions: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rollout_id = _rolling_out(platform, fake)
+    _refuse_deletes(cloud, monkeypatch)
+    with pytest.raises(Conflict, match=rf"{rollout_id}.*no rollback alarm.*again"):
+        platform.serving.kill("churn-live", reason="incident")
+    assert platform.serving.get_endpoint("churn-live").status is EndpointStatus.IN_SERVICE
+    assert "endpoint.kill" not in [e.action for e in platform.audit.events(subject="churn-live")]

@@ -1499,7 +1499,8 @@ class SageMakerServing(SageMakerRegistry):
     # serves, and a request fails as to a missing endpoint. Its config and Models are kept, and a
     # kill record in the artifact bucket (written before the delete) holds the config and the
     # traffic, so the endpoint reads back as killed, and releasing it re-creates it from that
-    # config with that traffic.
+    # config with that traffic. A delete refused while a native rollout is under way trips that
+    # rollout's own SLA alarms, so SageMaker rolls it back, and refuses the kill.
 
     def _kill_key(self, name: str) -> str:
         return self.settings.key("killed", f"{self.settings.endpoint_of(name)}.json")
@@ -1531,7 +1532,8 @@ class SageMakerServing(SageMakerRegistry):
         """Record the endpoint's config and traffic, then delete the endpoint (not its config or
         Models). Killing a killed endpoint changes nothing. A record found beside an endpoint
         that still exists (its kill's delete failed, or the name was taken again) is stale:
-        the endpoint as it is now is recorded instead."""
+        the endpoint as it is now is recorded instead. A delete refused while SageMaker walks a
+        native rollout stops that rollout where it can and is refused (``_roll_back_update``)."""
         try:
             described = self._describe_endpoint(name)
         except NotFound:
@@ -1554,9 +1556,75 @@ class SageMakerServing(SageMakerRegistry):
             Body=json.dumps(record, sort_keys=True).encode(),
             ContentType="application/json",
         )
-        with contextlib.suppress(NotFound):  # deleted already: a repeated or resumed kill
-            self._sm("delete_endpoint", EndpointName=self.settings.endpoint_of(name))
+        try:
+            with contextlib.suppress(NotFound):  # deleted already: a repeated or resumed kill
+                self._sm("delete_endpoint", EndpointName=self.settings.endpoint_of(name))
+        except MintakaError as exc:
+            if not described.get("PendingDeploymentSummary"):
+                raise
+            self._roll_back_update(name, described, exc)
         return self._killed(name, record)
+
+    def _roll_back_update(
+        self, name: str, described: dict[str, Any], refused: Exception
+    ) -> NoReturn:
+        """A kill SageMaker refused (``refused``) while it walks an update of the endpoint (a
+        native rollout): no call stops an update, so the rollout's SLA alarms Mintaka made are
+        set to ALARM, which makes SageMaker roll it back to the fleet serving before it (the
+        traffic it started from), and the kill is refused (``Conflict``) saying so, to be pulled
+        again once the endpoint is InService. A rollout no alarm of Mintaka's watches cannot be
+        stopped: the kill is refused all the same. Alarms configured in ``rollback_alarms``
+        belong to others and are left alone."""
+        pending = str(described["PendingDeploymentSummary"].get("EndpointConfigName", ""))
+        alarms = []
+        for alarm in self._own_rollback_alarms(self.settings.endpoint_of(name), described):
+            try:
+                self._call(
+                    "cloudwatch",
+                    "set_alarm_state",
+                    AlarmName=alarm,
+                    StateValue="ALARM",
+                    StateReason=f"Mintaka: the kill switch of {name} stops rollout {pending}",
+                )
+            except MintakaError as exc:
+                log.warning("kill switch on %s: setting alarm %s failed: %s", name, alarm, exc)
+                continue
+            alarms.append(alarm)
+        status = described["EndpointStatus"]
+        if alarms:
+            done = (
+                f"Mintaka set that rollout's rollback alarms {alarms} to ALARM, so SageMaker "
+                f"rolls native rollout {pending} back to the fleet serving before it"
+            )
+        else:
+            done = (
+                f"native rollout {pending} has no rollback alarm of Mintaka's (its plan sets no "
+                "SLA bound), so nothing stops it before it ends"
+            )
+        raise Conflict(
+            f"[sagemaker] endpoint {name!r} is {status} and SageMaker refused to delete it "
+            f"({refused}); {done}: the kill is not applied, pull the kill switch again once "
+            f"the endpoint is InService (`mintaka endpoints show {name}`)"
+        ) from refused
+
+    @staticmethod
+    def _own_rollback_alarms(cloud_name: str, described: dict[str, Any]) -> list[str]:
+        """The alarms of the endpoint's last deployment (``AutoRollbackConfiguration``) that
+        Mintaka made for a native rollout: its SLA alarms on the variants the endpoint serves
+        or is being updated to (``rollout_alarm_name``)."""
+        endpoint = str(described.get("EndpointName") or cloud_name)
+        pending = described.get("PendingDeploymentSummary") or {}
+        variants = {
+            str(v.get("VariantName"))
+            for v in [
+                *(described.get("ProductionVariants") or []),
+                *(pending.get("ProductionVariants") or []),
+            ]
+        }
+        own = {rollout_alarm_name(endpoint, v, bound) for v in variants for bound in SLA_WATCHES}
+        rollback = (described.get("LastDeploymentConfig") or {}).get("AutoRollbackConfiguration")
+        named = [str(a.get("AlarmName")) for a in (rollback or {}).get("Alarms") or []]
+        return [a for a in named if a in own]
 
     def unkill(self, name: str) -> Endpoint:
         """Re-create the killed endpoint from the config it served, restore its weights and drop
