@@ -264,6 +264,32 @@ def test_a_kill_whose_traffic_the_cloud_refuses_while_it_walks_the_plan_pulls_th
     assert three.serving.unrecorded_native_rollout("scoring") is None
 
 
+def test_a_switch_pulled_over_a_native_rollout_records_and_releases_its_starting_traffic(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cloud refuses the kill's traffic while it walks the plan, so the switch is pulled:
+    the traffic the rollout started from is recorded with it, and a release puts that back,
+    never the start's unverified target."""
+    monkeypatch.setattr(native, "_native", lambda plat: _Cloud())
+    native.start(three, _plan({"blue": 50, "green": 50}, {"green": 100}))
+    backend: Any = three.backend
+
+    def refused(name: str, traffic: TrafficMap) -> Endpoint:
+        raise Conflict(f"[cloud] endpoint {name!r} is Updating; wait for it to be InService")
+
+    monkeypatch.setattr(backend, "set_traffic", refused)
+    killed = three.serving.kill("scoring", reason="incident")
+    assert killed.status.value == "killed"
+    assert killed.traffic.weights == BEFORE
+    assert three.serving.deployment_history("scoring")[-1].traffic.weights == BEFORE
+    monkeypatch.undo()
+    monkeypatch.setattr(native, "_native", lambda plat: _Cloud())
+    released = three.serving.unkill("scoring", reason="fixed")
+    assert released.traffic.weights == BEFORE
+    assert backend.get_endpoint("scoring").traffic.live_weights == {"blue": 100}
+    assert native.status(three, "scoring", "r-7") is native.NativeRolloutStatus.UNKNOWN
+
+
 # -- a rollout that cannot start marks nothing --------------------------------------------------
 
 

@@ -359,3 +359,17 @@ def test_a_kill_sagemaker_refuses_mid_rollout_without_alarms_is_refused_loudly(
         platform.serving.kill("churn-live", reason="incident")
     assert platform.serving.get_endpoint("churn-live").status is EndpointStatus.IN_SERVICE
     assert "endpoint.kill" not in [e.action for e in platform.audit.events(subject="churn-live")]
+
+
+def test_a_release_after_a_kill_mid_rollout_serves_what_the_rollout_started_from(
+    platform: Platform, fake: SageMakerFake, sm: Any, versions: None
+) -> None:
+    rollout_id = _rolling_out(platform, fake)
+    assert platform.serving.kill("churn-live", reason="incident").status is EndpointStatus.KILLED
+    released = platform.serving.unkill("churn-live", reason="fixed")
+    assert released.traffic.live_weights == {"blue": 100}
+    described = sm.describe_endpoint(EndpointName="churn-live")
+    weights = {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
+    assert {variant for variant, weight in weights.items() if weight > 0} == {"blue"}
+    assert native.status(platform, "churn-live", rollout_id) is native.NativeRolloutStatus.UNKNOWN
+    assert platform.sync() == []

@@ -658,7 +658,9 @@ class ServingService:
         applied, since the endpoint was read, the kill is recorded after all, and a release
         being applied is refused: the kill wins. So is a kill on an endpoint whose release was
         marked and never recorded (:data:`RELEASE_UNRECORDED`; its process may have stopped
-        after the backend released it): the store cannot tell it from a release under way."""
+        after the backend released it): the store cannot tell it from a release under way. A
+        switch pulled over a native rollout whose end is not recorded records the traffic the
+        rollout started from (:meth:`_pull`), which a release puts back."""
         current = self.get_endpoint(endpoint)
         if current.status is EndpointStatus.KILLED:  # sent again: settles a cloud released
             return self._switch(endpoint, True, reason, again=True)  # outside Mintaka
@@ -723,15 +725,40 @@ class ServingService:
         decision = self._gate(action, endpoint, current.routes, current.traffic, versions, current)
         if not killed:
             return self._release(seen, switch, reason, decision)
-        return self._pull(seen, switch, reason, decision, again=again)
+        started_from = None if again else self._native_start_point(endpoint)
+        return self._pull(seen, switch, reason, decision, again=again, started_from=started_from)
+
+    def _native_start_point(self, endpoint: str) -> tuple[Deployment, Deployment] | None:
+        """While a native rollout's end is not recorded: its start (the endpoint's latest
+        deployment, recording the traffic the rollout walks to, never verified) and the
+        deployment before it, the traffic the rollout started from and the cloud rolls back to."""
+        found = self._unrecorded_native_start(endpoint)
+        if found is None:
+            return None
+        history = self.deployment_history(endpoint)
+        index = next(i for i, d in enumerate(history) if d.id == found[0].id)
+        return (found[0], history[index - 1]) if index > 0 else None
 
     def _pull(
-        self, seen: _Seen, switch: KillSwitch, reason: str, decision: PolicyDecision, *, again: bool
+        self,
+        seen: _Seen,
+        switch: KillSwitch,
+        reason: str,
+        decision: PolicyDecision,
+        *,
+        again: bool,
+        started_from: tuple[Deployment, Deployment] | None = None,
     ) -> Endpoint:
         """Send the kill to the backend, then record it, unless a release was recorded since
         it was sent: that release undid it in the backend, so it is sent again first (as often
         as releases are recorded in between). A release still being applied when the kill is
-        recorded is refused at its own record, and pulls the switch again itself."""
+        recorded is refused at its own record, and pulls the switch again itself.
+
+        ``started_from``: the switch stops a native rollout whose end is not recorded (its
+        start, and the deployment before it). The traffic the rollout started from is recorded
+        with the kill (while the start is still the latest deployment), not the start's
+        unverified target: the cloud was not serving that target, and a release puts the
+        recorded traffic back."""
         name = seen.endpoint.name
         sent_after = seen.release
         while True:
@@ -744,13 +771,57 @@ class ServingService:
                 if released == sent_after:
                     if again and row.killed == _KILLED:
                         return _endpoint(row)
-                    event = self._record_switch(
-                        conn, name, _KILLED, "endpoint.kill", reason, decision
-                    )
+                    events = self._record_started_from(conn, seen, started_from, reason, decision)
+                    if events:
+                        _mark_killed(conn, name, _KILLED)
+                    else:
+                        events = [
+                            self._record_switch(
+                                conn, name, _KILLED, "endpoint.kill", reason, decision
+                            )
+                        ]
                     break
             sent_after = released
-        self.platform._after_commit([event])
+        self.platform._after_commit(events)
         return self.get_endpoint(name)
+
+    def _record_started_from(
+        self,
+        conn: Connection,
+        seen: _Seen,
+        started_from: tuple[Deployment, Deployment] | None,
+        reason: str,
+        decision: PolicyDecision,
+    ) -> list[AuditEvent]:
+        """Record, with a kill switch pulled over a native rollout, the traffic the rollout
+        started from (see :meth:`_pull`), over the endpoint's current routes, audited as the
+        kill; nothing once another change is the latest (the switch alone is then recorded)."""
+        if started_from is None:
+            return []
+        start, before = started_from
+        latest = latest_deployment(conn, seen.endpoint.name)
+        if latest is None or latest.id != start.id:
+            return []
+        current = seen.endpoint
+        kept = before.traffic.shadow in {r.name for r in current.routes}
+        traffic = _traffic(
+            _over(current, before.traffic.weights),
+            before.traffic.shadow if kept else None,
+            before.traffic.shadow_percent if kept else 0,
+        )
+        return self._record_deployment(
+            conn,
+            current.name,
+            current.routes,
+            traffic,
+            self._route_versions(current.routes),
+            RolloutStrategy.DIRECT,
+            reason or "kill switch: back to the traffic the native rollout started from",
+            decision=decision,
+            action="endpoint.kill",
+            known_good=before.known_good,
+            details={"restores": before.id},
+        )
 
     def _release(
         self, seen: _Seen, switch: KillSwitch, reason: str, decision: PolicyDecision
