@@ -373,3 +373,26 @@ def test_a_release_after_a_kill_mid_rollout_serves_what_the_rollout_started_from
     assert {variant for variant, weight in weights.items() if weight > 0} == {"blue"}
     assert native.status(platform, "churn-live", rollout_id) is native.NativeRolloutStatus.UNKNOWN
     assert platform.sync() == []
+
+
+def test_a_kill_sagemaker_refuses_mid_update_trips_no_alarm_of_an_earlier_rollout(
+    platform: Platform,
+    cloud: SageMakerBackend,
+    fake: SageMakerFake,
+    sm: Any,
+    versions: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rollout_id = _rolling_out(platform, fake, p99_latency_ms=250)
+    assert _ended(platform, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
+    alarm = rollout_alarm_name("churn-live", "green", "p99-latency")
+    served = sm.describe_endpoint_config(EndpointConfigName=rollout_id)
+    sm.create_endpoint_config(
+        EndpointConfigName="churn-live-by-hand", ProductionVariants=served["ProductionVariants"]
+    )
+    fake.script_endpoint("churn-live", ["Updating"] * 3 + ["InService"])
+    sm.update_endpoint(EndpointName="churn-live", EndpointConfigName="churn-live-by-hand")
+    _refuse_deletes(cloud, monkeypatch)
+    with pytest.raises(Conflict, match=r"being updated to churn-live-by-hand.*again"):
+        platform.serving.kill("churn-live", reason="incident")
+    assert _alarm_state(alarm) == "OK"

@@ -1576,6 +1576,14 @@ class SageMakerServing(SageMakerRegistry):
         stopped: the kill is refused all the same. Alarms configured in ``rollback_alarms``
         belong to others and are left alone."""
         pending = str(described["PendingDeploymentSummary"].get("EndpointConfigName", ""))
+        status = described["EndpointStatus"]
+        if not self._native_rollout_config(pending):
+            raise Conflict(
+                f"[sagemaker] endpoint {name!r} is {status}, being updated to {pending}, and "
+                f"SageMaker refused to delete it ({refused}): the kill is not applied, pull the "
+                f"kill switch again once the endpoint is InService (`mintaka endpoints show "
+                f"{name}`)"
+            ) from refused
         alarms = []
         for alarm in self._own_rollback_alarms(self.settings.endpoint_of(name), described):
             try:
@@ -1590,7 +1598,6 @@ class SageMakerServing(SageMakerRegistry):
                 log.warning("kill switch on %s: setting alarm %s failed: %s", name, alarm, exc)
                 continue
             alarms.append(alarm)
-        status = described["EndpointStatus"]
         if alarms:
             done = (
                 f"Mintaka set that rollout's rollback alarms {alarms} to ALARM, so SageMaker "
@@ -1606,6 +1613,16 @@ class SageMakerServing(SageMakerRegistry):
             f"({refused}); {done}: the kill is not applied, pull the kill switch again once "
             f"the endpoint is InService (`mintaka endpoints show {name}`)"
         ) from refused
+
+    def _native_rollout_config(self, config: str) -> bool:
+        """Whether ``config`` is one a native rollout of Mintaka's deploys (``start_rollout``
+        tags it with the config it replaces): an update to any other config may name in the
+        endpoint's ``LastDeploymentConfig`` the alarms of an earlier rollout, which watch
+        nothing now."""
+        try:
+            return REPLACES_TAG in self._tags(self._arn(f"endpoint-config/{config}"))
+        except MintakaError:
+            return False
 
     @staticmethod
     def _own_rollback_alarms(cloud_name: str, described: dict[str, Any]) -> list[str]:
