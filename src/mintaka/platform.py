@@ -241,6 +241,15 @@ def _profile_of(source: Path, categorical: Sequence[str]) -> dict[str, Any] | No
     return profile(rows, categorical=categorical).to_json()
 
 
+def _check_unchanged(source: Path, digest: str, measured: dict[str, Any] | None) -> None:
+    """A ``Conflict`` when ``source`` no longer hashes to ``digest`` after it was profiled: the
+    profile ``measured`` may then describe other bytes than the version's."""
+    if measured is not None and manifest_of(source).digest != digest:
+        raise Conflict(
+            f"{source} changed while it was registered; register it again once it is written"
+        )
+
+
 class Platform:
     """One control plane over one backend, with its store under ``home``."""
 
@@ -1145,7 +1154,8 @@ class Platform:
         hashed again after profiling, so that the profile describes the bytes of the digest: a
         file rewritten meanwhile is a ``Conflict`` and nothing is recorded. Registering the
         same bytes again from another path moves the record there (``dataset.relocate``) only
-        when the file it names no longer holds them.
+        when the file it names no longer holds them; registering them again with a profile
+        profiles a version registered without one (``dataset.profile``).
         """
         validate_dataset_name(name)
         source = Path(path)
@@ -1157,12 +1167,12 @@ class Platform:
                 select(datasets).where(datasets.c.name == name, datasets.c.digest == digest)
             ).one_or_none()
         if row is not None:
-            return self._relocated(self._dataset(row), source)
+            existing = self._dataset(row)
+            if profile and existing.profile is None:
+                existing = self._profiled(existing, source, categorical)
+            return self._relocated(existing, source)
         measured = _profile_of(source, categorical) if profile else None
-        if measured is not None and manifest_of(source).digest != digest:
-            raise Conflict(
-                f"{source} changed while it was registered; register it again once it is written"
-            )
+        _check_unchanged(source, digest, measured)
         record = _parse(
             DatasetVersion,
             id=self.ids.new("ds"),
@@ -1210,6 +1220,31 @@ class Platform:
             event = self._audit(conn, "dataset.register", record.id, name=name, digest=digest)
         self._after_commit([event])
         return record
+
+    def _profiled(
+        self, record: DatasetVersion, source: Path, categorical: Sequence[str]
+    ) -> DatasetVersion:
+        """``record``, registered before without a profile, with the profile of ``source`` (which
+        holds its bytes) stored and a ``dataset.profile`` event: a version asked for with a
+        profile gets one, or the data gate, which fails a version without one, would refuse it
+        forever. Unchanged when ``source`` is no tabular file; another process's profile, stored
+        meanwhile, is kept."""
+        measured = _profile_of(source, categorical)
+        if measured is None:
+            return record
+        _check_unchanged(source, record.digest, measured)
+        with self.store.write() as conn:
+            current = self._dataset(
+                conn.execute(select(datasets).where(datasets.c.id == record.id)).one()
+            )
+            if current.profile is not None:
+                return current
+            conn.execute(
+                update(datasets).where(datasets.c.id == record.id).values(profile=measured)
+            )
+            event = self._audit(conn, "dataset.profile", record.id, categorical=list(categorical))
+        self._after_commit([event])
+        return record.model_copy(update={"profile": measured})
 
     def _relocated(self, record: DatasetVersion, source: Path) -> DatasetVersion:
         """``record``, registered again from ``source`` (which holds its bytes): moved there,

@@ -555,3 +555,19 @@ def test_the_evaluation_gate_refuses_labels_that_are_not_binary(
     )
     with pytest.raises(ValidationError, match=message):
         evaluate_model(inputs, context)
+
+
+def test_a_version_registered_without_a_profile_gets_one_when_registered_again(
+    platform: Platform, data: Path
+) -> None:
+    unprofiled = platform.register_dataset("applications", data, profile=False)
+    assert unprofiled.profile is None
+    profiled = platform.register_dataset("applications", data, categorical=["segment"])
+    assert profiled.id == unprofiled.id
+    assert profiled.profile is not None
+    assert platform.get_dataset(unprofiled.id).profile == profiled.profile
+    assert [e.subject for e in platform.audit.events() if e.action == "dataset.profile"] == [
+        unprofiled.id
+    ]
+    run = platform.pipelines.run(partial(UP_TO_VALIDATION, data=str(data)), isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
