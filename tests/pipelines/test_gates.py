@@ -186,10 +186,9 @@ def test_a_version_without_a_profile_is_no_reference(
     assert [c.name for c in outcome.failures()] == ["distribution (PSI)"]
 
 
-def test_a_version_named_as_its_own_reference_is_refused(
+def test_a_version_named_as_its_own_reference_passes_as_identical(
     platform: Platform, clock: ManualClock, tmp_path: Path
 ) -> None:
-    from mintaka.errors import ValidationError
     from mintaka.pipelines.contract import StepContext
     from mintaka.pipelines.gates import DataValidationInputs, validate_data
 
@@ -200,8 +199,60 @@ def test_a_version_named_as_its_own_reference_is_refused(
         pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
     )
     inputs = DataValidationInputs(dataset_id=version.id, reference=version.id)
-    with pytest.raises(ValidationError, match="its own reference"):
-        validate_data(inputs, context)
+    outcome = validate_data(inputs, context)
+    assert outcome.passed, outcome.failures()
+    assert outcome.reference_dataset == version.id
+    found = {c.name: c for c in outcome.checks}
+    assert f"identical to the reference {version.id}" in found["schema"].detail
+    assert f"identical to the reference {version.id}" in found["distribution (PSI)"].detail
+
+
+def test_a_pipeline_pinned_to_a_reference_retrains_on_the_unchanged_file(
+    platform: Platform, data: Path
+) -> None:
+    first = platform.pipelines.run(partial(UP_TO_VALIDATION, data=str(data)), isolation="inline")
+    [version] = platform.find_datasets("credit-applications")
+    spec = partial(UP_TO_VALIDATION, data=str(data))
+    pinned = spec.model_copy(
+        update={
+            "parameters": {**spec.parameters, "reference": version.id},
+            "steps": [
+                s.model_copy(update={"inputs": {**s.inputs, "reference": "params.reference"}})
+                if s.name == "validate-data"
+                else s
+                for s in spec.steps
+            ],
+        }
+    )
+    again = platform.pipelines.run(pinned, isolation="inline")
+    assert (first.status, again.status) == (PipelineStatus.SUCCEEDED, PipelineStatus.SUCCEEDED)
+    validation = next(s for s in again.steps if s.name == "validate-data")
+    assert validation.gate is not None
+    [schema] = [c for c in validation.gate.checks if c.name == "schema"]
+    assert f"identical to the reference {version.id}" in schema.detail
+
+
+def test_a_reference_dataset_without_a_profiled_version_fails_the_gate(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    baseline, fresh = tmp_path / "baseline.csv", tmp_path / "fresh.csv"
+    baseline.write_text("x\n" + "\n".join(str(v) for v in range(100)))
+    fresh.write_text("y\n" + "\n".join(str(v * 1000) for v in range(100)))
+    platform.register_dataset("baseline", baseline, profile=False)
+    clock.advance(minutes=1)
+    version = platform.register_dataset("applications", fresh)
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    inputs = DataValidationInputs(dataset_id=version.id, reference="baseline")
+    outcome = validate_data(inputs, context)
+    assert not outcome.passed
+    [failure] = outcome.failures()
+    assert failure.name == "schema"
+    assert "'baseline' has no version registered with a profile" in failure.detail
 
 
 def test_a_version_without_a_profile_cannot_pass_the_gate(

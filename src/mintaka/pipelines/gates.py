@@ -92,11 +92,6 @@ def _reference(
     rather than let the next version through unmeasured."""
     platform = ctx.require_platform()
     name = dataset.name
-    if inputs.reference == dataset.id:
-        raise ValidationError(
-            f"dataset version {dataset.id} is named as its own reference: a version compared "
-            "with itself always passes; name an earlier version, or a dataset"
-        )
     if inputs.reference:
         try:
             return platform.get_dataset(inputs.reference)
@@ -147,18 +142,14 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
                     detail=f"worst column {worst[0]!r}",
                 )
             )
-    reference = _reference(ctx, inputs, dataset)
+    reference = dataset if inputs.reference == dataset.id else _reference(ctx, inputs, dataset)
     unprofiled = _unprofiled(dataset, reference)
     if unprofiled is not None:
         checks.append(unprofiled)
     elif reference is None or not reference.profile or profile is None:
-        checks.append(
-            GateCheck(
-                name="schema",
-                passed=True,
-                detail="no earlier profiled version: this one becomes the reference",
-            )
-        )
+        checks.append(_no_reference(inputs, dataset))
+    elif reference.id == dataset.id:
+        checks += _identical(reference.id, inputs.max_psi)
     else:
         ref = DatasetProfile.from_json(reference.profile)
         expected = {k: v.kind for k, v in ref.features.items()}
@@ -192,6 +183,37 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
         rows=len(rows),
         reference_dataset=reference.id if reference is not None else None,
     )
+
+
+def _no_reference(inputs: DataValidationInputs, dataset: DatasetVersion) -> GateCheck:
+    """The schema check when no profiled version was found to compare with: a failure when
+    ``reference`` names another dataset (the reference asked for, with nothing to check
+    against, lets no data through); else, the dataset's own history having none, a pass, this
+    version becoming the reference of the next."""
+    if inputs.reference and inputs.reference != dataset.name:
+        return GateCheck(
+            name="schema",
+            passed=False,
+            detail=f"the reference dataset {inputs.reference!r} has no version registered with a "
+            "profile: there is nothing to check against",
+        )
+    return GateCheck(
+        name="schema",
+        passed=True,
+        detail="no earlier profiled version: this one becomes the reference",
+    )
+
+
+def _identical(reference: str, max_psi: float) -> list[GateCheck]:
+    """The schema and distribution checks of a version that is the reference it is compared
+    with (the same bytes registered again, as a retraining on an unchanged file does): identical
+    data passes both. The detail says so, as a reference wired to the ingest step's own output
+    would always be identical and check nothing."""
+    detail = f"identical to the reference {reference} (the same dataset version)"
+    return [
+        GateCheck(name="schema", passed=True, value=0, limit=0, detail=detail),
+        GateCheck(name="distribution (PSI)", passed=True, value=0.0, limit=max_psi, detail=detail),
+    ]
 
 
 def _unprofiled(dataset: DatasetVersion, reference: DatasetVersion | None) -> GateCheck | None:
