@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -514,12 +515,23 @@ def test_no_business_cost_limit_unless_one_is_given(platform: Platform, data: Pa
     assert not [c for c in evaluate.gate.checks if c.name.startswith("expected_cost")]
 
 
-def test_a_negative_business_cost_limit_is_refused_before_the_run(
-    platform: Platform, data: Path
+def test_a_negative_business_cost_limit_is_a_limit(platform: Platform, data: Path) -> None:
+    """Costs may be negative (gains): a negative limit asks for at least that gain per decision."""
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    error = failing(platform, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=-0.5))
+    value, limit = checks(error)["expected_cost (max)"]
+    assert limit == -0.5
+    assert float(value) > -0.5  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("limit", [math.inf, math.nan])
+def test_a_non_finite_business_cost_limit_is_refused_before_the_run(
+    platform: Platform, data: Path, limit: float
 ) -> None:
     from mintaka.errors import ValidationError
 
-    spec = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=-0.5)
+    spec = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=limit)
     with pytest.raises(ValidationError, match="max_expected_cost"):
         platform.pipelines.run(spec, isolation="inline")
     assert platform.pipelines.runs() == []

@@ -311,8 +311,9 @@ def _group_fairness(
 # -- evaluation -----------------------------------------------------------------------------------
 
 
-# A limit on a cost: a finite number, never below zero (no cost is below it).
-CostLimit = Annotated[float, Field(ge=0.0, allow_inf_nan=False)]
+# A limit on a cost: any finite number. Costs may be negative (gains), so a negative limit asks
+# for at least that gain per decision.
+CostLimit = Annotated[float, Field(allow_inf_nan=False)]
 
 
 class EvaluationInputs(BaseModel):
@@ -320,7 +321,7 @@ class EvaluationInputs(BaseModel):
     not given): a tier below that model's is no tier for it, so the riskier of the two holds.
     ``max_expected_cost`` is the highest expected cost the model may have under the business
     metric of ``cost_model``; None (not wired) sets no limit of the pipeline's own, and 0 is a
-    limit like any other (no cost at all)."""
+    limit like any other (no cost at all), as is a negative one (at least that gain)."""
 
     # Inputs whose 0 a run recorded by an older Mintaka meant as "no limit"; such a run is
     # resumed (and a binding recorded then retrains) with that meaning.
