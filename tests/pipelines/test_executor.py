@@ -638,3 +638,27 @@ def test_a_parameter_not_of_its_declared_type_is_refused_before_anything_is_writ
         platform.pipelines.submit(loose_pipeline(), given)
     assert platform.pipelines.runs() == []
     assert platform.backend.list_pipeline_runs() == []  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("entrypoint", "inputs", "says"),
+    [
+        ("no_such_step", {}, "no_such_step"),
+        ("kind_of", {"value": "params.value", "unknown": "params.value"}, "'unknown'"),
+    ],
+)
+def test_a_submitted_pipeline_whose_steps_do_not_fit_is_refused_before_the_backend(
+    platform: Platform, entrypoint: str, inputs: dict[str, str], says: str
+) -> None:
+    from mintaka.pipelines.contract import PipelineSpecError
+
+    spec = PipelineSpec(
+        name="loose",
+        parameters={"value": 3},
+        steps=[StepSpec(name="kind", entrypoint=f"{STEPS}:{entrypoint}", inputs=inputs)],
+    )
+    with pytest.raises(PipelineSpecError, match=says):
+        platform.pipelines.run(spec, isolation="inline")
+    with pytest.raises(PipelineSpecError, match=says):
+        platform.pipelines.submit(spec)
+    assert platform.backend.list_pipeline_runs() == []  # type: ignore[attr-defined]

@@ -43,6 +43,9 @@ from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent
 if TYPE_CHECKING:
     from mintaka.platform import Platform
 
+# The native format of a pipeline the local executor runs as it is, on this machine.
+LOCAL_FORMAT = "mintaka-local/1"
+
 Trigger = Literal["manual", "event", "drift", "performance", "schedule"]
 # Gates a resumed run meets again with the same inputs (no sign-off changes their verdict).
 RETRYABLE_GATES = frozenset({GateKind.DATA_VALIDATION.value, GateKind.EVALUATION.value})
@@ -215,7 +218,7 @@ class PipelineService:
 
             return self.platform._area(Capability.PIPELINES, PipelineExecution).compile(spec)
         return NativePipeline(
-            pipeline=spec.name, format="mintaka-local/1", definition=spec.model_dump(mode="json")
+            pipeline=spec.name, format=LOCAL_FORMAT, definition=spec.model_dump(mode="json")
         )
 
     def submit(
@@ -225,13 +228,19 @@ class PipelineService:
         ``Capability.PIPELINES``); the run is audited and becomes a lineage node. Each parameter
         is coerced to its declared type first, and a value that is not of it is refused before
         the backend is asked anything; the backend is given the typed value as text (JSON for
-        all but text), which every backend's steps read back as that same typed value."""
+        all but text), which every backend's steps read back as that same typed value. A spec
+        the local executor is to run is checked as a run checks it (:func:`check_spec`, with
+        these parameters) before it is submitted: its steps import here, and a pipeline whose
+        steps do not fit is refused now rather than failing later in the worker."""
         from mintaka.domain.lineage import LineageNode, NodeKind
         from mintaka.interfaces import PipelineExecution
 
-        merged = {k: parameter_text(v) for k, v in merged_parameters(spec, parameters).items()}
+        typed = merged_parameters(spec, parameters)
+        merged = {k: parameter_text(v) for k, v in typed.items()}
         backend = self.platform._area(Capability.PIPELINES, PipelineExecution)
         native = backend.compile(spec)
+        if native.format == LOCAL_FORMAT:
+            check_spec(spec, typed)
         run = backend.submit(native, merged)
         node = LineageNode(
             kind=NodeKind.PIPELINE_RUN,
