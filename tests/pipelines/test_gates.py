@@ -543,12 +543,13 @@ def _as_recorded_before_explicit_limits(path: Path) -> None:
     path.write_text(json.dumps(record))
 
 
+@pytest.mark.parametrize("zero", [0.0, 0, "0", "0.0", "-0"])
 def test_a_run_recorded_when_a_zero_cost_limit_meant_none_resumes_with_that_meaning(
-    platform: Platform, data: Path
+    platform: Platform, data: Path, zero: str | float
 ) -> None:
     platform.create_model("credit-default", tier="high")
     platform.serving.declare_business_metric("credit-default", COSTS)
-    error = failing(platform, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.0))
+    error = failing(platform, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=zero))
     assert error.run_id is not None
     _as_recorded_before_explicit_limits(
         platform.pipelines.executor().root / "runs" / f"{error.run_id}.json"

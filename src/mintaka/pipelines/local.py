@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
+from pydantic import ValidationError as PydanticValidationError
 
 from mintaka.artifacts import manifest_of
 from mintaka.domain.base import JSONDict
@@ -117,15 +118,22 @@ def _zero_as_unset(model: type[BaseModel], values: dict[str, Any]) -> dict[str, 
     had for those inputs when a run recorded without explicit limits was started."""
     unset: frozenset[str] = getattr(model, "ZERO_WAS_UNSET", frozenset())
     return {
-        name: value
-        for name, value in values.items()
-        if not (
-            name in unset
-            and isinstance(value, int | float)
-            and not isinstance(value, bool)
-            and value == 0
-        )
+        name: value for name, value in values.items() if not (name in unset and _is_zero(value))
     }
+
+
+_FLOAT: TypeAdapter[float] = TypeAdapter(float)
+
+
+def _is_zero(value: Any) -> bool:
+    """Whether ``value`` validates as a float equal to 0, as the step's input would read it
+    (``0``, ``0.0``, the text ``"0"`` or ``"-0"``); a bool is no number here."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return _FLOAT.validate_python(value) == 0
+    except PydanticValidationError:
+        return False
 
 
 def canonical_digest(value: Any) -> str:
