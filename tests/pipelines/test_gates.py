@@ -105,6 +105,26 @@ def test_the_gate_refuses_a_dataset_whose_file_was_rewritten_since_it_was_regist
         validate_data(DataValidationInputs(dataset_id=version.id, min_rows=600), context)
 
 
+def test_a_dataset_that_cannot_be_read_is_named_by_its_own_file_and_version(
+    platform: Platform, tmp_path: Path
+) -> None:
+    from mintaka.errors import ValidationError
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    path = tmp_path / "applications.csv"
+    path.write_bytes(b"x\n\xff\xfe\n")
+    version = platform.register_dataset("applications", path, profile=False)
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    with pytest.raises(ValidationError) as raised:
+        validate_data(DataValidationInputs(dataset_id=version.id), context)
+    message = str(raised.value)
+    assert message.startswith(f"dataset {version.id}: {path} is not UTF-8 text"), message
+    assert "mintaka-dataset-" not in message
+
+
 def test_missing_values(platform: Platform, data: Path) -> None:
     rewrite(data, lambda r: {**r, "age": "" if r["tenure"].startswith("-") else r["age"]})
     error = failing(platform, partial(UP_TO_VALIDATION, data=str(data), max_missing_rate=0.05))

@@ -41,6 +41,20 @@ def _read(path: Path) -> list[dict[str, Any]]:
     return read_rows(path)
 
 
+def _read_copy(copy: Path, dataset: DatasetVersion) -> list[dict[str, Any]]:
+    """The rows of ``copy``, the checked copy of ``dataset``'s file. A file that cannot be read
+    is a ``ValidationError`` naming the dataset version and its own file, not the copy, which
+    is deleted by the time the error is read."""
+    from mintaka.files import file_path
+
+    try:
+        return _read(copy)
+    except ValidationError as exc:
+        source = file_path(dataset.uri) or copy
+        reason = str(exc).replace(str(copy), str(source))
+        raise ValidationError(f"dataset {dataset.id}: {reason}") from exc
+
+
 def _labels(rows: list[dict[str, Any]], label: str, source: Path) -> list[int]:
     """The binary label of each row, taken out of it (the rest are the features scored). A
     column the rows lack, or a value that is not 0 or 1, is a ``ValidationError`` naming it:
@@ -121,7 +135,7 @@ def validate_data(inputs: DataValidationInputs, ctx: StepContext) -> DataValidat
     platform = ctx.require_platform()
     dataset = platform.get_dataset(inputs.dataset_id)
     with registered_copy(dataset, platform.home) as checked:
-        rows = _read(checked)
+        rows = _read_copy(checked, dataset)
     source = file_path(dataset.uri) or checked  # errors name the dataset's file, not the copy
     checks = [
         GateCheck(
