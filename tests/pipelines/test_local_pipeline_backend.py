@@ -231,3 +231,53 @@ def test_the_conformance_pipeline_runs_to_the_end(local: LocalBackend) -> None:
         ("train", PipelineStatus.SUCCEEDED),
         ("evaluate", PipelineStatus.SUCCEEDED),
     ]
+
+
+def _credit_up_to_evaluation(data: Path) -> PipelineSpec:
+    from mintaka.demo_pipeline import credit_pipeline
+
+    full = credit_pipeline(data=str(data), max_expected_cost=0.0)
+    names = ("ingest", "validate-data", "train", "evaluate")
+    return full.model_copy(update={"steps": [s for s in full.steps if s.name in names]})
+
+
+@pytest.mark.parametrize("recorded_by_an_older_release", [True, False])
+def test_a_zero_limit_of_a_submission_reads_as_the_release_that_queued_it_meant(
+    platform: Platform, local: LocalBackend, tmp_path: Path, recorded_by_an_older_release: bool
+) -> None:
+    """A submission queued by a release that read a 0 limit as none keeps that meaning when a
+    newer worker carries it out; one queued now holds the model to the limit of 0."""
+    import json
+
+    from mintaka import GateFailed
+    from mintaka.demo import COSTS, write_dataset
+    from mintaka.local.pipeline_worker import _run
+    from mintaka.local.pipelines import SUBMISSION, Submission
+
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    spec = _credit_up_to_evaluation(write_dataset(tmp_path / "credit.csv", rows=600))
+    local.hold_next_run(spec.name)
+    held = platform.pipelines.submit(spec)  # held, then stopped: only its submission is read
+    folder = local.path / "pipelines" / "runs" / held.id
+    record = json.loads((folder / SUBMISSION).read_text())
+    assert record["explicit_limits"] is True
+    local.stop_pipeline_run(held.id)
+    ended(local, held.id)
+    if recorded_by_an_older_release:
+        del record["explicit_limits"]
+    record["id"] = "prun-queued"
+    queued = tmp_path / "queued"
+    queued.mkdir()
+    (queued / SUBMISSION).write_text(json.dumps(record))
+    submission = Submission.model_validate_json((queued / SUBMISSION).read_text())
+    if not recorded_by_an_older_release:
+        with pytest.raises(GateFailed, match="expected_cost"):
+            _run(queued, submission)
+        return
+    _run(queued, submission)
+    evaluate = next(
+        s for s in platform.pipelines.get("prun-queued").run.steps if s.name == "evaluate"
+    )
+    assert evaluate.gate is not None
+    assert not [c for c in evaluate.gate.checks if c.name.startswith("expected_cost")]

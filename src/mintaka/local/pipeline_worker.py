@@ -73,7 +73,11 @@ def _run(folder: Path, submission: Submission) -> None:
         backend_settings={"path": submission.backend_path},
     ) as platform:
         platform.pipelines.executor().run(
-            submission.spec, submission.parameters, run_id=submission.id, stop_marker=folder / STOP
+            submission.spec,
+            submission.parameters,
+            run_id=submission.id,
+            stop_marker=folder / STOP,
+            explicit_limits=submission.explicit_limits,
         )
 
 

@@ -74,6 +74,9 @@ class Submission(Record):
     submitted_at: AwareDatetime
     home: str
     backend_path: str
+    # Whether a 0 given to a limit is that limit: a submission queued by an older Mintaka
+    # (absent, False) is run with the meaning it had then (see ``RunState.explicit_limits``).
+    explicit_limits: bool = False
 
 
 class Progress(Record):
@@ -245,6 +248,7 @@ class LocalPipelines(PipelineExecution):
             submitted_at=now,
             home=str(self.context.home),
             backend_path=str(self.path),
+            explicit_limits=True,
         )
         write_atomic(folder / SUBMISSION, submission.model_dump_json())
         write_progress(folder, Progress(status=PipelineStatus.PENDING))
