@@ -655,3 +655,30 @@ def test_a_version_registered_without_a_profile_gets_one_when_registered_again(
     ]
     run = platform.pipelines.run(partial(UP_TO_VALIDATION, data=str(data)), isolation="inline")
     assert run.status is PipelineStatus.SUCCEEDED
+
+
+def test_an_empty_holdout_is_a_validation_error_naming_it(
+    platform: Platform, data: Path, tmp_path: Path
+) -> None:
+    from mintaka.errors import ValidationError
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import EvaluationInputs, evaluate_model
+
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    run = platform.pipelines.run(partial(UP_TO_EVALUATION, data=str(data)), isolation="inline")
+    trained = next(s for s in run.steps if s.name == "train").outputs
+    holdout = Path(str(trained["holdout"]))
+    holdout.write_text(holdout.read_text().splitlines()[0] + "\n")
+    context = StepContext(
+        pipeline="p", run_id="r", step="evaluate", workdir=tmp_path, platform=platform
+    )
+    inputs = EvaluationInputs(
+        model=Path(str(trained["model"])),
+        holdout=holdout,
+        label="default",
+        features=",".join(FEATURES),
+        cost_model="credit-default",
+    )
+    with pytest.raises(ValidationError, match=f"{holdout} holds no rows"):
+        evaluate_model(inputs, context)

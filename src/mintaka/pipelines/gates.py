@@ -55,6 +55,15 @@ def _read_copy(copy: Path, dataset: DatasetVersion) -> list[dict[str, Any]]:
         raise ValidationError(f"dataset {dataset.id}: {reason}") from exc
 
 
+def _holdout(path: Path) -> list[dict[str, Any]]:
+    """The rows of the holdout at ``path``. One without rows is a ``ValidationError`` naming
+    it: no number measured on it would mean anything, and the model cannot score nothing."""
+    rows = _read(path)
+    if not rows:
+        raise ValidationError(f"{path} holds no rows: there is no holdout to evaluate on")
+    return rows
+
+
 def _labels(rows: list[dict[str, Any]], label: str, source: Path) -> list[int]:
     """The binary label of each row, taken out of it (the rest are the features scored). A
     column the rows lack, or a value that is not 0 or 1, is a ``ValidationError`` naming it:
@@ -397,7 +406,7 @@ def evaluate_model(inputs: EvaluationInputs, ctx: StepContext) -> EvaluationOutc
     from mintaka.rollout.challenger import CostMatrix, auc
 
     platform = ctx.require_platform()
-    rows = _read(inputs.holdout)
+    rows = _holdout(inputs.holdout)
     labels = np.asarray(_labels(rows, inputs.label, inputs.holdout))
     features = tuple(f for f in inputs.features.split(",") if f)
     predictor = load_predictor(inputs.model, Flavor.SKLEARN, features=features)
