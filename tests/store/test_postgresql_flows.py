@@ -33,6 +33,7 @@ from mintaka.domain.monitoring import (
 from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
 from mintaka.governance.evidence import build_pack
 from mintaka.governance.inventory import inventory
+from mintaka.governance.records import check_records
 from mintaka.local.server import InferenceServer
 from mintaka.monitoring import service
 from mintaka.store.schema import audit_events, predictions
@@ -556,3 +557,26 @@ def test_a_label_replaced_by_two_processes_at_once_is_audited_as_replaced_in_tur
         if e.action == "label.replace"
     ]
     assert replaced == [(1, 2), (2, 3)]
+
+
+def test_an_approval_committed_while_the_records_are_cross_checked_is_not_tampering(
+    as_: Callable[[str], Platform], make_servable: MakeArtifact
+) -> None:
+    dana = as_("dana")
+    version = dana.register_model("credit", make_servable(b"v1"), flavor="pyfunc", tier="high")
+    dana.governance.set_model_card(version.ref, **CARD)
+    approved: list[str] = []
+
+    def approve_after_reading_approvals(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM approvals" in statement and not approved:
+            approved.append(as_("rita").governance.approve(version.ref).id)
+
+    event.listen(dana.store.engine, "after_cursor_execute", approve_after_reading_approvals)
+    try:
+        report = check_records(dana.store)
+    finally:
+        event.remove(dana.store.engine, "after_cursor_execute", approve_after_reading_approvals)
+    assert len(approved) == 1
+    assert (report.ok, report.unrecorded, report.missing) == (True, [], [])
+    assert check_records(dana.store).ok
+    assert dana.verify_audit().ok

@@ -155,6 +155,14 @@ def make_engine(url: str, sync: str = "NORMAL") -> Engine:
     return engine
 
 
+def _snapshot_options(engine: Engine) -> dict[str, Any]:
+    """The execution options that make a transaction on ``engine`` a read-only snapshot."""
+    options: dict[str, Any] = {"isolation_level": "REPEATABLE READ"}
+    if engine.dialect.name == "postgresql":
+        options["postgresql_readonly"] = True
+    return options
+
+
 # Where ``transaction_scoped`` keeps its dict in a connection's ``info``.
 _SCOPED = "mintaka.transaction"
 
@@ -196,7 +204,10 @@ class Transactions:
         return self._plain(write=True)
 
     def read(self) -> AbstractContextManager[Connection]:
-        """A read-only snapshot."""
+        """A read-only snapshot: every statement in it sees the store as of its first one, so
+        what it reads of several tables is consistent. SQLite's deferred BEGIN gives that; other
+        databases' default (READ COMMITTED on PostgreSQL) lets each statement see newer commits,
+        so there the transaction is REPEATABLE READ and READ ONLY."""
         if self.is_sqlite:
             return _DriverTransaction(self, "BEGIN")
         return self._plain(write=False)
@@ -207,6 +218,8 @@ class Transactions:
             with self.engine.connect() as conn:
                 if write:
                     conn.execution_options(mintaka_write=True)
+                else:
+                    conn.execution_options(**_snapshot_options(self.engine))
                 try:
                     with conn.begin():
                         yield conn
