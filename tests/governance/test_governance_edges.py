@@ -17,9 +17,12 @@ from governance_kit import APPROVERS, CARD
 from sqlalchemy import select, update
 
 from mintaka import IdFactory, ManualClock, Platform, PolicyViolation, ValidationError
+from mintaka.domain.governance import Approval
+from mintaka.domain.registry import ModelVersion
 from mintaka.governance.evidence import build_pack, export_evidence
 from mintaka.governance.inventory import inventory
 from mintaka.governance.records import check_records
+from mintaka.governance.service import GovernanceService
 from mintaka.store.schema import approvals, audit_events, policy_exceptions
 
 TOKYO = timezone(timedelta(hours=9))
@@ -430,6 +433,35 @@ def test_approving_again_after_the_clock_steps_back_records_nothing(
     assert [e.action for e in rita.audit.events()].count("model.approve") == 1
     clock.advance(minutes=30)
     assert rita.governance.counting_approvals(version, clock.now()) == {"rita": given.at}
+
+
+def test_the_same_person_approving_from_two_processes_at_once_is_recorded_once(
+    as_: Callable[[str], Platform], high: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second process finds no standing approval, the first records one, then the second
+    takes the write lock: it gets the first one's approval back rather than a second row."""
+    first, second = as_("rita"), as_("rita")
+    given: list[Approval] = []
+    standing = GovernanceService._standing
+
+    def approve_in_between(
+        self: GovernanceService, version: ModelVersion, *args: Any
+    ) -> list[Approval]:
+        found = standing(self, version, *args)
+        if self is second.governance and not given:
+            given.append(first.governance.approve(high))
+        return found
+
+    monkeypatch.setattr(GovernanceService, "_standing", approve_in_between)
+    again = second.governance.approve(high)
+    assert len(given) == 1
+    assert again == given[0]
+    version = first.get_model_version(high)
+    with first.store.read() as conn:
+        assert conn.execute(select(approvals.c.id)).scalars().all() == [again.id]
+    assert [e.action for e in first.audit.events()].count("model.approve") == 1
+    assert check_records(first.store).ok
+    assert [a.id for a in first.governance.approvals(version)] == [again.id]
 
 
 @pytest.mark.parametrize(

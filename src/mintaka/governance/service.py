@@ -16,6 +16,7 @@ import getpass
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, select
 
 from mintaka.capabilities import Capability
+from mintaka.domain.audit import AuditEvent
 from mintaka.domain.governance import (
     Approval,
     Identity,
@@ -210,11 +212,12 @@ class GovernanceService:
         return self.approval_split([version])[version.id]
 
     def approval_split(
-        self, versions: Sequence[ModelVersion]
+        self, versions: Sequence[ModelVersion], conn: Connection | None = None
     ) -> dict[str, tuple[list[Approval], list[Approval]]]:
         """Each of ``versions``' approval rows (by version id), split into those a
         ``model.approve`` event of the version records as they stand (see ``_records``) and the
-        rest; one query for the rows and one for the events, however many versions."""
+        rest; one query for the rows and one for the events, however many versions. They are
+        read in ``conn``'s transaction when given, else in a read snapshot of their own."""
         by_ref = {v.ref: v for v in versions}
         rows_query = select(approvals).order_by(approvals.c.at)
         events_query = select(audit_events.c.canonical).where(
@@ -223,9 +226,9 @@ class GovernanceService:
         if len(by_ref) <= _IN_LIST_MAX:
             rows_query = rows_query.where(approvals.c.version_id.in_([v.id for v in versions]))
             events_query = events_query.where(audit_events.c.subject.in_(list(by_ref)))
-        with self.platform.store.read() as conn:
-            rows = conn.execute(rows_query).all()
-            signed = conn.execute(events_query).all()
+        with nullcontext(conn) if conn is not None else self.platform.store.read() as reader:
+            rows = reader.execute(rows_query).all()
+            signed = reader.execute(events_query).all()
         recorded: dict[tuple[str, str], list[tuple[str, datetime, dict[str, Any]]]] = {}
         for event in signed:
             body = event_body(event.canonical)
@@ -295,7 +298,9 @@ class GovernanceService:
 
         An approver whose approval of these bytes still counts gets that approval back: nothing
         new is recorded, and the verdict is shown on the cloud registry again (which settles an
-        approval status changed in the cloud, as sync advises)."""
+        approval status changed in the cloud, as sync advises). That approval is looked for again
+        under the audit chain's lock before one is recorded, so the same person approving from
+        two processes at once records one approval."""
         version = self.platform.get_model_version(model)
         controls = self.policy.controls(version.risk_tier)
         held = self.policy.roles_of(self.identity.name)
@@ -337,35 +342,47 @@ class GovernanceService:
             at=now,
             comment=comment,
         )
+        events: list[AuditEvent] = []
         with self.platform.store.write() as conn:
-            conn.execute(
-                approvals.insert().values(
-                    id=approval.id,
-                    version_id=version.id,
-                    artifact_digest=approval.artifact_digest,
-                    approver=self.identity.name,
-                    identity_source=self.identity.source.value,
-                    role=chosen,
-                    comment=comment,
-                    at=approval.at.isoformat(),
-                )
-            )
-            event = self.platform._audit(
-                conn,
-                "model.approve",
-                version.ref,
-                at=now,
-                approval=approval.id,
-                approved_at=now.isoformat(),
-                digest=version.artifact_digest,
-                role=chosen,
-                comment=comment,
-                identity_source=self.identity.source.value,
-                decision=self.record(conn, decision),
-            )
-        self.platform._after_commit([event])
+            self.platform.audit.lock(conn)
+            standing = self._standing(version, self.identity.name, conn)
+            if standing and all(c.met for c in checks):
+                approval = max(standing, key=lambda a: a.at)
+            else:
+                events.append(self._record_approval(conn, version, approval, decision))
+        self.platform._after_commit(events)
         self._project_approval(version)
         return approval
+
+    def _record_approval(
+        self, conn: Connection, version: ModelVersion, approval: Approval, decision: PolicyDecision
+    ) -> AuditEvent:
+        """Store ``approval`` of ``version`` and audit it with the decision that allowed it."""
+        conn.execute(
+            approvals.insert().values(
+                id=approval.id,
+                version_id=version.id,
+                artifact_digest=approval.artifact_digest,
+                approver=approval.approver.name,
+                identity_source=approval.approver.source.value,
+                role=approval.role,
+                comment=approval.comment,
+                at=approval.at.isoformat(),
+            )
+        )
+        return self.platform._audit(
+            conn,
+            "model.approve",
+            version.ref,
+            at=approval.at,
+            approval=approval.id,
+            approved_at=approval.at.isoformat(),
+            digest=version.artifact_digest,
+            role=approval.role,
+            comment=approval.comment,
+            identity_source=approval.approver.source.value,
+            decision=self.record(conn, decision),
+        )
 
     def _project_approval(self, version: ModelVersion) -> None:
         """Show core's verdict on the cloud registry where it has an approval field."""
@@ -605,14 +622,17 @@ class GovernanceService:
         now = self.platform._now()
         return [a for a in self.approvals(version) if self.approval_counts(version, a, now)]
 
-    def _standing(self, version: ModelVersion, approver: str) -> list[Approval]:
+    def _standing(
+        self, version: ModelVersion, approver: str, conn: Connection | None = None
+    ) -> list[Approval]:
         """``approver``'s approvals of ``version``'s current bytes that count now, or would
         count at their own time when stamped after now (the clock stepped back since): one
-        approval per person per digest while it stands, whichever way the clock moved."""
+        approval per person per digest while it stands, whichever way the clock moved. Read in
+        ``conn``'s transaction when given."""
         now = self.platform._now()
         return [
             a
-            for a in self.approvals(version)
+            for a in self.approval_split([version], conn)[version.id][0]
             if a.approver.name == approver and self.approval_counts(version, a, max(now, a.at))
         ]
 
