@@ -15,5 +15,14 @@ def require_utf8(value: str, what: str) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValidationError(f"{what} {os.fsencode(value)!r} is not valid UTF-8 text") from None
+        raise ValidationError(f"{what} {_shown(value)!r} is not valid UTF-8 text") from None
     return value
+
+
+def _shown(value: str) -> bytes:
+    """The bytes ``value`` was decoded from; a surrogate that stands for no undecodable byte
+    (one written in Python, not read from the system) is shown as its escape."""
+    try:
+        return os.fsencode(value)
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace")

@@ -521,3 +521,38 @@ def test_an_approval_comment_changed_in_the_table_stops_it_counting(
     assert dana.governance.approvals(version) == []
     assert [a.id for a in dana.governance.unrecorded_approvals(version)] == [given.id]
     assert [r.id for r in check_records(dana.store).unrecorded] == [given.id]
+
+
+@pytest.mark.parametrize("text", ["\ud800", "bad\udcff"], ids=["lone-surrogate", "raw-byte"])
+@pytest.mark.parametrize(
+    "give",
+    [
+        lambda rita, ref, text: rita.governance.approve(ref, comment=text),
+        lambda rita, ref, text: rita.governance.approve(ref, role=text),
+        lambda rita, ref, text: rita.governance.grant_exception(
+            ref,
+            "approvals",
+            requester="dana",
+            justification=text,
+            expires_at=rita.clock.now() + timedelta(days=1),
+        ),
+        lambda rita, ref, text: rita.governance.set_model_card(ref, limitations=text),
+    ],
+    ids=["approval-comment", "approval-role", "exception-justification", "model-card-field"],
+)
+def test_text_that_is_not_utf8_is_refused_before_anything_is_stored(
+    as_: Callable[[str], Platform],
+    high: str,
+    give: Callable[[Platform, str, str], object],
+    text: str,
+) -> None:
+    rita = as_("rita")
+    before = [e.seq for e in rita.audit.events()]
+    with pytest.raises(ValidationError, match="is not valid UTF-8 text"):
+        give(rita, high, text)
+    assert [e.seq for e in rita.audit.events()] == before
+    version = rita.get_model_version(high)
+    assert rita.governance.approvals(version) == []
+    assert rita.governance.exceptions(version) == []
+    assert rita.governance.model_card(version) == CARD
+    assert rita.verify_audit().ok

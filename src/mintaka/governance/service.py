@@ -168,6 +168,8 @@ class GovernanceService:
             )
         if any(not isinstance(v, str) or not v.strip() for v in fields.values()):
             raise ValidationError("model-card fields are non-empty text")
+        for field, value in fields.items():
+            require_utf8(value, f"model-card field {field}")
         version = self.platform.get_model_version(model)
         card = {**self.model_card(version), **fields}
         now = self.platform._now().isoformat()
@@ -301,6 +303,9 @@ class GovernanceService:
         approval status changed in the cloud, as sync advises). That approval is looked for again
         under the audit chain's lock before one is recorded, so the same person approving from
         two processes at once records one approval."""
+        require_utf8(comment, "the approval comment")
+        if role is not None:
+            require_utf8(role, "the approver role")
         version = self.platform.get_model_version(model)
         controls = self.policy.controls(version.risk_tier)
         held = self.policy.roles_of(self.identity.name)
@@ -423,6 +428,7 @@ class GovernanceService:
         requester = validate_identity_name(requester, "requester")
         if not justification.strip():
             raise ValidationError("an exception needs a justification")
+        require_utf8(justification, "the exception's justification")
         if expires_at.tzinfo is None or expires_at <= self.platform._now():
             raise ValidationError("an exception needs an aware expiry in the future")
         try:
