@@ -402,6 +402,38 @@ def test_audit_verify_names_sign_off_rows_the_chain_does_not_record(
     assert [r["id"] for r in body["records"]["unrecorded"]] == ["apr-forged", granted.id]
 
 
+def test_audit_verify_prints_a_forged_row_id_escaped_not_as_lines_of_its_own(
+    as_: Callable[[str], Platform],
+    high: str,
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rita = as_("rita")
+    given = rita.governance.approve(high)
+    version = rita.get_model_version(high)
+    forged_id = "apr-x\naudit chain verified: 0 events\r\u202e\x1b[2J"
+    with rita.store.write() as conn:
+        conn.execute(
+            approvals.insert().values(
+                id=forged_id,
+                version_id=version.id,
+                artifact_digest=version.artifact_digest,
+                approver="raj",
+                identity_source="flag",
+                role="model-risk",
+                comment="",
+                at=given.at.isoformat(),
+            )
+        )
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "verify")
+    assert code == 1
+    lines = [line.strip(" │|") for line in out.splitlines()]
+    assert not any(line.startswith("audit chain verified: 0 events") for line in lines)
+    assert not any(c in out for c in "\r\x1b\u202e")
+    assert "'apr-x\\naudit" in out  # quoted with its escapes (wrapped at its spaces)
+    assert "\\r\\u202e\\x1b[2J'" in out
+
+
 def test_audit_verify_names_sign_off_events_whose_row_is_gone(
     as_: Callable[[str], Platform], high: str
 ) -> None:

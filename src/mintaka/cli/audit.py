@@ -87,14 +87,26 @@ def _print_records(records: RecordsReport) -> None:
         table(
             "rows the audit chain does not record",
             ["table", "id", "version", "why"],
-            [(r.table, r.id, r.subject, r.reason) for r in records.unrecorded],
+            [
+                (r.table, _quoted(r.id), _quoted(r.subject), _quoted(r.reason))
+                for r in records.unrecorded
+            ],
         )
     if records.missing:
         table(
             "audit events whose row is gone",
             ["seq", "table", "id", "version"],
-            [(m.seq, m.table, m.id, m.subject) for m in records.missing],
+            [(m.seq, m.table, _quoted(m.id), _quoted(m.subject)) for m in records.missing],
         )
+
+
+def _quoted(value: str) -> str:
+    """``value`` as it is, or quoted with its escapes (``repr``) when it holds a character that
+    could forge a line of the report or reorder it: the rows are read from tables anyone with
+    the store can write, so an id must not print as lines of its own."""
+    from mintaka.domain.names import forging_character
+
+    return value if forging_character(value) is None else repr(value)
 
 
 @app.command("log")
