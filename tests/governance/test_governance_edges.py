@@ -5,6 +5,7 @@ gate counts it, approvals only as the audit chain records them."""
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from artifact_kit import MakeArtifact
 from cli_kit import cli
 from governance_kit import APPROVERS, CARD
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 
 from mintaka import IdFactory, ManualClock, Platform, PolicyViolation, ValidationError
 from mintaka.domain.governance import Approval
@@ -494,6 +495,39 @@ def test_the_same_person_approving_from_two_processes_at_once_is_recorded_once(
     assert [e.action for e in first.audit.events()].count("model.approve") == 1
     assert check_records(first.store).ok
     assert [a.id for a in first.governance.approvals(version)] == [again.id]
+
+
+def test_card_fields_set_by_two_processes_at_once_are_both_kept(
+    as_: Callable[[str], Platform], make_artifact: MakeArtifact
+) -> None:
+    """The first process reads the card, then the second sets another field (given 0.1 s, or
+    until the first commits where the first holds the write lock by then): the second one's
+    field is kept rather than overwritten with the card as the first read it."""
+    first, second = as_("dana"), as_("dana")
+    ref = first.register_model("credit", make_artifact(b"v1"), tier="high").ref
+    racers: list[threading.Thread] = []
+
+    def race_after_reading_the_card(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM model_cards" in statement and not racers:
+            racers.append(
+                threading.Thread(
+                    target=second.governance.set_model_card,
+                    args=(ref,),
+                    kwargs={"limitations": CARD["limitations"]},
+                )
+            )
+            racers[0].start()
+            racers[0].join(timeout=0.1)
+
+    event.listen(first.store.engine, "after_cursor_execute", race_after_reading_the_card)
+    try:
+        card = first.governance.set_model_card(ref, intended_use=CARD["intended_use"])
+    finally:
+        event.remove(first.store.engine, "after_cursor_execute", race_after_reading_the_card)
+    racers[0].join()
+    wanted = {"intended_use": CARD["intended_use"], "limitations": CARD["limitations"]}
+    assert first.governance.model_card(ref) == wanted
+    assert set(card) <= set(wanted)
 
 
 @pytest.mark.parametrize(

@@ -160,7 +160,9 @@ class GovernanceService:
     # -- model cards --------------------------------------------------------------------------
 
     def set_model_card(self, model: str, /, **fields: str) -> dict[str, str]:
-        """Set model-card fields (intended use, limitations, training data, evaluation, owner)."""
+        """Set model-card fields (intended use, limitations, training data, evaluation, owner).
+        The card is read under the audit chain's lock in the transaction that writes it, so
+        fields set by two processes at once are both kept."""
         unknown = set(fields) - set(MODEL_CARD_FIELDS)
         if unknown:
             raise ValidationError(
@@ -171,14 +173,15 @@ class GovernanceService:
         for field, value in fields.items():
             require_utf8(value, f"model-card field {field}")
         version = self.platform.get_model_version(model)
-        card = {**self.model_card(version), **fields}
         now = self.platform._now().isoformat()
         with self.platform.store.write() as conn:
-            exists = conn.execute(
-                select(model_cards.c.version_id).where(model_cards.c.version_id == version.id)
+            self.platform.audit.lock(conn)
+            stored = conn.execute(
+                select(model_cards.c.card).where(model_cards.c.version_id == version.id)
             ).first()
+            card = {**dict((stored.card if stored else None) or {}), **fields}
             values = {"card": card, "updated_at": now, "updated_by": self.identity.name}
-            if exists:
+            if stored:
                 conn.execute(
                     model_cards.update()
                     .where(model_cards.c.version_id == version.id)
