@@ -294,6 +294,26 @@ def test_cli_keygen_checkpoint_and_verify_with_the_public_key(
     assert "broken at sequence 5" in out
 
 
+def test_cli_prints_key_and_checkpoint_paths_as_they_are_spelled(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A directory named like console markup (``[bold]``) is printed as its name."""
+    home = tmp_path / "home"
+    keys, export = tmp_path / "keys[bold]", tmp_path / "export[red]"
+    code, out = _cli(capsys, "--home", str(home), "audit", "keygen", "--out", str(keys))
+    assert code == 0, out
+    assert str(keys / cp.PRIVATE_KEY_FILE) in out.replace("\n", "")
+    assert str(keys / cp.PUBLIC_KEY_FILE) in out.replace("\n", "")
+    _append(AuditLog(Store(f"sqlite:///{home / 'store.db'}")), 1)
+    code, out = _cli(
+        capsys,
+        *["--home", str(home), "audit", "checkpoint"],
+        *["--key", str(keys / cp.PRIVATE_KEY_FILE), "--out", str(export)],
+    )
+    assert code == 0, out
+    assert str(export / cp.CHECKPOINTS_FILE) in out.replace("\n", "")
+
+
 def test_cli_refuses_a_signing_key_inside_the_store_directory(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -171,8 +171,8 @@ def keygen(
     places = _store_dirs(platform(ctx)) if home.exists() else [home]
     checkpoints.ensure_outside(out / checkpoints.PRIVATE_KEY_FILE, places, "signing key")
     private_path, public_path = checkpoints.generate_keypair(out)
-    console.print(f"signing key: {private_path} (keep it away from the store)")
-    console.print(f"public key: {public_path}")
+    console.print(f"signing key: {escape(str(private_path))} (keep it away from the store)")
+    console.print(f"public key: {escape(str(public_path))}")
 
 
 @app.command("checkpoint")
@@ -202,7 +202,7 @@ def checkpoint(
     else:
         console.print(
             f"checkpoint at sequence {signed.seq} ({signed.hash[:16]}...) "
-            f"signed by {signed.key_id}, appended to {target}"
+            f"signed by {signed.key_id}, appended to {escape(str(target))}"
         )
 
 
