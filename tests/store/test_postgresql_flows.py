@@ -34,6 +34,7 @@ from mintaka.domain.pipelines import PipelineSpec, PipelineStatus, StepSpec
 from mintaka.governance.evidence import build_pack
 from mintaka.governance.inventory import inventory
 from mintaka.governance.records import check_records
+from mintaka.governance.service import GovernanceService
 from mintaka.local.server import InferenceServer
 from mintaka.monitoring import service
 from mintaka.store.schema import audit_events, predictions
@@ -580,3 +581,34 @@ def test_an_approval_committed_while_the_records_are_cross_checked_is_not_tamper
     assert (report.ok, report.unrecorded, report.missing) == (True, [], [])
     assert check_records(dana.store).ok
     assert dana.verify_audit().ok
+
+
+def test_the_same_person_approving_from_two_processes_at_once_is_recorded_once(
+    as_: Callable[[str], Platform],
+    pg_url: str,
+    clock: ManualClock,
+    make_servable: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dana, rita = as_("dana"), as_("rita")
+    version = dana.register_model("credit", make_servable(b"v1"), flavor="pyfunc", tier="high")
+    dana.governance.set_model_card(version.ref, **CARD)
+    with Platform(
+        rita.home, store_url=pg_url, clock=clock, ids=IdFactory(seed=99), actor="rita"
+    ) as other:
+        race = _Race(lambda: other.governance.approve(version.ref))
+        standing = GovernanceService._standing
+
+        def read_then_race(self: GovernanceService, *args: Any) -> Any:
+            found = standing(self, *args)
+            if self is rita.governance:
+                race.start()
+            return found
+
+        monkeypatch.setattr(GovernanceService, "_standing", read_then_race)
+        given = rita.governance.approve(version.ref)
+        race.finish()
+        monkeypatch.undo()
+    assert [a.id for a in dana.governance.approvals(version)] == [given.id]
+    assert [e.action for e in dana.audit.events()].count("model.approve") == 1
+    assert check_records(dana.store).ok
