@@ -200,3 +200,46 @@ def test_a_copy_that_cannot_be_written_or_read_fails_the_gate_naming_the_dataset
         assert str(named) in str(raised.value)
     assert _copies(platform) == []
     assert source.read_text() == "x\n" + "".join(f"{n}\n" for n in range(10))
+
+
+def test_an_entry_whose_age_cannot_be_read_is_left_and_the_pass_and_the_sweep_go_on(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+
+    root = platform.home / training_data.COPIES
+    unreadable, left = root / "copy-unreadable", root / "copy-killed"
+    for entry in (unreadable, left):
+        entry.mkdir(parents=True)
+        os.utime(entry, (1_000_000_000, 1_000_000_000))
+    listdir = os.listdir
+
+    def refused(path: Any = ".") -> list[str]:
+        if Path(path) == unreadable:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", refused)
+    assert platform.monitoring.run_once().failed == ()
+    assert _copies(platform) == [unreadable]
+    assert str(unreadable) in caplog.text
+
+
+def test_a_copies_directory_that_cannot_be_listed_skips_the_sweep_not_the_pass(
+    platform: Platform, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import os
+
+    root = platform.home / training_data.COPIES
+    root.mkdir(parents=True)
+    listdir = os.listdir
+
+    def refused(path: Any = ".") -> list[str]:
+        if Path(path) == root:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return listdir(path)
+
+    monkeypatch.setattr(os, "listdir", refused)
+    assert training_data.sweep_copies(platform.home) == 0
+    assert platform.monitoring.run_once().failed == ()
+    assert str(root) in caplog.text

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import logging
 import math
 import os
 import random
@@ -30,6 +31,7 @@ from mintaka.files import file_path
 if TYPE_CHECKING:
     from mintaka.domain.runs import DatasetVersion
 
+log = logging.getLogger(__name__)
 SAMPLE_ROWS = 10_000  # the most rows of a training file scored for a prediction reference
 SAMPLE_SEED = 0  # the same file gives the same sample on every run
 _PARQUET_BATCH = 8_192  # rows of a Parquet file read at a time
@@ -113,15 +115,27 @@ def sweep_copies(home: Path, min_age_seconds: float = STALE_COPY_SECONDS) -> int
     """Remove the checked copies under ``<home>/tmp/datasets`` that a process stopped before it
     could (killed, out of memory); returns how many it removed. A copy goes only when no
     process holds its lock and nothing in it changed for ``min_age_seconds``: one being made or
-    used, in this process or another, stays."""
+    used, in this process or another, stays.
+
+    The sweep only tidies up, so it never fails its caller (a monitoring pass, a data gate): an
+    entry whose age cannot be read or that cannot be removed is left with a warning, and a
+    directory of copies that cannot be listed is not swept this time."""
     root = home / COPIES
-    if not root.is_dir():
+    try:
+        entries = list(root.iterdir())
+    except (FileNotFoundError, NotADirectoryError):
+        return 0
+    except OSError as exc:
+        log.warning("checked copies under %s not swept, it cannot be listed: %s", root, exc)
         return 0
     cutoff = time.time() - min_age_seconds
     removed = 0
-    for entry in root.iterdir():
-        if _newest_change(entry) <= cutoff and _remove_unheld(entry):
-            removed += 1
+    for entry in entries:
+        try:
+            if _newest_change(entry) <= cutoff and _remove_unheld(entry):
+                removed += 1
+        except OSError as exc:  # one entry that cannot be read keeps no other from going
+            log.warning("left %s among the checked copies, it cannot be swept: %s", entry, exc)
     return removed
 
 
