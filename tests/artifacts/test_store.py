@@ -394,3 +394,22 @@ def test_two_sweeps_racing_for_one_entry_count_it_once(
     counts.append(mine.sweep(3600))
     assert counts == [1, 0]
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_a_sweep_on_a_full_disk_makes_no_directory_to_free_its_space(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    stale = tmp_path / "tmp" / "ingest-old"
+    (stale / "content").mkdir(parents=True)
+    (stale / "content" / "model.bin").write_bytes(b"left by a crash")
+    for path in (stale / "content" / "model.bin", stale / "content", stale):
+        os.utime(path, (0, 0))
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "mkdir", full)
+    assert ArtifactStore(tmp_path).sweep(min_age_seconds=60) == 1
+    assert list((tmp_path / "tmp").iterdir()) == []

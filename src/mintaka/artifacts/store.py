@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import stat
 import tempfile
@@ -371,18 +372,20 @@ class ArtifactStore:
         return removed
 
     def _claim(self, entry: Path) -> Path | None:
-        """Move the staging ``entry`` into a new private directory of the staging area, in one
-        step, so that only one of several sweeps removes and counts it; that directory, or None
+        """Rename the staging ``entry`` to a new name of its own in the staging area, in one
+        step, so that only one of several sweeps removes and counts it, and give it a new
+        modification time, so that no other sweep takes it meanwhile; its new path, or None
         when the entry is gone (another sweep took it) or cannot be moved.
 
-        The new directory is young, so no other sweep takes it meanwhile; one left by a crash
-        goes, as any staging entry, once it is old."""
-        claim = Path(tempfile.mkdtemp(prefix="sweep-", dir=self._staging))
+        Nothing is created: a sweep run to free a full disk must be able to claim what it
+        removes. A claimed entry left by a crash goes, as any staging entry, once it is old."""
+        claim = self._staging / f"sweep-{secrets.token_hex(16)}"
         try:
-            os.rename(entry, claim / "entry")
+            os.rename(entry, claim)
+            os.utime(claim, follow_symlinks=False)
+        except FileNotFoundError:  # taken by another sweep, before or after the rename
+            return None
         except OSError as exc:
-            os.rmdir(claim)
-            if not isinstance(exc, FileNotFoundError):
-                log.warning("left %s in the staging area, it cannot be moved: %s", entry, exc)
+            log.warning("left %s in the staging area, it cannot be moved: %s", entry, exc)
             return None
         return claim
