@@ -243,3 +243,71 @@ def test_a_copies_directory_that_cannot_be_listed_skips_the_sweep_not_the_pass(
     assert training_data.sweep_copies(platform.home) == 0
     assert platform.monitoring.run_once().failed == ()
     assert str(root) in caplog.text
+
+
+def _permissions_enforced(tmp_path: Path) -> bool:
+    """Whether a directory without its search bit keeps this process out (not root with
+    ``CAP_DAC_OVERRIDE``/``CAP_DAC_READ_SEARCH``)."""
+    import os
+
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "file").write_text("x")
+    probe.chmod(0o600)
+    try:
+        os.stat(probe / "file")
+    except PermissionError:
+        return True
+    finally:
+        probe.chmod(0o700)
+    return False
+
+
+def _gate_refusal(platform: Platform, tmp_path: Path, dataset_id: str) -> ValidationError:
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    with pytest.raises(ValidationError) as raised:
+        validate_data(DataValidationInputs(dataset_id=dataset_id), context)
+    return raised.value
+
+
+def test_a_file_whose_existence_cannot_be_checked_fails_the_gate_naming_the_dataset(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    source = _write(tmp_path / "train.csv", range(10))
+    dataset = platform.register_dataset("train", source)
+    stat = os.stat
+
+    def refused(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        if Path(path) == source:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "stat", refused)
+    refusal = _gate_refusal(platform, tmp_path, dataset.id)
+    for named in (dataset.id, str(source), "Permission denied"):
+        assert named in str(refusal)
+
+
+def test_a_file_in_a_directory_that_cannot_be_searched_fails_the_gate_naming_the_dataset(
+    platform: Platform, tmp_path: Path
+) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    source = _write(folder / "train.csv", range(10))
+    dataset = platform.register_dataset("train", source)
+    if not _permissions_enforced(tmp_path):
+        pytest.skip("this process is not kept out of a directory by its permissions")
+    folder.chmod(0o600)
+    try:
+        refusal = _gate_refusal(platform, tmp_path, dataset.id)
+    finally:
+        folder.chmod(0o700)
+    for named in (dataset.id, str(source), "Permission denied"):
+        assert named in str(refusal)

@@ -61,7 +61,13 @@ def registered_copy(dataset: DatasetVersion, home: Path) -> Iterator[Path]:
     if path is None:
         raise ValidationError(f"{named} is at {dataset.uri}, not a file on this machine")
     gone = ValidationError(f"the file of {named} is gone from {path}")
-    if not path.is_file():
+    try:
+        present = path.is_file()
+    except OSError as exc:  # a directory on its path that cannot be searched
+        raise ValidationError(
+            f"the file of {named} at {path} cannot be checked: {exc.strerror or exc}"
+        ) from None
+    if not present:
         raise gone
     sweep_copies(home)
     with _held_directory(home, named) as private:
