@@ -311,3 +311,39 @@ def test_a_file_in_a_directory_that_cannot_be_searched_fails_the_gate_naming_the
         folder.chmod(0o700)
     for named in (dataset.id, str(source), "Permission denied"):
         assert named in str(refusal)
+
+
+@pytest.mark.parametrize("lock", ["named pipe", "link out of the home", "directory", "missing"])
+def test_a_left_copy_whose_lock_is_not_a_plain_file_is_swept_without_waiting_or_following(
+    platform: Platform, tmp_path: Path, lock: str
+) -> None:
+    import os
+    import threading
+
+    left = platform.home / training_data.COPIES / "copy-killed"
+    left.mkdir(parents=True)
+    (left / "train.csv").write_text("a\n1\n")
+    outside = tmp_path / "outside"
+    held = left / training_data._HELD
+    if lock == "named pipe":
+        os.mkfifo(held)
+    elif lock == "link out of the home":
+        held.symlink_to(outside)
+    elif lock == "directory":
+        held.mkdir()
+    old = 1_000_000_000
+    for path in (left / "train.csv", held, left):
+        if os.path.lexists(path):
+            os.utime(path, (old, old), follow_symlinks=False)
+    swept: list[int] = []
+    sweeper = threading.Thread(
+        target=lambda: swept.append(training_data.sweep_copies(platform.home)), daemon=True
+    )
+    sweeper.start()
+    sweeper.join(5)
+    if sweeper.is_alive() and lock == "named pipe":
+        os.close(os.open(held, os.O_RDONLY | os.O_NONBLOCK))  # ends the wait
+        sweeper.join(2)
+    assert swept == [1]
+    assert _copies(platform) == []
+    assert not os.path.lexists(outside)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import logging
 import math
 import os
 import random
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -158,23 +160,40 @@ def _newest_change(entry: Path) -> float:
 
 
 def _remove_unheld(entry: Path) -> bool:
-    """Remove ``entry`` unless a process holds its lock; whether it is gone now."""
+    """Remove ``entry`` unless a process holds its lock; whether it is gone now.
+
+    The lock file is opened as it is, never created nor followed, and without waiting: a
+    directory whose lock is missing, a link or anything but a plain file is not a copy a live
+    process holds (a named pipe there would hang the sweep, a link would have it touch a file
+    outside the Mintaka home), so it goes."""
     if entry.is_symlink() or not entry.is_dir():
         with contextlib.suppress(OSError):
             entry.unlink()
         return not os.path.lexists(entry)
     try:
-        descriptor = os.open(entry / _HELD, os.O_CREAT | os.O_WRONLY, 0o600)
-    except OSError:
-        return False
+        descriptor = os.open(entry / _HELD, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except (FileNotFoundError, NotADirectoryError):
+        return _remove_tree(entry)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:  # a link: not a lock a live process made
+            raise
+        return _remove_tree(entry)
     try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            return _remove_tree(entry)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # in use
-        shutil.rmtree(entry, ignore_errors=True)
+        return _remove_tree(entry)
     finally:
         os.close(descriptor)
+
+
+def _remove_tree(entry: Path) -> bool:
+    """Remove the directory ``entry`` and what is in it (links not followed); whether it is
+    gone now."""
+    shutil.rmtree(entry, ignore_errors=True)
     return not os.path.lexists(entry)
 
 
