@@ -413,3 +413,64 @@ def test_a_sweep_on_a_full_disk_makes_no_directory_to_free_its_space(
     monkeypatch.setattr(os, "mkdir", full)
     assert ArtifactStore(tmp_path).sweep(min_age_seconds=60) == 1
     assert list((tmp_path / "tmp").iterdir()) == []
+
+
+def _permissions_enforced(tmp_path: Path) -> bool:
+    """Whether a directory without its search bit keeps this process out (not root with
+    ``CAP_DAC_OVERRIDE``/``CAP_DAC_READ_SEARCH``)."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    (probe / "file").write_text("x")
+    probe.chmod(0o600)
+    try:
+        os.stat(probe / "file")
+    except PermissionError:
+        return True
+    finally:
+        probe.chmod(0o700)
+    return False
+
+
+@pytest.mark.parametrize("mode", [0o444, 0o644, 0o000])
+def test_a_stored_copy_that_cannot_be_searched_is_replaced_and_its_parked_copy_swept(
+    tmp_path: Path, mode: int
+) -> None:
+    if not _permissions_enforced(tmp_path):
+        pytest.skip("this process is not kept out of a directory by its permissions")
+    source = tmp_path / "model"
+    (source / "sub").mkdir(parents=True)
+    (source / "sub" / "model.bin").write_bytes(b"weights")
+    store = ArtifactStore(tmp_path / "store")
+    stored = store.ingest(source)
+    (stored.content / "sub").chmod(mode)
+    stored.path.chmod(mode)
+    with pytest.raises(IntegrityError):
+        store.verify(stored.digest)
+    assert store.ingest(source).digest == stored.digest
+    assert store.verify(stored.digest).digest == stored.digest
+    [parked] = (tmp_path / "store" / "tmp").iterdir()
+    assert parked.name.startswith("damaged-")
+    assert store.sweep(min_age_seconds=0) == 1
+    assert list((tmp_path / "store" / "tmp").iterdir()) == []
+
+
+def test_a_damaged_copy_that_cannot_be_moved_aside_is_an_integrity_error_leaving_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = tmp_path / "model.bin"
+    source.write_bytes(b"weights")
+    store = ArtifactStore(tmp_path / "store")
+    stored = store.ingest(source)
+    (stored.content / "model.bin").write_bytes(b"damaged")
+    rename = os.rename
+
+    def refused(src: object, dst: object) -> None:
+        if Path(str(src)) == stored.path:
+            raise PermissionError(13, "Permission denied", str(src))
+        rename(src, dst)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "rename", refused)
+    with pytest.raises(IntegrityError, match=r"cannot be moved aside.*Permission denied"):
+        store.ingest(source)
+    assert list((tmp_path / "store" / "tmp").iterdir()) == []
+    assert (stored.content / "model.bin").read_bytes() == b"damaged"

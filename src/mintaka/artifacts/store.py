@@ -151,10 +151,34 @@ def _identity(path: str | Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
+def _make_removable(path: Path) -> None:
+    """Give the directory ``path`` and every directory under it (links not followed) the
+    owner's read, write and search permission, which moving it and removing its tree need: a
+    stored copy made read-only or unsearchable is damaged, and must still be replaced and go.
+    Nothing when ``path`` is not a directory."""
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        return
+    _owner_rwx(path)
+    for directory, dirnames, _ in os.walk(path):
+        for name in dirnames:  # before os.walk goes into it
+            with contextlib.suppress(FileNotFoundError):
+                _owner_rwx(Path(directory, name))
+
+
+def _owner_rwx(directory: Path) -> None:
+    """Add the owner's read, write and search bits to ``directory`` (not a link) if missing."""
+    status = os.lstat(directory)
+    wanted = stat.S_IMODE(status.st_mode) | stat.S_IRWXU
+    if stat.S_ISDIR(status.st_mode) and wanted != stat.S_IMODE(status.st_mode):
+        os.chmod(directory, wanted)
+
+
 def _remove(path: Path) -> bool:
-    """Remove what is left at ``path`` in the staging area, a directory (its tree), a file or a
-    link (never followed); whether it is gone now."""
+    """Remove what is left at ``path`` in the staging area, a directory (its tree, made
+    removable first), a file or a link (never followed); whether it is gone now."""
     if os.path.isdir(path) and not os.path.islink(path):
+        with contextlib.suppress(OSError):  # like rmtree's: what stays is not counted
+            _make_removable(path)
         shutil.rmtree(path, ignore_errors=True)
     else:
         with contextlib.suppress(OSError):  # like rmtree's: what stays is not counted
@@ -243,8 +267,21 @@ class ArtifactStore:
             with contextlib.suppress(IntegrityError, NotFound):
                 self.verify(digest)
                 return False
-        with contextlib.suppress(FileNotFoundError):
-            os.rename(final, tempfile.mkdtemp(prefix="damaged-", dir=self._staging))
+        parked: str | None = None
+        try:
+            _make_removable(final)
+            parked = tempfile.mkdtemp(prefix="damaged-", dir=self._staging)
+            os.rename(final, parked)
+        except OSError as exc:
+            if parked is not None:
+                with contextlib.suppress(OSError):
+                    os.rmdir(parked)
+            if isinstance(exc, FileNotFoundError):  # taken away meanwhile: nothing to move
+                return True
+            raise IntegrityError(
+                f"the damaged copy of artifact {digest} at {final} cannot be moved aside to be "
+                f"replaced: {exc.strerror or exc}"
+            ) from None
         return True
 
     def check(self, stored: StoredArtifact) -> StoredArtifact:
