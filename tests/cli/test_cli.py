@@ -868,3 +868,33 @@ def test_lineage_trace_prints_stored_decision_text_as_recorded(
     code, _, err = cli(capsys, *h, "lineage", "trace", "a:warning:b")
     assert code == 1
     assert "a:warning:b" in err
+
+
+@pytest.mark.parametrize("once", [True, False])
+def test_monitor_run_stopped_with_sigterm_is_a_clean_stop(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    once: bool,
+) -> None:
+    import signal
+
+    from mintaka.monitoring.service import MonitoringService
+
+    home = init_home(capsys, tmp_path / "home")
+    cleaned: list[str] = []
+
+    def terminated_mid_pass(_self: MonitoringService) -> None:
+        try:
+            signal.raise_signal(signal.SIGTERM)  # what a service manager sends
+            raise AssertionError("SIGTERM did not stop the pass")
+        finally:
+            cleaned.append("pass unwound")
+
+    monkeypatch.setattr(MonitoringService, "run_once", terminated_mid_pass)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = cli(
+        capsys, "--home", str(home), "monitor", "run", *(["--once"] if once else ["--every", "1"])
+    )
+    assert (code, err.strip(), cleaned) == (0, "stopped", ["pass unwound"])
+    assert signal.getsignal(signal.SIGTERM) == before

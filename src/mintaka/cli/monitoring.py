@@ -169,8 +169,9 @@ def run(
     A signal that cannot be evaluated is reported on stderr and skipped; the other signals and
     the escalations still run. With --once the exit status is then 1 (0 when every signal could
     be evaluated, whether or not it alerted); repeated runs report it and go on. SIGTERM (what
-    process managers and container runtimes send) stops it as Ctrl-C does: the copies of the
-    training files a pass checks are removed on the way out."""
+    process managers and container runtimes send) stops it cleanly, as it stops `serve`: the
+    copies of the training files a pass checks are removed on the way out, "stopped" is
+    printed on stderr and the exit status is 0, so a service manager records a clean stop."""
     if not once and not MIN_EVERY <= every <= MAX_EVERY:  # also refuses nan
         raise ValidationError(
             f"--every takes {MIN_EVERY:g} to {MAX_EVERY:g} seconds between evaluations, not {every}"
@@ -178,16 +179,23 @@ def run(
     plat = platform(ctx)
     previous = None
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         _run_passes(plat, once, every, as_json)
+    except _Terminated:
+        err_console.print("stopped")
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM stopping `monitor run`: raised wherever the pass is, so it unwinds (and cleans
+    up) as Ctrl-C does and no ``except Exception`` of a pass takes it for a failed signal."""
+
+
+def _terminate(_signum: int, _frame: FrameType | None) -> None:
+    raise _Terminated
 
 
 def _run_passes(plat: Platform, once: bool, every: float, as_json: bool) -> None:
