@@ -132,6 +132,27 @@ def test_two_monitors_on_one_endpoint_cannot_share_a_signal_name(served: Platfor
     assert len(served.monitoring.monitors("scoring")) == 2
 
 
+def test_two_processes_adding_monitors_with_one_signal_name_store_one(
+    served: Platform, home: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = served.monitoring.check_monitor
+    raced: list[str] = []
+
+    def check_then_race(spec: MonitorSpec, **kwargs: Any) -> None:
+        check(spec, **kwargs)
+        # the other process adds its monitor between this one's check and its write
+        with Platform(home, clock=clock, ids=IdFactory(seed=99), actor="bob") as other:
+            raced.append(other.monitoring.add_monitor(scoring_monitor(latency_signal())))
+
+    monkeypatch.setattr(served.monitoring, "check_monitor", check_then_race)
+    other = latency_signal(metric="p99_latency_ms", threshold=500.0)
+    with pytest.raises(Conflict) as refused:
+        served.monitoring.add_monitor(scoring_monitor(other))
+    assert f"already has signal(s) ['errors'] (monitor {raced[0]})" in str(refused.value)
+    assert [m.signals[0].metric for m in served.monitoring.monitors("scoring")] == ["error_rate"]
+    assert [e.action for e in served.audit.events()].count("monitor.add") == 1
+
+
 def test_acknowledging_twice_changes_and_records_nothing_the_second_time(
     served: Platform, home: Path
 ) -> None:
