@@ -184,6 +184,39 @@ def test_a_persisting_failure_is_audited_once_and_its_end_when_measured_again(
     assert served.audit.verify().ok
 
 
+def test_removing_a_monitor_ends_its_open_failure_and_unmeasured_stretch(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    spec = scoring_monitor(
+        performance_signal(name="auc", metric="roc_auc", threshold=0.7),
+        performance_signal(name="late", window="10m"),
+    )
+    monitor_id = served.monitoring.add_monitor(spec)
+    ids = log_predictions([({"x": i}, {"label": i % 3, "score": 0.5}) for i in range(30)])
+    served.monitoring.record_labels({pid: (i + 1) % 3 for i, pid in enumerate(ids)})
+    clock.advance(minutes=15)  # "auc" fails on three classes; "late" has nothing in 10 minutes
+    assert [f.signal for f in served.monitoring.run_once().failed] == ["auc"]
+    assert list(served.monitoring.unmeasured()) == ["scoring:late"]
+
+    served.monitoring.remove_monitor(monitor_id, reason="replaced")
+    with served.store.read() as conn:
+        assert (_failing_signals(conn), _unmeasured_signals(conn)) == ({}, {})
+    ended = {
+        e.subject: e.details
+        for e in served.audit.events()
+        if e.action in ("monitor.signal.failed.ended", "monitor.signal.unmeasured.ended")
+    }
+    assert ended["scoring:auc"] == {"why": f"monitor {monitor_id} was removed: replaced"}
+    assert ended["scoring:late"]["why"] == f"monitor {monitor_id} was removed: replaced"
+
+    assert served.monitoring.add_monitor(spec) != monitor_id
+    clock.advance(minutes=15)
+    assert [f.signal for f in served.monitoring.run_once().failed] == ["auc"]
+    failed = [e for e in served.audit.events() if e.action == "monitor.signal.failed"]
+    assert [e.subject for e in failed] == ["scoring:auc", "scoring:auc"]  # recorded afresh
+    assert served.audit.verify().ok
+
+
 def test_a_failure_to_audit_a_failed_signal_does_not_stop_the_run(
     served: Platform,
     clock: ManualClock,

@@ -72,6 +72,7 @@ if TYPE_CHECKING:
 
 SIGNAL_FAILED = "monitor.signal.failed"
 SIGNAL_RECOVERED = "monitor.signal.recovered"
+SIGNAL_FAILED_ENDED = "monitor.signal.failed.ended"  # a failure no longer this signal's
 SIGNAL_UNMEASURED = "monitor.signal.unmeasured"
 SIGNAL_MEASURED = "monitor.signal.measured"
 SIGNAL_UNMEASURED_ENDED = "monitor.signal.unmeasured.ended"  # a stretch no longer this signal's
@@ -149,7 +150,7 @@ def _open_details(
 
 def _failing_signals(conn: Connection) -> dict[str, str]:
     """The signals ("endpoint:signal") whose last audited evaluation failed, with the error."""
-    failed = _open_details(conn, SIGNAL_FAILED, [SIGNAL_RECOVERED])
+    failed = _open_details(conn, SIGNAL_FAILED, [SIGNAL_RECOVERED, SIGNAL_FAILED_ENDED])
     return {subject: str(details.get("error", "")) for subject, details in failed.items()}
 
 
@@ -717,12 +718,15 @@ class MonitoringService:
         no longer evaluates its signals and it no longer counts as watching its endpoint (see
         :meth:`coverage`), and their names are free for another monitor of the endpoint once
         their open tickets are resolved (see :func:`_refuse_removed_tickets`). Nothing is
-        resolved here: those tickets stay open as they are, for their owners. An unknown id,
-        or one already removed, is ``NotFound`` and an empty reason a ``ValidationError``,
-        both before any change."""
+        resolved here: those tickets stay open as they are, for their owners. Its signals' open
+        failures and unmeasured stretches end with it (see :meth:`_end_removed_signals`), so a
+        monitor added later under a signal name of its own starts afresh. An unknown id, or one
+        already removed, is ``NotFound`` and an empty reason a ``ValidationError``, both before
+        any change."""
         if not reason.strip():
             raise ValidationError("removing a monitor needs a reason, recorded for auditors")
         with self.platform.store.write() as conn:
+            self.platform.audit.lock(conn)
             row = conn.execute(
                 select(monitors.c.endpoint, monitors.c.spec, monitors.c.removed_at).where(
                     monitors.c.id == monitor_id
@@ -746,8 +750,39 @@ class MonitoringService:
                 spec=row.spec,
                 reason=reason,
             )
-        self.platform._after_commit([event])
+            why = f"monitor {monitor_id} was removed: {reason}"
+            ended = self._end_removed_signals(conn, removed, why)
+        self.platform._after_commit([event, *ended])
         return removed
+
+    def _end_removed_signals(
+        self, conn: Connection, removed: MonitorSpec, why: str
+    ) -> list[AuditEvent]:
+        """End the open failures (``monitor.signal.failed.ended``) and unmeasured stretches
+        (``monitor.signal.unmeasured.ended``) of the signals of ``removed``, each audited with
+        ``why``, inside the removal's transaction ``conn`` (under the audit chain's lock). Left
+        open, a failure would pass for the failure of a monitor added later under the same signal
+        name, which the runner then never records, as it records a persisting failure once."""
+        subjects = [f"{removed.endpoint}:{signal.name}" for signal in removed.signals]
+        failing = _failing_signals(conn)
+        unmeasured = _unmeasured_signals(conn)
+        events = [
+            self.platform._audit(conn, SIGNAL_FAILED_ENDED, subject, why=why)
+            for subject in subjects
+            if subject in failing
+        ]
+        events.extend(
+            self.platform._audit(
+                conn,
+                SIGNAL_UNMEASURED_ENDED,
+                subject,
+                since=unmeasured[subject].since.isoformat(),
+                why=why,
+            )
+            for subject in subjects
+            if subject in unmeasured
+        )
+        return events
 
     def _monitor_id(self, spec: MonitorSpec) -> str | None:
         """The id of the monitor on record that is ``spec``, if any."""
@@ -2167,8 +2202,8 @@ def _ended_stretches(
     """The unmeasured stretches in ``state`` that are no longer their signal's, each with why:
     those of a monitor whose endpoint moved on to another model (``moved_on``), and those that
     began before the signal went on duty as it is now (see
-    :meth:`MonitoringService._on_duty_since`). A stretch of a signal off duty (a removed
-    monitor's, a deleted endpoint's) is left as it is, its ticket for its owner."""
+    :meth:`MonitoringService._on_duty_since`). A stretch of a signal off duty (a deleted
+    endpoint's) is left as it is, its ticket for its owner; a removed monitor's ended with it."""
     ended: dict[str, str] = {}
     for subject, found in state.items():
         duty = on_duty_since.get(subject)
