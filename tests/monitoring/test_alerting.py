@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import json
+import math
+import re
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -55,6 +57,29 @@ def test_an_alert_opens_exactly_one_ticket_with_owner_and_runbook(served: Platfo
     assert again.runbook_url == "https://runbooks.example/drift"
     assert [t.id for t in monitoring.tickets(TicketStatus.OPEN)] == [first.id]
     assert [e.action for e in served.audit.events()][-2:] == ["alert.raise", "alert.raise"]
+
+
+@pytest.mark.parametrize(
+    ("signal", "values", "message"),
+    [
+        ("drift", {"value": math.nan}, "value nan is not a finite number"),
+        ("drift", {"value": math.inf}, "value inf is not a finite number"),
+        ("drift", {"threshold": math.nan}, "threshold nan is not a finite number"),
+        ("drift\nscoring:fine", {}, r"signal 'drift\nscoring:fine' must"),
+        ("drift\x1b[2J", {}, r"signal 'drift\x1b[2J' must"),
+        (" drift", {}, "signal ' drift' must"),
+        ("", {}, "signal '' must"),
+        ("drift", {"owner": "oncall\nlead"}, r"owner 'oncall\nlead' must"),
+    ],
+)
+def test_an_alert_with_a_bad_value_or_name_is_refused_before_anything_is_written(
+    served: Platform, signal: str, values: dict[str, Any], message: str
+) -> None:
+    before = len(served.audit.events())
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        served.monitoring.raise_alert(signal, "scoring", **values)
+    assert served.monitoring.tickets() == []
+    assert len(served.audit.events()) == before
 
 
 def test_a_more_severe_repeat_raises_the_tickets_severity(served: Platform) -> None:

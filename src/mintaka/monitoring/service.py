@@ -121,6 +121,28 @@ def _check_signal_name(name: str) -> None:
         )
 
 
+def _check_printed(what: str, text: str) -> None:
+    """Refuse an alert's ``text`` (its signal, endpoint or owner) that is blank, has blanks
+    around it, or holds a character that could forge a line where tickets and audit events
+    print it (a newline, an escape sequence, a text-direction override)."""
+    if not text.strip() or text != text.strip() or forging_character(text) is not None:
+        raise ValidationError(
+            f"{what} {text!r} must be non-empty, without surrounding blanks or control and "
+            "text-direction characters"
+        )
+
+
+def _check_alert(signal: str, endpoint: str, value: float, threshold: float) -> None:
+    """Refuse an alert that would store a name that forges printed lines, or a value or
+    threshold that is not a finite number: NaN compares false with everything, so a ticket
+    holding it could not say how far the signal went, and JSON has no way to write it."""
+    _check_printed("signal", signal)
+    _check_printed("endpoint", endpoint)
+    for what, number in (("value", value), ("threshold", threshold)):
+        if not math.isfinite(number):
+            raise ValidationError(f"alert {what} {number} is not a finite number")
+
+
 def _is_unmeasured_ticket(signal: str) -> bool:
     """Whether a ticket's ``signal`` key is the ``ENDPOINT:SIGNAL:unmeasured`` ticket of a
     signal left unmeasured, not a threshold alert of a signal named like that kind of alert."""
@@ -819,7 +841,12 @@ class MonitoringService:
         escalation: Sequence[Escalation] = (),
         details: Mapping[str, Any] | None = None,
     ) -> tuple[Alert, Ticket]:
-        """Audit an alert, tell the observers, and open (or update) its ticket."""
+        """Audit an alert, tell the observers, and open (or update) its ticket. A blank or
+        line-forging signal, endpoint or owner, and a value or threshold that is not a finite
+        number, are refused with ``ValidationError`` before anything is written."""
+        _check_alert(signal, endpoint, value, threshold)
+        if owner is not None:
+            _check_printed("owner", owner)
         alert = Alert(
             id=self.platform.ids.new("alert"),
             signal=signal,
