@@ -70,6 +70,11 @@ def test_an_alert_opens_exactly_one_ticket_with_owner_and_runbook(served: Platfo
         (" drift", {}, "signal ' drift' must"),
         ("", {}, "signal '' must"),
         ("drift", {"owner": "oncall\nlead"}, r"owner 'oncall\nlead' must"),
+        (
+            "drift",
+            {"escalation": [Escalation(after_minutes=5, to="lead\r")]},
+            r"escalation step 1 'lead\r' must",
+        ),
     ],
 )
 def test_an_alert_with_a_bad_value_or_name_is_refused_before_anything_is_written(
@@ -367,6 +372,16 @@ def test_coverage_lists_production_endpoints_without_monitors(served: Platform) 
     [
         (latency_signal(window="soon"), "window"),
         (latency_signal(owner=" "), "needs an owner"),
+        (latency_signal(owner="oncall-a\nlead"), r"'errors' owner 'oncall-a\\nlead' must"),
+        (latency_signal(owner=" oncall-a"), r"'errors' owner ' oncall-a' must"),
+        (
+            latency_signal(escalation=[Escalation(after_minutes=5, to="lead\u202e")]),
+            r"'errors' escalation step 1 'lead\\u202e' must",
+        ),
+        (
+            latency_signal(escalation=[Escalation(after_minutes=5, to=" ")]),
+            r"'errors' escalation step 1 ' ' must",
+        ),
         (latency_signal(metric="accuracy"), "telemetry signal"),
         (latency_signal(retrain=True), "retrain = true applies to drift and performance"),
         (latency_signal(positive="approve"), "a telemetry signal has no classes"),

@@ -143,6 +143,15 @@ def _check_alert(signal: str, endpoint: str, value: float, threshold: float) -> 
             raise ValidationError(f"alert {what} {number} is not a finite number")
 
 
+def _check_handlers(signal: Signal) -> None:
+    """Refuse a signal whose owner or escalation step (who becomes the ticket's owner when it
+    is due) names someone :meth:`MonitoringService.raise_alert` refuses: its alerts would fail
+    on every pass instead of being ticketed."""
+    _check_printed(f"signal {signal.name!r} owner", signal.owner)
+    for step, escalation in enumerate(signal.escalation, start=1):
+        _check_printed(f"signal {signal.name!r} escalation step {step}", escalation.to)
+
+
 def _is_unmeasured_ticket(signal: str) -> bool:
     """Whether a ticket's ``signal`` key is the ``ENDPOINT:SIGNAL:unmeasured`` ticket of a
     signal left unmeasured, not a threshold alert of a signal named like that kind of alert."""
@@ -572,6 +581,7 @@ class MonitoringService:
             _refuse_unmeasurable_window(signal)
             if not signal.owner.strip():
                 raise ValidationError(f"signal {signal.name!r} needs an owner")
+            _check_handlers(signal)
             if signal.retrain and signal.kind not in RETRAINING_KINDS:
                 raise ValidationError(
                     f"signal {signal.name!r}: retrain = true applies to drift and performance "
@@ -842,11 +852,14 @@ class MonitoringService:
         details: Mapping[str, Any] | None = None,
     ) -> tuple[Alert, Ticket]:
         """Audit an alert, tell the observers, and open (or update) its ticket. A blank or
-        line-forging signal, endpoint or owner, and a value or threshold that is not a finite
-        number, are refused with ``ValidationError`` before anything is written."""
+        line-forging signal, endpoint, owner or escalation step, and a value or threshold that
+        is not a finite number, are refused with ``ValidationError`` before anything is
+        written."""
         _check_alert(signal, endpoint, value, threshold)
         if owner is not None:
             _check_printed("owner", owner)
+        for step, handed in enumerate(escalation, start=1):
+            _check_printed(f"escalation step {step}", handed.to)
         alert = Alert(
             id=self.platform.ids.new("alert"),
             signal=signal,
