@@ -37,7 +37,7 @@ from mintaka.governance.records import check_records
 from mintaka.governance.service import GovernanceService
 from mintaka.local.server import InferenceServer
 from mintaka.monitoring import service
-from mintaka.store.schema import audit_events, predictions
+from mintaka.store.schema import audit_events, monitors, predictions
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("MINTAKA_TEST_POSTGRES_URL"),
@@ -476,6 +476,55 @@ def test_two_runners_finding_a_signal_unmeasured_at_once_record_its_stretch_once
     actions = [e.action for e in plat.audit.events()]
     assert actions.count("monitor.signal.unmeasured") == 1
     assert list(plat.monitoring.unmeasured()) == ["scoring:accuracy"]
+
+
+def test_two_runners_finding_a_signal_failing_at_once_record_its_failure_once(
+    pg_platform: Platform,
+    pg_url: str,
+    tmp_path: Path,
+    clock: ManualClock,
+    make_servable: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plat = pg_platform
+    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
+    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
+    narrow = Signal(
+        name="narrow",
+        kind=SignalKind.DRIFT,
+        metric="psi",
+        threshold=0.2,
+        window="20n",
+        owner="oncall",
+    )
+    spec = MonitorSpec(endpoint="scoring", model="credit", signals=[narrow])
+    with plat.store.write() as conn:  # a count window stored before such windows were refused
+        conn.execute(
+            monitors.insert().values(
+                id="mon-old",
+                endpoint="scoring",
+                model="credit",
+                spec=spec.model_dump(mode="json"),
+                created_at=clock.now().isoformat(),
+                created_by="dana",
+            )
+        )
+    with Platform(
+        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
+    ) as other:
+        race = _Race(other.monitoring.run_once)
+        read = service._failing_signals
+
+        def read_then_race(conn: Any) -> Any:
+            found = read(conn)
+            race.start()
+            return found
+
+        monkeypatch.setattr(service, "_failing_signals", read_then_race)
+        assert [f.signal for f in plat.monitoring.run_once().failed] == ["narrow"]
+        race.finish()
+    actions = [e.action for e in plat.audit.events()]
+    assert actions.count("monitor.signal.failed") == 1
 
 
 def test_the_same_monitor_added_by_two_processes_at_once_is_stored_once(

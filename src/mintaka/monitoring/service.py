@@ -1299,9 +1299,11 @@ class MonitoringService:
         traffic or no labels, says nothing about that): a gap in monitoring, from its start to
         its end, is part of what an auditor asks about. A failure that persists with the same
         error, its numbers aside (see :func:`_same_failure`), is audited once, not on every pass.
-        Recording it never stops the run."""
+        Recording it never stops the run. The failures are read under the audit chain's lock,
+        so two runners at once on a server database record each failure once."""
         try:
             with self.platform.store.write() as conn:
+                self.platform.audit.lock(conn)
                 failing = _failing_signals(conn)
                 events = []
                 for failure in failed:
