@@ -217,6 +217,32 @@ def test_removing_a_monitor_ends_its_open_failure_and_unmeasured_stretch(
     assert served.audit.verify().ok
 
 
+def test_a_failure_from_before_its_signal_went_on_duty_is_not_taken_for_its_own(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    spec = scoring_monitor(performance_signal(name="auc", metric="roc_auc", threshold=0.7))
+    monitor_id = served.monitoring.add_monitor(spec)
+    ids = log_predictions([({"x": i}, {"label": i % 3, "score": 0.5}) for i in range(30)])
+    served.monitoring.record_labels({pid: (i + 1) % 3 for i, pid in enumerate(ids)})
+    clock.advance(minutes=15)
+    served.monitoring.run_once()
+    with served.store.write() as conn:  # removed before a removal ended its failure
+        conn.execute(
+            update(monitors)
+            .where(monitors.c.id == monitor_id)
+            .values(removed_at=clock.now().isoformat(), removed_by="dana")
+        )
+    clock.advance(minutes=1)
+    served.monitoring.add_monitor(spec)
+    clock.advance(minutes=1)
+    assert [f.signal for f in served.monitoring.run_once().failed] == ["auc"]
+    failed = [e for e in served.audit.events() if e.action == "monitor.signal.failed"]
+    assert [e.subject for e in failed] == ["scoring:auc", "scoring:auc"]
+    clock.advance(minutes=1)
+    served.monitoring.run_once()  # the new monitor's failure persisting is recorded once
+    assert [e.action for e in served.audit.events()].count("monitor.signal.failed") == 2
+
+
 def test_a_failure_to_audit_a_failed_signal_does_not_stop_the_run(
     served: Platform,
     clock: ManualClock,

@@ -513,14 +513,14 @@ def test_two_runners_finding_a_signal_failing_at_once_record_its_failure_once(
         tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
     ) as other:
         race = _Race(other.monitoring.run_once)
-        read = service._failing_signals
+        read = service._failures
 
         def read_then_race(conn: Any) -> Any:
             found = read(conn)
             race.start()
             return found
 
-        monkeypatch.setattr(service, "_failing_signals", read_then_race)
+        monkeypatch.setattr(service, "_failures", read_then_race)
         assert [f.signal for f in plat.monitoring.run_once().failed] == ["narrow"]
         race.finish()
     actions = [e.action for e in plat.audit.events()]

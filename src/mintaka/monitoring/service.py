@@ -162,10 +162,18 @@ def _is_unmeasured_ticket(signal: str) -> bool:
 def _open_details(
     conn: Connection, opening: str, closing: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """The details of each subject's last ``opening`` audit event that no ``closing`` event
-    followed, by subject ("endpoint:signal"), in chain order. The database picks each subject's
-    latest of those events, so a pass reads one row a subject still open, however long the
-    closed history before it grows."""
+    """The details of each subject's open ``opening`` event (see :func:`_open_events`)."""
+    found = _open_events(conn, opening, closing)
+    return {subject: event.get("details", {}) for subject, event in found.items()}
+
+
+def _open_events(
+    conn: Connection, opening: str, closing: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """Each subject's last ``opening`` audit event that no ``closing`` event followed, as its
+    canonical JSON, by subject ("endpoint:signal"), in chain order. The database picks each
+    subject's latest of those events, so a pass reads one row a subject still open, however
+    long the closed history before it grows."""
     latest = (
         select(func.max(audit_events.c.seq))
         .where(audit_events.c.action.in_([opening, *closing]))
@@ -176,13 +184,30 @@ def _open_details(
         .where(audit_events.c.seq.in_(latest), audit_events.c.action == opening)
         .order_by(audit_events.c.seq)
     )
-    return {row.subject: json.loads(bytes(row.canonical)).get("details", {}) for row in rows}
+    return {row.subject: json.loads(bytes(row.canonical)) for row in rows}
+
+
+@dataclass(frozen=True)
+class Failing:
+    """A signal's open failure: the error audited, and when it was (its first failing pass)."""
+
+    error: str
+    at: datetime
+
+
+def _failures(conn: Connection) -> dict[str, Failing]:
+    """The signals ("endpoint:signal") whose last audited evaluation failed, with the error
+    and when that failure was audited."""
+    failed = _open_events(conn, SIGNAL_FAILED, [SIGNAL_RECOVERED, SIGNAL_FAILED_ENDED])
+    return {
+        subject: Failing(str(event.get("details", {}).get("error", "")), _instant(event["at"]))
+        for subject, event in failed.items()
+    }
 
 
 def _failing_signals(conn: Connection) -> dict[str, str]:
     """The signals ("endpoint:signal") whose last audited evaluation failed, with the error."""
-    failed = _open_details(conn, SIGNAL_FAILED, [SIGNAL_RECOVERED, SIGNAL_FAILED_ENDED])
-    return {subject: str(details.get("error", "")) for subject, details in failed.items()}
+    return {subject: found.error for subject, found in _failures(conn).items()}
 
 
 def _instant(stored: str) -> datetime:
@@ -1284,33 +1309,44 @@ class MonitoringService:
                     )
                     failed.append(SignalFailure(spec.endpoint, signal.name, error))
         samples.close()
-        self._audit_failures(failed, measured)
+        on_duty = self._on_duty_since()
+        self._audit_failures(failed, measured, on_duty)
         killed = {name for name, e in recorded.items() if e.status is EndpointStatus.KILLED}
         quiet = {k: v for k, v in quiet.items() if v[0].endpoint not in killed}
-        on_duty = self._on_duty_since()
         alerts.extend(self._track_unmeasured(quiet, measured, now, on_duty, moved_on))
         return RunReport(
             evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed), tuple(notes)
         )
 
-    def _audit_failures(self, failed: list[SignalFailure], measured: set[str]) -> None:
+    def _audit_failures(
+        self,
+        failed: list[SignalFailure],
+        measured: set[str],
+        on_duty_since: Mapping[str, OnDuty],
+    ) -> None:
         """Record when a signal starts failing to evaluate (``monitor.signal.failed``) and when
         it is measured again (``monitor.signal.recovered``; a window with nothing to measure, no
         traffic or no labels, says nothing about that): a gap in monitoring, from its start to
         its end, is part of what an auditor asks about. A failure that persists with the same
-        error, its numbers aside (see :func:`_same_failure`), is audited once, not on every pass.
-        Recording it never stops the run. The failures are read under the audit chain's lock,
-        so two runners at once on a server database record each failure once."""
+        error, its numbers aside (see :func:`_same_failure`), is audited once, not on every pass;
+        a failure audited before the signal went on duty as it is now (``on_duty_since``: a
+        removed monitor's, or one from before its endpoint was created again or released) is
+        not its own, so the same error is audited afresh. Recording it never stops the run.
+        The failures are read under the audit chain's lock, so two runners at once on a server
+        database record each failure once."""
         try:
             with self.platform.store.write() as conn:
                 self.platform.audit.lock(conn)
-                failing = _failing_signals(conn)
+                failing = _failures(conn)
                 events = []
                 for failure in failed:
                     subject = f"{failure.endpoint}:{failure.signal}"
                     error = failure.error[:2000]
-                    if subject in failing and _same_failure(failing[subject], error):
-                        continue
+                    previous = failing.get(subject)
+                    if previous is not None and _same_failure(previous.error, error):
+                        duty = on_duty_since.get(subject)
+                        if duty is None or previous.at >= duty.since:
+                            continue
                     events.append(
                         self.platform._audit(
                             conn,
