@@ -75,6 +75,8 @@ def test_an_alert_opens_exactly_one_ticket_with_owner_and_runbook(served: Platfo
             {"escalation": [Escalation(after_minutes=5, to="lead\r")]},
             r"escalation step 1 'lead\r' must",
         ),
+        ("drift", {"details": {"psi": {"income": math.nan}}}, "details of alert"),
+        ("drift", {"details": {"seen": {1, 2}}}, "details of alert"),
     ],
 )
 def test_an_alert_with_a_bad_value_or_name_is_refused_before_anything_is_written(

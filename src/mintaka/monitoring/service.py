@@ -143,6 +143,18 @@ def _check_alert(signal: str, endpoint: str, value: float, threshold: float) -> 
             raise ValidationError(f"alert {what} {number} is not a finite number")
 
 
+def _check_details(signal: str, details: Mapping[str, Any]) -> None:
+    """Refuse an alert's ``details`` that are not plain JSON (a set, an object) or hold a number
+    that is not finite: the ticket stores them as JSON, which has no way to write either (a
+    server database refuses them mid-write, and the audit event would record NaN as null)."""
+    try:
+        json.dumps(details, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(
+            f"details of alert {signal!r} must be JSON without NaN or infinity: {exc}"
+        ) from None
+
+
 def _check_handlers(signal: Signal) -> None:
     """Refuse a signal whose owner or escalation step (who becomes the ticket's owner when it
     is due) names someone :meth:`MonitoringService.raise_alert` refuses: its alerts would fail
@@ -877,14 +889,15 @@ class MonitoringService:
         details: Mapping[str, Any] | None = None,
     ) -> tuple[Alert, Ticket]:
         """Audit an alert, tell the observers, and open (or update) its ticket. A blank or
-        line-forging signal, endpoint, owner or escalation step, and a value or threshold that
-        is not a finite number, are refused with ``ValidationError`` before anything is
-        written."""
+        line-forging signal, endpoint, owner or escalation step, a value or threshold that is
+        not a finite number, and details that are not plain JSON, are refused with
+        ``ValidationError`` before anything is written."""
         _check_alert(signal, endpoint, value, threshold)
         if owner is not None:
             _check_printed("owner", owner)
         for step, handed in enumerate(escalation, start=1):
             _check_printed(f"escalation step {step}", handed.to)
+        _check_details(signal, details or {})
         alert = Alert(
             id=self.platform.ids.new("alert"),
             signal=signal,
