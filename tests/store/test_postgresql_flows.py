@@ -312,6 +312,7 @@ def test_an_approval_whose_event_bytes_were_edited_is_not_counted(
     _edit_canonical(dana, "model.approve", field, value)
     assert dana.governance.approvals(version) == []
     assert [a.id for a in dana.governance.unrecorded_approvals(version)] == [given.id]
+    assert [r.id for r in check_records(dana.store).unrecorded] == [given.id]
 
 
 def test_an_exception_whose_event_names_another_granter_waives_nothing(
@@ -329,6 +330,7 @@ def test_an_exception_whose_event_names_another_granter_waives_nothing(
     _edit_canonical(dana, "policy.exception", "actor", "raj")
     assert dana.governance.exceptions(version) == []
     assert [e.id for e in dana.governance.unrecorded_exceptions(version)] == [granted.id]
+    assert [r.id for r in check_records(dana.store).unrecorded] == [granted.id]
 
 
 class _Race:
@@ -434,6 +436,24 @@ def test_a_registrant_edited_out_of_the_register_events_column_still_may_not_app
             update(audit_events)
             .where(audit_events.c.action == "model.register")
             .values(actor="omar")
+        )
+    with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
+        rita.governance.approve(version.ref)
+
+
+@pytest.mark.parametrize(("column", "value"), [("action", "model.note"), ("subject", "credit:999")])
+def test_a_register_event_whose_action_or_subject_column_was_edited_still_names_its_registrant(
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, column: str, value: str
+) -> None:
+    rita = as_("rita")
+    version = rita.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", tier="high", owner="omar"
+    )
+    with rita.store.write() as conn:
+        conn.execute(
+            update(audit_events)
+            .where(audit_events.c.action == "model.register")
+            .values({column: value})
         )
     with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
         rita.governance.approve(version.ref)

@@ -57,8 +57,10 @@ class RecordsReport(Record):
 
 def check_records(store: Store) -> RecordsReport:
     """Every approval and exception row the audit chain does not record as it stands, and
-    every ``model.approve`` or ``policy.exception`` event whose row is gone."""
-    from mintaka.governance.service import event_details
+    every ``model.approve`` or ``policy.exception`` event whose row is gone. What an event
+    records (its action, actor, time and subject) is read from its canonical bytes, as the gate
+    reads it, not from the query columns that other databases than SQLite store as copies."""
+    from mintaka.governance.service import event_body, event_details
 
     with store.read() as conn:
         refs = {
@@ -75,13 +77,7 @@ def check_records(store: Store) -> RecordsReport:
         }
         events = {
             table: conn.execute(
-                select(
-                    audit_events.c.seq,
-                    audit_events.c.actor,
-                    audit_events.c.at,
-                    audit_events.c.subject,
-                    audit_events.c.canonical,
-                )
+                select(audit_events.c.seq, audit_events.c.canonical)
                 .where(audit_events.c.action == action)
                 .order_by(audit_events.c.seq)
             ).all()
@@ -90,10 +86,12 @@ def check_records(store: Store) -> RecordsReport:
     recorded: dict[tuple[str, str], list[_Event]] = {}
     for table, found in events.items():
         for event in found:
+            body = event_body(event.canonical)
             details = event_details(event.canonical) or {}
             named = _recorded_id(table, details)
-            if named is not None:
-                entry = _Event(event.seq, event.actor, event.at, event.subject, details)
+            if named is not None and body.get("action") == _EVENT_OF[table]:
+                actor, subject = str(body.get("actor")), str(body.get("subject"))
+                entry = _Event(event.seq, actor, body.get("at"), subject, details)
                 recorded.setdefault((table, named), []).append(entry)
     unrecorded = [
         *_unrecorded(APPROVALS, rows[APPROVALS], refs, recorded),
@@ -113,12 +111,13 @@ def check_records(store: Store) -> RecordsReport:
 
 
 class _Event:
-    """One ``model.approve`` or ``policy.exception`` event, as the cross-check reads it."""
+    """One ``model.approve`` or ``policy.exception`` event, as the cross-check reads it from
+    its canonical bytes (``at`` as found there, which may be no time at all)."""
 
     __slots__ = ("actor", "at", "details", "seq", "subject")
 
     def __init__(
-        self, seq: int, actor: str, at: str, subject: str, details: Mapping[str, Any]
+        self, seq: int, actor: str, at: Any, subject: str, details: Mapping[str, Any]
     ) -> None:
         self.seq, self.actor, self.at, self.subject, self.details = seq, actor, at, subject, details
 

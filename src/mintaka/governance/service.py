@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
+from mintaka.audit.chain import derived_columns
 from mintaka.capabilities import Capability
 from mintaka.domain.audit import AuditEvent
 from mintaka.domain.governance import (
@@ -286,16 +287,21 @@ class GovernanceService:
         """Who developed, registered or adopted ``version``, trimmed as identities are: an
         owner stored with surrounding blanks still names the identity it spells. Adopting brings
         a version under governance as registering does, so its adopter is no independent
-        approver of it either. The registrant is read from each event's bytes (``event_body``)."""
+        approver of it either. The registrant is read from each event's bytes (``event_body``),
+        and so is which events register ``version`` (see ``_registering``)."""
         with self.platform.store.read() as conn:
             found = conn.execute(
-                select(audit_events.c.canonical).where(
-                    audit_events.c.subject == version.ref,
-                    audit_events.c.action.in_(_REGISTERING),
-                )
+                select(audit_events.c.canonical).where(_registering(conn, version.ref))
             ).scalars()
             bodies = [event_body(canonical) for canonical in found]
-        actors = {str(b["actor"]) for b in bodies if b.get("actor") is not None} | {version.owner}
+        registering = [
+            b
+            for b in bodies
+            if b.get("subject") == version.ref
+            and b.get("action") in _REGISTERING
+            and b.get("actor") is not None
+        ]
+        actors = {str(b["actor"]) for b in registering} | {version.owner}
         return {actor.strip() for actor in actors}
 
     def approve(self, model: str, *, role: str | None = None, comment: str = "") -> Approval:
@@ -873,6 +879,19 @@ class GovernanceService:
                 f"{self.identity.name} holds {list(held) or 'no role'}",
             )
         ]
+
+
+def _registering(conn: Connection, ref: str) -> ColumnElement[bool]:
+    """Which audit rows to read for the events registering or adopting the version ``ref``
+    names. Where the query columns are copies of the canonical bytes, an edit of the action or
+    the subject column must not hide such an event (and with it the registrant, who could then
+    approve their own version): every event of the version and every registering event is read,
+    and the bytes decide."""
+    of_version = audit_events.c.subject == ref
+    registering = audit_events.c.action.in_(_REGISTERING)
+    if derived_columns(conn):
+        return and_(of_version, registering)
+    return or_(of_version, registering)
 
 
 def _records(approval: Approval, actor: str, at: datetime, details: Mapping[str, Any]) -> bool:
