@@ -19,7 +19,7 @@ from typing import Any, Self
 import numpy as np
 import pytest
 from artifact_kit import MakeArtifact
-from sqlalchemy import event, select, update
+from sqlalchemy import event, make_url, select, update
 
 from mintaka import IdFactory, ManualClock, Platform, PolicyViolation
 from mintaka.domain.monitoring import (
@@ -457,6 +457,22 @@ def test_a_register_event_whose_action_or_subject_column_was_edited_still_names_
         )
     with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
         rita.governance.approve(version.ref)
+
+
+def test_writes_are_read_committed_and_reads_snapshots_whatever_the_servers_default(
+    pg_url: str, tmp_path: Path, clock: ManualClock
+) -> None:
+    url = make_url(pg_url)
+    options = f"{url.query['options']} -cdefault_transaction_isolation=repeatable\\ read"
+    strict = url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    with Platform(tmp_path / ".mintaka", store_url=strict, clock=clock, actor="a") as plat:
+        with plat.store.engine.connect() as conn:
+            default = conn.exec_driver_sql("SHOW default_transaction_isolation").scalar()
+        with plat.store.write() as conn:
+            writing = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
+        with plat.store.read() as conn:
+            reading = conn.exec_driver_sql("SHOW transaction_isolation").scalar()
+    assert (default, writing, reading) == ("repeatable read", "read committed", "repeatable read")
 
 
 def test_two_runners_finding_a_signal_unmeasured_at_once_record_its_stretch_once(

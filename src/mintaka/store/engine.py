@@ -155,6 +155,14 @@ def make_engine(url: str, sync: str = "NORMAL") -> Engine:
     return engine
 
 
+def _write_options() -> dict[str, Any]:
+    """The execution options of a write transaction on a database other than SQLite: READ
+    COMMITTED whatever the server's default, since writers lock the rows (or the audit chain)
+    they update and then read them again, which under REPEATABLE READ or SERIALIZABLE fails
+    with a serialization error whenever another writer committed in between."""
+    return {"mintaka_write": True, "isolation_level": "READ COMMITTED"}
+
+
 def _snapshot_options(engine: Engine) -> dict[str, Any]:
     """The execution options that make a transaction on ``engine`` a read-only snapshot."""
     options: dict[str, Any] = {"isolation_level": "REPEATABLE READ"}
@@ -198,7 +206,8 @@ class Transactions:
         _FORK_AWARE.add(self)
 
     def write(self) -> AbstractContextManager[Connection]:
-        """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE)."""
+        """A write transaction; on SQLite it takes the write lock up front (BEGIN IMMEDIATE),
+        elsewhere it is READ COMMITTED whatever the server's default (``_write_options``)."""
         if self.is_sqlite:
             return _DriverTransaction(self, "BEGIN IMMEDIATE")
         return self._plain(write=True)
@@ -217,7 +226,7 @@ class Transactions:
         try:
             with self.engine.connect() as conn:
                 if write:
-                    conn.execution_options(mintaka_write=True)
+                    conn.execution_options(**_write_options())
                 else:
                     conn.execution_options(**_snapshot_options(self.engine))
                 try:
