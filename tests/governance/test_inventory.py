@@ -490,3 +490,27 @@ def test_inventory_reads_the_audit_events_a_fixed_number_of_times(
         event.remove(dana.store.engine, "before_cursor_execute", note)
     assert [e.approvals for e in entries] == [1] * versions
     assert sum("audit_events" in s for s in statements) <= 4
+
+
+def test_exceptions_list_prints_a_justification_with_control_characters_escaped(
+    home: Path,
+    as_: Callable[[str], Platform],
+    clock: ManualClock,
+    make_servable: MakeArtifact,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    version = as_("dana").register_model("credit", make_servable(b"v1"), flavor="pyfunc")
+    as_("rita").governance.grant_exception(
+        version.ref,
+        "documentation",
+        requester="dana",
+        justification="ok\x1b[2J\nexc-forged",
+        expires_at=clock.now() + timedelta(days=7),
+    )
+    code, out, err = cli(
+        capsys, "--home", str(home), "--as", "rita", "exceptions", "list", "credit:1"
+    )
+    assert code == 0, err
+    assert "'ok\\x1b[2J\\nexc-forged'" in out
+    assert "\x1b" not in out
+    assert not any(line.strip(" │┃|").startswith("exc-forged") for line in out.splitlines())

@@ -336,7 +336,10 @@ def exceptions_list(
     active: Annotated[bool, typer.Option("--active", help="Only those in force now.")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List REF's exceptions."""
+    """List REF's exceptions; a justification holding a character that could forge or reorder
+    a line of the listing is printed quoted with its escapes."""
+    from mintaka.cli.audit import _quoted
+
     plat = platform(ctx)
     version = plat.get_model_version(ref)
     found = plat.governance.exceptions(version, active_at=plat._now() if active else None)
@@ -349,7 +352,14 @@ def exceptions_list(
         f"exceptions of {version.ref}",
         ["id", "control", "requester", "approver", "expires", "justification"],
         [
-            [e.id, e.control, e.requester, e.approver, e.expires_at.isoformat(), e.justification]
+            [
+                e.id,
+                e.control,
+                e.requester,
+                e.approver,
+                e.expires_at.isoformat(),
+                _quoted(e.justification),
+            ]
             for e in found
         ],
     )
