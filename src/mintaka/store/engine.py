@@ -155,16 +155,23 @@ def make_engine(url: str, sync: str = "NORMAL") -> Engine:
     return engine
 
 
-def _write_options() -> dict[str, Any]:
-    """The execution options of a write transaction on a database other than SQLite: READ
-    COMMITTED whatever the server's default, since writers lock the rows (or the audit chain)
-    they update and then read them again, which under REPEATABLE READ or SERIALIZABLE fails
-    with a serialization error whenever another writer committed in between."""
-    return {"mintaka_write": True, "isolation_level": "READ COMMITTED"}
+def _write_options(engine: Engine) -> dict[str, Any]:
+    """The execution options of a write transaction on ``engine``: READ COMMITTED whatever the
+    server's default, since writers lock the rows (or the audit chain) they update and then
+    read them again, which under REPEATABLE READ or SERIALIZABLE fails with a serialization
+    error whenever another writer committed in between. SQLite has no such level: its writers
+    hold the one write lock from BEGIN on."""
+    options: dict[str, Any] = {"mintaka_write": True}
+    if engine.dialect.name != "sqlite":
+        options["isolation_level"] = "READ COMMITTED"
+    return options
 
 
 def _snapshot_options(engine: Engine) -> dict[str, Any]:
-    """The execution options that make a transaction on ``engine`` a read-only snapshot."""
+    """The execution options that make a transaction on ``engine`` a read-only snapshot (on
+    SQLite, whose levels are others, its plain deferred BEGIN already is one)."""
+    if engine.dialect.name == "sqlite":
+        return {}
     options: dict[str, Any] = {"isolation_level": "REPEATABLE READ"}
     if engine.dialect.name == "postgresql":
         options["postgresql_readonly"] = True
@@ -226,7 +233,7 @@ class Transactions:
         try:
             with self.engine.connect() as conn:
                 if write:
-                    conn.execution_options(**_write_options())
+                    conn.execution_options(**_write_options(self.engine))
                 else:
                     conn.execution_options(**_snapshot_options(self.engine))
                 try:
