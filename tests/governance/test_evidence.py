@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import re
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any, ClassVar
 import pytest
 from artifact_kit import MakeArtifact
 from governance_kit import APPROVERS, CARD
+from sqlalchemy import event as sa_event
 
 from mintaka import IdFactory, ManualClock, Platform, hookimpl
 from mintaka.cli.app import main
@@ -686,3 +688,32 @@ def test_free_text_assignments_follow_the_secret_key_rule() -> None:
     )
     kept = "key=dataset:ds-1 storage_key_id=7 monkey=3"
     assert redactor.text(kept) == kept
+
+
+def test_a_pack_is_read_from_one_snapshot_of_the_store(
+    as_: Callable[[str], Platform], make_servable: MakeArtifact
+) -> None:
+    dana, rita = as_("dana"), as_("rita")
+    version = dana.register_model("credit", make_servable(b"v1"), flavor="pyfunc", tier="high")
+    dana.governance.set_model_card(version.ref, **CARD)
+    approved: list[str] = []
+
+    def approve_once_the_head_is_read(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM audit_head" in statement and not approved:
+            approved.append("racing")
+            racer = threading.Thread(
+                target=lambda: approved.append(rita.governance.approve(version.ref).id)
+            )
+            racer.start()
+            racer.join()
+
+    sa_event.listen(dana.store.engine, "after_cursor_execute", approve_once_the_head_is_read)
+    try:
+        pack = build_pack(dana, version.ref)
+    finally:
+        sa_event.remove(dana.store.engine, "after_cursor_execute", approve_once_the_head_is_read)
+    assert len(approved) == 2  # rita's approval committed while the pack was read
+    assert pack["approvals"] == []
+    assert pack["inventory"]["approvals_total"] == 0
+    assert max(e["seq"] for e in pack["audit"]["events"]) <= pack["as_of"]["audit_seq"]
+    assert [a.id for a in dana.governance.approvals(version)] == approved[1:]

@@ -680,7 +680,14 @@ def _capabilities(platform: Platform, version: ModelVersion) -> list[dict[str, A
 
 
 def build_pack(platform: Platform, ref: str) -> Pack:
-    """The evidence pack of ``ref`` (``NAME:VERSION`` or ``NAME@ALIAS``), redacted."""
+    """The evidence pack of ``ref`` (``NAME:VERSION`` or ``NAME@ALIAS``), redacted. Everything
+    it holds is read from one snapshot of the store, so a change committed while it is built
+    shows in none of it rather than in some sections only."""
+    with platform.store.snapshot():
+        return _build_pack(platform, ref)
+
+
+def _build_pack(platform: Platform, ref: str) -> Pack:
     version = platform.get_model_version(ref)
     governance = platform.governance
     head_seq, head_hash, head_at = _head(platform)

@@ -16,7 +16,8 @@ import re
 import sqlite3
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -178,6 +179,12 @@ def _snapshot_options(engine: Engine) -> dict[str, Any]:
     return options
 
 
+# The read snapshot that answers every ``read`` of its ``Transactions`` in this thread or task
+# while ``Transactions.snapshot`` holds it.
+_SNAPSHOT: ContextVar[tuple[Transactions, Connection] | None] = ContextVar(
+    "mintaka.snapshot", default=None
+)
+
 # Where ``transaction_scoped`` keeps its dict in a connection's ``info``.
 _SCOPED = "mintaka.transaction"
 
@@ -223,10 +230,30 @@ class Transactions:
         """A read-only snapshot: every statement in it sees the store as of its first one, so
         what it reads of several tables is consistent. SQLite's deferred BEGIN gives that; other
         databases' default (READ COMMITTED on PostgreSQL) lets each statement see newer commits,
-        so there the transaction is REPEATABLE READ and READ ONLY."""
+        so there the transaction is REPEATABLE READ and READ ONLY. Inside ``snapshot`` it is
+        that snapshot's transaction."""
+        held = _SNAPSHOT.get()
+        if held is not None and held[0] is self:
+            return nullcontext(held[1])
         if self.is_sqlite:
             return _DriverTransaction(self, "BEGIN")
         return self._plain(write=False)
+
+    @contextmanager
+    def snapshot(self) -> Iterator[Connection]:
+        """One read snapshot that answers every ``read`` made in the block (in this thread or
+        task), so that a result assembled by several readers, each opening its own read, shows
+        the store as of one instant. Writes in the block are not seen by its reads."""
+        held = _SNAPSHOT.get()
+        if held is not None and held[0] is self:
+            yield held[1]
+            return
+        with self.read() as conn:
+            token = _SNAPSHOT.set((self, conn))
+            try:
+                yield conn
+            finally:
+                _SNAPSHOT.reset(token)
 
     @contextmanager
     def _plain(self, *, write: bool) -> Iterator[Connection]:
@@ -538,6 +565,10 @@ class Store:
     def read(self) -> AbstractContextManager[Connection]:
         """A read-only snapshot."""
         return self.transactions.read()
+
+    def snapshot(self) -> AbstractContextManager[Connection]:
+        """One read snapshot answering every ``read`` in the block (``Transactions.snapshot``)."""
+        return self.transactions.snapshot()
 
     # -- migrations -------------------------------------------------------------------------
 
