@@ -21,7 +21,7 @@ import pytest
 from artifact_kit import MakeArtifact
 from sqlalchemy import event, make_url, select, update
 
-from mintaka import IdFactory, ManualClock, Platform, PolicyViolation
+from mintaka import IdFactory, ManualClock, NotFound, Platform, PolicyViolation
 from mintaka.domain.monitoring import (
     Escalation,
     MonitorSpec,
@@ -697,3 +697,45 @@ def test_the_same_person_approving_from_two_processes_at_once_is_recorded_once(
     assert [a.id for a in dana.governance.approvals(version)] == [given.id]
     assert [e.action for e in dana.audit.events()].count("model.approve") == 1
     assert check_records(dana.store).ok
+
+
+def test_a_monitor_removed_by_two_processes_at_once_is_removed_once(
+    pg_platform: Platform,
+    pg_url: str,
+    tmp_path: Path,
+    clock: ManualClock,
+    make_servable: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    plat = pg_platform
+    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
+    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
+    accuracy = Signal(
+        name="accuracy",
+        kind=SignalKind.PERFORMANCE,
+        metric="accuracy",
+        threshold=0.8,
+        window="1d",
+        owner="oncall",
+    )
+    monitor_id = plat.monitoring.add_monitor(
+        MonitorSpec(endpoint="scoring", model="credit", signals=[accuracy])
+    )
+    with Platform(
+        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
+    ) as other:
+        race = _Race(lambda: other.monitoring.remove_monitor(monitor_id, reason="twice"))
+        read = service._stored_monitor
+
+        def read_then_race(stored: Any) -> Any:
+            race.start()
+            return read(stored)
+
+        monkeypatch.setattr(service, "_stored_monitor", read_then_race)
+        plat.monitoring.remove_monitor(monitor_id, reason="retired")
+        with pytest.raises(NotFound, match="already removed"):
+            race.finish()
+    assert [e.action for e in plat.audit.events()].count("monitor.remove") == 1
+    with plat.store.read() as conn:
+        removed_by = conn.execute(select(monitors.c.removed_by)).scalar_one()
+    assert removed_by == plat.actor

@@ -791,7 +791,8 @@ class MonitoringService:
         failures and unmeasured stretches end with it (see :meth:`_end_removed_signals`), so a
         monitor added later under a signal name of its own starts afresh. An unknown id, or one
         already removed, is ``NotFound`` and an empty reason a ``ValidationError``, both before
-        any change."""
+        any change. The row is read under the audit chain's lock, so of two processes removing
+        it at once the second finds it removed (``NotFound``) rather than removing it again."""
         if not reason.strip():
             raise ValidationError("removing a monitor needs a reason, recorded for auditors")
         with self.platform.store.write() as conn:
