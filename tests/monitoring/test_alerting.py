@@ -310,6 +310,47 @@ def test_plugin_sinks_come_from_the_hook_and_a_failing_sink_loses_nothing(
     }
 
 
+def test_two_runners_sending_one_ticket_to_different_sinks_keep_both_references(
+    served: Platform, home: Path, clock: ManualClock
+) -> None:
+    """A runner whose sink is slow keeps the reference another runner's sink recorded on the
+    ticket meanwhile: each merges its own sinks' references into the row as it stands."""
+    with Platform(home, clock=clock, ids=IdFactory(seed=99), actor="bob") as other:
+
+        class Pager:
+            name = "pager"
+
+            def open(self, ticket: Ticket, event: str) -> str:
+                return f"page-{ticket.alerts}"
+
+        class Chat:
+            """Another runner counts an alert on the ticket while this sink sends an update."""
+
+            name = "chat"
+
+            def open(self, ticket: Ticket, event: str) -> str:
+                if event == "updated":
+                    other.monitoring.raise_alert("drift", "scoring")
+                return f"chat-{ticket.alerts}"
+
+        class PagerPlugin:
+            @hookimpl
+            def mintaka_ticket_sinks(self, sinks: TicketSinks) -> None:
+                sinks.add(Pager())
+
+        class ChatPlugin:
+            @hookimpl
+            def mintaka_ticket_sinks(self, sinks: TicketSinks) -> None:
+                sinks.add(Chat())
+
+        other.plugins.register(PagerPlugin())
+        served.plugins.register(ChatPlugin())
+        _, ticket = served.monitoring.raise_alert("drift", "scoring")
+        served.monitoring.raise_alert("drift", "scoring")
+    stored = served.monitoring.ticket(ticket.id)
+    assert (stored.alerts, stored.sinks) == (3, {"chat": "chat-2", "pager": "page-3"})
+
+
 def test_a_sink_answering_with_no_text_reference_leaves_the_tickets_readable(
     served: Platform, clock: ManualClock
 ) -> None:

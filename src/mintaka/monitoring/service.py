@@ -1012,18 +1012,27 @@ class MonitoringService:
             return ticket_id, "opened"
 
     def _notify(self, ticket: Ticket, event: str) -> Ticket:
-        refs = dict(ticket.sinks)
+        """Send ``ticket`` to every sink and record their references on it. Sending happens
+        outside any transaction (a sink may be slow), so the references are merged into the
+        row as it stands then, read ``FOR UPDATE``: another runner's sinks may have recorded
+        theirs on the ticket meanwhile, and those stay."""
+        refs: dict[str, str] = {}
         for sink in self.sinks():
             try:
                 refs[sink.name] = sink_reference(sink.open(ticket, event))
             except Exception as exc:  # a sink never loses the ticket
                 log.warning("ticket sink %s failed: %s", sink.name, exc)
                 refs[sink.name] = f"failed: {type(exc).__name__}"
-        if refs != ticket.sinks:
-            with self.platform.store.write() as conn:
-                conn.execute(update(tickets).where(tickets.c.id == ticket.id).values(sinks=refs))
-            ticket = ticket.model_copy(update={"sinks": refs})
-        return ticket
+        if all(ticket.sinks.get(name) == ref for name, ref in refs.items()):
+            return ticket
+        with self.platform.store.write() as conn:
+            stored = conn.execute(
+                select(tickets.c.sinks).where(tickets.c.id == ticket.id).with_for_update()
+            ).scalar_one()
+            merged = {**stored, **refs}
+            conn.execute(update(tickets).where(tickets.c.id == ticket.id).values(sinks=merged))
+        sinks = {name: sink_reference(ref) for name, ref in merged.items()}
+        return ticket.model_copy(update={"sinks": sinks})
 
     def ticket(self, ticket_id: str) -> Ticket:
         with self.platform.store.read() as conn:
