@@ -75,6 +75,14 @@ def as_(
         plat.close()
 
 
+@pytest.fixture
+def pg_served(pg_platform: Platform, make_servable: MakeArtifact) -> Platform:
+    """Model ``credit`` version 1, owned by dana, served on endpoint ``scoring`` (``blue``)."""
+    pg_platform.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
+    pg_platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    return pg_platform
+
+
 def test_governance_approvals_exceptions_gate_inventory_and_evidence(
     as_: Callable[[str], Platform], make_servable: MakeArtifact, clock: ManualClock
 ) -> None:
@@ -179,6 +187,21 @@ def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str
     return [dict(zip(FEATURES, map(float, row), strict=True)) for row in values]
 
 
+def _oncall_signal(
+    name: str, kind: SignalKind, metric: str, threshold: float, window: str, **extra: Any
+) -> Signal:
+    """A signal owned by ``oncall``; ``extra`` sets its other fields."""
+    return Signal(
+        name=name,
+        kind=kind,
+        metric=metric,
+        threshold=threshold,
+        window=window,
+        owner="oncall",
+        **extra,
+    )
+
+
 def _log(plat: Platform, rows: list[dict[str, float]]) -> None:
     """Log ``rows`` as answered by route ``blue`` of ``scoring`` (``credit:1``), stamped now."""
     version = plat.get_model_version("credit", 1)
@@ -215,13 +238,12 @@ def test_monitoring_drift_alert_ticket_escalation_and_removal(
     dataset = plat.register_dataset("applications", train)
     plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", dataset_ids=[dataset.id])
     plat.serving.create_endpoint("scoring", "credit:1", route="blue")
-    signal = Signal(
-        name="income-drift",
-        kind=SignalKind.DRIFT,
-        metric="psi:income",
-        threshold=0.2,
-        window="1h",
-        owner="oncall",
+    signal = _oncall_signal(
+        "income-drift",
+        SignalKind.DRIFT,
+        "psi:income",
+        0.2,
+        "1h",
         escalation=[Escalation(after_minutes=30, to="lead")],
         runbook_url="https://runbooks.example/drift",
     )
@@ -363,6 +385,40 @@ class _Race:
             raise self.failed[0]
 
 
+def _second_process(plat: Platform, pg_url: str) -> Platform:
+    """Another process on ``plat``'s home and server database, as actor ``b``."""
+    return Platform(plat.home, store_url=pg_url, clock=plat.clock, ids=IdFactory(seed=8), actor="b")
+
+
+def _accuracy_monitor() -> MonitorSpec:
+    """A monitor of ``scoring`` with one daily accuracy signal, owned by oncall."""
+    accuracy = _oncall_signal("accuracy", SignalKind.PERFORMANCE, "accuracy", 0.8, "1d")
+    return MonitorSpec(endpoint="scoring", model="credit", signals=[accuracy])
+
+
+def _race_before(monkeypatch: pytest.MonkeyPatch, name: str, race: _Race) -> None:
+    """Make the service's function ``name`` start ``race`` before it reads its argument."""
+    read = getattr(service, name)
+
+    def race_then_read(*args: Any) -> Any:
+        race.start()
+        return read(*args)
+
+    monkeypatch.setattr(service, name, race_then_read)
+
+
+def _race_after(monkeypatch: pytest.MonkeyPatch, name: str, race: _Race) -> None:
+    """Make the service's function ``name`` start ``race`` once it has read what it reads."""
+    read = getattr(service, name)
+
+    def read_then_race(*args: Any) -> Any:
+        found = read(*args)
+        race.start()
+        return found
+
+    monkeypatch.setattr(service, name, read_then_race)
+
+
 class _RacingOrder(tuple[Severity, ...]):
     """The severity order, whose look-up (made by a runner between reading the open ticket and
     counting the alert on it) starts ``race``."""
@@ -382,14 +438,10 @@ class _RacingOrder(tuple[Severity, ...]):
 def test_two_runners_counting_an_alert_on_one_ticket_at_once_lose_neither(
     pg_platform: Platform,
     pg_url: str,
-    tmp_path: Path,
-    clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, ticket = pg_platform.monitoring.raise_alert("drift", "scoring", owner="oncall")
-    with Platform(
-        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
-    ) as other:
+    with _second_process(pg_platform, pg_url) as other:
         race = _Race(lambda: other.monitoring.raise_alert("drift", "scoring"))
         monkeypatch.setattr(service, "SEVERITY_ORDER", _RacingOrder(service.SEVERITY_ORDER, race))
         pg_platform.monitoring.raise_alert("drift", "scoring")
@@ -400,22 +452,12 @@ def test_two_runners_counting_an_alert_on_one_ticket_at_once_lose_neither(
 def test_a_ticket_resolved_while_it_is_acknowledged_stays_resolved(
     pg_platform: Platform,
     pg_url: str,
-    tmp_path: Path,
-    clock: ManualClock,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     _, ticket = pg_platform.monitoring.raise_alert("drift", "scoring", owner="oncall")
-    with Platform(
-        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
-    ) as other:
+    with _second_process(pg_platform, pg_url) as other:
         race = _Race(lambda: other.monitoring.resolve(ticket.id, "fixed"))
-        read = service._ticket
-
-        def read_then_race(row: Any) -> Any:
-            race.start()
-            return read(row)
-
-        monkeypatch.setattr(service, "_ticket", read_then_race)
+        _race_before(monkeypatch, "_ticket", race)
         pg_platform.monitoring.acknowledge(ticket.id)
         race.finish()
     assert pg_platform.monitoring.ticket(ticket.id).status is TicketStatus.RESOLVED
@@ -476,37 +518,13 @@ def test_writes_are_read_committed_and_reads_snapshots_whatever_the_servers_defa
 
 
 def test_two_runners_finding_a_signal_unmeasured_at_once_record_its_stretch_once(
-    pg_platform: Platform,
-    pg_url: str,
-    tmp_path: Path,
-    clock: ManualClock,
-    make_servable: MakeArtifact,
-    monkeypatch: pytest.MonkeyPatch,
+    pg_served: Platform, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plat = pg_platform
-    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
-    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
-    accuracy = Signal(
-        name="accuracy",
-        kind=SignalKind.PERFORMANCE,
-        metric="accuracy",
-        threshold=0.8,
-        window="1d",
-        owner="oncall",
-    )
-    plat.monitoring.add_monitor(MonitorSpec(endpoint="scoring", model="credit", signals=[accuracy]))
-    with Platform(
-        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
-    ) as other:
+    plat = pg_served
+    plat.monitoring.add_monitor(_accuracy_monitor())
+    with _second_process(plat, pg_url) as other:
         race = _Race(other.monitoring.run_once)
-        read = service._unmeasured_signals
-
-        def read_then_race(conn: Any) -> Any:
-            found = read(conn)
-            race.start()
-            return found
-
-        monkeypatch.setattr(service, "_unmeasured_signals", read_then_race)
+        _race_after(monkeypatch, "_unmeasured_signals", race)
         plat.monitoring.run_once()  # no traffic, no labels: the signal is left unmeasured
         race.finish()
     actions = [e.action for e in plat.audit.events()]
@@ -515,24 +533,10 @@ def test_two_runners_finding_a_signal_unmeasured_at_once_record_its_stretch_once
 
 
 def test_two_runners_finding_a_signal_failing_at_once_record_its_failure_once(
-    pg_platform: Platform,
-    pg_url: str,
-    tmp_path: Path,
-    clock: ManualClock,
-    make_servable: MakeArtifact,
-    monkeypatch: pytest.MonkeyPatch,
+    pg_served: Platform, pg_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plat = pg_platform
-    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
-    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
-    narrow = Signal(
-        name="narrow",
-        kind=SignalKind.DRIFT,
-        metric="psi",
-        threshold=0.2,
-        window="20n",
-        owner="oncall",
-    )
+    plat = pg_served
+    narrow = _oncall_signal("narrow", SignalKind.DRIFT, "psi", 0.2, "20n")
     spec = MonitorSpec(endpoint="scoring", model="credit", signals=[narrow])
     with plat.store.write() as conn:  # a count window stored before such windows were refused
         conn.execute(
@@ -545,18 +549,9 @@ def test_two_runners_finding_a_signal_failing_at_once_record_its_failure_once(
                 created_by="dana",
             )
         )
-    with Platform(
-        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
-    ) as other:
+    with _second_process(plat, pg_url) as other:
         race = _Race(other.monitoring.run_once)
-        read = service._failures
-
-        def read_then_race(conn: Any) -> Any:
-            found = read(conn)
-            race.start()
-            return found
-
-        monkeypatch.setattr(service, "_failures", read_then_race)
+        _race_after(monkeypatch, "_failures", race)
         assert [f.signal for f in plat.monitoring.run_once().failed] == ["narrow"]
         race.finish()
     actions = [e.action for e in plat.audit.events()]
@@ -564,43 +559,19 @@ def test_two_runners_finding_a_signal_failing_at_once_record_its_failure_once(
 
 
 def test_the_same_monitor_added_by_two_processes_at_once_is_stored_once(
-    pg_platform: Platform,
-    pg_url: str,
-    tmp_path: Path,
-    clock: ManualClock,
-    make_servable: MakeArtifact,
-    monkeypatch: pytest.MonkeyPatch,
+    pg_served: Platform, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plat = pg_platform
-    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
-    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
-    accuracy = Signal(
-        name="accuracy",
-        kind=SignalKind.PERFORMANCE,
-        metric="accuracy",
-        threshold=0.8,
-        window="1d",
-        owner="oncall",
-    )
-    spec = MonitorSpec(endpoint="scoring", model="credit", signals=[accuracy])
-    with Platform(
-        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
-    ) as other:
+    plat = pg_served
+    spec = _accuracy_monitor()
+    with _second_process(plat, pg_url) as other:
 
         def record() -> None:
             with other.store.write() as conn:
                 other.monitoring.record_monitor(conn, spec)
 
         race = _Race(record)
-        read = service._same_monitor
-
-        def read_then_race(conn: Any, wanted: MonitorSpec) -> Any:
-            found = read(conn, wanted)
-            race.start()
-            return found
-
         plat.monitoring.check_monitor(spec)  # as add_monitor does, before its transaction
-        monkeypatch.setattr(service, "_same_monitor", read_then_race)
+        _race_after(monkeypatch, "_same_monitor", race)
         with plat.store.write() as conn:
             added, _ = plat.monitoring.record_monitor(conn, spec)
         race.finish()
@@ -609,22 +580,14 @@ def test_the_same_monitor_added_by_two_processes_at_once_is_stored_once(
 
 
 def test_a_label_replaced_by_two_processes_at_once_is_audited_as_replaced_in_turn(
-    pg_platform: Platform,
-    pg_url: str,
-    tmp_path: Path,
-    clock: ManualClock,
-    make_servable: MakeArtifact,
+    pg_served: Platform, pg_url: str
 ) -> None:
-    plat = pg_platform
-    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
-    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
+    plat = pg_served
     _log(plat, [{"income": 1.0, "debt": 0.0}])
     with plat.store.read() as conn:
         pid = conn.execute(select(predictions.c.id)).scalar_one()
     plat.monitoring.record_labels({pid: 1})
-    with Platform(
-        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
-    ) as other:
+    with _second_process(plat, pg_url) as other:
         race = _Race(lambda: other.monitoring.record_labels({pid: 3}))
 
         def race_before_the_update(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -700,38 +663,13 @@ def test_the_same_person_approving_from_two_processes_at_once_is_recorded_once(
 
 
 def test_a_monitor_removed_by_two_processes_at_once_is_removed_once(
-    pg_platform: Platform,
-    pg_url: str,
-    tmp_path: Path,
-    clock: ManualClock,
-    make_servable: MakeArtifact,
-    monkeypatch: pytest.MonkeyPatch,
+    pg_served: Platform, pg_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    plat = pg_platform
-    plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
-    plat.serving.create_endpoint("scoring", "credit:1", route="blue")
-    accuracy = Signal(
-        name="accuracy",
-        kind=SignalKind.PERFORMANCE,
-        metric="accuracy",
-        threshold=0.8,
-        window="1d",
-        owner="oncall",
-    )
-    monitor_id = plat.monitoring.add_monitor(
-        MonitorSpec(endpoint="scoring", model="credit", signals=[accuracy])
-    )
-    with Platform(
-        tmp_path / ".mintaka", store_url=pg_url, clock=clock, ids=IdFactory(seed=8), actor="b"
-    ) as other:
+    plat = pg_served
+    monitor_id = plat.monitoring.add_monitor(_accuracy_monitor())
+    with _second_process(plat, pg_url) as other:
         race = _Race(lambda: other.monitoring.remove_monitor(monitor_id, reason="twice"))
-        read = service._stored_monitor
-
-        def read_then_race(stored: Any) -> Any:
-            race.start()
-            return read(stored)
-
-        monkeypatch.setattr(service, "_stored_monitor", read_then_race)
+        _race_before(monkeypatch, "_stored_monitor", race)
         plat.monitoring.remove_monitor(monitor_id, reason="retired")
         with pytest.raises(NotFound, match="already removed"):
             race.finish()
