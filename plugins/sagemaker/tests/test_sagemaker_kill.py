@@ -396,3 +396,15 @@ def test_a_kill_sagemaker_refuses_mid_update_trips_no_alarm_of_an_earlier_rollou
     with pytest.raises(Conflict, match=r"being updated to churn-live-by-hand.*again"):
         platform.serving.kill("churn-live", reason="incident")
     assert _alarm_state(alarm) == "OK"
+
+
+def test_a_kill_mid_rollout_over_an_archived_start_can_be_released(
+    platform: Platform, fake: SageMakerFake, versions: None
+) -> None:
+    _rolling_out(platform, fake)
+    platform.archive_version("churn", 1, reason="v1 is retired")  # recorded at 0% by the start
+    assert platform.serving.kill("churn-live", reason="incident").status is EndpointStatus.KILLED
+    latest = platform.serving.deployment_history("churn-live")[-1]
+    assert not (latest.known_good and latest.traffic.live_weights.get("blue"))
+    released = platform.serving.unkill("churn-live", reason="fixed")
+    assert released.status is EndpointStatus.IN_SERVICE

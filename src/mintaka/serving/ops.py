@@ -701,17 +701,23 @@ class ServingService:
         """The traffic a kill restores, and the deployment it comes from: the newest
         restorable known-good map (see :meth:`_restorable`) whose live versions all meet the
         production controls now, over the endpoint's current routes."""
-        governance = self.platform.governance
-        routes = {r.name: r for r in current.routes}
         for candidate in self._restorable(current):
-            live = _live(candidate.traffic.weights)
-            versions = [
-                self.platform.get_model_version(routes[r].model, routes[r].version) for r in live
-            ]
-            checks = [c for v in versions for c in governance.production_controls(v)]
-            if governance.evaluate("endpoint.kill", current.name, checks).allowed:
+            if self._meets_controls(current, candidate.traffic.weights):
                 return TrafficMap(weights=_over(current, candidate.traffic.weights)), candidate.id
         return None
+
+    def _meets_controls(self, current: Endpoint, weights: Mapping[str, int]) -> bool:
+        """Whether the live versions of ``weights`` over the endpoint's current routes all meet
+        the production controls now (an archived or unapproved version does not), as a kill
+        restores only such traffic and its release is gated on them."""
+        governance = self.platform.governance
+        routes = {r.name: r for r in current.routes}
+        live = [r for r in _live(weights) if r in routes]
+        versions = [
+            self.platform.get_model_version(routes[r].model, routes[r].version) for r in live
+        ]
+        checks = [c for v in versions for c in governance.production_controls(v)]
+        return governance.evaluate("endpoint.kill", current.name, checks).allowed
 
     def _switch(self, endpoint: str, killed: bool, reason: str, *, again: bool = False) -> Endpoint:
         """Pull (``killed``) or release the kill switch. ``again``: pulled on an endpoint read
@@ -725,19 +731,27 @@ class ServingService:
         decision = self._gate(action, endpoint, current.routes, current.traffic, versions, current)
         if not killed:
             return self._release(seen, switch, reason, decision)
-        started_from = None if again else self._native_start_point(endpoint)
+        started_from = None if again else self._native_start_point(current)
         return self._pull(seen, switch, reason, decision, again=again, started_from=started_from)
 
-    def _native_start_point(self, endpoint: str) -> tuple[Deployment, Deployment] | None:
+    def _native_start_point(self, current: Endpoint) -> tuple[Deployment, Deployment] | None:
         """While a native rollout's end is not recorded: its start (the endpoint's latest
         deployment, recording the traffic the rollout walks to, never verified) and the
-        deployment before it, the traffic the rollout started from and the cloud rolls back to."""
-        found = self._unrecorded_native_start(endpoint)
+        deployment before it, the traffic the rollout started from and the cloud rolls back to.
+        None (the switch alone is recorded) when the live versions of that traffic no longer
+        meet the production controls (one archived since): a release could never be allowed
+        onto it."""
+        found = self._unrecorded_native_start(current.name)
         if found is None:
             return None
-        history = self.deployment_history(endpoint)
+        history = self.deployment_history(current.name)
         index = next(i for i, d in enumerate(history) if d.id == found[0].id)
-        return (found[0], history[index - 1]) if index > 0 else None
+        if index == 0:
+            return None
+        before = history[index - 1]
+        if not self._meets_controls(current, before.traffic.weights):
+            return None
+        return found[0], before
 
     def _pull(
         self,
