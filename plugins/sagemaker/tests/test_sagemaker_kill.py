@@ -408,3 +408,28 @@ def test_a_kill_mid_rollout_over_an_archived_start_can_be_released(
     assert not (latest.known_good and latest.traffic.live_weights.get("blue"))
     released = platform.serving.unkill("churn-live", reason="fixed")
     assert released.status is EndpointStatus.IN_SERVICE
+
+
+def test_a_switch_pulled_after_sagemaker_finished_the_rollout_records_what_it_served(
+    platform: Platform, cloud: SageMakerBackend, fake: SageMakerFake, versions: None
+) -> None:
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    platform.serving.deploy("churn-live", "churn:2", route="green")
+    plan = TrafficPlan(  # the fake finishes it at once; no status asked, its end not recorded
+        endpoint="churn-live",
+        strategy=RolloutStrategy.CANARY,
+        steps=[
+            TrafficStep(weights={"blue": 90, "green": 10}, bake_seconds=300),
+            TrafficStep(weights={"blue": 0, "green": 100}),
+        ],
+    )
+    native.start(platform, plan)
+    assert cloud.get_endpoint("churn-live").traffic.live_weights == {"green": 100}
+    FaultInjector(  # the kill's traffic is refused: the switch is pulled
+        script=[Fault.THROTTLING] * SETTINGS["max_attempts"],
+        operations={"UpdateEndpointWeightsAndCapacities"},
+    ).attach(cloud.clients.sagemaker)
+    killed = platform.serving.kill("churn-live", reason="incident")
+    assert killed.status is EndpointStatus.KILLED
+    assert killed.traffic.live_weights == {"green": 100}
+    assert platform.sync() == []

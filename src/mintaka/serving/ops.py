@@ -49,6 +49,7 @@ from mintaka.interfaces import (
     BatchScoring,
     KillSwitch,
     MetricsSource,
+    NativeRollout,
     Serving,
     ShadowTraffic,
     Support,
@@ -740,7 +741,8 @@ class ServingService:
         deployment before it, the traffic the rollout started from and the cloud rolls back to.
         None (the switch alone is recorded) when the live versions of that traffic no longer
         meet the production controls (one archived since): a release could never be allowed
-        onto it."""
+        onto it; and when the backend says the rollout succeeded (nobody asked its status
+        since): the cloud then serves the start's traffic, which is what is recorded."""
         found = self._unrecorded_native_start(current.name)
         if found is None:
             return None
@@ -751,7 +753,27 @@ class ServingService:
         before = history[index - 1]
         if not self._meets_controls(current, before.traffic.weights):
             return None
+        if self._native_succeeded(current.name, found[1]):
+            return None
         return found[0], before
+
+    def _native_succeeded(self, endpoint: str, rollout_id: str) -> bool:
+        """Whether the backend says native rollout ``rollout_id`` succeeded: its end is then
+        what the cloud serves. A rollout in progress, rolled back or failed leaves the cloud
+        on (or going back to) the traffic it started from; a status that cannot be read is
+        taken as such too, so a kill never waits on it and records known-good traffic."""
+        try:
+            rollout = self.platform._area(Capability.SERVING_NATIVE_ROLLOUT, NativeRollout)
+            return rollout.rollout_status(endpoint, rollout_id) == "succeeded"
+        except MintakaError as exc:
+            log.warning(
+                "kill switch on %s: the status of native rollout %s could not be read (%s); "
+                "the traffic it started from is recorded with the kill",
+                endpoint,
+                rollout_id,
+                exc,
+            )
+            return False
 
     def _pull(
         self,
