@@ -433,3 +433,16 @@ def test_a_switch_pulled_after_sagemaker_finished_the_rollout_records_what_it_se
     assert killed.status is EndpointStatus.KILLED
     assert killed.traffic.live_weights == {"green": 100}
     assert platform.sync() == []
+
+
+def test_a_throttled_delete_mid_rollout_is_no_refusal_and_trips_no_alarm(
+    platform: Platform, cloud: SageMakerBackend, fake: SageMakerFake, versions: None
+) -> None:
+    _rolling_out(platform, fake, p99_latency_ms=250)
+    FaultInjector(
+        script=[Fault.THROTTLING] * SETTINGS["max_attempts"], operations={"DeleteEndpoint"}
+    ).attach(cloud.clients.sagemaker)
+    with pytest.raises(RetryExhausted, match="delete_endpoint"):
+        platform.serving.kill("churn-live", reason="incident")
+    assert _alarm_state(rollout_alarm_name("churn-live", "green", "p99-latency")) == "OK"
+    assert platform.serving.get_endpoint("churn-live").status is EndpointStatus.IN_SERVICE

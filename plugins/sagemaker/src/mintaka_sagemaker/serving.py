@@ -1533,7 +1533,9 @@ class SageMakerServing(SageMakerRegistry):
         Models). Killing a killed endpoint changes nothing. A record found beside an endpoint
         that still exists (its kill's delete failed, or the name was taken again) is stale:
         the endpoint as it is now is recorded instead. A delete refused while SageMaker walks a
-        native rollout stops that rollout where it can and is refused (``_roll_back_update``)."""
+        native rollout stops that rollout where it can and is refused (``_roll_back_update``);
+        a delete that fails otherwise (throttled, a server error, a permission missing) is
+        raised as it is, and stops nothing: the kill is pulled again as it was."""
         try:
             described = self._describe_endpoint(name)
         except NotFound:
@@ -1559,7 +1561,7 @@ class SageMakerServing(SageMakerRegistry):
         try:
             with contextlib.suppress(NotFound):  # deleted already: a repeated or resumed kill
                 self._sm("delete_endpoint", EndpointName=self.settings.endpoint_of(name))
-        except MintakaError as exc:
+        except Conflict as exc:
             if not described.get("PendingDeploymentSummary"):
                 raise
             self._roll_back_update(name, described, exc)
