@@ -4,6 +4,7 @@ kept with a kill record, and re-created from them when released."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -446,3 +447,25 @@ def test_a_throttled_delete_mid_rollout_is_no_refusal_and_trips_no_alarm(
         platform.serving.kill("churn-live", reason="incident")
     assert _alarm_state(rollout_alarm_name("churn-live", "green", "p99-latency")) == "OK"
     assert platform.serving.get_endpoint("churn-live").status is EndpointStatus.IN_SERVICE
+
+
+def test_a_kill_whose_rollout_alarms_could_not_be_set_names_them_and_says_retry_now(
+    platform: Platform,
+    cloud: SageMakerBackend,
+    fake: SageMakerFake,
+    versions: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rollout_id = _rolling_out(platform, fake, p99_latency_ms=250)
+    alarm = rollout_alarm_name("churn-live", "green", "p99-latency")
+    _refuse_deletes(cloud, monkeypatch)
+    FaultInjector(
+        script=[Fault.THROTTLING] * SETTINGS["max_attempts"], operations={"SetAlarmState"}
+    ).attach(cloud.clients.cloudwatch)
+    with pytest.raises(Conflict) as raised:
+        platform.serving.kill("churn-live", reason="incident")
+    said = str(raised.value)
+    assert "no rollback alarm" not in said
+    assert "SLA bound" not in said
+    assert re.search(rf"{rollout_id}.*{alarm}.*failed.*nothing stops it yet.*again now", said)
+    assert _alarm_state(alarm) == "OK"

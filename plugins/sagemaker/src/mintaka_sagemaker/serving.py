@@ -1575,8 +1575,9 @@ class SageMakerServing(SageMakerRegistry):
         set to ALARM, which makes SageMaker roll it back to the fleet serving before it (the
         traffic it started from), and the kill is refused (``Conflict``) saying so, to be pulled
         again once the endpoint is InService. A rollout no alarm of Mintaka's watches cannot be
-        stopped: the kill is refused all the same. Alarms configured in ``rollback_alarms``
-        belong to others and are left alone."""
+        stopped: the kill is refused all the same; one whose alarms could not be set is not
+        stopped yet, and the refusal names them and says to pull the switch again now. Alarms
+        configured in ``rollback_alarms`` belong to others and are left alone."""
         pending = str(described["PendingDeploymentSummary"].get("EndpointConfigName", ""))
         status = described["EndpointStatus"]
         if not self._native_rollout_config(pending):
@@ -1586,8 +1587,42 @@ class SageMakerServing(SageMakerRegistry):
                 f"kill switch again once the endpoint is InService (`mintaka endpoints show "
                 f"{name}`)"
             ) from refused
-        alarms = []
-        for alarm in self._own_rollback_alarms(self.settings.endpoint_of(name), described):
+        own = self._own_rollback_alarms(self.settings.endpoint_of(name), described)
+        alarms, failed = self._trip_alarms(name, pending, own)
+        again = f"once the endpoint is InService (`mintaka endpoints show {name}`)"
+        why = "; ".join(f"{alarm}: {error}" for alarm, error in failed.items())
+        if alarms:
+            done = (
+                f"Mintaka set that rollout's rollback alarms {alarms} to ALARM, so SageMaker "
+                f"rolls native rollout {pending} back to the fleet serving before it"
+            )
+            if failed:
+                done += f" (setting {list(failed)} failed: {why})"
+        elif failed:
+            done = (
+                f"setting native rollout {pending}'s rollback alarms {list(failed)} to ALARM "
+                f"failed ({why}), so nothing stops it yet"
+            )
+            again = "now, to set them again"
+        else:
+            done = (
+                f"native rollout {pending} has no rollback alarm of Mintaka's (its plan sets no "
+                "SLA bound), so nothing stops it before it ends"
+            )
+        raise Conflict(
+            f"[sagemaker] endpoint {name!r} is {status} and SageMaker refused to delete it "
+            f"({refused}); {done}: the kill is not applied, pull the kill switch again {again}"
+        ) from refused
+
+    def _trip_alarms(
+        self, name: str, pending: str, alarms: Sequence[str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """Set each of ``alarms`` to ALARM, so SageMaker rolls back update ``pending``; the
+        alarms set, and each one that could not be set with why (the kill's refusal names
+        them: a rollout whose alarms were all left unset is not stopped yet)."""
+        tripped: list[str] = []
+        failed: dict[str, str] = {}
+        for alarm in alarms:
             try:
                 self._call(
                     "cloudwatch",
@@ -1598,23 +1633,10 @@ class SageMakerServing(SageMakerRegistry):
                 )
             except MintakaError as exc:
                 log.warning("kill switch on %s: setting alarm %s failed: %s", name, alarm, exc)
+                failed[alarm] = str(exc)
                 continue
-            alarms.append(alarm)
-        if alarms:
-            done = (
-                f"Mintaka set that rollout's rollback alarms {alarms} to ALARM, so SageMaker "
-                f"rolls native rollout {pending} back to the fleet serving before it"
-            )
-        else:
-            done = (
-                f"native rollout {pending} has no rollback alarm of Mintaka's (its plan sets no "
-                "SLA bound), so nothing stops it before it ends"
-            )
-        raise Conflict(
-            f"[sagemaker] endpoint {name!r} is {status} and SageMaker refused to delete it "
-            f"({refused}); {done}: the kill is not applied, pull the kill switch again once "
-            f"the endpoint is InService (`mintaka endpoints show {name}`)"
-        ) from refused
+            tripped.append(alarm)
+        return tripped, failed
 
     def _native_rollout_config(self, config: str) -> bool:
         """Whether ``config`` is one a native rollout of Mintaka's deploys (``start_rollout``
