@@ -264,6 +264,48 @@ def test_a_kill_whose_traffic_the_cloud_refuses_while_it_walks_the_plan_pulls_th
     assert three.serving.unrecorded_native_rollout("scoring") is None
 
 
+def test_a_kill_whose_traffic_and_switch_the_cloud_refuses_mid_plan_leaves_the_rollout_shown(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As above, but the cloud refuses the switch too (SageMaker refuses DeleteEndpoint while
+    Updating): the kill is not in force, so the rollout the cloud walks is recorded as started
+    after it (its end not recorded), and the refusal of the start says so."""
+    three.serving.set_traffic("scoring", {"blue": 50, "green": 50, "red": 0})
+    backend: Any = three.backend
+    walking: list[str] = []
+
+    def refused_while_walking(name: str, traffic: TrafficMap) -> Endpoint:
+        if walking:
+            raise Conflict(f"[cloud] endpoint {name!r} is Updating; wait for it to be InService")
+        return type(backend).set_traffic(backend, name, traffic)
+
+    def kill_refused_while_walking(name: str) -> Endpoint:
+        if walking:
+            raise Conflict(f"[cloud] endpoint {name!r} is Updating; the kill is not applied")
+        return type(backend).kill(backend, name)
+
+    monkeypatch.setattr(backend, "set_traffic", refused_while_walking)
+    monkeypatch.setattr(backend, "kill", kill_refused_while_walking)
+
+    class KilledMeanwhile(_Cloud):
+        def start_rollout(self, plan: TrafficPlan) -> str:
+            three.serving.kill("scoring", reason="incident")
+            walking.append(plan.endpoint)
+            return super().start_rollout(plan)
+
+    monkeypatch.setattr(native, "_native", lambda plat: KilledMeanwhile())
+    with pytest.raises(Conflict, match=r"r-7.*kill is not applied.*recorded as started"):
+        native.start(three, _plan({"blue": 50, "green": 50}, {"green": 100}))
+    recorded = three.serving.get_endpoint("scoring")
+    assert recorded.status.value == "in_service"
+    assert recorded.traffic.live_weights == {"green": 100}
+    assert three.serving.unrecorded_native_rollout("scoring") == "r-7"
+    history = three.serving.deployment_history("scoring")
+    assert history[-2].known_good
+    assert history[-2].traffic.live_weights == {"blue": 100}  # the kill's, known good
+    assert native.status(three, "scoring", "r-7") is native.NativeRolloutStatus.IN_PROGRESS
+
+
 def test_a_switch_pulled_over_a_native_rollout_records_and_releases_its_starting_traffic(
     three: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -22,8 +22,10 @@ change:
   start read it. A kill (or another change) recorded while the cloud started it refuses the
   record (``Conflict``, naming the rollout id) and the cloud is put back to what the store
   records (the kill switch again, or the kill's traffic; a kill's traffic the cloud refuses
-  while it walks the plan pulls the switch instead, recorded): the store never says the
-  endpoint rolls out over a kill, nor records a kill the cloud ignores.
+  while it walks the plan pulls the switch instead, recorded; a switch the cloud refuses too
+  leaves the rollout recorded as started after the kill, its end not recorded, and the
+  refusal says the kill is not applied): the store never says the endpoint rolls out over a
+  kill in force, nor records a kill the cloud ignores as in force.
 - ``status``: asks the cloud. ``succeeded`` marks the new traffic known-good. ``rolled_back`` or
   ``failed`` records the traffic the cloud went back to (``endpoint.rollback``) and raises a
   critical ``rollout-native`` alert, once per rollout however often (and by however many
@@ -50,7 +52,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -82,12 +84,16 @@ from mintaka.rollout.controller import (
 from mintaka.serving.ops import (
     _as_sent,
     _check_unchanged,
+    _Seen,
     _traffic,
     _undone_on_failure,
     latest_deployment,
 )
 
 if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from mintaka.domain.audit import AuditEvent
     from mintaka.platform import Platform
 
 log = logging.getLogger(__name__)
@@ -204,8 +210,24 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     serving.mark_known_good(plan.endpoint, expected=seen.latest)
     rollout_id = rollout.start_rollout(plan)
     why = NATIVE_REASON + rollout_id + (f": {reason}" if reason else "")
+
+    def record(conn: Connection) -> list[AuditEvent]:
+        return serving._record_deployment(
+            conn,
+            plan.endpoint,
+            current.routes,
+            target,
+            versions,
+            plan.strategy,
+            why,
+            decision=decision,
+            action=START_ACTION,
+        )
+
     undo = functools.partial(
-        serving._put_back, current, functools.partial(_restore, platform, seen.kill, rollout_id)
+        serving._put_back,
+        current,
+        functools.partial(_restore, platform, seen.kill, rollout_id, record),
     )
     try:
         with (
@@ -213,18 +235,16 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
             platform.store.write() as conn,
         ):
             _check_unchanged(conn, seen, START_ACTION)
-            events = serving._record_deployment(
-                conn,
-                plan.endpoint,
-                current.routes,
-                target,
-                versions,
-                plan.strategy,
-                why,
-                decision=decision,
-                action=START_ACTION,
-            )
+            events = record(conn)
     except Conflict as exc:
+        if serving.unrecorded_native_rollout(plan.endpoint) == rollout_id:
+            raise Conflict(
+                f"{exc}; but the cloud had started native rollout {rollout_id} and refused both "
+                "the kill's traffic and the kill switch while it walks it: the kill is not "
+                "applied, and the rollout is recorded as started after it; pull the kill "
+                "switch again once the endpoint is InService, or follow the rollout with "
+                f"`mintaka rollout-status {plan.endpoint} {rollout_id}`"
+            ) from exc
         raise Conflict(
             f"{exc}; the cloud had started native rollout {rollout_id}, which is not recorded: "
             f"check the endpoint (`mintaka sync`) and, if the cloud still walks it, pull the "
@@ -234,14 +254,23 @@ def start(platform: Platform, plan: TrafficPlan, *, reason: str = "") -> str:
     return rollout_id
 
 
-def _restore(platform: Platform, kill: int, rollout_id: str, recorded: Endpoint) -> None:
+def _restore(
+    platform: Platform,
+    kill: int,
+    rollout_id: str,
+    record: Callable[[Connection], list[AuditEvent]],
+    recorded: Endpoint,
+) -> None:
     """Put back in the cloud what the store records of an endpoint a native rollout was started
     on and not recorded (a kill, or another change, was recorded meanwhile): the kill switch,
     or the recorded traffic. No capability stops a cloud's rollout as such; the switch, or a
     traffic change the cloud makes over the rollout, is what leaves the kill in force. A kill
     that put known-good traffic back (the start read the endpoint's latest kill as ``kill``)
     whose traffic the cloud refuses while it walks the plan pulls the switch, recorded: a kill
-    is never left recorded over a cloud that keeps rolling out. Any other refusal is logged
+    is never left recorded over a cloud that keeps rolling out. Where the cloud refuses the
+    switch too, the rollout's start is recorded after all (``record``, while nothing else was
+    recorded since the kill), so the store shows the rollout under way, its end not recorded,
+    and no kill in force; the start's refusal says so. Any other refusal is logged
     (``_undone_on_failure``)."""
     if recorded.status is EndpointStatus.KILLED:
         platform._area(Capability.SERVING_KILL, KillSwitch).kill(recorded.name)
@@ -262,7 +291,24 @@ def _restore(platform: Platform, kill: int, rollout_id: str, recorded: Endpoint)
             exc,
         )
         why = f"the cloud refused the kill's traffic while it walks native rollout {rollout_id}"
-        platform.serving._switch(recorded.name, True, f"{why}: {exc}")
+        after_kill = platform.serving._seen(recorded.name)
+        try:
+            platform.serving._switch(recorded.name, True, f"{why}: {exc}")
+        except MintakaError:
+            _record_over_refused_kill(platform, after_kill, record)
+            raise
+
+
+def _record_over_refused_kill(
+    platform: Platform, seen: _Seen, record: Callable[[Connection], list[AuditEvent]]
+) -> None:
+    """Record a native rollout's start after a kill the cloud refused in full (its traffic and
+    its switch) while it walks the rollout, unless another change was recorded since ``seen``:
+    the store then says what the cloud does, a rollout under way whose end is not recorded."""
+    with platform.store.write() as conn:
+        _check_unchanged(conn, seen, START_ACTION)
+        events = record(conn)
+    platform._after_commit(events)
 
 
 def _retire_previous(
