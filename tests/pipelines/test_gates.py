@@ -682,3 +682,41 @@ def test_an_empty_holdout_is_a_validation_error_naming_it(
     )
     with pytest.raises(ValidationError, match=f"{holdout} holds no rows"):
         evaluate_model(inputs, context)
+
+
+def test_an_old_unprofiled_version_ingested_again_is_held_to_the_later_profiled_one(
+    platform: Platform, data: Path, tmp_path: Path, clock: ManualClock
+) -> None:
+    old = tmp_path / "old.csv"
+    old.write_text(data.read_text())
+    rewrite(old, lambda r: {k: v for k, v in r.items() if k != "income"})
+    unprofiled = platform.register_dataset("credit-applications", old, profile=False)
+    clock.advance(days=1)
+    run = platform.pipelines.run(partial(UP_TO_VALIDATION, data=str(data)), isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    clock.advance(days=1)
+    error = failing(platform, partial(UP_TO_VALIDATION, data=str(old)))
+    assert checks(error)["schema"] == (1, 0)
+    assert "missing income" in str(error)
+    assert platform.get_dataset(unprofiled.id).profile is not None
+
+
+def test_versions_registered_at_one_instant_are_held_to_the_one_registered_before(
+    platform: Platform, tmp_path: Path
+) -> None:
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    versions = []
+    for step in range(3):  # no clock advance: one instant, told apart by registration order
+        path = tmp_path / f"v{step}.csv"
+        path.write_text("x\n" + "\n".join(str(v + step) for v in range(100)))
+        versions.append(platform.register_dataset("applications", path))
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    for previous, version in itertools.pairwise(versions):
+        outcome = validate_data(DataValidationInputs(dataset_id=version.id), context)
+        assert outcome.reference_dataset == previous.id
+    first = validate_data(DataValidationInputs(dataset_id=versions[0].id), context)
+    assert first.reference_dataset is None

@@ -108,11 +108,13 @@ def _reference(
     ctx: StepContext, inputs: DataValidationInputs, dataset: DatasetVersion
 ) -> DatasetVersion | None:
     """What ``dataset`` is compared with: the version ``reference`` names by id; else the latest
-    profiled version of the dataset ``reference`` names; else the latest earlier profiled
-    version of ``dataset`` itself. Each version is held to the one before it, so the gate
-    measures what changed since the last version, not the drift accumulated since the first; a
-    version registered without a profile has nothing to compare with, so it is passed over
-    rather than let the next version through unmeasured."""
+    profiled version of the dataset ``reference`` names; else the profiled version of
+    ``dataset`` itself that got its profile last before it did. Each version is held to the one
+    before it, so the gate measures what changed since the last version, not the drift
+    accumulated since the first; a version registered without a profile has nothing to compare
+    with, so it is passed over rather than let the next version through unmeasured; and an old
+    version profiled when its bytes are ingested again is held to the versions profiled before
+    that, not let through as the first of its dataset."""
     platform = ctx.require_platform()
     name = dataset.name
     if inputs.reference:
@@ -122,12 +124,27 @@ def _reference(
             if not platform.find_datasets(inputs.reference):
                 raise
             name = inputs.reference
-    # Oldest first; a stable sort keeps the store's order among versions of the same instant.
-    versions = sorted(platform.find_datasets(name), key=lambda d: d.created_at)
+    versions = [d for d in platform.find_datasets(name) if d.profile or d.id == dataset.id]
     if name == dataset.name:
-        versions = [d for d in versions if d.created_at <= dataset.created_at]
-    earlier = [d for d in versions if d.id != dataset.id and d.profile]
+        versions = _in_profile_order(platform, versions)
+        versions = versions[: next(i for i, d in enumerate(versions) if d.id == dataset.id)]
+    earlier = [d for d in versions if d.id != dataset.id]
     return earlier[-1] if earlier else None
+
+
+def _in_profile_order(platform: Platform, versions: list[DatasetVersion]) -> list[DatasetVersion]:
+    """``versions`` (in the store's registration order) in the order they got their profiles,
+    as the audit chain's sequence numbers tell it: a version registered with a profile at its
+    ``dataset.register`` event, one profiled later at its last ``dataset.profile`` event. The
+    sequence orders versions of one instant too; one with neither event comes first."""
+    profiled_at: dict[str, int] = {}
+    for version in versions:
+        for event in platform.audit.events(subject=version.id):
+            if event.action == "dataset.profile" or (
+                event.action == "dataset.register" and version.id not in profiled_at
+            ):
+                profiled_at[version.id] = event.seq
+    return sorted(versions, key=lambda d: profiled_at.get(d.id, 0))
 
 
 @controller_step
