@@ -1200,26 +1200,59 @@ class Platform:
                 .on_conflict_do_nothing(index_elements=["name", "digest"])
             )
             if inserted.rowcount == 0:  # another process registered these bytes meanwhile
-                return self._dataset(
-                    conn.execute(
-                        select(datasets).where(datasets.c.name == name, datasets.c.digest == digest)
-                    ).one()
+                stored, events = self._registered_meanwhile(conn, record, measured, categorical)
+            else:
+                self.lineage.add(
+                    conn,
+                    [
+                        LineageNode(
+                            kind=NodeKind.DATASET,
+                            key=record.id,
+                            label=f"{record.name}@{digest[7:19]}",
+                            attrs={"name": record.name, "digest": digest, "uri": record.uri},
+                        )
+                    ],
+                    [],
                 )
-            self.lineage.add(
-                conn,
-                [
-                    LineageNode(
-                        kind=NodeKind.DATASET,
-                        key=record.id,
-                        label=f"{record.name}@{digest[7:19]}",
-                        attrs={"name": record.name, "digest": digest, "uri": record.uri},
-                    )
-                ],
-                [],
-            )
-            event = self._audit(conn, "dataset.register", record.id, name=name, digest=digest)
-        self._after_commit([event])
-        return record
+                event = self._audit(conn, "dataset.register", record.id, name=name, digest=digest)
+                stored, events = record, [event]
+        self._after_commit(events)
+        return stored
+
+    def _registered_meanwhile(
+        self,
+        conn: Connection,
+        record: DatasetVersion,
+        measured: dict[str, Any] | None,
+        categorical: Sequence[str],
+    ) -> tuple[DatasetVersion, list[AuditEvent]]:
+        """The version another process registered with ``record``'s name and digest while
+        ``record`` was profiled, and the events to announce: the profile ``measured`` for it is
+        stored, in ``conn``'s transaction, when that version has none (a profile asked for is
+        not lost to a registration without one); a profile stored by that process is kept."""
+        stored = self._dataset(
+            conn.execute(
+                select(datasets).where(
+                    datasets.c.name == record.name, datasets.c.digest == record.digest
+                )
+            ).one()
+        )
+        if measured is None or stored.profile is not None:
+            return stored, []
+        event = self._store_profile(conn, stored.id, measured, categorical)
+        return stored.model_copy(update={"profile": measured}), [event]
+
+    def _store_profile(
+        self,
+        conn: Connection,
+        dataset_id: str,
+        measured: dict[str, Any],
+        categorical: Sequence[str],
+    ) -> AuditEvent:
+        """Store ``measured`` as the profile of the version ``dataset_id``, audited as
+        ``dataset.profile`` in ``conn``'s transaction."""
+        conn.execute(update(datasets).where(datasets.c.id == dataset_id).values(profile=measured))
+        return self._audit(conn, "dataset.profile", dataset_id, categorical=list(categorical))
 
     def _profiled(
         self, record: DatasetVersion, source: Path, categorical: Sequence[str]
@@ -1239,10 +1272,7 @@ class Platform:
             )
             if current.profile is not None:
                 return current
-            conn.execute(
-                update(datasets).where(datasets.c.id == record.id).values(profile=measured)
-            )
-            event = self._audit(conn, "dataset.profile", record.id, categorical=list(categorical))
+            event = self._store_profile(conn, record.id, measured, categorical)
         self._after_commit([event])
         return record.model_copy(update={"profile": measured})
 

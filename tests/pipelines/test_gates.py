@@ -720,3 +720,27 @@ def test_versions_registered_at_one_instant_are_held_to_the_one_registered_befor
         assert outcome.reference_dataset == previous.id
     first = validate_data(DataValidationInputs(dataset_id=versions[0].id), context)
     assert first.reference_dataset is None
+
+
+def test_a_profile_asked_for_survives_a_registration_without_one_meanwhile(
+    platform: Platform, data: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mintaka.platform as platform_module
+
+    measure = platform_module._profile_of
+    other = Platform(platform.home, clock=clock, ids=IdFactory(seed=99), actor="bob")
+
+    def measured_then_raced(source: Path, categorical: list[str]) -> object:
+        profile = measure(source, categorical)
+        other.register_dataset("applications", source, profile=False)
+        return profile
+
+    monkeypatch.setattr(platform_module, "_profile_of", measured_then_raced)
+    with other:
+        asked = platform.register_dataset("applications", data)
+    [raced] = platform.find_datasets("applications")
+    assert asked.id == raced.id
+    assert raced.profile is not None
+    assert asked.profile == raced.profile
+    actions = [(e.action, e.actor) for e in platform.audit.events(subject=raced.id)]
+    assert actions == [("dataset.register", "bob"), ("dataset.profile", "alice")]
