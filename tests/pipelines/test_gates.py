@@ -744,3 +744,27 @@ def test_a_profile_asked_for_survives_a_registration_without_one_meanwhile(
     assert asked.profile == raced.profile
     actions = [(e.action, e.actor) for e in platform.audit.events(subject=raced.id)]
     assert actions == [("dataset.register", "bob"), ("dataset.profile", "alice")]
+
+
+def test_an_empty_holdout_is_a_validation_error_naming_it_in_the_champion_gate(
+    champion: Platform, tmp_path: Path
+) -> None:
+    from mintaka.errors import ValidationError
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import ChallengeInputs, beat_champion
+
+    fresh = write_dataset(tmp_path / "fresh.csv", rows=600, seed=9)
+    run = champion.pipelines.run(
+        partial((*UP_TO_EVALUATION, "register"), data=str(fresh), min_group_ratio=0.0),
+        isolation="inline",
+    )
+    outputs = {s.name: s.outputs for s in run.steps}
+    holdout = Path(str(outputs["train"]["holdout"]))
+    holdout.write_text(holdout.read_text().splitlines()[0] + "\n")
+    context = StepContext(
+        pipeline="p", run_id="r", step="challenge", workdir=tmp_path, platform=champion
+    )
+    model = str(outputs["register"]["ref"])
+    inputs = ChallengeInputs(model=model, holdout=holdout, label="default")
+    with pytest.raises(ValidationError, match=f"{holdout} holds no rows"):
+        beat_champion(inputs, context)

@@ -499,7 +499,9 @@ class ChallengeOutcome(GateOutcome):
 
 @controller_step
 def beat_champion(inputs: ChallengeInputs, ctx: StepContext) -> ChallengeOutcome:
-    """The challenger passes only when it beats the alias holder on the business metric."""
+    """The challenger passes only when it beats the alias holder on the business metric, over a
+    holdout that has rows (one without is a ``ValidationError`` naming it, as in
+    :func:`evaluate_model`)."""
     platform = ctx.require_platform()
     version = platform.get_model_version(inputs.model)
     try:
@@ -512,7 +514,7 @@ def beat_champion(inputs: ChallengeInputs, ctx: StepContext) -> ChallengeOutcome
         return ChallengeOutcome(
             passed=True, checks=(check,), champion=champion.version, challenger=version.version
         )
-    rows = _read(inputs.holdout)
+    rows = _holdout(inputs.holdout)
     labels = _labels(rows, inputs.label, inputs.holdout)
     try:
         comparison = platform.serving.compare(
