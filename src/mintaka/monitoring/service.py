@@ -1336,7 +1336,11 @@ class MonitoringService:
         self._audit_failures(failed, measured, on_duty)
         killed = {name for name, e in recorded.items() if e.status is EndpointStatus.KILLED}
         quiet = {k: v for k, v in quiet.items() if v[0].endpoint not in killed}
-        alerts.extend(self._track_unmeasured(quiet, measured, now, on_duty, moved_on))
+        raised, refused = self._track_unmeasured(quiet, measured, now, on_duty, moved_on)
+        alerts.extend(raised)
+        if refused:
+            self._audit_failures(refused, set(), on_duty)
+            failed.extend(refused)
         return RunReport(
             evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed), tuple(notes)
         )
@@ -1435,7 +1439,7 @@ class MonitoringService:
         now: datetime,
         on_duty_since: Mapping[str, OnDuty],
         moved_on: Mapping[str, str],
-    ) -> list[Alert]:
+    ) -> tuple[list[Alert], list[SignalFailure]]:
         """Record the signals this pass measured nothing for (``quiet``: no traffic, no labels,
         too few rows) and those measured again, and alert on each left unmeasured for its
         ``unmeasured_after`` since the first pass of its stretch: a model whose traffic dried
@@ -1450,7 +1454,9 @@ class MonitoringService:
         to another model (``moved_on``, each with why): it fails every pass from then on, so
         its stretch would otherwise stay open, and its ticket keep the name taken, for ever.
         A pass on which the signal failed changes nothing else here (failures are audited
-        apart). Recording it never stops the run. The stretches are read under the audit
+        apart). Recording it never stops the run, nor does an alert that cannot be raised (an
+        owner stored by an earlier release that forges printed lines): it is returned as that
+        signal's failure beside the alerts raised. The stretches are read under the audit
         chain's lock, so two runners at once on a server database record each outcome once."""
         try:
             with self.platform.store.write() as conn:
@@ -1491,15 +1497,28 @@ class MonitoringService:
                     events.append(self.platform._audit(conn, SIGNAL_MEASURED, subject, since=since))
         except Exception:
             log.exception("recording unmeasured signal(s) in the audit trail failed")
-            return []
+            return [], []
         self.platform._after_commit(events)
         for subject, why in ended.items():
             self._resolve_unmeasured(subject, f"the signal's unmeasured stretch ended: {why}")
         for subject in back:
             self._resolve_unmeasured(subject, "the signal is measured again")
-        return [
-            self._unmeasured_alert(signal, endpoint, found, now) for signal, endpoint, found in due
-        ]
+        alerts: list[Alert] = []
+        refused: list[SignalFailure] = []
+        for signal, endpoint, found in due:
+            try:
+                alerts.append(self._unmeasured_alert(signal, endpoint, found, now))
+            except Exception as exc:  # one bad signal never stops the others
+                error = str(exc) if isinstance(exc, MintakaError) else repr(exc)
+                log.warning(
+                    "the unmeasured alert of signal %r on %s could not be raised: %s",
+                    signal.name,
+                    endpoint,
+                    error,
+                    exc_info=not isinstance(exc, MintakaError),
+                )
+                refused.append(SignalFailure(endpoint, signal.name, error))
+        return alerts, refused
 
     def _unmeasured_alert(
         self, signal: Signal, endpoint: str, found: Unmeasured, now: datetime
@@ -2406,10 +2425,33 @@ def _not_served(monitor_id: str, spec: MonitorSpec, endpoint: Endpoint) -> str:
 
 def _stored_monitor(raw: Mapping[str, Any]) -> MonitorSpec:
     """A monitor as stored, read as a spec: the fields earlier versions stored and none reads
-    now are left out, so a monitor stored before they were retired still loads."""
-    return MonitorSpec.model_validate(
-        {k: v for k, v in raw.items() if k not in RETIRED_MONITOR_FIELDS}
-    )
+    now are left out, so a monitor stored before they were retired still loads, and its
+    signals' handlers are read as :func:`_stored_handlers` reads them."""
+    kept = {k: v for k, v in raw.items() if k not in RETIRED_MONITOR_FIELDS}
+    if isinstance(kept.get("signals"), list):
+        kept["signals"] = [_stored_handlers(s) for s in kept["signals"]]
+    return MonitorSpec.model_validate(kept)
+
+
+def _stored_handlers(signal: Any) -> Any:
+    """A stored signal with the blanks around its owner and escalation steps dropped: earlier
+    releases stored them as given, and :meth:`MonitoringService.raise_alert` now refuses them,
+    so its alerts would fail instead of being ticketed for the person meant. A handler that
+    still forges printed lines (a control character) is kept as stored: its alerts are that
+    signal's failure."""
+    if not isinstance(signal, Mapping):
+        return signal
+    found = dict(signal)
+    if isinstance(found.get("owner"), str):
+        found["owner"] = found["owner"].strip()
+    if isinstance(found.get("escalation"), list):
+        found["escalation"] = [
+            dict(step, to=step["to"].strip())
+            if isinstance(step, Mapping) and isinstance(step.get("to"), str)
+            else step
+            for step in found["escalation"]
+        ]
+    return found
 
 
 def _sample_key(model: str, version: int, reference: Reference | None) -> tuple[str, ...]:

@@ -1,0 +1,99 @@
+"""A runner pass goes on whatever one stored record holds: a monitor stored by an earlier
+release, or one removed while the pass runs."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+from monitoring_kit import scoring_monitor
+from sqlalchemy import select, update
+
+from mintaka import ManualClock, Platform
+from mintaka.domain.monitoring import Escalation, Signal, SignalKind, TicketStatus
+from mintaka.domain.serving import EndpointMetrics
+from mintaka.store.schema import monitors
+
+
+def errors_signal(**overrides: Any) -> Signal:
+    values: dict[str, Any] = {
+        "name": "errors",
+        "kind": SignalKind.TELEMETRY,
+        "metric": "error_rate",
+        "threshold": 0.05,
+        "window": "15m",
+        "owner": "oncall-a",
+        "escalation": [Escalation(after_minutes=30, to="lead-b")],
+    }
+    values.update(overrides)
+    return Signal(**values)
+
+
+def quiet_signal(**overrides: Any) -> Signal:
+    """A latency signal over an hour's window, which the metrics below leave without traffic."""
+    values: dict[str, Any] = {
+        "name": "quiet",
+        "metric": "p99_latency_ms",
+        "threshold": 500.0,
+        "window": "1h",
+        "unmeasured_after": "1h",
+    }
+    return errors_signal(**(values | overrides))
+
+
+def store_handlers(platform: Platform, monitor_id: str, owner: str, to: str = "lead-b") -> None:
+    """Rewrite the monitor as an earlier release stored it, before owners and escalation steps
+    were checked: its signals owned by ``owner``, escalating to ``to``."""
+    with platform.store.write() as conn:
+        spec = dict(
+            conn.execute(select(monitors.c.spec).where(monitors.c.id == monitor_id)).scalar_one()
+        )
+        spec["signals"] = [
+            dict(s, owner=owner, escalation=[{"after_minutes": 30, "to": to}])
+            for s in spec["signals"]
+        ]
+        conn.execute(update(monitors).where(monitors.c.id == monitor_id).values(spec=spec))
+
+
+def erroring(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+    """9 % errors over the errors signal's 15 minutes; no traffic over a longer window."""
+    if end - start > timedelta(minutes=15):
+        return EndpointMetrics(endpoint=endpoint, start=start, end=end)
+    return EndpointMetrics(
+        endpoint=endpoint, start=start, end=end, requests={"blue": 100}, errors={"blue": 9}
+    )
+
+
+@pytest.mark.parametrize("owner", ["oncall-b ", "oncall\nb"])
+def test_a_stored_monitor_whose_owner_is_now_refused_never_stops_a_pass(
+    served: Platform, clock: ManualClock, monkeypatch: pytest.MonkeyPatch, owner: str
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(errors_signal()))
+    quiet = served.monitoring.add_monitor(scoring_monitor(quiet_signal()))
+    store_handlers(served, quiet, owner)
+    monkeypatch.setattr(served.serving, "endpoint_metrics", erroring)
+    served.monitoring.run_once()
+    [ticket] = served.monitoring.tickets(TicketStatus.OPEN)
+    clock.advance(hours=2)
+    report = served.monitoring.run_once()
+    assert report.escalated == (ticket.id,)
+    unmeasured = [t for t in served.monitoring.tickets() if t.signal.endswith(":unmeasured")]
+    failures = [(f.signal, "owner" in f.error) for f in report.failed]
+    if owner.strip() == owner:  # still unprintable: that signal's failure, no ticket
+        assert (unmeasured, failures) == ([], [("quiet", True)])
+    else:  # stored blanks are dropped: ticketed for its owner as stored
+        assert ([t.owner for t in unmeasured], failures) == (["oncall-b"], [])
+
+
+def test_a_stored_monitor_with_blanks_around_its_handlers_still_tickets_its_breaches(
+    served: Platform, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monitor = served.monitoring.add_monitor(scoring_monitor(errors_signal()))
+    store_handlers(served, monitor, " oncall-a ", to="lead-b\t")
+    monkeypatch.setattr(served.serving, "endpoint_metrics", erroring)
+    report = served.monitoring.run_once()
+    assert (len(report.alerts), report.failed) == (1, ())
+    clock.advance(hours=1)
+    [escalated] = served.monitoring.run_once().escalated
+    assert served.monitoring.ticket(escalated).owner == "lead-b"
