@@ -77,6 +77,11 @@ def test_an_alert_opens_exactly_one_ticket_with_owner_and_runbook(served: Platfo
         ),
         ("drift", {"details": {"psi": {"income": math.nan}}}, "details of alert"),
         ("drift", {"details": {"seen": {1, 2}}}, "details of alert"),
+        ("drift", {"details": {"note": "caf\udce9"}}, "details of alert"),
+        ("drift", {"details": {"count": 2**60}}, "details of alert"),
+        ("drift", {"details": {"psi": {"income": 2**53}}}, "details of alert"),
+        ("drift", {"details": {"key": "x", 1: "y"}}, "details of alert"),
+        ("drift", {"details": {"psi": {None: 0.1}}}, "details of alert"),
     ],
 )
 def test_an_alert_with_a_bad_value_or_name_is_refused_before_anything_is_written(

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
+from mintaka.audit.chain import canonical_bytes
 from mintaka.capabilities import Capability
 from mintaka.domain.base import parse_enum
 from mintaka.domain.monitoring import (
@@ -144,15 +145,34 @@ def _check_alert(signal: str, endpoint: str, value: float, threshold: float) -> 
 
 
 def _check_details(signal: str, details: Mapping[str, Any]) -> None:
-    """Refuse an alert's ``details`` that are not plain JSON (a set, an object) or hold a number
-    that is not finite: the ticket stores them as JSON, which has no way to write either (a
-    server database refuses them mid-write, and the audit event would record NaN as null)."""
+    """Refuse an alert's ``details`` that are not plain JSON (a set, an object), hold a number
+    that is not finite, or that the audit chain cannot write as its ``alert.raise`` event: the
+    ticket stores them as JSON, which has no way to write NaN or a set (a server database
+    refuses them mid-write, and the audit event would record NaN as null), and the chain's
+    RFC 8785 encoding refuses an integer beyond 2^53 and text that is not UTF-8 (a lone
+    surrogate). A key that is not a string would be stored as text the alert never held."""
     try:
         json.dumps(details, allow_nan=False)
-    except (TypeError, ValueError) as exc:
+        _check_keys(details)
+        canonical_bytes(details)
+    except (TypeError, ValueError, MintakaError) as exc:
         raise ValidationError(
-            f"details of alert {signal!r} must be JSON without NaN or infinity: {exc}"
+            f"details of alert {signal!r} must be JSON without NaN or infinity, with string "
+            f"keys, integers within 2^53 and UTF-8 text: {exc}"
         ) from None
+
+
+def _check_keys(value: Any) -> None:
+    """Raise ``TypeError`` on a map in ``value``, at any depth, with a key that is not a
+    string: JSON writes such a key as text, so the details read back would differ."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"key {key!r} is not a string")
+            _check_keys(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_keys(item)
 
 
 def _check_handlers(signal: Signal) -> None:
