@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 from mintaka import ManualClock, Platform
 from mintaka.domain.monitoring import Escalation, Signal, SignalKind, TicketStatus
 from mintaka.domain.serving import EndpointMetrics
+from mintaka.monitoring.service import OnDuty, _failing_signals
 from mintaka.store.schema import monitors
 
 
@@ -97,3 +98,34 @@ def test_a_stored_monitor_with_blanks_around_its_handlers_still_tickets_its_brea
     clock.advance(hours=1)
     [escalated] = served.monitoring.run_once().escalated
     assert served.monitoring.ticket(escalated).owner == "lead-b"
+
+
+def test_a_monitor_removed_while_a_pass_runs_keeps_no_open_failure_or_stretch(
+    served: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    failing = served.monitoring.add_monitor(scoring_monitor(errors_signal()))
+    quiet = served.monitoring.add_monitor(scoring_monitor(quiet_signal()))
+
+    def metrics(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        if end - start > timedelta(minutes=15):
+            return EndpointMetrics(endpoint=endpoint, start=start, end=end)
+        raise RuntimeError("metrics backend down")
+
+    monkeypatch.setattr(served.serving, "endpoint_metrics", metrics)
+    on_duty_since = served.monitoring._on_duty_since
+    to_remove = [failing, quiet]
+
+    def removed_meanwhile() -> dict[str, OnDuty]:
+        """Another process removes both monitors once this pass has measured them."""
+        while to_remove:
+            served.monitoring.remove_monitor(to_remove.pop(), reason="retired")
+        return on_duty_since()
+
+    monkeypatch.setattr(served.monitoring, "_on_duty_since", removed_meanwhile)
+    report = served.monitoring.run_once()
+    assert [f.signal for f in report.failed] == ["errors"]
+    with served.store.read() as conn:
+        still_failing = _failing_signals(conn)
+    assert (still_failing, served.monitoring.unmeasured()) == ({}, {})
+    actions = [e.action for e in served.audit.events()]
+    assert actions[-2:] == ["monitor.remove", "monitor.remove"]

@@ -1380,14 +1380,19 @@ class MonitoringService:
         removed monitor's, or one from before its endpoint was created again or released) is
         not its own, so the same error is audited afresh. Recording it never stops the run.
         The failures are read under the audit chain's lock, so two runners at once on a server
-        database record each failure once."""
+        database record each failure once; so is which monitors are still on duty, so a failure
+        or recovery of a monitor removed since the pass measured it is not recorded (its removal
+        ended its failure, which would otherwise stay open for ever)."""
         try:
             with self.platform.store.write() as conn:
                 self.platform.audit.lock(conn)
                 failing = _failures(conn)
+                serving = _subjects_on_duty(conn)
                 events = []
                 for failure in failed:
                     subject = f"{failure.endpoint}:{failure.signal}"
+                    if subject not in serving:
+                        continue
                     error = failure.error[:2000]
                     previous = failing.get(subject)
                     if previous is not None and _same_failure(previous.error, error):
@@ -1404,7 +1409,7 @@ class MonitoringService:
                             error=error,
                         )
                     )
-                for subject in sorted(measured & set(failing)):
+                for subject in sorted(measured & set(failing) & serving):
                     events.append(self.platform._audit(conn, SIGNAL_RECOVERED, subject))
         except Exception:
             log.exception("recording failed signal(s) in the audit trail failed")
@@ -1477,11 +1482,16 @@ class MonitoringService:
         apart). Recording it never stops the run, nor does an alert that cannot be raised (an
         owner stored by an earlier release that forges printed lines): it is returned as that
         signal's failure beside the alerts raised. The stretches are read under the audit
-        chain's lock, so two runners at once on a server database record each outcome once."""
+        chain's lock, so two runners at once on a server database record each outcome once; so
+        is which monitors are still on duty, so no stretch is started, alerted on or ended as
+        measured for a monitor removed since the pass measured it (its removal ended its
+        stretch, which would otherwise start again and stay open for ever)."""
         try:
             with self.platform.store.write() as conn:
                 self.platform.audit.lock(conn)
                 state = _unmeasured_signals(conn)
+                serving = _subjects_on_duty(conn)
+                quiet = {k: v for k, v in quiet.items() if k in serving}
                 ended = _ended_stretches(state, on_duty_since, moved_on)
                 events = [
                     self.platform._audit(
@@ -1511,7 +1521,7 @@ class MonitoringService:
                     found = Unmeasured(now if previous is None else previous.since, why)
                     if now - found.since >= parse_unmeasured_after(signal.unmeasured_after):
                         due.append((signal, spec.endpoint, found))
-                back = sorted(measured & set(state))
+                back = sorted(measured & set(state) & serving)
                 for subject in back:
                     since = state[subject].since.isoformat()
                     events.append(self.platform._audit(conn, SIGNAL_MEASURED, subject, since=since))
@@ -2332,6 +2342,16 @@ class MonitoringService:
             )
         self.platform._after_commit(events)
         return len(ids)
+
+
+def _subjects_on_duty(conn: Connection) -> set[str]:
+    """The signals ("endpoint:signal") of the monitors not removed, as ``conn`` reads them now:
+    a monitor another process removed during a pass has its failure and stretch ended, and
+    recording either again would open them for a signal no one watches."""
+    rows = conn.execute(
+        select(monitors.c.endpoint, monitors.c.spec).where(monitors.c.removed_at.is_(None))
+    )
+    return {f"{row.endpoint}:{signal['name']}" for row in rows for signal in row.spec["signals"]}
 
 
 def _ended_stretches(
