@@ -75,6 +75,13 @@ def test_an_alert_opens_exactly_one_ticket_with_owner_and_runbook(served: Platfo
             {"escalation": [Escalation(after_minutes=5, to="lead\r")]},
             r"escalation step 1 'lead\r' must",
         ),
+        (
+            "drift",
+            {"runbook_url": "https://runbooks.example/drift\nowner: someone"},
+            r"runbook_url 'https://runbooks.example/drift\nowner: someone' must",
+        ),
+        ("drift", {"runbook_url": "https://runbooks.example/\x1b[2J"}, "runbook_url"),
+        ("drift", {"runbook_url": ""}, "runbook_url '' must"),
         ("drift", {"details": {"psi": {"income": math.nan}}}, "details of alert"),
         ("drift", {"details": {"seen": {1, 2}}}, "details of alert"),
         ("drift", {"details": {"note": "caf\udce9"}}, "details of alert"),
@@ -429,6 +436,10 @@ def test_coverage_lists_production_endpoints_without_monitors(served: Platform) 
         (
             latency_signal(escalation=[Escalation(after_minutes=5, to=" ")]),
             r"'errors' escalation step 1 ' ' must",
+        ),
+        (
+            latency_signal(runbook_url="https://runbooks.example/errors\r"),
+            r"'errors' runbook_url 'https://runbooks.example/errors\\r' must",
         ),
         (latency_signal(metric="accuracy"), "telemetry signal"),
         (latency_signal(retrain=True), "retrain = true applies to drift and performance"),

@@ -129,3 +129,31 @@ def test_a_monitor_removed_while_a_pass_runs_keeps_no_open_failure_or_stretch(
     assert (still_failing, served.monitoring.unmeasured()) == ({}, {})
     actions = [e.action for e in served.audit.events()]
     assert actions[-2:] == ["monitor.remove", "monitor.remove"]
+
+
+@pytest.mark.parametrize(
+    ("stored", "alerts", "failures"),
+    [
+        (" https://runbooks.example/errors ", ["https://runbooks.example/errors"], []),
+        (" ", [None], []),
+        ("https://runbooks.example/errors\nowner: me", [], ["errors"]),
+    ],
+)
+def test_a_stored_runbook_url_now_refused_never_stops_a_pass(
+    served: Platform,
+    monkeypatch: pytest.MonkeyPatch,
+    stored: str,
+    alerts: list[str | None],
+    failures: list[str],
+) -> None:
+    monitor = served.monitoring.add_monitor(scoring_monitor(errors_signal()))
+    with served.store.write() as conn:
+        spec = dict(
+            conn.execute(select(monitors.c.spec).where(monitors.c.id == monitor)).scalar_one()
+        )
+        spec["signals"] = [dict(s, runbook_url=stored) for s in spec["signals"]]
+        conn.execute(update(monitors).where(monitors.c.id == monitor).values(spec=spec))
+    monkeypatch.setattr(served.serving, "endpoint_metrics", erroring)
+    report = served.monitoring.run_once()
+    assert [t.runbook_url for t in served.monitoring.tickets()] == alerts
+    assert [f.signal for f in report.failed] == failures

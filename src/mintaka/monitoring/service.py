@@ -177,11 +177,13 @@ def _check_keys(value: Any) -> None:
 
 def _check_handlers(signal: Signal) -> None:
     """Refuse a signal whose owner or escalation step (who becomes the ticket's owner when it
-    is due) names someone :meth:`MonitoringService.raise_alert` refuses: its alerts would fail
-    on every pass instead of being ticketed."""
+    is due) names someone :meth:`MonitoringService.raise_alert` refuses, or whose runbook URL
+    it refuses: its alerts would fail on every pass instead of being ticketed."""
     _check_printed(f"signal {signal.name!r} owner", signal.owner)
     for step, escalation in enumerate(signal.escalation, start=1):
         _check_printed(f"signal {signal.name!r} escalation step {step}", escalation.to)
+    if signal.runbook_url is not None:
+        _check_printed(f"signal {signal.name!r} runbook_url", signal.runbook_url)
 
 
 def _is_unmeasured_ticket(signal: str) -> bool:
@@ -910,7 +912,8 @@ class MonitoringService:
         details: Mapping[str, Any] | None = None,
     ) -> tuple[Alert, Ticket]:
         """Audit an alert, tell the observers, and open (or update) its ticket. A blank or
-        line-forging signal, endpoint, owner or escalation step, a value or threshold that is
+        line-forging signal, endpoint, owner, escalation step or runbook URL (``tickets list``
+        prints it), a value or threshold that is
         not a finite number, and details that are not plain JSON, are refused with
         ``ValidationError`` before anything is written."""
         _check_alert(signal, endpoint, value, threshold)
@@ -918,6 +921,8 @@ class MonitoringService:
             _check_printed("owner", owner)
         for step, handed in enumerate(escalation, start=1):
             _check_printed(f"escalation step {step}", handed.to)
+        if runbook_url is not None:
+            _check_printed("runbook_url", runbook_url)
         _check_details(signal, details or {})
         alert = Alert(
             id=self.platform.ids.new("alert"),
@@ -2474,16 +2479,18 @@ def _stored_monitor(raw: Mapping[str, Any]) -> MonitorSpec:
 
 
 def _stored_handlers(signal: Any) -> Any:
-    """A stored signal with the blanks around its owner and escalation steps dropped: earlier
-    releases stored them as given, and :meth:`MonitoringService.raise_alert` now refuses them,
-    so its alerts would fail instead of being ticketed for the person meant. A handler that
-    still forges printed lines (a control character) is kept as stored: its alerts are that
-    signal's failure."""
+    """A stored signal with the blanks around its owner, escalation steps and runbook URL
+    dropped (a blank runbook URL read as none): earlier releases stored them as given, and
+    :meth:`MonitoringService.raise_alert` now refuses them, so its alerts would fail instead of
+    being ticketed for the person meant. One that still forges printed lines (a control
+    character) is kept as stored: its alerts are that signal's failure."""
     if not isinstance(signal, Mapping):
         return signal
     found = dict(signal)
     if isinstance(found.get("owner"), str):
         found["owner"] = found["owner"].strip()
+    if isinstance(found.get("runbook_url"), str):
+        found["runbook_url"] = found["runbook_url"].strip() or None
     if isinstance(found.get("escalation"), list):
         found["escalation"] = [
             dict(step, to=step["to"].strip())
