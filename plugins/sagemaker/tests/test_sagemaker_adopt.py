@@ -1417,3 +1417,28 @@ def test_a_served_registration_still_pending_in_sagemaker_is_adopted(
     ).adopted
     assert version.ref == "churn:1"
     assert statuses  # the package was read while SageMaker still called it pending
+
+
+MODEL_DELETED = "serves SageMaker Model 'legacy-api-model', which was deleted outside Mintaka"
+
+
+def test_an_endpoint_whose_model_was_deleted_is_refused_saying_why_and_what_to_do(
+    platform: Platform, cloud: SageMakerBackend, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    sm.delete_model(ModelName="legacy-api-model")  # SageMaker lets the endpoint serve on
+    unreadable = cloud.get_endpoint(endpoint).extra.get("routes_unreadable")
+    assert unreadable is not None
+    assert MODEL_DELETED in unreadable
+    with pytest.raises(ValidationError) as refused:
+        platform.migration.adopt_endpoint(endpoint, reason="inherited")
+    said = str(refused.value)
+    assert MODEL_DELETED in said
+    assert "update the endpoint onto a config whose Models exist" in said
+    assert "mintaka adopt served" not in said
+    assert "endpoint config" not in said  # the config is there still
+    with pytest.raises(NotFound, match=MODEL_DELETED):
+        platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="inherited")
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    with platform.store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM endpoints").scalar() == 0

@@ -26,8 +26,9 @@
   Models (the package each serves); it is kept only once every variant reads as a route, since a
   Model serving bare model data becomes one when Mintaka registers that data
   (``register_served``). An endpoint whose config was deleted outside Mintaka (SageMaker lets
-  it serve on) reads with its traffic and no routes, ``routes_known`` false in its extra and
-  ``routes_unreadable`` saying why and what to do.
+  it serve on), or whose config made outside Mintaka names a Model since deleted, reads with
+  its traffic and no routes, ``routes_known`` false in its extra and ``routes_unreadable``
+  saying why and what to do.
 - Only configs and Models Mintaka made are deleted when an endpoint moves on or is deleted; those
   an adopted endpoint had before are left to the tools that made them, and a config another
   endpoint serves (or is being updated to) is kept.
@@ -879,18 +880,19 @@ class SageMakerServing(SageMakerRegistry):
     def _config_routes(self, config_name: str) -> tuple[Route, ...]:
         """The routes of a config; none where they cannot be read (``_read_routes``)."""
         routes = self._read_routes(config_name)
-        return routes if routes is not None else ()
+        return routes if isinstance(routes, tuple) else ()
 
-    def _read_routes(self, config_name: str) -> tuple[Route, ...] | None:
-        """The routes of a config, or None when the config is gone: SageMaker lets a config be
-        deleted while an endpoint serves it, and the endpoint serves on, its routes unknown."""
+    def _read_routes(self, config_name: str) -> tuple[Route, ...] | _Unreadable:
+        """The routes of a config, or why they cannot be read: SageMaker lets a config, or a
+        Model a config made outside Mintaka names, be deleted while an endpoint serves it, and
+        the endpoint serves on, its routes unknown."""
         known = self.config_routes.get(config_name)
         if known is not None:
             return known
         try:
             tags = self._tags(self._arn(f"endpoint-config/{config_name}"))
         except NotFound:
-            return None
+            return _Unreadable(_config_deleted(config_name))
         routes = []
         for key, value in sorted(tags.items()):
             if key.startswith(ROUTE_TAG):
@@ -900,10 +902,7 @@ class SageMakerServing(SageMakerRegistry):
                         Route(name=key.removeprefix(ROUTE_TAG), model=model, version=int(version))
                     )
         if not routes:  # a config made outside Mintaka, read afresh each time (ConfigRoutes)
-            try:
-                return tuple(self._package_routes(config_name))
-            except NotFound:
-                return None
+            return self._package_routes(config_name)
         self.config_routes.put(config_name, tuple(routes))
         return tuple(routes)
 
@@ -930,26 +929,28 @@ class SageMakerServing(SageMakerRegistry):
             return None
         return tagged
 
-    def _package_routes(self, config_name: str) -> list[Route]:
+    def _package_routes(self, config_name: str) -> tuple[Route, ...] | _Unreadable:
         """The routes of a config Mintaka did not make: each variant whose model serves a
         versioned model package is a route to that version (a variant whose model names no
         package has no version Mintaka could record, and is left out until its model data is
-        registered as one). NotFound when the config is gone."""
-        variants = self._config_variants(config_name)
+        registered as one). Unreadable when the config, or a Model it names, is gone."""
+        try:
+            variants = self._config_variants(config_name)
+        except NotFound:
+            return _Unreadable(_config_deleted(config_name))
         names = slot_routes(variants)
         routes: list[Route] = []
         for route, variant in sorted(names.items()):
-            model = next(v.get("ModelName") for v in variants if v["VariantName"] == variant)
+            model = str(next(v.get("ModelName") for v in variants if v["VariantName"] == variant))
             try:
-                described = self._sm("describe_model", ModelName=str(model))
+                package = self._package_of(self._sm("describe_model", ModelName=model))
             except NotFound:
-                continue
-            package = self._package_of(described)
+                return _Unreadable(_model_deleted(variant, model))
             made = package_version(package) if package else None
             if made is not None:
                 group, number = made
                 routes.append(Route(name=route, model=self.settings.name_of(group), version=number))
-        return routes
+        return tuple(routes)
 
     # -- registering what an endpoint serves ------------------------------------------------------
 
@@ -1046,7 +1047,7 @@ class SageMakerServing(SageMakerRegistry):
         """The endpoint described, its config's name, and the variant name and described Model
         that ``route`` reads as; ``NotFound`` for a route the endpoint does not have, or whose
         Model cannot be known (its config deleted: SageMaker names a variant's Model there
-        only)."""
+        only) or read (the Model deleted: the endpoint serves on what it copied)."""
         described = self._describe_endpoint(endpoint)
         config_name = str(described.get("EndpointConfigName", ""))
         try:
@@ -1065,7 +1066,14 @@ class SageMakerServing(SageMakerRegistry):
                 f"(its variants read as {sorted(names)})"
             )
         variant = next(v for v in variants if v["VariantName"] == names[route])
-        served = self._sm("describe_model", ModelName=str(variant.get("ModelName")))
+        model = str(variant.get("ModelName"))
+        try:
+            served = self._sm("describe_model", ModelName=model)
+        except NotFound:
+            raise NotFound(
+                f"[sagemaker] endpoint {endpoint!r} route {route!r}: "
+                f"{_model_deleted(names[route], model)}; nothing was registered"
+            ) from None
         return described, config_name, names[route], served
 
     def _served_version(
@@ -1131,7 +1139,7 @@ class SageMakerServing(SageMakerRegistry):
         name = self.settings.endpoint_name_of(str(described["EndpointName"]))
         config = str(described.get("EndpointConfigName", ""))
         read = self._read_routes(config) if config else ()
-        routes = read if read is not None else ()
+        routes = read if isinstance(read, tuple) else ()
         raw = variant_weights(described)
         shadows = described.get("ShadowProductionVariants") or []
         variants = slot_routes(variants_of(described))
@@ -1166,8 +1174,8 @@ class SageMakerServing(SageMakerRegistry):
                 "failure_reason": str(described.get("FailureReason", "") or ""),
                 "variant_weights": raw,
                 "variants": variants,  # route -> variant
-                "routes_known": read is not None,  # False: its config was deleted
-                **({} if read is not None else {"routes_unreadable": _config_deleted(config)}),
+                "routes_known": isinstance(read, tuple),  # False: its config or a Model deleted
+                **({} if isinstance(read, tuple) else {"routes_unreadable": read.reason}),
                 "capture": {
                     "enabled": bool(capture.get("EnableCapture", False)),
                     "sample_percent": capture.get("CurrentSamplingPercentage"),
@@ -2242,6 +2250,22 @@ def _require_carried(container: dict[str, Any], what: str) -> None:
             "package Mintaka registers cannot carry (it holds the image, model data and "
             "environment only), so it is not registered"
         )
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """Why the routes of a config cannot be read, and what to do (``_read_routes``)."""
+
+    reason: str
+
+
+def _model_deleted(variant: str, model: str) -> str:
+    """Why a variant whose Model was deleted outside Mintaka has no route, and what to do."""
+    return (
+        f"its variant {variant!r} serves SageMaker Model {model!r}, which was deleted outside "
+        "Mintaka (SageMaker lets the endpoint serve on): what it serves cannot be read; update "
+        "the endpoint onto a config whose Models exist, then adopt it"
+    )
 
 
 def _config_deleted(config: str) -> str:
