@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from mintaka_conformance.fakes.sagemaker import Fault, FaultInjector, make_client
+from mintaka_sagemaker import serving
+from mintaka_sagemaker.aws import short_hash
 from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import (
     BUCKET,
@@ -35,7 +37,14 @@ from mintaka.domain.serving import (
     TrafficPlan,
     TrafficStep,
 )
-from mintaka.errors import ConfigurationError, Conflict, InvalidName, NotFound, ValidationError
+from mintaka.errors import (
+    ConfigurationError,
+    Conflict,
+    InvalidName,
+    NotFound,
+    Throttled,
+    ValidationError,
+)
 from mintaka.interfaces.registry import ServedRegistration
 
 GROUP = "legacy-churn"
@@ -1442,3 +1451,72 @@ def test_an_endpoint_whose_model_was_deleted_is_refused_saying_why_and_what_to_d
     assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
     with platform.store.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM endpoints").scalar() == 0
+
+
+def test_adopt_served_run_again_after_the_token_changed_reuses_the_package_it_made(
+    platform: Platform, cloud: SageMakerBackend, sm: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that made the package but died before tagging the Model, with a ``ClientToken``
+    of another form (an older Mintaka's): run again, it finds the package by the Model it
+    names and what it holds, and makes no second one."""
+    endpoint = deployed_from_model_data(sm)
+    real = cloud._sm
+
+    def tagging_fails(operation: str, **params: Any) -> Any:
+        if operation == "add_tags" and ":model/" in params["ResourceArn"]:
+            raise Throttled("add_tags throttled", backend="sagemaker")
+        return real(operation, **params)
+
+    monkeypatch.setattr(serving, "client_token", lambda key: "mk-" + short_hash(key) * 4)
+    monkeypatch.setattr(cloud, "_sm", tagging_fails)
+    with pytest.raises(Throttled):
+        platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="r")
+    monkeypatch.undo()
+    [version] = platform.migration.adopt_served(endpoint, "alltraffic", "churn", reason="r").adopted
+    assert version.ref == "churn:1"
+    packages = sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]
+    assert len(packages) == 1
+    assert [r.version for r in cloud.get_endpoint(endpoint).routes] == [1]
+
+
+def hand_made_served_package(sm: Any, data: str) -> None:
+    """A package in ``churn`` naming the endpoint's Model as the one it was registered from,
+    holding the model data at ``data``, with no slot identity recorded (as a Mintaka that
+    recorded none made them)."""
+    with contextlib.suppress(sm.exceptions.ClientError):
+        sm.create_model_package_group(ModelPackageGroupName="churn")
+    sm.create_model_package(
+        ModelPackageGroupName="churn",
+        ModelApprovalStatus="PendingManualApproval",
+        InferenceSpecification={
+            "Containers": [
+                {"Image": IMAGE, "ModelDataUrl": f"s3://{BUCKET}/{data}", "Environment": LEGACY_ENV}
+            ],
+            "SupportedContentTypes": ["text/csv"],
+            "SupportedResponseMIMETypes": ["text/csv"],
+        },
+        CustomerMetadataProperties={
+            "mintaka_served_by": sm.describe_model(ModelName="legacy-api-model")["ModelArn"]
+        },
+    )
+
+
+def test_a_package_naming_the_model_but_not_what_it_serves_now_is_not_reused(
+    platform: Platform, cloud: SageMakerBackend, sm: Any
+) -> None:
+    endpoint = deployed_from_model_data(sm)
+    hand_made_served_package(sm, "other.tar.gz")
+    assert cloud.register_served(endpoint, "alltraffic", "churn").version == 2
+    # one made before the Model was made again under its name is another Model's
+    hand_made_served_package(sm, "jobs/7/model.tar.gz")
+    sm.delete_model(ModelName="legacy-api-model")
+    sm.create_model(
+        ModelName="legacy-api-model",
+        ExecutionRoleArn=SETTINGS["role_arn"],
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{BUCKET}/jobs/7/model.tar.gz",
+            "Environment": LEGACY_ENV,
+        },
+    )
+    assert cloud.register_served(endpoint, "alltraffic", "churn").version == 4

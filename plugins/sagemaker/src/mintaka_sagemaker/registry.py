@@ -46,6 +46,7 @@ META_DIGEST = "mintaka_digest"
 META_FLAVOR = "mintaka_flavor"
 META_STAGE = "mintaka_stage"
 META_SERVED_BY = "mintaka_served_by"  # a package registered from what a SageMaker Model serves
+META_SERVED_IDENTITY = "mintaka_served_identity"  # the sha256 of that slot's identity
 MANAGED_TAG = "mintaka:managed"
 ALIAS_TAG = "mintaka:alias:"
 

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import re
@@ -89,6 +90,7 @@ from mintaka_sagemaker.errors import is_already_exists, was_retried
 from mintaka_sagemaker.registry import (
     APPROVAL_TO_SAGEMAKER,
     META_SERVED_BY,
+    META_SERVED_IDENTITY,
     SageMakerRegistry,
     client_token,
     package_container,
@@ -965,7 +967,8 @@ class SageMakerServing(SageMakerRegistry):
         that model data were written again since they were read. The create call's token is
         the slot's identity (Model ARN, creation time, containers, the objects' ETags): a retry
         after a lost response makes no second package, and a Model made again under its name,
-        or new bytes at its model data's key, is another."""
+        or new bytes at its model data's key, is another. A package an earlier run made but did
+        not get to tag the Model with is reused whatever its token (``_untagged_package``)."""
         slot = self._served_slot(endpoint, route)
         registered = self._served_version(slot, endpoint, route)
         what = f"endpoint {endpoint!r} route {route!r}"
@@ -975,7 +978,7 @@ class SageMakerServing(SageMakerRegistry):
                 "serves was read (it now serves another Model or model data, or its model "
                 "data was written again in S3); nothing was registered: run it again"
             )
-        described, config_name, variant_name, served_model = slot
+        config_name, served_model = slot[1], slot[3]
         if registered is not None and registered[0] != model:
             raise Conflict(
                 f"[sagemaker] endpoint {endpoint!r}: route {route!r} serves "
@@ -986,6 +989,27 @@ class SageMakerServing(SageMakerRegistry):
         container = self._registrable_container(served_model, what)
         identity = served or self._served_identity(slot, None, what)
         self.ensure_model(model)
+        model_arn = str(served_model["ModelArn"])
+        arn = self._untagged_package(model, served_model, container, identity)
+        if arn is None:
+            arn = self._create_served_package(model, slot, container, identity)
+        made = package_version(arn)
+        if made is None or made[0].lower() != self.settings.group_of(model).lower():
+            raise Conflict(f"[sagemaker] registering what {model_arn} serves made {arn}")
+        self._sm("add_tags", ResourceArn=model_arn, Tags=tag_list({PACKAGE_TAG: arn}))
+        self.config_routes.forget(config_name)
+        return self.get_version(model, made[1])
+
+    def _create_served_package(
+        self,
+        model: str,
+        slot: tuple[dict[str, Any], str, str, dict[str, Any]],
+        container: dict[str, Any],
+        identity: str,
+    ) -> str:
+        """Create the package holding ``container`` in ``model``'s group, naming the Model it
+        was registered from and the slot's identity; its ARN."""
+        described, _, variant_name, served_model = slot
         model_arn = str(served_model["ModelArn"])
         params: dict[str, Any] = {
             "ModelPackageGroupName": self.settings.group_of(model),
@@ -1001,15 +1025,48 @@ class SageMakerServing(SageMakerRegistry):
                 "SupportedContentTypes": ["application/json", "text/csv"],
                 "SupportedResponseMIMETypes": ["application/json", "text/csv"],
             },
-            "CustomerMetadataProperties": {META_SERVED_BY: model_arn},
+            "CustomerMetadataProperties": {
+                META_SERVED_BY: model_arn,
+                META_SERVED_IDENTITY: _identity_digest(identity),
+            },
         }
-        arn = str(self._sm("create_model_package", **params)["ModelPackageArn"])
-        made = package_version(arn)
-        if made is None or made[0].lower() != self.settings.group_of(model).lower():
-            raise Conflict(f"[sagemaker] registering what {model_arn} serves made {arn}")
-        self._sm("add_tags", ResourceArn=model_arn, Tags=tag_list({PACKAGE_TAG: arn}))
-        self.config_routes.forget(config_name)
-        return self.get_version(model, made[1])
+        return str(self._sm("create_model_package", **params)["ModelPackageArn"])
+
+    def _untagged_package(
+        self, model: str, served_model: dict[str, Any], container: dict[str, Any], identity: str
+    ) -> str | None:
+        """The package an earlier registration of what ``served_model`` serves made and did
+        not tag the Model with (it stopped in between, under a ``ClientToken`` of this or
+        another form): one in ``model``'s group made since the Model was, naming the Model,
+        with the slot's ``identity`` (or, registered by a Mintaka that recorded no identity,
+        holding ``container``). None when there is none."""
+        model_arn = str(served_model["ModelArn"])
+        digest = _identity_digest(identity)
+        since = served_model.get("CreationTime")
+        for page in self._pages(
+            "sagemaker",
+            "list_model_packages",
+            ModelPackageGroupName=self.settings.group_of(model),
+            ModelPackageType="Versioned",
+            **({"CreationTimeAfter": since} if since else {}),
+        ):
+            for summary in page.get("ModelPackageSummaryList", []):
+                try:
+                    described = self._sm(
+                        "describe_model_package", ModelPackageName=summary["ModelPackageArn"]
+                    )
+                except NotFound:  # deleted while listing
+                    continue
+                meta = described.get("CustomerMetadataProperties") or {}
+                if meta.get(META_SERVED_BY) != model_arn:
+                    continue
+                recorded = meta.get(META_SERVED_IDENTITY)
+                held = package_container(described)
+                if recorded == digest or (
+                    recorded is None and all(held.get(k) == v for k, v in container.items())
+                ):
+                    return str(described["ModelPackageArn"])
+        return None
 
     def fetch_served(self, endpoint: str, route: str, into: Path) -> ServedBytes:
         """The model data the variant's Model serves, read from S3 as ``fetch_artifact`` reads a
@@ -2275,6 +2332,12 @@ def _config_deleted(config: str) -> str:
         "its variants serve cannot be read; update the endpoint onto a config naming its "
         "Models, then adopt it"
     )
+
+
+def _identity_digest(identity: str) -> str:
+    """A slot's identity (``_slot_identity``) in the 64 characters a package's metadata value
+    holds."""
+    return hashlib.sha256(identity.encode()).hexdigest()
 
 
 def _slot_identity(served: dict[str, Any], held: str) -> str:
