@@ -1520,3 +1520,29 @@ def test_a_package_naming_the_model_but_not_what_it_serves_now_is_not_reused(
         },
     )
     assert cloud.register_served(endpoint, "alltraffic", "churn").version == 4
+
+
+@pytest.mark.parametrize("key", ["raw/..", "raw/.", ".."])
+def test_a_single_object_whose_name_is_a_dot_segment_is_refused_before_anything_is_written(
+    platform: Platform, sm: Any, tmp_path: Path, key: str
+) -> None:
+    make_client("s3").put_object(Bucket=BUCKET, Key=key, Body=b"weights")
+    source = {
+        "S3DataSource": {
+            "S3Uri": f"s3://{BUCKET}/{key}",
+            "S3DataType": "S3Object",
+            "CompressionType": "None",
+        }
+    }
+    endpoint = deployed_from_model_data(
+        sm, "one-api", PrimaryContainer={"Image": IMAGE, "ModelDataSource": source}
+    )
+    said = rf"s3://{BUCKET}/{key} names no file"
+    with pytest.raises(ValidationError, match=said):
+        platform.migration.adopt_served(endpoint, "alltraffic", "one", reason="r")
+    assert sm.list_model_package_groups()["ModelPackageGroupSummaryList"] == []
+    legacy_package(sm, key, b"weights")  # a package made by hand, read by adopt model
+    with pytest.raises(ValidationError, match=said):
+        platform.migration.adopt_model(GROUP, reason="inherited")
+    with platform.store.read() as conn:
+        assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 0

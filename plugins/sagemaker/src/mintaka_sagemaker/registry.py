@@ -333,7 +333,9 @@ class SageMakerRegistry(AwsCalls):
     @staticmethod
     def _model_data_location(data: ModelData | None, what: str) -> tuple[str, str]:
         """The bucket and key (or key prefix) of model data held in S3; ``NotFound`` for model
-        data that is not, or a URI naming no object."""
+        data that is not, or a URI naming no object. A single object read as a file keeps the
+        last segment of its key as the file's name, so one whose name is ``.`` or ``..`` (no
+        file, or the folder above) is refused with ``ValidationError`` before anything is read."""
         if data is None or not data.uri.startswith("s3://"):
             raise NotFound(
                 f"[sagemaker] {what} names no S3 model data: {data.uri if data else ''!r}"
@@ -341,6 +343,11 @@ class SageMakerRegistry(AwsCalls):
         bucket, _, key = data.uri.removeprefix("s3://").partition("/")
         if not data.prefix and (not bucket or not key or key.endswith("/")):
             raise NotFound(f"[sagemaker] {what}: {data.uri} is not an S3 object")
+        if not data.prefix and not data.tarball and key.rsplit("/", 1)[-1] in {".", ".."}:
+            raise ValidationError(
+                f"[sagemaker] {what}: {data.uri} names no file (the last segment of its key is "
+                "the name the file would have); copy it to a key naming a file"
+            )
         return bucket, key
 
     def _download_prefix(self, bucket: str, prefix: str, target: Path) -> tuple[Path, str]:
