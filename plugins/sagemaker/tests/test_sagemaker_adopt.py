@@ -1546,3 +1546,17 @@ def test_a_single_object_whose_name_is_a_dot_segment_is_refused_before_anything_
         platform.migration.adopt_model(GROUP, reason="inherited")
     with platform.store.read() as conn:
         assert conn.exec_driver_sql("SELECT count(*) FROM model_versions").scalar() == 0
+
+
+def test_a_route_whose_model_is_still_there_keeps_it_when_another_routes_model_was_deleted(
+    platform: Platform, sm: Any
+) -> None:
+    one = legacy_package(sm, "jobs/1/model.tar.gz", tarball({"model.joblib": b"1"}))
+    two = legacy_package(sm, "jobs/2/model.tar.gz", tarball({"model.joblib": b"2"}))
+    legacy_endpoint(sm, {"AllTraffic": one, "Canary_2": two})
+    platform.migration.adopt_model(GROUP, reason="inherited")
+    platform.migration.adopt_endpoint("churn-api", reason="inherited")
+    sm.delete_model(ModelName="churn-model-1")  # the endpoint serves on
+    platform.serving.deploy("churn-api", f"{GROUP}:2", route="blue")
+    variants = {v["VariantName"]: v for v in current_config(sm, "churn-api")["ProductionVariants"]}
+    assert variants["AllTraffic"]["ModelName"] == "churn-model-0"

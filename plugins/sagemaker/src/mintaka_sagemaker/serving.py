@@ -882,7 +882,7 @@ class SageMakerServing(SageMakerRegistry):
     def _config_routes(self, config_name: str) -> tuple[Route, ...]:
         """The routes of a config; none where they cannot be read (``_read_routes``)."""
         routes = self._read_routes(config_name)
-        return routes if isinstance(routes, tuple) else ()
+        return routes if isinstance(routes, tuple) else routes.routes
 
     def _read_routes(self, config_name: str) -> tuple[Route, ...] | _Unreadable:
         """The routes of a config, or why they cannot be read: SageMaker lets a config, or a
@@ -942,17 +942,19 @@ class SageMakerServing(SageMakerRegistry):
             return _Unreadable(_config_deleted(config_name))
         names = slot_routes(variants)
         routes: list[Route] = []
+        deleted: list[str] = []
         for route, variant in sorted(names.items()):
             model = str(next(v.get("ModelName") for v in variants if v["VariantName"] == variant))
             try:
                 package = self._package_of(self._sm("describe_model", ModelName=model))
             except NotFound:
-                return _Unreadable(_model_deleted(variant, model))
+                deleted.append(_model_deleted(variant, model))
+                continue
             made = package_version(package) if package else None
             if made is not None:
                 group, number = made
                 routes.append(Route(name=route, model=self.settings.name_of(group), version=number))
-        return tuple(routes)
+        return _Unreadable("; ".join(deleted), tuple(routes)) if deleted else tuple(routes)
 
     # -- registering what an endpoint serves ------------------------------------------------------
 
@@ -2311,9 +2313,12 @@ def _require_carried(container: dict[str, Any], what: str) -> None:
 
 @dataclass(frozen=True)
 class _Unreadable:
-    """Why the routes of a config cannot be read, and what to do (``_read_routes``)."""
+    """Why the routes of a config cannot be read, and what to do (``_read_routes``), with the
+    routes of the variants that could be read (a Model still there is kept as Mintaka changes
+    the endpoint)."""
 
     reason: str
+    routes: tuple[Route, ...] = ()
 
 
 def _model_deleted(variant: str, model: str) -> str:
