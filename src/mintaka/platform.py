@@ -517,6 +517,12 @@ class Platform:
             ],
         )
 
+        # Hashed before the read opens: a server may end a transaction left idle that long.
+        manifest = digest_artifact()
+        require_flavor_content(
+            _content_root(artifact), [entry.path for entry in manifest.entries], flavor
+        )
+        digest = manifest.digest
         with self.store.read() as conn:
             sql = Sql(conn)
             model_row = sql.one(
@@ -529,11 +535,6 @@ class Platform:
                 params_s = {**run.params, **params_s}
                 metrics_f = {**run.metrics, **metrics_f}
             self._require_datasets(conn, datasets_used)
-            manifest = digest_artifact()
-            require_flavor_content(
-                _content_root(artifact), [entry.path for entry in manifest.entries], flavor
-            )
-            digest = manifest.digest
             clash = sql.one(
                 "SELECT version FROM model_versions "
                 "WHERE name = :name AND artifact_digest = :digest",

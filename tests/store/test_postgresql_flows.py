@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,9 @@ import pytest
 from artifact_kit import MakeArtifact
 from sqlalchemy import event, make_url, select, update
 
+import mintaka.platform as platform_module
 from mintaka import IdFactory, ManualClock, NotFound, Platform, PolicyViolation
+from mintaka.artifacts import store as artifacts_store
 from mintaka.domain.monitoring import (
     Escalation,
     MonitorSpec,
@@ -677,3 +680,36 @@ def test_a_monitor_removed_by_two_processes_at_once_is_removed_once(
     with plat.store.read() as conn:
         removed_by = conn.execute(select(monitors.c.removed_by)).scalar_one()
     assert removed_by == plat.actor
+
+
+def _with_setting(pg_url: str, setting: str) -> str:
+    """``pg_url`` whose connections also set the server parameter ``setting``."""
+    url = make_url(pg_url)
+    options = f"{url.query['options']} -c{setting}"
+    return url.update_query_dict({"options": options}).render_as_string(hide_password=False)
+
+
+def test_no_artifact_is_hashed_inside_a_transaction_the_server_ends_when_idle(
+    pg_url: str,
+    tmp_path: Path,
+    clock: ManualClock,
+    make_servable: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Hashing a large artifact takes longer than a server lets a session sit idle in a
+    # transaction; here the server allows 50 ms and hashing takes 100 ms.
+    home = tmp_path / ".mintaka"
+    strict = _with_setting(pg_url, "idle_in_transaction_session_timeout=50")
+    slow_manifest = artifacts_store.manifest_of
+
+    def hashing_slowly(path: Path) -> Any:
+        time.sleep(0.1)
+        return slow_manifest(path)
+
+    monkeypatch.setattr(artifacts_store, "manifest_of", hashing_slowly)
+    monkeypatch.setattr(platform_module, "manifest_of", hashing_slowly)
+    with Platform(home, store_url=strict, clock=clock, actor="alice") as plat:
+        version = plat.register_model("credit", make_servable(b"v1"), flavor="pyfunc", owner="dana")
+        pack = build_pack(plat, version.ref)
+    assert pack["subject"]["ref"] == version.ref
+    assert pack["artifact"]["verified"] is True

@@ -682,12 +682,33 @@ def _capabilities(platform: Platform, version: ModelVersion) -> list[dict[str, A
 def build_pack(platform: Platform, ref: str) -> Pack:
     """The evidence pack of ``ref`` (``NAME:VERSION`` or ``NAME@ALIAS``), redacted. Everything
     it holds is read from one snapshot of the store, so a change committed while it is built
-    shows in none of it rather than in some sections only."""
+    shows in none of it rather than in some sections only. The artifact's bytes are hashed after
+    the snapshot ends: hashing a large artifact can outlast how long a server lets a transaction
+    sit idle."""
     with platform.store.snapshot():
-        return _build_pack(platform, ref)
+        pack = _build_pack(platform, ref)
+    pack["artifact"].update(_artifact_check(platform, pack["subject"]["artifact_digest"]))
+    redactor = Redactor.for_platform(platform)
+    pack["controls"] = map_controls(pack)
+    for event in pack["audit"]["events"]:
+        event["canonical"] = _redacted_canonical(event["canonical"], redactor)
+    safe: Pack = redactor.value(pack)
+    _mark_redacted_links(safe)
+    return safe
+
+
+def _artifact_check(platform: Platform, digest: str) -> dict[str, Any]:
+    """Whether the stored bytes of ``digest`` still match it, and why not."""
+    try:
+        platform.artifacts.verify(digest)
+    except MintakaError as exc:
+        return {"verified": False, "detail": str(exc)}
+    return {"verified": True, "detail": "stored bytes match the digest"}
 
 
 def _build_pack(platform: Platform, ref: str) -> Pack:
+    """The pack of ``ref`` as the store holds it: its artifact not yet verified, its controls
+    not yet mapped, nothing redacted yet."""
     version = platform.get_model_version(ref)
     governance = platform.governance
     head_seq, head_hash, head_at = _head(platform)
@@ -773,11 +794,6 @@ def _build_pack(platform: Platform, ref: str) -> Pack:
         if e["action"] == "alert.raise"
         and _serving_at(served.get(e["subject"], []), datetime.fromisoformat(e["at"]))
     ]
-    try:
-        platform.artifacts.verify(version.artifact_digest)
-        artifact = {"verified": True, "detail": "stored bytes match the digest"}
-    except MintakaError as exc:
-        artifact = {"verified": False, "detail": str(exc)}
     chain = platform.verify_audit()
     upstream = platform.lineage.walk(f"model_version:{version.id}", "up")
     downstream = platform.lineage.walk(f"model_version:{version.id}", "down")
@@ -858,7 +874,7 @@ def _build_pack(platform: Platform, ref: str) -> Pack:
             "thresholds": thresholds,
             "comparisons": comparisons,
         },
-        "artifact": {"id": f"artifact:{version.artifact_digest}", **artifact},
+        "artifact": {"id": f"artifact:{version.artifact_digest}"},
         "deployments": [
             {"endpoint": life.endpoint, "incarnation": life.number, "history": life.timeline}
             for life in history
@@ -881,12 +897,7 @@ def _build_pack(platform: Platform, ref: str) -> Pack:
             "events": events,
         },
     }
-    pack["controls"] = map_controls(pack)
-    for event in events:
-        event["canonical"] = _redacted_canonical(event["canonical"], redactor)
-    safe: Pack = redactor.value(pack)
-    _mark_redacted_links(safe)
-    return safe
+    return pack
 
 
 def _unrecorded(approval: Approval, version: ModelVersion) -> dict[str, Any]:
