@@ -713,3 +713,28 @@ def test_no_artifact_is_hashed_inside_a_transaction_the_server_ends_when_idle(
         pack = build_pack(plat, version.ref)
     assert pack["subject"]["ref"] == version.ref
     assert pack["artifact"]["verified"] is True
+
+
+def test_only_the_chain_scan_of_an_evidence_pack_streams_its_rows(
+    pg_platform: Platform, make_servable: MakeArtifact
+) -> None:
+    version = pg_platform.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", owner="dana"
+    )
+    streamed: list[str] = []
+    statements: list[str] = []
+
+    def spy(_conn: Any, _cursor: Any, statement: str, _p: Any, context: Any, _m: Any) -> None:
+        statements.append(statement)
+        if context.execution_options.get("yield_per"):
+            streamed.append(statement)
+
+    event.listen(pg_platform.store.engine, "before_cursor_execute", spy)
+    try:
+        build_pack(pg_platform, version.ref)
+    finally:
+        event.remove(pg_platform.store.engine, "before_cursor_execute", spy)
+    assert len(statements) > 10
+    assert len(streamed) == 1
+    assert "FROM audit_events" in streamed[0]
+    assert statements.index(streamed[0]) < len(statements) - 1

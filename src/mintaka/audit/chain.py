@@ -370,7 +370,8 @@ class AuditLog:
             while batch := cursor.fetchmany():
                 yield batch
             return
-        result = conn.execution_options(yield_per=10_000).exec_driver_sql(query)
+        # Streamed by this statement only: ``conn`` may be a snapshot that readers share after.
+        result = conn.exec_driver_sql(query, execution_options={"yield_per": 10_000})
         for part in result.partitions(_BATCH):
             yield [(row[0], _as_bytes(row[1]), *row[2:]) for row in part]
 
