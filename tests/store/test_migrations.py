@@ -88,7 +88,7 @@ def test_store_at_0006_upgrades_its_audit_chain_and_digest_index_in_place(tmp_pa
 
     upgraded = Store(url)
 
-    assert upgraded.revision() == HEAD_REVISION == "0010"
+    assert upgraded.revision() == HEAD_REVISION == "0011"
     log = AuditLog(upgraded)
     assert log.verify().ok
     with upgraded.write() as conn:

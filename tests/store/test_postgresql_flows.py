@@ -486,9 +486,16 @@ def test_a_registrant_edited_out_of_the_register_events_column_still_may_not_app
         rita.governance.approve(version.ref)
 
 
-@pytest.mark.parametrize(("column", "value"), [("action", "model.note"), ("subject", "credit:999")])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"action": "model.note"},
+        {"subject": "credit:999"},
+        {"action": "model.note", "subject": "credit:999"},
+    ],
+)
 def test_a_register_event_whose_action_or_subject_column_was_edited_still_names_its_registrant(
-    as_: Callable[[str], Platform], make_servable: MakeArtifact, column: str, value: str
+    as_: Callable[[str], Platform], make_servable: MakeArtifact, edit: dict[str, str]
 ) -> None:
     rita = as_("rita")
     version = rita.register_model(
@@ -496,9 +503,7 @@ def test_a_register_event_whose_action_or_subject_column_was_edited_still_names_
     )
     with rita.store.write() as conn:
         conn.execute(
-            update(audit_events)
-            .where(audit_events.c.action == "model.register")
-            .values({column: value})
+            update(audit_events).where(audit_events.c.action == "model.register").values(edit)
         )
     with pytest.raises(PolicyViolation, match="approver-is-not-developer"):
         rita.governance.approve(version.ref)
@@ -738,3 +743,27 @@ def test_only_the_chain_scan_of_an_evidence_pack_streams_its_rows(
     assert len(streamed) == 1
     assert "FROM audit_events" in streamed[0]
     assert statements.index(streamed[0]) < len(statements) - 1
+
+
+def test_a_versions_registrant_is_read_from_its_own_registering_events_only(
+    pg_platform: Platform, make_servable: MakeArtifact
+) -> None:
+    version = pg_platform.register_model(
+        "credit", make_servable(b"v1"), flavor="pyfunc", owner="dana"
+    )
+    pg_platform.register_model("other", make_servable(b"v2"), flavor="pyfunc", owner="bob")
+    read: list[str] = []
+
+    def spy(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "FROM audit_events" in statement:
+            read.append(statement)
+
+    event.listen(pg_platform.store.engine, "before_cursor_execute", spy)
+    try:
+        registrants = pg_platform.governance._registered_by(version)
+    finally:
+        event.remove(pg_platform.store.engine, "before_cursor_execute", spy)
+    assert registrants == {"alice", "dana"}
+    assert len(read) == 1
+    assert " OR " not in read[0].upper()
+    assert " AND " in read[0].upper()

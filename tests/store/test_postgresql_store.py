@@ -15,10 +15,12 @@ from artifact_kit import MakeArtifact
 from sqlalchemy import make_url, text
 
 from mintaka import Conflict, ManualClock, Platform, StoreError
+from mintaka.audit.chain import columns_from_canonical
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageNode, NodeKind
 from mintaka.lineage import LineageStore
 from mintaka.store import Store
 from mintaka.store.engine import HEAD_REVISION
+from mintaka.store.schema import AUDIT_COLUMNS_FUNCTION, AUDIT_COLUMNS_TRIGGER
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("MINTAKA_TEST_POSTGRES_URL"),
@@ -105,3 +107,42 @@ def test_a_refused_statement_is_a_store_error_without_the_password(pg_url: str) 
         assert "s3cret-pw" not in str(caught.value)
     finally:
         store.dispose()
+
+
+def _back_to_0010(store: Store) -> None:
+    """``store`` as revision 0010 left it: audit columns without their trigger."""
+    with store.engine.begin() as conn:
+        conn.execute(text(f"DROP TRIGGER {AUDIT_COLUMNS_TRIGGER} ON audit_events"))
+        conn.execute(text(f"DROP FUNCTION {AUDIT_COLUMNS_FUNCTION}()"))
+        conn.execute(text("UPDATE alembic_version SET version_num = '0010'"))
+
+
+def test_audit_columns_are_set_from_the_canonical_bytes_from_0011_on(
+    pg_url: str, tmp_path: Path, clock: ManualClock, make_artifact: MakeArtifact
+) -> None:
+    home = tmp_path / ".mintaka"
+    with Platform(home, store_url=pg_url, clock=clock, actor="rita") as plat:
+        plat.register_model("credit", make_artifact(b"v1"))
+        recorded = [(e.actor, e.action, e.subject) for e in plat.audit.events()]
+        _back_to_0010(plat.store)
+        with plat.store.engine.begin() as conn:
+            conn.execute(text("UPDATE audit_events SET actor = 'omar'"))
+            assert not columns_from_canonical(conn)
+    with pytest.raises(StoreError, match="columns differ from its canonical bytes"):
+        Store(pg_url)
+    unmigrated = Store(pg_url, migrate=False)
+    with unmigrated.engine.begin() as conn:
+        conn.execute(text("UPDATE audit_events SET actor = 'rita'"))
+    unmigrated.dispose()
+    with Platform(home, store_url=pg_url, clock=clock, actor="rita") as plat:
+        assert plat.store.revision() == HEAD_REVISION
+        with plat.store.write() as conn:
+            assert columns_from_canonical(conn)
+            conn.execute(text("UPDATE audit_events SET actor = 'omar', action = 'model.note'"))
+        assert [(e.actor, e.action, e.subject) for e in plat.audit.events()] == recorded
+        assert plat.verify_audit().ok
+        with plat.store.write() as conn:
+            conn.execute(text(f"ALTER TABLE audit_events DISABLE TRIGGER {AUDIT_COLUMNS_TRIGGER}"))
+            assert not columns_from_canonical(conn)
+            conn.execute(text("UPDATE audit_events SET actor = 'omar'"))
+        assert plat.verify_audit().first_bad_seq == 1

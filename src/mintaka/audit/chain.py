@@ -36,7 +36,13 @@ from sqlalchemy import Connection, inspect, select
 from mintaka.domain.audit import AuditEvent, ChainReport
 from mintaka.errors import StoreError, ValidationError
 from mintaka.store.engine import Sql, Store
-from mintaka.store.schema import audit_events, derived_from_canonical
+from mintaka.store.schema import (
+    AUDIT_COLUMNS_FUNCTION,
+    AUDIT_COLUMNS_SOURCE,
+    AUDIT_COLUMNS_TRIGGER,
+    audit_events,
+    derived_from_canonical,
+)
 
 GENESIS = "0" * 64
 FORMAT = "mintaka-audit/1"
@@ -95,6 +101,32 @@ def derived_columns(conn: Connection) -> bool:
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'audit_events'"
     )
     return row is not None and row[0] == DERIVED_TABLE
+
+
+# The trigger ``columns_from_canonical`` trusts (migration 0011): on ``audit_events`` as the
+# search path finds it, enabled, calling the function whose source is exactly Mintaka's.
+_TRIGGER_IN_FORCE = (
+    "SELECT count(*) FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+    "WHERE t.tgrelid = to_regclass('audit_events') AND t.tgname = :trigger "
+    "AND t.tgenabled IN ('O', 'A') AND p.proname = :function AND p.prosrc = :source"
+)
+
+
+def columns_from_canonical(conn: Connection) -> bool:
+    """Whether every write of ``audit_events`` gets its query columns from the canonical bytes:
+    SQLite's derived columns, or PostgreSQL's trigger (migration 0011). An edit of a column alone
+    then cannot hide an event from a query by that column. Unlike ``derived_columns`` this does
+    not say the columns agree with the bytes now: a trigger can be disabled while they are
+    edited, which verification, comparing them row by row, reports."""
+    if conn.dialect.name == "postgresql":
+        params = {
+            "trigger": AUDIT_COLUMNS_TRIGGER,
+            "function": AUDIT_COLUMNS_FUNCTION,
+            "source": AUDIT_COLUMNS_SOURCE,
+        }
+        row = Sql(conn).one(_TRIGGER_IN_FORCE, params)
+        return row is not None and int(row[0]) == 1
+    return derived_columns(conn)
 
 
 _SAFE_INT = 2**53 - 1  # RFC 8785 numbers are IEEE 754 doubles

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
-from mintaka.audit.chain import derived_columns
+from mintaka.audit.chain import columns_from_canonical
 from mintaka.capabilities import Capability
 from mintaka.domain.audit import AuditEvent
 from mintaka.domain.governance import (
@@ -883,13 +883,13 @@ class GovernanceService:
 
 def _registering(conn: Connection, ref: str) -> ColumnElement[bool]:
     """Which audit rows to read for the events registering or adopting the version ``ref``
-    names. Where the query columns are copies of the canonical bytes, an edit of the action or
-    the subject column must not hide such an event (and with it the registrant, who could then
-    approve their own version): every event of the version and every registering event is read,
-    and the bytes decide."""
+    names. Where the query columns are copies of the canonical bytes that the database does not
+    keep set from them, an edit of the action or the subject column must not hide such an event
+    (and with it the registrant, who could then approve their own version): every event of the
+    version and every registering event is read, and the bytes decide."""
     of_version = audit_events.c.subject == ref
     registering = audit_events.c.action.in_(_REGISTERING)
-    if derived_columns(conn):
+    if columns_from_canonical(conn):
         return and_(of_version, registering)
     return or_(of_version, registering)
 

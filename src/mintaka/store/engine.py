@@ -39,7 +39,7 @@ from mintaka.errors import ConfigurationError, StoreError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
-HEAD_REVISION = "0010"
+HEAD_REVISION = "0011"
 WAL_AUTOCHECKPOINT = 8192  # pages (32 MiB of WAL at 4 KiB pages)
 BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for the write lock
 

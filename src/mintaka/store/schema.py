@@ -170,6 +170,33 @@ audit_events = Table(
 Index("ix_audit_events_action", audit_events.c.action)
 Index("ix_audit_events_subject", audit_events.c.subject)
 
+# On PostgreSQL the query columns are plain, and a trigger (migration 0011) sets them from the
+# canonical bytes on every insert and update, as SQLite reads them out: a field the bytes state
+# is that column's value; bytes that are not a JSON object, or lack a field, leave the column as
+# written (the columns are NOT NULL there), for verification to report.
+AUDIT_COLUMNS_FUNCTION = "mintaka_audit_columns_from_canonical"
+AUDIT_COLUMNS_TRIGGER = "audit_events_columns_from_canonical"
+AUDIT_COLUMNS_SOURCE = """
+DECLARE
+    body jsonb;
+BEGIN
+    BEGIN
+        body := convert_from(NEW.canonical, 'UTF8')::jsonb;
+    EXCEPTION WHEN others THEN
+        RETURN NEW;
+    END;
+    IF jsonb_typeof(body) <> 'object' THEN
+        RETURN NEW;
+    END IF;
+    NEW.at := coalesce(body ->> 'at', NEW.at);
+    NEW.actor := coalesce(body ->> 'actor', NEW.actor);
+    NEW.action := coalesce(body ->> 'action', NEW.action);
+    NEW.subject := coalesce(body ->> 'subject', NEW.subject);
+    NEW.backend := CASE WHEN body ? 'backend' THEN body ->> 'backend' ELSE NEW.backend END;
+    RETURN NEW;
+END;
+"""
+
 # One row (id = 1) holding the chain's head; writers lock it, so the chain stays linear even with
 # several processes appending at once.
 audit_head = Table(
