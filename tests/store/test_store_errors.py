@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
 from mintaka import Platform, StoreError
 from mintaka.store import Store
 from mintaka.store import engine as store_engine
-from mintaka.store.engine import Sql
+from mintaka.store.engine import Sql, Transactions
 
 
 @pytest.mark.parametrize(
@@ -246,3 +246,21 @@ def test_a_driver_echoing_its_dsn_when_the_store_does_not_open_shows_no_password
         Store(url)
     assert "s3cr3t" not in str(caught.value)
     assert "k3yp4ss" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("write", "level"), [(False, "REPEATABLE READ"), (True, "READ COMMITTED")])
+def test_a_database_without_the_isolation_level_needed_is_a_store_error(
+    tmp_path: Path, write: bool, level: str
+) -> None:
+    # pysqlite offers neither level, as some server databases lack one; it stands in for them.
+    engine = create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    engine.dialect.name = "other"
+    transactions = Transactions(engine)
+    try:
+        with (
+            pytest.raises(StoreError, match=f"isolation level Mintaka needs \\({level}\\)"),
+            transactions.write() if write else transactions.read(),
+        ):
+            pass
+    finally:
+        engine.dispose()

@@ -259,10 +259,7 @@ class Transactions:
     def _plain(self, *, write: bool) -> Iterator[Connection]:
         try:
             with self.engine.connect() as conn:
-                if write:
-                    conn.execution_options(**_write_options(self.engine))
-                else:
-                    conn.execution_options(**_snapshot_options(self.engine))
+                self._isolate(conn, write=write)
                 try:
                     with conn.begin():
                         yield conn
@@ -273,6 +270,19 @@ class Transactions:
             if mapped is None:
                 raise
             raise mapped from exc
+
+    def _isolate(self, conn: Connection, *, write: bool) -> None:
+        """Give ``conn`` the isolation level of a write or a read snapshot; a database that has
+        no such level is a ``StoreError`` naming it, not a driver's argument error."""
+        options = _write_options(self.engine) if write else _snapshot_options(self.engine)
+        try:
+            conn.execution_options(**options)
+        except ArgumentError as exc:
+            kind = "write" if write else "read snapshot"
+            raise StoreError(
+                f"the store at {_shown(self.engine.url)} cannot run a {kind} at the isolation "
+                f"level Mintaka needs ({options.get('isolation_level')}): {exc}"
+            ) from exc
 
     def _take(self) -> Connection:
         try:
