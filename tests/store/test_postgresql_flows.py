@@ -40,6 +40,7 @@ from mintaka.governance.records import check_records
 from mintaka.governance.service import GovernanceService
 from mintaka.local.server import InferenceServer
 from mintaka.monitoring import service
+from mintaka.store import Store
 from mintaka.store.schema import audit_events, monitors, predictions
 
 pytestmark = pytest.mark.skipif(
@@ -704,6 +705,7 @@ def test_no_artifact_is_hashed_inside_a_transaction_the_server_ends_when_idle(
     # Hashing a large artifact takes longer than a server lets a session sit idle in a
     # transaction; here the server allows 50 ms and hashing takes 100 ms.
     home = tmp_path / ".mintaka"
+    Store(pg_url).dispose()  # migrated first: migrating is not what is timed here
     strict = _with_setting(pg_url, "idle_in_transaction_session_timeout=50")
     slow_manifest = artifacts_store.manifest_of
 
