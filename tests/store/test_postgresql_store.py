@@ -146,3 +146,18 @@ def test_audit_columns_are_set_from_the_canonical_bytes_from_0011_on(
             assert not columns_from_canonical(conn)
             conn.execute(text("UPDATE audit_events SET actor = 'omar'"))
         assert plat.verify_audit().first_bad_seq == 1
+
+
+def test_an_audit_event_whose_bytes_are_not_json_keeps_its_columns_for_verify_to_report(
+    pg_platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    pg_platform.register_model("credit", make_artifact(b"v1"))
+    with pg_platform.store.write() as conn:
+        conn.execute(
+            text("UPDATE audit_events SET canonical = :junk, actor = 'omar' WHERE seq = 1"),
+            {"junk": b"\xff not json"},
+        )
+        assert conn.execute(text("SELECT actor FROM audit_events WHERE seq = 1")).scalar() == (
+            "omar"
+        )
+    assert pg_platform.verify_audit().first_bad_seq == 1
