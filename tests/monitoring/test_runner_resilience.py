@@ -11,7 +11,13 @@ from monitoring_kit import scoring_monitor
 from sqlalchemy import select, update
 
 from mintaka import ManualClock, Platform
-from mintaka.domain.monitoring import Escalation, Signal, SignalKind, TicketStatus
+from mintaka.domain.monitoring import (
+    MAX_ESCALATION_MINUTES,
+    Escalation,
+    Signal,
+    SignalKind,
+    TicketStatus,
+)
 from mintaka.domain.serving import EndpointMetrics
 from mintaka.monitoring.service import OnDuty, _failing_signals
 from mintaka.store.schema import monitors
@@ -157,3 +163,49 @@ def test_a_stored_runbook_url_now_refused_never_stops_a_pass(
     report = served.monitoring.run_once()
     assert [t.runbook_url for t in served.monitoring.tickets()] == alerts
     assert [f.signal for f in report.failed] == failures
+
+
+def store_step(platform: Platform, monitor_id: str, step: Any) -> None:
+    """Rewrite the monitor's signals to escalate along ``step`` as stored, before steps were
+    checked the way they are now."""
+    with platform.store.write() as conn:
+        spec = dict(
+            conn.execute(select(monitors.c.spec).where(monitors.c.id == monitor_id)).scalar_one()
+        )
+        spec["signals"] = [dict(s, escalation=[step]) for s in spec["signals"]]
+        conn.execute(update(monitors).where(monitors.c.id == monitor_id).values(spec=spec))
+
+
+def test_a_monitor_stored_before_steps_were_capped_is_run_listed_added_beside_and_removed(
+    served: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    late = served.monitoring.add_monitor(scoring_monitor(errors_signal(name="late")))
+    store_step(served, late, {"after_minutes": 10**7, "to": "lead-b"})
+    monkeypatch.setattr(served.serving, "endpoint_metrics", erroring)
+
+    report = served.monitoring.run_once()
+
+    assert [a.signal for a in report.alerts] == ["scoring:late"]
+    [(listed, spec)] = served.monitoring.monitor_records()
+    assert listed == late
+    assert spec.signals[0].escalation[0].after_minutes == MAX_ESCALATION_MINUTES
+    other = served.monitoring.add_monitor(scoring_monitor(errors_signal()))
+    served.monitoring.remove_monitor(late, reason="stored by an earlier release")
+    assert [i for i, _ in served.monitoring.monitor_records()] == [other]
+
+
+def test_a_monitor_that_no_longer_reads_fails_its_own_signals_only(
+    served: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = served.monitoring.add_monitor(scoring_monitor(errors_signal(name="bad")))
+    store_step(served, bad, {"after_minutes": "soon", "to": "lead-b"})
+    good = served.monitoring.add_monitor(scoring_monitor(errors_signal()))
+    monkeypatch.setattr(served.serving, "endpoint_metrics", erroring)
+
+    report = served.monitoring.run_once()
+
+    assert [a.signal for a in report.alerts] == ["scoring:errors"]
+    [failure] = report.failed
+    assert (failure.signal, bad in failure.error) == ("bad", True)
+    assert [i for i, _ in served.monitoring.monitor_records()] == [good]
+    assert list(served.monitoring.unreadable_monitors()) == [bad]

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
@@ -29,6 +30,7 @@ from mintaka.audit.chain import canonical_bytes
 from mintaka.capabilities import Capability
 from mintaka.domain.base import parse_enum
 from mintaka.domain.monitoring import (
+    MAX_ESCALATION_MINUTES,
     Alert,
     Escalation,
     MonitorSpec,
@@ -763,7 +765,32 @@ class MonitoringService:
         return [spec for _, spec in self.monitor_records(endpoint)]
 
     def monitor_records(self, endpoint: str | None = None) -> list[tuple[str, MonitorSpec]]:
-        """:meth:`monitors` with each monitor's id, the one ``remove_monitor`` takes."""
+        """:meth:`monitors` with each monitor's id, the one ``remove_monitor`` takes. A monitor
+        stored in a form this release cannot read is logged and left out: it is listed by
+        :meth:`unreadable_monitors`, and the runner fails its signals."""
+        records: list[tuple[str, MonitorSpec]] = []
+        for monitor_id, _, found in self._stored_monitors(endpoint):
+            if isinstance(found, MonitorSpec):
+                records.append((monitor_id, found))
+            else:
+                log.warning("%s", found)
+        return records
+
+    def unreadable_monitors(self, endpoint: str | None = None) -> dict[str, str]:
+        """The monitors on duty (of ``endpoint``, when given) stored in a form this release
+        cannot read, each id with why: what an operator removes (``remove_monitor`` takes them)
+        or stores again."""
+        return {
+            monitor_id: str(found)
+            for monitor_id, _, found in self._stored_monitors(endpoint)
+            if isinstance(found, ValidationError)
+        }
+
+    def _stored_monitors(
+        self, endpoint: str | None = None
+    ) -> list[tuple[str, Mapping[str, Any], MonitorSpec | ValidationError]]:
+        """The monitors on duty, oldest first: each id, its stored spec, and that read as a spec
+        or why it cannot be (see :func:`_stored_monitor`), so one bad record stops no caller."""
         query = (
             select(monitors.c.id, monitors.c.spec)
             .where(monitors.c.removed_at.is_(None))
@@ -772,7 +799,14 @@ class MonitoringService:
         if endpoint is not None:
             query = query.where(monitors.c.endpoint == endpoint)
         with self.platform.store.read() as conn:
-            return [(str(row.id), _stored_monitor(row.spec)) for row in conn.execute(query)]
+            rows = conn.execute(query).all()
+        found: list[tuple[str, Mapping[str, Any], MonitorSpec | ValidationError]] = []
+        for row in rows:
+            try:
+                found.append((str(row.id), row.spec, _stored_monitor(row.spec, str(row.id))))
+            except ValidationError as exc:
+                found.append((str(row.id), row.spec, exc))
+        return found
 
     def watching(self, model: str) -> list[MonitorSpec]:
         """The monitors on duty of ``model`` whose endpoint is recorded and has a route serving
@@ -828,7 +862,7 @@ class MonitoringService:
                 raise NotFound(f"no monitor {monitor_id}")
             if row.removed_at is not None:
                 raise NotFound(f"monitor {monitor_id} was already removed at {row.removed_at}")
-            removed = _stored_monitor(row.spec)
+            removed = _stored_monitor(row.spec, monitor_id)
             conn.execute(
                 update(monitors)
                 .where(monitors.c.id == monitor_id)
@@ -883,7 +917,7 @@ class MonitoringService:
         )
         with self.platform.store.read() as conn:
             for row in conn.execute(query):
-                if _stored_monitor(row.spec) == spec:
+                if _is_stored(row.spec, spec):
                     return str(row.id)
         return None
 
@@ -1311,7 +1345,10 @@ class MonitoringService:
         recorded = {e.name: e for e in self.platform.serving.list_endpoints()}
         specs: list[MonitorSpec] = []
         moved_on: dict[str, str] = {}  # "endpoint:signal" of a monitor whose endpoint moved on
-        for monitor_id, spec in self.monitor_records():
+        for monitor_id, raw, spec in self._stored_monitors():
+            if isinstance(spec, ValidationError):
+                failed.extend(_unreadable(raw, spec, recorded))
+                continue
             if _measures(spec, recorded):
                 specs.append(spec)
                 continue
@@ -2392,7 +2429,7 @@ def _same_monitor(conn: Connection, spec: MonitorSpec) -> str | None:
     ).all()
     taken: dict[str, str] = {}
     for row in rows:
-        if _stored_monitor(row.spec) == spec:
+        if _is_stored(row.spec, spec):
             return str(row.id)
         taken.update({s["name"]: str(row.id) for s in row.spec["signals"]})
     clashes = sorted({s.name for s in spec.signals} & set(taken))
@@ -2458,6 +2495,18 @@ def _served(endpoint: Endpoint) -> str:
     return ", ".join(f"{r.model}:{r.version}" for r in endpoint.routes) or "nothing"
 
 
+def _unreadable(
+    raw: Mapping[str, Any], why: ValidationError, recorded: Mapping[str, Endpoint]
+) -> list[SignalFailure]:
+    """The failures of the signals of a stored monitor this release cannot read (``why``): each
+    fails every pass, reported and audited, until the monitor is removed or stored again. One
+    of an endpoint not ``recorded`` rests, as a deleted endpoint's monitors do."""
+    endpoint = raw.get("endpoint")
+    if not isinstance(endpoint, str) or endpoint not in recorded:
+        return []
+    return [SignalFailure(endpoint, name, str(why)) for name in _stored_signal_names(raw)]
+
+
 def _not_served(monitor_id: str, spec: MonitorSpec, endpoint: Endpoint) -> str:
     """Why monitor ``monitor_id`` measures nothing now: its endpoint moved on to another model."""
     return (
@@ -2468,19 +2517,43 @@ def _not_served(monitor_id: str, spec: MonitorSpec, endpoint: Endpoint) -> str:
     )
 
 
-def _stored_monitor(raw: Mapping[str, Any]) -> MonitorSpec:
+def _stored_monitor(raw: Mapping[str, Any], monitor_id: str = "") -> MonitorSpec:
     """A monitor as stored, read as a spec: the fields earlier versions stored and none reads
     now are left out, so a monitor stored before they were retired still loads, and its
-    signals' handlers are read as :func:`_stored_handlers` reads them."""
+    signals' handlers are read as :func:`_stored_handlers` reads them. A record that still
+    does not read as a spec is a ``ValidationError`` naming ``monitor_id``, so callers can
+    tell it from a failure of their own and go on with the other monitors."""
     kept = {k: v for k, v in raw.items() if k not in RETIRED_MONITOR_FIELDS}
     if isinstance(kept.get("signals"), list):
         kept["signals"] = [_stored_handlers(s) for s in kept["signals"]]
-    return MonitorSpec.model_validate(kept)
+    try:
+        return MonitorSpec.model_validate(kept)
+    except PydanticValidationError as exc:
+        name = f"monitor {monitor_id}" if monitor_id else "a stored monitor"
+        why = f"{name} is stored in a form this release cannot read: {exc}"
+        raise ValidationError(why) from exc
+
+
+def _is_stored(raw: Mapping[str, Any], spec: MonitorSpec) -> bool:
+    """Whether the stored monitor ``raw`` is ``spec``; one that no longer reads is not."""
+    try:
+        return _stored_monitor(raw) == spec
+    except ValidationError:
+        return False
+
+
+def _stored_signal_names(raw: Mapping[str, Any]) -> list[str]:
+    """The signal names of a stored monitor, read without reading the rest of its spec."""
+    found = raw.get("signals")
+    if not isinstance(found, list):
+        return []
+    return [str(s["name"]) for s in found if isinstance(s, Mapping) and "name" in s]
 
 
 def _stored_handlers(signal: Any) -> Any:
     """A stored signal with the blanks around its owner, escalation steps and runbook URL
-    dropped (a blank runbook URL read as none): earlier releases stored them as given, and
+    dropped (a blank runbook URL read as none) and its steps read as :func:`_stored_step` reads
+    them: earlier releases stored them as given, and
     :meth:`MonitoringService.raise_alert` now refuses them, so its alerts would fail instead of
     being ticketed for the person meant. One that still forges printed lines (a control
     character) is kept as stored: its alerts are that signal's failure."""
@@ -2493,11 +2566,21 @@ def _stored_handlers(signal: Any) -> Any:
         found["runbook_url"] = found["runbook_url"].strip() or None
     if isinstance(found.get("escalation"), list):
         found["escalation"] = [
-            dict(step, to=step["to"].strip())
-            if isinstance(step, Mapping) and isinstance(step.get("to"), str)
-            else step
+            _stored_step(step) if isinstance(step, Mapping) else step
             for step in found["escalation"]
         ]
+    return found
+
+
+def _stored_step(step: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored escalation step with the blanks around its owner dropped, and a delay later
+    than :data:`MAX_ESCALATION_MINUTES` (earlier releases stored any) read as that cap."""
+    found = dict(step)
+    if isinstance(found.get("to"), str):
+        found["to"] = found["to"].strip()
+    minutes = found.get("after_minutes")
+    if isinstance(minutes, int | float) and minutes > MAX_ESCALATION_MINUTES:
+        found["after_minutes"] = MAX_ESCALATION_MINUTES
     return found
 
 
