@@ -797,3 +797,34 @@ def test_a_signal_name_that_could_pass_for_another_ticket_is_refused(
     with pytest.raises(ValidationError, match="signal name"):
         served.monitoring.add_monitor(scoring_monitor(latency_signal(name=name)))
     assert served.monitoring.monitors() == []
+
+
+def test_a_pass_stopped_while_a_sink_sends_leaves_no_ticket_without_its_alert_event(
+    served: Platform,
+) -> None:
+    from mintaka.cli.monitoring import _Terminated
+
+    class Stopped:
+        name = "stopped"
+        stop = True
+
+        def open(self, ticket: Ticket, event: str) -> str:
+            if Stopped.stop:  # SIGTERM arrives while the sink sends
+                Stopped.stop = False
+                raise _Terminated
+            return "sent"
+
+    class Plugin:
+        @hookimpl
+        def mintaka_ticket_sinks(self, sinks: TicketSinks) -> None:
+            sinks.add(Stopped())
+
+    served.plugins.register(Plugin())
+    with pytest.raises(_Terminated):
+        served.monitoring.raise_alert("drift", "scoring")
+    served.monitoring.raise_alert("drift", "scoring")
+
+    [ticket] = served.monitoring.tickets()
+    raised = [e for e in served.audit.events() if e.action == "alert.raise"]
+    assert ticket.alerts == len(raised) == 2
+    assert {e.details["ticket"] for e in raised} == {ticket.id}

@@ -970,16 +970,6 @@ class MonitoringService:
         )
         owner = owner or self._default_owner(endpoint)
         ticket = self._open_ticket(alert, owner, runbook_url, tuple(escalation))
-        with self.platform.store.write() as conn:
-            event = self.platform._audit(
-                conn,
-                "alert.raise",
-                endpoint,
-                alert=alert.model_dump(mode="json"),
-                ticket=ticket.id,
-                owner=ticket.owner,
-            )
-        self.platform._after_commit([event])
         self.platform.plugins.hook.mintaka_alert(alert=alert)
         return alert, ticket
 
@@ -999,7 +989,10 @@ class MonitoringService:
         runbook_url: str | None,
         escalation: tuple[Escalation, ...],
     ) -> Ticket:
-        """Open the signal's ticket, or count the alert on the one already open.
+        """Open the signal's ticket, or count the alert on the one already open, then send it
+        to the sinks. The ticket is written together with the alert's ``alert.raise`` event, in
+        one transaction, and sent only once that commits: a pass stopped while a sink sends
+        (or failing to write the event) leaves no alert counted on a ticket without its event.
 
         On SQLite the write lock serialises runners; on a server database two runners can race
         to open the same ticket, the unique index refuses the second, and it retries as an update,
@@ -1008,11 +1001,14 @@ class MonitoringService:
         """
         for attempt in range(2):
             try:
-                ticket_id, event_name = self._open_or_update(alert, owner, runbook_url, escalation)
+                ticket_id, event_name, event = self._open_or_update(
+                    alert, owner, runbook_url, escalation
+                )
                 break
             except SQLIntegrityError as exc:  # another runner opened it a moment ago
                 if attempt:
                     raise Conflict("the signal's ticket could not be opened or updated") from exc
+        self.platform._after_commit([event])
         return self._notify(self.ticket(ticket_id), event_name)
 
     def _open_or_update(
@@ -1021,7 +1017,9 @@ class MonitoringService:
         owner: str,
         runbook_url: str | None,
         escalation: tuple[Escalation, ...],
-    ) -> tuple[str, str]:
+    ) -> tuple[str, str, AuditEvent]:
+        """Open or update the signal's ticket and audit ``alert.raise`` in one transaction;
+        returns the ticket's id, whether it was ``opened`` or ``updated``, and the event."""
         now = alert.at.isoformat()
         with self.platform.store.write() as conn:
             row = conn.execute(
@@ -1046,7 +1044,7 @@ class MonitoringService:
                         severity=severity.value,
                     )
                 )
-                return str(row.id), "updated"
+                return str(row.id), "updated", self._audit_alert(conn, alert, row.id, row.owner)
             ticket_id = self.platform.ids.new("tkt")
             conn.execute(
                 tickets.insert().values(
@@ -1068,7 +1066,21 @@ class MonitoringService:
                     details=alert.details,
                 )
             )
-            return ticket_id, "opened"
+            return ticket_id, "opened", self._audit_alert(conn, alert, ticket_id, owner)
+
+    def _audit_alert(
+        self, conn: Connection, alert: Alert, ticket_id: str, owner: str
+    ) -> AuditEvent:
+        """Audit ``alert`` as ``alert.raise``, counted on ticket ``ticket_id`` of ``owner``,
+        inside the caller's transaction ``conn``."""
+        return self.platform._audit(
+            conn,
+            "alert.raise",
+            alert.endpoint,
+            alert=alert.model_dump(mode="json"),
+            ticket=ticket_id,
+            owner=owner,
+        )
 
     def _notify(self, ticket: Ticket, event: str) -> Ticket:
         """Send ``ticket`` to every sink and record their references on it. Sending happens
