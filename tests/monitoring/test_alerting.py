@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 from monitoring_kit import drift_signal, scoring_monitor
 from sqlalchemy import update
+from test_runner_resilience import erroring
 
 from mintaka import Conflict, IdFactory, ManualClock, Platform, ValidationError, hookimpl
 from mintaka.domain.monitoring import (
+    Alert,
     Escalation,
     MonitorSpec,
     Signal,
@@ -828,3 +830,23 @@ def test_a_pass_stopped_while_a_sink_sends_leaves_no_ticket_without_its_alert_ev
     raised = [e for e in served.audit.events() if e.action == "alert.raise"]
     assert ticket.alerts == len(raised) == 2
     assert {e.details["ticket"] for e in raised} == {ticket.id}
+
+
+def test_a_failing_alert_observer_leaves_the_alert_standing(
+    served: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Pager:
+        @hookimpl
+        def mintaka_alert(self, alert: Alert) -> None:
+            raise RuntimeError("pager down")
+
+    served.plugins.register(Pager())
+    served.monitoring.add_monitor(scoring_monitor(latency_signal()))
+    monkeypatch.setattr(served.serving, "endpoint_metrics", erroring)
+
+    report = served.monitoring.run_once()
+
+    assert report.failed == ()
+    assert [a.signal for a in report.alerts] == ["scoring:errors"]
+    [ticket] = served.monitoring.tickets()
+    assert ticket.alerts == 1

@@ -945,7 +945,8 @@ class MonitoringService:
         escalation: Sequence[Escalation] = (),
         details: Mapping[str, Any] | None = None,
     ) -> tuple[Alert, Ticket]:
-        """Audit an alert, tell the observers, and open (or update) its ticket. A blank or
+        """Audit an alert, open (or update) its ticket, and tell the observers (one that raises
+        is logged: the alert stands). A blank or
         line-forging signal, endpoint, owner, escalation step or runbook URL (``tickets list``
         prints it), a value or threshold that is
         not a finite number, and details that are not plain JSON, are refused with
@@ -970,7 +971,10 @@ class MonitoringService:
         )
         owner = owner or self._default_owner(endpoint)
         ticket = self._open_ticket(alert, owner, runbook_url, tuple(escalation))
-        self.platform.plugins.hook.mintaka_alert(alert=alert)
+        try:
+            self.platform.plugins.hook.mintaka_alert(alert=alert)
+        except Exception:  # a failing observer never undoes the alert
+            log.exception("an alert observer failed for %s on %s", signal, endpoint)
         return alert, ticket
 
     def _default_owner(self, endpoint: str) -> str:
