@@ -324,6 +324,35 @@ def test_plugin_sinks_come_from_the_hook_and_a_failing_sink_loses_nothing(
     }
 
 
+def test_a_sink_failing_on_an_update_keeps_the_reference_it_gave_on_open(
+    served: Platform,
+) -> None:
+    answers: list[str | Exception] = ["INC-1", TimeoutError("incident tool slow"), "INC-1"]
+
+    class Incident:
+        name = "incident"
+
+        def open(self, ticket: Ticket, event: str) -> str:
+            answer = answers.pop(0)
+            if isinstance(answer, Exception):
+                raise answer
+            return answer
+
+    class Plugin:
+        @hookimpl
+        def mintaka_ticket_sinks(self, sinks: TicketSinks) -> None:
+            sinks.add(Incident())
+
+    served.plugins.register(Plugin())
+    _, ticket = served.monitoring.raise_alert("drift", "scoring")
+    _, updated = served.monitoring.raise_alert("drift", "scoring")
+
+    assert updated.sinks == {"incident": "INC-1"}
+    assert served.monitoring.ticket(ticket.id).sinks == {"incident": "INC-1"}
+    served.monitoring.raise_alert("drift", "scoring")
+    assert served.monitoring.ticket(ticket.id).sinks == {"incident": "INC-1"}
+
+
 def test_two_runners_sending_one_ticket_to_different_sinks_keep_both_references(
     served: Platform, home: Path, clock: ManualClock
 ) -> None:

@@ -1090,21 +1090,30 @@ class MonitoringService:
         """Send ``ticket`` to every sink and record their references on it. Sending happens
         outside any transaction (a sink may be slow), so the references are merged into the
         row as it stands then, read ``FOR UPDATE``: another runner's sinks may have recorded
-        theirs on the ticket meanwhile, and those stay."""
+        theirs on the ticket meanwhile, and those stay. A sink that fails is logged; its
+        ``failed: ERROR`` is recorded only where it has given no reference yet, so one failing
+        on an update keeps the reference it gave when the ticket was opened."""
         refs: dict[str, str] = {}
         for sink in self.sinks():
             try:
                 refs[sink.name] = sink_reference(sink.open(ticket, event))
             except Exception as exc:  # a sink never loses the ticket
-                log.warning("ticket sink %s failed: %s", sink.name, exc)
-                refs[sink.name] = f"failed: {type(exc).__name__}"
-        if all(ticket.sinks.get(name) == ref for name, ref in refs.items()):
+                log.warning("ticket sink %s failed on %s %s: %s", sink.name, event, ticket.id, exc)
+                refs[sink.name] = f"{SINK_FAILED}{type(exc).__name__}"
+        if all(_kept_reference(ticket.sinks.get(name), ref) for name, ref in refs.items()):
             return ticket
         with self.platform.store.write() as conn:
             stored = conn.execute(
                 select(tickets.c.sinks).where(tickets.c.id == ticket.id).with_for_update()
             ).scalar_one()
-            merged = {**stored, **refs}
+            merged = {
+                **stored,
+                **{
+                    name: ref
+                    for name, ref in refs.items()
+                    if not _kept_reference(stored.get(name), ref)
+                },
+            }
             conn.execute(update(tickets).where(tickets.c.id == ticket.id).values(sinks=merged))
         sinks = {name: sink_reference(ref) for name, ref in merged.items()}
         return ticket.model_copy(update={"sinks": sinks})
@@ -2491,6 +2500,8 @@ def _refuse_removed_tickets(conn: Connection, spec: MonitorSpec) -> None:
         )
 
 
+SINK_FAILED = "failed: "  # the reference of a sink that raised, before the error's name
+
 RETIRED_MONITOR_FIELDS = ("unmeasured_runs",)  # stored by earlier versions, no longer read
 
 
@@ -2794,6 +2805,20 @@ def _no_label(label: Any) -> bool:
     if isinstance(label, str):
         return not label.strip()
     return isinstance(label, float) and not math.isfinite(label)
+
+
+def _kept_reference(stored: Any, ref: str) -> bool:
+    """Whether a sink's reference ``stored`` on a ticket stays as it is, given the sink's
+    answer ``ref`` now: it is that answer, or a reference the sink gave before that a failure
+    of the sink now (``failed: ERROR``) does not replace."""
+    if stored == ref:
+        return True
+    return (
+        ref.startswith(SINK_FAILED)
+        and isinstance(stored, str)
+        and bool(stored)
+        and not stored.startswith(SINK_FAILED)
+    )
 
 
 def _ticket(row: Any) -> Ticket:
