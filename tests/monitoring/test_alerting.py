@@ -166,6 +166,46 @@ def test_a_ticket_whose_stored_escalation_overflows_never_stops_the_others(
     assert monitoring.escalate_due() == [fine.id]
 
 
+@pytest.mark.parametrize("to", ["lead\nFORGED", "lead\x1b[2J", " \t"])
+def test_a_stored_step_to_an_owner_now_refused_is_not_taken_and_stops_no_other(
+    served: Platform, clock: ManualClock, to: str
+) -> None:
+    monitoring = served.monitoring
+    step = [Escalation(after_minutes=30, to="lead-b")]
+    _, forged = monitoring.raise_alert("drift", "scoring", owner="a", escalation=step)
+    _, fine = monitoring.raise_alert("latency", "scoring", owner="a", escalation=step)
+    with served.store.write() as conn:  # written before steps were checked
+        conn.execute(
+            update(tickets)
+            .where(tickets.c.id == forged.id)
+            .values(escalation=[{"after_minutes": 30, "to": to}])
+        )
+    clock.advance(minutes=31)
+
+    assert monitoring.escalate_due() == [fine.id]
+    assert monitoring.ticket(forged.id).owner == "a"
+    assert monitoring.ticket(fine.id).owner == "lead-b"
+
+
+def test_a_stored_step_with_blanks_around_its_owner_hands_the_ticket_to_that_owner(
+    served: Platform, clock: ManualClock
+) -> None:
+    step = [Escalation(after_minutes=30, to="lead-b")]
+    _, ticket = served.monitoring.raise_alert("drift", "scoring", owner="a", escalation=step)
+    with served.store.write() as conn:  # written before steps were checked
+        conn.execute(
+            update(tickets)
+            .where(tickets.c.id == ticket.id)
+            .values(escalation=[{"after_minutes": 30, "to": "lead-b\t"}])
+        )
+    clock.advance(minutes=31)
+
+    assert served.monitoring.escalate_due() == [ticket.id]
+    owner = served.monitoring.ticket(ticket.id).owner
+    assert owner == "lead-b"
+    served.monitoring.raise_alert("check", "scoring", owner=owner)
+
+
 def test_two_monitors_on_one_endpoint_cannot_share_a_signal_name(served: Platform) -> None:
     first = served.monitoring.add_monitor(scoring_monitor(latency_signal()))
     other = latency_signal(metric="p99_latency_ms", threshold=500.0, owner="oncall-z")

@@ -1177,7 +1177,8 @@ class MonitoringService:
         nothing is left unmeasured while it stays killed, and its release ends the stretch the
         ticket was opened for (see :meth:`_track_unmeasured`). So does one whose stretch is no
         longer its signal's (see :meth:`_stretches_not_on_duty`), until the runner's next pass
-        ends it and resolves the ticket, however soon after the release that escalation runs."""
+        ends it and resolves the ticket, however soon after the release that escalation runs.
+        A ticket whose escalation fails is logged, and the others still escalate."""
         from mintaka.domain.serving import EndpointStatus
 
         recorded = {e.name: e for e in self.platform.serving.list_endpoints()}
@@ -1189,11 +1190,14 @@ class MonitoringService:
                 ticket.endpoint in killed or ticket.signal.rpartition(":")[0] in ended
             ):
                 continue
-            current = self._escalate(ticket)
-            if current is not None:
-                moved.append(ticket.id)
-            while current is not None:
-                current = self._escalate(current)
+            try:
+                current = self._escalate(ticket)
+                if current is not None:
+                    moved.append(ticket.id)
+                while current is not None:
+                    current = self._escalate(current)
+            except Exception:  # one ticket's escalation never stops the others'
+                log.exception("escalating ticket %s failed", ticket.id)
         return moved
 
     def _stretches_not_on_duty(self, recorded: Mapping[str, Endpoint]) -> set[str]:
@@ -1212,11 +1216,21 @@ class MonitoringService:
         return set(_ended_stretches(state, self._on_duty_since(), moved_on))
 
     def _escalate(self, ticket: Ticket) -> Ticket | None:
-        """``ticket`` moved to its next escalation step if that is due, else None."""
+        """``ticket`` moved to its next escalation step if that is due, else None. A step
+        stored by an earlier release is handed on as :func:`_stored_handlers` reads a monitor's
+        (the blanks around its owner dropped); one whose owner still forges printed lines
+        (:meth:`raise_alert` refuses it) is logged and never taken, as the ticket stays with
+        its owner."""
         now = self.platform._now()
         if ticket.escalation_level >= len(ticket.escalation):
             return None
         step = ticket.escalation[ticket.escalation_level]
+        to = step.to.strip() if isinstance(step.to, str) else ""
+        try:
+            _check_printed(f"escalation step {ticket.escalation_level + 1}", to)
+        except ValidationError as exc:
+            log.warning("ticket %s is not escalated: %s", ticket.id, exc)
+            return None
         minutes = sum(e.after_minutes for e in ticket.escalation[: ticket.escalation_level + 1])
         try:
             due = ticket.opened_at + timedelta(minutes=minutes)
@@ -1233,7 +1247,7 @@ class MonitoringService:
                     tickets.c.status == TicketStatus.OPEN.value,
                 )
                 .values(
-                    owner=step.to,
+                    owner=to,
                     escalation_level=ticket.escalation_level + 1,
                     updated_at=now.isoformat(),
                 )
@@ -1247,7 +1261,7 @@ class MonitoringService:
                 endpoint=ticket.endpoint,
                 signal=ticket.signal,
                 previous_owner=ticket.owner,
-                owner=step.to,
+                owner=to,
                 level=ticket.escalation_level + 1,
             )
         self.platform._after_commit([event])
