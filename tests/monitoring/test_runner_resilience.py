@@ -209,3 +209,21 @@ def test_a_monitor_that_no_longer_reads_fails_its_own_signals_only(
     assert (failure.signal, bad in failure.error) == ("bad", True)
     assert [i for i, _ in served.monitoring.monitor_records()] == [good]
     assert list(served.monitoring.unreadable_monitors()) == [bad]
+
+
+def test_a_failing_escalation_keeps_the_report_of_the_alerts_a_pass_raised(
+    served: Platform, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    served.monitoring.add_monitor(scoring_monitor(errors_signal()))
+    monkeypatch.setattr(served.serving, "endpoint_metrics", erroring)
+
+    def unreadable(recorded: Any) -> set[str]:
+        raise RuntimeError("stretches unreadable")
+
+    monkeypatch.setattr(served.monitoring, "_stretches_not_on_duty", unreadable)
+
+    report = served.monitoring.run_once()
+
+    assert [a.signal for a in report.alerts] == ["scoring:errors"]
+    assert report.escalated == ()
+    assert "stretches unreadable" in caplog.text

@@ -1365,7 +1365,8 @@ class MonitoringService:
         those of an endpoint that no longer serves their model fail every signal (see
         :func:`_not_served`): measuring another model's traffic, and retraining theirs on it,
         would be wrong on both counts. A killed endpoint serves nothing, so its signals are not
-        tracked as unmeasured while it stays killed; their stretch starts again on release."""
+        tracked as unmeasured while it stays killed; their stretch starts again on release.
+        Escalations that fail are logged, the pass's report kept."""
         from mintaka.domain.serving import EndpointStatus
 
         now = self.platform._now()
@@ -1443,8 +1444,17 @@ class MonitoringService:
             self._audit_failures(refused, set(), on_duty)
             failed.extend(refused)
         return RunReport(
-            evaluated, tuple(alerts), tuple(self.escalate_due()), tuple(failed), tuple(notes)
+            evaluated, tuple(alerts), self._escalate_after_pass(), tuple(failed), tuple(notes)
         )
+
+    def _escalate_after_pass(self) -> tuple[str, ...]:
+        """The tickets :meth:`escalate_due` moved on after a pass; its failure is logged and
+        none reported moved, so the pass's report of the alerts it raised is not lost."""
+        try:
+            return tuple(self.escalate_due())
+        except Exception:  # the alerts are raised and ticketed already
+            log.exception("escalating the tickets due after a runner pass failed")
+            return ()
 
     def _audit_failures(
         self,
