@@ -209,6 +209,12 @@ def test_a_monitor_that_no_longer_reads_fails_its_own_signals_only(
     assert (failure.signal, bad in failure.error) == ("bad", True)
     assert [i for i, _ in served.monitoring.monitor_records()] == [good]
     assert list(served.monitoring.unreadable_monitors()) == [bad]
+    removed = served.monitoring.remove_monitor(bad, reason="stored by an earlier release")
+    assert (removed.endpoint, [s.name for s in removed.signals]) == ("scoring", ["bad"])
+    assert served.monitoring.unreadable_monitors() == {}
+    [event] = [e for e in served.audit.events() if e.action == "monitor.remove"]
+    assert event.details["spec"]["signals"][0]["escalation"][0]["after_minutes"] == "soon"
+    assert served.monitoring.run_once().failed == ()
 
 
 def test_a_failing_escalation_keeps_the_report_of_the_alerts_a_pass_raised(

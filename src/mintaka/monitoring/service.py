@@ -847,8 +847,11 @@ class MonitoringService:
         failures and unmeasured stretches end with it (see :meth:`_end_removed_signals`), so a
         monitor added later under a signal name of its own starts afresh. An unknown id, or one
         already removed, is ``NotFound`` and an empty reason a ``ValidationError``, both before
-        any change. The row is read under the audit chain's lock, so of two processes removing
-        it at once the second finds it removed (``NotFound``) rather than removing it again."""
+        any change. A monitor stored in a form this release cannot read is removed all the
+        same, the spec returned holding only its endpoint, model and signal names (see
+        :func:`_unread_monitor`). The row is read under the audit chain's lock, so of two
+        processes removing it at once the second finds it removed (``NotFound``) rather than
+        removing it again."""
         if not reason.strip():
             raise ValidationError("removing a monitor needs a reason, recorded for auditors")
         with self.platform.store.write() as conn:
@@ -862,7 +865,11 @@ class MonitoringService:
                 raise NotFound(f"no monitor {monitor_id}")
             if row.removed_at is not None:
                 raise NotFound(f"monitor {monitor_id} was already removed at {row.removed_at}")
-            removed = _stored_monitor(row.spec, monitor_id)
+            try:
+                removed = _stored_monitor(row.spec, monitor_id)
+            except ValidationError as exc:
+                log.warning("removing %s", exc)
+                removed = _unread_monitor(row.endpoint, row.spec)
             conn.execute(
                 update(monitors)
                 .where(monitors.c.id == monitor_id)
@@ -2591,6 +2598,24 @@ def _is_stored(raw: Mapping[str, Any], spec: MonitorSpec) -> bool:
         return _stored_monitor(raw) == spec
     except ValidationError:
         return False
+
+
+def _unread_monitor(endpoint: str, raw: Mapping[str, Any]) -> MonitorSpec:
+    """What can be told of a stored monitor this release cannot read as a spec: its endpoint,
+    model and signal names, the rest left at their defaults (the audit event of its removal
+    keeps the spec as stored). Only for taking it off duty: nothing measures with it."""
+    model = raw.get("model")
+    return MonitorSpec.model_construct(
+        endpoint=endpoint,
+        model=model if isinstance(model, str) else "",
+        signals=[_named_signal(name) for name in _stored_signal_names(raw)],
+    )
+
+
+def _named_signal(name: str) -> Signal:
+    """A signal of a monitor this release cannot read, known by its ``name`` alone."""
+    known: dict[str, Any] = {"name": name}
+    return Signal.model_construct(**known)
 
 
 def _stored_signal_names(raw: Mapping[str, Any]) -> list[str]:
