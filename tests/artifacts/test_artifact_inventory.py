@@ -308,8 +308,23 @@ def test_cli_lists_verifies_and_sweeps(
     assert json.loads(out)["orphans_removed"] == [orphan.digest]
     assert not platform.artifacts.exists(orphan.digest)
     code, _, err = cli(capsys, "--home", home, "artifacts", "sweep", "--min-age", "-5")
+    assert code == 2
+    assert "--min-age" in err
+
+
+def test_cli_refuses_a_minimum_age_that_is_not_a_number(
+    platform: Platform, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = platform.artifacts.root / "tmp" / "ingest-still-copying"
+    live.mkdir(parents=True)
+    home = str(platform.home)
+    code, _, err = cli(capsys, "--home", home, "artifacts", "sweep", "--min-age", "nan")
+    assert code == 2
+    assert "--min-age" in err
+    code, _, err = cli(capsys, "--home", home, "artifacts", "sweep", "--min-age", "inf")
     assert code == 1
-    assert "must not be negative" in err
+    assert "finite, non-negative" in err
+    assert live.exists()
 
 
 def test_an_ingest_whose_stored_copy_is_swept_meanwhile_stores_it_again(
@@ -330,6 +345,20 @@ def test_an_ingest_whose_stored_copy_is_swept_meanwhile_stores_it_again(
     assert again.digest == first.digest
     assert platform.artifacts.verify(again.digest).digest == first.digest
     assert platform.register_model("credit", again).artifact_digest == first.digest
+
+
+@pytest.mark.parametrize("age", [float("nan"), float("inf"), -float("inf")])
+def test_a_minimum_age_that_is_not_a_finite_number_is_refused_and_sweeps_nothing(
+    platform: Platform, make_artifact: MakeArtifact, age: float
+) -> None:
+    live = platform.artifacts.root / "tmp" / "ingest-still-copying"
+    (live / CONTENT_DIR).mkdir(parents=True)
+    orphan = platform.artifacts.ingest(make_artifact(b"orphan"))
+    _age(platform, orphan.digest, 7200)
+    with pytest.raises(ValidationError, match="finite, non-negative"):
+        inventory.sweep(platform, min_age_seconds=age, orphans=True)
+    assert live.exists()
+    assert platform.artifacts.exists(orphan.digest)
 
 
 def test_an_ingest_still_copying_is_never_swept(platform: Platform) -> None:

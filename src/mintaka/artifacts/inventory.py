@@ -12,6 +12,7 @@ event naming every digest removed.
 
 from __future__ import annotations
 
+import math
 import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -158,6 +159,17 @@ def verify(
     return VerifyReport(len(targets), tuple(findings), orphans)
 
 
+def _check_min_age(min_age_seconds: float) -> None:
+    """Refuse a minimum age that is negative or not a finite number of seconds: a NaN cutoff
+    compares false with every age, so it would take staging directories still being written
+    and keep every orphan."""
+    if not math.isfinite(min_age_seconds) or min_age_seconds < 0:
+        raise ValidationError(
+            f"the minimum age must be a finite, non-negative number of seconds, "
+            f"got {min_age_seconds}"
+        )
+
+
 def sweep(
     platform: Platform,
     *,
@@ -172,8 +184,7 @@ def sweep(
     Orphans are chosen again under the store's write lock, so no registration can commit a row
     for one while it goes, and their removal is audited in the same transaction.
     """
-    if min_age_seconds < 0:
-        raise ValidationError(f"the minimum age must not be negative, got {min_age_seconds}")
+    _check_min_age(min_age_seconds)
     store = platform.artifacts
     # A staging directory may be an ingest still copying in another process: an hour at least.
     staging = store.sweep(max(min_age_seconds, STAGING_MIN_AGE_SECONDS), dry_run=dry_run)

@@ -94,6 +94,7 @@ def sweep(
         float,
         typer.Option(
             "--min-age",
+            min=0,
             help="Only orphans older than this many seconds (interrupted ingests: an hour at "
             "least, as one may still be copying).",
         ),
