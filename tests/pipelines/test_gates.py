@@ -597,6 +597,75 @@ def test_a_binding_recorded_when_a_zero_cost_limit_meant_none_retrains_with_that
     assert run.status is PipelineStatus.SUCCEEDED
 
 
+def test_a_zero_cost_limit_given_at_retrain_time_on_an_older_binding_is_a_limit(
+    platform: Platform, data: Path
+) -> None:
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    spec = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=100.0)
+    platform.pipelines.bind("credit-default", spec)
+    _as_recorded_before_explicit_limits(
+        platform.pipelines.root / "training" / "credit-default.json"
+    )
+    with pytest.raises(GateFailed) as raised:
+        platform.pipelines.retrain(
+            "credit-default", "no cost now", parameters={"max_expected_cost": 0}, isolation="inline"
+        )
+    assert checks(raised.value)["expected_cost (max)"][1] == 0.0
+    [audited] = [e for e in platform.audit.events() if e.action == "model.retrain"]
+    assert audited.details["parameters"] == {"max_expected_cost": 0.0}
+
+
+def test_a_zero_cost_limit_an_older_binding_holds_is_not_audited_as_a_limit(
+    platform: Platform, data: Path
+) -> None:
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    spec = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=100.0)
+    platform.pipelines.bind("credit-default", spec, {"max_expected_cost": 0.0})
+    _as_recorded_before_explicit_limits(
+        platform.pipelines.root / "training" / "credit-default.json"
+    )
+    run = platform.pipelines.retrain("credit-default", "as bound", isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    [audited] = [e for e in platform.audit.events() if e.action == "model.retrain"]
+    assert "max_expected_cost" not in audited.details["parameters"]
+    assert audited.details["no_limit"] == ["max_expected_cost"]
+
+
+def test_a_zero_limit_given_now_beside_one_an_older_binding_holds_is_refused(
+    platform: Platform, data: Path
+) -> None:
+    from mintaka.errors import ValidationError
+
+    platform.create_model("credit-default", tier="high")
+    platform.serving.declare_business_metric("credit-default", COSTS)
+    one = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.0)
+    evaluate = next(s for s in one.steps if s.name == "evaluate")
+    again = evaluate.model_copy(
+        update={
+            "name": "evaluate-again",
+            "inputs": {**evaluate.inputs, "max_expected_cost": "params.second_limit"},
+        }
+    )
+    spec = one.model_copy(
+        update={
+            "parameters": {**one.parameters, "second_limit": 5.0},
+            "steps": [*one.steps, again],
+        }
+    )
+    platform.pipelines.bind("credit-default", spec)
+    _as_recorded_before_explicit_limits(
+        platform.pipelines.root / "training" / "credit-default.json"
+    )
+    with pytest.raises(ValidationError, match=r"\['max_expected_cost'\] of 0 sets no limit"):
+        platform.pipelines.retrain(
+            "credit-default", "two zeros", parameters={"second_limit": 0}, isolation="inline"
+        )
+    assert platform.pipelines.runs() == []
+    assert not [e for e in platform.audit.events() if e.action == "model.retrain"]
+
+
 def test_a_label_column_the_data_lacks_is_a_validation_error(
     platform: Platform, data: Path
 ) -> None:

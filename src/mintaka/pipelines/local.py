@@ -122,6 +122,22 @@ def _zero_as_unset(model: type[BaseModel], values: dict[str, Any]) -> dict[str, 
     }
 
 
+def zero_limit_parameters(
+    spec: PipelineSpec, contracts: Mapping[str, StepContract], parameters: Mapping[str, Any]
+) -> set[str]:
+    """The names of ``parameters`` whose value is a 0 wired to an input its step names in
+    ``ZERO_WAS_UNSET``: those a run without explicit limits reads as "no limit"."""
+    names: set[str] = set()
+    for step in spec.steps:
+        unset: frozenset[str] = getattr(
+            contracts[step.name].input_model, "ZERO_WAS_UNSET", frozenset()
+        )
+        for field_name, (source, name) in step.references().items():
+            if source == "params" and field_name in unset and _is_zero(parameters[name]):
+                names.add(name)
+    return names
+
+
 _FLOAT: TypeAdapter[float] = TypeAdapter(float)
 
 

@@ -33,12 +33,13 @@ from mintaka.errors import GateFailed, MintakaError, NotFound, ValidationError, 
 from mintaka.files import write_atomic
 from mintaka.pipelines.claims import claim, release
 from mintaka.pipelines.contract import (
+    StepContract,
     check_spec,
     merged_parameters,
     parameter_text,
     stored_parameters,
 )
-from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent
+from mintaka.pipelines.local import LocalExecutor, RunState, StepEvent, zero_limit_parameters
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -116,6 +117,31 @@ class TrainingBinding(BaseModel):
     # False for a binding recorded when a limit of 0 meant none; its retrainings keep that
     # meaning (see ``RunState.explicit_limits``).
     explicit_limits: bool = False
+
+
+def _limits_read(
+    binding: TrainingBinding,
+    contracts: Mapping[str, StepContract],
+    typed: Mapping[str, Any],
+    given_now: set[str],
+) -> tuple[set[str], bool]:
+    """The parameters a retraining of ``binding`` reads as "no limit", and whether its run
+    reads a 0 limit as a limit. A binding recorded when a 0 meant none keeps that meaning for
+    the zero limits it holds (its own or its spec's defaults); a 0 limit given now is read
+    with today's meaning. A run keeps one meaning for all its limits, so a 0 limit given now
+    beside a stored one is refused."""
+    if binding.explicit_limits:
+        return set(), True
+    zeros = zero_limit_parameters(binding.spec, contracts, typed)
+    stored, now = zeros - given_now, zeros & given_now
+    if stored and now:
+        raise ValidationError(
+            f"the training binding of {binding.model!r} was recorded when a limit of 0 meant "
+            f"none, so its {sorted(stored)} of 0 sets no limit, while the 0 given now for "
+            f"{sorted(now)} is one: give a value for {sorted(stored)} too, or bind the "
+            "pipeline again"
+        )
+    return stored, bool(now)
 
 
 def _read_binding(path: Path) -> TrainingBinding:
@@ -354,24 +380,34 @@ class PipelineService:
     ) -> PipelineRun:
         """Retrain ``model`` through its bound pipeline; the reason is audited with the run.
 
-        The parameters are checked before anything is recorded. Once the run succeeds, the
-        model's retraining requests still waiting at a gate are settled (done, superseded by
-        this run), so alerts can ask for a retraining again."""
+        The parameters are checked before anything is recorded. A binding recorded when a
+        limit of 0 meant none keeps that meaning for the zeros it holds, never for one given
+        now; a limit so read as none is audited apart from the parameters (``no_limit``).
+        Once the run succeeds, the model's retraining requests still waiting at a gate are
+        settled (done, superseded by this run), so alerts can ask for a retraining again."""
         if not reason.strip():
             raise ValidationError("a retraining needs a reason")
         binding = self.binding(model)
         given = {**binding.parameters, **dict(parameters or {})}
         typed = merged_parameters(binding.spec, given)
-        check_spec(binding.spec, typed)
+        contracts = check_spec(binding.spec, typed)
         merged = {name: typed[name] for name in given}
-        self._audit("model.retrain", model, reason=reason, trigger=trigger, parameters=merged)
+        no_limit, explicit = _limits_read(binding, contracts, typed, set(parameters or {}))
+        self._audit(
+            "model.retrain",
+            model,
+            reason=reason,
+            trigger=trigger,
+            parameters={name: value for name, value in merged.items() if name not in no_limit},
+            **({"no_limit": sorted(no_limit)} if no_limit else {}),
+        )
         run = self.run(
             binding.spec,
             merged,
             trigger=trigger,
             reason=reason,
             model=model,
-            explicit_limits=binding.explicit_limits,
+            explicit_limits=explicit,
             **options,
         )
         for waiting in self.requests("waiting"):
