@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from mintaka import IdFactory, ManualClock, Platform
+from mintaka.artifacts import manifest_of
 from mintaka.demo import DemoResult, run_demo, write_dataset
 from mintaka.domain.pipelines import PipelineStatus
+from mintaka.files import file_path
 
 
 def test_dataset_generation_is_deterministic(tmp_path: Path) -> None:
@@ -156,3 +158,18 @@ def test_the_demo_model_loads_back(demo: tuple[Platform, DemoResult]) -> None:
     content = plat.artifacts.verify(result.champion.artifact_digest).content
     model = sklearn_flavor.load(content)
     assert model.predict([[0.0] * 6]).shape == (1,)
+
+
+@pytest.mark.timeout(180)
+def test_each_versions_training_data_still_holds_its_registered_bytes(
+    demo: tuple[Platform, DemoResult],
+) -> None:
+    plat, result = demo
+    first, second = result.first.dataset_ids, result.champion.dataset_ids
+    assert first
+    assert second
+    assert set(first).isdisjoint(second)
+    for dataset_id in (*first, *second):
+        dataset = plat.get_dataset(dataset_id)
+        path = file_path(dataset.uri) or Path(dataset.uri)
+        assert manifest_of(path).digest == dataset.digest, (dataset.id, str(path))

@@ -260,7 +260,14 @@ def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -
         drifted = platform.monitoring.run_once().alerts
 
         step("retraining on the recent labelled applications, through the same pipeline")
-        write_dataset(data, rows=2000, seed=SEED + 1, shift=1.0, weights=RECENT_WEIGHTS)
+        recent = write_dataset(
+            work / "credit-applications-recent.csv",
+            rows=2000,
+            seed=SEED + 1,
+            shift=1.0,
+            weights=RECENT_WEIGHTS,
+        )
+        platform.pipelines.bind(MODEL, spec, {"data": str(recent)}, every="30d")
         stream = traffic(41, shift=1.0)
         for request, _run in platform.pipelines.process_requests(**options):
             if request.status != "waiting" or request.pipeline_run is None:
