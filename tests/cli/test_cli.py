@@ -898,3 +898,71 @@ def test_monitor_run_stopped_with_sigterm_is_a_clean_stop(
     )
     assert (code, err.strip(), cleaned) == (0, "stopped", ["pass unwound"])
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def _served_with_monitor(home: Path, make_servable: MakeArtifact) -> str:
+    """A home serving endpoint ``api`` with one monitor added through the CLI; its id."""
+    from mintaka import Platform
+    from mintaka.domain.monitoring import MonitorSpec
+
+    with Platform(home, actor="dana") as plat:
+        plat.register_model("m", make_servable(b"m"), flavor="pyfunc")
+        plat.serving.create_endpoint("api", "m:1", route="blue")
+        spec = {
+            "endpoint": "api",
+            "model": "m",
+            "signals": [
+                {
+                    "name": "errors",
+                    "kind": "telemetry",
+                    "metric": "error_rate",
+                    "threshold": 0.05,
+                    "window": "15m",
+                    "owner": "oncall",
+                }
+            ],
+        }
+        return plat.monitoring.add_monitor(MonitorSpec.model_validate(spec))
+
+
+def test_monitor_list_shows_a_monitor_this_release_cannot_read_with_why(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_servable: MakeArtifact
+) -> None:
+    from sqlalchemy import select, update
+
+    from mintaka import Platform
+    from mintaka.store.schema import monitors
+
+    home = tmp_path / "h"
+    good = _served_with_monitor(home, make_servable)
+    with Platform(home, actor="dana") as plat:
+        [spec] = plat.monitoring.monitors()
+        late = spec.signals[0].model_copy(update={"name": "late"})
+        bad = plat.monitoring.add_monitor(spec.model_copy(update={"signals": [late]}))
+        with plat.store.write() as conn:
+            spec = dict(
+                conn.execute(select(monitors.c.spec).where(monitors.c.id == bad)).scalar_one()
+            )
+            spec["signals"] = [
+                dict(s, escalation=[{"after_minutes": "soon", "to": "b"}]) for s in spec["signals"]
+            ]
+            conn.execute(update(monitors).where(monitors.c.id == bad).values(spec=spec))
+    h = ["--home", str(home), "--as", "ops"]
+
+    code, out, err = cli(capsys, *h, "monitor", "list", "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert [row["id"] for row in listed] == [good, bad]
+    assert listed[0]["endpoint"] == "api"
+    assert "unreadable" not in listed[0]
+    assert set(listed[1]) == {"id", "unreadable"}
+    assert bad in listed[1]["unreadable"]
+    assert "after_minutes" in listed[1]["unreadable"]
+
+    code, out, err = cli(capsys, *h, "monitor", "list")
+    assert code == 0, err
+    flat = " ".join(out.split())
+    assert good in flat
+    assert bad in flat
+    assert "monitors this release cannot read" in flat
+    assert "after_minutes" in flat

@@ -63,11 +63,16 @@ def read_monitor_spec(spec_file: Path) -> MonitorSpec:
 def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List monitors on duty, with the id `monitor remove` takes, and their signals: since
     when each signal the runner measured nothing for has gone unmeasured, and after how long
-    that is alerted on."""
+    that is alerted on. A monitor stored in a form this release cannot read is listed too, with
+    why (in --json as ``{"id", "unreadable"}``), so that it can be removed by its id."""
     monitoring = platform(ctx).monitoring
     records = monitoring.monitor_records()
+    unreadable = monitoring.unreadable_monitors()
     if as_json:
-        emit_json([{"id": i, **m.model_dump(mode="json")} for i, m in records])
+        emit_json(
+            [{"id": i, **m.model_dump(mode="json")} for i, m in records]
+            + [{"id": i, "unreadable": why} for i, why in unreadable.items()]
+        )
         return
     gaps = monitoring.unmeasured()
     table(
@@ -87,6 +92,24 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             )
             for i, m in records
             for s in m.signals
+        ],
+    )
+    if unreadable:
+        _print_unreadable(unreadable)
+
+
+def _print_unreadable(unreadable: dict[str, str]) -> None:
+    """The monitors ``monitor list`` cannot show as specs, each id with why: the reason quotes
+    stored values, so it is printed on one line and quoted with its escapes if it still holds a
+    character that could forge a line."""
+    from mintaka.cli.audit import _quoted
+
+    table(
+        "monitors this release cannot read (remove them by id)",
+        ["id", "why"],
+        [
+            (_quoted(i), Text(_quoted(" ".join(why.split())), style="red"))
+            for i, why in unreadable.items()
         ],
     )
 
