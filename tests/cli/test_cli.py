@@ -966,3 +966,38 @@ def test_monitor_list_shows_a_monitor_this_release_cannot_read_with_why(
     assert bad in flat
     assert "monitors this release cannot read" in flat
     assert "after_minutes" in flat
+
+
+def test_tickets_list_quotes_stored_values_that_could_forge_a_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_servable: MakeArtifact
+) -> None:
+    from sqlalchemy import update
+
+    from mintaka import Platform
+    from mintaka.store.schema import tickets
+
+    home = tmp_path / "h"
+    _served_with_monitor(home, make_servable)
+    owner, runbook = "oncall\nFORGED open critical", "https://runbooks.example/a\x1b[2J"
+    with Platform(home, actor="ops") as plat:
+        _, ticket = plat.monitoring.raise_alert("drift", "api", owner="oncall")
+        with plat.store.write() as conn:  # written before owners and runbook URLs were checked
+            conn.execute(
+                update(tickets)
+                .where(tickets.c.id == ticket.id)
+                .values(owner=owner, runbook_url=runbook)
+            )
+    h = ["--home", str(home), "--as", "ops"]
+
+    code, out, err = cli(capsys, *h, "tickets", "list")
+    assert code == 0, err
+    assert "\x1b" not in out
+    assert not any(line.lstrip().startswith("FORGED") for line in out.splitlines())
+    flat = "".join(out.split())
+    assert "".join(repr(owner).split()) in flat
+    assert repr(runbook) in flat
+
+    code, out, err = cli(capsys, *h, "tickets", "list", "--json")
+    assert code == 0, err
+    [listed] = json.loads(out)
+    assert (listed["owner"], listed["runbook_url"]) == (owner, runbook)

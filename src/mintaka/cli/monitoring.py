@@ -332,7 +332,11 @@ def tickets_list(
     status: Annotated[str | None, typer.Option(help="open, acknowledged or resolved.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """List tickets."""
+    """List tickets. A value stored by an earlier release that holds a character that could
+    forge or reorder a line of the listing (an owner or runbook URL with a newline) is printed
+    quoted with its escapes; --json gives it as stored."""
+    from mintaka.cli.audit import _quoted
+
     found = platform(ctx).monitoring.tickets(status)
     if as_json:
         emit_json(found)
@@ -342,14 +346,14 @@ def tickets_list(
         ["id", "status", "severity", "signal", "endpoint", "owner", "alerts", "runbook"],
         [
             (
-                t.id,
+                _quoted(t.id),
                 t.status.value,
                 t.severity.value,
-                t.signal,
-                t.endpoint,
-                t.owner,
+                _quoted(t.signal),
+                _quoted(t.endpoint),
+                _quoted(t.owner),
                 t.alerts,
-                t.runbook_url,
+                None if t.runbook_url is None else _quoted(t.runbook_url),
             )
             for t in found
         ],
