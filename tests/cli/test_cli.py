@@ -1001,3 +1001,27 @@ def test_tickets_list_quotes_stored_values_that_could_forge_a_line(
     assert code == 0, err
     [listed] = json.loads(out)
     assert (listed["owner"], listed["runbook_url"]) == (owner, runbook)
+
+
+def test_monitor_list_quotes_a_stored_owner_that_could_forge_a_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_servable: MakeArtifact
+) -> None:
+    from sqlalchemy import select, update
+
+    from mintaka import Platform
+    from mintaka.store.schema import monitors
+
+    home = tmp_path / "h"
+    watched = _served_with_monitor(home, make_servable)
+    owner = "oncall\nFORGED api drift"
+    with Platform(home, actor="dana") as plat, plat.store.write() as conn:
+        # written before owners were checked: the monitor still loads, its signal fails alone
+        spec = dict(conn.execute(select(monitors.c.spec).where(monitors.c.id == watched)).scalar())
+        spec["signals"] = [dict(s, owner=owner) for s in spec["signals"]]
+        conn.execute(update(monitors).where(monitors.c.id == watched).values(spec=spec))
+    h = ["--home", str(home), "--as", "ops"]
+
+    code, out, err = cli(capsys, *h, "monitor", "list")
+    assert code == 0, err
+    assert not any(line.lstrip().startswith("FORGED") for line in out.splitlines())
+    assert "".join(repr(owner).split()) in "".join(out.split())

@@ -74,6 +74,8 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             + [{"id": i, "unreadable": why} for i, why in unreadable.items()]
         )
         return
+    from mintaka.cli.audit import _quoted
+
     gaps = monitoring.unmeasured()
     table(
         "monitors",
@@ -83,11 +85,11 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 i,
                 m.endpoint,
                 m.model,
-                s.name,
-                s.metric,
+                _quoted(s.name),
+                _quoted(s.metric),
                 s.threshold,
-                s.window,
-                s.owner,
+                _quoted(s.window),
+                _quoted(s.owner),
                 _measured(gaps.get(f"{m.endpoint}:{s.name}"), s.unmeasured_after),
             )
             for i, m in records
