@@ -29,6 +29,7 @@ from mintaka.governance.evidence import (
 from mintaka.governance.redaction import REDACTED, Redactor, redact_logging
 from mintaka.local.backend import LocalBackend, LocalSettings
 from mintaka.plugins import BackendRegistry, PluginManager
+from mintaka.store.schema import approvals
 
 SECRET = "sk-test-7Qm2vX9pL4rT8wZ1yB6nK3"
 
@@ -167,6 +168,39 @@ def test_every_audit_link_can_be_recomputed_from_the_pack(governed: Platform) ->
         ).hexdigest()
         assert recomputed == event["hash"] == stored[event["seq"]]
         assert json.loads(event["canonical"])["seq"] == event["seq"]
+
+
+def test_the_audit_chain_evidence_names_approval_rows_the_chain_does_not_record(
+    governed: Platform, tmp_path: Path
+) -> None:
+    clean = build_pack(governed, "credit:1")["audit"]["chain"]["records"]
+    assert (clean["ok"], clean["unrecorded"], clean["missing"]) == (True, [], [])
+    version = governed.get_model_version("credit:1")
+    raj = next(a for a in governed.governance.approvals(version) if a.approver.name == "raj")
+    with governed.store.write() as conn:
+        conn.execute(approvals.delete().where(approvals.c.id == raj.id))
+        conn.execute(
+            approvals.insert().values(
+                id="apr-forged",
+                version_id=version.id,
+                artifact_digest=version.artifact_digest,
+                approver="raj",
+                identity_source="flag",
+                role="model-risk",
+                comment="",
+                at=raj.at.isoformat(),
+            )
+        )
+    pack = build_pack(governed, "credit:1")  # still built, the disagreement reported
+    chain = pack["audit"]["chain"]
+    assert chain["verified"] is True
+    assert chain["records"]["ok"] is False
+    assert [(r["table"], r["id"], r["subject"]) for r in chain["records"]["unrecorded"]] == [
+        ("approvals", "apr-forged", "credit:1")
+    ]
+    assert [(m["table"], m["id"]) for m in chain["records"]["missing"]] == [("approvals", raj.id)]
+    written = export_evidence(governed, "credit:1", tmp_path)
+    assert "apr-forged" in written.html_path.read_text("utf-8")
 
 
 def test_controls_cite_records_in_the_pack_and_gaps_are_never_met(

@@ -48,6 +48,7 @@ from mintaka.governance.policy_history import (
     production_aliases_at,
     unreadable_at,
 )
+from mintaka.governance.records import check_records
 from mintaka.governance.redaction import Redactor
 from mintaka.governance.service import event_details
 from mintaka.store.schema import audit_events, audit_head, deployments, model_cards
@@ -795,6 +796,7 @@ def _build_pack(platform: Platform, ref: str) -> Pack:
         and _serving_at(served.get(e["subject"], []), datetime.fromisoformat(e["at"]))
     ]
     chain = platform.verify_audit()
+    records = _records(platform)
     upstream = platform.lineage.walk(f"model_version:{version.id}", "up")
     downstream = platform.lineage.walk(f"model_version:{version.id}", "down")
     redactor = Redactor.for_platform(platform)
@@ -890,6 +892,7 @@ def _build_pack(platform: Platform, ref: str) -> Pack:
                 "reason": chain.reason,
                 "head_seq": head_seq,
                 "head_hash": head_hash,
+                "records": records,
             },
             "link": (
                 "hash = sha256(ascii(prev_hash) || utf8(canonical)); canonical is RFC 8785 JSON"
@@ -898,6 +901,26 @@ def _build_pack(platform: Platform, ref: str) -> Pack:
         },
     }
     return pack
+
+
+def _records(platform: Platform) -> dict[str, Any]:
+    """The approvals and exceptions tables of the whole store cross-checked with the chain, as
+    ``mintaka audit verify`` reports it: a row no audit event records as it stands, or an event
+    whose row is gone, is named by id. The chain can verify while such rows exist, so the pack
+    says both."""
+    report = check_records(platform.store)
+    found = len(report.unrecorded) + len(report.missing)
+    return {
+        **report.model_dump(mode="json"),
+        "scope": "store",
+        "detail": (
+            "every approval and exception row in the store is recorded by its audit event"
+            if report.ok
+            else f"{found} approval or exception record(s) in the store disagree with the audit "
+            "chain (rows written or changed outside Mintaka, or rows gone); such rows count "
+            "nowhere"
+        ),
+    }
 
 
 def _unrecorded(approval: Approval, version: ModelVersion) -> dict[str, Any]:
