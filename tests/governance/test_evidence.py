@@ -173,8 +173,11 @@ def test_every_audit_link_can_be_recomputed_from_the_pack(governed: Platform) ->
 def test_the_audit_chain_evidence_names_approval_rows_the_chain_does_not_record(
     governed: Platform, tmp_path: Path
 ) -> None:
-    clean = build_pack(governed, "credit:1")["audit"]["chain"]["records"]
+    before = build_pack(governed, "credit:1")
+    clean = before["audit"]["chain"]["records"]
     assert (clean["ok"], clean["unrecorded"], clean["missing"]) == (True, [], [])
+    met = {r["control"]: r["status"] for r in before["controls"]["results"]}
+    assert met["Art. 12"] == "met"
     version = governed.get_model_version("credit:1")
     raj = next(a for a in governed.governance.approvals(version) if a.approver.name == "raj")
     with governed.store.write() as conn:
@@ -199,6 +202,9 @@ def test_the_audit_chain_evidence_names_approval_rows_the_chain_does_not_record(
         ("approvals", "apr-forged", "credit:1")
     ]
     assert [(m["table"], m["id"]) for m in chain["records"]["missing"]] == [("approvals", raj.id)]
+    results = {r["control"]: r for r in pack["controls"]["results"]}
+    assert results["Art. 12"]["status"] == "gap"
+    assert any(m.startswith("audit-chain:") for m in results["Art. 12"]["missing"])
     written = export_evidence(governed, "credit:1", tmp_path)
     assert "apr-forged" in written.html_path.read_text("utf-8")
 

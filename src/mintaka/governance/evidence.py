@@ -117,6 +117,12 @@ def _kill_switch(pack: Pack) -> list[str]:
     return _ids(declared) + _ids(used) if declared or used else []
 
 
+def _chain_holds(chain: Mapping[str, Any]) -> bool:
+    """Whether the chain verifies and the approvals and exceptions tables hold only what it
+    records (a pack built before the cross-check existed has no ``records``)."""
+    return bool(chain["verified"]) and bool(chain.get("records", {}).get("ok", True))
+
+
 EVIDENCE_KINDS: dict[str, EvidenceKind] = {
     "inventory-record": EvidenceKind(
         "the version is in the inventory with an owner and a risk tier",
@@ -184,9 +190,10 @@ EVIDENCE_KINDS: dict[str, EvidenceKind] = {
         lambda p: [p["artifact"]["id"]] if p["artifact"]["verified"] else [],
     ),
     "audit-chain": EvidenceKind(
-        "the hash-chained audit trail verifies end to end",
-        "the audit chain does not verify",
-        lambda p: [p["audit"]["chain"]["id"]] if p["audit"]["chain"]["verified"] else [],
+        "the hash-chained audit trail verifies end to end and records every approval and "
+        "exception row as it stands",
+        "the audit chain does not verify, or approval or exception rows are not recorded by it",
+        lambda p: [p["audit"]["chain"]["id"]] if _chain_holds(p["audit"]["chain"]) else [],
     ),
     "audit-events": EvidenceKind(
         "audit events about the version, each with its chain link",
