@@ -31,6 +31,7 @@ from mintaka.rollout import native
 KILL_RECORD = f"{SETTINGS['prefix']}/killed/churn-live.json"
 BLUE = Route(name="blue", model="churn", version=1)
 GREEN = Route(name="green", model="churn", version=2)
+GREEN_P99_ALARM = rollout_alarm_name("churn-live", "green", "p99-latency")
 
 
 @pytest.fixture
@@ -47,6 +48,19 @@ def names(sm: Any) -> tuple[set[str], set[str], set[str]]:
     configs = {c["EndpointConfigName"] for c in sm.list_endpoint_configs()["EndpointConfigs"]}
     models = {m["ModelName"] for m in sm.list_models()["Models"]}
     return endpoints, configs, models
+
+
+def variant_weights(sm: Any) -> dict[str, Any]:
+    """The weight SageMaker gives each production variant of churn-live now."""
+    described = sm.describe_endpoint(EndpointName="churn-live")
+    return {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
+
+
+def throttle(client: Any, operation: str) -> None:
+    """Throttle the next ``operation`` on ``client`` through its whole retry budget."""
+    FaultInjector(
+        script=[Fault.THROTTLING] * SETTINGS["max_attempts"], operations={operation}
+    ).attach(client)
 
 
 def kill_records() -> list[Any]:
@@ -92,9 +106,7 @@ def test_a_released_endpoint_gets_back_the_weights_it_had(
     assert cloud.get_endpoint("churn-live").traffic.weights == {"blue": 70, "green": 30}
 
     assert cloud.unkill("churn-live").traffic.weights == {"blue": 70, "green": 30}
-    described = sm.describe_endpoint(EndpointName="churn-live")
-    weights = {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
-    assert weights == {"blue": 70, "green": 30}
+    assert variant_weights(sm) == {"blue": 70, "green": 30}
 
 
 def test_releasing_an_endpoint_that_is_not_killed_changes_nothing(
@@ -170,10 +182,7 @@ def test_the_command_line_says_what_the_emulated_switch_cannot_do(
 
 def _fail_deletes(cloud: SageMakerBackend) -> None:
     """Throttle the next DeleteEndpoint through its whole retry budget."""
-    faults = FaultInjector(
-        script=[Fault.THROTTLING] * SETTINGS["max_attempts"], operations={"DeleteEndpoint"}
-    )
-    faults.attach(cloud.clients.sagemaker)
+    throttle(cloud.clients.sagemaker, "DeleteEndpoint")
 
 
 def test_deleting_an_endpoint_whose_kill_failed_leaves_no_record_to_kill_its_successor(
@@ -207,9 +216,7 @@ def test_a_kill_after_a_failed_one_records_the_endpoint_as_it_is_now(
     cloud.set_traffic("churn-live", TrafficMap(weights={"blue": 40, "green": 60}))
     assert cloud.kill("churn-live").traffic.weights == {"blue": 40, "green": 60}
     assert cloud.unkill("churn-live").traffic.weights == {"blue": 40, "green": 60}
-    described = sm.describe_endpoint(EndpointName="churn-live")
-    weights = {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
-    assert weights == {"blue": 40, "green": 60}
+    assert variant_weights(sm) == {"blue": 40, "green": 60}
 
 
 def test_releasing_an_endpoint_whose_config_was_deleted_says_what_to_do(
@@ -264,8 +271,7 @@ def test_a_change_refused_as_killed_while_applied_is_not_served_after_the_releas
     change: Callable[[Any], object],
 ) -> None:
     serving = platform.serving
-    serving.create_endpoint("churn-live", "churn:1", route="blue")
-    serving.deploy("churn-live", "churn:2", route="green")  # green at 0
+    _blue_with_green_idle(platform)
     pulled = _killed_before_recorded(platform, monkeypatch, cloud, call)
     with pytest.raises(Conflict, match="killed while"):
         change(serving)
@@ -296,12 +302,15 @@ def _refuse_deletes(cloud: SageMakerBackend, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(cloud, "_sm", refused)
 
 
-def _rolling_out(platform: Platform, fake: SageMakerFake, **sla: float) -> str:
-    """churn-live on blue, green idle, and a native canary onto green SageMaker is walking."""
+def _blue_with_green_idle(platform: Platform) -> None:
+    """churn-live serving churn:1 on blue, with churn:2 deployed on green at 0 %."""
     platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
     platform.serving.deploy("churn-live", "churn:2", route="green")
-    fake.script_endpoint("churn-live", ["Updating"] * 4 + ["InService"])
-    plan = TrafficPlan(
+
+
+def _canary_onto_green(**sla: float) -> TrafficPlan:
+    """A canary of churn-live: 10 % on green baked for 300 s, then all of it, under ``sla``."""
+    return TrafficPlan(
         endpoint="churn-live",
         strategy=RolloutStrategy.CANARY,
         steps=[
@@ -310,7 +319,13 @@ def _rolling_out(platform: Platform, fake: SageMakerFake, **sla: float) -> str:
         ],
         sla=sla,
     )
-    return native.start(platform, plan)
+
+
+def _rolling_out(platform: Platform, fake: SageMakerFake, **sla: float) -> str:
+    """churn-live on blue, green idle, and a native canary onto green SageMaker is walking."""
+    _blue_with_green_idle(platform)
+    fake.script_endpoint("churn-live", ["Updating"] * 4 + ["InService"])
+    return native.start(platform, _canary_onto_green(**sla))
 
 
 def _alarm_state(name: str) -> str:
@@ -335,7 +350,7 @@ def test_a_kill_sagemaker_refuses_mid_rollout_trips_its_alarms_and_says_so(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rollout_id = _rolling_out(platform, fake, p99_latency_ms=250)
-    alarm = rollout_alarm_name("churn-live", "green", "p99-latency")
+    alarm = GREEN_P99_ALARM
     _refuse_deletes(cloud, monkeypatch)
     with pytest.raises(Conflict, match=rf"{alarm}.*ALARM.*rolls .*{rollout_id}.* back.*again"):
         platform.serving.kill("churn-live", reason="incident")
@@ -369,8 +384,7 @@ def test_a_release_after_a_kill_mid_rollout_serves_what_the_rollout_started_from
     assert platform.serving.kill("churn-live", reason="incident").status is EndpointStatus.KILLED
     released = platform.serving.unkill("churn-live", reason="fixed")
     assert released.traffic.live_weights == {"blue": 100}
-    described = sm.describe_endpoint(EndpointName="churn-live")
-    weights = {v["VariantName"]: v["CurrentWeight"] for v in described["ProductionVariants"]}
+    weights = variant_weights(sm)
     assert {variant for variant, weight in weights.items() if weight > 0} == {"blue"}
     assert native.status(platform, "churn-live", rollout_id) is native.NativeRolloutStatus.UNKNOWN
     assert platform.sync() == []
@@ -386,7 +400,7 @@ def test_a_kill_sagemaker_refuses_mid_update_trips_no_alarm_of_an_earlier_rollou
 ) -> None:
     rollout_id = _rolling_out(platform, fake, p99_latency_ms=250)
     assert _ended(platform, rollout_id) is native.NativeRolloutStatus.SUCCEEDED
-    alarm = rollout_alarm_name("churn-live", "green", "p99-latency")
+    alarm = GREEN_P99_ALARM
     served = sm.describe_endpoint_config(EndpointConfigName=rollout_id)
     sm.create_endpoint_config(
         EndpointConfigName="churn-live-by-hand", ProductionVariants=served["ProductionVariants"]
@@ -414,22 +428,12 @@ def test_a_kill_mid_rollout_over_an_archived_start_can_be_released(
 def test_a_switch_pulled_after_sagemaker_finished_the_rollout_records_what_it_served(
     platform: Platform, cloud: SageMakerBackend, fake: SageMakerFake, versions: None
 ) -> None:
-    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
-    platform.serving.deploy("churn-live", "churn:2", route="green")
-    plan = TrafficPlan(  # the fake finishes it at once; no status asked, its end not recorded
-        endpoint="churn-live",
-        strategy=RolloutStrategy.CANARY,
-        steps=[
-            TrafficStep(weights={"blue": 90, "green": 10}, bake_seconds=300),
-            TrafficStep(weights={"blue": 0, "green": 100}),
-        ],
-    )
-    native.start(platform, plan)
+    _blue_with_green_idle(platform)
+    # the fake finishes it at once; no status asked, its end not recorded
+    native.start(platform, _canary_onto_green())
     assert cloud.get_endpoint("churn-live").traffic.live_weights == {"green": 100}
-    FaultInjector(  # the kill's traffic is refused: the switch is pulled
-        script=[Fault.THROTTLING] * SETTINGS["max_attempts"],
-        operations={"UpdateEndpointWeightsAndCapacities"},
-    ).attach(cloud.clients.sagemaker)
+    # the kill's traffic is refused: the switch is pulled
+    throttle(cloud.clients.sagemaker, "UpdateEndpointWeightsAndCapacities")
     killed = platform.serving.kill("churn-live", reason="incident")
     assert killed.status is EndpointStatus.KILLED
     assert killed.traffic.live_weights == {"green": 100}
@@ -440,12 +444,10 @@ def test_a_throttled_delete_mid_rollout_is_no_refusal_and_trips_no_alarm(
     platform: Platform, cloud: SageMakerBackend, fake: SageMakerFake, versions: None
 ) -> None:
     _rolling_out(platform, fake, p99_latency_ms=250)
-    FaultInjector(
-        script=[Fault.THROTTLING] * SETTINGS["max_attempts"], operations={"DeleteEndpoint"}
-    ).attach(cloud.clients.sagemaker)
+    _fail_deletes(cloud)
     with pytest.raises(RetryExhausted, match="delete_endpoint"):
         platform.serving.kill("churn-live", reason="incident")
-    assert _alarm_state(rollout_alarm_name("churn-live", "green", "p99-latency")) == "OK"
+    assert _alarm_state(GREEN_P99_ALARM) == "OK"
     assert platform.serving.get_endpoint("churn-live").status is EndpointStatus.IN_SERVICE
 
 
@@ -457,11 +459,9 @@ def test_a_kill_whose_rollout_alarms_could_not_be_set_names_them_and_says_retry_
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     rollout_id = _rolling_out(platform, fake, p99_latency_ms=250)
-    alarm = rollout_alarm_name("churn-live", "green", "p99-latency")
+    alarm = GREEN_P99_ALARM
     _refuse_deletes(cloud, monkeypatch)
-    FaultInjector(
-        script=[Fault.THROTTLING] * SETTINGS["max_attempts"], operations={"SetAlarmState"}
-    ).attach(cloud.clients.cloudwatch)
+    throttle(cloud.clients.cloudwatch, "SetAlarmState")
     with pytest.raises(Conflict) as raised:
         platform.serving.kill("churn-live", reason="incident")
     said = str(raised.value)
