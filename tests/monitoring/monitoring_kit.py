@@ -3,8 +3,12 @@ folder's ``conftest`` is imported as ``conftest``, so helpers imported by name l
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
+
+from artifact_kit import MakeArtifact
 
 from mintaka import Platform
 from mintaka.domain.monitoring import MonitorSpec, Signal, SignalKind
@@ -66,3 +70,45 @@ def log_on(
                 for row, output in zip(rows, answers, strict=True)
             ],
         )
+
+
+def write_training(
+    directory: Path, rows: Sequence[dict[str, Any]], name: str = "train.csv"
+) -> Path:
+    """A training CSV ``name`` of ``rows`` in ``directory`` (made when missing), its columns
+    those of the first row."""
+    directory.mkdir(parents=True, exist_ok=True)
+    train = directory / name
+    with train.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return train
+
+
+def register_trained_credit(
+    platform: Platform,
+    make_servable: MakeArtifact,
+    train: Path,
+    *,
+    dataset: str = "applications",
+    artifact: bytes = b"v1",
+    **options: Any,
+) -> str:
+    """Register ``train`` as ``dataset`` and the next version of ``credit`` (a servable made of
+    ``artifact``) trained on it, with ``options``; the dataset id, which drift compares with."""
+    found = platform.register_dataset(dataset, train)
+    platform.register_model(
+        "credit", make_servable(artifact), flavor="pyfunc", dataset_ids=[found.id], **options
+    )
+    return found.id
+
+
+def serve_credit(
+    platform: Platform, make_servable: MakeArtifact, train: Path, **options: Any
+) -> str:
+    """``credit:1``, trained on ``train`` (dataset ``applications``), served on ``scoring``
+    (route ``blue``); the dataset id."""
+    dataset_id = register_trained_credit(platform, make_servable, train, **options)
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    return dataset_id

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import csv
 import json
 import math
-from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +9,15 @@ from typing import Any
 import numpy as np
 import pytest
 from artifact_kit import MakeArtifact
-from monitoring_kit import LogPredictions, drift_signal, log_on, scoring_monitor
+from monitoring_kit import (
+    LogPredictions,
+    drift_signal,
+    log_on,
+    register_trained_credit,
+    scoring_monitor,
+    serve_credit,
+    write_training,
+)
 
 from mintaka import Conflict, ManualClock, NotFound, Platform, ValidationError
 from mintaka.cli.app import main
@@ -28,17 +34,21 @@ def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str
     return [dict(zip(FEATURES, map(float, row), strict=True)) for row in values]
 
 
+def _unprofiled(route: str, version: int) -> str:
+    """How ``income-drift`` fails on ``route`` serving ``credit:<version>``, a version that
+    names no training data to compare with."""
+    return (
+        f"drift signal 'income-drift': route {route!r} (credit:{version}): the version names no "
+        "training dataset with a profile to compare with, so its drift cannot be measured"
+    )
+
+
 @pytest.fixture
 def watched(platform: Platform, make_servable: MakeArtifact, tmp_path: Path) -> Platform:
-    dataset = platform.register_dataset(
-        "applications", _training(tmp_path, _rows(np.random.default_rng(1), 3000))
-    )
-    assert dataset.profile is not None
-    assert set(dataset.profile["features"]) == set(FEATURES)
-    platform.register_model(
-        "credit", make_servable(b"v1"), flavor="pyfunc", dataset_ids=[dataset.id]
-    )
-    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    train = write_training(tmp_path, _rows(np.random.default_rng(1), 3000))
+    profile = platform.get_dataset(serve_credit(platform, make_servable, train)).profile
+    assert profile is not None
+    assert set(profile["features"]) == set(FEATURES)
     platform.monitoring.add_monitor(
         scoring_monitor(
             drift_signal(
@@ -354,10 +364,7 @@ def test_a_drift_signal_with_nothing_to_compare_with_fails_once_there_is_traffic
     report = served.monitoring.run_once()
     assert report.evaluated == 0
     [failure] = report.failed
-    assert failure.error == (
-        "drift signal 'income-drift': route 'blue' (credit:1): the version names no training "
-        "dataset with a profile to compare with, so its drift cannot be measured"
-    )
+    assert failure.error == _unprofiled("blue", 1)
 
 
 def test_a_declared_input_no_row_logs_fails_an_all_features_signal(
@@ -414,9 +421,8 @@ def test_a_drift_statistic_the_serving_profile_lacks_fails_the_signal_instead_of
     served.monitoring.add_monitor(
         scoring_monitor(drift_signal(name="categories", metric="chi2_statistic"))
     )
-    train = _training(tmp_path, _rows(np.random.default_rng(1), 200))
-    dataset = served.register_dataset("applications", train)
-    served.register_model("credit", make_servable(b"v2"), flavor="pyfunc", dataset_ids=[dataset.id])
+    train = write_training(tmp_path, _rows(np.random.default_rng(1), 200))
+    dataset_id = register_trained_credit(served, make_servable, train, artifact=b"v2")
     served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 0, "green": 100})
     log_on(served, "green", 2, _rows(np.random.default_rng(8), 200, shift=3.0))
     clock.advance(minutes=5)
@@ -425,7 +431,7 @@ def test_a_drift_statistic_the_serving_profile_lacks_fails_the_signal_instead_of
     [failure] = report.failed
     assert failure.error == (
         "drift signal 'categories' measures chi2_statistic, which only categorical features "
-        f"have, and the training data {dataset.id} profiles no categorical feature (only "
+        f"have, and the training data {dataset_id} profiles no categorical feature (only "
         "['numeric']): nothing could be measured"
     )
 
@@ -434,35 +440,11 @@ def _label_and_segment_training(tmp_path: Path) -> Path:
     """Training data with the label (``default``) and a column that is no model input
     (``segment``, always empty) beside the inputs ``income`` and ``debt``."""
     rng = np.random.default_rng(1)
-    train = tmp_path / "train.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "default", "segment"])
-        writer.writeheader()
-        for a, b in rng.normal(size=(3000, 2)):
-            writer.writerow({"income": a, "debt": b, "default": int(a > 0), "segment": ""})
-    return train
-
-
-def _training(directory: Path, rows: Sequence[dict[str, Any]]) -> Path:
-    """A training CSV of ``rows`` in ``directory``, its columns those of the first row."""
-    directory.mkdir(parents=True, exist_ok=True)
-    train = directory / "train.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    return train
-
-
-def _serve_credit(
-    platform: Platform, make_servable: MakeArtifact, train: Path, **options: Any
-) -> str:
-    dataset = platform.register_dataset("applications", train)
-    platform.register_model(
-        "credit", make_servable(b"v1"), flavor="pyfunc", dataset_ids=[dataset.id], **options
-    )
-    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
-    return dataset.id
+    rows = [
+        {"income": a, "debt": b, "default": int(a > 0), "segment": ""}
+        for a, b in rng.normal(size=(3000, 2))
+    ]
+    return write_training(tmp_path, rows)
 
 
 def _applications(seed: int, n: int = 2000) -> list[tuple[dict[str, Any], Any]]:
@@ -480,7 +462,7 @@ def test_an_all_features_signal_watches_the_declared_inputs_not_the_label_column
     from mintaka.domain.registry import features_signature
 
     train = _label_and_segment_training(tmp_path)
-    dataset = _serve_credit(
+    dataset = serve_credit(
         platform, make_servable, train, signature=features_signature("income,debt")
     )
     platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
@@ -504,7 +486,7 @@ def test_without_a_signature_an_all_features_signal_watches_the_profiled_feature
     clock: ManualClock,
     log_predictions: LogPredictions,
 ) -> None:
-    _serve_credit(platform, make_servable, _label_and_segment_training(tmp_path))
+    serve_credit(platform, make_servable, _label_and_segment_training(tmp_path))
     platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
     log_predictions(_applications(2))
     clock.advance(minutes=5)
@@ -519,7 +501,7 @@ def test_without_a_signature_a_window_logging_no_profiled_feature_fails_the_sign
     clock: ManualClock,
     log_predictions: LogPredictions,
 ) -> None:
-    dataset = _serve_credit(platform, make_servable, _label_and_segment_training(tmp_path))
+    dataset = serve_credit(platform, make_servable, _label_and_segment_training(tmp_path))
     platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
     renamed = [
         ({"salary": row["income"], "loans": row["debt"]}, out) for row, out in _applications(2)
@@ -543,11 +525,11 @@ def test_without_a_signature_a_statistic_no_logged_feature_has_fails_the_signal(
     log_predictions: LogPredictions,
 ) -> None:
     rng = np.random.default_rng(1)
-    train = _training(
+    train = write_training(
         tmp_path,
         [{**r, "outcome": "approve" if r["income"] > 0 else "deny"} for r in _rows(rng, 3000)],
     )
-    dataset = _serve_credit(platform, make_servable, train)
+    dataset = serve_credit(platform, make_servable, train)
     # accepted: the training data profiles a categorical column, the label, never logged
     platform.monitoring.add_monitor(
         scoring_monitor(drift_signal(name="categories", metric="chi2_statistic", threshold=10))
@@ -571,7 +553,7 @@ def test_a_training_column_without_values_is_no_feature_a_drift_signal_can_watch
     from mintaka.domain.registry import features_signature
 
     train = _label_and_segment_training(tmp_path)
-    dataset = _serve_credit(platform, make_servable, train, signature=features_signature("segment"))
+    dataset = serve_credit(platform, make_servable, train, signature=features_signature("segment"))
     with pytest.raises(ValidationError, match=rf"'segment', which has no values in .*{dataset}"):
         platform.monitoring.add_monitor(
             scoring_monitor(drift_signal(name="segment", metric="psi:segment"))
@@ -609,8 +591,10 @@ def test_a_failure_naming_another_feature_is_audited_though_only_a_number_differ
     from mintaka.domain.registry import features_signature
 
     rng = np.random.default_rng(1)
-    train = _training(tmp_path, [{"2023": a, "2024": b} for a, b in rng.normal(size=(3000, 2))])
-    _serve_credit(platform, make_servable, train, signature=features_signature("2023,2024"))
+    train = write_training(
+        tmp_path, [{"2023": a, "2024": b} for a, b in rng.normal(size=(3000, 2))]
+    )
+    serve_credit(platform, make_servable, train, signature=features_signature("2023,2024"))
     platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
     for logged, dropped in (("2024", "2023"), ("2023", "2024")):
         for _ in range(2):  # the same failure twice: audited once
@@ -630,10 +614,9 @@ def test_a_failure_naming_another_feature_is_audited_though_only_a_number_differ
 
 def _shifted_version(platform: Platform, make_servable: MakeArtifact, tmp_path: Path) -> None:
     """Register ``credit:2``, trained on data whose income is shifted by 1.5."""
-    train = _training(tmp_path / "shifted", _rows(np.random.default_rng(11), 3000, shift=1.5))
-    shifted = platform.register_dataset("applications-2", train)
-    platform.register_model(
-        "credit", make_servable(b"v2"), flavor="pyfunc", dataset_ids=[shifted.id]
+    train = write_training(tmp_path / "shifted", _rows(np.random.default_rng(11), 3000, shift=1.5))
+    register_trained_credit(
+        platform, make_servable, train, dataset="applications-2", artifact=b"v2"
     )
 
 
@@ -660,10 +643,7 @@ def test_a_canary_measures_each_route_against_the_profile_of_its_own_version(
     report = watched.monitoring.run_once()
     assert report.alerts == ()  # red's rows are never compared with another version's data
     [failure] = report.failed
-    assert failure.error == (
-        "drift signal 'income-drift': route 'red' (credit:3): the version names no training "
-        "dataset with a profile to compare with, so its drift cannot be measured"
-    )
+    assert failure.error == _unprofiled("red", 3)
 
 
 def test_after_a_redeploy_each_version_s_rows_are_measured_against_its_own_training_data(
@@ -689,10 +669,7 @@ def test_after_a_redeploy_each_version_s_rows_are_measured_against_its_own_train
     report = watched.monitoring.run_once()
     assert report.alerts == ()
     [failure] = report.failed
-    assert failure.error == (
-        "drift signal 'income-drift': route 'red' (credit:3): the version names no training "
-        "dataset with a profile to compare with, so its drift cannot be measured"
-    )
+    assert failure.error == _unprofiled("red", 3)
 
 
 def test_a_redeploy_of_a_version_trained_on_the_same_data_raises_no_drift_alert(

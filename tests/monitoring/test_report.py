@@ -1,13 +1,20 @@
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
 from artifact_kit import MakeArtifact
-from monitoring_kit import LogPredictions, drift_signal, log_on, scoring_monitor
+from monitoring_kit import (
+    LogPredictions,
+    drift_signal,
+    log_on,
+    register_trained_credit,
+    scoring_monitor,
+    serve_credit,
+    write_training,
+)
 
 from mintaka import ManualClock, Platform
 from mintaka.cli.app import main
@@ -37,16 +44,9 @@ def _features(platform: Platform, window: str = "1d") -> list[FeatureSection]:
 
 @pytest.fixture
 def served(platform: Platform, make_servable: MakeArtifact, tmp_path: Path) -> Platform:
-    train = tmp_path / "train.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "region"])
-        writer.writeheader()
-        writer.writerows(_rows(np.random.default_rng(1), 500))
-    dataset = platform.register_dataset("applications", train)
-    platform.register_model(
-        "credit", make_servable(b"v1"), flavor="pyfunc", dataset_ids=[dataset.id]
+    serve_credit(
+        platform, make_servable, write_training(tmp_path, _rows(np.random.default_rng(1), 500))
     )
-    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
     return platform
 
 
@@ -170,21 +170,10 @@ def test_report_shows_the_features_the_runner_watches_not_the_label_column(
     from mintaka.domain.registry import features_signature
 
     rng = np.random.default_rng(1)
-    train = tmp_path / "train.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "region", "default"])
-        writer.writeheader()
-        for row in _rows(rng, 500):
-            writer.writerow({**row, "default": int(row["income"] > 0)})
-    dataset = platform.register_dataset("applications", train)
-    platform.register_model(
-        "credit",
-        make_servable(b"v1"),
-        flavor="pyfunc",
-        dataset_ids=[dataset.id],
-        signature=features_signature("income,debt"),
+    train = write_training(
+        tmp_path, [{**row, "default": int(row["income"] > 0)} for row in _rows(rng, 500)]
     )
-    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    serve_credit(platform, make_servable, train, signature=features_signature("income,debt"))
     platform.monitoring.add_monitor(scoring_monitor(drift_signal(name="any", metric="psi")))
     log_predictions([({"income": r["income"], "debt": r["debt"]}, 0.5) for r in _rows(rng, 300)])
     clock.advance(minutes=5)
@@ -214,16 +203,11 @@ def test_a_report_of_an_unknown_endpoint_leaves_no_directory(
 
 def _shifted_version(platform: Platform, make_servable: MakeArtifact, tmp_path: Path) -> str:
     """Register ``credit:2``, trained on data whose income is shifted by 3; its dataset id."""
-    train = tmp_path / "train-shifted.csv"
-    with train.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=["income", "debt", "region"])
-        writer.writeheader()
-        writer.writerows(_rows(np.random.default_rng(11), 500, shift=3.0))
-    shifted = platform.register_dataset("applications-2", train)
-    platform.register_model(
-        "credit", make_servable(b"v2"), flavor="pyfunc", dataset_ids=[shifted.id]
+    rows = _rows(np.random.default_rng(11), 500, shift=3.0)
+    train = write_training(tmp_path, rows, name="train-shifted.csv")
+    return register_trained_credit(
+        platform, make_servable, train, dataset="applications-2", artifact=b"v2"
     )
-    return shifted.id
 
 
 def _income_psi(section: VersionSection) -> float | None:
