@@ -203,9 +203,22 @@ def _drifting_debt(watched: Platform, log_predictions: LogPredictions, seed: int
     watched.monitoring.add_monitor(
         scoring_monitor(drift_signal(name="debt-drift", metric="psi:debt", retrain=True))
     )
+    _log_shifted_traffic(log_predictions, seed)
+
+
+def _log_shifted_traffic(log_predictions: LogPredictions, seed: int) -> None:
+    """Log 2000 rows with every feature shifted by 1.5 from its profile."""
     rng = np.random.default_rng(seed)
     shifted = [{k: v + 1.5 for k, v in row.items()} for row in _rows(rng, 2000)]
     log_predictions([(row, 0.5) for row in shifted])
+
+
+def _the_request_waits(watched: Platform, **stopped: Any) -> None:
+    """Mark the only retraining request as waiting in pipeline run ``run-1``, with ``stopped``
+    naming where its run stopped."""
+    [request] = watched.pipelines.requests()
+    update = {"status": "waiting", "pipeline_run": "run-1", **stopped}
+    watched.pipelines._save_request(request.model_copy(update=update))
 
 
 def _passes_alerting(watched: Platform, clock: ManualClock, passes: int = 3) -> None:
@@ -232,11 +245,7 @@ def test_persistent_drift_queues_no_retraining_while_one_waits_at_a_gate(
 ) -> None:
     _drifting_debt(watched, log_predictions, seed=8)
     _passes_alerting(watched, clock, passes=1)
-    [request] = watched.pipelines.requests()
-    # Its run stopped at a gate (approvals to collect): it waits to be resumed.
-    watched.pipelines._save_request(
-        request.model_copy(update={"status": "waiting", "pipeline_run": "run-1"})
-    )
+    _the_request_waits(watched)  # its run stopped at a gate (approvals to collect)
     _passes_alerting(watched, clock)
     assert [r.status for r in watched.pipelines.requests()] == ["waiting"]
 
@@ -246,23 +255,12 @@ def test_drift_asks_again_a_day_after_a_retraining_an_evaluation_gate_refused(
 ) -> None:
     _drifting_debt(watched, log_predictions, seed=9)
     _passes_alerting(watched, clock, passes=1)
-    [request] = watched.pipelines.requests()
     # Its run met the champion gate and lost: resuming it would meet the same gate again.
-    watched.pipelines._save_request(
-        request.model_copy(
-            update={
-                "status": "waiting",
-                "pipeline_run": "run-1",
-                "gate": "evaluation",
-                "stopped_at": clock.now(),
-            }
-        )
-    )
+    _the_request_waits(watched, gate="evaluation", stopped_at=clock.now())
     _passes_alerting(watched, clock)
     assert [r.status for r in watched.pipelines.requests()] == ["waiting"]
     clock.advance(days=1)
-    rng = np.random.default_rng(10)
-    log_predictions([({k: v + 1.5 for k, v in row.items()}, 0.5) for row in _rows(rng, 2000)])
+    _log_shifted_traffic(log_predictions, seed=10)
     _passes_alerting(watched, clock)  # still drifting a day later: a fresh retraining
     assert [r.status for r in watched.pipelines.requests()] == ["waiting", "pending"]
 
