@@ -1,5 +1,6 @@
-"""Local files: the path a ``file:`` URI names, and writing a file atomically, so that a reader
-sees the old content or the new, never a part of either.
+"""Local files: the path a ``file:`` URI names, when a file tree last changed (what the
+sweeps of staging areas and checked copies judge age by), and writing a file atomically, so
+that a reader sees the old content or the new, never a part of either.
 
 The bytes go to a temporary file of a name of its own in the target's directory, which then
 replaces the target in one ``os.replace``. Two writers of the same target never share a temporary
@@ -10,15 +11,18 @@ directory after it, so the new content survives a crash once the call returns.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import secrets
+import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TextIO, overload
 from urllib.parse import unquote, urlparse
 
+FUTURE_SKEW_SECONDS = 60.0  # a modification time later than now by more is not a real one
 _NAME_ATTEMPTS = 100
 _STEM_BYTES = 200
 
@@ -116,3 +120,37 @@ def _create_temporary(path: Path) -> tuple[int, Path]:
         except FileExistsError:
             continue
     raise FileExistsError(errno.EEXIST, "no unused temporary file name", str(path.parent))
+
+
+def _changed_at(status: os.stat_result, now: float) -> float:
+    """When the entry ``status`` describes last changed: its modification time, unless that is
+    later than ``now`` (beyond a clock's small skew), as a copy keeping a skewed clock's
+    timestamps leaves it; then its status change time, which only the kernel sets."""
+    if status.st_mtime <= now + FUTURE_SKEW_SECONDS:
+        return status.st_mtime
+    return status.st_ctime
+
+
+def newest_change(path: Path, now: float) -> float | None:
+    """When ``path`` or anything under it last changed (see ``_changed_at``; links not
+    followed, ``path`` itself neither: a link's age is its own), or None when ``path`` is gone;
+    an entry removed while it is looked at is left out. Any other error (a directory that
+    cannot be listed or searched) is raised: the age of what is in it is not known."""
+
+    def unknown(error: OSError) -> None:
+        if not isinstance(error, FileNotFoundError | NotADirectoryError):
+            raise error
+
+    try:
+        status = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    newest = _changed_at(status, now)
+    if not stat.S_ISDIR(status.st_mode):
+        return newest
+    for directory, dirnames, filenames in os.walk(path, onerror=unknown):
+        for name in (*dirnames, *filenames):
+            with contextlib.suppress(FileNotFoundError):
+                found = os.lstat(os.path.join(directory, name))
+                newest = max(newest, _changed_at(found, now))
+    return newest

@@ -381,16 +381,16 @@ def test_two_sweeps_racing_for_one_entry_count_it_once(
     (tmp_path / "tmp" / "ingest-x").mkdir(parents=True)
     os.utime(tmp_path / "tmp" / "ingest-x", (0, 0))
     mine, other = ArtifactStore(tmp_path), ArtifactStore(tmp_path)
-    judge = store_module._newest_change
+    judge = store_module.newest_change
     counts = []
 
     def other_sweep_goes_first(path: Path, now: float) -> float | None:
         newest = judge(path, now)  # this sweep finds it old, then the other one removes it
-        monkeypatch.setattr(store_module, "_newest_change", judge)
+        monkeypatch.setattr(store_module, "newest_change", judge)
         counts.append(other.sweep(3600))
         return newest
 
-    monkeypatch.setattr(store_module, "_newest_change", other_sweep_goes_first)
+    monkeypatch.setattr(store_module, "newest_change", other_sweep_goes_first)
     counts.append(mine.sweep(3600))
     assert counts == [1, 0]
     assert list((tmp_path / "tmp").iterdir()) == []

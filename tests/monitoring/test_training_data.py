@@ -214,14 +214,14 @@ def test_an_entry_whose_age_cannot_be_read_is_left_and_the_pass_and_the_sweep_go
     for entry in (unreadable, left):
         entry.mkdir(parents=True)
         os.utime(entry, (1_000_000_000, 1_000_000_000))
-    listdir = os.listdir
+    scandir = os.scandir
 
-    def refused(path: Any = ".") -> list[str]:
-        if Path(path) == unreadable:
+    def refused(path: Any = ".") -> Any:
+        if not isinstance(path, int) and Path(path) == unreadable:  # rmtree lists by descriptor
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return listdir(path)
+        return scandir(path)
 
-    monkeypatch.setattr(os, "listdir", refused)
+    monkeypatch.setattr(os, "scandir", refused)  # what the sweep's walk lists a directory with
     assert platform.monitoring.run_once().failed == ()
     assert _copies(platform) == [unreadable]
     assert str(unreadable) in caplog.text

@@ -24,13 +24,12 @@ from pathlib import Path, PurePosixPath
 
 from mintaka.artifacts.digest import Manifest, ManifestEntry, copy_hashed, manifest_of
 from mintaka.errors import IntegrityError, NotFound, ValidationError
-from mintaka.files import fsync_directory
+from mintaka.files import fsync_directory, newest_change
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "MANIFEST.json"
 CONTENT_DIR = "content"
-FUTURE_SKEW_SECONDS = 60.0  # a modification time later than now by more is not a real one
 
 
 @dataclass(frozen=True)
@@ -105,40 +104,6 @@ def _directories(content: Path, manifest: Manifest) -> list[Path]:
         depth = len(PurePosixPath(entry.path).parts) - 1  # the directories the file is under
         found.update((content / entry.path).parents[:depth])
     return sorted(found, key=lambda d: len(d.parts), reverse=True)
-
-
-def _changed_at(status: os.stat_result, now: float) -> float:
-    """When the entry ``status`` describes last changed: its modification time, unless that is
-    later than ``now`` (beyond a clock's small skew), as a copy keeping a skewed clock's
-    timestamps leaves it; then its status change time, which only the kernel sets."""
-    if status.st_mtime <= now + FUTURE_SKEW_SECONDS:
-        return status.st_mtime
-    return status.st_ctime
-
-
-def _newest_change(path: Path, now: float) -> float | None:
-    """When ``path`` or anything under it last changed (see ``_changed_at``; links not
-    followed, ``path`` itself neither: a link's age is its own), or None when ``path`` is gone;
-    an entry removed while it is looked at is left out. Any other error (a directory that
-    cannot be listed or searched) is raised: the age of what is in it is not known."""
-
-    def unknown(error: OSError) -> None:
-        if not isinstance(error, FileNotFoundError | NotADirectoryError):
-            raise error
-
-    try:
-        status = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    newest = _changed_at(status, now)
-    if not stat.S_ISDIR(status.st_mode):
-        return newest
-    for directory, dirnames, filenames in os.walk(path, onerror=unknown):
-        for name in (*dirnames, *filenames):
-            with contextlib.suppress(FileNotFoundError):
-                found = os.lstat(os.path.join(directory, name))
-                newest = max(newest, _changed_at(found, now))
-    return newest
 
 
 def _identity(path: str | Path) -> tuple[int, int] | None:
@@ -396,7 +361,7 @@ class ArtifactStore:
         cutoff = now - min_age_seconds
         for child in staging.iterdir():
             try:
-                newest = _newest_change(child, now)
+                newest = newest_change(child, now)
             except OSError as exc:  # one entry that cannot be read keeps no other from going
                 log.warning("left %s in the staging area, its age cannot be read: %s", child, exc)
                 continue

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mintaka.errors import ValidationError
-from mintaka.files import file_path
+from mintaka.files import file_path, newest_change
 
 if TYPE_CHECKING:
     from mintaka.domain.runs import DatasetVersion
@@ -136,27 +136,17 @@ def sweep_copies(home: Path, min_age_seconds: float = STALE_COPY_SECONDS) -> int
     except OSError as exc:
         log.warning("checked copies under %s not swept, it cannot be listed: %s", root, exc)
         return 0
-    cutoff = time.time() - min_age_seconds
+    now = time.time()
+    cutoff = now - min_age_seconds
     removed = 0
     for entry in entries:
         try:
-            if _newest_change(entry) <= cutoff and _remove_unheld(entry):
+            newest = newest_change(entry, now)  # None: gone meanwhile
+            if newest is not None and newest <= cutoff and _remove_unheld(entry):
                 removed += 1
         except OSError as exc:  # one entry that cannot be read keeps no other from going
             log.warning("left %s among the checked copies, it cannot be swept: %s", entry, exc)
     return removed
-
-
-def _newest_change(entry: Path) -> float:
-    """The newest modification time of ``entry`` and of what is directly in it (a copy's
-    directory holds its lock and its copy); the present when it is gone meanwhile."""
-    try:
-        times = [entry.lstat().st_mtime]
-        if entry.is_dir() and not entry.is_symlink():
-            times.extend(child.lstat().st_mtime for child in entry.iterdir())
-    except FileNotFoundError:
-        return time.time()
-    return max(times)
 
 
 def _remove_unheld(entry: Path) -> bool:
