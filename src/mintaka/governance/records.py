@@ -13,13 +13,11 @@ still be verified.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 
 from mintaka.domain.base import Record
-from mintaka.domain.governance import Approval, Identity, IdentitySource, PolicyException
 from mintaka.store.engine import Store
 from mintaka.store.schema import approvals, audit_events, model_versions, policy_exceptions
 
@@ -159,34 +157,30 @@ def _unrecorded(
 
 def _matches(table: str, row: Any, ref: str, event: _Event) -> bool:
     """Whether ``event`` records ``row`` of ``table`` as it stands (the gate's own test)."""
-    from mintaka.governance.service import _grants, _instant, _records
+    from mintaka.governance.service import (
+        _grants,
+        _instant,
+        _records,
+        approval_of_row,
+        exception_of_row,
+    )
 
     name, _, number = ref.rpartition(":")
     try:
         if table == APPROVALS:
             at = _instant(event.at)
-            approval = Approval(
-                id=row.id,
-                model=name,
-                version=int(number),
-                artifact_digest=row.artifact_digest,
-                approver=Identity(name=row.approver, source=IdentitySource(row.identity_source)),
-                role=row.role,
-                at=datetime.fromisoformat(row.at),
-                comment=row.comment,
+            approval = approval_of_row(row, name, int(number))
+            return (
+                approval is not None
+                and at is not None
+                and _records(approval, event.actor, at, event.details)
             )
-            return at is not None and _records(approval, event.actor, at, event.details)
-        exception = PolicyException(
-            id=row.id,
-            model=name,
-            version=int(number),
-            control=row.control,
-            justification=row.justification,
-            requester=row.requester,
-            approver=row.approver,
-            expires_at=datetime.fromisoformat(row.expires_at),
-        )
+        exception = exception_of_row(row, name, int(number))
         given = event.details.get("exception")
-        return isinstance(given, dict) and _grants(exception, event.actor, given)
+        return (
+            exception is not None
+            and isinstance(given, dict)
+            and _grants(exception, event.actor, given)
+        )
     except (ValueError, TypeError):
         return False  # a row edited into something no event could have recorded

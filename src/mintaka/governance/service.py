@@ -260,28 +260,9 @@ class GovernanceService:
     @staticmethod
     def _approvals_of(version: ModelVersion, rows: Sequence[Any]) -> list[Approval]:
         """``version``'s approval rows as approvals; a row edited into something no approval
-        can be (an unknown identity source, a time that is not an aware instant) is left out,
-        so it counts nowhere rather than failing every reader (``audit verify`` names it)."""
-        found = []
-        for row in rows:
-            try:
-                found.append(
-                    Approval(
-                        id=row.id,
-                        model=version.name,
-                        version=version.version,
-                        artifact_digest=row.artifact_digest,
-                        approver=Identity(
-                            name=row.approver, source=IdentitySource(row.identity_source)
-                        ),
-                        role=row.role,
-                        at=datetime.fromisoformat(row.at),
-                        comment=row.comment,
-                    )
-                )
-            except (ValueError, TypeError):
-                continue
-        return found
+        can be is left out (``approval_of_row``)."""
+        found = (approval_of_row(row, version.name, version.version) for row in rows)
+        return [approval for approval in found if approval is not None]
 
     def _registered_by(self, version: ModelVersion) -> set[str]:
         """Who developed, registered or adopted ``version``, trimmed as identities are: an
@@ -574,18 +555,8 @@ class GovernanceService:
             if row.version_id not in named:
                 continue
             name, number = named[row.version_id]
-            try:
-                found = PolicyException(
-                    id=row.id,
-                    model=name,
-                    version=number,
-                    control=row.control,
-                    justification=row.justification,
-                    requester=row.requester,
-                    approver=row.approver,
-                    expires_at=datetime.fromisoformat(row.expires_at),
-                )
-            except (ValueError, TypeError):
+            found = exception_of_row(row, name, number)
+            if found is None:
                 continue  # edited into no exception at all: it waives nothing (audit verify)
             events = recorded.get((row.version_id, found.id), [])
             matched = any(_grants(found, actor, given) for actor, given in events)
@@ -930,6 +901,44 @@ def event_details(canonical: Any) -> dict[str, Any] | None:
     reports: such an event records nothing."""
     details = event_body(canonical).get("details")
     return details if isinstance(details, dict) else None
+
+
+def approval_of_row(row: Any, model: str, version: int) -> Approval | None:
+    """An ``approvals`` row of version ``model:version`` as an approval; None for a row edited
+    into something no approval can be (an unknown identity source, a time that is not an
+    aware instant), which so counts nowhere rather than failing every reader (``audit verify``
+    names it)."""
+    try:
+        return Approval(
+            id=row.id,
+            model=model,
+            version=version,
+            artifact_digest=row.artifact_digest,
+            approver=Identity(name=row.approver, source=IdentitySource(row.identity_source)),
+            role=row.role,
+            at=datetime.fromisoformat(row.at),
+            comment=row.comment,
+        )
+    except (ValueError, TypeError):
+        return None
+
+
+def exception_of_row(row: Any, model: str, version: int) -> PolicyException | None:
+    """A ``policy_exceptions`` row of version ``model:version`` as an exception; None for a
+    row edited into no exception at all, which so waives nothing (``audit verify`` names it)."""
+    try:
+        return PolicyException(
+            id=row.id,
+            model=model,
+            version=version,
+            control=row.control,
+            justification=row.justification,
+            requester=row.requester,
+            approver=row.approver,
+            expires_at=datetime.fromisoformat(row.expires_at),
+        )
+    except (ValueError, TypeError):
+        return None
 
 
 def _instant(text: Any) -> datetime | None:
