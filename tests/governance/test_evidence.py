@@ -552,6 +552,22 @@ def test_controls_and_counted_approvals_follow_the_policy_in_force_at_the_pack(
     assert after["inventory"]["overdue"] is True
 
 
+def test_approvals_before_the_head_in_the_chain_count_with_the_clock_stepped_back(
+    governed: Platform,
+) -> None:
+    """Approvals recorded before the pack's head count as of it, even when the clock stepped
+    back since and stamped the head earlier than they are."""
+    governed.clock.advance(hours=-2)  # type: ignore[attr-defined]  # a ManualClock
+    governed.set_alias("credit", "challenger", 1)  # the head, stamped before the approvals
+
+    pack = build_pack(governed, "credit:1")
+    assert pack["as_of"]["at"] < min(a["at"] for a in pack["approvals"])
+    assert {a["approver"]: a["counts"] for a in pack["approvals"]} == {"rita": True, "raj": True}
+    assert (pack["inventory"]["approvals"], pack["inventory"]["overdue"]) == (2, False)
+    results = {r["control"]: r["status"] for r in pack["controls"]["results"]}
+    assert results["Art. 14"] == "met"
+
+
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 

@@ -740,7 +740,7 @@ def _build_pack(platform: Platform, ref: str) -> Pack:
             "comment": a.comment,
             "artifact_digest": a.artifact_digest,
             "current": a.artifact_digest == version.artifact_digest,
-            "counts": governance.approval_counts(version, a, as_of, policy=policy),
+            "counts": governance.approval_counts(version, a, as_of, policy=policy, by_chain=True),
             "independent": a.approver.name not in registrants,
             "recorded": True,
         }
@@ -816,6 +816,7 @@ def _build_pack(platform: Platform, ref: str) -> Pack:
         policy=policy,
         approvals=counted,
         exceptions=granted,
+        by_chain=True,
     ).model_dump(mode="json")
 
     pack: Pack = {

@@ -573,15 +573,17 @@ class GovernanceService:
         *,
         policy: Policy | None = None,
         given: Sequence[Approval] | None = None,
+        by_chain: bool = False,
     ) -> dict[str, datetime]:
         """The approvers whose sign-off of ``version``'s current bytes counts at ``at`` under
         ``policy``, the one in force by default (role, authentication), each with the time of
         their latest one; how old it may be (``revalidation_days``) is left to the caller.
-        ``given``: the version's recorded approvals, when the caller read them already."""
+        ``given``: the version's recorded approvals, when the caller read them already;
+        ``by_chain``: as for :meth:`approval_counts`."""
         judge = policy or self.policy
         latest: dict[str, datetime] = {}
         for a in self.approvals(version) if given is None else given:
-            if _signs_off(a, version, judge, at):
+            if _signs_off(a, version, judge, at, by_chain=by_chain):
                 name = a.approver.name
                 latest[name] = max(latest.get(name, a.at), a.at)
         return latest
@@ -593,13 +595,19 @@ class GovernanceService:
         at: datetime,
         *,
         policy: Policy | None = None,
+        by_chain: bool = False,
     ) -> bool:
         """Whether the promotion gate counts ``approval`` of ``version`` at ``at`` under
         ``policy`` (the one in force by default): these bytes, an approver role the approver
-        still holds, authenticated where the tier asks, within ``revalidation_days``."""
+        still holds, authenticated where the tier asks, within ``revalidation_days``.
+
+        ``by_chain``: ``approval`` is known to be recorded before the point judged in chain
+        order (an evidence pack stated as of the chain's head), so it counts there even when
+        stamped later than ``at`` by a clock that has stepped back since; its age is then
+        none. Otherwise it counts from its own time on."""
         judge = policy or self.policy
         days = judge.controls(version.risk_tier).revalidation_days
-        return _signs_off(approval, version, judge, at) and (
+        return _signs_off(approval, version, judge, at, by_chain=by_chain) and (
             days is None or at - approval.at <= timedelta(days=days)
         )
 
@@ -967,15 +975,18 @@ def _grants(exception: PolicyException, actor: str, given: Mapping[str, Any]) ->
     )
 
 
-def _signs_off(approval: Approval, version: ModelVersion, policy: Policy, at: datetime) -> bool:
+def _signs_off(
+    approval: Approval, version: ModelVersion, policy: Policy, at: datetime, *, by_chain: bool
+) -> bool:
     """Whether ``approval`` signs off ``version``'s current bytes under ``policy`` at ``at``
     (its age against ``revalidation_days`` aside). The role it was given in must still be one
     of the tier's approver roles and still be held by the approver under ``policy``: a role
-    taken away takes the approvals given in it out of the count."""
+    taken away takes the approvals given in it out of the count. Given ``by_chain`` (recorded
+    before the point judged, in chain order), its own time does not keep it out."""
     controls = policy.controls(version.risk_tier)
     return (
         approval.artifact_digest == version.artifact_digest
-        and approval.at <= at
+        and (by_chain or approval.at <= at)
         and approval.role in controls.approver_roles
         and approval.role in policy.roles_of(approval.approver.name)
         and (not controls.require_authenticated_approvers or approval.approver.authenticated)
