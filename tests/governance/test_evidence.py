@@ -29,7 +29,7 @@ from mintaka.governance.evidence import (
 from mintaka.governance.redaction import REDACTED, Redactor, redact_logging
 from mintaka.local.backend import LocalBackend, LocalSettings
 from mintaka.plugins import BackendRegistry, PluginManager
-from mintaka.store.schema import approvals
+from mintaka.store.schema import approvals, audit_events
 
 SECRET = "sk-test-7Qm2vX9pL4rT8wZ1yB6nK3"
 
@@ -204,9 +204,26 @@ def test_the_audit_chain_evidence_names_approval_rows_the_chain_does_not_record(
     assert [(m["table"], m["id"]) for m in chain["records"]["missing"]] == [("approvals", raj.id)]
     results = {r["control"]: r for r in pack["controls"]["results"]}
     assert results["Art. 12"]["status"] == "gap"
-    assert any(m.startswith("audit-chain:") for m in results["Art. 12"]["missing"])
+    [gap] = [m for m in results["Art. 12"]["missing"] if m.startswith("audit-chain:")]
+    assert "approvals row 'apr-forged' of credit:1 is not recorded by the chain" in gap
+    assert f"approvals row {raj.id!r} of credit:1 recorded by audit event" in gap
     written = export_evidence(governed, "credit:1", tmp_path)
     assert "apr-forged" in written.html_path.read_text("utf-8")
+
+
+def test_the_audit_chain_gap_names_the_first_link_that_does_not_verify(
+    governed: Platform,
+) -> None:
+    with governed.store.write() as conn:
+        conn.execute(audit_events.update().where(audit_events.c.seq == 3).values(hash="0" * 64))
+    pack = build_pack(governed, "credit:1")
+    assert (pack["audit"]["chain"]["verified"], pack["audit"]["chain"]["first_bad_seq"]) == (
+        False,
+        3,
+    )
+    results = {r["control"]: r for r in pack["controls"]["results"]}
+    [gap] = [m for m in results["Art. 12"]["missing"] if m.startswith("audit-chain:")]
+    assert gap.startswith("audit-chain: the audit chain does not verify from event 3: ")
 
 
 def test_controls_cite_records_in_the_pack_and_gaps_are_never_met(

@@ -72,11 +72,17 @@ Pack = dict[str, Any]
 
 @dataclass(frozen=True)
 class EvidenceKind:
-    """How to find one kind of evidence in a pack, and what its absence means."""
+    """How to find one kind of evidence in a pack, and what its absence means: ``missing``,
+    or what ``explain`` says of the pack at hand when there is more to name than that."""
 
     describe: str
     missing: str
     find: Callable[[Pack], list[str]]
+    explain: Callable[[Pack], str] | None = None
+
+    def gap(self, pack: Pack) -> str:
+        """Why this evidence is missing from ``pack``."""
+        return self.missing if self.explain is None else self.explain(pack)
 
 
 def _ids(records: Iterable[dict[str, Any]]) -> list[str]:
@@ -121,6 +127,29 @@ def _chain_holds(chain: Mapping[str, Any]) -> bool:
     """Whether the chain verifies and the approvals and exceptions tables hold only what it
     records (a pack built before the cross-check existed has no ``records``)."""
     return bool(chain["verified"]) and bool(chain.get("records", {}).get("ok", True))
+
+
+def _chain_gap(pack: Pack) -> str:
+    """Why the audit-chain evidence is missing: the first link that does not verify, and every
+    approval or exception row the chain does not record as it stands, or whose row is gone."""
+    chain = pack["audit"]["chain"]
+    found = []
+    if not chain["verified"]:
+        found.append(
+            f"the audit chain does not verify from event {chain['first_bad_seq']}: "
+            f"{chain['reason']}"
+        )
+    records = chain.get("records", {})
+    found += [
+        f"{r['table']} row {r['id']!r} of {r['subject']} is not recorded by the chain: "
+        f"{r['reason']}"
+        for r in records.get("unrecorded", [])
+    ]
+    found += [
+        f"{m['table']} row {m['id']!r} of {m['subject']} recorded by audit event {m['seq']} is gone"
+        for m in records.get("missing", [])
+    ]
+    return "; ".join(found) or EVIDENCE_KINDS["audit-chain"].missing
 
 
 EVIDENCE_KINDS: dict[str, EvidenceKind] = {
@@ -194,6 +223,7 @@ EVIDENCE_KINDS: dict[str, EvidenceKind] = {
         "exception row as it stands",
         "the audit chain does not verify, or approval or exception rows are not recorded by it",
         lambda p: [p["audit"]["chain"]["id"]] if _chain_holds(p["audit"]["chain"]) else [],
+        _chain_gap,
     ),
     "audit-events": EvidenceKind(
         "audit events about the version, each with its chain link",
@@ -353,7 +383,7 @@ def map_controls(pack: Pack, control_map: dict[str, Any] | None = None) -> dict[
             if found:
                 cited += found
             else:
-                missing.append(f"{kind}: {EVIDENCE_KINDS[kind].missing}")
+                missing.append(f"{kind}: {EVIDENCE_KINDS[kind].gap(pack)}")
         results.append(
             {
                 "framework": control["framework"],
