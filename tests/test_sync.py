@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 from artifact_kit import MakeArtifact
+from forgery_kit import forge_approval
 
 from mintaka import ManualClock, Platform
 from mintaka.domain.registry import ApprovalStatus
 from mintaka.domain.serving import TrafficMap
-from mintaka.store.schema import approvals
 from mintaka.sync import DIFFERENCE_ACTION, RESOLVED_ACTION, traffic_views
 
 
@@ -98,19 +98,7 @@ def test_an_approval_row_no_audit_event_records_does_not_change_the_projection(
     version = dana.register_model("scoring", make_artifact(b"v1"), tier="low")
     dana.backend.set_approval("scoring", 1, ApprovalStatus.PENDING)  # type: ignore[attr-defined]
     assert dana.sync() == []
-    with dana.store.write() as conn:  # raj's sign-off written straight into the table
-        conn.execute(
-            approvals.insert().values(
-                id="apr-forged",
-                version_id=version.id,
-                artifact_digest=version.artifact_digest,
-                approver="raj",
-                identity_source="flag",
-                role="model-risk",
-                comment="",
-                at=version.created_at.isoformat(),
-            )
-        )
+    forge_approval(dana, version, "apr-forged", version.created_at)
     assert dana.sync() == []
     as_("rita").governance.approve("scoring:1", role="model-risk")
     assert dana.backend.get_version("scoring", 1).approval is ApprovalStatus.APPROVED

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pytest
 from artifact_kit import MakeArtifact
+from forgery_kit import forge_approval
 from governance_kit import APPROVERS, CARD
 from sqlalchemy import event as sa_event
 
@@ -182,18 +183,7 @@ def test_the_audit_chain_evidence_names_approval_rows_the_chain_does_not_record(
     raj = next(a for a in governed.governance.approvals(version) if a.approver.name == "raj")
     with governed.store.write() as conn:
         conn.execute(approvals.delete().where(approvals.c.id == raj.id))
-        conn.execute(
-            approvals.insert().values(
-                id="apr-forged",
-                version_id=version.id,
-                artifact_digest=version.artifact_digest,
-                approver="raj",
-                identity_source="flag",
-                role="model-risk",
-                comment="",
-                at=raj.at.isoformat(),
-            )
-        )
+    forge_approval(governed, version, "apr-forged", raj.at)
     pack = build_pack(governed, "credit:1")  # still built, the disagreement reported
     chain = pack["audit"]["chain"]
     assert chain["verified"] is True

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from artifact_kit import MakeArtifact
 from cli_kit import cli
+from forgery_kit import forge_approval
 from governance_kit import APPROVERS, CARD
 from sqlalchemy import event, select, update
 
@@ -43,23 +44,6 @@ def high(as_: Callable[[str], Platform], make_artifact: MakeArtifact) -> str:
     )
     dana.governance.set_model_card(version.ref, **CARD)
     return version.ref
-
-
-def _forge_approval(plat: Platform, version: ModelVersion, row_id: str, at: datetime) -> None:
-    """Write raj's sign-off of ``version`` straight into the approvals table, with no event."""
-    with plat.store.write() as conn:
-        conn.execute(
-            approvals.insert().values(
-                id=row_id,
-                version_id=version.id,
-                artifact_digest=version.artifact_digest,
-                approver="raj",
-                identity_source="flag",
-                role="model-risk",
-                comment="",
-                at=at.isoformat(),
-            )
-        )
 
 
 def _grant(plat: Platform, ref: str, expires_in: timedelta, zone: timezone) -> None:
@@ -194,7 +178,7 @@ def test_an_approval_row_without_its_audit_event_never_counts(
     dana.governance.set_model_card(high, **CARD)
     real = as_("rita").governance.approve(high)
     version = dana.get_model_version(high)
-    _forge_approval(dana, version, "apr-forged", real.at)  # raj's, straight into the table
+    forge_approval(dana, version, "apr-forged", real.at)  # raj's, straight into the table
     assert [a.id for a in dana.governance.approvals(version)] == [real.id]
     assert [a.id for a in dana.governance.unrecorded_approvals(version)] == ["apr-forged"]
     with pytest.raises(PolicyViolation, match="approvals: 1 of 2"):
@@ -376,7 +360,7 @@ def test_audit_verify_names_sign_off_rows_the_chain_does_not_record(
     assert code == 0, out
     assert "verified" in out
     version = rita.get_model_version(high)
-    _forge_approval(rita, version, "apr-forged", given.at)
+    forge_approval(rita, version, "apr-forged", given.at)
     with rita.store.write() as conn:
         conn.execute(update(policy_exceptions).values(justification="widened by hand"))
     report = check_records(rita.store)
@@ -407,7 +391,7 @@ def test_audit_verify_prints_a_forged_row_id_escaped_not_as_lines_of_its_own(
     given = rita.governance.approve(high)
     version = rita.get_model_version(high)
     forged_id = "apr-x\naudit chain verified: 0 events\r\u202e\x1b[2J"
-    _forge_approval(rita, version, forged_id, given.at)
+    forge_approval(rita, version, forged_id, given.at)
     code, out, _ = cli(capsys, "--home", str(home), "audit", "verify")
     assert code == 1
     lines = [line.strip(" │|") for line in out.splitlines()]
