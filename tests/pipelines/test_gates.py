@@ -681,8 +681,10 @@ def test_a_label_column_the_data_lacks_is_a_validation_error(
     ("label", "value", "message"),
     [
         ("missing", None, "no column 'missing'"),
-        ("default", "yes", "'yes'"),
-        ("default", "2", "'2'"),
+        ("default", "yes", "label 'default' is 'yes'"),
+        ("default", "t", "label 'default' is 't'"),
+        ("default", "tRuE", "label 'default' is 'tRuE'"),
+        ("default", "2", "label 'default' is '2'"),
     ],
 )
 def test_the_evaluation_gate_refuses_labels_that_are_not_binary(
@@ -708,6 +710,46 @@ def test_the_evaluation_gate_refuses_labels_that_are_not_binary(
     )
     with pytest.raises(ValidationError, match=message):
         evaluate_model(inputs, context)
+
+
+@pytest.mark.parametrize(
+    ("one", "zero"), [("True", "False"), ("true", "false"), ("TRUE", "FALSE"), ("1", "0")]
+)
+def test_boolean_labels_read_alike_from_csv_and_parquet(
+    platform: Platform, data: Path, tmp_path: Path, one: str, zero: str
+) -> None:
+    """A CSV label column spelled as pandas and pyarrow read a boolean column scores as the
+    same column of bools in Parquet, and as the 0 and 1 it stands for."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import EvaluationInputs, evaluate_model
+
+    run = platform.pipelines.run(partial(UP_TO_EVALUATION, data=str(data)), isolation="inline")
+    trained = next(s for s in run.steps if s.name == "train").outputs
+    holdout = Path(str(trained["holdout"]))
+    with holdout.open() as handle:
+        rows = [{**r, "default": r["default"] == "1"} for r in csv.DictReader(handle)]
+    spelled = tmp_path / "spelled.csv"
+    spelled.write_text(holdout.read_text())
+    rewrite(spelled, lambda r: {**r, "default": one if r["default"] == "1" else zero})
+    typed = tmp_path / "typed.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), typed)
+    context = StepContext(
+        pipeline="p", run_id="r", step="evaluate", workdir=tmp_path, platform=platform
+    )
+
+    def metrics(path: Path) -> dict[str, float]:
+        inputs = EvaluationInputs(
+            model=Path(str(trained["model"])),
+            holdout=path,
+            label="default",
+            features=",".join(FEATURES),
+        )
+        return evaluate_model(inputs, context).metrics
+
+    assert metrics(spelled) == metrics(typed) == metrics(holdout)
 
 
 def test_a_version_registered_without_a_profile_gets_one_when_registered_again(

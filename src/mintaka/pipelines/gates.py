@@ -64,6 +64,14 @@ def _holdout(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+# The text of a boolean label as pandas and pyarrow read a CSV column of bools, so a CSV label
+# reads as the same column written to Parquet (bools there) does.
+_BOOL_TEXT = {
+    **dict.fromkeys(("True", "TRUE", "true"), 1.0),
+    **dict.fromkeys(("False", "FALSE", "false"), 0.0),
+}
+
+
 def _labels(rows: list[dict[str, Any]], label: str, source: Path) -> list[int]:
     """The binary label of each row, taken out of it (the rest are the features scored). A
     column the rows lack, or a value that is not 0 or 1, is a ``ValidationError`` naming it:
@@ -74,13 +82,19 @@ def _labels(rows: list[dict[str, Any]], label: str, source: Path) -> list[int]:
 
 
 def _binary(value: Any, label: str, source: Path) -> int:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = math.nan
+    """``value`` as a 0 or 1 label: a number (a bool is one), its text, or a bool's text as a
+    CSV reader of a boolean column takes it (``True``, ``TRUE``, ``true`` and the same of
+    ``False``). Any other spelling (``yes``, ``t``, ``tRuE``) is refused, not guessed at."""
+    number = _BOOL_TEXT.get(value) if isinstance(value, str) else None
+    if number is None:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            number = math.nan
     if number not in (0.0, 1.0):
         raise ValidationError(
-            f"{source}: label {label!r} is {value!r}; the gates take 0 or 1 (a binary label)"
+            f"{source}: label {label!r} is {value!r}; the gates take 0 or 1, true or false "
+            "(a binary label)"
         )
     return int(number)
 
