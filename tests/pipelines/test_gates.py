@@ -633,11 +633,11 @@ def test_a_zero_cost_limit_an_older_binding_holds_is_not_audited_as_a_limit(
     assert audited.details["no_limit"] == ["max_expected_cost"]
 
 
-def test_a_zero_limit_given_now_beside_one_an_older_binding_holds_is_refused(
+def test_a_zero_limit_given_now_beside_one_an_older_binding_holds_reads_each_its_own_way(
     platform: Platform, data: Path
 ) -> None:
-    from mintaka.errors import ValidationError
-
+    """The binding's 0 for one limit keeps its older meaning (none) while a 0 given now for
+    another is a limit, in the run and when it is resumed."""
     platform.create_model("credit-default", tier="high")
     platform.serving.declare_business_metric("credit-default", COSTS)
     one = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.0)
@@ -658,12 +658,24 @@ def test_a_zero_limit_given_now_beside_one_an_older_binding_holds_is_refused(
     _as_recorded_before_explicit_limits(
         platform.pipelines.root / "training" / "credit-default.json"
     )
-    with pytest.raises(ValidationError, match=r"\['max_expected_cost'\] of 0 sets no limit"):
+    with pytest.raises(GateFailed) as raised:
         platform.pipelines.retrain(
             "credit-default", "two zeros", parameters={"second_limit": 0}, isolation="inline"
         )
-    assert platform.pipelines.runs() == []
-    assert not [e for e in platform.audit.events() if e.action == "model.retrain"]
+    assert (raised.value.gate, checks(raised.value)["expected_cost (max)"][1]) == (
+        "evaluate-again",
+        0.0,
+    )
+    [run] = platform.pipelines.runs()
+    first = next(s for s in run.steps if s.name == "evaluate")
+    assert first.gate is not None
+    assert not [c for c in first.gate.checks if c.name.startswith("expected_cost")]
+    [audited] = [e for e in platform.audit.events() if e.action == "model.retrain"]
+    assert audited.details["parameters"] == {"second_limit": 0.0}
+    assert audited.details["no_limit"] == ["max_expected_cost"]
+    with pytest.raises(GateFailed) as resumed:
+        platform.pipelines.resume(run.id, isolation="inline")
+    assert resumed.value.gate == "evaluate-again"
 
 
 def test_a_label_column_the_data_lacks_is_a_validation_error(

@@ -22,7 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -111,12 +111,19 @@ class RunState(BaseModel):
     # read a 0 given to an input its step names in ``ZERO_WAS_UNSET`` as "no limit", and keeps
     # reading it so when resumed.
     explicit_limits: bool = False
+    # The parameters whose 0 is a limit all the same in a run without explicit limits: those
+    # given at retrain time on a binding recorded when a 0 meant none (given now, they mean what
+    # a 0 means now), while the zeros the binding holds keep their older meaning.
+    limits_given: list[str] = Field(default_factory=list)
 
 
-def _zero_as_unset(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` without the zeros ``model`` names in ``ZERO_WAS_UNSET``: the meaning a 0
-    had for those inputs when a run recorded without explicit limits was started."""
-    unset: frozenset[str] = getattr(model, "ZERO_WAS_UNSET", frozenset())
+def _zero_as_unset(
+    model: type[BaseModel], values: dict[str, Any], kept: Collection[str] = ()
+) -> dict[str, Any]:
+    """``values`` without the zeros ``model`` names in ``ZERO_WAS_UNSET`` (but those of the
+    fields ``kept``): the meaning a 0 had for those inputs when a run recorded without explicit
+    limits was started."""
+    unset = frozenset(getattr(model, "ZERO_WAS_UNSET", frozenset())) - frozenset(kept)
     return {
         name: value for name, value in values.items() if not (name in unset and _is_zero(value))
     }
@@ -196,13 +203,15 @@ class LocalExecutor:
         run_id: str | None = None,
         stop_marker: Path | None = None,
         explicit_limits: bool = True,
+        limits_given: Collection[str] = (),
     ) -> PipelineRun:
         """Check the pipeline's wiring, then run it; raises GateFailed / PipelineFailed.
         ``run_id`` is the id a backend already gave the run (a submitted run), else a new one.
         ``stop_marker`` is a file whose existence says a stop was asked for: if the process
         running the run is killed, the run then reads back as stopped rather than failed.
         ``explicit_limits`` False runs a spec recorded when a limit of 0 meant none (a training
-        binding of an older Mintaka) with that meaning (see :attr:`RunState.explicit_limits`)."""
+        binding of an older Mintaka) with that meaning, but for the parameters ``limits_given``
+        (see :attr:`RunState.explicit_limits` and :attr:`RunState.limits_given`)."""
         merged = merged_parameters(spec, parameters)
         contracts = check_spec(spec, merged)
         run_id = run_id or self.platform.ids.new("prun")
@@ -231,6 +240,7 @@ class LocalExecutor:
             driver=this_process(),
             stop_marker=str(stop_marker) if stop_marker is not None else None,
             explicit_limits=explicit_limits,
+            limits_given=sorted(limits_given),
         )
         self._save(state)
         node = LineageNode(
@@ -508,13 +518,16 @@ class LocalExecutor:
         outputs: Mapping[str, JSONDict],
     ) -> BaseModel:
         values: dict[str, Any] = {}
+        given: list[str] = []  # the fields wired to a parameter in ``state.limits_given``
         for field_name, (source, value) in step.references().items():
             if source == "params":
                 values[field_name] = state.parameters[value]
+                if value in state.limits_given:
+                    given.append(field_name)
             else:
                 values[field_name] = outputs[source][value]
         if not state.explicit_limits:
-            values = _zero_as_unset(contract.input_model, values)
+            values = _zero_as_unset(contract.input_model, values, given)
         try:
             return contract.input_model.model_validate(values)
         except Exception as exc:

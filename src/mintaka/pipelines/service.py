@@ -119,29 +119,19 @@ class TrainingBinding(BaseModel):
     explicit_limits: bool = False
 
 
-def _limits_read(
+def _no_limit(
     binding: TrainingBinding,
     contracts: Mapping[str, StepContract],
     typed: Mapping[str, Any],
     given_now: set[str],
-) -> tuple[set[str], bool]:
-    """The parameters a retraining of ``binding`` reads as "no limit", and whether its run
-    reads a 0 limit as a limit. A binding recorded when a 0 meant none keeps that meaning for
-    the zero limits it holds (its own or its spec's defaults); a 0 limit given now is read
-    with today's meaning. A run keeps one meaning for all its limits, so a 0 limit given now
-    beside a stored one is refused."""
+) -> set[str]:
+    """The parameters a retraining of ``binding`` reads as "no limit": a binding recorded when
+    a 0 meant none keeps that meaning for the zero limits it holds (its own or its spec's
+    defaults), while a 0 limit given now is read with today's meaning, each limit its own way
+    (see :attr:`RunState.limits_given`)."""
     if binding.explicit_limits:
-        return set(), True
-    zeros = zero_limit_parameters(binding.spec, contracts, typed)
-    stored, now = zeros - given_now, zeros & given_now
-    if stored and now:
-        raise ValidationError(
-            f"the training binding of {binding.model!r} was recorded when a limit of 0 meant "
-            f"none, so its {sorted(stored)} of 0 sets no limit, while the 0 given now for "
-            f"{sorted(now)} is one: give a value for {sorted(stored)} too, or bind the "
-            "pipeline again"
-        )
-    return stored, bool(now)
+        return set()
+    return zero_limit_parameters(binding.spec, contracts, typed) - given_now
 
 
 def _read_binding(path: Path) -> TrainingBinding:
@@ -198,10 +188,10 @@ class PipelineService:
         self, spec: PipelineSpec, parameters: Mapping[str, Any] | None = None, **options: Any
     ) -> PipelineRun:
         """Run ``spec`` with the local executor (``options``: isolation, wait, on_event,
-        trigger, reason, model, explicit_limits)."""
+        trigger, reason, model, explicit_limits, limits_given)."""
         run_options = {
             k: options.pop(k)
-            for k in ("trigger", "reason", "model", "explicit_limits")
+            for k in ("trigger", "reason", "model", "explicit_limits", "limits_given")
             if k in options
         }
         return self.executor(**options).run(spec, parameters, **run_options)
@@ -392,7 +382,8 @@ class PipelineService:
         typed = merged_parameters(binding.spec, given)
         contracts = check_spec(binding.spec, typed)
         merged = {name: typed[name] for name in given}
-        no_limit, explicit = _limits_read(binding, contracts, typed, set(parameters or {}))
+        given_now = set(parameters or {})
+        no_limit = _no_limit(binding, contracts, typed, given_now)
         self._audit(
             "model.retrain",
             model,
@@ -407,7 +398,8 @@ class PipelineService:
             trigger=trigger,
             reason=reason,
             model=model,
-            explicit_limits=explicit,
+            explicit_limits=binding.explicit_limits,
+            limits_given=() if binding.explicit_limits else given_now,
             **options,
         )
         for waiting in self.requests("waiting"):
