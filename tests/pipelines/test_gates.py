@@ -14,7 +14,7 @@ import pytest
 from mintaka import GateFailed, IdFactory, ManualClock, Platform
 from mintaka.demo import COSTS, write_dataset
 from mintaka.demo_pipeline import FEATURES, credit_pipeline
-from mintaka.domain.pipelines import PipelineSpec, PipelineStatus
+from mintaka.domain.pipelines import GateCheck, PipelineRun, PipelineSpec, PipelineStatus
 from mintaka.governance.policy import DEFAULT_POLICY
 
 UP_TO_VALIDATION = ("ingest", "validate-data")
@@ -413,10 +413,23 @@ def test_a_pipeline_given_a_lower_tier_is_held_to_the_registered_models(
     assert float(value) < 0.7  # type: ignore[arg-type]
 
 
-def test_the_business_cost_threshold(platform: Platform, data: Path) -> None:
+@pytest.fixture
+def costed(platform: Platform) -> Platform:
+    """The platform with the high-tier model the pipeline registers, and its business metric."""
     platform.create_model("credit-default", tier="high")
     platform.serving.declare_business_metric("credit-default", COSTS)
-    error = failing(platform, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.01))
+    return platform
+
+
+def cost_checks(run: PipelineRun, step: str = "evaluate") -> list[GateCheck]:
+    """The business cost checks of the gate ``step`` of ``run``."""
+    gate = next(s for s in run.steps if s.name == step).gate
+    assert gate is not None
+    return [c for c in gate.checks if c.name.startswith("expected_cost")]
+
+
+def test_the_business_cost_threshold(costed: Platform, data: Path) -> None:
+    error = failing(costed, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.01))
     value, limit = checks(error)["expected_cost (max)"]
     assert limit == 0.01
     assert float(value) > 0.01
@@ -451,15 +464,13 @@ def test_a_pipeline_threshold_never_loosens_the_tiers(
 
 
 @pytest.fixture
-def champion(platform: Platform, data: Path) -> Platform:
-    platform.create_model("credit-default", tier="high")
-    platform.serving.declare_business_metric("credit-default", COSTS)
-    run = platform.pipelines.run(partial(UP_TO_CHALLENGE, data=str(data)), isolation="inline")
+def champion(costed: Platform, data: Path) -> Platform:
+    run = costed.pipelines.run(partial(UP_TO_CHALLENGE, data=str(data)), isolation="inline")
     assert run.status is PipelineStatus.SUCCEEDED
     assert run.steps[-1].gate is not None
     assert run.steps[-1].gate.checks[0].detail == "no champion yet"
-    platform.set_alias("credit-default", "champion", 1)
-    return platform
+    costed.set_alias("credit-default", "champion", 1)
+    return costed
 
 
 def test_a_challenger_that_does_not_beat_the_champion(champion: Platform, tmp_path: Path) -> None:
@@ -517,32 +528,21 @@ def test_a_canary_that_cannot_verify_the_sla_rolls_back(champion: Platform, tmp_
     assert endpoint.traffic.weights == {"credit-default-v1": 100, "credit-default-v2": 0}
 
 
-def test_a_business_cost_limit_of_zero_is_a_limit(platform: Platform, data: Path) -> None:
-    platform.create_model("credit-default", tier="high")
-    platform.serving.declare_business_metric("credit-default", COSTS)
-    error = failing(platform, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.0))
-    value, limit = checks(error)["expected_cost (max)"]
-    assert limit == 0.0
-    assert float(value) > 0.0  # type: ignore[arg-type]
+@pytest.mark.parametrize("limit", [0.0, -0.5])
+def test_a_business_cost_limit_of_zero_or_below_is_a_limit(
+    costed: Platform, data: Path, limit: float
+) -> None:
+    """0 asks for no cost at all; costs may be negative (gains), so a negative limit asks for at
+    least that gain per decision."""
+    error = failing(costed, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=limit))
+    value, found = checks(error)["expected_cost (max)"]
+    assert found == limit
+    assert float(value) > limit  # type: ignore[arg-type]
 
 
-def test_no_business_cost_limit_unless_one_is_given(platform: Platform, data: Path) -> None:
-    platform.create_model("credit-default", tier="high")
-    platform.serving.declare_business_metric("credit-default", COSTS)
-    run = platform.pipelines.run(partial(UP_TO_EVALUATION, data=str(data)), isolation="inline")
-    evaluate = next(s for s in run.steps if s.name == "evaluate")
-    assert evaluate.gate is not None
-    assert not [c for c in evaluate.gate.checks if c.name.startswith("expected_cost")]
-
-
-def test_a_negative_business_cost_limit_is_a_limit(platform: Platform, data: Path) -> None:
-    """Costs may be negative (gains): a negative limit asks for at least that gain per decision."""
-    platform.create_model("credit-default", tier="high")
-    platform.serving.declare_business_metric("credit-default", COSTS)
-    error = failing(platform, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=-0.5))
-    value, limit = checks(error)["expected_cost (max)"]
-    assert limit == -0.5
-    assert float(value) > -0.5  # type: ignore[arg-type]
+def test_no_business_cost_limit_unless_one_is_given(costed: Platform, data: Path) -> None:
+    run = costed.pipelines.run(partial(UP_TO_EVALUATION, data=str(data)), isolation="inline")
+    assert cost_checks(run) == []
 
 
 @pytest.mark.parametrize("limit", [math.inf, math.nan])
@@ -563,83 +563,78 @@ def _as_recorded_before_explicit_limits(path: Path) -> None:
     path.write_text(json.dumps(record))
 
 
-@pytest.mark.parametrize("zero", [0.0, 0, "0", "0.0", "-0"])
-def test_a_run_recorded_when_a_zero_cost_limit_meant_none_resumes_with_that_meaning(
-    platform: Platform, data: Path, zero: str | float
+def bound_before_explicit_limits(
+    platform: Platform, spec: PipelineSpec, parameters: dict[str, float] | None = None
 ) -> None:
-    platform.create_model("credit-default", tier="high")
-    platform.serving.declare_business_metric("credit-default", COSTS)
-    error = failing(platform, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=zero))
-    assert error.run_id is not None
-    _as_recorded_before_explicit_limits(
-        platform.pipelines.executor().root / "runs" / f"{error.run_id}.json"
-    )
-    run = platform.pipelines.resume(error.run_id, isolation="inline")
-    assert run.status is PipelineStatus.SUCCEEDED
-    evaluate = next(s for s in run.steps if s.name == "evaluate")
-    assert evaluate.gate is not None
-    assert not [c for c in evaluate.gate.checks if c.name.startswith("expected_cost")]
-
-
-def test_a_binding_recorded_when_a_zero_cost_limit_meant_none_retrains_with_that_meaning(
-    platform: Platform, data: Path
-) -> None:
-    platform.create_model("credit-default", tier="high")
-    platform.serving.declare_business_metric("credit-default", COSTS)
-    spec = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.0)
-    platform.pipelines.bind("credit-default", spec)
-    with pytest.raises(GateFailed):
-        platform.pipelines.retrain("credit-default", "a limit of 0", isolation="inline")
+    """Bind ``spec`` to credit-default as a Mintaka that read a 0 limit as none recorded it."""
+    platform.pipelines.bind("credit-default", spec, parameters)
     _as_recorded_before_explicit_limits(
         platform.pipelines.root / "training" / "credit-default.json"
     )
-    run = platform.pipelines.retrain("credit-default", "as bound", isolation="inline")
+
+
+def retrain_audit(platform: Platform) -> dict[str, object]:
+    [audited] = [e for e in platform.audit.events() if e.action == "model.retrain"]
+    return audited.details
+
+
+@pytest.mark.parametrize("zero", [0.0, 0, "0", "0.0", "-0"])
+def test_a_run_recorded_when_a_zero_cost_limit_meant_none_resumes_with_that_meaning(
+    costed: Platform, data: Path, zero: str | float
+) -> None:
+    error = failing(costed, partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=zero))
+    assert error.run_id is not None
+    _as_recorded_before_explicit_limits(
+        costed.pipelines.executor().root / "runs" / f"{error.run_id}.json"
+    )
+    run = costed.pipelines.resume(error.run_id, isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    assert cost_checks(run) == []
+
+
+def test_a_binding_recorded_when_a_zero_cost_limit_meant_none_retrains_with_that_meaning(
+    costed: Platform, data: Path
+) -> None:
+    costed.pipelines.bind(
+        "credit-default", partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.0)
+    )
+    with pytest.raises(GateFailed):
+        costed.pipelines.retrain("credit-default", "a limit of 0", isolation="inline")
+    _as_recorded_before_explicit_limits(costed.pipelines.root / "training" / "credit-default.json")
+    run = costed.pipelines.retrain("credit-default", "as bound", isolation="inline")
     assert run.status is PipelineStatus.SUCCEEDED
 
 
 def test_a_zero_cost_limit_given_at_retrain_time_on_an_older_binding_is_a_limit(
-    platform: Platform, data: Path
+    costed: Platform, data: Path
 ) -> None:
-    platform.create_model("credit-default", tier="high")
-    platform.serving.declare_business_metric("credit-default", COSTS)
     spec = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=100.0)
-    platform.pipelines.bind("credit-default", spec)
-    _as_recorded_before_explicit_limits(
-        platform.pipelines.root / "training" / "credit-default.json"
-    )
+    bound_before_explicit_limits(costed, spec)
     with pytest.raises(GateFailed) as raised:
-        platform.pipelines.retrain(
+        costed.pipelines.retrain(
             "credit-default", "no cost now", parameters={"max_expected_cost": 0}, isolation="inline"
         )
     assert checks(raised.value)["expected_cost (max)"][1] == 0.0
-    [audited] = [e for e in platform.audit.events() if e.action == "model.retrain"]
-    assert audited.details["parameters"] == {"max_expected_cost": 0.0}
+    assert retrain_audit(costed)["parameters"] == {"max_expected_cost": 0.0}
 
 
 def test_a_zero_cost_limit_an_older_binding_holds_is_not_audited_as_a_limit(
-    platform: Platform, data: Path
+    costed: Platform, data: Path
 ) -> None:
-    platform.create_model("credit-default", tier="high")
-    platform.serving.declare_business_metric("credit-default", COSTS)
     spec = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=100.0)
-    platform.pipelines.bind("credit-default", spec, {"max_expected_cost": 0.0})
-    _as_recorded_before_explicit_limits(
-        platform.pipelines.root / "training" / "credit-default.json"
-    )
-    run = platform.pipelines.retrain("credit-default", "as bound", isolation="inline")
+    bound_before_explicit_limits(costed, spec, {"max_expected_cost": 0.0})
+    run = costed.pipelines.retrain("credit-default", "as bound", isolation="inline")
     assert run.status is PipelineStatus.SUCCEEDED
-    [audited] = [e for e in platform.audit.events() if e.action == "model.retrain"]
-    assert "max_expected_cost" not in audited.details["parameters"]
-    assert audited.details["no_limit"] == ["max_expected_cost"]
+    audited = retrain_audit(costed)
+    assert "max_expected_cost" not in audited["parameters"]  # type: ignore[operator]
+    assert audited["no_limit"] == ["max_expected_cost"]
 
 
 def test_a_zero_limit_given_now_beside_one_an_older_binding_holds_reads_each_its_own_way(
-    platform: Platform, data: Path
+    costed: Platform, data: Path
 ) -> None:
     """The binding's 0 for one limit keeps its older meaning (none) while a 0 given now for
     another is a limit, in the run and when it is resumed."""
-    platform.create_model("credit-default", tier="high")
-    platform.serving.declare_business_metric("credit-default", COSTS)
     one = partial(UP_TO_EVALUATION, data=str(data), max_expected_cost=0.0)
     evaluate = next(s for s in one.steps if s.name == "evaluate")
     again = evaluate.model_copy(
@@ -654,27 +649,21 @@ def test_a_zero_limit_given_now_beside_one_an_older_binding_holds_reads_each_its
             "steps": [*one.steps, again],
         }
     )
-    platform.pipelines.bind("credit-default", spec)
-    _as_recorded_before_explicit_limits(
-        platform.pipelines.root / "training" / "credit-default.json"
-    )
+    bound_before_explicit_limits(costed, spec)
     with pytest.raises(GateFailed) as raised:
-        platform.pipelines.retrain(
+        costed.pipelines.retrain(
             "credit-default", "two zeros", parameters={"second_limit": 0}, isolation="inline"
         )
     assert (raised.value.gate, checks(raised.value)["expected_cost (max)"][1]) == (
         "evaluate-again",
         0.0,
     )
-    [run] = platform.pipelines.runs()
-    first = next(s for s in run.steps if s.name == "evaluate")
-    assert first.gate is not None
-    assert not [c for c in first.gate.checks if c.name.startswith("expected_cost")]
-    [audited] = [e for e in platform.audit.events() if e.action == "model.retrain"]
-    assert audited.details["parameters"] == {"second_limit": 0.0}
-    assert audited.details["no_limit"] == ["max_expected_cost"]
+    [run] = costed.pipelines.runs()
+    assert cost_checks(run) == []
+    assert retrain_audit(costed)["parameters"] == {"second_limit": 0.0}
+    assert retrain_audit(costed)["no_limit"] == ["max_expected_cost"]
     with pytest.raises(GateFailed) as resumed:
-        platform.pipelines.resume(run.id, isolation="inline")
+        costed.pipelines.resume(run.id, isolation="inline")
     assert resumed.value.gate == "evaluate-again"
 
 
@@ -781,20 +770,18 @@ def test_a_version_registered_without_a_profile_gets_one_when_registered_again(
 
 
 def test_an_empty_holdout_is_a_validation_error_naming_it(
-    platform: Platform, data: Path, tmp_path: Path
+    costed: Platform, data: Path, tmp_path: Path
 ) -> None:
     from mintaka.errors import ValidationError
     from mintaka.pipelines.contract import StepContext
     from mintaka.pipelines.gates import EvaluationInputs, evaluate_model
 
-    platform.create_model("credit-default", tier="high")
-    platform.serving.declare_business_metric("credit-default", COSTS)
-    run = platform.pipelines.run(partial(UP_TO_EVALUATION, data=str(data)), isolation="inline")
+    run = costed.pipelines.run(partial(UP_TO_EVALUATION, data=str(data)), isolation="inline")
     trained = next(s for s in run.steps if s.name == "train").outputs
     holdout = Path(str(trained["holdout"]))
     holdout.write_text(holdout.read_text().splitlines()[0] + "\n")
     context = StepContext(
-        pipeline="p", run_id="r", step="evaluate", workdir=tmp_path, platform=platform
+        pipeline="p", run_id="r", step="evaluate", workdir=tmp_path, platform=costed
     )
     inputs = EvaluationInputs(
         model=Path(str(trained["model"])),
