@@ -1,5 +1,6 @@
-"""Local files: the path a ``file:`` URI names, when a file tree last changed (what the
-sweeps of staging areas and checked copies judge age by), and writing a file atomically, so
+"""Local files: the path a ``file:`` URI names, when a file tree last changed and how to remove
+one whatever its permissions (what the sweeps of staging areas and checked copies judge age by
+and remove with), and writing a file atomically, so
 that a reader sees the old content or the new, never a part of either.
 
 The bytes go to a temporary file of a name of its own in the target's directory, which then
@@ -15,6 +16,7 @@ import contextlib
 import errno
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -154,3 +156,39 @@ def newest_change(path: Path, now: float) -> float | None:
                 found = os.lstat(os.path.join(directory, name))
                 newest = max(newest, _changed_at(found, now))
     return newest
+
+
+def make_removable(path: Path) -> None:
+    """Give the directory ``path`` and every directory under it (links not followed) the
+    owner's read, write and search permission, which moving it and removing its tree need: a
+    tree made read-only or unsearchable (a damaged stored copy, a copy a tool locked down) must
+    still go. Nothing when ``path`` is not a directory."""
+    if not stat.S_ISDIR(os.lstat(path).st_mode):
+        return
+    _owner_rwx(path)
+    for directory, dirnames, _ in os.walk(path):
+        for name in dirnames:  # before os.walk goes into it
+            with contextlib.suppress(FileNotFoundError):
+                _owner_rwx(Path(directory, name))
+
+
+def _owner_rwx(directory: Path) -> None:
+    """Add the owner's read, write and search bits to ``directory`` (not a link) if missing."""
+    status = os.lstat(directory)
+    wanted = stat.S_IMODE(status.st_mode) | stat.S_IRWXU
+    if stat.S_ISDIR(status.st_mode) and wanted != stat.S_IMODE(status.st_mode):
+        os.chmod(directory, wanted)
+
+
+def remove_entry(path: Path) -> bool:
+    """Remove what is at ``path``, a directory (its tree, made removable first), a file or a
+    link (never followed); whether it is gone now. The sweeps of staging areas and checked
+    copies use it: what cannot be removed stays, uncounted, rather than fail the sweep."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        with contextlib.suppress(OSError):  # like rmtree's: what stays is not counted
+            make_removable(path)
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):  # like rmtree's: what stays is not counted
+            os.unlink(path)
+    return not os.path.lexists(path)

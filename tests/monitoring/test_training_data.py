@@ -265,6 +265,28 @@ def _permissions_enforced(tmp_path: Path) -> bool:
     return False
 
 
+def test_a_left_copy_made_read_only_is_swept_all_the_same(
+    platform: Platform, tmp_path: Path
+) -> None:
+    import os
+
+    if not _permissions_enforced(tmp_path):
+        pytest.skip("this process is not kept out of a directory by its permissions")
+    left = platform.home / training_data.COPIES / "copy-killed"
+    (left / "part").mkdir(parents=True)
+    (left / "part" / "train.csv").write_text("a\n1\n")
+    old = 1_000_000_000
+    for path in (left / "part" / "train.csv", left / "part", left):
+        os.utime(path, (old, old))
+    (left / "part").chmod(0o500)
+    try:
+        assert training_data.sweep_copies(platform.home) == 1
+    finally:
+        if left.exists():
+            (left / "part").chmod(0o700)
+    assert _copies(platform) == []
+
+
 def _gate_refusal(platform: Platform, tmp_path: Path, dataset_id: str) -> ValidationError:
     from mintaka.pipelines.contract import StepContext
     from mintaka.pipelines.gates import DataValidationInputs, validate_data

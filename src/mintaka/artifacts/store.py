@@ -14,7 +14,6 @@ import logging
 import os
 import secrets
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -24,7 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from mintaka.artifacts.digest import Manifest, ManifestEntry, copy_hashed, manifest_of
 from mintaka.errors import IntegrityError, NotFound, ValidationError
-from mintaka.files import fsync_directory, newest_change
+from mintaka.files import fsync_directory, make_removable, newest_change, remove_entry
 
 log = logging.getLogger(__name__)
 
@@ -116,41 +115,6 @@ def _identity(path: str | Path) -> tuple[int, int] | None:
     return status.st_dev, status.st_ino
 
 
-def _make_removable(path: Path) -> None:
-    """Give the directory ``path`` and every directory under it (links not followed) the
-    owner's read, write and search permission, which moving it and removing its tree need: a
-    stored copy made read-only or unsearchable is damaged, and must still be replaced and go.
-    Nothing when ``path`` is not a directory."""
-    if not stat.S_ISDIR(os.lstat(path).st_mode):
-        return
-    _owner_rwx(path)
-    for directory, dirnames, _ in os.walk(path):
-        for name in dirnames:  # before os.walk goes into it
-            with contextlib.suppress(FileNotFoundError):
-                _owner_rwx(Path(directory, name))
-
-
-def _owner_rwx(directory: Path) -> None:
-    """Add the owner's read, write and search bits to ``directory`` (not a link) if missing."""
-    status = os.lstat(directory)
-    wanted = stat.S_IMODE(status.st_mode) | stat.S_IRWXU
-    if stat.S_ISDIR(status.st_mode) and wanted != stat.S_IMODE(status.st_mode):
-        os.chmod(directory, wanted)
-
-
-def _remove(path: Path) -> bool:
-    """Remove what is left at ``path`` in the staging area, a directory (its tree, made
-    removable first), a file or a link (never followed); whether it is gone now."""
-    if os.path.isdir(path) and not os.path.islink(path):
-        with contextlib.suppress(OSError):  # like rmtree's: what stays is not counted
-            _make_removable(path)
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(OSError):  # like rmtree's: what stays is not counted
-            os.unlink(path)
-    return not os.path.lexists(path)
-
-
 class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -234,7 +198,7 @@ class ArtifactStore:
                 return False
         parked: str | None = None
         try:
-            _make_removable(final)
+            make_removable(final)
             parked = tempfile.mkdtemp(prefix="damaged-", dir=self._staging)
             os.rename(final, parked)
         except OSError as exc:
@@ -369,7 +333,7 @@ class ArtifactStore:
                 continue
             if newest > cutoff:
                 continue
-            if dry_run or ((claimed := self._claim(child)) and _remove(claimed)):
+            if dry_run or ((claimed := self._claim(child)) and remove_entry(claimed)):
                 removed += 1
         return removed
 

@@ -9,7 +9,6 @@ rows, which a file sorted by time or id would bias), without holding the file in
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import errno
 import fcntl
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mintaka.errors import ValidationError
-from mintaka.files import file_path, newest_change
+from mintaka.files import file_path, newest_change, remove_entry
 
 if TYPE_CHECKING:
     from mintaka.domain.runs import DatasetVersion
@@ -157,34 +156,25 @@ def _remove_unheld(entry: Path) -> bool:
     process holds (a named pipe there would hang the sweep, a link would have it touch a file
     outside the Mintaka home), so it goes."""
     if entry.is_symlink() or not entry.is_dir():
-        with contextlib.suppress(OSError):
-            entry.unlink()
-        return not os.path.lexists(entry)
+        return remove_entry(entry)
     try:
         descriptor = os.open(entry / _HELD, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
-        return _remove_tree(entry)
+        return remove_entry(entry)
     except OSError as exc:
         if exc.errno != errno.ELOOP:  # a link: not a lock a live process made
             raise
-        return _remove_tree(entry)
+        return remove_entry(entry)
     try:
         if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return _remove_tree(entry)
+            return remove_entry(entry)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             return False  # in use
-        return _remove_tree(entry)
+        return remove_entry(entry)
     finally:
         os.close(descriptor)
-
-
-def _remove_tree(entry: Path) -> bool:
-    """Remove the directory ``entry`` and what is in it (links not followed); whether it is
-    gone now."""
-    shutil.rmtree(entry, ignore_errors=True)
-    return not os.path.lexists(entry)
 
 
 def sample_rows(
