@@ -61,6 +61,38 @@ def test_a_dataset_another_process_registers_meanwhile_is_returned_not_duplicate
         second.close()
 
 
+def test_categories_asked_for_are_not_lost_to_another_process_profiling_without_them(
+    home: Path, clock: ManualClock, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "train.csv"
+    data.write_text("segment,b\n1,2\n3,4\n")
+    first = Platform(home, clock=clock, ids=IdFactory(1), actor="alice")
+    second = Platform(home, clock=clock, ids=IdFactory(2), actor="bob")
+    real = platform_module._profile_of
+    theirs: list[DatasetVersion] = []
+    raced: list[bool] = []
+
+    def profile_while_another_process_registers(
+        source: Path, categorical: Sequence[str]
+    ) -> dict[str, Any] | None:
+        if not raced:
+            raced.append(True)
+            theirs.append(second.register_dataset("apps", data))
+        return real(source, categorical)
+
+    monkeypatch.setattr(platform_module, "_profile_of", profile_while_another_process_registers)
+    try:
+        with pytest.raises(Conflict, match="'segment' as numeric"):
+            first.register_dataset("apps", data, categorical=["segment"])
+        (stored,) = first.find_datasets("apps")
+        assert stored == theirs[0]
+        assert _counts(first) == (1, 1, 1)
+        assert [e.action for e in first.audit.events(subject=stored.id)] == ["dataset.register"]
+    finally:
+        first.close()
+        second.close()
+
+
 def test_a_file_rewritten_while_it_is_profiled_is_refused_with_nothing_written(
     platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

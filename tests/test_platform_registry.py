@@ -426,6 +426,28 @@ def test_categorical_columns_must_name_columns_of_profiled_data(
     assert profiled.profile["features"]["segment"]["kind"] == "categorical"
 
 
+def test_bytes_profiled_before_are_refused_categories_their_profile_does_not_have(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """A version's profile is what its gates and monitors compared with: registering its bytes
+    again asking for other categories is refused, never answered with the old profile."""
+    data = tmp_path / "d.csv"
+    data.write_text("segment,income\n1,0.5\n2,0.7\n")
+    first = platform.register_dataset("d", data)
+    assert first.profile is not None
+    assert first.profile["features"]["segment"]["kind"] == "numeric"
+    with pytest.raises(Conflict, match=rf"{first.id} .*'segment' as numeric.*another name"):
+        platform.register_dataset("d", data, categorical=["segment"])
+    assert platform.get_dataset(first.id) == first
+    assert [e.action for e in platform.audit.events(subject=first.id)] == ["dataset.register"]
+
+    other = tmp_path / "e.csv"
+    other.write_text("segment,income\n1,0.5\n2,0.8\n")
+    chosen = platform.register_dataset("e", other, categorical=["segment"])
+    assert platform.register_dataset("e", other, categorical=["segment"]) == chosen
+    assert platform.register_dataset("e", other) == chosen  # no choice asked: the one recorded
+
+
 def test_dataset_versions_are_listed_by_name_then_age(
     platform: Platform, clock: ManualClock, tmp_path: Path
 ) -> None:

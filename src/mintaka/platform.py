@@ -241,6 +241,26 @@ def _profile_of(source: Path, categorical: Sequence[str]) -> dict[str, Any] | No
     return profile(rows, categorical=categorical).to_json()
 
 
+def _check_categories(record: DatasetVersion, categorical: Sequence[str]) -> None:
+    """A ``Conflict`` when ``record`` (whose bytes are registered again) holds a profile that
+    does not take every column of ``categorical`` as categories: that profile is what its gates
+    and monitors compared with, so it is neither replaced nor returned as if it held the
+    categories asked for. No categories asked for accepts the profile recorded."""
+    if record.profile is None:
+        return
+    features = record.profile.get("features", {})
+    kinds = {column: features.get(column, {}).get("kind", "unprofiled") for column in categorical}
+    other = sorted((c, kind) for c, kind in kinds.items() if kind != "categorical")
+    if other:
+        taken = ", ".join(f"{column!r} as {kind}" for column, kind in other)
+        raise Conflict(
+            f"these bytes are registered already as dataset version {record.id} "
+            f"({record.name}), with a profile that takes {taken}; a version's profile is fixed "
+            "once recorded: register the file under another name to profile it with these "
+            "categories"
+        )
+
+
 def _check_unchanged(source: Path, digest: str, measured: dict[str, Any] | None) -> None:
     """A ``Conflict`` when ``source`` no longer hashes to ``digest`` after it was profiled: the
     profile ``measured`` may then describe other bytes than the version's."""
@@ -1156,7 +1176,9 @@ class Platform:
         file rewritten meanwhile is a ``Conflict`` and nothing is recorded. Registering the
         same bytes again from another path moves the record there (``dataset.relocate``) only
         when the file it names no longer holds them; registering them again with a profile
-        profiles a version registered without one (``dataset.profile``).
+        profiles a version registered without one (``dataset.profile``). A version's profile
+        is fixed once recorded: registering its bytes again with ``categorical`` columns its
+        profile does not take as categories is a ``Conflict``, with nothing written.
         """
         validate_dataset_name(name)
         source = Path(path)
@@ -1171,6 +1193,7 @@ class Platform:
             existing = self._dataset(row)
             if profile and existing.profile is None:
                 existing = self._profiled(existing, source, categorical)
+            _check_categories(existing, categorical)
             return self._relocated(existing, source)
         measured = _profile_of(source, categorical) if profile else None
         _check_unchanged(source, digest, measured)
@@ -1238,6 +1261,7 @@ class Platform:
                 )
             ).one()
         )
+        _check_categories(stored, categorical)
         if measured is None or stored.profile is not None:
             return stored, []
         event = self._store_profile(conn, stored.id, measured, categorical)
