@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from pydantic import ValidationError as PydanticValidationError
-from sqlalchemy import Connection, Select, Table, and_, delete, select, update
+from sqlalchemy import Connection, Select, Table, and_, delete, func, select, update
 from sqlalchemy.dialects import sqlite
 
 from mintaka.artifacts import ArtifactStore, Manifest, StoredArtifact, manifest_of
@@ -88,6 +88,7 @@ from mintaka.serving.ops import ServingService
 from mintaka.store import Store, default_url
 from mintaka.store.engine import Sql, url_in_home
 from mintaka.store.schema import (
+    audit_events,
     datasets,
     lineage_nodes,
     model_aliases,
@@ -103,6 +104,9 @@ if TYPE_CHECKING:
     from mintaka.monitoring.service import MonitoringService
 
 T = TypeVar("T")
+PROFILED_ACTIONS = ("dataset.register", "dataset.profile")
+"""The audit actions that place a dataset version in its dataset's profile order: the last one
+of a version is where it stands (see ``Platform.datasets_in_profile_order``)."""
 
 
 def _datasets_in_order(*, by_name: bool = False) -> Select[Any]:
@@ -239,6 +243,22 @@ def _profile_of(source: Path, categorical: Sequence[str]) -> dict[str, Any] | No
     if not rows:
         return None
     return profile(rows, categorical=categorical).to_json()
+
+
+def _profile_positions(conn: Connection, dataset_ids: Sequence[str]) -> dict[str, int]:
+    """The sequence number of the last ``PROFILED_ACTIONS`` event of each of ``dataset_ids``
+    that has one, in one query."""
+    if not dataset_ids:
+        return {}
+    rows = conn.execute(
+        select(audit_events.c.subject, func.max(audit_events.c.seq))
+        .where(
+            audit_events.c.subject.in_(list(dataset_ids)),
+            audit_events.c.action.in_(PROFILED_ACTIONS),
+        )
+        .group_by(audit_events.c.subject)
+    ).all()
+    return {subject: int(seq) for subject, seq in rows}
 
 
 def _check_categories(record: DatasetVersion, categorical: Sequence[str]) -> None:
@@ -1359,6 +1379,16 @@ class Platform:
         with self.store.read() as conn:
             rows = conn.execute(_datasets_in_order().where(datasets.c.name == name)).all()
         return [self._dataset(row) for row in rows]
+
+    def datasets_in_profile_order(self, versions: Sequence[DatasetVersion]) -> list[DatasetVersion]:
+        """``versions`` (in the store's registration order) in the order they got their
+        profiles, as the audit chain's sequence numbers tell it: a version registered with a
+        profile at its ``dataset.register`` event, one profiled later at its last
+        ``dataset.profile`` event. The sequence orders versions of one instant too; one with
+        neither event comes first. The chain is read once, whatever the number of versions."""
+        with self.store.read() as conn:
+            placed = _profile_positions(conn, [version.id for version in versions])
+        return sorted(versions, key=lambda version: placed.get(version.id, 0))
 
     def list_datasets(self) -> list[DatasetVersion]:
         """Every recorded dataset version, by name, oldest first."""

@@ -185,6 +185,38 @@ def test_each_version_is_held_to_the_one_before_it(
             assert outcome.reference_dataset == previous.id
 
 
+def test_the_profile_order_of_a_dataset_is_read_in_one_query(
+    platform: Platform, clock: ManualClock, tmp_path: Path
+) -> None:
+    from sqlalchemy import event
+
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    versions = []
+    for step in range(6):
+        path = tmp_path / f"v{step}.csv"
+        path.write_text("x\n" + "\n".join(str(v + step) for v in range(100)))
+        versions.append(platform.register_dataset("applications", path))
+        clock.advance(minutes=1)
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    statements: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(platform.store.engine, "before_cursor_execute", record)
+    try:
+        outcome = validate_data(DataValidationInputs(dataset_id=versions[-1].id), context)
+    finally:
+        event.remove(platform.store.engine, "before_cursor_execute", record)
+    assert outcome.reference_dataset == versions[-2].id
+    audit_reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert sum("audit_events" in s for s in audit_reads) == 1
+
+
 def test_a_version_without_a_profile_is_no_reference(
     platform: Platform, clock: ManualClock, tmp_path: Path
 ) -> None:

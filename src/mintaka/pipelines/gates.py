@@ -140,25 +140,10 @@ def _reference(
             name = inputs.reference
     versions = [d for d in platform.find_datasets(name) if d.profile or d.id == dataset.id]
     if name == dataset.name:
-        versions = _in_profile_order(platform, versions)
+        versions = platform.datasets_in_profile_order(versions)
         versions = versions[: next(i for i, d in enumerate(versions) if d.id == dataset.id)]
     earlier = [d for d in versions if d.id != dataset.id]
     return earlier[-1] if earlier else None
-
-
-def _in_profile_order(platform: Platform, versions: list[DatasetVersion]) -> list[DatasetVersion]:
-    """``versions`` (in the store's registration order) in the order they got their profiles,
-    as the audit chain's sequence numbers tell it: a version registered with a profile at its
-    ``dataset.register`` event, one profiled later at its last ``dataset.profile`` event. The
-    sequence orders versions of one instant too; one with neither event comes first."""
-    profiled_at: dict[str, int] = {}
-    for version in versions:
-        for event in platform.audit.events(subject=version.id):
-            if event.action == "dataset.profile" or (
-                event.action == "dataset.register" and version.id not in profiled_at
-            ):
-                profiled_at[version.id] = event.seq
-    return sorted(versions, key=lambda d: profiled_at.get(d.id, 0))
 
 
 @controller_step
