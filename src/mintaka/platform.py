@@ -104,7 +104,7 @@ if TYPE_CHECKING:
     from mintaka.monitoring.service import MonitoringService
 
 T = TypeVar("T")
-PROFILED_ACTIONS = ("dataset.register", "dataset.profile")
+PROFILED_ACTIONS = ("dataset.register", "dataset.profile", "dataset.reingest")
 """The audit actions that place a dataset version in its dataset's profile order: the last one
 of a version is where it stands (see ``Platform.datasets_in_profile_order``)."""
 
@@ -259,6 +259,24 @@ def _profile_positions(conn: Connection, dataset_ids: Sequence[str]) -> dict[str
         .group_by(audit_events.c.subject)
     ).all()
     return {subject: int(seq) for subject, seq in rows}
+
+
+def _placed_behind(conn: Connection, record: DatasetVersion) -> bool:
+    """Whether another profiled version of ``record``'s dataset stands after ``record`` in the
+    profile order (see ``Platform.datasets_in_profile_order``). Profiles are read only for the
+    versions that stand after it, which a version registered last does not have."""
+    others = list(
+        conn.execute(
+            select(datasets.c.id).where(datasets.c.name == record.name, datasets.c.id != record.id)
+        ).scalars()
+    )
+    placed = _profile_positions(conn, [record.id, *others])
+    own = placed.get(record.id, 0)
+    later = [other for other in others if placed.get(other, 0) > own]
+    if not later:
+        return False
+    profiles = conn.execute(select(datasets.c.profile).where(datasets.c.id.in_(later))).scalars()
+    return any(profile is not None for profile in profiles)
 
 
 def _check_categories(record: DatasetVersion, categorical: Sequence[str]) -> None:
@@ -1196,7 +1214,9 @@ class Platform:
         file rewritten meanwhile is a ``Conflict`` and nothing is recorded. Registering the
         same bytes again from another path moves the record there (``dataset.relocate``) only
         when the file it names no longer holds them; registering them again with a profile
-        profiles a version registered without one (``dataset.profile``). A version's profile
+        profiles a version registered without one (``dataset.profile``); registering the bytes
+        of a profiled version again after a newer version of the dataset was profiled records
+        ``dataset.reingest``, which the data gate orders versions by. A version's profile
         is fixed once recorded: registering its bytes again with ``categorical`` columns its
         profile does not take as categories is a ``Conflict``, with nothing written.
         """
@@ -1214,6 +1234,7 @@ class Platform:
             if profile and existing.profile is None:
                 existing = self._profiled(existing, source, categorical)
             _check_categories(existing, categorical)
+            self._reingested(existing)
             return self._relocated(existing, source)
         measured = _profile_of(source, categorical) if profile else None
         _check_unchanged(source, digest, measured)
@@ -1321,6 +1342,25 @@ class Platform:
         self._after_commit([event])
         return record.model_copy(update={"profile": measured})
 
+    def _reingested(self, record: DatasetVersion) -> None:
+        """Record, as ``dataset.reingest``, that the profiled version ``record`` was registered
+        again after another version of its dataset got its profile: the data gate holds each
+        version to the one profiled last before it, so bytes ingested again after newer ones
+        (data reverted to an old file) are held to the newest, not passed as the first of their
+        dataset. Nothing when ``record`` is the latest already: a retraining on an unchanged
+        file records nothing."""
+        if record.profile is None:
+            return
+        with self.store.read() as conn:
+            behind = _placed_behind(conn, record)
+        if not behind:
+            return
+        with self.store.write() as conn:
+            if not _placed_behind(conn, record):  # recorded by another process meanwhile
+                return
+            event = self._audit(conn, "dataset.reingest", record.id, name=record.name)
+        self._after_commit([event])
+
     def _relocated(self, record: DatasetVersion, source: Path) -> DatasetVersion:
         """``record``, registered again from ``source`` (which holds its bytes): moved there,
         with a ``dataset.relocate`` event, when the file its URI names is gone or holds other
@@ -1384,8 +1424,10 @@ class Platform:
         """``versions`` (in the store's registration order) in the order they got their
         profiles, as the audit chain's sequence numbers tell it: a version registered with a
         profile at its ``dataset.register`` event, one profiled later at its last
-        ``dataset.profile`` event. The sequence orders versions of one instant too; one with
-        neither event comes first. The chain is read once, whatever the number of versions."""
+        ``dataset.profile`` event, one whose bytes were ingested again after a newer version's
+        at its last ``dataset.reingest`` event. The sequence orders versions of one instant
+        too; one with none of these comes first. The chain is read once, whatever the number of
+        versions."""
         with self.store.read() as conn:
             placed = _profile_positions(conn, [version.id for version in versions])
         return sorted(versions, key=lambda version: placed.get(version.id, 0))

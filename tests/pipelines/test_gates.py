@@ -843,6 +843,36 @@ def test_an_old_unprofiled_version_ingested_again_is_held_to_the_later_profiled_
     assert platform.get_dataset(unprofiled.id).profile is not None
 
 
+def test_old_bytes_ingested_again_after_newer_ones_are_held_to_the_newer_version(
+    platform: Platform, data: Path, tmp_path: Path, clock: ManualClock
+) -> None:
+    from mintaka.pipelines.contract import StepContext
+    from mintaka.pipelines.gates import DataValidationInputs, validate_data
+
+    old = tmp_path / "old.csv"
+    old.write_text(data.read_text())
+    rewrite(old, lambda r: {k: v for k, v in r.items() if k != "income"})
+    first = platform.register_dataset("credit-applications", old)
+    clock.advance(days=1)
+    newer = platform.register_dataset("credit-applications", data)
+    clock.advance(days=1)
+    error = failing(platform, partial(UP_TO_VALIDATION, data=str(old)))
+    assert checks(error)["schema"] == (1, 0)
+    assert "missing income" in str(error)
+    context = StepContext(
+        pipeline="p", run_id="r", step="validate", workdir=tmp_path, platform=platform
+    )
+    outcome = validate_data(DataValidationInputs(dataset_id=first.id), context)
+    assert outcome.reference_dataset == newer.id
+    assert [e.action for e in platform.audit.events(subject=first.id)] == [
+        "dataset.register",
+        "dataset.reingest",
+    ]
+    clock.advance(days=1)
+    platform.register_dataset("credit-applications", old)  # already the latest: nothing new
+    assert len(platform.audit.events(subject=first.id)) == 2
+
+
 def test_versions_registered_at_one_instant_are_held_to_the_one_registered_before(
     platform: Platform, tmp_path: Path
 ) -> None:

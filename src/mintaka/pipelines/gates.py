@@ -127,8 +127,9 @@ def _reference(
     before it, so the gate measures what changed since the last version, not the drift
     accumulated since the first; a version registered without a profile has nothing to compare
     with, so it is passed over rather than let the next version through unmeasured; and an old
-    version profiled when its bytes are ingested again is held to the versions profiled before
-    that, not let through as the first of its dataset."""
+    version whose bytes are ingested again (profiled then, or profiled before and ingested after
+    a newer version) is held to the versions profiled before that, not let through as the first
+    of its dataset."""
     platform = ctx.require_platform()
     name = dataset.name
     if inputs.reference:
