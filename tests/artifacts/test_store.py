@@ -396,6 +396,34 @@ def test_two_sweeps_racing_for_one_entry_count_it_once(
     assert list((tmp_path / "tmp").iterdir()) == []
 
 
+def test_a_sweep_that_read_an_age_before_another_claimed_the_entry_does_not_count_it_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.artifacts import store as store_module
+
+    (tmp_path / "tmp" / "ingest-x").mkdir(parents=True)
+    os.utime(tmp_path / "tmp" / "ingest-x", (0, 0))
+    mine, other = ArtifactStore(tmp_path), ArtifactStore(tmp_path)
+    touch, judge = os.utime, store_module.newest_change
+    counts = []
+
+    def old_as_read_before(path: Path, now: float) -> float | None:
+        return None if judge(path, now) is None else 0.0
+
+    def other_sweep_in_between(path: object, *args: object, **kwargs: object) -> None:
+        touch(path, *args, **kwargs)  # type: ignore[arg-type]
+        monkeypatch.setattr(os, "utime", touch)
+        # The other sweep read every age before this one's claim gave the entry a new one.
+        monkeypatch.setattr(store_module, "newest_change", old_as_read_before)
+        counts.append(other.sweep(3600))
+        monkeypatch.setattr(store_module, "newest_change", judge)
+
+    monkeypatch.setattr(os, "utime", other_sweep_in_between)
+    counts.append(mine.sweep(3600))
+    assert sorted(counts) == [0, 1]
+    assert list((tmp_path / "tmp").iterdir()) == []
+
+
 def test_a_sweep_on_a_full_disk_makes_no_directory_to_free_its_space(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

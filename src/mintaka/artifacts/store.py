@@ -339,17 +339,19 @@ class ArtifactStore:
 
     def _claim(self, entry: Path) -> Path | None:
         """Rename the staging ``entry`` to a new name of its own in the staging area, in one
-        step, so that only one of several sweeps removes and counts it, and give it a new
-        modification time, so that no other sweep takes it meanwhile; its new path, or None
+        step, so that only one of several sweeps removes and counts it; its new path, or None
         when the entry is gone (another sweep took it) or cannot be moved.
 
-        Nothing is created: a sweep run to free a full disk must be able to claim what it
-        removes. A claimed entry left by a crash goes, as any staging entry, once it is old."""
+        It gets a new modification time before it is renamed: a sweep that finds it under its
+        new name finds it new, and leaves it, rather than claim it again (and both count it)
+        from an age read in between. Nothing is created: a sweep run to free a full disk must
+        be able to claim what it removes. A claimed entry left by a crash goes, as any staging
+        entry, once it is old."""
         claim = self._staging / f"sweep-{secrets.token_hex(16)}"
         try:
+            os.utime(entry, follow_symlinks=False)
             os.rename(entry, claim)
-            os.utime(claim, follow_symlinks=False)
-        except FileNotFoundError:  # taken by another sweep, before or after the rename
+        except FileNotFoundError:  # taken by another sweep, before or after the new age
             return None
         except OSError as exc:
             log.warning("left %s in the staging area, it cannot be moved: %s", entry, exc)
