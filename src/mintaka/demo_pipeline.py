@@ -44,17 +44,18 @@ def train(inputs: TrainInputs, ctx: StepContext) -> TrainOutputs:
     from sklearn.model_selection import train_test_split
 
     from mintaka.flavors import sklearn as sklearn_flavor
+    from mintaka.pipelines.gates import binary_label
 
     features = [f for f in inputs.features.split(",") if f]
     with inputs.data.open() as handle:
         rows = list(csv.DictReader(handle))
-    y = [int(float(row[inputs.label])) for row in rows]
+    y = [binary_label(row[inputs.label], inputs.label, inputs.data) for row in rows]
     train_rows, test_rows = train_test_split(
         rows, test_size=inputs.test_size, random_state=inputs.seed, stratify=y
     )
     model = LogisticRegression(C=inputs.c, max_iter=inputs.max_iter).fit(
         [[float(row[f]) for f in features] for row in train_rows],
-        [int(float(row[inputs.label])) for row in train_rows],
+        [binary_label(row[inputs.label], inputs.label, inputs.data) for row in train_rows],
     )
     directory = sklearn_flavor.save(model, ctx.workdir / "model")
     holdout = ctx.workdir / "holdout.csv"

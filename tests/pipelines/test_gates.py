@@ -785,6 +785,34 @@ def test_boolean_labels_read_alike_from_csv_and_parquet(
     assert metrics(spelled) == metrics(typed) == metrics(holdout)
 
 
+def test_the_demo_training_step_reads_the_label_spellings_the_gates_take(tmp_path: Path) -> None:
+    """The training step reads a label spelled as a boolean column the way the gates after it
+    do, so the same data trains the same model, and a spelling the gates refuse is refused
+    there too with the column named."""
+    from mintaka.demo_pipeline import TrainInputs, train
+    from mintaka.errors import ValidationError
+    from mintaka.pipelines.contract import StepContext
+
+    digits = write_dataset(tmp_path / "digits.csv", rows=200)
+    spelled = rewrite(
+        write_dataset(tmp_path / "spelled.csv", rows=200),
+        lambda r: {**r, "default": "True" if r["default"] == "1" else "false"},
+    )
+
+    def model_bytes(data: Path, name: str) -> bytes:
+        workdir = tmp_path / name
+        workdir.mkdir()
+        context = StepContext(pipeline="p", run_id="r", step="train", workdir=workdir)
+        inputs = TrainInputs(data=data, label="default", features=",".join(FEATURES))
+        trained = train(inputs, context)
+        return b"".join(p.read_bytes() for p in sorted(trained.model.rglob("*")) if p.is_file())
+
+    assert model_bytes(spelled, "spelled") == model_bytes(digits, "digits")
+    rewrite(spelled, lambda r: {**r, "default": "yes"})
+    with pytest.raises(ValidationError, match="'default' is 'yes'"):
+        model_bytes(spelled, "refused")
+
+
 def test_a_version_registered_without_a_profile_gets_one_when_registered_again(
     platform: Platform, data: Path
 ) -> None:

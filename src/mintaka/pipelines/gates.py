@@ -78,10 +78,10 @@ def _labels(rows: list[dict[str, Any]], label: str, source: Path) -> list[int]:
     the gates measure a binary classifier, and any other label would skew every number."""
     if rows and label not in rows[0]:
         raise ValidationError(f"{source} has no column {label!r} (the label)")
-    return [_binary(row.pop(label, None), label, source) for row in rows]
+    return [binary_label(row.pop(label, None), label, source) for row in rows]
 
 
-def _binary(value: Any, label: str, source: Path) -> int:
+def binary_label(value: Any, label: str, source: Path) -> int:
     """``value`` as a 0 or 1 label: a number (a bool is one), its text, or a bool's text as a
     CSV reader of a boolean column takes it (``True``, ``TRUE``, ``true`` and the same of
     ``False``). Any other spelling (``yes``, ``t``, ``tRuE``) is refused, not guessed at."""
