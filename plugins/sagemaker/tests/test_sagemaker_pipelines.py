@@ -7,6 +7,8 @@ from __future__ import annotations
 import io
 import json
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_conformance.fakes.sagemaker.pipeline_definition import parse_definition
 from mintaka_sagemaker.backend import SageMakerBackend
 from mintaka_sagemaker.pipelines import REGISTER_ENTRYPOINT
-from sagemaker_testkit import BUCKET, Calls
+from sagemaker_testkit import BUCKET, SETTINGS, Calls, sagemaker_platform
 
 from mintaka import NotFound, Platform, ValidationError
 from mintaka.artifacts import manifest_of
@@ -467,8 +469,6 @@ def test_a_registration_goes_to_the_group_model_names_maps_the_model_to(
 ) -> None:
     """A pipeline cannot look a name up, so the RegisterModel step reads a hidden parameter
     that submit sets to the mapped group; the run reads back under the Mintaka name."""
-    from sagemaker_testkit import SETTINGS, sagemaker_platform
-
     spec = retrain_and_register(sm, fake)
     spec.parameters["model"] = "churn-model"
     sm.create_model_package_group(ModelPackageGroupName="ChurnModel")
@@ -488,3 +488,68 @@ def test_a_registration_goes_to_the_group_model_names_maps_the_model_to(
         assert not any(name.startswith("MintakaGroupOf") for name in run.parameters)
         groups = sm.list_model_package_groups()["ModelPackageGroupSummaryList"]
         assert "churn-model" not in {g["ModelPackageGroupName"] for g in groups}
+
+
+# -- idempotency tokens ---------------------------------------------------------------------------
+
+
+@contextmanager
+def tokens(cloud: SageMakerBackend) -> Iterator[list[tuple[str, str]]]:
+    """(operation, ClientRequestToken) of each SageMaker request ``cloud`` sends, as sent: after
+    botocore filled in any token the caller left out."""
+    sent: list[tuple[str, str]] = []
+
+    def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+        body = json.loads(params.get("body") or b"{}")
+        if "ClientRequestToken" in body:
+            sent.append((model.name, body["ClientRequestToken"]))
+
+    client = cloud.clients.get("sagemaker")
+    client.meta.events.register("before-call.sagemaker", record, unique_id="tokens-test")
+    try:
+        yield sent
+    finally:
+        client.meta.events.unregister("before-call.sagemaker", unique_id="tokens-test")
+
+
+def _carries_128_bits(token: str) -> bool:
+    """Within IdempotencyToken's 32-128 characters, with 32 or more hex digits that are not a
+    shorter digest repeated."""
+    digits = token.removeprefix("mk-")
+    repeated = any(digits == digits[:n] * (len(digits) // n) for n in (8, 16) if len(digits) > n)
+    return 32 <= len(token) <= 128 and len(digits) >= 32 and not repeated
+
+
+def test_create_and_stop_tokens_carry_128_bits_of_the_request(
+    cloud: SageMakerBackend, fake: SageMakerFake
+) -> None:
+    fake.script_pipeline_execution("retrain", property_files=passing())
+    with tokens(cloud) as sent:
+        run = cloud.submit(cloud.compile(retrain()), {})
+        cloud.stop_pipeline_run(run.id)
+    made = dict(sent)
+    assert _carries_128_bits(made["CreatePipeline"])
+    assert _carries_128_bits(made["StopPipelineExecution"])
+
+
+def test_a_create_token_is_stable_for_one_request_and_differs_for_another(
+    cloud: SageMakerBackend, tmp_path: Path
+) -> None:
+    """The same pipeline created again sends the token it sent before (SageMaker answers a
+    retry with what the first call made); another role or definition sends another."""
+    native = cloud.compile(retrain())
+    changed = retrain()
+    changed.parameters["max_depth"] = 9
+    with tokens(cloud) as sent:
+        cloud.submit(native, {})
+        cloud.submit(native, {})
+        cloud.submit(cloud.compile(changed), {})
+    created = [token for operation, token in sent if operation == "CreatePipeline"]
+    assert created[0] == created[1] != created[2]
+    role = f"{SETTINGS['role_arn']}-other"
+    with sagemaker_platform(tmp_path / "other", {**SETTINGS, "role_arn": role}) as platform:
+        other = platform.backend
+        assert isinstance(other, SageMakerBackend)
+        with tokens(other) as sent_by_other:
+            other.submit(native, {})
+    assert [t for o, t in sent_by_other if o == "CreatePipeline"] != created[:1]

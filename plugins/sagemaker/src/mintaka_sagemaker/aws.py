@@ -26,6 +26,14 @@ def short_hash(value: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:8]
 
 
+def request_token(key: str) -> str:
+    """An idempotency token for the request ``key`` identifies: ``mk-`` and 128 bits of the key's
+    sha256 (35 characters of ``[a-z0-9-]``, within both ``ClientToken``'s 1-36 and
+    ``ClientRequestToken``'s 32-128). The same key always gives the same token, so a retried
+    create is answered with what the first one made; two keys are never one token."""
+    return "mk-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
 def derived_name(base: str, key: Any) -> str:
     """A SageMaker entity name from ``base`` and a hash of ``key``: the same inputs always give
     the same name (so a retried create finds what the first one made), at most 63 characters."""

@@ -55,7 +55,7 @@ from mintaka.domain.pipelines import (
 from mintaka.errors import ConfigurationError, Conflict, NotFound, ValidationError
 from mintaka.interfaces import BackendContext
 from mintaka.pipelines.contract import refuse_controller_step
-from mintaka_sagemaker.aws import AwsCalls, short_hash
+from mintaka_sagemaker.aws import AwsCalls, request_token, short_hash
 from mintaka_sagemaker.errors import is_already_exists
 from mintaka_sagemaker.registry import package_version
 
@@ -137,6 +137,12 @@ def _groups_of(definition: dict[str, Any]) -> dict[str, str]:
     """The hidden group parameters of a definition (``_group_parameters``) -> their sources."""
     raw = (definition.get("Metadata") or {}).get(GROUP_PARAMETERS)
     return dict(json.loads(raw)) if raw else {}
+
+
+def _token(*request: str) -> str:
+    """The ``ClientRequestToken`` of the request made of ``request``'s parts (the operation and
+    what it names and sends)."""
+    return request_token(json.dumps(request, separators=(",", ":")))
 
 
 def _unique(base: str, taken: set[str]) -> str:
@@ -448,7 +454,7 @@ class SageMakerPipelines(AwsCalls):
                 PipelineName=pipeline.pipeline,
                 PipelineDefinition=body,
                 RoleArn=role,
-                ClientRequestToken="mk-" + short_hash(body) * 4,
+                ClientRequestToken=_token("create", pipeline.pipeline, role, body),
             )
         except Conflict as exc:
             if not is_already_exists(exc):
@@ -659,7 +665,7 @@ class SageMakerPipelines(AwsCalls):
             self._sm(
                 "stop_pipeline_execution",
                 PipelineExecutionArn=run_id,
-                ClientRequestToken="mk-" + short_hash(["stop", run_id]) * 4,
+                ClientRequestToken=_token("stop", run_id),
             )
         except Conflict:
             if self._run_status(run_id) not in TERMINAL:

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import re
 import shutil
@@ -38,7 +37,7 @@ from mintaka_sagemaker.artifacts import (
     spooled_tarball,
     unpack_tarball,
 )
-from mintaka_sagemaker.aws import SYSTEM_TAG_PREFIXES, AwsCalls, tag_list
+from mintaka_sagemaker.aws import SYSTEM_TAG_PREFIXES, AwsCalls, request_token, tag_list
 from mintaka_sagemaker.errors import is_already_exists
 
 META_ID = "mintaka_id"
@@ -151,7 +150,7 @@ def client_token(idempotency_key: str) -> str:
     answer the second create with the package the first one made)."""
     if _CLIENT_TOKEN.match(idempotency_key):
         return idempotency_key
-    return "mk-" + hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    return request_token(idempotency_key)
 
 
 class SageMakerRegistry(AwsCalls):
