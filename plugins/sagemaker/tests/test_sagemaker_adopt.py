@@ -1522,6 +1522,23 @@ def test_a_package_naming_the_model_but_not_what_it_serves_now_is_not_reused(
     assert cloud.register_served(endpoint, "alltraffic", "churn").version == 4
 
 
+def test_a_package_that_recorded_no_identity_is_not_reused_even_holding_the_container(
+    platform: Platform, cloud: SageMakerBackend, sm: Any
+) -> None:
+    """A package naming the Model and its container but no slot identity may hold other bytes
+    than the key holds now (written again since): a new version is registered and the Model
+    tagged with it, the old package left as it is."""
+    endpoint = deployed_from_model_data(sm)
+    hand_made_served_package(sm, "jobs/7/model.tar.gz")
+    make_client("s3").put_object(
+        Bucket=BUCKET, Key="jobs/7/model.tar.gz", Body=tarball({"model.joblib": b"rewritten"})
+    )
+    assert cloud.register_served(endpoint, "alltraffic", "churn").version == 2
+    assert [r.version for r in cloud.get_endpoint(endpoint).routes] == [2]
+    packages = sm.list_model_packages(ModelPackageGroupName="churn")["ModelPackageSummaryList"]
+    assert sorted(p["ModelPackageVersion"] for p in packages) == [1, 2]
+
+
 @pytest.mark.parametrize("key", ["raw/..", "raw/.", ".."])
 def test_a_single_object_whose_name_is_a_dot_segment_is_refused_before_anything_is_written(
     platform: Platform, sm: Any, tmp_path: Path, key: str

@@ -992,7 +992,7 @@ class SageMakerServing(SageMakerRegistry):
         identity = served or self._served_identity(slot, None, what)
         self.ensure_model(model)
         model_arn = str(served_model["ModelArn"])
-        arn = self._untagged_package(model, served_model, container, identity)
+        arn = self._untagged_package(model, served_model, identity)
         if arn is None:
             arn = self._create_served_package(model, slot, container, identity)
         made = package_version(arn)
@@ -1035,13 +1035,14 @@ class SageMakerServing(SageMakerRegistry):
         return str(self._sm("create_model_package", **params)["ModelPackageArn"])
 
     def _untagged_package(
-        self, model: str, served_model: dict[str, Any], container: dict[str, Any], identity: str
+        self, model: str, served_model: dict[str, Any], identity: str
     ) -> str | None:
         """The package an earlier registration of what ``served_model`` serves made and did
         not tag the Model with (it stopped in between, under a ``ClientToken`` of this or
         another form): one in ``model``'s group made since the Model was, naming the Model,
-        with the slot's ``identity`` (or, registered by a Mintaka that recorded no identity,
-        holding ``container``). None when there is none."""
+        with the slot's ``identity``. None when there is none. A package that recorded no
+        identity is never reused, whatever container it holds: the bytes at its model data's
+        key may have been written again since it was made."""
         model_arn = str(served_model["ModelArn"])
         digest = _identity_digest(identity)
         since = served_model.get("CreationTime")
@@ -1060,12 +1061,9 @@ class SageMakerServing(SageMakerRegistry):
                 except NotFound:  # deleted while listing
                     continue
                 meta = described.get("CustomerMetadataProperties") or {}
-                if meta.get(META_SERVED_BY) != model_arn:
-                    continue
-                recorded = meta.get(META_SERVED_IDENTITY)
-                held = package_container(described)
-                if recorded == digest or (
-                    recorded is None and all(held.get(k) == v for k, v in container.items())
+                if (
+                    meta.get(META_SERVED_BY) == model_arn
+                    and meta.get(META_SERVED_IDENTITY) == digest
                 ):
                     return str(described["ModelPackageArn"])
         return None
