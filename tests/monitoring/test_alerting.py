@@ -166,6 +166,42 @@ def test_a_ticket_whose_stored_escalation_overflows_never_stops_the_others(
     assert monitoring.escalate_due() == [fine.id]
 
 
+def test_a_pass_reports_a_ticket_whose_escalation_failed_and_escalates_the_others(
+    served: Platform, clock: ManualClock
+) -> None:
+    monitoring = served.monitoring
+    step = [Escalation(after_minutes=30, to="lead-b")]
+    _, broken = monitoring.raise_alert("drift", "scoring", owner="a", escalation=step)
+    _, fine = monitoring.raise_alert("latency", "scoring", owner="a", escalation=step)
+    with served.store.write() as conn:  # a step no release reads as a number of minutes
+        conn.execute(
+            update(tickets)
+            .where(tickets.c.id == broken.id)
+            .values(escalation=[{"after_minutes": "soon", "to": "lead-b"}])
+        )
+    clock.advance(minutes=31)
+
+    report = served.monitoring.run_once()
+    assert report.escalated == (fine.id,)
+    [failure] = report.escalation_failed
+    assert failure.ticket == broken.id
+    assert "TypeError" in failure.error
+    assert monitoring.ticket(broken.id).owner == "a"
+
+
+def test_a_pass_whose_escalations_cannot_be_walked_reports_one_failure(
+    served: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unreadable(_status: object = None) -> list[object]:
+        raise Conflict("the tickets table is locked")
+
+    monkeypatch.setattr(served.monitoring, "tickets", unreadable)
+    report = served.monitoring.run_once()
+    assert report.escalated == ()
+    [failure] = report.escalation_failed
+    assert (failure.ticket, failure.error) == (None, "the tickets table is locked")
+
+
 @pytest.mark.parametrize("to", ["lead\nFORGED", "lead\x1b[2J", " \t"])
 def test_a_stored_step_to_an_owner_now_refused_is_not_taken_and_stops_no_other(
     served: Platform, clock: ManualClock, to: str

@@ -192,11 +192,13 @@ def run(
     """Evaluate every monitor and escalation; once, or repeatedly until interrupted.
 
     A signal that cannot be evaluated is reported on stderr and skipped; the other signals and
-    the escalations still run. With --once the exit status is then 1 (0 when every signal could
-    be evaluated, whether or not it alerted); repeated runs report it and go on. SIGTERM (what
-    process managers and container runtimes send) stops it cleanly, as it stops `serve`: the
-    copies of the training files a pass checks are removed on the way out, "stopped" is
-    printed on stderr and the exit status is 0, so a service manager records a clean stop."""
+    the escalations still run. So is a ticket whose escalation failed; the other tickets still
+    escalate. With --once the exit status is then 1 (0 when every signal could be evaluated and
+    every due escalation made, whether or not it alerted); repeated runs report it and go on.
+    SIGTERM (what process managers and container runtimes send) stops it cleanly, as it stops
+    `serve`: the copies of the training files a pass checks are removed on the way out,
+    "stopped" is printed on stderr and the exit status is 0, so a service manager records a
+    clean stop."""
     if not once and not MIN_EVERY <= every <= MAX_EVERY:  # also refuses nan
         raise ValidationError(
             f"--every takes {MIN_EVERY:g} to {MAX_EVERY:g} seconds between evaluations, not {every}"
@@ -236,8 +238,11 @@ def _run_passes(plat: Platform, once: bool, every: float, as_json: bool) -> None
         for failure in report.failed:
             where = f"signal {failure.signal!r} on {failure.endpoint}"
             err_console.print(f"[red]{escape(where)} failed[/]: {escape(failure.error)}")
+        for unmoved in report.escalation_failed:
+            where = "escalation" if unmoved.ticket is None else f"escalation of {unmoved.ticket!r}"
+            err_console.print(f"[red]{escape(where)} failed[/]: {escape(unmoved.error)}")
         if once:
-            if report.failed:
+            if report.failed or report.escalation_failed:
                 raise typer.Exit(1)
             return
         time.sleep(every)
@@ -246,6 +251,8 @@ def _run_passes(plat: Platform, once: bool, every: float, as_json: bool) -> None
 def _print_run(report: RunReport) -> None:
     """One pass of the runner as people read it: the counts, then what each signal left out."""
     failed = f", {len(report.failed)} signals failed" if report.failed else ""
+    if report.escalation_failed:
+        failed += f", {len(report.escalation_failed)} escalations failed"
     console.print(
         f"evaluated {report.evaluated} signals: {len(report.alerts)} alerts, "
         f"{len(report.escalated)} escalations{failed}"
@@ -263,6 +270,7 @@ def _run_json(report: RunReport) -> dict[str, Any]:
         "escalated": list(report.escalated),
         "failed": [asdict(failure) for failure in report.failed],
         "notes": [asdict(found) for found in report.notes],
+        "escalation_failed": [asdict(unmoved) for unmoved in report.escalation_failed],
     }
 
 

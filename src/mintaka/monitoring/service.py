@@ -104,6 +104,12 @@ def _counts_masked(error: str) -> str:
     return "".join(kept)
 
 
+def _error_text(exc: Exception) -> str:
+    """How a failure the runner reports reads: a Mintaka error's message, any other error as
+    its type and message (an unexpected one names what went wrong)."""
+    return str(exc) if isinstance(exc, MintakaError) else repr(exc)
+
+
 def _same_failure(previous: str, error: str) -> bool:
     """Whether ``error`` is the failure ``previous`` recorded, told apart by its words and names,
     not by its counts: a window that grows holds more of what fails it ("2 of 20 ... are
@@ -400,6 +406,15 @@ class SignalFailure:
 
 
 @dataclass(frozen=True)
+class EscalationFailure:
+    """A ticket the runner could not move along its escalation path this time, and why (the
+    other tickets still escalated); ``ticket`` is None when no ticket could be walked at all."""
+
+    ticket: str | None
+    error: str
+
+
+@dataclass(frozen=True)
 class SignalNote:
     """What a signal's measurement left out this time, and why (a drift group of too few rows):
     no failure, but monitoring that did not happen, so the run reports it."""
@@ -515,14 +530,16 @@ Scored = dict[tuple[str, int], "TrainingScores | str"]
 @dataclass(frozen=True)
 class RunReport:
     """One pass of the runner: the signals it measured, the alerts raised, the tickets
-    escalated, and the signals that failed (each skipped; the rest ran as usual). A drift signal
-    measured on some of its features but not on others counts as measured and as failed."""
+    escalated, the signals that failed (each skipped; the rest ran as usual) and the tickets
+    whose escalation failed (the others escalated as usual). A drift signal measured on some of
+    its features but not on others counts as measured and as failed."""
 
     evaluated: int
     alerts: tuple[Alert, ...]
     escalated: tuple[str, ...]
     failed: tuple[SignalFailure, ...] = ()
     notes: tuple[SignalNote, ...] = ()  # what each signal left out, alerting or not
+    escalation_failed: tuple[EscalationFailure, ...] = ()
 
 
 class MonitoringService:
@@ -1186,12 +1203,17 @@ class MonitoringService:
         longer its signal's (see :meth:`_stretches_not_on_duty`), until the runner's next pass
         ends it and resolves the ticket, however soon after the release that escalation runs.
         A ticket whose escalation fails is logged, and the others still escalate."""
+        return self._walk_escalations()[0]
+
+    def _walk_escalations(self) -> tuple[list[str], list[EscalationFailure]]:
+        """The tickets :meth:`escalate_due` moved on, and those whose escalation failed, why."""
         from mintaka.domain.serving import EndpointStatus
 
         recorded = {e.name: e for e in self.platform.serving.list_endpoints()}
         killed = {name for name, e in recorded.items() if e.status is EndpointStatus.KILLED}
         ended = self._stretches_not_on_duty(recorded)
         moved: list[str] = []
+        failures: list[EscalationFailure] = []
         for ticket in self.tickets(TicketStatus.OPEN):
             if _is_unmeasured_ticket(ticket.signal) and (
                 ticket.endpoint in killed or ticket.signal.rpartition(":")[0] in ended
@@ -1203,9 +1225,10 @@ class MonitoringService:
                     moved.append(ticket.id)
                 while current is not None:
                     current = self._escalate(current)
-            except Exception:  # one ticket's escalation never stops the others'
+            except Exception as exc:  # one ticket's escalation never stops the others'
                 log.exception("escalating ticket %s failed", ticket.id)
-        return moved
+                failures.append(EscalationFailure(ticket.id, _error_text(exc)))
+        return moved, failures
 
     def _stretches_not_on_duty(self, recorded: Mapping[str, Endpoint]) -> set[str]:
         """The signals ("endpoint:signal") whose open unmeasured stretch is no longer theirs, as
@@ -1373,7 +1396,8 @@ class MonitoringService:
         :func:`_not_served`): measuring another model's traffic, and retraining theirs on it,
         would be wrong on both counts. A killed endpoint serves nothing, so its signals are not
         tracked as unmeasured while it stays killed; their stretch starts again on release.
-        Escalations that fail are logged, the pass's report kept."""
+        Escalations that fail are logged and reported in ``RunReport.escalation_failed``, the
+        pass's report kept."""
         from mintaka.domain.serving import EndpointStatus
 
         now = self.platform._now()
@@ -1431,7 +1455,7 @@ class MonitoringService:
                         why = found.note or NOTHING_TO_MEASURE
                         quiet[f"{spec.endpoint}:{signal.name}"] = (spec, signal, why)
                 except Exception as exc:  # one bad signal never stops the others
-                    error = str(exc) if isinstance(exc, MintakaError) else repr(exc)
+                    error = _error_text(exc)
                     log.warning(
                         "signal %r on %s could not be evaluated: %s",
                         signal.name,
@@ -1450,18 +1474,19 @@ class MonitoringService:
         if refused:
             self._audit_failures(refused, set(), on_duty)
             failed.extend(refused)
-        return RunReport(
-            evaluated, tuple(alerts), self._escalate_after_pass(), tuple(failed), tuple(notes)
-        )
+        moved, unmoved = self._escalate_after_pass()
+        return RunReport(evaluated, tuple(alerts), moved, tuple(failed), tuple(notes), unmoved)
 
-    def _escalate_after_pass(self) -> tuple[str, ...]:
-        """The tickets :meth:`escalate_due` moved on after a pass; its failure is logged and
-        none reported moved, so the pass's report of the alerts it raised is not lost."""
+    def _escalate_after_pass(self) -> tuple[tuple[str, ...], tuple[EscalationFailure, ...]]:
+        """The tickets :meth:`escalate_due` moved on after a pass, and those whose escalation
+        failed; a failure to walk them at all is logged and reported as one failure (no ticket
+        moved), so the pass's report of the alerts it raised is not lost."""
         try:
-            return tuple(self.escalate_due())
-        except Exception:  # the alerts are raised and ticketed already
+            moved, failures = self._walk_escalations()
+        except Exception as exc:  # the alerts are raised and ticketed already
             log.exception("escalating the tickets due after a runner pass failed")
-            return ()
+            return (), (EscalationFailure(None, _error_text(exc)),)
+        return tuple(moved), tuple(failures)
 
     def _audit_failures(
         self,
