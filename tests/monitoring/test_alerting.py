@@ -223,6 +223,43 @@ def test_a_stored_step_to_an_owner_now_refused_is_not_taken_and_stops_no_other(
     assert monitoring.ticket(fine.id).owner == "lead-b"
 
 
+def test_a_refused_stored_step_is_skipped_once_and_the_ticket_goes_on_to_the_next(
+    served: Platform, clock: ManualClock
+) -> None:
+    monitoring = served.monitoring
+    path = [Escalation(after_minutes=30, to="lead-b"), Escalation(after_minutes=60, to="head-c")]
+    _, ticket = monitoring.raise_alert("drift", "scoring", owner="a", escalation=path)
+    with served.store.write() as conn:  # written before steps were checked
+        conn.execute(
+            update(tickets)
+            .where(tickets.c.id == ticket.id)
+            .values(
+                escalation=[
+                    {"after_minutes": 30, "to": "lead\nFORGED"},
+                    {"after_minutes": 60, "to": "head-c"},
+                ]
+            )
+        )
+    clock.advance(minutes=31)
+
+    first = monitoring.run_once()
+    assert first.escalated == ()
+    [failure] = first.escalation_failed
+    assert failure.ticket == ticket.id
+    assert "skipped" in failure.error
+    assert "escalation step 1" in failure.error
+    held = monitoring.ticket(ticket.id)
+    assert (held.owner, held.escalation_level) == ("a", 1)
+    assert monitoring.run_once().escalation_failed == ()  # skipped once, not on every pass
+    [skip] = [e for e in served.audit.events() if e.action == "ticket.escalate.skip"]
+    assert (skip.subject, skip.details["level"], skip.details["owner"]) == (ticket.id, 1, "a")
+
+    clock.advance(minutes=60)  # the second step is due 90 minutes after the ticket opened
+    assert monitoring.run_once().escalated == (ticket.id,)
+    moved = monitoring.ticket(ticket.id)
+    assert (moved.owner, moved.escalation_level) == ("head-c", 2)
+
+
 def test_a_stored_step_with_blanks_around_its_owner_hands_the_ticket_to_that_owner(
     served: Platform, clock: ManualClock
 ) -> None:

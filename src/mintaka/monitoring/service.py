@@ -1220,11 +1220,8 @@ class MonitoringService:
             ):
                 continue
             try:
-                current = self._escalate(ticket)
-                if current is not None:
+                if self._escalate_steps(ticket, failures):
                     moved.append(ticket.id)
-                while current is not None:
-                    current = self._escalate(current)
             except Exception as exc:  # one ticket's escalation never stops the others'
                 log.exception("escalating ticket %s failed", ticket.id)
                 failures.append(EscalationFailure(ticket.id, _error_text(exc)))
@@ -1245,22 +1242,31 @@ class MonitoringService:
             state = _unmeasured_signals(conn)
         return set(_ended_stretches(state, self._on_duty_since(), moved_on))
 
-    def _escalate(self, ticket: Ticket) -> Ticket | None:
-        """``ticket`` moved to its next escalation step if that is due, else None. A step
-        stored by an earlier release is handed on as :func:`_stored_handlers` reads a monitor's
-        (the blanks around its owner dropped); one whose owner still forges printed lines
-        (:meth:`raise_alert` refuses it) is logged and never taken, as the ticket stays with
-        its owner."""
+    def _escalate_steps(self, ticket: Ticket, failures: list[EscalationFailure]) -> bool:
+        """Take every step of ``ticket`` that is due, in order; whether one handed it on. A
+        step skipped as refused (see :meth:`_escalate`) is added to ``failures``."""
+        handed = False
+        current = ticket
+        while (moved := self._escalate(current, failures)) is not None:
+            current, taken = moved
+            handed = handed or taken
+        return handed
+
+    def _escalate(
+        self, ticket: Ticket, failures: list[EscalationFailure]
+    ) -> tuple[Ticket, bool] | None:
+        """``ticket`` moved past its next escalation step if that is due, and whether the step
+        handed it on; None when no step is due. A step stored by an earlier release is handed on
+        as :func:`_stored_handlers` reads a monitor's (the blanks around its owner dropped); one
+        whose owner still forges printed lines (:meth:`raise_alert` refuses it) can never be
+        taken, so when it is due it is skipped once (see :meth:`_skip_step`) and the ticket goes
+        on to the step after it, rather than staying at that step for good. A step whose delay
+        runs past the last date a clock can tell (stored before steps were capped) is never due,
+        as its delay says, so the ticket stays with its owner."""
         now = self.platform._now()
         if ticket.escalation_level >= len(ticket.escalation):
             return None
         step = ticket.escalation[ticket.escalation_level]
-        to = step.to.strip() if isinstance(step.to, str) else ""
-        try:
-            _check_printed(f"escalation step {ticket.escalation_level + 1}", to)
-        except ValidationError as exc:
-            log.warning("ticket %s is not escalated: %s", ticket.id, exc)
-            return None
         minutes = sum(e.after_minutes for e in ticket.escalation[: ticket.escalation_level + 1])
         try:
             due = ticket.opened_at + timedelta(minutes=minutes)
@@ -1268,6 +1274,15 @@ class MonitoringService:
             return None
         if now < due:
             return None
+        to = step.to.strip() if isinstance(step.to, str) else ""
+        try:
+            _check_printed(f"escalation step {ticket.escalation_level + 1}", to)
+        except ValidationError as exc:
+            skipped = self._skip_step(ticket, str(exc), now)
+            if skipped is None:
+                return None
+            failures.append(EscalationFailure(ticket.id, f"skipped: {exc}"))
+            return skipped, False
         with self.platform.store.write() as conn:
             result = conn.execute(
                 update(tickets)
@@ -1295,7 +1310,40 @@ class MonitoringService:
                 level=ticket.escalation_level + 1,
             )
         self.platform._after_commit([event])
-        return self._notify(self.ticket(ticket.id), "escalated")
+        return self._notify(self.ticket(ticket.id), "escalated"), True
+
+    def _skip_step(self, ticket: Ticket, why: str, now: datetime) -> Ticket | None:
+        """``ticket`` moved past its due escalation step without being handed on, the step's
+        owner refused (``why``); audited as ``ticket.escalate.skip`` with why, once: None when
+        another runner moved it (or someone acknowledged it) first. The ticket keeps its owner,
+        and the next step is due when it would have been."""
+        log.warning(
+            "ticket %s skips escalation step %d: %s", ticket.id, ticket.escalation_level + 1, why
+        )
+        with self.platform.store.write() as conn:
+            result = conn.execute(
+                update(tickets)
+                .where(
+                    tickets.c.id == ticket.id,
+                    tickets.c.escalation_level == ticket.escalation_level,
+                    tickets.c.status == TicketStatus.OPEN.value,
+                )
+                .values(escalation_level=ticket.escalation_level + 1, updated_at=now.isoformat())
+            )
+            if result.rowcount == 0:
+                return None
+            event = self.platform._audit(
+                conn,
+                "ticket.escalate.skip",
+                ticket.id,
+                endpoint=ticket.endpoint,
+                signal=ticket.signal,
+                owner=ticket.owner,
+                level=ticket.escalation_level + 1,
+                error=why,
+            )
+        self.platform._after_commit([event])
+        return self.ticket(ticket.id)
 
     # -- the runner ---------------------------------------------------------------------------
 
