@@ -243,6 +243,39 @@ def test_a_failure_from_before_its_signal_went_on_duty_is_not_taken_for_its_own(
     assert [e.action for e in served.audit.events()].count("monitor.signal.failed") == 2
 
 
+def test_a_failure_from_before_a_release_is_ended_before_the_signal_fails_afresh(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    served.monitoring.add_monitor(
+        scoring_monitor(performance_signal(name="auc", metric="roc_auc", threshold=0.7))
+    )
+    ids = log_predictions([({"x": i}, {"label": i % 3, "score": 0.5}) for i in range(30)])
+    served.monitoring.record_labels({pid: (i + 1) % 3 for i, pid in enumerate(ids)})
+    clock.advance(minutes=15)
+    assert [f.signal for f in served.monitoring.run_once().failed] == ["auc"]
+    served.serving.kill("scoring", reason="incident")
+    clock.advance(minutes=1)
+    served.serving.unkill("scoring", reason="fixed")
+    clock.advance(minutes=1)
+
+    assert [f.signal for f in served.monitoring.run_once().failed] == ["auc"]
+    trail = [
+        (e.action, e.subject, e.details.get("why"))
+        for e in served.audit.events()
+        if e.action.startswith("monitor.signal.failed")
+    ]
+    assert [(action, subject) for action, subject, _ in trail] == [
+        ("monitor.signal.failed", "scoring:auc"),
+        ("monitor.signal.failed.ended", "scoring:auc"),
+        ("monitor.signal.failed", "scoring:auc"),
+    ]
+    assert "released from its kill switch" in str(trail[1][2])
+    clock.advance(minutes=1)
+    served.monitoring.run_once()  # the new failure persisting ends and records nothing more
+    assert len([e for e in served.audit.events() if e.action.startswith("monitor.signal.f")]) == 3
+    assert served.audit.verify().ok
+
+
 def test_a_failure_to_audit_a_failed_signal_does_not_stop_the_run(
     served: Platform,
     clock: ManualClock,

@@ -1549,7 +1549,9 @@ class MonitoringService:
         error, its numbers aside (see :func:`_same_failure`), is audited once, not on every pass;
         a failure audited before the signal went on duty as it is now (``on_duty_since``: a
         removed monitor's, or one from before its endpoint was created again or released) is
-        not its own, so the same error is audited afresh. Recording it never stops the run.
+        not its own: the first pass after ends it (``monitor.signal.failed.ended``, with why, as
+        removing a monitor does), so the same error is audited afresh as the signal's own and
+        its being measured is no recovery of the earlier one. Recording it never stops the run.
         The failures are read under the audit chain's lock, so two runners at once on a server
         database record each failure once; so is which monitors are still on duty, so a failure
         or recovery of a monitor removed since the pass measured it is not recorded (its removal
@@ -1560,6 +1562,9 @@ class MonitoringService:
                 failing = _failures(conn)
                 serving = _subjects_on_duty(conn)
                 events = []
+                for subject, why in _failures_not_on_duty(failing, on_duty_since, serving):
+                    events.append(self.platform._audit(conn, SIGNAL_FAILED_ENDED, subject, why=why))
+                    del failing[subject]
                 for failure in failed:
                     subject = f"{failure.endpoint}:{failure.signal}"
                     if subject not in serving:
@@ -1567,9 +1572,7 @@ class MonitoringService:
                     error = failure.error[:2000]
                     previous = failing.get(subject)
                     if previous is not None and _same_failure(previous.error, error):
-                        duty = on_duty_since.get(subject)
-                        if duty is None or previous.at >= duty.since:
-                            continue
+                        continue
                     events.append(
                         self.platform._audit(
                             conn,
@@ -2542,6 +2545,21 @@ def _ended_stretches(
             ended[subject] = moved_on[subject]
         elif duty is not None and found.since < duty.since:
             ended[subject] = f"{duty.why} at {duty.since.isoformat()}, after it began"
+    return ended
+
+
+def _failures_not_on_duty(
+    failing: Mapping[str, Failing], on_duty_since: Mapping[str, OnDuty], serving: Container[str]
+) -> list[tuple[str, str]]:
+    """The open failures in ``failing`` of signals on duty (``serving``) that were audited
+    before the signal went on duty as it is now, each with why it is no longer the signal's:
+    an earlier incarnation's, from before its endpoint was created again or released from its
+    kill switch, or its monitor added again."""
+    ended = []
+    for subject, found in sorted(failing.items()):
+        duty = on_duty_since.get(subject)
+        if subject in serving and duty is not None and found.at < duty.since:
+            ended.append((subject, f"{duty.why} at {duty.since.isoformat()}, after it began"))
     return ended
 
 
