@@ -233,3 +233,32 @@ def test_a_failing_escalation_keeps_the_report_of_the_alerts_a_pass_raised(
     assert [a.signal for a in report.alerts] == ["scoring:errors"]
     assert report.escalated == ()
     assert "stretches unreadable" in caplog.text
+
+
+def test_when_signals_went_on_duty_reads_only_each_endpoints_latest_release(
+    served: Platform, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.monitoring import service
+
+    served.monitoring.add_monitor(scoring_monitor(errors_signal()))
+    releases = []
+    for _ in range(4):
+        clock.advance(minutes=5)
+        served.serving.kill("scoring", reason="incident")
+        clock.advance(minutes=5)
+        served.serving.unkill("scoring", reason="fixed")
+        releases.append(clock.now())
+    read: list[datetime] = []
+
+    def instant(stored: str) -> datetime:
+        read.append(datetime.fromisoformat(stored))
+        return original(stored)
+
+    original = service._instant
+    monkeypatch.setattr(service, "_instant", instant)
+    since = served.monitoring._on_duty_since()
+
+    assert since["scoring:errors"] == OnDuty(
+        releases[-1], "the endpoint was released from its kill switch"
+    )
+    assert [at for at in read if at in releases[:-1]] == []  # the earlier releases are not read

@@ -229,6 +229,21 @@ def _open_events(
     return {row.subject: json.loads(bytes(row.canonical)) for row in rows}
 
 
+def _latest_releases(conn: Connection) -> dict[str, str]:
+    """When each endpoint was last released from its kill switch, as its audit event stored it.
+    The database picks each endpoint's latest release, so a pass reads one row an endpoint,
+    however many kills it has been released from."""
+    latest = (
+        select(func.max(audit_events.c.seq))
+        .where(audit_events.c.action == "endpoint.unkill")
+        .group_by(audit_events.c.subject)
+    )
+    rows = conn.execute(
+        select(audit_events.c.subject, audit_events.c.at).where(audit_events.c.seq.in_(latest))
+    )
+    return {str(row.subject): str(row.at) for row in rows if row.at}
+
+
 @dataclass(frozen=True)
 class Failing:
     """A signal's open failure: the error audited, and when it was (its first failing pass)."""
@@ -1606,13 +1621,8 @@ class MonitoringService:
                 str(row.name): OnDuty(_instant(row.created_at), "the endpoint was created again")
                 for row in conn.execute(select(endpoints.c.name, endpoints.c.created_at))
             }
-            released = conn.execute(
-                select(audit_events.c.subject, audit_events.c.at).where(
-                    audit_events.c.action == "endpoint.unkill"
-                )
-            ).all()
-            for name, at in released:  # compared as instants, not as text
-                if name in created and at and _instant(at) > created[name].since:
+            for name, at in _latest_releases(conn).items():  # compared as instants, not text
+                if name in created and _instant(at) > created[name].since:
                     created[name] = OnDuty(
                         _instant(at), "the endpoint was released from its kill switch"
                     )
