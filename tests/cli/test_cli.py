@@ -954,8 +954,11 @@ def test_monitor_list_shows_a_monitor_this_release_cannot_read_with_why(
     listed = json.loads(out)
     assert [row["id"] for row in listed] == [good, bad]
     assert listed[0]["endpoint"] == "api"
-    assert "unreadable" not in listed[0]
-    assert set(listed[1]) == {"id", "unreadable"}
+    assert listed[0]["unreadable"] is None
+    assert set(listed[1]) == set(listed[0])
+    assert {key: listed[1][key] for key in ("endpoint", "model", "signals")} == dict.fromkeys(
+        ("endpoint", "model", "signals")
+    )
     assert bad in listed[1]["unreadable"]
     assert "after_minutes" in listed[1]["unreadable"]
 

@@ -64,15 +64,13 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List monitors on duty, with the id `monitor remove` takes, and their signals: since
     when each signal the runner measured nothing for has gone unmeasured, and after how long
     that is alerted on. A monitor stored in a form this release cannot read is listed too, with
-    why (in --json as ``{"id", "unreadable"}``), so that it can be removed by its id."""
+    why, so that it can be removed by its id. In --json every row has one shape: the id, the
+    spec's fields and ``unreadable`` (null, or why; the spec's fields are then null)."""
     monitoring = platform(ctx).monitoring
     records = monitoring.monitor_records()
     unreadable = monitoring.unreadable_monitors()
     if as_json:
-        emit_json(
-            [{"id": i, **m.model_dump(mode="json")} for i, m in records]
-            + [{"id": i, "unreadable": why} for i, why in unreadable.items()]
-        )
+        emit_json(_json_rows(records, unreadable))
         return
     from mintaka.cli.audit import _quoted
 
@@ -98,6 +96,19 @@ def list_(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     )
     if unreadable:
         _print_unreadable(unreadable)
+
+
+def _json_rows(
+    records: list[tuple[str, MonitorSpec]], unreadable: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The rows of ``monitor list --json``, the monitors this release cannot read after the
+    others, all of one shape, so a script reads the same keys from each."""
+    from mintaka.domain.monitoring import MonitorSpec
+
+    blank = dict.fromkeys(MonitorSpec.model_fields)
+    return [{"id": i, **m.model_dump(mode="json"), "unreadable": None} for i, m in records] + [
+        {"id": i, **blank, "unreadable": why} for i, why in unreadable.items()
+    ]
 
 
 def _print_unreadable(unreadable: dict[str, str]) -> None:
