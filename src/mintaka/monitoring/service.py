@@ -22,15 +22,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
-from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
-from mintaka.audit.chain import canonical_bytes
 from mintaka.capabilities import Capability
 from mintaka.domain.base import parse_enum
 from mintaka.domain.monitoring import (
-    MAX_ESCALATION_MINUTES,
     Alert,
     Escalation,
     MonitorSpec,
@@ -40,7 +37,7 @@ from mintaka.domain.monitoring import (
     Ticket,
     TicketStatus,
 )
-from mintaka.domain.names import forging_character, validate_endpoint_name
+from mintaka.domain.names import validate_endpoint_name
 from mintaka.errors import (
     Conflict,
     MintakaError,
@@ -48,7 +45,20 @@ from mintaka.errors import (
     UnsupportedCapability,
     ValidationError,
 )
+from mintaka.monitoring.checks import (
+    _check_alert,
+    _check_details,
+    _check_handlers,
+    _check_printed,
+    _check_signal_name,
+)
 from mintaka.monitoring.kinds import DEFAULT_BINS, STATISTICS, kinds_with
+from mintaka.monitoring.stored import (
+    _is_stored,
+    _stored_monitor,
+    _stored_signal_names,
+    _unread_monitor,
+)
 from mintaka.monitoring.tickets import TicketSinks, builtin_sinks, sink_reference
 from mintaka.monitoring.windows import parse_unmeasured_after, parse_window
 from mintaka.numbers import as_float
@@ -116,82 +126,6 @@ def _same_failure(previous: str, error: str) -> bool:
     missing" after "1 of 10"), which is the same failure persisting. A number in quotes is a
     name or a class ('2023' and '2024' are two features), so it tells failures apart."""
     return _counts_masked(previous) == _counts_masked(error)
-
-
-def _check_signal_name(name: str) -> None:
-    """Refuse a signal name that could pass for another signal's ticket or forge a line where
-    it is printed: tickets are keyed ``ENDPOINT:SIGNAL`` and ``ENDPOINT:SIGNAL:unmeasured``
-    (endpoint names hold no colon), so a name holding one is ambiguous."""
-    bad = forging_character(name)
-    if not name.strip() or name != name.strip() or ":" in name or bad is not None:
-        raise ValidationError(
-            f"signal name {name!r} must be non-empty, without surrounding blanks, a colon (tickets"
-            " are keyed ENDPOINT:SIGNAL) or control and text-direction characters"
-        )
-
-
-def _check_printed(what: str, text: str) -> None:
-    """Refuse an alert's ``text`` (its signal, endpoint or owner) that is blank, has blanks
-    around it, or holds a character that could forge a line where tickets and audit events
-    print it (a newline, an escape sequence, a text-direction override)."""
-    if not text.strip() or text != text.strip() or forging_character(text) is not None:
-        raise ValidationError(
-            f"{what} {text!r} must be non-empty, without surrounding blanks or control and "
-            "text-direction characters"
-        )
-
-
-def _check_alert(signal: str, endpoint: str, value: float, threshold: float) -> None:
-    """Refuse an alert that would store a name that forges printed lines, or a value or
-    threshold that is not a finite number: NaN compares false with everything, so a ticket
-    holding it could not say how far the signal went, and JSON has no way to write it."""
-    _check_printed("signal", signal)
-    _check_printed("endpoint", endpoint)
-    for what, number in (("value", value), ("threshold", threshold)):
-        if not math.isfinite(number):
-            raise ValidationError(f"alert {what} {number} is not a finite number")
-
-
-def _check_details(signal: str, details: Mapping[str, Any]) -> None:
-    """Refuse an alert's ``details`` that are not plain JSON (a set, an object), hold a number
-    that is not finite, or that the audit chain cannot write as its ``alert.raise`` event: the
-    ticket stores them as JSON, which has no way to write NaN or a set (a server database
-    refuses them mid-write, and the audit event would record NaN as null), and the chain's
-    RFC 8785 encoding refuses an integer beyond 2^53 and text that is not UTF-8 (a lone
-    surrogate). A key that is not a string would be stored as text the alert never held."""
-    try:
-        json.dumps(details, allow_nan=False)
-        _check_keys(details)
-        canonical_bytes(details)
-    except (TypeError, ValueError, MintakaError) as exc:
-        raise ValidationError(
-            f"details of alert {signal!r} must be JSON without NaN or infinity, with string "
-            f"keys, integers within 2^53 and UTF-8 text: {exc}"
-        ) from None
-
-
-def _check_keys(value: Any) -> None:
-    """Raise ``TypeError`` on a map in ``value``, at any depth, with a key that is not a
-    string: JSON writes such a key as text, so the details read back would differ."""
-    if isinstance(value, Mapping):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise TypeError(f"key {key!r} is not a string")
-            _check_keys(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _check_keys(item)
-
-
-def _check_handlers(signal: Signal) -> None:
-    """Refuse a signal whose owner or escalation step (who becomes the ticket's owner when it
-    is due) names someone :meth:`MonitoringService.raise_alert` refuses, or whose runbook URL
-    it refuses: its alerts would fail on every pass instead of being ticketed."""
-    _check_printed(f"signal {signal.name!r} owner", signal.owner)
-    for step, escalation in enumerate(signal.escalation, start=1):
-        _check_printed(f"signal {signal.name!r} escalation step {step}", escalation.to)
-    if signal.runbook_url is not None:
-        _check_printed(f"signal {signal.name!r} runbook_url", signal.runbook_url)
 
 
 def _is_unmeasured_ticket(signal: str) -> bool:
@@ -2634,8 +2568,6 @@ def _refuse_removed_tickets(conn: Connection, spec: MonitorSpec) -> None:
 
 SINK_FAILED = "failed: "  # the reference of a sink that raised, before the error's name
 
-RETIRED_MONITOR_FIELDS = ("unmeasured_runs",)  # stored by earlier versions, no longer read
-
 
 def _serves(endpoint: Endpoint, model: str) -> bool:
     """Whether a route of ``endpoint`` (live, shadow or waiting for traffic) serves ``model``."""
@@ -2674,91 +2606,6 @@ def _not_served(monitor_id: str, spec: MonitorSpec, endpoint: Endpoint) -> str:
         f"{spec.model!r} retrained on it; remove it (mintaka monitor remove {monitor_id} "
         "--reason ...) and monitor the model served"
     )
-
-
-def _stored_monitor(raw: Mapping[str, Any], monitor_id: str = "") -> MonitorSpec:
-    """A monitor as stored, read as a spec: the fields earlier versions stored and none reads
-    now are left out, so a monitor stored before they were retired still loads, and its
-    signals' handlers are read as :func:`_stored_handlers` reads them. A record that still
-    does not read as a spec is a ``ValidationError`` naming ``monitor_id``, so callers can
-    tell it from a failure of their own and go on with the other monitors."""
-    kept = {k: v for k, v in raw.items() if k not in RETIRED_MONITOR_FIELDS}
-    if isinstance(kept.get("signals"), list):
-        kept["signals"] = [_stored_handlers(s) for s in kept["signals"]]
-    try:
-        return MonitorSpec.model_validate(kept)
-    except PydanticValidationError as exc:
-        name = f"monitor {monitor_id}" if monitor_id else "a stored monitor"
-        why = f"{name} is stored in a form this release cannot read: {exc}"
-        raise ValidationError(why) from exc
-
-
-def _is_stored(raw: Mapping[str, Any], spec: MonitorSpec) -> bool:
-    """Whether the stored monitor ``raw`` is ``spec``; one that no longer reads is not."""
-    try:
-        return _stored_monitor(raw) == spec
-    except ValidationError:
-        return False
-
-
-def _unread_monitor(endpoint: str, raw: Mapping[str, Any]) -> MonitorSpec:
-    """What can be told of a stored monitor this release cannot read as a spec: its endpoint,
-    model and signal names, the rest left at their defaults (the audit event of its removal
-    keeps the spec as stored). Only for taking it off duty: nothing measures with it."""
-    model = raw.get("model")
-    return MonitorSpec.model_construct(
-        endpoint=endpoint,
-        model=model if isinstance(model, str) else "",
-        signals=[_named_signal(name) for name in _stored_signal_names(raw)],
-    )
-
-
-def _named_signal(name: str) -> Signal:
-    """A signal of a monitor this release cannot read, known by its ``name`` alone."""
-    known: dict[str, Any] = {"name": name}
-    return Signal.model_construct(**known)
-
-
-def _stored_signal_names(raw: Mapping[str, Any]) -> list[str]:
-    """The signal names of a stored monitor, read without reading the rest of its spec."""
-    found = raw.get("signals")
-    if not isinstance(found, list):
-        return []
-    return [str(s["name"]) for s in found if isinstance(s, Mapping) and "name" in s]
-
-
-def _stored_handlers(signal: Any) -> Any:
-    """A stored signal with the blanks around its owner, escalation steps and runbook URL
-    dropped (a blank runbook URL read as none) and its steps read as :func:`_stored_step` reads
-    them: earlier releases stored them as given, and
-    :meth:`MonitoringService.raise_alert` now refuses them, so its alerts would fail instead of
-    being ticketed for the person meant. One that still forges printed lines (a control
-    character) is kept as stored: its alerts are that signal's failure."""
-    if not isinstance(signal, Mapping):
-        return signal
-    found = dict(signal)
-    if isinstance(found.get("owner"), str):
-        found["owner"] = found["owner"].strip()
-    if isinstance(found.get("runbook_url"), str):
-        found["runbook_url"] = found["runbook_url"].strip() or None
-    if isinstance(found.get("escalation"), list):
-        found["escalation"] = [
-            _stored_step(step) if isinstance(step, Mapping) else step
-            for step in found["escalation"]
-        ]
-    return found
-
-
-def _stored_step(step: Mapping[str, Any]) -> dict[str, Any]:
-    """A stored escalation step with the blanks around its owner dropped, and a delay later
-    than :data:`MAX_ESCALATION_MINUTES` (earlier releases stored any) read as that cap."""
-    found = dict(step)
-    if isinstance(found.get("to"), str):
-        found["to"] = found["to"].strip()
-    minutes = found.get("after_minutes")
-    if isinstance(minutes, int | float) and minutes > MAX_ESCALATION_MINUTES:
-        found["after_minutes"] = MAX_ESCALATION_MINUTES
-    return found
 
 
 def _sample_key(model: str, version: int, reference: Reference | None) -> tuple[str, ...]:
