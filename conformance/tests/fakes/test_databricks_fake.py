@@ -11,6 +11,7 @@ import io
 import os
 import time
 from collections import Counter
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -879,6 +880,7 @@ def test_a_run_beyond_max_concurrent_runs_is_skipped_or_queued(
 ) -> None:
     fake.state.jobs.run_states = ("RUNNING", "TERMINATED")
     job_id = pipeline_job(w)
+    w.jobs.update(job_id, new_settings=jobs.JobSettings(queue=jobs.QueueSettings(enabled=False)))
     first = w.jobs.run_now(job_id).response.run_id
     assert first is not None
     skipped = w.jobs.get_run(w.jobs.run_now(job_id).response.run_id or 0)
@@ -897,6 +899,28 @@ def test_a_run_beyond_max_concurrent_runs_is_skipped_or_queued(
         jobs.RunLifeCycleState.RUNNING,
         jobs.RunLifeCycleState.TERMINATED,
     ]
+
+
+@pytest.mark.parametrize("how", ["created", "reset"])
+def test_a_job_created_or_reset_without_a_queue_setting_queues_its_runs(
+    fake: FakeDatabricks, w: WorkspaceClient, how: str
+) -> None:
+    """Jobs 2.2 queues the runs of a job whose create or reset request leaves ``queue`` out."""
+    fake.state.jobs.run_states = ("RUNNING", "TERMINATED")
+    job_id = pipeline_job(w)
+    if how == "reset":
+        off = jobs.JobSettings(queue=jobs.QueueSettings(enabled=False))
+        w.jobs.update(job_id, new_settings=off)
+        settings = w.jobs.get(job_id).settings
+        assert settings is not None
+        w.jobs.reset(job_id, new_settings=replace(settings, queue=None))
+    settings = w.jobs.get(job_id).settings
+    assert settings is not None
+    assert settings.queue == jobs.QueueSettings(enabled=True)
+    assert w.jobs.run_now(job_id).response.run_id is not None
+    second = w.jobs.get_run(w.jobs.run_now(job_id).response.run_id or 0)
+    assert second.state is not None
+    assert second.state.life_cycle_state == jobs.RunLifeCycleState.QUEUED
 
 
 def test_a_cancelled_run_ends_cancelled(fake: FakeDatabricks, w: WorkspaceClient) -> None:

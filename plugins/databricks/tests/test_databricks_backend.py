@@ -1049,6 +1049,54 @@ def test_a_submit_refused_while_the_pipeline_runs_leaves_its_job_as_it_was(
     assert databricks_fake.state.workspace.read(RUNNER) == b"print('edited by hand')\n"
 
 
+def test_a_pipeline_job_keeps_runs_out_of_the_queue(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """Jobs 2.2 queues a job's runs unless told not to; the job of a pipeline is told not to."""
+    native = cloud.compile(
+        PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
+    )
+    assert native.definition["queue"] == {"enabled": False}
+    cloud.wait_for_pipeline_run(cloud.submit(native, {}).id)
+    [job] = databricks_fake.state.jobs.jobs.values()
+    assert job.settings["queue"] == {"enabled": False}
+
+
+@pytest.mark.parametrize("compiled", ["now", "without a queue setting"])
+def test_a_run_started_after_the_running_check_fails_the_submit_with_a_conflict(
+    databricks_fake: FakeDatabricks,
+    cloud: DatabricksBackend,
+    monkeypatch: pytest.MonkeyPatch,
+    compiled: str,
+) -> None:
+    """Another process's run-now landing between the check for an active run and this submit's
+    run-now gets this submit's run skipped, not queued to run after it; a definition compiled
+    before the queue was set has it turned off too."""
+    native = cloud.compile(
+        PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg:fit")])
+    )
+    if compiled != "now":
+        native.definition.pop("queue", None)
+    databricks_fake.state.jobs.run_states = ("RUNNING",) * 4 + ("TERMINATED",)
+    cloud.wait_for_pipeline_run(cloud.submit(native, {}).id)
+    [job_id] = databricks_fake.state.jobs.jobs
+    another_process = workspace_client(databricks_fake)
+    upload = cloud._upload_runner
+    started: list[int] = []
+
+    def upload_while_another_process_starts_a_run(runner: str) -> bool:
+        started.append(int(another_process.jobs.run_now(job_id).run_id))
+        return upload(runner)
+
+    monkeypatch.setattr(cloud, "_upload_runner", upload_while_another_process_starts_a_run)
+    with pytest.raises(Conflict, match="already running") as refused:
+        cloud.submit(native, {})
+    assert len(started) == 1
+    assert f"(run {started[0]})" in str(refused.value)
+    active = [r.run_id for r in databricks_fake.state.jobs.runs.values() if r.active]
+    assert active == started
+
+
 def test_a_submit_whose_runner_upload_fails_leaves_the_job_as_it_was(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend
 ) -> None:

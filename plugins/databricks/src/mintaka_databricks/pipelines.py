@@ -16,10 +16,11 @@ gate step's outcome; a failed gate's step fails with the gate's reason.
 
 A pipeline is one job named ``mintaka/<pipeline>`` (created, or reset to the compiled definition,
 on submit); a submit is a ``run-now`` with an idempotency token, so a retried request whose answer
-was lost starts no second run. The job runs one run at a time (``max_concurrent_runs: 1``, no
-queue): a submit while a run is active fails with ``Conflict`` naming that run before it resets
-the job or uploads the runner, and Databricks skips a run started in between, which fails the
-submit the same way.
+was lost starts no second run. The job runs one run at a time (``max_concurrent_runs: 1``, and
+``queue.enabled: false``, since Jobs 2.2 queues the runs of a job created or reset without it): a
+submit while a run is active fails with ``Conflict`` naming that run before it resets the job or
+uploads the runner, and Databricks skips a run started in between, which fails the submit the
+same way, where a queue would have run both back to back.
 """
 
 from __future__ import annotations
@@ -415,6 +416,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 }
             ],
             "max_concurrent_runs": 1,
+            "queue": {"enabled": False},
         }
         return NativePipeline(pipeline=spec.name, format=FORMAT, definition=definition)
 
@@ -427,10 +429,12 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         to be uploaded; duplicates (a create retried after its answer was lost) are deleted,
         keeping the oldest. The step runner is uploaded to ``runner`` first (after a running job
         is refused), so a failed upload leaves the job running what it ran before, never a
-        notebook that is not there."""
+        notebook that is not there. A definition compiled before it said whether the job queues
+        (no ``queue``) gets the queue turned off, as compile turns it off now: Jobs 2.2 would
+        queue its runs, and a run started in between would wait instead of failing the submit."""
         from databricks.sdk.service.jobs import JobSettings
 
-        settings = JobSettings.from_dict(dict(pipeline.definition))
+        settings = JobSettings.from_dict({"queue": {"enabled": False}, **pipeline.definition})
         name = str(pipeline.definition["name"])
         found = self._job_ids(name)
         if found:
@@ -452,6 +456,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                     parameters=settings.parameters,
                     environments=settings.environments,
                     max_concurrent_runs=settings.max_concurrent_runs,
+                    queue=settings.queue,
                 ),
             )
             found = self._job_ids(name)

@@ -8,7 +8,8 @@ upstream failed are ``UPSTREAM_FAILED`` (unless ``run_if`` says otherwise) and t
 follows its leaf tasks, as on Databricks. ``run-now`` and ``runs/submit`` honour
 ``idempotency_token``. A ``run-now`` of a job with ``max_concurrent_runs`` runs still active
 creates a run that is ``SKIPPED`` at once (result ``MAXIMUM_CONCURRENT_RUNS_REACHED``, termination
-code ``MAX_CONCURRENT_RUNS_EXCEEDED``), unless the job sets ``queue.enabled``: then the run waits
+code ``MAX_CONCURRENT_RUNS_EXCEEDED``), unless the job queues its runs (``queue.enabled``, which a
+job created or reset without ``queue`` takes as true, as Jobs 2.2 does): then the run waits
 ``QUEUED`` until an active run ends, as on Databricks. A task that writes to standard streams
 (``spark_python_task``, ``python_wheel_task``, ``spark_jar_task``) and ran answers
 ``runs/get-output`` with its scripted ``logs``, the last 5 MB of them (``logs_truncated``); a
@@ -552,6 +553,7 @@ class Jobs:
         settings.setdefault("name", "Untitled")
         settings.setdefault("max_concurrent_runs", 1)
         settings.setdefault("format", "MULTI_TASK")
+        settings.setdefault("queue", {"enabled": True})
         self._validate_tasks(settings.get("tasks") or [], required=False)
         job_id = self.ctx.next_number("job", start=101)
         self.jobs[job_id] = Job(job_id, settings, self.ctx.now_ms(), self.ctx.user)
@@ -584,6 +586,7 @@ class Jobs:
     def reset(self, req: Request) -> None:
         job = self._job(req.require("job_id"))
         settings = dict(req.require("new_settings"))
+        settings.setdefault("queue", {"enabled": True})
         self._validate_tasks(settings.get("tasks") or [], required=False)
         job.settings = settings
 
