@@ -359,6 +359,7 @@ def test_workspace_registry_versions_tags_and_stage_transitions(w: WorkspaceClie
 
 
 def test_runs_are_created_logged_finished_and_searched(w: WorkspaceClient) -> None:
+    w.workspace.mkdirs("/Shared/mintaka")
     experiment_id = w.experiments.create_experiment("/Shared/mintaka/churn").experiment_id
     assert w.experiments.get_by_name("/Shared/mintaka/churn").experiment.experiment_id == (
         experiment_id
@@ -400,6 +401,7 @@ def test_runs_are_created_logged_finished_and_searched(w: WorkspaceClient) -> No
 
 
 def test_searches_page_and_name_their_experiments(w: WorkspaceClient) -> None:
+    w.workspace.mkdirs("/Shared/mintaka")
     ids = [w.experiments.create_experiment(f"/Shared/mintaka/e{n}").experiment_id for n in range(3)]
     w.experiments.create_experiment("/Shared/other")
     for experiment_id in ids:
@@ -420,6 +422,11 @@ def test_searches_page_and_name_their_experiments(w: WorkspaceClient) -> None:
 def test_tracking_errors(w: WorkspaceClient) -> None:
     with pytest.raises(InvalidParameterValue):
         w.experiments.create_experiment("relative-name")
+    with pytest.raises(ResourceDoesNotExist, match="Parent directory /Shared/missing does not"):
+        w.experiments.create_experiment("/Shared/missing/e")
+    w.workspace.import_("/Shared/file", content="", format=ImportFormat.RAW)
+    with pytest.raises(ResourceDoesNotExist, match="Parent directory /Shared/file does not"):
+        w.experiments.create_experiment("/Shared/file/e")
     experiment_id = w.experiments.create_experiment("/Shared/e").experiment_id
     with pytest.raises(ResourceAlreadyExists):
         w.experiments.create_experiment("/Shared/e")

@@ -1200,6 +1200,27 @@ def test_another_process_finds_a_run_by_its_mintaka_id(
     assert [e.name for e in under_root] == ["/Shared/mintaka/churn"]
 
 
+@pytest.mark.parametrize("experiment", ["churn", "team/churn"])
+def test_a_run_creates_its_experiment_in_a_folder_not_yet_there(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, experiment: str
+) -> None:
+    """Databricks refuses an experiment whose workspace folder does not exist."""
+    assert "/Shared/mintaka" not in databricks_fake.state.workspace.objects
+    run = Run(
+        id="run-1",
+        experiment=experiment,
+        started_at=cloud.context.clock.now(),
+        backend="databricks",
+    )
+    created = cloud.create_run(run)
+    name = f"/Shared/mintaka/{experiment}"
+    folder = databricks_fake.state.workspace.objects[name.rsplit("/", 1)[0]]
+    assert folder.object_type == "DIRECTORY"
+    found = databricks_fake.state.tracking.experiment_by_name(name)
+    assert found.experiment_id == created["experiment_id"]
+    assert cloud.get_run("run-1").experiment == experiment
+
+
 def test_describe_never_shows_the_token(cloud: DatabricksBackend) -> None:
     shown = json.dumps(cloud.describe())
     assert cloud.settings.token is not None

@@ -1,13 +1,15 @@
 """Experiment runs mirrored into MLflow tracking on Databricks.
 
-A Mintaka experiment ``churn`` is the MLflow experiment ``<experiment_root>/churn``; a run carries
-its Mintaka id in the ``mintaka.run_id`` tag, by which it is found again (and deduplicated when a
-create's answer was lost and the SDK retried it).
+A Mintaka experiment ``churn`` is the MLflow experiment ``<experiment_root>/churn``, created with
+the workspace folder it sits in (Databricks refuses an experiment whose folder does not exist); a
+run carries its Mintaka id in the ``mintaka.run_id`` tag, by which it is found again (and
+deduplicated when a create's answer was lost and the SDK retried it).
 """
 
 from __future__ import annotations
 
 import json
+import posixpath
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +47,8 @@ class MlflowRuns(WorkspaceAccess, RunTracking):
                 return found.experiment.experiment_id
         except NotFound:
             pass
+        folder = posixpath.dirname(name)
+        self._call(f"creating folder {folder}", lambda: self.client.workspace.mkdirs(folder))
         try:
             created = self._call(
                 f"creating experiment {name}",

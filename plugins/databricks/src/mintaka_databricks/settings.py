@@ -47,7 +47,8 @@ class DatabricksSettings(BackendSettings):
     poll_seconds: float = Field(default=5.0, gt=0)
     """Pause between polls of a changing endpoint or a running job."""
     experiment_root: str = Field(default="/Shared/mintaka", pattern=r"^/")
-    """Workspace folder under which Mintaka's MLflow experiments are created."""
+    """Workspace folder under which Mintaka's MLflow experiments are created (the folder too,
+    when missing)."""
     upload_artifacts: bool = True
     """Upload a version's model files into its Unity Catalog model version (through the Files
     API, as MLflow does), so that Model Serving can load them and adoption read them back. Off:

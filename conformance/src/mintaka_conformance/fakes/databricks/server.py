@@ -48,7 +48,7 @@ class WorkspaceState:
         self.files = WorkspaceFiles(ctx, self.uc)
         self.workspace = WorkspaceTree(ctx)
         self.registry = WorkspaceRegistry(ctx, settle_after)
-        self.tracking = Tracking(ctx)
+        self.tracking = Tracking(ctx, self.workspace)
         self.serving = Serving(ctx, self.uc, self.registry, settle_after)
         self.jobs = Jobs(ctx, self.workspace)
         self.lineage = Lineage(ctx)

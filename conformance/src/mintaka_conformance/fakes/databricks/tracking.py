@@ -1,7 +1,13 @@
-"""MLflow experiments and runs with MLflow's rules: immutable params, batch limits, filters."""
+"""MLflow experiments and runs with MLflow's rules: immutable params, batch limits, filters.
+
+An experiment is named by its absolute workspace path, whose parent folder must exist in the
+workspace tree, as on Databricks (``RESOURCE_DOES_NOT_EXIST`` "Parent directory ... does not
+exist.").
+"""
 
 from __future__ import annotations
 
+import posixpath
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +24,7 @@ from .routing import (
     not_found,
     paginate,
 )
+from .workspace import WorkspaceTree
 
 RUN_STATUSES = ("RUNNING", "SCHEDULED", "FINISHED", "FAILED", "KILLED")
 MAX_METRICS_PER_BATCH = 1000
@@ -65,8 +72,9 @@ class TrackedRun:
 
 
 class Tracking:
-    def __init__(self, ctx: WorkspaceContext) -> None:
+    def __init__(self, ctx: WorkspaceContext, workspace: WorkspaceTree) -> None:
         self.ctx = ctx
+        self.workspace = workspace
         self.experiments: dict[str, Experiment] = {}
         self.runs: dict[str, TrackedRun] = {}
 
@@ -177,6 +185,10 @@ class Tracking:
                 f"Got an invalid experiment name '{name}'. "
                 "An experiment name must be an absolute path within the Databricks workspace."
             )
+        parent = posixpath.dirname(name.rstrip("/")) or "/"
+        folder = self.workspace.objects.get(parent)
+        if folder is None or folder.object_type != "DIRECTORY":
+            raise not_found(f"Parent directory {parent} does not exist.")
         for existing in self.experiments.values():
             if existing.name == name:
                 state = " in deleted state" if existing.lifecycle_stage == "deleted" else ""
