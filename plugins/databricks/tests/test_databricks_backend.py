@@ -1221,6 +1221,29 @@ def test_a_run_creates_its_experiment_in_a_folder_not_yet_there(
     assert cloud.get_run("run-1").experiment == experiment
 
 
+def test_a_run_in_an_experiment_in_the_trash_is_a_conflict_saying_how_to_restore_it(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """An experiment of the name deleted in the workspace holds the name; Mintaka neither
+    restores someone's deleted experiment nor creates the run anywhere else."""
+    other = workspace_client(databricks_fake)
+    other.workspace.mkdirs("/Shared/mintaka")
+    old = other.experiments.create_experiment("/Shared/mintaka/churn").experiment_id
+    assert old is not None
+    other.experiments.delete_experiment(old)
+    run = Run(id="run-1", experiment="churn", started_at=cloud.context.clock.now(), backend="x")
+    with pytest.raises(
+        Conflict, match=r"/Shared/mintaka/churn \(id \d+\) is in the .*trash"
+    ) as err:
+        cloud.create_run(run)
+    assert "restore" in str(err.value)
+    experiment = databricks_fake.state.tracking.experiment_by_name("/Shared/mintaka/churn")
+    assert experiment.lifecycle_stage == "deleted"
+    assert databricks_fake.state.tracking.runs == {}
+    experiment.lifecycle_stage = "active"  # restored by its owner
+    assert cloud.create_run(run)["experiment_id"] == old
+
+
 def test_describe_never_shows_the_token(cloud: DatabricksBackend) -> None:
     shown = json.dumps(cloud.describe())
     assert cloud.settings.token is not None

@@ -3,7 +3,10 @@
 A Mintaka experiment ``churn`` is the MLflow experiment ``<experiment_root>/churn``, created with
 the workspace folder it sits in (Databricks refuses an experiment whose folder does not exist); a
 run carries its Mintaka id in the ``mintaka.run_id`` tag, by which it is found again (and
-deduplicated when a create's answer was lost and the SDK retried it).
+deduplicated when a create's answer was lost and the SDK retried it). An experiment of that name
+in the workspace's trash (deleted, not yet purged) holds the name, and Databricks takes no run
+into it: creating a run there is a ``Conflict`` that says how to restore it, since it may be
+someone else's, which Mintaka leaves as it is.
 """
 
 from __future__ import annotations
@@ -31,6 +34,18 @@ def _ms(at: datetime) -> int:
     return int(at.timestamp() * 1000)
 
 
+def _active(experiment: Any) -> str:
+    """The id of ``experiment`` (as ``get-by-name`` answers), refused when it is in the trash:
+    Databricks creates no run in a deleted experiment, and restoring it is its owner's call."""
+    if experiment.lifecycle_stage not in (None, "active"):
+        raise Conflict(
+            f"MLflow experiment {experiment.name} (id {experiment.experiment_id}) is in the "
+            "workspace's trash, so no run can be created in it: restore it (from the trash in "
+            "the workspace, or MLflow's restore_experiment) or use another experiment name"
+        )
+    return str(experiment.experiment_id)
+
+
 class MlflowRuns(WorkspaceAccess, RunTracking):
     """``Capability.RUNS`` over the workspace's MLflow tracking server."""
 
@@ -44,7 +59,7 @@ class MlflowRuns(WorkspaceAccess, RunTracking):
                 f"reading experiment {name}", lambda: self.client.experiments.get_by_name(name)
             )
             if found.experiment is not None and found.experiment.experiment_id:
-                return found.experiment.experiment_id
+                return _active(found.experiment)
         except NotFound:
             pass
         folder = posixpath.dirname(name)
@@ -60,7 +75,7 @@ class MlflowRuns(WorkspaceAccess, RunTracking):
                 f"reading experiment {name}", lambda: self.client.experiments.get_by_name(name)
             )
             assert again.experiment is not None
-            return str(again.experiment.experiment_id)
+            return _active(again.experiment)
 
     def _search_runs(self, run_id: str) -> list[Any]:
         """Runs tagged with ``run_id``, oldest first: in the experiments this backend used, then
