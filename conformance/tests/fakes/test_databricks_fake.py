@@ -355,6 +355,29 @@ def test_workspace_registry_versions_tags_and_stage_transitions(w: WorkspaceClie
         w.model_registry.transition_stage("churn", "1", "Prod", archive_existing_versions=False)
 
 
+@pytest.mark.parametrize(
+    ("written", "found"),
+    [
+        ("""name = "Bob's model\"""", ["Bob's model"]),
+        ("name = 'Bob''s model'", ["Bob''s model"]),
+        ("name = 'Bob\\'s model'", ["Bob\\'s model"]),
+        ('name LIKE "Bob\'s%"', ["Bob's model", "Bob's other"]),
+    ],
+)
+def test_a_search_filter_value_is_read_as_mlflow_reads_it(
+    w: WorkspaceClient, written: str, found: list[str]
+) -> None:
+    """MLflow strips a filter value's quotes (single or double) and unescapes nothing inside."""
+    for name in ("Bob's model", "Bob's other", "Bob''s model", "Bob\\'s model"):
+        w.model_registry.create_model(name)
+        w.model_registry.create_model_version(name, "dbfs:/m/1")
+    listed = w.model_registry.search_models(filter=written)
+    assert sorted(m.name or "" for m in listed) == found
+    if "LIKE" not in written:
+        versions = w.model_registry.search_model_versions(filter=written)
+        assert [v.name for v in versions] == found
+
+
 # MLflow experiments and runs
 
 

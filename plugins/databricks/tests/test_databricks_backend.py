@@ -360,12 +360,16 @@ def test_discovery_reports_what_mintaka_did_not_make(
     databricks_fake.state.uc.create_model("main.mintaka.Legacy_Model")
     databricks_fake.state.uc.add_version("main.mintaka.legacy_model")
     databricks_fake.state.uc.create_model("main.mintaka.old__scores")
+    databricks_fake.state.uc.create_model("main.mintaka.bob's_model")
+    databricks_fake.state.uc.add_version("main.mintaka.bob's_model")
     found = {(r.kind, r.name): r for r in cloud.discover()}
     assert found[(ResourceKind.MODEL, "churn")].managed
     assert found[(ResourceKind.MODEL_VERSION, "churn:1")].managed
     assert not found[(ResourceKind.MODEL, "legacy-model")].managed
     assert not found[(ResourceKind.MODEL_VERSION, "legacy-model:1")].managed
     assert not found[(ResourceKind.MODEL, "main.mintaka.old__scores")].managed
+    # A quote in a name, which MLflow's filter parser cannot escape, is searched in double quotes.
+    assert not found[(ResourceKind.MODEL_VERSION, "main.mintaka.bob's_model:1")].managed
 
 
 def test_the_mlflow_run_that_logged_a_version_is_reported_as_its_origin(

@@ -113,6 +113,39 @@ def test_discovery_reports_workspace_models_mintaka_did_not_make(
     assert not found[(ResourceKind.MODEL, "Legacy X")].managed
 
 
+def test_a_workspace_model_with_a_quote_in_its_name_is_discovered_with_its_versions(
+    databricks_fake: FakeDatabricks, cloud: DatabricksWorkspaceBackend, tmp_path: Path
+) -> None:
+    """MLflow's filter parser strips a value's quotes and unescapes nothing, so a name holding a
+    single quote is searched in double quotes; one holding both kinds cannot be searched, and its
+    model is listed without versions rather than failing discovery of the whole workspace."""
+    cloud.ensure_model("churn")
+    cloud.create_version(request(tmp_path, "churn", "mv-1"))
+    for name in ("Bob's model", 'Ann\'s "best" model'):
+        cloud._rest("POST", "/api/2.0/mlflow/registered-models/create", "", body={"name": name})
+        body = {"name": name, "source": "dbfs:/x"}
+        cloud._rest("POST", "/api/2.0/mlflow/model-versions/create", "", body=body)
+        cloud._raw_version(name, 1)  # read until registered
+    found = {(r.kind, r.name): r for r in cloud.discover()}
+    assert found[(ResourceKind.MODEL_VERSION, "churn:1")].managed
+    assert not found[(ResourceKind.MODEL, "Bob's model")].managed
+    assert found[(ResourceKind.MODEL_VERSION, "Bob's model:1")].backend_id == "Bob's model/1"
+    unread = found[(ResourceKind.MODEL, 'Ann\'s "best" model')]
+    assert "both a single and a double quote" in unread.extra["versions_unread"]
+    assert (ResourceKind.MODEL_VERSION, 'Ann\'s "best" model:1') not in found
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [{"model_names": {"churn": 'Ann\'s "best" model'}}, {"experiment_root": "/Shared/a'\"b"}],
+)
+def test_a_name_no_search_filter_can_hold_is_refused_in_the_settings(
+    setting: dict[str, object],
+) -> None:
+    with pytest.raises(SettingsError, match="both a single and a double quote"):
+        DatabricksWorkspaceSettings(host="https://example.invalid", **setting)  # type: ignore[arg-type]
+
+
 def test_an_endpoint_serves_the_workspace_model(
     databricks_fake: FakeDatabricks, cloud: DatabricksWorkspaceBackend, tmp_path: Path
 ) -> None:

@@ -11,6 +11,7 @@ declared in ``emulated``.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, ClassVar
 
 from mintaka.capabilities import Capability
@@ -21,7 +22,7 @@ from mintaka.domain.discovery import (
     ResourceKind,
 )
 from mintaka.domain.governance import Identity, IdentitySource
-from mintaka.errors import ConfigurationError
+from mintaka.errors import ConfigurationError, ValidationError
 from mintaka.interfaces import (
     Backend,
     BackendContext,
@@ -42,6 +43,8 @@ from mintaka_databricks.settings import DatabricksSettings, DatabricksWorkspaceS
 from mintaka_databricks.versions import is_ready, tag_map
 from mintaka_databricks.workspace import ID_TAG
 from mintaka_databricks.workspace_registry import WorkspaceModelRegistry
+
+log = logging.getLogger(__name__)
 
 _CAPABILITIES = frozenset(
     {
@@ -157,11 +160,18 @@ class _DatabricksWorkspace(
 
     def discover(self) -> list[DiscoveredResource]:
         """Every model and its ready versions, and every serving endpoint; a version still
-        registering or whose registration failed is left out, as in ``observe_model``."""
+        registering or whose registration failed is left out, as in ``observe_model``. A model
+        whose versions no search can name (both kinds of quote in its name) is listed without
+        them, saying why in ``extra["versions_unread"]``, so it does not hide the others."""
         found: list[DiscoveredResource] = []
         for full, leaf in sorted(self._listed_models()):
             name = self._mintaka_model(full, leaf)
-            versions = [v for v in self._listed_versions(full) if is_ready(v)]
+            unread: dict[str, str] = {}
+            try:
+                versions = [v for v in self._listed_versions(full) if is_ready(v)]
+            except ValidationError as exc:
+                log.warning("the versions of model %r were not read: %s", full, exc)
+                versions, unread = [], {"versions_unread": str(exc)}
             managed = [bool(tag_map(v).get(ID_TAG)) for v in versions]
             found.append(
                 DiscoveredResource(
@@ -169,6 +179,7 @@ class _DatabricksWorkspace(
                     name=name or full,
                     backend_id=full,
                     managed=name is not None and any(managed),
+                    extra=unread,
                 )
             )
             for raw, is_managed in sorted(

@@ -21,6 +21,7 @@ from mintaka.domain.runs import Run, RunStatus
 from mintaka.errors import Conflict, NotFound
 from mintaka.interfaces import RunTracking
 from mintaka_databricks.errors import BACKEND
+from mintaka_databricks.filters import filter_value
 from mintaka_databricks.workspace import WorkspaceAccess
 
 RUN_TAG = "mintaka.run_id"
@@ -84,7 +85,7 @@ class MlflowRuns(WorkspaceAccess, RunTracking):
         A run search names its experiments (MLflow finds nothing in none), so the second scope
         is listed first, and searched ``_SCOPE`` experiments at a time.
         """
-        where = f"tags.`{RUN_TAG}` = '{run_id}'"
+        where = f"tags.`{RUN_TAG}` = {filter_value(run_id)}"
         known = sorted(self._experiments)
         for scope in self._chunks(known):
             if found := self._runs_in(scope, where, run_id):
@@ -107,12 +108,11 @@ class MlflowRuns(WorkspaceAccess, RunTracking):
         return sorted(found, key=lambda r: (r.info.start_time or 0, r.info.run_id or ""))
 
     def _experiments_under_root(self) -> list[str]:
-        root = self.settings.experiment_root.rstrip("/").replace("'", "''")
+        root = self.settings.experiment_root.rstrip("/")
+        where = f"name LIKE {filter_value(root + '/%')}"
         found = self._call(
             f"listing experiments under {root}",
-            lambda: list(
-                self.client.experiments.search_experiments(filter=f"name LIKE '{root}/%'")
-            ),
+            lambda: list(self.client.experiments.search_experiments(filter=where)),
         )
         return sorted(str(e.experiment_id) for e in found if e.experiment_id)
 

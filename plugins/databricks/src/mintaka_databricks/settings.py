@@ -14,12 +14,24 @@ from mintaka.domain.names import (
     validate_endpoint_name,
     validate_model_name,
 )
+from mintaka.errors import ValidationError
 from mintaka.interfaces import BackendSettings
+from mintaka_databricks.filters import filter_value
 from mintaka_databricks.names import mintaka_name, uc_leaf
 
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,254}$"
 ENDPOINT_NAME = re.compile(r"^[A-Za-z0-9_-]{1,63}$")  # a Model Serving endpoint
 WORKSPACE_MODEL_NAME = re.compile(r"^[^./:%]{1,256}$")  # a workspace registered model
+
+
+def _searchable(name: str) -> str:
+    """``name``, refused when no MLflow search filter can name it (both kinds of quote): the
+    versions of such a model, or the experiments under such a folder, could never be found."""
+    try:
+        filter_value(name)
+    except ValidationError as exc:
+        raise ValueError(str(exc)) from None
+    return name
 
 
 class DatabricksSettings(BackendSettings):
@@ -102,7 +114,13 @@ class DatabricksSettings(BackendSettings):
             ours = mintaka_name(theirs)
             if ours is not None:  # reachable as it is: it would have two Mintaka names
                 raise ValueError(f"{what} {theirs!r} is Mintaka's {ours!r} already: use that")
+            _searchable(theirs)
         return names
+
+    @field_validator("experiment_root")
+    @classmethod
+    def _experiment_root_searchable(cls, value: str) -> str:
+        return _searchable(value)
 
     @model_validator(mode="after")
     def _model_names_in_the_workspace_registry(self) -> DatabricksSettings:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from mintaka.domain.registry import ApprovalStatus, BackendVersion, VersionOrigin, VersionRequest
 from mintaka.errors import NotFound, ValidationError
+from mintaka_databricks.filters import filter_value
 from mintaka_databricks.names import mintaka_name
 from mintaka_databricks.settings import DatabricksSettings
 from mintaka_databricks.workspace import (
@@ -131,7 +132,7 @@ class KeyedVersions(WorkspaceAccess):
             self._SEARCH_VERSIONS_PATH,
             "model_versions",
             f"listing versions of {full}",
-            {"filter": f"name='{full}'"},
+            {"filter": f"name = {filter_value(full)}"},
         )
 
     # Whether a version listed by ``_SEARCH_VERSIONS_PATH`` carries its tags and aliases.

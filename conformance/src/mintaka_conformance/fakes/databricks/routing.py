@@ -195,3 +195,15 @@ def page_answer(
     if token:
         body["next_page_token"] = token
     return body
+
+
+# A string value in an MLflow search filter as MLflow's parser tokenises it (sqlparse): in single
+# or double quotes, with a doubled or backslash-escaped quote of the same kind inside.
+FILTER_STRING = r"""(?:'(?:''|\\'|[^'])*'|"(?:""|\\"|[^"])*")"""
+
+
+def filter_string(token: str) -> str:
+    """The value a quoted ``FILTER_STRING`` token stands for, as MLflow reads it: the text between
+    the quotes as written (MLflow strips the quotes and unescapes nothing, so ``'Bob''s'`` is
+    ``Bob''s``, and a value holding a single quote is written in double quotes)."""
+    return token[1:-1]

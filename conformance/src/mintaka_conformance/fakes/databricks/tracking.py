@@ -15,10 +15,12 @@ from typing import Any
 
 from .context import WorkspaceContext
 from .routing import (
+    FILTER_STRING,
     ApiError,
     Request,
     Router,
     already_exists,
+    filter_string,
     invalid,
     key_values,
     not_found,
@@ -396,13 +398,17 @@ def _page(req: Request, items: list[Any], *, limit: int) -> tuple[list[Any], dic
 _CLAUSE = re.compile(
     r"""^\s*(?P<kind>tags|tag|params|param|attributes|attribute|attr|run)\.
     (?:`(?P<bq>[^`]+)`|"(?P<dq>[^"]+)"|(?P<plain>[\w.]+))
-    \s*(?P<op>=|!=)\s*'(?P<value>(?:[^']|'')*)'\s*$""",
+    \s*(?P<op>=|!=)\s*(?P<value>"""
+    + FILTER_STRING
+    + r""")\s*$""",
     re.VERBOSE | re.IGNORECASE,
 )
 
 
 _NAME_CLAUSE = re.compile(
-    r"^\s*(?:attributes\.|attribute\.)?name\s+(?P<op>=|!=|LIKE|ILIKE)\s+'(?P<value>(?:[^']|'')*)'\s*$",
+    r"^\s*(?:attributes\.|attribute\.)?name\s+(?P<op>=|!=|LIKE|ILIKE)\s+(?P<value>"
+    + FILTER_STRING
+    + r")\s*$",
     re.IGNORECASE,
 )
 
@@ -417,7 +423,7 @@ def _parse_experiment_filter(text: str) -> list[Callable[[str], bool]]:
         found = _NAME_CLAUSE.match(clause)
         if found is None:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid filter '{text}'.")
-        op, value = found.group("op").upper(), found.group("value").replace("''", "'")
+        op, value = found.group("op").upper(), filter_string(found.group("value"))
         if op in ("LIKE", "ILIKE"):
             pattern = "".join(
                 ".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in value
@@ -449,7 +455,7 @@ def _parse_run_filter(text: str) -> list[Any]:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid filter '{text}'.")
         kind = found.group("kind").lower()
         key = found.group("bq") or found.group("dq") or found.group("plain")
-        value = found.group("value").replace("''", "'")
+        value = filter_string(found.group("value"))
         negate = found.group("op") == "!="
 
         def read(run: TrackedRun, kind: str = kind, key: str = key) -> str | None:

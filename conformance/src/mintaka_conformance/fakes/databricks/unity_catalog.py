@@ -17,10 +17,12 @@ from typing import Any
 from .context import WorkspaceContext
 from .model_versions import NamedVersions, version_number
 from .routing import (
+    FILTER_STRING,
     ApiError,
     Request,
     Router,
     already_exists,
+    filter_string,
     invalid,
     key_values,
     not_found,
@@ -650,7 +652,7 @@ def _page_size(requested: int | None, *, default: int, maximum: int) -> int:
     return min(requested, maximum)
 
 
-_CONDITION = re.compile(r"""^\s*(?:\w+\.)?"?(\w+)"?\s*=\s*'((?:[^']|'')*)'\s*$""")
+_CONDITION = re.compile(rf"""^\s*(?:\w+\.)?"?(\w+)"?\s*=\s*({FILTER_STRING})\s*$""")
 
 
 def _parse_equality_filter(text: str) -> dict[str, str]:
@@ -662,5 +664,5 @@ def _parse_equality_filter(text: str) -> dict[str, str]:
         found = _CONDITION.match(clause)
         if found is None:
             raise invalid(f"Unsupported filter: {text!r}")
-        conditions[found.group(1)] = found.group(2).replace("''", "'")
+        conditions[found.group(1)] = filter_string(found.group(2))
     return conditions

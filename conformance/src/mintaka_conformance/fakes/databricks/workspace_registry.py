@@ -15,7 +15,17 @@ from typing import Any
 
 from .context import WorkspaceContext
 from .model_versions import NamedVersions, version_number
-from .routing import Request, Router, already_exists, invalid, key_values, not_found, page_answer
+from .routing import (
+    FILTER_STRING,
+    Request,
+    Router,
+    already_exists,
+    filter_string,
+    invalid,
+    key_values,
+    not_found,
+    page_answer,
+)
 
 STAGES = ("None", "Staging", "Production", "Archived")
 
@@ -316,14 +326,15 @@ def _stage(value: str) -> str:
 
 
 def _name_filter(text: str) -> Any:
-    """``name='x'`` or ``name LIKE 'x%'``; an empty filter matches everything."""
+    """``name='x'`` or ``name LIKE 'x%'`` (the value in single or double quotes, as MLflow reads
+    it); an empty filter matches everything."""
     text = text.strip()
     if not text:
         return lambda name: True
-    found = re.match(r"""^name\s*(=|like|ilike)\s*'((?:[^']|'')*)'$""", text, re.IGNORECASE)
+    found = re.match(rf"^name\s*(=|like|ilike)\s*({FILTER_STRING})$", text, re.IGNORECASE)
     if found is None:
         raise invalid(f"Unsupported filter: {text!r}")
-    operator, value = found.group(1).lower(), found.group(2).replace("''", "'")
+    operator, value = found.group(1).lower(), filter_string(found.group(2))
     if operator == "=":
         return lambda name: name == value
     pattern = re.compile(
