@@ -4,12 +4,19 @@ Model Serving exports cumulative counters (requests and errors per served entity
 started) and keeps no history. To answer "how many requests between ``start`` and ``end``", every
 read is remembered under the backend's home, and a window is the counters read now minus those of
 the last read at or before ``start``. Without such a read, the counters since the endpoint was
-created are all there is, and the metrics say so through the ``start`` they report.
+created are all there is, and the metrics say so through the ``start`` they report. Processes
+that read the same endpoint's counters (a rollout and a monitor) take turns at remembering a read,
+each under an exclusive lock on ``<endpoint>.lock`` beside the file, so that neither writes back
+the reads it loaded over one the other has just added.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -50,12 +57,28 @@ class CounterSnapshots:
         ]
 
     def record(self, endpoint: str, snapshot: Snapshot) -> list[Snapshot]:
-        """Remember ``snapshot``; returns the reads remembered before it."""
-        earlier = self.load(endpoint)
-        kept = [*earlier, snapshot][-self.keep :]
-        data = json.dumps([{"at": s.at.isoformat(), "counters": s.counters} for s in kept])
-        write_atomic(self._path(endpoint), data, durable=False)
+        """Remember ``snapshot``; returns the reads remembered before it. The reads are loaded
+        and written back under the endpoint's lock, so one another process records meanwhile is
+        kept, not overwritten."""
+        with _locked(self.root / f"{endpoint}.lock"):
+            earlier = self.load(endpoint)
+            kept = [*earlier, snapshot][-self.keep :]
+            data = json.dumps([{"at": s.at.isoformat(), "counters": s.counters} for s in kept])
+            write_atomic(self._path(endpoint), data, durable=False)
         return earlier
+
+
+@contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created if missing), waiting for any other holder,
+    in this process or another."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def baseline(earlier: list[Snapshot], start: datetime) -> Snapshot | None:
