@@ -97,3 +97,17 @@ def test_table_and_field_cells_are_shown_as_written(capsys: pytest.CaptureFixtur
     assert "[bold] kept" in out
     assert "[/x] kept" in out
     assert "team=[risk]" in out
+
+
+@pytest.mark.parametrize("width", [140, 40])
+def test_a_title_is_printed_as_written(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, width: int
+) -> None:
+    """A title names what is listed (a model, a cloud's name): square brackets in it are not
+    markup, whether the rows print as a table or as records."""
+    monkeypatch.setattr(output.console, "width", width)
+    output.table("versions of m[/]", COLUMNS, ROWS)
+    output.fields("[red]card[/red]", [("owner", "ann")])
+    out = capsys.readouterr().out
+    assert "versions of m[/]" in out
+    assert "[red]card[/red]" in out

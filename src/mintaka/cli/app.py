@@ -161,8 +161,8 @@ def init(
     plat = platform(ctx)  # opens (or creates) the store and the backend before anything is written
     if had == chosen and recorded.get("backend") == chosen:
         console.print(
-            f"[bold]{plat.home}[/] is already initialised "
-            f"(backend {chosen}, config {root / CONFIG_FILE})"
+            f"[bold]{escape(str(plat.home))}[/] is already initialised "
+            f"(backend {escape(chosen)}, config {escape(str(root / CONFIG_FILE))})"
         )
     else:
         switching = bool(had) and had != chosen
@@ -183,7 +183,8 @@ def init(
                 raise
         switched = f", switched from {had}" if had and had != chosen else ""
         console.print(
-            f"initialised [bold]{plat.home}[/] (backend {chosen}{switched}, config {path})"
+            f"initialised [bold]{escape(str(plat.home))}[/] "
+            f"(backend {escape(chosen + switched)}, config {escape(str(path))})"
         )
     console.print(f"store: {plat.store.durability()}")
     _note_overrides(chosen, plat.store.safe_url)
@@ -305,7 +306,7 @@ def demo(ctx: typer.Context) -> None:
     current.backend = "local"
     current.creates_home = True
     plat = platform(ctx)
-    console.print(f"[bold]Mintaka demo[/] in {plat.home} ({plat.store.durability()})")
+    console.print(f"[bold]Mintaka demo[/] in {escape(str(plat.home))} ({plat.store.durability()})")
     with Status("starting", console=console) as status:
 
         def step(message: str) -> None:
@@ -378,7 +379,9 @@ def _demo_summary(result: DemoResult) -> None:
     console.print("[bold]lineage[/] (upstream of credit-default@champion):")
     console.print(render(result.lineage, "up"))
     if result.evidence is not None:
-        console.print(f"evidence pack: {result.evidence} ({result.evidence_gaps} gaps)")
+        console.print(
+            f"evidence pack: {escape(str(result.evidence))} ({result.evidence_gaps} gaps)"
+        )
     stored = result.artifacts
     if stored is not None and stored.ok:
         console.print(f"[green]artifacts verified[/]: {stored.checked} re-hashed")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from mintaka.cli.output import console, err_console, table
 from mintaka.errors import ConfigurationError, PluginError
@@ -80,7 +81,7 @@ def matrix(
     for name in installed:
         target = suites.get(name)
         if run and target is not None and (not only or name in only):
-            with console.status(f"running the conformance suite of {name}"):
+            with console.status(f"running the conformance suite of {escape(name)}"):
                 recorded[name] = kit.run_suite(name, target)
         rows = recorded.get(name)
         counts = {o: sum(r["outcome"] == o for r in rows or []) for o in ("passed", "failed")}
@@ -97,7 +98,7 @@ def matrix(
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(kit.render_installed(recorded))
     table("conformance", ["backend", "suite", "passed", "failed"], summary)
-    console.print(f"wrote {output} and {results}")
+    console.print(f"wrote {escape(str(output))} and {escape(str(results))}")
     if any(row[3] not in ("-", "0") for row in summary):
         err_console.print("[red]some conformance tests failed[/]")
         raise typer.Exit(1)

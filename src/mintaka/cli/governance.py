@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from mintaka.cli.output import console, emit_json, fields, table, to_jsonable
 from mintaka.cli.state import platform
@@ -120,7 +121,7 @@ def inventory(
             return
         console.print(f"in production at [bold]{snapshot.at.isoformat()}[/]")
         aliases = ", ".join(snapshot.production_aliases) or "none"
-        console.print(f"production aliases then: {aliases} (policy {snapshot.policy})")
+        console.print(f"production aliases then: {aliases} (policy {escape(snapshot.policy)})")
         _table(
             plat,
             "live traffic",
@@ -217,7 +218,7 @@ def evidence_export(
     if as_json:
         _emit(plat, summary)
         return
-    console.print(f"wrote {written.json_path} and {written.html_path}")
+    console.print(f"wrote {escape(str(written.json_path))} and {escape(str(written.html_path))}")
     console.print(f"{written.controls} controls mapped, {written.gaps} gap(s)")
     if written.unreadable_policy:
         console.print(f"warning: {written.unreadable_policy}", markup=False)
@@ -239,9 +240,10 @@ def approve(
     if as_json:
         _emit(plat, approval)
         return
+    approver = escape(f"{approval.approver.name} ({approval.role})")
     console.print(
-        f"approved [bold]{approval.model}:{approval.version}[/] as {approval.approver.name} "
-        f"({approval.role}) for {approval.artifact_digest}"
+        f"approved [bold]{approval.model}:{approval.version}[/] as {approver} "
+        f"for {approval.artifact_digest}"
     )
 
 

@@ -34,7 +34,7 @@ def render(graph: LineageGraph, direction: str) -> Tree:
     def grow(branch: Tree, node: str, path: frozenset[str]) -> None:
         for child in sorted(children.get(node, [])):
             if child not in path:
-                grow(branch.add(labels.get(child, child)), child, path | {child})
+                grow(branch.add(labels.get(child, escape(child))), child, path | {child})
 
     reached = {dst for dsts in children.values() for dst in dsts}
     root_kind = graph.root.split(":", 1)[0]
@@ -45,12 +45,12 @@ def render(graph: LineageGraph, direction: str) -> Tree:
     )
     tops = [graph.root, *others]
     if len(tops) == 1:
-        tree = Tree(labels.get(graph.root, graph.root))
+        tree = Tree(labels.get(graph.root, escape(graph.root)))
         grow(tree, graph.root, frozenset({graph.root}))
         return tree
     tree = Tree(f"[bold]{len(tops)} {root_kind} versions[/]")
     for top in tops:
-        grow(tree.add(labels.get(top, top)), top, frozenset({top}))
+        grow(tree.add(labels.get(top, escape(top))), top, frozenset({top}))
     return tree
 
 

@@ -101,8 +101,8 @@ def discover(
     )
     if unusable:
         console.print(
-            f"[yellow]names Mintaka cannot use[/]: {', '.join(unusable)}; adopt them under names "
-            "the backend's settings map to them (docs/migration.md)"
+            f"[yellow]names Mintaka cannot use[/]: {escape(', '.join(unusable))}; adopt them "
+            "under names the backend's settings map to them (docs/migration.md)"
         )
 
 
@@ -195,7 +195,7 @@ def sync(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         if steps:
             console.print("next steps:")
             for step in dict.fromkeys(steps):
-                console.print(f"  {step}", soft_wrap=True)
+                console.print(f"  {escape(step)}", soft_wrap=True)
     if found:
         raise typer.Exit(1)
 
@@ -258,7 +258,9 @@ def adopt_model(
         _emit_adoption(adoption)
         return
     if not adoption.adopted:
-        console.print(f"nothing to adopt: {name} has no version that Mintaka does not record")
+        console.print(
+            f"nothing to adopt: {escape(name)} has no version that Mintaka does not record"
+        )
         return
     table(
         f"adopted {len(adoption.adopted)} version(s) of {name}",
@@ -317,18 +319,17 @@ def adopt_served(
     if as_json:
         _emit_adoption(adoption, endpoint=endpoint, route=route)
         return
+    slot, next_step = escape(f"{endpoint} {route}"), escape(f"mintaka adopt endpoint {endpoint}")
     if not adoption.adopted:
         served = ", ".join(f"{adoption.model}:{n}" for n in adoption.already_recorded)
         console.print(
-            f"already adopted: {endpoint} {route} serves {served or 'a recorded version'}; "
-            f"next: mintaka adopt endpoint {endpoint}"
+            f"already adopted: {slot} serves {served or 'a recorded version'}; next: {next_step}"
         )
         return
     for version in adoption.adopted:
         console.print(
-            f"registered what {endpoint} {route} serves as [bold]{version.ref}[/] "
-            f"(digest {version.artifact_digest[:19]}, {version.flavor.value}); next: "
-            f"mintaka adopt endpoint {endpoint}"
+            f"registered what {slot} serves as [bold]{version.ref}[/] "
+            f"(digest {version.artifact_digest[:19]}, {version.flavor.value}); next: {next_step}"
         )
     _findings(adoption.findings)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from mintaka.cli.output import console, emit_json, fields, table
 from mintaka.cli.state import platform
@@ -231,7 +232,7 @@ def features_(
     if not version:
         raise typer.BadParameter("give the version: NAME:VERSION")
     updated = platform(ctx).set_features(name, version, columns)
-    console.print(f"{updated.ref} inputs: {', '.join(updated.signature.inputs)}")
+    console.print(f"{updated.ref} inputs: {escape(', '.join(updated.signature.inputs))}")
 
 
 @app.command("tag")
@@ -244,7 +245,7 @@ def tag(
     plat = platform(ctx)
     version = _one_version(plat, ref)
     updated = plat.set_tags(version.name, version.version, dict(_pair(p) for p in pairs))
-    console.print(f"{updated.ref} tags: {updated.tags}")
+    console.print(f"{updated.ref} tags: {escape(str(updated.tags))}")
 
 
 @app.command("stage")

@@ -64,12 +64,18 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     if widths is None:
         console.print(_records(title, columns, cells))
         return
-    grid = Table(title=title, title_justify="left")
+    grid = Table(title=_title(title), title_justify="left")
     for index, column in enumerate(columns):
         grid.add_column(column, no_wrap=index == 0, width=widths[index], overflow="fold")
     for row in cells:
         grid.add_row(*row)
     console.print(grid)
+
+
+def _title(title: str) -> Text:
+    """A table's title as written: it names what the table lists, a model or a path included,
+    so square brackets in it are not markup."""
+    return Text(title, style="table.title")
 
 
 def _column_widths(
@@ -125,7 +131,7 @@ def _records(title: str, columns: Sequence[str], cells: Sequence[Sequence[Text]]
 
 
 def fields(title: str, pairs: Iterable[tuple[str, Any]]) -> None:
-    grid = Table(title=title, title_justify="left", show_header=False)
+    grid = Table(title=_title(title), title_justify="left", show_header=False)
     grid.add_column(style="bold", no_wrap=True)
     grid.add_column(overflow="fold")  # a digest or a URI is shown whole, wrapped if need be
     for key, value in pairs:

@@ -206,10 +206,12 @@ def show(
         emit_json(state)
         return
     run = state.run
-    console.print(f"[bold]{run.id}[/] {run.pipeline}: {run.status.value} ({state.trigger})")
+    console.print(f"[bold]{run.id}[/] {run.pipeline}: {run.status.value} ({escape(state.trigger)})")
     console.print(
-        f"code {state.code_commit or 'unknown'}; seeds {state.seeds}; "
-        f"data {state.data_digests}; experiment run {state.experiment_run}"
+        escape(
+            f"code {state.code_commit or 'unknown'}; seeds {state.seeds}; "
+            f"data {state.data_digests}; experiment run {state.experiment_run}"
+        )
     )
     rows = []
     for step in run.steps:
@@ -241,7 +243,7 @@ def compile_(
         import json
 
         out.write_text(json.dumps(native.definition, indent=2, sort_keys=True))
-        console.print(f"{native.format} definition written to {out}")
+        console.print(f"{native.format} definition written to {escape(str(out))}")
     else:
         emit_json(native)
 
@@ -307,7 +309,9 @@ def retrain(
                     f"{request.model} ({request.trigger}): {request.status} "
                     f"{outcome.id if outcome else request.outcome}"
                 )
-                console.print(line if request.status == "done" else f"[red]{escape(line)}[/]")
+                console.print(
+                    escape(line) if request.status == "done" else f"[red]{escape(line)}[/]"
+                )
         if not settled:
             raise typer.Exit(1)
         return

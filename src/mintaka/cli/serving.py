@@ -337,17 +337,18 @@ def rollout(
     result = RolloutController(plat, wait=wait).run(plan)
     for step in result.steps:
         verdict = "[red]breach[/]" if step.breaches else "[green]ok[/]"
-        console.print(f"step {step.index} {step.weights}: {verdict} {'; '.join(step.breaches)}")
+        breaches = escape("; ".join(step.breaches))
+        console.print(f"step {step.index} {escape(str(step.weights))}: {verdict} {breaches}")
     if result.promoted:
         console.print(f"[green]rolled out[/] {to} on {endpoint}")
     elif result.killed_because:
         console.print(
-            f"[red]kill switch pulled[/] on {endpoint} ({result.killed_because}); traffic now "
-            f"{result.rolled_back_to}"
+            f"[red]kill switch pulled[/] on {endpoint} ({escape(str(result.killed_because))}); "
+            f"traffic now {escape(str(result.rolled_back_to))}"
         )
         raise typer.Exit(1)
     else:
-        console.print(f"[red]rolled back[/] {endpoint} to {result.rolled_back_to}")
+        console.print(f"[red]rolled back[/] {endpoint} to {escape(str(result.rolled_back_to))}")
         raise typer.Exit(1)
 
 
@@ -367,7 +368,9 @@ def rollout_status(
         emit_json({"endpoint": endpoint, "rollout": rollout_id, "status": found.value})
     else:
         colour = {"succeeded": "green", "in_progress": "cyan"}.get(found.value, "red")
-        console.print(f"native rollout {rollout_id} on {endpoint}: [{colour}]{found.value}[/]")
+        console.print(
+            f"native rollout {escape(rollout_id)} on {endpoint}: [{colour}]{found.value}[/]"
+        )
     ended_badly = (
         native_rollout.NativeRolloutStatus.ROLLED_BACK,
         native_rollout.NativeRolloutStatus.FAILED,
@@ -436,5 +439,6 @@ def score(
     """Score a file with a registered version; every row gets a logged prediction id."""
     result = platform(ctx).serving.score_batch(model, input_path, output_path)
     console.print(
-        f"scored {result['rows']} rows into {result['output']} (batch {result['batch_id']})"
+        f"scored {result['rows']} rows into {escape(str(result['output']))} "
+        f"(batch {result['batch_id']})"
     )
