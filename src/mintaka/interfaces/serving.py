@@ -117,7 +117,8 @@ class BatchScoring(ABC):
         features: Sequence[str] = (),
     ) -> dict[str, str]:
         """Score every row of ``input_path`` into ``output_path`` (rows gain ``prediction_id``
-        and ``prediction`` columns); each row's prediction is logged like an online one."""
+        and ``prediction`` columns); each row's prediction is logged like an online one, under
+        the endpoint ``mintaka.serving.batch.BATCH_SCORED`` and the route ``batch_id``."""
 
 
 class KillSwitch(ABC):

@@ -355,7 +355,7 @@ class LocalServing(
         from mintaka.artifacts import ArtifactStore, manifest_of
         from mintaka.files import file_path
         from mintaka.flavors.loader import load_predictor
-        from mintaka.serving.batch import file_format, read_rows, write_rows
+        from mintaka.serving.batch import BATCH_SCORED, file_format, read_rows, write_rows
         from mintaka.serving.predlog import input_digest
 
         with self.transactions.read() as conn:
@@ -425,7 +425,7 @@ class LocalServing(
                 logged.append(
                     {
                         "id": prediction_id,
-                        "endpoint": "batch",
+                        "endpoint": BATCH_SCORED,
                         "route": batch_id[:32],
                         "model": route.model,
                         "version": route.version,

@@ -6,12 +6,22 @@ import csv
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from mintaka.errors import ValidationError
 from mintaka.files import open_atomic
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+BATCH_SCORED: Final = "(batch)"
+"""The ``endpoint`` of the predictions batch scoring logs (their ``route`` is the batch id): no
+endpoint can be named so, so an endpoint's metrics, capture and monitors never read batch-scored
+rows, and lineage never takes an endpoint's prediction for a batch's."""
+
+LOGGED_AS_BATCH: Final = "batch"
+"""The ``endpoint`` batch scoring logged its predictions under before :data:`BATCH_SCORED`; an
+endpoint may be named so too, so such a row is batch-scored only where lineage records its
+batch."""
 
 
 def file_format(path: Path) -> str:

@@ -57,7 +57,7 @@ from mintaka.interfaces import (
 )
 from mintaka.rollout.challenger import Comparison, CostMatrix, auc
 from mintaka.rollout.controller import native_rollout_unrecorded, rollout_of
-from mintaka.serving.batch import file_format
+from mintaka.serving.batch import BATCH_SCORED, LOGGED_AS_BATCH, file_format
 from mintaka.serving.mirror import ShadowMirror
 from mintaka.store.schema import (
     audit_events,
@@ -1032,20 +1032,7 @@ class ServingService:
         nodes = [prediction_node, decision_node]
         edges = [LineageEdge(src=prediction_node.id, dst=decision_node.id, kind=EdgeKind.DECIDED)]
         if record["version_id"]:
-            upstream = (
-                f"deployment:{record['endpoint']}/{record['route']}/{record['version_id']}"
-                if record["endpoint"] != "batch"
-                else f"prediction_batch:{record['route']}"
-            )
-            with self.platform.store.read() as conn:
-                kind, _, key = upstream.partition(":")
-                known = conn.execute(
-                    select(lineage_nodes.c.id).where(
-                        lineage_nodes.c.kind == kind, lineage_nodes.c.key == key
-                    )
-                ).first()
-            if known is None:
-                upstream = f"model_version:{record['version_id']}"
+            upstream = self._served_by(record)
             edges.append(LineageEdge(src=upstream, dst=prediction_node.id, kind=EdgeKind.SERVED))
         with self.platform.store.write() as conn:
             conn.execute(
@@ -1063,6 +1050,28 @@ class ServingService:
             )
         self.platform._after_commit([event])
         return decision_id
+
+    def _served_by(self, record: Mapping[str, Any]) -> str:
+        """The lineage node a logged prediction hangs under: the deployment of its endpoint's
+        route, else the batch that scored it, else (neither recorded) its model version. A row
+        logged as ``batch`` is an endpoint's when that endpoint's deployment is recorded (an
+        endpoint may be named ``batch``), else a batch's (batch scoring logged its rows so)."""
+        endpoint, route, version_id = record["endpoint"], record["route"], record["version_id"]
+        candidates = []
+        if endpoint != BATCH_SCORED:
+            candidates.append(("deployment", f"{endpoint}/{route}/{version_id}"))
+        if endpoint in (BATCH_SCORED, LOGGED_AS_BATCH):
+            candidates.append(("prediction_batch", str(route)))
+        with self.platform.store.read() as conn:
+            for kind, key in candidates:
+                known = conn.execute(
+                    select(lineage_nodes.c.id).where(
+                        lineage_nodes.c.kind == kind, lineage_nodes.c.key == key
+                    )
+                ).first()
+                if known is not None:
+                    return f"{kind}:{key}"
+        return f"model_version:{version_id}"
 
     def trace(self, prediction_id: str) -> PredictionTrace:
         """From a prediction back to the model version, its run and its training data."""
