@@ -427,9 +427,9 @@ def test_a_kill_pulled_before_a_breach_is_rolled_back_stays_in_force(
     judged = controller.sla_breaches
     restore = serving._set_traffic
 
-    def kill_while_judging(*args: Any) -> list[str]:
+    def kill_while_judging(*args: Any, **kwargs: Any) -> list[str]:
         pull()
-        return judged(*args)
+        return judged(*args, **kwargs)
 
     def kill_before_rollback(*args: Any, **kwargs: Any) -> object:
         if kwargs.get("action") == "endpoint.rollback":

@@ -9,12 +9,16 @@ from typing import Any
 
 import faulty_models
 import httpx
+import numpy as np
 import pytest
-from serving_kit import pyfunc_artifact, row, stop_polling, wait_for
+from serving_kit import FEATURES, X, Y, pyfunc_artifact, row, stop_polling, wait_for
+from sklearn.linear_model import LogisticRegression
 from sqlalchemy import select
 
 from mintaka import Conflict, MintakaError, Platform, PolicyViolation, ValidationError
+from mintaka.domain.registry import Signature
 from mintaka.domain.serving import SLA, RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
+from mintaka.flavors import sklearn as sklearn_flavor
 from mintaka.local.server import InferenceServer, serve_forever
 from mintaka.local.serving import running_servers
 from mintaka.rollout.controller import RolloutController
@@ -243,18 +247,23 @@ def _bake(plat: Platform, server: InferenceServer, requests: int):  # type: igno
     return wait
 
 
-def test_faulty_challenger_is_rolled_back_automatically(served: Served) -> None:
-    plat, server = served
-    plat.serving.deploy("scoring", "credit:3", route="green")
-    plan = TrafficPlan(
+def _to_green(first: dict[str, int]) -> TrafficPlan:
+    """A canary plan: ``first``, then all traffic to green, each held to a 1% error rate."""
+    return TrafficPlan(
         endpoint="scoring",
         strategy=RolloutStrategy.CANARY,
         steps=[
-            TrafficStep(weights={"blue": 90, "green": 10}, bake_seconds=60),
+            TrafficStep(weights=first, bake_seconds=60),
             TrafficStep(weights={"green": 100}, bake_seconds=60),
         ],
         sla=SLA(max_error_rate=0.01, min_requests=5),
     )
+
+
+def test_faulty_challenger_is_rolled_back_automatically(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:3", route="green")
+    plan = _to_green({"blue": 90, "green": 10})
     result = RolloutController(plat, wait=_bake(plat, server, 100)).run(plan)
     assert not result.promoted
     assert len(result.steps) == 1
@@ -273,6 +282,63 @@ def test_faulty_challenger_is_rolled_back_automatically(served: Served) -> None:
     assert actions[-1] == "alert.raise"
     [ticket] = plat.monitoring.tickets("open")
     assert (ticket.signal, ticket.severity.value) == ("rollout-sla", "critical")
+
+
+def _register_needing_a_feature_clients_do_not_send(plat: Platform, root: Path) -> None:
+    """credit:4, whose signature needs a fourth feature ``d``: it refuses (400) every row."""
+    plat.register_model(
+        "credit",
+        sklearn_flavor.save(LogisticRegression().fit(np.hstack([X, X[:, :1]]), Y), root / "sk4"),
+        flavor="sklearn",
+        signature=Signature(inputs=dict.fromkeys([*FEATURES, "d"], "float")),
+    )
+
+
+def test_metrics_count_refused_requests_as_invalid_not_as_errors(served: Served) -> None:
+    plat, server = served
+    start = plat.clock.now()
+    assert post(server, {"inputs": row(0)}).status_code == 200
+    assert post(server, {"inputs": {"a": 1.0}}).status_code == 400
+    assert post(server, {"inputs": {"a": 1.0}}).status_code == 400
+    server.predlog.flush()
+    plat.clock.advance(1)  # type: ignore[attr-defined]
+    metrics = plat.serving.endpoint_metrics("scoring", start, plat.clock.now())
+    assert metrics.requests == {"blue": 3}
+    assert metrics.invalid == {"blue": 2}
+    assert metrics.errors == {}
+
+
+def test_rollout_does_not_promote_a_challenger_that_refuses_every_request(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, server = served
+    _register_needing_a_feature_clients_do_not_send(plat, tmp_path)
+    plat.serving.deploy("scoring", "credit:4", route="green")
+    plan = _to_green({"blue": 90, "green": 10})
+    result = RolloutController(plat, wait=_bake(plat, server, 100)).run(plan)
+    assert not result.promoted
+    assert len(result.steps) == 1
+    [breach] = result.breaches
+    assert breach.startswith("green: error rate 1.0000 > 0.01 (counting 10 requests refused")
+    assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 100, "green": 0}
+
+
+def test_requests_every_route_refuses_do_not_roll_a_rollout_back(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plan = _to_green({"blue": 50, "green": 50})
+
+    def wait(seconds: float) -> None:  # half the clients' requests lack a feature
+        server.reload()
+        for i in range(40):
+            post(server, {"inputs": row(i) if i % 4 > 1 else {"a": 1.0}})
+        server.predlog.flush()
+        plat.clock.advance(seconds)  # type: ignore[attr-defined]
+
+    result = RolloutController(plat, wait=wait).run(plan)
+    assert result.breaches == ()
+    assert result.promoted
+    assert result.steps[0].metrics.invalid == {"blue": 10, "green": 10}
 
 
 def test_healthy_canary_is_promoted_and_becomes_known_good(served: Served) -> None:

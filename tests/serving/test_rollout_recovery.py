@@ -485,10 +485,10 @@ def test_a_change_made_just_before_the_final_mark_is_not_marked_known_good(
     original = rollout_controller.sla_breaches
     judged = iter(range(1, 100))
 
-    def judging(sla: SLA, metrics: EndpointMetrics, routes: list[str]) -> list[str]:
+    def judging(sla: SLA, metrics: EndpointMetrics, routes: list[str], **on: Any) -> list[str]:
         if next(judged) == 2:  # the last step holds; on-call moves traffic right then
             oncall.serving.set_traffic("scoring", {"blue": 50, "red": 50}, reason="manual hold")
-        return original(sla, metrics, routes)
+        return original(sla, metrics, routes, **on)
 
     monkeypatch.setattr(rollout_controller, "sla_breaches", judging)
     with pytest.raises(RolloutInterrupted, match="manual hold"):

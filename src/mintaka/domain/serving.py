@@ -131,13 +131,20 @@ class Deployment(Record):
 class EndpointMetrics(Record):
     """Serving telemetry per route where the backend can tell, over the window ``start`` to
     ``end`` that the numbers cover: the one asked for, or a wider one where the cloud keeps no
-    history to cut it from (Databricks' cumulative counters before a first read)."""
+    history to cut it from (Databricks' cumulative counters before a first read).
+
+    ``requests`` counts every answered request; ``errors`` those the route failed on, and
+    ``invalid`` those it refused as not fitting its model (a 400: a missing feature, say), where
+    the backend tells them apart from errors. A refused request is in ``requests`` and
+    ``invalid``, never in ``errors``: whether it was the client's fault or the model's is for the
+    reader to judge (a rollout compares the routes, see ``mintaka.rollout.controller``)."""
 
     endpoint: str
     start: AwareDatetime
     end: AwareDatetime
     requests: dict[str, int] = Field(default_factory=dict)
     errors: dict[str, int] = Field(default_factory=dict)
+    invalid: dict[str, int] = Field(default_factory=dict)
     p50_latency_ms: dict[str, float] = Field(default_factory=dict)
     p99_latency_ms: dict[str, float] = Field(default_factory=dict)
     custom: dict[str, float] = Field(default_factory=dict)

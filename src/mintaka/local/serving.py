@@ -491,12 +491,15 @@ class LocalServing(
             ).all()
         requests: dict[str, int] = {}
         errors: dict[str, int] = {}
+        invalid: dict[str, int] = {}
         latencies: dict[str, list[float]] = {}
         for row in rows:
             route = row.route or "-"
             requests[route] = requests.get(route, 0) + 1
             if row.status == "error":
                 errors[route] = errors.get(route, 0) + 1
+            elif row.status == "invalid":
+                invalid[route] = invalid.get(route, 0) + 1
             latencies.setdefault(route, []).append(float(row.latency_ms))
         return EndpointMetrics(
             endpoint=endpoint,
@@ -504,6 +507,7 @@ class LocalServing(
             end=end,
             requests=requests,
             errors=errors,
+            invalid=invalid,
             p50_latency_ms={r: _percentile(v, 50) for r, v in latencies.items()},
             p99_latency_ms={r: _percentile(v, 99) for r, v in latencies.items()},
         )

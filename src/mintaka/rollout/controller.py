@@ -7,16 +7,18 @@ on one whose latest change is another rollout's unfinished step. Before the firs
 current traffic is marked known-good; each step sets its weights (through the traffic gate),
 bakes for ``bake_seconds`` (the injected ``wait`` lets tests move a manual clock instead of
 sleeping), reads the endpoint's metrics for exactly that window, and promotes only when the SLA
-holds for every route taking traffic. On a breach it restores the known-good traffic map, audits
-the rollback and raises an alert, which opens a ticket. A finished rollout's final map becomes
-the new known-good.
+holds for every route taking traffic. A route's requests refused as invalid beyond the share the
+routes the rollout started from refused count as its errors (see :func:`sla_breaches`). On a
+breach it restores the known-good traffic map, audits the rollback and raises an alert, which
+opens a ticket. A finished rollout's final map becomes the new known-good.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -90,8 +92,30 @@ class RolloutResult:
         return tuple(b for step in self.steps for b in step.breaches)
 
 
-def sla_breaches(sla: SLA, metrics: EndpointMetrics, routes: list[str]) -> list[str]:
-    """Every way ``metrics`` break ``sla`` on the given routes (empty when it holds)."""
+def refusal_rate(metrics: EndpointMetrics, routes: Collection[str]) -> float | None:
+    """The share of the requests ``routes`` answered in the window that they refused as invalid
+    (pooled), None when they answered none."""
+    answered = sum(metrics.requests.get(route, 0) for route in routes)
+    if not answered:
+        return None
+    return sum(metrics.invalid.get(route, 0) for route in routes) / answered
+
+
+def sla_breaches(
+    sla: SLA,
+    metrics: EndpointMetrics,
+    routes: list[str],
+    *,
+    refusals: float | None = None,
+    baseline: Collection[str] = (),
+) -> list[str]:
+    """Every way ``metrics`` break ``sla`` on the given routes (empty when it holds).
+
+    A route's errors count against ``max_error_rate``. With ``refusals`` (the share of requests
+    the ``baseline`` routes refused as invalid, i.e. the clients' own bad requests), so do the
+    requests a route outside ``baseline`` refused beyond that share: a version that refuses what
+    the baseline answers (it needs a feature the clients do not send) fails the SLA.
+    """
     found = []
     for route in routes:
         requests = metrics.requests.get(route, 0)
@@ -102,9 +126,19 @@ def sla_breaches(sla: SLA, metrics: EndpointMetrics, routes: list[str]) -> list[
             )
             continue
         if sla.max_error_rate is not None and requests:
-            rate = metrics.errors.get(route, 0) / requests
+            refused = 0
+            if refusals is not None and route not in baseline:
+                beyond = metrics.invalid.get(route, 0) - refusals * requests
+                refused = max(0, math.ceil(beyond - 1e-9))
+            rate = (metrics.errors.get(route, 0) + refused) / requests
             if rate > sla.max_error_rate:
-                found.append(f"{route}: error rate {rate:.4f} > {sla.max_error_rate}")
+                why = (
+                    f" (counting {refused} requests refused as invalid beyond the share "
+                    f"{refusals:.4f} the baseline refused)"
+                    if refused
+                    else ""
+                )
+                found.append(f"{route}: error rate {rate:.4f} > {sla.max_error_rate}{why}")
         if sla.p99_latency_ms is not None:
             p99 = metrics.p99_latency_ms.get(route, 0.0)
             if p99 > sla.p99_latency_ms:
@@ -256,6 +290,10 @@ class RolloutController:
         if plan.rollback_to is not None:
             self._gate_rollback(endpoint, plan.rollback_to)
         start = plan.rollback_to or endpoint.traffic
+        # The routes the rollout starts from, and the share of requests they last refused as
+        # invalid (until measured, none: every refused request counts against a new route).
+        baseline = {name for name, weight in start.weights.items() if weight > 0}
+        refusals = 0.0
         ours = marked = self._mark_own(plan.endpoint, last.id, 1)
         result = RolloutResult(endpoint=plan.endpoint, promoted=False)
         # The reason of the step being applied: until ``_own_change`` has read back the id of
@@ -277,7 +315,11 @@ class RolloutController:
                 metrics = platform.serving.endpoint_metrics(plan.endpoint, window_start, window_end)
                 self._check_untouched(plan.endpoint, ours, index)
                 live = sorted(name for name, weight in step.weights.items() if weight > 0)
-                breaches = tuple(sla_breaches(plan.sla, metrics, live))
+                measured = refusal_rate(metrics, baseline.intersection(live))
+                refusals = refusals if measured is None else measured
+                breaches = tuple(
+                    sla_breaches(plan.sla, metrics, live, refusals=refusals, baseline=baseline)
+                )
                 result.steps.append(StepResult(index, dict(step.weights), metrics, breaches))
                 if breaches:
                     why = f"automatic rollback at step {index}: " + "; ".join(breaches)

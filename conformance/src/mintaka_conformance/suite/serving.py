@@ -316,6 +316,24 @@ class AbstractServingTests(AbstractBackendFixtures):
         assert metrics.end >= min(end, platform.clock.now())
         assert all(count >= 0 for count in metrics.requests.values())
 
+    @pytest.mark.requires(Capability.SERVING, Capability.MONITORING_METRICS)
+    def test_metrics_count_a_refused_request_once(
+        self, platform: Platform, servable: ServableModel, live_endpoint: str
+    ) -> None:
+        """The backend MUST count each answered request of a route once in ``requests``, and a
+        request the route failed on or refused as invalid at most once more, in ``errors`` or in
+        ``invalid``: a rollout adds the two up against the route's requests."""
+        start = platform.clock.now()
+        platform.serving.invoke(live_endpoint, servable.row(0))
+        with contextlib.suppress(MintakaError):
+            platform.serving.invoke(live_endpoint, {"not-a-feature": 1.0})
+        metrics = platform.serving.endpoint_metrics(
+            live_endpoint, start, start + timedelta(minutes=5)
+        )
+        for route in {*metrics.errors, *metrics.invalid}:
+            failed = metrics.errors.get(route, 0) + metrics.invalid.get(route, 0)
+            assert 0 <= failed <= metrics.requests.get(route, 0), route
+
     @pytest.mark.requires(Capability.SERVING_BATCH)
     def test_batch_scoring_gives_every_row_a_prediction_id(
         self, platform: Platform, servable: ServableModel, tmp_path: Path
