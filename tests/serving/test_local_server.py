@@ -341,6 +341,59 @@ def test_requests_every_route_refuses_do_not_roll_a_rollout_back(served: Served)
     assert result.steps[0].metrics.invalid == {"blue": 10, "green": 10}
 
 
+def _shadow_plan(sla: SLA) -> TrafficPlan:
+    return TrafficPlan(
+        endpoint="scoring",
+        strategy=RolloutStrategy.SHADOW,
+        shadow="green",
+        shadow_percent=100,
+        steps=[TrafficStep(weights={"blue": 100}, bake_seconds=60)],
+        sla=sla,
+    )
+
+
+def _bake_shadowed(plat: Platform, server: InferenceServer, requests: int):  # type: ignore[no-untyped-def]
+    """Bake a step: ``requests`` live requests, each copied to the shadow route, whose copies
+    (answered off the request path) are all logged before the window ends."""
+
+    def wait(seconds: float) -> None:
+        server.reload()
+        for i in range(requests):
+            post(server, {"inputs": row(i)})
+        wait_for(lambda: sum(1 for r in logged(plat, server) if r["shadow"]) == requests, timeout=5)
+        plat.clock.advance(seconds)  # type: ignore[attr-defined]
+
+    return wait
+
+
+def test_a_shadow_rollout_judges_the_shadowed_route(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:3", route="green")  # fails every request
+    plan = _shadow_plan(SLA(max_error_rate=0.01, min_requests=5))
+    result = RolloutController(plat, wait=_bake_shadowed(plat, server, 20)).run(plan)
+    assert not result.promoted
+    assert result.breaches == ("shadow green: error rate 1.0000 > 0.01",)
+    metrics = result.steps[0].metrics
+    assert metrics.requests == {"blue": 20}
+    assert metrics.shadow is not None
+    assert metrics.shadow.errors == {"green": 20}
+    latest = plat.serving.deployment_history("scoring")[-1]
+    assert latest.reason.startswith("automatic rollback at step 1")
+    assert latest.traffic.shadow is None
+
+
+def test_a_shadow_rollout_of_a_healthy_route_is_promoted(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plan = _shadow_plan(SLA(max_error_rate=0.0, min_requests=5))
+    result = RolloutController(plat, wait=_bake_shadowed(plat, server, 20)).run(plan)
+    assert result.breaches == ()
+    assert result.promoted
+    shadowed = result.steps[0].metrics.shadow
+    assert shadowed is not None
+    assert shadowed.requests == {"green": 20}
+
+
 def test_healthy_canary_is_promoted_and_becomes_known_good(served: Served) -> None:
     plat, server = served
     plat.serving.deploy("scoring", "credit:2", route="green")

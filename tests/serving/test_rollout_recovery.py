@@ -21,7 +21,7 @@ from mintaka.domain.serving import (
     TrafficPlan,
     TrafficStep,
 )
-from mintaka.errors import Conflict, PolicyViolation, ValidationError
+from mintaka.errors import Conflict, PolicyViolation, UnsupportedCapability, ValidationError
 from mintaka.interfaces import NativeRollout
 from mintaka.rollout import controller as rollout_controller
 from mintaka.rollout import native
@@ -537,5 +537,24 @@ def test_a_plan_whose_shadow_cannot_be_applied_is_refused_before_any_step(
     )
     with pytest.raises(ValidationError, match=match):
         start()
+    assert baked == []
+    assert _unchanged(three) == before
+
+
+def test_a_shadow_plan_is_refused_before_any_step_where_shadow_metrics_cannot_be_read(
+    three: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(type(three.backend), "reads_shadow_metrics", lambda self: False)
+    plan = TrafficPlan(
+        endpoint="scoring",
+        strategy=RolloutStrategy.SHADOW,
+        shadow="green",
+        shadow_percent=100,
+        steps=[TrafficStep(weights={"blue": 100}, bake_seconds=30)],
+    )
+    baked: list[float] = []
+    before = _unchanged(three)
+    with pytest.raises(UnsupportedCapability, match="shadow route 'green' cannot be judged"):
+        RolloutController(three, wait=_baking(three, baked)).run(plan)
     assert baked == []
     assert _unchanged(three) == before

@@ -137,7 +137,11 @@ class EndpointMetrics(Record):
     ``invalid`` those it refused as not fitting its model (a 400: a missing feature, say), where
     the backend tells them apart from errors. A refused request is in ``requests`` and
     ``invalid``, never in ``errors``: whether it was the client's fault or the model's is for the
-    reader to judge (a rollout compares the routes, see ``mintaka.rollout.controller``)."""
+    reader to judge (a rollout compares the routes, see ``mintaka.rollout.controller``).
+
+    ``shadow`` holds the numbers of the copies of requests a shadow route answered, in the same
+    shape, where the backend reads them apart (``MetricsSource.reads_shadow_metrics``); the
+    numbers above are those of live requests only."""
 
     endpoint: str
     start: AwareDatetime
@@ -148,6 +152,7 @@ class EndpointMetrics(Record):
     p50_latency_ms: dict[str, float] = Field(default_factory=dict)
     p99_latency_ms: dict[str, float] = Field(default_factory=dict)
     custom: dict[str, float] = Field(default_factory=dict)
+    shadow: EndpointMetrics | None = None
 
 
 class Prediction(Record):

@@ -26,3 +26,10 @@ class MetricsSource(ABC):
 
     @abstractmethod
     def read_metrics(self, endpoint: str, start: datetime, end: datetime) -> EndpointMetrics: ...
+
+    def reads_shadow_metrics(self) -> bool:
+        """Whether ``read_metrics`` reports what a shadow route answered to the copies of
+        requests apart from live traffic, in ``EndpointMetrics.shadow``. Core refuses a rollout
+        whose plan shadows a route when not: it could not judge that route before promoting
+        it. By default no."""
+        return False

@@ -130,6 +130,32 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[int(q) - 1]
 
 
+def _metrics_of(endpoint: str, start: datetime, end: datetime, rows: list[Any]) -> EndpointMetrics:
+    """The metrics of the prediction log's ``rows`` logged in the window."""
+    requests: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    invalid: dict[str, int] = {}
+    latencies: dict[str, list[float]] = {}
+    for row in rows:
+        route = row.route or "-"
+        requests[route] = requests.get(route, 0) + 1
+        if row.status == "error":
+            errors[route] = errors.get(route, 0) + 1
+        elif row.status == "invalid":
+            invalid[route] = invalid.get(route, 0) + 1
+        latencies.setdefault(route, []).append(float(row.latency_ms))
+    return EndpointMetrics(
+        endpoint=endpoint,
+        start=start,
+        end=end,
+        requests=requests,
+        errors=errors,
+        invalid=invalid,
+        p50_latency_ms={r: _percentile(v, 50) for r, v in latencies.items()},
+        p99_latency_ms={r: _percentile(v, 99) for r, v in latencies.items()},
+    )
+
+
 class LocalServing(
     Serving, TrafficSplit, ShadowTraffic, KillSwitch, BatchScoring, MetricsSource, CaptureSource
 ):
@@ -482,35 +508,24 @@ class LocalServing(
         store = self._store()
         with store.read() as conn:
             rows = conn.execute(
-                select(predictions.c.route, predictions.c.status, predictions.c.latency_ms).where(
+                select(
+                    predictions.c.route,
+                    predictions.c.status,
+                    predictions.c.latency_ms,
+                    predictions.c.shadow,
+                ).where(
                     predictions.c.endpoint == endpoint,
-                    predictions.c.shadow == 0,
                     predictions.c.at >= start.isoformat(),
                     predictions.c.at < end.isoformat(),
                 )
             ).all()
-        requests: dict[str, int] = {}
-        errors: dict[str, int] = {}
-        invalid: dict[str, int] = {}
-        latencies: dict[str, list[float]] = {}
-        for row in rows:
-            route = row.route or "-"
-            requests[route] = requests.get(route, 0) + 1
-            if row.status == "error":
-                errors[route] = errors.get(route, 0) + 1
-            elif row.status == "invalid":
-                invalid[route] = invalid.get(route, 0) + 1
-            latencies.setdefault(route, []).append(float(row.latency_ms))
-        return EndpointMetrics(
-            endpoint=endpoint,
-            start=start,
-            end=end,
-            requests=requests,
-            errors=errors,
-            invalid=invalid,
-            p50_latency_ms={r: _percentile(v, 50) for r, v in latencies.items()},
-            p99_latency_ms={r: _percentile(v, 99) for r, v in latencies.items()},
-        )
+        shadow = _metrics_of(endpoint, start, end, [row for row in rows if row.shadow])
+        live = _metrics_of(endpoint, start, end, [row for row in rows if not row.shadow])
+        return live.model_copy(update={"shadow": shadow})
+
+    def reads_shadow_metrics(self) -> bool:
+        """The prediction log marks the rows a shadow route answered."""
+        return True
 
     def configure_capture(self, endpoint: str, config: CaptureConfig) -> None:
         self._change(endpoint, capture=config.model_dump(mode="json"))

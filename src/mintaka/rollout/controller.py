@@ -8,7 +8,8 @@ current traffic is marked known-good; each step sets its weights (through the tr
 bakes for ``bake_seconds`` (the injected ``wait`` lets tests move a manual clock instead of
 sleeping), reads the endpoint's metrics for exactly that window, and promotes only when the SLA
 holds for every route taking traffic. A route's requests refused as invalid beyond the share the
-routes the rollout started from refused count as its errors (see :func:`sla_breaches`). On a
+routes the rollout started from refused count as its errors (see :func:`sla_breaches`); the
+plan's shadow route is judged on the copies it answered (:func:`shadow_breaches`). On a
 breach it restores the known-good traffic map, audits the rollback and raises an alert, which
 opens a ticket. A finished rollout's final map becomes the new known-good.
 """
@@ -22,6 +23,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mintaka.capabilities import Capability
 from mintaka.domain.serving import (
     SLA,
     Deployment,
@@ -33,7 +35,14 @@ from mintaka.domain.serving import (
     TrafficPlan,
     TrafficStep,
 )
-from mintaka.errors import Conflict, MintakaError, ValidationError, invalid_fields
+from mintaka.errors import (
+    Conflict,
+    MintakaError,
+    UnsupportedCapability,
+    ValidationError,
+    invalid_fields,
+)
+from mintaka.interfaces.monitoring import MetricsSource
 from mintaka.rollout.steps import NATIVE_STEP_SHARES, STEP_SHARES
 
 # How a rollout step's deployment reason starts: "rollout step <index>/<steps>".
@@ -152,6 +161,22 @@ def sla_breaches(
     return found
 
 
+def shadow_breaches(
+    plan: TrafficPlan, metrics: EndpointMetrics, refusals: float, baseline: Collection[str]
+) -> tuple[str, ...]:
+    """Every way the copies of requests the plan's shadow route answered break the plan's SLA
+    (its custom metrics aside, judged with the live ones): a shadowed version is judged as if it
+    took the traffic, before it is promoted."""
+    if not plan.shadow:
+        return ()
+    copies = metrics.shadow or EndpointMetrics(
+        endpoint=metrics.endpoint, start=metrics.start, end=metrics.end
+    )
+    sla = plan.sla.model_copy(update={"custom": {}})
+    found = sla_breaches(sla, copies, [plan.shadow], refusals=refusals, baseline=baseline)
+    return tuple(f"shadow {breach}" for breach in found)
+
+
 def plan_steps(
     plan: TrafficPlan,
     challenger: str,
@@ -207,6 +232,25 @@ def check_plan(plan: TrafficPlan, endpoint: Endpoint) -> None:
             ) from exc
     if plan.rollback_to is not None and not plan.rollback_to.weights:
         raise ValidationError("the plan's rollback_to sends traffic to no route")
+
+
+def check_judgeable(plan: TrafficPlan, platform: Platform) -> None:
+    """The backend reads the metrics the plan is judged on: every route's, and its shadow's
+    apart from live traffic when the plan shadows a route; otherwise the plan is refused with
+    ``UnsupportedCapability`` (a step it cannot judge would be promoted unjudged)."""
+    source = platform._area(
+        Capability.MONITORING_METRICS,
+        MetricsSource,
+        "a rollout judges each step on the endpoint's metrics",
+    )
+    if plan.shadow and not source.reads_shadow_metrics():
+        raise UnsupportedCapability(
+            platform.backend.name,
+            Capability.MONITORING_METRICS.value,
+            f"its metrics do not tell the copies a shadow route answers apart, so the plan's "
+            f"shadow route {plan.shadow!r} cannot be judged; give that route live traffic in "
+            "canary steps instead",
+        )
 
 
 def _unfinished_step(deployment: Deployment) -> bool:
@@ -280,6 +324,7 @@ class RolloutController:
         platform = self.platform
         last, _, endpoint = self._latest(plan.endpoint)
         check_plan(plan, endpoint)
+        check_judgeable(plan, platform)
         if endpoint.status is EndpointStatus.KILLED:
             raise RolloutInterrupted(
                 f"rollout of {plan.endpoint} not started: the endpoint was killed; release it "
@@ -319,7 +364,7 @@ class RolloutController:
                 refusals = refusals if measured is None else measured
                 breaches = tuple(
                     sla_breaches(plan.sla, metrics, live, refusals=refusals, baseline=baseline)
-                )
+                ) + shadow_breaches(plan, metrics, refusals, baseline)
                 result.steps.append(StepResult(index, dict(step.weights), metrics, breaches))
                 if breaches:
                     why = f"automatic rollback at step {index}: " + "; ".join(breaches)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -43,6 +44,8 @@ from mintaka.rollout.steps import NATIVE_STEP_SHARES
 from mintaka_conformance.fixtures import AbstractBackendFixtures
 from mintaka_conformance.scenarios import MakeArtifact, ModelScenario, Names, ServableModel
 from mintaka_conformance.spy import BackendSpy
+
+SHADOW_LAG_SECONDS = 10.0  # how long a shadow route's answers may take to show in its metrics
 
 
 class AbstractServingTests(AbstractBackendFixtures):
@@ -333,6 +336,36 @@ class AbstractServingTests(AbstractBackendFixtures):
         for route in {*metrics.errors, *metrics.invalid}:
             failed = metrics.errors.get(route, 0) + metrics.invalid.get(route, 0)
             assert 0 <= failed <= metrics.requests.get(route, 0), route
+
+    @pytest.mark.requires(
+        Capability.SERVING, Capability.SERVING_SHADOW, Capability.MONITORING_METRICS
+    )
+    def test_metrics_read_shadow_copies_apart_where_declared(
+        self, platform: Platform, cloud: Any, servable: ServableModel, live_endpoint: str
+    ) -> None:
+        """The backend MUST report the copies of requests a shadow route answered in
+        ``EndpointMetrics.shadow`` under that route (within a few seconds) and never among the
+        live numbers, where its ``reads_shadow_metrics`` says it reads them apart, as a rollout
+        judges the shadowed route on them."""
+        if not cloud.reads_shadow_metrics():
+            pytest.skip("its metrics do not tell shadow copies apart: core refuses such rollouts")
+        platform.serving.set_traffic(
+            live_endpoint, {"blue": 100, "green": 0}, shadow="green", shadow_percent=100
+        )
+        start = platform.clock.now()
+        for i in range(3):
+            platform.serving.invoke(live_endpoint, servable.row(i))
+        deadline = time.monotonic() + SHADOW_LAG_SECONDS
+        while True:
+            metrics = platform.serving.endpoint_metrics(
+                live_endpoint, start, start + timedelta(minutes=5)
+            )
+            copies = metrics.shadow.requests.get("green", 0) if metrics.shadow else 0
+            if copies >= 3 or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert copies == 3
+        assert "green" not in metrics.requests
 
     @pytest.mark.requires(Capability.SERVING_BATCH)
     def test_batch_scoring_gives_every_row_a_prediction_id(
