@@ -558,3 +558,16 @@ def test_a_shadow_plan_is_refused_before_any_step_where_shadow_metrics_cannot_be
         RolloutController(three, wait=_baking(three, baked)).run(plan)
     assert baked == []
     assert _unchanged(three) == before
+
+
+def test_a_plan_whose_sla_names_a_custom_metric_the_backend_never_reports_is_refused(
+    three: Platform,
+) -> None:
+    plan = _plan(*CANARY).model_copy(update={"sla": SLA(min_requests=0, custom={"cost": 1e9})})
+    baked: list[float] = []
+    before = _unchanged(three)
+    with pytest.raises(ValidationError, match=r"custom metrics \['cost'\] that backend 'local'"):
+        RolloutController(three, wait=_baking(three, baked)).run(plan)
+    assert baked == []
+    assert _unchanged(three) == before
+    assert three.monitoring.tickets("open") == []

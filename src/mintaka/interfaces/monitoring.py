@@ -33,3 +33,10 @@ class MetricsSource(ABC):
         whose plan shadows a route when not: it could not judge that route before promoting
         it. By default no."""
         return False
+
+    def custom_metrics(self) -> frozenset[str] | None:
+        """The names ``read_metrics`` can report in ``EndpointMetrics.custom``, or None where
+        they are whatever the cloud exports for an endpoint (known only once read). Core refuses
+        a rollout whose SLA names another before any traffic moves: it could never hold. By
+        default none."""
+        return frozenset()

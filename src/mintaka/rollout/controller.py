@@ -237,12 +237,22 @@ def check_plan(plan: TrafficPlan, endpoint: Endpoint) -> None:
 def check_judgeable(plan: TrafficPlan, platform: Platform) -> None:
     """The backend reads the metrics the plan is judged on: every route's, and its shadow's
     apart from live traffic when the plan shadows a route; otherwise the plan is refused with
-    ``UnsupportedCapability`` (a step it cannot judge would be promoted unjudged)."""
+    ``UnsupportedCapability`` (a step it cannot judge would be promoted unjudged). A custom
+    metric of the SLA the backend does not report is a ``ValidationError`` (the SLA could never
+    hold: every rollout would be rolled back)."""
     source = platform._area(
         Capability.MONITORING_METRICS,
         MetricsSource,
         "a rollout judges each step on the endpoint's metrics",
     )
+    reported = source.custom_metrics()
+    unknown = sorted(set(plan.sla.custom) - reported) if reported is not None else []
+    if unknown:
+        raise ValidationError(
+            f"the plan's SLA names custom metrics {unknown} that backend "
+            f"{platform.backend.name!r} does not report (it reports "
+            f"{sorted(reported) if reported else 'none'}); remove them from the SLA"
+        )
     if plan.shadow and not source.reads_shadow_metrics():
         raise UnsupportedCapability(
             platform.backend.name,

@@ -337,6 +337,21 @@ class AbstractServingTests(AbstractBackendFixtures):
             failed = metrics.errors.get(route, 0) + metrics.invalid.get(route, 0)
             assert 0 <= failed <= metrics.requests.get(route, 0), route
 
+    @pytest.mark.requires(Capability.SERVING, Capability.MONITORING_METRICS)
+    def test_metrics_report_only_the_custom_metrics_declared(
+        self, platform: Platform, cloud: Any, servable: ServableModel, live_endpoint: str
+    ) -> None:
+        """The backend MUST report in ``EndpointMetrics.custom`` only names its
+        ``custom_metrics`` declares (unless it declares them open), as core refuses a rollout
+        whose SLA names any other before traffic moves."""
+        start = platform.clock.now()
+        platform.serving.invoke(live_endpoint, servable.row(0))
+        metrics = platform.serving.endpoint_metrics(
+            live_endpoint, start, start + timedelta(minutes=5)
+        )
+        declared = cloud.custom_metrics()
+        assert declared is None or set(metrics.custom) <= set(declared)
+
     @pytest.mark.requires(
         Capability.SERVING, Capability.SERVING_SHADOW, Capability.MONITORING_METRICS
     )

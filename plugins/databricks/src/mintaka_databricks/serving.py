@@ -578,6 +578,10 @@ class EndpointServing(
             custom=read.custom,
         )
 
+    def custom_metrics(self) -> frozenset[str] | None:
+        """Every other sample the endpoint exports, as ``<name>/<route>``: known once read."""
+        return None
+
     def _read_counters(self, endpoint: str) -> _Reading:
         """The exported samples as they stand now; the counters are remembered."""
         from prometheus_client.parser import text_string_to_metric_families
