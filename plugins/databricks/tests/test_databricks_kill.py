@@ -202,9 +202,11 @@ def test_a_zero_limit_set_outside_mintaka_reads_as_killed_and_is_not_lifted_by_r
     assert gateway(databricks_fake)["rate_limits"] == [zero]
 
 
-def test_the_platform_kills_and_releases_a_databricks_endpoint_with_an_audit_trail(
+@pytest.fixture
+def serving_platform(
     databricks_fake: FakeDatabricks, databricks_environment: Path, tmp_path: Path
-) -> None:
+) -> Iterator[Platform]:
+    """A platform on the fake workspace serving ``churn:1`` on ``churn-ep``, route ``blue``."""
     home = tmp_path / "home"
     home.mkdir()
     (home / POLICY_FILE).write_bytes(OPEN_POLICY.read_bytes())  # no approvals needed to deploy
@@ -220,18 +222,59 @@ def test_the_platform_kills_and_releases_a_databricks_endpoint_with_an_audit_tra
         artifact.write_bytes(b"model")
         platform.register_model("churn", artifact)
         platform.serving.create_endpoint("churn-ep", "churn:1", route="blue")
-        # No earlier traffic to go back to: the switch stops the endpoint.
-        killed = platform.serving.kill("churn-ep", reason="bad predictions")
-        assert killed.status is EndpointStatus.KILLED
-        assert status_of_a_request(databricks_fake) == 429
-        with pytest.raises(BackendError, match="is killed"):
-            platform.serving.invoke("churn-ep", [{"x": 1.0}])
-        assert platform.sync() == []
-        platform.serving.unkill("churn-ep", reason="fixed")
-        assert status_of_a_request(databricks_fake) == 200
-        assert platform.serving.invoke("churn-ep", [{"x": 1.0}])["route"] == "blue"
-        assert platform.sync() == []
-        actions = [e.action for e in platform.audit.events(subject="churn-ep")]
-        assert actions[-2:] == ["endpoint.kill", "endpoint.unkill"]
+        yield platform
     finally:
         platform.close()
+
+
+def test_the_platform_kills_and_releases_a_databricks_endpoint_with_an_audit_trail(
+    databricks_fake: FakeDatabricks, serving_platform: Platform
+) -> None:
+    platform = serving_platform
+    # No earlier traffic to go back to: the switch stops the endpoint.
+    killed = platform.serving.kill("churn-ep", reason="bad predictions")
+    assert killed.status is EndpointStatus.KILLED
+    assert status_of_a_request(databricks_fake) == 429
+    with pytest.raises(BackendError, match="is killed"):
+        platform.serving.invoke("churn-ep", [{"x": 1.0}])
+    assert platform.sync() == []
+    platform.serving.unkill("churn-ep", reason="fixed")
+    assert status_of_a_request(databricks_fake) == 200
+    assert platform.serving.invoke("churn-ep", [{"x": 1.0}])["route"] == "blue"
+    assert platform.sync() == []
+    actions = [e.action for e in platform.audit.events(subject="churn-ep")]
+    assert actions[-2:] == ["endpoint.kill", "endpoint.unkill"]
+
+
+def test_a_kill_switch_released_in_databricks_only_is_reported_by_sync(
+    databricks_fake: FakeDatabricks, serving_platform: Platform
+) -> None:
+    platform = serving_platform
+    platform.serving.kill("churn-ep", reason="bad predictions")
+    # The zero limit is lifted in the Databricks UI: traffic flows again.
+    rate_limits_set_outside_mintaka(platform, [])
+    assert platform.serving.get_endpoint("churn-ep").status is EndpointStatus.KILLED
+    assert status_of_a_request(databricks_fake) == 200
+    [difference] = platform.sync()
+    assert difference.kind == "endpoint.killed"
+    assert (difference.recorded, difference.observed) == ({"killed": True}, {"killed": False})
+
+
+def test_a_kill_switch_pulled_in_databricks_only_is_reported_by_sync(
+    databricks_fake: FakeDatabricks, serving_platform: Platform
+) -> None:
+    platform = serving_platform
+    rate_limits_set_outside_mintaka(
+        platform, [{"calls": 0, "key": "endpoint", "renewal_period": "minute"}]
+    )
+    assert status_of_a_request(databricks_fake) == 429
+    [difference] = platform.sync()
+    assert difference.kind == "endpoint.killed"
+    assert (difference.recorded, difference.observed) == ({"killed": False}, {"killed": True})
+
+
+def rate_limits_set_outside_mintaka(platform: Platform, rate_limits: list[dict[str, Any]]) -> None:
+    """Set the endpoint's AI Gateway rate limits as the Databricks UI does, outside Mintaka."""
+    backend = platform.backend
+    assert isinstance(backend, DatabricksBackend)
+    backend.client.api_client.do("PUT", f"/api/2.0{GATEWAY}", body={"rate_limits": rate_limits})

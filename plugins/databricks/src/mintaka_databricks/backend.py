@@ -22,6 +22,7 @@ from mintaka.domain.discovery import (
     ResourceKind,
 )
 from mintaka.domain.governance import Identity, IdentitySource
+from mintaka.domain.serving import EndpointStatus
 from mintaka.errors import ConfigurationError, ValidationError
 from mintaka.interfaces import (
     Backend,
@@ -234,6 +235,8 @@ class _DatabricksWorkspace(
             extra={
                 "routes": [r.model_dump(mode="json") for r in endpoint.routes],
                 **endpoint.extra,
+                # a zero endpoint-wide rate limit, set or lifted in the workspace too
+                "killed": endpoint.status is EndpointStatus.KILLED,
             },
         )
 
