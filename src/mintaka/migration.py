@@ -969,7 +969,8 @@ class MigrationService:
         not in service in the cloud is refused. While a native rollout's end on it is not
         recorded, adopting it (again, or its capture) is refused before any cloud call, as any
         other change is (``ServingService.check_native_rollout_recorded``): either would leave
-        how the rollout ended unknowable, or read as the cloud rolling it back.
+        how the rollout ended unknowable, or read as the cloud rolling it back. An endpoint the
+        store records for another backend is refused (``Conflict``) before any cloud call.
         """
         platform = self.platform
         name = _cloud_name(validate_endpoint_name, name, "endpoint_names")
@@ -980,7 +981,7 @@ class MigrationService:
             else platform._area(Capability.MONITORING_CAPTURE, CaptureSource)
         )
         with platform.store.read() as conn:
-            known = conn.execute(select(endpoints.c.name).where(endpoints.c.name == name)).first()
+            known = self._recorded_endpoint(conn, name)
         seen = None
         if known is not None:
             platform.serving.check_native_rollout_recorded(name)
@@ -1047,8 +1048,7 @@ class MigrationService:
         now = platform._now()
         readopted = known is not None
         with platform.store.write() as conn:
-            recorded = conn.execute(select(endpoints.c.name).where(endpoints.c.name == name))
-            if recorded.first() is not None and not readopted:
+            if self._recorded_endpoint(conn, name) is not None and not readopted:
                 adopted_meanwhile = True
                 events: list[AuditEvent] = []
             else:
@@ -1084,6 +1084,20 @@ class MigrationService:
         if adopted_meanwhile:
             return self._already_adopted(name)
         return EndpointAdoption(endpoint, True, decision.allowed, decision.unmet)
+
+    def _recorded_endpoint(self, conn: Connection, name: str) -> str | None:
+        """The backend the store records endpoint ``name`` for; ``Conflict`` when it is not this
+        platform's (a home switched backends: the cloud's endpoint of that name is another one,
+        not to be recorded onto the old record nor changed for it)."""
+        backend = conn.execute(
+            select(endpoints.c.backend).where(endpoints.c.name == name)
+        ).scalar_one_or_none()
+        if backend is not None and backend != self.platform.backend.name:
+            raise Conflict(
+                f"endpoint {name!r} is recorded for backend {backend!r}, "
+                f"not {self.platform.backend.name!r}"
+            )
+        return backend
 
     def _changed_in_cloud(self, name: str) -> Endpoint | None:
         """The cloud's endpoint ``name``, recorded already, when it serves other routes or other
