@@ -42,7 +42,7 @@ from mintaka.capabilities import Capability
 from mintaka.domain.discovery import Difference, ObservedModel
 from mintaka.domain.names import RESERVED_ALIASES
 from mintaka.domain.registry import ApprovalStatus, ModelVersion, RiskTier, Stage
-from mintaka.domain.serving import EndpointStatus, TrafficMap
+from mintaka.domain.serving import Endpoint, EndpointStatus, TrafficMap
 from mintaka.errors import NotFound
 from mintaka.interfaces import StateObserver
 from mintaka.store.schema import (
@@ -342,6 +342,12 @@ def traffic_views(
     return was, now
 
 
+def _managed_endpoints(platform: Platform) -> list[Endpoint]:
+    """The recorded endpoints sync compares: those of the platform's backend (a home that
+    switched backends keeps the old one's, which this cloud cannot tell about)."""
+    return [e for e in platform.serving.list_endpoints() if e.backend == platform.backend.name]
+
+
 def compare_endpoints(
     platform: Platform, observer: StateObserver, at: datetime
 ) -> list[Difference]:
@@ -351,9 +357,7 @@ def compare_endpoints(
 
     shadow_in_cloud = platform.backend.support(Capability.SERVING_SHADOW) is Support.NATIVE
     found: list[Difference] = []
-    for endpoint in platform.serving.list_endpoints():
-        if endpoint.backend != platform.backend.name:
-            continue
+    for endpoint in _managed_endpoints(platform):
         subject = ENDPOINT_SUBJECT + endpoint.name
         try:
             seen = observer.observe_endpoint(endpoint.name)
@@ -470,7 +474,7 @@ def sync_models(platform: Platform) -> list[Difference]:
             )
             reported.append(difference)
         managed = {model.name for model in recorded} | {
-            ENDPOINT_SUBJECT + e.name for e in platform.serving.list_endpoints()
+            ENDPOINT_SUBJECT + e.name for e in _managed_endpoints(platform)
         }
         gone = {key: v for key, v in still_open.items() if subject_of(key[1]) in managed}
         events.extend(_resolve(platform, conn, gone))

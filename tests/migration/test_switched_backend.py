@@ -56,3 +56,18 @@ def test_an_endpoint_recorded_for_another_backend_is_refused_before_any_cloud_ch
     assert _local_capture(platform) == capture  # no capture was turned on in the new cloud
     [deployment] = platform.serving.deployment_history("churn-api")
     assert deployment.traffic.weights == {"old": 80, "new": 20}
+
+
+def test_sync_leaves_another_backends_open_endpoint_difference_open(
+    platform: Platform, tmp_path: Path
+) -> None:
+    from mintaka.sync import open_differences
+
+    _adopted(platform, tmp_path)
+    platform.backend.set_traffic("churn-api", TrafficMap(weights={"old": 10, "new": 90}))
+    assert [d.kind for d in platform.sync()] == ["endpoint.traffic"]
+    _switched(platform, "endpoints", "models", "model_versions")
+    assert platform.sync() == []  # nothing recorded for this backend to compare
+    assert [e for e in platform.audit.events() if e.action == "sync.resolved"] == []
+    with platform.store.read() as conn:
+        assert set(open_differences(conn)) == {("endpoint.traffic", "endpoint churn-api")}
