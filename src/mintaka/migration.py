@@ -82,7 +82,7 @@ from mintaka.errors import (
 )
 from mintaka.flavors.loader import detect_flavor, require_flavor_content
 from mintaka.governance.gate import TrafficChange, traffic_controls
-from mintaka.governance.service import Control
+from mintaka.governance.service import Control, highest_tier
 from mintaka.interfaces import (
     ArtifactFetch,
     CaptureSource,
@@ -149,7 +149,7 @@ class _ModelArgs:
     reason: str
     owner: str
     risk_tier: RiskTier
-    new_model: bool
+    tier_given: bool  # else the model's, as recorded when the versions are
     flavor: Flavor | None
     wanted: list[int] | None
     supplied: dict[int, Path]
@@ -162,6 +162,17 @@ class _ModelArgs:
     signature: Signature = field(default_factory=Signature)
     fetched: dict[int, StoredArtifact] = field(default_factory=dict)  # bytes already read
     flavors: dict[int, Flavor] = field(default_factory=dict)  # of those bytes, already checked
+
+
+class _TierBelowModel(Exception):
+    """Raised out of the transaction that would record the versions when the model, recorded
+    meanwhile, is of a higher tier than the one given: nothing is written, and the refusal is
+    recorded (``policy.deny``) and raised as ``PolicyViolation`` once the transaction is undone.
+    """
+
+    def __init__(self, model_tier: RiskTier) -> None:
+        super().__init__(model_tier.value)
+        self.model_tier = model_tier
 
 
 @dataclass(frozen=True)
@@ -244,6 +255,12 @@ def _refuse_stray_artifacts(
         raise ValidationError(
             f"artifacts were given for {name} versions {stray}, which are not being adopted"
         )
+
+
+def _recorded_elsewhere(kind: str, name: str, backend: str, current: str) -> Conflict:
+    """The refusal to adopt what the store records for another backend (a home that switched
+    backends): the cloud's resource of that name is another one."""
+    return Conflict(f"{kind} {name!r} is recorded for backend {backend!r}, not {current!r}")
 
 
 def _reason(reason: str) -> str:
@@ -538,10 +555,7 @@ class MigrationService:
                 "SELECT owner, risk_tier, backend FROM models WHERE name = :name", {"name": name}
             )
             if model_row is not None and model_row[2] != platform.backend.name:
-                raise Conflict(
-                    f"model {name!r} is recorded for backend {model_row[2]!r}, "
-                    f"not {platform.backend.name!r}"
-                )
+                raise _recorded_elsewhere("model", name, model_row[2], platform.backend.name)
             run = platform._run_for_version(sql, run_id) if run_id else None
             datasets = list(dataset_ids)
             if run is not None:
@@ -559,7 +573,7 @@ class MigrationService:
             owner=owner or (model_row[0] if model_row is not None else platform.actor),
             risk_tier=risk_tier
             or (RiskTier(model_row[1]) if model_row is not None else RiskTier.MEDIUM),
-            new_model=model_row is None,
+            tier_given=risk_tier is not None,
             flavor=given_flavor,
             wanted=wanted,
             supplied=supplied,
@@ -642,114 +656,122 @@ class MigrationService:
             )
             fetched.append(item)
         stages = platform.supports(Capability.REGISTRY_STAGES)
-        risk = args.risk_tier
         adopted: list[ModelVersion] = []
         raced: list[int] = []  # recorded by another adoption since this one read the store
         events: list[AuditEvent] = []
-        with platform.store.write() as conn:
-            sql = Sql(conn)
-            now = platform._now()
-            if args.new_model:
-                platform._record_model(sql, name, owner_name, risk, "", now)
-            taken = _recorded_versions(sql, name)
-            recorded_decision: dict[str, Any] | None = None
-            for item in fetched:
-                theirs, stored = item.version, item.stored
-                if theirs.version in taken:  # adopted by someone else meanwhile
-                    raced.append(theirs.version)
-                    continue
-                if not platform.artifacts.exists(stored.digest):
-                    raise NotFound(
-                        f"artifact {stored.digest} left the store before it was recorded"
+        try:
+            with platform.store.write() as conn:
+                sql = Sql(conn)
+                now = platform._now()
+                platform._record_model(sql, name, owner_name, args.risk_tier, "", now)
+                risk = self._tier_in_force(sql, args)
+                taken = _recorded_versions(sql, name)
+                recorded_decision: dict[str, Any] | None = None
+                for item in fetched:
+                    theirs, stored = item.version, item.stored
+                    if theirs.version in taken:  # adopted by someone else meanwhile
+                        raced.append(theirs.version)
+                        continue
+                    if not platform.artifacts.exists(stored.digest):
+                        raise NotFound(
+                            f"artifact {stored.digest} left the store before it was recorded"
+                        )
+                    version_run = run or linked.get(theirs.version)
+                    version_datasets = (
+                        datasets
+                        if version_run is run or version_run is None
+                        else list(dict.fromkeys([*version_run.dataset_ids, *datasets]))
                     )
-                version_run = run or linked.get(theirs.version)
-                version_datasets = (
-                    datasets
-                    if version_run is run or version_run is None
-                    else list(dict.fromkeys([*version_run.dataset_ids, *datasets]))
-                )
-                record = _parse(
-                    ModelVersion,
-                    id=self._version_id(sql, theirs),
-                    name=name,
-                    version=theirs.version,
-                    artifact_uri=stored.uri,
-                    artifact_digest=stored.digest,
-                    flavor=flavors[theirs.version],
-                    signature=args.signature,
-                    tags=dict(theirs.tags),
-                    owner=owner_name,
-                    risk_tier=risk,
-                    stage=(theirs.stage or Stage.NONE) if stages else Stage.NONE,
-                    run_id=version_run.id if version_run is not None else None,
-                    code_commit=code_commit
-                    or (version_run.code_commit if version_run is not None else None)
-                    or (theirs.origin.code_commit if theirs.origin else None),
-                    dataset_ids=tuple(version_datasets),
-                    created_at=now,
-                    backend=platform.backend.name,
-                    backend_ids=dict(theirs.backend_ids),
-                )
-                platform._record_artifact(sql, stored, now)
-                if not sql.run(_INSERT_VERSION, platform._version_row(record)):
-                    raced.append(theirs.version)
-                    continue
-                if record.tags:
-                    sql.run_many(
-                        "INSERT INTO model_tags (version_id, key, value) "
-                        "VALUES (:id, :key, :value)",
-                        [{"id": record.id, "key": k, "value": v} for k, v in record.tags.items()],
-                    )
-                platform._record_version_lineage(
-                    conn,
-                    record,
-                    version_run.dataset_ids if version_run is not None else (),
-                    attrs={
-                        "adopted_by": platform.actor,
-                        "adopted_at": now.isoformat(),
-                        **(theirs.origin.attrs() if theirs.origin else {}),
-                    },
-                )
-                if args.pipeline_run_id is not None:
-                    node = _pipeline_run_node(args.pipeline_run_id, platform.backend.name)
-                    produced = LineageEdge(
-                        src=node.id,
-                        dst=f"{NodeKind.MODEL_VERSION.value}:{record.id}",
-                        kind=EdgeKind.PRODUCED,
-                    )
-                    platform.lineage.add(conn, [node], [produced])
-                if recorded_decision is None:
-                    recorded_decision = platform.governance.record(conn, decision)
-                events.append(
-                    platform._audit(
-                        conn,
-                        ADOPT_MODEL,
-                        record.ref,
-                        id=record.id,
-                        digest=record.artifact_digest,
-                        flavor=record.flavor,
-                        source=theirs.artifact_uri,
+                    record = _parse(
+                        ModelVersion,
+                        id=self._version_id(sql, theirs),
+                        name=name,
+                        version=theirs.version,
+                        artifact_uri=stored.uri,
+                        artifact_digest=stored.digest,
+                        flavor=flavors[theirs.version],
+                        signature=args.signature,
+                        tags=dict(theirs.tags),
+                        owner=owner_name,
+                        risk_tier=risk,
+                        stage=(theirs.stage or Stage.NONE) if stages else Stage.NONE,
+                        run_id=version_run.id if version_run is not None else None,
+                        code_commit=code_commit
+                        or (version_run.code_commit if version_run is not None else None)
+                        or (theirs.origin.code_commit if theirs.origin else None),
+                        dataset_ids=tuple(version_datasets),
+                        created_at=now,
+                        backend=platform.backend.name,
                         backend_ids=dict(theirs.backend_ids),
-                        bytes_from="adopter" if theirs.version in supplied else "cloud",
-                        origin=theirs.origin.model_dump() if theirs.origin else None,
-                        run_from=None
-                        if version_run is None
-                        else ("adopter" if version_run is run else "cloud"),
-                        run_id=record.run_id,
-                        datasets=list(record.dataset_ids),
-                        code_commit=record.code_commit,
-                        pipeline_run=args.pipeline_run_id,
-                        registered_from=None
-                        if args.served is None
-                        else {"endpoint": args.served[0], "route": args.served[1]},
-                        tier=record.risk_tier,
-                        stage=record.stage.value,
-                        reason=args.reason,
-                        decision=recorded_decision,
                     )
+                    platform._record_artifact(sql, stored, now)
+                    if not sql.run(_INSERT_VERSION, platform._version_row(record)):
+                        raced.append(theirs.version)
+                        continue
+                    if record.tags:
+                        sql.run_many(
+                            "INSERT INTO model_tags (version_id, key, value) "
+                            "VALUES (:id, :key, :value)",
+                            [
+                                {"id": record.id, "key": k, "value": v}
+                                for k, v in record.tags.items()
+                            ],
+                        )
+                    platform._record_version_lineage(
+                        conn,
+                        record,
+                        version_run.dataset_ids if version_run is not None else (),
+                        attrs={
+                            "adopted_by": platform.actor,
+                            "adopted_at": now.isoformat(),
+                            **(theirs.origin.attrs() if theirs.origin else {}),
+                        },
+                    )
+                    if args.pipeline_run_id is not None:
+                        node = _pipeline_run_node(args.pipeline_run_id, platform.backend.name)
+                        produced = LineageEdge(
+                            src=node.id,
+                            dst=f"{NodeKind.MODEL_VERSION.value}:{record.id}",
+                            kind=EdgeKind.PRODUCED,
+                        )
+                        platform.lineage.add(conn, [node], [produced])
+                    if recorded_decision is None:
+                        recorded_decision = platform.governance.record(conn, decision)
+                    events.append(
+                        platform._audit(
+                            conn,
+                            ADOPT_MODEL,
+                            record.ref,
+                            id=record.id,
+                            digest=record.artifact_digest,
+                            flavor=record.flavor,
+                            source=theirs.artifact_uri,
+                            backend_ids=dict(theirs.backend_ids),
+                            bytes_from="adopter" if theirs.version in supplied else "cloud",
+                            origin=theirs.origin.model_dump() if theirs.origin else None,
+                            run_from=None
+                            if version_run is None
+                            else ("adopter" if version_run is run else "cloud"),
+                            run_id=record.run_id,
+                            datasets=list(record.dataset_ids),
+                            code_commit=record.code_commit,
+                            pipeline_run=args.pipeline_run_id,
+                            registered_from=None
+                            if args.served is None
+                            else {"endpoint": args.served[0], "route": args.served[1]},
+                            tier=record.risk_tier,
+                            stage=record.stage.value,
+                            reason=args.reason,
+                            decision=recorded_decision,
+                        )
+                    )
+                    adopted.append(record)
+                events.extend(
+                    self._record_aliases(conn, name, observed, {v.version for v in adopted})
                 )
-                adopted.append(record)
-            events.extend(self._record_aliases(conn, name, observed, {v.version for v in adopted}))
+        except _TierBelowModel as refused:
+            platform._refuse_tier_below_model(name, args.risk_tier, refused.model_tier)
+            raise  # not reached: the refusal raises PolicyViolation once the deny is recorded
         platform._after_commit(events)
         already = tuple(sorted({*already, *raced}))
         if not adopted:
@@ -757,6 +779,26 @@ class MigrationService:
         fresh = tuple(platform.get_model_version(name, v.version) for v in adopted)
         findings = self._model_findings(fresh, cloud, observed.aliases)
         return ModelAdoption(name, fresh, already, tuple(findings))
+
+    def _tier_in_force(self, sql: Sql, args: _ModelArgs) -> RiskTier:
+        """The tier to record the versions at, read from the model's row in the transaction that
+        records them (the row is there: this adoption's or, kept, one recorded by another
+        adoption or a registration since the arguments were checked). The tier given, else the
+        model's; ``Conflict`` when the model is recorded for another backend,
+        ``_TierBelowModel`` when the tier given is below the model's."""
+        platform = self.platform
+        row = sql.one(
+            "SELECT risk_tier, backend FROM models WHERE name = :name", {"name": args.name}
+        )
+        assert row is not None  # recorded in this transaction, or kept
+        if row[1] != platform.backend.name:
+            raise _recorded_elsewhere("model", args.name, row[1], platform.backend.name)
+        model_tier = RiskTier(row[0])
+        if not args.tier_given:
+            return model_tier
+        if highest_tier((args.risk_tier, model_tier)) is not args.risk_tier:
+            raise _TierBelowModel(model_tier)
+        return args.risk_tier
 
     def _recorded_runs_of(self, versions: Sequence[BackendVersion]) -> dict[int, _RunInputs]:
         """The recorded run each version's cloud origin names (its ``run_ids`` among the run's
@@ -1093,10 +1135,7 @@ class MigrationService:
             select(endpoints.c.backend).where(endpoints.c.name == name)
         ).scalar_one_or_none()
         if backend is not None and backend != self.platform.backend.name:
-            raise Conflict(
-                f"endpoint {name!r} is recorded for backend {backend!r}, "
-                f"not {self.platform.backend.name!r}"
-            )
+            raise _recorded_elsewhere("endpoint", name, backend, self.platform.backend.name)
         return backend
 
     def _changed_in_cloud(self, name: str) -> Endpoint | None:
