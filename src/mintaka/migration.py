@@ -31,12 +31,13 @@ an audit trail, governance over every later traffic change, rollback, the kill s
 Except for ``adopt_served``'s registration and a capture asked for, nothing is written to the
 cloud. Adoption is idempotent: versions and endpoints the store already records are skipped, and an
 adoption with nothing new writes nothing. Every adoption is audited (``model.adopt``,
-``endpoint.adopt``) with the adopter's reason.
+``endpoint.adopt``) with the adopter's reason, and every capture sent (``endpoint.capture``).
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -95,7 +96,7 @@ from mintaka.interfaces import (
 )
 from mintaka.serving.ops import _check_unchanged, _Seen
 from mintaka.store.engine import Sql
-from mintaka.store.schema import endpoints, model_aliases, model_versions, models
+from mintaka.store.schema import audit_events, endpoints, model_aliases, model_versions, models
 from mintaka.sync import traffic_views
 
 if TYPE_CHECKING:
@@ -104,6 +105,7 @@ if TYPE_CHECKING:
 
 ADOPT_MODEL = "model.adopt"
 ADOPT_ENDPOINT = "endpoint.adopt"
+_CAPTURE = "endpoint.capture"
 
 
 @dataclass(frozen=True)
@@ -1003,8 +1005,10 @@ class MigrationService:
         gate is evaluated and recorded, not enforced: the traffic is already live. ``capture``
         also turns the cloud's request/response capture on (``Capability.MONITORING_CAPTURE``),
         so monitors get the endpoint's traffic: the one change adoption makes to the cloud, and
-        only when asked (on SageMaker it deploys a new endpoint config). It is audited as
-        ``endpoint.capture``, and applied to an endpoint already recorded as well.
+        only when asked (on SageMaker it deploys a new endpoint config). It is applied to an
+        endpoint already recorded as well, and audited as ``endpoint.capture`` each time it is
+        sent, with ``again`` when it is the endpoint's latest recorded capture already (sent
+        again, it changes the cloud back where the capture was changed outside Mintaka).
 
         An endpoint already recorded is adopted again (a new deployment, ``readopted``) only when
         the cloud serves other routes or other live weights than the record holds; one that is
@@ -1179,16 +1183,33 @@ class MigrationService:
     def _capture(
         self, name: str, capturer: CaptureSource | None, config: CaptureConfig | None
     ) -> None:
+        """Send ``config`` to the backend and audit it (``endpoint.capture``) every time: the
+        backend does not say whether the cloud already captured so, and a capture changed
+        outside Mintaka is changed back. ``again`` marks one this endpoint's latest recorded
+        capture already was (since it was created or adopted: not an earlier endpoint's)."""
         if capturer is None or config is None:
             return
         capturer.configure_capture(name, config)
         platform = self.platform
         wanted = config.model_dump(mode="json")
-        captures = platform.serving._event_details(name, ("endpoint.capture",))  # newest first
-        if captures and captures[0].get("capture") == wanted:
-            return  # sent to the backend again (it may have changed there); nothing new to record
         with platform.store.write() as conn:
-            event = platform._audit(conn, "endpoint.capture", name, capture=wanted)
+            latest = conn.execute(
+                select(audit_events.c.action, audit_events.c.canonical)
+                .where(
+                    audit_events.c.subject == name,
+                    audit_events.c.action.in_(("endpoint.create", ADOPT_ENDPOINT, _CAPTURE)),
+                )
+                .order_by(audit_events.c.seq.desc())
+                .limit(1)
+            ).first()
+            details: dict[str, Any] = {"capture": wanted}
+            if (
+                latest is not None
+                and latest.action == _CAPTURE
+                and json.loads(bytes(latest.canonical)).get("details", {}).get("capture") == wanted
+            ):
+                details["again"] = True
+            event = platform._audit(conn, _CAPTURE, name, **details)
         platform._after_commit([event])
 
 

@@ -391,7 +391,7 @@ def test_cli_discovers_and_adopts(
             ).scalar()
         assert json.loads(stored)["sample_percent"] == 25
         assert [s for s, _ in audited(platform, "endpoint.capture")] == ["churn-api"]
-    for sample in ("25", "50"):  # the same capture again records nothing; another one does
+    for sample in ("25", "50"):  # each capture sent is audited, the same one again as such
         code, out, _ = cli(
             capsys,
             *base,
@@ -400,8 +400,11 @@ def test_cli_discovers_and_adopts(
         )
         assert code == 0
     with Platform(home, clock=clock, actor="alice") as platform:
-        samples = [d["capture"]["sample_percent"] for _, d in audited(platform, "endpoint.capture")]
-        assert samples == [25, 50]
+        captures = [
+            (d["capture"]["sample_percent"], d.get("again", False))
+            for _, d in audited(platform, "endpoint.capture")
+        ]
+        assert captures == [(25, False), (25, True), (50, False)]
     code, out, _ = cli(capsys, *base, "discover", "--unrecorded", "--json")
     assert (code, json.loads(out)) == (0, [])
 
@@ -482,6 +485,58 @@ def test_capture_is_turned_on_only_when_asked_and_also_for_an_adopted_endpoint(
     )
     with pytest.raises(UnsupportedCapability, match=r"monitoring\.capture"):
         platform.migration.adopt_endpoint("churn-api", reason="r", capture=CaptureConfig())
+
+
+def _capture_in_cloud(platform: Platform) -> object:
+    return platform.backend.get_endpoint("churn-api").extra["capture"]  # type: ignore[attr-defined]
+
+
+def _adopted_capturing(platform: Platform) -> None:
+    """``churn-api`` adopted with the default capture."""
+    from mintaka.domain.monitoring import CaptureConfig
+
+    platform.migration.adopt_model("churn", reason="inherited")
+    legacy_endpoint(platform)
+    platform.migration.adopt_endpoint("churn-api", reason="inherited", capture=CaptureConfig())
+
+
+def _capture_switched_off_outside_mintaka(platform: Platform) -> None:
+    from mintaka.domain.monitoring import CaptureConfig
+
+    platform.backend.configure_capture(  # type: ignore[attr-defined]
+        "churn-api", CaptureConfig(enabled=False)
+    )
+    assert _capture_in_cloud(platform) != CaptureConfig().model_dump(mode="json")
+
+
+def test_capture_turned_on_for_a_re_created_endpoint_is_audited(
+    platform: Platform, legacy: Legacy
+) -> None:
+    from mintaka.domain.monitoring import CaptureConfig
+
+    _adopted_capturing(platform)
+    platform.serving.delete_endpoint("churn-api", reason="retired")
+    legacy_endpoint(platform)  # made again by another tool
+    _capture_switched_off_outside_mintaka(platform)
+    platform.migration.adopt_endpoint("churn-api", reason="again", capture=CaptureConfig())
+    assert _capture_in_cloud(platform) == CaptureConfig().model_dump(mode="json")
+    events = [e for e in platform.audit.events() if e.subject == "churn-api"]
+    assert [e.action for e in events][-2:] == ["endpoint.adopt", "endpoint.capture"]
+    assert "again" not in events[-1].details  # this endpoint's first capture
+
+
+def test_a_capture_sent_again_is_audited_as_it_may_restore_one_changed_outside_mintaka(
+    platform: Platform, legacy: Legacy
+) -> None:
+    from mintaka.domain.monitoring import CaptureConfig
+
+    _adopted_capturing(platform)
+    _capture_switched_off_outside_mintaka(platform)
+    again = platform.migration.adopt_endpoint("churn-api", reason="r", capture=CaptureConfig())
+    assert not again.adopted
+    assert _capture_in_cloud(platform) == CaptureConfig().model_dump(mode="json")
+    captures = audited(platform, "endpoint.capture")
+    assert [d.get("again") for _, d in captures] == [None, True]
 
 
 def test_the_flavor_is_read_from_the_bytes_unless_given(
