@@ -409,6 +409,24 @@ def test_cli_discovers_and_adopts(
     assert (code, json.loads(out)) == (0, [])
 
 
+def test_cli_says_a_version_asked_for_is_recorded_already_not_that_none_is_left(
+    capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path, clock: ManualClock
+) -> None:
+    with Platform(home, clock=clock, actor="alice") as platform:
+        write_legacy(platform, tmp_path)
+    adopt = ["--home", str(home), "--as", "alice", "adopt", "model", "churn", "--reason", "r"]
+    assert cli(capsys, *adopt, "-v", "2")[0] == 0
+    code, out, _ = cli(capsys, *adopt, "-v", "2")  # churn:1 is in the cloud, unrecorded
+    assert code == 0
+    assert " ".join(out.split()) == "nothing to adopt: Mintaka records churn:2 already"
+    assert cli(capsys, *adopt)[0] == 0
+    code, out, _ = cli(capsys, *adopt)
+    assert code == 0
+    assert " ".join(out.split()) == (
+        "nothing to adopt: churn has no version that Mintaka does not record"
+    )
+
+
 def test_an_adopted_versions_evidence_pack_shows_the_adoption_and_its_gaps(
     platform: Platform, legacy: Legacy
 ) -> None:

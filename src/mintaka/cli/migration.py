@@ -257,6 +257,10 @@ def adopt_model(
     if as_json:
         _emit_adoption(adoption)
         return
+    if not adoption.adopted and version:  # those asked for; others may be unrecorded
+        recorded = ", ".join(f"{adoption.model}:{n}" for n in adoption.already_recorded)
+        console.print(f"nothing to adopt: Mintaka records {recorded} already")
+        return
     if not adoption.adopted:
         console.print(
             f"nothing to adopt: {escape(name)} has no version that Mintaka does not record"
