@@ -179,3 +179,26 @@ def test_an_empty_home_is_a_usage_error_not_the_working_directory(
     assert code == 2
     assert "--home" in err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("blank", ["", " \t"], ids=["empty", "spaces"])
+def test_a_blank_run_id_is_refused_not_taken_for_no_run(
+    platform: Platform, make_artifact: MakeArtifact, blank: str
+) -> None:
+    """An unset ``$RUN_ID`` in a CI script must not register a version without its lineage."""
+    with pytest.raises(ValidationError, match="run id is blank"):
+        platform.register_model("m", make_artifact(b"a"), run_id=blank)
+    assert platform.list_models() == []
+
+
+def test_models_register_with_an_empty_run_fails(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "model.bin").write_bytes(b"weights")
+    home = ["--home", str(init_home(capsys, tmp_path / "h"))]
+    args = ("models", "register", "m", "--artifact", str(tmp_path / "model.bin"), "--run", "")
+    code, _, err = cli(capsys, *home, *args)
+    assert code == 1
+    assert "run id is blank" in " ".join(err.split())
+    code, out, _ = cli(capsys, *home, "models", "list", "--json")
+    assert (code, out.strip()) == (0, "[]")

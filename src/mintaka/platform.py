@@ -548,10 +548,16 @@ class Platform:
         (datasets -> run -> version) and an audit event are committed together, in one
         transaction with the backend's version when the backend's registry lives in the store.
         ``artifact`` may also be what ``platform.artifacts.ingest`` returned: bytes already
-        digested and stored, which are not read again.
+        digested and stored, which are not read again. ``run_id`` names the run that produced
+        the version; a blank one is a ``ValidationError``, not "no run": an unset variable in a
+        script must not register a version without its lineage.
         """
         name = validate_model_name(name)
         owner = validate_owner(owner)
+        if run_id is not None and not run_id.strip():
+            raise ValidationError(
+                "the run id is blank: give the run that produced the version, or no run at all"
+            )
         flavor = parse_enum(Flavor, flavor, "flavor")
         risk_tier = None if tier is None else parse_enum(RiskTier, tier, "risk tier")
         tags = dict(tags or {})
@@ -586,7 +592,7 @@ class Platform:
             model_row = sql.one(
                 "SELECT owner, risk_tier FROM models WHERE name = :name", {"name": name}
             )
-            run = self._run_for_version(sql, run_id) if run_id else None
+            run = None if run_id is None else self._run_for_version(sql, run_id)
             datasets_used = list(dict.fromkeys(dataset_ids))
             if run is not None:
                 datasets_used = list(dict.fromkeys([*run.dataset_ids, *datasets_used]))
