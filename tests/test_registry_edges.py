@@ -202,3 +202,22 @@ def test_models_register_with_an_empty_run_fails(
     assert "run id is blank" in " ".join(err.split())
     code, out, _ = cli(capsys, *home, "models", "list", "--json")
     assert (code, out.strip()) == (0, "[]")
+
+
+def test_an_alias_already_gone_from_the_backend_blocks_neither_archiving_nor_its_deletion(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    for content in (b"a", b"b"):
+        platform.register_model("m", make_artifact(content))
+    platform.set_alias("m", "champion", 1)
+    platform.set_alias("m", "candidate", 2)
+    for alias in ("champion", "candidate"):  # removed in the cloud, outside Mintaka
+        platform.backend.delete_alias("m", alias)  # type: ignore[attr-defined]
+    events = len(platform.audit.events())
+    archived = platform.archive_version("m", 1)
+    platform.delete_alias("m", "candidate")
+    assert (archived.stage.value, archived.aliases) == ("archived", ())
+    assert platform.get_model_version("m", 2).aliases == ()
+    actions = [e.action for e in platform.audit.events()[events:]]
+    assert actions == ["model.archive", "model.alias.delete"]
+    assert platform.sync() == []

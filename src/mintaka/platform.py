@@ -1039,7 +1039,7 @@ class Platform:
         name = validate_model_name(name)
         alias = validate_alias(alias)
         self.get_model_version(name, alias=alias)  # NotFound when missing
-        self._area(Capability.REGISTRY_ALIASES, ModelAliases).delete_alias(name, alias)
+        _drop_alias(self._area(Capability.REGISTRY_ALIASES, ModelAliases), name, alias)
         with self.store.write() as conn:
             conn.execute(
                 delete(model_aliases).where(
@@ -1171,7 +1171,7 @@ class Platform:
         if current.aliases:
             aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
             for alias in current.aliases:
-                aliases.delete_alias(current.name, alias)
+                _drop_alias(aliases, current.name, alias)
         if self.supports(Capability.REGISTRY_STAGES):
             self._area(Capability.REGISTRY_STAGES, ModelStages).set_stage(
                 current.name, current.version, Stage.ARCHIVED
@@ -1733,6 +1733,14 @@ class Platform:
         from mintaka.sync import sync_models
 
         return sync_models(self)
+
+
+def _drop_alias(aliases: ModelAliases, name: str, alias: str) -> None:
+    """Remove ``alias`` of ``name`` from the backend. One the backend no longer has (removed in
+    the cloud, behind Mintaka's back) is removed already: the store's stale record of it must
+    not block its deletion, or the archiving of its version, for good."""
+    with contextlib.suppress(NotFound):
+        aliases.delete_alias(name, alias)
 
 
 def _content_root(artifact: str | Path | StoredArtifact) -> Path:
