@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar, cast
 
 from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Connection, Select, Table, and_, delete, func, select, update
@@ -29,7 +29,7 @@ from mintaka.config import MintakaConfig, load_config
 from mintaka.domain.audit import AuditEvent, ChainReport
 from mintaka.domain.base import parse_enum
 from mintaka.domain.discovery import Difference
-from mintaka.domain.governance import validate_owner
+from mintaka.domain.governance import PolicyDecision, validate_owner
 from mintaka.domain.lineage import EdgeKind, LineageEdge, LineageGraph, LineageNode, NodeKind
 from mintaka.domain.names import (
     parse_model_ref,
@@ -55,6 +55,7 @@ from mintaka.domain.runs import DatasetVersion, Run, RunStatus
 from mintaka.errors import (
     Conflict,
     InvalidName,
+    MintakaError,
     NotFound,
     UnsupportedCapability,
     ValidationError,
@@ -989,8 +990,10 @@ class Platform:
         """Point ``alias`` at a version (moving it if it pointed elsewhere).
 
         An archived version takes no alias: archiving removed its aliases, and an alias names a
-        version to use. Pointing an alias where the record already has it is sent to the backend
-        again (which settles a cloud that moved it) and records nothing new. A new alias follows
+        version to use. A version archived by another process while the backend moved the alias
+        is a ``Conflict`` too, and the backend's alias is put back as the store records it.
+        Pointing an alias where the record already has it is sent to the backend again (which
+        settles a cloud that moved it) and records nothing new. A new alias follows
         :func:`validate_new_alias`; one the model already has may be moved whatever its form.
         """
         alias = validate_alias(alias)
@@ -1012,28 +1015,66 @@ class Platform:
                 "model.promote", current.ref, self.governance.production_controls(current)
             )
         aliases.set_alias(current.name, alias, current.version)
-        if before == current.version:  # the record already says so
-            return current
         with self.store.write() as conn:
-            conn.execute(
-                self._insert(model_aliases)
-                .values(name=current.name, alias=alias, version=current.version)
-                .on_conflict_do_update(
-                    index_elements=["name", "alias"], set_={"version": current.version}
+            archived = self._stage_for_update(conn, current) is Stage.ARCHIVED
+            held = conn.execute(
+                select(model_aliases.c.version).where(
+                    model_aliases.c.name == current.name, model_aliases.c.alias == alias
                 )
+            ).scalar()
+            if archived or held == current.version:  # archived meanwhile, or already so
+                event = None
+            else:
+                conn.execute(
+                    self._insert(model_aliases)
+                    .values(name=current.name, alias=alias, version=current.version)
+                    .on_conflict_do_update(
+                        index_elements=["name", "alias"], set_={"version": current.version}
+                    )
+                )
+                if decision is None:
+                    self.governance.note_policy(conn)  # which aliases count is the policy's word
+                event = self._audit(
+                    conn,
+                    "model.alias.set",
+                    f"{current.name}@{alias}",
+                    version=current.version,
+                    previous=held,
+                    decision=None if decision is None else self.governance.record(conn, decision),
+                )
+        if archived:
+            self._refuse_archived_meanwhile(
+                current.ref, lambda: _put_alias(aliases, current.name, alias, held)
             )
-            if decision is None:
-                self.governance.note_policy(conn)  # which aliases count is the policy's word
-            event = self._audit(
-                conn,
-                "model.alias.set",
-                f"{current.name}@{alias}",
-                version=current.version,
-                previous=before,
-                decision=None if decision is None else self.governance.record(conn, decision),
-            )
+        if event is None:
+            return current if before == current.version else self._existing_version(name, version)
         self._after_commit([event])
         return self.get_model_version(current.name, current.version)
+
+    @staticmethod
+    def _stage_for_update(conn: Connection, current: ModelVersion) -> Stage:
+        """The stage of ``current`` as it stands under the write lock (its row locked, on a
+        server database, until the transaction ends): a version archived by another process
+        after ``current`` was read takes no further change."""
+        row = select(model_versions.c.stage).where(model_versions.c.id == current.id)
+        stage = conn.execute(row.with_for_update()).scalar()
+        if stage is None:
+            raise NotFound(f"model version {current.ref} not found")
+        return Stage(stage)
+
+    @staticmethod
+    def _refuse_archived_meanwhile(ref: str, put_back: Callable[[], None]) -> NoReturn:
+        """Refuse a change to ``ref``, which another process archived while the backend made it,
+        after ``put_back`` has returned the backend to what the store records: the store is
+        Mintaka's record of the version, and ``sync`` compares the cloud with it."""
+        refusal = f"{ref} is archived, and archiving is final"
+        try:
+            put_back()
+        except MintakaError as exc:
+            raise Conflict(
+                f"{refusal}; the backend still holds the change, putting it back failed: {exc}"
+            ) from exc
+        raise Conflict(refusal)
 
     def delete_alias(self, name: str, alias: str) -> None:
         name = validate_model_name(name)
@@ -1104,6 +1145,13 @@ class Platform:
         return self.get_model_version(current.name, current.version)
 
     def set_stage(self, name: str, version: int | str, stage: Stage | str) -> ModelVersion:
+        """Move a version to ``stage``; archiving goes through :meth:`archive_version`.
+
+        An archived version moves no more: archiving is final. A version archived by another
+        process while the backend moved it is a ``Conflict`` too, and the backend's stage is put
+        back to archived. A stage the record already holds is sent to the backend again and
+        records nothing new.
+        """
         target = parse_enum(Stage, stage, "stage")
         current = self._existing_version(name, version)
         if current.stage is Stage.ARCHIVED and target is not Stage.ARCHIVED:
@@ -1117,22 +1165,31 @@ class Platform:
                 "model.promote", current.ref, self.governance.production_controls(current)
             )
         stages.set_stage(current.name, current.version, target)
-        if current.stage is target:  # sent again (settles a cloud that changed it); no change
-            return current
         with self.store.write() as conn:
-            conn.execute(
-                update(model_versions)
-                .where(model_versions.c.id == current.id)
-                .values(stage=target.value)
-            )
-            event = self._audit(
-                conn,
-                "model.stage.set",
+            previous = self._stage_for_update(conn, current)
+            if previous is Stage.ARCHIVED or previous is target:  # archived meanwhile, or so
+                event = None
+            else:
+                conn.execute(
+                    update(model_versions)
+                    .where(model_versions.c.id == current.id)
+                    .values(stage=target.value)
+                )
+                event = self._audit(
+                    conn,
+                    "model.stage.set",
+                    current.ref,
+                    stage=target,
+                    previous=previous,
+                    decision=None if decision is None else self.governance.record(conn, decision),
+                )
+        if previous is Stage.ARCHIVED:
+            self._refuse_archived_meanwhile(
                 current.ref,
-                stage=target,
-                previous=current.stage,
-                decision=None if decision is None else self.governance.record(conn, decision),
+                lambda: stages.set_stage(current.name, current.version, Stage.ARCHIVED),
             )
+        if event is None:  # sent again (settles a cloud that changed it); no change
+            return current if current.stage is target else self._existing_version(name, version)
         self._after_commit([event])
         return self.get_model_version(current.name, current.version)
 
@@ -1141,14 +1198,13 @@ class Platform:
 
         Refused while the version takes live or shadow traffic on any endpoint. Archiving a
         version already archived sends the stage to the backend again (which settles a cloud that
-        changed it) and records nothing new.
+        changed it) and records nothing new. What another process changed between the read of
+        the version and the record of its archiving is settled in the backend as the store then
+        records it (``_settle_aliases``, and the archived stage sent again).
         """
         current = self._existing_version(name, version)
         if current.stage is Stage.ARCHIVED:
-            if self.supports(Capability.REGISTRY_STAGES):
-                self._area(Capability.REGISTRY_STAGES, ModelStages).set_stage(
-                    current.name, current.version, Stage.ARCHIVED
-                )
+            self._archive_in_backend(current)
             return current
         serving_on = [
             f"{e.name}/{r.name}" + (" (shadow)" if r.name == e.traffic.shadow else "")
@@ -1172,11 +1228,27 @@ class Platform:
             aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
             for alias in current.aliases:
                 _drop_alias(aliases, current.name, alias)
-        if self.supports(Capability.REGISTRY_STAGES):
-            self._area(Capability.REGISTRY_STAGES, ModelStages).set_stage(
-                current.name, current.version, Stage.ARCHIVED
-            )
+        self._archive_in_backend(current)
+        stage, recorded, event = self._record_archive(current, reason, decision)
+        if event is not None:
+            self._after_commit([event])
+        self._settle_aliases(current, recorded)
+        if stage is not current.stage:  # moved meanwhile: the backend may have it moved too
+            self._archive_in_backend(current)
+        return self.get_model_version(current.name, current.version)
+
+    def _record_archive(
+        self, current: ModelVersion, reason: str, decision: PolicyDecision
+    ) -> tuple[Stage, dict[str, int], AuditEvent | None]:
+        """Record ``current`` archived, its aliases removed, unless another process archived it
+        meanwhile. Returns its stage under the write lock, the store's record of the aliases
+        archiving touched (``_aliases_touched``) as it was then, and the event (``None`` when
+        the other process recorded the archiving)."""
         with self.store.write() as conn:
+            stage = self._stage_for_update(conn, current)
+            recorded = self._aliases_touched(conn, current)
+            if stage is Stage.ARCHIVED:
+                return stage, recorded, None
             conn.execute(
                 update(model_versions)
                 .where(model_versions.c.id == current.id)
@@ -1193,11 +1265,48 @@ class Platform:
                 "model.archive",
                 current.ref,
                 reason=reason,
-                aliases=list(current.aliases),
+                aliases=sorted(a for a, v in recorded.items() if v == current.version),
                 decision=self.governance.record(conn, decision),
             )
-        self._after_commit([event])
-        return self.get_model_version(current.name, current.version)
+        return stage, recorded, event
+
+    def _archive_in_backend(self, current: ModelVersion) -> None:
+        """Send the archived stage to a backend that keeps stages (others have none to send)."""
+        if self.supports(Capability.REGISTRY_STAGES):
+            self._area(Capability.REGISTRY_STAGES, ModelStages).set_stage(
+                current.name, current.version, Stage.ARCHIVED
+            )
+
+    @staticmethod
+    def _aliases_touched(conn: Connection, current: ModelVersion) -> dict[str, int]:
+        """The store's record, under the write lock, of the aliases that archiving ``current``
+        touches: those it held when it was read (and the backend has dropped), and those it
+        holds now, each with the version it names now."""
+        touched = model_aliases.c.version == current.version
+        if current.aliases:
+            touched = touched | model_aliases.c.alias.in_(current.aliases)
+        rows = conn.execute(
+            select(model_aliases.c.alias, model_aliases.c.version).where(
+                model_aliases.c.name == current.name, touched
+            )
+        )
+        return {row.alias: int(row.version) for row in rows}
+
+    def _settle_aliases(self, current: ModelVersion, recorded: Mapping[str, int]) -> None:
+        """Bring the backend's aliases in line with the store once ``current`` is archived, where
+        another process moved them between the read of ``current`` and the archiving's record:
+        an alias set on it meanwhile (which the backend still holds, though the store no longer
+        does) is dropped, and one of it moved to another version meanwhile (which the backend
+        dropped with it) is set again where the store says."""
+        late = [a for a, v in recorded.items() if v == current.version and a not in current.aliases]
+        moved = {a: v for a, v in recorded.items() if v != current.version}
+        if not (late or moved):
+            return
+        aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
+        for alias in late:
+            _drop_alias(aliases, current.name, alias)
+        for alias, version in moved.items():
+            aliases.set_alias(current.name, alias, version)
 
     # -- datasets -------------------------------------------------------------------------------
 
@@ -1741,6 +1850,14 @@ def _drop_alias(aliases: ModelAliases, name: str, alias: str) -> None:
     not block its deletion, or the archiving of its version, for good."""
     with contextlib.suppress(NotFound):
         aliases.delete_alias(name, alias)
+
+
+def _put_alias(aliases: ModelAliases, name: str, alias: str, version: int | None) -> None:
+    """Point the backend's ``alias`` of ``name`` at ``version``, or drop it for ``None``."""
+    if version is None:
+        _drop_alias(aliases, name, alias)
+    else:
+        aliases.set_alias(name, alias, version)
 
 
 def _content_root(artifact: str | Path | StoredArtifact) -> Path:

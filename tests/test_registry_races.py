@@ -1,0 +1,165 @@
+"""Registry changes racing another process's on the same home: what the store records is decided
+under its write lock, and the backend is left as the store records it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+from artifact_kit import MakeArtifact
+
+from mintaka import Conflict, IdFactory, ManualClock, Platform
+from mintaka.domain.registry import Stage
+from mintaka.local.backend import LocalBackend
+
+
+@pytest.fixture
+def other(platform: Platform, home: Path, clock: ManualClock) -> Iterator[Platform]:
+    """A second process on ``platform``'s home, acting as another user."""
+    with Platform(home, clock=clock, ids=IdFactory(seed=9), actor="bob") as plat:
+        yield plat
+
+
+def meanwhile(
+    monkeypatch: pytest.MonkeyPatch,
+    obj: object,
+    attr: str,
+    act: Callable[[], object],
+    *,
+    after: bool = False,
+) -> None:
+    """Have the first call of ``obj.attr`` run ``act``, another process's change, before it (or
+    after it, with ``after``): a change committed while this process's call is under way."""
+    real = getattr(obj, attr)
+    pending = [act]
+
+    def call(*args: Any) -> Any:
+        if pending and not after:
+            pending.pop()()
+        result = real(*args)
+        if pending and after:
+            pending.pop()()
+        return result
+
+    monkeypatch.setattr(obj, attr, call)
+
+
+def local(platform: Platform) -> LocalBackend:
+    assert isinstance(platform.backend, LocalBackend)
+    return platform.backend
+
+
+def actions(platform: Platform, since: int) -> list[str]:
+    return [e.action for e in platform.audit.events()[since:]]
+
+
+# -- archiving is final ----------------------------------------------------------------------
+
+
+def test_a_stage_set_while_another_process_archives_the_version_is_refused_and_put_back(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    platform.register_model("churn", make_artifact(b"one"))
+    events = len(platform.audit.events())
+    archive = partial(other.archive_version, "churn", 1, reason="retired")
+    meanwhile(monkeypatch, platform.backend, "set_stage", archive)
+    with pytest.raises(Conflict, match="churn:1 is archived, and archiving is final"):
+        platform.set_stage("churn", 1, "staging")
+    assert platform.get_model_version("churn", 1).stage is Stage.ARCHIVED
+    assert local(platform).get_version("churn", 1).stage is Stage.ARCHIVED
+    assert actions(platform, events) == ["model.archive"]
+    assert platform.sync() == []
+
+
+@pytest.mark.parametrize("held_by", [None, 2], ids=["new-alias", "moved-alias"])
+def test_an_alias_set_while_another_process_archives_the_version_is_refused_and_put_back(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+    held_by: int | None,
+) -> None:
+    for content in (b"one", b"two"):
+        platform.register_model("churn", make_artifact(content))
+    if held_by is not None:
+        platform.set_alias("churn", "champion", held_by)
+    events = len(platform.audit.events())
+    archive = partial(other.archive_version, "churn", 1)
+    meanwhile(monkeypatch, platform.backend, "set_alias", archive)
+    with pytest.raises(Conflict, match="churn:1 is archived"):
+        platform.set_alias("churn", "champion", 1)
+    assert platform.get_model_version("churn", 1).aliases == ()
+    expected = {} if held_by is None else {"champion": held_by}
+    assert local(platform).get_aliases("churn") == expected
+    assert actions(platform, events) == ["model.archive"]
+    assert platform.sync() == []
+
+
+def test_an_alias_set_while_its_version_is_archived_leaves_the_backend_too(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    platform.register_model("churn", make_artifact(b"one"))
+    set_alias = partial(other.set_alias, "churn", "champion", 1)
+    meanwhile(monkeypatch, platform.backend, "set_stage", set_alias)
+    archived = platform.archive_version("churn", 1)
+    assert (archived.stage, archived.aliases) == (Stage.ARCHIVED, ())
+    assert local(platform).get_aliases("churn") == {}
+    assert platform.audit.events()[-1].details["aliases"] == ["champion"]
+    assert platform.sync() == []
+
+
+def test_an_alias_moved_away_while_its_version_is_archived_stays_where_it_moved(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for content in (b"one", b"two"):
+        platform.register_model("churn", make_artifact(content))
+    platform.set_alias("churn", "champion", 1)
+    move = partial(other.set_alias, "churn", "champion", 2)
+    meanwhile(monkeypatch, platform.backend, "delete_alias", move)
+    platform.archive_version("churn", 1)
+    assert platform.get_model_version("churn", alias="champion").version == 2
+    assert local(platform).get_aliases("churn") == {"champion": 2}
+    assert platform.audit.events()[-1].details["aliases"] == []
+    assert platform.sync() == []
+
+
+def test_a_stage_set_while_the_version_is_archived_is_archived_again_in_the_backend(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    platform.register_model("churn", make_artifact(b"one"))
+    stage = partial(other.set_stage, "churn", 1, "staging")
+    meanwhile(monkeypatch, platform.backend, "set_stage", stage, after=True)
+    platform.archive_version("churn", 1)
+    assert platform.get_model_version("churn", 1).stage is Stage.ARCHIVED
+    assert local(platform).get_version("churn", 1).stage is Stage.ARCHIVED
+    assert platform.sync() == []
+
+
+def test_a_version_two_processes_archive_at_once_is_archived_once(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    platform.register_model("churn", make_artifact(b"one"))
+    events = len(platform.audit.events())
+    archive = partial(other.archive_version, "churn", 1, reason="theirs")
+    meanwhile(monkeypatch, platform.backend, "set_stage", archive)
+    assert platform.archive_version("churn", 1, reason="mine").stage is Stage.ARCHIVED
+    assert actions(platform, events) == ["model.archive"]
+    assert platform.audit.events()[-1].details["reason"] == "theirs"
