@@ -163,3 +163,41 @@ def test_a_version_two_processes_archive_at_once_is_archived_once(
     assert platform.archive_version("churn", 1, reason="mine").stage is Stage.ARCHIVED
     assert actions(platform, events) == ["model.archive"]
     assert platform.audit.events()[-1].details["reason"] == "theirs"
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+def test_metrics_two_processes_log_at_once_are_all_kept(
+    platform: Platform, other: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = platform.start_run("exp")
+    theirs = partial(other.log_metrics, run.id, {"loss": 0.1})
+    meanwhile(monkeypatch, platform.backend, "log_metrics", theirs, after=True)
+    assert platform.log_metrics(run.id, {"auc": 0.9}).metrics == {"auc": 0.9, "loss": 0.1}
+    assert platform.get_run(run.id).metrics == {"auc": 0.9, "loss": 0.1}
+    assert local(platform).get_run(run.id).metrics == {"auc": 0.9, "loss": 0.1}
+
+
+def test_params_two_processes_log_at_once_are_all_kept(
+    platform: Platform, other: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = platform.start_run("exp")
+    theirs = partial(other.log_params, run.id, {"depth": 6})
+    meanwhile(monkeypatch, platform.backend, "log_params", theirs, after=True)
+    platform.log_params(run.id, {"lr": 0.1})
+    assert platform.get_run(run.id).params == {"depth": "6", "lr": "0.1"}
+    assert local(platform).get_run(run.id).params == {"depth": "6", "lr": "0.1"}
+
+
+def test_a_run_two_processes_end_at_once_ends_once_with_the_status_recorded_first(
+    platform: Platform, other: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = platform.start_run("exp")
+    events = len(platform.audit.events())
+    meanwhile(monkeypatch, platform.backend, "end_run", partial(other.end_run, run.id, "finished"))
+    with pytest.raises(Conflict, match="has ended"):
+        platform.end_run(run.id, "failed")
+    assert platform.get_run(run.id).status.value == "finished"
+    assert local(platform).get_run(run.id).status.value == "finished"
+    assert actions(platform, events) == ["run.end"]

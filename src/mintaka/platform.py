@@ -1630,8 +1630,11 @@ class Platform:
             "backend_ids": run.backend_ids,
         }
 
-    def _run_row(self, conn: Connection, run_id: str) -> Run:
-        row = conn.execute(select(runs).where(runs.c.id == run_id)).one_or_none()
+    def _run_row(self, conn: Connection, run_id: str, *, lock: bool = False) -> Run:
+        """The run ``run_id``; with ``lock``, its row locked (on a server database) until the
+        write transaction ``conn`` ends."""
+        query = select(runs).where(runs.c.id == run_id)
+        row = conn.execute(query.with_for_update() if lock else query).one_or_none()
         if row is None:
             raise NotFound(f"run {run_id!r} not found")
         return Run(
@@ -1660,11 +1663,15 @@ class Platform:
         with self.store.read() as conn:
             return [self._run_row(conn, run_id) for run_id in conn.execute(query).scalars()]
 
-    def _update_run(self, run_id: str, action: str, **changes: Any) -> Run:
+    def _update_run(self, run_id: str, action: str, change: Callable[[Run], dict[str, Any]]) -> Run:
+        """Record ``change``, made from the run as it stands under the write lock (its row
+        locked on a server database), with an ``action`` event: a merge made from an earlier
+        read would overwrite what another process logged meanwhile. ``Conflict`` when the run
+        has ended."""
         with self.store.write() as conn:
-            current = self._run_row(conn, run_id)
-            if current.status is not RunStatus.RUNNING:
-                raise Conflict(f"run {run_id} has ended ({current.status.value})")
+            current = self._run_row(conn, run_id, lock=True)
+            _refuse_ended(current)
+            changes = change(current)
             updated = current.model_copy(update=changes)
             conn.execute(
                 update(runs).where(runs.c.id == run_id).values(**self._run_values(updated))
@@ -1686,35 +1693,58 @@ class Platform:
         """The run, which must still be running: checked before the backend is called, so a
         refused change reaches neither the backend nor the store."""
         current = self.get_run(run_id)
-        if current.status is not RunStatus.RUNNING:
-            raise Conflict(f"run {run_id} has ended ({current.status.value})")
+        _refuse_ended(current)
         return current
 
+    def _tracking(self) -> RunTracking | None:
+        """The backend's run tracking, if it keeps runs (else the store alone does)."""
+        if not self.supports(Capability.RUNS):
+            return None
+        return self._area(Capability.RUNS, RunTracking)
+
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> Run:
+        """Log parameters; one already logged with another value is a ``Conflict``, also when
+        another process logged it meanwhile."""
         values = {str(k): str(v) for k, v in params.items()}
-        current = self._running(run_id)
-        clash = sorted(k for k, v in values.items() if current.params.get(k, v) != v)
-        if clash:
-            raise Conflict(f"run {run_id}: parameters already logged with other values: {clash}")
-        if self.supports(Capability.RUNS):
-            self._area(Capability.RUNS, RunTracking).log_params(run_id, values)
-        return self._update_run(run_id, "run.params", params={**current.params, **values})
+        _params_with(self._running(run_id), values)
+        tracking = self._tracking()
+        if tracking is not None:
+            tracking.log_params(run_id, values)
+        return self._update_run(
+            run_id, "run.params", lambda run: {"params": _params_with(run, values)}
+        )
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> Run:
+        """Log metrics (a metric logged again takes the new value), merged with those the run
+        holds when the store records them, other processes' included."""
         values = finite_metrics(metrics)
-        current = self._running(run_id)
-        if self.supports(Capability.RUNS):
-            self._area(Capability.RUNS, RunTracking).log_metrics(run_id, values)
-        return self._update_run(run_id, "run.metrics", metrics={**current.metrics, **values})
+        self._running(run_id)
+        tracking = self._tracking()
+        if tracking is not None:
+            tracking.log_metrics(run_id, values)
+        return self._update_run(
+            run_id, "run.metrics", lambda run: {"metrics": {**run.metrics, **values}}
+        )
 
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
+        """End a running run as finished or failed. A run that another process ended while the
+        backend ended it is a ``Conflict``, and the backend is given the status the store
+        records, so that the two agree."""
         final = parse_enum(RunStatus, status, "run status")
         if final is RunStatus.RUNNING:
             raise ValidationError("a run ends as finished or failed")
         self._running(run_id)
-        if self.supports(Capability.RUNS):
-            self._area(Capability.RUNS, RunTracking).end_run(run_id, final)
-        return self._update_run(run_id, "run.end", status=final, ended_at=self._now())
+        tracking = self._tracking()
+        if tracking is not None:
+            tracking.end_run(run_id, final)
+        try:
+            return self._update_run(
+                run_id, "run.end", lambda _run: {"status": final, "ended_at": self._now()}
+            )
+        except Conflict:
+            if tracking is not None:
+                tracking.end_run(run_id, self.get_run(run_id).status)
+            raise
 
     # -- lineage and audit -------------------------------------------------------------------
 
@@ -1842,6 +1872,20 @@ class Platform:
         from mintaka.sync import sync_models
 
         return sync_models(self)
+
+
+def _refuse_ended(run: Run) -> None:
+    if run.status is not RunStatus.RUNNING:
+        raise Conflict(f"run {run.id} has ended ({run.status.value})")
+
+
+def _params_with(run: Run, values: Mapping[str, str]) -> dict[str, str]:
+    """``run``'s parameters with ``values`` added; a ``Conflict`` for one logged with another
+    value (a parameter is logged once: it describes how the run was made)."""
+    clash = sorted(k for k, v in values.items() if run.params.get(k, v) != v)
+    if clash:
+        raise Conflict(f"run {run.id}: parameters already logged with other values: {clash}")
+    return {**run.params, **values}
 
 
 def _drop_alias(aliases: ModelAliases, name: str, alias: str) -> None:
