@@ -12,7 +12,7 @@ import pytest
 from artifact_kit import MakeArtifact
 
 from mintaka import Conflict, IdFactory, ManualClock, Platform
-from mintaka.domain.registry import Stage
+from mintaka.domain.registry import RiskTier, Stage
 from mintaka.local.backend import LocalBackend
 
 
@@ -201,3 +201,35 @@ def test_a_run_two_processes_end_at_once_ends_once_with_the_status_recorded_firs
     assert platform.get_run(run.id).status.value == "finished"
     assert local(platform).get_run(run.id).status.value == "finished"
     assert actions(platform, events) == ["run.end"]
+
+
+# -- registration ----------------------------------------------------------------------------
+
+
+def test_a_first_version_registered_while_the_model_is_created_takes_its_tier_and_owner(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    create = partial(other.create_model, "fraud", tier="high", owner="risk-team")
+    meanwhile(monkeypatch, platform.artifacts, "ingest", create)
+    version = platform.register_model("fraud", make_artifact(b"w"))
+    assert (version.risk_tier, version.owner) == (RiskTier.HIGH, "risk-team")
+    assert platform.get_model_version("fraud", 1) == version
+    assert platform.get_model("fraud").owner == "risk-team"
+
+
+def test_a_first_version_below_the_tier_of_a_model_created_meanwhile_is_refused(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    create = partial(other.create_model, "fraud", tier="high")
+    meanwhile(monkeypatch, platform.artifacts, "ingest", create)
+    with pytest.raises(Conflict, match="fraud was created meanwhile as a high-tier model"):
+        platform.register_model("fraud", make_artifact(b"w"), tier="low")
+    assert platform.list_versions("fraud") == []
+    assert local(platform).list_versions("fraud") == []
+    assert platform.get_model("fraud").risk_tier is RiskTier.HIGH

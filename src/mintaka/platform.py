@@ -635,9 +635,14 @@ class Platform:
             # there (a sweep of orphans may have taken bytes stored long before).
             if not self.artifacts.exists(stored.digest):
                 raise NotFound(f"artifact {stored.digest} left the store before it was recorded")
+            sql = Sql(conn)
+            now = self._now()
+            if model_row is None:  # its first version, unless another process created it since
+                model_row = self._model_of_first_version(
+                    sql, name, owner or self.actor, risk_tier, description, now
+                )
             if created is None:
                 created = cast(StoreResidentRegistry, registry).create_version_in(conn, request)
-            now = self._now()
             record = _parse(
                 ModelVersion,
                 id=version_id,
@@ -650,9 +655,8 @@ class Platform:
                 params=params_s,
                 metrics=metrics_f,
                 tags=tags,
-                owner=owner or (model_row[0] if model_row is not None else self.actor),
-                risk_tier=risk_tier
-                or (RiskTier(model_row[1]) if model_row is not None else RiskTier.MEDIUM),
+                owner=owner or model_row[0],
+                risk_tier=risk_tier or RiskTier(model_row[1]),
                 description=description,
                 run_id=run.id if run is not None else None,
                 code_commit=code_commit or (run.code_commit if run is not None else None),
@@ -661,9 +665,6 @@ class Platform:
                 backend=self.backend.name,
                 backend_ids=created.backend_ids,
             )
-            sql = Sql(conn)
-            if model_row is None:
-                self._record_model(sql, name, record.owner, record.risk_tier, description, now)
             self._record_artifact(sql, stored, now)
             # A version number the store already holds (the backend's state moved behind
             # Mintaka's back) hits the (name, version) unique key and inserts nothing.
@@ -708,6 +709,32 @@ class Platform:
                     )
                 ],
             )
+
+    def _model_of_first_version(
+        self,
+        sql: Sql,
+        name: str,
+        owner: str,
+        tier: RiskTier | None,
+        description: str,
+        at: datetime,
+    ) -> tuple[Any, ...]:
+        """The owner and tier of the model that a registration found missing, under the write
+        lock: its ``models`` row made from the version's (``tier`` defaulting to medium), or
+        the row of another process that created the model meanwhile. A ``tier`` below that
+        model's is then a ``Conflict``, refused as ``_refuse_tier_below_model`` refuses it
+        before any backend call, whose policy decision is made when it is registered again."""
+        self._record_model(sql, name, owner, tier or RiskTier.MEDIUM, description, at)
+        row = sql.one("SELECT owner, risk_tier FROM models WHERE name = :name", {"name": name})
+        if row is None:
+            raise NotFound(f"model {name!r} not found")
+        model_tier = RiskTier(row[1])
+        if tier is not None and highest_tier((tier, model_tier)) is not tier:
+            raise Conflict(
+                f"{name} was created meanwhile as a {model_tier.value}-tier model; its versions "
+                f"cannot be registered as {tier.value}-tier"
+            )
+        return row
 
     def _record_model(
         self, sql: Sql, name: str, owner: str, tier: RiskTier, description: str, at: datetime
