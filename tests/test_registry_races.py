@@ -233,3 +233,44 @@ def test_a_first_version_below_the_tier_of_a_model_created_meanwhile_is_refused(
     assert platform.list_versions("fraud") == []
     assert local(platform).list_versions("fraud") == []
     assert platform.get_model("fraud").risk_tier is RiskTier.HIGH
+
+
+@pytest.mark.parametrize("first", [True, False], ids=["first-version", "later-version"])
+def test_the_same_bytes_two_processes_register_at_once_make_one_version(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+    first: bool,
+) -> None:
+    if not first:
+        platform.register_model("churn", make_artifact(b"zero"))
+    same = make_artifact(b"same")
+    meanwhile(
+        monkeypatch, platform.artifacts, "ingest", partial(other.register_model, "churn", same)
+    )
+    held_by = 1 if first else 2
+    with pytest.raises(Conflict, match=f"churn:{held_by} already holds artifact sha256:"):
+        platform.register_model("churn", same)
+    assert [v.version for v in platform.list_versions("churn")] == [*range(1, held_by + 1)]
+    assert [v.version for v in local(platform).list_versions("churn")] == [*range(1, held_by + 1)]
+
+
+def test_the_same_bytes_refused_after_a_backend_outside_the_store_made_a_version_say_so(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backend whose registry is not in the store's database creates the version before the
+    store's write lock is taken; the refusal names that version, which sync reports."""
+    monkeypatch.setattr(platform.backend, "resides_in", lambda _url: False)
+    same = make_artifact(b"same")
+    meanwhile(
+        monkeypatch, platform.artifacts, "ingest", partial(other.register_model, "churn", same)
+    )
+    unrecorded = "the backend's version 2, made for this registration, is not recorded"
+    with pytest.raises(Conflict, match=f"churn:1 already holds artifact .*; {unrecorded}"):
+        platform.register_model("churn", same)
+    assert [v.version for v in platform.list_versions("churn")] == [1]
+    assert [(d.kind, d.subject) for d in platform.sync()] == [("version.unrecorded", "churn:2")]

@@ -42,6 +42,7 @@ from mintaka.domain.names import (
     validate_version,
 )
 from mintaka.domain.registry import (
+    BackendVersion,
     Flavor,
     ModelVersion,
     RegisteredModel,
@@ -200,6 +201,13 @@ class _VersionRow(NamedTuple):
 _INSERT_VERSION = (
     f"INSERT INTO model_versions ({', '.join(_VersionRow._fields)}) "
     f"VALUES ({', '.join(':' + f for f in _VersionRow._fields)}) ON CONFLICT DO NOTHING"
+)
+_VERSION_HOLDING = (
+    "SELECT model_versions.version FROM model_versions "
+    "WHERE model_versions.name = :name AND model_versions.artifact_digest = :digest"
+)
+_VERSION_HOLDING_BY_MODEL = (
+    f"SELECT ({_VERSION_HOLDING} LIMIT 1) FROM models WHERE models.name = :name"
 )
 _SELECT_VERSION = f"SELECT {', '.join('v.' + f for f in _VersionRow._fields)} FROM model_versions v"
 _SELECT_VERSION_BY_ALIAS = (
@@ -600,11 +608,7 @@ class Platform:
                 params_s = {**run.params, **params_s}
                 metrics_f = {**run.metrics, **metrics_f}
             self._require_datasets(conn, datasets_used)
-            clash = sql.one(
-                "SELECT version FROM model_versions "
-                "WHERE name = :name AND artifact_digest = :digest",
-                {"name": name, "digest": digest},
-            )
+            clash = sql.one(_VERSION_HOLDING, {"name": name, "digest": digest})
         if clash is not None:
             raise Conflict(f"{name}:{clash[0]} already holds artifact {digest}")
         if risk_tier is not None and model_row is not None:
@@ -641,6 +645,7 @@ class Platform:
                 model_row = self._model_of_first_version(
                     sql, name, owner or self.actor, risk_tier, description, now
                 )
+            _refuse_digest_held(sql, name, stored.digest, created)
             if created is None:
                 created = cast(StoreResidentRegistry, registry).create_version_in(conn, request)
             record = _parse(
@@ -1899,6 +1904,25 @@ class Platform:
         from mintaka.sync import sync_models
 
         return sync_models(self)
+
+
+def _refuse_digest_held(sql: Sql, name: str, digest: str, created: BackendVersion | None) -> None:
+    """Refuse, under the write lock, bytes that a version of ``name`` holds already: two
+    processes registering one artifact both pass the check made on their read. On a server
+    database the model's row stays locked until the transaction ends, so that registrations of
+    one model check one after another. ``created`` is the version a backend outside the store
+    made for this registration, which the refusal leaves unrecorded there."""
+    query = _VERSION_HOLDING_BY_MODEL + ("" if sql.is_sqlite else " FOR UPDATE")
+    held = sql.one(query, {"name": name, "digest": digest})
+    if held is None or held[0] is None:
+        return
+    refusal = f"{name}:{held[0]} already holds artifact {digest}"
+    if created is not None:
+        refusal += (
+            f"; the backend's version {created.version}, made for this registration, is not "
+            "recorded (sync reports it)"
+        )
+    raise Conflict(refusal)
 
 
 def _refuse_ended(run: Run) -> None:
