@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from artifact_kit import MakeArtifact
 
-from mintaka import Conflict, IdFactory, ManualClock, Platform
+from mintaka import BackendError, Conflict, IdFactory, ManualClock, Platform
 from mintaka.domain.registry import RiskTier, Stage
 from mintaka.local.backend import LocalBackend
 
@@ -75,6 +75,31 @@ def test_a_stage_set_while_another_process_archives_the_version_is_refused_and_p
     assert local(platform).get_version("churn", 1).stage is Stage.ARCHIVED
     assert actions(platform, events) == ["model.archive"]
     assert platform.sync() == []
+
+
+def test_a_change_the_backend_cannot_put_back_is_refused_saying_so(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    platform.register_model("churn", make_artifact(b"one"))
+    real = local(platform).set_stage
+    calls: list[Stage] = []
+
+    def set_stage(name: str, version: int, stage: Stage) -> None:
+        calls.append(stage)
+        if len(calls) > 1:
+            raise BackendError("the registry is unreachable", "local")
+        other.archive_version("churn", 1)
+        real(name, version, stage)
+
+    monkeypatch.setattr(platform.backend, "set_stage", set_stage)
+    with pytest.raises(Conflict, match=r"putting it back failed: .*the registry is unreachable"):
+        platform.set_stage("churn", 1, "staging")
+    assert calls == [Stage.STAGING, Stage.ARCHIVED]
+    assert platform.get_model_version("churn", 1).stage is Stage.ARCHIVED
+    assert [(d.kind, d.observed) for d in platform.sync()] == [("version.stage", "staging")]
 
 
 @pytest.mark.parametrize("held_by", [None, 2], ids=["new-alias", "moved-alias"])
