@@ -95,6 +95,21 @@ def test_a_killed_endpoint_serves_nothing_until_released(
     assert actions[-2:] == ["endpoint.kill", "endpoint.unkill"]
 
 
+def test_an_endpoint_made_again_outside_mintaka_after_its_kill_is_reported_by_sync(
+    platform: Platform, sm: Any, versions: None
+) -> None:
+    platform.serving.create_endpoint("churn-live", "churn:1", route="blue")
+    [config] = names(sm)[1]
+    platform.serving.kill("churn-live", reason="fairness incident")
+    assert platform.sync() == []
+
+    sm.create_endpoint(EndpointName="churn-live", EndpointConfigName=config)  # in the console
+
+    [difference] = platform.sync()
+    assert (difference.kind, difference.subject) == ("endpoint.killed", "endpoint churn-live")
+    assert (difference.recorded, difference.observed) == ({"killed": True}, {"killed": False})
+
+
 def test_a_released_endpoint_gets_back_the_weights_it_had(
     cloud: SageMakerBackend, sm: Any, versions: None
 ) -> None:

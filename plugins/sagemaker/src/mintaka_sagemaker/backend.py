@@ -13,6 +13,7 @@ from mintaka.domain.discovery import (
     ResourceKind,
 )
 from mintaka.domain.governance import Identity, IdentitySource
+from mintaka.domain.serving import EndpointStatus
 from mintaka.errors import NotFound
 from mintaka.interfaces import (
     ApprovalProjection,
@@ -209,6 +210,8 @@ class SageMakerBackend(
                 **({"routes": routes} if endpoint.extra.get("routes_known", True) else {}),
                 **endpoint.extra,
                 "endpoint_config": endpoint.backend_ids.get("endpoint_config", ""),
+                # the kill record read back, or an endpoint serving under its name again
+                "killed": endpoint.status is EndpointStatus.KILLED,
             },
         )
 
