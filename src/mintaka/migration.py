@@ -551,6 +551,10 @@ class MigrationService:
             raise ValidationError("code commit must not be empty")
         if pipeline_run_id is not None and not pipeline_run_id.strip():
             raise ValidationError("pipeline run id must not be empty")
+        if run_id is not None and not run_id.strip():
+            raise ValidationError(
+                "the run id is blank: give the run that produced the versions, or no run at all"
+            )
         with platform.store.read() as conn:
             sql = Sql(conn)
             model_row = sql.one(
@@ -558,7 +562,7 @@ class MigrationService:
             )
             if model_row is not None and model_row[2] != platform.backend.name:
                 raise _recorded_elsewhere("model", name, model_row[2], platform.backend.name)
-            run = platform._run_for_version(sql, run_id) if run_id else None
+            run = None if run_id is None else platform._run_for_version(sql, run_id)
             datasets = list(dataset_ids)
             if run is not None:
                 datasets = list(dict.fromkeys([*run.dataset_ids, *datasets]))

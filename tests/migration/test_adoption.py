@@ -213,6 +213,11 @@ def nothing_recorded(platform: Platform) -> bool:
             NotFound,
             "run-nope",
         ),
+        (
+            lambda p: p.migration.adopt_model("churn", reason="r", run_id=" "),
+            ValidationError,
+            "run id is blank",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_anything_is_written(
