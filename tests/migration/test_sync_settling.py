@@ -3,6 +3,7 @@ advises settles it."""
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pytest
@@ -149,11 +150,12 @@ def test_the_advised_commands_settle_stage_tag_and_endpoint_differences(
     platform: Platform, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _adopted(platform, tmp_path)
-    platform.set_tags("churn", 2, {"team": "crm"})
+    platform.set_tags("churn", 2, {"team": "crm", "owner": "risk team"})
     recorded_stage = platform.get_model_version("churn", 1).stage
     other = Stage.STAGING if recorded_stage is not Stage.STAGING else Stage.NONE
     platform.backend.set_stage("churn", 1, other)  # type: ignore[attr-defined]
     platform.backend.delete_tag("churn", 2, "team")  # type: ignore[attr-defined]
+    platform.backend.delete_tag("churn", 2, "owner")  # type: ignore[attr-defined]
     platform.backend.delete_endpoint("churn-api")  # type: ignore[attr-defined]
     found = {d.kind: d for d in platform.sync()}
     assert set(found) == {"version.stage", "version.tags", "endpoint.missing"}
@@ -162,13 +164,16 @@ def test_the_advised_commands_settle_stage_tag_and_endpoint_differences(
         f"mintaka models stage churn:1 {recorded_stage.value} (puts the recorded stage back)"
         in steps
     )
-    assert "mintaka models tag churn:2 team=crm (puts the recorded tags back)" in steps
+    assert (
+        "mintaka models tag churn:2 'owner=risk team' team=crm (puts the recorded tags back)"
+        in steps
+    )
     assert (
         "mintaka endpoints delete churn-api (drops the record of the endpoint deleted in the cloud)"
         in steps
     )
     for step in steps:
-        args = (step or "").split(" (")[0].split()[1:]
+        args = shlex.split((step or "").split(" (")[0])[1:]
         code, _, err = cli(capsys, "--home", str(platform.home), *args)
         assert code == 0, err
     assert platform.sync() == []

@@ -4,6 +4,7 @@ store, and bring what already runs in the cloud under management."""
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -149,7 +150,7 @@ def _next_step(difference: Difference, missing: frozenset[str] = frozenset()) ->
         observed = difference.observed if isinstance(difference.observed, dict) else {}
         if not recorded or set(observed) - set(recorded):
             return None  # a tag only the cloud has is removed there, not by a Mintaka command
-        pairs = " ".join(f"{key}={value}" for key, value in sorted(recorded.items()))
+        pairs = " ".join(shlex.quote(f"{key}={value}") for key, value in sorted(recorded.items()))
         return f"mintaka models tag {subject} {pairs} (puts the recorded tags back)"
     if difference.kind == DifferenceKind.ALIAS and (
         f"{subject_of(subject)}:{difference.recorded}" in missing
