@@ -187,3 +187,8 @@ def unordered(inputs: UnorderedInputs) -> TextOutputs:
 def announce(inputs: NoInputs, ctx: StepContext) -> TextOutputs:
     """A user's own controller step: it reads the platform, so only the controller can run it."""
     return TextOutputs(text=type(ctx.require_platform()).__name__)
+
+
+def trains(inputs: NoInputs) -> MetricsOutputs:
+    """What a training step measures: the metrics a registered model version carries."""
+    return MetricsOutputs(metrics={"auc": 0.9, "loss": 0.2})

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from artifact_kit import MakeArtifact
 
 from mintaka import GateFailed, NodeKind, Platform, ValidationError
 from mintaka.domain.pipelines import GateKind, PipelineRun, PipelineSpec, PipelineStatus, StepSpec
@@ -515,6 +516,57 @@ def test_a_step_reporting_a_metric_that_is_not_a_number_fails_and_resumes(
     assert resumed.status is PipelineStatus.SUCCEEDED
     retrained = platform.get_run(platform.pipelines.get(run.id).experiment_run or "")
     assert retrained.metrics == {"auc": 0.8, "loss": 0.3}
+
+
+def registering(model: Path, *steps: StepSpec, **parameters: str | int) -> PipelineSpec:
+    """``steps``, then registering ``model`` as ``credit`` once they are done."""
+    return PipelineSpec(
+        name="registering",
+        parameters={"model": str(model), "name": "credit", "flavor": "opaque", **parameters},
+        steps=[
+            *steps,
+            StepSpec(
+                name="register",
+                entrypoint="mintaka.pipelines.builtins:register_model",
+                depends_on=[steps[-1].name],
+                inputs={"model": "params.model", "name": "params.name", "flavor": "params.flavor"},
+            ),
+        ],
+    )
+
+
+def test_a_resumed_run_registers_its_model_with_the_metrics_measured_before_it_failed(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = registering(
+        make_artifact(b"weights"),
+        StepSpec(name="train", entrypoint=f"{STEPS}:trains"),
+        StepSpec(
+            name="sign-off",
+            entrypoint=f"{STEPS}:signed_off",
+            gate="evaluation",
+            depends_on=["train"],
+            inputs={"total": "params.n"},
+        ),
+        n=1,
+    )
+    flag = tmp_path / "outstanding"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    with pytest.raises(GateFailed) as held:
+        platform.pipelines.run(spec, isolation="inline")
+    first = platform.pipelines.get(held.value.run_id or "").experiment_run or ""
+    assert platform.get_run(first).status is RunStatus.FAILED
+    flag.unlink()
+    run = platform.pipelines.resume(held.value.run_id or "", isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    assert [s.cached for s in run.steps] == [False, False, False]
+    experiment = platform.get_run(platform.pipelines.get(run.id).experiment_run or "")
+    assert experiment.id != first
+    assert experiment.metrics == {"auc": 0.9, "loss": 0.2}
+    version = platform.get_model_version("credit", 1)
+    assert version.run_id == experiment.id
+    assert version.metrics == {"auc": 0.9, "loss": 0.2}
 
 
 def test_a_step_reporting_a_count_beyond_a_floats_range_fails_typed(platform: Platform) -> None:

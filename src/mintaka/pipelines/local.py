@@ -664,7 +664,10 @@ class LocalExecutor:
     # -- records --------------------------------------------------------------------------------
 
     def _experiment_run(self, state: RunState) -> str:
-        """The experiment run this pipeline run trains in, started once its data is known."""
+        """The experiment run this pipeline run trains in, started once its data is known. An
+        attempt that failed or stopped ended its experiment run as failed; the attempt resuming
+        it trains in a new one, which starts with the metrics of the steps it reuses, so the
+        model it registers carries what was measured before the failure."""
         if state.experiment_run is not None:
             run = self.platform.get_run(state.experiment_run)
             if run.status is RunStatus.RUNNING or run.status is RunStatus.FINISHED:
@@ -682,6 +685,12 @@ class LocalExecutor:
         )
         state.experiment_run = run.id
         self._save(state)
+        for step_run in state.run.steps:  # the steps done before it started, in their order
+            measured = (
+                _numbers(step_run.outputs) if step_run.status is PipelineStatus.SUCCEEDED else {}
+            )
+            if measured:
+                self.platform.log_metrics(run.id, measured)
         self._record(
             "pipeline.link",
             state.run.id,
@@ -726,11 +735,10 @@ class LocalExecutor:
                 f"step {step.name!r} reported metrics that are not finite numbers (NaN, "
                 f"infinity or beyond a float's range): {unmeasured}"
             )
-        numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
         if state.experiment_run:
             run = self.platform.get_run(state.experiment_run)
             if run.status is RunStatus.RUNNING:
-                self.platform.log_metrics(run.id, numbers)
+                self.platform.log_metrics(run.id, _numbers(produced))
         return state
 
     def _record_gate(self, state: RunState, step: StepSpec, gate: GateOutcome) -> None:
@@ -898,6 +906,14 @@ def _registered(state: RunState) -> bool:
         for s in state.run.steps
         if s.status is PipelineStatus.SUCCEEDED
     )
+
+
+def _numbers(produced: JSONDict) -> dict[str, float]:
+    """The metrics among a step's outputs, as numbers."""
+    metrics = produced.get("metrics")
+    if not isinstance(metrics, dict):
+        return {}
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
 
 
 def _unmeasured(produced: dict[str, Any]) -> list[str]:
