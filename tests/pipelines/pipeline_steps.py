@@ -192,3 +192,18 @@ def announce(inputs: NoInputs, ctx: StepContext) -> TextOutputs:
 def trains(inputs: NoInputs) -> MetricsOutputs:
     """What a training step measures: the metrics a registered model version carries."""
     return MetricsOutputs(metrics={"auc": 0.9, "loss": 0.2})
+
+
+class RowsInputs(BaseModel):
+    rows: int
+
+
+class RowsOutputs(BaseModel):
+    csv: Path
+
+
+def writes_rows(inputs: RowsInputs, ctx: StepContext) -> RowsOutputs:
+    """Prepare a data file to ingest: a step that computes before any dataset is recorded."""
+    out = ctx.workdir / "data.csv"
+    out.write_text("x,label\n" + "".join(f"{i},{i % 2}\n" for i in range(inputs.rows)))
+    return RowsOutputs(csv=out)

@@ -569,6 +569,30 @@ def test_a_resumed_run_registers_its_model_with_the_metrics_measured_before_it_f
     assert version.metrics == {"auc": 0.9, "loss": 0.2}
 
 
+def test_a_model_trained_on_data_a_step_prepared_records_that_data(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    spec = registering(
+        make_artifact(b"weights"),
+        StepSpec(name="prepare", entrypoint=f"{STEPS}:writes_rows", inputs={"rows": "params.rows"}),
+        StepSpec(
+            name="ingest",
+            entrypoint="mintaka.pipelines.builtins:register_dataset",
+            inputs={"path": "prepare.csv", "name": "params.dataset"},
+        ),
+        rows=20,
+        dataset="prepared",
+    )
+    run = platform.pipelines.run(spec, isolation="inline")
+    state = platform.pipelines.get(run.id)
+    [dataset] = state.datasets
+    experiment = platform.get_run(state.experiment_run or "")
+    assert experiment.dataset_ids == (dataset,)
+    version = platform.get_model_version("credit", 1)
+    assert version.dataset_ids == (dataset,)
+    assert platform.lineage.ancestors(f"run:{experiment.id}", NodeKind.DATASET) == [dataset]
+
+
 def test_a_step_reporting_a_count_beyond_a_floats_range_fails_typed(platform: Platform) -> None:
     from mintaka import ValidationError
 

@@ -705,27 +705,30 @@ class LocalExecutor:
         return run.id
 
     def _absorb(self, state: RunState, step: StepSpec, produced: JSONDict) -> RunState:
-        """Pick up what a step's outputs say about the run: datasets, digests, metrics (which
-        must be finite: NaN or infinity is no measurement)."""
+        """Pick up what a step's outputs say about the run: datasets (also the experiment run's
+        when it started before they were recorded, as after a step preparing the data), digests,
+        metrics (which must be finite: NaN or infinity is no measurement)."""
         dataset = produced.get("dataset_id")
         if isinstance(dataset, str) and dataset not in state.datasets:
             state.datasets.append(dataset)
             digest = produced.get("digest")
             if isinstance(digest, str):
                 state.data_digests[dataset] = digest
-            self._record(
-                "pipeline.data",
-                state.run.id,
-                [],
-                [
+            edges = [
+                LineageEdge(
+                    src=f"dataset:{dataset}",
+                    dst=f"pipeline_run:{state.run.id}",
+                    kind=EdgeKind.DERIVED,
+                )
+            ]
+            trained = self._train_on(state, dataset)
+            if trained is not None:
+                edges.append(
                     LineageEdge(
-                        src=f"dataset:{dataset}",
-                        dst=f"pipeline_run:{state.run.id}",
-                        kind=EdgeKind.DERIVED,
+                        src=f"dataset:{dataset}", dst=f"run:{trained}", kind=EdgeKind.TRAINED_ON
                     )
-                ],
-                dataset=dataset,
-            )
+                )
+            self._record("pipeline.data", state.run.id, [], edges, dataset=dataset)
         metrics = produced.get("metrics")
         if not isinstance(metrics, dict) or not metrics:
             return state
@@ -740,6 +743,20 @@ class LocalExecutor:
             if run.status is RunStatus.RUNNING:
                 self.platform.log_metrics(run.id, _numbers(produced))
         return state
+
+    def _train_on(self, state: RunState, dataset: str) -> str | None:
+        """Add ``dataset`` to the data of the experiment run the run trains in, if it has one
+        still running; that run's id, else None."""
+        if state.experiment_run is None:
+            return None
+        run = self.platform.get_run(state.experiment_run)
+        if run.status is not RunStatus.RUNNING:
+            return None
+        if dataset not in run.dataset_ids:
+            self.platform._update_run(
+                run.id, "run.datasets", dataset_ids=(*run.dataset_ids, dataset)
+            )
+        return run.id
 
     def _record_gate(self, state: RunState, step: StepSpec, gate: GateOutcome) -> None:
         node = LineageNode(
