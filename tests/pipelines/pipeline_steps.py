@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -207,3 +208,12 @@ def writes_rows(inputs: RowsInputs, ctx: StepContext) -> RowsOutputs:
     out = ctx.workdir / "data.csv"
     out.write_text("x,label\n" + "".join(f"{i},{i % 2}\n" for i in range(inputs.rows)))
     return RowsOutputs(csv=out)
+
+
+class LooseMetricsOutputs(BaseModel):
+    metrics: dict[str, Any]
+
+
+def loosely_measures(inputs: NoInputs) -> LooseMetricsOutputs:
+    """Metrics under an untyped field, one of them NaN (a metric that was not measured)."""
+    return LooseMetricsOutputs(metrics={"auc": float("nan"), "loss": 0.3})

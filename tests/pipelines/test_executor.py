@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from artifact_kit import MakeArtifact
@@ -591,6 +591,29 @@ def test_a_model_trained_on_data_a_step_prepared_records_that_data(
     version = platform.get_model_version("credit", 1)
     assert version.dataset_ids == (dataset,)
     assert platform.lineage.ancestors(f"run:{experiment.id}", NodeKind.DATASET) == [dataset]
+
+
+@pytest.mark.parametrize("isolation", ["inline", "process"])
+@pytest.mark.parametrize("step", ["measures", "loosely_measures"])
+def test_a_metric_that_is_not_a_number_fails_its_step_naming_it_in_either_isolation(
+    platform: Platform,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    isolation: Literal["inline", "process"],
+    step: str,
+) -> None:
+    flag = tmp_path / "nan"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    spec = PipelineSpec(
+        name="measured", steps=[StepSpec(name="measure", entrypoint=f"{STEPS}:{step}")]
+    )
+    with pytest.raises(ValidationError, match=r"step 'measure' reported metrics .* \['auc'\]"):
+        platform.pipelines.run(spec, isolation=isolation)
+    [run] = platform.pipelines.runs()
+    assert run.steps[0].status is PipelineStatus.FAILED
+    experiment = platform.get_run(platform.pipelines.get(run.id).experiment_run or "")
+    assert experiment.metrics == {}
 
 
 def test_a_step_reporting_a_count_beyond_a_floats_range_fails_typed(platform: Platform) -> None:

@@ -485,6 +485,12 @@ class LocalExecutor:
         the step, as the step's own failure does."""
         produced = result.model_dump(mode="json")
         _refuse_text_not_unicode(step.name, produced)
+        unmeasured = _unmeasured(result)
+        if unmeasured:
+            raise ValidationError(
+                f"step {step.name!r} reported metrics that are not finite numbers (NaN, "
+                f"infinity or beyond a float's range): {unmeasured}"
+            )
         gate = result if isinstance(result, GateOutcome) else None
         state = self._absorb(state, step, produced)
         if gate is None or gate.passed:
@@ -564,7 +570,7 @@ class LocalExecutor:
             result = self._call(state, step, contract, inputs, work, controller=False)
         produced = result.model_dump(mode="json")
         digests = _output_digests(contract, produced)
-        if (isinstance(result, GateOutcome) and not result.passed) or _unmeasured(produced):
+        if (isinstance(result, GateOutcome) and not result.passed) or _unmeasured(result):
             # A gate that held is asked again on the next attempt (its reason may have gone), and
             # so is a step whose metrics fail it for not being finite.
             return result, key, False, digests
@@ -707,7 +713,7 @@ class LocalExecutor:
     def _absorb(self, state: RunState, step: StepSpec, produced: JSONDict) -> RunState:
         """Pick up what a step's outputs say about the run: datasets (also the experiment run's
         when it started before they were recorded, as after a step preparing the data), digests,
-        metrics (which must be finite: NaN or infinity is no measurement)."""
+        metrics (checked finite before: NaN or infinity is no measurement)."""
         dataset = produced.get("dataset_id")
         if isinstance(dataset, str) and dataset not in state.datasets:
             state.datasets.append(dataset)
@@ -729,15 +735,8 @@ class LocalExecutor:
                     )
                 )
             self._record("pipeline.data", state.run.id, [], edges, dataset=dataset)
-        metrics = produced.get("metrics")
-        if not isinstance(metrics, dict) or not metrics:
+        if not _numbers(produced):
             return state
-        unmeasured = _unmeasured(produced)
-        if unmeasured:
-            raise ValidationError(
-                f"step {step.name!r} reported metrics that are not finite numbers (NaN, "
-                f"infinity or beyond a float's range): {unmeasured}"
-            )
         if state.experiment_run:
             run = self.platform.get_run(state.experiment_run)
             if run.status is RunStatus.RUNNING:
@@ -933,11 +932,12 @@ def _numbers(produced: JSONDict) -> dict[str, float]:
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
 
 
-def _unmeasured(produced: dict[str, Any]) -> list[str]:
-    """The names of the metrics among a step's outputs that are not finite numbers."""
+def _unmeasured(result: BaseModel) -> list[str]:
+    """The names of the metrics among a step's outputs that are not finite numbers, read from
+    the outputs themselves (their JSON has made a NaN under an untyped field ``null``)."""
     from mintaka.platform import nonfinite_metrics
 
-    metrics = produced.get("metrics")
+    metrics = result.model_dump().get("metrics")
     if not isinstance(metrics, dict):
         return []
     return nonfinite_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})

@@ -3,12 +3,14 @@
 The local executor starts each computing step this way, in a sub-process of its own, and a cloud
 pipeline's container runs the same command. Inputs come from ``--inputs FILE`` (JSON) and from any
 ``--NAME VALUE`` pairs; the outputs are written as JSON to ``--outputs FILE`` (atomically), or
-printed when no file is given. A failing step exits non-zero with its traceback on stderr.
+printed when no file is given (a metric that is NaN or infinite as the constant ``NaN`` or
+``Infinity``). A failing step exits non-zero with its traceback on stderr.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -61,6 +63,26 @@ def run_step(
     return contract.output_model.model_validate(outputs)
 
 
+def outputs_json(result: BaseModel) -> str:
+    """A step's outputs as JSON, its metrics as measured: a NaN or infinite metric is written as
+    the constant ``NaN`` or ``Infinity`` (which JSON lacks, and Python and pydantic read), not as
+    the ``null`` pydantic makes of it, so the executor tells a metric that was not measured and
+    fails the step naming it."""
+    metrics = result.model_dump().get("metrics")
+    if not isinstance(metrics, dict) or not any(
+        isinstance(v, float) and not math.isfinite(v) for v in metrics.values()
+    ):
+        return result.model_dump_json()
+    produced = result.model_dump(mode="json")
+    produced["metrics"] = {
+        name: metrics[name]
+        if isinstance(metrics[name], float) and not math.isfinite(metrics[name])
+        else value
+        for name, value in produced["metrics"].items()
+    }
+    return json.dumps(produced, ensure_ascii=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     entrypoint, options, extra = _arguments(list(sys.argv[1:] if argv is None else argv))
     contract = load_step(entrypoint)
@@ -68,14 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     if "inputs" in options:
         values.update(json.loads(Path(options["inputs"]).read_text()))
     values.update(extra)
-    text = run_step(
+    result = run_step(
         contract,
         values,
         pipeline=options.get("pipeline", os.environ.get("MINTAKA_PIPELINE", "")),
         step=options.get("step", os.environ.get("MINTAKA_STEP", "")),
         run_id=options.get("run-id", ""),
         workdir=Path(options.get("workdir", ".")),
-    ).model_dump_json()
+    )
+    text = outputs_json(result)
     if "outputs" in options:
         write_atomic(Path(options["outputs"]), text, durable=False)
     else:
