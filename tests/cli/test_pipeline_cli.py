@@ -81,6 +81,34 @@ def test_a_refusing_gate_exits_1_with_its_numbers_and_resumes(
     assert "NAME=VALUE" in err
 
 
+def test_a_failed_step_names_the_run_to_resume(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    spec: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    init_home(capsys, tmp_path / "h")
+    home = ["--home", str(tmp_path / "h")]
+    failing = tmp_path / "failing.toml"
+    failing.write_text(
+        'name = "failing"\nparameters = {n = 2}\n\n[[steps]]\nname = "produce"\n'
+        'entrypoint = "pipeline_steps:produce"\ninputs = {n = "params.n"}\n\n'
+        '[[steps]]\nname = "consume"\nentrypoint = "pipeline_steps:consume"\n'
+        'inputs = {file = "produce.file", total = "produce.total"}\n'
+    )
+    flag = tmp_path / "fail"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    code, out, err = cli(capsys, *home, "pipeline", "run", str(failing), "--inline")
+    assert code == 1
+    assert "asked to fail by the flag file" in err
+    [run] = json.loads(cli(capsys, *home, "pipeline", "runs", "--json")[1])
+    assert f"resume it with: mintaka pipeline resume {run['id']}" in out
+    flag.unlink()
+    code, out, err = cli(capsys, *home, "pipeline", "resume", run["id"])
+    assert code == 0, err
+
+
 @given(st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False)))
 def test_a_param_value_reads_as_its_toml_value(value: bool | int | float) -> None:
     text = str(value).lower() if isinstance(value, bool) else repr(value)

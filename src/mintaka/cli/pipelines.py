@@ -86,9 +86,17 @@ class _Bar:
 
 
 def _run_with_bar(action: Any) -> PipelineRun:
+    """Run ``action`` with a progress bar; a run that fails or stops at a gate names the command
+    that resumes it."""
+    from mintaka.pipelines.local import PipelineFailed
+
     with progress_bar() as progress:
         try:
             run: PipelineRun | None = action(_Bar(progress))
+        except PipelineFailed as exc:
+            progress.stop()
+            console.print(f"resume it with: mintaka pipeline resume {escape(exc.run_id)}")
+            raise
         except GateFailed as exc:
             progress.stop()
             console.print(f"[red]gate {exc.gate!r} ({exc.kind}) refused the run[/]:")
@@ -97,7 +105,7 @@ def _run_with_bar(action: Any) -> PipelineRun:
                     f"  - {escape(check.describe() if hasattr(check, 'describe') else str(check))}"
                 )
             if exc.run_id:
-                console.print(f"resume it with: mintaka pipeline resume {exc.run_id}")
+                console.print(f"resume it with: mintaka pipeline resume {escape(exc.run_id)}")
             raise typer.Exit(1) from exc
     assert run is not None
     console.print(f"pipeline run [bold]{run.id}[/]: {run.status.value}")
