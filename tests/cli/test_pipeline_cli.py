@@ -109,6 +109,24 @@ def test_a_failed_step_names_the_run_to_resume(
     assert code == 0, err
 
 
+def test_show_prints_parameters_that_read_as_markup_as_they_are(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
+) -> None:
+    seeded = tmp_path / "seeded.toml"
+    seeded.write_text(
+        'name = "seeded"\nparameters = {random_state = "[/]"}\n\n[[steps]]\nname = "echo"\n'
+        'entrypoint = "pipeline_steps:echo_tag"\ninputs = {tag = "params.random_state"}\n'
+    )
+    init_home(capsys, tmp_path / "h")
+    home = ["--home", str(tmp_path / "h")]
+    code, _, err = cli(capsys, *home, "pipeline", "run", str(seeded), "--inline")
+    assert code == 0, err
+    [run] = json.loads(cli(capsys, *home, "pipeline", "runs", "--json")[1])
+    code, out, err = cli(capsys, *home, "pipeline", "show", run["id"])
+    assert code == 0, err
+    assert "seeds {'random_state': '[/]'}" in " ".join(out.split())
+
+
 @given(st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False)))
 def test_a_param_value_reads_as_its_toml_value(value: bool | int | float) -> None:
     text = str(value).lower() if isinstance(value, bool) else repr(value)

@@ -214,7 +214,10 @@ def show(
         emit_json(state)
         return
     run = state.run
-    console.print(f"[bold]{run.id}[/] {run.pipeline}: {run.status.value} ({escape(state.trigger)})")
+    console.print(
+        f"[bold]{escape(run.id)}[/] {escape(run.pipeline)}: {run.status.value} "
+        f"({escape(state.trigger)})"
+    )
     console.print(
         escape(
             f"code {state.code_commit or 'unknown'}; seeds {state.seeds}; "
