@@ -210,6 +210,49 @@ def test_changed_code_of_a_decorated_step_is_a_cache_miss(
     assert second.steps[0].outputs == {"value": expected}
 
 
+OUTPUT_MODELS = """from pydantic import BaseModel
+class I(BaseModel):
+    n: int
+class O(BaseModel):
+    value: int
+def build(n: int) -> O:
+    return O(value=n)
+"""
+STEP_OF_MODELS = """from k11_models import I, O, build
+def step(inputs: I) -> O:
+    return build(inputs.n)
+"""
+
+
+def test_a_cache_entry_its_output_model_no_longer_reads_is_a_miss(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step's output model lives in a module of its own, which gains a required field: the
+    step's code is unchanged, so the entry is found, but it no longer reads as the outputs."""
+    models = tmp_path / "k11_models.py"
+    models.write_text(OUTPUT_MODELS)
+    (tmp_path / "k11_steps.py").write_text(STEP_OF_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = PipelineSpec(
+        name="models",
+        parameters={"n": 3},
+        steps=[StepSpec(name="s", entrypoint="k11_steps:step", inputs={"n": "params.n"})],
+    )
+    for name in ("k11_models", "k11_steps"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert platform.pipelines.run(spec, isolation="inline").steps[0].outputs == {"value": 3}
+    models.write_text(
+        OUTPUT_MODELS.replace("    value: int\n", "    value: int\n    label: str\n").replace(
+            "O(value=n)", "O(value=n, label='new')"
+        )
+    )
+    for name in ("k11_models", "k11_steps"):  # as a new process imports them
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    again = platform.pipelines.run(spec, isolation="inline").steps[0]
+    assert (again.cached, again.outputs) == (False, {"value": 3, "label": "new"})
+    assert platform.pipelines.run(spec, isolation="inline").steps[0].cached
+
+
 def test_a_cached_output_whose_file_changed_is_recomputed(platform: Platform) -> None:
     first = platform.pipelines.run(two_steps(), isolation="inline")
     Path(first.steps[0].outputs["file"]).write_text("999")

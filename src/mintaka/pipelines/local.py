@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -61,6 +62,8 @@ if TYPE_CHECKING:
     from mintaka.platform import Platform
 
 SEED_NAMES = ("seed", "random_state")
+
+log = logging.getLogger(__name__)
 
 
 class PipelineFailed(MintakaError):
@@ -657,7 +660,9 @@ class LocalExecutor:
 
     @staticmethod
     def _cached(contract: StepContract, entry: Path) -> tuple[BaseModel, JSONDict] | None:
-        """The entry's outputs and their digests, if every file they name is as it was."""
+        """The entry's outputs and their digests, if every file they name is as it was. An entry
+        the step's output model no longer reads (it lives in a module of its own, which changed
+        since) is a miss: the step runs again and its outputs replace the entry."""
         stored = entry / "outputs.json"
         if not stored.is_file():
             return None
@@ -665,7 +670,17 @@ class LocalExecutor:
         digests: JSONDict = data.get("digests", {})
         if not _unchanged(contract, data["outputs"], digests):
             return None
-        return contract.output_model.model_validate(data["outputs"]), digests
+        try:
+            outputs = contract.output_model.model_validate(data["outputs"])
+        except PydanticValidationError as exc:
+            log.info(
+                "cache entry %s of %s is not read by its output model (%s): running the step",
+                entry.name,
+                contract.entrypoint,
+                invalid_fields(exc),
+            )
+            return None
+        return outputs, digests
 
     # -- records --------------------------------------------------------------------------------
 
