@@ -726,6 +726,27 @@ def test_an_output_holding_text_that_is_not_unicode_fails_its_step_naming_it(
     assert says in (run.steps[0].failure_reason or "")
 
 
+@pytest.mark.parametrize("action", ["run", "bind"])
+def test_a_text_parameter_that_is_not_unicode_is_refused_naming_it(
+    platform: Platform, action: str
+) -> None:
+    spec = PipelineSpec(
+        name="tagged",
+        parameters={"tag": "x"},
+        steps=[StepSpec(name="echo", entrypoint=f"{STEPS}:echo_tag", inputs={"tag": "params.tag"})],
+    )
+    name = b"data-\xff.csv".decode("utf-8", "surrogateescape")  # as os.listdir reads it
+    given: Callable[[], object] = (
+        (lambda: platform.pipelines.run(spec, {"tag": name}, isolation="inline"))
+        if action == "run"
+        else (lambda: platform.pipelines.bind("credit", spec, {"tag": name}))
+    )
+    with pytest.raises(ValidationError, match=r"parameter 'tag' .* holds text that is not Unicode"):
+        given()
+    assert platform.pipelines.runs() == []
+    assert platform.pipelines.bindings() == []
+
+
 def test_a_bool_parameter_takes_true_or_false_in_any_case(platform: Platform) -> None:
     run = platform.pipelines.run(loose_pipeline(), {"early": "TRUE"}, isolation="inline")
     assert run.parameters["early"] is True

@@ -323,7 +323,22 @@ def typed_parameter(spec: PipelineSpec, name: str, value: Any) -> str | int | fl
             f"pipeline {spec.name!r}: parameter {name!r} is declared as {declared.__name__} "
             f"(default {spec.parameters[name]!r}); {_shown(value)} is not one"
         )
+    refuse_text_not_unicode(f"parameter {name!r} of pipeline {spec.name!r}", typed)
     return typed
+
+
+def refuse_text_not_unicode(what: str, value: Any) -> None:
+    """Refuse ``value`` (``what`` names it) when it holds text that is not Unicode (a lone
+    surrogate, as ``os.listdir`` reads a file name that is not UTF-8): a run's record is UTF-8
+    JSON and could not hold it."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError as exc:
+        raise ValidationError(
+            f"{what} holds text that is not Unicode ({exc.object[exc.start : exc.end]!r}, as "
+            "os.listdir reads a file name that is not UTF-8), which has no UTF-8 JSON to record: "
+            "give it as text that is"
+        ) from exc
 
 
 def _typed_as(declared: type, value: Any) -> str | int | float | bool | None:

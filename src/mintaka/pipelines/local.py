@@ -54,7 +54,13 @@ from mintaka.errors import (
 )
 from mintaka.files import write_atomic
 from mintaka.pipelines.claims import claim, release
-from mintaka.pipelines.contract import StepContext, StepContract, check_spec, merged_parameters
+from mintaka.pipelines.contract import (
+    StepContext,
+    StepContract,
+    check_spec,
+    merged_parameters,
+    refuse_text_not_unicode,
+)
 from mintaka.processes import ProcessId, running, this_process
 from mintaka.provenance import code_commit, environment
 
@@ -959,15 +965,7 @@ def _unmeasured(result: BaseModel) -> list[str]:
 
 
 def _refuse_text_not_unicode(step: str, produced: JSONDict) -> None:
-    """Refuse an output holding text that is not Unicode (a lone surrogate, as ``os.listdir``
-    reads a file name that is not UTF-8): the run's record is UTF-8 JSON and could not hold it,
-    so the step fails naming the output, as on Databricks."""
+    """Refuse an output holding text that is not Unicode: the step fails naming the output, as
+    on Databricks."""
     for key, value in produced.items():
-        try:
-            json.dumps(value, ensure_ascii=False).encode()
-        except UnicodeEncodeError as exc:
-            raise ValidationError(
-                f"output {key!r} of step {step!r} holds text that is not Unicode "
-                f"({exc.object[exc.start : exc.end]!r}, as os.listdir reads a file name that is "
-                "not UTF-8), which has no UTF-8 JSON to record: give it as text that is"
-            ) from exc
+        refuse_text_not_unicode(f"output {key!r} of step {step!r}", value)
