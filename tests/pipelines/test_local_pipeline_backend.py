@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -281,3 +282,80 @@ def test_a_zero_limit_of_a_submission_reads_as_the_release_that_queued_it_meant(
     )
     assert evaluate.gate is not None
     assert not [c for c in evaluate.gate.checks if c.name.startswith("expected_cost")]
+
+
+def _stopped_in_its_step(platform: Platform, local: LocalBackend, folder: Path) -> str:
+    """A submitted run stopped in its step, its step ready to be let go when resumed."""
+    run = platform.pipelines.submit(waiting_pipeline(), {"folder": str(folder)})
+    until((folder / "started").exists, "the step to start")
+    local.stop_pipeline_run(run.id)
+    assert local.get_pipeline_run(run.id).status is PipelineStatus.STOPPED
+    (folder / "started").unlink()
+    return run.id
+
+
+def test_a_stopped_run_resumed_reads_back_as_its_resume_ended(
+    platform: Platform, local: LocalBackend, tmp_path: Path
+) -> None:
+    run_id = _stopped_in_its_step(platform, local, tmp_path)
+    (tmp_path / "release").write_text("")
+    assert platform.pipelines.resume(run_id).status is PipelineStatus.SUCCEEDED
+    found = local.get_pipeline_run(run_id)
+    assert (found.status, found.failure_reason) == (PipelineStatus.SUCCEEDED, None)
+    assert platform.pipelines.status(run_id).run.status is PipelineStatus.SUCCEEDED
+
+
+def _resuming(platform: Platform, run_id: str) -> subprocess.Popen[bytes]:
+    """Another process resuming ``run_id``, as ``mintaka pipeline resume`` does."""
+    code = (
+        "import sys\nfrom mintaka import Platform\n"
+        "with Platform(sys.argv[1], actor='alice') as platform:\n"
+        "    platform.pipelines.resume(sys.argv[2])\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    return subprocess.Popen(
+        [sys.executable, "-c", code, str(platform.home), run_id],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def test_a_stop_of_a_resumed_run_stops_the_process_resuming_it(
+    platform: Platform, local: LocalBackend, tmp_path: Path
+) -> None:
+    run_id = _stopped_in_its_step(platform, local, tmp_path)
+    resuming = _resuming(platform, run_id)
+    try:
+        until((tmp_path / "started").exists, "the resumed step to start")
+        assert local.get_pipeline_run(run_id).status is PipelineStatus.RUNNING
+        local.stop_pipeline_run(run_id)
+        assert resuming.wait(10) != 0
+    finally:
+        resuming.kill()
+        resuming.wait()
+    stopped = local.get_pipeline_run(run_id)
+    assert (stopped.status, stopped.failure_reason) == (
+        PipelineStatus.STOPPED,
+        "stopped on request",
+    )
+    assert platform.pipelines.get(run_id).run.status is PipelineStatus.STOPPED
+
+
+def test_a_resumed_run_whose_process_died_reads_back_failed_not_stopped(
+    platform: Platform, local: LocalBackend, tmp_path: Path
+) -> None:
+    run_id = _stopped_in_its_step(platform, local, tmp_path)
+    resuming = _resuming(platform, run_id)
+    try:
+        until((tmp_path / "started").exists, "the resumed step to start")
+    finally:
+        resuming.kill()
+        resuming.wait()
+        (tmp_path / "release").write_text("")  # whatever of it outlived it ends too
+    state = platform.pipelines.get(run_id)
+    assert state.run.status is PipelineStatus.FAILED
+    assert "interrupted: the process running it" in (state.run.failure_reason or "")
+    found = local.get_pipeline_run(run_id)
+    assert found.status is PipelineStatus.FAILED
+    assert "interrupted" in (found.failure_reason or "")

@@ -17,7 +17,8 @@ lineage and audit trail are those of any local run. The files of a run:
 A worker that has gone without recording an end reads back as failed (or as stopped, when a stop
 was asked for), never as running. ``stop_pipeline_run`` records the request, ends the worker's
 process group (SIGTERM, SIGKILL after a grace period) and records the run as stopped once the
-worker is gone, unless the run had ended first.
+worker is gone, unless the run had ended first. A run resumed after its worker ended follows the
+process resuming it (status, and a stop, which sends that process SIGINT).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from contextlib import suppress
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import ValidationError as PydanticValidationError
 
@@ -47,6 +49,9 @@ from mintaka.errors import BackendError, Conflict, NotFound, ValidationError, in
 from mintaka.files import write_atomic
 from mintaka.interfaces import BackendContext, PipelineExecution
 from mintaka.processes import HAS_PROC, ProcessId, held_by_another, running, start_marker
+
+if TYPE_CHECKING:
+    from mintaka.pipelines.local import RunState
 
 FORMAT = "mintaka-local/1"
 RUN_PREFIX = "prun"
@@ -179,6 +184,43 @@ def _launching(folder: Path) -> bool:
     between writing the run's files and starting the worker)."""
     written = (folder / SUBMISSION).stat().st_mtime
     return time.time() - written < LAUNCH_TIMEOUT
+
+
+def _resumed(folder: Path, worker: WorkerProcess | None) -> RunState | None:
+    """The executor's record of the run once a process other than its worker has taken it on
+    (``mintaka pipeline resume`` after the worker ended), while that process runs and after;
+    None while the worker runs, or when the record is the worker's own."""
+    from mintaka.pipelines.local import RunState
+
+    if worker is not None and alive(worker):
+        return None
+    submission = Submission.model_validate_json((folder / SUBMISSION).read_text())
+    path = Path(submission.home) / "pipelines" / "runs" / f"{submission.id}.json"
+    if not path.is_file():
+        return None
+    state = RunState.model_validate_json(path.read_text())
+    driver = state.driver
+    if driver is None:  # a run interrupted (stopped) has none: the record of how it ended
+        return None if state.run.status is PipelineStatus.RUNNING else state
+    if worker is not None and (driver.pid, driver.start) == (worker.pid, worker.start):
+        return None
+    return state
+
+
+def end_resumer(driver: ProcessId, grace: float) -> None:
+    """End a process on this machine resuming a run: SIGINT, which it takes as Ctrl-C (the
+    executor records the step and the run as stopped), then SIGKILL if it is still there after
+    ``grace`` seconds. Its pid alone is signalled: it may share its process group with a shell."""
+    if driver.host is not None and driver.host != socket.gethostname():
+        return
+    for signum in (signal.SIGINT, signal.SIGKILL):
+        if not running(driver):
+            return
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(driver.pid, signum)
+        deadline = time.monotonic() + grace
+        while running(driver) and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def spec_of(pipeline: NativePipeline) -> PipelineSpec:
@@ -317,11 +359,15 @@ class LocalPipelines(PipelineExecution):
 
     def _settled(self, folder: Path) -> Progress:
         """The run's progress; a run whose worker has gone without recording an end is recorded
-        as ended here (stopped if a stop was asked for, else failed)."""
+        as ended here (stopped if a stop was asked for, else failed). A run resumed once its
+        worker had ended (``mintaka pipeline resume``) follows the process resuming it."""
         progress = read_progress(folder)
+        worker = _worker(folder)
+        resumed = _resumed(folder, worker)
+        if resumed is not None:
+            return self._following(folder, progress, resumed)
         if progress.status in ENDED:
             return progress
-        worker = _worker(folder)
         if worker is None and _launching(folder):
             return progress
         if worker is not None and alive(worker):
@@ -350,6 +396,30 @@ class LocalPipelines(PipelineExecution):
         write_progress(folder, ended)
         return ended
 
+    def _following(self, folder: Path, progress: Progress, resumed: RunState) -> Progress:
+        """The progress of a resumed run as the executor records it: running while the process
+        resuming it runs, else how it ended (stopped when a stop was asked for since the resume,
+        failed when that process went without recording an end), recorded once."""
+        run, driver = resumed.run, resumed.driver
+        status, ended_at, reason = run.status, run.ended_at, run.failure_reason
+        if status is PipelineStatus.RUNNING and driver is not None and not running(driver):
+            status, ended_at = PipelineStatus.FAILED, self.context.clock.now()
+            reason = (
+                f"interrupted: the process resuming it (pid {driver.pid}) ended without "
+                "recording how the run ended"
+            )
+        if status not in (PipelineStatus.RUNNING, PipelineStatus.SUCCEEDED) and stop_requested(
+            folder
+        ):
+            status, reason = PipelineStatus.STOPPED, STOPPED_ON_REQUEST
+        if progress.status is status and progress.failure_reason == reason:
+            return progress
+        following = progress.model_copy(
+            update={"status": status, "ended_at": ended_at, "failure_reason": reason}
+        )
+        write_progress(folder, following)
+        return following
+
     def _steps(self, submission: Submission) -> tuple[StepRun, ...]:
         """The steps as the local executor recorded them, once the worker has started it."""
         from mintaka.pipelines.local import RunState
@@ -370,6 +440,13 @@ class LocalPipelines(PipelineExecution):
         worker = _worker(folder)
         if worker is not None:  # an ended run's worker may still be exiting
             end_worker(worker, self.stop_grace)
+        resumed = _resumed(folder, worker)
+        if (
+            resumed is not None
+            and resumed.driver is not None
+            and resumed.run.status is PipelineStatus.RUNNING
+        ):
+            end_resumer(resumed.driver, self.stop_grace)
         self._settled(folder)
 
     # -- this backend's own ---------------------------------------------------------------------
