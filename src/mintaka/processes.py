@@ -4,12 +4,18 @@ A process is recorded by its pid and, where the system tells it (``/proc`` on Li
 started, so that a later process given the same pid is not taken for it. Without ``/proc`` the pid
 is all there is, and a reused pid reads as the recorded process still running. A process recorded
 on another machine (a home on shared storage) always reads as running: nothing here can tell.
+A child process can be made to end with the process that started it where the system can say so
+(Linux's parent-death signal).
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
 import socket
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from mintaka.domain.base import Record
@@ -69,3 +75,28 @@ def held_by_another(process: ProcessId) -> bool:
     """Whether the pid of ``process`` now belongs to a later process (where /proc says)."""
     found = _stat(process.pid)
     return found is not None and process.start is not None and found[1] != process.start
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def ending_with_this_process() -> Callable[[], None] | None:
+    """A ``preexec_fn`` for a child process that makes it receive SIGKILL when this process ends,
+    however it ends (killed outright included), so that no child outlives it: Linux's
+    ``PR_SET_PDEATHSIG``. None where the system has no such thing (the child then outlives a
+    process killed outright, as any child does). Linux sends the signal when the thread that
+    started the child ends: start it from a thread that lasts as long as the process."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def end_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # the parent ended before the request took hold
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return end_with_parent

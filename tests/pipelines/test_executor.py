@@ -343,6 +343,63 @@ def test_ctrl_c_inside_a_step_stops_that_step_and_the_run(
     assert [e.action for e in platform.audit.events()][-1] == "pipeline.stopped"
 
 
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's"
+)
+def test_a_step_process_ends_with_the_process_driving_its_run(
+    platform: Platform, tmp_path: Path
+) -> None:
+    """A driver killed outright (SIGKILL) takes its step's sub-process with it, so a resume
+    never runs a second copy of the step beside the first."""
+    import signal
+    import subprocess
+    import time
+
+    from mintaka.processes import ProcessId, running
+
+    spec = PipelineSpec(
+        name="waits",
+        parameters={"folder": str(tmp_path)},
+        steps=[
+            StepSpec(
+                name="wait",
+                entrypoint="detached_steps:wait_for_release",
+                inputs={"folder": "params.folder"},
+            )
+        ],
+    )
+    code = (
+        "import sys\nfrom mintaka import Platform\nfrom mintaka.domain.pipelines import "
+        "PipelineSpec\nwith Platform(sys.argv[1], actor='alice') as platform:\n"
+        "    platform.pipelines.run(PipelineSpec.model_validate_json(sys.argv[2]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    driver = subprocess.Popen(
+        [sys.executable, "-c", code, str(platform.home), spec.model_dump_json()],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        started = tmp_path / "started"
+        while not (started.exists() and started.read_text()):
+            assert time.monotonic() < deadline, "the step never started"
+            assert driver.poll() is None, "the driver ended before its step started"
+            time.sleep(0.02)
+        step = ProcessId(pid=int(started.read_text()))
+        driver.send_signal(signal.SIGKILL)
+        driver.wait()
+        deadline = time.monotonic() + 5
+        while running(step) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not running(step)
+    finally:
+        driver.kill()
+        driver.wait()
+        (tmp_path / "release").write_text("")  # a step that outlived its driver ends too
+
+
 def test_a_failed_run_resumes_from_its_last_good_step(
     platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

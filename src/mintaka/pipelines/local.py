@@ -61,7 +61,7 @@ from mintaka.pipelines.contract import (
     merged_parameters,
     refuse_text_not_unicode,
 )
-from mintaka.processes import ProcessId, running, this_process
+from mintaka.processes import ProcessId, ending_with_this_process, running, this_process
 from mintaka.provenance import code_commit, environment
 
 if TYPE_CHECKING:
@@ -654,7 +654,14 @@ class LocalExecutor:
             "--step",
             step.name,
         ]
-        done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+            preexec_fn=ending_with_this_process(),  # no step outlives a driver killed outright
+        )
         if done.returncode != 0:
             tail = "\n".join(done.stderr.strip().splitlines()[-6:])
             raise RuntimeError(f"exit status {done.returncode}\n{tail}")
