@@ -785,7 +785,11 @@ class LocalExecutor:
             return None
         if dataset not in run.dataset_ids:
             self.platform._update_run(
-                run.id, "run.datasets", dataset_ids=(*run.dataset_ids, dataset)
+                run.id,
+                "run.datasets",
+                lambda current: {
+                    "dataset_ids": tuple(dict.fromkeys((*current.dataset_ids, dataset)))
+                },
             )
         return run.id
 
