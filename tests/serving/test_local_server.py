@@ -669,6 +669,28 @@ def test_json_nested_too_deep_is_a_400(served: Served) -> None:
     assert "nested too deep" in answer.json()["error"]
 
 
+@pytest.mark.parametrize("number", [b"1e999", b"-1e999", b"[1.5, 1e400]"])
+def test_a_number_beyond_a_floats_range_is_a_400_before_any_model_sees_it(
+    served: Served, tmp_path: Path, number: bytes
+) -> None:
+    """Python reads ``1e999`` as infinity: a model taking it would have it logged, and no JSON
+    store takes infinity back."""
+    plat, server = served
+    plat.register_model(
+        "credit", pyfunc_artifact(tmp_path, "faulty_models:echo_sum"), flavor="pyfunc"
+    )
+    plat.serving.deploy("scoring", "credit:4", route="echo")
+    body = b'{"inputs": {"a": %s, "b": 0, "c": 0}}' % number
+    answer = HTTP.post(
+        f"{server.url}/endpoints/scoring/invocations",
+        content=body,
+        headers={"X-Mintaka-Route": "echo"},
+    )
+    assert answer.status_code == 400
+    assert "beyond the range of a number" in answer.json()["error"]
+    assert logged(plat, server) == []
+
+
 def test_a_pinned_unknown_route_is_counted_as_404_without_a_series_of_its_own(
     served: Served,
 ) -> None:

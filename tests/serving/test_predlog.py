@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
@@ -49,8 +52,6 @@ def test_a_clean_close_writes_every_appended_prediction(tmp_path: Path) -> None:
 
 
 def test_spilled_predictions_are_stored_once_when_the_next_log_opens(tmp_path: Path) -> None:
-    import json
-
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     spill = tmp_path / "predictions-spill.jsonl"
     at = datetime(2026, 1, 1, tzinfo=UTC)
@@ -71,4 +72,89 @@ def test_spilled_predictions_are_stored_once_when_the_next_log_opens(tmp_path: P
     assert stored["p1"].inputs == {"a": 1}
     assert stored["p1"].at == at.isoformat()
     assert list(tmp_path.glob("predictions-spill.jsonl*")) == []
+    store.dispose()
+
+
+def _strict_json(text: str) -> object:
+    def refuse(constant: str) -> object:
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_numbers_json_has_no_form_for_are_logged_as_their_text(tmp_path: Path) -> None:
+    """PostgreSQL's ``json`` type refuses the ``NaN`` and ``Infinity`` Python would write."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    odd = {"a": math.inf, "b": [math.nan, 1.0], "c": "x"}
+    prediction = Prediction("p0", "e", "r", "m", 1, "v", odd, True, -math.inf, "ok", 0, 1.0, at)
+    record = prediction.record()
+    assert (record["inputs"], record["output"]) == (
+        {"a": "inf", "b": ["nan", 1.0], "c": "x"},
+        "-inf",
+    )
+    json.dumps(record, allow_nan=False)
+    log = PredictionLog(store, interval=10.0)
+    log.append(prediction)
+    log.close()
+    with store.read() as conn:
+        driver = conn.connection.driver_connection
+        [(inputs, output)] = driver.execute("SELECT inputs, output FROM predictions").fetchall()  # type: ignore[union-attr]
+    assert _strict_json(inputs) == {"a": "inf", "b": ["nan", 1.0], "c": "x"}
+    assert _strict_json(output) == "-inf"
+    store.dispose()
+
+
+def _refused_by_the_store(i: int, at: datetime) -> Prediction:
+    """A prediction whose endpoint is missing: the schema refuses it, whatever the store's state."""
+    return Prediction(f"p{i}", None, "r", "m", 1, "v", {"a": i}, True, 0.5, "ok", 0, 1.0, at)  # type: ignore[arg-type]
+
+
+def test_a_record_the_store_refuses_is_kept_aside_and_the_rest_of_its_batch_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    spill = tmp_path / "predictions-spill.jsonl"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    log = PredictionLog(store, interval=10.0, spill=spill)  # one batch, written at close
+    for i in range(9):
+        if i == 6:
+            log.append(_refused_by_the_store(i, at))
+        else:
+            log.append(
+                Prediction(f"p{i}", "e", "r", "m", 1, "v", {"a": i}, True, 0.5, "ok", 0, 1.0, at)
+            )
+    log.close()
+    with store.read() as conn:
+        stored = set(conn.execute(select(predictions.c.id)).scalars())
+    assert stored == {f"p{i}" for i in range(9)} - {"p6"}
+    assert not spill.exists()
+    refused = tmp_path / "predictions-spill.refused.jsonl"
+    assert [json.loads(line)["id"] for line in refused.read_text().splitlines()] == ["p6"]
+    assert any("refused prediction p6" in r.getMessage() for r in caplog.records)
+    store.dispose()
+
+
+def test_a_spilled_record_the_store_refuses_does_not_hold_up_the_others(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    spill = tmp_path / "predictions-spill.jsonl"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    good = [
+        Prediction(f"p{i}", "e", "r", "m", 1, "v", {"a": i}, True, 0.5, "ok", 0, 1.0, at)
+        for i in range(4)
+    ]
+    kept = [*good[:2], _refused_by_the_store(9, at), *good[2:]]
+    spill.write_text("".join(json.dumps(p.record(), default=str) + "\n" for p in kept))
+    reopened = PredictionLog(store, spill=spill)
+    reopened.close()
+    with store.read() as conn:
+        stored = set(conn.execute(select(predictions.c.id)).scalars())
+    assert stored == {"p0", "p1", "p2", "p3"}
+    assert sorted(p.name for p in tmp_path.glob("predictions-spill*")) == [
+        "predictions-spill.refused.jsonl"
+    ]
+    reopened = PredictionLog(store, spill=spill)  # nothing is replayed twice
+    reopened.close()
+    refused = (tmp_path / "predictions-spill.refused.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in refused] == ["p9"]
     store.dispose()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import math
 import os
 import threading
 import time
@@ -17,6 +18,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Self
 
+import httpx
 import numpy as np
 import pytest
 from artifact_kit import MakeArtifact
@@ -40,6 +42,7 @@ from mintaka.governance.records import check_records
 from mintaka.governance.service import GovernanceService
 from mintaka.local.server import InferenceServer
 from mintaka.monitoring import service
+from mintaka.serving.predlog import Prediction
 from mintaka.store import Store
 from mintaka.store.schema import audit_events, monitors, predictions
 
@@ -183,6 +186,48 @@ def test_serving_traffic_kill_unkill_and_the_prediction_log(
     actions = [e.action for e in plat.audit.events()]
     assert {"endpoint.kill", "endpoint.unkill", "prediction.decision"} <= set(actions)
     assert plat.verify_audit().ok
+
+
+def test_one_request_with_a_number_beyond_a_floats_range_loses_no_prediction(
+    pg_served: Platform,
+) -> None:
+    """PostgreSQL's ``json`` type refuses ``Infinity``: such a request is refused, and a value
+    JSON has no number for is logged as its text, so no batch of predictions is spilled."""
+    plat = pg_served
+    server = InferenceServer(plat, poll_interval=0.02)
+    server.start()
+    url = f"{server.url}/endpoints/scoring/invocations"
+    try:
+        server.predlog.interval = 5.0  # every prediction below in one batch
+        good = [httpx.post(url, json={"inputs": {"x": float(i)}}) for i in range(5)]
+        bad = httpx.post(url, content=b'{"inputs": {"x": 1e999}}')
+        at = plat.clock.now()
+        odd = Prediction(
+            "pred-odd",
+            "scoring",
+            "blue",
+            "credit",
+            1,
+            None,
+            {"x": math.inf},
+            True,
+            math.nan,
+            "ok",
+            0,
+            1.0,
+            at,
+        )
+        server.predlog.append(odd)
+        server.predlog.flush()
+    finally:
+        server.stop()
+    assert [g.status_code for g in good] == [200] * 5
+    assert bad.status_code == 400
+    with plat.store.read() as conn:
+        stored = dict(conn.execute(select(predictions.c.id, predictions.c.inputs)).all())
+    assert len(stored) == 6
+    assert stored["pred-odd"] == {"x": "inf"}
+    assert list(plat.home.glob("predictions-spill*")) == []
 
 
 def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, float]]:

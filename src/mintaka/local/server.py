@@ -1018,12 +1018,22 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not a JSON number")
 
 
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent, refused when beyond a float's range: Python
+    reads ``1e999`` as infinity, which no JSON store (PostgreSQL's ``json``) takes back."""
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is beyond the range of a number")
+    return number
+
+
 # Built once: ``json.loads`` with a keyword builds a decoder on every call (the hot path).
-_DECODER = json.JSONDecoder(parse_constant=_not_json)
+_DECODER = json.JSONDecoder(parse_constant=_not_json, parse_float=_finite_float)
 
 
 def _read_json(raw: bytes) -> Any:
-    """``raw`` as ``json.loads`` reads bytes (UTF-8, -16 or -32), refusing NaN and Infinity."""
+    """``raw`` as ``json.loads`` reads bytes (UTF-8, -16 or -32), refusing NaN and Infinity,
+    and numbers too large for a float."""
     return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
 
 

@@ -382,7 +382,7 @@ class LocalServing(
         from mintaka.files import file_path
         from mintaka.flavors.loader import load_predictor
         from mintaka.serving.batch import BATCH_SCORED, file_format, read_rows, write_rows
-        from mintaka.serving.predlog import input_digest
+        from mintaka.serving.predlog import input_digest, json_safe
 
         with self.transactions.read() as conn:
             row = conn.execute(
@@ -457,7 +457,7 @@ class LocalServing(
                         "version": route.version,
                         "version_id": version_id,
                         "input_digest": input_digest(values),
-                        "inputs": _json_safe(values),
+                        "inputs": json_safe(values),
                         "output": output,
                         "status": "ok",
                         "shadow": 0,
@@ -603,20 +603,3 @@ def _is_finite_number(text: str) -> bool:
 
     number = number_of(text)
     return number is not None and math.isfinite(number)
-
-
-def _json_safe(values: dict[str, Any]) -> dict[str, Any]:
-    """A row as the prediction log's JSON column can hold it: values JSON has no type for (a
-    Parquet timestamp, bytes) as their text."""
-    try:
-        json.dumps(values, allow_nan=False)
-    except (TypeError, ValueError):
-        return {
-            k: v if isinstance(v, str | int | float | bool | None) and _finite(v) else str(v)
-            for k, v in values.items()
-        }
-    return values
-
-
-def _finite(value: Any) -> bool:
-    return not isinstance(value, float) or math.isfinite(value)

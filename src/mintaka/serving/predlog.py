@@ -5,9 +5,15 @@ The request path only appends a :class:`Prediction` to a deque (O(1), no lock, n
 writer thread wakes every ``interval`` seconds, derives the input digests and stored text, and
 commits what it finds in transactions of at most ``max_batch`` rows. ``close()`` drains
 everything appended before it, so a clean stop loses nothing; ``flush()`` waits until
-everything appended so far is committed. A batch the store refuses three times goes to the
-spill file, one JSON record a line, for replay: the next log opened on that spill file (the
-next server start) stores the records it holds, once each, before it writes anything new.
+everything appended so far is committed. A batch the store fails to take three times (busy,
+or gone) goes to the spill file, one JSON record a line, for replay: the next log opened on that
+spill file (the next server start) stores the records it holds, once each, before it writes
+anything new. A record the store refuses for what it holds (a value its columns do not take) is
+found by halving the batch, and only it is kept aside, in the refused file beside the spill file
+(``predictions-spill.refused.jsonl``), never replayed: the rest of its batch is written.
+
+Logged inputs and outputs are JSON every store takes: a number JSON has no form for (NaN,
+infinity) or a value it has no type for is stored as its text (:func:`json_safe`).
 """
 
 from __future__ import annotations
@@ -15,21 +21,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import rfc8785
 from sqlalchemy import select
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from mintaka.store import Store
 from mintaka.store.schema import predictions
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SAFE_INT = 2**53 - 1
 _COLUMNS = (
@@ -126,8 +136,15 @@ class Prediction(NamedTuple):
     at: datetime | str
 
     def record(self) -> dict[str, Any]:
-        """The row of the ``predictions`` table."""
-        return dict(zip(_COLUMNS, self._values(), strict=True))
+        """The row of the ``predictions`` table, its JSON columns as every store takes them."""
+        values = self._values()
+        return dict(
+            zip(
+                _COLUMNS,
+                (*values[:7], json_safe(values[7]), json_safe(values[8]), *values[9:]),
+                strict=True,
+            )
+        )
 
     def stored(self) -> tuple[Any, ...]:
         """The row as SQLite stores it, JSON columns as their text (in ``_COLUMNS`` order)."""
@@ -152,15 +169,55 @@ class Prediction(NamedTuple):
         )
 
 
-def _json_text(value: Any) -> str:
-    """The text SQLAlchemy's JSON type stores; values JSON cannot hold are kept as strings."""
+def json_safe(value: Any) -> Any:
+    """``value`` as a JSON column of every store can hold it: as it is when strict JSON carries
+    it, else with each number JSON has no form for (NaN, infinity: Python writes them, and
+    PostgreSQL refuses them) and each value JSON has no type for (a Parquet timestamp, bytes)
+    as its text."""
     try:
-        return json.dumps(value)
-    except (TypeError, ValueError):
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
         try:
-            return json.dumps(value, default=str)
-        except (TypeError, ValueError):
-            return json.dumps(repr(value))
+            return _safe(value)
+        except RecursionError:  # a value that holds itself
+            return repr(value)
+    return value
+
+
+def _safe(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else str(k): _safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(v) for v in value]
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float) and math.isfinite(value):
+        return value
+    return str(value)
+
+
+def _json_text(value: Any) -> str:
+    """The text SQLAlchemy's JSON type stores, of the value as :func:`json_safe` makes it."""
+    try:
+        return json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return json.dumps(json_safe(value))
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether the store refused the records themselves (a value a column does not take, a
+    constraint), which no retry changes, rather than failing as a store (busy, gone)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(
+            seen,
+            IntegrityError | DataError | sqlite3.IntegrityError | sqlite3.DataError,
+        ):
+            return True
+        if isinstance(seen, StatementError) and not isinstance(seen, DBAPIError):
+            return True  # a value SQLAlchemy could not send, before the database saw it
+        seen = seen.__cause__
+    return False
 
 
 class PredictionLog:
@@ -194,7 +251,8 @@ class PredictionLog:
     def replay(self) -> int:
         """Store the predictions the spill file (and any replay a crash interrupted) holds,
         skipping those already stored; returns how many were added. A file is removed once its
-        records are committed; a line that is not a record is logged and skipped."""
+        records are committed (a record the store refuses kept aside, in the refused file); a
+        line that is not a record is logged and skipped."""
         if self.spill is None:
             return 0
         spill = self.spill
@@ -210,19 +268,16 @@ class PredictionLog:
                 except (ValueError, KeyError, TypeError):
                     if line.strip():
                         log.error("%s line %d is not a prediction record; skipped", taken, number)
-            with self.store.write() as conn:
-                ids = list(records)
-                for start in range(0, len(ids), 500):
-                    chunk = ids[start : start + 500]
-                    for known in conn.execute(
-                        select(predictions.c.id).where(predictions.c.id.in_(chunk))
-                    ).scalars():
-                        records.pop(known, None)
-                if records:
-                    conn.execute(predictions.insert(), list(records.values()))
-            added += len(records)
+            added += self._commit([list(records.values())], self._insert_new, lambda r: r)
             taken.unlink()
         return added
+
+    @property
+    def refused(self) -> Path | None:
+        """The file of the records the store refused, beside the spill file."""
+        if self.spill is None:
+            return None
+        return self.spill.with_name(f"{self.spill.stem}.refused{self.spill.suffix}")
 
     def append(self, prediction: Prediction) -> None:
         """Queue one prediction for the store; never blocks."""
@@ -273,24 +328,91 @@ class PredictionLog:
                     marker.set()
 
     def _write(self, batch: list[Prediction]) -> None:
+        """Commit ``batch``; what is left of it after the store failed three times is spilled."""
+        parts = [batch]
         error: Exception | None = None
         for _attempt in range(3):
             try:
-                with self.store.write() as conn:
-                    if conn.dialect.name == "sqlite":
-                        # Straight to the driver: SQLAlchemy's per-row processing would cost
-                        # more than SQLite takes to insert the rows.
-                        driver = conn.connection.driver_connection
-                        driver.executemany(_INSERT, [p.stored() for p in batch])  # type: ignore[union-attr]
-                    else:
-                        conn.execute(predictions.insert(), [p.record() for p in batch])
-                self.written += len(batch)
+                self._commit(parts, self._insert, Prediction.record)
                 return
             except Exception as exc:  # the store is busy or gone: retry, then spill
                 error = exc
-        log.error("could not write %d predictions to the store: %s", len(batch), error)
+        left = [prediction for part in parts for prediction in part]
+        log.error("could not write %d predictions to the store: %s", len(left), error)
         if self.spill is not None:
             with self.spill.open("a") as handle:
-                for prediction in batch:
+                for prediction in left:
                     handle.write(json.dumps(prediction.record(), default=str) + "\n")
             log.error("predictions kept in %s for replay", self.spill)
+
+    def _insert(self, batch: list[Prediction]) -> int:
+        with self.store.write() as conn:
+            if conn.dialect.name == "sqlite":
+                # Straight to the driver: SQLAlchemy's per-row processing would cost more than
+                # SQLite takes to insert the rows.
+                driver = conn.connection.driver_connection
+                driver.executemany(_INSERT, [p.stored() for p in batch])  # type: ignore[union-attr]
+            else:
+                conn.execute(predictions.insert(), [p.record() for p in batch])
+        self.written += len(batch)
+        return len(batch)
+
+    def _insert_new(self, records: list[dict[str, Any]]) -> int:
+        """Insert the spilled ``records`` not stored yet; returns how many that was."""
+        with self.store.write() as conn:
+            ids = [str(r["id"]) for r in records]
+            known: set[str] = set()
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                known.update(
+                    conn.execute(
+                        select(predictions.c.id).where(predictions.c.id.in_(chunk))
+                    ).scalars()
+                )
+            fresh = [r for r in records if str(r["id"]) not in known]
+            if fresh:
+                conn.execute(predictions.insert(), fresh)
+        return len(fresh)
+
+    def _commit(
+        self,
+        parts: list[list[T]],
+        insert: Callable[[list[T]], int],
+        record: Callable[[T], dict[str, Any]],
+    ) -> int:
+        """Commit every part of ``parts`` with ``insert``, taking each off as it is committed;
+        returns how many records were added. A part the store refuses is halved until each
+        record it refuses is alone, and that one is kept aside (``record`` gives what is kept):
+        the others are committed. A failure of the store itself (busy, gone) is raised, the
+        part it failed on back in ``parts``, so that a retry writes only what is left."""
+        added = 0
+        while parts:
+            part = parts.pop()
+            try:
+                added += insert(part)
+            except Exception as exc:
+                if not _refused(exc):
+                    parts.append(part)
+                    raise
+                if len(part) == 1:
+                    self._keep_refused(record(part[0]), exc)
+                else:
+                    middle = len(part) // 2
+                    parts += [part[middle:], part[:middle]]
+        return added
+
+    def _keep_refused(self, record: dict[str, Any], exc: Exception) -> None:
+        """Keep aside one record the store refused, saying which and why."""
+        reason = str(exc.__cause__ or exc).splitlines()[0]
+        path = self.refused
+        if path is None:
+            log.error("the store refused prediction %s, dropped: %s", record.get("id"), reason)
+            return
+        with path.open("a") as handle:
+            handle.write(json.dumps(record, default=str) + "\n")
+        log.error(
+            "the store refused prediction %s, kept in %s (not replayed): %s",
+            record.get("id"),
+            path,
+            reason,
+        )
