@@ -208,6 +208,41 @@ def test_challenger_that_wins_on_cost_is_promoted(served: Served, tmp_path: Path
     assert plat.get_model_version("credit@champion").version == 1
 
 
+@pytest.mark.parametrize(
+    ("function", "says"),
+    [("answers_nan", "not a finite number"), ("one_answer_short", "299 outputs for 300 rows")],
+)
+def test_a_challenger_without_one_finite_score_per_row_is_refused_before_anything_changes(
+    served: Served, tmp_path: Path, function: str, says: str
+) -> None:
+    """NaN is "negative" at every threshold: with false positives costly, an all-NaN challenger
+    would win on cost."""
+    plat, _ = served
+    plat.register_model(
+        "credit", pyfunc_artifact(tmp_path, f"faulty_models:{function}"), flavor="pyfunc"
+    )
+    plat.set_alias("credit", "champion", 1)
+    plat.serving.declare_business_metric(
+        "credit", CostMatrix(false_positive=5.0, false_negative=1.0)
+    )
+    rows = [row(i) for i in range(300)]
+    labels = (np.random.default_rng(1).random(300) < 0.2).astype(int).tolist()
+    with pytest.raises(ValidationError, match=says):
+        plat.serving.promote_if_better("credit", 4, rows, labels)
+    assert plat.get_model_version("credit@champion").version == 1
+    assert [e for e in plat.audit.events() if e.action == "model.comparison"] == []
+    plat.set_alias("credit", "champion", 4)  # a champion that scores so is no yardstick either
+    with pytest.raises(ValidationError, match=says):
+        plat.serving.promote_if_better("credit", 1, rows, labels)
+    assert plat.get_model_version("credit@champion").version == 4
+
+
+@pytest.mark.parametrize("score", [float("nan"), float("inf"), float("-inf")])
+def test_expected_cost_refuses_a_score_that_is_not_finite(score: float) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        CostMatrix(false_positive=1.0, false_negative=1.0).expected_cost([1, 0], [0.9, score])
+
+
 def test_missing_business_metric_is_not_found(served: Served) -> None:
     plat, _ = served
     with pytest.raises(NotFound, match="no business metric"):

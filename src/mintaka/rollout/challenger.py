@@ -8,6 +8,7 @@ reported beside it as context, never as the deciding number.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +29,9 @@ class CostMatrix(BaseModel):
     def expected_cost(self, labels: Sequence[int], scores: Sequence[float]) -> float:
         if len(labels) != len(scores) or not labels:
             raise ValueError("labels and scores must be non-empty and of equal length")
+        if not all(math.isfinite(score) for score in scores):
+            # NaN compares false with the threshold: it would count as a "negative" decision
+            raise ValueError("scores must be finite numbers")
         total = 0.0
         for label, score in zip(labels, scores, strict=True):
             positive = score >= self.threshold

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from mintaka.errors import (
     ValidationError,
     invalid_fields,
 )
-from mintaka.flavors.loader import load_predictor
+from mintaka.flavors.loader import Predictor, load_predictor
 from mintaka.governance.gate import TrafficChange, traffic_controls
 from mintaka.interfaces import (
     BatchScoring,
@@ -1197,7 +1198,7 @@ class ServingService:
             predictor = load_predictor(
                 stored.content, version.flavor, features=tuple(version.signature.inputs)
             )
-            scores[version.version] = [float(s) for s in predictor.predict([dict(r) for r in rows])]
+            scores[version.version] = _holdout_scores(version, predictor, rows)
         comparison = Comparison(
             model=model,
             champion=first.version,
@@ -1426,6 +1427,39 @@ class ServingService:
             **(details or {}),
         )
         return [event]
+
+
+def _holdout_scores(
+    version: ModelVersion, predictor: Predictor, rows: Sequence[Mapping[str, Any]]
+) -> list[float]:
+    """``version``'s score of each holdout row. A version that does not answer one finite
+    number per row is refused (``ValidationError``): NaN is "negative" at every threshold, so
+    a model answering only NaN would be judged on cost as if it had decided."""
+    try:
+        outputs = predictor.predict([dict(r) for r in rows])
+    except MintakaError as exc:
+        if type(exc) is not MintakaError:  # a typed error (bad features) keeps its type
+            raise
+        # the root error: the model answered another number of outputs than rows
+        raise ValidationError(f"{version.ref} cannot be compared: {exc}") from exc
+    if len(outputs) != len(rows):
+        raise ValidationError(
+            f"{version.ref} cannot be compared: it answered {len(outputs)} scores for "
+            f"{len(rows)} rows"
+        )
+    scores = []
+    for index, output in enumerate(outputs):
+        try:
+            score = float(output)
+        except (TypeError, ValueError, OverflowError):
+            score = math.nan
+        if not math.isfinite(score):
+            raise ValidationError(
+                f"{version.ref} cannot be compared: its score of holdout row {index + 1} "
+                f"({output!r}) is not a finite number"
+            )
+        scores.append(score)
+    return scores
 
 
 def _rollout_start(canonical: str) -> tuple[str, str] | None:
