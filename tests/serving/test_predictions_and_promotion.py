@@ -345,11 +345,11 @@ def test_an_adopted_version_scores_as_mintaka_recorded_it(tmp_path: Path) -> Non
         assert logged == [version.id, version.id]
 
 
-def test_a_csv_batch_is_written_and_logged_with_typed_columns(
+def test_a_csv_batch_is_written_and_logged_with_typed_feature_columns(
     served: Served, tmp_path: Path
 ) -> None:
-    """Numbers in a CSV are scored, written and logged as numbers: the signature's declared
-    float inputs as floats, other number columns as they show, text as text."""
+    """The model's feature columns in a CSV are scored, written and logged as numbers (the
+    signature's declared float inputs as floats); other columns pass through as written."""
     from sqlalchemy import select
 
     from mintaka.store.schema import predictions
@@ -366,7 +366,7 @@ def test_a_csv_batch_is_written_and_logged_with_typed_columns(
         "a": "double",
         "b": "double",
         "c": "double",
-        "customer": "int64",
+        "customer": "string",
         "segment": "string",
         "prediction_id": "string",
         "prediction": "double",
@@ -380,9 +380,31 @@ def test_a_csv_batch_is_written_and_logged_with_typed_columns(
         "a": row(0)["a"],
         "b": row(0)["b"],
         "c": 1.0,
-        "customer": 100,
+        "customer": "100",
         "segment": "retail",
     }
+
+
+def test_a_csv_batch_writes_the_columns_it_passes_through_as_they_were_written(
+    served: Served, tmp_path: Path
+) -> None:
+    """An account id such as ``007`` is what the output file is joined back on."""
+    plat, _ = served
+    source = tmp_path / "in.csv"
+    accounts = ["007", "010", "12345678901234567890123", "+5"]
+    lines = ["account,a,b,c,ratio"]
+    lines += [
+        f"{a},{r['a']},{r['b']},{r['c']},0.50"
+        for a, r in zip(accounts, map(row, range(4)), strict=True)
+    ]
+    source.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out.csv"
+    plat.serving.score_batch("credit:1", source, out)
+    with out.open() as handle:
+        written = list(csv.DictReader(handle))
+    assert [r["account"] for r in written] == accounts
+    assert {r["ratio"] for r in written} == {"0.50"}
+    assert [float(r["a"]) for r in written] == [row(i)["a"] for i in range(4)]
 
 
 def test_a_version_only_the_backend_holds_is_scored_from_a_path_with_a_space(

@@ -412,11 +412,13 @@ class LocalServing(
             flavor, version_id = Flavor(row.flavor), row.mintaka_id
             declared = {}
         predictor = load_predictor(content, flavor, features=features)
-        rows = read_rows(input_path)
-        if not rows:
+        read = read_rows(input_path)
+        if not read:
             raise ValidationError(f"{input_path} holds no rows")
+        rows = read
         if file_format(input_path) == "csv":
-            rows = _typed_columns(rows, declared)
+            rows = _typed_columns(read, declared, predictor.features)
+        fed = set(predictor.features)  # written as the model was fed them; the rest as read
         taken = sorted({"prediction", "prediction_id"} & set(rows[0]))
         if taken:
             raise ValidationError(
@@ -445,9 +447,10 @@ class LocalServing(
                     f"model {ref} failed on rows {start + 1}-{start + len(chunk)}: {exc!r}",
                     self._backend_name,
                 ) from exc
-            for values, output in zip(chunk, outputs, strict=True):
+            for index, (values, output) in enumerate(zip(chunk, outputs, strict=True)):
                 prediction_id = self.context.ids.new("pred")
-                scored.append({**values, "prediction_id": prediction_id, "prediction": output})
+                written = {k: values[k] if k in fed else v for k, v in read[start + index].items()}
+                scored.append({**written, "prediction_id": prediction_id, "prediction": output})
                 logged.append(
                     {
                         "id": prediction_id,
@@ -566,14 +569,19 @@ _INTEGER_TYPES = ("int", "uint", "long")
 _FLOAT_TYPES = ("float", "double", "number", "decimal")
 
 
-def _typed_columns(rows: list[dict[str, Any]], declared: dict[str, str]) -> list[dict[str, Any]]:
-    """CSV ``rows`` (every value text) with each numeric column as numbers: a column the
-    signature declares an integer or float type, or, undeclared, one whose every value is the
-    text of a finite number (integers when all are whole). What the model is fed, the output
-    file and the prediction log then hold the values as typed, not as text; a column any value
-    of which is not a number stays text."""
+def _typed_columns(
+    rows: list[dict[str, Any]], declared: dict[str, str], features: Sequence[str]
+) -> list[dict[str, Any]]:
+    """CSV ``rows`` (every value text) with each numeric feature column as numbers, for the
+    model and the prediction log: a column the signature declares an integer or float type, or,
+    undeclared, one whose every value is the text of a finite number (integers when all are
+    whole). Only the model's ``features`` are converted (every column when they are not
+    known): another column (an account id such as ``007``) stays as written, as it does in
+    the output file. A column any value of which is not a number stays text."""
     kinds = {}
-    for column in rows[0]:
+    for column in features or rows[0]:
+        if column not in rows[0]:
+            continue  # a missing feature is the model's to refuse
         values = [row[column] for row in rows]
         kind = _column_kind(values, str(declared.get(column, "")).lower())
         if kind is not None:
