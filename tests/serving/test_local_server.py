@@ -691,6 +691,16 @@ def test_a_number_beyond_a_floats_range_is_a_400_before_any_model_sees_it(
     assert logged(plat, server) == []
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), {1, 2}, b"raw"])
+def test_invoking_with_a_value_json_cannot_carry_is_a_validation_error(
+    served: Served, value: object
+) -> None:
+    plat, server = served
+    with pytest.raises(ValidationError, match="JSON"):
+        plat.serving.invoke("scoring", {"a": value, "b": 0.0, "c": 0.0})
+    assert logged(plat, server) == []
+
+
 def test_a_pinned_unknown_route_is_counted_as_404_without_a_series_of_its_own(
     served: Served,
 ) -> None:

@@ -335,20 +335,26 @@ class LocalServing(
         import httpx
 
         self.get_endpoint(name)
+        try:  # strict JSON, as the server reads it: NaN and infinity are no JSON numbers
+            content = json.dumps(payload, allow_nan=False).encode()
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise ValidationError(f"the inputs cannot be sent as JSON: {exc}") from None
         servers = running_servers(self.path)
         if not servers:
             raise BackendError(
                 f"no local inference server is running for {self.path}; start `mintaka serve`",
                 self._backend_name,
             )
-        headers = {"X-Mintaka-Route": route} if route else {}
+        headers = {"Content-Type": "application/json"}
+        if route:
+            headers["X-Mintaka-Route"] = route
         if self._http is None:
             self._http = httpx.Client(timeout=30)
         response = None
         for url in [url for server in servers for url in server.urls]:
             try:
                 response = self._http.post(
-                    f"{url}/endpoints/{name}/invocations", json=payload, headers=headers
+                    f"{url}/endpoints/{name}/invocations", content=content, headers=headers
                 )
                 break
             except (httpx.ConnectError, httpx.InvalidURL) as exc:  # none there: the next one
