@@ -215,6 +215,12 @@ def test_text_that_is_not_utf8_is_refused_before_any_command_runs(
         (["rollout", "api", "--to", "g", "--max-error-rate", "2"], "--max-error-rate"),
         (["rollout", "api", "--to", "g", "--min-requests", "-1"], "--min-requests"),
         (["rollout", "api", "--to", "g", "--p99-ms", "0"], "--p99-ms"),
+        (["rollout", "api", "--to", "g", "--p99-ms", "nan"], "--p99-ms"),
+        (["rollout", "api", "--to", "g", "--p99-ms", "inf"], "--p99-ms"),
+        (["rollout", "api", "--to", "g", "--max-error-rate", "nan"], "--max-error-rate"),
+        (["rollout", "api", "--to", "g", "--bake", "nan"], "--bake"),
+        (["serve", "--max-body-mib", "nan"], "--max-body-mib"),
+        (["serve", "--stop-grace", "nan"], "--stop-grace"),
     ],
 )
 def test_a_usage_error_is_a_message_and_exit_status_2_not_a_traceback(
@@ -225,6 +231,28 @@ def test_a_usage_error_is_a_message_and_exit_status_2_not_a_traceback(
     assert says in err
     assert "Try 'mintaka" in err
     assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize("option", ["--p99-ms", "--max-error-rate", "--bake"])
+def test_a_rollout_given_nan_is_refused_before_anything_changes(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, make_servable: MakeArtifact, option: str
+) -> None:
+    """NaN compares false with every bound: without a check of its own, a rollout that could
+    run failed with a traceback from the plan's validation."""
+    home = init_home(capsys, tmp_path / "h")
+    h = ["--home", str(home), "--as", "ops"]
+    for content in (b"v1", b"v2"):
+        path = str(make_servable(content))
+        args = ("models", "register", "m", "--artifact", path, "--flavor", "pyfunc")
+        assert cli(capsys, *h, *args)[0] == 0
+    assert cli(capsys, *h, "endpoints", "create", "api", "m:1", "--route", "blue")[0] == 0
+    assert cli(capsys, *h, "endpoints", "deploy", "api", "m:2", "--route", "green")[0] == 0
+    code, out, err = cli(capsys, *h, "rollout", "api", "--to", "green", option, "nan")
+    assert code == 2
+    assert option in err
+    assert "Traceback" not in out + err
+    code, out, _ = cli(capsys, *h, "endpoints", "show", "api", "--json")
+    assert json.loads(out)["traffic"]["weights"] == {"blue": 100, "green": 0}
 
 
 def test_missing_model_is_reported(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

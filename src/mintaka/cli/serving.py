@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -295,8 +296,8 @@ def rollout(
         raise typer.BadParameter(
             f"{strategy!r} is not one of {', '.join(STEPPED_STRATEGIES)}", param_hint="--strategy"
         )
-    if p99_ms is not None and p99_ms <= 0:
-        raise typer.BadParameter(f"{p99_ms} is not above 0", param_hint="--p99-ms")
+    if p99_ms is not None and not (0 < p99_ms < math.inf):  # also refuses nan
+        raise typer.BadParameter(f"{p99_ms} is not a finite number above 0", param_hint="--p99-ms")
     plat = platform(ctx)
     current = plat.serving.get_endpoint(endpoint)
     live = [r for r, w in current.traffic.weights.items() if w > 0 and r != to]
