@@ -701,6 +701,22 @@ def test_invoking_with_a_value_json_cannot_carry_is_a_validation_error(
     assert logged(plat, server) == []
 
 
+def test_invoking_a_route_whose_version_is_archived_is_a_conflict(served: Served) -> None:
+    plat, _ = served
+    plat.serving.deploy("scoring", "credit:2", route="green")  # 0%: it may be archived
+    plat.archive_version("credit", 2, reason="superseded")
+    with pytest.raises(Conflict, match="archived"):
+        plat.serving.invoke("scoring", row(0), route="green")
+
+
+def test_invoking_with_a_body_over_the_servers_limit_is_a_validation_error(served: Served) -> None:
+    plat, server = served
+    server.max_body_bytes = 200
+    with pytest.raises(ValidationError, match="over the limit of 200 bytes"):
+        plat.serving.invoke("scoring", [row(i) for i in range(10)])
+    assert plat.serving.invoke("scoring", row(0))["route"] == "blue"
+
+
 def test_a_pinned_unknown_route_is_counted_as_404_without_a_series_of_its_own(
     served: Served,
 ) -> None:

@@ -366,8 +366,10 @@ class LocalServing(
         body: dict[str, Any] = response.json()
         if response.status_code == 404:
             raise NotFound(body.get("error", f"endpoint {name!r} not served"))
-        if response.status_code == 400:
+        if response.status_code in (400, 413):  # 413: a body over the server's limit
             raise ValidationError(body.get("error", "invalid request"))
+        if response.status_code == 409:  # pinned to a route whose version is archived
+            raise Conflict(body.get("error", f"endpoint {name!r} refused the request"))
         if response.status_code >= 300:
             raise BackendError(
                 f"endpoint {name!r} answered {response.status_code}: {body.get('error')}",
