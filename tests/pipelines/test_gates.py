@@ -560,6 +560,42 @@ def test_a_canary_that_cannot_verify_the_sla_rolls_back(champion: Platform, tmp_
     assert endpoint.traffic.weights == {"credit-default-v1": 100, "credit-default-v2": 0}
 
 
+def test_a_new_endpoint_whose_version_refuses_its_requests_is_taken_down(
+    champion: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new endpoint has no route to compare with: every request its version refused as
+    invalid counts against the error rate, as in a rollout's first steps."""
+    from datetime import datetime
+
+    from mintaka.domain.serving import EndpointMetrics
+    from mintaka.errors import NotFound
+    from mintaka.pipelines.builtins import CanaryInputs, deploy_canary
+    from mintaka.pipelines.contract import StepContext
+
+    def refused(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        route = "credit-default-v1"
+        return EndpointMetrics(
+            endpoint=endpoint, start=start, end=end, requests={route: 50}, invalid={route: 50}
+        )
+
+    monkeypatch.setattr(champion.serving, "endpoint_metrics", refused)
+    context = StepContext(
+        pipeline="p",
+        run_id="r",
+        step="canary",
+        workdir=tmp_path,
+        platform=champion,
+        wait=lambda seconds: None,
+    )
+    outcome = deploy_canary(
+        CanaryInputs(model="credit-default:1", endpoint="credit-fresh"), context
+    )
+    assert not outcome.passed
+    assert "counting 50 requests refused as invalid" in outcome.checks[-1].detail
+    with pytest.raises(NotFound):
+        champion.serving.get_endpoint("credit-fresh")
+
+
 @pytest.mark.parametrize("limit", [0.0, -0.5])
 def test_a_business_cost_limit_of_zero_or_below_is_a_limit(
     costed: Platform, data: Path, limit: float
