@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,24 @@ def test_opening_an_up_to_date_store_twice_is_harmless(tmp_path: Path) -> None:
     Store(url).dispose()
     again = Store(url)
     assert again.revision() == HEAD_REVISION
+
+
+def test_threads_migrating_new_stores_at_once_all_bring_them_to_head(tmp_path: Path) -> None:
+    # Alembic keeps the migration running now in a module-level proxy: migrations of several
+    # stores in one process must take turns.
+    start = threading.Barrier(4)
+
+    def open_store(n: int) -> str | None:
+        start.wait()
+        store = Store(f"sqlite:///{tmp_path / f's{n}.db'}")
+        try:
+            return store.revision()
+        finally:
+            store.dispose()
+
+    with ThreadPoolExecutor(4) as pool:
+        revisions = list(pool.map(open_store, range(4)))
+    assert revisions == [HEAD_REVISION] * 4
 
 
 def test_store_at_0006_upgrades_its_audit_chain_and_digest_index_in_place(tmp_path: Path) -> None:

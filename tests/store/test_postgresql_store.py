@@ -8,6 +8,8 @@ database, dropped afterwards. docs/architecture.md has a recipe for a throwaway 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,6 +38,25 @@ def test_migrations_bring_an_empty_schema_to_head(pg_url: str) -> None:
         assert store.durability().startswith("postgresql")
     finally:
         store.dispose()
+
+
+_OPEN = "import sys; from mintaka.store import Store; print(Store(sys.argv[1]).revision())"
+
+
+def test_processes_opening_a_new_store_at_once_all_find_it_at_head(pg_url: str) -> None:
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _OPEN, pg_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    assert [(code, out.strip()) for code, out, _ in results] == [(0, HEAD_REVISION)] * 3, [
+        err.strip().splitlines()[-1:] for _, _, err in results
+    ]
 
 
 def test_registry_runs_datasets_lineage_and_audit(

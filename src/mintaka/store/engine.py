@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -42,6 +43,12 @@ SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 HEAD_REVISION = "0011"
 WAL_AUTOCHECKPOINT = 8192  # pages (32 MiB of WAL at 4 KiB pages)
 BUSY_TIMEOUT_MS = 30_000  # how long a writer waits for the write lock
+# The PostgreSQL advisory lock a migration holds for its transaction ("mintaka" in ASCII), so
+# that processes opening a new store at once take turns, and all but the first find it migrated.
+MIGRATION_LOCK_KEY = 0x6D696E74616B61
+# Alembic keeps the migration it runs in a module-level proxy, so migrations in one process,
+# of one store or several, take turns.
+_MIGRATING = threading.Lock()
 
 
 def sync_mode(sync: str | None = None) -> str:
@@ -606,9 +613,16 @@ class Store:
         config.set_main_option("script_location", str(MIGRATIONS))
         try:
             # Alembic begins and commits on the connection itself: the plain SQLAlchemy path.
-            with self.engine.connect() as conn:
-                conn.execution_options(mintaka_write=True)
+            # It reads the revision again inside the transaction, after the lock, so a store
+            # another process or thread migrated meanwhile is left as it is.
+            with _MIGRATING, self.engine.connect() as conn:
+                conn.execution_options(**_write_options(self.engine))
                 with conn.begin():
+                    if self.engine.dialect.name == "postgresql":
+                        conn.execute(
+                            text("SELECT pg_advisory_xact_lock(:key)"),
+                            {"key": MIGRATION_LOCK_KEY},
+                        )
                     config.attributes["connection"] = conn
                     command.upgrade(config, target)
         except Exception as exc:
