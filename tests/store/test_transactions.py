@@ -3,13 +3,14 @@ from __future__ import annotations
 import os
 import sqlite3
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
 from mintaka.errors import StoreError
 from mintaka.store import Store
-from mintaka.store.engine import Sql, sqlite_file
+from mintaka.store.engine import Sql, sqlite_file, url_in_home
 
 
 @pytest.fixture(params=["driver", "sqlalchemy"])
@@ -141,6 +142,12 @@ def test_a_forked_child_opens_its_own_connections(tmp_path: Path) -> None:
         ("sqlite:////var/m/store.db", Path("/var/m/store.db")),
         ("sqlite+pysqlite:////var/m/store.db", Path("/var/m/store.db")),
         ("sqlite:///relative.db", Path("relative.db")),
+        ("sqlite:///file:/var/m/store.db?uri=true", Path("/var/m/store.db")),
+        ("sqlite:///file:///var/m/store.db?uri=true&mode=ro", Path("/var/m/store.db")),
+        ("sqlite:///file://localhost/var/m/store.db?uri=true", Path("/var/m/store.db")),
+        ("sqlite:///file:/var/m%2520x/store.db?uri=true", Path("/var/m x/store.db")),
+        ("sqlite:///file:relative.db?uri=true", Path("relative.db")),
+        ("sqlite:///file:relative.db", Path("file:relative.db")),  # not a URI without uri=true
         ("sqlite:///:memory:", None),
         ("sqlite://", None),
         ("postgresql+psycopg://u@127.0.0.1/mintaka", None),
@@ -150,3 +157,31 @@ def test_sqlite_file_names_the_database_file_of_any_sqlite_url(
     url: str, expected: Path | None
 ) -> None:
     assert sqlite_file(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sqlite:///s.db", "{home}/s.db"),
+        ("sqlite:////var/m/s.db", "/var/m/s.db"),
+        ("sqlite:///file:s.db?uri=true", "file:{quoted}/s.db"),
+        ("sqlite:///file:d/s.db?mode=rwc&uri=true", "file:{quoted}/d/s.db"),
+        ("sqlite:///file:/var/m/s.db?uri=true", "file:/var/m/s.db"),
+        ("sqlite:///file:///var/m/s.db?uri=true", "file:///var/m/s.db"),
+        ("postgresql+psycopg://u@127.0.0.1/mintaka", "mintaka"),
+    ],
+)
+def test_a_relative_sqlite_file_is_made_absolute_under_the_home(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    home = tmp_path / "a home?#%"
+    in_home = make_url(url_in_home(home, url))
+    assert in_home.database == expected.format(home=home, quoted=quote(str(home), safe="/"))
+    assert in_home.query == make_url(url).query
+    if in_home.get_backend_name() == "sqlite":
+        database = sqlite_file(in_home.render_as_string(hide_password=False))
+        assert database is not None
+        assert database.is_relative_to(home if "{" in expected else Path("/var/m"))
+        if "{" in expected:  # SQLite opens the very file named
+            Store(in_home.render_as_string(hide_password=False)).dispose()
+            assert database.is_file()

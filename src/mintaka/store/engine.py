@@ -22,6 +22,7 @@ from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy import (
     URL,
@@ -35,6 +36,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.util import asbool
 
 from mintaka.errors import ConfigurationError, StoreError
 
@@ -68,7 +70,8 @@ def default_url(home: Path) -> str:
 
 def url_in_home(home: Path, url: str) -> str:
     """``url`` with a relative SQLite file made absolute under ``home``: a store URL names that
-    home's store wherever the command runs from. Other URLs are returned as they are."""
+    home's store wherever the command runs from. A SQLite URI filename (``file:NAME?uri=true``)
+    keeps its scheme and query around the absolute path. Other URLs are returned as they are."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):  # ValueError: a port that is not a number
@@ -76,9 +79,36 @@ def url_in_home(home: Path, url: str) -> str:
     database = parsed.database
     if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
         return url
-    if database.startswith("file:") or Path(database).is_absolute():
+    uri = _uri_filename(parsed)
+    if uri is not None:
+        prefix, path, rest = uri
+        if prefix != "file:" or not path or path.startswith("/"):
+            return url  # absolute, or no file at all
+        absolute = f"file:{quote(str(home), safe='/')}/{path}{rest}"
+        return parsed.set(database=absolute).render_as_string(hide_password=False)
+    if Path(database).is_absolute():
         return url
     return parsed.set(database=str(home / database)).render_as_string(hide_password=False)
+
+
+def _uri_filename(parsed: URL) -> tuple[str, str, str] | None:
+    """A SQLite URI filename (``uri=true`` in the query, a database starting ``file:``) split
+    into its scheme and authority (``file:`` or ``file://HOST``), its path as written (still
+    percent-encoded) and the query and fragment after it; None for a plain filename, which
+    SQLite takes literally however it starts."""
+    database = parsed.database or ""
+    uri = parsed.query.get("uri", False)
+    if not database.startswith("file:") or not asbool(uri[-1] if isinstance(uri, tuple) else uri):
+        return None
+    rest = database.removeprefix("file:")
+    end = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    path, after = rest[:end], rest[end:]
+    prefix = "file:"
+    if path.startswith("//"):  # an authority: empty or localhost, then an absolute path
+        slash = path.find("/", 2)
+        slash = len(path) if slash < 0 else slash
+        prefix, path = f"file:{path[:slash]}", path[slash:]
+    return prefix, path, after
 
 
 def in_memory(url: str) -> bool:
@@ -105,7 +135,11 @@ def sqlite_file(url: str) -> Path | None:
     parsed = _parsed(url)
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
-    return Path(parsed.database)
+    uri = _uri_filename(parsed)
+    if uri is None:
+        return Path(parsed.database)
+    path = uri[1]
+    return Path(unquote(path)) if path else None  # ``file:`` alone is a temporary database
 
 
 def _parsed(url: str) -> URL:

@@ -1,0 +1,68 @@
+"""``mintaka audit ...`` on stores whose rows, head or files were edited behind Mintaka's back."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from cli_kit import cli, init_home
+
+from mintaka.audit import AuditLog
+from mintaka.store import Store
+
+AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _home_with_events(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Path:
+    """A home whose store holds three audit events."""
+    home = init_home(capsys, tmp_path / "home")
+    store = Store(f"sqlite:///{home / 'store.db'}")
+    log = AuditLog(store)
+    for i in range(3):
+        with store.write() as conn:
+            log.append(conn, at=AT, actor="u", action="x.y", subject=f"s{i}", details={"i": i})
+    store.dispose()
+    return home
+
+
+def _tamper(home: Path, sql: str, *params: object) -> None:
+    """Run ``sql`` on the home's store straight through the driver, as an intruder would."""
+    db = sqlite3.connect(home / "store.db")
+    db.execute(sql, params)
+    db.commit()
+    db.close()
+
+
+def test_a_relative_uri_filename_store_url_names_a_file_in_the_home(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "config.toml").write_text(
+        'backend = "local"\nstore_url = "sqlite:///file:data/mystore.db?uri=true"\n'
+    )
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, _, err = cli(capsys, "--home", str(home), "audit", "verify")
+    assert code == 0, err
+    assert (home / "data" / "mystore.db").is_file()
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_a_signing_key_beside_a_uri_filename_store_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    data = tmp_path / "data"
+    (home / "config.toml").write_text(
+        f'backend = "local"\nstore_url = "sqlite:///file:{data / "s.db"}?uri=true"\n'
+    )
+    code, _, err = cli(capsys, "--home", str(home), "audit", "keygen", "--out", str(data / "k"))
+    assert code == 1
+    assert "inside the store directory" in err
+    assert not (data / "k").exists()
+    assert (data / "s.db").is_file()
