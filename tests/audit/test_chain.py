@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import itertools
 import subprocess
 import sys
@@ -169,6 +170,28 @@ def test_stored_columns_are_checked_against_the_canonical_bytes(
     assert chain.verify().ok
     _sql(store, "UPDATE audit_events SET actor = 'mallory' WHERE seq = 6")
     assert chain.verify().first_bad_seq == 6
+
+
+def test_a_relinked_event_nested_too_deeply_to_read_is_a_break(
+    store: Store, chain: AuditLog
+) -> None:
+    # Bytes no JSON reader in Python can parse, their link and the head rewritten to match:
+    # verification reports the event rather than raising.
+    _store_the_columns(store)
+    nested = b'{"details":' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    with store.read() as conn:
+        prev = conn.execute(text("SELECT prev_hash FROM audit_events WHERE seq = 10")).scalar_one()
+    digest = hashlib.sha256(prev.encode() + nested).hexdigest()
+    _sql(
+        store,
+        "UPDATE audit_events SET canonical = :c, hash = :h WHERE seq = 10",
+        c=nested,
+        h=digest,
+    )
+    _sql(store, "UPDATE audit_head SET hash = :h", h=digest)
+    report = chain.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 10)
+    assert report.reason == "columns differ from the canonical bytes"
 
 
 def test_deleted_row_is_caught(store: Store, chain: AuditLog) -> None:

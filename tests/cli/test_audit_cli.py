@@ -66,3 +66,16 @@ def test_a_signing_key_beside_a_uri_filename_store_is_refused(
     assert "inside the store directory" in err
     assert not (data / "k").exists()
     assert (data / "s.db").is_file()
+
+
+def test_verify_reports_a_deeply_nested_event_as_a_break(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = _home_with_events(capsys, tmp_path)
+    # Deep enough for Python's JSON reader to give up, not for SQLite's JSON functions.
+    nested = b'{"action":"model.approve","details":' + b"[" * 990 + b"]" * 990 + b"}"
+    _tamper(home, "UPDATE audit_events SET canonical = ? WHERE seq = 2", nested)
+    code, out, err = cli(capsys, "--home", str(home), "audit", "verify")
+    assert code == 1
+    assert "broken at sequence 2" in out
+    assert "Traceback" not in out + err

@@ -630,11 +630,11 @@ def _columns_match(
                 and body.get("backend") == backend
                 and body.get("prev_hash") == prev_hash
             )
-    except (ValueError, StopIteration):
+    except (ValueError, StopIteration, RecursionError):
         pass
     try:
         body = json.loads(canonical)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deeply to read: never Mintaka's bytes
         return False
     columns = {
         "seq": seq,

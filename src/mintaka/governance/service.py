@@ -895,10 +895,11 @@ def _records(approval: Approval, actor: str, at: datetime, details: Mapping[str,
 def event_body(canonical: Any) -> dict[str, Any]:
     """An event's canonical bytes read as an object; empty when they are not one. What an event
     records is read here, not from the table's query columns: on SQLite those are read out of
-    these bytes, on other databases they are copies that an edit of the bytes leaves behind."""
+    these bytes, on other databases they are copies that an edit of the bytes leaves behind.
+    Bytes nested too deeply for Python's JSON reader (never written by Mintaka) are not one."""
     try:
         body = json.loads(bytes(canonical))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return {}
     return body if isinstance(body, dict) else {}
 
