@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from mintaka.audit import GENESIS, AuditLog, canonical_bytes, link_hash
 from mintaka.audit.chain import derived_columns
-from mintaka.errors import StoreError
+from mintaka.errors import IntegrityError, StoreError
 from mintaka.store import Store
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
@@ -192,6 +192,20 @@ def test_a_relinked_event_nested_too_deeply_to_read_is_a_break(
     report = chain.verify()
     assert (report.ok, report.first_bad_seq) == (False, 10)
     assert report.reason == "columns differ from the canonical bytes"
+
+
+@pytest.mark.parametrize(("column", "value"), [("seq", "ten"), ("seq", -1), ("hash", "f" * 63)])
+def test_a_head_row_edited_out_of_shape_is_a_break_and_stops_appends(
+    store: Store, chain: AuditLog, column: str, value: object
+) -> None:
+    _sql(store, f"UPDATE audit_head SET {column} = :value", value=value)
+    report = chain.verify()
+    assert (report.ok, report.first_bad_seq) == (False, 10)
+    shown = repr(value) if column == "seq" else "10"
+    assert f"chain head (sequence {shown}, hash " in str(report.reason)
+    with pytest.raises(IntegrityError, match="mintaka audit verify"), store.write() as conn:
+        chain.append(conn, at=AT, actor="u", action="model.register", subject="m:11")
+    assert chain.verify().events == 10
 
 
 def test_deleted_row_is_caught(store: Store, chain: AuditLog) -> None:

@@ -79,3 +79,19 @@ def test_verify_reports_a_deeply_nested_event_as_a_break(
     assert code == 1
     assert "broken at sequence 2" in out
     assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("seq", "abc"), ("seq", 2.5), ("hash", "not a hash"), ("hash", 7)],
+)
+def test_verify_reports_an_edited_head_row_as_a_break(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, column: str, value: object
+) -> None:
+    home = _home_with_events(capsys, tmp_path)
+    _tamper(home, f"UPDATE audit_head SET {column} = ?", value)
+    code, out, err = cli(capsys, "--home", str(home), "audit", "verify")
+    assert code == 1, err
+    assert "audit chain broken at sequence" in out
+    assert "chain head" in out
+    assert "Traceback" not in out + err

@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from enum import Enum
@@ -34,7 +35,7 @@ import rfc8785
 from sqlalchemy import Connection, inspect, select
 
 from mintaka.domain.audit import AuditEvent, ChainReport
-from mintaka.errors import StoreError, ValidationError
+from mintaka.errors import IntegrityError, StoreError, ValidationError
 from mintaka.store.engine import Sql, Store
 from mintaka.store.schema import (
     AUDIT_COLUMNS_FUNCTION,
@@ -282,11 +283,12 @@ class AuditLog:
     ) -> AuditEvent:
         """Append one event inside the caller's write transaction."""
         sql = Sql(conn)
-        head = sql.one(_HEAD_SQLITE if sql.is_sqlite else _HEAD_LOCKING)
-        if head is None:
+        row = sql.one(_HEAD_SQLITE if sql.is_sqlite else _HEAD_LOCKING)
+        if row is None:
             raise StoreError("the audit chain head is missing; the store is not migrated")
-        seq = int(head[0]) + 1
-        prev = str(head[1])
+        head = _stored_head(row)
+        seq = head[0] + 1
+        prev = head[1]
         when = at.isoformat()
         details = details or {}
         frame = _frame(seq, when, actor, action, subject, backend, prev)
@@ -430,9 +432,10 @@ class AuditLog:
             sql.one(_HEAD_LOCKING)
 
     def head(self, conn: Connection) -> tuple[int, str] | None:
-        """The head row (sequence number and hash) as stored, inside ``conn``'s transaction."""
+        """The head row (sequence number and hash) as stored, inside ``conn``'s transaction; an
+        ``IntegrityError`` when it holds something else."""
         row = Sql(conn).one(_HEAD_SQLITE)
-        return None if row is None else (int(row[0]), str(row[1]))
+        return None if row is None else _stored_head(row)
 
     def verify(self, anchors: Mapping[int, str] | None = None) -> ChainReport:
         """Recompute every link; report the first sequence number where the chain breaks.
@@ -504,7 +507,16 @@ class AuditLog:
                 prev = row[3]
                 expected_seq += 1
         count = expected_seq - 1
-        head = self.head(conn)
+        stored = Sql(conn).one(_HEAD_SQLITE)
+        if stored is not None and _head_of(stored) is None:
+            report = ChainReport(
+                ok=False,
+                events=count,
+                first_bad_seq=max(count, 1),
+                reason=f"chain head ({_shown_head(stored)}) is not a sequence number and a hash",
+            )
+            return report, prev
+        head = None if stored is None else _head_of(stored)
         head_seq = 0 if head is None else head[0]
         if head is None or head_seq != count or head[1] != prev:
             if head_seq > count:
@@ -536,6 +548,36 @@ class AuditLog:
 
 
 _BATCH = 256
+_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _head_of(row: tuple[Any, ...]) -> tuple[int, str] | None:
+    """The head row as a sequence number and a hash; None when it holds anything else (a row
+    edited by hand: Mintaka writes only those)."""
+    seq, digest = row[0], row[1]
+    if type(seq) is not int or seq < 0 or not isinstance(digest, str):
+        return None
+    return (seq, digest) if _HASH.fullmatch(digest) else None
+
+
+def _stored_head(row: tuple[Any, ...]) -> tuple[int, str]:
+    """``_head_of`` a head row, or an ``IntegrityError`` saying it was edited."""
+    head = _head_of(row)
+    if head is None:
+        raise IntegrityError(
+            f"the audit chain head ({_shown_head(row)}) is not a sequence number and a hash: "
+            "it was edited outside Mintaka; run `mintaka audit verify`"
+        )
+    return head
+
+
+def _shown_head(row: tuple[Any, ...]) -> str:
+    """A head row for a message, each value quoted and cut short (anyone with the store can
+    write anything there)."""
+    return ", ".join(
+        f"{name} {shown if len(shown) <= 70 else shown[:67] + '...'}"
+        for name, shown in (("sequence", repr(row[0])), ("hash", repr(row[1])))
+    )
 
 
 def _as_bytes(blob: Any) -> bytes:
