@@ -208,6 +208,19 @@ def test_a_head_row_edited_out_of_shape_is_a_break_and_stops_appends(
     assert chain.verify().events == 10
 
 
+@pytest.mark.parametrize(
+    ("column", "value"), [("at", "yesterday"), ("actor", None), ("canonical", b"[1]")]
+)
+def test_reading_an_event_edited_out_of_shape_is_an_integrity_error_naming_it(
+    store: Store, chain: AuditLog, column: str, value: object
+) -> None:
+    _store_the_columns(store)  # as another database keeps them: each can be edited
+    _sql(store, f"UPDATE audit_events SET {column} = :value WHERE seq = 4", value=value)
+    with pytest.raises(IntegrityError, match=r"audit event 4 cannot be read .*audit verify"):
+        chain.events()
+    assert [e.seq for e in chain.events(since_seq=4)] == [5, 6, 7, 8, 9, 10]
+
+
 def test_deleted_row_is_caught(store: Store, chain: AuditLog) -> None:
     _sql(store, "DELETE FROM audit_events WHERE seq = 3")
     report = chain.verify()

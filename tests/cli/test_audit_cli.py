@@ -95,3 +95,30 @@ def test_verify_reports_an_edited_head_row_as_a_break(
     assert "audit chain broken at sequence" in out
     assert "chain head" in out
     assert "Traceback" not in out + err
+
+
+@pytest.mark.parametrize(
+    "canonical",
+    [
+        b"\x00\xff",
+        b"not json",
+        b'{"seq":2}',
+        b"[1]",
+        b'{"at":"yesterday","details":{}}',
+        b'{"at":"2026-01-01T00:00:00","details":{}}',
+        b'{"at":"2026-01-01T00:00:00+00:00","actor":7,"details":[]}',
+        b'{"details":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+    ],
+)
+def test_audit_log_names_an_event_whose_bytes_were_edited(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, canonical: bytes
+) -> None:
+    home = _home_with_events(capsys, tmp_path)
+    _tamper(home, "UPDATE audit_events SET canonical = ? WHERE seq = 2", canonical)
+    code, out, err = cli(capsys, "--home", str(home), "audit", "log")
+    assert code == 1
+    assert "audit event 2 cannot be read" in err
+    assert "mintaka audit verify" in err
+    assert "Traceback" not in out + err
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "log", "--subject", "s2")
+    assert (code, out.count("x.y")) == (0, 1)  # the other events still list

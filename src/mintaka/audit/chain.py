@@ -378,18 +378,29 @@ class AuditLog:
 
     @staticmethod
     def _event(row: Any) -> AuditEvent:
-        body = json.loads(row.canonical)
-        return AuditEvent(
-            seq=row.seq,
-            at=datetime.fromisoformat(row.at),
-            actor=row.actor,
-            action=row.action,
-            subject=row.subject,
-            backend=row.backend,
-            details=body.get("details", {}),
-            prev_hash=row.prev_hash,
-            hash=row.hash,
-        )
+        """One event row as an ``AuditEvent``; an ``IntegrityError`` naming its sequence number
+        when its bytes or columns were edited into something that is not an event."""
+        try:
+            body = json.loads(row.canonical)
+            if not isinstance(body, dict):
+                raise ValueError("the canonical bytes are not a JSON object")
+            return AuditEvent(
+                seq=row.seq,
+                at=datetime.fromisoformat(row.at),
+                actor=row.actor,
+                action=row.action,
+                subject=row.subject,
+                backend=row.backend,
+                details=body.get("details", {}),
+                prev_hash=row.prev_hash,
+                hash=row.hash,
+            )
+        except (TypeError, ValueError, RecursionError) as exc:  # pydantic's errors included
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise IntegrityError(
+                f"audit event {row.seq} cannot be read ({reason}): it was edited outside "
+                "Mintaka; run `mintaka audit verify`"
+            ) from exc
 
     @staticmethod
     def _batches(conn: Connection, query: str) -> Iterator[list[tuple[Any, ...]]]:
