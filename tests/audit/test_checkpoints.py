@@ -382,3 +382,30 @@ def test_a_checkpoint_is_refused_for_a_chain_its_checkpoint_file_contradicts(
     with pytest.raises(IntegrityError, match=r"checkpoint 1 .* rejected: signed by key"):
         _checkpoint(log, other, out)
     assert out.read_bytes() == before
+
+
+def test_a_checkpoint_line_nested_too_deeply_to_read_is_not_a_checkpoint(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home, keys, export = tmp_path / "home", tmp_path / "keys", tmp_path / "export"
+    assert _cli(capsys, "--home", str(home), "audit", "keygen", "--out", str(keys))[0] == 0
+    _append(AuditLog(Store(f"sqlite:///{home / 'store.db'}")), 2)
+    export.mkdir()
+    crafted = b"[" * 100_000 + b"]" * 100_000 + b"\n"
+    (export / cp.CHECKPOINTS_FILE).write_bytes(crafted)
+    base = ["--home", str(home), "audit"]
+    code, out = _cli(
+        capsys,
+        *base,
+        "verify",
+        "--public-key",
+        str(keys / cp.PUBLIC_KEY_FILE),
+        "--checkpoints",
+        str(export / cp.CHECKPOINTS_FILE),
+    )
+    assert (code, "line 1 is not a checkpoint" in out, "Traceback" in out) == (1, True, False)
+    code, out = _cli(
+        capsys, *base, "checkpoint", "--key", str(keys / cp.PRIVATE_KEY_FILE), "--out", str(export)
+    )
+    assert (code, "line 1 is not a checkpoint" in out, "Traceback" in out) == (1, True, False)
+    assert (export / cp.CHECKPOINTS_FILE).read_bytes() == crafted  # nothing appended

@@ -264,7 +264,8 @@ def _parsed(path: Path, lines: list[bytes]) -> list[Checkpoint]:
             continue
         try:
             entries.append(Checkpoint.model_validate(json.loads(line)))
-        except (ValueError, PydanticValidationError) as exc:
+        except (ValueError, PydanticValidationError, RecursionError) as exc:
+            # RecursionError: JSON nested too deeply for Python's reader, never a checkpoint.
             raise IntegrityError(
                 f"{path} line {number} is not a checkpoint: {invalid_fields(exc)}"
             ) from exc
