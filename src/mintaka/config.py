@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
 from mintaka.errors import ConfigurationError, invalid_fields
+from mintaka.files import write_atomic
 
 CONFIG_FILE = "config.toml"
 DEFAULT_HOME = ".mintaka"
@@ -91,6 +92,8 @@ def _toml_string(value: str) -> str:
 
 
 def _toml_value(value: Any) -> str:
+    """``value`` as TOML: a string, number or boolean, or an array or inline table of them
+    (settings such as a backend's alarm names or name maps)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -99,11 +102,20 @@ def _toml_value(value: Any) -> str:
         return repr(value)
     if isinstance(value, str):
         return _toml_string(value)
-    raise ConfigurationError(f"cannot write {value!r} to config.toml: use a string or a number")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
+    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
+        pairs = (f"{_toml_string(key)} = {_toml_value(item)}" for key, item in value.items())
+        return "{" + ", ".join(pairs) + "}"
+    raise ConfigurationError(
+        f"cannot write {value!r} to config.toml: use a string, a number, a boolean, or an "
+        "array or table of them"
+    )
 
 
 def write_config(config: MintakaConfig) -> Path:
-    """Write the non-default parts of ``config`` to ``<home>/config.toml``."""
+    """Write the non-default parts of ``config`` to ``<home>/config.toml``, replacing the file
+    atomically: a write that fails (a full disk) leaves the previous one as it was."""
     lines = [f"backend = {_toml_string(config.backend)}"]
     if config.store_url is not None:
         lines.append(f"store_url = {_toml_string(config.store_url)}")
@@ -111,7 +123,14 @@ def write_config(config: MintakaConfig) -> Path:
         lines.append("\n[backend_settings]")
         for key, value in config.backend_settings.items():
             lines.append(f"{_toml_string(key)} = {_toml_value(value)}")
-    config.home.mkdir(parents=True, exist_ok=True)
     path = config.home / CONFIG_FILE
-    path.write_text("\n".join(lines) + "\n")
+    try:
+        data = ("\n".join(lines) + "\n").encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate, which TOML cannot hold either
+        shown = exc.object[exc.start : exc.end]
+        raise ConfigurationError(f"cannot write {shown!r} to config.toml: {exc.reason}") from exc
+    try:
+        write_atomic(path, data)
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write {path}: {exc.strerror or exc}") from exc
     return path
