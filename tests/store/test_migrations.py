@@ -91,6 +91,25 @@ def test_threads_migrating_new_stores_at_once_all_bring_them_to_head(tmp_path: P
     assert revisions == [HEAD_REVISION] * 4
 
 
+def test_a_store_made_by_a_newer_release_is_refused_naming_both_revisions(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(url)
+    with store.write() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0999'"))
+    store.dispose()
+    with pytest.raises(StoreError) as refused:
+        Store(url)
+    said = str(refused.value)
+    assert "revision '0999'" in said
+    assert "newer Mintaka" in said
+    assert f"up to {HEAD_REVISION}" in said
+    left = Store(url, migrate=False)
+    assert left.revision() == "0999"  # left as it was
+    left.dispose()
+
+
 def test_store_at_0006_upgrades_its_audit_chain_and_digest_index_in_place(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 

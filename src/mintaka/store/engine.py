@@ -21,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote
 
 from sqlalchemy import (
@@ -39,6 +39,9 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemy
 from sqlalchemy.util import asbool
 
 from mintaka.errors import ConfigurationError, StoreError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SYNC_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
@@ -645,6 +648,8 @@ class Store:
 
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
+        if current is not None:
+            self._refuse_a_newer_revision(config, current)
         try:
             # Alembic begins and commits on the connection itself: the plain SQLAlchemy path.
             # It reads the revision again inside the transaction, after the lock, so a store
@@ -662,6 +667,19 @@ class Store:
         except Exception as exc:
             reason = _without_secrets(str(exc), self.engine.url)
             raise StoreError(f"migrating the store at {self.safe_url} failed: {reason}") from exc
+
+    def _refuse_a_newer_revision(self, config: Config, current: str) -> None:
+        """A ``StoreError`` when the store is at a revision this release has no migration for:
+        one made by a newer Mintaka, which this one must leave as it is."""
+        from alembic.script import ScriptDirectory
+
+        known = {script.revision for script in ScriptDirectory.from_config(config).walk_revisions()}
+        if current not in known:
+            raise StoreError(
+                f"the store at {self.safe_url} is at revision {current!r}, made by a newer "
+                f"Mintaka: this release knows revisions up to {HEAD_REVISION}; use that "
+                "release or a later one"
+            )
 
     @property
     def safe_url(self) -> str:
