@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import IntegrityError as SQLIntegrityError
 
-from mintaka import Platform, StoreError
+from mintaka import ConfigurationError, Platform, StoreError
 from mintaka.store import Store
 from mintaka.store import engine as store_engine
 from mintaka.store.engine import Sql, Transactions
@@ -264,3 +264,13 @@ def test_a_database_without_the_isolation_level_needed_is_a_store_error(
             pass
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:///file:?uri=true", "sqlite:///file:?mode=rwc&uri=true", "sqlite:///file://?uri=true"],
+)
+def test_a_uri_filename_naming_no_file_is_refused_as_in_memory(url: str) -> None:
+    # SQLite opens an empty file name as a private temporary database, gone at exit.
+    with pytest.raises(ConfigurationError, match="in-memory SQLite database"):
+        Store(url)

@@ -116,7 +116,8 @@ def _uri_filename(parsed: URL) -> tuple[str, str, str] | None:
 
 def in_memory(url: str) -> bool:
     """Whether ``url`` names an in-memory SQLite database (``sqlite://``, ``:memory:``, or a URI
-    filename with ``mode=memory``)."""
+    filename with ``mode=memory``), or a temporary one, which is as lost at exit (a URI
+    filename naming no file)."""
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError):  # refused with its reason when the store opens
@@ -129,6 +130,7 @@ def in_memory(url: str) -> bool:
         or database.startswith("file::memory:")
         or "mode=memory" in database
         or parsed.query.get("mode") == "memory"
+        or ((uri := _uri_filename(parsed)) is not None and not uri[1])
     )
 
 
