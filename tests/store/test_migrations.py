@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -89,6 +92,29 @@ def test_threads_migrating_new_stores_at_once_all_bring_them_to_head(tmp_path: P
     with ThreadPoolExecutor(4) as pool:
         revisions = list(pool.map(open_store, range(4)))
     assert revisions == [HEAD_REVISION] * 4
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_while_a_thread_migrates_can_migrate_a_store(tmp_path: Path) -> None:
+    from mintaka.store import engine
+
+    with engine._MIGRATING:  # as held by another thread of the parent at the fork
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                Store(f"sqlite:///{tmp_path / 'child.db'}").dispose()
+                code = 0
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + 30
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    if done[0] == 0:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child waited for a lock no thread of its own holds")
+    assert os.waitstatus_to_exitcode(done[1]) == 0
 
 
 def test_a_store_made_by_a_newer_release_is_refused_naming_both_revisions(

@@ -385,6 +385,9 @@ _FORK_AWARE: weakref.WeakSet[Transactions] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
+    global _MIGRATING
+    # A lock another thread of the parent held at the fork would never be released here.
+    _MIGRATING = threading.Lock()
     for transactions in list(_FORK_AWARE):
         transactions._forget_after_fork()
 
