@@ -15,13 +15,13 @@ explicit arguments.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import tomli_w
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic import ValidationError as PydanticValidationError
 
@@ -86,46 +86,40 @@ def load_config(
         raise ConfigurationError(f"invalid configuration in {path}: {invalid_fields(exc)}") from exc
 
 
-def _toml_string(value: str) -> str:
-    """A TOML basic string: JSON's escapes are TOML's, plus DEL, which TOML also escapes."""
-    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def _toml_value(value: Any) -> str:
-    """``value`` as TOML: a string, number or boolean, or an array or inline table of them
-    (settings such as a backend's alarm names or name maps)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and math.isfinite(value):
-        return repr(value)
-    if isinstance(value, str):
-        return _toml_string(value)
+def _refuse_none(value: Any) -> None:
+    """TOML has no null: a setting of ``None`` (also inside an array or table) is refused rather
+    than dropped, so what is written is what loads back."""
+    if value is None:
+        raise ConfigurationError(
+            "cannot write None to config.toml: use a string, a number, a boolean, or an array "
+            "or table of them"
+        )
     if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    if isinstance(value, dict) and all(isinstance(key, str) for key in value):
-        pairs = (f"{_toml_string(key)} = {_toml_value(item)}" for key, item in value.items())
-        return "{" + ", ".join(pairs) + "}"
-    raise ConfigurationError(
-        f"cannot write {value!r} to config.toml: use a string, a number, a boolean, or an "
-        "array or table of them"
-    )
+        for item in value:
+            _refuse_none(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _refuse_none(item)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigurationError(f"cannot write {value!r} to config.toml: not a finite number")
 
 
 def write_config(config: MintakaConfig) -> Path:
     """Write the non-default parts of ``config`` to ``<home>/config.toml``, replacing the file
     atomically: a write that fails (a full disk) leaves the previous one as it was."""
-    lines = [f"backend = {_toml_string(config.backend)}"]
+    document: dict[str, Any] = {"backend": config.backend}
     if config.store_url is not None:
-        lines.append(f"store_url = {_toml_string(config.store_url)}")
+        document["store_url"] = config.store_url
     if config.backend_settings:
-        lines.append("\n[backend_settings]")
-        for key, value in config.backend_settings.items():
-            lines.append(f"{_toml_string(key)} = {_toml_value(value)}")
+        _refuse_none(config.backend_settings)
+        document["backend_settings"] = dict(config.backend_settings)
+    try:
+        text = tomli_w.dumps(document)
+    except TypeError as exc:
+        raise ConfigurationError(f"cannot write to config.toml: {exc}") from exc
     path = config.home / CONFIG_FILE
     try:
-        data = ("\n".join(lines) + "\n").encode("utf-8")
+        data = text.encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate, which TOML cannot hold either
         shown = exc.object[exc.start : exc.end]
         raise ConfigurationError(f"cannot write {shown!r} to config.toml: {exc.reason}") from exc
