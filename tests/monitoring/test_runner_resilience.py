@@ -262,3 +262,46 @@ def test_when_signals_went_on_duty_reads_only_each_endpoints_latest_release(
         releases[-1], "the endpoint was released from its kill switch"
     )
     assert [at for at in read if at in releases[:-1]] == []  # the earlier releases are not read
+
+
+def store_spec(platform: Platform, monitor_id: str, **changes: Any) -> None:
+    """Rewrite the monitor's stored spec with ``changes`` (a field given ``...`` is left out),
+    as a later release may have stored it."""
+    with platform.store.write() as conn:
+        spec = dict(
+            conn.execute(select(monitors.c.spec).where(monitors.c.id == monitor_id)).scalar_one()
+        )
+        for key, value in changes.items():
+            if value is ...:
+                spec.pop(key)
+            else:
+                spec[key] = value
+        conn.execute(update(monitors).where(monitors.c.id == monitor_id).values(spec=spec))
+
+
+@pytest.mark.parametrize("signals", [[{"title": "bad"}], ["bad"], None, ...])
+def test_a_monitor_stored_with_signals_no_release_names_never_stops_a_pass(
+    served: Platform, monkeypatch: pytest.MonkeyPatch, signals: Any
+) -> None:
+    bad = served.monitoring.add_monitor(scoring_monitor(errors_signal(name="bad")))
+    store_spec(served, bad, signals=signals)
+    served.monitoring.add_monitor(scoring_monitor(errors_signal()))
+    monkeypatch.setattr(served.serving, "endpoint_metrics", erroring)
+    assert list(served.monitoring.unreadable_monitors()) == [bad]
+
+    report = served.monitoring.run_once()
+
+    assert ([a.signal for a in report.alerts], report.failed) == (["scoring:errors"], ())
+
+
+def test_a_monitor_can_be_added_beside_and_after_one_stored_without_signal_names(
+    served: Platform,
+) -> None:
+    bad = served.monitoring.add_monitor(scoring_monitor(errors_signal(name="bad")))
+    store_spec(served, bad, signals=[{"title": "bad"}])
+    beside = served.monitoring.add_monitor(scoring_monitor(errors_signal(name="beside")))
+    removed = served.monitoring.remove_monitor(bad, reason="stored by a later release")
+    after = served.monitoring.add_monitor(scoring_monitor(errors_signal(name="bad")))
+
+    assert removed.signals == []
+    assert [i for i, _ in served.monitoring.monitor_records()] == [beside, after]

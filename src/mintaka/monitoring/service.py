@@ -1571,8 +1571,8 @@ class MonitoringService:
                 continue
             added = OnDuty(_instant(row.created_at), "its monitor was added")
             start = max(added, created[row.endpoint], key=lambda found: found.since)
-            for signal in row.spec["signals"]:
-                since[f"{row.endpoint}:{signal['name']}"] = start
+            for name in _stored_signal_names(row.spec):
+                since[f"{row.endpoint}:{name}"] = start
         return since
 
     def _track_unmeasured(
@@ -2469,7 +2469,7 @@ def _subjects_on_duty(conn: Connection) -> set[str]:
     rows = conn.execute(
         select(monitors.c.endpoint, monitors.c.spec).where(monitors.c.removed_at.is_(None))
     )
-    return {f"{row.endpoint}:{signal['name']}" for row in rows for signal in row.spec["signals"]}
+    return {f"{row.endpoint}:{name}" for row in rows for name in _stored_signal_names(row.spec)}
 
 
 def _ended_stretches(
@@ -2522,7 +2522,7 @@ def _same_monitor(conn: Connection, spec: MonitorSpec) -> str | None:
     for row in rows:
         if _is_stored(row.spec, spec):
             return str(row.id)
-        taken.update({s["name"]: str(row.id) for s in row.spec["signals"]})
+        taken.update(dict.fromkeys(_stored_signal_names(row.spec), str(row.id)))
     clashes = sorted({s.name for s in spec.signals} & set(taken))
     if clashes:
         raise Conflict(
@@ -2543,7 +2543,7 @@ def _refuse_removed_tickets(conn: Connection, spec: MonitorSpec) -> None:
             monitors.c.endpoint == spec.endpoint, monitors.c.removed_at.is_not(None)
         )
     ).scalars()
-    used = {str(s["name"]) for raw in removed for s in raw["signals"]}
+    used = {name for raw in removed for name in _stored_signal_names(raw)}
     reused = sorted({s.name for s in spec.signals} & used)
     subjects = [f"{spec.endpoint}:{name}" for name in reused]
     if not subjects:
