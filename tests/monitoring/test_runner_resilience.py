@@ -305,3 +305,17 @@ def test_a_monitor_can_be_added_beside_and_after_one_stored_without_signal_names
 
     assert removed.signals == []
     assert [i for i, _ in served.monitoring.monitor_records()] == [beside, after]
+
+
+def test_a_monitor_stored_without_its_endpoint_field_still_fails_each_pass(
+    served: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bad = served.monitoring.add_monitor(scoring_monitor(errors_signal(name="bad")))
+    store_spec(served, bad, endpoint=..., target="scoring")  # a field renamed by a later release
+    monkeypatch.setattr(served.serving, "endpoint_metrics", erroring)
+    assert list(served.monitoring.unreadable_monitors()) == [bad]
+
+    report = served.monitoring.run_once()
+
+    [failure] = report.failed
+    assert (failure.endpoint, failure.signal, bad in failure.error) == ("scoring", "bad", True)

@@ -735,7 +735,7 @@ class MonitoringService:
         stored in a form this release cannot read is logged and left out: it is listed by
         :meth:`unreadable_monitors`, and the runner fails its signals."""
         records: list[tuple[str, MonitorSpec]] = []
-        for monitor_id, _, found in self._stored_monitors(endpoint):
+        for monitor_id, _, _, found in self._stored_monitors(endpoint):
             if isinstance(found, MonitorSpec):
                 records.append((monitor_id, found))
             else:
@@ -748,17 +748,18 @@ class MonitoringService:
         or stores again."""
         return {
             monitor_id: str(found)
-            for monitor_id, _, found in self._stored_monitors(endpoint)
+            for monitor_id, _, _, found in self._stored_monitors(endpoint)
             if isinstance(found, ValidationError)
         }
 
     def _stored_monitors(
         self, endpoint: str | None = None
-    ) -> list[tuple[str, Mapping[str, Any], MonitorSpec | ValidationError]]:
-        """The monitors on duty, oldest first: each id, its stored spec, and that read as a spec
-        or why it cannot be (see :func:`_stored_monitor`), so one bad record stops no caller."""
+    ) -> list[tuple[str, str, Mapping[str, Any], MonitorSpec | ValidationError]]:
+        """The monitors on duty, oldest first: each id, the endpoint it is recorded on (its
+        row's, whatever its stored spec holds), its stored spec, and that read as a spec or why
+        it cannot be (see :func:`_stored_monitor`), so one bad record stops no caller."""
         query = (
-            select(monitors.c.id, monitors.c.spec)
+            select(monitors.c.id, monitors.c.endpoint, monitors.c.spec)
             .where(monitors.c.removed_at.is_(None))
             .order_by(monitors.c.created_at, monitors.c.id)
         )
@@ -766,12 +767,15 @@ class MonitoringService:
             query = query.where(monitors.c.endpoint == endpoint)
         with self.platform.store.read() as conn:
             rows = conn.execute(query).all()
-        found: list[tuple[str, Mapping[str, Any], MonitorSpec | ValidationError]] = []
+        found: list[tuple[str, str, Mapping[str, Any], MonitorSpec | ValidationError]] = []
         for row in rows:
+            monitor_id, endpoint = str(row.id), str(row.endpoint)
+            read: MonitorSpec | ValidationError
             try:
-                found.append((str(row.id), row.spec, _stored_monitor(row.spec, str(row.id))))
+                read = _stored_monitor(row.spec, monitor_id)
             except ValidationError as exc:
-                found.append((str(row.id), row.spec, exc))
+                read = exc
+            found.append((monitor_id, endpoint, row.spec, read))
         return found
 
     def watching(self, model: str) -> list[MonitorSpec]:
@@ -1413,9 +1417,9 @@ class MonitoringService:
         recorded = {e.name: e for e in self.platform.serving.list_endpoints()}
         specs: list[MonitorSpec] = []
         moved_on: dict[str, str] = {}  # "endpoint:signal" of a monitor whose endpoint moved on
-        for monitor_id, raw, spec in self._stored_monitors():
+        for monitor_id, endpoint, raw, spec in self._stored_monitors():
             if isinstance(spec, ValidationError):
-                failed.extend(_unreadable(raw, spec, recorded))
+                failed.extend(_unreadable(endpoint, raw, spec, recorded))
                 continue
             if _measures(spec, recorded):
                 specs.append(spec)
@@ -2587,13 +2591,17 @@ def _served(endpoint: Endpoint) -> str:
 
 
 def _unreadable(
-    raw: Mapping[str, Any], why: ValidationError, recorded: Mapping[str, Endpoint]
+    endpoint: str,
+    raw: Mapping[str, Any],
+    why: ValidationError,
+    recorded: Mapping[str, Endpoint],
 ) -> list[SignalFailure]:
-    """The failures of the signals of a stored monitor this release cannot read (``why``): each
-    fails every pass, reported and audited, until the monitor is removed or stored again. One
-    of an endpoint not ``recorded`` rests, as a deleted endpoint's monitors do."""
-    endpoint = raw.get("endpoint")
-    if not isinstance(endpoint, str) or endpoint not in recorded:
+    """The failures of the signals of a stored monitor of ``endpoint`` (its row's, which
+    :meth:`MonitoringService.remove_monitor` also goes by, whatever its stored spec holds) this
+    release cannot read (``why``): each fails every pass, reported and audited, until the
+    monitor is removed or stored again. One of an endpoint not ``recorded`` rests, as a deleted
+    endpoint's monitors do."""
+    if endpoint not in recorded:
         return []
     return [SignalFailure(endpoint, name, str(why)) for name in _stored_signal_names(raw)]
 
