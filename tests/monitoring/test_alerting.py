@@ -992,3 +992,44 @@ def test_a_failing_alert_observer_leaves_the_alert_standing(
     assert [a.signal for a in report.alerts] == ["scoring:errors"]
     [ticket] = served.monitoring.tickets()
     assert ticket.alerts == 1
+
+
+class MisconfiguredSinks:
+    """A plugin whose ``mintaka_ticket_sinks`` raises: no sink can be collected."""
+
+    @hookimpl
+    def mintaka_ticket_sinks(self, sinks: TicketSinks) -> None:
+        raise RuntimeError("sink plugin misconfigured")
+
+
+def test_an_escalation_made_is_reported_made_when_its_sinks_cannot_be_collected(
+    served: Platform, clock: ManualClock
+) -> None:
+    monitoring = served.monitoring
+    path = [Escalation(after_minutes=30, to="lead-b"), Escalation(after_minutes=30, to="head-c")]
+    _, ticket = monitoring.raise_alert("drift", "scoring", owner="a", escalation=path)
+
+    served.plugins.register(MisconfiguredSinks())
+    monitoring._sinks = None  # collected again, as by a runner started after the plugin
+    clock.advance(minutes=61)  # both steps due
+
+    report = monitoring.run_once()
+
+    moved = monitoring.ticket(ticket.id)
+    escalations = [
+        e.details["owner"] for e in served.audit.events() if e.action == "ticket.escalate"
+    ]
+    assert (report.escalated, report.escalation_failed) == ((ticket.id,), ())
+    assert (moved.owner, moved.escalation_level, escalations) == ("head-c", 2, ["lead-b", "head-c"])
+    assert moved.sinks == {"mintaka_ticket_sinks": "failed: RuntimeError"}
+
+
+def test_an_alert_counted_on_its_ticket_stands_when_its_sinks_cannot_be_collected(
+    served: Platform,
+) -> None:
+    served.plugins.register(MisconfiguredSinks())
+
+    _, ticket = served.monitoring.raise_alert("drift", "scoring")
+
+    raised = [e.details["ticket"] for e in served.audit.events() if e.action == "alert.raise"]
+    assert (raised, ticket.sinks) == ([ticket.id], {"mintaka_ticket_sinks": "failed: RuntimeError"})

@@ -990,7 +990,7 @@ class MonitoringService:
                 if attempt:
                     raise Conflict("the signal's ticket could not be opened or updated") from exc
         self.platform._after_commit([event])
-        return self._notify(self.ticket(ticket_id), event_name)
+        return self._notify_committed(self.ticket(ticket_id), event_name)
 
     def _open_or_update(
         self,
@@ -1077,6 +1077,28 @@ class MonitoringService:
             except Exception as exc:  # a sink never loses the ticket
                 log.warning("ticket sink %s failed on %s %s: %s", sink.name, event, ticket.id, exc)
                 refs[sink.name] = f"{SINK_FAILED}{type(exc).__name__}"
+        return self._record_references(ticket, refs)
+
+    def _notify_committed(self, ticket: Ticket, event: str) -> Ticket:
+        """:meth:`_notify` for a ticket whose change (an alert counted on it, an escalation) is
+        committed already, so that change stands and is reported as made: a failure beside any
+        one sink's (the ``mintaka_ticket_sinks`` hook raising as the sinks are collected, the
+        references failing to be written) is logged and recorded on the ticket under
+        ``SINKS_HOOK`` as ``failed: ERROR``, as a sink that raised is under its name."""
+        try:
+            return self._notify(ticket, event)
+        except Exception as exc:  # the sinks never undo what the ticket records
+            log.exception("sending ticket %s (%s) to its sinks failed", ticket.id, event)
+            failed = {SINKS_HOOK: f"{SINK_FAILED}{type(exc).__name__}"}
+            try:
+                return self._record_references(ticket, failed)
+            except Exception:
+                log.exception("recording the failed sinks on ticket %s failed", ticket.id)
+                return ticket
+
+    def _record_references(self, ticket: Ticket, refs: Mapping[str, str]) -> Ticket:
+        """``ticket`` with the sinks' references ``refs`` recorded on it, merged as
+        :meth:`_notify` says."""
         if all(_kept_reference(ticket.sinks.get(name), ref) for name, ref in refs.items()):
             return ticket
         with self.platform.store.write() as conn:
@@ -1263,7 +1285,7 @@ class MonitoringService:
                 level=ticket.escalation_level + 1,
             )
         self.platform._after_commit([event])
-        return self._notify(self.ticket(ticket.id), "escalated"), True
+        return self._notify_committed(self.ticket(ticket.id), "escalated"), True
 
     def _skip_step(self, ticket: Ticket, why: str, now: datetime) -> Ticket | None:
         """``ticket`` moved past its due escalation step without being handed on, the step's
@@ -2571,6 +2593,7 @@ def _refuse_removed_tickets(conn: Connection, spec: MonitorSpec) -> None:
 
 
 SINK_FAILED = "failed: "  # the reference of a sink that raised, before the error's name
+SINKS_HOOK = "mintaka_ticket_sinks"  # where a ticket records its sinks failing all at once
 
 
 def _serves(endpoint: Endpoint, model: str) -> bool:
