@@ -192,10 +192,10 @@ def test_a_pass_reports_a_ticket_whose_escalation_failed_and_escalates_the_other
 def test_a_pass_whose_escalations_cannot_be_walked_reports_one_failure(
     served: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def unreadable(_status: object = None) -> list[object]:
+    def unreadable() -> list[object]:
         raise Conflict("the tickets table is locked")
 
-    monkeypatch.setattr(served.monitoring, "tickets", unreadable)
+    monkeypatch.setattr(served.monitoring, "_open_ticket_rows", unreadable)
     report = served.monitoring.run_once()
     assert report.escalated == ()
     [failure] = report.escalation_failed
@@ -1033,3 +1033,15 @@ def test_an_alert_counted_on_its_ticket_stands_when_its_sinks_cannot_be_collecte
 
     raised = [e.details["ticket"] for e in served.audit.events() if e.action == "alert.raise"]
     assert (raised, ticket.sinks) == ([ticket.id], {"mintaka_ticket_sinks": "failed: RuntimeError"})
+
+
+def test_an_alert_on_a_ticket_of_a_severity_no_release_reads_is_counted_keeping_it(
+    served: Platform,
+) -> None:
+    _, ticket = served.monitoring.raise_alert("drift", "scoring")
+    with served.store.write() as conn:
+        conn.execute(update(tickets).where(tickets.c.id == ticket.id).values(severity="page"))
+
+    _, updated = served.monitoring.raise_alert("drift", "scoring", severity="critical")
+
+    assert (updated.id, updated.alerts, updated.severity) == (ticket.id, 2, "page")

@@ -355,12 +355,14 @@ def tickets_list(
 ) -> None:
     """List tickets. A value stored by an earlier release that holds a character that could
     forge or reorder a line of the listing (an owner or runbook URL with a newline) is printed
-    quoted with its escapes; --json gives it as stored."""
+    quoted with its escapes; --json gives it as stored. A severity or status this release does
+    not know is listed as stored, and an escalation step that is not a mapping as a step owned
+    by ``unreadable: `` and the step as JSON."""
     from mintaka.cli.audit import _quoted
 
     found = platform(ctx).monitoring.tickets(status)
-    if as_json:
-        emit_json(found)
+    if as_json:  # a severity or step no release of this one reads is given as stored
+        emit_json([t.model_dump(mode="json", by_alias=True, warnings=False) for t in found])
         return
     table(
         "tickets",
@@ -368,8 +370,8 @@ def tickets_list(
         [
             (
                 _quoted(t.id),
-                t.status.value,
-                t.severity.value,
+                _quoted(str(t.status)),
+                _quoted(str(t.severity)),
                 _quoted(t.signal),
                 _quoted(t.endpoint),
                 _quoted(t.owner),

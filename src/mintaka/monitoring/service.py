@@ -1013,8 +1013,14 @@ class MonitoringService:
                 .with_for_update()
             ).one_or_none()
             if row is not None:
-                # A more severe repeat raises the ticket's severity; a milder one never lowers it.
-                severity = max(Severity(row.severity), alert.severity, key=SEVERITY_ORDER.index)
+                # A more severe repeat raises the ticket's severity; a milder one never lowers
+                # it, nor one of a later release's severities, which this one cannot rank.
+                stored = _known(Severity, row.severity)
+                severity = (
+                    max(stored, alert.severity, key=SEVERITY_ORDER.index)
+                    if isinstance(stored, Severity)
+                    else row.severity
+                )
                 conn.execute(
                     update(tickets)
                     .where(tickets.c.id == row.id)
@@ -1022,7 +1028,7 @@ class MonitoringService:
                         alerts=row.alerts + 1,
                         updated_at=now,
                         alert_id=alert.id,
-                        severity=severity.value,
+                        severity=str(severity),
                     )
                 )
                 return str(row.id), "updated", self._audit_alert(conn, alert, row.id, row.owner)
@@ -1189,18 +1195,33 @@ class MonitoringService:
         ended = self._stretches_not_on_duty(recorded)
         moved: list[str] = []
         failures: list[EscalationFailure] = []
-        for ticket in self.tickets(TicketStatus.OPEN):
-            if _is_unmeasured_ticket(ticket.signal) and (
-                ticket.endpoint in killed or ticket.signal.rpartition(":")[0] in ended
+        for row in self._open_ticket_rows():
+            signal, endpoint = str(row.signal), str(row.endpoint)
+            if _is_unmeasured_ticket(signal) and (
+                endpoint in killed or signal.rpartition(":")[0] in ended
             ):
                 continue
-            try:
-                if self._escalate_steps(ticket, failures):
-                    moved.append(ticket.id)
-            except Exception as exc:  # one ticket's escalation never stops the others'
-                log.exception("escalating ticket %s failed", ticket.id)
-                failures.append(EscalationFailure(ticket.id, _error_text(exc)))
+            try:  # one ticket's escalation (or its row) never stops the others'
+                if self._escalate_steps(_escalated_ticket(row), failures):
+                    moved.append(str(row.id))
+            except ValidationError as exc:
+                log.warning("escalating ticket %s failed: %s", row.id, exc)
+                failures.append(EscalationFailure(str(row.id), str(exc)))
+            except Exception as exc:
+                log.exception("escalating ticket %s failed", row.id)
+                failures.append(EscalationFailure(str(row.id), _error_text(exc)))
         return moved, failures
+
+    def _open_ticket_rows(self) -> Sequence[Any]:
+        """The open tickets' rows as stored, oldest first: each is read as a ticket on its own
+        (see :func:`_escalated_ticket`), so one this release cannot read stops no other."""
+        query = (
+            select(tickets)
+            .where(tickets.c.status == TicketStatus.OPEN.value)
+            .order_by(tickets.c.opened_at, tickets.c.id)
+        )
+        with self.platform.store.read() as conn:
+            return conn.execute(query).all()
 
     def _stretches_not_on_duty(self, recorded: Mapping[str, Endpoint]) -> set[str]:
         """The signals ("endpoint:signal") whose open unmeasured stretch is no longer theirs, as
@@ -2849,18 +2870,26 @@ def _kept_reference(stored: Any, ref: str) -> bool:
     )
 
 
+UNREADABLE_STEP = "unreadable: "  # the owner of a step that is no mapping, before it as JSON
+
+
 def _ticket(row: Any) -> Ticket:
-    return Ticket(
+    """A stored ticket as it is listed, acknowledged and resolved, whatever release stored it:
+    its escalation steps as stored (a step written before steps were capped still loads; one
+    that is not a mapping at all is kept as a step with no delay, owned by ``unreadable: `` and
+    the step as JSON), and a severity or status no release of this one knows kept as stored
+    text. Only for showing and moving it: :func:`_escalated_ticket` reads one to escalate."""
+    steps = row.escalation if isinstance(row.escalation, list) else [row.escalation]
+    return Ticket.model_construct(
         id=row.id,
         alert_id=row.alert_id,
         signal=row.signal,
         endpoint=row.endpoint,
         owner=row.owner,
-        severity=Severity(row.severity),
-        status=TicketStatus(row.status),
+        severity=_known(Severity, row.severity),
+        status=_known(TicketStatus, row.status),
         runbook_url=row.runbook_url,
-        # as stored: a step written before steps were capped still loads
-        escalation=tuple(Escalation.model_construct(**e) for e in row.escalation),
+        escalation=tuple(_stored_ticket_step(step) for step in steps),
         escalation_level=row.escalation_level,
         alerts=row.alerts,
         opened_at=_instant(row.opened_at),
@@ -2868,6 +2897,48 @@ def _ticket(row: Any) -> Ticket:
         acked_by=row.acked_by,
         sinks={name: sink_reference(ref) for name, ref in row.sinks.items()},
     )
+
+
+def _escalated_ticket(row: Any) -> Ticket:
+    """A stored open ticket read to be escalated: a ``ValidationError`` naming it when its
+    severity or an escalation step is in a form this release cannot read (a step that is not a
+    mapping, a severity of a later release), as it could be sent to its sinks or handed on
+    only as something it is not."""
+    found = _ticket(row)
+    steps = row.escalation if isinstance(row.escalation, list) else [row.escalation]
+    unread = [
+        f"escalation step {index} {step!r}"
+        for index, step in enumerate(steps, start=1)
+        if not isinstance(step, Mapping)
+    ]
+    if not isinstance(found.severity, Severity):
+        unread.insert(0, f"severity {row.severity!r}")
+    if unread:
+        raise ValidationError(
+            f"ticket {row.id} is stored in a form this release cannot read ({', '.join(unread)}):"
+            " it is not escalated; list it and resolve it (mintaka tickets resolve TICKET_ID)"
+        )
+    return found
+
+
+StoredT = TypeVar("StoredT", Severity, TicketStatus)
+
+
+def _known(kind: type[StoredT], stored: Any) -> Any:
+    """``stored`` as a member of ``kind``, or as stored when no member of this release is it."""
+    try:
+        return kind(stored)
+    except ValueError:
+        return stored
+
+
+def _stored_ticket_step(step: Any) -> Escalation:
+    """A ticket's escalation step as stored; one that is not a mapping as :func:`_ticket`
+    says."""
+    if isinstance(step, Mapping):
+        return Escalation.model_construct(**step)
+    marked: dict[str, Any] = {"after_minutes": None, "to": UNREADABLE_STEP + json.dumps(step)}
+    return Escalation.model_construct(**marked)
 
 
 def _captured_rows(payload: Any, answer: Any) -> tuple[list[Any], list[Any]]:
