@@ -1510,14 +1510,13 @@ class MonitoringService:
                     failed.append(SignalFailure(spec.endpoint, signal.name, error))
         samples.close()
         on_duty = self._on_duty_since()
-        self._audit_failures(failed, measured, on_duty)
+        failed = self._audit_failures(failed, measured, on_duty)
         killed = {name for name, e in recorded.items() if e.status is EndpointStatus.KILLED}
         quiet = {k: v for k, v in quiet.items() if v[0].endpoint not in killed}
         raised, refused = self._track_unmeasured(quiet, measured, now, on_duty, moved_on)
         alerts.extend(raised)
         if refused:
-            self._audit_failures(refused, set(), on_duty)
-            failed.extend(refused)
+            failed.extend(self._audit_failures(refused, set(), on_duty))
         moved, unmoved = self._escalate_after_pass()
         return RunReport(evaluated, tuple(alerts), moved, tuple(failed), tuple(notes), unmoved)
 
@@ -1537,7 +1536,7 @@ class MonitoringService:
         failed: list[SignalFailure],
         measured: set[str],
         on_duty_since: Mapping[str, OnDuty],
-    ) -> None:
+    ) -> list[SignalFailure]:
         """Record when a signal starts failing to evaluate (``monitor.signal.failed``) and when
         it is measured again (``monitor.signal.recovered``; a window with nothing to measure, no
         traffic or no labels, says nothing about that): a gap in monitoring, from its start to
@@ -1551,7 +1550,9 @@ class MonitoringService:
         The failures are read under the audit chain's lock, so two runners at once on a server
         database record each failure once; so is which monitors are still on duty, so a failure
         or recovery of a monitor removed since the pass measured it is not recorded (its removal
-        ended its failure, which would otherwise stay open for ever)."""
+        ended its failure, which would otherwise stay open for ever). Returns the failures of
+        ``failed`` the pass reports: those of the signals still on duty (all of them when
+        recording fails), so a pass reports no failure of a monitor no longer on duty."""
         try:
             with self.platform.store.write() as conn:
                 self.platform.audit.lock(conn)
@@ -1561,10 +1562,9 @@ class MonitoringService:
                 for subject, why in _failures_not_on_duty(failing, on_duty_since, serving):
                     events.append(self.platform._audit(conn, SIGNAL_FAILED_ENDED, subject, why=why))
                     del failing[subject]
-                for failure in failed:
+                kept = [f for f in failed if f"{f.endpoint}:{f.signal}" in serving]
+                for failure in kept:
                     subject = f"{failure.endpoint}:{failure.signal}"
-                    if subject not in serving:
-                        continue
                     error = failure.error[:2000]
                     previous = failing.get(subject)
                     if previous is not None and _same_failure(previous.error, error):
@@ -1583,8 +1583,9 @@ class MonitoringService:
                     events.append(self.platform._audit(conn, SIGNAL_RECOVERED, subject))
         except Exception:
             log.exception("recording failed signal(s) in the audit trail failed")
-            return
+            return failed
         self.platform._after_commit(events)
+        return kept
 
     def unmeasured(self) -> dict[str, Unmeasured]:
         """The signals ("endpoint:signal") the runner measured nothing for on its last pass that
