@@ -26,6 +26,8 @@ from mintaka.monitoring.service import MIN_GROUP_ROWS
 from mintaka.store.schema import monitors
 
 FEATURES = ("income", "debt")
+# The fewest values of income (ten bins of its profile, twenty values each) its drift is judged on.
+INCOME_VALUES = 200
 
 
 def _rows(rng: np.random.Generator, n: int, shift: float = 0.0) -> list[dict[str, float]]:
@@ -758,7 +760,7 @@ def test_when_no_group_has_enough_rows_none_is_measured(
     assert note.note.startswith("1 rows of route 'blue' (credit:1), fewer than")
     assert "; 49 rows of route 'green' (credit:2), fewer than" in note.note
     clock.advance(minutes=61)
-    log_on(watched, "green", 2, _rows(rng, MIN_GROUP_ROWS, shift=6.0))
+    log_on(watched, "green", 2, _rows(rng, INCOME_VALUES, shift=6.0))
     clock.advance(minutes=5)
     [alert] = watched.monitoring.run_once().alerts  # enough rows: the same drift alerts
     assert "note" not in alert.details
@@ -805,7 +807,7 @@ def test_a_monitor_stored_with_a_too_small_count_window_fails_clearly_when_run(
     retired: dict[str, Any],
 ) -> None:
     _store_narrow_monitor(watched, clock, **retired)
-    log_predictions([(row, 0.5) for row in _rows(np.random.default_rng(2), 100)])
+    log_predictions([(row, 0.5) for row in _rows(np.random.default_rng(2), INCOME_VALUES)])
     clock.advance(minutes=5)
     report = watched.monitoring.run_once()
     assert report.evaluated == 1  # the other monitor still runs

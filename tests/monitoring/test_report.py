@@ -18,6 +18,7 @@ from monitoring_kit import (
 
 from mintaka import ManualClock, Platform
 from mintaka.cli.app import main
+from mintaka.monitoring.service import MIN_GROUP_ROWS
 
 if TYPE_CHECKING:
     from mintaka.monitoring.report import FeatureSection, VersionSection
@@ -99,7 +100,7 @@ def test_report_draws_a_logged_integer_beyond_the_float_range(
     served: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
 
-    rows = _rows(np.random.default_rng(4), 50)
+    rows = _rows(np.random.default_rng(4), MIN_GROUP_ROWS)  # a group measured
     rows[0]["income"] = 10**400
     log_predictions([(row, 1) for row in rows])
     clock.advance(minutes=5)
@@ -130,7 +131,7 @@ def test_a_feature_the_window_cannot_measure_reads_unmeasured(
 ) -> None:
     from mintaka.monitoring.report import write_report
 
-    rows = _rows(np.random.default_rng(7), 50)
+    rows = _rows(np.random.default_rng(7), MIN_GROUP_ROWS)  # a group measured
     log_predictions([({**row, "debt": None}, 1) for row in rows])
     clock.advance(minutes=5)
     found = {f.name: f for f in _features(served)}
@@ -148,7 +149,7 @@ def test_a_feature_no_row_logs_reads_unmeasured_as_the_runner_names_it(
 ) -> None:
     from mintaka.monitoring.report import write_report
 
-    rows = _rows(np.random.default_rng(8), 50)
+    rows = _rows(np.random.default_rng(8), MIN_GROUP_ROWS)  # a group measured
     log_predictions([({"income": row["income"], "region": row["region"]}, 1) for row in rows])
     clock.advance(minutes=5)
     # no inputs declared: like the runner, the page shows the profiled features the window logs
@@ -274,7 +275,6 @@ def test_a_group_the_runner_leaves_out_for_too_few_rows_shows_its_note_not_stati
     served: Platform, clock: ManualClock, make_servable: MakeArtifact, tmp_path: Path
 ) -> None:
     from mintaka.monitoring.report import build_report, write_report
-    from mintaka.monitoring.service import MIN_GROUP_ROWS
 
     _shifted_version(served, make_servable, tmp_path)
     served.serving.deploy("scoring", "credit:2", route="green", weights={"blue": 95, "green": 5})

@@ -52,7 +52,7 @@ from mintaka.monitoring.checks import (
     _check_printed,
     _check_signal_name,
 )
-from mintaka.monitoring.kinds import DEFAULT_BINS, STATISTICS, kinds_with
+from mintaka.monitoring.kinds import MIN_VALUES, STATISTICS, kinds_with
 from mintaka.monitoring.stored import (
     _is_stored,
     _stored_monitor,
@@ -264,12 +264,12 @@ CAPTURE_LAG = timedelta(hours=24)
 # ``object``: an object column holds numbers as often as strings.
 STRING_DTYPES = frozenset({"string", "str", "category", "utf8"})
 LABEL_CHUNK = 500  # prediction ids per IN (...) query, well under any database's parameter limit
-# The fewest rows a drift group is measured on, alone or beside others: PSI, Jensen-Shannon and
-# chi-square read a group as proportions over the profile's bins (``DEFAULT_BINS`` of them), and
-# with fewer than five rows a bin on average, as chi-square's approximation also asks, one row
-# moves a proportion by more than the alert thresholds: a handful of rows left from before a
-# redeploy, a 1 % canary, or the first requests on a new endpoint would alert on healthy traffic.
-MIN_GROUP_ROWS = 5 * DEFAULT_BINS
+# The fewest rows a drift group is measured on, alone or beside others: the fewest values any
+# feature's drift is judged on (``kinds.MIN_VALUES``; most features need more, twenty a bin
+# of its profile, see ``statistics.min_values``). With fewer, traffic that has not drifted at all
+# crosses the usual thresholds by chance: a handful of rows left from before a redeploy, a 1 %
+# canary, or the first requests on a new endpoint would alert on healthy traffic.
+MIN_GROUP_ROWS = MIN_VALUES
 # The fewest records of one version a performance or fairness signal judges beside another
 # version's (a canary's, or those left from before a redeploy): with fewer, one record moves an
 # accuracy or a rate difference by more than 2 %, and a canary's first handful would alert.
@@ -2091,9 +2091,10 @@ class MonitoringService:
         measured, note = enough_rows([g for g in groups if g.reference is not None])
         if len(groups) == 1 and measured and measured[0].reference is not None:
             found = self._drift_against(signal, measured[0].reference, measured[0].rows)
-            return replace(found, note=note)
+            return replace(found, note=found.note or note)
         values: list[float] = []
         unmeasured: list[str] = []
+        notes = [note] if note else []
         for group in groups:
             if group.reference is not None and not any(group is m for m in measured):
                 continue
@@ -2102,10 +2103,12 @@ class MonitoringService:
                 values.append(found.value)
             if found.unmeasured is not None:
                 unmeasured.append(f"{group.name}: {found.unmeasured}")
+            if found.note is not None:
+                notes.append(f"{group.name}: {found.note}")
         why = None
         if unmeasured:
             why = f"drift signal {signal.name!r}: " + "; ".join(unmeasured)
-        return Measurement(max(values, default=None), why, note)
+        return Measurement(max(values, default=None), why, "; ".join(notes) or None)
 
     def _version_drift(self, signal: Signal, group: VersionTraffic) -> Measurement:
         """``signal``'s drift of ``group``'s rows against its version's profile, a failure to
@@ -2124,7 +2127,11 @@ class MonitoringService:
     def _drift_against(
         self, signal: Signal, reference: Reference, rows: list[dict[str, Any]]
     ) -> Measurement:
-        """``signal``'s drift statistic of ``rows`` (logged inputs) against ``reference``."""
+        """``signal``'s drift statistic of ``rows`` (logged inputs) against ``reference``. A
+        feature with some values in ``rows``, but fewer than its profile needs (see
+        :func:`~mintaka.monitoring.statistics.min_values`: a feature logged in few rows, or of
+        many categories), is left out and named in the note, as a group of too few rows is:
+        its statistic would be noise, which alerts on healthy traffic."""
         from mintaka.monitoring.profiles import DatasetProfile
         from mintaka.monitoring.statistics import drift
 
@@ -2141,19 +2148,30 @@ class MonitoringService:
             features = list(kinds)
         _refuse_unmeasurable(signal, kinds, source)
         report = drift(profile, rows, features=features)
-        values = [report.value(f, metric) for f in features]
+        few = {
+            name: why
+            for name, why in report.too_few().items()
+            if metric in STATISTICS[report.features[name].kind]
+        }
+        values = [report.value(f, metric) for f in features if f not in few]
         value = max((v for v in values if v is not None), default=None)
         logged = set().union(*rows)
         unmeasured = {
             name: why_unmeasured(name, why, logged)
             for name, why in report.unmeasured(metric).items()
+            if name not in few
         }
+        note = None
+        if few:
+            named = "; ".join(f"{name!r} ({why})" for name, why in few.items())
+            note = f"too few values to judge: {named}; a longer window measures them"
         if not unmeasured:
-            return Measurement(value)
+            return Measurement(value, note=note)
         why = "; ".join(f"{name!r} ({reason})" for name, reason in unmeasured.items())
         return Measurement(
             value,
             f"drift signal {signal.name!r}: no {metric} against {reference.dataset_id} for {why}",
+            note,
         )
 
     def version_scores(
@@ -2244,8 +2262,13 @@ class MonitoringService:
             if isinstance(reference, str):
                 unmeasured.append(f"{group.name}: {reference}")
             elif any(group is m for m in measured):
-                value = _scores_drift(reference.profile, group, metric)
+                value, few = _scores_drift(reference.profile, group, metric)
                 values.extend([] if value is None else [value])
+                if few is not None:
+                    notes.append(
+                        f"{group.name}: too few scores to judge ({few}); a longer window "
+                        "measures it"
+                    )
         why = None
         if unmeasured:
             why = f"drift signal {signal.name!r}: " + "; ".join(unmeasured)
@@ -2727,18 +2750,25 @@ def _input_kinds(
     return kinds
 
 
-def _scores_drift(reference: DatasetProfile, group: VersionOutputs, metric: str) -> float | None:
-    """``metric`` of ``group``'s logged scores against its version's own training scores."""
+def _scores_drift(
+    reference: DatasetProfile, group: VersionOutputs, metric: str
+) -> tuple[float | None, str | None]:
+    """``metric`` of ``group``'s logged scores against its version's own training scores, or
+    ``None`` and why when they are fewer than the profile needs (see
+    :meth:`~mintaka.monitoring.statistics.FeatureDrift.too_few`)."""
     from mintaka.monitoring.statistics import drift
 
     current = [predicted_score(output) for output in group.rows]
-    return drift(reference, {PREDICTION: current}).value(PREDICTION, metric)
+    found = drift(reference, {PREDICTION: current})
+    few = found.features[PREDICTION].too_few()
+    return (None, few) if few is not None else (found.value(PREDICTION, metric), None)
 
 
 def enough_rows(groups: list[GroupT]) -> tuple[list[GroupT], str | None]:
     """The drift groups measured, and a note naming those left out: a group of fewer than
     ``MIN_GROUP_ROWS`` rows is no sample (its statistic is noise: one ordinary row against a
-    profile of ten bins reads as a PSI of 8), so it is left out, which is no failure and no
+    profile of ten bins reads as a PSI of 8, and no feature is judged on so few values), so it
+    is left out, which is no failure and no
     alert. That holds for the only group of a window too: a window none of whose groups has
     that many rows is not measured. The groups given are those that can be measured at all (a
     version without a reference fails the signal whatever its rows)."""

@@ -47,7 +47,7 @@ from pydantic import Field
 
 from mintaka.domain.base import Record
 from mintaka.errors import ValidationError
-from mintaka.monitoring.kinds import STATISTICS
+from mintaka.monitoring.kinds import MIN_VALUES, STATISTICS
 from mintaka.monitoring.profiles import (
     DEFAULT_SAMPLE_SIZE,
     CategoricalProfile,
@@ -66,6 +66,15 @@ from mintaka.monitoring.profiles import (
 
 PSI_EPSILON = 1e-4
 KS_EXACT_MAX_N = 10_000  # scipy's "auto": exact when both samples are at most this large
+# The fewest current values a feature's drift is judged on (see :func:`min_values`). Without
+# drift, PSI is about a chi-square of (bins - 1) degrees of freedom over the number of values,
+# so twenty values a bin keep its mean near 0.05; a bin holding a share ``p`` of the reference
+# that no current value falls in adds ``p * ln(p / PSI_EPSILON)`` on its own (0.3 for 5 %), so
+# a bin whose loss would add more than ``NOTABLE_BIN_LOSS`` expects ten values (missing with
+# chance e^-10). Below either, healthy traffic crosses the usual thresholds by chance.
+VALUES_PER_BIN = 20
+VALUES_EXPECTED_PER_BIN = 10
+NOTABLE_BIN_LOSS = 0.05
 
 Counts = Sequence[float] | npt.NDArray[Any]
 
@@ -233,6 +242,23 @@ def chi_square(reference: Counts, current: Counts) -> ChiSquareResult:
     return ChiSquareResult(statistic, float(chi2.sf(statistic, dof)), dof)
 
 
+def min_values(reference_bins: Counts) -> int:
+    """The fewest current values a feature whose reference fills ``reference_bins`` (its
+    histogram, or its category counts and the unseen bin) is judged on: ``MIN_VALUES``, and
+    ``VALUES_PER_BIN`` for each bin the reference fills, and ``VALUES_EXPECTED_PER_BIN`` in each
+    bin whose emptiness alone would add ``NOTABLE_BIN_LOSS`` to PSI. With fewer, the statistics
+    of traffic that has not drifted at all cross the usual thresholds (PSI 0.2) by chance: a
+    categorical feature of thirty levels reads as a PSI above 1 on fifty values."""
+    counts = np.asarray(reference_bins, dtype=np.float64)
+    total = counts.sum()
+    if not total > 0:
+        return MIN_VALUES
+    shares = counts[counts > 0] / total
+    notable = shares[shares * np.log(shares / PSI_EPSILON) >= NOTABLE_BIN_LOSS]
+    expected = math.ceil(VALUES_EXPECTED_PER_BIN / float(notable.min())) if len(notable) else 0
+    return max(MIN_VALUES, VALUES_PER_BIN * len(shares), expected)
+
+
 # --- per feature against a profile ---------------------------------------------------------------
 
 
@@ -267,6 +293,27 @@ class FeatureDrift(Record):
             return "no current values: each is missing or, for a numeric feature, not a number"
         return "no finite values on one side"
 
+    @property
+    def min_values(self) -> int:
+        """The fewest current values this feature's drift is judged on (:func:`min_values`)."""
+        return min_values(self.reference_bins)
+
+    def too_few(self) -> str | None:
+        """Why this feature's drift is not judged: it has some current values, but fewer than
+        :attr:`min_values`, so its statistics are noise; ``None`` when it has enough (or none,
+        which :meth:`unmeasured` names)."""
+        if 0 < self.current_count < self.min_values:
+            return (
+                f"{self.current_count} values, fewer than the {self.min_values} its "
+                f"{self.reference_bin_count} reference bins need"
+            )
+        return None
+
+    @property
+    def reference_bin_count(self) -> int:
+        """How many bins hold reference values."""
+        return sum(1 for count in self.reference_bins if count > 0)
+
 
 class DriftReport(Record):
     """Drift of current data against a reference profile, per feature."""
@@ -284,6 +331,12 @@ class DriftReport(Record):
         """The features whose ``metric`` could not be computed though their kind has it, each
         with why: drift that cannot be measured is no evidence that there is none."""
         found = {name: feature.unmeasured(metric) for name, feature in self.features.items()}
+        return {name: why for name, why in found.items() if why is not None}
+
+    def too_few(self) -> dict[str, str]:
+        """The features with too few current values to judge their drift, each with why (see
+        :meth:`FeatureDrift.too_few`)."""
+        found = {name: feature.too_few() for name, feature in self.features.items()}
         return {name: why for name, why in found.items() if why is not None}
 
 
