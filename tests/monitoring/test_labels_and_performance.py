@@ -1363,3 +1363,43 @@ def test_open_stretches_and_failures_are_read_without_their_closed_history(
         _audit_cycles(served, "scoring:b", "monitor.signal.unmeasured", ended, 40)
         _audit_cycles(served, "scoring:d", "monitor.signal.failed", "monitor.signal.recovered", 40)
     assert reads == [2, 2]
+
+
+def test_roc_auc_of_two_string_classes_fails_the_signal_until_the_positive_one_is_declared(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    watch(
+        served,
+        performance_signal(name="auc", metric="roc_auc", threshold=0.9),
+        performance_signal(name="ece", metric="calibration_error", threshold=0.3),
+        performance_signal(name="auc-fraud", metric="roc_auc", threshold=0.9, positive="fraud"),
+    )
+    # a perfect fraud model: it scores P(fraud)
+    outputs = [
+        {"label": "fraud" if i < 5 else "legit", "score": 0.9 if i < 5 else 0.1} for i in range(10)
+    ]
+    ids = log_predictions([({"x": i}, output) for i, output in enumerate(outputs)])
+    served.monitoring.record_labels({pid: o["label"] for pid, o in zip(ids, outputs, strict=True)})
+    clock.advance(minutes=1)
+    report = served.monitoring.run_once()
+    assert (report.evaluated, report.alerts) == (1, ())  # auc-fraud: 1.0
+    failures = {f.signal: f.error for f in report.failed}
+    assert set(failures) == {"auc", "ece"}
+    assert all("declare which class is positive" in error for error in failures.values())
+
+
+@pytest.mark.parametrize("metric", ["roc_auc", "calibration_error"])
+def test_a_score_signal_of_a_model_declaring_string_classes_needs_its_positive_class(
+    platform: Platform, make_servable: MakeArtifact, metric: str
+) -> None:
+    platform.register_model(
+        "credit",
+        make_servable(b"v1"),
+        flavor="pyfunc",
+        owner="dana",
+        signature=Signature(inputs={"x": "double"}, outputs={"label": "string", "score": "double"}),
+    )
+    platform.serving.create_endpoint("scoring", "credit:1", route="blue")
+    with pytest.raises(ValidationError, match="declare which class is positive"):
+        watch(platform, performance_signal(name="auc", metric=metric, threshold=0.7))
+    watch(platform, performance_signal(name="auc", metric=metric, threshold=0.7, positive="yes"))

@@ -208,7 +208,7 @@ def test_ece_of_one_class_other_than_0_1_needs_the_positive_class() -> None:
     with pytest.raises(ValidationError, match="does not say which class is positive"):
         expected_calibration_error(["no", "no"], [0.05, 0.05])
     assert close(expected_calibration_error(["no", "no"], [0.05, 0.05], positive="yes"), 0.05)
-    assert close(expected_calibration_error(["no", "yes"], [0.0, 1.0]), 0.0)
+    assert close(expected_calibration_error(["no", "yes"], [0.0, 1.0], positive="yes"), 0.0)
     rows = [
         {"id": str(i), "at": "2025-01-01T00:00:00+00:00", "inputs": {}, "output": "no"}
         for i in range(3)
@@ -306,7 +306,7 @@ def test_a_nan_among_string_classes_is_missing_not_the_class_nan() -> None:
         (["yes", "yes"], None, True),  # which class is positive is not known yet
         (["no", "no"], "yes", True),
         ([True, 0], None, False),
-        (["yes", "no"], None, False),
+        (["yes", "no"], "yes", False),
     ],
 )
 def test_single_class_reads_the_labels_as_roc_auc_does(
@@ -414,3 +414,25 @@ def test_fairness_refuses_an_attribute_logged_as_a_collection() -> None:
         fairness(logged, "group")
     with pytest.raises(ValidationError, match=r"groups must be single groups.*got \{'k': 1\}"):
         demographic_parity_difference([1, 0], ["a", {"k": 1}])
+
+
+@pytest.mark.parametrize("labels", [["fraud", "legit"], [2, 3], ["0", "1"]])
+def test_two_classes_other_than_0_1_need_the_positive_class_declared(labels: list[Any]) -> None:
+    """The larger class is not taken for the positive one: for "fraud"/"legit" that would be
+    "legit", and a perfect fraud model would read as an AUC of 0."""
+    truth = [labels[0], labels[0], labels[1], labels[1]]
+    scores = [0.9, 0.8, 0.2, 0.1]  # a perfect model of labels[0]
+    for metric in (roc_auc, expected_calibration_error):
+        with pytest.raises(ValidationError, match="declare which class is positive"):
+            metric(truth, scores)
+    with pytest.raises(ValidationError, match="declare which class is positive"):
+        single_class(truth)
+    assert roc_auc(truth, scores, positive=labels[0]) == 1.0
+    assert roc_auc(truth, scores, positive=labels[1]) == 0.0
+    assert close(expected_calibration_error(truth, scores, positive=labels[0]), 0.15)
+
+
+def test_0_1_and_boolean_labels_need_no_positive_class() -> None:
+    scores = [0.9, 0.8, 0.2, 0.1]
+    assert roc_auc([1, 1, 0, 0], scores) == roc_auc([True, True, False, False], scores) == 1.0
+    assert roc_auc([1.0, 1.0, 0.0, 0.0], scores) == 1.0

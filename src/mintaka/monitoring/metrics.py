@@ -22,8 +22,9 @@ number it stands for (``True`` is 1), a number with an integral value is that in
 and predicted classes mix strings with numbers or booleans is refused by every metric alike,
 rather than counted as wrong answers by one and as one class by another.
 
-The fairness metrics count the predictions of the positive class: 1 for 0/1 (or boolean)
-classes; other classes must be declared with ``positive`` (see :func:`positive_class`). A
+The fairness metrics, ROC AUC and the calibration error count the predictions (or score the
+probabilities) of the positive class: 1 for 0/1 (or boolean) classes; other classes must be
+declared with ``positive`` (see :func:`positive_class` and :func:`binary_positive`). A
 missing prediction or label (None or NaN) is no class: accuracy, ROC AUC, calibration and fairness
 refuse the window.
 
@@ -186,8 +187,10 @@ def rmse(y_true: Array, y_pred: Array) -> float:
 def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
     """The positive class of binary labels: ``positive`` when declared (refused when it cannot be
     one of them, as :func:`positive_class` refuses it); else 1 for 0/1 (or boolean) labels, even
-    when only 0s are present; else the larger of two classes. ``None`` when the labels cannot
-    tell: a single class that is not 0 or 1 might be either one, and guessing would score the
+    when only 0s are present. Two other classes are refused, as :func:`positive_class` refuses
+    them: taking the larger one (``"legit"`` of ``"fraud"``/``"legit"``) would invert ROC AUC and
+    the calibration error of a model scoring the other. ``None`` when the labels cannot tell: a
+    single class that is not 0 or 1 might be either one, and guessing would score the
     probabilities of one class against the other. A missing label (None or NaN) is refused (see
     :func:`_refuse_missing`). Labels are read as :func:`classes`."""
     [found] = classes((y_true, "labels"))
@@ -202,7 +205,12 @@ def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
         return _class(positive)
     if set(labels) <= {0, 1}:
         return 1
-    return labels[-1] if len(labels) == 2 else None
+    if len(labels) == 2:
+        raise ValidationError(
+            f"the labels {labels} are not 0/1: declare which class is positive (the signal's "
+            f"positive, e.g. positive = {labels[0]!r}); neither is taken for it by guess"
+        )
+    return None
 
 
 def single_class(y_true: Array, positive: Any = None) -> bool:

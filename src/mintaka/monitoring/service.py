@@ -253,6 +253,8 @@ PERFORMANCE_METRICS: dict[str, Direction] = {
     "rmse": "above",
     "calibration_error": "above",
 }
+# The performance metrics that read scores as the positive class's probability.
+SCORE_METRICS = ("roc_auc", "calibration_error")
 # The signals whose alerts ask for a retraining when marked ``retrain``.
 RETRAINING_KINDS = (SignalKind.DRIFT, SignalKind.PERFORMANCE)
 # The signals that compare classes, and so may name the positive one (``Signal.positive``).
@@ -636,6 +638,9 @@ class MonitoringService:
                     f"performance signal {signal.name!r} measures one of "
                     f"{tuple(PERFORMANCE_METRICS)}"
                 )
+            positive_needed = signal.kind is SignalKind.PERFORMANCE and signal.positive is None
+            if positive_needed and signal.metric in SCORE_METRICS:
+                self._refuse_undeclared_positive(spec, signal)
             if signal.kind is SignalKind.FAIRNESS:
                 metric, _, attribute = signal.metric.partition(":")
                 if metric not in FAIRNESS_METRICS or not attribute:
@@ -646,6 +651,32 @@ class MonitoringService:
         self._check_serves_model(spec, endpoint_recorded=endpoint_recorded, planned=planned)
         with self.platform.store.read() as conn:
             _same_monitor(conn, spec)
+
+    def _refuse_undeclared_positive(self, spec: MonitorSpec, signal: Signal) -> None:
+        """Refuse a ``roc_auc`` or ``calibration_error`` signal without ``positive`` on a model
+        whose newest version declares string classes (a string output, see
+        :meth:`_string_outputs`): its labels are not 0/1, so the signal would fail on every
+        pass until it names the positive class (see
+        :func:`~mintaka.monitoring.metrics.binary_positive`). A model not registered yet is
+        left to the runner."""
+        try:
+            versions = self.platform.list_versions(spec.model)
+        except NotFound:
+            return
+        if not versions:
+            return
+        newest = versions[-1]
+        strings = sorted(
+            name
+            for name, dtype in newest.signature.outputs.items()
+            if str(dtype).strip().lower() in STRING_DTYPES
+        )
+        if strings:
+            raise ValidationError(
+                f"signal {signal.name!r}: {spec.model}:{newest.version} declares string classes "
+                f"(output {strings[0]!r}), which are not 0/1: declare which class is positive "
+                "(positive = ...) for its scores to be read as that class's probability"
+            )
 
     def _check_serves_model(
         self, spec: MonitorSpec, *, endpoint_recorded: bool, planned: Endpoint | None
