@@ -436,3 +436,28 @@ def test_0_1_and_boolean_labels_need_no_positive_class() -> None:
     scores = [0.9, 0.8, 0.2, 0.1]
     assert roc_auc([1, 1, 0, 0], scores) == roc_auc([True, True, False, False], scores) == 1.0
     assert roc_auc([1.0, 1.0, 0.0, 0.0], scores) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("high", "low"), [((8, 10), (7, 10)), ((6, 10), (5, 10)), ((3, 10), (2, 10))]
+)
+def test_equal_parity_gaps_get_one_decision_at_the_threshold(
+    high: tuple[int, int], low: tuple[int, int]
+) -> None:
+    """Each gap is exactly 1/10: in floats 8/10 - 7/10 came out above 0.1 and 6/10 - 5/10
+    below it, so one was flagged and the other not."""
+    predicted, groups = [], []
+    for group, (selected, size) in (("a", high), ("b", low)):
+        predicted += [1] * selected + [0] * (size - selected)
+        groups += [group] * size
+    assert demographic_parity_difference(predicted, groups) == 0.1
+    records = [
+        {"id": str(i), "at": "2025-01-01T00:00:00+00:00", "inputs": {"g": g}, "output": p}
+        for i, (p, g) in enumerate(zip(predicted, groups, strict=True))
+    ]
+    found = fairness(records, "g", threshold=0.1)
+    assert (found.demographic_parity_difference, found.flagged) == (0.1, False)
+    # every label positive: each group's true positive rate is its selection rate
+    assert equalized_odds_difference([1] * len(predicted), predicted, groups) == 0.1
+    joined = join_labels(records, {str(i): 1 for i in range(len(predicted))}).records
+    assert fairness(joined, "g", threshold=0.1).equalized_odds_difference == 0.1

@@ -11,7 +11,9 @@ arrays, equal to scikit-learn's where it has them:
   ``sklearn.calibration.calibration_curve(strategy="uniform")`` does (a value on an inner edge
   belongs to the lower bin);
 - :func:`demographic_parity_difference`: the largest minus the smallest rate of positive
-  predictions across the groups of a sensitive attribute;
+  predictions across the groups of a sensitive attribute (rates and their differences are exact
+  fractions of the counts, converted to a float once, so equal gaps compare alike with a
+  threshold);
 - :func:`equalized_odds_difference`: the larger of the between-group spreads of the true positive
   rate and of the false positive rate (a group without actual positives, or without actual
   negatives, has no such rate and is left out of that spread).
@@ -38,6 +40,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from datetime import datetime
+from fractions import Fraction
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -397,18 +400,21 @@ def group_keys(groups: Array, *, attribute: str = "") -> npt.NDArray[np.str_]:
     return np.asarray([str(value) for value in keyed], dtype=str).reshape(len(keyed))
 
 
-def group_rates(
-    y_true: Array | None,
-    y_pred: Array,
-    groups: Array,
-    *,
-    positive: Any = None,
-    attribute: str = "",
-) -> dict[str, GroupRates]:
-    """Selection rate and, with labels, true and false positive rates, per group (``str`` keys).
+class _ExactRates(NamedTuple):
+    """A group's rates as exact fractions of its counts (``None`` where undefined)."""
 
-    ``positive`` is the positive class, found by :func:`positive_class` (1 for 0/1 classes);
-    ``attribute`` names the groups' column in a refusal (see :func:`group_keys`)."""
+    size: int
+    selection: Fraction
+    true_positive: Fraction | None
+    false_positive: Fraction | None
+
+
+def _exact_rates(
+    y_true: Array | None, y_pred: Array, groups: Array, *, positive: Any, attribute: str
+) -> dict[str, _ExactRates]:
+    """Each group's rates as fractions of integer counts (see :func:`group_rates`): a gap
+    between them is then exact, so equal gaps get one alert decision at a threshold (in floats
+    8/10 - 7/10 is above 0.1, 6/10 - 5/10 below it)."""
     lengths = {
         what: len(values)
         for what, values in (("labels", y_true), ("predictions", y_pred), ("groups", groups))
@@ -426,28 +432,59 @@ def group_rates(
         else np.asarray(classes((y_true, "labels"))[0] == positive, dtype=bool)
     )
     keys, index = np.unique(g, return_inverse=True)
-    counts = np.bincount(index, minlength=len(keys))
-    selected = np.bincount(index, weights=pred, minlength=len(keys))
     out = {}
     for k, key in enumerate(keys.tolist()):
+        mine = index == k
         tpr = fpr = None
         if actual is not None:
-            mine = index == k
             pos, neg = actual & mine, ~actual & mine
-            tpr = float(pred[pos].mean()) if pos.any() else None
-            fpr = float(pred[neg].mean()) if neg.any() else None
-        out[key] = GroupRates(
-            count=int(counts[k]),
-            selection_rate=float(selected[k] / counts[k]),
-            true_positive_rate=tpr,
-            false_positive_rate=fpr,
-        )
+            tpr = _share(pred[pos])
+            fpr = _share(pred[neg])
+        out[key] = _ExactRates(int(mine.sum()), _share(pred[mine]) or Fraction(0), tpr, fpr)
     return out
 
 
-def _spread(values: Iterable[float | None]) -> float:
+def _share(flags: npt.NDArray[np.bool_]) -> Fraction | None:
+    """The share of true ``flags``, exactly; ``None`` when there are none."""
+    return Fraction(int(flags.sum()), len(flags)) if len(flags) else None
+
+
+def group_rates(
+    y_true: Array | None,
+    y_pred: Array,
+    groups: Array,
+    *,
+    positive: Any = None,
+    attribute: str = "",
+) -> dict[str, GroupRates]:
+    """Selection rate and, with labels, true and false positive rates, per group (``str`` keys).
+
+    ``positive`` is the positive class, found by :func:`positive_class` (1 for 0/1 classes);
+    ``attribute`` names the groups' column in a refusal (see :func:`group_keys`)."""
+    found = _exact_rates(y_true, y_pred, groups, positive=positive, attribute=attribute)
+    return {key: _as_floats(rates) for key, rates in found.items()}
+
+
+def _as_floats(rates: _ExactRates) -> GroupRates:
+    return GroupRates(
+        count=rates.size,
+        selection_rate=float(rates.selection),
+        true_positive_rate=None if rates.true_positive is None else float(rates.true_positive),
+        false_positive_rate=None if rates.false_positive is None else float(rates.false_positive),
+    )
+
+
+def _spread(values: Iterable[Fraction | None]) -> float:
+    """The largest minus the smallest of exact rates, converted to a float once."""
     found = [v for v in values if v is not None]
-    return max(found) - min(found) if found else 0.0
+    return float(max(found) - min(found)) if found else 0.0
+
+
+def _odds_spread(rates: Mapping[str, _ExactRates]) -> float:
+    return max(
+        _spread(r.true_positive for r in rates.values()),
+        _spread(r.false_positive for r in rates.values()),
+    )
 
 
 def has_group(inputs: Mapping[str, Any], attribute: str) -> bool:
@@ -466,18 +503,15 @@ def _inputs(record: LabelledPrediction | Mapping[str, Any]) -> Mapping[str, Any]
 def demographic_parity_difference(
     y_pred: Array, groups: Array, *, positive: Any = None, attribute: str = ""
 ) -> float:
-    rates = group_rates(None, y_pred, groups, positive=positive, attribute=attribute)
-    return _spread(r.selection_rate for r in rates.values())
+    rates = _exact_rates(None, y_pred, groups, positive=positive, attribute=attribute)
+    return _spread(r.selection for r in rates.values())
 
 
 def equalized_odds_difference(
     y_true: Array, y_pred: Array, groups: Array, *, positive: Any = None, attribute: str = ""
 ) -> float:
-    rates = group_rates(y_true, y_pred, groups, positive=positive, attribute=attribute)
-    return max(
-        _spread(r.true_positive_rate for r in rates.values()),
-        _spread(r.false_positive_rate for r in rates.values()),
-    )
+    rates = _exact_rates(y_true, y_pred, groups, positive=positive, attribute=attribute)
+    return _odds_spread(rates)
 
 
 # --- on windows of joined records ----------------------------------------------------------------
@@ -569,17 +603,12 @@ def fairness(
         if isinstance(kept[0], Mapping)
         else [r.label for r in kept if not isinstance(r, Mapping)]
     )
-    rates = group_rates(labels, predicted, groups, positive=positive, attribute=attribute)
-    dpd = _spread(r.selection_rate for r in rates.values())
-    eod = None
-    if labels is not None:
-        eod = max(
-            _spread(r.true_positive_rate for r in rates.values()),
-            _spread(r.false_positive_rate for r in rates.values()),
-        )
+    rates = _exact_rates(labels, predicted, groups, positive=positive, attribute=attribute)
+    dpd = _spread(r.selection for r in rates.values())
+    eod = None if labels is None else _odds_spread(rates)
     return Fairness(
         attribute=attribute,
-        groups=rates,
+        groups={key: _as_floats(found) for key, found in rates.items()},
         demographic_parity_difference=dpd,
         equalized_odds_difference=eod,
         threshold=threshold,
