@@ -461,3 +461,14 @@ def test_equal_parity_gaps_get_one_decision_at_the_threshold(
     assert equalized_odds_difference([1] * len(predicted), predicted, groups) == 0.1
     joined = join_labels(records, {str(i): 1 for i in range(len(predicted))}).records
     assert fairness(joined, "g", threshold=0.1).equalized_odds_difference == 0.1
+
+
+def test_rmse_of_huge_finite_errors_is_finite() -> None:
+    assert rmse([0.0, 0.0], [1e200, -1e200]) == pytest.approx(1e200, rel=1e-12)
+    assert rmse([1e308, 0.0], [-1e308, 0.0]) == pytest.approx(math.sqrt(2) * 1e308, rel=1e-12)
+    with pytest.raises(ValidationError, match="beyond"):
+        rmse([1.7e308, 1.7e308], [-1.7e308, -1.7e308])  # 3.4e308: no float holds it
+
+
+def test_rmse_of_no_error_is_zero() -> None:
+    assert rmse([1.5, 2.0], [1.5, 2.0]) == 0.0

@@ -182,9 +182,20 @@ def _finite(values: npt.NDArray[Any], what: str) -> npt.NDArray[np.float64]:
 
 
 def rmse(y_true: Array, y_pred: Array) -> float:
+    """Root mean squared error, scaled by the largest error so that finite errors above 1e154,
+    whose squares overflow, still give a finite value; refused when it is beyond the float
+    range itself."""
     a, b = _pair(y_true, y_pred)
-    diff = _finite(a, "labels") - _finite(b, "predicted values")
-    return float(np.sqrt(np.mean(diff * diff)))
+    half = _finite(a, "labels") / 2 - _finite(b, "predicted values") / 2  # cannot overflow
+    scale = float(np.max(np.abs(half)))
+    if scale == 0.0:
+        return 0.0
+    scaled = half / scale
+    with np.errstate(over="ignore"):
+        found = float(np.sqrt(np.mean(scaled * scaled)) * scale * 2)
+    if not math.isfinite(found):
+        raise ValidationError("the root mean squared error is beyond the float range")
+    return found
 
 
 def binary_positive(y_true: Array, positive: Any = None) -> Any | None:
