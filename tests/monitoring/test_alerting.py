@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from monitoring_kit import drift_signal, scoring_monitor
 from sqlalchemy import update
@@ -101,6 +102,36 @@ def test_an_alert_with_a_bad_value_or_name_is_refused_before_anything_is_written
         served.monitoring.raise_alert(signal, "scoring", **values)
     assert served.monitoring.tickets() == []
     assert len(served.audit.events()) == before
+
+
+@pytest.mark.parametrize(
+    ("signal", "endpoint", "values", "message"),
+    [
+        ("drift", "scoring", {"value": "0.3"}, "alert value '0.3' is not a real number"),
+        ("drift", "scoring", {"value": None}, "alert value None is not a real number"),
+        ("drift", "scoring", {"value": True}, "alert value True is not a real number"),
+        ("drift", "scoring", {"threshold": [0.2]}, "alert threshold [0.2] is not a real number"),
+        ("drift", "scoring", {"value": 1j}, "alert value 1j is not a real number"),
+        ("drift", "scoring", {"value": 10**400}, "is not a finite number"),
+        (None, "scoring", {}, "alert signal must be a string, not NoneType"),
+        ("drift", 5, {}, "alert endpoint must be a string, not int"),
+    ],
+)
+def test_an_alert_of_a_value_or_name_of_the_wrong_type_is_refused_before_anything_is_written(
+    served: Platform, signal: Any, endpoint: Any, values: dict[str, Any], message: str
+) -> None:
+    before = len(served.audit.events())
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        served.monitoring.raise_alert(signal, endpoint, **values)
+    assert served.monitoring.tickets() == []
+    assert len(served.audit.events()) == before
+
+
+def test_an_alert_takes_an_integer_or_numpy_value() -> None:
+    from mintaka.monitoring.checks import _check_alert
+
+    _check_alert("drift", "scoring", 3, np.float64(0.2))
+    _check_alert("drift", "scoring", np.int64(3), 0)
 
 
 def test_a_more_severe_repeat_raises_the_tickets_severity(served: Platform) -> None:

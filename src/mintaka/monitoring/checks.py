@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from numbers import Real
 from typing import TYPE_CHECKING, Any
 
 from mintaka.audit.chain import canonical_bytes
 from mintaka.domain.names import forging_character
 from mintaka.errors import MintakaError, ValidationError
+from mintaka.numbers import as_float
 
 if TYPE_CHECKING:
     from mintaka.domain.monitoring import Signal
@@ -41,13 +43,19 @@ def _check_printed(what: str, text: str) -> None:
 
 
 def _check_alert(signal: str, endpoint: str, value: float, threshold: float) -> None:
-    """Refuse an alert that would store a name that forges printed lines, or a value or
-    threshold that is not a finite number: NaN compares false with everything, so a ticket
-    holding it could not say how far the signal went, and JSON has no way to write it."""
-    _check_printed("signal", signal)
-    _check_printed("endpoint", endpoint)
+    """Refuse an alert that would store a name that is not a string or forges printed lines,
+    or a value or threshold that is not a finite real number (a boolean, a string or None is
+    none, and an integer beyond the float range is infinite, as :func:`as_float` reads it):
+    NaN compares false with everything, so a ticket holding it could not say how far the
+    signal went, and JSON has no way to write it."""
+    for what, text in (("signal", signal), ("endpoint", endpoint)):
+        if not isinstance(text, str):
+            raise ValidationError(f"alert {what} must be a string, not {type(text).__name__}")
+        _check_printed(what, text)
     for what, number in (("value", value), ("threshold", threshold)):
-        if not math.isfinite(number):
+        if isinstance(number, bool) or not isinstance(number, Real):
+            raise ValidationError(f"alert {what} {number!r} is not a real number")
+        if not math.isfinite(as_float(number)):
             raise ValidationError(f"alert {what} {number} is not a finite number")
 
 
