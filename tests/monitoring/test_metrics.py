@@ -472,3 +472,10 @@ def test_rmse_of_huge_finite_errors_is_finite() -> None:
 
 def test_rmse_of_no_error_is_zero() -> None:
     assert rmse([1.5, 2.0], [1.5, 2.0]) == 0.0
+
+
+def test_ece_refuses_probabilities_that_are_not_numbers() -> None:
+    with pytest.raises(ValidationError, match="probabilities must be numbers"):
+        expected_calibration_error([0, 1], ["a", 0.2])
+    with pytest.raises(ValidationError, match="probabilities must be finite numbers"):
+        expected_calibration_error([0, 1], [0.5, math.nan])

@@ -6,9 +6,11 @@ import json
 import math
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mintaka.errors import ValidationError
 from mintaka.monitoring import DatasetProfile, NumericProfile, drift, profile
 from mintaka.monitoring.profiles import bin_count, histogram
 
@@ -172,3 +174,20 @@ def test_category_cap_sums_the_rest_in_other() -> None:
     found = profile({"c": ["a"] * 5 + ["b"] * 3 + ["c", "d"]}, max_categories=2).features["c"]
     assert found.frequencies == {"a": 5, "b": 3}
     assert found.other == 2
+
+
+@pytest.mark.parametrize(
+    "column", [5, 2.5, None, "abc", b"abc", {"a": 1}], ids=lambda c: type(c).__name__
+)
+def test_a_column_that_is_no_sequence_of_values_is_refused(column: object) -> None:
+    """A number is no column, and a string is one value, not a column of its characters."""
+    reference = profile({"x": [1.0, 2.0, 3.0]})
+    with pytest.raises(ValidationError, match="column 'x' must be a sequence of values"):
+        profile({"x": column})
+    with pytest.raises(ValidationError, match="column 'x' must be a sequence of values"):
+        drift(reference, {"x": column})
+
+
+def test_a_column_may_be_any_iterable_of_values() -> None:
+    found = profile({"x": (v for v in [1.0, 2.0]), "y": range(2), "z": np.array([1, 2])})
+    assert [f.count for f in found.features.values()] == [2, 2, 2]

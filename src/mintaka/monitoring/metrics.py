@@ -269,8 +269,8 @@ def expected_calibration_error(
     """Expected calibration error of predicted positive-class probabilities (binary labels;
     positive as :func:`binary_positive` finds, so labels of one class other than 0/1 need it)."""
     a, prob = _pair(classes((y_true, "labels"))[0], y_prob)
-    p = prob.astype(np.float64)
-    if np.any((p < 0) | (p > 1)) or np.any(np.isnan(p)):
+    p = _finite(prob, "probabilities")
+    if np.any((p < 0) | (p > 1)):
         raise ValidationError("probabilities must lie in [0, 1]")
     y = _binary(a, positive).astype(np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)

@@ -50,7 +50,7 @@ import math
 import os
 import re
 import zlib
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import Annotated, Any, Literal, TypeAlias, TypeVar
@@ -162,7 +162,7 @@ def as_columns(data: ColumnsLike) -> dict[str, npt.NDArray[Any]]:
             raise ValidationError("a numpy input must be a structured array with named fields")
         return {name: np.asarray(data[name]) for name in data.dtype.names}
     if isinstance(data, Mapping):
-        columns = {str(name): _as_array(values) for name, values in data.items()}
+        columns = {str(name): _as_array(str(name), values) for name, values in data.items()}
         lengths = {len(values) for values in columns.values()}
         if len(lengths) > 1:
             raise ValidationError(f"columns have different lengths: {sorted(lengths)}")
@@ -177,11 +177,19 @@ def as_columns(data: ColumnsLike) -> dict[str, npt.NDArray[Any]]:
     }  # a row without a key has that value missing
 
 
-def _as_array(values: Any) -> npt.NDArray[Any]:
+def _as_array(name: str, values: Any) -> npt.NDArray[Any]:
+    """Column ``name`` as a 1-d array. A value that is not a column of values is refused: a
+    number has no values to count, and a string (or bytes, or a mapping) would be read as a
+    column of its characters (or keys)."""
     if isinstance(values, np.ndarray):
         if values.ndim != 1:
             raise ValidationError(f"columns must be 1-d, got shape {values.shape}")
         return values
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise ValidationError(
+            f"column {name!r} must be a sequence of values, not {type(values).__name__} "
+            f"{values!r:.40}"
+        )
     return _object_array(list(values))
 
 
