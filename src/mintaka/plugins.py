@@ -92,7 +92,17 @@ class BackendRegistry:
             from mintaka.errors import NotFound
 
             known = ", ".join(sorted(self._entries)) or "none"
-            raise NotFound(f"no backend named {name!r} (installed: {known})") from None
+            hint = ""
+            if name in KNOWN_EXTRAS:
+                hint = (
+                    f": install it with `pip install 'mintaka[{name}]'`, "
+                    f"or in a checkout `uv sync --extra {name}`"
+                )
+            raise NotFound(f"no backend named {name!r} (installed: {known}){hint}") from None
+
+
+# The backends Mintaka ships as extras of its own package, each named as its extra.
+KNOWN_EXTRAS = frozenset({"sagemaker", "databricks"})
 
 
 def _names(variable: str) -> set[str] | None:

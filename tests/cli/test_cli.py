@@ -37,6 +37,19 @@ def test_init_with_unknown_backend_names_installed_ones(
     assert "local" in err
 
 
+@pytest.mark.parametrize("name", ["sagemaker", "databricks"])
+def test_init_with_a_shipped_backend_not_installed_says_what_to_install(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setenv("MINTAKA_PLUGINS", "local")
+    code, _, err = cli(capsys, "--home", str(tmp_path / "h"), "init", "--backend", name)
+    assert code == 1
+    said = " ".join(err.split())
+    assert f"no backend named '{name}' (installed: local)" in said
+    assert f"pip install 'mintaka[{name}]'" in said
+    assert f"uv sync --extra {name}" in said
+
+
 def test_register_list_show_alias_and_json(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
 ) -> None:
