@@ -221,8 +221,7 @@ def test_bind_and_retrain_with_a_reason(
     assert code == 0, err
     assert "succeeded" in out
     code, out, _ = cli(capsys, *home, "retrain", "--due")
-    assert code == 0
-    assert out == ""
+    assert (code, out) == (0, "nothing due\n")
 
 
 def test_due_and_pending_try_every_model_and_exit_1_when_one_did_not_succeed(
@@ -258,7 +257,8 @@ def test_due_and_pending_try_every_model_and_exit_1_when_one_did_not_succeed(
     assert "a-held (drift): waiting" in out
     assert "b-fine (drift): done prun-" in out
     code, out, _ = cli(capsys, *home, "retrain", "--pending")
-    assert (code, out) == (0, "")  # nothing left to run: the waiting one waits for its resume
+    # nothing left to run: the waiting one waits for its resume
+    assert (code, out) == (0, "no retraining request to run\n")
 
 
 def test_detach_submits_to_a_local_worker_and_status_follows_it(

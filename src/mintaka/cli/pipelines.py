@@ -305,7 +305,10 @@ def retrain(
     if due or pending:
         settled = True
         if due:
-            for scheduled in plat.pipelines.run_due():
+            scheduled_runs = plat.pipelines.run_due()
+            if not scheduled_runs:
+                console.print("nothing due")
+            for scheduled in scheduled_runs:
                 if scheduled.run is not None:
                     console.print(
                         f"{scheduled.model}: {scheduled.run.id} {scheduled.run.status.value}"
@@ -314,7 +317,10 @@ def retrain(
                     settled = False
                     console.print(f"[red]{scheduled.model}: {escape(scheduled.error)}[/]")
         if pending:
-            for request, outcome in plat.pipelines.process_requests():
+            processed = plat.pipelines.process_requests()
+            if not processed:
+                console.print("no retraining request to run")
+            for request, outcome in processed:
                 settled = settled and request.status == "done"
                 line = (
                     f"{request.model} ({request.trigger}): {request.status} "
