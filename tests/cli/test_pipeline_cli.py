@@ -261,6 +261,24 @@ def test_due_and_pending_try_every_model_and_exit_1_when_one_did_not_succeed(
     assert (code, out) == (0, "no retraining request to run\n")
 
 
+def test_retire_superseded_without_a_champion_says_nothing_is_superseded(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    init_home(capsys, tmp_path / "h")
+    home = ["--home", str(tmp_path / "h")]
+    artifact = tmp_path / "model"
+    artifact.mkdir()
+    (artifact / "model.bin").write_bytes(b"weights")
+    code, _, err = cli(capsys, *home, "models", "register", "scorer", "--artifact", str(artifact))
+    assert code == 0, err
+    code, out, err = cli(capsys, *home, "retire-superseded", "scorer")
+    assert code == 0, err
+    assert out == "scorer has no champion alias: nothing is superseded\n"
+    code, _, err = cli(capsys, *home, "retire-superseded", "nosuch")
+    assert code == 1
+    assert "nosuch" in err
+
+
 def test_detach_submits_to_a_local_worker_and_status_follows_it(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:

@@ -348,7 +348,11 @@ def retire_superseded(
     ctx: typer.Context, model: Annotated[str, typer.Argument(metavar="NAME")]
 ) -> None:
     """Archive the versions the champion superseded once the policy's grace period is over."""
-    retired = platform(ctx).pipelines.retire_superseded(model)
+    plat = platform(ctx)
+    if not any("champion" in v.aliases for v in plat.list_versions(model)):
+        console.print(f"{escape(model)} has no champion alias: nothing is superseded")
+        return
+    retired = plat.pipelines.retire_superseded(model)
     for version in retired:
         console.print(f"retired {version.ref}")
     if not retired:
