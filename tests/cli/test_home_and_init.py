@@ -76,6 +76,10 @@ def test_init_refuses_to_switch_the_backend_unless_asked(
     assert "--switch-backend" in said
     assert (home / "config.toml").read_text() == 'backend = "local"\n'
 
+    code, _, err = cli(capsys, "--home", str(home), "--as", "ann", "init", "--backend", "sagemaker")
+    said = " ".join(err.split())
+    assert f"`mintaka --home {home} --as ann init --backend sagemaker --switch-backend`" in said
+
     # A home recorded for another backend is pointed back at the local one only when asked.
     (home / "config.toml").write_text('backend = "sagemaker"\n')
     code, _, err = cli(capsys, "--home", str(home), "init", "--backend", "local")

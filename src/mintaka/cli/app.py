@@ -25,7 +25,7 @@ from mintaka.cli import (
     serving,
 )
 from mintaka.cli.output import console, emit_json, err_console, table
-from mintaka.cli.state import CliState, platform, state
+from mintaka.cli.state import CliState, command_line, platform, state
 from mintaka.errors import MintakaError, invalid_fields
 from mintaka.text import require_utf8
 
@@ -148,7 +148,7 @@ def init(
     if had and chosen != had and not switch_backend:
         raise ConfigurationError(
             f"{where}; to use {chosen!r} instead, run "
-            f"`mintaka init --backend {chosen} --switch-backend`"
+            f"`{command_line(ctx, 'init', '--backend', chosen, '--switch-backend', backend=False)}`"
         )
     current.creates_home = True
     current.backend = chosen

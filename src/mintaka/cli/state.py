@@ -52,6 +52,23 @@ def platform(ctx: typer.Context) -> Platform:
     return state(ctx).platform()
 
 
+def command_line(ctx: typer.Context, *words: str, backend: bool = True) -> str:
+    """``mintaka`` with the global options this invocation was given (``--home``, ``--as``, and
+    ``--backend`` unless it came from MINTAKA_BACKEND or ``backend`` is False) then ``words``:
+    a next command to print that runs as written."""
+    import shlex
+
+    given = state(ctx)
+    parts = ["mintaka"]
+    if given.home is not None:
+        parts += ["--home", str(given.home)]
+    if given.actor is not None:
+        parts += ["--as", given.actor]
+    if backend and given.backend is not None and not given.backend_from_env:
+        parts += ["--backend", given.backend]
+    return shlex.join([*parts, *words])
+
+
 def require_home(home: Path | None) -> Path:
     """The resolved home, which must be one: a directory with ``config.toml`` or ``store.db``."""
     from mintaka.config import CONFIG_FILE, resolve_home
