@@ -20,6 +20,23 @@ def test_dataset_generation_is_deterministic(tmp_path: Path) -> None:
     assert a == b
 
 
+def test_a_home_with_records_of_its_own_is_refused_before_anything_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.errors import Conflict
+    from mintaka.governance.policy import POLICY_FILE
+
+    monkeypatch.delenv("MINTAKA_POLICY", raising=False)
+    home = tmp_path / ".mintaka"
+    with Platform(home, clock=ManualClock(), actor="ann") as plat:
+        plat.create_model("credit-default", tier="low", owner="ann")
+        with pytest.raises(Conflict, match="run the demo in a fresh --home"):
+            run_demo(plat)
+        assert not (home / POLICY_FILE).exists()
+        assert not (home / "demo").exists()
+        assert [v.ref for v in plat.list_versions("credit-default")] == []
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Platform, DemoResult]]:
     home = tmp_path_factory.mktemp("demo") / ".mintaka"

@@ -49,7 +49,7 @@ from mintaka.domain.lineage import LineageGraph
 from mintaka.domain.monitoring import Alert, Ticket
 from mintaka.domain.pipelines import GateCheck
 from mintaka.domain.registry import ModelVersion
-from mintaka.errors import GateFailed, NotFound
+from mintaka.errors import Conflict, GateFailed, NotFound
 from mintaka.pipelines.local import RunState, StepEvent
 from mintaka.platform import Platform
 from mintaka.rollout.challenger import CostMatrix
@@ -192,10 +192,16 @@ def traffic(seed: int, *, shift: float = 0.0) -> Iterator[dict[str, float]]:
 def run_demo(platform: Platform, step: Callable[[str], None] = lambda _: None) -> DemoResult:
     from mintaka.local.server import InferenceServer
 
+    work = platform.home / "demo"
+    already_ran = _already_ran(platform)
+    if not already_ran and _holds_records(platform):
+        raise Conflict(
+            f"{platform.home} already holds records and is no demo home: the demo would grant "
+            "its own roles and register its own models there; run the demo in a fresh --home"
+        )
     install_demo_policy(platform.home)
     platform.governance.reload_policy()
-    work = platform.home / "demo"
-    if _already_ran(platform):
+    if already_ran:
         step("the demo already ran in this home: reporting what it left")
         return _report(platform, work, already_ran=True)
 
@@ -405,6 +411,13 @@ def _already_ran(platform: Platform) -> bool:
         return len(platform.list_versions(MODEL)) >= 2
     except NotFound:
         return False
+
+
+def _holds_records(platform: Platform) -> bool:
+    """Whether anything was ever recorded in the home: every change is an audit event."""
+    with platform.store.read() as conn:
+        head = platform.audit.head(conn)
+    return head is not None and head[0] > 0  # sequence 0: the chain's genesis, no event
 
 
 def _document_and_approve(platform: Platform, version: ModelVersion, data: str) -> None:
