@@ -162,8 +162,10 @@ def test_a_second_demo_run_in_the_same_home_reports_what_is_there(
     demo: tuple[Platform, DemoResult],
 ) -> None:
     plat, result = demo
+    plat.monitoring.raise_alert("latency", "collections-api", owner="colin.collections")
     again = run_demo(plat)
     assert again.already_ran
+    assert [t.signal for t in again.tickets] == ["credit-scoring:income-drift"]
     assert again.champion.ref == result.champion.ref
     assert again.audit.ok
 

@@ -61,6 +61,7 @@ ENDPOINT = "credit-scoring"
 DATA_SOURCE = "credit-applications"
 DEVELOPER = "dana.developer"
 APPROVERS = ("rita.risk", "raj.risk")
+DRIFT_SIGNAL = "income-drift"
 LEGACY_MODEL = "collections-priority"
 LEGACY_ENDPOINT = "collections-api"
 LEGACY_OWNER = "colin.collections"
@@ -447,7 +448,7 @@ def _add_monitor(platform: Platform) -> None:
             model=MODEL,
             signals=[
                 Signal(
-                    name="income-drift",
+                    name=DRIFT_SIGNAL,
                     kind=SignalKind.DRIFT,
                     metric="psi:income",
                     threshold=0.2,
@@ -507,7 +508,11 @@ def _report(
         served=sum(metrics.requests.values()),
         calm_alerts=len(calm),
         drift_alerts=drifted,
-        tickets=tuple(platform.monitoring.tickets("open")),
+        tickets=tuple(
+            t
+            for t in platform.monitoring.tickets("open")
+            if (t.endpoint, t.signal) == (ENDPOINT, f"{ENDPOINT}:{DRIFT_SIGNAL}")
+        ),
         traced=traced,
         runs=runs,
         challenge=challenge,

@@ -31,6 +31,7 @@ from mintaka.text import require_utf8
 
 if TYPE_CHECKING:
     from mintaka.demo import DemoResult
+    from mintaka.domain.monitoring import Ticket
 
 app = typer.Typer(
     name="mintaka",
@@ -348,11 +349,7 @@ def _demo_summary(result: DemoResult) -> None:
     for alert in result.drift_alerts:
         console.print(f"  [red]alert[/] {alert.signal}: psi {alert.value:.3f} > {alert.threshold}")
     for ticket in result.tickets:
-        next_up = ", ".join(e.to for e in ticket.escalation) or "nobody"
-        console.print(
-            f"  ticket {ticket.id} for [bold]{ticket.owner}[/] (escalates to {next_up}), "
-            f"runbook {ticket.runbook_url}"
-        )
+        console.print(_ticket_line(ticket))
     for check in result.challenge:
         console.print(f"challenger: {escape(check.describe())}")
     for check in result.canary:
@@ -398,6 +395,15 @@ def _demo_summary(result: DemoResult) -> None:
         console.print(f"[red]audit chain broken at {result.audit.first_bad_seq}[/]")
     if not result.audit.ok or (stored is not None and not stored.ok) or differences:
         raise typer.Exit(1)
+
+
+def _ticket_line(ticket: Ticket) -> str:
+    next_up = ", ".join(e.to for e in ticket.escalation) or "nobody"
+    runbook = f", runbook {escape(ticket.runbook_url)}" if ticket.runbook_url else ""
+    return (
+        f"  ticket {ticket.id} for [bold]{escape(ticket.owner)}[/] (escalates to "
+        f"{escape(next_up)}){runbook}"
+    )
 
 
 def _drill_and_adoption(result: DemoResult) -> None:
