@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -696,6 +697,24 @@ def test_conformance_matrix_refuses_an_unknown_backend_before_writing(
     assert "local" in err
     assert not page.exists()
     assert results.read_text() == recorded
+
+
+def test_conformance_matrix_checks_the_backend_before_the_kit_and_says_how_to_install_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "mintaka_conformance", None)  # importing it fails
+    page = tmp_path / "page.md"
+    code, _, err = cli(
+        capsys, "conformance", "matrix", "--backend", "locall", "--output", str(page)
+    )
+    assert code == 1
+    assert "no backend named 'locall'" in " ".join(err.split())
+    code, _, err = cli(capsys, "conformance", "matrix", "--no-run", "--output", str(page))
+    assert code == 1
+    said = " ".join(err.split())
+    assert "pip install mintaka-conformance" in said
+    assert "uv sync --all-packages" in said
+    assert not page.exists()
 
 
 def test_a_bad_route_is_reported_as_the_route_option(

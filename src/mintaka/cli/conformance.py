@@ -62,17 +62,19 @@ def matrix(
     """Run each installed backend's conformance suite and write the matrix page."""
     from mintaka.plugins import PluginManager
 
-    try:
-        from mintaka_conformance import matrix as kit
-    except ImportError as exc:
-        raise ConfigurationError(
-            "the conformance suite is not installed: pip install mintaka-conformance"
-        ) from exc
-
     plugins = PluginManager()
     backends = plugins.backends()
     for name in only or []:
         backends.get(name)  # NotFound names the installed ones, before anything runs or is written
+    try:
+        from mintaka_conformance import matrix as kit
+    except ImportError as exc:
+        # the page is rendered from the kit's test catalogue, so --no-run needs it as well
+        raise ConfigurationError(
+            "the conformance kit (mintaka-conformance) is not installed: "
+            "`pip install mintaka-conformance`, or in a checkout `uv sync --all-packages` "
+            "(or run `uv run --all-packages mintaka conformance matrix ...`)"
+        ) from exc
     installed = [entry.name for entry in backends]
     suites = collect_suites(plugins)
     recorded = kit.load_results(results)
