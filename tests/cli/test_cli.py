@@ -51,6 +51,39 @@ def test_init_with_a_shipped_backend_not_installed_says_what_to_install(
     assert f"uv sync --extra {name}" in said
 
 
+def test_register_records_metrics_the_evaluation_gate_reads(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    model_dir: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mintaka.governance.policy import DEFAULT_POLICY
+
+    monkeypatch.setenv("MINTAKA_POLICY", str(DEFAULT_POLICY))
+    init_home(capsys, tmp_path / "h")
+    home = ["--home", str(tmp_path / "h"), "--as", "bob"]
+    register = [*home, "models", "register", "credit", "--artifact", str(model_dir)]
+    code, _, err = cli(capsys, *register, "--tier", "high")
+    assert code == 0, err
+    code, _, err = cli(capsys, *home, "models", "alias", "credit:1", "champion")
+    assert code == 1
+    said = " ".join(err.split())
+    assert "auc not measured" in said
+    assert "models register --metric KEY=VALUE" in said
+
+    code, _, err = cli(capsys, *register, "--metric", "auc=high")
+    assert code == 2
+    assert "KEY=NUMBER" in err
+    (model_dir / "model.bin").write_bytes(b"weights, measured")
+    code, _, err = cli(capsys, *register, "--tier", "high", "--metric", "auc=0.81")
+    assert code == 0, err
+    code, out, _ = cli(capsys, *home, "models", "show", "credit:2", "--json")
+    assert json.loads(out)["metrics"] == {"auc": 0.81}
+    code, _, err = cli(capsys, *home, "models", "alias", "credit:2", "champion")
+    assert code == 1
+    assert "auc" not in err  # approvals and the model card are still missing, not the metric
+
+
 def test_register_list_show_alias_and_json(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, model_dir: Path
 ) -> None:

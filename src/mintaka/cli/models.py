@@ -70,6 +70,14 @@ def register(
         typer.Option("--dataset", help="Dataset id it was trained on (see datasets list)."),
     ] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="KEY=VALUE, repeatable.")] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="KEY=VALUE, repeatable: an evaluation metric, e.g. auc=0.81, that the policy's "
+            "evaluation thresholds are checked against.",
+        ),
+    ] = None,
     description: Annotated[str, typer.Option(help="Free text.")] = "",
     features: FeaturesOpt = None,
     as_json: JsonOpt = False,
@@ -78,6 +86,7 @@ def register(
     from mintaka.domain.registry import features_signature
 
     tags = dict(_pair(t) for t in tag or [])
+    metrics = dict(_metric(m) for m in metric or [])
     signature = None if features is None else features_signature(features)
     version = platform(ctx).register_model(
         name,
@@ -87,6 +96,7 @@ def register(
         tier=tier,
         flavor=flavor,
         tags=tags,
+        metrics=metrics,
         description=description,
         signature=signature,
     )
@@ -101,6 +111,16 @@ def _pair(text: str) -> tuple[str, str]:
     if not sep:
         raise typer.BadParameter(f"expected KEY=VALUE, got {text!r}")
     return key, value
+
+
+def _metric(text: str) -> tuple[str, float]:
+    key, value = _pair(text)
+    try:
+        return key, float(value)
+    except ValueError:
+        raise typer.BadParameter(
+            f"expected KEY=NUMBER, got {text!r}", param_hint="--metric"
+        ) from None
 
 
 @app.command("list")

@@ -677,7 +677,7 @@ class GovernanceService:
                 f"model card lacks {', '.join(missing)}",
                 version.id,
             ),
-            Control("evaluation", not breaches, "; ".join(breaches), version.id),
+            Control("evaluation", not breaches, _evaluation_detail(breaches), version.id),
         ]
         if controls.monitors_required:
             watched = any(m.model == version.name for m in monitored_by) or bool(
@@ -1001,3 +1001,14 @@ def _approver_roles_needed(who: str, held: Sequence[str], tier: str, controls: T
     if not controls.approver_roles:
         return f"{holds}; the {tier} tier defines no approver role"
     return f"{holds}; the {tier} tier needs one of {list(controls.approver_roles)}"
+
+
+def _evaluation_detail(breaches: Sequence[str]) -> str:
+    """The breached evaluation thresholds, and where a metric not measured would come from."""
+    detail = "; ".join(breaches)
+    if any(b.endswith(" not measured") for b in breaches):
+        detail += (
+            " (a version's metrics are recorded when it is registered: by its pipeline, "
+            "or `mintaka models register --metric KEY=VALUE`)"
+        )
+    return detail
