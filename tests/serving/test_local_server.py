@@ -323,6 +323,33 @@ def test_rollout_does_not_promote_a_challenger_that_refuses_every_request(
     assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 100, "green": 0}
 
 
+@pytest.mark.parametrize(
+    ("strategy", "steps"),
+    [
+        (RolloutStrategy.BLUE_GREEN, [{"green": 100}]),
+        (RolloutStrategy.CANARY, [{"blue": 50, "green": 50}, {"green": 100}]),
+    ],
+)
+def test_a_challenger_already_taking_some_traffic_is_no_baseline_for_its_own_refusals(
+    served: Served, tmp_path: Path, strategy: RolloutStrategy, steps: list[dict[str, int]]
+) -> None:
+    plat, server = served
+    _register_needing_a_feature_clients_do_not_send(plat, tmp_path)
+    plat.serving.deploy("scoring", "credit:4", route="green")
+    plat.serving.set_traffic("scoring", {"blue": 90, "green": 10}, reason="a little first")
+    plan = TrafficPlan(
+        endpoint="scoring",
+        strategy=strategy,
+        steps=[TrafficStep(weights=weights, bake_seconds=60) for weights in steps],
+        sla=SLA(max_error_rate=0.01, min_requests=5),
+    )
+    result = RolloutController(plat, wait=_bake(plat, server, 100)).run(plan)
+    assert not result.promoted
+    assert len(result.steps) == 1
+    assert any(b.startswith("green: error rate 1.0000 > 0.01") for b in result.breaches)
+    assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 90, "green": 10}
+
+
 def test_requests_every_route_refuses_do_not_roll_a_rollout_back(served: Served) -> None:
     plat, server = served
     plat.serving.deploy("scoring", "credit:2", route="green")

@@ -8,7 +8,8 @@ current traffic is marked known-good; each step sets its weights (through the tr
 bakes for ``bake_seconds`` (the injected ``wait`` lets tests move a manual clock instead of
 sleeping), reads the endpoint's metrics for exactly that window, and promotes only when the SLA
 holds for every route taking traffic. A route's requests refused as invalid beyond the share the
-routes the rollout started from refused count as its errors (see :func:`sla_breaches`); the
+routes the rollout started from refused count as its errors (see :func:`sla_breaches`; a route
+the plan moves traffic onto is never part of that baseline, see :func:`baseline_routes`); the
 plan's shadow route is judged on the copies it answered (:func:`shadow_breaches`). On a
 breach it restores the known-good traffic map, audits the rollback and raises an alert, which
 opens a ticket. A finished rollout's final map becomes the new known-good.
@@ -175,6 +176,23 @@ def shadow_breaches(
     sla = plan.sla.model_copy(update={"custom": {}})
     found = sla_breaches(sla, copies, [plan.shadow], refusals=refusals, baseline=baseline)
     return tuple(f"shadow {breach}" for breach in found)
+
+
+def baseline_routes(plan: TrafficPlan, start: TrafficMap, endpoint: Endpoint) -> set[str]:
+    """The routes whose refused requests are the clients' own, which the others' are compared
+    with (see :func:`sla_breaches`): those live in ``start``, the traffic the rollout starts
+    from, less every route the plan moves traffic onto (a higher weight in any step than in
+    ``start``) and every shadow its steps keep. A challenger already taking some traffic when
+    the rollout starts is so judged, never the measure it is judged by."""
+    moved = {
+        route
+        for step in plan.steps
+        for route, weight in step.weights.items()
+        if weight > start.weights.get(route, 0)
+    }
+    shadows = {step_shadow(plan, step, endpoint)[0] for step in plan.steps}
+    live = {route for route, weight in start.weights.items() if weight > 0}
+    return live - moved - {shadow for shadow in shadows if shadow}
 
 
 def plan_steps(
@@ -345,9 +363,10 @@ class RolloutController:
         if plan.rollback_to is not None:
             self._gate_rollback(endpoint, plan.rollback_to)
         start = plan.rollback_to or endpoint.traffic
-        # The routes the rollout starts from, and the share of requests they last refused as
-        # invalid (until measured, none: every refused request counts against a new route).
-        baseline = {name for name, weight in start.weights.items() if weight > 0}
+        # The routes the rollout judges refusals against, and the share of requests they last
+        # refused as invalid (until measured, none: every refused request counts against a new
+        # route).
+        baseline = baseline_routes(plan, start, endpoint)
         refusals = 0.0
         ours = marked = self._mark_own(plan.endpoint, last.id, 1)
         result = RolloutResult(endpoint=plan.endpoint, promoted=False)
