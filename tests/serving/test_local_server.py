@@ -409,6 +409,18 @@ def test_a_shadow_rollout_judges_the_shadowed_route(served: Served) -> None:
     assert latest.traffic.shadow is None
 
 
+def test_a_shadow_rollout_judges_the_shadow_the_endpoint_already_had(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:3", route="green")  # fails every request
+    plat.serving.set_traffic("scoring", {"blue": 100}, shadow="green", shadow_percent=100)
+    plan = _shadow_plan(SLA(max_error_rate=0.01, min_requests=5)).model_copy(
+        update={"shadow": None, "shadow_percent": 0}
+    )
+    result = RolloutController(plat, wait=_bake_shadowed(plat, server, 20)).run(plan)
+    assert not result.promoted
+    assert result.breaches == ("shadow green: error rate 1.0000 > 0.01",)
+
+
 def test_a_shadow_rollout_of_a_healthy_route_is_promoted(served: Served) -> None:
     plat, server = served
     plat.serving.deploy("scoring", "credit:2", route="green")

@@ -541,20 +541,25 @@ def test_a_plan_whose_shadow_cannot_be_applied_is_refused_before_any_step(
     assert _unchanged(three) == before
 
 
+@pytest.mark.parametrize("named_by", ["plan", "endpoint"])
 def test_a_shadow_plan_is_refused_before_any_step_where_shadow_metrics_cannot_be_read(
-    three: Platform, monkeypatch: pytest.MonkeyPatch
+    three: Platform, monkeypatch: pytest.MonkeyPatch, named_by: str
 ) -> None:
     monkeypatch.setattr(type(three.backend), "reads_shadow_metrics", lambda self: False)
+    if named_by == "endpoint":  # a shadow set earlier, which every step keeps
+        three.serving.set_traffic("scoring", {"blue": 100}, shadow="green", shadow_percent=100)
+    shadow = {"shadow": "green", "shadow_percent": 100} if named_by == "plan" else {}
     plan = TrafficPlan(
         endpoint="scoring",
         strategy=RolloutStrategy.SHADOW,
-        shadow="green",
-        shadow_percent=100,
         steps=[TrafficStep(weights={"blue": 100}, bake_seconds=30)],
+        **shadow,  # type: ignore[arg-type]
     )
     baked: list[float] = []
     before = _unchanged(three)
-    with pytest.raises(UnsupportedCapability, match="shadow route 'green' cannot be judged"):
+    with pytest.raises(
+        UnsupportedCapability, match="shadow route 'green' the plan's steps keep cannot be judged"
+    ):
         RolloutController(three, wait=_baking(three, baked)).run(plan)
     assert baked == []
     assert _unchanged(three) == before

@@ -10,7 +10,8 @@ sleeping), reads the endpoint's metrics for exactly that window, and promotes on
 holds for every route taking traffic. A route's requests refused as invalid beyond the share the
 routes the rollout started from refused count as its errors (see :func:`sla_breaches`; a route
 the plan moves traffic onto is never part of that baseline, see :func:`baseline_routes`); the
-plan's shadow route is judged on the copies it answered (:func:`shadow_breaches`). On a
+shadow route a step keeps (the plan's, or the endpoint's own) is judged on the copies it
+answered (:func:`shadow_breaches`). On a
 breach it restores the known-good traffic map, audits the rollback and raises an alert, which
 opens a ticket. A finished rollout's final map becomes the new known-good.
 """
@@ -163,18 +164,23 @@ def sla_breaches(
 
 
 def shadow_breaches(
-    plan: TrafficPlan, metrics: EndpointMetrics, refusals: float, baseline: Collection[str]
+    plan: TrafficPlan,
+    shadow: str | None,
+    metrics: EndpointMetrics,
+    refusals: float,
+    baseline: Collection[str],
 ) -> tuple[str, ...]:
-    """Every way the copies of requests the plan's shadow route answered break the plan's SLA
-    (its custom metrics aside, judged with the live ones): a shadowed version is judged as if it
-    took the traffic, before it is promoted."""
-    if not plan.shadow:
+    """Every way the copies of requests the step's ``shadow`` route answered (the plan's, or the
+    endpoint's own the step keeps, see :func:`step_shadow`) break the plan's SLA (its custom
+    metrics aside, judged with the live ones): a shadowed version is judged as if it took the
+    traffic, before it is promoted."""
+    if not shadow:
         return ()
     copies = metrics.shadow or EndpointMetrics(
         endpoint=metrics.endpoint, start=metrics.start, end=metrics.end
     )
     sla = plan.sla.model_copy(update={"custom": {}})
-    found = sla_breaches(sla, copies, [plan.shadow], refusals=refusals, baseline=baseline)
+    found = sla_breaches(sla, copies, [shadow], refusals=refusals, baseline=baseline)
     return tuple(f"shadow {breach}" for breach in found)
 
 
@@ -252,9 +258,10 @@ def check_plan(plan: TrafficPlan, endpoint: Endpoint) -> None:
         raise ValidationError("the plan's rollback_to sends traffic to no route")
 
 
-def check_judgeable(plan: TrafficPlan, platform: Platform) -> None:
-    """The backend reads the metrics the plan is judged on: every route's, and its shadow's
-    apart from live traffic when the plan shadows a route; otherwise the plan is refused with
+def check_judgeable(plan: TrafficPlan, platform: Platform, endpoint: Endpoint) -> None:
+    """The backend reads the metrics the plan is judged on: every route's, and the shadow's
+    apart from live traffic when a step keeps a shadow route (the plan's, or the one
+    ``endpoint`` already has, see :func:`step_shadow`); otherwise the plan is refused with
     ``UnsupportedCapability`` (a step it cannot judge would be promoted unjudged). A custom
     metric of the SLA the backend does not report is a ``ValidationError`` (the SLA could never
     hold: every rollout would be rolled back)."""
@@ -271,13 +278,14 @@ def check_judgeable(plan: TrafficPlan, platform: Platform) -> None:
             f"{platform.backend.name!r} does not report (it reports "
             f"{sorted(reported) if reported else 'none'}); remove them from the SLA"
         )
-    if plan.shadow and not source.reads_shadow_metrics():
+    shadows = sorted({s for step in plan.steps if (s := step_shadow(plan, step, endpoint)[0])})
+    if shadows and not source.reads_shadow_metrics():
         raise UnsupportedCapability(
             platform.backend.name,
             Capability.MONITORING_METRICS.value,
-            f"its metrics do not tell the copies a shadow route answers apart, so the plan's "
-            f"shadow route {plan.shadow!r} cannot be judged; give that route live traffic in "
-            "canary steps instead",
+            f"its metrics do not tell the copies a shadow route answers apart, so the "
+            f"shadow route {shadows[0]!r} the plan's steps keep cannot be judged; give that "
+            "route live traffic in canary steps instead (or remove the endpoint's shadow)",
         )
 
 
@@ -352,7 +360,7 @@ class RolloutController:
         platform = self.platform
         last, _, endpoint = self._latest(plan.endpoint)
         check_plan(plan, endpoint)
-        check_judgeable(plan, platform)
+        check_judgeable(plan, platform, endpoint)
         if endpoint.status is EndpointStatus.KILLED:
             raise RolloutInterrupted(
                 f"rollout of {plan.endpoint} not started: the endpoint was killed; release it "
@@ -393,7 +401,7 @@ class RolloutController:
                 refusals = refusals if measured is None else measured
                 breaches = tuple(
                     sla_breaches(plan.sla, metrics, live, refusals=refusals, baseline=baseline)
-                ) + shadow_breaches(plan, metrics, refusals, baseline)
+                ) + shadow_breaches(plan, shadow, metrics, refusals, baseline)
                 result.steps.append(StepResult(index, dict(step.weights), metrics, breaches))
                 if breaches:
                     why = f"automatic rollback at step {index}: " + "; ".join(breaches)
