@@ -407,6 +407,23 @@ def test_a_csv_batch_writes_the_columns_it_passes_through_as_they_were_written(
     assert [float(r["a"]) for r in written] == [row(i)["a"] for i in range(4)]
 
 
+def test_a_csv_batch_for_a_model_knowing_no_features_writes_every_column_as_fed(
+    served: Served, tmp_path: Path
+) -> None:
+    """Without a signature or feature names every column is fed to the model, converted."""
+    plat, _ = served
+    plat.register_model(
+        "summer", pyfunc_artifact(tmp_path, "faulty_models:echo_sum"), flavor="pyfunc"
+    )
+    source = tmp_path / "in.csv"
+    source.write_text("a,b\n1.5,2\n3,4\n")
+    out = tmp_path / "out.parquet"
+    plat.serving.score_batch("summer:1", source, out)
+    schema = pq.read_schema(out)
+    assert (str(schema.field("a").type), str(schema.field("b").type)) == ("double", "int64")
+    assert [r["prediction"] for r in pq.read_table(out).to_pylist()] == [3.5, 7.0]
+
+
 def test_a_version_only_the_backend_holds_is_scored_from_a_path_with_a_space(
     platform: Platform, tmp_path: Path
 ) -> None:

@@ -423,10 +423,9 @@ class LocalServing(
         read = read_rows(input_path)
         if not read:
             raise ValidationError(f"{input_path} holds no rows")
-        rows = read
+        rows, fed = read, set[str]()  # fed: written as the model was fed them; the rest as read
         if file_format(input_path) == "csv":
-            rows = _typed_columns(read, declared, predictor.features)
-        fed = set(predictor.features)  # written as the model was fed them; the rest as read
+            rows, fed = _typed_columns(read, declared, predictor.features)
         taken = sorted({"prediction", "prediction_id"} & set(rows[0]))
         if taken:
             raise ValidationError(
@@ -579,13 +578,14 @@ _FLOAT_TYPES = ("float", "double", "number", "decimal")
 
 def _typed_columns(
     rows: list[dict[str, Any]], declared: dict[str, str], features: Sequence[str]
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], set[str]]:
     """CSV ``rows`` (every value text) with each numeric feature column as numbers, for the
-    model and the prediction log: a column the signature declares an integer or float type, or,
-    undeclared, one whose every value is the text of a finite number (integers when all are
-    whole). Only the model's ``features`` are converted (every column when they are not
-    known): another column (an account id such as ``007``) stays as written, as it does in
-    the output file. A column any value of which is not a number stays text."""
+    model and the prediction log, and the columns so converted (the output file writes them
+    as converted): a column the signature declares an integer or float type, or, undeclared,
+    one whose every value is the text of a finite number (integers when all are whole). Only
+    the model's ``features`` are converted (every column when they are not known: the model
+    is fed them all): another column (an account id such as ``007``) stays as written, as it
+    does in the output file. A column any value of which is not a number stays text."""
     kinds = {}
     for column in features or rows[0]:
         if column not in rows[0]:
@@ -595,8 +595,9 @@ def _typed_columns(
         if kind is not None:
             kinds[column] = kind
     if not kinds:
-        return rows
-    return [{k: kinds[k](v) if k in kinds else v for k, v in row.items()} for row in rows]
+        return rows, set()
+    typed = [{k: kinds[k](v) if k in kinds else v for k, v in row.items()} for row in rows]
+    return typed, set(kinds)
 
 
 def _column_kind(values: list[Any], dtype: str) -> type[int] | type[float] | None:
