@@ -350,6 +350,22 @@ def test_a_challenger_already_taking_some_traffic_is_no_baseline_for_its_own_ref
     assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 90, "green": 10}
 
 
+@pytest.mark.parametrize(
+    "limits",
+    [
+        {"p99_latency_ms": float("inf")},
+        {"p99_latency_ms": float("nan")},
+        {"max_error_rate": float("nan")},
+        {"custom": {"cost": float("nan")}},
+        {"custom": {"cost": float("inf")}},
+        {"custom": {"cost": -float("inf")}},
+    ],
+)
+def test_an_sla_limit_that_is_no_finite_number_is_refused(limits: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="finite number"):
+        SLA(**limits)
+
+
 def test_requests_every_route_refuses_do_not_roll_a_rollout_back(served: Served) -> None:
     plat, server = served
     plat.serving.deploy("scoring", "credit:2", route="green")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
 from pydantic import Field, model_validator
 
@@ -78,13 +78,19 @@ class RolloutStrategy(StrEnum):
     SHADOW = "shadow"
 
 
-class SLA(Spec):
-    """Service levels a rollout step must hold before it is promoted."""
+# A limit of an SLA: a finite number (NaN or infinity would switch its check off silently).
+FiniteLimit = Annotated[float, Field(allow_inf_nan=False)]
 
-    p99_latency_ms: float | None = Field(default=None, gt=0)
-    max_error_rate: float | None = Field(default=None, ge=0, le=1)
+
+class SLA(Spec):
+    """Service levels a rollout step must hold before it is promoted. Every limit is a finite
+    number: one that is not is refused at construction (pydantic's ``ValidationError``, a
+    ``ValueError``, like every other invalid field of a domain model)."""
+
+    p99_latency_ms: FiniteLimit | None = Field(default=None, gt=0)
+    max_error_rate: FiniteLimit | None = Field(default=None, ge=0, le=1)
     min_requests: int = Field(default=1, ge=0)
-    custom: dict[str, float] = Field(default_factory=dict)
+    custom: dict[str, FiniteLimit] = Field(default_factory=dict)
 
 
 class TrafficStep(Spec):
