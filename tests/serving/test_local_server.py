@@ -4,6 +4,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,18 @@ from sqlalchemy import select
 
 from mintaka import Conflict, MintakaError, Platform, PolicyViolation, ValidationError
 from mintaka.domain.registry import Signature
-from mintaka.domain.serving import SLA, RolloutStrategy, TrafficMap, TrafficPlan, TrafficStep
+from mintaka.domain.serving import (
+    SLA,
+    EndpointMetrics,
+    RolloutStrategy,
+    TrafficMap,
+    TrafficPlan,
+    TrafficStep,
+)
 from mintaka.flavors import sklearn as sklearn_flavor
 from mintaka.local.server import InferenceServer, serve_forever
 from mintaka.local.serving import running_servers
-from mintaka.rollout.controller import RolloutController
+from mintaka.rollout.controller import RolloutController, refusal_rate, sla_breaches
 from mintaka.store.schema import predictions
 
 Served = tuple[Platform, InferenceServer]
@@ -364,6 +372,35 @@ def test_a_challenger_already_taking_some_traffic_is_no_baseline_for_its_own_ref
 def test_an_sla_limit_that_is_no_finite_number_is_refused(limits: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match="finite number"):
         SLA(**limits)
+
+
+@pytest.mark.parametrize(("refused", "breaches"), [(k, False) for k in range(6)] + [(20, True)])
+def test_refusals_within_chance_of_the_baseline_share_do_not_breach(
+    refused: int, breaches: bool
+) -> None:
+    """At the CLI's SLA (1% errors, 20 requests), with 5% of the clients' requests bad, a 10%
+    canary refusing as the baseline does holds it however its 20 requests happen to fall."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    metrics = EndpointMetrics(
+        endpoint="scoring",
+        start=at,
+        end=at + timedelta(minutes=1),
+        requests={"blue": 180, "green": 20},
+        invalid={"blue": 9, "green": refused},
+    )
+    found = sla_breaches(
+        SLA(max_error_rate=0.01, min_requests=20),
+        metrics,
+        ["blue", "green"],
+        refusals=refusal_rate(metrics, ["blue"]),
+        baseline={"blue"},
+    )
+    assert bool(found) is breaches
+    if breaches:
+        assert found == [
+            "green: error rate 0.9500 > 0.01 (counting 19 requests refused as invalid beyond "
+            "the share 0.0500 the baseline refused)"
+        ]
 
 
 def test_requests_every_route_refuses_do_not_roll_a_rollout_back(served: Served) -> None:

@@ -112,6 +112,49 @@ def refusal_rate(metrics: EndpointMetrics, routes: Collection[str]) -> float | N
     return sum(metrics.invalid.get(route, 0) for route in routes) / answered
 
 
+# The false-alarm rate of the test that tells a route refusing more requests than the baseline
+# from one refusing as many by chance (see :func:`excess_refusals`).
+REFUSAL_FALSE_ALARM = 0.001
+
+
+def binomial_tail(successes: int, trials: int, share: float) -> float:
+    """The chance of ``successes`` or more in ``trials`` independent trials that each succeed
+    with probability ``share`` (the upper tail of the binomial distribution)."""
+    if successes <= 0:
+        return 1.0
+    if successes > trials or share <= 0.0:
+        return 0.0
+    if share >= 1.0:
+        return 1.0
+    log_share, log_rest = math.log(share), math.log1p(-share)
+    base = math.lgamma(trials + 1)
+    total = 0.0
+    for taken in range(successes, trials + 1):
+        term = math.exp(
+            base
+            - math.lgamma(taken + 1)
+            - math.lgamma(trials - taken + 1)
+            + taken * log_share
+            + (trials - taken) * log_rest
+        )
+        total += term
+        if taken > trials * share and term <= total * 1e-12:
+            break  # past the mode every term is smaller than the last
+    return min(total, 1.0)
+
+
+def excess_refusals(refused: int, requests: int, share: float) -> int:
+    """The requests out of ``requests`` a route refused as invalid beyond ``share``, the share
+    the baseline refused, counted only when the excess is clear: when a route refusing each
+    request with probability ``share`` (as the baseline does: the clients' own bad requests)
+    would refuse ``refused`` or more with a chance below ``REFUSAL_FALSE_ALARM`` (a one-sided
+    binomial test); otherwise none. With a ``share`` of 0 every refused request counts."""
+    beyond = refused - share * requests
+    if beyond <= 1e-9 or binomial_tail(refused, requests, share) >= REFUSAL_FALSE_ALARM:
+        return 0
+    return math.ceil(beyond - 1e-9)
+
+
 def sla_breaches(
     sla: SLA,
     metrics: EndpointMetrics,
@@ -124,8 +167,10 @@ def sla_breaches(
 
     A route's errors count against ``max_error_rate``. With ``refusals`` (the share of requests
     the ``baseline`` routes refused as invalid, i.e. the clients' own bad requests), so do the
-    requests a route outside ``baseline`` refused beyond that share: a version that refuses what
-    the baseline answers (it needs a feature the clients do not send) fails the SLA.
+    requests a route outside ``baseline`` refused beyond that share, once the excess is more
+    than chance (see :func:`excess_refusals`): a version that refuses what the baseline answers
+    (it needs a feature the clients do not send) fails the SLA, one refusing as the baseline
+    does holds it.
     """
     found = []
     for route in routes:
@@ -139,8 +184,7 @@ def sla_breaches(
         if sla.max_error_rate is not None and requests:
             refused = 0
             if refusals is not None and route not in baseline:
-                beyond = metrics.invalid.get(route, 0) - refusals * requests
-                refused = max(0, math.ceil(beyond - 1e-9))
+                refused = excess_refusals(metrics.invalid.get(route, 0), requests, refusals)
             rate = (metrics.errors.get(route, 0) + refused) / requests
             if rate > sla.max_error_rate:
                 why = (
