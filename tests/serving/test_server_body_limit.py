@@ -106,3 +106,12 @@ def test_serve_hands_its_stop_grace_to_the_server(
     code, _, err = cli(capsys, "--home", str(home), "serve", "--stop-grace", "-1")
     assert code == 2
     assert "--stop-grace" in err
+
+
+def test_invoke_sends_a_body_as_compact_utf8_json(small: Served) -> None:
+    """Text outside ASCII is sent as UTF-8, not as escapes six bytes long each."""
+    plat, _ = small
+    payload = {**row(0), "note": "é" * 300}
+    assert len(json.dumps({"inputs": payload}).encode()) > 1024
+    answer = plat.serving.invoke("scoring", payload)
+    assert len(answer["predictions"]) == 1
