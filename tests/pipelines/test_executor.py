@@ -16,6 +16,7 @@ from artifact_kit import MakeArtifact
 from mintaka import GateFailed, NodeKind, Platform, ValidationError
 from mintaka.domain.pipelines import GateKind, PipelineRun, PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.runs import RunStatus
+from mintaka.pipelines import local as local_executor
 from mintaka.pipelines.local import PipelineFailed, StepEvent
 
 STEPS = "pipeline_steps"
@@ -250,6 +251,65 @@ def test_a_cache_entry_its_output_model_no_longer_reads_is_a_miss(
         monkeypatch.delitem(sys.modules, name, raising=False)
     again = platform.pipelines.run(spec, isolation="inline").steps[0]
     assert (again.cached, again.outputs) == (False, {"value": 3, "label": "new"})
+    assert platform.pipelines.run(spec, isolation="inline").steps[0].cached
+
+
+PATH_OUTPUT_MODELS = """from pathlib import Path
+from pydantic import BaseModel
+class I(BaseModel):
+    n: int
+class O(BaseModel):
+    file: Path
+def build(n: int, workdir: Path) -> O:
+    out = workdir / "out.txt"
+    out.write_text(str(n))
+    return O(file=out)
+"""
+PATH_STEP_OF_MODELS = """from pathlib import Path
+from k12_models import I, O, build
+from mintaka.pipelines.contract import StepContext
+def step(inputs: I, ctx: StepContext) -> O:
+    return build(inputs.n, ctx.workdir)
+"""
+RESHAPED_PATHS = {
+    "dict": ("file: dict[str, Path]", "O(file={'main': out})"),
+    "list": ("file: list[Path]", "O(file=[out])"),
+}
+
+
+@pytest.mark.parametrize("shape", sorted(RESHAPED_PATHS))
+def test_a_cache_entry_whose_path_output_changed_shape_is_a_miss(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shape: str
+) -> None:
+    """A path output that becomes a mapping or a list of paths: the stored path no longer reads
+    as the outputs, so the entry is a miss, and no digest is taken of what its text would name
+    read as the new shape (a list of paths would read its characters, ``/`` among them)."""
+    models = tmp_path / "k12_models.py"
+    models.write_text(PATH_OUTPUT_MODELS)
+    (tmp_path / "k12_steps.py").write_text(PATH_STEP_OF_MODELS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = PipelineSpec(
+        name="reshaped",
+        parameters={"n": 3},
+        steps=[StepSpec(name="s", entrypoint="k12_steps:step", inputs={"n": "params.n"})],
+    )
+    for name in ("k12_models", "k12_steps"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    first = platform.pipelines.run(spec, isolation="inline").steps[0]
+    field, built = RESHAPED_PATHS[shape]
+    models.write_text(PATH_OUTPUT_MODELS.replace("file: Path", field).replace("O(file=out)", built))
+    for name in ("k12_models", "k12_steps"):  # as a new process imports them
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    digest = local_executor.content_digest
+
+    def only_under_tmp_path(path: Path) -> str | None:
+        assert path.is_relative_to(tmp_path), f"digest of {path}"
+        return digest(path)
+
+    monkeypatch.setattr(local_executor, "content_digest", only_under_tmp_path)
+    again = platform.pipelines.run(spec, isolation="inline").steps[0]
+    assert again.cached is False
+    assert again.outputs["file"] != first.outputs["file"]
     assert platform.pipelines.run(spec, isolation="inline").steps[0].cached
 
 

@@ -679,14 +679,13 @@ class LocalExecutor:
     def _cached(contract: StepContract, entry: Path) -> tuple[BaseModel, JSONDict] | None:
         """The entry's outputs and their digests, if every file they name is as it was. An entry
         the step's output model no longer reads (it lives in a module of its own, which changed
-        since) is a miss: the step runs again and its outputs replace the entry."""
+        since, a path output now a list or a mapping of paths) is a miss: the step runs again and
+        its outputs replace the entry. The files are looked at only once the outputs read."""
         stored = entry / "outputs.json"
         if not stored.is_file():
             return None
         data = json.loads(stored.read_text())
         digests: JSONDict = data.get("digests", {})
-        if not _unchanged(contract, data["outputs"], digests):
-            return None
         try:
             outputs = contract.output_model.model_validate(data["outputs"])
         except PydanticValidationError as exc:
@@ -696,6 +695,8 @@ class LocalExecutor:
                 contract.entrypoint,
                 invalid_fields(exc),
             )
+            return None
+        if not _unchanged(contract, outputs.model_dump(mode="json"), digests):
             return None
         return outputs, digests
 
