@@ -109,6 +109,39 @@ def test_a_failed_step_names_the_run_to_resume(
     assert code == 0, err
 
 
+@pytest.mark.parametrize(
+    ("entrypoint", "says"),
+    [
+        ("measures", "reported metrics that are not finite numbers"),
+        ("undecodable_name", "holds text that is not Unicode"),
+    ],
+    ids=["nan-metric", "not-unicode"],
+)
+def test_a_step_failing_with_a_mintaka_error_names_the_run_to_resume(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    spec: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    entrypoint: str,
+    says: str,
+) -> None:
+    init_home(capsys, tmp_path / "h")
+    home = ["--home", str(tmp_path / "h")]
+    failing = tmp_path / "failing.toml"
+    failing.write_text(
+        f'name = "failing"\n\n[[steps]]\nname = "measure"\n'
+        f'entrypoint = "pipeline_steps:{entrypoint}"\n'
+    )
+    flag = tmp_path / "fail"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    code, out, err = cli(capsys, *home, "pipeline", "run", str(failing), "--inline")
+    assert code == 1
+    assert says in err
+    [run] = json.loads(cli(capsys, *home, "pipeline", "runs", "--json")[1])
+    assert f"resume it with: mintaka pipeline resume {run['id']}" in out
+
+
 def test_show_prints_parameters_that_read_as_markup_as_they_are(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, spec: Path
 ) -> None:

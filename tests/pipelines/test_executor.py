@@ -17,7 +17,7 @@ from mintaka import GateFailed, NodeKind, Platform, ValidationError
 from mintaka.domain.pipelines import GateKind, PipelineRun, PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.runs import RunStatus
 from mintaka.pipelines import local as local_executor
-from mintaka.pipelines.local import PipelineFailed, StepEvent
+from mintaka.pipelines.local import PipelineFailed, StepEvent, failed_run
 
 STEPS = "pipeline_steps"
 
@@ -662,9 +662,12 @@ def test_a_step_reporting_a_metric_that_is_not_a_number_fails_and_resumes(
         name="measured",
         steps=[StepSpec(name="measure", entrypoint=f"{STEPS}:measures", cache=cache)],
     )
-    with pytest.raises(ValidationError, match=r"step 'measure' reported metrics .* \['auc'\]"):
+    with pytest.raises(
+        ValidationError, match=r"step 'measure' reported metrics .* \['auc'\]"
+    ) as raised:
         platform.pipelines.run(spec, isolation="inline")
     [run] = platform.pipelines.runs()
+    assert failed_run(raised.value) == run.id  # still a ValidationError, naming the run
     assert run.status is PipelineStatus.FAILED
     assert run.steps[0].status is PipelineStatus.FAILED
     assert "not finite numbers" in (run.steps[0].failure_reason or "")

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from mintaka.cli.output import console, emit_json, progress_bar, table
 from mintaka.cli.state import platform
-from mintaka.errors import GateFailed, ValidationError
+from mintaka.errors import GateFailed, MintakaError, ValidationError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -86,17 +86,13 @@ class _Bar:
 
 
 def _run_with_bar(action: Any) -> PipelineRun:
-    """Run ``action`` with a progress bar; a run that fails or stops at a gate names the command
-    that resumes it."""
-    from mintaka.pipelines.local import PipelineFailed
+    """Run ``action`` with a progress bar; a run that fails in a step or stops at a gate names
+    the command that resumes it."""
+    from mintaka.pipelines.local import failed_run
 
     with progress_bar() as progress:
         try:
             run: PipelineRun | None = action(_Bar(progress))
-        except PipelineFailed as exc:
-            progress.stop()
-            console.print(f"resume it with: mintaka pipeline resume {escape(exc.run_id)}")
-            raise
         except GateFailed as exc:
             progress.stop()
             console.print(f"[red]gate {exc.gate!r} ({exc.kind}) refused the run[/]:")
@@ -107,6 +103,12 @@ def _run_with_bar(action: Any) -> PipelineRun:
             if exc.run_id:
                 console.print(f"resume it with: mintaka pipeline resume {escape(exc.run_id)}")
             raise typer.Exit(1) from exc
+        except MintakaError as exc:
+            run_id = failed_run(exc)
+            if run_id is not None:
+                progress.stop()
+                console.print(f"resume it with: mintaka pipeline resume {escape(run_id)}")
+            raise
     assert run is not None
     console.print(f"pipeline run [bold]{run.id}[/]: {run.status.value}")
     return run

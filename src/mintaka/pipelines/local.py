@@ -81,6 +81,14 @@ class PipelineFailed(MintakaError):
         self.step = step
 
 
+def failed_run(exc: BaseException) -> str | None:
+    """The id of the pipeline run a step of which failed with ``exc`` (``.run_id``, set on any
+    MintakaError a step fails with, as on PipelineFailed and GateFailed): resuming it goes on
+    from its last good step. None for an error no step raised."""
+    run_id = getattr(exc, "run_id", None)
+    return run_id if isinstance(run_id, str) else None
+
+
 @dataclass(frozen=True)
 class StepEvent:
     """Progress of a run, one event per step transition (for progress bars and logs)."""
@@ -464,13 +472,12 @@ class LocalExecutor:
                 self._experiment_run(state)
             result, key, cached, digests = self._execute(state, step, contract, inputs)
             state = self._record_step(state, step, result, key, cached, digests, outputs)
-        except GateFailed as exc:  # its gate held, or its own code refused: a failed step
+        except MintakaError as exc:  # a gate that held, a metric not measured, an input refused
             self._fail(state, step, index, total, str(exc))
-            if exc.run_id is None:
-                exc.run_id = state.run.id  # so a waiting request names the run to resume
-            raise
-        except MintakaError as exc:
-            self._fail(state, step, index, total, str(exc))
+            if failed_run(exc) is None:
+                # Its type kept (a ValidationError is still one), it names the run to resume, as
+                # PipelineFailed does: for a waiting request, for the command line's hint.
+                exc.__dict__["run_id"] = state.run.id
             raise
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
