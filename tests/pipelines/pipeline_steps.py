@@ -123,6 +123,18 @@ def measures(inputs: NoInputs) -> MetricsOutputs:
     return MetricsOutputs(metrics={"auc": auc, "loss": 0.3})
 
 
+class EvaluateInputs(BaseModel):
+    file: Path
+
+
+def evaluates(inputs: EvaluateInputs) -> MetricsOutputs:
+    """What an evaluation measures: one metric fewer once the model is retuned (the environment
+    variable ``MINTAKA_TEST_RETUNED`` set)."""
+    if os.environ.get("MINTAKA_TEST_RETUNED"):
+        return MetricsOutputs(metrics={"auc": 0.7})
+    return MetricsOutputs(metrics={"auc": 0.9, "recall": 0.6})
+
+
 class CountsOutputs(BaseModel):
     metrics: dict[str, int]
 

@@ -732,6 +732,49 @@ def test_a_resumed_run_registers_its_model_with_the_metrics_measured_before_it_f
     assert version.metrics == {"auc": 0.9, "loss": 0.2}
 
 
+def test_a_resumed_run_logs_no_metrics_of_the_steps_it_runs_again(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file ``produce`` wrote changed, so it and ``evaluate`` downstream of it run again:
+    the new experiment run, and the model it registers, hold what ``evaluate`` measures now,
+    not what it measured in the attempt before."""
+    spec = registering(
+        make_artifact(b"weights"),
+        StepSpec(
+            name="produce", entrypoint=f"{STEPS}:produce", inputs={"n": "params.n"}, cache=False
+        ),
+        StepSpec(
+            name="evaluate",
+            entrypoint=f"{STEPS}:evaluates",
+            inputs={"file": "produce.file"},
+            cache=False,
+        ),
+        StepSpec(
+            name="sign-off",
+            entrypoint=f"{STEPS}:signed_off",
+            gate="evaluation",
+            depends_on=["evaluate"],
+            inputs={"total": "produce.total"},
+        ),
+        n=1,
+    )
+    flag = tmp_path / "outstanding"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    with pytest.raises(GateFailed) as held:
+        platform.pipelines.run(spec, isolation="inline")
+    state = platform.pipelines.get(held.value.run_id or "")
+    assert platform.get_run(state.experiment_run or "").metrics == {"auc": 0.9, "recall": 0.6}
+    Path(state.run.steps[0].outputs["file"]).write_text("999")
+    monkeypatch.setenv("MINTAKA_TEST_RETUNED", "1")
+    flag.unlink()
+    run = platform.pipelines.resume(state.run.id, isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    experiment = platform.get_run(platform.pipelines.get(run.id).experiment_run or "")
+    assert experiment.metrics == {"auc": 0.7}
+    assert platform.get_model_version("credit", 1).metrics == {"auc": 0.7}
+
+
 def test_a_model_trained_on_data_a_step_prepared_records_that_data(
     platform: Platform, make_artifact: MakeArtifact
 ) -> None:

@@ -384,19 +384,14 @@ class LocalExecutor:
         try:
             order = state.spec.order()
             outputs: dict[str, JSONDict] = {}
-            redone: set[str] = set()
+            reused = self._reused(state, order, contracts)
             for index, step in enumerate(order, start=1):
-                previous = self._step_run(state, step.name)
-                done = previous.status is PipelineStatus.SUCCEEDED
-                if done and self._reusable(state, step, contracts[step.name], redone):
-                    outputs[step.name] = previous.outputs
+                if step.name in reused:
+                    outputs[step.name] = self._step_run(state, step.name).outputs
                     self._emit(
                         state, step, index, len(order), "reused", "done in an earlier attempt"
                     )
                     continue
-                if done:
-                    redone.add(step.name)
-                    state = self._reset(state, step)
                 state = self._run_step(
                     state, step, contracts[step.name], outputs, index, len(order)
                 )
@@ -428,6 +423,25 @@ class LocalExecutor:
             )
         state.driver = None
         self._finish(state, PipelineStatus.STOPPED, reason)
+
+    def _reused(
+        self, state: RunState, order: list[StepSpec], contracts: Mapping[str, StepContract]
+    ) -> set[str]:
+        """The steps that succeeded in an earlier attempt whose outputs this one reuses. Every
+        other step that succeeded is reset to run again before any step runs, so what it
+        measured before is no longer the run's: the experiment run this attempt trains in
+        starts with the metrics of the steps it reuses alone."""
+        reused: set[str] = set()
+        redone: set[str] = set()
+        for step in order:
+            if self._step_run(state, step.name).status is not PipelineStatus.SUCCEEDED:
+                continue
+            if self._reusable(state, step, contracts[step.name], redone):
+                reused.add(step.name)
+            else:
+                redone.add(step.name)
+                state = self._reset(state, step)
+        return reused
 
     def _reusable(
         self, state: RunState, step: StepSpec, contract: StepContract, redone: set[str]
