@@ -342,6 +342,62 @@ def test_a_stop_of_a_resumed_run_stops_the_process_resuming_it(
     assert platform.pipelines.get(run_id).run.status is PipelineStatus.STOPPED
 
 
+PAUSING_AT_THE_STOP_REQUEST = """
+import pathlib, sys, time
+from mintaka import Platform
+folder, when = pathlib.Path(sys.argv[3]), sys.argv[4]
+clear = pathlib.Path.unlink
+def unlink(path, missing_ok=False):
+    if path.name != "stop.json":
+        return clear(path, missing_ok=missing_ok)
+    if when == "after":
+        clear(path, missing_ok=missing_ok)
+    (folder / "paused").write_text("")
+    while not (folder / "go").exists():
+        time.sleep(0.01)
+    if when == "before":
+        clear(path, missing_ok=missing_ok)
+pathlib.Path.unlink = unlink
+with Platform(sys.argv[1], actor="alice") as platform:
+    platform.pipelines.resume(sys.argv[2])
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_stop_while_a_resume_clears_the_earlier_stop_request_stops_the_resumed_run(
+    platform: Platform, local: LocalBackend, tmp_path: Path, when: str
+) -> None:
+    """The process resuming a stopped run is held just before (or after) it clears the stop
+    that was carried out; a stop asked for then stops the resumed run as any later one does."""
+    run_id = _stopped_in_its_step(platform, local, tmp_path)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    resuming = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            PAUSING_AT_THE_STOP_REQUEST,
+            str(platform.home),
+            run_id,
+            str(tmp_path),
+            when,
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        until((tmp_path / "paused").exists, "the resume to clear the stop request")
+        local.stop_pipeline_run(run_id)
+        (tmp_path / "go").write_text("")
+        (tmp_path / "release").write_text("")  # a resume the stop missed runs to its end
+        resuming.wait(60)
+    finally:
+        resuming.kill()
+        resuming.wait()
+    assert local.get_pipeline_run(run_id).status is PipelineStatus.STOPPED
+    assert platform.pipelines.get(run_id).run.status is PipelineStatus.STOPPED
+
+
 def test_a_resumed_run_whose_process_died_reads_back_failed_not_stopped(
     platform: Platform, local: LocalBackend, tmp_path: Path
 ) -> None:

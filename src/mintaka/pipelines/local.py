@@ -298,15 +298,21 @@ class LocalExecutor:
             if not self._resumable(state):
                 return state.run
             contracts = check_spec(state.spec, state.parameters)
-            if state.stop_marker is not None:
-                # The stop asked for was carried out: this attempt is not one asked to stop, and a
-                # later request (written where the first was) stops it in turn.
-                Path(state.stop_marker).unlink(missing_ok=True)
             state.driver = this_process()
             state = self._with_run(state, status=PipelineStatus.RUNNING, ended_at=None)
         finally:  # from here on the driver the run names holds off any other resume
             release(claimed)
-        self._record("pipeline.resume", run_id, [], [], pipeline=state.spec.name)
+        try:
+            if state.stop_marker is not None:
+                # The stop asked for was carried out: this attempt is not one asked to stop, and a
+                # later request (written where the first was) stops it in turn. Cleared once the
+                # run names this process as running it, so a stop asked for meanwhile reaches
+                # this process (as Ctrl-C) rather than a run that reads as not running.
+                Path(state.stop_marker).unlink(missing_ok=True)
+            self._record("pipeline.resume", run_id, [], [], pipeline=state.spec.name)
+        except KeyboardInterrupt:
+            self._interrupted(state)
+            raise
         return self._drive(state, contracts)
 
     @staticmethod
