@@ -229,3 +229,13 @@ class LooseMetricsOutputs(BaseModel):
 def loosely_measures(inputs: NoInputs) -> LooseMetricsOutputs:
     """Metrics under an untyped field, one of them NaN (a metric that was not measured)."""
     return LooseMetricsOutputs(metrics={"auc": float("nan"), "loss": 0.3})
+
+
+def measures_none(inputs: NoInputs) -> LooseMetricsOutputs:
+    """Metrics under an untyped field, one of them None (a metric that was not measured)."""
+    return LooseMetricsOutputs(metrics={"auc": None, "loss": 0.3})
+
+
+def loosely_trains(inputs: NoInputs) -> LooseMetricsOutputs:
+    """What a training step measures, under an untyped field."""
+    return LooseMetricsOutputs(metrics={"auc": 0.9, "loss": 0.2})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -800,7 +801,7 @@ def test_a_model_trained_on_data_a_step_prepared_records_that_data(
 
 
 @pytest.mark.parametrize("isolation", ["inline", "process"])
-@pytest.mark.parametrize("step", ["measures", "loosely_measures"])
+@pytest.mark.parametrize("step", ["measures", "loosely_measures", "measures_none"])
 def test_a_metric_that_is_not_a_number_fails_its_step_naming_it_in_either_isolation(
     platform: Platform,
     tmp_path: Path,
@@ -820,6 +821,23 @@ def test_a_metric_that_is_not_a_number_fails_its_step_naming_it_in_either_isolat
     assert run.steps[0].status is PipelineStatus.FAILED
     experiment = platform.get_run(platform.pipelines.get(run.id).experiment_run or "")
     assert experiment.metrics == {}
+
+
+def test_a_cache_entry_holding_a_metric_that_is_null_is_a_miss(platform: Platform) -> None:
+    """An entry written by an older Mintaka, which cached a NaN under an untyped field as
+    ``null``: no measurement, so the step runs again rather than succeeding without it."""
+    spec = PipelineSpec(
+        name="measured", steps=[StepSpec(name="train", entrypoint=f"{STEPS}:loosely_trains")]
+    )
+    first = platform.pipelines.run(spec, isolation="inline").steps[0]
+    stored = platform.home / "pipelines" / "cache"
+    stored /= (first.cache_key or "").removeprefix("sha256:") + "/outputs.json"
+    entry = json.loads(stored.read_text())
+    entry["outputs"]["metrics"]["auc"] = None
+    stored.write_text(json.dumps(entry))
+    again = platform.pipelines.run(spec, isolation="inline").steps[0]
+    assert (again.cached, again.outputs) == (False, {"metrics": {"auc": 0.9, "loss": 0.2}})
+    assert platform.pipelines.run(spec, isolation="inline").steps[0].cached
 
 
 def test_a_step_reporting_a_count_beyond_a_floats_range_fails_typed(platform: Platform) -> None:

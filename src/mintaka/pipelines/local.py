@@ -529,7 +529,7 @@ class LocalExecutor:
         if unmeasured:
             raise ValidationError(
                 f"step {step.name!r} reported metrics that are not finite numbers (NaN, "
-                f"infinity or beyond a float's range): {unmeasured}"
+                f"infinity, beyond a float's range, or none at all): {unmeasured}"
             )
         gate = result if isinstance(result, GateOutcome) else None
         state = self._absorb(state, step, produced)
@@ -724,6 +724,15 @@ class LocalExecutor:
             )
             return None
         if not _unchanged(contract, outputs.model_dump(mode="json"), digests):
+            return None
+        unmeasured = _unmeasured(outputs)
+        if unmeasured:  # no entry holds them now; an older Mintaka cached a NaN as null
+            log.info(
+                "cache entry %s of %s holds metrics that are no measurement (%s): running the step",
+                entry.name,
+                contract.entrypoint,
+                unmeasured,
+            )
             return None
         return outputs, digests
 
@@ -998,13 +1007,15 @@ def _numbers(produced: JSONDict) -> dict[str, float]:
 
 def _unmeasured(result: BaseModel) -> list[str]:
     """The names of the metrics among a step's outputs that are not finite numbers, read from
-    the outputs themselves (their JSON has made a NaN under an untyped field ``null``)."""
+    the outputs themselves (their JSON has made a NaN under an untyped field ``null``), or that
+    are None: no measurement either (a NaN an older Mintaka cached as ``null``)."""
     from mintaka.platform import nonfinite_metrics
 
     metrics = result.model_dump().get("metrics")
     if not isinstance(metrics, dict):
         return []
-    return nonfinite_metrics({k: v for k, v in metrics.items() if isinstance(v, int | float)})
+    numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
+    return sorted({*nonfinite_metrics(numbers), *(k for k, v in metrics.items() if v is None)})
 
 
 def _refuse_text_not_unicode(step: str, produced: JSONDict) -> None:
