@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -73,7 +74,7 @@ def test_a_refusing_gate_exits_1_with_its_numbers_and_resumes(
     assert code == 1
     assert "gate 'check' (evaluation) refused the run" in out
     assert "value: 18 (limit 10)" in out
-    run_id = out.split("mintaka pipeline resume ")[1].split()[0]
+    run_id = out.split("pipeline resume ")[1].split()[0]
     code, out, _ = cli(capsys, *home, "pipeline", "resume", run_id)
     assert code == 1  # the same inputs meet the same gate
     code, _, err = cli(capsys, *home, "pipeline", "run", str(spec), "-p", "nope")
@@ -103,7 +104,9 @@ def test_a_failed_step_names_the_run_to_resume(
     assert code == 1
     assert "asked to fail by the flag file" in err
     [run] = json.loads(cli(capsys, *home, "pipeline", "runs", "--json")[1])
-    assert f"resume it with: mintaka pipeline resume {run['id']}" in out
+    assert (
+        f"resume it with: {shlex.join(['mintaka', *home, 'pipeline', 'resume', run['id']])}" in out
+    )
     flag.unlink()
     code, out, err = cli(capsys, *home, "pipeline", "resume", run["id"])
     assert code == 0, err
@@ -139,7 +142,9 @@ def test_a_step_failing_with_a_mintaka_error_names_the_run_to_resume(
     assert code == 1
     assert says in err
     [run] = json.loads(cli(capsys, *home, "pipeline", "runs", "--json")[1])
-    assert f"resume it with: mintaka pipeline resume {run['id']}" in out
+    assert (
+        f"resume it with: {shlex.join(['mintaka', *home, 'pipeline', 'resume', run['id']])}" in out
+    )
 
 
 def test_show_prints_parameters_that_read_as_markup_as_they_are(
@@ -334,7 +339,8 @@ def test_detach_submits_to_a_local_worker_and_status_follows_it(
     code, out, err = cli(capsys, *home, "pipeline", "run", str(spec), "--detach", "-p", "n=3")
     assert code == 0, err
     assert "to local: pending" in out
-    run_id = out.split("mintaka pipeline status ")[1].split()[0]
+    run_id = out.split("pipeline status ")[1].split()[0]
+    assert f"follow it with: {shlex.join(['mintaka', *home, 'pipeline', 'status', run_id])}" in out
     with Platform(tmp_path / "h") as plat:
         backend = plat.backend
         assert isinstance(backend, LocalBackend)

@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 
 from mintaka.cli.output import console, emit_json, progress_bar, table
-from mintaka.cli.state import platform
+from mintaka.cli.state import command_line, platform
 from mintaka.errors import GateFailed, MintakaError, ValidationError
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class _Bar:
             self.progress.update(self.task, completed=event.index)
 
 
-def _run_with_bar(action: Any) -> PipelineRun:
+def _run_with_bar(ctx: typer.Context, action: Any) -> PipelineRun:
     """Run ``action`` with a progress bar; a run that fails in a step or stops at a gate names
     the command that resumes it."""
     from mintaka.pipelines.local import failed_run
@@ -101,13 +101,15 @@ def _run_with_bar(action: Any) -> PipelineRun:
                     f"  - {escape(check.describe() if hasattr(check, 'describe') else str(check))}"
                 )
             if exc.run_id:
-                console.print(f"resume it with: mintaka pipeline resume {escape(exc.run_id)}")
+                resume = command_line(ctx, "pipeline", "resume", exc.run_id)
+                console.print(f"resume it with: {escape(resume)}", soft_wrap=True)
             raise typer.Exit(1) from exc
         except MintakaError as exc:
             run_id = failed_run(exc)
             if run_id is not None:
                 progress.stop()
-                console.print(f"resume it with: mintaka pipeline resume {escape(run_id)}")
+                resume = command_line(ctx, "pipeline", "resume", run_id)
+                console.print(f"resume it with: {escape(resume)}", soft_wrap=True)
             raise
     assert run is not None
     console.print(f"pipeline run [bold]{run.id}[/]: {run.status.value}")
@@ -148,13 +150,15 @@ def run(
         console.print(
             f"submitted [bold]{submitted.id}[/] to {submitted.backend}: {submitted.status.value}"
         )
-        console.print(f"follow it with: mintaka pipeline status {submitted.id}")
+        status = command_line(ctx, "pipeline", "status", submitted.id)
+        console.print(f"follow it with: {escape(status)}", soft_wrap=True)
         return
     isolation = "inline" if inline else "process"
     _run_with_bar(
+        ctx,
         lambda bar: plat.pipelines.run(
             loaded, _parameters(param, loaded.parameters), on_event=bar, isolation=isolation
-        )
+        ),
     )
 
 
@@ -162,7 +166,7 @@ def run(
 def resume(ctx: typer.Context, run_id: Annotated[str, typer.Argument(metavar="RUN_ID")]) -> None:
     """Resume a failed or stopped run from its last good step."""
     plat = platform(ctx)
-    _run_with_bar(lambda bar: plat.pipelines.resume(run_id, on_event=bar))
+    _run_with_bar(ctx, lambda bar: plat.pipelines.resume(run_id, on_event=bar))
 
 
 @app.command("runs")
@@ -340,9 +344,10 @@ def retrain(
         raise ValidationError("--reason is required: a retraining is audited with its reason")
     declared = plat.pipelines.binding(model).spec.parameters
     _run_with_bar(
+        ctx,
         lambda bar: plat.pipelines.retrain(
             model, reason, parameters=_parameters(param, declared), on_event=bar
-        )
+        ),
     )
 
 
