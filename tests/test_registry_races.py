@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 from artifact_kit import MakeArtifact
 
-from mintaka import BackendError, Conflict, IdFactory, ManualClock, Platform
+from mintaka import (
+    BackendError,
+    Conflict,
+    IdFactory,
+    ManualClock,
+    NotFound,
+    Platform,
+)
 from mintaka.domain.registry import RiskTier, Stage
 from mintaka.local.backend import LocalBackend
 
@@ -299,3 +306,43 @@ def test_the_same_bytes_refused_after_a_backend_outside_the_store_made_a_version
         platform.register_model("churn", same)
     assert [v.version for v in platform.list_versions("churn")] == [1]
     assert [(d.kind, d.subject) for d in platform.sync()] == [("version.unrecorded", "churn:2")]
+
+
+# -- aliases and stages ----------------------------------------------------------------------
+
+
+def test_an_alias_two_processes_delete_at_once_is_deleted_once(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    platform.register_model("churn", make_artifact(b"one"))
+    platform.set_alias("churn", "champion", 1)
+    events = len(platform.audit.events())
+    theirs = partial(other.delete_alias, "churn", "champion")
+    meanwhile(monkeypatch, platform.backend, "delete_alias", theirs)
+    with pytest.raises(NotFound):
+        platform.delete_alias("churn", "champion")
+    assert actions(platform, events) == ["model.alias.delete"]
+    assert local(platform).get_aliases("churn") == {}
+
+
+def test_an_alias_moved_while_it_is_deleted_is_refused_and_put_back(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for content in (b"one", b"two"):
+        platform.register_model("churn", make_artifact(content))
+    platform.set_alias("churn", "champion", 1)
+    events = len(platform.audit.events())
+    moved = partial(other.set_alias, "churn", "champion", 2)
+    meanwhile(monkeypatch, platform.backend, "delete_alias", moved, after=True)
+    with pytest.raises(Conflict, match="churn@champion was set to version 2 meanwhile"):
+        platform.delete_alias("churn", "champion")
+    assert platform.get_model_version("churn", alias="champion").version == 2
+    assert local(platform).get_aliases("churn") == {"champion": 2}
+    assert actions(platform, events) == ["model.alias.set"]
+    assert platform.sync() == []

@@ -1094,12 +1094,17 @@ class Platform:
             raise NotFound(f"model version {current.ref} not found")
         return Stage(stage)
 
-    @staticmethod
-    def _refuse_archived_meanwhile(ref: str, put_back: Callable[[], None]) -> NoReturn:
+    @classmethod
+    def _refuse_archived_meanwhile(cls, ref: str, put_back: Callable[[], None]) -> NoReturn:
         """Refuse a change to ``ref``, which another process archived while the backend made it,
-        after ``put_back`` has returned the backend to what the store records: the store is
-        Mintaka's record of the version, and ``sync`` compares the cloud with it."""
-        refusal = f"{ref} is archived, and archiving is final"
+        after ``put_back`` has returned the backend to what the store records."""
+        cls._refuse_changed_meanwhile(f"{ref} is archived, and archiving is final", put_back)
+
+    @staticmethod
+    def _refuse_changed_meanwhile(refusal: str, put_back: Callable[[], None]) -> NoReturn:
+        """Refuse a change that another process's change, made while the backend made this one,
+        overtook in the store, after ``put_back`` has returned the backend to what the store
+        records: the store is Mintaka's record, and ``sync`` compares the cloud with it."""
         try:
             put_back()
         except MintakaError as exc:
@@ -1109,18 +1114,37 @@ class Platform:
         raise Conflict(refusal)
 
     def delete_alias(self, name: str, alias: str) -> None:
+        """Delete an alias. One that another process deleted while the backend deleted it is
+        ``NotFound``; one it moved meanwhile is a ``Conflict``, and the backend's alias is put
+        back where the store then holds it."""
         name = validate_model_name(name)
         alias = validate_alias(alias)
-        self.get_model_version(name, alias=alias)  # NotFound when missing
-        _drop_alias(self._area(Capability.REGISTRY_ALIASES, ModelAliases), name, alias)
+        current = self.get_model_version(name, alias=alias)  # NotFound when missing
+        aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
+        _drop_alias(aliases, name, alias)
         with self.store.write() as conn:
-            conn.execute(
+            deleted = conn.execute(
                 delete(model_aliases).where(
-                    model_aliases.c.name == name, model_aliases.c.alias == alias
+                    model_aliases.c.name == name,
+                    model_aliases.c.alias == alias,
+                    model_aliases.c.version == current.version,
                 )
+            ).rowcount
+            if deleted:
+                self.governance.note_policy(conn)  # which aliases count is the policy's word
+                event = self._audit(conn, "model.alias.delete", f"{name}@{alias}")
+            else:
+                held = conn.execute(
+                    select(model_aliases.c.version).where(
+                        model_aliases.c.name == name, model_aliases.c.alias == alias
+                    )
+                ).scalar()
+        if not deleted:
+            if held is None:  # deleted by another process meanwhile
+                raise NotFound(f"alias {name}@{alias} not found")
+            self._refuse_changed_meanwhile(
+                _alias_moved(name, alias, held), lambda: aliases.set_alias(name, alias, held)
             )
-            self.governance.note_policy(conn)  # which aliases count is the policy's word
-            event = self._audit(conn, "model.alias.delete", f"{name}@{alias}")
         self._after_commit([event])
 
     def set_tags(self, name: str, version: int | str, tags: Mapping[str, str]) -> ModelVersion:
@@ -1945,6 +1969,13 @@ def _drop_alias(aliases: ModelAliases, name: str, alias: str) -> None:
     not block its deletion, or the archiving of its version, for good."""
     with contextlib.suppress(NotFound):
         aliases.delete_alias(name, alias)
+
+
+def _alias_moved(name: str, alias: str, held: int | None) -> str:
+    """The refusal of a change to an alias that another process moved (or deleted) meanwhile."""
+    if held is None:
+        return f"{name}@{alias} was deleted meanwhile"
+    return f"{name}@{alias} was set to version {held} meanwhile"
 
 
 def _put_alias(aliases: ModelAliases, name: str, alias: str, version: int | None) -> None:
