@@ -197,6 +197,33 @@ def test_a_version_two_processes_archive_at_once_is_archived_once(
     assert platform.audit.events()[-1].details["reason"] == "theirs"
 
 
+def test_an_archive_whose_backend_settling_fails_says_it_is_recorded_and_settles_when_run_again(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    platform.register_model("churn", make_artifact(b"one"))
+    meanwhile(
+        monkeypatch, platform.backend, "set_stage", partial(other.set_alias, "churn", "champion", 1)
+    )
+
+    def unreachable(name: str, alias: str) -> None:
+        raise BackendError("the registry is unreachable", "local")
+
+    monkeypatch.setattr(platform.backend, "delete_alias", unreachable)
+    with pytest.raises(
+        Conflict, match=r"churn:1 is archived.*backend still differs.*the registry is unreachable"
+    ):
+        platform.archive_version("churn", 1)
+    assert platform.get_model_version("churn", 1).stage is Stage.ARCHIVED
+    assert local(platform).get_aliases("churn") == {"champion": 1}
+    monkeypatch.undo()
+    platform.archive_version("churn", 1)
+    assert local(platform).get_aliases("churn") == {}
+    assert platform.sync() == []
+
+
 # -- runs ------------------------------------------------------------------------------------
 
 

@@ -1253,14 +1253,21 @@ class Platform:
         """Archive a version: its aliases are removed and it can no longer be promoted.
 
         Refused while the version takes live or shadow traffic on any endpoint. Archiving a
-        version already archived sends the stage to the backend again (which settles a cloud that
-        changed it) and records nothing new. What another process changed between the read of
-        the version and the record of its archiving is settled in the backend as the store then
-        records it (``_settle_aliases``, and the archived stage sent again).
+        version already archived sends the stage to the backend again, and drops any backend
+        alias naming it (which settles a cloud that changed them), and records nothing new. What
+        another process changed between the read of the version and the record of its archiving
+        is settled in the backend as the store then records it (``_settle_aliases``, and the
+        archived stage sent again); settling that fails is a ``Conflict`` saying the archiving
+        is recorded.
         """
         current = self._existing_version(name, version)
         if current.stage is Stage.ARCHIVED:
             self._archive_in_backend(current)
+            if self.supports(Capability.REGISTRY_ALIASES):  # an archived version holds none
+                aliases = self._area(Capability.REGISTRY_ALIASES, ModelAliases)
+                for alias, held in aliases.get_aliases(current.name).items():
+                    if held == current.version:
+                        _drop_alias(aliases, current.name, alias)
             return current
         serving_on = [
             f"{e.name}/{r.name}" + (" (shadow)" if r.name == e.traffic.shadow else "")
@@ -1288,9 +1295,15 @@ class Platform:
         stage, recorded, event = self._record_archive(current, reason, decision)
         if event is not None:
             self._after_commit([event])
-        self._settle_aliases(current, recorded)
-        if stage is not current.stage:  # moved meanwhile: the backend may have it moved too
-            self._archive_in_backend(current)
+        try:
+            self._settle_aliases(current, recorded)
+            if stage is not current.stage:  # moved meanwhile: the backend may have it moved too
+                self._archive_in_backend(current)
+        except MintakaError as exc:
+            raise Conflict(
+                f"{current.ref} is archived (recorded), but the backend still differs from the "
+                f"store, settling it failed: {exc}; archiving it again settles it"
+            ) from exc
         return self.get_model_version(current.name, current.version)
 
     def _record_archive(
