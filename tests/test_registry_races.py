@@ -20,6 +20,7 @@ from mintaka import (
     Platform,
 )
 from mintaka.domain.registry import RiskTier, Stage
+from mintaka.domain.runs import RunStatus
 from mintaka.local.backend import LocalBackend
 
 
@@ -260,6 +261,29 @@ def test_a_run_two_processes_end_at_once_ends_once_with_the_status_recorded_firs
     assert platform.get_run(run.id).status.value == "finished"
     assert local(platform).get_run(run.id).status.value == "finished"
     assert actions(platform, events) == ["run.end"]
+
+
+def test_a_run_ended_meanwhile_whose_backend_cannot_be_put_back_is_a_conflict_saying_so(
+    platform: Platform, other: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = platform.start_run("exp")
+    real = local(platform).end_run
+    calls: list[RunStatus] = []
+
+    def end_run(run_id: str, status: RunStatus) -> None:
+        calls.append(status)
+        if len(calls) > 1:
+            raise BackendError("the tracking server is unreachable", "local")
+        other.end_run(run.id, "finished")
+        real(run_id, status)
+
+    monkeypatch.setattr(platform.backend, "end_run", end_run)
+    with pytest.raises(
+        Conflict, match=r"has ended.*putting it back failed: .*the tracking server is unreachable"
+    ):
+        platform.end_run(run.id, "failed")
+    assert calls == [RunStatus.FAILED, RunStatus.FINISHED]
+    assert platform.get_run(run.id).status is RunStatus.FINISHED
 
 
 # -- registration ----------------------------------------------------------------------------

@@ -1798,7 +1798,7 @@ class Platform:
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
         """End a running run as finished or failed. A run that another process ended while the
         backend ended it is a ``Conflict``, and the backend is given the status the store
-        records, so that the two agree."""
+        records, so that the two agree (the ``Conflict`` says so when that fails)."""
         final = parse_enum(RunStatus, status, "run status")
         if final is RunStatus.RUNNING:
             raise ValidationError("a run ends as finished or failed")
@@ -1810,9 +1810,15 @@ class Platform:
             return self._update_run(
                 run_id, "run.end", lambda _run: {"status": final, "ended_at": self._now()}
             )
-        except Conflict:
+        except Conflict as ended:
             if tracking is not None:
-                tracking.end_run(run_id, self.get_run(run_id).status)
+                try:
+                    tracking.end_run(run_id, self.get_run(run_id).status)
+                except MintakaError as exc:
+                    raise Conflict(
+                        f"{ended}; the backend still holds it as {final.value}, putting it back "
+                        f"failed: {exc}"
+                    ) from exc
             raise
 
     # -- lineage and audit -------------------------------------------------------------------
