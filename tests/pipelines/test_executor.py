@@ -14,7 +14,7 @@ from typing import Any, Literal
 import pytest
 from artifact_kit import MakeArtifact
 
-from mintaka import GateFailed, NodeKind, Platform, ValidationError
+from mintaka import GateFailed, IdFactory, ManualClock, NodeKind, Platform, ValidationError
 from mintaka.domain.pipelines import GateKind, PipelineRun, PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.runs import RunStatus
 from mintaka.pipelines import local as local_executor
@@ -1006,3 +1006,28 @@ def test_a_submitted_pipeline_whose_steps_do_not_fit_is_refused_before_the_backe
     with pytest.raises(PipelineSpecError, match=says):
         platform.pipelines.submit(spec)
     assert platform.backend.list_pipeline_runs() == []  # type: ignore[attr-defined]
+
+
+def test_the_register_step_takes_the_version_another_process_made_of_the_same_bytes_meanwhile(
+    platform: Platform,
+    make_artifact: MakeArtifact,
+    home: Path,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = make_artifact(b"weights")
+    real = platform.artifacts.ingest
+    with Platform(home, clock=clock, ids=IdFactory(seed=9), actor="bob") as other:
+
+        def ingest(*args: Any) -> Any:
+            monkeypatch.setattr(platform.artifacts, "ingest", real)
+            other.register_model("credit", model, tier="low")
+            return real(*args)
+
+        monkeypatch.setattr(platform.artifacts, "ingest", ingest)
+        spec = registering(model, StepSpec(name="train", entrypoint=f"{STEPS}:trains"))
+        run = platform.pipelines.run(spec, isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    assert run.steps[-1].outputs["created"] is False
+    assert [v.version for v in platform.list_versions("credit")] == [1]
+    assert platform.get_model_version("credit", 1).owner == "bob"

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from mintaka.artifacts import manifest_of
 from mintaka.domain.lineage import EdgeKind, LineageEdge
 from mintaka.domain.pipelines import GateCheck, GateOutcome
-from mintaka.domain.registry import Signature
+from mintaka.domain.registry import ModelVersion, Signature
 from mintaka.domain.runs import RunStatus
 from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan, TrafficStep
-from mintaka.errors import NotFound, ValidationError
+from mintaka.errors import Conflict, NotFound, ValidationError
 from mintaka.pipelines.contract import StepContext, controller_step
+
+if TYPE_CHECKING:
+    from mintaka.platform import Platform
 
 # -- data -----------------------------------------------------------------------------------------
 
@@ -72,34 +76,47 @@ class RegisterOutputs(BaseModel):
     created: bool
 
 
+def _versions_holding(platform: Platform, name: str, digest: str) -> list[ModelVersion]:
+    """The versions of ``name`` that hold the artifact ``digest`` (none for a missing model)."""
+    try:
+        return [v for v in platform.list_versions(name) if v.artifact_digest == digest]
+    except NotFound:
+        return []
+
+
 @controller_step
 def register_model(inputs: RegisterInputs, ctx: StepContext) -> RegisterOutputs:
     """Register the trained artifact (once per digest) from the pipeline's experiment run, and
-    link the gates it passed to it in the lineage."""
+    link the gates it passed to it in the lineage. The version another process registered of
+    the same bytes meanwhile is taken as this step's (``created`` false)."""
     platform = ctx.require_platform()
     digest = manifest_of(inputs.model).digest
-    try:
-        existing = [v for v in platform.list_versions(inputs.name) if v.artifact_digest == digest]
-    except NotFound:
-        existing = []
+    existing = _versions_holding(platform, inputs.name, digest)
     run_id = ctx.experiment_run() if ctx.experiment_run else None
     features = [f for f in inputs.features.split(",") if f]
     if existing:
         version, created = existing[0], False
     else:
-        version = platform.register_model(
-            inputs.name,
-            inputs.model,
-            run_id=run_id,
-            tier=inputs.tier,
-            flavor=inputs.flavor,
-            signature=Signature(inputs=dict.fromkeys(features, "float")) if features else None,
-            metrics=inputs.metrics,
-            tags={"pipeline": ctx.pipeline, "pipeline_run": ctx.run_id},
-            owner=inputs.owner or None,
-            description=inputs.description,
-        )
-        created = True
+        try:
+            version = platform.register_model(
+                inputs.name,
+                inputs.model,
+                run_id=run_id,
+                tier=inputs.tier,
+                flavor=inputs.flavor,
+                signature=Signature(inputs=dict.fromkeys(features, "float")) if features else None,
+                metrics=inputs.metrics,
+                tags={"pipeline": ctx.pipeline, "pipeline_run": ctx.run_id},
+                owner=inputs.owner or None,
+                description=inputs.description,
+            )
+            created = True
+        except Conflict:
+            # the same bytes registered by another process meanwhile: that version is this one
+            existing = _versions_holding(platform, inputs.name, digest)
+            if not existing:
+                raise
+            version, created = existing[0], False
     gates = ctx.notes.get("passed_gates", [])
     edges = [
         LineageEdge(
