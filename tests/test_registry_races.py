@@ -397,3 +397,28 @@ def test_an_alias_moved_while_it_is_deleted_is_refused_and_put_back(
     assert local(platform).get_aliases("churn") == {"champion": 2}
     assert actions(platform, events) == ["model.alias.set"]
     assert platform.sync() == []
+
+
+@pytest.mark.parametrize("kind", ["alias", "stage"])
+def test_a_version_two_processes_change_at_once_leaves_the_backend_as_the_store(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    for content in (b"one", b"two"):
+        platform.register_model("churn", make_artifact(content))
+    if kind == "alias":
+        moved = partial(other.set_alias, "churn", "champion", 2)
+        meanwhile(monkeypatch, platform.backend, "set_alias", moved, after=True)
+        with pytest.raises(Conflict, match="churn@champion was set to version 2 meanwhile"):
+            platform.set_alias("churn", "champion", 1)
+        assert platform.get_model_version("churn", alias="champion").version == 2
+    else:
+        moved = partial(other.set_stage, "churn", 1, "production")
+        meanwhile(monkeypatch, platform.backend, "set_stage", moved, after=True)
+        with pytest.raises(Conflict, match="churn:1 was moved to production meanwhile"):
+            platform.set_stage("churn", 1, "staging")
+        assert platform.get_model_version("churn", 1).stage is Stage.PRODUCTION
+    assert platform.sync() == []

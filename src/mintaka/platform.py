@@ -1023,10 +1023,11 @@ class Platform:
 
         An archived version takes no alias: archiving removed its aliases, and an alias names a
         version to use. A version archived by another process while the backend moved the alias
-        is a ``Conflict`` too, and the backend's alias is put back as the store records it.
-        Pointing an alias where the record already has it is sent to the backend again (which
-        settles a cloud that moved it) and records nothing new. A new alias follows
-        :func:`validate_new_alias`; one the model already has may be moved whatever its form.
+        is a ``Conflict`` too, and the backend's alias is put back as the store records it; so
+        is an alias another process set or deleted meanwhile. Pointing an alias where the record
+        already has it is sent to the backend again (which settles a cloud that moved it) and
+        records nothing new. A new alias follows :func:`validate_new_alias`; one the model
+        already has may be moved whatever its form.
         """
         alias = validate_alias(alias)
         current = self._existing_version(name, version)
@@ -1054,7 +1055,8 @@ class Platform:
                     model_aliases.c.name == current.name, model_aliases.c.alias == alias
                 )
             ).scalar()
-            if archived or held == current.version:  # archived meanwhile, or already so
+            moved = held not in (before, current.version)  # by another process meanwhile
+            if archived or moved or held == current.version:  # or already so
                 event = None
             else:
                 conn.execute(
@@ -1077,6 +1079,11 @@ class Platform:
         if archived:
             self._refuse_archived_meanwhile(
                 current.ref, lambda: _put_alias(aliases, current.name, alias, held)
+            )
+        if moved:
+            self._refuse_changed_meanwhile(
+                _alias_moved(current.name, alias, held),
+                lambda: _put_alias(aliases, current.name, alias, held),
             )
         if event is None:
             return current if before == current.version else self._existing_version(name, version)
@@ -1205,8 +1212,9 @@ class Platform:
 
         An archived version moves no more: archiving is final. A version archived by another
         process while the backend moved it is a ``Conflict`` too, and the backend's stage is put
-        back to archived. A stage the record already holds is sent to the backend again and
-        records nothing new.
+        back to archived; so is a version another process moved to another stage meanwhile,
+        whose backend stage is put back to that one. A stage the record already holds is sent
+        to the backend again and records nothing new.
         """
         target = parse_enum(Stage, stage, "stage")
         current = self._existing_version(name, version)
@@ -1223,7 +1231,8 @@ class Platform:
         stages.set_stage(current.name, current.version, target)
         with self.store.write() as conn:
             previous = self._stage_for_update(conn, current)
-            if previous is Stage.ARCHIVED or previous is target:  # archived meanwhile, or so
+            moved = previous not in (current.stage, target)  # by another process meanwhile
+            if moved or previous is target:  # (archived, or another stage), or already so
                 event = None
             else:
                 conn.execute(
@@ -1243,6 +1252,11 @@ class Platform:
             self._refuse_archived_meanwhile(
                 current.ref,
                 lambda: stages.set_stage(current.name, current.version, Stage.ARCHIVED),
+            )
+        if moved:
+            self._refuse_changed_meanwhile(
+                f"{current.ref} was moved to {previous.value} meanwhile",
+                lambda: stages.set_stage(current.name, current.version, previous),
             )
         if event is None:  # sent again (settles a cloud that changed it); no change
             return current if current.stage is target else self._existing_version(name, version)
