@@ -18,6 +18,7 @@ from mintaka import (
     ManualClock,
     NotFound,
     Platform,
+    PolicyViolation,
 )
 from mintaka.domain.registry import RiskTier, Stage
 from mintaka.domain.runs import RunStatus
@@ -311,8 +312,9 @@ def test_a_first_version_below_the_tier_of_a_model_created_meanwhile_is_refused(
 ) -> None:
     create = partial(other.create_model, "fraud", tier="high")
     meanwhile(monkeypatch, platform.artifacts, "ingest", create)
-    with pytest.raises(Conflict, match="fraud was created meanwhile as a high-tier model"):
+    with pytest.raises(PolicyViolation, match="fraud is a high-tier model"):
         platform.register_model("fraud", make_artifact(b"w"), tier="low")
+    assert [e.action for e in platform.audit.events()][-1] == "policy.deny"
     assert platform.list_versions("fraud") == []
     assert local(platform).list_versions("fraud") == []
     assert platform.get_model("fraud").risk_tier is RiskTier.HIGH
@@ -357,6 +359,22 @@ def test_the_same_bytes_refused_after_a_backend_outside_the_store_made_a_version
         platform.register_model("churn", same)
     assert [v.version for v in platform.list_versions("churn")] == [1]
     assert [(d.kind, d.subject) for d in platform.sync()] == [("version.unrecorded", "churn:2")]
+
+
+def test_a_first_version_refused_below_a_model_created_meanwhile_names_the_backends_version(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backend whose registry is not in the store's database made the version already."""
+    monkeypatch.setattr(platform.backend, "resides_in", lambda _url: False)
+    create = partial(other.create_model, "fraud", tier="high")
+    meanwhile(monkeypatch, platform.artifacts, "ingest", create)
+    unrecorded = "the backend's version 1, made for this registration, is not recorded"
+    with pytest.raises(PolicyViolation, match=f"tier-not-below-model.*{unrecorded}"):
+        platform.register_model("fraud", make_artifact(b"w"), tier="low")
+    assert [(d.kind, d.subject) for d in platform.sync()] == [("version.unrecorded", "fraud:1")]
 
 
 # -- aliases and stages ----------------------------------------------------------------------

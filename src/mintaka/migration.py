@@ -167,10 +167,10 @@ class _ModelArgs:
 
 
 class _TierBelowModel(Exception):
-    """Raised out of the transaction that would record the versions when the model, recorded
-    meanwhile, is of a higher tier than the one given: nothing is written, and the refusal is
-    recorded (``policy.deny``) and raised as ``PolicyViolation`` once the transaction is undone.
-    """
+    """Raised out of the transaction that would record an adoption's or a registration's
+    versions when the model, recorded meanwhile, is of a higher tier than the one given: nothing
+    is written, and the refusal is recorded (``policy.deny``) and raised as ``PolicyViolation``
+    once the transaction is undone."""
 
     def __init__(self, model_tier: RiskTier) -> None:
         super().__init__(model_tier.value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from pathlib import Path
@@ -81,7 +81,7 @@ from mintaka.interfaces import (
     StoreResidentRegistry,
 )
 from mintaka.lineage import LineageStore
-from mintaka.migration import MigrationService
+from mintaka.migration import MigrationService, _TierBelowModel
 from mintaka.numbers import as_float
 from mintaka.pipelines.service import PipelineService
 from mintaka.plugins import PluginManager
@@ -634,7 +634,7 @@ class Platform:
         # any other is called first, never under the store's write lock.
         joined = isinstance(registry, StoreResidentRegistry) and registry.resides_in(self.store.url)
         created = None if joined else registry.create_version(request)
-        with self.store.write() as conn:
+        with self._tier_refusal(name, risk_tier, created), self.store.write() as conn:
             # Under the write lock, where ``artifacts sweep`` also decides: the bytes are still
             # there (a sweep of orphans may have taken bytes stored long before).
             if not self.artifacts.exists(stored.digest):
@@ -698,9 +698,12 @@ class Platform:
         self._after_commit([event])
         return record
 
-    def _refuse_tier_below_model(self, name: str, tier: RiskTier, model_tier: RiskTier) -> None:
+    def _refuse_tier_below_model(
+        self, name: str, tier: RiskTier, model_tier: RiskTier, note: str = ""
+    ) -> None:
         """A version's tier decides its controls: one below its model's would let a new
-        version of a high-risk model skip the sign-off the model needs."""
+        version of a high-risk model skip the sign-off the model needs. ``note`` ends the
+        refusal (what the backend was left holding)."""
         if highest_tier((tier, model_tier)) is not tier:
             self.governance.decide(
                 "model.register",
@@ -710,10 +713,24 @@ class Platform:
                         "tier-not-below-model",
                         False,
                         f"{name} is a {model_tier.value}-tier model; its versions cannot be "
-                        f"registered as {tier.value}-tier",
+                        f"registered as {tier.value}-tier{note}",
                     )
                 ],
             )
+
+    @contextlib.contextmanager
+    def _tier_refusal(
+        self, name: str, tier: RiskTier | None, created: BackendVersion | None
+    ) -> Iterator[None]:
+        """Turn ``_TierBelowModel``, raised out of a registration's transaction (undone by then),
+        into the policy's refusal, recorded as ``policy.deny`` and raised as
+        ``PolicyViolation``; it names ``created``, a backend's version left unrecorded."""
+        try:
+            yield
+        except _TierBelowModel as refused:
+            assert tier is not None  # raised only for a tier given
+            self._refuse_tier_below_model(name, tier, refused.model_tier, _unrecorded(created))
+            raise  # not reached: the refusal raises PolicyViolation once the deny is recorded
 
     def _model_of_first_version(
         self,
@@ -727,18 +744,14 @@ class Platform:
         """The owner and tier of the model that a registration found missing, under the write
         lock: its ``models`` row made from the version's (``tier`` defaulting to medium), or
         the row of another process that created the model meanwhile. A ``tier`` below that
-        model's is then a ``Conflict``, refused as ``_refuse_tier_below_model`` refuses it
-        before any backend call, whose policy decision is made when it is registered again."""
+        model's then raises ``_TierBelowModel`` out of the transaction (``_tier_refusal``)."""
         self._record_model(sql, name, owner, tier or RiskTier.MEDIUM, description, at)
         row = sql.one("SELECT owner, risk_tier FROM models WHERE name = :name", {"name": name})
         if row is None:
             raise NotFound(f"model {name!r} not found")
         model_tier = RiskTier(row[1])
         if tier is not None and highest_tier((tier, model_tier)) is not tier:
-            raise Conflict(
-                f"{name} was created meanwhile as a {model_tier.value}-tier model; its versions "
-                f"cannot be registered as {tier.value}-tier"
-            )
+            raise _TierBelowModel(model_tier)
         return row
 
     def _record_model(
@@ -1973,13 +1986,18 @@ def _refuse_digest_held(sql: Sql, name: str, digest: str, created: BackendVersio
     held = sql.one(query, {"name": name, "digest": digest})
     if held is None or held[0] is None:
         return
-    refusal = f"{name}:{held[0]} already holds artifact {digest}"
-    if created is not None:
-        refusal += (
-            f"; the backend's version {created.version}, made for this registration, is not "
-            "recorded (sync reports it)"
-        )
-    raise Conflict(refusal)
+    raise Conflict(f"{name}:{held[0]} already holds artifact {digest}{_unrecorded(created)}")
+
+
+def _unrecorded(created: BackendVersion | None) -> str:
+    """The end of a registration's refusal that names ``created``, the version a backend outside
+    the store made for it, which the refusal leaves unrecorded there."""
+    if created is None:
+        return ""
+    return (
+        f"; the backend's version {created.version}, made for this registration, is not "
+        "recorded (sync reports it)"
+    )
 
 
 def _refuse_ended(run: Run) -> None:
