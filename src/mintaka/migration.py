@@ -150,6 +150,7 @@ class _ModelArgs:
     name: str
     reason: str
     owner: str
+    owner_given: bool  # else the model's, as recorded when the versions are
     risk_tier: RiskTier
     tier_given: bool  # else the model's, as recorded when the versions are
     flavor: Flavor | None
@@ -577,6 +578,7 @@ class MigrationService:
             name=name,
             reason=reason,
             owner=owner or (model_row[0] if model_row is not None else platform.actor),
+            owner_given=bool(owner),
             risk_tier=risk_tier
             or (RiskTier(model_row[1]) if model_row is not None else RiskTier.MEDIUM),
             tier_given=risk_tier is not None,
@@ -670,7 +672,7 @@ class MigrationService:
                 sql = Sql(conn)
                 now = platform._now()
                 platform._record_model(sql, name, owner_name, args.risk_tier, "", now)
-                risk = self._tier_in_force(sql, args)
+                risk, owner_name = self._model_in_force(sql, args)
                 taken = _recorded_versions(sql, name)
                 recorded_decision: dict[str, Any] | None = None
                 for item in fetched:
@@ -786,25 +788,26 @@ class MigrationService:
         findings = self._model_findings(fresh, cloud, observed.aliases)
         return ModelAdoption(name, fresh, already, tuple(findings))
 
-    def _tier_in_force(self, sql: Sql, args: _ModelArgs) -> RiskTier:
-        """The tier to record the versions at, read from the model's row in the transaction that
-        records them (the row is there: this adoption's or, kept, one recorded by another
-        adoption or a registration since the arguments were checked). The tier given, else the
-        model's; ``Conflict`` when the model is recorded for another backend,
+    def _model_in_force(self, sql: Sql, args: _ModelArgs) -> tuple[RiskTier, str]:
+        """The tier and owner to record the versions with, read from the model's row in the
+        transaction that records them (the row is there: this adoption's or, kept, one recorded
+        by another adoption or a registration since the arguments were checked). Those given,
+        else the model's; ``Conflict`` when the model is recorded for another backend,
         ``_TierBelowModel`` when the tier given is below the model's."""
         platform = self.platform
         row = sql.one(
-            "SELECT risk_tier, backend FROM models WHERE name = :name", {"name": args.name}
+            "SELECT risk_tier, backend, owner FROM models WHERE name = :name", {"name": args.name}
         )
         assert row is not None  # recorded in this transaction, or kept
         if row[1] != platform.backend.name:
             raise _recorded_elsewhere("model", args.name, row[1], platform.backend.name)
         model_tier = RiskTier(row[0])
+        owner = args.owner if args.owner_given else str(row[2])
         if not args.tier_given:
-            return model_tier
+            return model_tier, owner
         if highest_tier((args.risk_tier, model_tier)) is not args.risk_tier:
             raise _TierBelowModel(model_tier)
-        return args.risk_tier
+        return args.risk_tier, owner
 
     def _recorded_runs_of(self, versions: Sequence[BackendVersion]) -> dict[int, _RunInputs]:
         """The recorded run each version's cloud origin names (its ``run_ids`` among the run's

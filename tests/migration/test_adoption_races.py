@@ -74,3 +74,17 @@ def test_a_model_recorded_meanwhile_for_another_backend_is_refused(
     with pytest.raises(Conflict, match="recorded for backend 'sagemaker', not 'local'"):
         alice.migration.adopt_model("churn", reason="alice", versions=[1], on_fetch=switched)
     assert [v.version for v in alice.list_versions("churn")] == [2]
+
+
+def test_a_model_recorded_meanwhile_gives_its_owner_to_an_adoption_that_named_none(
+    alice_and_bob: tuple[Platform, Platform],
+) -> None:
+    alice, bob = alice_and_bob
+
+    def adopt(*_: object) -> None:
+        if not bob.list_models():
+            bob.migration.adopt_model("churn", reason="bob", versions=[2], owner="risk-team")
+
+    adoption = alice.migration.adopt_model("churn", reason="alice", versions=[1], on_fetch=adopt)
+    assert [v.owner for v in adoption.adopted] == ["risk-team"]
+    assert alice.get_model("churn").owner == "risk-team"
