@@ -3,6 +3,7 @@ under its write lock, and the backend is left as the store records it."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -285,6 +286,40 @@ def test_a_run_ended_meanwhile_whose_backend_cannot_be_put_back_is_a_conflict_sa
         platform.end_run(run.id, "failed")
     assert calls == [RunStatus.FAILED, RunStatus.FINISHED]
     assert platform.get_run(run.id).status is RunStatus.FINISHED
+
+
+def test_metrics_logged_to_a_run_ended_meanwhile_are_put_back_in_the_backend(
+    platform: Platform, other: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = platform.start_run("exp")
+    platform.log_metrics(run.id, {"auc": 0.5})
+    meanwhile(monkeypatch, platform.backend, "log_metrics", partial(other.end_run, run.id))
+    with pytest.raises(Conflict, match=r"has ended \(finished\)$"):
+        platform.log_metrics(run.id, {"auc": 0.9})
+    assert local(platform).get_run(run.id).metrics == {"auc": 0.5}
+    assert platform.get_run(run.id).metrics == {"auc": 0.5}
+
+
+@pytest.mark.parametrize("kind", ["metrics", "parameters"])
+def test_values_a_run_ended_meanwhile_leaves_in_the_backend_are_named_in_the_conflict(
+    platform: Platform, other: Platform, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    run = platform.start_run("exp")
+    platform.log_metrics(run.id, {"auc": 0.5})
+    end = partial(other.end_run, run.id)
+    if kind == "metrics":
+        meanwhile(monkeypatch, platform.backend, "log_metrics", end)
+        log = partial(platform.log_metrics, run.id, {"auc": 0.9, "loss": 0.1})
+    else:
+        meanwhile(monkeypatch, platform.backend, "log_params", end)
+        log = partial(platform.log_params, run.id, {"lr": 0.1})
+    kept = "['loss']" if kind == "metrics" else "['lr']"
+    refusal = f"has ended (finished); the backend keeps the {kind} {kept}"
+    with pytest.raises(Conflict, match=re.escape(refusal)):
+        log()
+    assert local(platform).get_run(run.id).metrics["auc"] == 0.5
+    assert platform.get_run(run.id).metrics == {"auc": 0.5}
+    assert platform.get_run(run.id).params == {}
 
 
 # -- registration ----------------------------------------------------------------------------

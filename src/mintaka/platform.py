@@ -1800,27 +1800,54 @@ class Platform:
 
     def log_params(self, run_id: str, params: Mapping[str, Any]) -> Run:
         """Log parameters; one already logged with another value is a ``Conflict``, also when
-        another process logged it meanwhile."""
+        another process logged it meanwhile. A ``Conflict`` after the backend took them (the
+        run ended, or a parameter logged, meanwhile) names those the backend keeps: a tracking
+        service removes no parameter."""
         values = {str(k): str(v) for k, v in params.items()}
         _params_with(self._running(run_id), values)
         tracking = self._tracking()
         if tracking is not None:
             tracking.log_params(run_id, values)
-        return self._update_run(
-            run_id, "run.params", lambda run: {"params": _params_with(run, values)}
-        )
+        try:
+            return self._update_run(
+                run_id, "run.params", lambda run: {"params": _params_with(run, values)}
+            )
+        except Conflict as refused:
+            if tracking is None:
+                raise
+            recorded = self.get_run(run_id).params
+            kept = [k for k, v in values.items() if recorded.get(k) != v]
+            _refuse_logged(refused, "parameters", kept)
 
     def log_metrics(self, run_id: str, metrics: Mapping[str, float]) -> Run:
         """Log metrics (a metric logged again takes the new value), merged with those the run
-        holds when the store records them, other processes' included."""
+        holds when the store records them, other processes' included. For a run that ended
+        meanwhile (a ``Conflict``), the backend is given again the values the store holds of
+        those metrics; the ``Conflict`` names those it keeps that the store never held (a
+        tracking service removes no metric)."""
         values = finite_metrics(metrics)
         self._running(run_id)
         tracking = self._tracking()
         if tracking is not None:
             tracking.log_metrics(run_id, values)
-        return self._update_run(
-            run_id, "run.metrics", lambda run: {"metrics": {**run.metrics, **values}}
-        )
+        try:
+            return self._update_run(
+                run_id, "run.metrics", lambda run: {"metrics": {**run.metrics, **values}}
+            )
+        except Conflict as refused:
+            if tracking is None:
+                raise
+            recorded = self.get_run(run_id).metrics
+            held = {k: recorded[k] for k in values if k in recorded}
+            try:
+                if held:
+                    tracking.log_metrics(run_id, held)
+            except MintakaError as exc:
+                raise Conflict(
+                    f"{refused}; the backend still holds the metrics {sorted(values)} logged "
+                    f"now, putting them back failed: {exc}"
+                ) from exc
+            _refuse_logged(refused, "metrics", [k for k in values if k not in recorded])
 
     def end_run(self, run_id: str, status: RunStatus | str = RunStatus.FINISHED) -> Run:
         """End a running run as finished or failed. A run that another process ended while the
@@ -2003,6 +2030,17 @@ def _unrecorded(created: BackendVersion | None) -> str:
 def _refuse_ended(run: Run) -> None:
     if run.status is not RunStatus.RUNNING:
         raise Conflict(f"run {run.id} has ended ({run.status.value})")
+
+
+def _refuse_logged(refused: Conflict, kind: str, kept: Sequence[str]) -> NoReturn:
+    """Raise ``refused``, the store's refusal of values the backend took already, naming those
+    the backend ``kept`` apart from the store's: a tracking service removes none."""
+    if not kept:
+        raise refused
+    raise Conflict(
+        f"{refused}; the backend keeps the {kind} {sorted(kept)} logged now, which cannot be "
+        "removed from it"
+    ) from refused
 
 
 def _params_with(run: Run, values: Mapping[str, str]) -> dict[str, str]:
