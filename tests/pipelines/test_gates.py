@@ -560,6 +560,18 @@ def test_a_canary_that_cannot_verify_the_sla_rolls_back(champion: Platform, tmp_
     assert endpoint.traffic.weights == {"credit-default-v1": 100, "credit-default-v2": 0}
 
 
+@pytest.mark.parametrize("field", ["bake_seconds", "max_error_rate", "p99_latency_ms"])
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_a_canary_limit_that_is_no_finite_number_is_refused(field: str, value: float) -> None:
+    """A NaN limit would compare false with everything, switching its check off."""
+    from pydantic import ValidationError as PydanticValidationError
+
+    from mintaka.pipelines.builtins import CanaryInputs
+
+    with pytest.raises(PydanticValidationError, match=field):
+        CanaryInputs.model_validate({"model": "m:1", "endpoint": "e", field: value})
+
+
 def test_a_new_endpoint_whose_version_refuses_its_requests_is_taken_down(
     champion: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

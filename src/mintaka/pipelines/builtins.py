@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel
+from pydantic import BaseModel, FiniteFloat
 
 from mintaka.artifacts import manifest_of
 from mintaka.domain.lineage import EdgeKind, LineageEdge
@@ -147,10 +147,10 @@ class CanaryInputs(BaseModel):
     model: str
     endpoint: str
     steps: str = "10,50,100"
-    bake_seconds: float = 60.0
+    bake_seconds: FiniteFloat = 60.0
     min_requests: int = 20
-    max_error_rate: float = 0.01
-    p99_latency_ms: float = 1000.0
+    max_error_rate: FiniteFloat = 0.01
+    p99_latency_ms: FiniteFloat = 1000.0
 
 
 class CanaryOutcome(GateOutcome):
