@@ -166,6 +166,17 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+class BytesHeld(Conflict):
+    """A registration refused because a version of the model holds its bytes already:
+    ``version``, that version; ``unrecorded``, the version a backend outside the store made for
+    the refused registration and which is left unrecorded there (``None`` when it made none)."""
+
+    def __init__(self, message: str, *, version: int, unrecorded: int | None) -> None:
+        super().__init__(message)
+        self.version = version
+        self.unrecorded = unrecorded
+
+
 class _RunInputs(NamedTuple):
     id: str
     code_commit: str | None
@@ -2013,7 +2024,11 @@ def _refuse_digest_held(sql: Sql, name: str, digest: str, created: BackendVersio
     held = sql.one(query, {"name": name, "digest": digest})
     if held is None or held[0] is None:
         return
-    raise Conflict(f"{name}:{held[0]} already holds artifact {digest}{_unrecorded(created)}")
+    raise BytesHeld(
+        f"{name}:{held[0]} already holds artifact {digest}{_unrecorded(created)}",
+        version=int(held[0]),
+        unrecorded=None if created is None else created.version,
+    )
 
 
 def _unrecorded(created: BackendVersion | None) -> str:

@@ -14,7 +14,15 @@ from typing import Any, Literal
 import pytest
 from artifact_kit import MakeArtifact
 
-from mintaka import GateFailed, IdFactory, ManualClock, NodeKind, Platform, ValidationError
+from mintaka import (
+    Conflict,
+    GateFailed,
+    IdFactory,
+    ManualClock,
+    NodeKind,
+    Platform,
+    ValidationError,
+)
 from mintaka.domain.pipelines import GateKind, PipelineRun, PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.runs import RunStatus
 from mintaka.pipelines import local as local_executor
@@ -1031,3 +1039,29 @@ def test_the_register_step_takes_the_version_another_process_made_of_the_same_by
     assert run.steps[-1].outputs["created"] is False
     assert [v.version for v in platform.list_versions("credit")] == [1]
     assert platform.get_model_version("credit", 1).owner == "bob"
+
+
+def test_the_register_step_fails_naming_a_backend_version_its_refused_registration_left(
+    platform: Platform,
+    make_artifact: MakeArtifact,
+    home: Path,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backend outside the store made a version for the refused registration: the step does
+    not take the other process's version as its own and end as if nothing were left behind."""
+    model = make_artifact(b"weights")
+    real = platform.artifacts.ingest
+    monkeypatch.setattr(platform.backend, "resides_in", lambda _url: False)
+    with Platform(home, clock=clock, ids=IdFactory(seed=9), actor="bob") as other:
+
+        def ingest(*args: Any) -> Any:
+            monkeypatch.setattr(platform.artifacts, "ingest", real)
+            other.register_model("credit", model, tier="low")
+            return real(*args)
+
+        monkeypatch.setattr(platform.artifacts, "ingest", ingest)
+        spec = registering(model, StepSpec(name="train", entrypoint=f"{STEPS}:trains"))
+        with pytest.raises(Conflict, match="the backend's version 2, made for this registration"):
+            platform.pipelines.run(spec, isolation="inline")
+    assert [(d.kind, d.subject) for d in platform.sync()] == [("version.unrecorded", "credit:2")]

@@ -19,7 +19,7 @@ from mintaka.domain.pipelines import GateCheck, GateOutcome
 from mintaka.domain.registry import ModelVersion, Signature
 from mintaka.domain.runs import RunStatus
 from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan, TrafficStep
-from mintaka.errors import Conflict, NotFound, ValidationError
+from mintaka.errors import NotFound, ValidationError
 from mintaka.pipelines.contract import StepContext, controller_step
 
 if TYPE_CHECKING:
@@ -92,6 +92,8 @@ def register_model(inputs: RegisterInputs, ctx: StepContext) -> RegisterOutputs:
     platform = ctx.require_platform()
     digest = manifest_of(inputs.model).digest
     existing = _versions_holding(platform, inputs.name, digest)
+    from mintaka.platform import BytesHeld
+
     run_id = ctx.experiment_run() if ctx.experiment_run else None
     features = [f for f in inputs.features.split(",") if f]
     if existing:
@@ -111,10 +113,12 @@ def register_model(inputs: RegisterInputs, ctx: StepContext) -> RegisterOutputs:
                 description=inputs.description,
             )
             created = True
-        except Conflict:
-            # the same bytes registered by another process meanwhile: that version is this one
+        except BytesHeld as exc:
+            # the same bytes registered by another process meanwhile: that version is this one,
+            # unless the refused registration left a backend version of its own unrecorded,
+            # which the step's failure must name
             existing = _versions_holding(platform, inputs.name, digest)
-            if not existing:
+            if not existing or exc.unrecorded is not None:
                 raise
             version, created = existing[0], False
     gates = ctx.notes.get("passed_gates", [])
