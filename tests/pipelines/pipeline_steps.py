@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from mintaka.domain.pipelines import GateCheck, GateOutcome
+from mintaka.errors import ValidationError
 from mintaka.pipelines.contract import StepContext, controller_step
 
 FAIL_FLAG = "MINTAKA_TEST_FAIL_FLAG"
@@ -236,6 +237,28 @@ def measures_none(inputs: NoInputs) -> LooseMetricsOutputs:
     return LooseMetricsOutputs(metrics={"auc": None, "loss": 0.3})
 
 
+def measures_text(inputs: NoInputs) -> LooseMetricsOutputs:
+    """Metrics under an untyped field, one of them text that reads as NaN (no measurement)."""
+    return LooseMetricsOutputs(metrics={"auc": "NaN", "loss": 0.3})
+
+
+def measures_a_list(inputs: NoInputs) -> LooseMetricsOutputs:
+    """Metrics under an untyped field, one of them a list (no one measurement)."""
+    return LooseMetricsOutputs(metrics={"auc": [0.5], "loss": 0.3})
+
+
 def loosely_trains(inputs: NoInputs) -> LooseMetricsOutputs:
     """What a training step measures, under an untyped field."""
     return LooseMetricsOutputs(metrics={"auc": 0.9, "loss": 0.2})
+
+
+class NumberInputs(BaseModel):
+    n: int = 0
+
+
+REFUSED = ValidationError("the quota is exceeded")  # one instance, raised by every call
+
+
+def refuses(inputs: NumberInputs) -> LooseMetricsOutputs:
+    """Fails with the same exception object every time it runs."""
+    raise REFUSED

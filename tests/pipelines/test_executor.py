@@ -659,6 +659,25 @@ def test_a_step_that_raises_gate_failed_itself_ends_the_run_failed_and_resumable
     assert [e.action for e in platform.audit.events()][-1] == "pipeline.failed"
 
 
+def test_an_exception_a_step_raises_again_names_the_run_it_failed_now(
+    platform: Platform,
+) -> None:
+    """A step module raising one exception instance in two runs: each failure names its own run
+    to resume, not the first run that raised it."""
+    named = []
+    for n in (0, 1):
+        spec = PipelineSpec(
+            name="refusing",
+            parameters={"n": n},
+            steps=[StepSpec(name="s", entrypoint=f"{STEPS}:refuses", inputs={"n": "params.n"})],
+        )
+        with pytest.raises(ValidationError, match="quota") as raised:
+            platform.pipelines.run(spec, isolation="inline")
+        named.append(failed_run(raised.value))
+    assert named[0] != named[1]
+    assert set(named) == {r.id for r in platform.pipelines.runs()}
+
+
 @pytest.mark.parametrize("cache", [False, True])
 def test_a_step_reporting_a_metric_that_is_not_a_number_fails_and_resumes(
     platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: bool
@@ -809,7 +828,9 @@ def test_a_model_trained_on_data_a_step_prepared_records_that_data(
 
 
 @pytest.mark.parametrize("isolation", ["inline", "process"])
-@pytest.mark.parametrize("step", ["measures", "loosely_measures", "measures_none"])
+@pytest.mark.parametrize(
+    "step", ["measures", "loosely_measures", "measures_none", "measures_text", "measures_a_list"]
+)
 def test_a_metric_that_is_not_a_number_fails_its_step_naming_it_in_either_isolation(
     platform: Platform,
     tmp_path: Path,

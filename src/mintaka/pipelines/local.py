@@ -494,10 +494,11 @@ class LocalExecutor:
             state = self._record_step(state, step, result, key, cached, digests, outputs)
         except MintakaError as exc:  # a gate that held, a metric not measured, an input refused
             self._fail(state, step, index, total, str(exc))
-            if failed_run(exc) is None:
-                # Its type kept (a ValidationError is still one), it names the run to resume, as
-                # PipelineFailed does: for a waiting request, for the command line's hint.
-                exc.__dict__["run_id"] = state.run.id
+            # Its type kept (a ValidationError is still one), it names the run to resume, as
+            # PipelineFailed does: for a waiting request, for the command line's hint. This run,
+            # always: an error raised again (a module's own instance) or one from a pipeline a
+            # controller step ran carries another run's id.
+            exc.__dict__["run_id"] = state.run.id
             raise
         except Exception as exc:
             detail = f"{type(exc).__name__}: {exc}"
@@ -1007,15 +1008,17 @@ def _numbers(produced: JSONDict) -> dict[str, float]:
 
 def _unmeasured(result: BaseModel) -> list[str]:
     """The names of the metrics among a step's outputs that are not finite numbers, read from
-    the outputs themselves (their JSON has made a NaN under an untyped field ``null``), or that
-    are None: no measurement either (a NaN an older Mintaka cached as ``null``)."""
+    the outputs themselves (their JSON has made a NaN under an untyped field ``null``): None (a
+    NaN an older Mintaka cached as ``null``), text, a list or a bool is no measurement either."""
     from mintaka.platform import nonfinite_metrics
 
     metrics = result.model_dump().get("metrics")
     if not isinstance(metrics, dict):
         return []
-    numbers = {k: v for k, v in metrics.items() if isinstance(v, int | float)}
-    return sorted({*nonfinite_metrics(numbers), *(k for k, v in metrics.items() if v is None)})
+    numbers = {
+        k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    return sorted({*nonfinite_metrics(numbers), *(k for k in metrics if k not in numbers)})
 
 
 def _refuse_text_not_unicode(step: str, produced: JSONDict) -> None:
