@@ -74,6 +74,9 @@ def test_register_records_metrics_the_evaluation_gate_reads(
     code, _, err = cli(capsys, *register, "--metric", "auc=high")
     assert code == 2
     assert "KEY=NUMBER" in err
+    code, _, err = cli(capsys, *register, "--metric", "auc=0.8", "--metric", "auc=0.3")
+    assert code == 2
+    assert "'auc' is given twice" in err
     (model_dir / "model.bin").write_bytes(b"weights, measured")
     code, _, err = cli(capsys, *register, "--tier", "high", "--metric", "auc=0.81")
     assert code == 0, err

@@ -86,7 +86,11 @@ def register(
     from mintaka.domain.registry import features_signature
 
     tags = dict(_pair(t) for t in tag or [])
-    metrics = dict(_metric(m) for m in metric or [])
+    metrics: dict[str, float] = {}
+    for key, value in (_metric(m) for m in metric or []):
+        if key in metrics:
+            raise typer.BadParameter(f"{key!r} is given twice", param_hint="--metric")
+        metrics[key] = value
     signature = None if features is None else features_signature(features)
     version = platform(ctx).register_model(
         name,
