@@ -1340,7 +1340,8 @@ class Platform:
         except MintakaError as exc:
             raise Conflict(
                 f"{current.ref} is archived (recorded), but the backend still differs from the "
-                f"store, settling it failed: {exc}; archiving it again settles it"
+                f"store, settling it failed: {exc}; `mintaka sync` reports what differs "
+                "(archiving it again drops the backend's aliases naming it)"
             ) from exc
         return self.get_model_version(current.name, current.version)
 
