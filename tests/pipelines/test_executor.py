@@ -803,6 +803,75 @@ def test_a_resumed_run_logs_no_metrics_of_the_steps_it_runs_again(
     assert platform.get_model_version("credit", 1).metrics == {"auc": 0.7}
 
 
+def test_a_resume_redoing_steps_after_the_model_was_registered_trains_in_a_new_run(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model was registered before the gate held, so the experiment run it came from is
+    finished. ``produce``'s file changed, so ``evaluate`` and ``register`` run again (the model
+    retuned meanwhile): in a new experiment run, holding what ``evaluate`` measures now, which
+    the new version is registered from; the version registered before keeps its run and the
+    metrics it was registered with."""
+    model = make_artifact(b"weights")
+    spec = PipelineSpec(
+        name="registered-then-gated",
+        parameters={
+            "model": str(model),
+            "name": "credit",
+            "flavor": "opaque",
+            "n": 1,
+        },
+        steps=[
+            StepSpec(
+                name="produce", entrypoint=f"{STEPS}:produce", inputs={"n": "params.n"}, cache=False
+            ),
+            StepSpec(
+                name="evaluate",
+                entrypoint=f"{STEPS}:evaluates",
+                inputs={"file": "produce.file"},
+                cache=False,
+            ),
+            StepSpec(
+                name="register",
+                entrypoint="mintaka.pipelines.builtins:register_model",
+                depends_on=["evaluate"],
+                inputs={"model": "params.model", "name": "params.name", "flavor": "params.flavor"},
+            ),
+            StepSpec(
+                name="sign-off",
+                entrypoint=f"{STEPS}:signed_off",
+                gate="evaluation",
+                depends_on=["register"],
+                inputs={"total": "produce.total"},
+            ),
+        ],
+    )
+    flag = tmp_path / "outstanding"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    with pytest.raises(GateFailed) as held:
+        platform.pipelines.run(spec, isolation="inline")
+    state = platform.pipelines.get(held.value.run_id or "")
+    first = state.experiment_run or ""
+    assert platform.get_run(first).status is RunStatus.FINISHED
+    Path(state.run.steps[0].outputs["file"]).write_text("999")
+    (model / "model.bin").write_bytes(b"retuned weights")
+    monkeypatch.setenv("MINTAKA_TEST_RETUNED", "1")
+    flag.unlink()
+    run = platform.pipelines.resume(state.run.id, isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    assert run.steps[2].outputs["ref"] == "credit:2"
+    experiment = platform.get_run(platform.pipelines.get(run.id).experiment_run or "")
+    assert experiment.id != first
+    assert experiment.metrics == {"auc": 0.7}
+    registered = platform.get_model_version("credit", 2)
+    assert registered.run_id == experiment.id
+    assert registered.metrics == {"auc": 0.7}
+    before = platform.get_model_version("credit", 1)
+    assert before.run_id == first
+    assert before.metrics == {"auc": 0.9, "recall": 0.6}
+    assert platform.get_run(first).metrics == {"auc": 0.9, "recall": 0.6}
+
+
 def test_a_model_trained_on_data_a_step_prepared_records_that_data(
     platform: Platform, make_artifact: MakeArtifact
 ) -> None:

@@ -436,7 +436,10 @@ class LocalExecutor:
         """The steps that succeeded in an earlier attempt whose outputs this one reuses. Every
         other step that succeeded is reset to run again before any step runs, so what it
         measured before is no longer the run's: the experiment run this attempt trains in
-        starts with the metrics of the steps it reuses alone."""
+        starts with the metrics of the steps it reuses alone. An experiment run an earlier
+        attempt ended finished (a model version was registered from it) already holds what the
+        steps run again measured: it is left as it is, with the versions registered from it,
+        and this attempt trains in a new one."""
         reused: set[str] = set()
         redone: set[str] = set()
         for step in order:
@@ -447,6 +450,12 @@ class LocalExecutor:
             else:
                 redone.add(step.name)
                 state = self._reset(state, step)
+        if redone and state.experiment_run is not None:
+            run = self.platform.get_run(state.experiment_run)
+            if run.status is RunStatus.RUNNING:  # superseded: what it holds is measured again
+                self.platform.end_run(run.id, RunStatus.FAILED)
+            state.experiment_run = None
+            self._save(state)
         return reused
 
     def _reusable(
@@ -743,7 +752,9 @@ class LocalExecutor:
         """The experiment run this pipeline run trains in, started once its data is known. An
         attempt that failed or stopped ended its experiment run as failed; the attempt resuming
         it trains in a new one, which starts with the metrics of the steps it reuses, so the
-        model it registers carries what was measured before the failure."""
+        model it registers carries what was measured before the failure. One an earlier attempt
+        ended finished (it registered a model version) is trained in again only by an attempt
+        that runs no done step again (``_reused`` drops it otherwise)."""
         if state.experiment_run is not None:
             run = self.platform.get_run(state.experiment_run)
             if run.status is RunStatus.RUNNING or run.status is RunStatus.FINISHED:
