@@ -223,6 +223,13 @@ def writes_rows(inputs: RowsInputs, ctx: StepContext) -> RowsOutputs:
     return RowsOutputs(csv=out)
 
 
+def refreshes_rows(inputs: RowsInputs, ctx: StepContext) -> RowsOutputs:
+    """The data file ``writes_rows`` writes, ten rows longer once the data is refreshed (the
+    environment variable ``MINTAKA_TEST_RETUNED`` set)."""
+    rows = inputs.rows + (10 if os.environ.get("MINTAKA_TEST_RETUNED") else 0)
+    return writes_rows(RowsInputs(rows=rows), ctx)
+
+
 class LooseMetricsOutputs(BaseModel):
     metrics: dict[str, Any]
 

@@ -896,6 +896,56 @@ def test_a_model_trained_on_data_a_step_prepared_records_that_data(
     assert platform.lineage.ancestors(f"run:{experiment.id}", NodeKind.DATASET) == [dataset]
 
 
+def test_a_resume_preparing_the_data_again_trains_on_the_new_data_alone(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file ``prepare`` wrote changed, so it and ``ingest`` run again, ingesting the data
+    refreshed meanwhile: the run, its new experiment run and the version it registers hold that
+    dataset, not the one the earlier attempt ingested."""
+    spec = registering(
+        make_artifact(b"weights"),
+        StepSpec(
+            name="prepare",
+            entrypoint=f"{STEPS}:refreshes_rows",
+            inputs={"rows": "params.rows"},
+            cache=False,
+        ),
+        StepSpec(
+            name="ingest",
+            entrypoint="mintaka.pipelines.builtins:register_dataset",
+            inputs={"path": "prepare.csv", "name": "params.dataset"},
+        ),
+        StepSpec(
+            name="sign-off",
+            entrypoint=f"{STEPS}:signed_off",
+            gate="evaluation",
+            depends_on=["ingest"],
+            inputs={"total": "params.rows"},
+        ),
+        rows=20,
+        dataset="prepared",
+    )
+    flag = tmp_path / "outstanding"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    with pytest.raises(GateFailed) as held:
+        platform.pipelines.run(spec, isolation="inline")
+    state = platform.pipelines.get(held.value.run_id or "")
+    [before] = state.datasets
+    Path(state.run.steps[0].outputs["csv"]).write_text("x,label\n")
+    monkeypatch.setenv("MINTAKA_TEST_RETUNED", "1")
+    flag.unlink()
+    run = platform.pipelines.resume(state.run.id, isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    state = platform.pipelines.get(run.id)
+    [dataset] = state.datasets
+    assert dataset != before
+    assert dataset == run.steps[1].outputs["dataset_id"]
+    assert list(state.data_digests) == [dataset]
+    assert platform.get_run(state.experiment_run or "").dataset_ids == (dataset,)
+    assert platform.get_model_version("credit", 1).dataset_ids == (dataset,)
+
+
 @pytest.mark.parametrize("isolation", ["inline", "process"])
 @pytest.mark.parametrize(
     "step", ["measures", "loosely_measures", "measures_none", "measures_text", "measures_a_list"]

@@ -435,8 +435,9 @@ class LocalExecutor:
     ) -> set[str]:
         """The steps that succeeded in an earlier attempt whose outputs this one reuses. Every
         other step that succeeded is reset to run again before any step runs, so what it
-        measured before is no longer the run's: the experiment run this attempt trains in
-        starts with the metrics of the steps it reuses alone. An experiment run an earlier
+        measured and the data it recorded before are no longer the run's: the experiment run
+        this attempt trains in starts with the metrics and datasets of the steps it reuses
+        alone. An experiment run an earlier
         attempt ended finished (a model version was registered from it) already holds what the
         steps run again measured: it is left as it is, with the versions registered from it,
         and this attempt trains in a new one."""
@@ -469,8 +470,18 @@ class LocalExecutor:
         return _unchanged(contract, produced, state.output_digests.get(step.name, {}))
 
     def _reset(self, state: RunState, step: StepSpec) -> RunState:
-        """``step`` as if it had not run, to run again."""
+        """``step`` as if it had not run, to run again: the dataset it recorded is no longer the
+        run's (nor its digest), unless another step that stays done recorded it too."""
         state.output_digests.pop(step.name, None)
+        dataset = self._step_run(state, step.name).outputs.get("dataset_id")
+        if isinstance(dataset, str) and not any(
+            s.name != step.name
+            and s.status is PipelineStatus.SUCCEEDED
+            and s.outputs.get("dataset_id") == dataset
+            for s in state.run.steps
+        ):
+            state.datasets = [d for d in state.datasets if d != dataset]
+            state.data_digests.pop(dataset, None)
         return self._with_step(
             state,
             step.name,
