@@ -1310,34 +1310,12 @@ class MonitoringService:
                 return None
             failures.append(EscalationFailure(ticket.id, f"skipped: {exc}"))
             return skipped, False
-        with self.platform.store.write() as conn:
-            result = conn.execute(
-                update(tickets)
-                .where(
-                    tickets.c.id == ticket.id,
-                    tickets.c.escalation_level == ticket.escalation_level,
-                    tickets.c.status == TicketStatus.OPEN.value,
-                )
-                .values(
-                    owner=to,
-                    escalation_level=ticket.escalation_level + 1,
-                    updated_at=now.isoformat(),
-                )
-            )
-            if result.rowcount == 0:  # another runner escalated (or someone acknowledged) it
-                return None
-            event = self.platform._audit(
-                conn,
-                "ticket.escalate",
-                ticket.id,
-                endpoint=ticket.endpoint,
-                signal=ticket.signal,
-                previous_owner=ticket.owner,
-                owner=to,
-                level=ticket.escalation_level + 1,
-            )
-        self.platform._after_commit([event])
-        return self._notify_committed(self.ticket(ticket.id), "escalated"), True
+        moved = self._next_step(
+            ticket, now, "ticket.escalate", {"owner": to}, previous_owner=ticket.owner, owner=to
+        )
+        if moved is None:  # another runner escalated (or someone acknowledged) it
+            return None
+        return self._notify_committed(moved, "escalated"), True
 
     def _skip_step(self, ticket: Ticket, why: str, now: datetime) -> Ticket | None:
         """``ticket`` moved past its due escalation step without being handed on, the step's
@@ -1347,6 +1325,22 @@ class MonitoringService:
         log.warning(
             "ticket %s skips escalation step %d: %s", ticket.id, ticket.escalation_level + 1, why
         )
+        return self._next_step(
+            ticket, now, "ticket.escalate.skip", {}, owner=ticket.owner, error=why
+        )
+
+    def _next_step(
+        self,
+        ticket: Ticket,
+        now: datetime,
+        action: str,
+        values: dict[str, Any],
+        **details: Any,
+    ) -> Ticket | None:
+        """Move open ``ticket`` to its next escalation level (setting ``values`` too), audited as
+        ``action`` with ``details``, provided no other runner moved it (and nobody acknowledged
+        it) since it was read: None when one did."""
+        level = ticket.escalation_level + 1
         with self.platform.store.write() as conn:
             result = conn.execute(
                 update(tickets)
@@ -1355,19 +1349,18 @@ class MonitoringService:
                     tickets.c.escalation_level == ticket.escalation_level,
                     tickets.c.status == TicketStatus.OPEN.value,
                 )
-                .values(escalation_level=ticket.escalation_level + 1, updated_at=now.isoformat())
+                .values(escalation_level=level, updated_at=now.isoformat(), **values)
             )
             if result.rowcount == 0:
                 return None
             event = self.platform._audit(
                 conn,
-                "ticket.escalate.skip",
+                action,
                 ticket.id,
                 endpoint=ticket.endpoint,
                 signal=ticket.signal,
-                owner=ticket.owner,
-                level=ticket.escalation_level + 1,
-                error=why,
+                level=level,
+                **details,
             )
         self.platform._after_commit([event])
         return self.ticket(ticket.id)
