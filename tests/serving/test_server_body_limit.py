@@ -115,3 +115,11 @@ def test_invoke_sends_a_body_as_compact_utf8_json(small: Served) -> None:
     assert len(json.dumps({"inputs": payload}).encode()) > 1024
     answer = plat.serving.invoke("scoring", payload)
     assert len(answer["predictions"]) == 1
+
+
+def test_invoke_sends_text_with_a_lone_surrogate_as_the_server_reads_it(served: Served) -> None:
+    """Text read with ``surrogateescape`` (a byte that is not UTF-8) is sent as the server
+    decodes it ("surrogatepass"), not refused before it is sent."""
+    plat, _ = served
+    answer = plat.serving.invoke("scoring", {**row(0), "note": "caf\udce9"})
+    assert len(answer["predictions"]) == 1

@@ -337,10 +337,11 @@ class LocalServing(
         self.get_endpoint(name)
         try:  # strict JSON, as the server reads it: NaN and infinity are no JSON numbers;
             # compact UTF-8, so that text outside ASCII counts against the server's body limit
-            # once per byte it needs, not as a six-byte escape
+            # once per byte it needs, not as a six-byte escape; a lone surrogate (text read with
+            # surrogateescape) passes, as the server decodes the body
             content = json.dumps(
                 payload, allow_nan=False, ensure_ascii=False, separators=(",", ":")
-            ).encode()
+            ).encode("utf-8", "surrogatepass")
         except (TypeError, ValueError, RecursionError) as exc:
             raise ValidationError(f"the inputs cannot be sent as JSON: {exc}") from None
         servers = running_servers(self.path)
