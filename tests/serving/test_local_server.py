@@ -29,7 +29,13 @@ from mintaka.domain.serving import (
 from mintaka.flavors import sklearn as sklearn_flavor
 from mintaka.local.server import InferenceServer, serve_forever
 from mintaka.local.serving import running_servers
-from mintaka.rollout.controller import RolloutController, refusal_rate, sla_breaches
+from mintaka.rollout.controller import (
+    RolloutController,
+    baseline_routes,
+    plan_steps,
+    refusal_rate,
+    sla_breaches,
+)
 from mintaka.store.schema import predictions
 
 Served = tuple[Platform, InferenceServer]
@@ -356,6 +362,42 @@ def test_a_challenger_already_taking_some_traffic_is_no_baseline_for_its_own_ref
     assert len(result.steps) == 1
     assert any(b.startswith("green: error rate 1.0000 > 0.01") for b in result.breaches)
     assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 90, "green": 10}
+
+
+def _bad_quarter(plat: Platform, server: InferenceServer) -> Callable[[float], None]:
+    """Bake a step: 100 requests, a quarter of which lack a feature (the clients' fault)."""
+
+    def wait(seconds: float) -> None:
+        server.reload()
+        for i in range(100):
+            post(server, {"inputs": row(i) if i % 4 else {"a": 1.0}})
+        server.predlog.flush()
+        plat.clock.advance(seconds)  # type: ignore[attr-defined]
+
+    return wait
+
+
+def test_a_champion_whose_weight_rises_on_the_way_stays_the_baseline(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="green")  # healthy
+    plat.serving.set_traffic("scoring", {"blue": 50, "green": 50}, reason="half")
+    plan = _to_green({"blue": 90, "green": 10})
+    result = RolloutController(plat, wait=_bad_quarter(plat, server)).run(plan)
+    assert result.breaches == ()  # both refuse exactly the clients' own bad requests
+    assert result.promoted
+
+
+def test_the_baseline_is_every_live_route_but_the_one_the_plan_moves_toward(
+    served: Served,
+) -> None:
+    plat, _ = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plat.serving.set_traffic("scoring", {"blue": 50, "green": 50}, reason="half")
+    endpoint = plat.serving.get_endpoint("scoring")
+    plan = plan_steps(  # canary 10/50/100: blue takes 90% in its first step
+        TrafficPlan(endpoint="scoring", strategy=RolloutStrategy.CANARY), "green", "blue"
+    )
+    assert baseline_routes(plan, endpoint.traffic, endpoint) == {"blue"}
 
 
 @pytest.mark.parametrize(

@@ -231,12 +231,13 @@ def shadow_breaches(
 def baseline_routes(plan: TrafficPlan, start: TrafficMap, endpoint: Endpoint) -> set[str]:
     """The routes whose refused requests are the clients' own, which the others' are compared
     with (see :func:`sla_breaches`): those live in ``start``, the traffic the rollout starts
-    from, less every route the plan moves traffic onto (a higher weight in any step than in
+    from, less every route the plan moves traffic onto (a higher weight in its last step than in
     ``start``) and every shadow its steps keep. A challenger already taking some traffic when
-    the rollout starts is so judged, never the measure it is judged by."""
+    the rollout starts is so judged, never the measure it is judged by; a champion whose weight
+    rises in a step on the way (from an even split, say) stays the measure."""
     moved = {
         route
-        for step in plan.steps
+        for step in plan.steps[-1:]
         for route, weight in step.weights.items()
         if weight > start.weights.get(route, 0)
     }
