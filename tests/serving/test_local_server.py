@@ -474,15 +474,17 @@ def _shadow_plan(sla: SLA) -> TrafficPlan:
     )
 
 
-def _bake_shadowed(plat: Platform, server: InferenceServer, requests: int):  # type: ignore[no-untyped-def]
-    """Bake a step: ``requests`` live requests, each copied to the shadow route, whose copies
-    (answered off the request path) are all logged before the window ends."""
+def _bake_shadowed(plat: Platform, server: InferenceServer, requests: int, copies: int = 0):  # type: ignore[no-untyped-def]
+    """Bake a step: ``requests`` live requests, each copied to the shadow route (or ``copies``
+    of them), whose copies (answered off the request path) are all logged before the window
+    ends."""
 
     def wait(seconds: float) -> None:
         server.reload()
         for i in range(requests):
             post(server, {"inputs": row(i)})
-        wait_for(lambda: sum(1 for r in logged(plat, server) if r["shadow"]) == requests, timeout=5)
+        copied = copies or requests
+        wait_for(lambda: sum(1 for r in logged(plat, server) if r["shadow"]) == copied, timeout=5)
         plat.clock.advance(seconds)  # type: ignore[attr-defined]
 
     return wait
@@ -526,6 +528,45 @@ def test_a_shadow_rollout_of_a_healthy_route_is_promoted(served: Served) -> None
     shadowed = result.steps[0].metrics.shadow
     assert shadowed is not None
     assert shadowed.requests == {"green": 20}
+
+
+def test_the_endpoints_own_small_shadow_needs_no_minimum_of_copies(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="exp")  # a healthy experiment
+    plat.serving.set_traffic("scoring", {"blue": 100}, shadow="exp", shadow_percent=10)
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plan = _to_green({"blue": 50, "green": 50}).model_copy(
+        update={"sla": SLA(max_error_rate=0.01, min_requests=20)}
+    )
+
+    def wait(seconds: float) -> None:  # 100 requests, 10 copied to exp, all logged
+        copied = sum(1 for r in logged(plat, server) if r["shadow"])
+        server.reload()
+        for i in range(100):
+            post(server, {"inputs": row(i)})
+        wait_for(
+            lambda: sum(1 for r in logged(plat, server) if r["shadow"]) == copied + 10, timeout=5
+        )
+        plat.clock.advance(seconds)  # type: ignore[attr-defined]
+
+    result = RolloutController(plat, wait=wait).run(plan)
+    assert result.breaches == ()
+    assert result.promoted
+    shadowed = result.steps[0].metrics.shadow
+    assert shadowed is not None
+    assert shadowed.requests == {"exp": 10}
+
+
+def test_a_shadow_the_plan_names_needs_its_minimum_of_copies(served: Served) -> None:
+    plat, server = served
+    plat.serving.deploy("scoring", "credit:2", route="green")
+    plan = _shadow_plan(SLA(max_error_rate=0.01, min_requests=30))
+    plan = plan.model_copy(update={"shadow_percent": 50})
+    result = RolloutController(plat, wait=_bake_shadowed(plat, server, 40, copies=20)).run(plan)
+    assert not result.promoted
+    assert result.breaches == (
+        "shadow green: 20 requests in the window, fewer than the 30 needed to verify the SLA",
+    )
 
 
 def test_healthy_canary_is_promoted_and_becomes_known_good(served: Served) -> None:

@@ -217,13 +217,18 @@ def shadow_breaches(
     """Every way the copies of requests the step's ``shadow`` route answered (the plan's, or the
     endpoint's own the step keeps, see :func:`step_shadow`) break the plan's SLA (its custom
     metrics aside, judged with the live ones): a shadowed version is judged as if it took the
-    traffic, before it is promoted."""
+    traffic, before it is promoted. The endpoint's own shadow, which the plan does not name, is
+    held to the error rate and latency on the copies it answered, not to ``min_requests`` (a
+    small share of copies of an unrelated experiment blocks no rollout)."""
     if not shadow:
         return ()
     copies = metrics.shadow or EndpointMetrics(
         endpoint=metrics.endpoint, start=metrics.start, end=metrics.end
     )
-    sla = plan.sla.model_copy(update={"custom": {}})
+    update: dict[str, object] = {"custom": {}}
+    if shadow != plan.shadow:
+        update["min_requests"] = 0
+    sla = plan.sla.model_copy(update=update)
     found = sla_breaches(sla, copies, [shadow], refusals=refusals, baseline=baseline)
     return tuple(f"shadow {breach}" for breach in found)
 
