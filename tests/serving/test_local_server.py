@@ -30,10 +30,11 @@ from mintaka.flavors import sklearn as sklearn_flavor
 from mintaka.local.server import InferenceServer, serve_forever
 from mintaka.local.serving import running_servers
 from mintaka.rollout.controller import (
+    Refusals,
     RolloutController,
     baseline_routes,
     plan_steps,
-    refusal_rate,
+    refusals_of,
     sla_breaches,
 )
 from mintaka.store.schema import predictions
@@ -416,12 +417,15 @@ def test_an_sla_limit_that_is_no_finite_number_is_refused(limits: dict[str, Any]
         SLA(**limits)
 
 
-@pytest.mark.parametrize(("refused", "breaches"), [(k, False) for k in range(6)] + [(20, True)])
+@pytest.mark.parametrize(
+    ("refused", "breaches"), [(k, False) for k in range(7)] + [(7, True), (20, True)]
+)
 def test_refusals_within_chance_of_the_baseline_share_do_not_breach(
     refused: int, breaches: bool
 ) -> None:
     """At the CLI's SLA (1% errors, 20 requests), with 5% of the clients' requests bad, a 10%
-    canary refusing as the baseline does holds it however its 20 requests happen to fall."""
+    canary refusing as the baseline does holds it however its 20 requests happen to fall: the
+    baseline's 180 requests are a sample too."""
     at = datetime(2026, 1, 1, tzinfo=UTC)
     metrics = EndpointMetrics(
         endpoint="scoring",
@@ -434,15 +438,44 @@ def test_refusals_within_chance_of_the_baseline_share_do_not_breach(
         SLA(max_error_rate=0.01, min_requests=20),
         metrics,
         ["blue", "green"],
-        refusals=refusal_rate(metrics, ["blue"]),
+        refusals=refusals_of(metrics, ["blue"]),
         baseline={"blue"},
     )
     assert bool(found) is breaches
-    if breaches:
+    if refused == 20:
         assert found == [
             "green: error rate 0.9500 > 0.01 (counting 19 requests refused as invalid beyond "
             "the share 0.0500 the baseline refused)"
         ]
+
+
+@pytest.mark.parametrize(
+    ("refusals", "breaches"),
+    [
+        (Refusals(refused=0, answered=180), []),  # by chance at a 1% share, 18% of the time
+        (
+            0.0,  # a share taken as exact (no baseline): every refusal counts
+            [
+                "green: error rate 0.0500 > 0.01 (counting 1 requests refused as invalid beyond "
+                "the share 0.0000 the baseline refused)"
+            ],
+        ),
+    ],
+)
+def test_one_refusal_against_a_baseline_that_refused_none_is_within_chance(
+    refusals: Refusals | float, breaches: list[str]
+) -> None:
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    metrics = EndpointMetrics(
+        endpoint="scoring",
+        start=at,
+        end=at + timedelta(minutes=1),
+        requests={"blue": 180, "green": 20},
+        invalid={"blue": 0, "green": 1},
+    )
+    sla = SLA(max_error_rate=0.01, min_requests=20)
+    found = sla_breaches(sla, metrics, ["blue", "green"], refusals=refusals, baseline={"blue"})
+    assert found == breaches
 
 
 def test_requests_every_route_refuses_do_not_roll_a_rollout_back(served: Served) -> None:

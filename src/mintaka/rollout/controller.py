@@ -103,13 +103,26 @@ class RolloutResult:
         return tuple(b for step in self.steps for b in step.breaches)
 
 
-def refusal_rate(metrics: EndpointMetrics, routes: Collection[str]) -> float | None:
-    """The share of the requests ``routes`` answered in the window that they refused as invalid
+@dataclass(frozen=True)
+class Refusals:
+    """The requests the baseline routes refused as invalid, of those they answered (pooled), in
+    the last window they took traffic in."""
+
+    refused: int
+    answered: int
+
+    @property
+    def share(self) -> float:
+        return self.refused / self.answered if self.answered else 0.0
+
+
+def refusals_of(metrics: EndpointMetrics, routes: Collection[str]) -> Refusals | None:
+    """The requests ``routes`` refused as invalid in the window, of those they answered
     (pooled), None when they answered none."""
     answered = sum(metrics.requests.get(route, 0) for route in routes)
     if not answered:
         return None
-    return sum(metrics.invalid.get(route, 0) for route in routes) / answered
+    return Refusals(sum(metrics.invalid.get(route, 0) for route in routes), answered)
 
 
 # The false-alarm rate of the test that tells a route refusing more requests than the baseline
@@ -143,14 +156,31 @@ def binomial_tail(successes: int, trials: int, share: float) -> float:
     return min(total, 1.0)
 
 
-def excess_refusals(refused: int, requests: int, share: float) -> int:
-    """The requests out of ``requests`` a route refused as invalid beyond ``share``, the share
-    the baseline refused, counted only when the excess is clear: when a route refusing each
-    request with probability ``share`` (as the baseline does: the clients' own bad requests)
-    would refuse ``refused`` or more with a chance below ``REFUSAL_FALSE_ALARM`` (a one-sided
-    binomial test); otherwise none. With a ``share`` of 0 every refused request counts."""
+def excess_refusals(refused: int, requests: int, baseline: Refusals | float) -> int:
+    """The requests out of ``requests`` a route refused as invalid beyond the share the
+    ``baseline`` refused, counted only when the excess is clear; otherwise none.
+
+    The baseline is a sample (its ``Refusals``): the excess is clear when a route refusing as
+    the baseline does (the clients' own bad requests) would show a split of refusals between
+    the two at least this lopsided with a chance below ``REFUSAL_FALSE_ALARM`` (a one-sided
+    Fisher's exact test), so a small baseline that happened to refuse none does not make a
+    route's single refusal a breach. A bare share is taken as exact (a one-sided binomial test):
+    with a share of 0 every refused request counts."""
+    share = baseline.share if isinstance(baseline, Refusals) else baseline
     beyond = refused - share * requests
-    if beyond <= 1e-9 or binomial_tail(refused, requests, share) >= REFUSAL_FALSE_ALARM:
+    if beyond <= 1e-9:
+        return 0
+    if isinstance(baseline, Refusals):
+        from scipy.stats import fisher_exact
+
+        table = [
+            [refused, max(requests - refused, 0)],
+            [baseline.refused, max(baseline.answered - baseline.refused, 0)],
+        ]
+        chance = float(fisher_exact(table, alternative="greater").pvalue)
+    else:
+        chance = binomial_tail(refused, requests, share)
+    if chance >= REFUSAL_FALSE_ALARM:
         return 0
     return math.ceil(beyond - 1e-9)
 
@@ -160,17 +190,17 @@ def sla_breaches(
     metrics: EndpointMetrics,
     routes: list[str],
     *,
-    refusals: float | None = None,
+    refusals: Refusals | float | None = None,
     baseline: Collection[str] = (),
 ) -> list[str]:
     """Every way ``metrics`` break ``sla`` on the given routes (empty when it holds).
 
-    A route's errors count against ``max_error_rate``. With ``refusals`` (the share of requests
-    the ``baseline`` routes refused as invalid, i.e. the clients' own bad requests), so do the
-    requests a route outside ``baseline`` refused beyond that share, once the excess is more
-    than chance (see :func:`excess_refusals`): a version that refuses what the baseline answers
-    (it needs a feature the clients do not send) fails the SLA, one refusing as the baseline
-    does holds it.
+    A route's errors count against ``max_error_rate``. With ``refusals`` (the requests the
+    ``baseline`` routes refused as invalid, i.e. the clients' own bad requests, or their share
+    taken as exact), so do the requests a route outside ``baseline`` refused beyond that share,
+    once the excess is more than chance (see :func:`excess_refusals`): a version that refuses
+    what the baseline answers (it needs a feature the clients do not send) fails the SLA, one
+    refusing as the baseline does holds it.
     """
     found = []
     for route in routes:
@@ -187,9 +217,10 @@ def sla_breaches(
                 refused = excess_refusals(metrics.invalid.get(route, 0), requests, refusals)
             rate = (metrics.errors.get(route, 0) + refused) / requests
             if rate > sla.max_error_rate:
+                share = refusals.share if isinstance(refusals, Refusals) else refusals
                 why = (
                     f" (counting {refused} requests refused as invalid beyond the share "
-                    f"{refusals:.4f} the baseline refused)"
+                    f"{share:.4f} the baseline refused)"
                     if refused
                     else ""
                 )
@@ -211,7 +242,7 @@ def shadow_breaches(
     plan: TrafficPlan,
     shadow: str | None,
     metrics: EndpointMetrics,
-    refusals: float,
+    refusals: Refusals | float,
     baseline: Collection[str],
 ) -> tuple[str, ...]:
     """Every way the copies of requests the step's ``shadow`` route answered (the plan's, or the
@@ -421,11 +452,11 @@ class RolloutController:
         if plan.rollback_to is not None:
             self._gate_rollback(endpoint, plan.rollback_to)
         start = plan.rollback_to or endpoint.traffic
-        # The routes the rollout judges refusals against, and the share of requests they last
-        # refused as invalid (until measured, none: every refused request counts against a new
-        # route).
+        # The routes the rollout judges refusals against, and the requests they refused as
+        # invalid in the last step they took traffic in (until measured, none: every refused
+        # request counts against a new route).
         baseline = baseline_routes(plan, start, endpoint)
-        refusals = 0.0
+        refusals: Refusals | float = 0.0
         ours = marked = self._mark_own(plan.endpoint, last.id, 1)
         result = RolloutResult(endpoint=plan.endpoint, promoted=False)
         # The reason of the step being applied: until ``_own_change`` has read back the id of
@@ -447,7 +478,7 @@ class RolloutController:
                 metrics = platform.serving.endpoint_metrics(plan.endpoint, window_start, window_end)
                 self._check_untouched(plan.endpoint, ours, index)
                 live = sorted(name for name, weight in step.weights.items() if weight > 0)
-                measured = refusal_rate(metrics, baseline.intersection(live))
+                measured = refusals_of(metrics, baseline.intersection(live))
                 refusals = refusals if measured is None else measured
                 breaches = tuple(
                     sla_breaches(plan.sla, metrics, live, refusals=refusals, baseline=baseline)
