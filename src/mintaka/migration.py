@@ -667,119 +667,111 @@ class MigrationService:
         adopted: list[ModelVersion] = []
         raced: list[int] = []  # recorded by another adoption since this one read the store
         events: list[AuditEvent] = []
-        try:
-            with platform.store.write() as conn:
-                sql = Sql(conn)
-                now = platform._now()
-                platform._record_model(sql, name, owner_name, args.risk_tier, "", now)
-                risk, owner_name = self._model_in_force(sql, args)
-                taken = _recorded_versions(sql, name)
-                recorded_decision: dict[str, Any] | None = None
-                for item in fetched:
-                    theirs, stored = item.version, item.stored
-                    if theirs.version in taken:  # adopted by someone else meanwhile
-                        raced.append(theirs.version)
-                        continue
-                    if not platform.artifacts.exists(stored.digest):
-                        raise NotFound(
-                            f"artifact {stored.digest} left the store before it was recorded"
-                        )
-                    version_run = run or linked.get(theirs.version)
-                    version_datasets = (
-                        datasets
-                        if version_run is run or version_run is None
-                        else list(dict.fromkeys([*version_run.dataset_ids, *datasets]))
+        # a tier below the model's, recorded meanwhile, is the policy's refusal (policy.deny)
+        with platform._tier_refusal(name, args.risk_tier, None), platform.store.write() as conn:
+            sql = Sql(conn)
+            now = platform._now()
+            platform._record_model(sql, name, owner_name, args.risk_tier, "", now)
+            risk, owner_name = self._model_in_force(sql, args)
+            taken = _recorded_versions(sql, name)
+            recorded_decision: dict[str, Any] | None = None
+            for item in fetched:
+                theirs, stored = item.version, item.stored
+                if theirs.version in taken:  # adopted by someone else meanwhile
+                    raced.append(theirs.version)
+                    continue
+                if not platform.artifacts.exists(stored.digest):
+                    raise NotFound(
+                        f"artifact {stored.digest} left the store before it was recorded"
                     )
-                    record = _parse(
-                        ModelVersion,
-                        id=self._version_id(sql, theirs),
-                        name=name,
-                        version=theirs.version,
-                        artifact_uri=stored.uri,
-                        artifact_digest=stored.digest,
-                        flavor=flavors[theirs.version],
-                        signature=args.signature,
-                        tags=dict(theirs.tags),
-                        owner=owner_name,
-                        risk_tier=risk,
-                        stage=(theirs.stage or Stage.NONE) if stages else Stage.NONE,
-                        run_id=version_run.id if version_run is not None else None,
-                        code_commit=code_commit
-                        or (version_run.code_commit if version_run is not None else None)
-                        or (theirs.origin.code_commit if theirs.origin else None),
-                        dataset_ids=tuple(version_datasets),
-                        created_at=now,
-                        backend=platform.backend.name,
-                        backend_ids=dict(theirs.backend_ids),
-                    )
-                    platform._record_artifact(sql, stored, now)
-                    if not sql.run(_INSERT_VERSION, platform._version_row(record)):
-                        raced.append(theirs.version)
-                        continue
-                    if record.tags:
-                        sql.run_many(
-                            "INSERT INTO model_tags (version_id, key, value) "
-                            "VALUES (:id, :key, :value)",
-                            [
-                                {"id": record.id, "key": k, "value": v}
-                                for k, v in record.tags.items()
-                            ],
-                        )
-                    platform._record_version_lineage(
-                        conn,
-                        record,
-                        version_run.dataset_ids if version_run is not None else (),
-                        attrs={
-                            "adopted_by": platform.actor,
-                            "adopted_at": now.isoformat(),
-                            **(theirs.origin.attrs() if theirs.origin else {}),
-                        },
-                    )
-                    if args.pipeline_run_id is not None:
-                        node = _pipeline_run_node(args.pipeline_run_id, platform.backend.name)
-                        produced = LineageEdge(
-                            src=node.id,
-                            dst=f"{NodeKind.MODEL_VERSION.value}:{record.id}",
-                            kind=EdgeKind.PRODUCED,
-                        )
-                        platform.lineage.add(conn, [node], [produced])
-                    if recorded_decision is None:
-                        recorded_decision = platform.governance.record(conn, decision)
-                    events.append(
-                        platform._audit(
-                            conn,
-                            ADOPT_MODEL,
-                            record.ref,
-                            id=record.id,
-                            digest=record.artifact_digest,
-                            flavor=record.flavor,
-                            source=theirs.artifact_uri,
-                            backend_ids=dict(theirs.backend_ids),
-                            bytes_from="adopter" if theirs.version in supplied else "cloud",
-                            origin=theirs.origin.model_dump() if theirs.origin else None,
-                            run_from=None
-                            if version_run is None
-                            else ("adopter" if version_run is run else "cloud"),
-                            run_id=record.run_id,
-                            datasets=list(record.dataset_ids),
-                            code_commit=record.code_commit,
-                            pipeline_run=args.pipeline_run_id,
-                            registered_from=None
-                            if args.served is None
-                            else {"endpoint": args.served[0], "route": args.served[1]},
-                            tier=record.risk_tier,
-                            stage=record.stage.value,
-                            reason=args.reason,
-                            decision=recorded_decision,
-                        )
-                    )
-                    adopted.append(record)
-                events.extend(
-                    self._record_aliases(conn, name, observed, {v.version for v in adopted})
+                version_run = run or linked.get(theirs.version)
+                version_datasets = (
+                    datasets
+                    if version_run is run or version_run is None
+                    else list(dict.fromkeys([*version_run.dataset_ids, *datasets]))
                 )
-        except _TierBelowModel as refused:
-            platform._refuse_tier_below_model(name, args.risk_tier, refused.model_tier)
-            raise  # not reached: the refusal raises PolicyViolation once the deny is recorded
+                record = _parse(
+                    ModelVersion,
+                    id=self._version_id(sql, theirs),
+                    name=name,
+                    version=theirs.version,
+                    artifact_uri=stored.uri,
+                    artifact_digest=stored.digest,
+                    flavor=flavors[theirs.version],
+                    signature=args.signature,
+                    tags=dict(theirs.tags),
+                    owner=owner_name,
+                    risk_tier=risk,
+                    stage=(theirs.stage or Stage.NONE) if stages else Stage.NONE,
+                    run_id=version_run.id if version_run is not None else None,
+                    code_commit=code_commit
+                    or (version_run.code_commit if version_run is not None else None)
+                    or (theirs.origin.code_commit if theirs.origin else None),
+                    dataset_ids=tuple(version_datasets),
+                    created_at=now,
+                    backend=platform.backend.name,
+                    backend_ids=dict(theirs.backend_ids),
+                )
+                platform._record_artifact(sql, stored, now)
+                if not sql.run(_INSERT_VERSION, platform._version_row(record)):
+                    raced.append(theirs.version)
+                    continue
+                if record.tags:
+                    sql.run_many(
+                        "INSERT INTO model_tags (version_id, key, value) "
+                        "VALUES (:id, :key, :value)",
+                        [{"id": record.id, "key": k, "value": v} for k, v in record.tags.items()],
+                    )
+                platform._record_version_lineage(
+                    conn,
+                    record,
+                    version_run.dataset_ids if version_run is not None else (),
+                    attrs={
+                        "adopted_by": platform.actor,
+                        "adopted_at": now.isoformat(),
+                        **(theirs.origin.attrs() if theirs.origin else {}),
+                    },
+                )
+                if args.pipeline_run_id is not None:
+                    node = _pipeline_run_node(args.pipeline_run_id, platform.backend.name)
+                    produced = LineageEdge(
+                        src=node.id,
+                        dst=f"{NodeKind.MODEL_VERSION.value}:{record.id}",
+                        kind=EdgeKind.PRODUCED,
+                    )
+                    platform.lineage.add(conn, [node], [produced])
+                if recorded_decision is None:
+                    recorded_decision = platform.governance.record(conn, decision)
+                events.append(
+                    platform._audit(
+                        conn,
+                        ADOPT_MODEL,
+                        record.ref,
+                        id=record.id,
+                        digest=record.artifact_digest,
+                        flavor=record.flavor,
+                        source=theirs.artifact_uri,
+                        backend_ids=dict(theirs.backend_ids),
+                        bytes_from="adopter" if theirs.version in supplied else "cloud",
+                        origin=theirs.origin.model_dump() if theirs.origin else None,
+                        run_from=None
+                        if version_run is None
+                        else ("adopter" if version_run is run else "cloud"),
+                        run_id=record.run_id,
+                        datasets=list(record.dataset_ids),
+                        code_commit=record.code_commit,
+                        pipeline_run=args.pipeline_run_id,
+                        registered_from=None
+                        if args.served is None
+                        else {"endpoint": args.served[0], "route": args.served[1]},
+                        tier=record.risk_tier,
+                        stage=record.stage.value,
+                        reason=args.reason,
+                        decision=recorded_decision,
+                    )
+                )
+                adopted.append(record)
+            events.extend(self._record_aliases(conn, name, observed, {v.version for v in adopted}))
         platform._after_commit(events)
         already = tuple(sorted({*already, *raced}))
         if not adopted:
