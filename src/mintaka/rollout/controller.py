@@ -130,32 +130,6 @@ def refusals_of(metrics: EndpointMetrics, routes: Collection[str]) -> Refusals |
 REFUSAL_FALSE_ALARM = 0.001
 
 
-def binomial_tail(successes: int, trials: int, share: float) -> float:
-    """The chance of ``successes`` or more in ``trials`` independent trials that each succeed
-    with probability ``share`` (the upper tail of the binomial distribution)."""
-    if successes <= 0:
-        return 1.0
-    if successes > trials or share <= 0.0:
-        return 0.0
-    if share >= 1.0:
-        return 1.0
-    log_share, log_rest = math.log(share), math.log1p(-share)
-    base = math.lgamma(trials + 1)
-    total = 0.0
-    for taken in range(successes, trials + 1):
-        term = math.exp(
-            base
-            - math.lgamma(taken + 1)
-            - math.lgamma(trials - taken + 1)
-            + taken * log_share
-            + (trials - taken) * log_rest
-        )
-        total += term
-        if taken > trials * share and term <= total * 1e-12:
-            break  # past the mode every term is smaller than the last
-    return min(total, 1.0)
-
-
 def excess_refusals(refused: int, requests: int, baseline: Refusals | float) -> int:
     """The requests out of ``requests`` a route refused as invalid beyond the share the
     ``baseline`` refused, counted only when the excess is clear; otherwise none.
@@ -170,16 +144,16 @@ def excess_refusals(refused: int, requests: int, baseline: Refusals | float) -> 
     beyond = refused - share * requests
     if beyond <= 1e-9:
         return 0
-    if isinstance(baseline, Refusals):
-        from scipy.stats import fisher_exact
+    from scipy.stats import binom, fisher_exact
 
+    if isinstance(baseline, Refusals):
         table = [
             [refused, max(requests - refused, 0)],
             [baseline.refused, max(baseline.answered - baseline.refused, 0)],
         ]
         chance = float(fisher_exact(table, alternative="greater").pvalue)
-    else:
-        chance = binomial_tail(refused, requests, share)
+    else:  # the chance of refusing this many or more at the share
+        chance = float(binom.sf(refused - 1, requests, share))
     if chance >= REFUSAL_FALSE_ALARM:
         return 0
     return math.ceil(beyond - 1e-9)
