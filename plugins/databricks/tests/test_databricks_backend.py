@@ -1204,6 +1204,39 @@ def test_another_process_finds_a_run_by_its_mintaka_id(
     assert [e.name for e in under_root] == ["/Shared/mintaka/churn"]
 
 
+@pytest.mark.parametrize(
+    ("ours", "theirs"), [("/Shared/ml_team", "/Shared/mlxteam"), ("/Shared/ml%", "/Shared/mlops")]
+)
+def test_a_run_under_a_root_that_only_matches_ours_as_a_pattern_is_not_ours(
+    databricks_fake: FakeDatabricks,
+    databricks_environment: Path,
+    tmp_path: Path,
+    ours: str,
+    theirs: str,
+) -> None:
+    """MLflow's LIKE cannot escape ``_`` or ``%``: the experiments its search lists under a root
+    holding one are narrowed to those whose names do start with the root."""
+    other = make_backend(databricks_fake, tmp_path / "other", experiment_root=theirs)
+    run = Run(id="run-7", experiment="churn", started_at=other.context.clock.now(), backend="x")
+    other.create_run(run)
+    listed = workspace_client(databricks_fake).experiments.search_experiments(
+        filter=f"name LIKE '{ours}/%'"
+    )
+    assert [e.name for e in listed] == [f"{theirs}/churn"]  # a wildcard match only
+    backend = make_backend(databricks_fake, tmp_path / "ours", experiment_root=ours)
+    with pytest.raises(NotFound):
+        backend.get_run("run-7")
+    created = backend.create_run(run)
+    assert created["run_id"] != other.get_run("run-7").backend_ids["run_id"]
+    assert backend.get_run("run-7").backend_ids == created
+    assert (
+        make_backend(databricks_fake, tmp_path / "again", experiment_root=ours)
+        .get_run("run-7")
+        .backend_ids
+        == created
+    )
+
+
 @pytest.mark.parametrize("experiment", ["churn", "team/churn"])
 def test_a_run_creates_its_experiment_in_a_folder_not_yet_there(
     databricks_fake: FakeDatabricks, cloud: DatabricksBackend, experiment: str

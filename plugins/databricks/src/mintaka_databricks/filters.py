@@ -5,6 +5,11 @@ and strips the quotes without unescaping anything between them: ``'Bob''s model'
 ``'Bob\\'s model'`` are read with the doubled quote or the backslash left in, and match nothing.
 So a value holding a single quote is written in double quotes, and one holding both kinds of quote
 cannot be written at all.
+
+``LIKE`` has no escape either: MLflow turns ``%`` and ``_`` into wildcards wherever they stand
+(its file store rewrites them into a regular expression, its SQL store hands the pattern to the
+database without an ``ESCAPE`` clause), so a pattern built from a name that holds one matches
+other names too. Such a search finds a superset, which the caller narrows exactly.
 """
 
 from __future__ import annotations
@@ -23,3 +28,10 @@ def filter_value(text: str) -> str:
     raise ValidationError(
         f"{text!r} holds both a single and a double quote, so no MLflow search filter can name it"
     )
+
+
+def starting_with(prefix: str) -> str:
+    """``LIKE`` and the quoted pattern of an MLflow search filter for values starting with
+    ``prefix``, and more: ``%`` or ``_`` in ``prefix`` stay wildcards, so the caller keeps only
+    the values that do start with ``prefix``."""
+    return f"LIKE {filter_value(prefix + '%')}"

@@ -21,7 +21,7 @@ from mintaka.domain.runs import Run, RunStatus
 from mintaka.errors import Conflict, NotFound
 from mintaka.interfaces import RunTracking
 from mintaka_databricks.errors import BACKEND
-from mintaka_databricks.filters import filter_value
+from mintaka_databricks.filters import filter_value, starting_with
 from mintaka_databricks.workspace import WorkspaceAccess
 
 RUN_TAG = "mintaka.run_id"
@@ -109,12 +109,19 @@ class MlflowRuns(WorkspaceAccess, RunTracking):
 
     def _experiments_under_root(self) -> list[str]:
         root = self.settings.experiment_root.rstrip("/")
-        where = f"name LIKE {filter_value(root + '/%')}"
+        inside = root + "/"
         found = self._call(
             f"listing experiments under {root}",
-            lambda: list(self.client.experiments.search_experiments(filter=where)),
+            lambda: list(
+                self.client.experiments.search_experiments(filter=f"name {starting_with(inside)}")
+            ),
         )
-        return sorted(str(e.experiment_id) for e in found if e.experiment_id)
+        # ``_`` and ``%`` in the root are wildcards to LIKE: another root may match it there.
+        return sorted(
+            str(e.experiment_id)
+            for e in found
+            if e.experiment_id and str(e.name or "").startswith(inside)
+        )
 
     def _locate(self, run_id: str) -> str:
         if run_id in self._runs:
