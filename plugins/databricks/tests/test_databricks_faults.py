@@ -1,5 +1,6 @@
 """Faults from the fake's seeded schedule: throttling and 503 retried without real waiting, a plain
-500 translated and not retried, and lost responses that leave no duplicate behind."""
+500 translated and not retried, lost responses that leave no duplicate behind, and lost answers to
+deletes that the retry finds done."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from databricks_support import (
 from mintaka_conformance.fakes.databricks import FakeDatabricks, Fault
 from mintaka_databricks.backend import DatabricksBackend
 
-from mintaka import BackendError, ManualClock, RetryExhausted
+from mintaka import BackendError, ManualClock, NotFound, RetryExhausted
 from mintaka.domain.pipelines import PipelineSpec, StepSpec
 from mintaka.domain.registry import VersionRequest
 from mintaka.domain.runs import Run
@@ -181,3 +182,50 @@ def test_a_lost_run_create_leaves_one_mlflow_run(
     ]
     assert [r.run_id for r in active] == [ids["run_id"]]
     assert cloud.get_run("run-1").experiment == "churn"
+
+
+def test_a_lost_version_delete_is_done_and_a_missing_version_still_not_found(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    cloud.ensure_model("churn")
+    cloud.create_version(request(tmp_path, "churn", "mv-1"))
+    databricks_fake.faults.script(Fault.LOST, method="DELETE", path=r"/versions/1$")
+    cloud.delete_version("churn", 1)
+    assert len(databricks_fake.calls("DELETE", "/versions/1")) == 2  # the SDK retried
+    assert cloud.list_versions("churn") == []
+    with pytest.raises(NotFound):
+        cloud.delete_version("churn", 1)
+
+
+def test_a_lost_alias_delete_is_done_and_a_missing_alias_still_not_found(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    cloud.ensure_model("churn")
+    cloud.create_version(request(tmp_path, "churn", "mv-1"))
+    cloud.set_alias("churn", "champion", 1)
+    cloud.set_alias("churn", "challenger", 1)
+    databricks_fake.faults.script(Fault.LOST, method="DELETE", path=r"/aliases/champion$")
+    cloud.delete_alias("churn", "champion")
+    assert len(databricks_fake.calls("DELETE", "/aliases/champion")) == 2  # the SDK retried
+    assert cloud.get_aliases("churn") == {"challenger": 1}
+    with pytest.raises(NotFound, match="champion"):
+        cloud.delete_alias("churn", "champion")
+
+
+def test_a_lost_endpoint_delete_is_done_and_a_missing_endpoint_still_not_found(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    cloud.ensure_model("churn")
+    cloud.create_version(request(tmp_path, "churn", "mv-1"))
+    cloud.create_endpoint(
+        "churn-ep",
+        [Route(name="blue", model="churn", version=1)],
+        TrafficMap(weights={"blue": 100}),
+    )
+    databricks_fake.faults.script(Fault.LOST, method="DELETE", path=r"/serving-endpoints/")
+    cloud.delete_endpoint("churn-ep")
+    assert len(databricks_fake.calls("DELETE", "/serving-endpoints/churn-ep")) == 2
+    with pytest.raises(NotFound):
+        cloud.get_endpoint("churn-ep")
+    with pytest.raises(NotFound):
+        cloud.delete_endpoint("churn-ep")

@@ -265,3 +265,19 @@ def test_a_model_name_map_must_be_one_to_one_and_for_the_workspace_registry(
 ) -> None:
     with pytest.raises(SettingsError, match=says):
         settings(host="https://example.invalid", model_names=names)
+
+
+def test_a_lost_version_delete_is_done_and_a_missing_version_still_not_found(
+    databricks_fake: FakeDatabricks, cloud: DatabricksWorkspaceBackend, tmp_path: Path
+) -> None:
+    cloud.ensure_model("churn")
+    cloud.create_version(request(tmp_path, "churn", "mv-1"))
+    cloud.set_alias("churn", "champion", 1)
+    delete = r"^/api/2\.0/mlflow/model-versions/delete"
+    databricks_fake.faults.script(Fault.LOST, method="DELETE", path=delete)
+    cloud.delete_version("churn", 1)
+    assert len(databricks_fake.calls("DELETE", "/model-versions/delete")) == 2  # retried
+    assert cloud.list_versions("churn") == []
+    assert cloud.get_aliases("churn") == {}
+    with pytest.raises(NotFound):
+        cloud.delete_version("churn", 1)

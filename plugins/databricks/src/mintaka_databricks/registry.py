@@ -226,13 +226,17 @@ class UnityCatalogRegistry(
         return sorted(versions, key=lambda v: v.version)
 
     def _delete(self, full: str, version: int) -> None:
-        self._call(
-            f"deleting {full} version {version}",
-            lambda: self.client.model_versions.delete(full, version),
-        )
+        # The SDK retries a delete whose answer was lost, and the retry finds the version gone.
+        with contextlib.suppress(NotFound):
+            self._call(
+                f"deleting {full} version {version}",
+                lambda: self.client.model_versions.delete(full, version),
+            )
 
     def delete_version(self, name: str, version: int) -> None:
-        self._delete(self._full_name(name), version)
+        full = self._full_name(name)
+        self._raw_version(full, version)  # NotFound for a version missing before the delete
+        self._delete(full, version)
 
     # -- aliases --------------------------------------------------------------------------------
 
@@ -245,10 +249,14 @@ class UnityCatalogRegistry(
 
     def delete_alias(self, name: str, alias: str) -> None:
         full = self._full_name(name)
-        self._call(
-            f"deleting alias {alias} of {full}",
-            lambda: self.client.registered_models.delete_alias(full, alias),
-        )
+        if alias not in self.get_aliases(name):
+            raise NotFound(f"alias {alias!r} of {full} not found in Unity Catalog")
+        # The SDK retries a delete whose answer was lost, and the retry finds the alias gone.
+        with contextlib.suppress(NotFound):
+            self._call(
+                f"deleting alias {alias} of {full}",
+                lambda: self.client.registered_models.delete_alias(full, alias),
+            )
 
     def get_aliases(self, name: str) -> dict[str, int]:
         full = self._full_name(name)

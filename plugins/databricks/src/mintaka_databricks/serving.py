@@ -396,10 +396,13 @@ class EndpointServing(
         return endpoint
 
     def delete_endpoint(self, name: str) -> None:
-        self._call(
-            f"deleting endpoint {name}",
-            lambda: self.client.serving_endpoints.delete(self.settings.endpoint_of(name)),
-        )
+        self._details(name)  # NotFound for an endpoint missing before the delete
+        # The SDK retries a delete whose answer was lost, and the retry finds the endpoint gone.
+        with contextlib.suppress(NotFound):
+            self._call(
+                f"deleting endpoint {name}",
+                lambda: self.client.serving_endpoints.delete(self.settings.endpoint_of(name)),
+            )
 
     # -- kill switch (emulated) -------------------------------------------------------------------
     #

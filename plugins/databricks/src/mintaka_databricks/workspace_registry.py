@@ -190,15 +190,18 @@ class WorkspaceModelRegistry(
         return sorted((self._version(name, r, aliases) for r in raws), key=lambda v: v.version)
 
     def _delete(self, full: str, version: int) -> None:
-        self._rest(
-            "DELETE",
-            f"{ML}/model-versions/delete",
-            f"deleting {full} version {version}",
-            query={"name": full, "version": str(version)},
-        )
+        # The SDK retries a delete whose answer was lost, and the retry finds the version gone.
+        with contextlib.suppress(NotFound):
+            self._rest(
+                "DELETE",
+                f"{ML}/model-versions/delete",
+                f"deleting {full} version {version}",
+                query={"name": full, "version": str(version)},
+            )
 
     def delete_version(self, name: str, version: int) -> None:
         full = self._full_name(name)
+        self._raw_version(full, version)  # NotFound for a version missing before the delete
         self._delete(full, version)
         for alias, number in _alias_tags(self._model(full), None).items():
             if number == version:
