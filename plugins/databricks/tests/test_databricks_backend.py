@@ -1515,6 +1515,32 @@ def test_an_adopted_endpoints_served_entities_keep_their_compute_through_mintaka
         assert plat.sync() == []
 
 
+def test_a_route_optimized_endpoint_is_read_but_invoking_it_is_unsupported(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    """Databricks answers a route-optimized endpoint at its own URL with an OAuth token only;
+    Mintaka invokes through the workspace URL, so it refuses, naming the endpoint, before
+    sending anything."""
+    from databricks.sdk.service.serving import EndpointCoreConfigInput, ServedEntityInput
+
+    register(cloud, tmp_path, "churn", 1)
+    served = ServedEntityInput(
+        name="blue", entity_name="main.mintaka.churn", entity_version="1", workload_size="Small"
+    )
+    workspace_client(databricks_fake).serving_endpoints.create(
+        "churn-fast",
+        config=EndpointCoreConfigInput(name="churn-fast", served_entities=[served]),
+        route_optimized=True,
+    )
+    seen = cloud.get_endpoint("churn-fast")
+    assert seen.extra["route_optimized"] is True
+    assert [r.name for r in seen.routes] == ["blue"]
+    for route in (None, "blue"):
+        with pytest.raises(UnsupportedCapability, match="'churn-fast' is route-optimized"):
+            cloud.invoke("churn-fast", {"inputs": {"f0": 1.0}}, route=route)
+    assert databricks_fake.calls("POST", "/invocations") == []
+
+
 @pytest.mark.parametrize(
     ("names", "says"),
     [

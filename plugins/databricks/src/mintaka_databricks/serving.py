@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from mintaka.capabilities import Capability
 from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
 from mintaka.domain.names import is_endpoint_name, route_name_of, route_names_of
 from mintaka.domain.serving import Endpoint, EndpointMetrics, EndpointStatus, Route, TrafficMap
@@ -35,6 +36,7 @@ from mintaka.errors import (
     Conflict,
     MintakaError,
     NotFound,
+    UnsupportedCapability,
     ValidationError,
 )
 from mintaka.interfaces import CaptureSource, KillSwitch, MetricsSource, Serving, TrafficSplit
@@ -78,6 +80,24 @@ def _event_id(endpoint: str, row: dict[str, Any], earlier: Counter[str]) -> str:
     occurrence = earlier[digest]
     earlier[digest] += 1
     return f"dbx-{digest}-{occurrence}"
+
+
+def _refuse_route_optimized(name: str, details: dict[str, Any]) -> None:
+    """Refuse to invoke a route-optimized endpoint: Databricks answers one at its own URL with
+    an OAuth token only (since September 2025 a new one no longer answers at the workspace URL),
+    and Mintaka invokes endpoints at the workspace URL with the workspace's credentials."""
+    if not details.get("route_optimized"):
+        return
+    url = details.get("endpoint_url")
+    raise UnsupportedCapability(
+        BACKEND,
+        Capability.SERVING.value,
+        f"endpoint {name!r} is route-optimized: Databricks answers it only at its own URL"
+        + (f" ({url})" if url else "")
+        + " with an OAuth token, and Mintaka invokes endpoints through the workspace URL, "
+        "so Mintaka neither invokes it nor mirrors shadow traffic to it; query it at that URL, "
+        "or serve the model from an endpoint without route optimization",
+    )
 
 
 def _endpoint_wide(limit: dict[str, Any]) -> bool:
@@ -205,6 +225,9 @@ class EndpointServing(
         except ValueError:  # not Mintaka's: report it raw rather than guess
             mapped, traffic = (), TrafficMap(weights={})
             extra["config"] = config
+        if details.get("route_optimized"):
+            extra["route_optimized"] = True
+            extra["endpoint_url"] = details.get("endpoint_url")
         killed = _refusing(details)
         if killed:
             with contextlib.suppress(Conflict):  # a stray tag does not stop reading the endpoint
@@ -513,6 +536,7 @@ class EndpointServing(
         # Read first: the service answers a killed endpoint 429, which the SDK would retry
         # until its retry timeout.
         details = self._details(name)
+        _refuse_route_optimized(name, details)
         if _refusing(details):
             raise BackendError(
                 f"endpoint {name!r} is killed: it refuses every request until released", BACKEND
