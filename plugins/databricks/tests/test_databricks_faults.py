@@ -1,6 +1,6 @@
 """Faults from the fake's seeded schedule: throttling and 503 retried without real waiting, a plain
 500 translated and not retried, lost responses that leave no duplicate behind, and lost answers to
-deletes that the retry finds done."""
+deletes (a duplicate job's among them) that the retry finds done."""
 
 from __future__ import annotations
 
@@ -229,3 +229,17 @@ def test_a_lost_endpoint_delete_is_done_and_a_missing_endpoint_still_not_found(
         cloud.get_endpoint("churn-ep")
     with pytest.raises(NotFound):
         cloud.delete_endpoint("churn-ep")
+
+
+def test_a_lost_delete_of_a_duplicate_job_leaves_the_submit_standing(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """Jobs answers a delete of a job that is gone with 400 "does not exist": the duplicate a
+    retried create made is deleted by the first request, whose answer was lost."""
+    spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg.steps:fit")])
+    databricks_fake.faults.script(Fault.LOST, method="POST", path=r"/jobs/create$")
+    databricks_fake.faults.script(Fault.LOST, method="POST", path=r"/jobs/delete$")
+    run = cloud.submit(cloud.compile(spec), {})
+    assert len(databricks_fake.calls("POST", "/jobs/delete")) == 2  # the SDK retried
+    assert len(databricks_fake.state.jobs.jobs) == 1
+    assert run.pipeline == "train"

@@ -464,11 +464,20 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                 raise BackendError(f"job {name!r} was created but is not listed", BACKEND)
             job_id = found[0]
         for duplicate in found[1:]:
-            self._call(
-                f"deleting duplicate job {duplicate}",
-                lambda duplicate=duplicate: self.client.jobs.delete(duplicate),  # type: ignore[misc]
-            )
+            self._delete_duplicate_job(name, duplicate)
         return job_id, uploaded
+
+    def _delete_duplicate_job(self, name: str, job_id: int) -> None:
+        try:
+            self._call(
+                f"deleting duplicate job {job_id}",
+                lambda: self.client.jobs.delete(job_id),
+            )
+        except (NotFound, ValidationError):
+            # Jobs answers a job that is gone with 400 "does not exist": the SDK's retry of a
+            # delete whose answer was lost. Done, unless the job is still there.
+            if job_id in self._job_ids(name):
+                raise
 
     def submit(self, pipeline: NativePipeline, parameters: dict[str, str]) -> PipelineRun:
         if pipeline.format != FORMAT:
