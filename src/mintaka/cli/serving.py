@@ -4,13 +4,18 @@
 from __future__ import annotations
 
 import math
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
 
-from mintaka.cli.output import console, emit_json, fields, table
+from mintaka.cli.output import console, emit_json, err_console, fields, table
 from mintaka.cli.state import platform
 from mintaka.rollout.steps import MAX_BAKE_SECONDS, STEPPED_STRATEGIES
 
@@ -18,6 +23,10 @@ if TYPE_CHECKING:
     from mintaka.domain.serving import Endpoint
 
 app = typer.Typer(help="Endpoints, routes and traffic.", no_args_is_help=True)
+
+# The exit status of `mintaka rollout` stopped by SIGTERM: 128 + the signal's number, as a shell
+# reports a process the signal ended (Ctrl-C exits 130, 128 + SIGINT).
+SIGTERM_STATUS = 128 + signal.SIGTERM
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 Reason = Annotated[str, typer.Option(help="Why (audited).")]
@@ -288,7 +297,11 @@ def rollout(
         ),
     ] = False,
 ) -> None:
-    """Shift traffic to a route step by step, verifying the SLA; roll back on a breach."""
+    """Shift traffic to a route step by step, verifying the SLA; roll back on a breach.
+
+    Ctrl-C or SIGTERM (what process managers and container runtimes send) mid-way puts back the
+    traffic the rollout started from and records it; the exit status is then 130 for Ctrl-C,
+    143 for SIGTERM."""
     from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan
     from mintaka.rollout.controller import RolloutController, plan_steps
 
@@ -335,7 +348,13 @@ def rollout(
         console.print(f"  baking {seconds:.0f}s ...")
         time.sleep(seconds)
 
-    result = RolloutController(plat, wait=wait).run(plan)
+    try:
+        with _sigterm_stops_rollout():
+            result = RolloutController(plat, wait=wait).run(plan)
+    except RolloutTerminated:
+        weights = plat.serving.get_endpoint(endpoint).traffic.weights
+        err_console.print(f"rollout stopped by SIGTERM; traffic now {escape(str(weights))}")
+        raise typer.Exit(SIGTERM_STATUS) from None
     for step in result.steps:
         verdict = "[red]breach[/]" if step.breaches else "[green]ok[/]"
         breaches = escape("; ".join(step.breaches))
@@ -351,6 +370,37 @@ def rollout(
     else:
         console.print(f"[red]rolled back[/] {endpoint} to {escape(str(result.rolled_back_to))}")
         raise typer.Exit(1)
+
+
+class RolloutTerminated(KeyboardInterrupt):
+    """SIGTERM stopping `mintaka rollout`: raised wherever the rollout is (mid-bake, say), so it
+    unwinds as Ctrl-C does and the controller puts back the traffic it started from."""
+
+    def __init__(self) -> None:
+        super().__init__("SIGTERM")
+
+
+@contextmanager
+def _sigterm_stops_rollout() -> Iterator[None]:
+    """While the rollout runs, SIGTERM (what process managers and container runtimes send)
+    raises :class:`RolloutTerminated`, once: a second SIGTERM does not interrupt the restore the
+    first one set off. The handler found before is put back afterwards."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread can handle signals
+        return
+    raised = False
+
+    def terminate(_signum: int, _frame: FrameType | None) -> None:
+        nonlocal raised
+        if not raised:
+            raised = True
+            raise RolloutTerminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:  # a handler not set from Python (None) was the default one
+        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def rollout_status(

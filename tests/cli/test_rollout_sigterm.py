@@ -1,0 +1,90 @@
+"""`mintaka rollout` stopped by SIGTERM, as a process manager stops it: like Ctrl-C, the traffic
+the rollout started from is put back and recorded."""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+
+import pytest
+from artifact_kit import MakeArtifact
+from cli_kit import cli, init_home
+
+from mintaka import Platform
+
+STOPPED_REASON = "rollout stopped by RolloutTerminated: SIGTERM"
+
+
+def _two_routes(capsys: pytest.CaptureFixture[str], home: Path, make: MakeArtifact) -> list[str]:
+    """A home whose endpoint ``api`` serves m:1 on ``blue`` and has m:2 on ``green``, idle; the
+    CLI's leading options for it."""
+    h = ["--home", str(init_home(capsys, home)), "--as", "ops"]
+    for content in (b"v1", b"v2"):
+        args = ("models", "register", "m", "--artifact", str(make(content)), "--flavor", "pyfunc")
+        assert cli(capsys, *h, *args)[0] == 0
+    assert cli(capsys, *h, "endpoints", "create", "api", "m:1", "--route", "blue")[0] == 0
+    assert cli(capsys, *h, "endpoints", "deploy", "api", "m:2", "--route", "green")[0] == 0
+    return h
+
+
+def _assert_restored(home: Path) -> None:
+    with Platform(home) as plat:
+        assert plat.serving.get_endpoint("api").traffic.weights == {"blue": 100, "green": 0}
+        history = plat.serving.deployment_history("api")
+        assert [d.reason for d in history[-2:]] == ["rollout step 1/3", STOPPED_REASON]
+        assert history[-1].known_good
+        rollbacks = [e for e in plat.audit.events() if e.action == "endpoint.rollback"]
+        assert [e.actor for e in rollbacks] == ["ops"]
+
+
+def test_sigterm_mid_bake_restores_the_starting_traffic_and_exits_143(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    make_servable: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    h = _two_routes(capsys, tmp_path / "home", make_servable)
+    outside: list[int] = []
+
+    def handler_outside_the_rollout(signum: int, _frame: FrameType | None) -> None:
+        outside.append(signum)
+
+    sleep = time.sleep
+
+    def terminated_while_baking(seconds: float) -> None:
+        if seconds != 30:  # not the bake
+            sleep(seconds)
+            return
+        signal.raise_signal(signal.SIGTERM)  # what a service manager sends
+        raise AssertionError("SIGTERM did not stop the bake")
+
+    before = signal.signal(signal.SIGTERM, handler_outside_the_rollout)
+    try:
+        monkeypatch.setattr(time, "sleep", terminated_while_baking)
+        code, _, err = cli(capsys, *h, "rollout", "api", "--to", "green", "--bake", "30")
+        monkeypatch.undo()
+        assert signal.getsignal(signal.SIGTERM) is handler_outside_the_rollout
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert outside == []  # the rollout's own handler took it
+    assert code == 143, err
+    assert "rollout stopped by SIGTERM; traffic now {'blue': 100, 'green': 0}" in err
+    assert "Traceback" not in err
+    _assert_restored(tmp_path / "home")
+
+
+def test_a_second_sigterm_does_not_interrupt_the_restore_the_first_set_off() -> None:
+    from mintaka.cli.serving import RolloutTerminated, _sigterm_stops_rollout
+
+    def terminated_twice() -> None:
+        try:
+            signal.raise_signal(signal.SIGTERM)
+        finally:
+            signal.raise_signal(signal.SIGTERM)  # ignored: the first one is being handled
+
+    before = signal.getsignal(signal.SIGTERM)
+    with _sigterm_stops_rollout(), pytest.raises(RolloutTerminated):
+        terminated_twice()
+    assert signal.getsignal(signal.SIGTERM) == before
