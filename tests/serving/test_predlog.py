@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import rfc8785
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from mintaka.serving.predlog import Prediction, PredictionLog, input_digest
 from mintaka.store import Store
@@ -157,4 +159,91 @@ def test_a_spilled_record_the_store_refuses_does_not_hold_up_the_others(tmp_path
     reopened.close()
     refused = (tmp_path / "predictions-spill.refused.jsonl").read_text().splitlines()
     assert [json.loads(line)["id"] for line in refused] == ["p9"]
+    store.dispose()
+
+
+class _Outage:
+    """Makes ``store`` fail every write (busy, as a locked SQLite file is) while ``down``."""
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.down = False
+        write = store.write
+
+        def failing_write() -> object:
+            if self.down:
+                raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("locked"))
+            return write()
+
+        monkeypatch.setattr(store, "write", failing_write)
+
+
+def _predictions(ids: range, at: datetime) -> list[Prediction]:
+    return [
+        Prediction(f"p{i}", "e", "r", "m", 1, "v", {"a": i}, True, 0.5, "ok", 0, 1.0, at)
+        for i in ids
+    ]
+
+
+def _stored(store: Store) -> list[str]:
+    with store.read() as conn:
+        return sorted(conn.execute(select(predictions.c.id)).scalars())
+
+
+def test_spilled_predictions_are_stored_once_the_store_takes_a_batch_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    spill = tmp_path / "predictions-spill.jsonl"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    outage = _Outage(store, monkeypatch)
+    log = PredictionLog(store, interval=10.0, spill=spill)  # writes only when flushed
+    outage.down = True
+    for prediction in [*_predictions(range(3), at), _refused_by_the_store(3, at)]:
+        log.append(prediction)
+    log.flush()
+    assert len(spill.read_text().splitlines()) == 4
+    outage.down = False
+    for prediction in _predictions(range(4, 6), at):
+        log.append(prediction)
+    log.flush()  # the store takes this batch, then what was spilled while it failed
+    assert _stored(store) == ["p0", "p1", "p2", "p4", "p5"]
+    assert sorted(p.name for p in tmp_path.glob("predictions-spill*")) == [
+        "predictions-spill.refused.jsonl"
+    ]
+    refused = (tmp_path / "predictions-spill.refused.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in refused] == ["p3"]
+    log.close()
+    PredictionLog(store, spill=spill).close()  # the next start finds nothing to store again
+    assert _stored(store) == ["p0", "p1", "p2", "p4", "p5"]
+    assert (tmp_path / "predictions-spill.refused.jsonl").read_text().splitlines() == refused
+    store.dispose()
+
+
+def test_spilled_predictions_are_replayed_a_batch_per_write_and_survive_a_failing_replay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    spill = tmp_path / "predictions-spill.jsonl"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    outage = _Outage(store, monkeypatch)
+    log = PredictionLog(store, interval=10.0, spill=spill, max_batch=2)
+    outage.down = True
+    for prediction in _predictions(range(5), at):
+        log.append(prediction)
+    log.flush()
+    assert _stored(store) == []
+    outage.down = False
+    log.flush()  # nothing new to write: the store is tried with one batch of the spill
+    assert _stored(store) == ["p0", "p1"]
+    outage.down = True
+    log.flush()  # the replay fails: its records stay spilled
+    outage.down = False
+    log.flush()
+    assert _stored(store) == ["p0", "p1", "p2", "p3"]
+    log.close()  # stopped mid-replay: the next start stores the rest, once each
+    assert list(tmp_path.glob("predictions-spill.jsonl.*.replaying"))
+    reopened = PredictionLog(store, spill=spill, max_batch=2)
+    reopened.close()
+    assert _stored(store) == ["p0", "p1", "p2", "p3", "p4"]
+    assert list(tmp_path.glob("predictions-spill*")) == []
     store.dispose()

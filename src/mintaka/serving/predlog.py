@@ -6,11 +6,15 @@ writer thread wakes every ``interval`` seconds, derives the input digests and st
 commits what it finds in transactions of at most ``max_batch`` rows. ``close()`` drains
 everything appended before it, so a clean stop loses nothing; ``flush()`` waits until
 everything appended so far is committed. A batch the store fails to take three times (busy,
-or gone) goes to the spill file, one JSON record a line, for replay: the next log opened on that
-spill file (the next server start) stores the records it holds, once each, before it writes
-anything new. A record the store refuses for what it holds (a value its columns do not take) is
-found by halving the batch, and only it is kept aside, in the refused file beside the spill file
-(``predictions-spill.refused.jsonl``), never replayed: the rest of its batch is written.
+or gone) goes to the spill file, one JSON record a line, for replay, and its records are stored
+once each (an id already stored is skipped): while the log runs, once the store takes a batch
+again (or a ``flush()`` finds nothing new to write), up to ``max_batch`` spilled records after
+each such write, so a long spill never holds up new predictions; and whole by the next log opened
+on that spill file (the next server start), before it writes anything new. A spill file is
+removed once every record it holds is stored. A record the store refuses for what it holds (a
+value its columns do not take) is found by halving the batch, and only it is kept aside, in the
+refused file beside the spill file (``predictions-spill.refused.jsonl``), never replayed: the
+rest of its batch is written.
 
 Logged inputs and outputs are JSON every store takes: a number JSON has no form for (NaN,
 infinity) or a value it has no type for is stored as its text (:func:`json_safe`).
@@ -237,10 +241,16 @@ class PredictionLog:
         self._pending: deque[Prediction | threading.Event] = deque()
         self._wake = threading.Event()
         self._closing = False
+        # The spilled records being replayed: the file they were taken from (removed once they
+        # are all stored), where its next records start, and the parts read from it that are not
+        # stored yet (see :meth:`_commit`); None when no file is being replayed.
+        self._replaying: tuple[Path, int, list[list[dict[str, Any]]]] | None = None
+        # Whether spilled records may be waiting for the store (looked for at the next write).
+        self._spilled = spill is not None
         if spill is not None:
             try:
                 replayed = self.replay()
-            except Exception:  # the records stay in their file for the next start
+            except Exception:  # the records stay in their file, replayed once the store is back
                 log.exception("replaying the predictions kept in %s failed", spill)
             else:
                 if replayed:
@@ -249,28 +259,80 @@ class PredictionLog:
         self._thread.start()
 
     def replay(self) -> int:
-        """Store the predictions the spill file (and any replay a crash interrupted) holds,
-        skipping those already stored; returns how many were added. A file is removed once its
-        records are committed (a record the store refuses kept aside, in the refused file); a
-        line that is not a record is logged and skipped."""
-        if self.spill is None:
-            return 0
-        spill = self.spill
-        if spill.exists():  # taken aside first: a spill written meanwhile goes to a new file
-            spill.replace(spill.with_name(f"{spill.name}.{time.time_ns()}.replaying"))
+        """Store every prediction the spill file (and any replay interrupted before) holds,
+        skipping those already stored; returns how many were added. See :meth:`_replay_some`."""
         added = 0
-        for taken in sorted(spill.parent.glob(f"{spill.name}.*.replaying")):
-            records: dict[str, dict[str, Any]] = {}
-            for number, line in enumerate(taken.read_text().splitlines(), start=1):
+        while self._spilled:
+            added += self._replay_some(self.max_batch)
+        return added
+
+    def _replay_some(self, limit: int) -> int:
+        """Store up to ``limit`` more spilled predictions, skipping those already stored;
+        returns how many were added. The spill file is taken aside first (a spill written
+        meanwhile goes to a new file), and each taken file is removed once its records are
+        committed (a record the store refuses kept aside, in the refused file); a line that is
+        not a record is logged and skipped. A failure of the store is raised and loses nothing:
+        the records not committed are tried again at the next call (or the next start, which
+        reads the file taken aside again and skips what is stored already)."""
+        if self.spill is None:
+            self._spilled = False
+            return 0
+        if self._replaying is None:
+            taken = self._take_spilled()
+            if taken is None:
+                self._spilled = False
+                return 0
+            self._replaying = (taken, 0, [])
+        path, offset, parts = self._replaying
+        if not parts:
+            records, offset = self._read_spilled(path, offset, limit)
+            if records:
+                parts.append(records)
+            self._replaying = (path, offset, parts)
+        added = self._commit(parts, self._insert_new, lambda r: r)  # on failure, parts keep it
+        try:
+            at_end = offset >= path.stat().st_size
+        except FileNotFoundError:  # another process replayed it
+            at_end = True
+        if at_end:
+            path.unlink(missing_ok=True)
+            self._replaying = None
+        return added
+
+    def _take_spilled(self) -> Path | None:
+        """The next spilled file to replay: the spill file, taken aside under a name of its own,
+        after those a replay left (interrupted, or stopped with the store failing)."""
+        assert self.spill is not None
+        spill = self.spill
+        if spill.exists():
+            spill.replace(spill.with_name(f"{spill.name}.{time.time_ns()}.replaying"))
+        taken = sorted(spill.parent.glob(f"{spill.name}.*.replaying"))
+        return taken[0] if taken else None
+
+    def _read_spilled(
+        self, path: Path, offset: int, limit: int
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Up to ``limit`` records of spilled file ``path`` from byte ``offset`` on (the last of
+        each id), and the offset after them."""
+        records: dict[str, dict[str, Any]] = {}
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError:  # another process replayed it
+            return [], offset
+        with handle:
+            handle.seek(offset)
+            while len(records) < limit:
+                line = handle.readline()
+                if not line:
+                    break
+                offset += len(line)
                 try:
                     record = json.loads(line)
                     records[str(record["id"])] = record
                 except (ValueError, KeyError, TypeError):
                     if line.strip():
-                        log.error("%s line %d is not a prediction record; skipped", taken, number)
-            added += self._commit([list(records.values())], self._insert_new, lambda r: r)
-            taken.unlink()
-        return added
+                        log.error("%s has a line that is not a prediction record; skipped", path)
+        return list(records.values()), offset
 
     @property
     def refused(self) -> Path | None:
@@ -319,22 +381,35 @@ class PredictionLog:
                 else:
                     markers.append(item)
             try:
-                if batch:
-                    self._write(batch)
+                stored = self._write(batch) if batch else bool(markers)
+                if stored and self._spilled:
+                    self._replay_turn()
             except Exception:  # the writer must outlive any one bad batch
                 log.exception("writing %d predictions failed", len(batch))
             finally:
                 for marker in markers:
                     marker.set()
 
-    def _write(self, batch: list[Prediction]) -> None:
-        """Commit ``batch``; what is left of it after the store failed three times is spilled."""
+    def _replay_turn(self) -> None:
+        """Replay up to a batch of spilled predictions once the store has taken a batch (or a
+        flush found nothing new): a store still failing leaves them for the next turn."""
+        try:
+            added = self._replay_some(self.max_batch)
+        except Exception as exc:
+            log.warning("replaying the predictions kept beside %s failed: %s", self.spill, exc)
+        else:
+            if added:
+                log.warning("stored %d predictions kept beside %s", added, self.spill)
+
+    def _write(self, batch: list[Prediction]) -> bool:
+        """Commit ``batch``; what is left of it after the store failed three times is spilled.
+        Whether the store took it all."""
         parts = [batch]
         error: Exception | None = None
         for _attempt in range(3):
             try:
                 self._commit(parts, self._insert, Prediction.record)
-                return
+                return True
             except Exception as exc:  # the store is busy or gone: retry, then spill
                 error = exc
         left = [prediction for part in parts for prediction in part]
@@ -343,7 +418,9 @@ class PredictionLog:
             with self.spill.open("a") as handle:
                 for prediction in left:
                     handle.write(json.dumps(prediction.record(), default=str) + "\n")
+            self._spilled = True
             log.error("predictions kept in %s for replay", self.spill)
+        return False
 
     def _insert(self, batch: list[Prediction]) -> int:
         with self.store.write() as conn:
