@@ -496,6 +496,50 @@ def test_requests_every_route_refuses_do_not_roll_a_rollout_back(served: Served)
     assert result.steps[0].metrics.invalid == {"blue": 10, "green": 10}
 
 
+def _blue_green(plat: Platform, server: InferenceServer, challenger: str) -> TrafficPlan:
+    """``challenger`` on green, and blue answering the clients (a quarter of whose requests lack
+    a feature) in the minute before a blue-green plan switches all traffic to green."""
+    plat.serving.deploy("scoring", challenger, route="green")
+    for i in range(100):
+        post(server, {"inputs": row(i) if i % 4 else {"a": 1.0}})
+    server.predlog.flush()
+    plat.clock.advance(1)  # type: ignore[attr-defined]
+    return TrafficPlan(
+        endpoint="scoring",
+        strategy=RolloutStrategy.BLUE_GREEN,
+        steps=[TrafficStep(weights={"green": 100}, bake_seconds=60)],
+        sla=SLA(max_error_rate=0.01, min_requests=5),
+    )
+
+
+def test_a_blue_green_switch_judges_refusals_by_the_baseline_before_the_switch(
+    served: Served,
+) -> None:
+    """The baseline takes no traffic in the plan's only step: the clients' own bad requests are
+    measured on it in the same time before the switch, not taken as none."""
+    plat, server = served
+    plan = _blue_green(plat, server, "credit:2")  # healthy
+    result = RolloutController(plat, wait=_bad_quarter(plat, server)).run(plan)
+    assert result.breaches == ()
+    assert result.promoted
+    assert result.steps[0].metrics.invalid == {"green": 25}
+
+
+def test_a_blue_green_challenger_refusing_what_the_baseline_answered_is_rolled_back(
+    served: Served, tmp_path: Path
+) -> None:
+    plat, server = served
+    _register_needing_a_feature_clients_do_not_send(plat, tmp_path)
+    plan = _blue_green(plat, server, "credit:4")
+    result = RolloutController(plat, wait=_bad_quarter(plat, server)).run(plan)
+    assert not result.promoted
+    assert result.breaches == (
+        "green: error rate 0.7500 > 0.01 (counting 75 requests refused as invalid beyond the "
+        "share 0.2500 the baseline refused)",
+    )
+    assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 100, "green": 0}
+
+
 def _shadow_plan(sla: SLA) -> TrafficPlan:
     return TrafficPlan(
         endpoint="scoring",

@@ -9,7 +9,9 @@ bakes for ``bake_seconds`` (the injected ``wait`` lets tests move a manual clock
 sleeping), reads the endpoint's metrics for exactly that window, and promotes only when the SLA
 holds for every route taking traffic. A route's requests refused as invalid beyond the share the
 routes the rollout started from refused count as its errors (see :func:`sla_breaches`; a route
-the plan moves traffic onto is never part of that baseline, see :func:`baseline_routes`); the
+the plan moves traffic onto is never part of that baseline, see :func:`baseline_routes`; a step
+before any where the baseline took traffic, as a blue-green switch, is judged by what it refused
+just before the rollout, see :meth:`RolloutController._refusals_before`); the
 shadow route a step keeps (the plan's, or the endpoint's own) is judged on the copies it
 answered (:func:`shadow_breaches`). On a
 breach it restores the known-good traffic map, audits the rollback and raises an alert, which
@@ -23,6 +25,7 @@ import math
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from mintaka.capabilities import Capability
@@ -427,10 +430,12 @@ class RolloutController:
             self._gate_rollback(endpoint, plan.rollback_to)
         start = plan.rollback_to or endpoint.traffic
         # The routes the rollout judges refusals against, and the requests they refused as
-        # invalid in the last step they took traffic in (until measured, none: every refused
-        # request counts against a new route).
+        # invalid in the last step they took traffic in (before any, in the window before the
+        # rollout, see ``_refusals_before``; with no sample at all, none: every refused request
+        # counts against a new route).
         baseline = baseline_routes(plan, start, endpoint)
         refusals: Refusals | float = 0.0
+        started = platform.clock.now()
         ours = marked = self._mark_own(plan.endpoint, last.id, 1)
         result = RolloutResult(endpoint=plan.endpoint, promoted=False)
         # The reason of the step being applied: until ``_own_change`` has read back the id of
@@ -450,9 +455,13 @@ class RolloutController:
                 window_end = platform.clock.now()
                 self._check_untouched(plan.endpoint, ours, index)
                 metrics = platform.serving.endpoint_metrics(plan.endpoint, window_start, window_end)
-                self._check_untouched(plan.endpoint, ours, index)
                 live = sorted(name for name, weight in step.weights.items() if weight > 0)
                 measured = refusals_of(metrics, baseline.intersection(live))
+                if measured is None and index == 1:
+                    measured = self._refusals_before(
+                        plan.endpoint, baseline, started, step.bake_seconds
+                    )
+                self._check_untouched(plan.endpoint, ours, index)
                 refusals = refusals if measured is None else measured
                 breaches = tuple(
                     sla_breaches(plan.sla, metrics, live, refusals=refusals, baseline=baseline)
@@ -492,6 +501,21 @@ class RolloutController:
         self._mark_own(plan.endpoint, ours, len(plan.steps))
         result.promoted = True
         return result
+
+    def _refusals_before(
+        self, endpoint: str, baseline: Collection[str], started: datetime, seconds: float
+    ) -> Refusals | None:
+        """The requests the ``baseline`` routes refused as invalid in the ``seconds`` before the
+        rollout ``started``, of those they answered: the clients' own bad requests, measured
+        before the switch, for a step judged before any baseline route took traffic in one (the
+        first step of a blue-green plan). None when they answered none then (or the window is
+        empty)."""
+        if not baseline or seconds <= 0:
+            return None
+        before = self.platform.serving.endpoint_metrics(
+            endpoint, started - timedelta(seconds=seconds), started
+        )
+        return refusals_of(before, baseline)
 
     def _gate_rollback(self, endpoint: Endpoint, target: TrafficMap) -> None:
         gate_rollback(self.platform, endpoint, target)
