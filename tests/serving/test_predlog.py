@@ -189,18 +189,32 @@ def _stored(store: Store) -> list[str]:
         return sorted(conn.execute(select(predictions.c.id)).scalars())
 
 
+def _spilled_while_down(
+    store: Store,
+    spill: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    spilled: list[Prediction],
+    max_batch: int = 512,
+) -> tuple[PredictionLog, _Outage]:
+    """A log on ``spill`` that writes only when flushed, flushed once with ``spilled`` while the
+    store fails (still down when it returns)."""
+    outage = _Outage(store, monkeypatch)
+    log = PredictionLog(store, interval=10.0, spill=spill, max_batch=max_batch)
+    outage.down = True
+    for prediction in spilled:
+        log.append(prediction)
+    log.flush()
+    return log, outage
+
+
 def test_spilled_predictions_are_stored_once_the_store_takes_a_batch_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     spill = tmp_path / "predictions-spill.jsonl"
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    outage = _Outage(store, monkeypatch)
-    log = PredictionLog(store, interval=10.0, spill=spill)  # writes only when flushed
-    outage.down = True
-    for prediction in [*_predictions(range(3), at), _refused_by_the_store(3, at)]:
-        log.append(prediction)
-    log.flush()
+    spilled = [*_predictions(range(3), at), _refused_by_the_store(3, at)]
+    log, outage = _spilled_while_down(store, spill, monkeypatch, spilled)
     assert len(spill.read_text().splitlines()) == 4
     outage.down = False
     for prediction in _predictions(range(4, 6), at):
@@ -225,12 +239,7 @@ def test_spilled_predictions_are_replayed_a_batch_per_write_and_survive_a_failin
     store = Store(f"sqlite:///{tmp_path / 'store.db'}")
     spill = tmp_path / "predictions-spill.jsonl"
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    outage = _Outage(store, monkeypatch)
-    log = PredictionLog(store, interval=10.0, spill=spill, max_batch=2)
-    outage.down = True
-    for prediction in _predictions(range(5), at):
-        log.append(prediction)
-    log.flush()
+    log, outage = _spilled_while_down(store, spill, monkeypatch, _predictions(range(5), at), 2)
     assert _stored(store) == []
     outage.down = False
     log.flush()  # nothing new to write: the store is tried with one batch of the spill
