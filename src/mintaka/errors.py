@@ -112,6 +112,11 @@ class ConfigurationError(MintakaError):
     """Configuration is missing or inconsistent."""
 
 
+class NotALockFile(MintakaError, OSError):
+    """What is at a lock file's path is not a plain file (a symbolic link, which is never
+    followed, a directory, a named pipe): no lock is taken through it."""
+
+
 __all__ = [
     "BackendError",
     "ConfigurationError",
@@ -119,6 +124,7 @@ __all__ = [
     "IntegrityError",
     "InvalidName",
     "MintakaError",
+    "NotALockFile",
     "NotFound",
     "PluginError",
     "PolicyViolation",

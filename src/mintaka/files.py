@@ -1,7 +1,7 @@
 """Local files: the path a ``file:`` URI names, when a file tree last changed and how to remove
 one whatever its permissions (what the sweeps of staging areas and checked copies judge age by
-and remove with), and writing a file atomically, so
-that a reader sees the old content or the new, never a part of either.
+and remove with), a lock on a file that processes (and threads) take in turns, and writing a
+file atomically, so that a reader sees the old content or the new, never a part of either.
 
 The bytes go to a temporary file of a name of its own in the target's directory, which then
 replaces the target in one ``os.replace``. Two writers of the same target never share a temporary
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import os
 import secrets
 import shutil
@@ -23,6 +24,8 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO, Literal, TextIO, overload
 from urllib.parse import unquote, urlparse
+
+from mintaka.errors import NotALockFile
 
 FUTURE_SKEW_SECONDS = 60.0  # a modification time later than now by more is not a real one
 _NAME_ATTEMPTS = 100
@@ -192,3 +195,55 @@ def remove_entry(path: Path) -> bool:
         with contextlib.suppress(OSError):  # like rmtree's: what stays is not counted
             os.unlink(path)
     return not os.path.lexists(path)
+
+
+@contextmanager
+def file_lock(
+    path: Path,
+    *,
+    shared: bool = False,
+    wait: bool = True,
+    create: bool = True,
+    mode: int = 0o600,
+) -> Iterator[bool]:
+    """Hold an ``flock`` on the file ``path`` for the ``with`` block, exclusive (or ``shared``),
+    against every other holder, in another process or another thread of this one. Yields
+    whether the lock is held: always True when ``wait`` (the default: wait for the holders to
+    let go); without waiting, False at once when another holds it, and the block runs unlocked.
+
+    The lock file is created with ``mode`` (less the umask) and any missing parent directory,
+    unless ``create`` is False (then a missing file is ``FileNotFoundError``). It is opened
+    read-only, never through a symbolic link and without waiting on a named pipe, and its
+    descriptor is not inherited by child processes; what is there but a plain file is
+    ``NotALockFile``. The lock ends when the block does, an error in it included, or with the
+    process holding it: a process that dies holds nothing off.
+    """
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    if create:
+        flags |= os.O_CREAT
+    try:
+        try:
+            descriptor = os.open(path, flags, mode)
+        except FileNotFoundError:
+            if not create:
+                raise
+            path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(path, flags, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotALockFile(f"the lock file {path} is a symbolic link") from None
+        if exc.errno == errno.EISDIR:  # what creating it finds there
+            raise NotALockFile(f"the lock file {path} is not a plain file") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise NotALockFile(f"the lock file {path} is not a plain file")
+        operation = fcntl.LOCK_SH if shared else fcntl.LOCK_EX
+        try:
+            fcntl.flock(descriptor, operation if wait else operation | fcntl.LOCK_NB)
+            held = True
+        except BlockingIOError:  # only without waiting
+            held = False
+        yield held
+    finally:
+        os.close(descriptor)

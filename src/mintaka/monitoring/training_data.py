@@ -9,15 +9,12 @@ rows, which a file sorted by time or id would bias), without holding the file in
 
 from __future__ import annotations
 
+import contextlib
 import csv
-import errno
-import fcntl
 import logging
 import math
-import os
 import random
 import shutil
-import stat
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -26,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mintaka.errors import ValidationError
-from mintaka.files import file_path, newest_change, remove_entry
+from mintaka.errors import NotALockFile, ValidationError
+from mintaka.files import file_lock, file_path, newest_change, remove_entry
 
 if TYPE_CHECKING:
     from mintaka.domain.runs import DatasetVersion
@@ -103,19 +100,18 @@ def _held_directory(home: Path, named: str) -> Iterator[Path]:
         raise ValidationError(
             f"no private copy of {named} can be made under {root}: {exc.strerror or exc}"
         ) from None
-    try:
-        descriptor = os.open(private / _HELD, os.O_CREAT | os.O_WRONLY, 0o600)
-    except OSError as exc:
-        shutil.rmtree(private, ignore_errors=True)
-        raise ValidationError(
-            f"no private copy of {named} can be made under {root}: {exc.strerror or exc}"
-        ) from None
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_SH)
-        yield private
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
-        os.close(descriptor)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(file_lock(private / _HELD, shared=True))
+        except OSError as exc:
+            shutil.rmtree(private, ignore_errors=True)
+            raise ValidationError(
+                f"no private copy of {named} can be made under {root}: {exc.strerror or exc}"
+            ) from None
+        try:
+            yield private
+        finally:  # removed while still held: no sweep takes it for a left copy meanwhile
+            shutil.rmtree(private, ignore_errors=True)
 
 
 def sweep_copies(home: Path, min_age_seconds: float = STALE_COPY_SECONDS) -> int:
@@ -157,24 +153,13 @@ def _remove_unheld(entry: Path) -> bool:
     outside the Mintaka home), so it goes."""
     if entry.is_symlink() or not entry.is_dir():
         return remove_entry(entry)
-    try:
-        descriptor = os.open(entry / _HELD, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-    except (FileNotFoundError, NotADirectoryError):
-        return remove_entry(entry)
-    except OSError as exc:
-        if exc.errno != errno.ELOOP:  # a link: not a lock a live process made
-            raise
-        return remove_entry(entry)
-    try:
-        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
-            return remove_entry(entry)
+    with contextlib.ExitStack() as held:
         try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False  # in use
+            if not held.enter_context(file_lock(entry / _HELD, wait=False, create=False)):
+                return False  # in use
+        except (FileNotFoundError, NotADirectoryError, NotALockFile):
+            pass  # not a lock a live process made: the copy goes
         return remove_entry(entry)
-    finally:
-        os.close(descriptor)
 
 
 def sample_rows(

@@ -10,14 +10,13 @@ process that dies while taking a claim over leaves nothing that holds the next o
 
 from __future__ import annotations
 
-import fcntl
 import os
 import secrets
 from pathlib import Path
 
 from pydantic import ValidationError as PydanticValidationError
 
-from mintaka.files import write_atomic
+from mintaka.files import file_lock, write_atomic
 from mintaka.processes import ProcessId, running, this_process
 
 
@@ -60,11 +59,8 @@ def _create(path: Path, mine: ProcessId) -> bool:
 
 def _take_over(path: Path, mine: ProcessId) -> bool:
     """Replace the claim if its process has gone, one process at a time."""
-    descriptor = os.open(path.with_name(f"{path.name}.lock"), os.O_CREAT | os.O_WRONLY, 0o644)
-    try:
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+    with file_lock(path.with_name(f"{path.name}.lock"), wait=False, mode=0o644) as held:
+        if not held:
             return False  # another process is taking it over: it is theirs, or still the holder's
         try:
             current = holder(path)
@@ -74,5 +70,3 @@ def _take_over(path: Path, mine: ProcessId) -> bool:
             return False
         write_atomic(path, mine.model_dump_json())
         return True
-    finally:
-        os.close(descriptor)

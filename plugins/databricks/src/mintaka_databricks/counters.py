@@ -12,16 +12,12 @@ the reads it loaded over one the other has just added.
 
 from __future__ import annotations
 
-import fcntl
 import json
-import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from mintaka.files import write_atomic
+from mintaka.files import file_lock, write_atomic
 
 # Counters per kind ("requests", "errors"), then per route.
 Counters = dict[str, dict[str, int]]
@@ -60,25 +56,12 @@ class CounterSnapshots:
         """Remember ``snapshot``; returns the reads remembered before it. The reads are loaded
         and written back under the endpoint's lock, so one another process records meanwhile is
         kept, not overwritten."""
-        with _locked(self.root / f"{endpoint}.lock"):
+        with file_lock(self.root / f"{endpoint}.lock"):
             earlier = self.load(endpoint)
             kept = [*earlier, snapshot][-self.keep :]
             data = json.dumps([{"at": s.at.isoformat(), "counters": s.counters} for s in kept])
             write_atomic(self._path(endpoint), data, durable=False)
         return earlier
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` (created if missing), waiting for any other holder,
-    in this process or another."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
 
 
 def baseline(earlier: list[Snapshot], start: datetime) -> Snapshot | None:
