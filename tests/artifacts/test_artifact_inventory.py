@@ -14,7 +14,6 @@ from artifact_kit import MakeArtifact
 from cli_kit import cli
 from sqlalchemy import func, select
 
-import mintaka.artifacts.store as store_module
 from mintaka import Capability, ManualClock, NotFound, Platform, ValidationError
 from mintaka.artifacts import inventory
 from mintaka.artifacts.inventory import Problem
@@ -327,22 +326,36 @@ def test_cli_refuses_a_minimum_age_that_is_not_a_number(
     assert live.exists()
 
 
-def test_an_ingest_whose_stored_copy_is_swept_meanwhile_stores_it_again(
+def test_a_sweep_while_an_ingest_looks_at_its_stored_copy_keeps_it(
     platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = make_artifact(b"weights")
     first = platform.artifacts.ingest(source)
     _age(platform, first.digest, 7200)
     real_utime = os.utime
+    sweeps: list[inventory.SweepReport] = []
 
     def swept_first(path, *args, **kwargs):  # type: ignore[no-untyped-def]
         monkeypatch.setattr(os, "utime", real_utime)
-        inventory.sweep(platform, orphans=True)  # between the ingest's look and its touch
+        sweeps.append(inventory.sweep(platform, orphans=True))  # between its look and touch
         return real_utime(path, *args, **kwargs)
 
     monkeypatch.setattr(os, "utime", swept_first)
     again = platform.artifacts.ingest(source)
+    assert [(s.orphans_removed, s.orphans_kept) for s in sweeps] == [((), (first.digest,))]
     assert again.digest == first.digest
+    assert platform.artifacts.verify(again.digest).digest == first.digest
+    assert platform.register_model("credit", again).artifact_digest == first.digest
+
+
+def test_an_ingest_after_its_stored_copy_was_swept_stores_it_again(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    source = make_artifact(b"weights")
+    first = platform.artifacts.ingest(source)
+    _age(platform, first.digest, 7200)
+    assert inventory.sweep(platform, orphans=True).orphans_removed == (first.digest,)
+    again = platform.artifacts.ingest(source)
     assert platform.artifacts.verify(again.digest).digest == first.digest
     assert platform.register_model("credit", again).artifact_digest == first.digest
 
@@ -404,34 +417,6 @@ def test_registrations_racing_a_sweep_never_record_bytes_it_took(
         assert report.ok, report.findings
         assert report.checked == recorded
         assert writer.verify_audit().ok
-
-
-def test_a_repair_never_takes_out_a_copy_another_ingest_stored_and_registered(
-    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    source = make_artifact(b"v1")
-    stored = platform.artifacts.ingest(source)
-    (stored.content / "model.bin").write_bytes(b"evil")  # damaged on disk
-    real_place = store_module._place
-    real_copy = store_module._copy_content
-
-    def another_ingest_repairs_and_registers(*args):  # type: ignore[no-untyped-def]
-        real_copy(*args)
-        monkeypatch.setattr(store_module, "_copy_content", real_copy)
-        platform.register_model("credit", source)  # its repair lands while this one copies
-
-        def killed(tmp: Path, final: Path) -> None:  # a crash just before placing its copy
-            raise RuntimeError("crashed before placing its copy")
-
-        monkeypatch.setattr(store_module, "_place", killed)
-
-    monkeypatch.setattr(store_module, "_copy_content", another_ingest_repairs_and_registers)
-    again = platform.artifacts.ingest(source)  # the repaired copy is kept: nothing to place
-    monkeypatch.setattr(store_module, "_place", real_place)
-    assert again.digest == stored.digest
-    report = inventory.verify(platform)
-    assert report.ok, report.findings
-    assert report.checked == 1
 
 
 def test_one_unreadable_staging_entry_does_not_stop_the_sweep(

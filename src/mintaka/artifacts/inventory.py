@@ -7,7 +7,8 @@ with the versions that use it. Bytes in the store that nothing records are *orph
 registration refused after its artifact was stored, or an ``ingest`` never registered. They are
 reported, and ``sweep(orphans=True)`` removes those older than a minimum age (so a registration
 still on its way to committing keeps its bytes), under the store's write lock, with an audit
-event naming every digest removed.
+event naming every digest removed; one that an ingest is at, or that was ingested again since
+the sweep chose it, stays (each is decided under its digest's lock).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from mintaka.errors import IntegrityError, NotFound, ValidationError
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
+    from mintaka.artifacts.store import ArtifactStore
     from mintaka.platform import Platform
 
 SWEEP_ACTION = "artifacts.sweep"
@@ -76,7 +78,7 @@ class VerifyReport:
 class SweepReport:
     staging_removed: int  # interrupted ingests removed (in a dry run: that would go)
     orphans_removed: tuple[str, ...]
-    orphans_kept: tuple[str, ...]  # younger than the minimum age
+    orphans_kept: tuple[str, ...]  # younger than the minimum age, or an ingest is at them
     dry_run: bool
 
 
@@ -182,7 +184,8 @@ def sweep(
     than ``min_age_seconds``.
 
     Orphans are chosen again under the store's write lock, so no registration can commit a row
-    for one while it goes, and their removal is audited in the same transaction.
+    for one while it goes, and their removal is audited in the same transaction; one an ingest
+    is at, or ingested again since, stays (see ``_settle``). A dry run makes the same choice.
     """
     _check_min_age(min_age_seconds)
     store = platform.artifacts
@@ -191,25 +194,33 @@ def sweep(
     if not orphans:
         return SweepReport(staging, (), (), dry_run)
     cutoff = time.time() - min_age_seconds
-    if dry_run:
+    if dry_run:  # the same choice as a real sweep's, the bytes left where they are
         with platform.store.read() as conn:
             old, young = _orphans(conn, store.objects(), cutoff)
-        return SweepReport(staging, old, young, dry_run)
+            removed, kept = _settle(store, old, cutoff, take=None)
+        return SweepReport(staging, removed, _sorted(young, kept), dry_run)
     # Under the write lock the orphans are only renamed aside (quick, whatever their size), so
     # registrations wait for no deletion; the bytes are deleted once the sweep is committed.
     # A sweep that fails before it is recorded puts everything back.
     detached: list[tuple[str, Path]] = []
+
+    def take(digest: str) -> None:
+        doomed = store.detach(digest)
+        if doomed is not None:
+            detached.append((digest, doomed))
+
     try:
         with platform.store.write() as conn:
             old, young = _orphans(conn, store.objects(), cutoff)
-            if not old:
-                return SweepReport(staging, (), young, dry_run)
-            for digest in old:
-                doomed = store.detach(digest)
-                if doomed is not None:
-                    detached.append((digest, doomed))
+            removed, kept = _settle(store, old, cutoff, take)
+            if not removed:
+                return SweepReport(staging, (), _sorted(young, kept), dry_run)
             event = platform._audit(
-                conn, SWEEP_ACTION, "artifacts", removed=list(old), min_age_seconds=min_age_seconds
+                conn,
+                SWEEP_ACTION,
+                "artifacts",
+                removed=list(removed),
+                min_age_seconds=min_age_seconds,
             )
     except BaseException:
         for digest, doomed in detached:
@@ -218,7 +229,38 @@ def sweep(
     platform._after_commit([event])
     for _digest, doomed in detached:
         shutil.rmtree(doomed, ignore_errors=True)
-    return SweepReport(staging, old, young, dry_run)
+    return SweepReport(staging, removed, _sorted(young, kept), dry_run)
+
+
+def _sorted(*groups: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted(digest for group in groups for digest in group))
+
+
+def _settle(
+    store: ArtifactStore,
+    old: Iterable[str],
+    cutoff: float,
+    take: Callable[[str], None] | None,
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Of the orphans ``old`` (chosen by their age), those that go and those kept, each decided
+    under its digest's lock, taken without waiting: one an ingest is at (storing, repairing or
+    touching it for a registration) is kept, and so is one ingested again since it was chosen;
+    one gone meanwhile is neither. ``take`` (None in a dry run) takes each one that goes out of
+    the store while its lock is held."""
+    removed: list[str] = []
+    kept: list[str] = []
+    for digest in old:
+        with store.locked(digest, wait=False) as free:
+            stored_at = store.stored_at(digest)
+            if stored_at is None:
+                continue
+            if not free or stored_at > cutoff:
+                kept.append(digest)
+                continue
+            if take is not None:
+                take(digest)
+            removed.append(digest)
+    return tuple(removed), tuple(kept)
 
 
 def _orphans(

@@ -4,6 +4,10 @@ Each artifact lives in ``<root>/sha256/<aa>/<hex>/`` beside its ``MANIFEST.json`
 to a temporary directory, every file and directory fsync'd, and renamed into place in one atomic
 step, before any store row refers to it: a crash leaves either no artifact or a whole one, and a
 stray temporary directory that the next ingest sweeps away.
+
+Whatever looks at, writes, repairs or takes out one digest's entry does so under that digest's
+lock, ``<root>/locks/<hex>`` (an empty file, kept): ingests of the same bytes, in this process or
+another, take turns, while ingests of different bytes never wait for each other.
 """
 
 from __future__ import annotations
@@ -17,18 +21,26 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from mintaka.artifacts.digest import Manifest, ManifestEntry, copy_hashed, manifest_of
 from mintaka.errors import IntegrityError, NotFound, ValidationError
-from mintaka.files import fsync_directory, make_removable, newest_change, remove_entry
+from mintaka.files import (
+    file_lock,
+    fsync_directory,
+    make_removable,
+    newest_change,
+    remove_entry,
+)
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "MANIFEST.json"
 CONTENT_DIR = "content"
+LOCKS_DIR = "locks"
 
 
 @dataclass(frozen=True)
@@ -129,10 +141,36 @@ class ArtifactStore:
         hexdigest = digest.removeprefix("sha256:")
         return self.root / "sha256" / hexdigest[:2] / hexdigest
 
+    def locked(self, digest: str, *, wait: bool = True) -> AbstractContextManager[bool]:
+        """Hold the lock of ``digest``'s entry (see :func:`mintaka.files.file_lock`): an ingest
+        holds it from its look at a stored copy until its own copy is in place, a sweep while
+        it takes the entry out. Yields whether it is held (without ``wait``: False while
+        another holds it)."""
+        hexdigest = digest.removeprefix("sha256:")
+        locks = self.root / LOCKS_DIR
+        if not os.path.isdir(locks):  # the store's root may be new: made durable as ingest's are
+            _durable_mkdir(locks)
+        return file_lock(locks / hexdigest, wait=wait, mode=0o644)
+
+    def stored_at(self, digest: str) -> float | None:
+        """When ``digest`` was stored or last ingested (as ``objects`` says); None when it is
+        not in the store."""
+        try:
+            return os.stat(self._final(digest)).st_mtime
+        except FileNotFoundError:
+            return None
+
     def ingest(self, source: Path, manifest: Manifest | None = None) -> StoredArtifact:
-        """Copy ``source`` (a file or directory) into the store; idempotent per digest."""
+        """Copy ``source`` (a file or directory) into the store; idempotent per digest. An
+        ingest of the same bytes under way, here or in another process, is waited for: its
+        copy is then found stored (and checked) rather than copied again."""
         source = Path(source)
         manifest = manifest or manifest_of(source)
+        with self.locked(manifest.digest):
+            return self._ingest(source, manifest)
+
+    def _ingest(self, source: Path, manifest: Manifest) -> StoredArtifact:
+        """``ingest``, under the digest's lock."""
         hexdigest = manifest.digest.removeprefix("sha256:")
         existing = os.path.join(self._objects, hexdigest[:2], hexdigest)
         damaged: tuple[int, int] | None = None
@@ -286,7 +324,8 @@ class ArtifactStore:
     def detach(self, digest: str) -> Path | None:
         """Take an artifact out of the store in one step (it is whole or gone): renamed into the
         staging area; returns that directory for the caller to delete (what is left there, say
-        after a crash, ``sweep`` removes), or None when the artifact was not in the store."""
+        after a crash, ``sweep`` removes), or None when the artifact was not in the store.
+        The caller holds the digest's lock (``locked``)."""
         final = self._final(digest)
         if not final.exists():
             return None
@@ -298,11 +337,15 @@ class ArtifactStore:
         return doomed
 
     def reattach(self, digest: str, detached: Path) -> None:
-        """Put back what ``detach`` took out (a sweep that failed before it was recorded)."""
+        """Put back what ``detach`` took out (a sweep that failed before it was recorded),
+        under the digest's lock; unless an ingest stored the same bytes again meanwhile: that
+        copy stays, and the detached one goes."""
         final = self._final(digest)
-        _durable_mkdir(final.parent)
-        os.rename(detached / "object", final)
-        fsync_directory(final.parent)
+        with self.locked(digest):
+            if not os.path.lexists(final):
+                _durable_mkdir(final.parent)
+                os.rename(detached / "object", final)
+                fsync_directory(final.parent)
         shutil.rmtree(detached, ignore_errors=True)
 
     def sweep(self, min_age_seconds: float = 3600.0, *, dry_run: bool = False) -> int:

@@ -119,6 +119,6 @@ def sweep(
             console.print(f"  {digest}")
         if report.orphans_kept:
             console.print(
-                f"kept {len(report.orphans_kept)} orphan(s) younger than {min_age:g} s "
-                "(a registration may still be committing them)"
+                f"kept {len(report.orphans_kept)} orphan(s) younger than {min_age:g} s or "
+                "being ingested (a registration may still be committing them)"
             )
