@@ -131,6 +131,7 @@ class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._objects = os.path.join(self.root, "sha256")
+        self._locks_made = False  # a lock directory removed later is made again by file_lock
 
     @property
     def _staging(self) -> Path:
@@ -148,8 +149,9 @@ class ArtifactStore:
         another holds it)."""
         hexdigest = digest.removeprefix("sha256:")
         locks = self.root / LOCKS_DIR
-        if not os.path.isdir(locks):  # the store's root may be new: made durable as ingest's are
+        if not self._locks_made:  # the store's root may be new: made durable as ingest's are
             _durable_mkdir(locks)
+            self._locks_made = True
         return file_lock(locks / hexdigest, wait=wait, mode=0o644)
 
     def stored_at(self, digest: str) -> float | None:
