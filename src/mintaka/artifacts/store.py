@@ -327,12 +327,15 @@ class ArtifactStore:
         """Take an artifact out of the store in one step (it is whole or gone): renamed into the
         staging area; returns that directory for the caller to delete (what is left there, say
         after a crash, ``sweep`` removes), or None when the artifact was not in the store.
-        The caller holds the digest's lock (``locked``)."""
+        The caller holds the digest's lock (``locked``). A damaged copy locked down (its
+        directories without their owner's write or search bit) is given them back first, as
+        moving and then removing it need."""
         final = self._final(digest)
         if not final.exists():
             return None
         staging = self._staging
         _durable_mkdir(staging)
+        make_removable(final)
         doomed = Path(tempfile.mkdtemp(prefix="remove-", dir=staging))
         os.rename(final, doomed / "object")
         fsync_directory(final.parent)
