@@ -225,9 +225,10 @@ class ArtifactStore:
         """Move the damaged copy of ``digest`` (the entry ``damaged`` identifies) into the
         staging area, where ``sweep`` removes it; whether the caller's copy must be placed.
 
-        Another ingest may have repaired it while the caller copied: a copy with a new identity
-        is that writer's, perhaps registered already, and is never moved away once it verifies
-        (the caller's copy is not needed then)."""
+        The caller holds the digest's lock, so no other ingest of this Mintaka repairs it
+        meanwhile; one that takes no lock (an older Mintaka sharing the store) may have: a copy
+        with a new identity is that writer's, perhaps registered already, and is never moved
+        away once it verifies (the caller's copy is not needed then)."""
         final = self._final(digest)
         current = _identity(final)
         if current is None:
