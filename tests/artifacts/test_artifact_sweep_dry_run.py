@@ -119,3 +119,21 @@ def test_a_damaged_orphan_that_lost_its_write_bits_is_removed_as_the_dry_run_sai
     assert planned.orphans_removed == done.orphans_removed == (orphan.digest,)
     assert not store.exists(orphan.digest)
     assert list((store.root / "tmp").iterdir()) == []
+
+
+def test_a_dry_run_writes_nothing_not_even_a_lock_file(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    store = platform.artifacts
+    orphan = store.ingest(make_artifact(b"orphan stored before digests had locks"))
+    _age(orphan.path, 7200)
+    shutil.rmtree(store.root / "locks")
+
+    def tree() -> list[str]:
+        return sorted(str(p.relative_to(store.root)) for p in store.root.rglob("*"))
+
+    before = tree()
+    planned = inventory.sweep(platform, orphans=True, dry_run=True)
+    assert planned.orphans_removed == (orphan.digest,)
+    assert tree() == before
+    assert inventory.sweep(platform, orphans=True).orphans_removed == (orphan.digest,)

@@ -13,6 +13,7 @@ the sweep chose it, stays (each is decided under its digest's lock).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import time
@@ -246,11 +247,16 @@ def _settle(
     under its digest's lock, taken without waiting: one an ingest is at (storing, repairing or
     touching it for a registration) is kept, and so is one ingested again since it was chosen;
     one gone meanwhile is neither. ``take`` (None in a dry run) takes each one that goes out of
-    the store while its lock is held."""
+    the store while its lock is held. A dry run writes nothing, not even a lock file: one not
+    made yet is one nobody holds."""
     removed: list[str] = []
     kept: list[str] = []
     for digest in old:
-        with store.locked(digest, wait=False) as free:
+        with contextlib.ExitStack() as held:
+            try:
+                free = held.enter_context(store.locked(digest, wait=False, create=take is not None))
+            except FileNotFoundError:  # only in a dry run
+                free = True
             stored_at = store.stored_at(digest)
             if stored_at is None:
                 continue

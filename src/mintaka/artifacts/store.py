@@ -142,17 +142,20 @@ class ArtifactStore:
         hexdigest = digest.removeprefix("sha256:")
         return self.root / "sha256" / hexdigest[:2] / hexdigest
 
-    def locked(self, digest: str, *, wait: bool = True) -> AbstractContextManager[bool]:
+    def locked(
+        self, digest: str, *, wait: bool = True, create: bool = True
+    ) -> AbstractContextManager[bool]:
         """Hold the lock of ``digest``'s entry (see :func:`mintaka.files.file_lock`): an ingest
         holds it from its look at a stored copy until its own copy is in place, a sweep while
         it takes the entry out. Yields whether it is held (without ``wait``: False while
-        another holds it)."""
+        another holds it). Without ``create``, a lock file not made yet is FileNotFoundError:
+        nobody holds it."""
         hexdigest = digest.removeprefix("sha256:")
         locks = self.root / LOCKS_DIR
-        if not self._locks_made:  # the store's root may be new: made durable as ingest's are
+        if create and not self._locks_made:  # a new store root: made durable as ingest's are
             _durable_mkdir(locks)
             self._locks_made = True
-        return file_lock(locks / hexdigest, wait=wait, mode=0o644)
+        return file_lock(locks / hexdigest, wait=wait, create=create, mode=0o644)
 
     def stored_at(self, digest: str) -> float | None:
         """When ``digest`` was stored or last ingested (as ``objects`` says); None when it is
