@@ -1,15 +1,17 @@
 """Approvals given while the wall clock was set far ahead, then corrected: the audit chain's
-order, not the stamp, says when they were given: an approval is judged from the earliest stamp
-of any event recorded after it."""
+order, not the stamp, says when they were given. An approval is judged from the earliest stamp
+of any event recorded after it, and ``audit verify`` warns of such stamps."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 from artifact_kit import MakeArtifact
+from cli_kit import cli
 from governance_kit import APPROVERS, CARD
 
 from mintaka import ManualClock, Platform, PolicyViolation
@@ -134,3 +136,61 @@ def test_sync_projects_an_approval_stamped_ahead_as_counting_from_the_correction
     assert [(d.kind, d.recorded, d.observed) for d in dana.sync()] == [
         ("version.approval", "pending", "approved")
     ]
+
+
+def test_verify_warns_of_a_stamp_ahead_of_a_later_event(
+    as_: Callable[[str], Platform],
+    high: str,
+    clock: ManualClock,
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _approved_ahead(as_, high, clock)
+    dana = as_("dana")
+    events = dana.audit.events()
+    [rita_seq] = [e.seq for e in events if e.action == "model.approve" and e.actor == "rita"]
+    [raj_seq] = [e.seq for e in events if e.action == "model.approve" and e.actor == "raj"]
+    [ahead] = dana.audit.stamps_ahead()
+    assert (ahead.seq, ahead.later_seq, ahead.ahead) == (rita_seq, raj_seq, AHEAD)
+    assert dana.verify_audit().ok
+
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "verify")
+    assert code == 0
+    assert "audit chain verified" in out
+    assert "warning: 1 event(s) stamped more than 5 minutes later" in " ".join(out.split())
+    rows = [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines()]
+    assert [r for r in rows if r] == [
+        [str(rita_seq), "2026-04-01 00:00:00", str(raj_seq), "2026-01-01 00:00:00", "90d"]
+    ]
+
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "verify", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["ok"] is True
+    assert report["clock_tolerance_seconds"] == 300
+    assert [(a["seq"], a["later_seq"]) for a in report["stamps_ahead"]] == [(rita_seq, raj_seq)]
+
+
+def test_verify_does_not_warn_of_a_skew_within_the_tolerance(
+    as_: Callable[[str], Platform],
+    high: str,
+    clock: ManualClock,
+    home: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rita = as_("rita")
+    rita.governance.approve(high)
+    clock.advance(minutes=-4)  # hosts whose clocks differ a little
+    as_("raj").governance.approve(high)
+    assert rita.audit.stamps_ahead() == []
+    [raj_seq] = [e.seq for e in rita.audit.events() if e.actor == "raj"]
+    named = rita.audit.stamps_ahead(timedelta(minutes=3))
+    assert [a.seq for a in named] == list(range(1, raj_seq))  # every event before raj's
+    assert {(a.later_seq, a.ahead) for a in named} == {(raj_seq, timedelta(minutes=4))}
+
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "verify")
+    assert code == 0
+    assert "warning" not in out
+    code, out, _ = cli(capsys, "--home", str(home), "audit", "verify", "--clock-tolerance", "60")
+    assert code == 0
+    assert f"{raj_seq - 1} event(s) stamped more than 1 minute later" in " ".join(out.split())

@@ -27,13 +27,14 @@ import json
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
 import rfc8785
 from sqlalchemy import Connection, inspect, select
 
+from mintaka.audit.stamps import STAMP_TOLERANCE, StampAhead, stamps_ahead
 from mintaka.domain.audit import AuditEvent, ChainReport
 from mintaka.errors import IntegrityError, StoreError, ValidationError
 from mintaka.store.engine import Sql, Store
@@ -447,6 +448,13 @@ class AuditLog:
         ``IntegrityError`` when it holds something else."""
         row = Sql(conn).one(_HEAD_SQLITE)
         return None if row is None else _stored_head(row)
+
+    def stamps_ahead(self, tolerance: timedelta = STAMP_TOLERANCE) -> list[StampAhead]:
+        """Every event stamped later than an event after it by more than ``tolerance``: a clock
+        set ahead and corrected since (see :mod:`mintaka.audit.stamps`). A warning, not a break:
+        the chain's order stands, and governance judges approvals by it."""
+        with self.store.read() as conn:
+            return stamps_ahead(conn, tolerance)
 
     def verify(self, anchors: Mapping[int, str] | None = None) -> ChainReport:
         """Recompute every link; report the first sequence number where the chain breaks.

@@ -5,18 +5,35 @@ be wrong: set far ahead, then corrected. The chain's order cannot be (every even
 to the one before it), so an event happened no later than any event after it in the chain. A
 stamp is therefore believed only up to the earliest stamp of a later event
 (:func:`later_floors`): governance judges an approval from that instant
-(:attr:`mintaka.domain.governance.Approval.effective_at`).
+(:attr:`mintaka.domain.governance.Approval.effective_at`). ``mintaka audit verify`` warns of
+every event stamped later than a later event by more than a tolerance (:func:`stamps_ahead`,
+five minutes by default): small differences are hosts whose clocks differ a little.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, select
 
+from mintaka.domain.base import AwareDatetime, Record
 from mintaka.store.schema import audit_events
+
+STAMP_TOLERANCE = timedelta(minutes=5)
+"""How far an event's stamp may be later than a later event's before verification warns."""
+
+
+class StampAhead(Record):
+    """An event (``seq``, stamped ``at``) whose stamp is later than that of the event
+    ``later_seq`` after it in the chain, stamped ``later_at``, by ``ahead``."""
+
+    seq: int
+    at: AwareDatetime
+    later_seq: int
+    later_at: AwareDatetime
+    ahead: timedelta
 
 
 def _instant(text: Any) -> datetime | None:
@@ -67,3 +84,18 @@ def later_floors(conn: Connection, seqs: Iterable[int]) -> dict[int, datetime]:
         if last is not None:
             floors[wanted] = last[1]
     return floors
+
+
+def stamps_ahead(conn: Connection, tolerance: timedelta = STAMP_TOLERANCE) -> list[StampAhead]:
+    """Every event stamped later than some event after it in the chain by more than
+    ``tolerance``, oldest first, each with the later event stamped earliest."""
+    if tolerance < timedelta(0):
+        from mintaka.errors import ValidationError
+
+        raise ValidationError("the clock tolerance cannot be negative")
+    found = [
+        StampAhead(seq=seq, at=at, later_seq=floor[0], later_at=floor[1], ahead=at - floor[1])
+        for seq, at, floor in _descending(conn, 0)
+        if at is not None and floor is not None and at - floor[1] > tolerance
+    ]
+    return found[::-1]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 
+from mintaka.audit.stamps import STAMP_TOLERANCE, StampAhead
 from mintaka.cli.output import console, emit_json, table
 from mintaka.cli.state import platform
 from mintaka.errors import ValidationError
@@ -32,6 +34,14 @@ def verify(
         Path | None,
         typer.Option("--checkpoints", help="The checkpoint file written by `audit checkpoint`."),
     ] = None,
+    clock_tolerance: Annotated[
+        float,
+        typer.Option(
+            "--clock-tolerance",
+            min=0,
+            help="Warn of events stamped later than a later event by more than these seconds.",
+        ),
+    ] = STAMP_TOLERANCE.total_seconds(),
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Recompute every link of the chain; exit 1 and name the first bad sequence number.
@@ -40,6 +50,10 @@ def verify(
     chain reproduces each checkpointed head, which catches a chain rewritten from end to end.
     Then cross-check the approvals and exceptions tables with the chain: a row no audit event
     records as it stands, or an event whose row is gone, fails verification too (by id).
+
+    Events stamped later than an event after them by more than --clock-tolerance (a clock set
+    ahead, then corrected) are named in a warning, which does not fail verification: the
+    chain's order stands, and approvals are judged from the later event's stamp.
     """
     from mintaka.governance.records import check_records
 
@@ -61,8 +75,18 @@ def verify(
         summary = f"{chain.events} events"
         result = chain.model_dump(mode="json")
     records = check_records(plat.store)
+    tolerance = timedelta(seconds=clock_tolerance)
+    ahead = plat.audit.stamps_ahead(tolerance)
     if as_json:
-        emit_json({**result, "ok": ok and records.ok, "records": records})
+        emit_json(
+            {
+                **result,
+                "ok": ok and records.ok,
+                "records": records,
+                "clock_tolerance_seconds": clock_tolerance,
+                "stamps_ahead": ahead,
+            }
+        )
     elif not ok and first_bad is None:
         console.print(f"[red]audit checkpoints rejected[/]: {escape(str(reason))}")
     elif not ok:
@@ -73,8 +97,59 @@ def verify(
         console.print(f"audit chain verified: {summary}")
     if not as_json and not records.ok:
         _print_records(records)
+    if not as_json and ahead:
+        _print_stamps_ahead(ahead, tolerance)
     if not ok or not records.ok:
         raise typer.Exit(1)
+
+
+SHOWN_STAMPS_AHEAD = 20
+"""Events stamped ahead that the text report lists (``--json`` lists every one)."""
+
+
+def _print_stamps_ahead(ahead: list[StampAhead], tolerance: timedelta) -> None:
+    """Warn of the events stamped later than a later event by more than ``tolerance``."""
+    console.print(
+        f"[yellow]warning[/]: {len(ahead)} event(s) stamped more than {_span(tolerance)} "
+        "later than an event recorded after them (a clock set ahead, then corrected): "
+        "approvals among them are judged from the later event's stamp"
+    )
+    table(
+        "events stamped ahead of a later event",
+        ["seq", "at", "later seq", "later at", "ahead by"],
+        [
+            (a.seq, a.at.isoformat(), a.later_seq, a.later_at.isoformat(), _duration(a.ahead))
+            for a in ahead[:SHOWN_STAMPS_AHEAD]
+        ],
+    )
+    if len(ahead) > SHOWN_STAMPS_AHEAD:
+        console.print(f"[dim]the first {SHOWN_STAMPS_AHEAD}; --json lists all {len(ahead)}[/]")
+
+
+def _duration(span: timedelta) -> str:
+    """A duration in days, hours, minutes and seconds, naming only those it has (``90d``,
+    ``1d 2h 5s``), below a second in microseconds."""
+    whole = int(span.total_seconds())
+    parts = [
+        f"{amount}{unit}"
+        for amount, unit in (
+            (whole // 86400, "d"),
+            (whole % 86400 // 3600, "h"),
+            (whole % 3600 // 60, "m"),
+            (whole % 60, "s"),
+        )
+        if amount
+    ]
+    return " ".join(parts) or f"{span.microseconds}µs"
+
+
+def _span(span: timedelta) -> str:
+    """A tolerance as people say it: whole minutes in minutes, else seconds."""
+    seconds = span.total_seconds()
+    minutes = seconds / 60
+    if seconds and minutes.is_integer():
+        return "1 minute" if minutes == 1 else f"{minutes:g} minutes"
+    return f"{seconds:g} s"
 
 
 def _print_records(records: RecordsReport) -> None:
