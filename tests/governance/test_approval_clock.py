@@ -16,7 +16,7 @@ from governance_kit import APPROVERS, CARD
 
 from mintaka import ManualClock, Platform, PolicyViolation
 from mintaka.domain.registry import ApprovalStatus
-from mintaka.governance.evidence import build_pack
+from mintaka.governance.evidence import build_pack, render_html
 from mintaka.governance.inventory import inventory
 
 AHEAD = timedelta(days=90)
@@ -118,6 +118,9 @@ def test_an_evidence_pack_counts_an_approval_stamped_ahead_from_the_correction(
     assert by["rita"]["effective_at"] == corrected.isoformat()
     assert (by["rita"]["counts"], by["raj"]["counts"]) == (True, True)
     assert datetime.fromisoformat(pack["inventory"]["approved_at"]) == corrected
+    report = render_html(pack, "")
+    assert f"(counted from {corrected.isoformat()}, the stamp of a later audit event" in report
+    assert report.count("(counted from") == 1  # raj's stamp is believed
 
     clock.advance(days=181)
     dana.governance.set_model_card(high, limitations="none known")  # the pack's new head
