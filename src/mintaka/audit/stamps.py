@@ -36,7 +36,7 @@ class StampAhead(Record):
     ahead: timedelta
 
 
-def _instant(text: Any) -> datetime | None:
+def instant(text: Any) -> datetime | None:
     """A stored stamp as an aware instant; None where it is not one (an edited event, which
     verification reports as a broken chain)."""
     try:
@@ -58,7 +58,7 @@ def _descending(
     )
     floor: tuple[int, datetime] | None = None
     for seq, text in rows:
-        at = _instant(text)
+        at = instant(text)
         yield int(seq), at, floor
         if at is not None and (floor is None or at < floor[1]):
             floor = (int(seq), at)

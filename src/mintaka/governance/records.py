@@ -157,18 +157,13 @@ def _unrecorded(
 
 def _matches(table: str, row: Any, ref: str, event: _Event) -> bool:
     """Whether ``event`` records ``row`` of ``table`` as it stands (the gate's own test)."""
-    from mintaka.governance.service import (
-        _grants,
-        _instant,
-        _records,
-        approval_of_row,
-        exception_of_row,
-    )
+    from mintaka.audit.stamps import instant
+    from mintaka.governance.service import _grants, _records, approval_of_row, exception_of_row
 
     name, _, number = ref.rpartition(":")
     try:
         if table == APPROVALS:
-            at = _instant(event.at)
+            at = instant(event.at)
             approval = approval_of_row(row, name, int(number))
             return (
                 approval is not None

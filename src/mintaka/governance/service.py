@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
 from mintaka.audit.chain import columns_from_canonical
+from mintaka.audit.stamps import instant as _instant
 from mintaka.audit.stamps import later_floors
 from mintaka.capabilities import Capability
 from mintaka.domain.audit import AuditEvent
@@ -965,15 +966,6 @@ def exception_of_row(row: Any, model: str, version: int) -> PolicyException | No
         )
     except (ValueError, TypeError):
         return None
-
-
-def _instant(text: Any) -> datetime | None:
-    """``text`` as an aware instant, or None when it is not one."""
-    try:
-        when = datetime.fromisoformat(text) if isinstance(text, str) else None
-    except ValueError:
-        return None
-    return when if when is not None and when.tzinfo is not None else None
 
 
 def _grants(exception: PolicyException, actor: str, given: Mapping[str, Any]) -> bool:
