@@ -620,8 +620,8 @@ class Platform:
                 metrics_f = {**run.metrics, **metrics_f}
             self._require_datasets(conn, datasets_used)
             clash = sql.one(_VERSION_HOLDING, {"name": name, "digest": digest})
-        if clash is not None:
-            raise Conflict(f"{name}:{clash[0]} already holds artifact {digest}")
+        if clash is not None:  # refused before the backend makes a version
+            raise _bytes_held(name, digest, int(clash[0]), None)
         if risk_tier is not None and model_row is not None:
             self._refuse_tier_below_model(name, risk_tier, RiskTier(model_row[1]))
         stored = store_artifact(manifest)
@@ -2025,9 +2025,14 @@ def _refuse_digest_held(sql: Sql, name: str, digest: str, created: BackendVersio
     held = sql.one(query, {"name": name, "digest": digest})
     if held is None or held[0] is None:
         return
-    raise BytesHeld(
-        f"{name}:{held[0]} already holds artifact {digest}{_unrecorded(created)}",
-        version=int(held[0]),
+    raise _bytes_held(name, digest, int(held[0]), created)
+
+
+def _bytes_held(name: str, digest: str, version: int, created: BackendVersion | None) -> BytesHeld:
+    """The refusal of bytes that ``version`` of ``name`` holds already, naming ``created``."""
+    return BytesHeld(
+        f"{name}:{version} already holds artifact {digest}{_unrecorded(created)}",
+        version=version,
         unrecorded=None if created is None else created.version,
     )
 
