@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from artifact_kit import MakeArtifact
 
-from mintaka import Platform, PolicyViolation
+from mintaka import Platform, PolicyViolation, RiskTier
+from mintaka.migration import _tier_below
 from mintaka.platform import BytesHeld
 
 
@@ -61,3 +62,19 @@ def test_a_tier_below_the_models_is_refused_before_the_backend_makes_a_version(
         platform.register_model("fraud", make_artifact(b"w"), tier="low")
     assert calls == []
     assert platform.backend.list_versions("fraud") == []
+
+
+@pytest.mark.parametrize(
+    ("tier", "model_tier", "below"),
+    [
+        (None, RiskTier.HIGH, False),
+        (RiskTier.LOW, RiskTier.MEDIUM, True),
+        (RiskTier.MEDIUM, RiskTier.HIGH, True),
+        (RiskTier.MEDIUM, RiskTier.MEDIUM, False),
+        (RiskTier.HIGH, RiskTier.LOW, False),
+    ],
+)
+def test_a_tier_is_below_a_models_only_when_it_is_less_risky(
+    tier: RiskTier | None, model_tier: RiskTier, below: bool
+) -> None:
+    assert _tier_below(tier, model_tier) is below

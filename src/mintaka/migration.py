@@ -178,6 +178,13 @@ class _TierBelowModel(Exception):
         self.model_tier = model_tier
 
 
+def _tier_below(tier: RiskTier | None, model_tier: RiskTier) -> bool:
+    """Whether ``tier``, given for a model's versions, is below ``model_tier``, the model's: a
+    version's tier decides its controls, and one below its model's would let a version of a
+    high-risk model skip the sign-off the model needs. No tier given is the model's."""
+    return tier is not None and highest_tier((tier, model_tier)) is not tier
+
+
 @dataclass(frozen=True)
 class _Fetched:
     version: BackendVersion
@@ -797,7 +804,7 @@ class MigrationService:
         owner = args.owner if args.owner_given else str(row[2])
         if not args.tier_given:
             return model_tier, owner
-        if highest_tier((args.risk_tier, model_tier)) is not args.risk_tier:
+        if _tier_below(args.risk_tier, model_tier):
             raise _TierBelowModel(model_tier)
         return args.risk_tier, owner
 

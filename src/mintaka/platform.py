@@ -67,7 +67,6 @@ from mintaka.flavors.loader import require_flavor_content
 from mintaka.governance.service import (
     Control,
     GovernanceService,
-    highest_tier,
     resolve_identity,
 )
 from mintaka.interfaces import (
@@ -81,7 +80,7 @@ from mintaka.interfaces import (
     StoreResidentRegistry,
 )
 from mintaka.lineage import LineageStore
-from mintaka.migration import MigrationService, _TierBelowModel
+from mintaka.migration import MigrationService, _tier_below, _TierBelowModel
 from mintaka.numbers import as_float
 from mintaka.pipelines.service import PipelineService
 from mintaka.plugins import PluginManager
@@ -712,10 +711,10 @@ class Platform:
     def _refuse_tier_below_model(
         self, name: str, tier: RiskTier, model_tier: RiskTier, note: str = ""
     ) -> None:
-        """A version's tier decides its controls: one below its model's would let a new
-        version of a high-risk model skip the sign-off the model needs. ``note`` ends the
-        refusal (what the backend was left holding)."""
-        if highest_tier((tier, model_tier)) is not tier:
+        """Refuse, as the policy's ``tier-not-below-model`` denial, a version ``tier`` below its
+        model's (:func:`~mintaka.migration._tier_below`). ``note`` ends the refusal (what the
+        backend was left holding)."""
+        if _tier_below(tier, model_tier):
             self.governance.decide(
                 "model.register",
                 name,
@@ -761,7 +760,7 @@ class Platform:
         if row is None:
             raise NotFound(f"model {name!r} not found")
         model_tier = RiskTier(row[1])
-        if tier is not None and highest_tier((tier, model_tier)) is not tier:
+        if _tier_below(tier, model_tier):
             raise _TierBelowModel(model_tier)
         return row
 
