@@ -412,6 +412,30 @@ def test_a_first_version_refused_below_a_model_created_meanwhile_names_the_backe
     assert [(d.kind, d.subject) for d in platform.sync()] == [("version.unrecorded", "fraud:1")]
 
 
+def test_a_first_version_of_a_model_recorded_meanwhile_for_another_backend_is_refused(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The model's row, recorded by another process after this one read the store, is checked
+    under the write lock too; a backend outside the store made the version already."""
+    monkeypatch.setattr(platform.backend, "resides_in", lambda _url: False)
+
+    def switched() -> None:
+        other.create_model("fraud")
+        with other.store.write() as conn:  # as a home switched from SageMaker holds it
+            conn.exec_driver_sql("UPDATE models SET backend = 'sagemaker'")
+
+    meanwhile(monkeypatch, platform.artifacts, "ingest", switched)
+    elsewhere = "model 'fraud' is recorded for backend 'sagemaker', not 'local'"
+    unrecorded = "the backend's version 1, made for this registration, is not recorded"
+    with pytest.raises(Conflict, match=f"{elsewhere}; {unrecorded}"):
+        platform.register_model("fraud", make_artifact(b"w"))
+    assert platform.list_versions("fraud") == []
+    assert actions(platform, 0)[-1] == "model.create"
+
+
 # -- aliases and stages ----------------------------------------------------------------------
 
 

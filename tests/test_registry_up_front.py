@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from artifact_kit import MakeArtifact
 
-from mintaka import Platform, PolicyViolation, RiskTier
+from mintaka import Conflict, Platform, PolicyViolation, RiskTier
 from mintaka.migration import _tier_below
 from mintaka.platform import BytesHeld
 
@@ -62,6 +62,21 @@ def test_a_tier_below_the_models_is_refused_before_the_backend_makes_a_version(
         platform.register_model("fraud", make_artifact(b"w"), tier="low")
     assert calls == []
     assert platform.backend.list_versions("fraud") == []
+
+
+def test_a_version_of_a_model_recorded_for_another_backend_is_refused_before_any_backend_call(
+    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    platform.register_model("churn", make_artifact(b"one"))
+    with platform.store.write() as conn:  # as a home switched from SageMaker holds it
+        conn.exec_driver_sql("UPDATE models SET backend = 'sagemaker'")
+    calls = _calls(platform, monkeypatch)
+    events = len(platform.audit.events())
+    with pytest.raises(Conflict, match="model 'churn' is recorded for backend 'sagemaker', not"):
+        platform.register_model("churn", make_artifact(b"two"))
+    assert calls == []
+    assert len(platform.audit.events()) == events
+    assert [v.version for v in platform.list_versions("churn")] == [1]
 
 
 @pytest.mark.parametrize(

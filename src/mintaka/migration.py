@@ -268,8 +268,8 @@ def _refuse_stray_artifacts(
 
 
 def _recorded_elsewhere(kind: str, name: str, backend: str, current: str) -> Conflict:
-    """The refusal to adopt what the store records for another backend (a home that switched
-    backends): the cloud's resource of that name is another one."""
+    """The refusal to adopt, or register a version of, what the store records for another
+    backend (a home that switched backends): the cloud's resource of that name is another one."""
     return Conflict(f"{kind} {name!r} is recorded for backend {backend!r}, not {current!r}")
 
 

@@ -80,7 +80,12 @@ from mintaka.interfaces import (
     StoreResidentRegistry,
 )
 from mintaka.lineage import LineageStore
-from mintaka.migration import MigrationService, _tier_below, _TierBelowModel
+from mintaka.migration import (
+    MigrationService,
+    _recorded_elsewhere,
+    _tier_below,
+    _TierBelowModel,
+)
 from mintaka.numbers import as_float
 from mintaka.pipelines.service import PipelineService
 from mintaka.plugins import PluginManager
@@ -609,8 +614,10 @@ class Platform:
         with self.store.read() as conn:
             sql = Sql(conn)
             model_row = sql.one(
-                "SELECT owner, risk_tier FROM models WHERE name = :name", {"name": name}
+                "SELECT owner, risk_tier, backend FROM models WHERE name = :name", {"name": name}
             )
+            if model_row is not None and model_row[2] != self.backend.name:
+                raise _recorded_elsewhere("model", name, model_row[2], self.backend.name)
             run = None if run_id is None else self._run_for_version(sql, run_id)
             datasets_used = list(dict.fromkeys(dataset_ids))
             if run is not None:
@@ -653,7 +660,7 @@ class Platform:
             now = self._now()
             if model_row is None:  # its first version, unless another process created it since
                 model_row = self._model_of_first_version(
-                    sql, name, owner or self.actor, risk_tier, description, now
+                    sql, name, owner or self.actor, risk_tier, description, now, created
                 )
             _refuse_digest_held(sql, name, stored.digest, created)
             if created is None:
@@ -750,15 +757,23 @@ class Platform:
         tier: RiskTier | None,
         description: str,
         at: datetime,
+        created: BackendVersion | None,
     ) -> tuple[Any, ...]:
         """The owner and tier of the model that a registration found missing, under the write
         lock: its ``models`` row made from the version's (``tier`` defaulting to medium), or
         the row of another process that created the model meanwhile. A ``tier`` below that
-        model's then raises ``_TierBelowModel`` out of the transaction (``_tier_refusal``)."""
+        model's then raises ``_TierBelowModel`` out of the transaction (``_tier_refusal``); a
+        model recorded for another backend is a ``Conflict`` naming ``created``, the version a
+        backend outside the store made for the refused registration."""
         self._record_model(sql, name, owner, tier or RiskTier.MEDIUM, description, at)
-        row = sql.one("SELECT owner, risk_tier FROM models WHERE name = :name", {"name": name})
+        row = sql.one(
+            "SELECT owner, risk_tier, backend FROM models WHERE name = :name", {"name": name}
+        )
         if row is None:
             raise NotFound(f"model {name!r} not found")
+        if row[2] != self.backend.name:
+            elsewhere = _recorded_elsewhere("model", name, row[2], self.backend.name)
+            raise Conflict(f"{elsewhere}{_unrecorded(created)}")
         model_tier = RiskTier(row[1])
         if _tier_below(tier, model_tier):
             raise _TierBelowModel(model_tier)
