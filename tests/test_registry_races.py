@@ -499,3 +499,50 @@ def test_a_version_two_processes_change_at_once_leaves_the_backend_as_the_store(
             platform.set_stage("churn", 1, "staging")
         assert platform.get_model_version("churn", 1).stage is Stage.PRODUCTION
     assert platform.sync() == []
+
+
+@pytest.mark.parametrize("kind", ["set-alias", "delete-alias", "stage"])
+def test_a_put_back_leaves_a_change_recorded_after_it_alone(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """A change refused because another process's overtook it is put back in the backend only
+    while the backend still holds it: a later change, made and recorded by a process after
+    this one's write lock was released, is left as it is (compare-and-set)."""
+    for content in (b"one", b"two", b"three"):
+        platform.register_model("churn", make_artifact(content))
+    if kind == "delete-alias":
+        platform.set_alias("churn", "champion", 1)
+    if kind == "stage":
+        first = partial(other.set_stage, "churn", 1, "production")
+        later = partial(other.set_stage, "churn", 1, "none")
+        meanwhile(monkeypatch, platform.backend, "set_stage", first, after=True)
+        change = partial(platform.set_stage, "churn", 1, "staging")
+        refusal = "churn:1 was moved to production meanwhile"
+    else:
+        first = partial(other.set_alias, "churn", "champion", 2)
+        later = partial(other.set_alias, "churn", "champion", 3)
+        attr = "set_alias" if kind == "set-alias" else "delete_alias"
+        meanwhile(monkeypatch, platform.backend, attr, first, after=True)
+        if kind == "set-alias":
+            change = partial(platform.set_alias, "churn", "champion", 1)
+        else:
+            change = partial(platform.delete_alias, "churn", "champion")
+        refusal = "churn@champion was set to version 2 meanwhile"
+    refuse = platform._refuse_changed_meanwhile
+
+    def after_the_lock(message: str, put_back: Callable[[], None]) -> None:
+        later()  # another process's change, recorded before this one puts its own back
+        refuse(message, put_back)
+
+    monkeypatch.setattr(platform, "_refuse_changed_meanwhile", after_the_lock)
+    with pytest.raises(Conflict, match=refusal):
+        change()
+    if kind == "stage":
+        assert local(platform).get_version("churn", 1).stage is Stage.NONE
+    else:
+        assert local(platform).get_aliases("churn") == {"champion": 3}
+    assert platform.sync() == []

@@ -13,7 +13,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, TypeVar, cast
 
@@ -1114,15 +1114,11 @@ class Platform:
                     previous=held,
                     decision=None if decision is None else self.governance.record(conn, decision),
                 )
+        put_back = partial(self._put_alias_back, aliases, current.name, alias, current.version)
         if archived:
-            self._refuse_archived_meanwhile(
-                current.ref, lambda: _put_alias(aliases, current.name, alias, held)
-            )
+            self._refuse_archived_meanwhile(current.ref, put_back)
         if moved:
-            self._refuse_changed_meanwhile(
-                _alias_moved(current.name, alias, held),
-                lambda: _put_alias(aliases, current.name, alias, held),
-            )
+            self._refuse_changed_meanwhile(_alias_moved(current.name, alias, held), put_back)
         if event is None:
             return current if before == current.version else self._existing_version(name, version)
         self._after_commit([event])
@@ -1158,6 +1154,35 @@ class Platform:
             ) from exc
         raise Conflict(refusal)
 
+    def _put_alias_back(
+        self, aliases: ModelAliases, name: str, alias: str, written: int | None
+    ) -> None:
+        """Return the backend's ``alias`` of ``name`` to where the store records it now, only
+        while the backend still holds what this process ``written`` there (``None``: deleted it):
+        a change another process made there since, and recorded, is left as it is."""
+        if aliases.get_aliases(name).get(alias) != written:
+            return
+        with self.store.read() as conn:
+            recorded = conn.execute(
+                select(model_aliases.c.version).where(
+                    model_aliases.c.name == name, model_aliases.c.alias == alias
+                )
+            ).scalar()
+        if recorded != written:
+            _put_alias(aliases, name, alias, recorded)
+
+    def _put_stage_back(self, stages: ModelStages, current: ModelVersion, written: Stage) -> None:
+        """Return the backend's stage of ``current`` to the one the store records now, only while
+        the backend still shows the stage this process ``written`` there (or shows none): a
+        change another process made there since, and recorded, is left as it is."""
+        registry = self._area(Capability.REGISTRY, ModelRegistry)
+        shown = registry.get_version(current.name, current.version).stage
+        if shown is not None and shown is not written:
+            return
+        recorded = self._existing_version(current.name, current.version).stage
+        if recorded is not written:
+            stages.set_stage(current.name, current.version, recorded)
+
     def delete_alias(self, name: str, alias: str) -> None:
         """Delete an alias. One that another process deleted while the backend deleted it is
         ``NotFound``; one it moved meanwhile is a ``Conflict``, and the backend's alias is put
@@ -1188,7 +1213,8 @@ class Platform:
             if held is None:  # deleted by another process meanwhile
                 raise NotFound(f"alias {name}@{alias} not found")
             self._refuse_changed_meanwhile(
-                _alias_moved(name, alias, held), lambda: aliases.set_alias(name, alias, held)
+                _alias_moved(name, alias, held),
+                partial(self._put_alias_back, aliases, name, alias, None),
             )
         self._after_commit([event])
 
@@ -1294,7 +1320,7 @@ class Platform:
         if moved:
             self._refuse_changed_meanwhile(
                 f"{current.ref} was moved to {previous.value} meanwhile",
-                lambda: stages.set_stage(current.name, current.version, previous),
+                partial(self._put_stage_back, stages, current, target),
             )
         if event is None:  # sent again (settles a cloud that changed it); no change
             return current if current.stage is target else self._existing_version(name, version)
