@@ -1076,3 +1076,34 @@ def test_an_alert_on_a_ticket_of_a_severity_no_release_reads_is_counted_keeping_
     _, updated = served.monitoring.raise_alert("drift", "scoring", severity="critical")
 
     assert (updated.id, updated.alerts, updated.severity) == (ticket.id, 2, "page")
+
+
+def test_error_rate_counts_server_errors_and_invalid_rate_the_refused_requests(
+    served: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request refused as invalid (a 4xx) is no server error: ``error_rate`` leaves it out and
+    ``invalid_rate`` measures it, so the clients' bad requests neither hide nor raise failures."""
+    served.monitoring.add_monitor(
+        MonitorSpec(
+            endpoint="scoring",
+            model="credit",
+            signals=[
+                latency_signal(name="errors", threshold=0.05),
+                latency_signal(name="refused", metric="invalid_rate", threshold=0.05),
+            ],
+        )
+    )
+
+    def metrics(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        return EndpointMetrics(
+            endpoint=endpoint,
+            start=start,
+            end=end,
+            requests={"blue": 100},
+            errors={"blue": 2},
+            invalid={"blue": 30},
+        )
+
+    monkeypatch.setattr(served.serving, "endpoint_metrics", metrics)
+    found = served.monitoring.run_once()
+    assert [(a.signal, a.value) for a in found.alerts] == [("scoring:refused", pytest.approx(0.3))]

@@ -139,11 +139,13 @@ class EndpointMetrics(Record):
     ``end`` that the numbers cover: the one asked for, or a wider one where the cloud keeps no
     history to cut it from (Databricks' cumulative counters before a first read).
 
-    ``requests`` counts every answered request; ``errors`` those the route failed on, and
-    ``invalid`` those it refused as not fitting its model (a 400: a missing feature, say), where
-    the backend tells them apart from errors. A refused request is in ``requests`` and
-    ``invalid``, never in ``errors``: whether it was the client's fault or the model's is for the
-    reader to judge (a rollout compares the routes, see ``mintaka.rollout.controller``).
+    ``requests`` counts every answered request; ``errors`` those the route failed on (server-side
+    failures, an HTTP 5xx), and ``invalid`` those it refused as not fitting its model (an HTTP
+    4xx: a missing feature, say). Every backend reads them so, or says in its documentation what
+    it cannot tell apart. A refused request is in ``requests`` and ``invalid``, never in
+    ``errors``: whether it was the client's fault or the model's is for the reader to judge (a
+    rollout compares the routes, see ``mintaka.rollout.controller``; monitoring watches
+    ``error_rate`` and ``invalid_rate`` apart).
 
     ``shadow`` holds the numbers of the copies of requests a shadow route answered, in the same
     shape, where the backend reads them apart (``MetricsSource.reads_shadow_metrics``); the

@@ -237,7 +237,10 @@ def _unmeasured_signals(conn: Connection) -> dict[str, Unmeasured]:
 
 log = logging.getLogger(__name__)
 
-TELEMETRY_METRICS = ("error_rate", "p99_latency_ms", "p50_latency_ms")
+# ``error_rate`` is the share of requests the endpoint failed on (server errors, a 5xx);
+# ``invalid_rate`` the share it refused as invalid (a 4xx: a missing feature, say), apart, as the
+# clients' bad requests are no fault of the model (``EndpointMetrics``).
+TELEMETRY_METRICS = ("error_rate", "invalid_rate", "p99_latency_ms", "p50_latency_ms")
 PREDICTION = "prediction"  # ``psi:prediction`` watches the model's own output
 PREDICTION_SOURCE = "the model's own scores"  # the reference of ``PREDICTION``, numeric
 DRIFT_METRICS = ("psi", "jensen_shannon", "wasserstein", "ks_statistic", "chi2_statistic")
@@ -1971,6 +1974,8 @@ class MonitoringService:
             return None
         if signal.metric == "error_rate":
             return sum(metrics.errors.values()) / requests
+        if signal.metric == "invalid_rate":
+            return sum(metrics.invalid.values()) / requests
         table = (
             metrics.p99_latency_ms if signal.metric == "p99_latency_ms" else metrics.p50_latency_ms
         )
