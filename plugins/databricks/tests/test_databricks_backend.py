@@ -4,6 +4,7 @@ routes changed behind Mintaka's back, settings and the lazy SDK import."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -19,6 +20,7 @@ from typing import Any, cast
 import pytest
 from databricks_support import (
     databricks_backend,
+    full_name,
     no_real_sleep,  # noqa: F401  (an autouse fixture)
     settings_for,
 )
@@ -32,6 +34,7 @@ from mintaka import (
     ConfigurationError,
     IdFactory,
     ManualClock,
+    MintakaError,
     Platform,
     UnsupportedCapability,
     ValidationError,
@@ -283,6 +286,87 @@ def test_metrics_come_from_the_prometheus_export_per_route(
     metrics = cloud.read_metrics(endpoint, now - timedelta(hours=1), now)
     assert metrics.requests == {"blue": 3, "green": 1}
     assert metrics.errors == {"blue": 0, "green": 0}
+
+
+def test_metrics_read_4xx_as_refused_and_5xx_as_server_errors(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, endpoint: str
+) -> None:
+    from mintaka_conformance.fakes.databricks.routing import ApiError
+
+    def predict(payload: dict[str, Any], served: Any) -> Any:
+        kind = payload["dataframe_records"][0]["kind"]
+        if kind == "bad":
+            raise ApiError(400, "BAD_REQUEST", "Model is missing inputs ['f0'].")
+        if kind == "crash":
+            raise ApiError(500, "INTERNAL_ERROR", "The model raised an exception.")
+        return [0]
+
+    databricks_fake.state.serving.set_predictor(full_name("churn"), predict)
+    for kind in ("ok", "ok", "bad", "bad", "bad", "crash"):
+        with contextlib.suppress(MintakaError):
+            cloud.invoke(endpoint, {"inputs": {"kind": kind}})
+    now = cloud.context.clock.now()
+    metrics = cloud.read_metrics(endpoint, now - timedelta(hours=1), now)
+    assert (metrics.requests, metrics.errors, metrics.invalid) == (
+        {"blue": 6},
+        {"blue": 1},
+        {"blue": 3},
+    )
+
+
+def test_metrics_take_latency_from_the_exported_histogram(
+    cloud: DatabricksBackend, endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The export's ``request_latency_ms`` histogram (cumulative ``_bucket`` counts, labels in
+    any order) gives each route's p50 and p99; its buckets are no custom metric."""
+    import io
+
+    exported = """\
+# TYPE request_count_total counter
+request_count_total{served_entity_name="blue",endpoint_name="churn-ep"} 10.0
+# TYPE request_latency_ms histogram
+request_latency_ms_bucket{le="10.0",served_entity_name="blue"} 2.0
+request_latency_ms_bucket{served_entity_name="blue",le="50.0"} 6.0
+request_latency_ms_bucket{served_entity_name="blue",le="100.0"} 9.0
+request_latency_ms_bucket{le="+Inf",served_entity_name="blue"} 10.0
+request_latency_ms_sum{served_entity_name="blue"} 420.0
+request_latency_ms_count{served_entity_name="blue"} 10.0
+"""
+    monkeypatch.setattr(
+        cloud.client.serving_endpoints,
+        "export_metrics",
+        lambda name: SimpleNamespace(contents=io.BytesIO(exported.encode())),
+    )
+    now = cloud.context.clock.now()
+    metrics = cloud.read_metrics(endpoint, now - timedelta(hours=1), now)
+    assert metrics.p50_latency_ms == {"blue": pytest.approx(40.0)}
+    assert metrics.p99_latency_ms == {"blue": pytest.approx(100.0)}
+    assert metrics.custom == {}
+
+
+def test_a_read_remembered_before_4xx_and_5xx_were_split_is_no_baseline(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, endpoint: str
+) -> None:
+    """A remembered read that kept 4xx and 5xx together as ``errors`` cannot be subtracted
+    from split counters: the window starts at an earlier read that can, or at creation."""
+    from mintaka_conformance.fakes.databricks.routing import ApiError
+    from mintaka_databricks.counters import CounterSnapshots, Snapshot
+
+    def refuse(payload: dict[str, Any], served: Any) -> Any:
+        raise ApiError(400, "BAD_REQUEST", "Model is missing inputs ['f0'].")
+
+    clock = cloud.context.clock
+    assert isinstance(clock, ManualClock)
+    databricks_fake.state.serving.set_predictor(full_name("churn"), refuse)
+    for _ in range(2):
+        with contextlib.suppress(MintakaError):
+            cloud.invoke(endpoint, {"inputs": {"f0": 1.0}})
+    clock.advance(60)
+    old = Snapshot(clock.now(), {"requests": {"blue": 2}, "errors": {"blue": 2}})
+    CounterSnapshots(cloud.context.home / "databricks" / "metrics").record(endpoint, old)
+    clock.advance(60)
+    metrics = cloud.read_metrics(endpoint, clock.now(), clock.now())
+    assert (metrics.requests, metrics.invalid) == ({"blue": 2}, {"blue": 2})
 
 
 def test_a_metrics_window_counts_from_the_last_read_before_it(

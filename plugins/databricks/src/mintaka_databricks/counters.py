@@ -1,13 +1,13 @@
 """Windows over counters that only ever stand as they are now.
 
-Model Serving exports cumulative counters (requests and errors per served entity since it
-started) and keeps no history. To answer "how many requests between ``start`` and ``end``", every
-read is remembered under the backend's home, and a window is the counters read now minus those of
-the last read at or before ``start``. Without such a read, the counters since the endpoint was
-created are all there is, and the metrics say so through the ``start`` they report. Processes
-that read the same endpoint's counters (a rollout and a monitor) take turns at remembering a read,
-each under an exclusive lock on ``<endpoint>.lock`` beside the file, so that neither writes back
-the reads it loaded over one the other has just added.
+Model Serving exports cumulative counters (requests, 5xx and 4xx answers per served entity
+since it started) and keeps no history. To answer "how many requests between ``start`` and
+``end``", every read is remembered under the backend's home, and a window is the counters read
+now minus those of the last read at or before ``start``. Without such a read, the counters since
+the endpoint was created are all there is, and the metrics say so through the ``start`` they
+report. Processes that read the same endpoint's counters (a rollout and a monitor) take turns at
+remembering a read, each under an exclusive lock on ``<endpoint>.lock`` beside the file, so that
+neither writes back the reads it loaded over one the other has just added.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from mintaka.files import file_lock, write_atomic
 
-# Counters per kind ("requests", "errors"), then per route.
+# Counters per kind (``exported.KINDS``: requests, 5xx, 4xx), then per route.
 Counters = dict[str, dict[str, int]]
 
 KEEP = 512  # reads remembered per endpoint

@@ -42,6 +42,7 @@ from mintaka.errors import (
 from mintaka.interfaces import CaptureSource, KillSwitch, MetricsSource, Serving, TrafficSplit
 from mintaka_databricks.counters import Counters, CounterSnapshots, Snapshot, baseline, since
 from mintaka_databricks.errors import BACKEND
+from mintaka_databricks.exported import KINDS, REFUSED, REQUESTS, SERVER_ERRORS, read_export
 from mintaka_databricks.names import table_prefix
 from mintaka_databricks.workspace import WorkspaceAccess
 
@@ -573,7 +574,8 @@ class EndpointServing(
     # -- monitoring -----------------------------------------------------------------------------
 
     def read_metrics(self, endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
-        """The endpoint's request and error counts per served entity (route) since ``start``.
+        """The endpoint's request, server error (5xx) and refused (4xx) counts per served entity
+        (route) since ``start``.
 
         Databricks exports cumulative counters as they stand now, with no history, so each read
         is remembered (``counters.py``; a traffic change takes one too, so a rollout's step has
@@ -581,11 +583,15 @@ class EndpointServing(
         ``start``. The metrics report the window they actually cover: ``start`` is that read's
         time, or, when there is none, the endpoint's creation if it came before ``start`` (the
         counters since then); ``end`` is the time of this read. Latency quantiles and other
-        samples are as exported.
+        samples are as exported: a histogram's quantiles cover the counts since the served
+        entity started, not the window.
         """
         read = self._read_counters(endpoint)
         now, counters = read.at, read.counters
-        base = baseline(read.earlier, start)
+        # A read remembered by an earlier Mintaka, which kept 4xx and 5xx together, is no
+        # baseline for the split counters.
+        comparable = [s for s in read.earlier if all(k in s.counters for k in KINDS)]
+        base = baseline(comparable, start)
         if base is not None:
             counters, covered = since(counters, base.counters), base.at
         else:
@@ -598,8 +604,9 @@ class EndpointServing(
             endpoint=endpoint,
             start=covered,
             end=max(now, covered),
-            requests=counters["requests"],
-            errors=counters["errors"],
+            requests=counters[REQUESTS],
+            errors=counters[SERVER_ERRORS],
+            invalid=counters[REFUSED],
             p50_latency_ms=read.p50,
             p99_latency_ms=read.p99,
             custom=read.custom,
@@ -610,9 +617,8 @@ class EndpointServing(
         return None
 
     def _read_counters(self, endpoint: str) -> _Reading:
-        """The exported samples as they stand now; the counters are remembered."""
-        from prometheus_client.parser import text_string_to_metric_families
-
+        """The exported samples as they stand now (``exported.py``); the counters are
+        remembered."""
         exported = self._call(
             f"reading metrics of {endpoint}",
             lambda: self.client.serving_endpoints.export_metrics(
@@ -621,27 +627,8 @@ class EndpointServing(
         )
         now = self.context.clock.now()
         text = exported.contents.read().decode() if exported.contents is not None else ""
-        counters: Counters = {"requests": {}, "errors": {}}
-        p50: dict[str, float] = {}
-        p99: dict[str, float] = {}
-        custom: dict[str, float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                route = route_name_of(
-                    sample.labels.get("served_entity_name")
-                    or sample.labels.get("served_model_name")
-                    or "-"
-                )
-                if sample.name == "request_count_total":
-                    kind = counters["requests"]
-                    kind[route] = kind.get(route, 0) + int(sample.value)
-                elif sample.name in ("request_4xx_count_total", "request_5xx_count_total"):
-                    kind = counters["errors"]
-                    kind[route] = kind.get(route, 0) + int(sample.value)
-                elif "latency" in sample.name and sample.labels.get("quantile") in ("0.5", "0.99"):
-                    (p50 if sample.labels["quantile"] == "0.5" else p99)[route] = sample.value
-                else:
-                    custom[f"{sample.name}/{route}"] = sample.value
+        found = read_export(text, BACKEND)
+        counters, p50, p99, custom = found.counters, found.p50, found.p99, found.custom
         earlier = self._snapshots.record(endpoint, Snapshot(now, counters))
         return _Reading(now, counters, p50, p99, custom, earlier)
 
