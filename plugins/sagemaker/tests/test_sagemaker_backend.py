@@ -1454,7 +1454,7 @@ def test_capture_is_configured_and_read_back_from_s3(
 def test_metrics_are_read_from_cloudwatch_per_variant(cloud: SageMakerBackend, live: str) -> None:
     start = datetime.now(UTC) - timedelta(minutes=10)
     cw = make_client("cloudwatch")
-    for variant, calls, errors in (("blue", 40, 2), ("green", 10, 0)):
+    for variant, calls, errors, refused in (("blue", 40, 2, 5), ("green", 10, 0, 0)):
         dimensions = [
             {"Name": "EndpointName", "Value": live},
             {"Name": "VariantName", "Value": variant},
@@ -1474,11 +1474,18 @@ def test_metrics_are_read_from_cloudwatch_per_variant(cloud: SageMakerBackend, l
                     "Value": errors,
                     "Timestamp": start + timedelta(minutes=1),
                 },
+                {
+                    "MetricName": "Invocation4XXErrors",
+                    "Dimensions": dimensions,
+                    "Value": refused,
+                    "Timestamp": start + timedelta(minutes=1),
+                },
             ],
         )
     metrics = cloud.read_metrics(live, start, start + timedelta(minutes=10))
     assert metrics.requests == {"blue": 40, "green": 10}
-    assert metrics.errors == {"blue": 2, "green": 0}
+    assert metrics.errors == {"blue": 2, "green": 0}  # the 4xx are no server errors
+    assert metrics.invalid == {"blue": 5, "green": 0}
 
 
 # -- identity, discovery, sync, pipelines --------------------------------------------------------

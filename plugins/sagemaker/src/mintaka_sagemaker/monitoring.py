@@ -9,9 +9,10 @@ JSON Lines file per batch under ``<destination>/<endpoint>/<variant>/yyyy/mm/dd/
 import's look-back window) it lists each variant from the hour folder before ``since``'s on,
 so files imported long ago are never downloaded again.
 
-Metrics are CloudWatch's ``AWS/SageMaker`` per variant: ``Invocations`` and
-``Invocation5XXErrors`` (sums over the window) and ``ModelLatency`` (p50/p99, microseconds,
-reported in milliseconds).
+Metrics are CloudWatch's ``AWS/SageMaker`` per variant: ``Invocations`` (every request),
+``Invocation5XXErrors`` (the requests the model failed on, ``errors``) and
+``Invocation4XXErrors`` (those refused, ``invalid``), sums over the window, and ``ModelLatency``
+(p50/p99, microseconds, reported in milliseconds).
 
 Model Monitor schedules are read, never made: Mintaka's drift, performance and fairness signals
 run in core on the captured traffic read back here, the same way on every backend, so a
@@ -271,7 +272,11 @@ class SageMakerMonitoring(SageMakerServing):
         seconds = max(60, math.ceil((end - start).total_seconds() / 60) * 60)
         queries: list[dict[str, Any]] = []
         for i, variant in enumerate(variants):
-            for metric, tag in (("Invocations", "r"), ("Invocation5XXErrors", "e")):
+            for metric, tag in (
+                ("Invocations", "r"),
+                ("Invocation5XXErrors", "e"),
+                ("Invocation4XXErrors", "x"),
+            ):
                 queries.append(
                     {
                         "Id": f"{tag}{i}",
@@ -303,6 +308,7 @@ class SageMakerMonitoring(SageMakerServing):
             route = route_name_of(variant)
             metrics.requests[route] = int(sums.get(f"r{i}", 0.0))
             metrics.errors[route] = int(sums.get(f"e{i}", 0.0))
+            metrics.invalid[route] = int(sums.get(f"x{i}", 0.0))
             latency = self._latency(endpoint, variant, start, end, seconds)
             if "p50" in latency:
                 metrics.p50_latency_ms[route] = latency["p50"]
