@@ -17,11 +17,14 @@ from mintaka_conformance import (
     AbstractServingTests,
     AbstractSyncTests,
     BackendUnderTest,
+    SendTraffic,
+    Traffic,
 )
 
 from mintaka import Platform
 from mintaka.local.backend import LocalBackend
 from mintaka.local.server import InferenceServer
+from mintaka.store.schema import predictions
 
 
 class LocalFixtures(AbstractBackendFixtures):
@@ -35,6 +38,44 @@ class LocalFixtures(AbstractBackendFixtures):
         with InferenceServer(platform, poll_interval=0.01) as server:
             server.start()
             yield None
+
+    @pytest.fixture
+    def send_traffic(self, platform: Platform) -> SendTraffic:
+        """The inference server's prediction log, where the local backend's metrics come from:
+        a record a request, logged ``ok``, ``error`` (a 5xx) or ``invalid`` (a 4xx)."""
+
+        def send(endpoint: str, route: str, traffic: Traffic) -> None:
+            served = {r.name: r for r in platform.serving.get_endpoint(endpoint).routes}[route]
+            version = platform.get_model_version(served.model, served.version)
+            states = (
+                ["ok"] * traffic.answered
+                + ["error"] * traffic.failed
+                + ["invalid"] * traffic.refused
+            )
+            with platform.store.write() as conn:
+                conn.execute(
+                    predictions.insert(),
+                    [
+                        {
+                            "id": platform.ids.new("pred"),
+                            "endpoint": endpoint,
+                            "route": route,
+                            "model": served.model,
+                            "version": served.version,
+                            "version_id": version.id,
+                            "input_digest": "sha256:" + "0" * 64,
+                            "inputs": None,
+                            "output": None,
+                            "status": state,
+                            "shadow": 0,
+                            "latency_ms": 1.0,
+                            "at": platform.clock.now().isoformat(),
+                        }
+                        for state in states
+                    ],
+                )
+
+        return send
 
 
 class TestLocalRegistry(LocalFixtures, AbstractRegistryTests): ...

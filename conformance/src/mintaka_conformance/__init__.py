@@ -27,6 +27,8 @@ if TYPE_CHECKING:
         BackendOutOfBand,
         BackendUnderTest,
         OutOfBand,
+        SendTraffic,
+        Traffic,
     )
     from mintaka_conformance.scenarios import ModelScenario, Names
     from mintaka_conformance.suite import (
@@ -45,6 +47,8 @@ _WHERE = {
     "BackendOutOfBand": "mintaka_conformance.fixtures",
     "BackendUnderTest": "mintaka_conformance.fixtures",
     "OutOfBand": "mintaka_conformance.fixtures",
+    "SendTraffic": "mintaka_conformance.fixtures",
+    "Traffic": "mintaka_conformance.fixtures",
     "ModelScenario": "mintaka_conformance.scenarios",
     "Names": "mintaka_conformance.scenarios",
     "AbstractErrorContractTests": "mintaka_conformance.suite",
@@ -79,4 +83,6 @@ __all__ = [
     "ModelScenario",
     "Names",
     "OutOfBand",
+    "SendTraffic",
+    "Traffic",
 ]

@@ -102,6 +102,23 @@ class BackendOutOfBand:
         self.backend.set_tags(name, version, dict(tags))
 
 
+@dataclass(frozen=True)
+class Traffic:
+    """Requests one route took: ``answered`` answered, ``failed`` failed on by the server (an
+    HTTP 5xx), ``refused`` refused as invalid (an HTTP 4xx)."""
+
+    answered: int = 0
+    failed: int = 0
+    refused: int = 0
+
+
+class SendTraffic(Protocol):
+    """Makes the cloud count ``traffic`` on ``route`` of Mintaka endpoint ``endpoint``, at the
+    platform clock's now, as its own metrics count real requests (for the metrics tests)."""
+
+    def __call__(self, endpoint: str, route: str, traffic: Traffic) -> None: ...
+
+
 def seed_for(nodeid: str) -> int:
     """A stable seed per test: the same ids on every run, distinct ids between tests."""
     return zlib.crc32(nodeid.encode())
@@ -225,6 +242,18 @@ class AbstractBackendFixtures:
                 "these fixtures cannot deploy model files without the registry "
                 "(override serve_unregistered)"
             )
+
+        return cannot
+
+    @pytest.fixture
+    def send_traffic(self) -> SendTraffic:
+        """Override to make the cloud count requests a route answered, failed on (5xx) and
+        refused (4xx), through its data plane or its mock's metrics, at the platform clock's
+        now. The default cannot: a test that needs it is skipped, and the matrix shows it
+        unproven."""
+
+        def cannot(endpoint: str, route: str, traffic: Traffic) -> None:
+            pytest.skip("these fixtures cannot send traffic to count (override send_traffic)")
 
         return cannot
 

@@ -4,17 +4,24 @@ model registry, and the conformance suite's fixtures."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 import pytest
-from mintaka_conformance import AbstractBackendFixtures, BackendUnderTest, OutOfBand
+from mintaka_conformance import (
+    AbstractBackendFixtures,
+    BackendUnderTest,
+    OutOfBand,
+    SendTraffic,
+    Traffic,
+)
 from mintaka_conformance.fakes.databricks import FakeDatabricks, workspace_client
 from mintaka_databricks.backend import DatabricksBackend, DatabricksWorkspaceBackend
 
-from mintaka import IdFactory, ManualClock
+from mintaka import IdFactory, ManualClock, MintakaError
 from mintaka.domain.registry import VersionRequest
 from mintaka.interfaces import Backend, BackendContext
 
@@ -181,6 +188,42 @@ class DatabricksConformanceFixtures(AbstractBackendFixtures):
         self, databricks_fake: FakeDatabricks, databricks_environment: Path, platform: Any
     ) -> OutOfBand:
         return self.out_of_band_class(workspace_client(databricks_fake))
+
+    @pytest.fixture
+    def send_traffic(self, databricks_fake: FakeDatabricks, platform: Any) -> SendTraffic:
+        """Real invocations of the route's served entity, which the fake answers 200, 500 or
+        400 as each request asks, counting them in its metrics export as the service does."""
+        from mintaka_conformance.fakes.databricks.routing import ApiError
+
+        def answer(payload: dict[str, Any], served: Any) -> Any:
+            wanted = payload["dataframe_records"][0]["traffic"]
+            if wanted == "failed":
+                raise ApiError(500, "INTERNAL_ERROR", "The model raised an exception.")
+            if wanted == "refused":
+                raise ApiError(400, "BAD_REQUEST", "Model is missing inputs ['f0'].")
+            return [0]
+
+        def send(endpoint: str, route: str, traffic: Traffic) -> None:
+            found = platform.serving.get_endpoint(endpoint)
+            served = found.extra.get("served_names", {}).get(route, route)
+            serving = databricks_fake.state.serving
+            serving.set_predictor(served, answer)
+            try:
+                for wanted, count in (
+                    ("answered", traffic.answered),
+                    ("failed", traffic.failed),
+                    ("refused", traffic.refused),
+                ):
+                    for _ in range(count):
+                        with contextlib.suppress(MintakaError):
+                            platform.backend.invoke(
+                                endpoint, {"inputs": {"traffic": wanted}}, route=route
+                            )
+            finally:
+                with databricks_fake.state.lock:
+                    serving.predictors.pop(served, None)
+
+        return send
 
     @pytest.fixture
     def hold_pipeline_run(self, databricks_fake: FakeDatabricks) -> Callable[[str], None]:

@@ -21,6 +21,8 @@ from mintaka_conformance import (
     AbstractServingTests,
     AbstractSyncTests,
     BackendUnderTest,
+    SendTraffic,
+    Traffic,
 )
 from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client, mock_sagemaker
 from mintaka_conformance.scenarios import Names
@@ -28,6 +30,7 @@ from mintaka_sagemaker.backend import SageMakerBackend
 from sagemaker_testkit import BUCKET, SETTINGS, deploy_without_registry
 
 from mintaka import Platform
+from mintaka.domain.names import route_name_of
 
 
 class BotoOutOfBand:
@@ -81,6 +84,36 @@ class BotoOutOfBand:
         return endpoint, "alltraffic"
 
 
+def cloudwatch_traffic(platform: Platform, endpoint_url: str | None = None) -> SendTraffic:
+    """The traffic's counts put into CloudWatch's ``AWS/SageMaker`` metrics of the route's
+    variant, as SageMaker publishes them (moto's endpoints publish none): ``Invocations`` every
+    request, ``Invocation5XXErrors`` the failed, ``Invocation4XXErrors`` the refused."""
+
+    def send(endpoint: str, route: str, traffic: Traffic) -> None:
+        cloud_name = platform.backend.settings.endpoint_of(endpoint)
+        sm = make_client("sagemaker", endpoint_url=endpoint_url)
+        variants = sm.describe_endpoint(EndpointName=cloud_name)["ProductionVariants"]
+        [variant] = [v["VariantName"] for v in variants if route_name_of(v["VariantName"]) == route]
+        dimensions = [
+            {"Name": "EndpointName", "Value": cloud_name},
+            {"Name": "VariantName", "Value": variant},
+        ]
+        at = platform.clock.now()
+        make_client("cloudwatch", endpoint_url=endpoint_url).put_metric_data(
+            Namespace="AWS/SageMaker",
+            MetricData=[
+                {"MetricName": name, "Dimensions": dimensions, "Value": value, "Timestamp": at}
+                for name, value in (
+                    ("Invocations", traffic.answered + traffic.failed + traffic.refused),
+                    ("Invocation5XXErrors", traffic.failed),
+                    ("Invocation4XXErrors", traffic.refused),
+                )
+            ],
+        )
+
+    return send
+
+
 class InProcessFixtures(AbstractBackendFixtures):
     @pytest.fixture
     def backend(self, inference_image: None) -> Iterator[BackendUnderTest]:
@@ -97,6 +130,10 @@ class InProcessFixtures(AbstractBackendFixtures):
         self, out_of_band: BotoOutOfBand, names: Names
     ) -> Callable[[Path], tuple[str, str]]:
         return lambda files: out_of_band.deploy_unregistered(names.endpoint("legacy"), files)
+
+    @pytest.fixture
+    def send_traffic(self, platform: Platform) -> SendTraffic:
+        return cloudwatch_traffic(platform)
 
     @pytest.fixture
     def hold_pipeline_run(self, backend: BackendUnderTest) -> Callable[[str], None]:

@@ -12,7 +12,7 @@ import pytest
 
 from mintaka import Capability, ManualClock, MintakaError, NotFound, Platform
 from mintaka.domain.monitoring import CaptureConfig
-from mintaka_conformance.fixtures import AbstractBackendFixtures
+from mintaka_conformance.fixtures import AbstractBackendFixtures, SendTraffic, Traffic
 from mintaka_conformance.scenarios import Names, ServableModel
 
 CAPTURE_LAG_SECONDS = 10.0  # how long captured traffic may take to become readable
@@ -50,6 +50,25 @@ class AbstractMonitoringTests(AbstractBackendFixtures):
         yield name
         with contextlib.suppress(MintakaError):
             platform.serving.delete_endpoint(name)
+
+    @pytest.mark.requires(Capability.SERVING, Capability.MONITORING_METRICS)
+    def test_server_errors_and_refused_requests_read_back_apart(
+        self,
+        platform: Platform,
+        captured_endpoint: str,
+        send_traffic: SendTraffic,
+    ) -> None:
+        """The backend MUST read back every request a route took in ``requests``, those it
+        failed on (HTTP 5xx) in ``errors`` and those it refused as invalid (HTTP 4xx) in
+        ``invalid``, so that the same traffic gives the same telemetry on every backend."""
+        start = platform.clock.now()
+        send_traffic(captured_endpoint, "blue", Traffic(answered=5, failed=2, refused=3))
+        metrics = platform.serving.endpoint_metrics(
+            captured_endpoint, start, start + timedelta(minutes=5)
+        )
+        assert metrics.requests.get("blue", 0) == 10
+        assert metrics.errors.get("blue", 0) == 2
+        assert metrics.invalid.get("blue", 0) == 3
 
     @pytest.mark.requires(Capability.MONITORING_CAPTURE, Capability.SERVING)
     def test_captured_invocations_are_read_back(
