@@ -274,3 +274,19 @@ def test_a_canary_with_few_rows_carrying_the_attribute_is_noted_not_judged_on_th
         "4 predictions carrying 'group' of route 'green' (credit:2)",
         "4 labelled predictions carrying 'group' of route 'green' (credit:2)",
     ]
+
+
+def test_a_window_of_one_group_is_noted_as_not_measured_instead_of_fair(
+    watched: Platform, clock: ManualClock, log_predictions: LogPredictions
+) -> None:
+    """With only group a in the window there is no difference to measure: neither signal reads
+    0 (fair), each is noted as not measured, the way drift of too few values is."""
+    ids = log_predictions([({"group": "a"}, 1)] * 30 + [({"group": "a"}, 0)] * 30)
+    watched.monitoring.record_labels(dict.fromkeys(ids, 1))
+    clock.advance(minutes=5)
+    report = watched.monitoring.run_once()
+    assert (report.evaluated, report.alerts, report.failed) == (0, (), ())
+    assert {n.signal for n in report.notes} == {"demographic_parity", "equalized_odds"}
+    for note in report.notes:
+        assert "only one group of the attribute 'group'" in note.note
+        assert "cannot be measured" in note.note

@@ -479,3 +479,16 @@ def test_ece_refuses_probabilities_that_are_not_numbers() -> None:
         expected_calibration_error([0, 1], ["a", 0.2])
     with pytest.raises(ValidationError, match="probabilities must be finite numbers"):
         expected_calibration_error([0, 1], [0.5, math.nan])
+
+
+def test_fairness_of_one_group_cannot_be_measured_rather_than_reading_fair() -> None:
+    from mintaka.monitoring.metrics import TooFewGroups
+
+    with pytest.raises(TooFewGroups, match="only one group of the attribute 'sex'"):
+        demographic_parity_difference([1, 0, 1], ["f", "f", "f"], attribute="sex")
+    with pytest.raises(TooFewGroups, match="cannot be measured"):
+        equalized_odds_difference([1, 0, 1], [1, 1, 0], ["f", "f", "f"])
+    logged = [{"inputs": {"sex": "f"}, "output": 1}, {"inputs": {"sex": "f"}, "output": 0}]
+    with pytest.raises(TooFewGroups):
+        fairness(logged, "sex")
+    assert demographic_parity_difference([1, 0], ["f", "m"]) == 1.0

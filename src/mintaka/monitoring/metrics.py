@@ -411,6 +411,24 @@ def group_keys(groups: Array, *, attribute: str = "") -> npt.NDArray[np.str_]:
     return np.asarray([str(value) for value in keyed], dtype=str).reshape(len(keyed))
 
 
+class TooFewGroups(ValidationError):
+    """Fairness compares groups: data holding fewer than two groups of the attribute has no
+    difference to measure, which says nothing about whether the model is fair. A monitor reads
+    it as a window that cannot be measured, as it does a drift statistic of too few values."""
+
+
+def _compared(rates: Mapping[str, _ExactRates], attribute: str) -> Mapping[str, _ExactRates]:
+    """``rates`` when they hold two groups at least; refused with :class:`TooFewGroups`."""
+    if len(rates) < 2:
+        what = f"the attribute {attribute!r}" if attribute else "the groups"
+        held = ", ".join(repr(key) for key in rates) or "none"
+        raise TooFewGroups(
+            f"only one group of {what} is in the data ({held}): fairness compares two groups "
+            "at least, so it cannot be measured"
+        )
+    return rates
+
+
 class _ExactRates(NamedTuple):
     """A group's rates as exact fractions of its counts (``None`` where undefined)."""
 
@@ -515,14 +533,14 @@ def demographic_parity_difference(
     y_pred: Array, groups: Array, *, positive: Any = None, attribute: str = ""
 ) -> float:
     rates = _exact_rates(None, y_pred, groups, positive=positive, attribute=attribute)
-    return _spread(r.selection for r in rates.values())
+    return _spread(r.selection for r in _compared(rates, attribute).values())
 
 
 def equalized_odds_difference(
     y_true: Array, y_pred: Array, groups: Array, *, positive: Any = None, attribute: str = ""
 ) -> float:
     rates = _exact_rates(y_true, y_pred, groups, positive=positive, attribute=attribute)
-    return _odds_spread(rates)
+    return _odds_spread(_compared(rates, attribute))
 
 
 # --- on windows of joined records ----------------------------------------------------------------
@@ -600,6 +618,8 @@ def fairness(
     equalized odds too. ``positive`` is the positive class, needed unless the classes are 0/1
     (:func:`positive_class`). The array-level :func:`demographic_parity_difference` and
     :func:`equalized_odds_difference` leave nothing out: a missing group there is refused.
+    Records of fewer than two groups are refused with :class:`TooFewGroups` by all three: one
+    group differs from nothing, and a difference of 0 would read as fair.
     """
     if not records:
         raise ValidationError("no predictions to assess")
@@ -615,6 +635,7 @@ def fairness(
         else [r.label for r in kept if not isinstance(r, Mapping)]
     )
     rates = _exact_rates(labels, predicted, groups, positive=positive, attribute=attribute)
+    _compared(rates, attribute)
     dpd = _spread(r.selection for r in rates.values())
     eod = None if labels is None else _odds_spread(rates)
     return Fairness(

@@ -389,6 +389,21 @@ class Measurement:
     note: str | None = None  # what was left out and why, no failure (an alert's ``note``)
 
 
+def _whole(
+    signal: Signal,
+    rows: list[dict[str, Any]],
+    measure: Callable[[Signal, list[dict[str, Any]]], float | None],
+) -> Measurement:
+    """``measure`` of ``rows``; fairness over fewer than two groups is no value but a note,
+    as a statistic of too few values is (it says nothing about the model)."""
+    from mintaka.monitoring.metrics import TooFewGroups
+
+    try:
+        return Measurement(measure(signal, rows))
+    except TooFewGroups as exc:
+        return Measurement(None, note=f"{exc}; a longer window may hold others")
+
+
 @dataclass(frozen=True)
 class Reference:
     """What drift is measured against: the stored training-data profile of ``dataset_id``, a
@@ -1881,22 +1896,26 @@ class MonitoringService:
         canary's records swings an accuracy past any threshold); when every one is that small,
         the window is measured whole and noted. One that cannot be measured is named with why,
         while the others still give the value."""
+        from mintaka.monitoring.metrics import TooFewGroups
+
         serving = self.platform.serving.get_endpoint(spec.endpoint)
         grouped = self._version_rows(serving, rows, idle=False, column=None)
         if len(grouped) <= 1:
-            return Measurement(measure(signal, rows))
+            return _whole(signal, rows, measure)
         groups = [
             VersionOutputs(route, *key, found) for key, (route, found) in sorted(grouped.items())
         ]
         counted = [(group, *self._records(signal, group.rows)) for group in groups]
         read = [(group, size, what) for group, size, what in counted if size]
         if len(read) <= 1:
-            return Measurement(measure(signal, rows))
+            return _whole(signal, rows, measure)
         values: list[float] = []
         unmeasured: list[str] = []
         notes: list[str] = []
+        small = 0
         for group, size, what in read:
             if size < MIN_CLASS_GROUP_ROWS:
+                small += 1
                 notes.append(
                     f"{size} {what} of {group.name}, fewer than the {MIN_CLASS_GROUP_ROWS} a "
                     f"{signal.kind.value} signal judges a version on beside another; a longer "
@@ -1905,11 +1924,14 @@ class MonitoringService:
                 continue
             try:
                 value = measure(signal, group.rows)
+            except TooFewGroups as exc:  # below the floor, as too few records are
+                notes.append(f"{group.name}: {exc}; a longer window may hold others")
+                continue
             except ValidationError as exc:
                 unmeasured.append(f"{group.name}: {exc}")
                 continue
             values.extend([] if value is None else [value])
-        if len(notes) == len(read):
+        if small == len(read):
             return self._whole_window(signal, rows, measure, read)
         worst = min if direction(signal) == "below" else max
         why = f"{signal.kind.value} signal {signal.name!r}: " + "; ".join(unmeasured)
@@ -1934,7 +1956,8 @@ class MonitoringService:
             f"{signal.kind.value} signal judges a version on ({each}): the window is judged "
             "whole, its versions together"
         )
-        return Measurement(measure(signal, rows), None, note)
+        found = _whole(signal, rows, measure)
+        return Measurement(found.value, None, "; ".join(filter(None, (note, found.note))))
 
     def _records(self, signal: Signal, rows: Sequence[Mapping[str, Any]]) -> tuple[int, str]:
         """How many of ``rows`` ``signal`` reads, and what they are (see :meth:`_performance`
