@@ -100,7 +100,7 @@ def test_report_draws_a_logged_integer_beyond_the_float_range(
     served: Platform, clock: ManualClock, log_predictions: LogPredictions
 ) -> None:
 
-    rows = _rows(np.random.default_rng(4), MIN_GROUP_ROWS)  # a group measured
+    rows = _rows(np.random.default_rng(4), 250)  # above income's floor of 200 values
     rows[0]["income"] = 10**400
     log_predictions([(row, 1) for row in rows])
     clock.advance(minutes=5)
@@ -131,7 +131,7 @@ def test_a_feature_the_window_cannot_measure_reads_unmeasured(
 ) -> None:
     from mintaka.monitoring.report import write_report
 
-    rows = _rows(np.random.default_rng(7), MIN_GROUP_ROWS)  # a group measured
+    rows = _rows(np.random.default_rng(7), 250)  # above income's floor of 200 values
     log_predictions([({**row, "debt": None}, 1) for row in rows])
     clock.advance(minutes=5)
     found = {f.name: f for f in _features(served)}
@@ -142,6 +142,34 @@ def test_a_feature_the_window_cannot_measure_reads_unmeasured(
     assert page.count("<td>unmeasured</td>") == 4
     named = "debt: psi, jensen_shannon, ks_statistic, wasserstein unmeasured (no current values"
     assert named in page
+
+
+def test_a_feature_below_its_floor_reads_unmeasured_not_as_measured(
+    served: Platform, clock: ManualClock, log_predictions: LogPredictions, tmp_path: Path
+) -> None:
+    """150 values: enough for region (two categories, 100), too few for income and debt (ten
+    bins, 200): the runner does not judge them, and the page shows no statistic of them."""
+    from mintaka.monitoring.report import write_report
+
+    log_predictions([(row, 1) for row in _rows(np.random.default_rng(9), 150)])
+    clock.advance(minutes=5)
+    found = {f.name: f for f in _features(served)}
+    assert found["region"].unmeasured == {}
+    assert found["region"].statistics["psi"] is not None
+    for name in ("income", "debt"):
+        assert set(found[name].unmeasured) == {
+            "psi",
+            "jensen_shannon",
+            "ks_statistic",
+            "wasserstein",
+        }
+        assert all(found[name].statistics[s] is None for s in found[name].unmeasured)
+        assert found[name].unmeasured["psi"] == (
+            "too few values to judge: 150 values, fewer than the 200 its 10 reference bins need"
+        )
+    page = write_report(served, "scoring", tmp_path).read_text()
+    assert page.count("<td>unmeasured</td>") == 8
+    assert "income: psi, jensen_shannon, ks_statistic, wasserstein unmeasured (too few" in page
 
 
 def test_a_feature_no_row_logs_reads_unmeasured_as_the_runner_names_it(

@@ -13,7 +13,9 @@ histogram beside the current one (on the profile's bin edges, as proportions,
 drawn with matplotlib's Agg backend and embedded as PNG; the logged values read as the drift
 statistics read them, a numeric string as its number), the drift table, and the endpoint's
 tickets. A statistic of a feature's kind that the window's traffic cannot give (no
-values of the feature in it, say) reads "unmeasured" in the table, with why below it.
+values of the feature in it, say), or that the runner does not judge because the feature has
+fewer values than its floor (see :func:`~mintaka.monitoring.statistics.min_values`), reads
+"unmeasured" in the table, with why below it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mintaka.domain.monitoring import Ticket
+from mintaka.monitoring.kinds import STATISTICS as STATISTICS_OF
 from mintaka.monitoring.service import NO_PROFILE
 
 if TYPE_CHECKING:
@@ -204,6 +207,12 @@ def _section(
     feature = profile.features[name]
     statistics = {s: None if report is None else report.value(name, s) for s in STATISTICS}
     unmeasured = {} if report is None else _unmeasured(report, name, logged=column is not None)
+    few = None if report is None else report.features[name].too_few()
+    if few is not None:
+        # Below the feature's floor the runner judges nothing: its statistics would be noise.
+        kinds = STATISTICS_OF[feature.kind]
+        statistics = {s: None if s in kinds else v for s, v in statistics.items()}
+        unmeasured = {s: f"too few values to judge: {few}" for s in STATISTICS if s in kinds}
     chart = None
     if isinstance(feature, NumericProfile) and len(feature.edges) > 1:
         current = [] if column is None else charted_numbers(column)
