@@ -1107,3 +1107,23 @@ def test_error_rate_counts_server_errors_and_invalid_rate_the_refused_requests(
     monkeypatch.setattr(served.serving, "endpoint_metrics", metrics)
     found = served.monitoring.run_once()
     assert [(a.signal, a.value) for a in found.alerts] == [("scoring:refused", pytest.approx(0.3))]
+
+
+def test_a_latency_signal_without_latency_read_back_measures_nothing_instead_of_0_ms(
+    served: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests were counted but no route's latency was read back: the signal is noted as not
+    measured, never read as a latency of 0 ms that holds any threshold."""
+    served.monitoring.add_monitor(
+        scoring_monitor(latency_signal(name="slow", metric="p99_latency_ms", threshold=100.0))
+    )
+
+    def metrics(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        return EndpointMetrics(endpoint=endpoint, start=start, end=end, requests={"blue": 100})
+
+    monkeypatch.setattr(served.serving, "endpoint_metrics", metrics)
+    found = served.monitoring.run_once()
+    assert (found.evaluated, found.alerts, found.failed) == (0, (), ())
+    assert [n.note for n in found.notes] == [
+        "the endpoint's metrics give no latency for the window: nothing to measure"
+    ]

@@ -92,6 +92,7 @@ SIGNAL_UNMEASURED_ENDED = "monitor.signal.unmeasured.ended"  # a stretch no long
 UNMEASURED = "unmeasured"  # the kind of alert a signal left unmeasured raises, and its ticket's
 HOUR = timedelta(hours=1)
 NOTHING_TO_MEASURE = "nothing to measure in the window (no traffic, or no labels yet)"
+NO_LATENCY = "the endpoint's metrics give no latency for the window: nothing to measure"
 
 
 # A number standing on its own in an error (a count, a share, an example value), not a digit of a
@@ -1868,7 +1869,10 @@ class MonitoringService:
             return self._drift(spec, signal, now, scored, samples)
         if signal.kind in _CLASS_KINDS:
             return self._class_signal(spec, signal, now)
-        return Measurement(self._value(spec, signal, now))
+        value = self._value(spec, signal, now)
+        if value is None and signal.metric in ("p99_latency_ms", "p50_latency_ms"):
+            return Measurement(None, note=NO_LATENCY)
+        return Measurement(value)
 
     def _class_signal(self, spec: MonitorSpec, signal: Signal, now: datetime) -> Measurement:
         """A performance or fairness signal over the window's predictions, judged version by
@@ -2002,7 +2006,8 @@ class MonitoringService:
         table = (
             metrics.p99_latency_ms if signal.metric == "p99_latency_ms" else metrics.p50_latency_ms
         )
-        return max(table.values(), default=0.0)
+        # No route's latency read back is no measurement, not a latency of 0 ms.
+        return max(table.values(), default=None)
 
     def reference(self, endpoint: str) -> Reference | None:
         """What ``endpoint``'s drift is measured against (see :class:`Reference`)."""
