@@ -1205,3 +1205,60 @@ def test_the_register_step_fails_naming_a_backend_version_its_refused_registrati
         with pytest.raises(Conflict, match="the backend's version 2, made for this registration"):
             platform.pipelines.run(spec, isolation="inline")
     assert [(d.kind, d.subject) for d in platform.sync()] == [("version.unrecorded", "credit:2")]
+
+
+def registered_then_measured(model: Path) -> PipelineSpec:
+    """Train, register, a sign-off gate that holds while the flag file exists, then a step that
+    measures the model after it was registered."""
+    return PipelineSpec(
+        name="registered-then-measured",
+        parameters={"model": str(model), "name": "credit", "flavor": "opaque", "n": 1},
+        steps=[
+            StepSpec(name="train", entrypoint=f"{STEPS}:trains"),
+            StepSpec(
+                name="register",
+                entrypoint="mintaka.pipelines.builtins:register_model",
+                depends_on=["train"],
+                inputs={"model": "params.model", "name": "params.name", "flavor": "params.flavor"},
+            ),
+            StepSpec(
+                name="sign-off",
+                entrypoint=f"{STEPS}:signed_off",
+                gate="evaluation",
+                depends_on=["register"],
+                inputs={"total": "params.n"},
+            ),
+            StepSpec(
+                name="evaluate",
+                entrypoint=f"{STEPS}:evaluates",
+                depends_on=["sign-off"],
+                inputs={"file": "params.model"},
+            ),
+        ],
+    )
+
+
+def test_a_resume_running_no_done_step_again_logs_its_metrics_in_a_new_run(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model was registered before the gate held, which ended the experiment run finished.
+    The resume reuses every done step, and ``evaluate`` measures after the gate: in a new
+    experiment run, which starts with what the reused steps measured; the version keeps the run
+    it was registered from."""
+    spec = registered_then_measured(make_artifact(b"weights"))
+    flag = tmp_path / "outstanding"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    with pytest.raises(GateFailed) as held:
+        platform.pipelines.run(spec, isolation="inline")
+    first = platform.pipelines.get(held.value.run_id or "").experiment_run or ""
+    assert platform.get_run(first).status is RunStatus.FINISHED
+    flag.unlink()
+    run = platform.pipelines.resume(held.value.run_id or "", isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    experiment = platform.get_run(platform.pipelines.get(run.id).experiment_run or "")
+    assert experiment.id != first
+    assert experiment.status is RunStatus.FINISHED
+    assert experiment.metrics == {"auc": 0.9, "loss": 0.2, "recall": 0.6}
+    assert platform.get_run(first).metrics == {"auc": 0.9, "loss": 0.2}
+    assert platform.get_model_version("credit", 1).run_id == first

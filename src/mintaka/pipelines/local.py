@@ -303,6 +303,7 @@ class LocalExecutor:
         finally:  # from here on the driver the run names holds off any other resume
             release(claimed)
         try:
+            self._supersede_experiment_run(state)
             if state.stop_marker is not None:
                 # The stop asked for was carried out: this attempt is not one asked to stop, and a
                 # later request (written where the first was) stops it in turn. Cleared once the
@@ -436,11 +437,8 @@ class LocalExecutor:
         """The steps that succeeded in an earlier attempt whose outputs this one reuses. Every
         other step that succeeded is reset to run again before any step runs, so what it
         measured and the data it recorded before are no longer the run's: the experiment run
-        this attempt trains in starts with the metrics and datasets of the steps it reuses
-        alone. An experiment run an earlier
-        attempt ended finished (a model version was registered from it) already holds what the
-        steps run again measured: it is left as it is, with the versions registered from it,
-        and this attempt trains in a new one."""
+        this attempt trains in (a new one, see ``_supersede_experiment_run``) starts with the
+        metrics and datasets of the steps it reuses alone."""
         reused: set[str] = set()
         redone: set[str] = set()
         for step in order:
@@ -451,13 +449,20 @@ class LocalExecutor:
             else:
                 redone.add(step.name)
                 state = self._reset(state, step)
-        if redone and state.experiment_run is not None:
-            run = self.platform.get_run(state.experiment_run)
-            if run.status is RunStatus.RUNNING:  # superseded: what it holds is measured again
-                self.platform.end_run(run.id, RunStatus.FAILED)
-            state.experiment_run = None
-            self._save(state)
         return reused
+
+    def _supersede_experiment_run(self, state: RunState) -> None:
+        """Leave the experiment run an earlier attempt trained in to that attempt: ended (as
+        failed, if nothing ended it yet) and no longer the run's, so this attempt trains in a new
+        one. An ended run takes no metric, and one that a model version was registered from
+        holds what was measured up to its registration: it stays as it is."""
+        if state.experiment_run is None:
+            return
+        run = self.platform.get_run(state.experiment_run)
+        if run.status is RunStatus.RUNNING:
+            self.platform.end_run(run.id, RunStatus.FAILED)
+        state.experiment_run = None
+        self._save(state)
 
     def _reusable(
         self, state: RunState, step: StepSpec, contract: StepContract, redone: set[str]
@@ -760,12 +765,12 @@ class LocalExecutor:
     # -- records --------------------------------------------------------------------------------
 
     def _experiment_run(self, state: RunState) -> str:
-        """The experiment run this pipeline run trains in, started once its data is known. An
-        attempt that failed or stopped ended its experiment run as failed; the attempt resuming
-        it trains in a new one, which starts with the metrics of the steps it reuses, so the
-        model it registers carries what was measured before the failure. One an earlier attempt
-        ended finished (it registered a model version) is trained in again only by an attempt
-        that runs no done step again (``_reused`` drops it otherwise)."""
+        """The experiment run this attempt trains in, started once its data is known. An attempt
+        that failed or stopped ended its experiment run (as failed, or finished by registering a
+        model version from it); the attempt resuming it trains in a new one, which starts with
+        the metrics of the steps it reuses, so the model it registers carries what was measured
+        before the failure. Within one attempt, the run a model version was registered from (so
+        ended finished) stays the attempt's."""
         if state.experiment_run is not None:
             run = self.platform.get_run(state.experiment_run)
             if run.status is RunStatus.RUNNING or run.status is RunStatus.FINISHED:
