@@ -1262,3 +1262,28 @@ def test_a_resume_running_no_done_step_again_logs_its_metrics_in_a_new_run(
     assert experiment.metrics == {"auc": 0.9, "loss": 0.2, "recall": 0.6}
     assert platform.get_run(first).metrics == {"auc": 0.9, "loss": 0.2}
     assert platform.get_model_version("credit", 1).run_id == first
+
+
+def test_an_attempt_reusing_the_register_step_ends_its_experiment_run_failed_when_it_fails(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first resume reuses the register step and its gate holds again: the experiment run it
+    trained in ends as failed (no version was registered from it), and the next resume trains in
+    a new one."""
+    spec = registered_then_measured(make_artifact(b"weights"))
+    flag = tmp_path / "outstanding"
+    flag.touch()
+    monkeypatch.setenv("MINTAKA_TEST_FAIL_FLAG", str(flag))
+    with pytest.raises(GateFailed) as held:
+        platform.pipelines.run(spec, isolation="inline")
+    run_id = held.value.run_id or ""
+    with pytest.raises(GateFailed):
+        platform.pipelines.resume(run_id, isolation="inline")
+    second = platform.get_run(platform.pipelines.get(run_id).experiment_run or "")
+    assert second.status is RunStatus.FAILED
+    flag.unlink()
+    assert platform.pipelines.resume(run_id, isolation="inline").status is PipelineStatus.SUCCEEDED
+    third = platform.get_run(platform.pipelines.get(run_id).experiment_run or "")
+    assert third.id != second.id
+    assert third.status is RunStatus.FINISHED
+    assert third.metrics == {"auc": 0.9, "loss": 0.2, "recall": 0.6}

@@ -930,12 +930,11 @@ class LocalExecutor:
     def _finish(
         self, state: RunState, status: PipelineStatus, failure: str | None = None
     ) -> PipelineRun:
-        if state.experiment_run:
+        if state.experiment_run:  # ended with the attempt, whatever the attempt reused
             run = self.platform.get_run(state.experiment_run)
-            if run.status is RunStatus.RUNNING and (status is PipelineStatus.SUCCEEDED):
-                self.platform.end_run(run.id)
-            elif run.status is RunStatus.RUNNING and not _registered(state):
-                self.platform.end_run(run.id, RunStatus.FAILED)
+            if run.status is RunStatus.RUNNING:
+                succeeded = status is PipelineStatus.SUCCEEDED
+                self.platform.end_run(run.id, RunStatus.FINISHED if succeeded else RunStatus.FAILED)
         state = self._with_run(
             state, status=status, ended_at=self.platform._now(), failure_reason=failure
         )
@@ -1015,14 +1014,6 @@ def _source_dir(contracts: Mapping[str, StepContract]) -> Path | None:
         if source:
             return Path(source).parent
     return None
-
-
-def _registered(state: RunState) -> bool:
-    return any(
-        "version" in s.outputs and "ref" in s.outputs
-        for s in state.run.steps
-        if s.status is PipelineStatus.SUCCEEDED
-    )
 
 
 def _numbers(produced: JSONDict) -> dict[str, float]:
