@@ -62,3 +62,12 @@ class EchoInputs(BaseModel):
 def echo(inputs: EchoInputs) -> EchoInputs:
     """The inputs handed back, as the step was given them."""
     return inputs
+
+
+class MetricsOutputs(BaseModel):
+    metrics: dict[str, float]
+
+
+def measures_nan(inputs: NoInputs) -> MetricsOutputs:
+    """Metrics one of which is NaN: a metric that was not measured."""
+    return MetricsOutputs(metrics={"auc": float("nan"), "loss": 0.3})

@@ -201,6 +201,22 @@ def test_an_output_holding_text_that_is_not_unicode_is_refused_naming_it() -> No
     assert dbutils.notebook.result is None
 
 
+def test_a_metric_that_is_not_a_number_fails_the_task_as_the_local_executor_fails_the_step() -> (
+    None
+):
+    parameters = TaskArguments(
+        pipeline="train", step="measure", entrypoint="databricks_steps:measures_nan"
+    ).base_parameters()
+    dbutils = StubDbUtils(parameters)
+    with pytest.raises(
+        ValidationError,
+        match=r"^step 'measure' reported metrics that are not finite numbers .*: \['auc'\]$",
+    ):
+        main(dbutils)
+    assert dbutils.jobs.taskValues.values == {}
+    assert dbutils.notebook.result is None
+
+
 def test_a_gate_that_did_not_pass_fails_the_task_with_its_checks_and_outcome() -> None:
     parameters = TaskArguments(
         pipeline="train",

@@ -12,6 +12,7 @@ from typing import Any
 
 from mintaka_conformance.fixtures import InProcessPlugin
 from mintaka_sagemaker.backend import SageMakerBackend
+from pydantic import BaseModel
 
 from mintaka import IdFactory, ManualClock, Platform
 from mintaka.cli.app import main
@@ -156,3 +157,16 @@ class Cli:
             code = int(exc.code or 0)
         out, err = self.capture.readouterr()
         return code, " ".join((out + err).split())
+
+
+class NoStepInputs(BaseModel):
+    pass
+
+
+class StepMetrics(BaseModel):
+    metrics: dict[str, float]
+
+
+def measures_nan(inputs: NoStepInputs) -> StepMetrics:
+    """A pipeline step's outputs, one metric of which is NaN (a metric that was not measured)."""
+    return StepMetrics(metrics={"auc": float("nan"), "loss": 0.3})

@@ -16,13 +16,14 @@ import pytest
 from mintaka_conformance.fakes.sagemaker import SageMakerFake, make_client
 from mintaka_conformance.fakes.sagemaker.pipeline_definition import parse_definition
 from mintaka_sagemaker.backend import SageMakerBackend
-from mintaka_sagemaker.pipelines import REGISTER_ENTRYPOINT
+from mintaka_sagemaker.pipelines import OUTPUT_DIR, OUTPUTS_FILE, REGISTER_ENTRYPOINT
 from sagemaker_testkit import BUCKET, SETTINGS, Calls, sagemaker_platform
 
 from mintaka import NotFound, Platform, ValidationError
 from mintaka.artifacts import manifest_of
 from mintaka.domain.lineage import NodeKind
 from mintaka.domain.pipelines import GateKind, PipelineSpec, PipelineStatus, StepSpec
+from mintaka.pipelines import step as step_runner
 
 
 def retrain() -> PipelineSpec:
@@ -268,6 +269,33 @@ def test_a_failing_step_reports_its_reason(cloud: SageMakerBackend, fake: SageMa
     assert run.status is PipelineStatus.FAILED
     assert (run.steps[-1].name, run.steps[-1].failure_reason) == ("fit", "AlgorithmError: OOM")
     assert run.failure_reason == "Step failure: One or multiple steps failed."
+
+
+def test_the_command_a_processing_step_runs_fails_a_metric_that_is_not_a_number(
+    cloud: SageMakerBackend, tmp_path: Path
+) -> None:
+    """The Processing step's container runs the step runner the local executor runs: a metric
+    that is NaN fails the job with the error the local executor fails the step with, rather than
+    a NaN in ``outputs.json`` that a later step or gate reads."""
+    spec = PipelineSpec(
+        name="measured",
+        steps=[StepSpec(name="measure", entrypoint="sagemaker_testkit:measures_nan")],
+    )
+    [step] = cloud.compile(spec).definition["Steps"]
+    app = step["Arguments"]["AppSpecification"]
+    assert app["ContainerEntrypoint"] == ["python", "-m", "mintaka.pipelines.step"]
+    local = {
+        f"{OUTPUT_DIR}/{OUTPUTS_FILE}": str(tmp_path / OUTPUTS_FILE),
+        "/opt/ml/processing/work": str(tmp_path / "work"),
+    }
+    arguments = [
+        "execution-1" if isinstance(a, dict) else local.get(a, a) for a in app["ContainerArguments"]
+    ]
+    with pytest.raises(
+        ValidationError,
+        match=r"^step 'measure' reported metrics that are not finite numbers .*: \['auc'\]$",
+    ):
+        step_runner.main(arguments)
 
 
 def test_a_running_run_is_stopped_and_a_finished_one_left_alone(

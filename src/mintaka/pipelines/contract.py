@@ -341,6 +341,32 @@ def refuse_text_not_unicode(what: str, value: Any) -> None:
         ) from exc
 
 
+def unmeasured_metrics(result: BaseModel) -> list[str]:
+    """The names of the metrics among a step's outputs that are not finite numbers, read from
+    the outputs themselves (their JSON has made a NaN under an untyped field ``null``): None (a
+    NaN an older Mintaka cached as ``null``), text, a list or a bool is no measurement either."""
+    from mintaka.platform import nonfinite_metrics
+
+    metrics = result.model_dump().get("metrics")
+    if not isinstance(metrics, dict):
+        return []
+    numbers = {
+        k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    return sorted({*nonfinite_metrics(numbers), *(k for k in metrics if k not in numbers)})
+
+
+def refuse_unmeasured_metrics(step: str, result: BaseModel) -> None:
+    """Refuse the outputs of ``step`` when a metric among them is no measurement (see
+    :func:`unmeasured_metrics`): the step fails naming it, on every executor and step runner."""
+    unmeasured = unmeasured_metrics(result)
+    if unmeasured:
+        raise ValidationError(
+            f"step {step!r} reported metrics that are not finite numbers (NaN, "
+            f"infinity, beyond a float's range, or none at all): {unmeasured}"
+        )
+
+
 def _typed_as(declared: type, value: Any) -> str | int | float | bool | None:
     """``value`` as a parameter of type ``declared`` (see :func:`typed_parameter`), or None if
     it is not one: an int too long to be written as text (Python's limit on the digits of an

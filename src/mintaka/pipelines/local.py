@@ -60,6 +60,8 @@ from mintaka.pipelines.contract import (
     check_spec,
     merged_parameters,
     refuse_text_not_unicode,
+    refuse_unmeasured_metrics,
+    unmeasured_metrics,
 )
 from mintaka.processes import ProcessId, ending_with_this_process, running, this_process
 from mintaka.provenance import code_commit, environment
@@ -551,12 +553,7 @@ class LocalExecutor:
         the step, as the step's own failure does."""
         produced = result.model_dump(mode="json")
         _refuse_text_not_unicode(step.name, produced)
-        unmeasured = _unmeasured(result)
-        if unmeasured:
-            raise ValidationError(
-                f"step {step.name!r} reported metrics that are not finite numbers (NaN, "
-                f"infinity, beyond a float's range, or none at all): {unmeasured}"
-            )
+        refuse_unmeasured_metrics(step.name, result)
         gate = result if isinstance(result, GateOutcome) else None
         state = self._absorb(state, step, produced)
         if gate is None or gate.passed:
@@ -636,7 +633,7 @@ class LocalExecutor:
             result = self._call(state, step, contract, inputs, work, controller=False)
         produced = result.model_dump(mode="json")
         digests = _output_digests(contract, produced)
-        if (isinstance(result, GateOutcome) and not result.passed) or _unmeasured(result):
+        if (isinstance(result, GateOutcome) and not result.passed) or unmeasured_metrics(result):
             # A gate that held is asked again on the next attempt (its reason may have gone), and
             # so is a step whose metrics fail it for not being finite.
             return result, key, False, digests
@@ -716,9 +713,25 @@ class LocalExecutor:
             preexec_fn=ending_with_this_process(),  # no step outlives a driver killed outright
         )
         if done.returncode != 0:
+            refused = self._refused_outputs(contract, outputs_file)
+            if refused is not None:
+                return refused
             tail = "\n".join(done.stderr.strip().splitlines()[-6:])
             raise RuntimeError(f"exit status {done.returncode}\n{tail}")
         return contract.output_model.model_validate_json(outputs_file.read_text())
+
+    @staticmethod
+    def _refused_outputs(contract: StepContract, outputs_file: Path) -> BaseModel | None:
+        """The outputs a step's sub-process wrote before it refused them for metrics that are no
+        measurement (as it does in a cloud's job), which this process then refuses in turn with
+        the step's typed error; None when the step failed otherwise."""
+        if not outputs_file.is_file():
+            return None
+        try:
+            result = contract.output_model.model_validate_json(outputs_file.read_text())
+        except PydanticValidationError:
+            return None
+        return result if unmeasured_metrics(result) else None
 
     def _cache_key(self, contract: StepContract, inputs: BaseModel) -> str:
         values = inputs.model_dump(mode="json")
@@ -751,7 +764,7 @@ class LocalExecutor:
             return None
         if not _unchanged(contract, outputs.model_dump(mode="json"), digests):
             return None
-        unmeasured = _unmeasured(outputs)
+        unmeasured = unmeasured_metrics(outputs)
         if unmeasured:  # no entry holds them now; an older Mintaka cached a NaN as null
             log.info(
                 "cache entry %s of %s holds metrics that are no measurement (%s): running the step",
@@ -1022,21 +1035,6 @@ def _numbers(produced: JSONDict) -> dict[str, float]:
     if not isinstance(metrics, dict):
         return {}
     return {k: float(v) for k, v in metrics.items() if isinstance(v, int | float)}
-
-
-def _unmeasured(result: BaseModel) -> list[str]:
-    """The names of the metrics among a step's outputs that are not finite numbers, read from
-    the outputs themselves (their JSON has made a NaN under an untyped field ``null``): None (a
-    NaN an older Mintaka cached as ``null``), text, a list or a bool is no measurement either."""
-    from mintaka.platform import nonfinite_metrics
-
-    metrics = result.model_dump().get("metrics")
-    if not isinstance(metrics, dict):
-        return []
-    numbers = {
-        k: v for k, v in metrics.items() if isinstance(v, int | float) and not isinstance(v, bool)
-    }
-    return sorted({*nonfinite_metrics(numbers), *(k for k in metrics if k not in numbers)})
 
 
 def _refuse_text_not_unicode(step: str, produced: JSONDict) -> None:

@@ -4,7 +4,9 @@ The local executor starts each computing step this way, in a sub-process of its 
 pipeline's container runs the same command. Inputs come from ``--inputs FILE`` (JSON) and from any
 ``--NAME VALUE`` pairs; the outputs are written as JSON to ``--outputs FILE`` (atomically), or
 printed when no file is given (a metric that is NaN or infinite as the constant ``NaN`` or
-``Infinity``). A failing step exits non-zero with its traceback on stderr.
+``Infinity``). A failing step exits non-zero with its traceback on stderr, and so does a step
+whose metrics are no measurement (NaN, infinite, ``None``, text), once its outputs are written:
+a ``ValidationError`` naming them, the one the local executor fails such a step with.
 """
 
 from __future__ import annotations
@@ -19,7 +21,12 @@ from typing import Any
 from pydantic import BaseModel
 
 from mintaka.files import write_atomic
-from mintaka.pipelines.contract import StepContext, StepContract, load_step
+from mintaka.pipelines.contract import (
+    StepContext,
+    StepContract,
+    load_step,
+    refuse_unmeasured_metrics,
+)
 
 
 def _arguments(argv: list[str]) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -90,11 +97,12 @@ def main(argv: list[str] | None = None) -> int:
     if "inputs" in options:
         values.update(json.loads(Path(options["inputs"]).read_text()))
     values.update(extra)
+    step = options.get("step", os.environ.get("MINTAKA_STEP", ""))
     result = run_step(
         contract,
         values,
         pipeline=options.get("pipeline", os.environ.get("MINTAKA_PIPELINE", "")),
-        step=options.get("step", os.environ.get("MINTAKA_STEP", "")),
+        step=step,
         run_id=options.get("run-id", ""),
         workdir=Path(options.get("workdir", ".")),
     )
@@ -103,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         write_atomic(Path(options["outputs"]), text, durable=False)
     else:
         print(text)
+    # After the outputs are written, so the local executor reads what the step reported; a
+    # cloud's job (SageMaker's Processing step) fails here, as the local executor fails the step.
+    refuse_unmeasured_metrics(step, result)
     return 0
 
 

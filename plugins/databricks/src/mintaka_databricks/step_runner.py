@@ -41,7 +41,7 @@ from pydantic import ValidationError as PydanticValidationError
 
 from mintaka.domain.pipelines import GateOutcome
 from mintaka.errors import GateFailed, ValidationError
-from mintaka.pipelines.contract import load_step
+from mintaka.pipelines.contract import load_step, refuse_unmeasured_metrics
 from mintaka.pipelines.step import run_step
 
 MARKER = "MINTAKA_STEP_OUTPUTS"
@@ -367,6 +367,7 @@ def main(dbutils: DbUtils | None = None) -> dict[str, Any]:
         run_id=arguments.run_id,
         workdir=Path(tempfile.mkdtemp(prefix=f"mintaka-{arguments.step}-")),
     )
+    refuse_unmeasured_metrics(arguments.step, result)  # as the local executor fails the step
     outputs: dict[str, Any] = result.model_dump(mode="json")
     for key, value in task_values(arguments, outputs).items():
         utils.jobs.taskValues.set(key, value)
