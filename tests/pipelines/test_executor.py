@@ -260,6 +260,53 @@ def test_a_cache_entry_its_output_model_no_longer_reads_is_a_miss(
         monkeypatch.delitem(sys.modules, name, raising=False)
     again = platform.pipelines.run(spec, isolation="inline").steps[0]
     assert (again.cached, again.outputs) == (False, {"value": 3, "label": "new"})
+
+
+@pytest.mark.parametrize(
+    ("edits", "produced"),
+    [
+        (  # a field added with a default
+            [
+                ("    value: int\n", "    value: int\n    label: str = 'unset'\n"),
+                ("O(value=n)", "O(value=n, label='new')"),
+            ],
+            {"value": 3, "label": "new"},
+        ),
+        ([("    value: int\n", "    value: float\n")], {"value": 3.0}),  # retyped
+    ],
+)
+def test_a_changed_output_model_in_a_module_of_its_own_is_a_cache_miss(
+    platform: Platform,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    edits: list[tuple[str, str]],
+    produced: dict[str, Any],
+) -> None:
+    """The step's output model lives in a module of its own, which changes: the step's code is
+    unchanged and the entry still reads as the outputs, but the key covers the model's fields,
+    their types and defaults, so the step runs again."""
+    models = tmp_path / "k12_models.py"
+    models.write_text(OUTPUT_MODELS)
+    (tmp_path / "k12_steps.py").write_text(STEP_OF_MODELS.replace("k11_", "k12_"))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = PipelineSpec(
+        name="models",
+        parameters={"n": 3},
+        steps=[StepSpec(name="s", entrypoint="k12_steps:step", inputs={"n": "params.n"})],
+    )
+    for name in ("k12_models", "k12_steps"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    assert platform.pipelines.run(spec, isolation="inline").steps[0].outputs == {"value": 3}
+    assert platform.pipelines.run(spec, isolation="inline").steps[0].cached
+    changed = OUTPUT_MODELS
+    for old, new in edits:
+        changed = changed.replace(old, new)
+    models.write_text(changed)
+    for name in ("k12_models", "k12_steps"):  # as a new process imports them
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    again = platform.pipelines.run(spec, isolation="inline").steps[0]
+    assert (again.cached, again.outputs) == (False, produced)
+    assert platform.pipelines.run(spec, isolation="inline").steps[0].cached
     assert platform.pipelines.run(spec, isolation="inline").steps[0].cached
 
 

@@ -15,6 +15,7 @@ import importlib
 import inspect
 import json
 import math
+import re
 import sys
 import types
 import typing
@@ -109,6 +110,13 @@ class StepContract:
     def is_gate(self) -> bool:
         return issubclass(self.output_model, GateOutcome)
 
+    def schema(self) -> dict[str, Any]:
+        """The shape of the step's input and output models (see :func:`model_schema`)."""
+        return {
+            "inputs": model_schema(self.input_model),
+            "outputs": model_schema(self.output_model),
+        }
+
     def path_fields(self, model: type[BaseModel]) -> dict[str, PathField]:
         """The fields of ``model`` that hold paths, and where the paths sit in their values."""
         found = {}
@@ -142,6 +150,51 @@ class PathField:
 
 _SEQUENCES = (list, tuple, collections.abc.Sequence)
 _MAPPINGS = (dict, collections.abc.Mapping)
+
+
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
+def model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """Each field of ``model`` with its type, default (or default factory), alias and
+    constraints, and the same of every model its fields' types name, by qualified name: what a
+    step's cache key takes of its models, wherever they are defined, so a field added (with a
+    default or not), retyped or given another default is a miss. Written as text without memory
+    addresses, so the same models give the same schema in every process."""
+    found: dict[str, Any] = {}
+    pending = [model]
+    while pending:
+        current = pending.pop()
+        name = f"{current.__module__}.{current.__qualname__}"
+        if name in found:
+            continue
+        fields: dict[str, dict[str, str | None]] = {}
+        for field_name, info in current.model_fields.items():
+            if info.default_factory is not None:
+                default = "factory " + _plain(getattr(info.default_factory, "__qualname__", None))
+            elif info.is_required():
+                default = None
+            else:
+                default = _plain(info.default)
+            fields[field_name] = {
+                "type": _plain(info.annotation),
+                "default": default,
+                "alias": info.alias,
+                "constraints": _plain(info.metadata) if info.metadata else None,
+            }
+            pending.extend(_models_named_by(info.annotation))
+        found[name] = fields
+    return found
+
+
+def _plain(value: Any) -> str:
+    return _ADDRESS.sub("", repr(value))
+
+
+def _models_named_by(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_named_by(arg)]
 
 
 def path_field(annotation: Any) -> PathField | None:

@@ -3,7 +3,8 @@
 Each computing step runs in a sub-process of its own (``python -m mintaka.pipelines.step``);
 controller steps (registering a dataset or a model, the gates that read the policy, deploying) run
 here, with the platform. A computing step's outputs are cached under a key covering its code's
-digest and its inputs, with the content digest of every file or directory it reads, so a re-run
+digest, the shape of its input and output models (fields, types, defaults) and its inputs, with
+the content digest of every file or directory it reads, so a re-run
 with the same inputs reuses them and changed code or data is a miss. The run's state is written
 after every step (``<home>/pipelines/runs/<id>.json``, atomically), so a failed or stopped run
 resumes from its last good step. A gate that does not pass stops the run with
@@ -738,7 +739,12 @@ class LocalExecutor:
         for name, shape in contract.path_fields(contract.input_model).items():
             values[name] = shape.map(values.get(name), _digest_of)
         return canonical_digest(
-            {"entrypoint": contract.entrypoint, "code": contract.code_digest, "inputs": values}
+            {
+                "entrypoint": contract.entrypoint,
+                "code": contract.code_digest,
+                "schema": contract.schema(),
+                "inputs": values,
+            }
         )
 
     @staticmethod
