@@ -1334,3 +1334,40 @@ def test_an_attempt_reusing_the_register_step_ends_its_experiment_run_failed_whe
     assert third.id != second.id
     assert third.status is RunStatus.FINISHED
     assert third.metrics == {"auc": 0.9, "loss": 0.2, "recall": 0.6}
+
+
+def test_a_resume_that_dies_once_it_drives_the_run_reads_back_failed_not_stopped(
+    platform: Platform, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run was stopped on request; the process resuming it dies right after the run names it
+    as its driver. The earlier request was carried out, so the run reads back as interrupted
+    (failed), not as stopped on that request."""
+    import subprocess
+
+    from mintaka.processes import ProcessId
+
+    marker = tmp_path / "stop"
+
+    def interrupt(event: StepEvent) -> None:
+        if (event.step, event.status) == ("produce", "succeeded"):
+            marker.write_text("{}")  # a stop asked for, carried out as Ctrl-C
+            raise KeyboardInterrupt
+
+    executor = local_executor.LocalExecutor(platform, isolation="inline", on_event=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        executor.run(two_steps(), stop_marker=marker)
+    (run,) = platform.pipelines.runs()
+    assert run.status is PipelineStatus.STOPPED
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    monkeypatch.setattr(local_executor, "this_process", lambda: ProcessId(pid=ended.pid))
+
+    def dies(self: object, state: object) -> None:
+        raise SystemExit("killed")
+
+    monkeypatch.setattr(local_executor.LocalExecutor, "_supersede_experiment_run", dies)
+    with pytest.raises(SystemExit):
+        local_executor.LocalExecutor(platform, isolation="inline").resume(run.id)
+    after = platform.pipelines.get(run.id).run
+    assert after.status is PipelineStatus.FAILED
+    assert (after.failure_reason or "").startswith("interrupted")

@@ -400,6 +400,8 @@ class LocalPipelines(PipelineExecution):
         """The progress of a resumed run as the executor records it: running while the process
         resuming it runs, else how it ended (stopped when a stop was asked for since the resume,
         failed when that process went without recording an end), recorded once."""
+        from mintaka.pipelines.local import stop_asked
+
         run, driver = resumed.run, resumed.driver
         status, ended_at, reason = run.status, run.ended_at, run.failure_reason
         if status is PipelineStatus.RUNNING and driver is not None and not running(driver):
@@ -408,9 +410,7 @@ class LocalPipelines(PipelineExecution):
                 f"interrupted: the process resuming it (pid {driver.pid}) ended without "
                 "recording how the run ended"
             )
-        if status not in (PipelineStatus.RUNNING, PipelineStatus.SUCCEEDED) and stop_requested(
-            folder
-        ):
+        if status not in (PipelineStatus.RUNNING, PipelineStatus.SUCCEEDED) and stop_asked(resumed):
             status, reason = PipelineStatus.STOPPED, STOPPED_ON_REQUEST
         if progress.status is status and progress.failure_reason == reason:
             return progress

@@ -127,6 +127,10 @@ class RunState(BaseModel):
     # file ``stop_marker`` (a stop request, written by whoever asked) exists.
     driver: ProcessId | None = None
     stop_marker: str | None = None
+    # The stop request (its file, as ``_request_file`` tells it) an earlier attempt carried out,
+    # recorded by the resume as it names its process as the driver and cleared by it after: until
+    # then that file asks no stop of the resumed attempt.
+    stop_carried_out: str | None = None
     # Whether a 0 given to a limit is that limit. A run recorded by an older Mintaka (False)
     # read a 0 given to an input its step names in ``ZERO_WAS_UNSET`` as "no limit", and keeps
     # reading it so when resumed.
@@ -135,6 +139,25 @@ class RunState(BaseModel):
     # given at retrain time on a binding recorded when a 0 meant none (given now, they mean what
     # a 0 means now), while the zeros the binding holds keep their older meaning.
     limits_given: list[str] = Field(default_factory=list)
+
+
+def _request_file(path: Path) -> str | None:
+    """The file at ``path`` told apart from any file written there before or after it (None:
+    there is none): a stop request is written anew, never changed in place."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return f"{found.st_ino}-{found.st_mtime_ns}-{found.st_size}"
+
+
+def stop_asked(state: RunState) -> bool:
+    """Whether a stop is asked of the attempt ``state`` records: its stop request file exists
+    and is not the request an earlier attempt carried out (which the resume clears)."""
+    if state.stop_marker is None:
+        return False
+    found = _request_file(Path(state.stop_marker))
+    return found is not None and found != state.stop_carried_out
 
 
 def _zero_as_unset(
@@ -301,6 +324,8 @@ class LocalExecutor:
             if not self._resumable(state):
                 return state.run
             contracts = check_spec(state.spec, state.parameters)
+            if state.stop_marker is not None:  # a resume that dies before clearing it is no stop
+                state.stop_carried_out = _request_file(Path(state.stop_marker))
             state.driver = this_process()
             state = self._with_run(state, status=PipelineStatus.RUNNING, ended_at=None)
         finally:  # from here on the driver the run names holds off any other resume
@@ -311,8 +336,11 @@ class LocalExecutor:
                 # The stop asked for was carried out: this attempt is not one asked to stop, and a
                 # later request (written where the first was) stops it in turn. Cleared once the
                 # run names this process as running it, so a stop asked for meanwhile reaches
-                # this process (as Ctrl-C) rather than a run that reads as not running.
-                Path(state.stop_marker).unlink(missing_ok=True)
+                # this process (as Ctrl-C) rather than a run that reads as not running. A request
+                # written since (another file) is left to stop this attempt.
+                marker = Path(state.stop_marker)
+                if _request_file(marker) == state.stop_carried_out:
+                    marker.unlink(missing_ok=True)
             self._record("pipeline.resume", run_id, [], [], pipeline=state.spec.name)
         except KeyboardInterrupt:
             self._interrupted(state)
@@ -358,7 +386,7 @@ class LocalExecutor:
         if state.run.status is not PipelineStatus.RUNNING or driver is None or running(driver):
             return state
         now = self.platform._now()
-        if state.stop_marker is not None and Path(state.stop_marker).exists():
+        if stop_asked(state):
             status, reason = PipelineStatus.STOPPED, STOPPED_ON_REQUEST
         else:
             status = PipelineStatus.FAILED
