@@ -1371,3 +1371,21 @@ def test_a_resume_that_dies_once_it_drives_the_run_reads_back_failed_not_stopped
     after = platform.pipelines.get(run.id).run
     assert after.status is PipelineStatus.FAILED
     assert (after.failure_reason or "").startswith("interrupted")
+
+
+def test_what_the_steps_after_the_register_step_measure_is_the_experiment_runs_too(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    """The experiment run a model version was registered from stays open to the steps after
+    the register step, and ends finished with the run; the version keeps the metrics it was
+    registered with."""
+    run = platform.pipelines.run(
+        registered_then_measured(make_artifact(b"weights")), isolation="inline"
+    )
+    assert run.status is PipelineStatus.SUCCEEDED
+    experiment = platform.get_run(platform.pipelines.get(run.id).experiment_run or "")
+    assert experiment.status is RunStatus.FINISHED
+    assert experiment.metrics == {"auc": 0.9, "loss": 0.2, "recall": 0.6}
+    version = platform.get_model_version("credit", 1)
+    assert version.run_id == experiment.id
+    assert version.metrics == {"auc": 0.9, "loss": 0.2}

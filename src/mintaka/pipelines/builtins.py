@@ -17,7 +17,6 @@ from mintaka.artifacts import manifest_of
 from mintaka.domain.lineage import EdgeKind, LineageEdge
 from mintaka.domain.pipelines import GateCheck, GateOutcome
 from mintaka.domain.registry import ModelVersion, Signature
-from mintaka.domain.runs import RunStatus
 from mintaka.domain.serving import SLA, RolloutStrategy, TrafficPlan, TrafficStep
 from mintaka.errors import NotFound, ValidationError
 from mintaka.pipelines.contract import StepContext, controller_step
@@ -139,8 +138,8 @@ def register_model(inputs: RegisterInputs, ctx: StepContext) -> RegisterOutputs:
     )
     with platform.store.write() as conn:
         platform.lineage.add(conn, [], edges)
-    if run_id is not None and platform.get_run(run_id).status is RunStatus.RUNNING:
-        platform.end_run(run_id)
+    # The experiment run stays open to the steps after this one (their metrics are its too); the
+    # executor ends it finished with the attempt, as the run a model version was registered from.
     return RegisterOutputs(ref=version.ref, version=version.version, digest=digest, created=created)
 
 

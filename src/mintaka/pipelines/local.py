@@ -485,8 +485,8 @@ class LocalExecutor:
     def _supersede_experiment_run(self, state: RunState) -> None:
         """Leave the experiment run an earlier attempt trained in to that attempt: ended (as
         failed, if nothing ended it yet) and no longer the run's, so this attempt trains in a new
-        one. An ended run takes no metric, and one that a model version was registered from
-        holds what was measured up to its registration: it stays as it is."""
+        one. An ended run takes no metric, and one that a model version was registered from is
+        that version's: it stays as it is."""
         if state.experiment_run is None:
             return
         run = self.platform.get_run(state.experiment_run)
@@ -816,8 +816,9 @@ class LocalExecutor:
         that failed or stopped ended its experiment run (as failed, or finished by registering a
         model version from it); the attempt resuming it trains in a new one, which starts with
         the metrics of the steps it reuses, so the model it registers carries what was measured
-        before the failure. Within one attempt, the run a model version was registered from (so
-        ended finished) stays the attempt's."""
+        before the failure. The run stays open until the attempt ends (``_finish``), a model
+        version registered from it or not, so what the steps after the register step measure
+        is its too."""
         if state.experiment_run is not None:
             run = self.platform.get_run(state.experiment_run)
             if run.status is RunStatus.RUNNING or run.status is RunStatus.FINISHED:
@@ -980,8 +981,10 @@ class LocalExecutor:
         if state.experiment_run:  # ended with the attempt, whatever the attempt reused
             run = self.platform.get_run(state.experiment_run)
             if run.status is RunStatus.RUNNING:
-                succeeded = status is PipelineStatus.SUCCEEDED
-                self.platform.end_run(run.id, RunStatus.FINISHED if succeeded else RunStatus.FAILED)
+                finished = status is PipelineStatus.SUCCEEDED or self._registered_from(
+                    state, run.id
+                )
+                self.platform.end_run(run.id, RunStatus.FINISHED if finished else RunStatus.FAILED)
         state = self._with_run(
             state, status=status, ended_at=self.platform._now(), failure_reason=failure
         )
@@ -995,6 +998,23 @@ class LocalExecutor:
             experiment_run=state.experiment_run,
         )
         return state.run
+
+    def _registered_from(self, state: RunState, experiment_run: str) -> bool:
+        """Whether a step of ``state`` registered a model version from ``experiment_run``: an
+        attempt that failed or stopped after it ends that run finished, as the run the version
+        was trained in, not failed."""
+        for step_run in state.run.steps:
+            ref = step_run.outputs.get("ref")
+            if step_run.status is not PipelineStatus.SUCCEEDED or "version" not in step_run.outputs:
+                continue
+            if not isinstance(ref, str):
+                continue
+            try:
+                if self.platform.get_model_version(ref).run_id == experiment_run:
+                    return True
+            except MintakaError:  # a ref this platform does not read as a version
+                continue
+        return False
 
     # -- state ----------------------------------------------------------------------------------
 
