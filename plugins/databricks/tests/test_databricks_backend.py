@@ -27,6 +27,7 @@ from databricks_support import (
 from mintaka_conformance.fakes.databricks import FakeDatabricks, Fault, workspace_client
 from mintaka_databricks import step_runner
 from mintaka_databricks.backend import DatabricksBackend
+from mintaka_databricks.serving import RouteOptimizedEndpoint, _refuse_route_optimized
 from mintaka_databricks.settings import DatabricksSettings
 from mintaka_databricks.step_runner import GateHeld, TaskArguments
 
@@ -1599,30 +1600,84 @@ def test_an_adopted_endpoints_served_entities_keep_their_compute_through_mintaka
         assert plat.sync() == []
 
 
-def test_a_route_optimized_endpoint_is_read_but_invoking_it_is_unsupported(
-    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+def _route_optimized_endpoint(
+    fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path, created: datetime
 ) -> None:
-    """Databricks answers a route-optimized endpoint at its own URL with an OAuth token only;
-    Mintaka invokes through the workspace URL, so it refuses, naming the endpoint, before
-    sending anything."""
+    """Endpoint ``churn-fast``, route-optimized, serving ``churn`` 1 as ``blue``, created at
+    ``created``."""
     from databricks.sdk.service.serving import EndpointCoreConfigInput, ServedEntityInput
 
     register(cloud, tmp_path, "churn", 1)
     served = ServedEntityInput(
         name="blue", entity_name="main.mintaka.churn", entity_version="1", workload_size="Small"
     )
-    workspace_client(databricks_fake).serving_endpoints.create(
+    workspace_client(fake).serving_endpoints.create(
         "churn-fast",
         config=EndpointCoreConfigInput(name="churn-fast", served_entities=[served]),
         route_optimized=True,
     )
+    fake.state.serving.endpoints["churn-fast"].created = int(created.timestamp() * 1000)
+
+
+def test_a_new_route_optimized_endpoint_is_read_but_not_invoked(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    """Databricks answers a route-optimized endpoint created on or after 22 September 2025 only
+    at its own URL with an OAuth token; Mintaka invokes through the workspace URL, so it refuses,
+    naming the endpoint, before sending anything."""
+    _route_optimized_endpoint(databricks_fake, cloud, tmp_path, datetime(2025, 9, 22, tzinfo=UTC))
     seen = cloud.get_endpoint("churn-fast")
     assert seen.extra["route_optimized"] is True
     assert [r.name for r in seen.routes] == ["blue"]
     for route in (None, "blue"):
-        with pytest.raises(UnsupportedCapability, match="'churn-fast' is route-optimized"):
+        with pytest.raises(RouteOptimizedEndpoint, match="'churn-fast' is route-optimized") as err:
             cloud.invoke("churn-fast", {"inputs": {"f0": 1.0}}, route=route)
+        assert err.value.endpoint == "churn-fast"
+        assert err.value.backend == "databricks"
+        assert err.value.created == datetime(2025, 9, 22, tzinfo=UTC)
+        assert "created on 2025-09-22 00:00:00 UTC" in str(err.value)
+        assert "own URL" in str(err.value)
     assert databricks_fake.calls("POST", "/invocations") == []
+
+
+def test_a_route_optimized_endpoint_created_before_22_september_2025_is_invoked(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, tmp_path: Path
+) -> None:
+    """A route-optimized endpoint created before 22 September 2025 still answers at the
+    workspace URL, so Mintaka invokes it there, on any route, as any other endpoint."""
+    _route_optimized_endpoint(
+        databricks_fake, cloud, tmp_path, datetime(2025, 9, 21, 23, 59, 59, tzinfo=UTC)
+    )
+    for route in (None, "blue"):
+        answer = cloud.invoke("churn-fast", {"inputs": {"f0": 1.0}}, route=route)
+        assert answer["route"] == "blue"
+        assert len(answer["predictions"]) == 1
+    assert len(databricks_fake.calls("POST", "/serving-endpoints/churn-fast/")) == 2
+
+
+@pytest.mark.parametrize(
+    ("stamp", "refused"),
+    [
+        (None, True),  # creation not reported: may be new
+        (1758499200000, True),  # 2025-09-22T00:00:00Z
+        (1758499199999, False),
+        (1717200000000, False),  # 2024-06-01
+    ],
+)
+def test_only_route_optimized_endpoints_from_22_september_2025_or_undated_are_refused(
+    stamp: int | None, refused: bool
+) -> None:
+    """The refusal turns on the creation time alone, and an endpoint that reports none is taken
+    to be new; an endpoint without route optimization is never refused."""
+    details: dict[str, Any] = {"name": "churn-fast", "route_optimized": True}
+    if stamp is not None:
+        details["creation_timestamp"] = stamp
+    if refused:
+        with pytest.raises(RouteOptimizedEndpoint, match="'churn-fast'"):
+            _refuse_route_optimized("churn-fast", details)
+    else:
+        _refuse_route_optimized("churn-fast", details)
+    _refuse_route_optimized("churn-fast", {**details, "route_optimized": False})
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,9 @@ A Mintaka route is a served entity of the same name serving the registry's model
 traffic map is the endpoint's ``traffic_config.routes``. Every change goes through
 ``update_config`` and is waited for (polling on the backend's clock) until the endpoint serves it;
 ``update_config`` restates every served entity, so each keeps its name and compute (``_Carried``).
-Invocations pinned to a route use the served-model invocation path. Metrics are the endpoint's
+Invocations go through the workspace URL (pinned to a route, the served-model invocation path),
+which does not answer a route-optimized endpoint created on or after 22 September 2025: invoking
+one raises :class:`RouteOptimizedEndpoint` before any request is sent. Metrics are the endpoint's
 Prometheus export; captured traffic is its inference table, read back through a SQL warehouse.
 
 The kill switch is an endpoint-wide AI Gateway rate limit of 0 calls per minute: the endpoint
@@ -26,7 +28,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
-from mintaka.capabilities import Capability
 from mintaka.domain.monitoring import CaptureConfig, CapturedRecord
 from mintaka.domain.names import is_endpoint_name, route_name_of, route_names_of
 from mintaka.domain.serving import Endpoint, EndpointMetrics, EndpointStatus, Route, TrafficMap
@@ -36,7 +37,6 @@ from mintaka.errors import (
     Conflict,
     MintakaError,
     NotFound,
-    UnsupportedCapability,
     ValidationError,
 )
 from mintaka.interfaces import CaptureSource, KillSwitch, MetricsSource, Serving, TrafficSplit
@@ -83,22 +83,49 @@ def _event_id(endpoint: str, row: dict[str, Any], earlier: Counter[str]) -> str:
     return f"dbx-{digest}-{occurrence}"
 
 
+ROUTE_OPTIMIZED_ONLY_SINCE = datetime(2025, 9, 22, tzinfo=UTC)
+
+
+class RouteOptimizedEndpoint(BackendError):
+    """A route-optimized endpoint that Databricks answers only at its own URL, with an OAuth
+    token: ``.endpoint`` names it, ``.url`` is that URL (when reported) and ``.created`` its
+    creation time (``None`` when not reported). Mintaka invokes endpoints through the workspace
+    URL with the workspace's credentials, so it cannot send this endpoint requests."""
+
+    def __init__(self, endpoint: str, url: str | None, created: datetime | None) -> None:
+        self.endpoint = endpoint
+        self.url = url
+        self.created = created
+        when = (
+            f"was created on {created:%Y-%m-%d %H:%M:%S} UTC"
+            if created is not None
+            else "has no reported creation time"
+        )
+        super().__init__(
+            f"endpoint {endpoint!r} is route-optimized and {when}: Databricks answers a "
+            "route-optimized endpoint created on or after 2025-09-22 only at its own URL"
+            + (f" ({url})" if url else "")
+            + " with an OAuth token, not at the workspace URL through which Mintaka invokes "
+            "endpoints, so Mintaka neither invokes it nor mirrors shadow traffic to it; query it "
+            "at its own URL, or serve the model from an endpoint without route optimization",
+            BACKEND,
+        )
+
+
 def _refuse_route_optimized(name: str, details: dict[str, Any]) -> None:
-    """Refuse to invoke a route-optimized endpoint: Databricks answers one at its own URL with
-    an OAuth token only (since September 2025 a new one no longer answers at the workspace URL),
-    and Mintaka invokes endpoints at the workspace URL with the workspace's credentials."""
+    """Refuse to invoke a route-optimized endpoint that the workspace URL does not answer.
+
+    Databricks answers a route-optimized endpoint created before 22 September 2025 both at its
+    own URL and at the workspace URL (``/serving-endpoints/<name>/invocations``), which Mintaka
+    invokes; one created since answers only at its own URL, with an OAuth token. An endpoint
+    whose creation time is not reported is taken to be a new one."""
     if not details.get("route_optimized"):
         return
-    url = details.get("endpoint_url")
-    raise UnsupportedCapability(
-        BACKEND,
-        Capability.SERVING.value,
-        f"endpoint {name!r} is route-optimized: Databricks answers it only at its own URL"
-        + (f" ({url})" if url else "")
-        + " with an OAuth token, and Mintaka invokes endpoints through the workspace URL, "
-        "so Mintaka neither invokes it nor mirrors shadow traffic to it; query it at that URL, "
-        "or serve the model from an endpoint without route optimization",
-    )
+    stamp = details.get("creation_timestamp")
+    created = datetime.fromtimestamp(stamp / 1000, UTC) if stamp else None
+    if created is not None and created < ROUTE_OPTIMIZED_ONLY_SINCE:
+        return
+    raise RouteOptimizedEndpoint(name, details.get("endpoint_url"), created)
 
 
 def _endpoint_wide(limit: dict[str, Any]) -> bool:
