@@ -742,10 +742,12 @@ def test_an_unreadable_listing_leaves_every_older_runner_in_place(
     workspace.put_notebook(older, b"print('a runner')\n")
     jobs = databricks_fake.state.jobs
     render = jobs._render_job
-    monkeypatch.setattr(
+    monkeypatch.setattr(  # in the listing with tasks, which the clean-up reads
         jobs,
         "_render_job",
-        lambda job, with_tasks=True: render(job, with_tasks) | {"settings": None},
+        lambda job, with_tasks=True: (
+            render(job, with_tasks) | ({"settings": None} if with_tasks else {})
+        ),
     )
     with caplog.at_level(logging.WARNING, logger="mintaka_databricks.pipelines"):
         run = cloud.submit(cloud.compile(gated_spec()), {})
@@ -1136,6 +1138,83 @@ def test_a_submit_refused_while_the_pipeline_runs_leaves_its_job_as_it_was(
     assert json.dumps(job.settings, sort_keys=True) == before
     assert databricks_fake.calls("POST", "/api/2.2/jobs/reset") == []
     assert databricks_fake.state.workspace.read(RUNNER) == b"print('edited by hand')\n"
+
+
+@pytest.mark.parametrize("first", ["theirs", "mintakas"])
+@pytest.mark.parametrize(
+    ("name", "tags"),
+    [
+        ("Mintaka/Train", {}),
+        ("MINTAKA/TRAIN", {"mintaka-pipeline": "train"}),
+        ("mintaka/train", {}),
+        ("mintaka/train", {"mintaka-pipeline": "other"}),
+    ],
+)
+def test_a_submit_leaves_alone_a_job_that_is_not_its_pipelines(
+    databricks_fake: FakeDatabricks,
+    cloud: DatabricksBackend,
+    first: str,
+    name: str,
+    tags: dict[str, str],
+) -> None:
+    """The Jobs name filter ignores case, and a job's name is no proof of its owner: a submit
+    resets only a job named exactly as the pipeline's and tagged with the pipeline, and never
+    deletes another job, older or newer, as a duplicate of it."""
+    spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg.steps:fit")])
+    jobs = databricks_fake.state.jobs.jobs
+    if first == "mintakas":
+        cloud.submit(cloud.compile(spec), {})
+    theirs = workspace_client(databricks_fake).jobs.create(name=name, tags=tags).job_id
+    assert theirs is not None
+    before = json.dumps(jobs[theirs].settings, sort_keys=True)
+    run = cloud.submit(cloud.compile(spec), {})
+    assert theirs in jobs
+    assert json.dumps(jobs[theirs].settings, sort_keys=True) == before
+    ours = int(run.backend_ids["job_id"])
+    assert ours != theirs
+    assert jobs[ours].settings["name"] == "mintaka/train"
+    assert jobs[ours].settings["tags"] == {"mintaka-pipeline": "train"}
+    assert sorted(jobs) == sorted([ours, theirs])
+    assert databricks_fake.calls("POST", "/api/2.2/jobs/delete") == []
+
+
+def test_a_job_listed_without_its_settings_fails_the_submit_before_any_change(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whose a job is, is known only from its settings: a job the name filter lists without
+    them fails the submit, naming it, before any job is created, reset or deleted."""
+    theirs = workspace_client(databricks_fake).jobs.create(name="Mintaka/Train").job_id
+    jobs = databricks_fake.state.jobs
+    render = jobs._render_job
+    monkeypatch.setattr(
+        jobs,
+        "_render_job",
+        lambda job, with_tasks=True: render(job, with_tasks) | {"settings": None},
+    )
+    spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg.steps:fit")])
+    with pytest.raises(BackendError, match=f"job {theirs} was listed without its settings"):
+        cloud.submit(cloud.compile(spec), {})
+    assert list(jobs.jobs) == [theirs]
+    assert len(databricks_fake.calls("POST", "/api/2.2/jobs/create")) == 1  # theirs
+    for action in ("reset", "delete", "run-now"):
+        assert databricks_fake.calls("POST", f"/api/2.2/jobs/{action}") == []
+
+
+def test_a_job_compiled_without_the_pipeline_tag_gets_it_and_is_found_again(
+    databricks_fake: FakeDatabricks, cloud: DatabricksBackend
+) -> None:
+    """A submit finds its job by the pipeline's tag, so the job it writes always carries it,
+    whatever tags the definition was given, beside them."""
+    spec = PipelineSpec(name="train", steps=[StepSpec(name="fit", entrypoint="pkg.steps:fit")])
+    compiled = cloud.compile(spec)
+    untagged = compiled.model_copy(
+        update={"definition": {**compiled.definition, "tags": {"team": "risk"}}}
+    )
+    first = cloud.submit(untagged, {})
+    second = cloud.submit(untagged, {})
+    [job] = databricks_fake.state.jobs.jobs.values()
+    assert job.settings["tags"] == {"team": "risk", "mintaka-pipeline": "train"}
+    assert first.backend_ids["job_id"] == second.backend_ids["job_id"] == str(job.job_id)
 
 
 def test_a_pipeline_job_keeps_runs_out_of_the_queue(

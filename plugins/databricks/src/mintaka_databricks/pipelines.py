@@ -420,9 +420,29 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         }
         return NativePipeline(pipeline=spec.name, format=FORMAT, definition=definition)
 
-    def _job_ids(self, name: str) -> list[int]:
+    def _job_ids(self, name: str, pipeline: str) -> list[int]:
+        """The ids, oldest first, of pipeline ``pipeline``'s jobs: named ``name`` exactly and
+        tagged as that pipeline's. The Jobs name filter ignores case, so it may also list jobs
+        that are someone else's (``Mintaka/Train``); those are never reset or deleted. A job
+        listed without its settings leaves its owner unknown, so it fails the lookup
+        (``BackendError``) before anything is changed."""
         jobs = self._call(f"finding job {name}", lambda: list(self.client.jobs.list(name=name)))
-        return sorted(int(j.job_id) for j in jobs if j.job_id is not None)
+        found: list[int] = []
+        for job in jobs:
+            if job.job_id is None:
+                continue
+            if job.settings is None:
+                raise BackendError(
+                    f"job {job.job_id} was listed without its settings, so whether it is "
+                    f"pipeline {pipeline!r}'s job {name!r} is unknown",
+                    BACKEND,
+                )
+            if (
+                job.settings.name == name
+                and (job.settings.tags or {}).get(PIPELINE_TAG) == pipeline
+            ):
+                found.append(int(job.job_id))
+        return sorted(found)
 
     def _ensure_job(self, pipeline: NativePipeline, runner: str) -> tuple[int, bool]:
         """The pipeline's job, created or reset to ``pipeline``, and whether the step runner had
@@ -431,14 +451,19 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         is refused), so a failed upload leaves the job running what it ran before, never a
         notebook that is not there. A definition compiled before it said whether the job queues
         (no ``queue``) gets the queue turned off, as compile turns it off now: Jobs 2.2 would
-        queue its runs, and a run started in between would wait instead of failing the submit."""
+        queue its runs, and a run started in between would wait instead of failing the submit.
+        The job is found by its exact name and the pipeline's tag, which it always carries
+        (``_job_ids``): a job of another name or owner is never reset or deleted."""
         from databricks.sdk.service.jobs import JobSettings
 
-        settings = JobSettings.from_dict({"queue": {"enabled": False}, **pipeline.definition})
-        name = str(pipeline.definition["name"])
-        found = self._job_ids(name)
+        name, owner = str(pipeline.definition["name"]), str(pipeline.pipeline)
+        tags = {**(pipeline.definition.get("tags") or {}), PIPELINE_TAG: owner}
+        settings = JobSettings.from_dict(
+            {"queue": {"enabled": False}, **pipeline.definition, "tags": tags}
+        )
+        found = self._job_ids(name, owner)
         if found:
-            self._refuse_while_running(str(pipeline.pipeline), found[0])
+            self._refuse_while_running(owner, found[0])
         uploaded = self._upload_runner(runner)
         if found:
             job_id = found[0]
@@ -459,15 +484,15 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
                     queue=settings.queue,
                 ),
             )
-            found = self._job_ids(name)
+            found = self._job_ids(name, owner)
             if not found:
                 raise BackendError(f"job {name!r} was created but is not listed", BACKEND)
             job_id = found[0]
         for duplicate in found[1:]:
-            self._delete_duplicate_job(name, duplicate)
+            self._delete_duplicate_job(name, owner, duplicate)
         return job_id, uploaded
 
-    def _delete_duplicate_job(self, name: str, job_id: int) -> None:
+    def _delete_duplicate_job(self, name: str, pipeline: str, job_id: int) -> None:
         try:
             self._call(
                 f"deleting duplicate job {job_id}",
@@ -476,7 +501,7 @@ class JobsPipelines(WorkspaceAccess, PipelineExecution):
         except (NotFound, ValidationError):
             # Jobs answers a job that is gone with 400 "does not exist": the SDK's retry of a
             # delete whose answer was lost. Done, unless the job is still there.
-            if job_id in self._job_ids(name):
+            if job_id in self._job_ids(name, pipeline):
                 raise
 
     def submit(self, pipeline: NativePipeline, parameters: dict[str, str]) -> PipelineRun:
