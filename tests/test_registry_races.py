@@ -509,9 +509,9 @@ def test_a_put_back_leaves_a_change_recorded_after_it_alone(
     monkeypatch: pytest.MonkeyPatch,
     kind: str,
 ) -> None:
-    """A change refused because another process's overtook it is put back in the backend only
-    while the backend still holds it: a later change, made and recorded by a process after
-    this one's write lock was released, is left as it is (compare-and-set)."""
+    """A change refused because another process's overtook it is put back in the backend to the
+    store's record read after the backend, and only where they differ: a later change, made and
+    recorded by a process after this one's write lock was released, is left as it is."""
     for content in (b"one", b"two", b"three"):
         platform.register_model("churn", make_artifact(content))
     if kind == "delete-alias":
@@ -545,4 +545,52 @@ def test_a_put_back_leaves_a_change_recorded_after_it_alone(
         assert local(platform).get_version("churn", 1).stage is Stage.NONE
     else:
         assert local(platform).get_aliases("churn") == {"champion": 3}
+    assert platform.sync() == []
+
+
+def test_an_alias_an_archiving_dropped_meanwhile_is_put_back_as_the_store_records_it(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The backend no longer shows this process's refused change, but not as the store records
+    it either (archiving a version again drops every backend alias naming it): the put-back
+    still writes the store's record."""
+    for content in (b"one", b"two"):
+        platform.register_model("churn", make_artifact(content))
+    platform.set_alias("churn", "champion", 2)
+
+    def archive_twice() -> None:  # a retried archiving: the second settles the backend
+        other.archive_version("churn", 1)
+        other.archive_version("churn", 1)
+
+    meanwhile(monkeypatch, platform.backend, "set_alias", archive_twice, after=True)
+    with pytest.raises(Conflict, match="churn:1 is archived"):
+        platform.set_alias("churn", "champion", 1)
+    assert local(platform).get_aliases("churn") == {"champion": 2}
+    assert platform.sync() == []
+
+
+def test_a_stage_changed_in_the_backend_before_the_put_back_is_put_back_as_recorded(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A backend stage that is neither this process's refused change nor the store's record
+    when the put-back reads it is put back to the record as well."""
+    platform.register_model("churn", make_artifact(b"one"))
+    moved = partial(other.set_stage, "churn", 1, "production")
+    meanwhile(monkeypatch, platform.backend, "set_stage", moved, after=True)
+    refuse = platform._refuse_changed_meanwhile
+
+    def changed_in_the_cloud(message: str, put_back: Callable[[], None]) -> None:
+        local(other).set_stage("churn", 1, Stage.NONE)  # behind Mintaka's back
+        refuse(message, put_back)
+
+    monkeypatch.setattr(platform, "_refuse_changed_meanwhile", changed_in_the_cloud)
+    with pytest.raises(Conflict, match="churn:1 was moved to production meanwhile"):
+        platform.set_stage("churn", 1, "staging")
+    assert local(platform).get_version("churn", 1).stage is Stage.PRODUCTION
     assert platform.sync() == []

@@ -1114,7 +1114,7 @@ class Platform:
                     previous=held,
                     decision=None if decision is None else self.governance.record(conn, decision),
                 )
-        put_back = partial(self._put_alias_back, aliases, current.name, alias, current.version)
+        put_back = partial(self._put_alias_back, aliases, current.name, alias)
         if archived:
             self._refuse_archived_meanwhile(current.ref, put_back)
         if moved:
@@ -1154,33 +1154,30 @@ class Platform:
             ) from exc
         raise Conflict(refusal)
 
-    def _put_alias_back(
-        self, aliases: ModelAliases, name: str, alias: str, written: int | None
-    ) -> None:
-        """Return the backend's ``alias`` of ``name`` to where the store records it now, only
-        while the backend still holds what this process ``written`` there (``None``: deleted it):
-        a change another process made there since, and recorded, is left as it is."""
-        if aliases.get_aliases(name).get(alias) != written:
-            return
+    def _put_alias_back(self, aliases: ModelAliases, name: str, alias: str) -> None:
+        """Return the backend's ``alias`` of ``name`` to where the store records it now (read
+        after the backend), unless the backend shows that already: whatever put it elsewhere
+        (this process's refused change, or an archiving that dropped it), nothing else puts it
+        back. No cloud writes conditionally, so another process's change that reaches the
+        backend before this write and is recorded after the store's read is overwritten (sync
+        reports it)."""
+        shown = aliases.get_aliases(name).get(alias)
         with self.store.read() as conn:
             recorded = conn.execute(
                 select(model_aliases.c.version).where(
                     model_aliases.c.name == name, model_aliases.c.alias == alias
                 )
             ).scalar()
-        if recorded != written:
+        if shown != recorded:
             _put_alias(aliases, name, alias, recorded)
 
-    def _put_stage_back(self, stages: ModelStages, current: ModelVersion, written: Stage) -> None:
-        """Return the backend's stage of ``current`` to the one the store records now, only while
-        the backend still shows the stage this process ``written`` there (or shows none): a
-        change another process made there since, and recorded, is left as it is."""
+    def _put_stage_back(self, stages: ModelStages, current: ModelVersion) -> None:
+        """Return the backend's stage of ``current`` to the one the store records now (read
+        after the backend), unless the backend shows that already."""
         registry = self._area(Capability.REGISTRY, ModelRegistry)
         shown = registry.get_version(current.name, current.version).stage
-        if shown is not None and shown is not written:
-            return
         recorded = self._existing_version(current.name, current.version).stage
-        if recorded is not written:
+        if shown is not recorded:
             stages.set_stage(current.name, current.version, recorded)
 
     def delete_alias(self, name: str, alias: str) -> None:
@@ -1214,7 +1211,7 @@ class Platform:
                 raise NotFound(f"alias {name}@{alias} not found")
             self._refuse_changed_meanwhile(
                 _alias_moved(name, alias, held),
-                partial(self._put_alias_back, aliases, name, alias, None),
+                partial(self._put_alias_back, aliases, name, alias),
             )
         self._after_commit([event])
 
@@ -1320,7 +1317,7 @@ class Platform:
         if moved:
             self._refuse_changed_meanwhile(
                 f"{current.ref} was moved to {previous.value} meanwhile",
-                partial(self._put_stage_back, stages, current, target),
+                partial(self._put_stage_back, stages, current),
             )
         if event is None:  # sent again (settles a cloud that changed it); no change
             return current if current.stage is target else self._existing_version(name, version)
