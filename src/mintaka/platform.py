@@ -1173,9 +1173,10 @@ class Platform:
 
     def _put_stage_back(self, stages: ModelStages, current: ModelVersion) -> None:
         """Return the backend's stage of ``current`` to the one the store records now (read
-        after the backend), unless the backend shows that already."""
+        after the backend), unless the backend shows that already. A backend with stages that
+        shows none holds the NONE stage (SageMaker removes its stage metadata), as sync reads it."""
         registry = self._area(Capability.REGISTRY, ModelRegistry)
-        shown = registry.get_version(current.name, current.version).stage
+        shown = registry.get_version(current.name, current.version).stage or Stage.NONE
         recorded = self._existing_version(current.name, current.version).stage
         if shown is not recorded:
             stages.set_stage(current.name, current.version, recorded)
