@@ -594,3 +594,40 @@ def test_a_stage_changed_in_the_backend_before_the_put_back_is_put_back_as_recor
         platform.set_stage("churn", 1, "staging")
     assert local(platform).get_version("churn", 1).stage is Stage.PRODUCTION
     assert platform.sync() == []
+
+
+@pytest.mark.parametrize("kind", ["alias", "stage"])
+def test_a_put_back_that_cannot_read_the_backend_says_so(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: str,
+) -> None:
+    """A put-back whose read of the backend fails has put nothing back and cannot say what the
+    backend holds: the refusal says the read failed, not that the backend holds the change."""
+    for content in (b"one", b"two"):
+        platform.register_model("churn", make_artifact(content))
+
+    def unreachable(*_args: object) -> None:
+        raise BackendError("the registry is unreachable", "local")
+
+    if kind == "alias":
+        moved = partial(other.set_alias, "churn", "champion", 2)
+        meanwhile(monkeypatch, platform.backend, "set_alias", moved, after=True)
+        monkeypatch.setattr(platform.backend, "get_aliases", unreachable)
+        change = partial(platform.set_alias, "churn", "champion", 1)
+    else:
+        moved = partial(other.set_stage, "churn", 1, "production")
+        meanwhile(monkeypatch, platform.backend, "set_stage", moved, after=True)
+        monkeypatch.setattr(platform.backend, "get_version", unreachable)
+        change = partial(platform.set_stage, "churn", 1, "staging")
+    with pytest.raises(Conflict) as refused:
+        change()
+    message = str(refused.value)
+    assert "could not read the backend to put it back: [local] the registry is unreachable" in (
+        message
+    )
+    assert "`mintaka sync` reports any difference" in message
+    assert "still holds the change" not in message
+    assert isinstance(refused.value.__cause__, BackendError)

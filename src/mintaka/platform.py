@@ -181,6 +181,18 @@ class BytesHeld(Conflict):
         self.unrecorded = unrecorded
 
 
+class _BackendUnread(MintakaError):
+    """A put-back's read of the backend failed (its ``__cause__``): nothing was put back."""
+
+
+def _read_backend(read: Callable[[], T]) -> T:
+    """``read()``, a put-back's read of the backend, its failure raised as ``_BackendUnread``."""
+    try:
+        return read()
+    except MintakaError as exc:
+        raise _BackendUnread(str(exc)) from exc
+
+
 class _RunInputs(NamedTuple):
     id: str
     code_commit: str | None
@@ -1145,9 +1157,15 @@ class Platform:
     def _refuse_changed_meanwhile(refusal: str, put_back: Callable[[], None]) -> NoReturn:
         """Refuse a change that another process's change, made while the backend made this one,
         overtook in the store, after ``put_back`` has returned the backend to what the store
-        records: the store is Mintaka's record, and ``sync`` compares the cloud with it."""
+        records: the store is Mintaka's record, and ``sync`` compares the cloud with it. A
+        put-back that could not read the backend, or write it, says which."""
         try:
             put_back()
+        except _BackendUnread as exc:
+            raise Conflict(
+                f"{refusal}; could not read the backend to put it back: {exc}; "
+                "`mintaka sync` reports any difference"
+            ) from exc.__cause__
         except MintakaError as exc:
             raise Conflict(
                 f"{refusal}; the backend still holds the change, putting it back failed: {exc}"
@@ -1161,7 +1179,7 @@ class Platform:
         back. No cloud writes conditionally, so another process's change that reaches the
         backend before this write and is recorded after the store's read is overwritten (sync
         reports it)."""
-        shown = aliases.get_aliases(name).get(alias)
+        shown = _read_backend(lambda: aliases.get_aliases(name).get(alias))
         with self.store.read() as conn:
             recorded = conn.execute(
                 select(model_aliases.c.version).where(
@@ -1176,7 +1194,8 @@ class Platform:
         after the backend), unless the backend shows that already. A backend with stages that
         shows none holds the NONE stage (SageMaker removes its stage metadata), as sync reads it."""
         registry = self._area(Capability.REGISTRY, ModelRegistry)
-        shown = registry.get_version(current.name, current.version).stage or Stage.NONE
+        shown = _read_backend(lambda: registry.get_version(current.name, current.version).stage)
+        shown = shown or Stage.NONE
         recorded = self._existing_version(current.name, current.version).stage
         if shown is not recorded:
             stages.set_stage(current.name, current.version, recorded)
