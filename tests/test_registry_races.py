@@ -436,6 +436,35 @@ def test_a_first_version_of_a_model_recorded_meanwhile_for_another_backend_is_re
     assert actions(platform, 0)[-1] == "model.create"
 
 
+def test_a_refused_version_of_a_model_recorded_for_another_backend_is_left_to_remove_by_hand(
+    platform: Platform,
+    other: Platform,
+    make_artifact: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Sync compares only the models recorded for this backend, so it never reports the
+    version a backend outside the store made for the refused registration: the refusal says
+    to delete it by hand, and discovery lists it."""
+    monkeypatch.setattr(platform.backend, "resides_in", lambda _url: False)
+
+    def switched() -> None:
+        other.create_model("fraud")
+        with other.store.write() as conn:  # as a home switched from SageMaker holds it
+            conn.exec_driver_sql("UPDATE models SET backend = 'sagemaker'")
+
+    meanwhile(monkeypatch, platform.artifacts, "ingest", switched)
+    with pytest.raises(Conflict) as refused:
+        platform.register_model("fraud", make_artifact(b"w"))
+    message = str(refused.value)
+    assert "sync reports it" not in message
+    assert "the backend's version 1, made for this registration, is not recorded" in message
+    assert "delete it from the backend by hand" in message
+    assert "`mintaka discover --unrecorded` lists it" in message
+    assert platform.sync() == []
+    unrecorded = [c.name for c in platform.migration.discover() if not c.recorded]
+    assert "fraud:1" in unrecorded
+
+
 # -- aliases and stages ----------------------------------------------------------------------
 
 

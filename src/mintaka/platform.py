@@ -785,7 +785,7 @@ class Platform:
             raise NotFound(f"model {name!r} not found")
         if row[2] != self.backend.name:
             elsewhere = _recorded_elsewhere("model", name, row[2], self.backend.name)
-            raise Conflict(f"{elsewhere}{_unrecorded(created)}")
+            raise Conflict(f"{elsewhere}{_left_elsewhere(created)}")
         model_tier = RiskTier(row[1])
         if _tier_below(tier, model_tier):
             raise _TierBelowModel(model_tier)
@@ -2102,6 +2102,19 @@ def _unrecorded(created: BackendVersion | None) -> str:
     return (
         f"; the backend's version {created.version}, made for this registration, is not "
         "recorded (sync reports it)"
+    )
+
+
+def _left_elsewhere(created: BackendVersion | None) -> str:
+    """The end of the refusal of a first version of a model recorded meanwhile for another
+    backend, naming ``created``, the version a backend outside the store made for it: sync
+    compares only models recorded for this backend, so it never reports that version."""
+    if created is None:
+        return ""
+    return (
+        f"; the backend's version {created.version}, made for this registration, is not "
+        "recorded, and sync does not report it (the model is recorded for another backend): "
+        "delete it from the backend by hand (`mintaka discover --unrecorded` lists it)"
     )
 
 
