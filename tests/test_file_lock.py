@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import socket
 import stat
 import threading
 from pathlib import Path
@@ -95,7 +96,7 @@ def test_without_create_a_missing_lock_file_is_not_made(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("create", [True, False])
-@pytest.mark.parametrize("what", ["link", "dangling link", "named pipe", "directory"])
+@pytest.mark.parametrize("what", ["link", "dangling link", "named pipe", "socket", "directory"])
 def test_what_is_not_a_plain_file_is_refused_never_followed_nor_waited_on(
     tmp_path: Path, what: str, create: bool
 ) -> None:
@@ -108,6 +109,10 @@ def test_what_is_not_a_plain_file_is_refused_never_followed_nor_waited_on(
         path.symlink_to(target)
     elif what == "named pipe":
         os.mkfifo(path)
+    elif what == "socket":
+        listening = socket.socket(socket.AF_UNIX)
+        listening.bind(str(path))
+        listening.close()  # the socket file stays
     else:
         path.mkdir()
     outcome: list[BaseException] = []

@@ -114,7 +114,7 @@ class ConfigurationError(MintakaError):
 
 class NotALockFile(MintakaError, OSError):
     """What is at a lock file's path is not a plain file (a symbolic link, which is never
-    followed, a directory, a named pipe): no lock is taken through it."""
+    followed, a directory, a named pipe, a socket): no lock is taken through it."""
 
 
 __all__ = [

@@ -232,7 +232,7 @@ def file_lock(
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise NotALockFile(f"the lock file {path} is a symbolic link") from None
-        if exc.errno == errno.EISDIR:  # what creating it finds there
+        if exc.errno in (errno.EISDIR, errno.ENXIO):  # a directory; a socket (never opened)
             raise NotALockFile(f"the lock file {path} is not a plain file") from None
         raise
     try:
