@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from unprivileged import as_a_user
 
 from mintaka.errors import MintakaError, NotALockFile
 from mintaka.files import file_lock
@@ -149,3 +150,38 @@ def test_the_lock_descriptor_is_not_inherited_by_child_processes(tmp_path: Path)
             if os.path.realpath(f"/proc/self/fd/{fd}") == str(path.resolve())
         ]
         assert fcntl.fcntl(descriptor, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+
+
+def _access_of_the_lock_descriptor(path: Path) -> int:
+    [descriptor] = [
+        int(fd)
+        for fd in os.listdir("/proc/self/fd")
+        if os.path.realpath(f"/proc/self/fd/{fd}") == str(path.resolve())
+    ]
+    return fcntl.fcntl(descriptor, fcntl.F_GETFL) & os.O_ACCMODE
+
+
+def test_an_exclusive_lock_holds_its_file_open_for_writing_a_shared_one_read_only(
+    tmp_path: Path,
+) -> None:
+    """Where ``flock`` is emulated with ``fcntl`` locks (NFS, CIFS), an exclusive lock needs
+    the file open for writing: a whole-file write lock is taken on the same descriptor."""
+    path = tmp_path / "entry.lock"
+    with file_lock(path):
+        assert _access_of_the_lock_descriptor(path) == os.O_RDWR
+    with file_lock(path, shared=True):
+        assert _access_of_the_lock_descriptor(path) == os.O_RDONLY
+
+
+def test_an_exclusive_lock_on_a_file_this_process_may_not_write_is_still_taken(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "entry.lock"
+    path.write_bytes(b"")
+    os.chmod(path, 0o444)  # another user's lock file, say, readable by all
+
+    def lock_it() -> tuple[bool, int]:
+        with file_lock(path) as held:
+            return held, _access_of_the_lock_descriptor(path)
+
+    assert as_a_user(lock_it) == (True, os.O_RDONLY)

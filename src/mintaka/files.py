@@ -212,23 +212,24 @@ def file_lock(
     let go); without waiting, False at once when another holds it, and the block runs unlocked.
 
     The lock file is created with ``mode`` (less the umask) and any missing parent directory,
-    unless ``create`` is False (then a missing file is ``FileNotFoundError``). It is opened
-    read-only, never through a symbolic link and without waiting on a named pipe, and its
+    unless ``create`` is False (then a missing file is ``FileNotFoundError``). It is opened for
+    writing when the lock is exclusive and this process may write it (see ``_open_lock_file``),
+    else read-only, never through a symbolic link and without waiting on a named pipe, and its
     descriptor is not inherited by child processes; what is there but a plain file is
     ``NotALockFile``. The lock ends when the block does, an error in it included, or with the
     process holding it: a process that dies holds nothing off.
     """
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     if create:
         flags |= os.O_CREAT
     try:
         try:
-            descriptor = os.open(path, flags, mode)
+            descriptor = _open_lock_file(path, flags, shared=shared, mode=mode)
         except FileNotFoundError:
             if not create:
                 raise
             path.parent.mkdir(parents=True, exist_ok=True)
-            descriptor = os.open(path, flags, mode)
+            descriptor = _open_lock_file(path, flags, shared=shared, mode=mode)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise NotALockFile(f"the lock file {path} is a symbolic link") from None
@@ -247,3 +248,18 @@ def file_lock(
         yield held
     finally:
         os.close(descriptor)
+
+
+def _open_lock_file(path: Path, flags: int, *, shared: bool, mode: int) -> int:
+    """Open the lock file ``path`` read-only for a shared lock and read-write for an exclusive
+    one: where ``flock`` is emulated with ``fcntl`` locks (NFS, CIFS) an exclusive lock needs
+    the file open for writing. A lock file this process may not write (another user's, or on
+    a read-only file system) is opened read-only, which a local ``flock`` needs no more."""
+    if shared:
+        return os.open(path, flags | os.O_RDONLY, mode)
+    try:
+        return os.open(path, flags | os.O_RDWR, mode)
+    except OSError as exc:
+        if exc.errno not in (errno.EACCES, errno.EROFS):
+            raise
+    return os.open(path, flags | os.O_RDONLY, mode)
