@@ -141,7 +141,7 @@ def test_what_is_not_a_plain_file_is_refused_never_followed_nor_waited_on(
             assert held  # no lock was taken on the link's target
 
 
-def test_the_lock_descriptor_is_not_inherited_by_child_processes(tmp_path: Path) -> None:
+def test_the_lock_descriptor_is_closed_in_a_program_a_child_executes(tmp_path: Path) -> None:
     path = tmp_path / "entry.lock"
     with file_lock(path):
         [descriptor] = [
@@ -185,3 +185,25 @@ def test_an_exclusive_lock_on_a_file_this_process_may_not_write_is_still_taken(
             return held, _access_of_the_lock_descriptor(path)
 
     assert as_a_user(lock_it) == (True, os.O_RDONLY)
+
+
+def test_a_child_forked_while_the_lock_is_held_holds_it_past_the_block_until_it_exits(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "entry.lock"
+    reading, writing = os.pipe()
+    with file_lock(path):
+        child = os.fork()
+        if child == 0:  # pragma: no cover - the child waits for the parent's word, then exits
+            os.close(writing)
+            os.read(reading, 1)
+            os._exit(0)
+    os.close(reading)
+    try:
+        with file_lock(path, wait=False) as held:
+            assert not held  # the forked child shares the lock
+    finally:
+        os.close(writing)  # the child's read returns: it exits
+        os.waitpid(child, 0)
+    with file_lock(path, wait=False) as held:
+        assert held

@@ -214,10 +214,13 @@ def file_lock(
     The lock file is created with ``mode`` (less the umask) and any missing parent directory,
     unless ``create`` is False (then a missing file is ``FileNotFoundError``). It is opened for
     writing when the lock is exclusive and this process may write it (see ``_open_lock_file``),
-    else read-only, never through a symbolic link and without waiting on a named pipe, and its
-    descriptor is not inherited by child processes; what is there but a plain file is
-    ``NotALockFile``. The lock ends when the block does, an error in it included, or with the
-    process holding it: a process that dies holds nothing off.
+    else read-only, never through a symbolic link and without waiting on a named pipe; what is
+    there but a plain file is ``NotALockFile``. The lock ends when the block does, an error in
+    it included, or with the process holding it: a process that dies holds nothing off. Its
+    descriptor is closed in a program a child process executes, but a child ``fork``ed while
+    the block runs (``multiprocessing``'s fork start method) shares the lock, which ``flock``
+    cannot prevent: it is held, past the block, until that child exits or executes another
+    program.
     """
     flags = os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     if create:
