@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -356,6 +357,25 @@ def test_the_first_ingest_makes_the_store_root_durable_in_its_parent(
     ArtifactStore(home / "artifacts").ingest(source)  # creates home/artifacts
     assert home in synced  # else a crash can lose artifacts/ with the artifact in it
     assert home / "artifacts" in synced
+
+
+def test_a_store_root_removed_and_made_again_by_an_ingest_is_durable_in_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mintaka.artifacts import store as store_module
+
+    (tmp_path / "one.bin").write_bytes(b"one")
+    (tmp_path / "two.bin").write_bytes(b"two")
+    home = tmp_path / "home"
+    home.mkdir()
+    store = ArtifactStore(home / "artifacts")
+    store.ingest(tmp_path / "one.bin")
+    shutil.rmtree(home / "artifacts")  # emptied while this store is in use
+    synced: list[Path] = []
+    sync = store_module.fsync_directory
+    monkeypatch.setattr(store_module, "fsync_directory", lambda p: synced.append(p) or sync(p))
+    store.ingest(tmp_path / "two.bin")
+    assert home in synced  # else a crash can lose artifacts/ with the artifact in it
 
 
 def test_a_staging_entry_with_a_future_modification_time_goes_by_its_status_change(

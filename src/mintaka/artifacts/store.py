@@ -131,7 +131,6 @@ class ArtifactStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self._objects = os.path.join(self.root, "sha256")
-        self._locks_made = False  # a lock directory removed later is made again by file_lock
 
     @property
     def _staging(self) -> Path:
@@ -152,9 +151,10 @@ class ArtifactStore:
         nobody holds it."""
         hexdigest = digest.removeprefix("sha256:")
         locks = self.root / LOCKS_DIR
-        if create and not self._locks_made:  # a new store root: made durable as ingest's are
+        # One stat: a lock directory (or store root) made, or made again after it was removed,
+        # is made durable as an ingest's directories are.
+        if create and not os.path.isdir(locks):
             _durable_mkdir(locks)
-            self._locks_made = True
         return file_lock(locks / hexdigest, wait=wait, create=create, mode=0o644)
 
     def stored_at(self, digest: str) -> float | None:
