@@ -101,7 +101,8 @@ class IntegrityError(MintakaError):
 
 
 class StoreError(MintakaError):
-    """The control-plane store cannot be opened, migrated or written."""
+    """The control-plane store (or the artifact store beside it) cannot be opened, migrated
+    or written."""
 
 
 class PluginError(MintakaError):

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from artifact_kit import MakeArtifact
+from unprivileged import as_a_user
 
 import mintaka.artifacts.store as store_module
 from mintaka import Platform
 from mintaka.artifacts import ArtifactStore, inventory
 from mintaka.artifacts.digest import Manifest
+from mintaka.errors import StoreError
 
 
 def _age(platform: Platform, digest: str, seconds: float) -> None:
@@ -33,7 +36,7 @@ def test_an_ingest_holds_the_digest_lock_from_its_look_until_its_copy_is_placed(
     stored = store.ingest(source)
     (stored.content / "model.bin").write_bytes(b"damaged")
     free_at: dict[str, bool] = {}
-    real_verify = store.verify
+    real_verify = store._verify
     real_copy, real_place = store_module._copy_content, store_module._place
 
     def free(step: str) -> None:
@@ -52,7 +55,7 @@ def test_an_ingest_holds_the_digest_lock_from_its_look_until_its_copy_is_placed(
         free("place")
         real_place(tmp, final)
 
-    monkeypatch.setattr(store, "verify", verify)
+    monkeypatch.setattr(store, "_verify", verify)
     monkeypatch.setattr(store_module, "_copy_content", copy)
     monkeypatch.setattr(store_module, "_place", place)
     store.ingest(source)  # repairs the damaged copy
@@ -158,3 +161,60 @@ def test_a_failed_sweep_keeps_the_copy_an_ingest_stored_again_meanwhile(
         inventory.sweep(platform, orphans=True)
     assert platform.artifacts.verify(orphan.digest).digest == orphan.digest
     assert list((platform.artifacts.root / "tmp").iterdir()) == []
+
+
+def _read_only(root: Path) -> None:
+    for directory, _, _ in os.walk(root):
+        os.chmod(directory, 0o555)
+
+
+def _writable(root: Path) -> None:
+    for directory, _, _ in os.walk(root):
+        os.chmod(directory, 0o755)
+
+
+def test_bytes_stored_already_are_ingested_from_a_read_only_store_that_has_no_locks(
+    tmp_path: Path, make_artifact: MakeArtifact
+) -> None:
+    """A store made before digests had locks, then made read-only (a snapshot, a shared mount):
+    an ingest of bytes it holds writes nothing, so it needs no lock; other bytes are refused
+    with a StoreError naming the store, and nothing is written."""
+    store = ArtifactStore(tmp_path / "store")
+    known, new = make_artifact(b"known"), make_artifact(b"new")
+    stored = store.ingest(known)
+    shutil.rmtree(store.root / "locks")
+    _read_only(store.root)
+
+    def ingest_both() -> tuple[str, str]:
+        again = ArtifactStore(store.root).ingest(known)
+        try:
+            ArtifactStore(store.root).ingest(new)
+        except StoreError as exc:
+            return again.digest, str(exc)
+        raise AssertionError("new bytes were ingested into a read-only store")
+
+    try:
+        before = sorted(store.root.rglob("*"))
+        digest, refusal = as_a_user(ingest_both)
+        assert sorted(store.root.rglob("*")) == before
+    finally:
+        _writable(store.root)
+    assert digest == stored.digest
+    assert str(store.root) in refusal
+    assert "cannot be written" in refusal
+
+
+def test_damaged_bytes_in_a_read_only_store_are_refused_as_not_stored_whole(
+    tmp_path: Path, make_artifact: MakeArtifact
+) -> None:
+    store = ArtifactStore(tmp_path / "store")
+    source = make_artifact(b"known")
+    stored = store.ingest(source)
+    (stored.content / "model.bin").write_bytes(b"damaged")
+    shutil.rmtree(store.root / "locks")
+    _read_only(store.root)
+    try:
+        with pytest.raises(StoreError, match="does not match its stored bytes"):
+            as_a_user(lambda: ArtifactStore(store.root).ingest(source))
+    finally:
+        _writable(store.root)

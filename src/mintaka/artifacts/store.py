@@ -7,12 +7,15 @@ stray temporary directory that the next ingest sweeps away.
 
 Whatever looks at, writes, repairs or takes out one digest's entry does so under that digest's
 lock, ``<root>/locks/<hex>`` (an empty file, kept): ingests of the same bytes, in this process or
-another, take turns, while ingests of different bytes never wait for each other.
+another, take turns, while ingests of different bytes never wait for each other; ``verify``
+holds it shared. In a store where the lock file cannot be made (read-only), an ingest of bytes
+stored already writes nothing and takes no lock; ``verify`` makes no lock file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -27,7 +30,7 @@ from functools import cached_property
 from pathlib import Path, PurePosixPath
 
 from mintaka.artifacts.digest import Manifest, ManifestEntry, copy_hashed, manifest_of
-from mintaka.errors import IntegrityError, NotFound, ValidationError
+from mintaka.errors import IntegrityError, NotFound, StoreError, ValidationError
 from mintaka.files import (
     file_lock,
     fsync_directory,
@@ -142,20 +145,20 @@ class ArtifactStore:
         return self.root / "sha256" / hexdigest[:2] / hexdigest
 
     def locked(
-        self, digest: str, *, wait: bool = True, create: bool = True
+        self, digest: str, *, shared: bool = False, wait: bool = True, create: bool = True
     ) -> AbstractContextManager[bool]:
         """Hold the lock of ``digest``'s entry (see :func:`mintaka.files.file_lock`): an ingest
         holds it from its look at a stored copy until its own copy is in place, a sweep while
-        it takes the entry out. Yields whether it is held (without ``wait``: False while
-        another holds it). Without ``create``, a lock file not made yet is FileNotFoundError:
-        nobody holds it."""
+        it takes the entry out, ``verify`` (``shared``) while it reads the bytes. Yields whether
+        it is held (without ``wait``: False while another holds it). Without ``create``, a lock
+        file not made yet is FileNotFoundError: nobody holds it."""
         hexdigest = digest.removeprefix("sha256:")
         locks = self.root / LOCKS_DIR
         # One stat: a lock directory (or store root) made, or made again after it was removed,
         # is made durable as an ingest's directories are.
         if create and not os.path.isdir(locks):
             _durable_mkdir(locks)
-        return file_lock(locks / hexdigest, wait=wait, create=create, mode=0o644)
+        return file_lock(locks / hexdigest, shared=shared, wait=wait, create=create, mode=0o644)
 
     def stored_at(self, digest: str) -> float | None:
         """When ``digest`` was stored or last ingested (as ``objects`` says); None when it is
@@ -171,8 +174,28 @@ class ArtifactStore:
         copy is then found stored (and checked) rather than copied again."""
         source = Path(source)
         manifest = manifest or manifest_of(source)
-        with self.locked(manifest.digest):
+        with contextlib.ExitStack() as held:
+            try:
+                held.enter_context(self.locked(manifest.digest))
+            except OSError as exc:  # NotALockFile included, raised: it has no errno
+                if exc.errno not in (errno.EACCES, errno.EROFS):
+                    raise
+                return self._stored_in_a_store_not_written(manifest, exc)
             return self._ingest(source, manifest)
+
+    def _stored_in_a_store_not_written(self, manifest: Manifest, cause: OSError) -> StoredArtifact:
+        """The stored copy of ``manifest``'s bytes, for an ingest that cannot make the digest's
+        lock file (a read-only store, one made before digests had locks): nothing is written,
+        so none is needed, once the copy verifies. Bytes not stored, or not stored whole,
+        cannot be stored here: a ``StoreError`` naming the store, before any write."""
+        try:
+            return self._verify(manifest.digest)
+        except (IntegrityError, NotFound) as exc:
+            problem = str(exc)
+        raise StoreError(
+            f"the artifact store at {self.root} cannot be written ({cause.strerror or cause}), "
+            f"and it does not hold artifact {manifest.digest} whole: {problem}"
+        ) from None
 
     def _ingest(self, source: Path, manifest: Manifest) -> StoredArtifact:
         """``ingest``, under the digest's lock."""
@@ -186,7 +209,7 @@ class ArtifactStore:
             # the caller's, which match the digest, before any row can point at it.
             try:
                 os.utime(existing)
-                self.verify(manifest.digest)
+                self._verify(manifest.digest)
                 return StoredArtifact(manifest.digest, Path(existing), manifest)
             except (IntegrityError, NotFound) as exc:
                 log.warning(
@@ -238,7 +261,7 @@ class ArtifactStore:
             return True
         if current != damaged:
             with contextlib.suppress(IntegrityError, NotFound):
-                self.verify(digest)
+                self._verify(digest)
                 return False
         parked: str | None = None
         try:
@@ -286,7 +309,18 @@ class ArtifactStore:
 
     def verify(self, digest: str) -> StoredArtifact:
         """Recompute the digest of the stored bytes; ``IntegrityError`` when they changed, are
-        no longer plain files or cannot be read, ``NotFound`` when they are gone."""
+        no longer plain files or cannot be read, ``NotFound`` when they are gone.
+
+        It holds the digest's lock, shared, so it waits for an ingest storing or repairing the
+        entry rather than find it half way; a lock file not made yet (a store made before
+        digests had locks, perhaps read-only) is held by nobody, and none is made."""
+        with contextlib.ExitStack() as held:
+            with contextlib.suppress(FileNotFoundError):  # no lock file: nobody holds it
+                held.enter_context(self.locked(digest, shared=True, create=False))
+            return self._verify(digest)
+
+    def _verify(self, digest: str) -> StoredArtifact:
+        """``verify``, under the digest's lock (or where no lock file was ever made)."""
         stored = self.get(digest)
         if not os.path.lexists(stored.content):
             raise NotFound(f"artifact {digest} has lost its content at {stored.content}")
