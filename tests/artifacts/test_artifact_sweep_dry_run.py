@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 from artifact_kit import MakeArtifact
+from unprivileged import as_a_user
 
 from mintaka import Platform
 from mintaka.artifacts import inventory
+from mintaka.files import remove_entry
 
 
 def _age(path: Path, seconds: float) -> None:
@@ -137,3 +139,56 @@ def test_a_dry_run_writes_nothing_not_even_a_lock_file(
     assert planned.orphans_removed == (orphan.digest,)
     assert tree() == before
     assert inventory.sweep(platform, orphans=True).orphans_removed == (orphan.digest,)
+
+
+def test_an_orphan_whose_prefix_directory_cannot_be_written_is_kept_as_the_dry_run_said(
+    home: Path, make_artifact: MakeArtifact
+) -> None:
+    """Moving an entry out of ``sha256/<aa>`` needs that directory's write permission: an
+    orphan there is kept, with a warning, and the other orphans still go."""
+    with Platform(home, actor="alice") as platform:
+        store = platform.artifacts
+        stuck = store.ingest(make_artifact(b"orphan in a locked-down prefix"))
+        free = store.ingest(make_artifact(b"another orphan"))
+    assert stuck.path.parent != free.path.parent
+    for orphan in (stuck, free):
+        _age(orphan.path, 7200)
+    bits = stat.S_IMODE(os.stat(stuck.path).st_mode)
+    os.chmod(stuck.path.parent, 0o555)
+
+    def plan_and_run() -> tuple[inventory.SweepReport, inventory.SweepReport]:
+        with Platform(home, actor="alice") as platform:
+            return _plan_and_run(platform)
+
+    try:
+        planned, done = as_a_user(plan_and_run)
+    finally:
+        os.chmod(stuck.path.parent, 0o755)
+    for report in (planned, done):
+        assert report.orphans_removed == (free.digest,)
+        assert report.orphans_kept == (stuck.digest,)
+    with Platform(home, actor="alice") as platform:
+        assert platform.artifacts.verify(stuck.digest).digest == stuck.digest
+        assert not platform.artifacts.exists(free.digest)
+        assert list((platform.artifacts.root / "tmp").iterdir()) == []
+        assert stat.S_IMODE(os.stat(stuck.path).st_mode) == bits  # as they were
+
+
+def test_detach_moves_a_locked_down_orphan_without_walking_its_tree(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    """Under the store's write lock an orphan is only renamed aside, whatever its size; the
+    bits its tree lacks are given back when it is deleted, after the sweep commits."""
+    store = platform.artifacts
+    source = make_artifact(b"orphan")
+    (source / "sub").mkdir()
+    (source / "sub" / "more.bin").write_bytes(b"more")
+    orphan = store.ingest(source)
+    os.chmod(orphan.content / "sub", 0o500)
+    os.chmod(orphan.path, 0o500)
+    with store.locked(orphan.digest):
+        doomed = store.detach(orphan.digest)
+    assert doomed is not None
+    moved = doomed / "object"
+    assert stat.S_IMODE(os.stat(moved / "content" / "sub").st_mode) == 0o500  # not walked
+    assert remove_entry(doomed)

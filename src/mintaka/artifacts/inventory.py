@@ -14,8 +14,8 @@ the sweep chose it, stays (each is decided under its digest's lock).
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
-import shutil
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,12 +24,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mintaka.errors import IntegrityError, NotFound, ValidationError
+from mintaka.files import remove_entry
 
 if TYPE_CHECKING:
     from sqlalchemy import Connection
 
     from mintaka.artifacts.store import ArtifactStore
     from mintaka.platform import Platform
+
+log = logging.getLogger(__name__)
 
 SWEEP_ACTION = "artifacts.sweep"
 DEFAULT_MIN_AGE_SECONDS = 3600.0
@@ -79,7 +82,7 @@ class VerifyReport:
 class SweepReport:
     staging_removed: int  # interrupted ingests removed (in a dry run: that would go)
     orphans_removed: tuple[str, ...]
-    orphans_kept: tuple[str, ...]  # younger than the minimum age, or an ingest is at them
+    orphans_kept: tuple[str, ...]  # too young, an ingest is at them, or they cannot be moved
     dry_run: bool
 
 
@@ -229,7 +232,7 @@ def sweep(
         raise
     platform._after_commit([event])
     for _digest, doomed in detached:
-        shutil.rmtree(doomed, ignore_errors=True)
+        remove_entry(doomed)
     return SweepReport(staging, removed, _sorted(young, kept), dry_run)
 
 
@@ -247,8 +250,9 @@ def _settle(
     under its digest's lock, taken without waiting: one an ingest is at (storing, repairing or
     touching it for a registration) is kept, and so is one ingested again since it was chosen;
     one gone meanwhile is neither. ``take`` (None in a dry run) takes each one that goes out of
-    the store while its lock is held. A dry run writes nothing, not even a lock file: one not
-    made yet is one nobody holds."""
+    the store while its lock is held. One that cannot be taken out (see
+    ``ArtifactStore.why_not_detachable``) is kept, with a warning, in a dry run too. A dry run
+    writes nothing, not even a lock file: one not made yet is one nobody holds."""
     removed: list[str] = []
     kept: list[str] = []
     for digest in old:
@@ -263,8 +267,16 @@ def _settle(
             if not free or stored_at > cutoff:
                 kept.append(digest)
                 continue
-            if take is not None:
-                take(digest)
+            problem = store.why_not_detachable(digest)
+            if problem is None and take is not None:
+                try:
+                    take(digest)
+                except OSError as exc:
+                    problem = exc.strerror or str(exc)
+            if problem is not None:
+                log.warning("kept orphan %s, it cannot be taken out: %s", digest, problem)
+                kept.append(digest)
+                continue
             removed.append(digest)
     return tuple(removed), tuple(kept)
 

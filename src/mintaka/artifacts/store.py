@@ -21,6 +21,7 @@ import logging
 import os
 import secrets
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -361,21 +362,62 @@ class ArtifactStore:
         hexdigest = digest.removeprefix("sha256:")
         return os.path.exists(os.path.join(self._objects, hexdigest[:2], hexdigest, MANIFEST_NAME))
 
+    def why_not_detachable(self, digest: str) -> str | None:
+        """Why ``detach`` cannot take ``digest``'s entry out, or None when it can (or the entry
+        is gone): the directory holding it (``sha256/<aa>``) or the staging area cannot be
+        written, or its own directory lacks the write bit (which moving a directory needs) and
+        belongs to another user. Nothing is written: a dry run asks it too."""
+        final = self._final(digest)
+        try:
+            status = os.lstat(final)
+        except FileNotFoundError:
+            return None
+        staging = self._staging
+        holders = [final.parent, staging if os.path.isdir(staging) else self.root]
+        for holder in holders:
+            if not os.access(holder, os.R_OK | os.W_OK | os.X_OK):
+                return f"{holder} cannot be written"
+        if (
+            stat.S_ISDIR(status.st_mode)
+            and status.st_uid != os.geteuid()
+            and not os.access(final, os.W_OK)
+        ):
+            return f"{final} cannot be written, and it belongs to another user"
+        return None
+
     def detach(self, digest: str) -> Path | None:
         """Take an artifact out of the store in one step (it is whole or gone): renamed into the
-        staging area; returns that directory for the caller to delete (what is left there, say
-        after a crash, ``sweep`` removes), or None when the artifact was not in the store.
-        The caller holds the digest's lock (``locked``). A damaged copy locked down (its
-        directories without their owner's write or search bit) is given them back first, as
-        moving and then removing it need."""
+        staging area; returns that directory for the caller to delete with
+        :func:`mintaka.files.remove_entry` (what is left there, say after a crash, ``sweep``
+        removes), or None when the artifact was not in the store. The caller holds the digest's
+        lock (``locked``). An ``OSError`` (see ``why_not_detachable``) leaves the entry and the
+        staging area as they were.
+
+        A damaged copy locked down has its own directory given back its owner's write bit,
+        which moving it needs; its tree is not walked here (the caller holds locks meanwhile),
+        ``remove_entry`` gives the rest back when it deletes it."""
         final = self._final(digest)
         if not final.exists():
             return None
+        problem = self.why_not_detachable(digest)
+        if problem is not None:
+            raise PermissionError(errno.EACCES, problem, str(final))
         staging = self._staging
         _durable_mkdir(staging)
-        make_removable(final)
-        doomed = Path(tempfile.mkdtemp(prefix="remove-", dir=staging))
-        os.rename(final, doomed / "object")
+        mode = stat.S_IMODE(os.lstat(final).st_mode)
+        doomed: Path | None = None
+        try:
+            if mode & stat.S_IRWXU != stat.S_IRWXU:
+                os.chmod(final, mode | stat.S_IRWXU)
+            doomed = Path(tempfile.mkdtemp(prefix="remove-", dir=staging))
+            os.rename(final, doomed / "object")
+        except BaseException:
+            if doomed is not None:
+                with contextlib.suppress(OSError):
+                    os.rmdir(doomed)
+            with contextlib.suppress(OSError):
+                os.chmod(final, mode)
+            raise
         fsync_directory(final.parent)
         return doomed
 
@@ -389,7 +431,7 @@ class ArtifactStore:
                 _durable_mkdir(final.parent)
                 os.rename(detached / "object", final)
                 fsync_directory(final.parent)
-        shutil.rmtree(detached, ignore_errors=True)
+        remove_entry(detached)
 
     def sweep(self, min_age_seconds: float = 3600.0, *, dry_run: bool = False) -> int:
         """Remove what interrupted ingests left in the staging area (their directories, and any
