@@ -17,7 +17,7 @@ from unprivileged import as_a_user
 import mintaka.artifacts.store as store_module
 from mintaka import Platform
 from mintaka.artifacts import ArtifactStore, inventory
-from mintaka.artifacts.digest import Manifest
+from mintaka.artifacts.digest import Manifest, manifest_of
 from mintaka.errors import StoreError
 
 
@@ -218,3 +218,29 @@ def test_damaged_bytes_in_a_read_only_store_are_refused_as_not_stored_whole(
             as_a_user(lambda: ArtifactStore(store.root).ingest(source))
     finally:
         _writable(store.root)
+
+
+def test_a_repair_keeps_the_copy_a_writer_taking_no_lock_stored_meanwhile(
+    tmp_path: Path, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An older Mintaka sharing the store takes no digest lock: its repair may land while this
+    one copies. Its copy (perhaps registered already) verifies, so it stays, and this one's
+    copy is not placed."""
+    source = make_artifact(b"v1")
+    store = ArtifactStore(tmp_path / "store")
+    stored = store.ingest(source)
+    (stored.content / "model.bin").write_bytes(b"evil")  # damaged on disk
+    real_copy = store_module._copy_content
+    theirs: list[int] = []
+
+    def a_writer_taking_no_lock_repairs_meanwhile(*args):  # type: ignore[no-untyped-def]
+        real_copy(*args)
+        monkeypatch.setattr(store_module, "_copy_content", real_copy)
+        other = ArtifactStore(store.root)._ingest(source, manifest_of(source))  # no lock
+        theirs.append(os.stat(other.path).st_ino)
+
+    monkeypatch.setattr(store_module, "_copy_content", a_writer_taking_no_lock_repairs_meanwhile)
+    again = store.ingest(source)
+    assert [os.stat(again.path).st_ino] == theirs
+    assert store.verify(stored.digest).digest == stored.digest
+    assert [p.name[:8] for p in (store.root / "tmp").iterdir()] == ["damaged-"]
