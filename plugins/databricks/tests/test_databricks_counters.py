@@ -1,5 +1,5 @@
 """Counter reads remembered by two processes at once (a rollout and a monitor reading the same
-endpoint): each one's read is kept, neither written over by the other."""
+endpoint): each one's read is kept, neither written over by the other; and windows over them."""
 
 from __future__ import annotations
 
@@ -51,3 +51,25 @@ def test_a_read_recorded_while_another_is_being_recorded_is_kept(
     second.join(timeout=5)
     assert not second.is_alive()
     assert CounterSnapshots(tmp_path).load("ep") == [FIRST, SECOND]
+
+
+def test_a_route_restarted_between_reads_counts_every_kind_from_zero() -> None:
+    """Before the restart 100 requests, 50 refused; since it 120 requests, 40 refused. Only the
+    refused counter fell, yet the route restarted: its window is 120 requests, 40 refused (not
+    20 requests against 40 refused)."""
+    base = {"requests": {"blue": 100, "green": 10}, "5xx": {"blue": 1}, "4xx": {"blue": 50}}
+    now = {"requests": {"blue": 120, "green": 15}, "5xx": {"blue": 2}, "4xx": {"blue": 40}}
+    assert counters.since(now, base) == {
+        "requests": {"blue": 120, "green": 5},
+        "5xx": {"blue": 2},
+        "4xx": {"blue": 40},
+    }
+
+
+def test_a_window_never_counts_more_errors_or_refusals_than_requests() -> None:
+    now = {"requests": {"blue": 3}, "5xx": {"blue": 5}, "4xx": {"blue": 4, "green": 2}}
+    assert counters.since(now, {}) == {
+        "requests": {"blue": 3},
+        "5xx": {"blue": 3},
+        "4xx": {"blue": 3, "green": 0},
+    }

@@ -18,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 
 from mintaka.files import file_lock, write_atomic
+from mintaka_databricks.exported import REFUSED, REQUESTS, SERVER_ERRORS
 
 # Counters per kind (``exported.KINDS``: requests, 5xx, 4xx), then per route.
 Counters = dict[str, dict[str, int]]
@@ -74,13 +75,26 @@ def baseline(earlier: list[Snapshot], start: datetime) -> Snapshot | None:
 
 
 def since(now: Counters, base: Counters) -> Counters:
-    """``now`` minus ``base``, per kind and route. A counter below its baseline was reset (the
-    served entity was recreated), so it counts from zero."""
-    window: Counters = {}
-    for kind, routes in now.items():
-        before = base.get(kind, {})
-        window[kind] = {
-            route: value - before.get(route, 0) if value >= before.get(route, 0) else value
+    """``now`` minus ``base``, per kind and route. A route any of whose counters fell below its
+    baseline was restarted (the served entity was recreated), so every one of its counters counts
+    from zero, not only those that fell: a restart judged kind by kind could take the refused
+    requests since the restart from all the requests since the baseline. Server errors and
+    refused requests are at most the route's requests."""
+    restarted = {
+        route
+        for kind, routes in now.items()
+        for route, value in routes.items()
+        if value < base.get(kind, {}).get(route, 0)
+    }
+    window: Counters = {
+        kind: {
+            route: value if route in restarted else value - base.get(kind, {}).get(route, 0)
             for route, value in routes.items()
         }
+        for kind, routes in now.items()
+    }
+    requests = window.get(REQUESTS, {})
+    for kind in (SERVER_ERRORS, REFUSED):
+        for route, value in window.get(kind, {}).items():
+            window[kind][route] = min(value, requests.get(route, 0))
     return window

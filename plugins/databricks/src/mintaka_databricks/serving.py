@@ -622,7 +622,9 @@ class EndpointServing(
         if base is not None:
             counters, covered = since(counters, base.counters), base.at
         else:
-            # Counters since creation: exactly the window when the endpoint is younger than it.
+            # Counters since creation: exactly the window when the endpoint is younger than it
+            # (errors and refusals, as in any window, at most the requests).
+            counters = since(counters, {})
             created = self._details(endpoint).get("creation_timestamp")
             covered = start
             if created and datetime.fromtimestamp(created / 1000, UTC) < start:
