@@ -417,6 +417,26 @@ def test_an_sla_limit_that_is_no_finite_number_is_refused(limits: dict[str, Any]
         SLA(**limits)
 
 
+def test_a_p99_sla_is_breached_by_a_latency_never_read_back() -> None:
+    """Requests counted but no p99 read back (an export with no latency, a histogram counting
+    nothing) is no 0 ms latency: the SLA is not shown to hold. A route with no request has no
+    latency to hold it to."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    metrics = EndpointMetrics(
+        endpoint="scoring",
+        start=at,
+        end=at + timedelta(minutes=1),
+        requests={"blue": 500, "green": 0},
+        p99_latency_ms={"blue": 40.0},
+    )
+    sla = SLA(p99_latency_ms=100.0, min_requests=0)
+    assert sla_breaches(sla, metrics, ["blue", "green"]) == []
+    unread = metrics.model_copy(update={"p99_latency_ms": {}})
+    assert sla_breaches(sla, unread, ["blue", "green"]) == [
+        "blue: no p99 latency read back for its 500 requests"
+    ]
+
+
 @pytest.mark.parametrize(
     ("refused", "breaches"), [(k, False) for k in range(7)] + [(7, True), (20, True)]
 )

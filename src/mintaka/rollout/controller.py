@@ -203,8 +203,10 @@ def sla_breaches(
                 )
                 found.append(f"{route}: error rate {rate:.4f} > {sla.max_error_rate}{why}")
         if sla.p99_latency_ms is not None:
-            p99 = metrics.p99_latency_ms.get(route, 0.0)
-            if p99 > sla.p99_latency_ms:
+            p99 = metrics.p99_latency_ms.get(route)
+            if p99 is None and requests:  # not 0 ms: nothing says the latency held
+                found.append(f"{route}: no p99 latency read back for its {requests} requests")
+            elif p99 is not None and p99 > sla.p99_latency_ms:
                 found.append(f"{route}: p99 latency {p99:.2f} ms > {sla.p99_latency_ms} ms")
     for name, limit in sla.custom.items():
         value = metrics.custom.get(name)
