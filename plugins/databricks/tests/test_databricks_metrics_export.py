@@ -99,6 +99,14 @@ def test_a_histogram_that_counts_nothing_has_no_quantile() -> None:
     assert histogram_quantile(0.5, [(10.0, 3.0)]) is None  # no +Inf bucket
 
 
+def test_a_torn_histogram_is_made_monotonic_before_its_total_is_taken() -> None:
+    """+Inf counting fewer than a finite bucket (a torn export): as in Prometheus, the counts
+    are raised to be monotonic first, so the total is 10 and the median rank 5 is at 10."""
+    torn = [(10.0, 5.0), (20.0, 10.0), (math.inf, 8.0)]
+    assert histogram_quantile(0.5, torn) == pytest.approx(10.0)
+    assert histogram_quantile(0.99, torn) == pytest.approx(19.8)  # rank 9.9 in (10, 20]
+
+
 @given(
     st.lists(st.floats(min_value=0.0, max_value=1000.0), min_size=1, max_size=200),
     st.sampled_from([0.5, 0.9, 0.99]),

@@ -71,13 +71,17 @@ def histogram_quantile(q: float, buckets: Iterable[tuple[float, float]]) -> floa
     ordered = sorted(buckets)
     if not ordered or not math.isinf(ordered[-1][0]):
         return None  # no +Inf bucket: not a complete histogram
-    total = ordered[-1][1]
+    # Cumulative counts never fall: a torn export's are raised to the count below them first,
+    # so the total is the +Inf bucket's count as raised.
+    monotonic: list[tuple[float, float]] = []
+    for bound, exported in ordered:
+        monotonic.append((bound, max(exported, monotonic[-1][1]) if monotonic else exported))
+    total = monotonic[-1][1]
     if total <= 0 or math.isnan(total):
         return None
     rank = q * total
     lower, below = 0.0, 0.0
-    for index, (bound, exported) in enumerate(ordered):
-        count = max(exported, below)  # cumulative counts never fall; a torn export must not
+    for index, (bound, count) in enumerate(monotonic):
         if count >= rank:
             if math.isinf(bound):
                 return ordered[index - 1][0] if index > 0 else None
