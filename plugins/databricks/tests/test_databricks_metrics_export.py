@@ -94,6 +94,16 @@ def test_an_export_that_cannot_be_parsed_is_a_backend_error() -> None:
         read_export('request_count_total{served_entity_name="blue" 1.0\n')
 
 
+@pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf"])
+def test_a_request_count_that_is_no_number_is_a_backend_error(value: str) -> None:
+    text = (
+        "# TYPE request_4xx_count_total counter\n"
+        f'request_4xx_count_total{{served_entity_name="blue"}} {value}\n'
+    )
+    with pytest.raises(BackendError, match="request_4xx_count_total of 'blue'"):
+        read_export(text)
+
+
 def test_a_histogram_that_counts_nothing_has_no_quantile() -> None:
     assert histogram_quantile(0.5, [(10.0, 0.0), (math.inf, 0.0)]) is None
     assert histogram_quantile(0.5, [(10.0, 3.0)]) is None  # no +Inf bucket

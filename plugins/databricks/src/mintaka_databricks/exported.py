@@ -113,6 +113,12 @@ def read_export(text: str, backend: str = "databricks") -> Export:
             if sample.name.endswith("_created"):
                 continue  # when the series began, not a measurement
             if sample.name in _COUNTERS:
+                if not math.isfinite(sample.value):
+                    raise BackendError(
+                        f"the endpoint's metrics export counts {sample.value} for "
+                        f"{sample.name} of {route!r}, no number of requests",
+                        backend,
+                    )
                 counted = found.counters[_COUNTERS[sample.name]]
                 counted[route] = counted.get(route, 0) + int(sample.value)
             elif "latency" in name and kind == "histogram":
