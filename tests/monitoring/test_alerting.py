@@ -1109,6 +1109,23 @@ def test_error_rate_counts_server_errors_and_invalid_rate_the_refused_requests(
     assert [(a.signal, a.value) for a in found.alerts] == [("scoring:refused", pytest.approx(0.3))]
 
 
+def test_a_latency_signal_over_a_window_without_requests_is_no_missing_latency(
+    served: Platform, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A window with no request measures nothing, as any telemetry signal's: it is not noted as
+    a latency the backend failed to give."""
+    served.monitoring.add_monitor(
+        scoring_monitor(latency_signal(name="slow", metric="p99_latency_ms", threshold=100.0))
+    )
+
+    def metrics(endpoint: str, start: datetime, end: datetime) -> EndpointMetrics:
+        return EndpointMetrics(endpoint=endpoint, start=start, end=end)
+
+    monkeypatch.setattr(served.serving, "endpoint_metrics", metrics)
+    found = served.monitoring.run_once()
+    assert (found.evaluated, found.alerts, found.failed, found.notes) == (0, (), (), ())
+
+
 def test_a_latency_signal_without_latency_read_back_measures_nothing_instead_of_0_ms(
     served: Platform, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1869,10 +1869,7 @@ class MonitoringService:
             return self._drift(spec, signal, now, scored, samples)
         if signal.kind in _CLASS_KINDS:
             return self._class_signal(spec, signal, now)
-        value = self._value(spec, signal, now)
-        if value is None and signal.metric in ("p99_latency_ms", "p50_latency_ms"):
-            return Measurement(None, note=NO_LATENCY)
-        return Measurement(value)
+        return self._telemetry(spec, signal, now)
 
     def _class_signal(self, spec: MonitorSpec, signal: Signal, now: datetime) -> Measurement:
         """A performance or fairness signal over the window's predictions, judged version by
@@ -1987,27 +1984,29 @@ class MonitoringService:
         ]
         return len(records), f"labelled predictions carrying {attribute!r}"
 
-    def _value(self, spec: MonitorSpec, signal: Signal, now: datetime) -> float | None:
-        """The value of a telemetry signal, ``None`` when there is nothing to measure. A backend
+    def _telemetry(self, spec: MonitorSpec, signal: Signal, now: datetime) -> Measurement:
+        """A telemetry signal measured, no value when there is nothing to measure (a window
+        with no request, noted only when requests came with no latency read back). A backend
         that cannot read metrics back fails the signal (one stored before that was refused):
         it is not left to look quiet."""
         self._metrics_readable(signal)
         width = parse_window(signal.window)
         if isinstance(width, int):  # refused by add_monitor; a record count is no time span
-            return None
+            return Measurement(None)
         metrics = self.platform.serving.endpoint_metrics(spec.endpoint, now - width, now)
         requests = sum(metrics.requests.values())
         if requests == 0:
-            return None
+            return Measurement(None)
         if signal.metric == "error_rate":
-            return sum(metrics.errors.values()) / requests
+            return Measurement(sum(metrics.errors.values()) / requests)
         if signal.metric == "invalid_rate":
-            return sum(metrics.invalid.values()) / requests
+            return Measurement(sum(metrics.invalid.values()) / requests)
         table = (
             metrics.p99_latency_ms if signal.metric == "p99_latency_ms" else metrics.p50_latency_ms
         )
         # No route's latency read back is no measurement, not a latency of 0 ms.
-        return max(table.values(), default=None)
+        value = max(table.values(), default=None)
+        return Measurement(value, note=NO_LATENCY if value is None else None)
 
     def reference(self, endpoint: str) -> Reference | None:
         """What ``endpoint``'s drift is measured against (see :class:`Reference`)."""
