@@ -369,6 +369,19 @@ def test_an_unfair_training_set(platform: Platform, data: Path) -> None:
     assert "north=0.000" in str(error)
 
 
+def test_a_training_set_of_one_group_is_not_passed_as_fair(platform: Platform, data: Path) -> None:
+    """One group of the protected attribute has no label rate to compare with: the fairness
+    check cannot be measured, which is no pass."""
+    rewrite(data, lambda r: {**r, "segment": "north"})
+    error = failing(platform, partial(UP_TO_VALIDATION, data=str(data)))
+    assert checks(error)["training-set fairness"] == (1, 2)
+    [check] = [c for c in error.checks if c.name == "training-set fairness"]
+    assert check.detail == (
+        "only one group of the attribute 'segment' is in the data ('north'): fairness compares "
+        "two groups at least, so it cannot be measured"
+    )
+
+
 def test_evaluation_thresholds_of_the_pipeline(platform: Platform, data: Path) -> None:
     error = failing(
         platform,

@@ -331,11 +331,24 @@ def _group_fairness(
     for row, value in zip(rows, labels, strict=True):
         groups.setdefault(str(row.get(inputs.protected)), []).append(float(value))
     rates = {g: sum(v) / len(v) for g, v in groups.items() if v}
-    if len(rates) < 2 or max(rates.values()) == 0:
+    if len(rates) < 2:
+        # As a monitor's TooFewGroups: one group has no difference to measure, which says
+        # nothing about whether the data is fair, so the check is not passed.
+        held = ", ".join(repr(g) for g in rates) or "none"
+        return GateCheck(
+            name="training-set fairness",
+            passed=False,
+            value=len(rates),
+            limit=2,
+            detail=f"only one group of the attribute {inputs.protected!r} is in the data "
+            f"({held}): fairness compares two groups at least, so it cannot be measured",
+        )
+    if max(rates.values()) == 0:
         return GateCheck(
             name="training-set fairness",
             passed=True,
-            detail=f"{len(rates)} group(s) of {inputs.protected!r}: nothing to compare",
+            detail=f"{len(rates)} groups of {inputs.protected!r}, none with a positive label: "
+            "their label rates are equal",
         )
     ratio = min(rates.values()) / max(rates.values())
     shown = ", ".join(f"{g}={r:.3f}" for g, r in sorted(rates.items()))
