@@ -64,17 +64,24 @@ def test_unknown_service_is_refused() -> None:
         ClientFactory(SageMakerSettings()).get("ec2")
 
 
-def test_zero_backoff_retries_throttling_without_waiting() -> None:
+def test_zero_backoff_retries_throttling_without_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    slept: list[float] = []
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        real_sleep(seconds)
+
     with mock_sagemaker():
         factory = ClientFactory(SageMakerSettings(**{**SETTINGS, "max_attempts": 4}))
         factory.sagemaker.list_model_package_groups()  # moto's backend warms up on first use
         faults = FaultInjector(script=[Fault.THROTTLING] * 3)
         faults.attach(factory.sagemaker)
-        started = time.perf_counter()
+        monkeypatch.setattr(time, "sleep", sleep)
         answer = factory.sagemaker.list_model_package_groups()
-        elapsed = time.perf_counter() - started
     assert answer["ResponseMetadata"]["RetryAttempts"] == 3
-    assert elapsed < 0.1
+    # botocore sleeps before each retry for the backoff it computed: zero, every time
+    assert slept == [0, 0, 0]
 
 
 def test_backoff_cap_needs_standard_retries() -> None:
