@@ -301,8 +301,7 @@ def _projected_status(
     platform: Platform, version: ModelVersion, recorded: Sequence[Approval], now: datetime
 ) -> ApprovalStatus:
     """``pending`` until ``version`` has recorded approvals, then ``approved`` once enough of
-    them count (these bytes, a role still held, within ``revalidation_days`` of each one's
-    effective time: ``Approval.effective_at``, which the audit chain's order bounds)."""
+    them count (these bytes, a role still held, within ``revalidation_days``)."""
     if not recorded:
         return ApprovalStatus.PENDING
     governance = platform.governance

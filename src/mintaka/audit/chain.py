@@ -450,9 +450,9 @@ class AuditLog:
         return None if row is None else _stored_head(row)
 
     def stamps_ahead(self, tolerance: timedelta = STAMP_TOLERANCE) -> list[StampAhead]:
-        """Every event stamped later than an event after it by more than ``tolerance``: a clock
-        set ahead and corrected since (see :mod:`mintaka.audit.stamps`). A warning, not a break:
-        the chain's order stands, and governance judges approvals by it."""
+        """Every event stamped later than an event after it by more than ``tolerance``: one of
+        the two was stamped by a wrong clock (see :mod:`mintaka.audit.stamps`). A warning, not a
+        break: the chain's order stands."""
         with self.store.read() as conn:
             return stamps_ahead(conn, tolerance)
 

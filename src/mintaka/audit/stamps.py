@@ -1,18 +1,17 @@
 """What the audit chain's order says about its time stamps.
 
 Each event is stamped by the wall clock of the process that appended it, and a wall clock can
-be wrong: set far ahead, then corrected. The chain's order cannot be (every event is hash-linked
-to the one before it), so an event happened no later than any event after it in the chain. A
-stamp is therefore believed only up to the earliest stamp of a later event
-(:func:`later_floors`): governance judges an approval from that instant
-(:attr:`mintaka.domain.governance.Approval.effective_at`). ``mintaka audit verify`` warns of
-every event stamped later than a later event by more than a tolerance (:func:`stamps_ahead`,
-five minutes by default): small differences are hosts whose clocks differ a little.
+be wrong: set ahead, or behind (a host that booted before its clock was set). The chain's order
+cannot be (every event is hash-linked to the one before it), so an event stamped later than an
+event after it was stamped by a clock that was wrong at one of the two; the stamps alone cannot
+say which. ``mintaka audit verify`` warns of every such pair apart by more than a tolerance
+(:func:`stamps_ahead`, five minutes by default: small differences are hosts whose clocks differ
+a little). Governance judges each approval by its own stamp all the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -62,28 +61,6 @@ def _descending(
         yield int(seq), at, floor
         if at is not None and (floor is None or at < floor[1]):
             floor = (int(seq), at)
-
-
-def later_floors(conn: Connection, seqs: Iterable[int]) -> dict[int, datetime]:
-    """For each of ``seqs``, the earliest stamp of any event after it in the chain, read in
-    ``conn``'s transaction; a sequence number with no event after it has no entry. One pass
-    over the chain from the lowest of ``seqs`` on."""
-    pending = sorted(set(seqs))
-    if not pending:
-        return {}
-    floors: dict[int, datetime] = {}
-    last: tuple[int, datetime] | None = None
-    for seq, at, _ in _descending(conn, pending[0]):
-        while pending and pending[-1] >= seq:
-            wanted = pending.pop()
-            if last is not None:
-                floors[wanted] = last[1]
-        if at is not None and (last is None or at < last[1]):
-            last = (seq, at)
-    for wanted in pending:
-        if last is not None:
-            floors[wanted] = last[1]
-    return floors
 
 
 def stamps_ahead(conn: Connection, tolerance: timedelta = STAMP_TOLERANCE) -> list[StampAhead]:

@@ -51,9 +51,9 @@ def verify(
     Then cross-check the approvals and exceptions tables with the chain: a row no audit event
     records as it stands, or an event whose row is gone, fails verification too (by id).
 
-    Events stamped later than an event after them by more than --clock-tolerance (a clock set
-    ahead, then corrected) are named in a warning, which does not fail verification: the
-    chain's order stands, and approvals are judged from the later event's stamp.
+    Events stamped later than an event after them by more than --clock-tolerance (one of the
+    two clocks was wrong) are named in a warning, which does not fail verification: the chain's
+    order stands, and each approval is still judged by its own stamp.
     """
     from mintaka.governance.records import check_records
 
@@ -111,8 +111,8 @@ def _print_stamps_ahead(ahead: list[StampAhead], tolerance: timedelta) -> None:
     """Warn of the events stamped later than a later event by more than ``tolerance``."""
     console.print(
         f"[yellow]warning[/]: {len(ahead)} event(s) stamped more than {_span(tolerance)} "
-        "later than an event recorded after them (a clock set ahead, then corrected): "
-        "approvals among them are judged from the later event's stamp"
+        "later than an event recorded after them (a clock set ahead, or one behind): "
+        "approvals are judged by their own stamps all the same"
     )
     table(
         "events stamped ahead of a later event",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field
@@ -70,16 +69,6 @@ class Approval(Record):
     role: str
     at: AwareDatetime
     comment: str = ""
-    corrected_at: AwareDatetime | None = None
-    """Set where the audit chain shows ``at`` was stamped ahead: the earliest stamp of an event
-    recorded after this approval, when earlier than ``at`` (a clock set ahead when it was given
-    and corrected since)."""
-
-    @property
-    def effective_at(self) -> datetime:
-        """The instant every judgement of this approval counts from (its age, whether it stands
-        and counts yet): ``at``, unless the chain corrected it (``corrected_at``)."""
-        return self.at if self.corrected_at is None else min(self.at, self.corrected_at)
 
 
 class PolicyDecision(Record):

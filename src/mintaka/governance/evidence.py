@@ -770,8 +770,7 @@ def _build_pack(platform: Platform, ref: str) -> Pack:
             "comment": a.comment,
             "artifact_digest": a.artifact_digest,
             "current": a.artifact_digest == version.artifact_digest,
-            "effective_at": a.effective_at.isoformat(),
-            "counts": governance.approval_counts(version, a, as_of, policy=policy),
+            "counts": governance.approval_counts(version, a, as_of, policy=policy, by_chain=True),
             "independent": a.approver.name not in registrants,
             "recorded": True,
         }
@@ -847,6 +846,7 @@ def _build_pack(platform: Platform, ref: str) -> Pack:
         policy=policy,
         approvals=counted,
         exceptions=granted,
+        by_chain=True,
     ).model_dump(mode="json")
 
     pack: Pack = {
@@ -970,7 +970,6 @@ def _unrecorded(approval: Approval, version: ModelVersion) -> dict[str, Any]:
         "authenticated": approval.approver.authenticated,
         "role": approval.role,
         "at": approval.at.isoformat(),
-        "effective_at": approval.at.isoformat(),
         "comment": approval.comment,
         "artifact_digest": approval.artifact_digest,
         "current": approval.artifact_digest == version.artifact_digest,

@@ -175,14 +175,14 @@ def entry_for(
     policy: Policy | None = None,
     approvals: Sequence[Approval] | None = None,
     exceptions: Sequence[PolicyException] | None = None,
+    by_chain: bool = False,
 ) -> InventoryEntry:
     """The inventory entry of one version, judged at ``now`` by ``policy`` (the one in force, by
     default): its tier's controls and which approvals count; ``production`` names the production
     aliases to judge by (``policy``'s, by default); ``approvals`` and ``exceptions``, the ones
     the audit chain records for it, when the caller read them already
-    (for many versions at once). Approvals are judged from their effective time
-    (``Approval.effective_at``), so every one recorded before the chain's head counts as of the
-    head's time, however its own clock stood."""
+    (for many versions at once). ``by_chain``: ``now`` is the time of the chain's head and every
+    approval is recorded before it, so one stamped later (a clock stepped back) counts there."""
     governance = platform.governance
     policy = policy or governance.policy
     controls = policy.controls(version.risk_tier)
@@ -195,9 +195,11 @@ def entry_for(
     current = [
         a
         for a in recorded
-        if a.artifact_digest == version.artifact_digest and a.effective_at <= now
+        if a.artifact_digest == version.artifact_digest and (by_chain or a.at <= now)
     ]
-    signing = governance.counting_approvals(version, now, policy=policy, given=recorded)
+    signing = governance.counting_approvals(
+        version, now, policy=policy, given=recorded, by_chain=by_chain
+    )
     approved_at = max(signing.values(), default=None)
     days = controls.revalidation_days
     due = None
@@ -237,7 +239,7 @@ def entry_for(
             {
                 a.approver.name
                 for a in current
-                if governance.approval_counts(version, a, now, policy=policy)
+                if governance.approval_counts(version, a, now, policy=policy, by_chain=by_chain)
             }
         ),
         approvals_total=len({a.approver.name for a in current}),

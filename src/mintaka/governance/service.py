@@ -25,7 +25,6 @@ from sqlalchemy import ColumnElement, Connection, and_, or_, select
 
 from mintaka.audit.chain import columns_from_canonical
 from mintaka.audit.stamps import instant as _instant
-from mintaka.audit.stamps import later_floors
 from mintaka.capabilities import Capability
 from mintaka.domain.audit import AuditEvent
 from mintaka.domain.governance import (
@@ -225,15 +224,10 @@ class GovernanceService:
         """Each of ``versions``' approval rows (by version id), split into those a
         ``model.approve`` event of the version records as they stand (see ``_records``) and the
         rest; one query for the rows and one for the events, however many versions. They are
-        read in ``conn``'s transaction when given, else in a read snapshot of their own.
-
-        A recorded approval is judged from its effective time: no later than the stamp of any
-        event after the first one recording it in the chain (``corrected_at``), so that a
-        clock set ahead when it was given, then corrected, neither keeps it young nor keeps it
-        standing until that future instant (:mod:`mintaka.audit.stamps`)."""
+        read in ``conn``'s transaction when given, else in a read snapshot of their own."""
         by_ref = {v.ref: v for v in versions}
         rows_query = select(approvals).order_by(approvals.c.at)
-        events_query = select(audit_events.c.seq, audit_events.c.canonical).where(
+        events_query = select(audit_events.c.canonical).where(
             audit_events.c.action == "model.approve"
         )
         if len(by_ref) <= _IN_LIST_MAX:
@@ -242,8 +236,7 @@ class GovernanceService:
         with nullcontext(conn) if conn is not None else self.platform.store.read() as reader:
             rows = reader.execute(rows_query).all()
             signed = reader.execute(events_query).all()
-            floors = later_floors(reader, (int(event.seq) for event in signed))
-        recorded: dict[tuple[str, str], list[tuple[int, str, datetime, dict[str, Any]]]] = {}
+        recorded: dict[tuple[str, str], list[tuple[str, datetime, dict[str, Any]]]] = {}
         for event in signed:
             body = event_body(event.canonical)
             details = event_details(event.canonical)
@@ -251,7 +244,7 @@ class GovernanceService:
             subject = str(body.get("subject"))
             signs = body.get("action") == "model.approve" and subject in by_ref
             if details is not None and at is not None and signs:
-                entry = (int(event.seq), str(body.get("actor")), at, details)
+                entry = (str(body.get("actor")), at, details)
                 recorded.setdefault((subject, str(details.get("approval"))), []).append(entry)
         grouped: dict[str, list[Any]] = {}
         for row in rows:
@@ -261,19 +254,8 @@ class GovernanceService:
             backed, unbacked = split[version.id]
             for approval in self._approvals_of(version, grouped.get(version.id, [])):
                 events = recorded.get((version.ref, approval.id), [])
-                recording = [
-                    seq
-                    for seq, actor, at, details in events
-                    if _records(approval, actor, at, details)
-                ]
-                if not recording:
-                    unbacked.append(approval)
-                    continue
-                floor = floors.get(min(recording))
-                corrected = floor is not None and floor < approval.at
-                backed.append(
-                    approval.model_copy(update={"corrected_at": floor}) if corrected else approval
-                )
+                matched = any(_records(approval, *event) for event in events)
+                (backed if matched else unbacked).append(approval)
         return split
 
     @staticmethod
@@ -343,7 +325,7 @@ class GovernanceService:
         standing = self._standing(version, self.identity.name)
         if standing and all(c.met for c in checks):
             self._project_approval(version)
-            return max(standing, key=lambda a: a.effective_at)
+            return max(standing, key=lambda a: a.at)
         decision = self.decide("model.approve", version.ref, checks)
         now = self.platform._now()
         approval = Approval(
@@ -361,7 +343,7 @@ class GovernanceService:
             self.platform.audit.lock(conn)
             standing = self._standing(version, self.identity.name, conn)
             if standing and all(c.met for c in checks):
-                approval = max(standing, key=lambda a: a.effective_at)
+                approval = max(standing, key=lambda a: a.at)
             else:
                 events.append(self._record_approval(conn, version, approval, decision))
         self.platform._after_commit(events)
@@ -592,18 +574,19 @@ class GovernanceService:
         *,
         policy: Policy | None = None,
         given: Sequence[Approval] | None = None,
+        by_chain: bool = False,
     ) -> dict[str, datetime]:
         """The approvers whose sign-off of ``version``'s current bytes counts at ``at`` under
-        ``policy``, the one in force by default (role, authentication), each with the effective
-        time of their latest one (``Approval.effective_at``); how old it may be
-        (``revalidation_days``) is left to the caller. ``given``: the version's recorded
-        approvals, when the caller read them already."""
+        ``policy``, the one in force by default (role, authentication), each with the time of
+        their latest one; how old it may be (``revalidation_days``) is left to the caller.
+        ``given``: the version's recorded approvals, when the caller read them already;
+        ``by_chain``: as for :meth:`approval_counts`."""
         judge = policy or self.policy
         latest: dict[str, datetime] = {}
         for a in self.approvals(version) if given is None else given:
-            if _signs_off(a, version, judge, at):
-                name, since = a.approver.name, a.effective_at
-                latest[name] = max(latest.get(name, since), since)
+            if _signs_off(a, version, judge, at, by_chain=by_chain):
+                name = a.approver.name
+                latest[name] = max(latest.get(name, a.at), a.at)
         return latest
 
     def approval_counts(
@@ -613,19 +596,20 @@ class GovernanceService:
         at: datetime,
         *,
         policy: Policy | None = None,
+        by_chain: bool = False,
     ) -> bool:
         """Whether the promotion gate counts ``approval`` of ``version`` at ``at`` under
         ``policy`` (the one in force by default): these bytes, an approver role the approver
         still holds, authenticated where the tier asks, within ``revalidation_days``.
 
-        It counts, and ages, from its effective time (``Approval.effective_at``): its own
-        stamp, or the earliest stamp of an event after it in the audit chain where that is
-        earlier. So an approval recorded before the chain's head counts as of the head's time
-        (an evidence pack's), however its own clock stood."""
+        ``by_chain``: ``approval`` is known to be recorded before the point judged in chain
+        order (an evidence pack stated as of the chain's head), so it counts there even when
+        stamped later than ``at`` by a clock that has stepped back since; its age is then
+        none. Otherwise it counts from its own time on."""
         judge = policy or self.policy
         days = judge.controls(version.risk_tier).revalidation_days
-        return _signs_off(approval, version, judge, at) and (
-            days is None or at - approval.effective_at <= timedelta(days=days)
+        return _signs_off(approval, version, judge, at, by_chain=by_chain) and (
+            days is None or at - approval.at <= timedelta(days=days)
         )
 
     def _counting(self, version: ModelVersion) -> list[Approval]:
@@ -637,15 +621,14 @@ class GovernanceService:
         self, version: ModelVersion, approver: str, conn: Connection | None = None
     ) -> list[Approval]:
         """``approver``'s approvals of ``version``'s current bytes that count now, or would
-        count at their effective time when that is after now (the clock stepped back since,
-        and nothing recorded after them yet): one approval per person per digest while it
-        stands, whichever way the clock moved. Read in ``conn``'s transaction when given."""
+        count at their own time when stamped after now (the clock stepped back since): one
+        approval per person per digest while it stands, whichever way the clock moved. Read in
+        ``conn``'s transaction when given."""
         now = self.platform._now()
         return [
             a
             for a in self.approval_split([version], conn)[version.id][0]
-            if a.approver.name == approver
-            and self.approval_counts(version, a, max(now, a.effective_at))
+            if a.approver.name == approver and self.approval_counts(version, a, max(now, a.at))
         ]
 
     def _current_approvers(self, version: ModelVersion) -> set[str]:
@@ -985,16 +968,18 @@ def _grants(exception: PolicyException, actor: str, given: Mapping[str, Any]) ->
     )
 
 
-def _signs_off(approval: Approval, version: ModelVersion, policy: Policy, at: datetime) -> bool:
+def _signs_off(
+    approval: Approval, version: ModelVersion, policy: Policy, at: datetime, *, by_chain: bool
+) -> bool:
     """Whether ``approval`` signs off ``version``'s current bytes under ``policy`` at ``at``
-    (its age against ``revalidation_days`` aside): given by then (its effective time). The
-    role it was given in must still be one of the tier's approver roles and still be held by
-    the approver under ``policy``: a role taken away takes the approvals given in it out of
-    the count."""
+    (its age against ``revalidation_days`` aside). The role it was given in must still be one
+    of the tier's approver roles and still be held by the approver under ``policy``: a role
+    taken away takes the approvals given in it out of the count. Given ``by_chain`` (recorded
+    before the point judged, in chain order), its own time does not keep it out."""
     controls = policy.controls(version.risk_tier)
     return (
         approval.artifact_digest == version.artifact_digest
-        and approval.effective_at <= at
+        and (by_chain or approval.at <= at)
         and approval.role in controls.approver_roles
         and approval.role in policy.roles_of(approval.approver.name)
         and (not controls.require_authenticated_approvers or approval.approver.authenticated)
