@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
@@ -122,3 +123,25 @@ def test_audit_log_names_an_event_whose_bytes_were_edited(
     assert "Traceback" not in out + err
     code, out, _ = cli(capsys, "--home", str(home), "audit", "log", "--subject", "s2")
     assert (code, out.count("x.y")) == (0, 1)  # the other events still list
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e20", "-1", "3153600001"])
+def test_a_clock_tolerance_beyond_a_hundred_years_or_not_finite_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, value: str
+) -> None:
+    home = _home_with_events(capsys, tmp_path)
+    code, _, err = cli(capsys, "--home", str(home), "audit", "verify", "--clock-tolerance", value)
+    assert code == 2
+    assert "--clock-tolerance" in err
+    assert "3153600000" in err
+
+
+def test_a_clock_tolerance_of_a_hundred_years_is_taken(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    home = _home_with_events(capsys, tmp_path)
+    code, out, _ = cli(
+        capsys, "--home", str(home), "audit", "verify", "--json", "--clock-tolerance", "3153600000"
+    )
+    assert code == 0
+    assert json.loads(out)["clock_tolerance_seconds"] == 3153600000

@@ -23,6 +23,9 @@ from mintaka.store.schema import audit_events
 STAMP_TOLERANCE = timedelta(minutes=5)
 """How far an event's stamp may be later than a later event's before verification warns."""
 
+MAX_STAMP_TOLERANCE = timedelta(days=36500)
+"""The largest tolerance `audit verify --clock-tolerance` takes: a hundred years."""
+
 
 class StampAhead(Record):
     """An event (``seq``, stamped ``at``) whose stamp is later than that of the event

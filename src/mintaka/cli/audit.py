@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from mintaka.audit.stamps import STAMP_TOLERANCE, StampAhead
+from mintaka.audit.stamps import MAX_STAMP_TOLERANCE, STAMP_TOLERANCE, StampAhead
 from mintaka.cli.output import console, emit_json, table
 from mintaka.cli.state import platform
 from mintaka.errors import ValidationError
@@ -21,6 +22,15 @@ if TYPE_CHECKING:
 app = typer.Typer(help="The audit trail.", no_args_is_help=True)
 
 DEFAULT_LOG_LIMIT = 50
+
+
+def _clock_tolerance(seconds: float) -> float:
+    """``--clock-tolerance`` as given: a finite number of seconds from 0 up to
+    ``MAX_STAMP_TOLERANCE`` (a usage error otherwise, not a crash in ``timedelta``)."""
+    most = MAX_STAMP_TOLERANCE.total_seconds()
+    if not (math.isfinite(seconds) and 0 <= seconds <= most):
+        raise typer.BadParameter(f"must be a number of seconds from 0 to {most:.0f}, not {seconds}")
+    return seconds
 
 
 @app.command("verify")
@@ -38,7 +48,7 @@ def verify(
         float,
         typer.Option(
             "--clock-tolerance",
-            min=0,
+            callback=_clock_tolerance,
             help="Warn of events stamped later than a later event by more than these seconds.",
         ),
     ] = STAMP_TOLERANCE.total_seconds(),
