@@ -24,7 +24,7 @@ AHEAD = timedelta(days=90)
 
 @pytest.fixture
 def home(governed_home: Callable[[str], Path]) -> Path:
-    return governed_home(APPROVERS)
+    return governed_home(APPROVERS + '"sam" = ["model-risk"]\n')
 
 
 @pytest.fixture
@@ -81,6 +81,24 @@ def test_an_approval_stamped_ahead_counts_and_ages_from_its_own_stamp(
     assert dana.governance.counting_approvals(version, clock.now()).keys() == {"rita", "raj"}
     [entry] = inventory(dana)
     assert (entry.approvals, entry.approved_at, entry.overdue) == (1, corrected + AHEAD, True)
+
+
+def test_another_approver_approving_after_the_clock_is_fixed_counts_at_once(
+    as_: Callable[[str], Platform], high: str, clock: ManualClock
+) -> None:
+    """What governance.md tells an operator whom ``audit verify`` warns of an approval stamped
+    ahead: its approver approving again records nothing, another model-risk approver counts."""
+    _approved_ahead(as_, high, clock)
+    dana = as_("dana")
+    assert [a.seq for a in dana.audit.stamps_ahead()]  # the warning
+    rita = as_("rita")
+    version = rita.get_model_version(high)
+    [first] = [a for a in rita.governance.approvals(version) if a.approver.name == "rita"]
+    assert rita.governance.approve(high).id == first.id
+    with pytest.raises(PolicyViolation, match="approvals: 1 of 2"):
+        dana.set_alias("credit", "champion", 1)
+    as_("sam").governance.approve(high)
+    assert dana.set_alias("credit", "champion", 1).aliases == ("champion",)
 
 
 def test_an_approval_stamped_ahead_stands_until_it_lapses_by_its_own_stamp(
