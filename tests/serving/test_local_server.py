@@ -560,6 +560,50 @@ def test_a_blue_green_challenger_refusing_what_the_baseline_answered_is_rolled_b
     assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 100, "green": 0}
 
 
+@pytest.mark.parametrize(
+    "before",
+    [
+        [],
+        [{"a": 1.0}],  # one request, refused: a share of 1.0
+        [{"a": 1.0}, row(0)],  # two, one refused: a share of 0.5
+    ],
+)
+def test_a_blue_green_challenger_refusing_all_is_rolled_back_after_a_small_sample_before(
+    served: Served, tmp_path: Path, before: list[dict[str, float]]
+) -> None:
+    """The baseline answered fewer requests before the switch than the SLA's ``min_requests``:
+    that sample is no measure of the clients' bad requests, and every refusal of the new route
+    counts."""
+    plat, server = served
+    _register_needing_a_feature_clients_do_not_send(plat, tmp_path)
+    plat.serving.deploy("scoring", "credit:4", route="green")
+    for inputs in before:
+        post(server, {"inputs": inputs})
+    server.predlog.flush()
+    plat.clock.advance(1)  # type: ignore[attr-defined]
+    plan = TrafficPlan(
+        endpoint="scoring",
+        strategy=RolloutStrategy.BLUE_GREEN,
+        steps=[TrafficStep(weights={"green": 100}, bake_seconds=60)],
+        sla=SLA(max_error_rate=0.01, min_requests=5),
+    )
+
+    def wait(seconds: float) -> None:  # every request well-formed for the clients
+        server.reload()
+        for i in range(100):
+            post(server, {"inputs": row(i)})
+        server.predlog.flush()
+        plat.clock.advance(seconds)  # type: ignore[attr-defined]
+
+    result = RolloutController(plat, wait=wait).run(plan)
+    assert not result.promoted
+    assert result.breaches == (
+        "green: error rate 1.0000 > 0.01 (counting 100 requests refused as invalid beyond the "
+        "share 0.0000 the baseline refused)",
+    )
+    assert plat.serving.get_endpoint("scoring").traffic.weights == {"blue": 100, "green": 0}
+
+
 def _shadow_plan(sla: SLA) -> TrafficPlan:
     return TrafficPlan(
         endpoint="scoring",

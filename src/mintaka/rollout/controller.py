@@ -461,7 +461,7 @@ class RolloutController:
                 measured = refusals_of(metrics, baseline.intersection(live))
                 if measured is None and index == 1:
                     measured = self._refusals_before(
-                        plan.endpoint, baseline, started, step.bake_seconds
+                        plan.endpoint, baseline, started, step.bake_seconds, plan.sla
                     )
                 self._check_untouched(plan.endpoint, ours, index)
                 refusals = refusals if measured is None else measured
@@ -505,19 +505,29 @@ class RolloutController:
         return result
 
     def _refusals_before(
-        self, endpoint: str, baseline: Collection[str], started: datetime, seconds: float
+        self,
+        endpoint: str,
+        baseline: Collection[str],
+        started: datetime,
+        seconds: float,
+        sla: SLA,
     ) -> Refusals | None:
         """The requests the ``baseline`` routes refused as invalid in the ``seconds`` before the
         rollout ``started``, of those they answered: the clients' own bad requests, measured
         before the switch, for a step judged before any baseline route took traffic in one (the
-        first step of a blue-green plan). None when they answered none then (or the window is
-        empty)."""
+        first step of a blue-green plan). None when they answered fewer than the SLA's
+        ``min_requests`` then (at least one), or the window is empty: a sample the SLA would not
+        verify a route on (a single refused request, say) is no measure of the clients' bad
+        requests either."""
         if not baseline or seconds <= 0:
             return None
         before = self.platform.serving.endpoint_metrics(
             endpoint, started - timedelta(seconds=seconds), started
         )
-        return refusals_of(before, baseline)
+        measured = refusals_of(before, baseline)
+        if measured is None or measured.answered < max(sla.min_requests, 1):
+            return None
+        return measured
 
     def _gate_rollback(self, endpoint: Endpoint, target: TrafficMap) -> None:
         gate_rollback(self.platform, endpoint, target)
