@@ -4,6 +4,9 @@ import hashlib
 import json
 import math
 import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,6 +17,8 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from mintaka import files
+from mintaka.serving import predlog
 from mintaka.serving.predlog import Prediction, PredictionLog, input_digest
 from mintaka.store import Store
 from mintaka.store.schema import predictions
@@ -256,3 +261,57 @@ def test_spilled_predictions_are_replayed_a_batch_per_write_and_survive_a_failin
     assert _stored(store) == ["p0", "p1", "p2", "p3", "p4"]
     assert list(tmp_path.glob("predictions-spill*")) == []
     store.dispose()
+
+
+def test_a_log_takes_the_spill_file_aside_only_after_another_log_has_appended_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two servers on one home: A, its store back, replays the spill file while B, its store
+    write failing, is appending a batch to it. A waits for B's batch, and stores it too."""
+    db = f"sqlite:///{tmp_path / 'store.db'}"
+    store_a, store_b = Store(db), Store(db)
+    spill = tmp_path / "predictions-spill.jsonl"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    outage_a, outage_b = _Outage(store_a, monkeypatch), _Outage(store_b, monkeypatch)
+    a = PredictionLog(store_a, interval=10.0, spill=spill)
+    b = PredictionLog(store_b, interval=10.0, spill=spill)
+    outage_a.down = outage_b.down = True
+    a.append(_predictions(range(1), at)[0])
+    a.flush()  # A spills p0
+    outage_a.down = False  # the store takes A's writes again, B's still fail
+    waiting = threading.Event()  # A's writer waits for the spill file's lock
+
+    @contextmanager
+    def watched(path: Path, **options: bool) -> Iterator[bool]:
+        if threading.current_thread() is a._thread:
+            waiting.set()
+        with files.file_lock(path, **options) as held:  # type: ignore[arg-type]
+            yield held
+
+    monkeypatch.setattr(predlog, "file_lock", watched, raising=False)
+
+    def replayed_by_a() -> None:
+        a.append(_predictions(range(100, 101), at)[0])
+        a.flush()  # A writes p100, then takes the spill file aside and replays it
+
+    replay = threading.Thread(target=replayed_by_a)
+
+    class Spilled(Prediction):
+        def record(self) -> dict[str, object]:
+            if not replay.is_alive() and not waiting.is_set() and replay.ident is None:
+                replay.start()  # while B holds the spill file open for appending
+                while replay.is_alive() and not waiting.is_set():
+                    replay.join(0.001)
+            return super().record()
+
+    for i in range(1, 6):
+        b.append(Spilled(*_predictions(range(i, i + 1), at)[0]))
+    b.flush()  # B spills p1 to p5
+    replay.join()
+    a.close()
+    b.close()
+    PredictionLog(store_a, spill=spill).close()  # the next start replays whatever is kept
+    assert _stored(store_a) == ["p0", "p1", "p100", "p2", "p3", "p4", "p5"]
+    assert list(tmp_path.glob("predictions-spill*")) == []
+    store_a.dispose()
+    store_b.dispose()

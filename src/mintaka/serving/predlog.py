@@ -14,7 +14,9 @@ on that spill file (the next server start), before it writes anything new. A spi
 removed once every record it holds is stored. A record the store refuses for what it holds (a
 value its columns do not take) is found by halving the batch, and only it is kept aside, in the
 refused file beside the spill file (``predictions-spill.refused.jsonl``), never replayed: the
-rest of its batch is written.
+rest of its batch is written. Logs of several servers on one home share the spill file: each
+appends to it, and takes it aside, only holding the lock file beside it
+(``.predictions-spill.jsonl.lock``), so none takes aside a file another is appending to.
 
 Logged inputs and outputs are JSON every store takes: a number JSON has no form for (NaN,
 infinity) or a value it has no type for is stored as its text (:func:`json_safe`).
@@ -39,6 +41,7 @@ import rfc8785
 from sqlalchemy import select
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from mintaka.files import file_lock
 from mintaka.store import Store
 from mintaka.store.schema import predictions
 
@@ -304,8 +307,9 @@ class PredictionLog:
         after those a replay left (interrupted, or stopped with the store failing)."""
         assert self.spill is not None
         spill = self.spill
-        if spill.exists():
-            spill.replace(spill.with_name(f"{spill.name}.{time.time_ns()}.replaying"))
+        with file_lock(self._spill_lock):  # never while another log appends to it
+            if spill.exists():
+                spill.replace(spill.with_name(f"{spill.name}.{time.time_ns()}.replaying"))
         taken = sorted(spill.parent.glob(f"{spill.name}.*.replaying"))
         return taken[0] if taken else None
 
@@ -333,6 +337,14 @@ class PredictionLog:
                     if line.strip():
                         log.error("%s has a line that is not a prediction record; skipped", path)
         return list(records.values()), offset
+
+    @property
+    def _spill_lock(self) -> Path:
+        """The lock file beside the spill file, held while a log appends to the spill file and
+        while one takes it aside for replay: another server on the same home appending to a file
+        taken aside (and removed once replayed) would lose what it appends."""
+        assert self.spill is not None
+        return self.spill.with_name(f".{self.spill.name}.lock")
 
     @property
     def refused(self) -> Path | None:
@@ -415,7 +427,7 @@ class PredictionLog:
         left = [prediction for part in parts for prediction in part]
         log.error("could not write %d predictions to the store: %s", len(left), error)
         if self.spill is not None:
-            with self.spill.open("a") as handle:
+            with file_lock(self._spill_lock), self.spill.open("a") as handle:
                 for prediction in left:
                     handle.write(json.dumps(prediction.record(), default=str) + "\n")
             self._spilled = True
