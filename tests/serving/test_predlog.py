@@ -315,3 +315,35 @@ def test_a_log_takes_the_spill_file_aside_only_after_another_log_has_appended_to
     assert list(tmp_path.glob("predictions-spill*")) == []
     store_a.dispose()
     store_b.dispose()
+
+
+def test_a_refused_record_is_kept_aside_once_when_a_replay_that_kept_it_is_interrupted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails right after a live replay kept a refused record aside, and the server
+    stops: the next start replays the file taken aside from its start, meeting that record
+    again."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    spill = tmp_path / "predictions-spill.jsonl"
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    spilled = [*_predictions(range(4), at), _refused_by_the_store(4, at)]
+    log, outage = _spilled_while_down(
+        store, spill, monkeypatch, [*spilled, *_predictions(range(5, 8), at)]
+    )
+    keep = PredictionLog._keep_refused
+
+    def keep_then_fail(self: PredictionLog, record: dict[str, object], exc: Exception) -> None:
+        keep(self, record, exc)
+        outage.down = True  # the store goes away again mid-replay
+
+    monkeypatch.setattr(PredictionLog, "_keep_refused", keep_then_fail)
+    outage.down = False
+    log.flush()  # p0 to p3 stored, p4 kept aside, then the store fails
+    log.close()
+    monkeypatch.setattr(PredictionLog, "_keep_refused", keep)
+    outage.down = False
+    PredictionLog(store, spill=spill).close()  # the next start replays the rest
+    assert _stored(store) == ["p0", "p1", "p2", "p3", "p5", "p6", "p7"]
+    refused = (tmp_path / "predictions-spill.refused.jsonl").read_text().splitlines()
+    assert [json.loads(line)["id"] for line in refused] == ["p4"]
+    store.dispose()

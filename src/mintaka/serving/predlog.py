@@ -13,7 +13,7 @@ each such write, so a long spill never holds up new predictions; and whole by th
 on that spill file (the next server start), before it writes anything new. A spill file is
 removed once every record it holds is stored. A record the store refuses for what it holds (a
 value its columns do not take) is found by halving the batch, and only it is kept aside, in the
-refused file beside the spill file (``predictions-spill.refused.jsonl``), never replayed: the
+refused file beside the spill file (``predictions-spill.refused.jsonl``, once), never replayed: the
 rest of its batch is written. Logs of several servers on one home share the spill file: each
 appends to it, and takes it aside, only holding the lock file beside it
 (``.predictions-spill.jsonl.lock``), so none takes aside a file another is appending to.
@@ -491,17 +491,38 @@ class PredictionLog:
         return added
 
     def _keep_refused(self, record: dict[str, Any], exc: Exception) -> None:
-        """Keep aside one record the store refused, saying which and why."""
+        """Keep aside one record the store refused, saying which and why; once: a replay
+        interrupted after keeping it (the store failing, the server stopping) reads the file it
+        replays from the start again, and meets the record again."""
         reason = str(exc.__cause__ or exc).splitlines()[0]
         path = self.refused
         if path is None:
             log.error("the store refused prediction %s, dropped: %s", record.get("id"), reason)
             return
-        with path.open("a") as handle:
-            handle.write(json.dumps(record, default=str) + "\n")
+        with file_lock(self._spill_lock):
+            if str(record.get("id")) in _kept_ids(path):
+                return
+            with path.open("a") as handle:
+                handle.write(json.dumps(record, default=str) + "\n")
         log.error(
             "the store refused prediction %s, kept in %s (not replayed): %s",
             record.get("id"),
             path,
             reason,
         )
+
+
+def _kept_ids(path: Path) -> set[str]:
+    """The ids of the records file ``path`` holds (none when there is no such file)."""
+    ids = set()
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        return set()
+    with handle:
+        for line in handle:
+            try:
+                ids.add(str(json.loads(line)["id"]))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return ids
