@@ -2,14 +2,17 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import sys
 from pathlib import Path
+from types import FrameType
+from typing import Any
 from urllib.parse import quote
 
 import pytest
 from sqlalchemy import make_url, text
 
 from mintaka.errors import StoreError
-from mintaka.store import Store
+from mintaka.store import Store, engine
 from mintaka.store.engine import Sql, sqlite_file, url_in_home
 
 
@@ -86,6 +89,44 @@ def test_a_write_takes_the_write_lock_before_reading(store: Store, tmp_path: Pat
     other.execute("BEGIN IMMEDIATE")
     other.execute("ROLLBACK")
     other.close()
+
+
+class _Stopped(BaseException):
+    """What a signal handler raises (SIGTERM stopping a rollout, say)."""
+
+
+def test_an_exception_right_after_begin_leaves_no_write_lock_held(tmp_path: Path) -> None:
+    """An exception landing once BEGIN IMMEDIATE has taken the write lock, before the write's
+    block is entered, ends the transaction: the connection its traceback keeps alive holds no
+    lock that would keep every other writer waiting."""
+    store = Store(f"sqlite:///{tmp_path / 'store.db'}")
+    enter = engine._DriverTransaction.__enter__.__code__
+
+    def after_begin(frame: FrameType, event: str, _arg: Any) -> Any:
+        driver = frame.f_locals.get("driver")
+        if event == "line" and driver is not None and driver.in_transaction:
+            sys.settrace(None)
+            raise _Stopped
+        return after_begin
+
+    def tracer(frame: FrameType, _event: str, _arg: Any) -> Any:
+        return after_begin if frame.f_code is enter else None
+
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(_Stopped) as stopped, store.write():
+            pass
+    finally:
+        sys.settrace(None)
+    other = sqlite3.connect(tmp_path / "store.db", timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # not "database is locked"
+    other.execute("ROLLBACK")
+    other.close()
+    assert stopped.value.__traceback__ is not None  # kept alive until here
+    with store.write() as conn:
+        _insert(conn, "a")
+    assert _models(store) == ["a"]
+    store.dispose()
 
 
 def test_a_read_is_a_snapshot_while_another_write_commits(store: Store) -> None:

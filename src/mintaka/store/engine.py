@@ -425,22 +425,25 @@ class _DriverTransaction:
             if mapped is None:
                 raise
             raise mapped from exc
-        driver = conn.connection.driver_connection
         try:
-            driver.execute(self._begin)  # type: ignore[union-attr]
-        except sqlite3.Error as exc:
-            conn.close()
-            if "locked" in str(exc):
-                raise StoreError(
-                    f"the store is busy: another process held its write lock longer than "
-                    f"{BUSY_TIMEOUT_MS // 1000} s ({exc}); try again"
-                ) from exc
-            raise StoreError(f"the store cannot begin a transaction: {exc}") from exc
+            driver = conn.connection.driver_connection
+            try:
+                driver.execute(self._begin)  # type: ignore[union-attr]
+            except sqlite3.Error as exc:
+                if "locked" in str(exc):
+                    raise StoreError(
+                        f"the store is busy: another process held its write lock longer than "
+                        f"{BUSY_TIMEOUT_MS // 1000} s ({exc}); try again"
+                    ) from exc
+                raise StoreError(f"the store cannot begin a transaction: {exc}") from exc
+            self._conn = conn
+            self._driver = driver
         except BaseException:
-            conn.close()
+            # Anything raised once the transaction may have begun (Ctrl-C, or a signal handler's
+            # exception, landing right after BEGIN) ends it here: no block will, and a held
+            # connection would keep SQLite's write lock from every other writer.
+            _discard(conn)
             raise
-        self._conn = conn
-        self._driver = driver
         return conn
 
     def __exit__(
@@ -457,6 +460,18 @@ class _DriverTransaction:
         mapped = None if error is None else _store_error(error, engine)
         if mapped is not None:
             raise mapped from error
+
+
+def _discard(conn: Connection) -> None:
+    """Roll back the transaction ``conn`` may be in, and close it."""
+    try:
+        driver = conn.connection.driver_connection
+        if driver is not None and driver.in_transaction:
+            driver.execute("ROLLBACK")
+    except Exception:  # closing it ends the transaction all the same
+        conn.invalidate()
+    finally:
+        conn.close()
 
 
 @lru_cache(maxsize=512)
