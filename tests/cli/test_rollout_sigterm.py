@@ -78,13 +78,17 @@ def test_sigterm_mid_bake_restores_the_starting_traffic_and_exits_143(
 def test_a_second_sigterm_does_not_interrupt_the_restore_the_first_set_off() -> None:
     from mintaka.cli.serving import RolloutTerminated, _sigterm_stops_rollout
 
+    restored = []
+
     def terminated_twice() -> None:
         try:
             signal.raise_signal(signal.SIGTERM)
-        finally:
+        finally:  # the restore the first one set off
             signal.raise_signal(signal.SIGTERM)  # ignored: the first one is being handled
+            restored.append(True)
 
     before = signal.getsignal(signal.SIGTERM)
     with _sigterm_stops_rollout(), pytest.raises(RolloutTerminated):
         terminated_twice()
+    assert restored == [True]
     assert signal.getsignal(signal.SIGTERM) == before
