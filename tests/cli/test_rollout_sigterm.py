@@ -92,3 +92,82 @@ def test_a_second_sigterm_does_not_interrupt_the_restore_the_first_set_off() -> 
         terminated_twice()
     assert restored == [True]
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_sigterm_while_the_final_step_is_marked_restores_the_starting_traffic(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    make_servable: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The final step verified, SIGTERM lands while it is marked known-good: the rollout stops
+    as anywhere else, instead of leaving the endpoint in the middle of a rollout."""
+    from mintaka.serving.ops import ServingService
+
+    h = _two_routes(capsys, tmp_path / "home", make_servable)
+    marks: list[str | None] = []
+    mark = ServingService.mark_known_good
+
+    def terminated_while_marking(
+        self: ServingService, endpoint: str, *, expected: str | None = None
+    ) -> object:
+        marks.append(expected)
+        if len(marks) == 2:  # the final mark, after the last step was verified
+            signal.raise_signal(signal.SIGTERM)
+        return mark(self, endpoint, expected=expected)
+
+    monkeypatch.setattr(ServingService, "mark_known_good", terminated_while_marking)
+    monkeypatch.setattr(time, "sleep", lambda _seconds: None)
+    code, _, err = cli(
+        capsys, *h, "rollout", "api", "--to", "green", "--bake", "30", "--min-requests", "0"
+    )
+    monkeypatch.undo()
+    assert len(marks) == 2
+    assert code == 143, err
+    assert "rollout stopped by SIGTERM; traffic now {'blue': 100, 'green': 0}" in err
+    with Platform(tmp_path / "home") as plat:
+        assert plat.serving.get_endpoint("api").traffic.weights == {"blue": 100, "green": 0}
+        history = plat.serving.deployment_history("api")
+        assert [d.reason for d in history[-2:]] == ["rollout step 3/3", STOPPED_REASON]
+        assert history[-1].known_good
+
+
+def test_sigterm_during_the_restore_ctrl_c_set_off_does_not_abandon_it(
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    make_servable: MakeArtifact,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from mintaka.serving.ops import ServingService
+
+    h = _two_routes(capsys, tmp_path / "home", make_servable)
+    set_traffic = ServingService._set_traffic
+
+    def terminated_while_restoring(
+        self: ServingService, endpoint: str, weights: dict[str, int], **options: object
+    ) -> object:
+        if options.get("action") == "endpoint.rollback":
+            signal.raise_signal(signal.SIGTERM)
+        return set_traffic(self, endpoint, weights, **options)  # type: ignore[arg-type]
+
+    sleep = time.sleep
+
+    def interrupted_while_baking(seconds: float) -> None:
+        if seconds != 30:  # not the bake
+            sleep(seconds)
+            return
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ServingService, "_set_traffic", terminated_while_restoring)
+    monkeypatch.setattr(time, "sleep", interrupted_while_baking)
+    code, _, err = cli(capsys, *h, "rollout", "api", "--to", "green", "--bake", "30")
+    monkeypatch.undo()
+    assert code == 143, err  # the SIGTERM, once the restore has ended
+    assert "rollout stopped by SIGTERM; traffic now {'blue': 100, 'green': 0}" in err
+    with Platform(tmp_path / "home") as plat:
+        assert plat.serving.get_endpoint("api").traffic.weights == {"blue": 100, "green": 0}
+        history = plat.serving.deployment_history("api")
+        assert [d.reason for d in history[-2:]] == [
+            "rollout step 1/3",
+            "rollout stopped by KeyboardInterrupt",
+        ]

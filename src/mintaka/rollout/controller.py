@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import math
+import signal
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -392,6 +394,27 @@ def gate_rollback(platform: Platform, endpoint: Endpoint, target: TrafficMap) ->
     )
 
 
+# The signals that stop a rollout (Ctrl-C, and SIGTERM under `mintaka rollout`).
+_STOPPING = frozenset({signal.SIGINT, signal.SIGTERM})
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """SIGINT and SIGTERM held back from this thread for the block, and delivered (their
+    handlers run, and what those raise is raised) as it ends: a traffic change and its record,
+    the mark of a step known-good, or the restore of the starting traffic, is not cut short
+    midway. Nested blocks deliver at the end of the outermost. Where the platform cannot hold
+    signals back (no ``pthread_sigmask``), the block runs as it is."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
 class RolloutInterrupted(Conflict):
     """Someone else changed the endpoint's traffic, or killed it, while a rollout walked it: the
     rollout stops and leaves the endpoint as they left it."""
@@ -495,12 +518,14 @@ class RolloutController:
                         },
                     )
                     return result
+            # Inside the ``try``: a stop (Ctrl-C, SIGTERM) held back while the final step is
+            # marked is delivered here and puts back the starting traffic as any other does.
+            self._mark_own(plan.endpoint, ours, len(plan.steps))
         except RolloutInterrupted:
             raise
         except BaseException as exc:
             self._restore_after_failure(plan.endpoint, start, marked, ours, pending, exc)
             raise
-        self._mark_own(plan.endpoint, ours, len(plan.steps))
         result.promoted = True
         return result
 
@@ -537,7 +562,8 @@ class RolloutController:
         change and the endpoint is not killed; otherwise the rollout stops (see
         :meth:`_check_untouched`)."""
         try:
-            return self.platform.serving.mark_known_good(endpoint, expected=ours).id
+            with signals_held():
+                return self.platform.serving.mark_known_good(endpoint, expected=ours).id
         except Conflict:
             self._check_untouched(endpoint, ours, index)
             raise
@@ -573,15 +599,16 @@ class RolloutController:
         recorded since the last check refuses it (before the backend is called, or inside the
         transaction that would record it), and the rollout stops, leaving that change alone."""
         try:
-            self.platform.serving._set_traffic(
-                plan.endpoint,
-                weights,
-                shadow=shadow,
-                shadow_percent=shadow_percent,
-                strategy=plan.strategy,
-                reason=reason,
-                follows=ours,
-            )
+            with signals_held():  # the traffic changed is recorded, or not changed
+                self.platform.serving._set_traffic(
+                    plan.endpoint,
+                    weights,
+                    shadow=shadow,
+                    shadow_percent=shadow_percent,
+                    strategy=plan.strategy,
+                    reason=reason,
+                    follows=ours,
+                )
         except Conflict:
             self._check_untouched(plan.endpoint, ours, index)
             raise
@@ -616,17 +643,18 @@ class RolloutController:
     def _restore(self, endpoint: str, traffic: TrafficMap, reason: str, *, follows: str) -> None:
         """Put ``traffic`` back on ``endpoint``, as a rollback made right after deployment
         ``follows`` (refused with ``Conflict`` once anything else was recorded since)."""
-        self.platform.serving._set_traffic(
-            endpoint,
-            traffic.weights,
-            shadow=traffic.shadow,
-            shadow_percent=traffic.shadow_percent,
-            strategy=RolloutStrategy.DIRECT,
-            reason=reason,
-            known_good=True,
-            action="endpoint.rollback",
-            follows=follows,
-        )
+        with signals_held():
+            self.platform.serving._set_traffic(
+                endpoint,
+                traffic.weights,
+                shadow=traffic.shadow,
+                shadow_percent=traffic.shadow_percent,
+                strategy=RolloutStrategy.DIRECT,
+                reason=reason,
+                known_good=True,
+                action="endpoint.rollback",
+                follows=follows,
+            )
 
     def _restore_after_failure(
         self,
@@ -642,7 +670,20 @@ class RolloutController:
         nobody else changed it since the rollout's last step. A change that the step under way
         committed before ``exc`` (Ctrl-C between the commit and reading it back) is the
         rollout's own: made by this actor with the step's reason, it directly follows the
-        rollout's last change."""
+        rollout's last change. A stop arriving meanwhile (SIGTERM after Ctrl-C, say) is held
+        back until the restore has ended, and then raised."""
+        with signals_held():
+            self._restore_stopped(endpoint, start, marked, ours, pending, exc)
+
+    def _restore_stopped(
+        self,
+        endpoint: str,
+        start: TrafficMap,
+        marked: str,
+        ours: str,
+        pending: str | None,
+        exc: BaseException,
+    ) -> None:
         try:
             last, before, current = self._latest(endpoint)
             step_committed = (
