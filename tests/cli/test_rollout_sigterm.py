@@ -4,6 +4,7 @@ the rollout started from is put back and recorded."""
 from __future__ import annotations
 
 import signal
+import sys
 import time
 from pathlib import Path
 from types import FrameType
@@ -171,3 +172,84 @@ def test_sigterm_during_the_restore_ctrl_c_set_off_does_not_abandon_it(
             "rollout step 1/3",
             "rollout stopped by KeyboardInterrupt",
         ]
+
+
+def _cleanup_lines() -> int:
+    """How many lines ``_sigterm_stops_rollout`` runs once the rollout in it has ended."""
+    from mintaka.cli.serving import _sigterm_stops_rollout
+
+    counted: list[int] = []
+    code = _sigterm_stops_rollout.__wrapped__.__code__
+
+    def tracer(frame: FrameType, event: str, _arg: object) -> object:
+        if frame.f_code is not code:
+            return None
+        counted.append(0)  # a call: the start, then the resumption after the yield
+
+        def local(frame: FrameType, event: str, _arg: object) -> object:
+            if event == "line" and len(counted) > 1:
+                counted[-1] += 1
+            return local
+
+        return local
+
+    sys.settrace(tracer)
+    try:
+        with _sigterm_stops_rollout():
+            pass
+    finally:
+        sys.settrace(None)
+    return counted[-1]
+
+
+def test_a_sigterm_as_the_rollout_ends_leaves_the_handler_found_before() -> None:
+    """Wherever a SIGTERM lands once the rollout has ended, the handler found before is put
+    back; the SIGTERM either stops the command (RolloutTerminated) or reaches that handler."""
+    lines = _cleanup_lines()
+    assert lines >= 1
+    for line in range(lines):
+        _sigterm_at_cleanup_line(line)
+
+
+def _sigterm_at_cleanup_line(line: int) -> None:
+    from mintaka.cli.serving import RolloutTerminated, _sigterm_stops_rollout
+
+    code = _sigterm_stops_rollout.__wrapped__.__code__
+    outside: list[int] = []
+
+    def handler_outside_the_rollout(signum: int, _frame: FrameType | None) -> None:
+        outside.append(signum)
+
+    calls: list[int] = []
+
+    def tracer(frame: FrameType, event: str, _arg: object) -> object:
+        if frame.f_code is not code:
+            return None
+        calls.append(0)
+        seen = iter(range(1_000))
+
+        def local(frame: FrameType, event: str, _arg: object) -> object:
+            if event == "line" and len(calls) > 1 and next(seen) == line:
+                sys.settrace(None)
+                signal.raise_signal(signal.SIGTERM)
+            return local
+
+        return local
+
+    before = signal.signal(signal.SIGTERM, handler_outside_the_rollout)
+    stopped = False
+    try:
+        sys.settrace(tracer)
+        try:
+            with _sigterm_stops_rollout():
+                pass  # the rollout ended
+        except RolloutTerminated:
+            stopped = True
+        finally:
+            sys.settrace(None)
+        assert signal.getsignal(signal.SIGTERM) is handler_outside_the_rollout, line
+        assert stopped != (outside == [signal.SIGTERM]), (line, stopped, outside)
+        signal.raise_signal(signal.SIGTERM)  # a later one, outside any rollout
+        assert outside[-1:] == [signal.SIGTERM], line
+    finally:
+        signal.signal(signal.SIGTERM, before)

@@ -384,23 +384,36 @@ class RolloutTerminated(KeyboardInterrupt):
 def _sigterm_stops_rollout() -> Iterator[None]:
     """While the rollout runs, SIGTERM (what process managers and container runtimes send)
     raises :class:`RolloutTerminated`, once: a second SIGTERM does not interrupt the restore the
-    first one set off. The handler found before is put back afterwards."""
+    first one set off. The handler found before is put back afterwards, whenever a SIGTERM
+    lands; one landing once the rollout has ended goes to that handler."""
     if threading.current_thread() is not threading.main_thread():
         yield  # only the main thread can handle signals
         return
-    raised = False
+    from mintaka.rollout.controller import signals_held
 
-    def terminate(_signum: int, _frame: FrameType | None) -> None:
+    raised = ended = False
+    previous = signal.getsignal(signal.SIGTERM)
+    # A handler not set from Python (None) was the default one.
+    outside = signal.SIG_DFL if previous is None else previous
+
+    def terminate(signum: int, _frame: FrameType | None) -> None:
         nonlocal raised
-        if not raised:
+        if ended:  # the rollout is over: the handler found before takes it
+            signal.signal(signum, outside)
+            signal.raise_signal(signum)
+        elif not raised:
             raised = True
             raise RolloutTerminated
 
-    previous = signal.signal(signal.SIGTERM, terminate)
     try:
-        yield
-    finally:  # a handler not set from Python (None) was the default one
-        signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+        try:
+            signal.signal(signal.SIGTERM, terminate)
+            yield
+        finally:
+            ended = True
+    finally:  # a SIGTERM from here on goes to the handler put back
+        with signals_held():
+            signal.signal(signal.SIGTERM, outside)
 
 
 def rollout_status(
