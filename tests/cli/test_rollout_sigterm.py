@@ -253,3 +253,23 @@ def _sigterm_at_cleanup_line(line: int) -> None:
         assert outside[-1:] == [signal.SIGTERM], line
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def test_a_sigterm_another_thread_takes_while_the_rollout_holds_it_waits_for_the_hold() -> None:
+    """The rollout holds SIGTERM back in its thread, but another thread of the process takes
+    it (the handler runs all the same): it is raised once the hold ends, not inside it."""
+    from mintaka.cli.serving import RolloutTerminated, _sigterm_stops_rollout
+    from mintaka.rollout.controller import signals_held
+
+    finished = []
+
+    def held_while_another_thread_takes_it() -> None:
+        terminate = signal.getsignal(signal.SIGTERM)
+        assert callable(terminate)
+        with signals_held():
+            terminate(signal.SIGTERM, None)  # as its C-level handler in another thread sets off
+            finished.append(True)
+
+    with _sigterm_stops_rollout(), pytest.raises(RolloutTerminated):
+        held_while_another_thread_takes_it()
+    assert finished == [True]

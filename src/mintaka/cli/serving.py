@@ -401,6 +401,10 @@ def _sigterm_stops_rollout() -> Iterator[None]:
         if ended:  # the rollout is over: the handler found before takes it
             signal.signal(signum, outside)
             signal.raise_signal(signum)
+        elif signum in signal.pthread_sigmask(signal.SIG_BLOCK, ()):
+            # The rollout holds SIGTERM back here (see ``signals_held``), and another thread
+            # took it: pending again on this thread, it is delivered as the hold ends.
+            signal.pthread_kill(threading.get_ident(), signum)
         elif not raised:
             raised = True
             raise RolloutTerminated
