@@ -10,6 +10,8 @@ a :class:`PipelineSpecError` before any step runs.
 from __future__ import annotations
 
 import collections.abc
+import dataclasses
+import functools
 import hashlib
 import importlib
 import inspect
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from mintaka.domain.pipelines import GateOutcome, PipelineSpec, StepSpec
 from mintaka.errors import ValidationError
@@ -171,16 +174,16 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
         fields: dict[str, dict[str, str | None]] = {}
         for field_name, info in current.model_fields.items():
             if info.default_factory is not None:
-                default = "factory " + _plain(getattr(info.default_factory, "__qualname__", None))
+                default = "factory " + _factory_digest(info.default_factory)
             elif info.is_required():
                 default = None
             else:
-                default = _plain(info.default)
+                default = _canonical(info.default)
             fields[field_name] = {
                 "type": _plain(info.annotation),
                 "default": default,
                 "alias": info.alias,
-                "constraints": _plain(info.metadata) if info.metadata else None,
+                "constraints": _canonical(info.metadata) if info.metadata else None,
             }
             pending.extend(_models_named_by(info.annotation))
         found[name] = fields
@@ -189,6 +192,77 @@ def model_schema(model: type[BaseModel]) -> dict[str, Any]:
 
 def _plain(value: Any) -> str:
     return _ADDRESS.sub("", repr(value))
+
+
+def _canonical(value: Any) -> str:
+    """``value`` as canonical JSON text: the same value gives the same text in every process,
+    whatever its hash seed (a set's items are sorted, a mapping's keys too)."""
+    return json.dumps(_data(value), sort_keys=True, separators=(",", ":"))
+
+
+def _data(value: Any) -> Any:
+    """``value`` as JSON data that does not depend on iteration order where the value has none;
+    an object JSON cannot hold is named by its type, and by its ``repr`` without addresses."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (set, frozenset)):
+        items = [_data(item) for item in value]
+        return {"set": sorted(items, key=lambda item: json.dumps(item, sort_keys=True))}
+    if isinstance(value, Mapping):
+        pairs = [[_data(k), _data(v)] for k, v in value.items()]
+        return {"mapping": sorted(pairs, key=lambda pair: json.dumps(pair, sort_keys=True))}
+    if isinstance(value, (list, tuple)):
+        return [_data(item) for item in value]
+    if isinstance(value, BaseModel):
+        return {_type_name(type(value)): _data(value.model_dump())}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        found = {f.name: _data(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {_type_name(type(value)): found}
+    if isinstance(value, type) or callable(value):
+        return {"callable": _type_name(value)}
+    try:
+        plain = to_jsonable_python(value)
+    except (PydanticSerializationError, TypeError, ValueError):
+        return {_type_name(type(value)): _plain(value)}
+    if isinstance(plain, (set, frozenset, Mapping, list, tuple)):
+        return {_type_name(type(value)): _data(plain)}
+    return {_type_name(type(value)): plain}
+
+
+def _type_name(obj: Any) -> str:
+    qualname = getattr(obj, "__qualname__", type(obj).__qualname__)
+    return f"{getattr(obj, '__module__', '')}.{qualname}"
+
+
+def _factory_digest(factory: Any) -> str:
+    """A default factory, by what it does: a function by its name and its code (the bytecode,
+    constants and names it uses, nested code included), a ``functools.partial`` by its function
+    and arguments, anything else (a class such as ``list``) by its name. A factory whose body
+    changes gives another digest, and the same factory the same one in every process."""
+    return "sha256:" + hashlib.sha256(_canonical(_factory_data(factory)).encode()).hexdigest()
+
+
+def _factory_data(factory: Any) -> Any:
+    if isinstance(factory, functools.partial):
+        return {
+            "partial": _factory_data(factory.func),
+            "args": _data(factory.args),
+            "keywords": _data(factory.keywords),
+        }
+    code = getattr(factory, "__code__", None)
+    data: dict[str, Any] = {"name": _type_name(factory)}
+    if isinstance(code, types.CodeType):
+        data["code"] = _code_data(code)
+        data["defaults"] = _data(getattr(factory, "__defaults__", None))
+    return data
+
+
+def _code_data(code: types.CodeType) -> Any:
+    consts = [
+        _code_data(const) if isinstance(const, types.CodeType) else _data(const)
+        for const in code.co_consts
+    ]
+    return {"bytecode": code.co_code.hex(), "consts": consts, "names": list(code.co_names)}
 
 
 def _models_named_by(annotation: Any) -> list[type[BaseModel]]:
