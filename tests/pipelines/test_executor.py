@@ -23,6 +23,7 @@ from mintaka import (
     Platform,
     ValidationError,
 )
+from mintaka.domain.lineage import EdgeKind
 from mintaka.domain.pipelines import GateKind, PipelineRun, PipelineSpec, PipelineStatus, StepSpec
 from mintaka.domain.runs import RunStatus
 from mintaka.pipelines import local as local_executor
@@ -1373,19 +1374,135 @@ def test_a_resume_that_dies_once_it_drives_the_run_reads_back_failed_not_stopped
     assert (after.failure_reason or "").startswith("interrupted")
 
 
-def test_what_the_steps_after_the_register_step_measure_is_the_experiment_runs_too(
+def test_what_the_steps_after_the_register_step_measure_is_the_pipeline_runs(
     platform: Platform, make_artifact: MakeArtifact
 ) -> None:
-    """The experiment run a model version was registered from stays open to the steps after
-    the register step, and ends finished with the run; the version keeps the metrics it was
-    registered with."""
+    """The experiment run a model version was registered from stays as it was registered and
+    ends finished with the run; what the steps after the register step measure is in the
+    pipeline run's step outputs."""
     run = platform.pipelines.run(
         registered_then_measured(make_artifact(b"weights")), isolation="inline"
     )
     assert run.status is PipelineStatus.SUCCEEDED
     experiment = platform.get_run(platform.pipelines.get(run.id).experiment_run or "")
     assert experiment.status is RunStatus.FINISHED
-    assert experiment.metrics == {"auc": 0.9, "loss": 0.2, "recall": 0.6}
+    assert experiment.metrics == {"auc": 0.9, "loss": 0.2}
     version = platform.get_model_version("credit", 1)
     assert version.run_id == experiment.id
     assert version.metrics == {"auc": 0.9, "loss": 0.2}
+    evaluate = next(s for s in platform.pipelines.get(run.id).run.steps if s.name == "evaluate")
+    assert evaluate.outputs["metrics"] == {"auc": 0.9, "recall": 0.6}
+
+
+def test_a_metric_measured_after_the_register_step_leaves_the_versions_run_as_it_was(
+    platform: Platform, make_artifact: MakeArtifact
+) -> None:
+    """A step after the register step measures ``auc`` again: the run the version was
+    registered from keeps the ``auc`` the version was registered with."""
+    spec = PipelineSpec(
+        name="registered-then-remeasured",
+        parameters={"model": str(make_artifact(b"weights")), "name": "credit", "flavor": "opaque"},
+        steps=[
+            StepSpec(name="train", entrypoint=f"{STEPS}:trains"),
+            StepSpec(
+                name="register",
+                entrypoint="mintaka.pipelines.builtins:register_model",
+                depends_on=["train"],
+                inputs={"model": "params.model", "name": "params.name", "flavor": "params.flavor"},
+            ),
+            StepSpec(name="shadow-eval", entrypoint=f"{STEPS}:measures", depends_on=["register"]),
+        ],
+    )
+    run = platform.pipelines.run(spec, isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    version = platform.get_model_version("credit", 1)
+    assert platform.get_run(version.run_id or "").metrics == {"auc": 0.9, "loss": 0.2}
+    assert run.steps[2].outputs["metrics"] == {"auc": 0.8, "loss": 0.3}
+
+
+def test_a_dataset_recorded_after_the_register_step_is_not_the_versions_training_data(
+    platform: Platform, make_artifact: MakeArtifact, tmp_path: Path
+) -> None:
+    """A step after the register step records a dataset (a scoring batch as a monitoring
+    reference): the pipeline run records it, the run the version was trained in does not."""
+    train = tmp_path / "train.csv"
+    train.write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
+    batch = tmp_path / "batch.csv"
+    batch.write_text("x,y\n" + "".join(f"{i * 3},{i % 2}\n" for i in range(50)))
+    register_dataset = "mintaka.pipelines.builtins:register_dataset"
+    spec = PipelineSpec(
+        name="registered-then-ingested",
+        parameters={
+            "train": str(train),
+            "batch": str(batch),
+            "model": str(make_artifact(b"weights")),
+            "name": "credit",
+            "flavor": "opaque",
+        },
+        steps=[
+            StepSpec(
+                name="ingest",
+                entrypoint=register_dataset,
+                inputs={"path": "params.train", "name": "params.name"},
+            ),
+            StepSpec(name="train", entrypoint=f"{STEPS}:trains", depends_on=["ingest"]),
+            StepSpec(
+                name="register",
+                entrypoint="mintaka.pipelines.builtins:register_model",
+                depends_on=["train"],
+                inputs={"model": "params.model", "name": "params.name", "flavor": "params.flavor"},
+            ),
+            StepSpec(
+                name="ingest-batch",
+                entrypoint=register_dataset,
+                depends_on=["register"],
+                inputs={"path": "params.batch", "name": "params.name"},
+            ),
+        ],
+    )
+    run = platform.pipelines.run(spec, isolation="inline")
+    assert run.status is PipelineStatus.SUCCEEDED
+    trained_on, later = run.steps[0].outputs["dataset_id"], run.steps[3].outputs["dataset_id"]
+    version = platform.get_model_version("credit", 1)
+    assert platform.get_run(version.run_id or "").dataset_ids == (trained_on,)
+    assert platform.pipelines.get(run.id).datasets == [trained_on, later]
+    made_from_batch = platform.lineage_downstream(f"dataset:{later}").edges
+    assert not [e for e in made_from_batch if e.kind is EdgeKind.TRAINED_ON]
+    made_from_train = platform.lineage_downstream(f"dataset:{trained_on}").edges
+    assert [e.dst for e in made_from_train if e.kind is EdgeKind.TRAINED_ON] == [
+        f"run:{version.run_id}"
+    ]
+
+
+def test_a_run_a_version_was_registered_from_ends_finished_when_the_register_step_fails_after(
+    platform: Platform, make_artifact: MakeArtifact, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The register step registers the version, then fails to write its lineage: the run the
+    version was registered from ends finished, as that version's training run."""
+    spec = PipelineSpec(
+        name="registered-then-failed",
+        parameters={"model": str(make_artifact(b"weights")), "name": "credit", "flavor": "opaque"},
+        steps=[
+            StepSpec(name="train", entrypoint=f"{STEPS}:trains"),
+            StepSpec(
+                name="register",
+                entrypoint="mintaka.pipelines.builtins:register_model",
+                depends_on=["train"],
+                inputs={"model": "params.model", "name": "params.name", "flavor": "params.flavor"},
+            ),
+        ],
+    )
+    add = platform.lineage.add
+
+    def failing_add(conn: Any, nodes: Any, edges: Any) -> Any:
+        if any(
+            e.src.startswith("pipeline_run:") and e.dst.startswith("model_version:") for e in edges
+        ):
+            raise OSError("disk full")
+        return add(conn, nodes, edges)
+
+    monkeypatch.setattr(platform.lineage, "add", failing_add)
+    with pytest.raises(PipelineFailed):
+        platform.pipelines.run(spec, isolation="inline")
+    version = platform.get_model_version("credit", 1)
+    assert platform.get_run(version.run_id or "").status is RunStatus.FINISHED

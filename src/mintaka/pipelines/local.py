@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
+from sqlalchemy import select
 
 from mintaka.artifacts import manifest_of
 from mintaka.domain.base import JSONDict
@@ -66,6 +67,7 @@ from mintaka.pipelines.contract import (
 )
 from mintaka.processes import ProcessId, ending_with_this_process, running, this_process
 from mintaka.provenance import code_commit, environment
+from mintaka.store.schema import model_versions
 
 if TYPE_CHECKING:
     from mintaka.platform import Platform
@@ -122,6 +124,9 @@ class RunState(BaseModel):
     # them (a run recorded by an older Mintaka has none: its outputs are reused unchecked).
     output_digests: dict[str, JSONDict] = Field(default_factory=dict)
     model: str | None = None
+    # The experiment run of this attempt once a model version was registered from it: the run
+    # stays as the version was registered, so later steps add no data nor metrics to it.
+    registered_run: str | None = None
     # The process carrying the run out while it is running: a run whose process has gone
     # without recording an end reads back as failed, never as running; as stopped when the
     # file ``stop_marker`` (a stop request, written by whoever asked) exists.
@@ -491,7 +496,8 @@ class LocalExecutor:
             return
         run = self.platform.get_run(state.experiment_run)
         if run.status is RunStatus.RUNNING:
-            self.platform.end_run(run.id, RunStatus.FAILED)
+            registered = self._registered_from(run.id)
+            self.platform.end_run(run.id, RunStatus.FINISHED if registered else RunStatus.FAILED)
         state.experiment_run = None
         self._save(state)
 
@@ -872,7 +878,7 @@ class LocalExecutor:
                     kind=EdgeKind.DERIVED,
                 )
             ]
-            trained = self._train_on(state, dataset)
+            trained = None if self._version_taken(state) else self._train_on(state, dataset)
             if trained is not None:
                 edges.append(
                     LineageEdge(
@@ -880,13 +886,25 @@ class LocalExecutor:
                     )
                 )
             self._record("pipeline.data", state.run.id, [], edges, dataset=dataset)
-        if not _numbers(produced):
-            return state
+        if not _numbers(produced) or self._version_taken(state):
+            return state  # a registered version's run keeps its metrics; the step's are its own
         if state.experiment_run:
             run = self.platform.get_run(state.experiment_run)
             if run.status is RunStatus.RUNNING:
                 self.platform.log_metrics(run.id, _numbers(produced))
         return state
+
+    def _version_taken(self, state: RunState) -> bool:
+        """Whether a model version was registered from the experiment run of this attempt, which
+        then stays as that version was registered from it (its datasets and its metrics)."""
+        if state.experiment_run is None:
+            return False
+        if state.registered_run == state.experiment_run:
+            return True
+        if self._registered_from(state.experiment_run):
+            state.registered_run = state.experiment_run
+            return True
+        return False
 
     def _train_on(self, state: RunState, dataset: str) -> str | None:
         """Add ``dataset`` to the data of the experiment run the run trains in, if it has one
@@ -981,9 +999,7 @@ class LocalExecutor:
         if state.experiment_run:  # ended with the attempt, whatever the attempt reused
             run = self.platform.get_run(state.experiment_run)
             if run.status is RunStatus.RUNNING:
-                finished = status is PipelineStatus.SUCCEEDED or self._registered_from(
-                    state, run.id
-                )
+                finished = status is PipelineStatus.SUCCEEDED or self._registered_from(run.id)
                 self.platform.end_run(run.id, RunStatus.FINISHED if finished else RunStatus.FAILED)
         state = self._with_run(
             state, status=status, ended_at=self.platform._now(), failure_reason=failure
@@ -999,22 +1015,15 @@ class LocalExecutor:
         )
         return state.run
 
-    def _registered_from(self, state: RunState, experiment_run: str) -> bool:
-        """Whether a step of ``state`` registered a model version from ``experiment_run``: an
-        attempt that failed or stopped after it ends that run finished, as the run the version
-        was trained in, not failed."""
-        for step_run in state.run.steps:
-            ref = step_run.outputs.get("ref")
-            if step_run.status is not PipelineStatus.SUCCEEDED or "version" not in step_run.outputs:
-                continue
-            if not isinstance(ref, str):
-                continue
-            try:
-                if self.platform.get_model_version(ref).run_id == experiment_run:
-                    return True
-            except MintakaError:  # a ref this platform does not read as a version
-                continue
-        return False
+    def _registered_from(self, experiment_run: str) -> bool:
+        """Whether the registry holds a model version registered from ``experiment_run``, even
+        one whose register step failed after registering it: an attempt that failed or stopped
+        after it ends that run finished, as the run the version was trained in, not failed."""
+        query = (
+            select(model_versions.c.id).where(model_versions.c.run_id == experiment_run).limit(1)
+        )
+        with self.platform.store.read() as conn:
+            return conn.execute(query).first() is not None
 
     # -- state ----------------------------------------------------------------------------------
 
