@@ -80,3 +80,11 @@ def _new_process() -> None:
 
 
 os.register_at_fork(after_in_child=_new_process)
+
+
+STAMP_TOLERANCE = timedelta(minutes=5)
+"""How far an audit event's stamp may be later than a later event's before ``mintaka audit
+verify`` warns (hosts whose clocks differ a little)."""
+
+MAX_STAMP_TOLERANCE = timedelta(days=36500)
+"""The largest tolerance `audit verify --clock-tolerance` takes: a hundred years."""

@@ -433,8 +433,11 @@ def test_a_p99_sla_is_breached_by_a_latency_never_read_back() -> None:
     assert sla_breaches(sla, metrics, ["blue", "green"]) == []
     unread = metrics.model_copy(update={"p99_latency_ms": {}})
     assert sla_breaches(sla, unread, ["blue", "green"]) == [
-        "blue: no p99 latency read back for its 500 requests"
+        "blue: no p99 latency read back for its 500 answered requests"
     ]
+    # requests the route refused or failed carry no latency: the error rate judges those
+    refused = unread.model_copy(update={"invalid": {"blue": 300}, "errors": {"blue": 200}})
+    assert sla_breaches(sla, refused, ["blue", "green"]) == []
 
 
 @pytest.mark.parametrize(

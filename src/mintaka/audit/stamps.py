@@ -17,14 +17,11 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from mintaka.clock import MAX_STAMP_TOLERANCE, STAMP_TOLERANCE
 from mintaka.domain.base import AwareDatetime, Record
 from mintaka.store.schema import audit_events
 
-STAMP_TOLERANCE = timedelta(minutes=5)
-"""How far an event's stamp may be later than a later event's before verification warns."""
-
-MAX_STAMP_TOLERANCE = timedelta(days=36500)
-"""The largest tolerance `audit verify --clock-tolerance` takes: a hundred years."""
+__all__ = ["MAX_STAMP_TOLERANCE", "STAMP_TOLERANCE", "StampAhead", "instant", "stamps_ahead"]
 
 
 class StampAhead(Record):

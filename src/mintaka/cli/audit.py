@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from mintaka.audit.stamps import MAX_STAMP_TOLERANCE, STAMP_TOLERANCE, StampAhead
 from mintaka.cli.output import console, emit_json, table
 from mintaka.cli.state import platform
+from mintaka.clock import MAX_STAMP_TOLERANCE, STAMP_TOLERANCE
 from mintaka.errors import ValidationError
 
 if TYPE_CHECKING:
+    from mintaka.audit.stamps import StampAhead
     from mintaka.governance.records import RecordsReport
     from mintaka.platform import Platform
 

@@ -206,8 +206,13 @@ def sla_breaches(
                 found.append(f"{route}: error rate {rate:.4f} > {sla.max_error_rate}{why}")
         if sla.p99_latency_ms is not None:
             p99 = metrics.p99_latency_ms.get(route)
-            if p99 is None and requests:  # not 0 ms: nothing says the latency held
-                found.append(f"{route}: no p99 latency read back for its {requests} requests")
+            # Requests the route refused or failed may carry no latency (the error rate judges
+            # those); answered ones with none read back are not 0 ms: nothing says it held.
+            answered = requests - metrics.errors.get(route, 0) - metrics.invalid.get(route, 0)
+            if p99 is None and answered > 0:
+                found.append(
+                    f"{route}: no p99 latency read back for its {answered} answered requests"
+                )
             elif p99 is not None and p99 > sla.p99_latency_ms:
                 found.append(f"{route}: p99 latency {p99:.2f} ms > {sla.p99_latency_ms} ms")
     for name, limit in sla.custom.items():
