@@ -104,3 +104,38 @@ def test_broken_backend_fails_the_tests_that_name_its_defects(
     skipped = next(r for r in rows if r["test"] == "test_created_endpoint_reads_back")
     assert skipped["reason"] == "backend 'broken' lacks capability 'serving'"
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_the_report_is_written_from_reports_alone_as_a_pytest_xdist_controller_gets_them(
+    tmp_path: Path,
+) -> None:
+    """Under pytest-xdist the controller collects nothing: the rows come from the reports the
+    workers send, which carry what each test names; a worker writes no file."""
+    from mintaka_conformance.plugin import ConformanceReport
+
+    described = {"area": "registry", "test": "test_alias_moves_between_versions", "param": ""}
+    properties = [
+        (ConformanceReport.PROPERTY, described),
+        ("mintaka_backend", "broken"),
+    ]
+    reports = [
+        pytest.TestReport(
+            "t.py::T::test_alias_moves_between_versions",
+            ("t.py", 1, "t"),
+            {},
+            "failed" if when == "call" else "passed",
+            None,
+            when,
+            user_properties=properties,
+        )
+        for when in ("setup", "call", "teardown")
+    ]
+    controller = ConformanceReport(tmp_path / "report.json")
+    worker = ConformanceReport(tmp_path / "worker.json", writes=False)
+    for plugin in (controller, worker):
+        for report in reports:
+            plugin.pytest_runtest_logreport(report)
+        plugin.pytest_sessionfinish()
+    rows = json.loads((tmp_path / "report.json").read_text())["tests"]
+    assert rows == [{**described, "backend": "broken", "outcome": "failed", "reason": ""}]
+    assert not (tmp_path / "worker.json").exists()

@@ -35,7 +35,11 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     path = config.getoption("mintaka_conformance_report")
     if path:
-        config.pluginmanager.register(ConformanceReport(Path(path)), "mintaka-conformance-report")
+        # Under pytest-xdist each worker collects and runs tests and the controller receives
+        # their reports: every process labels its items, only the controller writes the file.
+        writes = not hasattr(config, "workerinput")
+        report = ConformanceReport(Path(path), writes=writes)
+        config.pluginmanager.register(report, "mintaka-conformance-report")
 
 
 def is_conformance_item(item: pytest.Item) -> bool:
@@ -69,27 +73,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 class ConformanceReport:
-    """Collects one row per conformance test and writes them at the end of the session."""
+    """Collects one row per conformance test and writes them at the end of the session.
 
-    def __init__(self, path: Path) -> None:
+    Each conformance item carries what it tests (``describe``) as a user property, so its
+    reports say it wherever the item ran (in this process or a pytest-xdist worker)."""
+
+    PROPERTY = "mintaka_conformance"
+
+    def __init__(self, path: Path, *, writes: bool = True) -> None:
         self.path = path
+        self.writes = writes
         self.rows: dict[str, dict[str, Any]] = {}
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             if is_conformance_item(item):
-                self.rows[item.nodeid] = {
-                    **describe(item),
-                    "backend": None,
-                    "outcome": None,
-                    "reason": "",
-                }
+                item.user_properties.append((self.PROPERTY, describe(item)))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        row = self.rows.get(report.nodeid)
-        if row is None:
+        described = next((v for k, v in report.user_properties if k == self.PROPERTY), None)
+        if not isinstance(described, dict):
             return
+        row = self.rows.setdefault(
+            report.nodeid, {**described, "backend": None, "outcome": None, "reason": ""}
+        )
         for key, value in report.user_properties:
             if key == "mintaka_backend":
                 row["backend"] = value
@@ -104,6 +112,8 @@ class ConformanceReport:
             row["outcome"] = "passed"
 
     def pytest_sessionfinish(self) -> None:
+        if not self.writes:
+            return
         rows = sorted(
             (r for r in self.rows.values() if r["outcome"] is not None),
             key=lambda r: (str(r["backend"]), r["area"], r["test"], r["param"]),
