@@ -678,36 +678,27 @@ class RolloutController:
         rollout's last change. A stop arriving meanwhile (SIGTERM after Ctrl-C, say) is held
         back until the restore has ended, and then raised."""
         with signals_held():
-            self._restore_stopped(endpoint, start, marked, ours, pending, exc)
-
-    def _restore_stopped(
-        self,
-        endpoint: str,
-        start: TrafficMap,
-        marked: str,
-        ours: str,
-        pending: str | None,
-        exc: BaseException,
-    ) -> None:
-        try:
-            last, before, current = self._latest(endpoint)
-            step_committed = (
-                pending is not None
-                and last.reason == pending
-                and last.actor == self.platform.actor
-                and before is not None
-                and before.id == ours
-            )
-            stepped = step_committed or (last.id == ours and ours != marked)
-            if not stepped or current.status is EndpointStatus.KILLED:
-                return
-            if current.traffic != start:
-                what = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
-                self._restore(endpoint, start, f"rollout stopped by {what}", follows=last.id)
-        except Conflict as overtaken:  # a kill or a change recorded meanwhile stays in force
-            log.warning("%s: not restored after %r: %s", endpoint, exc, overtaken)
-        except Exception as failure:  # the original error is the one to raise
-            log.error("could not restore the traffic of %s after %r: %s", endpoint, exc, failure)
+            try:
+                last, before, current = self._latest(endpoint)
+                step_committed = (
+                    pending is not None
+                    and last.reason == pending
+                    and last.actor == self.platform.actor
+                    and before is not None
+                    and before.id == ours
+                )
+                stepped = step_committed or (last.id == ours and ours != marked)
+                if not stepped or current.status is EndpointStatus.KILLED:
+                    return
+                if current.traffic != start:
+                    what = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
+                    self._restore(endpoint, start, f"rollout stopped by {what}", follows=last.id)
+            except Conflict as overtaken:  # a kill or a change recorded meanwhile stays in force
+                log.warning("%s: not restored after %r: %s", endpoint, exc, overtaken)
+            except Exception as failure:  # the original error is the one to raise
+                log.error(
+                    "could not restore the traffic of %s after %r: %s", endpoint, exc, failure
+                )
 
 
 def step_shadow(plan: TrafficPlan, step: TrafficStep, endpoint: Endpoint) -> tuple[str | None, int]:
